@@ -1,0 +1,71 @@
+"""Test doubles (not product code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from uvosam.types import FrameTracks
+
+
+@dataclass
+class ReplaySession:
+    tracker: "ReplayTracker"
+    height: int
+    width: int
+    pushed: int = 0
+    emitted: int = 0
+    frames_seen: list[np.ndarray] = field(default_factory=list)
+
+    def push(self, frame_rgb: np.ndarray) -> list[FrameTracks]:
+        assert frame_rgb.shape == (self.height, self.width, 3), frame_rgb.shape
+        self.frames_seen.append(frame_rgb)
+        self.pushed += 1
+        return self._emit_until(self.pushed - self.tracker.lookahead)
+
+    def finish(self) -> list[FrameTracks]:
+        return self._emit_until(self.pushed)
+
+    def _emit_until(self, stop: int) -> list[FrameTracks]:
+        out = []
+        while self.emitted < stop:
+            out.append(self.tracker.frame_tracks(self.emitted))
+            self.emitted += 1
+        return out
+
+
+@dataclass
+class ReplayTracker:
+    """Replays known boxes: ``boxes_xyxy`` (T, K, 4) with NaN rows for absent objects; object k gets id k + 1.
+
+    Frame i is decided ``lookahead`` pushes after its own (like a tracker with hindsight).
+    """
+
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray | None = None
+    lookahead: int = 2
+    class_names: tuple[str, ...] = ("object",)
+    sessions: list[ReplaySession] = field(default_factory=list)
+
+    def new_video(self, *, height: int, width: int) -> ReplaySession:
+        session = ReplaySession(self, height, width)
+        self.sessions.append(session)
+        return session
+
+    def frame_tracks(self, t: int) -> FrameTracks:
+        boxes = self.boxes_xyxy[t] if t < len(self.boxes_xyxy) else np.full((0, 4), np.nan, np.float32)
+        present = ~np.isnan(boxes).any(axis=1)
+        k = np.flatnonzero(present)
+        scores = (
+            self.scores[k].astype(np.float32)
+            if self.scores is not None
+            else np.linspace(0.9, 0.5, len(boxes), dtype=np.float32)[k]
+        )
+        return FrameTracks(
+            frame_index=t,
+            track_ids=(k + 1).astype(np.int64),
+            boxes_xyxy=boxes[k].astype(np.float32),
+            scores=scores,
+            labels=np.zeros(len(k), np.int64),
+        )

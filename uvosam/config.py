@@ -1,0 +1,86 @@
+"""Frozen configuration dataclasses. Defaults are the released UVOSAM values; override with ``dataclasses.replace``.
+
+The tracker's own configs (architecture, association thresholds) live in ``uvosam.tracker.config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+OVERLAP_POLICIES = ("score", "none")
+
+
+def _check_positive(owner: str, name: str, value: float | None, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        raise ValueError(f"{owner}.{name} must be a positive number{' or None' if allow_none else ''}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """Limits checked from the container's metadata BEFORE any frame is decoded. ``None`` = unlimited.
+
+    Attributes:
+        max_frames: most frames read (after stride) before refusing; the app lowers this for a shared Space.
+        max_side: longest side of the frame in pixels.
+        max_duration_s: longest accepted duration in seconds.
+        max_pixels: width * height per frame.
+    """
+
+    max_frames: int | None = 20_000
+    max_side: int | None = 4096
+    max_duration_s: float | None = 3600.0
+    max_pixels: int | None = 4096 * 2304
+
+    def __post_init__(self) -> None:
+        for name in ("max_frames", "max_side", "max_duration_s", "max_pixels"):
+            _check_positive("VideoLimits", name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """How SAM is run. Defaults = the release (ViT-H, one mask per box, logits > 0).
+
+    Attributes:
+        model_type: one of ``vit_b``, ``vit_l``, ``vit_h``.
+        mask_threshold: logit threshold of SAM's masks (SAM's own ``mask_threshold``, 0.0).
+        overlap: ``"score"``: where masks overlap, the pixel goes to the track with the higher tracker score
+            (ties: lower track id); ``"none"``: masks are returned as SAM gives them (may overlap).
+        fast: run the image encoder in bf16 with ``scaled_dot_product_attention`` (GPU only; ``None`` = on
+            when the device is CUDA).
+        encoder_batch: frames per image-encoder call.
+    """
+
+    model_type: str = "vit_h"
+    mask_threshold: float = 0.0
+    overlap: str = "score"
+    fast: bool | None = None
+    encoder_batch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.model_type not in SAM_MODEL_TYPES:
+            raise ValueError(f"SegmenterConfig.model_type must be one of {SAM_MODEL_TYPES}; got {self.model_type!r}")
+        if self.overlap not in OVERLAP_POLICIES:
+            raise ValueError(f"SegmenterConfig.overlap must be one of {OVERLAP_POLICIES}; got {self.overlap!r}")
+        _check_positive("SegmenterConfig", "encoder_batch", self.encoder_batch, allow_none=False)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Per-run options of ``UVOSAM``.
+
+    Attributes:
+        max_objects: at most this many tracks get masks (highest tracker score in the frame first);
+            ``None`` = all. DAVIS export separately caps ids at 20.
+        min_score: tracks whose per-frame score is below this are not segmented in that frame (0 = keep all).
+    """
+
+    max_objects: int | None = None
+    min_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_positive("PipelineConfig", "max_objects", self.max_objects)
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"PipelineConfig.min_score must be in [0, 1]; got {self.min_score!r}")

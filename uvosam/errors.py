@@ -1,0 +1,19 @@
+"""Exception types that the app and the CLI turn into user-facing messages.
+
+Every message says what was expected, what came and what to do. The app maps exactly these (and
+``FileNotFoundError`` for weights) to ``gr.Error``; anything else is a bug and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class VideoReadError(ValueError):
+    """A video (or frame folder) could not be read: empty, truncated, not a video, no frames, 0 fps..."""
+
+
+class VideoLimitError(ValueError):
+    """A readable video exceeds a configured limit (frames, duration, resolution), checked before decoding."""
+
+
+class WeightsError(RuntimeError):
+    """A weight file exists but is unusable: wrong checksum, truncated, wrong format or wrong shapes."""

@@ -1,0 +1,127 @@
+"""Data passed between the stages: tracker -> pipeline -> segmenter -> render/export.
+
+Conventions used everywhere in uvosam:
+
+* Images are ``(H, W, 3) uint8`` RGB numpy arrays in the video's display orientation.
+* ``boxes_xyxy`` are ``(N, 4) float32`` pixel coordinates ``[x1, y1, x2, y2]`` in the ORIGINAL frame size
+  (continuous coordinates: a box covering the whole frame is ``[0, 0, W, H]``).
+* ``track_ids`` are ``(N,) int64`` stable ids (>= 1), unique within a video, never re-used for another object,
+  and independent of detector query positions or tensor rows (the Cutie ``ObjectManager`` idea).
+* ``labels`` are ``(N,) int64`` 0-based contiguous class indices into the tracker's ``class_names``.
+* ``masks`` are ``(N, H, W) bool`` and pairwise disjoint after overlap resolution (see ``segmenter``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    return np.zeros(shape, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class FrameTracks:
+    """The tracker's final (decided) boxes for one frame.
+
+    Attributes:
+        frame_index: 0-based index of the frame in the processed sequence (after stride).
+        track_ids: (N,) int64 stable track ids.
+        boxes_xyxy: (N, 4) float32 boxes in original-frame pixels.
+        scores: (N,) float32 per-frame detection confidence of each track in this frame, in [0, 1].
+        labels: (N,) int64 class index of each track (the track's class, constant over the video).
+    """
+
+    frame_index: int
+    track_ids: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: _empty((0,), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+
+    def __post_init__(self) -> None:
+        n = len(self.track_ids)
+        if self.boxes_xyxy.shape != (n, 4) or self.scores.shape != (n,) or self.labels.shape != (n,):
+            raise ValueError(
+                f"FrameTracks {self.frame_index}: expected track_ids (N,), boxes_xyxy (N,4), scores (N,), "
+                f"labels (N,) with one N; got {self.track_ids.shape}, {self.boxes_xyxy.shape}, "
+                f"{self.scores.shape}, {self.labels.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One output frame of the pipeline: the tracker's boxes plus SAM's masks.
+
+    Attributes:
+        frame_index: 0-based index in the processed sequence (after stride).
+        image: (H, W, 3) uint8 RGB frame the masks belong to.
+        track_ids, boxes_xyxy, scores, labels: as in ``FrameTracks``.
+        masks: (N, H, W) bool, pairwise disjoint (overlaps resolved, see ``segmenter.resolve_overlaps``).
+        mask_scores: (N,) float32 SAM's predicted IoU of each mask.
+    """
+
+    frame_index: int
+    image: np.ndarray
+    track_ids: np.ndarray
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray
+    mask_scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """Whole-video summary of one track, built from the emitted frames.
+
+    Attributes:
+        track_id: the stable id.
+        label: class index; ``class_name`` its name.
+        score: mean of the per-frame scores over the frames the track was seen in (IDOL's 'mean' temporal score).
+        first_frame, last_frame: 0-based indices of the first and last frame with a box.
+        num_frames: number of frames with a box.
+    """
+
+    track_id: int
+    label: int
+    class_name: str
+    score: float
+    first_frame: int
+    last_frame: int
+    num_frames: int
+
+
+class TrackingSession(Protocol):
+    """Per-video tracking state. Created by ``BoxTracker.new_video``; never shared between videos.
+
+    Frames are pushed in order; each call returns the frames that became *decided* (their boxes can no longer
+    change), in increasing ``frame_index`` order, possibly none. ``finish`` returns every frame not yet returned.
+    Every pushed frame is returned exactly once, at most ``BoxTracker.lookahead`` pushes after its own.
+    """
+
+    def push(self, frame_rgb: np.ndarray) -> list[FrameTracks]: ...
+
+    def finish(self) -> list[FrameTracks]: ...
+
+
+class BoxTracker(Protocol):
+    """Anything that turns a stream of frames into per-frame track boxes (IDOL, or a test double).
+
+    Attributes:
+        class_names: names of the classes behind ``labels``.
+        lookahead: upper bound on how many further frames must be pushed before a frame is decided.
+    """
+
+    class_names: Sequence[str]
+    lookahead: int
+
+    def new_video(self, *, height: int, width: int) -> TrackingSession: ...
