@@ -1,0 +1,7 @@
+"""uvosam: mask-free unsupervised video object segmentation (UVOSAM, arXiv 2305.12659).
+
+An IDOL video salient-object tracker finds the main objects and gives each a box trajectory; the boxes prompt the
+Segment Anything Model frame by frame.
+"""
+
+__version__ = "0.1.0"
