@@ -1,0 +1,154 @@
+"""The UVOSAM pipeline: box trajectories from a video tracker prompt SAM frame by frame (arXiv 2305.12659).
+
+``UVOSAM`` holds the loaded models only and is read-only while running: every call creates its own per-video
+state (the tracker session and the look-ahead buffer), so one loaded pipeline can serve many Gradio sessions.
+
+Streaming: a frame is segmented as soon as the tracker says its boxes are decided, which is at most
+``tracker.lookahead`` frames after it was read. The buffer of undecided frames is therefore bounded and the memory
+per video does not grow with its length.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from uvosam.config import PipelineConfig
+from uvosam.types import BoxTracker, FrameResult, FrameTracks
+
+if TYPE_CHECKING:
+    from uvosam.segmenter import BoxPromptSegmenter
+
+logger = logging.getLogger(__name__)
+
+
+def _check_frame(frame: np.ndarray, index: int, size_hw: tuple[int, int] | None) -> None:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        got = f"{type(frame).__name__} {getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}"
+        raise TypeError(f"frame {index}: expected an (H, W, 3) uint8 RGB numpy array; got {got}")
+    if size_hw is not None and frame.shape[:2] != size_hw:
+        raise ValueError(
+            f"frame {index}: size {frame.shape[:2]} differs from the first frame's {size_hw}; "
+            "all frames of a video must have one size"
+        )
+
+
+def select_tracks(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
+    """Keep the tracks that get masks: score >= ``min_score``, then the ``max_objects`` best by score.
+
+    Order of the kept rows is ascending track id (deterministic, independent of score ties).
+    """
+    keep = np.flatnonzero(tracks.scores >= config.min_score)
+    if config.max_objects is not None and len(keep) > config.max_objects:
+        order = np.lexsort((tracks.track_ids[keep], -tracks.scores[keep]))
+        keep = keep[order[: config.max_objects]]
+    keep = keep[np.argsort(tracks.track_ids[keep], kind="stable")]
+    return FrameTracks(
+        frame_index=tracks.frame_index,
+        track_ids=tracks.track_ids[keep],
+        boxes_xyxy=tracks.boxes_xyxy[keep],
+        scores=tracks.scores[keep],
+        labels=tracks.labels[keep],
+    )
+
+
+@dataclass
+class _VideoState:
+    """Per-call state: frames read but not yet decided by the tracker (bounded by the look-ahead)."""
+
+    pending: deque[np.ndarray] = field(default_factory=deque)
+    next_index: int = 0
+    size_hw: tuple[int, int] | None = None
+
+
+class UVOSAM:
+    """Tracker + SAM. ``for result in pipe(frames)`` yields one ``FrameResult`` per input frame, in order.
+
+    Args:
+        tracker: a ``uvosam.types.BoxTracker`` (the IDOL tracker, or any object with the same protocol).
+        segmenter: a ``uvosam.segmenter.BoxPromptSegmenter`` (SAM).
+        config: which tracks get masks.
+    """
+
+    def __init__(
+        self, tracker: BoxTracker, segmenter: "BoxPromptSegmenter", config: PipelineConfig | None = None
+    ) -> None:
+        self.tracker = tracker
+        self.segmenter = segmenter
+        self.config = config or PipelineConfig()
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.tracker.class_names)
+
+    def track(self, frames: Iterable[np.ndarray]) -> Iterator[FrameTracks]:
+        """Run the tracker alone; yields the decided ``FrameTracks`` of every frame, in order."""
+        session = None
+        size_hw = None
+        for index, frame in enumerate(frames):
+            _check_frame(frame, index, size_hw)
+            if session is None:
+                size_hw = frame.shape[:2]
+                session = self.tracker.new_video(height=size_hw[0], width=size_hw[1])
+            yield from session.push(frame)
+        if session is not None:
+            yield from session.finish()
+
+    def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
+        """Track and segment ``frames`` ((H, W, 3) uint8 RGB, one size) lazily; yields ``FrameResult`` in order."""
+        state = _VideoState()
+        session = None
+        for frame in frames:
+            _check_frame(frame, state.next_index, state.size_hw)
+            if session is None:
+                state.size_hw = frame.shape[:2]
+                session = self.tracker.new_video(height=state.size_hw[0], width=state.size_hw[1])
+            state.pending.append(frame)
+            state.next_index += 1
+            yield from self._segment_decided(state, session.push(frame))
+        if session is not None:
+            yield from self._segment_decided(state, session.finish())
+            if state.pending:
+                raise RuntimeError(f"tracker left {len(state.pending)} frame(s) undecided after finish()")
+
+    def _segment_decided(self, state: _VideoState, decided: list[FrameTracks]) -> Iterator[FrameResult]:
+        batch = max(1, self.segmenter.config.encoder_batch)
+        for start in range(0, len(decided), batch):
+            group = [select_tracks(t, self.config) for t in decided[start : start + batch]]
+            images = []
+            for tracks in group:
+                expected = state.next_index - len(state.pending)
+                if tracks.frame_index != expected:
+                    raise RuntimeError(
+                        f"tracker returned frame {tracks.frame_index} but frame {expected} was due; "
+                        "a TrackingSession must return every frame once, in order"
+                    )
+                images.append(state.pending.popleft())
+            yield from self._segment_group(images, group)
+
+    @torch.inference_mode()
+    def _segment_group(self, images: list[np.ndarray], group: list[FrameTracks]) -> list[FrameResult]:
+        outputs = self.segmenter.segment_batch(
+            images,
+            [t.boxes_xyxy for t in group],
+            scores_list=[t.scores for t in group],
+            track_ids_list=[t.track_ids for t in group],
+        )
+        return [
+            FrameResult(
+                frame_index=t.frame_index,
+                image=image,
+                track_ids=t.track_ids,
+                boxes_xyxy=t.boxes_xyxy,
+                scores=t.scores,
+                labels=t.labels,
+                masks=out.masks,
+                mask_scores=out.mask_scores,
+            )
+            for image, t, out in zip(images, group, outputs)
+        ]
