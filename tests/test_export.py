@@ -78,6 +78,7 @@ def test_at_most_20_ids_keeps_highest_scores_everywhere(tmp_path):
         assert labels.max() <= 20
         assert (labels == _expected_label_map(res, export.davis_labels)).all()
     assert len(export.tracks) == 25  # the JSON/CSV keep all tracks
+    assert not (export.out_dir / ".work").exists()
     with open(export.tracks_csv) as handle:
         rows = list(csv.DictReader(handle))
     dropped = [r for r in rows if r["davis_label"] == ""]
@@ -185,3 +186,13 @@ def test_full_sequences_off_writes_only_seen_frames(tmp_path, gapped):
     _, export = _export(tmp_path, gapped, options=ExportOptions(full_sequences=False))
     seen = sorted(p.stem for p in (export.cutouts_dir / "16").iterdir())
     assert seen == [f"{t:05d}" for t in range(3, 8)]
+
+
+def test_videos_can_share_one_davis_root(tmp_path, gapped):
+    options = ExportOptions(cutouts=False, results_json=False, ytvis=False, tracks_csv=False)
+    for name in ("seq_a", "seq_b"):
+        with ExportWriter(tmp_path, video_name=name, class_names=CLASSES, height=40, width=56, options=options) as w:
+            for res in gapped:
+                w.add(res)
+    assert sorted(p.name for p in (tmp_path / "davis").iterdir()) == ["seq_a", "seq_b"]
+    assert len(list((tmp_path / "davis" / "seq_a").iterdir())) == 8 and not (tmp_path / ".work").exists()

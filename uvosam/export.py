@@ -120,7 +120,10 @@ class ExportWriter:
         zip_path = make_zip(writer.close())
 
     Args:
-        out_dir: folder for this video's export (created).
+        out_dir: folder for this video's export (created). This video's earlier ``davis/<video>``,
+            ``cutouts/<video>`` and ``mattes/<video>`` folders there are deleted first (a re-export never mixes
+            in files of dropped tracks). Several videos may share one ``out_dir`` for DAVIS PNGs
+            (``davis/<seq>/...``, the evaluator's layout); the JSON/CSV/README files at its root are per video.
         video_name: sequence name; used in paths and as ``video_id`` in the JSON files.
         class_names: names behind ``FrameResult.labels``.
         height, width: original frame size; every result must match it.
@@ -157,8 +160,10 @@ class ExportWriter:
         self._overflow_from: int | None = None
         self._blank: dict[str, bytes] = {}
         self._result: ExportResult | None = None
+        self._work = self.out_dir / ".work" / video_name
+        for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
+            shutil.rmtree(stale, ignore_errors=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._work = self.out_dir / ".work"
 
     # ----------------------------------------------------------------------------------------------- paths
     def frame_name(self, frame_index: int) -> str:
@@ -251,7 +256,7 @@ class ExportWriter:
         name = self.frame_name(result.frame_index)
         fmt.write_palette_png(folder / f"{name}.png", labels, compress_level=self.options.png_compress_level)
         if slots is not None:
-            self._work.mkdir(exist_ok=True)
+            self._work.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(self._work / f"slots_{result.frame_index:07d}.npz", slots=slots)
 
     def _write_track_images(self, result: FrameResult) -> None:
@@ -314,7 +319,7 @@ class ExportWriter:
             fmt.write_ytvis_json(out / "ytvis_results.json", records, video_id=self.ytvis_video_id, **kw)
         if opts.tracks_csv:
             fmt.write_tracks_csv(out / "tracks.csv", self.summaries(), davis_labels)
-        shutil.rmtree(self._work, ignore_errors=True)
+        self._remove_work()
         result = ExportResult(
             out_dir=out,
             video_name=self.video_name,
@@ -361,7 +366,12 @@ class ExportWriter:
         if exc_type is None:
             self.close()
         else:
-            shutil.rmtree(self._work, ignore_errors=True)
+            self._remove_work()
+
+    def _remove_work(self) -> None:
+        shutil.rmtree(self._work, ignore_errors=True)
+        if self._work.parent.is_dir() and not any(self._work.parent.iterdir()):
+            self._work.parent.rmdir()
 
     def make_zip(self, zip_path: str | Path | None = None) -> Path:
         """Close (if needed) and bundle everything into one zip; see ``make_zip``."""

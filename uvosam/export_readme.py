@@ -39,8 +39,8 @@ davis/{video}/<frame>.png
 """,
     "cutouts": """\
 cutouts/{video}/<track_id>/<frame>.png
-    One RGBA image sequence per object for compositing: RGB = the original frame, alpha = 255 on the object's
-    mask and 0 elsewhere (straight alpha).{full}
+    One RGBA image sequence per object for compositing (straight alpha): alpha = 255 on the object's mask and
+    0 elsewhere; {rgb}{full}
 """,
     "mattes": """\
 mattes/{video}/<track_id>/<frame>.png
@@ -94,6 +94,11 @@ def readme_text(result: "ExportResult", options: "ExportOptions") -> str:
         if options.full_sequences
         else "\n    Only frames where the object was seen are written."
     )
+    rgb = (
+        "RGB = the original frame everywhere (so the matte can be grown or feathered)."
+        if options.cutout_keep_frame_rgb
+        else "RGB = the original frame on the object, black elsewhere."
+    )
     ytvis_id = result.ytvis_video_id if isinstance(result.ytvis_video_id, int) else f'"{result.ytvis_video_id}"'
     parts = [
         text.format(
@@ -101,6 +106,7 @@ def readme_text(result: "ExportResult", options: "ExportOptions") -> str:
             max_objects=options.max_objects,
             dropped=dropped,
             full=full,
+            rgb=rgb,
             ytvis_id=ytvis_id,
         )
         for name, text in _FILES.items()

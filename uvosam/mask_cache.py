@@ -194,8 +194,7 @@ def filter_tracks(results: Iterable[FrameResult], keep_ids: set[int]) -> Iterato
         yield select_tracks(result, keep)
 
 
-_EXPORT_NAMES = ("davis", "cutouts", "mattes", ".work", "results.json", "ytvis_results.json", "tracks.csv",
-                 "README.txt")
+_EXPORT_FILES = ("results.json", "ytvis_results.json", "tracks.csv", "README.txt")
 
 
 def rebuild_exports(
@@ -208,8 +207,8 @@ def rebuild_exports(
 ) -> ExportResult:
     """Re-export a cached video with only some tracks (DAVIS labels are re-assigned among the kept tracks).
 
-    Earlier export files in ``out_dir`` (davis/, cutouts/, mattes/, the JSON/CSV/README files) are deleted first,
-    so no file of a dropped track survives; other files there are left alone.
+    This video's earlier export files in ``out_dir`` (its davis/cutouts/mattes folders, the JSON/CSV/README
+    files) are deleted first, so no file of a dropped track survives; other files there are left alone.
 
     Args:
         cache: the video's cache. out_dir: export folder.
@@ -220,12 +219,8 @@ def rebuild_exports(
     if cache.info.height is None:
         raise ValueError(f"rebuild_exports: the cache at {cache.root} holds no frames yet")
     out_dir = Path(out_dir)
-    for name in _EXPORT_NAMES:
-        path = out_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    for name in _EXPORT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
     writer = ExportWriter(
         out_dir, height=cache.info.height, width=cache.info.width, keep_ids=keep_ids, **writer_kwargs
     )
