@@ -1,6 +1,7 @@
 import csv
 import json
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -196,3 +197,16 @@ def test_videos_can_share_one_davis_root(tmp_path, gapped):
                 w.add(res)
     assert sorted(p.name for p in (tmp_path / "davis").iterdir()) == ["seq_a", "seq_b"]
     assert len(list((tmp_path / "davis" / "seq_a").iterdir())) == 8 and not (tmp_path / ".work").exists()
+
+
+def test_uint8_masks_and_empty_video(tmp_path, gapped):
+    as_uint8 = [replace(r, masks=r.masks.astype(np.uint8)) for r in gapped[:2]]
+    _, export = _export(tmp_path / "a", as_uint8)
+    _, _, labels = _read_png(export.davis_dir / "00001.png")
+    assert (labels == _expected_label_map(gapped[1], export.davis_labels)).all()
+    with ExportWriter(tmp_path / "b", video_name="v", class_names=CLASSES, height=4, width=5) as writer:
+        pass
+    empty = writer.close()
+    assert empty.num_frames == 0 and empty.tracks == () and json.loads(empty.results_json.read_text()) == []
+    with zipfile.ZipFile(make_zip(empty)) as archive:
+        assert "README.txt" in archive.namelist()

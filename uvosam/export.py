@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -196,6 +196,8 @@ class ExportWriter:
         if self._result is not None:
             raise RuntimeError("ExportWriter.add: the writer is closed; create a new one per video.")
         self._check(result)
+        if result.masks.dtype != bool:
+            result = replace(result, masks=result.masks.astype(bool))
         if self.keep_ids is not None:
             result = select_tracks(result, self.keep_ids)
         t = result.frame_index

@@ -190,17 +190,17 @@ def _draw_boxes_and_tags(
     show_labels: bool,
     thickness: int,
 ) -> None:
-    """Draw boxes and ``"<id> <class> <score>"`` tags onto ``image`` in place (text clipped at the borders)."""
+    """Draw boxes, then ``"<id> <class> <score>"`` tags (on top of every box), onto ``image`` in place."""
     draw = ImageDraw.Draw(image)
     font = _font(max(8, min(24, image.height // 30)))
-    for track_id, box, label, score in zip(result.track_ids, boxes, result.labels, result.scores):
-        colour = colour_for_id(int(track_id))
-        x1, y1, x2, y2 = (float(v) for v in box)
-        if show_boxes and x2 > x1 and y2 > y1:
-            draw.rectangle((x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)), outline=colour, width=thickness)
-        if show_labels:
-            name = class_names[label] if 0 <= label < len(class_names) else str(int(label))
-            _draw_tag(draw, font, f"{int(track_id)} {name} {float(score):.2f}", (x1, y1), colour)
+    rows = list(zip(result.track_ids.tolist(), boxes.tolist(), result.labels.tolist(), result.scores.tolist()))
+    for track_id, (x1, y1, x2, y2), _, _ in rows if show_boxes else []:
+        if x2 > x1 and y2 > y1:
+            box = (x1, y1, max(x1, x2 - 1), max(y1, y2 - 1))
+            draw.rectangle(box, outline=colour_for_id(track_id), width=thickness)
+    for track_id, (x1, y1, _, _), label, score in rows if show_labels else []:
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        _draw_tag(draw, font, f"{track_id} {name} {score:.2f}", (x1, y1), colour_for_id(track_id))
 
 
 def _draw_tag(
