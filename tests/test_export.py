@@ -1,0 +1,212 @@
+import csv
+import json
+import zipfile
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from export_helpers import mean_scores, results_from_video
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from uvosam.export import ExportOptions, ExportWriter, make_zip
+from uvosam.render import davis_palette
+from uvosam.testing import moving_shapes
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+CLASSES = ["object", "thing"]
+ALL = ExportOptions(mattes=True)
+
+
+def _export(tmp_path, results, *, options=ALL, **kwargs):
+    height, width = results[0].image.shape[:2]
+    with ExportWriter(
+        tmp_path / "out", video_name="vid", class_names=CLASSES, height=height, width=width,
+        options=options, **kwargs,
+    ) as writer:
+        for res in results:
+            writer.add(res)
+    return writer, writer.close()
+
+
+def _read_png(path):
+    with Image.open(path) as image:
+        return image.mode, image.getpalette(), np.array(image)
+
+
+def _expected_label_map(res, labels_of):
+    out = np.zeros(res.image.shape[:2], np.uint8)
+    for track_id, mask in zip(res.track_ids.tolist(), res.masks):
+        out[mask] = labels_of.get(track_id, 0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def gapped():
+    """3 objects; object 0 (the first track) is absent on frames 2-4, object 2 appears at frame 3."""
+    video = moving_shapes(8, height=40, width=56, num_objects=3, seed=3, absent={0: range(2, 5), 2: range(0, 3)})
+    return results_from_video(video)
+
+
+def test_davis_pngs_palette_and_stable_ids(tmp_path, gapped):
+    _, export = _export(tmp_path, gapped)
+    assert export.davis_labels == {10: 1, 13: 2, 16: 3}
+    for res in gapped:
+        mode, palette, labels = _read_png(export.davis_dir / f"{res.frame_index:05d}.png")
+        assert mode == "P" and palette[:768] == davis_palette()
+        # the release shifted labels down when track 10 was absent; here each track keeps its label
+        assert (labels == _expected_label_map(res, export.davis_labels)).all()
+    assert sorted(p.name for p in export.davis_dir.iterdir()) == [f"{t:05d}.png" for t in range(8)]
+    assert not (export.out_dir / ".work").exists()
+
+
+def test_at_most_20_ids_keeps_highest_scores_everywhere(tmp_path):
+    n = 25
+    absent = {k: range(0, k // 4) for k in range(n)}  # tracks keep appearing during the clip
+    video = moving_shapes(9, height=48, width=64, num_objects=n, seed=1, absent=absent)
+    rng = np.random.default_rng(0)
+    results = results_from_video(video, base_scores=list(rng.uniform(0.2, 0.9, n)))
+    writer, export = _export(tmp_path, results, options=ExportOptions(cutouts=False))
+    scores = mean_scores(results)
+    top = sorted(scores, key=lambda i: -scores[i])[:20]
+    first_seen = [int(i) for res in results for i in res.track_ids]
+    order = sorted(top, key=first_seen.index)
+    assert export.davis_labels == {track_id: k + 1 for k, track_id in enumerate(order)}
+    assert order != sorted(scores, key=first_seen.index)[:20], "test must exercise the relabel pass"
+    for res in results:
+        _, _, labels = _read_png(export.davis_dir / f"{res.frame_index:05d}.png")
+        assert labels.max() <= 20
+        assert (labels == _expected_label_map(res, export.davis_labels)).all()
+    assert len(export.tracks) == 25  # the JSON/CSV keep all tracks
+    assert not (export.out_dir / ".work").exists()
+    with open(export.tracks_csv) as handle:
+        rows = list(csv.DictReader(handle))
+    dropped = [r for r in rows if r["davis_label"] == ""]
+    assert len(rows) == 25 and {int(r["track_id"]) for r in dropped} == set(scores) - set(top)
+
+
+def test_cutouts_and_mattes(tmp_path, gapped):
+    _, export = _export(tmp_path, gapped)
+    for res in gapped:
+        present = dict(zip(res.track_ids.tolist(), res.masks))
+        for track_id in (10, 13, 16):
+            cut = np.array(Image.open(export.cutouts_dir / str(track_id) / f"{res.frame_index:05d}.png"))
+            matte = np.array(Image.open(export.mattes_dir / str(track_id) / f"{res.frame_index:05d}.png"))
+            mask = present.get(track_id, np.zeros(res.image.shape[:2], bool))
+            assert cut.shape == (*res.image.shape[:2], 4)
+            assert (cut[..., 3] == mask * 255).all() and (matte == mask * 255).all()
+            assert (cut[mask, :3] == res.image[mask]).all() and (cut[~mask, :3] == 0).all()
+
+
+def test_cutouts_can_keep_the_whole_frame_rgb(tmp_path, gapped):
+    _, export = _export(tmp_path, gapped, options=ExportOptions(cutout_keep_frame_rgb=True))
+    res = gapped[1]
+    cut = np.array(Image.open(export.cutouts_dir / "13" / "00001.png"))
+    assert (cut[..., :3] == res.image).all() and (cut[..., 3] == res.masks[1] * 255).all()
+
+
+def test_results_json_exact_format(tmp_path, gapped):
+    writer, export = _export(tmp_path, gapped)
+    data = json.loads(export.results_json.read_text())
+    assert [d["category_id"] for d in data] == [1, 2, 1]  # labels k % 2, + 1
+    for k, entry in enumerate(data):
+        assert set(entry) == {"video_id", "score", "category_id", "boxes"}
+        assert entry["video_id"] == "vid" and len(entry["boxes"]) == 8
+        track_id = 10 + 3 * k
+        for res in gapped:
+            rows = np.flatnonzero(res.track_ids == track_id)
+            box = entry["boxes"][res.frame_index]
+            if len(rows) == 0:
+                assert box is None
+            else:
+                assert box == res.boxes_xyxy[rows[0]].tolist()
+        assert entry["score"] == pytest.approx(mean_scores(gapped)[track_id], abs=1e-6)
+    assert data[0]["boxes"][2:5] == [None, None, None]
+    summary = writer.summaries()[2]
+    assert (summary.track_id, summary.first_frame, summary.last_frame, summary.num_frames) == (16, 3, 7, 5)
+    assert summary.class_name == "object" and summary.score == pytest.approx(data[2]["score"])
+
+
+def test_ytvis_rle_round_trip(tmp_path, gapped):
+    _, export = _export(tmp_path, gapped, ytvis_video_id=42)
+    data = json.loads(export.ytvis_json.read_text())
+    assert len(data) == 3
+    for k, entry in enumerate(data):
+        assert set(entry) == {"video_id", "category_id", "score", "segmentations"}
+        assert entry["video_id"] == 42
+        for res in gapped:
+            rows = np.flatnonzero(res.track_ids == 10 + 3 * k)
+            rle = entry["segmentations"][res.frame_index]
+            if len(rows) == 0:
+                assert rle is None
+                continue
+            assert rle["size"] == list(res.image.shape[:2]) and isinstance(rle["counts"], str)
+            decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+            assert (decoded.astype(bool) == res.masks[rows[0]]).all()
+
+
+def test_zip_bundles_everything(tmp_path, gapped):
+    writer, export = _export(tmp_path, gapped)
+    zip_path = make_zip(export, tmp_path / "bundle.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+        readme = archive.read("README.txt").decode()
+        infos = {i.filename: i for i in archive.infolist()}
+        png = archive.read("davis/vid/00003.png")
+    on_disk = {p.relative_to(export.out_dir).as_posix() for p in export.out_dir.rglob("*") if p.is_file()}
+    assert names == on_disk
+    for name in ("README.txt", "results.json", "ytvis_results.json", "tracks.csv", "davis/vid/00000.png",
+                 "cutouts/vid/16/00000.png", "mattes/vid/10/00007.png"):
+        assert name in names
+    assert infos["results.json"].compress_type == zipfile.ZIP_DEFLATED
+    assert infos["davis/vid/00000.png"].compress_type == zipfile.ZIP_STORED
+    assert png == (export.davis_dir / "00003.png").read_bytes()
+    for word in ("UVOSAM", "IDOL", "Segment Anything", "davis/vid", "cutouts", "mattes", "ytvis_results.json",
+                 "tracks.csv", "at most 20"):
+        assert word.lower() in readme.lower(), word
+    assert writer.make_zip(tmp_path / "again.zip").exists()
+
+
+def test_options_frame_names_and_errors(tmp_path, gapped):
+    names = [f"f{t}" for t in range(8)]
+    options = ExportOptions(davis=True, cutouts=False, ytvis=False, full_sequences=False)
+    _, export = _export(tmp_path, gapped, options=options, frame_names=names)
+    assert export.cutouts_dir is None and export.ytvis_json is None and export.mattes_dir is None
+    assert (export.davis_dir / "f7.png").exists()
+    with ExportWriter(tmp_path / "o2", video_name="v", class_names=CLASSES, height=40, width=56) as writer:
+        with pytest.raises(ValueError, match="expected frame_index 0"):
+            writer.add(gapped[1])
+        with pytest.raises(ValueError, match="original size"):
+            ExportWriter(tmp_path / "o3", video_name="v", class_names=CLASSES, height=4, width=5).add(gapped[0])
+    with pytest.raises(ValueError, match="plain file name"):
+        ExportWriter(tmp_path / "o4", video_name="../x", class_names=CLASSES, height=4, width=5)
+
+
+def test_full_sequences_off_writes_only_seen_frames(tmp_path, gapped):
+    _, export = _export(tmp_path, gapped, options=ExportOptions(full_sequences=False))
+    seen = sorted(p.stem for p in (export.cutouts_dir / "16").iterdir())
+    assert seen == [f"{t:05d}" for t in range(3, 8)]
+
+
+def test_videos_can_share_one_davis_root(tmp_path, gapped):
+    options = ExportOptions(cutouts=False, results_json=False, ytvis=False, tracks_csv=False)
+    for name in ("seq_a", "seq_b"):
+        with ExportWriter(tmp_path, video_name=name, class_names=CLASSES, height=40, width=56, options=options) as w:
+            for res in gapped:
+                w.add(res)
+    assert sorted(p.name for p in (tmp_path / "davis").iterdir()) == ["seq_a", "seq_b"]
+    assert len(list((tmp_path / "davis" / "seq_a").iterdir())) == 8 and not (tmp_path / ".work").exists()
+
+
+def test_uint8_masks_and_empty_video(tmp_path, gapped):
+    as_uint8 = [replace(r, masks=r.masks.astype(np.uint8)) for r in gapped[:2]]
+    _, export = _export(tmp_path / "a", as_uint8)
+    _, _, labels = _read_png(export.davis_dir / "00001.png")
+    assert (labels == _expected_label_map(gapped[1], export.davis_labels)).all()
+    with ExportWriter(tmp_path / "b", video_name="v", class_names=CLASSES, height=4, width=5) as writer:
+        pass
+    empty = writer.close()
+    assert empty.num_frames == 0 and empty.tracks == () and json.loads(empty.results_json.read_text()) == []
+    with zipfile.ZipFile(make_zip(empty)) as archive:
+        assert "README.txt" in archive.namelist()

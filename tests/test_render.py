@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+from export_helpers import results_from_video
+
+from uvosam.render import colour_for_id, davis_palette, mask_contour, overlay, select_tracks
+from uvosam.testing import moving_shapes
+from uvosam.types import FrameResult
+
+CLASSES = ["object", "thing"]
+
+
+def _frame(height=48, width=64, num_objects=2, seed=0):
+    return results_from_video(moving_shapes(2, height=height, width=width, num_objects=num_objects, seed=seed))[0]
+
+
+def test_davis_palette_is_the_voc_palette():
+    pal = davis_palette()
+    assert len(pal) == 768
+    colours = [tuple(pal[3 * i : 3 * i + 3]) for i in range(256)]
+    assert colours[:9] == [
+        (0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128),
+        (128, 0, 128), (0, 128, 128), (128, 128, 128), (64, 0, 0),
+    ]
+    assert colours[255] == (224, 224, 192)
+    assert len(set(colours)) == 256
+
+
+def test_colour_for_id_distinct_and_stable():
+    colours = [colour_for_id(i) for i in range(1, 65)]
+    assert len(set(colours)) == 64
+    assert all(isinstance(c, int) and 0 <= c <= 255 for rgb in colours for c in rgb)
+    # pinned: a colour must not change between releases, runs or processes
+    assert colour_for_id(1) == (89, 138, 255)
+    assert colour_for_id(np.int64(7)) == colour_for_id(7)
+
+
+def test_overlay_shape_dtype_and_tint_per_id():
+    res = _frame()
+    out = overlay(res, class_names=CLASSES, alpha=0.5, show_boxes=False, show_labels=False)
+    assert out.shape == res.image.shape and out.dtype == np.uint8
+    assert out is not res.image and not np.shares_memory(out, res.image)
+    inner_colours = []
+    for track_id, mask in zip(res.track_ids, res.masks):
+        inner = mask & ~mask_contour(mask)
+        expected = np.rint(0.5 * res.image[inner] + 0.5 * np.array(colour_for_id(int(track_id))))
+        assert np.abs(out[inner].astype(int) - expected).max() <= 1
+        assert (out[mask_contour(mask)] == colour_for_id(int(track_id))).all()
+        inner_colours.append(colour_for_id(int(track_id)))
+    assert inner_colours[0] != inner_colours[1]
+    background = ~res.masks.any(0)
+    assert (out[background] == res.image[background]).all()
+
+
+def test_overlay_keep_ids_and_boxes_and_resize():
+    res = _frame()
+    kept = int(res.track_ids[0])
+    dropped_mask = res.masks[1]
+    out = overlay(res, class_names=CLASSES, keep_ids={kept}, show_boxes=False, show_labels=False)
+    assert (out[dropped_mask] == res.image[dropped_mask]).all()
+    with_boxes = overlay(res, class_names=CLASSES, show_labels=False)
+    x1, y1 = res.boxes_xyxy[0, :2].astype(int)
+    assert (with_boxes[y1, x1] == colour_for_id(kept)).all()
+    big = overlay(res, class_names=CLASSES, out_size=(128, 96))
+    assert big.shape == (96, 128, 3) and big.dtype == np.uint8
+
+
+def test_labels_drawn_and_tiny_frame_does_not_crash():
+    res = _frame()
+    plain = overlay(res, class_names=CLASSES, show_labels=False)
+    tagged = overlay(res, class_names=CLASSES, show_labels=True)
+    assert (plain != tagged).any()
+    tiny = FrameResult(
+        frame_index=0,
+        image=np.zeros((16, 16, 3), np.uint8),
+        track_ids=np.array([123456], np.int64),
+        boxes_xyxy=np.array([[10, 12, 30, 40]], np.float32),  # partly outside the frame
+        scores=np.array([0.5], np.float32),
+        labels=np.array([7], np.int64),  # no such class: shown as a number
+        masks=np.ones((1, 16, 16), bool),
+        mask_scores=np.array([0.5], np.float32),
+    )
+    out = overlay(tiny, class_names=CLASSES)
+    assert out.shape == (16, 16, 3)
+    assert overlay(tiny, class_names=CLASSES, out_size=(3, 2)).shape == (2, 3, 3)
+
+
+def test_overlay_empty_frame_and_bad_alpha():
+    res = select_tracks(_frame(), set())
+    assert len(res) == 0
+    assert (overlay(res, class_names=CLASSES) == res.image).all()
+    with pytest.raises(ValueError, match="alpha"):
+        overlay(res, class_names=CLASSES, alpha=1.5)
+
+
+def test_mask_contour_thickness():
+    mask = np.zeros((10, 10), bool)
+    mask[2:8, 2:8] = True
+    assert mask_contour(mask, thickness=1).sum() == 36 - 16
+    assert mask_contour(mask, thickness=2).sum() == 36 - 4
+    full = np.ones((4, 4), bool)
+    assert mask_contour(full).sum() == 12  # image border counts as background

@@ -1,0 +1,400 @@
+"""Per-video export of streamed results: DAVIS PNGs, RGBA cut-outs, mattes, tracks/YTVIS JSON, CSV and one zip.
+
+``ExportWriter`` is fed ``FrameResult``s in frame order and writes every per-frame file at once, so memory stays flat
+in video length: it keeps only per-track boxes, scores and (for YTVIS) RLE strings.
+
+DAVIS id policy (the official DAVIS-2017 unsupervised scorer refuses sequences with an id > 20, and matches ids once
+per sequence, so ids must be stable and contiguous):
+
+* Every track gets a fixed *slot* = its rank in order of first appearance (1, 2, 3, ...). A track keeps its DAVIS
+  label on every frame, whoever else is absent (unlike the release, whose labels shift when a track is empty).
+* While a frame is written, tracks with slot <= ``max_objects`` (20) are painted with label = slot.
+* If more than ``max_objects`` tracks appeared, ``close()`` keeps the ``max_objects`` tracks with the highest mean
+  per-frame score (ties: earlier first appearance), numbers them 1..N in order of first appearance and rewrites the
+  PNGs one frame at a time from a per-frame slot map kept on disk (written only once a 21st track has appeared).
+  Dropped tracks are absent from the PNGs only; cut-outs, JSON and CSV keep every track.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from uvosam import export_formats as fmt
+from uvosam.export_readme import readme_text
+from uvosam.render import select_tracks
+from uvosam.types import FrameResult, TrackSummary
+
+logger = logging.getLogger(__name__)
+
+DAVIS_MAX_OBJECTS = 20
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which files ``ExportWriter`` writes, and how.
+
+    Attributes:
+        davis: DAVIS palette PNGs ``davis/<video>/<frame>.png``.
+        cutouts: RGBA cut-outs ``cutouts/<video>/<track_id>/<frame>.png``.
+        mattes: black/white alpha mattes ``mattes/<video>/<track_id>/<frame>.png``.
+        results_json: the release's tracks JSON ``results.json`` (boxes).
+        ytvis: YouTube-VIS results ``ytvis_results.json`` (COCO RLE masks).
+        tracks_csv: ``tracks.csv`` (one row per track).
+        full_sequences: write a cut-out/matte for EVERY frame of each track's folder (transparent / black where
+            the track is absent), so editors import a gap-free image sequence.
+        cutout_keep_frame_rgb: keep the whole frame's RGB in the cut-outs (alpha still = mask); larger files,
+            but a matte can be grown/feathered in an editor. False: RGB = 0 outside the mask.
+        max_objects: most labels in the DAVIS PNGs (the official unsupervised scorer accepts 20).
+        png_compress_level: zlib level 0-9 for the PNGs (1: fast, a little larger).
+    """
+
+    davis: bool = True
+    cutouts: bool = True
+    mattes: bool = False
+    results_json: bool = True
+    ytvis: bool = True
+    tracks_csv: bool = True
+    full_sequences: bool = True
+    cutout_keep_frame_rgb: bool = False
+    max_objects: int = DAVIS_MAX_OBJECTS
+    png_compress_level: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_objects <= 255:
+            raise ValueError(f"ExportOptions.max_objects must be in 1..255, got {self.max_objects}")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError(
+                f"ExportOptions.png_compress_level must be in 0..9, got {self.png_compress_level}"
+            )
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``ExportWriter.close`` wrote. Paths are None for formats that were not requested.
+
+    Attributes:
+        out_dir: the export root (zip names are relative to it).
+        davis_labels: ``{track_id: DAVIS label}`` of the tracks painted in the DAVIS PNGs.
+        tracks: summaries of all tracks, in order of first appearance.
+    """
+
+    out_dir: Path
+    video_name: str
+    ytvis_video_id: str | int
+    num_frames: int
+    davis_dir: Path | None
+    cutouts_dir: Path | None
+    mattes_dir: Path | None
+    results_json: Path | None
+    ytvis_json: Path | None
+    tracks_csv: Path | None
+    readme: Path
+    davis_labels: dict[int, int]
+    tracks: tuple[TrackSummary, ...]
+
+    def entries(self) -> list[Path]:
+        """Every file/folder that belongs in the zip, README first."""
+        paths = [self.readme, self.results_json, self.ytvis_json, self.tracks_csv]
+        paths += [self.davis_dir, self.cutouts_dir, self.mattes_dir]
+        return [p for p in paths if p is not None and p.exists()]
+
+
+FrameNames = Callable[[int], str] | Sequence[str]
+
+
+class ExportWriter:
+    """Writes one video's exports incrementally. Use as a context manager, or call ``close()``.
+
+    Example::
+
+        with ExportWriter(out, video_name="bunny", class_names=["object"], height=h, width=w) as writer:
+            for result in pipe(frames):
+                writer.add(result)
+        zip_path = make_zip(writer.close())
+
+    Args:
+        out_dir: folder for this video's export (created). This video's earlier ``davis/<video>``,
+            ``cutouts/<video>`` and ``mattes/<video>`` folders there are deleted first (a re-export never mixes
+            in files of dropped tracks). Several videos may share one ``out_dir`` for DAVIS PNGs
+            (``davis/<seq>/...``, the evaluator's layout); the JSON/CSV/README files at its root are per video.
+        video_name: sequence name; used in paths and as ``video_id`` in the JSON files.
+        class_names: names behind ``FrameResult.labels``.
+        height, width: original frame size; every result must match it.
+        frame_names: file stem of frame i, a callable or a sequence (default ``f"{i:05d}"``, DAVIS style).
+        options: which formats to write.
+        ytvis_video_id: integer ``video_id`` for ``ytvis_results.json`` (default: ``video_name``).
+        keep_ids: export only these track ids (None: all), e.g. after the user dropped tracks.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        video_name: str,
+        class_names: Sequence[str],
+        height: int,
+        width: int,
+        frame_names: FrameNames | None = None,
+        options: ExportOptions = ExportOptions(),
+        ytvis_video_id: int | None = None,
+        keep_ids: set[int] | None = None,
+    ) -> None:
+        _check_stem(video_name, "video_name")
+        self.out_dir = Path(out_dir)
+        self.video_name = video_name
+        self.class_names = tuple(class_names)
+        self.height, self.width = int(height), int(width)
+        self.options = options
+        self.ytvis_video_id = video_name if ytvis_video_id is None else int(ytvis_video_id)
+        self.keep_ids = None if keep_ids is None else frozenset(int(i) for i in keep_ids)
+        self._frame_names = frame_names
+        self._records: dict[int, fmt.TrackRecord] = {}
+        self._num_frames = 0
+        self._overflow_from: int | None = None
+        self._blank: dict[str, bytes] = {}
+        self._result: ExportResult | None = None
+        self._work = self.out_dir / ".work" / video_name
+        for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
+            shutil.rmtree(stale, ignore_errors=True)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    # ----------------------------------------------------------------------------------------------- paths
+    def frame_name(self, frame_index: int) -> str:
+        """File stem of a frame (no extension)."""
+        names = self._frame_names
+        if names is None:
+            name = f"{frame_index:05d}"
+        elif callable(names):
+            name = names(frame_index)
+        else:
+            if frame_index >= len(names):
+                raise ValueError(
+                    f"ExportWriter: frame {frame_index} has no name; frame_names has {len(names)} entries. "
+                    "Pass one name per frame or a callable."
+                )
+            name = names[frame_index]
+        return _check_stem(str(name), "frame name")
+
+    def _dir(self, kind: str) -> Path:
+        return self.out_dir / kind / self.video_name
+
+    def _track_file(self, kind: str, track_id: int, frame_index: int) -> Path:
+        folder = self._dir(kind) / str(track_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{self.frame_name(frame_index)}.png"
+
+    # ------------------------------------------------------------------------------------------ per frame
+    def add(self, result: FrameResult) -> None:
+        """Write one frame's files. Frames must come in order: ``frame_index`` 0, 1, 2, ..."""
+        if self._result is not None:
+            raise RuntimeError("ExportWriter.add: the writer is closed; create a new one per video.")
+        self._check(result)
+        if result.masks.dtype != bool:
+            result = replace(result, masks=result.masks.astype(bool))
+        if self.keep_ids is not None:
+            result = select_tracks(result, self.keep_ids)
+        t = result.frame_index
+        for row, track_id in enumerate(result.track_ids.tolist()):
+            self._update_record(track_id, t, result, row)
+        if self.options.davis:
+            self._write_davis(result)
+        if self.options.cutouts or self.options.mattes:
+            self._write_track_images(result)
+        self._num_frames += 1
+
+    def _check(self, result: FrameResult) -> None:
+        if result.frame_index != self._num_frames:
+            raise ValueError(
+                f"ExportWriter.add: expected frame_index {self._num_frames}, got {result.frame_index}. "
+                "Add every frame once, in order (frames without objects too)."
+            )
+        n, size = len(result), (self.height, self.width)
+        if result.image.shape != (*size, 3) or result.masks.shape != (n, *size):
+            raise ValueError(
+                f"ExportWriter.add: expected image {(*size, 3)} and masks {(n, *size)} at the original size "
+                f"given to the writer; got {result.image.shape} and {result.masks.shape}."
+            )
+        if len(np.unique(result.track_ids)) != n:
+            raise ValueError(f"ExportWriter.add: duplicate track ids in frame {result.frame_index}")
+
+    def _update_record(self, track_id: int, t: int, result: FrameResult, row: int) -> None:
+        rec = self._records.get(track_id)
+        if rec is None:
+            rec = fmt.TrackRecord(
+                track_id=track_id,
+                slot=len(self._records) + 1,
+                label=int(result.labels[row]),
+                first_frame=t,
+            )
+            self._records[track_id] = rec
+            if rec.slot > self.options.max_objects and self._overflow_from is None:
+                self._overflow_from = t
+        rec.last_frame = t
+        rec.num_frames += 1
+        rec.score_sum += float(result.scores[row])
+        rec.boxes[t] = [float(v) for v in result.boxes_xyxy[row]]
+        if self.options.ytvis:
+            rec.rles[t] = fmt.encode_rle(result.masks[row].astype(bool, copy=False))
+
+    def _write_davis(self, result: FrameResult) -> None:
+        """Provisional labels = slot for slots <= max_objects; a slot map once a track overflowed."""
+        folder = self._dir("davis")
+        folder.mkdir(parents=True, exist_ok=True)
+        labels = np.zeros((self.height, self.width), np.uint8)
+        slots = np.zeros((self.height, self.width), np.int32) if self._overflow_from is not None else None
+        for track_id, mask in zip(result.track_ids.tolist(), result.masks):
+            slot = self._records[track_id].slot
+            if slot <= self.options.max_objects:
+                labels[mask] = slot
+            if slots is not None:
+                slots[mask] = slot
+        name = self.frame_name(result.frame_index)
+        fmt.write_palette_png(folder / f"{name}.png", labels, compress_level=self.options.png_compress_level)
+        if slots is not None:
+            self._work.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(self._work / f"slots_{result.frame_index:07d}.npz", slots=slots)
+
+    def _write_track_images(self, result: FrameResult) -> None:
+        level = self.options.png_compress_level
+        present = dict(zip(result.track_ids.tolist(), result.masks))
+        t = result.frame_index
+        for track_id, rec in self._records.items():
+            mask = present.get(track_id)
+            if mask is None:
+                if self.options.full_sequences:
+                    self._write_blanks(track_id, range(t, t + 1))
+                continue
+            if rec.first_frame == t and self.options.full_sequences:
+                self._write_blanks(track_id, range(t))
+            if self.options.cutouts:
+                fmt.write_cutout_png(
+                    self._track_file("cutouts", track_id, t),
+                    result.image,
+                    mask,
+                    keep_frame_rgb=self.options.cutout_keep_frame_rgb,
+                    compress_level=level,
+                )
+            if self.options.mattes:
+                fmt.write_matte_png(self._track_file("mattes", track_id, t), mask, compress_level=level)
+
+    def _write_blanks(self, track_id: int, frames: range) -> None:
+        for kind, mode, wanted in (("cutouts", "RGBA", self.options.cutouts), ("mattes", "L", self.options.mattes)):
+            if not wanted:
+                continue
+            if mode not in self._blank:
+                self._blank[mode] = fmt.blank_png_bytes(mode, self.height, self.width)
+            for t in frames:
+                fmt.write_bytes(self._track_file(kind, track_id, t), self._blank[mode])
+
+    # ---------------------------------------------------------------------------------------------- close
+    def summaries(self) -> list[TrackSummary]:
+        """Summaries of every track seen so far, in order of first appearance."""
+        return [rec.summary(self.class_names) for rec in self._records.values()]
+
+    def davis_labels(self) -> dict[int, int]:
+        """``{track_id: DAVIS label}`` under the policy in the module docstring (final once all frames are in)."""
+        records = list(self._records.values())
+        kept = sorted(records, key=lambda r: (-r.score, r.slot))[: self.options.max_objects]
+        kept.sort(key=lambda r: r.slot)
+        return {rec.track_id: label for label, rec in enumerate(kept, start=1)}
+
+    def close(self) -> ExportResult:
+        """Finish the DAVIS relabelling, write the JSON/CSV/README files. Idempotent."""
+        if self._result is not None:
+            return self._result
+        davis_labels = self.davis_labels() if self.options.davis else {}
+        if self.options.davis and len(self._records) > self.options.max_objects:
+            self._relabel_davis(davis_labels)
+        records = list(self._records.values())
+        opts, out = self.options, self.out_dir
+        kw = {"num_frames": self._num_frames}
+        if opts.results_json:
+            fmt.write_results_json(out / "results.json", records, video_id=self.video_name, **kw)
+        if opts.ytvis:
+            fmt.write_ytvis_json(out / "ytvis_results.json", records, video_id=self.ytvis_video_id, **kw)
+        if opts.tracks_csv:
+            fmt.write_tracks_csv(out / "tracks.csv", self.summaries(), davis_labels)
+        self._remove_work()
+        result = ExportResult(
+            out_dir=out,
+            video_name=self.video_name,
+            ytvis_video_id=self.ytvis_video_id,
+            num_frames=self._num_frames,
+            davis_dir=self._dir("davis") if opts.davis else None,
+            cutouts_dir=self._dir("cutouts") if opts.cutouts else None,
+            mattes_dir=self._dir("mattes") if opts.mattes else None,
+            results_json=out / "results.json" if opts.results_json else None,
+            ytvis_json=out / "ytvis_results.json" if opts.ytvis else None,
+            tracks_csv=out / "tracks.csv" if opts.tracks_csv else None,
+            readme=out / "README.txt",
+            davis_labels=davis_labels,
+            tracks=tuple(self.summaries()),
+        )
+        result.readme.write_text(readme_text(result, opts), encoding="utf-8")
+        self._result = result
+        return result
+
+    def _relabel_davis(self, davis_labels: dict[int, int]) -> None:
+        """Rewrite the DAVIS PNGs frame by frame with the final labels (only if they differ from the slots)."""
+        lut = np.zeros(len(self._records) + 1, np.uint8)
+        for track_id, label in davis_labels.items():
+            lut[self._records[track_id].slot] = label
+        if np.array_equal(lut[: self.options.max_objects + 1], np.arange(self.options.max_objects + 1)):
+            return
+        logger.info("%s: %d tracks, rewriting DAVIS PNGs with the top %d", self.video_name,
+                    len(self._records), self.options.max_objects)
+        folder = self._dir("davis")
+        for t in range(self._num_frames):
+            png = folder / f"{self.frame_name(t)}.png"
+            if self._overflow_from is not None and t >= self._overflow_from:
+                with np.load(self._work / f"slots_{t:07d}.npz") as data:
+                    slots = data["slots"]
+            else:
+                with Image.open(png) as image:
+                    slots = np.asarray(image)  # before the overflow, labels == slots
+            fmt.write_palette_png(png, lut[slots], compress_level=self.options.png_compress_level)
+
+    def __enter__(self) -> "ExportWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._remove_work()
+
+    def _remove_work(self) -> None:
+        shutil.rmtree(self._work, ignore_errors=True)
+        if self._work.parent.is_dir() and not any(self._work.parent.iterdir()):
+            self._work.parent.rmdir()
+
+    def make_zip(self, zip_path: str | Path | None = None) -> Path:
+        """Close (if needed) and bundle everything into one zip; see ``make_zip``."""
+        return make_zip(self.close(), zip_path)
+
+
+def make_zip(export: ExportResult, zip_path: str | Path | None = None) -> Path:
+    """One zip with the DAVIS PNGs, cut-outs, mattes, JSON files, tracks.csv and README.txt of an export.
+
+    Args:
+        export: what ``ExportWriter.close`` returned.
+        zip_path: where to write (default ``<out_dir>/<video_name>_uvosam.zip``).
+
+    Returns:
+        The zip's path. Names inside are relative to ``out_dir`` (``davis/<video>/00000.png``, ``results.json``).
+    """
+    path = Path(zip_path) if zip_path is not None else export.out_dir / f"{export.video_name}_uvosam.zip"
+    return fmt.write_zip(path, export.out_dir, export.entries())
+
+
+def _check_stem(name: str, what: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise ValueError(f"ExportWriter: {what} must be a plain file name without '/', got {name!r}")
+    return name

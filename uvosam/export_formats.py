@@ -1,0 +1,243 @@
+"""File formats written by ``uvosam.export``: palette/RGBA/matte PNGs, COCO RLE, the JSON and CSV files, the zip.
+
+Everything here is a small stateless function; the per-video bookkeeping lives in ``uvosam.export``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from uvosam.render import davis_palette
+from uvosam.types import TrackSummary
+
+
+@dataclass
+class TrackRecord:
+    """Per-track bookkeeping kept in RAM while a video is exported (no pixels, only boxes and RLE strings).
+
+    Attributes:
+        track_id: the stable id. slot: 1-based order of first appearance in the video.
+        label: class index (the first one seen). first_frame, last_frame, num_frames: frame statistics.
+        score_sum: sum of per-frame scores (mean = score_sum / num_frames).
+        boxes: ``{frame index: [x1, y1, x2, y2]}`` original-frame pixels.
+        rles: ``{frame index: COCO RLE dict}`` (filled only when the YTVIS JSON is written).
+    """
+
+    track_id: int
+    slot: int
+    label: int
+    first_frame: int
+    last_frame: int = -1
+    num_frames: int = 0
+    score_sum: float = 0.0
+    boxes: dict[int, list[float]] = field(default_factory=dict)
+    rles: dict[int, dict] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        """Mean per-frame score over the frames the track was seen in."""
+        return self.score_sum / max(1, self.num_frames)
+
+    def summary(self, class_names: list[str] | tuple[str, ...]) -> TrackSummary:
+        name = class_names[self.label] if 0 <= self.label < len(class_names) else str(self.label)
+        return TrackSummary(
+            track_id=self.track_id,
+            label=self.label,
+            class_name=name,
+            score=self.score,
+            first_frame=self.first_frame,
+            last_frame=self.last_frame,
+            num_frames=self.num_frames,
+        )
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """COCO RLE of one mask, JSON-ready.
+
+    Args:
+        mask: (H, W) bool.
+
+    Returns:
+        ``{"size": [H, W], "counts": str}`` (pycocotools' compressed counts, decoded to ASCII).
+    """
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """Inverse of ``encode_rle``: (H, W) bool."""
+    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
+
+
+def _save_png(image: Image.Image, path: Path, compress_level: int) -> None:
+    """Save atomically (a reader never sees half a PNG)."""
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG", compress_level=compress_level)
+    os.replace(tmp, path)
+
+
+def write_palette_png(path: Path, label_map: np.ndarray, *, compress_level: int = 1) -> None:
+    """A DAVIS annotation PNG: mode "P" with the DAVIS palette, pixel value = object label (0 background).
+
+    Args:
+        label_map: (H, W) uint8 labels.
+    """
+    label_map = np.ascontiguousarray(label_map, np.uint8)
+    height, width = label_map.shape
+    image = Image.frombytes("P", (width, height), label_map.tobytes())
+    image.putpalette(davis_palette())
+    _save_png(image, path, compress_level)
+
+
+def write_cutout_png(
+    path: Path, image: np.ndarray, mask: np.ndarray, *, keep_frame_rgb: bool = False, compress_level: int = 1
+) -> None:
+    """An RGBA cut-out (straight alpha): alpha = 255 on the mask, else 0; RGB = the frame on the mask.
+
+    Args:
+        image: (H, W, 3) uint8 RGB. mask: (H, W) bool.
+        keep_frame_rgb: keep the frame's RGB under the transparent pixels too (lets an editor grow or feather
+            the matte without a black fringe; files are several times larger). False: RGB = 0 there.
+    """
+    rgb = image if keep_frame_rgb else np.where(mask[..., None], image, np.uint8(0))
+    rgba = np.concatenate([rgb, (mask.astype(np.uint8) * 255)[..., None]], axis=-1)
+    _save_png(Image.fromarray(rgba), path, compress_level)
+
+
+def write_matte_png(path: Path, mask: np.ndarray, *, compress_level: int = 1) -> None:
+    """A black/white alpha matte: mode "L", 255 on the mask, 0 elsewhere. mask: (H, W) bool."""
+    _save_png(Image.fromarray(mask.astype(np.uint8) * 255), path, compress_level)
+
+
+def blank_png_bytes(mode: str, height: int, width: int) -> bytes:
+    """Encoded all-zero PNG of a mode ("RGBA": fully transparent, "L": black), written for absent frames."""
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height)).save(buffer, format="PNG", compress_level=9)
+    return buffer.getvalue()
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_json_list(path: Path, entries: Iterable[dict]) -> None:
+    """A JSON array written one entry at a time (no whole-file string in memory)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write("[")
+        for i, entry in enumerate(entries):
+            handle.write(",\n" if i else "\n")
+            json.dump(entry, handle)
+        handle.write("\n]\n")
+    os.replace(tmp, path)
+
+
+def write_results_json(
+    path: Path, records: list[TrackRecord], *, video_id: str | int, num_frames: int
+) -> None:
+    """The release's tracks JSON (IDOL ``YTVISEvaluator`` format), one entry per track in record order:
+    ``{"video_id", "score": mean per-frame score, "category_id": label + 1,
+    "boxes": [per frame [x1, y1, x2, y2] | null]}``.
+    """
+    _write_json_list(
+        path,
+        (
+            {
+                "video_id": video_id,
+                "score": float(rec.score),
+                "category_id": int(rec.label) + 1,
+                "boxes": [rec.boxes.get(t) for t in range(num_frames)],
+            }
+            for rec in records
+        ),
+    )
+
+
+def write_ytvis_json(
+    path: Path, records: list[TrackRecord], *, video_id: str | int, num_frames: int
+) -> None:
+    """YouTube-VIS results: per track ``{"video_id", "category_id", "score", "segmentations": [RLE | null]}``."""
+    _write_json_list(
+        path,
+        (
+            {
+                "video_id": video_id,
+                "category_id": int(rec.label) + 1,
+                "score": float(rec.score),
+                "segmentations": [rec.rles.get(t) for t in range(num_frames)],
+            }
+            for rec in records
+        ),
+    )
+
+
+TRACKS_CSV_COLUMNS = (
+    "track_id",
+    "davis_label",
+    "category_id",
+    "class_name",
+    "score",
+    "first_frame",
+    "last_frame",
+    "num_frames",
+)
+
+
+def write_tracks_csv(path: Path, summaries: list[TrackSummary], davis_labels: dict[int, int]) -> None:
+    """One row per track (order of first appearance); ``davis_label`` is empty for a track left out of the PNGs."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(TRACKS_CSV_COLUMNS)
+        for s in summaries:
+            writer.writerow(
+                [
+                    s.track_id,
+                    davis_labels.get(s.track_id, ""),
+                    s.label + 1,
+                    s.class_name,
+                    f"{s.score:.6f}",
+                    s.first_frame,
+                    s.last_frame,
+                    s.num_frames,
+                ]
+            )
+
+
+def write_zip(zip_path: Path, root: Path, entries: Iterable[Path]) -> Path:
+    """Zip files and folders under ``root`` (names relative to it), streaming from disk.
+
+    PNGs are stored (already compressed); everything else is deflated. Folders are walked in sorted order.
+    """
+    zip_path = Path(zip_path)
+    tmp = zip_path.with_name(zip_path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+        for entry in entries:
+            for file in _files_under(entry):
+                kind = zipfile.ZIP_STORED if file.suffix.lower() == ".png" else zipfile.ZIP_DEFLATED
+                archive.write(file, file.relative_to(root).as_posix(), compress_type=kind)
+    os.replace(tmp, zip_path)
+    return zip_path
+
+
+def _files_under(entry: Path) -> Iterable[Path]:
+    if entry.is_file():
+        yield entry
+        return
+    for folder, dirs, files in os.walk(entry):
+        dirs.sort()
+        for name in sorted(files):
+            if not name.endswith(".tmp"):
+                yield Path(folder) / name

@@ -1,0 +1,115 @@
+"""The README.txt placed in every export folder and zip: what each file is, the id rules, and credits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from uvosam import __version__
+
+if TYPE_CHECKING:
+    from uvosam.export import ExportOptions, ExportResult
+
+_HEADER = """\
+UVOSAM export for video "{video}"
+{rule}
+Made by uvosam {version}: unsupervised video object segmentation. An IDOL video tracker finds the main objects
+and follows each one with a box; the boxes prompt Segment Anything (SAM), frame by frame.
+{num_frames} frames, {num_tracks} tracks. Frame file names follow the input frames (e.g. 00000.png).
+
+Track ids
+---------
+Every object has one track id (an integer >= 1) for the whole video; it never changes from frame to frame and is
+never given to another object. tracks.csv lists every track: id, DAVIS label, category, mean score (the mean of its
+per-frame detection scores), first/last frame (0-based) and the number of frames it was seen in.
+The JSON files list the tracks in the same order as tracks.csv (order of first appearance).
+
+Files
+-----
+"""
+
+_FILES = {
+    "davis": """\
+davis/{video}/<frame>.png
+    DAVIS-2017 style indexed masks: palette PNG (mode "P", the standard DAVIS/VOC palette), pixel value = DAVIS
+    label (0 = background). Feeds davis2017-evaluation directly (unsupervised task). Each track keeps ONE label
+    on every frame. At most {max_objects} labels (the official scorer refuses more): labels go to tracks in order
+    of first appearance; if more than {max_objects} tracks appeared, the {max_objects} with the highest mean score
+    are kept and numbered 1..N in order of first appearance, the others are left out of these PNGs only.
+    Label of each track: column davis_label of tracks.csv.{dropped}
+""",
+    "cutouts": """\
+cutouts/{video}/<track_id>/<frame>.png
+    One RGBA image sequence per object for compositing (straight alpha): alpha = 255 on the object's mask and
+    0 elsewhere; {rgb}{full}
+""",
+    "mattes": """\
+mattes/{video}/<track_id>/<frame>.png
+    Black-and-white alpha matte per object (grayscale: 255 = object, 0 = background), for track mattes in video
+    editors (Premiere, Resolve, After Effects, ...).{full}
+""",
+    "results_json": """\
+results.json
+    The original UVOSAM/IDOL tracks format: a JSON list with one entry per track,
+    {{"video_id": "{video}", "score": <mean score>, "category_id": <class index + 1>,
+      "boxes": [one per frame: [x1, y1, x2, y2] in pixels of the original frame, or null where absent]}}.
+""",
+    "ytvis": """\
+ytvis_results.json
+    YouTube-VIS results format: a JSON list with one entry per track,
+    {{"video_id": {ytvis_id}, "category_id": <class index + 1>, "score": <mean score>,
+      "segmentations": [one per frame: COCO RLE {{"size": [height, width], "counts": "<string>"}} or null]}}.
+    Decode with pycocotools.mask.decode (after turning counts back into bytes).
+""",
+    "tracks_csv": """\
+tracks.csv
+    One row per track: track_id, davis_label (empty if left out of the DAVIS PNGs), category_id, class_name,
+    score, first_frame, last_frame, num_frames.
+""",
+}
+
+_CREDITS = """
+Credits
+-------
+UVOSAM: "UVOSAM: A Mask-free Paradigm for Unsupervised Video Object Segmentation via Segment
+Anything Model", arXiv:2305.12659.
+IDOL: J. Wu et al., "In Defense of Online Models for Video Instance Segmentation", ECCV 2022.
+SAM: A. Kirillov et al., "Segment Anything", ICCV 2023 (Meta AI, Apache-2.0).
+The masks are model predictions; check them before relying on them.
+"""
+
+
+def readme_text(result: "ExportResult", options: "ExportOptions") -> str:
+    """The README.txt of an export, listing only the files that were written."""
+    header = _HEADER.format(
+        video=result.video_name,
+        rule="=" * (len(result.video_name) + 26),
+        version=__version__,
+        num_frames=result.num_frames,
+        num_tracks=len(result.tracks),
+    )
+    dropped_ids = [t.track_id for t in result.tracks if t.track_id not in result.davis_labels]
+    dropped = f"\n    Left out of the PNGs here: tracks {dropped_ids}." if dropped_ids else ""
+    full = (
+        "\n    Every folder has one image per frame of the video (empty where the object is absent)."
+        if options.full_sequences
+        else "\n    Only frames where the object was seen are written."
+    )
+    rgb = (
+        "RGB = the original frame everywhere (so the matte can be grown or feathered)."
+        if options.cutout_keep_frame_rgb
+        else "RGB = the original frame on the object, black elsewhere."
+    )
+    ytvis_id = result.ytvis_video_id if isinstance(result.ytvis_video_id, int) else f'"{result.ytvis_video_id}"'
+    parts = [
+        text.format(
+            video=result.video_name,
+            max_objects=options.max_objects,
+            dropped=dropped,
+            full=full,
+            rgb=rgb,
+            ytvis_id=ytvis_id,
+        )
+        for name, text in _FILES.items()
+        if getattr(options, name)
+    ]
+    return header + "\n".join(parts) + _CREDITS

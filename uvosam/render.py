@@ -1,0 +1,222 @@
+"""Drawing results on frames: per-id colours, the DAVIS palette and mask overlays (numpy + PIL only).
+
+Colours are a pure function of the track id, so an object keeps its colour across frames, runs, re-renders and
+processes. ``overlay`` tints each mask with its id colour, draws a thin contour and, optionally, the box and an
+``"<id> <class> <score>"`` tag.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from uvosam.types import FrameResult
+
+_GOLDEN = 0.618033988749895
+
+
+def davis_palette() -> list[int]:
+    """The standard PASCAL-VOC / DAVIS palette used by DAVIS annotation PNGs.
+
+    Returns:
+        768 ints: ``[r0, g0, b0, r1, g1, b1, ...]`` for indices 0..255 (0 black, 1 (128,0,0), 2 (0,128,0),
+        3 (128,128,0), 4 (0,0,128), ...). The bits of the index are interleaved into the high bits of r, g, b.
+    """
+    palette = []
+    for index in range(256):
+        rgb = [0, 0, 0]
+        value = index
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((value >> channel) & 1) << shift
+            value >>= 3
+        palette.extend(rgb)
+    return palette
+
+
+@lru_cache(maxsize=4096)
+def colour_for_id(track_id: int) -> tuple[int, int, int]:
+    """A bright, distinct RGB colour for a track id, the same in every frame, run and process.
+
+    Hues follow a golden-ratio walk (consecutive ids are far apart on the colour wheel); saturation and value
+    alternate slightly so that ids whose hues come close again still differ.
+
+    Args:
+        track_id: any int (track ids are >= 1).
+
+    Returns:
+        ``(r, g, b)`` ints in [0, 255].
+    """
+    track_id = int(track_id)
+    hue = (track_id * _GOLDEN) % 1.0
+    saturation = (0.85, 0.65, 0.95)[track_id % 3]
+    value = (1.0, 0.8)[(track_id // 3) % 2]
+    r, g, b = colorsys.hsv_to_rgb(hue, saturation, value)
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def select_tracks(result: FrameResult, keep_ids: set[int] | frozenset[int]) -> FrameResult:
+    """The same frame restricted to the tracks whose id is in ``keep_ids`` (original row order kept)."""
+    rows = np.isin(result.track_ids, np.fromiter(keep_ids, np.int64, len(keep_ids)))
+    return replace(
+        result,
+        track_ids=result.track_ids[rows],
+        boxes_xyxy=result.boxes_xyxy[rows],
+        scores=result.scores[rows],
+        labels=result.labels[rows],
+        masks=result.masks[rows],
+        mask_scores=result.mask_scores[rows],
+    )
+
+
+def mask_contour(mask: np.ndarray, *, thickness: int = 1) -> np.ndarray:
+    """Inner boundary of a mask: mask pixels within ``thickness`` px (4-neighbourhood) of a non-mask pixel.
+
+    Args:
+        mask: (H, W) bool. Pixels outside the image count as background.
+
+    Returns:
+        (H, W) bool, a subset of ``mask``.
+    """
+    eroded = mask.copy()
+    for _ in range(thickness):
+        padded = np.pad(eroded, 1, constant_values=False)
+        eroded = (
+            eroded
+            & padded[:-2, 1:-1]
+            & padded[2:, 1:-1]
+            & padded[1:-1, :-2]
+            & padded[1:-1, 2:]
+        )
+    return mask & ~eroded
+
+
+def overlay(
+    result: FrameResult,
+    *,
+    class_names: list[str] | tuple[str, ...],
+    alpha: float = 0.5,
+    show_boxes: bool = True,
+    show_labels: bool = True,
+    keep_ids: set[int] | None = None,
+    out_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Draw a frame's masks, boxes and id tags.
+
+    Args:
+        result: the frame; ``result.image`` (H, W, 3) uint8 RGB, masks (N, H, W) bool, boxes_xyxy in its pixels.
+        class_names: names for ``result.labels`` (a label past the end is shown as its number).
+        alpha: mask tint opacity in [0, 1].
+        show_boxes, show_labels: draw the box / the ``"<id> <class> <score>"`` tag of each track.
+        keep_ids: draw only these track ids (None: all).
+        out_size: ``(width, height)`` of the output (PIL order); the frame is resized first, so lines and text
+            keep their pixel size. None keeps the frame size.
+
+    Returns:
+        (H', W', 3) uint8 RGB, a new array.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay: alpha must be in [0, 1], got {alpha}")
+    if keep_ids is not None:
+        result = select_tracks(result, keep_ids)
+    image, masks, boxes = _resized(result, out_size)
+    thickness = 2 if min(image.shape[:2]) >= 360 else 1
+    canvas = image.copy()
+    for track_id, mask in zip(result.track_ids, masks):
+        _tint(canvas, mask, colour_for_id(int(track_id)), alpha, thickness)
+    out = Image.fromarray(canvas)
+    if len(result) and (show_boxes or show_labels):
+        _draw_boxes_and_tags(out, result, boxes, class_names, show_boxes, show_labels, thickness)
+    return np.asarray(out).copy()
+
+
+def _tint(
+    canvas: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], alpha: float, thickness: int
+) -> None:
+    """Blend ``colour`` into ``canvas`` (H, W, 3) uint8 under ``mask`` and paint its contour, in place.
+
+    Works on the mask's bounding box (plus a 1 px margin) only, so cost follows object size, not frame size.
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return
+    y0, y1 = max(0, rows[0] - 1), min(mask.shape[0], rows[-1] + 2)
+    x0, x1 = max(0, cols[0] - 1), min(mask.shape[1], cols[-1] + 2)
+    sub_mask, sub = mask[y0:y1, x0:x1], canvas[y0:y1, x0:x1]
+    colour_arr = np.asarray(colour, np.float32)
+    blended = (1.0 - alpha) * sub[sub_mask].astype(np.float32) + alpha * colour_arr
+    sub[sub_mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    sub[mask_contour(sub_mask, thickness=thickness)] = colour_arr.astype(np.uint8)
+
+
+def _resized(
+    result: FrameResult, out_size: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image (H', W', 3), masks (N, H', W') and boxes_xyxy (N, 4) at the output size."""
+    height, width = result.image.shape[:2]
+    if out_size is None or tuple(out_size) == (width, height):
+        return result.image, result.masks.astype(bool, copy=False), result.boxes_xyxy
+    out_w, out_h = (int(v) for v in out_size)
+    if out_w < 1 or out_h < 1:
+        raise ValueError(f"overlay: out_size must be (width, height) >= 1, got {out_size}")
+    image = np.asarray(Image.fromarray(result.image).resize((out_w, out_h), Image.BILINEAR))
+    masks = np.zeros((len(result), out_h, out_w), bool)
+    for i, mask in enumerate(result.masks):
+        small = Image.fromarray(mask.astype(np.uint8) * 255).resize((out_w, out_h), Image.NEAREST)
+        masks[i] = np.asarray(small) > 127
+    scale = np.array([out_w / width, out_h / height] * 2, np.float32)
+    return image, masks, result.boxes_xyxy * scale
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """PIL's default font at ``size`` px (the bitmap default where FreeType is missing)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (ImportError, TypeError):  # Pillow < 10.1 or no FreeType: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _draw_boxes_and_tags(
+    image: Image.Image,
+    result: FrameResult,
+    boxes: np.ndarray,
+    class_names: list[str] | tuple[str, ...],
+    show_boxes: bool,
+    show_labels: bool,
+    thickness: int,
+) -> None:
+    """Draw boxes, then ``"<id> <class> <score>"`` tags (on top of every box), onto ``image`` in place."""
+    draw = ImageDraw.Draw(image)
+    font = _font(max(8, min(24, image.height // 30)))
+    rows = list(zip(result.track_ids.tolist(), boxes.tolist(), result.labels.tolist(), result.scores.tolist()))
+    for track_id, (x1, y1, x2, y2), _, _ in rows if show_boxes else []:
+        if x2 > x1 and y2 > y1:
+            box = (x1, y1, max(x1, x2 - 1), max(y1, y2 - 1))
+            draw.rectangle(box, outline=colour_for_id(track_id), width=thickness)
+    for track_id, (x1, y1, _, _), label, score in rows if show_labels else []:
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        _draw_tag(draw, font, f"{track_id} {name} {score:.2f}", (x1, y1), colour_for_id(track_id))
+
+
+def _draw_tag(
+    draw: ImageDraw.ImageDraw,
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    text: str,
+    anchor_xy: tuple[float, float],
+    colour: tuple[int, int, int],
+) -> None:
+    """A filled tag above the box's top-left corner (inside the box if there is no room above)."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    text_w, text_h = right - left + 4, bottom - top + 2
+    width, height = draw.im.size
+    x = min(max(0.0, anchor_xy[0]), max(0.0, width - text_w))
+    y = anchor_xy[1] - text_h if anchor_xy[1] - text_h >= 0 else max(0.0, anchor_xy[1])
+    draw.rectangle((x, y, x + text_w - 1, y + text_h - 1), fill=colour)
+    luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+    ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+    draw.text((x + 2 - left, y + 1 - top), text, fill=ink, font=font)
