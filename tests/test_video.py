@@ -1,6 +1,6 @@
-"""uvosam.video / uvosam.video_writer: round trips, chunks, rotation, folders, laziness and every bad input.
-
-All media are generated here into ``tmp_path`` with the ffmpeg bundled in imageio-ffmpeg (tiny sizes).
+"""uvosam.video / video_writer / frame_folder: round trips, chunks, rotation, folders, laziness,
+and every bad input. All media are generated into ``tmp_path`` with the ffmpeg bundled in
+imageio-ffmpeg, at tiny sizes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def ffmpeg(*args: str | Path) -> None:
 
 
 def ffmpeg_header(path: Path) -> str:
-    return subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    return subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
 
 
 def ffmpeg_children() -> list[int]:
@@ -65,8 +67,23 @@ def flat(value: tuple[int, int, int] | int, h: int = 48, w: int = 64) -> np.ndar
 def long_video(tmp_path_factory) -> Path:
     """300 frames, 160x120, 25 fps, +faststart (~200 kB)."""
     path = tmp_path_factory.mktemp("long") / "long.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-frames:v", "300", "-c:v", "libx264",
-           "-preset", "veryfast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", path)
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25",
+        "-frames:v",
+        "300",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        path,
+    )
     return path
 
 
@@ -74,12 +91,29 @@ def long_video(tmp_path_factory) -> Path:
 
 
 def test_round_trip_flat_colours(tmp_path):
-    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (128, 128, 128), (250, 250, 250), (5, 5, 5)] * 2
+    colours = [
+        (200, 30, 30),
+        (30, 200, 30),
+        (30, 30, 200),
+        (128, 128, 128),
+        (250, 250, 250),
+        (5, 5, 5),
+    ] * 2
     path = write_video(tmp_path / "flat.mp4", [flat(c) for c in colours], fps=12, crf=10)
     info = probe(path)
-    assert (info.width, info.height, info.num_frames, info.fps, info.rotation) == (64, 48, 12, 12.0, 0)
+    assert (info.width, info.height, info.num_frames, info.fps, info.rotation) == (
+        64,
+        48,
+        12,
+        12.0,
+        0,
+    )
     assert info.duration_s == pytest.approx(1.0, abs=0.05)
-    assert not info.is_folder and info.frame_names[:2] == ("00000", "00001") and len(info.frame_names) == 12
+    assert (
+        not info.is_folder
+        and info.frame_names[:2] == ("00000", "00001")
+        and len(info.frame_names) == 12
+    )
     frames = list(iter_frames(path))
     assert len(frames) == 12
     for frame, colour in zip(frames, colours):
@@ -92,7 +126,9 @@ def test_written_file_is_browser_friendly_h264(tmp_path):
     header = ffmpeg_header(path)
     assert "Video: h264" in header and "yuv420p" in header
     data = path.read_bytes()
-    assert data.index(b"moov") < data.index(b"mdat"), "+faststart puts the index before the media data"
+    assert data.index(b"moov") < data.index(b"mdat"), (
+        "+faststart puts the index before the media data"
+    )
 
 
 def test_odd_size_is_padded_not_scaled(tmp_path):
@@ -119,7 +155,10 @@ def test_stride_and_max_frames(tmp_path):
     assert near(read(max_frames=4), values[:4])
     assert near(read(stride=3, max_frames=2), [values[0], values[3]])
     info = probe(path)
-    assert info.num_output_frames(stride=3) == 7 and info.num_output_frames(stride=3, max_frames=2) == 2
+    assert (
+        info.num_output_frames(stride=3) == 7
+        and info.num_output_frames(stride=3, max_frames=2) == 2
+    )
     with pytest.raises(ValueError, match="stride"):
         iter_frames(path, stride=0)
     with pytest.raises(ValueError, match="max_frames"):
@@ -130,8 +169,9 @@ def test_stride_and_max_frames(tmp_path):
 def test_chunks_decode_and_add_up(tmp_path, fmt):
     frames = [flat(5 * k) for k in range(25)]
     done = []
-    with VideoWriter(tmp_path / "full.mp4", fps=10, width=64, height=48, chunk_seconds=1.0,
-                     chunk_format=fmt) as writer:
+    with VideoWriter(
+        tmp_path / "full.mp4", fps=10, width=64, height=48, chunk_seconds=1.0, chunk_format=fmt
+    ) as writer:
         for k, frame in enumerate(frames):
             chunk = writer.write(frame)
             if chunk is not None:
@@ -146,7 +186,9 @@ def test_chunks_decode_and_add_up(tmp_path, fmt):
         header = ffmpeg_header(chunk)
         assert "Video: h264" in header and "yuv420p" in header
     first = next(iter_frames(chunks[1]))
-    assert abs(first.mean() - frames[10].mean()) <= 3, "each chunk starts where the previous one ended"
+    assert abs(first.mean() - frames[10].mean()) <= 3, (
+        "each chunk starts where the previous one ended"
+    )
     assert probe(tmp_path / "full.mp4").num_frames == 25
 
 
@@ -170,14 +212,18 @@ def test_writer_rejects_bad_frames_and_stays_usable(tmp_path):
 
 def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
-        with VideoWriter(tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5) as writer:
+        with VideoWriter(
+            tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5
+        ) as writer:
             for _ in range(7):
                 writer.write(flat(50))
             assert len(ffmpeg_children()) == 2, "full file + current chunk"
             raise RuntimeError("boom")
     assert not ffmpeg_children()
     assert not (tmp_path / "a.mp4").exists(), "the unfinished full file is removed"
-    assert [p.name for p in sorted((tmp_path / "a_chunks").iterdir())] == ["a_00000.ts"], "finished chunk kept"
+    assert [p.name for p in sorted((tmp_path / "a_chunks").iterdir())] == ["a_00000.ts"], (
+        "finished chunk kept"
+    )
     write_video(tmp_path / "b.mp4", [flat(50)] * 3)
     assert not ffmpeg_children()
 
@@ -196,10 +242,18 @@ def test_rotated_video_comes_out_in_display_orientation(tmp_path, degrees):
     info = probe(rotated)
     assert info.rotation == degrees % 360
     frame = next(iter_frames(rotated))
-    assert frame.shape == ((48, 64, 3) if degrees == 180 else (64, 48, 3)) == (info.height, info.width, 3)
-    reference = np.rot90(next(iter_frames(src)), degrees // 90)  # display matrix angles are counter-clockwise
+    assert (
+        frame.shape
+        == ((48, 64, 3) if degrees == 180 else (64, 48, 3))
+        == (info.height, info.width, 3)
+    )
+    reference = np.rot90(
+        next(iter_frames(src)), degrees // 90
+    )  # display matrix angles are counter-clockwise
     assert np.array_equal(frame, reference)
-    reader = imageio_ffmpeg.read_frames(str(rotated))  # ffmpeg's own autorotation as a second opinion
+    reader = imageio_ffmpeg.read_frames(
+        str(rotated)
+    )  # ffmpeg's own autorotation as a second opinion
     w, h = next(reader)["size"]
     assert np.array_equal(frame, np.frombuffer(next(reader), np.uint8).reshape(h, w, 3))
     reader.close()
@@ -208,8 +262,17 @@ def test_rotated_video_comes_out_in_display_orientation(tmp_path, degrees):
 @pytest.mark.parametrize("pix_fmt", ["gray", "yuva420p", "yuv420p10le"])
 def test_other_pixel_formats_come_out_rgb_uint8(tmp_path, pix_fmt):
     path = tmp_path / f"{pix_fmt}.mkv"
-    ffmpeg("-f", "lavfi", "-i", "color=c=0x808080:size=32x24:rate=5:duration=0.4", "-c:v", "ffv1",
-           "-pix_fmt", pix_fmt, path)
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0x808080:size=32x24:rate=5:duration=0.4",
+        "-c:v",
+        "ffv1",
+        "-pix_fmt",
+        pix_fmt,
+        path,
+    )
     frames = list(iter_frames(path))
     assert len(frames) == 2 and frames[0].shape == (24, 32, 3) and frames[0].dtype == np.uint8
     assert np.abs(frames[0].astype(int) - 128).max() <= 3
@@ -286,7 +349,9 @@ def test_truncated_files(tmp_path):
     faststart = write_video(tmp_path / "fs.mp4", [flat(7 * k) for k in range(30)])
     data = faststart.read_bytes()  # index first: the header is fine but the data stops early
     (tmp_path / "cut_fs.mp4").write_bytes(data[: len(data) * 2 // 3])
-    with pytest.raises(VideoReadError, match=r"truncated: the container says 3\.00 s but its data ends after"):
+    with pytest.raises(
+        VideoReadError, match=r"truncated: the container says 3\.00 s but its data ends after"
+    ):
         iter_frames(tmp_path / "cut_fs.mp4")
 
 
@@ -305,7 +370,17 @@ def test_still_image_and_audio_only(tmp_path):
 
 def test_single_frame_without_frame_rate_is_accepted(tmp_path):
     path = tmp_path / "one.ts"  # MPEG-TS with one frame: ffmpeg reports no fps for it
-    ffmpeg("-f", "lavfi", "-i", "color=c=red:size=32x24:rate=10", "-frames:v", "1", "-c:v", "libx264", path)
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:size=32x24:rate=10",
+        "-frames:v",
+        "1",
+        "-c:v",
+        "libx264",
+        path,
+    )
     assert not re.search(r"\d fps", ffmpeg_header(path))
     info = probe(path)
     assert info.num_frames == 1 and info.fps == DEFAULT_FPS and info.duration_s > 0
@@ -314,7 +389,7 @@ def test_single_frame_without_frame_rate_is_accepted(tmp_path):
 
 
 def test_frame_rate_resolution_rules():
-    """Files ffmpeg makes always carry a rate it can guess, so the 0-fps rule is checked on its own."""
+    """ffmpeg guesses a rate for every file it writes, so the 0-fps rule is checked on its own."""
     assert _resolve_fps(25.0, 10, 0.4, DEFAULT_FPS, Path("v.mp4")) == 25.0
     assert _resolve_fps(0.0, 10, 0.5, DEFAULT_FPS, Path("v.mp4")) == 20.0
     assert _resolve_fps(0.0, 1, 0.0, DEFAULT_FPS, Path("v.mp4")) == DEFAULT_FPS
@@ -324,13 +399,17 @@ def test_frame_rate_resolution_rules():
 
 def test_huge_resolution_refused_before_decoding(tmp_path, monkeypatch):
     path = tmp_path / "wide.mp4"
-    ffmpeg("-f", "lavfi", "-i", "color=size=5000x16:rate=5", "-frames:v", "1", "-c:v", "libx264", path)
+    ffmpeg(
+        "-f", "lavfi", "-i", "color=size=5000x16:rate=5", "-frames:v", "1", "-c:v", "libx264", path
+    )
 
     def no_counting(*args, **kwargs):
         raise AssertionError("frames were read before the limits were checked")
 
     monkeypatch.setattr("uvosam.video._count_frames", no_counting)
-    with pytest.raises(VideoLimitError, match=r"longest side 5000 px, over the limit of 4096 .*VideoLimits"):
+    with pytest.raises(
+        VideoLimitError, match=r"longest side 5000 px, over the limit of 4096 .*VideoLimits"
+    ):
         probe(path, limits=VideoLimits())
     with pytest.raises(VideoLimitError, match=r"80000 px per frame, over the limit of 1000"):
         iter_frames(path, limits=VideoLimits(max_side=None, max_pixels=1000))
@@ -338,7 +417,9 @@ def test_huge_resolution_refused_before_decoding(tmp_path, monkeypatch):
 
 def test_frame_and_duration_limits_follow_stride(tmp_path):
     path = write_video(tmp_path / "v.mp4", [flat(0)] * 20, fps=10)
-    with pytest.raises(VideoLimitError, match=r"gives 20 frames, over the limit of 5 .*larger stride"):
+    with pytest.raises(
+        VideoLimitError, match=r"gives 20 frames, over the limit of 5 .*larger stride"
+    ):
         probe(path, limits=VideoLimits(max_frames=5))
     assert probe(path, limits=VideoLimits(max_frames=5), stride=4).num_frames == 20
     assert len(list(iter_frames(path, max_frames=5, limits=VideoLimits(max_frames=5)))) == 5
@@ -362,7 +443,9 @@ def test_iter_frames_is_lazy_and_holds_one_frame(long_video):
     finally:
         tracemalloc.stop()
     assert first.shape == (120, 160, 3) and count == 300
-    assert peak < 8 * frame_bytes, f"peak {peak} B for 300 frames of {frame_bytes} B: frames are not held"
+    assert peak < 8 * frame_bytes, (
+        f"peak {peak} B for 300 frames of {frame_bytes} B: frames are not held"
+    )
     assert not ffmpeg_children()
 
 
@@ -380,7 +463,9 @@ def test_decode_error_mid_video_names_the_frame(long_video, tmp_path):
     next(frames)
     os.truncate(path, path.stat().st_size * 4 // 10)  # the file changes while it is read
     read = 1
-    with pytest.raises(VideoReadError, match=r"stopped at frame (\d+) \(output frame \1\) of 300") as err:
+    with pytest.raises(
+        VideoReadError, match=r"stopped at frame (\d+) \(output frame \1\) of 300"
+    ) as err:
         for _ in frames:
             read += 1
     assert 1 < read < 300 and f"frame {read} " in str(err.value)

@@ -1,19 +1,19 @@
-"""Video input: ``probe`` a video file or a folder of frames, then ``iter_frames`` lazily as RGB uint8 arrays.
+"""Video input: ``probe`` a video file or frame folder, then ``iter_frames`` lazily as RGB uint8.
 
 Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprobe, no OpenCV):
 
-* ``probe`` runs ``ffmpeg -i`` once to read the container header (size, frame rate, duration, rotation),
-  checks ``VideoLimits`` against those numbers, and only then counts the frames exactly by demuxing the
-  video stream without decoding it (``-c copy -f null``: fast, reads packets only). That pass also detects
-  truncated files ("partial file").
-* ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process (``imageio_ffmpeg.read_frames``),
-  one frame in memory at a time. Rotation metadata (phone videos) is applied in numpy, so frames come out
-  in display orientation. Stride is applied inside ffmpeg (``select`` filter), so skipped frames never
-  cross the pipe.
-* A folder of ``.jpg/.jpeg/.png`` frames (DAVIS ``JPEGImages/480p/<sequence>``) is read with PIL, sorted by
-  name (natural order: ``2.jpg`` before ``10.jpg``; zero-padded names sort as usual), EXIF orientation
-  applied. A folder has no frame rate: ``DEFAULT_FPS`` (24, DAVIS) is reported unless ``default_fps`` says
-  otherwise.
+* ``probe`` runs ``ffmpeg -i`` once to read the container header (size, frame rate, duration,
+  rotation), checks ``VideoLimits`` against those numbers, and only then counts the frames
+  exactly by demuxing the video stream without decoding it (``-c copy -f null``: reads packets
+  only, fast).
+  That pass also detects truncated files ("partial file").
+* ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process
+  (``imageio_ffmpeg.read_frames``), one frame in memory at a time. Rotation metadata (phone videos)
+  is applied in numpy, so frames come out in display orientation. Stride is applied inside ffmpeg
+  (``select`` filter), so skipped frames never cross the pipe.
+* A folder of ``.jpg/.jpeg/.png`` frames (DAVIS ``JPEGImages/480p/<sequence>``) is read with PIL
+  (``uvosam.frame_folder``: natural name order, EXIF orientation applied). A folder has no frame
+  rate: ``DEFAULT_FPS`` (24, as DAVIS) is reported unless ``default_fps`` says otherwise.
 
 Frame names: ``VideoInfo.frame_names`` holds one name per source frame: the file stems for a folder
 (``"00000"``), ``f"{i:05d}"`` for a video file.
@@ -26,15 +26,16 @@ import math
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from uvosam import frame_folder
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
+from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video_writer import VideoWriter
 
 __all__ = [
@@ -51,16 +52,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_FPS = 24.0
 _HEADER_TIMEOUT_S = 60.0
 _COUNT_TIMEOUT_S = 600.0
 _ACCEPTED = (
-    f"Accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}; other formats ffmpeg reads also work) or a "
-    f"folder of {'/'.join(FRAME_EXTENSIONS)} frames."
+    f"Accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}; other formats ffmpeg reads also "
+    f"work) or a folder of {'/'.join(FRAME_EXTENSIONS)} frames."
 )
-_EXIF_ORIENTATION = 0x0112
-_EXIF_SWAPS_AXES = (5, 6, 7, 8)
 
 
 @dataclass(frozen=True)
@@ -69,13 +67,16 @@ class VideoInfo:
 
     Attributes:
         path: the video file or frame folder.
-        fps: frames per second (> 0). Folders and frame-rate-less single frames report ``DEFAULT_FPS``.
-        num_frames: number of source frames (exact: packets counted for files, files counted for folders).
+        fps: frames per second (> 0). Folders and single frames without a rate report
+            ``DEFAULT_FPS``.
+        num_frames: number of source frames (exact: packets counted for video files, files
+            counted for folders).
         width, height: DISPLAY size in pixels, i.e. after ``rotation`` is applied; every frame from
             ``iter_frames`` has shape ``(height, width, 3)``.
-        rotation: counter-clockwise degrees (0, 90, 180, 270) applied to the stored frames for display,
-            from the stream's display matrix; 0 for folders (EXIF orientation is applied per image).
-        duration_s: duration in seconds (container value, or ``num_frames / fps`` where it has none).
+        rotation: counter-clockwise degrees (0, 90, 180, 270) applied to the stored frames for
+            display, from the stream's display matrix; 0 for folders (EXIF orientation is applied
+            per image).
+        duration_s: duration in seconds (container value, else ``num_frames / fps``).
         is_folder: True for a folder of frames.
         frame_names: one name per source frame: file stems for a folder, ``f"{i:05d}"`` for a video.
     """
@@ -108,15 +109,16 @@ def probe(
 
     Args:
         path: a video file or a folder of frames.
-        limits: refuse inputs over these limits (``None``: no check). Frame and duration limits apply to
-            what a read with ``stride`` and ``max_frames`` would cover.
+        limits: refuse inputs over these limits (``None``: no check). Frame and duration limits
+            apply to what a read with ``stride`` and ``max_frames`` would cover.
         stride, max_frames: as in ``iter_frames``; used only for the limit check.
         default_fps: frame rate reported for folders and for a single frame without a frame rate.
 
     Raises:
         FileNotFoundError: nothing at ``path``.
-        VideoReadError: not a readable video (empty, truncated, not a video, a still image, audio only,
-            no frame rate, no frames) or a bad frame folder (empty, mixed sizes, unreadable image).
+        VideoReadError: not a readable video (empty, truncated, not a video, a still image, audio
+            only, no frame rate, no frames) or a bad frame folder (no frames, mixed sizes,
+            unreadable image).
         VideoLimitError: over ``limits``.
     """
     path = Path(path)
@@ -131,41 +133,42 @@ def probe(
 def check_limits(
     info: VideoInfo, limits: VideoLimits | None, *, stride: int = 1, max_frames: int | None = None
 ) -> None:
-    """Raise ``VideoLimitError`` if reading ``info`` with ``stride``/``max_frames`` exceeds ``limits``.
+    """Raise ``VideoLimitError`` if reading ``info`` with ``stride``/``max_frames`` exceeds limits.
 
     A ``num_frames`` or ``duration_s`` of 0 means "unknown" and is not checked.
     """
     if limits is None:
         return
-    name = info.path.name
-    side, pixels = max(info.width, info.height), info.width * info.height
-    size = f"{info.width}x{info.height}"
-    if limits.max_side is not None and side > limits.max_side:
-        _over(f"{name} is {size}: its longest side {side} px", limits.max_side, "max_side", "resize it")
-    if limits.max_pixels is not None and pixels > limits.max_pixels:
-        _over(f"{name} is {size} = {pixels} px per frame", limits.max_pixels, "max_pixels", "resize it")
+    name, size, pixels = info.path.name, f"{info.width}x{info.height}", info.width * info.height
+    side = max(info.width, info.height)
     n_out = info.num_output_frames(stride=stride, max_frames=max_frames)
-    if limits.max_frames is not None and n_out > limits.max_frames:
-        what = f"reading {name} (stride {stride}) gives {n_out} frames"
-        _over(what, limits.max_frames, "max_frames", "trim it, read it with a larger stride or max_frames")
     duration = info.duration_s
     if max_frames is not None and info.fps > 0:
         duration = min(duration, max_frames * stride / info.fps)
-    if limits.max_duration_s is not None and duration > limits.max_duration_s:
-        what = f"{name} lasts {duration:.1f} s"
-        _over(what, limits.max_duration_s, "max_duration_s", "trim it or read fewer frames (max_frames)")
-
-
-def _over(what: str, limit: float, field: str, fix: str) -> None:
-    raise VideoLimitError(f"{what}, over the limit of {limit} (VideoLimits.{field}). To use it, {fix}, "
-                          f"or raise VideoLimits.{field}.")
+    checks = (
+        ("max_side", side, f"{name} is {size}: its longest side {side} px", "resize it"),
+        ("max_pixels", pixels, f"{name} is {size} = {pixels} px per frame", "resize it"),
+        ("max_frames", n_out, f"reading {name} (stride {stride}) gives {n_out} frames",
+         "trim it, read it with a larger stride or max_frames"),
+        ("max_duration_s", duration, f"{name} lasts {duration:.1f} s",
+         "trim it or read fewer frames (max_frames)"),
+    )  # fmt: skip
+    for field_name, value, what, fix in checks:
+        limit = getattr(limits, field_name)
+        if limit is not None and value > limit:
+            raise VideoLimitError(
+                f"{what}, over the limit of {limit} (VideoLimits.{field_name}). To use it, {fix}, "
+                f"or raise VideoLimits.{field_name}."
+            )
 
 
 def _check_read_args(stride: int, max_frames: int | None) -> None:
     if not isinstance(stride, int) or stride < 1:
         raise ValueError(f"stride must be an integer >= 1 (1 = every frame); got {stride!r}")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
-        raise ValueError(f"max_frames must be None (all frames) or an integer >= 1; got {max_frames!r}")
+        raise ValueError(
+            f"max_frames must be None (all frames) or an integer >= 1; got {max_frames!r}"
+        )
 
 
 def iter_frames(
@@ -177,9 +180,9 @@ def iter_frames(
 ) -> Iterator[np.ndarray]:
     """Frames of a video file or frame folder, decoded one at a time.
 
-    The input is probed (and ``limits`` checked) when this function is CALLED, so bad input raises
-    here; frames are decoded only as the returned iterator is consumed. Memory does not depend on the
-    video's length. Closing the iterator (or breaking out of a ``for`` loop) stops ffmpeg.
+    The input is probed (and ``limits`` checked) when this function is CALLED, so bad input
+    raises here; frames are decoded only as the returned iterator is consumed. Memory does not
+    depend on the video's length. Closing the iterator (or leaving a ``for`` loop) stops ffmpeg.
 
     Args:
         path: a video file or a folder of ``.jpg/.jpeg/.png`` frames.
@@ -188,17 +191,19 @@ def iter_frames(
         limits: checked from metadata before decoding (see ``probe``).
 
     Returns:
-        An iterator of ``(H, W, 3)`` uint8 RGB arrays (writable) in display orientation, with ``H, W`` =
-        ``probe(path).height, .width``. Grayscale, alpha and 10-bit sources are converted to RGB uint8.
+        An iterator of ``(H, W, 3)`` uint8 RGB arrays (writable) in display orientation, with
+        ``H, W = probe(path).height, .width``. Grayscale, alpha and 10-bit sources are converted
+        to RGB uint8 (alpha dropped).
 
     Raises:
-        Everything ``probe`` raises, at call time; ``VideoReadError`` naming the frame index if decoding
-        fails part-way (damaged file, file changed while reading).
+        Everything ``probe`` raises, at call time; ``VideoReadError`` naming the frame index if
+        decoding fails part-way (damaged file, file changed while reading).
     """
     info = probe(path, limits=limits, stride=stride, max_frames=max_frames)
     n_out = info.num_output_frames(stride=stride, max_frames=max_frames)
     if info.is_folder:
-        return _iter_folder(info, _list_frame_files(info.path)[::stride][:n_out])
+        files = frame_folder.list_frames(info.path)[::stride][:n_out]
+        return frame_folder.iter_images(files, (info.width, info.height))
     return _iter_video(info, stride, n_out)
 
 
@@ -207,7 +212,7 @@ def iter_frames(
 
 @dataclass(frozen=True)
 class _Header:
-    """The part of ``ffmpeg -i`` output we use. Sizes are the STORED size (before rotation); 0 = unknown."""
+    """What we use of ``ffmpeg -i``'s output. Sizes are STORED (before rotation); 0 = unknown."""
 
     width: int
     height: int
@@ -223,8 +228,8 @@ def _run_ffmpeg(args: list[str], timeout: float, path: Path) -> tuple[int, str]:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as err:
         raise VideoReadError(
-            f"ffmpeg needed more than {timeout:.0f} s to read {path.name}; the file may be on a stalled "
-            "network drive or be malformed. Copy it locally or re-encode it."
+            f"ffmpeg needed more than {timeout:.0f} s to read {path.name}; the file may be on a "
+            "stalled network drive or be malformed. Copy it locally or re-encode it."
         ) from err
     return proc.returncode, proc.stderr.decode("utf-8", "replace")
 
@@ -233,22 +238,33 @@ def _probe_file(
     path: Path, limits: VideoLimits | None, stride: int, max_frames: int | None, default_fps: float
 ) -> VideoInfo:
     if path.stat().st_size == 0:
-        raise VideoReadError(f"{path} is empty (0 bytes): the upload or copy did not complete. {_ACCEPTED}")
+        raise VideoReadError(
+            f"{path} is empty (0 bytes): the upload or copy did not complete. {_ACCEPTED}"
+        )
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
-        logger.info("%s has extension %r, not one of %s; trying ffmpeg anyway", path, path.suffix,
-                    VIDEO_EXTENSIONS)
+        logger.info("%s: extension not in %s; trying ffmpeg anyway", path, VIDEO_EXTENSIONS)
     header = _read_header(path)
-    swap = header.rotation in (90, 270)
-    width, height = (header.height, header.width) if swap else (header.width, header.height)
-    estimate = round(header.duration_s * header.fps) if header.fps > 0 else 0
-    info = VideoInfo(path, header.fps or default_fps, estimate, width, height, header.rotation,
-                     header.duration_s, False, ())
+    w, h = header.width, header.height
+    if header.rotation in (90, 270):
+        w, h = h, w
+    estimate = round(header.duration_s * header.fps)  # 0 where either is unknown
+    info = VideoInfo(
+        path,
+        header.fps or default_fps,
+        estimate,
+        w,
+        h,
+        header.rotation,
+        header.duration_s,
+        False,
+        (),
+    )
     check_limits(info, limits, stride=stride, max_frames=max_frames)
     n = _count_frames(path, header)
     fps = _resolve_fps(header.fps, n, header.duration_s, default_fps, path)
     duration = header.duration_s if header.duration_s > 0 else n / fps
-    info = VideoInfo(path, fps, n, width, height, header.rotation, duration, False,
-                     tuple(f"{i:05d}" for i in range(n)))
+    names = tuple(f"{i:05d}" for i in range(n))
+    info = replace(info, fps=fps, num_frames=n, duration_s=duration, frame_names=names)
     check_limits(info, limits, stride=stride, max_frames=max_frames)
     return info
 
@@ -262,15 +278,19 @@ def _read_header(path: Path) -> _Header:
     if fmt.endswith("_pipe") or fmt == "image2":
         kind = fmt.removesuffix("_pipe")
         raise VideoReadError(
-            f"{path.name} is a single still image ({kind}), not a video. To segment images, put them in a "
-            f"folder as frames. {_ACCEPTED}"
+            f"{path.name} is a single still image ({kind}), not a video. To segment images, put "
+            f"them in a folder as frames. {_ACCEPTED}"
         )
     streams = re.findall(r"^\s*Stream #0:\d+.*$", text, re.M)
     video = [s for s in streams if " Video: " in s and "(attached pic)" not in s]
     if not video:
-        audio = [s.split(" Audio: ", 1)[1].split()[0].rstrip(",") for s in streams if " Audio: " in s]
+        audio = [
+            s.split(" Audio: ", 1)[1].split()[0].rstrip(",") for s in streams if " Audio: " in s
+        ]
         what = f"only audio ({', '.join(audio)})" if audio else "no video stream"
-        raise VideoReadError(f"{path.name} contains {what}, so there are no frames to segment. {_ACCEPTED}")
+        raise VideoReadError(
+            f"{path.name} contains {what}, so there are no frames to segment. {_ACCEPTED}"
+        )
     return _parse_video_stream(text, video[0], path)
 
 
@@ -278,13 +298,17 @@ def _parse_video_stream(text: str, line: str, path: Path) -> _Header:
     """Size, frame rate and rotation from the first video stream's line (and its side data)."""
     size = re.search(r", (\d+)x(\d+)", line)
     if size is None:
-        raise VideoReadError(f"{path.name}: ffmpeg reports no frame size for its video stream ({line.strip()}). "
-                             "Re-encode it (e.g. to H.264 .mp4).")
+        raise VideoReadError(
+            f"{path.name}: ffmpeg reports no frame size for its video stream ({line.strip()}). "
+            "Re-encode it (e.g. to H.264 .mp4)."
+        )
     fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
     fps_value = float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
     dur = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
-    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
-    after = text[text.index(line) + len(line):]
+    duration = (
+        int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    )
+    after = text[text.index(line) + len(line) :]
     section = re.split(r"^\s*Stream #", after, maxsplit=1, flags=re.M)[0]
     rot = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", section)
     rotation = int(round(float(rot.group(1)) / 90.0)) * 90 % 360 if rot else 0
@@ -293,11 +317,14 @@ def _parse_video_stream(text: str, line: str, path: Path) -> _Header:
 
 def _open_failure(path: Path, text: str) -> str:
     """The message for a file ffmpeg could not open at all."""
-    if "misdetection possible" in text or "Invalid data found" in text and "moov atom" not in text:
+    if "misdetection possible" in text or ("Invalid data" in text and "moov atom" not in text):
         return f"{path.name} is not a video: ffmpeg does not recognise its content. {_ACCEPTED}"
     if "moov atom not found" in text:
-        return (f"{path.name} is truncated: its mp4/mov index (moov atom) is missing, as happens when a "
-                f"recording or upload is cut off. Re-export or re-upload the complete file. {_ACCEPTED}")
+        return (
+            f"{path.name} is truncated: its mp4/mov index (moov atom) is missing, as happens when "
+            "a recording or upload is cut off. Re-export or re-upload the complete file. "
+            + _ACCEPTED
+        )
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     reason = lines[-1] if lines else "no output"
     return f"ffmpeg could not open {path.name} ({reason}). {_ACCEPTED}"
@@ -310,18 +337,24 @@ def _count_frames(path: Path, header: _Header) -> int:
     counts = re.findall(r"frame=\s*(\d+)", text)
     if code != 0 or not counts:
         reason = text.strip().splitlines()[-1] if text.strip() else f"exit code {code}"
-        raise VideoReadError(f"ffmpeg could not read the frames of {path.name} ({reason}). Re-encode it.")
+        raise VideoReadError(
+            f"ffmpeg could not read the frames of {path.name} ({reason}). Re-encode it."
+        )
     n = int(counts[-1])
     if "partial file" in text or "corrupt input packet" in text:
         said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
-        raise VideoReadError(f"{path.name} is truncated: {said}its data ends after {n} frames (ffmpeg: "
-                             "partial file). Re-export or re-upload the complete file.")
+        raise VideoReadError(
+            f"{path.name} is truncated: {said}its data ends after {n} frames (ffmpeg: "
+            "partial file). Re-export or re-upload the complete file."
+        )
     if n == 0:
         raise VideoReadError(f"{path.name} has a video stream with no frames in it. {_ACCEPTED}")
     return n
 
 
-def _resolve_fps(fps: float, num_frames: int, duration_s: float, default_fps: float, path: Path) -> float:
+def _resolve_fps(
+    fps: float, num_frames: int, duration_s: float, default_fps: float, path: Path
+) -> float:
     """The header's frame rate; else frames / duration; a single frame may have none at all."""
     if fps > 0:
         return fps
@@ -329,9 +362,11 @@ def _resolve_fps(fps: float, num_frames: int, duration_s: float, default_fps: fl
         return default_fps
     if duration_s > 0:
         return num_frames / duration_s
-    raise VideoReadError(f"{path.name} has {num_frames} frames but no frame rate (0 fps) and no duration, so "
-                         "frame times are unknown. Re-encode it with a fixed rate, e.g. "
-                         "`ffmpeg -i in -r 25 -c:v libx264 out.mp4`.")
+    raise VideoReadError(
+        f"{path.name} has {num_frames} frames but no frame rate (0 fps) and no duration, so "
+        "frame times are unknown. Re-encode it with a fixed rate, e.g. "
+        "`ffmpeg -i in -r 25 -c:v libx264 out.mp4`."
+    )
 
 
 def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray]:
@@ -339,7 +374,9 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
     out = ["-frames:v", str(n_out)]
     if stride > 1:
         out = ["-vf", f"select=not(mod(n\\,{stride}))", "-fps_mode", "passthrough", *out]
-    reader = imageio_ffmpeg.read_frames(str(info.path), input_params=["-noautorotate"], output_params=out)
+    reader = imageio_ffmpeg.read_frames(
+        str(info.path), input_params=["-noautorotate"], output_params=out
+    )
     count = 0
     try:
         width, height = next(reader)["size"]
@@ -348,80 +385,28 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
             yield np.rot90(frame, info.rotation // 90).copy()
             count += 1
     except (RuntimeError, OSError) as err:
-        raise VideoReadError(f"decoding {info.path.name} failed at frame {count * stride} (output frame "
-                             f"{count}): {str(err).splitlines()[0]}. The file is damaged; re-encode it.") from err
+        raise VideoReadError(
+            f"decoding {info.path.name} failed at frame {count * stride} (output frame "
+            f"{count}): {str(err).splitlines()[0]}. The file is damaged; re-encode it."
+        ) from err
     finally:
         reader.close()
     if count < n_out:
         raise VideoReadError(
-            f"decoding {info.path.name} stopped at frame {count * stride} (output frame {count}) of "
-            f"{info.num_frames}: the data is damaged or the file changed while it was read. Re-encode it."
+            f"decoding {info.path.name} stopped at frame {count * stride} (output frame {count}) "
+            f"of {info.num_frames}: the data is damaged or the file changed while it was read. "
+            "Re-encode it."
         )
-
-
-# ---------------------------------------------------------------- frame folders
-
-
-def _natural_key(p: Path) -> list[object]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
-
-
-def _list_frame_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir()
-             if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")]
-    if not files:
-        other = sorted(p.name for p in folder.iterdir())
-        found = f"it holds {len(other)} other entries (e.g. {', '.join(other[:3])})" if other else "it is empty"
-        raise VideoReadError(f"The frame folder {folder} has no {'/'.join(FRAME_EXTENSIONS)} frames: {found}. "
-                             "Expected e.g. DAVIS JPEGImages/480p/<sequence>/00000.jpg. " + _ACCEPTED)
-    return sorted(files, key=_natural_key)
-
-
-def _image_display_size(file: Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, from the image header (no pixel decoding)."""
-    try:
-        with Image.open(file) as im:
-            width, height = im.size
-            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except (UnidentifiedImageError, OSError) as err:
-        raise VideoReadError(f"Frame {file} is not a readable image ({err}). Replace or remove it.") from err
-    return (height, width) if orientation in _EXIF_SWAPS_AXES else (width, height)
 
 
 def _probe_folder(
     folder: Path, limits: VideoLimits | None, stride: int, max_frames: int | None, fps: float
 ) -> VideoInfo:
-    files = _list_frame_files(folder)
+    """Count and size the frames of a folder; limits are checked before every header is read."""
+    files = frame_folder.list_frames(folder, _ACCEPTED)
+    width, height = frame_folder.display_size(files[0])
     stems = tuple(p.stem for p in files)
-    if len(set(stems)) != len(stems):
-        dup = next(s for s in stems if stems.count(s) > 1)
-        raise VideoReadError(f"The frame folder {folder} has two frames named {dup!r} (different extensions); "
-                             "keep one file per frame.")
-    width, height = _image_display_size(files[0])
     info = VideoInfo(folder, fps, len(files), width, height, 0, len(files) / fps, True, stems)
     check_limits(info, limits, stride=stride, max_frames=max_frames)
-    for file in files[1:]:
-        size = _image_display_size(file)
-        if size != (width, height):
-            raise VideoReadError(
-                f"Frames in {folder} differ in size: {files[0].name} is {width}x{height} but {file.name} is "
-                f"{size[0]}x{size[1]}. All frames of a sequence must have the same size; resize them."
-            )
+    frame_folder.check_same_size(files, (width, height))
     return info
-
-
-def _read_image(file: Path, index: int) -> np.ndarray:
-    try:
-        with Image.open(file) as im:
-            return np.array(ImageOps.exif_transpose(im).convert("RGB"))
-    except (UnidentifiedImageError, OSError) as err:
-        raise VideoReadError(f"Frame {index} ({file}) could not be decoded: {err}. Replace it.") from err
-
-
-def _iter_folder(info: VideoInfo, files: list[Path]) -> Iterator[np.ndarray]:
-    for index, file in enumerate(files):
-        frame = _read_image(file, index)
-        if frame.shape[:2] != (info.height, info.width):
-            raise VideoReadError(f"Frame {file.name} is {frame.shape[1]}x{frame.shape[0]}, expected "
-                                 f"{info.width}x{info.height} like the first frame. Resize it.")
-        yield frame
