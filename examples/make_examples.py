@@ -65,8 +65,8 @@ def main() -> None:
         info = probe(path)
         size_kb = path.stat().st_size / 1024
         print(
-            f"{path.name}: {info.width}x{info.height}, {info.num_frames} frames at {info.fps:g} fps, "
-            f"{info.duration_s:.2f} s, {size_kb:.0f} KiB"
+            f"{path.name}: {info.width}x{info.height}, {info.num_frames} frames at "
+            f"{info.fps:g} fps, {info.duration_s:.2f} s, {size_kb:.0f} KiB"
         )
 
 
