@@ -417,10 +417,12 @@ def test_huge_resolution_refused_before_decoding(tmp_path, monkeypatch):
 
 def test_frame_and_duration_limits_follow_stride(tmp_path):
     path = write_video(tmp_path / "v.mp4", [flat(0)] * 20, fps=10)
+    with pytest.raises(VideoLimitError, match=r"gives about 20 frames, over the limit of 10 "):
+        probe(path, limits=VideoLimits(max_frames=10))  # from the header, before counting
     with pytest.raises(
-        VideoLimitError, match=r"gives 20 frames, over the limit of 5 .*larger stride"
+        VideoLimitError, match=r"gives 20 frames, over the limit of 19 .*larger str"
     ):
-        probe(path, limits=VideoLimits(max_frames=5))
+        probe(path, limits=VideoLimits(max_frames=19))  # within the estimate's slack: exact count
     assert probe(path, limits=VideoLimits(max_frames=5), stride=4).num_frames == 20
     assert len(list(iter_frames(path, max_frames=5, limits=VideoLimits(max_frames=5)))) == 5
     with pytest.raises(VideoLimitError, match=r"lasts 2\.0 s, over the limit of 1\.5"):

@@ -76,7 +76,8 @@ class VideoInfo:
         rotation: counter-clockwise degrees (0, 90, 180, 270) applied to the stored frames for
             display, from the stream's display matrix; 0 for folders (EXIF orientation is applied
             per image).
-        duration_s: duration in seconds (container value, else ``num_frames / fps``).
+        duration_s: duration of the frames in seconds, ``num_frames / fps`` (the container's
+            duration, which may include an audio tail, is only used for the early limit check).
         is_folder: True for a folder of frames.
         frame_names: one name per source frame: file stems for a folder, ``f"{i:05d}"`` for a video.
     """
@@ -131,11 +132,18 @@ def probe(
 
 
 def check_limits(
-    info: VideoInfo, limits: VideoLimits | None, *, stride: int = 1, max_frames: int | None = None
+    info: VideoInfo,
+    limits: VideoLimits | None,
+    *,
+    stride: int = 1,
+    max_frames: int | None = None,
+    approximate: bool = False,
 ) -> None:
     """Raise ``VideoLimitError`` if reading ``info`` with ``stride``/``max_frames`` exceeds limits.
 
-    A ``num_frames`` or ``duration_s`` of 0 means "unknown" and is not checked.
+    A ``num_frames`` or ``duration_s`` of 0 means "unknown" and is not checked. With
+    ``approximate`` (``num_frames`` estimated from the container's duration, before counting) the
+    frame limit only trips 10% over, and the message says the number is an estimate.
     """
     if limits is None:
         return
@@ -145,17 +153,19 @@ def check_limits(
     duration = info.duration_s
     if max_frames is not None and info.fps > 0:
         duration = min(duration, max_frames * stride / info.fps)
+    about, slack = ("about ", 1.1) if approximate else ("", 1.0)
     checks = (
-        ("max_side", side, f"{name} is {size}: its longest side {side} px", "resize it"),
-        ("max_pixels", pixels, f"{name} is {size} = {pixels} px per frame", "resize it"),
-        ("max_frames", n_out, f"reading {name} (stride {stride}) gives {n_out} frames",
+        ("max_side", side, 1.0, f"{name} is {size}: its longest side {side} px", "resize it"),
+        ("max_pixels", pixels, 1.0, f"{name} is {size} = {pixels} px per frame", "resize it"),
+        ("max_frames", n_out, slack, f"reading {name} (stride {stride}) gives {about}{n_out} "
+         "frames",
          "trim it, read it with a larger stride or max_frames"),
-        ("max_duration_s", duration, f"{name} lasts {duration:.1f} s",
+        ("max_duration_s", duration, 1.0, f"{name} lasts {duration:.1f} s",
          "trim it or read fewer frames (max_frames)"),
     )  # fmt: skip
-    for field_name, value, what, fix in checks:
+    for field_name, value, allowance, what, fix in checks:
         limit = getattr(limits, field_name)
-        if limit is not None and value > limit:
+        if limit is not None and value > limit * allowance:
             raise VideoLimitError(
                 f"{what}, over the limit of {limit} (VideoLimits.{field_name}). To use it, {fix}, "
                 f"or raise VideoLimits.{field_name}."
@@ -247,7 +257,9 @@ def _probe_file(
     w, h = header.width, header.height
     if header.rotation in (90, 270):
         w, h = h, w
-    estimate = round(header.duration_s * header.fps)  # 0 where either is unknown
+    # An estimate (0 where fps or duration is unknown): the container's duration can include an
+    # audio tail. The exact count is checked again below.
+    estimate = round(header.duration_s * header.fps)
     info = VideoInfo(
         path,
         header.fps or default_fps,
@@ -259,12 +271,11 @@ def _probe_file(
         False,
         (),
     )
-    check_limits(info, limits, stride=stride, max_frames=max_frames)
+    check_limits(info, limits, stride=stride, max_frames=max_frames, approximate=True)
     n = _count_frames(path, header)
     fps = _resolve_fps(header.fps, n, header.duration_s, default_fps, path)
-    duration = header.duration_s if header.duration_s > 0 else n / fps
     names = tuple(f"{i:05d}" for i in range(n))
-    info = replace(info, fps=fps, num_frames=n, duration_s=duration, frame_names=names)
+    info = replace(info, fps=fps, num_frames=n, duration_s=n / fps, frame_names=names)
     check_limits(info, limits, stride=stride, max_frames=max_frames)
     return info
 
