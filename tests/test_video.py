@@ -228,7 +228,18 @@ def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):
     assert not ffmpeg_children()
 
 
-# ---------------------------------------------------------------- rotation and pixel formats
+# ---------------------------------------------------------------- rotation, frame rates, pixel formats
+
+
+def test_variable_frame_rate_gives_each_frame_once(tmp_path):
+    path = tmp_path / "vfr.mp4"  # 15 frames 0.1 s apart, then 15 frames 0.3 s apart
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "30", "-c:v", "libx264",
+           "-bf", "0", "-bsf:v", "setts=ts=TS*if(lt(N\\,15)\\,1\\,3)", path)  # fmt: skip
+    info = probe(path)
+    frames = list(iter_frames(path))
+    assert info.num_frames == len(frames) == 30
+    assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:])), "no duplicated frames"
+    assert len(list(iter_frames(path, stride=4))) == 8
 
 
 @pytest.mark.parametrize("degrees", [90, -90, 180])

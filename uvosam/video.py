@@ -382,9 +382,11 @@ def _resolve_fps(
 
 def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray]:
     """Frames from one ffmpeg process; ``-frames:v`` stops decoding after the last frame we need."""
-    out = ["-frames:v", str(n_out)]
+    # passthrough: every decoded frame exactly once (the default would duplicate or drop frames of
+    # variable-frame-rate videos, e.g. from phones, to make a constant rate).
+    out = ["-fps_mode", "passthrough", "-frames:v", str(n_out)]
     if stride > 1:
-        out = ["-vf", f"select=not(mod(n\\,{stride}))", "-fps_mode", "passthrough", *out]
+        out = ["-vf", f"select=not(mod(n\\,{stride}))", *out]
     reader = imageio_ffmpeg.read_frames(
         str(info.path), input_params=["-noautorotate"], output_params=out
     )
