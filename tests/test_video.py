@@ -228,7 +228,7 @@ def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):
     assert not ffmpeg_children()
 
 
-# ---------------------------------------------------------------- rotation, frame rates, pixel formats
+# ------------------------------------------------------- rotation, frame rates, pixel formats
 
 
 def test_variable_frame_rate_gives_each_frame_once(tmp_path):
