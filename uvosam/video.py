@@ -5,12 +5,13 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
 * ``probe`` runs ``ffmpeg -i`` once to read the container header (size, frame rate, duration,
   rotation), checks ``VideoLimits`` against those numbers, and only then counts the frames
   exactly by demuxing the video stream without decoding it (``-c copy -f null``: reads packets
-  only, fast).
-  That pass also detects truncated files ("partial file").
+  only, fast). That pass also detects truncated files ("partial file").
 * ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process
-  (``imageio_ffmpeg.read_frames``), one frame in memory at a time. Rotation metadata (phone videos)
-  is applied in numpy, so frames come out in display orientation. Stride is applied inside ffmpeg
-  (``select`` filter), so skipped frames never cross the pipe.
+  (``imageio_ffmpeg.read_frames``), one frame in memory at a time, each decoded frame exactly
+  once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
+  metadata is applied in numpy, so frames come out in display orientation. Stride is applied
+  inside ffmpeg (``select`` filter), so skipped frames never cross the pipe. Sizes are pixel
+  sizes; a non-square sample aspect ratio is not corrected.
 * A folder of ``.jpg/.jpeg/.png`` frames (DAVIS ``JPEGImages/480p/<sequence>``) is read with PIL
   (``uvosam.frame_folder``: natural name order, EXIF orientation applied). A folder has no frame
   rate: ``DEFAULT_FPS`` (24, as DAVIS) is reported unless ``default_fps`` says otherwise.
