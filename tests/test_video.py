@@ -1,0 +1,485 @@
+"""uvosam.video / video_writer / frame_folder: round trips, chunks, rotation, folders, laziness,
+and every bad input. All media are generated into ``tmp_path`` with the ffmpeg bundled in
+imageio-ffmpeg, at tiny sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tracemalloc
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+from uvosam.config import VideoLimits
+from uvosam.errors import VideoLimitError, VideoReadError
+from uvosam.video import DEFAULT_FPS, VideoWriter, _resolve_fps, iter_frames, probe
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg(*args: str | Path) -> None:
+    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def ffmpeg_header(path: Path) -> str:
+    return subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
+
+
+def ffmpeg_children() -> list[int]:
+    """PIDs of ffmpeg processes (running or zombie) whose parent is this test process."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"ffmpeg" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10, **kw) -> Path:
+    h, w = frames[0].shape[:2]
+    with VideoWriter(path, fps=fps, width=w, height=h, **kw) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def flat(value: tuple[int, int, int] | int, h: int = 48, w: int = 64) -> np.ndarray:
+    return np.full((h, w, 3), value, np.uint8)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory) -> Path:
+    """300 frames, 160x120, 25 fps, +faststart (~200 kB)."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25",
+        "-frames:v",
+        "300",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        path,
+    )
+    return path
+
+
+# ---------------------------------------------------------------- round trips
+
+
+def test_round_trip_flat_colours(tmp_path):
+    colours = [
+        (200, 30, 30),
+        (30, 200, 30),
+        (30, 30, 200),
+        (128, 128, 128),
+        (250, 250, 250),
+        (5, 5, 5),
+    ] * 2
+    path = write_video(tmp_path / "flat.mp4", [flat(c) for c in colours], fps=12, crf=10)
+    info = probe(path)
+    assert (info.width, info.height, info.num_frames, info.fps, info.rotation) == (
+        64,
+        48,
+        12,
+        12.0,
+        0,
+    )
+    assert info.duration_s == pytest.approx(1.0, abs=0.05)
+    assert (
+        not info.is_folder
+        and info.frame_names[:2] == ("00000", "00001")
+        and len(info.frame_names) == 12
+    )
+    frames = list(iter_frames(path))
+    assert len(frames) == 12
+    for frame, colour in zip(frames, colours):
+        assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.flags.writeable
+        assert np.abs(frame.astype(int) - colour).max() <= 4
+
+
+def test_written_file_is_browser_friendly_h264(tmp_path):
+    path = write_video(tmp_path / "web.mp4", [flat(100)] * 5)
+    header = ffmpeg_header(path)
+    assert "Video: h264" in header and "yuv420p" in header
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat"), (
+        "+faststart puts the index before the media data"
+    )
+
+
+def test_odd_size_is_padded_not_scaled(tmp_path):
+    frame = flat((200, 200, 200), h=21, w=33)
+    path = write_video(tmp_path / "odd.mp4", [frame] * 3, crf=5)
+    info = probe(path)
+    assert (info.width, info.height) == (34, 22) and info.num_frames == 3
+    out = next(iter_frames(path))
+    assert np.abs(out[:20, :32].astype(int) - 200).max() <= 4, "original pixels kept (no rescale)"
+    assert out[:, 33].mean() < 40 and out[21, :].mean() < 40, "padding is black"
+
+
+def test_stride_and_max_frames(tmp_path):
+    values = [10 + 10 * k for k in range(20)]
+    path = write_video(tmp_path / "ramp.mp4", [flat(v) for v in values], crf=5)
+
+    def read(**kw) -> list[int]:
+        return [int(round(f.mean())) for f in iter_frames(path, **kw)]
+
+    def near(got: list[int], want: list[int]) -> bool:
+        return len(got) == len(want) and all(abs(g - w) <= 3 for g, w in zip(got, want))
+
+    assert near(read(stride=3), values[::3])
+    assert near(read(max_frames=4), values[:4])
+    assert near(read(stride=3, max_frames=2), [values[0], values[3]])
+    info = probe(path)
+    assert (
+        info.num_output_frames(stride=3) == 7
+        and info.num_output_frames(stride=3, max_frames=2) == 2
+    )
+    with pytest.raises(ValueError, match="stride"):
+        iter_frames(path, stride=0)
+    with pytest.raises(ValueError, match="max_frames"):
+        iter_frames(path, max_frames=0)
+
+
+@pytest.mark.parametrize("fmt", [".ts", ".mp4"])
+def test_chunks_decode_and_add_up(tmp_path, fmt):
+    frames = [flat(5 * k) for k in range(25)]
+    done = []
+    with VideoWriter(
+        tmp_path / "full.mp4", fps=10, width=64, height=48, chunk_seconds=1.0, chunk_format=fmt
+    ) as writer:
+        for k, frame in enumerate(frames):
+            chunk = writer.write(frame)
+            if chunk is not None:
+                done.append((k, chunk))
+        last = writer.close()
+    assert [k for k, _ in done] == [9, 19], "a chunk is returned by the write that completes it"
+    chunks = [c for _, c in done] + [last]
+    assert all(c.suffix == fmt and c.parent == tmp_path / "full_chunks" for c in chunks)
+    counts = [sum(1 for _ in iter_frames(c)) for c in chunks]
+    assert counts == [10, 10, 5]
+    for chunk in chunks:
+        header = ffmpeg_header(chunk)
+        assert "Video: h264" in header and "yuv420p" in header
+    first = next(iter_frames(chunks[1]))
+    assert abs(first.mean() - frames[10].mean()) <= 3, (
+        "each chunk starts where the previous one ended"
+    )
+    assert probe(tmp_path / "full.mp4").num_frames == 25
+
+
+def test_writer_rejects_bad_frames_and_stays_usable(tmp_path):
+    writer = VideoWriter(tmp_path / "x.mp4", fps=10, width=64, height=48)
+    assert ffmpeg_children(), "the helper sees the writer's ffmpeg"
+    with pytest.raises(ValueError, match=r"shape \(48, 64, 3\); got uint8 \(48, 64\)"):
+        writer.write(np.zeros((48, 64), np.uint8))
+    with pytest.raises(ValueError, match=r"got float32"):
+        writer.write(np.zeros((48, 64, 3), np.float32))
+    writer.write(flat(3))
+    assert writer.close() is None and writer.close() is None
+    assert probe(tmp_path / "x.mp4").num_frames == 1 and not ffmpeg_children()
+    with pytest.raises(ValueError, match="closed"):
+        writer.write(flat(3))
+    with pytest.raises(ValueError, match="fps"):
+        VideoWriter(tmp_path / "z.mp4", fps=0, width=64, height=48)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        VideoWriter(tmp_path / "no" / "z.mp4", fps=10, width=64, height=48)
+
+
+def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(
+            tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5
+        ) as writer:
+            for _ in range(7):
+                writer.write(flat(50))
+            assert len(ffmpeg_children()) == 2, "full file + current chunk"
+            raise RuntimeError("boom")
+    assert not ffmpeg_children()
+    assert not (tmp_path / "a.mp4").exists(), "the unfinished full file is removed"
+    assert [p.name for p in sorted((tmp_path / "a_chunks").iterdir())] == ["a_00000.ts"], (
+        "finished chunk kept"
+    )
+    write_video(tmp_path / "b.mp4", [flat(50)] * 3)
+    assert not ffmpeg_children()
+
+
+# ------------------------------------------------------- rotation, frame rates, pixel formats
+
+
+def test_variable_frame_rate_gives_each_frame_once(tmp_path):
+    path = tmp_path / "vfr.mp4"  # 15 frames 0.1 s apart, then 15 frames 0.3 s apart
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "30", "-c:v", "libx264",
+           "-bf", "0", "-bsf:v", "setts=ts=TS*if(lt(N\\,15)\\,1\\,3)", path)  # fmt: skip
+    info = probe(path)
+    frames = list(iter_frames(path))
+    assert info.num_frames == len(frames) == 30
+    assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:])), "no duplicated frames"
+    assert len(list(iter_frames(path, stride=4))) == 8
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotated_video_comes_out_in_display_orientation(tmp_path, degrees):
+    img = flat((0, 0, 0))
+    img[:16, :16] = (255, 0, 0)
+    img[30:, 40:] = (0, 0, 255)
+    src = write_video(tmp_path / "src.mp4", [img] * 2, crf=5)
+    rotated = tmp_path / "rot.mp4"
+    ffmpeg("-display_rotation", degrees, "-i", src, "-c", "copy", rotated)
+    info = probe(rotated)
+    assert info.rotation == degrees % 360
+    frame = next(iter_frames(rotated))
+    assert (
+        frame.shape
+        == ((48, 64, 3) if degrees == 180 else (64, 48, 3))
+        == (info.height, info.width, 3)
+    )
+    reference = np.rot90(
+        next(iter_frames(src)), degrees // 90
+    )  # display matrix angles are counter-clockwise
+    assert np.array_equal(frame, reference)
+    reader = imageio_ffmpeg.read_frames(
+        str(rotated)
+    )  # ffmpeg's own autorotation as a second opinion
+    w, h = next(reader)["size"]
+    assert np.array_equal(frame, np.frombuffer(next(reader), np.uint8).reshape(h, w, 3))
+    reader.close()
+
+
+@pytest.mark.parametrize("pix_fmt", ["gray", "yuva420p", "yuv420p10le"])
+def test_other_pixel_formats_come_out_rgb_uint8(tmp_path, pix_fmt):
+    path = tmp_path / f"{pix_fmt}.mkv"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0x808080:size=32x24:rate=5:duration=0.4",
+        "-c:v",
+        "ffv1",
+        "-pix_fmt",
+        pix_fmt,
+        path,
+    )
+    frames = list(iter_frames(path))
+    assert len(frames) == 2 and frames[0].shape == (24, 32, 3) and frames[0].dtype == np.uint8
+    assert np.abs(frames[0].astype(int) - 128).max() <= 3
+
+
+# ---------------------------------------------------------------- folders of frames
+
+
+def test_folder_of_frames_sorted_by_name(tmp_path):
+    folder = tmp_path / "JPEGImages" / "480p" / "seq"
+    folder.mkdir(parents=True)
+    colours = {"1": (255, 0, 0), "2": (0, 255, 0), "10": (0, 0, 255)}
+    for name, colour in colours.items():
+        Image.fromarray(flat(colour, 20, 30)).save(folder / f"{name}.png")
+    (folder / "notes.txt").write_text("not a frame")
+    info = probe(folder)
+    assert info.is_folder and info.frame_names == ("1", "2", "10") and info.num_frames == 3
+    assert (info.width, info.height, info.fps) == (30, 20, DEFAULT_FPS)
+    frames = list(iter_frames(folder))
+    assert [tuple(f[0, 0]) for f in frames] == list(colours.values())
+    assert [tuple(f[0, 0]) for f in iter_frames(folder, stride=2)] == [colours["1"], colours["10"]]
+
+
+def test_folder_applies_exif_orientation(tmp_path):
+    img = Image.fromarray(flat((10, 200, 10), 20, 40))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    img.save(tmp_path / "00000.jpg", exif=exif)
+    img.save(tmp_path / "00001.jpg", exif=exif)
+    info = probe(tmp_path)
+    assert (info.width, info.height) == (20, 40)
+    assert all(f.shape == (40, 20, 3) for f in iter_frames(tmp_path))
+
+
+def test_bad_folders(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(VideoReadError, match=r"no \.jpg/\.jpeg/\.png frames: it is empty"):
+        probe(empty)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.fromarray(flat(0, 20, 30)).save(mixed / "00000.png")
+    Image.fromarray(flat(0, 22, 30)).save(mixed / "00001.png")
+    with pytest.raises(VideoReadError, match=r"00000.png is 30x20 but 00001.png is 30x22"):
+        probe(mixed)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "00000.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(VideoReadError, match="00000.jpg is not a readable image"):
+        probe(broken)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def test_missing_empty_and_text_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        probe(tmp_path / "nope.mp4")
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    with pytest.raises(VideoReadError, match=r"empty \(0 bytes\)"):
+        probe(tmp_path / "zero.mp4")
+    (tmp_path / "notes.mp4").write_text("hello, I am not a video\n" * 20)
+    with pytest.raises(VideoReadError, match=r"not a video.*Accepted: a video file \(\.mp4 \.mov"):
+        probe(tmp_path / "notes.mp4")
+
+
+def test_truncated_files(tmp_path):
+    src = tmp_path / "src.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=2", "-c:v", "libx264", src)
+    data = src.read_bytes()  # no +faststart: the index (moov) is at the end and is lost
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoReadError, match="truncated: its mp4/mov index"):
+        probe(tmp_path / "cut.mp4")
+    faststart = write_video(tmp_path / "fs.mp4", [flat(7 * k) for k in range(30)])
+    data = faststart.read_bytes()  # index first: the header is fine but the data stops early
+    (tmp_path / "cut_fs.mp4").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(
+        VideoReadError, match=r"truncated: the container says 3\.00 s but its data ends after"
+    ):
+        iter_frames(tmp_path / "cut_fs.mp4")
+
+
+def test_still_image_and_audio_only(tmp_path):
+    png = tmp_path / "still.png"
+    Image.fromarray(flat(9)).save(png)
+    renamed = tmp_path / "still.mp4"
+    shutil.copy(png, renamed)
+    with pytest.raises(VideoReadError, match=r"single still image \(png\), not a video"):
+        probe(renamed)
+    audio = tmp_path / "sine.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=0.3", audio)
+    with pytest.raises(VideoReadError, match=r"contains only audio \(aac\)"):
+        iter_frames(audio)
+
+
+def test_single_frame_without_frame_rate_is_accepted(tmp_path):
+    path = tmp_path / "one.ts"  # MPEG-TS with one frame: ffmpeg reports no fps for it
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:size=32x24:rate=10",
+        "-frames:v",
+        "1",
+        "-c:v",
+        "libx264",
+        path,
+    )
+    assert not re.search(r"\d fps", ffmpeg_header(path))
+    info = probe(path)
+    assert info.num_frames == 1 and info.fps == DEFAULT_FPS and info.duration_s > 0
+    frames = list(iter_frames(path))
+    assert len(frames) == 1 and frames[0][..., 0].mean() > 200
+
+
+def test_frame_rate_resolution_rules():
+    """ffmpeg guesses a rate for every file it writes, so the 0-fps rule is checked on its own."""
+    assert _resolve_fps(25.0, 10, 0.4, DEFAULT_FPS, Path("v.mp4")) == 25.0
+    assert _resolve_fps(0.0, 10, 0.5, DEFAULT_FPS, Path("v.mp4")) == 20.0
+    assert _resolve_fps(0.0, 1, 0.0, DEFAULT_FPS, Path("v.mp4")) == DEFAULT_FPS
+    with pytest.raises(VideoReadError, match=r"no frame rate \(0 fps\)"):
+        _resolve_fps(0.0, 10, 0.0, DEFAULT_FPS, Path("v.mp4"))
+
+
+def test_huge_resolution_refused_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "wide.mp4"
+    ffmpeg(
+        "-f", "lavfi", "-i", "color=size=5000x16:rate=5", "-frames:v", "1", "-c:v", "libx264", path
+    )
+
+    def no_counting(*args, **kwargs):
+        raise AssertionError("frames were read before the limits were checked")
+
+    monkeypatch.setattr("uvosam.video._count_frames", no_counting)
+    with pytest.raises(
+        VideoLimitError, match=r"longest side 5000 px, over the limit of 4096 .*VideoLimits"
+    ):
+        probe(path, limits=VideoLimits())
+    with pytest.raises(VideoLimitError, match=r"80000 px per frame, over the limit of 1000"):
+        iter_frames(path, limits=VideoLimits(max_side=None, max_pixels=1000))
+
+
+def test_frame_and_duration_limits_follow_stride(tmp_path):
+    path = write_video(tmp_path / "v.mp4", [flat(0)] * 20, fps=10)
+    with pytest.raises(VideoLimitError, match=r"gives about 20 frames, over the limit of 10 "):
+        probe(path, limits=VideoLimits(max_frames=10))  # from the header, before counting
+    with pytest.raises(
+        VideoLimitError, match=r"gives 20 frames, over the limit of 19 .*larger str"
+    ):
+        probe(path, limits=VideoLimits(max_frames=19))  # within the estimate's slack: exact count
+    assert probe(path, limits=VideoLimits(max_frames=5), stride=4).num_frames == 20
+    assert len(list(iter_frames(path, max_frames=5, limits=VideoLimits(max_frames=5)))) == 5
+    with pytest.raises(VideoLimitError, match=r"lasts 2\.0 s, over the limit of 1\.5"):
+        iter_frames(path, limits=VideoLimits(max_duration_s=1.5))
+
+
+# ---------------------------------------------------------------- streaming behaviour
+
+
+def test_iter_frames_is_lazy_and_holds_one_frame(long_video):
+    frame_bytes = 160 * 120 * 3
+    tracemalloc.start()
+    try:
+        frames = iter_frames(long_video)
+        assert not ffmpeg_children(), "nothing is decoded before the first frame is asked for"
+        first = next(frames)
+        assert ffmpeg_children(), "ffmpeg is still running: the rest is not decoded yet"
+        count = 1 + sum(1 for _ in frames)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert first.shape == (120, 160, 3) and count == 300
+    assert peak < 8 * frame_bytes, (
+        f"peak {peak} B for 300 frames of {frame_bytes} B: frames are not held"
+    )
+    assert not ffmpeg_children()
+
+
+def test_breaking_out_stops_ffmpeg(long_video):
+    for k, _ in enumerate(iter_frames(long_video)):
+        if k == 3:
+            break
+    assert not ffmpeg_children()
+
+
+def test_decode_error_mid_video_names_the_frame(long_video, tmp_path):
+    path = tmp_path / "shrinking.mp4"
+    shutil.copy(long_video, path)
+    frames = iter_frames(path)
+    next(frames)
+    os.truncate(path, path.stat().st_size * 4 // 10)  # the file changes while it is read
+    read = 1
+    with pytest.raises(
+        VideoReadError, match=r"stopped at frame (\d+) \(output frame \1\) of 300"
+    ) as err:
+        for _ in frames:
+            read += 1
+    assert 1 < read < 300 and f"frame {read} " in str(err.value)
+    assert not ffmpeg_children()

@@ -1,0 +1,293 @@
+"""Video output: stream RGB frames into a browser-playable H.264 mp4, and optionally ~1 s chunks.
+
+One ffmpeg process (the binary bundled with imageio-ffmpeg) encodes the full file; with chunking
+on, one more short-lived process encodes each chunk, so every chunk starts with a keyframe and
+plays on its own (what ``gr.Video(streaming=True)`` wants: ``.ts`` or ``.mp4`` paths, H.264
+yuv420p, chunks of about 1 s or more). Frames are piped to ffmpeg as they come; nothing is
+accumulated in Python.
+
+Encoding: libx264, ``-preset veryfast``, ``yuv420p``, ``+faststart`` for mp4. yuv420p needs even
+sizes, so an odd width/height is PADDED by one black column/row at the right/bottom (pixels are
+never rescaled).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import imageio_ffmpeg
+import numpy as np
+
+__all__ = ["CHUNK_FORMATS", "VideoWriter"]
+
+logger = logging.getLogger(__name__)
+
+CHUNK_FORMATS = (".ts", ".mp4")
+_CLOSE_TIMEOUT_S = 120.0
+
+
+class _Encoder:
+    """One ffmpeg process: raw rgb24 frames on stdin -> an H.264 file; stderr in a temp file."""
+
+    def __init__(self, path: Path, *, fps: float, width: int, height: int, crf: int) -> None:
+        self.path = path
+        rate = Fraction(fps).limit_denominator(100_000)
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(rate),
+            "-i",
+            "-",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            str(crf),
+            "-pix_fmt",
+            "yuv420p",
+        ]
+        if width % 2 or height % 2:
+            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black"]
+        if path.suffix.lower() == ".mp4":
+            cmd += ["-movflags", "+faststart"]
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            cmd + [str(path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+        )
+        self.num_frames = 0
+
+    def _ffmpeg_said(self) -> str:
+        self._stderr.seek(0)
+        text = self._stderr.read().decode("utf-8", "replace").strip()
+        return text[-2000:] or "(nothing)"
+
+    def write(self, data: bytes | memoryview) -> None:
+        try:
+            self._proc.stdin.write(data)
+        except OSError as err:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                logger.debug("ffmpeg still running after a failed write; killing it")
+            said = self._ffmpeg_said()
+            self.abort()
+            raise OSError(f"ffmpeg stopped while writing {self.path}: {said}") from err
+        self.num_frames += 1
+
+    def close(self) -> None:
+        """Finish the file; raise ``OSError`` with ffmpeg's message if it failed."""
+        try:
+            self._proc.stdin.close()
+            code = self._proc.wait(timeout=_CLOSE_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            self.abort()
+            raise OSError(
+                f"ffmpeg did not finish writing {self.path}; the file was removed."
+            ) from err
+        said = self._ffmpeg_said()
+        self._stderr.close()
+        if code != 0:
+            raise OSError(f"ffmpeg failed (exit code {code}) writing {self.path}: {said}")
+
+    def abort(self) -> None:
+        """Kill ffmpeg and remove the unfinished file."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for stream in (self._proc.stdin, self._stderr):
+            try:
+                stream.close()
+            except OSError:
+                logger.debug("closing a pipe of a killed ffmpeg failed", exc_info=True)
+        self.path.unlink(missing_ok=True)
+
+
+class VideoWriter:
+    """Write ``(height, width, 3)`` uint8 RGB frames to an H.264 mp4, and optionally to chunk files.
+
+    Use as a context manager; on an exception inside the ``with`` block (including a generator
+    being closed, e.g. a cancelled Gradio job) every ffmpeg process is killed and the unfinished
+    files are deleted. Call ``close()`` yourself (inside the block) to get the last chunk's path;
+    ``__exit__`` closes too, but cannot return it.
+
+    Example::
+
+        with VideoWriter("out.mp4", fps=25, width=640, height=360, chunk_seconds=1.0) as w:
+            for frame in frames:
+                if (chunk := w.write(frame)) is not None:
+                    yield chunk          # e.g. to gr.Video(streaming=True)
+            if (chunk := w.close()) is not None:
+                yield chunk
+
+    Args:
+        path: the full output file (``.mp4`` recommended; gets ``+faststart``).
+        fps: frame rate (> 0).
+        width, height: size of the frames passed to ``write``. Odd sizes are padded by one black
+            column/row in the output (``output_size``).
+        crf: x264 quality, 0 (lossless) to 51 (worst); 23 is x264's default.
+        chunk_seconds: if set, also write chunks of ``max(1, round(fps * chunk_seconds))`` frames,
+            named ``<path stem>_00000<chunk_format>``, ``..._00001...``.
+        chunk_dir: where chunks go (default: ``<path stem>_chunks`` beside ``path``); created.
+        chunk_format: ``".ts"`` (MPEG-TS, default) or ``".mp4"``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        fps: float,
+        width: int,
+        height: int,
+        crf: int = 23,
+        chunk_seconds: float | None = None,
+        chunk_dir: str | Path | None = None,
+        chunk_format: str = ".ts",
+    ) -> None:
+        _check_args(fps, width, height, crf, chunk_seconds, chunk_format)
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(
+                f"VideoWriter: the folder {self.path.parent} does not exist; create it first."
+            )
+        self.fps, self.width, self.height, self.crf = float(fps), int(width), int(height), int(crf)
+        self.chunk_format = chunk_format
+        self.frames_per_chunk = max(1, round(fps * chunk_seconds)) if chunk_seconds else None
+        default_dir = self.path.with_name(f"{self.path.stem}_chunks")
+        self.chunk_dir = Path(chunk_dir) if chunk_dir is not None else default_dir
+        if self.frames_per_chunk:
+            self.chunk_dir.mkdir(parents=True, exist_ok=True)
+        self.chunk_paths: list[Path] = []
+        self.num_frames = 0
+        self._chunk: _Encoder | None = None
+        self._closed = False
+        self._full = self._encoder(self.path)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the encoded video: the input size rounded up to even numbers."""
+        return self.width + self.width % 2, self.height + self.height % 2
+
+    def _encoder(self, path: Path) -> _Encoder:
+        return _Encoder(path, fps=self.fps, width=self.width, height=self.height, crf=self.crf)
+
+    def write(self, frame: np.ndarray) -> Path | None:
+        """Append one frame; return the path of the chunk this frame completed, else ``None``.
+
+        Args:
+            frame: ``(height, width, 3)`` uint8 RGB.
+        """
+        if self._closed:
+            raise ValueError(
+                f"VideoWriter for {self.path} is closed; create a new one to write more frames."
+            )
+        expected = (self.height, self.width, 3)
+        if not isinstance(frame, np.ndarray) or frame.shape != expected or frame.dtype != np.uint8:
+            got = (
+                f"{frame.dtype} {frame.shape}"
+                if isinstance(frame, np.ndarray)
+                else type(frame).__name__
+            )
+            raise ValueError(
+                f"VideoWriter.write expects a uint8 RGB array of shape {expected}; got {got}. "
+                "Convert with np.asarray(img, dtype=np.uint8) and match the writer's size."
+            )
+        data = memoryview(np.ascontiguousarray(frame)).cast("B")
+        try:
+            self._full.write(data)
+            self.num_frames += 1
+            if self.frames_per_chunk is None:
+                return None
+            if self._chunk is None:
+                name = f"{self.path.stem}_{len(self.chunk_paths):05d}{self.chunk_format}"
+                self._chunk = self._encoder(self.chunk_dir / name)
+            self._chunk.write(data)
+            return self._finish_chunk() if self._chunk.num_frames == self.frames_per_chunk else None
+        except BaseException:
+            self.abort()
+            raise
+
+    def _finish_chunk(self) -> Path:
+        chunk, self._chunk = self._chunk, None
+        chunk.close()
+        self.chunk_paths.append(chunk.path)
+        return chunk.path
+
+    def close(self) -> Path | None:
+        """Finish the last (partial) chunk and the full file; return that chunk's path or ``None``.
+
+        Calling ``close`` again does nothing and returns ``None``.
+        """
+        if self._closed:
+            return None
+        try:
+            last = self._finish_chunk() if self._chunk is not None else None
+            self._full.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return last
+
+    def abort(self) -> None:
+        """Kill this writer's ffmpeg processes and delete unfinished files (finished chunks stay).
+
+        Does nothing once ``close`` has succeeded.
+        """
+        if self._closed:
+            return
+        for encoder in (self._chunk, self._full):
+            if encoder is not None:
+                encoder.abort()
+        self._chunk = None
+        self._closed = True
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        elif not self._closed:
+            self.abort()
+
+
+def _check_args(
+    fps: float, width: int, height: int, crf: int, chunk_seconds: float | None, fmt: str
+) -> None:
+    if not fps or fps <= 0:
+        raise ValueError(f"VideoWriter fps must be > 0; got {fps!r}")
+    for name, value in (("width", width), ("height", height)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"VideoWriter {name} must be a positive integer; got {value!r}")
+    if not 0 <= crf <= 51:
+        raise ValueError(
+            f"VideoWriter crf must be in 0..51 (x264 quality, 23 = default); got {crf!r}"
+        )
+    if chunk_seconds is not None and chunk_seconds <= 0:
+        raise ValueError(
+            f"VideoWriter chunk_seconds must be > 0 or None (no chunks); got {chunk_seconds!r}"
+        )
+    if fmt not in CHUNK_FORMATS:
+        raise ValueError(f"VideoWriter chunk_format must be one of {CHUNK_FORMATS}; got {fmt!r}")
