@@ -136,8 +136,8 @@ class UVOSAM:
         outputs = self.segmenter.segment_batch(
             images,
             [t.boxes_xyxy for t in group],
-            scores_list=[t.scores for t in group],
-            track_ids_list=[t.track_ids for t in group],
+            scores=[t.scores for t in group],
+            track_ids=[t.track_ids for t in group],
         )
         return [
             FrameResult(
