@@ -221,7 +221,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
                 f"{err} The bad copy was deleted from the Hugging Face cache; HF_HUB_OFFLINE is set, so it was not "
                 f"downloaded again: unset HF_HUB_OFFLINE and run again, or put a good copy in checkpoints/."
             ) from None
-        logger.warning("%s; deleted the cached copy, downloading it again once", err)
+        logger.warning("%s Deleted the cached copy; downloading it again once.", err)
     try:
         path = _hf_download(spec, cache_dir, local_files_only=False, force=True)
     except (OSError, ValueError, EntryNotFoundError) as err:
@@ -361,10 +361,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # torch's message starts with a generic paragraph; the second one names the refused object.
+        paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()] or [""]
         raise WeightsError(
             f"{path} holds objects that a weights-only load refuses (only tensors and plain containers are "
-            f"allowed, so nothing in the file was run): {str(err).splitlines()[0]}. Use a checkpoint from a "
-            f"trusted source (see checkpoints/README.md)."
+            f"allowed, so nothing in the file was run): {paragraphs[min(1, len(paragraphs) - 1)]} Use a "
+            f"checkpoint from a trusted source (see checkpoints/README.md)."
         ) from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
         raise WeightsError(
