@@ -1,4 +1,4 @@
-"""uvosam.hub against a hand-built Hugging Face cache in tmp_path (no network), with a tiny real SAM checkpoint."""
+"""uvosam.hub against a hand-built Hugging Face cache in tmp_path, offline, tiny SAM weights."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def spec(monkeypatch, ckpt_bytes) -> hub.WeightSpec:
 
 
 def put_in_cache(cache: Path, spec: hub.WeightSpec, data: bytes) -> Path:
-    """The real HF cache layout: refs/main -> commit; snapshots/<commit>/<file> symlink -> blobs/<sha256>."""
+    """The HF cache layout: refs/main -> commit; snapshots/<commit>/<file> -> blobs/<sha256>."""
     repo = cache / ("models--" + spec.repo_id.replace("/", "--"))
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(COMMIT)
@@ -61,7 +61,9 @@ def corrupt(data: bytes, at: int = 100) -> bytes:
     return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
 
 
-def test_checkpoints_dir_comes_first_and_the_hash_is_remembered(tmp_path, spec, ckpt_bytes, monkeypatch):
+def test_checkpoints_dir_comes_first_and_the_hash_is_remembered(
+    tmp_path, spec, ckpt_bytes, monkeypatch
+):
     ckdir = tmp_path / "checkpoints"
     ckdir.mkdir()
     (ckdir / spec.basename).write_bytes(ckpt_bytes)
@@ -73,7 +75,9 @@ def test_checkpoints_dir_comes_first_and_the_hash_is_remembered(tmp_path, spec, 
 
     # A new process (empty memory) trusts the sidecar: no hashing at all.
     monkeypatch.setattr(hub, "_HASHES", {})
-    monkeypatch.setattr(hub.hashlib, "sha256", lambda *a: pytest.fail("re-hashed despite a valid sidecar"))
+    monkeypatch.setattr(
+        hub.hashlib, "sha256", lambda *a: pytest.fail("re-hashed despite a valid sidecar")
+    )
     assert hub.resolve(NAME, checkpoints_dir=ckdir) == found
     # A changed mtime invalidates the sidecar.
     os.utime(found, ns=(1, 1))
@@ -89,13 +93,17 @@ def test_found_in_hf_cache_offline(tmp_path, spec, ckpt_bytes):
     state = hub.load_checkpoint(found)
     model = tiny_sam(seed=3)
     model.load_state_dict(state)
-    assert torch.equal(model.mask_decoder.iou_token.weight, tiny_sam().mask_decoder.iou_token.weight)
+    assert torch.equal(
+        model.mask_decoder.iou_token.weight, tiny_sam().mask_decoder.iou_token.weight
+    )
 
 
 def test_missing_names_every_place_and_how_to_get_it(tmp_path, spec):
     ckdir = tmp_path / "checkpoints"
     with pytest.raises(FileNotFoundError) as info:
-        hub.resolve(str(tmp_path / "ckpt" / spec.basename), checkpoints_dir=ckdir, cache_dir=tmp_path / "hf")
+        hub.resolve(
+            str(tmp_path / "ckpt" / spec.basename), checkpoints_dir=ckdir, cache_dir=tmp_path / "hf"
+        )
     text = str(info.value)
     for needle in (
         str(tmp_path / "ckpt" / spec.basename),
@@ -150,22 +158,30 @@ def test_bad_cached_copy_offline_is_deleted(tmp_path, spec, ckpt_bytes):
 
 
 class FakeDownloader:
-    """Stands in for huggingface_hub.hf_hub_download; a forced download writes ``fresh`` into the cache."""
+    """Stands in for hf_hub_download; a forced download writes ``fresh`` into the cache."""
 
     def __init__(self, cache: Path, spec: hub.WeightSpec, fresh: bytes) -> None:
         self.cache, self.spec, self.fresh, self.calls = cache, spec, fresh, []
 
     def __call__(self, *, repo_id, filename, cache_dir, local_files_only, force_download):
-        assert (repo_id, filename, Path(cache_dir)) == (self.spec.repo_id, self.spec.filename, self.cache)
+        assert (repo_id, filename, Path(cache_dir)) == (
+            self.spec.repo_id,
+            self.spec.filename,
+            self.cache,
+        )
         self.calls.append((local_files_only, force_download))
-        entry = self.cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / COMMIT / filename
+        entry = (
+            self.cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / COMMIT / filename
+        )
         if force_download:
             put_in_cache(self.cache, self.spec, self.fresh)
         return str(entry)
 
 
 @pytest.mark.parametrize("fresh_is_good", [True, False])
-def test_bad_cached_copy_is_downloaded_again_once(tmp_path, spec, ckpt_bytes, monkeypatch, fresh_is_good):
+def test_bad_cached_copy_is_downloaded_again_once(
+    tmp_path, spec, ckpt_bytes, monkeypatch, fresh_is_good
+):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     cache = tmp_path / "hf"
@@ -186,7 +202,9 @@ def test_direct_url_fallback(tmp_path, spec, ckpt_bytes, monkeypatch):
     source = tmp_path / "server" / spec.basename
     source.parent.mkdir()
     source.write_bytes(ckpt_bytes)
-    monkeypatch.setitem(hub.WEIGHTS, NAME, dataclasses.replace(spec, repo_id=None, url=source.as_uri()))
+    monkeypatch.setitem(
+        hub.WEIGHTS, NAME, dataclasses.replace(spec, repo_id=None, url=source.as_uri())
+    )
     ckdir = tmp_path / "checkpoints"
     with pytest.raises(FileNotFoundError, match=source.as_uri()):  # offline: the URL is only a hint
         hub.resolve(NAME, checkpoints_dir=ckdir)

@@ -1,22 +1,24 @@
-"""Weight files: the table of known checkpoints, where to find them, checksum verification and safe loading.
+"""Weight files: the table of known checkpoints, finding them, checksums and safe loading.
 
 ``resolve(name_or_path)`` returns a local path to a verified weight file. Places, in order:
 
 1. an explicit path that exists (verified against the table when its basename is a known file);
-2. ``checkpoints/<basename>`` (``checkpoints_dir``: env ``UVOSAM_CHECKPOINTS``, else ``<repo>/checkpoints``);
+2. ``checkpoints/<basename>`` (``checkpoints_dir``: env ``UVOSAM_CHECKPOINTS``, else
+   ``<repo>/checkpoints``);
 3. the Hugging Face cache, then the Hub, via ``huggingface_hub.hf_hub_download`` (cache only when
    ``HF_HUB_OFFLINE`` is set; the variable is read at call time);
 4. the spec's direct public ``url`` (not when offline), saved into ``checkpoints_dir``.
 
-Checksums: the SHA-256 of a file is computed once and remembered, in process (keyed by real path, size and
-mtime) and in a sidecar ``<file>.sha256`` written next to the file (for a Hub download: next to the snapshot
-entry inside the HF cache), a small JSON ``{"sha256": ..., "size": ..., "mtime_ns": ...}``. The sidecar is
-trusted only while the file's size and mtime still match, so a restart does not re-hash 2.5 GB; if the directory
-is read-only the sidecar is skipped. A size mismatch is reported before any hashing.
+Checksums: the SHA-256 of a file is computed once and remembered, in process (keyed by real path,
+size and mtime) and in a sidecar ``<file>.sha256`` written next to the file (for a Hub download:
+next to the snapshot entry inside the HF cache), a small JSON ``{"sha256": ..., "size": ...,
+"mtime_ns": ...}``. The sidecar is trusted only while the file's size and mtime still match, so a
+restart does not re-hash 2.5 GB; if the directory is read-only the sidecar is skipped. A size
+mismatch is reported before any hashing.
 
-A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad file in the HF
-cache is deleted (snapshot entry and blob) and downloaded again once; still bad -> ``WeightsError``.
-``load_checkpoint`` only ever unpickles with ``weights_only=True``.
+A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad
+file in the HF cache is deleted (snapshot entry and blob) and downloaded again once; still bad ->
+``WeightsError``. ``load_checkpoint`` only ever unpickles with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path, PurePosixPath
 
 import huggingface_hub
 import torch
+from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import EntryNotFoundError
 
 from uvosam.errors import WeightsError
@@ -50,10 +53,12 @@ class WeightSpec:
     Attributes:
         name: key in ``WEIGHTS`` (e.g. ``"sam_vit_h"``).
         repo_id: Hugging Face Hub model repo holding the file, or ``None`` if it is not on the Hub.
-        filename: path of the file inside ``repo_id`` (its basename is the name looked for in ``checkpoints/``).
+        filename: path of the file inside ``repo_id`` (its basename is the name looked for in
+            ``checkpoints/``).
         sha256: expected SHA-256, lowercase hex.
         size_bytes: expected size in bytes.
-        url: direct public download URL used as a fallback (and shown in error messages), or ``None``.
+        url: direct public download URL used as a fallback (and shown in error messages), or
+            ``None``.
         description: one line for humans.
     """
 
@@ -106,7 +111,7 @@ _SPECS = (
         sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
         size_bytes=2_564_550_879,
         url=_SAM_URL + "sam_vit_h_4b8939.pth",
-        description="Segment Anything ViT-H (original segment_anything .pth; the UVOSAM release uses it)",
+        description="Segment Anything ViT-H (original .pth; the one the UVOSAM release uses)",
     ),
 )
 WEIGHTS: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
@@ -131,15 +136,19 @@ def resolve(
     """Find (or download) a weight file and return its local path, checksum-verified.
 
     Args:
-        name_or_path: a key of ``WEIGHTS`` (``"sam_vit_h"``) or a file path. A path that does not exist but whose
-            basename is a known file (``ckpt/sam_vit_h_4b8939.pth``) is looked up like its name.
+        name_or_path: a key of ``WEIGHTS`` (``"sam_vit_h"``) or a file path. A path that does not
+            exist but whose basename is a known file (``ckpt/sam_vit_h_4b8939.pth``) is looked up
+            like its name.
         checkpoints_dir: folder searched by basename; default ``default_checkpoints_dir()``.
-        cache_dir: Hugging Face cache folder; ``None`` = huggingface_hub's default (``HF_HUB_CACHE``/``HF_HOME``).
+        cache_dir: Hugging Face cache folder; ``None`` = huggingface_hub's default
+            (``HF_HUB_CACHE``/``HF_HOME``).
         verify: check size and SHA-256 against the table (cached, see module docstring).
 
     Raises:
-        FileNotFoundError: nowhere to be found; the message lists every place looked and how to get the file.
-        WeightsError: found, but the size or checksum is wrong (and, for the HF cache, re-downloading did not help).
+        FileNotFoundError: nowhere to be found; the message lists every place looked and how to get
+            the file.
+        WeightsError: found, but the size or checksum is wrong (and, for the HF cache,
+            re-downloading did not help).
     """
     spec, explicit = _lookup(name_or_path)
     if explicit is not None and explicit.is_file():
@@ -152,7 +161,11 @@ def resolve(
             f"Give an existing path or one of {sorted(WEIGHTS)}."
         )
     looked = [f"{explicit} (the path given)"] if explicit is not None else []
-    ckdir = Path(checkpoints_dir).expanduser() if checkpoints_dir is not None else default_checkpoints_dir()
+    ckdir = (
+        Path(checkpoints_dir).expanduser()
+        if checkpoints_dir is not None
+        else default_checkpoints_dir()
+    )
     local = ckdir / spec.basename
     if local.is_file():
         if verify:
@@ -171,7 +184,7 @@ def resolve(
 
 
 def _lookup(name_or_path: str | os.PathLike) -> tuple[WeightSpec | None, Path | None]:
-    """(spec, explicit path): a table key gives (spec, None); a path gives (spec matched by basename or None, path)."""
+    """A table key -> (spec, None); a path -> (spec with that basename or None, path)."""
     if isinstance(name_or_path, str) and name_or_path in WEIGHTS:
         return WEIGHTS[name_or_path], None
     path = Path(name_or_path).expanduser()
@@ -181,14 +194,16 @@ def _lookup(name_or_path: str | os.PathLike) -> tuple[WeightSpec | None, Path | 
 
 def _offline() -> bool:
     env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
-    return env in {"1", "true", "yes", "on"} or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+    return env in {"1", "true", "yes", "on"} or bool(hf_constants.HF_HUB_OFFLINE)
 
 
 def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    return Path(cache_dir) if cache_dir is not None else Path(huggingface_hub.constants.HF_HUB_CACHE)
+    return Path(cache_dir) if cache_dir is not None else Path(hf_constants.HF_HUB_CACHE)
 
 
-def _hf_download(spec: WeightSpec, cache_dir, *, local_files_only: bool, force: bool = False) -> Path:
+def _hf_download(
+    spec: WeightSpec, cache_dir, *, local_files_only: bool, force: bool = False
+) -> Path:
     path = huggingface_hub.hf_hub_download(
         repo_id=spec.repo_id,
         filename=spec.filename,
@@ -200,13 +215,18 @@ def _hf_download(spec: WeightSpec, cache_dir, *, local_files_only: bool, force: 
 
 
 def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> Path | None:
-    """HF cache (and the Hub unless offline). A bad cached copy is deleted and fetched again once."""
+    """HF cache (and Hub unless offline); a bad cached copy is deleted and fetched again once."""
     offline = _offline()
-    where = f"Hugging Face {'cache' if offline else 'cache and Hub'} {_cache_root(cache_dir)} ({spec.repo_id}: {spec.filename})"
+    kind = "cache" if offline else "cache and Hub"
+    where = f"Hugging Face {kind} {_cache_root(cache_dir)} ({spec.repo_id}: {spec.filename})"
     try:
         path = _hf_download(spec, cache_dir, local_files_only=offline)
     except (OSError, ValueError, EntryNotFoundError) as err:
-        reason = "HF_HUB_OFFLINE is set" if offline else f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        reason = (
+            "HF_HUB_OFFLINE is set"
+            if offline
+            else f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        )
         looked.append(f"{where} — not available ({reason})")
         return None
     if not verify:
@@ -218,15 +238,17 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
         _delete_cached(path)
         if offline:
             raise WeightsError(
-                f"{err} The bad copy was deleted from the Hugging Face cache; HF_HUB_OFFLINE is set, so it was not "
-                f"downloaded again: unset HF_HUB_OFFLINE and run again, or put a good copy in checkpoints/."
+                f"{err} The bad copy was deleted from the Hugging Face cache; HF_HUB_OFFLINE is "
+                f"set, so it was not downloaded again: unset HF_HUB_OFFLINE and run again, or put "
+                f"a good copy in checkpoints/."
             ) from None
         logger.warning("%s Deleted the cached copy; downloading it again once.", err)
     try:
         path = _hf_download(spec, cache_dir, local_files_only=False, force=True)
     except (OSError, ValueError, EntryNotFoundError) as err:
         raise WeightsError(
-            f"The cached {spec.basename} was corrupt and was deleted; downloading it again failed ({err}). "
+            f"The cached {spec.basename} was corrupt and was deleted; downloading it again "
+            f"failed ({err}). "
             f"Check the connection and run again, or put a good copy in checkpoints/."
         ) from err
     verify_file(path, spec)
@@ -242,22 +264,29 @@ def _delete_cached(path: Path) -> None:
 
 
 def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> Path | None:
-    """Stream ``spec.url`` to ``dest`` (via ``dest.part``), hashing on the way; returns ``dest`` or ``None``."""
+    """Stream ``spec.url`` to ``dest`` (via ``.part``), hashing on the way; None on failure."""
     part = dest.with_name(dest.name + ".part")
     digest = hashlib.sha256()
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(spec.url, timeout=60) as resp, open(part, "wb") as out:
-            while chunk := resp.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
+        with urllib.request.urlopen(spec.url, timeout=60) as resp:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(part, "wb") as out:
+                while chunk := resp.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
     except OSError as err:
         part.unlink(missing_ok=True)
         looked.append(f"{spec.url} — download failed ({type(err).__name__}: {err})")
         return None
     if verify:
         try:
-            _check(part, spec, part.stat().st_size, digest.hexdigest(), hint=f"Got from {spec.url}; try again.")
+            _check(
+                part,
+                spec,
+                part.stat().st_size,
+                digest.hexdigest(),
+                hint=f"Got from {spec.url}; try again.",
+            )
         except WeightsError:
             part.unlink()
             raise
@@ -268,25 +297,29 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
 
 def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     lines = [
-        f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; {spec.size_bytes:,} bytes) was not found.",
+        f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; "
+        f"{spec.size_bytes:,} bytes) was not found.",
         "Looked in:",
         *[f"  - {place}" for place in looked],
         "To get it, either:",
     ]
     if spec.repo_id is not None:
+        cmd = f"{spec.repo_id} {spec.filename}"
         lines.append(
-            f"  - run `hf download {spec.repo_id} {spec.filename}` (older huggingface_hub: `huggingface-cli "
-            f"download ...`) to fill the Hugging Face cache, or download {spec.hub_url}"
+            f"  - run `hf download {cmd}` (older huggingface_hub: `huggingface-cli download "
+            f"{cmd}`), which fills the Hugging Face cache, or"
         )
-    if spec.url is not None:
-        lines.append(f"  - download {spec.url}")
-    lines.append(f"  - and put the file in {ckdir}/ (or set UVOSAM_CHECKPOINTS to the folder holding it).")
+    urls = " or ".join(u for u in (spec.hub_url, spec.url) if u is not None)
+    lines.append(
+        f"  - download {urls} and put the file in {ckdir}/ (or set UVOSAM_CHECKPOINTS to the "
+        f"folder holding it)."
+    )
     lines.append(f"Expected sha256 {spec.sha256}.")
     return "\n".join(lines)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex of a file, remembered in process and in the ``<file>.sha256`` sidecar (see module docstring)."""
+    """SHA-256 hex of a file, remembered in process and in ``<file>.sha256`` (module docstring)."""
     path = Path(path)
     st = path.stat()
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
@@ -313,14 +346,18 @@ def _read_sidecar(path: Path, st: os.stat_result) -> str | None:
         data = json.loads(_sidecar(path).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("size") != st.st_size or data.get("mtime_ns") != st.st_mtime_ns:
+    if (
+        not isinstance(data, dict)
+        or data.get("size") != st.st_size
+        or data.get("mtime_ns") != st.st_mtime_ns
+    ):
         return None
     digest = data.get("sha256")
     return digest if isinstance(digest, str) and len(digest) == 64 else None
 
 
 def _remember(path: Path, digest: str) -> None:
-    """Record a computed hash in process and in the sidecar (skipped, with a debug log, if not writable)."""
+    """Record a hash in process and in the sidecar (skipped, with a debug log, if not writable)."""
     st = path.stat()
     _HASHES[(os.path.realpath(path), st.st_size, st.st_mtime_ns)] = digest
     record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -331,7 +368,7 @@ def _remember(path: Path, digest: str) -> None:
 
 
 def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
-    """Raise ``WeightsError`` unless ``path`` has ``spec``'s size and SHA-256 (size first: no hashing if it differs)."""
+    """Raise ``WeightsError`` unless ``path`` has ``spec``'s size and SHA-256 (size first)."""
     path = Path(path)
     size = path.stat().st_size
     hint = f"Delete it and download it again ({spec.hub_url or spec.url})."
@@ -345,8 +382,9 @@ def _check(path: Path, spec: WeightSpec, size: int, digest: str | None, *, hint:
         return
     got = f"{size:,} bytes" + (f", sha256 {digest}" if digest is not None else "")
     raise WeightsError(
-        f"{path} is not a good copy of {spec.basename} ({spec.name}): expected {spec.size_bytes:,} bytes, "
-        f"sha256 {spec.sha256}; got {got}. The file is truncated, corrupt or a different file. {hint}"
+        f"{path} is not a good copy of {spec.basename} ({spec.name}): expected "
+        f"{spec.size_bytes:,} bytes, sha256 {spec.sha256}; got {got}. The file is truncated, "
+        f"corrupt or a different file. {hint}"
     )
 
 
@@ -354,8 +392,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a PyTorch checkpoint on CPU with ``weights_only=True`` (no code in the file can run).
 
     Raises:
-        WeightsError: the file is truncated/corrupt, not a PyTorch checkpoint, holds objects other than tensors
-            and plain containers (e.g. a pickle that would run code), or is not a dict.
+        WeightsError: the file is truncated/corrupt, not a PyTorch checkpoint, holds objects other
+            than tensors and plain containers (e.g. a pickle that would run code), or is not a dict.
     """
     path = Path(path)
     try:
@@ -364,15 +402,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         # torch's message starts with a generic paragraph; the second one names the refused object.
         paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()] or [""]
         raise WeightsError(
-            f"{path} holds objects that a weights-only load refuses (only tensors and plain containers are "
-            f"allowed, so nothing in the file was run): {paragraphs[min(1, len(paragraphs) - 1)]} Use a "
-            f"checkpoint from a trusted source (see checkpoints/README.md)."
+            f"{path} holds objects that a weights-only load refuses (only tensors and plain "
+            f"containers are allowed, so nothing in the file was run): "
+            f"{paragraphs[min(1, len(paragraphs) - 1)]} Use a checkpoint from a trusted source "
+            f"(see checkpoints/README.md)."
         ) from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
         raise WeightsError(
-            f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). It is probably "
-            f"truncated or corrupt: delete it and download it again."
+            f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). "
+            f"It is probably truncated or corrupt: delete it and download it again."
         ) from None
     if not isinstance(obj, dict):
-        raise WeightsError(f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}.")
+        raise WeightsError(
+            f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}."
+        )
     return obj

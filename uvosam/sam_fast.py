@@ -1,15 +1,16 @@
 """A faster forward of SAM's ViT image encoder: attention through ``scaled_dot_product_attention``.
 
 Same idea as pytorch-labs' segment-anything-fast: SAM's decomposed relative-position term
-(``segment_anything.modeling.image_encoder.add_decomposed_rel_pos``, from MViTv2) is an additive bias on the
-attention logits, so it can be handed to ``F.scaled_dot_product_attention`` as ``attn_mask`` and the fused
-kernels do the rest. These functions read the parameters of a ``segment_anything.modeling.ImageEncoderViT``
-and compute what its ``forward`` computes; they never modify the model or its classes, so one shared model can
-be run both ways at once.
+(``segment_anything.modeling.image_encoder.add_decomposed_rel_pos``, from MViTv2) is an additive
+bias on the attention logits, so it can be handed to ``F.scaled_dot_product_attention`` as
+``attn_mask`` and the fused kernels do the rest. These functions read the parameters of a
+``segment_anything.modeling.ImageEncoderViT`` and compute what its ``forward`` computes; they never
+modify the model or its classes, so one shared model can be run both ways at once.
 
-Numerics: in float32 the result equals SAM's forward up to float rounding (tested: max abs difference
-< 1e-4 on the tiny test encoder). Under bf16 autocast (what ``BoxPromptSegmenter`` uses on CUDA) the encoder
-runs at bf16 precision; the tested guarantee is mask IoU >= 0.99 against float32 on a synthetic frame.
+Numerics: in float32 the result equals SAM's forward up to float rounding (tested: max abs
+difference < 1e-4 on the tiny test encoder). Under bf16 autocast (what ``BoxPromptSegmenter`` uses
+on CUDA) the encoder runs at bf16 precision; the tested guarantee is mask IoU >= 0.99 against
+float32 on a synthetic frame.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def rel_pos_bias(attn: Attention, q: torch.Tensor, hw: tuple[int, int]) -> torch
 
     Args:
         attn: the ``Attention`` module (its ``rel_pos_h``/``rel_pos_w`` are used).
-        q: (B, heads, H*W, head_dim) queries, NOT scaled (SAM adds the term computed from the raw q).
+        q: (B, heads, H*W, head_dim) queries, NOT scaled (SAM adds the term computed from the raw
+            q).
         hw: (H, W) token grid of q (= of k: the encoder only does self-attention).
 
     Returns:
@@ -67,7 +69,11 @@ def sdpa_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
 
 
 def block_forward(block: Block, x: torch.Tensor) -> torch.Tensor:
-    """What ``Block.forward`` computes (pre-norm, optional window partition), attention via SDPA. x: (B, H, W, C)."""
+    """What ``Block.forward`` computes (pre-norm, optional windows), attention via SDPA.
+
+    Args:
+        x: (B, H, W, C) tokens.
+    """
     shortcut = x
     x = block.norm1(x)
     if block.window_size > 0:
@@ -84,7 +90,8 @@ def encoder_forward(encoder: ImageEncoderViT, x: torch.Tensor) -> torch.Tensor:
     """What ``ImageEncoderViT.forward`` computes, attention via SDPA.
 
     Args:
-        x: (B, 3, S, S) preprocessed images (``Sam.preprocess``: normalised, zero-padded to ``img_size``).
+        x: (B, 3, S, S) preprocessed images (``Sam.preprocess``: normalised, zero-padded to
+            ``img_size``).
 
     Returns:
         (B, out_chans, S/16, S/16) image embeddings.

@@ -1,24 +1,28 @@
 """The SAM stage: box prompts -> one mask per box, one image-encoder pass per frame.
 
-``BoxPromptSegmenter`` wraps a ``segment_anything.modeling.Sam`` by composition and reproduces what the UVOSAM
-release does per frame (``SamPredictor.set_image`` + one batched ``predict_torch`` with
-``multimask_output=False``, TRACKER_SPEC §5): ResizeLongestSide to ``img_size`` (PIL bilinear), ``Sam.preprocess``
-(normalise, zero-pad), the image encoder once, all boxes through the prompt encoder and mask decoder in one
-batch, ``Sam.postprocess_masks`` and ``logits > mask_threshold``. On in-image boxes the masks equal
-``SamPredictor``'s bit for bit (tested). Differences from the release, all deliberate:
+``BoxPromptSegmenter`` wraps a ``segment_anything.modeling.Sam`` by composition and reproduces what
+the UVOSAM release does per frame (``SamPredictor.set_image`` + one batched ``predict_torch`` with
+``multimask_output=False``, TRACKER_SPEC §5): ResizeLongestSide to ``img_size`` (PIL bilinear),
+``Sam.preprocess`` (normalise, zero-pad), the image encoder once, all boxes through the prompt
+encoder and mask decoder in one batch, ``Sam.postprocess_masks`` and ``logits > mask_threshold``. On
+in-image boxes the masks equal ``SamPredictor``'s bit for bit (tested). Differences from the
+release, all deliberate:
 
-* The model is loaded once; nothing per call is kept on ``self`` (no ``SamPredictor``), so one segmenter can
-  serve several threads/sessions at once.
-* Boxes are clipped to the image; a box with no area after clipping (zero/negative size, entirely outside, the
-  release's ``[0, 0, 0, 0]`` dummy) is not sent to SAM and gets an empty mask with score 0. A NaN coordinate
-  raises ``ValueError``. Frames without any usable box do not run SAM at all.
-* Overlapping masks are made disjoint (``resolve_overlaps``) unless ``SegmenterConfig.overlap == "none"``.
+* The model is loaded once; nothing per call is kept on ``self`` (no ``SamPredictor``), so one
+  segmenter can serve several threads/sessions at once.
+* Boxes are clipped to the image; a box with no area after clipping (zero/negative size, entirely
+  outside, the release's ``[0, 0, 0, 0]`` dummy) is not sent to SAM and gets an empty mask with
+  score 0. A NaN coordinate raises ``ValueError``. Frames without any usable box do not run SAM at
+  all.
+* Overlapping masks are made disjoint (``resolve_overlaps``) unless ``SegmenterConfig.overlap ==
+  "none"``.
 
-Fast path (``SegmenterConfig.fast``; ``None`` = on when the device is CUDA): the image encoder runs under bf16
-autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``; the model itself is
-untouched). Tolerances, tested on the tiny random SAM: the SDPA attention equals SAM's attention in float32 to
-1e-5 and the whole encoder to 1e-4 (max abs); bf16 autocast masks reach IoU >= 0.99 against float32 on a
-synthetic frame. Expect the same order of agreement with real weights, not bit equality.
+Fast path (``SegmenterConfig.fast``; ``None`` = on when the device is CUDA): the image encoder runs
+under bf16 autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``;
+the model itself is untouched). Tolerances, tested on the tiny random SAM: the SDPA attention
+equals SAM's attention in float32 to 1e-5 and the whole encoder to 1e-4 (max abs); bf16 autocast
+masks reach IoU >= 0.99 against float32 on a synthetic frame. Expect the same order of agreement
+with real weights, not bit equality.
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ class SegmentOutput:
 
     Attributes:
         masks: (N, H, W) bool in original-frame pixels (disjoint unless ``overlap == "none"``).
-        mask_scores: (N,) float32 SAM's predicted IoU of each mask (0 for boxes that were not decoded).
+        mask_scores: (N,) float32 SAM's predicted IoU of each mask (0 for boxes that were not
+            decoded).
     """
 
     masks: np.ndarray
@@ -67,21 +72,25 @@ class SegmentOutput:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> ``cuda`` if available else ``cpu``; anything else -> ``torch.device(device)``."""
+    """``"auto"`` -> ``cuda`` if available, else ``cpu``; anything else -> ``torch.device``."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-def prepare_boxes(boxes_xyxy: np.ndarray, image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def prepare_boxes(
+    boxes_xyxy: np.ndarray, image_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate and clip box prompts.
 
     Args:
-        boxes_xyxy: (N, 4) pixel boxes ``[x1, y1, x2, y2]`` in the original frame (any float dtype; ±inf allowed).
+        boxes_xyxy: (N, 4) pixel boxes ``[x1, y1, x2, y2]`` in the original frame (any float dtype;
+            ±inf allowed).
         image_hw: (H, W) of the frame.
 
     Returns:
-        (boxes (N, 4) float32 clipped to ``[0, W] x [0, H]``, usable (N,) bool: positive width and height).
+        (boxes (N, 4) float32 clipped to ``[0, W] x [0, H]``, usable (N,) bool: positive width and
+        height).
 
     Raises:
         ValueError: wrong shape, or a row with NaN (the message names the rows).
@@ -94,8 +103,8 @@ def prepare_boxes(boxes_xyxy: np.ndarray, image_hw: tuple[int, int]) -> tuple[np
     bad = np.flatnonzero(np.isnan(boxes).any(axis=1))
     if bad.size:
         raise ValueError(
-            f"boxes_xyxy rows {bad.tolist()} contain NaN (first: {boxes[bad[0]].tolist()}); drop absent tracks "
-            f"before segmenting instead of passing NaN boxes."
+            f"boxes_xyxy rows {bad.tolist()} contain NaN (first: {boxes[bad[0]].tolist()}); "
+            f"drop absent tracks before segmenting instead of passing NaN boxes."
         )
     h, w = image_hw
     boxes = boxes.copy()
@@ -108,8 +117,8 @@ def prepare_boxes(boxes_xyxy: np.ndarray, image_hw: tuple[int, int]) -> tuple[np
 def resolve_overlaps(masks: np.ndarray, scores: np.ndarray, track_ids: np.ndarray) -> np.ndarray:
     """Make masks disjoint: a pixel claimed by several masks goes to ONE of them.
 
-    The winner is the mask with the higher tracker score; equal scores go to the lower track id (NaN scores
-    rank lowest). Pixels claimed by a single mask are unchanged; no pixel is added.
+    The winner is the mask with the higher tracker score; equal scores go to the lower track id (NaN
+    scores rank lowest). Pixels claimed by a single mask are unchanged; no pixel is added.
 
     Args:
         masks: (N, H, W) bool.
@@ -141,13 +150,20 @@ def _as_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
         raise ValueError(
-            f"image must be a non-empty (H, W, 3) uint8 RGB array; got shape {image.shape}, dtype {image.dtype}"
+            f"image must be a non-empty (H, W, 3) uint8 RGB array; got shape {image.shape}, "
+            f"dtype {image.dtype}"
         )
     return image
 
 
-def _model_type_and_source(model_type_or_path: str | os.PathLike, config: SegmenterConfig) -> tuple[str, str]:
-    """("vit_h", "sam_vit_h") for a model type or table key; (type by basename or config's, path) for a path."""
+def _model_type_and_source(
+    model_type_or_path: str | os.PathLike, config: SegmenterConfig
+) -> tuple[str, str]:
+    """(model type, name or path for ``hub.resolve``).
+
+    ``"vit_h"``/``"sam_vit_h"`` -> ``("vit_h", "sam_vit_h")``; a path -> (type of its known
+    basename, else ``config.model_type``; the path).
+    """
     name = str(model_type_or_path)
     if name in SAM_MODEL_TYPES:
         return name, f"sam_{name}"
@@ -161,14 +177,16 @@ def _model_type_and_source(model_type_or_path: str | os.PathLike, config: Segmen
 
 
 class BoxPromptSegmenter:
-    """Box-prompted SAM: ``segment(image, boxes_xyxy) -> SegmentOutput``. Read-only after construction.
+    """Box-prompted SAM: ``segment(image, boxes_xyxy) -> SegmentOutput``; read-only once built.
 
     Args:
-        sam: a ``segment_anything.modeling.Sam`` (any size). It is only read, except that a ``device``/``dtype``
-            given here moves/casts it in place once (``nn.Module.to``).
+        sam: a ``segment_anything.modeling.Sam`` (any size). It is only read, except that a
+            ``device``/``dtype`` given here moves/casts it in place once (``nn.Module.to``).
         config: ``SegmenterConfig`` (``model_type`` is informative here; the model decides).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; ``None`` keeps the model where it is.
-        dtype: weight dtype to cast the model to; ``None`` keeps it.
+        dtype: weight dtype of the image encoder (e.g. ``torch.bfloat16`` halves its memory);
+            ``None`` keeps it. Only the encoder is cast: SAM's prompt encoder computes in float32
+            and the small decoder stays so.
     """
 
     def __init__(
@@ -180,15 +198,21 @@ class BoxPromptSegmenter:
         dtype: torch.dtype | None = None,
     ) -> None:
         self.config = config if config is not None else SegmenterConfig()
-        if device is not None or dtype is not None:
-            sam.to(device=resolve_device(device) if device is not None else None, dtype=dtype)
+        if device is not None:
+            sam.to(resolve_device(device))
+        if dtype is not None:
+            sam.image_encoder.to(dtype)
         self.model = sam
         self.device = sam.device
-        self.dtype = sam.pixel_mean.dtype
+        self.encoder_dtype = next(sam.image_encoder.parameters()).dtype
+        self.decoder_dtype = sam.mask_decoder.iou_token.weight.dtype
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
         fast = self.config.fast if self.config.fast is not None else self.device.type == "cuda"
         if fast and not isinstance(sam.image_encoder, ImageEncoderViT):
-            _warn_once("fast-encoder", "SegmenterConfig.fast needs a ViT image encoder; using the plain forward.")
+            _warn_once(
+                "fast-encoder",
+                "SegmenterConfig.fast needs a ViT image encoder; using the plain forward.",
+            )
             fast = False
         self.fast = fast
 
@@ -203,18 +227,20 @@ class BoxPromptSegmenter:
         checkpoints_dir: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None,
     ) -> BoxPromptSegmenter:
-        """Build SAM with ``segment_anything.sam_model_registry`` and load verified weights (weights-only load).
+        """Build SAM with ``sam_model_registry`` and load verified weights (weights-only load).
 
         Args:
-            model_type_or_path: ``"vit_b"|"vit_l"|"vit_h"``, a ``hub.WEIGHTS`` key (``"sam_vit_h"``) or a
-                checkpoint path (its architecture from its known basename, else ``config.model_type``);
-                ``None`` = ``config.model_type``.
+            model_type_or_path: ``"vit_b"|"vit_l"|"vit_h"``, a ``hub.WEIGHTS`` key (``"sam_vit_h"``)
+                or a checkpoint path (its architecture from its known basename, else
+                ``config.model_type``); ``None`` = ``config.model_type``.
             device, dtype: as in the constructor (``"auto"`` = CUDA if available).
             checkpoints_dir, cache_dir: passed to ``hub.resolve``.
 
         Raises:
-            FileNotFoundError: weights not found (the message says where it looked and how to get them).
-            WeightsError: bad checksum, unreadable file, or a state dict that does not fit the architecture.
+            FileNotFoundError: weights not found (the message says where it looked and how to get
+                them).
+            WeightsError: bad checksum, unreadable file, or a state dict that does not fit the
+                architecture.
         """
         config = config if config is not None else SegmenterConfig()
         source = model_type_or_path if model_type_or_path is not None else config.model_type
@@ -226,8 +252,8 @@ class BoxPromptSegmenter:
             sam.load_state_dict(state)
         except RuntimeError as err:
             raise WeightsError(
-                f"{path} does not fit SAM {model_type}: {str(err).splitlines()[0]}. Pass the model type that "
-                f"matches the checkpoint (one of {SAM_MODEL_TYPES})."
+                f"{path} does not fit SAM {model_type}: {str(err).splitlines()[0]}. Pass the "
+                f"model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
             ) from None
         logger.info("loaded SAM %s from %s", model_type, path)
         return cls(sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype)
@@ -241,12 +267,13 @@ class BoxPromptSegmenter:
         scores: np.ndarray | None = None,
         track_ids: np.ndarray | None = None,
     ) -> SegmentOutput:
-        """One mask per box for one frame: one image-encoder call (none if no usable box), one decoder call.
+        """One mask per box: one image-encoder call (none without a usable box), one decoder call.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             boxes_xyxy: (N, 4) float32 boxes in original-frame pixels.
-            scores: (N,) tracker scores for overlap resolution; ``None`` = all equal (then lower id wins).
+            scores: (N,) tracker scores for overlap resolution; ``None`` = all equal (then lower id
+                wins).
             track_ids: (N,) track ids for tie-breaks; ``None`` = row index.
 
         Returns:
@@ -265,12 +292,13 @@ class BoxPromptSegmenter:
         scores: list[np.ndarray | None] | None = None,
         track_ids: list[np.ndarray | None] | None = None,
     ) -> list[SegmentOutput]:
-        """``segment`` for several frames, the image encoder running on ``config.encoder_batch`` frames at a time.
+        """``segment`` for several frames; the encoder takes ``config.encoder_batch`` at a time.
 
         Args:
             images: T frames, each (H_t, W_t, 3) uint8 RGB (sizes may differ).
             boxes_list: T arrays (N_t, 4) of original-pixel boxes.
-            scores, track_ids: optional T arrays (N_t,) each (or ``None`` entries), as in ``segment``.
+            scores, track_ids: optional T arrays (N_t,) each (or ``None`` entries), as in
+                ``segment``.
 
         Returns:
             T ``SegmentOutput``, equal to T ``segment`` calls.
@@ -280,11 +308,11 @@ class BoxPromptSegmenter:
         track_ids = list(track_ids) if track_ids is not None else [None] * t
         if not len(boxes_list) == len(scores) == len(track_ids) == t:
             raise ValueError(
-                f"expected one boxes/scores/track_ids entry per image ({t}); got {len(boxes_list)}, "
-                f"{len(scores)}, {len(track_ids)}"
+                f"expected one boxes/scores/track_ids entry per image ({t}); "
+                f"got {len(boxes_list)}, {len(scores)}, {len(track_ids)}"
             )
         images = [_as_image(im) for im in images]
-        prompts = [prepare_boxes(b, im.shape[:2]) for b, im in zip(boxes_list, images)]
+        prompts = [prepare_boxes(b, im.shape[:2]) for b, im in zip(boxes_list, images, strict=True)]
         raw: list[tuple[np.ndarray, np.ndarray] | None] = [None] * t
         todo = [i for i in range(t) if prompts[i][1].any()]
         step = self.config.encoder_batch
@@ -292,24 +320,30 @@ class BoxPromptSegmenter:
             chunk = todo[start : start + step]
             embeddings, input_sizes = self._encode([images[i] for i in chunk])
             for j, i in enumerate(chunk):
-                raw[i] = self._decode(embeddings[j : j + 1], prompts[i], input_sizes[j], images[i].shape[:2])
-        return [self._finish(images[i], prompts[i], raw[i], scores[i], track_ids[i]) for i in range(t)]
+                raw[i] = self._decode(
+                    embeddings[j : j + 1], prompts[i], input_sizes[j], images[i].shape[:2]
+                )
+        return [
+            self._finish(images[i], prompts[i], raw[i], scores[i], track_ids[i]) for i in range(t)
+        ]
 
     def _encode(self, images: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-        """Images -> ((B, C, h, w) embeddings in the model dtype, [(H', W') resized input size per image])."""
+        """Images -> ((B, C, h, w) embeddings, decoder dtype; [(H', W') resized size per image])."""
         batch, input_sizes = [], []
         for image in images:
             resized = self.transform.apply_image(image)
-            pixels = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+            pixels = (
+                torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+            )
             batch.append(self.model.preprocess(pixels))
             input_sizes.append(resized.shape[:2])
-        x = torch.cat(batch)
+        x = torch.cat(batch).to(self.encoder_dtype)
         encoder = self.model.image_encoder
         if not self.fast:
-            return encoder(x), input_sizes
+            return encoder(x).to(self.decoder_dtype), input_sizes
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
             embeddings = sam_fast.encoder_forward(encoder, x)
-        return embeddings.to(self.dtype), input_sizes
+        return embeddings.to(self.decoder_dtype), input_sizes
 
     def _decode(
         self,
@@ -318,10 +352,10 @@ class BoxPromptSegmenter:
         input_size: tuple[int, int],
         original_size: tuple[int, int],
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Decode the usable boxes of one frame in one batch -> ((M, H, W) bool masks, (M,) float32 IoU)."""
+        """Decode a frame's usable boxes in one batch -> ((M, H, W) bool masks, (M,) f32 IoU)."""
         boxes, usable = prompt
         boxes_t = torch.as_tensor(boxes[usable], dtype=torch.float32, device=self.device)
-        boxes_t = self.transform.apply_boxes_torch(boxes_t, original_size).to(self.dtype)
+        boxes_t = self.transform.apply_boxes_torch(boxes_t, original_size)
         prompt_encoder = self.model.prompt_encoder
         sparse, dense = prompt_encoder(points=None, boxes=boxes_t, masks=None)
         low_res, iou = self.model.mask_decoder(
@@ -343,12 +377,14 @@ class BoxPromptSegmenter:
         scores: np.ndarray | None,
         track_ids: np.ndarray | None,
     ) -> SegmentOutput:
-        """Scatter decoded rows back to all N rows (unusable boxes: empty mask, score 0), then resolve overlaps."""
+        """Scatter decoded rows to all N rows (unusable: empty, score 0), then resolve overlaps."""
         usable = prompt[1]
         n = len(usable)
         for name, values in (("scores", scores), ("track_ids", track_ids)):
             if values is not None and np.shape(values) != (n,):
-                raise ValueError(f"{name} must have shape ({n},) like the boxes; got {np.shape(values)}")
+                raise ValueError(
+                    f"{name} must have shape ({n},) like the boxes; got {np.shape(values)}"
+                )
         h, w = image.shape[:2]
         masks = np.zeros((n, h, w), dtype=bool)
         mask_scores = np.zeros((n,), dtype=np.float32)
