@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -190,6 +191,16 @@ def test_no_state_between_calls(tiny_sam_model, video):
     assert not hasattr(seg, "features") and not any(
         isinstance(v, SamPredictor) for v in vars(seg).values()
     )
+
+
+def test_two_threads_share_one_segmenter(tiny_sam_model, video):
+    seg = BoxPromptSegmenter(tiny_sam_model)
+    jobs = [(video.frames[k % 2], random_boxes(2 + k % 2, 48, 64, seed=k % 2)) for k in range(6)]
+    sequential = [seg.segment(*job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = list(pool.map(lambda job: seg.segment(*job), jobs))
+    for one, other in zip(sequential, threaded, strict=True):
+        np.testing.assert_array_equal(one.masks, other.masks)
 
 
 def with_random_rel_pos(encoder: ImageEncoderViT, seed: int = 1) -> ImageEncoderViT:
