@@ -1,0 +1,269 @@
+"""uvosam.hub against a hand-built Hugging Face cache in tmp_path, offline, tiny SAM weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+import torch
+
+from uvosam import hub
+from uvosam.errors import WeightsError
+from uvosam.testing import tiny_sam
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+NAME = "sam_vit_b"
+
+
+@pytest.fixture
+def ckpt_bytes(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("src") / "tiny.pth"
+    torch.save(tiny_sam().state_dict(), path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def spec(monkeypatch, ckpt_bytes) -> hub.WeightSpec:
+    """WEIGHTS['sam_vit_b'] pointed at the tiny checkpoint; hash memory cleared; offline."""
+    real = hub.WEIGHTS[NAME]
+    fake = dataclasses.replace(
+        real, sha256=hashlib.sha256(ckpt_bytes).hexdigest(), size_bytes=len(ckpt_bytes), url=None
+    )
+    monkeypatch.setitem(hub.WEIGHTS, NAME, fake)
+    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return fake
+
+
+def put_in_cache(cache: Path, spec: hub.WeightSpec, data: bytes) -> Path:
+    """The HF cache layout: refs/main -> commit; snapshots/<commit>/<file> -> blobs/<sha256>."""
+    repo = cache / ("models--" + spec.repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.parent.mkdir(exist_ok=True)
+    blob.write_bytes(data)
+    entry = repo / "snapshots" / COMMIT / spec.filename
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    if entry.is_symlink() or entry.exists():
+        entry.unlink()
+    entry.symlink_to(os.path.relpath(blob, entry.parent))
+    return entry
+
+
+def corrupt(data: bytes, at: int = 100) -> bytes:
+    """Same size, different content."""
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+def test_checkpoints_dir_comes_first_and_the_hash_is_remembered(
+    tmp_path, spec, ckpt_bytes, monkeypatch
+):
+    ckdir = tmp_path / "checkpoints"
+    ckdir.mkdir()
+    (ckdir / spec.basename).write_bytes(ckpt_bytes)
+    put_in_cache(tmp_path / "hf", spec, ckpt_bytes)
+    found = hub.resolve(NAME, checkpoints_dir=ckdir, cache_dir=tmp_path / "hf")
+    assert found == ckdir / spec.basename
+    sidecar = ckdir / (spec.basename + ".sha256")
+    assert spec.sha256 in sidecar.read_text()
+
+    # A new process (empty memory) trusts the sidecar: no hashing at all.
+    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setattr(
+        hub.hashlib, "sha256", lambda *a: pytest.fail("re-hashed despite a valid sidecar")
+    )
+    assert hub.resolve(NAME, checkpoints_dir=ckdir) == found
+    # A changed mtime invalidates the sidecar.
+    os.utime(found, ns=(1, 1))
+    monkeypatch.setattr(hub, "_HASHES", {})
+    with pytest.raises(pytest.fail.Exception, match="re-hashed"):
+        hub.resolve(NAME, checkpoints_dir=ckdir)
+
+
+def test_found_in_hf_cache_offline(tmp_path, spec, ckpt_bytes):
+    entry = put_in_cache(tmp_path / "hf", spec, ckpt_bytes)
+    found = hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=tmp_path / "hf")
+    assert found == entry
+    state = hub.load_checkpoint(found)
+    model = tiny_sam(seed=3)
+    model.load_state_dict(state)
+    assert torch.equal(
+        model.mask_decoder.iou_token.weight, tiny_sam().mask_decoder.iou_token.weight
+    )
+
+
+def test_missing_names_every_place_and_how_to_get_it(tmp_path, spec):
+    ckdir = tmp_path / "checkpoints"
+    with pytest.raises(FileNotFoundError) as info:
+        hub.resolve(
+            str(tmp_path / "ckpt" / spec.basename), checkpoints_dir=ckdir, cache_dir=tmp_path / "hf"
+        )
+    text = str(info.value)
+    for needle in (
+        str(tmp_path / "ckpt" / spec.basename),
+        str(ckdir / spec.basename),
+        str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE",
+        f"hf download {spec.repo_id} {spec.filename}",
+        spec.hub_url,
+        spec.sha256,
+    ):
+        assert needle in text
+
+
+def test_unknown_name_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a known weight name"):
+        hub.resolve(str(tmp_path / "nope.pth"))
+
+
+def test_bad_file_in_checkpoints_is_reported_and_kept(tmp_path, spec, ckpt_bytes):
+    ckdir = tmp_path / "checkpoints"
+    ckdir.mkdir()
+    bad = ckdir / spec.basename
+    bad.write_bytes(corrupt(ckpt_bytes))
+    with pytest.raises(WeightsError, match="expected .* sha256 " + spec.sha256):
+        hub.resolve(NAME, checkpoints_dir=ckdir)
+    assert bad.exists()
+    bad.write_bytes(ckpt_bytes[:-10])
+    with pytest.raises(WeightsError, match=f"got {len(ckpt_bytes) - 10:,} bytes"):
+        hub.resolve(NAME, checkpoints_dir=ckdir)
+    assert hub.resolve(NAME, checkpoints_dir=ckdir, verify=False) == bad
+
+
+def test_explicit_path_with_a_known_basename_is_verified(tmp_path, spec, ckpt_bytes):
+    path = tmp_path / "elsewhere" / spec.basename
+    path.parent.mkdir()
+    path.write_bytes(ckpt_bytes)
+    assert hub.resolve(path, checkpoints_dir=tmp_path / "empty") == path
+    path.write_bytes(corrupt(ckpt_bytes))
+    with pytest.raises(WeightsError):
+        hub.resolve(path)
+    other = tmp_path / "finetuned.pth"
+    other.write_bytes(b"anything")
+    assert hub.resolve(other) == other
+
+
+def test_bad_cached_copy_offline_is_deleted(tmp_path, spec, ckpt_bytes):
+    entry = put_in_cache(tmp_path / "hf", spec, corrupt(ckpt_bytes))
+    blob = entry.resolve()
+    with pytest.raises(WeightsError, match="deleted .* HF_HUB_OFFLINE"):
+        hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=tmp_path / "hf")
+    assert not blob.exists() and not entry.is_symlink()
+
+
+class FakeDownloader:
+    """Stands in for hf_hub_download; a forced download writes ``fresh`` into the cache."""
+
+    def __init__(self, cache: Path, spec: hub.WeightSpec, fresh: bytes) -> None:
+        self.cache, self.spec, self.fresh, self.calls = cache, spec, fresh, []
+
+    def __call__(self, *, repo_id, filename, cache_dir, local_files_only, force_download):
+        assert (repo_id, filename, Path(cache_dir)) == (
+            self.spec.repo_id,
+            self.spec.filename,
+            self.cache,
+        )
+        self.calls.append((local_files_only, force_download))
+        entry = (
+            self.cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / COMMIT / filename
+        )
+        if force_download:
+            put_in_cache(self.cache, self.spec, self.fresh)
+        return str(entry)
+
+
+@pytest.mark.parametrize("fresh_is_good", [True, False])
+def test_bad_cached_copy_is_downloaded_again_once(
+    tmp_path, spec, ckpt_bytes, monkeypatch, fresh_is_good
+):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    cache = tmp_path / "hf"
+    bad_blob = put_in_cache(cache, spec, corrupt(ckpt_bytes)).resolve()
+    fake = FakeDownloader(cache, spec, ckpt_bytes if fresh_is_good else corrupt(ckpt_bytes, at=200))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    if fresh_is_good:
+        found = hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=cache)
+        assert found.read_bytes() == ckpt_bytes
+    else:
+        with pytest.raises(WeightsError):
+            hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=cache)
+    assert fake.calls == [(False, False), (False, True)]
+    assert not bad_blob.exists()
+
+
+def test_direct_url_fallback(tmp_path, spec, ckpt_bytes, monkeypatch):
+    source = tmp_path / "server" / spec.basename
+    source.parent.mkdir()
+    source.write_bytes(ckpt_bytes)
+    monkeypatch.setitem(
+        hub.WEIGHTS, NAME, dataclasses.replace(spec, repo_id=None, url=source.as_uri())
+    )
+    ckdir = tmp_path / "checkpoints"
+    with pytest.raises(FileNotFoundError, match=source.as_uri()):  # offline: the URL is only a hint
+        hub.resolve(NAME, checkpoints_dir=ckdir)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    assert hub.resolve(NAME, checkpoints_dir=ckdir) == ckdir / spec.basename
+    assert (ckdir / spec.basename).read_bytes() == ckpt_bytes
+    source.write_bytes(corrupt(ckpt_bytes))
+    (ckdir / spec.basename).unlink()
+    with pytest.raises(WeightsError):
+        hub.resolve(NAME, checkpoints_dir=ckdir)
+    assert list(ckdir.iterdir()) == [ckdir / (spec.basename + ".sha256")]
+
+
+def test_truncated_checkpoint_is_a_weights_error(tmp_path, ckpt_bytes):
+    path = tmp_path / "truncated.pth"
+    path.write_bytes(ckpt_bytes[: len(ckpt_bytes) // 2])
+    with pytest.raises(WeightsError, match="truncated or corrupt"):
+        hub.load_checkpoint(path)
+    path.write_bytes(b"")
+    with pytest.raises(WeightsError):
+        hub.load_checkpoint(path)
+
+
+class Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("container", ["torch.save", "raw pickle"])
+def test_malicious_pickle_never_runs(tmp_path, container):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    obj = {"weight": torch.zeros(2), "evil": Payload(marker)}
+    if container == "torch.save":
+        torch.save(obj, path)
+    else:
+        path.write_bytes(pickle.dumps(obj, protocol=2))
+    with pytest.raises(WeightsError, match="nothing in the file was run"):
+        hub.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_non_dict_checkpoint(tmp_path):
+    path = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(WeightsError, match="expected a dict"):
+        hub.load_checkpoint(path)
+
+
+def test_table_has_the_three_sam_files():
+    assert {"sam_vit_b", "sam_vit_l", "sam_vit_h"} <= set(hub.WEIGHTS)
+    h = hub.WEIGHTS["sam_vit_h"]
+    assert (h.repo_id, h.filename, h.size_bytes) == (
+        "ybelkada/segment-anything",
+        "checkpoints/sam_vit_h_4b8939.pth",
+        2_564_550_879,
+    )
+    assert all(len(s.sha256) == 64 and s.name == k for k, s in hub.WEIGHTS.items())

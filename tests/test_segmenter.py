@@ -1,0 +1,331 @@
+"""BoxPromptSegmenter on the tiny random SAM: call counts, SamPredictor parity, fast path."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+from segment_anything.modeling import ImageEncoderViT
+from segment_anything.modeling.image_encoder import Attention
+
+from uvosam import hub, sam_fast, segmenter
+from uvosam.config import SegmenterConfig
+from uvosam.errors import WeightsError
+from uvosam.segmenter import BoxPromptSegmenter, prepare_boxes, resolve_overlaps
+from uvosam.testing import moving_shapes, tiny_sam
+
+NO_OVERLAP = SegmenterConfig(overlap="none")
+
+
+def random_boxes(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, [w - 8, h - 8], size=(n, 2))
+    wh = rng.uniform(6, [w / 2, h / 2], size=(n, 2))
+    return np.concatenate([xy, np.minimum(xy + wh, [w, h])], axis=1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def video():
+    return moving_shapes(num_frames=5, height=48, width=64, num_objects=3)
+
+
+class Counter:
+    """Wraps a module's forward as an instance attribute (undone by monkeypatch); counts calls."""
+
+    def __init__(self, monkeypatch, module: torch.nn.Module) -> None:
+        self.calls, self.batch_sizes, self.inner = 0, [], module.forward
+        monkeypatch.setattr(module, "forward", self)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        first = args[0] if args else next(iter(kwargs.values()))
+        self.batch_sizes.append(len(first) if first is not None else 0)
+        return self.inner(*args, **kwargs)
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_one_encoder_and_one_decoder_call_per_frame(tiny_sam_model, video, monkeypatch, n):
+    enc = Counter(monkeypatch, tiny_sam_model.image_encoder)
+    dec = Counter(monkeypatch, tiny_sam_model.mask_decoder)
+    seg = BoxPromptSegmenter(tiny_sam_model)
+    image = video.frames[0]
+    out = seg.segment(image, random_boxes(n, *image.shape[:2]))
+    assert (enc.calls, dec.calls) == (1, 1)
+    assert out.masks.shape == (n, 48, 64) and out.masks.dtype == bool
+    assert out.mask_scores.shape == (n,) and out.mask_scores.dtype == np.float32
+
+
+def test_no_boxes_no_sam_call(tiny_sam_model, video, monkeypatch):
+    counters = [
+        Counter(monkeypatch, m) for m in (tiny_sam_model.image_encoder, tiny_sam_model.mask_decoder)
+    ]
+    seg = BoxPromptSegmenter(tiny_sam_model)
+    for boxes in (
+        np.zeros((0, 4), np.float32),
+        np.zeros((2, 4), np.float32),
+    ):  # none / only degenerate
+        out = seg.segment(video.frames[0], boxes)
+        assert out.masks.shape == (len(boxes), 48, 64) and not out.masks.any()
+        assert out.mask_scores.shape == (len(boxes),) and not out.mask_scores.any()
+    assert [c.calls for c in counters] == [0, 0]
+
+
+def test_equals_sam_predictor(tiny_sam_model, video):
+    image, boxes = video.frames[1], random_boxes(4, 48, 64, seed=1)
+    out = BoxPromptSegmenter(tiny_sam_model, NO_OVERLAP).segment(image, boxes)
+    predictor = SamPredictor(tiny_sam_model)
+    predictor.set_image(image)
+    boxes_t = predictor.transform.apply_boxes_torch(torch.as_tensor(boxes), image.shape[:2])
+    masks, iou, _ = predictor.predict_torch(None, None, boxes=boxes_t, multimask_output=False)
+    assert 0 < out.masks.sum() < out.masks.size  # a non-trivial comparison
+    np.testing.assert_array_equal(out.masks, masks[:, 0].numpy())
+    np.testing.assert_array_equal(out.mask_scores, iou[:, 0].numpy())
+    for k, box in enumerate(boxes):  # the one-box numpy API gives the same masks
+        one, _, _ = predictor.predict(box=box, multimask_output=False)
+        np.testing.assert_array_equal(out.masks[k], one[0])
+
+
+def test_degenerate_boxes(tiny_sam_model, video):
+    seg = BoxPromptSegmenter(tiny_sam_model, NO_OVERLAP)
+    image = video.frames[0]
+    with pytest.raises(ValueError, match=r"rows \[1\]"):
+        seg.segment(image, np.array([[1, 1, 9, 9], [np.nan, 0, 5, 5]], np.float32))
+    with pytest.raises(ValueError, match=r"shape \(N, 4\)"):
+        seg.segment(image, np.zeros((2, 3), np.float32))
+    inside = np.array([[0, 10, 30, 48]], np.float32)
+    odd = np.array(
+        [
+            [-20, 10, 30, 90],  # sticks out -> clipped to `inside`
+            [5, 5, 5, 20],  # zero width
+            [30, 30, 10, 10],  # negative size
+            [100, 100, 120, 130],  # entirely outside
+            [0, 0, 0, 0],  # the release's dummy box
+            [-np.inf, 10, np.inf, 48],  # clipped to the full width
+        ],
+        np.float32,
+    )
+    out = seg.segment(image, odd)
+    np.testing.assert_array_equal(out.masks[0], seg.segment(image, inside).masks[0])
+    assert not out.masks[1:5].any() and not out.mask_scores[1:5].any()
+    assert out.mask_scores[0] != 0 and out.mask_scores[5] != 0
+    clipped, usable = prepare_boxes(odd, (48, 64))
+    assert usable.tolist() == [True, False, False, False, False, True]
+    np.testing.assert_array_equal(clipped[5], [0, 10, 64, 48])
+
+
+def test_resolve_overlaps_by_score_then_lower_id():
+    masks = np.zeros((4, 1, 6), bool)
+    masks[0, 0, 0:4] = True
+    masks[1, 0, 2:6] = True
+    masks[2, 0, 3:5] = True
+    masks[3, 0, 5] = True
+    scores = np.array([0.5, 0.9, 0.9, np.nan])
+    track_ids = np.array([3, 7, 5, 1])
+    out = resolve_overlaps(masks, scores, track_ids)
+    # pixel: 0 1 2 3 4 5 ; claimants ->  winner
+    expected = np.array(
+        [[1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 1], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0]], bool
+    )
+    np.testing.assert_array_equal(out[:, 0], expected)
+    assert out.sum(0).max() == 1 and np.array_equal(out.any(0), masks.any(0))
+    assert masks[1, 0, 3]  # input untouched
+    # permuting the rows permutes the answer (no dependence on row order)
+    perm = [2, 0, 3, 1]
+    np.testing.assert_array_equal(
+        resolve_overlaps(masks[perm], scores[perm], track_ids[perm]), out[perm]
+    )
+    with pytest.raises(ValueError, match="one N"):
+        resolve_overlaps(masks, scores[:2], track_ids)
+
+
+def test_segment_overlap_policy(tiny_sam_model, video):
+    image = video.frames[2]
+    boxes = np.array([[0, 0, 40, 40], [10, 10, 60, 45], [5, 5, 50, 30]], np.float32)
+    scores, ids = np.array([0.2, 0.8, 0.5], np.float32), np.array([4, 2, 9])
+    raw = BoxPromptSegmenter(tiny_sam_model, NO_OVERLAP).segment(
+        image, boxes, scores=scores, track_ids=ids
+    )
+    assert (raw.masks.sum(0) > 1).any()  # the test needs real overlaps
+    out = BoxPromptSegmenter(tiny_sam_model).segment(image, boxes, scores=scores, track_ids=ids)
+    np.testing.assert_array_equal(out.masks, resolve_overlaps(raw.masks, scores, ids))
+    np.testing.assert_array_equal(out.masks[1], raw.masks[1])  # highest score keeps everything
+    np.testing.assert_array_equal(out.mask_scores, raw.mask_scores)
+    with pytest.raises(ValueError, match="scores must have shape"):
+        BoxPromptSegmenter(tiny_sam_model).segment(image, boxes, scores=scores[:2])
+
+
+def test_segment_batch_equals_per_frame(tiny_sam_model, video, monkeypatch):
+    images = list(video.frames) + [np.ascontiguousarray(video.frames[0][:40, :30])]  # another size
+    boxes = [
+        random_boxes(n, *im.shape[:2], seed=n)
+        for n, im in zip([2, 0, 5, 1, 3, 2], images, strict=True)
+    ]
+    seg = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(encoder_batch=3))
+    singles = [seg.segment(im, b) for im, b in zip(images, boxes, strict=True)]
+    enc = Counter(monkeypatch, tiny_sam_model.image_encoder)
+    batched = seg.segment_batch(images, boxes)
+    assert enc.batch_sizes == [3, 2]  # frame 1 has no boxes: 5 frames encoded, 3 at a time
+    for one, many in zip(singles, batched, strict=True):
+        np.testing.assert_array_equal(one.masks, many.masks)
+        np.testing.assert_allclose(one.mask_scores, many.mask_scores, atol=1e-6)
+
+
+def test_no_state_between_calls(tiny_sam_model, video):
+    seg = BoxPromptSegmenter(tiny_sam_model)
+    a, b = (
+        (video.frames[0], random_boxes(3, 48, 64, seed=4)),
+        (video.frames[3], random_boxes(2, 48, 64, seed=5)),
+    )
+    before = dict(vars(seg))
+    first_a, first_b = seg.segment(*a), seg.segment(*b)
+    again_a = seg.segment(*a)
+    np.testing.assert_array_equal(first_a.masks, again_a.masks)
+    assert not np.array_equal(first_a.masks[:2], first_b.masks)
+    assert vars(seg).keys() == before.keys() and all(vars(seg)[k] is v for k, v in before.items())
+    assert not hasattr(seg, "features") and not any(
+        isinstance(v, SamPredictor) for v in vars(seg).values()
+    )
+
+
+def test_two_threads_share_one_segmenter(tiny_sam_model, video):
+    seg = BoxPromptSegmenter(tiny_sam_model)
+    jobs = [(video.frames[k % 2], random_boxes(2 + k % 2, 48, 64, seed=k % 2)) for k in range(6)]
+    sequential = [seg.segment(*job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = list(pool.map(lambda job: seg.segment(*job), jobs))
+    for one, other in zip(sequential, threaded, strict=True):
+        np.testing.assert_array_equal(one.masks, other.masks)
+
+
+def with_random_rel_pos(encoder: ImageEncoderViT, seed: int = 1) -> ImageEncoderViT:
+    """SAM zero-inits rel_pos; make them non-zero so the bias actually matters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for block in encoder.blocks:
+            for p in (block.attn.rel_pos_h, block.attn.rel_pos_w):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    return encoder.eval()
+
+
+def test_sdpa_attention_equals_sam_attention_fp32():
+    torch.manual_seed(0)
+    encoder = ImageEncoderViT(
+        img_size=80,
+        patch_size=16,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        use_rel_pos=True,
+        window_size=3,
+        global_attn_indexes=[1],
+        out_chans=16,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+    )  # 5x5 tokens, window 3 -> padded windows; block 1 global
+    with_random_rel_pos(encoder)
+    x = torch.randn(2, 3, 80, 80)
+    with torch.no_grad():
+        for block in encoder.blocks:
+            size = block.attn.rel_pos_h.shape[0] // 2 + 1
+            tokens = torch.randn(3, size, size, 32)
+            torch.testing.assert_close(
+                sam_fast.sdpa_attention(block.attn, tokens),
+                block.attn(tokens),
+                atol=1e-5,
+                rtol=1e-5,
+            )
+        reference = encoder(x)
+        torch.testing.assert_close(
+            sam_fast.encoder_forward(encoder, x), reference, atol=1e-4, rtol=1e-4
+        )
+        for block in encoder.blocks:  # the bias matters: without it the output is far off
+            block.attn.rel_pos_h.zero_()
+        assert (sam_fast.encoder_forward(encoder, x) - reference).abs().max() > 1e-2
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1)
+
+
+def test_fast_path_bf16_masks_match_fp32_and_leave_the_model_alone():
+    sam = tiny_sam(depth=2)  # block 0 windowed, block 1 global
+    with_random_rel_pos(sam.image_encoder)
+    state = {k: v.clone() for k, v in sam.state_dict().items()}
+    clip = moving_shapes(num_frames=1, height=96, width=128, num_objects=3, seed=2)
+    image, boxes = clip.frames[0], clip.boxes_xyxy[0]
+    slow = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none", fast=False))
+    fast = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none", fast=True))
+    assert (slow.fast, fast.fast) == (False, True)
+    ref, got = slow.segment(image, boxes), fast.segment(image, boxes)
+    assert ref.masks.any(axis=(1, 2)).all()
+    assert (mask_iou(ref.masks, got.masks) >= 0.99).all()
+    assert not np.array_equal(ref.mask_scores, got.mask_scores)  # it really ran in bf16
+    assert all(torch.equal(v, state[k]) for k, v in sam.state_dict().items())
+    assert all(
+        "forward" not in vars(b.attn) and type(b.attn).forward is Attention.forward
+        for b in sam.image_encoder.blocks
+    )
+
+
+def test_fast_defaults_to_cuda_only(tiny_sam_model):
+    assert BoxPromptSegmenter(tiny_sam_model).fast is False
+    assert segmenter.resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert segmenter.resolve_device("auto").type == expected
+
+
+def test_dtype_is_configurable(video):
+    seg = BoxPromptSegmenter(tiny_sam(), NO_OVERLAP, device="cpu", dtype=torch.bfloat16)
+    assert seg.model.image_encoder.patch_embed.proj.weight.dtype == torch.bfloat16
+    assert seg.model.mask_decoder.iou_token.weight.dtype == torch.float32
+    out = seg.segment(video.frames[0], random_boxes(2, 48, 64))
+    ref = BoxPromptSegmenter(tiny_sam(), NO_OVERLAP).segment(
+        video.frames[0], random_boxes(2, 48, 64)
+    )
+    assert out.masks.shape == ref.masks.shape and (mask_iou(out.masks, ref.masks) > 0.9).all()
+
+
+@pytest.fixture
+def tiny_weights(tmp_path, monkeypatch):
+    """checkpoints/sam_vit_b_01ec64.pth = tiny_sam(seed=0); the registry builds tiny_sam(seed=5)."""
+    path = tmp_path / hub.WEIGHTS["sam_vit_b"].basename
+    torch.save(tiny_sam().state_dict(), path)
+    data = path.read_bytes()
+    spec = dataclasses.replace(
+        hub.WEIGHTS["sam_vit_b"], sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
+    )
+    monkeypatch.setitem(hub.WEIGHTS, "sam_vit_b", spec)
+    monkeypatch.setattr(
+        segmenter, "sam_model_registry", {"vit_b": lambda checkpoint=None: tiny_sam(seed=5)}
+    )
+    return path
+
+
+def test_from_pretrained(tiny_weights, video):
+    seg = BoxPromptSegmenter.from_pretrained(
+        "vit_b", device="cpu", checkpoints_dir=tiny_weights.parent
+    )
+    assert seg.config.model_type == "vit_b" and seg.device == torch.device("cpu")
+    reference = tiny_sam()
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in seg.model.state_dict().items())
+    by_path = BoxPromptSegmenter.from_pretrained(tiny_weights, device="cpu")
+    assert by_path.config.model_type == "vit_b"
+    boxes = random_boxes(2, 48, 64)
+    np.testing.assert_array_equal(
+        seg.segment(video.frames[0], boxes).masks,
+        BoxPromptSegmenter(reference).segment(video.frames[0], boxes).masks,
+    )
+
+
+def test_from_pretrained_wrong_architecture(tiny_weights, tmp_path):
+    other = tmp_path / "custom.pth"
+    torch.save(tiny_sam(embed_dim=48).state_dict(), other)
+    with pytest.raises(WeightsError, match="does not fit SAM vit_b"):
+        BoxPromptSegmenter.from_pretrained(
+            other, device="cpu", config=SegmenterConfig(model_type="vit_b")
+        )

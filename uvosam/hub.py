@@ -1,0 +1,419 @@
+"""Weight files: the table of known checkpoints, finding them, checksums and safe loading.
+
+``resolve(name_or_path)`` returns a local path to a verified weight file. Places, in order:
+
+1. an explicit path that exists (verified against the table when its basename is a known file);
+2. ``checkpoints/<basename>`` (``checkpoints_dir``: env ``UVOSAM_CHECKPOINTS``, else
+   ``<repo>/checkpoints``);
+3. the Hugging Face cache, then the Hub, via ``huggingface_hub.hf_hub_download`` (cache only when
+   ``HF_HUB_OFFLINE`` is set; the variable is read at call time);
+4. the spec's direct public ``url`` (not when offline), saved into ``checkpoints_dir``.
+
+Checksums: the SHA-256 of a file is computed once and remembered, in process (keyed by real path,
+size and mtime) and in a sidecar ``<file>.sha256`` written next to the file (for a Hub download:
+next to the snapshot entry inside the HF cache), a small JSON ``{"sha256": ..., "size": ...,
+"mtime_ns": ...}``. The sidecar is trusted only while the file's size and mtime still match, so a
+restart does not re-hash 2.5 GB; if the directory is read-only the sidecar is skipped. A size
+mismatch is reported before any hashing.
+
+A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad
+file in the HF cache is deleted (snapshot entry and blob) and downloaded again once; still bad ->
+``WeightsError``. ``load_checkpoint`` only ever unpickles with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import huggingface_hub
+import torch
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import EntryNotFoundError
+
+from uvosam.errors import WeightsError
+
+logger = logging.getLogger(__name__)
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+_CHUNK = 16 << 20
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One known weight file.
+
+    Attributes:
+        name: key in ``WEIGHTS`` (e.g. ``"sam_vit_h"``).
+        repo_id: Hugging Face Hub model repo holding the file, or ``None`` if it is not on the Hub.
+        filename: path of the file inside ``repo_id`` (its basename is the name looked for in
+            ``checkpoints/``).
+        sha256: expected SHA-256, lowercase hex.
+        size_bytes: expected size in bytes.
+        url: direct public download URL used as a fallback (and shown in error messages), or
+            ``None``.
+        description: one line for humans.
+    """
+
+    name: str
+    repo_id: str | None
+    filename: str
+    sha256: str
+    size_bytes: int
+    url: str | None = None
+    description: str = ""
+
+    @property
+    def basename(self) -> str:
+        return PurePosixPath(self.filename).name
+
+    @property
+    def hub_url(self) -> str | None:
+        if self.repo_id is None:
+            return None
+        return f"https://huggingface.co/{self.repo_id}/resolve/main/{self.filename}"
+
+
+_SAM_REPO = "ybelkada/segment-anything"
+_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+# To add a file, append a WeightSpec; the key is its ``name``.
+_SPECS = (
+    WeightSpec(
+        name="sam_vit_b",
+        repo_id=_SAM_REPO,
+        filename="checkpoints/sam_vit_b_01ec64.pth",
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        size_bytes=375_042_383,
+        url=_SAM_URL + "sam_vit_b_01ec64.pth",
+        description="Segment Anything ViT-B (original segment_anything .pth)",
+    ),
+    WeightSpec(
+        name="sam_vit_l",
+        repo_id=_SAM_REPO,
+        filename="checkpoints/sam_vit_l_0b3195.pth",
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        size_bytes=1_249_524_607,
+        url=_SAM_URL + "sam_vit_l_0b3195.pth",
+        description="Segment Anything ViT-L (original segment_anything .pth)",
+    ),
+    WeightSpec(
+        name="sam_vit_h",
+        repo_id=_SAM_REPO,
+        filename="checkpoints/sam_vit_h_4b8939.pth",
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        size_bytes=2_564_550_879,
+        url=_SAM_URL + "sam_vit_h_4b8939.pth",
+        description="Segment Anything ViT-H (original .pth; the one the UVOSAM release uses)",
+    ),
+)
+WEIGHTS: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
+
+# (real path, size, mtime_ns) -> sha256 hex, filled by file_sha256.
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def default_checkpoints_dir() -> Path:
+    """``$UVOSAM_CHECKPOINTS`` if set, else ``<repo>/checkpoints``."""
+    env = os.environ.get("UVOSAM_CHECKPOINTS")
+    return Path(env).expanduser() if env else _REPO_ROOT / "checkpoints"
+
+
+def resolve(
+    name_or_path: str | os.PathLike,
+    *,
+    checkpoints_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    verify: bool = True,
+) -> Path:
+    """Find (or download) a weight file and return its local path, checksum-verified.
+
+    Args:
+        name_or_path: a key of ``WEIGHTS`` (``"sam_vit_h"``) or a file path. A path that does not
+            exist but whose basename is a known file (``ckpt/sam_vit_h_4b8939.pth``) is looked up
+            like its name.
+        checkpoints_dir: folder searched by basename; default ``default_checkpoints_dir()``.
+        cache_dir: Hugging Face cache folder; ``None`` = huggingface_hub's default
+            (``HF_HUB_CACHE``/``HF_HOME``).
+        verify: check size and SHA-256 against the table (cached, see module docstring).
+
+    Raises:
+        FileNotFoundError: nowhere to be found; the message lists every place looked and how to get
+            the file.
+        WeightsError: found, but the size or checksum is wrong (and, for the HF cache,
+            re-downloading did not help).
+    """
+    spec, explicit = _lookup(name_or_path)
+    if explicit is not None and explicit.is_file():
+        if spec is not None and verify:
+            verify_file(explicit, spec)
+        return explicit
+    if spec is None:
+        raise FileNotFoundError(
+            f"No weight file at {explicit} and {str(name_or_path)!r} is not a known weight name. "
+            f"Give an existing path or one of {sorted(WEIGHTS)}."
+        )
+    looked = [f"{explicit} (the path given)"] if explicit is not None else []
+    ckdir = (
+        Path(checkpoints_dir).expanduser()
+        if checkpoints_dir is not None
+        else default_checkpoints_dir()
+    )
+    local = ckdir / spec.basename
+    if local.is_file():
+        if verify:
+            verify_file(local, spec)
+        return local
+    looked.append(f"{local} (checkpoints folder)")
+    if spec.repo_id is not None:
+        found = _from_hub(spec, cache_dir, verify, looked)
+        if found is not None:
+            return found
+    if spec.url is not None and not _offline():
+        found = _from_url(spec, local, verify, looked)
+        if found is not None:
+            return found
+    raise FileNotFoundError(_missing_message(spec, looked, ckdir))
+
+
+def _lookup(name_or_path: str | os.PathLike) -> tuple[WeightSpec | None, Path | None]:
+    """A table key -> (spec, None); a path -> (spec with that basename or None, path)."""
+    if isinstance(name_or_path, str) and name_or_path in WEIGHTS:
+        return WEIGHTS[name_or_path], None
+    path = Path(name_or_path).expanduser()
+    by_basename = [s for s in WEIGHTS.values() if s.basename == path.name]
+    return (by_basename[0] if by_basename else None), path
+
+
+def _offline() -> bool:
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
+    return env in {"1", "true", "yes", "on"} or bool(hf_constants.HF_HUB_OFFLINE)
+
+
+def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    return Path(cache_dir) if cache_dir is not None else Path(hf_constants.HF_HUB_CACHE)
+
+
+def _hf_download(
+    spec: WeightSpec, cache_dir, *, local_files_only: bool, force: bool = False
+) -> Path:
+    path = huggingface_hub.hf_hub_download(
+        repo_id=spec.repo_id,
+        filename=spec.filename,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        force_download=force,
+    )
+    return Path(path)
+
+
+def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> Path | None:
+    """HF cache (and Hub unless offline); a bad cached copy is deleted and fetched again once."""
+    offline = _offline()
+    kind = "cache" if offline else "cache and Hub"
+    where = f"Hugging Face {kind} {_cache_root(cache_dir)} ({spec.repo_id}: {spec.filename})"
+    try:
+        path = _hf_download(spec, cache_dir, local_files_only=offline)
+    except (OSError, ValueError, EntryNotFoundError) as err:
+        reason = (
+            "HF_HUB_OFFLINE is set"
+            if offline
+            else f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        )
+        looked.append(f"{where} — not available ({reason})")
+        return None
+    if not verify:
+        return path
+    try:
+        verify_file(path, spec)
+        return path
+    except WeightsError as err:
+        _delete_cached(path)
+        if offline:
+            raise WeightsError(
+                f"{err} The bad copy was deleted from the Hugging Face cache; HF_HUB_OFFLINE is "
+                f"set, so it was not downloaded again: unset HF_HUB_OFFLINE and run again, or put "
+                f"a good copy in checkpoints/."
+            ) from None
+        logger.warning("%s Deleted the cached copy; downloading it again once.", err)
+    try:
+        path = _hf_download(spec, cache_dir, local_files_only=False, force=True)
+    except (OSError, ValueError, EntryNotFoundError) as err:
+        raise WeightsError(
+            f"The cached {spec.basename} was corrupt and was deleted; downloading it again "
+            f"failed ({err}). "
+            f"Check the connection and run again, or put a good copy in checkpoints/."
+        ) from err
+    verify_file(path, spec)
+    return path
+
+
+def _delete_cached(path: Path) -> None:
+    """Delete a snapshot entry of the HF cache, the blob it links to, and its sidecar."""
+    real = path.resolve()
+    for p in (path, _sidecar(path), real):
+        if p.is_symlink() or p.exists():
+            p.unlink()
+
+
+def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> Path | None:
+    """Stream ``spec.url`` to ``dest`` (via ``.part``), hashing on the way; None on failure."""
+    part = dest.with_name(dest.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(spec.url, timeout=60) as resp:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(part, "wb") as out:
+                while chunk := resp.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+    except OSError as err:
+        part.unlink(missing_ok=True)
+        looked.append(f"{spec.url} — download failed ({type(err).__name__}: {err})")
+        return None
+    if verify:
+        try:
+            _check(
+                part,
+                spec,
+                part.stat().st_size,
+                digest.hexdigest(),
+                hint=f"Got from {spec.url}; try again.",
+            )
+        except WeightsError:
+            part.unlink()
+            raise
+    os.replace(part, dest)
+    _remember(dest, digest.hexdigest())
+    return dest
+
+
+def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
+    lines = [
+        f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; "
+        f"{spec.size_bytes:,} bytes) was not found.",
+        "Looked in:",
+        *[f"  - {place}" for place in looked],
+        "To get it, either:",
+    ]
+    if spec.repo_id is not None:
+        cmd = f"{spec.repo_id} {spec.filename}"
+        lines.append(
+            f"  - run `hf download {cmd}` (older huggingface_hub: `huggingface-cli download "
+            f"{cmd}`), which fills the Hugging Face cache, or"
+        )
+    urls = " or ".join(u for u in (spec.hub_url, spec.url) if u is not None)
+    lines.append(
+        f"  - download {urls} and put the file in {ckdir}/ (or set UVOSAM_CHECKPOINTS to the "
+        f"folder holding it)."
+    )
+    lines.append(f"Expected sha256 {spec.sha256}.")
+    return "\n".join(lines)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex of a file, remembered in process and in ``<file>.sha256`` (module docstring)."""
+    path = Path(path)
+    st = path.stat()
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key in _HASHES:
+        return _HASHES[key]
+    digest = _read_sidecar(path, st)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        digest = h.hexdigest()
+        _remember(path, digest)
+    _HASHES[key] = digest
+    return digest
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _read_sidecar(path: Path, st: os.stat_result) -> str | None:
+    try:
+        data = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(data, dict)
+        or data.get("size") != st.st_size
+        or data.get("mtime_ns") != st.st_mtime_ns
+    ):
+        return None
+    digest = data.get("sha256")
+    return digest if isinstance(digest, str) and len(digest) == 64 else None
+
+
+def _remember(path: Path, digest: str) -> None:
+    """Record a hash in process and in the sidecar (skipped, with a debug log, if not writable)."""
+    st = path.stat()
+    _HASHES[(os.path.realpath(path), st.st_size, st.st_mtime_ns)] = digest
+    record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    try:
+        _sidecar(path).write_text(json.dumps(record) + "\n")
+    except OSError as err:
+        logger.debug("could not write checksum sidecar for %s: %s", path, err)
+
+
+def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
+    """Raise ``WeightsError`` unless ``path`` has ``spec``'s size and SHA-256 (size first)."""
+    path = Path(path)
+    size = path.stat().st_size
+    hint = f"Delete it and download it again ({spec.hub_url or spec.url})."
+    if size != spec.size_bytes:
+        _check(path, spec, size, None, hint=hint)
+    _check(path, spec, size, file_sha256(path), hint=hint)
+
+
+def _check(path: Path, spec: WeightSpec, size: int, digest: str | None, *, hint: str) -> None:
+    if size == spec.size_bytes and digest == spec.sha256:
+        return
+    got = f"{size:,} bytes" + (f", sha256 {digest}" if digest is not None else "")
+    raise WeightsError(
+        f"{path} is not a good copy of {spec.basename} ({spec.name}): expected "
+        f"{spec.size_bytes:,} bytes, sha256 {spec.sha256}; got {got}. The file is truncated, "
+        f"corrupt or a different file. {hint}"
+    )
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a PyTorch checkpoint on CPU with ``weights_only=True`` (no code in the file can run).
+
+    Raises:
+        WeightsError: the file is truncated/corrupt, not a PyTorch checkpoint, holds objects other
+            than tensors and plain containers (e.g. a pickle that would run code), or is not a dict.
+    """
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message starts with a generic paragraph; the second one names the refused object.
+        paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()] or [""]
+        raise WeightsError(
+            f"{path} holds objects that a weights-only load refuses (only tensors and plain "
+            f"containers are allowed, so nothing in the file was run): "
+            f"{paragraphs[min(1, len(paragraphs) - 1)]} Use a checkpoint from a trusted source "
+            f"(see checkpoints/README.md)."
+        ) from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise WeightsError(
+            f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). "
+            f"It is probably truncated or corrupt: delete it and download it again."
+        ) from None
+    if not isinstance(obj, dict):
+        raise WeightsError(
+            f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}."
+        )
+    return obj
