@@ -1,8 +1,10 @@
-"""detectron2-layout ResNet with frozen BatchNorm (He et al. 2016), as built by ``build_resnet_backbone``.
+"""detectron2-layout ResNet with frozen BatchNorm (He et al. 2016), as built by
+``build_resnet_backbone``.
 
-Module names follow detectron2 (``stem.conv1``, ``res2.0.conv1``, ``res2.0.shortcut``, ``<conv>.norm``) so the
-released checkpoints load after stripping the ``detr.detr.backbone.0.backbone.`` prefix. Unlike
-``torchvision.models.resnet50`` the stem and res2 widths are set independently of the bottleneck width.
+Module names follow detectron2 (``stem.conv1``, ``res2.0.conv1``, ``res2.0.shortcut``,
+``<conv>.norm``) so the released checkpoints load after stripping the
+``detr.detr.backbone.0.backbone.`` prefix. Unlike ``torchvision.models.resnet50`` the stem and res2
+widths are set independently of the bottleneck width.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ FROZEN_BN_EPS = 1e-5
 
 
 class FrozenBatchNorm2d(nn.Module):
-    """BatchNorm with fixed statistics and affine parameters, all buffers (detectron2 ``FrozenBatchNorm2d``).
+    """BatchNorm with fixed statistics and affine parameters, all buffers (detectron2
+    ``FrozenBatchNorm2d``).
 
     Evaluated with ``F.batch_norm(training=False)`` exactly as detectron2 does at inference.
     """
@@ -32,14 +35,23 @@ class FrozenBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            training=False,
+            eps=self.eps,
         )
 
 
 class ConvNorm(nn.Conv2d):
-    """Bias-free ``Conv2d`` followed by ``FrozenBatchNorm2d(eps=1e-5)`` stored as ``.norm`` (detectron2 layout)."""
+    """Bias-free ``Conv2d`` followed by ``FrozenBatchNorm2d(eps=1e-5)`` stored as ``.norm``
+    (detectron2 layout)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, **kwargs: int) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, **kwargs: int
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, bias=False, **kwargs)
         self.norm = FrozenBatchNorm2d(out_channels, eps=FROZEN_BN_EPS)
 
@@ -63,7 +75,9 @@ class Bottleneck(nn.Module):
     ) -> None:
         super().__init__()
         self.shortcut = (
-            ConvNorm(in_channels, out_channels, 1, stride=stride) if in_channels != out_channels else None
+            ConvNorm(in_channels, out_channels, 1, stride=stride)
+            if in_channels != out_channels
+            else None
         )
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = ConvNorm(in_channels, bottleneck_channels, 1, stride=stride_1x1)
@@ -143,8 +157,9 @@ class ResNetBackbone(nn.Module):
             pad_mask: (N, Hp, Wp) bool, True on padding.
 
         Returns:
-            ``[(res3, mask3), (res4, mask4), (res5, mask5)]``: features (N, C_l, h_l, w_l) and bool masks
-            (N, h_l, w_l) = legacy-nearest ``F.interpolate`` of ``pad_mask`` to the feature size.
+            ``[(res3, mask3), (res4, mask4), (res5, mask5)]``: features (N, C_l, h_l, w_l) and bool
+            masks (N, h_l, w_l) = legacy-nearest ``F.interpolate`` of ``pad_mask`` to the feature
+            size.
         """
         x = self.res2(self.stem(images))
         outputs = []
@@ -155,5 +170,6 @@ class ResNetBackbone(nn.Module):
 
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """(N, H, W) bool -> (N, h, w) bool by legacy ``nearest`` interpolation (as detectron2/DETR do)."""
+    """(N, H, W) bool -> (N, h, w) bool by legacy ``nearest`` interpolation (as detectron2/DETR
+    do)."""
     return F.interpolate(mask[None].float(), size=tuple(size)).to(torch.bool)[0]

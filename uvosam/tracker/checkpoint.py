@@ -1,16 +1,15 @@
-"""Load the released detectron2-format IDOL checkpoints (UVOSAM ``davis.pth``, VNext IDOL R50 files) into
-``IDOLDetector`` without detectron2 (spec §2.1).
+"""Load the released detectron2-format IDOL checkpoints (UVOSAM ``davis.pth``, VNext IDOL R50 files)
+into ``IDOLDetector`` without detectron2 (spec §2.1).
 
 Key map (original -> ours), applied in order:
 
-============================================  =====================================================
-``detr.detr.backbone.0.backbone.<rest>``       ``backbone.<rest>``
-``detr.detr.transformer.decoder.bbox_embed.*`` skipped: alias of ``detr.detr.bbox_embed.*`` (same tensors)
-``detr.detr.<rest>``                           ``<rest>`` (input_proj, query_embed, transformer, class/bbox_embed)
-``detr.reid_embed_head.<rest>``                ``reid_embed_head.<rest>``
-``detr.controller.*``, ``detr.mask_head.*``    skipped: VNext CondInst mask branch, unused for boxes
-anything else                                  ignored (reported)
-============================================  =====================================================
+* ``detr.detr.backbone.0.backbone.<rest>`` -> ``backbone.<rest>``
+* ``detr.detr.transformer.decoder.bbox_embed.*`` -> skipped: alias of ``detr.detr.bbox_embed.*``
+  (same tensors; used only when the primary is absent)
+* ``detr.detr.<rest>`` -> ``<rest>`` (input_proj, query_embed, transformer, class/bbox_embed)
+* ``detr.reid_embed_head.<rest>`` -> ``reid_embed_head.<rest>``
+* ``detr.controller.*``, ``detr.mask_head.*`` -> skipped: VNext CondInst mask branch (no boxes)
+* anything else -> ignored (reported)
 """
 
 from __future__ import annotations
@@ -40,7 +39,15 @@ _PREFIX_MAP = (
 ALIAS_PREFIX = "detr.detr.transformer.decoder.bbox_embed."
 PRIMARY_BOX_PREFIX = "detr.detr.bbox_embed."
 MASK_HEAD_PREFIXES = ("detr.controller.", "detr.mask_head.")
-_LOAD_ERRORS = (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, IndexError)
+_LOAD_ERRORS = (
+    RuntimeError,
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+)
 
 
 @dataclass
@@ -49,7 +56,8 @@ class RemapReport:
 
     Attributes:
         mapped: number of keys renamed into the model's namespace.
-        alias_skipped: ``transformer.decoder.bbox_embed`` alias keys (or primaries replaced by the alias).
+        alias_skipped: ``transformer.decoder.bbox_embed`` alias keys (or primaries replaced by the
+            alias).
         alias_mismatch: alias keys whose values differ from the primary (the primary is used).
         mask_head_skipped: VNext mask-branch keys.
         ignored: keys with an unknown prefix.
@@ -64,21 +72,27 @@ class RemapReport:
     def summary(self) -> str:
         """One line for the log."""
         text = (
-            f"IDOL checkpoint: {self.mapped} tensors mapped, {len(self.alias_skipped)} bbox_embed alias keys "
+            f"IDOL checkpoint: {self.mapped} tensors mapped, "
+            f"{len(self.alias_skipped)} bbox_embed alias keys "
             f"skipped, {len(self.mask_head_skipped)} mask-head keys skipped (unused for boxes)"
         )
         if self.alias_mismatch:
-            text += f"; {len(self.alias_mismatch)} alias keys differ from detr.detr.bbox_embed (primary used)"
+            text += (
+                f"; {len(self.alias_mismatch)} alias keys differ from detr.detr.bbox_embed "
+                "(primary used)"
+            )
         if self.ignored:
             text += f"; {len(self.ignored)} unknown keys ignored: {_preview(self.ignored)}"
         return text
 
 
 def remap_idol_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[StateDict, RemapReport]:
-    """Rename original detectron2 IDOL keys to ``IDOLDetector`` keys (table in the module docstring).
+    """Rename original detectron2 IDOL keys to ``IDOLDetector`` keys (table in the module
+    docstring).
 
     Args:
-        state_dict: the checkpoint's model state dict (``ckpt["model"]``, ``module.`` already stripped).
+        state_dict: the checkpoint's model state dict (``ckpt["model"]``, ``module.`` already
+            stripped).
 
     Returns:
         (state dict in ``IDOLDetector`` naming, report). Tensors are not copied.
@@ -109,33 +123,43 @@ def remap_idol_state_dict(state_dict: Mapping[str, torch.Tensor]) -> tuple[State
 
 
 def infer_num_classes(state_dict: Mapping[str, torch.Tensor]) -> int:
-    """Class count of a checkpoint from its last ``class_embed`` layer (UVOSAM 1, VNext YTVIS 40, OVIS 25, COCO 80).
+    """Class count of a checkpoint from its last ``class_embed`` layer (UVOSAM 1, VNext YTVIS 40,
+    OVIS 25, COCO 80).
 
-    Accepts original (``detr.detr.class_embed.*``), ``module.``-prefixed or ``IDOLDetector`` names, or a
-    ``{"model": ...}`` wrapper.
+    Accepts original (``detr.detr.class_embed.*``), ``module.``-prefixed or ``IDOLDetector`` names,
+    or a ``{"model": ...}`` wrapper.
     """
     state_dict = unwrap_state_dict(state_dict)
     shapes = {}
     for key, value in state_dict.items():
         parts = key.split(".")
-        if len(parts) >= 3 and parts[-3] == "class_embed" and parts[-1] == "weight" and parts[-2].isdigit():
+        if (
+            len(parts) >= 3
+            and parts[-3] == "class_embed"
+            and parts[-1] == "weight"
+            and parts[-2].isdigit()
+        ):
             shapes[int(parts[-2])] = value.shape[0]
     if not shapes:
         raise WeightsError(
-            "no class_embed.<i>.weight in the checkpoint: expected an IDOL / Deformable-DETR state dict; "
+            "no class_embed.<i>.weight in the checkpoint: expected an IDOL / Deformable-DETR "
+            "state dict; "
             f"got keys like {_preview(list(state_dict))}"
         )
     return int(shapes[max(shapes)])
 
 
 def unwrap_state_dict(obj: Mapping) -> StateDict:
-    """detectron2/fvcore semantics: use ``obj["model"]`` if present, then strip a leading ``module.``."""
+    """detectron2/fvcore semantics: use ``obj["model"]`` if present, then strip a leading
+    ``module.``."""
     if "model" in obj and isinstance(obj["model"], Mapping):
         obj = obj["model"]
     out = {}
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
-            raise WeightsError(f"checkpoint entry {key!r} is a {type(value).__name__}, expected a tensor")
+            raise WeightsError(
+                f"checkpoint entry {key!r} is a {type(value).__name__}, expected a tensor"
+            )
         out[key[len("module.") :] if key.startswith("module.") else key] = value
     return out
 
@@ -149,17 +173,22 @@ def read_state_dict(path: str | Path) -> StateDict:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"IDOL checkpoint not found: {path} (see checkpoints/README.md for downloads)")
+        raise FileNotFoundError(
+            f"IDOL checkpoint not found: {path} (see checkpoints/README.md for downloads)"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except _LOAD_ERRORS as exc:
         raise WeightsError(
-            f"could not read {path} as a PyTorch weights file ({type(exc).__name__}: {str(exc)[:200]}). "
-            "The file may be truncated (re-download it and check its sha256) or pickle code objects; if you "
-            "trust it, re-save its state dict with torch.save(torch.load(p, weights_only=False)['model'], out)."
+            f"could not read {path} as a PyTorch weights file "
+            f"({type(exc).__name__}: {str(exc)[:200]}). The file may be truncated (re-download it "
+            "and check its sha256) or pickle code objects; if you trust it, re-save its state dict "
+            "with torch.save(torch.load(p, weights_only=False)['model'], out)."
         ) from exc
     if not isinstance(obj, Mapping):
-        raise WeightsError(f"{path}: expected a dict (state dict or {{'model': ...}}); got {type(obj).__name__}")
+        raise WeightsError(
+            f"{path}: expected a dict (state dict or {{'model': ...}}); got {type(obj).__name__}"
+        )
     return unwrap_state_dict(obj)
 
 
@@ -171,23 +200,30 @@ def load_idol_checkpoint(
 ) -> RemapReport:
     """Load original (or already ``IDOLDetector``-named) weights into ``model`` in place.
 
-    Skipped keys (alias, mask head, unknown) are logged in one summary. Shapes must match; a ``class_embed``
-    class-count mismatch is reported with the fix (build with ``num_classes=infer_num_classes(sd)``, as
-    ``load_idol_detector`` does) or, with ``on_class_mismatch="skip"``, the classifier keeps its fresh
-    initialisation (detectron2 behaviour; only useful as a fine-tuning start).
+    Skipped keys (alias, mask head, unknown) are logged in one summary. Shapes must match; a
+    ``class_embed`` class-count mismatch is reported with the fix (build with
+    ``num_classes=infer_num_classes(sd)``, as ``load_idol_detector`` does) or, with
+    ``on_class_mismatch="skip"``, the classifier keeps its fresh initialisation (detectron2
+    behaviour; only useful as a fine-tuning start).
 
     Raises:
-        WeightsError: shape mismatch (names key and both shapes), missing keys, or keys the model lacks.
+        WeightsError: shape mismatch (names key and both shapes), missing keys, or keys the model
+            lacks.
     """
     if on_class_mismatch not in ("error", "skip"):
         raise ValueError(f"on_class_mismatch must be 'error' or 'skip'; got {on_class_mismatch!r}")
-    raw = read_state_dict(path_or_state) if isinstance(path_or_state, (str, Path)) else path_or_state
+    raw = (
+        read_state_dict(path_or_state) if isinstance(path_or_state, (str, Path)) else path_or_state
+    )
     raw = unwrap_state_dict(raw)
     if any(k.startswith("detr.") for k in raw):
         state, report = remap_idol_state_dict(raw)
     else:
         state, report = dict(raw), RemapReport(mapped=len(raw))
-    logger.log(logging.WARNING if report.ignored or report.alias_mismatch else logging.INFO, report.summary())
+    logger.log(
+        logging.WARNING if report.ignored or report.alias_mismatch else logging.INFO,
+        report.summary(),
+    )
     expected = model.state_dict()
     skipped = _check_shapes(state, expected, model.cfg.num_classes, on_class_mismatch)
     state = {k: v for k, v in state.items() if k not in skipped}
@@ -199,10 +235,12 @@ def load_idol_checkpoint(
 def load_idol_detector(
     path: str | Path, cfg: DetectorConfig | None = None, *, device: torch.device | str = "cpu"
 ) -> IDOLDetector:
-    """Build an ``IDOLDetector`` (default ``DetectorConfig.davis_r50()``, class count taken from the file), load
-    the checkpoint, move it to ``device`` and set eval mode."""
+    """Build an ``IDOLDetector`` (default ``DetectorConfig.davis_r50()``, class count taken from the
+    file), load the checkpoint, move it to ``device`` and set eval mode."""
     state = read_state_dict(path)
-    cfg = dataclasses.replace(cfg or DetectorConfig.davis_r50(), num_classes=infer_num_classes(state))
+    cfg = dataclasses.replace(
+        cfg or DetectorConfig.davis_r50(), num_classes=infer_num_classes(state)
+    )
     model = IDOLDetector(cfg)
     load_idol_checkpoint(model, state)
     return model.to(device).eval()
@@ -220,13 +258,16 @@ def _check_shapes(
                 skipped.add(key)
                 continue
             raise WeightsError(
-                f"{key}: checkpoint shape {tuple(value.shape)} vs model {tuple(expected[key].shape)}: the checkpoint "
-                f"has {value.shape[0]} classes, the model num_classes={num_classes}. Build the model with "
-                "DetectorConfig(num_classes=infer_num_classes(state_dict)) (load_idol_detector does this)."
+                f"{key}: checkpoint shape {tuple(value.shape)} vs model "
+                f"{tuple(expected[key].shape)}: the checkpoint has {value.shape[0]} classes, the "
+                f"model num_classes={num_classes}. Build the model with "
+                "DetectorConfig(num_classes=infer_num_classes(state_dict)) "
+                "(load_idol_detector does this)."
             )
         raise WeightsError(
-            f"{key}: checkpoint shape {tuple(value.shape)} vs model {tuple(expected[key].shape)}. The config "
-            "does not match this checkpoint (check depth/widths/hidden_dim/num_queries against its YAML)."
+            f"{key}: checkpoint shape {tuple(value.shape)} vs model "
+            f"{tuple(expected[key].shape)}. The config does not match this checkpoint (check "
+            "depth/widths/hidden_dim/num_queries against its YAML)."
         )
     return skipped
 
@@ -236,13 +277,15 @@ def _check_keys(state: StateDict, expected: StateDict, skipped: set[str]) -> Non
     extra = sorted(set(state) - set(expected))
     if missing:
         raise WeightsError(
-            f"IDOL checkpoint lacks {len(missing)} model tensors: {_preview(missing, 12)}. Expected a full IDOL "
+            f"IDOL checkpoint lacks {len(missing)} model tensors: {_preview(missing, 12)}. "
+            "Expected a full IDOL "
             "R50 detector checkpoint whose architecture matches the config."
         )
     if extra:
         raise WeightsError(
-            f"IDOL checkpoint has {len(extra)} tensors the model does not: {_preview(extra, 12)}. The config "
-            "is smaller than the checkpoint (e.g. depth, enc_layers/dec_layers, num_feature_levels)."
+            f"IDOL checkpoint has {len(extra)} tensors the model does not: "
+            f"{_preview(extra, 12)}. The config is smaller than the checkpoint (e.g. depth, "
+            "enc_layers/dec_layers, num_feature_levels)."
         )
 
 

@@ -1,7 +1,8 @@
 """Architecture and test-time preprocessing of the IDOL detector (Deformable DETR + re-id head).
 
-Only the detector lives here; the association/tracking thresholds have their own config. Defaults are the
-effective values of the released ``davis_r50.yaml`` (detectron2 defaults -> ``add_idol_config`` -> the YAML).
+Only the detector lives here; the association/tracking thresholds have their own config. Defaults
+are the effective values of the released ``davis_r50.yaml`` (detectron2 defaults ->
+``add_idol_config`` -> the YAML).
 """
 
 from __future__ import annotations
@@ -41,27 +42,29 @@ _POSITIVE_INTS = (
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """IDOL detector hyper-parameters (names follow detectron2's ``MODEL.RESNETS.*`` / ``MODEL.IDOL.*``).
+    """IDOL detector hyper-parameters (names follow detectron2's ``MODEL.RESNETS.*`` /
+    ``MODEL.IDOL.*``).
 
     Attributes:
         depth: ResNet depth (bottleneck variants only: 50, 101, 152).
         stem_out_channels: channels of the 7x7 stem conv (``RESNETS.STEM_OUT_CHANNELS``).
         res2_out_channels: output channels of res2; doubled for every later stage.
-        width_per_group: bottleneck width per group of res2 (bottleneck = num_groups * width_per_group);
-            doubled for every later stage.
+        width_per_group: bottleneck width per group of res2 (bottleneck = num_groups *
+            width_per_group); doubled for every later stage.
         num_groups: groups of the 3x3 bottleneck convs (1 = ResNet, >1 = ResNeXt).
-        stride_in_1x1: put the stage stride in the first 1x1 conv (MSRA/Caffe layout) instead of the 3x3.
+        stride_in_1x1: stride in the first 1x1 conv (MSRA/Caffe layout) instead of the 3x3.
         res5_dilation: 1 or 2 (2 keeps res5 at stride 16).
         hidden_dim: transformer width (also the re-id embedding size).
         nheads: attention heads (deformable and decoder self-attention).
         dim_feedforward: FFN width.
         enc_layers: deformable encoder layers.
-        dec_layers: deformable decoder layers (one class/box head per layer, iterative box refinement).
+        dec_layers: deformable decoder layers (one class/box head each, iterative box refinement).
         enc_n_points: sampling points per head and level in the encoder.
         dec_n_points: sampling points per head and level in the decoder.
-        num_feature_levels: res3, res4, res5 + ``num_feature_levels - 3`` extra stride-2 levels (>= 3).
+        num_feature_levels: res3, res4, res5 + ``num_feature_levels - 3`` extra stride-2 levels
+            (>= 3).
         num_queries: object queries per frame.
-        num_classes: classifier outputs (sigmoid, no background); 1 for UVOSAM's class-agnostic tracker.
+        num_classes: classifier outputs (sigmoid, no background); 1 for UVOSAM (class-agnostic).
         pixel_mean: per-channel mean in RGB order, on 0-255 values.
         pixel_std: per-channel std in RGB order, on 0-255 values.
         min_size_test: the shortest frame edge is resized to this (``INPUT.MIN_SIZE_TEST``).
@@ -103,7 +106,9 @@ class DetectorConfig:
         for name in ("pixel_mean", "pixel_std"):
             value = getattr(self, name)
             if len(value) != 3:
-                raise ValueError(f"DetectorConfig.{name} must have 3 entries (R, G, B); got {value!r}")
+                raise ValueError(
+                    f"DetectorConfig.{name} must have 3 entries (R, G, B); got {value!r}"
+                )
             object.__setattr__(self, name, tuple(float(v) for v in value))
         if min(self.pixel_std) <= 0:
             raise ValueError(f"DetectorConfig.pixel_std must be positive; got {self.pixel_std!r}")
@@ -111,14 +116,18 @@ class DetectorConfig:
     def _check_architecture(self) -> None:
         if self.depth not in RESNET_BLOCKS:
             raise ValueError(
-                f"DetectorConfig.depth must be one of {sorted(RESNET_BLOCKS)} (bottleneck ResNets); "
+                f"DetectorConfig.depth must be one of {sorted(RESNET_BLOCKS)} "
+                "(bottleneck ResNets); "
                 f"got {self.depth!r}"
             )
         if self.res5_dilation not in (1, 2):
-            raise ValueError(f"DetectorConfig.res5_dilation must be 1 or 2; got {self.res5_dilation!r}")
+            raise ValueError(
+                f"DetectorConfig.res5_dilation must be 1 or 2; got {self.res5_dilation!r}"
+            )
         if self.hidden_dim % GROUP_NORM_GROUPS:
             raise ValueError(
-                f"DetectorConfig.hidden_dim must be a multiple of {GROUP_NORM_GROUPS} (GroupNorm groups); "
+                f"DetectorConfig.hidden_dim must be a multiple of {GROUP_NORM_GROUPS} "
+                "(GroupNorm groups); "
                 f"got {self.hidden_dim!r}"
             )
         if self.hidden_dim % self.nheads:
@@ -139,7 +148,8 @@ class DetectorConfig:
 
     @classmethod
     def tiny(cls) -> DetectorConfig:
-        """Toy sizes for CPU tests (real layout, random weights, well under a second per small frame)."""
+        """Toy sizes for CPU tests (real layout, random weights, well under a second per small
+        frame)."""
         return cls(
             stem_out_channels=8,
             res2_out_channels=16,

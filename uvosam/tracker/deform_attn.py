@@ -1,7 +1,8 @@
 """Multi-scale deformable attention module (Deformable DETR, Zhu et al. 2021, arXiv 2010.04159).
 
-Parameter names match the original ``MSDeformAttn`` (``sampling_offsets``, ``attention_weights``, ``value_proj``,
-``output_proj``). The sampling core is ``uvosam.tracker.msda.ms_deform_attn`` (reference or fused kernel).
+Parameter names match the original ``MSDeformAttn`` (``sampling_offsets``, ``attention_weights``,
+``value_proj``, ``output_proj``). The sampling core is ``uvosam.tracker.msda.ms_deform_attn``
+(reference or fused kernel).
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ class MSDeformAttn(nn.Module):
     def __init__(self, d_model: int, n_levels: int, n_heads: int, n_points: int) -> None:
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"MSDeformAttn: d_model ({d_model}) must be divisible by n_heads ({n_heads})")
-        self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
+            raise ValueError(
+                f"MSDeformAttn: d_model ({d_model}) must be divisible by n_heads ({n_heads})"
+            )
+        self.d_model = d_model
+        self.n_levels = n_levels
+        self.n_heads = n_heads
+        self.n_points = n_points
         self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
         self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
         self.value_proj = nn.Linear(d_model, d_model)
@@ -39,8 +45,8 @@ class MSDeformAttn(nn.Module):
 
         Args:
             query: (N, Lq, C).
-            reference_points: (N, Lq, L, 2) ``(x, y)`` or (N, Lq, L, 4) ``(cx, cy, w, h)``, normalised to each
-                level's padded map (already multiplied by the valid ratios).
+            reference_points: (N, Lq, L, 2) ``(x, y)`` or (N, Lq, L, 4) ``(cx, cy, w, h)``,
+                normalised to each level's padded map (already multiplied by the valid ratios).
             input_flatten: (N, S, C) values of all levels, row-major, concatenated in level order.
             spatial_shapes: (L, 2) int64 ``(H_l, W_l)``.
             level_start_index: (L,) int64 exclusive cumulative sum of ``H_l * W_l``.
@@ -61,8 +67,8 @@ class MSDeformAttn(nn.Module):
     def sampling(
         self, query: torch.Tensor, reference_points: torch.Tensor, spatial_shapes: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampling locations (N, Lq, M, L, P, 2) ``(x, y)`` in [0, 1] and attention weights (N, Lq, M, L, P)
-        (softmax jointly over the L * P points of each head)."""
+        """Sampling locations (N, Lq, M, L, P, 2) ``(x, y)`` in [0, 1] and attention weights (N, Lq,
+        M, L, P) (softmax jointly over the L * P points of each head)."""
         n, lq, _ = query.shape
         m, lvl, p = self.n_heads, self.n_levels, self.n_points
         offsets = self.sampling_offsets(query).view(n, lq, m, lvl, p, 2)
@@ -71,7 +77,8 @@ class MSDeformAttn(nn.Module):
         if reference_points.shape[-1] == 2:
             normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1)
             locations = (
-                reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+                reference_points[:, :, None, :, None, :]
+                + offsets / normalizer[None, None, None, :, None, :]
             )
         elif reference_points.shape[-1] == 4:
             ref = reference_points[:, :, None, :, None]

@@ -1,7 +1,7 @@
-"""Normalised sine position encoding of DETR / Deformable DETR (Carion et al. 2020; Zhu et al. 2021).
+"""Normalised sine position encoding of DETR / Deformable DETR (Carion 2020; Zhu 2021).
 
-Deformable-DETR variant: cumulative counts are shifted by 0.5 before normalisation. Padded positions get large
-garbage values, exactly as in the original (they are masked out of attention anyway).
+Deformable-DETR variant: cumulative counts are shifted by 0.5 before normalisation. Padded positions
+get large garbage values, exactly as in the original (they are masked out of attention anyway).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def sine_position_embedding(mask: torch.Tensor, num_pos_feats: int) -> torch.Ten
         num_pos_feats: channels per axis (hidden_dim // 2); must be even.
 
     Returns:
-        (N, 2 * num_pos_feats, H, W) float32: channels ``[0, num_pos_feats)`` encode y, the rest x; within each
-        half, even channels are sines and odd channels cosines of the same frequency.
+        (N, 2 * num_pos_feats, H, W) float32: channels ``[0, num_pos_feats)`` encode y, the rest x;
+        within each half, even channels are sines and odd channels cosines of the same frequency.
     """
     not_mask = ~mask
     y_embed = not_mask.cumsum(1, dtype=torch.float32)

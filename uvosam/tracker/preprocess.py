@@ -1,6 +1,7 @@
-"""Test-time preprocessing of the IDOL detector, identical to the release's detectron2 pipeline (spec §1.3):
-``ResizeShortestEdge(min_size_test, max_size_test)`` with PIL bilinear on uint8, per-frame normalisation with the
-RGB mean/std, zero padding (after normalisation) at the bottom/right to a multiple of ``size_divisibility``.
+"""Test-time preprocessing of the IDOL detector, identical to the release's detectron2 pipeline
+(spec §1.3): ``ResizeShortestEdge(min_size_test, max_size_test)`` with PIL bilinear on uint8,
+per-frame normalisation with the RGB mean/std, zero padding (after normalisation) at the
+bottom/right to a multiple of ``size_divisibility``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from uvosam.tracker.config import DetectorConfig
 
 
 def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """Output ``(height, width)`` of detectron2's ``ResizeShortestEdge``: scale the shortest edge to ``min_size``;
-    if the longest edge would exceed ``max_size``, scale that to ``max_size`` instead; round with ``int(x + 0.5)``."""
+    """Output ``(height, width)`` of detectron2's ``ResizeShortestEdge``: scale the shortest edge to
+    ``min_size``; if the longest edge would exceed ``max_size``, scale that to ``max_size`` instead;
+    round with ``int(x + 0.5)``."""
     scale = min_size / min(height, width)
     if height < width:
         new_h, new_w = float(min_size), scale * width
@@ -31,10 +33,13 @@ def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tupl
 def check_frame(frame: np.ndarray, index: int = 0) -> np.ndarray:
     """Validate one RGB frame: (H, W, 3) uint8 numpy array; returns it unchanged."""
     if not isinstance(frame, np.ndarray):
-        raise TypeError(f"frame {index}: expected a numpy (H, W, 3) uint8 RGB array; got {type(frame).__name__}")
+        raise TypeError(
+            f"frame {index}: expected a numpy (H, W, 3) uint8 RGB array; got {type(frame).__name__}"
+        )
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(
-            f"frame {index}: expected an (H, W, 3) uint8 RGB array; got shape {frame.shape} dtype {frame.dtype}. "
+            f"frame {index}: expected an (H, W, 3) uint8 RGB array; got shape {frame.shape} "
+            f"dtype {frame.dtype}. "
             "Convert with np.asarray(image.convert('RGB'))."
         )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
@@ -43,18 +48,19 @@ def check_frame(frame: np.ndarray, index: int = 0) -> np.ndarray:
 
 
 def resize_frame(frame: np.ndarray, min_size: int, max_size: int) -> np.ndarray:
-    """Resize an (H, W, 3) uint8 RGB frame per ``resized_shape`` with PIL bilinear (uint8 in, uint8 out)."""
+    """Resize an (H, W, 3) uint8 RGB frame per ``resized_shape``, PIL bilinear (uint8 -> uint8)."""
     h, w = frame.shape[:2]
     new_h, new_w = resized_shape(h, w, min_size, max_size)
     if (new_h, new_w) == (h, w):
         return frame
-    return np.asarray(Image.fromarray(frame).resize((new_w, new_h), Image.BILINEAR))
+    return np.array(Image.fromarray(frame).resize((new_w, new_h), Image.BILINEAR))
 
 
 def resize_frames(frames: Sequence[np.ndarray], cfg: DetectorConfig) -> list[np.ndarray]:
     """Validate and resize every frame with the config's ``min_size_test`` / ``max_size_test``."""
     return [
-        resize_frame(check_frame(f, i), cfg.min_size_test, cfg.max_size_test) for i, f in enumerate(frames)
+        resize_frame(check_frame(f, i), cfg.min_size_test, cfg.max_size_test)
+        for i, f in enumerate(frames)
     ]
 
 
@@ -69,8 +75,8 @@ def pad_and_normalize(
         device: where the tensors are built.
 
     Returns:
-        images (T, 3, Hp, Wp) float32 = (x - mean) / std, 0 in the padding; pad_mask (T, Hp, Wp) bool, True on
-        padding. Hp, Wp are the largest H_t, W_t rounded up to ``size_divisibility``.
+        images (T, 3, Hp, Wp) float32 = (x - mean) / std, 0 in the padding; pad_mask (T, Hp, Wp)
+        bool, True on padding. Hp, Wp are the largest H_t, W_t rounded up to ``size_divisibility``.
     """
     if not frames:
         raise ValueError("pad_and_normalize needs at least one frame")
@@ -83,7 +89,12 @@ def pad_and_normalize(
     pad_mask = torch.ones(len(frames), hp, wp, dtype=torch.bool, device=device)
     for i, frame in enumerate(frames):
         h, w = frame.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1).float()
+        x = (
+            torch.from_numpy(np.require(frame, requirements=["C", "W"]))
+            .to(device)
+            .permute(2, 0, 1)
+            .float()
+        )
         images[i, :, :h, :w] = (x - mean) / std
         pad_mask[i, :h, :w] = False
     return images, pad_mask

@@ -1,8 +1,10 @@
-"""Single-stage deformable transformer with iterative box refinement (Deformable DETR, Zhu et al. 2021), as used
-by IDOL (Wu et al. 2022). Inference port: post-norm layers, dropout omitted (identity at eval).
+"""Single-stage deformable transformer with iterative box refinement (Deformable DETR, Zhu et al.
+2021), as used by IDOL (Wu et al. 2022). Inference port: post-norm layers, dropout omitted (identity
+at eval).
 
-Parameter names match the original (``level_embed``, ``encoder.layers.i.self_attn``, ``decoder.layers.i.cross_attn``,
-``reference_points``). The per-layer box heads live on the detector and are passed to ``forward``.
+Parameter names match the original (``level_embed``, ``encoder.layers.i.self_attn``,
+``decoder.layers.i.cross_attn``, ``reference_points``). The per-layer box heads live on the detector
+and are passed to ``forward``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FlatLevels:
-    """Feature levels flattened and concatenated in level order (S = sum_l H_l * W_l tokens per frame).
+    """Feature levels flattened and concatenated in level order (S = sum_l H_l * W_l per frame).
 
     Attributes:
         src: (N, S, C) features.
@@ -62,7 +64,9 @@ class TransformerOutput:
 class EncoderLayer(nn.Module):
     """Deformable self-attention + FFN, post-norm."""
 
-    def __init__(self, d_model: int, d_ffn: int, n_levels: int, n_heads: int, n_points: int) -> None:
+    def __init__(
+        self, d_model: int, d_ffn: int, n_levels: int, n_heads: int, n_points: int
+    ) -> None:
         super().__init__()
         self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
         self.norm1 = nn.LayerNorm(d_model)
@@ -73,7 +77,12 @@ class EncoderLayer(nn.Module):
     def forward(self, src: torch.Tensor, refs: torch.Tensor, levels: FlatLevels) -> torch.Tensor:
         """src (N, S, C), refs (N, S, L, 2) -> (N, S, C)."""
         attn = self.self_attn(
-            src + levels.pos, refs, src, levels.spatial_shapes, levels.level_start_index, levels.padding_mask
+            src + levels.pos,
+            refs,
+            src,
+            levels.spatial_shapes,
+            levels.level_start_index,
+            levels.padding_mask,
         )
         src = self.norm1(src + attn)
         return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
@@ -85,7 +94,9 @@ class DecoderLayer(nn.Module):
     Naming follows the original: ``cross_attn``+``norm1``, ``self_attn``+``norm2``, FFN+``norm3``.
     """
 
-    def __init__(self, d_model: int, d_ffn: int, n_levels: int, n_heads: int, n_points: int) -> None:
+    def __init__(
+        self, d_model: int, d_ffn: int, n_levels: int, n_heads: int, n_points: int
+    ) -> None:
         super().__init__()
         self.cross_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
         self.norm1 = nn.LayerNorm(d_model)
@@ -107,7 +118,12 @@ class DecoderLayer(nn.Module):
         q = k = tgt + query_pos
         tgt = self.norm2(tgt + self.self_attn(q, k, tgt, need_weights=False)[0])
         attn = self.cross_attn(
-            tgt + query_pos, refs, memory, levels.spatial_shapes, levels.level_start_index, levels.padding_mask
+            tgt + query_pos,
+            refs,
+            memory,
+            levels.spatial_shapes,
+            levels.level_start_index,
+            levels.padding_mask,
         )
         tgt = self.norm1(tgt + attn)
         return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
@@ -130,7 +146,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Stack of ``DecoderLayer`` with iterative box refinement by the detector's per-layer box heads."""
+    """Stack of ``DecoderLayer``; boxes are refined after each layer by the detector's box heads."""
 
     def __init__(self, layers: Sequence[DecoderLayer]) -> None:
         super().__init__()
@@ -152,11 +168,11 @@ class Decoder(nn.Module):
             bbox_embed: one box MLP per layer (C -> 4 deltas in inverse-sigmoid space).
 
         Returns:
-            hs (num_layers, N, Q, C) and refined references (num_layers, N, Q, 4) ``(cx, cy, w, h)``.
+            hs (num_layers, N, Q, C) and refined boxes (num_layers, N, Q, 4) ``(cx, cy, w, h)``.
         """
         vr = levels.valid_ratios
         hs, refs_out = [], []
-        for layer, box_head in zip(self.layers, bbox_embed):
+        for layer, box_head in zip(self.layers, bbox_embed, strict=True):
             scale = vr if reference.shape[-1] == 2 else torch.cat([vr, vr], -1)
             tgt = layer(tgt, query_pos, reference[:, :, None] * scale[:, None], memory, levels)
             delta = box_head(tgt)
@@ -167,7 +183,8 @@ class Decoder(nn.Module):
                 boxes = torch.cat([xy, delta[..., 2:]], -1).sigmoid()
             hs.append(tgt)
             refs_out.append(boxes)
-            reference = boxes.detach()  # as in Deformable DETR: no gradient through the next layer's reference
+            # as in Deformable DETR: no gradient flows into the next layer's reference
+            reference = boxes.detach()
         return torch.stack(hs), torch.stack(refs_out)
 
 
@@ -190,10 +207,16 @@ class DeformableTransformer(nn.Module):
         self.d_model = d_model
         self.level_embed = nn.Parameter(torch.zeros(num_levels, d_model))
         self.encoder = Encoder(
-            [EncoderLayer(d_model, dim_feedforward, num_levels, nheads, enc_n_points) for _ in range(enc_layers)]
+            [
+                EncoderLayer(d_model, dim_feedforward, num_levels, nheads, enc_n_points)
+                for _ in range(enc_layers)
+            ]
         )
         self.decoder = Decoder(
-            [DecoderLayer(d_model, dim_feedforward, num_levels, nheads, dec_n_points) for _ in range(dec_layers)]
+            [
+                DecoderLayer(d_model, dim_feedforward, num_levels, nheads, dec_n_points)
+                for _ in range(dec_layers)
+            ]
         )
         self.reference_points = nn.Linear(d_model, 2)
 
@@ -208,7 +231,8 @@ class DeformableTransformer(nn.Module):
         """Encode the levels and decode the queries.
 
         Args:
-            srcs, pos_embeds: per level (N, C, H_l, W_l). masks: per level (N, H_l, W_l) bool (True = pad).
+            srcs, pos_embeds: per level (N, C, H_l, W_l).
+            masks: per level (N, H_l, W_l) bool, True on padding.
             query_embed: (Q, 2C): first C columns = query position, last C = initial target.
             bbox_embed: the detector's per-decoder-layer box MLPs.
         """
@@ -220,7 +244,9 @@ class DeformableTransformer(nn.Module):
         tgt = tgt.unsqueeze(0).expand(n, -1, -1)
         init_reference = self.reference_points(query_pos).sigmoid()
         hs, inter = self.decoder(tgt, query_pos, init_reference, memory, levels, bbox_embed)
-        return TransformerOutput(memory=memory, hs=hs, init_reference=init_reference, inter_references=inter)
+        return TransformerOutput(
+            memory=memory, hs=hs, init_reference=init_reference, inter_references=inter
+        )
 
     def flatten(
         self,
@@ -234,7 +260,8 @@ class DeformableTransformer(nn.Module):
         sizes = spatial_shapes.prod(1)
         level_start_index = torch.cat((sizes.new_zeros((1,)), sizes.cumsum(0)[:-1]))
         pos = [
-            p.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1) for lvl, p in enumerate(pos_embeds)
+            p.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
+            for lvl, p in enumerate(pos_embeds)
         ]
         return FlatLevels(
             src=torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1),
@@ -247,15 +274,17 @@ class DeformableTransformer(nn.Module):
 
 
 def valid_ratio(mask: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) bool pad mask -> (N, 2) ``(valid_w / W, valid_h / H)`` from the first row / first column."""
+    """(N, H, W) bool pad mask -> (N, 2) ``(valid_w / W, valid_h / H)`` (first row / column)."""
     _, h, w = mask.shape
     valid_h = torch.sum(~mask[:, :, 0], 1)
     valid_w = torch.sum(~mask[:, 0, :], 1)
     return torch.stack([valid_w.float() / w, valid_h.float() / h], -1)
 
 
-def encoder_reference_points(spatial_shapes: torch.Tensor, valid_ratios: torch.Tensor) -> torch.Tensor:
-    """Pixel centres of every level normalised by the valid extent, then scaled by every level's ratio.
+def encoder_reference_points(
+    spatial_shapes: torch.Tensor, valid_ratios: torch.Tensor
+) -> torch.Tensor:
+    """Pixel centres of each level normalised by its valid extent, scaled by every level's ratio.
 
     Args:
         spatial_shapes: (L, 2) int64. valid_ratios: (N, L, 2) ``(w, h)``.

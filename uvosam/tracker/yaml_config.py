@@ -1,9 +1,10 @@
-"""Read detectron2-style IDOL YAML configs (UVOSAM ``davis_r50.yaml``, VNext ``projects/IDOL/configs``) without
-detectron2.
+"""Read detectron2-style IDOL YAML configs (UVOSAM ``davis_r50.yaml``, VNext
+``projects/IDOL/configs``) without detectron2.
 
-Keys absent from the YAML take the detectron2 / ``add_idol_config`` defaults (not the ``DetectorConfig`` defaults:
-e.g. detectron2's ``INPUT.MIN_SIZE_TEST`` default is 800 and ``RESNETS.STRIDE_IN_1X1`` defaults to True).
-``_BASE_`` is followed relative to the including file; the child overrides the base. Unknown keys are ignored.
+Keys absent from the YAML take the detectron2 / ``add_idol_config`` defaults (not the
+``DetectorConfig`` defaults: e.g. detectron2's ``INPUT.MIN_SIZE_TEST`` default is 800 and
+``RESNETS.STRIDE_IN_1X1`` defaults to True). ``_BASE_`` is followed relative to the including file;
+the child overrides the base. Unknown keys are ignored.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ IDOL_DEFAULTS: dict[str, Any] = {
     "MEMORY_LEN": 3,
     "BATCH_INFER_LEN": 10,
 }
-"""``MODEL.IDOL.*`` defaults of ``add_idol_config`` (inference/architecture keys; loss weights omitted)."""
+"""``MODEL.IDOL.*`` defaults of ``add_idol_config`` (inference/architecture keys; loss weights
+omitted)."""
 
 _RESNET_FIELDS = {
     "depth": "DEPTH",
@@ -93,7 +95,8 @@ class YamlTrackerConfig:
     Attributes:
         detector: architecture + test preprocessing.
         idol: every ``MODEL.IDOL.*`` key (defaults filled in), e.g. ``INFERENCE_SELECT_THRES``,
-            ``APPLY_CLS_THRES``, ``MEMORY_LEN``, ``TEMPORAL_SCORE_TYPE``, for the association stage to map.
+            ``APPLY_CLS_THRES``, ``MEMORY_LEN``, ``TEMPORAL_SCORE_TYPE``, for the association stage
+            to map.
         weights: ``MODEL.WEIGHTS`` as written in the YAML ("" if absent).
     """
 
@@ -103,20 +106,25 @@ class YamlTrackerConfig:
 
 
 def load_tracker_yaml(path: str | Path) -> YamlTrackerConfig:
-    """Parse a detectron2-style IDOL YAML file (following ``_BASE_``) into a ``YamlTrackerConfig``."""
+    """Parse a detectron2-style IDOL YAML file (following ``_BASE_``) into a
+    ``YamlTrackerConfig``."""
     return tracker_config_from_dict(_load_with_base(Path(path), seen=()))
 
 
 def parse_tracker_yaml(text: str) -> YamlTrackerConfig:
-    """Parse YAML text (e.g. a full detectron2 cfg dump); ``_BASE_`` is not allowed here (no file to anchor it)."""
+    """Parse YAML text (e.g. a full detectron2 cfg dump); ``_BASE_`` is not allowed here (no file to
+    anchor it)."""
     data = _safe_load(text, "<text>")
     if "_BASE_" in data:
-        raise ValueError("parse_tracker_yaml got a config with _BASE_; use load_tracker_yaml(path) for those")
+        raise ValueError(
+            "parse_tracker_yaml got a config with _BASE_; use load_tracker_yaml(path) for those"
+        )
     return tracker_config_from_dict(data)
 
 
 def tracker_config_from_dict(cfg: dict[str, Any]) -> YamlTrackerConfig:
-    """Map a nested detectron2 cfg dict (upper-case keys) to ``YamlTrackerConfig``; see module docstring."""
+    """Map a nested detectron2 cfg dict (upper-case keys) to ``YamlTrackerConfig``; see module
+    docstring."""
     _check_supported(cfg)
     idol = dict(IDOL_DEFAULTS)
     idol.update({k: _decode(v) for k, v in _lookup(cfg, "MODEL.IDOL", {}).items()})
@@ -129,7 +137,9 @@ def tracker_config_from_dict(cfg: dict[str, Any]) -> YamlTrackerConfig:
     kwargs["min_size_test"] = _lookup(cfg, "INPUT.MIN_SIZE_TEST")
     kwargs["max_size_test"] = _lookup(cfg, "INPUT.MAX_SIZE_TEST")
     weights = _lookup(cfg, "MODEL.WEIGHTS", "")
-    return YamlTrackerConfig(detector=DetectorConfig(**kwargs), idol=idol, weights=str(weights or ""))
+    return YamlTrackerConfig(
+        detector=DetectorConfig(**kwargs), idol=idol, weights=str(weights or "")
+    )
 
 
 def _check_supported(cfg: dict[str, Any]) -> None:
@@ -143,11 +153,15 @@ def _check_supported(cfg: dict[str, Any]) -> None:
         value = _lookup(cfg, key)
         if value not in allowed:
             raise ValueError(
-                f"{key} must be one of {allowed} for the plain-PyTorch IDOL detector; got {value!r}. "
+                f"{key} must be one of {allowed} for the plain-PyTorch IDOL detector; "
+                f"got {value!r}. "
                 "Only the ResNet (FrozenBN) IDOL configs with RGB input are supported."
             )
     if any(_lookup(cfg, "MODEL.RESNETS.DEFORM_ON_PER_STAGE")):
-        raise ValueError("MODEL.RESNETS.DEFORM_ON_PER_STAGE must be all False; deformable convs are not supported")
+        raise ValueError(
+            "MODEL.RESNETS.DEFORM_ON_PER_STAGE must be all False; deformable convs are not "
+            "supported"
+        )
 
 
 def _lookup(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
@@ -174,7 +188,9 @@ def _safe_load(text: str, origin: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{origin}: expected a YAML mapping at the top level; got {type(data).__name__}")
+        raise ValueError(
+            f"{origin}: expected a YAML mapping at the top level; got {type(data).__name__}"
+        )
     return data
 
 
