@@ -1,0 +1,183 @@
+"""IDOL detector: parity with the original code (fixture ``idol_small_seed0`` and the MSDeformAttn
+module fixture), toy-size behaviour and test-time preprocessing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from uvosam.tracker.config import DetectorConfig
+from uvosam.tracker.deform_attn import MSDeformAttn
+from uvosam.tracker.detector import IDOLDetector
+from uvosam.tracker.preprocess import pad_and_normalize, resize_frame, resized_shape
+from uvosam.tracker.yaml_config import parse_tracker_yaml
+
+# README tolerances of the fixture (original code vs itself: <= 1.5e-6)
+OUTPUT_ATOL = {"pred_logits": 1e-4, "pred_boxes": 1e-5, "pred_inst_embed": 1e-4}
+
+
+@pytest.fixture(scope="module")
+def small(fixtures_dir):
+    """Fixture model built from the embedded detectron2 cfg and loaded from weights.pth, plus its
+    data."""
+    from uvosam.tracker.checkpoint import load_idol_checkpoint
+
+    root = fixtures_dir / "idol_small_seed0"
+    cfg = parse_tracker_yaml(
+        json.loads((root / "config.json").read_text())["detectron2_cfg_yaml"]
+    ).detector
+    model = IDOLDetector(cfg).eval()
+    load_idol_checkpoint(model, root / "weights.pth")
+    frames = np.load(root / "frames.npy")
+    return {
+        "model": model,
+        "frames": frames,
+        "outputs": dict(np.load(root / "outputs.npz")),
+        "inter": dict(np.load(root / "intermediates_frame0.npz")),
+        "detected": model.detect_frames(frames),
+    }
+
+
+def test_fixture_outputs_match_original(small):
+    det = small["detected"]
+    ours = {
+        "pred_logits": det.logits,
+        "pred_boxes": det.boxes_cxcywh_norm,
+        "pred_inst_embed": det.embeddings,
+    }
+    errors = {}
+    for name, ref in small["outputs"].items():
+        assert ours[name].shape == ref.shape, name
+        errors[name] = float(np.abs(ours[name].numpy() - ref).max())
+    print("max abs error vs original:", errors)
+    for name, err in errors.items():
+        assert err <= OUTPUT_ATOL[name], (name, err)
+
+
+def test_fixture_frame0_intermediates(small):
+    model, inter = small["model"], small["inter"]
+    with torch.inference_mode():
+        images, pad_mask = pad_and_normalize([small["frames"][0]], model.cfg)
+        np.testing.assert_array_equal(images[0].numpy(), inter["padded_image0"])
+        np.testing.assert_array_equal(pad_mask[0].numpy(), inter["image_mask0"])
+        res5, res5_mask = model.backbone(images, pad_mask)[-1]
+        srcs, masks, pos = model.feature_levels(images, pad_mask)
+        out = model.forward_features(images, pad_mask)
+    np.testing.assert_allclose(res5[0].numpy(), inter["backbone_res5"], atol=1e-4, rtol=1e-5)
+    np.testing.assert_array_equal(res5_mask[0].numpy(), inter["backbone_res5_mask"])
+    for lvl in range(4):
+        np.testing.assert_array_equal(masks[lvl][0].numpy(), inter[f"mask_l{lvl}"])
+        np.testing.assert_allclose(pos[lvl][0].numpy(), inter[f"pos_l{lvl}"], atol=1e-5)
+        np.testing.assert_allclose(srcs[lvl][0].numpy(), inter[f"src_l{lvl}"], atol=1e-4)
+    np.testing.assert_allclose(out.memory[0].numpy(), inter["memory"], atol=1e-4)
+    np.testing.assert_allclose(out.hs[:, 0].numpy(), inter["hs"], atol=1e-4)
+    np.testing.assert_allclose(out.init_reference[0].numpy(), inter["init_reference"], atol=1e-6)
+    np.testing.assert_allclose(
+        out.inter_references[:, 0].numpy(), inter["inter_references"], atol=1e-5
+    )
+
+
+@pytest.fixture(scope="module")
+def msda_module_fixture(fixtures_dir):
+    data = np.load(fixtures_dir / "ms_deform_attn" / "deform_attn.npz")
+    module = MSDeformAttn(d_model=32, n_levels=3, n_heads=4, n_points=2)
+    prefix = "M__module."
+    module.load_state_dict(
+        {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)},
+        strict=True,
+    )
+    return module, {k[3:]: torch.from_numpy(data[k]) for k in data.files if k.startswith("M__")}
+
+
+@pytest.mark.parametrize("kind", ["2d", "4d", "2d_nomask"])
+def test_msdeformattn_module_matches_original(msda_module_fixture, kind):
+    module, d = msda_module_fixture
+    refs = d["reference_points_" + kind[:2]]
+    mask = None if kind.endswith("nomask") else d["input_padding_mask"]
+    with torch.no_grad():
+        out = module(
+            d["query"], refs, d["input_flatten"], d["spatial_shapes"], d["level_start_index"], mask
+        )
+        locations, weights = module.sampling(d["query"], refs, d["spatial_shapes"])
+    torch.testing.assert_close(out, d["output_" + kind], atol=1e-5, rtol=0)
+    if not kind.endswith("nomask"):
+        torch.testing.assert_close(locations, d["sampling_locations_" + kind], atol=1e-6, rtol=0)
+        torch.testing.assert_close(weights, d["attention_weights_" + kind], atol=1e-6, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return IDOLDetector(DetectorConfig.tiny()).eval()
+
+
+def test_tiny_detect_frames_shapes_and_ranges(tiny_model):
+    cfg = tiny_model.cfg
+    rng = np.random.default_rng(0)
+    frames = rng.integers(
+        0, 256, size=(5, 50, 70, 3), dtype=np.uint8
+    )  # 5 frames -> chunks of 3 + 2
+    out = tiny_model.detect_frames(frames)
+    assert len(out) == 5
+    assert out.logits.shape == (5, cfg.num_queries, cfg.num_classes)
+    assert out.boxes_cxcywh_norm.shape == (5, cfg.num_queries, 4)
+    assert out.embeddings.shape == (5, cfg.num_queries, cfg.hidden_dim)
+    for t in (out.logits, out.boxes_cxcywh_norm, out.embeddings):
+        assert t.dtype == torch.float32 and torch.isfinite(t).all()
+    assert (out.boxes_cxcywh_norm >= 0).all() and (out.boxes_cxcywh_norm <= 1).all()
+    single = tiny_model.detect_frames([frames[4]])  # chunking must not change a frame's result
+    torch.testing.assert_close(single.logits[0], out.logits[4], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        single.boxes_cxcywh_norm[0], out.boxes_cxcywh_norm[4], atol=1e-5, rtol=1e-5
+    )
+
+
+def test_tiny_detect_frames_empty_and_bad_input(tiny_model):
+    empty = tiny_model.detect_frames([])
+    assert len(empty) == 0 and empty.embeddings.shape == (0, 8, 32)
+    with pytest.raises(ValueError, match="uint8"):
+        tiny_model.detect_frames([np.zeros((40, 40, 3), dtype=np.float32)])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        tiny_model.detect_frames([np.zeros((40, 40), dtype=np.uint8)])
+
+
+@pytest.mark.parametrize(
+    ("hw", "expected"),
+    [
+        ((480, 854), (480, 854)),  # DAVIS 480p: identity
+        ((100, 136), (480, 653)),  # 136 * 4.8 = 652.8 -> 653
+        ((720, 1280), (480, 853)),  # 853.33 -> 853
+        ((1280, 720), (853, 480)),  # portrait
+        ((300, 451), (480, 722)),  # 721.6 -> 722 (int(x + 0.5))
+        ((100, 1000), (133, 1333)),  # long side capped: 480*1333/4800 = 133.3
+    ],
+)
+def test_resized_shape(hw, expected):
+    assert resized_shape(*hw, 480, 1333) == expected
+
+
+def test_resize_frame_uses_pil_bilinear_and_skips_identity():
+    frame = np.random.default_rng(1).integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
+    out = resize_frame(frame, 45, 1333)
+    assert out.shape == (45, 60, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(
+        out, np.asarray(Image.fromarray(frame).resize((60, 45), Image.BILINEAR))
+    )
+    np.testing.assert_array_equal(resize_frame(frame, 30, 1333), frame)
+
+
+def test_pad_and_normalize():
+    cfg = DetectorConfig.tiny()
+    a = np.full((33, 40, 3), 200, dtype=np.uint8)
+    b = np.zeros((20, 70, 3), dtype=np.uint8)
+    images, pad_mask = pad_and_normalize([a, b], cfg)
+    assert images.shape == (2, 3, 64, 96) and pad_mask.shape == (2, 64, 96)
+    expected = (200 - torch.tensor(cfg.pixel_mean)) / torch.tensor(cfg.pixel_std)
+    torch.testing.assert_close(images[0, :, 0, 0], expected)
+    assert not pad_mask[0, :33, :40].any() and pad_mask[0, 33:].all() and pad_mask[0, :, 40:].all()
+    assert (images[0, :, 33:] == 0).all() and (images[1, :, :, 70:] == 0).all()
+    assert not pad_mask[1, :20, :70].any() and pad_mask[1].sum() == 64 * 96 - 20 * 70

@@ -1,0 +1,168 @@
+"""Architecture and test-time preprocessing of the IDOL detector (Deformable DETR + re-id head).
+
+Only the detector lives here; the association/tracking thresholds have their own config. Defaults
+are the effective values of the released ``davis_r50.yaml`` (detectron2 defaults ->
+``add_idol_config`` -> the YAML).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RESNET_BLOCKS: dict[int, tuple[int, int, int, int]] = {
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+}
+"""Bottleneck blocks per stage (res2..res5) of the detectron2 ResNets that use bottleneck blocks."""
+
+GROUP_NORM_GROUPS = 32
+"""``input_proj`` uses ``GroupNorm(32, hidden_dim)`` (Deformable DETR)."""
+
+_POSITIVE_INTS = (
+    "stem_out_channels",
+    "res2_out_channels",
+    "width_per_group",
+    "num_groups",
+    "hidden_dim",
+    "nheads",
+    "dim_feedforward",
+    "enc_layers",
+    "dec_layers",
+    "enc_n_points",
+    "dec_n_points",
+    "num_queries",
+    "num_classes",
+    "min_size_test",
+    "max_size_test",
+    "size_divisibility",
+    "batch_infer_len",
+)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """IDOL detector hyper-parameters (names follow detectron2's ``MODEL.RESNETS.*`` /
+    ``MODEL.IDOL.*``).
+
+    Attributes:
+        depth: ResNet depth (bottleneck variants only: 50, 101, 152).
+        stem_out_channels: channels of the 7x7 stem conv (``RESNETS.STEM_OUT_CHANNELS``).
+        res2_out_channels: output channels of res2; doubled for every later stage.
+        width_per_group: bottleneck width per group of res2 (bottleneck = num_groups *
+            width_per_group); doubled for every later stage.
+        num_groups: groups of the 3x3 bottleneck convs (1 = ResNet, >1 = ResNeXt).
+        stride_in_1x1: stride in the first 1x1 conv (MSRA/Caffe layout) instead of the 3x3.
+        res5_dilation: 1 or 2 (2 keeps res5 at stride 16).
+        hidden_dim: transformer width (also the re-id embedding size).
+        nheads: attention heads (deformable and decoder self-attention).
+        dim_feedforward: FFN width.
+        enc_layers: deformable encoder layers.
+        dec_layers: deformable decoder layers (one class/box head each, iterative box refinement).
+        enc_n_points: sampling points per head and level in the encoder.
+        dec_n_points: sampling points per head and level in the decoder.
+        num_feature_levels: res3, res4, res5 + ``num_feature_levels - 3`` extra stride-2 levels
+            (>= 3).
+        num_queries: object queries per frame.
+        num_classes: classifier outputs (sigmoid, no background); 1 for UVOSAM (class-agnostic).
+        pixel_mean: per-channel mean in RGB order, on 0-255 values.
+        pixel_std: per-channel std in RGB order, on 0-255 values.
+        min_size_test: the shortest frame edge is resized to this (``INPUT.MIN_SIZE_TEST``).
+        max_size_test: cap for the longest edge after resizing (``INPUT.MAX_SIZE_TEST``).
+        size_divisibility: network input is zero-padded (bottom/right) to a multiple of this.
+        batch_infer_len: frames per forward pass (only bounds memory; frames never interact).
+    """
+
+    depth: int = 50
+    stem_out_channels: int = 64
+    res2_out_channels: int = 256
+    width_per_group: int = 64
+    num_groups: int = 1
+    stride_in_1x1: bool = False
+    res5_dilation: int = 1
+    hidden_dim: int = 256
+    nheads: int = 8
+    dim_feedforward: int = 1024
+    enc_layers: int = 6
+    dec_layers: int = 6
+    enc_n_points: int = 4
+    dec_n_points: int = 4
+    num_feature_levels: int = 4
+    num_queries: int = 300
+    num_classes: int = 1
+    pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
+    pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    min_size_test: int = 480
+    max_size_test: int = 1333
+    size_divisibility: int = 32
+    batch_infer_len: int = 10
+
+    def __post_init__(self) -> None:
+        for name in _POSITIVE_INTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"DetectorConfig.{name} must be a positive int; got {value!r}")
+        self._check_architecture()
+        for name in ("pixel_mean", "pixel_std"):
+            value = getattr(self, name)
+            if len(value) != 3:
+                raise ValueError(
+                    f"DetectorConfig.{name} must have 3 entries (R, G, B); got {value!r}"
+                )
+            object.__setattr__(self, name, tuple(float(v) for v in value))
+        if min(self.pixel_std) <= 0:
+            raise ValueError(f"DetectorConfig.pixel_std must be positive; got {self.pixel_std!r}")
+
+    def _check_architecture(self) -> None:
+        if self.depth not in RESNET_BLOCKS:
+            raise ValueError(
+                f"DetectorConfig.depth must be one of {sorted(RESNET_BLOCKS)} "
+                "(bottleneck ResNets); "
+                f"got {self.depth!r}"
+            )
+        if self.res5_dilation not in (1, 2):
+            raise ValueError(
+                f"DetectorConfig.res5_dilation must be 1 or 2; got {self.res5_dilation!r}"
+            )
+        if self.hidden_dim % GROUP_NORM_GROUPS:
+            raise ValueError(
+                f"DetectorConfig.hidden_dim must be a multiple of {GROUP_NORM_GROUPS} "
+                "(GroupNorm groups); "
+                f"got {self.hidden_dim!r}"
+            )
+        if self.hidden_dim % self.nheads:
+            raise ValueError(
+                f"DetectorConfig.hidden_dim ({self.hidden_dim}) must be divisible by nheads; "
+                f"got nheads={self.nheads!r}"
+            )
+        if isinstance(self.num_feature_levels, bool) or self.num_feature_levels < 3:
+            raise ValueError(
+                "DetectorConfig.num_feature_levels must be >= 3 (res3, res4, res5 + extra levels); "
+                f"got {self.num_feature_levels!r}"
+            )
+
+    @classmethod
+    def davis_r50(cls) -> DetectorConfig:
+        """The released UVOSAM tracker (``davis_r50.yaml``, checkpoint ``davis.pth``)."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> DetectorConfig:
+        """Toy sizes for CPU tests (real layout, random weights, well under a second per small
+        frame)."""
+        return cls(
+            stem_out_channels=8,
+            res2_out_channels=16,
+            width_per_group=4,
+            hidden_dim=32,
+            nheads=4,
+            dim_feedforward=64,
+            enc_layers=1,
+            dec_layers=2,
+            enc_n_points=2,
+            dec_n_points=2,
+            num_queries=8,
+            min_size_test=64,
+            max_size_test=128,
+            batch_infer_len=3,
+        )

@@ -1,0 +1,100 @@
+"""Test-time preprocessing of the IDOL detector, identical to the release's detectron2 pipeline
+(spec §1.3): ``ResizeShortestEdge(min_size_test, max_size_test)`` with PIL bilinear on uint8,
+per-frame normalisation with the RGB mean/std, zero padding (after normalisation) at the
+bottom/right to a multiple of ``size_divisibility``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from uvosam.tracker.config import DetectorConfig
+
+
+def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """Output ``(height, width)`` of detectron2's ``ResizeShortestEdge``: scale the shortest edge to
+    ``min_size``; if the longest edge would exceed ``max_size``, scale that to ``max_size`` instead;
+    round with ``int(x + 0.5)``."""
+    scale = min_size / min(height, width)
+    if height < width:
+        new_h, new_w = float(min_size), scale * width
+    else:
+        new_h, new_w = scale * height, float(min_size)
+    if max(new_h, new_w) > max_size:
+        scale = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * scale, new_w * scale
+    return int(new_h + 0.5), int(new_w + 0.5)
+
+
+def check_frame(frame: np.ndarray, index: int = 0) -> np.ndarray:
+    """Validate one RGB frame: (H, W, 3) uint8 numpy array; returns it unchanged."""
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(
+            f"frame {index}: expected a numpy (H, W, 3) uint8 RGB array; got {type(frame).__name__}"
+        )
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(
+            f"frame {index}: expected an (H, W, 3) uint8 RGB array; got shape {frame.shape} "
+            f"dtype {frame.dtype}. "
+            "Convert with np.asarray(image.convert('RGB'))."
+        )
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"frame {index}: empty frame of shape {frame.shape}")
+    return frame
+
+
+def resize_frame(frame: np.ndarray, min_size: int, max_size: int) -> np.ndarray:
+    """Resize an (H, W, 3) uint8 RGB frame per ``resized_shape``, PIL bilinear (uint8 -> uint8)."""
+    h, w = frame.shape[:2]
+    new_h, new_w = resized_shape(h, w, min_size, max_size)
+    if (new_h, new_w) == (h, w):
+        return frame
+    return np.array(Image.fromarray(frame).resize((new_w, new_h), Image.BILINEAR))
+
+
+def resize_frames(frames: Sequence[np.ndarray], cfg: DetectorConfig) -> list[np.ndarray]:
+    """Validate and resize every frame with the config's ``min_size_test`` / ``max_size_test``."""
+    return [
+        resize_frame(check_frame(f, i), cfg.min_size_test, cfg.max_size_test)
+        for i, f in enumerate(frames)
+    ]
+
+
+def pad_and_normalize(
+    frames: Sequence[np.ndarray], cfg: DetectorConfig, *, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalise already-resized frames and batch them with zero padding.
+
+    Args:
+        frames: T (H_t, W_t, 3) uint8 RGB arrays (any sizes; the batch is padded to the largest).
+        cfg: supplies ``pixel_mean``, ``pixel_std``, ``size_divisibility``.
+        device: where the tensors are built.
+
+    Returns:
+        images (T, 3, Hp, Wp) float32 = (x - mean) / std, 0 in the padding; pad_mask (T, Hp, Wp)
+        bool, True on padding. Hp, Wp are the largest H_t, W_t rounded up to ``size_divisibility``.
+    """
+    if not frames:
+        raise ValueError("pad_and_normalize needs at least one frame")
+    div = cfg.size_divisibility
+    hp = -(-max(f.shape[0] for f in frames) // div) * div
+    wp = -(-max(f.shape[1] for f in frames) // div) * div
+    mean = torch.tensor(cfg.pixel_mean, dtype=torch.float32, device=device).view(3, 1, 1)
+    std = torch.tensor(cfg.pixel_std, dtype=torch.float32, device=device).view(3, 1, 1)
+    images = torch.zeros(len(frames), 3, hp, wp, dtype=torch.float32, device=device)
+    pad_mask = torch.ones(len(frames), hp, wp, dtype=torch.bool, device=device)
+    for i, frame in enumerate(frames):
+        h, w = frame.shape[:2]
+        x = (
+            torch.from_numpy(np.require(frame, requirements=["C", "W"]))
+            .to(device)
+            .permute(2, 0, 1)
+            .float()
+        )
+        images[i, :, :h, :w] = (x - mean) / std
+        pad_mask[i, :h, :w] = False
+    return images, pad_mask
