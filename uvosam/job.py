@@ -127,7 +127,10 @@ def run_job(
     frames = iter_frames(source, stride=options.stride, max_frames=options.max_frames, limits=None)
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
     names = info.frame_names[:: options.stride]
-    yield from _run(pipe, info, frames, total, names, Path(work_dir), options, start)
+    try:
+        yield from _run(pipe, info, frames, total, names, Path(work_dir), options, start)
+    finally:
+        frames.close()  # stops the decoder now, also when the consumer stops early
 
 
 def _run(
