@@ -20,7 +20,9 @@ CONFIGS = {
 @pytest.fixture(scope="module")
 def association_fixture(fixtures_dir):
     root = fixtures_dir / "idol_association"
-    return json.loads((root / "association.json").read_text()), dict(np.load(root / "association.npz"))
+    return json.loads((root / "association.json").read_text()), dict(
+        np.load(root / "association.npz")
+    )
 
 
 def test_configs_match_the_recorded_tracker_kwargs(association_fixture):
@@ -36,7 +38,9 @@ def test_configs_match_the_recorded_tracker_kwargs(association_fixture):
 
 
 @pytest.mark.parametrize("config_name", sorted(CONFIGS))
-@pytest.mark.parametrize("scenario", ["crossing", "frame_weight", "random_dense", "expire_and_empty"])
+@pytest.mark.parametrize(
+    "scenario", ["crossing", "frame_weight", "random_dense", "expire_and_empty"]
+)
 def test_fixture_scenario_reproduced_exactly(association_fixture, scenario, config_name):
     meta, arrays = association_fixture
     runs = meta["scenarios"][scenario]["runs"][config_name]
@@ -59,8 +63,13 @@ def test_fixture_scenario_reproduced_exactly(association_fixture, scenario, conf
         assert len(result.kept) == expected["n_kept_after_nms"], where
         assert memory.num_tracklets == expected["num_tracklets"], where
         memo = [
-            {"id": k, "last_frame": v.last_frame, "exist_frame": v.exist_frame, "n_long": len(v.long_embeds),
-             "acc_frame": v.exist_frame - 1}
+            {
+                "id": k,
+                "last_frame": v.last_frame,
+                "exist_frame": v.exist_frame,
+                "n_long": len(v.long_embeds),
+                "acc_frame": v.exist_frame - 1,
+            }
             for k, v in memory.tracklets.items()
         ]
         assert memo == expected["memo_after"], where
@@ -70,17 +79,22 @@ def test_frame_weight_scenario_separates_the_two_configs(association_fixture):
     """The fixture's point: the frame-weight branch picks another track than the plain arg-max."""
     meta, _ = association_fixture
     runs = meta["scenarios"]["frame_weight"]["runs"]
-    assert [r["ids"] for r in runs["idol_inference"]] != [r["ids"] for r in runs["constructor_defaults"]]
+    assert [r["ids"] for r in runs["idol_inference"]] != [
+        r["ids"] for r in runs["constructor_defaults"]
+    ]
 
 
-# --- hand-made cases -------------------------------------------------------------------------------------
+# --- hand-made cases ------------------------------------------------------------------------
 
 EMB = torch.eye(8, dtype=torch.float32) * 6.0  # well-separated re-id embeddings
 
 
 def _dets(rows: list[tuple[float, float, float, int]]):
-    """rows of (cx, score, label, embedding row) -> (boxes (N,5), labels, embeds); boxes do not overlap."""
-    boxes = torch.tensor([[cx, 0.5, 0.1, 0.1, s] for cx, s, _, _ in rows], dtype=torch.float32).reshape(-1, 5)
+    """rows of (cx, score, label, embedding row) -> (boxes (N,5), labels, embeds); boxes do not
+    overlap."""
+    boxes = torch.tensor(
+        [[cx, 0.5, 0.1, 0.1, s] for cx, s, _, _ in rows], dtype=torch.float32
+    ).reshape(-1, 5)
     labels = torch.tensor([lab for _, _, lab, _ in rows], dtype=torch.long)
     embeds = torch.stack([EMB[e] for *_, e in rows]) if rows else torch.zeros(0, 8)
     return boxes, labels, embeds
@@ -134,18 +148,40 @@ def test_empty_frame_changes_nothing_not_even_expiry():
 def test_pre_nms_drops_overlapping_later_detection():
     memory = TrackMemory()
     boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2, 0.9], [0.51, 0.5, 0.2, 0.2, 0.8]])
-    result = match(memory, boxes, torch.zeros(2, dtype=torch.long), EMB[:2], 0, torch.tensor([7, 3]))
-    assert result.kept.tolist() == [0] and result.indices.tolist() == [7] and result.ids.tolist() == [0]
+    result = match(
+        memory, boxes, torch.zeros(2, dtype=torch.long), EMB[:2], 0, torch.tensor([7, 3])
+    )
+    assert (
+        result.kept.tolist() == [0]
+        and result.indices.tolist() == [7]
+        and result.ids.tolist() == [0]
+    )
 
 
 def test_yaml_mapping_follows_idol_forward():
-    idol = {"INFERENCE_TW": False, "INFERENCE_FW": True, "MEMORY_LEN": 5, "INFERENCE_SELECT_THRES": 0.2,
-            "APPLY_CLS_THRES": 0.1, "TEMPORAL_SCORE_TYPE": "max", "MULTI_CLS_ON": False}
+    idol = {
+        "INFERENCE_TW": False,
+        "INFERENCE_FW": True,
+        "MEMORY_LEN": 5,
+        "INFERENCE_SELECT_THRES": 0.2,
+        "APPLY_CLS_THRES": 0.1,
+        "TEMPORAL_SCORE_TYPE": "max",
+        "MULTI_CLS_ON": False,
+    }
     assoc = AssociationConfig.from_yaml_dict(idol)
-    assert (assoc.long_match, assoc.frame_weight, assoc.temporal_weight, assoc.memory_len) == (False, True, False, 5)
+    assert (assoc.long_match, assoc.frame_weight, assoc.temporal_weight, assoc.memory_len) == (
+        False,
+        True,
+        False,
+        5,
+    )
     infer = InferenceConfig.from_yaml_dict(idol)
-    assert (infer.select_thres, infer.apply_cls_thres, infer.temporal_score, infer.multi_cls_on) == (
-        0.2, 0.1, "max", False)
+    assert (
+        infer.select_thres,
+        infer.apply_cls_thres,
+        infer.temporal_score,
+        infer.multi_cls_on,
+    ) == (0.2, 0.1, "max", False)
     assert AssociationConfig.from_yaml_dict({}) == AssociationConfig()
     assert InferenceConfig.from_yaml_dict({}) == InferenceConfig()
     with pytest.raises(ValueError, match="match_metric"):

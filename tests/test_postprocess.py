@@ -1,4 +1,5 @@
-"""IDOL.inference reproduced: candidate selection, trajectory bookkeeping, scores, pixel boxes, results.json."""
+"""IDOL.inference reproduced: candidate selection, trajectory bookkeeping, scores, pixel boxes,
+results.json."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from uvosam.tracker.outputs import DetectorOutput
 from uvosam.tracker.postprocess import IDOLVideoState, run_idol_offline, select_candidates
 from uvosam.tracker.trajectories import TrajectoryBook, boxes_to_pixels, results_json
 
-# Temporal scores are float32 means; the reduction order of torch's CPU kernels depends on the SIMD width
-# (the fixtures were recorded with AVX2 kernels; with AVX512 one k1 score differs by 1 ulp), hence 1e-6.
+# Temporal scores are float32 means; the reduction order of torch's CPU kernels depends on the SIMD
+# width (the fixtures were recorded with AVX2 kernels; with AVX512 one k1 score differs by 1 ulp).
+# Everything else (ids, query indices, pixel boxes) is compared bit-exactly.
 SCORE_ATOL = 1e-6
 
 
@@ -44,22 +46,31 @@ def test_postproc_scenario_reproduced(postproc_fixture, scenario):
     outputs = _outputs(arrays, f"{scenario}__")
     steps = IDOLVideoState().step_all(outputs)
     calls = [
-        {"frame_id": s.frame_idx, "indices_in": s.candidates.indices.tolist(), "ids": s.result.ids.tolist(),
-         "indices_out": s.result.indices.tolist()}
+        {
+            "frame_id": s.frame_idx,
+            "indices_in": s.candidates.indices.tolist(),
+            "ids": s.result.ids.tolist(),
+            "indices_out": s.result.indices.tolist(),
+        }
         for s in steps
     ]
     assert calls == expected["tracker_calls"]
     trajectories = run_idol_offline(outputs, tuple(case["ori_size"]))
     assert [t.label for t in trajectories] == expected["pred_labels"]
-    np.testing.assert_allclose([t.score for t in trajectories], expected["pred_scores"], rtol=0, atol=SCORE_ATOL)
-    assert [_boxes_as_lists(t) for t in trajectories] == expected["pred_bboxes"]  # bit-exact float32
-    # the per-class results of one trajectory share its output id; ids count trajectories in creation order
+    np.testing.assert_allclose(
+        [t.score for t in trajectories], expected["pred_scores"], rtol=0, atol=SCORE_ATOL
+    )
+    assert [_boxes_as_lists(t) for t in trajectories] == expected[
+        "pred_bboxes"
+    ]  # bit-exact float32
+    # per-class results of one trajectory share its output id; ids count trajectories by creation
     ids = [t.track_id for t in trajectories]
     assert ids == sorted(ids) and ids[0] == 1
 
 
 def test_postproc_exercises_fallback_nms_and_late_pruning(postproc_fixture):
-    """Guard the fixtures' coverage: top-1 fallback frames, a batched_nms removal and pruned late tracks."""
+    """Guard the fixtures' coverage: top-1 fallback frames, a batched_nms removal and pruned late
+    tracks."""
     _, arrays = postproc_fixture
     fallback = nms_removed = late_pruned = False
     for scenario in ("k1", "k3"):
@@ -67,7 +78,9 @@ def test_postproc_exercises_fallback_nms_and_late_pruning(postproc_fixture):
         probs = outputs.logits.sigmoid().amax(-1)
         fallback |= bool(((probs > 0.1).sum(-1) == 0).any())
         steps = IDOLVideoState().step_all(outputs)
-        nms_removed |= any(len(s.candidates.indices) < int((p > 0.1).sum()) for s, p in zip(steps, probs))
+        nms_removed |= any(
+            len(s.candidates.indices) < int((p > 0.1).sum()) for s, p in zip(steps, probs)
+        )
         late_pruned |= any(e.hit_frames[0] > 8 for s in steps for e in s.pruned)
     assert fallback and nms_removed and late_pruned
 
@@ -81,7 +94,9 @@ def test_idol_small_seed0_trace_and_tracks(fixtures_dir):
     assert len(steps) == len(trace)
     for step, expected in zip(steps, trace):
         assert step.candidates.indices.tolist() == expected["indices_in"]
-        np.testing.assert_allclose(step.candidates.boxes_cxcywh_score.numpy(), expected["bboxes_in"], atol=1e-7)
+        np.testing.assert_allclose(
+            step.candidates.boxes_cxcywh_score.numpy(), expected["bboxes_in"], atol=1e-7
+        )
         assert step.candidates.labels.tolist() == expected["labels_in"]
         assert step.result.ids.tolist() == expected["ids_out"]
         assert step.result.indices.tolist() == expected["indices_out"]
@@ -100,8 +115,10 @@ def test_nothing_born_gives_empty_list():
     """The original crashes (UnboundLocalError) when no detection ever exceeds 0.2."""
     t, q = 12, 6
     outputs = DetectorOutput(
-        logits=torch.full((t, q, 1), -3.0) + torch.linspace(0, 1, q)[None, :, None],  # max prob 0.12 < 0.2
-        boxes_cxcywh_norm=torch.rand(t, q, 4, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25,
+        logits=torch.full((t, q, 1), -3.0)
+        + torch.linspace(0, 1, q)[None, :, None],  # max prob 0.12 < 0.2
+        boxes_cxcywh_norm=torch.rand(t, q, 4, generator=torch.Generator().manual_seed(0)) * 0.5
+        + 0.25,
         embeddings=torch.randn(t, q, 8, generator=torch.Generator().manual_seed(1)),
     )
     assert run_idol_offline(outputs, (50, 60)) == []
@@ -113,16 +130,23 @@ def test_select_candidates_top1_fallback_and_nms_order():
     cand = select_candidates(logits, boxes, torch.eye(3))
     assert cand.indices.tolist() == [1] and float(cand.boxes_cxcywh_score[0, 4]) < 0.1
     logits = torch.tensor([[0.0], [2.0], [1.0], [-9.0]])
-    boxes = torch.tensor([[0.2, 0.2, 0.2, 0.2], [0.6, 0.6, 0.2, 0.2], [0.601, 0.6, 0.2, 0.2], [0.9, 0.9, 0.1, 0.1]])
+    boxes = torch.tensor(
+        [[0.2, 0.2, 0.2, 0.2], [0.6, 0.6, 0.2, 0.2], [0.601, 0.6, 0.2, 0.2], [0.9, 0.9, 0.1, 0.1]]
+    )
     cand = select_candidates(logits, boxes, torch.eye(4))
-    assert cand.indices.tolist() == [1, 0]  # query 2 duplicates query 1 (IoU > 0.9); descending score
+    assert cand.indices.tolist() == [
+        1,
+        0,
+    ]  # query 2 duplicates query 1 (IoU > 0.9); descending score
     assert torch.equal(cand.embeddings, torch.eye(4)[[1, 0]])
 
 
 def test_boxes_to_pixels_clamps_like_the_original():
     boxes = torch.tensor([[0.05, 0.5, 0.2, 0.4], [0.95, 0.9, 0.2, 0.4]])
     pixels = boxes_to_pixels(boxes, (100, 200)).numpy()
-    np.testing.assert_allclose(pixels, [[0.0, 30.0, 30.0, 70.0], [170.0, 70.0, 200.0, 100.0]], atol=1e-4)
+    np.testing.assert_allclose(
+        pixels, [[0.0, 30.0, 30.0, 70.0], [170.0, 70.0, 200.0, 100.0]], atol=1e-4
+    )
     assert pixels.dtype == np.float32
 
 
@@ -134,9 +158,12 @@ def _book_feed(book, frames_hits):
 
 def test_short_track_pruning_and_lost_boxes_on_id_reuse():
     book = TrajectoryBook(InferenceConfig())
-    # id 0 seen at frames 0..2 (3 hits: kept); id 1 only at frame 0: pruned at frame 9; id 2 at 9 and 11, then
-    # missing at 12-13 (2 hits): pruned at 13; the tracker re-uses id 2 at 15: a new entry without the old boxes.
-    _book_feed(book, [[0, 1], [0], [0], [], [], [], [], [], [], [2], [], [2], [], [], [], [2], [2], [2]])
+    # id 0 seen at frames 0..2 (3 hits: kept); id 1 only at frame 0: pruned at frame 9; id 2 at 9
+    # and 11, then missing at 12-13 (2 hits): pruned at 13; the tracker re-uses id 2 at 15: a new
+    # entry without the old boxes.
+    _book_feed(
+        book, [[0, 1], [0], [0], [], [], [], [], [], [], [2], [], [2], [], [], [], [2], [2], [2]]
+    )
     book.close()
     trajectories = book.trajectories((10, 10))
     assert [(t.tracker_id, t.track_id) for t in trajectories] == [(0, 1), (2, 2)]
@@ -153,8 +180,12 @@ def test_multi_class_split_and_results_json():
     trajectories = book.trajectories((10, 20))
     assert [(t.track_id, t.label) for t in trajectories] == [(1, 0), (1, 2)]
     records = results_json(trajectories, "bear")
-    assert records[1] == {"video_id": "bear", "score": pytest.approx(0.2), "category_id": 3,
-                          "boxes": [[8.0, 4.0, 12.0, 6.0], None]}
+    assert records[1] == {
+        "video_id": "bear",
+        "score": pytest.approx(0.2),
+        "category_id": 3,
+        "boxes": [[8.0, 4.0, 12.0, 6.0], None],
+    }
     json.dumps(records)
     single = TrajectoryBook(InferenceConfig(multi_cls_on=False))
     single.add_frame([0], torch.tensor([[0.5, 0.5, 0.2, 0.2]]), probs)

@@ -1,8 +1,9 @@
-"""IDOL's online association (``IDOL_Tracker.match`` of the UVOSAM release, ``idol/models/tracker.py``).
+"""IDOL's online association (``IDOL_Tracker.match``, ``idol/models/tracker.py`` of UVOSAM).
 
-Origin: IDOL, "In Defense of Online Models for Video Instance Segmentation" (Wu et al., ECCV 2022), box-based
-tracker as shipped with UVOSAM (arXiv 2305.12659). Pure tensor code: no modules, no I/O. Per-video state is a
-``TrackMemory`` that ``match`` updates in place; one memory per video, never shared.
+Origin: IDOL, "In Defense of Online Models for Video Instance Segmentation" (Wu et al., ECCV 2022),
+box-based tracker as shipped with UVOSAM (arXiv 2305.12659). Pure tensor code: no modules, no I/O.
+Per-video state is a ``TrackMemory`` that ``match`` updates in place; one memory per video, never
+shared.
 
 Step by step (frame ``t``, detections in the order given, i.e. score-descending as IDOL feeds them):
 
@@ -10,21 +11,24 @@ Step by step (frame ``t``, detections in the order given, i.e. score-descending 
 2. every detection starts as -2 (unassigned);
 3. empty memory: detections scoring > ``init_score_thr`` get new ids;
    otherwise: similarity of raw embeddings with each tracklet's memory embedding (``bisoftmax`` =
-   mean of the softmax over tracklets and over detections of the dot products); for each detection in order,
-   the best tracklet (optionally frame-weighted) is taken if its score > ``match_score_thr``, and that
-   tracklet's column is zeroed for all OTHER detections; unmatched detections scoring > ``addnew_score_thr``
-   get new ids (matching itself ignores the detection score);
+   mean of the softmax over tracklets and over detections of the dot products); for each detection
+   in order, the best tracklet (optionally frame-weighted) is taken if its score >
+   ``match_score_thr``, and that tracklet's column is zeroed for all OTHER detections; unmatched
+   detections scoring > ``addnew_score_thr`` get new ids (matching itself ignores the detection
+   score);
 4. a still unassigned detection becomes a backdrop (-1) iff its IoU with every EARLIER detection is
    < ``nms_thr_post``, else it stays -2;
-5. memory update (box, score and embedding histories, EMA embedding, last/exist frame), then tracklets not
-   matched for ``memo_tracklet_frames`` frames are forgotten. A frame with no detection changes nothing.
+5. memory update (box, score and embedding histories, EMA embedding, last/exist frame), then
+   tracklets not matched for ``memo_tracklet_frames`` frames are forgotten. A frame with no
+   detection changes nothing.
 
-Track ids here are the tracker's own 0-based ids (``TrackMemory.num_tracklets`` counts them); they are kept
-apart from the detector's query indices, which are only carried along.
+Track ids here are the tracker's own 0-based ids (``TrackMemory.num_tracklets`` counts them); they
+are kept apart from the detector's query indices, which are only carried along.
 
-Deliberate differences from the original: velocities, backdrop memory and the unused ``longrang`` metric are
-not kept (no effect on any output); stored embeddings are copies, not views of the detector output; the
-temporal weights k/K use ``arange`` instead of the deprecated ``torch.range`` (identical float32 values).
+Deliberate differences from the original: velocities, backdrop memory and the unused ``longrang``
+metric are not kept (no effect on any output); stored embeddings are copies, not views of the
+detector output; the temporal weights k/K use ``arange`` instead of the deprecated ``torch.range``
+(identical float32 values).
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ class TrackMemory:
     """Per-video association state (``IDOL_Tracker``'s ``tracklets`` and ``num_tracklets``).
 
     Attributes:
-        tracklets: live tracklets by tracker id, in birth order (dict insertion order matters for ties).
+        tracklets: live tracklets by tracker id, in birth order (dict insertion order matters for
+            ties).
         num_tracklets: number of ids handed out so far (the next new id).
     """
 
@@ -78,7 +83,8 @@ class TrackMemory:
 
 
 class MatchResult(NamedTuple):
-    """What ``match`` returns for one frame, one row per detection kept by the pre-NMS (input order).
+    """What ``match`` returns for one frame, one row per detection kept by the pre-NMS (input
+    order).
 
     Attributes:
         ids: (M,) int64 tracker id (>= 0), ``BACKDROP`` (-1) or ``UNASSIGNED`` (-2).
@@ -98,7 +104,8 @@ def box_cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def pairwise_iou_cxcywh(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
-    """IoU of (N, >=4) and (M, >=4) ``cxcywh`` boxes -> (N, M), computed element by element as the original."""
+    """IoU of (N, >=4) and (M, >=4) ``cxcywh`` boxes -> (N, M), computed element by element as the
+    original."""
     a = box_cxcywh_to_xyxy(boxes_a[:, :4])
     b = box_cxcywh_to_xyxy(boxes_b[:, :4])
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
@@ -111,7 +118,8 @@ def pairwise_iou_cxcywh(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.T
 
 
 def greedy_nms_keep(iou: torch.Tensor, thr: float) -> torch.Tensor:
-    """Greedy NMS in the given order on an (N, N) IoU matrix -> (N,) bool keep mask (first one always kept)."""
+    """Greedy NMS in the given order on an (N, N) IoU matrix -> (N,) bool keep mask (first one
+    always kept)."""
     n = iou.shape[0]
     keep = torch.ones(n, dtype=torch.bool)
     later = torch.ones(n, n, dtype=torch.bool).triu(diagonal=1)
@@ -135,7 +143,8 @@ def match(
 
     Args:
         memory: the video's state; updated in place.
-        boxes_cxcywh_score: (N, 5) float ``[cx, cy, w, h, score]``, normalised boxes, in the order to process.
+        boxes_cxcywh_score: (N, 5) float ``[cx, cy, w, h, score]``, normalised boxes, in the order
+            to process.
         labels: (N,) int64 class index of each detection.
         embeds: (N, E) float raw re-id embeddings.
         frame_idx: 0-based index of this frame in the video.
@@ -148,8 +157,9 @@ def match(
     indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
     if not len(boxes_cxcywh_score) == len(labels) == len(embeds) == len(indices):
         raise ValueError(
-            "match expects one row per detection in boxes (N,5), labels (N,), embeds (N,E), indices (N,); got "
-            f"{tuple(boxes_cxcywh_score.shape)}, {tuple(labels.shape)}, {tuple(embeds.shape)}, {tuple(indices.shape)}"
+            "match expects one row per detection in boxes (N,5), labels (N,), embeds (N,E), "
+            f"indices (N,); got {tuple(boxes_cxcywh_score.shape)}, {tuple(labels.shape)}, "
+            f"{tuple(embeds.shape)}, {tuple(indices.shape)}"
         )
     iou = pairwise_iou_cxcywh(boxes_cxcywh_score, boxes_cxcywh_score)
     kept = torch.nonzero(greedy_nms_keep(iou, config.nms_thr_pre)).squeeze(1)
@@ -169,7 +179,9 @@ def match(
     return MatchResult(ids, indices[kept], kept)
 
 
-def memory_embeddings(memory: TrackMemory, config: AssociationConfig) -> tuple[list[int], torch.Tensor]:
+def memory_embeddings(
+    memory: TrackMemory, config: AssociationConfig
+) -> tuple[list[int], torch.Tensor]:
     """Tracker ids (birth order) and the (T, E) embedding each live tracklet is matched with."""
     rows = []
     for tracklet in memory.tracklets.values():
@@ -180,7 +192,9 @@ def memory_embeddings(memory: TrackMemory, config: AssociationConfig) -> tuple[l
         if config.temporal_weight:
             k = len(weights)
             weights = weights + (torch.arange(1, k + 1, dtype=torch.float32) / k).to(weights)
-        rows.append((torch.stack(tracklet.long_embeds) * weights.unsqueeze(1)).sum(0) / weights.sum())
+        rows.append(
+            (torch.stack(tracklet.long_embeds) * weights.unsqueeze(1)).sum(0) / weights.sum()
+        )
     return list(memory.tracklets), torch.stack(rows)
 
 
@@ -199,7 +213,9 @@ def _match_to_memory(
 ) -> None:
     memo_ids, memo_embeds = memory_embeddings(memory, config)
     scores = similarity(embeds, memo_embeds, config.match_metric)
-    exist = torch.tensor([t.exist_frame for t in memory.tracklets.values()], dtype=torch.long).to(memo_embeds)
+    exist = torch.tensor([t.exist_frame for t in memory.tracklets.values()], dtype=torch.long).to(
+        memo_embeds
+    )
     for i in range(len(ids)):
         row = scores[i]
         candidates = row > config.frame_weight_score_thr
@@ -217,7 +233,9 @@ def _match_to_memory(
             scores[i + 1 :, j] = 0
 
 
-def _assign_new_ids(memory: TrackMemory, ids: torch.Tensor, scores: torch.Tensor, thr: float) -> None:
+def _assign_new_ids(
+    memory: TrackMemory, ids: torch.Tensor, scores: torch.Tensor, thr: float
+) -> None:
     new = (ids == UNASSIGNED) & (scores > thr).cpu()
     count = int(new.sum())
     ids[new] = torch.arange(memory.num_tracklets, memory.num_tracklets + count, dtype=torch.long)
@@ -245,7 +263,9 @@ def _update_memory(
         track_id, box, embed = int(ids[row]), boxes[row].clone(), embeds[row].clone()
         tracklet = memory.tracklets.get(track_id)
         if tracklet is None:
-            memory.tracklets[track_id] = Tracklet(box, embed, [embed], [box[4]], int(labels[row]), frame_idx)
+            memory.tracklets[track_id] = Tracklet(
+                box, embed, [embed], [box[4]], int(labels[row]), frame_idx
+            )
             continue
         tracklet.bbox = box
         tracklet.long_scores.append(box[4])

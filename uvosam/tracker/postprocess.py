@@ -1,28 +1,30 @@
-"""IDOL's video inference after the detector: per-frame candidate selection, association, trajectories.
+"""IDOL's video inference after the detector: candidate selection, association, trajectories.
 
-Origin: ``IDOL.inference`` of the UVOSAM release (``prompt_networks/IDOL/idol/idol.py``), which follows IDOL
-(Wu et al., ECCV 2022). Per frame ``t`` (tensors of ``DetectorOutput``):
+Origin: ``IDOL.inference`` of the UVOSAM release (``prompt_networks/IDOL/idol/idol.py``), which
+follows IDOL (Wu et al., ECCV 2022). Per frame ``t`` (tensors of ``DetectorOutput``):
 
-1. ``prob = sigmoid(logits)``; candidates = queries whose max class probability > ``select_thres``; if none,
-   the single best query (top-1 fallback, its score may be below the threshold); otherwise
+1. ``prob = sigmoid(logits)``; candidates = queries whose max class probability > ``select_thres``;
+   if none, the single best query (top-1 fallback, its score may be below the threshold); otherwise
    ``torchvision.ops.batched_nms`` (xyxy normalised boxes, max probability, arg-max class, IoU
    ``pre_nms_thres``), which keeps them in descending score order;
 2. ``association.match`` on ``[cx, cy, w, h, max prob]``, arg-max labels and embeddings;
 3. ``trajectories.TrajectoryBook`` records the tracked detections and prunes short tracks;
 4. at the end, ``TrajectoryBook.trajectories`` gives the results.
 
-``IDOLVideoState`` runs this frame by frame (the streaming session and ``run_idol_offline`` share it, so they
-cannot drift apart).
+``IDOLVideoState`` runs this frame by frame (the streaming session and ``run_idol_offline`` share
+it, so they cannot drift apart).
 
 Deliberate differences from the original (decisions are kept, bugs are dropped):
 
 * a video in which no trajectory is born returns ``[]`` (the original raises ``UnboundLocalError``);
-* ``multi_cls_on=False`` returns one result per trajectory with its best class (the original crashes there);
-* no ``.cuda()``: detector outputs are moved to the CPU first, all post-processing runs there (the original
-  ran the selection on the detector's device and the box conversion on CUDA);
-* an unknown ``temporal_score`` is rejected by ``InferenceConfig`` instead of ``print(); sys.exit(0)``;
-* results carry an output id (``Trajectory.track_id``) and the per-frame detection scores besides the
-  original's score, label and pixel boxes.
+* ``multi_cls_on=False`` returns one result per trajectory with its best class (the original crashes
+  there);
+* no ``.cuda()``: detector outputs are moved to the CPU first, all post-processing runs there (the
+  original ran the selection on the detector's device and the box conversion on CUDA);
+* an unknown ``temporal_score`` is rejected by ``InferenceConfig`` (the original prints and
+  calls ``sys.exit(0)``);
+* results carry an output id (``Trajectory.track_id``) and the per-frame detection scores besides
+  the original's score, label and pixel boxes.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def select_candidates(
     embeddings: torch.Tensor,
     config: InferenceConfig = InferenceConfig(),
 ) -> FrameCandidates:
-    """Pick one frame's tracker inputs from (Q, K) logits, (Q, 4) boxes and (Q, E) embeddings (step 1)."""
+    """Pick one frame's tracker inputs from (Q, K) logits, (Q, 4) boxes and (Q, E) embeddings (step
+    1)."""
     prob = logits.sigmoid()
     max_prob = torch.max(prob, 1)[0]
     indices = torch.nonzero(max_prob > config.select_thres).squeeze(1)
@@ -74,7 +77,9 @@ def select_candidates(
     else:
         nms_scores, classes = torch.max(prob[indices], 1)
         xyxy = box_cxcywh_to_xyxy(boxes_cxcywh_norm[indices])
-        indices = indices[torchvision.ops.batched_nms(xyxy, nms_scores, classes, config.pre_nms_thres)]
+        indices = indices[
+            torchvision.ops.batched_nms(xyxy, nms_scores, classes, config.pre_nms_thres)
+        ]
     probs = prob[indices]
     score = torch.max(probs, 1)[0]
     return FrameCandidates(
@@ -106,7 +111,8 @@ class FrameStep:
 
 
 class IDOLVideoState:
-    """Per-video state of IDOL's inference (tracker memory + trajectory book); feed frames in order."""
+    """Per-video state of IDOL's inference (tracker memory + trajectory book); feed frames in
+    order."""
 
     def __init__(
         self,
@@ -122,12 +128,19 @@ class IDOLVideoState:
     def num_frames(self) -> int:
         return self.book.num_frames
 
-    def step(self, logits: torch.Tensor, boxes_cxcywh_norm: torch.Tensor, embeddings: torch.Tensor) -> FrameStep:
+    def step(
+        self, logits: torch.Tensor, boxes_cxcywh_norm: torch.Tensor, embeddings: torch.Tensor
+    ) -> FrameStep:
         """Process the next frame from its (Q, K) logits, (Q, 4) boxes and (Q, E) embeddings."""
         frame_idx = self.book.num_frames
         cand = select_candidates(logits, boxes_cxcywh_norm, embeddings, self.inference)
         result = match(
-            self.memory, cand.boxes_cxcywh_score, cand.labels, cand.embeddings, frame_idx, cand.indices,
+            self.memory,
+            cand.boxes_cxcywh_score,
+            cand.labels,
+            cand.embeddings,
+            frame_idx,
+            cand.indices,
             self.association,
         )
         tracked = result.kept[result.ids >= 0]
@@ -139,9 +152,11 @@ class IDOLVideoState:
         return FrameStep(frame_idx, cand, result, hits, pruned)
 
     def iter_steps(self, outputs: DetectorOutput) -> Iterator[FrameStep]:
-        """Process the frames of ``outputs`` (moved to the CPU first) one by one, yielding after each."""
+        """Process the frames of ``outputs`` (moved to the CPU first) one by one, yielding after
+        each."""
         logits, boxes, embeds = (
-            t.detach().cpu() for t in (outputs.logits, outputs.boxes_cxcywh_norm, outputs.embeddings)
+            t.detach().cpu()
+            for t in (outputs.logits, outputs.boxes_cxcywh_norm, outputs.embeddings)
         )
         for t in range(len(logits)):
             yield self.step(logits[t], boxes[t], embeds[t])
