@@ -124,3 +124,23 @@ def test_bad_frames_get_clear_errors(tiny_sam_model, video):
     with pytest.raises(ValueError, match="frame 1: size"):
         list(pipe([video.frames[0], video.frames[1][:40]]))
     assert list(pipe([])) == []
+
+
+def test_real_tiny_idol_tracker_and_tiny_sam_end_to_end(tiny_sam_model):
+    from uvosam.testing import tiny_idol_tracker
+
+    video = moving_shapes(14, height=48, width=64, seed=2)
+    tracker = tiny_idol_tracker()
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+    results = list(pipe(video.frames))
+    assert [r.frame_index for r in results] == list(range(14))
+    ids = set()
+    for r in results:
+        assert r.masks.shape[1:] == (48, 64) and len(r.masks) == len(r.track_ids)
+        assert (r.boxes_xyxy[:, :2] >= 0).all() and (r.boxes_xyxy[:, 2] <= 64).all()
+        assert (r.boxes_xyxy[:, 3] <= 48).all() and (r.scores >= 0).all() and (r.scores <= 1).all()
+        ids |= set(r.track_ids.tolist())
+    assert ids and min(ids) >= 1
+    streamed = [(r.track_ids.tolist(), r.boxes_xyxy.tolist()) for r in results]
+    offline = [(t.track_ids.tolist(), t.boxes_xyxy.tolist()) for t in pipe.track(video.frames)]
+    assert streamed == offline

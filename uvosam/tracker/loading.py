@@ -12,15 +12,11 @@ from uvosam.hub import resolve
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.checkpoint import load_idol_detector
 from uvosam.tracker.config import DetectorConfig
+from uvosam.classes import class_names_for
 from uvosam.tracker.session import IDOLTracker
 from uvosam.tracker.yaml_config import load_tracker_yaml
 
 logger = logging.getLogger(__name__)
-
-
-def default_class_names(num_classes: int) -> tuple[str, ...]:
-    """``("object",)`` for UVOSAM's class-agnostic tracker, else ``("class_1", ...)``."""
-    return ("object",) if num_classes == 1 else tuple(f"class_{i + 1}" for i in range(num_classes))
 
 
 def load_tracker(
@@ -51,7 +47,7 @@ def load_tracker(
     logger.info("IDOL tracker: %d class(es), device %s", num_classes, device)
     return IDOLTracker(
         detector,
-        default_class_names(num_classes),
+        class_names_for(str(weights), num_classes),
         association=AssociationConfig.from_yaml_dict(idol),
         inference=InferenceConfig.from_yaml_dict(idol),
         batch_size=batch_size or detector_cfg.batch_infer_len,
