@@ -50,7 +50,9 @@ def _sample_point(loc_ptr, attn_ptr, idx, q_mask, h, w, COMPUTE: tl.constexpr):
 
 
 @triton.jit
-def _corner(value_base, row0, yc, xc, h, w, q_mask, d, d_mask, ROW: tl.constexpr, COMPUTE: tl.constexpr):
+def _corner(
+    value_base, row0, yc, xc, h, w, q_mask, d, d_mask, ROW: tl.constexpr, COMPUTE: tl.constexpr
+):
     """Gather one bilinear corner ``(yc, xc)`` (each (BLOCK_Q,)) for a block of queries.
 
     Returns the (BLOCK_Q, BLOCK_D) values (0 where the corner is outside the map or the query is padding), their

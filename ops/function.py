@@ -30,9 +30,9 @@ def _check_inputs(
     """Raise ValueError/TypeError for inconsistent shapes, devices or dtypes (without a device sync)."""
     if value.dim() != 4 or sampling_locations.dim() != 6 or attention_weights.dim() != 5:
         raise ValueError(
-            "expected value (N, S, M, D), sampling_locations (N, Lq, M, L, P, 2), attention_weights "
-            f"(N, Lq, M, L, P); got {tuple(value.shape)}, {tuple(sampling_locations.shape)}, "
-            f"{tuple(attention_weights.shape)}"
+            "expected value (N, S, M, D), sampling_locations (N, Lq, M, L, P, 2), "
+            f"attention_weights (N, Lq, M, L, P); got {tuple(value.shape)}, "
+            f"{tuple(sampling_locations.shape)}, {tuple(attention_weights.shape)}"
         )
     n, _, m, _ = value.shape
     _, lq, _, n_levels, n_points, _ = sampling_locations.shape
@@ -43,23 +43,29 @@ def _check_inputs(
         or level_start_index.shape != (n_levels,)
     ):
         raise ValueError(
-            f"inconsistent shapes: value {tuple(value.shape)}, spatial_shapes {tuple(spatial_shapes.shape)}, "
-            f"level_start_index {tuple(level_start_index.shape)}, sampling_locations "
-            f"{tuple(sampling_locations.shape)}, attention_weights {tuple(attention_weights.shape)}; "
-            "N, M and L (= len(spatial_shapes)) must agree and the last loc axis must be (x, y)"
+            f"inconsistent shapes: value {tuple(value.shape)}, spatial_shapes "
+            f"{tuple(spatial_shapes.shape)}, level_start_index {tuple(level_start_index.shape)}, "
+            f"sampling_locations {tuple(sampling_locations.shape)}, attention_weights "
+            f"{tuple(attention_weights.shape)}; N, M and L (= len(spatial_shapes)) must agree and "
+            "the last loc axis must be (x, y)"
         )
     tensors = (value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
     if len({t.device for t in tensors}) != 1:
-        raise ValueError(f"all inputs must be on one device; got {[str(t.device) for t in tensors]}")
+        raise ValueError(
+            f"all inputs must be on one device; got {[str(t.device) for t in tensors]}"
+        )
     if value.device.type != "cuda" and not INTERPRETED:
         raise ValueError(
-            f"ms_deform_attn_triton needs CUDA tensors, got {value.device}; use the PyTorch reference "
-            "(uvosam.tracker.msda.ms_deform_attn dispatches) or import this package under TRITON_INTERPRET=1"
+            f"ms_deform_attn_triton needs CUDA tensors, got {value.device}; use the PyTorch "
+            "reference (uvosam.tracker.msda.ms_deform_attn dispatches) or import this package "
+            "under TRITON_INTERPRET=1"
         )
     if not all(t.is_floating_point() for t in (value, sampling_locations, attention_weights)):
         raise TypeError("value, sampling_locations and attention_weights must be floating point")
     if max(value.numel(), sampling_locations.numel()) > _INT32_MAX:
-        raise ValueError("inputs with more than 2**31 - 1 elements are not supported (int32 offsets); split N")
+        raise ValueError(
+            "inputs with more than 2**31 - 1 elements are not supported (int32 offsets); split N"
+        )
 
 
 def _launch_config(lq: int, d: int, tile: int, block_q: int | None) -> tuple[int, int]:
@@ -80,7 +86,15 @@ class MSDeformAttnFunction(torch.autograd.Function):
     """``out = msda(value, loc, attn)``; gradients for value, sampling locations and attention weights."""
 
     @staticmethod
-    def forward(ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights, block_q):
+    def forward(
+        ctx,
+        value,
+        spatial_shapes,
+        level_start_index,
+        sampling_locations,
+        attention_weights,
+        block_q,
+    ):
         value, loc, attn = (t.contiguous() for t in (value, sampling_locations, attention_weights))
         shapes = spatial_shapes.contiguous().long()
         starts = level_start_index.contiguous().long()
@@ -110,8 +124,10 @@ class MSDeformAttnFunction(torch.autograd.Function):
         grad_attn = torch.empty_like(attn)
         bq, bd = _launch_config(lq, d, _TILE, ctx.block_q)
         _msda_bwd_kernel[(triton.cdiv(lq, bq), m, n)](
-            value, shapes, starts, loc, attn, grad_out.contiguous(), grad_value, grad_loc, grad_attn, s, lq,
-            M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd, COMPUTE=compute, num_warps=_NUM_WARPS,
+            value, shapes, starts, loc, attn, grad_out.contiguous(),
+            grad_value, grad_loc, grad_attn, s, lq,
+            M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd, COMPUTE=compute,
+            num_warps=_NUM_WARPS,
         )  # fmt: skip
         return grad_value.to(value.dtype), None, None, grad_loc, grad_attn, None
 

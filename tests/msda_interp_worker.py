@@ -19,12 +19,18 @@ from pathlib import Path
 import torch
 
 ARGS = ("value", "spatial_shapes", "level_start_index", "sampling_locations", "attention_weights")
-GRADS = {"value": "grad_value", "sampling_locations": "grad_sampling_locations", "attention_weights": "grad_attention_weights"}
+GRADS = {
+    "value": "grad_value",
+    "sampling_locations": "grad_sampling_locations",
+    "attention_weights": "grad_attention_weights",
+}
 
 
 def load_ops(init: Path):
     """This checkout's ops package under its install name ``uvosam_ops``, by file location."""
-    spec = importlib.util.spec_from_file_location("uvosam_ops", init, submodule_search_locations=[str(init.parent)])
+    spec = importlib.util.spec_from_file_location(
+        "uvosam_ops", init, submodule_search_locations=[str(init.parent)]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["uvosam_ops"] = module
     spec.loader.exec_module(module)

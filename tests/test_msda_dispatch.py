@@ -74,7 +74,9 @@ def test_cpu_tensors_use_the_reference_without_loading_the_kernel(monkeypatch, m
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = msda.ms_deform_attn(value, shapes, starts, loc, attn)
-    torch.testing.assert_close(out, msda.ms_deform_attn_pytorch(value, shapes, loc, attn), rtol=0, atol=0)
+    torch.testing.assert_close(
+        out, msda.ms_deform_attn_pytorch(value, shapes, loc, attn), rtol=0, atol=0
+    )
     assert loads == []
 
 
@@ -130,10 +132,16 @@ def test_backend_status_lines(monkeypatch):
     import triton
 
     monkeypatch.setenv("UVOSAM_MSDA", "pytorch")
-    assert msda.backend_status() == "msda: pytorch reference (triton kernel switched off: UVOSAM_MSDA=pytorch)"
+    assert (
+        msda.backend_status()
+        == "msda: pytorch reference (triton kernel switched off: UVOSAM_MSDA=pytorch)"
+    )
     monkeypatch.setenv("UVOSAM_MSDA", "auto")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert msda.backend_status() == "msda: pytorch reference (triton kernel unavailable: no CUDA device)"
+    assert (
+        msda.backend_status()
+        == "msda: pytorch reference (triton kernel unavailable: no CUDA device)"
+    )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     use_ops(monkeypatch, fake_ops())
     assert msda.backend_status() == f"msda: triton (uvosam_ops 0.1, triton {triton.__version__})"
@@ -141,8 +149,8 @@ def test_backend_status_lines(monkeypatch):
     use_ops(monkeypatch, ImportError("No module named 'triton'"))
     monkeypatch.setenv("UVOSAM_MSDA", "triton")
     assert msda.backend_status() == (
-        "msda: pytorch reference (triton kernel unavailable: ImportError: No module named 'triton'; "
-        "UVOSAM_MSDA=triton calls will raise)"
+        "msda: pytorch reference (triton kernel unavailable: ImportError: No module named "
+        "'triton'; UVOSAM_MSDA=triton calls will raise)"
     )
 
 
@@ -163,7 +171,9 @@ def test_installed_kernel_package_is_imported_by_name(monkeypatch, tmp_path):
     (site / "uvosam_ops").mkdir(parents=True)
     (site / "uvosam_ops" / "__init__.py").write_text("__version__ = 'installed'\n")
     (tmp_path / "ops").mkdir()
-    (tmp_path / "ops" / "__init__.py").write_text("raise AssertionError('a stray ops/ folder must not load')\n")
+    (tmp_path / "ops" / "__init__.py").write_text(
+        "raise AssertionError('a stray ops/ folder must not load')\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delitem(sys.modules, "uvosam_ops", raising=False)
     assert msda._import_ops_package(tmp_path).__version__ == "installed"
@@ -173,6 +183,8 @@ def test_installed_kernel_package_is_imported_by_name(monkeypatch, tmp_path):
 
 
 def test_importing_uvosam_does_not_import_triton():
-    code = "import sys, uvosam, uvosam.tracker.msda; assert 'triton' not in sys.modules, 'triton imported'"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    code = "import sys, uvosam, uvosam.tracker.msda; assert 'triton' not in sys.modules"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr

@@ -9,6 +9,7 @@ with the reference computed here. The interpreter costs ~0.1-0.5 s per program, 
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -38,7 +39,9 @@ def make_inputs(shapes_hw, *, n, lq, m, d, p, dtype=torch.float32, seed=0, sprea
     n_levels = len(shapes_hw)
     value = torch.randn(n, int(sizes.sum()), m, d, generator=gen)
     loc = torch.rand(n, lq, m, n_levels, p, 2, generator=gen) * (1 + 2 * spread) - spread
-    attn = torch.randn(n, lq, m, n_levels * p, generator=gen).softmax(-1).view(n, lq, m, n_levels, p)
+    attn = (
+        torch.randn(n, lq, m, n_levels * p, generator=gen).softmax(-1).view(n, lq, m, n_levels, p)
+    )
     return dict(
         value=value.to(dtype),
         spatial_shapes=shapes,
@@ -50,11 +53,13 @@ def make_inputs(shapes_hw, *, n, lq, m, d, p, dtype=torch.float32, seed=0, sprea
 
 def forward_backward(fn, inputs, grad_out) -> dict:
     """Output and the gradients of sum(fn(...) * grad_out), keyed like ``KEYS``."""
-    leaves = {k: v.detach().clone().requires_grad_(v.is_floating_point()) for k, v in inputs.items()}
+    leaves = {
+        k: v.detach().clone().requires_grad_(v.is_floating_point()) for k, v in inputs.items()
+    }
     out = fn(*(leaves[k] for k in ARGS))
     out.backward(grad_out)
     grads = [leaves[k].grad for k in ("value", "sampling_locations", "attention_weights")]
-    return dict(zip(KEYS, [out.detach(), *grads]))
+    return dict(zip(KEYS, [out.detach(), *grads], strict=True))
 
 
 def reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
@@ -80,13 +85,17 @@ def grad_for(inputs, seed):
 def border_inputs():
     """Locations on pixel centres, on the map border and at exactly x == -1 / y == -1 (W = 8, H = 4: exact)."""
     inputs = make_inputs([(4, 8)], n=1, lq=8, m=1, d=4, p=2, dtype=torch.float64, seed=3)
-    edges = torch.tensor([-0.5 / 8, 0.0, 0.5 / 8, 0.25, 1.0, 8.5 / 8, -0.3, 1.3], dtype=torch.float64)
+    edges = torch.tensor(
+        [-0.5 / 8, 0.0, 0.5 / 8, 0.25, 1.0, 8.5 / 8, -0.3, 1.3], dtype=torch.float64
+    )
     inputs["sampling_locations"][..., 0, 0] = edges.view(8, 1, 1)
     inputs["sampling_locations"][..., 1, 1] = edges.flip(0).view(8, 1, 1)
     return inputs
 
 
-def fixture_inputs(fixtures_dir: Path, name: str, dtype: torch.dtype) -> tuple[dict, torch.Tensor, dict]:
+def fixture_inputs(
+    fixtures_dir: Path, name: str, dtype: torch.dtype
+) -> tuple[dict, torch.Tensor, dict]:
     """Inputs, grad_output and the float64 recordings of fixture set ``name``."""
     data = np.load(fixtures_dir / "ms_deform_attn" / "deform_attn.npz")
     inputs = {k: torch.from_numpy(data[f"{name}__{k}"]) for k in ARGS}
@@ -102,18 +111,32 @@ def build_cases(fixtures_dir: Path) -> dict:
         inputs = make_inputs(**ODD, dtype=dtype, seed=seed)
         cases[f"odd_{tag}"] = dict(inputs=inputs, grad_out=grad_for(inputs, 2), block_q=4)
     for tag, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
-        cases[f"odd_{tag}"] = dict(inputs=make_inputs(**ODD, dtype=dtype, seed=4), grad_out=None, block_q=None)
-    cases["borders_f64"] = dict(inputs=border_inputs(), grad_out=torch.ones(1, 8, 4, dtype=torch.float64), block_q=None)
-    for name, dtype in (("A", torch.float32), ("B", torch.float32), ("C", torch.float32), ("C", torch.float64)):
+        cases[f"odd_{tag}"] = dict(
+            inputs=make_inputs(**ODD, dtype=dtype, seed=4), grad_out=None, block_q=None
+        )
+    cases["borders_f64"] = dict(
+        inputs=border_inputs(), grad_out=torch.ones(1, 8, 4, dtype=torch.float64), block_q=None
+    )
+    for name, dtype in (
+        ("A", torch.float32),
+        ("B", torch.float32),
+        ("C", torch.float32),
+        ("C", torch.float64),
+    ):
         inputs, grad_out, _ = fixture_inputs(fixtures_dir, name, dtype)
-        cases[f"fixture_{name}_{str(dtype)[6:]}"] = dict(inputs=inputs, grad_out=grad_out, block_q=None)
+        cases[f"fixture_{name}_{str(dtype)[6:]}"] = dict(
+            inputs=inputs, grad_out=grad_out, block_q=None
+        )
     return cases
 
 
 def split_cases(cases: dict, parts: int) -> list[dict]:
     """Greedy balance by interpreter work (~ programs x points, x3 with a backward pass)."""
+
     def cost(case):
-        return case["inputs"]["attention_weights"].numel() * (3 if case["grad_out"] is not None else 1)
+        return case["inputs"]["attention_weights"].numel() * (
+            3 if case["grad_out"] is not None else 1
+        )
 
     bins = [({}, [0]) for _ in range(parts)]
     for name in sorted(cases, key=lambda k: -cost(cases[k])):
@@ -134,14 +157,25 @@ def interpreted(fixtures_dir, tmp_path_factory) -> tuple[dict, dict]:
     procs = []
     for i, group in enumerate(split_cases(cases, 2)):
         torch.save(group, work / f"cases{i}.pt")
-        cmd = [sys.executable, str(WORKER), str(work / f"cases{i}.pt"), str(work / f"results{i}.pt")]
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        cmd = [
+            sys.executable,
+            str(WORKER),
+            str(work / f"cases{i}.pt"),
+            str(work / f"results{i}.pt"),
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
     results = {}
     for i, proc in enumerate(procs):
         log, _ = proc.communicate(timeout=240)
         assert proc.returncode == 0, f"interpreter worker failed:\n{log[-4000:]}"
         part = torch.load(work / f"results{i}.pt")
-        assert Path(part.pop("__file__")) == REPO / "ops" / "__init__.py", "tested another tree's ops/"
+        assert (
+            Path(part.pop("__file__")) == REPO / "ops" / "__init__.py"
+        ), "tested another tree's ops/"
         results.update(part)
     assert results.keys() == cases.keys()
     return cases, results
@@ -165,7 +199,9 @@ def test_forward_and_gradients_match_reference_float32_odd_shapes(interpreted):
     assert got["output"].shape == (2, 7, 15)
     want = check_against_reference(cases["odd_f32"], got, 1e-5)
     loc_grad = want["grad_sampling_locations"]
-    assert (loc_grad != 0).any() and (loc_grad == 0).any(), "want samples both inside and fully outside the maps"
+    assert (loc_grad != 0).any() and (
+        loc_grad == 0
+    ).any(), "want samples both inside and fully outside the maps"
 
 
 def test_forward_and_gradients_match_reference_float64_odd_shapes(interpreted):
@@ -185,7 +221,9 @@ def test_half_precision_forward(interpreted, tag, tol):
     inputs = cases[f"odd_{tag}"]["inputs"]
     out = results[f"odd_{tag}"]["output"]
     assert out.dtype == inputs["value"].dtype
-    expected = reference(*(inputs[k].float() if inputs[k].is_floating_point() else inputs[k] for k in ARGS))
+    expected = reference(
+        *(inputs[k].float() if inputs[k].is_floating_point() else inputs[k] for k in ARGS)
+    )
     assert_scaled_close(out, expected, tol, f"{tag} output")
 
 
@@ -197,7 +235,9 @@ def test_fixture_sets(interpreted, fixtures_dir, name):
     _, _, expected = fixture_inputs(fixtures_dir, set_name, getattr(torch, dtype))
     tol = 1e-5 if dtype == "float32" else 1e-12
     for key in KEYS:
-        assert_scaled_close(results[f"fixture_{name}"][key], expected[key], tol, f"set {name} {key}")
+        assert_scaled_close(
+            results[f"fixture_{name}"][key], expected[key], tol, f"set {name} {key}"
+        )
 
 
 def test_launcher_rejects_bad_inputs():
@@ -214,6 +254,19 @@ def test_launcher_rejects_bad_inputs():
             ops.ms_deform_attn_triton(*(good[k] for k in ARGS))
 
 
+def test_kernels_compile_for_h100_without_register_spills():
+    """Lower forward and backward to sm_90 cubins with the ptxas shipped in Triton's wheel (no GPU needed)."""
+    import triton.backends
+
+    if "nvidia" not in triton.backends.backends:
+        pytest.skip("this triton has no NVIDIA backend")
+    msda._import_ops_package()
+    compile_report = importlib.import_module("uvosam_ops.compile_check").compile_report
+    for dtype in ("fp32", "bf16"):
+        for report in compile_report(dtype, arch=90):
+            assert report.spill_bytes == 0 and report.registers <= 128, str(report)
+
+
 def test_reference_gradcheck_float64():
     inputs = make_inputs([(3, 4), (2, 1)], n=1, lq=3, m=2, d=3, p=2, dtype=torch.float64, seed=5)
     for key in ("value", "sampling_locations", "attention_weights"):
@@ -224,7 +277,13 @@ def test_reference_gradcheck_float64():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize(
-    "dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12), (torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)]
+    "dtype, tol",
+    [
+        (torch.float32, 1e-5),
+        (torch.float64, 1e-12),
+        (torch.float16, 2e-3),
+        (torch.bfloat16, 1.6e-2),
+    ],
 )
 def test_gpu_dispatcher_matches_reference(dtype, tol, monkeypatch):
     """ms_deform_attn on CUDA runs the compiled kernel; outputs and gradients match the float64 reference."""
@@ -238,4 +297,6 @@ def test_gpu_dispatcher_matches_reference(dtype, tol, monkeypatch):
     want = forward_backward(reference, exact, grad_out.double())
     for key in KEYS:
         assert got[key].dtype == dtype, key
-        assert_scaled_close(got[key], want[key], tol if key == "output" else 10 * tol, f"{dtype} {key}")
+        assert_scaled_close(
+            got[key], want[key], tol if key == "output" else 10 * tol, f"{dtype} {key}"
+        )

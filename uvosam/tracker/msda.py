@@ -66,7 +66,9 @@ def ms_deform_attn_pytorch(
         value_l = value_list[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, int(h), int(w))
         grid_l = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)
         sampled.append(
-            F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False)
+            F.grid_sample(
+                value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False
+            )
         )
     weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, n_levels * n_points)
     out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
@@ -92,7 +94,9 @@ def msda_mode() -> str:
     """The ``UVOSAM_MSDA`` setting, one of ``MODES`` (default ``auto``)."""
     mode = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if mode not in MODES:
-        raise ValueError(f"{ENV_VAR} must be one of {', '.join(MODES)}; got {mode!r}. Unset it for 'auto'.")
+        raise ValueError(
+            f"{ENV_VAR} must be one of {', '.join(MODES)}; got {mode!r}. Unset it for 'auto'."
+        )
     return mode
 
 
@@ -100,7 +104,11 @@ def _checkout_ops_init(root: Path) -> Path | None:
     """``<root>/ops/__init__.py`` if ``root`` is a uvosam source checkout (its pyproject maps ``uvosam_ops``)."""
     init = root / "ops" / "__init__.py"
     pyproject = root / "pyproject.toml"
-    if init.is_file() and pyproject.is_file() and _OPS_PACKAGE in pyproject.read_text(encoding="utf-8"):
+    if (
+        init.is_file()
+        and pyproject.is_file()
+        and _OPS_PACKAGE in pyproject.read_text(encoding="utf-8")
+    ):
         return init
     return None
 
@@ -117,7 +125,10 @@ def _import_ops_package(root: Path = _CHECKOUT_ROOT) -> ModuleType:
     if init is None:
         return importlib.import_module(_OPS_PACKAGE)
     loaded = sys.modules.get(_OPS_PACKAGE)
-    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == init.resolve():
+    if (
+        loaded is not None
+        and Path(getattr(loaded, "__file__", "") or "").resolve() == init.resolve()
+    ):
         return loaded
     spec = importlib.util.spec_from_file_location(
         _OPS_PACKAGE, init, submodule_search_locations=[str(init.parent)]
@@ -135,16 +146,21 @@ def _import_ops_package(root: Path = _CHECKOUT_ROOT) -> ModuleType:
 
 @functools.lru_cache(maxsize=1)
 def load_kernel() -> KernelLoad:
-    """Import the Triton kernel once (this imports triton, ~0.1-1 s); never raises, records why instead."""
+    """Import the Triton kernel once (imports triton: ~0.15 s after torch); never raises, records why."""
     try:
         ops = _import_ops_package()
     except (ImportError, OSError) as exc:
         return KernelLoad(None, reason=f"{type(exc).__name__}: {exc}")
     if ops.INTERPRETED:
-        return KernelLoad(None, reason="TRITON_INTERPRET=1 is set (the kernel would run in the CPU interpreter)")
+        return KernelLoad(
+            None, reason="TRITON_INTERPRET=1 is set (the kernel would run in the CPU interpreter)"
+        )
     import triton
 
-    return KernelLoad(ops.ms_deform_attn_triton, label=f"{_OPS_PACKAGE} {ops.__version__}, triton {triton.__version__}")
+    return KernelLoad(
+        ops.ms_deform_attn_triton,
+        label=f"{_OPS_PACKAGE} {ops.__version__}, triton {triton.__version__}",
+    )
 
 
 def backend_status() -> str:
@@ -172,13 +188,15 @@ def _fall_back(mode: str, reason: str) -> None:
     global _warned_fallback
     if mode == "triton":
         raise RuntimeError(
-            f"{ENV_VAR}=triton but the Triton deformable-attention kernel cannot be used: {reason}. "
-            f"Fix that (e.g. pip install triton, CUDA tensors) or set {ENV_VAR}=auto to fall back to PyTorch."
+            f"{ENV_VAR}=triton but the Triton deformable-attention kernel cannot be used: "
+            f"{reason}. Fix that (e.g. pip install triton, CUDA tensors) or set {ENV_VAR}=auto "
+            "to fall back to PyTorch."
         )
     if not _warned_fallback:
         _warned_fallback = True
         warnings.warn(
-            f"multi-scale deformable attention falls back to the slower PyTorch reference on CUDA: {reason}",
+            "multi-scale deformable attention falls back to the slower PyTorch reference on "
+            f"CUDA: {reason}",
             RuntimeWarning,
             stacklevel=4,
         )
@@ -212,5 +230,7 @@ def ms_deform_attn(
     """
     kernel = _select_kernel(value.device, msda_mode())
     if kernel is not None:
-        return kernel(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
+        return kernel(
+            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+        )
     return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
