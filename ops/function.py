@@ -102,11 +102,12 @@ class MSDeformAttnFunction(torch.autograd.Function):
         _, lq, _, n_levels, n_points, _ = loc.shape
         out = value.new_empty((n, lq, m * d))
         bq, bd = _launch_config(lq, d, _TILE, block_q)
-        _msda_fwd_kernel[(triton.cdiv(lq, bq), m, n)](
-            value, shapes, starts, loc, attn, out, s, lq,
-            M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd,
-            COMPUTE=_compute_dtype(value, loc, attn), num_warps=_NUM_WARPS,
-        )  # fmt: skip
+        if out.numel():
+            _msda_fwd_kernel[(triton.cdiv(lq, bq), m, n)](
+                value, shapes, starts, loc, attn, out, s, lq,
+                M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd,
+                COMPUTE=_compute_dtype(value, loc, attn), num_warps=_NUM_WARPS,
+            )  # fmt: skip
         ctx.save_for_backward(value, shapes, starts, loc, attn)
         ctx.block_q = block_q
         return out
@@ -120,16 +121,25 @@ class MSDeformAttnFunction(torch.autograd.Function):
         compute = _compute_dtype(value, loc, attn)
         acc_dtype = torch.float64 if compute == tl.float64 else torch.float32
         grad_value = torch.zeros(value.shape, dtype=acc_dtype, device=value.device)
-        grad_loc = torch.empty_like(loc)
-        grad_attn = torch.empty_like(attn)
+        grad_loc = torch.zeros_like(loc)
+        grad_attn = torch.zeros_like(attn)
         bq, bd = _launch_config(lq, d, _TILE, ctx.block_q)
-        _msda_bwd_kernel[(triton.cdiv(lq, bq), m, n)](
-            value, shapes, starts, loc, attn, grad_out.contiguous(),
-            grad_value, grad_loc, grad_attn, s, lq,
-            M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd, COMPUTE=compute,
-            num_warps=_NUM_WARPS,
-        )  # fmt: skip
-        return grad_value.to(value.dtype), None, None, grad_loc, grad_attn, None
+        if grad_out.numel():
+            _msda_bwd_kernel[(triton.cdiv(lq, bq), m, n)](
+                value, shapes, starts, loc, attn, grad_out.contiguous(),
+                grad_value, grad_loc, grad_attn, s, lq,
+                M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd, COMPUTE=compute,
+                num_warps=_NUM_WARPS,
+            )  # fmt: skip
+        needs = ctx.needs_input_grad
+        return (
+            grad_value.to(value.dtype) if needs[0] else None,
+            None,
+            None,
+            grad_loc if needs[3] else None,
+            grad_attn if needs[4] else None,
+            None,
+        )
 
 
 def ms_deform_attn_triton(

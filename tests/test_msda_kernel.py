@@ -114,6 +114,8 @@ def build_cases(fixtures_dir: Path) -> dict:
         cases[f"odd_{tag}"] = dict(
             inputs=make_inputs(**ODD, dtype=dtype, seed=4), grad_out=None, block_q=None
         )
+    empty = make_inputs(**{**ODD, "lq": 0})
+    cases["empty_f32"] = {"inputs": empty, "grad_out": grad_for(empty, 2), "block_q": None}
     cases["borders_f64"] = dict(
         inputs=border_inputs(), grad_out=torch.ones(1, 8, 4, dtype=torch.float64), block_q=None
     )
@@ -207,6 +209,14 @@ def test_forward_and_gradients_match_reference_float32_odd_shapes(interpreted):
 def test_forward_and_gradients_match_reference_float64_odd_shapes(interpreted):
     cases, results = interpreted
     check_against_reference(cases["odd_f64"], results["odd_f64"], 1e-12)
+
+
+def test_no_queries(interpreted):
+    _, results = interpreted
+    got = results["empty_f32"]
+    assert got["output"].shape == (2, 0, 15)
+    assert got["grad_value"].shape == (2, 21, 3, 5) and not got["grad_value"].any()
+    assert got["grad_sampling_locations"].shape == (2, 0, 3, 2, 2, 2)
 
 
 def test_exact_pixel_centres_and_borders(interpreted):
