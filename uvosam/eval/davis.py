@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +62,8 @@ class ObjectScore:
     f_mean: float
     f_recall: float
     f_decay: float
-    j_frames: np.ndarray
-    f_frames: np.ndarray
+    j_frames: np.ndarray = field(repr=False, compare=False)
+    f_frames: np.ndarray = field(repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The JSON row: ``Sequence`` (the name), ids, and the six per-object statistics plus their J&F."""
@@ -115,17 +115,28 @@ def _check_ids(labels: np.ndarray, limit: int, path: Path, what: str) -> None:
         )
 
 
-def _frame_matrices(seq: SequenceFiles, results_dir: Path, task: str) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Per-frame J and F of every (proposal, object) pair: two (P, K, T) arrays, plus P (largest id) and K."""
+def _protocol(seq: SequenceFiles, task: str, num_objects: int) -> tuple[range, int, int, str]:
+    """Frames scored, proposal rows computed per frame, the largest result id allowed and how to say so."""
+    frames = range(len(seq.frame_ids))
+    if task == "unsupervised":
+        limit_text = f"the maximum of {MAX_PROPOSALS} proposals allowed per sequence"
+        return frames, max(MAX_PROPOSALS, num_objects), MAX_PROPOSALS, limit_text
+    if len(frames) < 3:
+        raise ValueError(
+            f"sequence {seq.name!r} has {len(frames)} frames; the semi-supervised protocol scores all but the "
+            "first and last, so it needs at least 3"
+        )
+    return frames[1:-1], num_objects, num_objects, f"the {num_objects} ground-truth objects of the first frame"
+
+
+def _frame_matrices(seq: SequenceFiles, results_dir: Path, task: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-frame J and F of every (proposal, object) pair as two (P, K, T) arrays, and K.
+
+    P = max(largest result id, K) for unsupervised (empty proposals pad up to K), K for semi-supervised.
+    """
     first = read_annotation(seq.annotations[0])
     num_objects = int(np.where(first == 255, 0, first).max(initial=0))
-    frames = range(len(seq.frame_ids))
-    if task == "semi-supervised":
-        frames, rows = frames[1:-1], num_objects
-        limit, what = num_objects, f"the {num_objects} ground-truth objects of the first annotation frame"
-    else:
-        rows = max(MAX_PROPOSALS, num_objects)
-        limit, what = MAX_PROPOSALS, f"the maximum of {MAX_PROPOSALS} proposals allowed per sequence"
+    frames, rows, limit, limit_text = _protocol(seq, task, num_objects)
     if not (results_dir / seq.name).is_dir():
         raise FileNotFoundError(
             f"no results for sequence {seq.name!r}: folder {results_dir / seq.name} is missing "
@@ -139,17 +150,16 @@ def _frame_matrices(seq: SequenceFiles, results_dir: Path, task: str) -> tuple[n
         void = gt == 255
         res_path = results_dir / seq.name / f"{seq.frame_ids[t]}.png"
         res = read_result(res_path, gt.shape, seq.annotations[t])
-        _check_ids(res, limit, res_path, what)
+        _check_ids(res, limit, res_path, limit_text)
         top = max(top, int(res.max(initial=0)))
         gt = np.where(void, 0, gt)
         j, f = frame_scores(res, gt, rows, num_objects, radius=radius, void=void if task == "unsupervised" else None)
         j_all.append(j)
         f_all.append(f)
     rows = max(top, num_objects) if task == "unsupervised" else num_objects
-    shape = (rows, num_objects, len(j_all))
-    j_arr = np.stack(j_all, axis=-1)[:rows] if j_all else np.zeros(shape)
-    f_arr = np.stack(f_all, axis=-1)[:rows] if f_all else np.zeros(shape)
-    return np.ascontiguousarray(j_arr), np.ascontiguousarray(f_arr), top, num_objects
+    j_arr = np.ascontiguousarray(np.stack(j_all, axis=-1)[:rows])
+    f_arr = np.ascontiguousarray(np.stack(f_all, axis=-1)[:rows])
+    return j_arr, f_arr, num_objects
 
 
 def _same_shape(labels: np.ndarray, first: np.ndarray, path: Path, first_path: Path) -> None:
@@ -162,7 +172,7 @@ def _same_shape(labels: np.ndarray, first: np.ndarray, path: Path, first_path: P
 
 def score_sequence(seq: SequenceFiles, results_dir: str | Path, *, task: str = "unsupervised") -> list[ObjectScore]:
     """Score one sequence: one :class:`ObjectScore` per ground-truth object of its first annotation frame."""
-    j_arr, f_arr, _, num_objects = _frame_matrices(seq, Path(results_dir), task)
+    j_arr, f_arr, num_objects = _frame_matrices(seq, Path(results_dir), task)
     if num_objects == 0:
         logger.warning("sequence %s has no object in its first annotation frame; it adds no rows", seq.name)
         return []
@@ -198,7 +208,7 @@ def evaluate(
     subset: str = "val",
     task: str = "unsupervised",
     sequences: list[str] | None = None,
-    num_workers: int = 2,
+    num_workers: int = 1,
 ) -> DavisScores:
     """Score a results folder against DAVIS-2017 exactly as the official evaluator does.
 

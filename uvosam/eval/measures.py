@@ -139,14 +139,31 @@ def f_measure(
     return float(_f_from_counts(*counts))
 
 
-def _boundary_points(labels: np.ndarray, areas: np.ndarray) -> list[np.ndarray]:
-    """(N_i, 2) int (y, x) boundary pixels of the binary masks ``labels == i`` for i = 1..len(areas)."""
+def _boundary_points(labels: np.ndarray, count: int) -> list[np.ndarray]:
+    """(N_i, 2) int (y, x) boundary pixels of the binary masks ``labels == i`` for i = 1..count.
+
+    Each mask's boundary is computed on its bounding box grown by one pixel up/left (boundaries sit half a pixel
+    toward the origin) and one pixel down/right (so the crop's last row and column are background and the
+    last-row/last-column rules of :func:`boundary_map` act only where they do on the full image).
+    """
     empty = np.zeros((0, 2), np.intp)
-    return [np.argwhere(boundary_map(labels == i)) if a else empty for i, a in enumerate(areas, start=1)]
+    out = [empty] * count
+    height, width = labels.shape
+    for i, box in enumerate(ndimage.find_objects(labels, max_label=count)):
+        if box is None:
+            continue
+        y0, x0 = max(box[0].start - 1, 0), max(box[1].start - 1, 0)
+        crop = labels[y0 : min(box[0].stop + 1, height), x0 : min(box[1].stop + 1, width)] == i + 1
+        out[i] = np.argwhere(boundary_map(crop)) + (y0, x0)
+    return out
 
 
 def _matched_counts(queries: list[np.ndarray], targets: list[np.ndarray], radius: int) -> np.ndarray:
-    """``out[i, j]`` = number of points of ``queries[i]`` within Euclidean distance ``radius`` of ``targets[j]``."""
+    """``out[i, j]`` = number of points of ``queries[i]`` within Euclidean distance ``radius`` of ``targets[j]``.
+
+    Equals ``|Q_i & dilate(T_j, disk(radius))|``: only points inside the target's bounding box grown by ``radius``
+    can match, and the squared distance to the nearest target point is an integer compared with ``radius**2``.
+    """
     out = np.zeros((len(queries), len(targets)), np.int64)
     sizes = np.array([len(q) for q in queries])
     if sizes.sum() == 0:
@@ -156,11 +173,25 @@ def _matched_counts(queries: list[np.ndarray], targets: list[np.ndarray], radius
     for j, target in enumerate(targets):
         if len(target) == 0:
             continue
-        dist, _ = cKDTree(target).query(points, k=1, distance_upper_bound=radius + 0.5)
+        low, high = target.min(0) - radius, target.max(0) + radius
+        inside = np.all((points >= low) & (points <= high), axis=1)
+        if not inside.any():
+            continue
+        dist, _ = cKDTree(target).query(points[inside], k=1, distance_upper_bound=radius + 0.5)
         near = np.isfinite(dist)
         near[near] = np.rint(dist[near] ** 2) <= radius**2
-        out[:, j] = np.bincount(owner[near], minlength=len(queries))
+        out[:, j] = np.bincount(owner[inside][near], minlength=len(queries))
     return out
+
+
+def _small_labels(labels: np.ndarray, count: int, void: np.ndarray | None) -> np.ndarray:
+    """Labels as uint8 with void and ids above ``count`` set to 0 (copies only when needed)."""
+    labels = np.asarray(labels)
+    if void is not None:
+        labels = np.where(void, 0, labels)
+    if labels.size and labels.max() > count:
+        labels = np.where(labels > count, 0, labels)
+    return labels.astype(np.uint8, copy=False)
 
 
 def frame_scores(
@@ -175,11 +206,12 @@ def frame_scores(
     """J and F of every (proposal, object) pair in one frame (fast path; equals the reference path exactly).
 
     Args:
-        res_labels: (H, W) integer result ids; proposal p is ``res_labels == p`` for p = 1..num_proposals.
-        gt_labels: (H, W) integer ground-truth ids with void already set to 0; object k is ``gt_labels == k`` for
-            k = 1..num_objects (other values count as background).
-        num_proposals: P, the number of proposal rows (ids above the label maximum are empty proposals).
-        num_objects: K, the number of ground-truth objects.
+        res_labels: (H, W) integer result ids; proposal p is ``res_labels == p`` for p = 1..num_proposals
+            (ids above num_proposals are ignored; ids with no pixels are empty proposals).
+        gt_labels: (H, W) integer ground-truth ids; object k is ``gt_labels == k`` for k = 1..num_objects
+            (other values count as background, so set void to 0 or pass it as ``void``).
+        num_proposals: P, the number of proposal rows, at most 255.
+        num_objects: K, the number of ground-truth objects, at most 255.
         radius: F dilation radius in pixels.
         void: optional (H, W) bool void mask; void pixels are removed from both sides.
 
@@ -188,22 +220,19 @@ def frame_scores(
     """
     if res_labels.shape != gt_labels.shape:
         raise ValueError(f"result shape {res_labels.shape} differs from ground truth shape {gt_labels.shape}")
-    res = np.asarray(res_labels, np.intp)
-    gt = np.asarray(gt_labels, np.intp)
-    if void is not None:
-        res = np.where(void, 0, res)
-        gt = np.where(void, 0, gt)
-    gt = np.where(gt > num_objects, 0, gt)
-    res = np.where(res > num_proposals, 0, res)
-    hist = np.bincount((res * (num_objects + 1) + gt).ravel(), minlength=(num_proposals + 1) * (num_objects + 1))
+    if max(num_proposals, num_objects) > 255:
+        raise ValueError(f"at most 255 proposals and objects, got {num_proposals} and {num_objects}")
+    res = _small_labels(res_labels, num_proposals, void)
+    gt = _small_labels(gt_labels, num_objects, void)
+    joint = res.astype(np.uint16) * np.uint16(num_objects + 1) + gt
+    hist = np.bincount(joint.ravel(), minlength=(num_proposals + 1) * (num_objects + 1))
     hist = hist.reshape(num_proposals + 1, num_objects + 1)
     inter = hist[1:, 1:]
-    area_res, area_gt = hist[1:, :].sum(1), hist[:, 1:].sum(0)
-    union = area_res[:, None] + area_gt[None, :] - inter
+    union = hist[1:, :].sum(1)[:, None] + hist[:, 1:].sum(0)[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         j = np.where(union == 0, 1.0, inter / union)
-    b_res = _boundary_points(res, area_res)
-    b_gt = _boundary_points(gt, area_gt)
+    b_res = _boundary_points(res, num_proposals)
+    b_gt = _boundary_points(gt, num_objects)
     n_res = np.array([len(b) for b in b_res])[:, None]
     n_gt = np.array([len(b) for b in b_gt])[None, :]
     f = _f_from_counts(_matched_counts(b_res, b_gt, radius), n_res, _matched_counts(b_gt, b_res, radius).T, n_gt)
@@ -237,6 +266,12 @@ def object_statistics(values: np.ndarray) -> tuple[float, float, float]:
         :func:`decay_bins` bin minus nanmean of the last. NaN where a bin (or the input) is empty.
     """
     values = np.asarray(values, np.float64)
+    if len(values) > 255:
+        warnings.warn(
+            f"Decay of a {len(values)}-frame sequence: the official binning casts frame indices to uint8, which "
+            "wraps above 255 frames, so this Decay is NaN or uses the wrong frames (reproduced as is)",
+            stacklevel=2,
+        )
     bins = decay_bins(len(values))
     decay = _nanmean(values[bins[0]]) - _nanmean(values[bins[3]])
     return _nanmean(values), _nanmean(values > 0.5), decay

@@ -16,10 +16,17 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from uvosam.eval.layout import RESOLUTION, annotation_folder, imageset_path
-from uvosam.eval.masks_io import read_index_png, write_index_png
+from uvosam.eval.layout import RESOLUTION, TASKS, annotation_folder, imageset_path
+from uvosam.eval.masks_io import davis_palette, read_index_png, write_index_png
 
-__all__ = ["make_synthetic_davis", "render_labels", "read_annotations", "write_results", "frame_name"]
+__all__ = [
+    "make_synthetic_davis",
+    "write_davis_layout",
+    "render_labels",
+    "read_annotations",
+    "write_results",
+    "frame_name",
+]
 
 VOID = 255
 
@@ -78,15 +85,6 @@ def _image(background: np.ndarray, labels: np.ndarray, colours: np.ndarray) -> n
     return rgb
 
 
-def _write_sequence(root: Path, name: str, labels: np.ndarray, images: np.ndarray) -> None:
-    for t, (lab, rgb) in enumerate(zip(labels, images)):
-        jpg = root / "JPEGImages" / RESOLUTION / name / f"{frame_name(t)}.jpg"
-        jpg.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rgb).save(jpg, quality=85)
-        for task in ("unsupervised", "semi-supervised"):
-            write_index_png(root / annotation_folder(task) / RESOLUTION / name / f"{frame_name(t)}.png", lab)
-
-
 def _sequence(
     rng: np.random.Generator, frames: int, height: int, width: int, objects: int, *, void: bool, late_object: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -142,11 +140,49 @@ def make_synthetic_davis(
     object_counts = [objects] * sequences if isinstance(objects, int) else list(objects)
     if len(frame_counts) != sequences or len(object_counts) != sequences:
         raise ValueError(f"frames and objects need one value or {sequences} values, got {frames!r}, {objects!r}")
-    names = [f"synth-{i:03d}" for i in range(sequences)]
-    for name, t_count, k_count in zip(names, frame_counts, object_counts):
-        labels, images = _sequence(rng, t_count, height, width, k_count, void=void, late_object=late_object)
-        _write_sequence(root, name, labels, images)
-    for task in ("unsupervised", "semi-supervised"):
+    labels, images = {}, {}
+    for i, (t_count, k_count) in enumerate(zip(frame_counts, object_counts)):
+        name = f"synth-{i:03d}"
+        labels[name], images[name] = _sequence(
+            rng, t_count, height, width, k_count, void=void, late_object=late_object
+        )
+    return write_davis_layout(root, labels, images_by_sequence=images, subset=subset)
+
+
+def write_davis_layout(
+    root: str | Path,
+    labels_by_sequence: Mapping[str, np.ndarray],
+    *,
+    images_by_sequence: Mapping[str, np.ndarray] | None = None,
+    subset: str = "val",
+) -> list[str]:
+    """Write given ground truth as a DAVIS-2017 folder (jpgs, both annotation folders, ImageSets files).
+
+    Args:
+        root: the DAVIS folder to create.
+        labels_by_sequence: per sequence, (T, H, W) integer ids in 0..255 (255 = void), written as palette PNGs
+            ``00000.png``... to ``Annotations_unsupervised/480p`` and ``Annotations/480p``.
+        images_by_sequence: optional (T, H, W, 3) uint8 RGB frames; default the labels drawn in DAVIS colours.
+        subset: the set file listing the sequences in mapping order (``ImageSets/2017/<subset>.txt``, plus
+            ``ImageSets/2019`` for test-dev / test-challenge).
+
+    Returns:
+        The sequence names.
+    """
+    root = Path(root)
+    for name, labels in labels_by_sequence.items():
+        labels = np.asarray(labels)
+        if labels.ndim != 3:
+            raise ValueError(f"sequence {name!r}: expected (T, H, W) labels, got shape {labels.shape}")
+        images = davis_palette()[labels] if images_by_sequence is None else images_by_sequence[name]
+        for t, (lab, rgb) in enumerate(zip(labels, images)):
+            jpg = root / "JPEGImages" / RESOLUTION / name / f"{frame_name(t)}.jpg"
+            jpg.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(rgb, np.uint8)).save(jpg, quality=85)
+            for task in TASKS:
+                write_index_png(root / annotation_folder(task) / RESOLUTION / name / f"{frame_name(t)}.png", lab)
+    names = list(labels_by_sequence)
+    for task in TASKS:
         set_file = imageset_path(root, subset=subset, task=task)
         set_file.parent.mkdir(parents=True, exist_ok=True)
         set_file.write_text("".join(f"{n}\n" for n in names))
