@@ -1,9 +1,9 @@
 """Time ``uvosam.eval.davis.evaluate`` on a synthetic dataset the size of DAVIS-2017 val.
 
-30 sequences of 480x854 frames (lengths drawn around the val mean, 1999 frames in all as in val), 2-3 objects each plus a
-late-entering one and void rings; the results are the ground truth perturbed per sequence (shifted, eroded, ids
-permuted, an identity switch, an extra false object, a dropped object). Prints generation time, scoring seconds and
-frames per second.
+Thirty 480x854 sequences (lengths drawn around the val mean, 1999 frames in all as in val), 2-3 objects
+each plus a late-entering one, and void rings. The results are the ground truth perturbed per sequence (shifted,
+eroded, ids permuted, an identity switch, an extra false object, a dropped object). Prints the build time, the
+scoring seconds and frames per second.
 
     PYTHONPATH=$PWD python benchmarks/davis_score.py [--workers 2] [--keep DIR]
 """
@@ -30,7 +30,9 @@ def perturb(labels: np.ndarray, kind: int, rng: np.random.Generator) -> np.ndarr
     if kind == 0:
         return np.roll(gt, tuple(rng.integers(-12, 13, size=2)), axis=(1, 2))
     if kind == 1:
-        return np.stack([np.where(ndimage.binary_erosion(f > 0, iterations=4), f, 0) for f in gt]).astype(np.uint8)
+        return np.stack(
+            [np.where(ndimage.binary_erosion(f > 0, iterations=4), f, 0) for f in gt]
+        ).astype(np.uint8)
     if kind == 2:
         perm = np.concatenate([[0], rng.permutation(np.arange(1, 256))]).astype(np.uint8)
         perm[perm > 20] = 0
@@ -55,7 +57,13 @@ def build(root: Path, results: Path, seed: int = 0) -> int:
     frames[np.argmin(frames)] += TOTAL_FRAMES - frames.sum()
     objects = rng.integers(2, 4, size=30).tolist()
     names = make_synthetic_davis(
-        root, sequences=30, frames=frames.tolist(), height=480, width=854, objects=objects, seed=seed
+        root,
+        sequences=30,
+        frames=frames.tolist(),
+        height=480,
+        width=854,
+        objects=objects,
+        seed=seed,
     )
     labels = {n: perturb(read_annotations(root, n), i % 6, rng) for i, n in enumerate(names)}
     write_results(results, labels)
@@ -63,9 +71,15 @@ def build(root: Path, results: Path, seed: int = 0) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2, help="processes for evaluate() (default 2)")
-    parser.add_argument("--keep", type=Path, help="build the dataset here and keep it (reused if present)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes for evaluate() (default 2)"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="build the dataset here and keep it (reused if present)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
@@ -75,9 +89,13 @@ def main() -> None:
             num_frames = sum(1 for _ in (root / "JPEGImages" / "480p").glob("*/*.jpg"))
         else:
             num_frames = build(root, results)
-        print(f"dataset: 30 sequences, {num_frames} frames of 480x854 ({time.perf_counter() - t0:.1f} s to build)")
+        print(
+            f"dataset: 30 sequences, {num_frames} frames of 480x854 ({time.perf_counter() - t0:.1f} s to build)"
+        )
         t0 = time.perf_counter()
-        scores = evaluate(root, results, subset="val", task="unsupervised", num_workers=args.workers)
+        scores = evaluate(
+            root, results, subset="val", task="unsupervised", num_workers=args.workers
+        )
         seconds = time.perf_counter() - t0
     print(f"evaluate(workers={args.workers}): {seconds:.2f} s, {num_frames / seconds:.1f} frames/s, "
           f"{len(scores.objects)} objects")  # fmt: skip

@@ -22,7 +22,12 @@ from uvosam.eval.measures import (
     jaccard,
     object_statistics,
 )
-from uvosam.eval.synthetic import make_synthetic_davis, read_annotations, write_davis_layout, write_results
+from uvosam.eval.synthetic import (
+    make_synthetic_davis,
+    read_annotations,
+    write_davis_layout,
+    write_results,
+)
 
 # ---------------------------------------------------------------- helpers
 
@@ -173,7 +178,9 @@ def test_shifted_by_one_and_two_pixels(tmp_path):
     gt, res = one_square_video(shift=2)
     s = scored(tmp_path / "b", {"s": gt}, {"s": res})
     p, r = 10 / 13, 10 / 16
-    assert (s.j_mean, s.j_recall, s.f_mean, s.f_recall) == pytest.approx((1 / 3, 0.0, 2 * p * r / (p + r), 1.0))
+    assert (s.j_mean, s.j_recall, s.f_mean, s.f_recall) == pytest.approx(
+        (1 / 3, 0.0, 2 * p * r / (p + r), 1.0)
+    )
 
 
 def test_eroded_result(tmp_path):
@@ -250,7 +257,9 @@ def test_at_most_twenty_ids(tmp_path):
     res[1] = gt[1]
     assert len(scored(tmp_path / "a", {"s": gt}, {"s": res}).objects) == 1
     res[0, 7, 7] = 21
-    with pytest.raises(ValueError, match=r"00000\.png: result id 21 exceeds the maximum of 20 proposals"):
+    with pytest.raises(
+        ValueError, match=r"00000\.png: result id 21 exceeds the maximum of 20 proposals"
+    ):
         scored(tmp_path / "b", {"s": gt}, {"s": res})
 
 
@@ -260,13 +269,21 @@ def test_void_and_frame_selection_per_task(tmp_path):
     res = np.where(gt > 0, 1, 0).astype(np.uint8)  # covers object and void
     res[0] = res[-1] = 0  # wrong first and last frames
     unsup = scored(tmp_path / "u", {"s": gt}, {"s": res})
-    np.testing.assert_array_equal(unsup.objects[0].j_frames, [0, 1, 1, 1, 0])  # void ignored, all frames
+    np.testing.assert_array_equal(
+        unsup.objects[0].j_frames, [0, 1, 1, 1, 0]
+    )  # void ignored, all frames
     semi = scored(tmp_path / "s", {"s": gt}, {"s": res}, task="semi-supervised")
-    np.testing.assert_allclose(semi.objects[0].j_frames, [16 / 36] * 3)  # 255 is background, frames 1..3 only
+    np.testing.assert_allclose(
+        semi.objects[0].j_frames, [16 / 36] * 3
+    )  # 255 is background, frames 1..3 only
     res[1, 0, 0] = 2
-    with pytest.raises(ValueError, match="result id 2 exceeds the 1 ground-truth objects of the first frame"):
+    with pytest.raises(
+        ValueError, match="result id 2 exceeds the 1 ground-truth objects of the first frame"
+    ):
         scored(tmp_path / "t", {"s": gt}, {"s": res}, task="semi-supervised")
-    with pytest.raises(ValueError, match="has 2 frames; the semi-supervised protocol .* needs at least 3"):
+    with pytest.raises(
+        ValueError, match="has 2 frames; the semi-supervised protocol .* needs at least 3"
+    ):
         scored(tmp_path / "w", {"s": gt[:2]}, {"s": res[:2]}, task="semi-supervised")
 
 
@@ -296,7 +313,9 @@ def test_synthetic_dataset(synthetic):
     assert (root / "ImageSets/2017/val.txt").read_text().split() == names
     gt = read_annotations(root, names[0])
     assert gt.shape == (4, 24, 32) and (gt == 255).any()
-    assert set(np.unique(gt[0])) == {0, 1, 2, 255} and (gt[2:] == 3).any()  # late object from frame 2
+    assert (
+        set(np.unique(gt[0])) == {0, 1, 2, 255} and (gt[2:] == 3).any()
+    )  # late object from frame 2
     assert len(list((root / "JPEGImages/480p" / names[0]).glob("*.jpg"))) == 4
     with Image.open(root / "Annotations/480p" / names[0] / "00000.png") as im:
         assert im.mode == "P" and im.getpalette()[3:9] == [128, 0, 0, 0, 128, 0]
@@ -355,7 +374,7 @@ def test_workers_give_identical_scores(synthetic):
 def test_cli_prints_tables_and_writes_json(synthetic, tmp_path, capsys):
     from uvosam_cli import davis as cli
 
-    root, res, names = synthetic
+    root, res, _ = synthetic
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
     out = tmp_path / "scores.json"

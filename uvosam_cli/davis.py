@@ -21,10 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Unsupervised: all frames, void ignored, Hungarian matching per sequence, at most 20 ids. "
         "Semi-supervised: first and last frames dropped, ids matched by value.",
     )
-    parser.add_argument("--davis-root", type=Path, required=True, help="DAVIS folder (JPEGImages/, ImageSets/...)")
-    parser.add_argument("--results", type=Path, required=True, help="folder of <sequence>/<frame>.png results")
-    parser.add_argument("--set", dest="subset", choices=SUBSETS, default="val", help="image set (default: val)")
-    parser.add_argument("--task", choices=TASKS, default="unsupervised", help="protocol (default: unsupervised)")
+    parser.add_argument(
+        "--davis-root", type=Path, required=True, help="DAVIS folder (JPEGImages/, ImageSets/...)"
+    )
+    parser.add_argument(
+        "--results", type=Path, required=True, help="folder of <sequence>/<frame>.png results"
+    )
+    parser.add_argument(
+        "--set", dest="subset", choices=SUBSETS, default="val", help="image set (default: val)"
+    )
+    parser.add_argument(
+        "--task", choices=TASKS, default="unsupervised", help="protocol (default: unsupervised)"
+    )
     parser.add_argument("--sequences", nargs="+", help="score only these sequences of the set")
     parser.add_argument("--workers", type=int, default=2, help="scoring processes (default: 2)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
@@ -79,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_tables(scores))
     sequences = len({o.sequence for o in scores.objects})
-    print(f"\n{sequences} sequences, {len(scores.objects)} objects scored in {time.perf_counter() - start:.1f} s")
+    print(
+        f"\n{sequences} sequences, {len(scores.objects)} objects scored in {time.perf_counter() - start:.1f} s"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n")

@@ -26,10 +26,24 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from uvosam.eval.layout import SUBSETS, TASKS, SequenceFiles, find_sequences, read_annotation, read_result
+from uvosam.eval.layout import (
+    SUBSETS,
+    TASKS,
+    SequenceFiles,
+    find_sequences,
+    read_annotation,
+    read_result,
+)
 from uvosam.eval.measures import boundary_radius, frame_scores, object_statistics
 
-__all__ = ["MAX_PROPOSALS", "ObjectScore", "DavisScores", "evaluate", "score_sequence", "GLOBAL_METRICS"]
+__all__ = [
+    "GLOBAL_METRICS",
+    "MAX_PROPOSALS",
+    "DavisScores",
+    "ObjectScore",
+    "evaluate",
+    "score_sequence",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +112,15 @@ class DavisScores:
 
     def global_dict(self) -> dict[str, float]:
         """The seven global numbers keyed exactly as the official table ("J&F-Mean", "J-Mean", ...)."""
-        values = (self.jf_mean, self.j_mean, self.j_recall, self.j_decay, self.f_mean, self.f_recall, self.f_decay)
+        values = (
+            self.jf_mean,
+            self.j_mean,
+            self.j_recall,
+            self.j_decay,
+            self.f_mean,
+            self.f_recall,
+            self.f_decay,
+        )
         return dict(zip(GLOBAL_METRICS, (float(v) for v in values)))
 
     def to_dict(self) -> dict:
@@ -126,10 +148,17 @@ def _protocol(seq: SequenceFiles, task: str, num_objects: int) -> tuple[range, i
             f"sequence {seq.name!r} has {len(frames)} frames; the semi-supervised protocol scores all but the "
             "first and last, so it needs at least 3"
         )
-    return frames[1:-1], num_objects, num_objects, f"the {num_objects} ground-truth objects of the first frame"
+    return (
+        frames[1:-1],
+        num_objects,
+        num_objects,
+        f"the {num_objects} ground-truth objects of the first frame",
+    )
 
 
-def _frame_matrices(seq: SequenceFiles, results_dir: Path, task: str) -> tuple[np.ndarray, np.ndarray, int]:
+def _frame_matrices(
+    seq: SequenceFiles, results_dir: Path, task: str
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-frame J and F of every (proposal, object) pair as two (P, K, T) arrays, and K.
 
     P = max(largest result id, K) for unsupervised (empty proposals pad up to K), K for semi-supervised.
@@ -153,7 +182,9 @@ def _frame_matrices(seq: SequenceFiles, results_dir: Path, task: str) -> tuple[n
         _check_ids(res, limit, res_path, limit_text)
         top = max(top, int(res.max(initial=0)))
         gt = np.where(void, 0, gt)
-        j, f = frame_scores(res, gt, rows, num_objects, radius=radius, void=void if task == "unsupervised" else None)
+        j, f = frame_scores(
+            res, gt, rows, num_objects, radius=radius, void=void if task == "unsupervised" else None
+        )
         j_all.append(j)
         f_all.append(f)
     rows = max(top, num_objects) if task == "unsupervised" else num_objects
@@ -170,11 +201,15 @@ def _same_shape(labels: np.ndarray, first: np.ndarray, path: Path, first_path: P
         )
 
 
-def score_sequence(seq: SequenceFiles, results_dir: str | Path, *, task: str = "unsupervised") -> list[ObjectScore]:
+def score_sequence(
+    seq: SequenceFiles, results_dir: str | Path, *, task: str = "unsupervised"
+) -> list[ObjectScore]:
     """Score one sequence: one :class:`ObjectScore` per ground-truth object of its first annotation frame."""
     j_arr, f_arr, num_objects = _frame_matrices(seq, Path(results_dir), task)
     if num_objects == 0:
-        logger.warning("sequence %s has no object in its first annotation frame; it adds no rows", seq.name)
+        logger.warning(
+            "sequence %s has no object in its first annotation frame; it adds no rows", seq.name
+        )
         return []
     if task == "semi-supervised":
         pairs = [(k, k) for k in range(num_objects)]
@@ -234,7 +269,9 @@ def evaluate(
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
-        raise FileNotFoundError(f"results folder not found: {results_dir} (expected <results>/<sequence>/<frame>.png)")
+        raise FileNotFoundError(
+            f"results folder not found: {results_dir} (expected <results>/<sequence>/<frame>.png)"
+        )
     seqs = find_sequences(davis_root, subset=subset, task=task, sequences=sequences)
     jobs = [(seq, results_dir, task) for seq in seqs]
     if num_workers > 1 and len(jobs) > 1:
@@ -245,11 +282,17 @@ def evaluate(
         per_seq = [_score_job(job) for job in jobs]
     objects = tuple(obj for rows in per_seq for obj in rows)
     if not objects:
-        raise ValueError(f"no ground-truth object in the first annotation frame of any of {len(seqs)} sequences")
+        raise ValueError(
+            f"no ground-truth object in the first annotation frame of any of {len(seqs)} sequences"
+        )
     means = {
         name: float(np.mean([getattr(o, name) for o in objects]))
         for name in ("j_mean", "j_recall", "j_decay", "f_mean", "f_recall", "f_decay")
     }
     return DavisScores(
-        jf_mean=(means["j_mean"] + means["f_mean"]) / 2, **means, objects=objects, task=task, subset=subset
+        jf_mean=(means["j_mean"] + means["f_mean"]) / 2,
+        **means,
+        objects=objects,
+        task=task,
+        subset=subset,
     )

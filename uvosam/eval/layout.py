@@ -16,7 +16,15 @@ import numpy as np
 
 from uvosam.eval.masks_io import read_index_png
 
-__all__ = ["TASKS", "SUBSETS", "SequenceFiles", "find_sequences", "read_annotation", "read_result", "imageset_path"]
+__all__ = [
+    "SUBSETS",
+    "TASKS",
+    "SequenceFiles",
+    "find_sequences",
+    "imageset_path",
+    "read_annotation",
+    "read_result",
+]
 
 TASKS = ("unsupervised", "semi-supervised")
 SUBSETS = ("train", "val", "test-dev", "test-challenge")
@@ -52,7 +60,9 @@ def imageset_path(root: str | Path, *, subset: str, task: str) -> Path:
 
 def _read_imageset(path: Path) -> list[str]:
     if not path.is_file():
-        raise FileNotFoundError(f"sequence list not found: {path} (one sequence name per line); {DOWNLOAD_HINT}")
+        raise FileNotFoundError(
+            f"sequence list not found: {path} (one sequence name per line); {DOWNLOAD_HINT}"
+        )
     names = [line.strip() for line in path.read_text().splitlines()]
     return [n for n in names if n]
 
@@ -89,7 +99,9 @@ def find_sequences(
         )
     ann_root = root / annotation_folder(task) / RESOLUTION
     if not ann_root.is_dir():
-        raise FileNotFoundError(f"annotation folder for the {task} task not found: {ann_root}; {DOWNLOAD_HINT}")
+        raise FileNotFoundError(
+            f"annotation folder for the {task} task not found: {ann_root}; {DOWNLOAD_HINT}"
+        )
     set_file = imageset_path(root, subset=subset, task=task)
     listed = _read_imageset(set_file)
     if sequences is None:
@@ -99,7 +111,9 @@ def find_sequences(
         unknown = [n for n in names if n not in set(listed)]
         if unknown:
             shown = ", ".join(listed[:10]) + (" ..." if len(listed) > 10 else "")
-            raise ValueError(f"unknown sequence(s) {unknown} for set {subset!r}: not listed in {set_file} ({shown})")
+            raise ValueError(
+                f"unknown sequence(s) {unknown} for set {subset!r}: not listed in {set_file} ({shown})"
+            )
     if not names:
         raise ValueError(f"{set_file} lists no sequences")
     return [_sequence_files(root, name, task) for name in names]

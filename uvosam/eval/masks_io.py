@@ -51,7 +51,9 @@ def write_index_png(path: str | Path, ids: np.ndarray) -> Path:
     """
     ids = np.asarray(ids)
     if ids.ndim != 2:
-        raise ValueError(f"expected a 2-D (H, W) array of object ids for {path}, got shape {ids.shape}")
+        raise ValueError(
+            f"expected a 2-D (H, W) array of object ids for {path}, got shape {ids.shape}"
+        )
     if ids.size and (ids.min() < 0 or ids.max() > 255):
         raise ValueError(
             f"object ids must lie in 0..255 to fit a palette PNG, got {ids.min()}..{ids.max()} for {path}; "

@@ -27,12 +27,12 @@ from scipy.spatial import cKDTree
 __all__ = [
     "boundary_map",
     "boundary_radius",
+    "decay_bins",
     "disk",
-    "jaccard",
     "f_measure",
     "frame_scores",
+    "jaccard",
     "object_statistics",
-    "decay_bins",
 ]
 
 BOUNDARY_FRACTION = 0.008
@@ -88,7 +88,9 @@ def jaccard(gt_mask: np.ndarray, res_mask: np.ndarray, void: np.ndarray | None =
         void: optional (H, W) binary mask of pixels that count for nothing.
     """
     if gt_mask.shape != res_mask.shape:
-        raise ValueError(f"ground truth shape {gt_mask.shape} differs from result shape {res_mask.shape}")
+        raise ValueError(
+            f"ground truth shape {gt_mask.shape} differs from result shape {res_mask.shape}"
+        )
     keep = _not_void(gt_mask.shape, void)
     g, r = gt_mask.astype(bool), res_mask.astype(bool)
     inter = int(np.sum(g & r & keep))
@@ -112,7 +114,11 @@ def _f_from_counts(matched_res, n_res, matched_gt, n_gt):
 
 
 def f_measure(
-    gt_mask: np.ndarray, res_mask: np.ndarray, void: np.ndarray | None = None, *, radius: int | None = None
+    gt_mask: np.ndarray,
+    res_mask: np.ndarray,
+    void: np.ndarray | None = None,
+    *,
+    radius: int | None = None,
 ) -> float:
     """Boundary F measure of one object in one frame (reference path, dense disk dilation).
 
@@ -127,7 +133,9 @@ def f_measure(
         radius: dilation radius in pixels; default :func:`boundary_radius` of the mask size.
     """
     if gt_mask.shape != res_mask.shape:
-        raise ValueError(f"ground truth shape {gt_mask.shape} differs from result shape {res_mask.shape}")
+        raise ValueError(
+            f"ground truth shape {gt_mask.shape} differs from result shape {res_mask.shape}"
+        )
     keep = _not_void(gt_mask.shape, void)
     radius = boundary_radius(*gt_mask.shape) if radius is None else radius
     b_res = boundary_map(res_mask.astype(bool) & keep)
@@ -158,7 +166,9 @@ def _boundary_points(labels: np.ndarray, count: int) -> list[np.ndarray]:
     return out
 
 
-def _matched_counts(queries: list[np.ndarray], targets: list[np.ndarray], radius: int) -> np.ndarray:
+def _matched_counts(
+    queries: list[np.ndarray], targets: list[np.ndarray], radius: int
+) -> np.ndarray:
     """``out[i, j]`` = number of points of ``queries[i]`` within Euclidean distance ``radius`` of ``targets[j]``.
 
     Equals ``|Q_i & dilate(T_j, disk(radius))|``: only points inside the target's bounding box grown by ``radius``
@@ -219,9 +229,13 @@ def frame_scores(
         (J, F): two (P, K) float64 arrays.
     """
     if res_labels.shape != gt_labels.shape:
-        raise ValueError(f"result shape {res_labels.shape} differs from ground truth shape {gt_labels.shape}")
+        raise ValueError(
+            f"result shape {res_labels.shape} differs from ground truth shape {gt_labels.shape}"
+        )
     if max(num_proposals, num_objects) > 255:
-        raise ValueError(f"at most 255 proposals and objects, got {num_proposals} and {num_objects}")
+        raise ValueError(
+            f"at most 255 proposals and objects, got {num_proposals} and {num_objects}"
+        )
     res = _small_labels(res_labels, num_proposals, void)
     gt = _small_labels(gt_labels, num_objects, void)
     joint = res.astype(np.uint16) * np.uint16(num_objects + 1) + gt
@@ -235,7 +249,9 @@ def frame_scores(
     b_gt = _boundary_points(gt, num_objects)
     n_res = np.array([len(b) for b in b_res])[:, None]
     n_gt = np.array([len(b) for b in b_gt])[None, :]
-    f = _f_from_counts(_matched_counts(b_res, b_gt, radius), n_res, _matched_counts(b_gt, b_res, radius).T, n_gt)
+    f = _f_from_counts(
+        _matched_counts(b_res, b_gt, radius), n_res, _matched_counts(b_gt, b_res, radius).T, n_gt
+    )
     return j, f.reshape(num_proposals, num_objects)
 
 

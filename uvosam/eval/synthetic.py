@@ -20,12 +20,12 @@ from uvosam.eval.layout import RESOLUTION, TASKS, annotation_folder, imageset_pa
 from uvosam.eval.masks_io import davis_palette, read_index_png, write_index_png
 
 __all__ = [
-    "make_synthetic_davis",
-    "write_davis_layout",
-    "render_labels",
-    "read_annotations",
-    "write_results",
     "frame_name",
+    "make_synthetic_davis",
+    "read_annotations",
+    "render_labels",
+    "write_davis_layout",
+    "write_results",
 ]
 
 VOID = 255
@@ -36,7 +36,9 @@ def frame_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def _tracks(rng: np.random.Generator, count: int, frames: int, height: int, width: int) -> np.ndarray:
+def _tracks(
+    rng: np.random.Generator, count: int, frames: int, height: int, width: int
+) -> np.ndarray:
     """(count, frames, 4) float rows (cy, cx, ry, rx) of ellipses moving and bouncing inside the image."""
     radii = rng.uniform(0.08, 0.22, size=(count, 2)) * np.array([height, width])
     radii = np.maximum(radii, 2.0)
@@ -86,7 +88,14 @@ def _image(background: np.ndarray, labels: np.ndarray, colours: np.ndarray) -> n
 
 
 def _sequence(
-    rng: np.random.Generator, frames: int, height: int, width: int, objects: int, *, void: bool, late_object: bool
+    rng: np.random.Generator,
+    frames: int,
+    height: int,
+    width: int,
+    objects: int,
+    *,
+    void: bool,
+    late_object: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     count = objects + int(late_object)
     tracks = _tracks(rng, count, frames, height, width)
@@ -94,10 +103,16 @@ def _sequence(
         tracks[objects, : max(1, frames // 2)] = np.nan
     colours = np.zeros((256, 3), np.uint8)
     colours[1 : count + 1] = rng.integers(140, 256, size=(count, 3))
-    coarse = rng.integers(20, 110, size=(max(2, height // 8), max(2, width // 8), 3)).astype(np.float64)
+    coarse = rng.integers(20, 110, size=(max(2, height // 8), max(2, width // 8), 3)).astype(
+        np.float64
+    )
     zoom = (height / coarse.shape[0], width / coarse.shape[1], 1)
-    background = np.clip(ndimage.zoom(coarse, zoom, order=1), 0, 255).astype(np.uint8)[:height, :width]
-    labels = np.stack([render_labels(tracks[:, t], height, width, range(1, count + 1)) for t in range(frames)])
+    background = np.clip(ndimage.zoom(coarse, zoom, order=1), 0, 255).astype(np.uint8)[
+        :height, :width
+    ]
+    labels = np.stack(
+        [render_labels(tracks[:, t], height, width, range(1, count + 1)) for t in range(frames)]
+    )
     if void:
         labels = np.stack([_add_void(lab) for lab in labels])
     images = np.stack([_image(background, lab, colours) for lab in labels])
@@ -139,7 +154,9 @@ def make_synthetic_davis(
     frame_counts = [frames] * sequences if isinstance(frames, int) else list(frames)
     object_counts = [objects] * sequences if isinstance(objects, int) else list(objects)
     if len(frame_counts) != sequences or len(object_counts) != sequences:
-        raise ValueError(f"frames and objects need one value or {sequences} values, got {frames!r}, {objects!r}")
+        raise ValueError(
+            f"frames and objects need one value or {sequences} values, got {frames!r}, {objects!r}"
+        )
     labels, images = {}, {}
     for i, (t_count, k_count) in enumerate(zip(frame_counts, object_counts)):
         name = f"synth-{i:03d}"
@@ -173,14 +190,18 @@ def write_davis_layout(
     for name, labels in labels_by_sequence.items():
         labels = np.asarray(labels)
         if labels.ndim != 3:
-            raise ValueError(f"sequence {name!r}: expected (T, H, W) labels, got shape {labels.shape}")
+            raise ValueError(
+                f"sequence {name!r}: expected (T, H, W) labels, got shape {labels.shape}"
+            )
         images = davis_palette()[labels] if images_by_sequence is None else images_by_sequence[name]
         for t, (lab, rgb) in enumerate(zip(labels, images)):
             jpg = root / "JPEGImages" / RESOLUTION / name / f"{frame_name(t)}.jpg"
             jpg.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.asarray(rgb, np.uint8)).save(jpg, quality=85)
             for task in TASKS:
-                write_index_png(root / annotation_folder(task) / RESOLUTION / name / f"{frame_name(t)}.png", lab)
+                write_index_png(
+                    root / annotation_folder(task) / RESOLUTION / name / f"{frame_name(t)}.png", lab
+                )
     names = list(labels_by_sequence)
     for task in TASKS:
         set_file = imageset_path(root, subset=subset, task=task)
@@ -217,7 +238,9 @@ def write_results(
     for name, labels in labels_by_sequence.items():
         stems = list(frame_ids[name]) if frame_ids else [frame_name(t) for t in range(len(labels))]
         if len(stems) != len(labels):
-            raise ValueError(f"sequence {name!r}: {len(labels)} label maps but {len(stems)} frame ids")
+            raise ValueError(
+                f"sequence {name!r}: {len(labels)} label maps but {len(stems)} frame ids"
+            )
         for stem, lab in zip(stems, labels):
             write_index_png(results_dir / name / f"{stem}.png", np.asarray(lab))
     results_dir.mkdir(parents=True, exist_ok=True)
