@@ -254,6 +254,8 @@ def evaluate(
         task: "unsupervised" or "semi-supervised".
         sequences: optional subset of the set's sequences, scored in the given order; default all, in file order.
         num_workers: processes scoring sequences in parallel (1 = in this process). Results do not depend on it.
+            More than 1 starts 'spawn' processes, so a script calling it needs an
+            ``if __name__ == "__main__":`` guard.
 
     Returns:
         :class:`DavisScores`.
