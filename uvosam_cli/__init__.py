@@ -10,6 +10,7 @@ import sys
 SUBCOMMAND_MODULES = [
     "uvosam_cli.segment",
     "uvosam_cli.track",
+    "uvosam_cli.davis",
     "uvosam_cli.info",
 ]
 
