@@ -58,7 +58,8 @@ def imageset_path(root: str | Path, *, subset: str, task: str) -> Path:
     return Path(root) / "ImageSets" / year / f"{subset}.txt"
 
 
-def _read_imageset(path: Path) -> list[str]:
+def read_imageset(path: Path) -> list[str]:
+    """Sequence names of an ImageSets file (one per line), or FileNotFoundError with a download hint."""
     if not path.is_file():
         raise FileNotFoundError(
             f"sequence list not found: {path} (one sequence name per line); {DOWNLOAD_HINT}"
@@ -103,7 +104,7 @@ def find_sequences(
             f"annotation folder for the {task} task not found: {ann_root}; {DOWNLOAD_HINT}"
         )
     set_file = imageset_path(root, subset=subset, task=task)
-    listed = _read_imageset(set_file)
+    listed = read_imageset(set_file)
     if sequences is None:
         names = listed
     else:
