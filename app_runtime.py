@@ -1,8 +1,9 @@
-"""Everything the Gradio app needs that is not UI: settings, model loading, per-session folders, the job pump.
+"""What the Gradio app needs besides UI: settings, model loading, session folders, the job pump.
 
-Kept apart from ``app.py`` so the UI file stays readable and this part is testable without a browser. Nothing here
-imports gradio. ``spaces`` (Hugging Face ZeroGPU) is imported first when it is installed, as ZeroGPU asks; off
-Spaces ``spaces.GPU`` is a no-op and without the package the decorator below is the identity.
+Kept apart from ``app.py`` so the UI file stays readable and this part is testable without a
+browser. Nothing here imports gradio. ``spaces`` (Hugging Face ZeroGPU) is imported first when it is
+installed, as ZeroGPU asks; off Spaces ``spaces.GPU`` is a no-op and without the package the
+decorator below is the identity.
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from uvosam.video import probe
 
 logger = logging.getLogger("uvosam.app")
 
-PRESETS = ("idol-ytvis19-r50", "idol-ytvis21-r50", "idol-ovis-r50", "idol-coco-r50", "uvosam-davis-r50")
+PRESETS = (
+    "idol-ytvis19-r50",
+    "idol-ytvis21-r50",
+    "idol-ovis-r50",
+    "idol-coco-r50",
+    "uvosam-davis-r50",
+)
 SAM_SIZES = ("vit_b", "vit_l", "vit_h")
 GetPipeline = Callable[[str, str], UVOSAM]
 
@@ -51,7 +58,9 @@ def _env_number(environ: Mapping[str, str], name: str, default: float, kind: typ
     except ValueError:
         value = None
     if value is None or value <= 0:
-        raise ValueError(f"{name} must be a positive {kind.__name__}; got {raw!r}. Unset it or fix its value.")
+        raise ValueError(
+            f"{name} must be a positive {kind.__name__}; got {raw!r}. Unset it or fix its value."
+        )
     return value
 
 
@@ -61,16 +70,21 @@ class AppSettings:
 
     Attributes:
         max_frames: most frames processed per run, after stride [UVOSAM_MAX_FRAMES].
-        max_seconds: longest accepted video duration covered by a run, in seconds [UVOSAM_MAX_SECONDS].
+        max_seconds: longest accepted video duration covered by a run, in seconds
+            [UVOSAM_MAX_SECONDS].
         max_side: longest accepted frame side in pixels [UVOSAM_MAX_SIDE].
-        max_upload_mb: upload size limit in MiB (``launch(max_file_size=...)``) [UVOSAM_MAX_UPLOAD_MB].
+        max_upload_mb: upload size limit in MiB (``launch(max_file_size=...)``)
+            [UVOSAM_MAX_UPLOAD_MB].
         concurrency_limit: runs on the GPU at once [UVOSAM_CONCURRENCY].
         max_queue: most waiting runs; more are refused with "queue full" [UVOSAM_MAX_QUEUE].
         default_preset, default_sam: models loaded at start [UVOSAM_TRACKER, UVOSAM_SAM].
-        work_root: folder for per-session run folders (default: a fresh temp folder) [UVOSAM_WORK_DIR].
+        work_root: folder for per-session run folders (default: a fresh temp folder)
+            [UVOSAM_WORK_DIR].
         chunk_seconds: length of the streamed video chunks.
-        status_interval_s: the longest gap between two updates sent to the browser (cancel lands within it).
-        session_ttl_s: a session's results are deleted this long after its last run (or when the tab closes).
+        status_interval_s: the longest gap between two updates sent to the browser (a cancel lands
+            within it).
+        session_ttl_s: a session's results are deleted this long after its last run (or when its
+            tab closes).
     """
 
     max_frames: int = 900
@@ -88,9 +102,13 @@ class AppSettings:
 
     def __post_init__(self) -> None:
         if self.default_preset not in PRESETS:
-            raise ValueError(f"AppSettings.default_preset must be one of {PRESETS}; got {self.default_preset!r}")
+            raise ValueError(
+                f"AppSettings.default_preset must be one of {PRESETS}; got {self.default_preset!r}"
+            )
         if self.default_sam not in SAM_SIZES:
-            raise ValueError(f"AppSettings.default_sam must be one of {SAM_SIZES}; got {self.default_sam!r}")
+            raise ValueError(
+                f"AppSettings.default_sam must be one of {SAM_SIZES}; got {self.default_sam!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSettings:
@@ -111,17 +129,19 @@ class AppSettings:
         )
 
     def limits(self) -> VideoLimits:
-        return VideoLimits(max_frames=self.max_frames, max_side=self.max_side, max_duration_s=self.max_seconds)
+        return VideoLimits(
+            max_frames=self.max_frames, max_side=self.max_side, max_duration_s=self.max_seconds
+        )
 
 
-# ----------------------------------------------------------------------------------------------- models
+# ------------------------------------------------------------------------------------------- models
 def zero_gpu() -> bool:
     """True on a ZeroGPU Space (``spaces`` installed and ``SPACES_ZERO_GPU`` set)."""
     return spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"}
 
 
 def default_device() -> str:
-    """``cuda`` on a GPU machine or ZeroGPU (models go to CUDA at start there, as ZeroGPU expects), else ``cpu``."""
+    """``cuda`` on a GPU machine or on ZeroGPU (models go to CUDA at start, as ZeroGPU expects)."""
     return "cuda" if zero_gpu() or torch.cuda.is_available() else "cpu"
 
 
@@ -135,8 +155,8 @@ def from_pretrained(preset: str, sam: str, device: str) -> UVOSAM:
     load = getattr(UVOSAM, "from_pretrained", None)
     if load is None:
         raise NotImplementedError(
-            "This uvosam build has no UVOSAM.from_pretrained, so the app cannot load the released models; "
-            "install a complete uvosam (pip install -e . from the repository)."
+            "This uvosam build has no UVOSAM.from_pretrained, so the app cannot load the released "
+            "models; install a complete uvosam (pip install -e . from the repository)."
         )
     return load(tracker=preset, sam=sam, device=device)
 
@@ -144,13 +164,19 @@ def from_pretrained(preset: str, sam: str, device: str) -> UVOSAM:
 class PipelineLoader:
     """``loader(preset, sam) -> UVOSAM``: loads each pair once per process and keeps it (read-only).
 
-    Weight files are checked first (``hub.resolve``: ``checkpoints/``, then the Hugging Face cache/Hub), so a
-    missing-weights error lists EVERY missing file at once. Loading one pair does not block users of pairs
-    already loaded. At most ``max_loaded`` pairs are kept; the least recently used (never the first) goes.
+    Weight files are checked first (``hub.resolve``: ``checkpoints/``, then the Hugging Face
+    cache/Hub), so a missing-weights error lists EVERY missing file at once. Loading one pair does
+    not block users of pairs already loaded. At most ``max_loaded`` pairs are kept; the least
+    recently used (never the first) goes.
     """
 
-    def __init__(self, *, device: str, load: Callable[[str, str, str], UVOSAM] = from_pretrained,
-                 max_loaded: int = 3) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        device: str,
+        load: Callable[[str, str, str], UVOSAM] = from_pretrained,
+        max_loaded: int = 3,
+    ) -> None:
         self.device = device
         self.weight_files: dict[str, Path] = {}
         self._load = load
@@ -206,7 +232,8 @@ def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str
         path = files.get(name)
         digest = hub.file_sha256(path) if path is not None else spec.sha256
         where = spec.repo_id or spec.url or "local"
-        lines.append(f"{name}: {spec.basename} ({where}) sha256 {digest[:16] + '…' if digest else 'unpublished'}")
+        shown = digest[:16] + "…" if digest else "unpublished"
+        lines.append(f"{name}: {spec.basename} ({where}) sha256 {shown}")
     return lines
 
 
@@ -232,26 +259,39 @@ def backend_text() -> str:
     from uvosam.tracker import msda
 
     status = getattr(msda, "backend_status", None)
-    return status() if status is not None else "msda: pytorch reference (this build reports no backend status)"
+    return (
+        status()
+        if status is not None
+        else "msda: pytorch reference (this build reports no backend status)"
+    )
 
 
-# ------------------------------------------------------------------------------------------------- GPU
+# ---------------------------------------------------------------------------------------------- GPU
 _SOURCES: dict[str, GetPipeline] = {}
 _PER_FRAME_S = {"vit_b": 0.2, "vit_l": 0.35, "vit_h": 0.5}
 
 
 def register_source(get_pipeline: GetPipeline) -> str:
-    """Give the pipeline source a key, so GPU jobs get only picklable arguments (ZeroGPU sends them over)."""
+    """A key for the pipeline source, so GPU jobs get only picklable arguments (ZeroGPU pickles)."""
     key = f"source-{len(_SOURCES)}"
     _SOURCES[key] = get_pipeline
     return key
 
 
-def gpu_seconds(source_key: str, preset: str, sam: str, config: PipelineConfig, video: str, work_dir: str,
-                options: JobOptions) -> int:  # fmt: skip
-    """ZeroGPU ``duration``: seconds asked for one job, scaling with its frame count (same args as the job)."""
+def gpu_seconds(
+    source_key: str,
+    preset: str,
+    sam: str,
+    config: PipelineConfig,
+    video: str,
+    work_dir: str,
+    options: JobOptions,
+) -> int:
+    """ZeroGPU ``duration``: seconds asked for a job, growing with its frames (job's arguments)."""
     try:
-        frames = probe(video).num_output_frames(stride=options.stride, max_frames=options.max_frames)
+        frames = probe(video).num_output_frames(
+            stride=options.stride, max_frames=options.max_frames
+        )
     except (OSError, ValueError):
         return 60  # the job itself reports the bad input
     return int(min(600, 20 + frames * _PER_FRAME_S.get(sam, 0.5)))
@@ -264,15 +304,22 @@ def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:
 
 
 @_gpu(duration=gpu_seconds)
-def gpu_job(source_key: str, preset: str, sam: str, config: PipelineConfig, video: str, work_dir: str,
-            options: JobOptions) -> Iterator[JobProgress]:  # fmt: skip
-    """``run_job`` with the loaded (preset, sam) models and this run's ``PipelineConfig`` (shared models untouched)."""
+def gpu_job(
+    source_key: str,
+    preset: str,
+    sam: str,
+    config: PipelineConfig,
+    video: str,
+    work_dir: str,
+    options: JobOptions,
+) -> Iterator[JobProgress]:
+    """``run_job`` with the loaded (preset, sam) models and this run's ``PipelineConfig``."""
     base = _SOURCES[source_key](preset, sam)
     pipe = UVOSAM(base.tracker, base.segmenter, config)
     yield from run_job(pipe, video, work_dir, options)
 
 
-# --------------------------------------------------------------------------------------- session folders
+# ---------------------------------------------------------------------------------- session folders
 class WorkRoot:
     """``<root>/<session>/<kind>-<id>/`` folders; a session's folders are removed with it."""
 
@@ -302,7 +349,7 @@ class WorkRoot:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-# ------------------------------------------------------------------------------------------------ pump
+# --------------------------------------------------------------------------------------------- pump
 @dataclass(frozen=True)
 class PumpItem:
     """One message from the worker: a step, the end (``done``) or the exception that ended it."""
@@ -314,12 +361,12 @@ class PumpItem:
 
 @dataclass
 class JobPump:
-    """Runs a job generator in a worker thread so the UI generator can answer every ``interval`` seconds.
+    """Runs a job generator in a worker thread, so the UI generator can answer every ``interval`` s.
 
-    ``cancel()`` returns at once; the worker closes the job generator after its current frame (ffmpeg is stopped,
-    unfinished files are deleted). Whenever a job ends without its result (cancelled or failed), the worker calls
-    ``on_abort`` (e.g. to delete the run folder). ``slots`` bounds how many jobs run at once, cancelled ones still
-    finishing their frame included.
+    ``cancel()`` returns at once; the worker closes the job generator after its current frame
+    (ffmpeg is stopped, unfinished files are deleted). Whenever a job ends without its result
+    (cancelled or failed), the worker calls ``on_abort`` (e.g. to delete the run folder). ``slots``
+    bounds how many jobs run at once, cancelled ones still finishing their frame included.
     """
 
     work: Callable[[], Iterator[JobProgress]]
@@ -352,7 +399,7 @@ class JobPump:
                     self._put(PumpItem(step=step))
                     if self._stop.is_set():
                         break
-            except Exception as err:  # handed to the UI thread, which maps it to a message or logs it
+            except Exception as err:  # handed to the UI thread: mapped to a message or logged
                 self._put(PumpItem(error=err))
             finally:
                 if steps is not None:
@@ -362,7 +409,7 @@ class JobPump:
                 self._put(PumpItem(done=True))
 
     def poll(self, timeout: float) -> list[PumpItem]:
-        """Everything queued now, waiting up to ``timeout`` s for the first item ([] if none came)."""
+        """Everything queued now, waiting up to ``timeout`` s for the first item ([] if none)."""
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:

@@ -38,7 +38,8 @@ class ReplaySession:
 
 @dataclass
 class ReplayTracker:
-    """Replays known boxes: ``boxes_xyxy`` (T, K, 4) with NaN rows for absent objects; object k gets id k + 1.
+    """Replays known boxes: ``boxes_xyxy`` (T, K, 4) with NaN rows for absent objects; object k gets
+    id k + 1.
 
     Frame i is decided ``lookahead`` pushes after its own (like a tracker with hindsight).
     """
@@ -55,7 +56,9 @@ class ReplayTracker:
         return session
 
     def frame_tracks(self, t: int) -> FrameTracks:
-        boxes = self.boxes_xyxy[t] if t < len(self.boxes_xyxy) else np.full((0, 4), np.nan, np.float32)
+        boxes = (
+            self.boxes_xyxy[t] if t < len(self.boxes_xyxy) else np.full((0, 4), np.nan, np.float32)
+        )
         present = ~np.isnan(boxes).any(axis=1)
         k = np.flatnonzero(present)
         scores = (
@@ -100,8 +103,9 @@ class MovingBoxSession:
 
 @dataclass
 class MovingBoxTracker:
-    """Boxes for ANY video, deterministic: object k (id k + 1, label k) is a box a quarter of the frame wide
-    and a third high, in row k, sliding right by 1/20 of the width per frame (wrapping); scores 0.9, 0.6, 0.3...
+    """Boxes for ANY video, deterministic: object k (id k + 1, label k) is a box a quarter of the
+    frame wide and a third high, in row k, sliding right by 1/20 of the width per frame (wrapping);
+    scores 0.9, 0.6, 0.3...
 
     ``delay_s`` sleeps in every ``push`` (a slow model, to watch streaming and cancellation).
     """

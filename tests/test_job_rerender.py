@@ -79,7 +79,9 @@ def test_rerender_all_tracks_matches_the_run(cached_run, tmp_path):
 
 
 def test_rerender_iter_streams_chunks_and_can_be_closed(cached_run, tmp_path):
-    steps = rerender_iter(cached_run.cache_dir, tmp_path, options=JobOptions(chunk_seconds=0.5, output_max_side=32))
+    steps = rerender_iter(
+        cached_run.cache_dir, tmp_path, options=JobOptions(chunk_seconds=0.5, output_max_side=32)
+    )
     first = [next(steps) for _ in range(6)]
     assert any(s.chunk is not None and s.chunk.is_file() for s in first)
     assert first[0].preview.shape == (24, 32, 3)

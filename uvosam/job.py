@@ -1,14 +1,15 @@
-"""One video, end to end: decode -> track + segment -> overlay video (+ ~1 s chunks) -> exports -> zip.
+"""One video, end to end: decode -> track + segment -> overlay (+ ~1 s chunks) -> exports -> zip.
 
-``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which streams the chunks):
-it yields a ``JobProgress`` after every frame and a last one carrying the ``JobResult``. Everything it writes goes
-under ``work_dir``; per-frame memory is flat in video length (frames are decoded, segmented, rendered, encoded and
-exported one at a time). Closing the generator (a cancelled Gradio job) stops ffmpeg and leaves no half-written
-video behind.
+``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which
+streams the chunks): it yields a ``JobProgress`` after every frame and a last one carrying the
+``JobResult``. Everything it writes goes under ``work_dir``; per-frame memory is flat in video
+length (frames are decoded, segmented, rendered, encoded and exported one at a time). Closing the
+generator (a cancelled Gradio job) stops ffmpeg and leaves no half-written video behind.
 
-With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``) and ``rerender``
-rebuilds the overlay, exports and zip from it for a subset of tracks without running any model. Both go through
-one loop (``_produce``: render -> encode -> export -> zip), so a re-render writes exactly what a run would have.
+With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
+and ``rerender`` rebuilds the overlay, exports and zip from it for a subset of tracks without
+running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
+re-render writes exactly what a run would have.
 """
 
 from __future__ import annotations
@@ -40,12 +41,14 @@ class JobOptions:
     Attributes:
         stride, max_frames: which source frames are processed (``iter_frames`` semantics).
         limits: checked before decoding.
-        chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None = no chunks.
-        output_max_side: longest side of the overlay video (None = the source size). Masks/exports keep the
-            source size.
+        chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None
+            = no chunks.
+        output_max_side: longest side of the overlay video (None = the source size). Masks/exports
+            keep the source size.
         show_boxes, show_labels: overlay drawing.
         export: which export files are written (and zipped).
-        cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks (``rerender``).
+        cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
+            (``rerender``).
         video_name: name used in export paths and JSON (default: the input's file/folder stem).
     """
 
@@ -123,11 +126,14 @@ def run_job(
 ) -> Iterator[JobProgress]:
     """Process one video (file or frame folder) into ``work_dir``.
 
-    Raises (at the first ``next``): ``FileNotFoundError``, ``VideoReadError``, ``VideoLimitError`` for bad input.
+    Raises (at the first ``next``): ``FileNotFoundError``, ``VideoReadError``, ``VideoLimitError``
+    for bad input.
     """
     options = options or JobOptions()
     start = time.perf_counter()
-    info = probe(source, limits=options.limits, stride=options.stride, max_frames=options.max_frames)
+    info = probe(
+        source, limits=options.limits, stride=options.stride, max_frames=options.max_frames
+    )
     frames = iter_frames(source, stride=options.stride, max_frames=options.max_frames, limits=None)
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
     plan = _Plan(
@@ -154,7 +160,7 @@ def rerender_iter(
     options: JobOptions | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Iterator[JobProgress]:
-    """``rerender`` step by step: a ``JobProgress`` per frame, the last one carrying the ``JobResult``."""
+    """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
     options = options or JobOptions()
     start = time.perf_counter()
     cache = MaskCache(cache_dir)
@@ -192,12 +198,13 @@ def rerender(
 
     Args:
         cache_dir: ``JobResult.cache_dir`` of a ``run_job`` made with ``JobOptions(cache=True)``.
-        work_dir: where the new files go (may be the original job's folder: its overlay, exports and zip are
-            replaced; the cache is only read).
-        keep_ids: track ids to keep (None: all). Dropped tracks are absent from the overlay, the DAVIS PNGs
-            (labels are re-assigned among the kept tracks), cut-outs, mattes, JSON and CSV.
-        options: drawing, output size, chunks and export formats; ``stride``, ``max_frames``, ``limits`` and
-            ``cache`` are ignored (the cached frames are what they are).
+        work_dir: where the new files go (may be the original job's folder: its overlay, exports and
+            zip are replaced; the cache is only read).
+        keep_ids: track ids to keep (None: all). Dropped tracks are absent from the overlay, the
+            DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes, JSON and
+            CSV.
+        options: drawing, output size, chunks and export formats; ``stride``, ``max_frames``,
+            ``limits`` and ``cache`` are ignored (the cached frames are what they are).
         class_names: names behind the labels (default: those recorded in the cache).
 
     Returns:
@@ -206,7 +213,9 @@ def rerender(
     Raises:
         ValueError: ``cache_dir`` holds no finished ``run_job`` cache.
     """
-    for step in rerender_iter(cache_dir, work_dir, keep_ids=keep_ids, options=options, class_names=class_names):
+    for step in rerender_iter(
+        cache_dir, work_dir, keep_ids=keep_ids, options=options, class_names=class_names
+    ):
         if step.result is not None:
             return step.result
     raise RuntimeError(f"rerender: {cache_dir} produced no result")
@@ -254,16 +263,23 @@ def _produce(
     cache: MaskCache | None,
     cache_root: Path | None = None,
 ) -> Iterator[JobProgress]:
-    """Render, encode, export (and cache) a stream of results; shared by ``run_job`` and ``rerender``."""
+    """Render, encode, export (and cache) a stream of results (``run_job`` and ``rerender``)."""
     info, work_dir = plan.info, plan.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
     out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_overlay.mp4"
-    writer = VideoWriter(overlay_path, fps=plan.fps, width=out_w, height=out_h, chunk_seconds=options.chunk_seconds)
+    writer = VideoWriter(
+        overlay_path, fps=plan.fps, width=out_w, height=out_h, chunk_seconds=options.chunk_seconds
+    )
     exporter = ExportWriter(
-        work_dir / "export", video_name=plan.video_name, class_names=plan.class_names,
-        height=info.height, width=info.width, frame_names=plan.frame_names, options=options.export,
-    )  # fmt: skip
+        work_dir / "export",
+        video_name=plan.video_name,
+        class_names=plan.class_names,
+        height=info.height,
+        width=info.width,
+        frame_names=plan.frame_names,
+        options=options.export,
+    )
     done = 0
     with writer, exporter:
         for result in results:
@@ -273,18 +289,32 @@ def _produce(
             if cache is not None:
                 cache.append(result)
             done += 1
-            yield JobProgress(done, max(plan.total, done), time.perf_counter() - plan.start, preview, chunk)
+            yield JobProgress(
+                done, max(plan.total, done), time.perf_counter() - plan.start, preview, chunk
+            )
         last_chunk = writer.close()
         export = exporter.close()
     zip_path = make_zip(export, work_dir / f"{plan.video_name}_uvosam.zip")
     seconds = time.perf_counter() - plan.start
     result = JobResult(
-        info=info, video_name=plan.video_name, overlay_mp4=overlay_path, zip_path=zip_path, export=export,
-        tracks=export.tracks, num_frames=done, seconds=seconds,
+        info=info,
+        video_name=plan.video_name,
+        overlay_mp4=overlay_path,
+        zip_path=zip_path,
+        export=export,
+        tracks=export.tracks,
+        num_frames=done,
+        seconds=seconds,
         cache_dir=cache.root if cache is not None else cache_root,
-    )  # fmt: skip
-    logger.info("%s: %d frames, %d tracks, %.1f s (%.2f fps)", plan.video_name, done, len(export.tracks),
-                seconds, result.fps)  # fmt: skip
+    )
+    logger.info(
+        "%s: %d frames, %d tracks, %.1f s (%.2f fps)",
+        plan.video_name,
+        done,
+        len(export.tracks),
+        seconds,
+        result.fps,
+    )
     yield JobProgress(done, done, seconds, None, last_chunk, result)
 
 
@@ -293,6 +323,9 @@ def _render(
 ) -> np.ndarray:
     out_size = None if size == (result.image.shape[1], result.image.shape[0]) else size
     return overlay(
-        result, class_names=list(class_names), show_boxes=options.show_boxes,
-        show_labels=options.show_labels, out_size=out_size,
-    )  # fmt: skip
+        result,
+        class_names=list(class_names),
+        show_boxes=options.show_boxes,
+        show_labels=options.show_labels,
+        out_size=out_size,
+    )
