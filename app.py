@@ -152,7 +152,7 @@ class App:
         pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
         skip = gr.skip()
         cleared = gr.CheckboxGroup(choices=[], value=[])
-        yield "starting…", None, None, None, None, [], cleared, skip
+        yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
         try:
             for up in self._drive(pump, progress, "segmenting"):
                 if up.result is None:
@@ -240,7 +240,8 @@ class App:
                     yield _Update(_status(step, verb, started), preview, step.chunk, step.result)
                     last_sent = time.monotonic()
             if step is not None:
-                progress((step.frames_done, step.frames_total), desc=verb, unit="frames")
+                desc = _status(step, verb, started)  # frame counter, speed and ETA
+                progress((step.frames_done, step.frames_total), desc=desc, unit="frames")
             if time.monotonic() - last_sent >= interval:
                 yield _Update(_status(step, verb, started), preview, None, None)
                 last_sent = time.monotonic()
@@ -249,9 +250,10 @@ class App:
         return "stopped: press Run to start again"
 
     def forget(self, state: SessionRun | None) -> None:
-        """``gr.State`` delete callback: the session's folders go with its state."""
+        """``gr.State`` delete callback (session over or expired): its run and re-renders go."""
         if state is not None:
-            shutil.rmtree(state.run_dir.parent, ignore_errors=True)
+            for folder in [state.run_dir, *state.run_dir.parent.glob("rerender-*")]:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(_session(request))

@@ -350,3 +350,37 @@ def _wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float
         except OSError:
             time.sleep(0.25)
     pytest.fail(f"app.py did not serve {url} within {timeout} s")
+
+
+def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monkeypatch, tmp_path):
+    import app_runtime
+
+    monkeypatch.setattr(app_runtime.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
+    calls = []
+
+    def load(preset, sam, device):
+        calls.append((preset, sam, device))
+        time.sleep(0.05)
+        return object()
+
+    loader = app_runtime.PipelineLoader(device="cpu", load=load, max_loaded=2)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
+    threads += [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [("idol-ovis-r50", "vit_b", "cpu")] and got[0] is got[1]
+    loader("idol-coco-r50", "vit_h")
+    loader("idol-ytvis21-r50", "vit_l")  # evicts the least recently used, never the first pair
+    assert loader("idol-ovis-r50", "vit_b") is got[0] and len(calls) == 3
+    assert loader.weight_files["sam_vit_h"] == tmp_path / "sam_vit_h.pth"
+
+    def missing(name):
+        raise FileNotFoundError(f"Weight file for {name} was not found.")
+
+    monkeypatch.setattr(app_runtime.hub, "resolve", missing)
+    with pytest.raises(FileNotFoundError) as err:
+        loader("idol-ytvis19-r50", "vit_l")
+    assert "idol-ytvis19-r50" in str(err.value) and "sam_vit_l" in str(err.value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def app_url(tmp_path_factory, tiny_sam_model):
         show_error=True,
         **app_module.launch_kwargs(settings, work),
     )
-    yield url
+    yield url, work
     demo.close()
 
 
@@ -87,7 +88,8 @@ def page():
 
 
 def test_upload_run_stream_download(app_url, page, tmp_path):
-    page.goto(app_url)
+    url, work = app_url
+    page.goto(url)
     page.wait_for_selector("#run")
     assert not page.locator("#banner").is_visible()  # models loaded: no warning banner
     page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
@@ -102,10 +104,11 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
         "done"
     ), status_when_playable  # streamed before the end
     page.wait_for_selector("#preview img", timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app_browser_midrun.png"), full_page=True)
 
     page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=120_000)
     assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app_browser.png"), full_page=True)
 
     with page.expect_download(timeout=30_000) as download:
@@ -118,3 +121,17 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     assert "results.json" in names and "ytvis_results.json" in names
     table = page.locator("#tracks").inner_text()
     assert "person" in table and "dog" in table
+
+    page.click("#run")  # again, and stop it with the Stop button
+    page.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
+    page.click("#stop")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('stopped')", timeout=10_000)
+    page.wait_for_timeout(1500)  # a cancelled run sends nothing more
+    assert page.evaluate(STATUS).startswith("stopped")
+
+    assert any(work.iterdir())
+    page.close()  # the session ends: demo.unload removes its folders
+    deadline = time.monotonic() + 20
+    while any(work.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(work.iterdir())
