@@ -71,6 +71,9 @@ class _Update:
 
 def to_gr_error(err: BaseException) -> gr.Error:
     """Library errors about the input keep their message; anything else is logged with an id."""
+    if isinstance(err, VideoLimitError):
+        hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
+        return gr.Error(str(err) + hint, print_exception=False)
     if isinstance(err, USER_ERRORS):
         return gr.Error(str(err), print_exception=False)
     error_id = uuid.uuid4().hex[:8]
@@ -152,8 +155,8 @@ class App:
         pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
         skip = gr.skip()
         cleared = gr.CheckboxGroup(choices=[], value=[])
-        yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
         try:
+            yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
             for up in self._drive(pump, progress, "segmenting"):
                 if up.result is None:
                     yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
@@ -169,6 +172,7 @@ class App:
                 yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
         finally:
             pump.cancel()
+            self.work.release(run_dir)
 
     def _job(
         self, tracker: str, sam: str, changes: dict, video: str, run_dir: Path, options: JobOptions
@@ -221,6 +225,7 @@ class App:
                     yield up.status, skip, up.chunk, *files, _track_rows(r)
         finally:
             pump.cancel()
+            self.work.release(out_dir)
 
     # --------------------------------------------------------------------------------------- shared
     def _drive(self, pump: JobPump, progress: gr.Progress, verb: str) -> Iterator[_Update]:

@@ -321,32 +321,42 @@ def gpu_job(
 
 # ---------------------------------------------------------------------------------- session folders
 class WorkRoot:
-    """``<root>/<session>/<kind>-<id>/`` folders; a session's folders are removed with it."""
+    """``<root>/<session>/<kind>-<id>/`` folders; a session's folders are removed with it.
+
+    A new folder replaces the session's earlier ones, except those still in use (``new_dir`` until
+    ``release``), so one API client running two jobs at once does not lose the first.
+    """
 
     def __init__(self, root: Path | None) -> None:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="uvosam-app-"))
         self.root.mkdir(parents=True, exist_ok=True)
+        self._in_use: set[Path] = set()
+        self._lock = threading.Lock()
 
     def session_dir(self, session: str | None) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_-]", "_", session or "anonymous")[:64] or "anonymous"
         return self.root / safe
 
     def new_dir(self, session: str | None, kind: str, *, keep: Path | None = None) -> Path:
-        """A fresh folder; the session's other folders (all but ``keep``) are deleted first."""
+        """A fresh folder (in use until ``release``); the session's other idle folders but ``keep``
+        are deleted first."""
         base = self.session_dir(session)
-        if base.is_dir():
-            for old in base.iterdir():
-                if keep is None or old.resolve() != keep.resolve():
-                    shutil.rmtree(old, ignore_errors=True)
         path = base / f"{kind}-{uuid.uuid4().hex[:8]}"
-        path.mkdir(parents=True)
+        with self._lock:
+            spared = self._in_use | ({keep} if keep is not None else set())
+            for old in base.iterdir() if base.is_dir() else ():
+                if old not in spared:
+                    shutil.rmtree(old, ignore_errors=True)
+            path.mkdir(parents=True)
+            self._in_use.add(path)
         return path
+
+    def release(self, path: Path) -> None:
+        with self._lock:
+            self._in_use.discard(path)
 
     def remove_session(self, session: str | None) -> None:
         shutil.rmtree(self.session_dir(session), ignore_errors=True)
-
-    def remove_all(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------- pump

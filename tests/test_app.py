@@ -53,6 +53,7 @@ def clips(tmp_path_factory):
     return {
         "a": write_clip(d / "clip_a.mp4", 16, 96, 64),
         "b": write_clip(d / "clip_b.mp4", 24, 128, 80),
+        "wide": write_clip(d / "wide.mp4", 8, 160, 48),  # over max_side=150
         "empty": _write(d / "empty.mp4", b""),
         "text": _write(d / "notes.mp4", b"this is a text file, not a video\n" * 20),
     }
@@ -83,7 +84,7 @@ def server(tmp_path_factory, tiny_sam_model, tracker):
         return pipe
 
     work = tmp_path_factory.mktemp("work")
-    settings = AppSettings(work_root=work, concurrency_limit=2, max_upload_mb=1)
+    settings = AppSettings(work_root=work, concurrency_limit=2, max_upload_mb=1, max_side=150)
     demo = app_module.build_demo(get_pipeline, settings=settings)
     _, url, _ = demo.launch(
         server_name="127.0.0.1",
@@ -153,8 +154,15 @@ def test_rerender_before_any_run_says_what_to_do(server):
         client(server).predict([], True, True, 0, api_name="/rerender")
 
 
-@pytest.mark.parametrize("kind, message", [("empty", "is empty"), ("text", "is not a video")])
-def test_corrupt_upload_gets_a_clear_error(server, clips, kind, message):
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("empty", "is empty"),
+        ("text", "is not a video"),
+        ("wide", "longest side 160 px, over the limit of 150.*UVOSAM_MAX_SIDE"),
+    ],
+)
+def test_bad_upload_gets_a_clear_error(server, clips, kind, message):
     with pytest.raises(Exception, match=message):
         client(server).predict(handle_file(str(clips[kind])), api_name="/segment")
 
