@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,8 @@ class ReplaySession:
 
 @dataclass
 class ReplayTracker:
-    """Replays known boxes: ``boxes_xyxy`` (T, K, 4) with NaN rows for absent objects; object k gets id k + 1.
+    """Replays known boxes: ``boxes_xyxy`` (T, K, 4) with NaN rows for absent objects; object k gets
+    id k + 1.
 
     Frame i is decided ``lookahead`` pushes after its own (like a tracker with hindsight).
     """
@@ -54,7 +56,9 @@ class ReplayTracker:
         return session
 
     def frame_tracks(self, t: int) -> FrameTracks:
-        boxes = self.boxes_xyxy[t] if t < len(self.boxes_xyxy) else np.full((0, 4), np.nan, np.float32)
+        boxes = (
+            self.boxes_xyxy[t] if t < len(self.boxes_xyxy) else np.full((0, 4), np.nan, np.float32)
+        )
         present = ~np.isnan(boxes).any(axis=1)
         k = np.flatnonzero(present)
         scores = (
@@ -68,4 +72,62 @@ class ReplayTracker:
             boxes_xyxy=boxes[k].astype(np.float32),
             scores=scores,
             labels=np.zeros(len(k), np.int64),
+        )
+
+
+@dataclass
+class MovingBoxSession:
+    tracker: "MovingBoxTracker"
+    height: int
+    width: int
+    pushed: int = 0
+    emitted: int = 0
+
+    def push(self, frame_rgb: np.ndarray) -> list[FrameTracks]:
+        assert frame_rgb.shape == (self.height, self.width, 3), frame_rgb.shape
+        if self.tracker.delay_s:
+            time.sleep(self.tracker.delay_s)
+        self.pushed += 1
+        return self._emit_until(self.pushed - self.tracker.lookahead)
+
+    def finish(self) -> list[FrameTracks]:
+        return self._emit_until(self.pushed)
+
+    def _emit_until(self, stop: int) -> list[FrameTracks]:
+        out = []
+        while self.emitted < stop:
+            out.append(self.tracker.frame_tracks(self.emitted, self.height, self.width))
+            self.emitted += 1
+        return out
+
+
+@dataclass
+class MovingBoxTracker:
+    """Boxes for ANY video, deterministic: object k (id k + 1, label k) is a box a quarter of the
+    frame wide and a third high, in row k, sliding right by 1/20 of the width per frame (wrapping);
+    scores 0.9, 0.6, 0.3...
+
+    ``delay_s`` sleeps in every ``push`` (a slow model, to watch streaming and cancellation).
+    """
+
+    num_objects: int = 2
+    lookahead: int = 1
+    delay_s: float = 0.0
+    class_names: tuple[str, ...] = ("person", "dog", "car")
+
+    def new_video(self, *, height: int, width: int) -> MovingBoxSession:
+        return MovingBoxSession(self, height, width)
+
+    def frame_tracks(self, t: int, height: int, width: int) -> FrameTracks:
+        k = np.arange(self.num_objects)
+        bw, bh = width / 4, height / 3
+        x1 = (t * width / 20 + k * width / 3) % (width - bw)
+        y1 = (k % 3) * bh
+        boxes = np.stack([x1, y1, x1 + bw, y1 + bh], axis=1).astype(np.float32)
+        return FrameTracks(
+            frame_index=t,
+            track_ids=(k + 1).astype(np.int64),
+            boxes_xyxy=boxes,
+            scores=(0.9 - 0.3 * k).clip(0.05).astype(np.float32),
+            labels=(k % len(self.class_names)).astype(np.int64),
         )

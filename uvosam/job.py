@@ -1,19 +1,24 @@
-"""One video, end to end: decode -> track + segment -> overlay video (+ ~1 s chunks) -> exports -> zip.
+"""One video, end to end: decode -> track + segment -> overlay (+ ~1 s chunks) -> exports -> zip.
 
-``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which streams the chunks):
-it yields a ``JobProgress`` after every frame and a last one carrying the ``JobResult``. Everything it writes goes
-under ``work_dir``; per-frame memory is flat in video length (frames are decoded, segmented, rendered, encoded and
-exported one at a time). Closing the generator (a cancelled Gradio job) stops ffmpeg and leaves no half-written
-video behind.
+``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which
+streams the chunks): it yields a ``JobProgress`` after every frame and a last one carrying the
+``JobResult``. Everything it writes goes under ``work_dir``; per-frame memory is flat in video
+length (frames are decoded, segmented, rendered, encoded and exported one at a time). Closing the
+generator (a cancelled Gradio job) stops ffmpeg and leaves no half-written video behind.
+
+With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
+and ``rerender`` rebuilds the overlay, exports and zip from it for a subset of tracks without
+running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
+re-render writes exactly what a run would have.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,12 +42,14 @@ class JobOptions:
     Attributes:
         stride, max_frames: which source frames are processed (``iter_frames`` semantics).
         limits: checked before decoding.
-        chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None = no chunks.
-        output_max_side: longest side of the overlay video (None = the source size). Masks/exports keep the
-            source size.
+        chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None
+            = no chunks.
+        output_max_side: longest side of the overlay video (None = the source size). Masks/exports
+            keep the source size.
         show_boxes, show_labels: overlay drawing.
         export: which export files are written (and zipped).
-        cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks (``rerender``).
+        cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
+            (``rerender``).
         video_name: name used in export paths and JSON (default: the input's file/folder stem).
     """
 
@@ -120,68 +127,210 @@ def run_job(
 ) -> Iterator[JobProgress]:
     """Process one video (file or frame folder) into ``work_dir``.
 
-    Raises (at the first ``next``): ``FileNotFoundError``, ``VideoReadError``, ``VideoLimitError`` for bad input.
+    Raises (at the first ``next``): ``FileNotFoundError``, ``VideoReadError``, ``VideoLimitError``
+    for bad input.
     """
     options = options or JobOptions()
     start = time.perf_counter()
-    info = probe(source, limits=options.limits, stride=options.stride, max_frames=options.max_frames)
+    info = probe(
+        source, limits=options.limits, stride=options.stride, max_frames=options.max_frames
+    )
     # decoding runs in a background thread, a few frames ahead of the models (memory stays bounded)
     frames = prefetch(iter_frames(source, stride=options.stride, max_frames=options.max_frames, limits=None))
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
-    names = info.frame_names[:: options.stride]
+    plan = _Plan(
+        info=info,
+        video_name=_safe_name(options.video_name or info.path.stem),
+        frame_names=info.frame_names[:: options.stride][:total],
+        total=total,
+        fps=info.fps / options.stride,
+        class_names=tuple(pipe.class_names),
+        work_dir=Path(work_dir),
+        start=start,
+    )
+    cache = None
+    if options.cache:
+        cache = MaskCache(plan.work_dir / "cache", meta=_cache_meta(plan, options.stride))
     try:
-        yield from _run(pipe, info, frames, total, names, Path(work_dir), options, start)
+        yield from _produce(pipe(frames), plan, options, cache=cache)
     finally:
         frames.close()  # stops the decoder now, also when the consumer stops early
 
 
-def _run(
-    pipe: UVOSAM,
-    info: VideoInfo,
-    frames: Iterable[np.ndarray],
-    total: int,
-    names: tuple[str, ...],
-    work_dir: Path,
-    options: JobOptions,
-    start: float,
+def rerender_iter(
+    cache_dir: str | Path,
+    work_dir: str | Path,
+    *,
+    keep_ids: Iterable[int] | None = None,
+    options: JobOptions | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Iterator[JobProgress]:
-    video_name = _safe_name(options.video_name or info.path.stem)
+    """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
+    options = options or JobOptions()
+    start = time.perf_counter()
+    cache = MaskCache(cache_dir)
+    meta = cache.info.meta
+    if "info" not in meta or cache.info.height is None:
+        raise ValueError(
+            f"rerender: {cache_dir} is not a finished run_job cache (no video info or no frames); "
+            "run the job with JobOptions(cache=True) first."
+        )
+    info = _info_from_meta(meta["info"])
+    plan = _Plan(
+        info=info,
+        video_name=_safe_name(options.video_name or meta["video_name"]),
+        frame_names=tuple(meta["frame_names"]),
+        total=len(cache),
+        fps=float(meta["fps"]),
+        class_names=tuple(class_names if class_names is not None else meta["class_names"]),
+        work_dir=Path(work_dir),
+        start=start,
+    )
+    keep = None if keep_ids is None else {int(i) for i in keep_ids}
+    results = cache.iter_results(keep_ids=keep)
+    yield from _produce(results, plan, options, cache=None, cache_root=cache.root)
+
+
+def rerender(
+    cache_dir: str | Path,
+    work_dir: str | Path,
+    *,
+    keep_ids: Iterable[int] | None = None,
+    options: JobOptions | None = None,
+    class_names: Sequence[str] | None = None,
+) -> JobResult:
+    """Rebuild the overlay video, the exports and the zip of a cached run WITHOUT running any model.
+
+    Args:
+        cache_dir: ``JobResult.cache_dir`` of a ``run_job`` made with ``JobOptions(cache=True)``.
+        work_dir: where the new files go (may be the original job's folder: its overlay, exports and
+            zip are replaced; the cache is only read).
+        keep_ids: track ids to keep (None: all). Dropped tracks are absent from the overlay, the
+            DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes, JSON and
+            CSV.
+        options: drawing, output size, chunks and export formats; ``stride``, ``max_frames``,
+            ``limits`` and ``cache`` are ignored (the cached frames are what they are).
+        class_names: names behind the labels (default: those recorded in the cache).
+
+    Returns:
+        The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
+
+    Raises:
+        ValueError: ``cache_dir`` holds no finished ``run_job`` cache.
+    """
+    for step in rerender_iter(
+        cache_dir, work_dir, keep_ids=keep_ids, options=options, class_names=class_names
+    ):
+        if step.result is not None:
+            return step.result
+    raise RuntimeError(f"rerender: {cache_dir} produced no result")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What ``_produce`` needs to know about the video, whatever the results come from."""
+
+    info: VideoInfo
+    video_name: str
+    frame_names: tuple[str, ...]  # one per output frame (after stride)
+    total: int  # expected output frames
+    fps: float  # output frame rate
+    class_names: tuple[str, ...]
+    work_dir: Path
+    start: float  # perf_counter() at the start of the run
+
+
+def _cache_meta(plan: _Plan, stride: int) -> dict[str, Any]:
+    info = asdict(plan.info)
+    info["path"] = str(plan.info.path)
+    return {
+        "video_name": plan.video_name,
+        "fps": plan.fps,
+        "stride": stride,
+        "frame_names": list(plan.frame_names),
+        "class_names": list(plan.class_names),
+        "info": info,
+    }
+
+
+def _info_from_meta(data: dict[str, Any]) -> VideoInfo:
+    fields = dict(data)
+    fields["path"] = Path(fields["path"])
+    fields["frame_names"] = tuple(fields["frame_names"])
+    return VideoInfo(**fields)
+
+
+def _produce(
+    results: Iterable[FrameResult],
+    plan: _Plan,
+    options: JobOptions,
+    *,
+    cache: MaskCache | None,
+    cache_root: Path | None = None,
+) -> Iterator[JobProgress]:
+    """Render, encode, export (and cache) a stream of results (``run_job`` and ``rerender``)."""
+    info, work_dir = plan.info, plan.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
     out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
-    fps = info.fps / options.stride
-    overlay_path = work_dir / f"{video_name}_overlay.mp4"
-    cache = MaskCache(work_dir / "cache", meta={"video_name": video_name}) if options.cache else None
-    writer = VideoWriter(overlay_path, fps=fps, width=out_w, height=out_h, chunk_seconds=options.chunk_seconds)
+    overlay_path = work_dir / f"{plan.video_name}_overlay.mp4"
+    writer = VideoWriter(
+        overlay_path, fps=plan.fps, width=out_w, height=out_h, chunk_seconds=options.chunk_seconds
+    )
     exporter = ExportWriter(
-        work_dir / "export", video_name=video_name, class_names=pipe.class_names,
-        height=info.height, width=info.width, frame_names=names, options=options.export,
-    )  # fmt: skip
+        work_dir / "export",
+        video_name=plan.video_name,
+        class_names=plan.class_names,
+        height=info.height,
+        width=info.width,
+        frame_names=plan.frame_names,
+        options=options.export,
+    )
     done = 0
     with writer, exporter:
-        for result in pipe(frames):
-            preview = _render(pipe, result, options, (out_w, out_h))
+        for result in results:
+            preview = _render(plan.class_names, result, options, (out_w, out_h))
             chunk = writer.write(preview)
             exporter.add(result)
             if cache is not None:
                 cache.append(result)
             done += 1
-            yield JobProgress(done, max(total, done), time.perf_counter() - start, preview, chunk)
+            yield JobProgress(
+                done, max(plan.total, done), time.perf_counter() - plan.start, preview, chunk
+            )
         last_chunk = writer.close()
         export = exporter.close()
-    zip_path = make_zip(export, work_dir / f"{video_name}_uvosam.zip")
-    seconds = time.perf_counter() - start
+    zip_path = make_zip(export, work_dir / f"{plan.video_name}_uvosam.zip")
+    seconds = time.perf_counter() - plan.start
     result = JobResult(
-        info=info, video_name=video_name, overlay_mp4=overlay_path, zip_path=zip_path, export=export,
-        tracks=export.tracks, num_frames=done, seconds=seconds, cache_dir=cache.root if cache else None,
-    )  # fmt: skip
-    logger.info("%s: %d frames, %d tracks, %.1f s (%.2f fps)", video_name, done, len(export.tracks), seconds,
-                result.fps)  # fmt: skip
+        info=info,
+        video_name=plan.video_name,
+        overlay_mp4=overlay_path,
+        zip_path=zip_path,
+        export=export,
+        tracks=export.tracks,
+        num_frames=done,
+        seconds=seconds,
+        cache_dir=cache.root if cache is not None else cache_root,
+    )
+    logger.info(
+        "%s: %d frames, %d tracks, %.1f s (%.2f fps)",
+        plan.video_name,
+        done,
+        len(export.tracks),
+        seconds,
+        result.fps,
+    )
     yield JobProgress(done, done, seconds, None, last_chunk, result)
 
 
-def _render(pipe: UVOSAM, result: FrameResult, options: JobOptions, size: tuple[int, int]) -> np.ndarray:
+def _render(
+    class_names: Sequence[str], result: FrameResult, options: JobOptions, size: tuple[int, int]
+) -> np.ndarray:
     out_size = None if size == (result.image.shape[1], result.image.shape[0]) else size
     return overlay(
-        result, class_names=pipe.class_names, show_boxes=options.show_boxes,
-        show_labels=options.show_labels, out_size=out_size,
-    )  # fmt: skip
+        result,
+        class_names=list(class_names),
+        show_boxes=options.show_boxes,
+        show_labels=options.show_labels,
+        out_size=out_size,
+    )

@@ -1,0 +1,444 @@
+"""UVOSAM web demo (a Hugging Face Space): upload a video, watch it stream back masked, get masks.
+
+UI only: the work is done by ``uvosam`` (``run_job``/``rerender_iter``) and the non-UI helpers in
+``app_runtime``.
+``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``). Limits and defaults:
+``AppSettings.from_env``.
+"""
+
+from __future__ import annotations
+
+import app_runtime as rt  # first: imports `spaces` (ZeroGPU) before torch
+
+import atexit
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+import numpy as np
+
+from app_runtime import AppSettings, GetPipeline, JobPump
+from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
+from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
+
+logger = logging.getLogger("uvosam.app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "examples"
+EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_shapes.mp4")
+USER_ERRORS = (VideoReadError, VideoLimitError, FileNotFoundError, ValueError, WeightsError)
+LOAD_ERRORS = (FileNotFoundError, WeightsError, NotImplementedError)
+TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen"]
+OUTPUT_SIDES = [
+    ("same as input", 0),
+    ("1280 px", 1280),
+    ("854 px", 854),
+    ("640 px", 640),
+    ("480 px", 480),
+]
+ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
+Upload a short video (or pick an example) and press **Run**. A video tracker (IDOL) finds the
+salient objects and follows them; their boxes prompt Segment Anything frame by frame. The masked
+video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
+RGBA cut-outs and JSON. Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
+
+
+@dataclass(frozen=True)
+class SessionRun:
+    """What a session keeps of its last finished run (its mask cache feeds Re-render)."""
+
+    run_dir: Path
+    cache_dir: Path
+
+
+@dataclass(frozen=True)
+class _Update:
+    status: str
+    preview: np.ndarray | None
+    chunk: Path | None
+    result: JobResult | None
+
+
+def to_gr_error(err: BaseException) -> gr.Error:
+    """Library errors about the input keep their message; anything else is logged with an id."""
+    if isinstance(err, VideoLimitError):
+        hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
+        return gr.Error(str(err) + hint, print_exception=False)
+    if isinstance(err, USER_ERRORS):
+        return gr.Error(str(err), print_exception=False)
+    error_id = uuid.uuid4().hex[:8]
+    logger.error("run failed (error id %s)", error_id, exc_info=err)
+    return gr.Error(
+        f"Something went wrong on our side (error id {error_id}). "
+        "Try again; if it persists, report the id.",
+        print_exception=False,
+    )
+
+
+def _status(step: JobProgress | None, verb: str, started: float) -> str:
+    if step is None:
+        waited = time.monotonic() - started
+        return f"{verb}: starting (loading models on first use)… {waited:.0f} s"
+    if step.result is not None:
+        r = step.result
+        speed = f"{r.seconds:.1f} s ({r.fps:.1f} fps)"
+        return f"done: {r.num_frames} frames, {len(r.tracks)} tracks in {speed}"
+    eta = f"{step.eta_s:.0f} s" if step.eta_s is not None else "?"
+    fps = step.frames_done / step.elapsed_s if step.elapsed_s > 0 else 0.0
+    return f"{verb}: frame {step.frames_done}/{step.frames_total} · {fps:.1f} fps · ETA {eta}"
+
+
+def _track_rows(result: JobResult) -> list[list[Any]]:
+    return [
+        [t.track_id, t.class_name, round(t.score, 3), t.first_frame, t.last_frame, t.num_frames]
+        for t in result.tracks
+    ]
+
+
+class App:
+    """The event handlers of one demo; per-user data lives in ``gr.State`` and session folders."""
+
+    def __init__(self, get_pipeline: GetPipeline, settings: AppSettings) -> None:
+        self.get_pipeline = get_pipeline
+        self.settings = settings
+        self.work = rt.WorkRoot(settings.work_root)
+        self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
+        self.render_slots = threading.BoundedSemaphore(2)
+        self.source_key = rt.register_source(get_pipeline)
+
+    # ------------------------------------------------------------------------------------------ run
+    def segment(
+        self,
+        video: str | None,
+        tracker: str,
+        sam: str,
+        min_score: float,
+        max_objects: int,
+        stride: int,
+        max_frames: int,
+        output_side: int,
+        show_boxes: bool,
+        show_labels: bool,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ) -> Iterator[tuple]:
+        """Track + segment a video: streams (status, preview, chunk); ends with mp4, zip, tracks."""
+        if not video:
+            raise gr.Error("Upload a video or pick an example first.")
+        if tracker not in rt.PRESETS or sam not in rt.SAM_SIZES:
+            raise gr.Error(
+                f"Choose a tracker from {rt.PRESETS} and a SAM size from {rt.SAM_SIZES}."
+            )
+        options = JobOptions(
+            stride=int(stride),
+            max_frames=min(int(max_frames), self.settings.max_frames),
+            limits=self.settings.limits(),
+            chunk_seconds=self.settings.chunk_seconds,
+            output_max_side=int(output_side) or None,
+            show_boxes=bool(show_boxes),
+            show_labels=bool(show_labels),
+            cache=True,
+        )
+        changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
+        run_dir = self.work.new_dir(_session(request), "run")
+        work = partial(self._job, tracker, sam, changes, str(video), run_dir, options)
+        pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
+        skip = gr.skip()
+        cleared = gr.CheckboxGroup(choices=[], value=[])
+        try:
+            yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
+            for up in self._drive(pump, progress, "segmenting"):
+                if up.result is None:
+                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
+                    continue
+                r = up.result
+                keep = gr.CheckboxGroup(
+                    choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
+                    value=[t.track_id for t in r.tracks],
+                )
+                state = SessionRun(run_dir, r.cache_dir)
+                rows = _track_rows(r)
+                files = str(r.overlay_mp4), str(r.zip_path)
+                yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
+        finally:
+            pump.cancel()
+            self.work.release(run_dir)
+
+    def _job(
+        self, tracker: str, sam: str, changes: dict, video: str, run_dir: Path, options: JobOptions
+    ) -> Iterator[JobProgress]:
+        base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
+        config = rt.run_config(base, **changes)
+        yield from rt.gpu_job(self.source_key, tracker, sam, config, video, str(run_dir), options)
+
+    # ------------------------------------------------------------------------------------ re-render
+    def rerender(
+        self,
+        keep: list[int] | None,
+        show_boxes: bool,
+        show_labels: bool,
+        output_side: int,
+        state: SessionRun | None,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ) -> Iterator[tuple]:
+        """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids."""
+        if state is None or not state.cache_dir.is_dir():
+            raise gr.Error(
+                "Run a video first: Re-render reuses the masks of this session's last run."
+            )
+        out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
+        options = JobOptions(
+            chunk_seconds=self.settings.chunk_seconds,
+            output_max_side=int(output_side) or None,
+            show_boxes=bool(show_boxes),
+            show_labels=bool(show_labels),
+        )
+        work = partial(
+            rerender_iter,
+            state.cache_dir,
+            out_dir,
+            keep_ids=[int(k) for k in keep or []],
+            options=options,
+        )
+        pump = JobPump(
+            work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
+        ).start()
+        skip = gr.skip()
+        try:
+            for up in self._drive(pump, progress, "re-rendering"):
+                if up.result is None:
+                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip
+                else:
+                    r = up.result
+                    files = str(r.overlay_mp4), str(r.zip_path)
+                    yield up.status, skip, up.chunk, *files, _track_rows(r)
+        finally:
+            pump.cancel()
+            self.work.release(out_dir)
+
+    # --------------------------------------------------------------------------------------- shared
+    def _drive(self, pump: JobPump, progress: gr.Progress, verb: str) -> Iterator[_Update]:
+        """Worker updates, at least one per ``status_interval_s`` (so that Stop lands quickly)."""
+        interval = self.settings.status_interval_s
+        started, step, preview = time.monotonic(), None, None
+        last_sent = started
+        while True:
+            for item in pump.poll(max(0.0, last_sent + interval - time.monotonic())):
+                if item.error is not None:
+                    raise to_gr_error(item.error)
+                if item.done:
+                    return
+                step = item.step
+                preview = step.preview if step.preview is not None else preview
+                if step.chunk is not None or step.result is not None:
+                    yield _Update(_status(step, verb, started), preview, step.chunk, step.result)
+                    last_sent = time.monotonic()
+            if step is not None:
+                desc = _status(step, verb, started)  # frame counter, speed and ETA
+                progress((step.frames_done, step.frames_total), desc=desc, unit="frames")
+            if time.monotonic() - last_sent >= interval:
+                yield _Update(_status(step, verb, started), preview, None, None)
+                last_sent = time.monotonic()
+
+    def stopped(self) -> str:
+        return "stopped: press Run to start again"
+
+    def forget(self, state: SessionRun | None) -> None:
+        """``gr.State`` delete callback (session over or expired): its run and re-renders go."""
+        if state is not None:
+            for folder in [state.run_dir, *state.run_dir.parent.glob("rerender-*")]:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def unload(self, request: gr.Request) -> None:
+        self.work.remove_session(_session(request))
+
+
+def _session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
+
+
+def _img(preview: np.ndarray | None) -> Any:
+    return preview if preview is not None else gr.skip()
+
+
+# ----------------------------------------------------------------------------------------------- UI
+def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any, str | None]:
+    """Load the default models once at start; missing/bad weights give a banner, not a crash."""
+    try:
+        return get_pipeline(settings.default_preset, settings.default_sam), None
+    except LOAD_ERRORS as err:
+        logger.error("default models not loaded: %s", err)
+        return None, str(err)
+
+
+def banner_markdown(error: str) -> str:
+    return (
+        "### ⚠️ Models not loaded: Run answers with an error until the weights are available\n"
+        f"```text\n{error}\n```\n"
+        "Put the files in `checkpoints/` (or a folder named by `UVOSAM_CHECKPOINTS`), or let the "
+        "app download them from the Hugging Face Hub (online, without `HF_HUB_OFFLINE=1`). Run "
+        "looks for them again each time; restart the app to clear this message."
+    )
+
+
+def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings) -> str:
+    device = getattr(getattr(pipe, "segmenter", None), "device", None) or getattr(
+        get_pipeline, "device", None
+    )
+    names = rt.needed_weights(settings.default_preset, settings.default_sam)
+    weights = rt.weights_table(names, getattr(get_pipeline, "weight_files", {}))
+    versions = " · ".join(f"{k} {v}" for k, v in rt.versions().items())
+    return "\n".join(
+        [
+            f"<small>Device: **{rt.device_text(str(device or rt.default_device()))}** · "
+            f"{rt.backend_text()} · models: **{settings.default_preset}** + SAM "
+            f"**{settings.default_sam}** (others load on first use)<br>",
+            "Weights: " + "; ".join(weights) + "<br>",
+            f"{versions}</small>",
+        ]
+    )
+
+
+def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
+    return {
+        "tracker": gr.Dropdown(
+            list(rt.PRESETS), value=settings.default_preset, label="Tracker preset"
+        ),
+        "sam": gr.Radio(list(rt.SAM_SIZES), value=settings.default_sam, label="SAM size"),
+        "min_score": gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Detection score threshold"),
+        "max_objects": gr.Slider(1, 20, value=10, step=1, label="Max objects"),
+        "stride": gr.Slider(1, 10, value=1, step=1, label="Frame stride (1 = every frame)"),
+        "max_frames": gr.Slider(
+            1, settings.max_frames, value=settings.max_frames, step=1, label="Max frames"
+        ),
+        "output_side": gr.Dropdown(OUTPUT_SIDES, value=854, label="Output video: longest side"),
+        "show_boxes": gr.Checkbox(True, label="Show boxes"),
+        "show_labels": gr.Checkbox(True, label="Show labels"),
+    }
+
+
+def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks:
+    """The Blocks app. ``get_pipeline(preset, sam)`` returns a loaded, shared, read-only ``UVOSAM``.
+
+    The default pair is loaded here, once; if its weights are missing the app still builds and
+    shows a banner.
+    """
+    pipe, load_error = _load_default(get_pipeline, settings)
+    app = App(get_pipeline, settings)
+    with gr.Blocks(title="UVOSAM", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(ABOUT)
+        gr.Markdown(
+            banner_markdown(load_error) if load_error else "",
+            visible=bool(load_error),
+            elem_id="banner",
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
+                gr.Examples(
+                    [[str(p)] for p in EXAMPLES if p.is_file()],
+                    inputs=[video],
+                    cache_examples=False,
+                    label="Examples",
+                )
+                with gr.Row():
+                    run = gr.Button("Run", variant="primary", elem_id="run")
+                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                with gr.Accordion("Settings", open=False):
+                    c = _controls(settings)
+            with gr.Column(scale=1):
+                status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+                stream = gr.Video(
+                    label="Masked video (live)",
+                    streaming=True,
+                    autoplay=True,
+                    interactive=False,
+                    elem_id="stream",
+                )
+                preview = gr.Image(
+                    label="Latest frame", format="jpeg", interactive=False, elem_id="preview"
+                )
+        with gr.Row():
+            mp4 = gr.File(label="Masked video (mp4)", interactive=False, elem_id="mp4")
+            zip_file = gr.File(label="Masks (zip)", interactive=False, elem_id="zip")
+        table = gr.Dataframe(
+            headers=TRACK_HEADERS, label="Tracks", interactive=False, elem_id="tracks"
+        )
+        with gr.Row():
+            keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
+            redo = gr.Button("Re-render (no model run)", elem_id="rerender")
+        gr.Markdown(footer_markdown(get_pipeline, pipe, settings), elem_id="footer")
+        state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=app.forget)
+
+        run_inputs = [video, *c.values()]  # the order of App.segment's parameters
+        run_ev = run.click(
+            app.segment,
+            run_inputs,
+            [status, preview, stream, mp4, zip_file, table, keep, state],
+            api_name="segment",
+            concurrency_limit=settings.concurrency_limit,
+            concurrency_id="gpu",
+            show_progress_on=[status],
+        )
+        redo_ev = redo.click(
+            app.rerender,
+            [keep, c["show_boxes"], c["show_labels"], c["output_side"], state],
+            [status, preview, stream, mp4, zip_file, table],
+            api_name="rerender",
+            concurrency_limit=2,
+            show_progress_on=[status],
+        )
+        stop.click(
+            app.stopped,
+            None,
+            status,
+            cancels=[run_ev, redo_ev],
+            queue=False,
+            api_visibility="private",
+        )
+        demo.unload(app.unload)
+    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
+    return demo
+
+
+def launch_kwargs(settings: AppSettings, work_root: Path) -> dict[str, Any]:
+    """``launch()`` arguments that enforce the limits: upload size, served paths."""
+    return {
+        "max_file_size": f"{settings.max_upload_mb}mb",
+        "allowed_paths": [str(work_root), str(EXAMPLES_DIR)],
+        "blocked_paths": [str(ROOT / "checkpoints")],
+    }
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = AppSettings.from_env()
+    if settings.work_root is None:  # a fresh temp folder for this process, removed at exit
+        settings = dataclasses.replace(
+            settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))
+        )
+        atexit.register(shutil.rmtree, settings.work_root, True)
+    loader = rt.PipelineLoader(device=rt.default_device())
+    demo = build_demo(loader, settings=settings)
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        **launch_kwargs(settings, settings.work_root),
+    )
+
+
+if __name__ == "__main__":
+    main()

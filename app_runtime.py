@@ -1,0 +1,439 @@
+"""What the Gradio app needs besides UI: settings, model loading, session folders, the job pump.
+
+Kept apart from ``app.py`` so the UI file stays readable and this part is testable without a
+browser. Nothing here imports gradio. ``spaces`` (Hugging Face ZeroGPU) is imported first when it is
+installed, as ZeroGPU asks; off Spaces ``spaces.GPU`` is a no-op and without the package the
+decorator below is the identity.
+"""
+
+from __future__ import annotations
+
+try:  # ZeroGPU wants `spaces` imported before torch initialises CUDA.
+    import spaces
+except ImportError:
+    spaces = None
+
+import contextvars
+import logging
+import os
+import queue
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+
+from uvosam import hub
+from uvosam.config import PipelineConfig, VideoLimits
+from uvosam.job import JobOptions, JobProgress, run_job
+from uvosam.pipeline import UVOSAM
+from uvosam.video import probe
+
+logger = logging.getLogger("uvosam.app")
+
+PRESETS = (
+    "idol-ytvis19-r50",
+    "idol-ytvis21-r50",
+    "idol-ovis-r50",
+    "idol-coco-r50",
+    "uvosam-davis-r50",
+)
+SAM_SIZES = ("vit_b", "vit_l", "vit_h")
+GetPipeline = Callable[[str, str], UVOSAM]
+
+
+def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        raise ValueError(
+            f"{name} must be a positive {kind.__name__}; got {raw!r}. Unset it or fix its value."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Limits and defaults of one app process (environment variables in brackets).
+
+    Attributes:
+        max_frames: most frames processed per run, after stride [UVOSAM_MAX_FRAMES].
+        max_seconds: longest accepted video duration covered by a run, in seconds
+            [UVOSAM_MAX_SECONDS].
+        max_side: longest accepted frame side in pixels [UVOSAM_MAX_SIDE].
+        max_upload_mb: upload size limit in MiB (``launch(max_file_size=...)``)
+            [UVOSAM_MAX_UPLOAD_MB].
+        concurrency_limit: runs on the GPU at once [UVOSAM_CONCURRENCY].
+        max_queue: most waiting runs; more are refused with "queue full" [UVOSAM_MAX_QUEUE].
+        default_preset, default_sam: models loaded at start [UVOSAM_TRACKER, UVOSAM_SAM].
+        work_root: folder for per-session run folders (default: a fresh temp folder)
+            [UVOSAM_WORK_DIR].
+        chunk_seconds: length of the streamed video chunks.
+        status_interval_s: the longest gap between two updates sent to the browser (a cancel lands
+            within it).
+        session_ttl_s: a session's results are deleted this long after its last run (or when its
+            tab closes).
+    """
+
+    max_frames: int = 900
+    max_seconds: float = 120.0
+    max_side: int = 1920
+    max_upload_mb: int = 200
+    concurrency_limit: int = 1
+    max_queue: int = 16
+    default_preset: str = PRESETS[0]
+    default_sam: str = "vit_b"
+    work_root: Path | None = None
+    chunk_seconds: float = 1.0
+    status_interval_s: float = 0.5
+    session_ttl_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.default_preset not in PRESETS:
+            raise ValueError(
+                f"AppSettings.default_preset must be one of {PRESETS}; got {self.default_preset!r}"
+            )
+        if self.default_sam not in SAM_SIZES:
+            raise ValueError(
+                f"AppSettings.default_sam must be one of {SAM_SIZES}; got {self.default_sam!r}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSettings:
+        """Defaults overridden by the environment variables named in the class docstring."""
+        env = os.environ if environ is None else environ
+        d = cls()
+        work = env.get("UVOSAM_WORK_DIR")
+        return cls(
+            max_frames=_env_number(env, "UVOSAM_MAX_FRAMES", d.max_frames, int),
+            max_seconds=_env_number(env, "UVOSAM_MAX_SECONDS", d.max_seconds, float),
+            max_side=_env_number(env, "UVOSAM_MAX_SIDE", d.max_side, int),
+            max_upload_mb=_env_number(env, "UVOSAM_MAX_UPLOAD_MB", d.max_upload_mb, int),
+            concurrency_limit=_env_number(env, "UVOSAM_CONCURRENCY", d.concurrency_limit, int),
+            max_queue=_env_number(env, "UVOSAM_MAX_QUEUE", d.max_queue, int),
+            default_preset=env.get("UVOSAM_TRACKER") or d.default_preset,
+            default_sam=env.get("UVOSAM_SAM") or d.default_sam,
+            work_root=Path(work).expanduser() if work else None,
+        )
+
+    def limits(self) -> VideoLimits:
+        return VideoLimits(
+            max_frames=self.max_frames, max_side=self.max_side, max_duration_s=self.max_seconds
+        )
+
+
+# ------------------------------------------------------------------------------------------- models
+def zero_gpu() -> bool:
+    """True on a ZeroGPU Space (``spaces`` installed and ``SPACES_ZERO_GPU`` set)."""
+    return spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"}
+
+
+def default_device() -> str:
+    """``cuda`` on a GPU machine or on ZeroGPU (models go to CUDA at start, as ZeroGPU expects)."""
+    return "cuda" if zero_gpu() or torch.cuda.is_available() else "cpu"
+
+
+def needed_weights(preset: str, sam: str) -> tuple[str, ...]:
+    """``uvosam.hub.WEIGHTS`` names a (tracker preset, SAM size) pair loads."""
+    return preset, f"sam_{sam}"
+
+
+def from_pretrained(preset: str, sam: str, device: str) -> UVOSAM:
+    """``UVOSAM.from_pretrained(tracker=preset, sam=sam, device=device)``."""
+    load = getattr(UVOSAM, "from_pretrained", None)
+    if load is None:
+        raise NotImplementedError(
+            "This uvosam build has no UVOSAM.from_pretrained, so the app cannot load the released "
+            "models; install a complete uvosam (pip install -e . from the repository)."
+        )
+    return load(tracker=preset, sam=sam, device=device)
+
+
+class PipelineLoader:
+    """``loader(preset, sam) -> UVOSAM``: loads each pair once per process and keeps it (read-only).
+
+    Weight files are checked first (``hub.resolve``: ``checkpoints/``, then the Hugging Face
+    cache/Hub), so a missing-weights error lists EVERY missing file at once. Loading one pair does
+    not block users of pairs already loaded. At most ``max_loaded`` pairs are kept; the least
+    recently used (never the first) goes.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str,
+        load: Callable[[str, str, str], UVOSAM] = from_pretrained,
+        max_loaded: int = 3,
+    ) -> None:
+        self.device = device
+        self.weight_files: dict[str, Path] = {}
+        self._load = load
+        self._max_loaded = max_loaded
+        self._pipes: OrderedDict[tuple[str, str], UVOSAM] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def __call__(self, preset: str, sam: str) -> UVOSAM:
+        key = (preset, sam)
+        with self._lock:
+            if key in self._pipes:
+                self._pipes.move_to_end(key)
+                return self._pipes[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._pipes:
+                    return self._pipes[key]
+            self.check_weights(preset, sam)
+            logger.info("loading tracker %s + SAM %s on %s", preset, sam, self.device)
+            pipe = self._load(preset, sam, self.device)
+            with self._lock:
+                self._pipes[key] = pipe
+                while len(self._pipes) > self._max_loaded:
+                    evicted = list(self._pipes)[1]
+                    logger.info("unloading %s + %s (least recently used)", *evicted)
+                    del self._pipes[evicted]
+            return pipe
+
+    def check_weights(self, preset: str, sam: str) -> None:
+        """Resolve the pair's weight files; raise ``FileNotFoundError`` naming every missing one."""
+        missing = []
+        for name in needed_weights(preset, sam):
+            if name not in hub.WEIGHTS:
+                continue
+            try:
+                self.weight_files[name] = hub.resolve(name)
+            except FileNotFoundError as err:
+                missing.append(str(err))
+        if missing:
+            raise FileNotFoundError("\n\n".join(missing))
+
+
+def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str]:
+    """One line per weight name: file, Hub repo and SHA-256 (of the loaded file when known)."""
+    lines = []
+    for name in names:
+        spec = hub.WEIGHTS.get(name)
+        if spec is None:
+            lines.append(f"{name}: not in the weight table")
+            continue
+        path = files.get(name)
+        digest = hub.file_sha256(path) if path is not None else spec.sha256
+        where = spec.repo_id or spec.url or "local"
+        shown = digest[:16] + "…" if digest else "unpublished"
+        lines.append(f"{name}: {spec.basename} ({where}) sha256 {shown}")
+    return lines
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages the footer shows."""
+    out = {}
+    for dist in ("uvosam", "torch", "gradio", "segment-anything"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def device_text(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(0)})"
+    return device + (" (ZeroGPU)" if zero_gpu() else "")
+
+
+def backend_text() -> str:
+    """``uvosam.tracker.msda.backend_status()``, or why it is unavailable."""
+    from uvosam.tracker import msda
+
+    status = getattr(msda, "backend_status", None)
+    return (
+        status()
+        if status is not None
+        else "msda: pytorch reference (this build reports no backend status)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- GPU
+_SOURCES: dict[str, GetPipeline] = {}
+_PER_FRAME_S = {"vit_b": 0.2, "vit_l": 0.35, "vit_h": 0.5}
+
+
+def register_source(get_pipeline: GetPipeline) -> str:
+    """A key for the pipeline source, so GPU jobs get only picklable arguments (ZeroGPU pickles)."""
+    key = f"source-{len(_SOURCES)}"
+    _SOURCES[key] = get_pipeline
+    return key
+
+
+def gpu_seconds(
+    source_key: str,
+    preset: str,
+    sam: str,
+    config: PipelineConfig,
+    video: str,
+    work_dir: str,
+    options: JobOptions,
+) -> int:
+    """ZeroGPU ``duration``: seconds asked for a job, growing with its frames (job's arguments)."""
+    try:
+        frames = probe(video).num_output_frames(
+            stride=options.stride, max_frames=options.max_frames
+        )
+    except (OSError, ValueError):
+        return 60  # the job itself reports the bad input
+    return int(min(600, 20 + frames * _PER_FRAME_S.get(sam, 0.5)))
+
+
+def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:
+    if spaces is None:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+@_gpu(duration=gpu_seconds)
+def gpu_job(
+    source_key: str,
+    preset: str,
+    sam: str,
+    config: PipelineConfig,
+    video: str,
+    work_dir: str,
+    options: JobOptions,
+) -> Iterator[JobProgress]:
+    """``run_job`` with the loaded (preset, sam) models and this run's ``PipelineConfig``."""
+    base = _SOURCES[source_key](preset, sam)
+    pipe = UVOSAM(base.tracker, base.segmenter, config)
+    yield from run_job(pipe, video, work_dir, options)
+
+
+# ---------------------------------------------------------------------------------- session folders
+class WorkRoot:
+    """``<root>/<session>/<kind>-<id>/`` folders; a session's folders are removed with it.
+
+    A new folder replaces the session's earlier ones, except those still in use (``new_dir`` until
+    ``release``), so one API client running two jobs at once does not lose the first.
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="uvosam-app-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._in_use: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def session_dir(self, session: str | None) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_-]", "_", session or "anonymous")[:64] or "anonymous"
+        return self.root / safe
+
+    def new_dir(self, session: str | None, kind: str, *, keep: Path | None = None) -> Path:
+        """A fresh folder (in use until ``release``); the session's other idle folders but ``keep``
+        are deleted first."""
+        base = self.session_dir(session)
+        path = base / f"{kind}-{uuid.uuid4().hex[:8]}"
+        with self._lock:
+            spared = self._in_use | ({keep} if keep is not None else set())
+            for old in base.iterdir() if base.is_dir() else ():
+                if old not in spared:
+                    shutil.rmtree(old, ignore_errors=True)
+            path.mkdir(parents=True)
+            self._in_use.add(path)
+        return path
+
+    def release(self, path: Path) -> None:
+        with self._lock:
+            self._in_use.discard(path)
+
+    def remove_session(self, session: str | None) -> None:
+        shutil.rmtree(self.session_dir(session), ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- pump
+@dataclass(frozen=True)
+class PumpItem:
+    """One message from the worker: a step, the end (``done``) or the exception that ended it."""
+
+    step: JobProgress | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
+class JobPump:
+    """Runs a job generator in a worker thread, so the UI generator can answer every ``interval`` s.
+
+    ``cancel()`` returns at once; the worker closes the job generator after its current frame
+    (ffmpeg is stopped, unfinished files are deleted). Whenever a job ends without its result
+    (cancelled or failed), the worker calls ``on_abort`` (e.g. to delete the run folder). ``slots``
+    bounds how many jobs run at once, cancelled ones still finishing their frame included.
+    """
+
+    work: Callable[[], Iterator[JobProgress]]
+    slots: threading.Semaphore
+    on_abort: Callable[[], None] = lambda: None
+    _queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=64))
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> JobPump:
+        ctx = contextvars.copy_context()  # ZeroGPU reads the gradio request from a context variable
+        threading.Thread(target=ctx.run, args=(self._run,), daemon=True, name="uvosam-job").start()
+        return self
+
+    def _put(self, item: PumpItem) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        finished = False
+        with self.slots:
+            steps = None
+            try:
+                steps = self.work()
+                for step in steps:
+                    finished = step.result is not None
+                    self._put(PumpItem(step=step))
+                    if self._stop.is_set():
+                        break
+            except Exception as err:  # handed to the UI thread: mapped to a message or logged
+                self._put(PumpItem(error=err))
+            finally:
+                if steps is not None:
+                    steps.close()
+                if not finished:
+                    self.on_abort()
+                self._put(PumpItem(done=True))
+
+    def poll(self, timeout: float) -> list[PumpItem]:
+        """Everything queued now, waiting up to ``timeout`` s for the first item ([] if none)."""
+        try:
+            items = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+
+def run_config(pipe: UVOSAM, **changes: Any) -> PipelineConfig:
+    """The shared pipeline's config with this run's changes (the shared one is never mutated)."""
+    return replace(pipe.config, **changes)

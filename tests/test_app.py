@@ -1,0 +1,394 @@
+"""The Gradio app over its API (gradio_client), with tiny models on CPU; plus `python app.py`
+without weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+import app as app_module  # noqa: E402
+from app_runtime import AppSettings  # noqa: E402
+from doubles import MovingBoxTracker  # noqa: E402
+from uvosam.pipeline import UVOSAM  # noqa: E402
+from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
+from uvosam.testing import moving_shapes  # noqa: E402
+from uvosam.video import VideoWriter, probe  # noqa: E402
+
+ROOT = Path(app_module.__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_clip(path: Path, frames: int, width: int, height: int, fps: float = 8) -> Path:
+    video = moving_shapes(frames, height=height, width=width, num_objects=2, seed=frames)
+    with VideoWriter(path, fps=fps, width=width, height=height) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return {
+        "a": write_clip(d / "clip_a.mp4", 16, 96, 64),
+        "b": write_clip(d / "clip_b.mp4", 24, 128, 80),
+        "wide": write_clip(d / "wide.mp4", 8, 160, 48),  # over max_side=150
+        "empty": _write(d / "empty.mp4", b""),
+        "text": _write(d / "notes.mp4", b"this is a text file, not a video\n" * 20),
+    }
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    return MovingBoxTracker(num_objects=2)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_sam_model, tracker):
+    """The app on a tiny pipeline; presets idol-ovis-r50 / idol-coco-r50 fail (no weights / bug)."""
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+
+    def get_pipeline(preset: str, sam: str) -> UVOSAM:
+        if preset == "idol-ovis-r50":
+            raise FileNotFoundError(
+                "Weight file 'OVIS_R50_294AP.pth' was not found. Put it in checkpoints/."
+            )
+        if preset == "idol-coco-r50":
+            raise RuntimeError("a bug inside the app")
+        return pipe
+
+    work = tmp_path_factory.mktemp("work")
+    settings = AppSettings(work_root=work, concurrency_limit=2, max_upload_mb=1, max_side=150)
+    demo = app_module.build_demo(get_pipeline, settings=settings)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=True,
+        **app_module.launch_kwargs(settings, work),
+    )
+    yield url, work
+    demo.close()
+
+
+def client(server) -> Client:
+    return Client(server[0], verbose=False)
+
+
+def zip_names(path: str) -> list[str]:
+    with zipfile.ZipFile(path) as zf:
+        return zf.namelist()
+
+
+def davis_labels(path: str, video: str) -> tuple[int, set[int]]:
+    with zipfile.ZipFile(path) as zf:
+        pngs = [n for n in zf.namelist() if n.startswith(f"davis/{video}/") and n.endswith(".png")]
+        labels = set()
+        for name in pngs:
+            with zf.open(name) as f:
+                labels |= set(np.unique(np.asarray(Image.open(f))).tolist())
+    return len(pngs), labels
+
+
+def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, clips):
+    job = client(server).submit(handle_file(str(clips["b"])), api_name="/segment")
+    updates = list(job)
+    status, _, _, mp4, zip_path, table, keep = job.result()
+    assert status.startswith("done: 24 frames, 2 tracks")
+    streamed = [u for u in updates[:-1] if isinstance(u[0], str) and "frame " in u[0]]
+    assert len(streamed) >= 2, [u[0] for u in updates]  # progress/chunks arrived before the end
+    # the stream started mid-run
+    assert any(u[2] and str(u[2]).endswith(".m3u8") for u in updates[:-1])
+    info = probe(mp4)
+    assert (info.num_frames, info.width, info.height) == (24, 128, 80)
+    names = zip_names(zip_path)
+    assert sum(n.startswith("davis/clip_b/") and n.endswith(".png") for n in names) == 24
+    assert {"results.json", "ytvis_results.json", "tracks.csv", "README.txt"} <= set(names)
+    assert [row[:2] for row in table["data"]] == [[1, "person"], [2, "dog"]]
+    assert keep["value"] == [1, 2]
+
+
+def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
+    c = client(server)
+    first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
+    assert davis_labels(first[4], "clip_a") == (8, {0, 1, 2})
+    status, _, _, mp4, zip_path, table = c.predict([2], api_name="/rerender")  # as in the README
+    assert status.startswith("done: 8 frames, 1 tracks")
+    assert [row[0] for row in table["data"]] == [2]
+    names = zip_names(zip_path)
+    assert not any(n.startswith("cutouts/clip_a/1/") for n in names)
+    assert any(n.startswith("cutouts/clip_a/2/") for n in names)
+    assert davis_labels(zip_path, "clip_a") == (8, {0, 1})  # only the kept track, relabelled 1
+    assert probe(mp4).num_frames == 8
+
+
+def test_rerender_before_any_run_says_what_to_do(server):
+    with pytest.raises(Exception, match="Run a video first"):
+        client(server).predict([], True, True, 0, api_name="/rerender")
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("empty", "is empty"),
+        ("text", "is not a video"),
+        ("wide", "longest side 160 px, over the limit of 150.*UVOSAM_MAX_SIDE"),
+    ],
+)
+def test_bad_upload_gets_a_clear_error(server, clips, kind, message):
+    with pytest.raises(Exception, match=message):
+        client(server).predict(handle_file(str(clips[kind])), api_name="/segment")
+
+
+def test_missing_weights_and_internal_errors_are_reported(server, clips):
+    c = client(server)
+    with pytest.raises(Exception, match="OVIS_R50_294AP.pth' was not found"):
+        c.predict(handle_file(str(clips["a"])), tracker="idol-ovis-r50", api_name="/segment")
+    with pytest.raises(Exception, match=r"error id [0-9a-f]{8}") as err:
+        c.predict(handle_file(str(clips["a"])), "idol-coco-r50", api_name="/segment")
+    assert "a bug inside the app" not in str(err.value)  # internals stay in the server log
+
+
+def test_two_clients_at_once_get_their_own_results(server, clips):
+    results = {}
+
+    def run(name):
+        results[name] = client(server).predict(handle_file(str(clips[name])), api_name="/segment")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for name, (frames, w, h) in {"a": (16, 96, 64), "b": (24, 128, 80)}.items():
+        _, _, _, mp4, zip_path, _, _ = results[name]
+        info = probe(mp4)
+        assert (info.num_frames, info.width, info.height) == (frames, w, h)
+        assert davis_labels(zip_path, f"clip_{name}")[0] == frames
+        assert not any(
+            n.startswith("davis/clip_" + "ab".replace(name, "")) for n in zip_names(zip_path)
+        )
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _wait_for(condition, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def test_cancel_stops_the_run_cleans_up_and_the_next_run_works(server, clips, tracker):
+    url, work = server
+    c = client(server)
+    tracker.delay_s = 0.4  # 24 frames: about 10 s if it were not stopped
+    try:
+        job = c.submit(handle_file(str(clips["b"])), api_name="/segment")
+        session = work / c.session_hash
+        assert _wait_for(lambda: any(session.glob("run-*")), 30)
+        run_dir = next(session.glob("run-*"))
+        overlay = run_dir / "clip_b_overlay.mp4"
+        assert _wait_for(overlay.exists, 30)  # encoding has started
+        assert job.cancel()
+        # the worker stopped and removed the partial run
+        assert _wait_for(lambda: not run_dir.exists())
+        assert _processes_mentioning(str(run_dir)) == []  # no ffmpeg left behind
+    finally:
+        tracker.delay_s = 0.0
+    status = c.predict(handle_file(str(clips["a"])), api_name="/segment")[0]
+    assert status.startswith("done: 16 frames")
+
+
+def test_uploads_over_the_limit_and_files_outside_the_run_folders_are_refused(server):
+    url = server[0].rstrip("/")
+    big = b"0" * (1024 * 1024 + 1)  # max_upload_mb=1
+    boundary = "xUVOSAMx"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.mp4"\r\n'
+            "Content-Type: video/mp4\r\n\r\n"
+        ).encode()
+        + big
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        f"{url}/gradio_api/upload",
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=30)
+    assert err.value.code == 413
+    for path in (ROOT / "README.md", ROOT / "app.py"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{url}/gradio_api/file={path}", timeout=30)
+        assert err.value.code in (403, 404)
+
+
+def test_settings_from_env():
+    settings = AppSettings.from_env(
+        {"UVOSAM_MAX_FRAMES": "50", "UVOSAM_MAX_UPLOAD_MB": "10", "UVOSAM_SAM": "vit_h"}
+    )
+    assert (settings.max_frames, settings.max_upload_mb, settings.default_sam) == (50, 10, "vit_h")
+    assert settings.limits().max_frames == 50 and settings.max_side == AppSettings().max_side
+    with pytest.raises(ValueError, match="UVOSAM_MAX_SECONDS must be a positive float; got 'soon'"):
+        AppSettings.from_env({"UVOSAM_MAX_SECONDS": "soon"})
+
+
+def test_zerogpu_path_wraps_the_gpu_job_with_a_duration_that_scales_with_frames(monkeypatch, clips):
+    """With `spaces` importable (faked: not installed in CI) jobs run under spaces.GPU(duration)."""
+    import importlib.util
+    import types
+
+    wrapped = {}
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda duration: lambda fn: wrapped.setdefault(fn.__name__, (fn, duration)) and fn
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    spec = importlib.util.spec_from_file_location("app_runtime_on_zerogpu", ROOT / "app_runtime.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    assert wrapped["gpu_job"][1] is module.gpu_seconds
+    assert module.zero_gpu() and module.default_device() == "cuda"
+    from uvosam.job import JobOptions
+
+    seconds = [
+        module.gpu_seconds("k", "p", "vit_b", None, str(clips[n]), "w", JobOptions())
+        for n in ("a", "b")
+    ]
+    assert seconds[0] < seconds[1]  # 16 vs 24 frames
+    assert module.gpu_seconds("k", "p", "vit_b", None, str(clips["text"]), "w", JobOptions()) == 60
+
+
+def test_python_app_py_without_weights_serves_a_banner(tmp_path):
+    """Offline, no checkpoints, empty HF cache: the page is served, its banner names the files."""
+    port = free_port()
+    empty = tmp_path / "checkpoints"
+    empty.mkdir()
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        UVOSAM_CHECKPOINTS=str(empty),
+        HF_HOME=str(tmp_path / "hf"),
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        UVOSAM_WORK_DIR=str(tmp_path / "w"),
+        PYTHONPATH=str(ROOT),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    env.pop("SPACES_ZERO_GPU", None)
+    log = open(tmp_path / "app.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        config = _wait_for_config(f"http://127.0.0.1:{port}", proc, tmp_path / "app.log")
+        banner = next(
+            c["props"]["value"]
+            for c in config["components"]
+            if c["props"].get("elem_id") == "banner"
+        )
+        assert "Models not loaded" in banner
+        assert "sam_vit_b_01ec64.pth" in banner and "YTVIS19_R50_502AP.pth" in banner
+        assert "checkpoints" in banner and "not found" in banner
+        with pytest.raises(Exception, match="was not found"):
+            Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+                handle_file(str(ROOT / "examples" / "synthetic_shapes.mp4")), api_name="/segment"
+            )
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"app.py did not serve {url} within {timeout} s")
+
+
+def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monkeypatch, tmp_path):
+    import app_runtime
+
+    monkeypatch.setattr(app_runtime.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
+    calls = []
+
+    def load(preset, sam, device):
+        calls.append((preset, sam, device))
+        time.sleep(0.05)
+        return object()
+
+    loader = app_runtime.PipelineLoader(device="cpu", load=load, max_loaded=2)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
+    threads += [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [("idol-ovis-r50", "vit_b", "cpu")] and got[0] is got[1]
+    loader("idol-coco-r50", "vit_h")
+    loader("idol-ytvis21-r50", "vit_l")  # evicts the least recently used, never the first pair
+    assert loader("idol-ovis-r50", "vit_b") is got[0] and len(calls) == 3
+    assert loader.weight_files["sam_vit_h"] == tmp_path / "sam_vit_h.pth"
+
+    def missing(name):
+        raise FileNotFoundError(f"Weight file for {name} was not found.")
+
+    monkeypatch.setattr(app_runtime.hub, "resolve", missing)
+    with pytest.raises(FileNotFoundError) as err:
+        loader("idol-ytvis19-r50", "vit_l")
+    assert "idol-ytvis19-r50" in str(err.value) and "sam_vit_l" in str(err.value)

@@ -1,0 +1,137 @@
+"""The app in a real browser: Debian chromium driven by Playwright (never `playwright install`).
+
+Upload the example clip, press Run, see the streamed <video> become playable while the (deliberately
+slow) tiny pipeline is still working, download the zip, save a screenshot to
+test-artifacts/app_browser.png.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+EXAMPLE = ROOT / "examples" / "synthetic_shapes.mp4"  # 48 frames, 320x240, 12 fps
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+STREAM_PLAYABLE = (
+    "() => { const v = document.querySelector('#stream video'); return v && v.readyState >= 2; }"
+)
+STATUS = "() => document.querySelector('#status textarea')?.value ?? ''"
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, tiny_sam_model):
+    import app as app_module
+    from app_runtime import AppSettings
+    from doubles import MovingBoxTracker
+    from uvosam.pipeline import UVOSAM
+    from uvosam.segmenter import BoxPromptSegmenter
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2, delay_s=0.1), BoxPromptSegmenter(tiny_sam_model))
+    work = tmp_path_factory.mktemp("work")
+    settings = AppSettings(work_root=work)
+    demo = app_module.build_demo(lambda preset, sam: pipe, settings=settings)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=True,
+        **app_module.launch_kwargs(settings, work),
+    )
+    yield url, work
+    demo.close()
+
+
+@pytest.fixture()
+def page():
+    if not CHROMIUM.exists():
+        pytest.skip(f"BROWSER TEST NOT RUN: {CHROMIUM} is missing (apt-get install -y chromium)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="BROWSER TEST NOT RUN: pip install playwright"
+    )
+    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        context = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1280, "height": 1100},
+            accept_downloads=True,
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def test_upload_run_stream_download(app_url, page, tmp_path):
+    url, work = app_url
+    page.goto(url)
+    page.wait_for_selector("#run")
+    assert not page.locator("#banner").is_visible()  # models loaded: no warning banner
+    page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
+    page.wait_for_selector(
+        "#inp video", timeout=30_000
+    )  # upload finished, the input player is shown
+    page.click("#run")
+
+    page.wait_for_function(STREAM_PLAYABLE, timeout=60_000)
+    status_when_playable = page.evaluate(STATUS)
+    assert not status_when_playable.startswith(
+        "done"
+    ), status_when_playable  # streamed before the end
+    page.wait_for_selector("#preview img", timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app_browser_midrun.png"), full_page=True)
+
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=120_000)
+    assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
+    page.screenshot(path=str(ARTIFACTS / "app_browser.png"), full_page=True)
+
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("#zip a").first.click()
+    saved = tmp_path / "masks.zip"
+    download.value.save_as(saved)
+    with zipfile.ZipFile(saved) as zf:
+        names = zf.namelist()
+    assert sum(n.startswith("davis/synthetic_shapes/") and n.endswith(".png") for n in names) == 48
+    assert "results.json" in names and "ytvis_results.json" in names
+    table = page.locator("#tracks").inner_text()
+    assert "person" in table and "dog" in table
+
+    page.click("#run")  # again, and stop it with the Stop button
+    page.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
+    page.click("#stop")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('stopped')", timeout=10_000)
+    page.wait_for_timeout(1500)  # a cancelled run sends nothing more
+    assert page.evaluate(STATUS).startswith("stopped")
+
+    assert any(work.iterdir())
+    page.close()  # the session ends: demo.unload removes its folders
+    deadline = time.monotonic() + 20
+    while any(work.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(work.iterdir())

@@ -1,0 +1,94 @@
+"""run_job with a mask cache, then rerender a subset of tracks without running any model."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from doubles import MovingBoxTracker
+from uvosam.job import JobOptions, rerender, rerender_iter, run_job
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import moving_shapes
+from uvosam.video import VideoWriter, probe
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    video = moving_shapes(10, height=48, width=64, num_objects=2, seed=3)
+    with VideoWriter(path, fps=10, width=64, height=48) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cached_run(clip, tmp_path_factory, tiny_sam_model):
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    work = tmp_path_factory.mktemp("run")
+    steps = list(run_job(pipe, clip, work, JobOptions(cache=True, chunk_seconds=0.5)))
+    return steps[-1].result
+
+
+def _davis_labels(zip_path):
+    with zipfile.ZipFile(zip_path) as zf:
+        pngs = sorted(n for n in zf.namelist() if n.startswith("davis/") and n.endswith(".png"))
+        labels = set()
+        for name in pngs:
+            with zf.open(name) as f:
+                labels |= set(np.unique(np.asarray(Image.open(f))).tolist())
+        return pngs, labels, zf.namelist()
+
+
+def test_cached_run_records_what_rerender_needs(cached_run):
+    assert cached_run.cache_dir is not None and (cached_run.cache_dir / "meta.json").is_file()
+    meta = json.loads((cached_run.cache_dir / "meta.json").read_text())["meta"]
+    assert meta["class_names"] == ["person", "dog", "car"]
+    assert meta["frame_names"] == [f"{i:05d}" for i in range(10)]
+    assert [t.track_id for t in cached_run.tracks] == [1, 2]
+
+
+def test_rerender_drops_a_track_everywhere(cached_run, tmp_path):
+    out = rerender(cached_run.cache_dir, tmp_path, keep_ids=[2], options=JobOptions())
+    assert [t.track_id for t in out.tracks] == [2]
+    assert out.cache_dir == cached_run.cache_dir and out.num_frames == 10
+    pngs, labels, names = _davis_labels(out.zip_path)
+    assert len(pngs) == 10 and labels == {0, 1}  # track 2 is relabelled 1 among the kept tracks
+    assert not any(n.startswith("cutouts/clip/1/") for n in names)
+    assert any(n.startswith("cutouts/clip/2/") for n in names)
+    with zipfile.ZipFile(out.zip_path) as zf:
+        results = json.loads(zf.read("results.json"))
+        ytvis = json.loads(zf.read("ytvis_results.json"))
+        csv_rows = zf.read("tracks.csv").decode().strip().splitlines()
+    assert [r["category_id"] for r in results] == [2]  # only track 2 ("dog", label 1) is left
+    assert [r["category_id"] for r in ytvis] == [2]
+    assert len(csv_rows) == 2 and csv_rows[1].split(",")[0] == "2"
+    info = probe(out.overlay_mp4)
+    assert (info.num_frames, info.width, info.height) == (10, 64, 48)
+
+
+def test_rerender_all_tracks_matches_the_run(cached_run, tmp_path):
+    out = rerender(cached_run.cache_dir, tmp_path)
+    assert out.tracks == cached_run.tracks
+    _, labels, _ = _davis_labels(out.zip_path)
+    _, run_labels, _ = _davis_labels(cached_run.zip_path)
+    assert labels == run_labels == {0, 1, 2}
+
+
+def test_rerender_iter_streams_chunks_and_can_be_closed(cached_run, tmp_path):
+    steps = rerender_iter(
+        cached_run.cache_dir, tmp_path, options=JobOptions(chunk_seconds=0.5, output_max_side=32)
+    )
+    first = [next(steps) for _ in range(6)]
+    assert any(s.chunk is not None and s.chunk.is_file() for s in first)
+    assert first[0].preview.shape == (24, 32, 3)
+    steps.close()
+    assert not (tmp_path / "clip_overlay.mp4").exists()  # the unfinished full video was removed
+
+
+def test_rerender_refuses_a_folder_that_is_not_a_cache(tmp_path):
+    with pytest.raises(ValueError, match="not a finished run_job cache"):
+        rerender(tmp_path / "nothing", tmp_path / "out")
