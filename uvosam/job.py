@@ -151,10 +151,14 @@ def run_job(
     cache = None
     if options.cache:
         cache = MaskCache(plan.work_dir / "cache", meta=_cache_meta(plan, options.stride))
+    # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
+    # work on frame t + 1 (two results in flight at most, so memory stays flat)
+    results = prefetch(pipe(frames), depth=2, name="uvosam-models")
     try:
-        yield from _produce(pipe(frames), plan, options, cache=cache)
+        yield from _produce(results, plan, options, cache=cache)
     finally:
-        frames.close()  # stops the decoder now, also when the consumer stops early
+        results.close()  # stops the model thread, then the decoder, also when the consumer stops early
+        frames.close()
 
 
 def rerender_iter(
