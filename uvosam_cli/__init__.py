@@ -9,6 +9,7 @@ import sys
 
 SUBCOMMAND_MODULES = [
     "uvosam_cli.segment",
+    "uvosam_cli.train",
 ]
 
 
