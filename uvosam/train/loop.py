@@ -62,14 +62,16 @@ class TrainResult:
     """What a finished run left in ``out_dir``.
 
     Attributes:
-        iteration: finished optimiser steps. checkpoint: the final weights (``model_final.pth``).
-        losses_csv: per-``log_period`` mean losses. last_losses: weighted losses of the last step.
+        iteration: finished optimiser steps. checkpoint: the final weights (``model_final.pth``;
+        None on ranks > 0). losses_csv: per-``log_period`` mean losses (rank 0). last_losses:
+        weighted losses of the last step. detector: the trained model (train mode, on its device).
     """
 
     iteration: int
     checkpoint: Path | None
     losses_csv: Path | None
     last_losses: dict[str, float]
+    detector: IDOLDetector
 
 
 def init_distributed() -> DistInfo:
@@ -225,7 +227,7 @@ def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, device: torch.device |
     module: nn.Module = TrainForward(detector)
     if info.world_size > 1:
         ids = [info.local_rank] if device.type == "cuda" else None
-        module = DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
+        module = DistributedDataParallel(module, device_ids=ids)
     dtype = amp_dtype(cfg.amp, device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return _Run(cfg, info, device, detector, module, optimizer, scaler, dtype, out_dir, start)
@@ -299,4 +301,4 @@ def train(
     final = run.save(FINAL_NAME, cfg.max_iter) if run.start_iter < cfg.max_iter else None
     logger.info("trained %d iterations in %.1f s", cfg.max_iter - run.start_iter,
                 time.perf_counter() - started)
-    return TrainResult(cfg.max_iter, final, log.path, losses)
+    return TrainResult(cfg.max_iter, final, log.path, losses, run.detector)

@@ -1,14 +1,59 @@
-"""Synthetic training videos: moving rectangles with box tracks (``uvosam.testing.moving_shapes``).
+"""Synthetic training videos: coloured rectangles moving over a noisy background, with box tracks.
 
-Used by the CPU training test and for smoke-testing a training setup without any dataset.
+Used by the CPU training test and to smoke-test a training setup without any dataset. Objects have
+distinct saturated colours (so re-id can tell them apart), bounce off the borders and may overlap
+(a later object is drawn over an earlier one; boxes stay the full rectangles).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from uvosam.testing import moving_shapes
 from uvosam.train.datasets import BoxesByTrack, VideoRecord
+
+PALETTE = np.array([[230, 40, 40], [40, 200, 60], [50, 90, 240], [240, 220, 40], [220, 60, 220],
+                    [40, 220, 230]], np.uint8)
+
+
+def synthetic_clip(
+    num_frames: int,
+    *,
+    height: int = 64,
+    width: int = 64,
+    num_objects: int = 2,
+    size_range: tuple[float, float] = (0.22, 0.4),
+    max_speed: float = 2.5,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) uint8 RGB and boxes (T, K, 4) float32 pixel ``xyxy`` of K objects.
+
+    Args:
+        size_range: object side as a fraction of ``min(height, width)``.
+        max_speed: largest per-axis speed in pixels per frame.
+    """
+    rng = np.random.default_rng(seed)
+    base = rng.integers(30, 110, size=(height, width, 3), dtype=np.uint8)
+    side = min(height, width)
+    sizes = rng.uniform(*size_range, size=(num_objects, 2)) * side
+    pos = rng.uniform(0, 1, size=(num_objects, 2)) * (np.array([width, height]) - sizes)
+    vel = rng.uniform(-max_speed, max_speed, size=(num_objects, 2))
+    colours = PALETTE[rng.permutation(len(PALETTE))[:num_objects]]
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    boxes = np.empty((num_frames, num_objects, 4), np.float32)
+    for t in range(num_frames):
+        img = base.copy()
+        for k in range(num_objects):
+            x0, y0 = np.round(pos[k]).astype(int)
+            x1, y1 = np.round(pos[k] + sizes[k]).astype(int)
+            img[y0:y1, x0:x1] = colours[k]
+            boxes[t, k] = (x0, y0, x1, y1)
+            pos[k] += vel[k]
+            limit = np.array([width, height]) - sizes[k]
+            bounced = (pos[k] < 0) | (pos[k] > limit)
+            vel[k] = np.where(bounced, -vel[k], vel[k])
+            pos[k] = np.clip(pos[k], 0, limit)
+        frames[t] = img
+    return frames, boxes
 
 
 def synthetic_videos(
@@ -20,19 +65,16 @@ def synthetic_videos(
     num_objects: int = 2,
     seed: int = 0,
 ) -> list[VideoRecord]:
-    """``num_videos`` in-memory ``VideoRecord``s; object k has track id k + 1 (video i uses seed
-    ``seed + i``)."""
+    """``num_videos`` in-memory ``VideoRecord``s from ``synthetic_clip`` (video i uses seed
+    ``seed + i``); object k has track id k + 1."""
     videos = []
     for i in range(num_videos):
-        clip = moving_shapes(num_frames, height=height, width=width, num_objects=num_objects,
-                             seed=seed + i)
-        boxes: list[BoxesByTrack] = []
-        for t in range(num_frames):
-            boxes.append({
-                k + 1: tuple(float(v) for v in clip.boxes_xyxy[t, k])  # type: ignore[misc]
-                for k in range(num_objects)
-                if not np.isnan(clip.boxes_xyxy[t, k]).any()
-            })
-        videos.append(VideoRecord(name=f"synthetic-{seed + i}", frames=tuple(clip.frames),
-                                  boxes=tuple(boxes)))
+        frames, boxes = synthetic_clip(num_frames, height=height, width=width,
+                                       num_objects=num_objects, seed=seed + i)
+        per_frame: list[BoxesByTrack] = [
+            {k + 1: tuple(float(v) for v in boxes[t, k]) for k in range(num_objects)}  # type: ignore[misc]
+            for t in range(num_frames)
+        ]
+        videos.append(VideoRecord(name=f"synthetic-{seed + i}", frames=tuple(frames),
+                                  boxes=tuple(per_frame)))
     return videos
