@@ -266,4 +266,32 @@ def test_table_has_the_three_sam_files():
         "checkpoints/sam_vit_h_4b8939.pth",
         2_564_550_879,
     )
-    assert all(len(s.sha256) == 64 and s.name == k for k, s in hub.WEIGHTS.items())
+    sam = {k: s for k, s in hub.WEIGHTS.items() if k.startswith("sam_")}
+    assert all(len(s.sha256) == 64 and s.name == k for k, s in sam.items())
+
+
+def test_table_has_the_tracker_presets():
+    names = {"idol-ytvis19-r50", "idol-ytvis21-r50", "idol-ovis-r50", "idol-coco-r50", "uvosam-davis-r50"}
+    assert names <= set(hub.WEIGHTS)
+    assert hub.WEIGHTS["idol-ytvis19-r50"].hub_url == (
+        "https://huggingface.co/QHL067/VNext_ECCV/resolve/main/IDOL/YTVIS19_R50_502AP.pth"
+    )
+    assert hub.WEIGHTS["uvosam-davis-r50"].repo_id is None
+    assert hub.WEIGHTS["uvosam-davis-r50"].url.endswith("/UVOSAM/davis.pth")
+
+
+def test_unpinned_file_is_accepted_and_its_hash_logged(tmp_path, monkeypatch, caplog):
+    ckdir = tmp_path / "ck"
+    ckdir.mkdir()
+    (ckdir / "davis.pth").write_bytes(b"tracker weights")
+    with caplog.at_level("INFO", logger="uvosam.hub"):
+        path = hub.resolve("uvosam-davis-r50", checkpoints_dir=ckdir)
+    assert path == ckdir / "davis.pth"
+    assert hub.file_sha256(path) in caplog.text
+
+
+def test_davis_repo_env_var_points_resolve_at_the_hub(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(hub.DAVIS_REPO_ENV, "someone/uvosam-weights:trackers/davis.pth")
+    with pytest.raises(FileNotFoundError, match="someone/uvosam-weights: trackers/davis.pth"):
+        hub.resolve("uvosam-davis-r50", checkpoints_dir=tmp_path, cache_dir=tmp_path / "hf")

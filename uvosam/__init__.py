@@ -5,3 +5,21 @@ Segment Anything Model frame by frame.
 """
 
 __version__ = "0.1.0"
+
+from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
+from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
+from uvosam.pipeline import UVOSAM
+from uvosam.types import FrameResult, FrameTracks, TrackSummary
+
+__all__ = [
+    "UVOSAM",
+    "FrameResult",
+    "FrameTracks",
+    "TrackSummary",
+    "PipelineConfig",
+    "SegmenterConfig",
+    "VideoLimits",
+    "VideoReadError",
+    "VideoLimitError",
+    "WeightsError",
+]

@@ -30,7 +30,7 @@ import os
 import pickle
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import huggingface_hub
@@ -55,8 +55,9 @@ class WeightSpec:
         repo_id: Hugging Face Hub model repo holding the file, or ``None`` if it is not on the Hub.
         filename: path of the file inside ``repo_id`` (its basename is the name looked for in
             ``checkpoints/``).
-        sha256: expected SHA-256, lowercase hex.
-        size_bytes: expected size in bytes.
+        sha256: expected SHA-256, lowercase hex; ``None`` when not published (then the file's hash is
+            computed once and logged, and only ``size_bytes`` is checked, when known).
+        size_bytes: expected size in bytes, or ``None`` when not published.
         url: direct public download URL used as a fallback (and shown in error messages), or
             ``None``.
         description: one line for humans.
@@ -65,8 +66,8 @@ class WeightSpec:
     name: str
     repo_id: str | None
     filename: str
-    sha256: str
-    size_bytes: int
+    sha256: str | None
+    size_bytes: int | None
     url: str | None = None
     description: str = ""
 
@@ -83,6 +84,22 @@ class WeightSpec:
 
 _SAM_REPO = "ybelkada/segment-anything"
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+_IDOL_REPO = "QHL067/VNext_ECCV"
+DAVIS_REPO_ENV = "UVOSAM_DAVIS_REPO"
+"""Env var naming a Hub repo that holds the release's ``davis.pth`` (``owner/name`` or ``owner/name:path``)."""
+
+
+def _idol(name: str, filename: str, classes: str, size: int | None = None) -> WeightSpec:
+    return WeightSpec(
+        name=name,
+        repo_id=_IDOL_REPO,
+        filename=f"IDOL/{filename}",
+        sha256=None,
+        size_bytes=size,
+        description=f"IDOL ResNet-50 tracker (VNext release), {classes}",
+    )
+
 
 # To add a file, append a WeightSpec; the key is its ``name``.
 _SPECS = (
@@ -113,11 +130,28 @@ _SPECS = (
         url=_SAM_URL + "sam_vit_h_4b8939.pth",
         description="Segment Anything ViT-H (original .pth; the one the UVOSAM release uses)",
     ),
+    _idol("idol-ytvis19-r50", "YTVIS19_R50_502AP.pth", "YouTube-VIS 2019, 40 classes, AP 50.2"),
+    _idol("idol-ytvis21-r50", "YTVIS21_R50_478AP.pth", "YouTube-VIS 2021, 40 classes, AP 47.7"),
+    _idol("idol-ovis-r50", "OVIS_R50_294AP.pth", "OVIS, 25 classes, AP 29.5", 172_791_667),
+    _idol("idol-coco-r50", "cocopretrain_R50.pth", "COCO pre-training, 80 classes"),
+    WeightSpec(
+        name="uvosam-davis-r50",
+        repo_id=None,
+        filename="davis.pth",
+        sha256=None,
+        size_bytes=None,
+        url="https://cloudbook-public-daily.oss-cn-hangzhou.aliyuncs.com/UVOSAM/davis.pth",
+        description=(
+            "the UVOSAM release's single-class tracker (not on the Hub; set "
+            f"{DAVIS_REPO_ENV}=owner/name[:path] to use a Hub copy)"
+        ),
+    ),
 )
 WEIGHTS: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
 
 # (real path, size, mtime_ns) -> sha256 hex, filled by file_sha256.
 _HASHES: dict[tuple[str, int, int], str] = {}
+_UNPINNED_LOGGED: dict[str, Path] = {}
 
 
 def default_checkpoints_dir() -> Path:
@@ -186,10 +220,19 @@ def resolve(
 def _lookup(name_or_path: str | os.PathLike) -> tuple[WeightSpec | None, Path | None]:
     """A table key -> (spec, None); a path -> (spec with that basename or None, path)."""
     if isinstance(name_or_path, str) and name_or_path in WEIGHTS:
-        return WEIGHTS[name_or_path], None
+        return _with_env(WEIGHTS[name_or_path]), None
     path = Path(name_or_path).expanduser()
     by_basename = [s for s in WEIGHTS.values() if s.basename == path.name]
-    return (by_basename[0] if by_basename else None), path
+    return (_with_env(by_basename[0]) if by_basename else None), path
+
+
+def _with_env(spec: WeightSpec) -> WeightSpec:
+    """The davis.pth spec gains a Hub location when ``UVOSAM_DAVIS_REPO`` is set."""
+    env = os.environ.get(DAVIS_REPO_ENV, "").strip()
+    if spec.name != "uvosam-davis-r50" or not env:
+        return spec
+    repo, _, filename = env.partition(":")
+    return replace(spec, repo_id=repo, filename=filename or spec.filename)
 
 
 def _offline() -> bool:
@@ -298,7 +341,7 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
 def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     lines = [
         f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; "
-        f"{spec.size_bytes:,} bytes) was not found.",
+        f"{_size_text(spec)}) was not found.",
         "Looked in:",
         *[f"  - {place}" for place in looked],
         "To get it, either:",
@@ -314,8 +357,13 @@ def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
         f"  - download {urls} and put the file in {ckdir}/ (or set UVOSAM_CHECKPOINTS to the "
         f"folder holding it)."
     )
-    lines.append(f"Expected sha256 {spec.sha256}.")
+    if spec.sha256 is not None:
+        lines.append(f"Expected sha256 {spec.sha256}.")
     return "\n".join(lines)
+
+
+def _size_text(spec: WeightSpec) -> str:
+    return f"{spec.size_bytes:,} bytes" if spec.size_bytes is not None else "size not published"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -372,18 +420,22 @@ def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
     path = Path(path)
     size = path.stat().st_size
     hint = f"Delete it and download it again ({spec.hub_url or spec.url})."
-    if size != spec.size_bytes:
+    if spec.size_bytes is not None and size != spec.size_bytes:
         _check(path, spec, size, None, hint=hint)
     _check(path, spec, size, file_sha256(path), hint=hint)
 
 
 def _check(path: Path, spec: WeightSpec, size: int, digest: str | None, *, hint: str) -> None:
+    if spec.sha256 is None and digest is not None and spec.size_bytes in (None, size):
+        if _UNPINNED_LOGGED.setdefault(digest, path) == path:
+            logger.info("%s (%s): sha256 %s (no published checksum to compare with)", path, spec.name, digest)
+        return
     if size == spec.size_bytes and digest == spec.sha256:
         return
     got = f"{size:,} bytes" + (f", sha256 {digest}" if digest is not None else "")
     raise WeightsError(
         f"{path} is not a good copy of {spec.basename} ({spec.name}): expected "
-        f"{spec.size_bytes:,} bytes, sha256 {spec.sha256}; got {got}. The file is truncated, "
+        f"{_size_text(spec)}, sha256 {spec.sha256 or '(not published)'}; got {got}. The file is truncated, "
         f"corrupt or a different file. {hint}"
     )
 

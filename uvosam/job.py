@@ -21,6 +21,7 @@ from uvosam.config import VideoLimits
 from uvosam.export import ExportOptions, ExportResult, ExportWriter, make_zip
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
+from uvosam.prefetch import prefetch
 from uvosam.render import overlay
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video import VideoInfo, iter_frames, probe
@@ -124,10 +125,14 @@ def run_job(
     options = options or JobOptions()
     start = time.perf_counter()
     info = probe(source, limits=options.limits, stride=options.stride, max_frames=options.max_frames)
-    frames = iter_frames(source, stride=options.stride, max_frames=options.max_frames, limits=None)
+    # decoding runs in a background thread, a few frames ahead of the models (memory stays bounded)
+    frames = prefetch(iter_frames(source, stride=options.stride, max_frames=options.max_frames, limits=None))
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
     names = info.frame_names[:: options.stride]
-    yield from _run(pipe, info, frames, total, names, Path(work_dir), options, start)
+    try:
+        yield from _run(pipe, info, frames, total, names, Path(work_dir), options, start)
+    finally:
+        frames.close()  # stops the decoder now, also when the consumer stops early
 
 
 def _run(

@@ -11,6 +11,7 @@ per video does not grow with its length.
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -18,13 +19,16 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import numpy as np
 import torch
 
-from uvosam.config import PipelineConfig
+from uvosam.config import PipelineConfig, SegmenterConfig
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
 
 if TYPE_CHECKING:
     from uvosam.segmenter import BoxPromptSegmenter
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_TRACKER = "idol-ytvis19-r50"
+"""Works out of the box from the Hub (40 YouTube-VIS classes, used class-agnostically as salient objects)."""
 
 
 def _check_frame(frame: np.ndarray, index: int, size_hw: tuple[int, int] | None) -> None:
@@ -81,6 +85,38 @@ class UVOSAM:
         self.tracker = tracker
         self.segmenter = segmenter
         self.config = config or PipelineConfig()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        tracker: str | os.PathLike = DEFAULT_TRACKER,
+        sam: str | os.PathLike = "vit_h",
+        *,
+        device: str = "auto",
+        tracker_yaml: str | os.PathLike | None = None,
+        config: PipelineConfig | None = None,
+        segmenter_config: SegmenterConfig | None = None,
+    ) -> "UVOSAM":
+        """Load the tracker and SAM once (local ``checkpoints/`` first, then the Hugging Face Hub).
+
+        Args:
+            tracker: a tracker preset of ``uvosam.hub.WEIGHTS`` (``idol-ytvis19-r50`` (default),
+                ``idol-ytvis21-r50``, ``idol-ovis-r50``, ``idol-coco-r50``, ``uvosam-davis-r50``) or a checkpoint path.
+            sam: ``vit_b`` / ``vit_l`` / ``vit_h`` or a SAM checkpoint path.
+            device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
+            tracker_yaml: detectron2-style IDOL config matching the tracker checkpoint (optional).
+
+        Raises:
+            FileNotFoundError: a weight file is missing (the message says where it looked and how to get it).
+            WeightsError: a weight file is corrupt or does not fit the architecture.
+        """
+        from uvosam.segmenter import BoxPromptSegmenter, resolve_device
+        from uvosam.tracker.loading import load_tracker
+
+        torch_device = resolve_device(device)
+        segmenter = BoxPromptSegmenter.from_pretrained(sam, device=torch_device, config=segmenter_config)
+        box_tracker = load_tracker(tracker, tracker_yaml, device=torch_device)
+        return cls(box_tracker, segmenter, config)
 
     @property
     def class_names(self) -> list[str]:

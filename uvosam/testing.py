@@ -120,3 +120,19 @@ def moving_shapes(
                     pos[k, axis] = np.clip(pos[k, axis], 0, limit)
         frames[t] = img
     return SyntheticVideo(frames=frames, boxes_xyxy=boxes, masks=masks)
+
+
+def tiny_idol_tracker(*, seed: int = 0, batch_size: int = 3, class_names: tuple[str, ...] = ("object",)):
+    """A random-weight IDOL tracker (``DetectorConfig.tiny()``: real layout, toy widths, 8 queries) behind the real
+    ``IDOLTracker`` association and streaming. Its boxes are meaningless but every code path runs.
+
+    Returns:
+        ``uvosam.tracker.session.IDOLTracker`` on CPU.
+    """
+    from uvosam.tracker.config import DetectorConfig
+    from uvosam.tracker.detector import IDOLDetector
+    from uvosam.tracker.session import IDOLTracker
+
+    torch.manual_seed(seed)
+    detector = IDOLDetector(DetectorConfig.tiny()).eval()
+    return IDOLTracker(detector, class_names, batch_size=batch_size)

@@ -9,6 +9,10 @@ import sys
 
 SUBCOMMAND_MODULES = [
     "uvosam_cli.segment",
+    "uvosam_cli.track",
+    "uvosam_cli.davis",
+    "uvosam_cli.benchmark_runs",
+    "uvosam_cli.info",
     "uvosam_cli.train",
 ]
 

@@ -2,13 +2,41 @@
 
 ``ms_deform_attn_pytorch`` is the readable reference (bilinear ``grid_sample``, zero padding,
 ``align_corners=False``, i.e. pixel centres at ``(i + 0.5) / W``): it runs everywhere and defines the numerics.
-``ms_deform_attn`` is what the model calls.
+``ms_deform_attn`` is what the model calls: it dispatches to the Triton kernel of the ``uvosam_ops`` package
+(top-level ``ops/`` folder of the repository) iff that package imported, the tensors are on CUDA and the
+``UVOSAM_MSDA`` environment variable is not ``pytorch``; otherwise to the reference.
+
+``UVOSAM_MSDA`` (read at every call): ``auto`` (default; falls back with one warning for CUDA tensors when the
+kernel is unavailable), ``pytorch`` (always the reference), ``triton`` (require the kernel; a RuntimeError that
+names the reason when it cannot be used). ``backend_status()`` says in one line which backend CUDA calls get and
+why. Triton is imported lazily, on the first CUDA call or ``backend_status()``, never at ``import uvosam``.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
 import torch
 import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "UVOSAM_MSDA"
+MODES = ("auto", "pytorch", "triton")
+_OPS_PACKAGE = "uvosam_ops"
+# A source checkout keeps the kernel package beside uvosam/: <root>/ops is installed as uvosam_ops.
+_CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
+_warned_fallback = False
 
 
 def ms_deform_attn_pytorch(
@@ -45,6 +73,147 @@ def ms_deform_attn_pytorch(
     return out.view(n, m * d, lq).transpose(1, 2).contiguous()
 
 
+@dataclass(frozen=True)
+class KernelLoad:
+    """Outcome of loading the Triton kernel: the function, or why it is unavailable.
+
+    Attributes:
+        fn: ``uvosam_ops.ms_deform_attn_triton`` or None.
+        label: ``"uvosam_ops 0.1, triton 3.8.0"`` when loaded, else "".
+        reason: why ``fn`` is None (import error text, interpreter mode), else "".
+    """
+
+    fn: Callable[..., torch.Tensor] | None
+    label: str = ""
+    reason: str = ""
+
+
+def msda_mode() -> str:
+    """The ``UVOSAM_MSDA`` setting, one of ``MODES`` (default ``auto``)."""
+    mode = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        raise ValueError(
+            f"{ENV_VAR} must be one of {', '.join(MODES)}; got {mode!r}. Unset it for 'auto'."
+        )
+    return mode
+
+
+def _checkout_ops_init(root: Path) -> Path | None:
+    """``<root>/ops/__init__.py`` if ``root`` is a uvosam source checkout (its pyproject maps ``uvosam_ops``)."""
+    init = root / "ops" / "__init__.py"
+    pyproject = root / "pyproject.toml"
+    if (
+        init.is_file()
+        and pyproject.is_file()
+        and _OPS_PACKAGE in pyproject.read_text(encoding="utf-8")
+    ):
+        return init
+    return None
+
+
+def _import_ops_package(root: Path = _CHECKOUT_ROOT) -> ModuleType:
+    """Import ``uvosam_ops`` from the same tree as this uvosam.
+
+    In a source checkout (``PYTHONPATH=<repo>``, or an editable install) that is ``<root>/ops``, loaded by file
+    location under the name ``uvosam_ops`` (a different ``uvosam_ops`` found on ``sys.path`` is not used, so
+    uvosam and its kernel never come from two trees); otherwise the installed ``uvosam_ops``.
+    Raises ImportError when that fails (e.g. no triton).
+    """
+    init = _checkout_ops_init(root)
+    if init is None:
+        return importlib.import_module(_OPS_PACKAGE)
+    loaded = sys.modules.get(_OPS_PACKAGE)
+    if (
+        loaded is not None
+        and Path(getattr(loaded, "__file__", "") or "").resolve() == init.resolve()
+    ):
+        return loaded
+    spec = importlib.util.spec_from_file_location(
+        _OPS_PACKAGE, init, submodule_search_locations=[str(init.parent)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_OPS_PACKAGE] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        del sys.modules[_OPS_PACKAGE]
+        raise
+    logger.debug("msda: loaded %s from %s", _OPS_PACKAGE, init)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def load_kernel() -> KernelLoad:
+    """Import the Triton kernel once (imports triton: ~0.15 s after torch); never raises, records why."""
+    try:
+        ops = _import_ops_package()
+    except (ImportError, OSError) as exc:
+        return KernelLoad(None, reason=f"{type(exc).__name__}: {exc}")
+    if ops.INTERPRETED:
+        return KernelLoad(
+            None, reason="TRITON_INTERPRET=1 is set (the kernel would run in the CPU interpreter)"
+        )
+    import triton
+
+    return KernelLoad(
+        ops.ms_deform_attn_triton,
+        label=f"{_OPS_PACKAGE} {ops.__version__}, triton {triton.__version__}",
+    )
+
+
+def backend_status() -> str:
+    """One line for the app footer / ``uvosam info``: which backend CUDA calls get, and why.
+
+    E.g. ``"msda: triton (uvosam_ops 0.1, triton 3.8.0)"`` or
+    ``"msda: pytorch reference (triton kernel unavailable: no CUDA device)"``. CPU tensors always use the reference.
+    """
+    mode = msda_mode()
+    if mode == "pytorch":
+        return f"msda: pytorch reference (triton kernel switched off: {ENV_VAR}=pytorch)"
+    if not torch.cuda.is_available():
+        reason = "no CUDA device"
+    else:
+        kernel = load_kernel()
+        if kernel.fn is not None:
+            return f"msda: triton ({kernel.label})"
+        reason = kernel.reason
+    suffix = f"; {ENV_VAR}=triton calls will raise" if mode == "triton" else ""
+    return f"msda: pytorch reference (triton kernel unavailable: {reason}{suffix})"
+
+
+def _fall_back(mode: str, reason: str) -> None:
+    """Raise under ``UVOSAM_MSDA=triton``, else warn once that CUDA calls use the slower reference."""
+    global _warned_fallback
+    if mode == "triton":
+        raise RuntimeError(
+            f"{ENV_VAR}=triton but the Triton deformable-attention kernel cannot be used: "
+            f"{reason}. Fix that (e.g. pip install triton, CUDA tensors) or set {ENV_VAR}=auto "
+            "to fall back to PyTorch."
+        )
+    if not _warned_fallback:
+        _warned_fallback = True
+        warnings.warn(
+            "multi-scale deformable attention falls back to the slower PyTorch reference on "
+            f"CUDA: {reason}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def _select_kernel(device: torch.device, mode: str) -> Callable[..., torch.Tensor] | None:
+    """The Triton kernel for tensors on ``device``, or None for the reference (raises / warns as ``mode`` says)."""
+    if mode == "pytorch":
+        return None
+    if device.type != "cuda":
+        if mode == "triton":
+            _fall_back(mode, f"the tensors are on {device}, the kernel needs CUDA tensors")
+        return None
+    kernel = load_kernel()
+    if kernel.fn is None:
+        _fall_back(mode, kernel.reason)
+    return kernel.fn
+
+
 def ms_deform_attn(
     value: torch.Tensor,
     spatial_shapes: torch.Tensor,
@@ -53,6 +222,13 @@ def ms_deform_attn(
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
     """Multi-scale deformable attention as called by the model (same arguments/return as the reference, plus
-    ``level_start_index`` (L,) int64, the exclusive cumulative sum of ``H_l * W_l`` used by fused kernels)."""
-    del level_start_index  # the reference derives level offsets from spatial_shapes
+    ``level_start_index`` (L,) int64, the exclusive cumulative sum of ``H_l * W_l`` used by fused kernels).
+
+    Runs the Triton kernel for CUDA tensors when it is available and not switched off (module docstring).
+    """
+    kernel = _select_kernel(value.device, msda_mode())
+    if kernel is not None:
+        return kernel(
+            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+        )
     return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)

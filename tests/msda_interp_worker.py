@@ -1,0 +1,63 @@
+"""Run this checkout's ``ops/`` kernels in Triton's CPU interpreter on saved cases (helper of test_msda_kernel.py).
+
+Usage: ``TRITON_INTERPRET=1 python msda_interp_worker.py CASES.pt RESULTS.pt``. The interpreter only works when
+Triton itself is imported under ``TRITON_INTERPRET=1`` (its standard library, e.g. ``tl.sum``, is ``@jit`` code), so
+it needs a fresh process: a test session may already have imported Triton for real.
+
+CASES.pt: ``{name: {"inputs": {arg: tensor}, "grad_out": tensor | None, "block_q": int | None}}``.
+RESULTS.pt: ``{"__file__": path of the loaded package, name: {"output": ..., "grad_value": ...,
+"grad_sampling_locations": ..., "grad_attention_weights": ...}}`` (grads only when grad_out was given).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+ARGS = ("value", "spatial_shapes", "level_start_index", "sampling_locations", "attention_weights")
+GRADS = {
+    "value": "grad_value",
+    "sampling_locations": "grad_sampling_locations",
+    "attention_weights": "grad_attention_weights",
+}
+
+
+def load_ops(init: Path):
+    """This checkout's ops package under its install name ``uvosam_ops``, by file location."""
+    spec = importlib.util.spec_from_file_location(
+        "uvosam_ops", init, submodule_search_locations=[str(init.parent)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["uvosam_ops"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_case(ops, case: dict) -> dict:
+    inputs = {k: v.clone().requires_grad_(k in GRADS) for k, v in case["inputs"].items()}
+    out = ops.ms_deform_attn_triton(*(inputs[k] for k in ARGS), block_q=case["block_q"])
+    result = {"output": out.detach()}
+    if case["grad_out"] is not None:
+        out.backward(case["grad_out"])
+        result.update({GRADS[k]: inputs[k].grad for k in GRADS})
+    return result
+
+
+def main(cases_path: str, results_path: str) -> None:
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        raise SystemExit("run with TRITON_INTERPRET=1")
+    ops = load_ops(Path(__file__).resolve().parents[1] / "ops" / "__init__.py")
+    if not ops.INTERPRETED:
+        raise SystemExit("the kernels were not decorated in interpreter mode")
+    results = {"__file__": ops.__file__}
+    for name, case in torch.load(cases_path).items():
+        results[name] = run_case(ops, case)
+    torch.save(results, results_path)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

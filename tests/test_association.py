@@ -1,0 +1,188 @@
+"""IDOL_Tracker.match reproduced: the recorded fixture scenarios and hand-made 2-4 frame cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from uvosam.tracker.association import BACKDROP, TrackMemory, match
+from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
+
+CONFIGS = {
+    "idol_inference": AssociationConfig.idol_inference(),
+    "constructor_defaults": AssociationConfig.constructor_defaults(),
+}
+
+
+@pytest.fixture(scope="module")
+def association_fixture(fixtures_dir):
+    root = fixtures_dir / "idol_association"
+    return json.loads((root / "association.json").read_text()), dict(
+        np.load(root / "association.npz")
+    )
+
+
+def test_configs_match_the_recorded_tracker_kwargs(association_fixture):
+    meta, _ = association_fixture
+    recorded = meta["tracker_configs"]["idol_inference"]
+    released = AssociationConfig.idol_inference()
+    for key, value in recorded.items():
+        assert getattr(released, key) == value, key
+    defaults = AssociationConfig.constructor_defaults()
+    for key, value in meta["tracker_constructor_defaults"].items():
+        if hasattr(defaults, key):
+            assert getattr(defaults, key) == value, key
+
+
+@pytest.mark.parametrize("config_name", sorted(CONFIGS))
+@pytest.mark.parametrize(
+    "scenario", ["crossing", "frame_weight", "random_dense", "expire_and_empty"]
+)
+def test_fixture_scenario_reproduced_exactly(association_fixture, scenario, config_name):
+    meta, arrays = association_fixture
+    runs = meta["scenarios"][scenario]["runs"][config_name]
+    ptr = arrays[f"{scenario}__frame_ptr"]
+    memory = TrackMemory()
+    for t, expected in enumerate(runs):
+        rows = slice(ptr[t], ptr[t + 1])
+        result = match(
+            memory,
+            torch.from_numpy(arrays[f"{scenario}__bboxes"][rows]),
+            torch.from_numpy(arrays[f"{scenario}__labels"][rows]),
+            torch.from_numpy(arrays[f"{scenario}__embeds"][rows]),
+            t,
+            torch.from_numpy(arrays[f"{scenario}__indices"][rows]),
+            CONFIGS[config_name],
+        )
+        where = f"{scenario}/{config_name} frame {t}"
+        assert result.ids.tolist() == expected["ids"], where
+        assert result.indices.tolist() == expected["indices_out"], where
+        assert len(result.kept) == expected["n_kept_after_nms"], where
+        assert memory.num_tracklets == expected["num_tracklets"], where
+        memo = [
+            {
+                "id": k,
+                "last_frame": v.last_frame,
+                "exist_frame": v.exist_frame,
+                "n_long": len(v.long_embeds),
+                "acc_frame": v.exist_frame - 1,
+            }
+            for k, v in memory.tracklets.items()
+        ]
+        assert memo == expected["memo_after"], where
+
+
+def test_frame_weight_scenario_separates_the_two_configs(association_fixture):
+    """The fixture's point: the frame-weight branch picks another track than the plain arg-max."""
+    meta, _ = association_fixture
+    runs = meta["scenarios"]["frame_weight"]["runs"]
+    assert [r["ids"] for r in runs["idol_inference"]] != [
+        r["ids"] for r in runs["constructor_defaults"]
+    ]
+
+
+# --- hand-made cases ------------------------------------------------------------------------
+
+EMB = torch.eye(8, dtype=torch.float32) * 6.0  # well-separated re-id embeddings
+
+
+def _dets(rows: list[tuple[float, float, float, int]]):
+    """rows of (cx, score, label, embedding row) -> (boxes (N,5), labels, embeds); boxes do not
+    overlap."""
+    boxes = torch.tensor(
+        [[cx, 0.5, 0.1, 0.1, s] for cx, s, _, _ in rows], dtype=torch.float32
+    ).reshape(-1, 5)
+    labels = torch.tensor([lab for _, _, lab, _ in rows], dtype=torch.long)
+    embeds = torch.stack([EMB[e] for *_, e in rows]) if rows else torch.zeros(0, 8)
+    return boxes, labels, embeds
+
+
+def _step(memory, rows, frame, config=AssociationConfig()):
+    boxes, labels, embeds = _dets(rows)
+    return match(memory, boxes, labels, embeds, frame, torch.arange(len(rows)) + 100, config)
+
+
+def test_ids_survive_permutation_of_detections():
+    memory = TrackMemory()
+    first = _step(memory, [(0.1, 0.9, 0, 0), (0.4, 0.8, 0, 1), (0.7, 0.7, 0, 2)], 0)
+    assert first.ids.tolist() == [0, 1, 2]
+    second = _step(memory, [(0.71, 0.9, 0, 2), (0.11, 0.8, 0, 0), (0.41, 0.7, 0, 1)], 1)
+    assert second.ids.tolist() == [2, 0, 1]
+    assert second.indices.tolist() == [100, 101, 102]
+    assert {k: t.exist_frame for k, t in memory.tracklets.items()} == {0: 2, 1: 2, 2: 2}
+
+
+def test_new_object_gets_a_new_id_and_low_scores_do_not_start_tracks():
+    memory = TrackMemory()
+    _step(memory, [(0.1, 0.9, 0, 0), (0.5, 0.15, 0, 5)], 0)
+    assert list(memory.tracklets) == [0]
+    result = _step(memory, [(0.1, 0.9, 0, 0), (0.4, 0.6, 1, 3), (0.8, 0.15, 0, 4)], 1)
+    assert result.ids.tolist() == [0, 1, BACKDROP]
+    assert memory.num_tracklets == 2 and memory.tracklets[1].label == 1
+
+
+def test_lost_track_expires_and_comes_back_with_a_new_id():
+    config = AssociationConfig(memo_tracklet_frames=2)
+    memory = TrackMemory()
+    _step(memory, [(0.1, 0.9, 0, 0), (0.5, 0.9, 0, 1)], 0, config)
+    _step(memory, [(0.1, 0.9, 0, 0)], 1, config)
+    assert list(memory.tracklets) == [0, 1]  # missed once: still remembered
+    _step(memory, [(0.1, 0.9, 0, 0)], 2, config)
+    assert list(memory.tracklets) == [0]  # 2 - 0 >= memo_tracklet_frames: forgotten
+    result = _step(memory, [(0.1, 0.9, 0, 0), (0.5, 0.9, 0, 1)], 3, config)
+    assert result.ids.tolist() == [0, 2]
+
+
+def test_empty_frame_changes_nothing_not_even_expiry():
+    config = AssociationConfig(memo_tracklet_frames=1)
+    memory = TrackMemory()
+    _step(memory, [(0.1, 0.9, 0, 0)], 0, config)
+    result = _step(memory, [], 5, config)
+    assert result.ids.shape == (0,) and list(memory.tracklets) == [0]
+    assert memory.tracklets[0].last_frame == 0
+
+
+def test_pre_nms_drops_overlapping_later_detection():
+    memory = TrackMemory()
+    boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2, 0.9], [0.51, 0.5, 0.2, 0.2, 0.8]])
+    result = match(
+        memory, boxes, torch.zeros(2, dtype=torch.long), EMB[:2], 0, torch.tensor([7, 3])
+    )
+    assert (
+        result.kept.tolist() == [0]
+        and result.indices.tolist() == [7]
+        and result.ids.tolist() == [0]
+    )
+
+
+def test_yaml_mapping_follows_idol_forward():
+    idol = {
+        "INFERENCE_TW": False,
+        "INFERENCE_FW": True,
+        "MEMORY_LEN": 5,
+        "INFERENCE_SELECT_THRES": 0.2,
+        "APPLY_CLS_THRES": 0.1,
+        "TEMPORAL_SCORE_TYPE": "max",
+        "MULTI_CLS_ON": False,
+    }
+    assoc = AssociationConfig.from_yaml_dict(idol)
+    assert (assoc.long_match, assoc.frame_weight, assoc.temporal_weight, assoc.memory_len) == (
+        False,
+        True,
+        False,
+        5,
+    )
+    infer = InferenceConfig.from_yaml_dict(idol)
+    assert (
+        infer.select_thres,
+        infer.apply_cls_thres,
+        infer.temporal_score,
+        infer.multi_cls_on,
+    ) == (0.2, 0.1, "max", False)
+    assert AssociationConfig.from_yaml_dict({}) == AssociationConfig()
+    assert InferenceConfig.from_yaml_dict({}) == InferenceConfig()
+    with pytest.raises(ValueError, match="match_metric"):
+        AssociationConfig(match_metric="hungarian")

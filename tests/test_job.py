@@ -1,0 +1,123 @@
+"""run_job end to end on a real encoded video with tiny SAM and a replaying tracker; the `uvosam segment` CLI."""
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import uvosam_cli
+import uvosam_cli.segment
+from doubles import ReplayTracker
+from uvosam.job import JobOptions, run_job
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import moving_shapes
+from uvosam.video import VideoWriter, probe
+
+FPS = 10.0
+
+
+@pytest.fixture()
+def clip(tmp_path):
+    video = moving_shapes(25, height=48, width=64, num_objects=2, seed=5)
+    path = tmp_path / "shapes clip.mp4"
+    with VideoWriter(path, fps=FPS, width=64, height=48, crf=10) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+        writer.close()
+    return path, video
+
+
+def _pipe(video, sam):
+    return UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=2), BoxPromptSegmenter(sam))
+
+
+def _ffmpeg_children() -> list[str]:
+    me = str(os.getpid())
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split()
+        except OSError:
+            continue
+        if fields[3] == me and "ffmpeg" in fields[1]:
+            found.append(fields[1])
+    return found
+
+
+def test_run_job_streams_chunks_and_writes_every_output(tmp_path, clip, tiny_sam_model):
+    path, video = clip
+    updates = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(chunk_seconds=1.0)))
+    final = updates[-1].result
+    assert final is not None and all(u.result is None for u in updates[:-1])
+    assert [u.frames_done for u in updates[:-1]] == list(range(1, 26))
+    assert updates[0].preview.shape == (48, 64, 3) and updates[0].frames_total == 25
+    chunks = [u.chunk for u in updates if u.chunk is not None]
+    assert len(chunks) == 3  # 10 + 10 + 5 frames at 10 fps
+    assert chunks[0] is not None and updates.index(next(u for u in updates if u.chunk)) == 9
+    info = probe(final.overlay_mp4)
+    assert (info.num_frames, info.width, info.height) == (25, 64, 48)
+    assert final.video_name == "shapes_clip" and final.num_frames == 25
+    assert [t.track_id for t in final.tracks] == [1, 2]
+    names = zipfile.ZipFile(final.zip_path).namelist()
+    assert "results.json" in names and "ytvis_results.json" in names and "README.txt" in names
+    assert sum(n.startswith("davis/shapes_clip/") and n.endswith(".png") for n in names) == 25
+
+
+def test_stride_and_max_frames_and_output_size(tmp_path, clip, tiny_sam_model):
+    path, video = clip
+    boxes = video.boxes_xyxy[::2]
+    pipe = UVOSAM(ReplayTracker(boxes), BoxPromptSegmenter(tiny_sam_model))
+    options = JobOptions(stride=2, max_frames=7, output_max_side=32)
+    final = list(run_job(pipe, path, tmp_path / "job", options))[-1].result
+    assert final.num_frames == 7
+    info = probe(final.overlay_mp4)
+    assert (info.num_frames, info.width, info.height) == (7, 32, 24)
+    assert info.fps == pytest.approx(FPS / 2, rel=0.01)
+
+
+def test_closing_the_job_midway_stops_ffmpeg_and_keeps_no_partial_video(tmp_path, clip, tiny_sam_model):
+    path, video = clip
+    job = run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(chunk_seconds=1.0))
+    for _ in range(5):
+        next(job)
+    assert _ffmpeg_children()
+    job.close()
+    assert _ffmpeg_children() == []
+    assert not (tmp_path / "job" / "shapes_clip_overlay.mp4").exists()
+
+
+def test_bad_input_fails_at_the_first_step(tmp_path, tiny_sam_model):
+    bad = tmp_path / "empty.mp4"
+    bad.write_bytes(b"")
+    job = run_job(_pipe(moving_shapes(2), tiny_sam_model), bad, tmp_path / "job")
+    with pytest.raises(ValueError, match="empty"):
+        next(job)
+
+
+def test_segment_cli_writes_outputs_and_prints_a_summary(tmp_path, clip, tiny_sam_model, monkeypatch, capsys):
+    path, video = clip
+    seen = {}
+
+    def fake_load(args):
+        seen["args"] = args
+        return _pipe(video, tiny_sam_model)
+
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", fake_load)
+    code = uvosam_cli.main(["segment", str(path), "--out", str(tmp_path / "out"), "--sam", "vit_b",
+                            "--max-objects", "1"])  # fmt: skip
+    assert code == 0
+    assert seen["args"].sam == "vit_b" and seen["args"].tracker == "idol-ytvis19-r50"
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("shapes_clip: 25 frames, 1 objects,") and "fps" in line
+    assert (tmp_path / "out" / "shapes_clip_uvosam.zip").is_file()
+
+
+def test_segment_cli_reports_bad_input_without_a_traceback(tmp_path, capsys, monkeypatch, tiny_sam_model):
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda a: _pipe(moving_shapes(2), tiny_sam_model))
+    (tmp_path / "notes.mp4").write_text("hello")
+    code = uvosam_cli.main(["segment", str(tmp_path / "notes.mp4"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "uvosam segment: error:" in err and "Traceback" not in err

@@ -1,0 +1,312 @@
+"""The Triton MSDA kernel (``ops/``, imported as ``uvosam_ops``) against the PyTorch reference and the fixtures.
+
+CPU tests run this checkout's kernels in Triton's interpreter. That needs Triton imported under
+``TRITON_INTERPRET=1`` (its ``tl.sum`` etc. are ``@jit`` code), which a test session that already imported Triton
+cannot undo, so one fresh subprocess (``msda_interp_worker.py``) runs every case and the tests compare its results
+with the reference computed here. The interpreter costs ~0.1-0.5 s per program, hence tiny shapes.
+``gpu`` tests (opt-in, ``-m gpu``) run the compiled kernel on CUDA through the dispatcher.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from uvosam.tracker import msda
+from uvosam.tracker.msda import ms_deform_attn, ms_deform_attn_pytorch
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("msda_interp_worker.py")
+ARGS = ("value", "spatial_shapes", "level_start_index", "sampling_locations", "attention_weights")
+KEYS = ("output", "grad_value", "grad_sampling_locations", "grad_attention_weights")
+# Odd shapes: non-square levels, D not a power of two, 7 queries in blocks of 4, samples outside the maps.
+ODD = dict(shapes_hw=[(3, 5), (2, 3)], n=2, lq=7, m=3, d=5, p=2)
+
+
+def make_inputs(shapes_hw, *, n, lq, m, d, p, dtype=torch.float32, seed=0, spread=0.2):
+    """Random MSDA inputs; locations drawn in [-spread, 1 + spread] so some samples leave the maps."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = torch.tensor(shapes_hw, dtype=torch.int64)
+    sizes = shapes.prod(1)
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    n_levels = len(shapes_hw)
+    value = torch.randn(n, int(sizes.sum()), m, d, generator=gen)
+    loc = torch.rand(n, lq, m, n_levels, p, 2, generator=gen) * (1 + 2 * spread) - spread
+    attn = (
+        torch.randn(n, lq, m, n_levels * p, generator=gen).softmax(-1).view(n, lq, m, n_levels, p)
+    )
+    return dict(
+        value=value.to(dtype),
+        spatial_shapes=shapes,
+        level_start_index=starts,
+        sampling_locations=loc.to(dtype),
+        attention_weights=attn.to(dtype),
+    )
+
+
+def forward_backward(fn, inputs, grad_out) -> dict:
+    """Output and the gradients of sum(fn(...) * grad_out), keyed like ``KEYS``."""
+    leaves = {
+        k: v.detach().clone().requires_grad_(v.is_floating_point()) for k, v in inputs.items()
+    }
+    out = fn(*(leaves[k] for k in ARGS))
+    out.backward(grad_out)
+    grads = [leaves[k].grad for k in ("value", "sampling_locations", "attention_weights")]
+    return dict(zip(KEYS, [out.detach(), *grads], strict=True))
+
+
+def reference(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
+    del level_start_index
+    return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
+
+
+def assert_scaled_close(actual, expected, tol, what):
+    """max |actual - expected| <= tol * max(1, max |expected|) (gradients w.r.t. locations scale with W, H)."""
+    err = (actual.double() - expected.double()).abs().max().item()
+    scale = max(1.0, expected.double().abs().max().item())
+    assert err <= tol * scale, f"{what}: max abs error {err:.3g} > {tol:.1g} * {scale:.3g}"
+
+
+# Odd shapes: non-square levels, D not a power of two, 7 queries in blocks of 4, samples outside the maps.
+def grad_for(inputs, seed):
+    n, lq, m = inputs["attention_weights"].shape[:3]
+    d = inputs["value"].shape[-1]
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, lq, m * d, generator=gen, dtype=torch.float64).to(inputs["value"].dtype)
+
+
+def border_inputs():
+    """Locations on pixel centres, on the map border and at exactly x == -1 / y == -1 (W = 8, H = 4: exact)."""
+    inputs = make_inputs([(4, 8)], n=1, lq=8, m=1, d=4, p=2, dtype=torch.float64, seed=3)
+    edges = torch.tensor(
+        [-0.5 / 8, 0.0, 0.5 / 8, 0.25, 1.0, 8.5 / 8, -0.3, 1.3], dtype=torch.float64
+    )
+    inputs["sampling_locations"][..., 0, 0] = edges.view(8, 1, 1)
+    inputs["sampling_locations"][..., 1, 1] = edges.flip(0).view(8, 1, 1)
+    return inputs
+
+
+def fixture_inputs(
+    fixtures_dir: Path, name: str, dtype: torch.dtype
+) -> tuple[dict, torch.Tensor, dict]:
+    """Inputs, grad_output and the float64 recordings of fixture set ``name``."""
+    data = np.load(fixtures_dir / "ms_deform_attn" / "deform_attn.npz")
+    inputs = {k: torch.from_numpy(data[f"{name}__{k}"]) for k in ARGS}
+    inputs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+    expected = {k: torch.from_numpy(data[f"{name}__{k}_f64"]) for k in KEYS}
+    return inputs, torch.from_numpy(data[f"{name}__grad_output"]).to(dtype), expected
+
+
+def build_cases(fixtures_dir: Path) -> dict:
+    """Every interpreter case: name -> {"inputs", "grad_out", "block_q"} (see msda_interp_worker.py)."""
+    cases = {}
+    for tag, dtype, seed in (("f32", torch.float32, 1), ("f64", torch.float64, 1)):
+        inputs = make_inputs(**ODD, dtype=dtype, seed=seed)
+        cases[f"odd_{tag}"] = dict(inputs=inputs, grad_out=grad_for(inputs, 2), block_q=4)
+    for tag, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        cases[f"odd_{tag}"] = dict(
+            inputs=make_inputs(**ODD, dtype=dtype, seed=4), grad_out=None, block_q=None
+        )
+    empty = make_inputs(**{**ODD, "lq": 0})
+    cases["empty_f32"] = {"inputs": empty, "grad_out": grad_for(empty, 2), "block_q": None}
+    cases["borders_f64"] = dict(
+        inputs=border_inputs(), grad_out=torch.ones(1, 8, 4, dtype=torch.float64), block_q=None
+    )
+    for name, dtype in (
+        ("A", torch.float32),
+        ("B", torch.float32),
+        ("C", torch.float32),
+        ("C", torch.float64),
+    ):
+        inputs, grad_out, _ = fixture_inputs(fixtures_dir, name, dtype)
+        cases[f"fixture_{name}_{str(dtype)[6:]}"] = dict(
+            inputs=inputs, grad_out=grad_out, block_q=None
+        )
+    return cases
+
+
+def split_cases(cases: dict, parts: int) -> list[dict]:
+    """Greedy balance by interpreter work (~ programs x points, x3 with a backward pass)."""
+
+    def cost(case):
+        return case["inputs"]["attention_weights"].numel() * (
+            3 if case["grad_out"] is not None else 1
+        )
+
+    bins = [({}, [0]) for _ in range(parts)]
+    for name in sorted(cases, key=lambda k: -cost(cases[k])):
+        group, total = min(bins, key=lambda b: b[1][0])
+        group[name] = cases[name]
+        total[0] += cost(cases[name])
+    return [group for group, _ in bins if group]
+
+
+@pytest.fixture(scope="module")
+def interpreted(fixtures_dir, tmp_path_factory) -> tuple[dict, dict]:
+    """(cases, results): every case run once by this checkout's kernels in fresh interpreter-mode processes
+    (two, in parallel: the interpreter is single-threaded and the CI machine has 2 cores)."""
+    work = tmp_path_factory.mktemp("msda_interp")
+    cases = build_cases(fixtures_dir)
+    pythonpath = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=pythonpath)
+    procs = []
+    for i, group in enumerate(split_cases(cases, 2)):
+        torch.save(group, work / f"cases{i}.pt")
+        cmd = [
+            sys.executable,
+            str(WORKER),
+            str(work / f"cases{i}.pt"),
+            str(work / f"results{i}.pt"),
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
+    results = {}
+    for i, proc in enumerate(procs):
+        log, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, f"interpreter worker failed:\n{log[-4000:]}"
+        part = torch.load(work / f"results{i}.pt")
+        assert (
+            Path(part.pop("__file__")) == REPO / "ops" / "__init__.py"
+        ), "tested another tree's ops/"
+        results.update(part)
+    assert results.keys() == cases.keys()
+    return cases, results
+
+
+def check_against_reference(case: dict, got: dict, tol: float) -> dict:
+    """Compare an interpreter result with autograd through the reference (same dtype); returns the reference."""
+    if case["grad_out"] is None:
+        want = {"output": reference(*(case["inputs"][k] for k in ARGS))}
+    else:
+        want = forward_backward(reference, case["inputs"], case["grad_out"])
+    for key, expected in want.items():
+        assert got[key].dtype == case["inputs"]["value"].dtype, key
+        assert_scaled_close(got[key], expected, tol, key)
+    return want
+
+
+def test_forward_and_gradients_match_reference_float32_odd_shapes(interpreted):
+    cases, results = interpreted
+    got = results["odd_f32"]
+    assert got["output"].shape == (2, 7, 15)
+    want = check_against_reference(cases["odd_f32"], got, 1e-5)
+    loc_grad = want["grad_sampling_locations"]
+    assert (loc_grad != 0).any() and (
+        loc_grad == 0
+    ).any(), "want samples both inside and fully outside the maps"
+
+
+def test_forward_and_gradients_match_reference_float64_odd_shapes(interpreted):
+    cases, results = interpreted
+    check_against_reference(cases["odd_f64"], results["odd_f64"], 1e-12)
+
+
+def test_no_queries(interpreted):
+    _, results = interpreted
+    got = results["empty_f32"]
+    assert got["output"].shape == (2, 0, 15)
+    assert got["grad_value"].shape == (2, 21, 3, 5) and not got["grad_value"].any()
+    assert got["grad_sampling_locations"].shape == (2, 0, 3, 2, 2, 2)
+
+
+def test_exact_pixel_centres_and_borders(interpreted):
+    cases, results = interpreted
+    check_against_reference(cases["borders_f64"], results["borders_f64"], 1e-12)
+
+
+@pytest.mark.parametrize("tag, tol", [("fp16", 2e-3), ("bf16", 1.6e-2)])
+def test_half_precision_forward(interpreted, tag, tol):
+    """fp16 / bf16 inputs: float32 accumulation, output in the input dtype (only the final rounding differs)."""
+    cases, results = interpreted
+    inputs = cases[f"odd_{tag}"]["inputs"]
+    out = results[f"odd_{tag}"]["output"]
+    assert out.dtype == inputs["value"].dtype
+    expected = reference(
+        *(inputs[k].float() if inputs[k].is_floating_point() else inputs[k] for k in ARGS)
+    )
+    assert_scaled_close(out, expected, tol, f"{tag} output")
+
+
+@pytest.mark.parametrize("name", ["A_float32", "B_float32", "C_float32", "C_float64"])
+def test_fixture_sets(interpreted, fixtures_dir, name):
+    """Kernel vs the float64 recordings of the original code (README: ~1e-5 outputs, ~1e-3 rel. location grads)."""
+    _, results = interpreted
+    set_name, dtype = name.split("_")
+    _, _, expected = fixture_inputs(fixtures_dir, set_name, getattr(torch, dtype))
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for key in KEYS:
+        assert_scaled_close(
+            results[f"fixture_{name}"][key], expected[key], tol, f"set {name} {key}"
+        )
+
+
+def test_launcher_rejects_bad_inputs():
+    """Checks run before any launch (so this uses the real, non-interpreted package on CPU tensors)."""
+    ops = msda._import_ops_package()
+    good = make_inputs(**ODD)
+    bad = dict(good, attention_weights=good["attention_weights"][:, :, :2])
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        ops.ms_deform_attn_triton(*(bad[k] for k in ARGS))
+    with pytest.raises(ValueError, match="power of two"):
+        ops.ms_deform_attn_triton(*(good[k] for k in ARGS), block_q=6)
+    if not ops.INTERPRETED:
+        with pytest.raises(ValueError, match="needs CUDA tensors"):
+            ops.ms_deform_attn_triton(*(good[k] for k in ARGS))
+
+
+def test_kernels_compile_for_h100_without_register_spills():
+    """Lower forward and backward to sm_90 cubins with the ptxas shipped in Triton's wheel (no GPU needed)."""
+    import triton.backends
+
+    if "nvidia" not in triton.backends.backends:
+        pytest.skip("this triton has no NVIDIA backend")
+    msda._import_ops_package()
+    compile_report = importlib.import_module("uvosam_ops.compile_check").compile_report
+    for dtype in ("fp32", "bf16"):
+        for report in compile_report(dtype, arch=90):
+            assert report.spill_bytes == 0 and report.registers <= 128, str(report)
+
+
+def test_reference_gradcheck_float64():
+    inputs = make_inputs([(3, 4), (2, 1)], n=1, lq=3, m=2, d=3, p=2, dtype=torch.float64, seed=5)
+    for key in ("value", "sampling_locations", "attention_weights"):
+        inputs[key].requires_grad_()
+    assert torch.autograd.gradcheck(reference, tuple(inputs[k] for k in ARGS), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    "dtype, tol",
+    [
+        (torch.float32, 1e-5),
+        (torch.float64, 1e-12),
+        (torch.float16, 2e-3),
+        (torch.bfloat16, 1.6e-2),
+    ],
+)
+def test_gpu_dispatcher_matches_reference(dtype, tol, monkeypatch):
+    """ms_deform_attn on CUDA runs the compiled kernel; outputs and gradients match the float64 reference."""
+    monkeypatch.setenv("UVOSAM_MSDA", "triton")
+    assert msda.backend_status().startswith("msda: triton (uvosam_ops")
+    cpu = make_inputs([(60, 108), (30, 54), (15, 27), (8, 14)], n=2, lq=300, m=8, d=32, p=4, seed=6)
+    inputs = {k: v.cuda().to(dtype) if v.is_floating_point() else v.cuda() for k, v in cpu.items()}
+    grad_out = grad_for(inputs, 7)
+    got = forward_backward(ms_deform_attn, inputs, grad_out)
+    exact = {k: v.double() if v.is_floating_point() else v for k, v in inputs.items()}
+    want = forward_backward(reference, exact, grad_out.double())
+    for key in KEYS:
+        assert got[key].dtype == dtype, key
+        assert_scaled_close(
+            got[key], want[key], tol if key == "output" else 10 * tol, f"{dtype} {key}"
+        )

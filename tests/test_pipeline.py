@@ -1,0 +1,146 @@
+"""UVOSAM pipeline: ordering, look-ahead buffering, one encoder call per frame, no prompts for absent objects."""
+
+import numpy as np
+import pytest
+
+from doubles import ReplayTracker
+from uvosam.config import PipelineConfig, SegmenterConfig
+from uvosam.pipeline import UVOSAM, select_tracks
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import moving_shapes
+from uvosam.types import FrameTracks
+
+
+@pytest.fixture()
+def video():
+    return moving_shapes(10, height=48, width=64, num_objects=3, seed=1, absent={1: range(3, 6)})
+
+
+def _counting(segmenter):
+    calls = []
+    encoder = segmenter.model.image_encoder
+    original = encoder.forward
+
+    def counted(x):
+        calls.append(x.shape[0])
+        return original(x)
+
+    encoder.forward = counted
+    return calls
+
+
+def test_one_result_per_frame_in_order_with_ids_boxes_and_disjoint_masks(tiny_sam_model, video):
+    pipe = UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=3), BoxPromptSegmenter(tiny_sam_model))
+    results = list(pipe(iter(video.frames)))
+    assert [r.frame_index for r in results] == list(range(10))
+    for r, frame, boxes in zip(results, video.frames, video.boxes_xyxy):
+        present = np.flatnonzero(~np.isnan(boxes).any(axis=1))
+        np.testing.assert_array_equal(r.image, frame)
+        assert r.track_ids.tolist() == (present + 1).tolist()
+        np.testing.assert_array_equal(r.boxes_xyxy, boxes[present])
+        assert r.masks.shape == (len(present), 48, 64) and r.masks.dtype == bool
+        assert r.mask_scores.shape == (len(present),)
+        assert (r.masks.sum(axis=0) <= 1).all()
+    assert 2 not in results[4].track_ids  # object 1 (id 2) absent in frames 3-5
+
+
+def test_image_encoder_runs_once_per_frame_and_never_for_empty_frames(tiny_sam_model, video):
+    boxes = video.boxes_xyxy.copy()
+    boxes[7] = np.nan  # nobody in frame 7
+    segmenter = BoxPromptSegmenter(tiny_sam_model)
+    calls = _counting(segmenter)
+    try:
+        results = list(UVOSAM(ReplayTracker(boxes, lookahead=1), segmenter)(video.frames))
+    finally:
+        del segmenter.model.image_encoder.forward
+    assert len(calls) == 9 and all(n == 1 for n in calls)
+    assert len(results[7]) == 0 and results[7].masks.shape == (0, 48, 64)
+
+
+def test_encoder_batches_decided_frames(tiny_sam_model, video):
+    segmenter = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(encoder_batch=4))
+    calls = _counting(segmenter)
+    try:
+        batched = list(UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=0), segmenter)(video.frames))
+    finally:
+        del segmenter.model.image_encoder.forward
+    plain = list(UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=0), BoxPromptSegmenter(tiny_sam_model))(video.frames))
+    # lookahead 0: one decided frame per push, so batches are of 1 until finish(); results identical either way
+    assert sum(calls) == 10
+    for a, b in zip(batched, plain):
+        np.testing.assert_array_equal(a.masks, b.masks)
+
+
+def test_pending_frames_are_bounded_by_the_lookahead(tiny_sam_model, video):
+    tracker = ReplayTracker(video.boxes_xyxy, lookahead=3)
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+    read = []
+
+    def frames():
+        for f in video.frames:
+            read.append(1)
+            yield f
+
+    for r in pipe(frames()):
+        assert len(read) - r.frame_index - 1 <= 3
+    assert len(read) == 10
+
+
+def test_two_interleaved_videos_on_one_pipeline_equal_sequential_runs(tiny_sam_model):
+    a = moving_shapes(6, seed=3)
+    b = moving_shapes(6, height=40, width=56, seed=4)
+    segmenter = BoxPromptSegmenter(tiny_sam_model)
+    pipe_a = UVOSAM(ReplayTracker(a.boxes_xyxy), segmenter)
+    pipe_b = UVOSAM(ReplayTracker(b.boxes_xyxy), segmenter)
+    seq_a, seq_b = list(pipe_a(a.frames)), list(pipe_b(b.frames))
+    inter_a, inter_b = [], []
+    for ra, rb in zip(pipe_a(a.frames), pipe_b(b.frames)):
+        inter_a.append(ra)
+        inter_b.append(rb)
+    for x, y in zip(seq_a + seq_b, inter_a + inter_b):
+        np.testing.assert_array_equal(x.masks, y.masks)
+        np.testing.assert_array_equal(x.track_ids, y.track_ids)
+
+
+def test_select_tracks_keeps_best_scores_then_sorts_by_id():
+    tracks = FrameTracks(
+        frame_index=0,
+        track_ids=np.array([5, 2, 9, 1], np.int64),
+        boxes_xyxy=np.arange(16, dtype=np.float32).reshape(4, 4),
+        scores=np.array([0.9, 0.2, 0.5, 0.5], np.float32),
+        labels=np.zeros(4, np.int64),
+    )
+    kept = select_tracks(tracks, PipelineConfig(max_objects=2))
+    assert kept.track_ids.tolist() == [1, 5]  # 0.9 first, then the 0.5 tie goes to the lower id
+    kept = select_tracks(tracks, PipelineConfig(min_score=0.3))
+    assert kept.track_ids.tolist() == [1, 5, 9]
+    np.testing.assert_array_equal(kept.boxes_xyxy[0], tracks.boxes_xyxy[3])
+
+
+def test_bad_frames_get_clear_errors(tiny_sam_model, video):
+    pipe = UVOSAM(ReplayTracker(video.boxes_xyxy), BoxPromptSegmenter(tiny_sam_model))
+    with pytest.raises(TypeError, match=r"frame 0: expected an \(H, W, 3\) uint8"):
+        list(pipe([video.frames[0].astype(np.float32)]))
+    with pytest.raises(ValueError, match="frame 1: size"):
+        list(pipe([video.frames[0], video.frames[1][:40]]))
+    assert list(pipe([])) == []
+
+
+def test_real_tiny_idol_tracker_and_tiny_sam_end_to_end(tiny_sam_model):
+    from uvosam.testing import tiny_idol_tracker
+
+    video = moving_shapes(14, height=48, width=64, seed=2)
+    tracker = tiny_idol_tracker()
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+    results = list(pipe(video.frames))
+    assert [r.frame_index for r in results] == list(range(14))
+    ids = set()
+    for r in results:
+        assert r.masks.shape[1:] == (48, 64) and len(r.masks) == len(r.track_ids)
+        assert (r.boxes_xyxy[:, :2] >= 0).all() and (r.boxes_xyxy[:, 2] <= 64).all()
+        assert (r.boxes_xyxy[:, 3] <= 48).all() and (r.scores >= 0).all() and (r.scores <= 1).all()
+        ids |= set(r.track_ids.tolist())
+    assert ids and min(ids) >= 1
+    streamed = [(r.track_ids.tolist(), r.boxes_xyxy.tolist()) for r in results]
+    offline = [(t.track_ids.tolist(), t.boxes_xyxy.tolist()) for t in pipe.track(video.frames)]
+    assert streamed == offline

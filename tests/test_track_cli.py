@@ -1,0 +1,55 @@
+"""`uvosam track` end to end: the fixture's frames as PNGs + its weights + its YAML reproduce its tracks.json."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import uvosam_cli
+
+
+@pytest.fixture(scope="module")
+def fixture_run(tmp_path_factory, fixtures_dir):
+    src = fixtures_dir / "idol_small_seed0"
+    root = tmp_path_factory.mktemp("track")
+    frames_dir = root / "clip"
+    frames_dir.mkdir()
+    for i, frame in enumerate(np.load(src / "frames.npy")):
+        Image.fromarray(frame).save(frames_dir / f"{i:05d}.png")
+    yaml_path = root / "idol_small.yaml"
+    yaml_path.write_text(json.loads((src / "config.json").read_text())["detectron2_cfg_yaml"])
+    return src, frames_dir, yaml_path, root
+
+
+def test_track_reproduces_the_original_tracks_json(fixture_run, capsys):
+    src, frames_dir, yaml_path, root = fixture_run
+    out = root / "results.json"
+    code = uvosam_cli.main(["track", str(frames_dir), "--weights", str(src / "weights.pth"),
+                            "--config-yaml", str(yaml_path), "--out", str(out)])  # fmt: skip
+    assert code == 0
+    got = json.loads(out.read_text())
+    want = json.loads((src / "tracks.json").read_text())["tracks"]
+    assert len(got) == len(want) == 6
+    for g, w in zip(got, want):
+        assert g["video_id"] == "clip" and g["category_id"] == w["label"] + 1
+        assert g["score"] == pytest.approx(w["score"], abs=1e-4)
+        assert [b is None for b in g["boxes"]] == [b is None for b in w["boxes"]]
+        for gb, wb in zip(g["boxes"], w["boxes"]):
+            if wb is not None:
+                np.testing.assert_allclose(gb, wb, atol=1e-2)
+
+
+def test_track_with_nothing_ever_born_writes_an_empty_list(fixture_run, tmp_path):
+    src, frames_dir, yaml_path, _ = fixture_run
+    checkpoint = torch.load(src / "weights.pth", weights_only=True)
+    for key, value in checkpoint["model"].items():
+        if "class_embed" in key and key.endswith("bias"):
+            value.fill_(-30.0)  # every score ~1e-13: no track is ever born (birth needs > 0.2)
+    weights = tmp_path / "silent.pth"
+    torch.save(checkpoint, weights)
+    out = tmp_path / "r.json"
+    assert uvosam_cli.main(["track", str(frames_dir), "--weights", str(weights),
+                            "--config-yaml", str(yaml_path), "--out", str(out)]) == 0  # fmt: skip
+    assert json.loads(out.read_text()) == []

@@ -1,0 +1,64 @@
+"""A description of the running environment: versions, device, kernel backend, local weight files.
+
+Shown by ``uvosam info`` and in the app's footer.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from pathlib import Path
+
+import torch
+
+from uvosam import hub
+from uvosam.tracker.msda import backend_status
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that matter for results."""
+    versions = {}
+    for name in ("uvosam", "torch", "torchvision", "segment-anything", "gradio", "numpy", "triton"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def device_summary() -> str:
+    """``cuda: <name> (<memory> GiB)`` or ``cpu (<threads> threads)``."""
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return f"cuda: {props.name} ({props.total_memory / 2**30:.0f} GiB)"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def local_weights() -> dict[str, Path | None]:
+    """For each known weight file, its path in ``checkpoints/`` or the HF cache if present (no download, no
+    checksum: this must stay instant)."""
+    found: dict[str, Path | None] = {}
+    ckdir = hub.default_checkpoints_dir()
+    for name, spec in hub.WEIGHTS.items():
+        local = ckdir / spec.basename
+        found[name] = local if local.is_file() else _in_hf_cache(spec)
+    return found
+
+
+def _in_hf_cache(spec: hub.WeightSpec) -> Path | None:
+    if spec.repo_id is None:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(spec.repo_id, spec.filename)
+    return Path(hit) if isinstance(hit, str) and os.path.isfile(hit) else None
+
+
+def describe() -> list[str]:
+    """Human-readable lines (``uvosam info``)."""
+    lines = [f"device: {device_summary()}", backend_status()]
+    lines += [f"{name}: {version}" for name, version in package_versions().items()]
+    lines.append(f"checkpoints folder: {hub.default_checkpoints_dir()}")
+    for name, path in local_weights().items():
+        lines.append(f"  {name}: {path if path is not None else 'not downloaded yet'}")
+    return lines

@@ -1,0 +1,141 @@
+"""The DAVIS-2017 folder layout: which sequences a set holds, their frames and annotation files, and result files.
+
+``<root>/JPEGImages/480p/<seq>/*.jpg`` (the frame count), ``<root>/Annotations_unsupervised/480p/<seq>/*.png``
+(unsupervised) or ``<root>/Annotations/480p/<seq>/*.png`` (semi-supervised), one annotation per jpg, and
+``<root>/ImageSets/2017/<subset>.txt`` with one sequence name per line (``ImageSets/2019`` for the unsupervised
+test-dev and test-challenge sets). Results are ``<results>/<seq>/<frame>.png`` with the annotation file stems.
+Every check here fails with a message that names the offending path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from uvosam.eval.masks_io import read_index_png
+
+__all__ = [
+    "SUBSETS",
+    "TASKS",
+    "SequenceFiles",
+    "find_sequences",
+    "imageset_path",
+    "read_annotation",
+    "read_result",
+]
+
+TASKS = ("unsupervised", "semi-supervised")
+SUBSETS = ("train", "val", "test-dev", "test-challenge")
+RESOLUTION = "480p"
+DOWNLOAD_HINT = "download DAVIS-2017 from https://davischallenge.org/davis2017/code.html"
+
+
+@dataclass(frozen=True)
+class SequenceFiles:
+    """One sequence's ground truth on disk.
+
+    Attributes:
+        name: sequence name (its folder name).
+        frame_ids: annotation file stems in sorted order ("00000", "00001", ...); result files use the same stems.
+        annotations: sorted annotation PNG paths, one per frame (one per jpg).
+    """
+
+    name: str
+    frame_ids: tuple[str, ...]
+    annotations: tuple[Path, ...]
+
+
+def annotation_folder(task: str) -> str:
+    """``Annotations_unsupervised`` for the unsupervised task, ``Annotations`` for semi-supervised."""
+    return "Annotations" if task == "semi-supervised" else "Annotations_unsupervised"
+
+
+def imageset_path(root: str | Path, *, subset: str, task: str) -> Path:
+    """``<root>/ImageSets/<year>/<subset>.txt``; year 2019 for unsupervised test-dev/test-challenge, else 2017."""
+    year = "2019" if task == "unsupervised" and subset in ("test-dev", "test-challenge") else "2017"
+    return Path(root) / "ImageSets" / year / f"{subset}.txt"
+
+
+def read_imageset(path: Path) -> list[str]:
+    """Sequence names of an ImageSets file (one per line), or FileNotFoundError with a download hint."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"sequence list not found: {path} (one sequence name per line); {DOWNLOAD_HINT}"
+        )
+    names = [line.strip() for line in path.read_text().splitlines()]
+    return [n for n in names if n]
+
+
+def _sequence_files(root: Path, name: str, task: str) -> SequenceFiles:
+    jpg_dir = root / "JPEGImages" / RESOLUTION / name
+    jpgs = sorted(jpg_dir.glob("*.jpg"))
+    if not jpgs:
+        raise FileNotFoundError(f"no frames for sequence {name!r}: {jpg_dir}/*.jpg matched nothing")
+    ann_dir = root / annotation_folder(task) / RESOLUTION / name
+    pngs = sorted(ann_dir.glob("*.png"))
+    if len(pngs) != len(jpgs):
+        raise ValueError(
+            f"sequence {name!r}: {len(pngs)} annotation PNGs in {ann_dir} but {len(jpgs)} jpgs in {jpg_dir}; "
+            "the evaluator needs exactly one annotation per frame (re-extract the dataset)"
+        )
+    return SequenceFiles(name=name, frame_ids=tuple(p.stem for p in pngs), annotations=tuple(pngs))
+
+
+def find_sequences(
+    root: str | Path, *, subset: str, task: str, sequences: list[str] | None = None
+) -> list[SequenceFiles]:
+    """Sequences of a set with their annotation files, in the set file's order (or the order of ``sequences``).
+
+    Raises:
+        FileNotFoundError: the root, the annotation folder, the ImageSets file or a sequence's jpgs are missing.
+        ValueError: a requested sequence is not in the set, or annotation and jpg counts differ.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"DAVIS root not found: {root} (expected the folder holding JPEGImages/, "
+            f"{annotation_folder(task)}/ and ImageSets/); {DOWNLOAD_HINT}"
+        )
+    ann_root = root / annotation_folder(task) / RESOLUTION
+    if not ann_root.is_dir():
+        raise FileNotFoundError(
+            f"annotation folder for the {task} task not found: {ann_root}; {DOWNLOAD_HINT}"
+        )
+    set_file = imageset_path(root, subset=subset, task=task)
+    listed = read_imageset(set_file)
+    if sequences is None:
+        names = listed
+    else:
+        names = list(sequences)
+        unknown = [n for n in names if n not in set(listed)]
+        if unknown:
+            shown = ", ".join(listed[:10]) + (" ..." if len(listed) > 10 else "")
+            raise ValueError(
+                f"unknown sequence(s) {unknown} for set {subset!r}: not listed in {set_file} ({shown})"
+            )
+    if not names:
+        raise ValueError(f"{set_file} lists no sequences")
+    return [_sequence_files(root, name, task) for name in names]
+
+
+def read_annotation(path: Path) -> np.ndarray:
+    """(H, W) ground-truth ids of one frame (255 = void), as stored."""
+    return read_index_png(path)
+
+
+def read_result(path: Path, shape: tuple[int, int], annotation: Path) -> np.ndarray:
+    """(H, W) result ids of one frame, checked to exist, be 2-D and match the annotation size ``shape``."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"result frame missing: {path} (the annotation {annotation.name} needs a result PNG with the same name "
+            f"in {path.parent})"
+        )
+    ids = read_index_png(path)
+    if ids.shape != tuple(shape):
+        raise ValueError(
+            f"{path} is {ids.shape[0]}x{ids.shape[1]} (HxW) but the annotation {annotation} is "
+            f"{shape[0]}x{shape[1]}; results must have the annotation size (480p)"
+        )
+    return ids

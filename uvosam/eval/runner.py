@@ -1,0 +1,145 @@
+"""Benchmark runners: the pipeline over a whole DAVIS-2017 or YouTube-VIS split, written in the scorers' formats.
+
+``run_davis`` is resumable: each sequence is written into ``<out>/.partial/<seq>`` and moved to ``<out>/<seq>`` only
+when complete, so a finished sequence is exactly a folder that exists (skipped on the next run) and an interrupted
+one is redone from scratch. PNGs are DAVIS palette PNGs with ids stable over the sequence and at most 20 ids.
+
+``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (one entry per emitted track: ``video_id``,
+``category_id`` = contiguous class index + 1, ``score``, ``segmentations`` = COCO RLE or null per frame) and the
+zip the evaluation server expects (``results.json`` at its root). One entry per track, labelled with its most
+likely class (the original IDOL additionally emits a track once per further class whose mean score is > 0.05).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
+from uvosam.export import ExportOptions, ExportResult, ExportWriter
+from uvosam.pipeline import UVOSAM
+from uvosam.video import iter_frames, probe
+
+logger = logging.getLogger(__name__)
+
+PAPER_DAVIS17_UNSUPERVISED_VAL = {"J&F-Mean": 0.809, "J-Mean": 0.775, "F-Mean": 0.842}
+"""UVOSAM's reported DAVIS-2017 unsupervised val numbers (README of the release)."""
+
+
+@dataclass(frozen=True)
+class SequenceDone:
+    """Progress of a benchmark run: one sequence or video finished (``skipped`` = found complete on disk)."""
+
+    name: str
+    index: int
+    total: int
+    frames: int
+    skipped: bool
+
+
+def davis_sequences(davis_root: str | Path, subset: str) -> list[str]:
+    """Sequence names of ``ImageSets/2017/<subset>.txt`` (2019 for the unsupervised test sets)."""
+    return read_imageset(imageset_path(davis_root, subset=subset, task="unsupervised"))
+
+
+def _frames_dir(davis_root: Path, seq: str) -> Path:
+    path = davis_root / "JPEGImages" / RESOLUTION / seq
+    if not path.is_dir():
+        raise FileNotFoundError(f"frames of sequence {seq!r} not found: {path} (expected DAVIS-2017 480p JPEGs)")
+    return path
+
+
+def _segment_to(pipe: UVOSAM, frames_dir: Path, out_dir: Path, name: str, options: ExportOptions,
+                ytvis_id: int | None = None) -> ExportResult:  # fmt: skip
+    info = probe(frames_dir)
+    writer = ExportWriter(
+        out_dir, video_name=name, class_names=pipe.class_names, height=info.height, width=info.width,
+        frame_names=info.frame_names, options=options, ytvis_video_id=ytvis_id,
+    )  # fmt: skip
+    with writer:
+        for result in pipe(iter_frames(frames_dir)):
+            writer.add(result)
+    return writer.close()
+
+
+def run_davis(
+    pipe: UVOSAM, davis_root: str | Path, out_dir: str | Path, *, subset: str = "val",
+    sequences: list[str] | None = None,
+) -> Iterator[SequenceDone]:  # fmt: skip
+    """Segment every sequence of a DAVIS set into ``<out_dir>/<seq>/<frame>.png`` (resumable, see module doc)."""
+    davis_root, out_dir = Path(davis_root), Path(out_dir)
+    names = sequences or davis_sequences(davis_root, subset)
+    partial = out_dir / ".partial"
+    options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
+                            tracks_csv=False)  # fmt: skip
+    for index, seq in enumerate(names):
+        frames_dir = _frames_dir(davis_root, seq)
+        final = out_dir / seq
+        if final.is_dir():
+            yield SequenceDone(seq, index, len(names), len(list(final.glob("*.png"))), True)
+            continue
+        shutil.rmtree(partial / seq, ignore_errors=True)
+        frames = _segment_to(pipe, frames_dir, partial / seq, seq, options).num_frames
+        (partial / seq / "davis" / seq).rename(final)
+        shutil.rmtree(partial / seq)
+        yield SequenceDone(seq, index, len(names), frames, False)
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def ytvis_videos(ytvis_root: Path, split: str) -> tuple[list[dict], Path]:
+    """Videos of ``<root>/<split>.json`` (or ``<root>/<split>/instances.json``) and the frames root."""
+    candidates = [ytvis_root / f"{split}.json", ytvis_root / split / "instances.json"]
+    meta = next((p for p in candidates if p.is_file()), None)
+    if meta is None:
+        raise FileNotFoundError(f"YouTube-VIS {split} annotations not found; looked for {candidates}")
+    videos = json.loads(meta.read_text())["videos"]
+    return videos, ytvis_root / split / "JPEGImages"
+
+
+def run_ytvis(
+    pipe: UVOSAM, ytvis_root: str | Path, out_json: str | Path, *, split: str = "valid",
+    progress: Callable[[SequenceDone], None] | None = None,
+) -> Path:  # fmt: skip
+    """Segment every video of a YouTube-VIS split; write ``out_json`` and ``<out_json stem>.zip``. Returns the zip."""
+    videos, images_root = ytvis_videos(Path(ytvis_root), split)
+    out_json = Path(out_json)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    options = ExportOptions(davis=False, cutouts=False, mattes=False, results_json=False, ytvis=True,
+                            tracks_csv=False)  # fmt: skip
+    entries = []
+    with tempfile.TemporaryDirectory(dir=out_json.parent) as tmp:
+        for index, video in enumerate(videos):
+            frames_dir = _video_frames(images_root, video, Path(tmp) / "frames")
+            name = f"v{video['id']}"
+            export = _segment_to(pipe, frames_dir, Path(tmp) / name, name, options, int(video["id"]))
+            entries += json.loads(export.ytvis_json.read_text())
+            shutil.rmtree(Path(tmp) / name)
+            if progress is not None:
+                progress(SequenceDone(str(video["id"]), index, len(videos), export.num_frames, False))
+    out_json.write_text(json.dumps(entries))
+    zip_path = out_json.with_suffix(".zip")
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(out_json, "results.json")
+    return zip_path
+
+
+def _video_frames(images_root: Path, video: dict, link_dir: Path) -> Path:
+    """A folder holding exactly the video's listed frames, in order (symlinks when the folder has extras)."""
+    files = [images_root / f for f in video["file_names"]]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"YouTube-VIS video {video['id']}: {len(missing)} frame(s) missing, e.g. {missing[0]}")
+    folder = files[0].parent
+    if sorted(folder.iterdir()) == sorted(files):
+        return folder
+    shutil.rmtree(link_dir, ignore_errors=True)
+    link_dir.mkdir(parents=True)
+    for i, f in enumerate(files):
+        (link_dir / f"{i:05d}{f.suffix}").symlink_to(f.resolve())
+    return link_dir

@@ -1,0 +1,54 @@
+"""Build a ready ``IDOLTracker`` from an IDOL checkpoint and (optionally) its detectron2 YAML
+config."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from uvosam.hub import resolve
+from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
+from uvosam.tracker.checkpoint import load_idol_detector
+from uvosam.tracker.config import DetectorConfig
+from uvosam.classes import class_names_for
+from uvosam.tracker.session import IDOLTracker
+from uvosam.tracker.yaml_config import load_tracker_yaml
+
+logger = logging.getLogger(__name__)
+
+
+def load_tracker(
+    weights: str | Path,
+    config_yaml: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    batch_size: int | None = None,
+) -> IDOLTracker:
+    """Load the detector and wrap it in an ``IDOLTracker`` with the association settings of the
+    config.
+
+    Args:
+        weights: a preset name of ``uvosam.hub.WEIGHTS`` or a checkpoint path (original detectron2
+            keys or ``IDOLDetector`` keys).
+        config_yaml: detectron2-style IDOL YAML (e.g. the release's ``davis_r50.yaml``); ``None`` =
+            its values.
+        device: where the detector runs; association always runs on the CPU.
+        batch_size: frames per detector call; ``None`` = the config's ``BATCH_INFER_LEN``.
+    """
+    if config_yaml is not None:
+        parsed = load_tracker_yaml(config_yaml)
+        detector_cfg, idol = parsed.detector, parsed.idol
+    else:
+        detector_cfg, idol = DetectorConfig.davis_r50(), {}
+    detector = load_idol_detector(resolve(weights), detector_cfg, device=device)
+    num_classes = detector.cfg.num_classes
+    logger.info("IDOL tracker: %d class(es), device %s", num_classes, device)
+    return IDOLTracker(
+        detector,
+        class_names_for(str(weights), num_classes),
+        association=AssociationConfig.from_yaml_dict(idol),
+        inference=InferenceConfig.from_yaml_dict(idol),
+        batch_size=batch_size or detector_cfg.batch_infer_len,
+    )

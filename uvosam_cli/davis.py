@@ -1,0 +1,97 @@
+"""``uvosam davis-score``: score a results folder with the DAVIS-2017 protocol (same numbers as the official tool)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+from uvosam.eval.davis import GLOBAL_METRICS, DavisScores, evaluate
+from uvosam.eval.layout import SUBSETS, TASKS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``davis-score`` subcommand."""
+    parser = subparsers.add_parser(
+        "davis-score",
+        help="score DAVIS-2017 results (J&F, official protocol)",
+        description="Score <results>/<sequence>/<frame>.png indexed PNGs against DAVIS-2017 annotations. "
+        "Unsupervised: all frames, void ignored, Hungarian matching per sequence, at most 20 ids. "
+        "Semi-supervised: first and last frames dropped, ids matched by value.",
+    )
+    parser.add_argument(
+        "--davis-root", type=Path, required=True, help="DAVIS folder (JPEGImages/, ImageSets/...)"
+    )
+    parser.add_argument(
+        "--results", type=Path, required=True, help="folder of <sequence>/<frame>.png results"
+    )
+    parser.add_argument(
+        "--set", dest="subset", choices=SUBSETS, default="val", help="image set (default: val)"
+    )
+    parser.add_argument(
+        "--task", choices=TASKS, default="unsupervised", help="protocol (default: unsupervised)"
+    )
+    parser.add_argument("--sequences", nargs="+", help="score only these sequences of the set")
+    parser.add_argument("--workers", type=int, default=2, help="scoring processes (default: 2)")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.set_defaults(func=run)
+
+
+def _cell(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.3f}"
+
+
+def format_tables(scores: DavisScores) -> str:
+    """The global table and the per-object table, as the official script prints them (3 decimals)."""
+    glob = scores.global_dict()
+    widths = [max(len(name), 7) for name in GLOBAL_METRICS]
+    lines = [
+        f"---------- Global results for {scores.subset} ({scores.task}) ----------",
+        "  ".join(name.rjust(w) for name, w in zip(GLOBAL_METRICS, widths)),
+        "  ".join(_cell(glob[name]).rjust(w) for name, w in zip(GLOBAL_METRICS, widths)),
+        "",
+        f"---------- Per sequence results for {scores.subset} ----------",
+    ]
+    name_w = max([len("Sequence")] + [len(o.name) for o in scores.objects])
+    lines.append(f"{'Sequence'.ljust(name_w)}  GT id  Result id  J-Mean  F-Mean")
+    for obj in scores.objects:
+        lines.append(
+            f"{obj.name.ljust(name_w)}  {obj.gt_id:5d}  {obj.result_id:9d}  "
+            f"{_cell(obj.j_mean).rjust(6)}  {_cell(obj.f_mean).rjust(6)}"
+        )
+    return "\n".join(lines)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score, print both tables, optionally write JSON (NaN, e.g. an undefined Decay, becomes null)."""
+    start = time.perf_counter()
+    scores = evaluate(
+        args.davis_root,
+        args.results,
+        subset=args.subset,
+        task=args.task,
+        sequences=args.sequences,
+        num_workers=args.workers,
+    )
+    print(format_tables(scores))
+    sequences = len({o.sequence for o in scores.objects})
+    print(
+        f"\n{sequences} sequences, {len(scores.objects)} objects scored in {time.perf_counter() - start:.1f} s"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,62 @@
+"""``uvosam segment``: one video (file or frame folder) -> overlay mp4, DAVIS PNGs, cut-outs, JSONs and a zip."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from uvosam.config import PipelineConfig, VideoLimits
+from uvosam.job import JobOptions, run_job
+from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("segment", help="segment the main objects of a video (tracker boxes -> SAM masks)")
+    p.add_argument("input", type=Path, help="a video file (.mp4 .mov .webm .avi .mkv) or a folder of frames")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
+    p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
+    p.add_argument("--sam", default="vit_h", help="vit_b | vit_l | vit_h | PATH to a SAM checkpoint")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
+    p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
+    p.add_argument("--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame")
+    p.add_argument("--output-max-side", type=int, help="longest side of the overlay video")
+    p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the overlay")
+    p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
+    p.set_defaults(func=run)
+
+
+def load_pipeline(args: argparse.Namespace) -> UVOSAM:
+    """The pipeline for these arguments (a seam the tests replace with tiny models)."""
+    return UVOSAM.from_pretrained(args.tracker, args.sam, device=args.device, tracker_yaml=args.config_yaml)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = JobOptions(
+        stride=args.stride,
+        max_frames=args.max_frames,
+        limits=VideoLimits(max_frames=None, max_side=None, max_duration_s=None, max_pixels=None),
+        output_max_side=args.output_max_side,
+        show_boxes=not args.no_boxes,
+        show_labels=not args.no_labels,
+    )
+    pipe = load_pipeline(args)
+    pipe = UVOSAM(pipe.tracker, pipe.segmenter, PipelineConfig(args.max_objects, args.min_score))
+    result = None
+    with tqdm(desc=args.input.name, unit="frame", dynamic_ncols=True) as bar:
+        for update in run_job(pipe, args.input, args.out, options):
+            bar.total = update.frames_total
+            bar.update(update.frames_done - bar.n)
+            result = update.result or result
+    assert result is not None
+    print(
+        f"{result.video_name}: {result.num_frames} frames, {len(result.tracks)} objects, "
+        f"{result.seconds:.1f} s ({result.fps:.2f} fps) -> {result.overlay_mp4}, {result.zip_path}"
+    )
+    return 0
+
+
