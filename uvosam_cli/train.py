@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    parser.add_argument("--workers", type=int, default=None, help="data-loading workers per process")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="data-loading workers per process")
     parser.set_defaults(func=run)
 
 

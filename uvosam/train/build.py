@@ -23,8 +23,8 @@ PRIOR_PROB = 0.01
 
 
 def reset_msda(attn: MSDeformAttn) -> None:
-    """Deformable DETR's ``MSDeformAttn._reset_parameters``: zero offsets whose bias points each head
-    in its own direction (scaled by point index), uniform attention, xavier projections."""
+    """Deformable DETR's ``MSDeformAttn._reset_parameters``: zero offsets whose bias points each
+    head in its own direction (scaled by point index), uniform attention, xavier projections."""
     nn.init.zeros_(attn.sampling_offsets.weight)
     thetas = torch.arange(attn.n_heads, dtype=torch.float32) * (2.0 * math.pi / attn.n_heads)
     grid = torch.stack([thetas.cos(), thetas.sin()], -1)

@@ -2,7 +2,8 @@
 
 A file ``model_0000999.pth`` (iteration index of the last finished step, zero-padded like
 detectron2) or ``model_final.pth`` holds ``{"model": state dict with the ORIGINAL IDOL key names
-(``detr.detr.…``, ``detr.reid_embed_head.…``, plus the ``transformer.decoder.bbox_embed`` alias),
+(``detr.detr.…``, ``detr.reid_embed_head.…``, plus the ``transformer.decoder.bbox_embed``
+alias),
 "optimizer": AdamW state, "scheduler": {...}, "iteration": int, "train_config": dict}``; everything
 is tensors and plain containers, so ``torch.load(weights_only=True)`` reads it (and
 ``load_idol_detector`` / ``uvosam track`` / the app use it as tracker weights). ``last_checkpoint``

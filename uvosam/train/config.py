@@ -9,6 +9,7 @@ detectron2-style IDOL YAML (``MODEL:``/``SOLVER:``/``INPUT:`` keys).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +105,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a positive int; got {value!r}")
         for name in ("crop_prob", "flip_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1]; got {getattr(self, name)!r}")
+                value = getattr(self, name)
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1]; got {value!r}")
         if self.detector.num_classes != 1:
             raise ValueError(
                 "TrainConfig.detector.num_classes must be 1 (UVOSAM's tracker is class-agnostic); "
@@ -126,8 +128,8 @@ class TrainConfig:
 
     @classmethod
     def tiny(cls) -> TrainConfig:
-        """Toy sizes for CPU tests and smoke runs: ``DetectorConfig.tiny()``, 64-96 px frames, random
-        initialisation, a short fast schedule (the loss terms and their weights are unchanged)."""
+        """Toy sizes for CPU tests and smoke runs: ``DetectorConfig.tiny()``, 64 px frames,
+        random initialisation, a short fast schedule (loss terms and weights unchanged)."""
         return cls(
             detector=DetectorConfig.tiny(),
             clips_per_batch=4,
@@ -227,11 +229,21 @@ def load_train_config(path: str | Path) -> TrainConfig:
         for part in dotted.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         if node is not None:
-            changes[name] = node
+            changes[name] = _literal(node)
     if "MODEL.IDOL.REID_WEIGHT" in _flat_keys(data):
         reid = data["MODEL"]["IDOL"]["REID_WEIGHT"]
         changes.update(reid_weight=reid, reid_aux_weight=1.5 * reid)
     return dataclasses.replace(TrainConfig(), **changes)
+
+
+def _literal(value: Any) -> Any:
+    """yacs-style decoding of YAML strings such as ``"(8500,)"``."""
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    return value
 
 
 def _flat_keys(data: dict[str, Any], prefix: str = "") -> set[str]:

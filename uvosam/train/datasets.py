@@ -18,7 +18,8 @@ simply missing from its dict). All objects are one class ("object"), as in UVOSA
   frame file name; each entry is a list of ``[track_id, x1, y1, x2, y2]`` (pixels, x to the right,
   y down; frames without objects: ``[]`` or missing from the dict)::
 
-      {"00000.jpg": [[1, 10, 20, 110, 220], [2, 300, 40, 380, 200]], "00001.jpg": [[1, 12, 20, 112, 221]]}
+      {"00000.jpg": [[1, 10, 20, 110, 220], [2, 300, 40, 380, 200]],
+       "00001.jpg": [[1, 12, 20, 112, 221]]}
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class VideoRecord:
 
 
 def read_frame(frame: Path | np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB: PIL decode + EXIF orientation (detectron2 ``read_image``), or the array."""
+    """(H, W, 3) uint8 RGB: PIL decode + EXIF orientation (detectron2 ``read_image``), or the
+    array itself."""
     if isinstance(frame, np.ndarray):
         return frame
     with Image.open(frame) as im:
@@ -117,7 +119,8 @@ def load_davis(root: str | Path, *, split: str = "train", resolution: str = "480
     ann_root, img_root = root / "Annotations" / resolution, root / "JPEGImages" / resolution
     if not ann_root.is_dir() or not img_root.is_dir():
         raise FileNotFoundError(
-            f"DAVIS root {root}: expected {ann_root} and {img_root} (the DAVIS-2017 trainval layout)"
+            f"DAVIS root {root}: expected {ann_root} and {img_root} "
+            "(the DAVIS-2017 trainval layout)"
         )
     split_file = root / "ImageSets" / "2017" / f"{split}.txt"
     if split_file.is_file():

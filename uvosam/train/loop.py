@@ -6,9 +6,10 @@ gradient clipping, AMP on CUDA) on two-frame clips (``uvosam.train.clips``) with
 process group (NCCL on CUDA, gloo on CPU), wraps the model in ``DistributedDataParallel`` and gives
 each process its share of every batch; only rank 0 writes checkpoints and logs.
 
-Resuming (``resume=True``) reloads the newest checkpoint of ``out_dir``: weights, AdamW state and the
-iteration; the lr follows from the iteration, the clip stream and the per-step random generator are
-pure functions of (seed, iteration), so the run continues exactly as the uninterrupted one would.
+Resuming (``resume=True``) reloads the newest checkpoint of ``out_dir``: weights, AdamW state and
+the iteration; the lr follows from the iteration, and the clip stream and the per-step random
+generator are pure functions of (seed, iteration), so the run continues exactly as the
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def default_device(info: DistInfo) -> torch.device:
 
 
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``TrainConfig.amp`` on ``device`` (None = full fp32; always on the CPU)."""
+    """Autocast dtype for ``TrainConfig.amp`` on ``device`` (None = full fp32, always on the
+    CPU)."""
     if device.type != "cuda" or mode == "off":
         return None
     if mode == "auto":
@@ -272,8 +274,8 @@ def train(
 
     Args:
         sources: one list of videos per dataset; ratios: their mixing weights.
-        out_dir: checkpoints (``model_XXXXXXX.pth`` every ``checkpoint_period``, ``model_final.pth``)
-            and ``losses.csv`` (rank 0 only).
+        out_dir: checkpoints (``model_XXXXXXX.pth`` every ``checkpoint_period``,
+            ``model_final.pth``) and ``losses.csv`` (rank 0 only).
         resume: continue from the newest checkpoint in ``out_dir`` (if any).
         device: default ``cuda:<LOCAL_RANK>`` if available, else the CPU.
         progress: show a tqdm bar on rank 0.

@@ -41,7 +41,8 @@ class FrameTargets:
     same order.
 
     Attributes:
-        boxes_cxcywh_norm: (G, 4) float32 ``(cx, cy, w, h)`` normalised by the frame's unpadded size.
+        boxes_cxcywh_norm: (G, 4) float32 ``(cx, cy, w, h)`` normalised by the frame's unpadded
+            size.
         labels: (G,) int64 class indices (0 for UVOSAM).
         valid: (G,) bool, False where the object is absent from this frame.
     """
@@ -51,7 +52,8 @@ class FrameTargets:
     valid: torch.Tensor
 
     def to(self, device: torch.device | str) -> FrameTargets:
-        return FrameTargets(*(t.to(device) for t in (self.boxes_cxcywh_norm, self.labels, self.valid)))
+        tensors = (self.boxes_cxcywh_norm, self.labels, self.valid)
+        return FrameTargets(*(t.to(device) for t in tensors))
 
 
 @dataclass(frozen=True)

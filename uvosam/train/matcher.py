@@ -49,9 +49,13 @@ class Assignment:
 
 
 def focal_class_cost(
-    probs: torch.Tensor, labels: torch.Tensor, alpha: float = FOCAL_ALPHA, gamma: float = FOCAL_GAMMA
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float = FOCAL_ALPHA,
+    gamma: float = FOCAL_GAMMA,
 ) -> torch.Tensor:
-    """(Q, K) probabilities, (G,) labels -> (Q, G) focal cost of labelling query q as GT g's class."""
+    """(Q, K) probabilities, (G,) labels -> (Q, G) focal cost of labelling query q as GT g's
+    class."""
     neg = (1 - alpha) * probs**gamma * -(1 - probs + 1e-8).log()
     pos = alpha * (1 - probs) ** gamma * -(probs + 1e-8).log()
     return pos[:, labels] - neg[:, labels]
@@ -68,7 +72,8 @@ def in_boxes_info(
     """
     cx, cy = boxes_cxcywh[:, 0:1], boxes_cxcywh[:, 1:2]
     gt_xyxy = box_convert(gt_cxcywh, "cxcywh", "xyxy")
-    in_box = (cx > gt_xyxy[:, 0]) & (cx < gt_xyxy[:, 2]) & (cy > gt_xyxy[:, 1]) & (cy < gt_xyxy[:, 3])
+    in_x = (cx > gt_xyxy[:, 0]) & (cx < gt_xyxy[:, 2])
+    in_box = in_x & (cy > gt_xyxy[:, 1]) & (cy < gt_xyxy[:, 3])
     r = CENTER_RADIUS / EXPANDED_STRIDE
     gx, gy = gt_cxcywh[:, 0], gt_cxcywh[:, 1]
     in_center = (cx > gx - r) & (cx < gx + r) & (cy > gy - r) & (cy < gy + r)
@@ -77,7 +82,10 @@ def in_boxes_info(
 
 
 def ota_cost(
-    probs: torch.Tensor, boxes_cxcywh: torch.Tensor, gt_cxcywh: torch.Tensor, gt_labels: torch.Tensor
+    probs: torch.Tensor,
+    boxes_cxcywh: torch.Tensor,
+    gt_cxcywh: torch.Tensor,
+    gt_labels: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Assignment cost and IoUs of one frame.
 

@@ -1,8 +1,9 @@
 """Synthetic training videos: coloured rectangles moving over a noisy background, with box tracks.
 
 Used by the CPU training test and to smoke-test a training setup without any dataset. Objects have
-distinct saturated colours (so re-id can tell them apart), bounce off the borders and may overlap
-(a later object is drawn over an earlier one; boxes stay the full rectangles).
+distinct saturated colours (so re-id can tell them apart) and bounce off the borders; object k
+moves inside the k-th horizontal band of the frame, so objects never occlude each other (boxes are
+exactly the visible rectangles).
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ def synthetic_clip(
     """
     rng = np.random.default_rng(seed)
     base = rng.integers(30, 110, size=(height, width, 3), dtype=np.uint8)
-    side = min(height, width)
-    sizes = rng.uniform(*size_range, size=(num_objects, 2)) * side
-    pos = rng.uniform(0, 1, size=(num_objects, 2)) * (np.array([width, height]) - sizes)
+    band = height / num_objects
+    sizes = rng.uniform(*size_range, size=(num_objects, 2)) * min(height, width)
+    sizes[:, 1] = np.minimum(sizes[:, 1], band)
+    low = np.stack([np.zeros(num_objects), np.arange(num_objects) * band], 1)
+    high = low + np.stack([np.full(num_objects, width), np.full(num_objects, band)], 1) - sizes
+    pos = low + rng.uniform(0, 1, size=(num_objects, 2)) * (high - low)
     vel = rng.uniform(-max_speed, max_speed, size=(num_objects, 2))
     colours = PALETTE[rng.permutation(len(PALETTE))[:num_objects]]
     frames = np.empty((num_frames, height, width, 3), np.uint8)
@@ -48,12 +52,15 @@ def synthetic_clip(
             img[y0:y1, x0:x1] = colours[k]
             boxes[t, k] = (x0, y0, x1, y1)
             pos[k] += vel[k]
-            limit = np.array([width, height]) - sizes[k]
-            bounced = (pos[k] < 0) | (pos[k] > limit)
+            bounced = (pos[k] < low[k]) | (pos[k] > high[k])
             vel[k] = np.where(bounced, -vel[k], vel[k])
-            pos[k] = np.clip(pos[k], 0, limit)
+            pos[k] = np.clip(pos[k], low[k], high[k])
         frames[t] = img
     return frames, boxes
+
+
+def _box(row: np.ndarray) -> tuple[float, float, float, float]:
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
 
 def synthetic_videos(
@@ -72,7 +79,7 @@ def synthetic_videos(
         frames, boxes = synthetic_clip(num_frames, height=height, width=width,
                                        num_objects=num_objects, seed=seed + i)
         per_frame: list[BoxesByTrack] = [
-            {k + 1: tuple(float(v) for v in boxes[t, k]) for k in range(num_objects)}  # type: ignore[misc]
+            {k + 1: _box(boxes[t, k]) for k in range(num_objects)}
             for t in range(num_frames)
         ]
         videos.append(VideoRecord(name=f"synthetic-{seed + i}", frames=tuple(frames),
