@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES = [
     "uvosam_cli.davis",
     "uvosam_cli.benchmark_runs",
     "uvosam_cli.info",
+    "uvosam_cli.train",
 ]
 
 

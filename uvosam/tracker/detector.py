@@ -17,7 +17,7 @@ from torch import nn
 
 from uvosam.tracker.backbone import ResNetBackbone, resize_mask
 from uvosam.tracker.config import GROUP_NORM_GROUPS, DetectorConfig
-from uvosam.tracker.outputs import DetectorOutput
+from uvosam.tracker.outputs import DetectorOutput, DetectorTrainOutput
 from uvosam.tracker.position import sine_position_embedding
 from uvosam.tracker.preprocess import pad_and_normalize, resize_frames
 from uvosam.tracker.transformer import DeformableTransformer, TransformerOutput
@@ -111,6 +111,20 @@ class IDOLDetector(nn.Module):
             logits=self.class_embed[-1](hs),
             boxes_cxcywh_norm=out.inter_references[-1],
             embeddings=self.reid_embed_head(hs),
+        )
+
+    def forward_train(self, images: torch.Tensor, pad_mask: torch.Tensor) -> DetectorTrainOutput:
+        """All decoder layers' class logits and boxes plus the last layer's re-id embeddings.
+
+        Same inputs as ``forward``; the last layer's entries equal ``forward``'s outputs. Used by
+        ``uvosam.train`` (deep supervision on layers 0..D-2, re-id on the last one).
+        """
+        out = self.forward_features(images, pad_mask)
+        logits = torch.stack([head(h) for head, h in zip(self.class_embed, out.hs, strict=True)])
+        return DetectorTrainOutput(
+            logits=logits,
+            boxes_cxcywh_norm=out.inter_references,
+            embeddings=self.reid_embed_head(out.hs[-1]),
         )
 
     def forward_features(self, images: torch.Tensor, pad_mask: torch.Tensor) -> TransformerOutput:

@@ -24,3 +24,21 @@ class DetectorOutput:
 
     def __len__(self) -> int:
         return self.logits.shape[0]
+
+
+@dataclass(frozen=True)
+class DetectorTrainOutput:
+    """Every decoder layer's heads, for training with deep supervision
+    (``IDOLDetector.forward_train``).
+
+    Attributes:
+        logits: (D, N, Q, K) raw class logits of decoder layers 0..D-1 (``class_embed[l]``).
+        boxes_cxcywh_norm: (D, N, Q, 4) refined boxes ``(cx, cy, w, h)`` in [0, 1] after every
+            layer, relative to each frame's unpadded area (they carry gradients into that layer's
+            box head).
+        embeddings: (N, Q, E) re-id embeddings of the LAST layer (``reid_embed_head``), raw.
+    """
+
+    logits: torch.Tensor
+    boxes_cxcywh_norm: torch.Tensor
+    embeddings: torch.Tensor

@@ -1,0 +1,7 @@
+"""Mask-free training of the IDOL tracker from box labels (``uvosam train``; see README.md here).
+
+Modules: ``config`` (TrainConfig), ``datasets`` (YouTube-VIS/OVIS JSON, DAVIS, folder), ``clips``
+(sampling + augmentation + sharded clip stream), ``matcher`` + ``losses`` (IDOL's SimOTA
+assignment and losses), ``build`` (initialisation, optimiser, lr schedule), ``checkpointing``,
+``loop`` (``train``), ``synthetic`` + ``metrics`` (toy data and track scoring for tests).
+"""

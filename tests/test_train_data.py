@@ -1,0 +1,165 @@
+"""Training data: the three box sources, clip sampling/augmentation, the sharded clip stream, the
+training config and the ``uvosam train`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from uvosam.train.clips import ClipDataset, ClipIndexSampler, augment_frame, make_clip
+from uvosam.train.config import TrainConfig, load_train_config
+from uvosam.train.datasets import (
+    VideoRecord,
+    load_davis,
+    load_folder,
+    load_ytvis,
+    parse_data_spec,
+)
+
+NO_AUG = TrainConfig.tiny().replace(crop_prob=0.0, flip_prob=0.0, min_size_train=(32,))
+
+
+def write_frames(folder, n, size=(40, 30)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in range(n):
+        Image.new("RGB", size, (10 * t, 0, 0)).save(folder / f"{t:05d}.jpg")
+
+
+def test_parse_data_spec():
+    spec = parse_data_spec("ytvis:/d/train.json:/d/JPEGImages:0.75")
+    assert (spec.kind, spec.ratio) == ("ytvis", 0.75)
+    assert spec.paths == ("/d/train.json", "/d/JPEGImages")
+    assert parse_data_spec("davis:/data/DAVIS").ratio == 1.0
+    assert parse_data_spec("folder:vids:2").paths == ("vids",)
+    for bad in ("coco:/x", "davis:", "ytvis:/only.json", "folder:a:b:c", "davis:/x:-1"):
+        with pytest.raises(ValueError):
+            parse_data_spec(bad)
+
+
+def test_load_ytvis_reads_boxes_only(tmp_path):
+    data = {
+        "videos": [{"id": 7, "file_names": ["v/0.jpg", "v/1.jpg", "v/2.jpg"]}],
+        "annotations": [
+            {"video_id": 7, "id": 3, "bboxes": [[1, 2, 10, 20], None, [5, 5, 1, 1]],
+             "segmentations": [None, None, None]},
+            {"video_id": 7, "id": 4, "iscrowd": 1, "bboxes": [[0, 0, 5, 5], None, None]},
+        ],
+    }
+    (tmp_path / "train.json").write_text(json.dumps(data))
+    (video,) = load_ytvis(tmp_path / "train.json", tmp_path / "img")
+    assert video.frames[1] == tmp_path / "img" / "v/1.jpg"
+    assert video.boxes == ({3: (1.0, 2.0, 11.0, 22.0)}, {}, {3: (5.0, 5.0, 6.0, 6.0)})
+
+
+def test_load_davis_boxes_from_palette_masks(tmp_path):
+    write_frames(tmp_path / "JPEGImages/480p/cows", 2)
+    ann = tmp_path / "Annotations/480p/cows"
+    ann.mkdir(parents=True)
+    for t in range(2):
+        label = np.zeros((30, 40), np.uint8)
+        label[5:10, 3 + t : 8 + t] = 1
+        label[20:25, 30:35] = 2 if t == 0 else 0
+        im = Image.fromarray(label, mode="P")
+        im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+        im.save(ann / f"{t:05d}.png")
+    (video,) = load_davis(tmp_path)
+    assert video.name == "cows" and len(video) == 2
+    assert video.boxes[0] == {1: (3.0, 5.0, 8.0, 10.0), 2: (30.0, 20.0, 35.0, 25.0)}
+    assert video.boxes[1] == {1: (4.0, 5.0, 9.0, 10.0)}
+
+
+@pytest.mark.parametrize("as_dict", [True, False])
+def test_load_folder(tmp_path, as_dict):
+    write_frames(tmp_path / "clip" / "frames", 3)
+    rows = [[[1, 0, 0, 10, 10], [2, 5, 5, 20, 25]], [], [[1, 1, 1, 11, 11]]]
+    boxes = {f"{t:05d}.jpg": r for t, r in enumerate(rows) if r} if as_dict else rows
+    (tmp_path / "clip" / "boxes.json").write_text(json.dumps(boxes))
+    for root in (tmp_path / "clip", tmp_path):
+        (video,) = load_folder(root)
+        assert video.boxes[0][2] == (5.0, 5.0, 20.0, 25.0) and video.boxes[1] == {}
+        assert video.frames[2].name == "00002.jpg"
+
+
+def test_flip_and_resize_move_the_boxes():
+    image = np.zeros((30, 40, 3), np.uint8)
+    out, boxes = augment_frame(image, np.array([[4.0, 6.0, 14.0, 16.0]]), crop=None,
+                               short_edge=60, max_size=1000, flip=True)
+    assert out.shape == (60, 80, 3)
+    np.testing.assert_allclose(boxes, [[80 - 28, 12, 80 - 8, 32]])
+    _, cropped = augment_frame(image, np.array([[4.0, 6.0, 14.0, 16.0]]), crop=(10, 10, 20, 20),
+                               short_edge=20, max_size=1000, flip=False)
+    np.testing.assert_allclose(cropped, [[0, 0, 4, 6]])
+
+
+def test_clip_drops_objects_absent_from_the_key_frame():
+    frames = tuple(np.full((32, 32, 3), t, np.uint8) for t in range(2))
+    video = VideoRecord("v", frames, ({1: (0, 0, 8, 8), 2: (10, 10, 20, 20)},
+                                      {2: (11, 10, 21, 20), 3: (1, 1, 5, 5)}))
+    clip = make_clip(video, NO_AUG.replace(sampling_frame_range=1), np.random.default_rng(0))
+    assert clip.track_ids.tolist() == [1, 2]  # 3 only in the reference frame: dropped
+    assert clip.valid.tolist() == [[True, True], [False, True]]
+    np.testing.assert_allclose(clip.boxes_xyxy[1, 1], [11, 10, 21, 20])
+
+
+def test_clip_stream_is_deterministic_and_sharded():
+    video = VideoRecord("v", tuple(np.zeros((32, 32, 3), np.uint8) for _ in range(5)),
+                        tuple({1: (t, 0.0, t + 8.0, 8.0)} for t in range(5)))
+    ds = ClipDataset([[video]], [1.0], NO_AUG)
+    assert np.array_equal(ds[5].boxes_xyxy, ds[5].boxes_xyxy)
+    shares = [list(_take(ClipIndexSampler(8, rank=r, world_size=2, start_iter=3), 8))
+              for r in range(2)]
+    assert shares[0] == [24, 25, 26, 27, 32, 33, 34, 35]
+    assert shares[1] == [28, 29, 30, 31, 36, 37, 38, 39]
+    with pytest.raises(ValueError):
+        ClipIndexSampler(8, world_size=3)
+
+
+def _take(iterable, n):
+    it = iter(iterable)
+    return [next(it) for _ in range(n)]
+
+
+def test_train_config_presets_and_yaml(tmp_path):
+    release = TrainConfig.davis_r50()
+    assert (release.max_iter, release.lr_steps, release.clips_per_batch) == (12000, (8500,), 8)
+    assert release.base_lr == 5e-5 and release.clip_grad_norm == 0.01
+    with pytest.raises(ValueError, match="num_classes"):
+        TrainConfig(detector=TrainConfig.tiny().detector.__class__(num_classes=80))
+    ours = tmp_path / "ours.yaml"
+    ours.write_text("max_iter: 50\nlr_steps: [40]\ndetector:\n  num_queries: 30\n")
+    cfg = load_train_config(ours)
+    assert (cfg.max_iter, cfg.lr_steps, cfg.detector.num_queries) == (50, (40,), 30)
+    d2 = tmp_path / "davis_r50.yaml"
+    d2.write_text(
+        "MODEL:\n  META_ARCHITECTURE: IDOL\n  RESNETS:\n    STRIDE_IN_1X1: False\n"
+        "  IDOL:\n    NUM_CLASSES: 1\nSOLVER:\n  IMS_PER_BATCH: 16\n  STEPS: (8500,)\n"
+        "  MAX_ITER: 12000\nINPUT:\n  FORMAT: RGB\n  SAMPLING_FRAME_RANGE: 10\n"
+        "  CROP:\n    SIZE: (384, 600)\n"
+    )
+    cfg = load_train_config(d2)
+    assert (cfg.clips_per_batch, cfg.lr_steps, cfg.crop_size) == (16, (8500,), (384, 600))
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        ours.write_text("max_iters: 5\n")
+        load_train_config(ours)
+
+
+def test_cli_trains_from_a_folder(tmp_path):
+    from uvosam_cli import main
+
+    clip = tmp_path / "data" / "clip"
+    write_frames(clip / "frames", 4, size=(48, 40))
+    (clip / "boxes.json").write_text(json.dumps([[[1, 5, 5, 25, 30]]] * 4))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = main(["train", "--config", "tiny", "--data", f"folder:{tmp_path / 'data'}",
+                     "--out", str(tmp_path / "run"), "--iters", "2"])
+    finally:
+        torch.set_num_threads(before)
+    assert code == 0
+    saved = torch.load(tmp_path / "run" / "model_final.pth", weights_only=True)
+    assert saved["iteration"] == 2 and saved["train_config"]["max_iter"] == 2

@@ -1,0 +1,220 @@
+"""Training videos with per-frame object boxes, from three on-disk layouts (only boxes are read).
+
+Every loader returns ``VideoRecord``s: frame files (or in-memory frames) and, per frame, a dict
+``track_id -> (x1, y1, x2, y2)`` in pixels of the ORIGINAL frame (objects absent from a frame are
+simply missing from its dict). All objects are one class ("object"), as in UVOSAM.
+
+* **YouTube-VIS / OVIS JSON** (``ytvis:JSON:IMAGE_ROOT``): ``videos[i]`` has ``id`` and
+  ``file_names`` (relative to IMAGE_ROOT); ``annotations[j]`` has ``video_id``, ``id`` (track id)
+  and ``bboxes``: one ``[x, y, w, h]`` or ``null`` per frame. ``segmentations`` are ignored, and
+  ``iscrowd: 1`` annotations are skipped (as the release does).
+* **DAVIS-2017** (``davis:ROOT``): ``ROOT/JPEGImages/480p/<seq>/*.jpg`` and the palette PNGs
+  ``ROOT/Annotations/480p/<seq>/*.png``; each object id (pixel value 1..254) gives its mask's
+  bounding box ``[min x, min y, max x + 1, max y + 1]`` (detectron2's box of a bit mask).
+  Sequences: ``ROOT/ImageSets/2017/train.txt`` if present, else every annotated sequence.
+* **Folder** (``folder:DIR``) for your own videos: ``DIR`` is one video or a folder of videos.
+  A video folder holds its frames in ``frames/`` (``.jpg``/``.jpeg``/``.png``, natural name order)
+  and a ``boxes.json``, either a list with one entry per frame (in frame order) or a dict keyed by
+  frame file name; each entry is a list of ``[track_id, x1, y1, x2, y2]`` (pixels, x to the right,
+  y down; frames without objects: ``[]`` or missing from the dict)::
+
+      {"00000.jpg": [[1, 10, 20, 110, 220], [2, 300, 40, 380, 200]],
+       "00001.jpg": [[1, 12, 20, 112, 221]]}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from uvosam.frame_folder import list_frames
+
+BoxesByTrack = dict[int, tuple[float, float, float, float]]
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One training video.
+
+    Attributes:
+        name: for messages.
+        frames: per frame a file path or an (H, W, 3) uint8 RGB array.
+        boxes: per frame ``{track_id: (x1, y1, x2, y2)}`` in pixels of that frame.
+    """
+
+    name: str
+    frames: tuple[Path | np.ndarray, ...]
+    boxes: tuple[BoxesByTrack, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.frames) != len(self.boxes) or not self.frames:
+            raise ValueError(
+                f"video {self.name!r}: expected one box dict per frame and at least one frame; "
+                f"got {len(self.frames)} frames and {len(self.boxes)} box entries"
+            )
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def read_frame(frame: Path | np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: PIL decode + EXIF orientation (detectron2 ``read_image``), or the
+    array itself."""
+    if isinstance(frame, np.ndarray):
+        return frame
+    with Image.open(frame) as im:
+        return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecord]:
+    """YouTube-VIS / OVIS style JSON (module docstring); videos without annotations are kept
+    (they only teach "no object" and are skipped by nothing)."""
+    json_path, image_root = Path(json_path), Path(image_root)
+    data = json.loads(json_path.read_text())
+    for key in ("videos", "annotations"):
+        if key not in data:
+            raise ValueError(f"{json_path}: expected a YouTube-VIS JSON with {key!r}; "
+                             f"got keys {sorted(data)}")
+    per_video: dict[object, list[BoxesByTrack]] = {
+        v["id"]: [{} for _ in v["file_names"]] for v in data["videos"]
+    }
+    for ann in data["annotations"]:
+        if ann.get("iscrowd", 0):
+            continue
+        frames = per_video[ann["video_id"]]
+        for t, box in enumerate(ann.get("bboxes") or []):
+            if box is not None and t < len(frames):
+                x, y, w, h = (float(v) for v in box)
+                frames[t][int(ann["id"])] = (x, y, x + w, y + h)
+    return [
+        VideoRecord(
+            name=str(v.get("name", v["id"])),
+            frames=tuple(image_root / f for f in v["file_names"]),
+            boxes=tuple(per_video[v["id"]]),
+        )
+        for v in data["videos"]
+    ]
+
+
+def mask_boxes(label_map: np.ndarray) -> BoxesByTrack:
+    """(H, W) integer label map -> bounding box of every id 1..254 (0 = background, 255 = void)."""
+    out: BoxesByTrack = {}
+    for obj in np.unique(label_map):
+        if obj == 0 or obj == 255:
+            continue
+        ys, xs = np.nonzero(label_map == obj)
+        out[int(obj)] = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    return out
+
+
+def load_davis(root: str | Path, *, split: str = "train", resolution: str = "480p"
+               ) -> list[VideoRecord]:
+    """DAVIS-2017 (module docstring); boxes come from the palette annotation PNGs."""
+    root = Path(root)
+    ann_root, img_root = root / "Annotations" / resolution, root / "JPEGImages" / resolution
+    if not ann_root.is_dir() or not img_root.is_dir():
+        raise FileNotFoundError(
+            f"DAVIS root {root}: expected {ann_root} and {img_root} "
+            "(the DAVIS-2017 trainval layout)"
+        )
+    split_file = root / "ImageSets" / "2017" / f"{split}.txt"
+    if split_file.is_file():
+        names = split_file.read_text().split()
+    else:
+        names = sorted(p.name for p in ann_root.iterdir() if p.is_dir())
+    videos = []
+    for name in names:
+        frames = list_frames(img_root / name)
+        boxes = []
+        for frame in frames:
+            png = ann_root / name / (frame.stem + ".png")
+            boxes.append(mask_boxes(np.array(Image.open(png))) if png.is_file() else {})
+        videos.append(VideoRecord(name=name, frames=tuple(frames), boxes=tuple(boxes)))
+    return videos
+
+
+def load_folder(directory: str | Path) -> list[VideoRecord]:
+    """Your own videos (module docstring): ``DIR`` with ``frames/`` + ``boxes.json``, or a folder
+    of such folders."""
+    directory = Path(directory)
+    if (directory / "boxes.json").is_file():
+        return [_folder_video(directory)]
+    videos = [_folder_video(d) for d in sorted(directory.iterdir()) if (d / "boxes.json").is_file()]
+    if not videos:
+        raise FileNotFoundError(
+            f"{directory}: expected a video folder (frames/ + boxes.json) or a folder of them; "
+            "found no boxes.json. See uvosam/train/README.md for the layout."
+        )
+    return videos
+
+
+def _folder_video(directory: Path) -> VideoRecord:
+    frames = list_frames(directory / "frames")
+    data = json.loads((directory / "boxes.json").read_text())
+    if isinstance(data, dict):
+        rows = [data.get(f.name, []) for f in frames]
+    elif isinstance(data, list) and len(data) == len(frames):
+        rows = data
+    else:
+        raise ValueError(
+            f"{directory / 'boxes.json'}: expected a dict keyed by frame file name or a list with "
+            f"one entry per frame ({len(frames)}); got {type(data).__name__} of length {len(data)}"
+        )
+    boxes = tuple(_parse_rows(rows_t, directory, t) for t, rows_t in enumerate(rows))
+    return VideoRecord(name=directory.name, frames=tuple(frames), boxes=boxes)
+
+
+def _parse_rows(rows: Sequence, directory: Path, t: int) -> BoxesByTrack:
+    out: BoxesByTrack = {}
+    for row in rows:
+        if len(row) != 5:
+            raise ValueError(f"{directory / 'boxes.json'} frame {t}: expected "
+                             f"[track_id, x1, y1, x2, y2]; got {row!r}")
+        out[int(row[0])] = tuple(float(v) for v in row[1:])  # type: ignore[assignment]
+    return out
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A parsed ``--data`` argument: ``kind`` (ytvis/davis/folder), its paths and mixing ratio."""
+
+    kind: str
+    paths: tuple[str, ...]
+    ratio: float = 1.0
+
+
+_ARITY = {"ytvis": 2, "davis": 1, "folder": 1}
+
+
+def parse_data_spec(spec: str) -> DataSpec:
+    """``ytvis:JSON:IMAGE_ROOT[:ratio]``, ``davis:ROOT[:ratio]`` or ``folder:DIR[:ratio]``."""
+    kind, _, rest = spec.partition(":")
+    if kind not in _ARITY or not rest:
+        raise ValueError(f"--data {spec!r}: expected ytvis:JSON:IMAGE_ROOT[:ratio], "
+                         "davis:ROOT[:ratio] or folder:DIR[:ratio]")
+    parts = rest.split(":")
+    ratio = 1.0
+    if len(parts) == _ARITY[kind] + 1:
+        try:
+            ratio = float(parts.pop())
+        except ValueError:
+            raise ValueError(f"--data {spec!r}: the ratio must be a number; got {parts[-1]!r}"
+                             ) from None
+    if len(parts) != _ARITY[kind] or ratio <= 0:
+        raise ValueError(f"--data {spec!r}: {kind} takes {_ARITY[kind]} path(s) and an optional "
+                         "positive ratio")
+    return DataSpec(kind=kind, paths=tuple(parts), ratio=ratio)
+
+
+def load_spec(spec: DataSpec) -> list[VideoRecord]:
+    """Load the videos a ``DataSpec`` names."""
+    if spec.kind == "ytvis":
+        return load_ytvis(*spec.paths)
+    if spec.kind == "davis":
+        return load_davis(spec.paths[0])
+    return load_folder(spec.paths[0])
