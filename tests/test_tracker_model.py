@@ -181,3 +181,20 @@ def test_pad_and_normalize():
     assert not pad_mask[0, :33, :40].any() and pad_mask[0, 33:].all() and pad_mask[0, :, 40:].all()
     assert (images[0, :, 33:] == 0).all() and (images[1, :, :, 70:] == 0).all()
     assert not pad_mask[1, :20, :70].any() and pad_mask[1].sum() == 64 * 96 - 20 * 70
+
+
+def test_bf16_precision_stays_close_to_fp32_and_returns_float32():
+    import dataclasses
+
+    torch.manual_seed(0)
+    cfg = DetectorConfig.tiny()
+    exact = IDOLDetector(cfg).eval()
+    fast = IDOLDetector(dataclasses.replace(cfg, precision="bf16")).eval()
+    fast.load_state_dict(exact.state_dict())
+    frames = np.random.default_rng(0).integers(0, 255, (2, 48, 64, 3), dtype=np.uint8)
+    a, b = exact.detect_frames(frames), fast.detect_frames(frames)
+    assert b.logits.dtype == b.boxes_cxcywh_norm.dtype == b.embeddings.dtype == torch.float32
+    assert (a.boxes_cxcywh_norm - b.boxes_cxcywh_norm).abs().max() < 0.03
+    assert (a.logits - b.logits).abs().max() > 0  # bf16 really ran
+    with pytest.raises(ValueError, match="precision must be one of"):
+        DetectorConfig(precision="fp8")

@@ -96,6 +96,7 @@ class UVOSAM:
         tracker_yaml: str | os.PathLike | None = None,
         config: PipelineConfig | None = None,
         segmenter_config: SegmenterConfig | None = None,
+        tracker_precision: str = "fp32",
     ) -> "UVOSAM":
         """Load the tracker and SAM once (local ``checkpoints/`` first, then the Hugging Face Hub).
 
@@ -105,6 +106,8 @@ class UVOSAM:
             sam: ``vit_b`` / ``vit_l`` / ``vit_h`` or a SAM checkpoint path.
             device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
             tracker_yaml: detectron2-style IDOL config matching the tracker checkpoint (optional).
+            segmenter_config: SAM options (``fast`` = bf16 + SDPA image encoder, on by default on CUDA).
+            tracker_precision: ``fp32`` (exact), ``tf32`` or ``bf16`` for the detector.
 
         Raises:
             FileNotFoundError: a weight file is missing (the message says where it looked and how to get it).
@@ -115,7 +118,7 @@ class UVOSAM:
 
         torch_device = resolve_device(device)
         segmenter = BoxPromptSegmenter.from_pretrained(sam, device=torch_device, config=segmenter_config)
-        box_tracker = load_tracker(tracker, tracker_yaml, device=torch_device)
+        box_tracker = load_tracker(tracker, tracker_yaml, device=torch_device, precision=tracker_precision)
         return cls(box_tracker, segmenter, config)
 
     @property

@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     p.add_argument("--sam", default="vit_h", help="vit_b | vit_l | vit_h | PATH to a SAM checkpoint")
     p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"),
+                   help="tracker compute precision (SAM's encoder uses bf16 + SDPA on CUDA by default)")
     p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
@@ -32,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_pipeline(args: argparse.Namespace) -> UVOSAM:
     """The pipeline for these arguments (a seam the tests replace with tiny models)."""
-    return UVOSAM.from_pretrained(args.tracker, args.sam, device=args.device, tracker_yaml=args.config_yaml)
+    return UVOSAM.from_pretrained(
+        args.tracker, args.sam, device=args.device, tracker_yaml=args.config_yaml, tracker_precision=args.precision
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PRECISIONS = ("fp32", "tf32", "bf16")
 RESNET_BLOCKS: dict[int, tuple[int, int, int, int]] = {
     50: (3, 4, 6, 3),
     101: (3, 4, 23, 3),
@@ -71,6 +72,9 @@ class DetectorConfig:
         max_size_test: cap for the longest edge after resizing (``INPUT.MAX_SIZE_TEST``).
         size_divisibility: network input is zero-padded (bottom/right) to a multiple of this.
         batch_infer_len: frames per forward pass (only bounds memory; frames never interact).
+        precision: ``"fp32"`` (exact, the parity reference), ``"tf32"`` (CUDA: TF32 matmul/conv while the
+            detector runs) or ``"bf16"`` (autocast to bfloat16; outputs returned in float32). Not an
+            architecture setting: it changes only how ``detect_frames`` computes.
     """
 
     depth: int = 50
@@ -96,6 +100,7 @@ class DetectorConfig:
     max_size_test: int = 1333
     size_divisibility: int = 32
     batch_infer_len: int = 10
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in _POSITIVE_INTS:
@@ -103,6 +108,8 @@ class DetectorConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"DetectorConfig.{name} must be a positive int; got {value!r}")
         self._check_architecture()
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"DetectorConfig.precision must be one of {PRECISIONS}; got {self.precision!r}")
         for name in ("pixel_mean", "pixel_std"):
             value = getattr(self, name)
             if len(value) != 3:

@@ -9,7 +9,9 @@ Module names mirror the original state dict after the prefixes ``detr.detr.`` / 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +42,24 @@ class MLP(nn.Module):
             if i < len(self.layers) - 1:
                 x = torch.relu(x)
         return x
+
+
+@contextlib.contextmanager
+def compute_precision(precision: str, device: torch.device) -> Iterator[None]:
+    """``fp32``: nothing changes. ``bf16``: autocast to bfloat16 on ``device``. ``tf32`` (CUDA only): TF32 matmuls and
+    convolutions while the block runs; these are process-wide switches, restored on exit."""
+    if precision == "bf16":
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32" and device.type == "cuda":
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    else:
+        yield
 
 
 class IDOLDetector(nn.Module):
@@ -170,7 +190,7 @@ class IDOLDetector(nn.Module):
         """
         frames = list(frames)
         chunks = []
-        with torch.inference_mode():
+        with torch.inference_mode(), compute_precision(self.cfg.precision, self.device):
             for start in range(0, len(frames), self.cfg.batch_infer_len):
                 batch = resize_frames(frames[start : start + self.cfg.batch_infer_len], self.cfg)
                 images, pad_mask = pad_and_normalize(batch, self.cfg, device=self.device)
@@ -178,9 +198,9 @@ class IDOLDetector(nn.Module):
         if not chunks:
             return self._empty_output()
         return DetectorOutput(
-            logits=torch.cat([c.logits for c in chunks]),
-            boxes_cxcywh_norm=torch.cat([c.boxes_cxcywh_norm for c in chunks]),
-            embeddings=torch.cat([c.embeddings for c in chunks]),
+            logits=torch.cat([c.logits for c in chunks]).float(),
+            boxes_cxcywh_norm=torch.cat([c.boxes_cxcywh_norm for c in chunks]).float(),
+            embeddings=torch.cat([c.embeddings for c in chunks]).float(),
         )
 
     def _empty_output(self) -> DetectorOutput:

@@ -4,6 +4,7 @@ config."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ def load_tracker(
     device: str | torch.device = "cpu",
     *,
     batch_size: int | None = None,
+    precision: str = "fp32",
 ) -> IDOLTracker:
     """Load the detector and wrap it in an ``IDOLTracker`` with the association settings of the
     config.
@@ -36,12 +38,14 @@ def load_tracker(
             its values.
         device: where the detector runs; association always runs on the CPU.
         batch_size: frames per detector call; ``None`` = the config's ``BATCH_INFER_LEN``.
+        precision: detector compute precision, ``fp32`` / ``tf32`` / ``bf16`` (``DetectorConfig.precision``).
     """
     if config_yaml is not None:
         parsed = load_tracker_yaml(config_yaml)
         detector_cfg, idol = parsed.detector, parsed.idol
     else:
         detector_cfg, idol = DetectorConfig.davis_r50(), {}
+    detector_cfg = replace(detector_cfg, precision=precision)
     detector = load_idol_detector(resolve(weights), detector_cfg, device=device)
     num_classes = detector.cfg.num_classes
     logger.info("IDOL tracker: %d class(es), device %s", num_classes, device)

@@ -60,7 +60,7 @@ def ms_deform_attn_pytorch(
     _, lq, _, n_levels, n_points, _ = sampling_locations.shape
     sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
     value_list = value.split(sizes, dim=1)
-    grids = 2 * sampling_locations - 1
+    grids = (2 * sampling_locations - 1).to(value.dtype)  # grid_sample wants one dtype (autocast)
     sampled = []
     for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
         value_l = value_list[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, int(h), int(w))
