@@ -14,6 +14,7 @@ except ImportError:
     spaces = None
 
 import contextvars
+import gc
 import logging
 import os
 import queue
@@ -316,7 +317,20 @@ def gpu_job(
     """``run_job`` with the loaded (preset, sam) models and this run's ``PipelineConfig``."""
     base = _SOURCES[source_key](preset, sam)
     pipe = UVOSAM(base.tracker, base.segmenter, config)
-    yield from run_job(pipe, video, work_dir, options)
+    try:
+        yield from run_job(pipe, video, work_dir, options)
+        return
+    except torch.OutOfMemoryError as err:
+        err.__traceback__ = None  # its frames hold the tensors that filled the GPU
+        oom = err
+    free_gpu_memory()  # outside the except block: the failed run's tensors are unreachable now
+    raise oom
+
+
+def free_gpu_memory() -> None:
+    """Return the CUDA caching allocator's unused blocks to the driver (no-op without CUDA)."""
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------------------------- session folders

@@ -286,19 +286,23 @@ def _produce(
         options=options.export,
     )
     done = 0
-    with writer, exporter:
-        for result in results:
-            preview = _render(plan.class_names, result, options, (out_w, out_h))
-            chunk = writer.write(preview)
-            exporter.add(result)
-            if cache is not None:
-                cache.append(result)
-            done += 1
-            yield JobProgress(
-                done, max(plan.total, done), time.perf_counter() - plan.start, preview, chunk
-            )
-        last_chunk = writer.close()
-        export = exporter.close()
+    try:
+        with writer, exporter:
+            for result in results:
+                preview = _render(plan.class_names, result, options, (out_w, out_h))
+                chunk = writer.write(preview)
+                exporter.add(result)
+                if cache is not None:
+                    cache.append(result)
+                done += 1
+                yield JobProgress(
+                    done, max(plan.total, done), time.perf_counter() - plan.start, preview, chunk
+                )
+            last_chunk = writer.close()
+            export = exporter.close()
+    except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
+        _discard(writer, exporter, cache)
+        raise
     zip_path = make_zip(export, work_dir / f"{plan.video_name}_uvosam.zip")
     seconds = time.perf_counter() - plan.start
     result = JobResult(
@@ -321,6 +325,18 @@ def _produce(
         result.fps,
     )
     yield JobProgress(done, done, seconds, None, last_chunk, result)
+
+
+def _discard(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
+    """Delete what a run that did not finish wrote (the writers already stopped their work)."""
+    writer.abort()
+    for chunk in writer.chunk_paths:
+        chunk.unlink(missing_ok=True)
+    if writer.chunk_dir.is_dir() and not any(writer.chunk_dir.iterdir()):
+        writer.chunk_dir.rmdir()
+    exporter.discard()
+    if cache is not None:
+        cache.clear()
 
 
 def _render(
