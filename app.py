@@ -48,8 +48,8 @@ OUTPUT_SIDES = [
     ("480 px", 480),
 ]
 OUT_OF_MEMORY = (
-    "The GPU ran out of memory on this video (the run was stopped; the server is fine). Try a "
-    "smaller SAM (vit_b), fewer frames (Max frames, or a larger Frame stride) or a lower "
+    "Out of GPU memory on this video: the run was stopped (the app is still running). Try a "
+    "smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
     "resolution (shrink the video before uploading)."
 )
 ABOUT = """# UVOSAM: segment the main objects of a video, no clicks

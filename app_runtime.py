@@ -387,10 +387,12 @@ class PumpItem:
 class JobPump:
     """Runs a job generator in a worker thread, so the UI generator can answer every ``interval`` s.
 
-    ``cancel()`` returns at once; the worker closes the job generator after its current frame
-    (ffmpeg is stopped, unfinished files are deleted). Whenever a job ends without its result
-    (cancelled or failed), the worker calls ``on_abort`` (e.g. to delete the run folder). ``slots``
-    bounds how many jobs run at once, cancelled ones still finishing their frame included.
+    ``cancel()`` (the UI is done with the job: finished, failed or stopped) returns at once; the
+    worker closes the job generator after its current frame (ffmpeg is stopped, unfinished files
+    are deleted). Whenever a job ends without its result (cancelled or failed), ``on_abort`` runs
+    (e.g. to delete the run folder) once BOTH sides are done: the worker (no more writes) and the
+    UI (no chunk of the run is still being sent). ``slots`` bounds how many jobs run at once,
+    cancelled ones still finishing their frame included.
     """
 
     work: Callable[[], Iterator[JobProgress]]
@@ -398,6 +400,9 @@ class JobPump:
     on_abort: Callable[[], None] = lambda: None
     _queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=64))
     _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _active: set = field(default_factory=lambda: {"worker", "ui"})
+    _finished: bool = False
 
     def start(self) -> JobPump:
         ctx = contextvars.copy_context()  # ZeroGPU reads the gradio request from a context variable
@@ -428,9 +433,18 @@ class JobPump:
             finally:
                 if steps is not None:
                     steps.close()
-                if not finished:
-                    self.on_abort()
+                self._finished = finished
                 self._put(PumpItem(done=True))
+                self._leave("worker")
+
+    def _leave(self, side: str) -> None:
+        with self._lock:
+            if side not in self._active:
+                return
+            self._active.discard(side)
+            last = not self._active
+        if last and not self._finished:
+            self.on_abort()
 
     def poll(self, timeout: float) -> list[PumpItem]:
         """Everything queued now, waiting up to ``timeout`` s for the first item ([] if none)."""
@@ -445,7 +459,9 @@ class JobPump:
                 return items
 
     def cancel(self) -> None:
+        """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
         self._stop.set()
+        self._leave("ui")
 
 
 def run_config(pipe: UVOSAM, **changes: Any) -> PipelineConfig:
