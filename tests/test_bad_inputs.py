@@ -325,3 +325,22 @@ def test_app_runs_odd_but_valid_uploads(name, media, client):
     assert (overlay.num_frames, overlay.width, overlay.height) == (10, expect.width, expect.height)
     stem = Path(zip_path).name.removesuffix("_uvosam.zip")
     assert davis_labels(zip_path, stem)[0] == expect.frames
+
+
+def test_truncation_reason_reads_the_box_headers(tmp_path):
+    from uvosam.mp4_boxes import truncation_reason
+
+    data = base(tmp_path).read_bytes()  # ftyp, free, mdat, moov (no faststart)
+    assert truncation_reason(base(tmp_path)) is None
+    cut = write(tmp_path / "cut.mp4", data[: len(data) - 10])
+    assert truncation_reason(cut) == (
+        f"its 'moov' box (the index) needs {len(data) - data.index(b'moov') + 4:,} bytes but the "
+        f"file ends after {len(data) - 10 - data.index(b'moov') + 4:,}"
+    )
+    large = write(tmp_path / "large.mp4", data[:32] + (1).to_bytes(4, "big") + b"mdat"
+                  + (10**6).to_bytes(8, "big") + bytes(100))  # fmt: skip
+    assert "'mdat' box (the media data) needs 1,000,000 bytes" in truncation_reason(large)
+    no_index = write(tmp_path / "no_index.mp4", data[: data.index(b"moov") - 4])
+    assert truncation_reason(no_index) == "it has no 'moov' box (the index)"
+    assert truncation_reason(enc(tmp_path / "v.webm", "-c:v", "libvpx-vp9", frames=2)) is None
+    assert truncation_reason(write(tmp_path / "t.mp4", b"hello, not a video")) is None

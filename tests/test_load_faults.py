@@ -289,3 +289,45 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
         status = client.predict(handle_file(str(clips["fast"])), api_name="/segment")[0]
     assert status.startswith("done: 10 frames")
     assert downloads[-2:] == [False, True] and cached.read_bytes() == good
+
+
+def test_job_pump_cleans_up_once_both_the_worker_and_the_ui_are_done():
+    from app_runtime import JobPump
+    from uvosam.job import JobProgress
+
+    aborted, release = [], threading.Event()
+
+    def failing():
+        yield JobProgress(1, 3, 0.1)
+        release.wait(10)
+        raise RuntimeError("model failed")
+
+    pump = JobPump(failing, threading.Semaphore(1), on_abort=lambda: aborted.append(True)).start()
+    assert wait_for(lambda: pump.poll(0.1), 5)  # the first step arrived; the worker is waiting
+    pump.cancel()  # the UI is done first: the worker may still write, so nothing is deleted yet
+    assert aborted == []
+    release.set()
+    assert wait_for(lambda: aborted == [True], 5)  # deleted once, when the worker stopped
+    pump.cancel()
+    assert aborted == [True]
+
+    def failing_at_once():
+        raise RuntimeError("model failed")
+        yield
+
+    early = JobPump(failing_at_once, threading.Semaphore(1), on_abort=lambda: aborted.append(1))
+    early.start()
+    items = []
+    assert wait_for(lambda: any(item.done for item in items.extend(early.poll(0.1)) or items), 5)
+    assert aborted == [True]  # the worker is done, but the UI may still be sending its chunks
+    early.cancel()
+    assert wait_for(lambda: aborted == [True, 1], 5)
+
+    def finishing():
+        yield JobProgress(1, 1, 0.1, result=object())  # a run that produced its result
+
+    done = JobPump(finishing, threading.Semaphore(1), on_abort=lambda: aborted.append(True))
+    done.start()
+    assert wait_for(lambda: any(item.done for item in done.poll(0.1)), 5)
+    done.cancel()
+    assert aborted == [True, 1]  # a finished run's files are kept

@@ -3,8 +3,9 @@
 ``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which
 streams the chunks): it yields a ``JobProgress`` after every frame and a last one carrying the
 ``JobResult``. Everything it writes goes under ``work_dir``; per-frame memory is flat in video
-length (frames are decoded, segmented, rendered, encoded and exported one at a time). Closing the
-generator (a cancelled Gradio job) stops ffmpeg and leaves no half-written video behind.
+length (frames are decoded, segmented, rendered, encoded and exported one at a time). A run that
+fails, or whose generator is closed (a cancelled Gradio job), stops ffmpeg and deletes what it had
+written (video, chunks, exports, mask cache): no partial output is left to pass for a complete one.
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the overlay, exports and zip from it for a subset of tracks without
