@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 import numpy as np
+import torch
 
 from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
@@ -46,6 +47,11 @@ OUTPUT_SIDES = [
     ("640 px", 640),
     ("480 px", 480),
 ]
+OUT_OF_MEMORY = (
+    "Out of GPU memory on this video: the run was stopped (the app is still running). Try a "
+    "smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
+    "resolution (shrink the video before uploading)."
+)
 ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
 Upload a short video (or pick an example) and press **Run**. A video tracker (IDOL) finds the
 salient objects and follows them; their boxes prompt Segment Anything frame by frame. The masked
@@ -71,6 +77,9 @@ class _Update:
 
 def to_gr_error(err: BaseException) -> gr.Error:
     """Library errors about the input keep their message; anything else is logged with an id."""
+    if isinstance(err, torch.OutOfMemoryError):
+        logger.warning("run stopped, out of GPU memory: %s", (str(err).splitlines() or [""])[0])
+        return gr.Error(OUT_OF_MEMORY, print_exception=False)
     if isinstance(err, VideoLimitError):
         hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
         return gr.Error(str(err) + hint, print_exception=False)
@@ -234,9 +243,11 @@ class App:
         started, step, preview = time.monotonic(), None, None
         last_sent = started
         while True:
-            for item in pump.poll(max(0.0, last_sent + interval - time.monotonic())):
-                if item.error is not None:
-                    raise to_gr_error(item.error)
+            items = pump.poll(max(0.0, last_sent + interval - time.monotonic()))
+            failed = next((item.error for item in items if item.error is not None), None)
+            if failed is not None:  # first: the worker may already be deleting the run's files
+                raise to_gr_error(failed)
+            for item in items:
                 if item.done:
                     return
                 step = item.step

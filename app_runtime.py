@@ -14,6 +14,7 @@ except ImportError:
     spaces = None
 
 import contextvars
+import gc
 import logging
 import os
 import queue
@@ -316,7 +317,20 @@ def gpu_job(
     """``run_job`` with the loaded (preset, sam) models and this run's ``PipelineConfig``."""
     base = _SOURCES[source_key](preset, sam)
     pipe = UVOSAM(base.tracker, base.segmenter, config)
-    yield from run_job(pipe, video, work_dir, options)
+    try:
+        yield from run_job(pipe, video, work_dir, options)
+        return
+    except torch.OutOfMemoryError as err:
+        err.__traceback__ = None  # its frames hold the tensors that filled the GPU
+        oom = err
+    free_gpu_memory()  # outside the except block: the failed run's tensors are unreachable now
+    raise oom
+
+
+def free_gpu_memory() -> None:
+    """Return the CUDA caching allocator's unused blocks to the driver (no-op without CUDA)."""
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------------------------- session folders
@@ -373,10 +387,12 @@ class PumpItem:
 class JobPump:
     """Runs a job generator in a worker thread, so the UI generator can answer every ``interval`` s.
 
-    ``cancel()`` returns at once; the worker closes the job generator after its current frame
-    (ffmpeg is stopped, unfinished files are deleted). Whenever a job ends without its result
-    (cancelled or failed), the worker calls ``on_abort`` (e.g. to delete the run folder). ``slots``
-    bounds how many jobs run at once, cancelled ones still finishing their frame included.
+    ``cancel()`` (the UI is done with the job: finished, failed or stopped) returns at once; the
+    worker closes the job generator after its current frame (ffmpeg is stopped, unfinished files
+    are deleted). Whenever a job ends without its result (cancelled or failed), ``on_abort`` runs
+    (e.g. to delete the run folder) once BOTH sides are done: the worker (no more writes) and the
+    UI (no chunk of the run is still being sent). ``slots`` bounds how many jobs run at once,
+    cancelled ones still finishing their frame included.
     """
 
     work: Callable[[], Iterator[JobProgress]]
@@ -384,6 +400,9 @@ class JobPump:
     on_abort: Callable[[], None] = lambda: None
     _queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=64))
     _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _active: set = field(default_factory=lambda: {"worker", "ui"})
+    _finished: bool = False
 
     def start(self) -> JobPump:
         ctx = contextvars.copy_context()  # ZeroGPU reads the gradio request from a context variable
@@ -414,9 +433,18 @@ class JobPump:
             finally:
                 if steps is not None:
                     steps.close()
-                if not finished:
-                    self.on_abort()
+                self._finished = finished
                 self._put(PumpItem(done=True))
+                self._leave("worker")
+
+    def _leave(self, side: str) -> None:
+        with self._lock:
+            if side not in self._active:
+                return
+            self._active.discard(side)
+            last = not self._active
+        if last and not self._finished:
+            self.on_abort()
 
     def poll(self, timeout: float) -> list[PumpItem]:
         """Everything queued now, waiting up to ``timeout`` s for the first item ([] if none)."""
@@ -431,7 +459,9 @@ class JobPump:
                 return items
 
     def cancel(self) -> None:
+        """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
         self._stop.set()
+        self._leave("ui")
 
 
 def run_config(pipe: UVOSAM, **changes: Any) -> PipelineConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -87,6 +88,8 @@ class MovingBoxSession:
         assert frame_rgb.shape == (self.height, self.width, 3), frame_rgb.shape
         if self.tracker.delay_s:
             time.sleep(self.tracker.delay_s)
+        if self.pushed == self.tracker.fail_at:
+            raise self.tracker.error()
         self.pushed += 1
         return self._emit_until(self.pushed - self.tracker.lookahead)
 
@@ -107,12 +110,16 @@ class MovingBoxTracker:
     frame wide and a third high, in row k, sliding right by 1/20 of the width per frame (wrapping);
     scores 0.9, 0.6, 0.3...
 
-    ``delay_s`` sleeps in every ``push`` (a slow model, to watch streaming and cancellation).
+    ``delay_s`` sleeps in every ``push`` (a slow model, to watch streaming and cancellation);
+    pushing frame ``fail_at`` (0-based) raises ``error()`` (a model failing mid-video, e.g. CUDA
+    out of memory).
     """
 
     num_objects: int = 2
     lookahead: int = 1
     delay_s: float = 0.0
+    fail_at: int | None = None
+    error: Callable[[], BaseException] = lambda: RuntimeError("MovingBoxTracker failure")
     class_names: tuple[str, ...] = ("person", "dog", "car")
 
     def new_video(self, *, height: int, width: int) -> MovingBoxSession:

@@ -5,46 +5,34 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-import app as app_module  # noqa: E402
 from app_runtime import AppSettings  # noqa: E402
+from app_helpers import (  # noqa: E402
+    ROOT,
+    davis_labels,
+    free_port,
+    launched,
+    processes_mentioning,
+    wait_for,
+    write_clip,
+    zip_names,
+)
 from doubles import MovingBoxTracker  # noqa: E402
 from uvosam.pipeline import UVOSAM  # noqa: E402
 from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
-from uvosam.testing import moving_shapes  # noqa: E402
-from uvosam.video import VideoWriter, probe  # noqa: E402
-
-ROOT = Path(app_module.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_clip(path: Path, frames: int, width: int, height: int, fps: float = 8) -> Path:
-    video = moving_shapes(frames, height=height, width=width, num_objects=2, seed=frames)
-    with VideoWriter(path, fps=fps, width=width, height=height) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    return path
+from uvosam.video import probe  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -85,36 +73,12 @@ def server(tmp_path_factory, tiny_sam_model, tracker):
 
     work = tmp_path_factory.mktemp("work")
     settings = AppSettings(work_root=work, concurrency_limit=2, max_upload_mb=1, max_side=150)
-    demo = app_module.build_demo(get_pipeline, settings=settings)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        show_error=True,
-        **app_module.launch_kwargs(settings, work),
-    )
-    yield url, work
-    demo.close()
+    with launched(get_pipeline, settings) as url:
+        yield url, work
 
 
 def client(server) -> Client:
     return Client(server[0], verbose=False)
-
-
-def zip_names(path: str) -> list[str]:
-    with zipfile.ZipFile(path) as zf:
-        return zf.namelist()
-
-
-def davis_labels(path: str, video: str) -> tuple[int, set[int]]:
-    with zipfile.ZipFile(path) as zf:
-        pngs = [n for n in zf.namelist() if n.startswith(f"davis/{video}/") and n.endswith(".png")]
-        labels = set()
-        for name in pngs:
-            with zf.open(name) as f:
-                labels |= set(np.unique(np.asarray(Image.open(f))).tolist())
-    return len(pngs), labels
 
 
 def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, clips):
@@ -197,26 +161,6 @@ def test_two_clients_at_once_get_their_own_results(server, clips):
         )
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
-def _wait_for(condition, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
-
-
 def test_cancel_stops_the_run_cleans_up_and_the_next_run_works(server, clips, tracker):
     url, work = server
     c = client(server)
@@ -224,14 +168,14 @@ def test_cancel_stops_the_run_cleans_up_and_the_next_run_works(server, clips, tr
     try:
         job = c.submit(handle_file(str(clips["b"])), api_name="/segment")
         session = work / c.session_hash
-        assert _wait_for(lambda: any(session.glob("run-*")), 30)
+        assert wait_for(lambda: any(session.glob("run-*")), 30)
         run_dir = next(session.glob("run-*"))
         overlay = run_dir / "clip_b_overlay.mp4"
-        assert _wait_for(overlay.exists, 30)  # encoding has started
+        assert wait_for(overlay.exists, 30)  # encoding has started
         assert job.cancel()
         # the worker stopped and removed the partial run
-        assert _wait_for(lambda: not run_dir.exists())
-        assert _processes_mentioning(str(run_dir)) == []  # no ffmpeg left behind
+        assert wait_for(lambda: not run_dir.exists())
+        assert processes_mentioning(str(run_dir)) == []  # no ffmpeg left behind
     finally:
         tracker.delay_s = 0.0
     status = c.predict(handle_file(str(clips["a"])), api_name="/segment")[0]

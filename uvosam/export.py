@@ -370,6 +370,17 @@ class ExportWriter:
         else:
             self._remove_work()
 
+    def discard(self) -> None:
+        """Delete every file this writer wrote (its per-video folders) after a failed or stopped
+        run, so no partial export is mistaken for a complete one. Does nothing once closed."""
+        if self._result is not None:
+            return
+        self._remove_work()
+        for kind in ("davis", "cutouts", "mattes"):
+            shutil.rmtree(self._dir(kind), ignore_errors=True)
+            _remove_if_empty(self.out_dir / kind)
+        _remove_if_empty(self.out_dir)
+
     def _remove_work(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)
         if self._work.parent.is_dir() and not any(self._work.parent.iterdir()):
@@ -398,3 +409,8 @@ def _check_stem(name: str, what: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
         raise ValueError(f"ExportWriter: {what} must be a plain file name without '/', got {name!r}")
     return name
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

@@ -3,8 +3,9 @@
 ``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which
 streams the chunks): it yields a ``JobProgress`` after every frame and a last one carrying the
 ``JobResult``. Everything it writes goes under ``work_dir``; per-frame memory is flat in video
-length (frames are decoded, segmented, rendered, encoded and exported one at a time). Closing the
-generator (a cancelled Gradio job) stops ffmpeg and leaves no half-written video behind.
+length (frames are decoded, segmented, rendered, encoded and exported one at a time). A run that
+fails, or whose generator is closed (a cancelled Gradio job), stops ffmpeg and deletes what it had
+written (video, chunks, exports, mask cache): no partial output is left to pass for a complete one.
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the overlay, exports and zip from it for a subset of tracks without
@@ -290,19 +291,23 @@ def _produce(
         options=options.export,
     )
     done = 0
-    with writer, exporter:
-        for result in results:
-            preview = _render(plan.class_names, result, options, (out_w, out_h))
-            chunk = writer.write(preview)
-            exporter.add(result)
-            if cache is not None:
-                cache.append(result)
-            done += 1
-            yield JobProgress(
-                done, max(plan.total, done), time.perf_counter() - plan.start, preview, chunk
-            )
-        last_chunk = writer.close()
-        export = exporter.close()
+    try:
+        with writer, exporter:
+            for result in results:
+                preview = _render(plan.class_names, result, options, (out_w, out_h))
+                chunk = writer.write(preview)
+                exporter.add(result)
+                if cache is not None:
+                    cache.append(result)
+                done += 1
+                yield JobProgress(
+                    done, max(plan.total, done), time.perf_counter() - plan.start, preview, chunk
+                )
+            last_chunk = writer.close()
+            export = exporter.close()
+    except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
+        _discard(writer, exporter, cache)
+        raise
     zip_path = make_zip(export, work_dir / f"{plan.video_name}_uvosam.zip")
     seconds = time.perf_counter() - plan.start
     result = JobResult(
@@ -325,6 +330,18 @@ def _produce(
         result.fps,
     )
     yield JobProgress(done, done, seconds, None, last_chunk, result)
+
+
+def _discard(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
+    """Delete what a run that did not finish wrote (the writers already stopped their work)."""
+    writer.abort()
+    for chunk in writer.chunk_paths:
+        chunk.unlink(missing_ok=True)
+    if writer.chunk_dir.is_dir() and not any(writer.chunk_dir.iterdir()):
+        writer.chunk_dir.rmdir()
+    exporter.discard()
+    if cache is not None:
+        cache.clear()
 
 
 def _render(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from uvosam import frame_folder
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
+from uvosam.mp4_boxes import truncation_reason
 from uvosam.video_writer import VideoWriter
 
 __all__ = [
@@ -126,6 +128,11 @@ def probe(
     path = Path(path)
     _check_read_args(stride, max_frames)
     if not path.exists():
+        if path.is_symlink():
+            raise FileNotFoundError(
+                f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist (or the "
+                f"links form a loop). Point it at a video or frame folder. {_ACCEPTED}"
+            )
         raise FileNotFoundError(f"No video or frame folder at {path}. {_ACCEPTED}")
     if path.is_dir():
         return _probe_folder(path, limits, stride, max_frames, default_fps)
@@ -285,7 +292,7 @@ def _read_header(path: Path) -> _Header:
     _, text = _run_ffmpeg(["-i", str(path)], _HEADER_TIMEOUT_S, path)
     container = re.search(r"^Input #0, (.+?), from ", text, re.M)
     if container is None:
-        raise VideoReadError(_open_failure(path, text))
+        raise VideoReadError(_truncated(path, text) or _open_failure(path, text))
     fmt = container.group(1)
     if fmt.endswith("_pipe") or fmt == "image2":
         kind = fmt.removesuffix("_pipe")
@@ -300,6 +307,9 @@ def _read_header(path: Path) -> _Header:
             s.split(" Audio: ", 1)[1].split()[0].rstrip(",") for s in streams if " Audio: " in s
         ]
         what = f"only audio ({', '.join(audio)})" if audio else "no video stream"
+        cut = _truncated(path, text)
+        if cut is not None:
+            raise VideoReadError(cut)
         raise VideoReadError(
             f"{path.name} contains {what}, so there are no frames to segment. {_ACCEPTED}"
         )
@@ -310,10 +320,11 @@ def _parse_video_stream(text: str, line: str, path: Path) -> _Header:
     """Size, frame rate and rotation from the first video stream's line (and its side data)."""
     size = re.search(r", (\d+)x(\d+)", line)
     if size is None:
-        raise VideoReadError(
+        unsized = (
             f"{path.name}: ffmpeg reports no frame size for its video stream ({line.strip()}). "
             "Re-encode it (e.g. to H.264 .mp4)."
         )
+        raise VideoReadError(_truncated(path, text) or unsized)
     fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
     fps_value = float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
     dur = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
@@ -327,16 +338,30 @@ def _parse_video_stream(text: str, line: str, path: Path) -> _Header:
     return _Header(int(size.group(1)), int(size.group(2)), fps_value, duration, rotation)
 
 
-def _open_failure(path: Path, text: str) -> str:
-    """The message for a file ffmpeg could not open at all."""
-    if "misdetection possible" in text or ("Invalid data" in text and "moov atom" not in text):
-        return f"{path.name} is not a video: ffmpeg does not recognise its content. {_ACCEPTED}"
+def _truncated(path: Path, text: str) -> str | None:
+    """The message for an mp4/mov file cut off (or still being written), else ``None``."""
+    if "misdetection possible" in text:  # not an mp4/mov at all, whatever its extension says
+        return None
     if "moov atom not found" in text:
         return (
             f"{path.name} is truncated: its mp4/mov index (moov atom) is missing, as happens when "
             "a recording or upload is cut off. Re-export or re-upload the complete file. "
             + _ACCEPTED
         )
+    reason = truncation_reason(path)
+    if reason is None:
+        return None
+    return (
+        f"{path.name} is truncated: {reason}, as happens when a recording or upload is cut off "
+        "or the file is still being written. Re-export or re-upload the complete file. "
+        + _ACCEPTED
+    )
+
+
+def _open_failure(path: Path, text: str) -> str:
+    """The message for a file ffmpeg could not open at all (and that is not truncated)."""
+    if "misdetection possible" in text or "Invalid data" in text:
+        return f"{path.name} is not a video: ffmpeg does not recognise its content. {_ACCEPTED}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     reason = lines[-1] if lines else "no output"
     return f"ffmpeg could not open {path.name} ({reason}). {_ACCEPTED}"

@@ -1,0 +1,114 @@
+"""Helpers shared by the app tests (tests/test_app.py, tests/test_load_faults.py,
+tests/test_bad_inputs.py): launching the Gradio app on a free port, writing clips, reading results,
+watching processes. Not product code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+
+import app as app_module
+from app_runtime import AppSettings, GetPipeline
+from uvosam.testing import moving_shapes
+from uvosam.video import VideoWriter
+
+ROOT = Path(app_module.__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_clip(
+    path: Path, frames: int, width: int, height: int, fps: float = 8, *, seed: int | None = None
+) -> Path:
+    """A moving-shapes clip (H.264 mp4); ``seed`` (default: ``frames``) picks its colours."""
+    video = moving_shapes(
+        frames, height=height, width=width, num_objects=2, seed=frames if seed is None else seed
+    )
+    with VideoWriter(path, fps=fps, width=width, height=height) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    return path
+
+
+@contextlib.contextmanager
+def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
+    """``build_demo`` served on 127.0.0.1:<free port> (errors shown to clients); yields its URL."""
+    demo = app_module.build_demo(get_pipeline, settings=settings)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=True,
+        **app_module.launch_kwargs(settings, settings.work_root),
+    )
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def zip_names(path: str) -> list[str]:
+    with zipfile.ZipFile(path) as zf:
+        return zf.namelist()
+
+
+def davis_labels(path: str, video: str) -> tuple[int, set[int]]:
+    """(number of DAVIS PNGs of ``video`` in the zip, the set of labels found in them)."""
+    with zipfile.ZipFile(path) as zf:
+        pngs = [n for n in zf.namelist() if n.startswith(f"davis/{video}/") and n.endswith(".png")]
+        labels = set()
+        for name in pngs:
+            with zf.open(name) as f:
+                labels |= set(np.unique(np.asarray(Image.open(f))).tolist())
+    return len(pngs), labels
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line contains ``text`` (e.g. a run folder an ffmpeg writes into)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def ffmpeg_children() -> list[int]:
+    """PIDs of ffmpeg processes (running or zombie) whose parent is this test process."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"ffmpeg" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())

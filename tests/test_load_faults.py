@@ -1,0 +1,333 @@
+"""The app under load and faults, over its API (gradio_client), tiny models on CPU.
+
+Eight sessions at once (queued behind the default concurrency of 1, and 4 at a time), Stop freeing
+the worker, a CUDA out-of-memory and a decoding error mid-video, a checkpoint failing its sha256.
+Timings are printed (run with -s); the only timed assertion is the Stop requirement itself (< 2 s).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+import torch
+
+pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+import uvosam.job  # noqa: E402
+from app_helpers import (  # noqa: E402
+    davis_labels,
+    ffmpeg_children,
+    launched,
+    processes_mentioning,
+    wait_for,
+    write_clip,
+    zip_names,
+)
+from app_runtime import AppSettings, PipelineLoader  # noqa: E402
+from doubles import MovingBoxSession, MovingBoxTracker  # noqa: E402
+from uvosam import hub  # noqa: E402
+from uvosam.pipeline import UVOSAM  # noqa: E402
+from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
+from uvosam.testing import tiny_sam  # noqa: E402
+from uvosam.video import probe  # noqa: E402
+
+FAST, SLOW, OOM = "idol-ytvis19-r50", "idol-ytvis21-r50", "idol-ovis-r50"
+# (frames, width, height) of the eight load clips: all different
+LOAD_CLIPS = [(8, 64, 48), (9, 48, 64), (10, 80, 48), (11, 64, 64),
+              (12, 96, 48), (8, 48, 48), (9, 72, 56), (10, 64, 40)]  # fmt: skip
+
+
+class CountingTracker(MovingBoxTracker):
+    """MovingBoxTracker that records how many videos are being tracked at once."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.lock, self.active, self.most = threading.Lock(), 0, 0
+
+    def new_video(self, *, height: int, width: int) -> MovingBoxSession:
+        session = MovingBoxSession(self, height, width)
+        finish = session.finish
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+
+        def finish_and_count():
+            with self.lock:
+                self.active -= 1
+            return finish()
+
+        session.finish = finish_and_count
+        return session
+
+
+def out_of_memory() -> torch.OutOfMemoryError:
+    return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    load = [write_clip(d / f"load_{i}.mp4", n, w, h, seed=100 + i)
+            for i, (n, w, h) in enumerate(LOAD_CLIPS)]  # fmt: skip
+    return {
+        "load": load,
+        "slow": write_clip(d / "slow.mp4", 40, 64, 48, seed=7),
+        "fast": write_clip(d / "fast.mp4", 10, 64, 48, seed=8),
+        "oom": write_clip(d / "oom.mp4", 10, 64, 48, seed=9),
+        "decode": decode_clip(d / "decode.mp4"),
+    }
+
+
+def decode_clip(path: Path) -> Path:
+    """40 frames at 25 fps (one chunk = 25 frames), a keyframe every 4, index first: cut to a
+    third, its decoding stops about frame 12, before any chunk is streamed."""
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x120:rate=25", "-frames:v", "40", "-c:v", "libx264", "-g",
+                    "4", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)],
+                   check=True)  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_sam_model):
+    return BoxPromptSegmenter(tiny_sam_model)
+
+
+def serve(segmenter, work: Path, concurrency: int, tracker: MovingBoxTracker | None = None):
+    pipes = {
+        FAST: UVOSAM(tracker or MovingBoxTracker(num_objects=2), segmenter),
+        SLOW: UVOSAM(MovingBoxTracker(num_objects=2, delay_s=0.2), segmenter),
+        OOM: UVOSAM(MovingBoxTracker(num_objects=2, fail_at=3, error=out_of_memory), segmenter),
+    }
+    settings = AppSettings(work_root=work, concurrency_limit=concurrency, status_interval_s=0.1)
+    return launched(lambda preset, sam: pipes[preset], settings)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, segmenter):
+    """The app with its default concurrency (1): one run at a time, the others queue."""
+    work = tmp_path_factory.mktemp("work")
+    with serve(segmenter, work, 1) as url:
+        yield url, work
+
+
+def assert_own_result(result, clip: Path, frames: int, width: int, height: int) -> None:
+    status, _, _, mp4, zip_path, table, _ = result
+    assert status.startswith(f"done: {frames} frames, 2 tracks"), status
+    info = probe(mp4)
+    assert (info.num_frames, info.width, info.height) == (frames, width, height)
+    names = zip_names(zip_path)
+    assert {n.split("/")[1] for n in names if n.startswith("davis/")} == {clip.stem}
+    assert davis_labels(zip_path, clip.stem) == (frames, {0, 1, 2})
+    # last frame and frames seen of both tracks are this clip's
+    assert [row[4:] for row in table["data"]] == [[frames - 1, frames]] * 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_eight_sessions_at_once_each_get_their_own_result(tmp_path, segmenter, clips, concurrency):
+    tracker = CountingTracker(num_objects=2, delay_s=0.03)
+    results, errors = {}, []
+
+    def run(i: int, url: str) -> None:
+        try:
+            client = Client(url, verbose=False)
+            results[i] = client.predict(handle_file(str(clips["load"][i])), api_name="/segment")
+        except Exception as err:  # reported below with the session's number
+            errors.append((i, err))
+
+    with serve(segmenter, tmp_path, concurrency, tracker) as url:
+        started = time.monotonic()
+        threads = [threading.Thread(target=run, args=(i, url)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        seconds = time.monotonic() - started
+    print(f"\n8 sessions, concurrency {concurrency}: all done in {seconds:.1f} s, "
+          f"at most {tracker.most} runs at once")  # fmt: skip
+    assert not errors and sorted(results) == list(range(8)), errors
+    for i, (frames, width, height) in enumerate(LOAD_CLIPS):
+        assert_own_result(results[i], clips["load"][i], frames, width, height)
+    assert tracker.most == 1 if concurrency == 1 else 2 <= tracker.most <= concurrency
+
+
+def first_update_with(job, text: str) -> tuple[float, list]:
+    """Wait for the first update whose status contains ``text``; (when, that update)."""
+    for update in job:
+        if isinstance(update[0], str) and text in update[0]:
+            return time.monotonic(), update
+    raise AssertionError(f"no update with {text!r}; ended with {job.status()}")
+
+
+def test_stop_frees_the_worker_for_the_next_job_within_2_s(server, clips):
+    url, work = server
+    slow_client, fast_client = Client(url, verbose=False), Client(url, verbose=False)
+    slow = slow_client.submit(handle_file(str(clips["slow"])), SLOW, api_name="/segment")
+    first_update_with(slow, "frame ")  # 40 frames x 0.2 s: it holds the only worker for 8 s
+    run_dir = next((work / slow_client.session_hash).glob("run-*"))
+    stopped = time.monotonic()
+    assert slow.cancel()
+    fast = fast_client.submit(handle_file(str(clips["fast"])), api_name="/segment")
+    queued, _ = first_update_with(fast, "")
+    running, _ = first_update_with(fast, "frame ")  # the worker is processing its frames
+    print(f"\nStop -> next job's first update {queued - stopped:.2f} s, "
+          f"its first frame {running - stopped:.2f} s")  # fmt: skip
+    assert running - stopped < 2.0
+    assert fast.result()[0].startswith("done: 10 frames")
+    assert wait_for(lambda: not run_dir.exists())  # the stopped run's folder is gone
+    assert processes_mentioning(str(run_dir)) == []
+
+
+def assert_failed_cleanly(work: Path, client: Client) -> None:
+    """The run's folder is gone, no ffmpeg is left and the server still serves."""
+    session = work / client.session_hash
+    assert wait_for(lambda: not any(session.glob("run-*")))
+    assert wait_for(lambda: ffmpeg_children() == [])
+
+
+def test_out_of_gpu_memory_mid_video_says_what_to_do(server, clips, monkeypatch):
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    client = Client(server[0], verbose=False)
+    advice = "Out of GPU memory.*smaller SAM \\(vit_b\\), fewer frames.*lower resolution"
+    with pytest.raises(Exception, match=advice):
+        client.predict(handle_file(str(clips["oom"])), OOM, api_name="/segment")
+    assert emptied == [True]  # the CUDA cache was freed
+    assert_failed_cleanly(server[1], client)
+    status = client.predict(handle_file(str(clips["fast"])), api_name="/segment")[0]
+    assert status.startswith("done: 10 frames")
+
+
+def test_file_truncated_after_probing_fails_clearly_mid_video(server, clips, monkeypatch):
+    real = uvosam.job.iter_frames
+    truncated = []
+
+    def probe_then_truncate(path, **kw):
+        frames = real(path, **kw)  # probes the whole file; decoding starts at the first frame
+        os.truncate(path, os.path.getsize(path) // 3)
+        truncated.append(path)
+        return frames
+
+    monkeypatch.setattr(uvosam.job, "iter_frames", probe_then_truncate)
+    client = Client(server[0], verbose=False)
+    message = r"decoding decode\.mp4 stopped at frame \d+ \(output frame \d+\) of 40: the data is"
+    with pytest.raises(Exception, match=message):
+        client.predict(handle_file(str(clips["decode"])), api_name="/segment")
+    assert truncated
+    monkeypatch.undo()
+    assert_failed_cleanly(server[1], client)
+    status = client.predict(handle_file(str(clips["fast"])), api_name="/segment")[0]
+    assert status.startswith("done: 10 frames")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def banner(url: str) -> str:
+    with urllib.request.urlopen(f"{url.rstrip('/')}/config", timeout=30) as response:
+        config = json.loads(response.read())
+    return next(
+        c["props"]["value"] for c in config["components"] if c["props"].get("elem_id") == "banner"
+    )
+
+
+def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, monkeypatch, clips):
+    """The real loader path (PipelineLoader -> hub.resolve) with a faked Hub download."""
+    src = tmp_path / "src.pth"
+    torch.save(tiny_sam().state_dict(), src)
+    good = src.read_bytes()
+    bad = good[:100] + bytes([good[100] ^ 0xFF]) + good[101:]
+    spec = dataclasses.replace(
+        hub.WEIGHTS["sam_vit_b"], sha256=sha256(good), size_bytes=len(good), url=None
+    )
+    monkeypatch.setitem(hub.WEIGHTS, "sam_vit_b", spec)
+    monkeypatch.delitem(hub.WEIGHTS, FAST)  # the tracker is a double: no weight file
+    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub.hf_constants, "HF_HUB_OFFLINE", False)
+    cached, on_hub, downloads = tmp_path / "hf" / spec.basename, {"data": bad}, []
+    cached.parent.mkdir()
+    cached.write_bytes(bad)  # a corrupt copy in the cache
+
+    def download(*, repo_id, filename, cache_dir, local_files_only, force_download):
+        downloads.append(force_download)
+        if force_download or not cached.exists():
+            cached.write_bytes(on_hub["data"])
+        return str(cached)
+
+    monkeypatch.setattr(hub.huggingface_hub, "hf_hub_download", download)
+
+    def load(preset: str, sam: str, device: str) -> UVOSAM:
+        model = tiny_sam()
+        model.load_state_dict(hub.load_checkpoint(loader.weight_files["sam_vit_b"]))
+        return UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(model))
+
+    loader = PipelineLoader(device="cpu", load=load)
+    with launched(loader, AppSettings(work_root=tmp_path / "work")) as url:
+        refused = f"not a good copy of {spec.basename}.*sha256 {spec.sha256}"
+        assert downloads == [False, True]  # at start: the bad cached copy was fetched again...
+        assert "Models not loaded" in banner(url) and "not a good copy" in banner(url)
+        client = Client(url, verbose=False)
+        with pytest.raises(Exception, match=refused):  # ... and the Hub's copy was bad too
+            client.predict(handle_file(str(clips["fast"])), api_name="/segment")
+        on_hub["data"] = good
+        cached.write_bytes(bad)
+        status = client.predict(handle_file(str(clips["fast"])), api_name="/segment")[0]
+    assert status.startswith("done: 10 frames")
+    assert downloads[-2:] == [False, True] and cached.read_bytes() == good
+
+
+def test_job_pump_cleans_up_once_both_the_worker_and_the_ui_are_done():
+    from app_runtime import JobPump
+    from uvosam.job import JobProgress
+
+    aborted, release = [], threading.Event()
+
+    def failing():
+        yield JobProgress(1, 3, 0.1)
+        release.wait(10)
+        raise RuntimeError("model failed")
+
+    pump = JobPump(failing, threading.Semaphore(1), on_abort=lambda: aborted.append(True)).start()
+    assert wait_for(lambda: pump.poll(0.1), 5)  # the first step arrived; the worker is waiting
+    pump.cancel()  # the UI is done first: the worker may still write, so nothing is deleted yet
+    assert aborted == []
+    release.set()
+    assert wait_for(lambda: aborted == [True], 5)  # deleted once, when the worker stopped
+    pump.cancel()
+    assert aborted == [True]
+
+    def failing_at_once():
+        raise RuntimeError("model failed")
+        yield
+
+    early = JobPump(failing_at_once, threading.Semaphore(1), on_abort=lambda: aborted.append(1))
+    early.start()
+    items = []
+    assert wait_for(lambda: any(item.done for item in items.extend(early.poll(0.1)) or items), 5)
+    assert aborted == [True]  # the worker is done, but the UI may still be sending its chunks
+    early.cancel()
+    assert wait_for(lambda: aborted == [True, 1], 5)
+
+    def finishing():
+        yield JobProgress(1, 1, 0.1, result=object())  # a run that produced its result
+
+    done = JobPump(finishing, threading.Semaphore(1), on_abort=lambda: aborted.append(True))
+    done.start()
+    assert wait_for(lambda: any(item.done for item in done.poll(0.1)), 5)
+    done.cancel()
+    assert aborted == [True, 1]  # a finished run's files are kept
