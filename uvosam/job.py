@@ -154,12 +154,19 @@ def run_job(
         cache = MaskCache(plan.work_dir / "cache", meta=_cache_meta(plan, options.stride))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
-    results = prefetch(pipe(frames), depth=2, name="uvosam-models")
+    results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
     try:
         yield from _produce(results, plan, options, cache=cache)
     finally:
-        results.close()  # stops the model thread, then the decoder, also when the consumer stops early
-        frames.close()
+        results.close()  # stops the model thread, which closes the decoder: also when the consumer stops early
+
+
+def _closing(results: Iterator[FrameResult], source: Iterator[np.ndarray]) -> Iterator[FrameResult]:
+    """``results``, closing ``source`` (the decoder) in the same thread when done or closed."""
+    try:
+        yield from results
+    finally:
+        source.close()
 
 
 def rerender_iter(
