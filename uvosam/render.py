@@ -26,6 +26,11 @@ def davis_palette() -> list[int]:
         768 ints: ``[r0, g0, b0, r1, g1, b1, ...]`` for indices 0..255 (0 black, 1 (128,0,0), 2 (0,128,0),
         3 (128,128,0), 4 (0,0,128), ...). The bits of the index are interleaved into the high bits of r, g, b.
     """
+    return list(_palette())
+
+
+@lru_cache(maxsize=1)
+def _palette() -> tuple[int, ...]:
     palette = []
     for index in range(256):
         rgb = [0, 0, 0]
@@ -35,7 +40,7 @@ def davis_palette() -> list[int]:
                 rgb[channel] |= ((value >> channel) & 1) << shift
             value >>= 3
         palette.extend(rgb)
-    return palette
+    return tuple(palette)
 
 
 @lru_cache(maxsize=4096)

@@ -8,26 +8,14 @@ a message naming the file.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from uvosam import render
+
 __all__ = ["davis_palette", "read_index_png", "write_index_png"]
-
-
-@lru_cache(maxsize=1)
-def _palette_bytes() -> tuple[int, ...]:
-    cmap = np.zeros((256, 3), np.uint8)
-    for index in range(256):
-        c, rgb = index, [0, 0, 0]
-        for bit in range(8):
-            for channel in range(3):
-                rgb[channel] |= ((c >> channel) & 1) << (7 - bit)
-            c >>= 3
-        cmap[index] = rgb
-    return tuple(int(v) for v in cmap.reshape(-1))
 
 
 def davis_palette() -> np.ndarray:
@@ -36,7 +24,7 @@ def davis_palette() -> np.ndarray:
     Returns:
         (256, 3) uint8 RGB; row i is the colour of object id i (row 0 black, row 1 (128, 0, 0), row 2 (0, 128, 0)...).
     """
-    return np.array(_palette_bytes(), np.uint8).reshape(256, 3)
+    return np.array(render.davis_palette(), np.uint8).reshape(256, 3)
 
 
 def write_index_png(path: str | Path, ids: np.ndarray) -> Path:
@@ -62,7 +50,7 @@ def write_index_png(path: str | Path, ids: np.ndarray) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(ids.astype(np.uint8), mode="P")
-    image.putpalette(list(_palette_bytes()))
+    image.putpalette(list(render.davis_palette()))
     image.save(path)
     return path
 
