@@ -18,7 +18,10 @@ SUBCOMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uvosam", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="uvosam",
+        description="uvosam: mask-free unsupervised video object segmentation (IDOL tracker boxes -> SAM masks).",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMAND_MODULES:
