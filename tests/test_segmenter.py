@@ -329,3 +329,13 @@ def test_from_pretrained_wrong_architecture(tiny_weights, tmp_path):
         BoxPromptSegmenter.from_pretrained(
             other, device="cpu", config=SegmenterConfig(model_type="vit_b")
         )
+
+
+def test_sam_size_of_a_custom_checkpoint_comes_from_its_encoder_width(tmp_path, caplog):
+    from uvosam.segmenter import _model_type_of
+
+    for width, name in ((768, "vit_b"), (1024, "vit_l"), (1280, "vit_h")):
+        state = {"image_encoder.patch_embed.proj.weight": torch.zeros(width, 3, 1, 1)}
+        assert _model_type_of(state, tmp_path / "x.pth", "vit_h") == name
+    assert _model_type_of({}, tmp_path / "x.pth", "vit_l") == "vit_l"
+    assert "cannot tell the SAM size" in caplog.text

@@ -156,13 +156,11 @@ def _as_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _model_type_and_source(
-    model_type_or_path: str | os.PathLike, config: SegmenterConfig
-) -> tuple[str, str]:
+def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str | None, str]:
     """(model type, name or path for ``hub.resolve``).
 
     ``"vit_h"``/``"sam_vit_h"`` -> ``("vit_h", "sam_vit_h")``; a path -> (type of its known
-    basename, else ``config.model_type``; the path).
+    basename, else ``None``: read from the checkpoint by ``_model_type_of``; the path).
     """
     name = str(model_type_or_path)
     if name in SAM_MODEL_TYPES:
@@ -173,7 +171,19 @@ def _model_type_and_source(
         spec = hub.WEIGHTS.get(f"sam_{model_type}")
         if spec is not None and Path(name).name == spec.basename:
             return model_type, name
-    return config.model_type, name
+    return None, name
+
+
+_EMBED_DIMS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
+
+
+def _model_type_of(state: dict, path: Path, fallback: str) -> str:
+    """SAM size from the image encoder's width in a state dict (768 / 1024 / 1280), else ``fallback``."""
+    weight = state.get("image_encoder.patch_embed.proj.weight")
+    if weight is None or int(weight.shape[0]) not in _EMBED_DIMS:
+        logger.warning("%s: cannot tell the SAM size from the file; assuming %s", path, fallback)
+        return fallback
+    return _EMBED_DIMS[int(weight.shape[0])]
 
 
 class BoxPromptSegmenter:
@@ -231,8 +241,8 @@ class BoxPromptSegmenter:
 
         Args:
             model_type_or_path: ``"vit_b"|"vit_l"|"vit_h"``, a ``hub.WEIGHTS`` key (``"sam_vit_h"``)
-                or a checkpoint path (its architecture from its known basename, else
-                ``config.model_type``); ``None`` = ``config.model_type``.
+                or a checkpoint path (its architecture from its known basename, else from the
+                encoder width stored in the file); ``None`` = ``config.model_type``.
             device, dtype: as in the constructor (``"auto"`` = CUDA if available).
             checkpoints_dir, cache_dir: passed to ``hub.resolve``.
 
@@ -244,9 +254,10 @@ class BoxPromptSegmenter:
         """
         config = config if config is not None else SegmenterConfig()
         source = model_type_or_path if model_type_or_path is not None else config.model_type
-        model_type, source = _model_type_and_source(source, config)
+        model_type, source = _model_type_and_source(source)
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
         state = hub.load_checkpoint(path)
+        model_type = model_type or _model_type_of(state, path, config.model_type)
         sam = sam_model_registry[model_type](checkpoint=None)
         try:
             sam.load_state_dict(state)
