@@ -457,7 +457,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"{path} holds objects that a weights-only load refuses (only tensors and plain "
             f"containers are allowed, so nothing in the file was run): "
             f"{paragraphs[min(1, len(paragraphs) - 1)]} Use a checkpoint from a trusted source "
-            f"(see checkpoints/README.md)."
+            f"(see checkpoints/README.md). If you trust this file and it only carries extra training "
+            f"state (optimizer/scheduler objects), keep just its weights once with: python -c \"import "
+            f"torch; c = torch.load('{path}', weights_only=False); torch.save({{'model': c.get('model', c)}}, "
+            f"'{path.with_suffix('.weights.pth')}')\" and use the new file."
         ) from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
         raise WeightsError(
