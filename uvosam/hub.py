@@ -462,7 +462,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"torch; c = torch.load('{path}', weights_only=False); torch.save({{'model': c.get('model', c)}}, "
             f"'{path.with_suffix('.weights.pth')}')\" and use the new file."
         ) from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as err:
         raise WeightsError(
             f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). "
             f"It is probably truncated or corrupt: delete it and download it again."

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 from uvosam.errors import WeightsError
+from uvosam.hub import load_checkpoint
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.detector import IDOLDetector
 
@@ -39,15 +39,6 @@ _PREFIX_MAP = (
 ALIAS_PREFIX = "detr.detr.transformer.decoder.bbox_embed."
 PRIMARY_BOX_PREFIX = "detr.detr.bbox_embed."
 MASK_HEAD_PREFIXES = ("detr.controller.", "detr.mask_head.")
-_LOAD_ERRORS = (
-    RuntimeError,
-    pickle.UnpicklingError,
-    EOFError,
-    ValueError,
-    KeyError,
-    TypeError,
-    IndexError,
-)
 
 
 @dataclass
@@ -176,19 +167,7 @@ def read_state_dict(path: str | Path) -> StateDict:
         raise FileNotFoundError(
             f"IDOL checkpoint not found: {path} (see checkpoints/README.md for downloads)"
         )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except _LOAD_ERRORS as exc:
-        raise WeightsError(
-            f"could not read {path} as a PyTorch weights file "
-            f"({type(exc).__name__}: {str(exc)[:200]}). The file may be truncated (re-download it "
-            "and check its sha256) or pickle code objects; if you trust it, re-save its state dict "
-            "with torch.save(torch.load(p, weights_only=False)['model'], out)."
-        ) from exc
-    if not isinstance(obj, Mapping):
-        raise WeightsError(
-            f"{path}: expected a dict (state dict or {{'model': ...}}); got {type(obj).__name__}"
-        )
+    obj = load_checkpoint(path)  # weights-only; unreadable or code-carrying files raise WeightsError
     return unwrap_state_dict(obj)
 
 
