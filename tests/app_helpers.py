@@ -17,6 +17,7 @@ from PIL import Image
 
 import app as app_module
 from app_runtime import AppSettings, GetPipeline
+from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 from uvosam.testing import moving_shapes
 from uvosam.video import VideoWriter
 
@@ -85,23 +86,6 @@ def processes_mentioning(text: str) -> list[int]:
                 pids.append(int(entry.name))
         except OSError:
             continue
-    return pids
-
-
-def ffmpeg_children() -> list[int]:
-    """PIDs of ffmpeg processes (running or zombie) whose parent is this test process."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"ffmpeg" in cmdline:
-            pids.append(int(entry.name))
     return pids
 
 

@@ -1,6 +1,5 @@
 """run_job end to end on a real encoded video with tiny SAM and a replaying tracker; the `uvosam segment` CLI."""
 
-import os
 import zipfile
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import uvosam_cli
 import uvosam_cli.segment
 from doubles import ReplayTracker
+from proc import ffmpeg_children
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -32,19 +32,6 @@ def clip(tmp_path):
 
 def _pipe(video, sam):
     return UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=2), BoxPromptSegmenter(sam))
-
-
-def _ffmpeg_children() -> list[str]:
-    me = str(os.getpid())
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().split()
-        except OSError:
-            continue
-        if fields[3] == me and "ffmpeg" in fields[1]:
-            found.append(fields[1])
-    return found
 
 
 def test_run_job_streams_chunks_and_writes_every_output(tmp_path, clip, tiny_sam_model):
@@ -83,9 +70,9 @@ def test_closing_the_job_midway_stops_ffmpeg_and_keeps_no_partial_video(tmp_path
     job = run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(chunk_seconds=1.0))
     for _ in range(5):
         next(job)
-    assert _ffmpeg_children()
+    assert ffmpeg_children()
     job.close()
-    assert _ffmpeg_children() == []
+    assert ffmpeg_children() == []
     assert not (tmp_path / "job" / "shapes_clip_overlay.mp4").exists()
 
 

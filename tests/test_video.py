@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from proc import ffmpeg_children
+
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.video import DEFAULT_FPS, VideoWriter, _resolve_fps, iter_frames, probe
@@ -32,23 +34,6 @@ def ffmpeg_header(path: Path) -> str:
     return subprocess.run(
         [FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True
     ).stderr
-
-
-def ffmpeg_children() -> list[int]:
-    """PIDs of ffmpeg processes (running or zombie) whose parent is this test process."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"ffmpeg" in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10, **kw) -> Path:

@@ -127,7 +127,7 @@ def tracker_config_from_dict(cfg: dict[str, Any]) -> YamlTrackerConfig:
     docstring."""
     _check_supported(cfg)
     idol = dict(IDOL_DEFAULTS)
-    idol.update({k: _decode(v) for k, v in _lookup(cfg, "MODEL.IDOL", {}).items()})
+    idol.update({k: decode_yacs_value(v) for k, v in _lookup(cfg, "MODEL.IDOL", {}).items()})
     kwargs: dict[str, Any] = {
         name: _lookup(cfg, f"MODEL.RESNETS.{key}") for name, key in _RESNET_FIELDS.items()
     }
@@ -170,10 +170,10 @@ def _lookup(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
         if not isinstance(node, dict) or part not in node:
             return D2_DEFAULTS.get(dotted, default)
         node = node[part]
-    return _decode(node)
+    return decode_yacs_value(node)
 
 
-def _decode(value: Any) -> Any:
+def decode_yacs_value(value: Any) -> Any:
     """yacs-style literal decoding: ``"(8500,)"`` -> ``(8500,)``; other strings stay strings."""
     if isinstance(value, str):
         try:

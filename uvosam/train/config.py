@@ -9,7 +9,6 @@ detectron2-style IDOL YAML (``MODEL:``/``SOLVER:``/``INPUT:`` keys).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 
 from uvosam.tracker.config import DetectorConfig
-from uvosam.tracker.yaml_config import load_tracker_yaml
+from uvosam.tracker.yaml_config import decode_yacs_value, load_tracker_yaml
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -229,21 +228,11 @@ def load_train_config(path: str | Path) -> TrainConfig:
         for part in dotted.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         if node is not None:
-            changes[name] = _literal(node)
+            changes[name] = decode_yacs_value(node)
     if "MODEL.IDOL.REID_WEIGHT" in _flat_keys(data):
         reid = data["MODEL"]["IDOL"]["REID_WEIGHT"]
         changes.update(reid_weight=reid, reid_aux_weight=1.5 * reid)
     return dataclasses.replace(TrainConfig(), **changes)
-
-
-def _literal(value: Any) -> Any:
-    """yacs-style decoding of YAML strings such as ``"(8500,)"``."""
-    if isinstance(value, str):
-        try:
-            return ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            return value
-    return value
 
 
 def _flat_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
