@@ -108,3 +108,30 @@ def test_segment_cli_reports_bad_input_without_a_traceback(tmp_path, capsys, mon
     code = uvosam_cli.main(["segment", str(tmp_path / "notes.mp4"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "uvosam segment: error:" in err and "Traceback" not in err
+
+
+def test_writer_failing_to_start_leaves_no_export_or_cache(tmp_path, clip, tiny_sam_model, monkeypatch):
+    import uvosam.job
+
+    def broken_writer(*args, **kwargs):
+        raise OSError("ffmpeg could not start")
+
+    monkeypatch.setattr(uvosam.job, "VideoWriter", broken_writer)
+    path, video = clip
+    work = tmp_path / "job"
+    with pytest.raises(OSError, match="ffmpeg could not start"):
+        list(run_job(_pipe(video, tiny_sam_model), path, work, JobOptions(cache=True)))
+    assert sorted(p.name for p in work.iterdir()) == []
+
+
+def test_exporter_failing_to_start_leaves_no_ffmpeg(tmp_path, clip, tiny_sam_model, monkeypatch):
+    import uvosam.job
+
+    def broken_exporter(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(uvosam.job, "ExportWriter", broken_exporter)
+    path, video = clip
+    with pytest.raises(OSError, match="disk full"):
+        list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job"))
+    assert ffmpeg_children() == []

@@ -285,9 +285,6 @@ def _produce(
     work_dir.mkdir(parents=True, exist_ok=True)
     out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_overlay.mp4"
-    writer = VideoWriter(
-        overlay_path, fps=plan.fps, width=out_w, height=out_h, chunk_seconds=options.chunk_seconds
-    )
     exporter = ExportWriter(
         work_dir / "export",
         video_name=plan.video_name,
@@ -297,6 +294,15 @@ def _produce(
         frame_names=plan.frame_names,
         options=options.export,
     )
+    try:  # the writer starts ffmpeg; the exporter (no process) is made first so nothing can leak it
+        writer = VideoWriter(
+            overlay_path, fps=plan.fps, width=out_w, height=out_h, chunk_seconds=options.chunk_seconds
+        )
+    except BaseException:
+        exporter.discard()
+        if cache is not None:
+            cache.clear()
+        raise
     done = 0
     try:
         with writer, exporter:
