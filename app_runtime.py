@@ -185,6 +185,7 @@ class PipelineLoader:
         self._pipes: OrderedDict[tuple[str, str], UVOSAM] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._first: tuple[str, str] | None = None  # the first pair loaded (startup's) is never evicted
 
     def __call__(self, preset: str, sam: str) -> UVOSAM:
         key = (preset, sam)
@@ -202,8 +203,9 @@ class PipelineLoader:
             pipe = self._load(preset, sam, self.device)
             with self._lock:
                 self._pipes[key] = pipe
+                self._first = self._first or key
                 while len(self._pipes) > self._max_loaded:
-                    evicted = list(self._pipes)[1]
+                    evicted = next(k for k in self._pipes if k != self._first)
                     logger.info("unloading %s + %s (least recently used)", *evicted)
                     del self._pipes[evicted]
             return pipe

@@ -327,6 +327,8 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
     loader("idol-coco-r50", "vit_h")
     loader("idol-ytvis21-r50", "vit_l")  # evicts the least recently used, never the first pair
     assert loader("idol-ovis-r50", "vit_b") is got[0] and len(calls) == 3
+    loader("idol-coco-r50", "vit_b")  # the first pair, though just used, is still not the one to go
+    assert loader("idol-ovis-r50", "vit_b") is got[0] and len(calls) == 4
     assert loader.weight_files["sam_vit_h"] == tmp_path / "sam_vit_h.pth"
 
     def missing(name):
