@@ -135,3 +135,16 @@ def test_exporter_failing_to_start_leaves_no_ffmpeg(tmp_path, clip, tiny_sam_mod
     with pytest.raises(OSError, match="disk full"):
         list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job"))
     assert ffmpeg_children() == []
+
+
+def test_run_job_probes_the_video_once(tmp_path, clip, tiny_sam_model, monkeypatch):
+    import uvosam.video
+
+    counted = []
+    count_frames = uvosam.video._count_frames
+    monkeypatch.setattr(
+        uvosam.video, "_count_frames", lambda *a: counted.append(1) or count_frames(*a)
+    )
+    path, video = clip
+    steps = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(stride=2)))
+    assert steps[-1].result.num_frames == 13 and len(counted) == 1

@@ -211,16 +211,15 @@ def test_out_of_gpu_memory_mid_video_says_what_to_do(server, clips, monkeypatch)
 
 
 def test_file_truncated_after_probing_fails_clearly_mid_video(server, clips, monkeypatch):
-    real = uvosam.job.iter_frames
+    real = uvosam.job.iter_probed
     truncated = []
 
-    def probe_then_truncate(path, **kw):
-        frames = real(path, **kw)  # probes the whole file; decoding starts at the first frame
-        os.truncate(path, os.path.getsize(path) // 3)
-        truncated.append(path)
-        return frames
+    def probe_then_truncate(info, **kw):  # run_job has probed the whole file; decoding starts next
+        os.truncate(info.path, os.path.getsize(info.path) // 3)
+        truncated.append(info.path)
+        return real(info, **kw)
 
-    monkeypatch.setattr(uvosam.job, "iter_frames", probe_then_truncate)
+    monkeypatch.setattr(uvosam.job, "iter_probed", probe_then_truncate)
     client = Client(server[0], verbose=False)
     message = r"decoding decode\.mp4 stopped at frame \d+ \(output frame \d+\) of 40: the data is"
     with pytest.raises(Exception, match=message):

@@ -30,7 +30,7 @@ from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.render import overlay
 from uvosam.types import FrameResult, TrackSummary
-from uvosam.video import VideoInfo, iter_frames, probe
+from uvosam.video import VideoInfo, iter_probed, probe
 from uvosam.video_writer import VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def run_job(
         source, limits=options.limits, stride=options.stride, max_frames=options.max_frames
     )
     # decoding runs in a background thread, a few frames ahead of the models (memory stays bounded)
-    frames = prefetch(iter_frames(source, stride=options.stride, max_frames=options.max_frames, limits=None))
+    frames = prefetch(iter_probed(info, stride=options.stride, max_frames=options.max_frames))
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
     plan = _Plan(
         info=info,

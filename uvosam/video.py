@@ -218,6 +218,18 @@ def iter_frames(
         decoding fails part-way (damaged file, file changed while reading).
     """
     info = probe(path, limits=limits, stride=stride, max_frames=max_frames)
+    return iter_probed(info, stride=stride, max_frames=max_frames)
+
+
+def iter_probed(
+    info: VideoInfo, *, stride: int = 1, max_frames: int | None = None
+) -> Iterator[np.ndarray]:
+    """``iter_frames`` of an input already probed (``probe``'s ``VideoInfo``), without probing it
+    again (a probe reads a whole video file, or every frame header of a folder).
+
+    Args and returns as ``iter_frames``; ``stride`` and ``max_frames`` should be those ``info``
+    was probed (and its limits checked) with.
+    """
     n_out = info.num_output_frames(stride=stride, max_frames=max_frames)
     if info.is_folder:
         files = frame_folder.list_frames(info.path)[::stride][:n_out]

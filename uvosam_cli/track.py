@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uvosam.video import iter_frames, probe
+    from uvosam.video import iter_probed, probe
 
     from uvosam.tracker.loading import load_tracker
     from uvosam.tracker.session import track_video
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
     tracker = load_tracker(args.weights, args.config_yaml, args.device, batch_size=args.batch_size)
-    frames = iter_frames(args.input, stride=args.stride, max_frames=args.max_frames)
+    frames = iter_probed(info, stride=args.stride, max_frames=args.max_frames)
     trajectories = track_video(tracker, frames, height=info.height, width=info.width)
     video_id = args.video_id if args.video_id is not None else Path(args.input).stem
     records = results_json(trajectories, video_id)

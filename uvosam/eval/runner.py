@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
 from uvosam.export import ExportOptions, ExportResult, ExportWriter
 from uvosam.pipeline import UVOSAM
-from uvosam.video import iter_frames, probe
+from uvosam.video import iter_probed, probe
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _segment_to(pipe: UVOSAM, frames_dir: Path, out_dir: Path, name: str, option
         frame_names=info.frame_names, options=options, ytvis_video_id=ytvis_id,
     )  # fmt: skip
     with writer:
-        for result in pipe(iter_frames(frames_dir)):
+        for result in pipe(iter_probed(info)):
             writer.add(result)
     return writer.close()
 
