@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         show_labels=not args.no_labels,
     )
     pipe = load_pipeline(args)
-    pipe = UVOSAM(pipe.tracker, pipe.segmenter, PipelineConfig(args.max_objects, args.min_score))
+    pipe = UVOSAM(pipe.tracker, pipe.segmenter, PipelineConfig(max_objects=args.max_objects, min_score=args.min_score))
     result = None
     with tqdm(desc=args.input.name, unit="frame", dynamic_ncols=True) as bar:
         for update in run_job(pipe, args.input, args.out, options):
