@@ -92,3 +92,13 @@ def test_rerender_iter_streams_chunks_and_can_be_closed(cached_run, tmp_path):
 def test_rerender_refuses_a_folder_that_is_not_a_cache(tmp_path):
     with pytest.raises(ValueError, match="not a finished run_job cache"):
         rerender(tmp_path / "nothing", tmp_path / "out")
+
+
+def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(clip, tmp_path, tiny_sam_model):
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    list(run_job(pipe, clip, tmp_path, JobOptions(cache=True)))
+    second = list(run_job(pipe, clip, tmp_path, JobOptions(cache=True, stride=3)))[-1].result
+    meta = json.loads((second.cache_dir / "meta.json").read_text())["meta"]
+    assert meta["stride"] == 3 and meta["frame_names"] == ["00000", "00003", "00006", "00009"]
+    again = rerender(second.cache_dir, tmp_path / "again", options=JobOptions())
+    assert again.num_frames == second.num_frames == 4

@@ -16,6 +16,7 @@ re-render writes exactly what a run would have.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -151,7 +152,9 @@ def run_job(
     )
     cache = None
     if options.cache:
-        cache = MaskCache(plan.work_dir / "cache", meta=_cache_meta(plan, options.stride))
+        cache_root = plan.work_dir / "cache"
+        shutil.rmtree(cache_root, ignore_errors=True)  # an earlier run's cache here would be reopened
+        cache = MaskCache(cache_root, meta=_cache_meta(plan, options.stride))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
     results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
