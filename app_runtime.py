@@ -25,7 +25,6 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -33,6 +32,7 @@ import torch
 
 from uvosam import hub
 from uvosam.config import PipelineConfig, VideoLimits
+from uvosam.environment import package_versions
 from uvosam.job import JobOptions, JobProgress, run_job
 from uvosam.pipeline import UVOSAM
 from uvosam.video import probe
@@ -241,14 +241,9 @@ def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str
 
 
 def versions() -> dict[str, str]:
-    """Installed versions of the packages the footer shows."""
-    out = {}
-    for dist in ("uvosam", "torch", "gradio", "segment-anything"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
+    """Installed versions of the packages the footer shows (those of ``uvosam info``, shortened)."""
+    every = package_versions()
+    return {dist: every[dist] for dist in ("uvosam", "torch", "gradio", "segment-anything")}
 
 
 def device_text(device: str) -> str:
