@@ -132,9 +132,10 @@ def test_exporter_failing_to_start_leaves_no_ffmpeg(tmp_path, clip, tiny_sam_mod
 
     monkeypatch.setattr(uvosam.job, "ExportWriter", broken_exporter)
     path, video = clip
+    work = tmp_path / "job"
     with pytest.raises(OSError, match="disk full"):
-        list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job"))
-    assert ffmpeg_children() == []
+        list(run_job(_pipe(video, tiny_sam_model), path, work, JobOptions(cache=True)))
+    assert ffmpeg_children() == [] and list(work.iterdir()) == []
 
 
 def test_run_job_probes_the_video_once(tmp_path, clip, tiny_sam_model, monkeypatch):

@@ -288,24 +288,7 @@ def _produce(
     work_dir.mkdir(parents=True, exist_ok=True)
     out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_overlay.mp4"
-    exporter = ExportWriter(
-        work_dir / "export",
-        video_name=plan.video_name,
-        class_names=plan.class_names,
-        height=info.height,
-        width=info.width,
-        frame_names=plan.frame_names,
-        options=options.export,
-    )
-    try:  # the writer starts ffmpeg; the exporter (no process) is made first so nothing can leak it
-        writer = VideoWriter(
-            overlay_path, fps=plan.fps, width=out_w, height=out_h, chunk_seconds=options.chunk_seconds
-        )
-    except BaseException:
-        exporter.discard()
-        if cache is not None:
-            cache.clear()
-        raise
+    writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h))
     done = 0
     try:
         with writer, exporter:
@@ -346,6 +329,38 @@ def _produce(
         result.fps,
     )
     yield JobProgress(done, done, seconds, None, last_chunk, result)
+
+
+def _open_outputs(
+    plan: _Plan,
+    options: JobOptions,
+    cache: MaskCache | None,
+    overlay_path: Path,
+    size: tuple[int, int],
+) -> tuple[VideoWriter, ExportWriter]:
+    """The overlay writer and the exporter; if either cannot be made, nothing is left behind (the
+    writer, which starts ffmpeg, comes last)."""
+    exporter = None
+    try:
+        exporter = ExportWriter(
+            plan.work_dir / "export",
+            video_name=plan.video_name,
+            class_names=plan.class_names,
+            height=plan.info.height,
+            width=plan.info.width,
+            frame_names=plan.frame_names,
+            options=options.export,
+        )
+        writer = VideoWriter(
+            overlay_path, fps=plan.fps, width=size[0], height=size[1], chunk_seconds=options.chunk_seconds
+        )
+    except BaseException:
+        if exporter is not None:
+            exporter.discard()
+        if cache is not None:
+            cache.clear()
+        raise
+    return writer, exporter
 
 
 def _discard(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
