@@ -310,7 +310,7 @@ def test_track_cli_writes_the_offline_results(tmp_path, monkeypatch):
     fake_video.probe = lambda path, stride=1, max_frames=None: types.SimpleNamespace(
         height=H, width=W
     )
-    fake_video.iter_frames = lambda path, stride=1, max_frames=None: (
+    fake_video.iter_probed = lambda info, stride=1, max_frames=None: (
         np.zeros((H, W, 3), np.uint8) for _ in range(n)
     )
     fake_loading = types.ModuleType("uvosam.tracker.loading")
