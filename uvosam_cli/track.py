@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", default="results.json", help="output JSON path (default: results.json)"
     )
     parser.add_argument(
-        "--device", default="cpu", help="torch device of the detector, e.g. cpu or cuda"
+        "--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N"
     )
     parser.add_argument(
         "--video-id", default=None, help="video_id in results.json (default: input name)"
@@ -44,12 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from uvosam.video import iter_probed, probe
 
+    from uvosam.segmenter import resolve_device
     from uvosam.tracker.loading import load_tracker
     from uvosam.tracker.session import track_video
     from uvosam.tracker.trajectories import results_json
 
     info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
-    tracker = load_tracker(args.weights, args.config_yaml, args.device, batch_size=args.batch_size)
+    device = resolve_device(args.device)
+    tracker = load_tracker(args.weights, args.config_yaml, device, batch_size=args.batch_size)
     frames = iter_probed(info, stride=args.stride, max_frames=args.max_frames)
     trajectories = track_video(tracker, frames, height=info.height, width=info.width)
     video_id = args.video_id if args.video_id is not None else Path(args.input).stem
