@@ -42,7 +42,7 @@ def make_video(path: Path, frames: int, height: int, width: int) -> None:
         writer.close()
 
 
-def build_pipeline(device: str, real_size: bool):
+def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h"):
     import torch
 
     from uvosam.pipeline import UVOSAM
@@ -59,7 +59,7 @@ def build_pipeline(device: str, real_size: bool):
 
     torch.manual_seed(0)
     detector = IDOLDetector(DetectorConfig.davis_r50()).eval().to(device)
-    sam = sam_model_registry["vit_h"](checkpoint=None).eval()
+    sam = sam_model_registry[sam_size](checkpoint=None).eval()
     return UVOSAM(IDOLTracker(detector, ("object",)), BoxPromptSegmenter(sam, device=device))
 
 
@@ -70,7 +70,7 @@ def child(args: argparse.Namespace) -> None:
     from uvosam.job import JobOptions, run_job
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    pipe = build_pipeline(args.device, args.real_size)
+    pipe = build_pipeline(args.device, args.real_size, args.sam)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     out = {"frames": 0}
     with tempfile.TemporaryDirectory() as work:
@@ -140,7 +140,7 @@ def compare_release(pipe, video: Path, work: Path, sync) -> dict:
 
 def run_child(args: argparse.Namespace, video: Path, compare: bool) -> dict:
     cmd = [sys.executable, __file__, "--child", "--video", str(video), "--device", args.device]
-    cmd += ["--real-size"] if args.real_size else []
+    cmd += ["--real-size", "--sam", args.sam] if args.real_size else []
     cmd += ["--compare-release"] if compare else []
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -150,6 +150,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--real-size", action="store_true", help="SAM ViT-H + R50 tracker (random weights)")
+    p.add_argument("--sam", default="vit_h", choices=("vit_b", "vit_l", "vit_h"), help="SAM size with --real-size")
     p.add_argument("--frames", type=int, nargs=2, default=[100, 1000], metavar=("SHORT", "LONG"))
     p.add_argument("--height", type=int, default=96)
     p.add_argument("--width", type=int, default=128)
@@ -166,7 +167,7 @@ def main() -> None:
             make_video(video, n, args.height, args.width)
             runs[n] = run_child(args, video, compare=(n == args.frames[0]))
     short, long = (runs[n] for n in args.frames)
-    size = "SAM ViT-H + IDOL R50 (random weights)" if args.real_size else "tiny SAM + tiny IDOL (random weights)"
+    size = f"SAM {args.sam} + IDOL R50 (random weights)" if args.real_size else "tiny SAM + tiny IDOL (random weights)"
     print(f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks")
     for n, r in runs.items():
         gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
