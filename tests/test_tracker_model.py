@@ -198,3 +198,21 @@ def test_bf16_precision_stays_close_to_fp32_and_returns_float32():
     assert (a.logits - b.logits).abs().max() > 0  # bf16 really ran
     with pytest.raises(ValueError, match="precision must be one of"):
         DetectorConfig(precision="fp8")
+
+
+@pytest.mark.parametrize("precision, inside", [("fp32", False), ("tf32", True)])
+def test_cuda_precision_sets_tf32_switches_and_restores_them(precision, inside):
+    """fp32 on CUDA must turn TF32 off (cuDNN convolutions default to TF32), tf32 turns it on; both restore."""
+    from uvosam.tracker.detector import compute_precision
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    try:
+        matmul.allow_tf32 = cudnn.allow_tf32 = not inside
+        with compute_precision(precision, torch.device("cuda")):
+            assert (matmul.allow_tf32, cudnn.allow_tf32) == (inside, inside)
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (not inside, not inside)
+        with compute_precision(precision, torch.device("cpu")):
+            assert (matmul.allow_tf32, cudnn.allow_tf32) == (not inside, not inside)
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved

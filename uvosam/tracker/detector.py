@@ -46,20 +46,28 @@ class MLP(nn.Module):
 
 @contextlib.contextmanager
 def compute_precision(precision: str, device: torch.device) -> Iterator[None]:
-    """``fp32``: nothing changes. ``bf16``: autocast to bfloat16 on ``device``. ``tf32`` (CUDA only): TF32 matmuls and
-    convolutions while the block runs; these are process-wide switches, restored on exit."""
+    """``bf16``: autocast to bfloat16 on ``device``. On CUDA, ``fp32`` switches TF32 *off* for matmuls and cuDNN
+    convolutions while the block runs (PyTorch's default lets cuDNN convolutions use TF32, which would break the
+    float32 parity with the original code) and ``tf32`` switches it on. These are process-wide switches, restored
+    on exit. On CPU ``fp32`` and ``tf32`` change nothing."""
     if precision == "bf16":
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
             yield
-    elif precision == "tf32" and device.type == "cuda":
-        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
+    elif device.type == "cuda":
+        with _tf32_switches(precision == "tf32"):
             yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
     else:
         yield
+
+
+@contextlib.contextmanager
+def _tf32_switches(enabled: bool) -> Iterator[None]:
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class IDOLDetector(nn.Module):
