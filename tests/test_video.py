@@ -21,7 +21,7 @@ from proc import ffmpeg_children
 
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
-from uvosam.video import DEFAULT_FPS, VideoWriter, _resolve_fps, iter_frames, probe
+from uvosam.video import DEFAULT_FPS, VideoWriter, _packet_count, _resolve_fps, iter_frames, probe
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -468,3 +468,17 @@ def test_decode_error_mid_video_names_the_frame(long_video, tmp_path):
             read += 1
     assert 1 < read < 300 and f"frame {read} " in str(err.value)
     assert not ffmpeg_children()
+
+
+def test_packet_count_reads_the_muxer_summary_of_every_ffmpeg_release():
+    """ffmpeg 7.0 (imageio-ffmpeg 0.6) prints no ``frame=`` for stream copies; the verbose summary is always there."""
+    ffmpeg_7_0 = (
+        "[out#0/null @ 0x1834b5c0]   Output stream #0:0 (video): 8 packets muxed (1971 bytes); \n"
+        "size=N/A time=00:00:00.24 bitrate=N/A speed=83.7x    \n"
+        "[in#0/mov,mp4 @ 0x18342b80]   Input stream #0:0 (video): 9 packets read (1971 bytes); \n"
+    )
+    ffmpeg_5_1 = "frame=    1 fps=0.0 q=-1.0 size=N/A\nframe=   12 fps=0.0 q=-1.0 Lsize=N/A time=00:00:00.20\n"
+    assert _packet_count(ffmpeg_7_0) == 8
+    assert _packet_count(ffmpeg_5_1 + "  Output stream #0:0 (video): 12 packets muxed (1971 bytes);\n") == 12
+    assert _packet_count(ffmpeg_5_1) == 12
+    assert _packet_count("size=N/A time=00:00:00.24 bitrate=N/A") is None

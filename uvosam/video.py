@@ -379,17 +379,27 @@ def _open_failure(path: Path, text: str) -> str:
     return f"ffmpeg could not open {path.name} ({reason}). {_ACCEPTED}"
 
 
+def _packet_count(text: str) -> int | None:
+    """Packets of the video stream in ``ffmpeg -v verbose ... -c copy -f null -`` output; None if not stated."""
+    counts = re.findall(r"Output stream #0:0 \(video\): (\d+) packets muxed", text)
+    counts = counts or re.findall(r"frame=\s*(\d+)", text)
+    return int(counts[-1]) if counts else None
+
+
 def _count_frames(path: Path, header: _Header) -> int:
-    """Count the video packets (= frames) by demuxing without decoding; detect truncated files."""
-    args = ["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    """Count the video packets (= frames) by demuxing without decoding; detect truncated files.
+
+    The count comes from the muxer summary that ``-v verbose`` prints ("Output stream #0:0 (video): N packets
+    muxed"), which every ffmpeg release has; the progress line's ``frame=`` is the fallback (ffmpeg 7.0, bundled
+    with imageio-ffmpeg 0.6, leaves ``frame=`` out of it for stream copies)."""
+    args = ["-v", "verbose", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
     code, text = _run_ffmpeg(args, _COUNT_TIMEOUT_S, path)
-    counts = re.findall(r"frame=\s*(\d+)", text)
-    if code != 0 or not counts:
+    n = _packet_count(text)
+    if code != 0 or n is None:
         reason = text.strip().splitlines()[-1] if text.strip() else f"exit code {code}"
         raise VideoReadError(
             f"ffmpeg could not read the frames of {path.name} ({reason}). Re-encode it."
         )
-    n = int(counts[-1])
     if "partial file" in text or "corrupt input packet" in text:
         said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
         raise VideoReadError(
