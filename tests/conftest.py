@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(2)
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared beside the checkout; UVOSAM_SHARED_DIR overrides it (the GPU check carries a copy inside the tree)
+SHARED = Path(os.environ.get("UVOSAM_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
 FIXTURES = SHARED / "fixtures"
 MEDIA = SHARED / "media"
 

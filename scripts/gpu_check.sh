@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Every GPU check of issues #7 (Triton kernel) and #8 (end-to-end speed), in ONE call on a lent CUDA machine
+# (15 minutes of device time per session, machine start included, so this is sized to ~8 minutes).
+#
+#   bash scripts/gpu_prepare.sh                               # here first: .gpu/ = wheels + fixtures
+#   device run: command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=560
+#
+# Steps, in priority order, each under its own time limit so one slow step cannot eat the others:
+#   env        GPU, driver, torch / triton versions, the deformable-attention backend
+#   gpu_tests  pytest -m gpu: kernel vs float64 reference, tracker parity with either backend, SAM fast path
+#   msda       benchmarks/msda.py: kernel vs reference at the tracker's shapes (+ --block-q variants)
+#   e2e        benchmarks/e2e.py at real size (SAM ViT-H + R50, random weights, 854x480)
+#   variants   benchmarks/e2e.py --variants: tracker precision / SAM torch.compile, one child each
+# Each step writes $OUT/<step>.txt (the device tool brings $OUT back; default ./gpu-out); this prints a summary.
+# GPU_CHECK_DRY_RUN=1 runs the same plumbing on CPU with tiny sizes (to test this script without a GPU).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+if [ -d .gpu/whl ]; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/uvosam-site .gpu/whl/*.whl || { echo "installing .gpu/whl failed"; exit 1; }
+  export PYTHONPATH=/tmp/uvosam-site:$PWD
+fi
+if [ -d .gpu/shared/fixtures ]; then export UVOSAM_SHARED_DIR=$PWD/.gpu/shared; fi
+
+DRY=${GPU_CHECK_DRY_RUN:-0}
+if [ "$DRY" = 1 ]; then
+  DEVICE=cpu; E2E_SIZE=(--frames 8 16 --height 48 --width 64); VARIANT_SIZE=(--frames 8 16 --height 48 --width 64)
+  MSDA_ARGS=""; MSDA_BLOCKS=""
+else
+  DEVICE=cuda; E2E_SIZE=(--real-size --frames 100 200 --height 480 --width 854)
+  VARIANT_SIZE=(--real-size --frames 60 60 --height 480 --width 854)
+  MSDA_ARGS="--iters 20"; MSDA_BLOCKS="16 64"
+  "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+    || { echo "no CUDA device here: this script is for the lent GPU machine (GPU_CHECK_DRY_RUN=1 to try it on CPU)"; exit 2; }
+fi
+
+step() {  # step NAME LIMIT_SECONDS CMD...: run CMD, output to $OUT/NAME.txt, report rc and time
+  local name=$1 limit=$2; shift 2
+  local start=$SECONDS rc
+  echo "== $name (limit ${limit}s)"
+  timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.txt" 2>&1
+  rc=$?
+  echo "   rc=$rc after $((SECONDS - start)) s$([ $rc = 124 ] && echo ' (TIMED OUT)')"
+  return 0
+}
+
+env_report() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 || true
+  "$PY" - <<'PY'
+import platform, torch
+print("python", platform.python_version(), "| torch", torch.__version__, "| cuda", torch.version.cuda)
+try:
+    import triton
+    print("triton", triton.__version__)
+except ImportError as exc:
+    print("triton not importable:", exc)
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(f"device {p.name}, {p.multi_processor_count} SMs, {p.total_memory / 2**30:.0f} GiB, cc {p.major}.{p.minor}")
+from uvosam.tracker import msda
+print(msda.backend_status())
+PY
+}
+
+msda_bench() {
+  # shellcheck disable=SC2086  # word splitting of the option strings is meant
+  "$PY" benchmarks/msda.py $MSDA_ARGS
+  for block in $MSDA_BLOCKS; do
+    echo "# --block-q $block"
+    "$PY" benchmarks/msda.py --block-q "$block" --shapes encoder --dtypes fp32 --batch 1 10 $MSDA_ARGS
+  done
+}
+export PY MSDA_ARGS MSDA_BLOCKS
+export -f env_report msda_bench
+
+step env 60 bash -c env_report
+step gpu_tests 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
+step msda 120 bash -c msda_bench
+step e2e 240 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_SIZE[@]}"
+step variants 150 "$PY" benchmarks/e2e.py --device "$DEVICE" "${VARIANT_SIZE[@]}" --variants
+
+echo
+echo "######## summary (full logs in $OUT)"
+cat "$OUT/env.txt"
+echo "-- gpu_tests"; grep -E "passed|failed|error|skipped|max abs error" "$OUT/gpu_tests.txt" | tail -n 15
+echo "-- msda"; grep -E "^\||^#" "$OUT/msda.txt" | grep -v -- "|---" || tail -n 5 "$OUT/msda.txt"
+echo "-- e2e"; tail -n 12 "$OUT/e2e.txt"
+echo "-- variants"; tail -n 12 "$OUT/variants.txt"
