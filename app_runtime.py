@@ -152,14 +152,18 @@ def needed_weights(preset: str, sam: str) -> tuple[str, ...]:
 
 
 def from_pretrained(preset: str, sam: str, device: str) -> UVOSAM:
-    """``UVOSAM.from_pretrained(tracker=preset, sam=sam, device=device)``."""
+    """``UVOSAM.from_pretrained(tracker=preset, sam=sam, device=device)``, then on a GPU (not ZeroGPU, where none
+    is attached while loading) one warm-up frame, so the first user's first chunk does not pay the one-time costs."""
     load = getattr(UVOSAM, "from_pretrained", None)
     if load is None:
         raise NotImplementedError(
             "This uvosam build has no UVOSAM.from_pretrained, so the app cannot load the released "
             "models; install a complete uvosam (pip install -e . from the repository)."
         )
-    return load(tracker=preset, sam=sam, device=device)
+    pipe = load(tracker=preset, sam=sam, device=device)
+    if device.startswith("cuda") and not zero_gpu():
+        logger.info("warm-up of %s + SAM %s on %s: %.1f s", preset, sam, device, pipe.warm_up())
+    return pipe
 
 
 class PipelineLoader:

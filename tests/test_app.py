@@ -338,3 +338,23 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
     with pytest.raises(FileNotFoundError) as err:
         loader("idol-ytvis19-r50", "vit_l")
     assert "idol-ytvis19-r50" in str(err.value) and "sam_vit_l" in str(err.value)
+
+
+@pytest.mark.parametrize("device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)])
+def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monkeypatch):
+    """One warm-up frame at load on a GPU; never on CPU (seconds per frame) or ZeroGPU (no GPU while loading)."""
+    import app_runtime
+
+    calls = []
+
+    class Loaded:
+        def warm_up(self):
+            calls.append("warm_up")
+            return 0.5
+
+    monkeypatch.setattr(UVOSAM, "from_pretrained", classmethod(lambda cls, **kw: calls.append(kw) or Loaded()))
+    monkeypatch.setattr(app_runtime, "zero_gpu", lambda: zero)
+    pipe = app_runtime.from_pretrained("idol-ytvis19-r50", "vit_b", device)
+    assert isinstance(pipe, Loaded)
+    assert calls[0] == {"tracker": "idol-ytvis19-r50", "sam": "vit_b", "device": device}
+    assert calls[1:] == (["warm_up"] if warmed else [])

@@ -144,3 +144,20 @@ def test_real_tiny_idol_tracker_and_tiny_sam_end_to_end(tiny_sam_model):
     streamed = [(r.track_ids.tolist(), r.boxes_xyxy.tolist()) for r in results]
     offline = [(t.track_ids.tolist(), t.boxes_xyxy.tolist()) for t in pipe.track(video.frames)]
     assert streamed == offline
+
+
+def test_warm_up_runs_each_model_once_and_keeps_nothing(tiny_sam_model):
+    from uvosam.testing import tiny_idol_tracker
+
+    video = moving_shapes(8, height=48, width=64, seed=2)
+    tracker = tiny_idol_tracker()
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+    before = [(r.track_ids.tolist(), r.boxes_xyxy.tolist()) for r in pipe(video.frames)]
+    detected = []
+    detect = tracker.detector.detect_frames
+    tracker.detector.detect_frames = lambda frames: detected.append(len(frames)) or detect(frames)
+    encoded = _counting(pipe.segmenter)
+    seconds = pipe.warm_up(height=40, width=56)
+    assert seconds > 0 and detected == [1] and encoded == [1]
+    after = [(r.track_ids.tolist(), r.boxes_xyxy.tolist()) for r in pipe(video.frames)]
+    assert after == before

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -120,6 +121,27 @@ class UVOSAM:
         segmenter = BoxPromptSegmenter.from_pretrained(sam, device=torch_device, config=segmenter_config)
         box_tracker = load_tracker(tracker, tracker_yaml, device=torch_device, precision=tracker_precision)
         return cls(box_tracker, segmenter, config)
+
+    def warm_up(self, height: int = 480, width: int = 854) -> float:
+        """Run one mid-grey frame through the tracker and SAM once, so that one-time costs (CUDA context and
+        library handles, the Triton kernel's just-in-time compile, first allocations) are paid now instead of inside
+        the first user's first streamed chunk. Nothing is kept (the tracking session is local).
+
+        Costs one frame of compute, i.e. seconds on CPU with real-size models: the app calls it on CUDA only.
+
+        Returns:
+            seconds it took.
+        """
+        start = time.perf_counter()
+        frame = np.full((height, width, 3), 128, np.uint8)
+        session = self.tracker.new_video(height=height, width=width)
+        session.push(frame)
+        session.finish()
+        box = np.array([[width / 4, height / 4, 3 * width / 4, 3 * height / 4]], np.float32)
+        self.segmenter.segment(frame, box)
+        if self.segmenter.device.type == "cuda":
+            torch.cuda.synchronize(self.segmenter.device)
+        return time.perf_counter() - start
 
     @property
     def class_names(self) -> list[str]:
