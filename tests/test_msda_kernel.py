@@ -297,13 +297,26 @@ class _SM90Driver:
         return GPUTarget("cuda", 90, 32)
 
 
-def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(monkeypatch):
+@pytest.fixture
+def sm90_stub_driver():
+    """Make ``_SM90Driver`` Triton's active driver for one test, then restore the driver state exactly (without
+    creating the real driver, which needs a GPU). Saves the whole state because its layout varies: triton 3.4 keeps
+    ``active`` as an attribute, 3.5+ a property over ``_active``."""
+    from triton.runtime.driver import driver
+
+    saved = dict(vars(driver))
+    driver.set_active(_SM90Driver())
+    yield
+    vars(driver).clear()
+    vars(driver).update(saved)
+
+
+def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(monkeypatch, sm90_stub_driver):
     """The launcher's own ``kernel[grid](...)`` calls, with Triton's JIT doing the argument binding, specialisation
     and option parsing (which the interpreter and ``compile_report``'s hand-written signature bypass), compile for
     sm_90 under a stub driver; the cubins use the same resources as ``compile_report`` reports. Nothing is launched:
     ``run`` is forced to ``warmup=True``."""
     import triton.backends
-    from triton.runtime.driver import driver
 
     if "nvidia" not in triton.backends.backends:
         pytest.skip("this triton has no NVIDIA backend")
@@ -311,7 +324,6 @@ def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(monkeyp
     kernels = importlib.import_module("uvosam_ops._kernels")
     function = importlib.import_module("uvosam_ops.function")
     compile_check = importlib.import_module("uvosam_ops.compile_check")
-    monkeypatch.setattr(driver, "_active", _SM90Driver())
     compiled = []
     for kernel in (kernels._msda_fwd_kernel, kernels._msda_bwd_kernel):
         # Fresh per-device caches: nothing compiled for the stub driver may outlive this test.
