@@ -5,8 +5,9 @@ Triton itself is imported under ``TRITON_INTERPRET=1`` (its standard library, e.
 it needs a fresh process: a test session may already have imported Triton for real.
 
 CASES.pt: ``{name: {"inputs": {arg: tensor}, "grad_out": tensor | None, "block_q": int | None}}``.
-RESULTS.pt: ``{"__file__": path of the loaded package, name: {"output": ..., "grad_value": ...,
-"grad_sampling_locations": ..., "grad_attention_weights": ...}}`` (grads only when grad_out was given).
+RESULTS.pt: ``{"__file__": path of the loaded package, "__triton__": path of the triton package that ran,
+name: {"output": ..., "grad_value": ..., "grad_sampling_locations": ..., "grad_attention_weights": ...}}`` (grads
+only when grad_out was given).
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def main(cases_path: str, results_path: str) -> None:
     ops = load_ops(Path(__file__).resolve().parents[1] / "ops" / "__init__.py")
     if not ops.INTERPRETED:
         raise SystemExit("the kernels were not decorated in interpreter mode")
-    results = {"__file__": ops.__file__}
+    import triton  # already imported (under TRITON_INTERPRET=1) by the kernels
+
+    results = {"__file__": ops.__file__, "__triton__": triton.__file__}
     for name, case in torch.load(cases_path).items():
         results[name] = run_case(ops, case)
     torch.save(results, results_path)

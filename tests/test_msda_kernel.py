@@ -10,6 +10,7 @@ with the reference computed here. The interpreter costs ~0.1-0.5 s per program, 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -178,6 +179,10 @@ def interpreted(fixtures_dir, tmp_path_factory) -> tuple[dict, dict]:
         assert (
             Path(part.pop("__file__")) == REPO / "ops" / "__init__.py"
         ), "tested another tree's ops/"
+        assert part.pop("__triton__") == importlib.util.find_spec("triton").origin, (
+            "the interpreter worker imported another triton than this test session would "
+            "(PYTHONPATH / environment not inherited?)"
+        )
         results.update(part)
     assert results.keys() == cases.keys()
     return cases, results
@@ -275,6 +280,72 @@ def test_kernels_compile_for_h100_without_register_spills():
     for dtype in ("fp32", "bf16"):
         for report in compile_report(dtype, arch=90):
             assert report.spill_bytes == 0 and report.registers <= 128, str(report)
+
+
+class _SM90Driver:
+    """Just enough of a Triton driver for the JIT to compile (not launch) for an H100 on a machine without one."""
+
+    def get_current_device(self):
+        return 0
+
+    def get_current_stream(self, device=None):
+        return 0
+
+    def get_current_target(self):
+        from triton.backends.compiler import GPUTarget
+
+        return GPUTarget("cuda", 90, 32)
+
+
+@pytest.fixture
+def sm90_stub_driver():
+    """Make ``_SM90Driver`` Triton's active driver for one test, then restore the driver state exactly (without
+    creating the real driver, which needs a GPU). Saves the whole state because its layout varies: triton 3.4 keeps
+    ``active`` as an attribute, 3.5+ a property over ``_active``."""
+    from triton.runtime.driver import driver
+
+    saved = dict(vars(driver))
+    driver.set_active(_SM90Driver())
+    yield
+    vars(driver).clear()
+    vars(driver).update(saved)
+
+
+def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(monkeypatch, sm90_stub_driver):
+    """The launcher's own ``kernel[grid](...)`` calls, with Triton's JIT doing the argument binding, specialisation
+    and option parsing (which the interpreter and ``compile_report``'s hand-written signature bypass), compile for
+    sm_90 under a stub driver; the cubins use the same resources as ``compile_report`` reports. Nothing is launched:
+    ``run`` is forced to ``warmup=True``."""
+    import triton.backends
+
+    if "nvidia" not in triton.backends.backends:
+        pytest.skip("this triton has no NVIDIA backend")
+    msda._import_ops_package()
+    kernels = importlib.import_module("uvosam_ops._kernels")
+    function = importlib.import_module("uvosam_ops.function")
+    compile_check = importlib.import_module("uvosam_ops.compile_check")
+    compiled = []
+    for kernel in (kernels._msda_fwd_kernel, kernels._msda_bwd_kernel):
+        # Fresh per-device caches: nothing compiled for the stub driver may outlive this test.
+        monkeypatch.setattr(kernel, "device_caches", type(kernel.device_caches)(kernel.create_binder))
+
+        def compile_only(*args, grid, warmup, _kernel=kernel, **kwargs):
+            del warmup
+            compiled.append(type(_kernel).run(_kernel, *args, grid=grid, warmup=True, **kwargs))
+            return compiled[-1]
+
+        monkeypatch.setattr(kernel, "run", compile_only, raising=False)
+    # Decoder-like head shape (M = 8, D = 32, 4 points); Lq = 37 and S = 69 are not multiples of 16, like the
+    # compile check's unspecialised i32 arguments.
+    for dtype, tag in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        inputs = make_inputs([(6, 9), (3, 5)], n=2, lq=37, m=8, d=32, p=4, dtype=dtype)
+        leaves = {k: v.requires_grad_(v.is_floating_point()) for k, v in inputs.items()}
+        out = function.MSDeformAttnFunction.apply(*(leaves[k] for k in ARGS), None)
+        out.backward(torch.ones_like(out))
+        launched = [compile_check._resource_usage(k.asm["cubin"]) for k in compiled[-2:]]
+        expected = compile_check.compile_report(tag, arch=90, levels=2, points=4)
+        assert [k.name for k in compiled[-2:]] == ["_msda_fwd_kernel", "_msda_bwd_kernel"]
+        assert launched == [(r.registers, r.spill_bytes, r.shared_bytes) for r in expected], tag
 
 
 def test_reference_gradcheck_float64():
