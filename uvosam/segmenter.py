@@ -235,8 +235,8 @@ def run_compiled(fn: Callable, encoder: torch.nn.Module, x: torch.Tensor) -> tor
         raise RuntimeError(
             f"torch.compile of SAM's image encoder failed on {x.device} "
             f"({_compile_error_summary(err)}). Run without compiling "
-            "(SegmenterConfig(compile=False); drop --compile), or fix the compiler toolchain: inductor needs a working C++ compiler "
-            "(e.g. g++) on CPU and Triton on CUDA."
+            "(SegmenterConfig(compile=False); drop --compile), or fix the compiler toolchain: "
+            "inductor needs a working C++ compiler (e.g. g++) on CPU and Triton on CUDA."
         ) from err
 
 
