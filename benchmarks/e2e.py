@@ -56,8 +56,8 @@ DEFAULT_VARIANTS = ("fp32", "tf32", "bf16", "bf16+compile")
 
 def parse_variant(text: str) -> tuple[str, bool]:
     """``"bf16"`` -> ``("bf16", False)``; ``"bf16+compile"`` -> ``("bf16", True)``."""
-    precision, _, rest = text.partition("+")
-    if precision not in PRECISIONS or rest not in ("", "compile"):
+    precision, plus, rest = text.partition("+")
+    if precision not in PRECISIONS or (plus, rest) not in (("", ""), ("+", "compile")):
         raise argparse.ArgumentTypeError(
             f"a variant is a tracker precision {PRECISIONS}, optionally followed by '+compile'; got {text!r}"
         )
