@@ -32,3 +32,12 @@ def test_fps_after_the_first_chunk(e2e):
     one_chunk = {"frames": 20, "seconds": 3.0, "first_chunk_s": 3.0, "frames_at_first_chunk": 20}
     assert e2e.after_first_chunk_fps(one_chunk) is None
     assert e2e.after_first_chunk_fps({"frames": 0, "seconds": 1.0, "first_chunk_s": None}) is None
+
+
+def test_fps_without_the_first_sam_calls_extra_time(e2e):
+    run = {"frames": 100, "seconds": 30.0, "first_sam_call_s": 20.5, "sam_encoder_s": 25.0, "sam_encoder_calls": 10}
+    assert e2e.first_call_overhead_s(run) == pytest.approx(20.0)  # others: 4.5 s / 9 calls
+    assert e2e.steady_fps(run) == pytest.approx(10.0)
+    assert e2e.steady_fps({**run, "sam_encoder_calls": 1}) is None
+    row = e2e.variant_row("bf16+compile", {**run, "first_chunk_s": None})
+    assert row.split() == ["bf16+compile", "3.33", "-", "-", "20.50", "10.00", "10", "-"]
