@@ -6,6 +6,13 @@ GPU (``--device cuda --real-size``): SAM ViT-H and the R50 IDOL tracker at real 
 
     python benchmarks/e2e.py                       # CPU, tiny models, 100 vs 1000 frames
     python benchmarks/e2e.py --device cuda --real-size --frames 100 300 --height 480 --width 854
+    python benchmarks/e2e.py --device cuda --real-size --frames 100 300 --height 480 --width 854 --variants
+        # + the SHORT video once per variant (tracker fp32 / tf32 / bf16, SAM encoder compiled or not): a table
+
+``--precision`` is the tracker's ``DetectorConfig.precision``; ``--compile`` runs SAM's image encoder through
+``torch.compile`` (``SegmenterConfig.compile``). Every run that compiles gets a fresh inductor cache
+(``TORCHINDUCTOR_CACHE_DIR``), so its first SAM encoder call includes a cold compile, as on a freshly started
+server; the variants table shows that call's time and the fps without its extra time.
 
 Each video length runs in its own child process so that peak RSS (``ru_maxrss``) belongs to that length alone.
 Release-equivalent = what the UVOSAM release does, minus its per-frame SAM reload: SAM loaded once, fp32, one
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -42,15 +50,38 @@ def make_video(path: Path, frames: int, height: int, width: int) -> None:
         writer.close()
 
 
-def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h"):
+PRECISIONS = ("fp32", "tf32", "bf16")
+DEFAULT_VARIANTS = ("fp32", "tf32", "bf16", "bf16+compile")
+
+
+def parse_variant(text: str) -> tuple[str, bool]:
+    """``"bf16"`` -> ``("bf16", False)``; ``"bf16+compile"`` -> ``("bf16", True)``."""
+    precision, plus, rest = text.partition("+")
+    if precision not in PRECISIONS or (plus, rest) not in (("", ""), ("+", "compile")):
+        raise argparse.ArgumentTypeError(
+            f"a variant is a tracker precision {PRECISIONS}, optionally followed by '+compile'; got {text!r}"
+        )
+    return precision, rest == "compile"
+
+
+def variant_name(precision: str, compile_sam: bool) -> str:
+    return precision + ("+compile" if compile_sam else "")
+
+
+def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precision: str = "fp32",
+                   compile_sam: bool = False):  # fmt: skip
     import torch
 
+    from uvosam.config import SegmenterConfig
     from uvosam.pipeline import UVOSAM
     from uvosam.segmenter import BoxPromptSegmenter
     from uvosam.testing import tiny_idol_tracker, tiny_sam
 
     if not real_size:
-        return UVOSAM(tiny_idol_tracker(), BoxPromptSegmenter(tiny_sam(), device=device))
+        segmenter = BoxPromptSegmenter(tiny_sam(), SegmenterConfig(compile=compile_sam), device=device)
+        return UVOSAM(tiny_idol_tracker(precision=precision), segmenter)
+    from dataclasses import replace
+
     from segment_anything import sam_model_registry
 
     from uvosam.tracker.config import DetectorConfig
@@ -58,9 +89,36 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h"):
     from uvosam.tracker.session import IDOLTracker
 
     torch.manual_seed(0)
-    detector = IDOLDetector(DetectorConfig.davis_r50()).eval().to(device)
+    detector = IDOLDetector(replace(DetectorConfig.davis_r50(), precision=precision)).eval().to(device)
     sam = sam_model_registry[sam_size](checkpoint=None).eval()
-    return UVOSAM(IDOLTracker(detector, ("object",)), BoxPromptSegmenter(sam, device=device))
+    config = SegmenterConfig(model_type=sam_size, compile=compile_sam)
+    return UVOSAM(IDOLTracker(detector, ("object",)), BoxPromptSegmenter(sam, config, device=device))
+
+
+def time_encoder_calls(segmenter, sync) -> dict:
+    """Count and time the segmenter's image-encoder calls (with ``--compile`` the first one includes the compile).
+
+    Wraps the instance's ``_encode`` (this benchmark's process only; the class is untouched) and synchronises the
+    device around each call. Returns the dict it fills: ``sam_encoder_calls``, ``first_sam_call_s`` (None until SAM
+    runs) and ``sam_encoder_s`` (all calls).
+    """
+    stats = {"sam_encoder_calls": 0, "first_sam_call_s": None, "sam_encoder_s": 0.0}
+    inner = segmenter._encode
+
+    def timed(images):
+        sync()
+        start = time.perf_counter()
+        result = inner(images)
+        sync()
+        seconds = time.perf_counter() - start
+        if stats["first_sam_call_s"] is None:
+            stats["first_sam_call_s"] = seconds
+        stats["sam_encoder_calls"] += 1
+        stats["sam_encoder_s"] += seconds
+        return result
+
+    segmenter._encode = timed
+    return stats
 
 
 def child(args: argparse.Namespace) -> None:
@@ -70,9 +128,10 @@ def child(args: argparse.Namespace) -> None:
     from uvosam.job import JobOptions, run_job
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    pipe = build_pipeline(args.device, args.real_size, args.sam)
+    pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    out = {"frames": 0}
+    out = {"frames": 0, "sam_fast": pipe.segmenter.fast}
+    encoder_stats = time_encoder_calls(pipe.segmenter, sync)
     with tempfile.TemporaryDirectory() as work:
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
@@ -81,10 +140,12 @@ def child(args: argparse.Namespace) -> None:
         for update in run_job(pipe, args.video, work, options):
             if update.chunk is not None and first_chunk is None:
                 first_chunk = time.perf_counter() - start
+                out["frames_at_first_chunk"] = update.frames_done
             out["frames"] = update.frames_done
         sync()
         out["seconds"] = time.perf_counter() - start
         out["first_chunk_s"] = first_chunk
+        out.update(encoder_stats)  # a copy now: compare_release runs SAM again
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out["rss_after_load_mb"] = rss0 / 1024
         if args.device.startswith("cuda"):
@@ -138,12 +199,92 @@ def compare_release(pipe, video: Path, work: Path, sync) -> dict:
     }
 
 
-def run_child(args: argparse.Namespace, video: Path, compare: bool) -> dict:
+def run_child(args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool) -> dict:
+    """One pipeline on one video in a fresh process; its JSON line. RuntimeError (with stderr's tail) if it fails."""
     cmd = [sys.executable, __file__, "--child", "--video", str(video), "--device", args.device]
     cmd += ["--real-size", "--sam", args.sam] if args.real_size else []
     cmd += ["--compare-release"] if compare else []
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
+    with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if compile_sam else None  # a cold compile
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"benchmark child {variant_name(precision, compile_sam)} on {video.name} failed "
+                           f"(exit {done.returncode}):\n{tail}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def after_first_chunk_fps(r: dict) -> float | None:
+    """Frames per second from the first streamed chunk to the end (None when the whole video was one chunk)."""
+    frames = r["frames"] - r.get("frames_at_first_chunk", r["frames"])
+    seconds = r["seconds"] - (r["first_chunk_s"] or r["seconds"])
+    return frames / seconds if frames > 0 and seconds > 0 else None
+
+
+def first_call_overhead_s(r: dict) -> float | None:
+    """How much longer the first SAM encoder call took than the mean of the others (compile, warm-up); None if < 2."""
+    calls = r.get("sam_encoder_calls", 0)
+    if calls < 2:
+        return None
+    first = r["first_sam_call_s"]
+    return first - (r["sam_encoder_s"] - first) / (calls - 1)
+
+
+def steady_fps(r: dict) -> float | None:
+    """End-to-end fps with the first SAM call's overhead taken out (approximate: the pipeline overlaps stages)."""
+    overhead = first_call_overhead_s(r)
+    if overhead is None or r["seconds"] - overhead <= 0:
+        return None
+    return r["frames"] / (r["seconds"] - overhead)
+
+
+def _cell(value: float | None, width: int, digits: int = 2) -> str:
+    return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+
+
+VARIANT_COLUMNS = (
+    ("variant", 14),
+    ("fps e2e", 8),
+    ("first chunk s", 14),
+    ("fps after 1st chunk", 20),
+    ("1st SAM call s", 15),
+    ("fps w/o 1st-call extra", 23),
+    ("SAM calls", 10),
+    ("peak GPU MB", 12),
+)
+
+
+def variant_row(name: str, r: dict) -> str:
+    cells = [
+        f"{name:<14}",
+        _cell(r["frames"] / r["seconds"], 8),
+        _cell(r["first_chunk_s"], 14),
+        _cell(after_first_chunk_fps(r), 20),
+        _cell(r.get("first_sam_call_s"), 15),
+        _cell(steady_fps(r), 23),
+        f"{r.get('sam_encoder_calls', 0):10d}",
+        _cell(r.get("peak_gpu_mb"), 12, 0),
+    ]
+    return "  " + " ".join(cells)
+
+
+def run_variants(args: argparse.Namespace, video: Path, reuse: dict) -> None:
+    """The short video once per variant, each in its own child; prints a table row as each finishes."""
+    print(f"variants on the {args.frames[0]}-frame video, each in its own process. Runs with +compile start from "
+          "an empty inductor cache: their first SAM encoder call includes a cold compile. 'fps w/o 1st-call extra' "
+          "takes out how much longer that first call was than the others (compile, warm-up).", flush=True)
+    print("  " + " ".join(f"{title:<{w}}" if i == 0 else f"{title:>{w}}" for i, (title, w) in
+                          enumerate(VARIANT_COLUMNS)), flush=True)  # fmt: skip
+    main = variant_name(args.precision, args.compile)
+    for precision, compile_sam in args.variants or [parse_variant(v) for v in DEFAULT_VARIANTS]:
+        name = variant_name(precision, compile_sam)
+        try:
+            r = reuse if name == main else run_child(args, video, False, precision, compile_sam)
+        except RuntimeError as err:  # one failing variant (e.g. no compiler) must not lose the others' numbers
+            print(f"  {name:<14} FAILED: {err}", flush=True)
+            continue
+        print(variant_row(name, r) + ("  (the run above)" if name == main else ""), flush=True)
 
 
 def main() -> None:
@@ -154,6 +295,11 @@ def main() -> None:
     p.add_argument("--frames", type=int, nargs=2, default=[100, 1000], metavar=("SHORT", "LONG"))
     p.add_argument("--height", type=int, default=96)
     p.add_argument("--width", type=int, default=128)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="tracker compute precision")
+    p.add_argument("--compile", action="store_true", help="torch.compile SAM's image encoder (SegmenterConfig.compile)")
+    p.add_argument("--variants", nargs="*", type=parse_variant, metavar="VARIANT",
+                   help="after the usual report, run the SHORT video once per variant and print a table; a variant "
+                        f"is fp32|tf32|bf16 with an optional '+compile' (no value: {' '.join(DEFAULT_VARIANTS)})")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--video", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--compare-release", action="store_true", help=argparse.SUPPRESS)
@@ -165,10 +311,18 @@ def main() -> None:
         for n in args.frames:
             video = Path(tmp) / f"v{n}.mp4"
             make_video(video, n, args.height, args.width)
-            runs[n] = run_child(args, video, compare=(n == args.frames[0]))
-    short, long = (runs[n] for n in args.frames)
+            runs[n] = run_child(args, video, (n == args.frames[0]), args.precision, args.compile)
+        short, long = (runs[n] for n in args.frames)
+        report(args, runs, short, long)
+        if args.variants is not None:
+            run_variants(args, Path(tmp) / f"v{args.frames[0]}.mp4", short)
+
+
+def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> None:
     size = f"SAM {args.sam} + IDOL R50 (random weights)" if args.real_size else "tiny SAM + tiny IDOL (random weights)"
-    print(f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks")
+    encoder = "bf16 + SDPA" if short["sam_fast"] else "SAM's own forward"
+    print(f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks; "
+          f"tracker {args.precision}; SAM encoder {encoder}, compile {'on' if args.compile else 'off'}")
     for n, r in runs.items():
         gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
         print(f"  {n:5d} frames: {r['frames'] / r['seconds']:6.2f} fps end to end (decode+track+SAM+render+"
@@ -181,7 +335,7 @@ def main() -> None:
           f"SAM box prompts: ours {short['ours_prompts']}, release-equivalent {short['release_prompts']})")
     print("  why: ours decodes once and tracks and segments in one pass, prompts SAM only for boxes that exist "
           "(no [0,0,0,0] dummies), and skips frames without boxes; the release tracks the whole video first, then "
-          "decodes again for SAM. Its per-frame SAM reload (2.5 GB) is not counted here, which would dominate.")
+          "decodes again for SAM. Its per-frame SAM reload (2.5 GB) is not counted here, which would dominate.", flush=True)
 
 
 if __name__ == "__main__":

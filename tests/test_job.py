@@ -102,6 +102,23 @@ def test_segment_cli_writes_outputs_and_prints_a_summary(tmp_path, clip, tiny_sa
     assert (tmp_path / "out" / "shapes_clip_uvosam.zip").is_file()
 
 
+def test_segment_cli_threads_precision_and_compile(tmp_path, clip, tiny_sam_model, monkeypatch):
+    path, video = clip
+    seen = []
+
+    def fake_from_pretrained(*args, **kwargs):
+        seen.append(kwargs)
+        return _pipe(video, tiny_sam_model)
+
+    monkeypatch.setattr(uvosam_cli.segment.UVOSAM, "from_pretrained", fake_from_pretrained)
+    for flags in ([], ["--precision", "bf16", "--compile"]):
+        code = uvosam_cli.main(["segment", str(path), "--out", str(tmp_path / f"o{len(flags)}"), "--max-frames", "2",
+                                "--device", "cpu", *flags])  # fmt: skip
+        assert code == 0
+    got = [(k["tracker_precision"], k["segmenter_config"].compile) for k in seen]
+    assert got == [("fp32", False), ("bf16", True)]
+
+
 def test_segment_cli_reports_bad_input_without_a_traceback(tmp_path, capsys, monkeypatch, tiny_sam_model):
     monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda a: _pipe(moving_shapes(2), tiny_sam_model))
     (tmp_path / "notes.mp4").write_text("hello")

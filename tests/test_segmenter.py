@@ -279,6 +279,61 @@ def test_fast_defaults_to_cuda_only(tiny_sam_model):
     assert segmenter.resolve_device("auto").type == expected
 
 
+def dynamo_graphs() -> int:
+    """Graphs Dynamo has compiled in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+# The first inductor compile in a process: ~50 s on 2 cores with a cold inductor cache, ~5 s warm.
+@pytest.mark.slow
+def test_compiled_fast_path_masks_equal_uncompiled_and_leave_the_model_alone():
+    sam = tiny_sam(depth=2)
+    with_random_rel_pos(sam.image_encoder)
+    state = {k: v.clone() for k, v in sam.state_dict().items()}
+    clip = moving_shapes(num_frames=2, height=96, width=128, num_objects=3, seed=2)
+    boxes = list(clip.boxes_xyxy)
+    eager = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none", fast=True))
+    compiled = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none", fast=True, compile=True))
+    ref = eager.segment_batch(list(clip.frames), boxes)
+    graphs = dynamo_graphs()
+    got = compiled.segment_batch(list(clip.frames), boxes)
+    assert dynamo_graphs() > graphs  # it really went through torch.compile
+    for r, g in zip(ref, got, strict=True):
+        assert r.masks.any(axis=(1, 2)).all()
+        assert (mask_iou(r.masks, g.masks) >= 0.99).all()
+        np.testing.assert_allclose(r.mask_scores, g.mask_scores, atol=0.05)
+    again = compiled.segment_batch(list(clip.frames), boxes)  # same batch size: no recompile
+    assert dynamo_graphs() == graphs + 1
+    for g, a in zip(got, again, strict=True):
+        np.testing.assert_array_equal(g.masks, a.masks)
+    assert all(torch.equal(v, state[k]) for k, v in sam.state_dict().items())
+
+
+def test_failed_compile_is_a_clear_error(tiny_sam_model, video):
+    seg = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(compile=True))
+    image = video.frames[0]
+    torch._dynamo.reset()  # no cached compile of the encoder function from other tests
+    no_compiler = {"fx_graph_cache": False, "cpp.cxx": ("/nonexistent/g++",)}
+    try:
+        with torch._inductor.config.patch(no_compiler), pytest.raises(RuntimeError) as info:
+            seg.segment(image, random_boxes(2, *image.shape[:2]))
+    finally:
+        torch._dynamo.reset()  # later compiles start clean
+    message = str(info.value)
+    assert message.startswith("torch.compile of SAM's image encoder failed on cpu"), message
+    assert "No working C++ compiler" in message, message  # the cause, not only Dynamo's header line
+    assert "compile=False" in message and "--compile" in message
+    assert isinstance(info.value.__cause__, torch._dynamo.exc.TorchDynamoException)
+
+
+def test_compile_is_off_by_default_and_checked():
+    assert SegmenterConfig().compile is False
+    with pytest.raises(ValueError, match="compile must be True or False"):
+        SegmenterConfig(compile="yes")
+
+
 def test_dtype_is_configurable(video):
     seg = BoxPromptSegmenter(tiny_sam(), NO_OVERLAP, device="cpu", dtype=torch.bfloat16)
     assert seg.model.image_encoder.patch_embed.proj.weight.dtype == torch.bfloat16

@@ -51,6 +51,13 @@ class SegmenterConfig:
         fast: run the image encoder in bf16 with ``scaled_dot_product_attention`` (GPU only; ``None`` = on
             when the device is CUDA).
         encoder_batch: frames per image-encoder call.
+        compile: run the function that computes the image encoder (the fast path's bf16 + SDPA forward, else SAM's
+            own) through ``torch.compile`` (inductor, ``dynamic=False``). Off by default: the first encoder call
+            then compiles, which costs seconds to minutes (ViT-H) before the first mask, e.g. on the first request
+            to a freshly started Space. Compiled once per segmenter, at its first encoder call; every other
+            batch size (at most ``encoder_batch`` of them) compiles once more, and past Dynamo's recompile limit
+            (``torch._dynamo.config.recompile_limit``, 8) further sizes run uncompiled. Needs a working C++
+            compiler on CPU and Triton on CUDA; a failed compile raises ``RuntimeError``.
     """
 
     model_type: str = "vit_h"
@@ -58,8 +65,11 @@ class SegmenterConfig:
     overlap: str = "score"
     fast: bool | None = None
     encoder_batch: int = 1
+    compile: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"SegmenterConfig.compile must be True or False; got {self.compile!r}")
         if self.model_type not in SAM_MODEL_TYPES:
             raise ValueError(f"SegmenterConfig.model_type must be one of {SAM_MODEL_TYPES}; got {self.model_type!r}")
         if self.overlap not in OVERLAP_POLICIES:

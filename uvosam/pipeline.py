@@ -107,7 +107,9 @@ class UVOSAM:
             sam: ``vit_b`` / ``vit_l`` / ``vit_h`` or a SAM checkpoint path.
             device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
             tracker_yaml: detectron2-style IDOL config matching the tracker checkpoint (optional).
-            segmenter_config: SAM options (``fast`` = bf16 + SDPA image encoder, on by default on CUDA).
+            segmenter_config: SAM options (``fast`` = bf16 + SDPA image encoder, on by default on CUDA;
+                ``compile`` = ``torch.compile`` the encoder forward, off by default: the first frame
+                then waits for the compile).
             tracker_precision: ``fp32`` (exact), ``tf32`` or ``bf16`` for the detector.
 
         Raises:

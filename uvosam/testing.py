@@ -6,7 +6,7 @@ so every code path (loading, batching, resizing, post-processing) runs as it doe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -122,9 +122,14 @@ def moving_shapes(
     return SyntheticVideo(frames=frames, boxes_xyxy=boxes, masks=masks)
 
 
-def tiny_idol_tracker(*, seed: int = 0, batch_size: int = 3, class_names: tuple[str, ...] = ("object",)):
+def tiny_idol_tracker(
+    *, seed: int = 0, batch_size: int = 3, class_names: tuple[str, ...] = ("object",), precision: str = "fp32"
+):
     """A random-weight IDOL tracker (``DetectorConfig.tiny()``: real layout, toy widths, 8 queries) behind the real
     ``IDOLTracker`` association and streaming. Its boxes are meaningless but every code path runs.
+
+    Args:
+        precision: the detector's ``DetectorConfig.precision`` (``fp32`` / ``tf32`` / ``bf16``).
 
     Returns:
         ``uvosam.tracker.session.IDOLTracker`` on CPU.
@@ -134,5 +139,5 @@ def tiny_idol_tracker(*, seed: int = 0, batch_size: int = 3, class_names: tuple[
     from uvosam.tracker.session import IDOLTracker
 
     torch.manual_seed(seed)
-    detector = IDOLDetector(DetectorConfig.tiny()).eval()
+    detector = IDOLDetector(replace(DetectorConfig.tiny(), precision=precision)).eval()
     return IDOLTracker(detector, class_names, batch_size=batch_size)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from uvosam.config import PipelineConfig, VideoLimits
+from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 
@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"),
                    help="tracker compute precision (SAM's encoder uses bf16 + SDPA on CUDA by default)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile SAM's image encoder (the first frame waits for the compile; needs a C++ "
+                        "compiler on CPU, Triton on CUDA)")
     p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
@@ -35,7 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load_pipeline(args: argparse.Namespace) -> UVOSAM:
     """The pipeline for these arguments (a seam the tests replace with tiny models)."""
     return UVOSAM.from_pretrained(
-        args.tracker, args.sam, device=args.device, tracker_yaml=args.config_yaml, tracker_precision=args.precision
+        args.tracker,
+        args.sam,
+        device=args.device,
+        tracker_yaml=args.config_yaml,
+        segmenter_config=SegmenterConfig(compile=args.compile),
+        tracker_precision=args.precision,
     )
 
 
