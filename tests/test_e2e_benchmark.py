@@ -40,4 +40,5 @@ def test_fps_without_the_first_sam_calls_extra_time(e2e):
     assert e2e.steady_fps(run) == pytest.approx(10.0)
     assert e2e.steady_fps({**run, "sam_encoder_calls": 1}) is None
     row = e2e.variant_row("bf16+compile", {**run, "first_chunk_s": None})
-    assert row.split() == ["bf16+compile", "3.33", "-", "-", "20.50", "10.00", "10", "-"]
+    assert row.split() == ["bf16+compile", "-", "3.33", "-", "-", "20.50", "10.00", "10", "-"]
+    assert e2e.variant_row("fp32", {**run, "first_chunk_s": None, "warm_up_s": 1.25}).split()[1] == "1.25"
