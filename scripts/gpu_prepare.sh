@@ -4,7 +4,7 @@
 #   .gpu/whl/     wheels for Python 3.12 x86_64: segment-anything, pycocotools, imageio-ffmpeg (0.6.0: its bundled ffmpeg keeps
 #                 the wheel at 29 MB; 0.8.x is 68 MB, over the 64 MiB a device call may carry)
 #   .gpu/shared/  a copy of ../shared/fixtures (the device call carries only the repository)
-# Then, with the device tool: run(command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=560).
+# Then, with the device tool: run(command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .gpu
