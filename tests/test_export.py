@@ -181,6 +181,9 @@ def test_options_frame_names_and_errors(tmp_path, gapped):
             ExportWriter(tmp_path / "o3", video_name="v", class_names=CLASSES, height=4, width=5).add(gapped[0])
     with pytest.raises(ValueError, match="plain file name"):
         ExportWriter(tmp_path / "o4", video_name="../x", class_names=CLASSES, height=4, width=5)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="write_threads must be None or an int >= 1"):
+            ExportOptions(write_threads=bad)
 
 
 def test_full_sequences_off_writes_only_seen_frames(tmp_path, gapped):
@@ -210,3 +213,42 @@ def test_uint8_masks_and_empty_video(tmp_path, gapped):
     assert empty.num_frames == 0 and empty.tracks == () and json.loads(empty.results_json.read_text()) == []
     with zipfile.ZipFile(make_zip(empty)) as archive:
         assert "README.txt" in archive.namelist()
+
+
+def _export_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("uvosam-export")]
+
+
+def test_image_writes_run_in_background_threads_and_finish_by_close(tmp_path, gapped, monkeypatch):
+    """PNG encoding happens off the caller's thread; close() returns once every file is on disk; no thread stays."""
+    import threading
+
+    import uvosam.export_formats as fmt
+
+    writers, original = set(), fmt.write_cutout_png
+    monkeypatch.setattr(fmt, "write_cutout_png", lambda *a, **k: writers.add(threading.current_thread().name)
+                        or original(*a, **k))  # fmt: skip
+    _, export = _export(tmp_path, gapped)
+    assert writers and all(name.startswith("uvosam-export") for name in writers)
+    assert len(list(export.cutouts_dir.rglob("*.png"))) == 3 * len(gapped)
+    assert not list(export.out_dir.rglob("*.tmp"))
+    assert not _export_threads()
+
+
+def test_a_failed_background_write_is_raised_and_discard_leaves_nothing(tmp_path, gapped, monkeypatch):
+    import uvosam.export_formats as fmt
+
+    def disk_full(path, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(fmt, "write_matte_png", disk_full)
+    writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56, options=ALL)
+    with pytest.raises(OSError, match="No space left"):
+        for res in gapped:
+            writer.add(res)
+        writer.close()
+    writer.discard()
+    assert not (tmp_path / "out").exists()
+    assert not _export_threads()

@@ -18,7 +18,10 @@ per sequence, so ids must be stable and contiguous):
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -53,6 +56,8 @@ class ExportOptions:
             but a matte can be grown/feathered in an editor. False: RGB = 0 outside the mask.
         max_objects: most labels in the DAVIS PNGs (the official unsupervised scorer accepts 20).
         png_compress_level: zlib level 0-9 for the PNGs (1: fast, a little larger).
+        write_threads: threads that encode and write the PNGs while the caller goes on (PNG encoding releases
+            the GIL); ``None`` = min(4, CPU count). Results are the same for any value.
     """
 
     davis: bool = True
@@ -65,8 +70,12 @@ class ExportOptions:
     cutout_keep_frame_rgb: bool = False
     max_objects: int = DAVIS_MAX_OBJECTS
     png_compress_level: int = 1
+    write_threads: int | None = None
 
     def __post_init__(self) -> None:
+        threads = self.write_threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"ExportOptions.write_threads must be None or an int >= 1, got {self.write_threads!r}")
         if not 1 <= self.max_objects <= 255:
             raise ValueError(f"ExportOptions.max_objects must be in 1..255, got {self.max_objects}")
         if not 0 <= self.png_compress_level <= 9:
@@ -107,6 +116,37 @@ class ExportResult:
 
 
 FrameNames = Callable[[int], str] | Sequence[str]
+
+
+class _BackgroundWrites:
+    """Image files encoded and written by a few threads (PNG encoding releases the GIL), so a run's exports do not
+    hold up the thread that renders and streams. At most ``4 * workers`` writes are in flight: memory stays flat.
+    A failed write is raised by the next ``submit`` or ``wait``."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uvosam-export")
+        self._pending: deque[Future] = deque()
+        self._limit = 4 * workers
+
+    def submit(self, fn: Callable[..., None], *args, **kwargs) -> None:
+        self._pending.append(self._pool.submit(fn, *args, **kwargs))
+        while self._pending and (len(self._pending) > self._limit or self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def wait(self) -> None:
+        """Every submitted write is on disk (or its error raised); the threads are let go."""
+        while self._pending:
+            self._pending.popleft().result()
+        self._pool.shutdown()
+
+    def cancel(self) -> None:
+        """Writes not started are dropped, running ones finish; the threads are let go."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+
+def _export_workers(options: ExportOptions) -> int:
+    return options.write_threads or max(1, min(4, os.cpu_count() or 1))
 
 
 class ExportWriter:
@@ -161,6 +201,7 @@ class ExportWriter:
         self._blank: dict[str, bytes] = {}
         self._result: ExportResult | None = None
         self._work = self.out_dir / ".work" / video_name
+        self._writes = _BackgroundWrites(_export_workers(options))
         for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
             shutil.rmtree(stale, ignore_errors=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +297,9 @@ class ExportWriter:
             if slots is not None:
                 slots[mask] = slot
         name = self.frame_name(result.frame_index)
-        fmt.write_palette_png(folder / f"{name}.png", labels, compress_level=self.options.png_compress_level)
+        self._writes.submit(
+            fmt.write_palette_png, folder / f"{name}.png", labels, compress_level=self.options.png_compress_level
+        )
         if slots is not None:
             self._work.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(self._work / f"slots_{result.frame_index:07d}.npz", slots=slots)
@@ -274,7 +317,8 @@ class ExportWriter:
             if rec.first_frame == t and self.options.full_sequences:
                 self._write_blanks(track_id, range(t))
             if self.options.cutouts:
-                fmt.write_cutout_png(
+                self._writes.submit(
+                    fmt.write_cutout_png,
                     self._track_file("cutouts", track_id, t),
                     result.image,
                     mask,
@@ -282,7 +326,8 @@ class ExportWriter:
                     compress_level=level,
                 )
             if self.options.mattes:
-                fmt.write_matte_png(self._track_file("mattes", track_id, t), mask, compress_level=level)
+                path = self._track_file("mattes", track_id, t)
+                self._writes.submit(fmt.write_matte_png, path, mask, compress_level=level)
 
     def _write_blanks(self, track_id: int, frames: range) -> None:
         for kind, mode, wanted in (("cutouts", "RGBA", self.options.cutouts), ("mattes", "L", self.options.mattes)):
@@ -291,7 +336,7 @@ class ExportWriter:
             if mode not in self._blank:
                 self._blank[mode] = fmt.blank_png_bytes(mode, self.height, self.width)
             for t in frames:
-                fmt.write_bytes(self._track_file(kind, track_id, t), self._blank[mode])
+                self._writes.submit(fmt.write_bytes, self._track_file(kind, track_id, t), self._blank[mode])
 
     # ---------------------------------------------------------------------------------------------- close
     def summaries(self) -> list[TrackSummary]:
@@ -309,6 +354,7 @@ class ExportWriter:
         """Finish the DAVIS relabelling, write the JSON/CSV/README files. Idempotent."""
         if self._result is not None:
             return self._result
+        self._writes.wait()
         davis_labels = self.davis_labels() if self.options.davis else {}
         if self.options.davis and len(self._records) > self.options.max_objects:
             self._relabel_davis(davis_labels)
@@ -368,6 +414,7 @@ class ExportWriter:
         if exc_type is None:
             self.close()
         else:
+            self._writes.cancel()
             self._remove_work()
 
     def discard(self) -> None:
@@ -375,6 +422,7 @@ class ExportWriter:
         run, so no partial export is mistaken for a complete one. Does nothing once closed."""
         if self._result is not None:
             return
+        self._writes.cancel()
         self._remove_work()
         for kind in ("davis", "cutouts", "mattes"):
             shutil.rmtree(self._dir(kind), ignore_errors=True)

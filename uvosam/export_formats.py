@@ -110,8 +110,12 @@ def write_cutout_png(
         keep_frame_rgb: keep the frame's RGB under the transparent pixels too (lets an editor grow or feather
             the matte without a black fringe; files are several times larger). False: RGB = 0 there.
     """
-    rgb = image if keep_frame_rgb else np.where(mask[..., None], image, np.uint8(0))
-    rgba = np.concatenate([rgb, (mask.astype(np.uint8) * 255)[..., None]], axis=-1)
+    rgba = np.zeros((*mask.shape, 4), np.uint8)  # calloc'd: the work below scales with the mask, not the frame
+    if keep_frame_rgb:
+        rgba[..., :3] = image
+    else:
+        rgba[mask, :3] = image[mask]
+    rgba[mask, 3] = 255
     _save_png(Image.fromarray(rgba), path, compress_level)
 
 
