@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,72 @@ def time_encoder_calls(segmenter, sync) -> dict:
     return stats
 
 
+STAGES = {  # name: (what it covers, thread)
+    "detect": "IDOL detector forward (models thread)",
+    "sam_encode": "SAM image encoder (models thread)",
+    "sam_decode": "SAM prompt encoder + mask decoder, per frame (models thread)",
+    "sam_post": "mask upsampling to the frame, overlap rule, masks to numpy (models thread)",
+    "render": "overlay drawing (main thread)",
+    "encode": "frames piped to the ffmpeg encoders (main thread)",
+    "export": "PNG masks, RLE, exports (main thread)",
+}
+
+
+def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
+    """Wrap this process's stage functions to add up their seconds: ``{stage: [seconds, calls]}`` (see ``STAGES``),
+    and a function that unwraps them all again.
+
+    Instance methods are wrapped on the instances; ``_render``, ``VideoWriter.write`` and ``ExportWriter.add`` are
+    patched in this benchmark process only. GPU stages synchronise before and after each call, so their time is
+    theirs; the pipeline overlaps threads, so the stages add up to more than the wall time.
+    """
+    import uvosam.job
+    from uvosam.export import ExportWriter
+    from uvosam.video_writer import VideoWriter
+
+    totals = {name: [0.0, 0] for name in STAGES}
+    undo = []
+
+    def wrap(owner, attr: str, name: str, gpu: bool) -> None:
+        original = getattr(owner, attr)
+        in_dict = attr in vars(owner)  # an instance attribute or a class/module function of its own
+        setattr(owner, attr, timed(name, original, gpu))
+        undo.append(lambda: setattr(owner, attr, original) if in_dict else delattr(owner, attr))
+
+    def timed(name, fn, gpu):
+        def wrapper(*a, **kw):
+            if gpu:
+                sync()
+            start = time.perf_counter()
+            result = fn(*a, **kw)
+            if gpu:
+                sync()
+            totals[name][0] += time.perf_counter() - start
+            totals[name][1] += 1
+            return result
+
+        return wrapper
+
+    detector, segmenter = getattr(pipe.tracker, "detector", None), pipe.segmenter
+    if detector is not None:
+        wrap(detector, "detect_frames", "detect", True)
+    wrap(segmenter, "_encode", "sam_encode", True)
+    wrap(segmenter, "_decode", "sam_decode", True)
+    wrap(segmenter, "_finish", "sam_post", True)
+    wrap(uvosam.job, "_render", "render", False)
+    wrap(VideoWriter, "write", "encode", False)
+    wrap(ExportWriter, "add", "export", False)
+    return totals, lambda: [u() for u in reversed(undo)]
+
+
+def stage_line(r: dict) -> str | None:
+    """'detect 12.3 ms, ...' per processed frame, or None when the run recorded no stages."""
+    stages, frames = r.get("stages"), r.get("frames")
+    if not stages or not frames:
+        return None
+    return ", ".join(f"{name} {1000 * seconds / frames:.1f}" for name, (seconds, _) in stages.items())
+
+
 def child(args: argparse.Namespace) -> None:
     """Runs in a subprocess: one pipeline, one video, prints one JSON line."""
     import torch
@@ -135,6 +202,7 @@ def child(args: argparse.Namespace) -> None:
         out["warm_up_s"] = pipe.warm_up(height=args.warm_up_hw[0], width=args.warm_up_hw[1])
         torch.cuda.reset_peak_memory_stats()
     encoder_stats = time_encoder_calls(pipe.segmenter, sync)
+    stages, unwrap = time_stages(pipe, sync) if args.stages else (None, lambda: None)
     with tempfile.TemporaryDirectory() as work:
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
@@ -149,6 +217,8 @@ def child(args: argparse.Namespace) -> None:
         out["seconds"] = time.perf_counter() - start
         out["first_chunk_s"] = first_chunk
         out.update(encoder_stats)  # a copy now: compare_release runs SAM again
+        out["stages"] = {k: list(v) for k, v in stages.items()} if stages else None
+        unwrap()  # the release comparison runs without the stage timers' syncs
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out["rss_after_load_mb"] = rss0 / 1024
         if args.device.startswith("cuda"):
@@ -202,11 +272,13 @@ def compare_release(pipe, video: Path, work: Path, sync) -> dict:
     }
 
 
-def run_child(args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool) -> dict:
+def run_child(args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool,
+              stages: bool = False) -> dict:  # fmt: skip
     """One pipeline on one video in a fresh process; its JSON line. RuntimeError (with stderr's tail) if it fails."""
     cmd = [sys.executable, __file__, "--child", "--video", str(video), "--device", args.device]
     cmd += ["--real-size", "--sam", args.sam] if args.real_size else []
     cmd += ["--compare-release"] if compare else []
+    cmd += ["--stages"] if stages else []
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
@@ -310,6 +382,7 @@ def main() -> None:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--video", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--compare-release", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--warm-up-hw", type=int, nargs=2, default=[480, 854], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -319,7 +392,7 @@ def main() -> None:
         for n in args.frames:
             video = Path(tmp) / f"v{n}.mp4"
             make_video(video, n, args.height, args.width)
-            runs[n] = run_child(args, video, (n == args.frames[0]), args.precision, args.compile)
+            runs[n] = run_child(args, video, (n == args.frames[0]), args.precision, args.compile, stages=True)
         short, long = (runs[n] for n in args.frames)
         report(args, runs, short, long)
         if args.variants is not None:
@@ -336,6 +409,10 @@ def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> Non
         gpu += f" (after a {r['warm_up_s']:.2f} s warm-up frame, as the app does at load)" if r.get("warm_up_s") else ""
         print(f"  {n:5d} frames: {r['frames'] / r['seconds']:6.2f} fps end to end (decode+track+SAM+render+"
               f"encode+export), first chunk after {r['first_chunk_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB{gpu}")
+        if (line := stage_line(r)) is not None:
+            print(f"         ms per frame by stage: {line} (end to end {1000 * r['seconds'] / r['frames']:.1f})")
+    print("  stages: " + "; ".join(f"{k} = {v}" for k, v in STAGES.items()) + ". GPU stages are synchronised; "
+          "threads overlap, so the stages add up to more than end to end; the slowest thread sets the pace.")
     print(f"memory ratio {args.frames[1]} vs {args.frames[0]} frames (peak RSS): "
           f"{long['peak_rss_mb'] / short['peak_rss_mb']:.3f} (goal <= 1.15)")
     ratio = short["release_equivalent_s"] / short["ours_pipeline_s"]
