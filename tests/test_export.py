@@ -146,6 +146,22 @@ def test_ytvis_rle_round_trip(tmp_path, gapped):
             assert (decoded.astype(bool) == res.masks[rows[0]]).all()
 
 
+def test_rle_masks_wait_on_disk_not_in_ram_until_close(tmp_path, gapped):
+    """RAM must not grow with video length: each frame's RLE goes to a per-track spool file until close()."""
+    writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56, options=ALL)
+    for res in gapped:
+        writer.add(res)
+    seen = {tid: sum(tid in r.track_ids for r in gapped) for tid in (10, 13, 16)}
+    for tid, rec in writer._records.items():
+        assert not hasattr(rec, "rles")
+        assert len(rec.rle_spool.read_text().splitlines()) == seen[tid]
+    export = writer.close()
+    assert not (tmp_path / "out" / ".work" / "vid").exists()
+    assert [sum(s is not None for s in e["segmentations"]) for e in json.loads(export.ytvis_json.read_text())] == [
+        seen[10], seen[13], seen[16]
+    ]
+
+
 def test_zip_bundles_everything(tmp_path, gapped):
     writer, export = _export(tmp_path, gapped)
     zip_path = make_zip(export, tmp_path / "bundle.zip")

@@ -282,7 +282,10 @@ class ExportWriter:
         rec.score_sum += float(result.scores[row])
         rec.boxes[t] = [float(v) for v in result.boxes_xyxy[row]]
         if self.options.ytvis:
-            rec.rles[t] = fmt.encode_rle(result.masks[row].astype(bool, copy=False))
+            if rec.rle_spool is None:
+                (self._work / "rle").mkdir(parents=True, exist_ok=True)
+                rec.rle_spool = self._work / "rle" / f"{track_id}.jsonl"
+            rec.add_rle(t, fmt.encode_rle(result.masks[row].astype(bool, copy=False)))
 
     def _write_davis(self, result: FrameResult) -> None:
         """Provisional labels = slot for slots <= max_objects; a slot map once a track overflowed."""

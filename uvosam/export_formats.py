@@ -24,14 +24,15 @@ from uvosam.types import TrackSummary
 
 @dataclass
 class TrackRecord:
-    """Per-track bookkeeping kept in RAM while a video is exported (no pixels, only boxes and RLE strings).
+    """Per-track bookkeeping kept in RAM while a video is exported (no pixels; boxes, and RLE masks on disk).
 
     Attributes:
         track_id: the stable id. slot: 1-based order of first appearance in the video.
         label: class index (the first one seen). first_frame, last_frame, num_frames: frame statistics.
         score_sum: sum of per-frame scores (mean = score_sum / num_frames).
         boxes: ``{frame index: [x1, y1, x2, y2]}`` original-frame pixels.
-        rles: ``{frame index: COCO RLE dict}`` (filled only when the YTVIS JSON is written).
+        rle_spool: JSON-lines file of ``{"t": frame index, "size", "counts"}`` COCO RLEs, appended frame by frame
+            (only when the YTVIS JSON is written), so RAM does not grow with the video's length.
     """
 
     track_id: int
@@ -42,7 +43,22 @@ class TrackRecord:
     num_frames: int = 0
     score_sum: float = 0.0
     boxes: dict[int, list[float]] = field(default_factory=dict)
-    rles: dict[int, dict] = field(default_factory=dict)
+    rle_spool: Path | None = None
+
+    def add_rle(self, t: int, rle: dict) -> None:
+        """Append frame ``t``'s RLE (``encode_rle``) to ``rle_spool``."""
+        with open(self.rle_spool, "a", encoding="ascii") as handle:
+            handle.write(json.dumps({"t": t, **rle}) + "\n")
+
+    def segmentations(self, num_frames: int) -> list[dict | None]:
+        """Per frame of the video, the track's RLE or None (read back from ``rle_spool``)."""
+        out: list[dict | None] = [None] * num_frames
+        if self.rle_spool is not None and self.rle_spool.exists():
+            with open(self.rle_spool, encoding="ascii") as handle:
+                for line in handle:
+                    entry = json.loads(line)
+                    out[entry.pop("t")] = entry
+        return out
 
     @property
     def score(self) -> float:
@@ -181,7 +197,7 @@ def write_ytvis_json(
                 "video_id": video_id,
                 "category_id": int(rec.label) + 1,
                 "score": float(rec.score),
-                "segmentations": [rec.rles.get(t) for t in range(num_frames)],
+                "segmentations": rec.segmentations(num_frames),
             }
             for rec in records
         ),
