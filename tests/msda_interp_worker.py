@@ -1,6 +1,8 @@
 """Run this checkout's ``ops/`` kernels in Triton's CPU interpreter on saved cases (helper of test_msda_kernel.py).
 
-Usage: ``TRITON_INTERPRET=1 python msda_interp_worker.py CASES.pt RESULTS.pt``. The interpreter only works when
+Usage: ``TRITON_INTERPRET=1 python msda_interp_worker.py CASES.pt RESULTS.pt``, or
+``... msda_interp_worker.py --detector FIXTURE_DIR NUM_FRAMES RESULTS.pt`` to run the ``idol_small_seed0`` detector
+on its first frames with every deformable-attention call going through the kernel. The interpreter only works when
 Triton itself is imported under ``TRITON_INTERPRET=1`` (its standard library, e.g. ``tl.sum``, is ``@jit`` code), so
 it needs a fresh process: a test session may already have imported Triton for real.
 
@@ -48,13 +50,49 @@ def run_case(ops, case: dict) -> dict:
     return result
 
 
-def main(cases_path: str, results_path: str) -> None:
+def run_detector(ops, fixture_dir: Path, num_frames: int) -> dict:
+    """The fixture detector's outputs on its first ``num_frames`` frames, deformable attention by the kernel."""
+    import json
+
+    import numpy as np
+
+    import uvosam.tracker.deform_attn as deform_attn
+    from uvosam.tracker.checkpoint import load_idol_checkpoint
+    from uvosam.tracker.detector import IDOLDetector
+    from uvosam.tracker.yaml_config import parse_tracker_yaml
+
+    calls = []
+
+    def kernel(*args):
+        calls.append(1)
+        return ops.ms_deform_attn_triton(*args)
+
+    deform_attn.ms_deform_attn = kernel  # what MSDeformAttn.forward calls
+    yaml_text = json.loads((fixture_dir / "config.json").read_text())["detectron2_cfg_yaml"]
+    model = IDOLDetector(parse_tracker_yaml(yaml_text).detector).eval()
+    load_idol_checkpoint(model, fixture_dir / "weights.pth")
+    det = model.detect_frames(np.load(fixture_dir / "frames.npy")[:num_frames])
+    return {
+        "pred_logits": det.logits,
+        "pred_boxes": det.boxes_cxcywh_norm,
+        "pred_inst_embed": det.embeddings,
+        "kernel_calls": len(calls),
+    }
+
+
+def main(*argv: str) -> None:
     if os.environ.get("TRITON_INTERPRET") != "1":
         raise SystemExit("run with TRITON_INTERPRET=1")
     ops = load_ops(Path(__file__).resolve().parents[1] / "ops" / "__init__.py")
     if not ops.INTERPRETED:
         raise SystemExit("the kernels were not decorated in interpreter mode")
     import triton  # already imported (under TRITON_INTERPRET=1) by the kernels
+
+    if argv[0] == "--detector":
+        fixture_dir, num_frames, results_path = Path(argv[1]), int(argv[2]), argv[3]
+        torch.save(run_detector(ops, fixture_dir, num_frames), results_path)
+        return
+    cases_path, results_path = argv
 
     results = {"__file__": ops.__file__, "__triton__": triton.__file__}
     for name, case in torch.load(cases_path).items():
