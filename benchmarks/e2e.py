@@ -363,7 +363,7 @@ def run_variants(args: argparse.Namespace, video: Path, reuse: dict) -> None:
         except RuntimeError as err:  # one failing variant (e.g. no compiler) must not lose the others' numbers
             print(f"  {name:<14} FAILED: {err}", flush=True)
             continue
-        print(variant_row(name, r) + ("  (the run above)" if name == main else ""), flush=True)
+        print(variant_row(name, r) + ("  (the run above: stage timers on)" if name == main else ""), flush=True)
 
 
 def main() -> None:
