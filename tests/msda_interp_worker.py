@@ -52,14 +52,10 @@ def run_case(ops, case: dict) -> dict:
 
 def run_detector(ops, fixture_dir: Path, num_frames: int) -> dict:
     """The fixture detector's outputs on its first ``num_frames`` frames, deformable attention by the kernel."""
-    import json
-
     import numpy as np
+    from model_helpers import small_detector
 
     import uvosam.tracker.deform_attn as deform_attn
-    from uvosam.tracker.checkpoint import load_idol_checkpoint
-    from uvosam.tracker.detector import IDOLDetector
-    from uvosam.tracker.yaml_config import parse_tracker_yaml
 
     calls = []
 
@@ -68,10 +64,7 @@ def run_detector(ops, fixture_dir: Path, num_frames: int) -> dict:
         return ops.ms_deform_attn_triton(*args)
 
     deform_attn.ms_deform_attn = kernel  # what MSDeformAttn.forward calls
-    yaml_text = json.loads((fixture_dir / "config.json").read_text())["detectron2_cfg_yaml"]
-    model = IDOLDetector(parse_tracker_yaml(yaml_text).detector).eval()
-    load_idol_checkpoint(model, fixture_dir / "weights.pth")
-    det = model.detect_frames(np.load(fixture_dir / "frames.npy")[:num_frames])
+    det = small_detector(fixture_dir).detect_frames(np.load(fixture_dir / "frames.npy")[:num_frames])
     return {
         "pred_logits": det.logits,
         "pred_boxes": det.boxes_cxcywh_norm,

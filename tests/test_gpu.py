@@ -9,11 +9,11 @@ The kernel's own numerics are in ``test_msda_kernel.py``.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
 import torch
+from model_helpers import OUTPUT_ATOL, mask_iou, msda_module_and_data, small_detector
 
 from uvosam.tracker import msda
 
@@ -22,27 +22,14 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 
-# the fixture README's tolerances (original code vs itself: <= 1.5e-6), as in test_tracker_model.py
-OUTPUT_ATOL = {"pred_logits": 1e-4, "pred_boxes": 1e-5, "pred_inst_embed": 1e-4}
 BACKENDS = {"triton": "msda: triton (uvosam_ops", "pytorch": "msda: pytorch reference"}
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1)
 
 
 @pytest.fixture(scope="module")
 def fixture_model(fixtures_dir):
     """The ``idol_small_seed0`` detector on CUDA, its frames and the original code's outputs."""
-    from uvosam.tracker.checkpoint import load_idol_checkpoint
-    from uvosam.tracker.detector import IDOLDetector
-    from uvosam.tracker.yaml_config import parse_tracker_yaml
-
     root = fixtures_dir / "idol_small_seed0"
-    yaml_text = json.loads((root / "config.json").read_text())["detectron2_cfg_yaml"]
-    model = IDOLDetector(parse_tracker_yaml(yaml_text).detector).eval()
-    load_idol_checkpoint(model, root / "weights.pth")
-    return model.cuda(), np.load(root / "frames.npy"), dict(np.load(root / "outputs.npz"))
+    return small_detector(root).cuda(), np.load(root / "frames.npy"), dict(np.load(root / "outputs.npz"))
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
@@ -62,16 +49,10 @@ def test_fixture_parity_on_cuda_with_either_backend(fixture_model, backend, monk
 
 
 def test_msdeformattn_module_fixture_with_the_kernel(fixtures_dir, monkeypatch):
-    from uvosam.tracker.deform_attn import MSDeformAttn
-
     monkeypatch.setenv("UVOSAM_MSDA", "triton")
-    data = np.load(fixtures_dir / "ms_deform_attn" / "deform_attn.npz")
-    module = MSDeformAttn(d_model=32, n_levels=3, n_heads=4, n_points=2)
-    prefix = "M__module."
-    state = {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
-    module.load_state_dict(state, strict=True)
+    module, data = msda_module_and_data(fixtures_dir)
     module = module.cuda()
-    d = {k[3:]: torch.from_numpy(data[k]).cuda() for k in data.files if k.startswith("M__")}
+    d = {k: v.cuda() for k, v in data.items()}
     for kind in ("2d", "4d"):
         with torch.no_grad():
             out = module(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_helpers import OUTPUT_ATOL
 
 from uvosam.tracker import msda
 from uvosam.tracker.msda import ms_deform_attn, ms_deform_attn_pytorch
@@ -202,8 +203,7 @@ def test_fixture_detector_through_the_interpreted_kernel_matches_the_original(fi
     got = torch.load(results)
     assert got.pop("kernel_calls") == 4
     want = dict(np.load(fixtures_dir / "idol_small_seed0" / "outputs.npz"))
-    tolerances = {"pred_logits": 1e-4, "pred_boxes": 1e-5, "pred_inst_embed": 1e-4}  # the fixture README's
-    for name, tol in tolerances.items():
+    for name, tol in OUTPUT_ATOL.items():
         err = float((got[name] - torch.from_numpy(want[name][:1])).abs().max())
         assert err <= tol, (name, err)
 

@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from model_helpers import mask_iou
 from segment_anything import SamPredictor
 from segment_anything.modeling import ImageEncoderViT
 from segment_anything.modeling.image_encoder import Attention
@@ -246,10 +247,6 @@ def test_sdpa_attention_equals_sam_attention_fp32():
         for block in encoder.blocks:  # the bias matters: without it the output is far off
             block.attn.rel_pos_h.zero_()
         assert (sam_fast.encoder_forward(encoder, x) - reference).abs().max() > 1e-2
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1)
 
 
 def test_fast_path_bf16_masks_match_fp32_and_leave_the_model_alone():

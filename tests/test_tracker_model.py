@@ -3,35 +3,23 @@ module fixture), toy-size behaviour and test-time preprocessing."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
+from model_helpers import OUTPUT_ATOL, msda_module_and_data, small_detector
 from PIL import Image
 
 from uvosam.tracker.config import DetectorConfig
-from uvosam.tracker.deform_attn import MSDeformAttn
 from uvosam.tracker.detector import IDOLDetector
 from uvosam.tracker.preprocess import pad_and_normalize, resize_frame, resized_shape
-from uvosam.tracker.yaml_config import parse_tracker_yaml
-
-# README tolerances of the fixture (original code vs itself: <= 1.5e-6)
-OUTPUT_ATOL = {"pred_logits": 1e-4, "pred_boxes": 1e-5, "pred_inst_embed": 1e-4}
 
 
 @pytest.fixture(scope="module")
 def small(fixtures_dir):
     """Fixture model built from the embedded detectron2 cfg and loaded from weights.pth, plus its
     data."""
-    from uvosam.tracker.checkpoint import load_idol_checkpoint
-
     root = fixtures_dir / "idol_small_seed0"
-    cfg = parse_tracker_yaml(
-        json.loads((root / "config.json").read_text())["detectron2_cfg_yaml"]
-    ).detector
-    model = IDOLDetector(cfg).eval()
-    load_idol_checkpoint(model, root / "weights.pth")
+    model = small_detector(root)
     frames = np.load(root / "frames.npy")
     return {
         "model": model,
@@ -83,14 +71,7 @@ def test_fixture_frame0_intermediates(small):
 
 @pytest.fixture(scope="module")
 def msda_module_fixture(fixtures_dir):
-    data = np.load(fixtures_dir / "ms_deform_attn" / "deform_attn.npz")
-    module = MSDeformAttn(d_model=32, n_levels=3, n_heads=4, n_points=2)
-    prefix = "M__module."
-    module.load_state_dict(
-        {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)},
-        strict=True,
-    )
-    return module, {k[3:]: torch.from_numpy(data[k]) for k in data.files if k.startswith("M__")}
+    return msda_module_and_data(fixtures_dir)
 
 
 @pytest.mark.parametrize("kind", ["2d", "4d", "2d_nomask"])

@@ -1,0 +1,43 @@
+"""Models built from the recorded fixtures, and mask comparison, shared by the CPU, GPU and interpreter tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# The idol_small_seed0 README's tolerances (original code vs itself: <= 1.5e-6).
+OUTPUT_ATOL = {"pred_logits": 1e-4, "pred_boxes": 1e-5, "pred_inst_embed": 1e-4}
+
+
+def small_detector(root: Path):
+    """The ``idol_small_seed0`` detector: built from its embedded detectron2 cfg, loaded from its weights.pth
+    (original key names), in eval mode on CPU."""
+    from uvosam.tracker.checkpoint import load_idol_checkpoint
+    from uvosam.tracker.detector import IDOLDetector
+    from uvosam.tracker.yaml_config import parse_tracker_yaml
+
+    yaml_text = json.loads((root / "config.json").read_text())["detectron2_cfg_yaml"]
+    model = IDOLDetector(parse_tracker_yaml(yaml_text).detector).eval()
+    load_idol_checkpoint(model, root / "weights.pth")
+    return model
+
+
+def msda_module_and_data(fixtures_dir: Path):
+    """The recorded ``MSDeformAttn`` module (d_model 32, 3 levels, 4 heads, 2 points) with its weights, and its
+    recorded inputs/outputs ``{name: tensor}`` (the ``M__`` entries of ms_deform_attn/deform_attn.npz)."""
+    from uvosam.tracker.deform_attn import MSDeformAttn
+
+    data = np.load(fixtures_dir / "ms_deform_attn" / "deform_attn.npz")
+    module = MSDeformAttn(d_model=32, n_levels=3, n_heads=4, n_points=2)
+    prefix = "M__module."
+    state = {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
+    module.load_state_dict(state, strict=True)
+    return module, {k[3:]: torch.from_numpy(data[k]) for k in data.files if k.startswith("M__")}
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,) IoU of the (N, H, W) bool masks a[i] and b[i] (0 where both are empty)."""
+    return (a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1)
