@@ -96,32 +96,6 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
     return UVOSAM(IDOLTracker(detector, ("object",)), BoxPromptSegmenter(sam, config, device=device))
 
 
-def time_encoder_calls(segmenter, sync) -> dict:
-    """Count and time the segmenter's image-encoder calls (with ``--compile`` the first one includes the compile).
-
-    Wraps the instance's ``_encode`` (this benchmark's process only; the class is untouched) and synchronises the
-    device around each call. Returns the dict it fills: ``sam_encoder_calls``, ``first_sam_call_s`` (None until SAM
-    runs) and ``sam_encoder_s`` (all calls).
-    """
-    stats = {"sam_encoder_calls": 0, "first_sam_call_s": None, "sam_encoder_s": 0.0}
-    inner = segmenter._encode
-
-    def timed(images):
-        sync()
-        start = time.perf_counter()
-        result = inner(images)
-        sync()
-        seconds = time.perf_counter() - start
-        if stats["first_sam_call_s"] is None:
-            stats["first_sam_call_s"] = seconds
-        stats["sam_encoder_calls"] += 1
-        stats["sam_encoder_s"] += seconds
-        return result
-
-    segmenter._encode = timed
-    return stats
-
-
 STAGES = {  # name: (what it covers, thread)
     "detect": "IDOL detector forward (models thread)",
     "sam_encode": "SAM image encoder (models thread)",
@@ -134,8 +108,9 @@ STAGES = {  # name: (what it covers, thread)
 
 
 def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
-    """Wrap this process's stage functions to add up their seconds: ``{stage: [seconds, calls]}`` (see ``STAGES``),
-    and a function that unwraps them all again.
+    """Wrap this process's stage functions to time them: ``{stage: [total seconds, calls, first call's seconds]}``
+    (see ``STAGES``; with ``--compile`` the first ``sam_encode`` call includes the compile unless a warm-up ran), and
+    a function that unwraps them all again.
 
     Instance methods are wrapped on the instances; ``_render``, ``VideoWriter.write`` and ``ExportWriter.add`` are
     patched in this benchmark process only. GPU stages synchronise before and after each call, so their time is
@@ -145,7 +120,7 @@ def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
     from uvosam.export import ExportWriter
     from uvosam.video_writer import VideoWriter
 
-    totals = {name: [0.0, 0] for name in STAGES}
+    totals = {name: [0.0, 0, None] for name in STAGES}
     undo = []
 
     def wrap(owner, attr: str, name: str, gpu: bool) -> None:
@@ -162,8 +137,11 @@ def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
             result = fn(*a, **kw)
             if gpu:
                 sync()
-            totals[name][0] += time.perf_counter() - start
-            totals[name][1] += 1
+            seconds = time.perf_counter() - start
+            total = totals[name]
+            total[0] += seconds
+            total[1] += 1
+            total[2] = seconds if total[2] is None else total[2]
             return result
 
         return wrapper
@@ -181,11 +159,18 @@ def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
 
 
 def stage_line(r: dict) -> str | None:
-    """'detect 12.3 ms, ...' per processed frame, or None when the run recorded no stages."""
+    """'detect 12.3, ...' ms per processed frame for each stage, or None when no frame was processed."""
     stages, frames = r.get("stages"), r.get("frames")
     if not stages or not frames:
         return None
-    return ", ".join(f"{name} {1000 * seconds / frames:.1f}" for name, (seconds, _) in stages.items())
+    return ", ".join(f"{name} {1000 * seconds / frames:.1f}" for name, (seconds, _, _) in stages.items())
+
+
+def encoder_stats(stages: dict) -> dict:
+    """The SAM encoder's ``sam_encoder_s`` (all calls), ``sam_encoder_calls`` and ``first_sam_call_s`` (None if SAM
+    never ran), from ``time_stages``' totals."""
+    seconds, calls, first = stages["sam_encode"]
+    return {"sam_encoder_s": seconds, "sam_encoder_calls": calls, "first_sam_call_s": first}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -201,8 +186,7 @@ def child(args: argparse.Namespace) -> None:
     if args.device.startswith("cuda"):  # as the app does at load on a GPU (a +compile run compiles here)
         out["warm_up_s"] = pipe.warm_up(height=args.warm_up_hw[0], width=args.warm_up_hw[1])
         torch.cuda.reset_peak_memory_stats()
-    encoder_stats = time_encoder_calls(pipe.segmenter, sync)
-    stages, unwrap = time_stages(pipe, sync) if args.stages else (None, lambda: None)
+    stages, unwrap = time_stages(pipe, sync)
     with tempfile.TemporaryDirectory() as work:
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
@@ -216,9 +200,9 @@ def child(args: argparse.Namespace) -> None:
         sync()
         out["seconds"] = time.perf_counter() - start
         out["first_chunk_s"] = first_chunk
-        out.update(encoder_stats)  # a copy now: compare_release runs SAM again
-        out["stages"] = {k: list(v) for k, v in stages.items()} if stages else None
-        unwrap()  # the release comparison runs without the stage timers' syncs
+        out["stages"] = stages
+        out.update(encoder_stats(stages))
+        unwrap()  # the release comparison runs without the stage timers
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out["rss_after_load_mb"] = rss0 / 1024
         if args.device.startswith("cuda"):
@@ -272,13 +256,11 @@ def compare_release(pipe, video: Path, work: Path, sync) -> dict:
     }
 
 
-def run_child(args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool,
-              stages: bool = False) -> dict:  # fmt: skip
+def run_child(args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool) -> dict:
     """One pipeline on one video in a fresh process; its JSON line. RuntimeError (with stderr's tail) if it fails."""
     cmd = [sys.executable, __file__, "--child", "--video", str(video), "--device", args.device]
     cmd += ["--real-size", "--sam", args.sam] if args.real_size else []
     cmd += ["--compare-release"] if compare else []
-    cmd += ["--stages"] if stages else []
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
@@ -363,7 +345,7 @@ def run_variants(args: argparse.Namespace, video: Path, reuse: dict) -> None:
         except RuntimeError as err:  # one failing variant (e.g. no compiler) must not lose the others' numbers
             print(f"  {name:<14} FAILED: {err}", flush=True)
             continue
-        print(variant_row(name, r) + ("  (the run above: stage timers on)" if name == main else ""), flush=True)
+        print(variant_row(name, r) + ("  (the run above)" if name == main else ""), flush=True)
 
 
 def main() -> None:
@@ -382,7 +364,6 @@ def main() -> None:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--video", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--compare-release", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--warm-up-hw", type=int, nargs=2, default=[480, 854], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -392,7 +373,7 @@ def main() -> None:
         for n in args.frames:
             video = Path(tmp) / f"v{n}.mp4"
             make_video(video, n, args.height, args.width)
-            runs[n] = run_child(args, video, (n == args.frames[0]), args.precision, args.compile, stages=True)
+            runs[n] = run_child(args, video, (n == args.frames[0]), args.precision, args.compile)
         short, long = (runs[n] for n in args.frames)
         report(args, runs, short, long)
         if args.variants is not None:

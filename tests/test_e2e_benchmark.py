@@ -42,3 +42,13 @@ def test_fps_without_the_first_sam_calls_extra_time(e2e):
     row = e2e.variant_row("bf16+compile", {**run, "first_chunk_s": None})
     assert row.split() == ["bf16+compile", "-", "3.33", "-", "-", "20.50", "10.00", "10", "-"]
     assert e2e.variant_row("fp32", {**run, "first_chunk_s": None, "warm_up_s": 1.25}).split()[1] == "1.25"
+
+
+def test_stage_totals_give_the_encoder_columns_and_the_stage_line(e2e):
+    stages = {name: [0.0, 0, None] for name in e2e.STAGES}
+    stages["sam_encode"] = [25.0, 10, 20.5]
+    stages["detect"] = [0.5, 10, 0.2]
+    assert e2e.encoder_stats(stages) == {"sam_encoder_s": 25.0, "sam_encoder_calls": 10, "first_sam_call_s": 20.5}
+    line = e2e.stage_line({"frames": 100, "stages": stages})
+    assert line.startswith("detect 5.0, sam_encode 250.0, sam_decode 0.0")
+    assert e2e.stage_line({"frames": 0, "stages": stages}) is None
