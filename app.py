@@ -76,7 +76,12 @@ class _Update:
 
 
 def to_gr_error(err: BaseException) -> gr.Error:
-    """Library errors about the input keep their message; anything else is logged with an id."""
+    """Library errors about the input keep their message; anything else is logged with an id.
+
+    A ``gr.Error`` is already meant for the user (ZeroGPU's quota/duration refusals, or an error
+    this function mapped inside the GPU function) and is returned as it is."""
+    if isinstance(err, gr.Error):
+        return err
     if isinstance(err, torch.OutOfMemoryError):
         logger.warning("run stopped, out of GPU memory: %s", (str(err).splitlines() or [""])[0])
         return gr.Error(OUT_OF_MEMORY, print_exception=False)
@@ -123,7 +128,7 @@ class App:
         self.work = rt.WorkRoot(settings.work_root)
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
-        self.source_key = rt.register_source(get_pipeline)
+        self.source_key = rt.register_source(get_pipeline, to_gr_error)
 
     # ------------------------------------------------------------------------------------------ run
     def segment(

@@ -269,14 +269,20 @@ def backend_text() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- GPU
-_SOURCES: dict[str, GetPipeline] = {}
+ToError = Callable[[BaseException], BaseException]
+_SOURCES: dict[str, tuple[GetPipeline, ToError]] = {}
 _PER_FRAME_S = {"vit_b": 0.2, "vit_l": 0.35, "vit_h": 0.5}
 
 
-def register_source(get_pipeline: GetPipeline) -> str:
-    """A key for the pipeline source, so GPU jobs get only picklable arguments (ZeroGPU pickles)."""
+def register_source(get_pipeline: GetPipeline, to_error: ToError = lambda err: err) -> str:
+    """A key for the pipeline source, so GPU jobs get only picklable arguments (ZeroGPU pickles).
+
+    ``to_error`` maps what a job raises to what the user should see; it runs inside the GPU
+    function, because on ZeroGPU that function runs in a worker process that hands on only a
+    ``gr.Error``'s message (any other exception arrives as ``gr.Error(<class name>)``).
+    """
     key = f"source-{len(_SOURCES)}"
-    _SOURCES[key] = get_pipeline
+    _SOURCES[key] = (get_pipeline, to_error)
     return key
 
 
@@ -315,17 +321,21 @@ def gpu_job(
     work_dir: str,
     options: JobOptions,
 ) -> Iterator[JobProgress]:
-    """``run_job`` with the loaded (preset, sam) models and this run's ``PipelineConfig``."""
-    base = _SOURCES[source_key](preset, sam)
-    pipe = UVOSAM(base.tracker, base.segmenter, config)
+    """``run_job`` with the loaded (preset, sam) models and this run's ``PipelineConfig``; what it
+    raises goes through the source's ``to_error`` (``register_source``)."""
+    get_pipeline, to_error = _SOURCES[source_key]
     try:
+        base = get_pipeline(preset, sam)
+        pipe = UVOSAM(base.tracker, base.segmenter, config)
         yield from run_job(pipe, video, work_dir, options)
         return
     except torch.OutOfMemoryError as err:
         err.__traceback__ = None  # its frames hold the tensors that filled the GPU
         oom = err
+    except Exception as err:
+        raise to_error(err) from None
     free_gpu_memory()  # outside the except block: the failed run's tensors are unreachable now
-    raise oom
+    raise to_error(oom) from None
 
 
 def free_gpu_memory() -> None:

@@ -358,3 +358,70 @@ def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monke
     assert isinstance(pipe, Loaded)
     assert calls[0] == {"tracker": "idol-ytvis19-r50", "sam": "vit_b", "device": device}
     assert calls[1:] == (["warm_up"] if warmed else [])
+
+
+def zero_gpu_worker(task):
+    """What ``spaces.GPU`` (0.51.3) does with a generator on a ZeroGPU Space: the task runs in a
+    worker process and an exception comes back as itself only if it is a ``gr.Error``; any other
+    one comes back as ``gr.Error(<its class name>)`` (spaces/zero/wrappers.py)."""
+    import gradio as gr
+
+    def handler(*args, **kwargs):
+        try:
+            yield from task(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:
+            raise gr.Error(type(err).__name__) from None
+
+    return handler
+
+
+def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-ytvis19-r50"):
+    """``App.segment`` without a server (no session, progress ignored); returns its updates."""
+    import app as app_module
+
+    app = app_module.App(get_pipeline, AppSettings(work_root=work, status_interval_s=0.1))
+    steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, None,
+                        progress=lambda *a, **k: None)  # fmt: skip
+    return list(steps)
+
+
+@pytest.mark.parametrize(
+    "clip, tracker, message",
+    [
+        ("text", MovingBoxTracker(), "is not a video"),
+        ("a", MovingBoxTracker(fail_at=2, error=lambda: __import__("torch").OutOfMemoryError(
+            "CUDA out of memory")), "Out of GPU memory.*smaller SAM"),
+    ],
+)  # fmt: skip
+def test_on_zerogpu_errors_inside_the_gpu_function_keep_their_message(
+    monkeypatch, tmp_path, clips, tiny_sam_model, clip, tracker, message
+):
+    import gradio as gr
+
+    import app_runtime
+
+    monkeypatch.setattr(app_runtime, "gpu_job", zero_gpu_worker(app_runtime.gpu_job))
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+    with pytest.raises(gr.Error, match=message):
+        segment_directly(lambda preset, sam: pipe, tmp_path, clips[clip])
+
+
+def test_zerogpu_refusals_reach_the_user_unchanged(monkeypatch, tmp_path, clips, tiny_sam_model):
+    """ZeroGPU refuses a run with a gr.Error of its own (quota, duration, aborted task)."""
+    import gradio as gr
+
+    import app_runtime
+
+    quota = "You have exceeded your free ZeroGPU quota (80s requested vs. 12s left). Try again"
+
+    def refused(*args, **kwargs):
+        raise gr.Error(quota, title="ZeroGPU quota exceeded", print_exception=False)
+        yield
+
+    monkeypatch.setattr(app_runtime, "gpu_job", refused)
+    pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
+    with pytest.raises(gr.Error) as err:
+        segment_directly(lambda preset, sam: pipe, tmp_path, clips["a"])
+    assert (err.value.title, err.value.message) == ("ZeroGPU quota exceeded", quota)
