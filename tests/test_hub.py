@@ -295,3 +295,29 @@ def test_davis_repo_env_var_points_resolve_at_the_hub(tmp_path, monkeypatch):
     monkeypatch.setenv(hub.DAVIS_REPO_ENV, "someone/uvosam-weights:trackers/davis.pth")
     with pytest.raises(FileNotFoundError, match="someone/uvosam-weights: trackers/davis.pth"):
         hub.resolve("uvosam-davis-r50", checkpoints_dir=tmp_path, cache_dir=tmp_path / "hf")
+
+
+def test_network_failure_during_a_hub_download_falls_back_and_names_it(tmp_path, spec, ckpt_bytes,
+                                                                        monkeypatch):  # fmt: skip
+    """huggingface_hub does not retry a connection reset mid-file (httpx ReadError): the Hub is then
+    'not available', the direct URL is tried, and a miss names the reason (not a raw httpx error)."""
+    import huggingface_hub.file_download as download
+
+    http = getattr(download, "httpx2", None) or getattr(download, "httpx", None)
+    if http is None:
+        pytest.skip("this huggingface_hub downloads with requests, whose errors are OSErrors")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+    def reset(**kwargs):
+        raise http.ReadError("[Errno 104] Connection reset by peer")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", reset)
+    ckdir = tmp_path / "checkpoints"
+    with pytest.raises(FileNotFoundError, match=r"not available \(ReadError: \[Errno 104\]"):
+        hub.resolve(NAME, checkpoints_dir=ckdir, cache_dir=tmp_path / "hf")
+    source = tmp_path / "server" / spec.basename
+    source.parent.mkdir()
+    source.write_bytes(ckpt_bytes)
+    monkeypatch.setitem(hub.WEIGHTS, NAME, dataclasses.replace(spec, url=source.as_uri()))
+    assert hub.resolve(NAME, checkpoints_dir=ckdir, cache_dir=tmp_path / "hf") == ckdir / spec.basename

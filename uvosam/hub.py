@@ -24,6 +24,7 @@ file in the HF cache is deleted (snapshot entry and blob) and downloaded again o
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -44,6 +45,21 @@ logger = logging.getLogger(__name__)
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 _CHUNK = 16 << 20
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """Network errors (connection reset, timeout) of the HTTP library huggingface_hub downloads
+    with: httpx2 or httpx (not ``OSError``s, and a reset mid-file is not retried); requests'
+    errors are ``OSError``s already."""
+    return tuple(
+        importlib.import_module(name).TransportError
+        for name in ("httpx2", "httpx")
+        if importlib.util.find_spec(name) is not None
+    )
+
+
+# what a failed Hub download (hf_hub_download) can raise: the Hub is then "not available"
+_DOWNLOAD_ERRORS = (OSError, ValueError, EntryNotFoundError, *_transport_errors())
 
 
 @dataclass(frozen=True)
@@ -264,7 +280,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
     where = f"Hugging Face {kind} {_cache_root(cache_dir)} ({spec.repo_id}: {spec.filename})"
     try:
         path = _hf_download(spec, cache_dir, local_files_only=offline)
-    except (OSError, ValueError, EntryNotFoundError) as err:
+    except _DOWNLOAD_ERRORS as err:
         reason = (
             "HF_HUB_OFFLINE is set"
             if offline
@@ -288,7 +304,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
         logger.warning("%s Deleted the cached copy; downloading it again once.", err)
     try:
         path = _hf_download(spec, cache_dir, local_files_only=False, force=True)
-    except (OSError, ValueError, EntryNotFoundError) as err:
+    except _DOWNLOAD_ERRORS as err:
         raise WeightsError(
             f"The cached {spec.basename} was corrupt and was deleted; downloading it again "
             f"failed ({err}). "
