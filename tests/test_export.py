@@ -10,8 +10,9 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from uvosam.export import ExportOptions, ExportWriter, make_zip
-from uvosam.render import davis_palette
+from uvosam.render import davis_palette, select_tracks
 from uvosam.testing import moving_shapes
+from uvosam.types import FrameResult
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -84,6 +85,32 @@ def test_at_most_20_ids_keeps_highest_scores_everywhere(tmp_path):
         rows = list(csv.DictReader(handle))
     dropped = [r for r in rows if r["davis_label"] == ""]
     assert len(rows) == 25 and {int(r["track_id"]) for r in dropped} == set(scores) - set(top)
+
+
+def test_a_dropped_track_leaves_no_hole_where_masks_overlap(tmp_path):
+    """With ``SegmenterConfig(overlap="none")`` masks may overlap (later rows are painted on top). A track left out
+    of the DAVIS PNGs must be absent there: the kept track under it keeps its pixels, before and after overflow."""
+
+    def frame(t, scores):
+        n, masks = len(scores), np.zeros((len(scores), 6, 6), bool)
+        masks[0, :4] = True  # track 1, kept
+        masks[2, :2] = True  # track 3 lies on top of track 1 and is dropped (lowest mean score)
+        masks[1, 5], masks[n - 1, 4] = True, True
+        return FrameResult(
+            frame_index=t, image=np.zeros((6, 6, 3), np.uint8), track_ids=np.arange(1, n + 1),
+            boxes_xyxy=np.zeros((n, 4), np.float32), scores=np.array(scores, np.float32),
+            labels=np.zeros(n, np.int64), masks=masks, mask_scores=np.ones(n, np.float32),
+        )  # fmt: skip
+
+    results = [frame(0, [0.9, 0.8, 0.1]), frame(1, [0.9, 0.8, 0.1, 0.7])]  # track 4 overflows max_objects=3
+    options = ExportOptions(cutouts=False, ytvis=False, results_json=False, tracks_csv=False, max_objects=3)
+    _, export = _export(tmp_path, results, options=options)
+    assert export.davis_labels == {1: 1, 2: 2, 4: 3}
+    for res in results:
+        kept = select_tracks(res, set(export.davis_labels))
+        _, _, labels = _read_png(export.davis_dir / f"{res.frame_index:05d}.png")
+        assert (labels == _expected_label_map(kept, export.davis_labels)).all()
+        assert (labels[:4] == 1).all()
 
 
 def test_cutouts_and_mattes(tmp_path, gapped):

@@ -12,6 +12,8 @@ per sequence, so ids must be stable and contiguous):
 * If more than ``max_objects`` tracks appeared, ``close()`` keeps the ``max_objects`` tracks with the highest mean
   per-frame score (ties: earlier first appearance), numbers them 1..N in order of first appearance and rewrites the
   PNGs one frame at a time from a per-frame slot map kept on disk (written only once a 21st track has appeared).
+  Frames whose masks overlap (``SegmenterConfig(overlap="none")``; later rows are painted on top) also keep their
+  masks on disk, so a dropped track leaves no hole in a kept track under it.
   Dropped tracks are absent from the PNGs only; cut-outs, JSON and CSV keep every track.
 """
 
@@ -306,6 +308,19 @@ class ExportWriter:
         if slots is not None:
             self._work.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(self._work / f"slots_{result.frame_index:07d}.npz", slots=slots)
+        painted = labels if slots is None else slots  # every track of the frame is painted in one of them
+        if len(result) > 1 and np.count_nonzero(result.masks) > np.count_nonzero(painted):
+            self._save_layers(result)
+
+    def _save_layers(self, result: FrameResult) -> None:
+        """Slots in row order and the (N, H, W) masks of a frame whose masks overlap (for ``_relabel_davis``)."""
+        slots = np.array([self._records[i].slot for i in result.track_ids.tolist()], np.int64)
+        self._work.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            self._work / f"layers_{result.frame_index:07d}.npz",
+            slots=slots,
+            masks=np.packbits(result.masks, axis=None),
+        )
 
     def _write_track_images(self, result: FrameResult) -> None:
         level = self.options.png_compress_level
@@ -402,6 +417,11 @@ class ExportWriter:
         folder = self._dir("davis")
         for t in range(self._num_frames):
             png = folder / f"{self.frame_name(t)}.png"
+            layers = self._work / f"layers_{t:07d}.npz"
+            if layers.exists():
+                labels = self._paint_layers(layers, lut)
+                fmt.write_palette_png(png, labels, compress_level=self.options.png_compress_level)
+                continue
             if self._overflow_from is not None and t >= self._overflow_from:
                 with np.load(self._work / f"slots_{t:07d}.npz") as data:
                     slots = data["slots"]
@@ -409,6 +429,18 @@ class ExportWriter:
                 with Image.open(png) as image:
                     slots = np.asarray(image)  # before the overflow, labels == slots
             fmt.write_palette_png(png, lut[slots], compress_level=self.options.png_compress_level)
+
+    def _paint_layers(self, path: Path, lut: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 final labels of an overlapping frame: kept tracks in row order, dropped ones left out."""
+        with np.load(path) as data:
+            slots = data["slots"]
+            shape = (len(slots), self.height, self.width)
+            masks = np.unpackbits(data["masks"], count=int(np.prod(shape))).reshape(shape).astype(bool)
+        labels = np.zeros((self.height, self.width), np.uint8)
+        for slot, mask in zip(slots.tolist(), masks):
+            if lut[slot]:
+                labels[mask] = lut[slot]
+        return labels
 
     def __enter__(self) -> "ExportWriter":
         return self
