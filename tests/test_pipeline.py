@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from doubles import ReplayTracker
-from uvosam.config import PipelineConfig, SegmenterConfig
+from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
 from uvosam.pipeline import UVOSAM, select_tracks
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
@@ -115,6 +115,32 @@ def test_select_tracks_keeps_best_scores_then_sorts_by_id():
     kept = select_tracks(tracks, PipelineConfig(min_score=0.3))
     assert kept.track_ids.tolist() == [1, 5, 9]
     np.testing.assert_array_equal(kept.boxes_xyxy[0], tracks.boxes_xyxy[3])
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (
+            lambda: PipelineConfig(max_objects=2.5),
+            r"PipelineConfig.max_objects must be a positive integer or None; got 2.5",
+        ),
+        (lambda: PipelineConfig(max_objects=3.0), r"got 3.0 \(use 3\)"),
+        (lambda: PipelineConfig(max_objects=True), r"max_objects must be a positive integer"),
+        (lambda: PipelineConfig(max_objects=0), r"max_objects must be a positive integer"),
+        (
+            lambda: SegmenterConfig(encoder_batch=2.5),
+            r"encoder_batch must be a positive integer; got 2.5",
+        ),
+        (lambda: VideoLimits(max_frames=10.5), r"VideoLimits.max_frames must be a positive integer"),
+        (lambda: VideoLimits(max_duration_s=0), r"max_duration_s must be a positive number"),
+    ],
+)
+def test_counts_in_configs_must_be_positive_integers(build, message):
+    # a float count used to pass and fail much later as a bare TypeError (a float slice or range step)
+    with pytest.raises(ValueError, match=message):
+        build()
+    assert PipelineConfig(max_objects=np.int64(3)).max_objects == 3  # numpy integers are fine
+    assert VideoLimits(max_duration_s=1.5).max_duration_s == 1.5
 
 
 def test_bad_frames_get_clear_errors(tiny_sam_model, video):

@@ -5,6 +5,7 @@ The tracker's own configs (architecture, association thresholds) live in ``uvosa
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
@@ -16,6 +17,17 @@ def _check_positive(owner: str, name: str, value: float | None, *, allow_none: b
         return
     if value is None or value <= 0:
         raise ValueError(f"{owner}.{name} must be a positive number{' or None' if allow_none else ''}; got {value!r}")
+
+
+def _check_count(owner: str, name: str, value: int | None, *, allow_none: bool = True) -> None:
+    """A count: a positive integer (``None`` allowed where it means "no limit")."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+        raise ValueError(
+            f"{owner}.{name} must be a positive integer{' or None' if allow_none else ''}; got {value!r}"
+            + (f" (use {int(value)})" if isinstance(value, float) and value.is_integer() and value > 0 else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -35,8 +47,9 @@ class VideoLimits:
     max_pixels: int | None = 4096 * 2304
 
     def __post_init__(self) -> None:
-        for name in ("max_frames", "max_side", "max_duration_s", "max_pixels"):
-            _check_positive("VideoLimits", name, getattr(self, name))
+        for name in ("max_frames", "max_side", "max_pixels"):
+            _check_count("VideoLimits", name, getattr(self, name))
+        _check_positive("VideoLimits", "max_duration_s", self.max_duration_s)
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,7 @@ class SegmenterConfig:
             raise ValueError(f"SegmenterConfig.model_type must be one of {SAM_MODEL_TYPES}; got {self.model_type!r}")
         if self.overlap not in OVERLAP_POLICIES:
             raise ValueError(f"SegmenterConfig.overlap must be one of {OVERLAP_POLICIES}; got {self.overlap!r}")
-        _check_positive("SegmenterConfig", "encoder_batch", self.encoder_batch, allow_none=False)
+        _check_count("SegmenterConfig", "encoder_batch", self.encoder_batch, allow_none=False)
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,6 @@ class PipelineConfig:
     min_score: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_positive("PipelineConfig", "max_objects", self.max_objects)
+        _check_count("PipelineConfig", "max_objects", self.max_objects)
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"PipelineConfig.min_score must be in [0, 1]; got {self.min_score!r}")
