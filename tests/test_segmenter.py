@@ -62,6 +62,19 @@ def test_one_encoder_and_one_decoder_call_per_frame(tiny_sam_model, video, monke
     assert out.mask_scores.shape == (n,) and out.mask_scores.dtype == np.float32
 
 
+def test_many_boxes_are_decoded_in_chunks_with_the_same_masks(tiny_sam_model, video, monkeypatch):
+    image, boxes = video.frames[2], random_boxes(7, 48, 64, seed=3)
+    whole = BoxPromptSegmenter(tiny_sam_model, NO_OVERLAP).segment(image, boxes)
+    enc = Counter(monkeypatch, tiny_sam_model.image_encoder)
+    dec = Counter(monkeypatch, tiny_sam_model.mask_decoder)
+    config = dataclasses.replace(NO_OVERLAP, decoder_batch=3)
+    chunked = BoxPromptSegmenter(tiny_sam_model, config).segment(image, boxes)
+    assert enc.calls == 1 and dec.calls == 3  # one embedding, boxes 3 + 3 + 1
+    assert 0 < whole.masks.sum() < whole.masks.size
+    np.testing.assert_array_equal(chunked.masks, whole.masks)
+    np.testing.assert_allclose(chunked.mask_scores, whole.mask_scores, rtol=0, atol=1e-6)
+
+
 def test_no_boxes_no_sam_call(tiny_sam_model, video, monkeypatch):
     counters = [
         Counter(monkeypatch, m) for m in (tiny_sam_model.image_encoder, tiny_sam_model.mask_decoder)

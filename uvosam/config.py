@@ -64,6 +64,10 @@ class SegmenterConfig:
         fast: run the image encoder in bf16 with ``scaled_dot_product_attention`` (GPU only; ``None`` = on
             when the device is CUDA).
         encoder_batch: frames per image-encoder call.
+        decoder_batch: boxes per mask-decoder call. All boxes of a frame share its one image embedding; the decoder
+            and the upsampling of its masks to the frame's size need about 10 MB (fp32) per box, so a frame with
+            hundreds of objects (``PipelineConfig.max_objects=None``) is decoded in chunks of this many. Each box is
+            decoded independently: the chunk size does not change the masks.
         compile: run the function that computes the image encoder (the fast path's bf16 + SDPA forward, else SAM's
             own) through ``torch.compile`` (inductor, ``dynamic=False``). Off by default: the first encoder call
             then compiles, which costs seconds to minutes (ViT-H) before the first mask, e.g. on the first request
@@ -78,6 +82,7 @@ class SegmenterConfig:
     overlap: str = "score"
     fast: bool | None = None
     encoder_batch: int = 1
+    decoder_batch: int = 64
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -88,6 +93,7 @@ class SegmenterConfig:
         if self.overlap not in OVERLAP_POLICIES:
             raise ValueError(f"SegmenterConfig.overlap must be one of {OVERLAP_POLICIES}; got {self.overlap!r}")
         _check_count("SegmenterConfig", "encoder_batch", self.encoder_batch, allow_none=False)
+        _check_count("SegmenterConfig", "decoder_batch", self.decoder_batch, allow_none=False)
 
 
 @dataclass(frozen=True)

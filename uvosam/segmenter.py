@@ -335,7 +335,8 @@ class BoxPromptSegmenter:
         scores: np.ndarray | None = None,
         track_ids: np.ndarray | None = None,
     ) -> SegmentOutput:
-        """One mask per box: one image-encoder call (none without a usable box), one decoder call.
+        """One mask per box: one image-encoder call (none without a usable box), one decoder call
+        (per ``config.decoder_batch`` boxes).
 
         Args:
             image: (H, W, 3) uint8 RGB.
@@ -435,10 +436,25 @@ class BoxPromptSegmenter:
         input_size: tuple[int, int],
         original_size: tuple[int, int],
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Decode a frame's usable boxes in one batch -> ((M, H, W) bool masks, (M,) f32 IoU)."""
+        """Decode a frame's usable boxes, ``config.decoder_batch`` at a time -> ((M, H, W) bool masks, (M,) f32 IoU)."""
         boxes, usable = prompt
         boxes_t = torch.as_tensor(boxes[usable], dtype=torch.float32, device=self.device)
         boxes_t = self.transform.apply_boxes_torch(boxes_t, original_size)
+        step = self.config.decoder_batch
+        parts = [
+            self._decode_boxes(embedding, boxes_t[i : i + step], input_size, original_size)
+            for i in range(0, len(boxes_t), step)
+        ]
+        return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
+
+    def _decode_boxes(
+        self,
+        embedding: torch.Tensor,
+        boxes_t: torch.Tensor,
+        input_size: tuple[int, int],
+        original_size: tuple[int, int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One mask-decoder call: (K, 4) boxes in SAM's input frame -> ((K, H, W) bool masks, (K,) f32 IoU)."""
         prompt_encoder = self.model.prompt_encoder
         sparse, dense = prompt_encoder(points=None, boxes=boxes_t, masks=None)
         low_res, iou = self.model.mask_decoder(
