@@ -60,6 +60,9 @@ def test_cache_without_images_needs_frames(tmp_path, results):
     frames = (r.image for r in results)
     for original, replayed in zip(results, cache.iter_results(frames=frames), strict=True):
         _assert_same(original, replayed)
+    too_few = [r.image for r in results[:-1]]
+    with pytest.raises(ValueError, match=f"ran out after {len(too_few)} frames.*holds {len(results)}"):
+        list(cache.iter_results(frames=too_few))
 
 
 def test_cache_rejects_other_frame_size(tmp_path, results):

@@ -171,8 +171,16 @@ class MaskCache:
                 the stored images (required when the cache was made with image_format "none").
         """
         frame_iter = iter(frames) if frames is not None else None
-        for frame_index in self.frame_indices():
-            image = next(frame_iter) if frame_iter is not None else None
+        indices = self.frame_indices()
+        for k, frame_index in enumerate(indices):
+            image = None
+            if frame_iter is not None:
+                image = next(frame_iter, None)
+                if image is None:
+                    raise ValueError(
+                        f"iter_results(frames=...) ran out after {k} frames, but the cache at {self.root} holds "
+                        f"{len(indices)}: pass one frame per cached frame (the same video, stride and max_frames)."
+                    )
             result = self.load(frame_index, image=image)
             yield result if keep_ids is None else select_tracks(result, keep_ids)
 
