@@ -290,12 +290,20 @@ def _img(preview: np.ndarray | None) -> Any:
 
 # ----------------------------------------------------------------------------------------------- UI
 def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any, str | None]:
-    """Load the default models once at start; missing/bad weights give a banner, not a crash."""
+    """Load the default models once at start; missing/bad weights give a banner, not a crash.
+
+    So does any other failure (a network error of the Hub client, a broken CUDA driver): a Space that raises here
+    restarts in a loop and shows its users nothing; with the banner it serves and says what failed (the log has
+    the traceback), and Run tries loading again."""
     try:
         return get_pipeline(settings.default_preset, settings.default_sam), None
     except LOAD_ERRORS as err:
         logger.error("default models not loaded: %s", err)
         return None, str(err)
+    except Exception as err:
+        logger.exception("default models not loaded (unexpected error)")
+        first = (str(err).splitlines() or [""])[0]
+        return None, f"{type(err).__name__}: {first} (unexpected; the server log has the traceback)"
 
 
 def banner_markdown(error: str) -> str:

@@ -245,6 +245,26 @@ def test_zerogpu_path_wraps_the_gpu_job_with_a_duration_that_scales_with_frames(
     assert module.gpu_seconds("k", "p", "vit_b", None, str(clips["text"]), "w", JobOptions()) == 60
 
 
+def test_an_unexpected_load_failure_at_start_gives_a_banner_not_a_crash(tmp_path):
+    """E.g. the Hub client's own network error (not an OSError): the app still builds and says what failed."""
+    import app as app_module
+
+    calls = []
+
+    def broken(preset, sam):
+        calls.append((preset, sam))
+        raise RuntimeError("xet download failed: connection reset by peer\n(details)")
+
+    demo = app_module.build_demo(broken, settings=AppSettings(work_root=tmp_path / "work"))
+    banner = next(
+        c["props"] for c in demo.config["components"] if c["props"].get("elem_id") == "banner"
+    )
+    assert calls and banner["visible"]
+    assert "Models not loaded" in banner["value"]
+    assert "RuntimeError: xet download failed: connection reset by peer (unexpected" in banner["value"]
+    demo.close()
+
+
 def test_python_app_py_without_weights_serves_a_banner(tmp_path):
     """Offline, no checkpoints, empty HF cache: the page is served, its banner names the files."""
     port = free_port()
