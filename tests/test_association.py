@@ -10,6 +10,7 @@ import torch
 
 from uvosam.tracker.association import BACKDROP, TrackMemory, match
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
+from uvosam.tracker.yaml_config import parse_tracker_yaml
 
 CONFIGS = {
     "idol_inference": AssociationConfig.idol_inference(),
@@ -186,3 +187,17 @@ def test_yaml_mapping_follows_idol_forward():
     assert InferenceConfig.from_yaml_dict({}) == InferenceConfig()
     with pytest.raises(ValueError, match="match_metric"):
         AssociationConfig(match_metric="hungarian")
+
+
+def test_yaml_mapping_reads_vnext_nms_pre_and_add_new_score():
+    # VNext's IDOL.forward passes MODEL.IDOL.NMS_PRE / ADD_NEW_SCORE to the tracker (its ovis_r50.yaml sets both to
+    # 0.3); the release hard-codes 0.5 / 0.2, which are also VNext's defaults, so absent keys keep those.
+    vnext_ovis = parse_tracker_yaml(
+        "MODEL:\n  META_ARCHITECTURE: IDOL\n  IDOL:\n    NUM_CLASSES: 25\n    NMS_PRE: 0.3\n"
+        "    ADD_NEW_SCORE: 0.3\nINPUT:\n  FORMAT: RGB\n"
+    )
+    assoc = AssociationConfig.from_yaml_dict(vnext_ovis.idol)
+    assert (assoc.nms_thr_pre, assoc.addnew_score_thr) == (0.3, 0.3)
+    release_yaml = parse_tracker_yaml("MODEL:\n  META_ARCHITECTURE: IDOL\nINPUT:\n  FORMAT: RGB\n")
+    release = AssociationConfig.from_yaml_dict(release_yaml.idol)
+    assert (release.nms_thr_pre, release.addnew_score_thr) == (0.5, 0.2)

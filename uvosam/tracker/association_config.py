@@ -123,12 +123,15 @@ class AssociationConfig:
     def from_yaml_dict(cls, idol: dict[str, Any]) -> AssociationConfig:
         """Map ``MODEL.IDOL.*`` keys the way ``IDOL.forward`` does: long_match = temporal_weight =
         INFERENCE_TW,
-        frame_weight = INFERENCE_TW or INFERENCE_FW, memory_len = MEMORY_LEN. Missing keys keep
-        the defaults."""
+        frame_weight = INFERENCE_TW or INFERENCE_FW, memory_len = MEMORY_LEN, and (VNext configs)
+        nms_thr_pre = NMS_PRE, addnew_score_thr = ADD_NEW_SCORE (the release hard-codes 0.5 / 0.2,
+        VNext's defaults). Missing keys keep the defaults."""
         default = cls()
         tw = bool(idol.get("INFERENCE_TW", default.temporal_weight))
         fw = bool(idol.get("INFERENCE_FW", default.frame_weight))
         return cls(
+            nms_thr_pre=float(idol.get("NMS_PRE", default.nms_thr_pre)),
+            addnew_score_thr=float(idol.get("ADD_NEW_SCORE", default.addnew_score_thr)),
             long_match=tw,
             frame_weight=tw or fw,
             temporal_weight=tw,
