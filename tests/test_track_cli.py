@@ -53,3 +53,12 @@ def test_track_with_nothing_ever_born_writes_an_empty_list(fixture_run, tmp_path
     assert uvosam_cli.main(["track", str(frames_dir), "--weights", str(weights),
                             "--config-yaml", str(yaml_path), "--out", str(out)]) == 0  # fmt: skip
     assert json.loads(out.read_text()) == []
+
+
+def test_load_tracker_rejects_batch_size_zero_instead_of_using_the_default(fixture_run):
+    from uvosam.tracker.loading import load_tracker
+
+    src, _, yaml_path, _ = fixture_run
+    assert load_tracker(src / "weights.pth", yaml_path, batch_size=2).batch_size == 2
+    with pytest.raises(ValueError, match="batch_size must be a positive int; got 0"):
+        load_tracker(src / "weights.pth", yaml_path, batch_size=0)

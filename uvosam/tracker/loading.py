@@ -54,5 +54,5 @@ def load_tracker(
         class_names_for(str(weights), num_classes),
         association=AssociationConfig.from_yaml_dict(idol),
         inference=InferenceConfig.from_yaml_dict(idol),
-        batch_size=batch_size or detector_cfg.batch_infer_len,
+        batch_size=detector_cfg.batch_infer_len if batch_size is None else batch_size,
     )
