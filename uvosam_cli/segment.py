@@ -10,6 +10,14 @@ from tqdm import tqdm
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
+from uvosam.video import probe
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
     p.add_argument("--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame")
-    p.add_argument("--output-max-side", type=int, help="longest side of the overlay video")
+    p.add_argument("--output-max-side", type=_positive_int, help="longest side of the overlay video")
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the overlay")
     p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
     p.set_defaults(func=run)
@@ -56,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
         show_boxes=not args.no_boxes,
         show_labels=not args.no_labels,
     )
+    # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
+    config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
+    probe(args.input, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; expected an output folder (created if missing)")
     pipe = load_pipeline(args)
-    pipe = UVOSAM(pipe.tracker, pipe.segmenter, PipelineConfig(max_objects=args.max_objects, min_score=args.min_score))
+    pipe = UVOSAM(pipe.tracker, pipe.segmenter, config)
     result = None
     with tqdm(desc=args.input.name, unit="frame", dynamic_ncols=True) as bar:
         for update in run_job(pipe, args.input, args.out, options):

@@ -49,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from uvosam.tracker.session import track_video
     from uvosam.tracker.trajectories import results_json
 
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(
+            f"--out {out} is a folder; expected the path of the JSON file to write, "
+            f"e.g. {out / 'results.json'}"
+        )
     info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
     device = resolve_device(args.device)
     tracker = load_tracker(args.weights, args.config_yaml, device, batch_size=args.batch_size)
@@ -56,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
     trajectories = track_video(tracker, frames, height=info.height, width=info.width)
     video_id = args.video_id if args.video_id is not None else Path(args.input).stem
     records = results_json(trajectories, video_id)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(records), encoding="utf-8")
     tracks = len({t.track_id for t in trajectories})

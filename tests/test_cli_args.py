@@ -1,0 +1,62 @@
+"""Command-line argument checks: bad numbers and paths are reported (exit code 2, a one-line message) before any
+model is loaded, and never as a traceback."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import uvosam_cli
+import uvosam_cli.segment as segment_cli
+import uvosam.tracker.loading as loading
+
+
+@pytest.fixture()
+def frames_dir(tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(folder / f"{i:05d}.png")
+    return folder
+
+
+@pytest.fixture()
+def no_models(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded for arguments that are known to be bad")
+
+    monkeypatch.setattr(segment_cli, "load_pipeline", refuse)
+    monkeypatch.setattr(loading, "load_tracker", refuse)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-objects", "0"], "max_objects"),
+        (["--min-score", "2"], "min_score"),
+        (["--stride", "0"], "stride"),
+        (["--max-frames", "0"], "max_frames"),
+    ],
+)
+def test_segment_bad_numbers_fail_before_loading(frames_dir, tmp_path, no_models, capsys, extra, message):
+    assert uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_segment_output_max_side_must_be_positive(frames_dir, tmp_path, no_models, capsys):
+    with pytest.raises(SystemExit) as exc:  # 0 used to give a 2x2-pixel overlay video
+        uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), "--output-max-side", "0"])
+    assert exc.value.code == 2 and "--output-max-side" in capsys.readouterr().err
+
+
+def test_segment_bad_paths_fail_before_loading(frames_dir, tmp_path, no_models, capsys):
+    assert uvosam_cli.main(["segment", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert "missing.mp4" in capsys.readouterr().err
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    assert uvosam_cli.main(["segment", str(frames_dir), "--out", str(a_file)]) == 2
+    assert "taken" in capsys.readouterr().err
+
+
+def test_track_out_that_is_a_folder_fails_before_loading(frames_dir, tmp_path, no_models, capsys):
+    code = uvosam_cli.main(["track", str(frames_dir), "--weights", "x.pth", "--out", str(tmp_path)])
+    assert code == 2 and str(tmp_path) in capsys.readouterr().err
