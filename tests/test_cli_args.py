@@ -60,3 +60,17 @@ def test_segment_bad_paths_fail_before_loading(frames_dir, tmp_path, no_models, 
 def test_track_out_that_is_a_folder_fails_before_loading(frames_dir, tmp_path, no_models, capsys):
     code = uvosam_cli.main(["track", str(frames_dir), "--weights", "x.pth", "--out", str(tmp_path)])
     assert code == 2 and str(tmp_path) in capsys.readouterr().err
+
+
+def test_benchmark_runs_check_the_dataset_root_before_loading(tmp_path, monkeypatch, capsys):
+    import uvosam_cli.benchmark_runs as runs_cli
+
+    def refuse(args):
+        raise AssertionError("the models were loaded for a dataset root that does not exist")
+
+    monkeypatch.setattr(runs_cli, "load_pipeline", refuse)
+    missing = str(tmp_path / "nowhere")
+    assert uvosam_cli.main(["davis-run", "--davis-root", missing, "--out", str(tmp_path / "r")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert uvosam_cli.main(["ytvis-run", "--ytvis-root", missing, "--out", str(tmp_path / "r.json")]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from uvosam.eval.davis import evaluate
 from uvosam.eval.layout import SUBSETS
-from uvosam.eval.runner import PAPER_DAVIS17_UNSUPERVISED_VAL, run_davis, run_ytvis
+from uvosam.eval.runner import (
+    PAPER_DAVIS17_UNSUPERVISED_VAL, davis_sequences, run_davis, run_ytvis, ytvis_videos,
+)
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam_cli.davis import format_tables
 
@@ -44,6 +46,8 @@ def load_pipeline(args: argparse.Namespace) -> UVOSAM:
 
 
 def run_davis_command(args: argparse.Namespace) -> int:
+    if not args.sequences:
+        davis_sequences(args.davis_root, args.subset)  # a wrong root is reported before the models load
     pipe = load_pipeline(args)
     start = time.perf_counter()
     for done in run_davis(pipe, args.davis_root, args.out, subset=args.subset, sequences=args.sequences):
@@ -63,6 +67,7 @@ def run_davis_command(args: argparse.Namespace) -> int:
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
+    ytvis_videos(args.ytvis_root, args.split)  # a wrong root or split is reported before the models load
     pipe = load_pipeline(args)
     zip_path = run_ytvis(
         pipe, args.ytvis_root, args.out, split=args.split,
