@@ -227,6 +227,29 @@ def test_variable_frame_rate_gives_each_frame_once(tmp_path):
     assert len(list(iter_frames(path, stride=4))) == 8
 
 
+def test_trimmed_mp4_counts_only_the_frames_its_edit_list_shows(tmp_path):
+    src = tmp_path / "src.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-frames:v", "50", "-c:v", "libx264",
+           "-g", "50", src)  # fmt: skip
+    trimmed = tmp_path / "trim.mp4"  # a stream-copy cut keeps the GOP's packets, flagged "discard"
+    ffmpeg("-ss", "0.5", "-i", src, "-c", "copy", trimmed)
+    info = probe(trimmed)
+    frames = list(iter_frames(trimmed))
+    assert info.num_frames == len(frames) and 35 <= len(frames) <= 40
+
+
+def test_second_video_stream_is_not_mixed_up_with_the_first(tmp_path):
+    path = tmp_path / "two.mkv"  # the larger, "default" stream second: ffmpeg's own pick
+    ffmpeg("-f", "lavfi", "-i", "color=red:size=32x24:rate=10", "-f", "lavfi", "-i",
+           "testsrc=size=64x48:rate=10", "-map", "0", "-map", "1", "-frames:v:0", "2",
+           "-frames:v:1", "5", "-c:v", "libx264", "-disposition:v:0", "0",
+           "-disposition:v:1", "default", path)  # fmt: skip
+    info = probe(path)
+    frames = list(iter_frames(path))
+    assert len(frames) == info.num_frames
+    assert {f.shape for f in frames} == {(info.height, info.width, 3)}
+
+
 @pytest.mark.parametrize("degrees", [90, -90, 180])
 def test_rotated_video_comes_out_in_display_orientation(tmp_path, degrees):
     img = flat((0, 0, 0))
