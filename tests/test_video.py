@@ -213,6 +213,21 @@ def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):
     assert not ffmpeg_children()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_chunk_ffmpeg_fails_to_finish_is_removed(tmp_path):
+    chunks = tmp_path / "a_chunks"
+    chunks.mkdir()
+    (chunks / "a_00000.ts").symlink_to("/dev/full")  # every write fails, as on a full disk
+    with pytest.raises(OSError, match="No space left on device"):
+        with VideoWriter(
+            tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5
+        ) as writer:
+            for _ in range(5):
+                writer.write(flat(50))
+    assert not ffmpeg_children() and not (tmp_path / "a.mp4").exists()
+    assert not list(chunks.iterdir()), "the chunk ffmpeg could not finish is not left behind"
+
+
 # ------------------------------------------------------- rotation, frame rates, pixel formats
 
 
