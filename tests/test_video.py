@@ -213,6 +213,21 @@ def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):
     assert not ffmpeg_children()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_chunk_ffmpeg_fails_to_finish_is_removed(tmp_path):
+    chunks = tmp_path / "a_chunks"
+    chunks.mkdir()
+    (chunks / "a_00000.ts").symlink_to("/dev/full")  # every write fails, as on a full disk
+    with pytest.raises(OSError, match="No space left on device"):
+        with VideoWriter(
+            tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5
+        ) as writer:
+            for _ in range(5):
+                writer.write(flat(50))
+    assert not ffmpeg_children() and not (tmp_path / "a.mp4").exists()
+    assert not list(chunks.iterdir()), "the chunk ffmpeg could not finish is not left behind"
+
+
 # ------------------------------------------------------- rotation, frame rates, pixel formats
 
 
@@ -225,6 +240,29 @@ def test_variable_frame_rate_gives_each_frame_once(tmp_path):
     assert info.num_frames == len(frames) == 30
     assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:])), "no duplicated frames"
     assert len(list(iter_frames(path, stride=4))) == 8
+
+
+def test_trimmed_mp4_counts_only_the_frames_its_edit_list_shows(tmp_path):
+    src = tmp_path / "src.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-frames:v", "50", "-c:v", "libx264",
+           "-g", "50", src)  # fmt: skip
+    trimmed = tmp_path / "trim.mp4"  # a stream-copy cut keeps the GOP's packets, flagged "discard"
+    ffmpeg("-ss", "0.5", "-i", src, "-c", "copy", trimmed)
+    info = probe(trimmed)
+    frames = list(iter_frames(trimmed))
+    assert info.num_frames == len(frames) and 35 <= len(frames) <= 40
+
+
+def test_second_video_stream_is_not_mixed_up_with_the_first(tmp_path):
+    path = tmp_path / "two.mkv"  # the larger, "default" stream second: ffmpeg's own pick
+    ffmpeg("-f", "lavfi", "-i", "color=red:size=32x24:rate=10", "-f", "lavfi", "-i",
+           "testsrc=size=64x48:rate=10", "-map", "0", "-map", "1", "-frames:v:0", "2",
+           "-frames:v:1", "5", "-c:v", "libx264", "-disposition:v:0", "0",
+           "-disposition:v:1", "default", path)  # fmt: skip
+    info = probe(path)
+    frames = list(iter_frames(path))
+    assert len(frames) == info.num_frames
+    assert {f.shape for f in frames} == {(info.height, info.width, 3)}
 
 
 @pytest.mark.parametrize("degrees", [90, -90, 180])

@@ -4,8 +4,10 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
 
 * ``probe`` runs ``ffmpeg -i`` once to read the container header (size, frame rate, duration,
   rotation), checks ``VideoLimits`` against those numbers, and only then counts the frames
-  exactly by demuxing the video stream without decoding it (``-c copy -f null``: reads packets
-  only, fast). That pass also detects truncated files ("partial file").
+  exactly by demuxing the video stream without decoding it (``-c copy -f framecrc``: reads packets
+  only, fast; packets an edit list discards, as in a trimmed mp4, are not frames). That pass also
+  detects truncated files ("partial file"). The video stream read is the first one that is not
+  cover art (``-map 0:V:0``), in ``probe`` and ``iter_frames`` alike.
 * ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process
   (``imageio_ffmpeg.read_frames``), one frame in memory at a time, each decoded frame exactly
   once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
@@ -27,9 +29,11 @@ import math
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 import imageio_ffmpeg
 import numpy as np
@@ -58,6 +62,8 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 DEFAULT_FPS = 24.0
 _HEADER_TIMEOUT_S = 60.0
 _COUNT_TIMEOUT_S = 600.0
+# the video stream that is counted and decoded: the first one that is not cover art (the one ``probe`` describes)
+_STREAM = "0:V:0"
 _ACCEPTED = (
     f"Accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}; other formats ffmpeg reads also "
     f"work) or a folder of {'/'.join(FRAME_EXTENSIONS)} frames."
@@ -251,11 +257,17 @@ class _Header:
     rotation: int
 
 
-def _run_ffmpeg(args: list[str], timeout: float, path: Path) -> tuple[int, str]:
-    """Run the bundled ffmpeg; return (exit code, stderr text)."""
+def _run_ffmpeg(
+    args: list[str], timeout: float, path: Path, stdout: IO[bytes] | None = None
+) -> tuple[int, str]:
+    """Run the bundled ffmpeg; return (exit code, stderr text). ``stdout``: where its output goes
+    (default: discarded)."""
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
+    out = subprocess.DEVNULL if stdout is None else stdout
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, timeout=timeout
+        )
     except subprocess.TimeoutExpired as err:
         raise VideoReadError(
             f"ffmpeg needed more than {timeout:.0f} s to read {path.name}; the file may be on a "
@@ -386,14 +398,31 @@ def _packet_count(text: str) -> int | None:
     return int(counts[-1]) if counts else None
 
 
-def _count_frames(path: Path, header: _Header) -> int:
-    """Count the video packets (= frames) by demuxing without decoding; detect truncated files.
+def _discarded_packets(lines: IO[bytes]) -> int:
+    """Packets flagged "discard" in ``-f framecrc`` output: ``0, dts, pts, duration, size, crc[,
+    F=0x<flags>]`` per packet, ``F`` left out for a plain keyframe; 0x4 = AV_PKT_FLAG_DISCARD.
 
-    The count comes from the muxer summary that ``-v verbose`` prints ("Output stream #0:0 (video): N packets
-    muxed"), which every ffmpeg release has; the progress line's ``frame=`` is the fallback (ffmpeg 7.0, bundled
-    with imageio-ffmpeg 0.6, leaves ``frame=`` out of it for stream copies)."""
-    args = ["-v", "verbose", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
-    code, text = _run_ffmpeg(args, _COUNT_TIMEOUT_S, path)
+    An mp4/mov cut by stream copy (``ffmpeg -ss ... -c copy``, lossless cutters) keeps the packets
+    from the keyframe before the cut, flagged so that the decoder drops their frames."""
+    count = 0
+    for line in lines:
+        flags = re.search(rb", F=0x([0-9A-Fa-f]+)", line)
+        count += bool(flags and int(flags.group(1), 16) & 0x4)
+    return count
+
+
+def _count_frames(path: Path, header: _Header) -> int:
+    """Count the video frames by demuxing without decoding; detect truncated files.
+
+    The packet count comes from the muxer summary that ``-v verbose`` prints ("Output stream #0:0 (video): N
+    packets muxed"), which every ffmpeg release has; the progress line's ``frame=`` is the fallback (ffmpeg 7.0,
+    bundled with imageio-ffmpeg 0.6, leaves ``frame=`` out of it for stream copies). Packets an edit list
+    discards (a trimmed mp4/mov) decode to no frame and are subtracted."""
+    args = ["-v", "verbose", "-i", str(path), "-map", _STREAM, "-c", "copy", "-f", "framecrc", "-"]
+    with tempfile.TemporaryFile() as packets:
+        code, text = _run_ffmpeg(args, _COUNT_TIMEOUT_S, path, stdout=packets)
+        packets.seek(0)
+        discarded = _discarded_packets(packets)
     n = _packet_count(text)
     if code != 0 or n is None:
         reason = text.strip().splitlines()[-1] if text.strip() else f"exit code {code}"
@@ -406,7 +435,8 @@ def _count_frames(path: Path, header: _Header) -> int:
             f"{path.name} is truncated: {said}its data ends after {n} frames (ffmpeg: "
             "partial file). Re-export or re-upload the complete file."
         )
-    if n == 0:
+    n -= discarded
+    if n <= 0:
         raise VideoReadError(f"{path.name} has a video stream with no frames in it. {_ACCEPTED}")
     return n
 
@@ -432,7 +462,7 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
     """Frames from one ffmpeg process; ``-frames:v`` stops decoding after the last frame we need."""
     # passthrough: every decoded frame exactly once (the default would duplicate or drop frames of
     # variable-frame-rate videos, e.g. from phones, to make a constant rate).
-    out = ["-fps_mode", "passthrough", "-frames:v", str(n_out)]
+    out = ["-map", _STREAM, "-fps_mode", "passthrough", "-frames:v", str(n_out)]
     if stride > 1:
         out = ["-vf", f"select=not(mod(n\\,{stride}))", *out]
     reader = imageio_ffmpeg.read_frames(

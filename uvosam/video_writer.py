@@ -92,7 +92,8 @@ class _Encoder:
         self.num_frames += 1
 
     def close(self) -> None:
-        """Finish the file; raise ``OSError`` with ffmpeg's message if it failed."""
+        """Finish the file; raise ``OSError`` with ffmpeg's message if it failed (the file is then
+        removed)."""
         try:
             self._proc.stdin.close()
             code = self._proc.wait(timeout=_CLOSE_TIMEOUT_S)
@@ -104,6 +105,7 @@ class _Encoder:
         said = self._ffmpeg_said()
         self._stderr.close()
         if code != 0:
+            self.path.unlink(missing_ok=True)
             raise OSError(f"ffmpeg failed (exit code {code}) writing {self.path}: {said}")
 
     def abort(self) -> None:
