@@ -22,6 +22,7 @@ from proc import ffmpeg_children
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.video import DEFAULT_FPS, VideoWriter, _packet_count, _resolve_fps, iter_frames, probe
+from uvosam.video_packets import read_packet_stats
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -242,6 +243,39 @@ def test_variable_frame_rate_gives_each_frame_once(tmp_path):
     assert len(list(iter_frames(path, stride=4))) == 8
 
 
+def test_variable_frame_rate_webm_gets_its_real_average_rate(tmp_path):
+    # 20 frames 0.1 s apart, then 40 frames 0.5 s apart: ffmpeg's header rate for webm comes from the first
+    # frames (10 fps), which would make the 21.6 s clip 6 s long and the overlay play 3.6x too fast
+    path = tmp_path / "recording.webm"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "60", "-vf",
+           "setpts='if(lt(N,20),N/10,2+(N-20)*0.5)/TB'", "-fps_mode", "passthrough", "-c:v", "libvpx",
+           path)  # fmt: skip
+    info = probe(path)
+    assert info.num_frames == len(list(iter_frames(path))) == 60
+    assert info.duration_s == pytest.approx(21.6, rel=0.01)
+    assert info.fps == pytest.approx(60 / 21.6, rel=0.01)
+
+
+def test_constant_rate_keeps_the_header_rate_exactly(tmp_path):
+    path = tmp_path / "ntsc.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=30000/1001", "-frames:v", "30", "-c:v", "libx264",
+           path)  # fmt: skip
+    assert probe(path).fps == 29.97  # as the header prints it, not a float average of the timestamps
+
+
+def test_packet_stats_from_framecrc_lines():
+    lines = [b"#tb 0: 1/1000\n", b"0, -80, -80, 40, 10, 0x1, F=0x5\n",  # discarded keyframe (edit list)
+             b"0, 0, 0, 40, 10, 0x2\n", b"0, 40, 80, 40, 10, 0x3, F=0x0\n",  # reordered (B-frames)
+             b"0, 80, 40, 40, 10, 0x4, F=0x0\n", b"0, 120, -9223372036854775808, 40, 10, 0x5, F=0x0\n"]  # fmt: skip
+    stats = read_packet_stats(lines)
+    assert (stats.discarded, stats.timed, stats.span_s) == (1, 3, pytest.approx(0.12))
+    assert stats.frame_rate(3) == pytest.approx(25) and stats.frame_rate(4) is None  # one frame untimed
+    no_durations = [b"#tb 0: 1/90000\n"] + [f"0, {t}, {t}, 0, 9, 0x0\n".encode() for t in (0, 9000, 18000)]
+    assert read_packet_stats(no_durations).span_s == pytest.approx(0.3)  # the mean gap stands in for the last
+    same_time = [b"#tb 0: 1/1000\n", b"0, 0, 0, 0, 9, 0x0\n", b"0, 0, 0, 0, 9, 0x0\n"]
+    assert read_packet_stats(same_time).frame_rate(2) is None  # all timestamps 0: unknown, not infinite
+
+
 def test_trimmed_mp4_counts_only_the_frames_its_edit_list_shows(tmp_path):
     src = tmp_path / "src.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-frames:v", "50", "-c:v", "libx264",
@@ -424,11 +458,15 @@ def test_single_frame_without_frame_rate_is_accepted(tmp_path):
 
 def test_frame_rate_resolution_rules():
     """ffmpeg guesses a rate for every file it writes, so the 0-fps rule is checked on its own."""
-    assert _resolve_fps(25.0, 10, 0.4, DEFAULT_FPS, Path("v.mp4")) == 25.0
-    assert _resolve_fps(0.0, 10, 0.5, DEFAULT_FPS, Path("v.mp4")) == 20.0
-    assert _resolve_fps(0.0, 1, 0.0, DEFAULT_FPS, Path("v.mp4")) == DEFAULT_FPS
+    v = Path("v.mp4")
+    assert _resolve_fps(25.0, 10, None, 0.4, DEFAULT_FPS, v) == 25.0
+    assert _resolve_fps(25.0, 10, 25.2, 0.4, DEFAULT_FPS, v) == 25.0  # within 1%: the header's exact value
+    assert _resolve_fps(25.0, 10, 5.0, 0.4, DEFAULT_FPS, v) == 5.0  # the timestamps' average wins
+    assert _resolve_fps(0.0, 10, None, 0.5, DEFAULT_FPS, v) == 20.0
+    assert _resolve_fps(0.0, 10, 4.0, 0.5, DEFAULT_FPS, v) == 4.0  # timestamps before the container duration
+    assert _resolve_fps(0.0, 1, None, 0.0, DEFAULT_FPS, v) == DEFAULT_FPS
     with pytest.raises(VideoReadError, match=r"no frame rate \(0 fps\)"):
-        _resolve_fps(0.0, 10, 0.0, DEFAULT_FPS, Path("v.mp4"))
+        _resolve_fps(0.0, 10, None, 0.0, DEFAULT_FPS, v)
 
 
 def test_huge_resolution_refused_before_decoding(tmp_path, monkeypatch):

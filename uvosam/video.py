@@ -43,6 +43,7 @@ from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.mp4_boxes import truncation_reason
+from uvosam.video_packets import PacketStats, read_packet_stats
 from uvosam.video_writer import VideoWriter
 
 __all__ = [
@@ -62,6 +63,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 DEFAULT_FPS = 24.0
 _HEADER_TIMEOUT_S = 60.0
 _COUNT_TIMEOUT_S = 600.0
+_RATE_TOLERANCE = 0.01  # header frame rate vs the timestamps' average: within this, the header's (exact) value
 # the video stream that is counted and decoded: the first one that is not cover art (the one ``probe`` describes)
 _STREAM = "0:V:0"
 _ACCEPTED = (
@@ -76,8 +78,10 @@ class VideoInfo:
 
     Attributes:
         path: the video file or frame folder.
-        fps: frames per second (> 0). Folders and single frames without a rate report
-            ``DEFAULT_FPS``.
+        fps: frames per second (> 0): the header's rate, or the average over the frames' timestamps where
+            that is more than 1% away from it (variable-frame-rate webm/mkv, whose header rate is estimated
+            from the first frames only), so ``num_frames / fps`` is the video's real length. Folders and single
+            frames without a rate report ``DEFAULT_FPS``.
         num_frames: number of source frames (exact: packets counted for video files, files
             counted for folders).
         width, height: DISPLAY size in pixels, i.e. after ``rotation`` is applied; every frame from
@@ -304,8 +308,8 @@ def _probe_file(
         (),
     )
     check_limits(info, limits, stride=stride, max_frames=max_frames, approximate=True)
-    n = _count_frames(path, header)
-    fps = _resolve_fps(header.fps, n, header.duration_s, default_fps, path)
+    n, packets = _count_frames(path, header)
+    fps = _resolve_fps(header.fps, n, packets.frame_rate(n), header.duration_s, default_fps, path)
     names = tuple(f"{i:05d}" for i in range(n))
     info = replace(info, fps=fps, num_frames=n, duration_s=n / fps, frame_names=names)
     check_limits(info, limits, stride=stride, max_frames=max_frames)
@@ -398,21 +402,9 @@ def _packet_count(text: str) -> int | None:
     return int(counts[-1]) if counts else None
 
 
-def _discarded_packets(lines: IO[bytes]) -> int:
-    """Packets flagged "discard" in ``-f framecrc`` output: ``0, dts, pts, duration, size, crc[,
-    F=0x<flags>]`` per packet, ``F`` left out for a plain keyframe; 0x4 = AV_PKT_FLAG_DISCARD.
-
-    An mp4/mov cut by stream copy (``ffmpeg -ss ... -c copy``, lossless cutters) keeps the packets
-    from the keyframe before the cut, flagged so that the decoder drops their frames."""
-    count = 0
-    for line in lines:
-        flags = re.search(rb", F=0x([0-9A-Fa-f]+)", line)
-        count += bool(flags and int(flags.group(1), 16) & 0x4)
-    return count
-
-
-def _count_frames(path: Path, header: _Header) -> int:
-    """Count the video frames by demuxing without decoding; detect truncated files.
+def _count_frames(path: Path, header: _Header) -> tuple[int, PacketStats]:
+    """Count the video frames by demuxing without decoding; detect truncated files. Returns the count and what
+    the packets say (``uvosam.video_packets``: discarded packets, the time span of the frames).
 
     The packet count comes from the muxer summary that ``-v verbose`` prints ("Output stream #0:0 (video): N
     packets muxed"), which every ffmpeg release has; the progress line's ``frame=`` is the fallback (ffmpeg 7.0,
@@ -422,7 +414,7 @@ def _count_frames(path: Path, header: _Header) -> int:
     with tempfile.TemporaryFile() as packets:
         code, text = _run_ffmpeg(args, _COUNT_TIMEOUT_S, path, stdout=packets)
         packets.seek(0)
-        discarded = _discarded_packets(packets)
+        stats = read_packet_stats(packets)
     n = _packet_count(text)
     if code != 0 or n is None:
         reason = text.strip().splitlines()[-1] if text.strip() else f"exit code {code}"
@@ -435,20 +427,35 @@ def _count_frames(path: Path, header: _Header) -> int:
             f"{path.name} is truncated: {said}its data ends after {n} frames (ffmpeg: "
             "partial file). Re-export or re-upload the complete file."
         )
-    n -= discarded
+    n -= stats.discarded
     if n <= 0:
         raise VideoReadError(f"{path.name} has a video stream with no frames in it. {_ACCEPTED}")
-    return n
+    return n, stats
 
 
 def _resolve_fps(
-    fps: float, num_frames: int, duration_s: float, default_fps: float, path: Path
+    fps: float,
+    num_frames: int,
+    timed_fps: float | None,
+    duration_s: float,
+    default_fps: float,
+    path: Path,
 ) -> float:
-    """The header's frame rate; else frames / duration; a single frame may have none at all."""
+    """The header's frame rate, unless the frames' timestamps average more than 1% away from it (then that
+    average: a variable-frame-rate webm/mkv's header rate comes from its first frames only); without a header
+    rate: the timestamps' average, else frames / duration; a single frame may have none at all."""
+    if fps > 0 and timed_fps is not None and abs(timed_fps / fps - 1) > _RATE_TOLERANCE:
+        logger.info(
+            "%s: the header says %.3f fps, its %d frames' timestamps average %.3f fps; using the average",
+            path.name, fps, num_frames, timed_fps,
+        )
+        return timed_fps
     if fps > 0:
         return fps
     if num_frames == 1:
         return default_fps
+    if timed_fps is not None:
+        return timed_fps
     if duration_s > 0:
         return num_frames / duration_s
     raise VideoReadError(
