@@ -78,10 +78,12 @@ def assert_scaled_close(actual, expected, tol, what):
 
 # Odd shapes: non-square levels, D not a power of two, 7 queries in blocks of 4, samples outside the maps.
 def grad_for(inputs, seed):
+    """A random grad_output for ``inputs``, on value's device (backward rejects a CPU grad for a CUDA output)."""
     n, lq, m = inputs["attention_weights"].shape[:3]
-    d = inputs["value"].shape[-1]
+    value = inputs["value"]
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, lq, m * d, generator=gen, dtype=torch.float64).to(inputs["value"].dtype)
+    grad = torch.randn(n, lq, m * value.shape[-1], generator=gen, dtype=torch.float64)
+    return grad.to(device=value.device, dtype=value.dtype)
 
 
 def border_inputs():
@@ -366,6 +368,16 @@ def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(monkeyp
         expected = compile_check.compile_report(tag, arch=90, levels=2, points=4)
         assert [k.name for k in compiled[-2:]] == ["_msda_fwd_kernel", "_msda_bwd_kernel"]
         assert launched == [(r.registers, r.spill_bytes, r.shared_bytes) for r in expected], tag
+
+
+def test_grad_for_lives_on_the_inputs_device():
+    """The gpu test's grad_output must be on CUDA with its inputs: ``out.backward(cpu_grad)`` on a CUDA output
+    raises "invalid gradient at index 0 - expected device cuda:0 but got cpu" (shown here with the meta device)."""
+    inputs = {k: v.to("meta") for k, v in make_inputs(**ODD).items()}
+    assert grad_for(inputs, 7).device.type == "meta"
+    out = inputs["value"].requires_grad_() * 2
+    with pytest.raises(RuntimeError, match="expected device meta but got cpu"):
+        out.backward(torch.ones(out.shape))
 
 
 def test_reference_gradcheck_float64():
