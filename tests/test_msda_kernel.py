@@ -9,6 +9,7 @@ with the reference computed here. The interpreter costs ~0.1-0.5 s per program, 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -378,6 +379,42 @@ def test_grad_for_lives_on_the_inputs_device():
     out = inputs["value"].requires_grad_() * 2
     with pytest.raises(RuntimeError, match="expected device meta but got cpu"):
         out.backward(torch.ones(out.shape))
+
+
+def test_launches_run_on_the_inputs_cuda_device(monkeypatch):
+    """Triton launches on torch's current CUDA device, not the arguments' (triton-lang/triton#2441), so with
+    ``--device cuda:1`` the kernels would run on cuda:0. Both launches must happen inside
+    ``torch.cuda.device_of(value)`` (recorded with fakes: no GPU here)."""
+    msda._import_ops_package()
+    function = importlib.import_module("uvosam_ops.function")
+    current = []  # devices of the device_of contexts entered and not yet left
+
+    @contextlib.contextmanager
+    def device_of(tensor):
+        current.append(tensor.device)
+        try:
+            yield
+        finally:
+            current.pop()
+
+    launched = []
+
+    class FakeKernel:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launched.append((self.name, list(current)))
+
+    monkeypatch.setattr(torch.cuda, "device_of", device_of)
+    monkeypatch.setattr(function, "_msda_fwd_kernel", FakeKernel("fwd"))
+    monkeypatch.setattr(function, "_msda_bwd_kernel", FakeKernel("bwd"))
+    inputs = make_inputs(**ODD)
+    leaves = {k: v.requires_grad_(v.is_floating_point()) for k, v in inputs.items()}
+    out = function.MSDeformAttnFunction.apply(*(leaves[k] for k in ARGS), None)
+    out.backward(torch.ones_like(out))
+    cpu = [inputs["value"].device]
+    assert launched == [("fwd", cpu), ("bwd", cpu)]
 
 
 def test_reference_gradcheck_float64():
