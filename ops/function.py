@@ -1,4 +1,9 @@
-"""Autograd wrapper and launcher of the Triton multi-scale deformable attention kernels (see ``_kernels.py``)."""
+"""Autograd wrapper and launcher of the Triton multi-scale deformable attention kernels (see ``_kernels.py``).
+
+Triton launches a kernel on torch's *current* CUDA device and stream, not on its arguments' device
+(triton-lang/triton#2441), so every launch runs inside ``torch.cuda.device_of(value)``: a model on
+``cuda:1`` (``--device cuda:1``) must not have its kernels launched on ``cuda:0``. A no-op for CPU tensors.
+"""
 
 from __future__ import annotations
 
@@ -103,11 +108,12 @@ class MSDeformAttnFunction(torch.autograd.Function):
         out = value.new_empty((n, lq, m * d))
         bq, bd = _launch_config(lq, d, _TILE, block_q)
         if out.numel():
-            _msda_fwd_kernel[(triton.cdiv(lq, bq), m, n)](
-                value, shapes, starts, loc, attn, out, s, lq,
-                M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd,
-                COMPUTE=_compute_dtype(value, loc, attn), num_warps=_NUM_WARPS,
-            )  # fmt: skip
+            with torch.cuda.device_of(value):  # see the module docstring
+                _msda_fwd_kernel[(triton.cdiv(lq, bq), m, n)](
+                    value, shapes, starts, loc, attn, out, s, lq,
+                    M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd,
+                    COMPUTE=_compute_dtype(value, loc, attn), num_warps=_NUM_WARPS,
+                )  # fmt: skip
         ctx.save_for_backward(value, shapes, starts, loc, attn)
         ctx.block_q = block_q
         return out
@@ -125,12 +131,13 @@ class MSDeformAttnFunction(torch.autograd.Function):
         grad_attn = torch.zeros_like(attn)
         bq, bd = _launch_config(lq, d, _TILE, ctx.block_q)
         if grad_out.numel():
-            _msda_bwd_kernel[(triton.cdiv(lq, bq), m, n)](
-                value, shapes, starts, loc, attn, grad_out.contiguous(),
-                grad_value, grad_loc, grad_attn, s, lq,
-                M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd, COMPUTE=compute,
-                num_warps=_NUM_WARPS,
-            )  # fmt: skip
+            with torch.cuda.device_of(value):
+                _msda_bwd_kernel[(triton.cdiv(lq, bq), m, n)](
+                    value, shapes, starts, loc, attn, grad_out.contiguous(),
+                    grad_value, grad_loc, grad_attn, s, lq,
+                    M=m, D=d, L=n_levels, P=n_points, BLOCK_Q=bq, BLOCK_D=bd, COMPUTE=compute,
+                    num_warps=_NUM_WARPS,
+                )  # fmt: skip
         needs = ctx.needs_input_grad
         return (
             grad_value.to(value.dtype) if needs[0] else None,

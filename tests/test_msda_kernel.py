@@ -9,6 +9,7 @@ with the reference computed here. The interpreter costs ~0.1-0.5 s per program, 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -78,10 +79,12 @@ def assert_scaled_close(actual, expected, tol, what):
 
 # Odd shapes: non-square levels, D not a power of two, 7 queries in blocks of 4, samples outside the maps.
 def grad_for(inputs, seed):
+    """A random grad_output for ``inputs``, on value's device (backward rejects a CPU grad for a CUDA output)."""
     n, lq, m = inputs["attention_weights"].shape[:3]
-    d = inputs["value"].shape[-1]
+    value = inputs["value"]
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, lq, m * d, generator=gen, dtype=torch.float64).to(inputs["value"].dtype)
+    grad = torch.randn(n, lq, m * value.shape[-1], generator=gen, dtype=torch.float64)
+    return grad.to(device=value.device, dtype=value.dtype)
 
 
 def border_inputs():
@@ -366,6 +369,52 @@ def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(monkeyp
         expected = compile_check.compile_report(tag, arch=90, levels=2, points=4)
         assert [k.name for k in compiled[-2:]] == ["_msda_fwd_kernel", "_msda_bwd_kernel"]
         assert launched == [(r.registers, r.spill_bytes, r.shared_bytes) for r in expected], tag
+
+
+def test_grad_for_lives_on_the_inputs_device():
+    """The gpu test's grad_output must be on CUDA with its inputs: ``out.backward(cpu_grad)`` on a CUDA output
+    raises "invalid gradient at index 0 - expected device cuda:0 but got cpu" (shown here with the meta device)."""
+    inputs = {k: v.to("meta") for k, v in make_inputs(**ODD).items()}
+    assert grad_for(inputs, 7).device.type == "meta"
+    out = inputs["value"].requires_grad_() * 2
+    with pytest.raises(RuntimeError, match="expected device meta but got cpu"):
+        out.backward(torch.ones(out.shape))
+
+
+def test_launches_run_on_the_inputs_cuda_device(monkeypatch):
+    """Triton launches on torch's current CUDA device, not the arguments' (triton-lang/triton#2441), so with
+    ``--device cuda:1`` the kernels would run on cuda:0. Both launches must happen inside
+    ``torch.cuda.device_of(value)`` (recorded with fakes: no GPU here)."""
+    msda._import_ops_package()
+    function = importlib.import_module("uvosam_ops.function")
+    current = []  # devices of the device_of contexts entered and not yet left
+
+    @contextlib.contextmanager
+    def device_of(tensor):
+        current.append(tensor.device)
+        try:
+            yield
+        finally:
+            current.pop()
+
+    launched = []
+
+    class FakeKernel:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launched.append((self.name, list(current)))
+
+    monkeypatch.setattr(torch.cuda, "device_of", device_of)
+    monkeypatch.setattr(function, "_msda_fwd_kernel", FakeKernel("fwd"))
+    monkeypatch.setattr(function, "_msda_bwd_kernel", FakeKernel("bwd"))
+    inputs = make_inputs(**ODD)
+    leaves = {k: v.requires_grad_(v.is_floating_point()) for k, v in inputs.items()}
+    out = function.MSDeformAttnFunction.apply(*(leaves[k] for k in ARGS), None)
+    out.backward(torch.ones_like(out))
+    cpu = [inputs["value"].device]
+    assert launched == [("fwd", cpu), ("bwd", cpu)]
 
 
 def test_reference_gradcheck_float64():
