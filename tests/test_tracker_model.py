@@ -197,3 +197,40 @@ def test_cuda_precision_sets_tf32_switches_and_restores_them(precision, inside):
             assert (matmul.allow_tf32, cudnn.allow_tf32) == (not inside, not inside)
     finally:
         matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def test_concurrent_fp32_runs_keep_tf32_off_until_the_last_one_ends():
+    """The app runs up to UVOSAM_CONCURRENCY videos at once, each detector call in its own thread. Run A ends while
+    run B is inside its fp32 block: B must keep TF32 off (a per-block save/restore switched cuDNN's TF32 back on
+    under B), and once B ends the switches are what they were before A started (not left off for good)."""
+    import threading
+
+    from uvosam.tracker.detector import compute_precision
+
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32
+    a_inside, b_inside, a_done, b_may_end = (threading.Event() for _ in range(4))
+    seen = {}
+
+    def run_b():
+        a_inside.wait(5)
+        with compute_precision("fp32", torch.device("cuda")):
+            b_inside.set()
+            a_done.wait(5)
+            seen["b after a ended"] = matmul.allow_tf32, cudnn.allow_tf32
+            b_may_end.wait(5)
+
+    try:
+        matmul.allow_tf32, cudnn.allow_tf32 = False, True  # PyTorch's defaults
+        b = threading.Thread(target=run_b)
+        b.start()
+        with compute_precision("fp32", torch.device("cuda")):
+            a_inside.set()
+            assert b_inside.wait(5)
+        a_done.set()
+        b_may_end.set()
+        b.join(5)
+        assert seen["b after a ended"] == (False, False)
+        assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, True)
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved

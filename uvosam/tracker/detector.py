@@ -10,7 +10,7 @@ Module names mirror the original state dict after the prefixes ``detr.detr.`` / 
 from __future__ import annotations
 
 import contextlib
-
+import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -60,14 +60,31 @@ def compute_precision(precision: str, device: torch.device) -> Iterator[None]:
         yield
 
 
+_tf32_lock = threading.Lock()
+_tf32_users = 0  # blocks inside _tf32_switches now, in any thread
+_tf32_saved: tuple[bool, bool] = (False, True)  # the switches before the first of them entered
+
+
 @contextlib.contextmanager
 def _tf32_switches(enabled: bool) -> Iterator[None]:
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    """Set both TF32 switches to ``enabled``; the last of overlapping blocks (threads: the app's concurrent runs)
+    restores what they were before the first one entered. Saving and restoring per block would let the first run
+    to finish switch TF32 back on under a concurrent fp32 run, and leave it off for good at the end. Overlapping
+    blocks that want different values (two detectors of different precisions in one process): the last to enter
+    wins, as the switches are process-wide."""
+    global _tf32_users, _tf32_saved
+    with _tf32_lock:
+        if _tf32_users == 0:
+            _tf32_saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        _tf32_users += 1
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        with _tf32_lock:
+            _tf32_users -= 1
+            if _tf32_users == 0:
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = _tf32_saved
 
 
 class IDOLDetector(nn.Module):
