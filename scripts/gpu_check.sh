@@ -26,7 +26,7 @@ if [ -d "$GPU_DIR/whl" ]; then
     --target /tmp/uvosam-site "$GPU_DIR"/whl/*.whl || { echo "installing $GPU_DIR/whl failed"; exit 1; }
   export PYTHONPATH=/tmp/uvosam-site:$PWD
 fi
-if [ -d "$GPU_DIR/shared/fixtures" ]; then export UVOSAM_SHARED_DIR=$PWD/$GPU_DIR/shared; fi
+if [ -d "$GPU_DIR/shared/fixtures" ]; then export UVOSAM_SHARED_DIR=$(cd "$GPU_DIR/shared" && pwd); fi
 
 DRY=${GPU_CHECK_DRY_RUN:-0}
 if [ "$DRY" = 1 ]; then
