@@ -147,6 +147,37 @@ def test_train_config_presets_and_yaml(tmp_path):
         load_train_config(ours)
 
 
+D2_MODEL = ("MODEL:\n  META_ARCHITECTURE: IDOL\n  RESNETS:\n    STRIDE_IN_1X1: False\n"
+            "  IDOL:\n    NUM_CLASSES: 1\nINPUT:\n  FORMAT: RGB\n")
+
+
+def test_d2_yaml_switches_off_clipping_crop_and_flip(tmp_path):
+    d2 = tmp_path / "no_aug.yaml"
+    d2.write_text(
+        D2_MODEL + "  RANDOM_FLIP: none\n  CROP:\n    ENABLED: False\n    SIZE: (384, 600)\n"
+        "SOLVER:\n  CLIP_GRADIENTS:\n    ENABLED: False\n    CLIP_TYPE: full_model\n"
+        "    CLIP_VALUE: 0.01\n"
+    )
+    cfg = load_train_config(d2)
+    assert (cfg.clip_grad_norm, cfg.crop_prob, cfg.flip_prob) == (0.0, 0.0, 0.0)
+    d2.write_text(D2_MODEL + "SOLVER:\n  CLIP_GRADIENTS:\n    ENABLED: True\n"
+                  "    CLIP_TYPE: value\n    CLIP_VALUE: 1.0\n")
+    with pytest.raises(ValueError, match="full_model"):
+        load_train_config(d2)
+
+
+def test_d2_yaml_follows_base(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        D2_MODEL + "  SAMPLING_FRAME_RANGE: 5\nSOLVER:\n  STEPS: (5000,)\n  MAX_ITER: 6000\n"
+        "  BASE_LR: 0.0002\n"
+    )
+    child = tmp_path / "child.yaml"
+    child.write_text("_BASE_: base.yaml\nSOLVER:\n  BASE_LR: 0.0001\n")
+    cfg = load_train_config(child)
+    assert (cfg.lr_steps, cfg.max_iter, cfg.base_lr) == ((5000,), 6000, 1e-4)
+    assert cfg.sampling_frame_range == 5
+
+
 def test_cli_trains_from_a_folder(tmp_path):
     from uvosam_cli import main
 

@@ -111,6 +111,12 @@ def load_tracker_yaml(path: str | Path) -> YamlTrackerConfig:
     return tracker_config_from_dict(_load_with_base(Path(path), seen=()))
 
 
+def load_yaml_with_base(path: str | Path) -> dict[str, Any]:
+    """The nested dict of a detectron2-style YAML file with its ``_BASE_`` chain merged in (the
+    child overrides the base)."""
+    return _load_with_base(Path(path), seen=())
+
+
 def parse_tracker_yaml(text: str) -> YamlTrackerConfig:
     """Parse YAML text (e.g. a full detectron2 cfg dump); ``_BASE_`` is not allowed here (no file to
     anchor it)."""

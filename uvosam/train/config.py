@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from uvosam.tracker.config import DetectorConfig
-from uvosam.tracker.yaml_config import decode_yacs_value, load_tracker_yaml
+from uvosam.tracker.yaml_config import decode_yacs_value, load_tracker_yaml, load_yaml_with_base
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -213,26 +213,59 @@ _D2_KEYS = {
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
-    """Read a training YAML (module docstring). A detectron2 IDOL YAML (top-level ``MODEL``) maps
-    its ``SOLVER.*``/``INPUT.*``/loss keys; keys it leaves out keep the ``davis_r50`` values."""
+    """Read a training YAML (module docstring). A detectron2 IDOL YAML (top-level ``MODEL`` or
+    ``_BASE_``, which is followed) maps its ``SOLVER.*``/``INPUT.*``/loss keys; keys it leaves out
+    keep the ``davis_r50`` values. ``ENABLED: False`` of ``SOLVER.CLIP_GRADIENTS`` /
+    ``INPUT.CROP`` and ``INPUT.RANDOM_FLIP: none`` switch clipping / cropping / flipping off.
+
+    Raises:
+        ValueError: gradient clipping enabled with a ``CLIP_TYPE`` other than ``full_model`` (the
+            only kind implemented).
+    """
     path = Path(path)
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping; got {type(data).__name__}")
-    if "MODEL" not in data:
+    if "MODEL" not in data and "_BASE_" not in data:
         return train_config_from_dict(data)
+    data = load_yaml_with_base(path)
     detector = dataclasses.replace(load_tracker_yaml(path).detector, num_classes=1)
     changes: dict[str, Any] = {"detector": detector}
     for dotted, name in _D2_KEYS.items():
-        node: Any = data
-        for part in dotted.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = _d2_value(data, dotted)
         if node is not None:
-            changes[name] = decode_yacs_value(node)
+            changes[name] = node
     if "MODEL.IDOL.REID_WEIGHT" in _flat_keys(data):
         reid = data["MODEL"]["IDOL"]["REID_WEIGHT"]
         changes.update(reid_weight=reid, reid_aux_weight=1.5 * reid)
+    changes.update(_d2_switches(data, path))
     return dataclasses.replace(TrainConfig(), **changes)
+
+
+def _d2_value(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return None if node is None else decode_yacs_value(node)
+
+
+def _d2_switches(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Changes implied by the on/off keys of a detectron2 YAML (``load_train_config``)."""
+    changes: dict[str, Any] = {}
+    if _d2_value(data, "SOLVER.CLIP_GRADIENTS.ENABLED") is False:
+        changes["clip_grad_norm"] = 0.0
+    else:
+        clip_type = _d2_value(data, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE")
+        if clip_type not in (None, "full_model"):
+            raise ValueError(
+                f"{path}: SOLVER.CLIP_GRADIENTS.CLIP_TYPE {clip_type!r} is not supported; "
+                "expected 'full_model' (whole-model gradient-norm clipping) or ENABLED: False"
+            )
+    if _d2_value(data, "INPUT.CROP.ENABLED") is False:
+        changes["crop_prob"] = 0.0
+    if _d2_value(data, "INPUT.RANDOM_FLIP") == "none":
+        changes["flip_prob"] = 0.0
+    return changes
 
 
 def _flat_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
