@@ -116,6 +116,24 @@ def test_resumed_run_continues_the_same_schedule(tmp_path):
     assert resumed.last_losses == pytest.approx(straight.last_losses, rel=1e-5)
 
 
+def test_fp16_loss_scale_is_saved_and_resumed(tmp_path, monkeypatch):
+    """fp16 AMP (forced here on the CPU): the GradScaler's state travels with the checkpoint, so a
+    resumed run keeps its loss scale instead of restarting at 2**16."""
+    import uvosam.train.loop as loop
+
+    monkeypatch.setattr(loop, "amp_dtype", lambda mode, device: torch.float16)
+    cfg = TrainConfig.tiny().replace(clips_per_batch=2, max_iter=1, log_period=1)
+    videos = [synthetic_videos(2, num_frames=6)]
+    first = train(cfg, videos, [1.0], tmp_path, progress=False, device="cpu")
+    state = torch.load(first.checkpoint, weights_only=True)
+    assert state["grad_scaler"]["scale"] > 0
+    state["grad_scaler"]["scale"] = 8.0  # as if the scale had backed off during the run
+    torch.save(state, first.checkpoint)
+    resumed = train(cfg.replace(max_iter=2), videos, [1.0], tmp_path, resume=True,
+                    progress=False, device="cpu")
+    assert 0 < torch.load(resumed.checkpoint, weights_only=True)["grad_scaler"]["scale"] <= 8.0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

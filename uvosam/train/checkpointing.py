@@ -4,7 +4,8 @@ A file ``model_0000999.pth`` (iteration index of the last finished step, zero-pa
 detectron2) or ``model_final.pth`` holds ``{"model": state dict with the ORIGINAL IDOL key names
 (``detr.detr.…``, ``detr.reid_embed_head.…``, plus the ``transformer.decoder.bbox_embed``
 alias),
-"optimizer": AdamW state, "scheduler": {...}, "iteration": int, "train_config": dict}``; everything
+"optimizer": AdamW state, "scheduler": {...}, "iteration": int, "train_config": dict}`` plus
+``"grad_scaler"`` (the loss scale) for fp16 runs; everything
 is tensors and plain containers, so ``torch.load(weights_only=True)`` reads it (and
 ``load_idol_detector`` / ``uvosam track`` / the app use it as tracker weights). ``last_checkpoint``
 in the same folder names the newest file (detectron2 convention).
@@ -56,11 +57,13 @@ def save_checkpoint(
     scheduler: dict[str, Any],
     iteration: int,
     train_config: dict[str, Any],
+    grad_scaler: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (``.tmp`` then rename) and update ``last_checkpoint``.
 
     Args:
         iteration: number of finished optimiser steps (a resumed run starts at this iteration).
+        grad_scaler: ``GradScaler.state_dict()`` of an fp16 run (stored as ``grad_scaler``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +75,8 @@ def save_checkpoint(
         "iteration": int(iteration),
         "train_config": train_config,
     }
+    if grad_scaler:
+        payload["grad_scaler"] = grad_scaler
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)

@@ -6,10 +6,10 @@ gradient clipping, AMP on CUDA) on two-frame clips (``uvosam.train.clips``) with
 process group (NCCL on CUDA, gloo on CPU), wraps the model in ``DistributedDataParallel`` and gives
 each process its share of every batch; only rank 0 writes checkpoints and logs.
 
-Resuming (``resume=True``) reloads the newest checkpoint of ``out_dir``: weights, AdamW state and
-the iteration; the lr follows from the iteration, and the clip stream and the per-step random
-generator are pure functions of (seed, iteration), so the run continues exactly as the
-uninterrupted one would.
+Resuming (``resume=True``) reloads the newest checkpoint of ``out_dir``: weights, AdamW state, the
+fp16 loss scale and the iteration; the lr follows from the iteration, and the clip stream and the
+per-step random generator are pure functions of (seed, iteration), so the run continues exactly as
+the uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -205,9 +205,11 @@ class _Run:
         scheduler = {"name": "WarmupMultiStepLR", "last_iter": iteration - 1,
                      "milestones": list(self.cfg.lr_steps), "gamma": self.cfg.lr_gamma,
                      "lr_factor": lr_factor(max(iteration - 1, 0), self.cfg)}
+        scaler = None if self.scaler is None else self.scaler.state_dict()
         return save_checkpoint(self.out_dir, name, model_state=self.detector.state_dict(),
                                optimizer=self.optimizer, scheduler=scheduler,
-                               iteration=iteration, train_config=self.cfg.to_dict())
+                               iteration=iteration, train_config=self.cfg.to_dict(),
+                               grad_scaler=scaler)
 
 
 def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, device: torch.device | None) -> _Run:
@@ -219,19 +221,21 @@ def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, device: torch.device |
         logger.warning("--resume: no checkpoint in %s; starting a new run", out_dir)
     detector = build_train_model(cfg, init="none" if last else None).to(device)
     optimizer = build_optimizer(detector, cfg)
+    dtype = amp_dtype(cfg.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     start = 0
     if last is not None:
         state = load_training_state(last)
         load_idol_checkpoint(detector, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
+        if scaler is not None and state.get("grad_scaler"):
+            scaler.load_state_dict(state["grad_scaler"])
         logger.info("resumed from %s at iteration %d", last, start)
     module: nn.Module = TrainForward(detector)
     if info.world_size > 1:
         ids = [info.local_rank] if device.type == "cuda" else None
         module = DistributedDataParallel(module, device_ids=ids)
-    dtype = amp_dtype(cfg.amp, device)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return _Run(cfg, info, device, detector, module, optimizer, scaler, dtype, out_dir, start)
 
 
