@@ -8,7 +8,8 @@ Despite its name (``HungarianMatcher``) the release uses an OTA/SimOTA-style dyn
   region. The centre region of a GT is a square of half-size ``2.5 / 32`` (normalised units) around
   its centre.
 * dynamic k per GT = max(1, floor(sum of its top-``n_candidates`` IoUs)); each GT takes its k
-  cheapest queries; a query claimed by several GTs keeps only its cheapest; GTs left without a
+  cheapest queries; a query claimed by several GTs keeps only the cheapest of them (the release: the
+  cheapest of all GTs; ``uvosam/train/README.md``, differences); GTs left without a
   query take the cheapest free one (repeated until every GT has one or queries run out).
 * The cheapest assigned query of each GT is its "key" query (used by the re-id loss).
 
