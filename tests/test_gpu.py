@@ -1,4 +1,5 @@
-"""CUDA checks (opt-in: ``pytest -m gpu``; skipped without a CUDA device; ``scripts/gpu_check.sh`` runs them).
+"""CUDA checks (marked ``gpu``: ``pytest -m gpu`` runs only them; skipped without CUDA; ``scripts/gpu_check.sh`` runs
+them).
 
 What only a GPU can show: the tracker's parity with the original code (fixture ``idol_small_seed0``) holds with
 either deformable-attention backend on CUDA; the SAM fast path (bf16 autocast + fused SDPA kernels) keeps its masks

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
     p.add_argument("--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame")
-    p.add_argument("--output-max-side", type=_positive_int, help="longest side of the overlay video")
+    p.add_argument("--output-max-side", type=_positive_int,
+                   help="shrink the overlay video to at most this longest side (never enlarged)")
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the overlay")
     p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
     p.set_defaults(func=run)
