@@ -321,3 +321,15 @@ def test_network_failure_during_a_hub_download_falls_back_and_names_it(tmp_path,
     source.write_bytes(ckpt_bytes)
     monkeypatch.setitem(hub.WEIGHTS, NAME, dataclasses.replace(spec, url=source.as_uri()))
     assert hub.resolve(NAME, checkpoints_dir=ckdir, cache_dir=tmp_path / "hf") == ckdir / spec.basename
+
+
+def test_checkpoints_folder_is_the_repos_in_a_checkout_else_a_user_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("UVOSAM_CHECKPOINTS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert hub.default_checkpoints_dir() == hub._REPO_ROOT / "checkpoints"  # this checkout
+    installed = tmp_path / "site-packages"  # a wheel: the package's parent has no pyproject.toml
+    installed.mkdir()
+    monkeypatch.setattr(hub, "_REPO_ROOT", installed)
+    assert hub.default_checkpoints_dir() == tmp_path / "cache" / "uvosam" / "checkpoints"
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "mine"))
+    assert hub.default_checkpoints_dir() == tmp_path / "mine"

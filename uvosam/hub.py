@@ -4,7 +4,7 @@
 
 1. an explicit path that exists (verified against the table when its basename is a known file);
 2. ``checkpoints/<basename>`` (``checkpoints_dir``: env ``UVOSAM_CHECKPOINTS``, else
-   ``<repo>/checkpoints``);
+   ``<repo>/checkpoints`` in a checkout, else ``~/.cache/uvosam/checkpoints``: ``default_checkpoints_dir``);
 3. the Hugging Face cache, then the Hub, via ``huggingface_hub.hf_hub_download`` (cache only when
    ``HF_HUB_OFFLINE`` is set; the variable is read at call time);
 4. the spec's direct public ``url`` (not when offline), saved into ``checkpoints_dir``.
@@ -171,9 +171,16 @@ _UNPINNED_LOGGED: dict[str, Path] = {}
 
 
 def default_checkpoints_dir() -> Path:
-    """``$UVOSAM_CHECKPOINTS`` if set, else ``<repo>/checkpoints``."""
+    """``$UVOSAM_CHECKPOINTS`` if set; else the repository's ``checkpoints/`` when uvosam runs from a checkout (an
+    editable install, a Space); else (a wheel in site-packages) ``$XDG_CACHE_HOME/uvosam/checkpoints`` (default
+    ``~/.cache/uvosam/checkpoints``), so nothing is downloaded into site-packages."""
     env = os.environ.get("UVOSAM_CHECKPOINTS")
-    return Path(env).expanduser() if env else _REPO_ROOT / "checkpoints"
+    if env:
+        return Path(env).expanduser()
+    if (_REPO_ROOT / "pyproject.toml").is_file():
+        return _REPO_ROOT / "checkpoints"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "uvosam" / "checkpoints"
 
 
 def resolve(
