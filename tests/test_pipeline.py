@@ -187,3 +187,12 @@ def test_warm_up_runs_each_model_once_and_keeps_nothing(tiny_sam_model):
     assert seconds > 0 and detected == [1] and encoded == [1]
     after = [(r.track_ids.tolist(), r.boxes_xyxy.tolist()) for r in pipe(video.frames)]
     assert after == before
+
+
+def test_from_pretrained_reports_a_wrong_tracker_before_loading_sam(monkeypatch, tmp_path):
+    def no_sam(*args, **kwargs):
+        raise AssertionError("SAM was loaded before the tracker's error")
+
+    monkeypatch.setattr(BoxPromptSegmenter, "from_pretrained", no_sam)
+    with pytest.raises(FileNotFoundError, match="no_such_tracker.pth"):
+        UVOSAM.from_pretrained(tmp_path / "no_such_tracker.pth", "vit_h", device="cpu")

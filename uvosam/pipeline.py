@@ -120,8 +120,9 @@ class UVOSAM:
         from uvosam.tracker.loading import load_tracker
 
         torch_device = resolve_device(device)
-        segmenter = BoxPromptSegmenter.from_pretrained(sam, device=torch_device, config=segmenter_config)
+        # the tracker first: a wrong preset, path or YAML is reported before SAM's 0.4-2.5 GB load (or download)
         box_tracker = load_tracker(tracker, tracker_yaml, device=torch_device, precision=tracker_precision)
+        segmenter = BoxPromptSegmenter.from_pretrained(sam, device=torch_device, config=segmenter_config)
         return cls(box_tracker, segmenter, config)
 
     def warm_up(self, height: int = 480, width: int = 854) -> float:
