@@ -388,3 +388,23 @@ def test_cli_prints_tables_and_writes_json(synthetic, tmp_path, capsys):
     assert list(data)[:7] == keys and [data[k] for k in keys] == [1, 1, 1, 0, 1, 1, 0]
     assert [row["Sequence"] for row in data["sequences"]] == ["synth-000_1", "synth-000_2", "synth-001_1",
                                                               "synth-001_2"]  # fmt: skip
+
+
+def test_davis_score_benchmark_permutes_ids_and_keeps_every_object():
+    """benchmarks/davis_score.py's 'ids permuted' sequences: same object pixels, ids shuffled one to one (not
+    mapped into 1..255 and mostly dropped, which made those sequences nearly free to score)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "davis_score.py"
+    spec = importlib.util.spec_from_file_location("davis_score_benchmark", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    labels = np.stack([np.repeat(np.arange(5, dtype=np.uint8), 2)[None].repeat(3, 0)] * 2)  # ids 0..4, (2, 3, 10)
+    labels[0, 0, 0] = 255  # void
+    for seed in range(4):
+        out = bench.perturb(labels, 2, np.random.default_rng(seed))
+        objects = (labels > 0) & (labels != 255)
+        assert np.array_equal(out > 0, objects)
+        pairs = set(zip(labels[objects].tolist(), out[objects].tolist()))
+        assert len(pairs) == 4 and {g for g, _ in pairs} == {r for _, r in pairs} == {1, 2, 3, 4}
