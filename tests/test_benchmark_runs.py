@@ -95,3 +95,22 @@ def test_ytvis_run_writes_a_submission(tmp_path, pipe):
             if rle is not None:
                 assert mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).shape == (40, 56)
     assert zipfile.ZipFile(zip_path).namelist() == ["results.json"]
+
+
+def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypatch, capsys):
+    """A resumed run must not mix sequences segmented by two models into one score; the same models resume."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    out = tmp_path / "r"
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(args.sam) or pipe)
+    base = ["davis-run", "--davis-root", str(root), "--out", str(out), "--no-score"]
+    assert uvosam_cli.main(base + ["--sequences", seqs[0], "--sam", "vit_b"]) == 0  # the first, unfinished run
+    capsys.readouterr()
+    assert uvosam_cli.main(base + ["--sam", "vit_h"]) == 2
+    err = capsys.readouterr().err
+    assert "vit_b" in err and "vit_h" in err and "--out" in err
+    assert loaded == ["vit_b"]  # refused before the models load
+    assert not (out / seqs[1]).exists()
+    assert uvosam_cli.main(base + ["--sam", "vit_b"]) == 0
+    assert "already done, skipped" in capsys.readouterr().out and (out / seqs[1]).is_dir()

@@ -9,7 +9,7 @@ from pathlib import Path
 from uvosam.eval.davis import evaluate
 from uvosam.eval.layout import SUBSETS
 from uvosam.eval.runner import (
-    PAPER_DAVIS17_UNSUPERVISED_VAL, davis_sequences, run_davis, run_ytvis, ytvis_videos,
+    PAPER_DAVIS17_UNSUPERVISED_VAL, check_run_settings, davis_sequences, run_davis, run_ytvis, ytvis_videos,
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam_cli.davis import format_tables
@@ -23,7 +23,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("davis-run", help="segment a DAVIS-2017 set (resumable) and score it")
+    p = sub.add_parser("davis-run", help="segment a DAVIS-2017 set (resumable with the same models) and score it")
     p.add_argument("--davis-root", type=Path, required=True, help="folder holding JPEGImages/ and ImageSets/")
     p.add_argument("--out", type=Path, required=True, help="results folder (<out>/<seq>/<frame>.png)")
     p.add_argument("--set", dest="subset", choices=SUBSETS, default="val")
@@ -45,12 +45,21 @@ def load_pipeline(args: argparse.Namespace) -> UVOSAM:
     return UVOSAM.from_pretrained(args.tracker, args.sam, device=args.device, tracker_yaml=args.config_yaml)
 
 
+def model_settings(args: argparse.Namespace) -> dict:
+    """The arguments that decide the masks, as recorded in a davis-run's results folder (not --device)."""
+    yaml = None if args.config_yaml is None else str(args.config_yaml)
+    return {"tracker": str(args.tracker), "sam": str(args.sam), "config_yaml": yaml}
+
+
 def run_davis_command(args: argparse.Namespace) -> int:
     if not args.sequences:
         davis_sequences(args.davis_root, args.subset)  # a wrong root is reported before the models load
+    settings = model_settings(args)
+    check_run_settings(args.out, settings)  # so is a resume with other models
     pipe = load_pipeline(args)
     start = time.perf_counter()
-    for done in run_davis(pipe, args.davis_root, args.out, subset=args.subset, sequences=args.sequences):
+    runs = run_davis(pipe, args.davis_root, args.out, subset=args.subset, sequences=args.sequences, settings=settings)
+    for done in runs:
         state = "already done, skipped" if done.skipped else f"{done.frames} frames"
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
     print(f"segmented in {time.perf_counter() - start:.1f} s -> {args.out}")

@@ -3,6 +3,8 @@
 ``run_davis`` is resumable: each sequence is written into ``<out>/.partial/<seq>`` and moved to ``<out>/<seq>`` only
 when complete, so a finished sequence is exactly a folder that exists (skipped on the next run) and an interrupted
 one is redone from scratch. PNGs are DAVIS palette PNGs with ids stable over the sequence and at most 20 ids.
+Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` and a later
+run with other settings is refused (``check_run_settings``): a resumed run never mixes two models' sequences.
 
 ``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (one entry per emitted track: ``video_id``,
 ``category_id`` = contiguous class index + 1, ``score``, ``segmentations`` = COCO RLE or null per frame) and the
@@ -68,13 +70,37 @@ def _segment_to(pipe: UVOSAM, frames_dir: Path, out_dir: Path, name: str, option
     return writer.close()
 
 
+RUN_SETTINGS_FILE = ".uvosam-run.json"
+
+
+def check_run_settings(out_dir: str | Path, settings: dict) -> None:
+    """Raise ``ValueError`` if ``out_dir`` holds results written with other ``settings`` (JSON-able values)."""
+    path = Path(out_dir) / RUN_SETTINGS_FILE
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text(encoding="utf-8"))
+    if before != settings:
+        raise ValueError(
+            f"{out_dir} holds results of a run with {before}, but this run has {settings}; resuming would mix the "
+            f"two in one score. Use another --out, or delete {out_dir} to start over."
+        )
+
+
 def run_davis(
     pipe: UVOSAM, davis_root: str | Path, out_dir: str | Path, *, subset: str = "val",
-    sequences: list[str] | None = None,
+    sequences: list[str] | None = None, settings: dict | None = None,
 ) -> Iterator[SequenceDone]:  # fmt: skip
-    """Segment every sequence of a DAVIS set into ``<out_dir>/<seq>/<frame>.png`` (resumable, see module doc)."""
+    """Segment every sequence of a DAVIS set into ``<out_dir>/<seq>/<frame>.png`` (resumable, see module doc).
+
+    ``settings``: what made ``pipe`` (e.g. model names); a run into a folder written with other settings raises
+    ``ValueError`` (see ``check_run_settings``). None: not checked or recorded.
+    """
     davis_root, out_dir = Path(davis_root), Path(out_dir)
     names = sequences or davis_sequences(davis_root, subset)
+    if settings is not None:
+        check_run_settings(out_dir, settings)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / RUN_SETTINGS_FILE).write_text(json.dumps(settings, sort_keys=True), encoding="utf-8")
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
                             tracks_csv=False)  # fmt: skip
