@@ -402,7 +402,9 @@ def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> Non
           f"SAM box prompts: ours {short['ours_prompts']}, release-equivalent {short['release_prompts']})")
     print("  why: ours decodes once and tracks and segments in one pass, prompts SAM only for boxes that exist "
           "(no [0,0,0,0] dummies), and skips frames without boxes; the release tracks the whole video first, then "
-          "decodes again for SAM. Its per-frame SAM reload (2.5 GB) is not counted here, which would dominate.", flush=True)
+          "decodes again for SAM. Its per-frame SAM reload (2.5 GB) is not counted here, which would dominate. "
+          f"Both sides use the same models, SAM in fp32 on the release side, the tracker in {args.precision} on both.",
+          flush=True)
 
 
 if __name__ == "__main__":
