@@ -396,6 +396,10 @@ def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> Non
           "threads overlap, so the stages add up to more than end to end; the slowest thread sets the pace.")
     print(f"memory ratio {args.frames[1]} vs {args.frames[0]} frames (peak RSS): "
           f"{long['peak_rss_mb'] / short['peak_rss_mb']:.3f} (goal <= 1.15)")
+    grow = [r["peak_rss_mb"] - r["rss_after_load_mb"] for r in (short, long)]
+    print(f"  of which the run itself (peak RSS above the peak after loading the models): {grow[1]:.0f} MB vs "
+          f"{grow[0]:.0f} MB, i.e. {(grow[1] - grow[0]) * 1024 / (args.frames[1] - args.frames[0]):.1f} KB per extra "
+          "frame (the ratio above is diluted by the fixed cost of torch and the models)")
     ratio = short["release_equivalent_s"] / short["ours_pipeline_s"]
     print(f"speed vs release-equivalent pipeline ({args.frames[0]} frames, frames->masks): {ratio:.2f}x "
           f"(ours {short['ours_pipeline_s']:.2f} s, release-equivalent {short['release_equivalent_s']:.2f} s; "
