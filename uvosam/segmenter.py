@@ -445,6 +445,8 @@ class BoxPromptSegmenter:
             self._decode_boxes(embedding, boxes_t[i : i + step], input_size, original_size)
             for i in range(0, len(boxes_t), step)
         ]
+        if len(parts) == 1:  # the usual case: no (N, H, W) copy
+            return parts[0]
         return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
 
     def _decode_boxes(

@@ -396,7 +396,8 @@ def _open_failure(path: Path, text: str) -> str:
 
 
 def _packet_count(text: str) -> int | None:
-    """Packets of the video stream in ``ffmpeg -v verbose ... -c copy -f null -`` output; None if not stated."""
+    """Packets of the video stream in the stderr of ``ffmpeg -v verbose ... -c copy`` (``_count_frames``); None if
+    not stated."""
     counts = re.findall(r"Output stream #0:0 \(video\): (\d+) packets muxed", text)
     counts = counts or re.findall(r"frame=\s*(\d+)", text)
     return int(counts[-1]) if counts else None
