@@ -108,7 +108,7 @@ class YamlTrackerConfig:
 def load_tracker_yaml(path: str | Path) -> YamlTrackerConfig:
     """Parse a detectron2-style IDOL YAML file (following ``_BASE_``) into a
     ``YamlTrackerConfig``."""
-    return tracker_config_from_dict(_load_with_base(Path(path), seen=()))
+    return tracker_config_from_dict(load_yaml_with_base(path))
 
 
 def load_yaml_with_base(path: str | Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from uvosam.tracker.config import DetectorConfig
-from uvosam.tracker.yaml_config import decode_yacs_value, load_tracker_yaml, load_yaml_with_base
+from uvosam.tracker.yaml_config import decode_yacs_value, load_yaml_with_base, tracker_config_from_dict
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -229,7 +229,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
     if "MODEL" not in data and "_BASE_" not in data:
         return train_config_from_dict(data)
     data = load_yaml_with_base(path)
-    detector = dataclasses.replace(load_tracker_yaml(path).detector, num_classes=1)
+    detector = dataclasses.replace(tracker_config_from_dict(data).detector, num_classes=1)
     changes: dict[str, Any] = {"detector": detector}
     for dotted, name in _D2_KEYS.items():
         node = _d2_value(data, dotted)
