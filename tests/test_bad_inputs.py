@@ -196,6 +196,9 @@ CASES: dict[str, tuple[Callable[[Path], Path], Works | Fails]] = {
     "mkv H.264": (lambda d: enc(d / "h264.mkv", *X264), Works(10)),
     "avi MJPEG": (lambda d: enc(d / "mjpeg.avi", "-c:v", "mjpeg"), Works(10)),
     "mov H.264": (lambda d: enc(d / "h264.mov", *X264), Works(10)),
+    "animated GIF": (lambda d: enc(d / "anim.gif", "-c:v", "gif"), Works(10, fps=10.0)),
+    "animated PNG": (lambda d: enc(d / "anim.apng", "-c:v", "apng", "-plays", "0", "-f", "apng"),
+                     Works(10, fps=10.0)),
     "corrupt middle": (corrupt_middle, Fails(
         VideoReadError, r"stopped at frame \d+ .* of 10: the data is damaged", decodes=True)),
     # folders of frames

@@ -1,8 +1,9 @@
 """The app under load and faults, over its API (gradio_client), tiny models on CPU.
 
-Eight sessions at once (queued behind the default concurrency of 1, and 4 at a time), Stop freeing
-the worker, a CUDA out-of-memory and a decoding error mid-video, a checkpoint failing its sha256.
-Timings are printed (run with -s); the only timed assertion is the Stop requirement itself (< 2 s).
+Eight sessions at once (queued behind the default concurrency of 1, and 4 at a time), Stop and a
+closed tab freeing the worker, a CUDA out-of-memory and a decoding error mid-video, a checkpoint failing its sha256.
+Timings are printed (run with -s); the timed assertions are the Stop requirement itself (< 2 s) and
+a closed tab's run ending well before its video would (< 4 s of its ~7 s left).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -188,6 +190,39 @@ def test_stop_frees_the_worker_for_the_next_job_within_2_s(server, clips):
     assert fast.result()[0].startswith("done: 10 frames")
     assert wait_for(lambda: not run_dir.exists())  # the stopped run's folder is gone
     assert processes_mentioning(str(run_dir)) == []
+
+
+CLOSING_TAB = """
+import sys
+from gradio_client import Client, handle_file
+client = Client(sys.argv[1], verbose=False)
+print(client.session_hash, flush=True)
+for update in client.submit(handle_file(sys.argv[2]), sys.argv[3], api_name="/segment"):
+    print(update[0], flush=True)
+"""
+
+
+def test_a_closed_tab_mid_run_frees_the_worker_and_deletes_its_run(server, clips):
+    """A user who closes the tab (its connection drops, no Stop) must not keep the only worker for
+    the rest of the video: the slow run has ~7 s left, the next job gets the worker long before."""
+    url, work = server
+    tab = subprocess.Popen([sys.executable, "-c", CLOSING_TAB, url, str(clips["slow"]), SLOW],
+                           stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        session = work / tab.stdout.readline().strip()
+        while "frame " not in (line := tab.stdout.readline()):
+            assert line, "the slow run ended before processing a frame"
+    finally:
+        tab.kill()  # the tab closes: its connection drops without a cancel request
+        tab.wait()
+    closed = time.monotonic()
+    fast = Client(url, verbose=False).submit(handle_file(str(clips["fast"])), api_name="/segment")
+    running, _ = first_update_with(fast, "frame ")
+    print(f"\ntab closed -> next job's first frame {running - closed:.2f} s")
+    assert running - closed < 4.0  # the closed tab's run would hold the worker ~7 s more
+    assert fast.result()[0].startswith("done: 10 frames")
+    assert wait_for(lambda: not any(session.glob("run-*")))
+    assert processes_mentioning(str(session)) == []
 
 
 def assert_failed_cleanly(work: Path, client: Client) -> None:

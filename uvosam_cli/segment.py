@@ -22,7 +22,7 @@ def _positive_int(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="segment the main objects of a video (tracker boxes -> SAM masks)")
-    p.add_argument("input", type=Path, help="a video file (.mp4 .mov .webm .avi .mkv) or a folder of frames")
+    p.add_argument("input", type=Path, help="a video file (.mp4 .mov .webm .avi .mkv, or any other ffmpeg reads, e.g. .gif) or a folder of frames")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
