@@ -31,6 +31,7 @@ import torch
 from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
+from uvosam.render import STYLES
 
 logger = logging.getLogger("uvosam.app")
 
@@ -47,6 +48,13 @@ OUTPUT_SIDES = [
     ("640 px", 640),
     ("480 px", 480),
 ]
+STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
+    ("Overlay: colour masks", "overlay"),
+    ("Cut-out: objects on black", "cutout"),
+    ("Blurred background", "blur"),
+    ("Colour splash: grey background", "gray"),
+    ("Matte: white objects on black (for editors)", "matte"),
+]
 OUT_OF_MEMORY = (
     "Out of GPU memory on this video: the run was stopped (the app is still running). Try a "
     "smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
@@ -56,7 +64,9 @@ ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
 Upload a short video (or pick an example) and press **Run**. A video tracker (IDOL) finds the
 salient objects and follows them; their boxes prompt Segment Anything frame by frame. The masked
 video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
-RGBA cut-outs and JSON. Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
+RGBA cut-outs and JSON. **Re-render** redraws the last run with fewer objects or in another video
+style (overlay, cut-out, blurred or grey background, matte) without running the models again.
+Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,7 @@ class App:
         output_side: int,
         show_boxes: bool,
         show_labels: bool,
+        style: str,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
@@ -159,6 +170,7 @@ class App:
             limits=self.settings.limits(),
             chunk_seconds=self.settings.chunk_seconds,
             output_max_side=int(output_side) or None,
+            style=_style(style),
             show_boxes=bool(show_boxes),
             show_labels=bool(show_labels),
             cache=True,
@@ -202,11 +214,13 @@ class App:
         show_boxes: bool,
         show_labels: bool,
         output_side: int,
+        style: str,
         state: SessionRun | None,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
-        """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids."""
+        """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids, in
+        any style."""
         if state is None or not state.cache_dir.is_dir():
             raise gr.Error(
                 "Run a video first: Re-render reuses the masks of this session's last run."
@@ -215,6 +229,7 @@ class App:
         options = JobOptions(
             chunk_seconds=self.settings.chunk_seconds,
             output_max_side=int(output_side) or None,
+            style=_style(style),
             show_boxes=bool(show_boxes),
             show_labels=bool(show_labels),
         )
@@ -278,6 +293,12 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(_session(request))
+
+
+def _style(style: str) -> str:
+    if style not in STYLES:
+        raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.")
+    return style
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -401,11 +422,14 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         )
         with gr.Row():
             keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
+            style = gr.Radio(
+                STYLE_CHOICES, value="overlay", label="Video style (Run or Re-render)", elem_id="style"
+            )
             redo = gr.Button("Re-render (no model run)", elem_id="rerender")
         gr.Markdown(footer_markdown(get_pipeline, pipe, settings), elem_id="footer")
         state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=app.forget)
 
-        run_inputs = [video, *c.values()]  # the order of App.segment's parameters
+        run_inputs = [video, *c.values(), style]  # the order of App.segment's parameters
         run_ev = run.click(
             app.segment,
             run_inputs,
@@ -417,7 +441,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         )
         redo_ev = redo.click(
             app.rerender,
-            [keep, c["show_boxes"], c["show_labels"], c["output_side"], state],
+            [keep, c["show_boxes"], c["show_labels"], c["output_side"], style, state],
             [status, preview, stream, mp4, zip_file, table],
             api_name="rerender",
             concurrency_limit=2,

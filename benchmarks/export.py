@@ -1,8 +1,10 @@
-"""Export benchmark: what writing a run's exports costs the thread that renders and streams, per frame.
+"""Export benchmark: what writing a run's exports, and drawing its video, cost the thread that renders and streams.
 
 Synthetic 854x480 frames with N moving disc-shaped masks; ``ExportWriter.add`` with the default options (DAVIS PNGs,
 RGBA cut-outs of every track, YTVIS RLE, ...) timed on the calling thread, then ``close()`` (waits for the
-background writes). Compared in one run: one background write thread vs the default (min(4, CPU count)).
+background writes). Compared in one run: one background write thread vs the default (min(4, CPU count)). Then
+``render`` in each video style (``uvosam.render.STYLES``; boxes and labels on), per frame, and the frames per
+second the thread keeps with the default exports plus that style.
 
     python benchmarks/export.py                  # 5 objects, 60 frames
     python benchmarks/export.py --objects 10 --frames 100
@@ -22,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from uvosam.export import ExportOptions, ExportWriter  # noqa: E402
+from uvosam.render import STYLES, render  # noqa: E402
 from uvosam.types import FrameResult  # noqa: E402
 
 
@@ -74,6 +77,20 @@ def main() -> None:
     ratio = rows["1 write thread"] / rows["default threads"]
     print(f"default vs 1 thread: {ratio:.2f}x faster; the caller (the app's render/stream thread) can keep "
           f"{1000 / rows['default threads']:.0f} frames/s of exports")
+    print("video styles (render, boxes and labels on):")
+    for style in STYLES:
+        ms = time_render(results, style)
+        total = ms + rows["default threads"]
+        print(f"  {style:8s}: {ms:5.1f} ms/frame; with the exports {total:5.1f} ms/frame = {1000 / total:3.0f} frames/s")
+
+
+def time_render(results: list[FrameResult], style: str) -> float:
+    """ms per frame of ``render`` in ``style`` (after one untimed frame)."""
+    render(results[0], style=style, class_names=["object"])
+    start = time.perf_counter()
+    for result in results:
+        render(result, style=style, class_names=["object"])
+    return 1000 * (time.perf_counter() - start) / len(results)
 
 
 if __name__ == "__main__":

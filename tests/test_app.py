@@ -32,7 +32,7 @@ from app_helpers import (  # noqa: E402
 from doubles import MovingBoxTracker  # noqa: E402
 from uvosam.pipeline import UVOSAM  # noqa: E402
 from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
-from uvosam.video import probe  # noqa: E402
+from uvosam.video import iter_frames, probe  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,22 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert any(n.startswith("cutouts/clip_a/2/") for n in names)
     assert davis_labels(zip_path, "clip_a") == (8, {0, 1})  # only the kept track, relabelled 1
     assert probe(mp4).num_frames == 8
+    # the same masks again, as a matte: another style without running the models
+    status, _, _, matte, _, _ = c.predict([1, 2], style="matte", api_name="/rerender")
+    assert status.startswith("done: 8 frames, 2 tracks") and matte.endswith("clip_a_matte.mp4")
+    frame = next(iter_frames(matte))
+    assert frame.max() > 200 and (frame < 30).mean() > 0.5  # white objects on black
+
+
+def test_segment_in_a_style_from_the_api(server, clips):
+    status, _, _, mp4, _, _, _ = client(server).predict(
+        handle_file(str(clips["a"])), stride=4, style="cutout", show_boxes=False,
+        show_labels=False, api_name="/segment")  # fmt: skip
+    assert status.startswith("done: 4 frames") and mp4.endswith("clip_a_cutout.mp4")
+    frame = next(iter_frames(mp4))
+    assert (frame < 30).mean() > 0.5 and frame.max() > 60  # objects kept, background black
+    with pytest.raises(Exception, match=r"'sepia'.* is not in the list of choices: \['overlay', 'cutout'"):
+        client(server).predict(handle_file(str(clips["a"])), style="sepia", api_name="/segment")
 
 
 def test_rerender_before_any_run_says_what_to_do(server):
@@ -402,7 +418,7 @@ def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-
     import app as app_module
 
     app = app_module.App(get_pipeline, AppSettings(work_root=work, status_interval_s=0.1))
-    steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, None,
+    steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None,
                         progress=lambda *a, **k: None)  # fmt: skip
     return list(steps)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from uvosam.video import iter_frames
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -121,6 +123,17 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     assert "results.json" in names and "ytvis_results.json" in names
     table = page.locator("#tracks").inner_text()
     assert "person" in table and "dog" in table
+
+    page.locator("#style").get_by_label("Matte: white objects on black (for editors)").check()
+    page.click("#rerender")  # from the cached masks
+    page.locator("#mp4", has_text="synthetic_shapes_matte").wait_for(timeout=60_000)  # another style
+    assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("#mp4 a").first.click()
+    matte = tmp_path / "matte.mp4"
+    download.value.save_as(matte)
+    frame = next(iter_frames(matte))  # white objects on black
+    assert frame.max() > 200 and (frame < 30).mean() > 0.5
 
     page.click("#run")  # again, and stop it with the Stop button
     page.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)

@@ -100,6 +100,13 @@ def test_segment_cli_writes_outputs_and_prints_a_summary(tmp_path, clip, tiny_sa
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("shapes_clip: 25 frames, 1 objects,") and "fps" in line
     assert (tmp_path / "out" / "shapes_clip_uvosam.zip").is_file()
+    assert (tmp_path / "out" / "shapes_clip_overlay.mp4").is_file()
+    code = uvosam_cli.main(["segment", str(path), "--out", str(tmp_path / "matte"), "--max-frames", "2",
+                            "--style", "matte"])  # fmt: skip
+    assert code == 0 and probe(tmp_path / "matte" / "shapes_clip_matte.mp4").num_frames == 2
+    with pytest.raises(SystemExit):
+        uvosam_cli.main(["segment", str(path), "--out", str(tmp_path / "o"), "--style", "sepia"])
+    assert "invalid choice: 'sepia'" in capsys.readouterr().err
 
 
 def test_segment_cli_threads_precision_and_compile(tmp_path, clip, tiny_sam_model, monkeypatch):

@@ -102,3 +102,25 @@ def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(clip, tmp_p
     assert meta["stride"] == 3 and meta["frame_names"] == ["00000", "00003", "00006", "00009"]
     again = rerender(second.cache_dir, tmp_path / "again", options=JobOptions())
     assert again.num_frames == second.num_frames == 4
+
+
+def test_rerender_in_another_style_without_running_a_model(cached_run, tmp_path):
+    """The cached masks redrawn as a matte: white exactly where the run's masks are (up to H.264)."""
+    out = rerender(cached_run.cache_dir, tmp_path, options=JobOptions(style="matte"))
+    assert out.overlay_mp4.name == "clip_matte.mp4"
+    assert out.tracks == cached_run.tracks
+    from uvosam.mask_cache import MaskCache
+    from uvosam.video import iter_frames
+
+    cached = list(MaskCache(cached_run.cache_dir).iter_results())
+    frames = list(iter_frames(out.overlay_mp4))
+    assert len(frames) == len(cached) == 10
+    for frame, result in zip(frames, cached):
+        inside = result.masks.any(0)
+        assert inside.any() and (~inside).any()
+        assert frame[inside].mean() > 200 and frame[~inside].mean() < 55
+
+
+def test_job_options_refuse_an_unknown_style():
+    with pytest.raises(ValueError, match=r"style must be one of .*'matte'\); got 'Matte'"):
+        JobOptions(style="Matte")

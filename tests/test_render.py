@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 from export_helpers import results_from_video
 
-from uvosam.render import colour_for_id, davis_palette, mask_contour, overlay, select_tracks
+from uvosam.render import (
+    STYLES,
+    colour_for_id,
+    davis_palette,
+    mask_contour,
+    overlay,
+    render,
+    select_tracks,
+)
 from uvosam.testing import moving_shapes
 from uvosam.types import FrameResult
 
@@ -99,3 +107,56 @@ def test_mask_contour_thickness():
     assert mask_contour(mask, thickness=2).sum() == 36 - 4
     full = np.ones((4, 4), bool)
     assert mask_contour(full).sum() == 12  # image border counts as background
+
+
+def _textured(res):
+    """The frame with a noise image (so a blur visibly changes it)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(1)
+    return replace(res, image=rng.integers(0, 256, res.image.shape, dtype=np.uint8))
+
+
+def test_render_styles_keep_the_objects_and_change_only_the_background():
+    res = _textured(_frame(height=96, width=128))
+    inside = res.masks.any(0)
+    plain = dict(class_names=CLASSES, show_boxes=False, show_labels=False)
+    outs = {style: render(res, style=style, **plain) for style in STYLES}
+    assert all(o.shape == res.image.shape and o.dtype == np.uint8 for o in outs.values())
+    assert np.array_equal(outs["overlay"], overlay(res, **plain))
+    for style in ("cutout", "blur", "gray"):
+        assert np.array_equal(outs[style][inside], res.image[inside]), style
+    assert (outs["cutout"][~inside] == 0).all()
+    gray = outs["gray"][~inside].astype(int)
+    assert (gray[:, 0] == gray[:, 1]).all() and (gray[:, 1] == gray[:, 2]).all()
+    luma = res.image[~inside] @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(gray[:, 0] - luma).max() <= 1
+    blurred = outs["blur"][~inside].astype(float)  # smoothed: much less spread than the noise
+    assert blurred.std() < 0.5 * res.image[~inside].std()
+    assert abs(blurred.mean() - res.image[~inside].mean()) < 10
+    matte = outs["matte"]
+    assert (matte[inside] == 255).all() and (matte[~inside] == 0).all()
+
+
+def test_render_boxes_on_effects_but_never_on_the_matte():
+    res = _frame(height=96, width=128)
+    inside = res.masks.any(0)
+    with_boxes = render(res, style="cutout", class_names=CLASSES)
+    assert (with_boxes[~inside] != 0).any()  # box lines and tags outside the objects
+    matte = render(res, style="matte", class_names=CLASSES)  # boxes and labels on by default
+    assert set(np.unique(matte).tolist()) == {0, 255}
+    assert (matte[..., 0][inside] == 255).all() and (matte[..., 0][~inside] == 0).all()
+
+
+def test_render_resizes_empty_frames_and_refuses_unknown_styles():
+    res = _frame()
+    empty = select_tracks(res, set())
+    for style in STYLES:
+        out = render(empty, style=style, class_names=CLASSES, out_size=(32, 24))
+        assert out.shape == (24, 32, 3)
+    assert (render(empty, style="matte", class_names=CLASSES) == 0).all()
+    assert (render(empty, style="cutout", class_names=CLASSES) == 0).all()
+    small = render(res, style="matte", class_names=CLASSES, out_size=(32, 24))
+    assert small.shape == (24, 32, 3) and small.any()
+    with pytest.raises(ValueError, match=r"style must be one of \('overlay', 'cutout'.*got 'sepia'"):
+        render(res, style="sepia", class_names=CLASSES)

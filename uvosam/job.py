@@ -1,4 +1,4 @@
-"""One video, end to end: decode -> track + segment -> overlay (+ ~1 s chunks) -> exports -> zip.
+"""One video, end to end: decode -> track + segment -> video (+ ~1 s chunks) -> exports -> zip.
 
 ``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which
 streams the chunks): it yields a ``JobProgress`` after every frame and a last one carrying the
@@ -8,8 +8,8 @@ fails, or whose generator is closed (a cancelled Gradio job), stops ffmpeg and d
 written (video, chunks, exports, mask cache): no partial output is left to pass for a complete one.
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
-and ``rerender`` rebuilds the overlay, exports and zip from it for a subset of tracks without
-running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
+and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
+style (``JobOptions.style``), without running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
 re-render writes exactly what a run would have.
 """
 
@@ -29,7 +29,7 @@ from uvosam.export import ExportOptions, ExportResult, ExportWriter, make_zip
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
-from uvosam.render import overlay
+from uvosam.render import STYLES, render
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video import VideoInfo, iter_probed, probe
 from uvosam.video_writer import VideoWriter
@@ -48,7 +48,10 @@ class JobOptions:
             = no chunks.
         output_max_side: longest side of the overlay video (None = the source size). Masks/exports
             keep the source size.
-        show_boxes, show_labels: overlay drawing.
+        style: the output video's look, one of ``uvosam.render.STYLES``: ``"overlay"`` (colour masks),
+            ``"cutout"`` (objects on black), ``"blur"`` / ``"gray"`` (blurred / greyscale background) or
+            ``"matte"`` (white objects on black); the video is ``<video>_<style>.mp4``.
+        show_boxes, show_labels: boxes and tags on the video (every style but ``"matte"``).
         export: which export files are written (and zipped).
         cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
             (``rerender``).
@@ -60,11 +63,16 @@ class JobOptions:
     limits: VideoLimits = field(default_factory=VideoLimits)
     chunk_seconds: float | None = None
     output_max_side: int | None = None
+    style: str = "overlay"
     show_boxes: bool = True
     show_labels: bool = True
     export: ExportOptions = field(default_factory=ExportOptions)
     cache: bool = False
     video_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"JobOptions: style must be one of {STYLES}; got {self.style!r}")
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ class JobResult:
 
     info: VideoInfo
     video_name: str
-    overlay_mp4: Path
+    overlay_mp4: Path  # the output video, ``<video>_<style>.mp4`` (in ``JobOptions.style``, overlay by default)
     zip_path: Path
     export: ExportResult
     tracks: tuple[TrackSummary, ...]
@@ -218,12 +226,12 @@ def rerender(
 
     Args:
         cache_dir: ``JobResult.cache_dir`` of a ``run_job`` made with ``JobOptions(cache=True)``.
-        work_dir: where the new files go (may be the original job's folder: its overlay, exports and
-            zip are replaced; the cache is only read).
+        work_dir: where the new files go (may be the original job's folder: its video of the same style,
+            exports and zip are replaced; the cache is only read).
         keep_ids: track ids to keep (None: all). Dropped tracks are absent from the overlay, the
             DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes, JSON and
             CSV.
-        options: drawing, output size, chunks and export formats; ``stride``, ``max_frames``,
+        options: style, drawing, output size, chunks and export formats; ``stride``, ``max_frames``,
             ``limits`` and ``cache`` are ignored (the cached frames are what they are).
         class_names: names behind the labels (default: those recorded in the cache).
 
@@ -287,7 +295,7 @@ def _produce(
     info, work_dir = plan.info, plan.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
     out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
-    overlay_path = work_dir / f"{plan.video_name}_overlay.mp4"
+    overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
     writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h))
     done = 0
     try:
@@ -379,8 +387,9 @@ def _render(
     class_names: Sequence[str], result: FrameResult, options: JobOptions, size: tuple[int, int]
 ) -> np.ndarray:
     out_size = None if size == (result.image.shape[1], result.image.shape[0]) else size
-    return overlay(
+    return render(
         result,
+        style=options.style,
         class_names=list(class_names),
         show_boxes=options.show_boxes,
         show_labels=options.show_labels,

@@ -1,4 +1,4 @@
-"""``uvosam segment``: one video (file or frame folder) -> overlay mp4, DAVIS PNGs, cut-outs, JSONs and a zip."""
+"""``uvosam segment``: one video (file or frame folder) -> overlay (or effect) mp4, DAVIS PNGs, cut-outs, JSONs and a zip."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tqdm import tqdm
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
+from uvosam.render import STYLES
 from uvosam.video import probe
 
 
@@ -22,7 +23,8 @@ def _positive_int(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="segment the main objects of a video (tracker boxes -> SAM masks)")
-    p.add_argument("input", type=Path, help="a video file (.mp4 .mov .webm .avi .mkv, or any other ffmpeg reads, e.g. .gif) or a folder of frames")
+    p.add_argument("input", type=Path,
+                   help="a video file (.mp4 .mov .webm .avi .mkv; any other ffmpeg reads, e.g. .gif) or a folder of frames")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
@@ -39,7 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame")
     p.add_argument("--output-max-side", type=_positive_int,
                    help="shrink the overlay video to at most this longest side (never enlarged)")
-    p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the overlay")
+    p.add_argument("--style", default="overlay", choices=STYLES,
+                   help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
+                        "(blurred / greyscale background), matte (white objects on black, for editors)")
+    p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
     p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
     p.set_defaults(func=run)
 
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         limits=VideoLimits(max_frames=None, max_side=None, max_duration_s=None, max_pixels=None),
         output_max_side=args.output_max_side,
+        style=args.style,
         show_boxes=not args.no_boxes,
         show_labels=not args.no_labels,
     )
