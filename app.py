@@ -32,6 +32,7 @@ from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.render import STYLES
+from uvosam.video import probe
 
 logger = logging.getLogger("uvosam.app")
 
@@ -139,6 +140,7 @@ class App:
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = rt.register_source(get_pipeline, to_gr_error)
+        self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
 
     # ------------------------------------------------------------------------------------------ run
     def segment(
@@ -193,6 +195,7 @@ class App:
                     value=[t.track_id for t in r.tracks],
                 )
                 state = SessionRun(run_dir, r.cache_dir)
+                self.speeds[tracker, sam] = r.fps
                 rows = _track_rows(r)
                 files = str(r.overlay_mp4), str(r.zip_path)
                 yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
@@ -206,6 +209,22 @@ class App:
         base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
         config = rt.run_config(base, **changes)
         yield from rt.gpu_job(self.source_key, tracker, sam, config, video, str(run_dir), options)
+
+    def describe(
+        self, video: str | None, tracker: str, sam: str, stride: int, max_frames: int
+    ) -> str:
+        """What an upload is and what Run will cover (or why Run would refuse it), before Run."""
+        if not video:
+            return ""
+        stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
+        try:
+            limits = self.settings.limits()
+            info = probe(video, limits=limits, stride=stride, max_frames=max_frames)
+        except USER_ERRORS as err:
+            return f"**Run would refuse this video:** {to_gr_error(err).message}"
+        fps = self.speeds.get((tracker, sam))
+        models = f"{tracker} + {sam}"
+        return rt.describe_video(info, Path(video).name, stride, max_frames, models, fps)
 
     # ------------------------------------------------------------------------------------ re-render
     def rerender(
@@ -391,6 +410,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         with gr.Row():
             with gr.Column(scale=1):
                 video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
+                about_video = gr.Markdown(elem_id="video-info")
                 gr.Examples(
                     [[str(p)] for p in EXAMPLES if p.is_file()],
                     inputs=[video],
@@ -447,6 +467,16 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             concurrency_limit=2,
             show_progress_on=[status],
         )
+        gr.on(
+            [video.change, c["tracker"].change, c["sam"].change, c["stride"].release,
+             c["max_frames"].release],  # sliders: once let go, not at every step of a drag
+            app.describe,
+            [video, c["tracker"], c["sam"], c["stride"], c["max_frames"]],
+            about_video,
+            concurrency_limit=4,
+            show_progress="hidden",
+            api_visibility="private",
+        )  # fmt: skip
         stop.click(
             app.stopped,
             None,

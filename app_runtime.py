@@ -35,7 +35,7 @@ from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.environment import package_versions
 from uvosam.job import JobOptions, JobProgress, run_job
 from uvosam.pipeline import UVOSAM
-from uvosam.video import probe
+from uvosam.video import VideoInfo, probe
 
 logger = logging.getLogger("uvosam.app")
 
@@ -473,6 +473,33 @@ class JobPump:
         """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
         self._stop.set()
         self._leave("ui")
+
+
+def describe_video(
+    info: VideoInfo, name: str, stride: int, max_frames: int, models: str, fps: float | None
+) -> str:
+    """Markdown telling a user, before Run, what their upload is and what a run of it will cover.
+
+    Args:
+        info: ``probe``'s result for the upload. name: its file name as the user knows it.
+        stride, max_frames: the run's settings (``iter_frames`` semantics).
+        models: "<tracker preset> + <SAM size>", as the estimate names them.
+        fps: frames per second of this app's last finished run with these models, or None.
+    """
+    source = "frames" if info.is_folder else f"frames at {info.fps:.3g} fps ({info.duration_s:.1f} s)"
+    text = f"**{name}**: {info.width}x{info.height}, {info.num_frames} {source}."
+    covered = info.num_output_frames(stride=stride, max_frames=max_frames)
+    suffix = "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
+    step = "every frame" if stride == 1 else f"every {stride}{suffix} frame"
+    if covered < -(-info.num_frames // stride):
+        text += f" Run covers the first {covered} frames ({step}; Max frames is {max_frames})."
+    else:
+        text += f" Run covers {covered} frames ({step})."
+    if fps:
+        text += f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here)."
+    else:
+        text += f" No run with {models} here yet to estimate the time from."
+    return text
 
 
 def run_config(pipe: UVOSAM, **changes: Any) -> PipelineConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -461,3 +462,44 @@ def test_zerogpu_refusals_reach_the_user_unchanged(monkeypatch, tmp_path, clips,
     with pytest.raises(gr.Error) as err:
         segment_directly(lambda preset, sam: pipe, tmp_path, clips["a"])
     assert (err.value.title, err.value.message) == ("ZeroGPU quota exceeded", quota)
+
+
+def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
+    from app_runtime import describe_video
+    from uvosam.video import probe as probe_video
+
+    info = probe_video(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames, 320x240, 12 fps
+    models = "idol-ytvis19-r50 + vit_b"
+    first = describe_video(info, "shapes.mp4", 1, 900, models, None)
+    assert first == ("**shapes.mp4**: 320x240, 48 frames at 12 fps (4.0 s). Run covers 48 frames "
+                     "(every frame). No run with idol-ytvis19-r50 + vit_b here yet to estimate "
+                     "the time from.")  # fmt: skip
+    later = describe_video(info, "shapes.mp4", 2, 10, models, 4.0)
+    assert later.endswith("Run covers the first 10 frames (every 2nd frame; Max frames is 10). "
+                          "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here).")
+    ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]
+                for k in (3, 4, 11, 21, 22)]  # fmt: skip
+    assert ordinals == ["3rd ", "4th ", "11th", "21st", "22nd"]
+
+
+def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
+    import app as app_module
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    settings = AppSettings(work_root=tmp_path, status_interval_s=0.1, max_side=150)
+    app = app_module.App(lambda preset, sam: pipe, settings)
+    preset = "idol-ytvis19-r50"
+    assert app.describe(None, preset, "vit_b", 1, 900) == ""
+    text = app.describe(str(clips["a"]), preset, "vit_b", 1, 900)
+    assert text.startswith("**clip_a.mp4**: 96x64, 16 frames at 8 fps (2.0 s). Run covers 16")
+    assert "No run with idol-ytvis19-r50 + vit_b here yet" in text
+    refused = app.describe(str(clips["text"]), preset, "vit_b", 1, 900)
+    assert refused.startswith("**Run would refuse this video:** ") and "is not a video" in refused
+    wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
+    assert "over the limit of 150" in wide and "UVOSAM_MAX_SIDE" in wide
+    list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                     None, progress=lambda *a, **k: None))  # fmt: skip
+    after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900)
+    assert re.search(r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
+                     r"idol-ytvis19-r50 \+ vit_b \([\d.]+ fps in the last run here\)\.$", after)
+    assert "No run with" in app.describe(str(clips["a"]), preset, "vit_h", 1, 900)  # other models

@@ -98,6 +98,9 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     page.wait_for_selector(
         "#inp video", timeout=30_000
     )  # upload finished, the input player is shown
+    described = page.locator("#video-info", has_text="320x240, 48 frames at 12 fps (4.0 s)")
+    described.wait_for(timeout=30_000)  # told before Run what the upload is
+    assert "No run with idol-ytvis19-r50 + vit_b here yet" in described.inner_text()
     page.click("#run")
 
     page.wait_for_function(STREAM_PLAYABLE, timeout=60_000)
