@@ -32,6 +32,7 @@ from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.render import STYLES
+from uvosam.track_edit import parse_merge
 from uvosam.video import probe
 
 logger = logging.getLogger("uvosam.app")
@@ -65,8 +66,9 @@ ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
 Upload a short video (or pick an example) and press **Run**. A video tracker (IDOL) finds the
 salient objects and follows them; their boxes prompt Segment Anything frame by frame. The masked
 video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
-RGBA cut-outs and JSON. **Re-render** redraws the last run with fewer objects or in another video
-style (overlay, cut-out, blurred or grey background, matte) without running the models again.
+RGBA cut-outs and JSON. **Re-render** redraws the last run with fewer objects, with tracks merged
+(one object that got two ids) or in another video style (overlay, cut-out, blurred or grey
+background, matte) without running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
@@ -234,29 +236,32 @@ class App:
         show_labels: bool,
         output_side: int,
         style: str,
+        merge: str | None,
         state: SessionRun | None,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
-        """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids, in
-        any style."""
+        """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
+        the run), merging tracks (``"3>1, 5>1"``), in any style."""
         if state is None or not state.cache_dir.is_dir():
             raise gr.Error(
                 "Run a video first: Re-render reuses the masks of this session's last run."
             )
-        out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
-        options = JobOptions(
+        options = JobOptions(  # the settings are checked before any folder is made
             chunk_seconds=self.settings.chunk_seconds,
             output_max_side=int(output_side) or None,
             style=_style(style),
             show_boxes=bool(show_boxes),
             show_labels=bool(show_labels),
         )
+        merges = _merge(merge)
+        out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
         work = partial(
             rerender_iter,
             state.cache_dir,
             out_dir,
             keep_ids=[int(k) for k in keep or []],
+            merge=merges,
             options=options,
         )
         pump = JobPump(
@@ -312,6 +317,13 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(_session(request))
+
+
+def _merge(text: str | None) -> dict[int, int]:
+    try:
+        return parse_merge(text)
+    except ValueError as err:
+        raise gr.Error(str(err), print_exception=False) from None
 
 
 def _style(style: str) -> str:
@@ -445,7 +457,14 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             style = gr.Radio(
                 STYLE_CHOICES, value="overlay", label="Video style (Run or Re-render)", elem_id="style"
             )
-            redo = gr.Button("Re-render (no model run)", elem_id="rerender")
+            with gr.Column():
+                merge = gr.Textbox(
+                    "",
+                    label="Merge tracks (one object split into two ids)",
+                    placeholder="e.g. 3>1, 5>1: tracks 3 and 5 become part of track 1",
+                    elem_id="merge",
+                )
+                redo = gr.Button("Re-render (no model run)", elem_id="rerender")
         gr.Markdown(footer_markdown(get_pipeline, pipe, settings), elem_id="footer")
         state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=app.forget)
 
@@ -461,7 +480,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         )
         redo_ev = redo.click(
             app.rerender,
-            [keep, c["show_boxes"], c["show_labels"], c["output_side"], style, state],
+            [keep, c["show_boxes"], c["show_labels"], c["output_side"], style, merge, state],
             [status, preview, stream, mp4, zip_file, table],
             api_name="rerender",
             concurrency_limit=2,

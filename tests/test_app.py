@@ -117,6 +117,16 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert status.startswith("done: 8 frames, 2 tracks") and matte.endswith("clip_a_matte.mp4")
     frame = next(iter_frames(matte))
     assert frame.max() > 200 and (frame < 30).mean() > 0.5  # white objects on black
+    # one object split into two ids: merged, everywhere (table, zip), without the models
+    status, _, _, _, zip_path, table = c.predict([1, 2], merge="2>1", api_name="/rerender")
+    assert status.startswith("done: 8 frames, 1 tracks")
+    assert [row[:2] for row in table["data"]] == [[1, "person"]]
+    assert davis_labels(zip_path, "clip_a") == (8, {0, 1})
+    assert not any(n.startswith("cutouts/clip_a/2/") for n in zip_names(zip_path))
+    with pytest.raises(Exception, match=r"no track 9 in this run \(its tracks: 1, 2\)"):
+        c.predict([1, 2], merge="9>1", api_name="/rerender")
+    with pytest.raises(Exception, match=r"expected pairs 'source>target'.*could not read 'one>two'"):
+        c.predict([1, 2], merge="one>two", api_name="/rerender")
 
 
 def test_segment_in_a_style_from_the_api(server, clips):

@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.render import STYLES, render
+from uvosam.track_edit import check_merge, merge_tracks
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video import VideoInfo, iter_probed, probe
 from uvosam.video_writer import VideoWriter
@@ -185,6 +186,7 @@ def rerender_iter(
     work_dir: str | Path,
     *,
     keep_ids: Iterable[int] | None = None,
+    merge: Mapping[int, int] | None = None,
     options: JobOptions | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Iterator[JobProgress]:
@@ -211,6 +213,11 @@ def rerender_iter(
     )
     keep = None if keep_ids is None else {int(i) for i in keep_ids}
     results = cache.iter_results(keep_ids=keep)
+    if merge:
+        merge = {int(k): int(v) for k, v in merge.items()}
+        labels = cache.track_labels()
+        check_merge(merge, labels)
+        results = (merge_tracks(result, merge, labels) for result in results)
     yield from _produce(results, plan, options, cache=None, cache_root=cache.root)
 
 
@@ -219,6 +226,7 @@ def rerender(
     work_dir: str | Path,
     *,
     keep_ids: Iterable[int] | None = None,
+    merge: Mapping[int, int] | None = None,
     options: JobOptions | None = None,
     class_names: Sequence[str] | None = None,
 ) -> JobResult:
@@ -231,6 +239,8 @@ def rerender(
         keep_ids: track ids to keep (None: all). Dropped tracks are absent from the overlay, the
             DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes, JSON and
             CSV.
+        merge: ``{source_id: target_id}``: each source track becomes part of its target (masks joined, the
+            target's id and class; ``uvosam.track_edit``), after ``keep_ids`` (which names the run's ids).
         options: style, drawing, output size, chunks and export formats; ``stride``, ``max_frames``,
             ``limits`` and ``cache`` are ignored (the cached frames are what they are).
         class_names: names behind the labels (default: those recorded in the cache).
@@ -239,10 +249,11 @@ def rerender(
         The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
 
     Raises:
-        ValueError: ``cache_dir`` holds no finished ``run_job`` cache.
+        ValueError: ``cache_dir`` holds no finished ``run_job`` cache; ``merge`` names a track not in the run,
+            a track merged into itself or a chain (``check_merge``).
     """
     for step in rerender_iter(
-        cache_dir, work_dir, keep_ids=keep_ids, options=options, class_names=class_names
+        cache_dir, work_dir, keep_ids=keep_ids, merge=merge, options=options, class_names=class_names
     ):
         if step.result is not None:
             return step.result

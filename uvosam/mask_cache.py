@@ -129,6 +129,15 @@ class MaskCache:
     def __len__(self) -> int:
         return len(self.frame_indices())
 
+    def track_labels(self) -> dict[int, int]:
+        """Every cached track id -> its class index in the first frame it appears in (reads ids and labels only)."""
+        labels: dict[int, int] = {}
+        for frame_index in self.frame_indices():
+            with np.load(self._path(frame_index)) as data:
+                for track_id, label in zip(data["track_ids"].tolist(), data["labels"].tolist()):
+                    labels.setdefault(int(track_id), int(label))
+        return labels
+
     def load(self, frame_index: int, *, image: np.ndarray | None = None) -> FrameResult:
         """One cached frame. ``image`` (H, W, 3) uint8 replaces the stored frame (required for "none")."""
         with np.load(self._path(frame_index)) as data:
