@@ -11,7 +11,9 @@ from __future__ import annotations
 import app_runtime as rt  # first: imports `spaces` (ZeroGPU) before torch
 
 import atexit
+import csv
 import dataclasses
+import io
 import logging
 import os
 import shutil
@@ -19,6 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,7 +33,9 @@ import torch
 
 from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
+from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
+from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import probe
@@ -228,6 +233,35 @@ class App:
         models = f"{tracker} + {sam}"
         return rt.describe_video(info, Path(video).name, stride, max_frames, models, fps)
 
+    # ---------------------------------------------------------------------------------------- score
+    def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
+        """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
+        if state is None or not masks_zip or not state.cache_dir.is_dir():
+            raise gr.Error("Run a video first: Score compares its masks with your ground truth.")
+        if not gt_zip:
+            raise gr.Error(
+                "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
+                "255 void), one per frame of the video, in name order."
+            )
+        meta = MaskCache(state.cache_dir).info.meta
+        limit = max(10_000, 10 * self.settings.max_frames)
+        try:
+            with tempfile.TemporaryDirectory(prefix="score-", dir=self.work.root) as tmp:
+                gt_dir = rt.extract_pngs(gt_zip, Path(tmp, "gt"), max_files=limit, max_bytes=4 << 30)
+                res_dir = rt.extract_pngs(
+                    masks_zip, Path(tmp, "res", "clip"), prefix="davis/", max_files=limit,
+                    max_bytes=4 << 30,
+                )  # fmt: skip
+                names = [p.stem for p in ground_truth_files(res_dir)]
+                indices = [i * int(meta["stride"]) for i in range(len(names))]
+                gt = align_ground_truth(
+                    ground_truth_files(gt_dir), names, indices, int(meta["info"]["num_frames"])
+                )
+                scores = score_clip(res_dir, gt, names)
+        except (ValueError, FileNotFoundError) as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        return rt.score_markdown(scores, _davis_tracks(masks_zip), len(names))
+
     # ------------------------------------------------------------------------------------ re-render
     def rerender(
         self,
@@ -317,6 +351,13 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(_session(request))
+
+
+def _davis_tracks(masks_zip: str) -> dict[int, int]:
+    """DAVIS label -> track id, from the zip's tracks.csv."""
+    with zipfile.ZipFile(masks_zip) as zf:
+        rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
+        return {int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]}
 
 
 def _merge(text: str | None) -> dict[int, int]:
@@ -465,6 +506,17 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
                     elem_id="merge",
                 )
                 redo = gr.Button("Re-render (no model run)", elem_id="rerender")
+        with gr.Accordion("Score against your ground truth (DAVIS J&F)", open=False):
+            with gr.Row():
+                gt_zip = gr.File(
+                    label="Ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 "
+                    "void), one per frame of the video (or per processed frame), in name order",
+                    file_types=[".zip"],
+                    elem_id="gt",
+                )
+                with gr.Column():
+                    score = gr.Button("Score", elem_id="score")
+                    scores = gr.Markdown(elem_id="scores")
         gr.Markdown(footer_markdown(get_pipeline, pipe, settings), elem_id="footer")
         state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=app.forget)
 
@@ -496,6 +548,14 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             show_progress="hidden",
             api_visibility="private",
         )  # fmt: skip
+        score.click(
+            app.score,
+            [gt_zip, zip_file, state],
+            scores,
+            api_name="score",
+            concurrency_limit=2,
+            show_progress_on=[scores],
+        )
         stop.click(
             app.stopped,
             None,

@@ -23,15 +23,17 @@ import shutil
 import tempfile
 import threading
 import uuid
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
 from uvosam import hub
 from uvosam.config import PipelineConfig, VideoLimits
+from uvosam.eval.davis import DavisScores
 from uvosam.environment import package_versions
 from uvosam.job import JobOptions, JobProgress, run_job
 from uvosam.pipeline import UVOSAM
@@ -500,6 +502,67 @@ def describe_video(
     else:
         text += f" No run with {models} here yet to estimate the time from."
     return text
+
+
+def extract_pngs(zip_path: str | Path, dest: Path, *, prefix: str = "", max_files: int, max_bytes: int) -> Path:
+    """The ``.png`` files of ONE folder of a zip (under ``prefix``), extracted flat into ``dest``.
+
+    Safe for uploads: only PNG members are read, each is written under its base name (no path from the zip is
+    used), the count and declared sizes are checked before anything is written, and macOS ``__MACOSX`` copies are
+    ignored.
+
+    Raises:
+        ValueError: not a zip, no PNG, PNGs in several folders, over ``max_files`` or ``max_bytes``.
+    """
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"{Path(zip_path).name} is not a readable zip file ({err}); upload a .zip of PNGs") from None
+    with archive:
+        members = [
+            m for m in archive.infolist()
+            if not m.is_dir() and m.filename.lower().endswith(".png") and m.filename.startswith(prefix)
+            and not m.filename.startswith("__MACOSX/") and not PurePosixPath(m.filename).name.startswith("._")
+        ]  # fmt: skip
+        folders = sorted({str(PurePosixPath(m.filename).parent) for m in members})
+        if not members:
+            raise ValueError(f"{Path(zip_path).name} holds no .png file under {prefix or 'its root'!r}")
+        if len(folders) > 1:
+            raise ValueError(
+                f"{Path(zip_path).name} has PNGs in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
+                "zip the one folder of this clip's frames"
+            )
+        total = sum(m.file_size for m in members)
+        if len(members) > max_files or total > max_bytes:
+            raise ValueError(
+                f"{Path(zip_path).name} holds {len(members)} PNGs, {total / 2**20:.0f} MiB unpacked; at most "
+                f"{max_files} PNGs and {max_bytes / 2**20:.0f} MiB are accepted here"
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        for member in members:
+            with archive.open(member) as src, open(dest / PurePosixPath(member.filename).name, "wb") as out:
+                shutil.copyfileobj(src, out)
+    return dest
+
+
+def score_markdown(scores: DavisScores, track_of_label: Mapping[int, int], frames: int) -> str:
+    """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object."""
+    rows = [
+        f"| {o.gt_id} | {track_of_label.get(o.result_id, 'none')} | {o.j_mean:.3f} | {o.f_mean:.3f} | "
+        f"{(o.j_mean + o.f_mean) / 2:.3f} |"
+        for o in sorted(scores.objects, key=lambda o: o.gt_id)
+    ]
+    return "\n".join(
+        [
+            f"**J&F {scores.jf_mean:.3f}** (J {scores.j_mean:.3f}, F {scores.f_mean:.3f}) over "
+            f"{len(scores.objects)} objects and {frames} frames: the DAVIS-2017 unsupervised protocol (objects "
+            "from the first ground-truth frame, tracks matched to them once for the whole clip).",
+            "",
+            "| object | track | J | F | J&F |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
 
 
 def run_config(pipe: UVOSAM, **changes: Any) -> PipelineConfig:

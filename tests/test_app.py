@@ -3,6 +3,7 @@ without weights."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -12,9 +13,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -513,3 +517,44 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert re.search(r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
                      r"idol-ytvis19-r50 \+ vit_b \([\d.]+ fps in the last run here\)\.$", after)
     assert "No run with" in app.describe(str(clips["a"]), preset, "vit_h", 1, 900)  # other models
+
+
+def _zip_of(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
+    """The run's own DAVIS PNGs as ground truth (labels swapped, one PNG per SOURCE frame while the run
+    took every 2nd): J&F 1 for both objects, each matched to its track."""
+    c = client(server)
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(b"not a zip at all")
+    with pytest.raises(Exception, match="Run a video first"):
+        c.predict(handle_file(str(fake)), None, api_name="/score")
+    masks_zip = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")[4]
+    with zipfile.ZipFile(masks_zip) as zf:
+        ours = {n.rsplit("/", 1)[1]: zf.read(n) for n in zf.namelist()
+                if n.startswith("davis/clip_a/")}  # fmt: skip
+    assert sorted(ours) == [f"{i:05d}.png" for i in range(0, 16, 2)]
+    swap = np.array([0, 2, 1] + list(range(3, 256)), np.uint8)
+    files = {}
+    for i in range(16):  # odd source frames are not processed: any content
+        ids = np.asarray(Image.open(io.BytesIO(ours[f"{i - i % 2:05d}.png"])))
+        buffer = io.BytesIO()
+        Image.fromarray(swap[ids]).save(buffer, format="PNG")
+        files[f"gt/frame_{i}.png"] = buffer.getvalue()  # natural order: frame_2 before frame_10
+    gt = _zip_of(tmp_path / "gt.zip", {**files, "__MACOSX/gt/._frame_0.png": b"junk", "gt/notes.txt": b"hi"})
+    text = c.predict(handle_file(str(gt)), handle_file(masks_zip), api_name="/score")
+    assert text.startswith("**J&F 1.000** (J 1.000, F 1.000) over 2 objects and 8 frames")
+    assert "| 1 | 2 | 1.000 | 1.000 | 1.000 |" in text and "| 2 | 1 | 1.000 | 1.000 | 1.000 |" in text
+    short = _zip_of(tmp_path / "short.zip", dict(list(files.items())[:5]))
+    with pytest.raises(Exception, match=r"5 PNGs, but the run processed 8 of the video's 16 frames"):
+        c.predict(handle_file(str(short)), handle_file(masks_zip), api_name="/score")
+    two = _zip_of(tmp_path / "two.zip", {"a/0.png": files["gt/frame_0.png"], "b/0.png": b""})
+    with pytest.raises(Exception, match=r"PNGs in 2 folders \(a, b, ...\)"):
+        c.predict(handle_file(str(two)), handle_file(masks_zip), api_name="/score")
+    with pytest.raises(Exception, match="fake.zip is not a readable zip file"):
+        c.predict(handle_file(str(fake)), handle_file(masks_zip), api_name="/score")

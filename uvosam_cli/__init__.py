@@ -11,6 +11,7 @@ SUBCOMMAND_MODULES = [
     "uvosam_cli.segment",
     "uvosam_cli.track",
     "uvosam_cli.davis",
+    "uvosam_cli.clip_score",
     "uvosam_cli.benchmark_runs",
     "uvosam_cli.info",
     "uvosam_cli.train",

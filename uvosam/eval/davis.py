@@ -42,6 +42,7 @@ __all__ = [
     "DavisScores",
     "ObjectScore",
     "evaluate",
+    "pool_scores",
     "score_sequence",
 ]
 
@@ -287,6 +288,11 @@ def evaluate(
         raise ValueError(
             f"no ground-truth object in the first annotation frame of any of {len(seqs)} sequences"
         )
+    return pool_scores(objects, task=task, subset=subset)
+
+
+def pool_scores(objects: tuple[ObjectScore, ...], *, task: str, subset: str) -> DavisScores:
+    """The global numbers: means over all ``objects`` (at least one), J&F-Mean = (J-Mean + F-Mean) / 2."""
     means = {
         name: float(np.mean([getattr(o, name) for o in objects]))
         for name in ("j_mean", "j_recall", "j_decay", "f_mean", "f_recall", "f_decay")

@@ -1,0 +1,124 @@
+"""Scoring one clip against its own ground truth (DAVIS unsupervised protocol, any video)."""
+
+import numpy as np
+import pytest
+
+from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam.eval.davis import score_sequence
+from uvosam.eval.layout import SequenceFiles
+from uvosam.eval.masks_io import write_index_png
+from uvosam.testing import moving_shapes
+
+
+def _labels(masks: np.ndarray) -> np.ndarray:
+    """(K, H, W) bool -> (H, W) ids 1..K (later objects on top)."""
+    ids = np.zeros(masks.shape[1:], np.uint8)
+    for k, mask in enumerate(masks, start=1):
+        ids[mask] = k
+    return ids
+
+
+@pytest.fixture(scope="module")
+def clip_gt(tmp_path_factory):
+    """12 frames of 3 moving rectangles: ground truth ``gt/<i>.png`` (natural order 0..11, not zero-padded)."""
+    d = tmp_path_factory.mktemp("clip")
+    video = moving_shapes(12, height=40, width=56, num_objects=3, seed=2)
+    for t, masks in enumerate(video.masks):
+        write_index_png(d / "gt" / f"{t}.png", _labels(masks))
+    return d, video
+
+
+def _results(folder, video, frames, relabel=None, drop=None):
+    names = []
+    for t in frames:
+        masks = video.masks[t]
+        ids = _labels(masks)
+        if drop is not None:
+            ids[ids == drop] = 0
+        if relabel is not None:
+            ids = relabel[ids]
+        names.append(f"{t:05d}")
+        write_index_png(folder / f"{names[-1]}.png", ids)
+    return names
+
+
+def test_ground_truth_files_are_in_natural_order_and_must_exist(clip_gt, tmp_path):
+    d, _ = clip_gt
+    assert [p.name for p in ground_truth_files(d / "gt")][:3] == ["0.png", "1.png", "2.png"]
+    assert ground_truth_files(d / "gt")[-1].name == "11.png"
+    with pytest.raises(FileNotFoundError, match="holds no .png file"):
+        ground_truth_files(tmp_path)
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        ground_truth_files(tmp_path / "nope")
+
+
+def test_perfect_results_score_1_whatever_their_ids(clip_gt, tmp_path):
+    d, video = clip_gt
+    gt = ground_truth_files(d / "gt")
+    names = _results(tmp_path / "shapes", video, range(12), relabel=np.array([0, 3, 1, 2] + [0] * 252, np.uint8))
+    scores = score_clip(tmp_path / "shapes", gt, names)
+    assert scores.jf_mean == pytest.approx(1.0) and len(scores.objects) == 3
+    assert sorted((o.gt_id, o.result_id) for o in scores.objects) == [(1, 3), (2, 1), (3, 2)]
+    assert scores.subset == "clip" and scores.task == "unsupervised"
+
+
+def test_a_missed_object_scores_as_the_official_protocol_does(clip_gt, tmp_path):
+    d, video = clip_gt
+    gt = ground_truth_files(d / "gt")
+    names = _results(tmp_path / "shapes", video, range(12), drop=2)
+    scores = score_clip(tmp_path / "shapes", gt, names)
+    official = score_sequence(SequenceFiles("shapes", tuple(names), tuple(gt)), tmp_path)
+    assert [o.to_dict() for o in scores.objects] == [o.to_dict() for o in official]
+    missed = next(o for o in scores.objects if o.gt_id == 2)
+    assert missed.j_mean == 0.0 and scores.jf_mean < 0.7
+
+
+def test_strided_run_takes_every_nth_ground_truth_frame(clip_gt, tmp_path):
+    d, video = clip_gt
+    gt = ground_truth_files(d / "gt")
+    frames = range(0, 10, 3)  # stride 3, Max frames 4: source frames 0, 3, 6, 9
+    names = _results(tmp_path / "shapes", video, frames)
+    unnamed = ["a", "b", "c", "d"]  # names that match no PNG: aligned by order and stride
+    aligned = align_ground_truth(gt, unnamed, list(frames), source_frames=12)
+    assert [p.name for p in aligned] == ["0.png", "3.png", "6.png", "9.png"]
+    assert score_clip(tmp_path / "shapes", aligned, names).jf_mean == pytest.approx(1.0)
+    assert align_ground_truth(aligned, unnamed, list(frames), source_frames=12) == aligned  # one per frame
+    assert align_ground_truth(gt, names, [0, 1, 2, 3], source_frames=12) == aligned  # by name: 00003 is 3.png
+    with pytest.raises(ValueError, match=r"5 PNGs, but the run processed 4 of the video's 12 frames"):
+        align_ground_truth(gt[:5], unnamed, list(frames), source_frames=12)
+
+
+def test_unusable_ground_truth_is_refused_clearly(clip_gt, tmp_path):
+    d, video = clip_gt
+    names = _results(tmp_path / "shapes", video, range(2))
+    empty = write_index_png(tmp_path / "gt0" / "0.png", np.zeros((40, 56), np.uint8))
+    with pytest.raises(ValueError, match=r"first frame \(0\.png\) has no object"):
+        score_clip(tmp_path / "shapes", [empty, empty], names)
+    small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
+    with pytest.raises(ValueError, match=r"is 40x56 \(HxW\) but the annotation .* is 20x28"):
+        score_clip(tmp_path / "shapes", [small, small], names)
+    with pytest.raises(ValueError, match="1 ground-truth files for 2 result frames"):
+        score_clip(tmp_path / "shapes", [empty], names)
+
+
+def test_clip_score_cli_prints_the_tables_and_writes_json(clip_gt, tmp_path, capsys):
+    import json
+
+    import uvosam_cli
+
+    d, video = clip_gt
+    _results(tmp_path / "shapes", video, range(0, 12, 2), drop=3)  # stride 2, one object missed
+    code = uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(d / "gt"), "--stride", "2",
+                            "--json", str(tmp_path / "s.json")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "Global results for clip (unsupervised)" in out
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert len(data["sequences"]) == 3 and 0.6 < data["J&F-Mean"] < 0.7
+    assert "6 result frames (00000 ...) scored against 0.png ... 10.png" in out  # by name: no --stride needed
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(d / "gt")]) == 0
+    assert "  0.667  " in capsys.readouterr().out  # the same J&F (2 of 3 objects), by name
+    (tmp_path / "few").mkdir()
+    for name in ("x.png", "y.png"):
+        (tmp_path / "few" / name).write_bytes((d / "gt" / "0.png").read_bytes())
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "few")]) == 2
+    assert "2 PNGs, but the run processed 6 of the video's 2 frames" in capsys.readouterr().err

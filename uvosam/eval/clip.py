@@ -1,0 +1,111 @@
+"""Scoring one clip against its own ground truth: the DAVIS-2017 unsupervised J&F for any video, not only DAVIS.
+
+The ground truth is a folder of indexed PNGs (0 background, 1..K objects, 255 void): one per frame of the source
+video, in natural name order (a DAVIS ``Annotations_unsupervised/480p/<seq>`` folder is one), or one per frame the
+run processed. The results are a run's DAVIS PNGs (``<out>/export/davis/<video>/<frame>.png``, or the zip's
+``davis/<video>/``). The scores follow the official unsupervised protocol exactly (``uvosam.eval.davis``): K is the
+largest id in the first ground-truth frame, result ids are matched to objects by one Hungarian assignment over the
+whole clip, and J&F-Mean = (J-Mean + F-Mean) / 2 over the K objects.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
+from uvosam.eval.layout import SequenceFiles
+
+__all__ = ["align_ground_truth", "ground_truth_files", "score_clip"]
+
+
+def _natural_key(path: Path) -> list[int | str]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def ground_truth_files(folder: str | Path) -> list[Path]:
+    """The ``.png`` files directly in ``folder``, in natural name order (``2.png`` before ``10.png``).
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder, or holds no PNG.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"ground truth: {folder} is not a folder (expected a folder of indexed PNGs)")
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=_natural_key)
+    if not files:
+        raise FileNotFoundError(
+            f"ground truth: {folder} holds no .png file (expected one indexed PNG per frame: 0 background, "
+            "1..K objects, 255 void)"
+        )
+    return files
+
+
+def _frame_key(stem: str) -> int | str:
+    return int(stem) if stem.isdigit() else stem
+
+
+def align_ground_truth(
+    ground_truth: Sequence[Path], frame_names: Sequence[str], source_indices: Sequence[int], source_frames: int
+) -> list[Path]:
+    """One ground-truth file per processed frame.
+
+    By name where every frame has a ground-truth file of the same name (digits compared as numbers: ``7.png``
+    is frame ``00007``); else by order: the files are taken as one per processed frame, or as one per source frame
+    (then those at ``source_indices`` are used).
+
+    Args:
+        ground_truth: the files in frame order.
+        frame_names: the result file stems, one per processed frame.
+        source_indices: the source frame index of each processed frame (``range(0, n * stride, stride)``).
+        source_frames: number of frames of the source video.
+
+    Raises:
+        ValueError: neither names nor counts fit, saying both counts and what to supply.
+    """
+    by_name = {_frame_key(p.stem): p for p in ground_truth}
+    if frame_names and all(_frame_key(n) in by_name for n in frame_names):
+        return [by_name[_frame_key(n)] for n in frame_names]
+    if len(ground_truth) == len(source_indices):
+        return list(ground_truth)
+    if len(ground_truth) == source_frames and all(0 <= i < source_frames for i in source_indices):
+        return [ground_truth[i] for i in source_indices]
+    raise ValueError(
+        f"ground truth: {len(ground_truth)} PNGs, but the run processed {len(source_indices)} of the video's "
+        f"{source_frames} frames and their names ({frame_names[0] if frame_names else '-'}, ...) are not all among "
+        "the PNGs'; name the PNGs as the frames, or give one PNG per source frame (the run's frame stride and Max "
+        "frames are then applied to them) or one per processed frame, in frame order."
+    )
+
+
+def score_clip(results_dir: str | Path, ground_truth: Sequence[Path], frame_names: Sequence[str]) -> DavisScores:
+    """DAVIS unsupervised scores of one clip.
+
+    Args:
+        results_dir: the clip's result PNGs, ``<frame name>.png`` (its folder name names the clip).
+        ground_truth: one annotation PNG per entry of ``frame_names`` (``align_ground_truth``).
+        frame_names: the result file stems, in frame order.
+
+    Returns:
+        ``DavisScores`` over the K objects of the first ground-truth frame (subset ``"clip"``).
+
+    Raises:
+        ValueError: the counts differ, the first ground-truth frame has no object, sizes differ, ids over 20.
+        FileNotFoundError: a result PNG is missing.
+    """
+    results_dir = Path(results_dir)
+    if len(ground_truth) != len(frame_names) or not frame_names:
+        raise ValueError(
+            f"score_clip: {len(ground_truth)} ground-truth files for {len(frame_names)} result frames; "
+            "give one per frame (align_ground_truth)"
+        )
+    seq = SequenceFiles(results_dir.name, tuple(frame_names), tuple(Path(p) for p in ground_truth))
+    objects = tuple(score_sequence(seq, results_dir.parent, task="unsupervised"))
+    if not objects:
+        raise ValueError(
+            f"ground truth: its first frame ({Path(ground_truth[0]).name}) has no object, and the DAVIS protocol "
+            "takes the objects to score from the first frame; start the ground truth at a frame where the objects "
+            "are annotated"
+        )
+    return pool_scores(objects, task="unsupervised", subset="clip")

@@ -1,0 +1,53 @@
+"""``uvosam clip-score``: score one clip's result PNGs against its own ground truth (DAVIS unsupervised J&F)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam_cli.davis import _json_safe, format_tables
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``clip-score`` subcommand."""
+    parser = subparsers.add_parser(
+        "clip-score",
+        help="score one clip's masks against its own ground truth (J&F, DAVIS unsupervised protocol)",
+        description="Score a folder of result PNGs (e.g. <out>/export/davis/<video>) against a folder of indexed "
+        "ground-truth PNGs (0 background, 1..K objects, 255 void) of the same clip: matched by name (digits as numbers), "
+        "else in natural name order. "
+        "Objects come from the first ground-truth frame; results are matched to them once per clip.",
+    )
+    parser.add_argument("results", type=Path, help="folder of the clip's result PNGs")
+    parser.add_argument("ground_truth", type=Path, help="folder of the clip's ground-truth PNGs")
+    parser.add_argument(
+        "--stride", type=_positive_int, default=1,
+        help="the run's frame stride, used when the PNGs are not named as the result frames and the ground truth "
+        "has one PNG per source frame (default: 1)",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [p.stem for p in ground_truth_files(args.results)]
+    truth = ground_truth_files(args.ground_truth)
+    indices = [i * args.stride for i in range(len(names))]
+    truth = align_ground_truth(truth, names, indices, len(truth))
+    print(f"{len(names)} result frames ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}")
+    scores = score_clip(args.results, truth, names)
+    print(format_tables(scores))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
