@@ -503,3 +503,18 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert re.search(r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
                      r"idol-ytvis19-r50 \+ vit_b \([\d.]+ fps in the last run here\)\.$", after)
     assert "No run with" in app.describe(str(clips["a"]), preset, "vit_h", 1, 900)  # other models
+
+
+def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
+    """Before a run the description says "No run with <models> here yet"; once the run is done
+    that is false, so the finished run asks for the description again (with its time estimate)."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    info_id = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "video-info")
+    deps = config["dependencies"]
+    segment = next(d["id"] for d in deps if d["api_name"] == "segment")
+    after_run = [d for d in deps if d["trigger_after"] == segment and d["trigger_only_on_success"]]
+    assert [d["outputs"] for d in after_run] == [[info_id]]
+    assert set(demo.get_api_info()["named_endpoints"]) == {"/segment", "/rerender"}  # still private
