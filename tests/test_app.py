@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -480,6 +481,9 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]
                 for k in (3, 4, 11, 21, 22)]  # fmt: skip
     assert ordinals == ["3rd ", "4th ", "11th", "21st", "22nd"]
+    rates = [describe_video(replace(info, fps=fps), "s", 1, 900, models, None).split(" fps")[0]
+             for fps in (1000.0, 960.0, 29.97, 23.976, 0.5)]  # fmt: skip
+    assert [r.split("frames at ")[1] for r in rates] == ["1000", "960", "29.97", "23.98", "0.5"]
 
 
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
