@@ -538,16 +538,21 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             concurrency_limit=2,
             show_progress_on=[status],
         )
+        describe = dict(
+            fn=app.describe,
+            inputs=[video, c["tracker"], c["sam"], c["stride"], c["max_frames"]],
+            outputs=about_video,
+            concurrency_limit=4,
+            concurrency_id="describe",
+            show_progress="hidden",
+            api_visibility="private",
+        )
         gr.on(
             [video.change, c["tracker"].change, c["sam"].change, c["stride"].release,
              c["max_frames"].release],  # sliders: once let go, not at every step of a drag
-            app.describe,
-            [video, c["tracker"], c["sam"], c["stride"], c["max_frames"]],
-            about_video,
-            concurrency_limit=4,
-            show_progress="hidden",
-            api_visibility="private",
+            **describe,
         )  # fmt: skip
+        run_ev.success(**describe)  # after a run: its speed gives the time estimate now
         score.click(
             app.score,
             [gt_zip, zip_file, state],

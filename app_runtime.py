@@ -488,7 +488,8 @@ def describe_video(
         models: "<tracker preset> + <SAM size>", as the estimate names them.
         fps: frames per second of this app's last finished run with these models, or None.
     """
-    source = "frames" if info.is_folder else f"frames at {info.fps:.3g} fps ({info.duration_s:.1f} s)"
+    rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")
+    source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
     text = f"**{name}**: {info.width}x{info.height}, {info.num_frames} {source}."
     covered = info.num_output_frames(stride=stride, max_frames=max_frames)
     suffix = "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")

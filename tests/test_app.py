@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -494,6 +495,9 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]
                 for k in (3, 4, 11, 21, 22)]  # fmt: skip
     assert ordinals == ["3rd ", "4th ", "11th", "21st", "22nd"]
+    rates = [describe_video(replace(info, fps=fps), "s", 1, 900, models, None).split(" fps")[0]
+             for fps in (1000.0, 960.0, 29.97, 23.976, 0.5)]  # fmt: skip
+    assert [r.split("frames at ")[1] for r in rates] == ["1000", "960", "29.97", "23.98", "0.5"]
 
 
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
@@ -558,3 +562,18 @@ def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
         c.predict(handle_file(str(two)), handle_file(masks_zip), api_name="/score")
     with pytest.raises(Exception, match="fake.zip is not a readable zip file"):
         c.predict(handle_file(str(fake)), handle_file(masks_zip), api_name="/score")
+
+
+def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
+    """Before a run the description says "No run with <models> here yet"; once the run is done
+    that is false, so the finished run asks for the description again (with its time estimate)."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    info_id = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "video-info")
+    deps = config["dependencies"]
+    segment = next(d["id"] for d in deps if d["api_name"] == "segment")
+    after_run = [d for d in deps if d["trigger_after"] == segment and d["trigger_only_on_success"]]
+    assert [d["outputs"] for d in after_run] == [[info_id]]
+    assert set(demo.get_api_info()["named_endpoints"]) == {"/segment", "/rerender", "/score"}
