@@ -576,4 +576,6 @@ def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     segment = next(d["id"] for d in deps if d["api_name"] == "segment")
     after_run = [d for d in deps if d["trigger_after"] == segment and d["trigger_only_on_success"]]
     assert [d["outputs"] for d in after_run] == [[info_id]]
+    describes = [d for d in deps if d["outputs"] == [info_id]]
+    assert len(describes) == 2 and all(d["queue"] is False for d in describes)  # not behind the queue
     assert set(demo.get_api_info()["named_endpoints"]) == {"/segment", "/rerender", "/score"}
