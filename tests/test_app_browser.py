@@ -141,6 +141,12 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     frame = next(iter_frames(matte))  # white objects on black
     assert frame.max() > 200 and (frame < 30).mean() > 0.5
 
+    page.locator("#merge textarea").fill("2>1")  # one object split into two ids: merged
+    page.click("#rerender")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done: 48 frames, 1 tracks')", timeout=60_000)
+    table = page.locator("#tracks").inner_text()
+    assert "person" in table and "dog" not in table
+
     page.click("#run")  # again, and stop it with the Stop button
     page.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
     page.click("#stop")

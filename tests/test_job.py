@@ -173,3 +173,39 @@ def test_run_job_probes_the_video_once(tmp_path, clip, tiny_sam_model, monkeypat
     path, video = clip
     steps = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(stride=2)))
     assert steps[-1].result.num_frames == 13 and len(counted) == 1
+
+
+def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam_model, monkeypatch, capsys):
+    path, video = clip
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: _pipe(video, tiny_sam_model))
+    run = tmp_path / "run"
+    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--max-frames", "6", "--cache"]) == 0
+    assert (run / "cache" / "meta.json").is_file()
+    capsys.readouterr()
+
+    def models_forbidden(*args, **kwargs):
+        raise AssertionError("rerender must not load a model")
+
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", models_forbidden)
+    code = uvosam_cli.main(["rerender", str(run), "--merge", "2>1", "--style", "matte", "--out",
+                            str(tmp_path / "merged")])  # fmt: skip
+    assert code == 0
+    assert capsys.readouterr().out.strip().endswith(
+        f"shapes_clip: 6 frames, tracks 1 -> {tmp_path / 'merged' / 'shapes_clip_matte.mp4'}, "
+        f"{tmp_path / 'merged' / 'shapes_clip_uvosam.zip'}"
+    )
+    assert uvosam_cli.main(["rerender", str(run), "--keep", "2"]) == 0  # into the run's own folder
+    assert "tracks 2 ->" in capsys.readouterr().out
+    names = zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()
+    assert any(n.startswith("cutouts/shapes_clip/2/") for n in names)
+    assert not any(n.startswith("cutouts/shapes_clip/1/") for n in names)
+    assert uvosam_cli.main(["rerender", str(run)]) == 0  # the cache is intact: all tracks again
+    assert "tracks 1, 2 ->" in capsys.readouterr().out
+    assert uvosam_cli.main(["rerender", str(run), "--merge", "2>9"]) == 2
+    assert "there is no track 9 in this run (its tracks: 1, 2)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        uvosam_cli.main(["rerender", str(run), "--merge", "two>one"])
+    assert "could not read 'two>one'" in capsys.readouterr().err
+    assert uvosam_cli.main(["rerender", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"no mask cache in {tmp_path}" in err and "segment ... --out <folder> --cache" in err

@@ -9,6 +9,7 @@ import sys
 
 SUBCOMMAND_MODULES = [
     "uvosam_cli.segment",
+    "uvosam_cli.rerender",
     "uvosam_cli.track",
     "uvosam_cli.davis",
     "uvosam_cli.clip_score",

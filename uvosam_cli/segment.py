@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", default="overlay", choices=STYLES,
                    help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
                         "(blurred / greyscale background), matte (white objects on black, for editors)")
+    p.add_argument("--cache", action="store_true",
+                   help="keep the masks in <out>/cache so that `uvosam rerender <out>` can redraw the video and "
+                        "rebuild the zip (fewer tracks, merged tracks, another style) without the models")
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
     p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
     p.set_defaults(func=run)
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         style=args.style,
         show_boxes=not args.no_boxes,
         show_labels=not args.no_labels,
+        cache=args.cache,
     )
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)

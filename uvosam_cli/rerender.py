@@ -1,0 +1,71 @@
+"""``uvosam rerender``: redraw a cached ``segment`` run (fewer tracks, merged tracks, another style), no models."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from uvosam.job import JobOptions, rerender_iter
+from uvosam.render import STYLES
+from uvosam.track_edit import MERGE_SYNTAX, parse_merge
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
+def _merge(text: str) -> dict[int, int]:
+    try:
+        return parse_merge(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rerender",
+        help="redraw a run made with `segment --cache`: fewer tracks, merged tracks, another style (no models)",
+        description="Rebuild the video, the exports and the zip of a `uvosam segment --cache` run from its cached "
+        "masks, without running any model.",
+    )
+    p.add_argument("run", type=Path, help="the run's --out folder (it holds cache/)")
+    p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
+    p.add_argument("--keep", type=int, nargs="+", metavar="ID", help="keep only these track ids (default: all)")
+    p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
+    p.add_argument("--style", default="overlay", choices=STYLES, help="the output video's style (see segment)")
+    p.add_argument("--output-max-side", type=_positive_int,
+                   help="shrink the video to at most this longest side (never enlarged)")  # fmt: skip
+    p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
+    p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cache = args.run / "cache"
+    if not (cache / "meta.json").is_file():
+        raise FileNotFoundError(
+            f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
+            "`uvosam segment ... --out <folder> --cache` first"
+        )
+    options = JobOptions(
+        output_max_side=args.output_max_side,
+        style=args.style,
+        show_boxes=not args.no_boxes,
+        show_labels=not args.no_labels,
+    )
+    result = None
+    steps = rerender_iter(cache, args.out or args.run, keep_ids=args.keep, merge=args.merge, options=options)
+    with tqdm(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar:
+        for update in steps:
+            bar.total = update.frames_total
+            bar.update(update.frames_done - bar.n)
+            result = update.result or result
+    assert result is not None
+    tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
+    print(f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}")
+    return 0
