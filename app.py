@@ -258,9 +258,10 @@ class App:
                     ground_truth_files(gt_dir), names, indices, int(meta["info"]["num_frames"])
                 )
                 scores = score_clip(res_dir, gt, names)
+            tracks = _davis_tracks(masks_zip)
         except (ValueError, FileNotFoundError) as err:
             raise gr.Error(str(err), print_exception=False) from None
-        return rt.score_markdown(scores, _davis_tracks(masks_zip), len(names))
+        return rt.score_markdown(scores, tracks, len(names))
 
     # ------------------------------------------------------------------------------------ re-render
     def rerender(
@@ -354,10 +355,24 @@ class App:
 
 
 def _davis_tracks(masks_zip: str) -> dict[int, int]:
-    """DAVIS label -> track id, from the zip's tracks.csv."""
+    """DAVIS label -> track id, from the zip's tracks.csv.
+
+    Raises:
+        ValueError: the zip has no tracks.csv with those columns (not a zip that Run or Re-render made).
+    """
     with zipfile.ZipFile(masks_zip) as zf:
+        if "tracks.csv" not in zf.namelist():
+            raise ValueError(
+                f"{Path(masks_zip).name} has no tracks.csv: score the zip that Run or Re-render made"
+            )
         rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
-        return {int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]}
+        try:
+            return {int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]}
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"{Path(masks_zip).name}: its tracks.csv has no readable davis_label and track_id "
+                f"columns ({err!r}); score the zip that Run or Re-render made"
+            ) from None
 
 
 def _merge(text: str | None) -> dict[int, int]:

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import uuid
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -509,40 +510,48 @@ def extract_pngs(zip_path: str | Path, dest: Path, *, prefix: str = "", max_file
     """The ``.png`` files of ONE folder of a zip (under ``prefix``), extracted flat into ``dest``.
 
     Safe for uploads: only PNG members are read, each is written under its base name (no path from the zip is
-    used), the count and declared sizes are checked before anything is written, and macOS ``__MACOSX`` copies are
-    ignored.
+    used; ``\\`` counts as a folder separator, as Windows tools write it), the count and declared sizes are checked
+    before anything is written (``zipfile`` never reads past a member's declared size), and macOS ``__MACOSX``
+    copies are ignored.
 
     Raises:
-        ValueError: not a zip, no PNG, PNGs in several folders, over ``max_files`` or ``max_bytes``.
+        ValueError: not a zip, no PNG, PNGs in several folders, over ``max_files`` or ``max_bytes``, a damaged member.
     """
+    name = Path(zip_path).name
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise ValueError(f"{Path(zip_path).name} is not a readable zip file ({err}); upload a .zip of PNGs") from None
+        raise ValueError(f"{name} is not a readable zip file ({err}); upload a .zip of PNGs") from None
     with archive:
-        members = [
-            m for m in archive.infolist()
-            if not m.is_dir() and m.filename.lower().endswith(".png") and m.filename.startswith(prefix)
-            and not m.filename.startswith("__MACOSX/") and not PurePosixPath(m.filename).name.startswith("._")
-        ]  # fmt: skip
-        folders = sorted({str(PurePosixPath(m.filename).parent) for m in members})
+        members = {
+            PurePosixPath(m.filename.replace("\\", "/")): m for m in archive.infolist()
+            if not m.is_dir() and m.filename.lower().endswith(".png")
+        }  # fmt: skip
+        members = {
+            path: m for path, m in members.items()
+            if str(path).startswith(prefix) and path.parts[0] != "__MACOSX" and not path.name.startswith("._")
+        }  # fmt: skip
+        folders = sorted({str(path.parent) for path in members})
         if not members:
-            raise ValueError(f"{Path(zip_path).name} holds no .png file under {prefix or 'its root'!r}")
+            raise ValueError(f"{name} holds no .png file under {prefix or 'its root'!r}")
         if len(folders) > 1:
             raise ValueError(
-                f"{Path(zip_path).name} has PNGs in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
+                f"{name} has PNGs in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
                 "zip the one folder of this clip's frames"
             )
-        total = sum(m.file_size for m in members)
+        total = sum(m.file_size for m in members.values())
         if len(members) > max_files or total > max_bytes:
             raise ValueError(
-                f"{Path(zip_path).name} holds {len(members)} PNGs, {total / 2**20:.0f} MiB unpacked; at most "
+                f"{name} holds {len(members)} PNGs, {total / 2**20:.0f} MiB unpacked; at most "
                 f"{max_files} PNGs and {max_bytes / 2**20:.0f} MiB are accepted here"
             )
         dest.mkdir(parents=True, exist_ok=True)
-        for member in members:
-            with archive.open(member) as src, open(dest / PurePosixPath(member.filename).name, "wb") as out:
-                shutil.copyfileobj(src, out)
+        for path, member in members.items():
+            try:
+                with archive.open(member) as src, open(dest / path.name, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a bad CRC, cut or garbled data
+                raise ValueError(f"{name}: {member.filename} is damaged ({err}); zip the PNGs again") from None
     return dest
 
 

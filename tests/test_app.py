@@ -562,6 +562,9 @@ def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
         c.predict(handle_file(str(two)), handle_file(masks_zip), api_name="/score")
     with pytest.raises(Exception, match="fake.zip is not a readable zip file"):
         c.predict(handle_file(str(fake)), handle_file(masks_zip), api_name="/score")
+    bare = _zip_of(tmp_path / "bare.zip", {f"davis/clip_a/{n}": data for n, data in ours.items()})
+    with pytest.raises(Exception, match="bare.zip has no tracks.csv: score the zip that Run or Re-render made"):
+        c.predict(handle_file(str(gt)), handle_file(str(bare)), api_name="/score")
 
 
 def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):

@@ -95,7 +95,7 @@ def test_unusable_ground_truth_is_refused_clearly(clip_gt, tmp_path):
     with pytest.raises(ValueError, match=r"first frame \(0\.png\) has no object"):
         score_clip(tmp_path / "shapes", [empty, empty], names)
     small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
-    with pytest.raises(ValueError, match=r"is 40x56 \(HxW\) but the annotation .* is 20x28"):
+    with pytest.raises(ValueError, match=r"ground truth is 20x28 \(HxW\) but the masks are 40x56"):
         score_clip(tmp_path / "shapes", [small, small], names)
     with pytest.raises(ValueError, match="1 ground-truth files for 2 result frames"):
         score_clip(tmp_path / "shapes", [empty], names)
@@ -122,3 +122,60 @@ def test_clip_score_cli_prints_the_tables_and_writes_json(clip_gt, tmp_path, cap
         (tmp_path / "few" / name).write_bytes((d / "gt" / "0.png").read_bytes())
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "few")]) == 2
     assert "2 PNGs, but the run processed 6 of the video's 2 frames" in capsys.readouterr().err
+
+
+def test_a_damaged_ground_truth_png_is_named_not_a_crash(clip_gt, tmp_path):
+    d, video = clip_gt
+    names = _results(tmp_path / "shapes", video, range(2))
+    bad = tmp_path / "gt" / "1.png"
+    bad.parent.mkdir()
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")  # a cut download, or a symlink entry of a zip
+    with pytest.raises(ValueError, match=r"1\.png: not a readable PNG image"):
+        score_clip(tmp_path / "shapes", [d / "gt" / "0.png", bad], names)
+
+
+def test_two_files_naming_the_same_frame_are_refused_not_picked_at_random(clip_gt, tmp_path):
+    d, _ = clip_gt
+    gt = ground_truth_files(d / "gt")
+    twice = sorted([*gt, tmp_path / "01.png"], key=lambda p: p.name)  # 1.png and 01.png: both frame 1
+    with pytest.raises(ValueError, match=r"01\.png and 1\.png both name frame 00001"):
+        align_ground_truth(twice, ["00000", "00001"], [0, 1], source_frames=13)
+    odd = [tmp_path / "\u00b2.png", *gt[:2]]  # '²' counts as a digit for str.isdigit, not for int()
+    assert align_ground_truth(odd, ["00000", "00001"], [0, 1], source_frames=3) == gt[:2]
+
+
+def test_ground_truth_of_another_size_says_the_masks_have_the_video_size(clip_gt, tmp_path):
+    d, video = clip_gt
+    names = _results(tmp_path / "shapes", video, range(2))
+    small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
+    with pytest.raises(ValueError, match=r"ground truth is 20x28 \(HxW\) but the masks are 40x56") as err:
+        score_clip(tmp_path / "shapes", [small, small], names)
+    assert "480p" not in str(err.value)
+
+
+def _zip(path, entries):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_extract_pngs_reads_backslash_folders_and_names_a_damaged_member(clip_gt, tmp_path):
+    import app_runtime as rt
+
+    d, _ = clip_gt
+    png = (d / "gt" / "0.png").read_bytes()
+    windows = _zip(tmp_path / "w.zip", {"gt\\00000.png": png, "gt\\00001.png": png})
+    out = rt.extract_pngs(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
+    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png"]  # named as the frames
+    two = _zip(tmp_path / "two.zip", {"gt\\0.png": png, "gt\\sub\\1.png": png})
+    with pytest.raises(ValueError, match="PNGs in 2 folders"):
+        rt.extract_pngs(two, tmp_path / "two", max_files=10, max_bytes=1 << 20)
+    damaged = _zip(tmp_path / "bad.zip", {"gt/0.png": png})
+    data = bytearray(damaged.read_bytes())
+    data[data.index(png[:16]) + 20] ^= 0xFF  # one flipped byte: the member's CRC no longer matches
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"bad\.zip: gt/0\.png is damaged"):
+        rt.extract_pngs(damaged, tmp_path / "bad", max_files=10, max_bytes=1 << 20)

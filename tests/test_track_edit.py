@@ -98,3 +98,35 @@ def test_rerender_refuses_a_bad_merge_before_writing(cached_run, tmp_path):
     with pytest.raises(ValueError, match=r"no track 7 in this run \(its tracks: 1, 2, 3\)"):
         rerender(cached_run.cache_dir, tmp_path / "out", merge={7: 1})
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cycle_is_refused_without_advising_a_self_merge():
+    with pytest.raises(ValueError, match=r"3>1 and 1>3 form a cycle") as err:
+        check_merge({3: 1, 1: 3}, [1, 2, 3])
+    assert "3>3" not in str(err.value) and "1>1" not in str(err.value)
+
+
+def test_parse_merge_reads_a_huge_number_as_a_syntax_error_not_a_python_limit():
+    with pytest.raises(ValueError, match=r"Merge tracks: expected pairs"):
+        parse_merge("1" * 5000 + ">1")
+
+
+@pytest.mark.parametrize(
+    "keep, tracks",
+    [
+        ([1, 2], [(1, 8), (2, 8)]),  # the source unticked: still merged into its (kept) target
+        ([2, 3], [(2, 8)]),  # the target dropped: its sources go with it (no track 1 made of 3 alone)
+        ([3], []),
+    ],
+)
+def test_keep_ids_follow_the_merge_target(cached_run, tmp_path, keep, tracks):
+    out = rerender(cached_run.cache_dir, tmp_path, keep_ids=keep, merge={3: 1})
+    assert [(t.track_id, t.num_frames) for t in out.tracks] == tracks
+    cache = MaskCache(cached_run.cache_dir)
+    if 1 in dict(tracks):  # track 1 covers what 1 and 3 covered, in the DAVIS PNGs too (label 1)
+        from PIL import Image
+
+        for original in cache.iter_results():
+            union = original.masks[np.isin(original.track_ids, [1, 3])].any(0)
+            png = out.export.davis_dir / f"{original.frame_index:05d}.png"
+            assert np.array_equal(np.asarray(Image.open(png)) == out.export.davis_labels[1], union)

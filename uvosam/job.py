@@ -30,7 +30,7 @@ from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.render import STYLES, render
-from uvosam.track_edit import check_merge, merge_tracks
+from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video import VideoInfo, iter_probed, probe
 from uvosam.video_writer import VideoWriter
@@ -212,12 +212,14 @@ def rerender_iter(
         start=start,
     )
     keep = None if keep_ids is None else {int(i) for i in keep_ids}
-    results = cache.iter_results(keep_ids=keep)
-    if merge:
+    if not merge:
+        results = cache.iter_results(keep_ids=keep)
+    else:
         merge = {int(k): int(v) for k, v in merge.items()}
         labels = cache.track_labels()
         check_merge(merge, labels)
-        results = (merge_tracks(result, merge, labels) for result in results)
+        keep = None if keep is None else kept_tracks(keep, merge, labels)
+        results = (merge_tracks(r, merge, labels) for r in cache.iter_results(keep_ids=keep))
     yield from _produce(results, plan, options, cache=None, cache_root=cache.root)
 
 
@@ -240,7 +242,8 @@ def rerender(
             DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes, JSON and
             CSV.
         merge: ``{source_id: target_id}``: each source track becomes part of its target (masks joined, the
-            target's id and class; ``uvosam.track_edit``), after ``keep_ids`` (which names the run's ids).
+            target's id and class; ``uvosam.track_edit``). ``keep_ids`` names the run's ids; a merged track is kept
+            when its target is (its sources follow it, kept or not: ``track_edit.kept_tracks``).
         options: style, drawing, output size, chunks and export formats; ``stride``, ``max_frames``,
             ``limits`` and ``cache`` are ignored (the cached frames are what they are).
         class_names: names behind the labels (default: those recorded in the cache).

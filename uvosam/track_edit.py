@@ -18,7 +18,7 @@ import numpy as np
 
 from uvosam.types import FrameResult
 
-_PAIR = re.compile(r"(\d+)\s*(?:->|→|>)\s*(\d+)")
+_PAIR = re.compile(r"(\d{1,18})\s*(?:->|→|>)\s*(\d{1,18})(?!\d)")  # int64 ids; no 4300-digit int()
 _SEPARATORS = re.compile(r"[\s,;]*")
 MERGE_SYNTAX = "pairs 'source>target' separated by commas, e.g. '3>1, 5>1' (tracks 3 and 5 become part of 1)"
 
@@ -64,11 +64,27 @@ def check_merge(merge: Mapping[int, int], track_ids: Iterable[int]) -> None:
                 raise ValueError(f"Merge tracks: there is no track {track} in this run (its tracks: {listed}).")
         if source == target:
             raise ValueError(f"Merge tracks: track {source} is merged into itself; leave it out.")
+        if merge.get(target) == source:
+            raise ValueError(
+                f"Merge tracks: {source}>{target} and {target}>{source} form a cycle; keep the one whose id "
+                f"should stay (e.g. only {source}>{target})."
+            )
         if target in merge:
             raise ValueError(
                 f"Merge tracks: {source}>{target} and {target}>{merge[target]} form a chain; merge every track "
                 f"into the final one directly ({source}>{merge[target]}, {target}>{merge[target]})."
             )
+
+
+def kept_tracks(keep_ids: Iterable[int], merge: Mapping[int, int], track_ids: Iterable[int]) -> set[int]:
+    """The run's tracks to read when ``keep_ids`` (the run's ids) are kept and ``merge`` is applied.
+
+    A merged track is kept when its target is; its sources follow the target, kept or not (a source is part of
+    the target once merged, so keeping the target alone still merges it, and dropping the target drops them all:
+    no dropped id comes back carrying a source's masks).
+    """
+    keep = {int(i) for i in keep_ids}
+    return {int(i) for i in track_ids if merge.get(int(i), int(i)) in keep}
 
 
 def merge_tracks(

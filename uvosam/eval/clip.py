@@ -16,6 +16,7 @@ from typing import Sequence
 
 from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles
+from uvosam.eval.masks_io import read_index_png
 
 __all__ = ["align_ground_truth", "ground_truth_files", "score_clip"]
 
@@ -43,7 +44,7 @@ def ground_truth_files(folder: str | Path) -> list[Path]:
 
 
 def _frame_key(stem: str) -> int | str:
-    return int(stem) if stem.isdigit() else stem
+    return int(stem) if stem.isdecimal() else stem  # isdigit() also takes '²', which int() refuses
 
 
 def align_ground_truth(
@@ -62,11 +63,21 @@ def align_ground_truth(
         source_frames: number of frames of the source video.
 
     Raises:
-        ValueError: neither names nor counts fit, saying both counts and what to supply.
+        ValueError: neither names nor counts fit, saying both counts and what to supply; two files name one frame
+            (``1.png`` and ``01.png``).
     """
-    by_name = {_frame_key(p.stem): p for p in ground_truth}
+    by_name: dict[int | str, list[Path]] = {}
+    for path in ground_truth:
+        by_name.setdefault(_frame_key(path.stem), []).append(path)
     if frame_names and all(_frame_key(n) in by_name for n in frame_names):
-        return [by_name[_frame_key(n)] for n in frame_names]
+        for name in frame_names:
+            files = by_name[_frame_key(name)]
+            if len(files) > 1:
+                raise ValueError(
+                    f"ground truth: {' and '.join(sorted(p.name for p in files))} both name frame {name}; keep one "
+                    "PNG per frame"
+                )
+        return [by_name[_frame_key(n)][0] for n in frame_names]
     if len(ground_truth) == len(source_indices):
         return list(ground_truth)
     if len(ground_truth) == source_frames and all(0 <= i < source_frames for i in source_indices):
@@ -100,6 +111,7 @@ def score_clip(results_dir: str | Path, ground_truth: Sequence[Path], frame_name
             f"score_clip: {len(ground_truth)} ground-truth files for {len(frame_names)} result frames; "
             "give one per frame (align_ground_truth)"
         )
+    _check_size(Path(ground_truth[0]), results_dir / f"{frame_names[0]}.png")
     seq = SequenceFiles(results_dir.name, tuple(frame_names), tuple(Path(p) for p in ground_truth))
     objects = tuple(score_sequence(seq, results_dir.parent, task="unsupervised"))
     if not objects:
@@ -109,3 +121,16 @@ def score_clip(results_dir: str | Path, ground_truth: Sequence[Path], frame_name
             "are annotated"
         )
     return pool_scores(objects, task="unsupervised", subset="clip")
+
+
+def _check_size(truth: Path, result: Path) -> None:
+    """Ground truth and masks of one size (a run's masks have the video's size, whatever its output video's)."""
+    if not result.is_file():
+        return  # score_sequence names the missing file
+    (h, w), (rh, rw) = read_index_png(truth).shape, read_index_png(result).shape
+    if (h, w) != (rh, rw):
+        raise ValueError(
+            f"ground truth is {h}x{w} (HxW) but the masks are {rh}x{rw} ({truth.name} vs {result.name}); a run's "
+            "masks have the video's size: give the ground truth at that size (resized with nearest-neighbour "
+            "sampling, so that ids stay ids)"
+        )

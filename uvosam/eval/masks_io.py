@@ -67,14 +67,21 @@ def read_index_png(path: str | Path) -> np.ndarray:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the image is not a 2-D array (e.g. an RGB PNG) or holds negative values.
+        ValueError: the file is not a readable image (damaged, cut short, another format), is not a 2-D array
+            (e.g. an RGB PNG) or holds negative values.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask PNG not found: {path}")
-    with Image.open(path) as image:
-        mode = image.mode
-        ids = np.asarray(image)
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            ids = np.asarray(image)
+    except (OSError, Image.DecompressionBombError) as err:  # not an image, cut short, damaged or huge
+        raise ValueError(
+            f"{path}: not a readable PNG image ({err}); save the ids as an indexed PNG, e.g. with "
+            "uvosam.eval.masks_io.write_index_png(path, ids)"
+        ) from None
     if ids.ndim != 2:
         raise ValueError(
             f"{path}: expected a 2-D indexed PNG of object ids (palette 'P' or grayscale 'L'), got mode "
