@@ -247,11 +247,10 @@ class App:
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
             with tempfile.TemporaryDirectory(prefix="score-", dir=self.work.root) as tmp:
-                gt_dir = rt.extract_pngs(gt_zip, Path(tmp, "gt"), max_files=limit, max_bytes=4 << 30)
-                res_dir = rt.extract_pngs(
-                    masks_zip, Path(tmp, "res", "clip"), prefix="davis/", max_files=limit,
-                    max_bytes=4 << 30,
-                )  # fmt: skip
+                gt_dir = rt.extract_images(gt_zip, Path(tmp, "gt"), max_files=limit, max_bytes=1 << 30)
+                res_dir = rt.extract_images(
+                    masks_zip, Path(tmp, "res"), prefix="davis/", max_files=limit, max_bytes=1 << 30
+                )
                 names = [p.stem for p in ground_truth_files(res_dir)]
                 indices = [i * int(meta["stride"]) for i in range(len(names))]
                 gt = align_ground_truth(

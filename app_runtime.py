@@ -506,26 +506,43 @@ def describe_video(
     return text
 
 
-def extract_pngs(zip_path: str | Path, dest: Path, *, prefix: str = "", max_files: int, max_bytes: int) -> Path:
-    """The ``.png`` files of ONE folder of a zip (under ``prefix``), extracted flat into ``dest``.
+MAX_UNPACK_RATIO = 20
+"""Most an uploaded zip of images may grow when unpacked: PNG and JPEG are compressed already (about 1x)."""
 
-    Safe for uploads: only PNG members are read, each is written under its base name (no path from the zip is
-    used; ``\\`` counts as a folder separator, as Windows tools write it), the count and declared sizes are checked
-    before anything is written (``zipfile`` never reads past a member's declared size), and macOS ``__MACOSX``
-    copies are ignored.
+
+def extract_images(
+    zip_path: str | Path,
+    parent: Path,
+    *,
+    suffixes: tuple[str, ...] = (".png",),
+    prefix: str = "",
+    max_files: int,
+    max_bytes: int,
+) -> Path:
+    """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat.
+
+    Safe for uploads: only those members are read, each is written under its base name (no path from the zip is
+    used; ``\\`` counts as a folder separator, as Windows tools write it), the count, the declared sizes and their
+    ratio to the zip's size (``MAX_UNPACK_RATIO``) are checked before anything is written (``zipfile`` never reads
+    past a member's declared size), and macOS ``__MACOSX`` copies are ignored.
+
+    Returns:
+        ``parent/<name>``, holding the files: ``name`` is the folder's name in the zip, or the zip's stem for files
+        at its root (letters, digits, ``-_.`` kept).
 
     Raises:
-        ValueError: not a zip, no PNG, PNGs in several folders, over ``max_files`` or ``max_bytes``, a damaged member.
+        ValueError: not a zip, no such file, files in several folders, over ``max_files`` or ``max_bytes``, a zip
+            that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a damaged member.
     """
-    name = Path(zip_path).name
+    name, kind = Path(zip_path).name, "/".join(suffixes)
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise ValueError(f"{name} is not a readable zip file ({err}); upload a .zip of PNGs") from None
+        raise ValueError(f"{name} is not a readable zip file ({err}); upload a .zip of {kind} files") from None
     with archive:
         members = {
             PurePosixPath(m.filename.replace("\\", "/")): m for m in archive.infolist()
-            if not m.is_dir() and m.filename.lower().endswith(".png")
+            if not m.is_dir() and m.filename.lower().endswith(suffixes)
         }  # fmt: skip
         members = {
             path: m for path, m in members.items()
@@ -533,25 +550,33 @@ def extract_pngs(zip_path: str | Path, dest: Path, *, prefix: str = "", max_file
         }  # fmt: skip
         folders = sorted({str(path.parent) for path in members})
         if not members:
-            raise ValueError(f"{name} holds no .png file under {prefix or 'its root'!r}")
+            raise ValueError(f"{name} holds no {kind} file under {prefix or 'its root'!r}")
         if len(folders) > 1:
             raise ValueError(
-                f"{name} has PNGs in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
+                f"{name} has {kind} files in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
                 "zip the one folder of this clip's frames"
             )
         total = sum(m.file_size for m in members.values())
         if len(members) > max_files or total > max_bytes:
             raise ValueError(
-                f"{name} holds {len(members)} PNGs, {total / 2**20:.0f} MiB unpacked; at most "
-                f"{max_files} PNGs and {max_bytes / 2**20:.0f} MiB are accepted here"
+                f"{name} holds {len(members)} {kind} files, {total / 2**20:.0f} MiB unpacked; at most "
+                f"{max_files} files and {max_bytes / 2**20:.0f} MiB are accepted here"
             )
+        packed = Path(zip_path).stat().st_size
+        if total > MAX_UNPACK_RATIO * packed + (1 << 20):
+            raise ValueError(
+                f"{name} would unpack to {total / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB, more than "
+                f"{MAX_UNPACK_RATIO}x: not image files (PNG and JPEG hardly compress); zip the frames themselves"
+            )
+        folder = folders[0] if folders[0] != "." else Path(zip_path).stem
+        dest = parent / (re.sub(r"[^A-Za-z0-9_.-]", "_", PurePosixPath(folder).name).strip(".") or "frames")
         dest.mkdir(parents=True, exist_ok=True)
         for path, member in members.items():
             try:
                 with archive.open(member) as src, open(dest / path.name, "wb") as out:
                     shutil.copyfileobj(src, out)
             except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a bad CRC, cut or garbled data
-                raise ValueError(f"{name}: {member.filename} is damaged ({err}); zip the PNGs again") from None
+                raise ValueError(f"{name}: {member.filename} is damaged ({err}); zip the files again") from None
     return dest
 
 

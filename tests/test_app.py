@@ -558,7 +558,7 @@ def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
     with pytest.raises(Exception, match=r"5 PNGs, but the run processed 8 of the video's 16 frames"):
         c.predict(handle_file(str(short)), handle_file(masks_zip), api_name="/score")
     two = _zip_of(tmp_path / "two.zip", {"a/0.png": files["gt/frame_0.png"], "b/0.png": b""})
-    with pytest.raises(Exception, match=r"PNGs in 2 folders \(a, b, ...\)"):
+    with pytest.raises(Exception, match=r"\.png files in 2 folders \(a, b, ...\)"):
         c.predict(handle_file(str(two)), handle_file(masks_zip), api_name="/score")
     with pytest.raises(Exception, match="fake.zip is not a readable zip file"):
         c.predict(handle_file(str(fake)), handle_file(masks_zip), api_name="/score")

@@ -121,7 +121,14 @@ def test_clip_score_cli_prints_the_tables_and_writes_json(clip_gt, tmp_path, cap
     for name in ("x.png", "y.png"):
         (tmp_path / "few" / name).write_bytes((d / "gt" / "0.png").read_bytes())
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "few")]) == 2
-    assert "2 PNGs, but the run processed 6 of the video's 2 frames" in capsys.readouterr().err
+    assert "2 PNGs, but the run processed 6 of the video's 6 frames" in capsys.readouterr().err
+    (tmp_path / "named").mkdir()  # 12 PNGs named unlike the 6 result frames: the stride is not guessed
+    for i in range(12):
+        (tmp_path / "named" / f"f{i}.png").write_bytes((d / "gt" / f"{i}.png").read_bytes())
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "named")]) == 2
+    assert "pass --stride S" in capsys.readouterr().err
+    args = ["clip-score", str(tmp_path / "shapes"), str(tmp_path / "named"), "--stride", "2"]
+    assert uvosam_cli.main(args) == 0 and "  0.667  " in capsys.readouterr().out
 
 
 def test_a_damaged_ground_truth_png_is_named_not_a_crash(clip_gt, tmp_path):
@@ -162,20 +169,38 @@ def _zip(path, entries):
     return path
 
 
-def test_extract_pngs_reads_backslash_folders_and_names_a_damaged_member(clip_gt, tmp_path):
+def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_gt, tmp_path):
     import app_runtime as rt
 
     d, _ = clip_gt
     png = (d / "gt" / "0.png").read_bytes()
     windows = _zip(tmp_path / "w.zip", {"gt\\00000.png": png, "gt\\00001.png": png})
-    out = rt.extract_pngs(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
+    out = rt.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
+    assert out == tmp_path / "w" / "gt"  # the folder's name in the zip
     assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png"]  # named as the frames
     two = _zip(tmp_path / "two.zip", {"gt\\0.png": png, "gt\\sub\\1.png": png})
-    with pytest.raises(ValueError, match="PNGs in 2 folders"):
-        rt.extract_pngs(two, tmp_path / "two", max_files=10, max_bytes=1 << 20)
+    with pytest.raises(ValueError, match=r"\.png files in 2 folders"):
+        rt.extract_images(two, tmp_path / "two", max_files=10, max_bytes=1 << 20)
     damaged = _zip(tmp_path / "bad.zip", {"gt/0.png": png})
     data = bytearray(damaged.read_bytes())
     data[data.index(png[:16]) + 20] ^= 0xFF  # one flipped byte: the member's CRC no longer matches
     damaged.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"bad\.zip: gt/0\.png is damaged"):
-        rt.extract_pngs(damaged, tmp_path / "bad", max_files=10, max_bytes=1 << 20)
+        rt.extract_images(damaged, tmp_path / "bad", max_files=10, max_bytes=1 << 20)
+
+
+def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tmp_path):
+    import zipfile
+
+    import app_runtime as rt
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("gt/0.png", bytes(64 << 20))  # 64 MiB of zeros: ~64 KiB packed
+    with pytest.raises(ValueError, match=r"bomb\.zip would unpack to 64 MiB from 0\.1 MiB, more than 20x"):
+        rt.extract_images(bomb, tmp_path / "out", max_files=10, max_bytes=1 << 30)
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+    flat = _zip(tmp_path / "my clip.zip", {"b.jpg": b"x" * 100, "a.JPG": b"y" * 100, "notes.txt": b"hi"})
+    out = rt.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
+                            max_bytes=1 << 20)  # fmt: skip
+    assert out == tmp_path / "f" / "my_clip" and sorted(p.name for p in out.iterdir()) == ["a.JPG", "b.jpg"]

@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("results", type=Path, help="folder of the clip's result PNGs")
     parser.add_argument("ground_truth", type=Path, help="folder of the clip's ground-truth PNGs")
     parser.add_argument(
-        "--stride", type=_positive_int, default=1,
-        help="the run's frame stride, used when the PNGs are not named as the result frames and the ground truth "
-        "has one PNG per source frame (default: 1)",
+        "--stride", type=_positive_int,
+        help="the run's frame stride S: the ground truth has one PNG per source frame, not named as the result "
+        "frames, and every S-th is used (without it, PNGs are matched by name or one per result frame)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     parser.set_defaults(func=run)
@@ -41,8 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     names = [p.stem for p in ground_truth_files(args.results)]
     truth = ground_truth_files(args.ground_truth)
-    indices = [i * args.stride for i in range(len(names))]
-    truth = align_ground_truth(truth, names, indices, len(truth))
+    if args.stride is None:  # by name, or one PNG per result frame: nothing is guessed
+        try:
+            truth = align_ground_truth(truth, names, range(len(names)), len(names))
+        except ValueError as err:
+            raise ValueError(
+                f"{err} If the ground truth has one PNG per source frame and the run took every S-th frame, "
+                "pass --stride S."
+            ) from None
+    else:
+        truth = align_ground_truth(truth, names, [i * args.stride for i in range(len(names))], len(truth))
     print(f"{len(names)} result frames ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}")
     scores = score_clip(args.results, truth, names)
     print(format_tables(scores))
