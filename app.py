@@ -38,7 +38,7 @@ from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
-from uvosam.video import probe
+from uvosam.video import check_limits, probe
 
 logger = logging.getLogger("uvosam.app")
 
@@ -68,7 +68,7 @@ OUT_OF_MEMORY = (
     "resolution (shrink the video before uploading)."
 )
 ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
-Upload a short video (or pick an example) and press **Run**. A video tracker (IDOL) finds the
+Upload a short video (or a zip of its frames, or pick an example) and press **Run**. A video tracker (IDOL) finds the
 salient objects and follows them; their boxes prompt Segment Anything frame by frame. The masked
 video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
 RGBA cut-outs and JSON. **Re-render** redraws the last run with fewer objects, with tracks merged
@@ -163,12 +163,18 @@ class App:
         show_boxes: bool,
         show_labels: bool,
         style: str,
-        request: gr.Request,
+        frames_zip: str | None = None,  # a default: optional in the API (gradio_client)
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
-        """Track + segment a video: streams (status, preview, chunk); ends with mp4, zip, tracks."""
-        if not video:
-            raise gr.Error("Upload a video or pick an example first.")
+        """Track + segment a video (or a zip of its frames): streams (status, preview, chunk); ends
+        with mp4, zip, tracks."""
+        if not video and not frames_zip:
+            raise gr.Error("Upload a video (or a zip of its frames) or pick an example first.")
+        if video and frames_zip:
+            raise gr.Error(
+                "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
+            )
         if tracker not in rt.PRESETS or sam not in rt.SAM_SIZES:
             raise gr.Error(
                 f"Choose a tracker from {rt.PRESETS} and a SAM size from {rt.SAM_SIZES}."
@@ -186,7 +192,8 @@ class App:
         )
         changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
         run_dir = self.work.new_dir(_session(request), "run")
-        work = partial(self._job, tracker, sam, changes, str(video), run_dir, options)
+        source = rt.FramesZip(frames_zip) if frames_zip else str(video)
+        work = partial(self._job, tracker, sam, changes, source, run_dir, options)
         pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
         skip = gr.skip()
         cleared = gr.CheckboxGroup(choices=[], value=[])
@@ -211,27 +218,48 @@ class App:
             self.work.release(run_dir)
 
     def _job(
-        self, tracker: str, sam: str, changes: dict, video: str, run_dir: Path, options: JobOptions
+        self,
+        tracker: str,
+        sam: str,
+        changes: dict,
+        source: str | rt.FramesZip,
+        run_dir: Path,
+        options: JobOptions,
     ) -> Iterator[JobProgress]:
+        if isinstance(source, rt.FramesZip):  # unpacked here: outside the GPU function
+            source = str(source.extract(run_dir / "frames", self.settings))
         base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
         config = rt.run_config(base, **changes)
-        yield from rt.gpu_job(self.source_key, tracker, sam, config, video, str(run_dir), options)
+        yield from rt.gpu_job(self.source_key, tracker, sam, config, source, str(run_dir), options)
 
     def describe(
-        self, video: str | None, tracker: str, sam: str, stride: int, max_frames: int
+        self,
+        video: str | None,
+        tracker: str,
+        sam: str,
+        stride: int,
+        max_frames: int,
+        frames_zip: str | None = None,
     ) -> str:
         """What an upload is and what Run will cover (or why Run would refuse it), before Run."""
-        if not video:
+        if not video and not frames_zip:
             return ""
+        if video and frames_zip:
+            return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
         stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
+        limits = self.settings.limits()
         try:
-            limits = self.settings.limits()
-            info = probe(video, limits=limits, stride=stride, max_frames=max_frames)
+            if frames_zip:
+                info = rt.zip_frames_info(frames_zip)
+                check_limits(info, limits, stride=stride, max_frames=max_frames)
+            else:
+                info = probe(video, limits=limits, stride=stride, max_frames=max_frames)
         except USER_ERRORS as err:
-            return f"**Run would refuse this video:** {to_gr_error(err).message}"
+            return f"**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {sam}"
-        return rt.describe_video(info, Path(video).name, stride, max_frames, models, fps)
+        name = Path(frames_zip or video).name
+        return rt.describe_video(info, name, stride, max_frames, models, fps)
 
     # ---------------------------------------------------------------------------------------- score
     def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
@@ -477,6 +505,12 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         with gr.Row():
             with gr.Column(scale=1):
                 video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
+                frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
+                    label="…or a zip of its frames (.jpg/.png, one folder)",
+                    file_types=[".zip"],
+                    height=130,
+                    elem_id="frames",
+                )
                 about_video = gr.Markdown(elem_id="video-info")
                 gr.Examples(
                     [[str(p)] for p in EXAMPLES if p.is_file()],
@@ -534,7 +568,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         gr.Markdown(footer_markdown(get_pipeline, pipe, settings), elem_id="footer")
         state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=app.forget)
 
-        run_inputs = [video, *c.values(), style]  # the order of App.segment's parameters
+        run_inputs = [video, *c.values(), style, frames_zip]  # App.segment's parameter order
         run_ev = run.click(
             app.segment,
             run_inputs,
@@ -554,15 +588,15 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         )
         describe = dict(
             fn=app.describe,
-            inputs=[video, c["tracker"], c["sam"], c["stride"], c["max_frames"]],
+            inputs=[video, c["tracker"], c["sam"], c["stride"], c["max_frames"], frames_zip],
             outputs=about_video,
             queue=False,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)
             show_progress="hidden",
             api_visibility="private",
         )
         gr.on(
-            [video.change, c["tracker"].change, c["sam"].change, c["stride"].release,
-             c["max_frames"].release],  # sliders: once let go, not at every step of a drag
+            [video.change, frames_zip.change, c["tracker"].change, c["sam"].change,
+             c["stride"].release, c["max_frames"].release],  # sliders: once let go, not at every step of a drag
             **describe,
         )  # fmt: skip
         run_ev.success(**describe)  # after a run: its speed gives the time estimate now

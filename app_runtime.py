@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
+from PIL import Image
 
 from uvosam import hub
 from uvosam.config import PipelineConfig, VideoLimits
@@ -38,7 +39,8 @@ from uvosam.eval.davis import DavisScores
 from uvosam.environment import package_versions
 from uvosam.job import JobOptions, JobProgress, run_job
 from uvosam.pipeline import UVOSAM
-from uvosam.video import VideoInfo, probe
+from uvosam.frame_folder import FRAME_EXTENSIONS
+from uvosam.video import DEFAULT_FPS, VideoInfo, probe
 
 logger = logging.getLogger("uvosam.app")
 
@@ -478,6 +480,24 @@ class JobPump:
         self._leave("ui")
 
 
+@dataclass(frozen=True)
+class FramesZip:
+    """An uploaded zip of frames, unpacked by the run that uses it (into its own folder)."""
+
+    path: str
+
+    def extract(self, parent: Path, settings: AppSettings) -> Path:
+        """The frames as a folder ``parent/<the zip's folder name>``; counts and sizes bounded by ``settings``
+        (10x the frame limit, twice the upload limit unpacked)."""
+        return extract_images(
+            self.path,
+            parent,
+            suffixes=FRAME_EXTENSIONS,
+            max_files=10 * settings.max_frames,
+            max_bytes=2 * settings.max_upload_mb << 20,
+        )
+
+
 def describe_video(
     info: VideoInfo, name: str, stride: int, max_frames: int, models: str, fps: float | None
 ) -> str:
@@ -504,6 +524,65 @@ def describe_video(
     else:
         text += f" No run with {models} here yet to estimate the time from."
     return text
+
+
+def _open_zip(zip_path: str | Path, kind: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(
+            f"{Path(zip_path).name} is not a readable zip file ({err}); upload a .zip of {kind} files"
+        ) from None
+
+
+def _image_members(
+    archive: zipfile.ZipFile, name: str, suffixes: tuple[str, ...], prefix: str
+) -> dict[PurePosixPath, zipfile.ZipInfo]:
+    """The ``suffixes`` files under ``prefix`` (``\\`` read as ``/``; no ``__MACOSX`` copies), all in one folder.
+
+    Raises:
+        ValueError: none, or files in several folders.
+    """
+    kind = "/".join(suffixes)
+    members = {
+        PurePosixPath(m.filename.replace("\\", "/")): m for m in archive.infolist()
+        if not m.is_dir() and m.filename.lower().endswith(suffixes)
+    }  # fmt: skip
+    members = {
+        path: m for path, m in members.items()
+        if str(path).startswith(prefix) and path.parts[0] != "__MACOSX" and not path.name.startswith("._")
+    }  # fmt: skip
+    folders = sorted({str(path.parent) for path in members})
+    if not members:
+        raise ValueError(f"{name} holds no {kind} file under {prefix or 'its root'!r}")
+    if len(folders) > 1:
+        raise ValueError(
+            f"{name} has {kind} files in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
+            "zip the one folder of this clip's frames"
+        )
+    return members
+
+
+def zip_frames_info(zip_path: str | Path) -> VideoInfo:
+    """What a zip of frames would be as a frame folder (count, names, the first frame's size), unpacking nothing
+    but the first frame's header.
+
+    Raises:
+        ValueError: not a zip, no frame, frames in several folders, a first frame that is not an image.
+    """
+    name = Path(zip_path).name
+    with _open_zip(zip_path, "/".join(FRAME_EXTENSIONS)) as archive:
+        members = _image_members(archive, name, FRAME_EXTENSIONS, "")
+        paths = sorted(members, key=lambda p: [int(t) if t.isdecimal() else t.lower()
+                                               for t in re.split(r"(\d+)", p.name)])  # fmt: skip
+        try:
+            with archive.open(members[paths[0]]) as file, Image.open(file) as image:
+                width, height = image.size
+        except (OSError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{name}: {paths[0].name} is not a readable image ({err})") from None
+    count = len(paths)
+    names = tuple(p.stem for p in paths)
+    return VideoInfo(Path(zip_path), DEFAULT_FPS, count, width, height, 0, count / DEFAULT_FPS, True, names)
 
 
 MAX_UNPACK_RATIO = 20
@@ -535,27 +614,9 @@ def extract_images(
             that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a damaged member.
     """
     name, kind = Path(zip_path).name, "/".join(suffixes)
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise ValueError(f"{name} is not a readable zip file ({err}); upload a .zip of {kind} files") from None
-    with archive:
-        members = {
-            PurePosixPath(m.filename.replace("\\", "/")): m for m in archive.infolist()
-            if not m.is_dir() and m.filename.lower().endswith(suffixes)
-        }  # fmt: skip
-        members = {
-            path: m for path, m in members.items()
-            if str(path).startswith(prefix) and path.parts[0] != "__MACOSX" and not path.name.startswith("._")
-        }  # fmt: skip
+    with _open_zip(zip_path, kind) as archive:
+        members = _image_members(archive, name, suffixes, prefix)
         folders = sorted({str(path.parent) for path in members})
-        if not members:
-            raise ValueError(f"{name} holds no {kind} file under {prefix or 'its root'!r}")
-        if len(folders) > 1:
-            raise ValueError(
-                f"{name} has {kind} files in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
-                "zip the one folder of this clip's frames"
-            )
         total = sum(m.file_size for m in members.values())
         if len(members) > max_files or total > max_bytes:
             raise ValueError(

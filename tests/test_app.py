@@ -434,7 +434,7 @@ def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-
     import app as app_module
 
     app = app_module.App(get_pipeline, AppSettings(work_root=work, status_interval_s=0.1))
-    steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None,
+    steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, None,
                         progress=lambda *a, **k: None)  # fmt: skip
     return list(steps)
 
@@ -512,11 +512,11 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert text.startswith("**clip_a.mp4**: 96x64, 16 frames at 8 fps (2.0 s). Run covers 16")
     assert "No run with idol-ytvis19-r50 + vit_b here yet" in text
     refused = app.describe(str(clips["text"]), preset, "vit_b", 1, 900)
-    assert refused.startswith("**Run would refuse this video:** ") and "is not a video" in refused
+    assert refused.startswith("**Run would refuse this input:** ") and "is not a video" in refused
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
     assert "over the limit of 150" in wide and "UVOSAM_MAX_SIDE" in wide
     list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                     None, progress=lambda *a, **k: None))  # fmt: skip
+                     None, None, progress=lambda *a, **k: None))  # fmt: skip
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900)
     assert re.search(r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
                      r"idol-ytvis19-r50 \+ vit_b \([\d.]+ fps in the last run here\)\.$", after)
@@ -582,3 +582,50 @@ def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     describes = [d for d in deps if d["outputs"] == [info_id]]
     assert len(describes) == 2 and all(d["queue"] is False for d in describes)  # not behind the queue
     assert set(demo.get_api_info()["named_endpoints"]) == {"/segment", "/rerender", "/score"}
+
+
+def _frames_zip(path: Path, folder: str, count: int, size=(96, 64)) -> Path:
+    """``count`` moving-shapes frames as JPEGs named ``<i>.jpg`` (natural order) in ``folder``."""
+    from uvosam.testing import moving_shapes
+
+    files = {}
+    for i, frame in enumerate(moving_shapes(count, height=size[1], width=size[0], seed=4).frames):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=95)
+        files[f"{folder}/{i}.jpg"] = buffer.getvalue()
+    return _zip_of(path, files)
+
+
+def test_a_zip_of_frames_runs_like_a_video_and_keeps_their_names(server, clips, tmp_path):
+    c = client(server)
+    frames = _frames_zip(tmp_path / "upload.zip", "bmx-trees", 12)
+    status, _, _, mp4, masks_zip, _, _ = c.predict(
+        None, frames_zip=handle_file(str(frames)), api_name="/segment")  # fmt: skip
+    assert status.startswith("done: 12 frames, 2 tracks")
+    assert Path(mp4).name == "bmx-trees_overlay.mp4" and probe(mp4).num_frames == 12
+    pngs = sorted(n for n in zip_names(masks_zip) if n.startswith("davis/bmx-trees/"))
+    assert pngs == sorted(f"davis/bmx-trees/{i}.png" for i in range(12))  # named as the frames
+    with pytest.raises(Exception, match="Both a video and a zip of frames are loaded"):
+        c.predict(handle_file(str(clips["a"])), frames_zip=handle_file(str(frames)), api_name="/segment")
+    wide = _frames_zip(tmp_path / "wide.zip", "w", 3, size=(160, 48))  # over max_side=150
+    with pytest.raises(Exception, match=r"longest side 160 px, over the limit of 150"):
+        c.predict(None, frames_zip=handle_file(str(wide)), api_name="/segment")
+    empty = _zip_of(tmp_path / "empty.zip", {"notes.txt": b"hi"})
+    with pytest.raises(Exception, match=r"empty\.zip holds no \.jpg/\.jpeg/\.png file"):
+        c.predict(None, frames_zip=handle_file(str(empty)), api_name="/segment")
+    session = server[1] / c.session_hash
+    assert wait_for(lambda: not any(session.glob("run-*")))  # the failed runs left no folder
+
+
+def test_a_zip_of_frames_is_described_before_run(tmp_path):
+    import app as app_module
+
+    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
+    frames = _frames_zip(tmp_path / "upload.zip", "bmx-trees", 30)
+    text = app.describe(None, "idol-ytvis19-r50", "vit_b", 2, 10, str(frames))
+    assert text.startswith("**upload.zip**: 96x64, 30 frames. Run covers the first 10 frames "
+                           "(every 2nd frame; Max frames is 10).")  # fmt: skip
+    wide = _frames_zip(tmp_path / "wide.zip", "w", 2, size=(160, 48))
+    assert "over the limit of 150" in app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide))
+    both = app.describe(str(frames), "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
+    assert both.startswith("**Both a video and a zip of frames are loaded:**")
