@@ -250,7 +250,7 @@ class App:
         limits = self.settings.limits()
         try:
             if frames_zip:
-                info = rt.zip_frames_info(frames_zip)
+                info = rt.FramesZip(frames_zip).info(self.settings)  # the checks of Run, before unpacking
                 check_limits(info, limits, stride=stride, max_frames=max_frames)
             else:
                 info = probe(video, limits=limits, stride=stride, max_frames=max_frames)

@@ -482,20 +482,24 @@ class JobPump:
 
 @dataclass(frozen=True)
 class FramesZip:
-    """An uploaded zip of frames, unpacked by the run that uses it (into its own folder)."""
+    """An uploaded zip of frames, unpacked by the run that uses it (into its own folder).
+
+    ``info`` and ``extract`` apply the same bounds (10x the frame limit, twice the upload limit
+    unpacked), so what the upload's description says is what Run does.
+    """
 
     path: str
 
+    def _bounds(self, settings: AppSettings) -> dict[str, int]:
+        return {"max_files": 10 * settings.max_frames, "max_bytes": 2 * settings.max_upload_mb << 20}
+
+    def info(self, settings: AppSettings) -> VideoInfo:
+        """``zip_frames_info`` within this app's bounds: what Run would see, nothing unpacked."""
+        return zip_frames_info(self.path, **self._bounds(settings))
+
     def extract(self, parent: Path, settings: AppSettings) -> Path:
-        """The frames as a folder ``parent/<the zip's folder name>``; counts and sizes bounded by ``settings``
-        (10x the frame limit, twice the upload limit unpacked)."""
-        return extract_images(
-            self.path,
-            parent,
-            suffixes=FRAME_EXTENSIONS,
-            max_files=10 * settings.max_frames,
-            max_bytes=2 * settings.max_upload_mb << 20,
-        )
+        """The frames as a folder ``parent/<the zip's folder name>``, within this app's bounds."""
+        return extract_images(self.path, parent, suffixes=FRAME_EXTENSIONS, **self._bounds(settings))
 
 
 def describe_video(
@@ -538,7 +542,8 @@ def _open_zip(zip_path: str | Path, kind: str) -> zipfile.ZipFile:
 def _image_members(
     archive: zipfile.ZipFile, name: str, suffixes: tuple[str, ...], prefix: str
 ) -> dict[PurePosixPath, zipfile.ZipInfo]:
-    """The ``suffixes`` files under ``prefix`` (``\\`` read as ``/``; no ``__MACOSX`` copies), all in one folder.
+    """The ``suffixes`` files under ``prefix`` (``\\`` read as ``/``; no ``__MACOSX`` copies, no hidden files: as
+    ``uvosam.frame_folder.list_frames`` skips them), all in one folder.
 
     Raises:
         ValueError: none, or files in several folders.
@@ -550,7 +555,7 @@ def _image_members(
     }  # fmt: skip
     members = {
         path: m for path, m in members.items()
-        if str(path).startswith(prefix) and path.parts[0] != "__MACOSX" and not path.name.startswith("._")
+        if str(path).startswith(prefix) and path.parts[0] != "__MACOSX" and not path.name.startswith(".")
     }  # fmt: skip
     folders = sorted({str(path.parent) for path in members})
     if not members:
@@ -563,23 +568,75 @@ def _image_members(
     return members
 
 
-def zip_frames_info(zip_path: str | Path) -> VideoInfo:
-    """What a zip of frames would be as a frame folder (count, names, the first frame's size), unpacking nothing
-    but the first frame's header.
+def _check_bounds(
+    zip_path: str | Path, members: Mapping[PurePosixPath, zipfile.ZipInfo], kind: str, max_files: int, max_bytes: int
+) -> None:
+    """Raise ``ValueError`` when ``members`` are over ``max_files`` or ``max_bytes`` unpacked, or would unpack to
+    more than ``MAX_UNPACK_RATIO`` times the zip's size."""
+    name = Path(zip_path).name
+    total = sum(m.file_size for m in members.values())
+    if len(members) > max_files or total > max_bytes:
+        raise ValueError(
+            f"{name} holds {len(members)} {kind} files, {total / 2**20:.0f} MiB unpacked; at most "
+            f"{max_files} files and {max_bytes / 2**20:.0f} MiB are accepted here"
+        )
+    packed = Path(zip_path).stat().st_size
+    if total > MAX_UNPACK_RATIO * packed + (1 << 20):
+        raise ValueError(
+            f"{name} would unpack to {total / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB, more than "
+            f"{MAX_UNPACK_RATIO}x: not image files (PNG and JPEG hardly compress); zip the frames themselves"
+        )
+
+
+def _display_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, from the header, as ``uvosam.frame_folder.display_size`` reads a
+    file (a PNG's EXIF after its pixels is not looked for: reading it would decode the image)."""
+    width, height = image.size
+    if image.format == "PNG" and "exif" not in image.info:
+        return width, height
+    orientation = image.getexif().get(0x0112, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_bytes: int | None = None) -> VideoInfo:
+    """What a zip of frames would be as a frame folder (count, names, size as decoded), unpacking nothing but the
+    frames' headers. Checked as a run checks the unpacked folder: one file per frame name, all frames of one size
+    (EXIF orientation applied); and, when given, ``extract_images``' bounds.
 
     Raises:
-        ValueError: not a zip, no frame, frames in several folders, a first frame that is not an image.
+        ValueError: not a zip, no frame, frames in several folders, over the bounds, two files for one frame name,
+            a frame that is not an image, frames of different sizes.
     """
-    name = Path(zip_path).name
-    with _open_zip(zip_path, "/".join(FRAME_EXTENSIONS)) as archive:
+    name, kind = Path(zip_path).name, "/".join(FRAME_EXTENSIONS)
+    with _open_zip(zip_path, kind) as archive:
         members = _image_members(archive, name, FRAME_EXTENSIONS, "")
+        if max_files is not None and max_bytes is not None:
+            _check_bounds(zip_path, members, kind, max_files, max_bytes)
         paths = sorted(members, key=lambda p: [int(t) if t.isdecimal() else t.lower()
                                                for t in re.split(r"(\d+)", p.name)])  # fmt: skip
-        try:
-            with archive.open(members[paths[0]]) as file, Image.open(file) as image:
-                width, height = image.size
-        except (OSError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{name}: {paths[0].name} is not a readable image ({err})") from None
+        by_stem: dict[str, list[PurePosixPath]] = {}
+        for path in paths:
+            by_stem.setdefault(path.stem, []).append(path)
+        dup = next((same for same in by_stem.values() if len(same) > 1), None)
+        if dup is not None:
+            raise ValueError(
+                f"{name} has two files for frame {dup[0].stem!r} ({', '.join(p.name for p in dup)}); keep one "
+                "file per frame"
+            )
+        sizes = {}
+        for path in paths:
+            try:
+                with archive.open(members[path]) as file, Image.open(file) as image:
+                    sizes[path] = _display_size(image)
+            except (OSError, zipfile.BadZipFile) as err:
+                raise ValueError(f"{name}: {path} is not a readable image ({err}); replace or remove it") from None
+            if sizes[path] != sizes[paths[0]]:
+                (w0, h0), (w, h) = sizes[paths[0]], sizes[path]
+                raise ValueError(
+                    f"{name}: frames differ in size: {paths[0]} is {w0}x{h0} but {path} is {w}x{h}. All frames "
+                    "of a sequence must have the same size; resize them"
+                )
+    width, height = sizes[paths[0]]
     count = len(paths)
     names = tuple(p.stem for p in paths)
     return VideoInfo(Path(zip_path), DEFAULT_FPS, count, width, height, 0, count / DEFAULT_FPS, True, names)
@@ -617,18 +674,7 @@ def extract_images(
     with _open_zip(zip_path, kind) as archive:
         members = _image_members(archive, name, suffixes, prefix)
         folders = sorted({str(path.parent) for path in members})
-        total = sum(m.file_size for m in members.values())
-        if len(members) > max_files or total > max_bytes:
-            raise ValueError(
-                f"{name} holds {len(members)} {kind} files, {total / 2**20:.0f} MiB unpacked; at most "
-                f"{max_files} files and {max_bytes / 2**20:.0f} MiB are accepted here"
-            )
-        packed = Path(zip_path).stat().st_size
-        if total > MAX_UNPACK_RATIO * packed + (1 << 20):
-            raise ValueError(
-                f"{name} would unpack to {total / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB, more than "
-                f"{MAX_UNPACK_RATIO}x: not image files (PNG and JPEG hardly compress); zip the frames themselves"
-            )
+        _check_bounds(zip_path, members, kind, max_files, max_bytes)
         folder = folders[0] if folders[0] != "." else Path(zip_path).stem
         dest = parent / (re.sub(r"[^A-Za-z0-9_.-]", "_", PurePosixPath(folder).name).strip(".") or "frames")
         dest.mkdir(parents=True, exist_ok=True)

@@ -629,3 +629,32 @@ def test_a_zip_of_frames_is_described_before_run(tmp_path):
     assert "over the limit of 150" in app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide))
     both = app.describe(str(frames), "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
     assert both.startswith("**Both a video and a zip of frames are loaded:**")
+
+
+def _jpeg(size=(96, 64), orientation: int | None = None, seed: int = 0) -> bytes:
+    """A noise JPEG of ``size`` (w, h) as stored; ``orientation`` sets its EXIF Orientation tag."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer, exif = io.BytesIO(), Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    Image.fromarray(pixels).save(buffer, format="JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
+    """Describe says what Run would do with the zip: EXIF-rotated size, and the refusals Run makes
+    (frames of mixed sizes, two files for one frame, more files than Run unpacks)."""
+    import app as app_module
+
+    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_frames=3))
+    args = ("idol-ytvis19-r50", "vit_b", 1, 3)
+    rotated = _zip_of(tmp_path / "rot.zip", {f"s/{i:05d}.jpg": _jpeg(orientation=6) for i in range(2)})
+    assert app.describe(None, *args, str(rotated)).startswith("**rot.zip**: 64x96, 2 frames.")  # as decoded
+    mixed = _zip_of(tmp_path / "mixed.zip", {"s/00000.jpg": _jpeg(), "s/00001.jpg": _jpeg((64, 96))})
+    text = app.describe(None, *args, str(mixed))
+    assert text.startswith("**Run would refuse this input:** mixed.zip: frames differ in size: "
+                           "s/00000.jpg is 96x64 but s/00001.jpg is 64x96")  # fmt: skip
+    dup = _zip_of(tmp_path / "dup.zip", {"s/00000.jpg": _jpeg(), "s/00000.png": _jpeg(), "s/1.jpg": _jpeg()})
+    assert "dup.zip has two files for frame '00000' (00000.jpg, 00000.png)" in app.describe(None, *args, str(dup))
+    many = _zip_of(tmp_path / "many.zip", {f"s/{i:05d}.jpg": _jpeg() for i in range(31)})  # Run unpacks <= 30
+    assert "many.zip holds 31 .jpg/.jpeg/.png files" in app.describe(None, *args, str(many))
