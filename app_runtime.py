@@ -664,7 +664,7 @@ def extract_images(
 
     Returns:
         ``parent/<name>``, holding the files: ``name`` is the folder's name in the zip, or the zip's stem for files
-        at its root (letters, digits, ``-_.`` kept).
+        at its root (letters and digits of any script, ``-_.`` kept; the rest becomes ``_``).
 
     Raises:
         ValueError: not a zip, no such file, files in several folders, over ``max_files`` or ``max_bytes``, a zip
@@ -676,7 +676,7 @@ def extract_images(
         folders = sorted({str(path.parent) for path in members})
         _check_bounds(zip_path, members, kind, max_files, max_bytes)
         folder = folders[0] if folders[0] != "." else Path(zip_path).stem
-        dest = parent / (re.sub(r"[^A-Za-z0-9_.-]", "_", PurePosixPath(folder).name).strip(".") or "frames")
+        dest = parent / (re.sub(r"[^\w.-]", "_", PurePosixPath(folder).name).strip(".") or "frames")
         dest.mkdir(parents=True, exist_ok=True)
         for path, member in members.items():
             try:

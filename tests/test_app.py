@@ -658,3 +658,13 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     assert "dup.zip has two files for frame '00000' (00000.jpg, 00000.png)" in app.describe(None, *args, str(dup))
     many = _zip_of(tmp_path / "many.zip", {f"s/{i:05d}.jpg": _jpeg() for i in range(31)})  # Run unpacks <= 30
     assert "many.zip holds 31 .jpg/.jpeg/.png files" in app.describe(None, *args, str(many))
+
+
+def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
+    import app_runtime as rt
+
+    files = {"велосипед/00000.jpg": _jpeg()}
+    out = rt.FramesZip(str(_zip_of(tmp_path / "u.zip", files))).extract(tmp_path / "f", AppSettings())
+    assert out.name == "велосипед"
+    root = rt.FramesZip(str(_zip_of(tmp_path / "мой клип.zip", {"00000.jpg": _jpeg()})))
+    assert root.extract(tmp_path / "g", AppSettings()).name == "мой_клип"
