@@ -226,8 +226,29 @@ class App:
         run_dir: Path,
         options: JobOptions,
     ) -> Iterator[JobProgress]:
-        if isinstance(source, rt.FramesZip):  # unpacked here: outside the GPU function
-            source = str(source.extract(run_dir / "frames", self.settings))
+        """The run, in the worker thread. A zip of frames is checked (as ``describe`` does), unpacked into
+        ``run_dir/frames`` outside the GPU function, and deleted once the run is over (the mask cache feeds
+        Re-render); after unpacking one step (0 frames done) lets a Stop pressed meanwhile end the run there."""
+        if not isinstance(source, rt.FramesZip):
+            yield from self._run_models(tracker, sam, changes, source, run_dir, options)
+            return
+        info = source.info(self.settings)
+        check_limits(info, options.limits, stride=options.stride, max_frames=options.max_frames)
+        frames = run_dir / "frames"
+        try:
+            folder = source.extract(frames, self.settings)
+            total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
+            yield JobProgress(frames_done=0, frames_total=total, elapsed_s=0.0)
+            yield from self._run_models(tracker, sam, changes, str(folder), run_dir, options)
+        except gr.Error as err:  # name frames as the user knows them, not by the server's run folder
+            message = err.message.replace(str(frames), Path(source.path).name)
+            raise gr.Error(message, duration=err.duration, print_exception=False) from None
+        finally:
+            shutil.rmtree(frames, ignore_errors=True)
+
+    def _run_models(
+        self, tracker: str, sam: str, changes: dict, source: str, run_dir: Path, options: JobOptions
+    ) -> Iterator[JobProgress]:
         base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
         config = rt.run_config(base, **changes)
         yield from rt.gpu_job(self.source_key, tracker, sam, config, source, str(run_dir), options)

@@ -668,3 +668,49 @@ def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
     assert out.name == "велосипед"
     root = rt.FramesZip(str(_zip_of(tmp_path / "мой клип.zip", {"00000.jpg": _jpeg()})))
     assert root.extract(tmp_path / "g", AppSettings()).name == "мой_клип"
+
+
+def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatch):
+    """Stop pressed while the run unpacks its zip: no model is loaded or run afterwards."""
+    import app as app_module
+    import app_runtime as rt
+
+    unpacking, go_on, loaded = threading.Event(), threading.Event(), []
+    real_extract = rt.FramesZip.extract
+
+    def slow_extract(self, parent, settings):
+        unpacking.set()
+        go_on.wait(10)
+        return real_extract(self, parent, settings)
+
+    monkeypatch.setattr(rt.FramesZip, "extract", slow_extract)
+    app = app_module.App(lambda preset, sam: loaded.append(preset), AppSettings(work_root=tmp_path))
+    frames = _frames_zip(tmp_path / "upload.zip", "seq", 4)
+    steps = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                        str(frames), None, progress=lambda *a, **k: None)  # fmt: skip
+    next(steps)
+    assert unpacking.wait(10)
+    steps.close()  # Stop
+    go_on.set()
+    assert wait_for(lambda: not any(tmp_path.glob("*/run-*")))  # the run's folder went
+    time.sleep(0.3)
+    assert loaded == []  # the models were not asked for
+
+
+def test_a_run_of_frames_names_no_server_path_and_keeps_no_frames(server, tmp_path):
+    """A damaged frame is named by its place in the zip, not by the server's run folder; after a
+    run the unpacked frames are gone (the mask cache feeds Re-render) and Re-render works."""
+    c = client(server)
+    files = {f"seq/{i:05d}.jpg": _jpeg(seed=i) for i in range(4)}
+    files["seq/00002.jpg"] = files["seq/00002.jpg"][:-600]  # cut: its header reads, its pixels do not
+    cut = _zip_of(tmp_path / "cut.zip", files)
+    with pytest.raises(Exception) as refused:
+        c.predict(None, frames_zip=handle_file(str(cut)), api_name="/segment")
+    message = str(refused.value)
+    assert "cut.zip/seq/00002.jpg" in message and str(server[1]) not in message, message
+    ok = _frames_zip(tmp_path / "ok.zip", "seq", 6)
+    assert c.predict(None, frames_zip=handle_file(str(ok)), api_name="/segment")[0].startswith("done: 6 frames")
+    runs = list((server[1] / c.session_hash).glob("run-*"))
+    assert len(runs) == 1 and not (runs[0] / "frames").exists(), sorted(p.name for p in runs[0].iterdir())
+    status = c.predict([1], api_name="/rerender")[0]
+    assert status.startswith("done: 6 frames, 1 tracks"), status
