@@ -714,3 +714,37 @@ def test_a_run_of_frames_names_no_server_path_and_keeps_no_frames(server, tmp_pa
     assert len(runs) == 1 and not (runs[0] / "frames").exists(), sorted(p.name for p in runs[0].iterdir())
     status = c.predict([1], api_name="/rerender")[0]
     assert status.startswith("done: 6 frames, 1 tracks"), status
+
+
+def test_a_davis_sequence_zip_is_scored_by_name_with_its_annotations(server, tmp_path):
+    """The researcher's story: JPEGImages/480p/bmx-trees zipped, run (every frame, Frame stride 2,
+    stride 2 with Max frames), each scored against a zip like Annotations_unsupervised/480p/bmx-trees
+    (one PNG per SOURCE frame, 00000.png ...): the run's own masks with labels swapped at the frames
+    it processed, empty masks at the others. Only a match by name gives J&F 1."""
+    from uvosam.testing import moving_shapes
+
+    c = client(server)
+    files = {}
+    for i, frame in enumerate(moving_shapes(12, height=64, width=96, seed=4).frames):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=95)
+        files[f"bmx-trees/{i:05d}.jpg"] = buffer.getvalue()
+    frames = _zip_of(tmp_path / "bmx-trees.zip", files)
+    swap = np.array([0, 2, 1] + list(range(3, 256)), np.uint8)
+    for settings, covered in (({}, range(12)), ({"stride": 2}, range(0, 12, 2)),
+                              ({"stride": 2, "max_frames": 4}, range(0, 8, 2))):  # fmt: skip
+        run = c.predict(None, frames_zip=handle_file(str(frames)), api_name="/segment", **settings)
+        assert run[0].startswith(f"done: {len(covered)} frames"), (settings, run[0])
+        with zipfile.ZipFile(run[4]) as zf:
+            ours = {n.rsplit("/", 1)[1]: zf.read(n) for n in zf.namelist() if n.startswith("davis/bmx-trees/")}
+        assert sorted(ours) == [f"{i:05d}.png" for i in covered], settings
+        annotations = {}
+        for i in range(12):
+            ids = np.asarray(Image.open(io.BytesIO(ours[f"{i:05d}.png"]))) if i in covered else np.zeros((64, 96))
+            buffer = io.BytesIO()
+            Image.fromarray(swap[ids.astype(np.uint8)]).save(buffer, format="PNG")
+            annotations[f"bmx-trees/{i:05d}.png"] = buffer.getvalue()
+        gt = _zip_of(tmp_path / "bmx-trees-gt.zip", annotations)
+        text = c.predict(handle_file(str(gt)), handle_file(run[4]), api_name="/score")
+        head = f"**J&F 1.000** (J 1.000, F 1.000) over 2 objects and {len(covered)} frames"
+        assert text.startswith(head), (settings, text)
