@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import shutil
+import struct
 import tempfile
 import threading
 import uuid
@@ -530,7 +531,40 @@ def describe_video(
     return text
 
 
+MAX_ZIP_ENTRIES = 100_000
+"""Most entries an uploaded zip may list: ``zipfile`` parses them all when it opens one (a 200 MiB zip of empty
+entries lists millions: seconds of CPU and gigabytes of memory per request)."""
+
+
+def _zip_entry_count(zip_path: str | Path) -> int | None:
+    """The entry count from a zip's end records (its last 64 KiB), without parsing the listing; None if not found."""
+    with open(zip_path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(0, size - (1 << 16) - 22))
+        tail = file.read()
+        end = tail.rfind(b"PK\x05\x06")
+        if end < 0 or len(tail) < end + 22:
+            return None
+        count = struct.unpack_from("<H", tail, end + 10)[0]
+        locator = end - 20
+        if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            file.seek(struct.unpack_from("<Q", tail, locator + 8)[0])  # the zip64 end record
+            record = file.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                count = struct.unpack_from("<Q", record, 32)[0]
+        return count
+
+
 def _open_zip(zip_path: str | Path, kind: str) -> zipfile.ZipFile:
+    try:
+        count = _zip_entry_count(zip_path)
+    except OSError as err:
+        raise ValueError(f"{Path(zip_path).name} could not be read ({err})") from None
+    if count is not None and count > MAX_ZIP_ENTRIES:
+        raise ValueError(
+            f"{Path(zip_path).name} lists {count} entries; at most {MAX_ZIP_ENTRIES} are accepted here: zip the one "
+            f"folder of {kind} files"
+        )
     try:
         return zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as err:

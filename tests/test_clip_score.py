@@ -204,3 +204,37 @@ def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tm
     out = rt.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
                             max_bytes=1 << 20)  # fmt: skip
     assert out == tmp_path / "f" / "my_clip" and sorted(p.name for p in out.iterdir()) == ["a.JPG", "b.jpg"]
+
+
+def test_a_zip_listing_too_many_entries_is_refused_before_parsing(tmp_path, monkeypatch):
+    import zipfile
+
+    import app_runtime as rt
+
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(300):
+            zf.writestr(f"gt/{i}.txt", b"")
+    assert rt._zip_entry_count(many) == 300
+    monkeypatch.setattr(rt, "MAX_ZIP_ENTRIES", 299)
+    parsed = []
+    monkeypatch.setattr(rt.zipfile, "ZipFile", lambda *a, **k: parsed.append(a))
+    with pytest.raises(ValueError, match=r"many\.zip lists 300 entries; at most 299 are accepted"):
+        rt.extract_images(many, tmp_path / "out", max_files=10, max_bytes=1 << 20)
+    assert parsed == []  # refused from the end record, the listing was never parsed
+
+
+def test_the_entry_count_of_a_zip64_archive_is_read_from_its_zip64_record(tmp_path):
+    import zipfile
+
+    import app_runtime as rt
+
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w") as zf:
+        for i in range(70_000):  # over 65535: the classic record says 0xFFFF, the zip64 one the count
+            zf.writestr(f"g/{i}", b"")
+    assert rt._zip_entry_count(big) == 70_000
+    assert rt._zip_entry_count(tmp_path / "big.zip") == len(zipfile.ZipFile(big).infolist())
+    not_zip = tmp_path / "no.zip"
+    not_zip.write_bytes(b"hello")
+    assert rt._zip_entry_count(not_zip) is None
