@@ -40,7 +40,7 @@ from uvosam.eval.davis import DavisScores
 from uvosam.environment import package_versions
 from uvosam.job import JobOptions, JobProgress, run_job
 from uvosam.pipeline import UVOSAM
-from uvosam.frame_folder import FRAME_EXTENSIONS
+from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size
 from uvosam.video import DEFAULT_FPS, VideoInfo, probe
 
 logger = logging.getLogger("uvosam.app")
@@ -622,16 +622,6 @@ def _check_bounds(
         )
 
 
-def _display_size(image: Image.Image) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, from the header, as ``uvosam.frame_folder.display_size`` reads a
-    file (a PNG's EXIF after its pixels is not looked for: reading it would decode the image)."""
-    width, height = image.size
-    if image.format == "PNG" and "exif" not in image.info:
-        return width, height
-    orientation = image.getexif().get(0x0112, 1)
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
 def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_bytes: int | None = None) -> VideoInfo:
     """What a zip of frames would be as a frame folder (count, names, size as decoded), unpacking nothing but the
     frames' headers. Checked as a run checks the unpacked folder: one file per frame name, all frames of one size
@@ -661,8 +651,8 @@ def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_b
         for path in paths:
             try:
                 with archive.open(members[path]) as file, Image.open(file) as image:
-                    sizes[path] = _display_size(image)
-            except (OSError, zipfile.BadZipFile) as err:
+                    sizes[path] = image_display_size(image, file)
+            except (OSError, zipfile.BadZipFile, struct.error) as err:
                 raise ValueError(f"{name}: {path} is not a readable image ({err}); replace or remove it") from None
             if sizes[path] != sizes[paths[0]]:
                 (w0, h0), (w, h) = sizes[paths[0]], sizes[path]

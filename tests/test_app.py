@@ -650,6 +650,14 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     args = ("idol-ytvis19-r50", "vit_b", 1, 3)
     rotated = _zip_of(tmp_path / "rot.zip", {f"s/{i:05d}.jpg": _jpeg(orientation=6) for i in range(2)})
     assert app.describe(None, *args, str(rotated)).startswith("**rot.zip**: 64x96, 2 frames.")  # as decoded
+    from test_video import _png_with_exif_after_pixels
+
+    image = Image.new("RGB", (96, 64))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    png = _png_with_exif_after_pixels(tmp_path / "late.png", image, exif).read_bytes()
+    late = _zip_of(tmp_path / "late.zip", {f"s/{i:05d}.png": png for i in range(2)})
+    assert app.describe(None, *args, str(late)).startswith("**late.zip**: 64x96, 2 frames.")  # EXIF after pixels
     mixed = _zip_of(tmp_path / "mixed.zip", {"s/00000.jpg": _jpeg(), "s/00001.jpg": _jpeg((64, 96))})
     text = app.describe(None, *args, str(mixed))
     assert text.startswith("**Run would refuse this input:** mixed.zip: frames differ in size: "

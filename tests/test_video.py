@@ -5,6 +5,7 @@ imageio-ffmpeg, at tiny sizes.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -372,6 +373,41 @@ def test_folder_applies_exif_orientation(tmp_path):
     img.save(tmp_path / "00001.jpg", exif=exif)
     info = probe(tmp_path)
     assert (info.width, info.height) == (20, 40)
+    assert all(f.shape == (40, 20, 3) for f in iter_frames(tmp_path))
+
+
+def _png_with_exif_after_pixels(path: Path, image: Image.Image, exif: Image.Exif) -> Path:
+    """``image`` as a PNG whose eXIf chunk comes after its IDAT chunks (allowed before PNG's 3rd edition)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", exif=exif)
+    data, chunks, pos = buffer.getvalue(), [], 8
+    while pos < len(buffer.getvalue()):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunks.append(data[pos : pos + 12 + length])
+        pos += 12 + length
+    exif_chunk = next(c for c in chunks if c[4:8] == b"eXIf")
+    rest = [c for c in chunks if c[4:8] != b"eXIf"]
+    path.write_bytes(data[:8] + b"".join(rest[:-1]) + exif_chunk + rest[-1])  # ... IDAT, eXIf, IEND
+    return path
+
+
+@pytest.mark.parametrize("exif_after_pixels", [False, True])
+def test_png_frames_exif_orientation_is_read_without_decoding(tmp_path, monkeypatch, exif_after_pixels):
+    img = Image.fromarray(flat((10, 200, 10), 20, 40))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    for name in ("00000.png", "00001.png"):
+        if exif_after_pixels:
+            _png_with_exif_after_pixels(tmp_path / name, img, exif)
+        else:
+            img.save(tmp_path / name, exif=exif)
+    with Image.open(tmp_path / "00000.png") as im:  # where PIL finds the chunk on opening
+        assert ("exif" in im.info) is not exif_after_pixels
+    decoded = []
+    load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda im: decoded.append(im) or load(im))
+    info = probe(tmp_path)
+    assert (info.width, info.height) == (20, 40) and decoded == []  # no pixel was decoded to probe
     assert all(f.shape == (40, 20, 3) for f in iter_frames(tmp_path))
 
 
