@@ -209,3 +209,16 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     assert uvosam_cli.main(["rerender", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"no mask cache in {tmp_path}" in err and "segment ... --out <folder> --cache" in err
+
+
+def test_a_frame_folder_with_a_dot_keeps_its_whole_name(tmp_path, tiny_sam_model):
+    from PIL import Image
+
+    video = moving_shapes(3, height=48, width=64, num_objects=2, seed=5)
+    folder = tmp_path / "bmx.v1"
+    folder.mkdir()
+    for i, frame in enumerate(video.frames):
+        Image.fromarray(frame).save(folder / f"{i:05d}.jpg")
+    result = list(run_job(_pipe(video, tiny_sam_model), folder, tmp_path / "out"))[-1].result
+    assert result.video_name == "bmx.v1" and result.overlay_mp4.name == "bmx.v1_overlay.mp4"
+    assert any(n.startswith("davis/bmx.v1/00000") for n in zipfile.ZipFile(result.zip_path).namelist())

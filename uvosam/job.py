@@ -56,7 +56,8 @@ class JobOptions:
         export: which export files are written (and zipped).
         cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
             (``rerender``).
-        video_name: name used in export paths and JSON (default: the input's file/folder stem).
+        video_name: name used in export paths and JSON (default: the input file's stem, or the frame folder's
+            whole name: ``seq.v1/`` is ``seq.v1``).
     """
 
     stride: int = 1
@@ -151,7 +152,7 @@ def run_job(
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
     plan = _Plan(
         info=info,
-        video_name=_safe_name(options.video_name or info.path.stem),
+        video_name=_safe_name(options.video_name or (info.path.name if info.is_folder else info.path.stem)),
         frame_names=info.frame_names[:: options.stride][:total],
         total=total,
         fps=info.fps / options.stride,
