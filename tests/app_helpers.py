@@ -5,7 +5,6 @@ watching processes. Not product code."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import time
 import zipfile

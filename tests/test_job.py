@@ -1,9 +1,7 @@
 """run_job end to end on a real encoded video with tiny SAM and a replaying tracker; the `uvosam segment` CLI."""
 
 import zipfile
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 import uvosam_cli
