@@ -31,6 +31,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+import app_uploads
 from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
@@ -192,7 +193,7 @@ class App:
         )
         changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
         run_dir = self.work.new_dir(_session(request), "run")
-        source = rt.FramesZip(frames_zip) if frames_zip else str(video)
+        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video)
         work = partial(self._job, tracker, sam, changes, source, run_dir, options)
         pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
         skip = gr.skip()
@@ -222,14 +223,14 @@ class App:
         tracker: str,
         sam: str,
         changes: dict,
-        source: str | rt.FramesZip,
+        source: str | app_uploads.FramesZip,
         run_dir: Path,
         options: JobOptions,
     ) -> Iterator[JobProgress]:
         """The run, in the worker thread. A zip of frames is checked (as ``describe`` does), unpacked into
         ``run_dir/frames`` outside the GPU function, and deleted once the run is over (the mask cache feeds
         Re-render); after unpacking one step (0 frames done) lets a Stop pressed meanwhile end the run there."""
-        if not isinstance(source, rt.FramesZip):
+        if not isinstance(source, app_uploads.FramesZip):
             yield from self._run_models(tracker, sam, changes, source, run_dir, options)
             return
         info = source.info(self.settings)
@@ -271,7 +272,7 @@ class App:
         limits = self.settings.limits()
         try:
             if frames_zip:
-                info = rt.FramesZip(frames_zip).info(self.settings)  # the checks of Run, before unpacking
+                info = app_uploads.FramesZip(frames_zip).info(self.settings)  # the checks of Run, before unpacking
                 check_limits(info, limits, stride=stride, max_frames=max_frames)
             else:
                 info = probe(video, limits=limits, stride=stride, max_frames=max_frames)
@@ -296,8 +297,8 @@ class App:
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
             with tempfile.TemporaryDirectory(prefix="score-", dir=self.work.root) as tmp:
-                gt_dir = rt.extract_images(gt_zip, Path(tmp, "gt"), max_files=limit, max_bytes=1 << 30)
-                res_dir = rt.extract_images(
+                gt_dir = app_uploads.extract_images(gt_zip, Path(tmp, "gt"), max_files=limit, max_bytes=1 << 30)
+                res_dir = app_uploads.extract_images(
                     masks_zip, Path(tmp, "res"), prefix="davis/", max_files=limit, max_bytes=1 << 30
                 )
                 names = [p.stem for p in ground_truth_files(res_dir)]

@@ -20,19 +20,15 @@ import os
 import queue
 import re
 import shutil
-import struct
 import tempfile
 import threading
 import uuid
-import zipfile
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
-from PIL import Image
 
 from uvosam import hub
 from uvosam.config import PipelineConfig, VideoLimits
@@ -40,8 +36,7 @@ from uvosam.eval.davis import DavisScores
 from uvosam.environment import package_versions
 from uvosam.job import JobOptions, JobProgress, run_job
 from uvosam.pipeline import UVOSAM
-from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size
-from uvosam.video import DEFAULT_FPS, VideoInfo, probe
+from uvosam.video import VideoInfo, probe
 
 logger = logging.getLogger("uvosam.app")
 
@@ -481,28 +476,6 @@ class JobPump:
         self._leave("ui")
 
 
-@dataclass(frozen=True)
-class FramesZip:
-    """An uploaded zip of frames, unpacked by the run that uses it (into its own folder).
-
-    ``info`` and ``extract`` apply the same bounds (10x the frame limit, twice the upload limit
-    unpacked), so what the upload's description says is what Run does.
-    """
-
-    path: str
-
-    def _bounds(self, settings: AppSettings) -> dict[str, int]:
-        return {"max_files": 10 * settings.max_frames, "max_bytes": 2 * settings.max_upload_mb << 20}
-
-    def info(self, settings: AppSettings) -> VideoInfo:
-        """``zip_frames_info`` within this app's bounds: what Run would see, nothing unpacked."""
-        return zip_frames_info(self.path, **self._bounds(settings))
-
-    def extract(self, parent: Path, settings: AppSettings) -> Path:
-        """The frames as a folder ``parent/<the zip's folder name>``, within this app's bounds."""
-        return extract_images(self.path, parent, suffixes=FRAME_EXTENSIONS, **self._bounds(settings))
-
-
 def describe_video(
     info: VideoInfo, name: str, stride: int, max_frames: int, models: str, fps: float | None
 ) -> str:
@@ -529,186 +502,6 @@ def describe_video(
     else:
         text += f" No run with {models} here yet to estimate the time from."
     return text
-
-
-MAX_ZIP_ENTRIES = 100_000
-"""Most entries an uploaded zip may list: ``zipfile`` parses them all when it opens one (a 200 MiB zip of empty
-entries lists millions: seconds of CPU and gigabytes of memory per request)."""
-
-
-def _zip_entry_count(zip_path: str | Path) -> int | None:
-    """The entry count from a zip's end records (its last 64 KiB), without parsing the listing; None if not found."""
-    with open(zip_path, "rb") as file:
-        size = file.seek(0, os.SEEK_END)
-        file.seek(max(0, size - (1 << 16) - 22))
-        tail = file.read()
-        end = tail.rfind(b"PK\x05\x06")
-        if end < 0 or len(tail) < end + 22:
-            return None
-        count = struct.unpack_from("<H", tail, end + 10)[0]
-        locator = end - 20
-        if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
-            file.seek(struct.unpack_from("<Q", tail, locator + 8)[0])  # the zip64 end record
-            record = file.read(56)
-            if record[:4] == b"PK\x06\x06" and len(record) == 56:
-                count = struct.unpack_from("<Q", record, 32)[0]
-        return count
-
-
-def _open_zip(zip_path: str | Path, kind: str) -> zipfile.ZipFile:
-    try:
-        count = _zip_entry_count(zip_path)
-    except OSError as err:
-        raise ValueError(f"{Path(zip_path).name} could not be read ({err})") from None
-    if count is not None and count > MAX_ZIP_ENTRIES:
-        raise ValueError(
-            f"{Path(zip_path).name} lists {count} entries; at most {MAX_ZIP_ENTRIES} are accepted here: zip the one "
-            f"folder of {kind} files"
-        )
-    try:
-        return zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise ValueError(
-            f"{Path(zip_path).name} is not a readable zip file ({err}); upload a .zip of {kind} files"
-        ) from None
-
-
-def _image_members(
-    archive: zipfile.ZipFile, name: str, suffixes: tuple[str, ...], prefix: str
-) -> dict[PurePosixPath, zipfile.ZipInfo]:
-    """The ``suffixes`` files under ``prefix`` (``\\`` read as ``/``; no ``__MACOSX`` copies, no hidden files: as
-    ``uvosam.frame_folder.list_frames`` skips them), all in one folder.
-
-    Raises:
-        ValueError: none, or files in several folders.
-    """
-    kind = "/".join(suffixes)
-    members = {
-        PurePosixPath(m.filename.replace("\\", "/")): m for m in archive.infolist()
-        if not m.is_dir() and m.filename.lower().endswith(suffixes)
-    }  # fmt: skip
-    members = {
-        path: m for path, m in members.items()
-        if str(path).startswith(prefix) and path.parts[0] != "__MACOSX" and not path.name.startswith(".")
-    }  # fmt: skip
-    folders = sorted({str(path.parent) for path in members})
-    if not members:
-        raise ValueError(f"{name} holds no {kind} file under {prefix or 'its root'!r}")
-    if len(folders) > 1:
-        raise ValueError(
-            f"{name} has {kind} files in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
-            "zip the one folder of this clip's frames"
-        )
-    return members
-
-
-def _check_bounds(
-    zip_path: str | Path, members: Mapping[PurePosixPath, zipfile.ZipInfo], kind: str, max_files: int, max_bytes: int
-) -> None:
-    """Raise ``ValueError`` when ``members`` are over ``max_files`` or ``max_bytes`` unpacked, or would unpack to
-    more than ``MAX_UNPACK_RATIO`` times the zip's size."""
-    name = Path(zip_path).name
-    total = sum(m.file_size for m in members.values())
-    if len(members) > max_files or total > max_bytes:
-        raise ValueError(
-            f"{name} holds {len(members)} {kind} files, {total / 2**20:.0f} MiB unpacked; at most "
-            f"{max_files} files and {max_bytes / 2**20:.0f} MiB are accepted here"
-        )
-    packed = Path(zip_path).stat().st_size
-    if total > MAX_UNPACK_RATIO * packed + (1 << 20):
-        raise ValueError(
-            f"{name} would unpack to {total / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB, more than "
-            f"{MAX_UNPACK_RATIO}x: not image files (PNG and JPEG hardly compress); zip the frames themselves"
-        )
-
-
-def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_bytes: int | None = None) -> VideoInfo:
-    """What a zip of frames would be as a frame folder (count, names, size as decoded), unpacking nothing but the
-    frames' headers. Checked as a run checks the unpacked folder: one file per frame name, all frames of one size
-    (EXIF orientation applied); and, when given, ``extract_images``' bounds.
-
-    Raises:
-        ValueError: not a zip, no frame, frames in several folders, over the bounds, two files for one frame name,
-            a frame that is not an image, frames of different sizes.
-    """
-    name, kind = Path(zip_path).name, "/".join(FRAME_EXTENSIONS)
-    with _open_zip(zip_path, kind) as archive:
-        members = _image_members(archive, name, FRAME_EXTENSIONS, "")
-        if max_files is not None and max_bytes is not None:
-            _check_bounds(zip_path, members, kind, max_files, max_bytes)
-        paths = sorted(members, key=lambda p: [int(t) if t.isdecimal() else t.lower()
-                                               for t in re.split(r"(\d+)", p.name)])  # fmt: skip
-        by_stem: dict[str, list[PurePosixPath]] = {}
-        for path in paths:
-            by_stem.setdefault(path.stem, []).append(path)
-        dup = next((same for same in by_stem.values() if len(same) > 1), None)
-        if dup is not None:
-            raise ValueError(
-                f"{name} has two files for frame {dup[0].stem!r} ({', '.join(p.name for p in dup)}); keep one "
-                "file per frame"
-            )
-        sizes = {}
-        for path in paths:
-            try:
-                with archive.open(members[path]) as file, Image.open(file) as image:
-                    sizes[path] = image_display_size(image, file)
-            except (OSError, zipfile.BadZipFile, struct.error) as err:
-                raise ValueError(f"{name}: {path} is not a readable image ({err}); replace or remove it") from None
-            if sizes[path] != sizes[paths[0]]:
-                (w0, h0), (w, h) = sizes[paths[0]], sizes[path]
-                raise ValueError(
-                    f"{name}: frames differ in size: {paths[0]} is {w0}x{h0} but {path} is {w}x{h}. All frames "
-                    "of a sequence must have the same size; resize them"
-                )
-    width, height = sizes[paths[0]]
-    count = len(paths)
-    names = tuple(p.stem for p in paths)
-    return VideoInfo(Path(zip_path), DEFAULT_FPS, count, width, height, 0, count / DEFAULT_FPS, True, names)
-
-
-MAX_UNPACK_RATIO = 20
-"""Most an uploaded zip of images may grow when unpacked: PNG and JPEG are compressed already (about 1x)."""
-
-
-def extract_images(
-    zip_path: str | Path,
-    parent: Path,
-    *,
-    suffixes: tuple[str, ...] = (".png",),
-    prefix: str = "",
-    max_files: int,
-    max_bytes: int,
-) -> Path:
-    """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat.
-
-    Safe for uploads: only those members are read, each is written under its base name (no path from the zip is
-    used; ``\\`` counts as a folder separator, as Windows tools write it), the count, the declared sizes and their
-    ratio to the zip's size (``MAX_UNPACK_RATIO``) are checked before anything is written (``zipfile`` never reads
-    past a member's declared size), and macOS ``__MACOSX`` copies are ignored.
-
-    Returns:
-        ``parent/<name>``, holding the files: ``name`` is the folder's name in the zip, or the zip's stem for files
-        at its root (letters and digits of any script, ``-_.`` kept; the rest becomes ``_``).
-
-    Raises:
-        ValueError: not a zip, no such file, files in several folders, over ``max_files`` or ``max_bytes``, a zip
-            that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a damaged member.
-    """
-    name, kind = Path(zip_path).name, "/".join(suffixes)
-    with _open_zip(zip_path, kind) as archive:
-        members = _image_members(archive, name, suffixes, prefix)
-        folders = sorted({str(path.parent) for path in members})
-        _check_bounds(zip_path, members, kind, max_files, max_bytes)
-        folder = folders[0] if folders[0] != "." else Path(zip_path).stem
-        dest = parent / (re.sub(r"[^\w.-]", "_", PurePosixPath(folder).name).strip(".") or "frames")
-        dest.mkdir(parents=True, exist_ok=True)
-        for path, member in members.items():
-            try:
-                with archive.open(member) as src, open(dest / path.name, "wb") as out:
-                    shutil.copyfileobj(src, out)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a bad CRC, cut or garbled data
-                raise ValueError(f"{name}: {member.filename} is damaged ({err}); zip the files again") from None
-    return dest
 
 
 def score_markdown(scores: DavisScores, track_of_label: Mapping[int, int], frames: int) -> str:

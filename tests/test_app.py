@@ -669,29 +669,29 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
 
 
 def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
-    import app_runtime as rt
+    import app_uploads as uploads
 
     files = {"велосипед/00000.jpg": _jpeg()}
-    out = rt.FramesZip(str(_zip_of(tmp_path / "u.zip", files))).extract(tmp_path / "f", AppSettings())
+    out = uploads.FramesZip(str(_zip_of(tmp_path / "u.zip", files))).extract(tmp_path / "f", AppSettings())
     assert out.name == "велосипед"
-    root = rt.FramesZip(str(_zip_of(tmp_path / "мой клип.zip", {"00000.jpg": _jpeg()})))
+    root = uploads.FramesZip(str(_zip_of(tmp_path / "мой клип.zip", {"00000.jpg": _jpeg()})))
     assert root.extract(tmp_path / "g", AppSettings()).name == "мой_клип"
 
 
 def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatch):
     """Stop pressed while the run unpacks its zip: no model is loaded or run afterwards."""
     import app as app_module
-    import app_runtime as rt
+    import app_uploads as uploads
 
     unpacking, go_on, loaded = threading.Event(), threading.Event(), []
-    real_extract = rt.FramesZip.extract
+    real_extract = uploads.FramesZip.extract
 
     def slow_extract(self, parent, settings):
         unpacking.set()
         go_on.wait(10)
         return real_extract(self, parent, settings)
 
-    monkeypatch.setattr(rt.FramesZip, "extract", slow_extract)
+    monkeypatch.setattr(uploads.FramesZip, "extract", slow_extract)
     app = app_module.App(lambda preset, sam: loaded.append(preset), AppSettings(work_root=tmp_path))
     frames = _frames_zip(tmp_path / "upload.zip", "seq", 4)
     steps = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",

@@ -170,38 +170,38 @@ def _zip(path, entries):
 
 
 def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_gt, tmp_path):
-    import app_runtime as rt
+    import app_uploads as uploads
 
     d, _ = clip_gt
     png = (d / "gt" / "0.png").read_bytes()
     windows = _zip(tmp_path / "w.zip", {"gt\\00000.png": png, "gt\\00001.png": png})
-    out = rt.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
+    out = uploads.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
     assert out == tmp_path / "w" / "gt"  # the folder's name in the zip
     assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png"]  # named as the frames
     two = _zip(tmp_path / "two.zip", {"gt\\0.png": png, "gt\\sub\\1.png": png})
     with pytest.raises(ValueError, match=r"\.png files in 2 folders"):
-        rt.extract_images(two, tmp_path / "two", max_files=10, max_bytes=1 << 20)
+        uploads.extract_images(two, tmp_path / "two", max_files=10, max_bytes=1 << 20)
     damaged = _zip(tmp_path / "bad.zip", {"gt/0.png": png})
     data = bytearray(damaged.read_bytes())
     data[data.index(png[:16]) + 20] ^= 0xFF  # one flipped byte: the member's CRC no longer matches
     damaged.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"bad\.zip: gt/0\.png is damaged"):
-        rt.extract_images(damaged, tmp_path / "bad", max_files=10, max_bytes=1 << 20)
+        uploads.extract_images(damaged, tmp_path / "bad", max_files=10, max_bytes=1 << 20)
 
 
 def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tmp_path):
     import zipfile
 
-    import app_runtime as rt
+    import app_uploads as uploads
 
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("gt/0.png", bytes(64 << 20))  # 64 MiB of zeros: ~64 KiB packed
     with pytest.raises(ValueError, match=r"bomb\.zip would unpack to 64 MiB from 0\.1 MiB, more than 20x"):
-        rt.extract_images(bomb, tmp_path / "out", max_files=10, max_bytes=1 << 30)
+        uploads.extract_images(bomb, tmp_path / "out", max_files=10, max_bytes=1 << 30)
     assert not (tmp_path / "out").exists()  # refused before anything is written
     flat = _zip(tmp_path / "my clip.zip", {"b.jpg": b"x" * 100, "a.JPG": b"y" * 100, "notes.txt": b"hi"})
-    out = rt.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
+    out = uploads.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
                             max_bytes=1 << 20)  # fmt: skip
     assert out == tmp_path / "f" / "my_clip" and sorted(p.name for p in out.iterdir()) == ["a.JPG", "b.jpg"]
 
@@ -209,32 +209,32 @@ def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tm
 def test_a_zip_listing_too_many_entries_is_refused_before_parsing(tmp_path, monkeypatch):
     import zipfile
 
-    import app_runtime as rt
+    import app_uploads as uploads
 
     many = tmp_path / "many.zip"
     with zipfile.ZipFile(many, "w") as zf:
         for i in range(300):
             zf.writestr(f"gt/{i}.txt", b"")
-    assert rt._zip_entry_count(many) == 300
-    monkeypatch.setattr(rt, "MAX_ZIP_ENTRIES", 299)
+    assert uploads._zip_entry_count(many) == 300
+    monkeypatch.setattr(uploads, "MAX_ZIP_ENTRIES", 299)
     parsed = []
-    monkeypatch.setattr(rt.zipfile, "ZipFile", lambda *a, **k: parsed.append(a))
+    monkeypatch.setattr(uploads.zipfile, "ZipFile", lambda *a, **k: parsed.append(a))
     with pytest.raises(ValueError, match=r"many\.zip lists 300 entries; at most 299 are accepted"):
-        rt.extract_images(many, tmp_path / "out", max_files=10, max_bytes=1 << 20)
+        uploads.extract_images(many, tmp_path / "out", max_files=10, max_bytes=1 << 20)
     assert parsed == []  # refused from the end record, the listing was never parsed
 
 
 def test_the_entry_count_of_a_zip64_archive_is_read_from_its_zip64_record(tmp_path):
     import zipfile
 
-    import app_runtime as rt
+    import app_uploads as uploads
 
     big = tmp_path / "big.zip"
     with zipfile.ZipFile(big, "w") as zf:
         for i in range(70_000):  # over 65535: the classic record says 0xFFFF, the zip64 one the count
             zf.writestr(f"g/{i}", b"")
-    assert rt._zip_entry_count(big) == 70_000
-    assert rt._zip_entry_count(tmp_path / "big.zip") == len(zipfile.ZipFile(big).infolist())
+    assert uploads._zip_entry_count(big) == 70_000
+    assert uploads._zip_entry_count(tmp_path / "big.zip") == len(zipfile.ZipFile(big).infolist())
     not_zip = tmp_path / "no.zip"
     not_zip.write_bytes(b"hello")
-    assert rt._zip_entry_count(not_zip) is None
+    assert uploads._zip_entry_count(not_zip) is None
