@@ -74,3 +74,11 @@ def test_benchmark_runs_check_the_dataset_root_before_loading(tmp_path, monkeypa
     assert "nowhere" in capsys.readouterr().err
     assert uvosam_cli.main(["ytvis-run", "--ytvis-root", missing, "--out", str(tmp_path / "r.json")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_segment_help_names_the_inputs_and_styles_the_readme_lists(capsys):
+    with pytest.raises(SystemExit):
+        uvosam_cli.main(["segment", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    assert ".gif or .apng" in text and "folder of .jpg/.jpeg/.png frames (in natural name order)" in text
+    assert "shrink the output video (any --style)" in text

@@ -24,7 +24,8 @@ def _positive_int(text: str) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="segment the main objects of a video (tracker boxes -> SAM masks)")
     p.add_argument("input", type=Path,
-                   help="a video file (.mp4 .mov .webm .avi .mkv; any other ffmpeg reads, e.g. .gif) or a folder of frames")
+                   help="a video file (.mp4 .mov .webm .avi .mkv; any other ffmpeg reads, e.g. an animated .gif or .apng) "
+                        "or a folder of .jpg/.jpeg/.png frames (in natural name order)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
     p.add_argument("--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame")
     p.add_argument("--output-max-side", type=_positive_int,
-                   help="shrink the overlay video to at most this longest side (never enlarged)")
+                   help="shrink the output video (any --style) to at most this longest side (never enlarged)")
     p.add_argument("--style", default="overlay", choices=STYLES,
                    help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
                         "(blurred / greyscale background), matte (white objects on black, for editors)")
