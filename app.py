@@ -35,11 +35,12 @@ import app_uploads
 from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
-from uvosam.video import check_limits, probe
+from uvosam.video import ACCEPTED_FOLDER, check_limits, probe
 
 logger = logging.getLogger("uvosam.app")
 
@@ -107,8 +108,9 @@ def to_gr_error(err: BaseException) -> gr.Error:
     if isinstance(err, VideoLimitError):
         hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
         return gr.Error(str(err) + hint, print_exception=False)
-    if isinstance(err, USER_ERRORS):
-        return gr.Error(str(err), print_exception=False)
+    if isinstance(err, USER_ERRORS):  # the app takes a zip of frames where the library takes a folder
+        message = str(err).replace(ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames")
+        return gr.Error(message, print_exception=False)
     error_id = uuid.uuid4().hex[:8]
     logger.error("run failed (error id %s)", error_id, exc_info=err)
     return gr.Error(

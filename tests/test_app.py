@@ -513,6 +513,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert "No run with idol-ytvis19-r50 + vit_b here yet" in text
     refused = app.describe(str(clips["text"]), preset, "vit_b", 1, 900)
     assert refused.startswith("**Run would refuse this input:** ") and "is not a video" in refused
+    assert "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused  # the app's inputs
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
     assert "over the limit of 150" in wide and "UVOSAM_MAX_SIDE" in wide
     list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",

@@ -66,9 +66,11 @@ _COUNT_TIMEOUT_S = 600.0
 _RATE_TOLERANCE = 0.01  # header frame rate vs the timestamps' average: within this, the header's (exact) value
 # the video stream that is counted and decoded: the first one that is not cover art (the one ``probe`` describes)
 _STREAM = "0:V:0"
+ACCEPTED_FOLDER = f"a folder of {'/'.join(FRAME_EXTENSIONS)} frames"
+"""How input errors name the other accepted input (the app, which takes a zip of frames instead, rewrites it)."""
 _ACCEPTED = (
     f"Accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}; other formats ffmpeg reads also "
-    f"work) or a folder of {'/'.join(FRAME_EXTENSIONS)} frames."
+    f"work) or {ACCEPTED_FOLDER}."
 )
 
 
