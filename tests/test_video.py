@@ -11,17 +11,19 @@ import re
 import shutil
 import subprocess
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps, PngImagePlugin
 
 from proc import ffmpeg_children
 
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
+from uvosam.frame_folder import display_size
 from uvosam.video import DEFAULT_FPS, VideoWriter, _packet_count, _resolve_fps, iter_frames, probe
 from uvosam.video_packets import read_packet_stats
 
@@ -594,3 +596,79 @@ def test_packet_count_reads_the_muxer_summary_of_every_ffmpeg_release():
     assert _packet_count(ffmpeg_5_1 + "  Output stream #0:0 (video): 12 packets muxed (1971 bytes);\n") == 12
     assert _packet_count(ffmpeg_5_1) == 12
     assert _packet_count("size=N/A time=00:00:00.24 bitrate=N/A") is None
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def _before_iend(png: bytes, chunk: bytes) -> bytes:
+    end = png.rfind(b"IEND") - 4
+    return png[:end] + chunk + png[end:]
+
+
+_XMP_ROTATED = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def _png_variants(tmp_path: Path) -> dict[str, Path]:
+    """PNG frames whose orientation PIL's decode (``exif_transpose``) finds outside an eXIf before the pixels."""
+    img = Image.fromarray(flat((10, 200, 10), 20, 40))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    raw = b"Exif\x00\x00" + exif.tobytes()
+    text = f"\nexif\n{len(raw):8d}\n{raw.hex()}\n"  # ImageMagick's 'Raw profile type exif'
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    plain = buffer.getvalue()
+    apng = io.BytesIO()
+    img.save(apng, format="PNG", save_all=True, append_images=[img.rotate(180)])
+    variants = {}
+    for name, (kind, data) in {
+        "xmp_before": (None, _XMP_ROTATED),
+        "raw_profile_before": (None, text),
+        "xmp_after": (b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + _XMP_ROTATED.encode()),
+        "raw_profile_after": (b"tEXt", b"Raw profile type exif\x00" + text.encode("latin-1")),
+        "apng_exif_after_second_frame": (b"eXIf", exif.tobytes()),
+    }.items():
+        path = tmp_path / name / "00000.png"
+        path.parent.mkdir()
+        if kind is None:
+            info = PngImagePlugin.PngInfo()
+            key = "XML:com.adobe.xmp" if name.startswith("xmp") else "Raw profile type exif"
+            (info.add_itxt if key.startswith("XML") else info.add_text)(key, data)
+            img.save(path, pnginfo=info)
+        else:
+            base = apng.getvalue() if name.startswith("apng") else plain
+            path.write_bytes(_before_iend(base, _png_chunk(kind, data)))
+        variants[name] = path
+    return variants
+
+
+@pytest.mark.parametrize(
+    "name", ["xmp_before", "raw_profile_before", "xmp_after", "raw_profile_after", "apng_exif_after_second_frame"]
+)
+def test_png_display_size_is_the_decoded_size(tmp_path, name):
+    """Probe's size is the size iter_frames decodes to, wherever the PNG keeps its orientation (XMP, ImageMagick's
+    text chunk, an eXIf PIL does not read for an APNG's first frame): else every frame is refused as 'not WxH'."""
+    path = _png_variants(tmp_path)[name]
+    with Image.open(path) as im:
+        decoded = ImageOps.exif_transpose(im).size
+    assert display_size(path) == decoded
+    (frame,) = iter_frames(path.parent)
+    assert frame.shape[1::-1] == decoded
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [_png_chunk(b"eXIf", b"garbage!!"), (2**31).to_bytes(4, "big") + b"eXIfMM\x00"],
+    ids=["not_tiff", "cut_short"],
+)
+def test_png_with_a_broken_exif_chunk_is_a_video_read_error(tmp_path, chunk):
+    buffer = io.BytesIO()
+    Image.fromarray(flat(0, 20, 40)).save(buffer, format="PNG")
+    (tmp_path / "00000.png").write_bytes(_before_iend(buffer.getvalue(), chunk))
+    with pytest.raises(VideoReadError, match="00000.png"):
+        probe(tmp_path)

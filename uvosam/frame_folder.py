@@ -76,7 +76,7 @@ def display_size(file: Path) -> tuple[int, int]:
     try:
         with open(file, "rb") as handle, Image.open(handle) as image:
             return image_display_size(image, handle)
-    except (UnidentifiedImageError, OSError, struct.error) as err:
+    except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as err:  # PIL: SyntaxError = bad EXIF
         raise VideoReadError(
             f"Frame {file} is not a readable image ({err}). Replace or remove it."
         ) from err
@@ -85,35 +85,69 @@ def display_size(file: Path) -> tuple[int, int]:
 def image_display_size(image: Image.Image, handle: BinaryIO) -> tuple[int, int]:
     """(width, height) of an opened ``image`` after its EXIF orientation, without decoding pixels.
 
-    ``handle`` is the seekable file it was opened from: for a PNG whose EXIF (``eXIf`` chunk) is not before its
-    pixel data, PIL's ``getexif`` would decode the whole image to reach it (16 ms a 1080p frame), so the chunk
-    headers are walked instead.
+    The orientation is the one ``PIL.ImageOps.exif_transpose`` applies when the frame is decoded (``eXIf``, else
+    ImageMagick's ``Raw profile type exif`` text, else an XMP ``tiff:Orientation``). ``handle`` is the seekable file
+    it was opened from: for a PNG, PIL's ``getexif`` decodes the whole image (16 ms a 1080p frame) to read the
+    chunks after its pixel data, so their headers are walked instead; only a text chunk after the pixels that can
+    hold the orientation (rare) makes it decode.
+
+    Raises:
+        OSError: an ``eXIf`` chunk is cut short. SyntaxError: the EXIF data is not TIFF data (PIL's error).
     """
     width, height = image.size
     if image.format == "PNG" and "exif" not in image.info:
-        exif = Image.Exif()
-        data = _png_exif(handle)
-        if data:
-            exif.load(b"Exif\x00\x00" + data)
+        exif_data, late_text = _png_late_metadata(handle, animated=getattr(image, "is_animated", False))
+        if late_text:
+            exif = image.getexif()  # decodes, then reads the text as PIL would
+        else:
+            if exif_data is not None:
+                image.info["exif"] = b"Exif\x00\x00" + exif_data  # what PIL's load() would add
+            exif = Image.Image.getexif(image)  # from image.info: no decoding
     else:
         exif = image.getexif()
     orientation = exif.get(_EXIF_ORIENTATION, 1)
     return (height, width) if orientation in _EXIF_SWAPS_AXES else (width, height)
 
 
-def _png_exif(handle: BinaryIO) -> bytes | None:
-    """The data of a PNG's ``eXIf`` chunk, found by walking the chunk headers (pixel data skipped), or None."""
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+_PNG_ORIENTATION_KEYS = (b"Raw profile type exif", b"XML:com.adobe.xmp")  # PIL's getexif reads these too
+
+
+def _png_late_metadata(handle: BinaryIO, *, animated: bool) -> tuple[bytes | None, bool]:
+    """What PIL reads for EXIF once a PNG's first frame is decoded, found by walking the chunk headers.
+
+    Returns:
+        The data of the ``eXIf`` chunk (None if there is none), and whether a text chunk after the pixel data can
+        hold the orientation (ImageMagick's EXIF, XMP: chunks before the pixels are already in ``image.info``).
+        Like PIL, an animated PNG's chunks after its first frame (``fcTL`` after ``IDAT``) are not read.
+
+    Raises:
+        OSError: the ``eXIf`` chunk is cut short.
+    """
     handle.seek(0)
     if handle.read(8) != b"\x89PNG\r\n\x1a\n":
-        return None
+        return None, False
+    exif, after_pixels = None, False
     while len(head := handle.read(8)) == 8:
         length, kind = struct.unpack(">I4s", head)
+        if kind == b"IEND" or (kind == b"fcTL" and animated and after_pixels):
+            break
+        after_pixels = after_pixels or kind == b"IDAT"
         if kind == b"eXIf":
-            return handle.read(length)
-        if kind == b"IEND":
-            return None
-        handle.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
-    return None
+            exif = handle.read(length)
+            if len(exif) != length:
+                raise OSError(f"the eXIf chunk is cut short ({len(exif)} of {length} bytes)")
+            handle.seek(4, os.SEEK_CUR)
+            continue
+        if kind in _PNG_TEXT_CHUNKS and after_pixels:
+            keyword = handle.read(min(length, 80)).split(b"\x00", 1)[0]  # keywords are 1-79 bytes
+            if keyword in _PNG_ORIENTATION_KEYS:
+                return exif, True
+            handle.seek(length - min(length, 80), os.SEEK_CUR)
+        else:
+            handle.seek(length, os.SEEK_CUR)
+        handle.seek(4, os.SEEK_CUR)  # the CRC
+    return exif, False
 
 
 def check_same_size(files: list[Path], size: tuple[int, int]) -> None:
@@ -134,7 +168,7 @@ def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray
         try:
             with Image.open(file) as im:
                 frame = np.array(ImageOps.exif_transpose(im).convert("RGB"))
-        except (UnidentifiedImageError, OSError) as err:
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:  # PIL: SyntaxError = bad EXIF
             raise VideoReadError(
                 f"Frame {index} ({file}) could not be decoded: {err}. Replace it."
             ) from err
