@@ -124,3 +124,11 @@ def test_rerender_in_another_style_without_running_a_model(cached_run, tmp_path)
 def test_job_options_refuse_an_unknown_style():
     with pytest.raises(ValueError, match=r"style must be one of .*'matte'\); got 'Matte'"):
         JobOptions(style="Matte")
+
+
+def test_job_options_keep_their_positional_order():
+    """``style`` came after yesterday's fields: ``JobOptions(1, None, limits, None, None, False)`` still hides boxes."""
+    from uvosam.config import VideoLimits
+
+    options = JobOptions(2, 5, VideoLimits(), 1.0, 64, False, False)
+    assert (options.show_boxes, options.show_labels, options.style) == (False, False, "overlay")

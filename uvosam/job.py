@@ -49,15 +49,15 @@ class JobOptions:
             = no chunks.
         output_max_side: longest side of the overlay video (None = the source size). Masks/exports
             keep the source size.
-        style: the output video's look, one of ``uvosam.render.STYLES``: ``"overlay"`` (colour masks),
-            ``"cutout"`` (objects on black), ``"blur"`` / ``"gray"`` (blurred / greyscale background) or
-            ``"matte"`` (white objects on black); the video is ``<video>_<style>.mp4``.
         show_boxes, show_labels: boxes and tags on the video (every style but ``"matte"``).
         export: which export files are written (and zipped).
         cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
             (``rerender``).
         video_name: name used in export paths and JSON (default: the input file's stem, or the frame folder's
             whole name: ``seq.v1/`` is ``seq.v1``).
+        style: the output video's look, one of ``uvosam.render.STYLES``: ``"overlay"`` (colour masks),
+            ``"cutout"`` (objects on black), ``"blur"`` / ``"gray"`` (blurred / greyscale background) or
+            ``"matte"`` (white objects on black); the video is ``<video>_<style>.mp4``.
     """
 
     stride: int = 1
@@ -65,12 +65,12 @@ class JobOptions:
     limits: VideoLimits = field(default_factory=VideoLimits)
     chunk_seconds: float | None = None
     output_max_side: int | None = None
-    style: str = "overlay"
     show_boxes: bool = True
     show_labels: bool = True
     export: ExportOptions = field(default_factory=ExportOptions)
     cache: bool = False
     video_name: str | None = None
+    style: str = "overlay"  # last: code that passes yesterday's fields by position keeps working
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
