@@ -102,10 +102,11 @@ def merge_tracks(
         labels: track id -> class index (e.g. ``MaskCache.track_labels()``); only targets' entries are used.
 
     Returns:
-        A new ``FrameResult`` with unique track ids (the input is not modified).
+        A new ``FrameResult`` with unique track ids (the input is not modified); ``result`` itself when it holds
+        no source and no target whose class differs from ``labels``.
     """
-    if not merge or len(result) == 0:
-        return result
+    if not merge or not any(int(i) in merge for i in result.track_ids.tolist()):
+        return _target_labels(result, merge, labels)  # nothing to fold (the usual frame): no copy of its masks
     ids = np.array([merge.get(int(i), int(i)) for i in result.track_ids.tolist()], np.int64)
     _, first = np.unique(ids, return_index=True)
     groups = [np.flatnonzero(ids == ids[i]) for i in np.sort(first)]
@@ -126,3 +127,17 @@ def merge_tracks(
         masks=np.stack([result.masks[rows].any(0) for rows in groups]),
         mask_scores=np.array([result.mask_scores[rows].max() for rows in groups], result.mask_scores.dtype),
     )
+
+
+def _target_labels(
+    result: FrameResult, merge: Mapping[int, int], labels: Mapping[int, int] | None
+) -> FrameResult:
+    """A frame without any source: only its targets' classes change (to ``labels``), masks are not copied."""
+    targets = set(merge.values())
+    new = [
+        labels[i] if i in targets and labels and i in labels else label
+        for i, label in zip(result.track_ids.tolist(), result.labels.tolist())
+    ]
+    if new == result.labels.tolist():
+        return result
+    return replace(result, labels=np.array(new, result.labels.dtype))
