@@ -8,6 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from uvosam.job import JobOptions, rerender_iter
+from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
 
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
             "`uvosam segment ... --out <folder> --cache` first"
         )
+    if args.keep:
+        _check_keep(args.keep, cache)
     options = JobOptions(
         output_max_side=args.output_max_side,
         style=args.style,
@@ -69,3 +72,13 @@ def run(args: argparse.Namespace) -> int:
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
     print(f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}")
     return 0
+
+
+def _check_keep(keep: list[int], cache: Path) -> None:
+    """Refuse a --keep id the run has not (``--keep 12`` for ``--keep 1 2`` would write a video of no track)."""
+    tracks = sorted(MaskCache(cache).track_labels())
+    missing = [i for i in keep if i not in tracks]
+    if missing:
+        raise ValueError(
+            f"--keep: there is no track {missing[0]} in this run (its tracks: {', '.join(map(str, tracks)) or 'none'})"
+        )
