@@ -238,3 +238,14 @@ def test_the_entry_count_of_a_zip64_archive_is_read_from_its_zip64_record(tmp_pa
     not_zip = tmp_path / "no.zip"
     not_zip.write_bytes(b"hello")
     assert uploads._zip_entry_count(not_zip) is None
+
+
+def test_clip_score_cli_names_the_results_folder_when_it_is_the_wrong_one(clip_gt, tmp_path, capsys):
+    import uvosam_cli
+
+    d, _ = clip_gt
+    (tmp_path / "empty").mkdir()
+    for results in (tmp_path / "missing", tmp_path / "empty"):
+        assert uvosam_cli.main(["clip-score", str(results), str(d / "gt")]) == 2
+        err = capsys.readouterr().err
+        assert f"results: {results} " in err and "export/davis/<video>" in err and "ground truth" not in err

@@ -17,6 +17,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _result_names(folder: Path) -> list[str]:
+    """The stems of the result PNGs in ``folder``, in natural order (errors name the results, not the ground truth)."""
+    if not folder.is_dir() or not any(p.suffix.lower() == ".png" for p in folder.iterdir()):
+        raise FileNotFoundError(
+            f"results: {folder} is not a folder of result PNGs (expected a run's DAVIS PNGs, e.g. "
+            "<out>/export/davis/<video>, or the zip's davis/<video>/)"
+        )
+    return [p.stem for p in ground_truth_files(folder)]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``clip-score`` subcommand."""
     parser = subparsers.add_parser(
@@ -39,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = [p.stem for p in ground_truth_files(args.results)]
+    names = _result_names(args.results)
     truth = ground_truth_files(args.ground_truth)
     if args.stride is None:  # by name, or one PNG per result frame: nothing is guessed
         try:
