@@ -179,7 +179,13 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     run = tmp_path / "run"
     assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--max-frames", "6", "--cache"]) == 0
     assert (run / "cache" / "meta.json").is_file()
-    capsys.readouterr()
+    gray = tmp_path / "gray"
+    assert uvosam_cli.main(["segment", str(path), "--out", str(gray), "--max-frames", "2", "--cache",
+                            "--style", "gray"]) == 0  # fmt: skip
+    assert uvosam_cli.main(["rerender", str(gray), "--keep", "1"]) == 0  # in the run's style by default
+    assert capsys.readouterr().out.strip().endswith(
+        f"tracks 1 -> {gray / 'shapes_clip_gray.mp4'}, {gray / 'shapes_clip_uvosam.zip'}"
+    )
 
     def models_forbidden(*args, **kwargs):
         raise AssertionError("rerender must not load a model")
@@ -200,7 +206,7 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     assert uvosam_cli.main(["rerender", str(run)]) == 0  # the cache is intact: all tracks again
     assert "tracks 1, 2 ->" in capsys.readouterr().out
     assert uvosam_cli.main(["rerender", str(run), "--keep", "12"]) == 2  # meant 1 2: not an empty video
-    assert "--keep: there is no track 12 in this run (its tracks: 1, 2)" in capsys.readouterr().err
+    assert "keep_ids: there is no track 12 in this run (its tracks: 1, 2)" in capsys.readouterr().err
     names = zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()  # the run's files are left as they were
     assert any(n.startswith("cutouts/shapes_clip/1/") for n in names)
     assert uvosam_cli.main(["rerender", str(run), "--merge", "2>9"]) == 2

@@ -132,3 +132,16 @@ def test_job_options_keep_their_positional_order():
 
     options = JobOptions(2, 5, VideoLimits(), 1.0, 64, False, False)
     assert (options.show_boxes, options.show_labels, options.style) == (False, False, "overlay")
+
+
+def test_rerender_refuses_keep_ids_the_run_has_not(cached_run, tmp_path):
+    with pytest.raises(ValueError, match=r"keep_ids: there is no track 12 in this run \(its tracks: 1, 2\)"):
+        rerender(cached_run.cache_dir, tmp_path / "out", keep_ids=[12])
+    assert not (tmp_path / "out").exists()
+    assert rerender(cached_run.cache_dir, tmp_path / "none", keep_ids=[]).tracks == ()  # none kept: allowed
+
+
+def test_the_cache_records_the_run_style_for_rerender_to_default_to(clip, tmp_path, tiny_sam_model):
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    result = list(run_job(pipe, clip, tmp_path, JobOptions(cache=True, style="matte")))[-1].result
+    assert json.loads((result.cache_dir / "meta.json").read_text())["meta"]["style"] == "matte"

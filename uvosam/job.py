@@ -164,7 +164,7 @@ def run_job(
     if options.cache:
         cache_root = plan.work_dir / "cache"
         shutil.rmtree(cache_root, ignore_errors=True)  # an earlier run's cache here would be reopened
-        cache = MaskCache(cache_root, meta=_cache_meta(plan, options.stride))
+        cache = MaskCache(cache_root, meta=_cache_meta(plan, options.stride, options.style))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
     results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
@@ -213,11 +213,17 @@ def rerender_iter(
         start=start,
     )
     keep = None if keep_ids is None else {int(i) for i in keep_ids}
+    labels = cache.track_labels() if keep or merge else {}
+    unknown = sorted(keep - labels.keys()) if keep else []
+    if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
+        raise ValueError(
+            f"keep_ids: there is no track {unknown[0]} in this run (its tracks: "
+            f"{', '.join(map(str, sorted(labels))) or 'none'})"
+        )
     if not merge:
         results = cache.iter_results(keep_ids=keep)
     else:
         merge = {int(k): int(v) for k, v in merge.items()}
-        labels = cache.track_labels()
         check_merge(merge, labels)
         keep = None if keep is None else kept_tracks(keep, merge, labels)
         results = (merge_tracks(r, merge, labels) for r in cache.iter_results(keep_ids=keep))
@@ -239,9 +245,9 @@ def rerender(
         cache_dir: ``JobResult.cache_dir`` of a ``run_job`` made with ``JobOptions(cache=True)``.
         work_dir: where the new files go (may be the original job's folder: its video of the same style,
             exports and zip are replaced; the cache is only read).
-        keep_ids: track ids to keep (None: all). Dropped tracks are absent from the overlay, the
-            DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes, JSON and
-            CSV.
+        keep_ids: track ids to keep (None: all; each must be a track of the run). Dropped tracks are absent
+            from the overlay, the DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes,
+            JSON and CSV.
         merge: ``{source_id: target_id}``: each source track becomes part of its target (masks joined, the
             target's id and class; ``uvosam.track_edit``). ``keep_ids`` names the run's ids; a merged track is kept
             when its target is (its sources follow it, kept or not: ``track_edit.kept_tracks``).
@@ -253,7 +259,8 @@ def rerender(
         The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
 
     Raises:
-        ValueError: ``cache_dir`` holds no finished ``run_job`` cache; ``merge`` names a track not in the run,
+        ValueError: ``cache_dir`` holds no finished ``run_job`` cache; ``keep_ids`` names a track not in the run;
+            ``merge`` names a track not in the run,
             a track merged into itself or a chain (``check_merge``).
     """
     for step in rerender_iter(
@@ -278,13 +285,14 @@ class _Plan:
     start: float  # perf_counter() at the start of the run
 
 
-def _cache_meta(plan: _Plan, stride: int) -> dict[str, Any]:
+def _cache_meta(plan: _Plan, stride: int, style: str) -> dict[str, Any]:
     info = asdict(plan.info)
     info["path"] = str(plan.info.path)
     return {
         "video_name": plan.video_name,
         "fps": plan.fps,
         "stride": stride,
+        "style": style,
         "frame_names": list(plan.frame_names),
         "class_names": list(plan.class_names),
         "info": info,

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
     p.add_argument("--keep", type=int, nargs="+", metavar="ID", help="keep only these track ids (default: all)")
     p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
-    p.add_argument("--style", default="overlay", choices=STYLES, help="the output video's style (see segment)")
+    p.add_argument("--style", choices=STYLES, help="the output video's style (see segment; default: the run's)")
     p.add_argument("--output-max-side", type=_positive_int,
                    help="shrink the video to at most this longest side (never enlarged)")  # fmt: skip
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
@@ -53,11 +53,10 @@ def run(args: argparse.Namespace) -> int:
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
             "`uvosam segment ... --out <folder> --cache` first"
         )
-    if args.keep:
-        _check_keep(args.keep, cache)
+    style = args.style or MaskCache(cache).info.meta.get("style", "overlay")  # default: the run's own
     options = JobOptions(
         output_max_side=args.output_max_side,
-        style=args.style,
+        style=style,
         show_boxes=not args.no_boxes,
         show_labels=not args.no_labels,
     )
@@ -72,13 +71,3 @@ def run(args: argparse.Namespace) -> int:
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
     print(f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}")
     return 0
-
-
-def _check_keep(keep: list[int], cache: Path) -> None:
-    """Refuse a --keep id the run has not (``--keep 12`` for ``--keep 1 2`` would write a video of no track)."""
-    tracks = sorted(MaskCache(cache).track_labels())
-    missing = [i for i in keep if i not in tracks]
-    if missing:
-        raise ValueError(
-            f"--keep: there is no track {missing[0]} in this run (its tracks: {', '.join(map(str, tracks)) or 'none'})"
-        )
