@@ -64,6 +64,8 @@ STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
     ("Colour splash: grey background", "gray"),
     ("Matte: white objects on black (for editors)", "matte"),
 ]
+RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
+RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
 OUT_OF_MEMORY = (
     "Out of GPU memory on this video: the run was stopped (the app is still running). Try a "
     "smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
@@ -245,7 +247,8 @@ class App:
             yield from self._run_models(tracker, sam, changes, str(folder), run_dir, options)
         except gr.Error as err:  # name frames as the user knows them, not by the server's run folder
             message = err.message.replace(str(frames), Path(source.path).name)
-            raise gr.Error(message, duration=err.duration, print_exception=False) from None
+            raise gr.Error(message, duration=err.duration, visible=err.visible, title=err.title,
+                           print_exception=False) from None  # fmt: skip
         finally:
             shutil.rmtree(frames, ignore_errors=True)
 
@@ -288,14 +291,20 @@ class App:
     # ---------------------------------------------------------------------------------------- score
     def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
         """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
-        if state is None or not masks_zip or not state.cache_dir.is_dir():
-            raise gr.Error("Run a video first: Score compares its masks with your ground truth.")
+        if state is None or not masks_zip:
+            raise gr.Error(RUN_FIRST_SCORE)
         if not gt_zip:
             raise gr.Error(
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
                 "255 void), one per frame of the video, in name order."
             )
-        meta = MaskCache(state.cache_dir).info.meta
+        self.work.hold(state.run_dir)  # a Run pressed meanwhile in this tab deletes idle folders
+        try:
+            if not state.cache_dir.is_dir():
+                raise gr.Error(RUN_FIRST_SCORE)
+            meta = MaskCache(state.cache_dir).info.meta
+        finally:
+            self.work.release(state.run_dir)
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
             with tempfile.TemporaryDirectory(prefix="score-", dir=self.work.root) as tmp:
@@ -328,11 +337,30 @@ class App:
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
         """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
-        the run), merging tracks (``"3>1, 5>1"``), in any style."""
-        if state is None or not state.cache_dir.is_dir():
-            raise gr.Error(
-                "Run a video first: Re-render reuses the masks of this session's last run."
-            )
+        the run), merging tracks (``"3>1, 5>1"``), in any style. The run's folder is held meanwhile: a Run
+        pressed now in the same tab deletes the session's idle folders, not the masks read here."""
+        if state is None:
+            raise gr.Error(RUN_FIRST_RERENDER)
+        self.work.hold(state.run_dir)
+        try:
+            yield from self._rerender(keep, show_boxes, show_labels, output_side, style, merge, state, request, progress)
+        finally:
+            self.work.release(state.run_dir)
+
+    def _rerender(
+        self,
+        keep: list[int] | None,
+        show_boxes: bool,
+        show_labels: bool,
+        output_side: int,
+        style: str,
+        merge: str | None,
+        state: SessionRun,
+        request: gr.Request,
+        progress: gr.Progress,
+    ) -> Iterator[tuple]:
+        if not state.cache_dir.is_dir():
+            raise gr.Error(RUN_FIRST_RERENDER)
         options = JobOptions(  # the settings are checked before any folder is made
             chunk_seconds=self.settings.chunk_seconds,
             output_max_side=int(output_side) or None,
@@ -341,6 +369,14 @@ class App:
             show_labels=bool(show_labels),
         )
         merges = _merge(merge)
+        if not keep:  # the API's default: a video without any object is never what was meant
+            ids = sorted(MaskCache(state.cache_dir).track_labels())
+            if ids:
+                raise gr.Error(
+                    "No track to keep: tick at least one in 'Tracks to keep' (over the API: "
+                    f"keep={ids}, the ids of the run's tracks).",
+                    print_exception=False,
+                )
         out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
         work = partial(
             rerender_iter,
@@ -396,10 +432,10 @@ class App:
         return "stopped: press Run to start again"
 
     def forget(self, state: SessionRun | None) -> None:
-        """``gr.State`` delete callback (session over or expired): its run and re-renders go."""
-        if state is not None:
-            for folder in [state.run_dir, *state.run_dir.parent.glob("rerender-*")]:
-                shutil.rmtree(folder, ignore_errors=True)
+        """``gr.State`` delete callback (session over or expired): the session's folders go (its run, older
+        runs, re-renders; the session's folder once empty), but those a request still uses."""
+        if state is not None:  # API clients close no tab (no unload): this is their only clean-up
+            self.work.remove_idle(state.run_dir.parent)
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(_session(request))

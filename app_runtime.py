@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -349,14 +349,16 @@ def free_gpu_memory() -> None:
 class WorkRoot:
     """``<root>/<session>/<kind>-<id>/`` folders; a session's folders are removed with it.
 
-    A new folder replaces the session's earlier ones, except those still in use (``new_dir`` until
-    ``release``), so one API client running two jobs at once does not lose the first.
+    A new folder replaces the session's earlier ones, except those in use: made by ``new_dir`` or
+    taken by ``hold`` and not yet ``release``d as often. So one API client running two jobs at once
+    does not lose the first, and a Run pressed while a Re-render or Score still reads the last run's
+    masks does not delete them under it.
     """
 
     def __init__(self, root: Path | None) -> None:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="uvosam-app-"))
         self.root.mkdir(parents=True, exist_ok=True)
-        self._in_use: set[Path] = set()
+        self._in_use: Counter[Path] = Counter()
         self._lock = threading.Lock()
 
     def session_dir(self, session: str | None) -> Path:
@@ -369,17 +371,33 @@ class WorkRoot:
         base = self.session_dir(session)
         path = base / f"{kind}-{uuid.uuid4().hex[:8]}"
         with self._lock:
-            spared = self._in_use | ({keep} if keep is not None else set())
-            for old in base.iterdir() if base.is_dir() else ():
-                if old not in spared:
-                    shutil.rmtree(old, ignore_errors=True)
+            self._remove_idle(base, spare=keep)
             path.mkdir(parents=True)
-            self._in_use.add(path)
+            self._in_use[path] += 1
         return path
+
+    def hold(self, path: Path) -> None:
+        """Mark an existing folder in use (until as many ``release``s): no ``new_dir`` deletes it."""
+        with self._lock:
+            self._in_use[path] += 1
 
     def release(self, path: Path) -> None:
         with self._lock:
-            self._in_use.discard(path)
+            self._in_use[path] -= 1
+            if self._in_use[path] <= 0:
+                del self._in_use[path]
+
+    def remove_idle(self, session_dir: Path) -> None:
+        """Delete a session's folders that are not in use, and the session's folder once it is empty."""
+        with self._lock:
+            self._remove_idle(session_dir)
+            if session_dir.is_dir() and not any(session_dir.iterdir()):
+                session_dir.rmdir()
+
+    def _remove_idle(self, base: Path, spare: Path | None = None) -> None:
+        for old in base.iterdir() if base.is_dir() else ():
+            if old not in self._in_use and old != spare:
+                shutil.rmtree(old, ignore_errors=True)
 
     def remove_session(self, session: str | None) -> None:
         shutil.rmtree(self.session_dir(session), ignore_errors=True)

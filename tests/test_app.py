@@ -757,3 +757,94 @@ def test_a_davis_sequence_zip_is_scored_by_name_with_its_annotations(server, tmp
         text = c.predict(handle_file(str(gt)), handle_file(run[4]), api_name="/score")
         head = f"**J&F 1.000** (J 1.000, F 1.000) over 2 objects and {len(covered)} frames"
         assert text.startswith(head), (settings, text)
+
+
+def _finished_run(app, request) -> "object":
+    """``app.segment`` of a 6-frame zip to its end (session of ``request``); returns its SessionRun."""
+    import tempfile
+
+    frames = _frames_zip(Path(tempfile.mkdtemp()) / "seq.zip", "seq", 6)
+    steps = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                        str(frames), request, progress=lambda *a, **k: None)  # fmt: skip
+    return list(steps)[-1][-1]
+
+
+def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_alone(
+    tmp_path, tiny_sam_model, monkeypatch
+):
+    """Re-render (or Score) reads the last run's mask cache while a new Run of the same tab starts: the
+    new Run deletes the session's idle folders, and the cache being read must not be one of them."""
+    import types
+
+    import app as app_module
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    app = app_module.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    request = types.SimpleNamespace(session_hash="tab")
+    state = _finished_run(app, request)
+    reading, go_on = threading.Event(), threading.Event()
+    real = app_module.rerender_iter
+
+    def slow_rerender(*args, **kwargs):
+        reading.set()
+        go_on.wait(10)
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "rerender_iter", slow_rerender)
+    redo = app.rerender([1, 2], True, True, 0, "matte", "", state, request, progress=lambda *a, **k: None)
+    first = next(redo)  # the re-render is under way
+    assert reading.wait(10)
+    new_run = app.work.new_dir("tab", "run")  # what a Run pressed now does first
+    assert state.cache_dir.is_dir()
+    go_on.set()
+    updates = [first, *redo]
+    assert updates[-1][0].startswith("done: 6 frames, 2 tracks"), updates[-1][0]
+    app.work.release(new_run)
+
+
+def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, tiny_sam_model):
+    """API clients never close a tab (no unload): the State's expiry is their only clean-up, and it must
+    leave nothing behind (old runs, the session folder itself), except a folder a request still uses."""
+    import types
+
+    import app as app_module
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    app = app_module.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    request = types.SimpleNamespace(session_hash="api")
+    state = _finished_run(app, request)
+    busy = app.work.new_dir("api", "rerender", keep=state.run_dir)
+    app.forget(state)
+    assert [p.name for p in (tmp_path / "api").iterdir()] == [busy.name]  # the run went, the busy one stays
+    app.work.release(busy)
+    app.forget(_finished_run(app, request))
+    assert not (tmp_path / "api").exists()
+
+
+def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(monkeypatch, tmp_path, tiny_sam_model):
+    import gradio as gr
+
+    import app as app_module
+    import app_runtime
+
+    quota = "You have exceeded your free ZeroGPU quota (80s requested vs. 12s left). Try again"
+
+    def refused(*args, **kwargs):
+        raise gr.Error(quota, title="ZeroGPU quota exceeded", print_exception=False)
+        yield
+
+    monkeypatch.setattr(app_runtime, "gpu_job", refused)
+    pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
+    app = app_module.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    with pytest.raises(gr.Error) as err:
+        _finished_run(app, None)
+    assert (err.value.title, err.value.message) == ("ZeroGPU quota exceeded", quota)
+
+
+def test_rerender_with_no_track_ticked_says_so(server, clips):
+    """``keep`` is optional in the API (default []): a re-render that keeps nothing is refused with what
+    to pass, not a video without any object."""
+    c = client(server)
+    c.predict(handle_file(str(clips["a"])), stride=4, api_name="/segment")
+    with pytest.raises(Exception, match=r"No track to keep.*keep=\[1, 2\]"):
+        c.predict(style="matte", api_name="/rerender")
