@@ -293,6 +293,11 @@ class App:
         """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
         if state is None or not masks_zip:
             raise gr.Error(RUN_FIRST_SCORE)
+        if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
+            raise gr.Error(
+                "The masks of your last run are no longer kept on the server (about an hour): run "
+                "the video again, then Score."
+            )
         if not gt_zip:
             raise gr.Error(
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
@@ -555,7 +560,8 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     """
     pipe, load_error = _load_default(get_pipeline, settings)
     app = App(get_pipeline, settings)
-    with gr.Blocks(title="UVOSAM", delete_cache=(3600, 3600)) as demo:
+    # Gradio's file cache (uploads, served outputs): files older than an hour go, checked every 10 min
+    with gr.Blocks(title="UVOSAM", delete_cache=(600, 3600)) as demo:
         gr.Markdown(ABOUT)
         gr.Markdown(
             banner_markdown(load_error) if load_error else "",

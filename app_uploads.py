@@ -169,7 +169,7 @@ def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_b
             try:
                 with archive.open(members[path]) as file, Image.open(file) as image:
                     sizes[path] = image_display_size(image, file)
-            except (OSError, zipfile.BadZipFile, struct.error) as err:
+            except (OSError, zipfile.BadZipFile, struct.error, SyntaxError) as err:  # PIL: bad EXIF
                 raise ValueError(f"{name}: {path} is not a readable image ({err}); replace or remove it") from None
             if sizes[path] != sizes[paths[0]]:
                 (w0, h0), (w, h) = sizes[paths[0]], sizes[path]

@@ -848,3 +848,28 @@ def test_rerender_with_no_track_ticked_says_so(server, clips):
     c.predict(handle_file(str(clips["a"])), stride=4, api_name="/segment")
     with pytest.raises(Exception, match=r"No track to keep.*keep=\[1, 2\]"):
         c.predict(style="matte", api_name="/rerender")
+
+
+def test_a_zipped_frame_with_a_broken_exif_is_refused_clearly(tmp_path):
+    import app as app_module
+    from test_video import _before_iend, _png_chunk
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24)).save(buffer, format="PNG")
+    broken = _before_iend(buffer.getvalue(), _png_chunk(b"eXIf", b"garbage!!"))
+    frames = _zip_of(tmp_path / "bad.zip", {"s/00000.png": broken, "s/00001.png": broken})
+    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    text = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
+    assert text.startswith("**Run would refuse this input:** bad.zip: s/00000.png is not a readable image")
+
+
+def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
+    import gradio as gr
+
+    import app as app_module
+
+    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    state = app_module.SessionRun(tmp_path, tmp_path)
+    gt = _zip_of(tmp_path / "gt.zip", {"gt/0.png": b""})
+    with pytest.raises(gr.Error, match="no longer kept on the server .*run the video again"):
+        app.score(str(gt), str(tmp_path / "gone" / "masks.zip"), state)
