@@ -22,7 +22,7 @@ from typing import Mapping
 from PIL import Image
 
 from app_runtime import AppSettings
-from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size
+from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
 from uvosam.video import DEFAULT_FPS, VideoInfo
 
 
@@ -153,8 +153,7 @@ def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_b
         members = _image_members(archive, name, FRAME_EXTENSIONS, "")
         if max_files is not None and max_bytes is not None:
             _check_bounds(zip_path, members, kind, max_files, max_bytes)
-        paths = sorted(members, key=lambda p: [int(t) if t.isdecimal() else t.lower()
-                                               for t in re.split(r"(\d+)", p.name)])  # fmt: skip
+        paths = sorted(members, key=natural_key)  # the order a run reads the unpacked folder in
         by_stem: dict[str, list[PurePosixPath]] = {}
         for path in paths:
             by_stem.setdefault(path.stem, []).append(path)

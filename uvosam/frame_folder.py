@@ -13,7 +13,7 @@ import re
 import struct
 from collections.abc import Iterator
 from typing import BinaryIO
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -27,6 +27,7 @@ __all__ = [
     "image_display_size",
     "iter_images",
     "list_frames",
+    "natural_key",
 ]
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -34,7 +35,8 @@ _EXIF_ORIENTATION = 0x0112
 _EXIF_SWAPS_AXES = (5, 6, 7, 8)
 
 
-def _natural_key(path: Path) -> list[int | str]:
+def natural_key(path: PurePath) -> list[int | str]:
+    """Sort key of a file name in natural order: ``2.png`` before ``10.png``, case ignored."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
@@ -60,7 +62,7 @@ def list_frames(folder: Path, accepted: str = "") -> list[Path]:
             f"The frame folder {folder} has no {exts} frames: {found if other else 'it is empty'}. "
             f"Expected e.g. DAVIS JPEGImages/480p/<sequence>/00000.jpg. {accepted}".strip()
         )
-    files.sort(key=_natural_key)
+    files.sort(key=natural_key)
     stems = [p.stem for p in files]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)

@@ -10,19 +10,15 @@ whole clip, and J&F-Mean = (J-Mean + F-Mean) / 2 over the K objects.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
 from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles
+from uvosam.frame_folder import natural_key
 from uvosam.eval.masks_io import read_index_png
 
 __all__ = ["align_ground_truth", "ground_truth_files", "score_clip"]
-
-
-def _natural_key(path: Path) -> list[int | str]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 def ground_truth_files(folder: str | Path) -> list[Path]:
@@ -34,7 +30,7 @@ def ground_truth_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"ground truth: {folder} is not a folder (expected a folder of indexed PNGs)")
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=_natural_key)
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=natural_key)
     if not files:
         raise FileNotFoundError(
             f"ground truth: {folder} holds no .png file (expected one indexed PNG per frame: 0 background, "
