@@ -7,14 +7,8 @@ import json
 from pathlib import Path
 
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam_cli.arguments import positive_int
 from uvosam_cli.davis import _json_safe, format_tables
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
 
 
 def _result_names(folder: Path) -> list[str]:
@@ -40,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("results", type=Path, help="folder of the clip's result PNGs")
     parser.add_argument("ground_truth", type=Path, help="folder of the clip's ground-truth PNGs")
     parser.add_argument(
-        "--stride", type=_positive_int,
+        "--stride", type=positive_int,
         help="the run's frame stride S: the ground truth has one PNG per source frame, not named as the result "
         "frames, and every S-th is used (without it, PNGs are matched by name or one per result frame)",
     )  # fmt: skip

@@ -11,13 +11,7 @@ from uvosam.job import JobOptions, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
+from uvosam_cli.arguments import positive_int
 
 
 def _merge(text: str) -> dict[int, int]:
@@ -39,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", type=int, nargs="+", metavar="ID", help="keep only these track ids (default: all)")
     p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
     p.add_argument("--style", choices=STYLES, help="the output video's style (see segment; default: the run's)")
-    p.add_argument("--output-max-side", type=_positive_int,
+    p.add_argument("--output-max-side", type=positive_int,
                    help="shrink the video to at most this longest side (never enlarged)")  # fmt: skip
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
     p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")

@@ -12,13 +12,7 @@ from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.render import STYLES
 from uvosam.video import probe
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
+from uvosam_cli.arguments import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
     p.add_argument("--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame")
-    p.add_argument("--output-max-side", type=_positive_int,
+    p.add_argument("--output-max-side", type=positive_int,
                    help="shrink the output video (any --style) to at most this longest side (never enlarged)")
     p.add_argument("--style", default="overlay", choices=STYLES,
                    help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
