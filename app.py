@@ -40,7 +40,7 @@ from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
-from uvosam.video import ACCEPTED_FOLDER, check_limits, probe
+from uvosam.video import ACCEPTED_FOLDER, probe
 
 logger = logging.getLogger("uvosam.app")
 
@@ -237,8 +237,7 @@ class App:
         if not isinstance(source, app_uploads.FramesZip):
             yield from self._run_models(tracker, sam, changes, source, run_dir, options)
             return
-        info = source.info(self.settings)
-        check_limits(info, options.limits, stride=options.stride, max_frames=options.max_frames)
+        info = source.info(self.settings, stride=options.stride, max_frames=options.max_frames)
         frames = run_dir / "frames"
         try:
             folder = source.extract(frames, self.settings)
@@ -274,13 +273,11 @@ class App:
         if video and frames_zip:
             return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
         stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
-        limits = self.settings.limits()
         try:
-            if frames_zip:
-                info = app_uploads.FramesZip(frames_zip).info(self.settings)  # the checks of Run, before unpacking
-                check_limits(info, limits, stride=stride, max_frames=max_frames)
+            if frames_zip:  # the checks of Run, before unpacking
+                info = app_uploads.FramesZip(frames_zip).info(self.settings, stride=stride, max_frames=max_frames)
             else:
-                info = probe(video, limits=limits, stride=stride, max_frames=max_frames)
+                info = probe(video, limits=self.settings.limits(), stride=stride, max_frames=max_frames)
         except USER_ERRORS as err:
             return f"**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
@@ -303,13 +300,10 @@ class App:
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
                 "255 void), one per frame of the video, in name order."
             )
-        self.work.hold(state.run_dir)  # a Run pressed meanwhile in this tab deletes idle folders
-        try:
+        with self.work.held(state.run_dir):  # a Run pressed meanwhile in this tab deletes idle folders
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_SCORE)
             meta = MaskCache(state.cache_dir).info.meta
-        finally:
-            self.work.release(state.run_dir)
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
             with tempfile.TemporaryDirectory(prefix="score-", dir=self.work.root) as tmp:
@@ -346,66 +340,49 @@ class App:
         pressed now in the same tab deletes the session's idle folders, not the masks read here."""
         if state is None:
             raise gr.Error(RUN_FIRST_RERENDER)
-        self.work.hold(state.run_dir)
-        try:
-            yield from self._rerender(keep, show_boxes, show_labels, output_side, style, merge, state, request, progress)
-        finally:
-            self.work.release(state.run_dir)
-
-    def _rerender(
-        self,
-        keep: list[int] | None,
-        show_boxes: bool,
-        show_labels: bool,
-        output_side: int,
-        style: str,
-        merge: str | None,
-        state: SessionRun,
-        request: gr.Request,
-        progress: gr.Progress,
-    ) -> Iterator[tuple]:
-        if not state.cache_dir.is_dir():
-            raise gr.Error(RUN_FIRST_RERENDER)
-        options = JobOptions(  # the settings are checked before any folder is made
-            chunk_seconds=self.settings.chunk_seconds,
-            output_max_side=int(output_side) or None,
-            style=_style(style),
-            show_boxes=bool(show_boxes),
-            show_labels=bool(show_labels),
-        )
-        merges = _merge(merge)
-        if not keep:  # the API's default: a video without any object is never what was meant
-            ids = sorted(MaskCache(state.cache_dir).track_labels())
-            if ids:
-                raise gr.Error(
-                    "No track to keep: tick at least one in 'Tracks to keep' (over the API: "
-                    f"keep={ids}, the ids of the run's tracks).",
-                    print_exception=False,
-                )
-        out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
-        work = partial(
-            rerender_iter,
-            state.cache_dir,
-            out_dir,
-            keep_ids=[int(k) for k in keep or []],
-            merge=merges,
-            options=options,
-        )
-        pump = JobPump(
-            work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
-        ).start()
-        skip = gr.skip()
-        try:
-            for up in self._drive(pump, progress, "re-rendering"):
-                if up.result is None:
-                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip
-                else:
-                    r = up.result
-                    files = str(r.overlay_mp4), str(r.zip_path)
-                    yield up.status, skip, up.chunk, *files, _track_rows(r)
-        finally:
-            pump.cancel()
-            self.work.release(out_dir)
+        with self.work.held(state.run_dir):
+            if not state.cache_dir.is_dir():
+                raise gr.Error(RUN_FIRST_RERENDER)
+            options = JobOptions(  # the settings are checked before any folder is made
+                chunk_seconds=self.settings.chunk_seconds,
+                output_max_side=int(output_side) or None,
+                style=_style(style),
+                show_boxes=bool(show_boxes),
+                show_labels=bool(show_labels),
+            )
+            merges = _merge(merge)
+            if not keep:  # the API's default: a video without any object is never what was meant
+                ids = sorted(MaskCache(state.cache_dir).track_labels())
+                if ids:
+                    raise gr.Error(
+                        "No track to keep: tick at least one in 'Tracks to keep' (over the API: "
+                        f"keep={ids}, the ids of the run's tracks).",
+                        print_exception=False,
+                    )
+            out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
+            work = partial(
+                rerender_iter,
+                state.cache_dir,
+                out_dir,
+                keep_ids=[int(k) for k in keep or []],
+                merge=merges,
+                options=options,
+            )
+            pump = JobPump(
+                work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
+            ).start()
+            skip = gr.skip()
+            try:
+                for up in self._drive(pump, progress, "re-rendering"):
+                    if up.result is None:
+                        yield up.status, _img(up.preview), up.chunk, skip, skip, skip
+                    else:
+                        r = up.result
+                        files = str(r.overlay_mp4), str(r.zip_path)
+                        yield up.status, skip, up.chunk, *files, _track_rows(r)
+            finally:
+                pump.cancel()
+                self.work.release(out_dir)
 
     # --------------------------------------------------------------------------------------- shared
     def _drive(self, pump: JobPump, progress: gr.Progress, verb: str) -> Iterator[_Update]:

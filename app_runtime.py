@@ -13,6 +13,7 @@ try:  # ZeroGPU wants `spaces` imported before torch initialises CUDA.
 except ImportError:
     spaces = None
 
+import contextlib
 import contextvars
 import gc
 import logging
@@ -380,6 +381,15 @@ class WorkRoot:
         """Mark an existing folder in use (until as many ``release``s): no ``new_dir`` deletes it."""
         with self._lock:
             self._in_use[path] += 1
+
+    @contextlib.contextmanager
+    def held(self, path: Path) -> Iterator[Path]:
+        """``hold`` for the ``with`` block, then ``release``."""
+        self.hold(path)
+        try:
+            yield path
+        finally:
+            self.release(path)
 
     def release(self, path: Path) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from app_runtime import AppSettings
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
-from uvosam.video import DEFAULT_FPS, VideoInfo
+from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,16 @@ class FramesZip:
     def _bounds(self, settings: AppSettings) -> dict[str, int]:
         return {"max_files": 10 * settings.max_frames, "max_bytes": 2 * settings.max_upload_mb << 20}
 
-    def info(self, settings: AppSettings) -> VideoInfo:
-        """``zip_frames_info`` within this app's bounds: what Run would see, nothing unpacked."""
-        return zip_frames_info(self.path, **self._bounds(settings))
+    def info(self, settings: AppSettings, *, stride: int, max_frames: int) -> VideoInfo:
+        """``zip_frames_info`` within this app's bounds, checked against its video limits for a read with
+        ``stride`` and ``max_frames``: what Run would see, nothing unpacked.
+
+        Raises:
+            ValueError: see ``zip_frames_info``. VideoLimitError: over the app's limits.
+        """
+        info = zip_frames_info(self.path, **self._bounds(settings))
+        check_limits(info, settings.limits(), stride=stride, max_frames=max_frames)
+        return info
 
     def extract(self, parent: Path, settings: AppSettings) -> Path:
         """The frames as a folder ``parent/<the zip's folder name>``, within this app's bounds."""
