@@ -460,8 +460,8 @@ def test_on_zerogpu_errors_inside_the_gpu_function_keep_their_message(
         segment_directly(lambda preset, sam: pipe, tmp_path, clips[clip])
 
 
-def test_zerogpu_refusals_reach_the_user_unchanged(monkeypatch, tmp_path, clips, tiny_sam_model):
-    """ZeroGPU refuses a run with a gr.Error of its own (quota, duration, aborted task)."""
+def zerogpu_refuses(monkeypatch) -> str:
+    """``app_runtime.gpu_job`` refusing as ZeroGPU does (its own gr.Error, with a title); the message."""
     import gradio as gr
 
     import app_runtime
@@ -473,6 +473,14 @@ def test_zerogpu_refusals_reach_the_user_unchanged(monkeypatch, tmp_path, clips,
         yield
 
     monkeypatch.setattr(app_runtime, "gpu_job", refused)
+    return quota
+
+
+def test_zerogpu_refusals_reach_the_user_unchanged(monkeypatch, tmp_path, clips, tiny_sam_model):
+    """ZeroGPU refuses a run with a gr.Error of its own (quota, duration, aborted task)."""
+    import gradio as gr
+
+    quota = zerogpu_refuses(monkeypatch)
     pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
     with pytest.raises(gr.Error) as err:
         segment_directly(lambda preset, sam: pipe, tmp_path, clips["a"])
@@ -825,15 +833,8 @@ def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(monkeypatch
     import gradio as gr
 
     import app as app_module
-    import app_runtime
 
-    quota = "You have exceeded your free ZeroGPU quota (80s requested vs. 12s left). Try again"
-
-    def refused(*args, **kwargs):
-        raise gr.Error(quota, title="ZeroGPU quota exceeded", print_exception=False)
-        yield
-
-    monkeypatch.setattr(app_runtime, "gpu_job", refused)
+    quota = zerogpu_refuses(monkeypatch)
     pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
     app = app_module.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
     with pytest.raises(gr.Error) as err:
