@@ -135,13 +135,31 @@ def overlay(
     if keep_ids is not None:
         result = select_tracks(result, keep_ids)
     image, masks, boxes = _resized(result, out_size)
-    thickness = 2 if min(image.shape[:2]) >= 360 else 1
-    canvas = image.copy()
+    canvas, thickness = image.copy(), _thickness(image)
     for track_id, mask in zip(result.track_ids, masks):
         _tint(canvas, mask, colour_for_id(int(track_id)), alpha, thickness)
+    return _with_boxes_and_tags(canvas, result, boxes, class_names, show_boxes, show_labels)
+
+
+def _thickness(image: np.ndarray) -> int:
+    """Line width of contours and boxes: 2 px from 360p up, else 1."""
+    return 2 if min(image.shape[:2]) >= 360 else 1
+
+
+def _with_boxes_and_tags(
+    canvas: np.ndarray,
+    result: FrameResult,
+    boxes: np.ndarray,
+    class_names: list[str] | tuple[str, ...],
+    show_boxes: bool,
+    show_labels: bool,
+) -> np.ndarray:
+    """``canvas`` (H, W, 3) uint8 with the boxes and tags asked for drawn on: a new array, or ``canvas`` itself
+    when there is nothing to draw."""
+    if not len(result) or not (show_boxes or show_labels):
+        return canvas
     out = Image.fromarray(canvas)
-    if len(result) and (show_boxes or show_labels):
-        _draw_boxes_and_tags(out, result, boxes, class_names, show_boxes, show_labels, thickness)
+    _draw_boxes_and_tags(out, result, boxes, class_names, show_boxes, show_labels, _thickness(canvas))
     return np.asarray(out).copy()
 
 
@@ -273,12 +291,7 @@ def render(
         return np.repeat((inside * np.uint8(255))[:, :, None], 3, axis=2)
     canvas = _background(image, style)
     canvas[inside] = image[inside]
-    if len(result) and (show_boxes or show_labels):
-        out = Image.fromarray(canvas)
-        thickness = 2 if min(image.shape[:2]) >= 360 else 1
-        _draw_boxes_and_tags(out, result, boxes, class_names, show_boxes, show_labels, thickness)
-        canvas = np.asarray(out).copy()
-    return canvas
+    return _with_boxes_and_tags(canvas, result, boxes, class_names, show_boxes, show_labels)
 
 
 def _background(image: np.ndarray, style: str) -> np.ndarray:
