@@ -12,8 +12,8 @@ import os
 import re
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
 from pathlib import Path, PurePath
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError

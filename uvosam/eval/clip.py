@@ -15,8 +15,8 @@ from typing import Sequence
 
 from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles
-from uvosam.frame_folder import natural_key
 from uvosam.eval.masks_io import read_index_png
+from uvosam.frame_folder import natural_key
 
 __all__ = ["align_ground_truth", "ground_truth_files", "score_clip"]
 
