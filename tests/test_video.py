@@ -24,6 +24,7 @@ from proc import ffmpeg_children
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import display_size
+from uvosam.video_decoder import DecodeError, RgbDecoder
 from uvosam.video import DEFAULT_FPS, VideoWriter, _packet_count, _resolve_fps, iter_frames, probe
 from uvosam.video_packets import read_packet_stats
 
@@ -322,12 +323,9 @@ def test_rotated_video_comes_out_in_display_orientation(tmp_path, degrees):
         next(iter_frames(src)), degrees // 90
     )  # display matrix angles are counter-clockwise
     assert np.array_equal(frame, reference)
-    reader = imageio_ffmpeg.read_frames(
-        str(rotated)
-    )  # ffmpeg's own autorotation as a second opinion
-    w, h = next(reader)["size"]
-    assert np.array_equal(frame, np.frombuffer(next(reader), np.uint8).reshape(h, w, 3))
-    reader.close()
+    # ffmpeg's own autorotation as a second opinion
+    with RgbDecoder(rotated, width=info.width, height=info.height) as decoder:
+        assert np.array_equal(frame, next(iter(decoder)))
 
 
 @pytest.mark.parametrize("pix_fmt", ["gray", "yuva420p", "yuv420p10le"])
@@ -565,6 +563,37 @@ def test_breaking_out_stops_ffmpeg(long_video):
     for k, _ in enumerate(iter_frames(long_video)):
         if k == 3:
             break
+    assert not ffmpeg_children()
+
+
+def test_decoding_runs_no_python_between_fork_and_exec(long_video, monkeypatch):
+    """A ``preexec_fn`` (imageio-ffmpeg's ``read_frames`` passes ``os.setpgrp``) makes Python run code in the
+    forked child before it closes the parent's descriptors; with many threads that child can deadlock, holding
+    every pipe of the server, so other jobs' encoders never see the end of their input."""
+    started = []
+
+    class RecordingPopen(subprocess.Popen):
+        def __init__(self, *args, **kwargs) -> None:
+            started.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    frames = iter_frames(long_video)
+    next(frames)
+    assert started and all(kwargs.get("preexec_fn") is None for kwargs in started)  # probing, decoding
+    (pid,) = ffmpeg_children()
+    assert os.getsid(pid) == pid != os.getsid(0)  # own session: Ctrl-C in a terminal reaches Python only
+    frames.close()
+    assert not ffmpeg_children()
+
+
+def test_decoder_refuses_output_that_ends_inside_a_frame(tmp_path):
+    path = write_video(tmp_path / "two.mp4", [flat(0), flat(9)])
+    with RgbDecoder(path, width=65, height=48) as decoder:  # 2 frames of 64x48 are 1.97 frames of 65x48
+        frames = iter(decoder)
+        assert next(frames).shape == (48, 65, 3)
+        with pytest.raises(DecodeError, match=r"ended inside a frame \(9072 of 9360 bytes\)"):
+            next(frames)
     assert not ffmpeg_children()
 
 

@@ -9,7 +9,7 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
   detects truncated files ("partial file"). The video stream read is the first one that is not
   cover art (``-map 0:V:0``), in ``probe`` and ``iter_frames`` alike.
 * ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process
-  (``imageio_ffmpeg.read_frames``), one frame in memory at a time, each decoded frame exactly
+  (``uvosam.video_decoder``), one frame in memory at a time, each decoded frame exactly
   once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
   metadata is applied in numpy, so frames come out in display orientation. Stride is applied
   inside ffmpeg (``select`` filter), so skipped frames never cross the pipe. Sizes are pixel
@@ -43,6 +43,7 @@ from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.mp4_boxes import truncation_reason
+from uvosam.video_decoder import RgbDecoder
 from uvosam.video_packets import PacketStats, read_packet_stats
 from uvosam.video_writer import VideoWriter
 
@@ -475,29 +476,28 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
     out = ["-map", _STREAM, "-fps_mode", "passthrough", "-frames:v", str(n_out)]
     if stride > 1:
         out = ["-vf", f"select=not(mod(n\\,{stride}))", *out]
-    reader = imageio_ffmpeg.read_frames(
-        str(info.path), input_params=["-noautorotate"], output_params=out
-    )
+    stored = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
     count = 0
-    try:
-        width, height = next(reader)["size"]
-        for raw in reader:
-            frame = np.frombuffer(raw, np.uint8).reshape(height, width, 3)
-            yield np.rot90(frame, info.rotation // 90).copy()
-            count += 1
-    except (RuntimeError, OSError) as err:
-        raise VideoReadError(
-            f"decoding {info.path.name} failed at frame {count * stride} (output frame "
-            f"{count}): {str(err).splitlines()[0]}. The file is damaged; re-encode it."
-        ) from err
-    finally:
-        reader.close()
-    if count < n_out:
-        raise VideoReadError(
-            f"decoding {info.path.name} stopped at frame {count * stride} (output frame {count}) "
-            f"of {info.num_frames}: the data is damaged or the file changed while it was read. "
-            "Re-encode it."
-        )
+    with RgbDecoder(
+        info.path, width=stored[0], height=stored[1], input_args=["-noautorotate"], output_args=out
+    ) as decoder:
+        try:
+            for frame in decoder:
+                yield np.rot90(frame, info.rotation // 90).copy()
+                count += 1
+        except OSError as err:
+            raise VideoReadError(
+                f"decoding {info.path.name} failed at frame {count * stride} (output frame "
+                f"{count}): {str(err).splitlines()[0]}. The file is damaged; re-encode it."
+            ) from err
+        if count < n_out:
+            said = decoder.said()
+            raise VideoReadError(
+                f"decoding {info.path.name} stopped at frame {count * stride} (output frame "
+                f"{count}) of {info.num_frames}: the data is damaged or the file changed while it "
+                "was read. Re-encode it."
+                + (f" ffmpeg said: {said.splitlines()[-1]}" if said else "")
+            )
 
 
 def _probe_folder(
