@@ -295,3 +295,67 @@ def test_a_failed_background_write_is_raised_and_discard_leaves_nothing(tmp_path
     writer.discard()
     assert not (tmp_path / "out").exists()
     assert not _export_threads()
+
+
+def _decode_rgba(path, width, height):
+    """Every frame of a WebM as (N, H, W, 4) RGBA, alpha kept (libvpx decodes it; ffmpeg's own VP9 decoder drops it)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-c:v", "libvpx-vp9", "-i", str(path),
+           "-f", "rawvideo", "-pix_fmt", "rgba", "-"]  # fmt: skip
+    data = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return np.frombuffer(data, np.uint8).reshape(-1, height, width, 4)
+
+
+def _iou(a, b):
+    union = (a | b).sum()
+    return (a & b).sum() / union if union else 1.0  # both empty: the same
+
+
+def test_alpha_webm_shows_the_exported_tracks_over_transparency(tmp_path, gapped):
+    from proc import ffmpeg_children
+
+    options = ExportOptions(davis=False, cutouts=False, ytvis=False, alpha_webm=True)
+    _, export = _export(tmp_path, gapped, options=options, fps=10, keep_ids={10, 16})
+    assert export.alpha_webm == tmp_path / "out" / "vid_alpha.webm" and not ffmpeg_children()
+    frames = _decode_rgba(export.alpha_webm, 56, 40)
+    assert len(frames) == len(gapped)
+    errors = []
+    for res, frame in zip(gapped, frames):
+        union = select_tracks(res, {10, 16}).masks.any(axis=0)  # frame 2 has neither: all transparent
+        assert _iou(frame[..., 3] > 127, union) > 0.95, res.frame_index  # VP9 is lossy at the edges
+        inside = union & (frame[..., 3] > 250)
+        errors.append(np.abs(frame[inside, :3].astype(int) - res.image[inside]).ravel())
+    errors = np.concatenate(errors)
+    assert errors.size > 1000 and errors.mean() < 16
+    with zipfile.ZipFile(make_zip(export)) as archive:
+        assert "vid_alpha.webm" in archive.namelist()
+        assert "vid_alpha.webm" in archive.read("README.txt").decode()
+
+
+def test_alpha_webm_of_an_odd_size_is_padded_with_transparency(tmp_path):
+    video = moving_shapes(3, height=39, width=55, num_objects=1, seed=1)
+    _, export = _export(tmp_path, results_from_video(video), options=ExportOptions(alpha_webm=True), fps=24)
+    frames = _decode_rgba(export.alpha_webm, 56, 40)
+    assert len(frames) == 3 and frames[:, 39, :, 3].max() < 8 and frames[:, :, 55, 3].max() < 8
+    assert _iou(frames[0, :39, :55, 3] > 127, video.masks[0, 0]) > 0.95
+
+
+def test_alpha_webm_needs_the_frame_rate_and_a_failed_export_leaves_no_file(tmp_path, gapped):
+    from proc import ffmpeg_children
+
+    options = ExportOptions(alpha_webm=True)
+    with pytest.raises(ValueError, match=r"needs the frame rate; pass fps="):
+        ExportWriter(tmp_path / "o", video_name="v", class_names=CLASSES, height=40, width=56, options=options)
+    writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56,
+                          options=options, fps=10)  # fmt: skip
+    with pytest.raises(ValueError, match="expected frame_index 2"):
+        with writer:
+            for res in gapped[:2]:
+                writer.add(res)
+            assert ffmpeg_children()
+            writer.add(gapped[3])  # a skipped frame: the run fails
+    writer.discard()
+    assert not (tmp_path / "out").exists() and not ffmpeg_children()

@@ -701,3 +701,15 @@ def test_png_with_a_broken_exif_chunk_is_a_video_read_error(tmp_path, chunk):
     (tmp_path / "00000.png").write_bytes(_before_iend(buffer.getvalue(), chunk))
     with pytest.raises(VideoReadError, match="00000.png"):
         probe(tmp_path)
+
+
+def test_alpha_writer_wants_one_webm_and_rgba_frames(tmp_path):
+    with pytest.raises(ValueError, match=r"one \.webm file without chunks; got a\.mp4"):
+        VideoWriter(tmp_path / "a.mp4", fps=10, width=64, height=48, alpha=True)
+    with pytest.raises(ValueError, match="without chunks"):
+        VideoWriter(tmp_path / "a.webm", fps=10, width=64, height=48, alpha=True, chunk_seconds=1)
+    with VideoWriter(tmp_path / "a.webm", fps=10, width=64, height=48, alpha=True) as writer:
+        with pytest.raises(ValueError, match=r"uint8 RGBA array of shape \(48, 64, 4\); got uint8 \(48, 64, 3\)"):
+            writer.write(flat(0))
+        writer.write(np.dstack([flat(0), np.full((48, 64), 255, np.uint8)]))
+    assert probe(tmp_path / "a.webm").num_frames == 1 and not ffmpeg_children()

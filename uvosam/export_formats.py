@@ -126,13 +126,19 @@ def write_cutout_png(
         keep_frame_rgb: keep the frame's RGB under the transparent pixels too (lets an editor grow or feather
             the matte without a black fringe; files are several times larger). False: RGB = 0 there.
     """
+    _save_png(Image.fromarray(cutout_rgba(image, mask, keep_frame_rgb=keep_frame_rgb)), path, compress_level)
+
+
+def cutout_rgba(image: np.ndarray, mask: np.ndarray, *, keep_frame_rgb: bool = False) -> np.ndarray:
+    """(H, W, 4) uint8 straight-alpha RGBA: alpha = 255 on ``mask`` ((H, W) bool), else 0; RGB = ``image`` ((H, W,
+    3) uint8) on the mask, and elsewhere too with ``keep_frame_rgb`` (else 0)."""
     rgba = np.zeros((*mask.shape, 4), np.uint8)  # calloc'd: the work below scales with the mask, not the frame
     if keep_frame_rgb:
         rgba[..., :3] = image
     else:
         rgba[mask, :3] = image[mask]
     rgba[mask, 3] = 255
-    _save_png(Image.fromarray(rgba), path, compress_level)
+    return rgba
 
 
 def write_matte_png(path: Path, mask: np.ndarray, *, compress_level: int = 1) -> None:

@@ -47,6 +47,12 @@ mattes/{video}/<track_id>/<frame>.png
     Black-and-white alpha matte per object (grayscale: 255 = object, 0 = background), for track mattes in video
     editors (Premiere, Resolve, After Effects, ...).{full}
 """,
+    "alpha_webm": """\
+{video}_alpha.webm
+    The video's objects over a transparent background: VP9 WebM with an alpha channel (alpha = the union of the
+    objects' masks), for web pages, OBS, Canva, Kdenlive. {rgb} Browsers play the alpha; ffmpeg keeps
+    it only when decoding with libvpx: ffmpeg -c:v libvpx-vp9 -i {video}_alpha.webm frame_%05d.png
+""",
     "results_json": """\
 results.json
     The original UVOSAM/IDOL tracks format: a JSON list with one entry per track,

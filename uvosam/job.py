@@ -381,6 +381,7 @@ def _open_outputs(
             width=plan.info.width,
             frame_names=plan.frame_names,
             options=options.export,
+            fps=plan.fps,
         )
         writer = VideoWriter(
             overlay_path, fps=plan.fps, width=size[0], height=size[1], chunk_seconds=options.chunk_seconds
