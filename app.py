@@ -35,6 +35,7 @@ import app_uploads
 from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam.export import ExportOptions
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
@@ -168,7 +169,8 @@ class App:
         show_boxes: bool,
         show_labels: bool,
         style: str,
-        frames_zip: str | None = None,  # a default: optional in the API (gradio_client)
+        frames_zip: str | None = None,  # defaults: optional in the API (gradio_client)
+        alpha_webm: bool = False,
         request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
@@ -193,6 +195,7 @@ class App:
             style=_style(style),
             show_boxes=bool(show_boxes),
             show_labels=bool(show_labels),
+            export=ExportOptions(alpha_webm=bool(alpha_webm)),
             cache=True,
         )
         changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
@@ -331,6 +334,7 @@ class App:
         output_side: int,
         style: str,
         merge: str | None,
+        alpha_webm: bool,
         state: SessionRun | None,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
@@ -349,6 +353,7 @@ class App:
                 style=_style(style),
                 show_boxes=bool(show_boxes),
                 show_labels=bool(show_labels),
+                export=ExportOptions(alpha_webm=bool(alpha_webm)),
             )
             merges = _merge(merge)
             if not keep:  # the API's default: a video without any object is never what was meant
@@ -586,9 +591,15 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         )
         with gr.Row():
             keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
-            style = gr.Radio(
-                STYLE_CHOICES, value="overlay", label="Video style (Run or Re-render)", elem_id="style"
-            )
+            with gr.Column():
+                style = gr.Radio(
+                    STYLE_CHOICES, value="overlay", label="Video style (Run or Re-render)", elem_id="style"
+                )
+                alpha_webm = gr.Checkbox(
+                    False,
+                    label="Also a transparent WebM in the zip: the objects only (web pages, OBS, Canva)",
+                    elem_id="alpha",
+                )
             with gr.Column():
                 merge = gr.Textbox(
                     "",
@@ -611,7 +622,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         gr.Markdown(footer_markdown(get_pipeline, pipe, settings), elem_id="footer")
         state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=app.forget)
 
-        run_inputs = [video, *c.values(), style, frames_zip]  # App.segment's parameter order
+        run_inputs = [video, *c.values(), style, frames_zip, alpha_webm]  # App.segment's parameter order
         run_ev = run.click(
             app.segment,
             run_inputs,
@@ -623,7 +634,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         )
         redo_ev = redo.click(
             app.rerender,
-            [keep, c["show_boxes"], c["show_labels"], c["output_side"], style, merge, state],
+            [keep, c["show_boxes"], c["show_labels"], c["output_side"], style, merge, alpha_webm, state],
             [status, preview, stream, mp4, zip_file, table],
             api_name="rerender",
             concurrency_limit=2,

@@ -2,7 +2,8 @@
 
 Synthetic 854x480 frames with N moving disc-shaped masks; ``ExportWriter.add`` with the default options (DAVIS PNGs,
 RGBA cut-outs of every track, YTVIS RLE, ...) timed on the calling thread, then ``close()`` (waits for the
-background writes). Compared in one run: one background write thread vs the default (min(4, CPU count)). Then
+background writes). Compared in one run: one background write thread vs the default (min(4, CPU count)), and the
+default plus the transparent WebM (``alpha_webm``: VP9 with alpha, encoded by another process). Then
 ``render`` in each video style (``uvosam.render.STYLES``; boxes and labels on), per frame, and the frames per
 second the thread keeps with the default exports plus that style.
 
@@ -48,7 +49,9 @@ def time_export(results: list[FrameResult], options: ExportOptions) -> tuple[flo
     """(ms per frame spent in add() on the calling thread, ms spent in close())."""
     height, width = results[0].image.shape[:2]
     with tempfile.TemporaryDirectory() as out:
-        writer = ExportWriter(out, video_name="v", class_names=["object"], height=height, width=width, options=options)
+        writer = ExportWriter(
+            out, video_name="v", class_names=["object"], height=height, width=width, options=options, fps=25
+        )
         start = time.perf_counter()
         for result in results:
             writer.add(result)
@@ -69,8 +72,10 @@ def main() -> None:
     print(f"{args.frames} frames of {args.width}x{args.height}, {args.objects} objects, default ExportOptions "
           f"(DAVIS PNGs, RGBA cut-outs, YTVIS RLE, JSON, CSV); {os.cpu_count()} CPUs")
     rows = {}
-    for label, threads in (("1 write thread", 1), ("default threads", None)):
-        add_ms, close_ms = time_export(results, ExportOptions(write_threads=threads))
+    cases = (("1 write thread", ExportOptions(write_threads=1)), ("default threads", ExportOptions()),
+             ("+ alpha WebM", ExportOptions(alpha_webm=True)))  # fmt: skip
+    for label, options in cases:
+        add_ms, close_ms = time_export(results, options)
         rows[label] = add_ms + close_ms / len(results)
         print(f"  {label:16s}: add() {add_ms:6.1f} ms/frame on the caller, close() {close_ms:6.0f} ms; "
               f"{rows[label]:6.1f} ms/frame in all")

@@ -118,8 +118,9 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert davis_labels(zip_path, "clip_a") == (8, {0, 1})  # only the kept track, relabelled 1
     assert probe(mp4).num_frames == 8
     # the same masks again, as a matte: another style without running the models
-    status, _, _, matte, _, _ = c.predict([1, 2], style="matte", api_name="/rerender")
+    status, _, _, matte, zip_path, _ = c.predict([1, 2], style="matte", alpha_webm=True, api_name="/rerender")
     assert status.startswith("done: 8 frames, 2 tracks") and matte.endswith("clip_a_matte.mp4")
+    assert "clip_a_alpha.webm" in zip_names(zip_path) and "clip_a_alpha.webm" not in names
     frame = next(iter_frames(matte))
     assert frame.max() > 200 and (frame < 30).mean() > 0.5  # white objects on black
     # one object split into two ids: merged, everywhere (table, zip), without the models
@@ -135,10 +136,11 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
 
 
 def test_segment_in_a_style_from_the_api(server, clips):
-    status, _, _, mp4, _, _, _ = client(server).predict(
+    status, _, _, mp4, zip_path, _, _ = client(server).predict(
         handle_file(str(clips["a"])), stride=4, style="cutout", show_boxes=False,
-        show_labels=False, api_name="/segment")  # fmt: skip
+        show_labels=False, alpha_webm=True, api_name="/segment")  # fmt: skip
     assert status.startswith("done: 4 frames") and mp4.endswith("clip_a_cutout.mp4")
+    assert "clip_a_alpha.webm" in zip_names(zip_path)  # the objects over transparency, in the zip
     frame = next(iter_frames(mp4))
     assert (frame < 30).mean() > 0.5 and frame.max() > 60  # objects kept, background black
     with pytest.raises(Exception, match=r"'sepia'.* is not in the list of choices: \['overlay', 'cutout'"):
@@ -434,8 +436,8 @@ def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-
     import app as app_module
 
     app = app_module.App(get_pipeline, AppSettings(work_root=work, status_interval_s=0.1))
-    steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, None,
-                        progress=lambda *a, **k: None)  # fmt: skip
+    steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, False,
+                        None, progress=lambda *a, **k: None)  # fmt: skip
     return list(steps)
 
 
@@ -525,7 +527,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
     assert "over the limit of 150" in wide and "UVOSAM_MAX_SIDE" in wide
     list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                     None, None, progress=lambda *a, **k: None))  # fmt: skip
+                     None, False, None, progress=lambda *a, **k: None))  # fmt: skip
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900)
     assert re.search(r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
                      r"idol-ytvis19-r50 \+ vit_b \([\d.]+ fps in the last run here\)\.$", after)
@@ -704,7 +706,7 @@ def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatc
     app = app_module.App(lambda preset, sam: loaded.append(preset), AppSettings(work_root=tmp_path))
     frames = _frames_zip(tmp_path / "upload.zip", "seq", 4)
     steps = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                        str(frames), None, progress=lambda *a, **k: None)  # fmt: skip
+                        str(frames), False, None, progress=lambda *a, **k: None)  # fmt: skip
     next(steps)
     assert unpacking.wait(10)
     steps.close()  # Stop
@@ -773,7 +775,7 @@ def _finished_run(app, request) -> "object":
 
     frames = _frames_zip(Path(tempfile.mkdtemp()) / "seq.zip", "seq", 6)
     steps = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                        str(frames), request, progress=lambda *a, **k: None)  # fmt: skip
+                        str(frames), False, request, progress=lambda *a, **k: None)  # fmt: skip
     return list(steps)[-1][-1]
 
 
@@ -799,7 +801,7 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
         yield from real(*args, **kwargs)
 
     monkeypatch.setattr(app_module, "rerender_iter", slow_rerender)
-    redo = app.rerender([1, 2], True, True, 0, "matte", "", state, request, progress=lambda *a, **k: None)
+    redo = app.rerender([1, 2], True, True, 0, "matte", "", False, state, request, progress=lambda *a, **k: None)
     first = next(redo)  # the re-render is under way
     assert reading.wait(10)
     new_run = app.work.new_dir("tab", "run")  # what a Run pressed now does first

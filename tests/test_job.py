@@ -177,8 +177,10 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     path, video = clip
     monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: _pipe(video, tiny_sam_model))
     run = tmp_path / "run"
-    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--max-frames", "6", "--cache"]) == 0
+    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--max-frames", "6", "--cache",
+                            "--alpha-webm"]) == 0  # fmt: skip
     assert (run / "cache" / "meta.json").is_file()
+    assert "shapes_clip_alpha.webm" in zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()
     gray = tmp_path / "gray"
     assert uvosam_cli.main(["segment", str(path), "--out", str(gray), "--max-frames", "2", "--cache",
                             "--style", "gray"]) == 0  # fmt: skip
@@ -201,6 +203,7 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     assert uvosam_cli.main(["rerender", str(run), "--keep", "2"]) == 0  # into the run's own folder
     assert "tracks 2 ->" in capsys.readouterr().out
     names = zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()
+    assert "shapes_clip_alpha.webm" not in names  # not asked for this time: the run's is gone too
     assert any(n.startswith("cutouts/shapes_clip/2/") for n in names)
     assert not any(n.startswith("cutouts/shapes_clip/1/") for n in names)
     assert uvosam_cli.main(["rerender", str(run)]) == 0  # the cache is intact: all tracks again

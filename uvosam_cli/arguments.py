@@ -11,3 +11,9 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
     return value
+
+
+ALPHA_WEBM_HELP = (
+    "also write <video>_alpha.webm into the zip: the objects over a transparent background (VP9 with alpha; "
+    "browsers, OBS, Canva, Kdenlive)"
+)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from uvosam.export import ExportOptions
 from uvosam.job import JobOptions, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
-from uvosam_cli.arguments import positive_int
+from uvosam_cli.arguments import ALPHA_WEBM_HELP, positive_int
 
 
 def _merge(text: str) -> dict[int, int]:
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", type=int, nargs="+", metavar="ID", help="keep only these track ids (default: all)")
     p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
     p.add_argument("--style", choices=STYLES, help="the output video's style (see segment; default: the run's)")
+    p.add_argument("--alpha-webm", action="store_true", help=ALPHA_WEBM_HELP)
     p.add_argument("--output-max-side", type=positive_int,
                    help="shrink the video to at most this longest side (never enlarged)")  # fmt: skip
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         style=style,
         show_boxes=not args.no_boxes,
         show_labels=not args.no_labels,
+        export=ExportOptions(alpha_webm=args.alpha_webm),
     )
     result = None
     steps = rerender_iter(cache, args.out or args.run, keep_ids=args.keep, merge=args.merge, options=options)

@@ -8,11 +8,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
+from uvosam.export import ExportOptions
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.render import STYLES
 from uvosam.video import probe
-from uvosam_cli.arguments import positive_int
+from uvosam_cli.arguments import ALPHA_WEBM_HELP, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", default="overlay", choices=STYLES,
                    help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
                         "(blurred / greyscale background), matte (white objects on black, for editors)")
+    p.add_argument("--alpha-webm", action="store_true", help=ALPHA_WEBM_HELP)
     p.add_argument("--cache", action="store_true",
                    help="keep the masks in <out>/cache so that `uvosam rerender <out>` can redraw the video and "
                         "rebuild the zip (fewer tracks, merged tracks, another style) without the models")
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         style=args.style,
         show_boxes=not args.no_boxes,
         show_labels=not args.no_labels,
+        export=ExportOptions(alpha_webm=args.alpha_webm),
         cache=args.cache,
     )
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
