@@ -524,7 +524,9 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
         "sam": gr.Radio(list(rt.SAM_SIZES), value=settings.default_sam, label="SAM size"),
         "min_score": gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Detection score threshold"),
         "max_objects": gr.Slider(1, 20, value=10, step=1, label="Max objects"),
-        "stride": gr.Slider(1, 10, value=1, step=1, label="Frame stride (1 = every frame)"),
+        "stride": gr.Slider(
+            1, 10, value=1, step=1, label="Frame stride (1 = every frame)", elem_id="stride"
+        ),
         "max_frames": gr.Slider(
             1, settings.max_frames, value=settings.max_frames, step=1, label="Max frames"
         ),
@@ -648,9 +650,10 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             show_progress="hidden",
             api_visibility="private",
         )
-        gr.on(
+        gr.on(  # sliders by mouse or keyboard; a drag's steps meanwhile collapse into one more call
             [video.change, frames_zip.change, c["tracker"].change, c["sam"].change,
-             c["stride"].release, c["max_frames"].release],  # sliders: once let go, not at every step of a drag
+             c["stride"].input, c["max_frames"].input],
+            trigger_mode="always_last",
             **describe,
         )  # fmt: skip
         run_ev.success(**describe)  # after a run: its speed gives the time estimate now

@@ -101,6 +101,12 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     described = page.locator("#video-info", has_text="320x240, 48 frames at 12 fps (4.0 s)")
     described.wait_for(timeout=30_000)  # told before Run what the upload is
     assert "No run with idol-ytvis19-r50 + vit_b here yet" in described.inner_text()
+    page.get_by_role("button", name="Settings ▼").click()
+    page.locator("#stride input[type=range]").focus()
+    page.keyboard.press("ArrowRight")  # the keyboard changes a slider too: the description follows
+    page.locator("#video-info", has_text="Run covers 24 frames (every 2nd frame)").wait_for(timeout=10_000)
+    page.keyboard.press("ArrowLeft")
+    page.locator("#video-info", has_text="Run covers 48 frames").wait_for(timeout=10_000)
     page.click("#run")
 
     page.wait_for_function(STREAM_PLAYABLE, timeout=60_000)
