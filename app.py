@@ -50,7 +50,7 @@ EXAMPLES_DIR = ROOT / "examples"
 EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_shapes.mp4")
 USER_ERRORS = (VideoReadError, VideoLimitError, FileNotFoundError, ValueError, WeightsError)
 LOAD_ERRORS = (FileNotFoundError, WeightsError, NotImplementedError)
-TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen"]
+TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen", "came back"]
 OUTPUT_SIDES = [
     ("same as input", 0),
     ("1280 px", 1280),
@@ -138,7 +138,7 @@ def _status(step: JobProgress | None, verb: str, started: float) -> str:
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
     return [
-        [t.track_id, t.class_name, round(t.score, 3), t.first_frame, t.last_frame, t.num_frames]
+        [t.track_id, t.class_name, round(t.score, 3), t.first_frame, t.last_frame, t.num_frames, t.returns]
         for t in result.tracks
     ]
 

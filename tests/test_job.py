@@ -233,3 +233,20 @@ def test_a_frame_folder_with_a_dot_keeps_its_whole_name(tmp_path, tiny_sam_model
     result = list(run_job(_pipe(video, tiny_sam_model), folder, tmp_path / "out"))[-1].result
     assert result.video_name == "bmx.v1" and result.overlay_mp4.name == "bmx.v1_overlay.mp4"
     assert any(n.startswith("davis/bmx.v1/00000") for n in zipfile.ZipFile(result.zip_path).namelist())
+
+
+def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_path, tiny_sam_model, monkeypatch):
+    import uvosam.job
+
+    video = moving_shapes(30, height=48, width=64, num_objects=2, seed=5, absent={1: range(8, 12)})
+    path = tmp_path / "gap.mp4"
+    with VideoWriter(path, fps=FPS, width=64, height=48, crf=10) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    drawn = []
+    real = uvosam.job.render
+    monkeypatch.setattr(uvosam.job, "render", lambda r, **kw: drawn.append(kw["tag_notes"]) or real(r, **kw))
+    final = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job"))[-1].result
+    marked = [t for t, notes in enumerate(drawn) if notes]
+    assert marked == list(range(12, 12 + int(FPS))) and drawn[12] == {2: "back after 4"}  # FPS frames = 1 s
+    assert [(t.track_id, t.returns) for t in final.tracks] == [(1, 0), (2, 1)]

@@ -132,8 +132,8 @@ def assert_own_result(result, clip: Path, frames: int, width: int, height: int) 
     names = zip_names(zip_path)
     assert {n.split("/")[1] for n in names if n.startswith("davis/")} == {clip.stem}
     assert davis_labels(zip_path, clip.stem) == (frames, {0, 1, 2})
-    # last frame and frames seen of both tracks are this clip's
-    assert [row[4:] for row in table["data"]] == [[frames - 1, frames]] * 2
+    # last frame, frames seen and returns of both tracks are this clip's
+    assert [row[4:] for row in table["data"]] == [[frames - 1, frames, 0]] * 2
 
 
 @pytest.mark.slow

@@ -303,6 +303,8 @@ class ExportWriter:
             self._records[track_id] = rec
             if rec.slot > self.options.max_objects and self._overflow_from is None:
                 self._overflow_from = t
+        if rec.num_frames and t > rec.last_frame + 1:  # back after frames without a box: re-identified
+            rec.returns += 1
         rec.last_frame = t
         rec.num_frames += 1
         rec.score_sum += float(result.scores[row])

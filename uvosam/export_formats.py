@@ -28,7 +28,8 @@ class TrackRecord:
 
     Attributes:
         track_id: the stable id. slot: 1-based order of first appearance in the video.
-        label: class index (the first one seen). first_frame, last_frame, num_frames: frame statistics.
+        label: class index (the first one seen). first_frame, last_frame, num_frames, returns: frame statistics
+            (``TrackSummary``).
         score_sum: sum of per-frame scores (mean = score_sum / num_frames).
         boxes: ``{frame index: [x1, y1, x2, y2]}`` original-frame pixels.
         rle_spool: JSON-lines file of ``{"t": frame index, "size", "counts"}`` COCO RLEs, appended frame by frame
@@ -41,6 +42,7 @@ class TrackRecord:
     first_frame: int
     last_frame: int = -1
     num_frames: int = 0
+    returns: int = 0
     score_sum: float = 0.0
     boxes: dict[int, list[float]] = field(default_factory=dict)
     rle_spool: Path | None = None
@@ -75,6 +77,7 @@ class TrackRecord:
             first_frame=self.first_frame,
             last_frame=self.last_frame,
             num_frames=self.num_frames,
+            returns=self.returns,
         )
 
 
@@ -219,6 +222,7 @@ TRACKS_CSV_COLUMNS = (
     "first_frame",
     "last_frame",
     "num_frames",
+    "returns",
 )
 
 
@@ -238,6 +242,7 @@ def write_tracks_csv(path: Path, summaries: list[TrackSummary], davis_labels: di
                     s.first_frame,
                     s.last_frame,
                     s.num_frames,
+                    s.returns,
                 ]
             )
 

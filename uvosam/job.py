@@ -29,6 +29,7 @@ from uvosam.export import ExportOptions, ExportResult, ExportWriter, make_zip
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
+from uvosam.reappearance import Reappearances
 from uvosam.render import STYLES, render
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
 from uvosam.types import FrameResult, TrackSummary
@@ -320,11 +321,13 @@ def _produce(
     out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
     writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h))
+    returns = Reappearances(hold_frames=max(1, round(plan.fps)))  # a returning track is marked for ~1 s
     done = 0
     try:
         with writer, exporter:
             for result in results:
-                preview = _render(plan.class_names, result, options, (out_w, out_h))
+                notes = returns.update(result.frame_index, result.track_ids.tolist())
+                preview = _render(plan.class_names, result, options, (out_w, out_h), notes)
                 chunk = writer.write(preview)
                 exporter.add(result)
                 if cache is not None:
@@ -408,7 +411,11 @@ def _discard(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | Non
 
 
 def _render(
-    class_names: Sequence[str], result: FrameResult, options: JobOptions, size: tuple[int, int]
+    class_names: Sequence[str],
+    result: FrameResult,
+    options: JobOptions,
+    size: tuple[int, int],
+    notes: Mapping[int, str],
 ) -> np.ndarray:
     out_size = None if size == (result.image.shape[1], result.image.shape[0]) else size
     return render(
@@ -418,4 +425,5 @@ def _render(
         show_boxes=options.show_boxes,
         show_labels=options.show_labels,
         out_size=out_size,
+        tag_notes=notes,
     )

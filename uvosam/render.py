@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import replace
+from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -115,6 +116,7 @@ def overlay(
     show_labels: bool = True,
     keep_ids: set[int] | None = None,
     out_size: tuple[int, int] | None = None,
+    tag_notes: Mapping[int, str] | None = None,
 ) -> np.ndarray:
     """Draw a frame's masks, boxes and id tags.
 
@@ -126,6 +128,8 @@ def overlay(
         keep_ids: draw only these track ids (None: all).
         out_size: ``(width, height)`` of the output (PIL order); the frame is resized first, so lines and text
             keep their pixel size. None keeps the frame size.
+        tag_notes: ``{track_id: text}`` appended to those tracks' tags (e.g. ``uvosam.reappearance``'s
+            ``"back after 12"``).
 
     Returns:
         (H', W', 3) uint8 RGB, a new array.
@@ -138,7 +142,7 @@ def overlay(
     canvas, thickness = image.copy(), _thickness(image)
     for track_id, mask in zip(result.track_ids, masks):
         _tint(canvas, mask, colour_for_id(int(track_id)), alpha, thickness)
-    return _with_boxes_and_tags(canvas, result, boxes, class_names, show_boxes, show_labels)
+    return _with_boxes_and_tags(canvas, result, boxes, class_names, show_boxes, show_labels, tag_notes)
 
 
 def _thickness(image: np.ndarray) -> int:
@@ -153,13 +157,15 @@ def _with_boxes_and_tags(
     class_names: list[str] | tuple[str, ...],
     show_boxes: bool,
     show_labels: bool,
+    tag_notes: Mapping[int, str] | None,
 ) -> np.ndarray:
     """``canvas`` (H, W, 3) uint8 with the boxes and tags asked for drawn on: a new array, or ``canvas`` itself
     when there is nothing to draw."""
     if not len(result) or not (show_boxes or show_labels):
         return canvas
     out = Image.fromarray(canvas)
-    _draw_boxes_and_tags(out, result, boxes, class_names, show_boxes, show_labels, _thickness(canvas))
+    show = (show_boxes, show_labels)
+    _draw_boxes_and_tags(out, result, boxes, class_names, show, tag_notes or {}, _thickness(canvas))
     return np.asarray(out).copy()
 
 
@@ -215,11 +221,13 @@ def _draw_boxes_and_tags(
     result: FrameResult,
     boxes: np.ndarray,
     class_names: list[str] | tuple[str, ...],
-    show_boxes: bool,
-    show_labels: bool,
+    show: tuple[bool, bool],
+    notes: Mapping[int, str],
     thickness: int,
 ) -> None:
-    """Draw boxes, then ``"<id> <class> <score>"`` tags (on top of every box), onto ``image`` in place."""
+    """Draw boxes, then ``"<id> <class> <score>[ <note>]"`` tags (on top of every box), onto ``image`` in place.
+    ``show``: (draw the boxes, draw the tags)."""
+    show_boxes, show_labels = show
     draw = ImageDraw.Draw(image)
     font = _font(max(8, min(24, image.height // 30)))
     rows = list(zip(result.track_ids.tolist(), boxes.tolist(), result.labels.tolist(), result.scores.tolist()))
@@ -229,7 +237,8 @@ def _draw_boxes_and_tags(
             draw.rectangle(box, outline=colour_for_id(track_id), width=thickness)
     for track_id, (x1, y1, _, _), label, score in rows if show_labels else []:
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
-        _draw_tag(draw, font, f"{track_id} {name} {score:.2f}", (x1, y1), colour_for_id(track_id))
+        note = f" {notes[track_id]}" if track_id in notes else ""
+        _draw_tag(draw, font, f"{track_id} {name} {score:.2f}{note}", (x1, y1), colour_for_id(track_id))
 
 
 def _draw_tag(
@@ -259,6 +268,7 @@ def render(
     show_boxes: bool = True,
     show_labels: bool = True,
     out_size: tuple[int, int] | None = None,
+    tag_notes: Mapping[int, str] | None = None,
 ) -> np.ndarray:
     """Draw a frame in one of ``STYLES``.
 
@@ -268,8 +278,8 @@ def render(
             kept, the rest black), ``"blur"`` (the rest Gaussian-blurred, radius 1/80 of the longer side, computed at a quarter size),
             ``"gray"`` (the rest in greyscale, ITU-R 601 luma) or ``"matte"`` (255 on objects, 0 elsewhere, all
             three channels).
-        class_names, show_boxes, show_labels: boxes and tags as in ``overlay``; drawn in every style but
-            ``"matte"``, which holds the mask only.
+        class_names, show_boxes, show_labels, tag_notes: boxes and tags as in ``overlay``; drawn in every style
+            but ``"matte"``, which holds the mask only.
         out_size: ``(width, height)`` of the output (PIL order); None keeps the frame size.
 
     Returns:
@@ -284,6 +294,7 @@ def render(
             show_boxes=show_boxes,
             show_labels=show_labels,
             out_size=out_size,
+            tag_notes=tag_notes,
         )
     image, masks, boxes = _resized(result, out_size)
     inside = masks.any(axis=0) if len(masks) else np.zeros(image.shape[:2], bool)
@@ -291,7 +302,7 @@ def render(
         return np.repeat((inside * np.uint8(255))[:, :, None], 3, axis=2)
     canvas = _background(image, style)
     canvas[inside] = image[inside]
-    return _with_boxes_and_tags(canvas, result, boxes, class_names, show_boxes, show_labels)
+    return _with_boxes_and_tags(canvas, result, boxes, class_names, show_boxes, show_labels, tag_notes)
 
 
 def _background(image: np.ndarray, style: str) -> np.ndarray:

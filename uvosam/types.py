@@ -89,6 +89,8 @@ class TrackSummary:
         score: mean of the per-frame scores over the frames the track was seen in (IDOL's 'mean' temporal score).
         first_frame, last_frame: 0-based indices of the first and last frame with a box.
         num_frames: number of frames with a box.
+        returns: how often the track came back after frames without a box (the tracker re-identified the object,
+            e.g. after an occlusion): 0 for a track seen on consecutive frames only.
     """
 
     track_id: int
@@ -98,6 +100,7 @@ class TrackSummary:
     first_frame: int
     last_frame: int
     num_frames: int
+    returns: int = 0
 
 
 class TrackingSession(Protocol):
