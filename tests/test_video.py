@@ -303,6 +303,30 @@ def test_second_video_stream_is_not_mixed_up_with_the_first(tmp_path):
     assert {f.shape for f in frames} == {(info.height, info.width, 3)}
 
 
+@pytest.mark.parametrize("sizes", [("64x48", "32x24"), ("32x24", "64x48")])
+def test_size_change_mid_stream_gives_frames_of_the_probed_size(tmp_path, sizes):
+    """A stream copy of two clips of different sizes into one mkv: its header states the second size, while the
+    first frames decode at the first. Frames are read at the probed size, so ffmpeg must be told to scale to it
+    (here 4 quarter-frames per frame came out, 40 frames of 10; the other way round the output ended inside one)."""
+    parts = []
+    for size, colour in zip(sizes, ("red", "blue")):
+        part = tmp_path / f"{colour}.ts"
+        ffmpeg("-f", "lavfi", "-i", f"color={colour}:size={size}:rate=10", "-frames:v", "5",
+               "-c:v", "libx264", "-preset", "ultrafast", part)  # fmt: skip
+        parts.append(f"file '{part}'\n")
+    listing = tmp_path / "parts.txt"
+    listing.write_text("".join(parts))
+    path = tmp_path / "joined.mkv"
+    ffmpeg("-f", "concat", "-safe", "0", "-i", listing, "-c", "copy", path)
+    info = probe(path)
+    assert f"{info.width}x{info.height}" == sizes[1]  # what the header says: not the first frames' size
+    frames = list(iter_frames(path))
+    assert len(frames) == info.num_frames == 10
+    assert {f.shape for f in frames} == {(info.height, info.width, 3)}
+    assert np.abs(np.stack(frames[:5]).astype(int) - (254, 0, 0)).max() <= 12  # red, scaled
+    assert np.abs(np.stack(frames[5:]).astype(int) - (0, 0, 254)).max() <= 12  # blue
+
+
 @pytest.mark.parametrize("degrees", [90, -90, 180])
 def test_rotated_video_comes_out_in_display_orientation(tmp_path, degrees):
     img = flat((0, 0, 0))
