@@ -13,7 +13,8 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
   once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
   metadata is applied in numpy, so frames come out in display orientation. Stride is applied
   inside ffmpeg (``select`` filter), so skipped frames never cross the pipe. Sizes are pixel
-  sizes; a non-square sample aspect ratio is not corrected.
+  sizes; a non-square sample aspect ratio is not corrected. Every frame has the probed size: ffmpeg
+  scales frames of another size (a size change mid-stream) to it.
 * A folder of ``.jpg/.jpeg/.png`` frames (DAVIS ``JPEGImages/480p/<sequence>``) is read with PIL
   (``uvosam.frame_folder``: natural name order, EXIF orientation applied). A folder has no frame
   rate: ``DEFAULT_FPS`` (24, as DAVIS) is reported unless ``default_fps`` says otherwise.
@@ -473,10 +474,14 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
     """Frames from one ffmpeg process; ``-frames:v`` stops decoding after the last frame we need."""
     # passthrough: every decoded frame exactly once (the default would duplicate or drop frames of
     # variable-frame-rate videos, e.g. from phones, to make a constant rate).
+    stored = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
+    # -s: frames are read at the probed size, so ffmpeg must output exactly that size. The header's size can
+    # differ from the first frames' (a stream copy of clips of two sizes into an mkv states the last one), and
+    # ffmpeg keeps the first frame's size; without -s the bytes would be cut into frames of the wrong size.
     out = ["-map", _STREAM, "-fps_mode", "passthrough", "-frames:v", str(n_out)]
+    out += ["-s", f"{stored[0]}x{stored[1]}"]
     if stride > 1:
         out = ["-vf", f"select=not(mod(n\\,{stride}))", *out]
-    stored = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
     count = 0
     with RgbDecoder(
         info.path, width=stored[0], height=stored[1], input_args=["-noautorotate"], output_args=out

@@ -46,7 +46,8 @@ class RgbDecoder:
                 ...
 
     ``width``/``height`` are the size of the frames ffmpeg outputs (the STORED size with
-    ``-noautorotate``; ffmpeg scales a mid-stream size change back to the first frame's size).
+    ``-noautorotate``; ffmpeg scales a mid-stream size change back to the FIRST frame's size, which
+    need not be the header's: pass ``-s WxH`` in ``output_args`` to make ffmpeg scale to yours).
     Leaving the block early kills ffmpeg; at the end of the stream the iteration waits for it to
     exit. Iteration raises ``DecodeError`` if the output stops inside a frame; a stream that simply
     ends early is for the caller to notice (``said()`` then gives ffmpeg's reason, if any).
