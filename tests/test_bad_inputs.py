@@ -27,6 +27,7 @@ from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.video import DEFAULT_FPS, probe
+from uvosam.video_decoder import RgbDecoder
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 OPTIONS = JobOptions(limits=AppSettings().limits())  # 900 frames, 120 s, 1920 px: the app's
@@ -250,7 +251,7 @@ def test_input_gives_a_clear_error_or_a_correct_result(name, media, pipe, tmp_pa
     work = tmp_path / "work"
     if isinstance(expect, Fails):
         if not expect.decodes:  # refused from metadata: no frame may be decoded
-            monkeypatch.setattr(imageio_ffmpeg, "read_frames", decoding_forbidden)
+            monkeypatch.setattr(RgbDecoder, "__init__", decoding_forbidden)  # every ffmpeg that decodes
         with pytest.raises(expect.error, match=expect.match):
             list(run_job(pipe, source, work, OPTIONS))
         assert not work.exists() or not [p for p in work.rglob("*") if p.is_file()]
