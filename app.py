@@ -246,7 +246,10 @@ class App:
             folder = source.extract(frames, self.settings)
             total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
             yield JobProgress(frames_done=0, frames_total=total, elapsed_s=0.0)
-            yield from self._run_models(tracker, sam, changes, str(folder), run_dir, options)
+            for step in self._run_models(tracker, sam, changes, str(folder), run_dir, options):
+                if step.result is not None:  # gone before the user hears "done" (Re-render reads the mask cache)
+                    shutil.rmtree(frames, ignore_errors=True)
+                yield step
         except gr.Error as err:  # name frames as the user knows them, not by the server's run folder
             message = err.message.replace(str(frames), Path(source.path).name)
             raise gr.Error(message, duration=err.duration, visible=err.visible, title=err.title,

@@ -716,6 +716,32 @@ def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatc
     assert loaded == []  # the models were not asked for
 
 
+def test_the_unpacked_frames_are_gone_before_the_run_says_done(tmp_path, monkeypatch):
+    """Not after: a client that looks as soon as it hears "done" finds no frames left (seen once in CI)."""
+    import app as app_module
+    import app_uploads as uploads
+    from uvosam.job import JobOptions, JobProgress
+
+    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    unpacked = []
+
+    def models(tracker, sam, changes, source, run_dir, options):
+        unpacked.append(Path(source))
+        yield JobProgress(frames_done=1, frames_total=2, elapsed_s=0.1)
+        yield JobProgress(frames_done=2, frames_total=2, elapsed_s=0.2, result="the result")
+
+    monkeypatch.setattr(app, "_run_models", models)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    source = uploads.FramesZip(str(_frames_zip(tmp_path / "seq.zip", "seq", 2)))
+    results = []
+    for step in app._job("idol-ytvis19-r50", "vit_b", {}, source, run_dir, JobOptions()):
+        results.append(step.result)
+        if unpacked:  # the models run on the unpacked frames; they are deleted once the models are done
+            assert unpacked[0].is_dir() == (step.result is None), step
+    assert results == [None, None, "the result"] and unpacked == [run_dir / "frames" / "seq"]
+
+
 def test_a_run_of_frames_names_no_server_path_and_keeps_no_frames(server, tmp_path):
     """A damaged frame is named by its place in the zip, not by the server's run folder; after a
     run the unpacked frames are gone (the mask cache feeds Re-render) and Re-render works."""
