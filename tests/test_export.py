@@ -363,3 +363,26 @@ def test_alpha_webm_needs_the_frame_rate_and_a_failed_export_leaves_no_file(tmp_
             writer.add(gapped[3])  # a skipped frame: the run fails
     writer.discard()
     assert not (tmp_path / "out").exists() and not ffmpeg_children()
+
+
+def test_a_close_that_fails_stops_the_alpha_encoder_and_removes_its_file(tmp_path, gapped, monkeypatch):
+    """A PNG write failing at the end surfaces in close(): the WebM's ffmpeg must not wait on for frames."""
+    from proc import ffmpeg_children
+
+    import uvosam.export
+
+    real_wait = uvosam.export._BackgroundWrites.wait
+
+    def disk_full(self):
+        real_wait(self)  # the threads are let go, then the last write turns out to have failed
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(uvosam.export._BackgroundWrites, "wait", disk_full)
+    options = ExportOptions(davis=False, ytvis=False, alpha_webm=True)
+    writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56,
+                          options=options, fps=10)  # fmt: skip
+    with pytest.raises(OSError, match="No space left"):
+        with writer:
+            for res in gapped:
+                writer.add(res)
+    assert not ffmpeg_children() and not (tmp_path / "out" / "vid_alpha.webm").exists()
