@@ -386,3 +386,14 @@ def test_a_close_that_fails_stops_the_alpha_encoder_and_removes_its_file(tmp_pat
             for res in gapped:
                 writer.add(res)
     assert not ffmpeg_children() and not (tmp_path / "out" / "vid_alpha.webm").exists()
+
+
+@pytest.mark.parametrize("name", ["-clip", "cam:1"])
+def test_alpha_webm_of_any_video_name_in_the_current_folder(tmp_path, monkeypatch, name):
+    """A name ExportWriter accepts is never read by ffmpeg as an option ('-...') or a protocol ('cam:...')."""
+    monkeypatch.chdir(tmp_path)
+    (res,) = results_from_video(moving_shapes(1, height=8, width=8, num_objects=1, seed=1))
+    options = ExportOptions(davis=False, cutouts=False, ytvis=False, alpha_webm=True)
+    with ExportWriter(".", video_name=name, class_names=CLASSES, height=8, width=8, options=options, fps=5) as w:
+        w.add(res)
+    assert (tmp_path / f"{name}_alpha.webm").stat().st_size > 0
