@@ -335,12 +335,16 @@ def test_alpha_webm_shows_the_exported_tracks_over_transparency(tmp_path, gapped
         assert "vid_alpha.webm" in archive.read("README.txt").decode()
 
 
-def test_alpha_webm_of_an_odd_size_is_padded_with_transparency(tmp_path):
+def test_alpha_webm_of_an_odd_size_keeps_the_source_size(tmp_path):
+    """VP9 takes odd sizes (only H.264's yuv420p needs padding): the WebM lines up with the source and the PNGs."""
+    from uvosam.video import probe
+
     video = moving_shapes(3, height=39, width=55, num_objects=1, seed=1)
     _, export = _export(tmp_path, results_from_video(video), options=ExportOptions(alpha_webm=True), fps=24)
-    frames = _decode_rgba(export.alpha_webm, 56, 40)
-    assert len(frames) == 3 and frames[:, 39, :, 3].max() < 8 and frames[:, :, 55, 3].max() < 8
-    assert _iou(frames[0, :39, :55, 3] > 127, video.masks[0, 0]) > 0.95
+    info = probe(export.alpha_webm)
+    assert (info.width, info.height) == (55, 39)
+    frames = _decode_rgba(export.alpha_webm, 55, 39)
+    assert len(frames) == 3 and _iou(frames[0, ..., 3] > 127, video.masks[0, 0]) > 0.95
 
 
 def test_alpha_webm_needs_the_frame_rate_and_a_failed_export_leaves_no_file(tmp_path, gapped):
@@ -359,3 +363,37 @@ def test_alpha_webm_needs_the_frame_rate_and_a_failed_export_leaves_no_file(tmp_
             writer.add(gapped[3])  # a skipped frame: the run fails
     writer.discard()
     assert not (tmp_path / "out").exists() and not ffmpeg_children()
+
+
+def test_a_close_that_fails_stops_the_alpha_encoder_and_removes_its_file(tmp_path, gapped, monkeypatch):
+    """A PNG write failing at the end surfaces in close(): the WebM's ffmpeg must not wait on for frames."""
+    from proc import ffmpeg_children
+
+    import uvosam.export
+
+    real_wait = uvosam.export._BackgroundWrites.wait
+
+    def disk_full(self):
+        real_wait(self)  # the threads are let go, then the last write turns out to have failed
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(uvosam.export._BackgroundWrites, "wait", disk_full)
+    options = ExportOptions(davis=False, ytvis=False, alpha_webm=True)
+    writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56,
+                          options=options, fps=10)  # fmt: skip
+    with pytest.raises(OSError, match="No space left"):
+        with writer:
+            for res in gapped:
+                writer.add(res)
+    assert not ffmpeg_children() and not (tmp_path / "out" / "vid_alpha.webm").exists()
+
+
+@pytest.mark.parametrize("name", ["-clip", "cam:1"])
+def test_alpha_webm_of_any_video_name_in_the_current_folder(tmp_path, monkeypatch, name):
+    """A name ExportWriter accepts is never read by ffmpeg as an option ('-...') or a protocol ('cam:...')."""
+    monkeypatch.chdir(tmp_path)
+    (res,) = results_from_video(moving_shapes(1, height=8, width=8, num_objects=1, seed=1))
+    options = ExportOptions(davis=False, cutouts=False, ytvis=False, alpha_webm=True)
+    with ExportWriter(".", video_name=name, class_names=CLASSES, height=8, width=8, options=options, fps=5) as w:
+        w.add(res)
+    assert (tmp_path / f"{name}_alpha.webm").stat().st_size > 0

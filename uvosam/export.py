@@ -406,9 +406,13 @@ class ExportWriter:
         """Finish the DAVIS relabelling, write the JSON/CSV/README files. Idempotent."""
         if self._result is not None:
             return self._result
-        self._writes.wait()
-        if self._alpha is not None:
-            self._alpha.close()
+        try:
+            self._writes.wait()
+            if self._alpha is not None:
+                self._alpha.close()
+        except BaseException:
+            self._abort_alpha()  # no ffmpeg left waiting for frames, no unfinished WebM
+            raise
         davis_labels = self.davis_labels() if self.options.davis else {}
         if self.options.davis and len(self._records) > self.options.max_objects:
             self._relabel_davis(davis_labels)

@@ -70,7 +70,8 @@ ytvis_results.json
 tracks.csv
     One row per track: track_id, davis_label (empty if left out of the DAVIS PNGs), category_id, class_name,
     score, first_frame, last_frame, num_frames, returns (how often the track came back after frames without it:
-    the tracker re-identified the object, e.g. after an occlusion; the video marks it "back after N" for ~1 s).
+    the tracker re-identified the object, e.g. after an occlusion, or its score was under the threshold or out of
+    the max objects for a while; the video marks it "back after N" for ~1 s).
 """,
 }
 

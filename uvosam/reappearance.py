@@ -1,9 +1,11 @@
-"""Tracks that come back: a track seen again after frames without a box was re-identified by the tracker.
+"""Tracks that come back: a track seen again after frames without a box, usually re-identified by the tracker.
 
 IDOL keeps an absent track in its memory and gives it its old id when the object returns (after an occlusion, or
 after leaving the frame). Whether that was right is what a user checking a result wants to look at, so the video
 marks it: ``Reappearances`` follows the ids frame by frame and says which tracks came back recently, and after how
-many frames away; ``uvosam.render`` appends that note to the track's tag.
+many frames away; ``uvosam.render`` appends that note to the track's tag. A track also goes without a box where
+the pipeline left it out (its score under ``PipelineConfig.min_score``, or not among the ``max_objects`` best): it
+is marked the same way when it is back.
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ class TrackSummary:
         first_frame, last_frame: 0-based indices of the first and last frame with a box.
         num_frames: number of frames with a box.
         returns: how often the track came back after frames without a box (the tracker re-identified the object,
-            e.g. after an occlusion): 0 for a track seen on consecutive frames only.
+            e.g. after an occlusion, or ``min_score`` / ``max_objects`` had left it out): 0 for a track seen on
+            consecutive frames only.
     """
 
     track_id: int

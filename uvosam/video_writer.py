@@ -12,8 +12,9 @@ sizes, so an odd width/height is PADDED by one black column/row at the right/bot
 never rescaled).
 
 With ``alpha=True``: libvpx-vp9 (``-deadline realtime -cpu-used 8``: about 50 frames/s at 854x480 on
-one core), ``yuva420p``, padding transparent. Browsers play the alpha; ffmpeg keeps it only when told
-to decode with libvpx (``ffmpeg -c:v libvpx-vp9 -i x.webm ...``), as its own VP9 decoder drops it.
+one core), ``yuva420p``, at the frames' size even when odd (VP9 needs no padding). Browsers play
+the alpha; ffmpeg keeps it only when told to decode with libvpx
+(``ffmpeg -c:v libvpx-vp9 -i x.webm ...``), as its own VP9 decoder drops it.
 """
 
 from __future__ import annotations
@@ -69,13 +70,16 @@ class _Encoder:
             "-crf",
             str(crf),
         ]
-        if width % 2 or height % 2:
-            cmd += ["-vf", f"pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:{'black@0' if alpha else 'black'}"]
+        if (width % 2 or height % 2) and not alpha:  # libvpx-vp9 encodes odd sizes as they are
+            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black"]
         if path.suffix.lower() == ".mp4":
             cmd += ["-movflags", "+faststart"]
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            cmd + [str(path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            cmd + [str(path.absolute())],  # never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
         )
         self.num_frames = 0
 
@@ -149,7 +153,7 @@ class VideoWriter:
         path: the full output file (``.mp4`` recommended; gets ``+faststart``).
         fps: frame rate (> 0).
         width, height: size of the frames passed to ``write``. Odd sizes are padded by one black
-            column/row in the output (``output_size``).
+            column/row in the output (``output_size``), except with ``alpha`` (VP9 keeps them).
         crf: quality, 0 (best) to 51 (worst) for x264 (23 is its default; 0 is lossless) and VP9 alike.
         alpha: take RGBA frames and write a VP9 WebM with an alpha channel (``path`` must end in
             ``.webm``; no chunks).
@@ -199,7 +203,10 @@ class VideoWriter:
 
     @property
     def output_size(self) -> tuple[int, int]:
-        """(width, height) of the encoded video: the input size rounded up to even numbers."""
+        """(width, height) of the encoded video: the input size, rounded up to even numbers unless
+        ``alpha``."""
+        if self.alpha:
+            return self.width, self.height
         return self.width + self.width % 2, self.height + self.height % 2
 
     def _encoder(self, path: Path) -> _Encoder:
