@@ -50,8 +50,8 @@ mattes/{video}/<track_id>/<frame>.png
     "alpha_webm": """\
 {video}_alpha.webm
     The video's objects over a transparent background: VP9 WebM with an alpha channel (alpha = the union of the
-    objects' masks), for web pages, OBS, Canva, Kdenlive. {rgb} Browsers play the alpha; ffmpeg keeps
-    it only when decoding with libvpx: ffmpeg -c:v libvpx-vp9 -i {video}_alpha.webm frame_%05d.png
+    objects' masks), for web pages, OBS, Canva, Kdenlive. {rgb} Chrome and Edge play the alpha (Safari does
+    not); ffmpeg keeps it only when decoding with libvpx: ffmpeg -c:v libvpx-vp9 -i {video}_alpha.webm frame_%05d.png
 """,
     "results_json": """\
 results.json

@@ -11,9 +11,9 @@ Encoding: libx264, ``-preset veryfast``, ``yuv420p``, ``+faststart`` for mp4. yu
 sizes, so an odd width/height is PADDED by one black column/row at the right/bottom (pixels are
 never rescaled).
 
-With ``alpha=True``: libvpx-vp9 (``-deadline realtime -cpu-used 8``: about 50 frames/s at 854x480 on
-one core), ``yuva420p``, at the frames' size even when odd (VP9 needs no padding). Browsers play
-the alpha; ffmpeg keeps it only when told to decode with libvpx
+With ``alpha=True``: libvpx-vp9 (``-deadline realtime -cpu-used 8``: 50-100 frames/s at 854x480 on
+two cores), ``yuva420p``, at the frames' size even when odd (VP9 needs no padding). Chromium-based
+browsers play the alpha (Safari shows no VP9 alpha); ffmpeg keeps it only when told to decode with libvpx
 (``ffmpeg -c:v libvpx-vp9 -i x.webm ...``), as its own VP9 decoder drops it.
 """
 
@@ -154,7 +154,8 @@ class VideoWriter:
         fps: frame rate (> 0).
         width, height: size of the frames passed to ``write``. Odd sizes are padded by one black
             column/row in the output (``output_size``), except with ``alpha`` (VP9 keeps them).
-        crf: quality, 0 (best) to 51 (worst) for x264 (23 is its default; 0 is lossless) and VP9 alike.
+        crf: quality, 0 (best) to 51 (worst): x264's (23 is its default; 0 is lossless), or with ``alpha``
+            VP9's (whose scale goes on to 63; 51 is far from its worst).
         alpha: take RGBA frames and write a VP9 WebM with an alpha channel (``path`` must end in
             ``.webm``; no chunks).
         chunk_seconds: if set, also write chunks of ``max(1, round(fps * chunk_seconds))`` frames,
