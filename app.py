@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import gradio as gr
 import numpy as np
 import torch
+from PIL import Image
 
 import app_uploads
 from app_runtime import AppSettings, GetPipeline, JobPump
@@ -290,6 +291,17 @@ class App:
         models = f"{tracker} + {sam}"
         name = Path(frames_zip or video).name
         return rt.describe_video(info, name, stride, max_frames, models, fps)
+
+    # ------------------------------------------------------------------------------------- timeline
+    def timeline(self, masks_zip: str | None) -> np.ndarray | None:
+        """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
+        if not masks_zip or not Path(masks_zip).is_file():
+            return None
+        with zipfile.ZipFile(masks_zip) as archive:
+            if "timeline.png" not in archive.namelist():
+                return None
+            with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
+                return np.asarray(image.convert("RGB"))
 
     # ---------------------------------------------------------------------------------------- score
     def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
@@ -592,7 +604,17 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             mp4 = gr.File(label="Masked video (mp4)", interactive=False, elem_id="mp4")
             zip_file = gr.File(label="Masks (zip)", interactive=False, elem_id="zip")
         table = gr.Dataframe(
-            headers=TRACK_HEADERS, label="Tracks", interactive=False, elem_id="tracks"
+            headers=TRACK_HEADERS,
+            label="Tracks (and below, a bar on every frame each one was seen in)",
+            interactive=False,
+            elem_id="tracks",
+        )
+        timeline = gr.Image(
+            label="Track timeline",
+            show_label=False,  # its badge would hide the frame numbers
+            interactive=False,
+            format="png",
+            elem_id="timeline",
         )
         with gr.Row():
             keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
@@ -660,6 +682,9 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             **describe,
         )  # fmt: skip
         run_ev.success(**describe)  # after a run: its speed gives the time estimate now
+        zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
+            app.timeline, zip_file, timeline, queue=False, show_progress="hidden", api_visibility="private"
+        )
         score.click(
             app.score,
             [gt_zip, zip_file, state],

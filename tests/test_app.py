@@ -103,6 +103,13 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     assert {"results.json", "ytvis_results.json", "tracks.csv", "README.txt"} <= set(names)
     assert [row[:2] for row in table["data"]] == [[1, "person"], [2, "dog"]]
     assert keep["value"] == [1, 2]
+    # the track timeline shown under the table comes from the zip: a bar for each track
+    import app as app_module
+    from uvosam.render import colour_for_id
+
+    image = app_module.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
+    assert all((image == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
+    assert app_module.App(lambda preset, sam: None, AppSettings()).timeline(None) is None  # a run starts: cleared
 
 
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):

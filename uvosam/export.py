@@ -35,6 +35,7 @@ from PIL import Image
 from uvosam import export_formats as fmt
 from uvosam.export_readme import readme_text
 from uvosam.render import select_tracks
+from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video_writer import VideoWriter
 
@@ -66,6 +67,8 @@ class ExportOptions:
             of their masks; RGB as in the cut-outs), one VP9 WebM with alpha at the source size and the frame rate
             given to ``ExportWriter(fps=...)``: for web pages, OBS, Canva, Kdenlive. Its encoder is a separate
             process (50-100 frames/s at 854x480 on this project's 2-core machine).
+        timeline: ``timeline.png``, one row per track with a bar on the frames it was seen in (``uvosam.timeline``):
+            gaps, returns and a track ending where another begins, at a glance.
     """
 
     davis: bool = True
@@ -79,7 +82,8 @@ class ExportOptions:
     max_objects: int = DAVIS_MAX_OBJECTS
     png_compress_level: int = 1
     write_threads: int | None = None
-    alpha_webm: bool = False  # last: code that passes the other fields by position keeps working
+    alpha_webm: bool = False  # from here on: code that passes the other fields by position keeps working
+    timeline: bool = True
 
     def __post_init__(self) -> None:
         threads = self.write_threads
@@ -117,10 +121,11 @@ class ExportResult:
     davis_labels: dict[int, int]
     tracks: tuple[TrackSummary, ...]
     alpha_webm: Path | None = None
+    timeline_png: Path | None = None
 
     def entries(self) -> list[Path]:
         """Every file/folder that belongs in the zip, README first."""
-        paths = [self.readme, self.results_json, self.ytvis_json, self.tracks_csv, self.alpha_webm]
+        paths = [self.readme, self.results_json, self.ytvis_json, self.tracks_csv, self.timeline_png, self.alpha_webm]
         paths += [self.davis_dir, self.cutouts_dir, self.mattes_dir]
         return [p for p in paths if p is not None and p.exists()]
 
@@ -224,6 +229,7 @@ class ExportWriter:
         for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
             shutil.rmtree(stale, ignore_errors=True)
         self._alpha_path.unlink(missing_ok=True)
+        (self.out_dir / "timeline.png").unlink(missing_ok=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
     # ----------------------------------------------------------------------------------------------- paths
@@ -425,6 +431,10 @@ class ExportWriter:
             fmt.write_ytvis_json(out / "ytvis_results.json", records, video_id=self.ytvis_video_id, **kw)
         if opts.tracks_csv:
             fmt.write_tracks_csv(out / "tracks.csv", self.summaries(), davis_labels)
+        timeline = out / "timeline.png" if opts.timeline and self._num_frames else None
+        if timeline is not None:
+            rows = [TimelineRow(r.track_id, s.class_name, list(r.boxes)) for r, s in zip(records, self.summaries())]
+            fmt.write_rgb_png(timeline, draw_timeline(rows, self._num_frames))
         self._remove_work()
         result = ExportResult(
             out_dir=out,
@@ -441,6 +451,7 @@ class ExportWriter:
             davis_labels=davis_labels,
             tracks=tuple(self.summaries()),
             alpha_webm=self._alpha_path if self._alpha is not None else None,
+            timeline_png=timeline,
         )
         result.readme.write_text(readme_text(result, opts), encoding="utf-8")
         self._result = result

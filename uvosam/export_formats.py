@@ -144,6 +144,11 @@ def cutout_rgba(image: np.ndarray, mask: np.ndarray, *, keep_frame_rgb: bool = F
     return rgba
 
 
+def write_rgb_png(path: Path, image: np.ndarray, *, compress_level: int = 6) -> None:
+    """An RGB PNG of an (H, W, 3) uint8 image (a chart, not a frame: compressed harder)."""
+    _save_png(Image.fromarray(image), path, compress_level)
+
+
 def write_matte_png(path: Path, mask: np.ndarray, *, compress_level: int = 1) -> None:
     """A black/white alpha matte: mode "L", 255 on the mask, 0 elsewhere. mask: (H, W) bool."""
     _save_png(Image.fromarray(mask.astype(np.uint8) * 255), path, compress_level)

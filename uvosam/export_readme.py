@@ -53,6 +53,12 @@ mattes/{video}/<track_id>/<frame>.png
     objects' masks), for web pages, OBS, Canva, Kdenlive. {rgb} Chrome and Edge play the alpha (Safari does
     not); ffmpeg keeps it only when decoding with libvpx: ffmpeg -c:v libvpx-vp9 -i {video}_alpha.webm frame_%05d.png
 """,
+    "timeline": """\
+timeline.png
+    One row per track (same order and colours as the video), a bar on every frame the track was seen in: when
+    each object is present, the gaps after which a track came back, and a track ending where another begins
+    (often one object that got a new id; merge them with Re-render or `uvosam rerender --merge`).
+""",
     "results_json": """\
 results.json
     The original UVOSAM/IDOL tracks format: a JSON list with one entry per track,

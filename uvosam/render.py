@@ -208,7 +208,7 @@ def _resized(
 
 
 @lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     """PIL's default font at ``size`` px (the bitmap default where FreeType is missing)."""
     try:
         return ImageFont.load_default(size=size)
@@ -229,7 +229,7 @@ def _draw_boxes_and_tags(
     ``show``: (draw the boxes, draw the tags)."""
     show_boxes, show_labels = show
     draw = ImageDraw.Draw(image)
-    font = _font(max(8, min(24, image.height // 30)))
+    font = label_font(max(8, min(24, image.height // 30)))
     rows = list(zip(result.track_ids.tolist(), boxes.tolist(), result.labels.tolist(), result.scores.tolist()))
     for track_id, (x1, y1, x2, y2), _, _ in rows if show_boxes else []:
         if x2 > x1 and y2 > y1:

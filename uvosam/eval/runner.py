@@ -103,7 +103,7 @@ def run_davis(
         (out_dir / RUN_SETTINGS_FILE).write_text(json.dumps(settings, sort_keys=True), encoding="utf-8")
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
-                            tracks_csv=False)  # fmt: skip
+                            tracks_csv=False, timeline=False)  # fmt: skip
     for index, seq in enumerate(names):
         frames_dir = _frames_dir(davis_root, seq)
         final = out_dir / seq
@@ -137,7 +137,7 @@ def run_ytvis(
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     options = ExportOptions(davis=False, cutouts=False, mattes=False, results_json=False, ytvis=True,
-                            tracks_csv=False)  # fmt: skip
+                            tracks_csv=False, timeline=False)  # fmt: skip
     entries = []
     with tempfile.TemporaryDirectory(dir=out_json.parent) as tmp:
         for index, video in enumerate(videos):

@@ -1,0 +1,66 @@
+"""The track timeline: a bar in the track's colour exactly on the frames it was seen in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from export_helpers import results_from_video
+from PIL import Image
+
+from uvosam.export import ExportOptions, ExportWriter, make_zip
+from uvosam.render import colour_for_id
+from uvosam.testing import moving_shapes
+from uvosam.timeline import TimelineRow, draw_timeline
+
+
+def _frames_seen(image: np.ndarray, track_id: int, num_frames: int) -> list[int]:
+    """The frames the row of ``track_id`` shows as seen, read back from the image: in the row's middle pixel
+    line, the plot is where the pixels are the track's colour or the empty grey."""
+    coloured = (image == colour_for_id(track_id)).all(axis=2)
+    line = np.bincount(np.nonzero(coloured)[0]).argmax()  # a pixel line through the bar
+    seen = coloured[line]
+    plot = np.flatnonzero(seen | (image[line] == (236, 236, 236)).all(axis=1))
+    columns = seen[plot[0] : plot[-1] + 1]
+    return [t for t in range(num_frames) if columns[t * len(columns) // num_frames]]
+
+
+def test_a_bar_on_exactly_the_frames_each_track_was_seen_in():
+    rows = [TimelineRow(3, "person", [0, 1, 2, 7, 8]), TimelineRow(9, "dog", [4, 9])]
+    image = draw_timeline(rows, 10, max_plot_width=100)
+    assert _frames_seen(image, 3, 10) == [0, 1, 2, 7, 8]
+    assert _frames_seen(image, 9, 10) == [4, 9]
+    assert (image == colour_for_id(3)).all(axis=2).sum() == 5 * 10 * 18  # 10 px per frame, 18 px high
+
+
+def test_a_long_video_still_shows_a_single_frame_and_stays_narrow():
+    image = draw_timeline([TimelineRow(1, "x", [1234]), TimelineRow(2, "y", range(3000))], 3000, max_plot_width=300)
+    assert image.shape[1] < 300 + 200  # 10 frames a column
+    assert (image == colour_for_id(1)).all(axis=2).any(axis=0).sum() == 1  # one frame: one column, not zero
+    assert (image == colour_for_id(2)).all(axis=2).any(axis=0).sum() == 300
+
+
+def test_no_track_and_bad_frames():
+    assert draw_timeline([], 5).shape[0] > 20  # "no objects found", not an error
+    with pytest.raises(ValueError, match=r"track 4 has frames outside 0..4"):
+        draw_timeline([TimelineRow(4, "x", [5])], 5)
+    with pytest.raises(ValueError, match="num_frames >= 1"):
+        draw_timeline([], 0)
+
+
+def test_the_export_draws_the_timeline_of_the_exported_tracks_into_the_zip(tmp_path):
+    video = moving_shapes(12, height=40, width=56, num_objects=2, seed=3, absent={0: range(3, 6)})
+    with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=56,
+                      options=ExportOptions(davis=False, cutouts=False, ytvis=False), keep_ids={7}) as writer:  # fmt: skip
+        for result in results_from_video(video, track_ids=[7, 8]):
+            writer.add(result)
+    export = writer.close()
+    image = np.asarray(Image.open(export.timeline_png).convert("RGB"))
+    assert _frames_seen(image, 7, 12) == [0, 1, 2, 6, 7, 8, 9, 10, 11]
+    assert not (image == colour_for_id(8)).all(axis=2).any()  # a dropped track has no row
+    import zipfile
+
+    assert "timeline.png" in zipfile.ZipFile(make_zip(export)).namelist()
+    with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=56,
+                      options=ExportOptions(timeline=False)) as again:  # fmt: skip
+        again.add(results_from_video(video)[0])
+    assert again.close().timeline_png is None and not (tmp_path / "timeline.png").exists()  # the old one went

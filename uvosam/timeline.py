@@ -1,0 +1,100 @@
+"""A track timeline: one row per track, a bar in the track's colour on every frame it was seen in.
+
+At a glance it shows what a table cannot: when each object is present, the gaps after which a track came back,
+and a track that ends where another begins (often one object that got a new id: a candidate for a merge).
+Frames map to columns left to right; with more frames than ``max_plot_width`` pixels, a column stands for several
+frames and is filled if the track was seen in any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from uvosam.render import colour_for_id, label_font
+
+__all__ = ["TimelineRow", "draw_timeline"]
+
+_ROW_H = 18
+_GAP = 4
+_LABEL_W = 150
+_AXIS_H = 22
+_MARGIN = 8
+_BACKGROUND = (255, 255, 255)
+_EMPTY = (236, 236, 236)
+_INK = (40, 40, 40)
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One track: its id, class name and the 0-based frame indices it was seen in."""
+
+    track_id: int
+    class_name: str
+    frames: Sequence[int]
+
+
+def draw_timeline(rows: Sequence[TimelineRow], num_frames: int, *, max_plot_width: int = 900) -> np.ndarray:
+    """The timeline as an (H, W, 3) uint8 RGB image (rows in the given order; frame 0 on the left).
+
+    Args:
+        rows: the tracks, e.g. in order of first appearance.
+        num_frames: frames in the video (>= 1); every index in ``rows`` must be below it.
+        max_plot_width: most pixels for the frame axis (>= 10); a video with fewer frames gets a few pixels each.
+    """
+    if num_frames < 1 or max_plot_width < 10:
+        raise ValueError(f"draw_timeline: need num_frames >= 1 and max_plot_width >= 10; got {num_frames}, "
+                         f"{max_plot_width}")  # fmt: skip
+    plot_w = num_frames * max(1, max_plot_width // num_frames) if num_frames <= max_plot_width else max_plot_width
+    height = 2 * _MARGIN + _AXIS_H + max(1, len(rows)) * (_ROW_H + _GAP)
+    canvas = np.full((height, _LABEL_W + plot_w + 2 * _MARGIN, 3), _BACKGROUND, np.uint8)
+    x0 = _MARGIN + _LABEL_W
+    for i, row in enumerate(rows):
+        y = _MARGIN + _AXIS_H + i * (_ROW_H + _GAP)
+        canvas[y : y + _ROW_H, x0 : x0 + plot_w] = _EMPTY
+        seen = _columns(row.frames, num_frames, plot_w, row.track_id)
+        canvas[y : y + _ROW_H, x0 : x0 + plot_w][:, seen] = colour_for_id(row.track_id)
+    image = Image.fromarray(canvas)
+    _draw_text(ImageDraw.Draw(image), rows, num_frames, plot_w)
+    return np.asarray(image).copy()
+
+
+def _columns(frames: Sequence[int], num_frames: int, plot_w: int, track_id: int) -> np.ndarray:
+    """(plot_w,) bool: the columns holding a frame the track was seen in."""
+    index = np.asarray(frames, np.int64)
+    if index.size and (index.min() < 0 or index.max() >= num_frames):
+        raise ValueError(f"draw_timeline: track {track_id} has frames outside 0..{num_frames - 1}")
+    seen = np.zeros(plot_w, bool)
+    first = index * plot_w // num_frames  # the columns frame t covers: [t * w / n, (t + 1) * w / n)
+    last = np.maximum(first, (index + 1) * plot_w // num_frames - 1)
+    for a, b in zip(first.tolist(), last.tolist()):
+        seen[a : b + 1] = True
+    return seen
+
+
+def _draw_text(draw: ImageDraw.ImageDraw, rows: Sequence[TimelineRow], num_frames: int, plot_w: int) -> None:
+    font = label_font(12)
+    x0 = _MARGIN + _LABEL_W
+    for i, row in enumerate(rows):
+        y = _MARGIN + _AXIS_H + i * (_ROW_H + _GAP)
+        draw.text((_MARGIN, y + 2), f"#{row.track_id} {row.class_name}"[:22], fill=_INK, font=font)
+    if not rows:
+        draw.text((x0 + 4, _MARGIN + _AXIS_H + 2), "no objects found", fill=_INK, font=font)
+    draw.text((_MARGIN, _MARGIN), "frame", fill=_INK, font=font)
+    for frame in _ticks(num_frames):
+        x = x0 + frame * plot_w // num_frames
+        draw.line((x, _MARGIN + _AXIS_H - 6, x, _MARGIN + _AXIS_H - 1), fill=_INK)
+        draw.text((x + 2, _MARGIN), str(frame), fill=_INK, font=font)
+
+
+def _ticks(num_frames: int) -> list[int]:
+    """At most 10 round frame numbers from 0: a step of 1, 2, 5, 10, 20, 50, 100, ..."""
+    scale = 1
+    while True:
+        for step in (scale, 2 * scale, 5 * scale):
+            if num_frames <= 10 * step:
+                return list(range(0, num_frames, step))
+        scale *= 10
