@@ -134,7 +134,11 @@ def _status(step: JobProgress | None, verb: str, started: float) -> str:
         return f"done: {r.num_frames} frames, {len(r.tracks)} tracks in {speed}"
     eta = f"{step.eta_s:.0f} s" if step.eta_s is not None else "?"
     fps = step.frames_done / step.elapsed_s if step.elapsed_s > 0 else 0.0
-    return f"{verb}: frame {step.frames_done}/{step.frames_total} · {fps:.1f} fps · ETA {eta}"
+    progress = f"{verb}: frame {step.frames_done}/{step.frames_total}"
+    if step.frames_done:  # the live object count
+        s = "" if step.objects == 1 else "s"
+        progress += f" · {step.objects} object{s} ({step.tracks_so_far} tracks so far)"
+    return f"{progress} · {fps:.1f} fps · ETA {eta}"
 
 
 def _track_rows(result: JobResult) -> list[list[Any]]:

@@ -112,6 +112,16 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     assert app_module.App(lambda preset, sam: None, AppSettings()).timeline(None) is None  # a run starts: cleared
 
 
+def test_the_status_line_counts_the_objects_live():
+    import app as app_module
+    from uvosam.job import JobProgress
+
+    status = app_module._status(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
+    assert status == "segmenting: frame 5/20 · 1 object (3 tracks so far) · 2.5 fps · ETA 6 s"
+    unpacked = app_module._status(JobProgress(0, 20, 0.0), "segmenting", 0.0)
+    assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"  # before the first frame: no count yet
+
+
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     c = client(server)
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8

@@ -246,7 +246,10 @@ def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_p
     drawn = []
     real = uvosam.job.render
     monkeypatch.setattr(uvosam.job, "render", lambda r, **kw: drawn.append(kw["tag_notes"]) or real(r, **kw))
-    final = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job"))[-1].result
+    steps = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job"))
+    final = steps[-1].result
+    assert [s.objects for s in steps[7:13]] == [2, 1, 1, 1, 1, 2]  # the live count: track 2 away on 8-11
+    assert {s.tracks_so_far for s in steps[:-1]} == {2}
     marked = [t for t, notes in enumerate(drawn) if notes]
     assert marked == list(range(12, 12 + int(FPS))) and drawn[12] == {2: "back after 4"}  # FPS frames = 1 s
     assert [(t.track_id, t.returns) for t in final.tracks] == [(1, 0), (2, 1)]

@@ -107,6 +107,7 @@ class JobProgress:
         preview: the latest overlay frame ((h, w, 3) uint8 RGB), or None.
         chunk: path of a streaming chunk completed at this step, or None.
         result: set on the last update only.
+        objects: objects (tracks) in the frame just processed; tracks_so_far: distinct tracks seen up to it.
     """
 
     frames_done: int
@@ -115,6 +116,8 @@ class JobProgress:
     preview: np.ndarray | None = None
     chunk: Path | None = None
     result: JobResult | None = None
+    objects: int = 0
+    tracks_so_far: int = 0
 
     @property
     def eta_s(self) -> float | None:
@@ -322,6 +325,7 @@ def _produce(
     overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
     writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h))
     returns = Reappearances(hold_frames=max(1, round(plan.fps)))  # a returning track is marked for ~1 s
+    seen: set[int] = set()
     done = 0
     try:
         with writer, exporter:
@@ -333,8 +337,10 @@ def _produce(
                 if cache is not None:
                     cache.append(result)
                 done += 1
+                seen.update(result.track_ids.tolist())
+                elapsed = time.perf_counter() - plan.start
                 yield JobProgress(
-                    done, max(plan.total, done), time.perf_counter() - plan.start, preview, chunk
+                    done, max(plan.total, done), elapsed, preview, chunk, objects=len(result), tracks_so_far=len(seen)
                 )
             last_chunk = writer.close()
             export = exporter.close()
