@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(desc=args.input.name, unit="frame", dynamic_ncols=True) as bar:
         for update in run_job(pipe, args.input, args.out, options):
             bar.total = update.frames_total
-            bar.set_postfix(objects=update.objects, tracks=update.tracks_so_far, refresh=False)
+            if update.result is None:  # the last update carries the result, not a frame
+                bar.set_postfix(objects=update.objects, tracks=update.tracks_so_far, refresh=False)
             bar.update(update.frames_done - bar.n)
             result = update.result or result
     assert result is not None
