@@ -87,7 +87,9 @@ def _draw_text(draw: ImageDraw.ImageDraw, rows: Sequence[TimelineRow], num_frame
     for frame in _ticks(num_frames):
         x = x0 + frame * plot_w // num_frames
         draw.line((x, _MARGIN + _AXIS_H - 6, x, _MARGIN + _AXIS_H - 1), fill=_INK)
-        draw.text((x + 2, _MARGIN), str(frame), fill=_INK, font=font)
+        text_w = font.getbbox(str(frame))[2]
+        left = x + 2 if x + 2 + text_w <= x0 + plot_w else x - 2 - text_w  # near the right edge: left of its tick
+        draw.text((left, _MARGIN), str(frame), fill=_INK, font=font)
 
 
 def _ticks(num_frames: int) -> list[int]:
