@@ -64,3 +64,22 @@ def test_the_export_draws_the_timeline_of_the_exported_tracks_into_the_zip(tmp_p
                       options=ExportOptions(timeline=False)) as again:  # fmt: skip
         again.add(results_from_video(video)[0])
     assert again.close().timeline_png is None and not (tmp_path / "timeline.png").exists()  # the old one went
+
+
+@pytest.mark.parametrize("num_frames", [101, 10001, 12345])
+def test_the_last_frame_number_is_not_cut_off_at_the_right_edge(num_frames):
+    """E.g. 101 frames: the tick of frame 100 near the right edge read "10" (its last digit was off the image)."""
+    image = draw_timeline([TimelineRow(1, "x", [0])], num_frames)
+    numbers = (image[:22] < 128).all(axis=2)  # the frame numbers (above the tick marks): dark ink on white
+    assert not numbers[:, -8:].any()  # nothing cut at the image's edge
+    assert numbers[:, -60:-8].any()  # the last number is still there, left of its tick
+
+
+def test_a_long_label_stays_out_of_the_bars():
+    """Labels are cut to the label column's width (not to 22 characters, which can be wider than it)."""
+    rows = [TimelineRow(12, "MOTORCYCLE WITH SIDECAR", [3]), TimelineRow(4, "W" * 40, [])]
+    image = draw_timeline(rows, 10)
+    for i, row in enumerate(rows):
+        bars = image[8 + 22 + i * 22 : 8 + 22 + i * 22 + 18, 8 + 150 :][:, :-8]  # the row's plot
+        allowed = (bars == (236, 236, 236)).all(axis=2) | (bars == colour_for_id(row.track_id)).all(axis=2)
+        assert allowed.all(), row

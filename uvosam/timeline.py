@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from uvosam.render import colour_for_id, label_font
 
@@ -80,14 +80,26 @@ def _draw_text(draw: ImageDraw.ImageDraw, rows: Sequence[TimelineRow], num_frame
     x0 = _MARGIN + _LABEL_W
     for i, row in enumerate(rows):
         y = _MARGIN + _AXIS_H + i * (_ROW_H + _GAP)
-        draw.text((_MARGIN, y + 2), f"#{row.track_id} {row.class_name}"[:22], fill=_INK, font=font)
+        label = _fit(f"#{row.track_id} {row.class_name}", font, _LABEL_W - 6)
+        draw.text((_MARGIN, y + 2), label, fill=_INK, font=font)
     if not rows:
         draw.text((x0 + 4, _MARGIN + _AXIS_H + 2), "no objects found", fill=_INK, font=font)
     draw.text((_MARGIN, _MARGIN), "frame", fill=_INK, font=font)
     for frame in _ticks(num_frames):
         x = x0 + frame * plot_w // num_frames
         draw.line((x, _MARGIN + _AXIS_H - 6, x, _MARGIN + _AXIS_H - 1), fill=_INK)
-        draw.text((x + 2, _MARGIN), str(frame), fill=_INK, font=font)
+        text_w = font.getbbox(str(frame))[2]
+        left = x + 2 if x + 2 + text_w <= x0 + plot_w else x - 2 - text_w  # near the right edge: left of its tick
+        draw.text((left, _MARGIN), str(frame), fill=_INK, font=font)
+
+
+def _fit(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
+    """``text``, cut and ended with "…" if wider than ``width`` pixels (so that it never reaches the bars)."""
+    if font.getbbox(text)[2] <= width:
+        return text
+    while text and font.getbbox(text + "…")[2] > width:
+        text = text[:-1]
+    return text + "…"
 
 
 def _ticks(num_frames: int) -> list[int]:
