@@ -354,6 +354,7 @@ class App:
         style: str,
         merge: str | None,
         alpha_webm: bool,
+        min_score: float,
         state: SessionRun | None,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
@@ -391,6 +392,7 @@ class App:
                 keep_ids=[int(k) for k in keep or []],
                 merge=merges,
                 options=options,
+                min_score=float(min_score),  # raising it drops low-scoring frames of tracks from the cached masks
             )
             pump = JobPump(
                 work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
@@ -665,7 +667,8 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         )
         redo_ev = redo.click(
             app.rerender,
-            [keep, c["show_boxes"], c["show_labels"], c["output_side"], style, merge, alpha_webm, state],
+            [keep, c["show_boxes"], c["show_labels"], c["output_side"], style, merge, alpha_webm,
+             c["min_score"], state],  # fmt: skip
             [status, preview, stream, mp4, zip_file, table],
             api_name="rerender",
             concurrency_limit=2,

@@ -146,6 +146,9 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert [row[:2] for row in table["data"]] == [[1, "person"]]
     assert davis_labels(zip_path, "clip_a") == (8, {0, 1})
     assert not any(n.startswith("cutouts/clip_a/2/") for n in zip_names(zip_path))
+    # a higher score threshold, applied to the cached masks: track 2 (0.6 in every frame) goes
+    status, _, _, _, zip_path, table = c.predict([1, 2], min_score=0.7, api_name="/rerender")
+    assert status.startswith("done: 8 frames, 1 tracks") and [row[0] for row in table["data"]] == [1]
     with pytest.raises(Exception, match=r"no track 9 in this run \(its tracks: 1, 2\)"):
         c.predict([1, 2], merge="9>1", api_name="/rerender")
     with pytest.raises(Exception, match=r"expected pairs 'source>target'.*could not read 'one>two'"):
@@ -844,7 +847,7 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
         yield from real(*args, **kwargs)
 
     monkeypatch.setattr(app_module, "rerender_iter", slow_rerender)
-    redo = app.rerender([1, 2], True, True, 0, "matte", "", False, state, request, progress=lambda *a, **k: None)
+    redo = app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request, progress=lambda *a, **k: None)
     first = next(redo)  # the re-render is under way
     assert reading.wait(10)
     new_run = app.work.new_dir("tab", "run")  # what a Run pressed now does first

@@ -208,6 +208,8 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     assert not any(n.startswith("cutouts/shapes_clip/1/") for n in names)
     assert uvosam_cli.main(["rerender", str(run)]) == 0  # the cache is intact: all tracks again
     assert "tracks 1, 2 ->" in capsys.readouterr().out
+    assert uvosam_cli.main(["rerender", str(run), "--min-score", "1.0", "--out", str(tmp_path / "none")]) == 0
+    assert "tracks none ->" in capsys.readouterr().out  # no replayed track scores 1.0
     assert uvosam_cli.main(["rerender", str(run), "--keep", "12"]) == 2  # meant 1 2: not an empty video
     assert "keep_ids: there is no track 12 in this run (its tracks: 1, 2)" in capsys.readouterr().err
     names = zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()  # the run's files are left as they were

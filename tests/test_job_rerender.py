@@ -145,3 +145,31 @@ def test_the_cache_records_the_run_style_for_rerender_to_default_to(clip, tmp_pa
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     result = list(run_job(pipe, clip, tmp_path, JobOptions(cache=True, style="matte")))[-1].result
     assert json.loads((result.cache_dir / "meta.json").read_text())["meta"]["style"] == "matte"
+
+
+def test_rerender_raises_the_score_threshold_frame_by_frame(cached_run, tmp_path):
+    """Track 1 scores 0.9 and track 2 0.6 in every frame of the run."""
+    out = rerender(cached_run.cache_dir, tmp_path / "a", min_score=0.7)
+    assert [t.track_id for t in out.tracks] == [1] and out.num_frames == 10
+    both = rerender(cached_run.cache_dir, tmp_path / "b", min_score=0.5)
+    assert [t.track_id for t in both.tracks] == [1, 2]
+    merged = rerender(cached_run.cache_dir, tmp_path / "c", merge={2: 1}, min_score=0.7)  # 2 goes before the merge
+    assert _davis_labels(merged.zip_path)[2] == _davis_labels(out.zip_path)[2]
+    assert [(t.track_id, t.num_frames) for t in merged.tracks] == [(1, 10)]
+    with pytest.raises(ValueError, match=r"min_score must be in \[0, 1\] \(a tracker score\); got 1.5"):
+        rerender(cached_run.cache_dir, tmp_path / "d", min_score=1.5)
+
+
+def test_the_threshold_drops_a_track_only_from_the_frames_where_it_scores_below(tmp_path):
+    from export_helpers import results_from_video
+
+    from uvosam.job import _scoring_at_least
+
+    video = moving_shapes(6, height=32, width=48, num_objects=2, seed=1)
+    counts = []
+    for result in results_from_video(video, track_ids=[1, 2], base_scores=[0.9, 0.5]):  # 2 wobbles around 0.5
+        kept = _scoring_at_least(result, 0.5)
+        assert kept.track_ids.tolist() == [i for i, s in zip([1, 2], result.scores) if s >= 0.5]
+        assert kept.masks.shape == (len(kept), 32, 48)
+        counts.append(len(kept))
+    assert set(counts) == {1, 2}  # track 2 kept in some frames, dropped in others

@@ -30,7 +30,7 @@ from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.reappearance import Reappearances
-from uvosam.render import STYLES, render
+from uvosam.render import STYLES, render, select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video import VideoInfo, iter_probed, probe
@@ -194,8 +194,11 @@ def rerender_iter(
     merge: Mapping[int, int] | None = None,
     options: JobOptions | None = None,
     class_names: Sequence[str] | None = None,
+    min_score: float = 0.0,
 ) -> Iterator[JobProgress]:
     """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
+    if not 0.0 <= min_score <= 1.0:
+        raise ValueError(f"rerender: min_score must be in [0, 1] (a tracker score); got {min_score!r}")
     options = options or JobOptions()
     start = time.perf_counter()
     cache = MaskCache(cache_dir)
@@ -224,14 +227,21 @@ def rerender_iter(
             f"keep_ids: there is no track {unknown[0]} in this run (its tracks: "
             f"{', '.join(map(str, sorted(labels))) or 'none'})"
         )
-    if not merge:
-        results = cache.iter_results(keep_ids=keep)
-    else:
+    if merge:
         merge = {int(k): int(v) for k, v in merge.items()}
         check_merge(merge, labels)
         keep = None if keep is None else kept_tracks(keep, merge, labels)
-        results = (merge_tracks(r, merge, labels) for r in cache.iter_results(keep_ids=keep))
+    results = cache.iter_results(keep_ids=keep)
+    if min_score > 0:  # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
+        results = (_scoring_at_least(r, min_score) for r in results)
+    if merge:
+        results = (merge_tracks(r, merge, labels) for r in results)
     yield from _produce(results, plan, options, cache=None, cache_root=cache.root)
+
+
+def _scoring_at_least(result: FrameResult, min_score: float) -> FrameResult:
+    """The frame without the tracks whose score in it is below ``min_score``."""
+    return select_tracks(result, set(result.track_ids[result.scores >= min_score].tolist()))
 
 
 def rerender(
@@ -242,6 +252,7 @@ def rerender(
     merge: Mapping[int, int] | None = None,
     options: JobOptions | None = None,
     class_names: Sequence[str] | None = None,
+    min_score: float = 0.0,
 ) -> JobResult:
     """Rebuild the overlay video, the exports and the zip of a cached run WITHOUT running any model.
 
@@ -258,18 +269,24 @@ def rerender(
         options: style, drawing, output size, chunks and export formats; ``stride``, ``max_frames``,
             ``limits`` and ``cache`` are ignored (the cached frames are what they are).
         class_names: names behind the labels (default: those recorded in the cache).
+        min_score: leave a track out of each frame where its tracker score is below this (as
+            ``PipelineConfig.min_score`` does in a run; before any merge): low-confidence frames go, the rest stay.
+            Only raising the run's threshold changes anything: frames below the run's own were never segmented.
 
     Returns:
         The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
 
     Raises:
         ValueError: ``cache_dir`` holds no finished ``run_job`` cache; ``keep_ids`` names a track not in the run;
+            ``min_score`` is not in [0, 1];
             ``merge`` names a track not in the run,
             a track merged into itself or a chain (``check_merge``).
     """
-    for step in rerender_iter(
-        cache_dir, work_dir, keep_ids=keep_ids, merge=merge, options=options, class_names=class_names
-    ):
+    steps = rerender_iter(
+        cache_dir, work_dir, keep_ids=keep_ids, merge=merge, options=options, class_names=class_names,
+        min_score=min_score,
+    )
+    for step in steps:
         if step.result is not None:
             return step.result
     raise RuntimeError(f"rerender: {cache_dir} produced no result")

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
     p.add_argument("--style", choices=STYLES, help="the output video's style (see segment; default: the run's)")
     p.add_argument("--alpha-webm", action="store_true", help=ALPHA_WEBM_HELP)
+    p.add_argument("--min-score", type=float, default=0.0,
+                   help="leave tracks out of the frames where they score below this (above the run's own "
+                        "threshold; frames below that were never segmented)")  # fmt: skip
     p.add_argument("--output-max-side", type=positive_int,
                    help="shrink the video to at most this longest side (never enlarged)")  # fmt: skip
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
@@ -58,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         export=ExportOptions(alpha_webm=args.alpha_webm),
     )
     result = None
-    steps = rerender_iter(cache, args.out or args.run, keep_ids=args.keep, merge=args.merge, options=options)
+    steps = rerender_iter(
+        cache, args.out or args.run, keep_ids=args.keep, merge=args.merge, options=options, min_score=args.min_score
+    )
     with tqdm(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar:
         for update in steps:
             bar.total = update.frames_total
