@@ -543,7 +543,9 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
             list(rt.PRESETS), value=settings.default_preset, label="Tracker preset"
         ),
         "sam": gr.Radio(list(rt.SAM_SIZES), value=settings.default_sam, label="SAM size"),
-        "min_score": gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Detection score threshold"),
+        "min_score": gr.Slider(
+            0.0, 1.0, value=0.0, step=0.05, label="Detection score threshold (Run; a higher one on Re-render too)"
+        ),
         "max_objects": gr.Slider(1, 20, value=10, step=1, label="Max objects"),
         "stride": gr.Slider(
             1, 10, value=1, step=1, label="Frame stride (1 = every frame)", elem_id="stride"
