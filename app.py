@@ -49,6 +49,9 @@ logger = logging.getLogger("uvosam.app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
 EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_shapes.mp4")
+EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
+    "Examples: Big Buck Bunny (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0; synthetic shapes"
+)
 USER_ERRORS = (VideoReadError, VideoLimitError, FileNotFoundError, ValueError, WeightsError)
 LOAD_ERRORS = (FileNotFoundError, WeightsError, NotImplementedError)
 TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen", "came back"]
@@ -589,7 +592,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
                     [[str(p)] for p in EXAMPLES if p.is_file()],
                     inputs=[video],
                     cache_examples=False,
-                    label="Examples",
+                    label=EXAMPLES_CREDIT,
                 )
                 with gr.Row():
                     run = gr.Button("Run", variant="primary", elem_id="run")

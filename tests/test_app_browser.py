@@ -94,6 +94,7 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     page.goto(url)
     page.wait_for_selector("#run")
     assert not page.locator("#banner").is_visible()  # models loaded: no warning banner
+    assert page.get_by_text("Big Buck Bunny (c) 2008 Blender Foundation").count()  # the example clip's CC-BY credit
     page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
     page.wait_for_selector(
         "#inp video", timeout=30_000
