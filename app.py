@@ -140,7 +140,8 @@ def _status(step: JobProgress | None, verb: str, started: float) -> str:
     progress = f"{verb}: frame {step.frames_done}/{step.frames_total}"
     if step.frames_done:  # the live object count
         s = "" if step.objects == 1 else "s"
-        progress += f" · {step.objects} object{s} ({step.tracks_so_far} tracks so far)"
+        ts = "" if step.tracks_so_far == 1 else "s"
+        progress += f" · {step.objects} object{s} ({step.tracks_so_far} track{ts} so far)"
     return f"{progress} · {fps:.1f} fps · ETA {eta}"
 
 

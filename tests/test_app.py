@@ -118,6 +118,8 @@ def test_the_status_line_counts_the_objects_live():
 
     status = app_module._status(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
     assert status == "segmenting: frame 5/20 · 1 object (3 tracks so far) · 2.5 fps · ETA 6 s"
+    first = app_module._status(JobProgress(1, 20, 1.0, objects=1, tracks_so_far=1), "segmenting", 0.0)
+    assert first == "segmenting: frame 1/20 · 1 object (1 track so far) · 1.0 fps · ETA 19 s"
     unpacked = app_module._status(JobProgress(0, 20, 0.0), "segmenting", 0.0)
     assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"  # before the first frame: no count yet
 

@@ -237,6 +237,25 @@ def test_a_frame_folder_with_a_dot_keeps_its_whole_name(tmp_path, tiny_sam_model
     assert any(n.startswith("davis/bmx.v1/00000") for n in zipfile.ZipFile(result.zip_path).namelist())
 
 
+def test_the_live_counts_follow_tracks_that_come_and_go_up_to_the_last_update(tmp_path, tiny_sam_model):
+    """JobProgress.objects / tracks_so_far: track 2 appears at frame 4 and is gone from frame 9 on; the last update
+    (the one with the result) still says how many tracks were seen, not 0."""
+    video = moving_shapes(12, height=48, width=64, num_objects=2, seed=5, absent={1: range(0, 4)})
+    boxes = video.boxes_xyxy.copy()
+    boxes[9:, 1] = float("nan")  # the tracker loses track 2 for good
+    path = tmp_path / "come_and_go.mp4"
+    with VideoWriter(path, fps=FPS, width=64, height=48, crf=10) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    pipe = UVOSAM(ReplayTracker(boxes, lookahead=2), BoxPromptSegmenter(tiny_sam_model))
+    steps = list(run_job(pipe, path, tmp_path / "job"))
+    assert [s.objects for s in steps[:-1]] == [1] * 4 + [2] * 5 + [1] * 3
+    assert [s.tracks_so_far for s in steps[:-1]] == [1] * 4 + [2] * 8
+    final = steps[-1]
+    assert final.result is not None and len(final.result.tracks) == 2
+    assert (final.objects, final.tracks_so_far) == (1, 2)  # the last frame's count, all the tracks seen
+
+
 def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_path, tiny_sam_model, monkeypatch):
     import uvosam.job
 

@@ -107,7 +107,8 @@ class JobProgress:
         preview: the latest overlay frame ((h, w, 3) uint8 RGB), or None.
         chunk: path of a streaming chunk completed at this step, or None.
         result: set on the last update only.
-        objects: objects (tracks) in the frame just processed; tracks_so_far: distinct tracks seen up to it.
+        objects: objects (tracks) in the frame just processed; tracks_so_far: distinct tracks seen up to it (on the
+            last update: those of the last frame, and every track of the run).
     """
 
     frames_done: int
@@ -343,7 +344,7 @@ def _produce(
     writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h))
     returns = Reappearances(hold_frames=max(1, round(plan.fps)))  # a returning track is marked for ~1 s
     seen: set[int] = set()
-    done = 0
+    done = objects = 0
     try:
         with writer, exporter:
             for result in results:
@@ -355,9 +356,10 @@ def _produce(
                     cache.append(result)
                 done += 1
                 seen.update(result.track_ids.tolist())
+                objects = len(result)
                 elapsed = time.perf_counter() - plan.start
                 yield JobProgress(
-                    done, max(plan.total, done), elapsed, preview, chunk, objects=len(result), tracks_so_far=len(seen)
+                    done, max(plan.total, done), elapsed, preview, chunk, objects=objects, tracks_so_far=len(seen)
                 )
             last_chunk = writer.close()
             export = exporter.close()
@@ -385,7 +387,7 @@ def _produce(
         seconds,
         result.fps,
     )
-    yield JobProgress(done, done, seconds, None, last_chunk, result)
+    yield JobProgress(done, done, seconds, None, last_chunk, result, objects=objects, tracks_so_far=len(seen))
 
 
 def _open_outputs(
