@@ -14,6 +14,7 @@ import atexit
 import csv
 import dataclasses
 import io
+import json
 import logging
 import os
 import shutil
@@ -40,6 +41,7 @@ from uvosam.export import ExportOptions
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
+from uvosam.merge_hints import merge_text, suggest_merges
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import ACCEPTED_FOLDER, probe
@@ -311,6 +313,21 @@ class App:
             with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
                 return np.asarray(image.convert("RGB"))
 
+    def merge_hints(self, masks_zip: str | None) -> str:
+        """Markdown: the possible id switches among the tracks of the zip shown ("" if none or no zip)."""
+        if not masks_zip or not Path(masks_zip).is_file():
+            return ""
+        with zipfile.ZipFile(masks_zip) as archive:
+            boxes = _zip_track_boxes(archive)
+        hints = suggest_merges(boxes)
+        if not hints:
+            return ""
+        lines = "".join(f"\n- `{h.source}>{h.target}`: {h.describe()}" for h in hints)
+        return (
+            f"**Possible id switches** (one object that may have got a new id):{lines}\n\n"
+            f"To join them, put `{merge_text(hints)}` in *Merge tracks* and press Re-render."
+        )
+
     # ---------------------------------------------------------------------------------------- score
     def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
         """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
@@ -491,6 +508,19 @@ def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
 
 
+def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float]]]:
+    """``{track_id: {frame: box_xyxy}}`` from an export zip's tracks.csv (ids) and results.json (boxes, same order);
+    {} without them."""
+    if not {"tracks.csv", "results.json"} <= set(archive.namelist()):
+        return {}
+    rows = csv.DictReader(io.StringIO(archive.read("tracks.csv").decode("utf-8")))
+    entries = json.loads(archive.read("results.json"))
+    return {
+        int(row["track_id"]): {t: box for t, box in enumerate(entry["boxes"]) if box is not None}
+        for row, entry in zip(rows, entries)
+    }
+
+
 def _img(preview: np.ndarray | None) -> Any:
     return preview if preview is not None else gr.skip()
 
@@ -628,6 +658,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             format="png",
             elem_id="timeline",
         )
+        hints = gr.Markdown(elem_id="hints")
         with gr.Row():
             keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
             with gr.Column():
@@ -695,9 +726,10 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             **describe,
         )  # fmt: skip
         run_ev.success(**describe)  # after a run: its speed gives the time estimate now
-        zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
-            app.timeline, zip_file, timeline, queue=False, show_progress="hidden", api_visibility="private"
-        )
+        for show, output in ((app.timeline, timeline), (app.merge_hints, hints)):
+            zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
+                show, zip_file, output, queue=False, show_progress="hidden", api_visibility="private"
+            )
         score.click(
             app.score,
             [gt_zip, zip_file, state],

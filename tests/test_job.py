@@ -274,3 +274,27 @@ def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_p
     marked = [t for t, notes in enumerate(drawn) if notes]
     assert marked == list(range(12, 12 + int(FPS))) and drawn[12] == {2: "back after 4"}  # FPS frames = 1 s
     assert [(t.track_id, t.returns) for t in final.tracks] == [(1, 0), (2, 1)]
+
+
+def test_a_track_that_continues_another_is_proposed_as_a_merge(tmp_path, tiny_sam_model, monkeypatch, capsys):
+    import numpy as np
+
+    video = moving_shapes(25, height=48, width=64, num_objects=1, seed=5)
+    boxes = np.full((25, 2, 4), np.nan, np.float32)
+    for t in range(25):  # one object moving right; the tracker loses it after frame 9, a new id from frame 13
+        boxes[t, 0 if t < 10 else 1] = [t, 10, t + 16, 26] if t < 10 or t >= 13 else np.nan
+    pipe = UVOSAM(ReplayTracker(boxes, lookahead=2), BoxPromptSegmenter(tiny_sam_model))
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
+    path, run = tmp_path / "switch.mp4", tmp_path / "run"
+    with VideoWriter(path, fps=FPS, width=64, height=48) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--cache"]) == 0
+    out = capsys.readouterr().out
+    assert "  2>1: track 2 starts 3 frames after track 1 ends, 0.18 box diagonals from where it was last seen" in out
+    assert f'uvosam rerender {run} --merge "2>1"' in out
+    readme = zipfile.ZipFile(run / "switch_uvosam.zip").read("README.txt").decode()
+    assert "Possible id switches" in readme and 're-render with merge "2>1"' in readme
+    assert uvosam_cli.main(["rerender", str(run), "--merge", "2>1"]) == 0
+    out = capsys.readouterr().out
+    assert "tracks 1 ->" in out and "possible id switches" not in out  # joined: nothing left to propose

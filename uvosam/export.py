@@ -34,6 +34,7 @@ from PIL import Image
 
 from uvosam import export_formats as fmt
 from uvosam.export_readme import readme_text
+from uvosam.merge_hints import MergeHint, suggest_merges
 from uvosam.render import select_tracks
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.types import FrameResult, TrackSummary
@@ -122,6 +123,7 @@ class ExportResult:
     tracks: tuple[TrackSummary, ...]
     alpha_webm: Path | None = None
     timeline_png: Path | None = None
+    merge_hints: tuple[MergeHint, ...] = ()  # possible id switches among the exported tracks (uvosam.merge_hints)
 
     def entries(self) -> list[Path]:
         """Every file/folder that belongs in the zip, README first."""
@@ -452,6 +454,7 @@ class ExportWriter:
             tracks=tuple(self.summaries()),
             alpha_webm=self._alpha_path if self._alpha is not None else None,
             timeline_png=timeline,
+            merge_hints=tuple(suggest_merges({r.track_id: r.boxes for r in records})),
         )
         result.readme.write_text(readme_text(result, opts), encoding="utf-8")
         self._result = result

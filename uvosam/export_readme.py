@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from uvosam import __version__
+from uvosam.merge_hints import merge_text
 
 if TYPE_CHECKING:
     from uvosam.export import ExportOptions, ExportResult
@@ -126,4 +127,18 @@ def readme_text(result: "ExportResult", options: "ExportOptions") -> str:
         for name, text in _FILES.items()
         if getattr(options, name)
     ]
-    return header + "\n".join(parts) + _CREDITS
+    return header + "\n".join(parts) + _hints_text(result) + _CREDITS
+
+
+def _hints_text(result: "ExportResult") -> str:
+    """The possible id switches, if any (``uvosam.merge_hints``)."""
+    if not result.merge_hints:
+        return ""
+    lines = "".join(f"    {h.source}>{h.target}: {h.describe()}\n" for h in result.merge_hints)
+    return (
+        "\nPossible id switches\n--------------------\n"
+        "A track that starts right where and when another ended is often the same object with a new id:\n"
+        f"{lines}"
+        f"Check them in the video or timeline.png; to join them, re-render with merge \"{merge_text(result.merge_hints)}\"\n"
+        "(the app's Merge tracks box, or `uvosam rerender <run> --merge ...`).\n"
+    )

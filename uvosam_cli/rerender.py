@@ -13,6 +13,7 @@ from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, positive_int
+from uvosam_cli.hints import print_merge_hints
 
 
 def _merge(text: str) -> dict[int, int]:
@@ -72,4 +73,5 @@ def run(args: argparse.Namespace) -> int:
     assert result is not None
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
     print(f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}")
+    print_merge_hints(result.export.merge_hints, args.run)
     return 0

@@ -14,6 +14,7 @@ from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.render import STYLES
 from uvosam.video import probe
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, positive_int
+from uvosam_cli.hints import print_merge_hints
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         f"{result.video_name}: {result.num_frames} frames, {len(result.tracks)} objects, "
         f"{result.seconds:.1f} s ({result.fps:.2f} fps) -> {result.overlay_mp4}, {result.zip_path}"
     )
+    print_merge_hints(result.export.merge_hints, args.out)
     return 0
 
 

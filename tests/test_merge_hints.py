@@ -1,0 +1,76 @@
+"""Possible id switches: a track starting right where and when another ended is proposed as a merge."""
+
+from __future__ import annotations
+
+from uvosam.merge_hints import merge_text, suggest_merges
+from uvosam.track_edit import check_merge, parse_merge
+
+
+def _track(frames, x0=0.0, dx=2.0, size=20.0):
+    """Boxes of a square moving right by ``dx`` px per frame, on ``frames``."""
+    return {t: [x0 + dx * t, 10.0, x0 + dx * t + size, 10.0 + size] for t in frames}
+
+
+def test_a_track_that_picks_up_where_another_stopped_is_proposed():
+    boxes = {
+        1: _track(range(0, 10)),  # object A, lost at frame 9
+        2: _track(range(0, 30), x0=200),  # object B, far away, seen all along
+        3: _track(range(13, 30)),  # object A again from frame 13: 3 frames later, on its path
+    }
+    (hint,) = suggest_merges(boxes)
+    assert (hint.source, hint.target, hint.gap_frames) == (3, 1, 3)
+    assert 0 < hint.distance < 0.5
+    assert hint.describe() == f"track 3 starts 3 frames after track 1 ends, {hint.distance:.2f} box diagonals " \
+                              "from where it was last seen"  # fmt: skip
+    assert merge_text([hint]) == "3>1"
+
+
+def test_far_away_late_or_overlapping_tracks_are_not_proposed():
+    boxes = {
+        1: _track(range(0, 10)),
+        2: _track(range(12, 20), x0=300),  # starts just after, but far away
+        3: _track(range(40, 50)),  # near 1's path, but 30 frames later
+        4: _track(range(5, 20)),  # overlaps 1 in time: two objects, not one
+    }
+    assert suggest_merges(boxes) == []
+    (far,) = suggest_merges(boxes, max_distance=20)  # the limits are what keeps 2 out
+    assert (far.source, far.target, far.gap_frames) == (2, 1, 2) and far.distance > 10
+
+
+def test_a_chain_is_merged_into_its_first_id_and_each_track_continues_one():
+    boxes = {
+        1: _track(range(0, 5)),
+        2: _track(range(6, 10)),  # continues 1
+        3: _track(range(11, 15)),  # continues 2, so 1
+        4: _track(range(6, 10), x0=-10.0),  # could continue 1 too, but 2 is closer: 1 is continued once only
+    }
+    hints = suggest_merges(boxes)
+    assert merge_text(hints) == "2>1, 3>1"
+    check_merge(parse_merge(merge_text(hints)), boxes)  # valid as it stands: no chain
+    assert suggest_merges({}) == [] and suggest_merges({1: {}}) == []
+
+
+def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
+    import numpy as np
+
+    import app as app_module
+    from app_runtime import AppSettings
+    from uvosam.export import ExportWriter, make_zip
+    from uvosam.types import FrameResult
+
+    boxes = {1: _track(range(0, 6)), 2: _track(range(8, 12))}
+    image = np.zeros((40, 64, 3), np.uint8)
+    with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=64) as writer:
+        for t in range(12):
+            ids = [i for i in (1, 2) if t in boxes[i]]
+            masks = np.zeros((len(ids), 40, 64), bool)
+            masks[:, 12:30, :] = True
+            writer.add(FrameResult(t, image, np.array(ids, np.int64), np.array([boxes[i][t] for i in ids], np.float32)
+                                   .reshape(-1, 4), np.full(len(ids), 0.9, np.float32), np.zeros(len(ids), np.int64),
+                                   masks, np.ones(len(ids), np.float32)))  # fmt: skip
+    export = writer.close()
+    assert merge_text(export.merge_hints) == "2>1"
+    app = app_module.App(lambda preset, sam: None, AppSettings())
+    text = app.merge_hints(str(make_zip(export)))
+    assert text.startswith("**Possible id switches**") and "put `2>1` in *Merge tracks*" in text
+    assert app.merge_hints(None) == "" and app.merge_hints(str(tmp_path / "gone.zip")) == ""

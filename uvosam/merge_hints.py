@@ -1,0 +1,104 @@
+"""Possible id switches: a track that starts right where and when another one ended.
+
+When the tracker loses an object (an occlusion, a fast move, a blur) and picks it up again as a new track, the old
+track ends and the new one begins a few frames later, close to where the old one was last seen. ``suggest_merges``
+finds such pairs from the tracks' boxes and proposes merges in the syntax of ``uvosam.track_edit`` (``"3>1"``), to
+check in the video or the timeline and apply with a re-render. It proposes; it never merges by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MergeHint", "merge_text", "suggest_merges"]
+
+MAX_GAP_FRAMES = 10
+MAX_DISTANCE = 0.75
+
+
+@dataclass(frozen=True)
+class MergeHint:
+    """Track ``source`` probably continues track ``target`` (whose id it should take).
+
+    Attributes:
+        gap_frames: frames between the target's last box and the source's first (0: the very next frame).
+        distance: between the centres of those two boxes, in units of the larger box's diagonal.
+    """
+
+    source: int
+    target: int
+    gap_frames: int
+    distance: float
+
+    def describe(self) -> str:
+        when = "the frame after" if self.gap_frames == 0 else f"{self.gap_frames} frames after"
+        return (
+            f"track {self.source} starts {when} track {self.target} ends, "
+            f"{self.distance:.2f} box diagonals from where it was last seen"
+        )
+
+
+def suggest_merges(
+    boxes: Mapping[int, Mapping[int, Sequence[float]]],
+    *,
+    max_gap: int = MAX_GAP_FRAMES,
+    max_distance: float = MAX_DISTANCE,
+) -> list[MergeHint]:
+    """Merges to consider, one per track at most, each to the FIRST id of its chain (as ``check_merge`` wants).
+
+    Args:
+        boxes: ``{track_id: {frame index: [x1, y1, x2, y2]}}`` (pixels; the frames each track was seen in), e.g.
+            ``TrackRecord.boxes`` of an export.
+        max_gap: most frames without either track between the end of one and the start of the other.
+        max_distance: most distance between the last box of one and the first box of the other, in diagonals of
+            the larger of the two.
+
+    Returns:
+        Hints in order of the source's first frame. Each track continues at most one earlier track and is
+        continued by at most one later track (the closest in time, then in space).
+    """
+    spans = {int(t): _span(frames) for t, frames in boxes.items() if frames}
+    ending: dict[int, list[int]] = {}  # last frame -> tracks ending there
+    for track, (_, _, last, _) in spans.items():
+        ending.setdefault(last, []).append(track)
+    candidates = []
+    for late, (l_first, l_first_box, _, _) in spans.items():
+        for gap in range(max_gap + 1):  # only the tracks that ended just before: linear in the number of tracks
+            for early in ending.get(l_first - gap - 1, ()):
+                distance = _distance(spans[early][3], l_first_box)
+                if distance <= max_distance:
+                    candidates.append((gap, distance, late, early))
+    continues: dict[int, tuple[int, int, float]] = {}  # late -> (early, gap, distance)
+    continued: set[int] = set()
+    for gap, distance, late, early in sorted(candidates):
+        if late not in continues and early not in continued:
+            continues[late] = (early, gap, distance)
+            continued.add(early)
+    hints = []
+    for late in sorted(continues, key=lambda t: spans[t][0]):
+        early, gap, distance = continues[late]
+        while early in continues:  # a chain 3 -> 2 -> 1: merge 3 into 1 directly
+            early = continues[early][0]
+        hints.append(MergeHint(late, early, gap, distance))
+    return hints
+
+
+def merge_text(hints: Sequence[MergeHint]) -> str:
+    """The hints in the syntax of ``uvosam.track_edit.parse_merge``, e.g. ``"3>1, 5>1"``."""
+    return ", ".join(f"{h.source}>{h.target}" for h in hints)
+
+
+def _span(frames: Mapping[int, Sequence[float]]) -> tuple[int, np.ndarray, int, np.ndarray]:
+    first, last = min(frames), max(frames)
+    return first, np.asarray(frames[first], float), last, np.asarray(frames[last], float)
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Centre distance of two xyxy boxes over the larger diagonal (inf for degenerate boxes)."""
+    diagonal = max(np.hypot(*(a[2:] - a[:2])), np.hypot(*(b[2:] - b[:2])))
+    if diagonal <= 0:
+        return float("inf")
+    return float(np.hypot(*((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2)) / diagonal)
