@@ -82,9 +82,10 @@ ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
 Upload a short video (or a zip of its frames, or pick an example) and press **Run**. A video tracker (IDOL) finds the
 salient objects and follows them; their boxes prompt Segment Anything frame by frame. The masked
 video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
-RGBA cut-outs and JSON. **Re-render** redraws the last run with fewer objects, with tracks merged
-(one object that got two ids) or in another video style (overlay, cut-out, blurred or grey
-background, matte) without running the models again.
+RGBA cut-outs and JSON, and see when each track was present (with the likely id switches). **Re-render**
+redraws the last run with fewer objects, with tracks merged (one object that got two ids), with a higher
+score threshold or in another video style (overlay, cut-out, blurred or grey background, matte) without
+running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
