@@ -74,3 +74,9 @@ def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
     text = app.merge_hints(str(make_zip(export)))
     assert text.startswith("**Possible id switches**") and "put `2>1` in *Merge tracks*" in text
     assert app.merge_hints(None) == "" and app.merge_hints(str(tmp_path / "gone.zip")) == ""
+
+
+def test_a_gap_of_one_frame_is_said_in_the_singular():
+    (hint,) = suggest_merges({1: _track(range(0, 5)), 2: _track(range(6, 10))})
+    assert hint.gap_frames == 1
+    assert hint.describe().startswith("track 2 starts 1 frame after track 1 ends, ")  # not "1 frames"
