@@ -34,7 +34,8 @@ class MergeHint:
     distance: float
 
     def describe(self) -> str:
-        when = "the frame after" if self.gap_frames == 0 else f"{self.gap_frames} frames after"
+        gap = self.gap_frames
+        when = "the frame after" if gap == 0 else f"{gap} frame{'' if gap == 1 else 's'} after"
         return (
             f"track {self.source} starts {when} track {self.target} ends, "
             f"{self.distance:.2f} box diagonals from where it was last seen"
