@@ -80,3 +80,13 @@ def test_a_gap_of_one_frame_is_said_in_the_singular():
     (hint,) = suggest_merges({1: _track(range(0, 5)), 2: _track(range(6, 10))})
     assert hint.gap_frames == 1
     assert hint.describe().startswith("track 2 starts 1 frame after track 1 ends, ")  # not "1 frames"
+
+
+def test_a_hint_in_a_chain_says_which_track_it_follows_not_only_the_first_id():
+    boxes = {1: _track(range(0, 5)), 2: _track(range(8, 13)), 3: _track(range(13, 17))}  # 1 -> 2 -> 3
+    first, second = suggest_merges(boxes)
+    # 3 starts the frame after 2 ends (12 -> 13), not after 1 (frame 4): the gap and distance are to 2
+    assert second.describe().startswith("track 3 starts the frame after track 2 ends (itself part of track 1), ")
+    assert (second.source, second.target, second.after, second.gap_frames) == (3, 1, 2, 0)
+    assert (first.source, first.target, first.after, first.gap_frames) == (2, 1, 1, 3)
+    assert first.describe().startswith("track 2 starts 3 frames after track 1 ends, ")
