@@ -24,7 +24,9 @@ class MergeHint:
     """Track ``source`` probably continues track ``target`` (whose id it should take).
 
     Attributes:
-        gap_frames: frames between the target's last box and the source's first (0: the very next frame).
+        after: the track ``source`` directly continues: ``target``, or in a chain (3 -> 2 -> 1, proposed as
+            ``3>1``) the one before it (2), itself proposed as part of ``target``.
+        gap_frames: frames between the last box of ``after`` and the source's first (0: the very next frame).
         distance: between the centres of those two boxes, in units of the larger box's diagonal.
     """
 
@@ -32,12 +34,14 @@ class MergeHint:
     target: int
     gap_frames: int
     distance: float
+    after: int
 
     def describe(self) -> str:
         gap = self.gap_frames
         when = "the frame after" if gap == 0 else f"{gap} frame{'' if gap == 1 else 's'} after"
+        chain = "" if self.after == self.target else f" (itself part of track {self.target})"
         return (
-            f"track {self.source} starts {when} track {self.target} ends, "
+            f"track {self.source} starts {when} track {self.after} ends{chain}, "
             f"{self.distance:.2f} box diagonals from where it was last seen"
         )
 
@@ -80,10 +84,11 @@ def suggest_merges(
             continued.add(early)
     hints = []
     for late in sorted(continues, key=lambda t: spans[t][0]):
-        early, gap, distance = continues[late]
-        while early in continues:  # a chain 3 -> 2 -> 1: merge 3 into 1 directly
-            early = continues[early][0]
-        hints.append(MergeHint(late, early, gap, distance))
+        after, gap, distance = continues[late]
+        first = after
+        while first in continues:  # a chain 3 -> 2 -> 1: merge 3 into 1 directly
+            first = continues[first][0]
+        hints.append(MergeHint(late, first, gap, distance, after))
     return hints
 
 
