@@ -92,9 +92,19 @@ def suggest_merges(
     return hints
 
 
-def merge_text(hints: Sequence[MergeHint]) -> str:
-    """The hints in the syntax of ``uvosam.track_edit.parse_merge``, e.g. ``"3>1, 5>1"``."""
-    return ", ".join(f"{h.source}>{h.target}" for h in hints)
+def merge_text(hints: Sequence[MergeHint], applied: Mapping[int, int] | None = None) -> str:
+    """The hints in the syntax of ``uvosam.track_edit.parse_merge``, e.g. ``"3>1, 5>1"``.
+
+    Args:
+        hints: from ``suggest_merges``.
+        applied: the merge (``{source: target}``) the hints' tracks were made with, e.g. a re-render's. A re-render
+            starts from the run's tracks, so the text is then the whole merge: ``applied`` first (a target that a
+            hint merges on sent to the hint's target, no chain), then the hints; ``"2>1, 3>1"`` after ``{2: 1}``.
+    """
+    hinted = {h.source: h.target for h in hints}
+    whole = {int(s): hinted.get(int(t), int(t)) for s, t in (applied or {}).items()}
+    whole.update(hinted)
+    return ", ".join(f"{s}>{t}" for s, t in whole.items())
 
 
 def _span(frames: Mapping[int, Sequence[float]]) -> tuple[int, np.ndarray, int, np.ndarray]:
