@@ -90,3 +90,15 @@ def test_a_hint_in_a_chain_says_which_track_it_follows_not_only_the_first_id():
     assert (second.source, second.target, second.after, second.gap_frames) == (3, 1, 2, 0)
     assert (first.source, first.target, first.after, first.gap_frames) == (2, 1, 1, 3)
     assert first.describe().startswith("track 2 starts 3 frames after track 1 ends, ")
+
+
+def test_the_printed_command_can_be_pasted_for_a_run_folder_with_spaces(capsys):
+    import shlex
+    from pathlib import Path
+
+    from uvosam_cli.hints import print_merge_hints
+
+    hints = suggest_merges({1: _track(range(0, 5)), 2: _track(range(6, 10))})
+    print_merge_hints(hints, Path("my runs/clip 1"))
+    command = capsys.readouterr().out.splitlines()[-1].split(": ", 1)[1]
+    assert shlex.split(command) == ["uvosam", "rerender", "my runs/clip 1", "--merge", "2>1"]
