@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,5 +29,5 @@ def print_merge_hints(
         print(f"  {hint.source}>{hint.target}: {hint.describe()}")
     options = f" --keep {' '.join(map(str, keep))}" if keep else ""
     options += f" --min-score {min_score}" if min_score > 0 else ""
-    command = f'uvosam rerender {run}{options} --merge "{merge_text(hints, merge)}"'
+    command = f'uvosam rerender {shlex.quote(str(run))}{options} --merge "{merge_text(hints, merge)}"'
     print(f"to join them (with a --cache run): {command}")
