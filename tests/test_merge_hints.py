@@ -152,3 +152,14 @@ def test_the_hints_follow_the_zip_shown_and_read_the_merge_tracks_box(tmp_path):
     (shown,) = [d for d in config["dependencies"] if d["outputs"] == [ids["hints"]]]
     assert [list(t) for t in shown["targets"]] == [[ids["zip"], "change"]] and shown["queue"] is False
     assert shown["inputs"] == [ids["zip"], ids["merge"]]
+
+
+def test_the_zip_readme_says_a_rerender_merge_must_keep_the_merges_it_was_made_with(tmp_path):
+    """The README of a re-render's zip lists the hints among its tracks; the merge they give is on top of the
+    re-render's own (the README cannot know it): it must say so, or following it undoes those merges."""
+    import zipfile
+
+    merged = {1: {**_track(range(0, 5)), **_track(range(7, 12))}, 3: _track(range(14, 18))}  # made with "2>1"
+    readme = zipfile.ZipFile(_export_zip(tmp_path, merged)).read("README.txt").decode()
+    assert 're-render with merge "3>1"' in readme
+    assert "made with merges, keep them" in " ".join(readme.split()), readme
