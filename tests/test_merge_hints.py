@@ -163,3 +163,13 @@ def test_the_zip_readme_says_a_rerender_merge_must_keep_the_merges_it_was_made_w
     readme = zipfile.ZipFile(_export_zip(tmp_path, merged)).read("README.txt").decode()
     assert 're-render with merge "3>1"' in readme
     assert "made with merges, keep them" in " ".join(readme.split()), readme
+
+
+def test_the_whole_merge_after_an_applied_one_has_no_chain():
+    run = {1: _track(range(0, 5)), 2: _track(range(7, 12)), 5: _track(range(7, 12), 1.0)}
+    shown = {1: run[1], 2: {**run[2], **run[5]}}  # re-rendered with "5>2": 2 now continues 1
+    hints = suggest_merges(shown)
+    assert merge_text(hints) == "2>1"
+    whole = merge_text(hints, {5: 2})
+    assert whole == "5>1, 2>1"  # not "5>2, 2>1", a chain that check_merge refuses
+    check_merge(parse_merge(whole), run)
