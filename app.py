@@ -26,7 +26,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import gradio as gr
 import numpy as np
@@ -314,8 +314,14 @@ class App:
             with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
                 return np.asarray(image.convert("RGB"))
 
-    def merge_hints(self, masks_zip: str | None) -> str:
-        """Markdown: the possible id switches among the tracks of the zip shown ("" if none or no zip)."""
+    def merge_hints(self, masks_zip: str | None, merge: str | None = None) -> str:
+        """Markdown: the possible id switches among the tracks of the zip shown ("" if none or no zip).
+
+        ``merge``: the *Merge tracks* box. Re-render starts from the run's tracks, so the merge to put there is
+        the one the zip was made with (its pairs whose source is gone from the zip and whose target is in it)
+        grown by the hints; putting the hints alone would undo it. (After a Run, a pair left in the box from an
+        earlier video that names a track this run does not have is kept too; Re-render then names that track.)
+        """
         if not masks_zip or not Path(masks_zip).is_file():
             return ""
         with zipfile.ZipFile(masks_zip) as archive:
@@ -326,7 +332,8 @@ class App:
         lines = "".join(f"\n- `{h.source}>{h.target}`: {h.describe()}" for h in hints)
         return (
             f"**Possible id switches** (one object that may have got a new id):{lines}\n\n"
-            f"To join them, put `{merge_text(hints)}` in *Merge tracks* and press Re-render."
+            f"To join them, put `{merge_text(hints, _applied_merge(merge, boxes))}` in *Merge tracks* and press "
+            "Re-render."
         )
 
     # ---------------------------------------------------------------------------------------- score
@@ -520,6 +527,16 @@ def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float
         int(row["track_id"]): {t: box for t, box in enumerate(entry["boxes"]) if box is not None}
         for row, entry in zip(rows, entries)
     }
+
+
+def _applied_merge(text: str | None, shown: Mapping[int, Any]) -> dict[int, int]:
+    """The pairs of the *Merge tracks* text that the zip with tracks ``shown`` was re-rendered with: source gone,
+    target there. Text that does not parse made no zip (Re-render refuses it): nothing applied."""
+    try:
+        merge = parse_merge(text)
+    except ValueError:
+        return {}
+    return {s: t for s, t in merge.items() if s not in shown and t in shown}
 
 
 def _img(preview: np.ndarray | None) -> Any:
@@ -727,9 +744,9 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             **describe,
         )  # fmt: skip
         run_ev.success(**describe)  # after a run: its speed gives the time estimate now
-        for show, output in ((app.timeline, timeline), (app.merge_hints, hints)):
+        for show, inputs, output in ((app.timeline, zip_file, timeline), (app.merge_hints, [zip_file, merge], hints)):
             zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
-                show, zip_file, output, queue=False, show_progress="hidden", api_visibility="private"
+                show, inputs, output, queue=False, show_progress="hidden", api_visibility="private"
             )
         score.click(
             app.score,

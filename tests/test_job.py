@@ -298,3 +298,39 @@ def test_a_track_that_continues_another_is_proposed_as_a_merge(tmp_path, tiny_sa
     assert uvosam_cli.main(["rerender", str(run), "--merge", "2>1"]) == 0
     out = capsys.readouterr().out
     assert "tracks 1 ->" in out and "possible id switches" not in out  # joined: nothing left to propose
+
+
+def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
+    tmp_path, tiny_sam_model, monkeypatch, capsys
+):
+    """rerender starts from the run's masks: the command it prints for the hints left must repeat the merges,
+    --keep and --min-score it was given, or following it undoes them (here 2 would split off 1 again, unproposed:
+    1 and 3 joined leave 2 inside their span)."""
+    import shlex
+
+    import numpy as np
+
+    video = moving_shapes(25, height=48, width=64, num_objects=1, seed=5)
+    boxes = np.full((25, 4, 4), np.nan, np.float32)
+    for slot, frames in enumerate((range(0, 8), range(10, 16), range(18, 25))):  # one object, three ids: 1, 2, 3
+        for t in frames:
+            boxes[t, slot] = [t, 10, t + 16, 26]
+    boxes[:, 3] = [44, 30, 60, 46]  # track 4, another object all along, which the user drops
+    pipe = UVOSAM(ReplayTracker(boxes, lookahead=2), BoxPromptSegmenter(tiny_sam_model))
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
+    path, run = tmp_path / "chain.mp4", tmp_path / "run"
+    with VideoWriter(path, fps=FPS, width=64, height=48) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--cache"]) == 0
+    assert f'uvosam rerender {run} --merge "2>1, 3>1"' in capsys.readouterr().out
+    # the user joins 2 and 1 first, and drops 4
+    assert uvosam_cli.main(["rerender", str(run), "--keep", "1", "2", "3", "--min-score", "0.3", "--merge", "2>1"]) == 0
+    out = capsys.readouterr().out
+    assert "tracks 1, 3 ->" in out
+    assert "  3>1: track 3 starts 2 frames after track 1 ends, " in out
+    command = f'uvosam rerender {run} --keep 1 2 3 --min-score 0.3 --merge "2>1, 3>1"'
+    assert command in out, out
+    assert uvosam_cli.main(shlex.split(command)[1:]) == 0  # as printed
+    out = capsys.readouterr().out
+    assert "tracks 1 ->" in out and "possible id switches" not in out

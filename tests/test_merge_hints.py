@@ -74,3 +74,102 @@ def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
     text = app.merge_hints(str(make_zip(export)))
     assert text.startswith("**Possible id switches**") and "put `2>1` in *Merge tracks*" in text
     assert app.merge_hints(None) == "" and app.merge_hints(str(tmp_path / "gone.zip")) == ""
+
+
+def test_a_gap_of_one_frame_is_said_in_the_singular():
+    (hint,) = suggest_merges({1: _track(range(0, 5)), 2: _track(range(6, 10))})
+    assert hint.gap_frames == 1
+    assert hint.describe().startswith("track 2 starts 1 frame after track 1 ends, ")  # not "1 frames"
+
+
+def test_a_hint_in_a_chain_says_which_track_it_follows_not_only_the_first_id():
+    boxes = {1: _track(range(0, 5)), 2: _track(range(8, 13)), 3: _track(range(13, 17))}  # 1 -> 2 -> 3
+    first, second = suggest_merges(boxes)
+    # 3 starts the frame after 2 ends (12 -> 13), not after 1 (frame 4): the gap and distance are to 2
+    assert second.describe().startswith("track 3 starts the frame after track 2 ends (itself part of track 1), ")
+    assert (second.source, second.target, second.after, second.gap_frames) == (3, 1, 2, 0)
+    assert (first.source, first.target, first.after, first.gap_frames) == (2, 1, 1, 3)
+    assert first.describe().startswith("track 2 starts 3 frames after track 1 ends, ")
+
+
+def test_the_printed_command_can_be_pasted_for_a_run_folder_with_spaces(capsys):
+    import shlex
+    from pathlib import Path
+
+    from uvosam_cli.hints import print_merge_hints
+
+    hints = suggest_merges({1: _track(range(0, 5)), 2: _track(range(6, 10))})
+    print_merge_hints(hints, Path("my runs/clip 1"))
+    command = capsys.readouterr().out.splitlines()[-1].split(": ", 1)[1]
+    assert shlex.split(command) == ["uvosam", "rerender", "my runs/clip 1", "--merge", "2>1"]
+
+
+def _export_zip(out, boxes):
+    """A zip of an ``ExportWriter`` export of ``boxes`` ({track: {frame: xyxy}}) on a 40x64 video."""
+    import numpy as np
+
+    from uvosam.export import ExportWriter, make_zip
+    from uvosam.types import FrameResult
+
+    image = np.zeros((40, 64, 3), np.uint8)
+    num_frames = max(max(frames) for frames in boxes.values()) + 1
+    with ExportWriter(out, video_name="v", class_names=["o"], height=40, width=64) as writer:
+        for t in range(num_frames):
+            ids = [i for i in boxes if t in boxes[i]]
+            masks = np.zeros((len(ids), 40, 64), bool)
+            masks[:, 12:30, :] = True
+            writer.add(FrameResult(t, image, np.array(ids, np.int64), np.array([boxes[i][t] for i in ids], np.float32)
+                                   .reshape(-1, 4), np.full(len(ids), 0.9, np.float32), np.zeros(len(ids), np.int64),
+                                   masks, np.ones(len(ids), np.float32)))  # fmt: skip
+    return str(make_zip(writer.close()))
+
+
+def test_after_a_rerender_with_merges_the_app_proposes_the_whole_merge(tmp_path):
+    """Re-render starts from the run's tracks: after one made with "2>1" (shown in Merge tracks), the track left
+    over is proposed with 2>1 kept, or putting the new pair alone in the box would undo 2>1."""
+    import app as app_module
+    from app_runtime import AppSettings
+
+    run = {1: _track(range(0, 5)), 2: _track(range(7, 12)), 3: _track(range(14, 18)), 4: _track(range(0, 18), 200)}
+    merged = {1: {**run[1], **run[2]}, 3: run[3], 4: run[4]}  # the re-render's tracks after "2>1"
+    app = app_module.App(lambda preset, sam: None, AppSettings())
+    text = app.merge_hints(_export_zip(tmp_path / "rerender", merged), "2>1")
+    assert "- `3>1`: track 3 starts 2 frames after track 1 ends" in text
+    assert "put `2>1, 3>1` in *Merge tracks*" in text, text
+    check_merge(parse_merge("2>1, 3>1"), run)
+    # a run's zip: what the box holds (an earlier run's merges, a typo) names none of its merged-away tracks
+    shown = _export_zip(tmp_path / "run", run)
+    for box in ("", "4>1", "2>1 oops", None):
+        assert "put `2>1, 3>1` in *Merge tracks*" in app.merge_hints(shown, box)
+
+
+def test_the_hints_follow_the_zip_shown_and_read_the_merge_tracks_box(tmp_path):
+    import app as app_module
+    from app_runtime import AppSettings
+
+    config = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path)).get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    (shown,) = [d for d in config["dependencies"] if d["outputs"] == [ids["hints"]]]
+    assert [list(t) for t in shown["targets"]] == [[ids["zip"], "change"]] and shown["queue"] is False
+    assert shown["inputs"] == [ids["zip"], ids["merge"]]
+
+
+def test_the_zip_readme_says_a_rerender_merge_must_keep_the_merges_it_was_made_with(tmp_path):
+    """The README of a re-render's zip lists the hints among its tracks; the merge they give is on top of the
+    re-render's own (the README cannot know it): it must say so, or following it undoes those merges."""
+    import zipfile
+
+    merged = {1: {**_track(range(0, 5)), **_track(range(7, 12))}, 3: _track(range(14, 18))}  # made with "2>1"
+    readme = zipfile.ZipFile(_export_zip(tmp_path, merged)).read("README.txt").decode()
+    assert 're-render with merge "3>1"' in readme
+    assert "made with merges, keep them" in " ".join(readme.split()), readme
+
+
+def test_the_whole_merge_after_an_applied_one_has_no_chain():
+    run = {1: _track(range(0, 5)), 2: _track(range(7, 12)), 5: _track(range(7, 12), 1.0)}
+    shown = {1: run[1], 2: {**run[2], **run[5]}}  # re-rendered with "5>2": 2 now continues 1
+    hints = suggest_merges(shown)
+    assert merge_text(hints) == "2>1"
+    whole = merge_text(hints, {5: 2})
+    assert whole == "5>1, 2>1"  # not "5>2, 2>1", a chain that check_merge refuses
+    check_merge(parse_merge(whole), run)

@@ -140,5 +140,6 @@ def _hints_text(result: "ExportResult") -> str:
         "A track that starts right where and when another ended is often the same object with a new id:\n"
         f"{lines}"
         f"Check them in the video or timeline.png; to join them, re-render with merge \"{merge_text(result.merge_hints)}\"\n"
-        "(the app's Merge tracks box, or `uvosam rerender <run> --merge ...`).\n"
+        "(the app's Merge tracks box, or `uvosam rerender <run> --merge ...`). A re-render starts from the run's\n"
+        "tracks: if these files come from one made with merges, keep them in the merge too.\n"
     )

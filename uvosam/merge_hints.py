@@ -24,7 +24,9 @@ class MergeHint:
     """Track ``source`` probably continues track ``target`` (whose id it should take).
 
     Attributes:
-        gap_frames: frames between the target's last box and the source's first (0: the very next frame).
+        after: the track ``source`` directly continues: ``target``, or in a chain (3 -> 2 -> 1, proposed as
+            ``3>1``) the one before it (2), itself proposed as part of ``target``.
+        gap_frames: frames between the last box of ``after`` and the source's first (0: the very next frame).
         distance: between the centres of those two boxes, in units of the larger box's diagonal.
     """
 
@@ -32,11 +34,14 @@ class MergeHint:
     target: int
     gap_frames: int
     distance: float
+    after: int
 
     def describe(self) -> str:
-        when = "the frame after" if self.gap_frames == 0 else f"{self.gap_frames} frames after"
+        gap = self.gap_frames
+        when = "the frame after" if gap == 0 else f"{gap} frame{'' if gap == 1 else 's'} after"
+        chain = "" if self.after == self.target else f" (itself part of track {self.target})"
         return (
-            f"track {self.source} starts {when} track {self.target} ends, "
+            f"track {self.source} starts {when} track {self.after} ends{chain}, "
             f"{self.distance:.2f} box diagonals from where it was last seen"
         )
 
@@ -79,16 +84,27 @@ def suggest_merges(
             continued.add(early)
     hints = []
     for late in sorted(continues, key=lambda t: spans[t][0]):
-        early, gap, distance = continues[late]
-        while early in continues:  # a chain 3 -> 2 -> 1: merge 3 into 1 directly
-            early = continues[early][0]
-        hints.append(MergeHint(late, early, gap, distance))
+        after, gap, distance = continues[late]
+        first = after
+        while first in continues:  # a chain 3 -> 2 -> 1: merge 3 into 1 directly
+            first = continues[first][0]
+        hints.append(MergeHint(late, first, gap, distance, after))
     return hints
 
 
-def merge_text(hints: Sequence[MergeHint]) -> str:
-    """The hints in the syntax of ``uvosam.track_edit.parse_merge``, e.g. ``"3>1, 5>1"``."""
-    return ", ".join(f"{h.source}>{h.target}" for h in hints)
+def merge_text(hints: Sequence[MergeHint], applied: Mapping[int, int] | None = None) -> str:
+    """The hints in the syntax of ``uvosam.track_edit.parse_merge``, e.g. ``"3>1, 5>1"``.
+
+    Args:
+        hints: from ``suggest_merges``.
+        applied: the merge (``{source: target}``) the hints' tracks were made with, e.g. a re-render's. A re-render
+            starts from the run's tracks, so the text is then the whole merge: ``applied`` first (a target that a
+            hint merges on sent to the hint's target, no chain), then the hints; ``"2>1, 3>1"`` after ``{2: 1}``.
+    """
+    hinted = {h.source: h.target for h in hints}
+    whole = {int(s): hinted.get(int(t), int(t)) for s, t in (applied or {}).items()}
+    whole.update(hinted)
+    return ", ".join(f"{s}>{t}" for s, t in whole.items())
 
 
 def _span(frames: Mapping[int, Sequence[float]]) -> tuple[int, np.ndarray, int, np.ndarray]:

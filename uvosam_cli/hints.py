@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shlex
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from uvosam.merge_hints import MergeHint, merge_text
 
 
-def print_merge_hints(hints: Sequence[MergeHint], run: Path) -> None:
-    """Nothing without hints; else one line each and the command that joins them."""
+def print_merge_hints(
+    hints: Sequence[MergeHint],
+    run: Path,
+    *,
+    merge: Mapping[int, int] | None = None,
+    keep: Sequence[int] | None = None,
+    min_score: float = 0.0,
+) -> None:
+    """Nothing without hints; else one line each and the command that joins them.
+
+    ``merge``, ``keep`` and ``min_score``: those of the ``rerender`` that made the hints' tracks. It starts from the
+    run's masks, so the command repeats them (with the merge grown by the hints), or it would undo them.
+    """
     if not hints:
         return
     print("possible id switches (one object that may have got a new id):")
     for hint in hints:
         print(f"  {hint.source}>{hint.target}: {hint.describe()}")
-    print(f"to join them (with a --cache run): uvosam rerender {run} --merge \"{merge_text(hints)}\"")
+    options = f" --keep {' '.join(map(str, keep))}" if keep else ""
+    options += f" --min-score {min_score}" if min_score > 0 else ""
+    command = f'uvosam rerender {shlex.quote(str(run))}{options} --merge "{merge_text(hints, merge)}"'
+    print(f"to join them (with a --cache run): {command}")

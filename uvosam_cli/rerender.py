@@ -73,5 +73,5 @@ def run(args: argparse.Namespace) -> int:
     assert result is not None
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
     print(f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}")
-    print_merge_hints(result.export.merge_hints, args.run)
+    print_merge_hints(result.export.merge_hints, args.run, merge=args.merge, keep=args.keep, min_score=args.min_score)
     return 0
