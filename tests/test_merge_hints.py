@@ -29,7 +29,7 @@ def test_far_away_late_or_overlapping_tracks_are_not_proposed():
     boxes = {
         1: _track(range(0, 10)),
         2: _track(range(12, 20), x0=300),  # starts just after, but far away
-        3: _track(range(40, 50)),  # near 1's path, but 30 frames later
+        3: _track(range(60, 70)),  # on 1's path, but 50 frames later
         4: _track(range(5, 20)),  # overlaps 1 in time: two objects, not one
     }
     assert suggest_merges(boxes) == []
@@ -173,3 +173,10 @@ def test_the_whole_merge_after_an_applied_one_has_no_chain():
     whole = merge_text(hints, {5: 2})
     assert whole == "5>1, 2>1"  # not "5>2, 2>1", a chain that check_merge refuses
     check_merge(parse_merge(whole), run)
+
+
+def test_an_object_back_after_idols_memory_ran_out_is_proposed():
+    """IDOL forgets a lost track after 10 processed frames: the object comes back under a new id 10+ frames later."""
+    boxes = {1: _track(range(0, 10), dx=0.5), 2: _track(range(25, 40), dx=0.5)}  # away for 15 frames, slow
+    (hint,) = suggest_merges(boxes)
+    assert (hint.source, hint.target, hint.gap_frames) == (2, 1, 15)

@@ -15,7 +15,10 @@ import numpy as np
 
 __all__ = ["MergeHint", "merge_text", "suggest_merges"]
 
-MAX_GAP_FRAMES = 10
+MAX_GAP_FRAMES = 30
+"""IDOL keeps a lost track in memory for 10 processed frames (``memo_tracklet_frames``), so an object that comes back
+later always gets a new id: the gaps of real switches start at 10. 30 frames (about a second) leaves room for that;
+the distance limit keeps far-away tracks out."""
 MAX_DISTANCE = 0.75
 
 
@@ -66,16 +69,7 @@ def suggest_merges(
         continued by at most one later track (the closest in time, then in space).
     """
     spans = {int(t): _span(frames) for t, frames in boxes.items() if frames}
-    ending: dict[int, list[int]] = {}  # last frame -> tracks ending there
-    for track, (_, _, last, _) in spans.items():
-        ending.setdefault(last, []).append(track)
-    candidates = []
-    for late, (l_first, l_first_box, _, _) in spans.items():
-        for gap in range(max_gap + 1):  # only the tracks that ended just before: linear in the number of tracks
-            for early in ending.get(l_first - gap - 1, ()):
-                distance = _distance(spans[early][3], l_first_box)
-                if distance <= max_distance:
-                    candidates.append((gap, distance, late, early))
+    candidates = _candidates(spans, max_gap, max_distance)
     continues: dict[int, tuple[int, int, float]] = {}  # late -> (early, gap, distance)
     continued: set[int] = set()
     for gap, distance, late, early in sorted(candidates):
@@ -107,14 +101,43 @@ def merge_text(hints: Sequence[MergeHint], applied: Mapping[int, int] | None = N
     return ", ".join(f"{s}>{t}" for s, t in whole.items())
 
 
+def _candidates(
+    spans: Mapping[int, tuple[int, np.ndarray, int, np.ndarray]], max_gap: int, max_distance: float
+) -> list[tuple[int, float, int, int]]:
+    """Every (gap, distance, late track, early track) within the limits. The tracks are sorted by their last frame, so
+    each track's possible predecessors (those that ended 1..max_gap + 1 frames before it started) are one slice,
+    and their distances one numpy expression: thousands of tracks take well under a second."""
+    ids = np.array(list(spans), np.int64)
+    first = np.array([s[0] for s in spans.values()], np.int64)
+    last = np.array([s[2] for s in spans.values()], np.int64)
+    first_box = np.array([s[1] for s in spans.values()], float).reshape(-1, 4)
+    last_box = np.array([s[3] for s in spans.values()], float).reshape(-1, 4)
+    order = np.argsort(last, kind="stable")
+    ends = last[order]
+    out = []
+    for i in range(len(ids)):
+        lo = np.searchsorted(ends, first[i] - max_gap - 1, side="left")
+        hi = np.searchsorted(ends, first[i] - 1, side="right")
+        if lo == hi:
+            continue
+        early = order[lo:hi]
+        distance = _distances(last_box[early], first_box[i])
+        near = distance <= max_distance
+        gaps = first[i] - last[early[near]] - 1
+        out += zip(gaps.tolist(), distance[near].tolist(), [int(ids[i])] * int(near.sum()), ids[early[near]].tolist())
+    return out
+
+
+def _distances(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Centre distance of each (N, 4) xyxy box to ``box``, over the larger of the two diagonals (inf for degenerate
+    or NaN boxes)."""
+    diagonal = np.maximum(np.hypot(*(boxes[:, 2:] - boxes[:, :2]).T), np.hypot(*(box[2:] - box[:2])))
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 - (box[:2] + box[2:]) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        distance = np.hypot(*centre.T) / diagonal
+    return np.where((diagonal > 0) & np.isfinite(distance), distance, np.inf)
+
+
 def _span(frames: Mapping[int, Sequence[float]]) -> tuple[int, np.ndarray, int, np.ndarray]:
     first, last = min(frames), max(frames)
     return first, np.asarray(frames[first], float), last, np.asarray(frames[last], float)
-
-
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Centre distance of two xyxy boxes over the larger diagonal (inf for degenerate boxes)."""
-    diagonal = max(np.hypot(*(a[2:] - a[:2])), np.hypot(*(b[2:] - b[:2])))
-    if diagonal <= 0:
-        return float("inf")
-    return float(np.hypot(*((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2)) / diagonal)
