@@ -180,3 +180,14 @@ def test_an_object_back_after_idols_memory_ran_out_is_proposed():
     boxes = {1: _track(range(0, 10), dx=0.5), 2: _track(range(25, 40), dx=0.5)}  # away for 15 frames, slow
     (hint,) = suggest_merges(boxes)
     assert (hint.source, hint.target, hint.gap_frames) == (2, 1, 15)
+
+
+def test_a_near_pair_is_not_taken_by_a_sooner_but_farther_one():
+    """Track 3 starts right after 1 ended but far from it, and near where 2 was; track 4 starts a frame later, on 1."""
+    boxes = {
+        1: {9: [100.0, 0.0, 120.0, 20.0]},
+        2: {4: [160.0, 0.0, 180.0, 20.0]},
+        3: {10: [120.0, 0.0, 140.0, 20.0], 11: [120.0, 0.0, 140.0, 20.0]},  # 0.71 diagonals from 1, 1.41 from 2
+        4: {11: [101.0, 0.0, 121.0, 20.0]},  # 0.04 diagonals from 1
+    }
+    assert merge_text(suggest_merges(boxes, max_distance=2.0)) == "3>2, 4>1"  # (by gap first: "3>1" alone)

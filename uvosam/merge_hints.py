@@ -66,13 +66,17 @@ def suggest_merges(
 
     Returns:
         Hints in order of the source's first frame. Each track continues at most one earlier track and is
-        continued by at most one later track (the closest in time, then in space).
+        continued by at most one later track: pairs are taken best first, by the sum of their gap and distance
+        as fractions of the limits (ties: lower ids), so a near pair is not taken by a sooner but farther one.
     """
     spans = {int(t): _span(frames) for t, frames in boxes.items() if frames}
     candidates = _candidates(spans, max_gap, max_distance)
     continues: dict[int, tuple[int, int, float]] = {}  # late -> (early, gap, distance)
     continued: set[int] = set()
-    for gap, distance, late, early in sorted(candidates):
+    def cost(c: tuple[int, float, int, int]) -> tuple[float, int, int]:
+        return c[0] / (max_gap + 1) + c[1] / max_distance if max_distance > 0 else c[0], c[2], c[3]
+
+    for gap, distance, late, early in sorted(candidates, key=cost):
         if late not in continues and early not in continued:
             continues[late] = (early, gap, distance)
             continued.add(early)
