@@ -276,6 +276,18 @@ def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_p
     assert [(t.track_id, t.returns) for t in final.tracks] == [(1, 0), (2, 1)]
 
 
+def _segment_replayed(tmp_path, name, video, boxes, sam, monkeypatch):
+    """``uvosam segment <name>.mp4 --out <tmp>/run --cache`` of ``video`` with a tracker replaying ``boxes``."""
+    pipe = UVOSAM(ReplayTracker(boxes, lookahead=2), BoxPromptSegmenter(sam))
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
+    path, run = tmp_path / f"{name}.mp4", tmp_path / "run"
+    with VideoWriter(path, fps=FPS, width=64, height=48) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--cache"]) == 0
+    return run
+
+
 def test_a_track_that_continues_another_is_proposed_as_a_merge(tmp_path, tiny_sam_model, monkeypatch, capsys):
     import numpy as np
 
@@ -283,13 +295,7 @@ def test_a_track_that_continues_another_is_proposed_as_a_merge(tmp_path, tiny_sa
     boxes = np.full((25, 2, 4), np.nan, np.float32)
     for t in range(25):  # one object moving right; the tracker loses it after frame 9, a new id from frame 13
         boxes[t, 0 if t < 10 else 1] = [t, 10, t + 16, 26] if t < 10 or t >= 13 else np.nan
-    pipe = UVOSAM(ReplayTracker(boxes, lookahead=2), BoxPromptSegmenter(tiny_sam_model))
-    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
-    path, run = tmp_path / "switch.mp4", tmp_path / "run"
-    with VideoWriter(path, fps=FPS, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--cache"]) == 0
+    run = _segment_replayed(tmp_path, "switch", video, boxes, tiny_sam_model, monkeypatch)
     out = capsys.readouterr().out
     assert "  2>1: track 2 starts 3 frames after track 1 ends, 0.18 box diagonals from where it was last seen" in out
     assert f'uvosam rerender {run} --merge "2>1"' in out
@@ -316,13 +322,7 @@ def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
         for t in frames:
             boxes[t, slot] = [t, 10, t + 16, 26]
     boxes[:, 3] = [44, 30, 60, 46]  # track 4, another object all along, which the user drops
-    pipe = UVOSAM(ReplayTracker(boxes, lookahead=2), BoxPromptSegmenter(tiny_sam_model))
-    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
-    path, run = tmp_path / "chain.mp4", tmp_path / "run"
-    with VideoWriter(path, fps=FPS, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--cache"]) == 0
+    run = _segment_replayed(tmp_path, "chain", video, boxes, tiny_sam_model, monkeypatch)
     assert f'uvosam rerender {run} --merge "2>1, 3>1"' in capsys.readouterr().out
     # the user joins 2 and 1 first, and drops 4
     assert uvosam_cli.main(["rerender", str(run), "--keep", "1", "2", "3", "--min-score", "0.3", "--merge", "2>1"]) == 0
