@@ -331,6 +331,8 @@ def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
     assert "  3>1: track 3 starts 2 frames after track 1 ends, " in out
     command = f'uvosam rerender {run} --keep 1 2 3 --min-score 0.3 --merge "2>1, 3>1"'
     assert command in out, out
+    readme = zipfile.ZipFile(run / "chain_uvosam.zip").read("README.txt").decode()
+    assert 're-render with merge "2>1, 3>1"' in readme  # the zip's README knows the re-render's merge too
     assert uvosam_cli.main(shlex.split(command)[1:]) == 0  # as printed
     out = capsys.readouterr().out
     assert "tracks 1 ->" in out and "possible id switches" not in out

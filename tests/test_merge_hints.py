@@ -104,8 +104,9 @@ def test_the_printed_command_can_be_pasted_for_a_run_folder_with_spaces(capsys):
     assert shlex.split(command) == ["uvosam", "rerender", "my runs/clip 1", "--merge", "2>1"]
 
 
-def _export_zip(out, boxes):
-    """A zip of an ``ExportWriter`` export of ``boxes`` ({track: {frame: xyxy}}) on a 40x64 video."""
+def _export_zip(out, boxes, merge=None):
+    """A zip of an ``ExportWriter`` export of ``boxes`` ({track: {frame: xyxy}}) on a 40x64 video (made with
+    ``merge``, as a re-render's)."""
     import numpy as np
 
     from uvosam.export import ExportWriter, make_zip
@@ -113,7 +114,7 @@ def _export_zip(out, boxes):
 
     image = np.zeros((40, 64, 3), np.uint8)
     num_frames = max(max(frames) for frames in boxes.values()) + 1
-    with ExportWriter(out, video_name="v", class_names=["o"], height=40, width=64) as writer:
+    with ExportWriter(out, video_name="v", class_names=["o"], height=40, width=64, merge=merge) as writer:
         for t in range(num_frames):
             ids = [i for i in boxes if t in boxes[i]]
             masks = np.zeros((len(ids), 40, 64), bool)
@@ -154,15 +155,16 @@ def test_the_hints_follow_the_zip_shown_and_read_the_merge_tracks_box(tmp_path):
     assert shown["inputs"] == [ids["zip"], ids["merge"]]
 
 
-def test_the_zip_readme_says_a_rerender_merge_must_keep_the_merges_it_was_made_with(tmp_path):
-    """The README of a re-render's zip lists the hints among its tracks; the merge they give is on top of the
-    re-render's own (the README cannot know it): it must say so, or following it undoes those merges."""
+def test_the_zip_readme_of_a_rerender_with_merges_gives_the_whole_merge(tmp_path):
+    """The README of a re-render's zip lists the hints among its tracks; following the merge it gives must not undo
+    the re-render's own merges (a re-render starts from the run's tracks)."""
     import zipfile
 
     merged = {1: {**_track(range(0, 5)), **_track(range(7, 12))}, 3: _track(range(14, 18))}  # made with "2>1"
-    readme = zipfile.ZipFile(_export_zip(tmp_path, merged)).read("README.txt").decode()
-    assert 're-render with merge "3>1"' in readme
-    assert "made with merges, keep them" in " ".join(readme.split()), readme
+    readme = zipfile.ZipFile(_export_zip(tmp_path / "a", merged, merge={2: 1})).read("README.txt").decode()
+    assert 're-render with merge "2>1, 3>1"' in readme, readme
+    alone = zipfile.ZipFile(_export_zip(tmp_path / "b", merged)).read("README.txt").decode()
+    assert 're-render with merge "3>1"' in alone  # a run's zip: the hints alone
 
 
 def test_the_whole_merge_after_an_applied_one_has_no_chain():

@@ -27,7 +27,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -189,6 +189,8 @@ class ExportWriter:
         ytvis_video_id: integer ``video_id`` for ``ytvis_results.json`` (default: ``video_name``).
         keep_ids: export only these track ids (None: all), e.g. after the user dropped tracks.
         fps: the frames' rate (> 0), for ``ExportOptions.alpha_webm`` (required with it).
+        merge: the merge the results were made with (a re-render's ``{source: target}``), so that the README's
+            possible id switches give the whole merge to re-render with (``merge_hints.merge_text``).
     """
 
     def __init__(
@@ -204,6 +206,7 @@ class ExportWriter:
         ytvis_video_id: int | None = None,
         keep_ids: set[int] | None = None,
         fps: float | None = None,
+        merge: Mapping[int, int] | None = None,
     ) -> None:
         _check_stem(video_name, "video_name")
         if options.alpha_webm and not (fps and fps > 0):
@@ -212,6 +215,7 @@ class ExportWriter:
                 f"(got {fps!r})."
             )
         self.fps = fps
+        self.merge = dict(merge or {})
         self.out_dir = Path(out_dir)
         self.video_name = video_name
         self.class_names = tuple(class_names)
@@ -456,7 +460,7 @@ class ExportWriter:
             timeline_png=timeline,
             merge_hints=tuple(suggest_merges({r.track_id: r.boxes for r in records})),
         )
-        result.readme.write_text(readme_text(result, opts), encoding="utf-8")
+        result.readme.write_text(readme_text(result, opts, self.merge), encoding="utf-8")
         self._result = result
         return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from uvosam import __version__
@@ -93,7 +94,7 @@ The masks are model predictions; check them before relying on them.
 """
 
 
-def readme_text(result: "ExportResult", options: "ExportOptions") -> str:
+def readme_text(result: "ExportResult", options: "ExportOptions", merge: Mapping[int, int] | None = None) -> str:
     """The README.txt of an export, listing only the files that were written."""
     header = _HEADER.format(
         video=result.video_name,
@@ -127,11 +128,11 @@ def readme_text(result: "ExportResult", options: "ExportOptions") -> str:
         for name, text in _FILES.items()
         if getattr(options, name)
     ]
-    return header + "\n".join(parts) + _hints_text(result) + _CREDITS
+    return header + "\n".join(parts) + _hints_text(result, merge) + _CREDITS
 
 
-def _hints_text(result: "ExportResult") -> str:
-    """The possible id switches, if any (``uvosam.merge_hints``)."""
+def _hints_text(result: "ExportResult", merge: Mapping[int, int] | None) -> str:
+    """The possible id switches, if any (``uvosam.merge_hints``); ``merge``: the one the files were made with."""
     if not result.merge_hints:
         return ""
     lines = "".join(f"    {h.source}>{h.target}: {h.describe()}\n" for h in result.merge_hints)
@@ -139,7 +140,7 @@ def _hints_text(result: "ExportResult") -> str:
         "\nPossible id switches\n--------------------\n"
         "A track that starts right where and when another ended is often the same object with a new id:\n"
         f"{lines}"
-        f"Check them in the video or timeline.png; to join them, re-render with merge \"{merge_text(result.merge_hints)}\"\n"
-        "(the app's Merge tracks box, or `uvosam rerender <run> --merge ...`). A re-render starts from the run's\n"
-        "tracks: if these files come from one made with merges, keep them in the merge too.\n"
+        f"Check them in the video or timeline.png; to join them, re-render with merge "
+        f"\"{merge_text(result.merge_hints, merge)}\"\n"
+        "(the app's Merge tracks box, or `uvosam rerender <run> --merge ...`).\n"
     )

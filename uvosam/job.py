@@ -237,7 +237,7 @@ def rerender_iter(
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
-    yield from _produce(results, plan, options, cache=None, cache_root=cache.root)
+    yield from _produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
 
 
 def _scoring_at_least(result: FrameResult, min_score: float) -> FrameResult:
@@ -335,13 +335,15 @@ def _produce(
     *,
     cache: MaskCache | None,
     cache_root: Path | None = None,
+    merge: Mapping[int, int] | None = None,
 ) -> Iterator[JobProgress]:
-    """Render, encode, export (and cache) a stream of results (``run_job`` and ``rerender``)."""
+    """Render, encode, export (and cache) a stream of results (``run_job`` and ``rerender``; ``merge``: the one
+    applied to them, for the export's README)."""
     info, work_dir = plan.info, plan.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
     out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
-    writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h))
+    writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
     returns = Reappearances(hold_frames=max(1, round(plan.fps)))  # a returning track is marked for ~1 s
     seen: set[int] = set()
     done = objects = 0
@@ -396,6 +398,7 @@ def _open_outputs(
     cache: MaskCache | None,
     overlay_path: Path,
     size: tuple[int, int],
+    merge: Mapping[int, int] | None,
 ) -> tuple[VideoWriter, ExportWriter]:
     """The overlay writer and the exporter; if either cannot be made, nothing is left behind (the
     writer, which starts ffmpeg, comes last)."""
@@ -410,6 +413,7 @@ def _open_outputs(
             frame_names=plan.frame_names,
             options=options.export,
             fps=plan.fps,
+            merge=merge,
         )
         writer = VideoWriter(
             overlay_path, fps=plan.fps, width=size[0], height=size[1], chunk_seconds=options.chunk_seconds
