@@ -193,3 +193,16 @@ def test_a_near_pair_is_not_taken_by_a_sooner_but_farther_one():
         4: {11: [101.0, 0.0, 121.0, 20.0]},  # 0.04 diagonals from 1
     }
     assert merge_text(suggest_merges(boxes, max_distance=2.0)) == "3>2, 4>1"  # (by gap first: "3>1" alone)
+
+
+def test_segment_without_cache_says_how_to_join_them(capsys, tmp_path):
+    from uvosam_cli.hints import print_merge_hints
+
+    hints = suggest_merges({1: _track(range(0, 5)), 2: _track(range(7, 12))})
+    print_merge_hints(hints, tmp_path, cached=False)
+    out = capsys.readouterr().out
+    assert f'run segment again with --cache, then: uvosam rerender {tmp_path} --merge "2>1"' in out
+    print_merge_hints(hints, tmp_path)
+    assert f'to join them: uvosam rerender {tmp_path} --merge "2>1"' in capsys.readouterr().out
+    print_merge_hints([], tmp_path)
+    assert capsys.readouterr().out == ""

@@ -16,11 +16,13 @@ def print_merge_hints(
     merge: Mapping[int, int] | None = None,
     keep: Sequence[int] | None = None,
     min_score: float = 0.0,
+    cached: bool = True,
 ) -> None:
     """Nothing without hints; else one line each and the command that joins them.
 
     ``merge``, ``keep`` and ``min_score``: those of the ``rerender`` that made the hints' tracks. It starts from the
     run's masks, so the command repeats them (with the merge grown by the hints), or it would undo them.
+    ``cached``: the run kept its masks (``segment --cache``); without them, say how to get them instead.
     """
     if not hints:
         return
@@ -30,4 +32,7 @@ def print_merge_hints(
     options = f" --keep {' '.join(map(str, keep))}" if keep else ""
     options += f" --min-score {min_score}" if min_score > 0 else ""
     command = f'uvosam rerender {shlex.quote(str(run))}{options} --merge "{merge_text(hints, merge)}"'
-    print(f"to join them (with a --cache run): {command}")
+    if cached:
+        print(f"to join them: {command}")
+    else:
+        print(f"to join them without the models, run segment again with --cache, then: {command}")

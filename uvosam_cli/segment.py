@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         f"{result.video_name}: {result.num_frames} frames, {len(result.tracks)} objects, "
         f"{result.seconds:.1f} s ({result.fps:.2f} fps) -> {result.overlay_mp4}, {result.zip_path}"
     )
-    print_merge_hints(result.export.merge_hints, args.out)
+    print_merge_hints(result.export.merge_hints, args.out, cached=args.cache)
     return 0
 
 
