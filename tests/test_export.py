@@ -254,6 +254,7 @@ def test_uint8_masks_and_empty_video(tmp_path, gapped):
         pass
     empty = writer.close()
     assert empty.num_frames == 0 and empty.tracks == () and json.loads(empty.results_json.read_text()) == []
+    assert "timeline.png" not in empty.readme.read_text()  # not written without frames: not listed
     with zipfile.ZipFile(make_zip(empty)) as archive:
         assert "README.txt" in archive.namelist()
 

@@ -126,9 +126,15 @@ def readme_text(result: "ExportResult", options: "ExportOptions", merge: Mapping
             ytvis_id=ytvis_id,
         )
         for name, text in _FILES.items()
-        if getattr(options, name)
+        if getattr(options, name) and _written(result, name)
     ]
     return header + "\n".join(parts) + _hints_text(result, merge) + _CREDITS
+
+
+def _written(result: "ExportResult", name: str) -> bool:
+    """False for the files made from frames (the timeline, the WebM) when an export had none to make them from."""
+    path = {"timeline": result.timeline_png, "alpha_webm": result.alpha_webm}.get(name, True)
+    return path is not None
 
 
 def _hints_text(result: "ExportResult", merge: Mapping[int, int] | None) -> str:
