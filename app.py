@@ -202,13 +202,8 @@ class App:
             stride=int(stride),
             max_frames=min(int(max_frames), self.settings.max_frames),
             limits=self.settings.limits(),
-            chunk_seconds=self.settings.chunk_seconds,
-            output_max_side=int(output_side) or None,
-            style=_style(style),
-            show_boxes=bool(show_boxes),
-            show_labels=bool(show_labels),
-            export=ExportOptions(alpha_webm=bool(alpha_webm)),
             cache=True,
+            **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
         )
         changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
         run_dir = self.work.new_dir(_session(request), "run")
@@ -236,6 +231,20 @@ class App:
         finally:
             pump.cancel()
             self.work.release(run_dir)
+
+    def _outputs(
+        self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
+    ) -> dict[str, Any]:
+        """The ``JobOptions`` fields of what Run and Re-render write alike: video size, style, drawing, streaming
+        chunks and the export files."""
+        return {
+            "chunk_seconds": self.settings.chunk_seconds,
+            "output_max_side": int(output_side) or None,
+            "style": _style(style),
+            "show_boxes": bool(show_boxes),
+            "show_labels": bool(show_labels),
+            "export": ExportOptions(alpha_webm=bool(alpha_webm)),
+        }
 
     def _job(
         self,
@@ -396,14 +405,8 @@ class App:
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_RERENDER)
-            options = JobOptions(  # the settings are checked before any folder is made
-                chunk_seconds=self.settings.chunk_seconds,
-                output_max_side=int(output_side) or None,
-                style=_style(style),
-                show_boxes=bool(show_boxes),
-                show_labels=bool(show_labels),
-                export=ExportOptions(alpha_webm=bool(alpha_webm)),
-            )
+            # the settings are checked before any folder is made
+            options = JobOptions(**self._outputs(output_side, style, show_boxes, show_labels, alpha_webm))
             merges = _merge(merge)
             if not keep:  # the API's default: a video without any object is never what was meant
                 ids = sorted(MaskCache(state.cache_dir).track_labels())
