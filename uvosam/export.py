@@ -428,7 +428,7 @@ class ExportWriter:
         davis_labels = self.davis_labels() if self.options.davis else {}
         if self.options.davis and len(self._records) > self.options.max_objects:
             self._relabel_davis(davis_labels)
-        records = list(self._records.values())
+        records, summaries = list(self._records.values()), self.summaries()
         opts, out = self.options, self.out_dir
         kw = {"num_frames": self._num_frames}
         if opts.results_json:
@@ -436,10 +436,10 @@ class ExportWriter:
         if opts.ytvis:
             fmt.write_ytvis_json(out / "ytvis_results.json", records, video_id=self.ytvis_video_id, **kw)
         if opts.tracks_csv:
-            fmt.write_tracks_csv(out / "tracks.csv", self.summaries(), davis_labels)
+            fmt.write_tracks_csv(out / "tracks.csv", summaries, davis_labels)
         timeline = out / "timeline.png" if opts.timeline and self._num_frames else None
         if timeline is not None:
-            rows = [TimelineRow(r.track_id, s.class_name, list(r.boxes)) for r, s in zip(records, self.summaries())]
+            rows = [TimelineRow(r.track_id, s.class_name, list(r.boxes)) for r, s in zip(records, summaries)]
             fmt.write_rgb_png(timeline, draw_timeline(rows, self._num_frames))
         self._remove_work()
         result = ExportResult(
@@ -455,7 +455,7 @@ class ExportWriter:
             tracks_csv=out / "tracks.csv" if opts.tracks_csv else None,
             readme=out / "README.txt",
             davis_labels=davis_labels,
-            tracks=tuple(self.summaries()),
+            tracks=tuple(summaries),
             alpha_webm=self._alpha_path if self._alpha is not None else None,
             timeline_png=timeline,
             merge_hints=tuple(suggest_merges({r.track_id: r.boxes for r in records})),
