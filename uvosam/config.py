@@ -9,6 +9,9 @@ import numbers
 from dataclasses import dataclass
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
+SAM2_MODEL_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
+"""SAM 2.1 image models usable as the box-to-mask stage instead of SAM (``uvosam.sam2_segmenter``)."""
+SEGMENTER_MODEL_TYPES = SAM_MODEL_TYPES + SAM2_MODEL_TYPES
 OVERLAP_POLICIES = ("score", "none")
 
 
@@ -57,12 +60,13 @@ class SegmenterConfig:
     """How SAM is run. Defaults = the release (ViT-H, one mask per box, logits > 0).
 
     Attributes:
-        model_type: one of ``vit_b``, ``vit_l``, ``vit_h``.
+        model_type: SAM ``vit_b``, ``vit_l``, ``vit_h`` (``uvosam.segmenter``) or SAM 2.1 ``sam2.1_tiny``,
+            ``sam2.1_small``, ``sam2.1_base_plus``, ``sam2.1_large`` (``uvosam.sam2_segmenter``).
         mask_threshold: logit threshold of SAM's masks (SAM's own ``mask_threshold``, 0.0).
         overlap: ``"score"``: where masks overlap, the pixel goes to the track with the higher tracker score
             (ties: lower track id); ``"none"``: masks are returned as SAM gives them (may overlap).
-        fast: run the image encoder in bf16 with ``scaled_dot_product_attention`` (GPU only; ``None`` = on
-            when the device is CUDA).
+        fast: run the image encoder in bf16 with ``scaled_dot_product_attention`` (SAM 2.1's encoder uses it
+            anyway; ``None`` = on when the device is CUDA).
         encoder_batch: frames per image-encoder call.
         decoder_batch: boxes per mask-decoder call. All boxes of a frame share its one image embedding; the decoder
             and the upsampling of its masks to the frame's size need about 10 MB (fp32) per box, so a frame with
@@ -88,8 +92,10 @@ class SegmenterConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.compile, bool):
             raise ValueError(f"SegmenterConfig.compile must be True or False; got {self.compile!r}")
-        if self.model_type not in SAM_MODEL_TYPES:
-            raise ValueError(f"SegmenterConfig.model_type must be one of {SAM_MODEL_TYPES}; got {self.model_type!r}")
+        if self.model_type not in SEGMENTER_MODEL_TYPES:
+            raise ValueError(
+                f"SegmenterConfig.model_type must be one of {SEGMENTER_MODEL_TYPES}; got {self.model_type!r}"
+            )
         if self.overlap not in OVERLAP_POLICIES:
             raise ValueError(f"SegmenterConfig.overlap must be one of {OVERLAP_POLICIES}; got {self.overlap!r}")
         _check_count("SegmenterConfig", "encoder_batch", self.encoder_batch, allow_none=False)

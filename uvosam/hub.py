@@ -101,6 +101,8 @@ class WeightSpec:
 _SAM_REPO = "ybelkada/segment-anything"
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 
+_SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+
 _IDOL_REPO = "QHL067/VNext_ECCV"
 DAVIS_REPO_ENV = "UVOSAM_DAVIS_REPO"
 """Env var naming a Hub repo that holds the release's ``davis.pth`` (``owner/name`` or ``owner/name:path``)."""
@@ -114,6 +116,19 @@ def _idol(name: str, filename: str, classes: str, size: int | None = None) -> We
         sha256=None,
         size_bytes=size,
         description=f"IDOL ResNet-50 tracker (VNext release), {classes}",
+    )
+
+
+def _sam2(size: str, repo_size: str, params: str) -> WeightSpec:
+    """A SAM 2.1 checkpoint (Meta publishes no checksums; the Hub repos are Meta's own)."""
+    return WeightSpec(
+        name=f"sam2.1_{size}",
+        repo_id=f"facebook/sam2.1-hiera-{repo_size}",
+        filename=f"sam2.1_hiera_{size}.pt",
+        sha256=None,
+        size_bytes=None,
+        url=_SAM2_URL + f"sam2.1_hiera_{size}.pt",
+        description=f"SAM 2.1 Hiera-{repo_size} image+video model, {params} parameters (its image path is used)",
     )
 
 
@@ -146,6 +161,10 @@ _SPECS = (
         url=_SAM_URL + "sam_vit_h_4b8939.pth",
         description="Segment Anything ViT-H (original .pth; the one the UVOSAM release uses)",
     ),
+    _sam2("tiny", "tiny", "39M"),
+    _sam2("small", "small", "46M"),
+    _sam2("base_plus", "base-plus", "81M"),
+    _sam2("large", "large", "224M"),
     _idol("idol-ytvis19-r50", "YTVIS19_R50_502AP.pth", "YouTube-VIS 2019, 40 classes, AP 50.2"),
     _idol("idol-ytvis21-r50", "YTVIS21_R50_478AP.pth", "YouTube-VIS 2021, 40 classes, AP 47.7"),
     _idol("idol-ovis-r50", "OVIS_R50_294AP.pth", "OVIS, 25 classes, AP 29.5", 172_791_667),

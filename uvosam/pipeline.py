@@ -24,7 +24,7 @@ from uvosam.config import PipelineConfig, SegmenterConfig
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
 
 if TYPE_CHECKING:
-    from uvosam.segmenter import BoxPromptSegmenter
+    from uvosam.segmenter import BoxSegmenterBase
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +76,12 @@ class UVOSAM:
 
     Args:
         tracker: a ``uvosam.types.BoxTracker`` (the IDOL tracker, or any object with the same protocol).
-        segmenter: a ``uvosam.segmenter.BoxPromptSegmenter`` (SAM).
+        segmenter: a ``uvosam.segmenter.BoxPromptSegmenter`` (SAM) or ``uvosam.sam2_segmenter.Sam2BoxSegmenter`` (SAM 2.1).
         config: which tracks get masks.
     """
 
     def __init__(
-        self, tracker: BoxTracker, segmenter: "BoxPromptSegmenter", config: PipelineConfig | None = None
+        self, tracker: BoxTracker, segmenter: "BoxSegmenterBase", config: PipelineConfig | None = None
     ) -> None:
         self.tracker = tracker
         self.segmenter = segmenter
@@ -104,7 +104,8 @@ class UVOSAM:
         Args:
             tracker: a tracker preset of ``uvosam.hub.WEIGHTS`` (``idol-ytvis19-r50`` (default),
                 ``idol-ytvis21-r50``, ``idol-ovis-r50``, ``idol-coco-r50``, ``uvosam-davis-r50``) or a checkpoint path.
-            sam: ``vit_b`` / ``vit_l`` / ``vit_h`` or a SAM checkpoint path.
+            sam: SAM ``vit_b`` / ``vit_l`` / ``vit_h``, SAM 2.1 ``sam2.1_tiny`` / ``sam2.1_small`` /
+                ``sam2.1_base_plus`` / ``sam2.1_large`` (needs the sam2 package), or a checkpoint path.
             device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
             tracker_yaml: detectron2-style IDOL config matching the tracker checkpoint (optional).
             segmenter_config: SAM options (``fast`` = bf16 + SDPA image encoder, on by default on CUDA;
@@ -116,13 +117,13 @@ class UVOSAM:
             FileNotFoundError: a weight file is missing (the message says where it looked and how to get it).
             WeightsError: a weight file is corrupt or does not fit the architecture.
         """
-        from uvosam.segmenter import BoxPromptSegmenter, resolve_device
+        from uvosam.segmenter import load_segmenter, resolve_device
         from uvosam.tracker.loading import load_tracker
 
         torch_device = resolve_device(device)
         # the tracker first: a wrong preset, path or YAML is reported before SAM's 0.4-2.5 GB load (or download)
         box_tracker = load_tracker(tracker, tracker_yaml, device=torch_device, precision=tracker_precision)
-        segmenter = BoxPromptSegmenter.from_pretrained(sam, device=torch_device, config=segmenter_config)
+        segmenter = load_segmenter(sam, device=torch_device, config=segmenter_config)
         return cls(box_tracker, segmenter, config)
 
     def warm_up(self, height: int = 480, width: int = 854) -> float:

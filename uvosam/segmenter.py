@@ -47,7 +47,7 @@ from segment_anything.modeling import ImageEncoderViT, Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from uvosam import hub, sam_fast
-from uvosam.config import SAM_MODEL_TYPES, SegmenterConfig
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import WeightsError
 
 logger = logging.getLogger(__name__)
@@ -184,6 +184,39 @@ def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str |
 _EMBED_DIMS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
 
 
+def _is_sam2_state(state: dict) -> bool:
+    """A SAM 2 checkpoint (``{"model": {"image_encoder.trunk...": ...}}``) rather than a SAM state dict."""
+    inner = state.get("model", state)
+    return isinstance(inner, dict) and any(str(k).startswith("image_encoder.trunk.") for k in inner)
+
+
+def load_segmenter(
+    model_type_or_path: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device = "auto",
+    config: SegmenterConfig | None = None,
+    **kwargs,
+) -> BoxSegmenterBase:
+    """``BoxPromptSegmenter`` (SAM) or ``uvosam.sam2_segmenter.Sam2BoxSegmenter`` (SAM 2.1), loaded from a model
+    type (``vit_h``, ``sam2.1_tiny`` ...), a ``hub.WEIGHTS`` key or a checkpoint path.
+
+    SAM 2.1 is chosen for its model types and released file names (``sam2.1_hiera_small.pt``), and for any other
+    path when ``config.model_type`` is a SAM 2.1 type. ``kwargs`` go to ``from_pretrained`` (``dtype``,
+    ``checkpoints_dir``, ``cache_dir``).
+    """
+    config = config if config is not None else SegmenterConfig()
+    source = model_type_or_path if model_type_or_path is not None else config.model_type
+    sam2_names = {hub.WEIGHTS[t].basename for t in SAM2_MODEL_TYPES if t in hub.WEIGHTS}
+    is_sam2 = str(source) in SAM2_MODEL_TYPES or Path(str(source)).name in sam2_names or (
+        _model_type_and_source(source)[0] is None and config.model_type in SAM2_MODEL_TYPES
+    )
+    if is_sam2:
+        from uvosam.sam2_segmenter import Sam2BoxSegmenter
+
+        return Sam2BoxSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
+    return BoxPromptSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
+
+
 def _model_type_of(state: dict, path: Path, fallback: str) -> str:
     """SAM size from the image encoder's width in a state dict (768 / 1024 / 1280), else ``fallback``."""
     weight = state.get("image_encoder.patch_embed.proj.weight")
@@ -240,91 +273,25 @@ def run_compiled(fn: Callable, encoder: torch.nn.Module, x: torch.Tensor) -> tor
         ) from err
 
 
-class BoxPromptSegmenter:
-    """Box-prompted SAM: ``segment(image, boxes_xyxy) -> SegmentOutput``; read-only once built.
+class BoxSegmenterBase:
+    """What every box-prompted segmenter shares: prompt checks, batching, scatter and overlap resolution.
 
-    Args:
-        sam: a ``segment_anything.modeling.Sam`` (any size). It is only read, except that a
-            ``device``/``dtype`` given here moves/casts it in place once (``nn.Module.to``).
-        config: ``SegmenterConfig`` (``model_type`` is informative here; the model decides).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; ``None`` keeps the model where it is.
-        dtype: weight dtype of the image encoder (e.g. ``torch.bfloat16`` halves its memory);
-            ``None`` keeps it. Only the encoder is cast: SAM's prompt encoder computes in float32
-            and the small decoder stays so.
+    An engine subclass sets ``config``, ``device``, ``fast`` and ``_encode_fn`` and implements:
+
+    * ``_encode(images) -> list`` of per-frame features (opaque to this class), one image-encoder pass for the
+      list (``_run_encoder`` runs ``_encode_fn``, through ``torch.compile`` when ``config.compile``);
+    * ``_decode_boxes(features, boxes_px, original_size) -> ((K, H, W) bool masks, (K,) float32 IoU)`` for K
+      clipped boxes in original-frame pixels ((K, 4) float32 tensor on ``device``).
     """
 
-    def __init__(
-        self,
-        sam: Sam,
-        config: SegmenterConfig | None = None,
-        *,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        self.config = config if config is not None else SegmenterConfig()
-        if device is not None:
-            sam.to(resolve_device(device))
-        if dtype is not None:
-            sam.image_encoder.to(dtype)
-        self.model = sam
-        self.device = sam.device
-        self.encoder_dtype = next(sam.image_encoder.parameters()).dtype
-        self.decoder_dtype = sam.mask_decoder.iou_token.weight.dtype
-        self.transform = ResizeLongestSide(sam.image_encoder.img_size)
-        fast = self.config.fast if self.config.fast is not None else self.device.type == "cuda"
-        if fast and not isinstance(sam.image_encoder, ImageEncoderViT):
-            _warn_once(
-                "fast-encoder",
-                "SegmenterConfig.fast needs a ViT image encoder; using the plain forward.",
-            )
-            fast = False
-        self.fast = fast
-        self._encode_fn: Callable = fast_encode if fast else plain_encode
+    config: SegmenterConfig
+    device: torch.device
+    fast: bool
+    _encode_fn: Callable
+
+    def _init_compile(self) -> None:
         self._compiled: Callable | None = None
         self._compile_lock = threading.Lock()
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        model_type_or_path: str | os.PathLike | None = None,
-        *,
-        device: str | torch.device = "auto",
-        config: SegmenterConfig | None = None,
-        dtype: torch.dtype | None = None,
-        checkpoints_dir: str | os.PathLike | None = None,
-        cache_dir: str | os.PathLike | None = None,
-    ) -> BoxPromptSegmenter:
-        """Build SAM with ``sam_model_registry`` and load verified weights (weights-only load).
-
-        Args:
-            model_type_or_path: ``"vit_b"|"vit_l"|"vit_h"``, a ``hub.WEIGHTS`` key (``"sam_vit_h"``)
-                or a checkpoint path (its architecture from its known basename, else from the
-                encoder width stored in the file); ``None`` = ``config.model_type``.
-            device, dtype: as in the constructor (``"auto"`` = CUDA if available).
-            checkpoints_dir, cache_dir: passed to ``hub.resolve``.
-
-        Raises:
-            FileNotFoundError: weights not found (the message says where it looked and how to get
-                them).
-            WeightsError: bad checksum, unreadable file, or a state dict that does not fit the
-                architecture.
-        """
-        config = config if config is not None else SegmenterConfig()
-        source = model_type_or_path if model_type_or_path is not None else config.model_type
-        model_type, source = _model_type_and_source(source)
-        path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
-        state = hub.load_checkpoint(path)
-        model_type = model_type or _model_type_of(state, path, config.model_type)
-        sam = sam_model_registry[model_type](checkpoint=None)
-        try:
-            sam.load_state_dict(state)
-        except RuntimeError as err:
-            raise WeightsError(
-                f"{path} does not fit SAM {model_type}: {str(err).splitlines()[0]}. Pass the "
-                f"model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
-            ) from None
-        logger.info("loaded SAM %s from %s", model_type, path)
-        return cls(sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype)
 
     @torch.inference_mode()
     def segment(
@@ -346,7 +313,7 @@ class BoxPromptSegmenter:
             track_ids: (N,) track ids for tie-breaks; ``None`` = row index.
 
         Returns:
-            ``SegmentOutput`` with (N, H, W) bool masks and (N,) float32 SAM IoU predictions.
+            ``SegmentOutput`` with (N, H, W) bool masks and (N,) float32 predicted IoU.
         """
         per_frame = None if scores is None else [scores]
         ids = None if track_ids is None else [track_ids]
@@ -387,88 +354,56 @@ class BoxPromptSegmenter:
         step = self.config.encoder_batch
         for start in range(0, len(todo), step):
             chunk = todo[start : start + step]
-            embeddings, input_sizes = self._encode([images[i] for i in chunk])
+            features = self._encode([images[i] for i in chunk])
             for j, i in enumerate(chunk):
-                raw[i] = self._decode(
-                    embeddings[j : j + 1], prompts[i], input_sizes[j], images[i].shape[:2]
-                )
+                raw[i] = self._decode(features[j], prompts[i], images[i].shape[:2])
         return [
             self._finish(images[i], prompts[i], raw[i], scores[i], track_ids[i]) for i in range(t)
         ]
 
-    def _encode(self, images: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-        """Images -> ((B, C, h, w) embeddings, decoder dtype; [(H', W') resized size per image])."""
-        batch, input_sizes = [], []
-        for image in images:
-            resized = self.transform.apply_image(image)
-            pixels = (
-                torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
-            )
-            batch.append(self.model.preprocess(pixels))
-            input_sizes.append(resized.shape[:2])
-        x = torch.cat(batch).to(self.encoder_dtype)
-        encoder = self.model.image_encoder
+    def _encode(self, images: list[np.ndarray]) -> list:
+        raise NotImplementedError
+
+    def _decode_boxes(
+        self, features, boxes_px: torch.Tensor, original_size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _run_encoder(self, module: torch.nn.Module, x: torch.Tensor):
+        """``_encode_fn(module, x)``, compiled once per segmenter when ``config.compile``."""
         if self.config.compile:
-            embeddings = run_compiled(self._compiled_encode_fn(), encoder, x)
-        else:
-            embeddings = self._encode_fn(encoder, x)
-        return embeddings.to(self.decoder_dtype), input_sizes
+            return run_compiled(self._compiled_encode_fn(), module, x)
+        return self._encode_fn(module, x)
 
     def _compiled_encode_fn(self) -> Callable:
         """``torch.compile(self._encode_fn)``, made once per segmenter on first use (thread-safe).
 
-        ``dynamic=False``: the input is always (B, 3, img_size, img_size); each new batch size B
-        compiles once more (at most ``config.encoder_batch`` sizes).
+        ``dynamic=False``: the input is always (B, 3, S, S); each new batch size B compiles once more (at most
+        ``config.encoder_batch`` sizes).
         """
         with self._compile_lock:
             if self._compiled is None:
                 logger.info(
-                    "compiling SAM's image encoder (%s forward) with torch.compile; the first call "
-                    "takes longer", "fast" if self.fast else "plain",
+                    "compiling the image encoder of %s (%s forward) with torch.compile; the first call "
+                    "takes longer", self.config.model_type, "fast" if self.fast else "plain",
                 )
                 self._compiled = torch.compile(self._encode_fn, dynamic=False)
             return self._compiled
 
     def _decode(
-        self,
-        embedding: torch.Tensor,
-        prompt: tuple[np.ndarray, np.ndarray],
-        input_size: tuple[int, int],
-        original_size: tuple[int, int],
+        self, features, prompt: tuple[np.ndarray, np.ndarray], original_size: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Decode a frame's usable boxes, ``config.decoder_batch`` at a time -> ((M, H, W) bool masks, (M,) f32 IoU)."""
         boxes, usable = prompt
         boxes_t = torch.as_tensor(boxes[usable], dtype=torch.float32, device=self.device)
-        boxes_t = self.transform.apply_boxes_torch(boxes_t, original_size)
         step = self.config.decoder_batch
         parts = [
-            self._decode_boxes(embedding, boxes_t[i : i + step], input_size, original_size)
+            self._decode_boxes(features, boxes_t[i : i + step], original_size)
             for i in range(0, len(boxes_t), step)
         ]
         if len(parts) == 1:  # the usual case: no (N, H, W) copy
             return parts[0]
         return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
-
-    def _decode_boxes(
-        self,
-        embedding: torch.Tensor,
-        boxes_t: torch.Tensor,
-        input_size: tuple[int, int],
-        original_size: tuple[int, int],
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One mask-decoder call: (K, 4) boxes in SAM's input frame -> ((K, H, W) bool masks, (K,) f32 IoU)."""
-        prompt_encoder = self.model.prompt_encoder
-        sparse, dense = prompt_encoder(points=None, boxes=boxes_t, masks=None)
-        low_res, iou = self.model.mask_decoder(
-            image_embeddings=embedding,
-            image_pe=prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-        )
-        logits = self.model.postprocess_masks(low_res, input_size, original_size)
-        masks = logits[:, 0] > self.config.mask_threshold
-        return masks.cpu().numpy(), iou[:, 0].float().cpu().numpy()
 
     def _finish(
         self,
@@ -496,3 +431,132 @@ class BoxPromptSegmenter:
             track_ids = np.arange(n) if track_ids is None else np.asarray(track_ids)
             masks = resolve_overlaps(masks, scores, track_ids)
         return SegmentOutput(masks=masks, mask_scores=mask_scores)
+
+
+class BoxPromptSegmenter(BoxSegmenterBase):
+    """Box-prompted SAM: ``segment(image, boxes_xyxy) -> SegmentOutput``; read-only once built.
+
+    Args:
+        sam: a ``segment_anything.modeling.Sam`` (any size). It is only read, except that a
+            ``device``/``dtype`` given here moves/casts it in place once (``nn.Module.to``).
+        config: ``SegmenterConfig`` (``model_type`` is informative here; the model decides).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; ``None`` keeps the model where it is.
+        dtype: weight dtype of the image encoder (e.g. ``torch.bfloat16`` halves its memory);
+            ``None`` keeps it. Only the encoder is cast: SAM's prompt encoder computes in float32
+            and the small decoder stays so.
+    """
+
+    def __init__(
+        self,
+        sam: Sam,
+        config: SegmenterConfig | None = None,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.config = config if config is not None else SegmenterConfig()
+        if device is not None:
+            sam.to(resolve_device(device))
+        if dtype is not None:
+            sam.image_encoder.to(dtype)
+        self.model = sam
+        self.device = sam.device
+        self.encoder_dtype = next(sam.image_encoder.parameters()).dtype
+        self.decoder_dtype = sam.mask_decoder.iou_token.weight.dtype
+        self.transform = ResizeLongestSide(sam.image_encoder.img_size)
+        fast = self.config.fast if self.config.fast is not None else self.device.type == "cuda"
+        if fast and not isinstance(sam.image_encoder, ImageEncoderViT):
+            _warn_once(
+                "fast-encoder",
+                "SegmenterConfig.fast needs a ViT image encoder; using the plain forward.",
+            )
+            fast = False
+        self.fast = fast
+        self._encode_fn = fast_encode if fast else plain_encode
+        self._init_compile()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_type_or_path: str | os.PathLike | None = None,
+        *,
+        device: str | torch.device = "auto",
+        config: SegmenterConfig | None = None,
+        dtype: torch.dtype | None = None,
+        checkpoints_dir: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> BoxPromptSegmenter:
+        """Build SAM with ``sam_model_registry`` and load verified weights (weights-only load).
+
+        Args:
+            model_type_or_path: ``"vit_b"|"vit_l"|"vit_h"``, a ``hub.WEIGHTS`` key (``"sam_vit_h"``)
+                or a checkpoint path (its architecture from its known basename, else from the
+                encoder width stored in the file); ``None`` = ``config.model_type``.
+            device, dtype: as in the constructor (``"auto"`` = CUDA if available).
+            checkpoints_dir, cache_dir: passed to ``hub.resolve``.
+
+        Raises:
+            FileNotFoundError: weights not found (the message says where it looked and how to get
+                them).
+            WeightsError: bad checksum, unreadable file, or a state dict that does not fit the
+                architecture.
+        """
+        config = config if config is not None else SegmenterConfig()
+        source = model_type_or_path if model_type_or_path is not None else config.model_type
+        model_type, source = _model_type_and_source(source)
+        path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
+        state = hub.load_checkpoint(path)
+        if _is_sam2_state(state):
+            raise WeightsError(
+                f"{path} is a SAM 2 checkpoint, not a SAM one. Load it as SAM 2.1: pass model_type "
+                f"{SAM2_MODEL_TYPES} for a released file, or SegmenterConfig(model_type=...) with the "
+                f"size it holds (uvosam.segmenter.load_segmenter picks the right class)."
+            )
+        fallback = config.model_type if config.model_type in SAM_MODEL_TYPES else "vit_h"
+        model_type = model_type or _model_type_of(state, path, fallback)
+        sam = sam_model_registry[model_type](checkpoint=None)
+        try:
+            sam.load_state_dict(state)
+        except RuntimeError as err:
+            raise WeightsError(
+                f"{path} does not fit SAM {model_type}: {str(err).splitlines()[0]}. Pass the "
+                f"model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
+            ) from None
+        logger.info("loaded SAM %s from %s", model_type, path)
+        return cls(sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype)
+
+    def _encode(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, tuple[int, int]]]:
+        """Images -> per image ((1, C, h, w) embedding in the decoder dtype, (H', W') resized size)."""
+        batch, input_sizes = [], []
+        for image in images:
+            resized = self.transform.apply_image(image)
+            pixels = (
+                torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+            )
+            batch.append(self.model.preprocess(pixels))
+            input_sizes.append(resized.shape[:2])
+        x = torch.cat(batch).to(self.encoder_dtype)
+        embeddings = self._run_encoder(self.model.image_encoder, x).to(self.decoder_dtype)
+        return [(embeddings[j : j + 1], size) for j, size in enumerate(input_sizes)]
+
+    def _decode_boxes(
+        self,
+        features: tuple[torch.Tensor, tuple[int, int]],
+        boxes_px: torch.Tensor,
+        original_size: tuple[int, int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One mask-decoder call: (K, 4) original-pixel boxes -> ((K, H, W) bool masks, (K,) f32 IoU)."""
+        embedding, input_size = features
+        boxes_t = self.transform.apply_boxes_torch(boxes_px, original_size)
+        prompt_encoder = self.model.prompt_encoder
+        sparse, dense = prompt_encoder(points=None, boxes=boxes_t, masks=None)
+        low_res, iou = self.model.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
+        logits = self.model.postprocess_masks(low_res, input_size, original_size)
+        masks = logits[:, 0] > self.config.mask_threshold
+        return masks.cpu().numpy(), iou[:, 0].float().cpu().numpy()

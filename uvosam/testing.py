@@ -63,6 +63,51 @@ def tiny_sam(*, seed: int = 0, img_size: int = 64, embed_dim: int = 32, depth: i
     return sam.eval()
 
 
+def tiny_sam2(*, seed: int = 0, image_size: int = 256) -> torch.nn.Module:
+    """A random-weight SAM 2.1 (``sam2.modeling.sam2_base.SAM2Base``) built from the sam2 package's own
+    ``sam2.1_hiera_t`` config at toy size: Hiera width 8 with 5 blocks (one global-attention block), 32-channel
+    neck, prompt encoder and mask decoder, ``image_size`` input (1024 in the released models; any multiple of
+    64). Needs the sam2 package.
+
+    Returns:
+        ``SAM2Base`` in eval mode on CPU (about 0.7 M parameters).
+    """
+    from uvosam.sam2_segmenter import build_sam2_model
+
+    torch.manual_seed(seed)
+    return build_sam2_model("sam2.1_tiny", tiny_sam2_overrides(image_size))
+
+
+def tiny_sam2_overrides(image_size: int = 256) -> list[str]:
+    """The Hydra overrides that shrink the sam2 package's ``sam2.1_hiera_t`` config to ``tiny_sam2``'s size."""
+    d, mem = 32, 16
+    att = "++model.memory_attention.layer"
+    side = image_size // 16
+    return [
+        f"++model.image_size={image_size}",
+        "++model.image_encoder.trunk.embed_dim=8",
+        "++model.image_encoder.trunk.stages=[1,1,2,1]",
+        "++model.image_encoder.trunk.global_att_blocks=[3]",
+        "++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]",
+        f"++model.image_encoder.neck.d_model={d}",
+        f"++model.image_encoder.neck.position_encoding.num_pos_feats={d}",
+        f"++model.memory_attention.d_model={d}",
+        "++model.memory_attention.num_layers=1",
+        f"{att}.d_model={d}",
+        f"{att}.dim_feedforward={d}",
+        f"{att}.self_attention.embedding_dim={d}",
+        f"{att}.self_attention.feat_sizes=[{side},{side}]",
+        f"{att}.cross_attention.embedding_dim={d}",
+        f"{att}.cross_attention.feat_sizes=[{side},{side}]",
+        f"{att}.cross_attention.kv_in_dim={mem}",
+        f"++model.memory_encoder.out_dim={mem}",
+        f"++model.memory_encoder.in_dim={d}",
+        f"++model.memory_encoder.position_encoding.num_pos_feats={mem}",
+        f"++model.memory_encoder.mask_downsampler.embed_dim={d}",
+        f"++model.memory_encoder.fuser.layer.dim={d}",
+    ]
+
+
 @dataclass(frozen=True)
 class SyntheticVideo:
     """A clip of moving coloured rectangles on a textured background, with its ground truth.

@@ -1,0 +1,210 @@
+"""Sam2BoxSegmenter on a tiny random SAM 2.1: SAM2ImagePredictor parity, call counts, loading, fast path."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from model_helpers import mask_iou
+
+from uvosam import hub, sam2_segmenter, segmenter
+from uvosam.config import SAM2_MODEL_TYPES, SegmenterConfig
+from uvosam.errors import WeightsError
+from uvosam.sam2_segmenter import SAM2_CONFIGS, Sam2BoxSegmenter, sam2_missing_message
+from uvosam.segmenter import BoxPromptSegmenter, load_segmenter
+from uvosam.testing import moving_shapes, tiny_sam, tiny_sam2, tiny_sam2_overrides
+
+TINY = SegmenterConfig(model_type="sam2.1_tiny")
+NO_OVERLAP = SegmenterConfig(model_type="sam2.1_tiny", overlap="none")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_sam2()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return moving_shapes(num_frames=4, height=96, width=128, num_objects=3, seed=2)
+
+
+def present(boxes: np.ndarray) -> np.ndarray:
+    return boxes[~np.isnan(boxes).any(axis=1)]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # SAM2Transforms' own
+def test_equals_sam2_image_predictor_bit_for_bit():
+    """The released image predictor, on a model at the released 1024 px input (its feature sizes are fixed)."""
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    model = tiny_sam2(image_size=1024, seed=3)
+    image = np.random.default_rng(0).integers(0, 256, (120, 170, 3), dtype=np.uint8)
+    boxes = np.array([[10, 10, 80, 90], [50.5, 20, 150, 110.25], [0, 0, 170, 120]], np.float32)
+    predictor = SAM2ImagePredictor(model)
+    predictor.set_image(image)
+    masks, iou, _ = predictor.predict(box=boxes, multimask_output=False)
+    out = Sam2BoxSegmenter(model, NO_OVERLAP).segment(image, boxes)
+    assert out.masks.any(axis=(1, 2)).all() and not out.masks.all(axis=(1, 2)).any()
+    np.testing.assert_array_equal(out.masks, masks[:, 0] > 0)
+    np.testing.assert_array_equal(out.mask_scores, iou[:, 0])
+    one_mask, one_iou, _ = predictor.predict(box=boxes[1], multimask_output=False)  # no repeated image
+    single = Sam2BoxSegmenter(model, NO_OVERLAP).segment(image, boxes[1:2])
+    np.testing.assert_array_equal(single.masks[0], one_mask[0] > 0)
+    np.testing.assert_array_equal(single.mask_scores, one_iou)
+
+
+def test_one_encoder_and_one_decoder_call_per_frame(model, clip, monkeypatch):
+    calls = {"encoder": 0, "decoder": 0}
+
+    def counted(name, inner):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return inner(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(model, "forward_image", counted("encoder", model.forward_image))
+    monkeypatch.setattr(model.sam_mask_decoder, "forward", counted("decoder", model.sam_mask_decoder.forward))
+    seg = Sam2BoxSegmenter(model, TINY)
+    out = seg.segment(clip.frames[0], present(clip.boxes_xyxy[0]))
+    assert calls == {"encoder": 1, "decoder": 1} and len(out) == len(present(clip.boxes_xyxy[0]))
+    seg.segment(clip.frames[0], np.zeros((0, 4), np.float32))
+    seg.segment(clip.frames[0], np.array([[5, 5, 5, 40], [-9, -9, -1, -1]], np.float32))
+    assert calls == {"encoder": 1, "decoder": 1}  # no usable box: SAM 2 does not run
+
+
+def test_degenerate_boxes_get_empty_masks_and_overlaps_are_resolved(model, clip):
+    image = clip.frames[1]
+    good = present(clip.boxes_xyxy[1])
+    boxes = np.concatenate([good, [[0, 0, 0, 0], [200, 200, 300, 300]]]).astype(np.float32)
+    raw = Sam2BoxSegmenter(model, NO_OVERLAP).segment(image, boxes)
+    assert raw.masks.shape == (len(boxes), 96, 128)
+    assert not raw.masks[len(good) :].any() and (raw.mask_scores[len(good) :] == 0).all()
+    assert raw.masks[: len(good)].any(axis=(1, 2)).all() and raw.masks.sum(axis=0).max() > 1
+    out = Sam2BoxSegmenter(model, TINY).segment(image, boxes, scores=np.linspace(1, 0.5, len(boxes)))
+    assert out.masks.sum(axis=0).max() == 1  # disjoint, by the tracker's score
+    np.testing.assert_array_equal(out.masks[0], raw.masks[0])
+    with pytest.raises(ValueError, match="NaN"):
+        Sam2BoxSegmenter(model, TINY).segment(image, np.array([[1, 2, np.nan, 4]], np.float32))
+
+
+def test_segment_batch_equals_per_frame_and_decoder_chunks_change_nothing(model, clip):
+    frames, boxes = list(clip.frames), [present(b) for b in clip.boxes_xyxy]
+    batched = Sam2BoxSegmenter(model, SegmenterConfig(model_type="sam2.1_tiny", encoder_batch=3, decoder_batch=1))
+    single = Sam2BoxSegmenter(model, TINY)
+    for got, frame, b in zip(batched.segment_batch(frames, boxes), frames, boxes, strict=True):
+        want = single.segment(frame, b)
+        np.testing.assert_array_equal(got.masks, want.masks)
+        np.testing.assert_allclose(got.mask_scores, want.mask_scores, atol=1e-5)
+
+
+def test_fast_path_bf16_masks_match_fp32_and_leave_the_model_alone(model, clip):
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    image, boxes = clip.frames[0], present(clip.boxes_xyxy[0])
+    slow = Sam2BoxSegmenter(model, SegmenterConfig(model_type="sam2.1_tiny", overlap="none", fast=False))
+    fast = Sam2BoxSegmenter(model, SegmenterConfig(model_type="sam2.1_tiny", overlap="none", fast=True))
+    assert (slow.fast, fast.fast) == (False, True)
+    ref, got = slow.segment(image, boxes), fast.segment(image, boxes)
+    assert ref.masks.any(axis=(1, 2)).all()
+    assert (mask_iou(ref.masks, got.masks) >= 0.99).all()
+    assert not np.array_equal(ref.mask_scores, got.mask_scores)  # it really ran in bf16
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert Sam2BoxSegmenter(model, TINY).fast is False  # CPU: off by default
+
+
+def test_bf16_weights_run_and_stay_close(clip):
+    model = tiny_sam2()
+    image, boxes = clip.frames[2], present(clip.boxes_xyxy[2])
+    ref = Sam2BoxSegmenter(model, NO_OVERLAP).segment(image, boxes)
+    seg = Sam2BoxSegmenter(model, NO_OVERLAP, dtype=torch.bfloat16)
+    assert seg.encoder_dtype == torch.bfloat16 and seg.decoder_dtype == torch.float32
+    out = seg.segment(image, boxes)
+    assert (mask_iou(ref.masks, out.masks) >= 0.9).all()
+
+
+@pytest.fixture
+def tiny_weights(tmp_path, monkeypatch):
+    """checkpoints/sam2.1_hiera_tiny.pt = {"model": tiny_sam2(seed=0)}; the builder makes tiny_sam2(seed=5)."""
+    path = tmp_path / hub.WEIGHTS["sam2.1_tiny"].basename
+    torch.save({"model": tiny_sam2().state_dict()}, path)
+    build = sam2_segmenter.build_sam2_model
+
+    def tiny_build(model_type: str, overrides=()):
+        if overrides:  # tiny_sam2() itself
+            return build(model_type, overrides)
+        torch.manual_seed(5)
+        return build(model_type, tiny_sam2_overrides())
+
+    monkeypatch.setattr(sam2_segmenter, "build_sam2_model", tiny_build)
+    return path
+
+
+def test_from_pretrained_and_load_segmenter(tiny_weights, clip):
+    seg = load_segmenter("sam2.1_tiny", device="cpu", checkpoints_dir=tiny_weights.parent)
+    assert isinstance(seg, Sam2BoxSegmenter) and seg.config.model_type == "sam2.1_tiny"
+    reference = tiny_sam2()
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in seg.model.state_dict().items())
+    image, boxes = clip.frames[0], present(clip.boxes_xyxy[0])
+    want = Sam2BoxSegmenter(reference, TINY).segment(image, boxes).masks
+    np.testing.assert_array_equal(seg.segment(image, boxes).masks, want)
+    by_path = load_segmenter(tiny_weights, device="cpu")  # the released basename says SAM 2.1 tiny
+    assert isinstance(by_path, Sam2BoxSegmenter) and by_path.config.model_type == "sam2.1_tiny"
+    renamed = tiny_weights.with_name("mine.pt")
+    renamed.write_bytes(tiny_weights.read_bytes())
+    custom = load_segmenter(renamed, device="cpu", config=TINY)  # any name, with the size in the config
+    assert isinstance(custom, Sam2BoxSegmenter)
+
+
+def test_a_checkpoint_that_does_not_fit_is_a_clear_error(tiny_weights, tmp_path):
+    other = tmp_path / "other.pt"
+    state = tiny_sam2().state_dict()
+    state.pop("no_mem_embed")
+    torch.save({"model": state}, other)
+    with pytest.raises(WeightsError, match="does not fit SAM 2.1 sam2.1_tiny"):
+        Sam2BoxSegmenter.from_pretrained(other, device="cpu", config=TINY)
+    with pytest.raises(ValueError, match="cannot tell which SAM 2.1 model"):
+        Sam2BoxSegmenter.from_pretrained(other, device="cpu", config=SegmenterConfig(model_type="vit_h"))
+
+
+def test_sam_loader_refuses_a_sam2_checkpoint_and_names_the_fix(tiny_weights, monkeypatch):
+    renamed = tiny_weights.with_name("mine.pt")
+    renamed.write_bytes(tiny_weights.read_bytes())
+    monkeypatch.setattr(segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()})
+    with pytest.raises(WeightsError, match="is a SAM 2 checkpoint"):
+        load_segmenter(renamed, device="cpu")  # default config (vit_h): SAM's loader
+    with pytest.raises(WeightsError, match="is a SAM 2 checkpoint"):
+        BoxPromptSegmenter.from_pretrained(renamed, device="cpu")
+
+
+def test_missing_sam2_package_is_named_before_any_download(monkeypatch, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sam2" else real(name, *a))
+    assert "pip install sam2" in sam2_missing_message()
+    monkeypatch.setattr(hub, "resolve", lambda *a, **k: pytest.fail("looked for weights"))
+    with pytest.raises(ImportError, match="pip install sam2"):
+        load_segmenter("sam2.1_small", device="cpu", checkpoints_dir=tmp_path)
+    monkeypatch.undo()
+    assert sam2_missing_message() is None
+
+
+def test_every_released_size_has_a_config_and_weights_entry():
+    from hydra import compose
+
+    assert set(SAM2_CONFIGS) == set(SAM2_MODEL_TYPES)
+    for model_type, config_name in SAM2_CONFIGS.items():
+        cfg = compose(config_name=config_name)
+        assert cfg.model.image_size == 1024 and cfg.model.image_encoder.trunk._target_.endswith("Hiera")
+        spec = hub.WEIGHTS[model_type]
+        assert spec.basename.startswith("sam2.1_hiera_") and spec.repo_id.startswith("facebook/sam2.1-hiera-")
+    with pytest.raises(ValueError, match="unknown SAM 2 model type"):
+        sam2_segmenter.build_sam2_model("sam2_tiny")
+
+
+def test_the_real_tiny_architecture_builds_at_its_released_size():
+    model = sam2_segmenter.build_sam2_model("sam2.1_tiny")
+    params = sum(p.numel() for p in model.parameters())
+    assert 38e6 < params < 40e6, params  # SAM 2.1 Hiera-T: 38.9 M
+    assert model.sam_mask_decoder.dynamic_multimask_via_stability  # build_sam2's image-predictor setting
+    assert model.image_size == 1024 and model.directly_add_no_mem_embed

@@ -1,0 +1,265 @@
+"""SAM 2.1 as the box-to-mask stage: ``Sam2BoxSegmenter``, a drop-in for ``BoxPromptSegmenter``.
+
+UVOSAM prompts an image segmenter with the tracker's boxes frame by frame; SAM 2.1's image path does the same job
+with a Hiera encoder that is several times faster than SAM's ViT-H at a similar or better mask quality (SAM 2
+paper, Table 7). Only the image path is used: every frame is segmented on its own from its boxes, exactly as with
+SAM, so the tracker alone decides identities (no SAM 2 memory, no propagation between frames).
+
+What it computes equals ``sam2.sam2_image_predictor.SAM2ImagePredictor`` with ``multimask_output=False`` on a
+model from ``sam2.build_sam.build_sam2`` (bit for bit on CPU, tested on a tiny random model):
+
+* the frame is scaled to ``image_size`` x ``image_size`` (no aspect kept: torchvision's bilinear ``resize`` with
+  antialias on the [0, 1] float image), then normalised with ImageNet mean/std;
+* ``SAM2Base.forward_image`` once for all boxes; the lowest-resolution map gets ``no_mem_embed`` added (the
+  model's ``directly_add_no_mem_embed``), the two higher-resolution maps go to the decoder as ``high_res_features``;
+* each box is two corner points with labels 2 and 3, in pixels of the ``image_size`` frame (x / W * S, y / H * S);
+* one mask per box from the mask decoder (with SAM 2.1's "dynamic multimask via stability" fallback that
+  ``build_sam2`` switches on), bilinearly upsampled to the frame, ``logits > mask_threshold``.
+
+Boxes are clipped, degenerate boxes skipped and overlaps resolved exactly as for SAM (``BoxSegmenterBase``).
+Fast path (``SegmenterConfig.fast``; on by default on CUDA): ``forward_image`` under bf16 autocast (SAM 2's
+attention is already ``scaled_dot_product_attention``). Needs the ``sam2`` package (``pip install sam2``; it is in
+uvosam's ``sam2`` extra, in ``requirements.txt`` and in the test extra).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from uvosam import hub
+from uvosam.config import SAM2_MODEL_TYPES, SegmenterConfig
+from uvosam.errors import WeightsError
+from uvosam.segmenter import BoxSegmenterBase, resolve_device
+
+logger = logging.getLogger(__name__)
+
+SAM2_CONFIGS = {
+    "sam2.1_tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "sam2.1_small": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "sam2.1_base_plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "sam2.1_large": "configs/sam2.1/sam2.1_hiera_l.yaml",
+}
+"""Model type -> the sam2 package's Hydra config of that architecture."""
+
+# what sam2.build_sam.build_sam2 adds by default (apply_postprocessing=True), i.e. what its image predictor uses
+_POSTPROCESSING = (
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+)
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+def sam2_missing_message() -> str | None:
+    """Why SAM 2 models cannot be used here (the ``sam2`` package is missing), or ``None`` when they can."""
+    import importlib.util
+
+    if importlib.util.find_spec("sam2") is None:
+        return (
+            "SAM 2.1 models need the sam2 package, which is not installed. Install it with "
+            "'pip install sam2' (or pip install -e \".[sam2]\" in a uvosam checkout), or choose a SAM "
+            "model (vit_b, vit_l, vit_h)."
+        )
+    return None
+
+
+def build_sam2_model(model_type: str, overrides: Sequence[str] = ()) -> torch.nn.Module:
+    """The random-weight ``SAM2Base`` of ``model_type`` from the sam2 package's own config, in eval mode on CPU.
+
+    Args:
+        model_type: a key of ``SAM2_CONFIGS`` (``sam2.1_tiny`` ...).
+        overrides: extra Hydra overrides (``++model.image_size=512``), applied after SAM 2.1's post-processing
+            ones.
+
+    Raises:
+        ImportError: the sam2 package is missing (the message says how to install it).
+        ValueError: an unknown model type.
+    """
+    if model_type not in SAM2_CONFIGS:
+        raise ValueError(f"unknown SAM 2 model type {model_type!r}; expected one of {SAM2_MODEL_TYPES}")
+    missing = sam2_missing_message()
+    if missing is not None:
+        raise ImportError(missing)
+    import sam2  # noqa: F401  (registers its configs with Hydra)
+    from hydra import compose
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = compose(config_name=SAM2_CONFIGS[model_type], overrides=[*_POSTPROCESSING, *overrides])
+    OmegaConf.resolve(cfg)
+    return instantiate(cfg.model, _recursive_=True).eval()
+
+
+def plain_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """``SAM2Base.forward_image``: (B, 3, S, S) normalised images -> its backbone output dict."""
+    return model.forward_image(x)
+
+
+def fast_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """``forward_image`` under bf16 autocast on ``x``'s device (the caller casts the features back)."""
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+        return model.forward_image(x)
+
+
+def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str | None, str]:
+    """(model type, name or path for ``hub.resolve``): ``"sam2.1_tiny"`` -> both that; a path -> (the type of its
+    known basename (``sam2.1_hiera_tiny.pt``), else ``None``; the path)."""
+    name = str(model_type_or_path)
+    if name in SAM2_MODEL_TYPES:
+        return name, name
+    for model_type in SAM2_MODEL_TYPES:
+        spec = hub.WEIGHTS.get(model_type)
+        if spec is not None and os.path.basename(name) == spec.basename:
+            return model_type, name
+    return None, name
+
+
+class Sam2BoxSegmenter(BoxSegmenterBase):
+    """Box-prompted SAM 2.1 image segmentation: ``segment(image, boxes_xyxy) -> SegmentOutput``; read-only once
+    built, so one instance serves all threads.
+
+    Args:
+        model: a ``sam2.modeling.sam2_base.SAM2Base`` (any size). Only read, except that ``device``/``dtype``
+            given here move/cast it in place once.
+        config: ``SegmenterConfig`` (``model_type`` is informative here; the model decides).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; ``None`` keeps the model where it is.
+        dtype: weight dtype of the image encoder (and of the two convolutions ``forward_image`` applies to its
+            output); ``None`` keeps it. The prompt encoder and mask decoder stay as they are.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: SegmenterConfig | None = None,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.config = config if config is not None else SegmenterConfig(model_type="sam2.1_large")
+        if device is not None:
+            model.to(resolve_device(device))
+        if dtype is not None:
+            model.image_encoder.to(dtype)
+            if model.use_high_res_features_in_sam:
+                model.sam_mask_decoder.conv_s0.to(dtype)
+                model.sam_mask_decoder.conv_s1.to(dtype)
+        self.model = model
+        self.device = model.device
+        self.image_size = int(model.image_size)
+        self.encoder_dtype = next(model.image_encoder.parameters()).dtype
+        self.decoder_dtype = next(model.sam_mask_decoder.parameters()).dtype
+        self.fast = self.config.fast if self.config.fast is not None else self.device.type == "cuda"
+        self._encode_fn = fast_forward if self.fast else plain_forward
+        self._mean = torch.tensor(_MEAN, device=self.device).view(3, 1, 1)
+        self._std = torch.tensor(_STD, device=self.device).view(3, 1, 1)
+        self._init_compile()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_type_or_path: str | os.PathLike | None = None,
+        *,
+        device: str | torch.device = "auto",
+        config: SegmenterConfig | None = None,
+        dtype: torch.dtype | None = None,
+        checkpoints_dir: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> Sam2BoxSegmenter:
+        """Build SAM 2.1 from the sam2 package's config and load verified weights (weights-only load).
+
+        Args:
+            model_type_or_path: ``sam2.1_tiny|sam2.1_small|sam2.1_base_plus|sam2.1_large`` (also the
+                ``hub.WEIGHTS`` key) or a checkpoint path (its architecture from its released basename, e.g.
+                ``sam2.1_hiera_small.pt``, else ``config.model_type``); ``None`` = ``config.model_type``.
+            device, dtype: as in the constructor (``"auto"`` = CUDA if available).
+            checkpoints_dir, cache_dir: passed to ``hub.resolve``.
+
+        Raises:
+            ImportError: the sam2 package is missing.
+            FileNotFoundError: weights not found (the message says where it looked and how to get them).
+            WeightsError: unreadable file, or weights that do not fit the architecture.
+        """
+        config = config if config is not None else SegmenterConfig(model_type="sam2.1_large")
+        source = model_type_or_path if model_type_or_path is not None else config.model_type
+        model_type, source = _model_type_and_source(source)
+        if model_type is None:
+            if config.model_type not in SAM2_MODEL_TYPES:
+                raise ValueError(
+                    f"cannot tell which SAM 2.1 model {source} holds from its name; pass "
+                    f"config=SegmenterConfig(model_type=...) with one of {SAM2_MODEL_TYPES}"
+                )
+            model_type = config.model_type
+        missing = sam2_missing_message()
+        if missing is not None:  # before a download of up to 900 MB that could not be used
+            raise ImportError(missing)
+        path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
+        state = hub.load_checkpoint(path)
+        state = state.get("model", state)  # released files: {"model": state_dict}
+        model = build_sam2_model(model_type)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise WeightsError(
+                f"{path} does not fit SAM 2.1 {model_type}: {str(err).splitlines()[0]}. Pass the model type "
+                f"that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
+            ) from None
+        logger.info("loaded SAM 2.1 %s from %s", model_type, path)
+        return cls(model, replace(config, model_type=model_type), device=device, dtype=dtype)
+
+    def _preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> (3, S, S) float32: [0, 1], resized to S x S (bilinear, antialias), normalised."""
+        from torchvision.transforms.functional import resize
+
+        pixels = torch.as_tensor(image, device=self.device).permute(2, 0, 1).float().div(255)
+        pixels = resize(pixels, [self.image_size, self.image_size], antialias=True)
+        return (pixels - self._mean) / self._std
+
+    def _encode(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+        """Images -> per image ((1, C, s, s) image embedding, [(1, C_l, s_l, s_l) higher-resolution maps]), all
+        in the decoder's dtype."""
+        x = torch.stack([self._preprocess(image) for image in images]).to(self.encoder_dtype)
+        backbone_out = self._run_encoder(self.model, x)
+        levels = [m.to(self.decoder_dtype) for m in backbone_out["backbone_fpn"][-self.model.num_feature_levels :]]
+        embedding = levels[-1]
+        if self.model.directly_add_no_mem_embed:
+            embedding = embedding + self.model.no_mem_embed.view(1, -1, 1, 1).to(embedding.dtype)
+        return [
+            (embedding[j : j + 1], [level[j : j + 1] for level in levels[:-1]]) for j in range(len(images))
+        ]
+
+    def _decode_boxes(
+        self,
+        features: tuple[torch.Tensor, list[torch.Tensor]],
+        boxes_px: torch.Tensor,
+        original_size: tuple[int, int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One mask-decoder call: (K, 4) original-pixel boxes -> ((K, H, W) bool masks, (K,) f32 IoU)."""
+        embedding, high_res = features
+        h, w = original_size
+        corners = boxes_px.reshape(-1, 2, 2).clone()
+        corners[..., 0] = corners[..., 0] / w
+        corners[..., 1] = corners[..., 1] / h
+        corners = corners * self.image_size
+        labels = torch.tensor([[2, 3]], dtype=torch.int, device=self.device).repeat(len(corners), 1)
+        prompt_encoder = self.model.sam_prompt_encoder
+        sparse, dense = prompt_encoder(points=(corners, labels), boxes=None, masks=None)
+        low_res, iou, _, _ = self.model.sam_mask_decoder(
+            image_embeddings=embedding,
+            image_pe=prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+            repeat_image=len(corners) > 1,
+            high_res_features=high_res or None,
+        )
+        logits = F.interpolate(low_res.float(), (h, w), mode="bilinear", align_corners=False)
+        masks = logits[:, 0] > self.config.mask_threshold
+        return masks.cpu().numpy(), iou[:, 0].float().cpu().numpy()
