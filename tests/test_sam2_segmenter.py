@@ -190,11 +190,9 @@ def test_missing_sam2_package_is_named_before_any_download(monkeypatch, tmp_path
 
 
 def test_every_released_size_has_a_config_and_weights_entry():
-    from hydra import compose
-
     assert set(SAM2_CONFIGS) == set(SAM2_MODEL_TYPES)
-    for model_type, config_name in SAM2_CONFIGS.items():
-        cfg = compose(config_name=config_name)
+    for model_type in SAM2_CONFIGS:
+        cfg = sam2_segmenter.sam2_config(model_type)
         assert cfg.model.image_size == 1024 and cfg.model.image_encoder.trunk._target_.endswith("Hiera")
         spec = hub.WEIGHTS[model_type]
         assert spec.basename.startswith("sam2.1_hiera_") and spec.repo_id.startswith("facebook/sam2.1-hiera-")
@@ -208,3 +206,30 @@ def test_the_real_tiny_architecture_builds_at_its_released_size():
     assert 38e6 < params < 40e6, params  # SAM 2.1 Hiera-T: 38.9 M
     assert model.sam_mask_decoder.dynamic_multimask_via_stability  # build_sam2's image-predictor setting
     assert model.image_size == 1024 and model.directly_add_no_mem_embed
+
+
+def test_two_threads_share_one_segmenter(model, clip):
+    from concurrent.futures import ThreadPoolExecutor
+
+    seg = Sam2BoxSegmenter(model, TINY)
+    jobs = [(clip.frames[t], present(clip.boxes_xyxy[t])) for t in (0, 3)] * 3
+    want = [seg.segment(image, boxes).masks for image, boxes in jobs]
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda job: seg.segment(*job).masks, jobs))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_tiny_idol_tracker_with_sam2_end_to_end(model):
+    from uvosam.pipeline import UVOSAM
+    from uvosam.testing import tiny_idol_tracker
+
+    video = moving_shapes(8, height=48, width=64, seed=2)
+    pipe = UVOSAM(tiny_idol_tracker(), Sam2BoxSegmenter(model, TINY))
+    results = list(pipe(video.frames))
+    assert [r.frame_index for r in results] == list(range(8))
+    assert any(len(r.track_ids) for r in results)
+    for r in results:
+        assert r.masks.shape == (len(r.track_ids), 48, 64) and r.masks.dtype == bool
+        if len(r.track_ids):
+            assert r.masks.any()

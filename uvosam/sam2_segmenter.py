@@ -71,13 +71,9 @@ def sam2_missing_message() -> str | None:
     return None
 
 
-def build_sam2_model(model_type: str, overrides: Sequence[str] = ()) -> torch.nn.Module:
-    """The random-weight ``SAM2Base`` of ``model_type`` from the sam2 package's own config, in eval mode on CPU.
-
-    Args:
-        model_type: a key of ``SAM2_CONFIGS`` (``sam2.1_tiny`` ...).
-        overrides: extra Hydra overrides (``++model.image_size=512``), applied after SAM 2.1's post-processing
-            ones.
+def sam2_config(model_type: str, overrides: Sequence[str] = ()):
+    """The resolved Hydra config (an ``omegaconf.DictConfig``) of ``model_type`` from the sam2 package, with
+    SAM 2.1's image-predictor post-processing settings, then ``overrides`` (``++model.image_size=512``).
 
     Raises:
         ImportError: the sam2 package is missing (the message says how to install it).
@@ -90,12 +86,22 @@ def build_sam2_model(model_type: str, overrides: Sequence[str] = ()) -> torch.nn
         raise ImportError(missing)
     import sam2  # noqa: F401  (registers its configs with Hydra)
     from hydra import compose
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     cfg = compose(config_name=SAM2_CONFIGS[model_type], overrides=[*_POSTPROCESSING, *overrides])
     OmegaConf.resolve(cfg)
-    return instantiate(cfg.model, _recursive_=True).eval()
+    return cfg
+
+
+def build_sam2_model(model_type: str, overrides: Sequence[str] = ()) -> torch.nn.Module:
+    """The random-weight ``SAM2Base`` of ``model_type`` built from ``sam2_config``, in eval mode on CPU.
+
+    Raises:
+        ImportError, ValueError: as ``sam2_config``.
+    """
+    from hydra.utils import instantiate
+
+    return instantiate(sam2_config(model_type, overrides).model, _recursive_=True).eval()
 
 
 def plain_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
