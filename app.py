@@ -613,7 +613,10 @@ def mask_model_info() -> str:
     missing = rt.sam2_missing()
     if missing:
         return f"SAM 2.1 not offered here: {missing}"
-    return "Larger models give finer masks, more slowly; SAM 2.1 is faster than SAM. A model loads on its first run."
+    return (
+        "Larger models give finer masks, more slowly; SAM 2.1 models are faster than SAM's. "
+        "A model loads on its first run."
+    )
 
 
 def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
