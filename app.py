@@ -35,6 +35,7 @@ from PIL import Image
 
 import app_uploads
 from app_runtime import AppSettings, GetPipeline, JobPump
+from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam.export import ExportOptions
@@ -73,20 +74,25 @@ STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
 ]
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
-OUT_OF_MEMORY = (
-    "Out of GPU memory on this video: the run was stopped (the app is still running). Try a "
-    "smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
-    "resolution (shrink the video before uploading)."
-)
 ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
 Upload a short video (or a zip of its frames, or pick an example) and press **Run**. A video tracker (IDOL) finds the
-salient objects and follows them; their boxes prompt Segment Anything frame by frame. The masked
+salient objects and follows them; their boxes prompt Segment Anything (SAM or SAM 2.1) frame by frame. The masked
 video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
 RGBA cut-outs and JSON, and see when each track was present (with the likely id switches). **Re-render**
 redraws the last run with fewer objects, with tracks merged (one object that got two ids), with a higher
 score threshold or in another video style (overlay, cut-out, blurred or grey background, matte) without
 running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
+
+
+def out_of_memory_text() -> str:
+    """What to do after a run ran out of GPU memory; names SAM 2.1's light models when they are offered."""
+    lighter = "a lighter mask model (SAM 2.1 tiny or small) or " if rt.sam2_missing() is None else ""
+    return (
+        "Out of GPU memory on this video: the run was stopped (the app is still running). Try "
+        f"{lighter}a smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
+        "resolution (shrink the video before uploading)."
+    )
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ def to_gr_error(err: BaseException) -> gr.Error:
         return err
     if isinstance(err, torch.OutOfMemoryError):
         logger.warning("run stopped, out of GPU memory: %s", (str(err).splitlines() or [""])[0])
-        return gr.Error(OUT_OF_MEMORY, print_exception=False)
+        return gr.Error(out_of_memory_text(), print_exception=False)
     if isinstance(err, VideoLimitError):
         hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
         return gr.Error(str(err) + hint, print_exception=False)
@@ -194,10 +200,9 @@ class App:
             raise gr.Error(
                 "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
             )
-        if tracker not in rt.PRESETS or sam not in rt.SAM_SIZES:
-            raise gr.Error(
-                f"Choose a tracker from {rt.PRESETS} and a SAM size from {rt.SAM_SIZES}."
-            )
+        if tracker not in rt.PRESETS:
+            raise gr.Error(f"Choose a tracker from {rt.PRESETS}; got {tracker!r}.")
+        _check_mask_model(sam)
         options = JobOptions(
             stride=int(stride),
             max_frames=min(int(max_frames), self.settings.max_frames),
@@ -308,7 +313,7 @@ class App:
         except USER_ERRORS as err:
             return f"**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
-        models = f"{tracker} + {sam}"
+        models = f"{tracker} + {rt.mask_model_label(sam)}"
         name = Path(frames_zip or video).name
         return rt.describe_video(info, name, stride, max_frames, models, fps)
 
@@ -509,6 +514,15 @@ def _merge(text: str | None) -> dict[int, int]:
         raise gr.Error(str(err), print_exception=False) from None
 
 
+def _check_mask_model(sam: str) -> None:
+    """Refuse a mask model this app does not offer; a SAM 2.1 one without the sam2 package says how to get it."""
+    offered = rt.mask_models()
+    if sam in offered:
+        return
+    why = rt.sam2_missing() if sam in SAM2_MODEL_TYPES else None
+    raise gr.Error(why or f"Choose a mask model from {offered}; got {sam!r}.", print_exception=False)
+
+
 def _style(style: str) -> str:
     if style not in STYLES:
         raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.")
@@ -581,14 +595,27 @@ def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings)
     names = rt.needed_weights(settings.default_preset, settings.default_sam)
     weights = rt.weights_table(names, getattr(get_pipeline, "weight_files", {}))
     versions = " · ".join(f"{k} {v}" for k, v in rt.versions().items())
+    missing = rt.sam2_missing()
     return "\n".join(
         [
             f"<small>Device: **{rt.device_text(str(device or rt.default_device()))}** · "
-            f"{rt.backend_text()} · models: **{settings.default_preset}** + SAM "
-            f"**{settings.default_sam}** (others load on first use)<br>",
+            f"{rt.backend_text()} · models: **{settings.default_preset}** + "
+            f"**{rt.mask_model_label(settings.default_sam)}** (others load on first use)<br>",
             "Weights: " + "; ".join(weights) + "<br>",
+            *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
             f"{versions}</small>",
         ]
+    )
+
+
+def mask_model_info() -> str:
+    """The mask model radio's help line: how the models compare, or why SAM 2.1 is not offered."""
+    missing = rt.sam2_missing()
+    if missing:
+        return f"SAM 2.1 not offered here: {missing}"
+    return (
+        "Larger models give finer masks, more slowly; SAM 2.1 models are faster than SAM's. "
+        "A model loads on its first run."
     )
 
 
@@ -597,7 +624,13 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
         "tracker": gr.Dropdown(
             list(rt.PRESETS), value=settings.default_preset, label="Tracker preset"
         ),
-        "sam": gr.Radio(list(rt.SAM_SIZES), value=settings.default_sam, label="SAM size"),
+        "sam": gr.Radio(
+            rt.mask_model_choices(),
+            value=settings.default_sam,
+            label="Mask model",
+            info=mask_model_info(),
+            elem_id="mask-model",
+        ),
         "min_score": gr.Slider(
             0.0, 1.0, value=0.0, step=0.05, label="Detection score threshold (Run; a higher one on Re-render too)"
         ),

@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-from uvosam import hub
-from uvosam.config import PipelineConfig, VideoLimits
+from uvosam import hub, sam2_segmenter
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, PipelineConfig, VideoLimits
 from uvosam.eval.davis import DavisScores
 from uvosam.environment import package_versions
 from uvosam.job import JobOptions, JobProgress, run_job
@@ -48,8 +48,39 @@ PRESETS = (
     "idol-coco-r50",
     "uvosam-davis-r50",
 )
-SAM_SIZES = ("vit_b", "vit_l", "vit_h")
+MASK_MODEL_LABELS = {
+    "vit_b": "SAM ViT-B",
+    "vit_l": "SAM ViT-L",
+    "vit_h": "SAM ViT-H",
+    "sam2.1_tiny": "SAM 2.1 tiny",
+    "sam2.1_small": "SAM 2.1 small",
+    "sam2.1_base_plus": "SAM 2.1 base+",
+    "sam2.1_large": "SAM 2.1 large",
+}
+"""Mask model (``SegmenterConfig.model_type``, the value the app and its API take) -> the name the UI shows."""
 GetPipeline = Callable[[str, str], UVOSAM]
+
+
+def sam2_missing() -> str | None:
+    """Why this app offers no SAM 2.1 model (the sam2 package is not importable, and how to install it), or
+    ``None`` when it offers them."""
+    return sam2_segmenter.sam2_missing_message()
+
+
+def mask_models() -> tuple[str, ...]:
+    """The mask models (``SegmenterConfig.model_type``) this process offers: SAM ViT-B/L/H always, then the SAM 2.1
+    types when the sam2 package is importable (looked up at each call)."""
+    return SAM_MODEL_TYPES + (SAM2_MODEL_TYPES if sam2_missing() is None else ())
+
+
+def mask_model_label(sam: str) -> str:
+    """``"vit_b"`` -> ``"SAM ViT-B"``, ``"sam2.1_tiny"`` -> ``"SAM 2.1 tiny"`` (an unknown name as it is)."""
+    return MASK_MODEL_LABELS.get(sam, sam)
+
+
+def mask_model_choices() -> list[tuple[str, str]]:
+    """(label, model type) of every offered mask model: the choices of the app's mask model radio."""
+    return [(mask_model_label(sam), sam) for sam in mask_models()]
 
 
 def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
@@ -80,7 +111,8 @@ class AppSettings:
             [UVOSAM_MAX_UPLOAD_MB].
         concurrency_limit: runs on the GPU at once [UVOSAM_CONCURRENCY].
         max_queue: most waiting runs; more are refused with "queue full" [UVOSAM_MAX_QUEUE].
-        default_preset, default_sam: models loaded at start [UVOSAM_TRACKER, UVOSAM_SAM].
+        default_preset, default_sam: models loaded at start [UVOSAM_TRACKER, UVOSAM_SAM]; ``default_sam`` is
+            one of ``mask_models()`` (vit_b, vit_l, vit_h, and sam2.1_tiny ... when the sam2 package is installed).
         work_root: folder for per-session run folders (default: a fresh temp folder)
             [UVOSAM_WORK_DIR].
         chunk_seconds: length of the streamed video chunks.
@@ -108,9 +140,11 @@ class AppSettings:
             raise ValueError(
                 f"AppSettings.default_preset must be one of {PRESETS}; got {self.default_preset!r}"
             )
-        if self.default_sam not in SAM_SIZES:
+        offered = mask_models()
+        if self.default_sam not in offered:
+            why = f" ({sam2_missing()})" if self.default_sam in SAM2_MODEL_TYPES else ""
             raise ValueError(
-                f"AppSettings.default_sam must be one of {SAM_SIZES}; got {self.default_sam!r}"
+                f"AppSettings.default_sam (UVOSAM_SAM) must be one of {offered}; got {self.default_sam!r}{why}"
             )
 
     @classmethod
@@ -148,9 +182,15 @@ def default_device() -> str:
     return "cuda" if zero_gpu() or torch.cuda.is_available() else "cpu"
 
 
+def sam_weights(sam: str) -> str:
+    """The ``uvosam.hub.WEIGHTS`` name of a mask model's file: ``sam_vit_b`` for SAM, the type itself for SAM 2.1
+    (``sam2.1_tiny``)."""
+    return sam if sam in SAM2_MODEL_TYPES else f"sam_{sam}"
+
+
 def needed_weights(preset: str, sam: str) -> tuple[str, ...]:
-    """``uvosam.hub.WEIGHTS`` names a (tracker preset, SAM size) pair loads."""
-    return preset, f"sam_{sam}"
+    """``uvosam.hub.WEIGHTS`` names a (tracker preset, mask model) pair loads."""
+    return preset, sam_weights(sam)
 
 
 def from_pretrained(preset: str, sam: str, device: str) -> UVOSAM:
@@ -164,7 +204,7 @@ def from_pretrained(preset: str, sam: str, device: str) -> UVOSAM:
         )
     pipe = load(tracker=preset, sam=sam, device=device)
     if device.startswith("cuda") and not zero_gpu():
-        logger.info("warm-up of %s + SAM %s on %s: %.1f s", preset, sam, device, pipe.warm_up())
+        logger.info("warm-up of %s + %s on %s: %.1f s", preset, sam, device, pipe.warm_up())
     return pipe
 
 
@@ -205,7 +245,7 @@ class PipelineLoader:
                 if key in self._pipes:
                     return self._pipes[key]
             self.check_weights(preset, sam)
-            logger.info("loading tracker %s + SAM %s on %s", preset, sam, self.device)
+            logger.info("loading tracker %s + mask model %s on %s", preset, sam, self.device)
             pipe = self._load(preset, sam, self.device)
             with self._lock:
                 self._pipes[key] = pipe
@@ -249,7 +289,7 @@ def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str
 def versions() -> dict[str, str]:
     """Installed versions of the packages the footer shows (those of ``uvosam info``, shortened)."""
     every = package_versions()
-    return {dist: every[dist] for dist in ("uvosam", "torch", "gradio", "segment-anything")}
+    return {dist: every[dist] for dist in ("uvosam", "torch", "gradio", "segment-anything", "sam2")}
 
 
 def device_text(device: str) -> str:
@@ -273,7 +313,20 @@ def backend_text() -> str:
 # ---------------------------------------------------------------------------------------------- GPU
 ToError = Callable[[BaseException], BaseException]
 _SOURCES: dict[str, tuple[GetPipeline, ToError]] = {}
-_PER_FRAME_S = {"vit_b": 0.2, "vit_l": 0.35, "vit_h": 0.5}
+# ZeroGPU seconds asked per frame, by mask model (the tracker and the video encoding included). The SAM 2.1 values
+# are estimates, not measurements (no SAM 2.1 run has been timed on ZeroGPU): all run at 1024 px, and SAM 2.1's
+# Hiera encoders are lighter than SAM's ViTs (39M/46M/81M/224M parameters against ViT-B's 91M; the SAM 2 paper has
+# Hiera-L's image path ~6x faster than ViT-H), so tiny/small ask a little less than ViT-B, base+ as much as ViT-B
+# and large less than ViT-L, rounded up rather than down (a job over its duration is cut off).
+_PER_FRAME_S = {
+    "vit_b": 0.2,
+    "vit_l": 0.35,
+    "vit_h": 0.5,
+    "sam2.1_tiny": 0.15,
+    "sam2.1_small": 0.15,
+    "sam2.1_base_plus": 0.2,
+    "sam2.1_large": 0.3,
+}
 
 
 def register_source(get_pipeline: GetPipeline, to_error: ToError = lambda err: err) -> str:
@@ -512,7 +565,7 @@ def describe_video(
     Args:
         info: ``probe``'s result for the upload. name: its file name as the user knows it.
         stride, max_frames: the run's settings (``iter_frames`` semantics).
-        models: "<tracker preset> + <SAM size>", as the estimate names them.
+        models: "<tracker preset> + <mask model>", as the estimate names them.
         fps: frames per second of this app's last finished run with these models, or None.
     """
     rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")

@@ -542,7 +542,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert app.describe(None, preset, "vit_b", 1, 900) == ""
     text = app.describe(str(clips["a"]), preset, "vit_b", 1, 900)
     assert text.startswith("**clip_a.mp4**: 96x64, 16 frames at 8 fps (2.0 s). Run covers 16")
-    assert "No run with idol-ytvis19-r50 + vit_b here yet" in text
+    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in text  # the models as the UI names them
     refused = app.describe(str(clips["text"]), preset, "vit_b", 1, 900)
     assert refused.startswith("**Run would refuse this input:** ") and "is not a video" in refused
     assert "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused  # the app's inputs
@@ -552,7 +552,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
                      None, False, None, progress=lambda *a, **k: None))  # fmt: skip
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900)
     assert re.search(r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
-                     r"idol-ytvis19-r50 \+ vit_b \([\d.]+ fps in the last run here\)\.$", after)
+                     r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here\)\.$", after)
     assert "No run with" in app.describe(str(clips["a"]), preset, "vit_h", 1, 900)  # other models
 
 

@@ -7,6 +7,7 @@ test-artifacts/app_browser.png.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import tempfile
 import time
@@ -101,8 +102,11 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     )  # upload finished, the input player is shown
     described = page.locator("#video-info", has_text="320x240, 48 frames at 12 fps (4.0 s)")
     described.wait_for(timeout=30_000)  # told before Run what the upload is
-    assert "No run with idol-ytvis19-r50 + vit_b here yet" in described.inner_text()
+    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in described.inner_text()  # as the UI names them
     page.get_by_role("button", name="Settings ▼").click()
+    mask_models = page.locator("#mask-model")
+    assert mask_models.get_by_label("SAM ViT-B").is_checked()  # readable labels; the value is vit_b
+    assert mask_models.get_by_label("SAM 2.1 tiny").count() == (1 if importlib.util.find_spec("sam2") else 0)
     page.locator("#stride input[type=range]").focus()
     page.keyboard.press("ArrowRight")  # the keyboard changes a slider too: the description follows
     page.locator("#video-info", has_text="Run covers 24 frames (every 2nd frame)").wait_for(timeout=10_000)
