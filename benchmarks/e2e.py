@@ -3,8 +3,14 @@ ratio against a release-equivalent pipeline, all measured in this one run.
 
 CPU (default): tiny random-weight models built with the real constructors (``uvosam.testing``).
 GPU (``--device cuda --real-size``): SAM ViT-H and the R50 IDOL tracker at real size with random weights.
+``--sam`` picks the box-to-mask model: SAM ``vit_b|vit_l|vit_h`` or SAM 2.1 ``sam2.1_tiny|sam2.1_small|
+sam2.1_base_plus|sam2.1_large`` (its image path, ``uvosam.sam2_segmenter``; needs the sam2 package). With
+``--real-size`` that model at real size (random weights); without it, the tiny SAM for a ``vit_*`` and the tiny SAM 2.1
+(``uvosam.testing.tiny_sam2``) for a ``sam2.1_*``.
 
     python benchmarks/e2e.py                       # CPU, tiny models, 100 vs 1000 frames
+    python benchmarks/e2e.py --sam sam2.1_large    # CPU, tiny IDOL + tiny SAM 2.1
+    python benchmarks/e2e.py --device cuda --real-size --sam sam2.1_large --frames 100 200 --height 480 --width 854
     python benchmarks/e2e.py --device cuda --real-size --frames 100 300 --height 480 --width 854
     python benchmarks/e2e.py --device cuda --real-size --frames 100 300 --height 480 --width 854 --variants
         # + the SHORT video once per variant (tracker fp32 / tf32 / bf16, SAM encoder compiled or not): a table
@@ -17,7 +23,7 @@ server; the variants table shows that call's time and the fps without its extra 
 Each video length runs in its own child process so that peak RSS (``ru_maxrss``) belongs to that length alone.
 Release-equivalent = what the UVOSAM release does, minus its per-frame SAM reload: SAM loaded once, fp32, one
 ``SamPredictor.set_image`` per frame, the whole video tracked before any mask, a dummy ``[0,0,0,0]`` box for
-every absent trajectory, a PNG per frame.
+every absent trajectory, a PNG per frame. The release used SAM: with a SAM 2.1 model that comparison is not run.
 """
 
 from __future__ import annotations
@@ -69,21 +75,47 @@ def variant_name(precision: str, compile_sam: bool) -> str:
     return precision + ("+compile" if compile_sam else "")
 
 
+SAM_TYPES = ("vit_b", "vit_l", "vit_h")
+SAM2_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
+
+
+def build_segmenter(device: str, real_size: bool, sam_size: str = "vit_h", compile_sam: bool = False):
+    """The box-to-mask stage with random weights: ``sam_size`` at real size, or else the tiny model of its family
+    (``tiny_sam`` for ``vit_*``, ``tiny_sam2`` for ``sam2.1_*``)."""
+    import torch
+
+    from uvosam.config import SegmenterConfig
+
+    if sam_size in SAM2_TYPES:
+        from uvosam.sam2_segmenter import Sam2BoxSegmenter, build_sam2_model
+        from uvosam.testing import tiny_sam2
+
+        torch.manual_seed(0)
+        model = build_sam2_model(sam_size) if real_size else tiny_sam2()
+        return Sam2BoxSegmenter(model, SegmenterConfig(model_type=sam_size, compile=compile_sam), device=device)
+    from uvosam.segmenter import BoxPromptSegmenter
+
+    if not real_size:
+        from uvosam.testing import tiny_sam
+
+        return BoxPromptSegmenter(tiny_sam(), SegmenterConfig(compile=compile_sam), device=device)
+    from segment_anything import sam_model_registry
+
+    torch.manual_seed(0)
+    sam = sam_model_registry[sam_size](checkpoint=None).eval()
+    return BoxPromptSegmenter(sam, SegmenterConfig(model_type=sam_size, compile=compile_sam), device=device)
+
+
 def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precision: str = "fp32",
                    compile_sam: bool = False):  # fmt: skip
     import torch
 
-    from uvosam.config import SegmenterConfig
     from uvosam.pipeline import UVOSAM
-    from uvosam.segmenter import BoxPromptSegmenter
-    from uvosam.testing import tiny_idol_tracker, tiny_sam
+    from uvosam.testing import tiny_idol_tracker
 
     if not real_size:
-        segmenter = BoxPromptSegmenter(tiny_sam(), SegmenterConfig(compile=compile_sam), device=device)
-        return UVOSAM(tiny_idol_tracker(precision=precision), segmenter)
+        return UVOSAM(tiny_idol_tracker(precision=precision), build_segmenter(device, False, sam_size, compile_sam))
     from dataclasses import replace
-
-    from segment_anything import sam_model_registry
 
     from uvosam.tracker.config import DetectorConfig
     from uvosam.tracker.detector import IDOLDetector
@@ -91,9 +123,7 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
 
     torch.manual_seed(0)
     detector = IDOLDetector(replace(DetectorConfig.davis_r50(), precision=precision)).eval().to(device)
-    sam = sam_model_registry[sam_size](checkpoint=None).eval()
-    config = SegmenterConfig(model_type=sam_size, compile=compile_sam)
-    return UVOSAM(IDOLTracker(detector, ("object",)), BoxPromptSegmenter(sam, config, device=device))
+    return UVOSAM(IDOLTracker(detector, ("object",)), build_segmenter(device, True, sam_size, compile_sam))
 
 
 STAGES = {  # name: (what it covers, thread)
@@ -207,7 +237,7 @@ def child(args: argparse.Namespace) -> None:
         out["rss_after_load_mb"] = rss0 / 1024
         if args.device.startswith("cuda"):
             out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        if args.compare_release:
+        if args.compare_release and args.sam in SAM_TYPES:  # the release used SAM
             out.update(compare_release(pipe, args.video, Path(work), sync))
     print(json.dumps(out))
 
@@ -259,7 +289,7 @@ def compare_release(pipe, video: Path, work: Path, sync) -> dict:
 def run_child(args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool) -> dict:
     """One pipeline on one video in a fresh process; its JSON line. RuntimeError (with stderr's tail) if it fails."""
     cmd = [sys.executable, __file__, "--child", "--video", str(video), "--device", args.device]
-    cmd += ["--real-size", "--sam", args.sam] if args.real_size else []
+    cmd += ["--sam", args.sam] + (["--real-size"] if args.real_size else [])
     cmd += ["--compare-release"] if compare else []
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
@@ -351,8 +381,10 @@ def run_variants(args: argparse.Namespace, video: Path, reuse: dict) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--real-size", action="store_true", help="SAM ViT-H + R50 tracker (random weights)")
-    p.add_argument("--sam", default="vit_h", choices=("vit_b", "vit_l", "vit_h"), help="SAM size with --real-size")
+    p.add_argument("--real-size", action="store_true", help="--sam's model + R50 tracker at real size (random weights)")
+    p.add_argument("--sam", default="vit_h", choices=SAM_TYPES + SAM2_TYPES,
+                   help="the box-to-mask model with --real-size; without it, a sam2.1_* picks the tiny SAM 2.1 "
+                        "instead of the tiny SAM")  # fmt: skip
     p.add_argument("--frames", type=int, nargs=2, default=[100, 1000], metavar=("SHORT", "LONG"))
     p.add_argument("--height", type=int, default=96)
     p.add_argument("--width", type=int, default=128)
@@ -380,11 +412,36 @@ def main() -> None:
             run_variants(args, Path(tmp) / f"v{args.frames[0]}.mp4", short)
 
 
+def model_text(sam: str, real_size: bool, fast: bool) -> tuple[str, str]:
+    """(the models, how the image encoder runs: "SAM encoder bf16 + SDPA" ...) for the report's header line."""
+    family = "SAM 2.1" if sam in SAM2_TYPES else "SAM"
+    size = f"{family} {sam} + IDOL R50 (random weights)" if real_size else f"tiny {family} + tiny IDOL (random weights)"
+    if sam in SAM2_TYPES:
+        return size, "SAM 2.1 encoder " + ("bf16 autocast" if fast else "plain forward_image")
+    return size, "SAM encoder " + ("bf16 + SDPA" if fast else "SAM's own forward")
+
+
+def release_lines(args: argparse.Namespace, short: dict) -> list[str]:
+    """The speed-vs-release-equivalent lines (the release used SAM: with SAM 2.1 a line that says it was not run)."""
+    if "release_equivalent_s" not in short:
+        return [f"speed vs release-equivalent pipeline: not measured with {args.sam} (the release used SAM; run with "
+                "a vit_* --sam for this comparison)"]  # fmt: skip
+    ratio = short["release_equivalent_s"] / short["ours_pipeline_s"]
+    return [
+        f"speed vs release-equivalent pipeline ({args.frames[0]} frames, frames->masks): {ratio:.2f}x "
+        f"(ours {short['ours_pipeline_s']:.2f} s, release-equivalent {short['release_equivalent_s']:.2f} s; "
+        f"SAM box prompts: ours {short['ours_prompts']}, release-equivalent {short['release_prompts']})",
+        "  why: ours decodes once and tracks and segments in one pass, prompts SAM only for boxes that exist "
+        "(no [0,0,0,0] dummies), and skips frames without boxes; the release tracks the whole video first, then "
+        "decodes again for SAM. Its per-frame SAM reload (2.5 GB) is not counted here, which would dominate. "
+        f"Both sides use the same models, SAM in fp32 on the release side, the tracker in {args.precision} on both.",
+    ]
+
+
 def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> None:
-    size = f"SAM {args.sam} + IDOL R50 (random weights)" if args.real_size else "tiny SAM + tiny IDOL (random weights)"
-    encoder = "bf16 + SDPA" if short["sam_fast"] else "SAM's own forward"
+    size, encoder = model_text(args.sam, args.real_size, short["sam_fast"])
     print(f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks; "
-          f"tracker {args.precision}; SAM encoder {encoder}, compile {'on' if args.compile else 'off'}")
+          f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}")
     for n, r in runs.items():
         gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
         gpu += f" (after a {r['warm_up_s']:.2f} s warm-up frame, as the app does at load)" if r.get("warm_up_s") else ""
@@ -400,15 +457,8 @@ def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> Non
     print(f"  of which the run itself (peak RSS above the peak after loading the models): {grow[1]:.0f} MB vs "
           f"{grow[0]:.0f} MB, i.e. {(grow[1] - grow[0]) * 1024 / (args.frames[1] - args.frames[0]):.1f} KB per extra "
           "frame (the ratio above is diluted by the fixed cost of torch and the models)")
-    ratio = short["release_equivalent_s"] / short["ours_pipeline_s"]
-    print(f"speed vs release-equivalent pipeline ({args.frames[0]} frames, frames->masks): {ratio:.2f}x "
-          f"(ours {short['ours_pipeline_s']:.2f} s, release-equivalent {short['release_equivalent_s']:.2f} s; "
-          f"SAM box prompts: ours {short['ours_prompts']}, release-equivalent {short['release_prompts']})")
-    print("  why: ours decodes once and tracks and segments in one pass, prompts SAM only for boxes that exist "
-          "(no [0,0,0,0] dummies), and skips frames without boxes; the release tracks the whole video first, then "
-          "decodes again for SAM. Its per-frame SAM reload (2.5 GB) is not counted here, which would dominate. "
-          f"Both sides use the same models, SAM in fp32 on the release side, the tracker in {args.precision} on both.",
-          flush=True)
+    for line in release_lines(args, short):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of issues #7 (Triton kernel) and #8 (end-to-end speed), in ONE call on a lent CUDA machine
-# (15 minutes of device time per session, machine start included: the step limits add up to 580 s).
+# (15 minutes of device time per session, machine start included: the step limits add up to 580 s; none of them is
+# measured yet, they are guesses weighted by priority).
 #
 #   bash scripts/gpu_prepare.sh                               # here first: .gpu/ = wheels + fixtures
 #   device run: command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=600
@@ -11,6 +12,8 @@
 #   msda       benchmarks/msda.py: kernel vs reference at the tracker's shapes (+ --block-q variants)
 #   e2e        benchmarks/e2e.py at real size (SAM ViT-H + R50, random weights, 854x480), then --variants:
 #              tracker fp32 / tf32 / bf16 and bf16 + torch.compile of SAM's encoder, one process each
+#   e2e_sam2   the same with SAM 2.1 Hiera-L (--sam sam2.1_large) instead of SAM ViT-H, no variants (needs the sam2
+#              wheel that gpu_prepare.sh builds)
 # Each step writes $OUT/<step>.txt (the device tool brings $OUT back; default ./gpu-out); this prints a summary.
 # GPU_CHECK_DRY_RUN=1 runs the same plumbing on CPU with tiny sizes (tests/test_gpu_check_script.py does, in CI);
 # PYTHON picks the interpreter (default python3), GPU_CHECK_DIR the prepared folder (default .gpu).
@@ -31,9 +34,11 @@ if [ -d "$GPU_DIR/shared/fixtures" ]; then export UVOSAM_SHARED_DIR=$(cd "$GPU_D
 DRY=${GPU_CHECK_DRY_RUN:-0}
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu; E2E_ARGS=(--frames 8 16 --height 48 --width 64 --variants fp32 bf16)
+  E2E_SAM2_ARGS=(--sam sam2.1_large --frames 8 16 --height 48 --width 64)  # the tiny SAM 2.1
   MSDA_ARGS=""; MSDA_BLOCKS=""
 else
   DEVICE=cuda; E2E_ARGS=(--real-size --frames 100 200 --height 480 --width 854 --variants)
+  E2E_SAM2_ARGS=(--real-size --sam sam2.1_large --frames 100 200 --height 480 --width 854)
   MSDA_ARGS="--iters 20"; MSDA_BLOCKS="16 64"
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || { echo "no CUDA device here: this script is for the lent GPU machine (GPU_CHECK_DRY_RUN=1 to try it on CPU)"; exit 2; }
@@ -78,10 +83,11 @@ msda_bench() {
 export PY MSDA_ARGS MSDA_BLOCKS
 export -f env_report msda_bench
 
-step env 60 bash -c env_report
+step env 40 bash -c env_report
 step gpu_tests 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
-step msda 100 bash -c msda_bench
-step e2e 300 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_ARGS[@]}"
+step msda 90 bash -c msda_bench
+step e2e 260 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_ARGS[@]}"
+step e2e_sam2 70 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_SAM2_ARGS[@]}"
 
 echo
 echo "######## summary (full logs in $OUT)"
@@ -89,3 +95,4 @@ cat "$OUT/env.txt"
 echo "-- gpu_tests"; grep -E "passed|failed|error|skipped|max abs error" "$OUT/gpu_tests.txt" | tail -n 15
 echo "-- msda"; grep -E "^\||^#" "$OUT/msda.txt" | grep -v -- "|---" || tail -n 5 "$OUT/msda.txt"
 echo "-- e2e"; tail -n 20 "$OUT/e2e.txt"
+echo "-- e2e_sam2"; grep -v "^  stages:" "$OUT/e2e_sam2.txt" | tail -n 12

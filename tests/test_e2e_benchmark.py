@@ -52,3 +52,31 @@ def test_stage_totals_give_the_encoder_columns_and_the_stage_line(e2e):
     line = e2e.stage_line({"frames": 100, "stages": stages})
     assert line.startswith("detect 5.0, sam_encode 250.0, sam_decode 0.0")
     assert e2e.stage_line({"frames": 0, "stages": stages}) is None
+
+
+def test_sam2_types_build_the_sam2_segmenter_at_tiny_or_real_size(e2e):
+    from uvosam.sam2_segmenter import Sam2BoxSegmenter
+    from uvosam.segmenter import BoxPromptSegmenter
+
+    tiny = e2e.build_segmenter("cpu", False, "sam2.1_large")
+    assert isinstance(tiny, Sam2BoxSegmenter) and tiny.image_size == 256  # uvosam.testing.tiny_sam2
+    assert tiny.config.model_type == "sam2.1_large"
+    real = e2e.build_segmenter("cpu", True, "sam2.1_tiny", compile_sam=True)
+    assert isinstance(real, Sam2BoxSegmenter) and real.image_size == 1024 and real.config.compile
+    assert 38e6 < sum(p.numel() for p in real.model.parameters()) < 40e6  # the released tiny's size
+    assert isinstance(e2e.build_segmenter("cpu", False, "vit_h"), BoxPromptSegmenter)
+
+
+def test_the_report_names_the_mask_model_and_skips_the_release_comparison_for_sam2(e2e):
+    assert e2e.model_text("sam2.1_large", True, True) == (
+        "SAM 2.1 sam2.1_large + IDOL R50 (random weights)", "SAM 2.1 encoder bf16 autocast")
+    assert e2e.model_text("vit_h", False, False) == (
+        "tiny SAM + tiny IDOL (random weights)", "SAM encoder SAM's own forward")
+    args = argparse.Namespace(sam="sam2.1_small", frames=[100, 200], precision="fp32")
+    assert e2e.release_lines(args, {"ours_pipeline_s": 1.0}) == [
+        "speed vs release-equivalent pipeline: not measured with sam2.1_small (the release used SAM; run with a "
+        "vit_* --sam for this comparison)"]
+    sam_run = {"ours_pipeline_s": 1.0, "release_equivalent_s": 1.5, "ours_prompts": 10, "release_prompts": 30}
+    lines = e2e.release_lines(argparse.Namespace(sam="vit_h", frames=[100, 200], precision="bf16"), sam_run)
+    assert lines[0].startswith("speed vs release-equivalent pipeline (100 frames, frames->masks): 1.50x")
+    assert lines[1].endswith("the tracker in bf16 on both.")

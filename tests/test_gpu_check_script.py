@@ -27,14 +27,25 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "e2e.txt", "env.txt", "gpu_tests.txt", "msda.txt"
+        "e2e.txt", "e2e_sam2.txt", "env.txt", "gpu_tests.txt", "msda.txt"
     ]
-    for step in ("env", "gpu_tests", "msda", "e2e"):
+    for step in ("env", "gpu_tests", "msda", "e2e", "e2e_sam2"):
         assert f"== {step} " in done.stdout
-    assert done.stdout.count("rc=0 after") == 4, done.stdout
+    assert done.stdout.count("rc=0 after") == 5, done.stdout
     summary = done.stdout.split("######## summary", 1)[1]
     assert "msda: pytorch reference" in summary
     assert "skipped" in summary  # the gpu tests were collected and skipped on CPU
     assert "CPU interpreter sanity check" in summary and "-> ok" in summary
     assert "memory ratio 16 vs 8 frames" in summary and "speed vs release-equivalent" in summary
     assert "  bf16 " in summary  # the variants table
+    sam2 = summary.split("-- e2e_sam2", 1)[1]
+    assert "tiny SAM 2.1 + tiny IDOL" in sam2 and "memory ratio 16 vs 8 frames" in sam2
+    assert "not measured with sam2.1_large" in sam2 and "  stages:" not in sam2
+
+
+def test_gpu_check_step_limits_fit_one_device_call():
+    """The step limits must leave room for the wheel install and the summary within one 600 s device call."""
+    import re
+
+    limits = [int(n) for n in re.findall(r"^step \S+ (\d+) ", (REPO / "scripts" / "gpu_check.sh").read_text(), re.M)]
+    assert len(limits) == 5 and sum(limits) <= 580, limits

@@ -333,3 +333,21 @@ def test_checkpoints_folder_is_the_repos_in_a_checkout_else_a_user_cache(tmp_pat
     assert hub.default_checkpoints_dir() == tmp_path / "cache" / "uvosam" / "checkpoints"
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "mine"))
     assert hub.default_checkpoints_dir() == tmp_path / "mine"
+
+
+def test_checkpoints_readme_lists_every_weight_file_with_the_table_values():
+    """checkpoints/README.md's table has a row per ``hub.WEIGHTS`` entry: its file, its size and SHA-256 where the
+    table has them and "not published" where it has none, and its Hub repo."""
+    readme = (Path(__file__).resolve().parents[1] / "checkpoints" / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().split()[0].strip("`"): line for line in readme.splitlines()
+            if line.startswith("| `")}  # fmt: skip
+    assert set(rows) == set(hub.WEIGHTS)
+    for name, spec in hub.WEIGHTS.items():
+        cells = [cell.strip() for cell in rows[name].split("|")[1:-1]]
+        assert cells[1] == f"`{spec.basename}`", name
+        assert cells[2] == (f"{spec.size_bytes:,}" if spec.size_bytes is not None else "not published"), name
+        assert cells[3].startswith(f"`{spec.sha256}`" if spec.sha256 is not None else "not published"), name
+        if spec.repo_id is not None:
+            assert f"HF `{spec.repo_id}` → `{spec.filename}`" in cells[4], name
+        if spec.url is not None:
+            assert f"<{spec.url}>" in cells[4] or "release's URL" in cells[4], name

@@ -17,3 +17,8 @@ class VideoLimitError(ValueError):
 
 class WeightsError(RuntimeError):
     """A weight file exists but is unusable: wrong checksum, truncated, wrong format or wrong shapes."""
+
+
+class MissingPackageError(ImportError):
+    """An optional package that the chosen model needs is not installed (e.g. ``sam2`` for SAM 2.1); the message
+    says how to install it. An ``ImportError``, so ``except ImportError`` still catches it."""

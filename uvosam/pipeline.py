@@ -116,10 +116,12 @@ class UVOSAM:
         Raises:
             FileNotFoundError: a weight file is missing (the message says where it looked and how to get it).
             WeightsError: a weight file is corrupt or does not fit the architecture.
+            MissingPackageError: ``sam`` is a SAM 2.1 model and the sam2 package is missing (before anything loads).
         """
-        from uvosam.segmenter import load_segmenter, resolve_device
+        from uvosam.segmenter import check_segmenter_packages, load_segmenter, resolve_device
         from uvosam.tracker.loading import load_tracker
 
+        check_segmenter_packages(sam, segmenter_config)  # SAM 2.1 without the sam2 package: said before any load
         torch_device = resolve_device(device)
         # the tracker first: a wrong preset, path or YAML is reported before SAM's 0.4-2.5 GB load (or download)
         box_tracker = load_tracker(tracker, tracker_yaml, device=torch_device, precision=tracker_precision)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from uvosam import hub
 from uvosam.config import SAM2_MODEL_TYPES, SegmenterConfig
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingPackageError, WeightsError
 from uvosam.segmenter import BoxSegmenterBase, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -76,14 +76,14 @@ def sam2_config(model_type: str, overrides: Sequence[str] = ()):
     SAM 2.1's image-predictor post-processing settings, then ``overrides`` (``++model.image_size=512``).
 
     Raises:
-        ImportError: the sam2 package is missing (the message says how to install it).
+        MissingPackageError: the sam2 package is missing (the message says how to install it).
         ValueError: an unknown model type.
     """
     if model_type not in SAM2_CONFIGS:
         raise ValueError(f"unknown SAM 2 model type {model_type!r}; expected one of {SAM2_MODEL_TYPES}")
     missing = sam2_missing_message()
     if missing is not None:
-        raise ImportError(missing)
+        raise MissingPackageError(missing)
     import sam2  # noqa: F401  (registers its configs with Hydra)
     from hydra import compose
     from omegaconf import OmegaConf
@@ -97,7 +97,7 @@ def build_sam2_model(model_type: str, overrides: Sequence[str] = ()) -> torch.nn
     """The random-weight ``SAM2Base`` of ``model_type`` built from ``sam2_config``, in eval mode on CPU.
 
     Raises:
-        ImportError, ValueError: as ``sam2_config``.
+        MissingPackageError, ValueError: as ``sam2_config``.
     """
     from hydra.utils import instantiate
 
@@ -189,7 +189,7 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
             checkpoints_dir, cache_dir: passed to ``hub.resolve``.
 
         Raises:
-            ImportError: the sam2 package is missing.
+            MissingPackageError: the sam2 package is missing.
             FileNotFoundError: weights not found (the message says where it looked and how to get them).
             WeightsError: unreadable file, or weights that do not fit the architecture.
         """
@@ -205,7 +205,7 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
             model_type = config.model_type
         missing = sam2_missing_message()
         if missing is not None:  # before a download of up to 900 MB that could not be used
-            raise ImportError(missing)
+            raise MissingPackageError(missing)
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
         state = hub.load_checkpoint(path)
         state = state.get("model", state)  # released files: {"model": state_dict}

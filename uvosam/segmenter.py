@@ -48,7 +48,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from uvosam import hub, sam_fast
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingPackageError, WeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -206,15 +206,36 @@ def load_segmenter(
     """
     config = config if config is not None else SegmenterConfig()
     source = model_type_or_path if model_type_or_path is not None else config.model_type
-    sam2_names = {hub.WEIGHTS[t].basename for t in SAM2_MODEL_TYPES if t in hub.WEIGHTS}
-    is_sam2 = str(source) in SAM2_MODEL_TYPES or Path(str(source)).name in sam2_names or (
-        _model_type_and_source(source)[0] is None and config.model_type in SAM2_MODEL_TYPES
-    )
-    if is_sam2:
+    if uses_sam2(source, config):
         from uvosam.sam2_segmenter import Sam2BoxSegmenter
 
         return Sam2BoxSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
     return BoxPromptSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
+
+
+def uses_sam2(model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None) -> bool:
+    """Whether ``load_segmenter(model_type_or_path, config=config)`` loads SAM 2.1 (rather than SAM): for a SAM 2.1
+    model type, a released SAM 2.1 file name (``sam2.1_hiera_small.pt``), and any other path that is not a known
+    SAM file when ``config.model_type`` is a SAM 2.1 type. Looks at names only (no file is opened)."""
+    config = config if config is not None else SegmenterConfig()
+    source = str(model_type_or_path if model_type_or_path is not None else config.model_type)
+    sam2_names = {hub.WEIGHTS[t].basename for t in SAM2_MODEL_TYPES if t in hub.WEIGHTS}
+    return source in SAM2_MODEL_TYPES or Path(source).name in sam2_names or (
+        _model_type_and_source(source)[0] is None and config.model_type in SAM2_MODEL_TYPES
+    )
+
+
+def check_segmenter_packages(
+    model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None
+) -> None:
+    """Raise ``MissingPackageError`` now if ``load_segmenter`` would need a package that is not installed (``sam2``
+    for SAM 2.1), so that a caller can say so before slower work (loading the tracker, a download). Instant."""
+    if uses_sam2(model_type_or_path, config):
+        from uvosam.sam2_segmenter import sam2_missing_message
+
+        missing = sam2_missing_message()
+        if missing is not None:
+            raise MissingPackageError(missing)
 
 
 def _model_type_of(state: dict, path: Path, fallback: str) -> str:

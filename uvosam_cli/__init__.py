@@ -7,6 +7,8 @@ import importlib
 import logging
 import sys
 
+from uvosam.errors import MissingPackageError
+
 SUBCOMMAND_MODULES = [
     "uvosam_cli.segment",
     "uvosam_cli.rerender",
@@ -22,7 +24,8 @@ SUBCOMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uvosam",
-        description="uvosam: mask-free unsupervised video object segmentation (IDOL tracker boxes -> SAM masks).",
+        description="uvosam: mask-free unsupervised video object segmentation (IDOL tracker boxes -> SAM or SAM 2.1 "
+        "masks).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError, MissingPackageError) as exc:  # user errors: no traceback
         print(f"uvosam {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
-"""Argument types shared by the subcommands."""
+"""Argument types and options shared by the subcommands."""
 
 from __future__ import annotations
 
 import argparse
+
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 
 
 def positive_int(text: str) -> int:
@@ -17,3 +19,35 @@ ALPHA_WEBM_HELP = (
     "also write <video>_alpha.webm into the zip: the objects over a transparent background (VP9 with alpha; "
     "browsers, OBS, Canva, Kdenlive)"
 )
+
+SAM_HELP = (
+    f"the box-to-mask model: SAM {' | '.join(SAM_MODEL_TYPES)}, SAM 2.1 {' | '.join(SAM2_MODEL_TYPES)} (needs the "
+    "sam2 package; only its image path is used, the tracker alone decides ids), or PATH to a SAM or SAM 2.1 "
+    "checkpoint"
+)
+
+
+def add_sam_arguments(p: argparse.ArgumentParser, help_suffix: str = "") -> None:
+    """``--sam`` (default ``vit_h``, the release's) and ``--sam-type`` (the SAM 2.1 size of a renamed checkpoint)."""
+    p.add_argument("--sam", default="vit_h", help=SAM_HELP + help_suffix)
+    p.add_argument("--sam-type", choices=SAM2_MODEL_TYPES,
+                   help="which SAM 2.1 model a --sam PATH holds when its file name is not the released one (e.g. "
+                        "sam2.1_hiera_small.pt); a SAM checkpoint's size is read from the file")  # fmt: skip
+
+
+def segmenter_config(args: argparse.Namespace, **options) -> SegmenterConfig:
+    """The ``SegmenterConfig`` of ``--sam`` / ``--sam-type`` (plus ``options``, e.g. ``compile=True``).
+
+    Raises:
+        ValueError: ``--sam-type`` with a ``--sam`` that already names a model (not a path).
+    """
+    if args.sam_type is None:
+        return SegmenterConfig(**options)
+    from uvosam import hub
+
+    if args.sam in SAM_MODEL_TYPES + SAM2_MODEL_TYPES or args.sam in hub.WEIGHTS:
+        raise ValueError(
+            f"--sam-type is for a --sam PATH to a renamed SAM 2.1 checkpoint; --sam {args.sam} already names the "
+            f"model: drop --sam-type, or pass the checkpoint's path as --sam"
+        )
+    return SegmenterConfig(model_type=args.sam_type, **options)

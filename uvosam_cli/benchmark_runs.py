@@ -12,13 +12,14 @@ from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL, check_run_settings, davis_sequences, run_davis, run_ytvis, ytvis_videos,
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
+from uvosam_cli.arguments import add_sam_arguments, segmenter_config
 from uvosam_cli.davis import format_tables
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
-    p.add_argument("--sam", default="vit_h", help="vit_b | vit_l | vit_h | PATH (the paper used vit_h)")
+    add_sam_arguments(p, " (the paper used vit_h)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
 
@@ -42,18 +43,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_pipeline(args: argparse.Namespace) -> UVOSAM:
     """The pipeline for these arguments (a seam the tests replace with tiny models)."""
-    return UVOSAM.from_pretrained(args.tracker, args.sam, device=args.device, tracker_yaml=args.config_yaml)
+    return UVOSAM.from_pretrained(
+        args.tracker, args.sam, device=args.device, tracker_yaml=args.config_yaml,
+        segmenter_config=segmenter_config(args),
+    )  # fmt: skip
 
 
 def model_settings(args: argparse.Namespace) -> dict:
     """The arguments that decide the masks, as recorded in a davis-run's results folder (not --device)."""
     yaml = None if args.config_yaml is None else str(args.config_yaml)
-    return {"tracker": str(args.tracker), "sam": str(args.sam), "config_yaml": yaml}
+    settings = {"tracker": str(args.tracker), "sam": str(args.sam), "config_yaml": yaml}
+    if args.sam_type is not None:  # only when given, so that folders of earlier runs still resume
+        settings["sam_type"] = args.sam_type
+    return settings
 
 
 def run_davis_command(args: argparse.Namespace) -> int:
     if not args.sequences:
         davis_sequences(args.davis_root, args.subset)  # a wrong root is reported before the models load
+    segmenter_config(args)  # a --sam-type that does not fit --sam
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
     pipe = load_pipeline(args)
@@ -77,6 +85,7 @@ def run_davis_command(args: argparse.Namespace) -> int:
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
     ytvis_videos(args.ytvis_root, args.split)  # a wrong root or split is reported before the models load
+    segmenter_config(args)  # so is a --sam-type that does not fit --sam
     pipe = load_pipeline(args)
     zip_path = run_ytvis(
         pipe, args.ytvis_root, args.out, split=args.split,

@@ -7,31 +7,32 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
+from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export import ExportOptions
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.render import STYLES
 from uvosam.video import probe
-from uvosam_cli.arguments import ALPHA_WEBM_HELP, positive_int
+from uvosam_cli.arguments import ALPHA_WEBM_HELP, add_sam_arguments, positive_int, segmenter_config
 from uvosam_cli.hints import print_merge_hints
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="segment the main objects of a video (tracker boxes -> SAM masks)")
+    p = sub.add_parser("segment", help="segment the main objects of a video (tracker boxes -> SAM or SAM 2.1 masks)")
     p.add_argument("input", type=Path,
                    help="a video file (.mp4 .mov .webm .avi .mkv; any other ffmpeg reads, e.g. an animated .gif or .apng) "
                         "or a folder of .jpg/.jpeg/.png frames (in natural name order)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
-    p.add_argument("--sam", default="vit_h", help="vit_b | vit_l | vit_h | PATH to a SAM checkpoint")
+    add_sam_arguments(p)
     p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"),
-                   help="tracker compute precision (SAM's encoder uses bf16 + SDPA on CUDA by default)")
+                   help="tracker compute precision (the SAM / SAM 2.1 image encoder runs in bf16 on CUDA by "
+                        "default)")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile SAM's image encoder (the first frame waits for the compile; needs a C++ "
-                        "compiler on CPU, Triton on CUDA)")
+                   help="torch.compile the SAM / SAM 2.1 image encoder (the first frame waits for the compile; "
+                        "needs a C++ compiler on CPU, Triton on CUDA)")
     p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
@@ -57,7 +58,7 @@ def load_pipeline(args: argparse.Namespace) -> UVOSAM:
         args.sam,
         device=args.device,
         tracker_yaml=args.config_yaml,
-        segmenter_config=SegmenterConfig(compile=args.compile),
+        segmenter_config=segmenter_config(args, compile=args.compile),
         tracker_precision=args.precision,
     )
 
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
+    segmenter_config(args)  # a --sam-type that does not fit --sam
     probe(args.input, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; expected an output folder (created if missing)")
