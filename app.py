@@ -614,8 +614,8 @@ def mask_model_info() -> str:
     if missing:
         return f"SAM 2.1 not offered here: {missing}"
     return (
-        "Larger models give finer masks, more slowly; SAM 2.1 models are faster than SAM's. "
-        "A model loads on its first run."
+        "Larger models give finer masks, more slowly. Measured on a CPU, SAM 2.1 tiny and small encode a frame "
+        "4-5x faster than SAM ViT-B, base+ about 2x, large about as fast. A model loads on its first run."
     )
 
 
