@@ -6,11 +6,13 @@
 #                 what it imports (hydra-core, omegaconf, antlr4-python3-runtime, iopath, portalocker; under 1 MB)
 #   .gpu/shared/  a copy of ../shared/fixtures (the device call carries only the repository)
 # Then, with the device tool: run(command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=600).
-# PYTHON: the interpreter that builds the sam2 wheel (default python3); it needs setuptools >= 70.1 (or the wheel
-# package), e.g. PYTHON=.venv/bin/python.
+# PYTHON: the interpreter that builds the sam2 wheel (default: .venv/bin/python when there is one, else python3); it
+# needs torch and setuptools >= 70.1 (or the wheel package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+DEFAULT_PY=python3
+[ -x .venv/bin/python ] && DEFAULT_PY=.venv/bin/python
+PY=${PYTHON:-$DEFAULT_PY}
 rm -rf .gpu
 mkdir -p .gpu/whl .gpu/shared
 python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
