@@ -162,7 +162,7 @@ def test_a_checkpoint_that_does_not_fit_is_a_clear_error(tiny_weights, tmp_path)
     state = tiny_sam2().state_dict()
     state.pop("no_mem_embed")
     torch.save({"model": state}, other)
-    with pytest.raises(WeightsError, match="does not fit SAM 2.1 sam2.1_tiny"):
+    with pytest.raises(WeightsError, match="does not fit SAM 2.1 sam2.1_tiny: 1 missing key .no_mem_embed."):
         Sam2BoxSegmenter.from_pretrained(other, device="cpu", config=TINY)
     with pytest.raises(ValueError, match="cannot tell which SAM 2.1 model"):
         Sam2BoxSegmenter.from_pretrained(other, device="cpu", config=SegmenterConfig(model_type="vit_h"))
@@ -176,6 +176,65 @@ def test_sam_loader_refuses_a_sam2_checkpoint_and_names_the_fix(tiny_weights, mo
         load_segmenter(renamed, device="cpu")  # default config (vit_h): SAM's loader
     with pytest.raises(WeightsError, match="is a SAM 2 checkpoint"):
         BoxPromptSegmenter.from_pretrained(renamed, device="cpu")
+
+
+def hiera_state(width: int, blocks: int, *, sam2_1: bool = True) -> dict:
+    """The keys that tell a SAM 2 checkpoint's Hiera size and release apart, at a real size, without a model."""
+    state = {"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(width, 3, 7, 7)}
+    state.update({f"image_encoder.trunk.blocks.{i}.norm1.weight": torch.zeros(1) for i in range(blocks)})
+    if sam2_1:
+        state.update({"no_obj_embed_spatial": torch.zeros(1, 64), "obj_ptr_tpos_proj.weight": torch.zeros(1, 1)})
+    return {"model": state}
+
+
+def test_a_sam_checkpoint_loaded_as_sam2_1_is_called_a_sam_checkpoint(tiny_weights, tmp_path):
+    mine = tmp_path / "mine.pth"
+    torch.save(tiny_sam().state_dict(), mine)
+    with pytest.raises(WeightsError, match=r"is a SAM checkpoint \(ViT image encoder\), not a SAM 2.1 one") as err:
+        load_segmenter(mine, device="cpu", config=TINY)  # e.g. --sam mine.pth --sam-type sam2.1_tiny
+    assert "vit_b, vit_l or vit_h" in str(err.value) and "--sam-type" in str(err.value)
+
+
+def test_a_sam2_0_checkpoint_is_named_and_the_sam2_1_file_suggested(tiny_weights, tmp_path, monkeypatch):
+    state = tiny_sam2().state_dict()
+    for key in [k for k in state if k == "no_obj_embed_spatial" or k.startswith("obj_ptr_tpos_proj.")]:
+        del state[key]
+    old = tmp_path / "sam2_hiera_tiny.pt"  # the first release's file name
+    torch.save({"model": state}, old)
+    monkeypatch.setattr(segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()})
+    for config in (TINY, None):  # as SAM 2.1, and by name alone (then SAM's loader opens it)
+        with pytest.raises(WeightsError, match=r"SAM 2 checkpoint of the first release \(2\.0\)") as err:
+            load_segmenter(old, device="cpu", config=config)
+        assert "sam2.1_hiera_" in str(err.value) and "facebook/sam2.1-hiera-" in str(err.value)
+    torch.save(hiera_state(144, 48, sam2_1=False), old)
+    with pytest.raises(WeightsError, match="hf download facebook/sam2.1-hiera-large sam2.1_hiera_large.pt"):
+        load_segmenter(old, device="cpu", config=TINY)  # its size is known: the matching SAM 2.1 file is named
+
+
+def test_a_sam2_1_checkpoint_of_another_size_names_the_size_it_holds(tiny_weights, tmp_path, monkeypatch):
+    mine = tmp_path / "mine.pt"
+    torch.save(hiera_state(144, 48), mine)  # Hiera-L's width and depth
+    with pytest.raises(WeightsError, match="holds SAM 2.1 sam2.1_large .*, not sam2.1_tiny") as err:
+        load_segmenter(mine, device="cpu", config=TINY)
+    assert "--sam-type sam2.1_large" in str(err.value)
+    monkeypatch.setattr(segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()})
+    with pytest.raises(WeightsError, match="is a SAM 2 checkpoint") as err:
+        load_segmenter(mine, device="cpu")  # SAM's loader: it names the size too
+    assert "model_type='sam2.1_large'" in str(err.value) and "--sam-type sam2.1_large" in str(err.value)
+
+
+def test_the_hiera_size_table_matches_the_sam2_package_configs():
+    import inspect
+
+    from sam2.modeling.backbones.hieradet import Hiera
+
+    default_stages = inspect.signature(Hiera).parameters["stages"].default
+    for model_type in SAM2_MODEL_TYPES:
+        trunk = sam2_segmenter.sam2_config(model_type).model.image_encoder.trunk
+        stages = trunk.get("stages", default_stages)
+        state = hiera_state(trunk.get("embed_dim", 96), sum(stages))["model"]
+        assert sam2_segmenter.sam2_size_of(state) == model_type
+    assert sam2_segmenter.sam2_size_of(tiny_sam2().state_dict()) is None  # toy sizes are no released size
 
 
 def test_missing_sam2_package_is_named_before_any_download(monkeypatch, tmp_path):

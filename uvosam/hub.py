@@ -514,3 +514,39 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}."
         )
     return obj
+
+
+def load_into(model: torch.nn.Module, state: dict, path: str | os.PathLike, name: str, hint: str) -> None:
+    """``model.load_state_dict(state)`` (strict).
+
+    Raises:
+        WeightsError: ``state`` does not fit ``model`` ("``path`` does not fit ``name``: ..."): the message counts
+            the missing keys, the unexpected keys and the keys of another shape, names the first few of each,
+            then gives ``hint`` (what to do).
+    """
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise WeightsError(f"{path} does not fit {name}: {state_dict_mismatch(model, state)}. {hint}") from None
+
+
+def state_dict_mismatch(model: torch.nn.Module, state: dict, shown: int = 3) -> str:
+    """What keeps ``state`` from loading into ``model``, e.g. ``"1 missing key (no_mem_embed); 2 keys of another
+    shape, file vs model (a.weight (8,) vs (4,), b.bias (8,) vs (4,))"``; the first ``shown`` of each kind named."""
+    own = model.state_dict()
+    kinds = {
+        "missing {}": [key for key in own if key not in state],
+        "unexpected {}": [key for key in state if key not in own],
+        "{} of another shape, file vs model": [
+            f"{key} {tuple(state[key].shape)} vs {tuple(own[key].shape)}"
+            for key in own
+            if key in state and hasattr(state[key], "shape") and tuple(state[key].shape) != tuple(own[key].shape)
+        ],
+    }
+    parts = [
+        f"{len(keys)} {kind.format('key' if len(keys) == 1 else 'keys')} "
+        f"({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})"
+        for kind, keys in kinds.items()
+        if keys
+    ]
+    return "; ".join(parts) or "load_state_dict refused it"

@@ -54,6 +54,14 @@ _POSTPROCESSING = (
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
 )
+_HIERA_SIZES = {
+    (96, 12): "sam2.1_tiny",
+    (96, 16): "sam2.1_small",
+    (112, 24): "sam2.1_base_plus",
+    (144, 48): "sam2.1_large",
+}
+"""(Hiera trunk width, number of blocks) -> the released model type of that size (the sam2 package's configs)."""
+_SAM2_1_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight")  # parameters SAM 2.1 added to SAM 2's model
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -113,6 +121,76 @@ def fast_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
     """``forward_image`` under bf16 autocast on ``x``'s device (the caller casts the features back)."""
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
         return model.forward_image(x)
+
+
+def sam2_size_of(state: dict) -> str | None:
+    """The SAM 2.1 model type whose Hiera trunk has the width and depth of a SAM 2 state dict, else ``None``."""
+    weight = state.get("image_encoder.trunk.patch_embed.proj.weight")
+    prefix = "image_encoder.trunk.blocks."
+    blocks = {key[len(prefix) :].split(".")[0] for key in state if str(key).startswith(prefix)}
+    return None if weight is None else _HIERA_SIZES.get((int(weight.shape[0]), len(blocks)))
+
+
+def _is_sam2_0(state: dict) -> bool:
+    """A SAM 2 state dict of the first release (2.0): a Hiera trunk without the parameters SAM 2.1 added."""
+    has_trunk = any(str(key).startswith("image_encoder.trunk.") for key in state)
+    return has_trunk and not any(key in state for key in _SAM2_1_KEYS)
+
+
+def sam2_state_advice(state: dict, path: str | os.PathLike) -> str:
+    """The error text for a SAM 2 state dict given where SAM was expected: which SAM 2 it is and how to load it."""
+    size = sam2_size_of(state)
+    if _is_sam2_0(state):
+        return _sam2_0_text(path, size)
+    if size is None:
+        how = (
+            f"SegmenterConfig(model_type=...) with the size it holds (one of {SAM2_MODEL_TYPES}; command line: "
+            "--sam-type)"
+        )
+    else:
+        how = f"SegmenterConfig(model_type='{size}') (its Hiera size; command line: --sam-type {size})"
+    return (
+        f"{path} is a SAM 2 checkpoint, not a SAM one. Load it as SAM 2.1 with {how}; "
+        f"uvosam.segmenter.load_segmenter and UVOSAM.from_pretrained then pick the right class."
+    )
+
+
+def _sam2_0_text(path: str | os.PathLike, size: str | None) -> str:
+    """The error text for a SAM 2.0 checkpoint: get the SAM 2.1 file of its size (``size``, ``None``: unknown)."""
+    if size is None:
+        get = (
+            "sam2.1_hiera_{tiny,small,base_plus,large}.pt from the Hub repos facebook/sam2.1-hiera-{tiny,small,"
+            "base-plus,large}, or pass that model type, which downloads it"
+        )
+    else:
+        spec = hub.WEIGHTS[size]
+        get = f"hf download {spec.repo_id} {spec.filename}, or pass the model type {size}, which downloads it"
+    return (
+        f"{path} is a SAM 2 checkpoint of the first release (2.0); uvosam loads SAM 2.1 checkpoints only. Get the "
+        f"SAM 2.1 file of the same size: {get}."
+    )
+
+
+def check_sam2_state(state: dict, path: str | os.PathLike, model_type: str) -> None:
+    """Say what a state dict is when it cannot be SAM 2.1 ``model_type`` (before a load that would only list keys).
+
+    Raises:
+        WeightsError: a SAM (ViT) checkpoint, a SAM 2.0 one, or SAM 2.1 of another size (by its Hiera trunk).
+    """
+    if "image_encoder.patch_embed.proj.weight" in state:
+        raise WeightsError(
+            f"{path} is a SAM checkpoint (ViT image encoder), not a SAM 2.1 one. Load it as SAM: the model type "
+            "vit_b, vit_l or vit_h, or the path alone (its size is read from the file); on the command line "
+            "drop --sam-type."
+        )
+    size = sam2_size_of(state)
+    if _is_sam2_0(state):
+        raise WeightsError(_sam2_0_text(path, size))
+    if size is not None and size != model_type:
+        raise WeightsError(
+            f"{path} holds SAM 2.1 {size} (by its Hiera trunk's width and depth), not {model_type}: pass "
+            f"SegmenterConfig(model_type='{size}') (command line: --sam-type {size})."
+        )
 
 
 def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str | None, str]:
@@ -209,14 +287,10 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
         state = hub.load_checkpoint(path)
         state = state.get("model", state)  # released files: {"model": state_dict}
+        check_sam2_state(state, path, model_type)
         model = build_sam2_model(model_type)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise WeightsError(
-                f"{path} does not fit SAM 2.1 {model_type}: {str(err).splitlines()[0]}. Pass the model type "
-                f"that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
-            ) from None
+        hint = f"Pass the model type that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
+        hub.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
         logger.info("loaded SAM 2.1 %s from %s", model_type, path)
         return cls(model, replace(config, model_type=model_type), device=device, dtype=dtype)
 

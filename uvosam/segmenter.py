@@ -528,21 +528,14 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
         state = hub.load_checkpoint(path)
         if _is_sam2_state(state):
-            raise WeightsError(
-                f"{path} is a SAM 2 checkpoint, not a SAM one. Load it as SAM 2.1: pass model_type "
-                f"{SAM2_MODEL_TYPES} for a released file, or SegmenterConfig(model_type=...) with the "
-                f"size it holds (uvosam.segmenter.load_segmenter picks the right class)."
-            )
+            from uvosam.sam2_segmenter import sam2_state_advice
+
+            raise WeightsError(sam2_state_advice(state.get("model", state), path))
         fallback = config.model_type if config.model_type in SAM_MODEL_TYPES else "vit_h"
         model_type = model_type or _model_type_of(state, path, fallback)
         sam = sam_model_registry[model_type](checkpoint=None)
-        try:
-            sam.load_state_dict(state)
-        except RuntimeError as err:
-            raise WeightsError(
-                f"{path} does not fit SAM {model_type}: {str(err).splitlines()[0]}. Pass the "
-                f"model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
-            ) from None
+        hint = f"Pass the model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
+        hub.load_into(sam, state, path, f"SAM {model_type}", hint)
         logger.info("loaded SAM %s from %s", model_type, path)
         return cls(sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype)
 
