@@ -20,6 +20,7 @@ from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter
 from uvosam.testing import tiny_idol_tracker, tiny_sam2, tiny_sam2_overrides
+from uvosam_cli.arguments import segmenter_config
 
 
 @pytest.fixture()
@@ -100,6 +101,21 @@ def test_sam_type_with_a_model_name_is_refused_before_loading(frames_dir, tmp_pa
     assert uvosam_cli.main([*davis, "--sam", "vit_b", "--sam-type", "sam2.1_tiny"]) == 2
     assert "--sam vit_b already names the model" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_sam_type_against_a_released_file_name_is_refused_not_ignored(frames_dir, tmp_path, no_tracker, monkeypatch,
+                                                                     capsys):  # fmt: skip
+    """A released file name decides the model; a --sam-type that says otherwise would be silently ignored."""
+    monkeypatch.setattr(segment_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    for sam, released in (("w/sam_vit_b_01ec64.pth", "vit_b"), ("w/sam2.1_hiera_tiny.pt", "sam2.1_tiny")):
+        argv = ["segment", str(frames_dir), "--out", str(tmp_path / "o"), "--sam", sam, "--sam-type", "sam2.1_large"]
+        assert uvosam_cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--sam {sam} is the released {released} file" in err and "drop --sam-type" in err, err
+    args = uvosam_cli.build_parser().parse_args(
+        ["segment", "x.mp4", "--out", "o", "--sam", "w/sam2.1_hiera_large.pt", "--sam-type", "sam2.1_large"]
+    )
+    assert segmenter_config(args).model_type == "sam2.1_large"  # the same model: nothing to refuse
 
 
 def test_segment_runs_with_a_sam2_model_type_and_with_a_renamed_checkpoint(frames_dir, tmp_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 
@@ -39,7 +40,8 @@ def segmenter_config(args: argparse.Namespace, **options) -> SegmenterConfig:
     """The ``SegmenterConfig`` of ``--sam`` / ``--sam-type`` (plus ``options``, e.g. ``compile=True``).
 
     Raises:
-        ValueError: ``--sam-type`` with a ``--sam`` that already names a model (not a path).
+        ValueError: ``--sam-type`` with a ``--sam`` that already names a model (not a path), or with a path whose
+            file name is the released checkpoint of another model (that name decides, so the flag would be ignored).
     """
     if args.sam_type is None:
         return SegmenterConfig(**options)
@@ -50,4 +52,21 @@ def segmenter_config(args: argparse.Namespace, **options) -> SegmenterConfig:
             f"--sam-type is for a --sam PATH to a renamed SAM 2.1 checkpoint; --sam {args.sam} already names the "
             f"model: drop --sam-type, or pass the checkpoint's path as --sam"
         )
+    released = _released_model(args.sam)
+    if released not in (None, args.sam_type):
+        raise ValueError(
+            f"--sam {args.sam} is the released {released} file (its name decides the model), so --sam-type "
+            f"{args.sam_type} would be ignored: drop --sam-type, or rename the file if it holds {args.sam_type}"
+        )
     return SegmenterConfig(model_type=args.sam_type, **options)
+
+
+def _released_model(path: str) -> str | None:
+    """The SAM or SAM 2.1 model type whose released checkpoint has ``path``'s file name, else ``None``."""
+    from uvosam import hub
+
+    for model_type in SAM_MODEL_TYPES + SAM2_MODEL_TYPES:
+        spec = hub.WEIGHTS.get(model_type) or hub.WEIGHTS.get(f"sam_{model_type}")
+        if spec is not None and spec.basename == Path(path).name:
+            return model_type
+    return None
