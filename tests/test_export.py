@@ -208,6 +208,8 @@ def test_zip_bundles_everything(tmp_path, gapped):
     for word in ("UVOSAM", "IDOL", "Segment Anything", "davis/vid", "cutouts", "mattes", "ytvis_results.json",
                  "tracks.csv", "at most 20"):
         assert word.lower() in readme.lower(), word
+    assert "prompt Segment Anything (SAM or SAM 2.1, as chosen)" in " ".join(readme.split())  # either mask model
+    assert 'N. Ravi et al., "SAM 2: Segment Anything in Images and Videos"' in readme  # credited like SAM
     assert writer.make_zip(tmp_path / "again.zip").exists()
 
 

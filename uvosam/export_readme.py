@@ -15,7 +15,7 @@ _HEADER = """\
 UVOSAM export for video "{video}"
 {rule}
 Made by uvosam {version}: unsupervised video object segmentation. An IDOL video tracker finds the main objects
-and follows each one with a box; the boxes prompt Segment Anything (SAM), frame by frame.
+and follows each one with a box; the boxes prompt Segment Anything (SAM or SAM 2.1, as chosen), frame by frame.
 {num_frames} frames, {num_tracks} tracks. Frame file names follow the input frames (e.g. 00000.png).
 
 Track ids
@@ -90,6 +90,7 @@ UVOSAM: "UVOSAM: A Mask-free Paradigm for Unsupervised Video Object Segmentation
 Anything Model", arXiv:2305.12659.
 IDOL: J. Wu et al., "In Defense of Online Models for Video Instance Segmentation", ECCV 2022.
 SAM: A. Kirillov et al., "Segment Anything", ICCV 2023 (Meta AI, Apache-2.0).
+SAM 2.1: N. Ravi et al., "SAM 2: Segment Anything in Images and Videos", arXiv:2408.00714 (Meta AI, Apache-2.0).
 The masks are model predictions; check them before relying on them.
 """
 
