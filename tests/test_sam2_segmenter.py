@@ -237,6 +237,16 @@ def test_the_hiera_size_table_matches_the_sam2_package_configs():
     assert sam2_segmenter.sam2_size_of(tiny_sam2().state_dict()) is None  # toy sizes are no released size
 
 
+def test_each_loader_refuses_the_other_familys_model_names_before_any_download(monkeypatch):
+    monkeypatch.setattr(hub, "resolve", lambda *a, **k: pytest.fail("looked for weights"))
+    for name in ("sam2.1_small", "sam2.1_tiny"):
+        with pytest.raises(ValueError, match=f"{name} is a SAM 2.1 model.*load_segmenter"):
+            BoxPromptSegmenter.from_pretrained(name, device="cpu")
+    for name in ("vit_b", "sam_vit_h"):
+        with pytest.raises(ValueError, match=f"{name} is a SAM model, not SAM 2.1.*load_segmenter"):
+            Sam2BoxSegmenter.from_pretrained(name, device="cpu")
+
+
 def test_missing_sam2_package_is_named_before_any_download(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sam2" else real(name, *a))

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from uvosam import hub
-from uvosam.config import SAM2_MODEL_TYPES, SegmenterConfig
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import MissingPackageError, WeightsError
 from uvosam.segmenter import BoxSegmenterBase, resolve_device
 
@@ -269,10 +269,18 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         Raises:
             MissingPackageError: the sam2 package is missing.
             FileNotFoundError: weights not found (the message says where it looked and how to get them).
-            WeightsError: unreadable file, or weights that do not fit the architecture.
+            WeightsError: unreadable file, or weights that do not fit the architecture (a SAM or SAM 2.0
+                checkpoint, or SAM 2.1 of another size, is named as such).
+            ValueError: a SAM model name (``vit_b``, ``sam_vit_h``), or a path whose size neither its name nor
+                ``config.model_type`` gives.
         """
         config = config if config is not None else SegmenterConfig(model_type="sam2.1_large")
         source = model_type_or_path if model_type_or_path is not None else config.model_type
+        if str(source) in SAM_MODEL_TYPES or str(source) in {f"sam_{t}" for t in SAM_MODEL_TYPES}:
+            raise ValueError(
+                f"{source} is a SAM model, not SAM 2.1; load it with uvosam.segmenter.load_segmenter (which picks "
+                f"the class) or uvosam.segmenter.BoxPromptSegmenter.from_pretrained"
+            )
         model_type, source = _model_type_and_source(source)
         if model_type is None:
             if config.model_type not in SAM2_MODEL_TYPES:

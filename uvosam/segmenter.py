@@ -520,10 +520,16 @@ class BoxPromptSegmenter(BoxSegmenterBase):
             FileNotFoundError: weights not found (the message says where it looked and how to get
                 them).
             WeightsError: bad checksum, unreadable file, or a state dict that does not fit the
-                architecture.
+                architecture (a SAM 2 checkpoint is named as such).
+            ValueError: a SAM 2.1 model type (``load_segmenter`` picks the class for it).
         """
         config = config if config is not None else SegmenterConfig()
         source = model_type_or_path if model_type_or_path is not None else config.model_type
+        if str(source) in SAM2_MODEL_TYPES:  # before downloading a file this class cannot load
+            raise ValueError(
+                f"{source} is a SAM 2.1 model; load it with uvosam.segmenter.load_segmenter (which picks the class) "
+                f"or uvosam.sam2_segmenter.Sam2BoxSegmenter.from_pretrained"
+            )
         model_type, source = _model_type_and_source(source)
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
         state = hub.load_checkpoint(path)
