@@ -3,7 +3,8 @@ them).
 
 What only a GPU can show: the tracker's parity with the original code (fixture ``idol_small_seed0``) holds with
 either deformable-attention backend on CUDA; the SAM fast path (bf16 autocast + fused SDPA kernels) keeps its masks
-within the documented tolerance of the float32 path; a whole tiny pipeline on CUDA gives the CPU's tracks.
+within the documented tolerance of the float32 path, and so does SAM 2.1's (bf16 autocast, bf16 weights) against
+float32 on the CPU; a whole tiny pipeline on CUDA gives the CPU's tracks.
 The kernel's own numerics are in ``test_msda_kernel.py``.
 """
 
@@ -129,3 +130,26 @@ def test_tiny_pipeline_on_cuda_gives_the_cpu_tracks():
         np.testing.assert_allclose(a.boxes_xyxy, b.boxes_xyxy, atol=1e-2)
         if len(a):
             assert (mask_iou(a.masks, b.masks) >= 0.98).all()
+
+
+def test_sam2_1_on_cuda_fast_path_and_bf16_weights_stay_close_to_cpu_fp32():
+    """SAM 2.1's image path with every tensor on the GPU (the resize and normalisation too): its CUDA default (bf16
+    autocast) and bf16 encoder weights vs float32 on the CPU, tiny random SAM 2.1 (as the CPU tests)."""
+    from uvosam.config import SegmenterConfig
+    from uvosam.sam2_segmenter import Sam2BoxSegmenter
+    from uvosam.testing import moving_shapes, tiny_sam2
+
+    clip = moving_shapes(num_frames=3, height=96, width=128, num_objects=3, seed=2)
+    config = SegmenterConfig(model_type="sam2.1_tiny", overlap="none")
+    cpu = Sam2BoxSegmenter(tiny_sam2(), dataclasses.replace(config, fast=False), device="cpu")
+    fast = Sam2BoxSegmenter(tiny_sam2(), config, device="cuda")
+    bf16 = Sam2BoxSegmenter(tiny_sam2(), dataclasses.replace(config, encoder_batch=3), device="cuda",
+                            dtype=torch.bfloat16)  # fmt: skip
+    assert fast.fast and fast.device.type == "cuda" and bf16.encoder_dtype == torch.bfloat16
+    boxes = [b[~np.isnan(b).any(axis=1)] for b in clip.boxes_xyxy]
+    batched = bf16.segment_batch(list(clip.frames), boxes)
+    for frame, frame_boxes, got_bf16 in zip(clip.frames, boxes, batched, strict=True):
+        ref, got = cpu.segment(frame, frame_boxes), fast.segment(frame, frame_boxes)
+        assert ref.masks.any(axis=(1, 2)).all()
+        assert (mask_iou(ref.masks, got.masks) >= 0.98).all(), mask_iou(ref.masks, got.masks)
+        assert (mask_iou(ref.masks, got_bf16.masks) >= 0.9).all(), mask_iou(ref.masks, got_bf16.masks)
