@@ -1,8 +1,8 @@
 """SAM 2.1 as the box-to-mask stage: ``Sam2BoxSegmenter``, a drop-in for ``BoxPromptSegmenter``.
 
 UVOSAM prompts an image segmenter with the tracker's boxes frame by frame; SAM 2.1's image path does the same job
-with a Hiera encoder that is several times faster than SAM's ViT-H at a similar or better mask quality (SAM 2
-paper, Table 7). Only the image path is used: every frame is segmented on its own from its boxes, exactly as with
+with a Hiera encoder (the SAM 2 paper's abstract: more accurate and 6x faster than SAM on images, for its main
+Hiera-B+ model against SAM ViT-H; not measured here on a GPU). Only the image path is used: every frame is segmented on its own from its boxes, exactly as with
 SAM, so the tracker alone decides identities (no SAM 2 memory, no propagation between frames).
 
 What it computes equals ``sam2.sam2_image_predictor.SAM2ImagePredictor`` with ``multimask_output=False`` on a
