@@ -11,7 +11,7 @@ from model_helpers import mask_iou
 
 from uvosam import hub, sam2_segmenter, segmenter
 from uvosam.config import SAM2_MODEL_TYPES, SegmenterConfig
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingPackageError, WeightsError
 from uvosam.sam2_segmenter import SAM2_CONFIGS, Sam2BoxSegmenter, sam2_missing_message
 from uvosam.segmenter import BoxPromptSegmenter, load_segmenter
 from uvosam.testing import moving_shapes, tiny_sam, tiny_sam2, tiny_sam2_overrides
@@ -302,3 +302,25 @@ def test_tiny_idol_tracker_with_sam2_end_to_end(model):
         assert r.masks.shape == (len(r.track_ids), 48, 64) and r.masks.dtype == bool
         if len(r.track_ids):
             assert r.masks.any()
+
+
+def test_a_broken_sam2_install_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "hydra", None)  # installed sam2, its hydra import fails
+    monkeypatch.setattr(sam2_segmenter, "sam2_missing_message", lambda: None)
+    with pytest.raises(MissingPackageError, match="installed but cannot be imported .*pip install --force-reinstall"):
+        sam2_segmenter.sam2_config("sam2.1_tiny")
+
+
+def test_pipeline_takes_the_mask_model_from_the_segmenter_config(monkeypatch):
+    from uvosam import pipeline
+    from uvosam.tracker import loading
+
+    loaded = []
+    monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: "tracker")
+    monkeypatch.setattr(segmenter, "load_segmenter", lambda sam, **k: loaded.append(sam) or "segmenter")
+    pipeline.UVOSAM.from_pretrained(device="cpu", segmenter_config=TINY)
+    pipeline.UVOSAM.from_pretrained(device="cpu")
+    pipeline.UVOSAM.from_pretrained(sam="vit_b", device="cpu", segmenter_config=TINY)
+    assert loaded == ["sam2.1_tiny", "vit_h", "vit_b"]

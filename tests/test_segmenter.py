@@ -16,9 +16,10 @@ from segment_anything.modeling import ImageEncoderViT
 from segment_anything.modeling.image_encoder import Attention
 
 from uvosam import hub, sam_fast, segmenter
+from uvosam.box_segmenter import prepare_boxes, resolve_overlaps
 from uvosam.config import SegmenterConfig
 from uvosam.errors import WeightsError
-from uvosam.segmenter import BoxPromptSegmenter, prepare_boxes, resolve_overlaps
+from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes, tiny_sam
 
 NO_OVERLAP = SegmenterConfig(overlap="none")
@@ -332,7 +333,7 @@ def test_failed_compile_is_a_clear_error(tiny_sam_model, video):
     finally:
         torch._dynamo.reset()  # later compiles start clean
     message = str(info.value)
-    assert message.startswith("torch.compile of SAM's image encoder failed on cpu"), message
+    assert message.startswith("torch.compile of the image encoder of vit_h failed on cpu"), message
     assert "No working C++ compiler" in message, message  # the cause, not only Dynamo's header line
     assert "compile=False" in message and "--compile" in message
     assert isinstance(info.value.__cause__, torch._dynamo.exc.TorchDynamoException)

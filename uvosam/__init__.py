@@ -1,13 +1,13 @@
 """uvosam: mask-free unsupervised video object segmentation (UVOSAM, arXiv 2305.12659).
 
 An IDOL video salient-object tracker finds the main objects and gives each a box trajectory; the boxes prompt the
-Segment Anything Model frame by frame.
+Segment Anything Model (SAM, or SAM 2.1's image path) frame by frame.
 """
 
 __version__ = "0.1.0"
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
-from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
+from uvosam.errors import MissingPackageError, VideoLimitError, VideoReadError, WeightsError
 from uvosam.pipeline import UVOSAM
 from uvosam.types import FrameResult, FrameTracks, TrackSummary
 
@@ -22,4 +22,5 @@ __all__ = [
     "VideoReadError",
     "VideoLimitError",
     "WeightsError",
+    "MissingPackageError",
 ]

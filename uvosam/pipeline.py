@@ -14,8 +14,9 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from uvosam.config import PipelineConfig, SegmenterConfig
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
 
 if TYPE_CHECKING:
-    from uvosam.segmenter import BoxSegmenterBase
+    from uvosam.box_segmenter import BoxSegmenterBase
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class UVOSAM:
     """
 
     def __init__(
-        self, tracker: BoxTracker, segmenter: "BoxSegmenterBase", config: PipelineConfig | None = None
+        self, tracker: BoxTracker, segmenter: BoxSegmenterBase, config: PipelineConfig | None = None
     ) -> None:
         self.tracker = tracker
         self.segmenter = segmenter
@@ -91,21 +92,22 @@ class UVOSAM:
     def from_pretrained(
         cls,
         tracker: str | os.PathLike = DEFAULT_TRACKER,
-        sam: str | os.PathLike = "vit_h",
+        sam: str | os.PathLike | None = None,
         *,
         device: str = "auto",
         tracker_yaml: str | os.PathLike | None = None,
         config: PipelineConfig | None = None,
         segmenter_config: SegmenterConfig | None = None,
         tracker_precision: str = "fp32",
-    ) -> "UVOSAM":
+    ) -> UVOSAM:
         """Load the tracker and SAM once (local ``checkpoints/`` first, then the Hugging Face Hub).
 
         Args:
             tracker: a tracker preset of ``uvosam.hub.WEIGHTS`` (``idol-ytvis19-r50`` (default),
                 ``idol-ytvis21-r50``, ``idol-ovis-r50``, ``idol-coco-r50``, ``uvosam-davis-r50``) or a checkpoint path.
             sam: SAM ``vit_b`` / ``vit_l`` / ``vit_h``, SAM 2.1 ``sam2.1_tiny`` / ``sam2.1_small`` /
-                ``sam2.1_base_plus`` / ``sam2.1_large`` (needs the sam2 package), or a checkpoint path.
+                ``sam2.1_base_plus`` / ``sam2.1_large`` (needs the sam2 package), or a checkpoint path; ``None`` =
+                ``segmenter_config.model_type`` (``vit_h`` by default).
             device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
             tracker_yaml: detectron2-style IDOL config matching the tracker checkpoint (optional).
             segmenter_config: SAM options (``fast`` = bf16 + SDPA image encoder, on by default on CUDA;
@@ -121,6 +123,8 @@ class UVOSAM:
         from uvosam.segmenter import check_segmenter_packages, load_segmenter, resolve_device
         from uvosam.tracker.loading import load_tracker
 
+        if sam is None:
+            sam = (segmenter_config or SegmenterConfig()).model_type
         check_segmenter_packages(sam, segmenter_config)  # SAM 2.1 without the sam2 package: said before any load
         torch_device = resolve_device(device)
         # the tracker first: a wrong preset, path or YAML is reported before SAM's 0.4-2.5 GB load (or download)

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from uvosam import hub
+from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import MissingPackageError, WeightsError
-from uvosam.segmenter import BoxSegmenterBase, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +92,16 @@ def sam2_config(model_type: str, overrides: Sequence[str] = ()):
     missing = sam2_missing_message()
     if missing is not None:
         raise MissingPackageError(missing)
-    import sam2  # noqa: F401  (registers its configs with Hydra)
-    from hydra import compose
-    from omegaconf import OmegaConf
+    try:
+        import sam2  # noqa: F401  (registers its configs with Hydra)
+        from hydra import compose
+        from omegaconf import OmegaConf
+    except ImportError as err:  # installed, but it or what it imports is broken
+        raise MissingPackageError(
+            f"the sam2 package is installed but cannot be imported ({type(err).__name__}: {err}). Reinstall it "
+            "with its dependencies: pip install --force-reinstall sam2 (hydra-core, omegaconf and iopath come "
+            "with it)."
+        ) from err
 
     cfg = compose(config_name=SAM2_CONFIGS[model_type], overrides=[*_POSTPROCESSING, *overrides])
     OmegaConf.resolve(cfg)

@@ -62,7 +62,7 @@ class FrameResult:
         frame_index: 0-based index in the processed sequence (after stride).
         image: (H, W, 3) uint8 RGB frame the masks belong to.
         track_ids, boxes_xyxy, scores, labels: as in ``FrameTracks``.
-        masks: (N, H, W) bool, pairwise disjoint (overlaps resolved, see ``segmenter.resolve_overlaps``).
+        masks: (N, H, W) bool, pairwise disjoint (overlaps resolved, see ``box_segmenter.resolve_overlaps``).
         mask_scores: (N,) float32 SAM's predicted IoU of each mask.
     """
 

@@ -1,0 +1,313 @@
+"""What every box-prompted mask stage shares (SAM in ``uvosam.segmenter``, SAM 2.1 in ``uvosam.sam2_segmenter``).
+
+``BoxSegmenterBase`` holds the flow around an engine's image encoder and mask decoder: boxes are checked and clipped
+(``prepare_boxes``); a frame without a usable box runs no model; the encoder sees ``config.encoder_batch`` frames at
+a time and the decoder ``config.decoder_batch`` boxes at a time; unusable boxes get an empty mask with score 0; and
+overlapping masks are made disjoint by tracker score (``resolve_overlaps``) unless ``config.overlap == "none"``.
+Nothing per call is kept on ``self``, so one segmenter serves every thread and session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from uvosam.config import SegmenterConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SegmentOutput:
+    """Masks for one frame, in the row order of the boxes given.
+
+    Attributes:
+        masks: (N, H, W) bool in original-frame pixels (disjoint unless ``overlap == "none"``).
+        mask_scores: (N,) float32 SAM's predicted IoU of each mask (0 for boxes that were not
+            decoded).
+    """
+
+    masks: np.ndarray
+    mask_scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> ``cuda`` if available, else ``cpu``; anything else -> ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def prepare_boxes(
+    boxes_xyxy: np.ndarray, image_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and clip box prompts.
+
+    Args:
+        boxes_xyxy: (N, 4) pixel boxes ``[x1, y1, x2, y2]`` in the original frame (any float dtype;
+            ±inf allowed).
+        image_hw: (H, W) of the frame.
+
+    Returns:
+        (boxes (N, 4) float32 clipped to ``[0, W] x [0, H]``, usable (N,) bool: positive width and
+        height).
+
+    Raises:
+        ValueError: wrong shape, or a row with NaN (the message names the rows).
+    """
+    boxes = np.asarray(boxes_xyxy, dtype=np.float32)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes_xyxy must have shape (N, 4); got {boxes.shape}")
+    bad = np.flatnonzero(np.isnan(boxes).any(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"boxes_xyxy rows {bad.tolist()} contain NaN (first: {boxes[bad[0]].tolist()}); "
+            f"drop absent tracks before segmenting instead of passing NaN boxes."
+        )
+    h, w = image_hw
+    boxes = boxes.copy()
+    boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0.0, float(w))
+    boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0.0, float(h))
+    usable = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes, usable
+
+
+def resolve_overlaps(masks: np.ndarray, scores: np.ndarray, track_ids: np.ndarray) -> np.ndarray:
+    """Make masks disjoint: a pixel claimed by several masks goes to ONE of them.
+
+    The winner is the mask with the higher tracker score; equal scores go to the lower track id (NaN
+    scores rank lowest). Pixels claimed by a single mask are unchanged; no pixel is added.
+
+    Args:
+        masks: (N, H, W) bool.
+        scores: (N,) tracker scores.
+        track_ids: (N,) integer track ids.
+
+    Returns:
+        (N, H, W) bool, a new array, pairwise disjoint, same row order.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    track_ids = np.asarray(track_ids)
+    n = len(masks)
+    if masks.ndim != 3 or scores.shape != (n,) or track_ids.shape != (n,):
+        raise ValueError(
+            f"expected masks (N, H, W), scores (N,), track_ids (N,) with one N; got {masks.shape}, "
+            f"{scores.shape}, {track_ids.shape}"
+        )
+    order = np.lexsort((track_ids, -np.nan_to_num(scores, nan=-np.inf)))
+    out = np.zeros_like(masks)
+    claimed = np.zeros(masks.shape[1:], dtype=bool)
+    for i in order:
+        out[i] = masks[i] & ~claimed
+        claimed |= masks[i]
+    return out
+
+
+def _as_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+        raise ValueError(
+            f"image must be a non-empty (H, W, 3) uint8 RGB array; got shape {image.shape}, "
+            f"dtype {image.dtype}"
+        )
+    return image
+
+
+def _compile_error_summary(err: Exception, limit: int = 400) -> str:
+    """The error's type and its message lines, minus Dynamo's "set TORCHDYNAMO_VERBOSE" advice."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    advice = ("Set TORCHDYNAMO_VERBOSE", "For even more")
+    lines = [line for line in lines if not line.startswith(advice)]
+    text = " ".join([type(err).__name__ + ":", *lines])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_compiled(fn: Callable, encoder: torch.nn.Module, x: torch.Tensor, model_type: str = "SAM") -> torch.Tensor:
+    """``fn(encoder, x)`` for a compiled ``fn``; a failed compile becomes a clear ``RuntimeError``.
+
+    Only compiler errors (``torch._dynamo.exc.TorchDynamoException``, which inductor's errors
+    subclass) are rewritten; anything else (e.g. ``torch.OutOfMemoryError`` while running) passes
+    unchanged.
+    """
+    from torch._dynamo.exc import TorchDynamoException
+
+    try:
+        return fn(encoder, x)
+    except TorchDynamoException as err:
+        raise RuntimeError(
+            f"torch.compile of the image encoder of {model_type} failed on {x.device} "
+            f"({_compile_error_summary(err)}). Run without compiling "
+            "(SegmenterConfig(compile=False); drop --compile), or fix the compiler toolchain: "
+            "inductor needs a working C++ compiler (e.g. g++) on CPU and Triton on CUDA."
+        ) from err
+
+
+class BoxSegmenterBase:
+    """What every box-prompted segmenter shares: prompt checks, batching, scatter and overlap resolution.
+
+    An engine subclass sets ``config``, ``device``, ``fast`` and ``_encode_fn`` and implements:
+
+    * ``_encode(images) -> list`` of per-frame features (opaque to this class), one image-encoder pass for the
+      list (``_run_encoder`` runs ``_encode_fn``, through ``torch.compile`` when ``config.compile``);
+    * ``_decode_boxes(features, boxes_px, original_size) -> ((K, H, W) bool masks, (K,) float32 IoU)`` for K
+      clipped boxes in original-frame pixels ((K, 4) float32 tensor on ``device``).
+    """
+
+    config: SegmenterConfig
+    device: torch.device
+    fast: bool
+    _encode_fn: Callable
+
+    def _init_compile(self) -> None:
+        self._compiled: Callable | None = None
+        self._compile_lock = threading.Lock()
+
+    @torch.inference_mode()
+    def segment(
+        self,
+        image: np.ndarray,
+        boxes_xyxy: np.ndarray,
+        *,
+        scores: np.ndarray | None = None,
+        track_ids: np.ndarray | None = None,
+    ) -> SegmentOutput:
+        """One mask per box: one image-encoder call (none without a usable box), one decoder call
+        (per ``config.decoder_batch`` boxes).
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            boxes_xyxy: (N, 4) float32 boxes in original-frame pixels.
+            scores: (N,) tracker scores for overlap resolution; ``None`` = all equal (then lower id
+                wins).
+            track_ids: (N,) track ids for tie-breaks; ``None`` = row index.
+
+        Returns:
+            ``SegmentOutput`` with (N, H, W) bool masks and (N,) float32 predicted IoU.
+        """
+        per_frame = None if scores is None else [scores]
+        ids = None if track_ids is None else [track_ids]
+        return self.segment_batch([image], [boxes_xyxy], scores=per_frame, track_ids=ids)[0]
+
+    @torch.inference_mode()
+    def segment_batch(
+        self,
+        images: list[np.ndarray],
+        boxes_list: list[np.ndarray],
+        *,
+        scores: list[np.ndarray | None] | None = None,
+        track_ids: list[np.ndarray | None] | None = None,
+    ) -> list[SegmentOutput]:
+        """``segment`` for several frames; the encoder takes ``config.encoder_batch`` at a time.
+
+        Args:
+            images: T frames, each (H_t, W_t, 3) uint8 RGB (sizes may differ).
+            boxes_list: T arrays (N_t, 4) of original-pixel boxes.
+            scores, track_ids: optional T arrays (N_t,) each (or ``None`` entries), as in
+                ``segment``.
+
+        Returns:
+            T ``SegmentOutput``, equal to T ``segment`` calls.
+        """
+        t = len(images)
+        scores = list(scores) if scores is not None else [None] * t
+        track_ids = list(track_ids) if track_ids is not None else [None] * t
+        if not len(boxes_list) == len(scores) == len(track_ids) == t:
+            raise ValueError(
+                f"expected one boxes/scores/track_ids entry per image ({t}); "
+                f"got {len(boxes_list)}, {len(scores)}, {len(track_ids)}"
+            )
+        images = [_as_image(im) for im in images]
+        prompts = [prepare_boxes(b, im.shape[:2]) for b, im in zip(boxes_list, images, strict=True)]
+        raw: list[tuple[np.ndarray, np.ndarray] | None] = [None] * t
+        todo = [i for i in range(t) if prompts[i][1].any()]
+        step = self.config.encoder_batch
+        for start in range(0, len(todo), step):
+            chunk = todo[start : start + step]
+            features = self._encode([images[i] for i in chunk])
+            for j, i in enumerate(chunk):
+                raw[i] = self._decode(features[j], prompts[i], images[i].shape[:2])
+        return [
+            self._finish(images[i], prompts[i], raw[i], scores[i], track_ids[i]) for i in range(t)
+        ]
+
+    def _encode(self, images: list[np.ndarray]) -> list:
+        raise NotImplementedError
+
+    def _decode_boxes(
+        self, features, boxes_px: torch.Tensor, original_size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _run_encoder(self, module: torch.nn.Module, x: torch.Tensor):
+        """``_encode_fn(module, x)``, compiled once per segmenter when ``config.compile``."""
+        if self.config.compile:
+            return run_compiled(self._compiled_encode_fn(), module, x, self.config.model_type)
+        return self._encode_fn(module, x)
+
+    def _compiled_encode_fn(self) -> Callable:
+        """``torch.compile(self._encode_fn)``, made once per segmenter on first use (thread-safe).
+
+        ``dynamic=False``: the input is always (B, 3, S, S); each new batch size B compiles once more (at most
+        ``config.encoder_batch`` sizes).
+        """
+        with self._compile_lock:
+            if self._compiled is None:
+                logger.info(
+                    "compiling the image encoder of %s (%s forward) with torch.compile; the first call "
+                    "takes longer", self.config.model_type, "fast" if self.fast else "plain",
+                )
+                self._compiled = torch.compile(self._encode_fn, dynamic=False)
+            return self._compiled
+
+    def _decode(
+        self, features, prompt: tuple[np.ndarray, np.ndarray], original_size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode a frame's usable boxes, ``config.decoder_batch`` at a time -> ((M, H, W) bool masks, (M,) f32 IoU)."""
+        boxes, usable = prompt
+        boxes_t = torch.as_tensor(boxes[usable], dtype=torch.float32, device=self.device)
+        step = self.config.decoder_batch
+        parts = [
+            self._decode_boxes(features, boxes_t[i : i + step], original_size)
+            for i in range(0, len(boxes_t), step)
+        ]
+        if len(parts) == 1:  # the usual case: no (N, H, W) copy
+            return parts[0]
+        return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
+
+    def _finish(
+        self,
+        image: np.ndarray,
+        prompt: tuple[np.ndarray, np.ndarray],
+        raw: tuple[np.ndarray, np.ndarray] | None,
+        scores: np.ndarray | None,
+        track_ids: np.ndarray | None,
+    ) -> SegmentOutput:
+        """Scatter decoded rows to all N rows (unusable: empty, score 0), then resolve overlaps."""
+        usable = prompt[1]
+        n = len(usable)
+        for name, values in (("scores", scores), ("track_ids", track_ids)):
+            if values is not None and np.shape(values) != (n,):
+                raise ValueError(
+                    f"{name} must have shape ({n},) like the boxes; got {np.shape(values)}"
+                )
+        h, w = image.shape[:2]
+        masks = np.zeros((n, h, w), dtype=bool)
+        mask_scores = np.zeros((n,), dtype=np.float32)
+        if raw is not None:
+            masks[usable], mask_scores[usable] = raw
+        if self.config.overlap == "score" and n > 1:
+            scores = np.zeros(n) if scores is None else np.asarray(scores)
+            track_ids = np.arange(n) if track_ids is None else np.asarray(track_ids)
+            masks = resolve_overlaps(masks, scores, track_ids)
+        return SegmentOutput(masks=masks, mask_scores=mask_scores)
