@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,12 +163,40 @@ class BoxSegmenterBase:
       list (``_run_encoder`` runs ``_encode_fn``, through ``torch.compile`` when ``config.compile``);
     * ``_decode_boxes(features, boxes_px, original_size) -> ((K, H, W) bool masks, (K,) float32 IoU)`` for K
       clipped boxes in original-frame pixels ((K, 4) float32 tensor on ``device``).
+
+    It also sets ``model`` (the wrapped ``torch.nn.Module``), ``encoder_dtype`` and ``weights_name`` (the weights it
+    was loaded from, see ``describe``; ``None`` when built from a model object).
     """
 
     config: SegmenterConfig
     device: torch.device
     fast: bool
+    model: torch.nn.Module
+    encoder_dtype: torch.dtype
+    weights_name: str | None = None
     _encode_fn: Callable
+
+    def describe(self) -> dict[str, Any]:
+        """What this mask stage is, for an export's ``run.json`` (``uvosam.provenance``); JSON-able.
+
+        Returns:
+            ``model_type`` (``config.model_type``: for a segmenter built from a model object, what its config
+            says, not checked against the model), ``weights`` (``hub.weights_label`` of the file
+            ``from_pretrained`` loaded, else ``None``), ``parameters`` (the model's parameter count, which tells
+            the sizes apart), ``device``, ``fast`` (the fast path), ``compile``, ``encoder_dtype``,
+            ``mask_threshold``, ``overlap``.
+        """
+        return {
+            "model_type": self.config.model_type,
+            "weights": self.weights_name,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "device": str(self.device),
+            "fast": bool(self.fast),
+            "compile": self.config.compile,
+            "encoder_dtype": str(self.encoder_dtype).removeprefix("torch."),
+            "mask_threshold": float(self.config.mask_threshold),
+            "overlap": self.config.overlap,
+        }
 
     def _init_compile(self) -> None:
         self._compiled: Callable | None = None

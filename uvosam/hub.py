@@ -259,6 +259,15 @@ def resolve(
     raise FileNotFoundError(_missing_message(spec, looked, ckdir))
 
 
+def weights_label(name_or_path: str | os.PathLike) -> str:
+    """How a weight file is named in an export's ``run.json``: a ``WEIGHTS`` key as it is (``"idol-ytvis19-r50"``),
+    anything else by its file name only (``"/data/ckpt/my_model.pth"`` -> ``"my_model.pth"``: no folder of the
+    machine that ran it)."""
+    if isinstance(name_or_path, str) and name_or_path in WEIGHTS:
+        return name_or_path
+    return Path(name_or_path).name
+
+
 def _lookup(name_or_path: str | os.PathLike) -> tuple[WeightSpec | None, Path | None]:
     """A table key -> (spec, None); a path -> (spec with that basename or None, path)."""
     if isinstance(name_or_path, str) and name_or_path in WEIGHTS:

@@ -224,6 +224,8 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; ``None`` keeps the model where it is.
         dtype: weight dtype of the image encoder (and of the two convolutions ``forward_image`` applies to its
             output); ``None`` keeps it. The prompt encoder and mask decoder stay as they are.
+        weights_name: the weights ``model`` holds (a ``hub.WEIGHTS`` key or a file name), for exports' ``run.json``
+            (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
     """
 
     def __init__(
@@ -233,8 +235,10 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         *,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        weights_name: str | None = None,
     ) -> None:
         self.config = config if config is not None else SegmenterConfig(model_type="sam2.1_large")
+        self.weights_name = weights_name
         if device is not None:
             model.to(resolve_device(device))
         if dtype is not None:
@@ -307,7 +311,10 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         hint = f"Pass the model type that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
         hub.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
         logger.info("loaded SAM 2.1 %s from %s", model_type, path)
-        return cls(model, replace(config, model_type=model_type), device=device, dtype=dtype)
+        return cls(
+            model, replace(config, model_type=model_type), device=device, dtype=dtype,
+            weights_name=hub.weights_label(source),
+        )  # fmt: skip
 
     def _preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (3, S, S) float32: [0, 1], resized to S x S (bilinear, antialias), normalised."""

@@ -173,6 +173,8 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         dtype: weight dtype of the image encoder (e.g. ``torch.bfloat16`` halves its memory);
             ``None`` keeps it. Only the encoder is cast: SAM's prompt encoder computes in float32
             and the small decoder stays so.
+        weights_name: the weights ``sam`` holds (a ``hub.WEIGHTS`` key or a file name), for exports' ``run.json``
+            (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
     """
 
     def __init__(
@@ -182,8 +184,10 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         *,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        weights_name: str | None = None,
     ) -> None:
         self.config = config if config is not None else SegmenterConfig()
+        self.weights_name = weights_name
         if device is not None:
             sam.to(resolve_device(device))
         if dtype is not None:
@@ -251,7 +255,10 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         hint = f"Pass the model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
         hub.load_into(sam, state, path, f"SAM {model_type}", hint)
         logger.info("loaded SAM %s from %s", model_type, path)
-        return cls(sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype)
+        return cls(
+            sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype,
+            weights_name=hub.weights_label(source),
+        )  # fmt: skip
 
     def _encode(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, tuple[int, int]]]:
         """Images -> per image ((1, C, h, w) embedding in the decoder dtype, (H', W') resized size)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from uvosam import hub
 from uvosam.hub import resolve
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.checkpoint import load_idol_detector
@@ -55,4 +56,6 @@ def load_tracker(
         association=AssociationConfig.from_yaml_dict(idol),
         inference=InferenceConfig.from_yaml_dict(idol),
         batch_size=detector_cfg.batch_infer_len if batch_size is None else batch_size,
+        weights_name=hub.weights_label(weights),
+        config_name=None if config_yaml is None else Path(config_yaml).name,
     )

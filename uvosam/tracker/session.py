@@ -46,13 +46,14 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 import torch
 
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
+from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.outputs import DetectorOutput
 from uvosam.tracker.postprocess import FrameStep, IDOLVideoState
 from uvosam.tracker.trajectories import Trajectory, TrajectoryEntry, boxes_to_pixels
@@ -116,6 +117,9 @@ class IDOLTracker:
         batch_size: frames per detector call (IDOL's ``BATCH_INFER_LEN``, 10).
         defer_until_finish: return all frames from ``finish()``, built from the exact whole-video
             results.
+        weights_name, config_name: the detector's weights (a ``hub.WEIGHTS`` preset or a checkpoint file name) and
+            its YAML's file name, for exports' ``run.json`` (``describe``); ``load_tracker`` sets them, ``None`` = not
+            known / no YAML.
 
     Attributes:
         lookahead: ``decision_lookahead(inference) + batch_size - 1`` (``sys.maxsize`` when
@@ -131,6 +135,8 @@ class IDOLTracker:
         inference: InferenceConfig = InferenceConfig(),
         batch_size: int = 10,
         defer_until_finish: bool = False,
+        weights_name: str | None = None,
+        config_name: str | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"IDOLTracker batch_size must be a positive int; got {batch_size!r}")
@@ -144,8 +150,40 @@ class IDOLTracker:
         self.inference = inference
         self.batch_size = batch_size
         self.defer_until_finish = defer_until_finish
+        self.weights_name = weights_name
+        self.config_name = config_name
         bound = decision_lookahead(inference) + batch_size - 1
         self.lookahead = sys.maxsize if defer_until_finish else bound
+
+    def describe(self) -> dict[str, Any]:
+        """What this tracker is, for an export's ``run.json`` (``uvosam.provenance``); JSON-able.
+
+        Returns:
+            ``weights``, ``config_yaml`` (``None`` when not known / none), ``num_classes``, ``batch_size``, the
+            ``association`` and ``inference`` thresholds; with an ``IDOLDetector`` also its ``precision``,
+            ``input_min_side`` / ``input_max_side`` (the detector's frame resize), ``num_queries``, and for a torch
+            module its ``device`` and ``parameters`` (count).
+        """
+        record: dict[str, Any] = {
+            "weights": self.weights_name,
+            "config_yaml": self.config_name,
+            "num_classes": len(self.class_names),
+            "batch_size": self.batch_size,
+            "association": asdict(self.association),
+            "inference": asdict(self.inference),
+        }
+        cfg = getattr(self.detector, "cfg", None)  # an IDOLDetector's; a test double may have none
+        if isinstance(cfg, DetectorConfig):
+            record.update(
+                precision=cfg.precision,
+                input_min_side=cfg.min_size_test,
+                input_max_side=cfg.max_size_test,
+                num_queries=cfg.num_queries,
+            )
+        if isinstance(self.detector, torch.nn.Module):
+            record["device"] = str(next(self.detector.parameters()).device)
+            record["parameters"] = sum(p.numel() for p in self.detector.parameters())
+        return record
 
     def new_video(self, *, height: int, width: int) -> IDOLSession:
         """Start a video of (height, width) frames; the session holds all per-video state."""
