@@ -1,5 +1,5 @@
 """Per-video export of streamed results: DAVIS PNGs, RGBA cut-outs, mattes, a WebM with alpha, tracks/YTVIS JSON,
-CSV and one zip.
+CSV, ``run.json`` (what made them: ``uvosam.provenance``) and one zip.
 
 ``ExportWriter`` is fed ``FrameResult``s in frame order and writes every per-frame file at once, so memory stays flat
 in video length: it keeps only per-track boxes, scores and (for YTVIS) RLE strings.
@@ -27,7 +27,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -35,6 +35,7 @@ from PIL import Image
 from uvosam import export_formats as fmt
 from uvosam.export_readme import readme_text
 from uvosam.merge_hints import MergeHint, suggest_merges
+from uvosam.provenance import RUN_JSON, export_record, write_run_json
 from uvosam.render import select_tracks
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.types import FrameResult, TrackSummary
@@ -124,10 +125,12 @@ class ExportResult:
     alpha_webm: Path | None = None
     timeline_png: Path | None = None
     merge_hints: tuple[MergeHint, ...] = ()  # possible id switches among the exported tracks (uvosam.merge_hints)
+    run_json: Path | None = None  # what made the export (uvosam.provenance); always written by ExportWriter
 
     def entries(self) -> list[Path]:
-        """Every file/folder that belongs in the zip, README first."""
-        paths = [self.readme, self.results_json, self.ytvis_json, self.tracks_csv, self.timeline_png, self.alpha_webm]
+        """Every file/folder that belongs in the zip, README and run.json first."""
+        paths = [self.readme, self.run_json, self.results_json, self.ytvis_json, self.tracks_csv, self.timeline_png]
+        paths += [self.alpha_webm]
         paths += [self.davis_dir, self.cutouts_dir, self.mattes_dir]
         return [p for p in paths if p is not None and p.exists()]
 
@@ -191,6 +194,9 @@ class ExportWriter:
         fps: the frames' rate (> 0), for ``ExportOptions.alpha_webm`` (required with it).
         merge: the merge the results were made with (a re-render's ``{source: target}``), so that the README's
             possible id switches give the whole merge to re-render with (``merge_hints.merge_text``).
+        provenance: what made the results, a ``uvosam.provenance`` record (``run_record`` / ``rerender_record``;
+            ``run_job`` and ``rerender`` pass one): written as ``run.json`` and summed up in the README's "Made with".
+            ``None``: ``run.json`` still comes, saying only the uvosam version, the date and the video's name.
     """
 
     def __init__(
@@ -207,6 +213,7 @@ class ExportWriter:
         keep_ids: set[int] | None = None,
         fps: float | None = None,
         merge: Mapping[int, int] | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
         _check_stem(video_name, "video_name")
         if options.alpha_webm and not (fps and fps > 0):
@@ -216,6 +223,7 @@ class ExportWriter:
             )
         self.fps = fps
         self.merge = dict(merge or {})
+        self.provenance = None if provenance is None else dict(provenance)
         self.out_dir = Path(out_dir)
         self.video_name = video_name
         self.class_names = tuple(class_names)
@@ -415,7 +423,7 @@ class ExportWriter:
         return {rec.track_id: label for label, rec in enumerate(kept, start=1)}
 
     def close(self) -> ExportResult:
-        """Finish the DAVIS relabelling, write the JSON/CSV/README files. Idempotent."""
+        """Finish the DAVIS relabelling, write the JSON/CSV/README files and run.json. Idempotent."""
         if self._result is not None:
             return self._result
         try:
@@ -459,8 +467,13 @@ class ExportWriter:
             alpha_webm=self._alpha_path if self._alpha is not None else None,
             timeline_png=timeline,
             merge_hints=tuple(suggest_merges({r.track_id: r.boxes for r in records})),
+            run_json=out / RUN_JSON,
         )
-        result.readme.write_text(readme_text(result, opts, self.merge), encoding="utf-8")
+        record = export_record(
+            self.provenance, video_name=self.video_name, num_frames=self._num_frames, num_tracks=len(summaries)
+        )
+        write_run_json(result.run_json, record)
+        result.readme.write_text(readme_text(result, opts, self.merge, record), encoding="utf-8")
         self._result = result
         return result
 
@@ -542,7 +555,8 @@ class ExportWriter:
 
 
 def make_zip(export: ExportResult, zip_path: str | Path | None = None) -> Path:
-    """One zip with the DAVIS PNGs, cut-outs, mattes, JSON files, tracks.csv and README.txt of an export.
+    """One zip with the DAVIS PNGs, cut-outs, mattes, JSON files (run.json too), tracks.csv and README.txt of an
+    export.
 
     Args:
         export: what ``ExportWriter.close`` returned.

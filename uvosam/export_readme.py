@@ -1,12 +1,14 @@
-"""The README.txt placed in every export folder and zip: what each file is, the id rules, and credits."""
+"""The README.txt placed in every export folder and zip: what made it ("Made with", from run.json), what each file is,
+the id rules, and credits."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from uvosam import __version__
 from uvosam.merge_hints import merge_text
+from uvosam.provenance import made_with_text
 
 if TYPE_CHECKING:
     from uvosam.export import ExportOptions, ExportResult
@@ -17,7 +19,9 @@ UVOSAM export for video "{video}"
 Made by uvosam {version}: unsupervised video object segmentation. An IDOL video tracker finds the main objects
 and follows each one with a box; the boxes prompt Segment Anything (SAM or SAM 2.1, as chosen), frame by frame.
 {num_frames} frames, {num_tracks} tracks. Frame file names follow the input frames (e.g. 00000.png).
+"""
 
+_IDS = """
 Track ids
 ---------
 Every object has one track id (an integer >= 1) for the whole video; it never changes from frame to frame and is
@@ -30,6 +34,13 @@ Files
 """
 
 _FILES = {
+    "run_json": """\
+run.json
+    What made this export, machine-readable: uvosam version, date (UTC), the tracker (preset or checkpoint file)
+    and mask model (SAM / SAM 2.1 type and weights) with their precision, fast path and device, the settings that
+    decide the masks (min_score, max_objects, stride, max_frames), the frame size, and for a re-render the kept
+    tracks, merge and min_score it applied to the run's cached masks. Summed up under "Made with" above.
+""",
     "davis": """\
 davis/{video}/<frame>.png
     DAVIS-2017 style indexed masks: palette PNG (mode "P", the standard DAVIS/VOC palette), pixel value = DAVIS
@@ -95,8 +106,14 @@ The masks are model predictions; check them before relying on them.
 """
 
 
-def readme_text(result: "ExportResult", options: "ExportOptions", merge: Mapping[int, int] | None = None) -> str:
-    """The README.txt of an export, listing only the files that were written."""
+def readme_text(
+    result: "ExportResult",
+    options: "ExportOptions",
+    merge: Mapping[int, int] | None = None,
+    record: Mapping[str, Any] | None = None,
+) -> str:
+    """The README.txt of an export, listing only the files that were written; ``record``: its ``run.json``
+    (``uvosam.provenance``), summed up under "Made with" (none without it)."""
     header = _HEADER.format(
         video=result.video_name,
         rule="=" * (len(result.video_name) + 26),
@@ -127,14 +144,20 @@ def readme_text(result: "ExportResult", options: "ExportOptions", merge: Mapping
             ytvis_id=ytvis_id,
         )
         for name, text in _FILES.items()
-        if getattr(options, name) and _written(result, name)
+        if _wanted(options, name) and _written(result, name)
     ]
-    return header + "\n".join(parts) + _hints_text(result, merge) + _CREDITS
+    made_with = made_with_text(record) if record is not None else ""
+    return header + made_with + _IDS + "\n".join(parts) + _hints_text(result, merge) + _CREDITS
+
+
+def _wanted(options: "ExportOptions", name: str) -> bool:
+    """Whether a file was asked for (run.json always is)."""
+    return name == "run_json" or bool(getattr(options, name))
 
 
 def _written(result: "ExportResult", name: str) -> bool:
     """False for the files made from frames (the timeline, the WebM) when an export had none to make them from."""
-    path = {"timeline": result.timeline_png, "alpha_webm": result.alpha_webm}.get(name, True)
+    path = {"timeline": result.timeline_png, "alpha_webm": result.alpha_webm, "run_json": result.run_json}.get(name, True)
     return path is not None
 
 

@@ -11,6 +11,10 @@ With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvo
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
 style (``JobOptions.style``), without running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
 re-render writes exactly what a run would have.
+
+Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records the
+pipeline's models and its settings, and keeps that record in the mask cache; a re-render carries it over and adds
+what it changed (kept tracks, merge, min_score).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -29,6 +33,7 @@ from uvosam.export import ExportOptions, ExportResult, ExportWriter, make_zip
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
+from uvosam.provenance import rerender_record, run_record
 from uvosam.reappearance import Reappearances
 from uvosam.render import STYLES, render, select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
@@ -165,6 +170,11 @@ def run_job(
         work_dir=Path(work_dir),
         start=start,
     )
+    record = run_record(
+        pipe, video=_video_record(plan), stride=options.stride, max_frames=options.max_frames,
+        output=_output_record(options),
+    )  # fmt: skip
+    plan = replace(plan, record=record)
     cache = None
     if options.cache:
         cache_root = plan.work_dir / "cache"
@@ -221,6 +231,7 @@ def rerender_iter(
         start=start,
     )
     keep = None if keep_ids is None else {int(i) for i in keep_ids}
+    asked = None if keep is None else frozenset(keep)  # the run's ids as given (keep grows with merges below)
     labels = cache.track_labels() if keep or merge else {}
     unknown = sorted(keep - labels.keys()) if keep else []
     if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
@@ -232,6 +243,11 @@ def rerender_iter(
         merge = {int(k): int(v) for k, v in merge.items()}
         check_merge(merge, labels)
         keep = None if keep is None else kept_tracks(keep, merge, labels)
+    record = rerender_record(
+        meta.get("provenance"), video=_video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
+        output=_output_record(options),
+    )  # fmt: skip
+    plan = replace(plan, record=record)
     results = cache.iter_results(keep_ids=keep)
     if min_score > 0:  # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
         results = (_scoring_at_least(r, min_score) for r in results)
@@ -305,6 +321,25 @@ class _Plan:
     class_names: tuple[str, ...]
     work_dir: Path
     start: float  # perf_counter() at the start of the run
+    record: dict[str, Any] | None = None  # what made the results (uvosam.provenance), for run.json
+
+
+def _video_record(plan: _Plan) -> dict[str, Any]:
+    """The ``video`` entry of ``run.json``: the input by its own name only (no server or home folders)."""
+    info = plan.info
+    return {
+        "name": plan.video_name,
+        "source": info.path.name,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "source_frames": info.num_frames,
+    }
+
+
+def _output_record(options: JobOptions) -> dict[str, Any]:
+    """The ``output`` entry of ``run.json``: how the video looks (never the masks)."""
+    return {"style": options.style, "output_max_side": options.output_max_side}
 
 
 def _cache_meta(plan: _Plan, stride: int, style: str) -> dict[str, Any]:
@@ -318,6 +353,7 @@ def _cache_meta(plan: _Plan, stride: int, style: str) -> dict[str, Any]:
         "frame_names": list(plan.frame_names),
         "class_names": list(plan.class_names),
         "info": info,
+        "provenance": plan.record,  # a re-render's run.json still names the run's models and settings
     }
 
 
@@ -414,6 +450,7 @@ def _open_outputs(
             options=options.export,
             fps=plan.fps,
             merge=merge,
+            provenance=plan.record,
         )
         writer = VideoWriter(
             overlay_path, fps=plan.fps, width=size[0], height=size[1], chunk_seconds=options.chunk_seconds

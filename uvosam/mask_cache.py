@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from uvosam.export import ExportResult, ExportWriter
+from uvosam.provenance import rerender_record
 from uvosam.render import select_tracks
 from uvosam.types import FrameResult
 
@@ -211,7 +212,7 @@ def filter_tracks(results: Iterable[FrameResult], keep_ids: set[int]) -> Iterato
         yield select_tracks(result, keep)
 
 
-_EXPORT_FILES = ("results.json", "ytvis_results.json", "tracks.csv", "README.txt")
+_EXPORT_FILES = ("results.json", "ytvis_results.json", "tracks.csv", "README.txt", "run.json")
 
 
 def rebuild_exports(
@@ -225,19 +226,25 @@ def rebuild_exports(
     """Re-export a cached video with only some tracks (DAVIS labels are re-assigned among the kept tracks).
 
     This video's earlier export files in ``out_dir`` (its davis/cutouts/mattes folders, the JSON/CSV/README
-    files) are deleted first, so no file of a dropped track survives; other files there are left alone.
+    files and run.json) are deleted first, so no file of a dropped track survives; other files there are left alone.
 
     Args:
         cache: the video's cache. out_dir: export folder.
         keep_ids: tracks to keep (None: all). frames: as in ``MaskCache.iter_results``.
         writer_kwargs: ``ExportWriter`` arguments (video_name, class_names, frame_names, options, ...);
-            height and width come from the cache.
+            height and width come from the cache. Without ``provenance``, a cache made by ``run_job`` gives its
+            run's record (``uvosam.provenance.rerender_record``: the run's models, these ``keep_ids``).
     """
     if cache.info.height is None:
         raise ValueError(f"rebuild_exports: the cache at {cache.root} holds no frames yet")
     out_dir = Path(out_dir)
     for name in _EXPORT_FILES:
         (out_dir / name).unlink(missing_ok=True)
+    run = cache.info.meta.get("provenance")
+    if run is not None and "provenance" not in writer_kwargs:
+        writer_kwargs["provenance"] = rerender_record(
+            run, video=run.get("video") or {}, keep_ids=keep_ids, merge=None, min_score=0.0, output=None
+        )
     writer = ExportWriter(
         out_dir, height=cache.info.height, width=cache.info.width, keep_ids=keep_ids, **writer_kwargs
     )

@@ -1,0 +1,258 @@
+"""What made an export: ``run.json`` beside its files (and in its zip) and the "Made with" section of its README.txt.
+
+Masks downloaded from the app or written by ``uvosam segment`` are often scored weeks later; ``run.json`` says which
+uvosam, models and settings made them, and whether they were re-rendered from a run's cached masks (and how), so a
+score can be traced to SAM ViT-H or SAM 2.1 tiny, a tracker preset or checkpoint, a threshold. It is written by
+``ExportWriter.close`` from a record ``run_job`` / ``rerender`` build here (``run_record`` / ``rerender_record``);
+the mask cache keeps the run's record, so a re-render still names the run's models.
+
+``run.json`` (``RUN_FORMAT``; every key is present, ``null`` where not known)::
+
+    format           "uvosam-run/1"
+    uvosam_version   the uvosam that wrote this export
+    created_utc      ISO 8601 UTC ("2025-05-01T12:00:00Z"): when the run (or the re-render) started
+    video            name, source (the input's file or folder name, no folders above it), width, height (the
+                     frames' size, which the masks have: frames are never resized for the export), fps (the
+                     source's), source_frames
+    settings         what decides the masks: min_score, max_objects (PipelineConfig), stride, max_frames
+                     (JobOptions); a re-render keeps its run's (its own min_score is under "rerender")
+    models           device (the mask model's); tracker: class, then what the tracker's describe() says (for
+                     IDOLTracker: weights = preset name or checkpoint file name, config_yaml, precision,
+                     input_min_side / input_max_side = the detector's own frame resize, thresholds, ...);
+                     mask_model: class, family ("SAM" / "SAM 2.1"), then BoxSegmenterBase.describe() (model_type,
+                     weights, parameters, fast, compile, encoder_dtype, ...). weights null = the model was built
+                     from an object, not loaded by name, so only its class, config and parameter count are known.
+                     null when not recorded (an ExportWriter given no record, a cache older than run.json)
+    output           this export's video: style, output_max_side (they never change the masks)
+    rerender         null for a run; a re-render: from_cached_masks (true), keep_ids (null = all), merge
+                     ({"source id": target id}), min_score, run_created_utc, run_uvosam_version
+    export           frames, tracks (what was written)
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from uvosam import __version__
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES
+
+if TYPE_CHECKING:
+    from uvosam.pipeline import UVOSAM
+
+RUN_FORMAT = "uvosam-run/1"
+RUN_JSON = "run.json"
+
+_KEYS = ("format", "uvosam_version", "created_utc", "video", "settings", "models", "output", "rerender", "export")
+
+
+def utc_now() -> str:
+    """The current time, ISO 8601 in UTC to the second: ``"2025-05-01T12:00:00Z"``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe_component(component: object) -> dict[str, Any]:
+    """``{"class": <its class name>}`` plus what its ``describe()`` returns, if it has one (``IDOLTracker`` and the
+    mask stages do; any other tracker or segmenter is named by its class)."""
+    record: dict[str, Any] = {"class": type(component).__name__}
+    describe = getattr(component, "describe", None)
+    if callable(describe):
+        record.update(describe())
+    return record
+
+
+def _family(model_type: object) -> str | None:
+    if model_type in SAM2_MODEL_TYPES:
+        return "SAM 2.1"
+    return "SAM" if model_type in SAM_MODEL_TYPES else None
+
+
+def models_record(pipe: UVOSAM) -> dict[str, Any]:
+    """The ``models`` entry of ``run.json`` for a pipeline (loaded by ``from_pretrained`` or built by hand)."""
+    mask_model = describe_component(pipe.segmenter)
+    mask_model = {"class": mask_model.pop("class"), "family": _family(mask_model.get("model_type")), **mask_model}
+    device = getattr(pipe.segmenter, "device", None)
+    return {
+        "device": None if device is None else str(device),
+        "tracker": describe_component(pipe.tracker),
+        "mask_model": mask_model,
+    }
+
+
+def run_record(
+    pipe: UVOSAM,
+    *,
+    video: Mapping[str, Any],
+    stride: int,
+    max_frames: int | None,
+    output: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The record of a run of ``pipe`` starting now (``run.json`` less its ``export`` entry; JSON-able).
+
+    Args:
+        video: the ``video`` entry (module docstring). stride, max_frames: the run's frame selection.
+        output: the ``output`` entry (the video's style and size).
+    """
+    return {
+        "format": RUN_FORMAT,
+        "uvosam_version": __version__,
+        "created_utc": utc_now(),
+        "video": dict(video),
+        "settings": {
+            "min_score": float(pipe.config.min_score),
+            "max_objects": pipe.config.max_objects,
+            "stride": int(stride),
+            "max_frames": max_frames,
+        },
+        "models": models_record(pipe),
+        "output": dict(output),
+        "rerender": None,
+        "export": None,
+    }
+
+
+def rerender_record(
+    run: Mapping[str, Any] | None,
+    *,
+    video: Mapping[str, Any],
+    keep_ids: Iterable[int] | None,
+    merge: Mapping[int, int] | None,
+    min_score: float,
+    output: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The record of a re-render starting now from the cached masks of the run recorded as ``run`` (``None``: a
+    cache that has no record; its models and settings are then ``null``).
+
+    The run's ``settings`` and ``models`` are carried over unchanged (they made the masks); ``rerender`` says how
+    this export differs: the tracks kept (``None`` = all), the merge ``{source: target}`` and the min_score.
+    ``output``: the new video's, ``None`` when none is made (``mask_cache.rebuild_exports``).
+    """
+    run = run or {}
+    return {
+        "format": RUN_FORMAT,
+        "uvosam_version": __version__,
+        "created_utc": utc_now(),
+        "video": dict(video),
+        "settings": run.get("settings"),
+        "models": run.get("models"),
+        "output": None if output is None else dict(output),
+        "rerender": {
+            "from_cached_masks": True,
+            "keep_ids": None if keep_ids is None else sorted(int(i) for i in keep_ids),
+            "merge": {str(int(k)): int(v) for k, v in sorted((merge or {}).items())},
+            "min_score": float(min_score),
+            "run_created_utc": run.get("created_utc"),
+            "run_uvosam_version": run.get("uvosam_version"),
+        },
+        "export": None,
+    }
+
+
+def export_record(
+    record: Mapping[str, Any] | None, *, video_name: str, num_frames: int, num_tracks: int
+) -> dict[str, Any]:
+    """What ``ExportWriter.close`` writes as ``run.json``: ``record`` (``None``: a writer used on its own, which
+    knows only the video's name) with the ``export`` entry filled in and every key of the layout present."""
+    if record is None:
+        record = {"format": RUN_FORMAT, "uvosam_version": __version__, "created_utc": utc_now(),
+                  "video": {"name": video_name}}  # fmt: skip
+    filled = {key: record.get(key) for key in _KEYS}
+    filled.update({key: value for key, value in record.items() if key not in filled})
+    filled["export"] = {"frames": int(num_frames), "tracks": int(num_tracks)}
+    return filled
+
+
+def write_run_json(path: str | Path, record: Mapping[str, Any]) -> Path:
+    """``record`` as indented JSON (UTF-8) at ``path``; returns the path."""
+    path = Path(path)
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ README section
+_WIDTH = 115  # the README's line width
+
+
+def made_with_text(record: Mapping[str, Any]) -> str:
+    """The README's "Made with" section for a ``run.json`` record: uvosam, date, the models (with their device),
+    the settings that decide the masks and, for a re-render, what it changed. One entry per line, wrapped."""
+    models = record.get("models")
+    lines = [f"uvosam {record.get('uvosam_version')}, {record.get('created_utc')}."]
+    if models:
+        lines.append("Tracker: " + _tracker_text(models.get("tracker") or {}))
+        lines.append("Mask model: " + _mask_model_text(models.get("mask_model") or {}))
+    else:
+        lines.append("Models: not recorded (this export was written without a record of its run).")
+    settings = record.get("settings")
+    if settings:
+        lines.append("Settings: " + _settings_text(settings, record.get("video") or {}))
+    if record.get("rerender"):
+        lines.append(_rerender_text(record["rerender"], record.get("created_utc")))
+    lines.append("All of this is in run.json (machine-readable).")
+    body = "\n".join(textwrap.fill(line, _WIDTH, subsequent_indent="    ") for line in lines)
+    return f"\nMade with\n---------\n{body}\n"
+
+
+def _tracker_text(tracker: Mapping[str, Any]) -> str:
+    name = tracker.get("weights")
+    if name:
+        text = name + (f" with {tracker['config_yaml']}" if tracker.get("config_yaml") else "")
+        details = [str(tracker.get("class"))]
+    else:
+        text, details = str(tracker.get("class")), ["built from objects: no weights name recorded"]
+    if tracker.get("num_classes") is not None:
+        details.append(f"{tracker['num_classes']} classes")
+    if tracker.get("precision"):
+        details.append(tracker["precision"])
+    if tracker.get("input_min_side"):
+        details.append(f"frames resized to {tracker['input_min_side']} px on the short side for the detector")
+    device = f" on {tracker['device']}" if tracker.get("device") else ""
+    return f"{text} ({', '.join(details)}){device}."
+
+
+def _mask_model_text(mask: Mapping[str, Any]) -> str:
+    text = f"{mask.get('family') or mask.get('class')} {mask.get('model_type')}"
+    if mask.get("weights"):
+        text += f", weights {mask['weights']}"
+        details = [str(mask.get("class"))]
+    else:
+        text += " as configured"
+        details = [f"{mask.get('class')} built from a model object: weights not recorded"]
+    if mask.get("parameters") is not None:
+        details.append(f"{mask['parameters']:,} parameters")
+    if mask.get("fast") is not None:
+        details.append(f"fast path {'on' if mask['fast'] else 'off'}")
+    if mask.get("encoder_dtype"):
+        details.append(f"{mask['encoder_dtype']} encoder weights")
+    if mask.get("compile"):
+        details.append("torch.compile")
+    device = f" on {mask['device']}" if mask.get("device") else ""
+    return f"{text} ({', '.join(details)}){device}."
+
+
+def _settings_text(settings: Mapping[str, Any], video: Mapping[str, Any]) -> str:
+    def value(key: str) -> str:
+        v = settings.get(key)
+        return "all" if v is None else str(v)
+
+    text = (f"min_score {value('min_score')}, max_objects {value('max_objects')}, stride {value('stride')}, "
+            f"max_frames {value('max_frames')}")  # fmt: skip
+    if video.get("width") and video.get("height"):
+        text += f"; masks at the frames' size, {video['width']}x{video['height']}"
+    return text + "."
+
+
+def _rerender_text(rerender: Mapping[str, Any], created: object) -> str:
+    keep = rerender.get("keep_ids")
+    merge = ", ".join(f"{k}>{v}" for k, v in (rerender.get("merge") or {}).items()) or "none"
+    when = rerender.get("run_created_utc") or "an unrecorded date"
+    return (
+        f"Re-rendered from the run's cached masks (no model run) on {created}: keep tracks "
+        f"{'all' if keep is None else ', '.join(map(str, keep)) or 'none'}; merge {merge}; "
+        f"min_score {rerender.get('min_score')}. The masks come from the run of {when} "
+        f"(uvosam {rerender.get('run_uvosam_version')}), with the models and settings above."
+    )
