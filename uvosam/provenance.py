@@ -205,7 +205,8 @@ def _tracker_text(tracker: Mapping[str, Any]) -> str:
     else:
         text, details = str(tracker.get("class")), ["built from objects: no weights name recorded"]
     if tracker.get("num_classes") is not None:
-        details.append(f"{tracker['num_classes']} classes")
+        count = tracker["num_classes"]
+        details.append(f"{count} class{'' if count == 1 else 'es'}")
     if tracker.get("precision"):
         details.append(tracker["precision"])
     if tracker.get("input_min_side"):

@@ -1,0 +1,192 @@
+"""run.json and the README's "Made with" say which models and settings made an export: a run with models loaded by
+name (a tiny SAM, a tiny SAM 2.1, the fixture's IDOL tracker), a re-render of its cached masks, a pipeline built from
+objects, and an ExportWriter used on its own."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import uvosam
+import uvosam.segmenter as segmenter_module
+from doubles import MovingBoxTracker
+from uvosam import hub, sam2_segmenter
+from uvosam.config import PipelineConfig, SegmenterConfig
+from uvosam.export import ExportOptions, ExportWriter
+from uvosam.job import JobOptions, rerender, run_job
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import tiny_sam, tiny_sam2, tiny_sam2_overrides
+from uvosam.types import FrameResult
+from uvosam.video import DEFAULT_FPS
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _run_json(result) -> dict:
+    """The run.json in a job's zip, checked to be the one beside the export's files."""
+    with zipfile.ZipFile(result.zip_path) as archive:
+        zipped = archive.read("run.json")
+    assert zipped == result.export.run_json.read_bytes()
+    return json.loads(zipped)
+
+
+def _readme(result) -> str:
+    return zipfile.ZipFile(result.zip_path).read("README.txt").decode()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, fixtures_dir):
+    """The IDOL fixture's weights (by a path) and its YAML, and a 4-frame folder of its frames."""
+    src = fixtures_dir / "idol_small_seed0"
+    root = tmp_path_factory.mktemp("inputs")
+    yaml_path = root / "idol_small.yaml"
+    yaml_path.write_text(json.loads((src / "config.json").read_text())["detectron2_cfg_yaml"])
+    frames = root / "clip"
+    frames.mkdir()
+    for i, frame in enumerate(np.load(src / "frames.npy")[:4]):
+        Image.fromarray(frame).save(frames / f"{i:05d}.png")
+    return src / "weights.pth", yaml_path, frames
+
+
+@pytest.fixture(scope="module")
+def sam_run(inputs, tmp_path_factory):
+    """A cached run of ``from_pretrained`` models (a tiny SAM saved as my_sam.pth and loaded as vit_b), re-wrapped
+    with another PipelineConfig the way the app and ``uvosam segment`` do."""
+    weights, yaml_path, frames = inputs
+    root = tmp_path_factory.mktemp("sam_run")
+    torch.save(tiny_sam().state_dict(), root / "my_sam.pth")
+    with pytest.MonkeyPatch.context() as mp:  # vit_b at toy size: the loader and the file are the real ones
+        mp.setitem(segmenter_module.sam_model_registry, "vit_b", lambda checkpoint=None: tiny_sam())
+        loaded = UVOSAM.from_pretrained(
+            weights, root / "my_sam.pth", device="cpu", tracker_yaml=yaml_path, tracker_precision="tf32",
+            segmenter_config=SegmenterConfig(model_type="vit_b"),
+        )  # fmt: skip
+    pipe = UVOSAM(loaded.tracker, loaded.segmenter, PipelineConfig(min_score=0.05, max_objects=3))
+    options = JobOptions(stride=2, max_frames=2, cache=True, output_max_side=64, style="cutout")
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    result = list(run_job(pipe, frames, root / "run", options))[-1].result
+    return result, started, loaded
+
+
+def test_a_run_records_its_models_settings_and_date(sam_run):
+    result, started, loaded = sam_run
+    record = _run_json(result)
+    assert record["format"] == "uvosam-run/1" and record["uvosam_version"] == uvosam.__version__
+    created = datetime.strptime(record["created_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert started <= created <= started + timedelta(minutes=5)
+    assert record["video"] == {
+        "name": "clip", "source": "clip", "width": 136, "height": 100, "fps": DEFAULT_FPS,
+        "source_frames": 4,
+    }  # fmt: skip
+    assert record["settings"] == {"min_score": 0.05, "max_objects": 3, "stride": 2, "max_frames": 2}
+    assert record["output"] == {"style": "cutout", "output_max_side": 64}
+    assert record["rerender"] is None and record["export"] == {"frames": 2, "tracks": len(result.tracks)}
+    models = record["models"]
+    assert models["device"] == "cpu"
+    tracker = models["tracker"]
+    assert (tracker["class"], tracker["weights"], tracker["config_yaml"]) == ("IDOLTracker", "weights.pth",
+                                                                              "idol_small.yaml")  # fmt: skip
+    assert (tracker["precision"], tracker["input_min_side"], tracker["num_classes"]) == ("tf32", 100, 1)
+    assert tracker["association"]["match_score_thr"] == loaded.tracker.association.match_score_thr
+    assert tracker["parameters"] == _parameters(loaded.tracker.detector)
+    mask = models["mask_model"]
+    assert mask == {
+        "class": "BoxPromptSegmenter", "family": "SAM", "model_type": "vit_b", "weights": "my_sam.pth",
+        "parameters": _parameters(tiny_sam()), "device": "cpu", "fast": False, "compile": False,
+        "encoder_dtype": "float32", "mask_threshold": 0.0, "overlap": "score",
+    }  # fmt: skip
+
+
+def test_the_readme_says_what_made_the_export(sam_run):
+    result, _, _ = sam_run
+    readme = _readme(result)
+    made_with = readme.split("Made with\n---------\n")[1].split("\n\n")[0]
+    assert made_with.startswith(f"uvosam {uvosam.__version__}, {_run_json(result)['created_utc']}.")
+    assert "Tracker: weights.pth with idol_small.yaml (IDOLTracker, 1 class, tf32," in made_with
+    assert "Mask model: SAM vit_b, weights my_sam.pth (BoxPromptSegmenter," in made_with
+    assert "Settings: min_score 0.05, max_objects 3, stride 2, max_frames 2; masks at the frames' size, 136x100." in (
+        made_with)  # fmt: skip
+    assert "Re-rendered" not in made_with and "run.json" in made_with
+    assert readme.index("Made with") < readme.index("Track ids")
+    assert "\nrun.json\n    What made this export" in readme  # listed among the files
+
+
+def test_a_rerender_carries_the_runs_models_and_adds_what_it_changed(sam_run, tmp_path):
+    result, _, _ = sam_run
+    run = _run_json(result)
+    ids = [t.track_id for t in result.tracks]
+    assert len(ids) >= 2, "the fixture's tracker should find several objects"
+    again = rerender(result.cache_dir, tmp_path, keep_ids=ids[:2], merge={ids[1]: ids[0]}, min_score=0.25,
+                     options=JobOptions(style="matte"))  # fmt: skip
+    record = _run_json(again)
+    assert record["models"] == run["models"] and record["settings"] == run["settings"]
+    assert record["video"] == run["video"] and record["output"] == {"style": "matte", "output_max_side": None}
+    assert record["rerender"] == {
+        "from_cached_masks": True, "keep_ids": sorted(ids[:2]), "merge": {str(ids[1]): ids[0]}, "min_score": 0.25,
+        "run_created_utc": run["created_utc"], "run_uvosam_version": uvosam.__version__,
+    }  # fmt: skip
+    assert record["export"]["tracks"] == len(again.tracks)
+    readme = " ".join(_readme(again).split())  # unwrapped
+    assert "Mask model: SAM vit_b, weights my_sam.pth" in readme
+    assert (f"Re-rendered from the run's cached masks (no model run) on {record['created_utc']}: keep tracks "
+            f"{', '.join(map(str, sorted(ids[:2])))}; merge {ids[1]}>{ids[0]}; min_score 0.25. The masks come from the "
+            f"run of {run['created_utc']}") in readme  # fmt: skip
+
+
+def test_a_sam2_run_names_the_sam2_model(inputs, tmp_path, monkeypatch):
+    weights, yaml_path, frames = inputs
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    torch.save({"model": tiny_sam2().state_dict()}, checkpoints / hub.WEIGHTS["sam2.1_tiny"].basename)
+    build = sam2_segmenter.build_sam2_model
+    monkeypatch.setattr(sam2_segmenter, "build_sam2_model", lambda model_type, overrides=(): build(
+        model_type, tiny_sam2_overrides()))  # fmt: skip
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(checkpoints))
+    pipe = UVOSAM.from_pretrained(weights, "sam2.1_tiny", device="cpu", tracker_yaml=yaml_path)
+    result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
+    mask = _run_json(result)["models"]["mask_model"]
+    assert mask["class"] == "Sam2BoxSegmenter" and mask["family"] == "SAM 2.1"
+    assert (mask["model_type"], mask["weights"]) == ("sam2.1_tiny", "sam2.1_tiny")
+    assert mask["parameters"] == _parameters(tiny_sam2()) and (mask["fast"], mask["device"]) == (False, "cpu")
+    assert _run_json(result)["models"]["tracker"]["precision"] == "fp32"
+    assert "Mask model: SAM 2.1 sam2.1_tiny, weights sam2.1_tiny (Sam2BoxSegmenter," in _readme(result)
+
+
+def test_a_pipeline_built_from_objects_says_what_it_knows(inputs, tmp_path, tiny_sam_model):
+    _, _, frames = inputs
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
+    models = _run_json(result)["models"]
+    assert models["tracker"] == {"class": "MovingBoxTracker"}
+    mask = models["mask_model"]
+    assert (mask["class"], mask["weights"], mask["model_type"]) == ("BoxPromptSegmenter", None, "vit_h")
+    assert mask["parameters"] == _parameters(tiny_sam_model)
+    readme = " ".join(_readme(result).split())
+    assert "Tracker: MovingBoxTracker (built from objects: no weights name recorded)." in readme
+    assert "Mask model: SAM vit_h as configured (BoxPromptSegmenter built from a model object: weights not recorded, " \
+           f"{_parameters(tiny_sam_model):,} parameters" in readme
+
+
+def test_an_export_writer_on_its_own_writes_a_run_json_that_says_what_it_does_not_know(tmp_path):
+    writer = ExportWriter(tmp_path, video_name="vid", class_names=["object"], height=8, width=8,
+                          options=ExportOptions(cutouts=False, timeline=False))  # fmt: skip
+    mask = np.zeros((1, 8, 8), bool)
+    mask[0, 2:5, 2:5] = True
+    writer.add(FrameResult(frame_index=0, image=np.zeros((8, 8, 3), np.uint8), track_ids=np.array([1]),
+                           boxes_xyxy=np.array([[2, 2, 5, 5]], np.float32), scores=np.array([0.9], np.float32),
+                           labels=np.array([0]), masks=mask, mask_scores=np.array([1.0], np.float32)))  # fmt: skip
+    export = writer.close()
+    record = json.loads(export.run_json.read_text())
+    assert record["video"] == {"name": "vid"} and record["export"] == {"frames": 1, "tracks": 1}
+    assert record["models"] is None and record["settings"] is None and record["rerender"] is None
+    assert record["uvosam_version"] == uvosam.__version__ and record["created_utc"].endswith("Z")
+    assert "Models: not recorded" in export.readme.read_text()
