@@ -5,6 +5,7 @@ watching processes. Not product code."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 import zipfile
@@ -63,6 +64,12 @@ def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
 def zip_names(path: str) -> list[str]:
     with zipfile.ZipFile(path) as zf:
         return zf.namelist()
+
+
+def run_json(path: str) -> dict:
+    """The zip's run.json (what made the export: ``uvosam.provenance``)."""
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("run.json"))
 
 
 def davis_labels(path: str, video: str) -> tuple[int, set[int]]:

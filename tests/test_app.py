@@ -31,6 +31,7 @@ from app_helpers import (  # noqa: E402
     free_port,
     launched,
     processes_mentioning,
+    run_json,
     wait_for,
     write_clip,
     zip_names,
@@ -100,7 +101,11 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     assert (info.num_frames, info.width, info.height) == (24, 128, 80)
     names = zip_names(zip_path)
     assert sum(n.startswith("davis/clip_b/") and n.endswith(".png") for n in names) == 24
-    assert {"results.json", "ytvis_results.json", "tracks.csv", "README.txt"} <= set(names)
+    assert {"results.json", "ytvis_results.json", "tracks.csv", "README.txt", "run.json"} <= set(names)
+    made = run_json(zip_path)  # what made the masks: the app's pipeline, through the library
+    assert (made["models"]["tracker"]["class"], made["models"]["mask_model"]["class"]) == (
+        "MovingBoxTracker", "BoxPromptSegmenter")  # fmt: skip
+    assert made["settings"]["stride"] == 1 and made["rerender"] is None and made["video"]["name"] == "clip_b"
     assert [row[:2] for row in table["data"]] == [[1, "person"], [2, "dog"]]
     assert keep["value"] == [1, 2]
     # the track timeline shown under the table comes from the zip: a bar for each track
@@ -145,6 +150,9 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     # one object split into two ids: merged, everywhere (table, zip), without the models
     status, _, _, _, zip_path, table = c.predict([1, 2], merge="2>1", api_name="/rerender")
     assert status.startswith("done: 8 frames, 1 tracks")
+    made, run = run_json(zip_path), run_json(first[4])  # the run's models and stride, and what the re-render did
+    assert made["models"] == run["models"] and made["settings"] == run["settings"] and run["settings"]["stride"] == 2
+    assert (made["rerender"]["keep_ids"], made["rerender"]["merge"]) == ([1, 2], {"2": 1})
     assert [row[:2] for row in table["data"]] == [[1, "person"]]
     assert davis_labels(zip_path, "clip_a") == (8, {0, 1})
     assert not any(n.startswith("cutouts/clip_a/2/") for n in zip_names(zip_path))

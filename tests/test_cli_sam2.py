@@ -4,6 +4,7 @@ SAM 2.1 weights."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -134,8 +135,10 @@ def test_segment_runs_with_a_sam2_model_type_and_with_a_renamed_checkpoint(frame
     reference = tiny_sam2().state_dict()
     for pipe in loaded:
         assert all(torch.equal(v, reference[k]) for k, v in pipe.segmenter.model.state_dict().items())
-    for out in ("a", "b"):
+    for out, weights in (("a", "sam2.1_tiny"), ("b", "my_sam2.pt")):
         assert (tmp_path / out / "export" / "davis" / "clip" / "00001.png").is_file()
+        mask = json.loads((tmp_path / out / "export" / "run.json").read_text())["models"]["mask_model"]
+        assert (mask["family"], mask["model_type"], mask["weights"]) == ("SAM 2.1", "sam2.1_tiny", weights)
 
 
 def test_segment_passes_sam_type_and_compile_to_the_segmenter_config(tmp_path, monkeypatch):

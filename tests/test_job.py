@@ -1,5 +1,6 @@
 """run_job end to end on a real encoded video with tiny SAM and a replaying tracker; the `uvosam segment` CLI."""
 
+import json
 import zipfile
 
 import pytest
@@ -200,6 +201,11 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
         f"shapes_clip: 6 frames, tracks 1 -> {tmp_path / 'merged' / 'shapes_clip_matte.mp4'}, "
         f"{tmp_path / 'merged' / 'shapes_clip_uvosam.zip'}"
     )
+    made = json.loads(zipfile.ZipFile(tmp_path / "merged" / "shapes_clip_uvosam.zip").read("run.json"))
+    run_made = json.loads((run / "export" / "run.json").read_text())  # segment's, with its --max-frames
+    assert run_made["settings"]["max_frames"] == 6 and run_made["models"]["mask_model"]["class"] == "BoxPromptSegmenter"
+    assert made["models"] == run_made["models"] and made["settings"] == run_made["settings"]
+    assert made["rerender"]["merge"] == {"2": 1} and made["output"]["style"] == "matte"
     assert uvosam_cli.main(["rerender", str(run), "--keep", "2"]) == 0  # into the run's own folder
     assert "tracks 2 ->" in capsys.readouterr().out
     names = zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()
