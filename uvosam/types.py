@@ -123,6 +123,9 @@ class BoxTracker(Protocol):
     Attributes:
         class_names: names of the classes behind ``labels``.
         lookahead: upper bound on how many further frames must be pushed before a frame is decided.
+
+    Optional: ``describe() -> dict`` (JSON-able) of what the tracker is (weights, thresholds, ...), which exports
+    record in ``run.json`` (``uvosam.provenance``; ``IDOLTracker.describe``); without it they name the class only.
     """
 
     class_names: Sequence[str]
