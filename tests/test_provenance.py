@@ -5,6 +5,7 @@ objects, and an ExportWriter used on its own."""
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from datetime import datetime, timedelta, timezone
 
@@ -140,6 +141,20 @@ def test_a_rerender_carries_the_runs_models_and_adds_what_it_changed(sam_run, tm
     assert (f"Re-rendered from the run's cached masks (no model run) on {record['created_utc']}: keep tracks "
             f"{', '.join(map(str, sorted(ids[:2])))}; merge {ids[1]}>{ids[0]}; min_score 0.25. The masks come from the "
             f"run of {run['created_utc']}") in readme  # fmt: skip
+
+
+def test_a_rerender_of_a_cache_without_a_record_says_so(sam_run, tmp_path):
+    """A cache written before run.json existed: the re-render still writes one, with the models unknown."""
+    result, _, _ = sam_run
+    cache = shutil.copytree(result.cache_dir, tmp_path / "cache")
+    meta = json.loads((cache / "meta.json").read_text())
+    del meta["meta"]["provenance"]
+    (cache / "meta.json").write_text(json.dumps(meta))
+    again = rerender(cache, tmp_path / "out", min_score=0.5)
+    record = _run_json(again)
+    assert record["models"] is None and record["settings"] is None and record["video"]["name"] == "clip"
+    assert record["rerender"]["min_score"] == 0.5 and record["rerender"]["run_created_utc"] is None
+    assert "Models: not recorded" in _readme(again)
 
 
 def test_a_sam2_run_names_the_sam2_model(inputs, tmp_path, monkeypatch):

@@ -186,7 +186,7 @@ def made_with_text(record: Mapping[str, Any]) -> str:
         lines.append("Tracker: " + _tracker_text(models.get("tracker") or {}))
         lines.append("Mask model: " + _mask_model_text(models.get("mask_model") or {}))
     else:
-        lines.append("Models: not recorded (this export was written without a record of its run).")
+        lines.append("Models: not recorded (no record of the run that made these masks came with them).")
     settings = record.get("settings")
     if settings:
         lines.append("Settings: " + _settings_text(settings, record.get("video") or {}))
