@@ -5,6 +5,7 @@ objects, and an ExportWriter used on its own."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from datetime import datetime, timedelta, timezone
@@ -205,3 +206,24 @@ def test_an_export_writer_on_its_own_writes_a_run_json_that_says_what_it_does_no
     assert record["models"] is None and record["settings"] is None and record["rerender"] is None
     assert record["uvosam_version"] == uvosam.__version__ and record["created_utc"].endswith("Z")
     assert "Models: not recorded" in export.readme.read_text()
+
+
+def test_an_input_whose_name_is_not_utf8_still_gets_its_run_json(inputs, tmp_path, tiny_sam_model):
+    """Linux file names are bytes: one that is not UTF-8 (Python holds it with surrogates) is kept in run.json as
+    JSON escapes that give its bytes back, and in the README's "Made with", instead of failing the finished run."""
+    name = os.fsdecode(b"clip\xff")
+    try:
+        frames = shutil.copytree(inputs[2], tmp_path / name)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system does not take a name that is not UTF-8")
+    pipe = UVOSAM(MovingBoxTracker(num_objects=1), BoxPromptSegmenter(tiny_sam_model))
+    result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
+    assert os.fsencode(_run_json(result)["video"]["source"]) == b"clip\xff"
+    weights = os.fsdecode(b"my_idol\xff.pth")  # a tracker checkpoint named so, as the README shows it
+    mask = {"class": "BoxPromptSegmenter", "family": "SAM", "model_type": "vit_b", "weights": "sam_vit_b"}
+    record = {"models": {"tracker": {"class": "IDOLTracker", "weights": weights}, "mask_model": mask}}
+    writer = ExportWriter(tmp_path / "own", video_name="vid", class_names=["object"], height=8, width=8,
+                          provenance=record)  # fmt: skip
+    export = writer.close()
+    assert json.loads(export.run_json.read_text(encoding="utf-8"))["models"]["tracker"]["weights"] == weights
+    assert "Tracker: my_idol\\udcff.pth (IDOLTracker" in export.readme.read_text(encoding="utf-8")
