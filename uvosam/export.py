@@ -35,7 +35,7 @@ from PIL import Image
 from uvosam import export_formats as fmt
 from uvosam.export_readme import readme_text
 from uvosam.merge_hints import MergeHint, suggest_merges
-from uvosam.provenance import RUN_JSON, export_record, write_run_json
+from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
 from uvosam.render import select_tracks
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.types import FrameResult, TrackSummary
@@ -473,7 +473,8 @@ class ExportWriter:
             self.provenance, video_name=self.video_name, num_frames=self._num_frames, num_tracks=len(summaries)
         )
         write_run_json(result.run_json, record)
-        result.readme.write_text(readme_text(result, opts, self.merge, record), encoding="utf-8")
+        readme = readme_text(result, opts, self.merge, record)
+        result.readme.write_text(readme, encoding="utf-8", errors=TEXT_ERRORS)  # a name not UTF-8: \udcff
         self._result = result
         return result
 

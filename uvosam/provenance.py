@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 RUN_FORMAT = "uvosam-run/1"
 RUN_JSON = "run.json"
+TEXT_ERRORS = "backslashreplace"
+"""How run.json and the README write a name that is not UTF-8 (a lone surrogate): as ``\\udcff``."""
 
 _KEYS = ("format", "uvosam_version", "created_utc", "video", "settings", "models", "output", "rerender", "export")
 
@@ -167,9 +169,13 @@ def export_record(
 
 
 def write_run_json(path: str | Path, record: Mapping[str, Any]) -> Path:
-    """``record`` as indented JSON (UTF-8) at ``path``; returns the path."""
+    """``record`` as indented JSON (UTF-8) at ``path``; returns the path.
+
+    A name that is not UTF-8 (Linux file names are bytes; Python holds the bad ones as lone surrogates,
+    ``os.fsdecode``) is written as JSON escapes (``"clip\\udcff"``), which read back to the same string.
+    """
     path = Path(path)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8", errors=TEXT_ERRORS)
     return path
 
 
