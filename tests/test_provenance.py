@@ -23,6 +23,7 @@ from uvosam.config import PipelineConfig, SegmenterConfig
 from uvosam.export import ExportOptions, ExportWriter
 from uvosam.job import JobOptions, rerender, run_job
 from uvosam.pipeline import UVOSAM
+from uvosam.sam2_segmenter import Sam2BoxSegmenter
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import tiny_sam, tiny_sam2, tiny_sam2_overrides
 from uvosam.types import FrameResult
@@ -183,13 +184,27 @@ def test_a_pipeline_built_from_objects_says_what_it_knows(inputs, tmp_path, tiny
     result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
     models = _run_json(result)["models"]
     assert models["tracker"] == {"class": "MovingBoxTracker"}
-    mask = models["mask_model"]
-    assert (mask["class"], mask["weights"], mask["model_type"]) == ("BoxPromptSegmenter", None, "vit_h")
+    mask = models["mask_model"]  # a toy size: no released model type (not the config's default, vit_h)
+    assert (mask["class"], mask["family"], mask["weights"], mask["model_type"]) == ("BoxPromptSegmenter", "SAM", None,
+                                                                                   None)  # fmt: skip
     assert mask["parameters"] == _parameters(tiny_sam_model)
     readme = " ".join(_readme(result).split())
     assert "Tracker: MovingBoxTracker (built from objects: no weights name recorded)." in readme
-    assert "Mask model: SAM vit_h as configured (BoxPromptSegmenter built from a model object: weights not recorded, " \
+    assert "Mask model: SAM of no released size (BoxPromptSegmenter built from a model object: weights not recorded, " \
            f"{_parameters(tiny_sam_model):,} parameters" in readme
+    assert "vit_h" not in readme
+
+
+def test_a_mask_model_built_from_an_object_is_named_by_its_architecture_not_its_config(tiny_sam_model):
+    """``SegmenterConfig.model_type`` is only informative for a model passed in: run.json names the released size
+    whose image encoder (width, depth) the model has, else none, not the config's default (vit_h, sam2.1_large)."""
+    with torch.device("meta"):  # SAM ViT-B's architecture without its memory
+        vit_b = segmenter_module.sam_model_registry["vit_b"]()
+    assert BoxPromptSegmenter(vit_b).describe()["model_type"] == "vit_b"
+    assert BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(model_type="vit_l")).describe()["model_type"] is None
+    assert Sam2BoxSegmenter(sam2_segmenter.build_sam2_model("sam2.1_tiny")).describe()["model_type"] == "sam2.1_tiny"
+    sam2 = Sam2BoxSegmenter(tiny_sam2()).describe()
+    assert (sam2["family"], sam2["model_type"]) == ("SAM 2.1", None)
 
 
 def test_an_export_writer_on_its_own_writes_a_run_json_that_says_what_it_does_not_know(tmp_path):
