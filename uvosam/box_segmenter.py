@@ -165,9 +165,11 @@ class BoxSegmenterBase:
       clipped boxes in original-frame pixels ((K, 4) float32 tensor on ``device``).
 
     It also sets ``model`` (the wrapped ``torch.nn.Module``), ``encoder_dtype`` and ``weights_name`` (the weights it
-    was loaded from, see ``describe``; ``None`` when built from a model object).
+    was loaded from, see ``describe``; ``None`` when built from a model object), names its ``family`` and implements
+    ``_released_type() -> str | None``: the released model type whose architecture ``model`` has.
     """
 
+    family: str  # "SAM" / "SAM 2.1", as exports name it
     config: SegmenterConfig
     device: torch.device
     fast: bool
@@ -180,14 +182,17 @@ class BoxSegmenterBase:
         """What this mask stage is, for an export's ``run.json`` (``uvosam.provenance``); JSON-able.
 
         Returns:
-            ``model_type`` (``config.model_type``: for a segmenter built from a model object, what its config
-            says, not checked against the model), ``weights`` (``hub.weights_label`` of the file
-            ``from_pretrained`` loaded, else ``None``), ``parameters`` (the model's parameter count, which tells
-            the sizes apart), ``device``, ``fast`` (the fast path), ``compile``, ``encoder_dtype``,
+            ``family``, ``model_type`` (loaded by ``from_pretrained``: ``config.model_type``, which the weights
+            fit; built from a model object, where the config's type is only informative: the released type whose
+            architecture the model has, ``None`` for another size), ``weights`` (``hub.weights_label`` of the
+            file ``from_pretrained`` loaded, else ``None``), ``parameters`` (the model's parameter count, which
+            tells the sizes apart), ``device``, ``fast`` (the fast path), ``compile``, ``encoder_dtype``,
             ``mask_threshold``, ``overlap``.
         """
+        loaded = self.weights_name is not None
         return {
-            "model_type": self.config.model_type,
+            "family": self.family,
+            "model_type": self.config.model_type if loaded else self._released_type(),
             "weights": self.weights_name,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "device": str(self.device),
@@ -197,6 +202,9 @@ class BoxSegmenterBase:
             "mask_threshold": float(self.config.mask_threshold),
             "overlap": self.config.overlap,
         }
+
+    def _released_type(self) -> str | None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _released_type (BoxSegmenterBase)")
 
     def _init_compile(self) -> None:
         self._compiled: Callable | None = None

@@ -21,7 +21,8 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
                      input_min_side / input_max_side = the detector's own frame resize, thresholds, ...);
                      mask_model: class, family ("SAM" / "SAM 2.1"), then BoxSegmenterBase.describe() (model_type,
                      weights, parameters, fast, compile, encoder_dtype, ...). weights null = the model was built
-                     from an object, not loaded by name, so only its class, config and parameter count are known.
+                     from an object, not loaded by name, so only its class, config and parameter count are known,
+                     and model_type is the released type its architecture has (null for another size).
                      null when not recorded (an ExportWriter given no record, a cache older than run.json)
     output           this export's video: style, output_max_side (they never change the masks)
     rerender         null for a run; a re-render: from_cached_masks (true), keep_ids (null = all), merge
@@ -76,7 +77,8 @@ def _family(model_type: object) -> str | None:
 def models_record(pipe: UVOSAM) -> dict[str, Any]:
     """The ``models`` entry of ``run.json`` for a pipeline (loaded by ``from_pretrained`` or built by hand)."""
     mask_model = describe_component(pipe.segmenter)
-    mask_model = {"class": mask_model.pop("class"), "family": _family(mask_model.get("model_type")), **mask_model}
+    family = mask_model.pop("family", None) or _family(mask_model.get("model_type"))
+    mask_model = {"class": mask_model.pop("class"), "family": family, **mask_model}
     device = getattr(pipe.segmenter, "device", None)
     return {
         "device": None if device is None else str(device),
@@ -222,12 +224,13 @@ def _tracker_text(tracker: Mapping[str, Any]) -> str:
 
 
 def _mask_model_text(mask: Mapping[str, Any]) -> str:
-    text = f"{mask.get('family') or mask.get('class')} {mask.get('model_type')}"
+    size = mask.get("model_type")
+    text = f"{mask.get('family') or mask.get('class')} {size or 'of no released size'}"
     if mask.get("weights"):
         text += f", weights {mask['weights']}"
         details = [str(mask.get("class"))]
     else:
-        text += " as configured"
+        text += " by its architecture" if size else ""
         details = [f"{mask.get('class')} built from a model object: weights not recorded"]
     if mask.get("parameters") is not None:
         details.append(f"{mask['parameters']:,} parameters")

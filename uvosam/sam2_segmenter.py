@@ -228,6 +228,8 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
             (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
     """
 
+    family = "SAM 2.1"
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -323,6 +325,10 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         pixels = torch.as_tensor(image, device=self.device).permute(2, 0, 1).float().div(255)
         pixels = resize(pixels, [self.image_size, self.image_size], antialias=True)
         return (pixels - self._mean) / self._std
+
+    def _released_type(self) -> str | None:
+        """The SAM 2.1 type by the Hiera trunk's width and depth (``sam2_size_of``), else ``None``."""
+        return sam2_size_of(self.model.state_dict())
 
     def _encode(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
         """Images -> per image ((1, C, s, s) image embedding, [(1, C_l, s_l, s_l) higher-resolution maps]), all

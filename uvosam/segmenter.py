@@ -79,6 +79,7 @@ def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str |
 
 
 _EMBED_DIMS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
+_VIT_SIZES = {(768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}  # (width, depth) of the image encoder
 
 
 def _is_sam2_state(state: dict) -> bool:
@@ -177,6 +178,8 @@ class BoxPromptSegmenter(BoxSegmenterBase):
             (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
     """
 
+    family = "SAM"
+
     def __init__(
         self,
         sam: Sam,
@@ -259,6 +262,13 @@ class BoxPromptSegmenter(BoxSegmenterBase):
             sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype,
             weights_name=hub.weights_label(source),
         )  # fmt: skip
+
+    def _released_type(self) -> str | None:
+        """``vit_b`` / ``vit_l`` / ``vit_h`` by the image encoder's width and depth, else ``None``."""
+        encoder = self.model.image_encoder
+        if not isinstance(encoder, ImageEncoderViT):
+            return None
+        return _VIT_SIZES.get((encoder.patch_embed.proj.out_channels, len(encoder.blocks)))
 
     def _encode(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, tuple[int, int]]]:
         """Images -> per image ((1, C, h, w) embedding in the decoder dtype, (H', W') resized size)."""
