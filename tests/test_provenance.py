@@ -242,3 +242,26 @@ def test_an_input_whose_name_is_not_utf8_still_gets_its_run_json(inputs, tmp_pat
     export = writer.close()
     assert json.loads(export.run_json.read_text(encoding="utf-8"))["models"]["tracker"]["weights"] == weights
     assert "Tracker: my_idol\\udcff.pth (IDOLTracker" in export.readme.read_text(encoding="utf-8")
+
+
+class _Described(MovingBoxTracker):
+    """A tracker whose describe() returns ``value`` under one key."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(num_objects=1)
+        self.value = value
+
+    def describe(self) -> dict:
+        return {"score_thr": self.value}
+
+
+@pytest.mark.parametrize("value", [np.float32(0.5), float("nan")], ids=["numpy", "nan"])
+def test_a_describe_that_json_cannot_hold_is_refused_before_the_first_frame(inputs, tmp_path, tiny_sam_model, value):
+    """run.json is written when the export closes: a describe() value JSON cannot hold (a NumPy scalar, NaN, which
+    would make run.json invalid JSON) would fail the finished run there, deleting its outputs; it is refused at the
+    start instead, naming the method and what to return."""
+    pipe = UVOSAM(_Described(value), BoxPromptSegmenter(tiny_sam_model))
+    steps = run_job(pipe, inputs[2], tmp_path / "run", JobOptions(max_frames=2))
+    with pytest.raises(TypeError, match=r"_Described\.describe\(\) must return JSON values"):
+        next(steps)
+    assert not (tmp_path / "run").exists()
