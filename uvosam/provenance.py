@@ -60,11 +60,25 @@ def utc_now() -> str:
 
 def describe_component(component: object) -> dict[str, Any]:
     """``{"class": <its class name>}`` plus what its ``describe()`` returns, if it has one (``IDOLTracker`` and the
-    mask stages do; any other tracker or segmenter is named by its class)."""
+    mask stages do; any other tracker or segmenter is named by its class).
+
+    Raises:
+        TypeError: ``describe()`` returned a value JSON cannot hold (a NumPy scalar, NaN): said when the run starts
+            rather than when its export closes (which would fail the finished run).
+    """
     record: dict[str, Any] = {"class": type(component).__name__}
     describe = getattr(component, "describe", None)
     if callable(describe):
-        record.update(describe())
+        described = describe()
+        try:
+            json.dumps(described, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"{record['class']}.describe() must return JSON values for run.json (str, finite int/float, bool, "
+                f"None, lists and str-keyed dicts of them); got {described!r} ({err}). Return plain Python values, "
+                "e.g. float(x) for a NumPy scalar."
+            ) from None
+        record.update(described)
     return record
 
 
