@@ -242,8 +242,9 @@ def rebuild_exports(
         (out_dir / name).unlink(missing_ok=True)
     run = cache.info.meta.get("provenance")
     if run is not None and "provenance" not in writer_kwargs:
+        video = {**(run.get("video") or {}), "name": writer_kwargs.get("video_name")}  # the name it exports under
         writer_kwargs["provenance"] = rerender_record(
-            run, video=run.get("video") or {}, keep_ids=keep_ids, merge=None, min_score=0.0, output=None
+            run, video=video, keep_ids=keep_ids, merge=None, min_score=0.0, output=None
         )
     writer = ExportWriter(
         out_dir, height=cache.info.height, width=cache.info.width, keep_ids=keep_ids, **writer_kwargs
