@@ -41,3 +41,19 @@ def msda_module_and_data(fixtures_dir: Path):
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N,) IoU of the (N, H, W) bool masks a[i] and b[i] (0 where both are empty)."""
     return (a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1)
+
+
+def use_tiny_sam2_checkpoints(folder: Path, monkeypatch) -> Path:
+    """``$UVOSAM_CHECKPOINTS`` = ``folder`` (created) holding a tiny SAM 2.1 under the released tiny file name, and
+    SAM 2.1 models built at tiny size: ``sam2.1_tiny`` then loads by name through the real loader. Returns
+    ``folder``."""
+    from uvosam import hub, sam2_segmenter
+    from uvosam.testing import tiny_sam2, tiny_sam2_overrides
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": tiny_sam2().state_dict()}, folder / hub.WEIGHTS["sam2.1_tiny"].basename)
+    build = sam2_segmenter.build_sam2_model
+    monkeypatch.setattr(sam2_segmenter, "build_sam2_model", lambda model_type, overrides=(): build(
+        model_type, tiny_sam2_overrides()))  # fmt: skip
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(folder))
+    return folder

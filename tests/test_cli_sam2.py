@@ -16,11 +16,12 @@ import uvosam.tracker.loading as loading
 import uvosam_cli
 import uvosam_cli.benchmark_runs as runs_cli
 import uvosam_cli.segment as segment_cli
-from uvosam import hub, sam2_segmenter
+from model_helpers import use_tiny_sam2_checkpoints
+from uvosam import sam2_segmenter
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter
-from uvosam.testing import tiny_idol_tracker, tiny_sam2, tiny_sam2_overrides
+from uvosam.testing import tiny_idol_tracker, tiny_sam2
 from uvosam_cli.arguments import segmenter_config
 
 
@@ -49,15 +50,8 @@ def no_sam2(monkeypatch):
 def tiny_sam2_checkpoints(tmp_path, monkeypatch):
     """$UVOSAM_CHECKPOINTS holding a tiny SAM 2.1 under the released tiny file name; SAM 2.1 models are built at
     tiny size; the tracker is the tiny random IDOL."""
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    torch.save({"model": tiny_sam2().state_dict()}, folder / hub.WEIGHTS["sam2.1_tiny"].basename)
-    build = sam2_segmenter.build_sam2_model
-    monkeypatch.setattr(sam2_segmenter, "build_sam2_model", lambda model_type, overrides=(): build(
-        model_type, tiny_sam2_overrides()))  # fmt: skip
     monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: tiny_idol_tracker())
-    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(folder))
-    return folder
+    return use_tiny_sam2_checkpoints(tmp_path / "checkpoints", monkeypatch)
 
 
 def help_text(capsys, *argv: str) -> str:

@@ -18,7 +18,8 @@ from PIL import Image
 import uvosam
 import uvosam.segmenter as segmenter_module
 from doubles import MovingBoxTracker
-from uvosam import hub, sam2_segmenter
+from model_helpers import use_tiny_sam2_checkpoints
+from uvosam import sam2_segmenter
 from uvosam.config import PipelineConfig, SegmenterConfig
 from uvosam.export import ExportOptions, ExportWriter
 from uvosam.job import JobOptions, rerender, run_job
@@ -26,7 +27,7 @@ from uvosam.mask_cache import MaskCache, rebuild_exports
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam.testing import tiny_sam, tiny_sam2, tiny_sam2_overrides
+from uvosam.testing import tiny_sam, tiny_sam2
 from uvosam.types import FrameResult
 from uvosam.video import DEFAULT_FPS
 
@@ -162,13 +163,7 @@ def test_a_rerender_of_a_cache_without_a_record_says_so(sam_run, tmp_path):
 
 def test_a_sam2_run_names_the_sam2_model(inputs, tmp_path, monkeypatch):
     weights, yaml_path, frames = inputs
-    checkpoints = tmp_path / "checkpoints"
-    checkpoints.mkdir()
-    torch.save({"model": tiny_sam2().state_dict()}, checkpoints / hub.WEIGHTS["sam2.1_tiny"].basename)
-    build = sam2_segmenter.build_sam2_model
-    monkeypatch.setattr(sam2_segmenter, "build_sam2_model", lambda model_type, overrides=(): build(
-        model_type, tiny_sam2_overrides()))  # fmt: skip
-    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(checkpoints))
+    use_tiny_sam2_checkpoints(tmp_path / "checkpoints", monkeypatch)
     pipe = UVOSAM.from_pretrained(weights, "sam2.1_tiny", device="cpu", tracker_yaml=yaml_path)
     result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
     mask = _run_json(result)["models"]["mask_model"]
