@@ -158,7 +158,10 @@ def test_a_rerender_of_a_cache_without_a_record_says_so(sam_run, tmp_path):
     record = _run_json(again)
     assert record["models"] is None and record["settings"] is None and record["video"]["name"] == "clip"
     assert record["rerender"]["min_score"] == 0.5 and record["rerender"]["run_created_utc"] is None
-    assert "Models: not recorded" in _readme(again)
+    readme = " ".join(_readme(again).split())  # unwrapped
+    assert "Models: not recorded" in readme
+    assert "min_score 0.5. The run that made the masks left no record of its date, models or settings." in readme
+    assert "uvosam None" not in readme and "settings above" not in readme
 
 
 def test_a_sam2_run_names_the_sam2_model(inputs, tmp_path, monkeypatch):
