@@ -273,10 +273,14 @@ def _settings_text(settings: Mapping[str, Any], video: Mapping[str, Any]) -> str
 def _rerender_text(rerender: Mapping[str, Any], created: object) -> str:
     keep = rerender.get("keep_ids")
     merge = ", ".join(f"{k}>{v}" for k, v in (rerender.get("merge") or {}).items()) or "none"
-    when = rerender.get("run_created_utc") or "an unrecorded date"
-    return (
+    text = (
         f"Re-rendered from the run's cached masks (no model run) on {created}: keep tracks "
         f"{'all' if keep is None else ', '.join(map(str, keep)) or 'none'}; merge {merge}; "
-        f"min_score {rerender.get('min_score')}. The masks come from the run of {when} "
-        f"(uvosam {rerender.get('run_uvosam_version')}), with the models and settings above."
+        f"min_score {rerender.get('min_score')}."
+    )
+    if rerender.get("run_uvosam_version") is None:  # a cache older than run.json
+        return text + " The run that made the masks left no record of its date, models or settings."
+    return text + (
+        f" The masks come from the run of {rerender.get('run_created_utc')} "
+        f"(uvosam {rerender['run_uvosam_version']}), with the models and settings above."
     )
