@@ -157,8 +157,8 @@ def _wanted(options: "ExportOptions", name: str) -> bool:
 
 def _written(result: "ExportResult", name: str) -> bool:
     """False for the files made from frames (the timeline, the WebM) when an export had none to make them from."""
-    path = {"timeline": result.timeline_png, "alpha_webm": result.alpha_webm, "run_json": result.run_json}.get(name, True)
-    return path is not None
+    paths = {"timeline": result.timeline_png, "alpha_webm": result.alpha_webm, "run_json": result.run_json}
+    return paths.get(name, True) is not None
 
 
 def _hints_text(result: "ExportResult", merge: Mapping[int, int] | None) -> str:
