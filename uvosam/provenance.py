@@ -13,7 +13,8 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
     created_utc      ISO 8601 UTC ("2025-05-01T12:00:00Z"): when the run (or the re-render) started
     video            name, source (the input's file or folder name, no folders above it), width, height (the
                      frames' size, which the masks have: frames are never resized for the export), fps (the
-                     source's), source_frames
+                     source's; for a folder or zip of frames, which has none, the rate the run used: 24 unless
+                     given), source_frames
     settings         what decides the masks: min_score, max_objects (PipelineConfig), stride, max_frames
                      (JobOptions); a re-render keeps its run's (its own min_score is under "rerender")
     models           device (the mask model's); tracker: class, then what the tracker's describe() says (for
