@@ -37,6 +37,7 @@ from uvosam.eval.davis import DavisScores
 from uvosam.environment import package_versions
 from uvosam.job import JobOptions, JobProgress, run_job
 from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import weights_key
 from uvosam.video import VideoInfo, probe
 
 logger = logging.getLogger("uvosam.app")
@@ -182,15 +183,9 @@ def default_device() -> str:
     return "cuda" if zero_gpu() or torch.cuda.is_available() else "cpu"
 
 
-def sam_weights(sam: str) -> str:
-    """The ``uvosam.hub.WEIGHTS`` name of a mask model's file: ``sam_vit_b`` for SAM, the type itself for SAM 2.1
-    (``sam2.1_tiny``)."""
-    return sam if sam in SAM2_MODEL_TYPES else f"sam_{sam}"
-
-
 def needed_weights(preset: str, sam: str) -> tuple[str, ...]:
     """``uvosam.hub.WEIGHTS`` names a (tracker preset, mask model) pair loads."""
-    return preset, sam_weights(sam)
+    return preset, weights_key(sam)
 
 
 def from_pretrained(preset: str, sam: str, device: str) -> UVOSAM:

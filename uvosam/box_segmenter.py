@@ -206,6 +206,10 @@ class BoxSegmenterBase:
     def _released_type(self) -> str | None:
         raise NotImplementedError(f"{type(self).__name__} must implement _released_type (BoxSegmenterBase)")
 
+    def _fast_by_default(self) -> bool:
+        """``config.fast``, where ``None`` means on when the device is CUDA."""
+        return self.config.fast if self.config.fast is not None else self.device.type == "cuda"
+
     def _init_compile(self) -> None:
         self._compiled: Callable | None = None
         self._compile_lock = threading.Lock()

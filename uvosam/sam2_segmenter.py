@@ -138,10 +138,14 @@ def sam2_size_of(state: dict) -> str | None:
     return None if weight is None else _HIERA_SIZES.get((int(weight.shape[0]), len(blocks)))
 
 
+def has_hiera_trunk(state: dict) -> bool:
+    """A SAM 2 (2.0 or 2.1) state dict: its image encoder is a Hiera trunk (``image_encoder.trunk.*``)."""
+    return any(str(key).startswith("image_encoder.trunk.") for key in state)
+
+
 def _is_sam2_0(state: dict) -> bool:
     """A SAM 2 state dict of the first release (2.0): a Hiera trunk without the parameters SAM 2.1 added."""
-    has_trunk = any(str(key).startswith("image_encoder.trunk.") for key in state)
-    return has_trunk and not any(key in state for key in _SAM2_1_KEYS)
+    return has_hiera_trunk(state) and not any(key in state for key in _SAM2_1_KEYS)
 
 
 def sam2_state_advice(state: dict, path: str | os.PathLike) -> str:
@@ -253,7 +257,7 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         self.image_size = int(model.image_size)
         self.encoder_dtype = next(model.image_encoder.parameters()).dtype
         self.decoder_dtype = next(model.sam_mask_decoder.parameters()).dtype
-        self.fast = self.config.fast if self.config.fast is not None else self.device.type == "cuda"
+        self.fast = self._fast_by_default()
         self._encode_fn = fast_forward if self.fast else plain_forward
         self._mean = torch.tensor(_MEAN, device=self.device).view(3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(3, 1, 1)

@@ -48,6 +48,12 @@ from uvosam import hub, sam_fast
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import MissingPackageError, WeightsError
+from uvosam.sam2_segmenter import (
+    Sam2BoxSegmenter,
+    has_hiera_trunk,
+    sam2_missing_message,
+    sam2_state_advice,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +66,12 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, stacklevel=3)
 
 
+def weights_key(model_type: str) -> str:
+    """The ``hub.WEIGHTS`` key of a mask model type: ``sam_vit_b`` for SAM's ``vit_b``, the type itself for SAM 2.1
+    (``sam2.1_tiny``)."""
+    return model_type if model_type in SAM2_MODEL_TYPES else f"sam_{model_type}"
+
+
 def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str | None, str]:
     """(model type, name or path for ``hub.resolve``).
 
@@ -68,24 +80,24 @@ def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str |
     """
     name = str(model_type_or_path)
     if name in SAM_MODEL_TYPES:
-        return name, f"sam_{name}"
+        return name, weights_key(name)
     if name.startswith("sam_") and name[4:] in SAM_MODEL_TYPES:
         return name[4:], name
     for model_type in SAM_MODEL_TYPES:
-        spec = hub.WEIGHTS.get(f"sam_{model_type}")
+        spec = hub.WEIGHTS.get(weights_key(model_type))
         if spec is not None and Path(name).name == spec.basename:
             return model_type, name
     return None, name
 
 
-_EMBED_DIMS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
 _VIT_SIZES = {(768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}  # (width, depth) of the image encoder
+_EMBED_DIMS = {width: model_type for (width, _), model_type in _VIT_SIZES.items()}
 
 
 def _is_sam2_state(state: dict) -> bool:
     """A SAM 2 checkpoint (``{"model": {"image_encoder.trunk...": ...}}``) rather than a SAM state dict."""
     inner = state.get("model", state)
-    return isinstance(inner, dict) and any(str(k).startswith("image_encoder.trunk.") for k in inner)
+    return isinstance(inner, dict) and has_hiera_trunk(inner)
 
 
 def load_segmenter(
@@ -105,8 +117,6 @@ def load_segmenter(
     config = config if config is not None else SegmenterConfig()
     source = model_type_or_path if model_type_or_path is not None else config.model_type
     if uses_sam2(source, config):
-        from uvosam.sam2_segmenter import Sam2BoxSegmenter
-
         return Sam2BoxSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
     return BoxPromptSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
 
@@ -129,8 +139,6 @@ def check_segmenter_packages(
     """Raise ``MissingPackageError`` now if ``load_segmenter`` would need a package that is not installed (``sam2``
     for SAM 2.1), so that a caller can say so before slower work (loading the tracker, a download). Instant."""
     if uses_sam2(model_type_or_path, config):
-        from uvosam.sam2_segmenter import sam2_missing_message
-
         missing = sam2_missing_message()
         if missing is not None:
             raise MissingPackageError(missing)
@@ -200,7 +208,7 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         self.encoder_dtype = next(sam.image_encoder.parameters()).dtype
         self.decoder_dtype = sam.mask_decoder.iou_token.weight.dtype
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
-        fast = self.config.fast if self.config.fast is not None else self.device.type == "cuda"
+        fast = self._fast_by_default()
         if fast and not isinstance(sam.image_encoder, ImageEncoderViT):
             _warn_once(
                 "fast-encoder",
@@ -249,8 +257,6 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
         state = hub.load_checkpoint(path)
         if _is_sam2_state(state):
-            from uvosam.sam2_segmenter import sam2_state_advice
-
             raise WeightsError(sam2_state_advice(state.get("model", state), path))
         fallback = config.model_type if config.model_type in SAM_MODEL_TYPES else "vit_h"
         model_type = model_type or _model_type_of(state, path, fallback)
