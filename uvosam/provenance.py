@@ -102,6 +102,11 @@ def models_record(pipe: UVOSAM) -> dict[str, Any]:
     }
 
 
+def _head(video: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries every record starts with: format, uvosam version, the time now (UTC) and the video."""
+    return {"format": RUN_FORMAT, "uvosam_version": __version__, "created_utc": utc_now(), "video": dict(video)}
+
+
 def run_record(
     pipe: UVOSAM,
     *,
@@ -117,10 +122,7 @@ def run_record(
         output: the ``output`` entry (the video's style and size).
     """
     return {
-        "format": RUN_FORMAT,
-        "uvosam_version": __version__,
-        "created_utc": utc_now(),
-        "video": dict(video),
+        **_head(video),
         "settings": {
             "min_score": float(pipe.config.min_score),
             "max_objects": pipe.config.max_objects,
@@ -152,10 +154,7 @@ def rerender_record(
     """
     run = run or {}
     return {
-        "format": RUN_FORMAT,
-        "uvosam_version": __version__,
-        "created_utc": utc_now(),
-        "video": dict(video),
+        **_head(video),
         "settings": run.get("settings"),
         "models": run.get("models"),
         "output": None if output is None else dict(output),
@@ -177,8 +176,7 @@ def export_record(
     """What ``ExportWriter.close`` writes as ``run.json``: ``record`` (``None``: a writer used on its own, which
     knows only the video's name) with the ``export`` entry filled in and every key of the layout present."""
     if record is None:
-        record = {"format": RUN_FORMAT, "uvosam_version": __version__, "created_utc": utc_now(),
-                  "video": {"name": video_name}}  # fmt: skip
+        record = _head({"name": video_name})
     filled = {key: record.get(key) for key in _KEYS}
     filled.update({key: value for key, value in record.items() if key not in filled})
     filled["export"] = {"frames": int(num_frames), "tracks": int(num_tracks)}
