@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from uvosam import hub
-from uvosam.hub import resolve
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.checkpoint import load_idol_detector
 from uvosam.tracker.config import DetectorConfig
@@ -47,7 +46,7 @@ def load_tracker(
     else:
         detector_cfg, idol = DetectorConfig.davis_r50(), {}
     detector_cfg = replace(detector_cfg, precision=precision)
-    detector = load_idol_detector(resolve(weights), detector_cfg, device=device)
+    detector = load_idol_detector(hub.resolve(weights), detector_cfg, device=device)
     num_classes = detector.cfg.num_classes
     logger.info("IDOL tracker: %d class(es), device %s", num_classes, device)
     return IDOLTracker(
