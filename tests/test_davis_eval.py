@@ -393,13 +393,9 @@ def test_cli_prints_tables_and_writes_json(synthetic, tmp_path, capsys):
 def test_davis_score_benchmark_permutes_ids_and_keeps_every_object():
     """benchmarks/davis_score.py's 'ids permuted' sequences: same object pixels, ids shuffled one to one (not
     mapped into 1..255 and mostly dropped, which made those sequences nearly free to score)."""
-    import importlib.util
-    from pathlib import Path
+    from script_helpers import load_benchmark
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "davis_score.py"
-    spec = importlib.util.spec_from_file_location("davis_score_benchmark", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("davis_score")
     labels = np.stack([np.repeat(np.arange(5, dtype=np.uint8), 2)[None].repeat(3, 0)] * 2)  # ids 0..4, (2, 3, 10)
     labels[0, 0, 0] = 255  # void
     for seed in range(4):

@@ -1,20 +1,14 @@
 """benchmarks/e2e.py helpers: variant names and the fps after the first chunk (the script itself is run by hand)."""
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "e2e.py"
+from script_helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def e2e():
-    spec = importlib.util.spec_from_file_location("e2e_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("e2e")
 
 
 def test_variants_parse_and_name(e2e):

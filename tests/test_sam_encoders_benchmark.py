@@ -1,19 +1,12 @@
 """benchmarks/sam_encoders.py helpers: round-robin timing order and the report table (the script is run by hand)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sam_encoders.py"
+from script_helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("sam_encoders_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sam_encoders")
 
 
 def test_round_robin_warms_up_each_model_once_then_alternates(bench):
