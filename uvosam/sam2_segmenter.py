@@ -32,6 +32,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import resize
 
 from uvosam import hub
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
@@ -324,8 +325,6 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
 
     def _preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (3, S, S) float32: [0, 1], resized to S x S (bilinear, antialias), normalised."""
-        from torchvision.transforms.functional import resize
-
         pixels = torch.as_tensor(image, device=self.device).permute(2, 0, 1).float().div(255)
         pixels = resize(pixels, [self.image_size, self.image_size], antialias=True)
         return (pixels - self._mean) / self._std
