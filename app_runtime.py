@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-from uvosam import hub, sam2_segmenter, weight_table
+from uvosam import hub, sam2_segmenter, weight_checksums, weight_table
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, PipelineConfig, VideoLimits
 from uvosam.eval.davis import DavisScores
 from uvosam.environment import package_versions
@@ -274,7 +274,7 @@ def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str
             lines.append(f"{name}: not in the weight table")
             continue
         path = files.get(name)
-        digest = hub.file_sha256(path) if path is not None else spec.sha256
+        digest = weight_checksums.file_sha256(path) if path is not None else spec.sha256
         where = spec.repo_id or spec.url or "local"
         shown = digest[:16] + "…" if digest else "unpublished"
         lines.append(f"{name}: {spec.basename} ({where}) sha256 {shown}")

@@ -12,7 +12,7 @@ import huggingface_hub
 import pytest
 import torch
 
-from uvosam import hub, weight_table
+from uvosam import hub, weight_checksums, weight_table
 from uvosam.errors import WeightsError
 from uvosam.testing import tiny_sam
 
@@ -35,7 +35,7 @@ def spec(monkeypatch, ckpt_bytes) -> weight_table.WeightSpec:
         real, sha256=hashlib.sha256(ckpt_bytes).hexdigest(), size_bytes=len(ckpt_bytes), url=None
     )
     monkeypatch.setitem(weight_table.WEIGHTS, NAME, fake)
-    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return fake
 
@@ -74,14 +74,16 @@ def test_checkpoints_dir_comes_first_and_the_hash_is_remembered(
     assert spec.sha256 in sidecar.read_text()
 
     # A new process (empty memory) trusts the sidecar: no hashing at all.
-    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
     monkeypatch.setattr(
-        hub.hashlib, "sha256", lambda *a: pytest.fail("re-hashed despite a valid sidecar")
+        weight_checksums.hashlib,
+        "sha256",
+        lambda *a: pytest.fail("re-hashed despite a valid sidecar"),
     )
     assert hub.resolve(NAME, checkpoints_dir=ckdir) == found
     # A changed mtime invalidates the sidecar.
     os.utime(found, ns=(1, 1))
-    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
     with pytest.raises(pytest.fail.Exception, match="re-hashed"):
         hub.resolve(NAME, checkpoints_dir=ckdir)
 
@@ -284,10 +286,10 @@ def test_unpinned_file_is_accepted_and_its_hash_logged(tmp_path, monkeypatch, ca
     ckdir = tmp_path / "ck"
     ckdir.mkdir()
     (ckdir / "davis.pth").write_bytes(b"tracker weights")
-    with caplog.at_level("INFO", logger="uvosam.hub"):
+    with caplog.at_level("INFO", logger="uvosam.weight_checksums"):
         path = hub.resolve("uvosam-davis-r50", checkpoints_dir=ckdir)
     assert path == ckdir / "davis.pth"
-    assert hub.file_sha256(path) in caplog.text
+    assert weight_checksums.file_sha256(path) in caplog.text
 
 
 def test_davis_repo_env_var_points_resolve_at_the_hub(tmp_path, monkeypatch):

@@ -38,7 +38,7 @@ from app_helpers import (  # noqa: E402
 )
 from app_runtime import AppSettings, PipelineLoader  # noqa: E402
 from doubles import MovingBoxSession, MovingBoxTracker  # noqa: E402
-from uvosam import hub, weight_table  # noqa: E402
+from uvosam import hub, weight_checksums, weight_table  # noqa: E402
 from uvosam.pipeline import UVOSAM  # noqa: E402
 from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
 from uvosam.testing import tiny_sam  # noqa: E402
@@ -289,7 +289,7 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
     )
     monkeypatch.setitem(weight_table.WEIGHTS, "sam_vit_b", spec)
     monkeypatch.delitem(weight_table.WEIGHTS, FAST)  # the tracker is a double: no weight file
-    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(hub.hf_constants, "HF_HUB_OFFLINE", False)

@@ -1,4 +1,4 @@
-"""Weight files: finding them, checksums and safe loading (which files exist: ``uvosam.weight_table``).
+"""Finding and fetching weight files (which ones exist: ``uvosam.weight_table``), and loading them safely.
 
 ``resolve(name_or_path)`` returns a local path to a verified weight file. Places, in order:
 
@@ -9,14 +9,8 @@
    ``HF_HUB_OFFLINE`` is set; the variable is read at call time);
 4. the spec's direct public ``url`` (not when offline), saved into ``checkpoints_dir``.
 
-Checksums: the SHA-256 of a file is computed once and remembered, in process (keyed by real path,
-size and mtime) and in a sidecar ``<file>.sha256`` written next to the file (for a Hub download:
-next to the snapshot entry inside the HF cache), a small JSON ``{"sha256": ..., "size": ...,
-"mtime_ns": ...}``. The sidecar is trusted only while the file's size and mtime still match, so a
-restart does not re-hash 2.5 GB; if the directory is read-only the sidecar is skipped. A size
-mismatch is reported before any hashing.
-
-A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad
+Every file found is checked against the table (``uvosam.weight_checksums``: size, then a SHA-256 computed once and
+remembered). A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad
 file in the HF cache is deleted (snapshot entry and blob) and downloaded again once; still bad ->
 ``WeightsError``. ``load_checkpoint`` only ever unpickles with ``weights_only=True``.
 """
@@ -25,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import pickle
@@ -39,12 +32,18 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import EntryNotFoundError
 
 from uvosam.errors import WeightsError
+from uvosam.weight_checksums import (
+    CHUNK_BYTES,
+    check_copy,
+    remember_sha256,
+    sidecar_path,
+    verify_file,
+)
 from uvosam.weight_table import WEIGHTS, WeightSpec, lookup
 
 logger = logging.getLogger(__name__)
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
-_CHUNK = 16 << 20
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -60,10 +59,6 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 # what a failed Hub download (hf_hub_download) can raise: the Hub is then "not available"
 _DOWNLOAD_ERRORS = (OSError, ValueError, EntryNotFoundError, *_transport_errors())
-
-# (real path, size, mtime_ns) -> sha256 hex, filled by file_sha256.
-_HASHES: dict[tuple[str, int, int], str] = {}
-_UNPINNED_LOGGED: dict[str, Path] = {}
 
 
 def default_checkpoints_dir() -> Path:
@@ -203,7 +198,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
 def _delete_cached(path: Path) -> None:
     """Delete a snapshot entry of the HF cache, the blob it links to, and its sidecar."""
     real = path.resolve()
-    for p in (path, _sidecar(path), real):
+    for p in (path, sidecar_path(path), real):
         if p.is_symlink() or p.exists():
             p.unlink()
 
@@ -216,7 +211,7 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
         with urllib.request.urlopen(spec.url, timeout=60) as resp:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with open(part, "wb") as out:
-                while chunk := resp.read(_CHUNK):
+                while chunk := resp.read(CHUNK_BYTES):
                     digest.update(chunk)
                     out.write(chunk)
     except OSError as err:
@@ -225,7 +220,7 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
         return None
     if verify:
         try:
-            _check(
+            check_copy(
                 part,
                 spec,
                 part.stat().st_size,
@@ -236,7 +231,7 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
             part.unlink()
             raise
     os.replace(part, dest)
-    _remember(dest, digest.hexdigest())
+    remember_sha256(dest, digest.hexdigest())
     return dest
 
 
@@ -264,79 +259,6 @@ def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     return "\n".join(lines)
 
 
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex of a file, remembered in process and in ``<file>.sha256`` (module docstring)."""
-    path = Path(path)
-    st = path.stat()
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    if key in _HASHES:
-        return _HASHES[key]
-    digest = _read_sidecar(path, st)
-    if digest is None:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        digest = h.hexdigest()
-        _remember(path, digest)
-    _HASHES[key] = digest
-    return digest
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _read_sidecar(path: Path, st: os.stat_result) -> str | None:
-    try:
-        data = json.loads(_sidecar(path).read_text())
-    except (OSError, ValueError):
-        return None
-    if (
-        not isinstance(data, dict)
-        or data.get("size") != st.st_size
-        or data.get("mtime_ns") != st.st_mtime_ns
-    ):
-        return None
-    digest = data.get("sha256")
-    return digest if isinstance(digest, str) and len(digest) == 64 else None
-
-
-def _remember(path: Path, digest: str) -> None:
-    """Record a hash in process and in the sidecar (skipped, with a debug log, if not writable)."""
-    st = path.stat()
-    _HASHES[(os.path.realpath(path), st.st_size, st.st_mtime_ns)] = digest
-    record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    try:
-        _sidecar(path).write_text(json.dumps(record) + "\n")
-    except OSError as err:
-        logger.debug("could not write checksum sidecar for %s: %s", path, err)
-
-
-def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
-    """Raise ``WeightsError`` unless ``path`` has ``spec``'s size and SHA-256 (size first)."""
-    path = Path(path)
-    size = path.stat().st_size
-    hint = f"Delete it and download it again ({spec.hub_url or spec.url})."
-    if spec.size_bytes is not None and size != spec.size_bytes:
-        _check(path, spec, size, None, hint=hint)
-    _check(path, spec, size, file_sha256(path), hint=hint)
-
-
-def _check(path: Path, spec: WeightSpec, size: int, digest: str | None, *, hint: str) -> None:
-    if spec.sha256 is None and digest is not None and spec.size_bytes in (None, size):
-        if _UNPINNED_LOGGED.setdefault(digest, path) == path:
-            logger.info("%s (%s): sha256 %s (no published checksum to compare with)", path, spec.name, digest)
-        return
-    if size == spec.size_bytes and digest == spec.sha256:
-        return
-    got = f"{size:,} bytes" + (f", sha256 {digest}" if digest is not None else "")
-    raise WeightsError(
-        f"{path} is not a good copy of {spec.basename} ({spec.name}): expected "
-        f"{spec.size_text}, sha256 {spec.sha256 or '(not published)'}; got {got}. The file is truncated, "
-        f"corrupt or a different file. {hint}"
-    )
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
