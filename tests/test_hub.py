@@ -1,4 +1,5 @@
-"""uvosam.hub against a hand-built Hugging Face cache in tmp_path, offline, tiny SAM weights."""
+"""uvosam.hub (with weight_table, weight_checksums and weight_loading) against a hand-built Hugging Face cache in
+tmp_path, offline, tiny SAM weights."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import huggingface_hub
 import pytest
 import torch
 
-from uvosam import hub, weight_checksums, weight_table
+from uvosam import hub, weight_checksums, weight_loading, weight_table
 from uvosam.errors import WeightsError
 from uvosam.testing import tiny_sam
 
@@ -92,7 +93,7 @@ def test_found_in_hf_cache_offline(tmp_path, spec, ckpt_bytes):
     entry = put_in_cache(tmp_path / "hf", spec, ckpt_bytes)
     found = hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=tmp_path / "hf")
     assert found == entry
-    state = hub.load_checkpoint(found)
+    state = weight_loading.load_checkpoint(found)
     model = tiny_sam(seed=3)
     model.load_state_dict(state)
     assert torch.equal(
@@ -225,10 +226,10 @@ def test_truncated_checkpoint_is_a_weights_error(tmp_path, ckpt_bytes):
     path = tmp_path / "truncated.pth"
     path.write_bytes(ckpt_bytes[: len(ckpt_bytes) // 2])
     with pytest.raises(WeightsError, match="truncated or corrupt"):
-        hub.load_checkpoint(path)
+        weight_loading.load_checkpoint(path)
     path.write_bytes(b"")
     with pytest.raises(WeightsError):
-        hub.load_checkpoint(path)
+        weight_loading.load_checkpoint(path)
 
 
 class Payload:
@@ -249,7 +250,7 @@ def test_malicious_pickle_never_runs(tmp_path, container):
     else:
         path.write_bytes(pickle.dumps(obj, protocol=2))
     with pytest.raises(WeightsError, match="nothing in the file was run"):
-        hub.load_checkpoint(path)
+        weight_loading.load_checkpoint(path)
     assert not marker.exists()
 
 
@@ -257,7 +258,7 @@ def test_non_dict_checkpoint(tmp_path):
     path = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], path)
     with pytest.raises(WeightsError, match="expected a dict"):
-        hub.load_checkpoint(path)
+        weight_loading.load_checkpoint(path)
 
 
 def test_table_has_the_three_sam_files():

@@ -1,4 +1,4 @@
-"""Finding and fetching weight files (which ones exist: ``uvosam.weight_table``), and loading them safely.
+"""Finding and fetching weight files (which ones exist: ``uvosam.weight_table``).
 
 ``resolve(name_or_path)`` returns a local path to a verified weight file. Places, in order:
 
@@ -12,7 +12,7 @@
 Every file found is checked against the table (``uvosam.weight_checksums``: size, then a SHA-256 computed once and
 remembered). A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad
 file in the HF cache is deleted (snapshot entry and blob) and downloaded again once; still bad ->
-``WeightsError``. ``load_checkpoint`` only ever unpickles with ``weights_only=True``.
+``WeightsError``. Loading a file found here: ``uvosam.weight_loading``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ import hashlib
 import importlib.util
 import logging
 import os
-import pickle
 import urllib.request
-import zipfile
 from pathlib import Path
 
 import huggingface_hub
-import torch
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import EntryNotFoundError
 
@@ -257,75 +254,3 @@ def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     if spec.sha256 is not None:
         lines.append(f"Expected sha256 {spec.sha256}.")
     return "\n".join(lines)
-
-
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a PyTorch checkpoint on CPU with ``weights_only=True`` (no code in the file can run).
-
-    Raises:
-        WeightsError: the file is truncated/corrupt, not a PyTorch checkpoint, holds objects other
-            than tensors and plain containers (e.g. a pickle that would run code), or is not a dict.
-    """
-    path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch's message starts with a generic paragraph; the second one names the refused object.
-        paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()] or [""]
-        raise WeightsError(
-            f"{path} holds objects that a weights-only load refuses (only tensors and plain "
-            f"containers are allowed, so nothing in the file was run): "
-            f"{paragraphs[min(1, len(paragraphs) - 1)]} Use a checkpoint from a trusted source "
-            f"(see checkpoints/README.md). If you trust this file and it only carries extra training "
-            f"state (optimizer/scheduler objects), keep just its weights once with: python -c \"import "
-            f"torch; c = torch.load('{path}', weights_only=False); torch.save({{'model': c.get('model', c)}}, "
-            f"'{path.with_suffix('.weights.pth')}')\" and use the new file."
-        ) from None
-    except (RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as err:
-        raise WeightsError(
-            f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). "
-            f"It is probably truncated or corrupt: delete it and download it again."
-        ) from None
-    if not isinstance(obj, dict):
-        raise WeightsError(
-            f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}."
-        )
-    return obj
-
-
-def load_into(model: torch.nn.Module, state: dict, path: str | os.PathLike, name: str, hint: str) -> None:
-    """``model.load_state_dict(state)`` (strict).
-
-    Raises:
-        WeightsError: ``state`` does not fit ``model`` ("``path`` does not fit ``name``: ..."): the message counts
-            the missing keys, the unexpected keys and the keys of another shape, names the first few of each,
-            then gives ``hint`` (what to do).
-    """
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        raise WeightsError(f"{path} does not fit {name}: {state_dict_mismatch(model, state)}. {hint}") from None
-
-
-def state_dict_mismatch(model: torch.nn.Module, state: dict, shown: int = 3) -> str:
-    """What keeps ``state`` from loading into ``model``, e.g. ``"1 missing key (no_mem_embed); 2 keys of another
-    shape, file vs model (a.weight (8,) vs (4,), b.bias (8,) vs (4,))"``; the first ``shown`` of each kind named."""
-    own = model.state_dict()
-    kinds = {
-        "missing {}": [key for key in own if key not in state],
-        "unexpected {}": [key for key in state if key not in own],
-        "{} of another shape, file vs model": [
-            f"{key} {tuple(state[key].shape)} vs {tuple(own[key].shape)}"
-            for key in own
-            if key in state and hasattr(state[key], "shape") and tuple(state[key].shape) != tuple(own[key].shape)
-        ],
-    }
-    parts = [
-        f"{len(keys)} {kind.format('key' if len(keys) == 1 else 'keys')} "
-        f"({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})"
-        for kind, keys in kinds.items()
-        if keys
-    ]
-    return "; ".join(parts) or "load_state_dict refused it"

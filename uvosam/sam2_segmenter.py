@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import resize
 
-from uvosam import hub, weight_table
+from uvosam import hub, weight_loading, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import MissingPackageError, WeightsError
@@ -311,12 +311,12 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         if missing is not None:  # before a download of up to 900 MB that could not be used
             raise MissingPackageError(missing)
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
-        state = hub.load_checkpoint(path)
+        state = weight_loading.load_checkpoint(path)
         state = state.get("model", state)  # released files: {"model": state_dict}
         check_sam2_state(state, path, model_type)
         model = build_sam2_model(model_type)
         hint = f"Pass the model type that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
-        hub.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
+        weight_loading.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
         logger.info("loaded SAM 2.1 %s from %s", model_type, path)
         return cls(
             model, replace(config, model_type=model_type), device=device, dtype=dtype,

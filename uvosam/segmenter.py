@@ -44,7 +44,7 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import ImageEncoderViT, Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from uvosam import hub, sam_fast, weight_table
+from uvosam import hub, sam_fast, weight_loading, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import MissingPackageError, WeightsError
@@ -257,14 +257,14 @@ class BoxPromptSegmenter(BoxSegmenterBase):
             )
         model_type, source = _model_type_and_source(source)
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
-        state = hub.load_checkpoint(path)
+        state = weight_loading.load_checkpoint(path)
         if _is_sam2_state(state):
             raise WeightsError(sam2_state_advice(state.get("model", state), path))
         fallback = config.model_type if config.model_type in SAM_MODEL_TYPES else "vit_h"
         model_type = model_type or _model_type_of(state, path, fallback)
         sam = sam_model_registry[model_type](checkpoint=None)
         hint = f"Pass the model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
-        hub.load_into(sam, state, path, f"SAM {model_type}", hint)
+        weight_loading.load_into(sam, state, path, f"SAM {model_type}", hint)
         logger.info("loaded SAM %s from %s", model_type, path)
         return cls(
             sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype,
