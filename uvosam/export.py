@@ -23,8 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -33,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from uvosam import export_formats as fmt
+from uvosam.background_writes import BackgroundWrites
 from uvosam.export_readme import readme_text
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import suggest_merges
@@ -46,33 +45,6 @@ logger = logging.getLogger(__name__)
 
 
 FrameNames = Callable[[int], str] | Sequence[str]
-
-
-class _BackgroundWrites:
-    """Image files encoded and written by a few threads (PNG encoding releases the GIL), so a run's exports do not
-    hold up the thread that renders and streams. At most ``4 * workers`` writes are in flight: memory stays flat.
-    A failed write is raised by the next ``submit`` or ``wait``."""
-
-    def __init__(self, workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uvosam-export")
-        self._pending: deque[Future] = deque()
-        self._limit = 4 * workers
-
-    def submit(self, fn: Callable[..., None], *args, **kwargs) -> None:
-        self._pending.append(self._pool.submit(fn, *args, **kwargs))
-        while self._pending and (len(self._pending) > self._limit or self._pending[0].done()):
-            self._pending.popleft().result()
-
-    def wait(self) -> None:
-        """Every submitted write is on disk (or its error raised); the threads are let go."""
-        while self._pending:
-            self._pending.popleft().result()
-        self._pool.shutdown()
-
-    def cancel(self) -> None:
-        """Writes not started are dropped, running ones finish; the threads are let go."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pending.clear()
 
 
 def _export_workers(options: ExportOptions) -> int:
@@ -148,7 +120,7 @@ class ExportWriter:
         self._blank: dict[str, bytes] = {}
         self._result: ExportResult | None = None
         self._work = self.out_dir / ".work" / video_name
-        self._writes = _BackgroundWrites(_export_workers(options))
+        self._writes = BackgroundWrites(_export_workers(options))
         self._alpha: VideoWriter | None = None  # started with the first frame
         for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
             shutil.rmtree(stale, ignore_errors=True)
