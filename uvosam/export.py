@@ -4,18 +4,9 @@ CSV, ``run.json`` (what made them: ``uvosam.provenance``) and one zip.
 ``ExportWriter`` is fed ``FrameResult``s in frame order and writes every per-frame file at once, so memory stays flat
 in video length: it keeps only per-track boxes, scores and (for YTVIS) RLE strings.
 
-DAVIS id policy (the official DAVIS-2017 unsupervised scorer refuses sequences with an id > 20, and matches ids once
-per sequence, so ids must be stable and contiguous):
-
-* Every track gets a fixed *slot* = its rank in order of first appearance (1, 2, 3, ...). A track keeps its DAVIS
-  label on every frame, whoever else is absent (unlike the release, whose labels shift when a track is empty).
-* While a frame is written, tracks with slot <= ``max_objects`` (20) are painted with label = slot.
-* If more than ``max_objects`` tracks appeared, ``close()`` keeps the ``max_objects`` tracks with the highest mean
-  per-frame score (ties: earlier first appearance), numbers them 1..N in order of first appearance and rewrites the
-  PNGs one frame at a time from a per-frame slot map kept on disk (written only once a 21st track has appeared).
-  Frames whose masks overlap (``SegmenterConfig(overlap="none")``; later rows are painted on top) also keep their
-  masks on disk, so a dropped track leaves no hole in a kept track under it.
-  Dropped tracks are absent from the PNGs only; cut-outs, JSON and CSV keep every track.
+The DAVIS PNGs' labels follow the id policy in ``uvosam.export_davis`` (stable and contiguous, at most 20; the top
+tracks by score when more appeared). Which files are written: ``uvosam.export_types.ExportOptions``; their formats:
+``uvosam.export_formats``.
 """
 
 from __future__ import annotations
@@ -28,10 +19,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from uvosam import export_formats as fmt
 from uvosam.background_writes import BackgroundWrites
+from uvosam.export_davis import DavisPngs, final_labels
 from uvosam.export_readme import readme_text
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import suggest_merges
@@ -116,11 +107,19 @@ class ExportWriter:
         self._frame_names = frame_names
         self._records: dict[int, fmt.TrackRecord] = {}
         self._num_frames = 0
-        self._overflow_from: int | None = None
         self._blank: dict[str, bytes] = {}
         self._result: ExportResult | None = None
         self._work = self.out_dir / ".work" / video_name
         self._writes = BackgroundWrites(_export_workers(options))
+        self._davis = DavisPngs(
+            self._dir("davis"),
+            self._work,
+            height=self.height,
+            width=self.width,
+            max_objects=options.max_objects,
+            compress_level=options.png_compress_level,
+            submit=self._writes.submit,
+        )
         self._alpha: VideoWriter | None = None  # started with the first frame
         for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
             shutil.rmtree(stale, ignore_errors=True)
@@ -171,7 +170,8 @@ class ExportWriter:
         for row, track_id in enumerate(result.track_ids.tolist()):
             self._update_record(track_id, t, result, row)
         if self.options.davis:
-            self._write_davis(result)
+            slots = [self._records[i].slot for i in result.track_ids.tolist()]
+            self._davis.add(t, self.frame_name(t), slots, result.masks)
         if self.options.cutouts or self.options.mattes:
             self._write_track_images(result)
         if self.options.alpha_webm:
@@ -203,8 +203,6 @@ class ExportWriter:
                 first_frame=t,
             )
             self._records[track_id] = rec
-            if rec.slot > self.options.max_objects and self._overflow_from is None:
-                self._overflow_from = t
         if rec.num_frames and t > rec.last_frame + 1:  # back after frames without a box: re-identified
             rec.returns += 1
         rec.last_frame = t
@@ -216,39 +214,6 @@ class ExportWriter:
                 (self._work / "rle").mkdir(parents=True, exist_ok=True)
                 rec.rle_spool = self._work / "rle" / f"{track_id}.jsonl"
             rec.add_rle(t, fmt.encode_rle(result.masks[row].astype(bool, copy=False)))
-
-    def _write_davis(self, result: FrameResult) -> None:
-        """Provisional labels = slot for slots <= max_objects; a slot map once a track overflowed."""
-        folder = self._dir("davis")
-        folder.mkdir(parents=True, exist_ok=True)
-        labels = np.zeros((self.height, self.width), np.uint8)
-        slots = np.zeros((self.height, self.width), np.int32) if self._overflow_from is not None else None
-        for track_id, mask in zip(result.track_ids.tolist(), result.masks):
-            slot = self._records[track_id].slot
-            if slot <= self.options.max_objects:
-                labels[mask] = slot
-            if slots is not None:
-                slots[mask] = slot
-        name = self.frame_name(result.frame_index)
-        self._writes.submit(
-            fmt.write_palette_png, folder / f"{name}.png", labels, compress_level=self.options.png_compress_level
-        )
-        if slots is not None:
-            self._work.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(self._work / f"slots_{result.frame_index:07d}.npz", slots=slots)
-        painted = labels if slots is None else slots  # every track of the frame is painted in one of them
-        if len(result) > 1 and np.count_nonzero(result.masks) > np.count_nonzero(painted):
-            self._save_layers(result)
-
-    def _save_layers(self, result: FrameResult) -> None:
-        """Slots in row order and the (N, H, W) masks of a frame whose masks overlap (for ``_relabel_davis``)."""
-        slots = np.array([self._records[i].slot for i in result.track_ids.tolist()], np.int64)
-        self._work.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            self._work / f"layers_{result.frame_index:07d}.npz",
-            slots=slots,
-            masks=np.packbits(result.masks, axis=None),
-        )
 
     def _write_track_images(self, result: FrameResult) -> None:
         level = self.options.png_compress_level
@@ -298,11 +263,8 @@ class ExportWriter:
         return [rec.summary(self.class_names) for rec in self._records.values()]
 
     def davis_labels(self) -> dict[int, int]:
-        """``{track_id: DAVIS label}`` under the policy in the module docstring (final once all frames are in)."""
-        records = list(self._records.values())
-        kept = sorted(records, key=lambda r: (-r.score, r.slot))[: self.options.max_objects]
-        kept.sort(key=lambda r: r.slot)
-        return {rec.track_id: label for label, rec in enumerate(kept, start=1)}
+        """``{track_id: DAVIS label}`` under the policy of ``uvosam.export_davis`` (final once all frames are in)."""
+        return final_labels(self._records.values(), self.options.max_objects)
 
     def close(self) -> ExportResult:
         """Finish the DAVIS relabelling, write the JSON/CSV/README files and run.json. Idempotent."""
@@ -317,7 +279,9 @@ class ExportWriter:
             raise
         davis_labels = self.davis_labels() if self.options.davis else {}
         if self.options.davis and len(self._records) > self.options.max_objects:
-            self._relabel_davis(davis_labels)
+            self._davis.relabel(
+                davis_labels, self._records, num_frames=self._num_frames, frame_name=self.frame_name
+            )
         records, summaries = list(self._records.values()), self.summaries()
         opts, out = self.options, self.out_dir
         kw = {"num_frames": self._num_frames}
@@ -359,43 +323,6 @@ class ExportWriter:
         result.readme.write_text(readme, encoding="utf-8", errors=TEXT_ERRORS)  # a name not UTF-8: \udcff
         self._result = result
         return result
-
-    def _relabel_davis(self, davis_labels: dict[int, int]) -> None:
-        """Rewrite the DAVIS PNGs frame by frame with the final labels (only if they differ from the slots)."""
-        lut = np.zeros(len(self._records) + 1, np.uint8)
-        for track_id, label in davis_labels.items():
-            lut[self._records[track_id].slot] = label
-        if np.array_equal(lut[: self.options.max_objects + 1], np.arange(self.options.max_objects + 1)):
-            return
-        logger.info("%s: %d tracks, rewriting DAVIS PNGs with the top %d", self.video_name,
-                    len(self._records), self.options.max_objects)
-        folder = self._dir("davis")
-        for t in range(self._num_frames):
-            png = folder / f"{self.frame_name(t)}.png"
-            layers = self._work / f"layers_{t:07d}.npz"
-            if layers.exists():
-                labels = self._paint_layers(layers, lut)
-                fmt.write_palette_png(png, labels, compress_level=self.options.png_compress_level)
-                continue
-            if self._overflow_from is not None and t >= self._overflow_from:
-                with np.load(self._work / f"slots_{t:07d}.npz") as data:
-                    slots = data["slots"]
-            else:
-                with Image.open(png) as image:
-                    slots = np.asarray(image)  # before the overflow, labels == slots
-            fmt.write_palette_png(png, lut[slots], compress_level=self.options.png_compress_level)
-
-    def _paint_layers(self, path: Path, lut: np.ndarray) -> np.ndarray:
-        """(H, W) uint8 final labels of an overlapping frame: kept tracks in row order, dropped ones left out."""
-        with np.load(path) as data:
-            slots = data["slots"]
-            shape = (len(slots), self.height, self.width)
-            masks = np.unpackbits(data["masks"], count=int(np.prod(shape))).reshape(shape).astype(bool)
-        labels = np.zeros((self.height, self.width), np.uint8)
-        for slot, mask in zip(slots.tolist(), masks):
-            if lut[slot]:
-                labels[mask] = lut[slot]
-        return labels
 
     def __enter__(self) -> "ExportWriter":
         return self
