@@ -11,7 +11,6 @@ tracks by score when more appeared). Which files are written: ``uvosam.export_ty
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from dataclasses import replace
@@ -31,9 +30,6 @@ from uvosam.render import select_tracks
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video_writer import VideoWriter
-
-logger = logging.getLogger(__name__)
-
 
 FrameNames = Callable[[int], str] | Sequence[str]
 
