@@ -38,7 +38,7 @@ from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
-from uvosam.export import ExportOptions
+from uvosam.export_types import ExportOptions
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-from uvosam import hub, sam2_segmenter
+from uvosam import hub, sam2_segmenter, weight_checksums, weight_table
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, PipelineConfig, VideoLimits
 from uvosam.eval.davis import DavisScores
 from uvosam.environment import package_versions
@@ -184,7 +184,7 @@ def default_device() -> str:
 
 
 def needed_weights(preset: str, sam: str) -> tuple[str, ...]:
-    """``uvosam.hub.WEIGHTS`` names a (tracker preset, mask model) pair loads."""
+    """``uvosam.weight_table.WEIGHTS`` names a (tracker preset, mask model) pair loads."""
     return preset, weights_key(sam)
 
 
@@ -255,7 +255,7 @@ class PipelineLoader:
         """Resolve the pair's weight files; raise ``FileNotFoundError`` naming every missing one."""
         missing = []
         for name in needed_weights(preset, sam):
-            if name not in hub.WEIGHTS:
+            if name not in weight_table.WEIGHTS:
                 continue
             try:
                 self.weight_files[name] = hub.resolve(name)
@@ -269,12 +269,12 @@ def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str
     """One line per weight name: file, Hub repo and SHA-256 (of the loaded file when known)."""
     lines = []
     for name in names:
-        spec = hub.WEIGHTS.get(name)
+        spec = weight_table.WEIGHTS.get(name)
         if spec is None:
             lines.append(f"{name}: not in the weight table")
             continue
         path = files.get(name)
-        digest = hub.file_sha256(path) if path is not None else spec.sha256
+        digest = weight_checksums.file_sha256(path) if path is not None else spec.sha256
         where = spec.repo_id or spec.url or "local"
         shown = digest[:16] + "…" if digest else "unpublished"
         lines.append(f"{name}: {spec.basename} ({where}) sha256 {shown}")

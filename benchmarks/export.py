@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from uvosam.export import ExportOptions, ExportWriter  # noqa: E402
+from uvosam.export import ExportWriter  # noqa: E402
+from uvosam.export_types import ExportOptions  # noqa: E402
 from uvosam.render import STYLES, render  # noqa: E402
 from uvosam.types import FrameResult  # noqa: E402
 

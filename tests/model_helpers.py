@@ -47,11 +47,13 @@ def use_tiny_sam2_checkpoints(folder: Path, monkeypatch) -> Path:
     """``$UVOSAM_CHECKPOINTS`` = ``folder`` (created) holding a tiny SAM 2.1 under the released tiny file name, and
     SAM 2.1 models built at tiny size: ``sam2.1_tiny`` then loads by name through the real loader. Returns
     ``folder``."""
-    from uvosam import hub, sam2_segmenter
+    from uvosam import sam2_segmenter, weight_table
     from uvosam.testing import tiny_sam2, tiny_sam2_overrides
 
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": tiny_sam2().state_dict()}, folder / hub.WEIGHTS["sam2.1_tiny"].basename)
+    torch.save(
+        {"model": tiny_sam2().state_dict()}, folder / weight_table.WEIGHTS["sam2.1_tiny"].basename
+    )
     build = sam2_segmenter.build_sam2_model
     monkeypatch.setattr(sam2_segmenter, "build_sam2_model", lambda model_type, overrides=(): build(
         model_type, tiny_sam2_overrides()))  # fmt: skip

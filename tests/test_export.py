@@ -9,7 +9,8 @@ from export_helpers import mean_scores, results_from_video
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from uvosam.export import ExportOptions, ExportWriter, make_zip
+from uvosam.export import ExportWriter, make_zip
+from uvosam.export_types import ExportOptions
 from uvosam.render import davis_palette, select_tracks
 from uvosam.testing import moving_shapes
 from uvosam.types import FrameResult
@@ -372,15 +373,15 @@ def test_a_close_that_fails_stops_the_alpha_encoder_and_removes_its_file(tmp_pat
     """A PNG write failing at the end surfaces in close(): the WebM's ffmpeg must not wait on for frames."""
     from proc import ffmpeg_children
 
-    import uvosam.export
+    from uvosam.background_writes import BackgroundWrites
 
-    real_wait = uvosam.export._BackgroundWrites.wait
+    real_wait = BackgroundWrites.wait
 
     def disk_full(self):
         real_wait(self)  # the threads are let go, then the last write turns out to have failed
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(uvosam.export._BackgroundWrites, "wait", disk_full)
+    monkeypatch.setattr(BackgroundWrites, "wait", disk_full)
     options = ExportOptions(davis=False, ytvis=False, alpha_webm=True)
     writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56,
                           options=options, fps=10)  # fmt: skip

@@ -1,4 +1,5 @@
-"""uvosam.hub against a hand-built Hugging Face cache in tmp_path, offline, tiny SAM weights."""
+"""uvosam.hub (with weight_table, weight_checksums and weight_loading) against a hand-built Hugging Face cache in
+tmp_path, offline, tiny SAM weights."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import huggingface_hub
 import pytest
 import torch
 
-from uvosam import hub
+from uvosam import hub, weight_checksums, weight_loading, weight_table
 from uvosam.errors import WeightsError
 from uvosam.testing import tiny_sam
 
@@ -28,19 +29,19 @@ def ckpt_bytes(tmp_path_factory) -> bytes:
 
 
 @pytest.fixture
-def spec(monkeypatch, ckpt_bytes) -> hub.WeightSpec:
+def spec(monkeypatch, ckpt_bytes) -> weight_table.WeightSpec:
     """WEIGHTS['sam_vit_b'] pointed at the tiny checkpoint; hash memory cleared; offline."""
-    real = hub.WEIGHTS[NAME]
+    real = weight_table.WEIGHTS[NAME]
     fake = dataclasses.replace(
         real, sha256=hashlib.sha256(ckpt_bytes).hexdigest(), size_bytes=len(ckpt_bytes), url=None
     )
-    monkeypatch.setitem(hub.WEIGHTS, NAME, fake)
-    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setitem(weight_table.WEIGHTS, NAME, fake)
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return fake
 
 
-def put_in_cache(cache: Path, spec: hub.WeightSpec, data: bytes) -> Path:
+def put_in_cache(cache: Path, spec: weight_table.WeightSpec, data: bytes) -> Path:
     """The HF cache layout: refs/main -> commit; snapshots/<commit>/<file> -> blobs/<sha256>."""
     repo = cache / ("models--" + spec.repo_id.replace("/", "--"))
     (repo / "refs").mkdir(parents=True, exist_ok=True)
@@ -74,14 +75,16 @@ def test_checkpoints_dir_comes_first_and_the_hash_is_remembered(
     assert spec.sha256 in sidecar.read_text()
 
     # A new process (empty memory) trusts the sidecar: no hashing at all.
-    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
     monkeypatch.setattr(
-        hub.hashlib, "sha256", lambda *a: pytest.fail("re-hashed despite a valid sidecar")
+        weight_checksums.hashlib,
+        "sha256",
+        lambda *a: pytest.fail("re-hashed despite a valid sidecar"),
     )
     assert hub.resolve(NAME, checkpoints_dir=ckdir) == found
     # A changed mtime invalidates the sidecar.
     os.utime(found, ns=(1, 1))
-    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
     with pytest.raises(pytest.fail.Exception, match="re-hashed"):
         hub.resolve(NAME, checkpoints_dir=ckdir)
 
@@ -90,7 +93,7 @@ def test_found_in_hf_cache_offline(tmp_path, spec, ckpt_bytes):
     entry = put_in_cache(tmp_path / "hf", spec, ckpt_bytes)
     found = hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=tmp_path / "hf")
     assert found == entry
-    state = hub.load_checkpoint(found)
+    state = weight_loading.load_checkpoint(found)
     model = tiny_sam(seed=3)
     model.load_state_dict(state)
     assert torch.equal(
@@ -160,7 +163,7 @@ def test_bad_cached_copy_offline_is_deleted(tmp_path, spec, ckpt_bytes):
 class FakeDownloader:
     """Stands in for hf_hub_download; a forced download writes ``fresh`` into the cache."""
 
-    def __init__(self, cache: Path, spec: hub.WeightSpec, fresh: bytes) -> None:
+    def __init__(self, cache: Path, spec: weight_table.WeightSpec, fresh: bytes) -> None:
         self.cache, self.spec, self.fresh, self.calls = cache, spec, fresh, []
 
     def __call__(self, *, repo_id, filename, cache_dir, local_files_only, force_download):
@@ -203,7 +206,7 @@ def test_direct_url_fallback(tmp_path, spec, ckpt_bytes, monkeypatch):
     source.parent.mkdir()
     source.write_bytes(ckpt_bytes)
     monkeypatch.setitem(
-        hub.WEIGHTS, NAME, dataclasses.replace(spec, repo_id=None, url=source.as_uri())
+        weight_table.WEIGHTS, NAME, dataclasses.replace(spec, repo_id=None, url=source.as_uri())
     )
     ckdir = tmp_path / "checkpoints"
     with pytest.raises(FileNotFoundError, match=source.as_uri()):  # offline: the URL is only a hint
@@ -223,10 +226,10 @@ def test_truncated_checkpoint_is_a_weights_error(tmp_path, ckpt_bytes):
     path = tmp_path / "truncated.pth"
     path.write_bytes(ckpt_bytes[: len(ckpt_bytes) // 2])
     with pytest.raises(WeightsError, match="truncated or corrupt"):
-        hub.load_checkpoint(path)
+        weight_loading.load_checkpoint(path)
     path.write_bytes(b"")
     with pytest.raises(WeightsError):
-        hub.load_checkpoint(path)
+        weight_loading.load_checkpoint(path)
 
 
 class Payload:
@@ -247,7 +250,7 @@ def test_malicious_pickle_never_runs(tmp_path, container):
     else:
         path.write_bytes(pickle.dumps(obj, protocol=2))
     with pytest.raises(WeightsError, match="nothing in the file was run"):
-        hub.load_checkpoint(path)
+        weight_loading.load_checkpoint(path)
     assert not marker.exists()
 
 
@@ -255,44 +258,44 @@ def test_non_dict_checkpoint(tmp_path):
     path = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], path)
     with pytest.raises(WeightsError, match="expected a dict"):
-        hub.load_checkpoint(path)
+        weight_loading.load_checkpoint(path)
 
 
 def test_table_has_the_three_sam_files():
-    assert {"sam_vit_b", "sam_vit_l", "sam_vit_h"} <= set(hub.WEIGHTS)
-    h = hub.WEIGHTS["sam_vit_h"]
+    assert {"sam_vit_b", "sam_vit_l", "sam_vit_h"} <= set(weight_table.WEIGHTS)
+    h = weight_table.WEIGHTS["sam_vit_h"]
     assert (h.repo_id, h.filename, h.size_bytes) == (
         "ybelkada/segment-anything",
         "checkpoints/sam_vit_h_4b8939.pth",
         2_564_550_879,
     )
-    sam = {k: s for k, s in hub.WEIGHTS.items() if k.startswith("sam_")}
+    sam = {k: s for k, s in weight_table.WEIGHTS.items() if k.startswith("sam_")}
     assert all(len(s.sha256) == 64 and s.name == k for k, s in sam.items())
 
 
 def test_table_has_the_tracker_presets():
     names = {"idol-ytvis19-r50", "idol-ytvis21-r50", "idol-ovis-r50", "idol-coco-r50", "uvosam-davis-r50"}
-    assert names <= set(hub.WEIGHTS)
-    assert hub.WEIGHTS["idol-ytvis19-r50"].hub_url == (
+    assert names <= set(weight_table.WEIGHTS)
+    assert weight_table.WEIGHTS["idol-ytvis19-r50"].hub_url == (
         "https://huggingface.co/QHL067/VNext_ECCV/resolve/main/IDOL/YTVIS19_R50_502AP.pth"
     )
-    assert hub.WEIGHTS["uvosam-davis-r50"].repo_id is None
-    assert hub.WEIGHTS["uvosam-davis-r50"].url.endswith("/UVOSAM/davis.pth")
+    assert weight_table.WEIGHTS["uvosam-davis-r50"].repo_id is None
+    assert weight_table.WEIGHTS["uvosam-davis-r50"].url.endswith("/UVOSAM/davis.pth")
 
 
 def test_unpinned_file_is_accepted_and_its_hash_logged(tmp_path, monkeypatch, caplog):
     ckdir = tmp_path / "ck"
     ckdir.mkdir()
     (ckdir / "davis.pth").write_bytes(b"tracker weights")
-    with caplog.at_level("INFO", logger="uvosam.hub"):
+    with caplog.at_level("INFO", logger="uvosam.weight_checksums"):
         path = hub.resolve("uvosam-davis-r50", checkpoints_dir=ckdir)
     assert path == ckdir / "davis.pth"
-    assert hub.file_sha256(path) in caplog.text
+    assert weight_checksums.file_sha256(path) in caplog.text
 
 
 def test_davis_repo_env_var_points_resolve_at_the_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv(hub.DAVIS_REPO_ENV, "someone/uvosam-weights:trackers/davis.pth")
+    monkeypatch.setenv(weight_table.DAVIS_REPO_ENV, "someone/uvosam-weights:trackers/davis.pth")
     with pytest.raises(FileNotFoundError, match="someone/uvosam-weights: trackers/davis.pth"):
         hub.resolve("uvosam-davis-r50", checkpoints_dir=tmp_path, cache_dir=tmp_path / "hf")
 
@@ -319,7 +322,7 @@ def test_network_failure_during_a_hub_download_falls_back_and_names_it(tmp_path,
     source = tmp_path / "server" / spec.basename
     source.parent.mkdir()
     source.write_bytes(ckpt_bytes)
-    monkeypatch.setitem(hub.WEIGHTS, NAME, dataclasses.replace(spec, url=source.as_uri()))
+    monkeypatch.setitem(weight_table.WEIGHTS, NAME, dataclasses.replace(spec, url=source.as_uri()))
     assert hub.resolve(NAME, checkpoints_dir=ckdir, cache_dir=tmp_path / "hf") == ckdir / spec.basename
 
 
@@ -336,13 +339,13 @@ def test_checkpoints_folder_is_the_repos_in_a_checkout_else_a_user_cache(tmp_pat
 
 
 def test_checkpoints_readme_lists_every_weight_file_with_the_table_values():
-    """checkpoints/README.md's table has a row per ``hub.WEIGHTS`` entry: its file, its size and SHA-256 where the
+    """checkpoints/README.md's table has a row per ``weight_table.WEIGHTS`` entry: its file, its size and SHA-256 where the
     table has them and "not published" where it has none, and its Hub repo."""
     readme = (Path(__file__).resolve().parents[1] / "checkpoints" / "README.md").read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip().split()[0].strip("`"): line for line in readme.splitlines()
             if line.startswith("| `")}  # fmt: skip
-    assert set(rows) == set(hub.WEIGHTS)
-    for name, spec in hub.WEIGHTS.items():
+    assert set(rows) == set(weight_table.WEIGHTS)
+    for name, spec in weight_table.WEIGHTS.items():
         cells = [cell.strip() for cell in rows[name].split("|")[1:-1]]
         assert cells[1] == f"`{spec.basename}`", name
         assert cells[2] == (f"{spec.size_bytes:,}" if spec.size_bytes is not None else "not published"), name

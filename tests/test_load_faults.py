@@ -38,7 +38,7 @@ from app_helpers import (  # noqa: E402
 )
 from app_runtime import AppSettings, PipelineLoader  # noqa: E402
 from doubles import MovingBoxSession, MovingBoxTracker  # noqa: E402
-from uvosam import hub  # noqa: E402
+from uvosam import hub, weight_checksums, weight_loading, weight_table  # noqa: E402
 from uvosam.pipeline import UVOSAM  # noqa: E402
 from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
 from uvosam.testing import tiny_sam  # noqa: E402
@@ -285,11 +285,11 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
     good = src.read_bytes()
     bad = good[:100] + bytes([good[100] ^ 0xFF]) + good[101:]
     spec = dataclasses.replace(
-        hub.WEIGHTS["sam_vit_b"], sha256=sha256(good), size_bytes=len(good), url=None
+        weight_table.WEIGHTS["sam_vit_b"], sha256=sha256(good), size_bytes=len(good), url=None
     )
-    monkeypatch.setitem(hub.WEIGHTS, "sam_vit_b", spec)
-    monkeypatch.delitem(hub.WEIGHTS, FAST)  # the tracker is a double: no weight file
-    monkeypatch.setattr(hub, "_HASHES", {})
+    monkeypatch.setitem(weight_table.WEIGHTS, "sam_vit_b", spec)
+    monkeypatch.delitem(weight_table.WEIGHTS, FAST)  # the tracker is a double: no weight file
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(hub.hf_constants, "HF_HUB_OFFLINE", False)
@@ -307,7 +307,7 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
 
     def load(preset: str, sam: str, device: str) -> UVOSAM:
         model = tiny_sam()
-        model.load_state_dict(hub.load_checkpoint(loader.weight_files["sam_vit_b"]))
+        model.load_state_dict(weight_loading.load_checkpoint(loader.weight_files["sam_vit_b"]))
         return UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(model))
 
     loader = PipelineLoader(device="cpu", load=load)

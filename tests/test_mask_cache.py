@@ -5,7 +5,7 @@ import pytest
 from export_helpers import results_from_video
 from PIL import Image
 
-from uvosam.export import ExportOptions
+from uvosam.export_types import ExportOptions
 from uvosam.mask_cache import MaskCache, filter_tracks, rebuild_exports
 from uvosam.testing import moving_shapes
 

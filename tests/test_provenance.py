@@ -21,7 +21,8 @@ from doubles import MovingBoxTracker
 from model_helpers import use_tiny_sam2_checkpoints
 from uvosam import sam2_segmenter
 from uvosam.config import PipelineConfig, SegmenterConfig
-from uvosam.export import ExportOptions, ExportWriter
+from uvosam.export import ExportWriter
+from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, rerender, run_job
 from uvosam.mask_cache import MaskCache, rebuild_exports
 from uvosam.pipeline import UVOSAM

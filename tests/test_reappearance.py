@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from export_helpers import results_from_video
 
-from uvosam.export import ExportOptions, ExportWriter
+from uvosam.export import ExportWriter
+from uvosam.export_types import ExportOptions
 from uvosam.reappearance import Reappearances
 from uvosam.render import render
 from uvosam.testing import moving_shapes

@@ -9,7 +9,7 @@ import pytest
 import torch
 from model_helpers import mask_iou
 
-from uvosam import hub, sam2_segmenter, segmenter
+from uvosam import hub, sam2_segmenter, segmenter, weight_table
 from uvosam.config import SAM2_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import MissingPackageError, WeightsError
 from uvosam.sam2_segmenter import SAM2_CONFIGS, Sam2BoxSegmenter, sam2_missing_message
@@ -127,7 +127,7 @@ def test_bf16_weights_run_and_stay_close(clip):
 @pytest.fixture
 def tiny_weights(tmp_path, monkeypatch):
     """checkpoints/sam2.1_hiera_tiny.pt = {"model": tiny_sam2(seed=0)}; the builder makes tiny_sam2(seed=5)."""
-    path = tmp_path / hub.WEIGHTS["sam2.1_tiny"].basename
+    path = tmp_path / weight_table.WEIGHTS["sam2.1_tiny"].basename
     torch.save({"model": tiny_sam2().state_dict()}, path)
     build = sam2_segmenter.build_sam2_model
 
@@ -263,7 +263,7 @@ def test_every_released_size_has_a_config_and_weights_entry():
     for model_type in SAM2_CONFIGS:
         cfg = sam2_segmenter.sam2_config(model_type)
         assert cfg.model.image_size == 1024 and cfg.model.image_encoder.trunk._target_.endswith("Hiera")
-        spec = hub.WEIGHTS[model_type]
+        spec = weight_table.WEIGHTS[model_type]
         assert spec.basename.startswith("sam2.1_hiera_") and spec.repo_id.startswith("facebook/sam2.1-hiera-")
     with pytest.raises(ValueError, match="unknown SAM 2 model type"):
         sam2_segmenter.build_sam2_model("sam2_tiny")

@@ -15,7 +15,7 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import ImageEncoderViT
 from segment_anything.modeling.image_encoder import Attention
 
-from uvosam import hub, sam_fast, segmenter
+from uvosam import sam_fast, segmenter, weight_table
 from uvosam.box_segmenter import prepare_boxes, resolve_overlaps
 from uvosam.config import SegmenterConfig
 from uvosam.errors import WeightsError
@@ -359,13 +359,15 @@ def test_dtype_is_configurable(video):
 @pytest.fixture
 def tiny_weights(tmp_path, monkeypatch):
     """checkpoints/sam_vit_b_01ec64.pth = tiny_sam(seed=0); the registry builds tiny_sam(seed=5)."""
-    path = tmp_path / hub.WEIGHTS["sam_vit_b"].basename
+    path = tmp_path / weight_table.WEIGHTS["sam_vit_b"].basename
     torch.save(tiny_sam().state_dict(), path)
     data = path.read_bytes()
     spec = dataclasses.replace(
-        hub.WEIGHTS["sam_vit_b"], sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
+        weight_table.WEIGHTS["sam_vit_b"],
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
     )
-    monkeypatch.setitem(hub.WEIGHTS, "sam_vit_b", spec)
+    monkeypatch.setitem(weight_table.WEIGHTS, "sam_vit_b", spec)
     monkeypatch.setattr(
         segmenter, "sam_model_registry", {"vit_b": lambda checkpoint=None: tiny_sam(seed=5)}
     )

@@ -7,7 +7,8 @@ import pytest
 from export_helpers import results_from_video
 from PIL import Image
 
-from uvosam.export import ExportOptions, ExportWriter, make_zip
+from uvosam.export import ExportWriter, make_zip
+from uvosam.export_types import ExportOptions
 from uvosam.render import colour_for_id
 from uvosam.testing import moving_shapes
 from uvosam.timeline import TimelineRow, draw_timeline

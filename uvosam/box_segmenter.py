@@ -184,7 +184,7 @@ class BoxSegmenterBase:
         Returns:
             ``family``, ``model_type`` (loaded by ``from_pretrained``: ``config.model_type``, which the weights
             fit; built from a model object, where the config's type is only informative: the released type whose
-            architecture the model has, ``None`` for another size), ``weights`` (``hub.weights_label`` of the
+            architecture the model has, ``None`` for another size), ``weights`` (``weight_table.weights_label`` of the
             file ``from_pretrained`` loaded, else ``None``), ``parameters`` (the model's parameter count, which
             tells the sizes apart), ``device``, ``fast`` (the fast path), ``compile``, ``encoder_dtype``,
             ``mask_threshold``, ``overlap``.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from uvosam import hub
+from uvosam import hub, weight_table
 from uvosam.tracker.msda import backend_status
 
 
@@ -39,13 +39,13 @@ def local_weights() -> dict[str, Path | None]:
     checksum: this must stay instant)."""
     found: dict[str, Path | None] = {}
     ckdir = hub.default_checkpoints_dir()
-    for name, spec in hub.WEIGHTS.items():
+    for name, spec in weight_table.WEIGHTS.items():
         local = ckdir / spec.basename
         found[name] = local if local.is_file() else _in_hf_cache(spec)
     return found
 
 
-def _in_hf_cache(spec: hub.WeightSpec) -> Path | None:
+def _in_hf_cache(spec: weight_table.WeightSpec) -> Path | None:
     if spec.repo_id is None:
         return None
     from huggingface_hub import try_to_load_from_cache

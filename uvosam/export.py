@@ -4,165 +4,34 @@ CSV, ``run.json`` (what made them: ``uvosam.provenance``) and one zip.
 ``ExportWriter`` is fed ``FrameResult``s in frame order and writes every per-frame file at once, so memory stays flat
 in video length: it keeps only per-track boxes, scores and (for YTVIS) RLE strings.
 
-DAVIS id policy (the official DAVIS-2017 unsupervised scorer refuses sequences with an id > 20, and matches ids once
-per sequence, so ids must be stable and contiguous):
-
-* Every track gets a fixed *slot* = its rank in order of first appearance (1, 2, 3, ...). A track keeps its DAVIS
-  label on every frame, whoever else is absent (unlike the release, whose labels shift when a track is empty).
-* While a frame is written, tracks with slot <= ``max_objects`` (20) are painted with label = slot.
-* If more than ``max_objects`` tracks appeared, ``close()`` keeps the ``max_objects`` tracks with the highest mean
-  per-frame score (ties: earlier first appearance), numbers them 1..N in order of first appearance and rewrites the
-  PNGs one frame at a time from a per-frame slot map kept on disk (written only once a 21st track has appeared).
-  Frames whose masks overlap (``SegmenterConfig(overlap="none")``; later rows are painted on top) also keep their
-  masks on disk, so a dropped track leaves no hole in a kept track under it.
-  Dropped tracks are absent from the PNGs only; cut-outs, JSON and CSV keep every track.
+The DAVIS PNGs' labels follow the id policy in ``uvosam.export_davis`` (stable and contiguous, at most 20; the top
+tracks by score when more appeared). Which files are written: ``uvosam.export_types.ExportOptions``; their formats:
+``uvosam.export_formats``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from uvosam import export_formats as fmt
+from uvosam.background_writes import BackgroundWrites
+from uvosam.export_davis import DavisPngs, final_labels
 from uvosam.export_readme import readme_text
-from uvosam.merge_hints import MergeHint, suggest_merges
+from uvosam.export_types import ExportOptions, ExportResult
+from uvosam.merge_hints import suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
 from uvosam.render import select_tracks
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video_writer import VideoWriter
 
-logger = logging.getLogger(__name__)
-
-DAVIS_MAX_OBJECTS = 20
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """Which files ``ExportWriter`` writes, and how.
-
-    Attributes:
-        davis: DAVIS palette PNGs ``davis/<video>/<frame>.png``.
-        cutouts: RGBA cut-outs ``cutouts/<video>/<track_id>/<frame>.png``.
-        mattes: black/white alpha mattes ``mattes/<video>/<track_id>/<frame>.png``.
-        results_json: the release's tracks JSON ``results.json`` (boxes).
-        ytvis: YouTube-VIS results ``ytvis_results.json`` (COCO RLE masks).
-        tracks_csv: ``tracks.csv`` (one row per track).
-        full_sequences: write a cut-out/matte for EVERY frame of each track's folder (transparent / black where
-            the track is absent), so editors import a gap-free image sequence.
-        cutout_keep_frame_rgb: keep the whole frame's RGB in the cut-outs (alpha still = mask); larger files,
-            but a matte can be grown/feathered in an editor. False: RGB = 0 outside the mask.
-        max_objects: most labels in the DAVIS PNGs (the official unsupervised scorer accepts 20).
-        png_compress_level: zlib level 0-9 for the PNGs (1: fast, a little larger).
-        write_threads: threads that encode and write the PNGs while the caller goes on (PNG encoding releases
-            the GIL); ``None`` = min(4, CPU count). Results are the same for any value.
-        alpha_webm: ``<video>_alpha.webm``: every exported track over a transparent background (alpha = the union
-            of their masks; RGB as in the cut-outs), one VP9 WebM with alpha at the source size and the frame rate
-            given to ``ExportWriter(fps=...)``: for web pages, OBS, Canva, Kdenlive. Its encoder is a separate
-            process (50-100 frames/s at 854x480 on this project's 2-core machine).
-        timeline: ``timeline.png``, one row per track with a bar on the frames it was seen in (``uvosam.timeline``):
-            gaps, returns and a track ending where another begins, at a glance.
-    """
-
-    davis: bool = True
-    cutouts: bool = True
-    mattes: bool = False
-    results_json: bool = True
-    ytvis: bool = True
-    tracks_csv: bool = True
-    full_sequences: bool = True
-    cutout_keep_frame_rgb: bool = False
-    max_objects: int = DAVIS_MAX_OBJECTS
-    png_compress_level: int = 1
-    write_threads: int | None = None
-    alpha_webm: bool = False  # from here on: code that passes the other fields by position keeps working
-    timeline: bool = True
-
-    def __post_init__(self) -> None:
-        threads = self.write_threads
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"ExportOptions.write_threads must be None or an int >= 1, got {self.write_threads!r}")
-        if not 1 <= self.max_objects <= 255:
-            raise ValueError(f"ExportOptions.max_objects must be in 1..255, got {self.max_objects}")
-        if not 0 <= self.png_compress_level <= 9:
-            raise ValueError(
-                f"ExportOptions.png_compress_level must be in 0..9, got {self.png_compress_level}"
-            )
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What ``ExportWriter.close`` wrote. Paths are None for formats that were not requested.
-
-    Attributes:
-        out_dir: the export root (zip names are relative to it).
-        davis_labels: ``{track_id: DAVIS label}`` of the tracks painted in the DAVIS PNGs.
-        tracks: summaries of all tracks, in order of first appearance.
-    """
-
-    out_dir: Path
-    video_name: str
-    ytvis_video_id: str | int
-    num_frames: int
-    davis_dir: Path | None
-    cutouts_dir: Path | None
-    mattes_dir: Path | None
-    results_json: Path | None
-    ytvis_json: Path | None
-    tracks_csv: Path | None
-    readme: Path
-    davis_labels: dict[int, int]
-    tracks: tuple[TrackSummary, ...]
-    alpha_webm: Path | None = None
-    timeline_png: Path | None = None
-    merge_hints: tuple[MergeHint, ...] = ()  # possible id switches among the exported tracks (uvosam.merge_hints)
-    run_json: Path | None = None  # what made the export (uvosam.provenance); always written by ExportWriter
-
-    def entries(self) -> list[Path]:
-        """Every file/folder that belongs in the zip, README and run.json first."""
-        paths = [self.readme, self.run_json, self.results_json, self.ytvis_json, self.tracks_csv, self.timeline_png]
-        paths += [self.alpha_webm]
-        paths += [self.davis_dir, self.cutouts_dir, self.mattes_dir]
-        return [p for p in paths if p is not None and p.exists()]
-
-
 FrameNames = Callable[[int], str] | Sequence[str]
-
-
-class _BackgroundWrites:
-    """Image files encoded and written by a few threads (PNG encoding releases the GIL), so a run's exports do not
-    hold up the thread that renders and streams. At most ``4 * workers`` writes are in flight: memory stays flat.
-    A failed write is raised by the next ``submit`` or ``wait``."""
-
-    def __init__(self, workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uvosam-export")
-        self._pending: deque[Future] = deque()
-        self._limit = 4 * workers
-
-    def submit(self, fn: Callable[..., None], *args, **kwargs) -> None:
-        self._pending.append(self._pool.submit(fn, *args, **kwargs))
-        while self._pending and (len(self._pending) > self._limit or self._pending[0].done()):
-            self._pending.popleft().result()
-
-    def wait(self) -> None:
-        """Every submitted write is on disk (or its error raised); the threads are let go."""
-        while self._pending:
-            self._pending.popleft().result()
-        self._pool.shutdown()
-
-    def cancel(self) -> None:
-        """Writes not started are dropped, running ones finish; the threads are let go."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pending.clear()
 
 
 def _export_workers(options: ExportOptions) -> int:
@@ -234,11 +103,19 @@ class ExportWriter:
         self._frame_names = frame_names
         self._records: dict[int, fmt.TrackRecord] = {}
         self._num_frames = 0
-        self._overflow_from: int | None = None
         self._blank: dict[str, bytes] = {}
         self._result: ExportResult | None = None
         self._work = self.out_dir / ".work" / video_name
-        self._writes = _BackgroundWrites(_export_workers(options))
+        self._writes = BackgroundWrites(_export_workers(options))
+        self._davis = DavisPngs(
+            self._dir("davis"),
+            self._work,
+            height=self.height,
+            width=self.width,
+            max_objects=options.max_objects,
+            compress_level=options.png_compress_level,
+            submit=self._writes.submit,
+        )
         self._alpha: VideoWriter | None = None  # started with the first frame
         for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
             shutil.rmtree(stale, ignore_errors=True)
@@ -289,7 +166,8 @@ class ExportWriter:
         for row, track_id in enumerate(result.track_ids.tolist()):
             self._update_record(track_id, t, result, row)
         if self.options.davis:
-            self._write_davis(result)
+            slots = [self._records[i].slot for i in result.track_ids.tolist()]
+            self._davis.add(t, self.frame_name(t), slots, result.masks)
         if self.options.cutouts or self.options.mattes:
             self._write_track_images(result)
         if self.options.alpha_webm:
@@ -321,8 +199,6 @@ class ExportWriter:
                 first_frame=t,
             )
             self._records[track_id] = rec
-            if rec.slot > self.options.max_objects and self._overflow_from is None:
-                self._overflow_from = t
         if rec.num_frames and t > rec.last_frame + 1:  # back after frames without a box: re-identified
             rec.returns += 1
         rec.last_frame = t
@@ -334,39 +210,6 @@ class ExportWriter:
                 (self._work / "rle").mkdir(parents=True, exist_ok=True)
                 rec.rle_spool = self._work / "rle" / f"{track_id}.jsonl"
             rec.add_rle(t, fmt.encode_rle(result.masks[row].astype(bool, copy=False)))
-
-    def _write_davis(self, result: FrameResult) -> None:
-        """Provisional labels = slot for slots <= max_objects; a slot map once a track overflowed."""
-        folder = self._dir("davis")
-        folder.mkdir(parents=True, exist_ok=True)
-        labels = np.zeros((self.height, self.width), np.uint8)
-        slots = np.zeros((self.height, self.width), np.int32) if self._overflow_from is not None else None
-        for track_id, mask in zip(result.track_ids.tolist(), result.masks):
-            slot = self._records[track_id].slot
-            if slot <= self.options.max_objects:
-                labels[mask] = slot
-            if slots is not None:
-                slots[mask] = slot
-        name = self.frame_name(result.frame_index)
-        self._writes.submit(
-            fmt.write_palette_png, folder / f"{name}.png", labels, compress_level=self.options.png_compress_level
-        )
-        if slots is not None:
-            self._work.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(self._work / f"slots_{result.frame_index:07d}.npz", slots=slots)
-        painted = labels if slots is None else slots  # every track of the frame is painted in one of them
-        if len(result) > 1 and np.count_nonzero(result.masks) > np.count_nonzero(painted):
-            self._save_layers(result)
-
-    def _save_layers(self, result: FrameResult) -> None:
-        """Slots in row order and the (N, H, W) masks of a frame whose masks overlap (for ``_relabel_davis``)."""
-        slots = np.array([self._records[i].slot for i in result.track_ids.tolist()], np.int64)
-        self._work.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            self._work / f"layers_{result.frame_index:07d}.npz",
-            slots=slots,
-            masks=np.packbits(result.masks, axis=None),
-        )
 
     def _write_track_images(self, result: FrameResult) -> None:
         level = self.options.png_compress_level
@@ -416,11 +259,8 @@ class ExportWriter:
         return [rec.summary(self.class_names) for rec in self._records.values()]
 
     def davis_labels(self) -> dict[int, int]:
-        """``{track_id: DAVIS label}`` under the policy in the module docstring (final once all frames are in)."""
-        records = list(self._records.values())
-        kept = sorted(records, key=lambda r: (-r.score, r.slot))[: self.options.max_objects]
-        kept.sort(key=lambda r: r.slot)
-        return {rec.track_id: label for label, rec in enumerate(kept, start=1)}
+        """``{track_id: DAVIS label}`` under the policy of ``uvosam.export_davis`` (final once all frames are in)."""
+        return final_labels(self._records.values(), self.options.max_objects)
 
     def close(self) -> ExportResult:
         """Finish the DAVIS relabelling, write the JSON/CSV/README files and run.json. Idempotent."""
@@ -435,7 +275,9 @@ class ExportWriter:
             raise
         davis_labels = self.davis_labels() if self.options.davis else {}
         if self.options.davis and len(self._records) > self.options.max_objects:
-            self._relabel_davis(davis_labels)
+            self._davis.relabel(
+                davis_labels, self._records, num_frames=self._num_frames, frame_name=self.frame_name
+            )
         records, summaries = list(self._records.values()), self.summaries()
         opts, out = self.options, self.out_dir
         kw = {"num_frames": self._num_frames}
@@ -477,43 +319,6 @@ class ExportWriter:
         result.readme.write_text(readme, encoding="utf-8", errors=TEXT_ERRORS)  # a name not UTF-8: \udcff
         self._result = result
         return result
-
-    def _relabel_davis(self, davis_labels: dict[int, int]) -> None:
-        """Rewrite the DAVIS PNGs frame by frame with the final labels (only if they differ from the slots)."""
-        lut = np.zeros(len(self._records) + 1, np.uint8)
-        for track_id, label in davis_labels.items():
-            lut[self._records[track_id].slot] = label
-        if np.array_equal(lut[: self.options.max_objects + 1], np.arange(self.options.max_objects + 1)):
-            return
-        logger.info("%s: %d tracks, rewriting DAVIS PNGs with the top %d", self.video_name,
-                    len(self._records), self.options.max_objects)
-        folder = self._dir("davis")
-        for t in range(self._num_frames):
-            png = folder / f"{self.frame_name(t)}.png"
-            layers = self._work / f"layers_{t:07d}.npz"
-            if layers.exists():
-                labels = self._paint_layers(layers, lut)
-                fmt.write_palette_png(png, labels, compress_level=self.options.png_compress_level)
-                continue
-            if self._overflow_from is not None and t >= self._overflow_from:
-                with np.load(self._work / f"slots_{t:07d}.npz") as data:
-                    slots = data["slots"]
-            else:
-                with Image.open(png) as image:
-                    slots = np.asarray(image)  # before the overflow, labels == slots
-            fmt.write_palette_png(png, lut[slots], compress_level=self.options.png_compress_level)
-
-    def _paint_layers(self, path: Path, lut: np.ndarray) -> np.ndarray:
-        """(H, W) uint8 final labels of an overlapping frame: kept tracks in row order, dropped ones left out."""
-        with np.load(path) as data:
-            slots = data["slots"]
-            shape = (len(slots), self.height, self.width)
-            masks = np.unpackbits(data["masks"], count=int(np.prod(shape))).reshape(shape).astype(bool)
-        labels = np.zeros((self.height, self.width), np.uint8)
-        for slot, mask in zip(slots.tolist(), masks):
-            if lut[slot]:
-                labels[mask] = lut[slot]
-        return labels
 
     def __enter__(self) -> "ExportWriter":
         return self

@@ -1,6 +1,7 @@
 """File formats written by ``uvosam.export``: palette/RGBA/matte PNGs, COCO RLE, the JSON and CSV files, the zip.
 
-Everything here is a small stateless function; the per-video bookkeeping lives in ``uvosam.export``.
+Everything here is a small stateless function; the per-video bookkeeping lives in ``uvosam.export``
+(and ``uvosam.export_davis`` for the DAVIS PNGs).
 """
 
 from __future__ import annotations

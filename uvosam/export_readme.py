@@ -4,14 +4,12 @@ the id rules, and credits."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from uvosam import __version__
+from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import merge_text
 from uvosam.provenance import made_with_text
-
-if TYPE_CHECKING:
-    from uvosam.export import ExportOptions, ExportResult
 
 _HEADER = """\
 UVOSAM export for video "{video}"

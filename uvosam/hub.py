@@ -1,4 +1,4 @@
-"""Weight files: the table of known checkpoints, finding them, checksums and safe loading.
+"""Finding and fetching weight files (which ones exist: ``uvosam.weight_table``).
 
 ``resolve(name_or_path)`` returns a local path to a verified weight file. Places, in order:
 
@@ -9,42 +9,38 @@
    ``HF_HUB_OFFLINE`` is set; the variable is read at call time);
 4. the spec's direct public ``url`` (not when offline), saved into ``checkpoints_dir``.
 
-Checksums: the SHA-256 of a file is computed once and remembered, in process (keyed by real path,
-size and mtime) and in a sidecar ``<file>.sha256`` written next to the file (for a Hub download:
-next to the snapshot entry inside the HF cache), a small JSON ``{"sha256": ..., "size": ...,
-"mtime_ns": ...}``. The sidecar is trusted only while the file's size and mtime still match, so a
-restart does not re-hash 2.5 GB; if the directory is read-only the sidecar is skipped. A size
-mismatch is reported before any hashing.
-
-A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad
+Every file found is checked against the table (``uvosam.weight_checksums``: size, then a SHA-256 computed once and
+remembered). A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad
 file in the HF cache is deleted (snapshot entry and blob) and downloaded again once; still bad ->
-``WeightsError``. ``load_checkpoint`` only ever unpickles with ``weights_only=True``.
+``WeightsError``. Loading a file found here: ``uvosam.weight_loading``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import os
-import pickle
 import urllib.request
-import zipfile
-from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import huggingface_hub
-import torch
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import EntryNotFoundError
 
 from uvosam.errors import WeightsError
+from uvosam.weight_checksums import (
+    CHUNK_BYTES,
+    check_copy,
+    remember_sha256,
+    sidecar_path,
+    verify_file,
+)
+from uvosam.weight_table import WEIGHTS, WeightSpec, lookup
 
 logger = logging.getLogger(__name__)
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
-_CHUNK = 16 << 20
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -60,133 +56,6 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 # what a failed Hub download (hf_hub_download) can raise: the Hub is then "not available"
 _DOWNLOAD_ERRORS = (OSError, ValueError, EntryNotFoundError, *_transport_errors())
-
-
-@dataclass(frozen=True)
-class WeightSpec:
-    """One known weight file.
-
-    Attributes:
-        name: key in ``WEIGHTS`` (e.g. ``"sam_vit_h"``).
-        repo_id: Hugging Face Hub model repo holding the file, or ``None`` if it is not on the Hub.
-        filename: path of the file inside ``repo_id`` (its basename is the name looked for in
-            ``checkpoints/``).
-        sha256: expected SHA-256, lowercase hex; ``None`` when not published (then the file's hash is
-            computed once and logged, and only ``size_bytes`` is checked, when known).
-        size_bytes: expected size in bytes, or ``None`` when not published.
-        url: direct public download URL used as a fallback (and shown in error messages), or
-            ``None``.
-        description: one line for humans.
-    """
-
-    name: str
-    repo_id: str | None
-    filename: str
-    sha256: str | None
-    size_bytes: int | None
-    url: str | None = None
-    description: str = ""
-
-    @property
-    def basename(self) -> str:
-        return PurePosixPath(self.filename).name
-
-    @property
-    def hub_url(self) -> str | None:
-        if self.repo_id is None:
-            return None
-        return f"https://huggingface.co/{self.repo_id}/resolve/main/{self.filename}"
-
-
-_SAM_REPO = "ybelkada/segment-anything"
-_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
-
-_SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
-
-_IDOL_REPO = "QHL067/VNext_ECCV"
-DAVIS_REPO_ENV = "UVOSAM_DAVIS_REPO"
-"""Env var naming a Hub repo that holds the release's ``davis.pth`` (``owner/name`` or ``owner/name:path``)."""
-
-
-def _idol(name: str, filename: str, classes: str, size: int | None = None) -> WeightSpec:
-    return WeightSpec(
-        name=name,
-        repo_id=_IDOL_REPO,
-        filename=f"IDOL/{filename}",
-        sha256=None,
-        size_bytes=size,
-        description=f"IDOL ResNet-50 tracker (VNext release), {classes}",
-    )
-
-
-def _sam2(size: str, repo_size: str, params: str) -> WeightSpec:
-    """A SAM 2.1 checkpoint (Meta publishes no checksums; the Hub repos are Meta's own)."""
-    return WeightSpec(
-        name=f"sam2.1_{size}",
-        repo_id=f"facebook/sam2.1-hiera-{repo_size}",
-        filename=f"sam2.1_hiera_{size}.pt",
-        sha256=None,
-        size_bytes=None,
-        url=_SAM2_URL + f"sam2.1_hiera_{size}.pt",
-        description=f"SAM 2.1 Hiera-{repo_size} image+video model, {params} parameters (its image path is used)",
-    )
-
-
-# To add a file, append a WeightSpec; the key is its ``name``.
-_SPECS = (
-    WeightSpec(
-        name="sam_vit_b",
-        repo_id=_SAM_REPO,
-        filename="checkpoints/sam_vit_b_01ec64.pth",
-        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-        size_bytes=375_042_383,
-        url=_SAM_URL + "sam_vit_b_01ec64.pth",
-        description="Segment Anything ViT-B (original segment_anything .pth)",
-    ),
-    WeightSpec(
-        name="sam_vit_l",
-        repo_id=_SAM_REPO,
-        filename="checkpoints/sam_vit_l_0b3195.pth",
-        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-        size_bytes=1_249_524_607,
-        url=_SAM_URL + "sam_vit_l_0b3195.pth",
-        description="Segment Anything ViT-L (original segment_anything .pth)",
-    ),
-    WeightSpec(
-        name="sam_vit_h",
-        repo_id=_SAM_REPO,
-        filename="checkpoints/sam_vit_h_4b8939.pth",
-        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-        size_bytes=2_564_550_879,
-        url=_SAM_URL + "sam_vit_h_4b8939.pth",
-        description="Segment Anything ViT-H (original .pth; the one the UVOSAM release uses)",
-    ),
-    _sam2("tiny", "tiny", "39M"),
-    _sam2("small", "small", "46M"),
-    _sam2("base_plus", "base-plus", "81M"),
-    _sam2("large", "large", "224M"),
-    _idol("idol-ytvis19-r50", "YTVIS19_R50_502AP.pth", "YouTube-VIS 2019, 40 classes, AP 50.2"),
-    _idol("idol-ytvis21-r50", "YTVIS21_R50_478AP.pth", "YouTube-VIS 2021, 40 classes, AP 47.7"),
-    _idol("idol-ovis-r50", "OVIS_R50_294AP.pth", "OVIS, 25 classes, AP 29.5", 172_791_667),
-    _idol("idol-coco-r50", "cocopretrain_R50.pth", "COCO pre-training, 80 classes"),
-    WeightSpec(
-        name="uvosam-davis-r50",
-        repo_id=None,
-        filename="davis.pth",
-        sha256=None,
-        size_bytes=None,
-        url="https://cloudbook-public-daily.oss-cn-hangzhou.aliyuncs.com/UVOSAM/davis.pth",
-        description=(
-            "the UVOSAM release's single-class tracker (not on the Hub; set "
-            f"{DAVIS_REPO_ENV}=owner/name[:path] to use a Hub copy)"
-        ),
-    ),
-)
-WEIGHTS: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
-
-# (real path, size, mtime_ns) -> sha256 hex, filled by file_sha256.
-_HASHES: dict[tuple[str, int, int], str] = {}
-_UNPINNED_LOGGED: dict[str, Path] = {}
 
 
 def default_checkpoints_dir() -> Path:
@@ -226,7 +95,7 @@ def resolve(
         WeightsError: found, but the size or checksum is wrong (and, for the HF cache,
             re-downloading did not help).
     """
-    spec, explicit = _lookup(name_or_path)
+    spec, explicit = lookup(name_or_path)
     if explicit is not None and explicit.is_file():
         if spec is not None and verify:
             verify_file(explicit, spec)
@@ -258,32 +127,6 @@ def resolve(
             return found
     raise FileNotFoundError(_missing_message(spec, looked, ckdir))
 
-
-def weights_label(name_or_path: str | os.PathLike) -> str:
-    """How a weight file is named in an export's ``run.json``: a ``WEIGHTS`` key as it is (``"idol-ytvis19-r50"``),
-    anything else by its file name only (``"/data/ckpt/my_model.pth"`` -> ``"my_model.pth"``: no folder of the
-    machine that ran it)."""
-    if isinstance(name_or_path, str) and name_or_path in WEIGHTS:
-        return name_or_path
-    return Path(name_or_path).name
-
-
-def _lookup(name_or_path: str | os.PathLike) -> tuple[WeightSpec | None, Path | None]:
-    """A table key -> (spec, None); a path -> (spec with that basename or None, path)."""
-    if isinstance(name_or_path, str) and name_or_path in WEIGHTS:
-        return _with_env(WEIGHTS[name_or_path]), None
-    path = Path(name_or_path).expanduser()
-    by_basename = [s for s in WEIGHTS.values() if s.basename == path.name]
-    return (_with_env(by_basename[0]) if by_basename else None), path
-
-
-def _with_env(spec: WeightSpec) -> WeightSpec:
-    """The davis.pth spec gains a Hub location when ``UVOSAM_DAVIS_REPO`` is set."""
-    env = os.environ.get(DAVIS_REPO_ENV, "").strip()
-    if spec.name != "uvosam-davis-r50" or not env:
-        return spec
-    repo, _, filename = env.partition(":")
-    return replace(spec, repo_id=repo, filename=filename or spec.filename)
 
 
 def _offline() -> bool:
@@ -352,7 +195,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
 def _delete_cached(path: Path) -> None:
     """Delete a snapshot entry of the HF cache, the blob it links to, and its sidecar."""
     real = path.resolve()
-    for p in (path, _sidecar(path), real):
+    for p in (path, sidecar_path(path), real):
         if p.is_symlink() or p.exists():
             p.unlink()
 
@@ -365,7 +208,7 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
         with urllib.request.urlopen(spec.url, timeout=60) as resp:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with open(part, "wb") as out:
-                while chunk := resp.read(_CHUNK):
+                while chunk := resp.read(CHUNK_BYTES):
                     digest.update(chunk)
                     out.write(chunk)
     except OSError as err:
@@ -374,7 +217,7 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
         return None
     if verify:
         try:
-            _check(
+            check_copy(
                 part,
                 spec,
                 part.stat().st_size,
@@ -385,14 +228,14 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
             part.unlink()
             raise
     os.replace(part, dest)
-    _remember(dest, digest.hexdigest())
+    remember_sha256(dest, digest.hexdigest())
     return dest
 
 
 def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     lines = [
         f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; "
-        f"{_size_text(spec)}) was not found.",
+        f"{spec.size_text}) was not found.",
         "Looked in:",
         *[f"  - {place}" for place in looked],
         "To get it, either:",
@@ -411,151 +254,3 @@ def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     if spec.sha256 is not None:
         lines.append(f"Expected sha256 {spec.sha256}.")
     return "\n".join(lines)
-
-
-def _size_text(spec: WeightSpec) -> str:
-    return f"{spec.size_bytes:,} bytes" if spec.size_bytes is not None else "size not published"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex of a file, remembered in process and in ``<file>.sha256`` (module docstring)."""
-    path = Path(path)
-    st = path.stat()
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    if key in _HASHES:
-        return _HASHES[key]
-    digest = _read_sidecar(path, st)
-    if digest is None:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        digest = h.hexdigest()
-        _remember(path, digest)
-    _HASHES[key] = digest
-    return digest
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _read_sidecar(path: Path, st: os.stat_result) -> str | None:
-    try:
-        data = json.loads(_sidecar(path).read_text())
-    except (OSError, ValueError):
-        return None
-    if (
-        not isinstance(data, dict)
-        or data.get("size") != st.st_size
-        or data.get("mtime_ns") != st.st_mtime_ns
-    ):
-        return None
-    digest = data.get("sha256")
-    return digest if isinstance(digest, str) and len(digest) == 64 else None
-
-
-def _remember(path: Path, digest: str) -> None:
-    """Record a hash in process and in the sidecar (skipped, with a debug log, if not writable)."""
-    st = path.stat()
-    _HASHES[(os.path.realpath(path), st.st_size, st.st_mtime_ns)] = digest
-    record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    try:
-        _sidecar(path).write_text(json.dumps(record) + "\n")
-    except OSError as err:
-        logger.debug("could not write checksum sidecar for %s: %s", path, err)
-
-
-def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
-    """Raise ``WeightsError`` unless ``path`` has ``spec``'s size and SHA-256 (size first)."""
-    path = Path(path)
-    size = path.stat().st_size
-    hint = f"Delete it and download it again ({spec.hub_url or spec.url})."
-    if spec.size_bytes is not None and size != spec.size_bytes:
-        _check(path, spec, size, None, hint=hint)
-    _check(path, spec, size, file_sha256(path), hint=hint)
-
-
-def _check(path: Path, spec: WeightSpec, size: int, digest: str | None, *, hint: str) -> None:
-    if spec.sha256 is None and digest is not None and spec.size_bytes in (None, size):
-        if _UNPINNED_LOGGED.setdefault(digest, path) == path:
-            logger.info("%s (%s): sha256 %s (no published checksum to compare with)", path, spec.name, digest)
-        return
-    if size == spec.size_bytes and digest == spec.sha256:
-        return
-    got = f"{size:,} bytes" + (f", sha256 {digest}" if digest is not None else "")
-    raise WeightsError(
-        f"{path} is not a good copy of {spec.basename} ({spec.name}): expected "
-        f"{_size_text(spec)}, sha256 {spec.sha256 or '(not published)'}; got {got}. The file is truncated, "
-        f"corrupt or a different file. {hint}"
-    )
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a PyTorch checkpoint on CPU with ``weights_only=True`` (no code in the file can run).
-
-    Raises:
-        WeightsError: the file is truncated/corrupt, not a PyTorch checkpoint, holds objects other
-            than tensors and plain containers (e.g. a pickle that would run code), or is not a dict.
-    """
-    path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch's message starts with a generic paragraph; the second one names the refused object.
-        paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()] or [""]
-        raise WeightsError(
-            f"{path} holds objects that a weights-only load refuses (only tensors and plain "
-            f"containers are allowed, so nothing in the file was run): "
-            f"{paragraphs[min(1, len(paragraphs) - 1)]} Use a checkpoint from a trusted source "
-            f"(see checkpoints/README.md). If you trust this file and it only carries extra training "
-            f"state (optimizer/scheduler objects), keep just its weights once with: python -c \"import "
-            f"torch; c = torch.load('{path}', weights_only=False); torch.save({{'model': c.get('model', c)}}, "
-            f"'{path.with_suffix('.weights.pth')}')\" and use the new file."
-        ) from None
-    except (RuntimeError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as err:
-        raise WeightsError(
-            f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). "
-            f"It is probably truncated or corrupt: delete it and download it again."
-        ) from None
-    if not isinstance(obj, dict):
-        raise WeightsError(
-            f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}."
-        )
-    return obj
-
-
-def load_into(model: torch.nn.Module, state: dict, path: str | os.PathLike, name: str, hint: str) -> None:
-    """``model.load_state_dict(state)`` (strict).
-
-    Raises:
-        WeightsError: ``state`` does not fit ``model`` ("``path`` does not fit ``name``: ..."): the message counts
-            the missing keys, the unexpected keys and the keys of another shape, names the first few of each,
-            then gives ``hint`` (what to do).
-    """
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        raise WeightsError(f"{path} does not fit {name}: {state_dict_mismatch(model, state)}. {hint}") from None
-
-
-def state_dict_mismatch(model: torch.nn.Module, state: dict, shown: int = 3) -> str:
-    """What keeps ``state`` from loading into ``model``, e.g. ``"1 missing key (no_mem_embed); 2 keys of another
-    shape, file vs model (a.weight (8,) vs (4,), b.bias (8,) vs (4,))"``; the first ``shown`` of each kind named."""
-    own = model.state_dict()
-    kinds = {
-        "missing {}": [key for key in own if key not in state],
-        "unexpected {}": [key for key in state if key not in own],
-        "{} of another shape, file vs model": [
-            f"{key} {tuple(state[key].shape)} vs {tuple(own[key].shape)}"
-            for key in own
-            if key in state and hasattr(state[key], "shape") and tuple(state[key].shape) != tuple(own[key].shape)
-        ],
-    }
-    parts = [
-        f"{len(keys)} {kind.format('key' if len(keys) == 1 else 'keys')} "
-        f"({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})"
-        for kind, keys in kinds.items()
-        if keys
-    ]
-    return "; ".join(parts) or "load_state_dict refused it"

@@ -29,7 +29,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from uvosam.config import VideoLimits
-from uvosam.export import ExportOptions, ExportResult, ExportWriter, make_zip
+from uvosam.export import ExportWriter, make_zip
+from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch

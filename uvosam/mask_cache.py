@@ -18,7 +18,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from uvosam.export import ExportResult, ExportWriter
+from uvosam.export import ExportWriter
+from uvosam.export_types import ExportResult
 from uvosam.provenance import rerender_record
 from uvosam.render import select_tracks
 from uvosam.types import FrameResult

@@ -103,7 +103,7 @@ class UVOSAM:
         """Load the tracker and SAM once (local ``checkpoints/`` first, then the Hugging Face Hub).
 
         Args:
-            tracker: a tracker preset of ``uvosam.hub.WEIGHTS`` (``idol-ytvis19-r50`` (default),
+            tracker: a tracker preset of ``uvosam.weight_table.WEIGHTS`` (``idol-ytvis19-r50`` (default),
                 ``idol-ytvis21-r50``, ``idol-ovis-r50``, ``idol-coco-r50``, ``uvosam-davis-r50``) or a checkpoint path.
             sam: SAM ``vit_b`` / ``vit_l`` / ``vit_h``, SAM 2.1 ``sam2.1_tiny`` / ``sam2.1_small`` /
                 ``sam2.1_base_plus`` / ``sam2.1_large`` (needs the sam2 package), or a checkpoint path; ``None`` =

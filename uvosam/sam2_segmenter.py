@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import resize
 
-from uvosam import hub
+from uvosam import hub, weight_loading, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import MissingPackageError, WeightsError
@@ -175,7 +175,7 @@ def _sam2_0_text(path: str | os.PathLike, size: str | None) -> str:
             "base-plus,large}, or pass that model type, which downloads it"
         )
     else:
-        spec = hub.WEIGHTS[size]
+        spec = weight_table.WEIGHTS[size]
         get = f"hf download {spec.repo_id} {spec.filename}, or pass the model type {size}, which downloads it"
     return (
         f"{path} is a SAM 2 checkpoint of the first release (2.0); uvosam loads SAM 2.1 checkpoints only. Get the "
@@ -212,7 +212,7 @@ def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str |
     if name in SAM2_MODEL_TYPES:
         return name, name
     for model_type in SAM2_MODEL_TYPES:
-        spec = hub.WEIGHTS.get(model_type)
+        spec = weight_table.WEIGHTS.get(model_type)
         if spec is not None and os.path.basename(name) == spec.basename:
             return model_type, name
     return None, name
@@ -229,7 +229,7 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; ``None`` keeps the model where it is.
         dtype: weight dtype of the image encoder (and of the two convolutions ``forward_image`` applies to its
             output); ``None`` keeps it. The prompt encoder and mask decoder stay as they are.
-        weights_name: the weights ``model`` holds (a ``hub.WEIGHTS`` key or a file name), for exports' ``run.json``
+        weights_name: the weights ``model`` holds (a ``weight_table.WEIGHTS`` key or a file name), for exports' ``run.json``
             (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
     """
 
@@ -279,7 +279,7 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
 
         Args:
             model_type_or_path: ``sam2.1_tiny|sam2.1_small|sam2.1_base_plus|sam2.1_large`` (also the
-                ``hub.WEIGHTS`` key) or a checkpoint path (its architecture from its released basename, e.g.
+                ``weight_table.WEIGHTS`` key) or a checkpoint path (its architecture from its released basename, e.g.
                 ``sam2.1_hiera_small.pt``, else ``config.model_type``); ``None`` = ``config.model_type``.
             device, dtype: as in the constructor (``"auto"`` = CUDA if available).
             checkpoints_dir, cache_dir: passed to ``hub.resolve``.
@@ -311,16 +311,16 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         if missing is not None:  # before a download of up to 900 MB that could not be used
             raise MissingPackageError(missing)
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
-        state = hub.load_checkpoint(path)
+        state = weight_loading.load_checkpoint(path)
         state = state.get("model", state)  # released files: {"model": state_dict}
         check_sam2_state(state, path, model_type)
         model = build_sam2_model(model_type)
         hint = f"Pass the model type that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
-        hub.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
+        weight_loading.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
         logger.info("loaded SAM 2.1 %s from %s", model_type, path)
         return cls(
             model, replace(config, model_type=model_type), device=device, dtype=dtype,
-            weights_name=hub.weights_label(source),
+            weights_name=weight_table.weights_label(source),
         )  # fmt: skip
 
     def _preprocess(self, image: np.ndarray) -> torch.Tensor:

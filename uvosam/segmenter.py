@@ -44,7 +44,7 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import ImageEncoderViT, Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from uvosam import hub, sam_fast
+from uvosam import hub, sam_fast, weight_loading, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
 from uvosam.errors import MissingPackageError, WeightsError
@@ -67,7 +67,7 @@ def _warn_once(key: str, message: str) -> None:
 
 
 def weights_key(model_type: str) -> str:
-    """The ``hub.WEIGHTS`` key of a mask model type: ``sam_vit_b`` for SAM's ``vit_b``, the type itself for SAM 2.1
+    """The ``weight_table.WEIGHTS`` key of a mask model type: ``sam_vit_b`` for SAM's ``vit_b``, the type itself for SAM 2.1
     (``sam2.1_tiny``)."""
     return model_type if model_type in SAM2_MODEL_TYPES else f"sam_{model_type}"
 
@@ -84,7 +84,7 @@ def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str |
     if name.startswith("sam_") and name[4:] in SAM_MODEL_TYPES:
         return name[4:], name
     for model_type in SAM_MODEL_TYPES:
-        spec = hub.WEIGHTS.get(weights_key(model_type))
+        spec = weight_table.WEIGHTS.get(weights_key(model_type))
         if spec is not None and Path(name).name == spec.basename:
             return model_type, name
     return None, name
@@ -108,7 +108,7 @@ def load_segmenter(
     **kwargs,
 ) -> BoxSegmenterBase:
     """``BoxPromptSegmenter`` (SAM) or ``uvosam.sam2_segmenter.Sam2BoxSegmenter`` (SAM 2.1), loaded from a model
-    type (``vit_h``, ``sam2.1_tiny`` ...), a ``hub.WEIGHTS`` key or a checkpoint path.
+    type (``vit_h``, ``sam2.1_tiny`` ...), a ``weight_table.WEIGHTS`` key or a checkpoint path.
 
     SAM 2.1 is chosen for its model types and released file names (``sam2.1_hiera_small.pt``), and for any other
     path when ``config.model_type`` is a SAM 2.1 type. ``kwargs`` go to ``from_pretrained`` (``dtype``,
@@ -127,7 +127,9 @@ def uses_sam2(model_type_or_path: str | os.PathLike | None, config: SegmenterCon
     SAM file when ``config.model_type`` is a SAM 2.1 type. Looks at names only (no file is opened)."""
     config = config if config is not None else SegmenterConfig()
     source = str(model_type_or_path if model_type_or_path is not None else config.model_type)
-    sam2_names = {hub.WEIGHTS[t].basename for t in SAM2_MODEL_TYPES if t in hub.WEIGHTS}
+    sam2_names = {
+        weight_table.WEIGHTS[t].basename for t in SAM2_MODEL_TYPES if t in weight_table.WEIGHTS
+    }
     return source in SAM2_MODEL_TYPES or Path(source).name in sam2_names or (
         _model_type_and_source(source)[0] is None and config.model_type in SAM2_MODEL_TYPES
     )
@@ -182,7 +184,7 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         dtype: weight dtype of the image encoder (e.g. ``torch.bfloat16`` halves its memory);
             ``None`` keeps it. Only the encoder is cast: SAM's prompt encoder computes in float32
             and the small decoder stays so.
-        weights_name: the weights ``sam`` holds (a ``hub.WEIGHTS`` key or a file name), for exports' ``run.json``
+        weights_name: the weights ``sam`` holds (a ``weight_table.WEIGHTS`` key or a file name), for exports' ``run.json``
             (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
     """
 
@@ -233,7 +235,7 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         """Build SAM with ``sam_model_registry`` and load verified weights (weights-only load).
 
         Args:
-            model_type_or_path: ``"vit_b"|"vit_l"|"vit_h"``, a ``hub.WEIGHTS`` key (``"sam_vit_h"``)
+            model_type_or_path: ``"vit_b"|"vit_l"|"vit_h"``, a ``weight_table.WEIGHTS`` key (``"sam_vit_h"``)
                 or a checkpoint path (its architecture from its known basename, else from the
                 encoder width stored in the file); ``None`` = ``config.model_type``.
             device, dtype: as in the constructor (``"auto"`` = CUDA if available).
@@ -255,18 +257,18 @@ class BoxPromptSegmenter(BoxSegmenterBase):
             )
         model_type, source = _model_type_and_source(source)
         path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
-        state = hub.load_checkpoint(path)
+        state = weight_loading.load_checkpoint(path)
         if _is_sam2_state(state):
             raise WeightsError(sam2_state_advice(state.get("model", state), path))
         fallback = config.model_type if config.model_type in SAM_MODEL_TYPES else "vit_h"
         model_type = model_type or _model_type_of(state, path, fallback)
         sam = sam_model_registry[model_type](checkpoint=None)
         hint = f"Pass the model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
-        hub.load_into(sam, state, path, f"SAM {model_type}", hint)
+        weight_loading.load_into(sam, state, path, f"SAM {model_type}", hint)
         logger.info("loaded SAM %s from %s", model_type, path)
         return cls(
             sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype,
-            weights_name=hub.weights_label(source),
+            weights_name=weight_table.weights_label(source),
         )  # fmt: skip
 
     def _released_type(self) -> str | None:

@@ -45,9 +45,9 @@ def segmenter_config(args: argparse.Namespace, **options) -> SegmenterConfig:
     """
     if args.sam_type is None:
         return SegmenterConfig(**options)
-    from uvosam import hub
+    from uvosam import weight_table
 
-    if args.sam in SAM_MODEL_TYPES + SAM2_MODEL_TYPES or args.sam in hub.WEIGHTS:
+    if args.sam in SAM_MODEL_TYPES + SAM2_MODEL_TYPES or args.sam in weight_table.WEIGHTS:
         raise ValueError(
             f"--sam-type is for a --sam PATH to a renamed SAM 2.1 checkpoint; --sam {args.sam} already names the "
             f"model: drop --sam-type, or pass the checkpoint's path as --sam"
@@ -63,10 +63,10 @@ def segmenter_config(args: argparse.Namespace, **options) -> SegmenterConfig:
 
 def _released_model(path: str) -> str | None:
     """The SAM or SAM 2.1 model type whose released checkpoint has ``path``'s file name, else ``None``."""
-    from uvosam import hub
+    from uvosam import weight_table
 
     for model_type in SAM_MODEL_TYPES + SAM2_MODEL_TYPES:
-        spec = hub.WEIGHTS.get(model_type) or hub.WEIGHTS.get(f"sam_{model_type}")
+        spec = weight_table.WEIGHTS.get(model_type) or weight_table.WEIGHTS.get(f"sam_{model_type}")
         if spec is not None and spec.basename == Path(path).name:
             return model_type
     return None

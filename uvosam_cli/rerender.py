@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from uvosam.export import ExportOptions
+from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES

@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from uvosam.config import PipelineConfig, VideoLimits
-from uvosam.export import ExportOptions
+from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.render import STYLES

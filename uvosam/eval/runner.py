@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
-from uvosam.export import ExportOptions, ExportResult, ExportWriter
+from uvosam.export import ExportWriter
+from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.pipeline import UVOSAM
 from uvosam.video import iter_probed, probe
 

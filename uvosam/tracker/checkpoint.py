@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from uvosam.errors import WeightsError
-from uvosam.hub import load_checkpoint
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.detector import IDOLDetector
+from uvosam.weight_loading import load_checkpoint
 
 logger = logging.getLogger(__name__)
 

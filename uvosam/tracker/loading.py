@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from uvosam import hub
+from uvosam import hub, weight_table
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.checkpoint import load_idol_detector
 from uvosam.tracker.config import DetectorConfig
@@ -32,7 +32,7 @@ def load_tracker(
     config.
 
     Args:
-        weights: a preset name of ``uvosam.hub.WEIGHTS`` or a checkpoint path (original detectron2
+        weights: a preset name of ``uvosam.weight_table.WEIGHTS`` or a checkpoint path (original detectron2
             keys or ``IDOLDetector`` keys).
         config_yaml: detectron2-style IDOL YAML (e.g. the release's ``davis_r50.yaml``); ``None`` =
             its values.
@@ -55,6 +55,6 @@ def load_tracker(
         association=AssociationConfig.from_yaml_dict(idol),
         inference=InferenceConfig.from_yaml_dict(idol),
         batch_size=detector_cfg.batch_infer_len if batch_size is None else batch_size,
-        weights_name=hub.weights_label(weights),
+        weights_name=weight_table.weights_label(weights),
         config_name=None if config_yaml is None else Path(config_yaml).name,
     )

@@ -82,7 +82,7 @@ def build_train_model(cfg: TrainConfig, *, init: str | None = None) -> IDOLDetec
 
     Args:
         init: starting weights (default ``cfg.init``): ``"none"`` (random, Deformable-DETR init), a
-            ``uvosam.hub`` weight name or a checkpoint path. Checkpoints with another class count
+            ``uvosam.weight_table`` weight name or a checkpoint path. Checkpoints with another class count
             (e.g. IDOL's 80-class COCO pretraining) load everything but ``class_embed``, which
             keeps its fresh focal-prior initialisation.
     """

@@ -59,7 +59,7 @@ class TrainConfig:
             ``off``.
         num_workers: data-loading worker processes per training process.
         seed: seeds the clip stream, augmentations and re-id negative sampling.
-        init: starting weights: a ``uvosam.hub`` weight name, a file path, or ``"none"``.
+        init: starting weights: a ``uvosam.weight_table`` weight name, a file path, or ``"none"``.
     """
 
     detector: DetectorConfig = field(default_factory=DetectorConfig.davis_r50)

@@ -1,0 +1,122 @@
+"""What an export writes (``ExportOptions``: which formats, and how) and what it wrote (``ExportResult``: the paths,
+the DAVIS labels, the track summaries, and the list of what goes in its zip).
+
+Written by ``uvosam.export.ExportWriter``; plain frozen dataclasses, no I/O but ``ExportResult.entries``' existence
+checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from uvosam.merge_hints import MergeHint
+from uvosam.types import TrackSummary
+
+DAVIS_MAX_OBJECTS = 20
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which files ``ExportWriter`` writes, and how.
+
+    Attributes:
+        davis: DAVIS palette PNGs ``davis/<video>/<frame>.png``.
+        cutouts: RGBA cut-outs ``cutouts/<video>/<track_id>/<frame>.png``.
+        mattes: black/white alpha mattes ``mattes/<video>/<track_id>/<frame>.png``.
+        results_json: the release's tracks JSON ``results.json`` (boxes).
+        ytvis: YouTube-VIS results ``ytvis_results.json`` (COCO RLE masks).
+        tracks_csv: ``tracks.csv`` (one row per track).
+        full_sequences: write a cut-out/matte for EVERY frame of each track's folder (transparent / black where
+            the track is absent), so editors import a gap-free image sequence.
+        cutout_keep_frame_rgb: keep the whole frame's RGB in the cut-outs (alpha still = mask); larger files,
+            but a matte can be grown/feathered in an editor. False: RGB = 0 outside the mask.
+        max_objects: most labels in the DAVIS PNGs (the official unsupervised scorer accepts 20).
+        png_compress_level: zlib level 0-9 for the PNGs (1: fast, a little larger).
+        write_threads: threads that encode and write the PNGs while the caller goes on (PNG encoding releases
+            the GIL); ``None`` = min(4, CPU count). Results are the same for any value.
+        alpha_webm: ``<video>_alpha.webm``: every exported track over a transparent background (alpha = the union
+            of their masks; RGB as in the cut-outs), one VP9 WebM with alpha at the source size and the frame rate
+            given to ``ExportWriter(fps=...)``: for web pages, OBS, Canva, Kdenlive. Its encoder is a separate
+            process (50-100 frames/s at 854x480 on this project's 2-core machine).
+        timeline: ``timeline.png``, one row per track with a bar on the frames it was seen in (``uvosam.timeline``):
+            gaps, returns and a track ending where another begins, at a glance.
+    """
+
+    davis: bool = True
+    cutouts: bool = True
+    mattes: bool = False
+    results_json: bool = True
+    ytvis: bool = True
+    tracks_csv: bool = True
+    full_sequences: bool = True
+    cutout_keep_frame_rgb: bool = False
+    max_objects: int = DAVIS_MAX_OBJECTS
+    png_compress_level: int = 1
+    write_threads: int | None = None
+    alpha_webm: bool = (
+        False  # from here on: code that passes the other fields by position keeps working
+    )
+    timeline: bool = True
+
+    def __post_init__(self) -> None:
+        threads = self.write_threads
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise ValueError(
+                f"ExportOptions.write_threads must be None or an int >= 1, got {self.write_threads!r}"
+            )
+        if not 1 <= self.max_objects <= 255:
+            raise ValueError(f"ExportOptions.max_objects must be in 1..255, got {self.max_objects}")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError(
+                f"ExportOptions.png_compress_level must be in 0..9, got {self.png_compress_level}"
+            )
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``ExportWriter.close`` wrote. Paths are None for formats that were not requested.
+
+    Attributes:
+        out_dir: the export root (zip names are relative to it).
+        davis_labels: ``{track_id: DAVIS label}`` of the tracks painted in the DAVIS PNGs.
+        tracks: summaries of all tracks, in order of first appearance.
+    """
+
+    out_dir: Path
+    video_name: str
+    ytvis_video_id: str | int
+    num_frames: int
+    davis_dir: Path | None
+    cutouts_dir: Path | None
+    mattes_dir: Path | None
+    results_json: Path | None
+    ytvis_json: Path | None
+    tracks_csv: Path | None
+    readme: Path
+    davis_labels: dict[int, int]
+    tracks: tuple[TrackSummary, ...]
+    alpha_webm: Path | None = None
+    timeline_png: Path | None = None
+    merge_hints: tuple[
+        MergeHint, ...
+    ] = ()  # possible id switches among the exported tracks (uvosam.merge_hints)
+    run_json: Path | None = (
+        None  # what made the export (uvosam.provenance); always written by ExportWriter
+    )
+
+    def entries(self) -> list[Path]:
+        """Every file/folder that belongs in the zip, README and run.json first."""
+        paths = [
+            self.readme,
+            self.run_json,
+            self.results_json,
+            self.ytvis_json,
+            self.tracks_csv,
+            self.timeline_png,
+        ]
+        paths += [self.alpha_webm]
+        paths += [self.davis_dir, self.cutouts_dir, self.mattes_dir]
+        return [p for p in paths if p is not None and p.exists()]

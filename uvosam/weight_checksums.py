@@ -1,0 +1,113 @@
+"""SHA-256 checksums of weight files, remembered so that a multi-GB file is hashed once, and checking a file
+against its ``WeightSpec`` (``uvosam.weight_table``).
+
+The SHA-256 of a file is computed once and remembered, in process (keyed by real path,
+size and mtime) and in a sidecar ``<file>.sha256`` written next to the file (for a Hub download:
+next to the snapshot entry inside the HF cache), a small JSON ``{"sha256": ..., "size": ...,
+"mtime_ns": ...}``. The sidecar is trusted only while the file's size and mtime still match, so a
+restart does not re-hash 2.5 GB; if the directory is read-only the sidecar is skipped. A size
+mismatch is reported before any hashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from uvosam.errors import WeightsError
+from uvosam.weight_table import WeightSpec
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 16 << 20
+"""Bytes read (or downloaded) at a time while hashing."""
+
+# (real path, size, mtime_ns) -> sha256 hex, filled by file_sha256.
+_HASHES: dict[tuple[str, int, int], str] = {}
+_UNPINNED_LOGGED: dict[str, Path] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex of a file, remembered in process and in ``<file>.sha256`` (module docstring)."""
+    path = Path(path)
+    st = path.stat()
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key in _HASHES:
+        return _HASHES[key]
+    digest = _read_sidecar(path, st)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK_BYTES):
+                h.update(chunk)
+        digest = h.hexdigest()
+        remember_sha256(path, digest)
+    _HASHES[key] = digest
+    return digest
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where ``path``'s checksum is remembered: ``<file>.sha256`` next to it."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _read_sidecar(path: Path, st: os.stat_result) -> str | None:
+    try:
+        data = json.loads(sidecar_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(data, dict)
+        or data.get("size") != st.st_size
+        or data.get("mtime_ns") != st.st_mtime_ns
+    ):
+        return None
+    digest = data.get("sha256")
+    return digest if isinstance(digest, str) and len(digest) == 64 else None
+
+
+def remember_sha256(path: Path, digest: str) -> None:
+    """Record a hash in process and in the sidecar (skipped, with a debug log, if not writable)."""
+    st = path.stat()
+    _HASHES[(os.path.realpath(path), st.st_size, st.st_mtime_ns)] = digest
+    record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    try:
+        sidecar_path(path).write_text(json.dumps(record) + "\n")
+    except OSError as err:
+        logger.debug("could not write checksum sidecar for %s: %s", path, err)
+
+
+def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
+    """Raise ``WeightsError`` unless ``path`` has ``spec``'s size and SHA-256 (size first)."""
+    path = Path(path)
+    size = path.stat().st_size
+    hint = f"Delete it and download it again ({spec.hub_url or spec.url})."
+    if spec.size_bytes is not None and size != spec.size_bytes:
+        check_copy(path, spec, size, None, hint=hint)
+    check_copy(path, spec, size, file_sha256(path), hint=hint)
+
+
+def check_copy(path: Path, spec: WeightSpec, size: int, digest: str | None, *, hint: str) -> None:
+    """Raise ``WeightsError`` (ending with ``hint``: what to do) unless ``size`` and ``digest`` (``None``: not
+    hashed yet) are ``spec``'s. A spec without a published SHA-256 accepts any digest (size permitting) and logs it
+    once."""
+    if spec.sha256 is None and digest is not None and spec.size_bytes in (None, size):
+        if _UNPINNED_LOGGED.setdefault(digest, path) == path:
+            logger.info(
+                "%s (%s): sha256 %s (no published checksum to compare with)",
+                path,
+                spec.name,
+                digest,
+            )
+        return
+    if size == spec.size_bytes and digest == spec.sha256:
+        return
+    got = f"{size:,} bytes" + (f", sha256 {digest}" if digest is not None else "")
+    raise WeightsError(
+        f"{path} is not a good copy of {spec.basename} ({spec.name}): expected "
+        f"{spec.size_text}, sha256 {spec.sha256 or '(not published)'}; got {got}. The file is truncated, "
+        f"corrupt or a different file. {hint}"
+    )

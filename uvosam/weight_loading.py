@@ -1,0 +1,98 @@
+"""Loading weight files safely: a checkpoint read with ``weights_only=True`` (nothing in the file can run), and a
+state dict loaded strictly into a module, with a message that says which keys do not fit.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from uvosam.errors import WeightsError
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a PyTorch checkpoint on CPU with ``weights_only=True`` (no code in the file can run).
+
+    Raises:
+        WeightsError: the file is truncated/corrupt, not a PyTorch checkpoint, holds objects other
+            than tensors and plain containers (e.g. a pickle that would run code), or is not a dict.
+    """
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message starts with a generic paragraph; the second one names the refused object.
+        paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()] or [""]
+        raise WeightsError(
+            f"{path} holds objects that a weights-only load refuses (only tensors and plain "
+            f"containers are allowed, so nothing in the file was run): "
+            f"{paragraphs[min(1, len(paragraphs) - 1)]} Use a checkpoint from a trusted source "
+            f"(see checkpoints/README.md). If you trust this file and it only carries extra training "
+            f'state (optimizer/scheduler objects), keep just its weights once with: python -c "import '
+            f"torch; c = torch.load('{path}', weights_only=False); torch.save({{'model': c.get('model', c)}}, "
+            f"'{path.with_suffix('.weights.pth')}')\" and use the new file."
+        ) from None
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        zipfile.BadZipFile,
+    ) as err:
+        raise WeightsError(
+            f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). "
+            f"It is probably truncated or corrupt: delete it and download it again."
+        ) from None
+    if not isinstance(obj, dict):
+        raise WeightsError(
+            f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}."
+        )
+    return obj
+
+
+def load_into(
+    model: torch.nn.Module, state: dict, path: str | os.PathLike, name: str, hint: str
+) -> None:
+    """``model.load_state_dict(state)`` (strict).
+
+    Raises:
+        WeightsError: ``state`` does not fit ``model`` ("``path`` does not fit ``name``: ..."): the message counts
+            the missing keys, the unexpected keys and the keys of another shape, names the first few of each,
+            then gives ``hint`` (what to do).
+    """
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise WeightsError(
+            f"{path} does not fit {name}: {state_dict_mismatch(model, state)}. {hint}"
+        ) from None
+
+
+def state_dict_mismatch(model: torch.nn.Module, state: dict, shown: int = 3) -> str:
+    """What keeps ``state`` from loading into ``model``, e.g. ``"1 missing key (no_mem_embed); 2 keys of another
+    shape, file vs model (a.weight (8,) vs (4,), b.bias (8,) vs (4,))"``; the first ``shown`` of each kind named."""
+    own = model.state_dict()
+    kinds = {
+        "missing {}": [key for key in own if key not in state],
+        "unexpected {}": [key for key in state if key not in own],
+        "{} of another shape, file vs model": [
+            f"{key} {tuple(state[key].shape)} vs {tuple(own[key].shape)}"
+            for key in own
+            if key in state
+            and hasattr(state[key], "shape")
+            and tuple(state[key].shape) != tuple(own[key].shape)
+        ],
+    }
+    parts = [
+        f"{len(keys)} {kind.format('key' if len(keys) == 1 else 'keys')} "
+        f"({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})"
+        for kind, keys in kinds.items()
+        if keys
+    ]
+    return "; ".join(parts) or "load_state_dict refused it"
