@@ -9,6 +9,7 @@ import http.client
 import ipaddress
 import logging
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -16,10 +17,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from doubles import ReplayTracker
 
+import uvosam_cli
+import uvosam_cli.segment as segment_cli
 from uvosam import remote_video
 from uvosam.errors import RemoteVideoError
+from uvosam.pipeline import UVOSAM
 from uvosam.remote_video import download_video, is_public_address, safe_file_name
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import moving_shapes
+from uvosam.video import VideoWriter, probe
 
 BODY = bytes(range(256)) * 400  # 100 KiB, "a video"
 MP4 = {"Content-Type": "video/mp4"}
@@ -487,3 +495,50 @@ def test_is_public_address():
               "::ffff:10.0.0.1", "2002:a00:1::", "64:ff9b::a9fe:a9fe"]  # fmt: skip
     assert all(is_public_address(ipaddress.ip_address(a)) for a in public)
     assert not any(is_public_address(ipaddress.ip_address(a)) for a in inside)
+
+
+# -------------------------------------------------------------------------------------- command line
+def test_segment_takes_a_link_and_removes_its_download(
+    server, tmp_path, tiny_sam_model, monkeypatch, capsys
+):
+    """`uvosam segment http://.../clip.mp4` with tiny models: outputs named after the downloaded file, its
+    temporary folder gone afterwards, after a failure too (the CLI allows private addresses: this is 127.0.0.1)."""
+    video = moving_shapes(6, height=48, width=64, num_objects=2, seed=3)
+    with VideoWriter(tmp_path / "src.mp4", fps=8, width=64, height=48) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    server.routes["/share"] = send((tmp_path / "src.mp4").read_bytes(), {**MP4, "Content-Disposition": 'attachment; filename="street cam.mp4"'})  # fmt: skip
+    made = []
+    monkeypatch.setattr(
+        tempfile, "tempdir", str(tmp_path / "tmp")
+    )  # where the download folder goes
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(
+        segment_cli, "load_pipeline",
+        lambda args: made.append(1) or UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=2), BoxPromptSegmenter(tiny_sam_model)),
+    )  # fmt: skip
+    out = tmp_path / "out"
+    assert uvosam_cli.main(["segment", server.url("/share"), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("street_cam: 6 frames")
+    assert (
+        probe(out / "street_cam_overlay.mp4").num_frames == 6
+        and (out / "street_cam_uvosam.zip").is_file()
+    )
+    assert list((tmp_path / "tmp").iterdir()) == []  # the download is gone
+    assert (
+        uvosam_cli.main(["segment", server.url("/missing.mp4"), "--out", str(tmp_path / "o2")]) == 2
+    )
+    assert "uvosam segment: error: 127.0.0.1 answered 404" in capsys.readouterr().err
+    server.routes["/frames.zip"] = send(
+        b"PK\x05\x06" + b"\0" * 18, {"Content-Type": "application/zip"}
+    )
+    assert (
+        uvosam_cli.main(["segment", server.url("/frames.zip"), "--out", str(tmp_path / "o3")]) == 2
+    )
+    assert (
+        "the link gave a zip (frames.zip); the command line reads a folder of frames"
+        in capsys.readouterr().err
+    )
+    assert list((tmp_path / "tmp").iterdir()) == [] and made == [
+        1
+    ]  # failures: no model loaded, nothing left

@@ -50,7 +50,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 from uvosam import __version__
 from uvosam.errors import RemoteVideoError
 
-__all__ = ["PAGE_HOSTS", "download_video", "is_public_address", "safe_file_name"]
+__all__ = ["PAGE_HOSTS", "download_video", "is_public_address", "looks_like_link", "safe_file_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,11 @@ def _without_credentials(text: str) -> str:
 
 def _short(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def looks_like_link(text: str) -> bool:
+    """True for ``scheme://...`` text (a link, maybe one ``download_video`` refuses), False for a file path."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text.strip()) is not None
 
 
 def parse_link(url: str) -> _Link:
