@@ -10,14 +10,13 @@ import ipaddress
 import logging
 import socket
 import tempfile
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from doubles import ReplayTracker
+from http_helpers import redirect, send, serving
 
 import uvosam_cli
 import uvosam_cli.segment as segment_cli
@@ -33,75 +32,10 @@ BODY = bytes(range(256)) * 400  # 100 KiB, "a video"
 MP4 = {"Content-Type": "video/mp4"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self.server.seen.append((self.path, dict(self.headers)))
-        route = self.server.routes.get(self.path.split("?")[0])
-        if route is None:
-            self.send_error(404)
-            return
-        try:
-            route(self)
-        except (
-            BrokenPipeError,
-            ConnectionResetError,
-        ):  # the client gave up: what several tests want
-            pass
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class Server:
-    """A local HTTP server: ``routes[path] = handler_fn``; ``seen`` lists (path, headers) of every request."""
-
-    def __init__(self) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.routes, self.httpd.seen = {}, []
-        self.port = self.httpd.server_address[1]
-        self.routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = self.httpd.routes
-        self.seen: list = self.httpd.seen
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-
 @pytest.fixture()
 def server():
-    s = Server()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
-
-
-def send(
-    body: bytes, headers: dict[str, str] | None = None, status: int = 200, length: int | None = None
-):
-    """A route answering ``body`` with ``headers`` (Content-Length: ``length``, default the body's)."""
-
-    def route(h: BaseHTTPRequestHandler) -> None:
-        h.send_response(status)
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(body) if length is None else length))
-        h.end_headers()
-        h.wfile.write(body)
-
-    return route
-
-
-def redirect(location: str, status: int = 302):
-    def route(h: BaseHTTPRequestHandler) -> None:
-        h.send_response(status)
-        h.send_header("Location", location)
-        h.send_header("Content-Length", "0")
-        h.end_headers()
-
-    return route
+    with serving() as s:
+        yield s
 
 
 def fetch(url: str, dest: Path, **kwargs) -> Path:

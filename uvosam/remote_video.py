@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -50,7 +51,14 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 from uvosam import __version__
 from uvosam.errors import RemoteVideoError
 
-__all__ = ["PAGE_HOSTS", "download_video", "is_public_address", "looks_like_link", "safe_file_name"]
+__all__ = [
+    "PAGE_HOSTS",
+    "download_video",
+    "is_public_address",
+    "is_zip_download",
+    "looks_like_link",
+    "safe_file_name",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -535,6 +543,13 @@ def _file_name(link: _Link, response: http.client.HTTPResponse, content_type: st
         response.msg.get_filename()
     )  # Content-Disposition, RFC 2231 (filename*=UTF-8'') included
     return safe_file_name(given or PurePosixPath(link.path).name, content_type)
+
+
+def is_zip_download(path: Path) -> bool:
+    """True for a downloaded zip (of frames): named .zip, or a zip by content under a name that is not a video's
+    (an mp4 may hold the bytes of a zip's end record by chance)."""
+    suffix = path.suffix.lower()
+    return suffix == ".zip" or (suffix not in MEDIA_SUFFIXES and zipfile.is_zipfile(path))
 
 
 def _place(part: Path, dest: Path, name: str) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export import ExportOptions
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
-from uvosam.remote_video import download_video, looks_like_link
+from uvosam.remote_video import download_video, is_zip_download, looks_like_link
 from uvosam.render import STYLES
 from uvosam.video import probe
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, add_sam_arguments, positive_int, segmenter_config
@@ -92,7 +91,7 @@ def local_input(text: str) -> Iterator[Path]:
             read_timeout_s=DOWNLOAD_READ_TIMEOUT_S, allow_private=True, progress=progress,
         )  # fmt: skip
         bar.close()
-        if zipfile.is_zipfile(path):
+        if is_zip_download(path):
             raise ValueError(
                 f"the link gave a zip ({path.name}); the command line reads a folder of frames: unzip it and pass "
                 "the folder"
