@@ -422,6 +422,12 @@ def test_the_address_actually_reached_is_checked_again(server, tmp_path):
     assert [str(ip) for ip in calls] == ["127.0.0.1", "127.0.0.1"] and server.seen == []
 
 
+def test_a_checked_connection_refuses_private_addresses_by_default(no_connect):
+    for kind in (remote_video._CheckedHTTPConnection, remote_video._CheckedHTTPSConnection):
+        with pytest.raises(RemoteVideoError, match="inside this server's network"):
+            kind("127.0.0.1", 8000).connect()
+
+
 def test_is_public_address():
     public = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
     inside = ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0",

@@ -276,7 +276,8 @@ def open_checked_socket(
 class _CheckedHTTPConnection(http.client.HTTPConnection):
     """An ``HTTPConnection`` whose socket comes from ``open_checked_socket`` (no proxy tunnel)."""
 
-    address_allowed: AddressCheck | None = is_public_address
+    # what a connection checks unless its instance is given another check (None: none)
+    address_allowed: AddressCheck | None = staticmethod(is_public_address)
 
     def connect(self) -> None:
         self.sock = open_checked_socket(self.host, self.port, self.timeout, self.address_allowed)
@@ -291,10 +292,10 @@ class _CheckedHTTPSConnection(http.client.HTTPSConnection, _CheckedHTTPConnectio
 # ------------------------------------------------------------------------------------------ download
 class _Watchdog:
     """Cuts the current connection ``seconds`` after it started whatever it waits for (a trickled header or body, a
-    stalled TLS handshake): a blocked read then returns at once."""
+    stalled TLS handshake): a blocked read then returns at once. (A DNS lookup cannot be cut: the deadline is
+    checked when it returns.)"""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self.conn: http.client.HTTPConnection | None = None
         self.fired = threading.Event()
         self._timer = threading.Timer(seconds, self._cut)
