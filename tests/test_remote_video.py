@@ -152,7 +152,7 @@ def test_a_web_page_is_refused_by_type_or_by_content(server, tmp_path):
         (
             "/live.m3u8",
             "is a streaming playlist",
-        ),  # ffmpeg would fetch its segments from wherever they are
+        ),  # links elsewhere, not a file
         ("/notes.txt", r"is text \(text/plain\)"),
     ]:
         with pytest.raises(RemoteVideoError, match=message):

@@ -8,7 +8,7 @@ Refused, each with a ``RemoteVideoError`` that says what came and what to do:
 
 * anything but an ``http``/``https`` link with a host; links to video *pages* (YouTube, Vimeo, TikTok...:
   ``PAGE_HOSTS``) before any network access; a response that is a web page (``text/html``, or a body that starts
-  like one), text, or a streaming playlist (HLS/DASH: ffmpeg would fetch its segments from wherever it points);
+  like one), text, or a streaming playlist (HLS/DASH: links to further files);
 * hosts inside the server's own network (SSRF), unless ``allow_private``: every address a host name resolves to
   must be public (``is_public_address``: no loopback, private, shared, link-local such as the cloud metadata
   service 169.254.169.254, multicast, reserved or unspecified address, IPv4 inside IPv6 judged as IPv4). The
