@@ -43,6 +43,7 @@ from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.merge_hints import merge_text, suggest_merges
+from uvosam.remote_video import download_video, is_zip_download
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import ACCEPTED_FOLDER, probe
@@ -74,6 +75,7 @@ STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
 ]
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
+LINK_EXAMPLE = "https://example.com/clip.mp4"
 ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
 Upload a short video (or a zip of its frames, or pick an example) and press **Run**. A video tracker (IDOL) finds the
 salient objects and follows them; their boxes prompt Segment Anything (SAM or SAM 2.1) frame by frame. The masked
@@ -316,6 +318,59 @@ class App:
         models = f"{tracker} + {rt.mask_model_label(sam)}"
         name = Path(frames_zip or video).name
         return rt.describe_video(info, name, stride, max_frames, models, fps)
+
+    # ----------------------------------------------------------------------------------------- link
+    def load_url(
+        self,
+        url: str | None,
+        state: SessionRun | None = None,
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[str | None, str | None]:
+        """Download a direct link to a video file (or a zip of frames) into the session's folder and show it as
+        the input: returns (video, frames zip), the other one cleared.
+
+        The file is checked as Run checks it, but for the limits that Frame stride and Max frames change (the
+        upload's description names those): a file that is not a video or is over the size limits is refused
+        here and deleted. The session's last run stays (Re-render still reads it); an earlier download goes.
+        Gradio serves (and Run reads) its own copy of the file; the session's folder goes with the session.
+        """
+        if not self.settings.url_input:
+            raise gr.Error(
+                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
+            )
+        if not (url or "").strip():
+            raise gr.Error(
+                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
+            )
+        keep = state.run_dir if state is not None else None
+        folder = self.work.new_dir(_session(request), "link", keep=keep)
+        try:
+            path = download_video(
+                url,
+                folder,
+                max_bytes=self.settings.max_upload_mb << 20,
+                timeout_s=self.settings.url_timeout_s,
+                allow_private=self.settings.url_allow_private,
+                progress=lambda done, total: progress((done, total), desc="downloading"),
+            )
+            return self._loaded(path)
+        except USER_ERRORS as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
+            message = shown.message.replace(f"{folder}{os.sep}", "")
+            raise gr.Error(message, print_exception=False) from None
+        finally:
+            self.work.release(folder)
+
+    def _loaded(self, path: Path) -> tuple[str | None, str | None]:
+        """(video, None) or, for a zip, (None, zip) after the checks of Run that no setting changes: readable,
+        frame size (``max_frames=1``: the frame and duration limits depend on Frame stride and Max frames)."""
+        if is_zip_download(path):
+            app_uploads.FramesZip(str(path)).info(self.settings, stride=1, max_frames=1)
+            return None, str(path)
+        probe(path, limits=self.settings.limits(), max_frames=1)
+        return str(path), None
 
     # ------------------------------------------------------------------------------------- timeline
     def timeline(self, masks_zip: str | None) -> np.ndarray | None:
@@ -647,6 +702,23 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
     }
 
 
+def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | None]:
+    """The "direct link" textbox and its Load button (Enter in the box loads too); (None, None) when the app takes
+    no links (``AppSettings.url_input``)."""
+    if not settings.url_input:
+        return None, None
+    with gr.Row(equal_height=True):
+        url = gr.Textbox(
+            label="…or a direct link to a video file",
+            placeholder=f"{LINK_EXAMPLE} (the file itself; YouTube and other pages are not supported)",
+            max_lines=1,
+            scale=5,
+            elem_id="url",
+        )
+        load = gr.Button("Load", size="sm", scale=1, min_width=80, elem_id="load-url")
+    return url, load
+
+
 def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks:
     """The Blocks app. ``get_pipeline(preset, sam)`` returns a loaded, shared, read-only ``UVOSAM``.
 
@@ -666,6 +738,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         with gr.Row():
             with gr.Column(scale=1):
                 video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
+                url, load = _link_input(settings)
                 frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
                     label="…or a zip of its frames (.jpg/.png, one folder)",
                     file_types=[".zip"],
@@ -800,6 +873,16 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             queue=False,
             api_visibility="private",
         )
+        if url is not None:
+            gr.on(  # downloads run on the server: bounded like an upload (max_upload_mb), 2 at a time
+                [load.click, url.submit],
+                app.load_url,
+                [url, state],
+                [video, frames_zip],
+                api_name="load_url",
+                concurrency_limit=2,
+                concurrency_id="link",
+            )
         demo.unload(app.unload)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
     return demo

@@ -99,6 +99,24 @@ def _env_number(environ: Mapping[str, str], name: str, default: float, kind: typ
     return value
 
 
+_FLAGS = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
+
+
+def _env_flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = _FLAGS.get(raw.strip().lower())
+    if value is None:
+        raise ValueError(
+            f"{name} must be 1 or 0 (true/false, yes/no, on/off); got {raw!r}. Unset it or fix its value."
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """Limits and defaults of one app process (environment variables in brackets).
@@ -121,6 +139,12 @@ class AppSettings:
             within it).
         session_ttl_s: a session's results are deleted this long after its last run (or when its
             tab closes).
+        url_input: offer "a direct link to a video file" under the upload (downloaded by the server, at most
+            ``max_upload_mb``) [UVOSAM_URL_INPUT, 1 or 0].
+        url_allow_private: let links reach loopback, private and link-local addresses (a local app on a LAN);
+            never on a public Space, where it would let users reach the host's own network
+            [UVOSAM_URL_ALLOW_PRIVATE, 1 or 0].
+        url_timeout_s: longest a link's download may take, in seconds.
     """
 
     max_frames: int = 900
@@ -135,6 +159,9 @@ class AppSettings:
     chunk_seconds: float = 1.0
     status_interval_s: float = 0.5
     session_ttl_s: float = 3600.0
+    url_input: bool = True
+    url_allow_private: bool = False
+    url_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.default_preset not in PRESETS:
@@ -164,6 +191,8 @@ class AppSettings:
             default_preset=env.get("UVOSAM_TRACKER") or d.default_preset,
             default_sam=env.get("UVOSAM_SAM") or d.default_sam,
             work_root=Path(work).expanduser() if work else None,
+            url_input=_env_flag(env, "UVOSAM_URL_INPUT", d.url_input),
+            url_allow_private=_env_flag(env, "UVOSAM_URL_ALLOW_PRIVATE", d.url_allow_private),
         )
 
     def limits(self) -> VideoLimits:

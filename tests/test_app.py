@@ -622,7 +622,8 @@ def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     assert [d["outputs"] for d in after_run] == [[info_id]]
     describes = [d for d in deps if d["outputs"] == [info_id]]
     assert len(describes) == 2 and all(d["queue"] is False for d in describes)  # not behind the queue
-    assert set(demo.get_api_info()["named_endpoints"]) == {"/segment", "/rerender", "/score"}
+    endpoints = {"/segment", "/rerender", "/score", "/load_url"}
+    assert set(demo.get_api_info()["named_endpoints"]) == endpoints
 
 
 def _frames_zip(path: Path, folder: str, count: int, size=(96, 64)) -> Path:

@@ -172,3 +172,40 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     while any(work.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(work.iterdir())
+
+
+@pytest.fixture(scope="module")
+def link_app(tmp_path_factory, tiny_sam_model):
+    """The app taking links to local addresses (``url_allow_private``), and a local server with a 12-frame clip."""
+    from app_helpers import launched, write_clip
+    from app_runtime import AppSettings
+    from doubles import MovingBoxTracker
+    from http_helpers import send, serving
+    from uvosam.pipeline import UVOSAM
+    from uvosam.segmenter import BoxPromptSegmenter
+
+    clip = write_clip(tmp_path_factory.mktemp("site") / "c.mp4", 12, 96, 64).read_bytes()
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    settings = AppSettings(work_root=tmp_path_factory.mktemp("work"), url_allow_private=True)
+    with serving() as server, launched(lambda preset, sam: pipe, settings) as url:
+        server.routes["/media/street.mp4"] = send(clip, {"Content-Type": "video/mp4"})
+        yield url, server
+
+
+def test_a_direct_link_loads_into_the_player_and_runs(link_app, page):
+    url, server = link_app
+    page.goto(url)
+    box = page.locator("#url").get_by_role("textbox")
+    box.fill("https://www.youtube.com/watch?v=abc")
+    page.click("#load-url")
+    toast = page.get_by_text("youtube.com page link, not a video file")
+    toast.first.wait_for(timeout=30_000)  # the error, as a toast
+    box.fill(server.url("/media/street.mp4"))
+    box.press("Enter")  # Enter loads too
+    page.wait_for_selector("#inp video", timeout=30_000)  # the downloaded clip in the input player
+    page.locator("#video-info", has_text="96x64, 12 frames at 8 fps").wait_for(timeout=30_000)
+    assert "street.mp4" in page.locator("#video-info").inner_text()
+    page.click("#run")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done: 12 frames')", timeout=60_000)
+    named = page.locator("#mp4", has_text="street_overlay")  # the outputs are named after the link's file
+    named.wait_for(timeout=30_000)

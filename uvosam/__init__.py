@@ -7,7 +7,13 @@ Segment Anything Model (SAM, or SAM 2.1's image path) frame by frame.
 __version__ = "0.1.0"
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
-from uvosam.errors import MissingPackageError, VideoLimitError, VideoReadError, WeightsError
+from uvosam.errors import (
+    MissingPackageError,
+    RemoteVideoError,
+    VideoLimitError,
+    VideoReadError,
+    WeightsError,
+)
 from uvosam.pipeline import UVOSAM
 from uvosam.types import FrameResult, FrameTracks, TrackSummary
 
@@ -23,4 +29,5 @@ __all__ = [
     "VideoLimitError",
     "WeightsError",
     "MissingPackageError",
+    "RemoteVideoError",
 ]

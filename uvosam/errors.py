@@ -15,6 +15,12 @@ class VideoLimitError(ValueError):
     """A readable video exceeds a configured limit (frames, duration, resolution), checked before decoding."""
 
 
+class RemoteVideoError(ValueError):
+    """A link could not be fetched as a video file: not http(s), a web page (YouTube...), an address inside the
+    server's network, too large, too slow, an HTTP or a network error. The message names the link's host (never
+    the credentials a link may hold); a network error is chained as the cause."""
+
+
 class WeightsError(RuntimeError):
     """A weight file exists but is unusable: wrong checksum, truncated, wrong format or wrong shapes."""
 

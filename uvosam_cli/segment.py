@@ -1,8 +1,17 @@
-"""``uvosam segment``: one video (file or frame folder) -> overlay (or effect) mp4, DAVIS PNGs, cut-outs, JSONs and a zip."""
+"""``uvosam segment``: one video (file, frame folder or direct link) -> overlay (or effect) mp4, DAVIS PNGs, cut-outs,
+JSONs and a zip.
+
+A link is downloaded into a temporary folder (removed at the end, success or failure) and then read as a local file.
+The command line allows links to private and loopback addresses (a NAS, a camera on the user's LAN): it fetches for
+the user who runs it, with that user's own network access; the app, a server, refuses them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -11,6 +20,7 @@ from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
+from uvosam.remote_video import download_video, is_zip_download, looks_like_link
 from uvosam.render import STYLES
 from uvosam.video import probe
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, add_sam_arguments, positive_int, segmenter_config
@@ -19,9 +29,11 @@ from uvosam_cli.hints import print_merge_hints
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="segment the main objects of a video (tracker boxes -> SAM or SAM 2.1 masks)")
-    p.add_argument("input", type=Path,
-                   help="a video file (.mp4 .mov .webm .avi .mkv; any other ffmpeg reads, e.g. an animated .gif or .apng) "
-                        "or a folder of .jpg/.jpeg/.png frames (in natural name order)")
+    p.add_argument("input",
+                   help="a video file (.mp4 .mov .webm .avi .mkv; any other ffmpeg reads, e.g. an animated .gif or .apng), "
+                        "a folder of .jpg/.jpeg/.png frames (in natural name order), or a direct http(s) link to a video "
+                        f"file (downloaded to a temporary folder, at most {DOWNLOAD_MAX_BYTES >> 30} GiB; not a YouTube "
+                        "or other page link)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
@@ -51,6 +63,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+DOWNLOAD_MAX_BYTES = 4 << 30
+DOWNLOAD_TIMEOUT_S = 3600.0
+DOWNLOAD_READ_TIMEOUT_S = 30.0
+
+
+@contextlib.contextmanager
+def local_input(text: str) -> Iterator[Path]:
+    """The input as a local path: a link is downloaded into a temporary folder, removed when the block ends.
+
+    Raises:
+        RemoteVideoError: the link could not be downloaded (see ``uvosam.remote_video``).
+        ValueError: it gave a zip (the command line reads a folder of frames).
+    """
+    if not looks_like_link(text):
+        yield Path(text)
+        return
+    with tempfile.TemporaryDirectory(prefix="uvosam-url-") as tmp, tqdm(
+        desc="download", unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True
+    ) as bar:
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        path = download_video(
+            text, tmp, max_bytes=DOWNLOAD_MAX_BYTES, timeout_s=DOWNLOAD_TIMEOUT_S,
+            read_timeout_s=DOWNLOAD_READ_TIMEOUT_S, allow_private=True, progress=progress,
+        )  # fmt: skip
+        bar.close()
+        if is_zip_download(path):
+            raise ValueError(
+                f"the link gave a zip ({path.name}); the command line reads a folder of frames: unzip it and pass "
+                "the folder"
+            )
+        yield path
+
+
 def load_pipeline(args: argparse.Namespace) -> UVOSAM:
     """The pipeline for these arguments (a seam the tests replace with tiny models)."""
     return UVOSAM.from_pretrained(
@@ -78,14 +126,19 @@ def run(args: argparse.Namespace) -> int:
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
     segmenter_config(args)  # a --sam-type that does not fit --sam
-    probe(args.input, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; expected an output folder (created if missing)")
+    with local_input(args.input) as source:
+        return _segment(args, source, config, options)
+
+
+def _segment(args: argparse.Namespace, source: Path, config: PipelineConfig, options: JobOptions) -> int:
+    probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
     pipe = load_pipeline(args)
     pipe = UVOSAM(pipe.tracker, pipe.segmenter, config)
     result = None
-    with tqdm(desc=args.input.name, unit="frame", dynamic_ncols=True) as bar:
-        for update in run_job(pipe, args.input, args.out, options):
+    with tqdm(desc=source.name, unit="frame", dynamic_ncols=True) as bar:
+        for update in run_job(pipe, source, args.out, options):
             bar.total = update.frames_total
             if update.result is None:  # the last update carries the result, not a frame
                 bar.set_postfix(objects=update.objects, tracks=update.tracks_so_far, refresh=False)

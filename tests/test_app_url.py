@@ -1,0 +1,163 @@
+"""The app's "direct link" input: Load downloads into the session's folder and shows the file as the input (a
+video, or a zip of frames); refusals come back as the library's message; links into the server's own network are
+refused by default; a host can switch the input off (UVOSAM_URL_INPUT=0). Links are served by a local HTTP server
+(tests/http_helpers.py). Load then Run in a browser: tests/test_app_browser.py."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+import gradio as gr
+from app_helpers import launched, write_clip
+from gradio_client import Client
+from http_helpers import send, serving
+
+import app as app_module
+from app_runtime import AppSettings
+
+MP4 = {"Content-Type": "video/mp4"}
+
+
+def no_progress(*args, **kwargs) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A local server with a clip, a zip of frames, a text file named .mp4 and a clip too wide for max_side=150."""
+    folder = tmp_path_factory.mktemp("site")
+    clip = write_clip(folder / "clip.mp4", 12, 96, 64).read_bytes()
+    frames = io.BytesIO()
+    with zipfile.ZipFile(frames, "w") as zf:
+        for i in range(3):
+            image = io.BytesIO()
+            Image.fromarray(np.full((64, 96, 3), 60 * i, np.uint8)).save(image, format="PNG")
+            zf.writestr(f"seq/{i:05d}.png", image.getvalue())
+    with serving() as server:
+        server.routes["/media/street.mp4"] = send(clip, MP4)
+        server.routes["/media/frames.zip"] = send(
+            frames.getvalue(), {"Content-Type": "application/zip"}
+        )
+        server.routes["/media/wide.mp4"] = send(
+            write_clip(folder / "w.mp4", 4, 160, 48).read_bytes(), MP4
+        )
+        server.routes["/media/notes.mp4"] = send(
+            b"not a video\n" * 50, {"Content-Type": "video/mp4"}
+        )
+        yield server, clip
+
+
+def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(site, tmp_path):
+    server, clip = site
+    settings = AppSettings(work_root=tmp_path, url_allow_private=True)
+    app = app_module.App(lambda preset, sam: None, settings)
+    last_run = app.work.new_dir(
+        None, "run"
+    )  # as a finished run leaves it: idle, its masks feed Re-render
+    app.work.release(last_run)
+    state = app_module.SessionRun(last_run, last_run / "cache")
+    video, frames = app.load_url(server.url("/media/street.mp4"), state, progress=no_progress)
+    assert frames is None and Path(video).read_bytes() == clip and Path(video).name == "street.mp4"
+    assert Path(video).parent.parent == app.work.session_dir(
+        None
+    )  # the session's folder: goes with it
+    assert "**street.mp4**: 96x64, 12 frames" in app.describe(
+        video, "idol-ytvis19-r50", "vit_b", 1, 900
+    )
+    # a zip of frames goes to the frames input (the video is cleared); the earlier download goes, the run stays
+    video2, frames = app.load_url(server.url("/media/frames.zip"), state, progress=no_progress)
+    assert (
+        video2 is None
+        and zipfile.is_zipfile(frames)
+        and last_run.is_dir()
+        and not Path(video).exists()
+    )
+    assert "**frames.zip**: 96x64, 3 frames." in app.describe(
+        None, "idol-ytvis19-r50", "vit_b", 1, 900, frames
+    )
+    app.unload(None)  # the tab closes: the session's folder goes, downloads with it
+    assert not app.work.session_dir(None).exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (
+            "/media/missing.mp4",
+            r"127\.0\.0\.1 answered 404 Not Found for http://127\.0\.0\.1:\d+/media/missing",
+        ),
+        ("/media/notes.mp4", r"^notes\.mp4 is not a video"),  # by name, not by the server's folder
+        (
+            "/media/wide.mp4",
+            r"wide\.mp4 is 160x48: its longest side 160 px, over the limit of 150.*UVOSAM_MAX_SIDE",
+        ),
+    ],
+)
+def test_a_refused_link_gives_the_message_and_leaves_no_file(site, tmp_path, path, message):
+    server, _ = site
+    settings = AppSettings(work_root=tmp_path, max_side=150, url_allow_private=True)
+    app = app_module.App(lambda preset, sam: None, settings)
+    with pytest.raises(gr.Error) as err:
+        app.load_url(server.url(path), None, progress=no_progress)
+    assert re.search(message, err.value.message) and str(tmp_path) not in err.value.message
+    assert list(app.work.session_dir(None).iterdir()) == []
+
+
+def test_the_app_refuses_links_into_its_own_network_by_default(site, tmp_path):
+    server, _ = site
+    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    seen = len(server.seen)
+    for url in (server.url("/media/street.mp4"), "http://169.254.169.254/latest/meta-data/"):
+        with pytest.raises(gr.Error, match=r"inside this server's network .*refused here"):
+            app.load_url(url, None, progress=no_progress)
+    assert len(server.seen) == seen  # nothing reached the server
+    with pytest.raises(gr.Error, match="Paste a direct link to a video file first"):
+        app.load_url("  ", None, progress=no_progress)
+
+
+def test_load_over_the_api_and_a_page_link_refused(site, tmp_path):
+    """Run after Load goes through the browser (tests/test_app_browser.py): the input player's file is Gradio's
+    copy of the download, which Run reads."""
+    server, clip = site
+    settings = AppSettings(work_root=tmp_path / "work", url_allow_private=True)
+    with launched(lambda preset, sam: None, settings) as url:
+        client = Client(url, verbose=False)
+        video, frames = client.predict(server.url("/media/street.mp4"), api_name="/load_url")
+        assert (
+            frames is None and Path(video).read_bytes() == clip
+        )  # Gradio's copy, served to the client
+        with pytest.raises(
+            Exception, match="youtube.com page link, not a video file: use a direct link"
+        ):
+            client.predict("https://www.youtube.com/watch?v=abc", api_name="/load_url")
+
+
+def _ids(demo: gr.Blocks) -> set[str]:
+    return {c["props"].get("elem_id") for c in demo.get_config_file()["components"]}
+
+
+def test_a_host_can_switch_the_link_input_off(tmp_path):
+    on = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    assert {"url", "load-url"} <= _ids(on) and "/load_url" in on.get_api_info()["named_endpoints"]
+    settings = AppSettings.from_env({"UVOSAM_URL_INPUT": "0", "UVOSAM_WORK_DIR": str(tmp_path)})
+    off = app_module.build_demo(lambda preset, sam: None, settings=settings)
+    assert (
+        not {"url", "load-url"} & _ids(off)
+        and "/load_url" not in off.get_api_info()["named_endpoints"]
+    )
+    with pytest.raises(gr.Error, match="takes no links"):
+        app_module.App(lambda preset, sam: None, settings).load_url(
+            "https://example.com/a.mp4", None
+        )
+    assert AppSettings.from_env({}).url_allow_private is False
+    assert AppSettings.from_env({"UVOSAM_URL_ALLOW_PRIVATE": "1"}).url_allow_private is True
+    with pytest.raises(ValueError, match="UVOSAM_URL_INPUT must be 1 or 0 .*got 'sometimes'"):
+        AppSettings.from_env({"UVOSAM_URL_INPUT": "sometimes"})

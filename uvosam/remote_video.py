@@ -1,0 +1,642 @@
+"""Fetch a video file (or a zip of frames, or a GIF) from a direct http(s) link, safely enough for a public server.
+
+``download_video(url, dest_dir, max_bytes=..., timeout_s=...)`` streams the response body into a file in
+``dest_dir`` (constant memory) and returns its path. Standard library only (``http.client``, ``socket``, ``ssl``,
+``ipaddress``); no proxy settings are read.
+
+Refused, each with a ``RemoteVideoError`` that says what came and what to do:
+
+* anything but an ``http``/``https`` link with a host; links to video *pages* (YouTube, Vimeo, TikTok...:
+  ``PAGE_HOSTS``) before any network access; a response that is a web page (``text/html``, or a body that starts
+  like one), text, or a streaming playlist (HLS/DASH: links to further files);
+* hosts inside the server's own network (SSRF), unless ``allow_private``: every address a host name resolves to
+  must be public (``is_public_address``: no loopback, private, shared, link-local such as the cloud metadata
+  service 169.254.169.254, multicast, reserved or unspecified address, IPv4 inside IPv6 judged as IPv4). The
+  socket connects to the checked address itself (no second DNS lookup that could be rebound), and the address it
+  actually reached is checked again before a request byte is sent (for https, before the TLS handshake). Every
+  redirect is checked the same way;
+* more than ``max_redirects`` redirects, or a redirect loop;
+* a body over ``max_bytes``: at once from its Content-Length, else when the count passes it while streaming;
+* a server silent for ``read_timeout_s``, or a download not done ``timeout_s`` after it started (a watchdog cuts
+  the connection even while a server trickles its headers or its TLS handshake);
+* HTTP errors (404, 403, 5xx...) and network errors (DNS, refused, TLS, reset), named by host and status, the
+  network error chained as the cause.
+
+A partial or refused download leaves no file. Credentials in a link (``user:pass@``) are sent as HTTP Basic
+authentication to the link's own origin only (never to another host it redirects to) and appear in no message
+or log.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import ipaddress
+import logging
+import os
+import re
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+from uvosam import __version__
+from uvosam.errors import RemoteVideoError
+
+__all__ = [
+    "PAGE_HOSTS",
+    "download_video",
+    "is_public_address",
+    "is_zip_download",
+    "looks_like_link",
+    "safe_file_name",
+]
+
+logger = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+AddressCheck = Callable[[IPAddress], bool]
+Progress = Callable[[int, int | None], None]
+
+PAGE_HOSTS = (
+    "youtube.com", "youtu.be", "youtube-nocookie.com", "vimeo.com", "dailymotion.com", "dai.ly", "tiktok.com",
+    "instagram.com", "facebook.com", "fb.watch", "twitter.com", "x.com", "twitch.tv", "bilibili.com",
+)  # fmt: skip
+"""Sites whose links are pages that play a video, not the file: refused before any download (and their subdomains)."""
+MEDIA_TYPES = {
+    "video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
+    "video/matroska": ".mkv", "video/x-msvideo": ".avi", "video/avi": ".avi", "video/mpeg": ".mpg",
+    "video/ogg": ".ogv", "video/3gpp": ".3gp", "video/mp2t": ".ts", "video/x-m4v": ".m4v", "image/gif": ".gif",
+    "image/apng": ".apng", "application/zip": ".zip", "application/x-zip-compressed": ".zip",
+}  # fmt: skip
+"""Content type -> the extension a downloaded file gets when its name has no known one."""
+MEDIA_SUFFIXES = frozenset(MEDIA_TYPES.values()) | {
+    ".mpeg",
+    ".ogg",
+    ".mts",
+    ".m2ts",
+    ".wmv",
+    ".flv",
+    ".png",
+}
+PAGE_TYPES = ("text/html", "application/xhtml+xml")
+PLAYLIST_TYPES = (
+    "application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl", "audio/x-mpegurl",
+    "application/dash+xml",
+)  # fmt: skip
+TEXT_TYPES = ("application/json", "application/xml", "application/javascript")
+REDIRECTS = (301, 302, 303, 307, 308)
+USER_AGENT = f"uvosam/{__version__} (video download; Python http.client)"
+_CHUNK = 1 << 16
+_SNIFF = 256  # bytes of the body looked at for a page or a playlist
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_PAGE_HINT = (
+    "use a direct link to the video file itself (.mp4, .webm, .mov...: a link that downloads or plays the bare "
+    "file). YouTube and other video-site page links are not supported"
+)
+
+
+# --------------------------------------------------------------------------------------------- links
+@dataclass(frozen=True)
+class _Link:
+    """One http(s) link, parsed: where to connect and what to ask for.
+
+    Attributes:
+        url: the link as given (may hold credentials: never shown). scheme: "http" or "https".
+        host: ASCII (IDNA) host name or IP literal, no brackets. port: explicit or the scheme's default.
+        target: the request target (path and query, percent-encoded). shown: how messages name the link:
+            ``scheme://host[:port]/path`` without credentials, a query shown as ``?…``.
+        path: the URL's path, percent-decoded. auth: an ``Authorization`` header from ``user:pass@``, or None.
+    """
+
+    url: str = field(repr=False)
+    scheme: str
+    host: str
+    port: int
+    target: str
+    shown: str
+    path: str
+    auth: str | None = field(default=None, repr=False)
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return self.scheme, self.host, self.port
+
+
+def _without_credentials(text: str) -> str:
+    return re.sub(r"//[^/?#]*@", "//", text)
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def looks_like_link(text: str) -> bool:
+    """True for ``scheme://...`` text (a link, maybe one ``download_video`` refuses), False for a file path."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text.strip()) is not None
+
+
+def parse_link(url: str) -> _Link:
+    """``url`` as a ``_Link``.
+
+    Raises:
+        RemoteVideoError: not an http(s) link with a host (file:, ftp:, data:, javascript:, no scheme...),
+            control characters in it, a bad port or host name.
+    """
+    text = url.strip()
+    example = "a direct link to a video file, e.g. https://example.com/clip.mp4"
+    if not text:
+        raise RemoteVideoError(f"No link given: expected {example}.")
+    shown = _short(_without_credentials(text))
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise RemoteVideoError(f"{shown!r} has control characters in it: expected {example}.")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+        host = (parts.hostname or "").encode("idna").decode("ascii")
+    except (ValueError, UnicodeError) as err:
+        raise RemoteVideoError(
+            f"{shown!r} is not a valid link ({err}): expected {example}."
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host:
+        if scheme in ("http", "https"):
+            raise RemoteVideoError(f"{shown!r} has no host: expected {example}.")
+        raise RemoteVideoError(
+            f"{shown!r} is not an http:// or https:// link: expected {example} (add https:// in front of "
+            "a bare address)."
+        )
+    safe = "/%:@!$&'()*+,;=-._~"
+    target = quote(parts.path or "/", safe=safe) + (
+        f"?{quote(parts.query, safe=safe + '?')}" if parts.query else ""
+    )
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
+    auth = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        auth = "Basic " + base64.b64encode(pair).decode("ascii")
+    return _Link(
+        url=text, scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80), target=target,
+        shown=_short(f"{scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")),
+        path=unquote(parts.path), auth=auth,
+    )  # fmt: skip
+
+
+def page_site(host: str) -> str | None:
+    """The ``PAGE_HOSTS`` site ``host`` belongs to (the site or a subdomain), else None."""
+    host = host.lower().rstrip(".")
+    return next((site for site in PAGE_HOSTS if host == site or host.endswith("." + site)), None)
+
+
+def _refuse_page_link(link: _Link) -> None:
+    site = page_site(link.host)
+    if site is not None:
+        raise RemoteVideoError(
+            f"{link.shown} is a {site} page link, not a video file: {_PAGE_HINT}."
+        )
+
+
+# ----------------------------------------------------------------------------------------- addresses
+def is_public_address(ip: IPAddress) -> bool:
+    """True for an address on the public internet: not loopback, private, shared (100.64/10), link-local
+    (169.254.169.254: cloud metadata), multicast, reserved or unspecified. IPv4 carried in IPv6 (``::ffff:a.b.c.d``,
+    6to4 ``2002::/16``, NAT64 ``64:ff9b::/96``) is judged by the IPv4 address it carries."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour
+        if inner is None and ip in _NAT64:
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if inner is not None:
+            return is_public_address(inner)
+    special = (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+    )
+    return ip.is_global and not (special or ip.is_unspecified)
+
+
+def _address_kind(ip: IPAddress) -> str:
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour):
+        return "IPv4 inside IPv6, " + _address_kind(ip.ipv4_mapped or ip.sixtofour)
+    kinds = ("loopback", "unspecified", "link_local", "multicast", "private", "reserved")
+    return next((k.replace("_", "-") for k in kinds if getattr(ip, f"is_{k}")), "not public")
+
+
+def _check_address(host: str, ip: IPAddress, allowed: AddressCheck) -> None:
+    if allowed(ip):
+        return
+    what = str(ip) if host == str(ip) else f"{host} (at {ip})"
+    raise RemoteVideoError(
+        f"{what} is an address inside this server's network ({_address_kind(ip)}): links to private, loopback or "
+        "link-local addresses are refused here. Use a public link to the file (or upload the file)."
+    )
+
+
+def _ip(sockaddr: tuple) -> IPAddress:
+    return ipaddress.ip_address(sockaddr[0])
+
+
+def open_checked_socket(
+    host: str, port: int, timeout: float, allowed: AddressCheck | None
+) -> socket.socket:
+    """A TCP socket connected to ``host``: every address it resolves to is checked with ``allowed`` first (None:
+    no check), the socket connects to such a checked address, and the peer it reached is checked again.
+
+    Raises:
+        RemoteVideoError: an address ``allowed`` refuses. OSError: DNS or connection failure (the last one).
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if allowed is not None:
+        for *_, sockaddr in infos:
+            _check_address(host, _ip(sockaddr), allowed)
+    error: OSError = OSError(f"no address found for {host}")
+    for family, kind, proto, _, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+            if allowed is not None:  # the address actually reached
+                _check_address(host, _ip(sock.getpeername()), allowed)
+            return sock
+        except OSError as err:
+            sock.close()
+            error = err
+        except BaseException:
+            sock.close()
+            raise
+    raise error
+
+
+class _CheckedHTTPConnection(http.client.HTTPConnection):
+    """An ``HTTPConnection`` whose socket comes from ``open_checked_socket`` (no proxy tunnel)."""
+
+    # what a connection checks unless its instance is given another check (None: none)
+    address_allowed: AddressCheck | None = staticmethod(is_public_address)
+
+    def connect(self) -> None:
+        self.sock = open_checked_socket(self.host, self.port, self.timeout, self.address_allowed)
+
+
+class _CheckedHTTPSConnection(http.client.HTTPSConnection, _CheckedHTTPConnection):
+    """HTTPS: ``HTTPSConnection.connect`` calls ``super().connect()``, which this MRO makes
+    ``_CheckedHTTPConnection.connect``; so the address is checked before the TLS handshake, which then runs on that
+    socket (certificate checked against the host name)."""
+
+
+# ------------------------------------------------------------------------------------------ download
+class _Watchdog:
+    """Cuts the current connection ``seconds`` after it started whatever it waits for (a trickled header or body, a
+    stalled TLS handshake): a blocked read then returns at once. (A DNS lookup cannot be cut: the deadline is
+    checked when it returns.)"""
+
+    def __init__(self, seconds: float) -> None:
+        self.conn: http.client.HTTPConnection | None = None
+        self.fired = threading.Event()
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        self.fired.set()
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # closed meanwhile: nothing left to cut
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP socket, under TLS too
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, seconds: float) -> Iterator[_Watchdog]:
+        """A started watchdog, stopped when the block ends."""
+        watchdog = cls(seconds)
+        watchdog._timer.start()
+        try:
+            yield watchdog
+        finally:
+            watchdog._timer.cancel()
+
+
+@dataclass(frozen=True)
+class _Options:
+    max_bytes: int
+    timeout_s: float
+    read_timeout_s: float
+    max_redirects: int
+    address_allowed: AddressCheck | None
+    progress: Progress | None
+
+
+def _request(link: _Link, options: _Options, watchdog: _Watchdog) -> http.client.HTTPResponse:
+    kind = _CheckedHTTPSConnection if link.scheme == "https" else _CheckedHTTPConnection
+    if watchdog.conn is not None:  # the previous hop's
+        watchdog.conn.close()
+    conn = kind(link.host, link.port, timeout=options.read_timeout_s)
+    conn.address_allowed = options.address_allowed
+    watchdog.conn = conn
+    conn.connect()
+    if watchdog.fired.is_set():  # it fired while this connection was being made
+        raise _timed_out(link, options)
+    headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"}
+    if link.auth is not None:
+        headers["Authorization"] = link.auth
+    conn.request("GET", link.target, headers=headers)
+    return conn.getresponse()
+
+
+def _follow(
+    link: _Link, options: _Options, watchdog: _Watchdog
+) -> tuple[_Link, http.client.HTTPResponse]:
+    """GET ``link``, following up to ``max_redirects`` redirects (each checked as the first link); credentials
+    go to the first link's origin only. Returns the last link and its (non-redirect) response."""
+    seen, origin = {link.url}, link.origin
+    for _ in range(options.max_redirects + 1):
+        response = _request(link, options, watchdog)
+        if response.status not in REDIRECTS:
+            return link, response
+        location = response.getheader("Location")
+        response.close()
+        if not location:
+            raise RemoteVideoError(
+                f"{link.host} answered {response.status} (a redirect) for {link.shown} without saying where to: "
+                "use the file's final link."
+            )
+        nxt = parse_link(urljoin(link.url, location.strip()))
+        _refuse_page_link(nxt)
+        if nxt.url in seen:
+            raise RemoteVideoError(
+                f"{link.shown} redirects in a loop (back to {nxt.shown}): check the link."
+            )
+        seen.add(nxt.url)
+        link = nxt if nxt.origin == origin else replace(nxt, auth=None)
+    raise RemoteVideoError(
+        f"{link.shown} redirects more than {options.max_redirects} times: use the file's final link."
+    )
+
+
+def _http_error(link: _Link, status: int, reason: str) -> RemoteVideoError:
+    if status in (401, 403):
+        fix = "the file is not public or the link has expired: use a public direct link, or upload the file"
+    elif status in (404, 410):
+        fix = "there is no file at that link: check it"
+    elif status == 429:
+        fix = "the server limits requests: try again later"
+    elif status >= 500:
+        fix = "the server has a problem: try again later"
+    else:
+        fix = "expected 200 OK with the file: use a direct link to it"
+    return RemoteVideoError(f"{link.host} answered {status} {reason} for {link.shown}: {fix}.")
+
+
+def _check_response(link: _Link, response: http.client.HTTPResponse, max_bytes: int) -> str:
+    """The response's content type, after refusing what is not a file to download (pages, text, playlists, an
+    error status, an announced size over ``max_bytes``, compression)."""
+    if response.status not in (200, 203):
+        raise _http_error(link, response.status, response.reason)
+    kind = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+    if kind in PAGE_TYPES:
+        raise RemoteVideoError(
+            f"{link.shown} is a web page ({kind}), not a video file: {_PAGE_HINT}."
+        )
+    if kind in PLAYLIST_TYPES:
+        raise RemoteVideoError(
+            f"{link.shown} is a streaming playlist ({kind}), not a video file: HLS/DASH streams are not supported; "
+            "use a direct link to an .mp4/.webm file."
+        )
+    if kind.startswith("text/") or kind in TEXT_TYPES:
+        raise RemoteVideoError(
+            f"{link.shown} is text ({kind}), not a video file: use a direct link to the file."
+        )
+    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        raise RemoteVideoError(
+            f"{link.host} sent {link.shown} compressed ({encoding}) although asked not to: download it yourself "
+            "and upload the file."
+        )
+    if response.length is not None and response.length > max_bytes:
+        raise _too_big(link, max_bytes, size=response.length)
+    return kind
+
+
+def _too_big(link: _Link, max_bytes: int, *, size: int | None) -> RemoteVideoError:
+    what = (
+        f"is {size / 2**20:.1f} MiB"
+        if size is not None
+        else "goes on past the limit (the download was stopped)"
+    )
+    return RemoteVideoError(
+        f"{link.shown} {what}; at most {max_bytes / 2**20:.1f} MiB are accepted here: trim or compress the video, "
+        "or lower its resolution."
+    )
+
+
+def _refuse_by_content(link: _Link, head: bytes) -> None:
+    """Refuse a body that starts as a web page or a streaming playlist, whatever its content type said."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        raise RemoteVideoError(f"{link.shown} is a web page, not a video file: {_PAGE_HINT}.")
+    if start.startswith(b"#extm3u") or (start.startswith(b"<?xml") and b"<mpd" in start):
+        raise RemoteVideoError(
+            f"{link.shown} is a streaming playlist (HLS/DASH), not a video file: use a direct link to an "
+            ".mp4/.webm file."
+        )
+
+
+def _stream(
+    link: _Link,
+    response: http.client.HTTPResponse,
+    out: os.PathLike,
+    options: _Options,
+    watchdog: _Watchdog,
+) -> int:
+    """Write the body to ``out``, one bounded read at a time; returns its size.
+
+    Raises:
+        RemoteVideoError: over ``max_bytes``, a page or playlist body, empty, cut short, past the deadline.
+    """
+    total, head, expected = 0, b"", response.length
+    with open(out, "wb") as file:
+        while chunk := response.read1(
+            _CHUNK
+        ):  # one recv at most: a trickle cannot fill a buffer slowly
+            if watchdog.fired.is_set():
+                break
+            if len(head) < _SNIFF:
+                head += chunk[: _SNIFF - len(head)]
+                if len(head) >= _SNIFF:
+                    _refuse_by_content(link, head)
+            total += len(chunk)
+            if total > options.max_bytes:
+                raise _too_big(link, options.max_bytes, size=None)
+            file.write(chunk)
+            if options.progress is not None:
+                options.progress(total, expected)
+    if watchdog.fired.is_set():
+        raise _timed_out(link, options, total)
+    _refuse_by_content(link, head)
+    if total == 0:
+        raise RemoteVideoError(f"{link.shown} is empty (0 bytes): check the link.")
+    if expected is not None and total < expected:
+        raise RemoteVideoError(
+            f"{link.host} stopped sending {link.shown} after {total} of {expected} bytes: try again."
+        )
+    return total
+
+
+def _amount(size: int) -> str:
+    """``size`` bytes for people: "512 bytes", "40 KiB", "3.2 MiB"."""
+    if size < 1024:
+        return f"{size} bytes"
+    return f"{size / 1024:.0f} KiB" if size < 1 << 20 else f"{size / 2**20:.1f} MiB"
+
+
+def _timed_out(link: _Link, options: _Options, received: int | None = None) -> RemoteVideoError:
+    got = f" (got {_amount(received)})" if received else ""
+    return RemoteVideoError(
+        f"Downloading {link.shown} took longer than {options.timeout_s:g} s{got}: the server is too slow for this "
+        "limit; download the file yourself and upload it."
+    )
+
+
+def _network_error(link: _Link, err: Exception, options: _Options) -> RemoteVideoError:
+    host, retry = link.host, "Try again later"
+    if isinstance(err, socket.gaierror):
+        what, fix = f"the host {host} was not found (DNS: {err.strerror or err})", "Check the link"
+    elif isinstance(err, ssl.SSLCertVerificationError):
+        what, fix = (
+            f"the TLS certificate of {host} is not valid ({err.verify_message})",
+            "Check the link",
+        )
+    elif isinstance(err, ssl.SSLError):
+        what = f"the TLS connection to {host} failed ({err.reason or err})"
+        fix = "Check whether the link is https:// or http://"
+    elif isinstance(err, TimeoutError):
+        what, fix = f"{host} did not answer within {options.read_timeout_s:g} s", retry
+    elif isinstance(err, ConnectionRefusedError):
+        what, fix = f"{host} refused the connection on port {link.port}", "Check the link"
+    elif isinstance(err, (http.client.HTTPException, ConnectionError)):
+        what, fix = f"{host} broke off the connection ({type(err).__name__})", retry
+    else:
+        what, fix = f"network error with {host} ({err})", retry
+    return RemoteVideoError(f"Could not download {link.shown}: {what}. {fix}.")
+
+
+def safe_file_name(name: str, content_type: str = "", *, max_chars: int = 120) -> str:
+    """``name`` (from a Content-Disposition or a URL path) as a plain file name: its last path component, no
+    control or reserved characters, no leading dots, at most ``max_chars`` before the extension (any script
+    kept); an extension from ``content_type`` (``MEDIA_TYPES``) is added when the name has no known one.
+    ``"video"`` if nothing is left."""
+    name = unicodedata.normalize("NFC", re.split(r"[/\\]", name)[-1])
+    name = "".join("_" if unicodedata.category(c)[0] == "C" or c in '<>:"|?*' else c for c in name)
+    name = name.strip().lstrip(".").rstrip(". ")
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() not in MEDIA_SUFFIXES:
+        stem, suffix = name, MEDIA_TYPES.get(content_type, "")
+    stem = stem[:max_chars].rstrip(". ") or "video"
+    return stem + suffix[:16]
+
+
+def _file_name(link: _Link, response: http.client.HTTPResponse, content_type: str) -> str:
+    given = (
+        response.msg.get_filename()
+    )  # Content-Disposition, RFC 2231 (filename*=UTF-8'') included
+    return safe_file_name(given or PurePosixPath(link.path).name, content_type)
+
+
+def is_zip_download(path: Path) -> bool:
+    """True for a downloaded zip (of frames): named .zip, or a zip by content under a name that is not a video's
+    (an mp4 may hold the bytes of a zip's end record by chance)."""
+    suffix = path.suffix.lower()
+    return suffix == ".zip" or (suffix not in MEDIA_SUFFIXES and zipfile.is_zipfile(path))
+
+
+def _place(part: Path, dest: Path, name: str) -> Path:
+    """Move the finished ``part`` to ``dest/name`` (``name-1`` ... when taken; nothing is overwritten)."""
+    stem, suffix = os.path.splitext(name)
+    for i in range(1000):
+        final = dest / (name if i == 0 else f"{stem}-{i}{suffix}")
+        try:
+            open(final, "xb").close()  # reserves the name atomically
+        except FileExistsError:
+            continue
+        try:
+            os.replace(part, final)
+        except OSError:
+            final.unlink(missing_ok=True)
+            raise
+        return final
+    raise FileExistsError(f"{dest} already holds {name} and 999 numbered copies of it")
+
+
+def download_video(
+    url: str,
+    dest_dir: str | Path,
+    *,
+    max_bytes: int,
+    timeout_s: float = 60.0,
+    read_timeout_s: float = 15.0,
+    allow_private: bool = False,
+    max_redirects: int = 5,
+    address_allowed: AddressCheck | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Download the file at a direct http(s) link into ``dest_dir`` (see the module docstring for what is refused).
+
+    Args:
+        url: the link. dest_dir: an existing folder; the file is written there and nowhere else.
+        max_bytes: largest accepted file. timeout_s: the whole download's deadline (connecting, redirects, body).
+        read_timeout_s: longest silence of the server (each connect and read).
+        allow_private: also fetch from loopback/private/link-local addresses (local use, tests); the default
+            refuses them, as a public server must.
+        max_redirects: redirects followed at most.
+        address_allowed: which resolved addresses may be connected to (default ``is_public_address``, or all with
+            ``allow_private``); each hop's addresses and the peer actually reached are checked with it.
+        progress: called with (bytes so far, total size or None) after each chunk.
+
+    Returns:
+        The file: ``dest_dir/<name>``, the name from the response's Content-Disposition or the link's path
+        (``safe_file_name``), ``-1``, ``-2``... added when taken.
+
+    Raises:
+        RemoteVideoError: every refusal and failure (the network error chained); nothing is left in ``dest_dir``.
+    """
+    link = parse_link(url)
+    _refuse_page_link(link)
+    allowed = (
+        address_allowed
+        if address_allowed is not None
+        else None
+        if allow_private
+        else is_public_address
+    )
+    options = _Options(max_bytes, timeout_s, read_timeout_s, max_redirects, allowed, progress)
+    dest = Path(dest_dir)
+    started = time.monotonic()
+    logger.info("downloading %s", link.shown)
+    fd, part_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=dest)
+    os.close(fd)
+    part = Path(part_name)
+    try:
+        with _Watchdog.running(timeout_s) as watchdog:
+            try:
+                link, response = _follow(link, options, watchdog)
+                kind = _check_response(link, response, max_bytes)
+                size = _stream(link, response, part, options, watchdog)
+            except (OSError, http.client.HTTPException) as err:
+                fired = watchdog.fired.is_set()
+                raise (
+                    _timed_out(link, options) if fired else _network_error(link, err, options)
+                ) from err
+            finally:
+                if watchdog.conn is not None:
+                    watchdog.conn.close()
+        final = _place(part, dest, _file_name(link, response, kind))
+    finally:
+        part.unlink(missing_ok=True)
+    logger.info(
+        "downloaded %s: %.1f MiB in %.1f s", link.shown, size / 2**20, time.monotonic() - started
+    )
+    return final
