@@ -459,9 +459,8 @@ def _stream(
     """
     total, head, expected = 0, b"", response.length
     with open(out, "wb") as file:
-        while chunk := response.read1(
-            _CHUNK
-        ):  # one recv at most: a trickle cannot fill a buffer slowly
+        # one recv at most: a trickle cannot fill a buffer slowly
+        while chunk := response.read1(_CHUNK):
             if watchdog.fired.is_set():
                 break
             if len(head) < _SNIFF:
@@ -540,9 +539,8 @@ def safe_file_name(name: str, content_type: str = "", *, max_chars: int = 120) -
 
 
 def _file_name(link: _Link, response: http.client.HTTPResponse, content_type: str) -> str:
-    given = (
-        response.msg.get_filename()
-    )  # Content-Disposition, RFC 2231 (filename*=UTF-8'') included
+    # Content-Disposition, RFC 2231 (filename*=UTF-8'') included
+    given = response.msg.get_filename()
     return safe_file_name(given or PurePosixPath(link.path).name, content_type)
 
 
