@@ -20,7 +20,7 @@ from http_helpers import redirect, send, serving
 
 import uvosam_cli
 import uvosam_cli.segment as segment_cli
-from uvosam import remote_video
+from uvosam import remote_links, remote_video
 from uvosam.errors import RemoteVideoError
 from uvosam.pipeline import UVOSAM
 from uvosam.remote_video import download_video, is_public_address, safe_file_name
@@ -350,7 +350,7 @@ def test_credentials_go_to_their_origin_only_and_are_never_shown(server, tmp_pat
         str(missing.value),
         str(invalid.value),
         caplog.text,
-        repr(remote_video.parse_link(url)),
+        repr(remote_links.parse_link(url)),
     ):
         assert "s3cret" not in text and "alice" not in text, text
 

@@ -6,9 +6,9 @@
 
 Refused, each with a ``RemoteVideoError`` that says what came and what to do:
 
-* anything but an ``http``/``https`` link with a host; links to video *pages* (YouTube, Vimeo, TikTok...:
-  ``PAGE_HOSTS``) before any network access; a response that is a web page (``text/html``, or a body that starts
-  like one), text, or a streaming playlist (HLS/DASH: links to further files);
+* anything but an ``http``/``https`` link with a host, and links to video *pages* (YouTube, Vimeo, TikTok...),
+  before any network access (``uvosam.remote_links``); a response that is a web page (``text/html``, or a body
+  that starts like one), text, or a streaming playlist (HLS/DASH: links to further files);
 * hosts inside the server's own network (SSRF), unless ``allow_private``: every address a host name resolves to
   must be public (``is_public_address``: no loopback, private, shared, link-local such as the cloud metadata
   service 169.254.169.254, multicast, reserved or unspecified address, IPv4 inside IPv6 judged as IPv4). The
@@ -29,7 +29,6 @@ or log.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import ipaddress
@@ -44,19 +43,18 @@ import time
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from uvosam import __version__
 from uvosam.errors import RemoteVideoError
+from uvosam.remote_links import PAGE_HINT, Link, parse_link, refuse_page_link
 
 __all__ = [
-    "PAGE_HOSTS",
     "download_video",
     "is_public_address",
     "is_zip_download",
-    "looks_like_link",
     "safe_file_name",
 ]
 
@@ -66,11 +64,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressCheck = Callable[[IPAddress], bool]
 Progress = Callable[[int, int | None], None]
 
-PAGE_HOSTS = (
-    "youtube.com", "youtu.be", "youtube-nocookie.com", "vimeo.com", "dailymotion.com", "dai.ly", "tiktok.com",
-    "instagram.com", "facebook.com", "fb.watch", "twitter.com", "x.com", "twitch.tv", "bilibili.com",
-)  # fmt: skip
-"""Sites whose links are pages that play a video, not the file: refused before any download (and their subdomains)."""
 MEDIA_TYPES = {
     "video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
     "video/matroska": ".mkv", "video/x-msvideo": ".avi", "video/avi": ".avi", "video/mpeg": ".mpg",
@@ -98,110 +91,6 @@ USER_AGENT = f"uvosam/{__version__} (video download; Python http.client)"
 _CHUNK = 1 << 16
 _SNIFF = 256  # bytes of the body looked at for a page or a playlist
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_PAGE_HINT = (
-    "use a direct link to the video file itself (.mp4, .webm, .mov...: a link that downloads or plays the bare "
-    "file). YouTube and other video-site page links are not supported"
-)
-
-
-# --------------------------------------------------------------------------------------------- links
-@dataclass(frozen=True)
-class _Link:
-    """One http(s) link, parsed: where to connect and what to ask for.
-
-    Attributes:
-        url: the link as given (may hold credentials: never shown). scheme: "http" or "https".
-        host: ASCII (IDNA) host name or IP literal, no brackets. port: explicit or the scheme's default.
-        target: the request target (path and query, percent-encoded). shown: how messages name the link:
-            ``scheme://host[:port]/path`` without credentials, a query shown as ``?…``.
-        path: the URL's path, percent-decoded. auth: an ``Authorization`` header from ``user:pass@``, or None.
-    """
-
-    url: str = field(repr=False)
-    scheme: str
-    host: str
-    port: int
-    target: str
-    shown: str
-    path: str
-    auth: str | None = field(default=None, repr=False)
-
-    @property
-    def origin(self) -> tuple[str, str, int]:
-        return self.scheme, self.host, self.port
-
-
-def _without_credentials(text: str) -> str:
-    return re.sub(r"//[^/?#]*@", "//", text)
-
-
-def _short(text: str, limit: int = 100) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def looks_like_link(text: str) -> bool:
-    """True for ``scheme://...`` text (a link, maybe one ``download_video`` refuses), False for a file path."""
-    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text.strip()) is not None
-
-
-def parse_link(url: str) -> _Link:
-    """``url`` as a ``_Link``.
-
-    Raises:
-        RemoteVideoError: not an http(s) link with a host (file:, ftp:, data:, javascript:, no scheme...),
-            control characters in it, a bad port or host name.
-    """
-    text = url.strip()
-    example = "a direct link to a video file, e.g. https://example.com/clip.mp4"
-    if not text:
-        raise RemoteVideoError(f"No link given: expected {example}.")
-    shown = _short(_without_credentials(text))
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise RemoteVideoError(f"{shown!r} has control characters in it: expected {example}.")
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-        host = (parts.hostname or "").encode("idna").decode("ascii")
-    except (ValueError, UnicodeError) as err:
-        raise RemoteVideoError(
-            f"{shown!r} is not a valid link ({err}): expected {example}."
-        ) from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not host:
-        if scheme in ("http", "https"):
-            raise RemoteVideoError(f"{shown!r} has no host: expected {example}.")
-        raise RemoteVideoError(
-            f"{shown!r} is not an http:// or https:// link: expected {example} (add https:// in front of "
-            "a bare address)."
-        )
-    safe = "/%:@!$&'()*+,;=-._~"
-    target = quote(parts.path or "/", safe=safe) + (
-        f"?{quote(parts.query, safe=safe + '?')}" if parts.query else ""
-    )
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
-    auth = None
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        auth = "Basic " + base64.b64encode(pair).decode("ascii")
-    return _Link(
-        url=text, scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80), target=target,
-        shown=_short(f"{scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")),
-        path=unquote(parts.path), auth=auth,
-    )  # fmt: skip
-
-
-def page_site(host: str) -> str | None:
-    """The ``PAGE_HOSTS`` site ``host`` belongs to (the site or a subdomain), else None."""
-    host = host.lower().rstrip(".")
-    return next((site for site in PAGE_HOSTS if host == site or host.endswith("." + site)), None)
-
-
-def _refuse_page_link(link: _Link) -> None:
-    site = page_site(link.host)
-    if site is not None:
-        raise RemoteVideoError(
-            f"{link.shown} is a {site} page link, not a video file: {_PAGE_HINT}."
-        )
 
 
 # ----------------------------------------------------------------------------------------- addresses
@@ -330,7 +219,7 @@ class _Options:
     progress: Progress | None
 
 
-def _request(link: _Link, options: _Options, watchdog: _Watchdog) -> http.client.HTTPResponse:
+def _request(link: Link, options: _Options, watchdog: _Watchdog) -> http.client.HTTPResponse:
     kind = _CheckedHTTPSConnection if link.scheme == "https" else _CheckedHTTPConnection
     if watchdog.conn is not None:  # the previous hop's
         watchdog.conn.close()
@@ -348,8 +237,8 @@ def _request(link: _Link, options: _Options, watchdog: _Watchdog) -> http.client
 
 
 def _follow(
-    link: _Link, options: _Options, watchdog: _Watchdog
-) -> tuple[_Link, http.client.HTTPResponse]:
+    link: Link, options: _Options, watchdog: _Watchdog
+) -> tuple[Link, http.client.HTTPResponse]:
     """GET ``link``, following up to ``max_redirects`` redirects (each checked as the first link); credentials
     go to the first link's origin only. Returns the last link and its (non-redirect) response."""
     seen, origin = {link.url}, link.origin
@@ -365,7 +254,7 @@ def _follow(
                 "use the file's final link."
             )
         nxt = parse_link(urljoin(link.url, location.strip()))
-        _refuse_page_link(nxt)
+        refuse_page_link(nxt)
         if nxt.url in seen:
             raise RemoteVideoError(
                 f"{link.shown} redirects in a loop (back to {nxt.shown}): check the link."
@@ -377,7 +266,7 @@ def _follow(
     )
 
 
-def _http_error(link: _Link, status: int, reason: str) -> RemoteVideoError:
+def _http_error(link: Link, status: int, reason: str) -> RemoteVideoError:
     if status in (401, 403):
         fix = "the file is not public or the link has expired: use a public direct link, or upload the file"
     elif status in (404, 410):
@@ -391,7 +280,7 @@ def _http_error(link: _Link, status: int, reason: str) -> RemoteVideoError:
     return RemoteVideoError(f"{link.host} answered {status} {reason} for {link.shown}: {fix}.")
 
 
-def _check_response(link: _Link, response: http.client.HTTPResponse, max_bytes: int) -> str:
+def _check_response(link: Link, response: http.client.HTTPResponse, max_bytes: int) -> str:
     """The response's content type, after refusing what is not a file to download (pages, text, playlists, an
     error status, an announced size over ``max_bytes``, compression)."""
     if response.status not in (200, 203):
@@ -399,7 +288,7 @@ def _check_response(link: _Link, response: http.client.HTTPResponse, max_bytes: 
     kind = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
     if kind in PAGE_TYPES:
         raise RemoteVideoError(
-            f"{link.shown} is a web page ({kind}), not a video file: {_PAGE_HINT}."
+            f"{link.shown} is a web page ({kind}), not a video file: {PAGE_HINT}."
         )
     if kind in PLAYLIST_TYPES:
         raise RemoteVideoError(
@@ -421,7 +310,7 @@ def _check_response(link: _Link, response: http.client.HTTPResponse, max_bytes: 
     return kind
 
 
-def _too_big(link: _Link, max_bytes: int, *, size: int | None) -> RemoteVideoError:
+def _too_big(link: Link, max_bytes: int, *, size: int | None) -> RemoteVideoError:
     what = (
         f"is {size / 2**20:.1f} MiB"
         if size is not None
@@ -433,11 +322,11 @@ def _too_big(link: _Link, max_bytes: int, *, size: int | None) -> RemoteVideoErr
     )
 
 
-def _refuse_by_content(link: _Link, head: bytes) -> None:
+def _refuse_by_content(link: Link, head: bytes) -> None:
     """Refuse a body that starts as a web page or a streaming playlist, whatever its content type said."""
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
-        raise RemoteVideoError(f"{link.shown} is a web page, not a video file: {_PAGE_HINT}.")
+        raise RemoteVideoError(f"{link.shown} is a web page, not a video file: {PAGE_HINT}.")
     if start.startswith(b"#extm3u") or (start.startswith(b"<?xml") and b"<mpd" in start):
         raise RemoteVideoError(
             f"{link.shown} is a streaming playlist (HLS/DASH), not a video file: use a direct link to an "
@@ -446,7 +335,7 @@ def _refuse_by_content(link: _Link, head: bytes) -> None:
 
 
 def _stream(
-    link: _Link,
+    link: Link,
     response: http.client.HTTPResponse,
     out: os.PathLike,
     options: _Options,
@@ -492,7 +381,7 @@ def _amount(size: int) -> str:
     return f"{size / 1024:.0f} KiB" if size < 1 << 20 else f"{size / 2**20:.1f} MiB"
 
 
-def _timed_out(link: _Link, options: _Options, received: int | None = None) -> RemoteVideoError:
+def _timed_out(link: Link, options: _Options, received: int | None = None) -> RemoteVideoError:
     got = f" (got {_amount(received)})" if received else ""
     return RemoteVideoError(
         f"Downloading {link.shown} took longer than {options.timeout_s:g} s{got}: the server is too slow for this "
@@ -500,7 +389,7 @@ def _timed_out(link: _Link, options: _Options, received: int | None = None) -> R
     )
 
 
-def _network_error(link: _Link, err: Exception, options: _Options) -> RemoteVideoError:
+def _network_error(link: Link, err: Exception, options: _Options) -> RemoteVideoError:
     host, retry = link.host, "Try again later"
     if isinstance(err, socket.gaierror):
         what, fix = f"the host {host} was not found (DNS: {err.strerror or err})", "Check the link"
@@ -538,7 +427,7 @@ def safe_file_name(name: str, content_type: str = "", *, max_chars: int = 120) -
     return stem + suffix[:16]
 
 
-def _file_name(link: _Link, response: http.client.HTTPResponse, content_type: str) -> str:
+def _file_name(link: Link, response: http.client.HTTPResponse, content_type: str) -> str:
     # Content-Disposition, RFC 2231 (filename*=UTF-8'') included
     given = response.msg.get_filename()
     return safe_file_name(given or PurePosixPath(link.path).name, content_type)
@@ -602,7 +491,7 @@ def download_video(
         RemoteVideoError: every refusal and failure (the network error chained); nothing is left in ``dest_dir``.
     """
     link = parse_link(url)
-    _refuse_page_link(link)
+    refuse_page_link(link)
     allowed = (
         address_allowed
         if address_allowed is not None
