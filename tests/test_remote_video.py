@@ -20,10 +20,11 @@ from http_helpers import redirect, send, serving
 
 import uvosam_cli
 import uvosam_cli.segment as segment_cli
-from uvosam import remote_links, remote_video
+from uvosam import remote_connect, remote_links
 from uvosam.errors import RemoteVideoError
 from uvosam.pipeline import UVOSAM
-from uvosam.remote_video import download_video, is_public_address, safe_file_name
+from uvosam.remote_connect import is_public_address
+from uvosam.remote_video import download_video, safe_file_name
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
 from uvosam.video import VideoWriter, probe
@@ -320,9 +321,9 @@ def test_tls_errors_are_reported_and_tls_starts_on_the_checked_socket(server, tm
     ):
         fetch(f"https://127.0.0.1:{server.port}/clip.mp4", tmp_path)  # a plain HTTP server
     # HTTPSConnection.connect -> super().connect() -> checked
-    mro = remote_video._CheckedHTTPSConnection.__mro__
-    assert mro.index(http.client.HTTPSConnection) < mro.index(remote_video._CheckedHTTPConnection)
-    assert mro.index(remote_video._CheckedHTTPConnection) < mro.index(http.client.HTTPConnection)
+    mro = remote_connect.CheckedHTTPSConnection.__mro__
+    assert mro.index(http.client.HTTPSConnection) < mro.index(remote_connect.CheckedHTTPConnection)
+    assert mro.index(remote_connect.CheckedHTTPConnection) < mro.index(http.client.HTTPConnection)
 
 
 def test_credentials_go_to_their_origin_only_and_are_never_shown(server, tmp_path, caplog):
@@ -419,7 +420,7 @@ def test_the_address_actually_reached_is_checked_again(server, tmp_path):
 
 
 def test_a_checked_connection_refuses_private_addresses_by_default(no_connect):
-    for kind in (remote_video._CheckedHTTPConnection, remote_video._CheckedHTTPSConnection):
+    for kind in (remote_connect.CheckedHTTPConnection, remote_connect.CheckedHTTPSConnection):
         with pytest.raises(RemoteVideoError, match="inside this server's network"):
             kind("127.0.0.1", 8000).connect()
 

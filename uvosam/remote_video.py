@@ -1,8 +1,8 @@
 """Fetch a video file (or a zip of frames, or a GIF) from a direct http(s) link, safely enough for a public server.
 
 ``download_video(url, dest_dir, max_bytes=..., timeout_s=...)`` streams the response body into a file in
-``dest_dir`` (constant memory) and returns its path. Standard library only (``http.client``, ``socket``, ``ssl``,
-``ipaddress``); no proxy settings are read.
+``dest_dir`` (constant memory) and returns its path. Standard library only (``http.client``, ``socket``, ``ssl``);
+no proxy settings are read.
 
 Refused, each with a ``RemoteVideoError`` that says what came and what to do:
 
@@ -10,11 +10,8 @@ Refused, each with a ``RemoteVideoError`` that says what came and what to do:
   before any network access (``uvosam.remote_links``); a response that is a web page (``text/html``, or a body
   that starts like one), text, or a streaming playlist (HLS/DASH: links to further files);
 * hosts inside the server's own network (SSRF), unless ``allow_private``: every address a host name resolves to
-  must be public (``is_public_address``: no loopback, private, shared, link-local such as the cloud metadata
-  service 169.254.169.254, multicast, reserved or unspecified address, IPv4 inside IPv6 judged as IPv4). The
-  socket connects to the checked address itself (no second DNS lookup that could be rebound), and the address it
-  actually reached is checked again before a request byte is sent (for https, before the TLS handshake). Every
-  redirect is checked the same way;
+  must be public, and so must the address the socket actually reached, before a request byte is sent (for https,
+  before the TLS handshake; ``uvosam.remote_connect``). Every redirect is checked the same way;
 * more than ``max_redirects`` redirects, or a redirect loop;
 * a body over ``max_bytes``: at once from its Content-Length, else when the count passes it while streaming;
 * a server silent for ``read_timeout_s``, or a download not done ``timeout_s`` after it started (a watchdog cuts
@@ -31,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
 import logging
 import os
 import re
@@ -49,19 +45,22 @@ from urllib.parse import urljoin
 
 from uvosam import __version__
 from uvosam.errors import RemoteVideoError
+from uvosam.remote_connect import (
+    AddressCheck,
+    CheckedHTTPConnection,
+    CheckedHTTPSConnection,
+    is_public_address,
+)
 from uvosam.remote_links import PAGE_HINT, Link, parse_link, refuse_page_link
 
 __all__ = [
     "download_video",
-    "is_public_address",
     "is_zip_download",
     "safe_file_name",
 ]
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-AddressCheck = Callable[[IPAddress], bool]
 Progress = Callable[[int, int | None], None]
 
 MEDIA_TYPES = {
@@ -90,92 +89,6 @@ REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = f"uvosam/{__version__} (video download; Python http.client)"
 _CHUNK = 1 << 16
 _SNIFF = 256  # bytes of the body looked at for a page or a playlist
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-# ----------------------------------------------------------------------------------------- addresses
-def is_public_address(ip: IPAddress) -> bool:
-    """True for an address on the public internet: not loopback, private, shared (100.64/10), link-local
-    (169.254.169.254: cloud metadata), multicast, reserved or unspecified. IPv4 carried in IPv6 (``::ffff:a.b.c.d``,
-    6to4 ``2002::/16``, NAT64 ``64:ff9b::/96``) is judged by the IPv4 address it carries."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        inner = ip.ipv4_mapped or ip.sixtofour
-        if inner is None and ip in _NAT64:
-            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if inner is not None:
-            return is_public_address(inner)
-    special = (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-    )
-    return ip.is_global and not (special or ip.is_unspecified)
-
-
-def _address_kind(ip: IPAddress) -> str:
-    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour):
-        return "IPv4 inside IPv6, " + _address_kind(ip.ipv4_mapped or ip.sixtofour)
-    kinds = ("loopback", "unspecified", "link_local", "multicast", "private", "reserved")
-    return next((k.replace("_", "-") for k in kinds if getattr(ip, f"is_{k}")), "not public")
-
-
-def _check_address(host: str, ip: IPAddress, allowed: AddressCheck) -> None:
-    if allowed(ip):
-        return
-    what = str(ip) if host == str(ip) else f"{host} (at {ip})"
-    raise RemoteVideoError(
-        f"{what} is an address inside this server's network ({_address_kind(ip)}): links to private, loopback or "
-        "link-local addresses are refused here. Use a public link to the file (or upload the file)."
-    )
-
-
-def _ip(sockaddr: tuple) -> IPAddress:
-    return ipaddress.ip_address(sockaddr[0])
-
-
-def open_checked_socket(
-    host: str, port: int, timeout: float, allowed: AddressCheck | None
-) -> socket.socket:
-    """A TCP socket connected to ``host``: every address it resolves to is checked with ``allowed`` first (None:
-    no check), the socket connects to such a checked address, and the peer it reached is checked again.
-
-    Raises:
-        RemoteVideoError: an address ``allowed`` refuses. OSError: DNS or connection failure (the last one).
-    """
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if allowed is not None:
-        for *_, sockaddr in infos:
-            _check_address(host, _ip(sockaddr), allowed)
-    error: OSError = OSError(f"no address found for {host}")
-    for family, kind, proto, _, sockaddr in infos:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(sockaddr)
-            if allowed is not None:  # the address actually reached
-                _check_address(host, _ip(sock.getpeername()), allowed)
-            return sock
-        except OSError as err:
-            sock.close()
-            error = err
-        except BaseException:
-            sock.close()
-            raise
-    raise error
-
-
-class _CheckedHTTPConnection(http.client.HTTPConnection):
-    """An ``HTTPConnection`` whose socket comes from ``open_checked_socket`` (no proxy tunnel)."""
-
-    # what a connection checks unless its instance is given another check (None: none)
-    address_allowed: AddressCheck | None = staticmethod(is_public_address)
-
-    def connect(self) -> None:
-        self.sock = open_checked_socket(self.host, self.port, self.timeout, self.address_allowed)
-
-
-class _CheckedHTTPSConnection(http.client.HTTPSConnection, _CheckedHTTPConnection):
-    """HTTPS: ``HTTPSConnection.connect`` calls ``super().connect()``, which this MRO makes
-    ``_CheckedHTTPConnection.connect``; so the address is checked before the TLS handshake, which then runs on that
-    socket (certificate checked against the host name)."""
 
 
 # ------------------------------------------------------------------------------------------ download
@@ -220,7 +133,7 @@ class _Options:
 
 
 def _request(link: Link, options: _Options, watchdog: _Watchdog) -> http.client.HTTPResponse:
-    kind = _CheckedHTTPSConnection if link.scheme == "https" else _CheckedHTTPConnection
+    kind = CheckedHTTPSConnection if link.scheme == "https" else CheckedHTTPConnection
     if watchdog.conn is not None:  # the previous hop's
         watchdog.conn.close()
     conn = kind(link.host, link.port, timeout=options.read_timeout_s)
