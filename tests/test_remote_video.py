@@ -24,7 +24,8 @@ from uvosam import remote_connect, remote_links
 from uvosam.errors import RemoteVideoError
 from uvosam.pipeline import UVOSAM
 from uvosam.remote_connect import is_public_address
-from uvosam.remote_video import download_video, safe_file_name
+from uvosam.remote_files import safe_file_name
+from uvosam.remote_video import download_video
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
 from uvosam.video import VideoWriter, probe

@@ -30,14 +30,11 @@ import contextlib
 import http.client
 import logging
 import os
-import re
 import socket
 import ssl
 import tempfile
 import threading
 import time
-import unicodedata
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -51,34 +48,15 @@ from uvosam.remote_connect import (
     CheckedHTTPSConnection,
     is_public_address,
 )
+from uvosam.remote_files import place_file, safe_file_name
 from uvosam.remote_links import PAGE_HINT, Link, parse_link, refuse_page_link
 
-__all__ = [
-    "download_video",
-    "is_zip_download",
-    "safe_file_name",
-]
+__all__ = ["download_video"]
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int | None], None]
 
-MEDIA_TYPES = {
-    "video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
-    "video/matroska": ".mkv", "video/x-msvideo": ".avi", "video/avi": ".avi", "video/mpeg": ".mpg",
-    "video/ogg": ".ogv", "video/3gpp": ".3gp", "video/mp2t": ".ts", "video/x-m4v": ".m4v", "image/gif": ".gif",
-    "image/apng": ".apng", "application/zip": ".zip", "application/x-zip-compressed": ".zip",
-}  # fmt: skip
-"""Content type -> the extension a downloaded file gets when its name has no known one."""
-MEDIA_SUFFIXES = frozenset(MEDIA_TYPES.values()) | {
-    ".mpeg",
-    ".ogg",
-    ".mts",
-    ".m2ts",
-    ".wmv",
-    ".flv",
-    ".png",
-}
 PAGE_TYPES = ("text/html", "application/xhtml+xml")
 PLAYLIST_TYPES = (
     "application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl", "audio/x-mpegurl",
@@ -325,50 +303,10 @@ def _network_error(link: Link, err: Exception, options: _Options) -> RemoteVideo
     return RemoteVideoError(f"Could not download {link.shown}: {what}. {fix}.")
 
 
-def safe_file_name(name: str, content_type: str = "", *, max_chars: int = 120) -> str:
-    """``name`` (from a Content-Disposition or a URL path) as a plain file name: its last path component, no
-    control or reserved characters, no leading dots, at most ``max_chars`` before the extension (any script
-    kept); an extension from ``content_type`` (``MEDIA_TYPES``) is added when the name has no known one.
-    ``"video"`` if nothing is left."""
-    name = unicodedata.normalize("NFC", re.split(r"[/\\]", name)[-1])
-    name = "".join("_" if unicodedata.category(c)[0] == "C" or c in '<>:"|?*' else c for c in name)
-    name = name.strip().lstrip(".").rstrip(". ")
-    stem, suffix = os.path.splitext(name)
-    if suffix.lower() not in MEDIA_SUFFIXES:
-        stem, suffix = name, MEDIA_TYPES.get(content_type, "")
-    stem = stem[:max_chars].rstrip(". ") or "video"
-    return stem + suffix[:16]
-
-
 def _file_name(link: Link, response: http.client.HTTPResponse, content_type: str) -> str:
     # Content-Disposition, RFC 2231 (filename*=UTF-8'') included
     given = response.msg.get_filename()
     return safe_file_name(given or PurePosixPath(link.path).name, content_type)
-
-
-def is_zip_download(path: Path) -> bool:
-    """True for a downloaded zip (of frames): named .zip, or a zip by content under a name that is not a video's
-    (an mp4 may hold the bytes of a zip's end record by chance)."""
-    suffix = path.suffix.lower()
-    return suffix == ".zip" or (suffix not in MEDIA_SUFFIXES and zipfile.is_zipfile(path))
-
-
-def _place(part: Path, dest: Path, name: str) -> Path:
-    """Move the finished ``part`` to ``dest/name`` (``name-1`` ... when taken; nothing is overwritten)."""
-    stem, suffix = os.path.splitext(name)
-    for i in range(1000):
-        final = dest / (name if i == 0 else f"{stem}-{i}{suffix}")
-        try:
-            open(final, "xb").close()  # reserves the name atomically
-        except FileExistsError:
-            continue
-        try:
-            os.replace(part, final)
-        except OSError:
-            final.unlink(missing_ok=True)
-            raise
-        return final
-    raise FileExistsError(f"{dest} already holds {name} and 999 numbered copies of it")
 
 
 def download_video(
@@ -398,7 +336,7 @@ def download_video(
 
     Returns:
         The file: ``dest_dir/<name>``, the name from the response's Content-Disposition or the link's path
-        (``safe_file_name``), ``-1``, ``-2``... added when taken.
+        (``remote_files.safe_file_name``), ``-1``, ``-2``... added when taken.
 
     Raises:
         RemoteVideoError: every refusal and failure (the network error chained); nothing is left in ``dest_dir``.
@@ -433,7 +371,7 @@ def download_video(
             finally:
                 if watchdog.conn is not None:
                     watchdog.conn.close()
-        final = _place(part, dest, _file_name(link, response, kind))
+        final = place_file(part, dest, _file_name(link, response, kind))
     finally:
         part.unlink(missing_ok=True)
     logger.info(
