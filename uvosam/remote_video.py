@@ -2,7 +2,9 @@
 
 ``download_video(url, dest_dir, max_bytes=..., timeout_s=...)`` streams the response body into a file in
 ``dest_dir`` (constant memory) and returns its path. Standard library only (``http.client``, ``socket``, ``ssl``);
-no proxy settings are read.
+no proxy settings are read. Its parts: ``uvosam.remote_links`` (parsing and vetting a link),
+``uvosam.remote_connect`` (which addresses may be reached, checked connections), ``uvosam.remote_files`` (the
+file's name and kind); this module follows redirects, checks the response, streams the body and says what failed.
 
 Refused, each with a ``RemoteVideoError`` that says what came and what to do:
 
@@ -69,7 +71,6 @@ _CHUNK = 1 << 16
 _SNIFF = 256  # bytes of the body looked at for a page or a playlist
 
 
-# ------------------------------------------------------------------------------------------ download
 class _Watchdog:
     """Cuts the current connection ``seconds`` after it started whatever it waits for (a trickled header or body, a
     stalled TLS handshake): a blocked read then returns at once. (A DNS lookup cannot be cut: the deadline is
