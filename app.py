@@ -43,7 +43,8 @@ from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.merge_hints import merge_text, suggest_merges
-from uvosam.remote_video import download_video, is_zip_download
+from uvosam.remote_files import is_zip_download
+from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import ACCEPTED_FOLDER, probe
