@@ -165,9 +165,9 @@ def test_run_job_probes_the_video_once(tmp_path, clip, tiny_sam_model, monkeypat
     import uvosam.video
 
     counted = []
-    count_frames = uvosam.video._count_frames
+    count_frames = uvosam.video.count_frames
     monkeypatch.setattr(
-        uvosam.video, "_count_frames", lambda *a: counted.append(1) or count_frames(*a)
+        uvosam.video, "count_frames", lambda *a, **kw: counted.append(1) or count_frames(*a, **kw)
     )
     path, video = clip
     steps = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(stride=2)))
