@@ -10,7 +10,8 @@ written (video, chunks, exports, mask cache): no partial output is left to pass 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
 style (``JobOptions.style``), without running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
-re-render writes exactly what a run would have.
+re-render writes exactly what a run would have. What the loop knows about the video (``JobPlan``), and what a run keeps
+in the cache so that a re-render knows it again, are in ``uvosam.job_plan``.
 
 Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records the
 pipeline's models and its settings, and keeps that record in the mask cache; a re-render carries it over and adds
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -31,6 +32,7 @@ import numpy as np
 from uvosam.config import VideoLimits
 from uvosam.export import ExportWriter, make_zip
 from uvosam.export_types import ExportOptions, ExportResult
+from uvosam.job_plan import JobPlan, cache_meta, info_from_meta, safe_name, video_record
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
@@ -140,11 +142,6 @@ def _overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, i
     return max(2, round(width * scale)), max(2, round(height * scale))
 
 
-def _safe_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return cleaned[:80] or "video"
-
-
 def run_job(
     pipe: UVOSAM, source: str | Path, work_dir: str | Path, options: JobOptions | None = None
 ) -> Iterator[JobProgress]:
@@ -161,9 +158,9 @@ def run_job(
     # decoding runs in a background thread, a few frames ahead of the models (memory stays bounded)
     frames = prefetch(iter_probed(info, stride=options.stride, max_frames=options.max_frames))
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
-    plan = _Plan(
+    plan = JobPlan(
         info=info,
-        video_name=_safe_name(options.video_name or (info.path.name if info.is_folder else info.path.stem)),
+        video_name=safe_name(options.video_name or (info.path.name if info.is_folder else info.path.stem)),
         frame_names=info.frame_names[:: options.stride][:total],
         total=total,
         fps=info.fps / options.stride,
@@ -172,7 +169,7 @@ def run_job(
         start=start,
     )
     record = run_record(
-        pipe, video=_video_record(plan), stride=options.stride, max_frames=options.max_frames,
+        pipe, video=video_record(plan), stride=options.stride, max_frames=options.max_frames,
         output=_output_record(options),
     )  # fmt: skip
     plan = replace(plan, record=record)
@@ -180,7 +177,7 @@ def run_job(
     if options.cache:
         cache_root = plan.work_dir / "cache"
         shutil.rmtree(cache_root, ignore_errors=True)  # an earlier run's cache here would be reopened
-        cache = MaskCache(cache_root, meta=_cache_meta(plan, options.stride, options.style))
+        cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, options.style))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
     results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
@@ -220,10 +217,10 @@ def rerender_iter(
             f"rerender: {cache_dir} is not a finished run_job cache (no video info or no frames); "
             "run the job with JobOptions(cache=True) first."
         )
-    info = _info_from_meta(meta["info"])
-    plan = _Plan(
+    info = info_from_meta(meta["info"])
+    plan = JobPlan(
         info=info,
-        video_name=_safe_name(options.video_name or meta["video_name"]),
+        video_name=safe_name(options.video_name or meta["video_name"]),
         frame_names=tuple(meta["frame_names"]),
         total=len(cache),
         fps=float(meta["fps"]),
@@ -245,7 +242,7 @@ def rerender_iter(
         check_merge(merge, labels)
         keep = None if keep is None else kept_tracks(keep, merge, labels)
     record = rerender_record(
-        meta.get("provenance"), video=_video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
+        meta.get("provenance"), video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
         output=_output_record(options),
     )  # fmt: skip
     plan = replace(plan, record=record)
@@ -310,64 +307,14 @@ def rerender(
     raise RuntimeError(f"rerender: {cache_dir} produced no result")
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What ``_produce`` needs to know about the video, whatever the results come from."""
-
-    info: VideoInfo
-    video_name: str
-    frame_names: tuple[str, ...]  # one per output frame (after stride)
-    total: int  # expected output frames
-    fps: float  # output frame rate
-    class_names: tuple[str, ...]
-    work_dir: Path
-    start: float  # perf_counter() at the start of the run
-    record: dict[str, Any] | None = None  # what made the results (uvosam.provenance), for run.json
-
-
-def _video_record(plan: _Plan) -> dict[str, Any]:
-    """The ``video`` entry of ``run.json``: the input by its own name only (no server or home folders)."""
-    info = plan.info
-    return {
-        "name": plan.video_name,
-        "source": info.path.name,
-        "width": info.width,
-        "height": info.height,
-        "fps": info.fps,
-        "source_frames": info.num_frames,
-    }
-
-
 def _output_record(options: JobOptions) -> dict[str, Any]:
     """The ``output`` entry of ``run.json``: how the video looks (never the masks)."""
     return {"style": options.style, "output_max_side": options.output_max_side}
 
 
-def _cache_meta(plan: _Plan, stride: int, style: str) -> dict[str, Any]:
-    info = asdict(plan.info)
-    info["path"] = str(plan.info.path)
-    return {
-        "video_name": plan.video_name,
-        "fps": plan.fps,
-        "stride": stride,
-        "style": style,
-        "frame_names": list(plan.frame_names),
-        "class_names": list(plan.class_names),
-        "info": info,
-        "provenance": plan.record,  # a re-render's run.json still names the run's models and settings
-    }
-
-
-def _info_from_meta(data: dict[str, Any]) -> VideoInfo:
-    fields = dict(data)
-    fields["path"] = Path(fields["path"])
-    fields["frame_names"] = tuple(fields["frame_names"])
-    return VideoInfo(**fields)
-
-
 def _produce(
     results: Iterable[FrameResult],
-    plan: _Plan,
+    plan: JobPlan,
     options: JobOptions,
     *,
     cache: MaskCache | None,
@@ -430,7 +377,7 @@ def _produce(
 
 
 def _open_outputs(
-    plan: _Plan,
+    plan: JobPlan,
     options: JobOptions,
     cache: MaskCache | None,
     overlay_path: Path,
