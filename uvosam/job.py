@@ -11,7 +11,8 @@ With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvo
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
 style (``JobOptions.style``), without running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
 re-render writes exactly what a run would have. What the loop knows about the video (``JobPlan``), and what a run keeps
-in the cache so that a re-render knows it again, are in ``uvosam.job_plan``.
+in the cache so that a re-render knows it again, are in ``uvosam.job_plan``; the video and exports it writes frame
+by frame are opened, drawn and discarded by ``uvosam.job_outputs``.
 
 Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records the
 pipeline's models and its settings, and keeps that record in the mask cache; a re-render carries it over and adds
@@ -30,19 +31,19 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from uvosam.config import VideoLimits
-from uvosam.export import ExportWriter, make_zip
+from uvosam.export import make_zip
 from uvosam.export_types import ExportOptions, ExportResult
+from uvosam.job_outputs import discard_outputs, open_outputs, overlay_size, render_frame
 from uvosam.job_plan import JobPlan, cache_meta, info_from_meta, safe_name, video_record
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.provenance import rerender_record, run_record
 from uvosam.reappearance import Reappearances
-from uvosam.render import STYLES, render, select_tracks
+from uvosam.render import STYLES, select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video import VideoInfo, iter_probed, probe
-from uvosam.video_writer import VideoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -133,13 +134,6 @@ class JobProgress:
         if self.frames_done == 0:
             return None
         return self.elapsed_s / self.frames_done * max(0, self.frames_total - self.frames_done)
-
-
-def _overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    if max_side is None or max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(2, round(width * scale)), max(2, round(height * scale))
 
 
 def run_job(
@@ -325,9 +319,9 @@ def _produce(
     applied to them, for the export's README)."""
     info, work_dir = plan.info, plan.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
-    out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
+    out_w, out_h = overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
-    writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
+    writer, exporter = open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
     returns = Reappearances(hold_frames=max(1, round(plan.fps)))  # a returning track is marked for ~1 s
     seen: set[int] = set()
     done = objects = 0
@@ -335,7 +329,7 @@ def _produce(
         with writer, exporter:
             for result in results:
                 notes = returns.update(result.frame_index, result.track_ids.tolist())
-                preview = _render(plan.class_names, result, options, (out_w, out_h), notes)
+                preview = render_frame(plan.class_names, result, options, (out_w, out_h), notes)
                 chunk = writer.write(preview)
                 exporter.add(result)
                 if cache is not None:
@@ -350,7 +344,7 @@ def _produce(
             last_chunk = writer.close()
             export = exporter.close()
     except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
-        _discard(writer, exporter, cache)
+        discard_outputs(writer, exporter, cache)
         raise
     zip_path = make_zip(export, work_dir / f"{plan.video_name}_uvosam.zip")
     seconds = time.perf_counter() - plan.start
@@ -374,70 +368,3 @@ def _produce(
         result.fps,
     )
     yield JobProgress(done, done, seconds, None, last_chunk, result, objects=objects, tracks_so_far=len(seen))
-
-
-def _open_outputs(
-    plan: JobPlan,
-    options: JobOptions,
-    cache: MaskCache | None,
-    overlay_path: Path,
-    size: tuple[int, int],
-    merge: Mapping[int, int] | None,
-) -> tuple[VideoWriter, ExportWriter]:
-    """The overlay writer and the exporter; if either cannot be made, nothing is left behind (the
-    writer, which starts ffmpeg, comes last)."""
-    exporter = None
-    try:
-        exporter = ExportWriter(
-            plan.work_dir / "export",
-            video_name=plan.video_name,
-            class_names=plan.class_names,
-            height=plan.info.height,
-            width=plan.info.width,
-            frame_names=plan.frame_names,
-            options=options.export,
-            fps=plan.fps,
-            merge=merge,
-            provenance=plan.record,
-        )
-        writer = VideoWriter(
-            overlay_path, fps=plan.fps, width=size[0], height=size[1], chunk_seconds=options.chunk_seconds
-        )
-    except BaseException:
-        if exporter is not None:
-            exporter.discard()
-        if cache is not None:
-            cache.clear()
-        raise
-    return writer, exporter
-
-
-def _discard(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
-    """Delete what a run that did not finish wrote (the writers already stopped their work)."""
-    writer.abort()
-    for chunk in writer.chunk_paths:
-        chunk.unlink(missing_ok=True)
-    if writer.chunk_dir.is_dir() and not any(writer.chunk_dir.iterdir()):
-        writer.chunk_dir.rmdir()
-    exporter.discard()
-    if cache is not None:
-        cache.clear()
-
-
-def _render(
-    class_names: Sequence[str],
-    result: FrameResult,
-    options: JobOptions,
-    size: tuple[int, int],
-    notes: Mapping[int, str],
-) -> np.ndarray:
-    out_size = None if size == (result.image.shape[1], result.image.shape[0]) else size
-    return render(
-        result,
-        style=options.style,
-        class_names=list(class_names),
-        show_boxes=options.show_boxes,
-        show_labels=options.show_labels,
-        out_size=out_size,
-        tag_notes=notes,
-    )
