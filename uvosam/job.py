@@ -346,10 +346,18 @@ def _produce(
     except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
         discard_outputs(writer, exporter, cache)
         raise
-    zip_path = make_zip(export, work_dir / f"{plan.video_name}_uvosam.zip")
+    result = _finish(plan, overlay_path, export, done, cache.root if cache is not None else cache_root)
+    yield JobProgress(done, done, result.seconds, None, last_chunk, result, objects=objects, tracks_so_far=len(seen))
+
+
+def _finish(
+    plan: JobPlan, overlay_path: Path, export: ExportResult, done: int, cache_dir: Path | None
+) -> JobResult:
+    """Zip the exports of a run that wrote ``done`` frames; its ``JobResult``, logged."""
+    zip_path = make_zip(export, plan.work_dir / f"{plan.video_name}_uvosam.zip")
     seconds = time.perf_counter() - plan.start
     result = JobResult(
-        info=info,
+        info=plan.info,
         video_name=plan.video_name,
         overlay_mp4=overlay_path,
         zip_path=zip_path,
@@ -357,7 +365,7 @@ def _produce(
         tracks=export.tracks,
         num_frames=done,
         seconds=seconds,
-        cache_dir=cache.root if cache is not None else cache_root,
+        cache_dir=cache_dir,
     )
     logger.info(
         "%s: %d frames, %d tracks, %.1f s (%.2f fps)",
@@ -367,4 +375,4 @@ def _produce(
         seconds,
         result.fps,
     )
-    yield JobProgress(done, done, seconds, None, last_chunk, result, objects=objects, tracks_so_far=len(seen))
+    return result
