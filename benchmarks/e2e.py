@@ -142,7 +142,7 @@ def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
     (see ``STAGES``; with ``--compile`` the first ``sam_encode`` call includes the compile unless a warm-up ran), and
     a function that unwraps them all again.
 
-    Instance methods are wrapped on the instances; ``_render``, ``VideoWriter.write`` and ``ExportWriter.add`` are
+    Instance methods are wrapped on the instances; ``render_frame``, ``VideoWriter.write`` and ``ExportWriter.add`` are
     patched in this benchmark process only. GPU stages synchronise before and after each call, so their time is
     theirs; the pipeline overlaps threads, so the stages add up to more than the wall time.
     """
@@ -182,7 +182,7 @@ def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
     wrap(segmenter, "_encode", "sam_encode", True)
     wrap(segmenter, "_decode", "sam_decode", True)
     wrap(segmenter, "_finish", "sam_post", True)
-    wrap(uvosam.job, "_render", "render", False)
+    wrap(uvosam.job, "render_frame", "render", False)
     wrap(VideoWriter, "write", "encode", False)
     wrap(ExportWriter, "add", "export", False)
     return totals, lambda: [u() for u in reversed(undo)]

@@ -134,12 +134,12 @@ def test_segment_cli_reports_bad_input_without_a_traceback(tmp_path, capsys, mon
 
 
 def test_writer_failing_to_start_leaves_no_export_or_cache(tmp_path, clip, tiny_sam_model, monkeypatch):
-    import uvosam.job
+    import uvosam.job_outputs
 
     def broken_writer(*args, **kwargs):
         raise OSError("ffmpeg could not start")
 
-    monkeypatch.setattr(uvosam.job, "VideoWriter", broken_writer)
+    monkeypatch.setattr(uvosam.job_outputs, "VideoWriter", broken_writer)
     path, video = clip
     work = tmp_path / "job"
     with pytest.raises(OSError, match="ffmpeg could not start"):
@@ -148,12 +148,12 @@ def test_writer_failing_to_start_leaves_no_export_or_cache(tmp_path, clip, tiny_
 
 
 def test_exporter_failing_to_start_leaves_no_ffmpeg(tmp_path, clip, tiny_sam_model, monkeypatch):
-    import uvosam.job
+    import uvosam.job_outputs
 
     def broken_exporter(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(uvosam.job, "ExportWriter", broken_exporter)
+    monkeypatch.setattr(uvosam.job_outputs, "ExportWriter", broken_exporter)
     path, video = clip
     work = tmp_path / "job"
     with pytest.raises(OSError, match="disk full"):
@@ -165,9 +165,9 @@ def test_run_job_probes_the_video_once(tmp_path, clip, tiny_sam_model, monkeypat
     import uvosam.video
 
     counted = []
-    count_frames = uvosam.video._count_frames
+    count_frames = uvosam.video.count_frames
     monkeypatch.setattr(
-        uvosam.video, "_count_frames", lambda *a: counted.append(1) or count_frames(*a)
+        uvosam.video, "count_frames", lambda *a, **kw: counted.append(1) or count_frames(*a, **kw)
     )
     path, video = clip
     steps = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(stride=2)))
@@ -263,7 +263,7 @@ def test_the_live_counts_follow_tracks_that_come_and_go_up_to_the_last_update(tm
 
 
 def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_path, tiny_sam_model, monkeypatch):
-    import uvosam.job
+    import uvosam.job_outputs
 
     video = moving_shapes(30, height=48, width=64, num_objects=2, seed=5, absent={1: range(8, 12)})
     path = tmp_path / "gap.mp4"
@@ -271,8 +271,8 @@ def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_p
         for frame in video.frames:
             writer.write(frame)
     drawn = []
-    real = uvosam.job.render
-    monkeypatch.setattr(uvosam.job, "render", lambda r, **kw: drawn.append(kw["tag_notes"]) or real(r, **kw))
+    real = uvosam.job_outputs.render
+    monkeypatch.setattr(uvosam.job_outputs, "render", lambda r, **kw: drawn.append(kw["tag_notes"]) or real(r, **kw))
     steps = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job"))
     final = steps[-1].result
     assert [s.objects for s in steps[7:13]] == [2, 1, 1, 1, 1, 2]  # the live count: track 2 away on 8-11

@@ -1,5 +1,5 @@
-"""uvosam.video / video_writer / frame_folder: round trips, chunks, rotation, folders, laziness,
-and every bad input. All media are generated into ``tmp_path`` with the ffmpeg bundled in
+"""uvosam.video / video_probe / video_writer / frame_folder: round trips, chunks, rotation, folders,
+laziness, and every bad input. All media are generated into ``tmp_path`` with the ffmpeg bundled in
 imageio-ffmpeg, at tiny sizes.
 """
 
@@ -25,8 +25,9 @@ from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import display_size
 from uvosam.video_decoder import DecodeError, RgbDecoder
-from uvosam.video import DEFAULT_FPS, VideoWriter, _packet_count, _resolve_fps, iter_frames, probe
+from uvosam.video import DEFAULT_FPS, VideoWriter, iter_frames, probe
 from uvosam.video_packets import read_packet_stats
+from uvosam.video_probe import _packet_count, resolve_fps
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -519,14 +520,14 @@ def test_single_frame_without_frame_rate_is_accepted(tmp_path):
 def test_frame_rate_resolution_rules():
     """ffmpeg guesses a rate for every file it writes, so the 0-fps rule is checked on its own."""
     v = Path("v.mp4")
-    assert _resolve_fps(25.0, 10, None, 0.4, DEFAULT_FPS, v) == 25.0
-    assert _resolve_fps(25.0, 10, 25.2, 0.4, DEFAULT_FPS, v) == 25.0  # within 1%: the header's exact value
-    assert _resolve_fps(25.0, 10, 5.0, 0.4, DEFAULT_FPS, v) == 5.0  # the timestamps' average wins
-    assert _resolve_fps(0.0, 10, None, 0.5, DEFAULT_FPS, v) == 20.0
-    assert _resolve_fps(0.0, 10, 4.0, 0.5, DEFAULT_FPS, v) == 4.0  # timestamps before the container duration
-    assert _resolve_fps(0.0, 1, None, 0.0, DEFAULT_FPS, v) == DEFAULT_FPS
+    assert resolve_fps(25.0, 10, None, 0.4, DEFAULT_FPS, v) == 25.0
+    assert resolve_fps(25.0, 10, 25.2, 0.4, DEFAULT_FPS, v) == 25.0  # within 1%: the header's exact value
+    assert resolve_fps(25.0, 10, 5.0, 0.4, DEFAULT_FPS, v) == 5.0  # the timestamps' average wins
+    assert resolve_fps(0.0, 10, None, 0.5, DEFAULT_FPS, v) == 20.0
+    assert resolve_fps(0.0, 10, 4.0, 0.5, DEFAULT_FPS, v) == 4.0  # timestamps before the container duration
+    assert resolve_fps(0.0, 1, None, 0.0, DEFAULT_FPS, v) == DEFAULT_FPS
     with pytest.raises(VideoReadError, match=r"no frame rate \(0 fps\)"):
-        _resolve_fps(0.0, 10, None, 0.0, DEFAULT_FPS, v)
+        resolve_fps(0.0, 10, None, 0.0, DEFAULT_FPS, v)
 
 
 def test_huge_resolution_refused_before_decoding(tmp_path, monkeypatch):
@@ -538,7 +539,7 @@ def test_huge_resolution_refused_before_decoding(tmp_path, monkeypatch):
     def no_counting(*args, **kwargs):
         raise AssertionError("frames were read before the limits were checked")
 
-    monkeypatch.setattr("uvosam.video._count_frames", no_counting)
+    monkeypatch.setattr("uvosam.video.count_frames", no_counting)
     with pytest.raises(
         VideoLimitError, match=r"longest side 5000 px, over the limit of 4096 .*VideoLimits"
     ):

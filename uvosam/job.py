@@ -10,7 +10,9 @@ written (video, chunks, exports, mask cache): no partial output is left to pass 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
 style (``JobOptions.style``), without running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
-re-render writes exactly what a run would have.
+re-render writes exactly what a run would have. What the loop knows about the video (``JobPlan``), and what a run keeps
+in the cache so that a re-render knows it again, are in ``uvosam.job_plan``; the video and exports it writes frame
+by frame are opened, drawn and discarded by ``uvosam.job_outputs``.
 
 Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records the
 pipeline's models and its settings, and keeps that record in the mask cache; a re-render carries it over and adds
@@ -22,25 +24,26 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from uvosam.config import VideoLimits
-from uvosam.export import ExportWriter, make_zip
+from uvosam.export import make_zip
 from uvosam.export_types import ExportOptions, ExportResult
+from uvosam.job_outputs import discard_outputs, open_outputs, overlay_size, render_frame
+from uvosam.job_plan import JobPlan, cache_meta, info_from_meta, safe_name, video_record
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.provenance import rerender_record, run_record
 from uvosam.reappearance import Reappearances
-from uvosam.render import STYLES, render, select_tracks
+from uvosam.render import STYLES, select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
 from uvosam.types import FrameResult, TrackSummary
 from uvosam.video import VideoInfo, iter_probed, probe
-from uvosam.video_writer import VideoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -133,18 +136,6 @@ class JobProgress:
         return self.elapsed_s / self.frames_done * max(0, self.frames_total - self.frames_done)
 
 
-def _overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    if max_side is None or max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(2, round(width * scale)), max(2, round(height * scale))
-
-
-def _safe_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return cleaned[:80] or "video"
-
-
 def run_job(
     pipe: UVOSAM, source: str | Path, work_dir: str | Path, options: JobOptions | None = None
 ) -> Iterator[JobProgress]:
@@ -161,9 +152,9 @@ def run_job(
     # decoding runs in a background thread, a few frames ahead of the models (memory stays bounded)
     frames = prefetch(iter_probed(info, stride=options.stride, max_frames=options.max_frames))
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
-    plan = _Plan(
+    plan = JobPlan(
         info=info,
-        video_name=_safe_name(options.video_name or (info.path.name if info.is_folder else info.path.stem)),
+        video_name=safe_name(options.video_name or (info.path.name if info.is_folder else info.path.stem)),
         frame_names=info.frame_names[:: options.stride][:total],
         total=total,
         fps=info.fps / options.stride,
@@ -172,7 +163,7 @@ def run_job(
         start=start,
     )
     record = run_record(
-        pipe, video=_video_record(plan), stride=options.stride, max_frames=options.max_frames,
+        pipe, video=video_record(plan), stride=options.stride, max_frames=options.max_frames,
         output=_output_record(options),
     )  # fmt: skip
     plan = replace(plan, record=record)
@@ -180,7 +171,7 @@ def run_job(
     if options.cache:
         cache_root = plan.work_dir / "cache"
         shutil.rmtree(cache_root, ignore_errors=True)  # an earlier run's cache here would be reopened
-        cache = MaskCache(cache_root, meta=_cache_meta(plan, options.stride, options.style))
+        cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, options.style))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
     results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
@@ -220,10 +211,10 @@ def rerender_iter(
             f"rerender: {cache_dir} is not a finished run_job cache (no video info or no frames); "
             "run the job with JobOptions(cache=True) first."
         )
-    info = _info_from_meta(meta["info"])
-    plan = _Plan(
+    info = info_from_meta(meta["info"])
+    plan = JobPlan(
         info=info,
-        video_name=_safe_name(options.video_name or meta["video_name"]),
+        video_name=safe_name(options.video_name or meta["video_name"]),
         frame_names=tuple(meta["frame_names"]),
         total=len(cache),
         fps=float(meta["fps"]),
@@ -245,7 +236,7 @@ def rerender_iter(
         check_merge(merge, labels)
         keep = None if keep is None else kept_tracks(keep, merge, labels)
     record = rerender_record(
-        meta.get("provenance"), video=_video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
+        meta.get("provenance"), video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
         output=_output_record(options),
     )  # fmt: skip
     plan = replace(plan, record=record)
@@ -310,64 +301,14 @@ def rerender(
     raise RuntimeError(f"rerender: {cache_dir} produced no result")
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What ``_produce`` needs to know about the video, whatever the results come from."""
-
-    info: VideoInfo
-    video_name: str
-    frame_names: tuple[str, ...]  # one per output frame (after stride)
-    total: int  # expected output frames
-    fps: float  # output frame rate
-    class_names: tuple[str, ...]
-    work_dir: Path
-    start: float  # perf_counter() at the start of the run
-    record: dict[str, Any] | None = None  # what made the results (uvosam.provenance), for run.json
-
-
-def _video_record(plan: _Plan) -> dict[str, Any]:
-    """The ``video`` entry of ``run.json``: the input by its own name only (no server or home folders)."""
-    info = plan.info
-    return {
-        "name": plan.video_name,
-        "source": info.path.name,
-        "width": info.width,
-        "height": info.height,
-        "fps": info.fps,
-        "source_frames": info.num_frames,
-    }
-
-
 def _output_record(options: JobOptions) -> dict[str, Any]:
     """The ``output`` entry of ``run.json``: how the video looks (never the masks)."""
     return {"style": options.style, "output_max_side": options.output_max_side}
 
 
-def _cache_meta(plan: _Plan, stride: int, style: str) -> dict[str, Any]:
-    info = asdict(plan.info)
-    info["path"] = str(plan.info.path)
-    return {
-        "video_name": plan.video_name,
-        "fps": plan.fps,
-        "stride": stride,
-        "style": style,
-        "frame_names": list(plan.frame_names),
-        "class_names": list(plan.class_names),
-        "info": info,
-        "provenance": plan.record,  # a re-render's run.json still names the run's models and settings
-    }
-
-
-def _info_from_meta(data: dict[str, Any]) -> VideoInfo:
-    fields = dict(data)
-    fields["path"] = Path(fields["path"])
-    fields["frame_names"] = tuple(fields["frame_names"])
-    return VideoInfo(**fields)
-
-
 def _produce(
     results: Iterable[FrameResult],
-    plan: _Plan,
+    plan: JobPlan,
     options: JobOptions,
     *,
     cache: MaskCache | None,
@@ -378,9 +319,9 @@ def _produce(
     applied to them, for the export's README)."""
     info, work_dir = plan.info, plan.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
-    out_w, out_h = _overlay_size(info.width, info.height, options.output_max_side)
+    out_w, out_h = overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
-    writer, exporter = _open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
+    writer, exporter = open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
     returns = Reappearances(hold_frames=max(1, round(plan.fps)))  # a returning track is marked for ~1 s
     seen: set[int] = set()
     done = objects = 0
@@ -388,7 +329,7 @@ def _produce(
         with writer, exporter:
             for result in results:
                 notes = returns.update(result.frame_index, result.track_ids.tolist())
-                preview = _render(plan.class_names, result, options, (out_w, out_h), notes)
+                preview = render_frame(plan.class_names, result, options, (out_w, out_h), notes)
                 chunk = writer.write(preview)
                 exporter.add(result)
                 if cache is not None:
@@ -403,12 +344,20 @@ def _produce(
             last_chunk = writer.close()
             export = exporter.close()
     except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
-        _discard(writer, exporter, cache)
+        discard_outputs(writer, exporter, cache)
         raise
-    zip_path = make_zip(export, work_dir / f"{plan.video_name}_uvosam.zip")
+    result = _finish(plan, overlay_path, export, done, cache.root if cache is not None else cache_root)
+    yield JobProgress(done, done, result.seconds, None, last_chunk, result, objects=objects, tracks_so_far=len(seen))
+
+
+def _finish(
+    plan: JobPlan, overlay_path: Path, export: ExportResult, done: int, cache_dir: Path | None
+) -> JobResult:
+    """Zip the exports of a run that wrote ``done`` frames; its ``JobResult``, logged."""
+    zip_path = make_zip(export, plan.work_dir / f"{plan.video_name}_uvosam.zip")
     seconds = time.perf_counter() - plan.start
     result = JobResult(
-        info=info,
+        info=plan.info,
         video_name=plan.video_name,
         overlay_mp4=overlay_path,
         zip_path=zip_path,
@@ -416,7 +365,7 @@ def _produce(
         tracks=export.tracks,
         num_frames=done,
         seconds=seconds,
-        cache_dir=cache.root if cache is not None else cache_root,
+        cache_dir=cache_dir,
     )
     logger.info(
         "%s: %d frames, %d tracks, %.1f s (%.2f fps)",
@@ -426,71 +375,4 @@ def _produce(
         seconds,
         result.fps,
     )
-    yield JobProgress(done, done, seconds, None, last_chunk, result, objects=objects, tracks_so_far=len(seen))
-
-
-def _open_outputs(
-    plan: _Plan,
-    options: JobOptions,
-    cache: MaskCache | None,
-    overlay_path: Path,
-    size: tuple[int, int],
-    merge: Mapping[int, int] | None,
-) -> tuple[VideoWriter, ExportWriter]:
-    """The overlay writer and the exporter; if either cannot be made, nothing is left behind (the
-    writer, which starts ffmpeg, comes last)."""
-    exporter = None
-    try:
-        exporter = ExportWriter(
-            plan.work_dir / "export",
-            video_name=plan.video_name,
-            class_names=plan.class_names,
-            height=plan.info.height,
-            width=plan.info.width,
-            frame_names=plan.frame_names,
-            options=options.export,
-            fps=plan.fps,
-            merge=merge,
-            provenance=plan.record,
-        )
-        writer = VideoWriter(
-            overlay_path, fps=plan.fps, width=size[0], height=size[1], chunk_seconds=options.chunk_seconds
-        )
-    except BaseException:
-        if exporter is not None:
-            exporter.discard()
-        if cache is not None:
-            cache.clear()
-        raise
-    return writer, exporter
-
-
-def _discard(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
-    """Delete what a run that did not finish wrote (the writers already stopped their work)."""
-    writer.abort()
-    for chunk in writer.chunk_paths:
-        chunk.unlink(missing_ok=True)
-    if writer.chunk_dir.is_dir() and not any(writer.chunk_dir.iterdir()):
-        writer.chunk_dir.rmdir()
-    exporter.discard()
-    if cache is not None:
-        cache.clear()
-
-
-def _render(
-    class_names: Sequence[str],
-    result: FrameResult,
-    options: JobOptions,
-    size: tuple[int, int],
-    notes: Mapping[int, str],
-) -> np.ndarray:
-    out_size = None if size == (result.image.shape[1], result.image.shape[0]) else size
-    return render(
-        result,
-        style=options.style,
-        class_names=list(class_names),
-        show_boxes=options.show_boxes,
-        show_labels=options.show_labels,
-        out_size=out_size,
-        tag_notes=notes,
-    )
+    return result

@@ -7,7 +7,8 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
   exactly by demuxing the video stream without decoding it (``-c copy -f framecrc``: reads packets
   only, fast; packets an edit list discards, as in a trimmed mp4, are not frames). That pass also
   detects truncated files ("partial file"). The video stream read is the first one that is not
-  cover art (``-map 0:V:0``), in ``probe`` and ``iter_frames`` alike.
+  cover art (``-map 0:V:0``), in ``probe`` and ``iter_frames`` alike. Those two ffmpeg passes and
+  the frame rate's choice are ``uvosam.video_probe``.
 * ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process
   (``uvosam.video_decoder``), one frame in memory at a time, each decoded frame exactly
   once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
@@ -28,24 +29,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
-import imageio_ffmpeg
 import numpy as np
 
 from uvosam import frame_folder
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
-from uvosam.mp4_boxes import truncation_reason
 from uvosam.video_decoder import RgbDecoder
-from uvosam.video_packets import PacketStats, read_packet_stats
+from uvosam.video_probe import STREAM, count_frames, read_header, resolve_fps
 from uvosam.video_writer import VideoWriter
 
 __all__ = [
@@ -63,11 +58,6 @@ logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 DEFAULT_FPS = 24.0
-_HEADER_TIMEOUT_S = 60.0
-_COUNT_TIMEOUT_S = 600.0
-_RATE_TOLERANCE = 0.01  # header frame rate vs the timestamps' average: within this, the header's (exact) value
-# the video stream that is counted and decoded: the first one that is not cover art (the one ``probe`` describes)
-_STREAM = "0:V:0"
 ACCEPTED_FOLDER = f"a folder of {'/'.join(FRAME_EXTENSIONS)} frames"
 """How input errors name the other accepted input (the app, which takes a zip of frames instead, rewrites it)."""
 _ACCEPTED = (
@@ -251,39 +241,6 @@ def iter_probed(
     return _iter_video(info, stride, n_out)
 
 
-# ---------------------------------------------------------------- video files
-
-
-@dataclass(frozen=True)
-class _Header:
-    """What we use of ``ffmpeg -i``'s output. Sizes are STORED (before rotation); 0 = unknown."""
-
-    width: int
-    height: int
-    fps: float
-    duration_s: float
-    rotation: int
-
-
-def _run_ffmpeg(
-    args: list[str], timeout: float, path: Path, stdout: IO[bytes] | None = None
-) -> tuple[int, str]:
-    """Run the bundled ffmpeg; return (exit code, stderr text). ``stdout``: where its output goes
-    (default: discarded)."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
-    out = subprocess.DEVNULL if stdout is None else stdout
-    try:
-        proc = subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as err:
-        raise VideoReadError(
-            f"ffmpeg needed more than {timeout:.0f} s to read {path.name}; the file may be on a "
-            "stalled network drive or be malformed. Copy it locally or re-encode it."
-        ) from err
-    return proc.returncode, proc.stderr.decode("utf-8", "replace")
-
-
 def _probe_file(
     path: Path, limits: VideoLimits | None, stride: int, max_frames: int | None, default_fps: float
 ) -> VideoInfo:
@@ -293,7 +250,7 @@ def _probe_file(
         )
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         logger.info("%s: extension not in %s; trying ffmpeg anyway", path, VIDEO_EXTENSIONS)
-    header = _read_header(path)
+    header = read_header(path, accepted=_ACCEPTED)
     w, h = header.width, header.height
     if header.rotation in (90, 270):
         w, h = h, w
@@ -312,162 +269,12 @@ def _probe_file(
         (),
     )
     check_limits(info, limits, stride=stride, max_frames=max_frames, approximate=True)
-    n, packets = _count_frames(path, header)
-    fps = _resolve_fps(header.fps, n, packets.frame_rate(n), header.duration_s, default_fps, path)
+    n, packets = count_frames(path, header, accepted=_ACCEPTED)
+    fps = resolve_fps(header.fps, n, packets.frame_rate(n), header.duration_s, default_fps, path)
     names = tuple(f"{i:05d}" for i in range(n))
     info = replace(info, fps=fps, num_frames=n, duration_s=n / fps, frame_names=names)
     check_limits(info, limits, stride=stride, max_frames=max_frames)
     return info
-
-
-def _read_header(path: Path) -> _Header:
-    _, text = _run_ffmpeg(["-i", str(path)], _HEADER_TIMEOUT_S, path)
-    container = re.search(r"^Input #0, (.+?), from ", text, re.M)
-    if container is None:
-        raise VideoReadError(_truncated(path, text) or _open_failure(path, text))
-    fmt = container.group(1)
-    if fmt.endswith("_pipe") or fmt == "image2":
-        kind = fmt.removesuffix("_pipe")
-        raise VideoReadError(
-            f"{path.name} is a single still image ({kind}), not a video. To segment images, put "
-            f"them in a folder as frames. {_ACCEPTED}"
-        )
-    streams = re.findall(r"^\s*Stream #0:\d+.*$", text, re.M)
-    video = [s for s in streams if " Video: " in s and "(attached pic)" not in s]
-    if not video:
-        audio = [
-            s.split(" Audio: ", 1)[1].split()[0].rstrip(",") for s in streams if " Audio: " in s
-        ]
-        what = f"only audio ({', '.join(audio)})" if audio else "no video stream"
-        cut = _truncated(path, text)
-        if cut is not None:
-            raise VideoReadError(cut)
-        raise VideoReadError(
-            f"{path.name} contains {what}, so there are no frames to segment. {_ACCEPTED}"
-        )
-    return _parse_video_stream(text, video[0], path)
-
-
-def _parse_video_stream(text: str, line: str, path: Path) -> _Header:
-    """Size, frame rate and rotation from the first video stream's line (and its side data)."""
-    size = re.search(r", (\d+)x(\d+)", line)
-    if size is None:
-        unsized = (
-            f"{path.name}: ffmpeg reports no frame size for its video stream ({line.strip()}). "
-            "Re-encode it (e.g. to H.264 .mp4)."
-        )
-        raise VideoReadError(_truncated(path, text) or unsized)
-    fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
-    fps_value = float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
-    dur = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
-    duration = (
-        int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
-    )
-    after = text[text.index(line) + len(line) :]
-    section = re.split(r"^\s*Stream #", after, maxsplit=1, flags=re.M)[0]
-    rot = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", section)
-    rotation = int(round(float(rot.group(1)) / 90.0)) * 90 % 360 if rot else 0
-    return _Header(int(size.group(1)), int(size.group(2)), fps_value, duration, rotation)
-
-
-def _truncated(path: Path, text: str) -> str | None:
-    """The message for an mp4/mov file cut off (or still being written), else ``None``."""
-    if "misdetection possible" in text:  # not an mp4/mov at all, whatever its extension says
-        return None
-    if "moov atom not found" in text:
-        return (
-            f"{path.name} is truncated: its mp4/mov index (moov atom) is missing, as happens when "
-            "a recording or upload is cut off. Re-export or re-upload the complete file. "
-            + _ACCEPTED
-        )
-    reason = truncation_reason(path)
-    if reason is None:
-        return None
-    return (
-        f"{path.name} is truncated: {reason}, as happens when a recording or upload is cut off "
-        "or the file is still being written. Re-export or re-upload the complete file. "
-        + _ACCEPTED
-    )
-
-
-def _open_failure(path: Path, text: str) -> str:
-    """The message for a file ffmpeg could not open at all (and that is not truncated)."""
-    if "misdetection possible" in text or "Invalid data" in text:
-        return f"{path.name} is not a video: ffmpeg does not recognise its content. {_ACCEPTED}"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    reason = lines[-1] if lines else "no output"
-    return f"ffmpeg could not open {path.name} ({reason}). {_ACCEPTED}"
-
-
-def _packet_count(text: str) -> int | None:
-    """Packets of the video stream in the stderr of ``ffmpeg -v verbose ... -c copy`` (``_count_frames``); None if
-    not stated."""
-    counts = re.findall(r"Output stream #0:0 \(video\): (\d+) packets muxed", text)
-    counts = counts or re.findall(r"frame=\s*(\d+)", text)
-    return int(counts[-1]) if counts else None
-
-
-def _count_frames(path: Path, header: _Header) -> tuple[int, PacketStats]:
-    """Count the video frames by demuxing without decoding; detect truncated files. Returns the count and what
-    the packets say (``uvosam.video_packets``: discarded packets, the time span of the frames).
-
-    The packet count comes from the muxer summary that ``-v verbose`` prints ("Output stream #0:0 (video): N
-    packets muxed"), which every ffmpeg release has; the progress line's ``frame=`` is the fallback (ffmpeg 7.0,
-    bundled with imageio-ffmpeg 0.6, leaves ``frame=`` out of it for stream copies). Packets an edit list
-    discards (a trimmed mp4/mov) decode to no frame and are subtracted."""
-    args = ["-v", "verbose", "-i", str(path), "-map", _STREAM, "-c", "copy", "-f", "framecrc", "-"]
-    with tempfile.TemporaryFile() as packets:
-        code, text = _run_ffmpeg(args, _COUNT_TIMEOUT_S, path, stdout=packets)
-        packets.seek(0)
-        stats = read_packet_stats(packets)
-    n = _packet_count(text)
-    if code != 0 or n is None:
-        reason = text.strip().splitlines()[-1] if text.strip() else f"exit code {code}"
-        raise VideoReadError(
-            f"ffmpeg could not read the frames of {path.name} ({reason}). Re-encode it."
-        )
-    if "partial file" in text or "corrupt input packet" in text:
-        said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
-        raise VideoReadError(
-            f"{path.name} is truncated: {said}its data ends after {n} frames (ffmpeg: "
-            "partial file). Re-export or re-upload the complete file."
-        )
-    n -= stats.discarded
-    if n <= 0:
-        raise VideoReadError(f"{path.name} has a video stream with no frames in it. {_ACCEPTED}")
-    return n, stats
-
-
-def _resolve_fps(
-    fps: float,
-    num_frames: int,
-    timed_fps: float | None,
-    duration_s: float,
-    default_fps: float,
-    path: Path,
-) -> float:
-    """The header's frame rate, unless the frames' timestamps average more than 1% away from it (then that
-    average: a variable-frame-rate webm/mkv's header rate comes from its first frames only); without a header
-    rate: the timestamps' average, else frames / duration; a single frame may have none at all."""
-    if fps > 0 and timed_fps is not None and abs(timed_fps / fps - 1) > _RATE_TOLERANCE:
-        logger.info(
-            "%s: the header says %.3f fps, its %d frames' timestamps average %.3f fps; using the average",
-            path.name, fps, num_frames, timed_fps,
-        )
-        return timed_fps
-    if fps > 0:
-        return fps
-    if num_frames == 1:
-        return default_fps
-    if timed_fps is not None:
-        return timed_fps
-    if duration_s > 0:
-        return num_frames / duration_s
-    raise VideoReadError(
-        f"{path.name} has {num_frames} frames but no frame rate (0 fps) and no duration, so "
-        "frame times are unknown. Re-encode it with a fixed rate, e.g. "
-        "`ffmpeg -i in -r 25 -c:v libx264 out.mp4`."
-    )
 
 
 def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray]:
@@ -478,7 +285,7 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
     # -s: frames are read at the probed size, so ffmpeg must output exactly that size. The header's size can
     # differ from the first frames' (a stream copy of clips of two sizes into an mkv states the last one), and
     # ffmpeg keeps the first frame's size; without -s the bytes would be cut into frames of the wrong size.
-    out = ["-map", _STREAM, "-fps_mode", "passthrough", "-frames:v", str(n_out)]
+    out = ["-map", STREAM, "-fps_mode", "passthrough", "-frames:v", str(n_out)]
     out += ["-s", f"{stored[0]}x{stored[1]}"]
     if stride > 1:
         out = ["-vf", f"select=not(mod(n\\,{stride}))", *out]

@@ -1,0 +1,107 @@
+"""A job's per-frame outputs: the output video and the exports it writes frame by frame, opened, drawn into and
+discarded as one.
+
+``uvosam.job``'s output loop opens them with ``open_outputs`` (the exports, then the video writer, which starts
+ffmpeg; if either cannot start, nothing is left behind), draws each frame with ``render_frame`` at the size
+``overlay_size`` gives, and on failure or cancellation deletes what they had written with ``discard_outputs``
+(video, chunks, exports and the mask cache), so no partial output passes for a complete one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from uvosam.export import ExportWriter
+from uvosam.job_plan import JobPlan
+from uvosam.mask_cache import MaskCache
+from uvosam.render import render
+from uvosam.types import FrameResult
+from uvosam.video_writer import VideoWriter
+
+if TYPE_CHECKING:
+    from uvosam.job import JobOptions
+
+
+def overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """The output video's ``(width, height)``: the source's, or scaled down to ``max_side`` (each side >= 2)."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+def open_outputs(
+    plan: JobPlan,
+    options: JobOptions,
+    cache: MaskCache | None,
+    overlay_path: Path,
+    size: tuple[int, int],
+    merge: Mapping[int, int] | None,
+) -> tuple[VideoWriter, ExportWriter]:
+    """The overlay writer and the exporter; if either cannot be made, nothing is left behind (the
+    writer, which starts ffmpeg, comes last)."""
+    exporter = None
+    try:
+        exporter = ExportWriter(
+            plan.work_dir / "export",
+            video_name=plan.video_name,
+            class_names=plan.class_names,
+            height=plan.info.height,
+            width=plan.info.width,
+            frame_names=plan.frame_names,
+            options=options.export,
+            fps=plan.fps,
+            merge=merge,
+            provenance=plan.record,
+        )
+        writer = VideoWriter(
+            overlay_path,
+            fps=plan.fps,
+            width=size[0],
+            height=size[1],
+            chunk_seconds=options.chunk_seconds,
+        )
+    except BaseException:
+        if exporter is not None:
+            exporter.discard()
+        if cache is not None:
+            cache.clear()
+        raise
+    return writer, exporter
+
+
+def discard_outputs(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
+    """Delete what a run that did not finish wrote (the writers already stopped their work)."""
+    writer.abort()
+    for chunk in writer.chunk_paths:
+        chunk.unlink(missing_ok=True)
+    if writer.chunk_dir.is_dir() and not any(writer.chunk_dir.iterdir()):
+        writer.chunk_dir.rmdir()
+    exporter.discard()
+    if cache is not None:
+        cache.clear()
+
+
+def render_frame(
+    class_names: Sequence[str],
+    result: FrameResult,
+    options: JobOptions,
+    size: tuple[int, int],
+    notes: Mapping[int, str],
+) -> np.ndarray:
+    """One frame of the output video: ``result`` drawn in ``options.style`` at ``size`` (width, height), as a
+    ``(height, width, 3)`` uint8 RGB array; ``notes``: tag notes by track id (``uvosam.reappearance``)."""
+    out_size = None if size == (result.image.shape[1], result.image.shape[0]) else size
+    return render(
+        result,
+        style=options.style,
+        class_names=list(class_names),
+        show_boxes=options.show_boxes,
+        show_labels=options.show_labels,
+        out_size=out_size,
+        tag_notes=notes,
+    )

@@ -1,0 +1,74 @@
+"""A job's plan: what its output loop needs to know about the video, however the results are made.
+
+``JobPlan`` is built by ``uvosam.job.run_job`` from the probed video, or by ``rerender_iter`` from a mask cache's
+meta: ``cache_meta`` is what a run keeps there (the plan, the stride and style, the provenance record) and
+``info_from_meta`` reads its ``VideoInfo`` back. ``video_record`` is the plan's ``video`` entry of ``run.json``
+(``uvosam.provenance``); ``safe_name`` is how a job names its output files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from uvosam.video import VideoInfo
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What ``uvosam.job``'s output loop needs to know about the video, whatever the results come from."""
+
+    info: VideoInfo
+    video_name: str
+    frame_names: tuple[str, ...]  # one per output frame (after stride)
+    total: int  # expected output frames
+    fps: float  # output frame rate
+    class_names: tuple[str, ...]
+    work_dir: Path
+    start: float  # perf_counter() at the start of the run
+    record: dict[str, Any] | None = None  # what made the results (uvosam.provenance), for run.json
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file name part: letters, digits, ``-_.`` (others become ``_``), at most 80 characters,
+    ``"video"`` if nothing is left."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return cleaned[:80] or "video"
+
+
+def video_record(plan: JobPlan) -> dict[str, Any]:
+    """The ``video`` entry of ``run.json``: the input by its own name only (no server or home folders)."""
+    info = plan.info
+    return {
+        "name": plan.video_name,
+        "source": info.path.name,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "source_frames": info.num_frames,
+    }
+
+
+def cache_meta(plan: JobPlan, stride: int, style: str) -> dict[str, Any]:
+    """What a run keeps in its mask cache's meta (JSON-able) for a re-render to rebuild its plan."""
+    info = asdict(plan.info)
+    info["path"] = str(plan.info.path)
+    return {
+        "video_name": plan.video_name,
+        "fps": plan.fps,
+        "stride": stride,
+        "style": style,
+        "frame_names": list(plan.frame_names),
+        "class_names": list(plan.class_names),
+        "info": info,
+        "provenance": plan.record,  # a re-render's run.json still names the run's models and settings
+    }
+
+
+def info_from_meta(data: dict[str, Any]) -> VideoInfo:
+    """The ``VideoInfo`` that ``cache_meta`` wrote as ``meta["info"]``."""
+    fields = dict(data)
+    fields["path"] = Path(fields["path"])
+    fields["frame_names"] = tuple(fields["frame_names"])
+    return VideoInfo(**fields)

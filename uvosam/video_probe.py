@@ -1,0 +1,244 @@
+"""Probing a video file with the ffmpeg binary: its header, its exact frame count, its frame rate.
+
+``uvosam.video.probe`` calls these in two steps, checking ``VideoLimits`` in between, so a video over the limits
+is refused before its frames are counted:
+
+* ``read_header`` runs ``ffmpeg -i`` once and parses the container header (``Header``: stored size, frame rate,
+  duration, rotation of the first video stream that is not cover art, ``STREAM``). A still image, an audio-only
+  file, a file ffmpeg cannot open and a truncated mp4/mov (``uvosam.mp4_boxes``) are refused with a message
+  that says which.
+* ``count_frames`` demuxes that stream without decoding it (``-c copy -f framecrc``: packets only, fast) and
+  counts its packets; packets an edit list discards (a trimmed mp4) are not frames. The same pass detects
+  truncated files ("partial file").
+* ``resolve_fps`` picks the frame rate: the header's, or the frames' timestamps' average where the two
+  disagree (variable-frame-rate webm/mkv).
+
+Every error is a ``VideoReadError`` whose message ends with ``accepted`` (what inputs are accepted, from the
+caller) where the input may simply be the wrong kind of file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import imageio_ffmpeg
+
+from uvosam.errors import VideoReadError
+from uvosam.mp4_boxes import truncation_reason
+from uvosam.video_packets import PacketStats, read_packet_stats
+
+logger = logging.getLogger(__name__)
+
+STREAM = "0:V:0"
+"""The video stream that is counted and decoded: the first one that is not cover art (the one ``Header``
+describes)."""
+_HEADER_TIMEOUT_S = 60.0
+_COUNT_TIMEOUT_S = 600.0
+# header frame rate vs the timestamps' average: within this, the header's (exact) value
+_RATE_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class Header:
+    """What we use of ``ffmpeg -i``'s output. Sizes are STORED (before rotation); 0 = unknown."""
+
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    rotation: int
+
+
+def _run_ffmpeg(
+    args: list[str], timeout: float, path: Path, stdout: IO[bytes] | None = None
+) -> tuple[int, str]:
+    """Run the bundled ffmpeg; return (exit code, stderr text). ``stdout``: where its output goes
+    (default: discarded)."""
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
+    out = subprocess.DEVNULL if stdout is None else stdout
+    try:
+        proc = subprocess.run(
+            cmd,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise VideoReadError(
+            f"ffmpeg needed more than {timeout:.0f} s to read {path.name}; the file may be on a "
+            "stalled network drive or be malformed. Copy it locally or re-encode it."
+        ) from err
+    return proc.returncode, proc.stderr.decode("utf-8", "replace")
+
+
+def read_header(path: Path, *, accepted: str) -> Header:
+    """The container header of the video file ``path`` (one ``ffmpeg -i``, nothing decoded).
+
+    Raises:
+        VideoReadError: ffmpeg cannot open it, it is truncated, a still image, audio only or has no video
+            stream, or its video stream has no frame size.
+    """
+    _, text = _run_ffmpeg(["-i", str(path)], _HEADER_TIMEOUT_S, path)
+    container = re.search(r"^Input #0, (.+?), from ", text, re.MULTILINE)
+    if container is None:
+        raise VideoReadError(
+            _truncated(path, text, accepted) or _open_failure(path, text, accepted)
+        )
+    fmt = container.group(1)
+    if fmt.endswith("_pipe") or fmt == "image2":
+        kind = fmt.removesuffix("_pipe")
+        raise VideoReadError(
+            f"{path.name} is a single still image ({kind}), not a video. To segment images, put "
+            f"them in a folder as frames. {accepted}"
+        )
+    streams = re.findall(r"^\s*Stream #0:\d+.*$", text, re.MULTILINE)
+    video = [s for s in streams if " Video: " in s and "(attached pic)" not in s]
+    if not video:
+        audio = [
+            s.split(" Audio: ", 1)[1].split()[0].rstrip(",") for s in streams if " Audio: " in s
+        ]
+        what = f"only audio ({', '.join(audio)})" if audio else "no video stream"
+        cut = _truncated(path, text, accepted)
+        if cut is not None:
+            raise VideoReadError(cut)
+        raise VideoReadError(
+            f"{path.name} contains {what}, so there are no frames to segment. {accepted}"
+        )
+    return _parse_video_stream(text, video[0], path, accepted)
+
+
+def _parse_video_stream(text: str, line: str, path: Path, accepted: str) -> Header:
+    """Size, frame rate and rotation from the first video stream's line (and its side data)."""
+    size = re.search(r", (\d+)x(\d+)", line)
+    if size is None:
+        unsized = (
+            f"{path.name}: ffmpeg reports no frame size for its video stream ({line.strip()}). "
+            "Re-encode it (e.g. to H.264 .mp4)."
+        )
+        raise VideoReadError(_truncated(path, text, accepted) or unsized)
+    fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
+    fps_value = float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
+    dur = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
+    duration = (
+        int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    )
+    after = text[text.index(line) + len(line) :]
+    section = re.split(r"^\s*Stream #", after, maxsplit=1, flags=re.MULTILINE)[0]
+    rot = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", section)
+    rotation = round(float(rot.group(1)) / 90.0) * 90 % 360 if rot else 0
+    return Header(int(size.group(1)), int(size.group(2)), fps_value, duration, rotation)
+
+
+def _truncated(path: Path, text: str, accepted: str) -> str | None:
+    """The message for an mp4/mov file cut off (or still being written), else ``None``."""
+    if "misdetection possible" in text:  # not an mp4/mov at all, whatever its extension says
+        return None
+    if "moov atom not found" in text:
+        return (
+            f"{path.name} is truncated: its mp4/mov index (moov atom) is missing, as happens when "
+            "a recording or upload is cut off. Re-export or re-upload the complete file. "
+            + accepted
+        )
+    reason = truncation_reason(path)
+    if reason is None:
+        return None
+    return (
+        f"{path.name} is truncated: {reason}, as happens when a recording or upload is cut off "
+        "or the file is still being written. Re-export or re-upload the complete file. " + accepted
+    )
+
+
+def _open_failure(path: Path, text: str, accepted: str) -> str:
+    """The message for a file ffmpeg could not open at all (and that is not truncated)."""
+    if "misdetection possible" in text or "Invalid data" in text:
+        return f"{path.name} is not a video: ffmpeg does not recognise its content. {accepted}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    reason = lines[-1] if lines else "no output"
+    return f"ffmpeg could not open {path.name} ({reason}). {accepted}"
+
+
+def _packet_count(text: str) -> int | None:
+    """Packets of the video stream in the stderr of ``ffmpeg -v verbose ... -c copy`` (``count_frames``);
+    None if not stated."""
+    counts = re.findall(r"Output stream #0:0 \(video\): (\d+) packets muxed", text)
+    counts = counts or re.findall(r"frame=\s*(\d+)", text)
+    return int(counts[-1]) if counts else None
+
+
+def count_frames(path: Path, header: Header, *, accepted: str) -> tuple[int, PacketStats]:
+    """Count the video frames by demuxing without decoding; detect truncated files. Returns the count and
+    what the packets say (``uvosam.video_packets``: discarded packets, the time span of the frames).
+
+    The packet count comes from the muxer summary that ``-v verbose`` prints ("Output stream #0:0 (video): N
+    packets muxed"), which every ffmpeg release has; the progress line's ``frame=`` is the fallback (ffmpeg
+    7.0, bundled with imageio-ffmpeg 0.6, leaves ``frame=`` out of it for stream copies). Packets an edit list
+    discards (a trimmed mp4/mov) decode to no frame and are subtracted.
+
+    Raises:
+        VideoReadError: ffmpeg could not read the packets, the file is truncated, or the stream has no frames.
+    """
+    args = ["-v", "verbose", "-i", str(path), "-map", STREAM, "-c", "copy", "-f", "framecrc", "-"]
+    with tempfile.TemporaryFile() as packets:
+        code, text = _run_ffmpeg(args, _COUNT_TIMEOUT_S, path, stdout=packets)
+        packets.seek(0)
+        stats = read_packet_stats(packets)
+    n = _packet_count(text)
+    if code != 0 or n is None:
+        reason = text.strip().splitlines()[-1] if text.strip() else f"exit code {code}"
+        raise VideoReadError(
+            f"ffmpeg could not read the frames of {path.name} ({reason}). Re-encode it."
+        )
+    if "partial file" in text or "corrupt input packet" in text:
+        said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
+        raise VideoReadError(
+            f"{path.name} is truncated: {said}its data ends after {n} frames (ffmpeg: "
+            "partial file). Re-export or re-upload the complete file."
+        )
+    n -= stats.discarded
+    if n <= 0:
+        raise VideoReadError(f"{path.name} has a video stream with no frames in it. {accepted}")
+    return n, stats
+
+
+def resolve_fps(
+    fps: float,
+    num_frames: int,
+    timed_fps: float | None,
+    duration_s: float,
+    default_fps: float,
+    path: Path,
+) -> float:
+    """The header's frame rate, unless the frames' timestamps average more than 1% away from it (then that
+    average: a variable-frame-rate webm/mkv's header rate comes from its first frames only); without a header
+    rate: the timestamps' average, else frames / duration; a single frame may have none at all."""
+    if fps > 0 and timed_fps is not None and abs(timed_fps / fps - 1) > _RATE_TOLERANCE:
+        logger.info(
+            "%s: the header says %.3f fps, its %d frames' timestamps average %.3f fps; "
+            "using the average",
+            path.name,
+            fps,
+            num_frames,
+            timed_fps,
+        )
+        return timed_fps
+    if fps > 0:
+        return fps
+    if num_frames == 1:
+        return default_fps
+    if timed_fps is not None:
+        return timed_fps
+    if duration_s > 0:
+        return num_frames / duration_s
+    raise VideoReadError(
+        f"{path.name} has {num_frames} frames but no frame rate (0 fps) and no duration, so "
+        "frame times are unknown. Re-encode it with a fixed rate, e.g. "
+        "`ffmpeg -i in -r 25 -c:v libx264 out.mp4`."
+    )
