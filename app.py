@@ -8,8 +8,9 @@ UI only: the work is done by ``uvosam`` (``run_job``/``rerender_iter``) and the 
 
 from __future__ import annotations
 
-import app_runtime as rt  # first: imports `spaces` (ZeroGPU) before torch
+import app_gpu  # first: imports `spaces` (ZeroGPU) before torch
 
+# isort: split
 import atexit
 import csv
 import dataclasses
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+import app_runtime as rt
 import app_uploads
 from app_runtime import AppSettings, GetPipeline, JobPump
 from uvosam.config import SAM2_MODEL_TYPES
@@ -172,7 +174,7 @@ class App:
         self.work = rt.WorkRoot(settings.work_root)
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
-        self.source_key = rt.register_source(get_pipeline, to_gr_error)
+        self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
         self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
 
     # ------------------------------------------------------------------------------------------ run
@@ -290,7 +292,7 @@ class App:
     ) -> Iterator[JobProgress]:
         base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
         config = rt.run_config(base, **changes)
-        yield from rt.gpu_job(self.source_key, tracker, sam, config, source, str(run_dir), options)
+        yield from app_gpu.gpu_job(self.source_key, tracker, sam, config, source, str(run_dir), options)
 
     def describe(
         self,
@@ -653,7 +655,7 @@ def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings)
     missing = rt.sam2_missing()
     return "\n".join(
         [
-            f"<small>Device: **{rt.device_text(str(device or rt.default_device()))}** · "
+            f"<small>Device: **{rt.device_text(str(device or app_gpu.default_device()))}** · "
             f"{rt.backend_text()} · models: **{settings.default_preset}** + "
             f"**{rt.mask_model_label(settings.default_sam)}** (others load on first use)<br>",
             "Weights: " + "; ".join(weights) + "<br>",
@@ -907,7 +909,7 @@ def main() -> None:
             settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))
         )
         atexit.register(shutil.rmtree, settings.work_root, True)
-    loader = rt.PipelineLoader(device=rt.default_device())
+    loader = rt.PipelineLoader(device=app_gpu.default_device())
     demo = build_demo(loader, settings=settings)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),

@@ -293,7 +293,7 @@ def test_zerogpu_path_wraps_the_gpu_job_with_a_duration_that_scales_with_frames(
     fake.GPU = lambda duration: lambda fn: wrapped.setdefault(fn.__name__, (fn, duration)) and fn
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    spec = importlib.util.spec_from_file_location("app_runtime_on_zerogpu", ROOT / "app_runtime.py")
+    spec = importlib.util.spec_from_file_location("app_gpu_on_zerogpu", ROOT / "app_gpu.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
@@ -484,19 +484,19 @@ def test_on_zerogpu_errors_inside_the_gpu_function_keep_their_message(
 ):
     import gradio as gr
 
-    import app_runtime
+    import app_gpu
 
-    monkeypatch.setattr(app_runtime, "gpu_job", zero_gpu_worker(app_runtime.gpu_job))
+    monkeypatch.setattr(app_gpu, "gpu_job", zero_gpu_worker(app_gpu.gpu_job))
     pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
     with pytest.raises(gr.Error, match=message):
         segment_directly(lambda preset, sam: pipe, tmp_path, clips[clip])
 
 
 def zerogpu_refuses(monkeypatch) -> str:
-    """``app_runtime.gpu_job`` refusing as ZeroGPU does (its own gr.Error, with a title); the message."""
+    """``app_gpu.gpu_job`` refusing as ZeroGPU does (its own gr.Error, with a title); the message."""
     import gradio as gr
 
-    import app_runtime
+    import app_gpu
 
     quota = "You have exceeded your free ZeroGPU quota (80s requested vs. 12s left). Try again"
 
@@ -504,7 +504,7 @@ def zerogpu_refuses(monkeypatch) -> str:
         raise gr.Error(quota, title="ZeroGPU quota exceeded", print_exception=False)
         yield
 
-    monkeypatch.setattr(app_runtime, "gpu_job", refused)
+    monkeypatch.setattr(app_gpu, "gpu_job", refused)
     return quota
 
 

@@ -14,6 +14,7 @@ pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
 import app as app_module  # noqa: E402
+import app_gpu  # noqa: E402
 import app_runtime as rt  # noqa: E402
 from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
 from app_runtime import AppSettings  # noqa: E402
@@ -89,11 +90,11 @@ def test_without_the_sam2_package_the_app_offers_sam_only_and_says_why(tmp_path,
 
 
 def test_gpu_time_is_estimated_for_every_mask_model_and_sam2_1_tiny_asks_less_than_vit_b():
-    assert set(rt._PER_FRAME_S) == set(SEGMENTER_MODEL_TYPES)
+    assert set(app_gpu._PER_FRAME_S) == set(SEGMENTER_MODEL_TYPES)
     clip = str(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames
 
     def seconds(sam: str) -> int:
-        return rt.gpu_seconds("k", PRESET, sam, None, clip, "w", JobOptions())
+        return app_gpu.gpu_seconds("k", PRESET, sam, None, clip, "w", JobOptions())
 
     assert seconds("sam2.1_tiny") < seconds("vit_b") < seconds("vit_h")
     assert seconds("sam2.1_large") < seconds("vit_h")
