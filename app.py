@@ -36,7 +36,18 @@ from PIL import Image
 
 import app_runtime as rt
 import app_uploads
-from app_runtime import AppSettings, GetPipeline, JobPump
+from app_models import (
+    PRESETS,
+    GetPipeline,
+    PipelineLoader,
+    mask_model_choices,
+    mask_model_label,
+    mask_models,
+    needed_weights,
+    run_config,
+    sam2_missing,
+)
+from app_runtime import AppSettings, JobPump
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
@@ -91,7 +102,7 @@ Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 def out_of_memory_text() -> str:
     """What to do after a run ran out of GPU memory; names SAM 2.1's light models when they are offered."""
-    lighter = "a lighter mask model (SAM 2.1 tiny or small) or " if rt.sam2_missing() is None else ""
+    lighter = "a lighter mask model (SAM 2.1 tiny or small) or " if sam2_missing() is None else ""
     return (
         "Out of GPU memory on this video: the run was stopped (the app is still running). Try "
         f"{lighter}a smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
@@ -204,8 +215,8 @@ class App:
             raise gr.Error(
                 "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
             )
-        if tracker not in rt.PRESETS:
-            raise gr.Error(f"Choose a tracker from {rt.PRESETS}; got {tracker!r}.")
+        if tracker not in PRESETS:
+            raise gr.Error(f"Choose a tracker from {PRESETS}; got {tracker!r}.")
         _check_mask_model(sam)
         options = JobOptions(
             stride=int(stride),
@@ -291,7 +302,7 @@ class App:
         self, tracker: str, sam: str, changes: dict, source: str, run_dir: Path, options: JobOptions
     ) -> Iterator[JobProgress]:
         base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
-        config = rt.run_config(base, **changes)
+        config = run_config(base, **changes)
         yield from app_gpu.gpu_job(self.source_key, tracker, sam, config, source, str(run_dir), options)
 
     def describe(
@@ -317,7 +328,7 @@ class App:
         except USER_ERRORS as err:
             return f"**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
-        models = f"{tracker} + {rt.mask_model_label(sam)}"
+        models = f"{tracker} + {mask_model_label(sam)}"
         name = Path(frames_zip or video).name
         return rt.describe_video(info, name, stride, max_frames, models, fps)
 
@@ -573,10 +584,10 @@ def _merge(text: str | None) -> dict[int, int]:
 
 def _check_mask_model(sam: str) -> None:
     """Refuse a mask model this app does not offer; a SAM 2.1 one without the sam2 package says how to get it."""
-    offered = rt.mask_models()
+    offered = mask_models()
     if sam in offered:
         return
-    why = rt.sam2_missing() if sam in SAM2_MODEL_TYPES else None
+    why = sam2_missing() if sam in SAM2_MODEL_TYPES else None
     raise gr.Error(why or f"Choose a mask model from {offered}; got {sam!r}.", print_exception=False)
 
 
@@ -649,15 +660,15 @@ def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings)
     device = getattr(getattr(pipe, "segmenter", None), "device", None) or getattr(
         get_pipeline, "device", None
     )
-    names = rt.needed_weights(settings.default_preset, settings.default_sam)
+    names = needed_weights(settings.default_preset, settings.default_sam)
     weights = rt.weights_table(names, getattr(get_pipeline, "weight_files", {}))
     versions = " · ".join(f"{k} {v}" for k, v in rt.versions().items())
-    missing = rt.sam2_missing()
+    missing = sam2_missing()
     return "\n".join(
         [
             f"<small>Device: **{rt.device_text(str(device or app_gpu.default_device()))}** · "
             f"{rt.backend_text()} · models: **{settings.default_preset}** + "
-            f"**{rt.mask_model_label(settings.default_sam)}** (others load on first use)<br>",
+            f"**{mask_model_label(settings.default_sam)}** (others load on first use)<br>",
             "Weights: " + "; ".join(weights) + "<br>",
             *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
             f"{versions}</small>",
@@ -667,7 +678,7 @@ def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings)
 
 def mask_model_info() -> str:
     """The mask model radio's help line: how the models compare, or why SAM 2.1 is not offered."""
-    missing = rt.sam2_missing()
+    missing = sam2_missing()
     if missing:
         return f"SAM 2.1 not offered here: {missing}"
     return (
@@ -679,10 +690,10 @@ def mask_model_info() -> str:
 def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
     return {
         "tracker": gr.Dropdown(
-            list(rt.PRESETS), value=settings.default_preset, label="Tracker preset"
+            list(PRESETS), value=settings.default_preset, label="Tracker preset"
         ),
         "sam": gr.Radio(
-            rt.mask_model_choices(),
+            mask_model_choices(),
             value=settings.default_sam,
             label="Mask model",
             info=mask_model_info(),
@@ -909,7 +920,7 @@ def main() -> None:
             settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))
         )
         atexit.register(shutil.rmtree, settings.work_root, True)
-    loader = rt.PipelineLoader(device=app_gpu.default_device())
+    loader = PipelineLoader(device=app_gpu.default_device())
     demo = build_demo(loader, settings=settings)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),

@@ -389,9 +389,9 @@ def _wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float
 
 
 def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monkeypatch, tmp_path):
-    import app_runtime
+    import app_models
 
-    monkeypatch.setattr(app_runtime.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
+    monkeypatch.setattr(app_models.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
     calls = []
 
     def load(preset, sam, device):
@@ -399,7 +399,7 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
         time.sleep(0.05)
         return object()
 
-    loader = app_runtime.PipelineLoader(device="cpu", load=load, max_loaded=2)
+    loader = app_models.PipelineLoader(device="cpu", load=load, max_loaded=2)
     got = []
     threads = [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
     threads += [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
@@ -418,7 +418,7 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
     def missing(name):
         raise FileNotFoundError(f"Weight file for {name} was not found.")
 
-    monkeypatch.setattr(app_runtime.hub, "resolve", missing)
+    monkeypatch.setattr(app_models.hub, "resolve", missing)
     with pytest.raises(FileNotFoundError) as err:
         loader("idol-ytvis19-r50", "vit_l")
     assert "idol-ytvis19-r50" in str(err.value) and "sam_vit_l" in str(err.value)
@@ -427,7 +427,7 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
 @pytest.mark.parametrize("device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)])
 def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monkeypatch):
     """One warm-up frame at load on a GPU; never on CPU (seconds per frame) or ZeroGPU (no GPU while loading)."""
-    import app_runtime
+    import app_models
 
     calls = []
 
@@ -437,8 +437,8 @@ def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monke
             return 0.5
 
     monkeypatch.setattr(UVOSAM, "from_pretrained", classmethod(lambda cls, **kw: calls.append(kw) or Loaded()))
-    monkeypatch.setattr(app_runtime, "zero_gpu", lambda: zero)
-    pipe = app_runtime.from_pretrained("idol-ytvis19-r50", "vit_b", device)
+    monkeypatch.setattr(app_models, "zero_gpu", lambda: zero)
+    pipe = app_models.from_pretrained("idol-ytvis19-r50", "vit_b", device)
     assert isinstance(pipe, Loaded)
     assert calls[0] == {"tracker": "idol-ytvis19-r50", "sam": "vit_b", "device": device}
     assert calls[1:] == (["warm_up"] if warmed else [])

@@ -15,7 +15,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 import app as app_module  # noqa: E402
 import app_gpu  # noqa: E402
-import app_runtime as rt  # noqa: E402
+import app_models  # noqa: E402
 from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
 from app_runtime import AppSettings  # noqa: E402
 from doubles import MovingBoxTracker  # noqa: E402
@@ -40,7 +40,7 @@ needs_sam2 = pytest.mark.skipif(
 def without_sam2(monkeypatch):
     """As if the sam2 package were not installed: ``importlib.util.find_spec("sam2")`` is None."""
     monkeypatch.setitem(sys.modules, "sam2", None)
-    assert rt.sam2_missing() is not None
+    assert app_models.sam2_missing() is not None
 
 
 def component(demo, elem_id: str) -> dict:
@@ -148,15 +148,15 @@ def test_a_run_with_sam2_1_tiny_chosen_segments_with_sam2_1(server):
 @needs_sam2
 def test_missing_sam2_1_weights_are_named_in_the_banner_and_the_footer(tmp_path, monkeypatch):
     """Offline, nothing in checkpoints/ nor in the Hugging Face cache, SAM 2.1 tiny as the default model."""
-    assert rt.needed_weights(PRESET, "sam2.1_tiny") == (PRESET, "sam2.1_tiny")  # keyed by the type
-    assert rt.needed_weights(PRESET, "vit_b") == (PRESET, "sam_vit_b")
+    assert app_models.needed_weights(PRESET, "sam2.1_tiny") == (PRESET, "sam2.1_tiny")  # keyed by the type
+    assert app_models.needed_weights(PRESET, "vit_b") == (PRESET, "sam_vit_b")
     empty = tmp_path / "checkpoints"
     empty.mkdir()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(empty))
     monkeypatch.setattr(hub.hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     loaded = []
-    loader = rt.PipelineLoader(device="cpu", load=lambda *args: loaded.append(args))
+    loader = app_models.PipelineLoader(device="cpu", load=lambda *args: loaded.append(args))
     settings = AppSettings(work_root=tmp_path / "work", default_sam="sam2.1_tiny")
     demo = app_module.build_demo(loader, settings=settings)
     banner = component(demo, "banner")
