@@ -47,7 +47,8 @@ from app_models import (
     run_config,
     sam2_missing,
 )
-from app_runtime import AppSettings, JobPump
+from app_runtime import JobPump
+from app_settings import AppSettings
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip

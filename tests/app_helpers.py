@@ -17,7 +17,7 @@ from PIL import Image
 
 import app as app_module
 from app_models import GetPipeline
-from app_runtime import AppSettings
+from app_settings import AppSettings
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 from uvosam.testing import moving_shapes
 from uvosam.video import VideoWriter

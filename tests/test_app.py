@@ -24,7 +24,7 @@ from PIL import Image
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from app_runtime import AppSettings  # noqa: E402
+from app_settings import AppSettings  # noqa: E402
 from app_helpers import (  # noqa: E402
     ROOT,
     davis_labels,

@@ -17,7 +17,7 @@ import app as app_module  # noqa: E402
 import app_gpu  # noqa: E402
 import app_models  # noqa: E402
 from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
-from app_runtime import AppSettings  # noqa: E402
+from app_settings import AppSettings  # noqa: E402
 from doubles import MovingBoxTracker  # noqa: E402
 from uvosam import hub  # noqa: E402
 from uvosam.config import SEGMENTER_MODEL_TYPES, SegmenterConfig  # noqa: E402

@@ -21,7 +21,7 @@ from gradio_client import Client
 from http_helpers import send, serving
 
 import app as app_module
-from app_runtime import AppSettings
+from app_settings import AppSettings
 
 MP4 = {"Content-Type": "video/mp4"}
 

@@ -37,7 +37,7 @@ from app_helpers import (  # noqa: E402
     zip_names,
 )
 from app_models import PipelineLoader  # noqa: E402
-from app_runtime import AppSettings  # noqa: E402
+from app_settings import AppSettings  # noqa: E402
 from doubles import MovingBoxSession, MovingBoxTracker  # noqa: E402
 from uvosam import hub, weight_checksums, weight_loading, weight_table  # noqa: E402
 from uvosam.pipeline import UVOSAM  # noqa: E402
