@@ -47,8 +47,8 @@ from app_models import (
     run_config,
     sam2_missing,
 )
-from app_runtime import JobPump
 from app_settings import AppSettings
+from app_work import JobPump, WorkRoot
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
@@ -183,7 +183,7 @@ class App:
     def __init__(self, get_pipeline: GetPipeline, settings: AppSettings) -> None:
         self.get_pipeline = get_pipeline
         self.settings = settings
-        self.work = rt.WorkRoot(settings.work_root)
+        self.work = WorkRoot(settings.work_root)
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
