@@ -1,7 +1,8 @@
 """UVOSAM web demo (a Hugging Face Space): upload a video, watch it stream back masked, get masks.
 
-UI only: the work is done by ``uvosam`` (``run_job``/``rerender_iter``) and the non-UI helpers in
-``app_runtime``.
+UI only: the work is done by ``uvosam`` (``run_job``/``rerender_iter``) and the non-UI helpers ``app_gpu``
+(ZeroGPU, the GPU function), ``app_models``, ``app_settings``, ``app_work`` (session folders, the job's thread),
+``app_text`` and ``app_uploads``.
 ``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``). Limits and defaults:
 ``AppSettings.from_env``.
 """
@@ -34,7 +35,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-import app_runtime as rt
 import app_uploads
 from app_models import (
     PRESETS,
@@ -43,11 +43,21 @@ from app_models import (
     mask_model_choices,
     mask_model_label,
     mask_models,
-    needed_weights,
     run_config,
     sam2_missing,
 )
 from app_settings import AppSettings
+from app_text import (
+    ABOUT,
+    LINK_EXAMPLE,
+    banner_markdown,
+    describe_video,
+    footer_markdown,
+    mask_model_info,
+    out_of_memory_text,
+    score_markdown,
+    status_text,
+)
 from app_work import JobPump, WorkRoot
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
@@ -89,26 +99,6 @@ STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
 ]
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
-LINK_EXAMPLE = "https://example.com/clip.mp4"
-ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
-Upload a short video (or a zip of its frames, or pick an example) and press **Run**. A video tracker (IDOL) finds the
-salient objects and follows them; their boxes prompt Segment Anything (SAM or SAM 2.1) frame by frame. The masked
-video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
-RGBA cut-outs and JSON, and see when each track was present (with the likely id switches). **Re-render**
-redraws the last run with fewer objects, with tracks merged (one object that got two ids), with a higher
-score threshold or in another video style (overlay, cut-out, blurred or grey background, matte) without
-running the models again.
-Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
-
-
-def out_of_memory_text() -> str:
-    """What to do after a run ran out of GPU memory; names SAM 2.1's light models when they are offered."""
-    lighter = "a lighter mask model (SAM 2.1 tiny or small) or " if sam2_missing() is None else ""
-    return (
-        "Out of GPU memory on this video: the run was stopped (the app is still running). Try "
-        f"{lighter}a smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
-        "resolution (shrink the video before uploading)."
-    )
 
 
 @dataclass(frozen=True)
@@ -150,24 +140,6 @@ def to_gr_error(err: BaseException) -> gr.Error:
         "Try again; if it persists, report the id.",
         print_exception=False,
     )
-
-
-def _status(step: JobProgress | None, verb: str, started: float) -> str:
-    if step is None:
-        waited = time.monotonic() - started
-        return f"{verb}: starting (loading models on first use)… {waited:.0f} s"
-    if step.result is not None:
-        r = step.result
-        speed = f"{r.seconds:.1f} s ({r.fps:.1f} fps)"
-        return f"done: {r.num_frames} frames, {len(r.tracks)} tracks in {speed}"
-    eta = f"{step.eta_s:.0f} s" if step.eta_s is not None else "?"
-    fps = step.frames_done / step.elapsed_s if step.elapsed_s > 0 else 0.0
-    progress = f"{verb}: frame {step.frames_done}/{step.frames_total}"
-    if step.frames_done:  # the live object count
-        s = "" if step.objects == 1 else "s"
-        ts = "" if step.tracks_so_far == 1 else "s"
-        progress += f" · {step.objects} object{s} ({step.tracks_so_far} track{ts} so far)"
-    return f"{progress} · {fps:.1f} fps · ETA {eta}"
 
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
@@ -331,7 +303,7 @@ class App:
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {mask_model_label(sam)}"
         name = Path(frames_zip or video).name
-        return rt.describe_video(info, name, stride, max_frames, models, fps)
+        return describe_video(info, name, stride, max_frames, models, fps)
 
     # ----------------------------------------------------------------------------------------- link
     def load_url(
@@ -454,7 +426,7 @@ class App:
             tracks = _davis_tracks(masks_zip)
         except (ValueError, FileNotFoundError) as err:
             raise gr.Error(str(err), print_exception=False) from None
-        return rt.score_markdown(scores, tracks, len(names))
+        return score_markdown(scores, tracks, len(names))
 
     # ------------------------------------------------------------------------------------ re-render
     def rerender(
@@ -533,13 +505,13 @@ class App:
                 step = item.step
                 preview = step.preview if step.preview is not None else preview
                 if step.chunk is not None or step.result is not None:
-                    yield _Update(_status(step, verb, started), preview, step.chunk, step.result)
+                    yield _Update(status_text(step, verb, started), preview, step.chunk, step.result)
                     last_sent = time.monotonic()
             if step is not None:
-                desc = _status(step, verb, started)  # frame counter, speed and ETA
+                desc = status_text(step, verb, started)  # frame counter, speed and ETA
                 progress((step.frames_done, step.frames_total), desc=desc, unit="frames")
             if time.monotonic() - last_sent >= interval:
-                yield _Update(_status(step, verb, started), preview, None, None)
+                yield _Update(status_text(step, verb, started), preview, None, None)
                 last_sent = time.monotonic()
 
     def stopped(self) -> str:
@@ -645,47 +617,6 @@ def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any
         logger.exception("default models not loaded (unexpected error)")
         first = (str(err).splitlines() or [""])[0]
         return None, f"{type(err).__name__}: {first} (unexpected; the server log has the traceback)"
-
-
-def banner_markdown(error: str) -> str:
-    return (
-        "### ⚠️ Models not loaded: Run answers with an error until the weights are available\n"
-        f"```text\n{error}\n```\n"
-        "Put the files in `checkpoints/` (or a folder named by `UVOSAM_CHECKPOINTS`), or let the "
-        "app download them from the Hugging Face Hub (online, without `HF_HUB_OFFLINE=1`). Run "
-        "looks for them again each time; restart the app to clear this message."
-    )
-
-
-def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings) -> str:
-    device = getattr(getattr(pipe, "segmenter", None), "device", None) or getattr(
-        get_pipeline, "device", None
-    )
-    names = needed_weights(settings.default_preset, settings.default_sam)
-    weights = rt.weights_table(names, getattr(get_pipeline, "weight_files", {}))
-    versions = " · ".join(f"{k} {v}" for k, v in rt.versions().items())
-    missing = sam2_missing()
-    return "\n".join(
-        [
-            f"<small>Device: **{rt.device_text(str(device or app_gpu.default_device()))}** · "
-            f"{rt.backend_text()} · models: **{settings.default_preset}** + "
-            f"**{mask_model_label(settings.default_sam)}** (others load on first use)<br>",
-            "Weights: " + "; ".join(weights) + "<br>",
-            *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
-            f"{versions}</small>",
-        ]
-    )
-
-
-def mask_model_info() -> str:
-    """The mask model radio's help line: how the models compare, or why SAM 2.1 is not offered."""
-    missing = sam2_missing()
-    if missing:
-        return f"SAM 2.1 not offered here: {missing}"
-    return (
-        "Larger models give finer masks, more slowly. Measured on a CPU, SAM 2.1 tiny and small encode a frame "
-        "4-5x faster than SAM ViT-B, base+ about 2x, large about as fast. A model loads on its first run."
-    )
 
 
 def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:

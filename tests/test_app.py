@@ -118,14 +118,14 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
 
 
 def test_the_status_line_counts_the_objects_live():
-    import app as app_module
+    from app_text import status_text
     from uvosam.job import JobProgress
 
-    status = app_module._status(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
+    status = status_text(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
     assert status == "segmenting: frame 5/20 · 1 object (3 tracks so far) · 2.5 fps · ETA 6 s"
-    first = app_module._status(JobProgress(1, 20, 1.0, objects=1, tracks_so_far=1), "segmenting", 0.0)
+    first = status_text(JobProgress(1, 20, 1.0, objects=1, tracks_so_far=1), "segmenting", 0.0)
     assert first == "segmenting: frame 1/20 · 1 object (1 track so far) · 1.0 fps · ETA 19 s"
-    unpacked = app_module._status(JobProgress(0, 20, 0.0), "segmenting", 0.0)
+    unpacked = status_text(JobProgress(0, 20, 0.0), "segmenting", 0.0)
     assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"  # before the first frame: no count yet
 
 
@@ -520,7 +520,7 @@ def test_zerogpu_refusals_reach_the_user_unchanged(monkeypatch, tmp_path, clips,
 
 
 def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
-    from app_runtime import describe_video
+    from app_text import describe_video
     from uvosam.video import probe as probe_video
 
     info = probe_video(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames, 320x240, 12 fps

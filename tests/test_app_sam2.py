@@ -16,6 +16,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 import app as app_module  # noqa: E402
 import app_gpu  # noqa: E402
 import app_models  # noqa: E402
+import app_text  # noqa: E402
 from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
 from app_settings import AppSettings  # noqa: E402
 from doubles import MovingBoxTracker  # noqa: E402
@@ -61,7 +62,7 @@ def test_the_mask_model_radio_offers_sam2_1_when_the_sam2_package_is_importable(
     assert "not offered" not in radio["info"] and "not offered" not in footer
     assert "sam2 " in footer and "sam2 not installed" not in footer  # the sam2 version is shown
     demo.close()
-    assert "SAM 2.1 tiny or small" in app_module.out_of_memory_text()
+    assert "SAM 2.1 tiny or small" in app_text.out_of_memory_text()
     assert AppSettings.from_env({"UVOSAM_SAM": "sam2.1_small"}).default_sam == "sam2.1_small"
     with pytest.raises(ValueError, match=r"must be one of \('vit_b', .*'sam2.1_large'\); got 'sam2.1_huge'"):
         AppSettings(default_sam="sam2.1_huge")
@@ -75,7 +76,7 @@ def test_without_the_sam2_package_the_app_offers_sam_only_and_says_why(tmp_path,
     footer = component(demo, "footer")["value"]
     assert "SAM 2.1 not offered: " in footer and "pip install sam2" in footer
     demo.close()
-    assert "SAM 2.1" not in app_module.out_of_memory_text()  # advises only models it offers
+    assert "SAM 2.1" not in app_text.out_of_memory_text()  # advises only models it offers
     with pytest.raises(ValueError, match=r"UVOSAM_SAM.*got 'sam2.1_small' \(SAM 2.1 models need the sam2 pack"):
         AppSettings.from_env({"UVOSAM_SAM": "sam2.1_small"})
     import gradio as gr
