@@ -13,10 +13,7 @@ import app_gpu  # first: imports `spaces` (ZeroGPU) before torch
 
 # isort: split
 import atexit
-import csv
 import dataclasses
-import io
-import json
 import logging
 import os
 import shutil
@@ -24,16 +21,14 @@ import tempfile
 import threading
 import time
 import uuid
-import zipfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image
 
 import app_uploads
 from app_models import (
@@ -46,6 +41,7 @@ from app_models import (
     run_config,
     sam2_missing,
 )
+from app_results import merge_hints_markdown, score_masks_zip, timeline_image
 from app_settings import AppSettings
 from app_text import (
     ABOUT,
@@ -55,18 +51,15 @@ from app_text import (
     footer_markdown,
     mask_model_info,
     out_of_memory_text,
-    score_markdown,
     status_text,
 )
 from app_work import JobPump, WorkRoot
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
-from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam.export_types import ExportOptions
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
-from uvosam.merge_hints import merge_text, suggest_merges
 from uvosam.remote_video import download_video, is_zip_download
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
@@ -361,35 +354,12 @@ class App:
     # ------------------------------------------------------------------------------------- timeline
     def timeline(self, masks_zip: str | None) -> np.ndarray | None:
         """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
-        if not masks_zip or not Path(masks_zip).is_file():
-            return None
-        with zipfile.ZipFile(masks_zip) as archive:
-            if "timeline.png" not in archive.namelist():
-                return None
-            with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
-                return np.asarray(image.convert("RGB"))
+        return timeline_image(masks_zip)
 
     def merge_hints(self, masks_zip: str | None, merge: str | None = None) -> str:
-        """Markdown: the possible id switches among the tracks of the zip shown ("" if none or no zip).
-
-        ``merge``: the *Merge tracks* box. Re-render starts from the run's tracks, so the merge to put there is
-        the one the zip was made with (its pairs whose source is gone from the zip and whose target is in it)
-        grown by the hints; putting the hints alone would undo it. (After a Run, a pair left in the box from an
-        earlier video that names a track this run does not have is kept too; Re-render then names that track.)
-        """
-        if not masks_zip or not Path(masks_zip).is_file():
-            return ""
-        with zipfile.ZipFile(masks_zip) as archive:
-            boxes = _zip_track_boxes(archive)
-        hints = suggest_merges(boxes)
-        if not hints:
-            return ""
-        lines = "".join(f"\n- `{h.source}>{h.target}`: {h.describe()}" for h in hints)
-        return (
-            f"**Possible id switches** (one object that may have got a new id):{lines}\n\n"
-            f"To join them, put `{merge_text(hints, _applied_merge(merge, boxes))}` in *Merge tracks* and press "
-            "Re-render."
-        )
+        """Markdown: the possible id switches among the tracks of the zip shown, and what to put in *Merge tracks*
+        (its text ``merge`` grown by them); "" if none or no zip."""
+        return merge_hints_markdown(masks_zip, merge)
 
     # ---------------------------------------------------------------------------------------- score
     def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
@@ -412,21 +382,9 @@ class App:
             meta = MaskCache(state.cache_dir).info.meta
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
-            with tempfile.TemporaryDirectory(prefix="score-", dir=self.work.root) as tmp:
-                gt_dir = app_uploads.extract_images(gt_zip, Path(tmp, "gt"), max_files=limit, max_bytes=1 << 30)
-                res_dir = app_uploads.extract_images(
-                    masks_zip, Path(tmp, "res"), prefix="davis/", max_files=limit, max_bytes=1 << 30
-                )
-                names = [p.stem for p in ground_truth_files(res_dir)]
-                indices = [i * int(meta["stride"]) for i in range(len(names))]
-                gt = align_ground_truth(
-                    ground_truth_files(gt_dir), names, indices, int(meta["info"]["num_frames"])
-                )
-                scores = score_clip(res_dir, gt, names)
-            tracks = _davis_tracks(masks_zip)
+            return score_masks_zip(gt_zip, masks_zip, meta, max_files=limit, work_dir=self.work.root)
         except (ValueError, FileNotFoundError) as err:
             raise gr.Error(str(err), print_exception=False) from None
-        return score_markdown(scores, tracks, len(names))
 
     # ------------------------------------------------------------------------------------ re-render
     def rerender(
@@ -527,27 +485,6 @@ class App:
         self.work.remove_session(_session(request))
 
 
-def _davis_tracks(masks_zip: str) -> dict[int, int]:
-    """DAVIS label -> track id, from the zip's tracks.csv.
-
-    Raises:
-        ValueError: the zip has no tracks.csv with those columns (not a zip that Run or Re-render made).
-    """
-    with zipfile.ZipFile(masks_zip) as zf:
-        if "tracks.csv" not in zf.namelist():
-            raise ValueError(
-                f"{Path(masks_zip).name} has no tracks.csv: score the zip that Run or Re-render made"
-            )
-        rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
-        try:
-            return {int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]}
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(
-                f"{Path(masks_zip).name}: its tracks.csv has no readable davis_label and track_id "
-                f"columns ({err!r}); score the zip that Run or Re-render made"
-            ) from None
-
-
 def _merge(text: str | None) -> dict[int, int]:
     try:
         return parse_merge(text)
@@ -572,29 +509,6 @@ def _style(style: str) -> str:
 
 def _session(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
-
-
-def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float]]]:
-    """``{track_id: {frame: box_xyxy}}`` from an export zip's tracks.csv (ids) and results.json (boxes, same order);
-    {} without them."""
-    if not {"tracks.csv", "results.json"} <= set(archive.namelist()):
-        return {}
-    rows = csv.DictReader(io.StringIO(archive.read("tracks.csv").decode("utf-8")))
-    entries = json.loads(archive.read("results.json"))
-    return {
-        int(row["track_id"]): {t: box for t, box in enumerate(entry["boxes"]) if box is not None}
-        for row, entry in zip(rows, entries)
-    }
-
-
-def _applied_merge(text: str | None, shown: Mapping[int, Any]) -> dict[int, int]:
-    """The pairs of the *Merge tracks* text that the zip with tracks ``shown`` was re-rendered with: source gone,
-    target there. Text that does not parse made no zip (Re-render refuses it): nothing applied."""
-    try:
-        merge = parse_merge(text)
-    except ValueError:
-        return {}
-    return {s: t for s, t in merge.items() if s not in shown and t in shown}
 
 
 def _img(preview: np.ndarray | None) -> Any:
