@@ -20,7 +20,6 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,9 +27,9 @@ from typing import Any, Iterator
 
 import gradio as gr
 import numpy as np
-import torch
 
 import app_uploads
+from app_errors import USER_ERRORS, to_gr_error
 from app_models import (
     PRESETS,
     GetPipeline,
@@ -50,20 +49,18 @@ from app_text import (
     describe_video,
     footer_markdown,
     mask_model_info,
-    out_of_memory_text,
     status_text,
 )
 from app_work import JobPump, WorkRoot
 from uvosam.config import SAM2_MODEL_TYPES
-from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
+from uvosam.errors import WeightsError
 from uvosam.export_types import ExportOptions
-from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
 from uvosam.remote_video import download_video, is_zip_download
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
-from uvosam.video import ACCEPTED_FOLDER, probe
+from uvosam.video import probe
 
 logger = logging.getLogger("uvosam.app")
 
@@ -73,7 +70,6 @@ EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_sha
 EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
     "Examples: Big Buck Bunny (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0; synthetic shapes"
 )
-USER_ERRORS = (VideoReadError, VideoLimitError, FileNotFoundError, ValueError, WeightsError)
 LOAD_ERRORS = (FileNotFoundError, WeightsError, NotImplementedError)
 TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen", "came back"]
 OUTPUT_SIDES = [
@@ -108,31 +104,6 @@ class _Update:
     preview: np.ndarray | None
     chunk: Path | None
     result: JobResult | None
-
-
-def to_gr_error(err: BaseException) -> gr.Error:
-    """Library errors about the input keep their message; anything else is logged with an id.
-
-    A ``gr.Error`` is already meant for the user (ZeroGPU's quota/duration refusals, or an error
-    this function mapped inside the GPU function) and is returned as it is."""
-    if isinstance(err, gr.Error):
-        return err
-    if isinstance(err, torch.OutOfMemoryError):
-        logger.warning("run stopped, out of GPU memory: %s", (str(err).splitlines() or [""])[0])
-        return gr.Error(out_of_memory_text(), print_exception=False)
-    if isinstance(err, VideoLimitError):
-        hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
-        return gr.Error(str(err) + hint, print_exception=False)
-    if isinstance(err, USER_ERRORS):  # the app takes a zip of frames where the library takes a folder
-        message = str(err).replace(ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames")
-        return gr.Error(message, print_exception=False)
-    error_id = uuid.uuid4().hex[:8]
-    logger.error("run failed (error id %s)", error_id, exc_info=err)
-    return gr.Error(
-        f"Something went wrong on our side (error id {error_id}). "
-        "Try again; if it persists, report the id.",
-        print_exception=False,
-    )
 
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
