@@ -19,7 +19,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,6 +39,7 @@ from app_models import (
     run_config,
     sam2_missing,
 )
+from app_progress import drive
 from app_results import merge_hints_markdown, score_masks_zip, timeline_image
 from app_settings import AppSettings
 from app_text import (
@@ -49,7 +49,6 @@ from app_text import (
     describe_video,
     footer_markdown,
     mask_model_info,
-    status_text,
 )
 from app_work import JobPump, WorkRoot
 from uvosam.config import SAM2_MODEL_TYPES
@@ -96,14 +95,6 @@ class SessionRun:
 
     run_dir: Path
     cache_dir: Path
-
-
-@dataclass(frozen=True)
-class _Update:
-    status: str
-    preview: np.ndarray | None
-    chunk: Path | None
-    result: JobResult | None
 
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
@@ -171,7 +162,7 @@ class App:
         cleared = gr.CheckboxGroup(choices=[], value=[])
         try:
             yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
-            for up in self._drive(pump, progress, "segmenting"):
+            for up in drive(pump, progress, "segmenting", self.settings.status_interval_s):
                 if up.result is None:
                     yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
                     continue
@@ -406,7 +397,7 @@ class App:
             ).start()
             skip = gr.skip()
             try:
-                for up in self._drive(pump, progress, "re-rendering"):
+                for up in drive(pump, progress, "re-rendering", self.settings.status_interval_s):
                     if up.result is None:
                         yield up.status, _img(up.preview), up.chunk, skip, skip, skip
                     else:
@@ -416,32 +407,6 @@ class App:
             finally:
                 pump.cancel()
                 self.work.release(out_dir)
-
-    # --------------------------------------------------------------------------------------- shared
-    def _drive(self, pump: JobPump, progress: gr.Progress, verb: str) -> Iterator[_Update]:
-        """Worker updates, at least one per ``status_interval_s`` (so that Stop lands quickly)."""
-        interval = self.settings.status_interval_s
-        started, step, preview = time.monotonic(), None, None
-        last_sent = started
-        while True:
-            items = pump.poll(max(0.0, last_sent + interval - time.monotonic()))
-            failed = next((item.error for item in items if item.error is not None), None)
-            if failed is not None:  # first: the worker may already be deleting the run's files
-                raise to_gr_error(failed)
-            for item in items:
-                if item.done:
-                    return
-                step = item.step
-                preview = step.preview if step.preview is not None else preview
-                if step.chunk is not None or step.result is not None:
-                    yield _Update(status_text(step, verb, started), preview, step.chunk, step.result)
-                    last_sent = time.monotonic()
-            if step is not None:
-                desc = status_text(step, verb, started)  # frame counter, speed and ETA
-                progress((step.frames_done, step.frames_total), desc=desc, unit="frames")
-            if time.monotonic() - last_sent >= interval:
-                yield _Update(status_text(step, verb, started), preview, None, None)
-                last_sent = time.monotonic()
 
     def stopped(self) -> str:
         return "stopped: press Run to start again"
