@@ -15,6 +15,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 import app as app_module  # noqa: E402
 import app_gpu  # noqa: E402
+import app_handlers  # noqa: E402
 import app_models  # noqa: E402
 import app_text  # noqa: E402
 from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
@@ -82,7 +83,7 @@ def test_without_the_sam2_package_the_app_offers_sam_only_and_says_why(tmp_path,
     import gradio as gr
 
     asked = []
-    app = app_module.App(lambda preset, sam: asked.append(sam), AppSettings(work_root=tmp_path))
+    app = app_handlers.App(lambda preset, sam: asked.append(sam), AppSettings(work_root=tmp_path))
     steps = app.segment(str(ROOT / "examples" / "synthetic_shapes.mp4"), PRESET, "sam2.1_tiny", 0.0, 10, 1, 900,
                         0, True, True, "overlay", None, False, None, progress=lambda *a, **k: None)  # fmt: skip
     with pytest.raises(gr.Error, match="pip install sam2"):
