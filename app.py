@@ -1,11 +1,20 @@
 """UVOSAM web demo (a Hugging Face Space): upload a video, watch it stream back masked, get masks.
 
-UI only: the page and the events that call the handlers of ``app_handlers.App``; the work is done by ``uvosam``
-(``run_job``/``rerender_iter``) and the non-UI helpers ``app_gpu`` (ZeroGPU, the GPU function), ``app_models``,
-``app_settings``, ``app_work`` (session folders, the job's thread), ``app_text``, ``app_results`` and
-``app_uploads``.
-``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``). Limits and defaults:
-``AppSettings.from_env``.
+UI only: ``build_demo`` lays out the page (``app_layout``) and wires its events to the handlers of
+``app_handlers.App``; the work is done by ``uvosam`` (``run_job``/``rerender_iter``) and the app's other modules,
+one concept each:
+
+- ``app_settings``: limits and defaults from the environment (``AppSettings.from_env``);
+- ``app_models``: tracker presets, mask models and their labels, the pipeline loader;
+- ``app_gpu``: ZeroGPU (``spaces``, imported first below), the device, the GPU function that runs a job;
+- ``app_work``: per-session work folders and the worker thread of a job (``JobPump``);
+- ``app_progress``: a job's progress as UI updates; ``app_errors``: what a user is told when a request fails;
+- ``app_text``: what the page says (about, banner, footer, status line, an upload's description, scores);
+- ``app_results``: what a finished run shows from its zip (timeline, merge hints, Score);
+- ``app_uploads``: zips of frames and of ground truth, unpacked safely.
+
+Only ``app_layout``, ``app_handlers``, ``app_progress``, ``app_errors`` and this module import gradio.
+``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``).
 """
 
 from __future__ import annotations

@@ -43,8 +43,9 @@ _SOURCES: dict[str, tuple[GetPipeline, ToError]] = {}
 # ZeroGPU seconds asked per frame, by mask model (the tracker and the video encoding included). The SAM 2.1 values
 # are estimates, not measurements (no SAM 2.1 run has been timed on ZeroGPU): all run at 1024 px, and SAM 2.1's
 # Hiera encoders are lighter than SAM's ViTs (39M/46M/81M/224M parameters against ViT-B's 94M and ViT-L's 312M; the
-# SAM 2 paper's abstract has SAM 2 6x faster than SAM on images, for its Hiera-B+ model against ViT-H), so tiny/small ask a little less than ViT-B, base+ as much as ViT-B
-# and large less than ViT-L, rounded up rather than down (a job over its duration is cut off).
+# SAM 2 paper's abstract has SAM 2 6x faster than SAM on images, for its Hiera-B+ model against ViT-H), so
+# tiny/small ask a little less than ViT-B, base+ as much as ViT-B and large less than ViT-L, rounded up rather than
+# down (a job over its duration is cut off).
 _PER_FRAME_S = {
     "vit_b": 0.2,
     "vit_l": 0.35,
