@@ -126,8 +126,17 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
     c, o, e = ui.inputs.controls, ui.outputs, ui.editing
     return e.redo.click(
         app.rerender,
-        [e.keep, c["show_boxes"], c["show_labels"], c["output_side"], e.style, e.merge, e.alpha_webm,
-         c["min_score"], ui.state],  # fmt: skip
+        [  # App.rerender's parameter order
+            e.keep,
+            c["show_boxes"],
+            c["show_labels"],
+            c["output_side"],
+            e.style,
+            e.merge,
+            e.alpha_webm,
+            c["min_score"],
+            ui.state,
+        ],
         [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table],
         api_name="rerender",
         concurrency_limit=2,
@@ -157,7 +166,10 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
 
 def _on_zip_shown(app: App, ui: Page) -> None:
     o = ui.outputs
-    views = ((app.timeline, o.zip_file, o.timeline), (app.merge_hints, [o.zip_file, ui.editing.merge], o.hints))
+    views = (
+        (app.timeline, o.zip_file, o.timeline),
+        (app.merge_hints, [o.zip_file, ui.editing.merge], o.hints),
+    )
     for show, inputs, output in views:
         o.zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
             show, inputs, output, queue=False, show_progress="hidden", api_visibility="private"

@@ -82,7 +82,9 @@ def score_masks_zip(
         )
         names = [p.stem for p in ground_truth_files(res_dir)]
         indices = [i * int(meta["stride"]) for i in range(len(names))]
-        gt = align_ground_truth(ground_truth_files(gt_dir), names, indices, int(meta["info"]["num_frames"]))
+        gt = align_ground_truth(
+            ground_truth_files(gt_dir), names, indices, int(meta["info"]["num_frames"])
+        )
         scores = score_clip(res_dir, gt, names)
     tracks = _davis_tracks(masks_zip)
     return score_markdown(scores, tracks, len(names))
