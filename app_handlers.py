@@ -31,7 +31,8 @@ from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
-from uvosam.remote_video import download_video, is_zip_download
+from uvosam.remote_files import is_zip_download
+from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import probe

@@ -20,10 +20,12 @@ from http_helpers import redirect, send, serving
 
 import uvosam_cli
 import uvosam_cli.segment as segment_cli
-from uvosam import remote_video
+from uvosam import remote_connect, remote_links
 from uvosam.errors import RemoteVideoError
 from uvosam.pipeline import UVOSAM
-from uvosam.remote_video import download_video, is_public_address, safe_file_name
+from uvosam.remote_connect import is_public_address
+from uvosam.remote_files import safe_file_name
+from uvosam.remote_video import download_video
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
 from uvosam.video import VideoWriter, probe
@@ -78,9 +80,8 @@ def test_the_name_comes_from_content_disposition_or_the_path_sanitised(server, t
     )
     server.routes["/v/%C3%A9t%C3%A9.webm"] = send(BODY, {"Content-Type": "video/webm"})
     server.routes["/v/.hidden.mp4"] = send(BODY, MP4)
-    assert (
-        fetch(server.url("/get"), tmp_path).name == "evil clip.mp4"
-    )  # its base name only, inside tmp_path
+    # its base name only, inside tmp_path
+    assert fetch(server.url("/get"), tmp_path).name == "evil clip.mp4"
     assert fetch(server.url("/intl"), tmp_path).name == "漢字 clip.mov"  # RFC 2231, unicode kept
     assert fetch(server.url("/v/%C3%A9t%C3%A9.webm"), tmp_path).name == "été.webm"
     assert fetch(server.url("/v/.hidden.mp4"), tmp_path).name == "hidden.mp4"  # no hidden file
@@ -94,9 +95,8 @@ def test_a_missing_extension_comes_from_the_content_type(server, tmp_path):
     server.routes["/blob"] = send(BODY, {"Content-Type": "application/octet-stream"})
     assert fetch(server.url("/download?id=3"), tmp_path).name == "download.webm"
     assert fetch(server.url("/file.php"), tmp_path).name == "file.php.gif"
-    assert (
-        fetch(server.url("/blob"), tmp_path).name == "blob"
-    )  # unknown: as it is (ffmpeg reads by content)
+    # unknown: as it is (ffmpeg reads by content)
+    assert fetch(server.url("/blob"), tmp_path).name == "blob"
 
 
 def test_safe_file_name_never_leaves_the_folder():
@@ -321,11 +321,10 @@ def test_tls_errors_are_reported_and_tls_starts_on_the_checked_socket(server, tm
         RemoteVideoError, match=r"TLS connection to 127.0.0.1 failed .*https:// or http://"
     ):
         fetch(f"https://127.0.0.1:{server.port}/clip.mp4", tmp_path)  # a plain HTTP server
-    mro = (
-        remote_video._CheckedHTTPSConnection.__mro__
-    )  # HTTPSConnection.connect -> super().connect() -> checked
-    assert mro.index(http.client.HTTPSConnection) < mro.index(remote_video._CheckedHTTPConnection)
-    assert mro.index(remote_video._CheckedHTTPConnection) < mro.index(http.client.HTTPConnection)
+    # HTTPSConnection.connect -> super().connect() -> checked
+    mro = remote_connect.CheckedHTTPSConnection.__mro__
+    assert mro.index(http.client.HTTPSConnection) < mro.index(remote_connect.CheckedHTTPConnection)
+    assert mro.index(remote_connect.CheckedHTTPConnection) < mro.index(http.client.HTTPConnection)
 
 
 def test_credentials_go_to_their_origin_only_and_are_never_shown(server, tmp_path, caplog):
@@ -336,9 +335,8 @@ def test_credentials_go_to_their_origin_only_and_are_never_shown(server, tmp_pat
         send(BODY if ok else b"", MP4, status=200 if ok else 401)(h)
 
     server.routes["/clip.mp4"] = guarded
-    server.routes["/elsewhere"] = redirect(
-        server.url("/clip.mp4", host="localhost")
-    )  # another origin
+    # another origin
+    server.routes["/elsewhere"] = redirect(server.url("/clip.mp4", host="localhost"))
     caplog.set_level(logging.DEBUG)
     url = f"http://alice:s3cret@127.0.0.1:{server.port}"
     assert fetch(url + "/clip.mp4", tmp_path).read_bytes() == BODY
@@ -354,7 +352,7 @@ def test_credentials_go_to_their_origin_only_and_are_never_shown(server, tmp_pat
         str(missing.value),
         str(invalid.value),
         caplog.text,
-        repr(remote_video.parse_link(url)),
+        repr(remote_links.parse_link(url)),
     ):
         assert "s3cret" not in text and "alice" not in text, text
 
@@ -423,7 +421,7 @@ def test_the_address_actually_reached_is_checked_again(server, tmp_path):
 
 
 def test_a_checked_connection_refuses_private_addresses_by_default(no_connect):
-    for kind in (remote_video._CheckedHTTPConnection, remote_video._CheckedHTTPSConnection):
+    for kind in (remote_connect.CheckedHTTPConnection, remote_connect.CheckedHTTPSConnection):
         with pytest.raises(RemoteVideoError, match="inside this server's network"):
             kind("127.0.0.1", 8000).connect()
 
@@ -449,9 +447,8 @@ def test_segment_takes_a_link_and_removes_its_download(
             writer.write(frame)
     server.routes["/share"] = send((tmp_path / "src.mp4").read_bytes(), {**MP4, "Content-Disposition": 'attachment; filename="street cam.mp4"'})  # fmt: skip
     made = []
-    monkeypatch.setattr(
-        tempfile, "tempdir", str(tmp_path / "tmp")
-    )  # where the download folder goes
+    # where the download folder goes
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(
         segment_cli, "load_pipeline",

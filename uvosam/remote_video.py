@@ -1,20 +1,19 @@
 """Fetch a video file (or a zip of frames, or a GIF) from a direct http(s) link, safely enough for a public server.
 
 ``download_video(url, dest_dir, max_bytes=..., timeout_s=...)`` streams the response body into a file in
-``dest_dir`` (constant memory) and returns its path. Standard library only (``http.client``, ``socket``, ``ssl``,
-``ipaddress``); no proxy settings are read.
+``dest_dir`` (constant memory) and returns its path. Standard library only (``http.client``, ``socket``, ``ssl``);
+no proxy settings are read. Its parts: ``uvosam.remote_links`` (parsing and vetting a link),
+``uvosam.remote_connect`` (which addresses may be reached, checked connections), ``uvosam.remote_files`` (the
+file's name and kind); this module follows redirects, checks the response, streams the body and says what failed.
 
 Refused, each with a ``RemoteVideoError`` that says what came and what to do:
 
-* anything but an ``http``/``https`` link with a host; links to video *pages* (YouTube, Vimeo, TikTok...:
-  ``PAGE_HOSTS``) before any network access; a response that is a web page (``text/html``, or a body that starts
-  like one), text, or a streaming playlist (HLS/DASH: links to further files);
+* anything but an ``http``/``https`` link with a host, and links to video *pages* (YouTube, Vimeo, TikTok...),
+  before any network access (``uvosam.remote_links``); a response that is a web page (``text/html``, or a body
+  that starts like one), text, or a streaming playlist (HLS/DASH: links to further files);
 * hosts inside the server's own network (SSRF), unless ``allow_private``: every address a host name resolves to
-  must be public (``is_public_address``: no loopback, private, shared, link-local such as the cloud metadata
-  service 169.254.169.254, multicast, reserved or unspecified address, IPv4 inside IPv6 judged as IPv4). The
-  socket connects to the checked address itself (no second DNS lookup that could be rebound), and the address it
-  actually reached is checked again before a request byte is sent (for https, before the TLS handshake). Every
-  redirect is checked the same way;
+  must be public, and so must the address the socket actually reached, before a request byte is sent (for https,
+  before the TLS handshake; ``uvosam.remote_connect``). Every redirect is checked the same way;
 * more than ``max_redirects`` redirects, or a redirect loop;
 * a body over ``max_bytes``: at once from its Content-Length, else when the count passes it while streaming;
 * a server silent for ``read_timeout_s``, or a download not done ``timeout_s`` after it started (a watchdog cuts
@@ -29,64 +28,37 @@ or log.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
-import ipaddress
 import logging
 import os
-import re
 import socket
 import ssl
 import tempfile
 import threading
 import time
-import unicodedata
-import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from uvosam import __version__
 from uvosam.errors import RemoteVideoError
+from uvosam.remote_connect import (
+    AddressCheck,
+    CheckedHTTPConnection,
+    CheckedHTTPSConnection,
+    is_public_address,
+)
+from uvosam.remote_files import place_file, safe_file_name
+from uvosam.remote_links import PAGE_HINT, Link, parse_link, refuse_page_link
 
-__all__ = [
-    "PAGE_HOSTS",
-    "download_video",
-    "is_public_address",
-    "is_zip_download",
-    "looks_like_link",
-    "safe_file_name",
-]
+__all__ = ["download_video"]
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-AddressCheck = Callable[[IPAddress], bool]
 Progress = Callable[[int, int | None], None]
 
-PAGE_HOSTS = (
-    "youtube.com", "youtu.be", "youtube-nocookie.com", "vimeo.com", "dailymotion.com", "dai.ly", "tiktok.com",
-    "instagram.com", "facebook.com", "fb.watch", "twitter.com", "x.com", "twitch.tv", "bilibili.com",
-)  # fmt: skip
-"""Sites whose links are pages that play a video, not the file: refused before any download (and their subdomains)."""
-MEDIA_TYPES = {
-    "video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov", "video/x-matroska": ".mkv",
-    "video/matroska": ".mkv", "video/x-msvideo": ".avi", "video/avi": ".avi", "video/mpeg": ".mpg",
-    "video/ogg": ".ogv", "video/3gpp": ".3gp", "video/mp2t": ".ts", "video/x-m4v": ".m4v", "image/gif": ".gif",
-    "image/apng": ".apng", "application/zip": ".zip", "application/x-zip-compressed": ".zip",
-}  # fmt: skip
-"""Content type -> the extension a downloaded file gets when its name has no known one."""
-MEDIA_SUFFIXES = frozenset(MEDIA_TYPES.values()) | {
-    ".mpeg",
-    ".ogg",
-    ".mts",
-    ".m2ts",
-    ".wmv",
-    ".flv",
-    ".png",
-}
 PAGE_TYPES = ("text/html", "application/xhtml+xml")
 PLAYLIST_TYPES = (
     "application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl", "audio/x-mpegurl",
@@ -97,199 +69,8 @@ REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = f"uvosam/{__version__} (video download; Python http.client)"
 _CHUNK = 1 << 16
 _SNIFF = 256  # bytes of the body looked at for a page or a playlist
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_PAGE_HINT = (
-    "use a direct link to the video file itself (.mp4, .webm, .mov...: a link that downloads or plays the bare "
-    "file). YouTube and other video-site page links are not supported"
-)
 
 
-# --------------------------------------------------------------------------------------------- links
-@dataclass(frozen=True)
-class _Link:
-    """One http(s) link, parsed: where to connect and what to ask for.
-
-    Attributes:
-        url: the link as given (may hold credentials: never shown). scheme: "http" or "https".
-        host: ASCII (IDNA) host name or IP literal, no brackets. port: explicit or the scheme's default.
-        target: the request target (path and query, percent-encoded). shown: how messages name the link:
-            ``scheme://host[:port]/path`` without credentials, a query shown as ``?…``.
-        path: the URL's path, percent-decoded. auth: an ``Authorization`` header from ``user:pass@``, or None.
-    """
-
-    url: str = field(repr=False)
-    scheme: str
-    host: str
-    port: int
-    target: str
-    shown: str
-    path: str
-    auth: str | None = field(default=None, repr=False)
-
-    @property
-    def origin(self) -> tuple[str, str, int]:
-        return self.scheme, self.host, self.port
-
-
-def _without_credentials(text: str) -> str:
-    return re.sub(r"//[^/?#]*@", "//", text)
-
-
-def _short(text: str, limit: int = 100) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def looks_like_link(text: str) -> bool:
-    """True for ``scheme://...`` text (a link, maybe one ``download_video`` refuses), False for a file path."""
-    return re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text.strip()) is not None
-
-
-def parse_link(url: str) -> _Link:
-    """``url`` as a ``_Link``.
-
-    Raises:
-        RemoteVideoError: not an http(s) link with a host (file:, ftp:, data:, javascript:, no scheme...),
-            control characters in it, a bad port or host name.
-    """
-    text = url.strip()
-    example = "a direct link to a video file, e.g. https://example.com/clip.mp4"
-    if not text:
-        raise RemoteVideoError(f"No link given: expected {example}.")
-    shown = _short(_without_credentials(text))
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise RemoteVideoError(f"{shown!r} has control characters in it: expected {example}.")
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-        host = (parts.hostname or "").encode("idna").decode("ascii")
-    except (ValueError, UnicodeError) as err:
-        raise RemoteVideoError(
-            f"{shown!r} is not a valid link ({err}): expected {example}."
-        ) from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not host:
-        if scheme in ("http", "https"):
-            raise RemoteVideoError(f"{shown!r} has no host: expected {example}.")
-        raise RemoteVideoError(
-            f"{shown!r} is not an http:// or https:// link: expected {example} (add https:// in front of "
-            "a bare address)."
-        )
-    safe = "/%:@!$&'()*+,;=-._~"
-    target = quote(parts.path or "/", safe=safe) + (
-        f"?{quote(parts.query, safe=safe + '?')}" if parts.query else ""
-    )
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
-    auth = None
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        auth = "Basic " + base64.b64encode(pair).decode("ascii")
-    return _Link(
-        url=text, scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80), target=target,
-        shown=_short(f"{scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")),
-        path=unquote(parts.path), auth=auth,
-    )  # fmt: skip
-
-
-def page_site(host: str) -> str | None:
-    """The ``PAGE_HOSTS`` site ``host`` belongs to (the site or a subdomain), else None."""
-    host = host.lower().rstrip(".")
-    return next((site for site in PAGE_HOSTS if host == site or host.endswith("." + site)), None)
-
-
-def _refuse_page_link(link: _Link) -> None:
-    site = page_site(link.host)
-    if site is not None:
-        raise RemoteVideoError(
-            f"{link.shown} is a {site} page link, not a video file: {_PAGE_HINT}."
-        )
-
-
-# ----------------------------------------------------------------------------------------- addresses
-def is_public_address(ip: IPAddress) -> bool:
-    """True for an address on the public internet: not loopback, private, shared (100.64/10), link-local
-    (169.254.169.254: cloud metadata), multicast, reserved or unspecified. IPv4 carried in IPv6 (``::ffff:a.b.c.d``,
-    6to4 ``2002::/16``, NAT64 ``64:ff9b::/96``) is judged by the IPv4 address it carries."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        inner = ip.ipv4_mapped or ip.sixtofour
-        if inner is None and ip in _NAT64:
-            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if inner is not None:
-            return is_public_address(inner)
-    special = (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-    )
-    return ip.is_global and not (special or ip.is_unspecified)
-
-
-def _address_kind(ip: IPAddress) -> str:
-    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour):
-        return "IPv4 inside IPv6, " + _address_kind(ip.ipv4_mapped or ip.sixtofour)
-    kinds = ("loopback", "unspecified", "link_local", "multicast", "private", "reserved")
-    return next((k.replace("_", "-") for k in kinds if getattr(ip, f"is_{k}")), "not public")
-
-
-def _check_address(host: str, ip: IPAddress, allowed: AddressCheck) -> None:
-    if allowed(ip):
-        return
-    what = str(ip) if host == str(ip) else f"{host} (at {ip})"
-    raise RemoteVideoError(
-        f"{what} is an address inside this server's network ({_address_kind(ip)}): links to private, loopback or "
-        "link-local addresses are refused here. Use a public link to the file (or upload the file)."
-    )
-
-
-def _ip(sockaddr: tuple) -> IPAddress:
-    return ipaddress.ip_address(sockaddr[0])
-
-
-def open_checked_socket(
-    host: str, port: int, timeout: float, allowed: AddressCheck | None
-) -> socket.socket:
-    """A TCP socket connected to ``host``: every address it resolves to is checked with ``allowed`` first (None:
-    no check), the socket connects to such a checked address, and the peer it reached is checked again.
-
-    Raises:
-        RemoteVideoError: an address ``allowed`` refuses. OSError: DNS or connection failure (the last one).
-    """
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if allowed is not None:
-        for *_, sockaddr in infos:
-            _check_address(host, _ip(sockaddr), allowed)
-    error: OSError = OSError(f"no address found for {host}")
-    for family, kind, proto, _, sockaddr in infos:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(sockaddr)
-            if allowed is not None:  # the address actually reached
-                _check_address(host, _ip(sock.getpeername()), allowed)
-            return sock
-        except OSError as err:
-            sock.close()
-            error = err
-        except BaseException:
-            sock.close()
-            raise
-    raise error
-
-
-class _CheckedHTTPConnection(http.client.HTTPConnection):
-    """An ``HTTPConnection`` whose socket comes from ``open_checked_socket`` (no proxy tunnel)."""
-
-    # what a connection checks unless its instance is given another check (None: none)
-    address_allowed: AddressCheck | None = staticmethod(is_public_address)
-
-    def connect(self) -> None:
-        self.sock = open_checked_socket(self.host, self.port, self.timeout, self.address_allowed)
-
-
-class _CheckedHTTPSConnection(http.client.HTTPSConnection, _CheckedHTTPConnection):
-    """HTTPS: ``HTTPSConnection.connect`` calls ``super().connect()``, which this MRO makes
-    ``_CheckedHTTPConnection.connect``; so the address is checked before the TLS handshake, which then runs on that
-    socket (certificate checked against the host name)."""
-
-
-# ------------------------------------------------------------------------------------------ download
 class _Watchdog:
     """Cuts the current connection ``seconds`` after it started whatever it waits for (a trickled header or body, a
     stalled TLS handshake): a blocked read then returns at once. (A DNS lookup cannot be cut: the deadline is
@@ -330,8 +111,8 @@ class _Options:
     progress: Progress | None
 
 
-def _request(link: _Link, options: _Options, watchdog: _Watchdog) -> http.client.HTTPResponse:
-    kind = _CheckedHTTPSConnection if link.scheme == "https" else _CheckedHTTPConnection
+def _request(link: Link, options: _Options, watchdog: _Watchdog) -> http.client.HTTPResponse:
+    kind = CheckedHTTPSConnection if link.scheme == "https" else CheckedHTTPConnection
     if watchdog.conn is not None:  # the previous hop's
         watchdog.conn.close()
     conn = kind(link.host, link.port, timeout=options.read_timeout_s)
@@ -348,8 +129,8 @@ def _request(link: _Link, options: _Options, watchdog: _Watchdog) -> http.client
 
 
 def _follow(
-    link: _Link, options: _Options, watchdog: _Watchdog
-) -> tuple[_Link, http.client.HTTPResponse]:
+    link: Link, options: _Options, watchdog: _Watchdog
+) -> tuple[Link, http.client.HTTPResponse]:
     """GET ``link``, following up to ``max_redirects`` redirects (each checked as the first link); credentials
     go to the first link's origin only. Returns the last link and its (non-redirect) response."""
     seen, origin = {link.url}, link.origin
@@ -365,7 +146,7 @@ def _follow(
                 "use the file's final link."
             )
         nxt = parse_link(urljoin(link.url, location.strip()))
-        _refuse_page_link(nxt)
+        refuse_page_link(nxt)
         if nxt.url in seen:
             raise RemoteVideoError(
                 f"{link.shown} redirects in a loop (back to {nxt.shown}): check the link."
@@ -377,7 +158,7 @@ def _follow(
     )
 
 
-def _http_error(link: _Link, status: int, reason: str) -> RemoteVideoError:
+def _http_error(link: Link, status: int, reason: str) -> RemoteVideoError:
     if status in (401, 403):
         fix = "the file is not public or the link has expired: use a public direct link, or upload the file"
     elif status in (404, 410):
@@ -391,7 +172,7 @@ def _http_error(link: _Link, status: int, reason: str) -> RemoteVideoError:
     return RemoteVideoError(f"{link.host} answered {status} {reason} for {link.shown}: {fix}.")
 
 
-def _check_response(link: _Link, response: http.client.HTTPResponse, max_bytes: int) -> str:
+def _check_response(link: Link, response: http.client.HTTPResponse, max_bytes: int) -> str:
     """The response's content type, after refusing what is not a file to download (pages, text, playlists, an
     error status, an announced size over ``max_bytes``, compression)."""
     if response.status not in (200, 203):
@@ -399,7 +180,7 @@ def _check_response(link: _Link, response: http.client.HTTPResponse, max_bytes: 
     kind = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
     if kind in PAGE_TYPES:
         raise RemoteVideoError(
-            f"{link.shown} is a web page ({kind}), not a video file: {_PAGE_HINT}."
+            f"{link.shown} is a web page ({kind}), not a video file: {PAGE_HINT}."
         )
     if kind in PLAYLIST_TYPES:
         raise RemoteVideoError(
@@ -421,7 +202,7 @@ def _check_response(link: _Link, response: http.client.HTTPResponse, max_bytes: 
     return kind
 
 
-def _too_big(link: _Link, max_bytes: int, *, size: int | None) -> RemoteVideoError:
+def _too_big(link: Link, max_bytes: int, *, size: int | None) -> RemoteVideoError:
     what = (
         f"is {size / 2**20:.1f} MiB"
         if size is not None
@@ -433,11 +214,11 @@ def _too_big(link: _Link, max_bytes: int, *, size: int | None) -> RemoteVideoErr
     )
 
 
-def _refuse_by_content(link: _Link, head: bytes) -> None:
+def _refuse_by_content(link: Link, head: bytes) -> None:
     """Refuse a body that starts as a web page or a streaming playlist, whatever its content type said."""
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
-        raise RemoteVideoError(f"{link.shown} is a web page, not a video file: {_PAGE_HINT}.")
+        raise RemoteVideoError(f"{link.shown} is a web page, not a video file: {PAGE_HINT}.")
     if start.startswith(b"#extm3u") or (start.startswith(b"<?xml") and b"<mpd" in start):
         raise RemoteVideoError(
             f"{link.shown} is a streaming playlist (HLS/DASH), not a video file: use a direct link to an "
@@ -446,7 +227,7 @@ def _refuse_by_content(link: _Link, head: bytes) -> None:
 
 
 def _stream(
-    link: _Link,
+    link: Link,
     response: http.client.HTTPResponse,
     out: os.PathLike,
     options: _Options,
@@ -459,9 +240,8 @@ def _stream(
     """
     total, head, expected = 0, b"", response.length
     with open(out, "wb") as file:
-        while chunk := response.read1(
-            _CHUNK
-        ):  # one recv at most: a trickle cannot fill a buffer slowly
+        # one recv at most: a trickle cannot fill a buffer slowly
+        while chunk := response.read1(_CHUNK):
             if watchdog.fired.is_set():
                 break
             if len(head) < _SNIFF:
@@ -493,7 +273,7 @@ def _amount(size: int) -> str:
     return f"{size / 1024:.0f} KiB" if size < 1 << 20 else f"{size / 2**20:.1f} MiB"
 
 
-def _timed_out(link: _Link, options: _Options, received: int | None = None) -> RemoteVideoError:
+def _timed_out(link: Link, options: _Options, received: int | None = None) -> RemoteVideoError:
     got = f" (got {_amount(received)})" if received else ""
     return RemoteVideoError(
         f"Downloading {link.shown} took longer than {options.timeout_s:g} s{got}: the server is too slow for this "
@@ -501,7 +281,7 @@ def _timed_out(link: _Link, options: _Options, received: int | None = None) -> R
     )
 
 
-def _network_error(link: _Link, err: Exception, options: _Options) -> RemoteVideoError:
+def _network_error(link: Link, err: Exception, options: _Options) -> RemoteVideoError:
     host, retry = link.host, "Try again later"
     if isinstance(err, socket.gaierror):
         what, fix = f"the host {host} was not found (DNS: {err.strerror or err})", "Check the link"
@@ -524,51 +304,10 @@ def _network_error(link: _Link, err: Exception, options: _Options) -> RemoteVide
     return RemoteVideoError(f"Could not download {link.shown}: {what}. {fix}.")
 
 
-def safe_file_name(name: str, content_type: str = "", *, max_chars: int = 120) -> str:
-    """``name`` (from a Content-Disposition or a URL path) as a plain file name: its last path component, no
-    control or reserved characters, no leading dots, at most ``max_chars`` before the extension (any script
-    kept); an extension from ``content_type`` (``MEDIA_TYPES``) is added when the name has no known one.
-    ``"video"`` if nothing is left."""
-    name = unicodedata.normalize("NFC", re.split(r"[/\\]", name)[-1])
-    name = "".join("_" if unicodedata.category(c)[0] == "C" or c in '<>:"|?*' else c for c in name)
-    name = name.strip().lstrip(".").rstrip(". ")
-    stem, suffix = os.path.splitext(name)
-    if suffix.lower() not in MEDIA_SUFFIXES:
-        stem, suffix = name, MEDIA_TYPES.get(content_type, "")
-    stem = stem[:max_chars].rstrip(". ") or "video"
-    return stem + suffix[:16]
-
-
-def _file_name(link: _Link, response: http.client.HTTPResponse, content_type: str) -> str:
-    given = (
-        response.msg.get_filename()
-    )  # Content-Disposition, RFC 2231 (filename*=UTF-8'') included
+def _file_name(link: Link, response: http.client.HTTPResponse, content_type: str) -> str:
+    # Content-Disposition, RFC 2231 (filename*=UTF-8'') included
+    given = response.msg.get_filename()
     return safe_file_name(given or PurePosixPath(link.path).name, content_type)
-
-
-def is_zip_download(path: Path) -> bool:
-    """True for a downloaded zip (of frames): named .zip, or a zip by content under a name that is not a video's
-    (an mp4 may hold the bytes of a zip's end record by chance)."""
-    suffix = path.suffix.lower()
-    return suffix == ".zip" or (suffix not in MEDIA_SUFFIXES and zipfile.is_zipfile(path))
-
-
-def _place(part: Path, dest: Path, name: str) -> Path:
-    """Move the finished ``part`` to ``dest/name`` (``name-1`` ... when taken; nothing is overwritten)."""
-    stem, suffix = os.path.splitext(name)
-    for i in range(1000):
-        final = dest / (name if i == 0 else f"{stem}-{i}{suffix}")
-        try:
-            open(final, "xb").close()  # reserves the name atomically
-        except FileExistsError:
-            continue
-        try:
-            os.replace(part, final)
-        except OSError:
-            final.unlink(missing_ok=True)
-            raise
-        return final
-    raise FileExistsError(f"{dest} already holds {name} and 999 numbered copies of it")
 
 
 def download_video(
@@ -598,13 +337,13 @@ def download_video(
 
     Returns:
         The file: ``dest_dir/<name>``, the name from the response's Content-Disposition or the link's path
-        (``safe_file_name``), ``-1``, ``-2``... added when taken.
+        (``remote_files.safe_file_name``), ``-1``, ``-2``... added when taken.
 
     Raises:
         RemoteVideoError: every refusal and failure (the network error chained); nothing is left in ``dest_dir``.
     """
     link = parse_link(url)
-    _refuse_page_link(link)
+    refuse_page_link(link)
     allowed = (
         address_allowed
         if address_allowed is not None
@@ -633,7 +372,7 @@ def download_video(
             finally:
                 if watchdog.conn is not None:
                     watchdog.conn.close()
-        final = _place(part, dest, _file_name(link, response, kind))
+        final = place_file(part, dest, _file_name(link, response, kind))
     finally:
         part.unlink(missing_ok=True)
     logger.info(

@@ -20,7 +20,9 @@ from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
-from uvosam.remote_video import download_video, is_zip_download, looks_like_link
+from uvosam.remote_files import is_zip_download
+from uvosam.remote_links import looks_like_link
+from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.video import probe
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, add_sam_arguments, positive_int, segmenter_config
