@@ -1,622 +1,68 @@
 """UVOSAM web demo (a Hugging Face Space): upload a video, watch it stream back masked, get masks.
 
-UI only: the work is done by ``uvosam`` (``run_job``/``rerender_iter``) and the non-UI helpers in
-``app_runtime``.
-``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``). Limits and defaults:
-``AppSettings.from_env``.
+UI only: ``build_demo`` lays out the page (``app_layout``) and wires its events to the handlers of
+``app_handlers.App``; the work is done by ``uvosam`` (``run_job``/``rerender_iter``) and the app's other modules,
+one concept each:
+
+- ``app_settings``: limits and defaults from the environment (``AppSettings.from_env``);
+- ``app_models``: tracker presets, mask models and their labels, the pipeline loader;
+- ``app_gpu``: ZeroGPU (``spaces``, imported first below), the device, the GPU function that runs a job;
+- ``app_work``: per-session work folders and the worker thread of a job (``JobPump``);
+- ``app_progress``: a job's progress as UI updates; ``app_errors``: what a user is told when a request fails;
+- ``app_text``: what the page says (about, banner, footer, status line, an upload's description, scores);
+- ``app_results``: what a finished run shows from its zip (timeline, merge hints, Score);
+- ``app_uploads``: zips of frames and of ground truth, unpacked safely.
+
+Only ``app_layout``, ``app_handlers``, ``app_progress``, ``app_errors`` and this module import gradio.
+``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``).
 """
 
 from __future__ import annotations
 
-import app_runtime as rt  # first: imports `spaces` (ZeroGPU) before torch
+import app_gpu  # first: imports `spaces` (ZeroGPU) before torch
 
+# isort: split
 import atexit
-import csv
 import dataclasses
-import io
-import json
 import logging
 import os
 import shutil
 import tempfile
-import threading
-import time
-import uuid
-import zipfile
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import gradio as gr
-import numpy as np
-import torch
-from PIL import Image
+from gradio.events import Dependency
 
-import app_uploads
-from app_runtime import AppSettings, GetPipeline, JobPump
-from uvosam.config import SAM2_MODEL_TYPES
-from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
-from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
-from uvosam.export_types import ExportOptions
-from uvosam.frame_folder import FRAME_EXTENSIONS
-from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
-from uvosam.mask_cache import MaskCache
-from uvosam.merge_hints import merge_text, suggest_merges
-from uvosam.remote_files import is_zip_download
-from uvosam.remote_video import download_video
-from uvosam.render import STYLES
-from uvosam.track_edit import parse_merge
-from uvosam.video import ACCEPTED_FOLDER, probe
+from app_handlers import App
+from app_layout import EXAMPLES_DIR, ROOT, Page, page
+from app_models import GetPipeline, PipelineLoader
+from app_settings import AppSettings
+from app_text import footer_markdown
+from uvosam.errors import WeightsError
 
 logger = logging.getLogger("uvosam.app")
 
-ROOT = Path(__file__).resolve().parent
-EXAMPLES_DIR = ROOT / "examples"
-EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_shapes.mp4")
-EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
-    "Examples: Big Buck Bunny (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0; synthetic shapes"
-)
-USER_ERRORS = (VideoReadError, VideoLimitError, FileNotFoundError, ValueError, WeightsError)
 LOAD_ERRORS = (FileNotFoundError, WeightsError, NotImplementedError)
-TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen", "came back"]
-OUTPUT_SIDES = [
-    ("same as input", 0),
-    ("1280 px", 1280),
-    ("854 px", 854),
-    ("640 px", 640),
-    ("480 px", 480),
-]
-STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
-    ("Overlay: colour masks", "overlay"),
-    ("Cut-out: objects on black", "cutout"),
-    ("Blurred background", "blur"),
-    ("Colour splash: grey background", "gray"),
-    ("Matte: white objects on black (for editors)", "matte"),
-]
-RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
-RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
-LINK_EXAMPLE = "https://example.com/clip.mp4"
-ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
-Upload a short video (or a zip of its frames, or pick an example) and press **Run**. A video tracker (IDOL) finds the
-salient objects and follows them; their boxes prompt Segment Anything (SAM or SAM 2.1) frame by frame. The masked
-video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
-RGBA cut-outs and JSON, and see when each track was present (with the likely id switches). **Re-render**
-redraws the last run with fewer objects, with tracks merged (one object that got two ids), with a higher
-score threshold or in another video style (overlay, cut-out, blurred or grey background, matte) without
-running the models again.
-Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
-def out_of_memory_text() -> str:
-    """What to do after a run ran out of GPU memory; names SAM 2.1's light models when they are offered."""
-    lighter = "a lighter mask model (SAM 2.1 tiny or small) or " if rt.sam2_missing() is None else ""
-    return (
-        "Out of GPU memory on this video: the run was stopped (the app is still running). Try "
-        f"{lighter}a smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
-        "resolution (shrink the video before uploading)."
-    )
+def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks:
+    """The Blocks app. ``get_pipeline(preset, sam)`` returns a loaded, shared, read-only ``UVOSAM``.
 
-
-@dataclass(frozen=True)
-class SessionRun:
-    """What a session keeps of its last finished run (its mask cache feeds Re-render)."""
-
-    run_dir: Path
-    cache_dir: Path
-
-
-@dataclass(frozen=True)
-class _Update:
-    status: str
-    preview: np.ndarray | None
-    chunk: Path | None
-    result: JobResult | None
-
-
-def to_gr_error(err: BaseException) -> gr.Error:
-    """Library errors about the input keep their message; anything else is logged with an id.
-
-    A ``gr.Error`` is already meant for the user (ZeroGPU's quota/duration refusals, or an error
-    this function mapped inside the GPU function) and is returned as it is."""
-    if isinstance(err, gr.Error):
-        return err
-    if isinstance(err, torch.OutOfMemoryError):
-        logger.warning("run stopped, out of GPU memory: %s", (str(err).splitlines() or [""])[0])
-        return gr.Error(out_of_memory_text(), print_exception=False)
-    if isinstance(err, VideoLimitError):
-        hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
-        return gr.Error(str(err) + hint, print_exception=False)
-    if isinstance(err, USER_ERRORS):  # the app takes a zip of frames where the library takes a folder
-        message = str(err).replace(ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames")
-        return gr.Error(message, print_exception=False)
-    error_id = uuid.uuid4().hex[:8]
-    logger.error("run failed (error id %s)", error_id, exc_info=err)
-    return gr.Error(
-        f"Something went wrong on our side (error id {error_id}). "
-        "Try again; if it persists, report the id.",
-        print_exception=False,
-    )
-
-
-def _status(step: JobProgress | None, verb: str, started: float) -> str:
-    if step is None:
-        waited = time.monotonic() - started
-        return f"{verb}: starting (loading models on first use)… {waited:.0f} s"
-    if step.result is not None:
-        r = step.result
-        speed = f"{r.seconds:.1f} s ({r.fps:.1f} fps)"
-        return f"done: {r.num_frames} frames, {len(r.tracks)} tracks in {speed}"
-    eta = f"{step.eta_s:.0f} s" if step.eta_s is not None else "?"
-    fps = step.frames_done / step.elapsed_s if step.elapsed_s > 0 else 0.0
-    progress = f"{verb}: frame {step.frames_done}/{step.frames_total}"
-    if step.frames_done:  # the live object count
-        s = "" if step.objects == 1 else "s"
-        ts = "" if step.tracks_so_far == 1 else "s"
-        progress += f" · {step.objects} object{s} ({step.tracks_so_far} track{ts} so far)"
-    return f"{progress} · {fps:.1f} fps · ETA {eta}"
-
-
-def _track_rows(result: JobResult) -> list[list[Any]]:
-    return [
-        [t.track_id, t.class_name, round(t.score, 3), t.first_frame, t.last_frame, t.num_frames, t.returns]
-        for t in result.tracks
-    ]
-
-
-class App:
-    """The event handlers of one demo; per-user data lives in ``gr.State`` and session folders."""
-
-    def __init__(self, get_pipeline: GetPipeline, settings: AppSettings) -> None:
-        self.get_pipeline = get_pipeline
-        self.settings = settings
-        self.work = rt.WorkRoot(settings.work_root)
-        self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
-        self.render_slots = threading.BoundedSemaphore(2)
-        self.source_key = rt.register_source(get_pipeline, to_gr_error)
-        self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
-
-    # ------------------------------------------------------------------------------------------ run
-    def segment(
-        self,
-        video: str | None,
-        tracker: str,
-        sam: str,
-        min_score: float,
-        max_objects: int,
-        stride: int,
-        max_frames: int,
-        output_side: int,
-        show_boxes: bool,
-        show_labels: bool,
-        style: str,
-        frames_zip: str | None = None,  # defaults: optional in the API (gradio_client)
-        alpha_webm: bool = False,
-        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
-        progress: gr.Progress = gr.Progress(),
-    ) -> Iterator[tuple]:
-        """Track + segment a video (or a zip of its frames): streams (status, preview, chunk); ends
-        with mp4, zip, tracks."""
-        if not video and not frames_zip:
-            raise gr.Error("Upload a video (or a zip of its frames) or pick an example first.")
-        if video and frames_zip:
-            raise gr.Error(
-                "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
-            )
-        if tracker not in rt.PRESETS:
-            raise gr.Error(f"Choose a tracker from {rt.PRESETS}; got {tracker!r}.")
-        _check_mask_model(sam)
-        options = JobOptions(
-            stride=int(stride),
-            max_frames=min(int(max_frames), self.settings.max_frames),
-            limits=self.settings.limits(),
-            cache=True,
-            **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
-        )
-        changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
-        run_dir = self.work.new_dir(_session(request), "run")
-        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video)
-        work = partial(self._job, tracker, sam, changes, source, run_dir, options)
-        pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
-        skip = gr.skip()
-        cleared = gr.CheckboxGroup(choices=[], value=[])
-        try:
-            yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
-            for up in self._drive(pump, progress, "segmenting"):
-                if up.result is None:
-                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
-                    continue
-                r = up.result
-                keep = gr.CheckboxGroup(
-                    choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
-                    value=[t.track_id for t in r.tracks],
-                )
-                state = SessionRun(run_dir, r.cache_dir)
-                self.speeds[tracker, sam] = r.fps
-                rows = _track_rows(r)
-                files = str(r.overlay_mp4), str(r.zip_path)
-                yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
-        finally:
-            pump.cancel()
-            self.work.release(run_dir)
-
-    def _outputs(
-        self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
-    ) -> dict[str, Any]:
-        """The ``JobOptions`` fields of what Run and Re-render write alike: video size, style, drawing, streaming
-        chunks and the export files."""
-        return {
-            "chunk_seconds": self.settings.chunk_seconds,
-            "output_max_side": int(output_side) or None,
-            "style": _style(style),
-            "show_boxes": bool(show_boxes),
-            "show_labels": bool(show_labels),
-            "export": ExportOptions(alpha_webm=bool(alpha_webm)),
-        }
-
-    def _job(
-        self,
-        tracker: str,
-        sam: str,
-        changes: dict,
-        source: str | app_uploads.FramesZip,
-        run_dir: Path,
-        options: JobOptions,
-    ) -> Iterator[JobProgress]:
-        """The run, in the worker thread. A zip of frames is checked (as ``describe`` does), unpacked into
-        ``run_dir/frames`` outside the GPU function, and deleted once the run is over (the mask cache feeds
-        Re-render); after unpacking one step (0 frames done) lets a Stop pressed meanwhile end the run there."""
-        if not isinstance(source, app_uploads.FramesZip):
-            yield from self._run_models(tracker, sam, changes, source, run_dir, options)
-            return
-        info = source.info(self.settings, stride=options.stride, max_frames=options.max_frames)
-        frames = run_dir / "frames"
-        try:
-            folder = source.extract(frames, self.settings)
-            total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
-            yield JobProgress(frames_done=0, frames_total=total, elapsed_s=0.0)
-            for step in self._run_models(tracker, sam, changes, str(folder), run_dir, options):
-                if step.result is not None:  # gone before the user hears "done" (Re-render reads the mask cache)
-                    shutil.rmtree(frames, ignore_errors=True)
-                yield step
-        except gr.Error as err:  # name frames as the user knows them, not by the server's run folder
-            message = err.message.replace(str(frames), Path(source.path).name)
-            raise gr.Error(message, duration=err.duration, visible=err.visible, title=err.title,
-                           print_exception=False) from None  # fmt: skip
-        finally:
-            shutil.rmtree(frames, ignore_errors=True)
-
-    def _run_models(
-        self, tracker: str, sam: str, changes: dict, source: str, run_dir: Path, options: JobOptions
-    ) -> Iterator[JobProgress]:
-        base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
-        config = rt.run_config(base, **changes)
-        yield from rt.gpu_job(self.source_key, tracker, sam, config, source, str(run_dir), options)
-
-    def describe(
-        self,
-        video: str | None,
-        tracker: str,
-        sam: str,
-        stride: int,
-        max_frames: int,
-        frames_zip: str | None = None,
-    ) -> str:
-        """What an upload is and what Run will cover (or why Run would refuse it), before Run."""
-        if not video and not frames_zip:
-            return ""
-        if video and frames_zip:
-            return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
-        stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
-        try:
-            if frames_zip:  # the checks of Run, before unpacking
-                info = app_uploads.FramesZip(frames_zip).info(self.settings, stride=stride, max_frames=max_frames)
-            else:
-                info = probe(video, limits=self.settings.limits(), stride=stride, max_frames=max_frames)
-        except USER_ERRORS as err:
-            return f"**Run would refuse this input:** {to_gr_error(err).message}"
-        fps = self.speeds.get((tracker, sam))
-        models = f"{tracker} + {rt.mask_model_label(sam)}"
-        name = Path(frames_zip or video).name
-        return rt.describe_video(info, name, stride, max_frames, models, fps)
-
-    # ----------------------------------------------------------------------------------------- link
-    def load_url(
-        self,
-        url: str | None,
-        state: SessionRun | None = None,
-        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
-        progress: gr.Progress = gr.Progress(),
-    ) -> tuple[str | None, str | None]:
-        """Download a direct link to a video file (or a zip of frames) into the session's folder and show it as
-        the input: returns (video, frames zip), the other one cleared.
-
-        The file is checked as Run checks it, but for the limits that Frame stride and Max frames change (the
-        upload's description names those): a file that is not a video or is over the size limits is refused
-        here and deleted. The session's last run stays (Re-render still reads it); an earlier download goes.
-        Gradio serves (and Run reads) its own copy of the file; the session's folder goes with the session.
-        """
-        if not self.settings.url_input:
-            raise gr.Error(
-                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
-            )
-        if not (url or "").strip():
-            raise gr.Error(
-                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
-            )
-        keep = state.run_dir if state is not None else None
-        folder = self.work.new_dir(_session(request), "link", keep=keep)
-        try:
-            path = download_video(
-                url,
-                folder,
-                max_bytes=self.settings.max_upload_mb << 20,
-                timeout_s=self.settings.url_timeout_s,
-                allow_private=self.settings.url_allow_private,
-                progress=lambda done, total: progress((done, total), desc="downloading"),
-            )
-            return self._loaded(path)
-        except USER_ERRORS as err:
-            shutil.rmtree(folder, ignore_errors=True)
-            shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
-            message = shown.message.replace(f"{folder}{os.sep}", "")
-            raise gr.Error(message, print_exception=False) from None
-        finally:
-            self.work.release(folder)
-
-    def _loaded(self, path: Path) -> tuple[str | None, str | None]:
-        """(video, None) or, for a zip, (None, zip) after the checks of Run that no setting changes: readable,
-        frame size (``max_frames=1``: the frame and duration limits depend on Frame stride and Max frames)."""
-        if is_zip_download(path):
-            app_uploads.FramesZip(str(path)).info(self.settings, stride=1, max_frames=1)
-            return None, str(path)
-        probe(path, limits=self.settings.limits(), max_frames=1)
-        return str(path), None
-
-    # ------------------------------------------------------------------------------------- timeline
-    def timeline(self, masks_zip: str | None) -> np.ndarray | None:
-        """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
-        if not masks_zip or not Path(masks_zip).is_file():
-            return None
-        with zipfile.ZipFile(masks_zip) as archive:
-            if "timeline.png" not in archive.namelist():
-                return None
-            with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
-                return np.asarray(image.convert("RGB"))
-
-    def merge_hints(self, masks_zip: str | None, merge: str | None = None) -> str:
-        """Markdown: the possible id switches among the tracks of the zip shown ("" if none or no zip).
-
-        ``merge``: the *Merge tracks* box. Re-render starts from the run's tracks, so the merge to put there is
-        the one the zip was made with (its pairs whose source is gone from the zip and whose target is in it)
-        grown by the hints; putting the hints alone would undo it. (After a Run, a pair left in the box from an
-        earlier video that names a track this run does not have is kept too; Re-render then names that track.)
-        """
-        if not masks_zip or not Path(masks_zip).is_file():
-            return ""
-        with zipfile.ZipFile(masks_zip) as archive:
-            boxes = _zip_track_boxes(archive)
-        hints = suggest_merges(boxes)
-        if not hints:
-            return ""
-        lines = "".join(f"\n- `{h.source}>{h.target}`: {h.describe()}" for h in hints)
-        return (
-            f"**Possible id switches** (one object that may have got a new id):{lines}\n\n"
-            f"To join them, put `{merge_text(hints, _applied_merge(merge, boxes))}` in *Merge tracks* and press "
-            "Re-render."
-        )
-
-    # ---------------------------------------------------------------------------------------- score
-    def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
-        """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
-        if state is None or not masks_zip:
-            raise gr.Error(RUN_FIRST_SCORE)
-        if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
-            raise gr.Error(
-                "The masks of your last run are no longer kept on the server (about an hour): run "
-                "the video again, then Score."
-            )
-        if not gt_zip:
-            raise gr.Error(
-                "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
-                "255 void), one per frame of the video, in name order."
-            )
-        with self.work.held(state.run_dir):  # a Run pressed meanwhile in this tab deletes idle folders
-            if not state.cache_dir.is_dir():
-                raise gr.Error(RUN_FIRST_SCORE)
-            meta = MaskCache(state.cache_dir).info.meta
-        limit = max(10_000, 10 * self.settings.max_frames)
-        try:
-            with tempfile.TemporaryDirectory(prefix="score-", dir=self.work.root) as tmp:
-                gt_dir = app_uploads.extract_images(gt_zip, Path(tmp, "gt"), max_files=limit, max_bytes=1 << 30)
-                res_dir = app_uploads.extract_images(
-                    masks_zip, Path(tmp, "res"), prefix="davis/", max_files=limit, max_bytes=1 << 30
-                )
-                names = [p.stem for p in ground_truth_files(res_dir)]
-                indices = [i * int(meta["stride"]) for i in range(len(names))]
-                gt = align_ground_truth(
-                    ground_truth_files(gt_dir), names, indices, int(meta["info"]["num_frames"])
-                )
-                scores = score_clip(res_dir, gt, names)
-            tracks = _davis_tracks(masks_zip)
-        except (ValueError, FileNotFoundError) as err:
-            raise gr.Error(str(err), print_exception=False) from None
-        return rt.score_markdown(scores, tracks, len(names))
-
-    # ------------------------------------------------------------------------------------ re-render
-    def rerender(
-        self,
-        keep: list[int] | None,
-        show_boxes: bool,
-        show_labels: bool,
-        output_side: int,
-        style: str,
-        merge: str | None,
-        alpha_webm: bool,
-        min_score: float,
-        state: SessionRun | None,
-        request: gr.Request,
-        progress: gr.Progress = gr.Progress(),
-    ) -> Iterator[tuple]:
-        """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
-        the run), merging tracks (``"3>1, 5>1"``), in any style. The run's folder is held meanwhile: a Run
-        pressed now in the same tab deletes the session's idle folders, not the masks read here."""
-        if state is None:
-            raise gr.Error(RUN_FIRST_RERENDER)
-        with self.work.held(state.run_dir):
-            if not state.cache_dir.is_dir():
-                raise gr.Error(RUN_FIRST_RERENDER)
-            # the settings are checked before any folder is made
-            options = JobOptions(**self._outputs(output_side, style, show_boxes, show_labels, alpha_webm))
-            merges = _merge(merge)
-            if not keep:  # the API's default: a video without any object is never what was meant
-                ids = sorted(MaskCache(state.cache_dir).track_labels())
-                if ids:
-                    raise gr.Error(
-                        "No track to keep: tick at least one in 'Tracks to keep' (over the API: "
-                        f"keep={ids}, the ids of the run's tracks).",
-                        print_exception=False,
-                    )
-            out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
-            work = partial(
-                rerender_iter,
-                state.cache_dir,
-                out_dir,
-                keep_ids=[int(k) for k in keep or []],
-                merge=merges,
-                options=options,
-                min_score=float(min_score),  # raising it drops low-scoring frames of tracks from the cached masks
-            )
-            pump = JobPump(
-                work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
-            ).start()
-            skip = gr.skip()
-            try:
-                for up in self._drive(pump, progress, "re-rendering"):
-                    if up.result is None:
-                        yield up.status, _img(up.preview), up.chunk, skip, skip, skip
-                    else:
-                        r = up.result
-                        files = str(r.overlay_mp4), str(r.zip_path)
-                        yield up.status, skip, up.chunk, *files, _track_rows(r)
-            finally:
-                pump.cancel()
-                self.work.release(out_dir)
-
-    # --------------------------------------------------------------------------------------- shared
-    def _drive(self, pump: JobPump, progress: gr.Progress, verb: str) -> Iterator[_Update]:
-        """Worker updates, at least one per ``status_interval_s`` (so that Stop lands quickly)."""
-        interval = self.settings.status_interval_s
-        started, step, preview = time.monotonic(), None, None
-        last_sent = started
-        while True:
-            items = pump.poll(max(0.0, last_sent + interval - time.monotonic()))
-            failed = next((item.error for item in items if item.error is not None), None)
-            if failed is not None:  # first: the worker may already be deleting the run's files
-                raise to_gr_error(failed)
-            for item in items:
-                if item.done:
-                    return
-                step = item.step
-                preview = step.preview if step.preview is not None else preview
-                if step.chunk is not None or step.result is not None:
-                    yield _Update(_status(step, verb, started), preview, step.chunk, step.result)
-                    last_sent = time.monotonic()
-            if step is not None:
-                desc = _status(step, verb, started)  # frame counter, speed and ETA
-                progress((step.frames_done, step.frames_total), desc=desc, unit="frames")
-            if time.monotonic() - last_sent >= interval:
-                yield _Update(_status(step, verb, started), preview, None, None)
-                last_sent = time.monotonic()
-
-    def stopped(self) -> str:
-        return "stopped: press Run to start again"
-
-    def forget(self, state: SessionRun | None) -> None:
-        """``gr.State`` delete callback (session over or expired): the session's folders go (its run, older
-        runs, re-renders; the session's folder once empty), but those a request still uses."""
-        if state is not None:  # API clients close no tab (no unload): this is their only clean-up
-            self.work.remove_idle(state.run_dir.parent)
-
-    def unload(self, request: gr.Request) -> None:
-        self.work.remove_session(_session(request))
-
-
-def _davis_tracks(masks_zip: str) -> dict[int, int]:
-    """DAVIS label -> track id, from the zip's tracks.csv.
-
-    Raises:
-        ValueError: the zip has no tracks.csv with those columns (not a zip that Run or Re-render made).
+    The default pair is loaded here, once; if its weights are missing the app still builds and
+    shows a banner.
     """
-    with zipfile.ZipFile(masks_zip) as zf:
-        if "tracks.csv" not in zf.namelist():
-            raise ValueError(
-                f"{Path(masks_zip).name} has no tracks.csv: score the zip that Run or Re-render made"
-            )
-        rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
-        try:
-            return {int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]}
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(
-                f"{Path(masks_zip).name}: its tracks.csv has no readable davis_label and track_id "
-                f"columns ({err!r}); score the zip that Run or Re-render made"
-            ) from None
+    pipe, load_error = _load_default(get_pipeline, settings)
+    app = App(get_pipeline, settings)
+    footer = footer_markdown(get_pipeline, pipe, settings)
+    # Gradio's file cache (uploads, served outputs): files older than an hour go, checked every 10 min
+    with gr.Blocks(title="UVOSAM", delete_cache=(600, 3600)) as demo:
+        _wire(app, settings, page(settings, load_error, footer, forget=app.forget))
+        demo.unload(app.unload)
+    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
+    return demo
 
 
-def _merge(text: str | None) -> dict[int, int]:
-    try:
-        return parse_merge(text)
-    except ValueError as err:
-        raise gr.Error(str(err), print_exception=False) from None
-
-
-def _check_mask_model(sam: str) -> None:
-    """Refuse a mask model this app does not offer; a SAM 2.1 one without the sam2 package says how to get it."""
-    offered = rt.mask_models()
-    if sam in offered:
-        return
-    why = rt.sam2_missing() if sam in SAM2_MODEL_TYPES else None
-    raise gr.Error(why or f"Choose a mask model from {offered}; got {sam!r}.", print_exception=False)
-
-
-def _style(style: str) -> str:
-    if style not in STYLES:
-        raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.")
-    return style
-
-
-def _session(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None)
-
-
-def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float]]]:
-    """``{track_id: {frame: box_xyxy}}`` from an export zip's tracks.csv (ids) and results.json (boxes, same order);
-    {} without them."""
-    if not {"tracks.csv", "results.json"} <= set(archive.namelist()):
-        return {}
-    rows = csv.DictReader(io.StringIO(archive.read("tracks.csv").decode("utf-8")))
-    entries = json.loads(archive.read("results.json"))
-    return {
-        int(row["track_id"]): {t: box for t, box in enumerate(entry["boxes"]) if box is not None}
-        for row, entry in zip(rows, entries)
-    }
-
-
-def _applied_merge(text: str | None, shown: Mapping[int, Any]) -> dict[int, int]:
-    """The pairs of the *Merge tracks* text that the zip with tracks ``shown`` was re-rendered with: source gone,
-    target there. Text that does not parse made no zip (Re-render refuses it): nothing applied."""
-    try:
-        merge = parse_merge(text)
-    except ValueError:
-        return {}
-    return {s: t for s, t in merge.items() if s not in shown and t in shown}
-
-
-def _img(preview: np.ndarray | None) -> Any:
-    return preview if preview is not None else gr.skip()
-
-
-# ----------------------------------------------------------------------------------------------- UI
 def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any, str | None]:
     """Load the default models once at start; missing/bad weights give a banner, not a crash.
 
@@ -634,259 +80,113 @@ def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any
         return None, f"{type(err).__name__}: {first} (unexpected; the server log has the traceback)"
 
 
-def banner_markdown(error: str) -> str:
-    return (
-        "### ⚠️ Models not loaded: Run answers with an error until the weights are available\n"
-        f"```text\n{error}\n```\n"
-        "Put the files in `checkpoints/` (or a folder named by `UVOSAM_CHECKPOINTS`), or let the "
-        "app download them from the Hugging Face Hub (online, without `HF_HUB_OFFLINE=1`). Run "
-        "looks for them again each time; restart the app to clear this message."
+def _wire(app: App, settings: AppSettings, ui: Page) -> None:
+    """The page's events, registered in this order (Gradio numbers them so): Run, Re-render, the upload's
+    description, the views of the zip shown, Score, Stop, Load (a link)."""
+    run_ev = _on_run(app, settings, ui)
+    redo_ev = _on_rerender(app, ui)
+    _on_upload_change(app, ui, run_ev)
+    _on_zip_shown(app, ui)
+    ui.scoring.score.click(
+        app.score,
+        [ui.scoring.gt_zip, ui.outputs.zip_file, ui.state],
+        ui.scoring.scores,
+        api_name="score",
+        concurrency_limit=2,
+        show_progress_on=[ui.scoring.scores],
+    )
+    ui.inputs.stop.click(
+        app.stopped,
+        None,
+        ui.outputs.status,
+        cancels=[run_ev, redo_ev],
+        queue=False,
+        api_visibility="private",
+    )
+    if ui.inputs.url is not None:
+        _on_link(app, ui)
+
+
+def _on_run(app: App, settings: AppSettings, ui: Page) -> Dependency:
+    i, o, e = ui.inputs, ui.outputs, ui.editing
+    # in App.segment's parameter order
+    run_inputs = [i.video, *i.controls.values(), e.style, i.frames_zip, e.alpha_webm]
+    return i.run.click(
+        app.segment,
+        run_inputs,
+        [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table, e.keep, ui.state],
+        api_name="segment",
+        concurrency_limit=settings.concurrency_limit,
+        concurrency_id="gpu",
+        show_progress_on=[o.status],
     )
 
 
-def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings) -> str:
-    device = getattr(getattr(pipe, "segmenter", None), "device", None) or getattr(
-        get_pipeline, "device", None
-    )
-    names = rt.needed_weights(settings.default_preset, settings.default_sam)
-    weights = rt.weights_table(names, getattr(get_pipeline, "weight_files", {}))
-    versions = " · ".join(f"{k} {v}" for k, v in rt.versions().items())
-    missing = rt.sam2_missing()
-    return "\n".join(
-        [
-            f"<small>Device: **{rt.device_text(str(device or rt.default_device()))}** · "
-            f"{rt.backend_text()} · models: **{settings.default_preset}** + "
-            f"**{rt.mask_model_label(settings.default_sam)}** (others load on first use)<br>",
-            "Weights: " + "; ".join(weights) + "<br>",
-            *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
-            f"{versions}</small>",
-        ]
-    )
-
-
-def mask_model_info() -> str:
-    """The mask model radio's help line: how the models compare, or why SAM 2.1 is not offered."""
-    missing = rt.sam2_missing()
-    if missing:
-        return f"SAM 2.1 not offered here: {missing}"
-    return (
-        "Larger models give finer masks, more slowly. Measured on a CPU, SAM 2.1 tiny and small encode a frame "
-        "4-5x faster than SAM ViT-B, base+ about 2x, large about as fast. A model loads on its first run."
+def _on_rerender(app: App, ui: Page) -> Dependency:
+    c, o, e = ui.inputs.controls, ui.outputs, ui.editing
+    return e.redo.click(
+        app.rerender,
+        [  # App.rerender's parameter order
+            e.keep,
+            c["show_boxes"],
+            c["show_labels"],
+            c["output_side"],
+            e.style,
+            e.merge,
+            e.alpha_webm,
+            c["min_score"],
+            ui.state,
+        ],
+        [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table],
+        api_name="rerender",
+        concurrency_limit=2,
+        show_progress_on=[o.status],
     )
 
 
-def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
-    return {
-        "tracker": gr.Dropdown(
-            list(rt.PRESETS), value=settings.default_preset, label="Tracker preset"
-        ),
-        "sam": gr.Radio(
-            rt.mask_model_choices(),
-            value=settings.default_sam,
-            label="Mask model",
-            info=mask_model_info(),
-            elem_id="mask-model",
-        ),
-        "min_score": gr.Slider(
-            0.0, 1.0, value=0.0, step=0.05, label="Detection score threshold (Run; a higher one on Re-render too)"
-        ),
-        "max_objects": gr.Slider(1, 20, value=10, step=1, label="Max objects"),
-        "stride": gr.Slider(
-            1, 10, value=1, step=1, label="Frame stride (1 = every frame)", elem_id="stride"
-        ),
-        "max_frames": gr.Slider(
-            1, settings.max_frames, value=settings.max_frames, step=1, label="Max frames"
-        ),
-        "output_side": gr.Dropdown(OUTPUT_SIDES, value=854, label="Output video: longest side"),
-        "show_boxes": gr.Checkbox(True, label="Show boxes"),
-        "show_labels": gr.Checkbox(True, label="Show labels"),
-    }
+def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
+    """The upload's description, again whenever the upload or a setting it depends on changes, and after a run."""
+    i, c = ui.inputs, ui.inputs.controls
+    describe = dict(
+        fn=app.describe,
+        inputs=[i.video, c["tracker"], c["sam"], c["stride"], c["max_frames"], i.frames_zip],
+        outputs=i.about,
+        queue=False,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)
+        show_progress="hidden",
+        api_visibility="private",
+    )
+    gr.on(  # sliders by mouse or keyboard; a drag's steps meanwhile collapse into one more call
+        [i.video.change, i.frames_zip.change, c["tracker"].change, c["sam"].change,
+         c["stride"].input, c["max_frames"].input],
+        trigger_mode="always_last",
+        **describe,
+    )  # fmt: skip
+    run_ev.success(**describe)  # after a run: its speed gives the time estimate now
 
 
-def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | None]:
-    """The "direct link" textbox and its Load button (Enter in the box loads too); (None, None) when the app takes
-    no links (``AppSettings.url_input``)."""
-    if not settings.url_input:
-        return None, None
-    with gr.Row(equal_height=True):
-        url = gr.Textbox(
-            label="…or a direct link to a video file",
-            placeholder=f"{LINK_EXAMPLE} (the file itself; YouTube and other pages are not supported)",
-            max_lines=1,
-            scale=5,
-            elem_id="url",
+def _on_zip_shown(app: App, ui: Page) -> None:
+    o = ui.outputs
+    views = (
+        (app.timeline, o.zip_file, o.timeline),
+        (app.merge_hints, [o.zip_file, ui.editing.merge], o.hints),
+    )
+    for show, inputs, output in views:
+        o.zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
+            show, inputs, output, queue=False, show_progress="hidden", api_visibility="private"
         )
-        load = gr.Button("Load", size="sm", scale=1, min_width=80, elem_id="load-url")
-    return url, load
 
 
-def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks:
-    """The Blocks app. ``get_pipeline(preset, sam)`` returns a loaded, shared, read-only ``UVOSAM``.
-
-    The default pair is loaded here, once; if its weights are missing the app still builds and
-    shows a banner.
-    """
-    pipe, load_error = _load_default(get_pipeline, settings)
-    app = App(get_pipeline, settings)
-    # Gradio's file cache (uploads, served outputs): files older than an hour go, checked every 10 min
-    with gr.Blocks(title="UVOSAM", delete_cache=(600, 3600)) as demo:
-        gr.Markdown(ABOUT)
-        gr.Markdown(
-            banner_markdown(load_error) if load_error else "",
-            visible=bool(load_error),
-            elem_id="banner",
-        )
-        with gr.Row():
-            with gr.Column(scale=1):
-                video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
-                url, load = _link_input(settings)
-                frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
-                    label="…or a zip of its frames (.jpg/.png, one folder)",
-                    file_types=[".zip"],
-                    height=130,
-                    elem_id="frames",
-                )
-                about_video = gr.Markdown(elem_id="video-info")
-                gr.Examples(
-                    [[str(p)] for p in EXAMPLES if p.is_file()],
-                    inputs=[video],
-                    cache_examples=False,
-                    label=EXAMPLES_CREDIT,
-                )
-                with gr.Row():
-                    run = gr.Button("Run", variant="primary", elem_id="run")
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                with gr.Accordion("Settings", open=False):
-                    c = _controls(settings)
-            with gr.Column(scale=1):
-                status = gr.Textbox(label="Status", interactive=False, elem_id="status")
-                stream = gr.Video(
-                    label="Masked video (live)",
-                    streaming=True,
-                    autoplay=True,
-                    interactive=False,
-                    elem_id="stream",
-                )
-                preview = gr.Image(
-                    label="Latest frame", format="jpeg", interactive=False, elem_id="preview"
-                )
-        with gr.Row():
-            mp4 = gr.File(label="Masked video (mp4)", interactive=False, elem_id="mp4")
-            zip_file = gr.File(label="Masks (zip)", interactive=False, elem_id="zip")
-        table = gr.Dataframe(
-            headers=TRACK_HEADERS,
-            label="Tracks (and below, a bar on every frame each one was seen in)",
-            interactive=False,
-            elem_id="tracks",
-        )
-        timeline = gr.Image(
-            label="Track timeline",
-            show_label=False,  # its badge would hide the frame numbers
-            interactive=False,
-            format="png",
-            elem_id="timeline",
-        )
-        hints = gr.Markdown(elem_id="hints")
-        with gr.Row():
-            keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
-            with gr.Column():
-                style = gr.Radio(
-                    STYLE_CHOICES, value="overlay", label="Video style (Run or Re-render)", elem_id="style"
-                )
-                alpha_webm = gr.Checkbox(
-                    False,
-                    label="Also a transparent WebM in the zip: the objects only (web pages, OBS, Canva)",
-                    elem_id="alpha",
-                )
-            with gr.Column():
-                merge = gr.Textbox(
-                    "",
-                    label="Merge tracks (one object split into two ids)",
-                    placeholder="e.g. 3>1, 5>1: tracks 3 and 5 become part of track 1",
-                    elem_id="merge",
-                )
-                redo = gr.Button("Re-render (no model run)", elem_id="rerender")
-        with gr.Accordion("Score against your ground truth (DAVIS J&F)", open=False):
-            with gr.Row():
-                gt_zip = gr.File(
-                    label="Ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 "
-                    "void), one per frame of the video (or per processed frame), in name order",
-                    file_types=[".zip"],
-                    elem_id="gt",
-                )
-                with gr.Column():
-                    score = gr.Button("Score", elem_id="score")
-                    scores = gr.Markdown(elem_id="scores")
-        gr.Markdown(footer_markdown(get_pipeline, pipe, settings), elem_id="footer")
-        state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=app.forget)
-
-        run_inputs = [video, *c.values(), style, frames_zip, alpha_webm]  # App.segment's parameter order
-        run_ev = run.click(
-            app.segment,
-            run_inputs,
-            [status, preview, stream, mp4, zip_file, table, keep, state],
-            api_name="segment",
-            concurrency_limit=settings.concurrency_limit,
-            concurrency_id="gpu",
-            show_progress_on=[status],
-        )
-        redo_ev = redo.click(
-            app.rerender,
-            [keep, c["show_boxes"], c["show_labels"], c["output_side"], style, merge, alpha_webm,
-             c["min_score"], state],  # fmt: skip
-            [status, preview, stream, mp4, zip_file, table],
-            api_name="rerender",
-            concurrency_limit=2,
-            show_progress_on=[status],
-        )
-        describe = dict(
-            fn=app.describe,
-            inputs=[video, c["tracker"], c["sam"], c["stride"], c["max_frames"], frames_zip],
-            outputs=about_video,
-            queue=False,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)
-            show_progress="hidden",
-            api_visibility="private",
-        )
-        gr.on(  # sliders by mouse or keyboard; a drag's steps meanwhile collapse into one more call
-            [video.change, frames_zip.change, c["tracker"].change, c["sam"].change,
-             c["stride"].input, c["max_frames"].input],
-            trigger_mode="always_last",
-            **describe,
-        )  # fmt: skip
-        run_ev.success(**describe)  # after a run: its speed gives the time estimate now
-        for show, inputs, output in ((app.timeline, zip_file, timeline), (app.merge_hints, [zip_file, merge], hints)):
-            zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
-                show, inputs, output, queue=False, show_progress="hidden", api_visibility="private"
-            )
-        score.click(
-            app.score,
-            [gt_zip, zip_file, state],
-            scores,
-            api_name="score",
-            concurrency_limit=2,
-            show_progress_on=[scores],
-        )
-        stop.click(
-            app.stopped,
-            None,
-            status,
-            cancels=[run_ev, redo_ev],
-            queue=False,
-            api_visibility="private",
-        )
-        if url is not None:
-            gr.on(  # downloads run on the server: bounded like an upload (max_upload_mb), 2 at a time
-                [load.click, url.submit],
-                app.load_url,
-                [url, state],
-                [video, frames_zip],
-                api_name="load_url",
-                concurrency_limit=2,
-                concurrency_id="link",
-            )
-        demo.unload(app.unload)
-    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
-    return demo
+def _on_link(app: App, ui: Page) -> None:
+    i = ui.inputs
+    gr.on(  # downloads run on the server: bounded like an upload (max_upload_mb), 2 at a time
+        [i.load.click, i.url.submit],
+        app.load_url,
+        [i.url, ui.state],
+        [i.video, i.frames_zip],
+        api_name="load_url",
+        concurrency_limit=2,
+        concurrency_id="link",
+    )
 
 
 def launch_kwargs(settings: AppSettings, work_root: Path) -> dict[str, Any]:
@@ -908,7 +208,7 @@ def main() -> None:
             settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))
         )
         atexit.register(shutil.rmtree, settings.work_root, True)
-    loader = rt.PipelineLoader(device=rt.default_device())
+    loader = PipelineLoader(device=app_gpu.default_device())
     demo = build_demo(loader, settings=settings)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),

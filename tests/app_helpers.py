@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 import app as app_module
-from app_runtime import AppSettings, GetPipeline
+from app_models import GetPipeline
+from app_settings import AppSettings
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 from uvosam.testing import moving_shapes
 from uvosam.video import VideoWriter

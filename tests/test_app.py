@@ -24,7 +24,7 @@ from PIL import Image
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from app_runtime import AppSettings  # noqa: E402
+from app_settings import AppSettings  # noqa: E402
 from app_helpers import (  # noqa: E402
     ROOT,
     davis_labels,
@@ -109,23 +109,23 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     assert [row[:2] for row in table["data"]] == [[1, "person"], [2, "dog"]]
     assert keep["value"] == [1, 2]
     # the track timeline shown under the table comes from the zip: a bar for each track
-    import app as app_module
+    import app_handlers
     from uvosam.render import colour_for_id
 
-    image = app_module.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
+    image = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
     assert all((image == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
-    assert app_module.App(lambda preset, sam: None, AppSettings()).timeline(None) is None  # a run starts: cleared
+    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) is None  # a run starts: cleared
 
 
 def test_the_status_line_counts_the_objects_live():
-    import app as app_module
+    from app_text import status_text
     from uvosam.job import JobProgress
 
-    status = app_module._status(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
+    status = status_text(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
     assert status == "segmenting: frame 5/20 · 1 object (3 tracks so far) · 2.5 fps · ETA 6 s"
-    first = app_module._status(JobProgress(1, 20, 1.0, objects=1, tracks_so_far=1), "segmenting", 0.0)
+    first = status_text(JobProgress(1, 20, 1.0, objects=1, tracks_so_far=1), "segmenting", 0.0)
     assert first == "segmenting: frame 1/20 · 1 object (1 track so far) · 1.0 fps · ETA 19 s"
-    unpacked = app_module._status(JobProgress(0, 20, 0.0), "segmenting", 0.0)
+    unpacked = status_text(JobProgress(0, 20, 0.0), "segmenting", 0.0)
     assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"  # before the first frame: no count yet
 
 
@@ -293,7 +293,7 @@ def test_zerogpu_path_wraps_the_gpu_job_with_a_duration_that_scales_with_frames(
     fake.GPU = lambda duration: lambda fn: wrapped.setdefault(fn.__name__, (fn, duration)) and fn
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    spec = importlib.util.spec_from_file_location("app_runtime_on_zerogpu", ROOT / "app_runtime.py")
+    spec = importlib.util.spec_from_file_location("app_gpu_on_zerogpu", ROOT / "app_gpu.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
@@ -389,9 +389,9 @@ def _wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float
 
 
 def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monkeypatch, tmp_path):
-    import app_runtime
+    import app_models
 
-    monkeypatch.setattr(app_runtime.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
+    monkeypatch.setattr(app_models.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
     calls = []
 
     def load(preset, sam, device):
@@ -399,7 +399,7 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
         time.sleep(0.05)
         return object()
 
-    loader = app_runtime.PipelineLoader(device="cpu", load=load, max_loaded=2)
+    loader = app_models.PipelineLoader(device="cpu", load=load, max_loaded=2)
     got = []
     threads = [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
     threads += [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
@@ -418,7 +418,7 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
     def missing(name):
         raise FileNotFoundError(f"Weight file for {name} was not found.")
 
-    monkeypatch.setattr(app_runtime.hub, "resolve", missing)
+    monkeypatch.setattr(app_models.hub, "resolve", missing)
     with pytest.raises(FileNotFoundError) as err:
         loader("idol-ytvis19-r50", "vit_l")
     assert "idol-ytvis19-r50" in str(err.value) and "sam_vit_l" in str(err.value)
@@ -427,7 +427,7 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
 @pytest.mark.parametrize("device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)])
 def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monkeypatch):
     """One warm-up frame at load on a GPU; never on CPU (seconds per frame) or ZeroGPU (no GPU while loading)."""
-    import app_runtime
+    import app_models
 
     calls = []
 
@@ -437,8 +437,8 @@ def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monke
             return 0.5
 
     monkeypatch.setattr(UVOSAM, "from_pretrained", classmethod(lambda cls, **kw: calls.append(kw) or Loaded()))
-    monkeypatch.setattr(app_runtime, "zero_gpu", lambda: zero)
-    pipe = app_runtime.from_pretrained("idol-ytvis19-r50", "vit_b", device)
+    monkeypatch.setattr(app_models, "zero_gpu", lambda: zero)
+    pipe = app_models.from_pretrained("idol-ytvis19-r50", "vit_b", device)
     assert isinstance(pipe, Loaded)
     assert calls[0] == {"tracker": "idol-ytvis19-r50", "sam": "vit_b", "device": device}
     assert calls[1:] == (["warm_up"] if warmed else [])
@@ -463,9 +463,9 @@ def zero_gpu_worker(task):
 
 def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-ytvis19-r50"):
     """``App.segment`` without a server (no session, progress ignored); returns its updates."""
-    import app as app_module
+    import app_handlers
 
-    app = app_module.App(get_pipeline, AppSettings(work_root=work, status_interval_s=0.1))
+    app = app_handlers.App(get_pipeline, AppSettings(work_root=work, status_interval_s=0.1))
     steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, False,
                         None, progress=lambda *a, **k: None)  # fmt: skip
     return list(steps)
@@ -484,19 +484,19 @@ def test_on_zerogpu_errors_inside_the_gpu_function_keep_their_message(
 ):
     import gradio as gr
 
-    import app_runtime
+    import app_gpu
 
-    monkeypatch.setattr(app_runtime, "gpu_job", zero_gpu_worker(app_runtime.gpu_job))
+    monkeypatch.setattr(app_gpu, "gpu_job", zero_gpu_worker(app_gpu.gpu_job))
     pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
     with pytest.raises(gr.Error, match=message):
         segment_directly(lambda preset, sam: pipe, tmp_path, clips[clip])
 
 
 def zerogpu_refuses(monkeypatch) -> str:
-    """``app_runtime.gpu_job`` refusing as ZeroGPU does (its own gr.Error, with a title); the message."""
+    """``app_gpu.gpu_job`` refusing as ZeroGPU does (its own gr.Error, with a title); the message."""
     import gradio as gr
 
-    import app_runtime
+    import app_gpu
 
     quota = "You have exceeded your free ZeroGPU quota (80s requested vs. 12s left). Try again"
 
@@ -504,7 +504,7 @@ def zerogpu_refuses(monkeypatch) -> str:
         raise gr.Error(quota, title="ZeroGPU quota exceeded", print_exception=False)
         yield
 
-    monkeypatch.setattr(app_runtime, "gpu_job", refused)
+    monkeypatch.setattr(app_gpu, "gpu_job", refused)
     return quota
 
 
@@ -520,7 +520,7 @@ def test_zerogpu_refusals_reach_the_user_unchanged(monkeypatch, tmp_path, clips,
 
 
 def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
-    from app_runtime import describe_video
+    from app_text import describe_video
     from uvosam.video import probe as probe_video
 
     info = probe_video(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames, 320x240, 12 fps
@@ -541,11 +541,11 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
 
 
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
-    import app as app_module
+    import app_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     settings = AppSettings(work_root=tmp_path, status_interval_s=0.1, max_side=150)
-    app = app_module.App(lambda preset, sam: pipe, settings)
+    app = app_handlers.App(lambda preset, sam: pipe, settings)
     preset = "idol-ytvis19-r50"
     assert app.describe(None, preset, "vit_b", 1, 900) == ""
     text = app.describe(str(clips["a"]), preset, "vit_b", 1, 900)
@@ -660,9 +660,9 @@ def test_a_zip_of_frames_runs_like_a_video_and_keeps_their_names(server, clips, 
 
 
 def test_a_zip_of_frames_is_described_before_run(tmp_path):
-    import app as app_module
+    import app_handlers
 
-    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
     frames = _frames_zip(tmp_path / "upload.zip", "bmx-trees", 30)
     text = app.describe(None, "idol-ytvis19-r50", "vit_b", 2, 10, str(frames))
     assert text.startswith("**upload.zip**: 96x64, 30 frames. Run covers the first 10 frames "
@@ -686,9 +686,9 @@ def _jpeg(size=(96, 64), orientation: int | None = None, seed: int = 0) -> bytes
 def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     """Describe says what Run would do with the zip: EXIF-rotated size, and the refusals Run makes
     (frames of mixed sizes, two files for one frame, more files than Run unpacks)."""
-    import app as app_module
+    import app_handlers
 
-    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_frames=3))
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_frames=3))
     args = ("idol-ytvis19-r50", "vit_b", 1, 3)
     rotated = _zip_of(tmp_path / "rot.zip", {f"s/{i:05d}.jpg": _jpeg(orientation=6) for i in range(2)})
     assert app.describe(None, *args, str(rotated)).startswith("**rot.zip**: 64x96, 2 frames.")  # as decoded
@@ -722,7 +722,7 @@ def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
 
 def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatch):
     """Stop pressed while the run unpacks its zip: no model is loaded or run afterwards."""
-    import app as app_module
+    import app_handlers
     import app_uploads as uploads
 
     unpacking, go_on, loaded = threading.Event(), threading.Event(), []
@@ -734,7 +734,7 @@ def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatc
         return real_extract(self, parent, settings)
 
     monkeypatch.setattr(uploads.FramesZip, "extract", slow_extract)
-    app = app_module.App(lambda preset, sam: loaded.append(preset), AppSettings(work_root=tmp_path))
+    app = app_handlers.App(lambda preset, sam: loaded.append(preset), AppSettings(work_root=tmp_path))
     frames = _frames_zip(tmp_path / "upload.zip", "seq", 4)
     steps = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
                         str(frames), False, None, progress=lambda *a, **k: None)  # fmt: skip
@@ -749,11 +749,11 @@ def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatc
 
 def test_the_unpacked_frames_are_gone_before_the_run_says_done(tmp_path, monkeypatch):
     """Not after: a client that looks as soon as it hears "done" finds no frames left (seen once in CI)."""
-    import app as app_module
+    import app_handlers
     import app_uploads as uploads
     from uvosam.job import JobOptions, JobProgress
 
-    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     unpacked = []
 
     def models(tracker, sam, changes, source, run_dir, options):
@@ -843,21 +843,21 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
     new Run deletes the session's idle folders, and the cache being read must not be one of them."""
     import types
 
-    import app as app_module
+    import app_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
-    app = app_module.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
     request = types.SimpleNamespace(session_hash="tab")
     state = _finished_run(app, request)
     reading, go_on = threading.Event(), threading.Event()
-    real = app_module.rerender_iter
+    real = app_handlers.rerender_iter
 
     def slow_rerender(*args, **kwargs):
         reading.set()
         go_on.wait(10)
         yield from real(*args, **kwargs)
 
-    monkeypatch.setattr(app_module, "rerender_iter", slow_rerender)
+    monkeypatch.setattr(app_handlers, "rerender_iter", slow_rerender)
     redo = app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request, progress=lambda *a, **k: None)
     first = next(redo)  # the re-render is under way
     assert reading.wait(10)
@@ -874,10 +874,10 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
     leave nothing behind (old runs, the session folder itself), except a folder a request still uses."""
     import types
 
-    import app as app_module
+    import app_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
-    app = app_module.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
     request = types.SimpleNamespace(session_hash="api")
     state = _finished_run(app, request)
     busy = app.work.new_dir("api", "rerender", keep=state.run_dir)
@@ -891,11 +891,11 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
 def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(monkeypatch, tmp_path, tiny_sam_model):
     import gradio as gr
 
-    import app as app_module
+    import app_handlers
 
     quota = zerogpu_refuses(monkeypatch)
     pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
-    app = app_module.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
     with pytest.raises(gr.Error) as err:
         _finished_run(app, None)
     assert (err.value.title, err.value.message) == ("ZeroGPU quota exceeded", quota)
@@ -911,14 +911,14 @@ def test_rerender_with_no_track_ticked_says_so(server, clips):
 
 
 def test_a_zipped_frame_with_a_broken_exif_is_refused_clearly(tmp_path):
-    import app as app_module
+    import app_handlers
     from test_video import _before_iend, _png_chunk
 
     buffer = io.BytesIO()
     Image.new("RGB", (32, 24)).save(buffer, format="PNG")
     broken = _before_iend(buffer.getvalue(), _png_chunk(b"eXIf", b"garbage!!"))
     frames = _zip_of(tmp_path / "bad.zip", {"s/00000.png": broken, "s/00001.png": broken})
-    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     text = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
     assert text.startswith("**Run would refuse this input:** bad.zip: s/00000.png is not a readable image")
 
@@ -926,10 +926,10 @@ def test_a_zipped_frame_with_a_broken_exif_is_refused_clearly(tmp_path):
 def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
     import gradio as gr
 
-    import app as app_module
+    import app_handlers
 
-    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
-    state = app_module.SessionRun(tmp_path, tmp_path)
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    state = app_handlers.SessionRun(tmp_path, tmp_path)
     gt = _zip_of(tmp_path / "gt.zip", {"gt/0.png": b""})
     with pytest.raises(gr.Error, match="no longer kept on the server .*run the video again"):
         app.score(str(gt), str(tmp_path / "gone" / "masks.zip"), state)

@@ -44,7 +44,7 @@ STATUS = "() => document.querySelector('#status textarea')?.value ?? ''"
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, tiny_sam_model):
     import app as app_module
-    from app_runtime import AppSettings
+    from app_settings import AppSettings
     from doubles import MovingBoxTracker
     from uvosam.pipeline import UVOSAM
     from uvosam.segmenter import BoxPromptSegmenter
@@ -178,7 +178,7 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
 def link_app(tmp_path_factory, tiny_sam_model):
     """The app taking links to local addresses (``url_allow_private``), and a local server with a 12-frame clip."""
     from app_helpers import launched, write_clip
-    from app_runtime import AppSettings
+    from app_settings import AppSettings
     from doubles import MovingBoxTracker
     from http_helpers import send, serving
     from uvosam.pipeline import UVOSAM

@@ -14,9 +14,12 @@ pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
 import app as app_module  # noqa: E402
-import app_runtime as rt  # noqa: E402
+import app_gpu  # noqa: E402
+import app_handlers  # noqa: E402
+import app_models  # noqa: E402
+import app_text  # noqa: E402
 from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
-from app_runtime import AppSettings  # noqa: E402
+from app_settings import AppSettings  # noqa: E402
 from doubles import MovingBoxTracker  # noqa: E402
 from uvosam import hub  # noqa: E402
 from uvosam.config import SEGMENTER_MODEL_TYPES, SegmenterConfig  # noqa: E402
@@ -39,7 +42,7 @@ needs_sam2 = pytest.mark.skipif(
 def without_sam2(monkeypatch):
     """As if the sam2 package were not installed: ``importlib.util.find_spec("sam2")`` is None."""
     monkeypatch.setitem(sys.modules, "sam2", None)
-    assert rt.sam2_missing() is not None
+    assert app_models.sam2_missing() is not None
 
 
 def component(demo, elem_id: str) -> dict:
@@ -60,7 +63,7 @@ def test_the_mask_model_radio_offers_sam2_1_when_the_sam2_package_is_importable(
     assert "not offered" not in radio["info"] and "not offered" not in footer
     assert "sam2 " in footer and "sam2 not installed" not in footer  # the sam2 version is shown
     demo.close()
-    assert "SAM 2.1 tiny or small" in app_module.out_of_memory_text()
+    assert "SAM 2.1 tiny or small" in app_text.out_of_memory_text()
     assert AppSettings.from_env({"UVOSAM_SAM": "sam2.1_small"}).default_sam == "sam2.1_small"
     with pytest.raises(ValueError, match=r"must be one of \('vit_b', .*'sam2.1_large'\); got 'sam2.1_huge'"):
         AppSettings(default_sam="sam2.1_huge")
@@ -74,13 +77,13 @@ def test_without_the_sam2_package_the_app_offers_sam_only_and_says_why(tmp_path,
     footer = component(demo, "footer")["value"]
     assert "SAM 2.1 not offered: " in footer and "pip install sam2" in footer
     demo.close()
-    assert "SAM 2.1" not in app_module.out_of_memory_text()  # advises only models it offers
+    assert "SAM 2.1" not in app_text.out_of_memory_text()  # advises only models it offers
     with pytest.raises(ValueError, match=r"UVOSAM_SAM.*got 'sam2.1_small' \(SAM 2.1 models need the sam2 pack"):
         AppSettings.from_env({"UVOSAM_SAM": "sam2.1_small"})
     import gradio as gr
 
     asked = []
-    app = app_module.App(lambda preset, sam: asked.append(sam), AppSettings(work_root=tmp_path))
+    app = app_handlers.App(lambda preset, sam: asked.append(sam), AppSettings(work_root=tmp_path))
     steps = app.segment(str(ROOT / "examples" / "synthetic_shapes.mp4"), PRESET, "sam2.1_tiny", 0.0, 10, 1, 900,
                         0, True, True, "overlay", None, False, None, progress=lambda *a, **k: None)  # fmt: skip
     with pytest.raises(gr.Error, match="pip install sam2"):
@@ -89,11 +92,11 @@ def test_without_the_sam2_package_the_app_offers_sam_only_and_says_why(tmp_path,
 
 
 def test_gpu_time_is_estimated_for_every_mask_model_and_sam2_1_tiny_asks_less_than_vit_b():
-    assert set(rt._PER_FRAME_S) == set(SEGMENTER_MODEL_TYPES)
+    assert set(app_gpu._PER_FRAME_S) == set(SEGMENTER_MODEL_TYPES)
     clip = str(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames
 
     def seconds(sam: str) -> int:
-        return rt.gpu_seconds("k", PRESET, sam, None, clip, "w", JobOptions())
+        return app_gpu.gpu_seconds("k", PRESET, sam, None, clip, "w", JobOptions())
 
     assert seconds("sam2.1_tiny") < seconds("vit_b") < seconds("vit_h")
     assert seconds("sam2.1_large") < seconds("vit_h")
@@ -147,15 +150,15 @@ def test_a_run_with_sam2_1_tiny_chosen_segments_with_sam2_1(server):
 @needs_sam2
 def test_missing_sam2_1_weights_are_named_in_the_banner_and_the_footer(tmp_path, monkeypatch):
     """Offline, nothing in checkpoints/ nor in the Hugging Face cache, SAM 2.1 tiny as the default model."""
-    assert rt.needed_weights(PRESET, "sam2.1_tiny") == (PRESET, "sam2.1_tiny")  # keyed by the type
-    assert rt.needed_weights(PRESET, "vit_b") == (PRESET, "sam_vit_b")
+    assert app_models.needed_weights(PRESET, "sam2.1_tiny") == (PRESET, "sam2.1_tiny")  # keyed by the type
+    assert app_models.needed_weights(PRESET, "vit_b") == (PRESET, "sam_vit_b")
     empty = tmp_path / "checkpoints"
     empty.mkdir()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(empty))
     monkeypatch.setattr(hub.hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     loaded = []
-    loader = rt.PipelineLoader(device="cpu", load=lambda *args: loaded.append(args))
+    loader = app_models.PipelineLoader(device="cpu", load=lambda *args: loaded.append(args))
     settings = AppSettings(work_root=tmp_path / "work", default_sam="sam2.1_tiny")
     demo = app_module.build_demo(loader, settings=settings)
     banner = component(demo, "banner")

@@ -21,7 +21,8 @@ from gradio_client import Client
 from http_helpers import send, serving
 
 import app as app_module
-from app_runtime import AppSettings
+import app_handlers
+from app_settings import AppSettings
 
 MP4 = {"Content-Type": "video/mp4"}
 
@@ -58,12 +59,12 @@ def site(tmp_path_factory):
 def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(site, tmp_path):
     server, clip = site
     settings = AppSettings(work_root=tmp_path, url_allow_private=True)
-    app = app_module.App(lambda preset, sam: None, settings)
+    app = app_handlers.App(lambda preset, sam: None, settings)
     last_run = app.work.new_dir(
         None, "run"
     )  # as a finished run leaves it: idle, its masks feed Re-render
     app.work.release(last_run)
-    state = app_module.SessionRun(last_run, last_run / "cache")
+    state = app_handlers.SessionRun(last_run, last_run / "cache")
     video, frames = app.load_url(server.url("/media/street.mp4"), state, progress=no_progress)
     assert frames is None and Path(video).read_bytes() == clip and Path(video).name == "street.mp4"
     assert Path(video).parent.parent == app.work.session_dir(
@@ -104,7 +105,7 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
 def test_a_refused_link_gives_the_message_and_leaves_no_file(site, tmp_path, path, message):
     server, _ = site
     settings = AppSettings(work_root=tmp_path, max_side=150, url_allow_private=True)
-    app = app_module.App(lambda preset, sam: None, settings)
+    app = app_handlers.App(lambda preset, sam: None, settings)
     with pytest.raises(gr.Error) as err:
         app.load_url(server.url(path), None, progress=no_progress)
     assert re.search(message, err.value.message) and str(tmp_path) not in err.value.message
@@ -113,7 +114,7 @@ def test_a_refused_link_gives_the_message_and_leaves_no_file(site, tmp_path, pat
 
 def test_the_app_refuses_links_into_its_own_network_by_default(site, tmp_path):
     server, _ = site
-    app = app_module.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     seen = len(server.seen)
     for url in (server.url("/media/street.mp4"), "http://169.254.169.254/latest/meta-data/"):
         with pytest.raises(gr.Error, match=r"inside this server's network .*refused here"):
@@ -154,7 +155,7 @@ def test_a_host_can_switch_the_link_input_off(tmp_path):
         and "/load_url" not in off.get_api_info()["named_endpoints"]
     )
     with pytest.raises(gr.Error, match="takes no links"):
-        app_module.App(lambda preset, sam: None, settings).load_url(
+        app_handlers.App(lambda preset, sam: None, settings).load_url(
             "https://example.com/a.mp4", None
         )
     assert AppSettings.from_env({}).url_allow_private is False

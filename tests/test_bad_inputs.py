@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from app_helpers import davis_labels, ffmpeg_children, zip_names
-from app_runtime import AppSettings
+from app_settings import AppSettings
 from doubles import MovingBoxTracker
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.job import JobOptions, run_job

@@ -36,7 +36,8 @@ from app_helpers import (  # noqa: E402
     write_clip,
     zip_names,
 )
-from app_runtime import AppSettings, PipelineLoader  # noqa: E402
+from app_models import PipelineLoader  # noqa: E402
+from app_settings import AppSettings  # noqa: E402
 from doubles import MovingBoxSession, MovingBoxTracker  # noqa: E402
 from uvosam import hub, weight_checksums, weight_loading, weight_table  # noqa: E402
 from uvosam.pipeline import UVOSAM  # noqa: E402
@@ -326,7 +327,7 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
 
 
 def test_job_pump_cleans_up_once_both_the_worker_and_the_ui_are_done():
-    from app_runtime import JobPump
+    from app_work import JobPump
     from uvosam.job import JobProgress
 
     aborted, release = [], threading.Event()

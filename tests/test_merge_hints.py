@@ -53,8 +53,8 @@ def test_a_chain_is_merged_into_its_first_id_and_each_track_continues_one():
 def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
     import numpy as np
 
-    import app as app_module
-    from app_runtime import AppSettings
+    import app_handlers
+    from app_settings import AppSettings
     from uvosam.export import ExportWriter, make_zip
     from uvosam.types import FrameResult
 
@@ -70,7 +70,7 @@ def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
                                    masks, np.ones(len(ids), np.float32)))  # fmt: skip
     export = writer.close()
     assert merge_text(export.merge_hints) == "2>1"
-    app = app_module.App(lambda preset, sam: None, AppSettings())
+    app = app_handlers.App(lambda preset, sam: None, AppSettings())
     text = app.merge_hints(str(make_zip(export)))
     assert text.startswith("**Possible id switches**") and "put `2>1` in *Merge tracks*" in text
     assert app.merge_hints(None) == "" and app.merge_hints(str(tmp_path / "gone.zip")) == ""
@@ -128,12 +128,12 @@ def _export_zip(out, boxes, merge=None):
 def test_after_a_rerender_with_merges_the_app_proposes_the_whole_merge(tmp_path):
     """Re-render starts from the run's tracks: after one made with "2>1" (shown in Merge tracks), the track left
     over is proposed with 2>1 kept, or putting the new pair alone in the box would undo 2>1."""
-    import app as app_module
-    from app_runtime import AppSettings
+    import app_handlers
+    from app_settings import AppSettings
 
     run = {1: _track(range(0, 5)), 2: _track(range(7, 12)), 3: _track(range(14, 18)), 4: _track(range(0, 18), 200)}
     merged = {1: {**run[1], **run[2]}, 3: run[3], 4: run[4]}  # the re-render's tracks after "2>1"
-    app = app_module.App(lambda preset, sam: None, AppSettings())
+    app = app_handlers.App(lambda preset, sam: None, AppSettings())
     text = app.merge_hints(_export_zip(tmp_path / "rerender", merged), "2>1")
     assert "- `3>1`: track 3 starts 2 frames after track 1 ends" in text
     assert "put `2>1, 3>1` in *Merge tracks*" in text, text
@@ -146,7 +146,7 @@ def test_after_a_rerender_with_merges_the_app_proposes_the_whole_merge(tmp_path)
 
 def test_the_hints_follow_the_zip_shown_and_read_the_merge_tracks_box(tmp_path):
     import app as app_module
-    from app_runtime import AppSettings
+    from app_settings import AppSettings
 
     config = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path)).get_config_file()
     ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}

@@ -1,0 +1,46 @@
+"""What a user is told when a request fails (``to_gr_error``): the library's errors about the input keep their
+message (worded for the app's inputs), running out of GPU memory says what to try, anything else is logged with an
+id that the message names.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import gradio as gr
+import torch
+
+from app_text import out_of_memory_text
+from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
+from uvosam.frame_folder import FRAME_EXTENSIONS
+from uvosam.video import ACCEPTED_FOLDER
+
+logger = logging.getLogger("uvosam.app")
+
+USER_ERRORS = (VideoReadError, VideoLimitError, FileNotFoundError, ValueError, WeightsError)
+
+
+def to_gr_error(err: BaseException) -> gr.Error:
+    """Library errors about the input keep their message; anything else is logged with an id.
+
+    A ``gr.Error`` is already meant for the user (ZeroGPU's quota/duration refusals, or an error
+    this function mapped inside the GPU function) and is returned as it is."""
+    if isinstance(err, gr.Error):
+        return err
+    if isinstance(err, torch.OutOfMemoryError):
+        logger.warning("run stopped, out of GPU memory: %s", (str(err).splitlines() or [""])[0])
+        return gr.Error(out_of_memory_text(), print_exception=False)
+    if isinstance(err, VideoLimitError):
+        hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
+        return gr.Error(str(err) + hint, print_exception=False)
+    if isinstance(err, USER_ERRORS):  # the app takes a zip of frames where the library takes a folder
+        message = str(err).replace(ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames")
+        return gr.Error(message, print_exception=False)
+    error_id = uuid.uuid4().hex[:8]
+    logger.error("run failed (error id %s)", error_id, exc_info=err)
+    return gr.Error(
+        f"Something went wrong on our side (error id {error_id}). "
+        "Try again; if it persists, report the id.",
+        print_exception=False,
+    )

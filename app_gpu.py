@@ -1,0 +1,127 @@
+"""The app's GPU side: ZeroGPU (Hugging Face ``spaces``), the device, and the GPU function that runs a job.
+
+``app.py`` imports this module first: ``spaces`` is imported here before anything imports torch, as ZeroGPU asks
+(it must come before torch initialises CUDA). Off Spaces ``spaces.GPU`` is a no-op, and without the package the
+decorator below is the identity. Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+try:  # ZeroGPU wants `spaces` imported before torch initialises CUDA.
+    import spaces
+except ImportError:
+    spaces = None
+
+import gc
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import torch
+
+from uvosam.config import PipelineConfig
+from uvosam.job import JobOptions, JobProgress, run_job
+from uvosam.pipeline import UVOSAM
+from uvosam.video import probe
+
+if TYPE_CHECKING:
+    from app_models import GetPipeline
+
+
+def zero_gpu() -> bool:
+    """True on a ZeroGPU Space (``spaces`` installed and ``SPACES_ZERO_GPU`` set)."""
+    return spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"}
+
+
+def default_device() -> str:
+    """``cuda`` on a GPU machine or on ZeroGPU (models go to CUDA at start, as ZeroGPU expects)."""
+    return "cuda" if zero_gpu() or torch.cuda.is_available() else "cpu"
+
+
+ToError = Callable[[BaseException], BaseException]
+_SOURCES: dict[str, tuple[GetPipeline, ToError]] = {}
+# ZeroGPU seconds asked per frame, by mask model (the tracker and the video encoding included). The SAM 2.1 values
+# are estimates, not measurements (no SAM 2.1 run has been timed on ZeroGPU): all run at 1024 px, and SAM 2.1's
+# Hiera encoders are lighter than SAM's ViTs (39M/46M/81M/224M parameters against ViT-B's 94M and ViT-L's 312M; the
+# SAM 2 paper's abstract has SAM 2 6x faster than SAM on images, for its Hiera-B+ model against ViT-H), so
+# tiny/small ask a little less than ViT-B, base+ as much as ViT-B and large less than ViT-L, rounded up rather than
+# down (a job over its duration is cut off).
+_PER_FRAME_S = {
+    "vit_b": 0.2,
+    "vit_l": 0.35,
+    "vit_h": 0.5,
+    "sam2.1_tiny": 0.15,
+    "sam2.1_small": 0.15,
+    "sam2.1_base_plus": 0.2,
+    "sam2.1_large": 0.3,
+}
+
+
+def register_source(get_pipeline: GetPipeline, to_error: ToError = lambda err: err) -> str:
+    """A key for the pipeline source, so GPU jobs get only picklable arguments (ZeroGPU pickles).
+
+    ``to_error`` maps what a job raises to what the user should see; it runs inside the GPU
+    function, because on ZeroGPU that function runs in a worker process that hands on only a
+    ``gr.Error``'s message (any other exception arrives as ``gr.Error(<class name>)``).
+    """
+    key = f"source-{len(_SOURCES)}"
+    _SOURCES[key] = (get_pipeline, to_error)
+    return key
+
+
+def gpu_seconds(
+    source_key: str,
+    preset: str,
+    sam: str,
+    config: PipelineConfig,
+    video: str,
+    work_dir: str,
+    options: JobOptions,
+) -> int:
+    """ZeroGPU ``duration``: seconds asked for a job, growing with its frames (job's arguments)."""
+    try:
+        frames = probe(video).num_output_frames(
+            stride=options.stride, max_frames=options.max_frames
+        )
+    except (OSError, ValueError):
+        return 60  # the job itself reports the bad input
+    return int(min(600, 20 + frames * _PER_FRAME_S.get(sam, 0.5)))
+
+
+def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:
+    if spaces is None:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+@_gpu(duration=gpu_seconds)
+def gpu_job(
+    source_key: str,
+    preset: str,
+    sam: str,
+    config: PipelineConfig,
+    video: str,
+    work_dir: str,
+    options: JobOptions,
+) -> Iterator[JobProgress]:
+    """``run_job`` with the loaded (preset, sam) models and this run's ``PipelineConfig``; what it
+    raises goes through the source's ``to_error`` (``register_source``)."""
+    get_pipeline, to_error = _SOURCES[source_key]
+    try:
+        base = get_pipeline(preset, sam)
+        pipe = UVOSAM(base.tracker, base.segmenter, config)
+        yield from run_job(pipe, video, work_dir, options)
+        return
+    except torch.OutOfMemoryError as err:
+        err.__traceback__ = None  # its frames hold the tensors that filled the GPU
+        oom = err
+    except Exception as err:
+        raise to_error(err) from None
+    free_gpu_memory()  # outside the except block: the failed run's tensors are unreachable now
+    raise to_error(oom) from None
+
+
+def free_gpu_memory() -> None:
+    """Return the CUDA caching allocator's unused blocks to the driver (no-op without CUDA)."""
+    gc.collect()
+    torch.cuda.empty_cache()

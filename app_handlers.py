@@ -1,0 +1,403 @@
+"""The app's event handlers (``App``): Run, Re-render, Stop, the upload's description, Load (a link), the views of a
+finished run (timeline, merge hints, Score) and the session's clean-up. Per-user data lives in ``gr.State``
+(``SessionRun``) and in session folders (``WorkRoot``); the models run in ``app_gpu.gpu_job``, in a worker thread
+(``JobPump``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+import app_gpu
+import app_uploads
+from app_errors import USER_ERRORS, to_gr_error
+from app_models import PRESETS, GetPipeline, mask_model_label, mask_models, run_config, sam2_missing
+from app_progress import drive
+from app_results import merge_hints_markdown, score_masks_zip, timeline_image
+from app_settings import AppSettings
+from app_text import LINK_EXAMPLE, describe_video
+from app_work import JobPump, WorkRoot
+from uvosam.config import SAM2_MODEL_TYPES
+from uvosam.export_types import ExportOptions
+from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
+from uvosam.mask_cache import MaskCache
+from uvosam.remote_files import is_zip_download
+from uvosam.remote_video import download_video
+from uvosam.render import STYLES
+from uvosam.track_edit import parse_merge
+from uvosam.video import probe
+
+RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
+RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
+
+
+@dataclass(frozen=True)
+class SessionRun:
+    """What a session keeps of its last finished run (its mask cache feeds Re-render)."""
+
+    run_dir: Path
+    cache_dir: Path
+
+
+def _track_rows(result: JobResult) -> list[list[Any]]:
+    return [
+        [t.track_id, t.class_name, round(t.score, 3), t.first_frame, t.last_frame, t.num_frames, t.returns]
+        for t in result.tracks
+    ]
+
+
+class App:
+    """The event handlers of one demo; per-user data lives in ``gr.State`` and session folders."""
+
+    def __init__(self, get_pipeline: GetPipeline, settings: AppSettings) -> None:
+        self.get_pipeline = get_pipeline
+        self.settings = settings
+        self.work = WorkRoot(settings.work_root)
+        self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
+        self.render_slots = threading.BoundedSemaphore(2)
+        self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
+        self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
+
+    # ------------------------------------------------------------------------------------------ run
+    def segment(
+        self,
+        video: str | None,
+        tracker: str,
+        sam: str,
+        min_score: float,
+        max_objects: int,
+        stride: int,
+        max_frames: int,
+        output_side: int,
+        show_boxes: bool,
+        show_labels: bool,
+        style: str,
+        frames_zip: str | None = None,  # defaults: optional in the API (gradio_client)
+        alpha_webm: bool = False,
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
+        progress: gr.Progress = gr.Progress(),
+    ) -> Iterator[tuple]:
+        """Track + segment a video (or a zip of its frames): streams (status, preview, chunk); ends
+        with mp4, zip, tracks."""
+        if not video and not frames_zip:
+            raise gr.Error("Upload a video (or a zip of its frames) or pick an example first.")
+        if video and frames_zip:
+            raise gr.Error(
+                "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
+            )
+        if tracker not in PRESETS:
+            raise gr.Error(f"Choose a tracker from {PRESETS}; got {tracker!r}.")
+        _check_mask_model(sam)
+        options = JobOptions(
+            stride=int(stride),
+            max_frames=min(int(max_frames), self.settings.max_frames),
+            limits=self.settings.limits(),
+            cache=True,
+            **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
+        )
+        changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
+        run_dir = self.work.new_dir(_session(request), "run")
+        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video)
+        work = partial(self._job, tracker, sam, changes, source, run_dir, options)
+        pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
+        skip = gr.skip()
+        cleared = gr.CheckboxGroup(choices=[], value=[])
+        try:
+            yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
+            for up in drive(pump, progress, "segmenting", self.settings.status_interval_s):
+                if up.result is None:
+                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
+                    continue
+                r = up.result
+                keep = gr.CheckboxGroup(
+                    choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
+                    value=[t.track_id for t in r.tracks],
+                )
+                state = SessionRun(run_dir, r.cache_dir)
+                self.speeds[tracker, sam] = r.fps
+                rows = _track_rows(r)
+                files = str(r.overlay_mp4), str(r.zip_path)
+                yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
+        finally:
+            pump.cancel()
+            self.work.release(run_dir)
+
+    def _outputs(
+        self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
+    ) -> dict[str, Any]:
+        """The ``JobOptions`` fields of what Run and Re-render write alike: video size, style, drawing, streaming
+        chunks and the export files."""
+        return {
+            "chunk_seconds": self.settings.chunk_seconds,
+            "output_max_side": int(output_side) or None,
+            "style": _style(style),
+            "show_boxes": bool(show_boxes),
+            "show_labels": bool(show_labels),
+            "export": ExportOptions(alpha_webm=bool(alpha_webm)),
+        }
+
+    def _job(
+        self,
+        tracker: str,
+        sam: str,
+        changes: dict,
+        source: str | app_uploads.FramesZip,
+        run_dir: Path,
+        options: JobOptions,
+    ) -> Iterator[JobProgress]:
+        """The run, in the worker thread. A zip of frames is checked (as ``describe`` does), unpacked into
+        ``run_dir/frames`` outside the GPU function, and deleted once the run is over (the mask cache feeds
+        Re-render); after unpacking one step (0 frames done) lets a Stop pressed meanwhile end the run there."""
+        if not isinstance(source, app_uploads.FramesZip):
+            yield from self._run_models(tracker, sam, changes, source, run_dir, options)
+            return
+        info = source.info(self.settings, stride=options.stride, max_frames=options.max_frames)
+        frames = run_dir / "frames"
+        try:
+            folder = source.extract(frames, self.settings)
+            total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
+            yield JobProgress(frames_done=0, frames_total=total, elapsed_s=0.0)
+            for step in self._run_models(tracker, sam, changes, str(folder), run_dir, options):
+                if step.result is not None:  # gone before the user hears "done" (Re-render reads the mask cache)
+                    shutil.rmtree(frames, ignore_errors=True)
+                yield step
+        except gr.Error as err:  # name frames as the user knows them, not by the server's run folder
+            message = err.message.replace(str(frames), Path(source.path).name)
+            raise gr.Error(message, duration=err.duration, visible=err.visible, title=err.title,
+                           print_exception=False) from None  # fmt: skip
+        finally:
+            shutil.rmtree(frames, ignore_errors=True)
+
+    def _run_models(
+        self, tracker: str, sam: str, changes: dict, source: str, run_dir: Path, options: JobOptions
+    ) -> Iterator[JobProgress]:
+        base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
+        config = run_config(base, **changes)
+        yield from app_gpu.gpu_job(self.source_key, tracker, sam, config, source, str(run_dir), options)
+
+    def describe(
+        self,
+        video: str | None,
+        tracker: str,
+        sam: str,
+        stride: int,
+        max_frames: int,
+        frames_zip: str | None = None,
+    ) -> str:
+        """What an upload is and what Run will cover (or why Run would refuse it), before Run."""
+        if not video and not frames_zip:
+            return ""
+        if video and frames_zip:
+            return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
+        stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
+        try:
+            if frames_zip:  # the checks of Run, before unpacking
+                info = app_uploads.FramesZip(frames_zip).info(self.settings, stride=stride, max_frames=max_frames)
+            else:
+                info = probe(video, limits=self.settings.limits(), stride=stride, max_frames=max_frames)
+        except USER_ERRORS as err:
+            return f"**Run would refuse this input:** {to_gr_error(err).message}"
+        fps = self.speeds.get((tracker, sam))
+        models = f"{tracker} + {mask_model_label(sam)}"
+        name = Path(frames_zip or video).name
+        return describe_video(info, name, stride, max_frames, models, fps)
+
+    # ----------------------------------------------------------------------------------------- link
+    def load_url(
+        self,
+        url: str | None,
+        state: SessionRun | None = None,
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[str | None, str | None]:
+        """Download a direct link to a video file (or a zip of frames) into the session's folder and show it as
+        the input: returns (video, frames zip), the other one cleared.
+
+        The file is checked as Run checks it, but for the limits that Frame stride and Max frames change (the
+        upload's description names those): a file that is not a video or is over the size limits is refused
+        here and deleted. The session's last run stays (Re-render still reads it); an earlier download goes.
+        Gradio serves (and Run reads) its own copy of the file; the session's folder goes with the session.
+        """
+        if not self.settings.url_input:
+            raise gr.Error(
+                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
+            )
+        if not (url or "").strip():
+            raise gr.Error(
+                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
+            )
+        keep = state.run_dir if state is not None else None
+        folder = self.work.new_dir(_session(request), "link", keep=keep)
+        try:
+            path = download_video(
+                url,
+                folder,
+                max_bytes=self.settings.max_upload_mb << 20,
+                timeout_s=self.settings.url_timeout_s,
+                allow_private=self.settings.url_allow_private,
+                progress=lambda done, total: progress((done, total), desc="downloading"),
+            )
+            return self._loaded(path)
+        except USER_ERRORS as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
+            message = shown.message.replace(f"{folder}{os.sep}", "")
+            raise gr.Error(message, print_exception=False) from None
+        finally:
+            self.work.release(folder)
+
+    def _loaded(self, path: Path) -> tuple[str | None, str | None]:
+        """(video, None) or, for a zip, (None, zip) after the checks of Run that no setting changes: readable,
+        frame size (``max_frames=1``: the frame and duration limits depend on Frame stride and Max frames)."""
+        if is_zip_download(path):
+            app_uploads.FramesZip(str(path)).info(self.settings, stride=1, max_frames=1)
+            return None, str(path)
+        probe(path, limits=self.settings.limits(), max_frames=1)
+        return str(path), None
+
+    # ------------------------------------------------------------------------------------- timeline
+    def timeline(self, masks_zip: str | None) -> np.ndarray | None:
+        """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
+        return timeline_image(masks_zip)
+
+    def merge_hints(self, masks_zip: str | None, merge: str | None = None) -> str:
+        """Markdown: the possible id switches among the tracks of the zip shown, and what to put in *Merge tracks*
+        (its text ``merge`` grown by them); "" if none or no zip."""
+        return merge_hints_markdown(masks_zip, merge)
+
+    # ---------------------------------------------------------------------------------------- score
+    def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
+        """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
+        if state is None or not masks_zip:
+            raise gr.Error(RUN_FIRST_SCORE)
+        if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
+            raise gr.Error(
+                "The masks of your last run are no longer kept on the server (about an hour): run "
+                "the video again, then Score."
+            )
+        if not gt_zip:
+            raise gr.Error(
+                "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
+                "255 void), one per frame of the video, in name order."
+            )
+        with self.work.held(state.run_dir):  # a Run pressed meanwhile in this tab deletes idle folders
+            if not state.cache_dir.is_dir():
+                raise gr.Error(RUN_FIRST_SCORE)
+            meta = MaskCache(state.cache_dir).info.meta
+        limit = max(10_000, 10 * self.settings.max_frames)
+        try:
+            return score_masks_zip(gt_zip, masks_zip, meta, max_files=limit, work_dir=self.work.root)
+        except (ValueError, FileNotFoundError) as err:
+            raise gr.Error(str(err), print_exception=False) from None
+
+    # ------------------------------------------------------------------------------------ re-render
+    def rerender(
+        self,
+        keep: list[int] | None,
+        show_boxes: bool,
+        show_labels: bool,
+        output_side: int,
+        style: str,
+        merge: str | None,
+        alpha_webm: bool,
+        min_score: float,
+        state: SessionRun | None,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ) -> Iterator[tuple]:
+        """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
+        the run), merging tracks (``"3>1, 5>1"``), in any style. The run's folder is held meanwhile: a Run
+        pressed now in the same tab deletes the session's idle folders, not the masks read here."""
+        if state is None:
+            raise gr.Error(RUN_FIRST_RERENDER)
+        with self.work.held(state.run_dir):
+            if not state.cache_dir.is_dir():
+                raise gr.Error(RUN_FIRST_RERENDER)
+            # the settings are checked before any folder is made
+            options = JobOptions(**self._outputs(output_side, style, show_boxes, show_labels, alpha_webm))
+            merges = _merge(merge)
+            if not keep:  # the API's default: a video without any object is never what was meant
+                ids = sorted(MaskCache(state.cache_dir).track_labels())
+                if ids:
+                    raise gr.Error(
+                        "No track to keep: tick at least one in 'Tracks to keep' (over the API: "
+                        f"keep={ids}, the ids of the run's tracks).",
+                        print_exception=False,
+                    )
+            out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
+            work = partial(
+                rerender_iter,
+                state.cache_dir,
+                out_dir,
+                keep_ids=[int(k) for k in keep or []],
+                merge=merges,
+                options=options,
+                min_score=float(min_score),  # raising it drops low-scoring frames of tracks from the cached masks
+            )
+            pump = JobPump(
+                work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
+            ).start()
+            skip = gr.skip()
+            try:
+                for up in drive(pump, progress, "re-rendering", self.settings.status_interval_s):
+                    if up.result is None:
+                        yield up.status, _img(up.preview), up.chunk, skip, skip, skip
+                    else:
+                        r = up.result
+                        files = str(r.overlay_mp4), str(r.zip_path)
+                        yield up.status, skip, up.chunk, *files, _track_rows(r)
+            finally:
+                pump.cancel()
+                self.work.release(out_dir)
+
+    def stopped(self) -> str:
+        return "stopped: press Run to start again"
+
+    def forget(self, state: SessionRun | None) -> None:
+        """``gr.State`` delete callback (session over or expired): the session's folders go (its run, older
+        runs, re-renders; the session's folder once empty), but those a request still uses."""
+        if state is not None:  # API clients close no tab (no unload): this is their only clean-up
+            self.work.remove_idle(state.run_dir.parent)
+
+    def unload(self, request: gr.Request) -> None:
+        self.work.remove_session(_session(request))
+
+
+def _merge(text: str | None) -> dict[int, int]:
+    try:
+        return parse_merge(text)
+    except ValueError as err:
+        raise gr.Error(str(err), print_exception=False) from None
+
+
+def _check_mask_model(sam: str) -> None:
+    """Refuse a mask model this app does not offer; a SAM 2.1 one without the sam2 package says how to get it."""
+    offered = mask_models()
+    if sam in offered:
+        return
+    why = sam2_missing() if sam in SAM2_MODEL_TYPES else None
+    raise gr.Error(why or f"Choose a mask model from {offered}; got {sam!r}.", print_exception=False)
+
+
+def _style(style: str) -> str:
+    if style not in STYLES:
+        raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.")
+    return style
+
+
+def _session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
+
+
+def _img(preview: np.ndarray | None) -> Any:
+    return preview if preview is not None else gr.skip()

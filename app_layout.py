@@ -1,0 +1,270 @@
+"""The page's components, laid out (``page``): the input column (upload, link, zip of frames, Run and Stop,
+settings), the live column, a run's results, the editing row (Re-render) and the Score panel. No events here:
+``app.py`` wires them to the handlers of ``app_handlers.App``. Each component's ``elem_id`` is what the browser tests
+find it by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app_models import PRESETS, mask_model_choices
+from app_settings import AppSettings
+from app_text import ABOUT, LINK_EXAMPLE, banner_markdown, mask_model_info
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES_DIR = ROOT / "examples"
+EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_shapes.mp4")
+EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
+    "Examples: Big Buck Bunny (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0; synthetic shapes"
+)
+TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen", "came back"]
+OUTPUT_SIDES = [
+    ("same as input", 0),
+    ("1280 px", 1280),
+    ("854 px", 854),
+    ("640 px", 640),
+    ("480 px", 480),
+]
+STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
+    ("Overlay: colour masks", "overlay"),
+    ("Cut-out: objects on black", "cutout"),
+    ("Blurred background", "blur"),
+    ("Colour splash: grey background", "gray"),
+    ("Matte: white objects on black (for editors)", "matte"),
+]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The input column: the upload (a video; a link and its Load button, both None when the app takes no links;
+    a zip of frames), its description, Run and Stop, and the settings (``controls``, in ``App.segment``'s
+    parameter order)."""
+
+    video: gr.Video
+    url: gr.Textbox | None
+    load: gr.Button | None
+    frames_zip: gr.File
+    about: gr.Markdown
+    run: gr.Button
+    stop: gr.Button
+    controls: dict[str, gr.components.Component]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What Run and Re-render show: the status line, the live video and latest frame, the files, the tracks table,
+    and what is read from the zip shown (its track timeline, the merge hints)."""
+
+    status: gr.Textbox
+    stream: gr.Video
+    preview: gr.Image
+    mp4: gr.File
+    zip_file: gr.File
+    table: gr.Dataframe
+    timeline: gr.Image
+    hints: gr.Markdown
+
+
+@dataclass(frozen=True)
+class Editing:
+    """The row under the results: the tracks to keep, the video style (Run or Re-render), the transparent WebM
+    option, the merge box and Re-render."""
+
+    keep: gr.CheckboxGroup
+    style: gr.Radio
+    alpha_webm: gr.Checkbox
+    merge: gr.Textbox
+    redo: gr.Button
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """The Score panel: the ground-truth zip, the Score button and the scores."""
+
+    gt_zip: gr.File
+    score: gr.Button
+    scores: gr.Markdown
+
+
+@dataclass(frozen=True)
+class Page:
+    """Every component that an event reads or writes; ``state`` is the session's last run (``SessionRun``)."""
+
+    inputs: Inputs
+    outputs: Outputs
+    editing: Editing
+    scoring: Scoring
+    state: gr.State
+
+
+def page(
+    settings: AppSettings, load_error: str | None, footer: str, forget: Callable[[Any], None]
+) -> Page:
+    """The page's components, in their order, inside the ``gr.Blocks`` being built. ``load_error``: why the
+    default models did not load (a banner), or None. ``forget``: the session state's delete callback."""
+    gr.Markdown(ABOUT)
+    gr.Markdown(
+        banner_markdown(load_error) if load_error else "",
+        visible=bool(load_error),
+        elem_id="banner",
+    )
+    with gr.Row():
+        inputs = _input_column(settings)
+        live = _live_column()
+    outputs = _results(*live)
+    editing = _editing_row()
+    scoring = _scoring()
+    gr.Markdown(footer, elem_id="footer")
+    state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
+    return Page(inputs, outputs, editing, scoring, state)
+
+
+def _input_column(settings: AppSettings) -> Inputs:
+    with gr.Column(scale=1):
+        video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
+        url, load = _link_input(settings)
+        frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
+            label="…or a zip of its frames (.jpg/.png, one folder)",
+            file_types=[".zip"],
+            height=130,
+            elem_id="frames",
+        )
+        about = gr.Markdown(elem_id="video-info")
+        gr.Examples(
+            [[str(p)] for p in EXAMPLES if p.is_file()],
+            inputs=[video],
+            cache_examples=False,
+            label=EXAMPLES_CREDIT,
+        )
+        with gr.Row():
+            run = gr.Button("Run", variant="primary", elem_id="run")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+        with gr.Accordion("Settings", open=False):
+            controls = _controls(settings)
+    return Inputs(video, url, load, frames_zip, about, run, stop, controls)
+
+
+def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | None]:
+    """The "direct link" textbox and its Load button (Enter in the box loads too); (None, None) when the app takes
+    no links (``AppSettings.url_input``)."""
+    if not settings.url_input:
+        return None, None
+    with gr.Row(equal_height=True):
+        url = gr.Textbox(
+            label="…or a direct link to a video file",
+            placeholder=f"{LINK_EXAMPLE} (the file itself; YouTube and other pages are not supported)",
+            max_lines=1,
+            scale=5,
+            elem_id="url",
+        )
+        load = gr.Button("Load", size="sm", scale=1, min_width=80, elem_id="load-url")
+    return url, load
+
+
+def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
+    return {
+        "tracker": gr.Dropdown(
+            list(PRESETS), value=settings.default_preset, label="Tracker preset"
+        ),
+        "sam": gr.Radio(
+            mask_model_choices(),
+            value=settings.default_sam,
+            label="Mask model",
+            info=mask_model_info(),
+            elem_id="mask-model",
+        ),
+        "min_score": gr.Slider(
+            0.0, 1.0, value=0.0, step=0.05, label="Detection score threshold (Run; a higher one on Re-render too)"
+        ),
+        "max_objects": gr.Slider(1, 20, value=10, step=1, label="Max objects"),
+        "stride": gr.Slider(
+            1, 10, value=1, step=1, label="Frame stride (1 = every frame)", elem_id="stride"
+        ),
+        "max_frames": gr.Slider(
+            1, settings.max_frames, value=settings.max_frames, step=1, label="Max frames"
+        ),
+        "output_side": gr.Dropdown(OUTPUT_SIDES, value=854, label="Output video: longest side"),
+        "show_boxes": gr.Checkbox(True, label="Show boxes"),
+        "show_labels": gr.Checkbox(True, label="Show labels"),
+    }
+
+
+def _live_column() -> tuple[gr.Textbox, gr.Video, gr.Image]:
+    """The status line, the masked video as it streams and the latest frame."""
+    with gr.Column(scale=1):
+        status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+        stream = gr.Video(
+            label="Masked video (live)",
+            streaming=True,
+            autoplay=True,
+            interactive=False,
+            elem_id="stream",
+        )
+        preview = gr.Image(
+            label="Latest frame", format="jpeg", interactive=False, elem_id="preview"
+        )
+    return status, stream, preview
+
+
+def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs:
+    with gr.Row():
+        mp4 = gr.File(label="Masked video (mp4)", interactive=False, elem_id="mp4")
+        zip_file = gr.File(label="Masks (zip)", interactive=False, elem_id="zip")
+    table = gr.Dataframe(
+        headers=TRACK_HEADERS,
+        label="Tracks (and below, a bar on every frame each one was seen in)",
+        interactive=False,
+        elem_id="tracks",
+    )
+    timeline = gr.Image(
+        label="Track timeline",
+        show_label=False,  # its badge would hide the frame numbers
+        interactive=False,
+        format="png",
+        elem_id="timeline",
+    )
+    hints = gr.Markdown(elem_id="hints")
+    return Outputs(status, stream, preview, mp4, zip_file, table, timeline, hints)
+
+
+def _editing_row() -> Editing:
+    with gr.Row():
+        keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
+        with gr.Column():
+            style = gr.Radio(
+                STYLE_CHOICES, value="overlay", label="Video style (Run or Re-render)", elem_id="style"
+            )
+            alpha_webm = gr.Checkbox(
+                False,
+                label="Also a transparent WebM in the zip: the objects only (web pages, OBS, Canva)",
+                elem_id="alpha",
+            )
+        with gr.Column():
+            merge = gr.Textbox(
+                "",
+                label="Merge tracks (one object split into two ids)",
+                placeholder="e.g. 3>1, 5>1: tracks 3 and 5 become part of track 1",
+                elem_id="merge",
+            )
+            redo = gr.Button("Re-render (no model run)", elem_id="rerender")
+    return Editing(keep, style, alpha_webm, merge, redo)
+
+
+def _scoring() -> Scoring:
+    with gr.Accordion("Score against your ground truth (DAVIS J&F)", open=False), gr.Row():
+        gt_zip = gr.File(
+            label="Ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 "
+            "void), one per frame of the video (or per processed frame), in name order",
+            file_types=[".zip"],
+            elem_id="gt",
+        )
+        with gr.Column():
+            score = gr.Button("Score", elem_id="score")
+            scores = gr.Markdown(elem_id="scores")
+    return Scoring(gt_zip, score, scores)

@@ -1,0 +1,55 @@
+"""A running job's progress as updates for the UI: ``drive`` polls a ``JobPump`` and turns its steps into the
+status line, the latest preview frame, the video chunks to stream and, at the end, the job's result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from app_errors import to_gr_error
+from app_text import status_text
+from app_work import JobPump
+from uvosam.job import JobResult
+
+
+@dataclass(frozen=True)
+class Update:
+    """One update of a job: the status line, the latest preview frame (HxWx3 uint8 RGB; None before the first),
+    a new video chunk to stream (else None) and, once the job is done, its result (else None)."""
+
+    status: str
+    preview: np.ndarray | None
+    chunk: Path | None
+    result: JobResult | None
+
+
+def drive(pump: JobPump, progress: gr.Progress, verb: str, interval: float) -> Iterator[Update]:
+    """The job's updates, at least one per ``interval`` s (so that Stop lands quickly); ``progress`` (Gradio's
+    progress bar) gets the frame counter, speed and ETA. What the job raised is raised as ``to_gr_error`` maps it."""
+    started, step, preview = time.monotonic(), None, None
+    last_sent = started
+    while True:
+        items = pump.poll(max(0.0, last_sent + interval - time.monotonic()))
+        failed = next((item.error for item in items if item.error is not None), None)
+        if failed is not None:  # first: the worker may already be deleting the run's files
+            raise to_gr_error(failed)
+        for item in items:
+            if item.done:
+                return
+            step = item.step
+            preview = step.preview if step.preview is not None else preview
+            if step.chunk is not None or step.result is not None:
+                yield Update(status_text(step, verb, started), preview, step.chunk, step.result)
+                last_sent = time.monotonic()
+        if step is not None:
+            desc = status_text(step, verb, started)  # frame counter, speed and ETA
+            progress((step.frames_done, step.frames_total), desc=desc, unit="frames")
+        if time.monotonic() - last_sent >= interval:
+            yield Update(status_text(step, verb, started), preview, None, None)
+            last_sent = time.monotonic()

@@ -1,0 +1,134 @@
+"""What the app shows of a finished run, read from the export zip that Run or Re-render made: the track timeline,
+the likely id switches (merge hints), the J&F score against uploaded ground truth. Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from app_text import score_markdown
+from app_uploads import extract_images
+from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam.merge_hints import merge_text, suggest_merges
+from uvosam.track_edit import parse_merge
+
+
+def timeline_image(masks_zip: str | None) -> np.ndarray | None:
+    """The track timeline in an export zip (of a run or a re-render), HxWx3 uint8 RGB; None (no image)
+    without one."""
+    if not masks_zip or not Path(masks_zip).is_file():
+        return None
+    with zipfile.ZipFile(masks_zip) as archive:
+        if "timeline.png" not in archive.namelist():
+            return None
+        with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
+            return np.asarray(image.convert("RGB"))
+
+
+def merge_hints_markdown(masks_zip: str | None, merge: str | None = None) -> str:
+    """Markdown: the possible id switches among the tracks of the zip shown ("" if none or no zip).
+
+    ``merge``: the *Merge tracks* box. Re-render starts from the run's tracks, so the merge to put there is
+    the one the zip was made with (its pairs whose source is gone from the zip and whose target is in it)
+    grown by the hints; putting the hints alone would undo it. (After a Run, a pair left in the box from an
+    earlier video that names a track this run does not have is kept too; Re-render then names that track.)
+    """
+    if not masks_zip or not Path(masks_zip).is_file():
+        return ""
+    with zipfile.ZipFile(masks_zip) as archive:
+        boxes = _zip_track_boxes(archive)
+    hints = suggest_merges(boxes)
+    if not hints:
+        return ""
+    lines = "".join(f"\n- `{h.source}>{h.target}`: {h.describe()}" for h in hints)
+    return (
+        f"**Possible id switches** (one object that may have got a new id):{lines}\n\n"
+        f"To join them, put `{merge_text(hints, _applied_merge(merge, boxes))}` in *Merge tracks* and press "
+        "Re-render."
+    )
+
+
+def score_masks_zip(
+    gt_zip: str, masks_zip: str, meta: Mapping[str, Any], *, max_files: int, work_dir: Path
+) -> str:
+    """J&F of the masks of an export zip (its DAVIS PNGs) against a zip of ground-truth PNGs, as Markdown
+    (``score_markdown``).
+
+    Args:
+        gt_zip: indexed PNGs (0 background, 1..K objects, 255 void), one per frame of the video or per processed
+            frame, in name order. masks_zip: the zip Run or Re-render made.
+        meta: the run's ``MaskCache.info.meta`` (``stride``, ``info.num_frames``): which video frames the masks are.
+        max_files: the most PNGs taken from either zip. work_dir: where both are unpacked (a temporary folder
+            inside it, deleted after).
+
+    Raises:
+        ValueError, FileNotFoundError: a zip that is not one of those, ground truth that does not match the
+            frames (``align_ground_truth``).
+    """
+    with tempfile.TemporaryDirectory(prefix="score-", dir=work_dir) as tmp:
+        gt_dir = extract_images(gt_zip, Path(tmp, "gt"), max_files=max_files, max_bytes=1 << 30)
+        res_dir = extract_images(
+            masks_zip, Path(tmp, "res"), prefix="davis/", max_files=max_files, max_bytes=1 << 30
+        )
+        names = [p.stem for p in ground_truth_files(res_dir)]
+        indices = [i * int(meta["stride"]) for i in range(len(names))]
+        gt = align_ground_truth(
+            ground_truth_files(gt_dir), names, indices, int(meta["info"]["num_frames"])
+        )
+        scores = score_clip(res_dir, gt, names)
+    tracks = _davis_tracks(masks_zip)
+    return score_markdown(scores, tracks, len(names))
+
+
+def _davis_tracks(masks_zip: str) -> dict[int, int]:
+    """DAVIS label -> track id, from the zip's tracks.csv.
+
+    Raises:
+        ValueError: the zip has no tracks.csv with those columns (not a zip that Run or Re-render made).
+    """
+    with zipfile.ZipFile(masks_zip) as zf:
+        if "tracks.csv" not in zf.namelist():
+            raise ValueError(
+                f"{Path(masks_zip).name} has no tracks.csv: score the zip that Run or Re-render made"
+            )
+        rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
+        try:
+            return {int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]}
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"{Path(masks_zip).name}: its tracks.csv has no readable davis_label and track_id "
+                f"columns ({err!r}); score the zip that Run or Re-render made"
+            ) from None
+
+
+def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float]]]:
+    """``{track_id: {frame: box_xyxy}}`` from an export zip's tracks.csv (ids) and results.json (boxes, same order);
+    {} without them."""
+    if not {"tracks.csv", "results.json"} <= set(archive.namelist()):
+        return {}
+    rows = csv.DictReader(io.StringIO(archive.read("tracks.csv").decode("utf-8")))
+    entries = json.loads(archive.read("results.json"))
+    return {
+        int(row["track_id"]): {t: box for t, box in enumerate(entry["boxes"]) if box is not None}
+        for row, entry in zip(rows, entries)
+    }
+
+
+def _applied_merge(text: str | None, shown: Mapping[int, Any]) -> dict[int, int]:
+    """The pairs of the *Merge tracks* text that the zip with tracks ``shown`` was re-rendered with: source gone,
+    target there. Text that does not parse made no zip (Re-render refuses it): nothing applied."""
+    try:
+        merge = parse_merge(text)
+    except ValueError:
+        return {}
+    return {s: t for s, t in merge.items() if s not in shown and t in shown}

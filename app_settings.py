@@ -1,0 +1,131 @@
+"""The limits and defaults of one app process, read from environment variables (``AppSettings.from_env``).
+Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app_models import PRESETS, mask_models, sam2_missing
+from uvosam.config import SAM2_MODEL_TYPES, VideoLimits
+
+
+def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        raise ValueError(
+            f"{name} must be a positive {kind.__name__}; got {raw!r}. Unset it or fix its value."
+        )
+    return value
+
+
+_FLAGS = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
+
+
+def _env_flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = _FLAGS.get(raw.strip().lower())
+    if value is None:
+        raise ValueError(
+            f"{name} must be 1 or 0 (true/false, yes/no, on/off); got {raw!r}. Unset it or fix its value."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Limits and defaults of one app process (environment variables in brackets).
+
+    Attributes:
+        max_frames: most frames processed per run, after stride [UVOSAM_MAX_FRAMES].
+        max_seconds: longest accepted video duration covered by a run, in seconds
+            [UVOSAM_MAX_SECONDS].
+        max_side: longest accepted frame side in pixels [UVOSAM_MAX_SIDE].
+        max_upload_mb: upload size limit in MiB (``launch(max_file_size=...)``)
+            [UVOSAM_MAX_UPLOAD_MB].
+        concurrency_limit: runs on the GPU at once [UVOSAM_CONCURRENCY].
+        max_queue: most waiting runs; more are refused with "queue full" [UVOSAM_MAX_QUEUE].
+        default_preset, default_sam: models loaded at start [UVOSAM_TRACKER, UVOSAM_SAM]; ``default_sam`` is
+            one of ``mask_models()`` (vit_b, vit_l, vit_h, and sam2.1_tiny ... when the sam2 package is installed).
+        work_root: folder for per-session run folders (default: a fresh temp folder)
+            [UVOSAM_WORK_DIR].
+        chunk_seconds: length of the streamed video chunks.
+        status_interval_s: the longest gap between two updates sent to the browser (a cancel lands
+            within it).
+        session_ttl_s: a session's results are deleted this long after its last run (or when its
+            tab closes).
+        url_input: offer "a direct link to a video file" under the upload (downloaded by the server, at most
+            ``max_upload_mb``) [UVOSAM_URL_INPUT, 1 or 0].
+        url_allow_private: let links reach loopback, private and link-local addresses (a local app on a LAN);
+            never on a public Space, where it would let users reach the host's own network
+            [UVOSAM_URL_ALLOW_PRIVATE, 1 or 0].
+        url_timeout_s: longest a link's download may take, in seconds.
+    """
+
+    max_frames: int = 900
+    max_seconds: float = 120.0
+    max_side: int = 1920
+    max_upload_mb: int = 200
+    concurrency_limit: int = 1
+    max_queue: int = 16
+    default_preset: str = PRESETS[0]
+    default_sam: str = "vit_b"
+    work_root: Path | None = None
+    chunk_seconds: float = 1.0
+    status_interval_s: float = 0.5
+    session_ttl_s: float = 3600.0
+    url_input: bool = True
+    url_allow_private: bool = False
+    url_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.default_preset not in PRESETS:
+            raise ValueError(
+                f"AppSettings.default_preset must be one of {PRESETS}; got {self.default_preset!r}"
+            )
+        offered = mask_models()
+        if self.default_sam not in offered:
+            why = f" ({sam2_missing()})" if self.default_sam in SAM2_MODEL_TYPES else ""
+            raise ValueError(
+                f"AppSettings.default_sam (UVOSAM_SAM) must be one of {offered}; got {self.default_sam!r}{why}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSettings:
+        """Defaults overridden by the environment variables named in the class docstring."""
+        env = os.environ if environ is None else environ
+        d = cls()
+        work = env.get("UVOSAM_WORK_DIR")
+        return cls(
+            max_frames=_env_number(env, "UVOSAM_MAX_FRAMES", d.max_frames, int),
+            max_seconds=_env_number(env, "UVOSAM_MAX_SECONDS", d.max_seconds, float),
+            max_side=_env_number(env, "UVOSAM_MAX_SIDE", d.max_side, int),
+            max_upload_mb=_env_number(env, "UVOSAM_MAX_UPLOAD_MB", d.max_upload_mb, int),
+            concurrency_limit=_env_number(env, "UVOSAM_CONCURRENCY", d.concurrency_limit, int),
+            max_queue=_env_number(env, "UVOSAM_MAX_QUEUE", d.max_queue, int),
+            default_preset=env.get("UVOSAM_TRACKER") or d.default_preset,
+            default_sam=env.get("UVOSAM_SAM") or d.default_sam,
+            work_root=Path(work).expanduser() if work else None,
+            url_input=_env_flag(env, "UVOSAM_URL_INPUT", d.url_input),
+            url_allow_private=_env_flag(env, "UVOSAM_URL_ALLOW_PRIVATE", d.url_allow_private),
+        )
+
+    def limits(self) -> VideoLimits:
+        return VideoLimits(
+            max_frames=self.max_frames, max_side=self.max_side, max_duration_s=self.max_seconds
+        )

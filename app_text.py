@@ -1,0 +1,191 @@
+"""What the app says, as text or Markdown: the page's texts (about, banner, footer, help lines), a run's status
+line, what an upload is before Run, the scores. Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from app_gpu import default_device, zero_gpu
+from app_models import GetPipeline, mask_model_label, needed_weights, sam2_missing
+from app_settings import AppSettings
+from uvosam import weight_checksums, weight_table
+from uvosam.environment import package_versions
+from uvosam.eval.davis import DavisScores
+from uvosam.job import JobProgress
+from uvosam.video import VideoInfo
+
+LINK_EXAMPLE = "https://example.com/clip.mp4"
+ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
+Upload a short video (or a zip of its frames, or pick an example) and press **Run**. A video tracker (IDOL) finds the
+salient objects and follows them; their boxes prompt Segment Anything (SAM or SAM 2.1) frame by frame. The masked
+video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
+RGBA cut-outs and JSON, and see when each track was present (with the likely id switches). **Re-render**
+redraws the last run with fewer objects, with tracks merged (one object that got two ids), with a higher
+score threshold or in another video style (overlay, cut-out, blurred or grey background, matte) without
+running the models again.
+Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
+
+
+def banner_markdown(error: str) -> str:
+    return (
+        "### ⚠️ Models not loaded: Run answers with an error until the weights are available\n"
+        f"```text\n{error}\n```\n"
+        "Put the files in `checkpoints/` (or a folder named by `UVOSAM_CHECKPOINTS`), or let the "
+        "app download them from the Hugging Face Hub (online, without `HF_HUB_OFFLINE=1`). Run "
+        "looks for them again each time; restart the app to clear this message."
+    )
+
+
+def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings) -> str:
+    device = getattr(getattr(pipe, "segmenter", None), "device", None) or getattr(
+        get_pipeline, "device", None
+    )
+    names = needed_weights(settings.default_preset, settings.default_sam)
+    weights = weights_table(names, getattr(get_pipeline, "weight_files", {}))
+    packages = " · ".join(f"{k} {v}" for k, v in versions().items())
+    missing = sam2_missing()
+    return "\n".join(
+        [
+            f"<small>Device: **{device_text(str(device or default_device()))}** · "
+            f"{backend_text()} · models: **{settings.default_preset}** + "
+            f"**{mask_model_label(settings.default_sam)}** (others load on first use)<br>",
+            "Weights: " + "; ".join(weights) + "<br>",
+            *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
+            f"{packages}</small>",
+        ]
+    )
+
+
+def mask_model_info() -> str:
+    """The mask model radio's help line: how the models compare, or why SAM 2.1 is not offered."""
+    missing = sam2_missing()
+    if missing:
+        return f"SAM 2.1 not offered here: {missing}"
+    return (
+        "Larger models give finer masks, more slowly. Measured on a CPU, SAM 2.1 tiny and small encode a frame "
+        "4-5x faster than SAM ViT-B, base+ about 2x, large about as fast. A model loads on its first run."
+    )
+
+
+def out_of_memory_text() -> str:
+    """What to do after a run ran out of GPU memory; names SAM 2.1's light models when they are offered."""
+    lighter = "a lighter mask model (SAM 2.1 tiny or small) or " if sam2_missing() is None else ""
+    return (
+        "Out of GPU memory on this video: the run was stopped (the app is still running). Try "
+        f"{lighter}a smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
+        "resolution (shrink the video before uploading)."
+    )
+
+
+def status_text(step: JobProgress | None, verb: str, started: float) -> str:
+    """The status line of a run or a re-render (``verb``) started at ``started`` (``time.monotonic()``): waiting
+    for its first step (``None``), its progress, or what it made."""
+    if step is None:
+        waited = time.monotonic() - started
+        return f"{verb}: starting (loading models on first use)… {waited:.0f} s"
+    if step.result is not None:
+        r = step.result
+        speed = f"{r.seconds:.1f} s ({r.fps:.1f} fps)"
+        return f"done: {r.num_frames} frames, {len(r.tracks)} tracks in {speed}"
+    eta = f"{step.eta_s:.0f} s" if step.eta_s is not None else "?"
+    fps = step.frames_done / step.elapsed_s if step.elapsed_s > 0 else 0.0
+    progress = f"{verb}: frame {step.frames_done}/{step.frames_total}"
+    if step.frames_done:  # the live object count
+        s = "" if step.objects == 1 else "s"
+        ts = "" if step.tracks_so_far == 1 else "s"
+        progress += f" · {step.objects} object{s} ({step.tracks_so_far} track{ts} so far)"
+    return f"{progress} · {fps:.1f} fps · ETA {eta}"
+
+
+def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str]:
+    """One line per weight name: file, Hub repo and SHA-256 (of the loaded file when known)."""
+    lines = []
+    for name in names:
+        spec = weight_table.WEIGHTS.get(name)
+        if spec is None:
+            lines.append(f"{name}: not in the weight table")
+            continue
+        path = files.get(name)
+        digest = weight_checksums.file_sha256(path) if path is not None else spec.sha256
+        where = spec.repo_id or spec.url or "local"
+        shown = digest[:16] + "…" if digest else "unpublished"
+        lines.append(f"{name}: {spec.basename} ({where}) sha256 {shown}")
+    return lines
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages the footer shows (those of ``uvosam info``, shortened)."""
+    every = package_versions()
+    return {dist: every[dist] for dist in ("uvosam", "torch", "gradio", "segment-anything", "sam2")}
+
+
+def device_text(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(0)})"
+    return device + (" (ZeroGPU)" if zero_gpu() else "")
+
+
+def backend_text() -> str:
+    """``uvosam.tracker.msda.backend_status()``, or why it is unavailable."""
+    from uvosam.tracker import msda
+
+    status = getattr(msda, "backend_status", None)
+    return (
+        status()
+        if status is not None
+        else "msda: pytorch reference (this build reports no backend status)"
+    )
+
+
+def describe_video(
+    info: VideoInfo, name: str, stride: int, max_frames: int, models: str, fps: float | None
+) -> str:
+    """Markdown telling a user, before Run, what their upload is and what a run of it will cover.
+
+    Args:
+        info: ``probe``'s result for the upload. name: its file name as the user knows it.
+        stride, max_frames: the run's settings (``iter_frames`` semantics).
+        models: "<tracker preset> + <mask model>", as the estimate names them.
+        fps: frames per second of this app's last finished run with these models, or None.
+    """
+    rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")
+    source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
+    text = f"**{name}**: {info.width}x{info.height}, {info.num_frames} {source}."
+    covered = info.num_output_frames(stride=stride, max_frames=max_frames)
+    suffix = "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
+    step = "every frame" if stride == 1 else f"every {stride}{suffix} frame"
+    if covered < -(-info.num_frames // stride):
+        text += f" Run covers the first {covered} frames ({step}; Max frames is {max_frames})."
+    else:
+        text += f" Run covers {covered} frames ({step})."
+    if fps:
+        text += f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here)."
+    else:
+        text += f" No run with {models} here yet to estimate the time from."
+    return text
+
+
+def score_markdown(scores: DavisScores, track_of_label: Mapping[int, int], frames: int) -> str:
+    """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object."""
+    rows = [
+        f"| {o.gt_id} | {track_of_label.get(o.result_id, 'none')} | {o.j_mean:.3f} | {o.f_mean:.3f} | "
+        f"{(o.j_mean + o.f_mean) / 2:.3f} |"
+        for o in sorted(scores.objects, key=lambda o: o.gt_id)
+    ]
+    return "\n".join(
+        [
+            f"**J&F {scores.jf_mean:.3f}** (J {scores.j_mean:.3f}, F {scores.f_mean:.3f}) over "
+            f"{len(scores.objects)} objects and {frames} frames: the DAVIS-2017 unsupervised protocol (objects "
+            "from the first ground-truth frame, tracks matched to them once for the whole clip).",
+            "",
+            "| object | track | J | F | J&F |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )

@@ -1,0 +1,178 @@
+"""Where and how the app's jobs run: per-session work folders (``WorkRoot``) and the worker thread that runs a
+job while the UI generator keeps answering (``JobPump``). Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import queue
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from uvosam.job import JobProgress
+
+
+# ---------------------------------------------------------------------------------- session folders
+class WorkRoot:
+    """``<root>/<session>/<kind>-<id>/`` folders; a session's folders are removed with it.
+
+    A new folder replaces the session's earlier ones, except those in use: made by ``new_dir`` or
+    taken by ``hold`` and not yet ``release``d as often. So one API client running two jobs at once
+    does not lose the first, and a Run pressed while a Re-render or Score still reads the last run's
+    masks does not delete them under it.
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="uvosam-app-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._in_use: Counter[Path] = Counter()
+        self._lock = threading.Lock()
+
+    def session_dir(self, session: str | None) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_-]", "_", session or "anonymous")[:64] or "anonymous"
+        return self.root / safe
+
+    def new_dir(self, session: str | None, kind: str, *, keep: Path | None = None) -> Path:
+        """A fresh folder (in use until ``release``); the session's other idle folders but ``keep``
+        are deleted first."""
+        base = self.session_dir(session)
+        path = base / f"{kind}-{uuid.uuid4().hex[:8]}"
+        with self._lock:
+            self._remove_idle(base, spare=keep)
+            path.mkdir(parents=True)
+            self._in_use[path] += 1
+        return path
+
+    def hold(self, path: Path) -> None:
+        """Mark an existing folder in use (until as many ``release``s): no ``new_dir`` deletes it."""
+        with self._lock:
+            self._in_use[path] += 1
+
+    @contextlib.contextmanager
+    def held(self, path: Path) -> Iterator[Path]:
+        """``hold`` for the ``with`` block, then ``release``."""
+        self.hold(path)
+        try:
+            yield path
+        finally:
+            self.release(path)
+
+    def release(self, path: Path) -> None:
+        with self._lock:
+            self._in_use[path] -= 1
+            if self._in_use[path] <= 0:
+                del self._in_use[path]
+
+    def remove_idle(self, session_dir: Path) -> None:
+        """Delete a session's folders that are not in use, and the session's folder once it is empty."""
+        with self._lock:
+            self._remove_idle(session_dir)
+            if session_dir.is_dir() and not any(session_dir.iterdir()):
+                session_dir.rmdir()
+
+    def _remove_idle(self, base: Path, spare: Path | None = None) -> None:
+        for old in base.iterdir() if base.is_dir() else ():
+            if old not in self._in_use and old != spare:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def remove_session(self, session: str | None) -> None:
+        shutil.rmtree(self.session_dir(session), ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- pump
+@dataclass(frozen=True)
+class PumpItem:
+    """One message from the worker: a step, the end (``done``) or the exception that ended it."""
+
+    step: JobProgress | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
+class JobPump:
+    """Runs a job generator in a worker thread, so the UI generator can answer every ``interval`` s.
+
+    ``cancel()`` (the UI is done with the job: finished, failed or stopped) returns at once; the
+    worker closes the job generator after its current frame (ffmpeg is stopped, unfinished files
+    are deleted). Whenever a job ends without its result (cancelled or failed), ``on_abort`` runs
+    (e.g. to delete the run folder) once BOTH sides are done: the worker (no more writes) and the
+    UI (no chunk of the run is still being sent). ``slots`` bounds how many jobs run at once,
+    cancelled ones still finishing their frame included.
+    """
+
+    work: Callable[[], Iterator[JobProgress]]
+    slots: threading.Semaphore
+    on_abort: Callable[[], None] = lambda: None
+    _queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=64))
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _active: set = field(default_factory=lambda: {"worker", "ui"})
+    _finished: bool = False
+
+    def start(self) -> JobPump:
+        ctx = contextvars.copy_context()  # ZeroGPU reads the gradio request from a context variable
+        threading.Thread(target=ctx.run, args=(self._run,), daemon=True, name="uvosam-job").start()
+        return self
+
+    def _put(self, item: PumpItem) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        finished = False
+        with self.slots:
+            steps = None
+            try:
+                steps = self.work()
+                for step in steps:
+                    finished = step.result is not None
+                    self._put(PumpItem(step=step))
+                    if self._stop.is_set():
+                        break
+            except Exception as err:  # handed to the UI thread: mapped to a message or logged
+                self._put(PumpItem(error=err))
+            finally:
+                if steps is not None:
+                    steps.close()
+                self._finished = finished
+                self._put(PumpItem(done=True))
+                self._leave("worker")
+
+    def _leave(self, side: str) -> None:
+        with self._lock:
+            if side not in self._active:
+                return
+            self._active.discard(side)
+            last = not self._active
+        if last and not self._finished:
+            self.on_abort()
+
+    def poll(self, timeout: float) -> list[PumpItem]:
+        """Everything queued now, waiting up to ``timeout`` s for the first item ([] if none)."""
+        try:
+            items = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def cancel(self) -> None:
+        """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
+        self._stop.set()
+        self._leave("ui")
