@@ -1,25 +1,14 @@
 """UVOSAM web demo (a Hugging Face Space): upload a video, watch it stream back masked, get masks.
 
-UI only: ``build_demo`` lays out the page (``app_layout``) and wires its events to the handlers of
-``app_handlers.App``; the work is done by ``uvosam`` (``run_job``/``rerender_iter``) and the app's other modules,
-one concept each:
-
-- ``app_settings``: limits and defaults from the environment (``AppSettings.from_env``);
-- ``app_models``: tracker presets, mask models and their labels, the pipeline loader;
-- ``app_gpu``: ZeroGPU (``spaces``, imported first below), the device, the GPU function that runs a job;
-- ``app_work``: per-session work folders and the worker thread of a job (``JobPump``);
-- ``app_progress``: a job's progress as UI updates; ``app_errors``: what a user is told when a request fails;
-- ``app_text``: what the page says (about, banner, footer, status line, an upload's description, scores);
-- ``app_results``: what a finished run shows from its zip (timeline, merge hints, Score);
-- ``app_uploads``: zips of frames and of ground truth, unpacked safely.
-
-Only ``app_layout``, ``app_handlers``, ``app_progress``, ``app_errors`` and this module import gradio.
+UI only: ``build_demo`` lays out the page (``uvosam_app.layout``) and wires its events to the handlers of
+``uvosam_app.handlers.App``; the work is done by ``uvosam`` (``run_job``/``rerender_iter``). The app's other
+parts, one concept per module, are listed in ``uvosam_app/__init__.py``.
 ``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``).
 """
 
 from __future__ import annotations
 
-import app_gpu  # first: imports `spaces` (ZeroGPU) before torch
+from uvosam_app import gpu as app_gpu  # first: imports `spaces` (ZeroGPU) before torch
 
 # isort: split
 import atexit
@@ -34,12 +23,12 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
-from app_handlers import App
-from app_layout import EXAMPLES_DIR, ROOT, Page, page
-from app_models import GetPipeline, PipelineLoader
-from app_settings import AppSettings
-from app_text import footer_markdown
 from uvosam.errors import WeightsError
+from uvosam_app.handlers import App
+from uvosam_app.layout import EXAMPLES_DIR, ROOT, Page, page
+from uvosam_app.models import GetPipeline, PipelineLoader
+from uvosam_app.settings import AppSettings
+from uvosam_app.text import footer_markdown
 
 logger = logging.getLogger("uvosam.app")
 

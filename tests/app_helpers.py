@@ -14,13 +14,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
+from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 
 import app as app_module
-from app_models import GetPipeline
-from app_settings import AppSettings
-from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 from uvosam.testing import moving_shapes
 from uvosam.video import VideoWriter
+from uvosam_app.models import GetPipeline
+from uvosam_app.settings import AppSettings
 
 ROOT = Path(app_module.__file__).resolve().parent
 

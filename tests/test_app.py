@@ -22,9 +22,6 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("gradio")
-from gradio_client import Client, handle_file  # noqa: E402
-
-from app_settings import AppSettings  # noqa: E402
 from app_helpers import (  # noqa: E402
     ROOT,
     davis_labels,
@@ -37,9 +34,12 @@ from app_helpers import (  # noqa: E402
     zip_names,
 )
 from doubles import MovingBoxTracker  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+
 from uvosam.pipeline import UVOSAM  # noqa: E402
 from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
 from uvosam.video import iter_frames, probe  # noqa: E402
+from uvosam_app.settings import AppSettings  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +109,8 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     assert [row[:2] for row in table["data"]] == [[1, "person"], [2, "dog"]]
     assert keep["value"] == [1, 2]
     # the track timeline shown under the table comes from the zip: a bar for each track
-    import app_handlers
     from uvosam.render import colour_for_id
+    from uvosam_app import handlers as app_handlers
 
     image = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
     assert all((image == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
@@ -118,8 +118,8 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
 
 
 def test_the_status_line_counts_the_objects_live():
-    from app_text import status_text
     from uvosam.job import JobProgress
+    from uvosam_app.text import status_text
 
     status = status_text(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
     assert status == "segmenting: frame 5/20 · 1 object (3 tracks so far) · 2.5 fps · ETA 6 s"
@@ -293,7 +293,7 @@ def test_zerogpu_path_wraps_the_gpu_job_with_a_duration_that_scales_with_frames(
     fake.GPU = lambda duration: lambda fn: wrapped.setdefault(fn.__name__, (fn, duration)) and fn
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    spec = importlib.util.spec_from_file_location("app_gpu_on_zerogpu", ROOT / "app_gpu.py")
+    spec = importlib.util.spec_from_file_location("app_gpu_on_zerogpu", ROOT / "uvosam_app" / "gpu.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
@@ -389,7 +389,7 @@ def _wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float
 
 
 def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monkeypatch, tmp_path):
-    import app_models
+    from uvosam_app import models as app_models
 
     monkeypatch.setattr(app_models.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
     calls = []
@@ -427,7 +427,7 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
 @pytest.mark.parametrize("device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)])
 def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monkeypatch):
     """One warm-up frame at load on a GPU; never on CPU (seconds per frame) or ZeroGPU (no GPU while loading)."""
-    import app_models
+    from uvosam_app import models as app_models
 
     calls = []
 
@@ -463,7 +463,7 @@ def zero_gpu_worker(task):
 
 def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-ytvis19-r50"):
     """``App.segment`` without a server (no session, progress ignored); returns its updates."""
-    import app_handlers
+    from uvosam_app import handlers as app_handlers
 
     app = app_handlers.App(get_pipeline, AppSettings(work_root=work, status_interval_s=0.1))
     steps = app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, False,
@@ -484,7 +484,7 @@ def test_on_zerogpu_errors_inside_the_gpu_function_keep_their_message(
 ):
     import gradio as gr
 
-    import app_gpu
+    from uvosam_app import gpu as app_gpu
 
     monkeypatch.setattr(app_gpu, "gpu_job", zero_gpu_worker(app_gpu.gpu_job))
     pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
@@ -496,7 +496,7 @@ def zerogpu_refuses(monkeypatch) -> str:
     """``app_gpu.gpu_job`` refusing as ZeroGPU does (its own gr.Error, with a title); the message."""
     import gradio as gr
 
-    import app_gpu
+    from uvosam_app import gpu as app_gpu
 
     quota = "You have exceeded your free ZeroGPU quota (80s requested vs. 12s left). Try again"
 
@@ -520,8 +520,8 @@ def test_zerogpu_refusals_reach_the_user_unchanged(monkeypatch, tmp_path, clips,
 
 
 def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
-    from app_text import describe_video
     from uvosam.video import probe as probe_video
+    from uvosam_app.text import describe_video
 
     info = probe_video(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames, 320x240, 12 fps
     models = "idol-ytvis19-r50 + vit_b"
@@ -541,7 +541,7 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
 
 
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
-    import app_handlers
+    from uvosam_app import handlers as app_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     settings = AppSettings(work_root=tmp_path, status_interval_s=0.1, max_side=150)
@@ -660,7 +660,7 @@ def test_a_zip_of_frames_runs_like_a_video_and_keeps_their_names(server, clips, 
 
 
 def test_a_zip_of_frames_is_described_before_run(tmp_path):
-    import app_handlers
+    from uvosam_app import handlers as app_handlers
 
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
     frames = _frames_zip(tmp_path / "upload.zip", "bmx-trees", 30)
@@ -686,7 +686,7 @@ def _jpeg(size=(96, 64), orientation: int | None = None, seed: int = 0) -> bytes
 def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     """Describe says what Run would do with the zip: EXIF-rotated size, and the refusals Run makes
     (frames of mixed sizes, two files for one frame, more files than Run unpacks)."""
-    import app_handlers
+    from uvosam_app import handlers as app_handlers
 
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_frames=3))
     args = ("idol-ytvis19-r50", "vit_b", 1, 3)
@@ -711,7 +711,7 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
 
 
 def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
-    import app_uploads as uploads
+    from uvosam_app import uploads as uploads
 
     files = {"велосипед/00000.jpg": _jpeg()}
     out = uploads.FramesZip(str(_zip_of(tmp_path / "u.zip", files))).extract(tmp_path / "f", AppSettings())
@@ -722,8 +722,8 @@ def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
 
 def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatch):
     """Stop pressed while the run unpacks its zip: no model is loaded or run afterwards."""
-    import app_handlers
-    import app_uploads as uploads
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app import uploads as uploads
 
     unpacking, go_on, loaded = threading.Event(), threading.Event(), []
     real_extract = uploads.FramesZip.extract
@@ -749,9 +749,9 @@ def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatc
 
 def test_the_unpacked_frames_are_gone_before_the_run_says_done(tmp_path, monkeypatch):
     """Not after: a client that looks as soon as it hears "done" finds no frames left (seen once in CI)."""
-    import app_handlers
-    import app_uploads as uploads
     from uvosam.job import JobOptions, JobProgress
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app import uploads as uploads
 
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     unpacked = []
@@ -843,7 +843,7 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
     new Run deletes the session's idle folders, and the cache being read must not be one of them."""
     import types
 
-    import app_handlers
+    from uvosam_app import handlers as app_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
@@ -874,7 +874,7 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
     leave nothing behind (old runs, the session folder itself), except a folder a request still uses."""
     import types
 
-    import app_handlers
+    from uvosam_app import handlers as app_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
@@ -891,7 +891,7 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
 def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(monkeypatch, tmp_path, tiny_sam_model):
     import gradio as gr
 
-    import app_handlers
+    from uvosam_app import handlers as app_handlers
 
     quota = zerogpu_refuses(monkeypatch)
     pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
@@ -911,8 +911,9 @@ def test_rerender_with_no_track_ticked_says_so(server, clips):
 
 
 def test_a_zipped_frame_with_a_broken_exif_is_refused_clearly(tmp_path):
-    import app_handlers
     from test_video import _before_iend, _png_chunk
+
+    from uvosam_app import handlers as app_handlers
 
     buffer = io.BytesIO()
     Image.new("RGB", (32, 24)).save(buffer, format="PNG")
@@ -926,7 +927,7 @@ def test_a_zipped_frame_with_a_broken_exif_is_refused_clearly(tmp_path):
 def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
     import gradio as gr
 
-    import app_handlers
+    from uvosam_app import handlers as app_handlers
 
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     state = app_handlers.SessionRun(tmp_path, tmp_path)

@@ -43,11 +43,12 @@ STATUS = "() => document.querySelector('#status textarea')?.value ?? ''"
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, tiny_sam_model):
-    import app as app_module
-    from app_settings import AppSettings
     from doubles import MovingBoxTracker
+
+    import app as app_module
     from uvosam.pipeline import UVOSAM
     from uvosam.segmenter import BoxPromptSegmenter
+    from uvosam_app.settings import AppSettings
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2, delay_s=0.1), BoxPromptSegmenter(tiny_sam_model))
     work = tmp_path_factory.mktemp("work")
@@ -178,11 +179,12 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
 def link_app(tmp_path_factory, tiny_sam_model):
     """The app taking links to local addresses (``url_allow_private``), and a local server with a 12-frame clip."""
     from app_helpers import launched, write_clip
-    from app_settings import AppSettings
     from doubles import MovingBoxTracker
     from http_helpers import send, serving
+
     from uvosam.pipeline import UVOSAM
     from uvosam.segmenter import BoxPromptSegmenter
+    from uvosam_app.settings import AppSettings
 
     clip = write_clip(tmp_path_factory.mktemp("site") / "c.mp4", 12, 96, 64).read_bytes()
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))

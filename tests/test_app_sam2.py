@@ -11,16 +11,11 @@ from collections import Counter
 import pytest
 
 pytest.importorskip("gradio")
+from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
+from doubles import MovingBoxTracker  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
 import app as app_module  # noqa: E402
-import app_gpu  # noqa: E402
-import app_handlers  # noqa: E402
-import app_models  # noqa: E402
-import app_text  # noqa: E402
-from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
-from app_settings import AppSettings  # noqa: E402
-from doubles import MovingBoxTracker  # noqa: E402
 from uvosam import hub  # noqa: E402
 from uvosam.config import SEGMENTER_MODEL_TYPES, SegmenterConfig  # noqa: E402
 from uvosam.job import JobOptions  # noqa: E402
@@ -28,6 +23,11 @@ from uvosam.pipeline import UVOSAM  # noqa: E402
 from uvosam.sam2_segmenter import Sam2BoxSegmenter  # noqa: E402
 from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
 from uvosam.testing import tiny_sam, tiny_sam2  # noqa: E402
+from uvosam_app import gpu as app_gpu  # noqa: E402
+from uvosam_app import handlers as app_handlers  # noqa: E402
+from uvosam_app import models as app_models  # noqa: E402
+from uvosam_app import text as app_text  # noqa: E402
+from uvosam_app.settings import AppSettings  # noqa: E402
 
 PRESET = "idol-ytvis19-r50"
 SAM_ONLY = [("SAM ViT-B", "vit_b"), ("SAM ViT-L", "vit_l"), ("SAM ViT-H", "vit_h")]

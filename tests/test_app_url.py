@@ -21,8 +21,8 @@ from gradio_client import Client
 from http_helpers import send, serving
 
 import app as app_module
-import app_handlers
-from app_settings import AppSettings
+from uvosam_app import handlers as app_handlers
+from uvosam_app.settings import AppSettings
 
 MP4 = {"Content-Type": "video/mp4"}
 

@@ -17,17 +17,17 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from app_helpers import davis_labels, ffmpeg_children, zip_names
+from doubles import MovingBoxTracker
 from PIL import Image
 
-from app_helpers import davis_labels, ffmpeg_children, zip_names
-from app_settings import AppSettings
-from doubles import MovingBoxTracker
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.video import DEFAULT_FPS, probe
 from uvosam.video_decoder import RgbDecoder
+from uvosam_app.settings import AppSettings
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 OPTIONS = JobOptions(limits=AppSettings().limits())  # 900 frames, 120 s, 1920 px: the app's
@@ -295,9 +295,8 @@ APP_CASES = {
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, pipe):
     pytest.importorskip("gradio")
-    from gradio_client import Client
-
     from app_helpers import launched
+    from gradio_client import Client
 
     settings = AppSettings(work_root=tmp_path_factory.mktemp("work"))
     with launched(lambda preset, sam: pipe, settings) as url:

@@ -24,9 +24,6 @@ import pytest
 import torch
 
 pytest.importorskip("gradio")
-from gradio_client import Client, handle_file  # noqa: E402
-
-import uvosam.job  # noqa: E402
 from app_helpers import (  # noqa: E402
     davis_labels,
     ffmpeg_children,
@@ -36,14 +33,17 @@ from app_helpers import (  # noqa: E402
     write_clip,
     zip_names,
 )
-from app_models import PipelineLoader  # noqa: E402
-from app_settings import AppSettings  # noqa: E402
 from doubles import MovingBoxSession, MovingBoxTracker  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+
+import uvosam.job  # noqa: E402
 from uvosam import hub, weight_checksums, weight_loading, weight_table  # noqa: E402
 from uvosam.pipeline import UVOSAM  # noqa: E402
 from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
 from uvosam.testing import tiny_sam  # noqa: E402
 from uvosam.video import probe  # noqa: E402
+from uvosam_app.models import PipelineLoader  # noqa: E402
+from uvosam_app.settings import AppSettings  # noqa: E402
 
 FAST, SLOW, OOM = "idol-ytvis19-r50", "idol-ytvis21-r50", "idol-ovis-r50"
 # (frames, width, height) of the eight load clips: all different
@@ -327,8 +327,8 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
 
 
 def test_job_pump_cleans_up_once_both_the_worker_and_the_ui_are_done():
-    from app_work import JobPump
     from uvosam.job import JobProgress
+    from uvosam_app.work import JobPump
 
     aborted, release = [], threading.Event()
 

@@ -53,10 +53,10 @@ def test_a_chain_is_merged_into_its_first_id_and_each_track_continues_one():
 def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
     import numpy as np
 
-    import app_handlers
-    from app_settings import AppSettings
     from uvosam.export import ExportWriter, make_zip
     from uvosam.types import FrameResult
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.settings import AppSettings
 
     boxes = {1: _track(range(0, 6)), 2: _track(range(8, 12))}
     image = np.zeros((40, 64, 3), np.uint8)
@@ -128,8 +128,8 @@ def _export_zip(out, boxes, merge=None):
 def test_after_a_rerender_with_merges_the_app_proposes_the_whole_merge(tmp_path):
     """Re-render starts from the run's tracks: after one made with "2>1" (shown in Merge tracks), the track left
     over is proposed with 2>1 kept, or putting the new pair alone in the box would undo 2>1."""
-    import app_handlers
-    from app_settings import AppSettings
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.settings import AppSettings
 
     run = {1: _track(range(0, 5)), 2: _track(range(7, 12)), 3: _track(range(14, 18)), 4: _track(range(0, 18), 200)}
     merged = {1: {**run[1], **run[2]}, 3: run[3], 4: run[4]}  # the re-render's tracks after "2>1"
@@ -146,7 +146,7 @@ def test_after_a_rerender_with_merges_the_app_proposes_the_whole_merge(tmp_path)
 
 def test_the_hints_follow_the_zip_shown_and_read_the_merge_tracks_box(tmp_path):
     import app as app_module
-    from app_settings import AppSettings
+    from uvosam_app.settings import AppSettings
 
     config = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path)).get_config_file()
     ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}

@@ -25,7 +25,7 @@ from uvosam.pipeline import UVOSAM
 from uvosam.video import probe
 
 if TYPE_CHECKING:
-    from app_models import GetPipeline
+    from uvosam_app.models import GetPipeline
 
 
 def zero_gpu() -> bool:

@@ -11,14 +11,14 @@ from typing import Any
 
 import torch
 
-from app_gpu import default_device, zero_gpu
-from app_models import GetPipeline, mask_model_label, needed_weights, sam2_missing
-from app_settings import AppSettings
 from uvosam import weight_checksums, weight_table
 from uvosam.environment import package_versions
 from uvosam.eval.davis import DavisScores
 from uvosam.job import JobProgress
 from uvosam.video import VideoInfo
+from uvosam_app.gpu import default_device, zero_gpu
+from uvosam_app.models import GetPipeline, mask_model_label, needed_weights, sam2_missing
+from uvosam_app.settings import AppSettings
 
 LINK_EXAMPLE = "https://example.com/clip.mp4"
 ABOUT = """# UVOSAM: segment the main objects of a video, no clicks

@@ -1,6 +1,6 @@
 """The page's components, laid out (``page``): the input column (upload, link, zip of frames, Run and Stop,
 settings), the live column, a run's results, the editing row (Re-render) and the Score panel. No events here:
-``app.py`` wires them to the handlers of ``app_handlers.App``. Each component's ``elem_id`` is what the browser tests
+``app.py`` wires them to the handlers of ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests
 find it by.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import gradio as gr
 
-from app_models import PRESETS, mask_model_choices
-from app_settings import AppSettings
-from app_text import ABOUT, LINK_EXAMPLE, banner_markdown, mask_model_info
+from uvosam_app.models import PRESETS, mask_model_choices
+from uvosam_app.settings import AppSettings
+from uvosam_app.text import ABOUT, LINK_EXAMPLE, banner_markdown, mask_model_info
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the repository (app.py, examples/, checkpoints/)
 EXAMPLES_DIR = ROOT / "examples"
 EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_shapes.mp4")
 EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown

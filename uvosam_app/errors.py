@@ -11,10 +11,10 @@ import uuid
 import gradio as gr
 import torch
 
-from app_text import out_of_memory_text
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video import ACCEPTED_FOLDER
+from uvosam_app.text import out_of_memory_text
 
 logger = logging.getLogger("uvosam.app")
 

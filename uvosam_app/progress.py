@@ -12,10 +12,10 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from app_errors import to_gr_error
-from app_text import status_text
-from app_work import JobPump
 from uvosam.job import JobResult
+from uvosam_app.errors import to_gr_error
+from uvosam_app.text import status_text
+from uvosam_app.work import JobPump
 
 
 @dataclass(frozen=True)

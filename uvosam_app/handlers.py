@@ -1,6 +1,6 @@
 """The app's event handlers (``App``): Run, Re-render, Stop, the upload's description, Load (a link), the views of a
 finished run (timeline, merge hints, Score) and the session's clean-up. Per-user data lives in ``gr.State``
-(``SessionRun``) and in session folders (``WorkRoot``); the models run in ``app_gpu.gpu_job``, in a worker thread
+(``SessionRun``) and in session folders (``WorkRoot``); the models run in ``uvosam_app.gpu.gpu_job``, in a worker thread
 (``JobPump``).
 """
 
@@ -18,15 +18,6 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-import app_gpu
-import app_uploads
-from app_errors import USER_ERRORS, to_gr_error
-from app_models import PRESETS, GetPipeline, mask_model_label, mask_models, run_config, sam2_missing
-from app_progress import drive
-from app_results import merge_hints_markdown, score_masks_zip, timeline_image
-from app_settings import AppSettings
-from app_text import LINK_EXAMPLE, describe_video
-from app_work import JobPump, WorkRoot
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
@@ -36,6 +27,22 @@ from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import probe
+from uvosam_app import gpu as app_gpu
+from uvosam_app import uploads as app_uploads
+from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.models import (
+    PRESETS,
+    GetPipeline,
+    mask_model_label,
+    mask_models,
+    run_config,
+    sam2_missing,
+)
+from uvosam_app.progress import drive
+from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
+from uvosam_app.settings import AppSettings
+from uvosam_app.text import LINK_EXAMPLE, describe_video
+from uvosam_app.work import JobPump, WorkRoot
 
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."

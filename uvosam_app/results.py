@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from app_text import score_markdown
-from app_uploads import extract_images
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam.merge_hints import merge_text, suggest_merges
 from uvosam.track_edit import parse_merge
+from uvosam_app.text import score_markdown
+from uvosam_app.uploads import extract_images
 
 
 def timeline_image(masks_zip: str | None) -> np.ndarray | None:

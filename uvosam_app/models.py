@@ -12,11 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from app_gpu import zero_gpu
 from uvosam import hub, sam2_segmenter, weight_table
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, PipelineConfig
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import weights_key
+from uvosam_app.gpu import zero_gpu
 
 logger = logging.getLogger("uvosam.app")
 

@@ -21,9 +21,9 @@ from typing import Mapping
 
 from PIL import Image
 
-from app_settings import AppSettings
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
 from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits
+from uvosam_app.settings import AppSettings
 
 
 @dataclass(frozen=True)

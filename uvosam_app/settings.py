@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app_models import PRESETS, mask_models, sam2_missing
 from uvosam.config import SAM2_MODEL_TYPES, VideoLimits
+from uvosam_app.models import PRESETS, mask_models, sam2_missing
 
 
 def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
