@@ -711,7 +711,7 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
 
 
 def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
-    from uvosam_app import uploads as uploads
+    from uvosam_app import uploads
 
     files = {"велосипед/00000.jpg": _jpeg()}
     out = uploads.FramesZip(str(_zip_of(tmp_path / "u.zip", files))).extract(tmp_path / "f", AppSettings())
@@ -723,7 +723,7 @@ def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
 def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatch):
     """Stop pressed while the run unpacks its zip: no model is loaded or run afterwards."""
     from uvosam_app import handlers as app_handlers
-    from uvosam_app import uploads as uploads
+    from uvosam_app import uploads
 
     unpacking, go_on, loaded = threading.Event(), threading.Event(), []
     real_extract = uploads.FramesZip.extract
@@ -751,7 +751,7 @@ def test_the_unpacked_frames_are_gone_before_the_run_says_done(tmp_path, monkeyp
     """Not after: a client that looks as soon as it hears "done" finds no frames left (seen once in CI)."""
     from uvosam.job import JobOptions, JobProgress
     from uvosam_app import handlers as app_handlers
-    from uvosam_app import uploads as uploads
+    from uvosam_app import uploads
 
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     unpacked = []

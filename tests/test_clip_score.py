@@ -170,7 +170,7 @@ def _zip(path, entries):
 
 
 def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_gt, tmp_path):
-    from uvosam_app import uploads as uploads
+    from uvosam_app import uploads
 
     d, _ = clip_gt
     png = (d / "gt" / "0.png").read_bytes()
@@ -192,7 +192,7 @@ def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_
 def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tmp_path):
     import zipfile
 
-    from uvosam_app import uploads as uploads
+    from uvosam_app import uploads
 
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -209,7 +209,7 @@ def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tm
 def test_a_zip_listing_too_many_entries_is_refused_before_parsing(tmp_path, monkeypatch):
     import zipfile
 
-    from uvosam_app import uploads as uploads
+    from uvosam_app import uploads
 
     many = tmp_path / "many.zip"
     with zipfile.ZipFile(many, "w") as zf:
@@ -227,7 +227,7 @@ def test_a_zip_listing_too_many_entries_is_refused_before_parsing(tmp_path, monk
 def test_the_entry_count_of_a_zip64_archive_is_read_from_its_zip64_record(tmp_path):
     import zipfile
 
-    from uvosam_app import uploads as uploads
+    from uvosam_app import uploads
 
     big = tmp_path / "big.zip"
     with zipfile.ZipFile(big, "w") as zf:
