@@ -34,7 +34,9 @@ def perturb(labels: np.ndarray, kind: int, rng: np.random.Generator) -> np.ndarr
             [np.where(ndimage.binary_erosion(f > 0, iterations=4), f, 0) for f in gt]
         ).astype(np.uint8)
     if kind == 2:  # the sequence's ids 1..max shuffled one to one (every object kept)
-        perm = np.concatenate([[0], rng.permutation(np.arange(1, int(gt.max()) + 1))]).astype(np.uint8)
+        perm = np.concatenate([[0], rng.permutation(np.arange(1, int(gt.max()) + 1))]).astype(
+            np.uint8
+        )
         return perm[gt]
     if kind == 3:
         out = gt.copy()

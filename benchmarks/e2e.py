@@ -50,8 +50,12 @@ def make_video(path: Path, frames: int, height: int, width: int) -> None:
     from uvosam.video import VideoWriter
 
     with VideoWriter(path, fps=25, width=width, height=height) as writer:
-        for start in range(0, frames, 50):  # generate in blocks: the parent's memory stays small too
-            clip = moving_shapes(min(50, frames - start), height=height, width=width, num_objects=3, seed=start)
+        for start in range(
+            0, frames, 50
+        ):  # generate in blocks: the parent's memory stays small too
+            clip = moving_shapes(
+                min(50, frames - start), height=height, width=width, num_objects=3, seed=start
+            )
             for frame in clip.frames:
                 writer.write(frame)
         writer.close()
@@ -79,7 +83,9 @@ SAM_TYPES = ("vit_b", "vit_l", "vit_h")
 SAM2_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
 
 
-def build_segmenter(device: str, real_size: bool, sam_size: str = "vit_h", compile_sam: bool = False):
+def build_segmenter(
+    device: str, real_size: bool, sam_size: str = "vit_h", compile_sam: bool = False
+):
     """The box-to-mask stage with random weights: ``sam_size`` at real size, or else the tiny model of its family
     (``tiny_sam`` for ``vit_*``, ``tiny_sam2`` for ``sam2.1_*``)."""
     import torch
@@ -92,7 +98,9 @@ def build_segmenter(device: str, real_size: bool, sam_size: str = "vit_h", compi
 
         torch.manual_seed(0)
         model = build_sam2_model(sam_size) if real_size else tiny_sam2()
-        return Sam2BoxSegmenter(model, SegmenterConfig(model_type=sam_size, compile=compile_sam), device=device)
+        return Sam2BoxSegmenter(
+            model, SegmenterConfig(model_type=sam_size, compile=compile_sam), device=device
+        )
     from uvosam.segmenter import BoxPromptSegmenter
 
     if not real_size:
@@ -103,7 +111,9 @@ def build_segmenter(device: str, real_size: bool, sam_size: str = "vit_h", compi
 
     torch.manual_seed(0)
     sam = sam_model_registry[sam_size](checkpoint=None).eval()
-    return BoxPromptSegmenter(sam, SegmenterConfig(model_type=sam_size, compile=compile_sam), device=device)
+    return BoxPromptSegmenter(
+        sam, SegmenterConfig(model_type=sam_size, compile=compile_sam), device=device
+    )
 
 
 def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precision: str = "fp32",
@@ -114,7 +124,10 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
     from uvosam.testing import tiny_idol_tracker
 
     if not real_size:
-        return UVOSAM(tiny_idol_tracker(precision=precision), build_segmenter(device, False, sam_size, compile_sam))
+        return UVOSAM(
+            tiny_idol_tracker(precision=precision),
+            build_segmenter(device, False, sam_size, compile_sam),
+        )
     from dataclasses import replace
 
     from uvosam.tracker.config import DetectorConfig
@@ -122,8 +135,12 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
     from uvosam.tracker.session import IDOLTracker
 
     torch.manual_seed(0)
-    detector = IDOLDetector(replace(DetectorConfig.davis_r50(), precision=precision)).eval().to(device)
-    return UVOSAM(IDOLTracker(detector, ("object",)), build_segmenter(device, True, sam_size, compile_sam))
+    detector = (
+        IDOLDetector(replace(DetectorConfig.davis_r50(), precision=precision)).eval().to(device)
+    )
+    return UVOSAM(
+        IDOLTracker(detector, ("object",)), build_segmenter(device, True, sam_size, compile_sam)
+    )
 
 
 STAGES = {  # name: (what it covers, thread)
@@ -193,7 +210,9 @@ def stage_line(r: dict) -> str | None:
     stages, frames = r.get("stages"), r.get("frames")
     if not stages or not frames:
         return None
-    return ", ".join(f"{name} {1000 * seconds / frames:.1f}" for name, (seconds, _, _) in stages.items())
+    return ", ".join(
+        f"{name} {1000 * seconds / frames:.1f}" for name, (seconds, _, _) in stages.items()
+    )
 
 
 def encoder_stats(stages: dict) -> dict:
@@ -213,7 +232,9 @@ def child(args: argparse.Namespace) -> None:
     pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     out = {"frames": 0, "sam_fast": pipe.segmenter.fast, "warm_up_s": None}
-    if args.device.startswith("cuda"):  # as the app does at load on a GPU (a +compile run compiles here)
+    if args.device.startswith(
+        "cuda"
+    ):  # as the app does at load on a GPU (a +compile run compiles here)
         out["warm_up_s"] = pipe.warm_up(height=args.warm_up_hw[0], width=args.warm_up_hw[1])
         torch.cuda.reset_peak_memory_stats()
     stages, unwrap = time_stages(pipe, sync)
@@ -261,12 +282,17 @@ def compare_release(pipe, video: Path, work: Path, sync) -> dict:
     ours = time.perf_counter() - start
 
     start = time.perf_counter()
-    trajectories = track_video(pipe.tracker, iter_frames(video), height=info.height, width=info.width)
+    trajectories = track_video(
+        pipe.tracker, iter_frames(video), height=info.height, width=info.width
+    )
     predictor = SamPredictor(pipe.segmenter.model)
     release_prompts = 0
     for t, frame in enumerate(iter_frames(video)):
         predictor.set_image(frame)
-        boxes = [tr.boxes_xyxy[t] if tr.boxes_xyxy[t] is not None else [0, 0, 0, 0] for tr in trajectories]
+        boxes = [
+            tr.boxes_xyxy[t] if tr.boxes_xyxy[t] is not None else [0, 0, 0, 0]
+            for tr in trajectories
+        ]
         label = np.zeros(frame.shape[:2], np.uint8)
         release_prompts += len(boxes)
         if boxes:
@@ -286,7 +312,9 @@ def compare_release(pipe, video: Path, work: Path, sync) -> dict:
     }
 
 
-def run_child(args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool) -> dict:
+def run_child(
+    args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool
+) -> dict:
     """One pipeline on one video in a fresh process; its JSON line. RuntimeError (with stderr's tail) if it fails."""
     cmd = [sys.executable, __file__, "--child", "--video", str(video), "--device", args.device]
     cmd += ["--sam", args.sam] + (["--real-size"] if args.real_size else [])
@@ -294,12 +322,16 @@ def run_child(args: argparse.Namespace, video: Path, compare: bool, precision: s
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
-        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if compile_sam else None  # a cold compile
+        env = (
+            {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if compile_sam else None
+        )  # a cold compile
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"benchmark child {variant_name(precision, compile_sam)} on {video.name} failed "
-                           f"(exit {done.returncode}):\n{tail}")
+        raise RuntimeError(
+            f"benchmark child {variant_name(precision, compile_sam)} on {video.name} failed "
+            f"(exit {done.returncode}):\n{tail}"
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -361,10 +393,13 @@ def variant_row(name: str, r: dict) -> str:
 
 def run_variants(args: argparse.Namespace, video: Path, reuse: dict) -> None:
     """The short video once per variant, each in its own child; prints a table row as each finishes."""
-    print(f"variants on the {args.frames[0]}-frame video, each in its own process. Runs with +compile start from "
-          "an empty inductor cache: their first SAM encoder call includes a cold compile. 'fps w/o 1st-call extra' "
-          "takes out how much longer that first call was than the others (compile, warm-up). On CUDA every run first "
-          "warms up on one frame, as the app does at load, so there the compile lands in 'warm-up s'.", flush=True)
+    print(
+        f"variants on the {args.frames[0]}-frame video, each in its own process. Runs with +compile start from "
+        "an empty inductor cache: their first SAM encoder call includes a cold compile. 'fps w/o 1st-call extra' "
+        "takes out how much longer that first call was than the others (compile, warm-up). On CUDA every run first "
+        "warms up on one frame, as the app does at load, so there the compile lands in 'warm-up s'.",
+        flush=True,
+    )
     print("  " + " ".join(f"{title:<{w}}" if i == 0 else f"{title:>{w}}" for i, (title, w) in
                           enumerate(VARIANT_COLUMNS)), flush=True)  # fmt: skip
     main = variant_name(args.precision, args.compile)
@@ -372,27 +407,46 @@ def run_variants(args: argparse.Namespace, video: Path, reuse: dict) -> None:
         name = variant_name(precision, compile_sam)
         try:
             r = reuse if name == main else run_child(args, video, False, precision, compile_sam)
-        except RuntimeError as err:  # one failing variant (e.g. no compiler) must not lose the others' numbers
+        except (
+            RuntimeError
+        ) as err:  # one failing variant (e.g. no compiler) must not lose the others' numbers
             print(f"  {name:<14} FAILED: {err}", flush=True)
             continue
         print(variant_row(name, r) + ("  (the run above)" if name == main else ""), flush=True)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="cpu")
-    p.add_argument("--real-size", action="store_true", help="--sam's model + R50 tracker at real size (random weights)")
+    p.add_argument(
+        "--real-size",
+        action="store_true",
+        help="--sam's model + R50 tracker at real size (random weights)",
+    )
     p.add_argument("--sam", default="vit_h", choices=SAM_TYPES + SAM2_TYPES,
                    help="the box-to-mask model with --real-size; without it, a sam2.1_* picks the tiny SAM 2.1 "
                         "instead of the tiny SAM")  # fmt: skip
     p.add_argument("--frames", type=int, nargs=2, default=[100, 1000], metavar=("SHORT", "LONG"))
     p.add_argument("--height", type=int, default=96)
     p.add_argument("--width", type=int, default=128)
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="tracker compute precision")
-    p.add_argument("--compile", action="store_true", help="torch.compile SAM's image encoder (SegmenterConfig.compile)")
-    p.add_argument("--variants", nargs="*", type=parse_variant, metavar="VARIANT",
-                   help="after the usual report, run the SHORT video once per variant and print a table; a variant "
-                        f"is fp32|tf32|bf16 with an optional '+compile' (no value: {' '.join(DEFAULT_VARIANTS)})")
+    p.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS, help="tracker compute precision"
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile SAM's image encoder (SegmenterConfig.compile)",
+    )
+    p.add_argument(
+        "--variants",
+        nargs="*",
+        type=parse_variant,
+        metavar="VARIANT",
+        help="after the usual report, run the SHORT video once per variant and print a table; a variant "
+        f"is fp32|tf32|bf16 with an optional '+compile' (no value: {' '.join(DEFAULT_VARIANTS)})",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--video", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--compare-release", action="store_true", help=argparse.SUPPRESS)
@@ -415,7 +469,11 @@ def main() -> None:
 def model_text(sam: str, real_size: bool, fast: bool) -> tuple[str, str]:
     """(the models, how the image encoder runs: "SAM encoder bf16 + SDPA" ...) for the report's header line."""
     family = "SAM 2.1" if sam in SAM2_TYPES else "SAM"
-    size = f"{family} {sam} + IDOL R50 (random weights)" if real_size else f"tiny {family} + tiny IDOL (random weights)"
+    size = (
+        f"{family} {sam} + IDOL R50 (random weights)"
+        if real_size
+        else f"tiny {family} + tiny IDOL (random weights)"
+    )
     if sam in SAM2_TYPES:
         return size, "SAM 2.1 encoder " + ("bf16 autocast" if fast else "plain forward_image")
     return size, "SAM encoder " + ("bf16 + SDPA" if fast else "SAM's own forward")
@@ -440,23 +498,41 @@ def release_lines(args: argparse.Namespace, short: dict) -> list[str]:
 
 def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> None:
     size, encoder = model_text(args.sam, args.real_size, short["sam_fast"])
-    print(f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks; "
-          f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}")
+    print(
+        f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks; "
+        f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}"
+    )
     for n, r in runs.items():
         gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
-        gpu += f" (after a {r['warm_up_s']:.2f} s warm-up frame, as the app does at load)" if r.get("warm_up_s") else ""
-        print(f"  {n:5d} frames: {r['frames'] / r['seconds']:6.2f} fps end to end (decode+track+SAM+render+"
-              f"encode+export), first chunk after {r['first_chunk_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB{gpu}")
+        gpu += (
+            f" (after a {r['warm_up_s']:.2f} s warm-up frame, as the app does at load)"
+            if r.get("warm_up_s")
+            else ""
+        )
+        print(
+            f"  {n:5d} frames: {r['frames'] / r['seconds']:6.2f} fps end to end (decode+track+SAM+render+"
+            f"encode+export), first chunk after {r['first_chunk_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB{gpu}"
+        )
         if (line := stage_line(r)) is not None:
-            print(f"         ms per frame by stage: {line} (end to end {1000 * r['seconds'] / r['frames']:.1f})")
-    print("  stages: " + "; ".join(f"{k} = {v}" for k, v in STAGES.items()) + ". GPU stages are synchronised; "
-          "threads overlap, so the stages add up to more than end to end; the slowest thread sets the pace.")
-    print(f"memory ratio {args.frames[1]} vs {args.frames[0]} frames (peak RSS): "
-          f"{long['peak_rss_mb'] / short['peak_rss_mb']:.3f} (goal <= 1.15)")
+            print(
+                f"         ms per frame by stage: {line} (end to end {1000 * r['seconds'] / r['frames']:.1f})"
+            )
+    print(
+        "  stages: "
+        + "; ".join(f"{k} = {v}" for k, v in STAGES.items())
+        + ". GPU stages are synchronised; "
+        "threads overlap, so the stages add up to more than end to end; the slowest thread sets the pace."
+    )
+    print(
+        f"memory ratio {args.frames[1]} vs {args.frames[0]} frames (peak RSS): "
+        f"{long['peak_rss_mb'] / short['peak_rss_mb']:.3f} (goal <= 1.15)"
+    )
     grow = [r["peak_rss_mb"] - r["rss_after_load_mb"] for r in (short, long)]
-    print(f"  of which the run itself (peak RSS above the peak after loading the models): {grow[1]:.0f} MB vs "
-          f"{grow[0]:.0f} MB, i.e. {(grow[1] - grow[0]) * 1024 / (args.frames[1] - args.frames[0]):.1f} KB per extra "
-          "frame (the ratio above is diluted by the fixed cost of torch and the models)")
+    print(
+        f"  of which the run itself (peak RSS above the peak after loading the models): {grow[1]:.0f} MB vs "
+        f"{grow[0]:.0f} MB, i.e. {(grow[1] - grow[0]) * 1024 / (args.frames[1] - args.frames[0]):.1f} KB per extra "
+        "frame (the ratio above is diluted by the fixed cost of torch and the models)"
+    )
     for line in release_lines(args, short):
         print(line, flush=True)
 

@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from uvosam.export import ExportWriter  # noqa: E402
-from uvosam.export_types import ExportOptions  # noqa: E402
-from uvosam.render import STYLES, render  # noqa: E402
-from uvosam.types import FrameResult  # noqa: E402
+from uvosam.export import ExportWriter
+from uvosam.export_types import ExportOptions
+from uvosam.render import STYLES, render
+from uvosam.types import FrameResult
 
 
 def make_results(frames: int, objects: int, height: int, width: int) -> list[FrameResult]:
@@ -39,10 +39,23 @@ def make_results(frames: int, objects: int, height: int, width: int) -> list[Fra
     for t in range(frames):
         cx = (np.arange(objects) + 0.5) * width / objects + 2 * t % radius
         cy = np.full(objects, height / 2)
-        masks = (xx[None] - cx[:, None, None]) ** 2 + (yy[None] - cy[:, None, None]) ** 2 < radius**2
+        masks = (xx[None] - cx[:, None, None]) ** 2 + (
+            yy[None] - cy[:, None, None]
+        ) ** 2 < radius**2
         boxes = np.stack([cx - radius, cy - radius, cx + radius, cy + radius], 1).astype(np.float32)
         ones = np.full(objects, 0.9, np.float32)
-        out.append(FrameResult(t, image, np.arange(1, objects + 1), boxes, ones, np.zeros(objects, int), masks, ones))
+        out.append(
+            FrameResult(
+                t,
+                image,
+                np.arange(1, objects + 1),
+                boxes,
+                ones,
+                np.zeros(objects, int),
+                masks,
+                ones,
+            )
+        )
     return out
 
 
@@ -51,7 +64,13 @@ def time_export(results: list[FrameResult], options: ExportOptions) -> tuple[flo
     height, width = results[0].image.shape[:2]
     with tempfile.TemporaryDirectory() as out:
         writer = ExportWriter(
-            out, video_name="v", class_names=["object"], height=height, width=width, options=options, fps=25
+            out,
+            video_name="v",
+            class_names=["object"],
+            height=height,
+            width=width,
+            options=options,
+            fps=25,
         )
         start = time.perf_counter()
         for result in results:
@@ -63,31 +82,41 @@ def time_export(results: list[FrameResult], options: ExportOptions) -> tuple[flo
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--objects", type=int, default=5)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--width", type=int, default=854)
     args = p.parse_args()
     results = make_results(args.frames, args.objects, args.height, args.width)
-    print(f"{args.frames} frames of {args.width}x{args.height}, {args.objects} objects, default ExportOptions "
-          f"(DAVIS PNGs, RGBA cut-outs, YTVIS RLE, JSON, CSV); {os.cpu_count()} CPUs")
+    print(
+        f"{args.frames} frames of {args.width}x{args.height}, {args.objects} objects, default ExportOptions "
+        f"(DAVIS PNGs, RGBA cut-outs, YTVIS RLE, JSON, CSV); {os.cpu_count()} CPUs"
+    )
     rows = {}
     cases = (("1 write thread", ExportOptions(write_threads=1)), ("default threads", ExportOptions()),
              ("+ alpha WebM", ExportOptions(alpha_webm=True)))  # fmt: skip
     for label, options in cases:
         add_ms, close_ms = time_export(results, options)
         rows[label] = add_ms + close_ms / len(results)
-        print(f"  {label:16s}: add() {add_ms:6.1f} ms/frame on the caller, close() {close_ms:6.0f} ms; "
-              f"{rows[label]:6.1f} ms/frame in all")
+        print(
+            f"  {label:16s}: add() {add_ms:6.1f} ms/frame on the caller, close() {close_ms:6.0f} ms; "
+            f"{rows[label]:6.1f} ms/frame in all"
+        )
     ratio = rows["1 write thread"] / rows["default threads"]
-    print(f"default vs 1 thread: {ratio:.2f}x faster; the caller (the app's render/stream thread) can keep "
-          f"{1000 / rows['default threads']:.0f} frames/s of exports")
+    print(
+        f"default vs 1 thread: {ratio:.2f}x faster; the caller (the app's render/stream thread) can keep "
+        f"{1000 / rows['default threads']:.0f} frames/s of exports"
+    )
     print("video styles (render, boxes and labels on):")
     for style in STYLES:
         ms = time_render(results, style)
         total = ms + rows["default threads"]
-        print(f"  {style:8s}: {ms:5.1f} ms/frame; with the exports {total:5.1f} ms/frame = {1000 / total:3.0f} frames/s")
+        print(
+            f"  {style:8s}: {ms:5.1f} ms/frame; with the exports {total:5.1f} ms/frame = {1000 / total:3.0f} frames/s"
+        )
 
 
 def time_render(results: list[FrameResult], style: str) -> float:

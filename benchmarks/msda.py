@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from uvosam.tracker import msda  # noqa: E402
+from uvosam.tracker import msda
 
 LEVELS = [(60, 108), (30, 54), (15, 27), (8, 14)]
 SHAPES = {"decoder": 300, "encoder": sum(h * w for h, w in LEVELS)}

@@ -46,20 +46,22 @@ def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, in
 
         model = sam_model_registry[name](checkpoint=None).eval().to(device)
         encoder, run = model.image_encoder, (fast_encode if fast else plain_encode)
-        fn = lambda x: run(encoder, x)  # noqa: E731
+        fn = lambda x: run(encoder, x)
     elif name in SAM2_TYPES:
         from uvosam.sam2_segmenter import build_sam2_model, fast_forward, plain_forward
 
         model = build_sam2_model(name).to(device)
         encoder, run = model.image_encoder, (fast_forward if fast else plain_forward)
-        fn = lambda x: run(model, x)  # noqa: E731
+        fn = lambda x: run(model, x)
     else:
         raise ValueError(f"unknown model {name!r}; expected one of {SAM_TYPES + SAM2_TYPES}")
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     return fn, count(model), count(encoder)
 
 
-def time_round_robin(fns: dict[str, Callable[[], object]], repeats: int, sync: Callable[[], None]) -> dict:
+def time_round_robin(
+    fns: dict[str, Callable[[], object]], repeats: int, sync: Callable[[], None]
+) -> dict:
     """One untimed warm-up call per function, then ``repeats`` timed rounds calling each function once in order.
 
     Returns:
@@ -83,7 +85,9 @@ def report_rows(times: dict[str, list[float]], params: dict[str, tuple[int, int]
     """A table: per model, its parameters (all / image encoder), the median, min and max seconds per call and
     the first model's median divided by its median ("x faster" than the first model; 1.00 for the first)."""
     base = statistics.median(next(iter(times.values())))
-    rows = [f"{'model':<18}{'params all / encoder':>22}{'median s':>10}{'min s':>8}{'max s':>8}  speed vs first"]
+    rows = [
+        f"{'model':<18}{'params all / encoder':>22}{'median s':>10}{'min s':>8}{'max s':>8}  speed vs first"
+    ]
     for name, seconds in times.items():
         median = statistics.median(seconds)
         total, encoder = params[name]
@@ -106,13 +110,23 @@ def cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=SAM_TYPES + SAM2_TYPES,
                    help="the first is the reference of the 'speed vs first' column")  # fmt: skip
     p.add_argument("--device", default="cpu")
-    p.add_argument("--fast", action="store_true", help="the fast paths (bf16 autocast; SAM also SDPA attention)")
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per model (after one warm-up call each)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's own, i.e. the machine's cores)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="the fast paths (bf16 autocast; SAM also SDPA attention)",
+    )
+    p.add_argument(
+        "--repeats", type=int, default=3, help="timed calls per model (after one warm-up call each)"
+    )
+    p.add_argument(
+        "--threads", type=int, help="torch threads (default: torch's own, i.e. the machine's cores)"
+    )
     args = p.parse_args(argv)
 
     import torch
@@ -121,7 +135,11 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    where = torch.cuda.get_device_name(args.device) if cuda else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if cuda
+        else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    )
     print(f"device {args.device} ({where}); torch {torch.__version__}; random weights; one 1x3x1024x1024 input; "
           f"{'fast path (bf16 autocast' + ', SAM: + SDPA)' if args.fast else 'fp32, each model own forward'}; "
           f"1 warm-up + {args.repeats} timed calls per model, round-robin", flush=True)  # fmt: skip

@@ -9,4 +9,4 @@ from .function import INTERPRETED, MSDeformAttnFunction, ms_deform_attn_triton
 
 __version__ = "0.1"
 
-__all__ = ["INTERPRETED", "MSDeformAttnFunction", "ms_deform_attn_triton", "__version__"]
+__all__ = ["INTERPRETED", "MSDeformAttnFunction", "__version__", "ms_deform_attn_triton"]

@@ -19,7 +19,9 @@ if "GRADIO_TEMP_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], True)
 
 # ../shared beside the checkout; UVOSAM_SHARED_DIR overrides it (the GPU check carries a copy inside the tree)
-SHARED = Path(os.environ.get("UVOSAM_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
+SHARED = Path(
+    os.environ.get("UVOSAM_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared"
+)
 FIXTURES = SHARED / "fixtures"
 MEDIA = SHARED / "media"
 
@@ -27,7 +29,9 @@ MEDIA = SHARED / "media"
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
-        pytest.fail(f"the shared fixtures are expected at {FIXTURES} (a checkout of shared/ beside the repo)")
+        pytest.fail(
+            f"the shared fixtures are expected at {FIXTURES} (a checkout of shared/ beside the repo)"
+        )
     return FIXTURES
 
 

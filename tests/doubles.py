@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from uvosam.types import FrameTracks
 
 @dataclass
 class ReplaySession:
-    tracker: "ReplayTracker"
+    tracker: ReplayTracker
     height: int
     width: int
     pushed: int = 0
@@ -78,7 +78,7 @@ class ReplayTracker:
 
 @dataclass
 class MovingBoxSession:
-    tracker: "MovingBoxTracker"
+    tracker: MovingBoxTracker
     height: int
     width: int
     pushed: int = 0

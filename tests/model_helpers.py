@@ -33,7 +33,9 @@ def msda_module_and_data(fixtures_dir: Path):
     data = np.load(fixtures_dir / "ms_deform_attn" / "deform_attn.npz")
     module = MSDeformAttn(d_model=32, n_levels=3, n_heads=4, n_points=2)
     prefix = "M__module."
-    state = {k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)}
+    state = {
+        k[len(prefix) :]: torch.from_numpy(data[k]) for k in data.files if k.startswith(prefix)
+    }
     module.load_state_dict(state, strict=True)
     return module, {k[3:]: torch.from_numpy(data[k]) for k in data.files if k.startswith("M__")}
 

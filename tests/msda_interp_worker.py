@@ -55,7 +55,7 @@ def run_detector(ops, fixture_dir: Path, num_frames: int) -> dict:
     import numpy as np
     from model_helpers import small_detector
 
-    import uvosam.tracker.deform_attn as deform_attn
+    from uvosam.tracker import deform_attn
 
     calls = []
 
@@ -64,7 +64,9 @@ def run_detector(ops, fixture_dir: Path, num_frames: int) -> dict:
         return ops.ms_deform_attn_triton(*args)
 
     deform_attn.ms_deform_attn = kernel  # what MSDeformAttn.forward calls
-    det = small_detector(fixture_dir).detect_frames(np.load(fixture_dir / "frames.npy")[:num_frames])
+    det = small_detector(fixture_dir).detect_frames(
+        np.load(fixture_dir / "frames.npy")[:num_frames]
+    )
     return {
         "pred_logits": det.logits,
         "pred_boxes": det.boxes_cxcywh_norm,

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("gradio")
-from app_helpers import (  # noqa: E402
+from app_helpers import (
     ROOT,
     davis_labels,
     free_port,
@@ -33,13 +33,13 @@ from app_helpers import (  # noqa: E402
     write_clip,
     zip_names,
 )
-from doubles import MovingBoxTracker  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from doubles import MovingBoxTracker
+from gradio_client import Client, handle_file
 
-from uvosam.pipeline import UVOSAM  # noqa: E402
-from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
-from uvosam.video import iter_frames, probe  # noqa: E402
-from uvosam_app.settings import AppSettings  # noqa: E402
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.video import iter_frames, probe
+from uvosam_app.settings import AppSettings
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +101,17 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     assert (info.num_frames, info.width, info.height) == (24, 128, 80)
     names = zip_names(zip_path)
     assert sum(n.startswith("davis/clip_b/") and n.endswith(".png") for n in names) == 24
-    assert {"results.json", "ytvis_results.json", "tracks.csv", "README.txt", "run.json"} <= set(names)
+    assert {"results.json", "ytvis_results.json", "tracks.csv", "README.txt", "run.json"} <= set(
+        names
+    )
     made = run_json(zip_path)  # what made the masks: the app's pipeline, through the library
     assert (made["models"]["tracker"]["class"], made["models"]["mask_model"]["class"]) == (
         "MovingBoxTracker", "BoxPromptSegmenter")  # fmt: skip
-    assert made["settings"]["stride"] == 1 and made["rerender"] is None and made["video"]["name"] == "clip_b"
+    assert (
+        made["settings"]["stride"] == 1
+        and made["rerender"] is None
+        and made["video"]["name"] == "clip_b"
+    )
     assert [row[:2] for row in table["data"]] == [[1, "person"], [2, "dog"]]
     assert keep["value"] == [1, 2]
     # the track timeline shown under the table comes from the zip: a bar for each track
@@ -114,7 +120,9 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
 
     image = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
     assert all((image == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
-    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) is None  # a run starts: cleared
+    assert (
+        app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) is None
+    )  # a run starts: cleared
 
 
 def test_the_status_line_counts_the_objects_live():
@@ -126,7 +134,9 @@ def test_the_status_line_counts_the_objects_live():
     first = status_text(JobProgress(1, 20, 1.0, objects=1, tracks_so_far=1), "segmenting", 0.0)
     assert first == "segmenting: frame 1/20 · 1 object (1 track so far) · 1.0 fps · ETA 19 s"
     unpacked = status_text(JobProgress(0, 20, 0.0), "segmenting", 0.0)
-    assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"  # before the first frame: no count yet
+    assert (
+        unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"
+    )  # before the first frame: no count yet
 
 
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
@@ -142,7 +152,9 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert davis_labels(zip_path, "clip_a") == (8, {0, 1})  # only the kept track, relabelled 1
     assert probe(mp4).num_frames == 8
     # the same masks again, as a matte: another style without running the models
-    status, _, _, matte, zip_path, _ = c.predict([1, 2], style="matte", alpha_webm=True, api_name="/rerender")
+    status, _, _, matte, zip_path, _ = c.predict(
+        [1, 2], style="matte", alpha_webm=True, api_name="/rerender"
+    )
     assert status.startswith("done: 8 frames, 2 tracks") and matte.endswith("clip_a_matte.mp4")
     assert "clip_a_alpha.webm" in zip_names(zip_path) and "clip_a_alpha.webm" not in names
     frame = next(iter_frames(matte))
@@ -150,18 +162,29 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     # one object split into two ids: merged, everywhere (table, zip), without the models
     status, _, _, _, zip_path, table = c.predict([1, 2], merge="2>1", api_name="/rerender")
     assert status.startswith("done: 8 frames, 1 tracks")
-    made, run = run_json(zip_path), run_json(first[4])  # the run's models and stride, and what the re-render did
-    assert made["models"] == run["models"] and made["settings"] == run["settings"] and run["settings"]["stride"] == 2
+    made, run = (
+        run_json(zip_path),
+        run_json(first[4]),
+    )  # the run's models and stride, and what the re-render did
+    assert (
+        made["models"] == run["models"]
+        and made["settings"] == run["settings"]
+        and run["settings"]["stride"] == 2
+    )
     assert (made["rerender"]["keep_ids"], made["rerender"]["merge"]) == ([1, 2], {"2": 1})
     assert [row[:2] for row in table["data"]] == [[1, "person"]]
     assert davis_labels(zip_path, "clip_a") == (8, {0, 1})
     assert not any(n.startswith("cutouts/clip_a/2/") for n in zip_names(zip_path))
     # a higher score threshold, applied to the cached masks: track 2 (0.6 in every frame) goes
     status, _, _, _, zip_path, table = c.predict([1, 2], min_score=0.7, api_name="/rerender")
-    assert status.startswith("done: 8 frames, 1 tracks") and [row[0] for row in table["data"]] == [1]
+    assert status.startswith("done: 8 frames, 1 tracks") and [row[0] for row in table["data"]] == [
+        1
+    ]
     with pytest.raises(Exception, match=r"no track 9 in this run \(its tracks: 1, 2\)"):
         c.predict([1, 2], merge="9>1", api_name="/rerender")
-    with pytest.raises(Exception, match=r"expected pairs 'source>target'.*could not read 'one>two'"):
+    with pytest.raises(
+        Exception, match=r"expected pairs 'source>target'.*could not read 'one>two'"
+    ):
         c.predict([1, 2], merge="one>two", api_name="/rerender")
 
 
@@ -173,7 +196,9 @@ def test_segment_in_a_style_from_the_api(server, clips):
     assert "clip_a_alpha.webm" in zip_names(zip_path)  # the objects over transparency, in the zip
     frame = next(iter_frames(mp4))
     assert (frame < 30).mean() > 0.5 and frame.max() > 60  # objects kept, background black
-    with pytest.raises(Exception, match=r"'sepia'.* is not in the list of choices: \['overlay', 'cutout'"):
+    with pytest.raises(
+        Exception, match=r"'sepia'.* is not in the list of choices: \['overlay', 'cutout'"
+    ):
         client(server).predict(handle_file(str(clips["a"])), style="sepia", api_name="/segment")
 
 
@@ -293,7 +318,9 @@ def test_zerogpu_path_wraps_the_gpu_job_with_a_duration_that_scales_with_frames(
     fake.GPU = lambda duration: lambda fn: wrapped.setdefault(fn.__name__, (fn, duration)) and fn
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    spec = importlib.util.spec_from_file_location("app_gpu_on_zerogpu", ROOT / "uvosam_app" / "gpu.py")
+    spec = importlib.util.spec_from_file_location(
+        "app_gpu_on_zerogpu", ROOT / "uvosam_app" / "gpu.py"
+    )
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
@@ -325,7 +352,9 @@ def test_an_unexpected_load_failure_at_start_gives_a_banner_not_a_crash(tmp_path
     )
     assert calls and banner["visible"]
     assert "Models not loaded" in banner["value"]
-    assert "RuntimeError: xet download failed: connection reset by peer (unexpected" in banner["value"]
+    assert (
+        "RuntimeError: xet download failed: connection reset by peer (unexpected" in banner["value"]
+    )
     demo.close()
 
 
@@ -424,7 +453,9 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
     assert "idol-ytvis19-r50" in str(err.value) and "sam_vit_l" in str(err.value)
 
 
-@pytest.mark.parametrize("device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)])
+@pytest.mark.parametrize(
+    "device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)]
+)
 def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monkeypatch):
     """One warm-up frame at load on a GPU; never on CPU (seconds per frame) or ZeroGPU (no GPU while loading)."""
     from uvosam_app import models as app_models
@@ -436,7 +467,9 @@ def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monke
             calls.append("warm_up")
             return 0.5
 
-    monkeypatch.setattr(UVOSAM, "from_pretrained", classmethod(lambda cls, **kw: calls.append(kw) or Loaded()))
+    monkeypatch.setattr(
+        UVOSAM, "from_pretrained", classmethod(lambda cls, **kw: calls.append(kw) or Loaded())
+    )
     monkeypatch.setattr(app_models, "zero_gpu", lambda: zero)
     pipe = app_models.from_pretrained("idol-ytvis19-r50", "vit_b", device)
     assert isinstance(pipe, Loaded)
@@ -530,8 +563,10 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
                      "(every frame). No run with idol-ytvis19-r50 + vit_b here yet to estimate "
                      "the time from.")  # fmt: skip
     later = describe_video(info, "shapes.mp4", 2, 10, models, 4.0)
-    assert later.endswith("Run covers the first 10 frames (every 2nd frame; Max frames is 10). "
-                          "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here).")
+    assert later.endswith(
+        "Run covers the first 10 frames (every 2nd frame; Max frames is 10). "
+        "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here)."
+    )
     ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]
                 for k in (3, 4, 11, 21, 22)]  # fmt: skip
     assert ordinals == ["3rd ", "4th ", "11th", "21st", "22nd"]
@@ -550,17 +585,24 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert app.describe(None, preset, "vit_b", 1, 900) == ""
     text = app.describe(str(clips["a"]), preset, "vit_b", 1, 900)
     assert text.startswith("**clip_a.mp4**: 96x64, 16 frames at 8 fps (2.0 s). Run covers 16")
-    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in text  # the models as the UI names them
+    assert (
+        "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in text
+    )  # the models as the UI names them
     refused = app.describe(str(clips["text"]), preset, "vit_b", 1, 900)
     assert refused.startswith("**Run would refuse this input:** ") and "is not a video" in refused
-    assert "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused  # the app's inputs
+    assert (
+        "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused
+    )  # the app's inputs
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
     assert "over the limit of 150" in wide and "UVOSAM_MAX_SIDE" in wide
     list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
                      None, False, None, progress=lambda *a, **k: None))  # fmt: skip
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900)
-    assert re.search(r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
-                     r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here\)\.$", after)
+    assert re.search(
+        r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
+        r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here\)\.$",
+        after,
+    )
     assert "No run with" in app.describe(str(clips["a"]), preset, "vit_h", 1, 900)  # other models
 
 
@@ -591,12 +633,18 @@ def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
         buffer = io.BytesIO()
         Image.fromarray(swap[ids]).save(buffer, format="PNG")
         files[f"gt/frame_{i}.png"] = buffer.getvalue()  # natural order: frame_2 before frame_10
-    gt = _zip_of(tmp_path / "gt.zip", {**files, "__MACOSX/gt/._frame_0.png": b"junk", "gt/notes.txt": b"hi"})
+    gt = _zip_of(
+        tmp_path / "gt.zip", {**files, "__MACOSX/gt/._frame_0.png": b"junk", "gt/notes.txt": b"hi"}
+    )
     text = c.predict(handle_file(str(gt)), handle_file(masks_zip), api_name="/score")
     assert text.startswith("**J&F 1.000** (J 1.000, F 1.000) over 2 objects and 8 frames")
-    assert "| 1 | 2 | 1.000 | 1.000 | 1.000 |" in text and "| 2 | 1 | 1.000 | 1.000 | 1.000 |" in text
+    assert (
+        "| 1 | 2 | 1.000 | 1.000 | 1.000 |" in text and "| 2 | 1 | 1.000 | 1.000 | 1.000 |" in text
+    )
     short = _zip_of(tmp_path / "short.zip", dict(list(files.items())[:5]))
-    with pytest.raises(Exception, match=r"5 PNGs, but the run processed 8 of the video's 16 frames"):
+    with pytest.raises(
+        Exception, match=r"5 PNGs, but the run processed 8 of the video's 16 frames"
+    ):
         c.predict(handle_file(str(short)), handle_file(masks_zip), api_name="/score")
     two = _zip_of(tmp_path / "two.zip", {"a/0.png": files["gt/frame_0.png"], "b/0.png": b""})
     with pytest.raises(Exception, match=r"\.png files in 2 folders \(a, b, ...\)"):
@@ -604,7 +652,9 @@ def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
     with pytest.raises(Exception, match="fake.zip is not a readable zip file"):
         c.predict(handle_file(str(fake)), handle_file(masks_zip), api_name="/score")
     bare = _zip_of(tmp_path / "bare.zip", {f"davis/clip_a/{n}": data for n, data in ours.items()})
-    with pytest.raises(Exception, match="bare.zip has no tracks.csv: score the zip that Run or Re-render made"):
+    with pytest.raises(
+        Exception, match="bare.zip has no tracks.csv: score the zip that Run or Re-render made"
+    ):
         c.predict(handle_file(str(gt)), handle_file(str(bare)), api_name="/score")
 
 
@@ -615,13 +665,17 @@ def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
 
     demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
     config = demo.get_config_file()
-    info_id = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "video-info")
+    info_id = next(
+        c["id"] for c in config["components"] if c["props"].get("elem_id") == "video-info"
+    )
     deps = config["dependencies"]
     segment = next(d["id"] for d in deps if d["api_name"] == "segment")
     after_run = [d for d in deps if d["trigger_after"] == segment and d["trigger_only_on_success"]]
     assert [d["outputs"] for d in after_run] == [[info_id]]
     describes = [d for d in deps if d["outputs"] == [info_id]]
-    assert len(describes) == 2 and all(d["queue"] is False for d in describes)  # not behind the queue
+    assert len(describes) == 2 and all(
+        d["queue"] is False for d in describes
+    )  # not behind the queue
     endpoints = {"/segment", "/rerender", "/score", "/load_url"}
     assert set(demo.get_api_info()["named_endpoints"]) == endpoints
 
@@ -648,7 +702,9 @@ def test_a_zip_of_frames_runs_like_a_video_and_keeps_their_names(server, clips, 
     pngs = sorted(n for n in zip_names(masks_zip) if n.startswith("davis/bmx-trees/"))
     assert pngs == sorted(f"davis/bmx-trees/{i}.png" for i in range(12))  # named as the frames
     with pytest.raises(Exception, match="Both a video and a zip of frames are loaded"):
-        c.predict(handle_file(str(clips["a"])), frames_zip=handle_file(str(frames)), api_name="/segment")
+        c.predict(
+            handle_file(str(clips["a"])), frames_zip=handle_file(str(frames)), api_name="/segment"
+        )
     wide = _frames_zip(tmp_path / "wide.zip", "w", 3, size=(160, 48))  # over max_side=150
     with pytest.raises(Exception, match=r"longest side 160 px, over the limit of 150"):
         c.predict(None, frames_zip=handle_file(str(wide)), api_name="/segment")
@@ -668,7 +724,9 @@ def test_a_zip_of_frames_is_described_before_run(tmp_path):
     assert text.startswith("**upload.zip**: 96x64, 30 frames. Run covers the first 10 frames "
                            "(every 2nd frame; Max frames is 10).")  # fmt: skip
     wide = _frames_zip(tmp_path / "wide.zip", "w", 2, size=(160, 48))
-    assert "over the limit of 150" in app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide))
+    assert "over the limit of 150" in app.describe(
+        None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide)
+    )
     both = app.describe(str(frames), "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
     assert both.startswith("**Both a video and a zip of frames are loaded:**")
 
@@ -690,8 +748,12 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
 
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_frames=3))
     args = ("idol-ytvis19-r50", "vit_b", 1, 3)
-    rotated = _zip_of(tmp_path / "rot.zip", {f"s/{i:05d}.jpg": _jpeg(orientation=6) for i in range(2)})
-    assert app.describe(None, *args, str(rotated)).startswith("**rot.zip**: 64x96, 2 frames.")  # as decoded
+    rotated = _zip_of(
+        tmp_path / "rot.zip", {f"s/{i:05d}.jpg": _jpeg(orientation=6) for i in range(2)}
+    )
+    assert app.describe(None, *args, str(rotated)).startswith(
+        "**rot.zip**: 64x96, 2 frames."
+    )  # as decoded
     from test_video import _png_with_exif_after_pixels
 
     image = Image.new("RGB", (96, 64))
@@ -699,14 +761,24 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     exif[0x0112] = 6
     png = _png_with_exif_after_pixels(tmp_path / "late.png", image, exif).read_bytes()
     late = _zip_of(tmp_path / "late.zip", {f"s/{i:05d}.png": png for i in range(2)})
-    assert app.describe(None, *args, str(late)).startswith("**late.zip**: 64x96, 2 frames.")  # EXIF after pixels
-    mixed = _zip_of(tmp_path / "mixed.zip", {"s/00000.jpg": _jpeg(), "s/00001.jpg": _jpeg((64, 96))})
+    assert app.describe(None, *args, str(late)).startswith(
+        "**late.zip**: 64x96, 2 frames."
+    )  # EXIF after pixels
+    mixed = _zip_of(
+        tmp_path / "mixed.zip", {"s/00000.jpg": _jpeg(), "s/00001.jpg": _jpeg((64, 96))}
+    )
     text = app.describe(None, *args, str(mixed))
     assert text.startswith("**Run would refuse this input:** mixed.zip: frames differ in size: "
                            "s/00000.jpg is 96x64 but s/00001.jpg is 64x96")  # fmt: skip
-    dup = _zip_of(tmp_path / "dup.zip", {"s/00000.jpg": _jpeg(), "s/00000.png": _jpeg(), "s/1.jpg": _jpeg()})
-    assert "dup.zip has two files for frame '00000' (00000.jpg, 00000.png)" in app.describe(None, *args, str(dup))
-    many = _zip_of(tmp_path / "many.zip", {f"s/{i:05d}.jpg": _jpeg() for i in range(31)})  # Run unpacks <= 30
+    dup = _zip_of(
+        tmp_path / "dup.zip", {"s/00000.jpg": _jpeg(), "s/00000.png": _jpeg(), "s/1.jpg": _jpeg()}
+    )
+    assert "dup.zip has two files for frame '00000' (00000.jpg, 00000.png)" in app.describe(
+        None, *args, str(dup)
+    )
+    many = _zip_of(
+        tmp_path / "many.zip", {f"s/{i:05d}.jpg": _jpeg() for i in range(31)}
+    )  # Run unpacks <= 30
     assert "many.zip holds 31 .jpg/.jpeg/.png files" in app.describe(None, *args, str(many))
 
 
@@ -714,7 +786,9 @@ def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
     from uvosam_app import uploads
 
     files = {"велосипед/00000.jpg": _jpeg()}
-    out = uploads.FramesZip(str(_zip_of(tmp_path / "u.zip", files))).extract(tmp_path / "f", AppSettings())
+    out = uploads.FramesZip(str(_zip_of(tmp_path / "u.zip", files))).extract(
+        tmp_path / "f", AppSettings()
+    )
     assert out.name == "велосипед"
     root = uploads.FramesZip(str(_zip_of(tmp_path / "мой клип.zip", {"00000.jpg": _jpeg()})))
     assert root.extract(tmp_path / "g", AppSettings()).name == "мой_клип"
@@ -734,7 +808,9 @@ def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatc
         return real_extract(self, parent, settings)
 
     monkeypatch.setattr(uploads.FramesZip, "extract", slow_extract)
-    app = app_handlers.App(lambda preset, sam: loaded.append(preset), AppSettings(work_root=tmp_path))
+    app = app_handlers.App(
+        lambda preset, sam: loaded.append(preset), AppSettings(work_root=tmp_path)
+    )
     frames = _frames_zip(tmp_path / "upload.zip", "seq", 4)
     steps = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
                         str(frames), False, None, progress=lambda *a, **k: None)  # fmt: skip
@@ -768,7 +844,9 @@ def test_the_unpacked_frames_are_gone_before_the_run_says_done(tmp_path, monkeyp
     results = []
     for step in app._job("idol-ytvis19-r50", "vit_b", {}, source, run_dir, JobOptions()):
         results.append(step.result)
-        if unpacked:  # the models run on the unpacked frames; they are deleted once the models are done
+        if (
+            unpacked
+        ):  # the models run on the unpacked frames; they are deleted once the models are done
             assert unpacked[0].is_dir() == (step.result is None), step
     assert results == [None, None, "the result"] and unpacked == [run_dir / "frames" / "seq"]
 
@@ -778,16 +856,22 @@ def test_a_run_of_frames_names_no_server_path_and_keeps_no_frames(server, tmp_pa
     run the unpacked frames are gone (the mask cache feeds Re-render) and Re-render works."""
     c = client(server)
     files = {f"seq/{i:05d}.jpg": _jpeg(seed=i) for i in range(4)}
-    files["seq/00002.jpg"] = files["seq/00002.jpg"][:-600]  # cut: its header reads, its pixels do not
+    files["seq/00002.jpg"] = files["seq/00002.jpg"][
+        :-600
+    ]  # cut: its header reads, its pixels do not
     cut = _zip_of(tmp_path / "cut.zip", files)
     with pytest.raises(Exception) as refused:
         c.predict(None, frames_zip=handle_file(str(cut)), api_name="/segment")
     message = str(refused.value)
     assert "cut.zip/seq/00002.jpg" in message and str(server[1]) not in message, message
     ok = _frames_zip(tmp_path / "ok.zip", "seq", 6)
-    assert c.predict(None, frames_zip=handle_file(str(ok)), api_name="/segment")[0].startswith("done: 6 frames")
+    assert c.predict(None, frames_zip=handle_file(str(ok)), api_name="/segment")[0].startswith(
+        "done: 6 frames"
+    )
     runs = list((server[1] / c.session_hash).glob("run-*"))
-    assert len(runs) == 1 and not (runs[0] / "frames").exists(), sorted(p.name for p in runs[0].iterdir())
+    assert len(runs) == 1 and not (runs[0] / "frames").exists(), sorted(
+        p.name for p in runs[0].iterdir()
+    )
     status = c.predict([1], api_name="/rerender")[0]
     assert status.startswith("done: 6 frames, 1 tracks"), status
 
@@ -812,11 +896,19 @@ def test_a_davis_sequence_zip_is_scored_by_name_with_its_annotations(server, tmp
         run = c.predict(None, frames_zip=handle_file(str(frames)), api_name="/segment", **settings)
         assert run[0].startswith(f"done: {len(covered)} frames"), (settings, run[0])
         with zipfile.ZipFile(run[4]) as zf:
-            ours = {n.rsplit("/", 1)[1]: zf.read(n) for n in zf.namelist() if n.startswith("davis/bmx-trees/")}
+            ours = {
+                n.rsplit("/", 1)[1]: zf.read(n)
+                for n in zf.namelist()
+                if n.startswith("davis/bmx-trees/")
+            }
         assert sorted(ours) == [f"{i:05d}.png" for i in covered], settings
         annotations = {}
         for i in range(12):
-            ids = np.asarray(Image.open(io.BytesIO(ours[f"{i:05d}.png"]))) if i in covered else np.zeros((64, 96))
+            ids = (
+                np.asarray(Image.open(io.BytesIO(ours[f"{i:05d}.png"])))
+                if i in covered
+                else np.zeros((64, 96))
+            )
             buffer = io.BytesIO()
             Image.fromarray(swap[ids.astype(np.uint8)]).save(buffer, format="PNG")
             annotations[f"bmx-trees/{i:05d}.png"] = buffer.getvalue()
@@ -826,7 +918,7 @@ def test_a_davis_sequence_zip_is_scored_by_name_with_its_annotations(server, tmp
         assert text.startswith(head), (settings, text)
 
 
-def _finished_run(app, request) -> "object":
+def _finished_run(app, request) -> object:
     """``app.segment`` of a 6-frame zip to its end (session of ``request``); returns its SessionRun."""
     import tempfile
 
@@ -846,7 +938,9 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
     from uvosam_app import handlers as app_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
-    app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    app = app_handlers.App(
+        lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    )
     request = types.SimpleNamespace(session_hash="tab")
     state = _finished_run(app, request)
     reading, go_on = threading.Event(), threading.Event()
@@ -858,7 +952,19 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
         yield from real(*args, **kwargs)
 
     monkeypatch.setattr(app_handlers, "rerender_iter", slow_rerender)
-    redo = app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request, progress=lambda *a, **k: None)
+    redo = app.rerender(
+        [1, 2],
+        True,
+        True,
+        0,
+        "matte",
+        "",
+        False,
+        0.0,
+        state,
+        request,
+        progress=lambda *a, **k: None,
+    )
     first = next(redo)  # the re-render is under way
     assert reading.wait(10)
     new_run = app.work.new_dir("tab", "run")  # what a Run pressed now does first
@@ -877,25 +983,33 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
     from uvosam_app import handlers as app_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
-    app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    app = app_handlers.App(
+        lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    )
     request = types.SimpleNamespace(session_hash="api")
     state = _finished_run(app, request)
     busy = app.work.new_dir("api", "rerender", keep=state.run_dir)
     app.forget(state)
-    assert [p.name for p in (tmp_path / "api").iterdir()] == [busy.name]  # the run went, the busy one stays
+    assert [p.name for p in (tmp_path / "api").iterdir()] == [
+        busy.name
+    ]  # the run went, the busy one stays
     app.work.release(busy)
     app.forget(_finished_run(app, request))
     assert not (tmp_path / "api").exists()
 
 
-def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(monkeypatch, tmp_path, tiny_sam_model):
+def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(
+    monkeypatch, tmp_path, tiny_sam_model
+):
     import gradio as gr
 
     from uvosam_app import handlers as app_handlers
 
     quota = zerogpu_refuses(monkeypatch)
     pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
-    app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1))
+    app = app_handlers.App(
+        lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    )
     with pytest.raises(gr.Error) as err:
         _finished_run(app, None)
     assert (err.value.title, err.value.message) == ("ZeroGPU quota exceeded", quota)
@@ -921,7 +1035,9 @@ def test_a_zipped_frame_with_a_broken_exif_is_refused_clearly(tmp_path):
     frames = _zip_of(tmp_path / "bad.zip", {"s/00000.png": broken, "s/00001.png": broken})
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     text = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
-    assert text.startswith("**Run would refuse this input:** bad.zip: s/00000.png is not a readable image")
+    assert text.startswith(
+        "**Run would refuse this input:** bad.zip: s/00000.png is not a readable image"
+    )
 
 
 def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):

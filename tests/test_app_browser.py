@@ -96,30 +96,38 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     page.goto(url)
     page.wait_for_selector("#run")
     assert not page.locator("#banner").is_visible()  # models loaded: no warning banner
-    assert page.get_by_text("Big Buck Bunny (c) 2008 Blender Foundation").count()  # the example clip's CC-BY credit
+    assert page.get_by_text(
+        "Big Buck Bunny (c) 2008 Blender Foundation"
+    ).count()  # the example clip's CC-BY credit
     page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
     page.wait_for_selector(
         "#inp video", timeout=30_000
     )  # upload finished, the input player is shown
     described = page.locator("#video-info", has_text="320x240, 48 frames at 12 fps (4.0 s)")
     described.wait_for(timeout=30_000)  # told before Run what the upload is
-    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in described.inner_text()  # as the UI names them
+    assert (
+        "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in described.inner_text()
+    )  # as the UI names them
     page.get_by_role("button", name="Settings ▼").click()
     mask_models = page.locator("#mask-model")
     assert mask_models.get_by_label("SAM ViT-B").is_checked()  # readable labels; the value is vit_b
-    assert mask_models.get_by_label("SAM 2.1 tiny").count() == (1 if importlib.util.find_spec("sam2") else 0)
+    assert mask_models.get_by_label("SAM 2.1 tiny").count() == (
+        1 if importlib.util.find_spec("sam2") else 0
+    )
     page.locator("#stride input[type=range]").focus()
     page.keyboard.press("ArrowRight")  # the keyboard changes a slider too: the description follows
-    page.locator("#video-info", has_text="Run covers 24 frames (every 2nd frame)").wait_for(timeout=10_000)
+    page.locator("#video-info", has_text="Run covers 24 frames (every 2nd frame)").wait_for(
+        timeout=10_000
+    )
     page.keyboard.press("ArrowLeft")
     page.locator("#video-info", has_text="Run covers 48 frames").wait_for(timeout=10_000)
     page.click("#run")
 
     page.wait_for_function(STREAM_PLAYABLE, timeout=60_000)
     status_when_playable = page.evaluate(STATUS)
-    assert not status_when_playable.startswith(
-        "done"
-    ), status_when_playable  # streamed before the end
+    assert not status_when_playable.startswith("done"), (
+        status_when_playable
+    )  # streamed before the end
     page.wait_for_selector("#preview img", timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app_browser_midrun.png"), full_page=True)
@@ -145,7 +153,9 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
 
     page.locator("#style").get_by_label("Matte: white objects on black (for editors)").check()
     page.click("#rerender")  # from the cached masks
-    page.locator("#mp4", has_text="synthetic_shapes_matte").wait_for(timeout=60_000)  # another style
+    page.locator("#mp4", has_text="synthetic_shapes_matte").wait_for(
+        timeout=60_000
+    )  # another style
     assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
     with page.expect_download(timeout=30_000) as download:
         page.locator("#mp4 a").first.click()
@@ -156,7 +166,9 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
 
     page.locator("#merge textarea").fill("2>1")  # one object split into two ids: merged
     page.click("#rerender")
-    page.wait_for_function(f"() => ({STATUS})().startsWith('done: 48 frames, 1 tracks')", timeout=60_000)
+    page.wait_for_function(
+        f"() => ({STATUS})().startsWith('done: 48 frames, 1 tracks')", timeout=60_000
+    )
     table = page.locator("#tracks").inner_text()
     assert "person" in table and "dog" not in table
 
@@ -209,5 +221,7 @@ def test_a_direct_link_loads_into_the_player_and_runs(link_app, page):
     assert "street.mp4" in page.locator("#video-info").inner_text()
     page.click("#run")
     page.wait_for_function(f"() => ({STATUS})().startsWith('done: 12 frames')", timeout=60_000)
-    named = page.locator("#mp4", has_text="street_overlay")  # the outputs are named after the link's file
+    named = page.locator(
+        "#mp4", has_text="street_overlay"
+    )  # the outputs are named after the link's file
     named.wait_for(timeout=30_000)

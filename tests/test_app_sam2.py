@@ -11,23 +11,23 @@ from collections import Counter
 import pytest
 
 pytest.importorskip("gradio")
-from app_helpers import ROOT, davis_labels, launched, write_clip  # noqa: E402
-from doubles import MovingBoxTracker  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from app_helpers import ROOT, davis_labels, launched, write_clip
+from doubles import MovingBoxTracker
+from gradio_client import Client, handle_file
 
-import app as app_module  # noqa: E402
-from uvosam import hub  # noqa: E402
-from uvosam.config import SEGMENTER_MODEL_TYPES, SegmenterConfig  # noqa: E402
-from uvosam.job import JobOptions  # noqa: E402
-from uvosam.pipeline import UVOSAM  # noqa: E402
-from uvosam.sam2_segmenter import Sam2BoxSegmenter  # noqa: E402
-from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
-from uvosam.testing import tiny_sam, tiny_sam2  # noqa: E402
-from uvosam_app import gpu as app_gpu  # noqa: E402
-from uvosam_app import handlers as app_handlers  # noqa: E402
-from uvosam_app import models as app_models  # noqa: E402
-from uvosam_app import text as app_text  # noqa: E402
-from uvosam_app.settings import AppSettings  # noqa: E402
+import app as app_module
+from uvosam import hub
+from uvosam.config import SEGMENTER_MODEL_TYPES, SegmenterConfig
+from uvosam.job import JobOptions
+from uvosam.pipeline import UVOSAM
+from uvosam.sam2_segmenter import Sam2BoxSegmenter
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import tiny_sam, tiny_sam2
+from uvosam_app import gpu as app_gpu
+from uvosam_app import handlers as app_handlers
+from uvosam_app import models as app_models
+from uvosam_app import text as app_text
+from uvosam_app.settings import AppSettings
 
 PRESET = "idol-ytvis19-r50"
 SAM_ONLY = [("SAM ViT-B", "vit_b"), ("SAM ViT-L", "vit_l"), ("SAM ViT-H", "vit_h")]
@@ -46,7 +46,9 @@ def without_sam2(monkeypatch):
 
 
 def component(demo, elem_id: str) -> dict:
-    return next(c["props"] for c in demo.config["components"] if c["props"].get("elem_id") == elem_id)
+    return next(
+        c["props"] for c in demo.config["components"] if c["props"].get("elem_id") == elem_id
+    )
 
 
 def no_pipeline(preset: str, sam: str):
@@ -57,7 +59,9 @@ def no_pipeline(preset: str, sam: str):
 def test_the_mask_model_radio_offers_sam2_1_when_the_sam2_package_is_importable(tmp_path):
     demo = app_module.build_demo(no_pipeline, settings=AppSettings(work_root=tmp_path))
     radio = component(demo, "mask-model")
-    assert [tuple(c) for c in radio["choices"]] == SAM_ONLY + SAM2  # labels shown, model types as values
+    assert [
+        tuple(c) for c in radio["choices"]
+    ] == SAM_ONLY + SAM2  # labels shown, model types as values
     assert (radio["label"], radio["value"]) == ("Mask model", "vit_b")
     footer = component(demo, "footer")["value"]
     assert "not offered" not in radio["info"] and "not offered" not in footer
@@ -65,7 +69,9 @@ def test_the_mask_model_radio_offers_sam2_1_when_the_sam2_package_is_importable(
     demo.close()
     assert "SAM 2.1 tiny or small" in app_text.out_of_memory_text()
     assert AppSettings.from_env({"UVOSAM_SAM": "sam2.1_small"}).default_sam == "sam2.1_small"
-    with pytest.raises(ValueError, match=r"must be one of \('vit_b', .*'sam2.1_large'\); got 'sam2.1_huge'"):
+    with pytest.raises(
+        ValueError, match=r"must be one of \('vit_b', .*'sam2.1_large'\); got 'sam2.1_huge'"
+    ):
         AppSettings(default_sam="sam2.1_huge")
 
 
@@ -73,12 +79,17 @@ def test_without_the_sam2_package_the_app_offers_sam_only_and_says_why(tmp_path,
     demo = app_module.build_demo(no_pipeline, settings=AppSettings(work_root=tmp_path))
     radio = component(demo, "mask-model")
     assert [tuple(c) for c in radio["choices"]] == SAM_ONLY
-    assert radio["info"].startswith("SAM 2.1 not offered here: ") and "pip install sam2" in radio["info"]
+    assert (
+        radio["info"].startswith("SAM 2.1 not offered here: ")
+        and "pip install sam2" in radio["info"]
+    )
     footer = component(demo, "footer")["value"]
     assert "SAM 2.1 not offered: " in footer and "pip install sam2" in footer
     demo.close()
     assert "SAM 2.1" not in app_text.out_of_memory_text()  # advises only models it offers
-    with pytest.raises(ValueError, match=r"UVOSAM_SAM.*got 'sam2.1_small' \(SAM 2.1 models need the sam2 pack"):
+    with pytest.raises(
+        ValueError, match=r"UVOSAM_SAM.*got 'sam2.1_small' \(SAM 2.1 models need the sam2 pack"
+    ):
         AppSettings.from_env({"UVOSAM_SAM": "sam2.1_small"})
     import gradio as gr
 
@@ -139,7 +150,9 @@ def test_a_run_with_sam2_1_tiny_chosen_segments_with_sam2_1(server):
     )
     assert status.startswith("done: 4 frames, 2 tracks"), status
     assert asked[-1] == "sam2.1_tiny"
-    assert frames - before == Counter({"sam2": 4})  # SAM 2.1's encoder, once a frame; SAM's not at all
+    assert frames - before == Counter(
+        {"sam2": 4}
+    )  # SAM 2.1's encoder, once a frame; SAM's not at all
     assert davis_labels(masks_zip, "clip") == (4, {0, 1, 2})  # both tracks have masks
     assert [row[0] for row in table["data"]] == [1, 2]
     before = Counter(frames)
@@ -150,7 +163,10 @@ def test_a_run_with_sam2_1_tiny_chosen_segments_with_sam2_1(server):
 @needs_sam2
 def test_missing_sam2_1_weights_are_named_in_the_banner_and_the_footer(tmp_path, monkeypatch):
     """Offline, nothing in checkpoints/ nor in the Hugging Face cache, SAM 2.1 tiny as the default model."""
-    assert app_models.needed_weights(PRESET, "sam2.1_tiny") == (PRESET, "sam2.1_tiny")  # keyed by the type
+    assert app_models.needed_weights(PRESET, "sam2.1_tiny") == (
+        PRESET,
+        "sam2.1_tiny",
+    )  # keyed by the type
     assert app_models.needed_weights(PRESET, "vit_b") == (PRESET, "sam_vit_b")
     empty = tmp_path / "checkpoints"
     empty.mkdir()

@@ -51,7 +51,11 @@ def test_davis_run_resumes_and_writes_what_the_scorer_accepts(tmp_path, pipe):
     assert (out / seqs[0]).is_dir() and not (out / seqs[1]).exists()
     assert (out / ".partial" / seqs[1]).is_dir()
     done = list(run_davis(pipe, root, out))
-    assert [(d.name, d.skipped) for d in done] == [(seqs[0], True), (seqs[1], False), (seqs[2], False)]
+    assert [(d.name, d.skipped) for d in done] == [
+        (seqs[0], True),
+        (seqs[1], False),
+        (seqs[2], False),
+    ]
     assert not (out / ".partial").exists()
     for seq in seqs:
         pngs = sorted((out / seq).glob("*.png"))
@@ -66,7 +70,9 @@ def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monke
     root = tmp_path / "DAVIS"
     make_synthetic_davis(root, sequences=2, frames=5)
     monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
-    assert uvosam_cli.main(["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]) == 0
+    assert (
+        uvosam_cli.main(["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]) == 0
+    )
     out = capsys.readouterr().out
     assert "[1/2] synth-000: 5 frames" in out and "Global results for val" in out
     assert "J&F-Mean" in out and "0.809" in out
@@ -90,10 +96,16 @@ def test_ytvis_run_writes_a_submission(tmp_path, pipe):
     assert entries and {e["video_id"] for e in entries} <= {7, 9}
     for e in entries:
         frames = 4 if e["video_id"] == 7 else 3
-        assert len(e["segmentations"]) == frames and isinstance(e["category_id"], int) and 0 <= e["score"] <= 1
+        assert (
+            len(e["segmentations"]) == frames
+            and isinstance(e["category_id"], int)
+            and 0 <= e["score"] <= 1
+        )
         for rle in e["segmentations"]:
             if rle is not None:
-                assert mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).shape == (40, 56)
+                assert mask_utils.decode(
+                    {"size": rle["size"], "counts": rle["counts"].encode()}
+                ).shape == (40, 56)
     assert zipfile.ZipFile(zip_path).namelist() == ["results.json"]
 
 
@@ -105,7 +117,9 @@ def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypat
     loaded = []
     monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(args.sam) or pipe)
     base = ["davis-run", "--davis-root", str(root), "--out", str(out), "--no-score"]
-    assert uvosam_cli.main(base + ["--sequences", seqs[0], "--sam", "vit_b"]) == 0  # the first, unfinished run
+    assert (
+        uvosam_cli.main(base + ["--sequences", seqs[0], "--sam", "vit_b"]) == 0
+    )  # the first, unfinished run
     capsys.readouterr()
     assert uvosam_cli.main(base + ["--sam", "vit_h"]) == 2
     err = capsys.readouterr().err

@@ -7,7 +7,7 @@ from PIL import Image
 
 import uvosam_cli
 import uvosam_cli.segment as segment_cli
-import uvosam.tracker.loading as loading
+from uvosam.tracker import loading
 
 
 @pytest.fixture()
@@ -37,19 +37,26 @@ def no_models(monkeypatch):
         (["--max-frames", "0"], "max_frames"),
     ],
 )
-def test_segment_bad_numbers_fail_before_loading(frames_dir, tmp_path, no_models, capsys, extra, message):
+def test_segment_bad_numbers_fail_before_loading(
+    frames_dir, tmp_path, no_models, capsys, extra, message
+):
     assert uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), *extra]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_segment_output_max_side_must_be_positive(frames_dir, tmp_path, no_models, capsys):
     with pytest.raises(SystemExit) as exc:  # 0 used to give a 2x2-pixel overlay video
-        uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), "--output-max-side", "0"])
+        uvosam_cli.main(
+            ["segment", str(frames_dir), "--out", str(tmp_path / "o"), "--output-max-side", "0"]
+        )
     assert exc.value.code == 2 and "--output-max-side" in capsys.readouterr().err
 
 
 def test_segment_bad_paths_fail_before_loading(frames_dir, tmp_path, no_models, capsys):
-    assert uvosam_cli.main(["segment", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        uvosam_cli.main(["segment", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")])
+        == 2
+    )
     assert "missing.mp4" in capsys.readouterr().err
     a_file = tmp_path / "taken"
     a_file.write_text("")
@@ -70,9 +77,14 @@ def test_benchmark_runs_check_the_dataset_root_before_loading(tmp_path, monkeypa
 
     monkeypatch.setattr(runs_cli, "load_pipeline", refuse)
     missing = str(tmp_path / "nowhere")
-    assert uvosam_cli.main(["davis-run", "--davis-root", missing, "--out", str(tmp_path / "r")]) == 2
+    assert (
+        uvosam_cli.main(["davis-run", "--davis-root", missing, "--out", str(tmp_path / "r")]) == 2
+    )
     assert "nowhere" in capsys.readouterr().err
-    assert uvosam_cli.main(["ytvis-run", "--ytvis-root", missing, "--out", str(tmp_path / "r.json")]) == 2
+    assert (
+        uvosam_cli.main(["ytvis-run", "--ytvis-root", missing, "--out", str(tmp_path / "r.json")])
+        == 2
+    )
     assert "nowhere" in capsys.readouterr().err
 
 
@@ -80,5 +92,8 @@ def test_segment_help_names_the_inputs_and_styles_the_readme_lists(capsys):
     with pytest.raises(SystemExit):
         uvosam_cli.main(["segment", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
-    assert ".gif or .apng" in text and "folder of .jpg/.jpeg/.png frames (in natural name order)" in text
+    assert (
+        ".gif or .apng" in text
+        and "folder of .jpg/.jpeg/.png frames (in natural name order)" in text
+    )
     assert "shrink the output video (any --style)" in text

@@ -10,18 +10,18 @@ import sys
 import numpy as np
 import pytest
 import torch
+from model_helpers import use_tiny_sam2_checkpoints
 from PIL import Image
 
-import uvosam.tracker.loading as loading
 import uvosam_cli
 import uvosam_cli.benchmark_runs as runs_cli
 import uvosam_cli.segment as segment_cli
-from model_helpers import use_tiny_sam2_checkpoints
 from uvosam import sam2_segmenter
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter
 from uvosam.testing import tiny_idol_tracker, tiny_sam2
+from uvosam.tracker import loading
 from uvosam_cli.arguments import segmenter_config
 
 
@@ -36,7 +36,9 @@ def frames_dir(tmp_path):
 
 @pytest.fixture()
 def no_tracker(monkeypatch):
-    monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: pytest.fail("the tracker was loaded"))
+    monkeypatch.setattr(
+        loading, "load_tracker", lambda *a, **k: pytest.fail("the tracker was loaded")
+    )
 
 
 @pytest.fixture()
@@ -68,11 +70,18 @@ def test_every_sam_option_lists_the_sam2_types(capsys, command):
     assert "--sam-type {" + ",".join(SAM2_MODEL_TYPES) + "}" in text
 
 
-def test_segment_with_sam2_but_no_sam2_package_is_a_one_line_error(frames_dir, tmp_path, no_tracker, no_sam2, capsys):
-    code = uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), "--sam", "sam2.1_small"])
+def test_segment_with_sam2_but_no_sam2_package_is_a_one_line_error(
+    frames_dir, tmp_path, no_tracker, no_sam2, capsys
+):
+    code = uvosam_cli.main(
+        ["segment", str(frames_dir), "--out", str(tmp_path / "o"), "--sam", "sam2.1_small"]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
-    assert err.startswith("uvosam segment: error: SAM 2.1 models need the sam2 package") and "pip install sam2" in err
+    assert (
+        err.startswith("uvosam segment: error: SAM 2.1 models need the sam2 package")
+        and "pip install sam2" in err
+    )
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
@@ -80,19 +89,40 @@ def test_segment_with_sam2_but_no_sam2_package_is_a_one_line_error(frames_dir, t
 def test_davis_run_with_a_sam2_file_but_no_sam2_package_fails_before_the_tracker(tmp_path, no_tracker, no_sam2,
                                                                                  capsys):  # fmt: skip
     checkpoint = tmp_path / "sam2.1_hiera_large.pt"  # a released name: SAM 2.1, whatever the folder
-    argv = ["davis-run", "--davis-root", str(tmp_path), "--out", str(tmp_path / "r"), "--sequences", "bear"]
+    argv = [
+        "davis-run",
+        "--davis-root",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "r"),
+        "--sequences",
+        "bear",
+    ]
     assert uvosam_cli.main([*argv, "--no-score", "--sam", str(checkpoint)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("uvosam davis-run: error: SAM 2.1 models need the sam2 package") and "Traceback" not in err
+    assert (
+        err.startswith("uvosam davis-run: error: SAM 2.1 models need the sam2 package")
+        and "Traceback" not in err
+    )
 
 
-def test_sam_type_with_a_model_name_is_refused_before_loading(frames_dir, tmp_path, no_tracker, monkeypatch, capsys):
+def test_sam_type_with_a_model_name_is_refused_before_loading(
+    frames_dir, tmp_path, no_tracker, monkeypatch, capsys
+):
     monkeypatch.setattr(segment_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
     monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
     bad = ["--sam", "sam2.1_small", "--sam-type", "sam2.1_tiny"]
     assert uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), *bad]) == 2
     assert "--sam-type is for a --sam PATH" in capsys.readouterr().err
-    davis = ["davis-run", "--davis-root", str(tmp_path), "--out", str(tmp_path / "r"), "--sequences", "bear"]
+    davis = [
+        "davis-run",
+        "--davis-root",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "r"),
+        "--sequences",
+        "bear",
+    ]
     assert uvosam_cli.main([*davis, "--sam", "vit_b", "--sam-type", "sam2.1_tiny"]) == 2
     assert "--sam vit_b already names the model" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
@@ -102,13 +132,36 @@ def test_sam_type_against_a_released_file_name_is_refused_not_ignored(frames_dir
                                                                      capsys):  # fmt: skip
     """A released file name decides the model; a --sam-type that says otherwise would be silently ignored."""
     monkeypatch.setattr(segment_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
-    for sam, released in (("w/sam_vit_b_01ec64.pth", "vit_b"), ("w/sam2.1_hiera_tiny.pt", "sam2.1_tiny")):
-        argv = ["segment", str(frames_dir), "--out", str(tmp_path / "o"), "--sam", sam, "--sam-type", "sam2.1_large"]
+    for sam, released in (
+        ("w/sam_vit_b_01ec64.pth", "vit_b"),
+        ("w/sam2.1_hiera_tiny.pt", "sam2.1_tiny"),
+    ):
+        argv = [
+            "segment",
+            str(frames_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--sam",
+            sam,
+            "--sam-type",
+            "sam2.1_large",
+        ]
         assert uvosam_cli.main(argv) == 2
         err = capsys.readouterr().err
-        assert f"--sam {sam} is the released {released} file" in err and "drop --sam-type" in err, err
+        assert f"--sam {sam} is the released {released} file" in err and "drop --sam-type" in err, (
+            err
+        )
     args = uvosam_cli.build_parser().parse_args(
-        ["segment", "x.mp4", "--out", "o", "--sam", "w/sam2.1_hiera_large.pt", "--sam-type", "sam2.1_large"]
+        [
+            "segment",
+            "x.mp4",
+            "--out",
+            "o",
+            "--sam",
+            "w/sam2.1_hiera_large.pt",
+            "--sam-type",
+            "sam2.1_large",
+        ]
     )
     assert segmenter_config(args).model_type == "sam2.1_large"  # the same model: nothing to refuse
 
@@ -118,8 +171,15 @@ def test_segment_runs_with_a_sam2_model_type_and_with_a_renamed_checkpoint(frame
     """The real loading path (hub lookup in $UVOSAM_CHECKPOINTS, weights-only load, Sam2BoxSegmenter) at tiny size."""
     loaded = []
     real_load = segment_cli.load_pipeline
-    monkeypatch.setattr(segment_cli, "load_pipeline", lambda args: loaded.append(real_load(args)) or loaded[-1])
-    assert uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "a"), "--sam", "sam2.1_tiny"]) == 0
+    monkeypatch.setattr(
+        segment_cli, "load_pipeline", lambda args: loaded.append(real_load(args)) or loaded[-1]
+    )
+    assert (
+        uvosam_cli.main(
+            ["segment", str(frames_dir), "--out", str(tmp_path / "a"), "--sam", "sam2.1_tiny"]
+        )
+        == 0
+    )
     renamed = tmp_path / "my_sam2.pt"
     renamed.write_bytes((tiny_sam2_checkpoints / "sam2.1_hiera_tiny.pt").read_bytes())
     argv = ["segment", str(frames_dir), "--out", str(tmp_path / "b"), "--sam", str(renamed)]
@@ -128,16 +188,26 @@ def test_segment_runs_with_a_sam2_model_type_and_with_a_renamed_checkpoint(frame
     assert [p.segmenter.config.model_type for p in loaded] == ["sam2.1_tiny", "sam2.1_tiny"]
     reference = tiny_sam2().state_dict()
     for pipe in loaded:
-        assert all(torch.equal(v, reference[k]) for k, v in pipe.segmenter.model.state_dict().items())
+        assert all(
+            torch.equal(v, reference[k]) for k, v in pipe.segmenter.model.state_dict().items()
+        )
     for out, weights in (("a", "sam2.1_tiny"), ("b", "my_sam2.pt")):
         assert (tmp_path / out / "export" / "davis" / "clip" / "00001.png").is_file()
-        mask = json.loads((tmp_path / out / "export" / "run.json").read_text())["models"]["mask_model"]
-        assert (mask["family"], mask["model_type"], mask["weights"]) == ("SAM 2.1", "sam2.1_tiny", weights)
+        mask = json.loads((tmp_path / out / "export" / "run.json").read_text())["models"][
+            "mask_model"
+        ]
+        assert (mask["family"], mask["model_type"], mask["weights"]) == (
+            "SAM 2.1",
+            "sam2.1_tiny",
+            weights,
+        )
 
 
 def test_segment_passes_sam_type_and_compile_to_the_segmenter_config(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(UVOSAM, "from_pretrained", lambda tracker, sam, **kw: seen.update(sam=sam, **kw))
+    monkeypatch.setattr(
+        UVOSAM, "from_pretrained", lambda tracker, sam, **kw: seen.update(sam=sam, **kw)
+    )
     parser = uvosam_cli.build_parser()
     args = parser.parse_args(["segment", "x.mp4", "--out", "o", "--sam", "w.pt", "--sam-type", "sam2.1_large",
                               "--compile"])  # fmt: skip
@@ -154,9 +224,13 @@ def test_davis_run_records_sam_type_only_when_given(tmp_path):
     parser = uvosam_cli.build_parser()
     base = ["davis-run", "--davis-root", "d", "--out", "r", "--sam", "sam2.1_base_plus"]
     assert runs_cli.model_settings(parser.parse_args(base)) == {
-        "tracker": "idol-ytvis19-r50", "sam": "sam2.1_base_plus", "config_yaml": None
+        "tracker": "idol-ytvis19-r50",
+        "sam": "sam2.1_base_plus",
+        "config_yaml": None,
     }  # as before SAM 2.1: the folders of earlier runs still resume
-    with_type = runs_cli.model_settings(parser.parse_args([*base[:-1], "w.pt", "--sam-type", "sam2.1_large"]))
+    with_type = runs_cli.model_settings(
+        parser.parse_args([*base[:-1], "w.pt", "--sam-type", "sam2.1_large"])
+    )
     assert with_type["sam"] == "w.pt" and with_type["sam_type"] == "sam2.1_large"
 
 
@@ -169,7 +243,8 @@ def test_info_shows_sam2_and_the_sam2_weights(capsys, tmp_path, monkeypatch):
     assert f"  sam2.1_small: {tmp_path / 'sam2.1_hiera_small.pt'}" in lines
     for model_type in ("sam2.1_tiny", "sam2.1_base_plus", "sam2.1_large"):
         assert f"  {model_type}: not downloaded yet" in lines or any(
-            line.startswith(f"  {model_type}: /") for line in lines  # already in this machine's HF cache
+            line.startswith(f"  {model_type}: /")
+            for line in lines  # already in this machine's HF cache
         )
 
 
@@ -178,13 +253,19 @@ def test_uses_sam2_decides_by_name_as_load_segmenter_does():
     from uvosam.segmenter import uses_sam2
 
     tiny = SegmenterConfig(model_type="sam2.1_tiny")
-    assert uses_sam2("sam2.1_large") and uses_sam2("/w/sam2.1_hiera_base_plus.pt") and uses_sam2("w.pt", tiny)
+    assert (
+        uses_sam2("sam2.1_large")
+        and uses_sam2("/w/sam2.1_hiera_base_plus.pt")
+        and uses_sam2("w.pt", tiny)
+    )
     assert not uses_sam2("vit_h") and not uses_sam2("sam_vit_b") and not uses_sam2("w.pt")
     assert not uses_sam2("/w/sam_vit_b_01ec64.pth", tiny)  # a released SAM file stays SAM
     assert uses_sam2(None, tiny) and not uses_sam2(None)
 
 
-def test_from_pretrained_names_the_missing_sam2_package_before_loading_the_tracker(no_tracker, no_sam2):
+def test_from_pretrained_names_the_missing_sam2_package_before_loading_the_tracker(
+    no_tracker, no_sam2
+):
     from uvosam.errors import MissingPackageError
 
     with pytest.raises(MissingPackageError, match="pip install sam2"):

@@ -55,7 +55,9 @@ def test_ground_truth_files_are_in_natural_order_and_must_exist(clip_gt, tmp_pat
 def test_perfect_results_score_1_whatever_their_ids(clip_gt, tmp_path):
     d, video = clip_gt
     gt = ground_truth_files(d / "gt")
-    names = _results(tmp_path / "shapes", video, range(12), relabel=np.array([0, 3, 1, 2] + [0] * 252, np.uint8))
+    names = _results(
+        tmp_path / "shapes", video, range(12), relabel=np.array([0, 3, 1, 2] + [0] * 252, np.uint8)
+    )
     scores = score_clip(tmp_path / "shapes", gt, names)
     assert scores.jf_mean == pytest.approx(1.0) and len(scores.objects) == 3
     assert sorted((o.gt_id, o.result_id) for o in scores.objects) == [(1, 3), (2, 1), (3, 2)]
@@ -82,9 +84,15 @@ def test_strided_run_takes_every_nth_ground_truth_frame(clip_gt, tmp_path):
     aligned = align_ground_truth(gt, unnamed, list(frames), source_frames=12)
     assert [p.name for p in aligned] == ["0.png", "3.png", "6.png", "9.png"]
     assert score_clip(tmp_path / "shapes", aligned, names).jf_mean == pytest.approx(1.0)
-    assert align_ground_truth(aligned, unnamed, list(frames), source_frames=12) == aligned  # one per frame
-    assert align_ground_truth(gt, names, [0, 1, 2, 3], source_frames=12) == aligned  # by name: 00003 is 3.png
-    with pytest.raises(ValueError, match=r"5 PNGs, but the run processed 4 of the video's 12 frames"):
+    assert (
+        align_ground_truth(aligned, unnamed, list(frames), source_frames=12) == aligned
+    )  # one per frame
+    assert (
+        align_ground_truth(gt, names, [0, 1, 2, 3], source_frames=12) == aligned
+    )  # by name: 00003 is 3.png
+    with pytest.raises(
+        ValueError, match=r"5 PNGs, but the run processed 4 of the video's 12 frames"
+    ):
         align_ground_truth(gt[:5], unnamed, list(frames), source_frames=12)
 
 
@@ -114,7 +122,9 @@ def test_clip_score_cli_prints_the_tables_and_writes_json(clip_gt, tmp_path, cap
     assert code == 0 and "Global results for clip (unsupervised)" in out
     data = json.loads((tmp_path / "s.json").read_text())
     assert len(data["sequences"]) == 3 and 0.6 < data["J&F-Mean"] < 0.7
-    assert "6 result frames (00000 ...) scored against 0.png ... 10.png" in out  # by name: no --stride needed
+    assert (
+        "6 result frames (00000 ...) scored against 0.png ... 10.png" in out
+    )  # by name: no --stride needed
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(d / "gt")]) == 0
     assert "  0.667  " in capsys.readouterr().out  # the same J&F (2 of 3 objects), by name
     (tmp_path / "few").mkdir()
@@ -122,7 +132,9 @@ def test_clip_score_cli_prints_the_tables_and_writes_json(clip_gt, tmp_path, cap
         (tmp_path / "few" / name).write_bytes((d / "gt" / "0.png").read_bytes())
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "few")]) == 2
     assert "2 PNGs, but the run processed 6 of the video's 6 frames" in capsys.readouterr().err
-    (tmp_path / "named").mkdir()  # 12 PNGs named unlike the 6 result frames: the stride is not guessed
+    (
+        tmp_path / "named"
+    ).mkdir()  # 12 PNGs named unlike the 6 result frames: the stride is not guessed
     for i in range(12):
         (tmp_path / "named" / f"f{i}.png").write_bytes((d / "gt" / f"{i}.png").read_bytes())
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "named")]) == 2
@@ -144,7 +156,9 @@ def test_a_damaged_ground_truth_png_is_named_not_a_crash(clip_gt, tmp_path):
 def test_two_files_naming_the_same_frame_are_refused_not_picked_at_random(clip_gt, tmp_path):
     d, _ = clip_gt
     gt = ground_truth_files(d / "gt")
-    twice = sorted([*gt, tmp_path / "01.png"], key=lambda p: p.name)  # 1.png and 01.png: both frame 1
+    twice = sorted(
+        [*gt, tmp_path / "01.png"], key=lambda p: p.name
+    )  # 1.png and 01.png: both frame 1
     with pytest.raises(ValueError, match=r"01\.png and 1\.png both name frame 00001"):
         align_ground_truth(twice, ["00000", "00001"], [0, 1], source_frames=13)
     odd = [tmp_path / "\u00b2.png", *gt[:2]]  # '²' counts as a digit for str.isdigit, not for int()
@@ -155,7 +169,9 @@ def test_ground_truth_of_another_size_says_the_masks_have_the_video_size(clip_gt
     d, video = clip_gt
     names = _results(tmp_path / "shapes", video, range(2))
     small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
-    with pytest.raises(ValueError, match=r"ground truth is 20x28 \(HxW\) but the masks are 40x56") as err:
+    with pytest.raises(
+        ValueError, match=r"ground truth is 20x28 \(HxW\) but the masks are 40x56"
+    ) as err:
         score_clip(tmp_path / "shapes", [small, small], names)
     assert "480p" not in str(err.value)
 
@@ -177,7 +193,10 @@ def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_
     windows = _zip(tmp_path / "w.zip", {"gt\\00000.png": png, "gt\\00001.png": png})
     out = uploads.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
     assert out == tmp_path / "w" / "gt"  # the folder's name in the zip
-    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png"]  # named as the frames
+    assert sorted(p.name for p in out.iterdir()) == [
+        "00000.png",
+        "00001.png",
+    ]  # named as the frames
     two = _zip(tmp_path / "two.zip", {"gt\\0.png": png, "gt\\sub\\1.png": png})
     with pytest.raises(ValueError, match=r"\.png files in 2 folders"):
         uploads.extract_images(two, tmp_path / "two", max_files=10, max_bytes=1 << 20)
@@ -197,13 +216,20 @@ def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tm
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("gt/0.png", bytes(64 << 20))  # 64 MiB of zeros: ~64 KiB packed
-    with pytest.raises(ValueError, match=r"bomb\.zip would unpack to 64 MiB from 0\.1 MiB, more than 20x"):
+    with pytest.raises(
+        ValueError, match=r"bomb\.zip would unpack to 64 MiB from 0\.1 MiB, more than 20x"
+    ):
         uploads.extract_images(bomb, tmp_path / "out", max_files=10, max_bytes=1 << 30)
     assert not (tmp_path / "out").exists()  # refused before anything is written
-    flat = _zip(tmp_path / "my clip.zip", {"b.jpg": b"x" * 100, "a.JPG": b"y" * 100, "notes.txt": b"hi"})
+    flat = _zip(
+        tmp_path / "my clip.zip", {"b.jpg": b"x" * 100, "a.JPG": b"y" * 100, "notes.txt": b"hi"}
+    )
     out = uploads.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
                             max_bytes=1 << 20)  # fmt: skip
-    assert out == tmp_path / "f" / "my_clip" and sorted(p.name for p in out.iterdir()) == ["a.JPG", "b.jpg"]
+    assert out == tmp_path / "f" / "my_clip" and sorted(p.name for p in out.iterdir()) == [
+        "a.JPG",
+        "b.jpg",
+    ]
 
 
 def test_a_zip_listing_too_many_entries_is_refused_before_parsing(tmp_path, monkeypatch):
@@ -231,7 +257,9 @@ def test_the_entry_count_of_a_zip64_archive_is_read_from_its_zip64_record(tmp_pa
 
     big = tmp_path / "big.zip"
     with zipfile.ZipFile(big, "w") as zf:
-        for i in range(70_000):  # over 65535: the classic record says 0xFFFF, the zip64 one the count
+        for i in range(
+            70_000
+        ):  # over 65535: the classic record says 0xFFFF, the zip64 one the count
             zf.writestr(f"g/{i}", b"")
     assert uploads._zip_entry_count(big) == 70_000
     assert uploads._zip_entry_count(tmp_path / "big.zip") == len(zipfile.ZipFile(big).infolist())
@@ -240,7 +268,9 @@ def test_the_entry_count_of_a_zip64_archive_is_read_from_its_zip64_record(tmp_pa
     assert uploads._zip_entry_count(not_zip) is None
 
 
-def test_clip_score_cli_names_the_results_folder_when_it_is_the_wrong_one(clip_gt, tmp_path, capsys):
+def test_clip_score_cli_names_the_results_folder_when_it_is_the_wrong_one(
+    clip_gt, tmp_path, capsys
+):
     import uvosam_cli
 
     d, _ = clip_gt
@@ -248,4 +278,8 @@ def test_clip_score_cli_names_the_results_folder_when_it_is_the_wrong_one(clip_g
     for results in (tmp_path / "missing", tmp_path / "empty"):
         assert uvosam_cli.main(["clip-score", str(results), str(d / "gt")]) == 2
         err = capsys.readouterr().err
-        assert f"results: {results} " in err and "export/davis/<video>" in err and "ground truth" not in err
+        assert (
+            f"results: {results} " in err
+            and "export/davis/<video>" in err
+            and "ground truth" not in err
+        )

@@ -396,7 +396,9 @@ def test_davis_score_benchmark_permutes_ids_and_keeps_every_object():
     from script_helpers import load_benchmark
 
     bench = load_benchmark("davis_score")
-    labels = np.stack([np.repeat(np.arange(5, dtype=np.uint8), 2)[None].repeat(3, 0)] * 2)  # ids 0..4, (2, 3, 10)
+    labels = np.stack(
+        [np.repeat(np.arange(5, dtype=np.uint8), 2)[None].repeat(3, 0)] * 2
+    )  # ids 0..4, (2, 3, 10)
     labels[0, 0, 0] = 255  # void
     for seed in range(4):
         out = bench.perturb(labels, 2, np.random.default_rng(seed))

@@ -14,7 +14,9 @@ def e2e():
 def test_variants_parse_and_name(e2e):
     assert e2e.parse_variant("tf32") == ("tf32", False)
     assert e2e.parse_variant("bf16+compile") == ("bf16", True)
-    assert [e2e.variant_name(*e2e.parse_variant(v)) for v in e2e.DEFAULT_VARIANTS] == list(e2e.DEFAULT_VARIANTS)
+    assert [e2e.variant_name(*e2e.parse_variant(v)) for v in e2e.DEFAULT_VARIANTS] == list(
+        e2e.DEFAULT_VARIANTS
+    )
     for bad in ("fp16", "bf16+", "bf16+jit", "compile"):
         with pytest.raises(argparse.ArgumentTypeError, match="optionally followed by"):
             e2e.parse_variant(bad)
@@ -29,20 +31,33 @@ def test_fps_after_the_first_chunk(e2e):
 
 
 def test_fps_without_the_first_sam_calls_extra_time(e2e):
-    run = {"frames": 100, "seconds": 30.0, "first_sam_call_s": 20.5, "sam_encoder_s": 25.0, "sam_encoder_calls": 10}
+    run = {
+        "frames": 100,
+        "seconds": 30.0,
+        "first_sam_call_s": 20.5,
+        "sam_encoder_s": 25.0,
+        "sam_encoder_calls": 10,
+    }
     assert e2e.first_call_overhead_s(run) == pytest.approx(20.0)  # others: 4.5 s / 9 calls
     assert e2e.steady_fps(run) == pytest.approx(10.0)
     assert e2e.steady_fps({**run, "sam_encoder_calls": 1}) is None
     row = e2e.variant_row("bf16+compile", {**run, "first_chunk_s": None})
     assert row.split() == ["bf16+compile", "-", "3.33", "-", "-", "20.50", "10.00", "10", "-"]
-    assert e2e.variant_row("fp32", {**run, "first_chunk_s": None, "warm_up_s": 1.25}).split()[1] == "1.25"
+    assert (
+        e2e.variant_row("fp32", {**run, "first_chunk_s": None, "warm_up_s": 1.25}).split()[1]
+        == "1.25"
+    )
 
 
 def test_stage_totals_give_the_encoder_columns_and_the_stage_line(e2e):
     stages = {name: [0.0, 0, None] for name in e2e.STAGES}
     stages["sam_encode"] = [25.0, 10, 20.5]
     stages["detect"] = [0.5, 10, 0.2]
-    assert e2e.encoder_stats(stages) == {"sam_encoder_s": 25.0, "sam_encoder_calls": 10, "first_sam_call_s": 20.5}
+    assert e2e.encoder_stats(stages) == {
+        "sam_encoder_s": 25.0,
+        "sam_encoder_calls": 10,
+        "first_sam_call_s": 20.5,
+    }
     line = e2e.stage_line({"frames": 100, "stages": stages})
     assert line.startswith("detect 5.0, sam_encode 250.0, sam_decode 0.0")
     assert e2e.stage_line({"frames": 0, "stages": stages}) is None
@@ -63,14 +78,28 @@ def test_sam2_types_build_the_sam2_segmenter_at_tiny_or_real_size(e2e):
 
 def test_the_report_names_the_mask_model_and_skips_the_release_comparison_for_sam2(e2e):
     assert e2e.model_text("sam2.1_large", True, True) == (
-        "SAM 2.1 sam2.1_large + IDOL R50 (random weights)", "SAM 2.1 encoder bf16 autocast")
+        "SAM 2.1 sam2.1_large + IDOL R50 (random weights)",
+        "SAM 2.1 encoder bf16 autocast",
+    )
     assert e2e.model_text("vit_h", False, False) == (
-        "tiny SAM + tiny IDOL (random weights)", "SAM encoder SAM's own forward")
+        "tiny SAM + tiny IDOL (random weights)",
+        "SAM encoder SAM's own forward",
+    )
     args = argparse.Namespace(sam="sam2.1_small", frames=[100, 200], precision="fp32")
     assert e2e.release_lines(args, {"ours_pipeline_s": 1.0}) == [
         "speed vs release-equivalent pipeline: not measured with sam2.1_small (the release used SAM; run with a "
-        "vit_* --sam for this comparison)"]
-    sam_run = {"ours_pipeline_s": 1.0, "release_equivalent_s": 1.5, "ours_prompts": 10, "release_prompts": 30}
-    lines = e2e.release_lines(argparse.Namespace(sam="vit_h", frames=[100, 200], precision="bf16"), sam_run)
-    assert lines[0].startswith("speed vs release-equivalent pipeline (100 frames, frames->masks): 1.50x")
+        "vit_* --sam for this comparison)"
+    ]
+    sam_run = {
+        "ours_pipeline_s": 1.0,
+        "release_equivalent_s": 1.5,
+        "ours_prompts": 10,
+        "release_prompts": 30,
+    }
+    lines = e2e.release_lines(
+        argparse.Namespace(sam="vit_h", frames=[100, 200], precision="bf16"), sam_run
+    )
+    assert lines[0].startswith(
+        "speed vs release-equivalent pipeline (100 frames, frames->masks): 1.50x"
+    )
     assert lines[1].endswith("the tracker in bf16 on both.")

@@ -24,8 +24,13 @@ ALL = ExportOptions(mattes=True)
 def _export(tmp_path, results, *, options=ALL, **kwargs):
     height, width = results[0].image.shape[:2]
     with ExportWriter(
-        tmp_path / "out", video_name="vid", class_names=CLASSES, height=height, width=width,
-        options=options, **kwargs,
+        tmp_path / "out",
+        video_name="vid",
+        class_names=CLASSES,
+        height=height,
+        width=width,
+        options=options,
+        **kwargs,
     ) as writer:
         for res in results:
             writer.add(res)
@@ -47,7 +52,9 @@ def _expected_label_map(res, labels_of):
 @pytest.fixture(scope="module")
 def gapped():
     """3 objects; object 0 (the first track) is absent on frames 2-4, object 2 appears at frame 3."""
-    video = moving_shapes(8, height=40, width=56, num_objects=3, seed=3, absent={0: range(2, 5), 2: range(0, 3)})
+    video = moving_shapes(
+        8, height=40, width=56, num_objects=3, seed=3, absent={0: range(2, 5), 2: range(3)}
+    )
     return results_from_video(video)
 
 
@@ -65,7 +72,7 @@ def test_davis_pngs_palette_and_stable_ids(tmp_path, gapped):
 
 def test_at_most_20_ids_keeps_highest_scores_everywhere(tmp_path):
     n = 25
-    absent = {k: range(0, k // 4) for k in range(n)}  # tracks keep appearing during the clip
+    absent = {k: range(k // 4) for k in range(n)}  # tracks keep appearing during the clip
     video = moving_shapes(9, height=48, width=64, num_objects=n, seed=1, absent=absent)
     rng = np.random.default_rng(0)
     results = results_from_video(video, base_scores=list(rng.uniform(0.2, 0.9, n)))
@@ -103,8 +110,13 @@ def test_a_dropped_track_leaves_no_hole_where_masks_overlap(tmp_path):
             labels=np.zeros(n, np.int64), masks=masks, mask_scores=np.ones(n, np.float32),
         )  # fmt: skip
 
-    results = [frame(0, [0.9, 0.8, 0.1]), frame(1, [0.9, 0.8, 0.1, 0.7])]  # track 4 overflows max_objects=3
-    options = ExportOptions(cutouts=False, ytvis=False, results_json=False, tracks_csv=False, max_objects=3)
+    results = [
+        frame(0, [0.9, 0.8, 0.1]),
+        frame(1, [0.9, 0.8, 0.1, 0.7]),
+    ]  # track 4 overflows max_objects=3
+    options = ExportOptions(
+        cutouts=False, ytvis=False, results_json=False, tracks_csv=False, max_objects=3
+    )
     _, export = _export(tmp_path, results, options=options)
     assert export.davis_labels == {1: 1, 2: 2, 4: 3}
     for res in results:
@@ -119,8 +131,12 @@ def test_cutouts_and_mattes(tmp_path, gapped):
     for res in gapped:
         present = dict(zip(res.track_ids.tolist(), res.masks))
         for track_id in (10, 13, 16):
-            cut = np.array(Image.open(export.cutouts_dir / str(track_id) / f"{res.frame_index:05d}.png"))
-            matte = np.array(Image.open(export.mattes_dir / str(track_id) / f"{res.frame_index:05d}.png"))
+            cut = np.array(
+                Image.open(export.cutouts_dir / str(track_id) / f"{res.frame_index:05d}.png")
+            )
+            matte = np.array(
+                Image.open(export.mattes_dir / str(track_id) / f"{res.frame_index:05d}.png")
+            )
             mask = present.get(track_id, np.zeros(res.image.shape[:2], bool))
             assert cut.shape == (*res.image.shape[:2], 4)
             assert (cut[..., 3] == mask * 255).all() and (matte == mask * 255).all()
@@ -152,7 +168,12 @@ def test_results_json_exact_format(tmp_path, gapped):
         assert entry["score"] == pytest.approx(mean_scores(gapped)[track_id], abs=1e-6)
     assert data[0]["boxes"][2:5] == [None, None, None]
     summary = writer.summaries()[2]
-    assert (summary.track_id, summary.first_frame, summary.last_frame, summary.num_frames) == (16, 3, 7, 5)
+    assert (summary.track_id, summary.first_frame, summary.last_frame, summary.num_frames) == (
+        16,
+        3,
+        7,
+        5,
+    )
     assert summary.class_name == "object" and summary.score == pytest.approx(data[2]["score"])
 
 
@@ -176,7 +197,9 @@ def test_ytvis_rle_round_trip(tmp_path, gapped):
 
 def test_rle_masks_wait_on_disk_not_in_ram_until_close(tmp_path, gapped):
     """RAM must not grow with video length: each frame's RLE goes to a per-track spool file until close()."""
-    writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56, options=ALL)
+    writer = ExportWriter(
+        tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56, options=ALL
+    )
     for res in gapped:
         writer.add(res)
     seen = {tid: sum(tid in r.track_ids for r in gapped) for tid in (10, 13, 16)}
@@ -185,9 +208,10 @@ def test_rle_masks_wait_on_disk_not_in_ram_until_close(tmp_path, gapped):
         assert len(rec.rle_spool.read_text().splitlines()) == seen[tid]
     export = writer.close()
     assert not (tmp_path / "out" / ".work" / "vid").exists()
-    assert [sum(s is not None for s in e["segmentations"]) for e in json.loads(export.ytvis_json.read_text())] == [
-        seen[10], seen[13], seen[16]
-    ]
+    assert [
+        sum(s is not None for s in e["segmentations"])
+        for e in json.loads(export.ytvis_json.read_text())
+    ] == [seen[10], seen[13], seen[16]]
 
 
 def test_zip_bundles_everything(tmp_path, gapped):
@@ -198,19 +222,41 @@ def test_zip_bundles_everything(tmp_path, gapped):
         readme = archive.read("README.txt").decode()
         infos = {i.filename: i for i in archive.infolist()}
         png = archive.read("davis/vid/00003.png")
-    on_disk = {p.relative_to(export.out_dir).as_posix() for p in export.out_dir.rglob("*") if p.is_file()}
+    on_disk = {
+        p.relative_to(export.out_dir).as_posix() for p in export.out_dir.rglob("*") if p.is_file()
+    }
     assert names == on_disk
-    for name in ("README.txt", "results.json", "ytvis_results.json", "tracks.csv", "davis/vid/00000.png",
-                 "cutouts/vid/16/00000.png", "mattes/vid/10/00007.png"):
+    for name in (
+        "README.txt",
+        "results.json",
+        "ytvis_results.json",
+        "tracks.csv",
+        "davis/vid/00000.png",
+        "cutouts/vid/16/00000.png",
+        "mattes/vid/10/00007.png",
+    ):
         assert name in names
     assert infos["results.json"].compress_type == zipfile.ZIP_DEFLATED
     assert infos["davis/vid/00000.png"].compress_type == zipfile.ZIP_STORED
     assert png == (export.davis_dir / "00003.png").read_bytes()
-    for word in ("UVOSAM", "IDOL", "Segment Anything", "davis/vid", "cutouts", "mattes", "ytvis_results.json",
-                 "tracks.csv", "at most 20"):
+    for word in (
+        "UVOSAM",
+        "IDOL",
+        "Segment Anything",
+        "davis/vid",
+        "cutouts",
+        "mattes",
+        "ytvis_results.json",
+        "tracks.csv",
+        "at most 20",
+    ):
         assert word.lower() in readme.lower(), word
-    assert "prompt Segment Anything (SAM or SAM 2.1, as chosen)" in " ".join(readme.split())  # either mask model
-    assert 'N. Ravi et al., "SAM 2: Segment Anything in Images and Videos"' in readme  # credited like SAM
+    assert "prompt Segment Anything (SAM or SAM 2.1, as chosen)" in " ".join(
+        readme.split()
+    )  # either mask model
+    assert (
+        'N. Ravi et al., "SAM 2: Segment Anything in Images and Videos"' in readme
+    )  # credited like SAM
     assert writer.make_zip(tmp_path / "again.zip").exists()
 
 
@@ -220,11 +266,15 @@ def test_options_frame_names_and_errors(tmp_path, gapped):
     _, export = _export(tmp_path, gapped, options=options, frame_names=names)
     assert export.cutouts_dir is None and export.ytvis_json is None and export.mattes_dir is None
     assert (export.davis_dir / "f7.png").exists()
-    with ExportWriter(tmp_path / "o2", video_name="v", class_names=CLASSES, height=40, width=56) as writer:
+    with ExportWriter(
+        tmp_path / "o2", video_name="v", class_names=CLASSES, height=40, width=56
+    ) as writer:
         with pytest.raises(ValueError, match="expected frame_index 0"):
             writer.add(gapped[1])
         with pytest.raises(ValueError, match="original size"):
-            ExportWriter(tmp_path / "o3", video_name="v", class_names=CLASSES, height=4, width=5).add(gapped[0])
+            ExportWriter(
+                tmp_path / "o3", video_name="v", class_names=CLASSES, height=4, width=5
+            ).add(gapped[0])
     with pytest.raises(ValueError, match="plain file name"):
         ExportWriter(tmp_path / "o4", video_name="../x", class_names=CLASSES, height=4, width=5)
     for bad in (0, 1.5, True):
@@ -241,11 +291,16 @@ def test_full_sequences_off_writes_only_seen_frames(tmp_path, gapped):
 def test_videos_can_share_one_davis_root(tmp_path, gapped):
     options = ExportOptions(cutouts=False, results_json=False, ytvis=False, tracks_csv=False)
     for name in ("seq_a", "seq_b"):
-        with ExportWriter(tmp_path, video_name=name, class_names=CLASSES, height=40, width=56, options=options) as w:
+        with ExportWriter(
+            tmp_path, video_name=name, class_names=CLASSES, height=40, width=56, options=options
+        ) as w:
             for res in gapped:
                 w.add(res)
     assert sorted(p.name for p in (tmp_path / "davis").iterdir()) == ["seq_a", "seq_b"]
-    assert len(list((tmp_path / "davis" / "seq_a").iterdir())) == 8 and not (tmp_path / ".work").exists()
+    assert (
+        len(list((tmp_path / "davis" / "seq_a").iterdir())) == 8
+        and not (tmp_path / ".work").exists()
+    )
 
 
 def test_uint8_masks_and_empty_video(tmp_path, gapped):
@@ -253,10 +308,16 @@ def test_uint8_masks_and_empty_video(tmp_path, gapped):
     _, export = _export(tmp_path / "a", as_uint8)
     _, _, labels = _read_png(export.davis_dir / "00001.png")
     assert (labels == _expected_label_map(gapped[1], export.davis_labels)).all()
-    with ExportWriter(tmp_path / "b", video_name="v", class_names=CLASSES, height=4, width=5) as writer:
+    with ExportWriter(
+        tmp_path / "b", video_name="v", class_names=CLASSES, height=4, width=5
+    ) as writer:
         pass
     empty = writer.close()
-    assert empty.num_frames == 0 and empty.tracks == () and json.loads(empty.results_json.read_text()) == []
+    assert (
+        empty.num_frames == 0
+        and empty.tracks == ()
+        and json.loads(empty.results_json.read_text()) == []
+    )
     assert "timeline.png" not in empty.readme.read_text()  # not written without frames: not listed
     with zipfile.ZipFile(make_zip(empty)) as archive:
         assert "README.txt" in archive.namelist()
@@ -284,14 +345,18 @@ def test_image_writes_run_in_background_threads_and_finish_by_close(tmp_path, ga
     assert not _export_threads()
 
 
-def test_a_failed_background_write_is_raised_and_discard_leaves_nothing(tmp_path, gapped, monkeypatch):
+def test_a_failed_background_write_is_raised_and_discard_leaves_nothing(
+    tmp_path, gapped, monkeypatch
+):
     import uvosam.export_formats as fmt
 
     def disk_full(path, *args, **kwargs):
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(fmt, "write_matte_png", disk_full)
-    writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56, options=ALL)
+    writer = ExportWriter(
+        tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56, options=ALL
+    )
     with pytest.raises(OSError, match="No space left"):
         for res in gapped:
             writer.add(res)
@@ -328,7 +393,9 @@ def test_alpha_webm_shows_the_exported_tracks_over_transparency(tmp_path, gapped
     assert len(frames) == len(gapped)
     errors = []
     for res, frame in zip(gapped, frames):
-        union = select_tracks(res, {10, 16}).masks.any(axis=0)  # frame 2 has neither: all transparent
+        union = select_tracks(res, {10, 16}).masks.any(
+            axis=0
+        )  # frame 2 has neither: all transparent
         assert _iou(frame[..., 3] > 127, union) > 0.95, res.frame_index  # VP9 is lossy at the edges
         inside = union & (frame[..., 3] > 250)
         errors.append(np.abs(frame[inside, :3].astype(int) - res.image[inside]).ravel())
@@ -344,7 +411,9 @@ def test_alpha_webm_of_an_odd_size_keeps_the_source_size(tmp_path):
     from uvosam.video import probe
 
     video = moving_shapes(3, height=39, width=55, num_objects=1, seed=1)
-    _, export = _export(tmp_path, results_from_video(video), options=ExportOptions(alpha_webm=True), fps=24)
+    _, export = _export(
+        tmp_path, results_from_video(video), options=ExportOptions(alpha_webm=True), fps=24
+    )
     info = probe(export.alpha_webm)
     assert (info.width, info.height) == (55, 39)
     frames = _decode_rgba(export.alpha_webm, 55, 39)
@@ -356,20 +425,28 @@ def test_alpha_webm_needs_the_frame_rate_and_a_failed_export_leaves_no_file(tmp_
 
     options = ExportOptions(alpha_webm=True)
     with pytest.raises(ValueError, match=r"needs the frame rate; pass fps="):
-        ExportWriter(tmp_path / "o", video_name="v", class_names=CLASSES, height=40, width=56, options=options)
+        ExportWriter(
+            tmp_path / "o",
+            video_name="v",
+            class_names=CLASSES,
+            height=40,
+            width=56,
+            options=options,
+        )
     writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56,
                           options=options, fps=10)  # fmt: skip
-    with pytest.raises(ValueError, match="expected frame_index 2"):
-        with writer:
-            for res in gapped[:2]:
-                writer.add(res)
-            assert ffmpeg_children()
-            writer.add(gapped[3])  # a skipped frame: the run fails
+    with pytest.raises(ValueError, match="expected frame_index 2"), writer:
+        for res in gapped[:2]:
+            writer.add(res)
+        assert ffmpeg_children()
+        writer.add(gapped[3])  # a skipped frame: the run fails
     writer.discard()
     assert not (tmp_path / "out").exists() and not ffmpeg_children()
 
 
-def test_a_close_that_fails_stops_the_alpha_encoder_and_removes_its_file(tmp_path, gapped, monkeypatch):
+def test_a_close_that_fails_stops_the_alpha_encoder_and_removes_its_file(
+    tmp_path, gapped, monkeypatch
+):
     """A PNG write failing at the end surfaces in close(): the WebM's ffmpeg must not wait on for frames."""
     from proc import ffmpeg_children
 
@@ -385,10 +462,9 @@ def test_a_close_that_fails_stops_the_alpha_encoder_and_removes_its_file(tmp_pat
     options = ExportOptions(davis=False, ytvis=False, alpha_webm=True)
     writer = ExportWriter(tmp_path / "out", video_name="vid", class_names=CLASSES, height=40, width=56,
                           options=options, fps=10)  # fmt: skip
-    with pytest.raises(OSError, match="No space left"):
-        with writer:
-            for res in gapped:
-                writer.add(res)
+    with pytest.raises(OSError, match="No space left"), writer:
+        for res in gapped:
+            writer.add(res)
     assert not ffmpeg_children() and not (tmp_path / "out" / "vid_alpha.webm").exists()
 
 
@@ -398,6 +474,8 @@ def test_alpha_webm_of_any_video_name_in_the_current_folder(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     (res,) = results_from_video(moving_shapes(1, height=8, width=8, num_objects=1, seed=1))
     options = ExportOptions(davis=False, cutouts=False, ytvis=False, alpha_webm=True)
-    with ExportWriter(".", video_name=name, class_names=CLASSES, height=8, width=8, options=options, fps=5) as w:
+    with ExportWriter(
+        ".", video_name=name, class_names=CLASSES, height=8, width=8, options=options, fps=5
+    ) as w:
         w.add(res)
     assert (tmp_path / f"{name}_alpha.webm").stat().st_size > 0

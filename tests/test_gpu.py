@@ -31,7 +31,11 @@ BACKENDS = {"triton": "msda: triton (uvosam_ops", "pytorch": "msda: pytorch refe
 def fixture_model(fixtures_dir):
     """The ``idol_small_seed0`` detector on CUDA, its frames and the original code's outputs."""
     root = fixtures_dir / "idol_small_seed0"
-    return small_detector(root).cuda(), np.load(root / "frames.npy"), dict(np.load(root / "outputs.npz"))
+    return (
+        small_detector(root).cuda(),
+        np.load(root / "frames.npy"),
+        dict(np.load(root / "outputs.npz")),
+    )
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
@@ -90,7 +94,9 @@ def test_sam_fast_path_on_cuda_matches_fp32_masks():
     from uvosam.segmenter import BoxPromptSegmenter
     from uvosam.testing import moving_shapes, tiny_sam
 
-    sam = tiny_sam(depth=2)  # the CPU test's model: random weights put many logits near the threshold, so a
+    sam = tiny_sam(
+        depth=2
+    )  # the CPU test's model: random weights put many logits near the threshold, so a
     # wider random model can fall just under 0.99 from bf16 rounding alone (0.9898 seen on CPU at width 64)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -152,4 +158,6 @@ def test_sam2_1_on_cuda_fast_path_and_bf16_weights_stay_close_to_cpu_fp32():
         ref, got = cpu.segment(frame, frame_boxes), fast.segment(frame, frame_boxes)
         assert ref.masks.any(axis=(1, 2)).all()
         assert (mask_iou(ref.masks, got.masks) >= 0.98).all(), mask_iou(ref.masks, got.masks)
-        assert (mask_iou(ref.masks, got_bf16.masks) >= 0.9).all(), mask_iou(ref.masks, got_bf16.masks)
+        assert (mask_iou(ref.masks, got_bf16.masks) >= 0.9).all(), mask_iou(
+            ref.masks, got_bf16.masks
+        )

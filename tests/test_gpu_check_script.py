@@ -23,11 +23,19 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
         "GPU_CHECK_DIR": str(tmp_path / "not-prepared"),
     }
     done = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=240
+        ["bash", str(REPO / "scripts" / "gpu_check.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "e2e.txt", "e2e_sam2.txt", "env.txt", "gpu_tests.txt", "msda.txt"
+        "e2e.txt",
+        "e2e_sam2.txt",
+        "env.txt",
+        "gpu_tests.txt",
+        "msda.txt",
     ]
     for step in ("env", "gpu_tests", "msda", "e2e", "e2e_sam2"):
         assert f"== {step} " in done.stdout
@@ -47,5 +55,10 @@ def test_gpu_check_step_limits_fit_one_device_call():
     """The step limits must leave room for the wheel install and the summary within one 600 s device call."""
     import re
 
-    limits = [int(n) for n in re.findall(r"^step \S+ (\d+) ", (REPO / "scripts" / "gpu_check.sh").read_text(), re.M)]
+    limits = [
+        int(n)
+        for n in re.findall(
+            r"^step \S+ (\d+) ", (REPO / "scripts" / "gpu_check.sh").read_text(), re.MULTILINE
+        )
+    ]
     assert len(limits) == 5 and sum(limits) <= 580, limits

@@ -274,7 +274,13 @@ def test_table_has_the_three_sam_files():
 
 
 def test_table_has_the_tracker_presets():
-    names = {"idol-ytvis19-r50", "idol-ytvis21-r50", "idol-ovis-r50", "idol-coco-r50", "uvosam-davis-r50"}
+    names = {
+        "idol-ytvis19-r50",
+        "idol-ytvis21-r50",
+        "idol-ovis-r50",
+        "idol-coco-r50",
+        "uvosam-davis-r50",
+    }
     assert names <= set(weight_table.WEIGHTS)
     assert weight_table.WEIGHTS["idol-ytvis19-r50"].hub_url == (
         "https://huggingface.co/QHL067/VNext_ECCV/resolve/main/IDOL/YTVIS19_R50_502AP.pth"
@@ -323,7 +329,9 @@ def test_network_failure_during_a_hub_download_falls_back_and_names_it(tmp_path,
     source.parent.mkdir()
     source.write_bytes(ckpt_bytes)
     monkeypatch.setitem(weight_table.WEIGHTS, NAME, dataclasses.replace(spec, url=source.as_uri()))
-    assert hub.resolve(NAME, checkpoints_dir=ckdir, cache_dir=tmp_path / "hf") == ckdir / spec.basename
+    assert (
+        hub.resolve(NAME, checkpoints_dir=ckdir, cache_dir=tmp_path / "hf") == ckdir / spec.basename
+    )
 
 
 def test_checkpoints_folder_is_the_repos_in_a_checkout_else_a_user_cache(tmp_path, monkeypatch):
@@ -341,15 +349,21 @@ def test_checkpoints_folder_is_the_repos_in_a_checkout_else_a_user_cache(tmp_pat
 def test_checkpoints_readme_lists_every_weight_file_with_the_table_values():
     """checkpoints/README.md's table has a row per ``weight_table.WEIGHTS`` entry: its file, its size and SHA-256 where the
     table has them and "not published" where it has none, and its Hub repo."""
-    readme = (Path(__file__).resolve().parents[1] / "checkpoints" / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "checkpoints" / "README.md").read_text(
+        encoding="utf-8"
+    )
     rows = {line.split("|")[1].strip().split()[0].strip("`"): line for line in readme.splitlines()
             if line.startswith("| `")}  # fmt: skip
     assert set(rows) == set(weight_table.WEIGHTS)
     for name, spec in weight_table.WEIGHTS.items():
         cells = [cell.strip() for cell in rows[name].split("|")[1:-1]]
         assert cells[1] == f"`{spec.basename}`", name
-        assert cells[2] == (f"{spec.size_bytes:,}" if spec.size_bytes is not None else "not published"), name
-        assert cells[3].startswith(f"`{spec.sha256}`" if spec.sha256 is not None else "not published"), name
+        assert cells[2] == (
+            f"{spec.size_bytes:,}" if spec.size_bytes is not None else "not published"
+        ), name
+        assert cells[3].startswith(
+            f"`{spec.sha256}`" if spec.sha256 is not None else "not published"
+        ), name
         if spec.repo_id is not None:
             assert f"HF `{spec.repo_id}` → `{spec.filename}`" in cells[4], name
         if spec.url is not None:

@@ -1,5 +1,5 @@
-from uvosam import environment
 import uvosam_cli
+from uvosam import environment
 
 
 def test_info_lists_device_backend_versions_and_weights(capsys, tmp_path, monkeypatch):

@@ -4,11 +4,11 @@ import json
 import zipfile
 
 import pytest
+from doubles import ReplayTracker
+from proc import ffmpeg_children
 
 import uvosam_cli
 import uvosam_cli.segment
-from doubles import ReplayTracker
-from proc import ffmpeg_children
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -35,7 +35,9 @@ def _pipe(video, sam):
 
 def test_run_job_streams_chunks_and_writes_every_output(tmp_path, clip, tiny_sam_model):
     path, video = clip
-    updates = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(chunk_seconds=1.0)))
+    updates = list(
+        run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(chunk_seconds=1.0))
+    )
     final = updates[-1].result
     assert final is not None and all(u.result is None for u in updates[:-1])
     assert [u.frames_done for u in updates[:-1]] == list(range(1, 26))
@@ -64,9 +66,13 @@ def test_stride_and_max_frames_and_output_size(tmp_path, clip, tiny_sam_model):
     assert info.fps == pytest.approx(FPS / 2, rel=0.01)
 
 
-def test_closing_the_job_midway_stops_ffmpeg_and_keeps_no_partial_video(tmp_path, clip, tiny_sam_model):
+def test_closing_the_job_midway_stops_ffmpeg_and_keeps_no_partial_video(
+    tmp_path, clip, tiny_sam_model
+):
     path, video = clip
-    job = run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(chunk_seconds=1.0))
+    job = run_job(
+        _pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(chunk_seconds=1.0)
+    )
     for _ in range(5):
         next(job)
     assert ffmpeg_children()
@@ -83,7 +89,9 @@ def test_bad_input_fails_at_the_first_step(tmp_path, tiny_sam_model):
         next(job)
 
 
-def test_segment_cli_writes_outputs_and_prints_a_summary(tmp_path, clip, tiny_sam_model, monkeypatch, capsys):
+def test_segment_cli_writes_outputs_and_prints_a_summary(
+    tmp_path, clip, tiny_sam_model, monkeypatch, capsys
+):
     path, video = clip
     seen = {}
 
@@ -125,15 +133,21 @@ def test_segment_cli_threads_precision_and_compile(tmp_path, clip, tiny_sam_mode
     assert got == [("fp32", False), ("bf16", True)]
 
 
-def test_segment_cli_reports_bad_input_without_a_traceback(tmp_path, capsys, monkeypatch, tiny_sam_model):
-    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda a: _pipe(moving_shapes(2), tiny_sam_model))
+def test_segment_cli_reports_bad_input_without_a_traceback(
+    tmp_path, capsys, monkeypatch, tiny_sam_model
+):
+    monkeypatch.setattr(
+        uvosam_cli.segment, "load_pipeline", lambda a: _pipe(moving_shapes(2), tiny_sam_model)
+    )
     (tmp_path / "notes.mp4").write_text("hello")
     code = uvosam_cli.main(["segment", str(tmp_path / "notes.mp4"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "uvosam segment: error:" in err and "Traceback" not in err
 
 
-def test_writer_failing_to_start_leaves_no_export_or_cache(tmp_path, clip, tiny_sam_model, monkeypatch):
+def test_writer_failing_to_start_leaves_no_export_or_cache(
+    tmp_path, clip, tiny_sam_model, monkeypatch
+):
     import uvosam.job_outputs
 
     def broken_writer(*args, **kwargs):
@@ -170,13 +184,19 @@ def test_run_job_probes_the_video_once(tmp_path, clip, tiny_sam_model, monkeypat
         uvosam.video, "count_frames", lambda *a, **kw: counted.append(1) or count_frames(*a, **kw)
     )
     path, video = clip
-    steps = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(stride=2)))
+    steps = list(
+        run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job", JobOptions(stride=2))
+    )
     assert steps[-1].result.num_frames == 13 and len(counted) == 1
 
 
-def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam_model, monkeypatch, capsys):
+def test_segment_cache_then_rerender_cli_without_models(
+    tmp_path, clip, tiny_sam_model, monkeypatch, capsys
+):
     path, video = clip
-    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: _pipe(video, tiny_sam_model))
+    monkeypatch.setattr(
+        uvosam_cli.segment, "load_pipeline", lambda args: _pipe(video, tiny_sam_model)
+    )
     run = tmp_path / "run"
     assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--max-frames", "6", "--cache",
                             "--alpha-webm"]) == 0  # fmt: skip
@@ -185,9 +205,13 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     gray = tmp_path / "gray"
     assert uvosam_cli.main(["segment", str(path), "--out", str(gray), "--max-frames", "2", "--cache",
                             "--style", "gray"]) == 0  # fmt: skip
-    assert uvosam_cli.main(["rerender", str(gray), "--keep", "1"]) == 0  # in the run's style by default
-    assert capsys.readouterr().out.strip().endswith(
-        f"tracks 1 -> {gray / 'shapes_clip_gray.mp4'}, {gray / 'shapes_clip_uvosam.zip'}"
+    assert (
+        uvosam_cli.main(["rerender", str(gray), "--keep", "1"]) == 0
+    )  # in the run's style by default
+    assert (
+        capsys.readouterr()
+        .out.strip()
+        .endswith(f"tracks 1 -> {gray / 'shapes_clip_gray.mp4'}, {gray / 'shapes_clip_uvosam.zip'}")
     )
 
     def models_forbidden(*args, **kwargs):
@@ -197,13 +221,24 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     code = uvosam_cli.main(["rerender", str(run), "--merge", "2>1", "--style", "matte", "--out",
                             str(tmp_path / "merged")])  # fmt: skip
     assert code == 0
-    assert capsys.readouterr().out.strip().endswith(
-        f"shapes_clip: 6 frames, tracks 1 -> {tmp_path / 'merged' / 'shapes_clip_matte.mp4'}, "
-        f"{tmp_path / 'merged' / 'shapes_clip_uvosam.zip'}"
+    assert (
+        capsys.readouterr()
+        .out.strip()
+        .endswith(
+            f"shapes_clip: 6 frames, tracks 1 -> {tmp_path / 'merged' / 'shapes_clip_matte.mp4'}, "
+            f"{tmp_path / 'merged' / 'shapes_clip_uvosam.zip'}"
+        )
     )
-    made = json.loads(zipfile.ZipFile(tmp_path / "merged" / "shapes_clip_uvosam.zip").read("run.json"))
-    run_made = json.loads((run / "export" / "run.json").read_text())  # segment's, with its --max-frames
-    assert run_made["settings"]["max_frames"] == 6 and run_made["models"]["mask_model"]["class"] == "BoxPromptSegmenter"
+    made = json.loads(
+        zipfile.ZipFile(tmp_path / "merged" / "shapes_clip_uvosam.zip").read("run.json")
+    )
+    run_made = json.loads(
+        (run / "export" / "run.json").read_text()
+    )  # segment's, with its --max-frames
+    assert (
+        run_made["settings"]["max_frames"] == 6
+        and run_made["models"]["mask_model"]["class"] == "BoxPromptSegmenter"
+    )
     assert made["models"] == run_made["models"] and made["settings"] == run_made["settings"]
     assert made["rerender"]["merge"] == {"2": 1} and made["output"]["style"] == "matte"
     assert uvosam_cli.main(["rerender", str(run), "--keep", "2"]) == 0  # into the run's own folder
@@ -214,11 +249,22 @@ def test_segment_cache_then_rerender_cli_without_models(tmp_path, clip, tiny_sam
     assert not any(n.startswith("cutouts/shapes_clip/1/") for n in names)
     assert uvosam_cli.main(["rerender", str(run)]) == 0  # the cache is intact: all tracks again
     assert "tracks 1, 2 ->" in capsys.readouterr().out
-    assert uvosam_cli.main(["rerender", str(run), "--min-score", "1.0", "--out", str(tmp_path / "none")]) == 0
+    assert (
+        uvosam_cli.main(
+            ["rerender", str(run), "--min-score", "1.0", "--out", str(tmp_path / "none")]
+        )
+        == 0
+    )
     assert "tracks none ->" in capsys.readouterr().out  # no replayed track scores 1.0
-    assert uvosam_cli.main(["rerender", str(run), "--keep", "12"]) == 2  # meant 1 2: not an empty video
-    assert "keep_ids: there is no track 12 in this run (its tracks: 1, 2)" in capsys.readouterr().err
-    names = zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()  # the run's files are left as they were
+    assert (
+        uvosam_cli.main(["rerender", str(run), "--keep", "12"]) == 2
+    )  # meant 1 2: not an empty video
+    assert (
+        "keep_ids: there is no track 12 in this run (its tracks: 1, 2)" in capsys.readouterr().err
+    )
+    names = zipfile.ZipFile(
+        run / "shapes_clip_uvosam.zip"
+    ).namelist()  # the run's files are left as they were
     assert any(n.startswith("cutouts/shapes_clip/1/") for n in names)
     assert uvosam_cli.main(["rerender", str(run), "--merge", "2>9"]) == 2
     assert "there is no track 9 in this run (its tracks: 1, 2)" in capsys.readouterr().err
@@ -240,13 +286,17 @@ def test_a_frame_folder_with_a_dot_keeps_its_whole_name(tmp_path, tiny_sam_model
         Image.fromarray(frame).save(folder / f"{i:05d}.jpg")
     result = list(run_job(_pipe(video, tiny_sam_model), folder, tmp_path / "out"))[-1].result
     assert result.video_name == "bmx.v1" and result.overlay_mp4.name == "bmx.v1_overlay.mp4"
-    assert any(n.startswith("davis/bmx.v1/00000") for n in zipfile.ZipFile(result.zip_path).namelist())
+    assert any(
+        n.startswith("davis/bmx.v1/00000") for n in zipfile.ZipFile(result.zip_path).namelist()
+    )
 
 
-def test_the_live_counts_follow_tracks_that_come_and_go_up_to_the_last_update(tmp_path, tiny_sam_model):
+def test_the_live_counts_follow_tracks_that_come_and_go_up_to_the_last_update(
+    tmp_path, tiny_sam_model
+):
     """JobProgress.objects / tracks_so_far: track 2 appears at frame 4 and is gone from frame 9 on; the last update
     (the one with the result) still says how many tracks were seen, not 0."""
-    video = moving_shapes(12, height=48, width=64, num_objects=2, seed=5, absent={1: range(0, 4)})
+    video = moving_shapes(12, height=48, width=64, num_objects=2, seed=5, absent={1: range(4)})
     boxes = video.boxes_xyxy.copy()
     boxes[9:, 1] = float("nan")  # the tracker loses track 2 for good
     path = tmp_path / "come_and_go.mp4"
@@ -259,10 +309,15 @@ def test_the_live_counts_follow_tracks_that_come_and_go_up_to_the_last_update(tm
     assert [s.tracks_so_far for s in steps[:-1]] == [1] * 4 + [2] * 8
     final = steps[-1]
     assert final.result is not None and len(final.result.tracks) == 2
-    assert (final.objects, final.tracks_so_far) == (1, 2)  # the last frame's count, all the tracks seen
+    assert (final.objects, final.tracks_so_far) == (
+        1,
+        2,
+    )  # the last frame's count, all the tracks seen
 
 
-def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_path, tiny_sam_model, monkeypatch):
+def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(
+    tmp_path, tiny_sam_model, monkeypatch
+):
     import uvosam.job_outputs
 
     video = moving_shapes(30, height=48, width=64, num_objects=2, seed=5, absent={1: range(8, 12)})
@@ -272,13 +327,24 @@ def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(tmp_p
             writer.write(frame)
     drawn = []
     real = uvosam.job_outputs.render
-    monkeypatch.setattr(uvosam.job_outputs, "render", lambda r, **kw: drawn.append(kw["tag_notes"]) or real(r, **kw))
+    monkeypatch.setattr(
+        uvosam.job_outputs, "render", lambda r, **kw: drawn.append(kw["tag_notes"]) or real(r, **kw)
+    )
     steps = list(run_job(_pipe(video, tiny_sam_model), path, tmp_path / "job"))
     final = steps[-1].result
-    assert [s.objects for s in steps[7:13]] == [2, 1, 1, 1, 1, 2]  # the live count: track 2 away on 8-11
+    assert [s.objects for s in steps[7:13]] == [
+        2,
+        1,
+        1,
+        1,
+        1,
+        2,
+    ]  # the live count: track 2 away on 8-11
     assert {s.tracks_so_far for s in steps[:-1]} == {2}
     marked = [t for t, notes in enumerate(drawn) if notes]
-    assert marked == list(range(12, 12 + int(FPS))) and drawn[12] == {2: "back after 4"}  # FPS frames = 1 s
+    assert marked == list(range(12, 12 + int(FPS))) and drawn[12] == {
+        2: "back after 4"
+    }  # FPS frames = 1 s
     assert [(t.track_id, t.returns) for t in final.tracks] == [(1, 0), (2, 1)]
 
 
@@ -294,22 +360,31 @@ def _segment_replayed(tmp_path, name, video, boxes, sam, monkeypatch):
     return run
 
 
-def test_a_track_that_continues_another_is_proposed_as_a_merge(tmp_path, tiny_sam_model, monkeypatch, capsys):
+def test_a_track_that_continues_another_is_proposed_as_a_merge(
+    tmp_path, tiny_sam_model, monkeypatch, capsys
+):
     import numpy as np
 
     video = moving_shapes(25, height=48, width=64, num_objects=1, seed=5)
     boxes = np.full((25, 2, 4), np.nan, np.float32)
-    for t in range(25):  # one object moving right; the tracker loses it after frame 9, a new id from frame 13
+    for t in range(
+        25
+    ):  # one object moving right; the tracker loses it after frame 9, a new id from frame 13
         boxes[t, 0 if t < 10 else 1] = [t, 10, t + 16, 26] if t < 10 or t >= 13 else np.nan
     run = _segment_replayed(tmp_path, "switch", video, boxes, tiny_sam_model, monkeypatch)
     out = capsys.readouterr().out
-    assert "  2>1: track 2 starts 3 frames after track 1 ends, 0.18 box diagonals from where it was last seen" in out
+    assert (
+        "  2>1: track 2 starts 3 frames after track 1 ends, 0.18 box diagonals from where it was last seen"
+        in out
+    )
     assert f'uvosam rerender {run} --merge "2>1"' in out
     readme = zipfile.ZipFile(run / "switch_uvosam.zip").read("README.txt").decode()
     assert "Possible id switches" in readme and 're-render with merge "2>1"' in readme
     assert uvosam_cli.main(["rerender", str(run), "--merge", "2>1"]) == 0
     out = capsys.readouterr().out
-    assert "tracks 1 ->" in out and "possible id switches" not in out  # joined: nothing left to propose
+    assert (
+        "tracks 1 ->" in out and "possible id switches" not in out
+    )  # joined: nothing left to propose
 
 
 def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
@@ -324,21 +399,30 @@ def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
 
     video = moving_shapes(25, height=48, width=64, num_objects=1, seed=5)
     boxes = np.full((25, 4, 4), np.nan, np.float32)
-    for slot, frames in enumerate((range(0, 8), range(10, 16), range(18, 25))):  # one object, three ids: 1, 2, 3
+    for slot, frames in enumerate(
+        (range(8), range(10, 16), range(18, 25))
+    ):  # one object, three ids: 1, 2, 3
         for t in frames:
             boxes[t, slot] = [t, 10, t + 16, 26]
     boxes[:, 3] = [44, 30, 60, 46]  # track 4, another object all along, which the user drops
     run = _segment_replayed(tmp_path, "chain", video, boxes, tiny_sam_model, monkeypatch)
     assert f'uvosam rerender {run} --merge "2>1, 3>1"' in capsys.readouterr().out
     # the user joins 2 and 1 first, and drops 4
-    assert uvosam_cli.main(["rerender", str(run), "--keep", "1", "2", "3", "--min-score", "0.3", "--merge", "2>1"]) == 0
+    assert (
+        uvosam_cli.main(
+            ["rerender", str(run), "--keep", "1", "2", "3", "--min-score", "0.3", "--merge", "2>1"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "tracks 1, 3 ->" in out
     assert "  3>1: track 3 starts 2 frames after track 1 ends, " in out
     command = f'uvosam rerender {run} --keep 1 2 3 --min-score 0.3 --merge "2>1, 3>1"'
     assert command in out, out
     readme = zipfile.ZipFile(run / "chain_uvosam.zip").read("README.txt").decode()
-    assert 're-render with merge "2>1, 3>1"' in readme  # the zip's README knows the re-render's merge too
+    assert (
+        're-render with merge "2>1, 3>1"' in readme
+    )  # the zip's README knows the re-render's merge too
     assert uvosam_cli.main(shlex.split(command)[1:]) == 0  # as printed
     out = capsys.readouterr().out
     assert "tracks 1 ->" in out and "possible id switches" not in out

@@ -5,9 +5,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from doubles import MovingBoxTracker
 from PIL import Image
 
-from doubles import MovingBoxTracker
 from uvosam.job import JobOptions, rerender, rerender_iter, run_job
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -94,7 +94,9 @@ def test_rerender_refuses_a_folder_that_is_not_a_cache(tmp_path):
         rerender(tmp_path / "nothing", tmp_path / "out")
 
 
-def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(clip, tmp_path, tiny_sam_model):
+def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(
+    clip, tmp_path, tiny_sam_model
+):
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     list(run_job(pipe, clip, tmp_path, JobOptions(cache=True)))
     second = list(run_job(pipe, clip, tmp_path, JobOptions(cache=True, stride=3)))[-1].result
@@ -135,10 +137,14 @@ def test_job_options_keep_their_positional_order():
 
 
 def test_rerender_refuses_keep_ids_the_run_has_not(cached_run, tmp_path):
-    with pytest.raises(ValueError, match=r"keep_ids: there is no track 12 in this run \(its tracks: 1, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"keep_ids: there is no track 12 in this run \(its tracks: 1, 2\)"
+    ):
         rerender(cached_run.cache_dir, tmp_path / "out", keep_ids=[12])
     assert not (tmp_path / "out").exists()
-    assert rerender(cached_run.cache_dir, tmp_path / "none", keep_ids=[]).tracks == ()  # none kept: allowed
+    assert (
+        rerender(cached_run.cache_dir, tmp_path / "none", keep_ids=[]).tracks == ()
+    )  # none kept: allowed
 
 
 def test_the_cache_records_the_run_style_for_rerender_to_default_to(clip, tmp_path, tiny_sam_model):
@@ -153,10 +159,14 @@ def test_rerender_raises_the_score_threshold_frame_by_frame(cached_run, tmp_path
     assert [t.track_id for t in out.tracks] == [1] and out.num_frames == 10
     both = rerender(cached_run.cache_dir, tmp_path / "b", min_score=0.5)
     assert [t.track_id for t in both.tracks] == [1, 2]
-    merged = rerender(cached_run.cache_dir, tmp_path / "c", merge={2: 1}, min_score=0.7)  # 2 goes before the merge
+    merged = rerender(
+        cached_run.cache_dir, tmp_path / "c", merge={2: 1}, min_score=0.7
+    )  # 2 goes before the merge
     assert _davis_labels(merged.zip_path)[2] == _davis_labels(out.zip_path)[2]
     assert [(t.track_id, t.num_frames) for t in merged.tracks] == [(1, 10)]
-    with pytest.raises(ValueError, match=r"min_score must be in \[0, 1\] \(a tracker score\); got 1.5"):
+    with pytest.raises(
+        ValueError, match=r"min_score must be in \[0, 1\] \(a tracker score\); got 1.5"
+    ):
         rerender(cached_run.cache_dir, tmp_path / "d", min_score=1.5)
 
 
@@ -167,7 +177,9 @@ def test_the_threshold_drops_a_track_only_from_the_frames_where_it_scores_below(
 
     video = moving_shapes(6, height=32, width=48, num_objects=2, seed=1)
     counts = []
-    for result in results_from_video(video, track_ids=[1, 2], base_scores=[0.9, 0.5]):  # 2 wobbles around 0.5
+    for result in results_from_video(
+        video, track_ids=[1, 2], base_scores=[0.9, 0.5]
+    ):  # 2 wobbles around 0.5
         kept = _scoring_at_least(result, 0.5)
         assert kept.track_ids.tolist() == [i for i, s in zip([1, 2], result.scores) if s >= 0.5]
         assert kept.masks.shape == (len(kept), 32, 48)

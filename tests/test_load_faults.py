@@ -24,7 +24,7 @@ import pytest
 import torch
 
 pytest.importorskip("gradio")
-from app_helpers import (  # noqa: E402
+from app_helpers import (
     davis_labels,
     ffmpeg_children,
     launched,
@@ -33,17 +33,17 @@ from app_helpers import (  # noqa: E402
     write_clip,
     zip_names,
 )
-from doubles import MovingBoxSession, MovingBoxTracker  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from doubles import MovingBoxSession, MovingBoxTracker
+from gradio_client import Client, handle_file
 
-import uvosam.job  # noqa: E402
-from uvosam import hub, weight_checksums, weight_loading, weight_table  # noqa: E402
-from uvosam.pipeline import UVOSAM  # noqa: E402
-from uvosam.segmenter import BoxPromptSegmenter  # noqa: E402
-from uvosam.testing import tiny_sam  # noqa: E402
-from uvosam.video import probe  # noqa: E402
-from uvosam_app.models import PipelineLoader  # noqa: E402
-from uvosam_app.settings import AppSettings  # noqa: E402
+import uvosam.job
+from uvosam import hub, weight_checksums, weight_loading, weight_table
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import tiny_sam
+from uvosam.video import probe
+from uvosam_app.models import PipelineLoader
+from uvosam_app.settings import AppSettings
 
 FAST, SLOW, OOM = "idol-ytvis19-r50", "idol-ytvis21-r50", "idol-ovis-r50"
 # (frames, width, height) of the eight load clips: all different

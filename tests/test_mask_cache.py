@@ -50,7 +50,9 @@ def test_jpeg_cache_and_keep_ids(tmp_path, results):
         _assert_same(original, replayed, exact_image=False)
     kept = list(cache.iter_results(keep_ids={13}))
     assert [r.track_ids.tolist() for r in kept] == [[13], [13], [], [], [13], [13]]
-    assert [r.track_ids.tolist() for r in filter_tracks(results, {13})] == [r.track_ids.tolist() for r in kept]
+    assert [r.track_ids.tolist() for r in filter_tracks(results, {13})] == [
+        r.track_ids.tolist() for r in kept
+    ]
 
 
 def test_cache_without_images_needs_frames(tmp_path, results):
@@ -61,7 +63,9 @@ def test_cache_without_images_needs_frames(tmp_path, results):
     for original, replayed in zip(results, cache.iter_results(frames=frames), strict=True):
         _assert_same(original, replayed)
     too_few = [r.image for r in results[:-1]]
-    with pytest.raises(ValueError, match=f"ran out after {len(too_few)} frames.*holds {len(results)}"):
+    with pytest.raises(
+        ValueError, match=f"ran out after {len(too_few)} frames.*holds {len(results)}"
+    ):
         list(cache.iter_results(frames=too_few))
 
 
@@ -75,12 +79,19 @@ def test_cache_rejects_other_frame_size(tmp_path, results):
 def test_rebuild_exports_with_a_subset(tmp_path, results):
     cache = _fill(MaskCache(tmp_path / "c", image_format="png"), results)
     out = tmp_path / "out"
-    kwargs = {"video_name": "v", "class_names": ["object", "thing"], "options": ExportOptions(mattes=True)}
+    kwargs = {
+        "video_name": "v",
+        "class_names": ["object", "thing"],
+        "options": ExportOptions(mattes=True),
+    }
     full = rebuild_exports(cache, out, **kwargs)
     assert full.davis_labels == {10: 1, 13: 2, 16: 3}
     subset = rebuild_exports(cache, out, keep_ids={13, 16}, **kwargs)
     assert subset.davis_labels == {13: 1, 16: 2}
-    assert sorted(p.name for p in subset.cutouts_dir.iterdir()) == ["13", "16"]  # old track 10 files removed
+    assert sorted(p.name for p in subset.cutouts_dir.iterdir()) == [
+        "13",
+        "16",
+    ]  # old track 10 files removed
     assert [e["category_id"] for e in json.loads(subset.results_json.read_text())] == [2, 1]
     labels = np.array(Image.open(subset.davis_dir / "00000.png"))
     res = results[0]

@@ -13,8 +13,8 @@ def _track(frames, x0=0.0, dx=2.0, size=20.0):
 
 def test_a_track_that_picks_up_where_another_stopped_is_proposed():
     boxes = {
-        1: _track(range(0, 10)),  # object A, lost at frame 9
-        2: _track(range(0, 30), x0=200),  # object B, far away, seen all along
+        1: _track(range(10)),  # object A, lost at frame 9
+        2: _track(range(30), x0=200),  # object B, far away, seen all along
         3: _track(range(13, 30)),  # object A again from frame 13: 3 frames later, on its path
     }
     (hint,) = suggest_merges(boxes)
@@ -27,7 +27,7 @@ def test_a_track_that_picks_up_where_another_stopped_is_proposed():
 
 def test_far_away_late_or_overlapping_tracks_are_not_proposed():
     boxes = {
-        1: _track(range(0, 10)),
+        1: _track(range(10)),
         2: _track(range(12, 20), x0=300),  # starts just after, but far away
         3: _track(range(60, 70)),  # on 1's path, but 50 frames later
         4: _track(range(5, 20)),  # overlaps 1 in time: two objects, not one
@@ -39,10 +39,12 @@ def test_far_away_late_or_overlapping_tracks_are_not_proposed():
 
 def test_a_chain_is_merged_into_its_first_id_and_each_track_continues_one():
     boxes = {
-        1: _track(range(0, 5)),
+        1: _track(range(5)),
         2: _track(range(6, 10)),  # continues 1
         3: _track(range(11, 15)),  # continues 2, so 1
-        4: _track(range(6, 10), x0=-10.0),  # could continue 1 too, but 2 is closer: 1 is continued once only
+        4: _track(
+            range(6, 10), x0=-10.0
+        ),  # could continue 1 too, but 2 is closer: 1 is continued once only
     }
     hints = suggest_merges(boxes)
     assert merge_text(hints) == "2>1, 3>1"
@@ -58,7 +60,7 @@ def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
     from uvosam_app import handlers as app_handlers
     from uvosam_app.settings import AppSettings
 
-    boxes = {1: _track(range(0, 6)), 2: _track(range(8, 12))}
+    boxes = {1: _track(range(6)), 2: _track(range(8, 12))}
     image = np.zeros((40, 64, 3), np.uint8)
     with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=64) as writer:
         for t in range(12):
@@ -77,16 +79,24 @@ def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
 
 
 def test_a_gap_of_one_frame_is_said_in_the_singular():
-    (hint,) = suggest_merges({1: _track(range(0, 5)), 2: _track(range(6, 10))})
+    (hint,) = suggest_merges({1: _track(range(5)), 2: _track(range(6, 10))})
     assert hint.gap_frames == 1
-    assert hint.describe().startswith("track 2 starts 1 frame after track 1 ends, ")  # not "1 frames"
+    assert hint.describe().startswith(
+        "track 2 starts 1 frame after track 1 ends, "
+    )  # not "1 frames"
 
 
 def test_a_hint_in_a_chain_says_which_track_it_follows_not_only_the_first_id():
-    boxes = {1: _track(range(0, 5)), 2: _track(range(8, 13)), 3: _track(range(13, 17))}  # 1 -> 2 -> 3
+    boxes = {
+        1: _track(range(5)),
+        2: _track(range(8, 13)),
+        3: _track(range(13, 17)),
+    }  # 1 -> 2 -> 3
     first, second = suggest_merges(boxes)
     # 3 starts the frame after 2 ends (12 -> 13), not after 1 (frame 4): the gap and distance are to 2
-    assert second.describe().startswith("track 3 starts the frame after track 2 ends (itself part of track 1), ")
+    assert second.describe().startswith(
+        "track 3 starts the frame after track 2 ends (itself part of track 1), "
+    )
     assert (second.source, second.target, second.after, second.gap_frames) == (3, 1, 2, 0)
     assert (first.source, first.target, first.after, first.gap_frames) == (2, 1, 1, 3)
     assert first.describe().startswith("track 2 starts 3 frames after track 1 ends, ")
@@ -98,7 +108,7 @@ def test_the_printed_command_can_be_pasted_for_a_run_folder_with_spaces(capsys):
 
     from uvosam_cli.hints import print_merge_hints
 
-    hints = suggest_merges({1: _track(range(0, 5)), 2: _track(range(6, 10))})
+    hints = suggest_merges({1: _track(range(5)), 2: _track(range(6, 10))})
     print_merge_hints(hints, Path("my runs/clip 1"))
     command = capsys.readouterr().out.splitlines()[-1].split(": ", 1)[1]
     assert shlex.split(command) == ["uvosam", "rerender", "my runs/clip 1", "--merge", "2>1"]
@@ -114,7 +124,9 @@ def _export_zip(out, boxes, merge=None):
 
     image = np.zeros((40, 64, 3), np.uint8)
     num_frames = max(max(frames) for frames in boxes.values()) + 1
-    with ExportWriter(out, video_name="v", class_names=["o"], height=40, width=64, merge=merge) as writer:
+    with ExportWriter(
+        out, video_name="v", class_names=["o"], height=40, width=64, merge=merge
+    ) as writer:
         for t in range(num_frames):
             ids = [i for i in boxes if t in boxes[i]]
             masks = np.zeros((len(ids), 40, 64), bool)
@@ -131,7 +143,12 @@ def test_after_a_rerender_with_merges_the_app_proposes_the_whole_merge(tmp_path)
     from uvosam_app import handlers as app_handlers
     from uvosam_app.settings import AppSettings
 
-    run = {1: _track(range(0, 5)), 2: _track(range(7, 12)), 3: _track(range(14, 18)), 4: _track(range(0, 18), 200)}
+    run = {
+        1: _track(range(5)),
+        2: _track(range(7, 12)),
+        3: _track(range(14, 18)),
+        4: _track(range(18), 200),
+    }
     merged = {1: {**run[1], **run[2]}, 3: run[3], 4: run[4]}  # the re-render's tracks after "2>1"
     app = app_handlers.App(lambda preset, sam: None, AppSettings())
     text = app.merge_hints(_export_zip(tmp_path / "rerender", merged), "2>1")
@@ -148,10 +165,14 @@ def test_the_hints_follow_the_zip_shown_and_read_the_merge_tracks_box(tmp_path):
     import app as app_module
     from uvosam_app.settings import AppSettings
 
-    config = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path)).get_config_file()
+    config = app_module.build_demo(
+        lambda preset, sam: None, settings=AppSettings(work_root=tmp_path)
+    ).get_config_file()
     ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
     (shown,) = [d for d in config["dependencies"] if d["outputs"] == [ids["hints"]]]
-    assert [list(t) for t in shown["targets"]] == [[ids["zip"], "change"]] and shown["queue"] is False
+    assert [list(t) for t in shown["targets"]] == [[ids["zip"], "change"]] and shown[
+        "queue"
+    ] is False
     assert shown["inputs"] == [ids["zip"], ids["merge"]]
 
 
@@ -160,15 +181,22 @@ def test_the_zip_readme_of_a_rerender_with_merges_gives_the_whole_merge(tmp_path
     the re-render's own merges (a re-render starts from the run's tracks)."""
     import zipfile
 
-    merged = {1: {**_track(range(0, 5)), **_track(range(7, 12))}, 3: _track(range(14, 18))}  # made with "2>1"
-    readme = zipfile.ZipFile(_export_zip(tmp_path / "a", merged, merge={2: 1})).read("README.txt").decode()
+    merged = {
+        1: {**_track(range(5)), **_track(range(7, 12))},
+        3: _track(range(14, 18)),
+    }  # made with "2>1"
+    readme = (
+        zipfile.ZipFile(_export_zip(tmp_path / "a", merged, merge={2: 1}))
+        .read("README.txt")
+        .decode()
+    )
     assert 're-render with merge "2>1, 3>1"' in readme, readme
     alone = zipfile.ZipFile(_export_zip(tmp_path / "b", merged)).read("README.txt").decode()
     assert 're-render with merge "3>1"' in alone  # a run's zip: the hints alone
 
 
 def test_the_whole_merge_after_an_applied_one_has_no_chain():
-    run = {1: _track(range(0, 5)), 2: _track(range(7, 12)), 5: _track(range(7, 12), 1.0)}
+    run = {1: _track(range(5)), 2: _track(range(7, 12)), 5: _track(range(7, 12), 1.0)}
     shown = {1: run[1], 2: {**run[2], **run[5]}}  # re-rendered with "5>2": 2 now continues 1
     hints = suggest_merges(shown)
     assert merge_text(hints) == "2>1"
@@ -179,7 +207,10 @@ def test_the_whole_merge_after_an_applied_one_has_no_chain():
 
 def test_an_object_back_after_idols_memory_ran_out_is_proposed():
     """IDOL forgets a lost track after 10 processed frames: the object comes back under a new id 10+ frames later."""
-    boxes = {1: _track(range(0, 10), dx=0.5), 2: _track(range(25, 40), dx=0.5)}  # away for 15 frames, slow
+    boxes = {
+        1: _track(range(10), dx=0.5),
+        2: _track(range(25, 40), dx=0.5),
+    }  # away for 15 frames, slow
     (hint,) = suggest_merges(boxes)
     assert (hint.source, hint.target, hint.gap_frames) == (2, 1, 15)
 
@@ -189,16 +220,21 @@ def test_a_near_pair_is_not_taken_by_a_sooner_but_farther_one():
     boxes = {
         1: {9: [100.0, 0.0, 120.0, 20.0]},
         2: {4: [160.0, 0.0, 180.0, 20.0]},
-        3: {10: [120.0, 0.0, 140.0, 20.0], 11: [120.0, 0.0, 140.0, 20.0]},  # 0.71 diagonals from 1, 1.41 from 2
+        3: {
+            10: [120.0, 0.0, 140.0, 20.0],
+            11: [120.0, 0.0, 140.0, 20.0],
+        },  # 0.71 diagonals from 1, 1.41 from 2
         4: {11: [101.0, 0.0, 121.0, 20.0]},  # 0.04 diagonals from 1
     }
-    assert merge_text(suggest_merges(boxes, max_distance=2.0)) == "3>2, 4>1"  # (by gap first: "3>1" alone)
+    assert (
+        merge_text(suggest_merges(boxes, max_distance=2.0)) == "3>2, 4>1"
+    )  # (by gap first: "3>1" alone)
 
 
 def test_segment_without_cache_says_how_to_join_them(capsys, tmp_path):
     from uvosam_cli.hints import print_merge_hints
 
-    hints = suggest_merges({1: _track(range(0, 5)), 2: _track(range(7, 12))})
+    hints = suggest_merges({1: _track(range(5)), 2: _track(range(7, 12))})
     print_merge_hints(hints, tmp_path, cached=False)
     out = capsys.readouterr().out
     assert f'run segment again with --cache, then: uvosam rerender {tmp_path} --merge "2>1"' in out

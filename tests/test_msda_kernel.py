@@ -180,9 +180,9 @@ def interpreted(fixtures_dir, tmp_path_factory) -> tuple[dict, dict]:
         log, _ = proc.communicate(timeout=240)
         assert proc.returncode == 0, f"interpreter worker failed:\n{log[-4000:]}"
         part = torch.load(work / f"results{i}.pt")
-        assert (
-            Path(part.pop("__file__")) == REPO / "ops" / "__init__.py"
-        ), "tested another tree's ops/"
+        assert Path(part.pop("__file__")) == REPO / "ops" / "__init__.py", (
+            "tested another tree's ops/"
+        )
         assert part.pop("__triton__") == importlib.util.find_spec("triton").origin, (
             "the interpreter worker imported another triton than this test session would "
             "(PYTHONPATH / environment not inherited?)"
@@ -192,14 +192,25 @@ def interpreted(fixtures_dir, tmp_path_factory) -> tuple[dict, dict]:
     return cases, results
 
 
-def test_fixture_detector_through_the_interpreted_kernel_matches_the_original(fixtures_dir, tmp_path):
+def test_fixture_detector_through_the_interpreted_kernel_matches_the_original(
+    fixtures_dir, tmp_path
+):
     """Tracker parity with the kernel backend, on CPU: the ``idol_small_seed0`` detector with every deformable-
     attention call (2 encoder + 2 decoder layers) run by this kernel in the interpreter reproduces the original
     code's outputs on frame 0 within the fixture's tolerances (as ``test_tracker_model`` does with the reference)."""
     results = tmp_path / "detector.pt"
-    cmd = [sys.executable, str(WORKER), "--detector", str(fixtures_dir / "idol_small_seed0"), "1", str(results)]
+    cmd = [
+        sys.executable,
+        str(WORKER),
+        "--detector",
+        str(fixtures_dir / "idol_small_seed0"),
+        "1",
+        str(results),
+    ]
     env = dict(
-        os.environ, TRITON_INTERPRET="1", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+        os.environ,
+        TRITON_INTERPRET="1",
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     )
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -229,9 +240,9 @@ def test_forward_and_gradients_match_reference_float32_odd_shapes(interpreted):
     assert got["output"].shape == (2, 7, 15)
     want = check_against_reference(cases["odd_f32"], got, 1e-5)
     loc_grad = want["grad_sampling_locations"]
-    assert (loc_grad != 0).any() and (
-        loc_grad == 0
-    ).any(), "want samples both inside and fully outside the maps"
+    assert (loc_grad != 0).any() and (loc_grad == 0).any(), (
+        "want samples both inside and fully outside the maps"
+    )
 
 
 def test_forward_and_gradients_match_reference_float64_odd_shapes(interpreted):
@@ -334,7 +345,9 @@ def sm90_stub_driver():
     vars(driver).update(saved)
 
 
-def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(monkeypatch, sm90_stub_driver):
+def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(
+    monkeypatch, sm90_stub_driver
+):
     """The launcher's own ``kernel[grid](...)`` calls, with Triton's JIT doing the argument binding, specialisation
     and option parsing (which the interpreter and ``compile_report``'s hand-written signature bypass), compile for
     sm_90 under a stub driver; the cubins use the same resources as ``compile_report`` reports. Nothing is launched:
@@ -350,7 +363,9 @@ def test_launcher_compiles_through_the_triton_jit_like_the_compile_check(monkeyp
     compiled = []
     for kernel in (kernels._msda_fwd_kernel, kernels._msda_bwd_kernel):
         # Fresh per-device caches: nothing compiled for the stub driver may outlive this test.
-        monkeypatch.setattr(kernel, "device_caches", type(kernel.device_caches)(kernel.create_binder))
+        monkeypatch.setattr(
+            kernel, "device_caches", type(kernel.device_caches)(kernel.create_binder)
+        )
 
         def compile_only(*args, grid, warmup, _kernel=kernel, **kwargs):
             del warmup

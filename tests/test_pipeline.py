@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from doubles import ReplayTracker
+
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
 from uvosam.pipeline import UVOSAM, select_tracks
 from uvosam.segmenter import BoxPromptSegmenter
@@ -61,10 +61,16 @@ def test_encoder_batches_decided_frames(tiny_sam_model, video):
     segmenter = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(encoder_batch=4))
     calls = _counting(segmenter)
     try:
-        batched = list(UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=0), segmenter)(video.frames))
+        batched = list(
+            UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=0), segmenter)(video.frames)
+        )
     finally:
         del segmenter.model.image_encoder.forward
-    plain = list(UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=0), BoxPromptSegmenter(tiny_sam_model))(video.frames))
+    plain = list(
+        UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=0), BoxPromptSegmenter(tiny_sam_model))(
+            video.frames
+        )
+    )
     # lookahead 0: one decided frame per push, so batches are of 1 until finish(); results identical either way
     assert sum(calls) == 10
     for a, b in zip(batched, plain):
@@ -131,7 +137,10 @@ def test_select_tracks_keeps_best_scores_then_sorts_by_id():
             lambda: SegmenterConfig(encoder_batch=2.5),
             r"encoder_batch must be a positive integer; got 2.5",
         ),
-        (lambda: VideoLimits(max_frames=10.5), r"VideoLimits.max_frames must be a positive integer"),
+        (
+            lambda: VideoLimits(max_frames=10.5),
+            r"VideoLimits.max_frames must be a positive integer",
+        ),
         (lambda: VideoLimits(max_duration_s=0), r"max_duration_s must be a positive number"),
     ],
 )

@@ -13,12 +13,12 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 import torch
+from doubles import MovingBoxTracker
+from model_helpers import use_tiny_sam2_checkpoints
 from PIL import Image
 
 import uvosam
 import uvosam.segmenter as segmenter_module
-from doubles import MovingBoxTracker
-from model_helpers import use_tiny_sam2_checkpoints
 from uvosam import sam2_segmenter
 from uvosam.config import PipelineConfig, SegmenterConfig
 from uvosam.export import ExportWriter
@@ -70,7 +70,9 @@ def sam_run(inputs, tmp_path_factory):
     weights, yaml_path, frames = inputs
     root = tmp_path_factory.mktemp("sam_run")
     torch.save(tiny_sam().state_dict(), root / "my_sam.pth")
-    with pytest.MonkeyPatch.context() as mp:  # vit_b at toy size: the loader and the file are the real ones
+    with (
+        pytest.MonkeyPatch.context() as mp
+    ):  # vit_b at toy size: the loader and the file are the real ones
         mp.setitem(segmenter_module.sam_model_registry, "vit_b", lambda checkpoint=None: tiny_sam())
         loaded = UVOSAM.from_pretrained(
             weights, root / "my_sam.pth", device="cpu", tracker_yaml=yaml_path, tracker_precision="tf32",
@@ -87,7 +89,9 @@ def test_a_run_records_its_models_settings_and_date(sam_run):
     result, started, loaded = sam_run
     record = _run_json(result)
     assert record["format"] == "uvosam-run/1" and record["uvosam_version"] == uvosam.__version__
-    created = datetime.strptime(record["created_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    created = datetime.strptime(record["created_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=timezone.utc
+    )
     assert started <= created <= started + timedelta(minutes=5)
     assert record["video"] == {
         "name": "clip", "source": "clip", "width": 136, "height": 100, "fps": DEFAULT_FPS,
@@ -95,13 +99,20 @@ def test_a_run_records_its_models_settings_and_date(sam_run):
     }  # fmt: skip
     assert record["settings"] == {"min_score": 0.05, "max_objects": 3, "stride": 2, "max_frames": 2}
     assert record["output"] == {"style": "cutout", "output_max_side": 64}
-    assert record["rerender"] is None and record["export"] == {"frames": 2, "tracks": len(result.tracks)}
+    assert record["rerender"] is None and record["export"] == {
+        "frames": 2,
+        "tracks": len(result.tracks),
+    }
     models = record["models"]
     assert models["device"] == "cpu"
     tracker = models["tracker"]
     assert (tracker["class"], tracker["weights"], tracker["config_yaml"]) == ("IDOLTracker", "weights.pth",
                                                                               "idol_small.yaml")  # fmt: skip
-    assert (tracker["precision"], tracker["input_min_side"], tracker["num_classes"]) == ("tf32", 100, 1)
+    assert (tracker["precision"], tracker["input_min_side"], tracker["num_classes"]) == (
+        "tf32",
+        100,
+        1,
+    )
     assert tracker["association"]["match_score_thr"] == loaded.tracker.association.match_score_thr
     assert tracker["parameters"] == _parameters(loaded.tracker.detector)
     mask = models["mask_model"]
@@ -135,7 +146,10 @@ def test_a_rerender_carries_the_runs_models_and_adds_what_it_changed(sam_run, tm
                      options=JobOptions(style="matte"))  # fmt: skip
     record = _run_json(again)
     assert record["models"] == run["models"] and record["settings"] == run["settings"]
-    assert record["video"] == run["video"] and record["output"] == {"style": "matte", "output_max_side": None}
+    assert record["video"] == run["video"] and record["output"] == {
+        "style": "matte",
+        "output_max_side": None,
+    }
     assert record["rerender"] == {
         "from_cached_masks": True, "keep_ids": sorted(ids[:2]), "merge": {str(ids[1]): ids[0]}, "min_score": 0.25,
         "run_created_utc": run["created_utc"], "run_uvosam_version": uvosam.__version__,
@@ -157,11 +171,18 @@ def test_a_rerender_of_a_cache_without_a_record_says_so(sam_run, tmp_path):
     (cache / "meta.json").write_text(json.dumps(meta))
     again = rerender(cache, tmp_path / "out", min_score=0.5)
     record = _run_json(again)
-    assert record["models"] is None and record["settings"] is None and record["video"]["name"] == "clip"
+    assert (
+        record["models"] is None
+        and record["settings"] is None
+        and record["video"]["name"] == "clip"
+    )
     assert record["rerender"]["min_score"] == 0.5 and record["rerender"]["run_created_utc"] is None
     readme = " ".join(_readme(again).split())  # unwrapped
     assert "Models: not recorded" in readme
-    assert "min_score 0.5. The run that made the masks left no record of its date, models or settings." in readme
+    assert (
+        "min_score 0.5. The run that made the masks left no record of its date, models or settings."
+        in readme
+    )
     assert "uvosam None" not in readme and "settings above" not in readme
 
 
@@ -173,9 +194,14 @@ def test_a_sam2_run_names_the_sam2_model(inputs, tmp_path, monkeypatch):
     mask = _run_json(result)["models"]["mask_model"]
     assert mask["class"] == "Sam2BoxSegmenter" and mask["family"] == "SAM 2.1"
     assert (mask["model_type"], mask["weights"]) == ("sam2.1_tiny", "sam2.1_tiny")
-    assert mask["parameters"] == _parameters(tiny_sam2()) and (mask["fast"], mask["device"]) == (False, "cpu")
+    assert mask["parameters"] == _parameters(tiny_sam2()) and (mask["fast"], mask["device"]) == (
+        False,
+        "cpu",
+    )
     assert _run_json(result)["models"]["tracker"]["precision"] == "fp32"
-    assert "Mask model: SAM 2.1 sam2.1_tiny, weights sam2.1_tiny (Sam2BoxSegmenter," in _readme(result)
+    assert "Mask model: SAM 2.1 sam2.1_tiny, weights sam2.1_tiny (Sam2BoxSegmenter," in _readme(
+        result
+    )
 
 
 def test_a_pipeline_built_from_objects_says_what_it_knows(inputs, tmp_path, tiny_sam_model):
@@ -184,25 +210,39 @@ def test_a_pipeline_built_from_objects_says_what_it_knows(inputs, tmp_path, tiny
     result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
     models = _run_json(result)["models"]
     assert models["tracker"] == {"class": "MovingBoxTracker"}
-    mask = models["mask_model"]  # a toy size: no released model type (not the config's default, vit_h)
+    mask = models[
+        "mask_model"
+    ]  # a toy size: no released model type (not the config's default, vit_h)
     assert (mask["class"], mask["family"], mask["weights"], mask["model_type"]) == ("BoxPromptSegmenter", "SAM", None,
                                                                                    None)  # fmt: skip
     assert mask["parameters"] == _parameters(tiny_sam_model)
     readme = " ".join(_readme(result).split())
     assert "Tracker: MovingBoxTracker (built from objects: no weights name recorded)." in readme
-    assert "Mask model: SAM of no released size (BoxPromptSegmenter built from a model object: weights not recorded, " \
-           f"{_parameters(tiny_sam_model):,} parameters" in readme
+    assert (
+        "Mask model: SAM of no released size (BoxPromptSegmenter built from a model object: weights not recorded, "
+        f"{_parameters(tiny_sam_model):,} parameters" in readme
+    )
     assert "vit_h" not in readme
 
 
-def test_a_mask_model_built_from_an_object_is_named_by_its_architecture_not_its_config(tiny_sam_model):
+def test_a_mask_model_built_from_an_object_is_named_by_its_architecture_not_its_config(
+    tiny_sam_model,
+):
     """``SegmenterConfig.model_type`` is only informative for a model passed in: run.json names the released size
     whose image encoder (width, depth) the model has, else none, not the config's default (vit_h, sam2.1_large)."""
     with torch.device("meta"):  # SAM ViT-B's architecture without its memory
         vit_b = segmenter_module.sam_model_registry["vit_b"]()
     assert BoxPromptSegmenter(vit_b).describe()["model_type"] == "vit_b"
-    assert BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(model_type="vit_l")).describe()["model_type"] is None
-    assert Sam2BoxSegmenter(sam2_segmenter.build_sam2_model("sam2.1_tiny")).describe()["model_type"] == "sam2.1_tiny"
+    assert (
+        BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(model_type="vit_l")).describe()[
+            "model_type"
+        ]
+        is None
+    )
+    assert (
+        Sam2BoxSegmenter(sam2_segmenter.build_sam2_model("sam2.1_tiny")).describe()["model_type"]
+        == "sam2.1_tiny"
+    )
     sam2 = Sam2BoxSegmenter(tiny_sam2()).describe()
     assert (sam2["family"], sam2["model_type"]) == ("SAM 2.1", None)
 
@@ -234,13 +274,25 @@ def test_an_input_whose_name_is_not_utf8_still_gets_its_run_json(inputs, tmp_pat
     pipe = UVOSAM(MovingBoxTracker(num_objects=1), BoxPromptSegmenter(tiny_sam_model))
     result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
     assert os.fsencode(_run_json(result)["video"]["source"]) == b"clip\xff"
-    weights = os.fsdecode(b"my_idol\xff.pth")  # a tracker checkpoint named so, as the README shows it
-    mask = {"class": "BoxPromptSegmenter", "family": "SAM", "model_type": "vit_b", "weights": "sam_vit_b"}
-    record = {"models": {"tracker": {"class": "IDOLTracker", "weights": weights}, "mask_model": mask}}
+    weights = os.fsdecode(
+        b"my_idol\xff.pth"
+    )  # a tracker checkpoint named so, as the README shows it
+    mask = {
+        "class": "BoxPromptSegmenter",
+        "family": "SAM",
+        "model_type": "vit_b",
+        "weights": "sam_vit_b",
+    }
+    record = {
+        "models": {"tracker": {"class": "IDOLTracker", "weights": weights}, "mask_model": mask}
+    }
     writer = ExportWriter(tmp_path / "own", video_name="vid", class_names=["object"], height=8, width=8,
                           provenance=record)  # fmt: skip
     export = writer.close()
-    assert json.loads(export.run_json.read_text(encoding="utf-8"))["models"]["tracker"]["weights"] == weights
+    assert (
+        json.loads(export.run_json.read_text(encoding="utf-8"))["models"]["tracker"]["weights"]
+        == weights
+    )
     assert "Tracker: my_idol\\udcff.pth (IDOLTracker" in export.readme.read_text(encoding="utf-8")
 
 
@@ -256,7 +308,9 @@ class _Described(MovingBoxTracker):
 
 
 @pytest.mark.parametrize("value", [np.float32(0.5), float("nan")], ids=["numpy", "nan"])
-def test_a_describe_that_json_cannot_hold_is_refused_before_the_first_frame(inputs, tmp_path, tiny_sam_model, value):
+def test_a_describe_that_json_cannot_hold_is_refused_before_the_first_frame(
+    inputs, tmp_path, tiny_sam_model, value
+):
     """run.json is written when the export closes: a describe() value JSON cannot hold (a NumPy scalar, NaN, which
     would make run.json invalid JSON) would fail the finished run there, deleting its outputs; it is refused at the
     start instead, naming the method and what to return."""
@@ -267,7 +321,9 @@ def test_a_describe_that_json_cannot_hold_is_refused_before_the_first_frame(inpu
     assert not (tmp_path / "run").exists()
 
 
-def test_rebuild_exports_of_a_run_cache_records_the_runs_models_and_the_video_it_writes(sam_run, tmp_path):
+def test_rebuild_exports_of_a_run_cache_records_the_runs_models_and_the_video_it_writes(
+    sam_run, tmp_path
+):
     """``mask_cache.rebuild_exports`` (no video, no model run): the run's models and settings, its keep_ids, and the
     video name it exports under (its davis/<name>/ and README), not the run's."""
     result, _, _ = sam_run
@@ -278,4 +334,7 @@ def test_rebuild_exports_of_a_run_cache_records_the_runs_models_and_the_video_it
     record = json.loads(export.run_json.read_text(encoding="utf-8"))
     assert record["models"] == run["models"] and record["settings"] == run["settings"]
     assert record["rerender"]["keep_ids"] == sorted(keep) and record["output"] is None
-    assert record["video"] == {**run["video"], "name": "renamed"} and export.davis_dir.name == "renamed"
+    assert (
+        record["video"] == {**run["video"], "name": "renamed"}
+        and export.davis_dir.name == "renamed"
+    )

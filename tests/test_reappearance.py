@@ -20,7 +20,11 @@ def test_a_track_is_marked_when_it_comes_back_and_for_the_hold_after():
     frames = [[1, 2], [1, 2], [2], [2], [2], [1, 2], [1, 2], [1], [1, 2], [1, 2], [1, 2], [1, 2]]
     notes = [marks.update(t, ids) for t, ids in enumerate(frames)]
     assert notes[:5] == [{}] * 5  # a track seen on consecutive frames is never marked
-    assert notes[5:8] == [{1: "back after 3"}, {1: "back after 3"}, {1: "back after 3"}]  # 3 frames of hold
+    assert notes[5:8] == [
+        {1: "back after 3"},
+        {1: "back after 3"},
+        {1: "back after 3"},
+    ]  # 3 frames of hold
     assert notes[8] == {2: "back after 1"}  # track 1's hold is over; track 2 was away on frame 7
     assert notes[9:] == [{2: "back after 1"}, {2: "back after 1"}, {}]
 
@@ -42,16 +46,25 @@ def test_the_note_is_drawn_in_the_tag_of_its_track_only():
     for style in ("overlay", "blur"):
         plain = render(result, style=style, class_names=["object"])
         for row, track_id in enumerate((1, 2)):
-            marked = render(result, style=style, class_names=["object"], tag_notes={track_id: "back after 12"})
+            marked = render(
+                result, style=style, class_names=["object"], tag_notes={track_id: "back after 12"}
+            )
             changed_rows = np.flatnonzero((plain != marked).any(axis=(1, 2)))
-            top = result.boxes_xyxy[row, 1]  # the tag sits just above the box (a tag is ~10 px high here)
-            assert len(changed_rows) > 3 and top - 14 <= changed_rows.min() <= changed_rows.max() <= top, style
+            top = result.boxes_xyxy[
+                row, 1
+            ]  # the tag sits just above the box (a tag is ~10 px high here)
+            assert (
+                len(changed_rows) > 3
+                and top - 14 <= changed_rows.min() <= changed_rows.max() <= top
+            ), style
     assert (render(result, style="matte", class_names=["o"], tag_notes={2: "x"})
             == render(result, style="matte", class_names=["o"])).all()  # fmt: skip
 
 
 def test_tracks_csv_counts_how_often_each_track_came_back(tmp_path):
-    video = moving_shapes(9, height=40, width=56, num_objects=3, seed=3, absent={0: [2, 3, 6], 2: range(0, 3)})
+    video = moving_shapes(
+        9, height=40, width=56, num_objects=3, seed=3, absent={0: [2, 3, 6], 2: range(3)}
+    )
     results = results_from_video(video, track_ids=[10, 13, 16])
     with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=56,
                       options=ExportOptions(davis=False, cutouts=False, ytvis=False)) as writer:  # fmt: skip

@@ -18,7 +18,9 @@ CLASSES = ["object", "thing"]
 
 
 def _frame(height=48, width=64, num_objects=2, seed=0):
-    return results_from_video(moving_shapes(2, height=height, width=width, num_objects=num_objects, seed=seed))[0]
+    return results_from_video(
+        moving_shapes(2, height=height, width=width, num_objects=num_objects, seed=seed)
+    )[0]
 
 
 def test_davis_palette_is_the_voc_palette():
@@ -26,8 +28,15 @@ def test_davis_palette_is_the_voc_palette():
     assert len(pal) == 768
     colours = [tuple(pal[3 * i : 3 * i + 3]) for i in range(256)]
     assert colours[:9] == [
-        (0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128),
-        (128, 0, 128), (0, 128, 128), (128, 128, 128), (64, 0, 0),
+        (0, 0, 0),
+        (128, 0, 0),
+        (0, 128, 0),
+        (128, 128, 0),
+        (0, 0, 128),
+        (128, 0, 128),
+        (0, 128, 128),
+        (128, 128, 128),
+        (64, 0, 0),
     ]
     assert colours[255] == (224, 224, 192)
     assert len(set(colours)) == 256
@@ -158,5 +167,7 @@ def test_render_resizes_empty_frames_and_refuses_unknown_styles():
     assert (render(empty, style="cutout", class_names=CLASSES) == 0).all()
     small = render(res, style="matte", class_names=CLASSES, out_size=(32, 24))
     assert small.shape == (24, 32, 3) and small.any()
-    with pytest.raises(ValueError, match=r"style must be one of \('overlay', 'cutout'.*got 'sepia'"):
+    with pytest.raises(
+        ValueError, match=r"style must be one of \('overlay', 'cutout'.*got 'sepia'"
+    ):
         render(res, style="sepia", class_names=CLASSES)

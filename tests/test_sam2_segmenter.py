@@ -34,7 +34,9 @@ def present(boxes: np.ndarray) -> np.ndarray:
     return boxes[~np.isnan(boxes).any(axis=1)]
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # SAM2Transforms' own
+@pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:FutureWarning"
+)  # SAM2Transforms' own
 def test_equals_sam2_image_predictor_bit_for_bit():
     """The released image predictor, on a model at the released 1024 px input (its feature sizes are fixed)."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -49,7 +51,9 @@ def test_equals_sam2_image_predictor_bit_for_bit():
     assert out.masks.any(axis=(1, 2)).all() and not out.masks.all(axis=(1, 2)).any()
     np.testing.assert_array_equal(out.masks, masks[:, 0] > 0)
     np.testing.assert_array_equal(out.mask_scores, iou[:, 0])
-    one_mask, one_iou, _ = predictor.predict(box=boxes[1], multimask_output=False)  # no repeated image
+    one_mask, one_iou, _ = predictor.predict(
+        box=boxes[1], multimask_output=False
+    )  # no repeated image
     single = Sam2BoxSegmenter(model, NO_OVERLAP).segment(image, boxes[1:2])
     np.testing.assert_array_equal(single.masks[0], one_mask[0] > 0)
     np.testing.assert_array_equal(single.mask_scores, one_iou)
@@ -66,7 +70,9 @@ def test_one_encoder_and_one_decoder_call_per_frame(model, clip, monkeypatch):
         return call
 
     monkeypatch.setattr(model, "forward_image", counted("encoder", model.forward_image))
-    monkeypatch.setattr(model.sam_mask_decoder, "forward", counted("decoder", model.sam_mask_decoder.forward))
+    monkeypatch.setattr(
+        model.sam_mask_decoder, "forward", counted("decoder", model.sam_mask_decoder.forward)
+    )
     seg = Sam2BoxSegmenter(model, TINY)
     out = seg.segment(clip.frames[0], present(clip.boxes_xyxy[0]))
     assert calls == {"encoder": 1, "decoder": 1} and len(out) == len(present(clip.boxes_xyxy[0]))
@@ -83,7 +89,9 @@ def test_degenerate_boxes_get_empty_masks_and_overlaps_are_resolved(model, clip)
     assert raw.masks.shape == (len(boxes), 96, 128)
     assert not raw.masks[len(good) :].any() and (raw.mask_scores[len(good) :] == 0).all()
     assert raw.masks[: len(good)].any(axis=(1, 2)).all() and raw.masks.sum(axis=0).max() > 1
-    out = Sam2BoxSegmenter(model, TINY).segment(image, boxes, scores=np.linspace(1, 0.5, len(boxes)))
+    out = Sam2BoxSegmenter(model, TINY).segment(
+        image, boxes, scores=np.linspace(1, 0.5, len(boxes))
+    )
     assert out.masks.sum(axis=0).max() == 1  # disjoint, by the tracker's score
     np.testing.assert_array_equal(out.masks[0], raw.masks[0])
     with pytest.raises(ValueError, match="NaN"):
@@ -92,7 +100,9 @@ def test_degenerate_boxes_get_empty_masks_and_overlaps_are_resolved(model, clip)
 
 def test_segment_batch_equals_per_frame_and_decoder_chunks_change_nothing(model, clip):
     frames, boxes = list(clip.frames), [present(b) for b in clip.boxes_xyxy]
-    batched = Sam2BoxSegmenter(model, SegmenterConfig(model_type="sam2.1_tiny", encoder_batch=3, decoder_batch=1))
+    batched = Sam2BoxSegmenter(
+        model, SegmenterConfig(model_type="sam2.1_tiny", encoder_batch=3, decoder_batch=1)
+    )
     single = Sam2BoxSegmenter(model, TINY)
     for got, frame, b in zip(batched.segment_batch(frames, boxes), frames, boxes, strict=True):
         want = single.segment(frame, b)
@@ -103,8 +113,12 @@ def test_segment_batch_equals_per_frame_and_decoder_chunks_change_nothing(model,
 def test_fast_path_bf16_masks_match_fp32_and_leave_the_model_alone(model, clip):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     image, boxes = clip.frames[0], present(clip.boxes_xyxy[0])
-    slow = Sam2BoxSegmenter(model, SegmenterConfig(model_type="sam2.1_tiny", overlap="none", fast=False))
-    fast = Sam2BoxSegmenter(model, SegmenterConfig(model_type="sam2.1_tiny", overlap="none", fast=True))
+    slow = Sam2BoxSegmenter(
+        model, SegmenterConfig(model_type="sam2.1_tiny", overlap="none", fast=False)
+    )
+    fast = Sam2BoxSegmenter(
+        model, SegmenterConfig(model_type="sam2.1_tiny", overlap="none", fast=True)
+    )
     assert (slow.fast, fast.fast) == (False, True)
     ref, got = slow.segment(image, boxes), fast.segment(image, boxes)
     assert ref.masks.any(axis=(1, 2)).all()
@@ -153,7 +167,9 @@ def test_from_pretrained_and_load_segmenter(tiny_weights, clip):
     assert isinstance(by_path, Sam2BoxSegmenter) and by_path.config.model_type == "sam2.1_tiny"
     renamed = tiny_weights.with_name("mine.pt")
     renamed.write_bytes(tiny_weights.read_bytes())
-    custom = load_segmenter(renamed, device="cpu", config=TINY)  # any name, with the size in the config
+    custom = load_segmenter(
+        renamed, device="cpu", config=TINY
+    )  # any name, with the size in the config
     assert isinstance(custom, Sam2BoxSegmenter)
 
 
@@ -162,16 +178,22 @@ def test_a_checkpoint_that_does_not_fit_is_a_clear_error(tiny_weights, tmp_path)
     state = tiny_sam2().state_dict()
     state.pop("no_mem_embed")
     torch.save({"model": state}, other)
-    with pytest.raises(WeightsError, match="does not fit SAM 2.1 sam2.1_tiny: 1 missing key .no_mem_embed."):
+    with pytest.raises(
+        WeightsError, match="does not fit SAM 2.1 sam2.1_tiny: 1 missing key .no_mem_embed."
+    ):
         Sam2BoxSegmenter.from_pretrained(other, device="cpu", config=TINY)
     with pytest.raises(ValueError, match="cannot tell which SAM 2.1 model"):
-        Sam2BoxSegmenter.from_pretrained(other, device="cpu", config=SegmenterConfig(model_type="vit_h"))
+        Sam2BoxSegmenter.from_pretrained(
+            other, device="cpu", config=SegmenterConfig(model_type="vit_h")
+        )
 
 
 def test_sam_loader_refuses_a_sam2_checkpoint_and_names_the_fix(tiny_weights, monkeypatch):
     renamed = tiny_weights.with_name("mine.pt")
     renamed.write_bytes(tiny_weights.read_bytes())
-    monkeypatch.setattr(segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()})
+    monkeypatch.setattr(
+        segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()}
+    )
     with pytest.raises(WeightsError, match="is a SAM 2 checkpoint"):
         load_segmenter(renamed, device="cpu")  # default config (vit_h): SAM's loader
     with pytest.raises(WeightsError, match="is a SAM 2 checkpoint"):
@@ -181,46 +203,75 @@ def test_sam_loader_refuses_a_sam2_checkpoint_and_names_the_fix(tiny_weights, mo
 def hiera_state(width: int, blocks: int, *, sam2_1: bool = True) -> dict:
     """The keys that tell a SAM 2 checkpoint's Hiera size and release apart, at a real size, without a model."""
     state = {"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(width, 3, 7, 7)}
-    state.update({f"image_encoder.trunk.blocks.{i}.norm1.weight": torch.zeros(1) for i in range(blocks)})
+    state.update(
+        {f"image_encoder.trunk.blocks.{i}.norm1.weight": torch.zeros(1) for i in range(blocks)}
+    )
     if sam2_1:
-        state.update({"no_obj_embed_spatial": torch.zeros(1, 64), "obj_ptr_tpos_proj.weight": torch.zeros(1, 1)})
+        state.update(
+            {
+                "no_obj_embed_spatial": torch.zeros(1, 64),
+                "obj_ptr_tpos_proj.weight": torch.zeros(1, 1),
+            }
+        )
     return {"model": state}
 
 
 def test_a_sam_checkpoint_loaded_as_sam2_1_is_called_a_sam_checkpoint(tiny_weights, tmp_path):
     mine = tmp_path / "mine.pth"
     torch.save(tiny_sam().state_dict(), mine)
-    with pytest.raises(WeightsError, match=r"is a SAM checkpoint \(ViT image encoder\), not a SAM 2.1 one") as err:
-        load_segmenter(mine, device="cpu", config=TINY)  # e.g. --sam mine.pth --sam-type sam2.1_tiny
+    with pytest.raises(
+        WeightsError, match=r"is a SAM checkpoint \(ViT image encoder\), not a SAM 2.1 one"
+    ) as err:
+        load_segmenter(
+            mine, device="cpu", config=TINY
+        )  # e.g. --sam mine.pth --sam-type sam2.1_tiny
     assert "vit_b, vit_l or vit_h" in str(err.value) and "--sam-type" in str(err.value)
 
 
-def test_a_sam2_0_checkpoint_is_named_and_the_sam2_1_file_suggested(tiny_weights, tmp_path, monkeypatch):
+def test_a_sam2_0_checkpoint_is_named_and_the_sam2_1_file_suggested(
+    tiny_weights, tmp_path, monkeypatch
+):
     state = tiny_sam2().state_dict()
-    for key in [k for k in state if k == "no_obj_embed_spatial" or k.startswith("obj_ptr_tpos_proj.")]:
+    for key in [
+        k for k in state if k == "no_obj_embed_spatial" or k.startswith("obj_ptr_tpos_proj.")
+    ]:
         del state[key]
     old = tmp_path / "sam2_hiera_tiny.pt"  # the first release's file name
     torch.save({"model": state}, old)
-    monkeypatch.setattr(segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()})
+    monkeypatch.setattr(
+        segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()}
+    )
     for config in (TINY, None):  # as SAM 2.1, and by name alone (then SAM's loader opens it)
-        with pytest.raises(WeightsError, match=r"SAM 2 checkpoint of the first release \(2\.0\)") as err:
+        with pytest.raises(
+            WeightsError, match=r"SAM 2 checkpoint of the first release \(2\.0\)"
+        ) as err:
             load_segmenter(old, device="cpu", config=config)
         assert "sam2.1_hiera_" in str(err.value) and "facebook/sam2.1-hiera-" in str(err.value)
     torch.save(hiera_state(144, 48, sam2_1=False), old)
-    with pytest.raises(WeightsError, match="hf download facebook/sam2.1-hiera-large sam2.1_hiera_large.pt"):
-        load_segmenter(old, device="cpu", config=TINY)  # its size is known: the matching SAM 2.1 file is named
+    with pytest.raises(
+        WeightsError, match="hf download facebook/sam2.1-hiera-large sam2.1_hiera_large.pt"
+    ):
+        load_segmenter(
+            old, device="cpu", config=TINY
+        )  # its size is known: the matching SAM 2.1 file is named
 
 
-def test_a_sam2_1_checkpoint_of_another_size_names_the_size_it_holds(tiny_weights, tmp_path, monkeypatch):
+def test_a_sam2_1_checkpoint_of_another_size_names_the_size_it_holds(
+    tiny_weights, tmp_path, monkeypatch
+):
     mine = tmp_path / "mine.pt"
     torch.save(hiera_state(144, 48), mine)  # Hiera-L's width and depth
     with pytest.raises(WeightsError, match="holds SAM 2.1 sam2.1_large .*, not sam2.1_tiny") as err:
         load_segmenter(mine, device="cpu", config=TINY)
     assert "--sam-type sam2.1_large" in str(err.value)
-    monkeypatch.setattr(segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()})
+    monkeypatch.setattr(
+        segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()}
+    )
     with pytest.raises(WeightsError, match="is a SAM 2 checkpoint") as err:
         load_segmenter(mine, device="cpu")  # SAM's loader: it names the size too
-    assert "model_type='sam2.1_large'" in str(err.value) and "--sam-type sam2.1_large" in str(err.value)
+    assert "model_type='sam2.1_large'" in str(err.value) and "--sam-type sam2.1_large" in str(
+        err.value
+    )
 
 
 def test_the_hiera_size_table_matches_the_sam2_package_configs():
@@ -234,7 +285,9 @@ def test_the_hiera_size_table_matches_the_sam2_package_configs():
         stages = trunk.get("stages", default_stages)
         state = hiera_state(trunk.get("embed_dim", 96), sum(stages))["model"]
         assert sam2_segmenter.sam2_size_of(state) == model_type
-    assert sam2_segmenter.sam2_size_of(tiny_sam2().state_dict()) is None  # toy sizes are no released size
+    assert (
+        sam2_segmenter.sam2_size_of(tiny_sam2().state_dict()) is None
+    )  # toy sizes are no released size
 
 
 def test_each_loader_refuses_the_other_familys_model_names_before_any_download(monkeypatch):
@@ -249,7 +302,9 @@ def test_each_loader_refuses_the_other_familys_model_names_before_any_download(m
 
 def test_missing_sam2_package_is_named_before_any_download(monkeypatch, tmp_path):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sam2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sam2" else real(name, *a)
+    )
     assert "pip install sam2" in sam2_missing_message()
     monkeypatch.setattr(hub, "resolve", lambda *a, **k: pytest.fail("looked for weights"))
     with pytest.raises(ImportError, match="pip install sam2"):
@@ -262,9 +317,13 @@ def test_every_released_size_has_a_config_and_weights_entry():
     assert set(SAM2_CONFIGS) == set(SAM2_MODEL_TYPES)
     for model_type in SAM2_CONFIGS:
         cfg = sam2_segmenter.sam2_config(model_type)
-        assert cfg.model.image_size == 1024 and cfg.model.image_encoder.trunk._target_.endswith("Hiera")
+        assert cfg.model.image_size == 1024 and cfg.model.image_encoder.trunk._target_.endswith(
+            "Hiera"
+        )
         spec = weight_table.WEIGHTS[model_type]
-        assert spec.basename.startswith("sam2.1_hiera_") and spec.repo_id.startswith("facebook/sam2.1-hiera-")
+        assert spec.basename.startswith("sam2.1_hiera_") and spec.repo_id.startswith(
+            "facebook/sam2.1-hiera-"
+        )
     with pytest.raises(ValueError, match="unknown SAM 2 model type"):
         sam2_segmenter.build_sam2_model("sam2_tiny")
 
@@ -273,7 +332,9 @@ def test_the_real_tiny_architecture_builds_at_its_released_size():
     model = sam2_segmenter.build_sam2_model("sam2.1_tiny")
     params = sum(p.numel() for p in model.parameters())
     assert 38e6 < params < 40e6, params  # SAM 2.1 Hiera-T: 38.9 M
-    assert model.sam_mask_decoder.dynamic_multimask_via_stability  # build_sam2's image-predictor setting
+    assert (
+        model.sam_mask_decoder.dynamic_multimask_via_stability
+    )  # build_sam2's image-predictor setting
     assert model.image_size == 1024 and model.directly_add_no_mem_embed
 
 
@@ -309,7 +370,10 @@ def test_a_broken_sam2_install_is_a_clear_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "hydra", None)  # installed sam2, its hydra import fails
     monkeypatch.setattr(sam2_segmenter, "sam2_missing_message", lambda: None)
-    with pytest.raises(MissingPackageError, match="installed but cannot be imported .*pip install --force-reinstall"):
+    with pytest.raises(
+        MissingPackageError,
+        match="installed but cannot be imported .*pip install --force-reinstall",
+    ):
         sam2_segmenter.sam2_config("sam2.1_tiny")
 
 
@@ -319,7 +383,9 @@ def test_pipeline_takes_the_mask_model_from_the_segmenter_config(monkeypatch):
 
     loaded = []
     monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: "tracker")
-    monkeypatch.setattr(segmenter, "load_segmenter", lambda sam, **k: loaded.append(sam) or "segmenter")
+    monkeypatch.setattr(
+        segmenter, "load_segmenter", lambda sam, **k: loaded.append(sam) or "segmenter"
+    )
     pipeline.UVOSAM.from_pretrained(device="cpu", segmenter_config=TINY)
     pipeline.UVOSAM.from_pretrained(device="cpu")
     pipeline.UVOSAM.from_pretrained(sam="vit_b", device="cpu", segmenter_config=TINY)

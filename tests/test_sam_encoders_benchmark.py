@@ -18,10 +18,30 @@ def test_round_robin_warms_up_each_model_once_then_alternates(bench):
 
 
 def test_report_gives_medians_and_the_speed_against_the_first_model(bench):
-    rows = bench.report_rows({"vit_b": [12.0, 11.0, 13.0], "sam2.1_tiny": [3.0, 2.0, 4.0]},
-                             {"vit_b": (93_700_000, 89_700_000), "sam2.1_tiny": (39_000_000, 27_200_000)})
-    assert rows[1].split() == ["vit_b", "93.7M", "/", "89.7M", "12.000", "11.000", "13.000", "1.00x"]
-    assert rows[2].split() == ["sam2.1_tiny", "39.0M", "/", "27.2M", "3.000", "2.000", "4.000", "4.00x"]
+    rows = bench.report_rows(
+        {"vit_b": [12.0, 11.0, 13.0], "sam2.1_tiny": [3.0, 2.0, 4.0]},
+        {"vit_b": (93_700_000, 89_700_000), "sam2.1_tiny": (39_000_000, 27_200_000)},
+    )
+    assert rows[1].split() == [
+        "vit_b",
+        "93.7M",
+        "/",
+        "89.7M",
+        "12.000",
+        "11.000",
+        "13.000",
+        "1.00x",
+    ]
+    assert rows[2].split() == [
+        "sam2.1_tiny",
+        "39.0M",
+        "/",
+        "27.2M",
+        "3.000",
+        "2.000",
+        "4.000",
+        "4.00x",
+    ]
 
 
 def test_an_unknown_model_is_refused(bench):

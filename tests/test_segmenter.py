@@ -393,7 +393,9 @@ def test_from_pretrained(tiny_weights, video):
 def test_from_pretrained_wrong_architecture(tiny_weights, tmp_path):
     other = tmp_path / "custom.pth"
     torch.save(tiny_sam(embed_dim=48).state_dict(), other)
-    with pytest.raises(WeightsError, match=r"does not fit SAM vit_b: \d+ keys of another shape, file vs model \("):
+    with pytest.raises(
+        WeightsError, match=r"does not fit SAM vit_b: \d+ keys of another shape, file vs model \("
+    ):
         BoxPromptSegmenter.from_pretrained(
             other, device="cpu", config=SegmenterConfig(model_type="vit_b")
         )

@@ -30,13 +30,19 @@ def test_a_bar_on_exactly_the_frames_each_track_was_seen_in():
     image = draw_timeline(rows, 10, max_plot_width=100)
     assert _frames_seen(image, 3, 10) == [0, 1, 2, 7, 8]
     assert _frames_seen(image, 9, 10) == [4, 9]
-    assert (image == colour_for_id(3)).all(axis=2).sum() == 5 * 10 * 18  # 10 px per frame, 18 px high
+    assert (image == colour_for_id(3)).all(
+        axis=2
+    ).sum() == 5 * 10 * 18  # 10 px per frame, 18 px high
 
 
 def test_a_long_video_still_shows_a_single_frame_and_stays_narrow():
-    image = draw_timeline([TimelineRow(1, "x", [1234]), TimelineRow(2, "y", range(3000))], 3000, max_plot_width=300)
+    image = draw_timeline(
+        [TimelineRow(1, "x", [1234]), TimelineRow(2, "y", range(3000))], 3000, max_plot_width=300
+    )
     assert image.shape[1] < 300 + 200  # 10 frames a column
-    assert (image == colour_for_id(1)).all(axis=2).any(axis=0).sum() == 1  # one frame: one column, not zero
+    assert (image == colour_for_id(1)).all(axis=2).any(
+        axis=0
+    ).sum() == 1  # one frame: one column, not zero
     assert (image == colour_for_id(2)).all(axis=2).any(axis=0).sum() == 300
 
 
@@ -64,14 +70,18 @@ def test_the_export_draws_the_timeline_of_the_exported_tracks_into_the_zip(tmp_p
     with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=56,
                       options=ExportOptions(timeline=False)) as again:  # fmt: skip
         again.add(results_from_video(video)[0])
-    assert again.close().timeline_png is None and not (tmp_path / "timeline.png").exists()  # the old one went
+    assert (
+        again.close().timeline_png is None and not (tmp_path / "timeline.png").exists()
+    )  # the old one went
 
 
 @pytest.mark.parametrize("num_frames", [101, 10001, 12345])
 def test_the_last_frame_number_is_not_cut_off_at_the_right_edge(num_frames):
     """E.g. 101 frames: the tick of frame 100 near the right edge read "10" (its last digit was off the image)."""
     image = draw_timeline([TimelineRow(1, "x", [0])], num_frames)
-    numbers = (image[:22] < 128).all(axis=2)  # the frame numbers (above the tick marks): dark ink on white
+    numbers = (image[:22] < 128).all(
+        axis=2
+    )  # the frame numbers (above the tick marks): dark ink on white
     assert not numbers[:, -8:].any()  # nothing cut at the image's edge
     assert numbers[:, -60:-8].any()  # the last number is still there, left of its tick
 
@@ -82,5 +92,7 @@ def test_a_long_label_stays_out_of_the_bars():
     image = draw_timeline(rows, 10)
     for i, row in enumerate(rows):
         bars = image[8 + 22 + i * 22 : 8 + 22 + i * 22 + 18, 8 + 150 :][:, :-8]  # the row's plot
-        allowed = (bars == (236, 236, 236)).all(axis=2) | (bars == colour_for_id(row.track_id)).all(axis=2)
+        allowed = (bars == (236, 236, 236)).all(axis=2) | (bars == colour_for_id(row.track_id)).all(
+            axis=2
+        )
         assert allowed.all(), row

@@ -5,8 +5,8 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from doubles import MovingBoxTracker
+
 from uvosam.job import JobOptions, rerender, run_job
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
@@ -58,7 +58,9 @@ def test_merge_tracks_joins_rows_and_keeps_the_target_id_and_class():
     assert out.boxes_xyxy.tolist() == [[0, 0, 4, 4], [5, 5, 8, 8]]
     assert out.scores.tolist() == pytest.approx([0.9, 0.5]) and out.labels.tolist() == [0, 1]
     assert out.mask_scores.tolist() == pytest.approx([0.45, 0.25])
-    assert np.array_equal(out.masks[0], masks[0] | masks[2]) and np.array_equal(out.masks[1], masks[1])
+    assert np.array_equal(out.masks[0], masks[0] | masks[2]) and np.array_equal(
+        out.masks[1], masks[1]
+    )
     alone = merge_tracks(_frame([3], [[0, 0, 2, 2]], [0.9], [2], masks[:1]), {3: 1}, {1: 0, 3: 2})
     assert alone.track_ids.tolist() == [1] and alone.labels.tolist() == [0]  # the target's class
     assert np.array_equal(frame.track_ids, [3, 2, 1])  # the input is unchanged
@@ -82,7 +84,10 @@ def test_rerender_merged_shows_one_track_everywhere(cached_run, tmp_path):
     cache = MaskCache(cached_run.cache_dir)
     assert cache.track_labels() == {1: 0, 2: 1, 3: 2}
     out = rerender(cached_run.cache_dir, tmp_path, merge={3: 1})
-    assert [(t.track_id, t.class_name, t.num_frames) for t in out.tracks] == [(1, "person", 8), (2, "dog", 8)]
+    assert [(t.track_id, t.class_name, t.num_frames) for t in out.tracks] == [
+        (1, "person", 8),
+        (2, "dog", 8),
+    ]
     with zipfile.ZipFile(out.zip_path) as zf:
         names = zf.namelist()
         results = json.loads(zf.read("results.json"))
@@ -115,7 +120,10 @@ def test_parse_merge_reads_a_huge_number_as_a_syntax_error_not_a_python_limit():
     "keep, tracks",
     [
         ([1, 2], [(1, 8), (2, 8)]),  # the source unticked: still merged into its (kept) target
-        ([2, 3], [(2, 8)]),  # the target dropped: its sources go with it (no track 1 made of 3 alone)
+        (
+            [2, 3],
+            [(2, 8)],
+        ),  # the target dropped: its sources go with it (no track 1 made of 3 alone)
         ([3], []),
     ],
 )
@@ -138,5 +146,7 @@ def test_a_frame_without_a_source_track_is_not_copied():
     masks[0, :2] = masks[1, 4:] = True
     frame = _frame([2, 1], [[0, 0, 8, 2], [0, 4, 8, 8]], [0.9, 0.5], [1, 0], masks)
     assert merge_tracks(frame, {3: 1}, labels={1: 0, 2: 1, 3: 2}) is frame
-    relabelled = merge_tracks(frame, {3: 1}, labels={1: 2, 2: 1, 3: 2})  # the target's class, as when merged
+    relabelled = merge_tracks(
+        frame, {3: 1}, labels={1: 2, 2: 1, 3: 2}
+    )  # the target's class, as when merged
     assert relabelled.labels.tolist() == [1, 2] and relabelled.masks is frame.masks

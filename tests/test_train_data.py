@@ -44,8 +44,12 @@ def test_load_ytvis_reads_boxes_only(tmp_path):
     data = {
         "videos": [{"id": 7, "file_names": ["v/0.jpg", "v/1.jpg", "v/2.jpg"]}],
         "annotations": [
-            {"video_id": 7, "id": 3, "bboxes": [[1, 2, 10, 20], None, [5, 5, 1, 1]],
-             "segmentations": [None, None, None]},
+            {
+                "video_id": 7,
+                "id": 3,
+                "bboxes": [[1, 2, 10, 20], None, [5, 5, 1, 1]],
+                "segmentations": [None, None, None],
+            },
             {"video_id": 7, "id": 4, "iscrowd": 1, "bboxes": [[0, 0, 5, 5], None, None]},
         ],
     }
@@ -86,19 +90,34 @@ def test_load_folder(tmp_path, as_dict):
 
 def test_flip_and_resize_move_the_boxes():
     image = np.zeros((30, 40, 3), np.uint8)
-    out, boxes = augment_frame(image, np.array([[4.0, 6.0, 14.0, 16.0]]), crop=None,
-                               short_edge=60, max_size=1000, flip=True)
+    out, boxes = augment_frame(
+        image,
+        np.array([[4.0, 6.0, 14.0, 16.0]]),
+        crop=None,
+        short_edge=60,
+        max_size=1000,
+        flip=True,
+    )
     assert out.shape == (60, 80, 3)
     np.testing.assert_allclose(boxes, [[80 - 28, 12, 80 - 8, 32]])
-    _, cropped = augment_frame(image, np.array([[4.0, 6.0, 14.0, 16.0]]), crop=(10, 10, 20, 20),
-                               short_edge=20, max_size=1000, flip=False)
+    _, cropped = augment_frame(
+        image,
+        np.array([[4.0, 6.0, 14.0, 16.0]]),
+        crop=(10, 10, 20, 20),
+        short_edge=20,
+        max_size=1000,
+        flip=False,
+    )
     np.testing.assert_allclose(cropped, [[0, 0, 4, 6]])
 
 
 def test_clip_drops_objects_absent_from_the_key_frame():
     frames = tuple(np.full((32, 32, 3), t, np.uint8) for t in range(2))
-    video = VideoRecord("v", frames, ({1: (0, 0, 8, 8), 2: (10, 10, 20, 20)},
-                                      {2: (11, 10, 21, 20), 3: (1, 1, 5, 5)}))
+    video = VideoRecord(
+        "v",
+        frames,
+        ({1: (0, 0, 8, 8), 2: (10, 10, 20, 20)}, {2: (11, 10, 21, 20), 3: (1, 1, 5, 5)}),
+    )
     clip = make_clip(video, NO_AUG.replace(sampling_frame_range=1), np.random.default_rng(0))
     assert clip.track_ids.tolist() == [1, 2]  # 3 only in the reference frame: dropped
     assert clip.valid.tolist() == [[True, True], [False, True]]
@@ -106,12 +125,16 @@ def test_clip_drops_objects_absent_from_the_key_frame():
 
 
 def test_clip_stream_is_deterministic_and_sharded():
-    video = VideoRecord("v", tuple(np.zeros((32, 32, 3), np.uint8) for _ in range(5)),
-                        tuple({1: (t, 0.0, t + 8.0, 8.0)} for t in range(5)))
+    video = VideoRecord(
+        "v",
+        tuple(np.zeros((32, 32, 3), np.uint8) for _ in range(5)),
+        tuple({1: (t, 0.0, t + 8.0, 8.0)} for t in range(5)),
+    )
     ds = ClipDataset([[video]], [1.0], NO_AUG)
     assert np.array_equal(ds[5].boxes_xyxy, ds[5].boxes_xyxy)
-    shares = [list(_take(ClipIndexSampler(8, rank=r, world_size=2, start_iter=3), 8))
-              for r in range(2)]
+    shares = [
+        list(_take(ClipIndexSampler(8, rank=r, world_size=2, start_iter=3), 8)) for r in range(2)
+    ]
     assert shares[0] == [24, 25, 26, 27, 32, 33, 34, 35]
     assert shares[1] == [28, 29, 30, 31, 36, 37, 38, 39]
     with pytest.raises(ValueError):
@@ -147,8 +170,10 @@ def test_train_config_presets_and_yaml(tmp_path):
         load_train_config(ours)
 
 
-D2_MODEL = ("MODEL:\n  META_ARCHITECTURE: IDOL\n  RESNETS:\n    STRIDE_IN_1X1: False\n"
-            "  IDOL:\n    NUM_CLASSES: 1\nINPUT:\n  FORMAT: RGB\n")
+D2_MODEL = (
+    "MODEL:\n  META_ARCHITECTURE: IDOL\n  RESNETS:\n    STRIDE_IN_1X1: False\n"
+    "  IDOL:\n    NUM_CLASSES: 1\nINPUT:\n  FORMAT: RGB\n"
+)
 
 
 def test_d2_yaml_switches_off_clipping_crop_and_flip(tmp_path):
@@ -160,8 +185,10 @@ def test_d2_yaml_switches_off_clipping_crop_and_flip(tmp_path):
     )
     cfg = load_train_config(d2)
     assert (cfg.clip_grad_norm, cfg.crop_prob, cfg.flip_prob) == (0.0, 0.0, 0.0)
-    d2.write_text(D2_MODEL + "SOLVER:\n  CLIP_GRADIENTS:\n    ENABLED: True\n"
-                  "    CLIP_TYPE: value\n    CLIP_VALUE: 1.0\n")
+    d2.write_text(
+        D2_MODEL + "SOLVER:\n  CLIP_GRADIENTS:\n    ENABLED: True\n"
+        "    CLIP_TYPE: value\n    CLIP_VALUE: 1.0\n"
+    )
     with pytest.raises(ValueError, match="full_model"):
         load_train_config(d2)
 
@@ -187,8 +214,19 @@ def test_cli_trains_from_a_folder(tmp_path):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        code = main(["train", "--config", "tiny", "--data", f"folder:{tmp_path / 'data'}",
-                     "--out", str(tmp_path / "run"), "--iters", "2"])
+        code = main(
+            [
+                "train",
+                "--config",
+                "tiny",
+                "--data",
+                f"folder:{tmp_path / 'data'}",
+                "--out",
+                str(tmp_path / "run"),
+                "--iters",
+                "2",
+            ]
+        )
     finally:
         torch.set_num_threads(before)
     assert code == 0

@@ -24,8 +24,13 @@ from uvosam.train.synthetic import synthetic_clip, synthetic_videos
 # The TEST's schedule (not the product defaults): a toy detector, 64 px frames, a fast lr.
 TOY_DETECTOR = dataclasses.replace(DetectorConfig.tiny(), num_queries=16, dec_layers=3)
 TOY = TrainConfig.tiny().replace(
-    detector=TOY_DETECTOR, clips_per_batch=4, max_iter=400, base_lr=2e-3, lr_steps=(320,),
-    checkpoint_period=10**6, log_period=50,
+    detector=TOY_DETECTOR,
+    clips_per_batch=4,
+    max_iter=400,
+    base_lr=2e-3,
+    lr_steps=(320,),
+    checkpoint_period=10**6,
+    log_period=50,
 )
 HELD_OUT_SEEDS = range(1000, 1006)
 
@@ -73,8 +78,10 @@ def test_toy_tracker_learns_to_track_synthetic_shapes(trained):
         switches += m.id_switches
         false_pos += m.false_positives
     recall = float(np.mean(recalls))
-    print(f"held-out recall@0.5 {recall:.3f}, id switches {switches}, false positives {false_pos} "
-          f"({len(HELD_OUT_SEEDS)} clips x 12 frames x 2 objects)")
+    print(
+        f"held-out recall@0.5 {recall:.3f}, id switches {switches}, false positives {false_pos} "
+        f"({len(HELD_OUT_SEEDS)} clips x 12 frames x 2 objects)"
+    )
     assert recall >= 0.9
     assert switches <= 2
 
@@ -100,8 +107,14 @@ def _rows(path) -> list[dict[str, str]]:
 
 
 def test_resumed_run_continues_the_same_schedule(tmp_path):
-    cfg = TrainConfig.tiny().replace(clips_per_batch=2, max_iter=4, lr_steps=(3,), warmup_iters=2,
-                                     log_period=1, checkpoint_period=2)
+    cfg = TrainConfig.tiny().replace(
+        clips_per_batch=2,
+        max_iter=4,
+        lr_steps=(3,),
+        warmup_iters=2,
+        log_period=1,
+        checkpoint_period=2,
+    )
     videos = [synthetic_videos(4, num_frames=8)]
     straight = train(cfg, videos, [1.0], tmp_path / "straight", progress=False)
     cut = train(cfg.replace(max_iter=3), videos, [1.0], tmp_path / "cut", progress=False)
@@ -119,7 +132,7 @@ def test_resumed_run_continues_the_same_schedule(tmp_path):
 def test_fp16_loss_scale_is_saved_and_resumed(tmp_path, monkeypatch):
     """fp16 AMP (forced here on the CPU): the GradScaler's state travels with the checkpoint, so a
     resumed run keeps its loss scale instead of restarting at 2**16."""
-    import uvosam.train.loop as loop
+    from uvosam.train import loop
 
     monkeypatch.setattr(loop, "amp_dtype", lambda mode, device: torch.float16)
     cfg = TrainConfig.tiny().replace(clips_per_batch=2, max_iter=1, log_period=1)
@@ -129,8 +142,9 @@ def test_fp16_loss_scale_is_saved_and_resumed(tmp_path, monkeypatch):
     assert state["grad_scaler"]["scale"] > 0
     state["grad_scaler"]["scale"] = 8.0  # as if the scale had backed off during the run
     torch.save(state, first.checkpoint)
-    resumed = train(cfg.replace(max_iter=2), videos, [1.0], tmp_path, resume=True,
-                    progress=False, device="cpu")
+    resumed = train(
+        cfg.replace(max_iter=2), videos, [1.0], tmp_path, resume=True, progress=False, device="cpu"
+    )
     assert 0 < torch.load(resumed.checkpoint, weights_only=True)["grad_scaler"]["scale"] <= 8.0
 
 
@@ -143,12 +157,18 @@ def _free_port() -> int:
 def _ddp_worker(rank: int, out_dir: str, port: int) -> None:
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="2",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     cfg = TrainConfig.tiny().replace(clips_per_batch=2, max_iter=2, log_period=1)
-    result = train(cfg, [synthetic_videos(4, num_frames=8)], [1.0], out_dir, progress=False,
-                   device="cpu")
+    result = train(
+        cfg, [synthetic_videos(4, num_frames=8)], [1.0], out_dir, progress=False, device="cpu"
+    )
     torch.save(result.detector.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()
 

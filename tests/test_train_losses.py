@@ -22,8 +22,16 @@ from uvosam.train.matcher import (
 
 CFG = TrainConfig.tiny()
 GT = torch.tensor([[0.25, 0.25, 0.2, 0.2], [0.7, 0.6, 0.3, 0.4]])  # cxcywh
-FAR = torch.tensor([[0.05, 0.95, 0.05, 0.05], [0.95, 0.05, 0.05, 0.05], [0.5, 0.95, 0.04, 0.04],
-                    [0.95, 0.95, 0.04, 0.04], [0.05, 0.5, 0.04, 0.04], [0.5, 0.05, 0.04, 0.04]])
+FAR = torch.tensor(
+    [
+        [0.05, 0.95, 0.05, 0.05],
+        [0.95, 0.05, 0.05, 0.05],
+        [0.5, 0.95, 0.04, 0.04],
+        [0.95, 0.95, 0.04, 0.04],
+        [0.05, 0.5, 0.04, 0.04],
+        [0.5, 0.05, 0.04, 0.04],
+    ]
+)
 
 
 def targets(valid=(True, True)) -> FrameTargets:
@@ -59,12 +67,14 @@ def test_perfect_prediction_gives_near_zero_losses():
 
 def test_matcher_prefers_queries_centred_in_the_box():
     gt = torch.tensor([[0.5, 0.5, 0.4, 0.4]])
-    boxes = torch.tensor([
-        [0.5, 0.5, 0.38, 0.38],  # centred, near perfect
-        [0.62, 0.62, 0.4, 0.4],  # inside the box, outside the centre region
-        [0.9, 0.1, 0.1, 0.1],  # outside everything
-        [0.51, 0.49, 0.2, 0.2],  # centred, too small
-    ])
+    boxes = torch.tensor(
+        [
+            [0.5, 0.5, 0.38, 0.38],  # centred, near perfect
+            [0.62, 0.62, 0.4, 0.4],  # inside the box, outside the centre region
+            [0.9, 0.1, 0.1, 0.1],  # outside everything
+            [0.51, 0.49, 0.2, 0.2],  # centred, too small
+        ]
+    )
     logits = torch.zeros(4, 1)
     cost, ious = ota_cost(logits.sigmoid(), boxes, gt, torch.zeros(1, dtype=torch.long))
     assert cost[2, 0] > OUTSIDE_ALL_COST and cost[1, 0] > 50 > cost[0, 0]
@@ -139,12 +149,24 @@ def test_idol_losses_names_weights_and_gradients():
     emb = torch.randn(1, 8, 16, requires_grad=True)
     out = HeadOutputs(lg, bx, emb)
     losses = idol_losses(out, out, [targets()], [targets()], CFG, torch.Generator().manual_seed(0))
-    assert set(losses) == {"loss_ce", "loss_bbox", "loss_giou", "loss_reid", "loss_reid_aux",
-                           "loss_ce_0", "loss_bbox_0", "loss_giou_0"}
+    assert set(losses) == {
+        "loss_ce",
+        "loss_bbox",
+        "loss_giou",
+        "loss_reid",
+        "loss_reid_aux",
+        "loss_ce_0",
+        "loss_bbox_0",
+        "loss_giou_0",
+    }
     assert losses["loss_bbox_0"] > 0 and losses["loss_bbox"] < 1e-5  # layer 0 is off, layer 1 exact
-    raw = layer_losses(lg[0], bx[0], [targets()],
-                       [assign_queries(lg[0, 0], bx[0, 0], GT, torch.zeros(2, dtype=torch.long))],
-                       CFG)
+    raw = layer_losses(
+        lg[0],
+        bx[0],
+        [targets()],
+        [assign_queries(lg[0, 0], bx[0, 0], GT, torch.zeros(2, dtype=torch.long))],
+        CFG,
+    )
     assert torch.allclose(losses["loss_bbox_0"], CFG.l1_weight * raw["loss_bbox"])
     assert torch.allclose(losses["loss_giou_0"], CFG.giou_weight * raw["loss_giou"])
     sum(losses.values()).backward()

@@ -18,14 +18,13 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image, ImageOps, PngImagePlugin
-
 from proc import ffmpeg_children
 
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import display_size
-from uvosam.video_decoder import DecodeError, RgbDecoder
 from uvosam.video import DEFAULT_FPS, VideoWriter, iter_frames, probe
+from uvosam.video_decoder import DecodeError, RgbDecoder
 from uvosam.video_packets import read_packet_stats
 from uvosam.video_probe import _packet_count, resolve_fps
 
@@ -202,14 +201,14 @@ def test_writer_rejects_bad_frames_and_stays_usable(tmp_path):
 
 
 def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):
-    with pytest.raises(RuntimeError, match="boom"):
-        with VideoWriter(
-            tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5
-        ) as writer:
-            for _ in range(7):
-                writer.write(flat(50))
-            assert len(ffmpeg_children()) == 2, "full file + current chunk"
-            raise RuntimeError("boom")
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        VideoWriter(tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5) as writer,
+    ):
+        for _ in range(7):
+            writer.write(flat(50))
+        assert len(ffmpeg_children()) == 2, "full file + current chunk"
+        raise RuntimeError("boom")
     assert not ffmpeg_children()
     assert not (tmp_path / "a.mp4").exists(), "the unfinished full file is removed"
     assert [p.name for p in sorted((tmp_path / "a_chunks").iterdir())] == ["a_00000.ts"], (
@@ -224,12 +223,12 @@ def test_chunk_ffmpeg_fails_to_finish_is_removed(tmp_path):
     chunks = tmp_path / "a_chunks"
     chunks.mkdir()
     (chunks / "a_00000.ts").symlink_to("/dev/full")  # every write fails, as on a full disk
-    with pytest.raises(OSError, match="No space left on device"):
-        with VideoWriter(
-            tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5
-        ) as writer:
-            for _ in range(5):
-                writer.write(flat(50))
+    with (
+        pytest.raises(OSError, match="No space left on device"),
+        VideoWriter(tmp_path / "a.mp4", fps=10, width=64, height=48, chunk_seconds=0.5) as writer,
+    ):
+        for _ in range(5):
+            writer.write(flat(50))
     assert not ffmpeg_children() and not (tmp_path / "a.mp4").exists()
     assert not list(chunks.iterdir()), "the chunk ffmpeg could not finish is not left behind"
 
@@ -265,7 +264,9 @@ def test_constant_rate_keeps_the_header_rate_exactly(tmp_path):
     path = tmp_path / "ntsc.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=30000/1001", "-frames:v", "30", "-c:v", "libx264",
            path)  # fmt: skip
-    assert probe(path).fps == 29.97  # as the header prints it, not a float average of the timestamps
+    assert (
+        probe(path).fps == 29.97
+    )  # as the header prints it, not a float average of the timestamps
 
 
 def test_packet_stats_from_framecrc_lines():
@@ -274,11 +275,19 @@ def test_packet_stats_from_framecrc_lines():
              b"0, 80, 40, 40, 10, 0x4, F=0x0\n", b"0, 120, -9223372036854775808, 40, 10, 0x5, F=0x0\n"]  # fmt: skip
     stats = read_packet_stats(lines)
     assert (stats.discarded, stats.timed, stats.span_s) == (1, 3, pytest.approx(0.12))
-    assert stats.frame_rate(3) == pytest.approx(25) and stats.frame_rate(4) is None  # one frame untimed
-    no_durations = [b"#tb 0: 1/90000\n"] + [f"0, {t}, {t}, 0, 9, 0x0\n".encode() for t in (0, 9000, 18000)]
-    assert read_packet_stats(no_durations).span_s == pytest.approx(0.3)  # the mean gap stands in for the last
+    assert (
+        stats.frame_rate(3) == pytest.approx(25) and stats.frame_rate(4) is None
+    )  # one frame untimed
+    no_durations = [b"#tb 0: 1/90000\n"] + [
+        f"0, {t}, {t}, 0, 9, 0x0\n".encode() for t in (0, 9000, 18000)
+    ]
+    assert read_packet_stats(no_durations).span_s == pytest.approx(
+        0.3
+    )  # the mean gap stands in for the last
     same_time = [b"#tb 0: 1/1000\n", b"0, 0, 0, 0, 9, 0x0\n", b"0, 0, 0, 0, 9, 0x0\n"]
-    assert read_packet_stats(same_time).frame_rate(2) is None  # all timestamps 0: unknown, not infinite
+    assert (
+        read_packet_stats(same_time).frame_rate(2) is None
+    )  # all timestamps 0: unknown, not infinite
 
 
 def test_trimmed_mp4_counts_only_the_frames_its_edit_list_shows(tmp_path):
@@ -320,7 +329,9 @@ def test_size_change_mid_stream_gives_frames_of_the_probed_size(tmp_path, sizes)
     path = tmp_path / "joined.mkv"
     ffmpeg("-f", "concat", "-safe", "0", "-i", listing, "-c", "copy", path)
     info = probe(path)
-    assert f"{info.width}x{info.height}" == sizes[1]  # what the header says: not the first frames' size
+    assert (
+        f"{info.width}x{info.height}" == sizes[1]
+    )  # what the header says: not the first frames' size
     frames = list(iter_frames(path))
     assert len(frames) == info.num_frames == 10
     assert {f.shape for f in frames} == {(info.height, info.width, 3)}
@@ -417,7 +428,9 @@ def _png_with_exif_after_pixels(path: Path, image: Image.Image, exif: Image.Exif
 
 
 @pytest.mark.parametrize("exif_after_pixels", [False, True])
-def test_png_frames_exif_orientation_is_read_without_decoding(tmp_path, monkeypatch, exif_after_pixels):
+def test_png_frames_exif_orientation_is_read_without_decoding(
+    tmp_path, monkeypatch, exif_after_pixels
+):
     img = Image.fromarray(flat((10, 200, 10), 20, 40))
     exif = img.getexif()
     exif[0x0112] = 6
@@ -521,10 +534,14 @@ def test_frame_rate_resolution_rules():
     """ffmpeg guesses a rate for every file it writes, so the 0-fps rule is checked on its own."""
     v = Path("v.mp4")
     assert resolve_fps(25.0, 10, None, 0.4, DEFAULT_FPS, v) == 25.0
-    assert resolve_fps(25.0, 10, 25.2, 0.4, DEFAULT_FPS, v) == 25.0  # within 1%: the header's exact value
+    assert (
+        resolve_fps(25.0, 10, 25.2, 0.4, DEFAULT_FPS, v) == 25.0
+    )  # within 1%: the header's exact value
     assert resolve_fps(25.0, 10, 5.0, 0.4, DEFAULT_FPS, v) == 5.0  # the timestamps' average wins
     assert resolve_fps(0.0, 10, None, 0.5, DEFAULT_FPS, v) == 20.0
-    assert resolve_fps(0.0, 10, 4.0, 0.5, DEFAULT_FPS, v) == 4.0  # timestamps before the container duration
+    assert (
+        resolve_fps(0.0, 10, 4.0, 0.5, DEFAULT_FPS, v) == 4.0
+    )  # timestamps before the container duration
     assert resolve_fps(0.0, 1, None, 0.0, DEFAULT_FPS, v) == DEFAULT_FPS
     with pytest.raises(VideoReadError, match=r"no frame rate \(0 fps\)"):
         resolve_fps(0.0, 10, None, 0.0, DEFAULT_FPS, v)
@@ -605,16 +622,22 @@ def test_decoding_runs_no_python_between_fork_and_exec(long_video, monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
     frames = iter_frames(long_video)
     next(frames)
-    assert started and all(kwargs.get("preexec_fn") is None for kwargs in started)  # probing, decoding
+    assert started and all(
+        kwargs.get("preexec_fn") is None for kwargs in started
+    )  # probing, decoding
     (pid,) = ffmpeg_children()
-    assert os.getsid(pid) == pid != os.getsid(0)  # own session: Ctrl-C in a terminal reaches Python only
+    assert (
+        os.getsid(pid) == pid != os.getsid(0)
+    )  # own session: Ctrl-C in a terminal reaches Python only
     frames.close()
     assert not ffmpeg_children()
 
 
 def test_decoder_refuses_output_that_ends_inside_a_frame(tmp_path):
     path = write_video(tmp_path / "two.mp4", [flat(0), flat(9)])
-    with RgbDecoder(path, width=65, height=48) as decoder:  # 2 frames of 64x48 are 1.97 frames of 65x48
+    with RgbDecoder(
+        path, width=65, height=48
+    ) as decoder:  # 2 frames of 64x48 are 1.97 frames of 65x48
         frames = iter(decoder)
         assert next(frames).shape == (48, 65, 3)
         with pytest.raises(DecodeError, match=r"ended inside a frame \(9072 of 9360 bytes\)"):
@@ -647,7 +670,10 @@ def test_packet_count_reads_the_muxer_summary_of_every_ffmpeg_release():
     )
     ffmpeg_5_1 = "frame=    1 fps=0.0 q=-1.0 size=N/A\nframe=   12 fps=0.0 q=-1.0 Lsize=N/A time=00:00:00.20\n"
     assert _packet_count(ffmpeg_7_0) == 8
-    assert _packet_count(ffmpeg_5_1 + "  Output stream #0:0 (video): 12 packets muxed (1971 bytes);\n") == 12
+    assert (
+        _packet_count(ffmpeg_5_1 + "  Output stream #0:0 (video): 12 packets muxed (1971 bytes);\n")
+        == 12
+    )
     assert _packet_count(ffmpeg_5_1) == 12
     assert _packet_count("size=N/A time=00:00:00.24 bitrate=N/A") is None
 
@@ -702,7 +728,14 @@ def _png_variants(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize(
-    "name", ["xmp_before", "raw_profile_before", "xmp_after", "raw_profile_after", "apng_exif_after_second_frame"]
+    "name",
+    [
+        "xmp_before",
+        "raw_profile_before",
+        "xmp_after",
+        "raw_profile_after",
+        "apng_exif_after_second_frame",
+    ],
 )
 def test_png_display_size_is_the_decoded_size(tmp_path, name):
     """Probe's size is the size iter_frames decodes to, wherever the PNG keeps its orientation (XMP, ImageMagick's
@@ -734,7 +767,9 @@ def test_alpha_writer_wants_one_webm_and_rgba_frames(tmp_path):
     with pytest.raises(ValueError, match="without chunks"):
         VideoWriter(tmp_path / "a.webm", fps=10, width=64, height=48, alpha=True, chunk_seconds=1)
     with VideoWriter(tmp_path / "a.webm", fps=10, width=64, height=48, alpha=True) as writer:
-        with pytest.raises(ValueError, match=r"uint8 RGBA array of shape \(48, 64, 4\); got uint8 \(48, 64, 3\)"):
+        with pytest.raises(
+            ValueError, match=r"uint8 RGBA array of shape \(48, 64, 4\); got uint8 \(48, 64, 3\)"
+        ):
             writer.write(flat(0))
         writer.write(np.dstack([flat(0), np.full((48, 64), 255, np.uint8)]))
     assert probe(tmp_path / "a.webm").num_frames == 1 and not ffmpeg_children()

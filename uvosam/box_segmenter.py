@@ -134,7 +134,9 @@ def _compile_error_summary(err: Exception, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_compiled(fn: Callable, encoder: torch.nn.Module, x: torch.Tensor, model_type: str = "SAM") -> torch.Tensor:
+def run_compiled(
+    fn: Callable, encoder: torch.nn.Module, x: torch.Tensor, model_type: str = "SAM"
+) -> torch.Tensor:
     """``fn(encoder, x)`` for a compiled ``fn``; a failed compile becomes a clear ``RuntimeError``.
 
     Only compiler errors (``torch._dynamo.exc.TorchDynamoException``, which inductor's errors
@@ -204,7 +206,9 @@ class BoxSegmenterBase:
         }
 
     def _released_type(self) -> str | None:
-        raise NotImplementedError(f"{type(self).__name__} must implement _released_type (BoxSegmenterBase)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _released_type (BoxSegmenterBase)"
+        )
 
     def _fast_by_default(self) -> bool:
         """``config.fast``, where ``None`` means on when the device is CUDA."""
@@ -306,7 +310,9 @@ class BoxSegmenterBase:
             if self._compiled is None:
                 logger.info(
                     "compiling the image encoder of %s (%s forward) with torch.compile; the first call "
-                    "takes longer", self.config.model_type, "fast" if self.fast else "plain",
+                    "takes longer",
+                    self.config.model_type,
+                    "fast" if self.fast else "plain",
                 )
                 self._compiled = torch.compile(self._encode_fn, dynamic=False)
             return self._compiled

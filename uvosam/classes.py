@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _DATA = Path(__file__).with_name("data") / "class_names.json"
@@ -17,7 +17,7 @@ PRESET_DATASETS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def dataset_class_names(dataset: str) -> tuple[str, ...]:
     """Names in contiguous-index order (``category_id = index + 1``) of ``ytvis2019``, ``ytvis2021``, ``ovis``,
     ``coco`` or ``uvosam`` (the release's single class, ``"object"``)."""

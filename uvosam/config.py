@@ -19,7 +19,9 @@ def _check_positive(owner: str, name: str, value: float | None, *, allow_none: b
     if value is None and allow_none:
         return
     if value is None or value <= 0:
-        raise ValueError(f"{owner}.{name} must be a positive number{' or None' if allow_none else ''}; got {value!r}")
+        raise ValueError(
+            f"{owner}.{name} must be a positive number{' or None' if allow_none else ''}; got {value!r}"
+        )
 
 
 def _check_count(owner: str, name: str, value: int | None, *, allow_none: bool = True) -> None:
@@ -29,7 +31,11 @@ def _check_count(owner: str, name: str, value: int | None, *, allow_none: bool =
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
         raise ValueError(
             f"{owner}.{name} must be a positive integer{' or None' if allow_none else ''}; got {value!r}"
-            + (f" (use {int(value)})" if isinstance(value, float) and value.is_integer() and value > 0 else "")
+            + (
+                f" (use {int(value)})"
+                if isinstance(value, float) and value.is_integer() and value > 0
+                else ""
+            )
         )
 
 
@@ -97,7 +103,9 @@ class SegmenterConfig:
                 f"SegmenterConfig.model_type must be one of {SEGMENTER_MODEL_TYPES}; got {self.model_type!r}"
             )
         if self.overlap not in OVERLAP_POLICIES:
-            raise ValueError(f"SegmenterConfig.overlap must be one of {OVERLAP_POLICIES}; got {self.overlap!r}")
+            raise ValueError(
+                f"SegmenterConfig.overlap must be one of {OVERLAP_POLICIES}; got {self.overlap!r}"
+            )
         _check_count("SegmenterConfig", "encoder_batch", self.encoder_batch, allow_none=False)
         _check_count("SegmenterConfig", "decoder_batch", self.decoder_batch, allow_none=False)
 

@@ -18,7 +18,16 @@ from uvosam.tracker.msda import backend_status
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that matter for results."""
     versions = {}
-    for name in ("uvosam", "torch", "torchvision", "segment-anything", "sam2", "gradio", "numpy", "triton"):
+    for name in (
+        "uvosam",
+        "torch",
+        "torchvision",
+        "segment-anything",
+        "sam2",
+        "gradio",
+        "numpy",
+        "triton",
+    ):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

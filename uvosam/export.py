@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +157,9 @@ class ExportWriter:
     def add(self, result: FrameResult) -> None:
         """Write one frame's files. Frames must come in order: ``frame_index`` 0, 1, 2, ..."""
         if self._result is not None:
-            raise RuntimeError("ExportWriter.add: the writer is closed; create a new one per video.")
+            raise RuntimeError(
+                "ExportWriter.add: the writer is closed; create a new one per video."
+            )
         self._check(result)
         if result.masks.dtype != bool:
             result = replace(result, masks=result.masks.astype(bool))
@@ -199,7 +202,9 @@ class ExportWriter:
                 first_frame=t,
             )
             self._records[track_id] = rec
-        if rec.num_frames and t > rec.last_frame + 1:  # back after frames without a box: re-identified
+        if (
+            rec.num_frames and t > rec.last_frame + 1
+        ):  # back after frames without a box: re-identified
             rec.returns += 1
         rec.last_frame = t
         rec.num_frames += 1
@@ -242,16 +247,23 @@ class ExportWriter:
                 self._alpha_path, fps=self.fps, width=self.width, height=self.height, alpha=True
             )
         mask = result.masks.any(axis=0)  # (H, W); all False for a frame without tracks
-        self._alpha.write(fmt.cutout_rgba(result.image, mask, keep_frame_rgb=self.options.cutout_keep_frame_rgb))
+        self._alpha.write(
+            fmt.cutout_rgba(result.image, mask, keep_frame_rgb=self.options.cutout_keep_frame_rgb)
+        )
 
     def _write_blanks(self, track_id: int, frames: range) -> None:
-        for kind, mode, wanted in (("cutouts", "RGBA", self.options.cutouts), ("mattes", "L", self.options.mattes)):
+        for kind, mode, wanted in (
+            ("cutouts", "RGBA", self.options.cutouts),
+            ("mattes", "L", self.options.mattes),
+        ):
             if not wanted:
                 continue
             if mode not in self._blank:
                 self._blank[mode] = fmt.blank_png_bytes(mode, self.height, self.width)
             for t in frames:
-                self._writes.submit(fmt.write_bytes, self._track_file(kind, track_id, t), self._blank[mode])
+                self._writes.submit(
+                    fmt.write_bytes, self._track_file(kind, track_id, t), self._blank[mode]
+                )
 
     # ---------------------------------------------------------------------------------------------- close
     def summaries(self) -> list[TrackSummary]:
@@ -284,12 +296,17 @@ class ExportWriter:
         if opts.results_json:
             fmt.write_results_json(out / "results.json", records, video_id=self.video_name, **kw)
         if opts.ytvis:
-            fmt.write_ytvis_json(out / "ytvis_results.json", records, video_id=self.ytvis_video_id, **kw)
+            fmt.write_ytvis_json(
+                out / "ytvis_results.json", records, video_id=self.ytvis_video_id, **kw
+            )
         if opts.tracks_csv:
             fmt.write_tracks_csv(out / "tracks.csv", summaries, davis_labels)
         timeline = out / "timeline.png" if opts.timeline and self._num_frames else None
         if timeline is not None:
-            rows = [TimelineRow(r.track_id, s.class_name, list(r.boxes)) for r, s in zip(records, summaries)]
+            rows = [
+                TimelineRow(r.track_id, s.class_name, list(r.boxes))
+                for r, s in zip(records, summaries)
+            ]
             fmt.write_rgb_png(timeline, draw_timeline(rows, self._num_frames))
         self._remove_work()
         result = ExportResult(
@@ -312,15 +329,20 @@ class ExportWriter:
             run_json=out / RUN_JSON,
         )
         record = export_record(
-            self.provenance, video_name=self.video_name, num_frames=self._num_frames, num_tracks=len(summaries)
+            self.provenance,
+            video_name=self.video_name,
+            num_frames=self._num_frames,
+            num_tracks=len(summaries),
         )
         write_run_json(result.run_json, record)
         readme = readme_text(result, opts, self.merge, record)
-        result.readme.write_text(readme, encoding="utf-8", errors=TEXT_ERRORS)  # a name not UTF-8: \udcff
+        result.readme.write_text(
+            readme, encoding="utf-8", errors=TEXT_ERRORS
+        )  # a name not UTF-8: \udcff
         self._result = result
         return result
 
-    def __enter__(self) -> "ExportWriter":
+    def __enter__(self) -> ExportWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -371,13 +393,19 @@ def make_zip(export: ExportResult, zip_path: str | Path | None = None) -> Path:
     Returns:
         The zip's path. Names inside are relative to ``out_dir`` (``davis/<video>/00000.png``, ``results.json``).
     """
-    path = Path(zip_path) if zip_path is not None else export.out_dir / f"{export.video_name}_uvosam.zip"
+    path = (
+        Path(zip_path)
+        if zip_path is not None
+        else export.out_dir / f"{export.video_name}_uvosam.zip"
+    )
     return fmt.write_zip(path, export.out_dir, export.entries())
 
 
 def _check_stem(name: str, what: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise ValueError(f"ExportWriter: {what} must be a plain file name without '/', got {name!r}")
+        raise ValueError(
+            f"ExportWriter: {what} must be a plain file name without '/', got {name!r}"
+        )
     return name
 
 

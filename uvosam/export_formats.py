@@ -11,9 +11,9 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image
@@ -97,7 +97,9 @@ def encode_rle(mask: np.ndarray) -> dict:
 
 def decode_rle(rle: dict) -> np.ndarray:
     """Inverse of ``encode_rle``: (H, W) bool."""
-    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
+    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(
+        bool
+    )
 
 
 def _save_png(image: Image.Image, path: Path, compress_level: int) -> None:
@@ -121,7 +123,12 @@ def write_palette_png(path: Path, label_map: np.ndarray, *, compress_level: int 
 
 
 def write_cutout_png(
-    path: Path, image: np.ndarray, mask: np.ndarray, *, keep_frame_rgb: bool = False, compress_level: int = 1
+    path: Path,
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    keep_frame_rgb: bool = False,
+    compress_level: int = 1,
 ) -> None:
     """An RGBA cut-out (straight alpha): alpha = 255 on the mask, else 0; RGB = the frame on the mask.
 
@@ -130,13 +137,19 @@ def write_cutout_png(
         keep_frame_rgb: keep the frame's RGB under the transparent pixels too (lets an editor grow or feather
             the matte without a black fringe; files are several times larger). False: RGB = 0 there.
     """
-    _save_png(Image.fromarray(cutout_rgba(image, mask, keep_frame_rgb=keep_frame_rgb)), path, compress_level)
+    _save_png(
+        Image.fromarray(cutout_rgba(image, mask, keep_frame_rgb=keep_frame_rgb)),
+        path,
+        compress_level,
+    )
 
 
 def cutout_rgba(image: np.ndarray, mask: np.ndarray, *, keep_frame_rgb: bool = False) -> np.ndarray:
     """(H, W, 4) uint8 straight-alpha RGBA: alpha = 255 on ``mask`` ((H, W) bool), else 0; RGB = ``image`` ((H, W,
     3) uint8) on the mask, and elsewhere too with ``keep_frame_rgb`` (else 0)."""
-    rgba = np.zeros((*mask.shape, 4), np.uint8)  # calloc'd: the work below scales with the mask, not the frame
+    rgba = np.zeros(
+        (*mask.shape, 4), np.uint8
+    )  # calloc'd: the work below scales with the mask, not the frame
     if keep_frame_rgb:
         rgba[..., :3] = image
     else:
@@ -232,7 +245,9 @@ TRACKS_CSV_COLUMNS = (
 )
 
 
-def write_tracks_csv(path: Path, summaries: list[TrackSummary], davis_labels: dict[int, int]) -> None:
+def write_tracks_csv(
+    path: Path, summaries: list[TrackSummary], davis_labels: dict[int, int]
+) -> None:
     """One row per track (order of first appearance); ``davis_label`` is empty for a track left out of the PNGs."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

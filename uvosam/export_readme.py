@@ -105,8 +105,8 @@ The masks are model predictions; check them before relying on them.
 
 
 def readme_text(
-    result: "ExportResult",
-    options: "ExportOptions",
+    result: ExportResult,
+    options: ExportOptions,
     merge: Mapping[int, int] | None = None,
     record: Mapping[str, Any] | None = None,
 ) -> str:
@@ -131,7 +131,11 @@ def readme_text(
         if options.cutout_keep_frame_rgb
         else "RGB = the original frame on the object, black elsewhere."
     )
-    ytvis_id = result.ytvis_video_id if isinstance(result.ytvis_video_id, int) else f'"{result.ytvis_video_id}"'
+    ytvis_id = (
+        result.ytvis_video_id
+        if isinstance(result.ytvis_video_id, int)
+        else f'"{result.ytvis_video_id}"'
+    )
     parts = [
         text.format(
             video=result.video_name,
@@ -148,18 +152,22 @@ def readme_text(
     return header + made_with + _IDS + "\n".join(parts) + _hints_text(result, merge) + _CREDITS
 
 
-def _wanted(options: "ExportOptions", name: str) -> bool:
+def _wanted(options: ExportOptions, name: str) -> bool:
     """Whether a file was asked for (run.json always is)."""
     return name == "run_json" or bool(getattr(options, name))
 
 
-def _written(result: "ExportResult", name: str) -> bool:
+def _written(result: ExportResult, name: str) -> bool:
     """False for the files made from frames (the timeline, the WebM) when an export had none to make them from."""
-    paths = {"timeline": result.timeline_png, "alpha_webm": result.alpha_webm, "run_json": result.run_json}
+    paths = {
+        "timeline": result.timeline_png,
+        "alpha_webm": result.alpha_webm,
+        "run_json": result.run_json,
+    }
     return paths.get(name, True) is not None
 
 
-def _hints_text(result: "ExportResult", merge: Mapping[int, int] | None) -> str:
+def _hints_text(result: ExportResult, merge: Mapping[int, int] | None) -> str:
     """The possible id switches, if any (``uvosam.merge_hints``); ``merge``: the one the files were made with."""
     if not result.merge_hints:
         return ""
@@ -169,6 +177,6 @@ def _hints_text(result: "ExportResult", merge: Mapping[int, int] | None) -> str:
         "A track that starts right where and when another ended is often the same object with a new id:\n"
         f"{lines}"
         f"Check them in the video or timeline.png; to join them, re-render with merge "
-        f"\"{merge_text(result.merge_hints, merge)}\"\n"
+        f'"{merge_text(result.merge_hints, merge)}"\n'
         "(the app's Merge tracks box, or `uvosam rerender <run> --merge ...`).\n"
     )

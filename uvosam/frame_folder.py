@@ -78,7 +78,12 @@ def display_size(file: Path) -> tuple[int, int]:
     try:
         with open(file, "rb") as handle, Image.open(handle) as image:
             return image_display_size(image, handle)
-    except (UnidentifiedImageError, OSError, SyntaxError, struct.error) as err:  # PIL: SyntaxError = bad EXIF
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        struct.error,
+    ) as err:  # PIL: SyntaxError = bad EXIF
         raise VideoReadError(
             f"Frame {file} is not a readable image ({err}). Replace or remove it."
         ) from err
@@ -98,7 +103,9 @@ def image_display_size(image: Image.Image, handle: BinaryIO) -> tuple[int, int]:
     """
     width, height = image.size
     if image.format == "PNG" and "exif" not in image.info:
-        exif_data, late_text = _png_late_metadata(handle, animated=getattr(image, "is_animated", False))
+        exif_data, late_text = _png_late_metadata(
+            handle, animated=getattr(image, "is_animated", False)
+        )
         if late_text:
             exif = image.getexif()  # decodes, then reads the text as PIL would
         else:
@@ -112,7 +119,10 @@ def image_display_size(image: Image.Image, handle: BinaryIO) -> tuple[int, int]:
 
 
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
-_PNG_ORIENTATION_KEYS = (b"Raw profile type exif", b"XML:com.adobe.xmp")  # PIL's getexif reads these too
+_PNG_ORIENTATION_KEYS = (
+    b"Raw profile type exif",
+    b"XML:com.adobe.xmp",
+)  # PIL's getexif reads these too
 
 
 def _png_late_metadata(handle: BinaryIO, *, animated: bool) -> tuple[bytes | None, bool]:

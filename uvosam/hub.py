@@ -128,7 +128,6 @@ def resolve(
     raise FileNotFoundError(_missing_message(spec, looked, ckdir))
 
 
-
 def _offline() -> bool:
     env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
     return env in {"1", "true", "yes", "on"} or bool(hf_constants.HF_HUB_OFFLINE)

@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -154,7 +155,9 @@ def run_job(
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
     plan = JobPlan(
         info=info,
-        video_name=safe_name(options.video_name or (info.path.name if info.is_folder else info.path.stem)),
+        video_name=safe_name(
+            options.video_name or (info.path.name if info.is_folder else info.path.stem)
+        ),
         frame_names=info.frame_names[:: options.stride][:total],
         total=total,
         fps=info.fps / options.stride,
@@ -170,7 +173,9 @@ def run_job(
     cache = None
     if options.cache:
         cache_root = plan.work_dir / "cache"
-        shutil.rmtree(cache_root, ignore_errors=True)  # an earlier run's cache here would be reopened
+        shutil.rmtree(
+            cache_root, ignore_errors=True
+        )  # an earlier run's cache here would be reopened
         cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, options.style))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
@@ -201,7 +206,9 @@ def rerender_iter(
 ) -> Iterator[JobProgress]:
     """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
     if not 0.0 <= min_score <= 1.0:
-        raise ValueError(f"rerender: min_score must be in [0, 1] (a tracker score); got {min_score!r}")
+        raise ValueError(
+            f"rerender: min_score must be in [0, 1] (a tracker score); got {min_score!r}"
+        )
     options = options or JobOptions()
     start = time.perf_counter()
     cache = MaskCache(cache_dir)
@@ -223,7 +230,9 @@ def rerender_iter(
         start=start,
     )
     keep = None if keep_ids is None else {int(i) for i in keep_ids}
-    asked = None if keep is None else frozenset(keep)  # the run's ids as given (keep grows with merges below)
+    asked = (
+        None if keep is None else frozenset(keep)
+    )  # the run's ids as given (keep grows with merges below)
     labels = cache.track_labels() if keep or merge else {}
     unknown = sorted(keep - labels.keys()) if keep else []
     if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
@@ -241,7 +250,9 @@ def rerender_iter(
     )  # fmt: skip
     plan = replace(plan, record=record)
     results = cache.iter_results(keep_ids=keep)
-    if min_score > 0:  # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
+    if (
+        min_score > 0
+    ):  # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
@@ -292,7 +303,12 @@ def rerender(
             a track merged into itself or a chain (``check_merge``).
     """
     steps = rerender_iter(
-        cache_dir, work_dir, keep_ids=keep_ids, merge=merge, options=options, class_names=class_names,
+        cache_dir,
+        work_dir,
+        keep_ids=keep_ids,
+        merge=merge,
+        options=options,
+        class_names=class_names,
         min_score=min_score,
     )
     for step in steps:
@@ -322,7 +338,9 @@ def _produce(
     out_w, out_h = overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
     writer, exporter = open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
-    returns = Reappearances(hold_frames=max(1, round(plan.fps)))  # a returning track is marked for ~1 s
+    returns = Reappearances(
+        hold_frames=max(1, round(plan.fps))
+    )  # a returning track is marked for ~1 s
     seen: set[int] = set()
     done = objects = 0
     try:
@@ -339,15 +357,32 @@ def _produce(
                 objects = len(result)
                 elapsed = time.perf_counter() - plan.start
                 yield JobProgress(
-                    done, max(plan.total, done), elapsed, preview, chunk, objects=objects, tracks_so_far=len(seen)
+                    done,
+                    max(plan.total, done),
+                    elapsed,
+                    preview,
+                    chunk,
+                    objects=objects,
+                    tracks_so_far=len(seen),
                 )
             last_chunk = writer.close()
             export = exporter.close()
     except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
         discard_outputs(writer, exporter, cache)
         raise
-    result = _finish(plan, overlay_path, export, done, cache.root if cache is not None else cache_root)
-    yield JobProgress(done, done, result.seconds, None, last_chunk, result, objects=objects, tracks_so_far=len(seen))
+    result = _finish(
+        plan, overlay_path, export, done, cache.root if cache is not None else cache_root
+    )
+    yield JobProgress(
+        done,
+        done,
+        result.seconds,
+        None,
+        last_chunk,
+        result,
+        objects=objects,
+        tracks_so_far=len(seen),
+    )
 
 
 def _finish(

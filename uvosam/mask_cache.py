@@ -11,9 +11,10 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -64,7 +65,9 @@ class MaskCache:
         meta: dict[str, Any] | None = None,
     ) -> None:
         if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"MaskCache: image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+            raise ValueError(
+                f"MaskCache: image_format must be one of {IMAGE_FORMATS}, got {image_format!r}"
+            )
         if not 1 <= jpeg_quality <= 95:
             raise ValueError(f"MaskCache: jpeg_quality must be in 1..95, got {jpeg_quality}")
         self.root = Path(root)
@@ -121,7 +124,9 @@ class MaskCache:
         if self.info.image_format == "png":
             Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
         else:
-            Image.fromarray(image).save(buffer, format="JPEG", quality=self.info.jpeg_quality, subsampling=0)
+            Image.fromarray(image).save(
+                buffer, format="JPEG", quality=self.info.jpeg_quality, subsampling=0
+            )
         _atomic_write(self._image_path(frame_index), buffer.getvalue())
 
     def frame_indices(self) -> list[int]:
@@ -243,12 +248,19 @@ def rebuild_exports(
         (out_dir / name).unlink(missing_ok=True)
     run = cache.info.meta.get("provenance")
     if run is not None and "provenance" not in writer_kwargs:
-        video = {**(run.get("video") or {}), "name": writer_kwargs.get("video_name")}  # the name it exports under
+        video = {
+            **(run.get("video") or {}),
+            "name": writer_kwargs.get("video_name"),
+        }  # the name it exports under
         writer_kwargs["provenance"] = rerender_record(
             run, video=video, keep_ids=keep_ids, merge=None, min_score=0.0, output=None
         )
     writer = ExportWriter(
-        out_dir, height=cache.info.height, width=cache.info.width, keep_ids=keep_ids, **writer_kwargs
+        out_dir,
+        height=cache.info.height,
+        width=cache.info.width,
+        keep_ids=keep_ids,
+        **writer_kwargs,
     )
     with writer:
         for result in cache.iter_results(frames=frames):

@@ -73,6 +73,7 @@ def suggest_merges(
     candidates = _candidates(spans, max_gap, max_distance)
     continues: dict[int, tuple[int, int, float]] = {}  # late -> (early, gap, distance)
     continued: set[int] = set()
+
     def cost(c: tuple[int, float, int, int]) -> tuple[float, int, int]:
         return c[0] / (max_gap + 1) + c[1] / max_distance if max_distance > 0 else c[0], c[2], c[3]
 
@@ -128,14 +129,21 @@ def _candidates(
         distance = _distances(last_box[early], first_box[i])
         near = distance <= max_distance
         gaps = first[i] - last[early[near]] - 1
-        out += zip(gaps.tolist(), distance[near].tolist(), [int(ids[i])] * int(near.sum()), ids[early[near]].tolist())
+        out += zip(
+            gaps.tolist(),
+            distance[near].tolist(),
+            [int(ids[i])] * int(near.sum()),
+            ids[early[near]].tolist(),
+        )
     return out
 
 
 def _distances(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Centre distance of each (N, 4) xyxy box to ``box``, over the larger of the two diagonals (inf for degenerate
     or NaN boxes)."""
-    diagonal = np.maximum(np.hypot(*(boxes[:, 2:] - boxes[:, :2]).T), np.hypot(*(box[2:] - box[:2])))
+    diagonal = np.maximum(
+        np.hypot(*(boxes[:, 2:] - boxes[:, :2]).T), np.hypot(*(box[2:] - box[:2]))
+    )
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2 - (box[:2] + box[2:]) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         distance = np.hypot(*centre.T) / diagonal

@@ -58,6 +58,4 @@ def truncation_reason(path: Path) -> str | None:
 def _cut(kind: bytes, needed: int, available: int) -> str:
     name = kind.decode("latin-1")
     what = " (the index)" if kind == b"moov" else " (the media data)" if kind == b"mdat" else ""
-    return (
-        f"its '{name}' box{what} needs {needed:,} bytes but the file ends after {available:,}"
-    )
+    return f"its '{name}' box{what} needs {needed:,} bytes but the file ends after {available:,}"

@@ -34,7 +34,12 @@ DEFAULT_TRACKER = "idol-ytvis19-r50"
 
 
 def _check_frame(frame: np.ndarray, index: int, size_hw: tuple[int, int] | None) -> None:
-    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+    if (
+        not isinstance(frame, np.ndarray)
+        or frame.dtype != np.uint8
+        or frame.ndim != 3
+        or frame.shape[2] != 3
+    ):
         got = f"{type(frame).__name__} {getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}"
         raise TypeError(f"frame {index}: expected an (H, W, 3) uint8 RGB numpy array; got {got}")
     if size_hw is not None and frame.shape[:2] != size_hw:
@@ -125,10 +130,14 @@ class UVOSAM:
 
         if sam is None:
             sam = (segmenter_config or SegmenterConfig()).model_type
-        check_segmenter_packages(sam, segmenter_config)  # SAM 2.1 without the sam2 package: said before any load
+        check_segmenter_packages(
+            sam, segmenter_config
+        )  # SAM 2.1 without the sam2 package: said before any load
         torch_device = resolve_device(device)
         # the tracker first: a wrong preset, path or YAML is reported before SAM's 0.4-2.5 GB load (or download)
-        box_tracker = load_tracker(tracker, tracker_yaml, device=torch_device, precision=tracker_precision)
+        box_tracker = load_tracker(
+            tracker, tracker_yaml, device=torch_device, precision=tracker_precision
+        )
         segmenter = load_segmenter(sam, device=torch_device, config=segmenter_config)
         return cls(box_tracker, segmenter, config)
 
@@ -185,9 +194,13 @@ class UVOSAM:
         if session is not None:
             yield from self._segment_decided(state, session.finish())
             if state.pending:
-                raise RuntimeError(f"tracker left {len(state.pending)} frame(s) undecided after finish()")
+                raise RuntimeError(
+                    f"tracker left {len(state.pending)} frame(s) undecided after finish()"
+                )
 
-    def _segment_decided(self, state: _VideoState, decided: list[FrameTracks]) -> Iterator[FrameResult]:
+    def _segment_decided(
+        self, state: _VideoState, decided: list[FrameTracks]
+    ) -> Iterator[FrameResult]:
         batch = max(1, self.segmenter.config.encoder_batch)
         for start in range(0, len(decided), batch):
             group = [select_tracks(t, self.config) for t in decided[start : start + batch]]
@@ -203,7 +216,9 @@ class UVOSAM:
             yield from self._segment_group(images, group)
 
     @torch.inference_mode()
-    def _segment_group(self, images: list[np.ndarray], group: list[FrameTracks]) -> list[FrameResult]:
+    def _segment_group(
+        self, images: list[np.ndarray], group: list[FrameTracks]
+    ) -> list[FrameResult]:
         outputs = self.segmenter.segment_batch(
             images,
             [t.boxes_xyxy for t in group],

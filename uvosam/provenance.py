@@ -51,7 +51,17 @@ RUN_JSON = "run.json"
 TEXT_ERRORS = "backslashreplace"
 """How run.json and the README write a name that is not UTF-8 (a lone surrogate): as ``\\udcff``."""
 
-_KEYS = ("format", "uvosam_version", "created_utc", "video", "settings", "models", "output", "rerender", "export")
+_KEYS = (
+    "format",
+    "uvosam_version",
+    "created_utc",
+    "video",
+    "settings",
+    "models",
+    "output",
+    "rerender",
+    "export",
+)
 
 
 def utc_now() -> str:
@@ -104,7 +114,12 @@ def models_record(pipe: UVOSAM) -> dict[str, Any]:
 
 def _head(video: Mapping[str, Any]) -> dict[str, Any]:
     """The entries every record starts with: format, uvosam version, the time now (UTC) and the video."""
-    return {"format": RUN_FORMAT, "uvosam_version": __version__, "created_utc": utc_now(), "video": dict(video)}
+    return {
+        "format": RUN_FORMAT,
+        "uvosam_version": __version__,
+        "created_utc": utc_now(),
+        "video": dict(video),
+    }
 
 
 def run_record(
@@ -190,7 +205,11 @@ def write_run_json(path: str | Path, record: Mapping[str, Any]) -> Path:
     ``os.fsdecode``) is written as JSON escapes (``"clip\\udcff"``), which read back to the same string.
     """
     path = Path(path)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8", errors=TEXT_ERRORS)
+    path.write_text(
+        json.dumps(record, indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+        errors=TEXT_ERRORS,
+    )
     return path
 
 
@@ -207,7 +226,9 @@ def made_with_text(record: Mapping[str, Any]) -> str:
         lines.append("Tracker: " + _tracker_text(models.get("tracker") or {}))
         lines.append("Mask model: " + _mask_model_text(models.get("mask_model") or {}))
     else:
-        lines.append("Models: not recorded (no record of the run that made these masks came with them).")
+        lines.append(
+            "Models: not recorded (no record of the run that made these masks came with them)."
+        )
     settings = record.get("settings")
     if settings:
         lines.append("Settings: " + _settings_text(settings, record.get("video") or {}))
@@ -231,7 +252,9 @@ def _tracker_text(tracker: Mapping[str, Any]) -> str:
     if tracker.get("precision"):
         details.append(tracker["precision"])
     if tracker.get("input_min_side"):
-        details.append(f"frames resized to {tracker['input_min_side']} px on the short side for the detector")
+        details.append(
+            f"frames resized to {tracker['input_min_side']} px on the short side for the detector"
+        )
     device = f" on {tracker['device']}" if tracker.get("device") else ""
     return f"{text} ({', '.join(details)}){device}."
 

@@ -28,7 +28,9 @@ class Reappearances:
             raise ValueError(f"Reappearances: hold_frames must be >= 1; got {hold_frames}")
         self.hold_frames = hold_frames
         self._last_seen: dict[int, int] = {}
-        self._returned: dict[int, tuple[int, int]] = {}  # track id -> (frame it came back, frames away)
+        self._returned: dict[
+            int, tuple[int, int]
+        ] = {}  # track id -> (frame it came back, frames away)
         self._frame = -1
 
     def update(self, frame_index: int, track_ids: Iterable[int]) -> dict[int, str]:

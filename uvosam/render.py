@@ -9,8 +9,8 @@ union of the objects' masks (cut-out on black, blurred or grey background, a whi
 from __future__ import annotations
 
 import colorsys
-from dataclasses import replace
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -98,11 +98,7 @@ def mask_contour(mask: np.ndarray, *, thickness: int = 1) -> np.ndarray:
     for _ in range(thickness):
         padded = np.pad(eroded, 1, constant_values=False)
         eroded = (
-            eroded
-            & padded[:-2, 1:-1]
-            & padded[2:, 1:-1]
-            & padded[1:-1, :-2]
-            & padded[1:-1, 2:]
+            eroded & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
         )
     return mask & ~eroded
 
@@ -142,7 +138,9 @@ def overlay(
     canvas, thickness = image.copy(), _thickness(image)
     for track_id, mask in zip(result.track_ids, masks):
         _tint(canvas, mask, colour_for_id(int(track_id)), alpha, thickness)
-    return _with_boxes_and_tags(canvas, result, boxes, class_names, show_boxes, show_labels, tag_notes)
+    return _with_boxes_and_tags(
+        canvas, result, boxes, class_names, show_boxes, show_labels, tag_notes
+    )
 
 
 def _thickness(image: np.ndarray) -> int:
@@ -230,7 +228,14 @@ def _draw_boxes_and_tags(
     show_boxes, show_labels = show
     draw = ImageDraw.Draw(image)
     font = label_font(max(8, min(24, image.height // 30)))
-    rows = list(zip(result.track_ids.tolist(), boxes.tolist(), result.labels.tolist(), result.scores.tolist()))
+    rows = list(
+        zip(
+            result.track_ids.tolist(),
+            boxes.tolist(),
+            result.labels.tolist(),
+            result.scores.tolist(),
+        )
+    )
     for track_id, (x1, y1, x2, y2), _, _ in rows if show_boxes else []:
         if x2 > x1 and y2 > y1:
             box = (x1, y1, max(x1, x2 - 1), max(y1, y2 - 1))
@@ -238,7 +243,9 @@ def _draw_boxes_and_tags(
     for track_id, (x1, y1, _, _), label, score in rows if show_labels else []:
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
         note = f" {notes[track_id]}" if track_id in notes else ""
-        _draw_tag(draw, font, f"{track_id} {name} {score:.2f}{note}", (x1, y1), colour_for_id(track_id))
+        _draw_tag(
+            draw, font, f"{track_id} {name} {score:.2f}{note}", (x1, y1), colour_for_id(track_id)
+        )
 
 
 def _draw_tag(
@@ -302,7 +309,9 @@ def render(
         return np.repeat((inside * np.uint8(255))[:, :, None], 3, axis=2)
     canvas = _background(image, style)
     canvas[inside] = image[inside]
-    return _with_boxes_and_tags(canvas, result, boxes, class_names, show_boxes, show_labels, tag_notes)
+    return _with_boxes_and_tags(
+        canvas, result, boxes, class_names, show_boxes, show_labels, tag_notes
+    )
 
 
 def _background(image: np.ndarray, style: str) -> np.ndarray:

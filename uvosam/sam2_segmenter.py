@@ -62,7 +62,10 @@ _HIERA_SIZES = {
     (144, 48): "sam2.1_large",
 }
 """(Hiera trunk width, number of blocks) -> the released model type of that size (the sam2 package's configs)."""
-_SAM2_1_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight")  # parameters SAM 2.1 added to SAM 2's model
+_SAM2_1_KEYS = (
+    "no_obj_embed_spatial",
+    "obj_ptr_tpos_proj.weight",
+)  # parameters SAM 2.1 added to SAM 2's model
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -89,7 +92,9 @@ def sam2_config(model_type: str, overrides: Sequence[str] = ()):
         ValueError: an unknown model type.
     """
     if model_type not in SAM2_CONFIGS:
-        raise ValueError(f"unknown SAM 2 model type {model_type!r}; expected one of {SAM2_MODEL_TYPES}")
+        raise ValueError(
+            f"unknown SAM 2 model type {model_type!r}; expected one of {SAM2_MODEL_TYPES}"
+        )
     missing = sam2_missing_message()
     if missing is not None:
         raise MissingPackageError(missing)
@@ -338,12 +343,16 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         in the decoder's dtype."""
         x = torch.stack([self._preprocess(image) for image in images]).to(self.encoder_dtype)
         backbone_out = self._run_encoder(self.model, x)
-        levels = [m.to(self.decoder_dtype) for m in backbone_out["backbone_fpn"][-self.model.num_feature_levels :]]
+        levels = [
+            m.to(self.decoder_dtype)
+            for m in backbone_out["backbone_fpn"][-self.model.num_feature_levels :]
+        ]
         embedding = levels[-1]
         if self.model.directly_add_no_mem_embed:
             embedding = embedding + self.model.no_mem_embed.view(1, -1, 1, 1).to(embedding.dtype)
         return [
-            (embedding[j : j + 1], [level[j : j + 1] for level in levels[:-1]]) for j in range(len(images))
+            (embedding[j : j + 1], [level[j : j + 1] for level in levels[:-1]])
+            for j in range(len(images))
         ]
 
     def _decode_boxes(

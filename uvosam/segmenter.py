@@ -90,7 +90,11 @@ def _model_type_and_source(model_type_or_path: str | os.PathLike) -> tuple[str |
     return None, name
 
 
-_VIT_SIZES = {(768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}  # (width, depth) of the image encoder
+_VIT_SIZES = {
+    (768, 12): "vit_b",
+    (1024, 24): "vit_l",
+    (1280, 32): "vit_h",
+}  # (width, depth) of the image encoder
 _EMBED_DIMS = {width: model_type for (width, _), model_type in _VIT_SIZES.items()}
 
 
@@ -121,7 +125,9 @@ def load_segmenter(
     return BoxPromptSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
 
 
-def uses_sam2(model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None) -> bool:
+def uses_sam2(
+    model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None
+) -> bool:
     """Whether ``load_segmenter(model_type_or_path, config=config)`` loads SAM 2.1 (rather than SAM): for a SAM 2.1
     model type, a released SAM 2.1 file name (``sam2.1_hiera_small.pt``), and any other path that is not a known
     SAM file when ``config.model_type`` is a SAM 2.1 type. Looks at names only (no file is opened)."""
@@ -130,8 +136,10 @@ def uses_sam2(model_type_or_path: str | os.PathLike | None, config: SegmenterCon
     sam2_names = {
         weight_table.WEIGHTS[t].basename for t in SAM2_MODEL_TYPES if t in weight_table.WEIGHTS
     }
-    return source in SAM2_MODEL_TYPES or Path(source).name in sam2_names or (
-        _model_type_and_source(source)[0] is None and config.model_type in SAM2_MODEL_TYPES
+    return (
+        source in SAM2_MODEL_TYPES
+        or Path(source).name in sam2_names
+        or (_model_type_and_source(source)[0] is None and config.model_type in SAM2_MODEL_TYPES)
     )
 
 

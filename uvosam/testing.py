@@ -52,7 +52,9 @@ def tiny_sam(*, seed: int = 0, img_size: int = 64, embed_dim: int = 32, depth: i
         ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=1, embedding_dim=prompt_dim, mlp_dim=64, num_heads=2),
+            transformer=TwoWayTransformer(
+                depth=1, embedding_dim=prompt_dim, mlp_dim=64, num_heads=2
+            ),
             transformer_dim=prompt_dim,
             iou_head_depth=2,
             iou_head_hidden_dim=32,
@@ -140,7 +142,9 @@ def moving_shapes(
     rng = np.random.default_rng(seed)
     absent = absent or {}
     base = rng.integers(40, 90, size=(height, width, 3), dtype=np.uint8)
-    sizes = rng.integers(max(4, min(height, width) // 6), max(6, min(height, width) // 3), size=(num_objects, 2))
+    sizes = rng.integers(
+        max(4, min(height, width) // 6), max(6, min(height, width) // 3), size=(num_objects, 2)
+    )
     pos = rng.uniform(0, 1, size=(num_objects, 2)) * (np.array([width, height]) - sizes)
     vel = rng.uniform(-2.5, 2.5, size=(num_objects, 2))
     colours = rng.integers(150, 256, size=(num_objects, 3))
@@ -168,7 +172,11 @@ def moving_shapes(
 
 
 def tiny_idol_tracker(
-    *, seed: int = 0, batch_size: int = 3, class_names: tuple[str, ...] = ("object",), precision: str = "fp32"
+    *,
+    seed: int = 0,
+    batch_size: int = 3,
+    class_names: tuple[str, ...] = ("object",),
+    precision: str = "fp32",
 ):
     """A random-weight IDOL tracker (``DetectorConfig.tiny()``: real layout, toy widths, 8 queries) behind the real
     ``IDOLTracker`` association and streaming. Its boxes are meaningless but every code path runs.

@@ -37,7 +37,9 @@ class TimelineRow:
     frames: Sequence[int]
 
 
-def draw_timeline(rows: Sequence[TimelineRow], num_frames: int, *, max_plot_width: int = 900) -> np.ndarray:
+def draw_timeline(
+    rows: Sequence[TimelineRow], num_frames: int, *, max_plot_width: int = 900
+) -> np.ndarray:
     """The timeline as an (H, W, 3) uint8 RGB image (rows in the given order; frame 0 on the left).
 
     Args:
@@ -48,7 +50,11 @@ def draw_timeline(rows: Sequence[TimelineRow], num_frames: int, *, max_plot_widt
     if num_frames < 1 or max_plot_width < 10:
         raise ValueError(f"draw_timeline: need num_frames >= 1 and max_plot_width >= 10; got {num_frames}, "
                          f"{max_plot_width}")  # fmt: skip
-    plot_w = num_frames * max(1, max_plot_width // num_frames) if num_frames <= max_plot_width else max_plot_width
+    plot_w = (
+        num_frames * max(1, max_plot_width // num_frames)
+        if num_frames <= max_plot_width
+        else max_plot_width
+    )
     height = 2 * _MARGIN + _AXIS_H + max(1, len(rows)) * (_ROW_H + _GAP)
     canvas = np.full((height, _LABEL_W + plot_w + 2 * _MARGIN, 3), _BACKGROUND, np.uint8)
     x0 = _MARGIN + _LABEL_W
@@ -75,7 +81,9 @@ def _columns(frames: Sequence[int], num_frames: int, plot_w: int, track_id: int)
     return seen
 
 
-def _draw_text(draw: ImageDraw.ImageDraw, rows: Sequence[TimelineRow], num_frames: int, plot_w: int) -> None:
+def _draw_text(
+    draw: ImageDraw.ImageDraw, rows: Sequence[TimelineRow], num_frames: int, plot_w: int
+) -> None:
     font = label_font(12)
     x0 = _MARGIN + _LABEL_W
     for i, row in enumerate(rows):
@@ -89,7 +97,9 @@ def _draw_text(draw: ImageDraw.ImageDraw, rows: Sequence[TimelineRow], num_frame
         x = x0 + frame * plot_w // num_frames
         draw.line((x, _MARGIN + _AXIS_H - 6, x, _MARGIN + _AXIS_H - 1), fill=_INK)
         text_w = font.getbbox(str(frame))[2]
-        left = x + 2 if x + 2 + text_w <= x0 + plot_w else x - 2 - text_w  # near the right edge: left of its tick
+        left = (
+            x + 2 if x + 2 + text_w <= x0 + plot_w else x - 2 - text_w
+        )  # near the right edge: left of its tick
         draw.text((left, _MARGIN), str(frame), fill=_INK, font=font)
 
 

@@ -11,8 +11,8 @@ and its class. Chains (``3 -> 2 -> 1``) are refused rather than guessed: map eac
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -20,7 +20,9 @@ from uvosam.types import FrameResult
 
 _PAIR = re.compile(r"(\d{1,18})\s*(?:->|→|>)\s*(\d{1,18})(?!\d)")  # int64 ids; no 4300-digit int()
 _SEPARATORS = re.compile(r"[\s,;]*")
-MERGE_SYNTAX = "pairs 'source>target' separated by commas, e.g. '3>1, 5>1' (tracks 3 and 5 become part of 1)"
+MERGE_SYNTAX = (
+    "pairs 'source>target' separated by commas, e.g. '3>1, 5>1' (tracks 3 and 5 become part of 1)"
+)
 
 
 def parse_merge(text: str | None) -> dict[int, int]:
@@ -38,7 +40,9 @@ def parse_merge(text: str | None) -> dict[int, int]:
             break
         pair = _PAIR.match(text, pos)
         if pair is None:
-            raise ValueError(f"Merge tracks: expected {MERGE_SYNTAX}; could not read {text[pos:]!r}.")
+            raise ValueError(
+                f"Merge tracks: expected {MERGE_SYNTAX}; could not read {text[pos:]!r}."
+            )
         source, target = int(pair.group(1)), int(pair.group(2))
         if merge.get(source, target) != target:
             raise ValueError(
@@ -61,7 +65,9 @@ def check_merge(merge: Mapping[int, int], track_ids: Iterable[int]) -> None:
     for source, target in merge.items():
         for track in (source, target):
             if track not in known:
-                raise ValueError(f"Merge tracks: there is no track {track} in this run (its tracks: {listed}).")
+                raise ValueError(
+                    f"Merge tracks: there is no track {track} in this run (its tracks: {listed})."
+                )
         if source == target:
             raise ValueError(f"Merge tracks: track {source} is merged into itself; leave it out.")
         if merge.get(target) == source:
@@ -76,7 +82,9 @@ def check_merge(merge: Mapping[int, int], track_ids: Iterable[int]) -> None:
             )
 
 
-def kept_tracks(keep_ids: Iterable[int], merge: Mapping[int, int], track_ids: Iterable[int]) -> set[int]:
+def kept_tracks(
+    keep_ids: Iterable[int], merge: Mapping[int, int], track_ids: Iterable[int]
+) -> set[int]:
     """The run's tracks to read when ``keep_ids`` (the run's ids) are kept and ``merge`` is applied.
 
     A merged track is kept when its target is; its sources follow the target, kept or not (a source is part of
@@ -106,7 +114,9 @@ def merge_tracks(
         no source and no target whose class differs from ``labels``.
     """
     if not merge or not any(int(i) in merge for i in result.track_ids.tolist()):
-        return _target_labels(result, merge, labels)  # nothing to fold (the usual frame): no copy of its masks
+        return _target_labels(
+            result, merge, labels
+        )  # nothing to fold (the usual frame): no copy of its masks
     ids = np.array([merge.get(int(i), int(i)) for i in result.track_ids.tolist()], np.int64)
     _, first = np.unique(ids, return_index=True)
     groups = [np.flatnonzero(ids == ids[i]) for i in np.sort(first)]
@@ -122,10 +132,13 @@ def merge_tracks(
         ).reshape(-1, 4),
         scores=np.array([result.scores[rows].max() for rows in groups], result.scores.dtype),
         labels=np.array(
-            [label_of.get(int(tid), result.labels[b]) for tid, b in zip(out_ids, best)], result.labels.dtype
+            [label_of.get(int(tid), result.labels[b]) for tid, b in zip(out_ids, best)],
+            result.labels.dtype,
         ),
         masks=np.stack([result.masks[rows].any(0) for rows in groups]),
-        mask_scores=np.array([result.mask_scores[rows].max() for rows in groups], result.mask_scores.dtype),
+        mask_scores=np.array(
+            [result.mask_scores[rows].max() for rows in groups], result.mask_scores.dtype
+        ),
     )
 
 

@@ -13,8 +13,9 @@ Conventions used everywhere in uvosam:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -43,7 +44,11 @@ class FrameTracks:
 
     def __post_init__(self) -> None:
         n = len(self.track_ids)
-        if self.boxes_xyxy.shape != (n, 4) or self.scores.shape != (n,) or self.labels.shape != (n,):
+        if (
+            self.boxes_xyxy.shape != (n, 4)
+            or self.scores.shape != (n,)
+            or self.labels.shape != (n,)
+        ):
             raise ValueError(
                 f"FrameTracks {self.frame_index}: expected track_ids (N,), boxes_xyxy (N,4), scores (N,), "
                 f"labels (N,) with one N; got {self.track_ids.shape}, {self.boxes_xyxy.shape}, "

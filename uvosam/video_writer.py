@@ -76,7 +76,10 @@ class _Encoder:
             cmd += ["-movflags", "+faststart"]
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            cmd + [str(path.absolute())],  # never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
+            cmd
+            + [
+                str(path.absolute())
+            ],  # never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,

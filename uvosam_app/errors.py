@@ -34,8 +34,12 @@ def to_gr_error(err: BaseException) -> gr.Error:
     if isinstance(err, VideoLimitError):
         hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
         return gr.Error(str(err) + hint, print_exception=False)
-    if isinstance(err, USER_ERRORS):  # the app takes a zip of frames where the library takes a folder
-        message = str(err).replace(ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames")
+    if isinstance(
+        err, USER_ERRORS
+    ):  # the app takes a zip of frames where the library takes a folder
+        message = str(err).replace(
+            ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames"
+        )
         return gr.Error(message, print_exception=False)
     error_id = uuid.uuid4().hex[:8]
     logger.error("run failed (error id %s)", error_id, exc_info=err)

@@ -58,7 +58,15 @@ class SessionRun:
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
     return [
-        [t.track_id, t.class_name, round(t.score, 3), t.first_frame, t.last_frame, t.num_frames, t.returns]
+        [
+            t.track_id,
+            t.class_name,
+            round(t.score, 3),
+            t.first_frame,
+            t.last_frame,
+            t.num_frames,
+            t.returns,
+        ]
         for t in result.tracks
     ]
 
@@ -175,10 +183,14 @@ class App:
             total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
             yield JobProgress(frames_done=0, frames_total=total, elapsed_s=0.0)
             for step in self._run_models(tracker, sam, changes, str(folder), run_dir, options):
-                if step.result is not None:  # gone before the user hears "done" (Re-render reads the mask cache)
+                if (
+                    step.result is not None
+                ):  # gone before the user hears "done" (Re-render reads the mask cache)
                     shutil.rmtree(frames, ignore_errors=True)
                 yield step
-        except gr.Error as err:  # name frames as the user knows them, not by the server's run folder
+        except (
+            gr.Error
+        ) as err:  # name frames as the user knows them, not by the server's run folder
             message = err.message.replace(str(frames), Path(source.path).name)
             raise gr.Error(message, duration=err.duration, visible=err.visible, title=err.title,
                            print_exception=False) from None  # fmt: skip
@@ -190,7 +202,9 @@ class App:
     ) -> Iterator[JobProgress]:
         base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
         config = run_config(base, **changes)
-        yield from app_gpu.gpu_job(self.source_key, tracker, sam, config, source, str(run_dir), options)
+        yield from app_gpu.gpu_job(
+            self.source_key, tracker, sam, config, source, str(run_dir), options
+        )
 
     def describe(
         self,
@@ -209,9 +223,13 @@ class App:
         stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
         try:
             if frames_zip:  # the checks of Run, before unpacking
-                info = app_uploads.FramesZip(frames_zip).info(self.settings, stride=stride, max_frames=max_frames)
+                info = app_uploads.FramesZip(frames_zip).info(
+                    self.settings, stride=stride, max_frames=max_frames
+                )
             else:
-                info = probe(video, limits=self.settings.limits(), stride=stride, max_frames=max_frames)
+                info = probe(
+                    video, limits=self.settings.limits(), stride=stride, max_frames=max_frames
+                )
         except USER_ERRORS as err:
             return f"**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
@@ -297,13 +315,17 @@ class App:
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
                 "255 void), one per frame of the video, in name order."
             )
-        with self.work.held(state.run_dir):  # a Run pressed meanwhile in this tab deletes idle folders
+        with self.work.held(
+            state.run_dir
+        ):  # a Run pressed meanwhile in this tab deletes idle folders
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_SCORE)
             meta = MaskCache(state.cache_dir).info.meta
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
-            return score_masks_zip(gt_zip, masks_zip, meta, max_files=limit, work_dir=self.work.root)
+            return score_masks_zip(
+                gt_zip, masks_zip, meta, max_files=limit, work_dir=self.work.root
+            )
         except (ValueError, FileNotFoundError) as err:
             raise gr.Error(str(err), print_exception=False) from None
 
@@ -331,7 +353,9 @@ class App:
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_RERENDER)
             # the settings are checked before any folder is made
-            options = JobOptions(**self._outputs(output_side, style, show_boxes, show_labels, alpha_webm))
+            options = JobOptions(
+                **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm)
+            )
             merges = _merge(merge)
             if not keep:  # the API's default: a video without any object is never what was meant
                 ids = sorted(MaskCache(state.cache_dir).track_labels())
@@ -349,7 +373,9 @@ class App:
                 keep_ids=[int(k) for k in keep or []],
                 merge=merges,
                 options=options,
-                min_score=float(min_score),  # raising it drops low-scoring frames of tracks from the cached masks
+                min_score=float(
+                    min_score
+                ),  # raising it drops low-scoring frames of tracks from the cached masks
             )
             pump = JobPump(
                 work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
@@ -393,7 +419,9 @@ def _check_mask_model(sam: str) -> None:
     if sam in offered:
         return
     why = sam2_missing() if sam in SAM2_MODEL_TYPES else None
-    raise gr.Error(why or f"Choose a mask model from {offered}; got {sam!r}.", print_exception=False)
+    raise gr.Error(
+        why or f"Choose a mask model from {offered}; got {sam!r}.", print_exception=False
+    )
 
 
 def _style(style: str) -> str:

@@ -180,7 +180,11 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
             elem_id="mask-model",
         ),
         "min_score": gr.Slider(
-            0.0, 1.0, value=0.0, step=0.05, label="Detection score threshold (Run; a higher one on Re-render too)"
+            0.0,
+            1.0,
+            value=0.0,
+            step=0.05,
+            label="Detection score threshold (Run; a higher one on Re-render too)",
         ),
         "max_objects": gr.Slider(1, 20, value=10, step=1, label="Max objects"),
         "stride": gr.Slider(
@@ -238,7 +242,10 @@ def _editing_row() -> Editing:
         keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
         with gr.Column():
             style = gr.Radio(
-                STYLE_CHOICES, value="overlay", label="Video style (Run or Re-render)", elem_id="style"
+                STYLE_CHOICES,
+                value="overlay",
+                label="Video style (Run or Re-render)",
+                elem_id="style",
             )
             alpha_webm = gr.Checkbox(
                 False,

@@ -105,7 +105,9 @@ class PipelineLoader:
         self._pipes: OrderedDict[tuple[str, str], UVOSAM] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._first: tuple[str, str] | None = None  # the first pair loaded (startup's) is never evicted
+        self._first: tuple[str, str] | None = (
+            None  # the first pair loaded (startup's) is never evicted
+        )
 
     def __call__(self, preset: str, sam: str) -> UVOSAM:
         key = (preset, sam)

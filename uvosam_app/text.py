@@ -158,7 +158,9 @@ def describe_video(
     source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
     text = f"**{name}**: {info.width}x{info.height}, {info.num_frames} {source}."
     covered = info.num_output_frames(stride=stride, max_frames=max_frames)
-    suffix = "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
+    suffix = (
+        "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
+    )
     step = "every frame" if stride == 1 else f"every {stride}{suffix} frame"
     if covered < -(-info.num_frames // stride):
         text += f" Run covers the first {covered} frames ({step}; Max frames is {max_frames})."

@@ -15,9 +15,9 @@ import shutil
 import struct
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Mapping
 
 from PIL import Image
 
@@ -37,7 +37,10 @@ class FramesZip:
     path: str
 
     def _bounds(self, settings: AppSettings) -> dict[str, int]:
-        return {"max_files": 10 * settings.max_frames, "max_bytes": 2 * settings.max_upload_mb << 20}
+        return {
+            "max_files": 10 * settings.max_frames,
+            "max_bytes": 2 * settings.max_upload_mb << 20,
+        }
 
     def info(self, settings: AppSettings, *, stride: int, max_frames: int) -> VideoInfo:
         """``zip_frames_info`` within this app's bounds, checked against its video limits for a read with
@@ -52,7 +55,9 @@ class FramesZip:
 
     def extract(self, parent: Path, settings: AppSettings) -> Path:
         """The frames as a folder ``parent/<the zip's folder name>``, within this app's bounds."""
-        return extract_images(self.path, parent, suffixes=FRAME_EXTENSIONS, **self._bounds(settings))
+        return extract_images(
+            self.path, parent, suffixes=FRAME_EXTENSIONS, **self._bounds(settings)
+        )
 
 
 MAX_ZIP_ENTRIES = 100_000
@@ -127,7 +132,11 @@ def _image_members(
 
 
 def _check_bounds(
-    zip_path: str | Path, members: Mapping[PurePosixPath, zipfile.ZipInfo], kind: str, max_files: int, max_bytes: int
+    zip_path: str | Path,
+    members: Mapping[PurePosixPath, zipfile.ZipInfo],
+    kind: str,
+    max_files: int,
+    max_bytes: int,
 ) -> None:
     """Raise ``ValueError`` when ``members`` are over ``max_files`` or ``max_bytes`` unpacked, or would unpack to
     more than ``MAX_UNPACK_RATIO`` times the zip's size."""
@@ -146,7 +155,9 @@ def _check_bounds(
         )
 
 
-def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_bytes: int | None = None) -> VideoInfo:
+def zip_frames_info(
+    zip_path: str | Path, *, max_files: int | None = None, max_bytes: int | None = None
+) -> VideoInfo:
     """What a zip of frames would be as a frame folder (count, names, size as decoded), unpacking nothing but the
     frames' headers. Checked as a run checks the unpacked folder: one file per frame name, all frames of one size
     (EXIF orientation applied); and, when given, ``extract_images``' bounds.
@@ -176,7 +187,9 @@ def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_b
                 with archive.open(members[path]) as file, Image.open(file) as image:
                     sizes[path] = image_display_size(image, file)
             except (OSError, zipfile.BadZipFile, struct.error, SyntaxError) as err:  # PIL: bad EXIF
-                raise ValueError(f"{name}: {path} is not a readable image ({err}); replace or remove it") from None
+                raise ValueError(
+                    f"{name}: {path} is not a readable image ({err}); replace or remove it"
+                ) from None
             if sizes[path] != sizes[paths[0]]:
                 (w0, h0), (w, h) = sizes[paths[0]], sizes[path]
                 raise ValueError(
@@ -186,7 +199,9 @@ def zip_frames_info(zip_path: str | Path, *, max_files: int | None = None, max_b
     width, height = sizes[paths[0]]
     count = len(paths)
     names = tuple(p.stem for p in paths)
-    return VideoInfo(Path(zip_path), DEFAULT_FPS, count, width, height, 0, count / DEFAULT_FPS, True, names)
+    return VideoInfo(
+        Path(zip_path), DEFAULT_FPS, count, width, height, 0, count / DEFAULT_FPS, True, names
+    )
 
 
 MAX_UNPACK_RATIO = 20
@@ -229,6 +244,12 @@ def extract_images(
             try:
                 with archive.open(member) as src, open(dest / path.name, "wb") as out:
                     shutil.copyfileobj(src, out)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a bad CRC, cut or garbled data
-                raise ValueError(f"{name}: {member.filename} is damaged ({err}); zip the files again") from None
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                EOFError,
+            ) as err:  # a bad CRC, cut or garbled data
+                raise ValueError(
+                    f"{name}: {member.filename} is damaged ({err}); zip the files again"
+                ) from None
     return dest

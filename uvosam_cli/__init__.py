@@ -37,9 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError, MissingPackageError) as exc:  # user errors: no traceback
+    except (
+        ValueError,
+        FileNotFoundError,
+        RuntimeError,
+        MissingPackageError,
+    ) as exc:  # user errors: no traceback
         print(f"uvosam {args.command}: error: {exc}", file=sys.stderr)
         return 2

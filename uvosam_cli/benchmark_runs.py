@@ -9,7 +9,12 @@ from pathlib import Path
 from uvosam.eval.davis import evaluate
 from uvosam.eval.layout import SUBSETS
 from uvosam.eval.runner import (
-    PAPER_DAVIS17_UNSUPERVISED_VAL, check_run_settings, davis_sequences, run_davis, run_ytvis, ytvis_videos,
+    PAPER_DAVIS17_UNSUPERVISED_VAL,
+    check_run_settings,
+    davis_sequences,
+    run_davis,
+    run_ytvis,
+    ytvis_videos,
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam_cli.arguments import add_sam_arguments, segmenter_config
@@ -24,18 +29,33 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("davis-run", help="segment a DAVIS-2017 set (resumable with the same models) and score it")
-    p.add_argument("--davis-root", type=Path, required=True, help="folder holding JPEGImages/ and ImageSets/")
-    p.add_argument("--out", type=Path, required=True, help="results folder (<out>/<seq>/<frame>.png)")
+    p = sub.add_parser(
+        "davis-run", help="segment a DAVIS-2017 set (resumable with the same models) and score it"
+    )
+    p.add_argument(
+        "--davis-root", type=Path, required=True, help="folder holding JPEGImages/ and ImageSets/"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="results folder (<out>/<seq>/<frame>.png)"
+    )
     p.add_argument("--set", dest="subset", choices=SUBSETS, default="val")
     p.add_argument("--sequences", nargs="+", help="only these sequences")
     p.add_argument("--no-score", action="store_true", help="only write the PNGs (e.g. test-dev)")
     _model_args(p)
     p.set_defaults(func=run_davis_command)
 
-    p = sub.add_parser("ytvis-run", help="segment a YouTube-VIS split into a submission results.json + zip")
-    p.add_argument("--ytvis-root", type=Path, required=True, help="folder holding <split>.json and <split>/JPEGImages")
-    p.add_argument("--out", type=Path, required=True, help="results.json path (the zip is written beside it)")
+    p = sub.add_parser(
+        "ytvis-run", help="segment a YouTube-VIS split into a submission results.json + zip"
+    )
+    p.add_argument(
+        "--ytvis-root",
+        type=Path,
+        required=True,
+        help="folder holding <split>.json and <split>/JPEGImages",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="results.json path (the zip is written beside it)"
+    )
     p.add_argument("--split", default="valid", help="valid | test | train")
     _model_args(p)
     p.set_defaults(func=run_ytvis_command)
@@ -60,20 +80,31 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 def run_davis_command(args: argparse.Namespace) -> int:
     if not args.sequences:
-        davis_sequences(args.davis_root, args.subset)  # a wrong root is reported before the models load
+        davis_sequences(
+            args.davis_root, args.subset
+        )  # a wrong root is reported before the models load
     segmenter_config(args)  # a --sam-type that does not fit --sam
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
     pipe = load_pipeline(args)
     start = time.perf_counter()
-    runs = run_davis(pipe, args.davis_root, args.out, subset=args.subset, sequences=args.sequences, settings=settings)
+    runs = run_davis(
+        pipe,
+        args.davis_root,
+        args.out,
+        subset=args.subset,
+        sequences=args.sequences,
+        settings=settings,
+    )
     for done in runs:
         state = "already done, skipped" if done.skipped else f"{done.frames} frames"
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
     print(f"segmented in {time.perf_counter() - start:.1f} s -> {args.out}")
     if args.no_score:
         return 0
-    scores = evaluate(args.davis_root, args.out, subset=args.subset, sequences=args.sequences, num_workers=2)
+    scores = evaluate(
+        args.davis_root, args.out, subset=args.subset, sequences=args.sequences, num_workers=2
+    )
     print(format_tables(scores))
     if args.subset == "val" and not args.sequences:
         ours = scores.global_dict()
@@ -84,7 +115,9 @@ def run_davis_command(args: argparse.Namespace) -> int:
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
-    ytvis_videos(args.ytvis_root, args.split)  # a wrong root or split is reported before the models load
+    ytvis_videos(
+        args.ytvis_root, args.split
+    )  # a wrong root or split is reported before the models load
     segmenter_config(args)  # so is a --sam-type that does not fit --sam
     pipe = load_pipeline(args)
     zip_path = run_ytvis(

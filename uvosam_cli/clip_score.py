@@ -54,8 +54,12 @@ def run(args: argparse.Namespace) -> int:
                 "pass --stride S."
             ) from None
     else:
-        truth = align_ground_truth(truth, names, [i * args.stride for i in range(len(names))], len(truth))
-    print(f"{len(names)} result frames ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}")
+        truth = align_ground_truth(
+            truth, names, [i * args.stride for i in range(len(names))], len(truth)
+        )
+    print(
+        f"{len(names)} result frames ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}"
+    )
     scores = score_clip(args.results, truth, names)
     print(format_tables(scores))
     if args.json:

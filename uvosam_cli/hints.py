@@ -31,7 +31,9 @@ def print_merge_hints(
         print(f"  {hint.source}>{hint.target}: {hint.describe()}")
     options = f" --keep {' '.join(map(str, keep))}" if keep else ""
     options += f" --min-score {min_score}" if min_score > 0 else ""
-    command = f'uvosam rerender {shlex.quote(str(run))}{options} --merge "{merge_text(hints, merge)}"'
+    command = (
+        f'uvosam rerender {shlex.quote(str(run))}{options} --merge "{merge_text(hints, merge)}"'
+    )
     if cached:
         print(f"to join them: {command}")
     else:

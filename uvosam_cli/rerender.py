@@ -32,9 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", type=Path, help="the run's --out folder (it holds cache/)")
     p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
-    p.add_argument("--keep", type=int, nargs="+", metavar="ID", help="keep only these track ids (default: all)")
+    p.add_argument(
+        "--keep", type=int, nargs="+", metavar="ID", help="keep only these track ids (default: all)"
+    )
     p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
-    p.add_argument("--style", choices=STYLES, help="the output video's style (see segment; default: the run's)")
+    p.add_argument(
+        "--style", choices=STYLES, help="the output video's style (see segment; default: the run's)"
+    )
     p.add_argument("--alpha-webm", action="store_true", help=ALPHA_WEBM_HELP)
     p.add_argument("--min-score", type=float, default=0.0,
                    help="leave tracks out of the frames where they score below this (above the run's own "
@@ -53,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
             "`uvosam segment ... --out <folder> --cache` first"
         )
-    style = args.style or MaskCache(cache).info.meta.get("style", "overlay")  # default: the run's own
+    style = args.style or MaskCache(cache).info.meta.get(
+        "style", "overlay"
+    )  # default: the run's own
     options = JobOptions(
         output_max_side=args.output_max_side,
         style=style,
@@ -63,7 +69,12 @@ def run(args: argparse.Namespace) -> int:
     )
     result = None
     steps = rerender_iter(
-        cache, args.out or args.run, keep_ids=args.keep, merge=args.merge, options=options, min_score=args.min_score
+        cache,
+        args.out or args.run,
+        keep_ids=args.keep,
+        merge=args.merge,
+        options=options,
+        min_score=args.min_score,
     )
     with tqdm(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar:
         for update in steps:
@@ -72,6 +83,14 @@ def run(args: argparse.Namespace) -> int:
             result = update.result or result
     assert result is not None
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
-    print(f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}")
-    print_merge_hints(result.export.merge_hints, args.run, merge=args.merge, keep=args.keep, min_score=args.min_score)
+    print(
+        f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}"
+    )
+    print_merge_hints(
+        result.export.merge_hints,
+        args.run,
+        merge=args.merge,
+        keep=args.keep,
+        min_score=args.min_score,
+    )
     return 0

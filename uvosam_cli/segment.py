@@ -30,36 +30,62 @@ from uvosam_cli.hints import print_merge_hints
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="segment the main objects of a video (tracker boxes -> SAM or SAM 2.1 masks)")
-    p.add_argument("input",
-                   help="a video file (.mp4 .mov .webm .avi .mkv; any other ffmpeg reads, e.g. an animated .gif or .apng), "
-                        "a folder of .jpg/.jpeg/.png frames (in natural name order), or a direct http(s) link to a video "
-                        f"file (downloaded to a temporary folder, at most {DOWNLOAD_MAX_BYTES >> 30} GiB; not a YouTube "
-                        "or other page link)")
+    p = sub.add_parser(
+        "segment",
+        help="segment the main objects of a video (tracker boxes -> SAM or SAM 2.1 masks)",
+    )
+    p.add_argument(
+        "input",
+        help="a video file (.mp4 .mov .webm .avi .mkv; any other ffmpeg reads, e.g. an animated .gif or .apng), "
+        "a folder of .jpg/.jpeg/.png frames (in natural name order), or a direct http(s) link to a video "
+        f"file (downloaded to a temporary folder, at most {DOWNLOAD_MAX_BYTES >> 30} GiB; not a YouTube "
+        "or other page link)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     add_sam_arguments(p)
-    p.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"),
-                   help="tracker compute precision (the SAM / SAM 2.1 image encoder runs in bf16 on CUDA by "
-                        "default)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the SAM / SAM 2.1 image encoder (the first frame waits for the compile; "
-                        "needs a C++ compiler on CPU, Triton on CUDA)")
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N"
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "tf32", "bf16"),
+        help="tracker compute precision (the SAM / SAM 2.1 image encoder runs in bf16 on CUDA by "
+        "default)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the SAM / SAM 2.1 image encoder (the first frame waits for the compile; "
+        "needs a C++ compiler on CPU, Triton on CUDA)",
+    )
     p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
-    p.add_argument("--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame")
-    p.add_argument("--output-max-side", type=positive_int,
-                   help="shrink the output video (any --style) to at most this longest side (never enlarged)")
-    p.add_argument("--style", default="overlay", choices=STYLES,
-                   help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
-                        "(blurred / greyscale background), matte (white objects on black, for editors)")
+    p.add_argument(
+        "--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame"
+    )
+    p.add_argument(
+        "--output-max-side",
+        type=positive_int,
+        help="shrink the output video (any --style) to at most this longest side (never enlarged)",
+    )
+    p.add_argument(
+        "--style",
+        default="overlay",
+        choices=STYLES,
+        help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
+        "(blurred / greyscale background), matte (white objects on black, for editors)",
+    )
     p.add_argument("--alpha-webm", action="store_true", help=ALPHA_WEBM_HELP)
-    p.add_argument("--cache", action="store_true",
-                   help="keep the masks in <out>/cache so that `uvosam rerender <out>` can redraw the video and "
-                        "rebuild the zip (fewer tracks, merged tracks, another style) without the models")
+    p.add_argument(
+        "--cache",
+        action="store_true",
+        help="keep the masks in <out>/cache so that `uvosam rerender <out>` can redraw the video and "
+        "rebuild the zip (fewer tracks, merged tracks, another style) without the models",
+    )
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
     p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
     p.set_defaults(func=run)
@@ -81,9 +107,13 @@ def local_input(text: str) -> Iterator[Path]:
     if not looks_like_link(text):
         yield Path(text)
         return
-    with tempfile.TemporaryDirectory(prefix="uvosam-url-") as tmp, tqdm(
-        desc="download", unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True
-    ) as bar:
+    with (
+        tempfile.TemporaryDirectory(prefix="uvosam-url-") as tmp,
+        tqdm(
+            desc="download", unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True
+        ) as bar,
+    ):
+
         def progress(done: int, total: int | None) -> None:
             bar.total = total
             bar.update(done - bar.n)
@@ -129,12 +159,16 @@ def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
     segmenter_config(args)  # a --sam-type that does not fit --sam
     if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; expected an output folder (created if missing)")
+        raise ValueError(
+            f"--out {args.out} is a file; expected an output folder (created if missing)"
+        )
     with local_input(args.input) as source:
         return _segment(args, source, config, options)
 
 
-def _segment(args: argparse.Namespace, source: Path, config: PipelineConfig, options: JobOptions) -> int:
+def _segment(
+    args: argparse.Namespace, source: Path, config: PipelineConfig, options: JobOptions
+) -> int:
     probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
     pipe = load_pipeline(args)
     pipe = UVOSAM(pipe.tracker, pipe.segmenter, config)
@@ -153,5 +187,3 @@ def _segment(args: argparse.Namespace, source: Path, config: PipelineConfig, opt
     )
     print_merge_hints(result.export.merge_hints, args.out, cached=args.cache)
     return 0
-
-

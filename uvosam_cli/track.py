@@ -42,12 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uvosam.video import iter_probed, probe
-
     from uvosam.segmenter import resolve_device
     from uvosam.tracker.loading import load_tracker
     from uvosam.tracker.session import track_video
     from uvosam.tracker.trajectories import results_json
+    from uvosam.video import iter_probed, probe
 
     out = Path(args.out)
     if out.is_dir():

@@ -19,21 +19,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train the IDOL tracker on two-frame clips with box-only labels. Launch with "
         "torchrun --nproc_per_node N --no-python uvosam train ... for N GPUs.",
     )
-    parser.add_argument("--config", default="davis_r50",
-                        help="davis_r50 (default, the release's schedule), tiny, or a YAML file")
-    parser.add_argument("--data", action="append", required=True, metavar="SPEC",
-                        help="ytvis:JSON:IMAGE_ROOT[:ratio], davis:ROOT[:ratio] or "
-                        "folder:DIR[:ratio]; repeat to mix datasets")
+    parser.add_argument(
+        "--config",
+        default="davis_r50",
+        help="davis_r50 (default, the release's schedule), tiny, or a YAML file",
+    )
+    parser.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="ytvis:JSON:IMAGE_ROOT[:ratio], davis:ROOT[:ratio] or "
+        "folder:DIR[:ratio]; repeat to mix datasets",
+    )
     parser.add_argument("--out", required=True, help="output folder (checkpoints, losses.csv)")
-    parser.add_argument("--init", default=None,
-                        help="starting weights: weight name (idol-coco-r50), checkpoint path or "
-                        "'none' (default: the config's init)")
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="starting weights: weight name (idol-coco-r50), checkpoint path or "
+        "'none' (default: the config's init)",
+    )
     parser.add_argument("--iters", type=int, default=None, help="override the iteration count")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest checkpoint in --out")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in --out"
+    )
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="data-loading workers per process")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="data-loading workers per process"
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,8 +54,11 @@ def build_config(args: argparse.Namespace):
     """The ``TrainConfig`` the arguments describe (preset or YAML, then overrides)."""
     from uvosam.train.config import TrainConfig, load_train_config
 
-    cfg = getattr(TrainConfig, args.config)() if args.config in PRESETS else (
-        load_train_config(args.config))
+    cfg = (
+        getattr(TrainConfig, args.config)()
+        if args.config in PRESETS
+        else (load_train_config(args.config))
+    )
     changes = {}
     if args.init is not None:
         changes["init"] = args.init
@@ -62,9 +78,11 @@ def run(args: argparse.Namespace) -> int:
     specs = [parse_data_spec(s) for s in args.data]
     sources = [load_spec(s) for s in specs]
     for spec, videos in zip(specs, sources, strict=True):
-        logger.info("%s %s: %d videos, ratio %g", spec.kind, ":".join(spec.paths), len(videos),
-                    spec.ratio)
-    result = train(cfg, sources, [s.ratio for s in specs], args.out, resume=args.resume,
-                   device=args.device)
+        logger.info(
+            "%s %s: %d videos, ratio %g", spec.kind, ":".join(spec.paths), len(videos), spec.ratio
+        )
+    result = train(
+        cfg, sources, [s.ratio for s in specs], args.out, resume=args.resume, device=args.device
+    )
     logger.info("finished at iteration %d: %s", result.iteration, result.checkpoint)
     return 0

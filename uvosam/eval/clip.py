@@ -10,8 +10,8 @@ whole clip, and J&F-Mean = (J-Mean + F-Mean) / 2 over the K objects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles
@@ -29,8 +29,12 @@ def ground_truth_files(folder: str | Path) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"ground truth: {folder} is not a folder (expected a folder of indexed PNGs)")
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=natural_key)
+        raise FileNotFoundError(
+            f"ground truth: {folder} is not a folder (expected a folder of indexed PNGs)"
+        )
+    files = sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=natural_key
+    )
     if not files:
         raise FileNotFoundError(
             f"ground truth: {folder} holds no .png file (expected one indexed PNG per frame: 0 background, "
@@ -44,7 +48,10 @@ def _frame_key(stem: str) -> int | str:
 
 
 def align_ground_truth(
-    ground_truth: Sequence[Path], frame_names: Sequence[str], source_indices: Sequence[int], source_frames: int
+    ground_truth: Sequence[Path],
+    frame_names: Sequence[str],
+    source_indices: Sequence[int],
+    source_frames: int,
 ) -> list[Path]:
     """One ground-truth file per processed frame.
 
@@ -86,7 +93,9 @@ def align_ground_truth(
     )
 
 
-def score_clip(results_dir: str | Path, ground_truth: Sequence[Path], frame_names: Sequence[str]) -> DavisScores:
+def score_clip(
+    results_dir: str | Path, ground_truth: Sequence[Path], frame_names: Sequence[str]
+) -> DavisScores:
     """DAVIS unsupervised scores of one clip.
 
     Args:

@@ -77,7 +77,10 @@ def read_index_png(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             mode = image.mode
             ids = np.asarray(image)
-    except (OSError, Image.DecompressionBombError) as err:  # not an image, cut short, damaged or huge
+    except (
+        OSError,
+        Image.DecompressionBombError,
+    ) as err:  # not an image, cut short, damaged or huge
         raise ValueError(
             f"{path}: not a readable PNG image ({err}); save the ids as an indexed PNG, e.g. with "
             "uvosam.eval.masks_io.write_index_png(path, ids)"

@@ -19,9 +19,9 @@ import logging
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
 from uvosam.export import ExportWriter
@@ -54,7 +54,9 @@ def davis_sequences(davis_root: str | Path, subset: str) -> list[str]:
 def _frames_dir(davis_root: Path, seq: str) -> Path:
     path = davis_root / "JPEGImages" / RESOLUTION / seq
     if not path.is_dir():
-        raise FileNotFoundError(f"frames of sequence {seq!r} not found: {path} (expected DAVIS-2017 480p JPEGs)")
+        raise FileNotFoundError(
+            f"frames of sequence {seq!r} not found: {path} (expected DAVIS-2017 480p JPEGs)"
+        )
     return path
 
 
@@ -101,7 +103,9 @@ def run_davis(
     if settings is not None:
         check_run_settings(out_dir, settings)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / RUN_SETTINGS_FILE).write_text(json.dumps(settings, sort_keys=True), encoding="utf-8")
+        (out_dir / RUN_SETTINGS_FILE).write_text(
+            json.dumps(settings, sort_keys=True), encoding="utf-8"
+        )
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
                             tracks_csv=False, timeline=False)  # fmt: skip
@@ -124,7 +128,9 @@ def ytvis_videos(ytvis_root: Path, split: str) -> tuple[list[dict], Path]:
     candidates = [ytvis_root / f"{split}.json", ytvis_root / split / "instances.json"]
     meta = next((p for p in candidates if p.is_file()), None)
     if meta is None:
-        raise FileNotFoundError(f"YouTube-VIS {split} annotations not found; looked for {candidates}")
+        raise FileNotFoundError(
+            f"YouTube-VIS {split} annotations not found; looked for {candidates}"
+        )
     videos = json.loads(meta.read_text())["videos"]
     return videos, ytvis_root / split / "JPEGImages"
 
@@ -144,11 +150,15 @@ def run_ytvis(
         for index, video in enumerate(videos):
             frames_dir = _video_frames(images_root, video, Path(tmp) / "frames")
             name = f"v{video['id']}"
-            export = _segment_to(pipe, frames_dir, Path(tmp) / name, name, options, int(video["id"]))
+            export = _segment_to(
+                pipe, frames_dir, Path(tmp) / name, name, options, int(video["id"])
+            )
             entries += json.loads(export.ytvis_json.read_text())
             shutil.rmtree(Path(tmp) / name)
             if progress is not None:
-                progress(SequenceDone(str(video["id"]), index, len(videos), export.num_frames, False))
+                progress(
+                    SequenceDone(str(video["id"]), index, len(videos), export.num_frames, False)
+                )
     out_json.write_text(json.dumps(entries))
     zip_path = out_json.with_suffix(".zip")
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -161,7 +171,9 @@ def _video_frames(images_root: Path, video: dict, link_dir: Path) -> Path:
     files = [images_root / f for f in video["file_names"]]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(f"YouTube-VIS video {video['id']}: {len(missing)} frame(s) missing, e.g. {missing[0]}")
+        raise FileNotFoundError(
+            f"YouTube-VIS video {video['id']}: {len(missing)} frame(s) missing, e.g. {missing[0]}"
+        )
     folder = files[0].parent
     if sorted(folder.iterdir()) == sorted(files):
         return folder

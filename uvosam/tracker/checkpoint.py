@@ -151,7 +151,7 @@ def unwrap_state_dict(obj: Mapping) -> StateDict:
             raise WeightsError(
                 f"checkpoint entry {key!r} is a {type(value).__name__}, expected a tensor"
             )
-        out[key[len("module.") :] if key.startswith("module.") else key] = value
+        out[key.removeprefix("module.")] = value
     return out
 
 
@@ -167,7 +167,9 @@ def read_state_dict(path: str | Path) -> StateDict:
         raise FileNotFoundError(
             f"IDOL checkpoint not found: {path} (see checkpoints/README.md for downloads)"
         )
-    obj = load_checkpoint(path)  # weights-only; unreadable or code-carrying files raise WeightsError
+    obj = load_checkpoint(
+        path
+    )  # weights-only; unreadable or code-carrying files raise WeightsError
     return unwrap_state_dict(obj)
 
 

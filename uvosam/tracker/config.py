@@ -109,7 +109,9 @@ class DetectorConfig:
                 raise ValueError(f"DetectorConfig.{name} must be a positive int; got {value!r}")
         self._check_architecture()
         if self.precision not in PRECISIONS:
-            raise ValueError(f"DetectorConfig.precision must be one of {PRECISIONS}; got {self.precision!r}")
+            raise ValueError(
+                f"DetectorConfig.precision must be one of {PRECISIONS}; got {self.precision!r}"
+            )
         for name in ("pixel_mean", "pixel_std"):
             value = getattr(self, name)
             if len(value) != 3:

@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 from uvosam import hub, weight_table
+from uvosam.classes import class_names_for
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.checkpoint import load_idol_detector
 from uvosam.tracker.config import DetectorConfig
-from uvosam.classes import class_names_for
 from uvosam.tracker.session import IDOLTracker
 from uvosam.tracker.yaml_config import load_tracker_yaml
 

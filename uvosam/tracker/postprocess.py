@@ -29,8 +29,8 @@ Deliberate differences from the original (decisions are kept, bugs are dropped):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torchvision

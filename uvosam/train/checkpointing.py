@@ -33,13 +33,13 @@ def to_original_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch
     for key, value in state.items():
         value = value.detach().cpu()
         if key.startswith("backbone."):
-            out["detr.detr.backbone.0.backbone." + key[len("backbone."):]] = value
+            out["detr.detr.backbone.0.backbone." + key[len("backbone.") :]] = value
         elif key.startswith("reid_embed_head."):
             out["detr." + key] = value
         else:
             out["detr.detr." + key] = value
         if key.startswith("bbox_embed."):
-            out[ALIAS_PREFIX + key[len("bbox_embed."):]] = value
+            out[ALIAS_PREFIX + key[len("bbox_embed.") :]] = value
     return out
 
 

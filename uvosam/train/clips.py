@@ -55,16 +55,18 @@ class Clip:
 def sample_frame_pair(length: int, frame_range: int, rng: np.random.Generator) -> tuple[int, int]:
     """(key, reference) frame indices, key <= reference; equal only for one-frame videos."""
     ref = int(rng.integers(length))
-    others = [t for t in range(max(0, ref - frame_range), min(length, ref + frame_range + 1))
-              if t != ref]
+    others = [
+        t for t in range(max(0, ref - frame_range), min(length, ref + frame_range + 1)) if t != ref
+    ]
     if not others:
         return ref, ref
     other = int(rng.choice(others))
     return min(ref, other), max(ref, other)
 
 
-def crop_window(height: int, width: int, size: tuple[int, int], rng: np.random.Generator
-                ) -> tuple[int, int, int, int]:
+def crop_window(
+    height: int, width: int, size: tuple[int, int], rng: np.random.Generator
+) -> tuple[int, int, int, int]:
     """detectron2 ``RandomCrop("absolute_range")``: (y0, x0, h, w) of a random window."""
     ch = int(rng.integers(min(height, size[0]), min(height, size[1]) + 1))
     cw = int(rng.integers(min(width, size[0]), min(width, size[1]) + 1))
@@ -94,8 +96,15 @@ def augment_frame(
     boxes *= np.array([resized.shape[1] / w, resized.shape[0] / h] * 2, np.float32)
     if flip:
         resized = resized[:, ::-1]
-        boxes = np.stack([resized.shape[1] - boxes[:, 2], boxes[:, 1],
-                          resized.shape[1] - boxes[:, 0], boxes[:, 3]], 1)
+        boxes = np.stack(
+            [
+                resized.shape[1] - boxes[:, 2],
+                boxes[:, 1],
+                resized.shape[1] - boxes[:, 0],
+                boxes[:, 3],
+            ],
+            1,
+        )
     return np.ascontiguousarray(resized), boxes.reshape(-1, 4)
 
 
@@ -111,8 +120,14 @@ def make_clip(video: VideoRecord, cfg: TrainConfig, rng: np.random.Generator) ->
         frame = read_frame(video.frames[t])
         raw = np.array([video.boxes[t].get(i, (0.0, 0.0, 0.0, 0.0)) for i in ids], np.float32)
         crop = crop_window(*frame.shape[:2], cfg.crop_size, rng) if use_crop else None
-        image, b = augment_frame(frame, raw.reshape(-1, 4), crop=crop, short_edge=short,
-                                 max_size=cfg.max_size_train, flip=flip)
+        image, b = augment_frame(
+            frame,
+            raw.reshape(-1, 4),
+            crop=crop,
+            short_edge=short,
+            max_size=cfg.max_size_train,
+            flip=flip,
+        )
         present = np.array([i in video.boxes[t] for i in ids], bool)
         ok = present & (b[:, 2] - b[:, 0] > MIN_BOX_SIDE) & (b[:, 3] - b[:, 1] > MIN_BOX_SIDE)
         images.append(image)
@@ -131,11 +146,19 @@ class ClipDataset(Dataset):
     """Clip ``i`` of the mixed stream = f(seed, i) (module docstring). Map-style, infinite: any
     non-negative index is valid (``__len__`` is only nominal)."""
 
-    def __init__(self, sources: Sequence[Sequence[VideoRecord]], ratios: Sequence[float],
-                 cfg: TrainConfig, *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Sequence[VideoRecord]],
+        ratios: Sequence[float],
+        cfg: TrainConfig,
+        *,
+        seed: int | None = None,
+    ) -> None:
         if len(sources) != len(ratios) or not sources:
-            raise ValueError(f"ClipDataset needs one ratio per source and at least one source; "
-                             f"got {len(sources)} sources, {len(ratios)} ratios")
+            raise ValueError(
+                f"ClipDataset needs one ratio per source and at least one source; "
+                f"got {len(sources)} sources, {len(ratios)} ratios"
+            )
         empty = [i for i, s in enumerate(sources) if not s]
         if empty:
             raise ValueError(f"data sources {empty} have no videos")
@@ -161,11 +184,14 @@ class ClipIndexSampler(Sampler[int]):
     ``world_size`` contiguous shares of ``clips_per_batch // world_size``.
     """
 
-    def __init__(self, clips_per_batch: int, *, rank: int = 0, world_size: int = 1,
-                 start_iter: int = 0) -> None:
+    def __init__(
+        self, clips_per_batch: int, *, rank: int = 0, world_size: int = 1, start_iter: int = 0
+    ) -> None:
         if clips_per_batch % world_size:
-            raise ValueError(f"clips_per_batch ({clips_per_batch}) must be divisible by the number "
-                             f"of processes ({world_size})")
+            raise ValueError(
+                f"clips_per_batch ({clips_per_batch}) must be divisible by the number "
+                f"of processes ({world_size})"
+            )
         self.per_rank = clips_per_batch // world_size
         self.clips_per_batch = clips_per_batch
         self.rank = rank
@@ -191,9 +217,11 @@ def clip_targets(clips: Sequence[Clip], frame: int) -> list[FrameTargets]:
     for clip in clips:
         h, w = clip.images[frame].shape[:2]
         boxes = torch.from_numpy(clip.boxes_xyxy[frame]) / torch.tensor([w, h, w, h])
-        out.append(FrameTargets(
-            boxes_cxcywh_norm=box_convert(boxes, "xyxy", "cxcywh").float(),
-            labels=torch.zeros(len(boxes), dtype=torch.long),
-            valid=torch.from_numpy(clip.valid[frame]),
-        ))
+        out.append(
+            FrameTargets(
+                boxes_cxcywh_norm=box_convert(boxes, "xyxy", "cxcywh").float(),
+                labels=torch.zeros(len(boxes), dtype=torch.long),
+                valid=torch.from_numpy(clip.valid[frame]),
+            )
+        )
     return out

@@ -17,7 +17,11 @@ from typing import Any
 import yaml
 
 from uvosam.tracker.config import DetectorConfig
-from uvosam.tracker.yaml_config import decode_yacs_value, load_yaml_with_base, tracker_config_from_dict
+from uvosam.tracker.yaml_config import (
+    decode_yacs_value,
+    load_yaml_with_base,
+    tracker_config_from_dict,
+)
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
@@ -97,8 +101,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("lr_steps", "min_size_train", "crop_size"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
-        for name in ("clips_per_batch", "max_iter", "checkpoint_period", "log_period",
-                     "sampling_frame_range", "max_size_train"):
+        for name in (
+            "clips_per_batch",
+            "max_iter",
+            "checkpoint_period",
+            "log_period",
+            "sampling_frame_range",
+            "max_size_train",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"TrainConfig.{name} must be a positive int; got {value!r}")
@@ -114,11 +124,15 @@ class TrainConfig:
         if self.amp not in AMP_MODES:
             raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}; got {self.amp!r}")
         if len(self.crop_size) != 2 or not 0 < self.crop_size[0] <= self.crop_size[1]:
-            raise ValueError(f"TrainConfig.crop_size must be (min, max) with 0 < min <= max; "
-                             f"got {self.crop_size!r}")
+            raise ValueError(
+                f"TrainConfig.crop_size must be (min, max) with 0 < min <= max; "
+                f"got {self.crop_size!r}"
+            )
         if not self.min_size_train or self.freeze_at not in (0, 1, 2):
-            raise ValueError("TrainConfig.min_size_train must be non-empty and freeze_at in 0..2; "
-                             f"got {self.min_size_train!r}, {self.freeze_at!r}")
+            raise ValueError(
+                "TrainConfig.min_size_train must be non-empty and freeze_at in 0..2; "
+                f"got {self.min_size_train!r}, {self.freeze_at!r}"
+            )
 
     @classmethod
     def davis_r50(cls) -> TrainConfig:

@@ -78,8 +78,9 @@ def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecor
     data = json.loads(json_path.read_text())
     for key in ("videos", "annotations"):
         if key not in data:
-            raise ValueError(f"{json_path}: expected a YouTube-VIS JSON with {key!r}; "
-                             f"got keys {sorted(data)}")
+            raise ValueError(
+                f"{json_path}: expected a YouTube-VIS JSON with {key!r}; got keys {sorted(data)}"
+            )
     per_video: dict[object, list[BoxesByTrack]] = {
         v["id"]: [{} for _ in v["file_names"]] for v in data["videos"]
     }
@@ -112,8 +113,9 @@ def mask_boxes(label_map: np.ndarray) -> BoxesByTrack:
     return out
 
 
-def load_davis(root: str | Path, *, split: str = "train", resolution: str = "480p"
-               ) -> list[VideoRecord]:
+def load_davis(
+    root: str | Path, *, split: str = "train", resolution: str = "480p"
+) -> list[VideoRecord]:
     """DAVIS-2017 (module docstring); boxes come from the palette annotation PNGs."""
     root = Path(root)
     ann_root, img_root = root / "Annotations" / resolution, root / "JPEGImages" / resolution
@@ -173,8 +175,10 @@ def _parse_rows(rows: Sequence, directory: Path, t: int) -> BoxesByTrack:
     out: BoxesByTrack = {}
     for row in rows:
         if len(row) != 5:
-            raise ValueError(f"{directory / 'boxes.json'} frame {t}: expected "
-                             f"[track_id, x1, y1, x2, y2]; got {row!r}")
+            raise ValueError(
+                f"{directory / 'boxes.json'} frame {t}: expected "
+                f"[track_id, x1, y1, x2, y2]; got {row!r}"
+            )
         out[int(row[0])] = tuple(float(v) for v in row[1:])  # type: ignore[assignment]
     return out
 
@@ -195,19 +199,23 @@ def parse_data_spec(spec: str) -> DataSpec:
     """``ytvis:JSON:IMAGE_ROOT[:ratio]``, ``davis:ROOT[:ratio]`` or ``folder:DIR[:ratio]``."""
     kind, _, rest = spec.partition(":")
     if kind not in _ARITY or not rest:
-        raise ValueError(f"--data {spec!r}: expected ytvis:JSON:IMAGE_ROOT[:ratio], "
-                         "davis:ROOT[:ratio] or folder:DIR[:ratio]")
+        raise ValueError(
+            f"--data {spec!r}: expected ytvis:JSON:IMAGE_ROOT[:ratio], "
+            "davis:ROOT[:ratio] or folder:DIR[:ratio]"
+        )
     parts = rest.split(":")
     ratio = 1.0
     if len(parts) == _ARITY[kind] + 1:
         try:
             ratio = float(parts.pop())
         except ValueError:
-            raise ValueError(f"--data {spec!r}: the ratio must be a number; got {parts[-1]!r}"
-                             ) from None
+            raise ValueError(
+                f"--data {spec!r}: the ratio must be a number; got {parts[-1]!r}"
+            ) from None
     if len(parts) != _ARITY[kind] or ratio <= 0:
-        raise ValueError(f"--data {spec!r}: {kind} takes {_ARITY[kind]} path(s) and an optional "
-                         "positive ratio")
+        raise ValueError(
+            f"--data {spec!r}: {kind} takes {_ARITY[kind]} path(s) and an optional positive ratio"
+        )
     return DataSpec(kind=kind, paths=tuple(parts), ratio=ratio)
 
 

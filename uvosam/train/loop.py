@@ -116,16 +116,21 @@ class TrainForward(nn.Module):
         return out.logits, out.boxes_cxcywh_norm, out.embeddings
 
 
-def clip_batch(clips: Sequence[Clip], cfg: TrainConfig, device: torch.device
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_batch(
+    clips: Sequence[Clip], cfg: TrainConfig, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames ``[key_0, ref_0, key_1, ref_1, ...]`` normalised and zero-padded: (2N, 3, Hp, Wp)
     float32 and the (2N, Hp, Wp) bool pad mask."""
     frames = [image for clip in clips for image in clip.images]
     return pad_and_normalize(frames, cfg.detector, device=device)
 
 
-def step_losses(outputs: tuple[torch.Tensor, ...], clips: Sequence[Clip], cfg: TrainConfig,
-                generator: torch.Generator) -> dict[str, torch.Tensor]:
+def step_losses(
+    outputs: tuple[torch.Tensor, ...],
+    clips: Sequence[Clip],
+    cfg: TrainConfig,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
     """Split the interleaved outputs into key / reference frames and compute the weighted losses."""
     logits, boxes, embeds = (t.float() for t in outputs)
     key = HeadOutputs(logits[:, 0::2], boxes[:, 0::2], embeds[0::2])
@@ -142,15 +147,26 @@ def step_generator(seed: int, rank: int, iteration: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
-def clip_loader(sources: Sequence[Sequence[VideoRecord]], ratios: Sequence[float],
-                cfg: TrainConfig, info: DistInfo, start_iter: int) -> Iterator[list[Clip]]:
+def clip_loader(
+    sources: Sequence[Sequence[VideoRecord]],
+    ratios: Sequence[float],
+    cfg: TrainConfig,
+    info: DistInfo,
+    start_iter: int,
+) -> Iterator[list[Clip]]:
     """Infinite iterator of this process's per-iteration clip lists, from ``start_iter`` on."""
     dataset = ClipDataset(sources, ratios, cfg)
-    sampler = ClipIndexSampler(cfg.clips_per_batch, rank=info.rank, world_size=info.world_size,
-                               start_iter=start_iter)
-    loader = DataLoader(dataset, batch_size=sampler.per_rank, sampler=sampler,
-                        num_workers=cfg.num_workers, collate_fn=collate_clips,
-                        persistent_workers=cfg.num_workers > 0)
+    sampler = ClipIndexSampler(
+        cfg.clips_per_batch, rank=info.rank, world_size=info.world_size, start_iter=start_iter
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=sampler.per_rank,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        collate_fn=collate_clips,
+        persistent_workers=cfg.num_workers > 0,
+    )
     return iter(loader)
 
 
@@ -202,14 +218,24 @@ class _Run:
     def save(self, name: str, iteration: int) -> Path | None:
         if self.info.rank != 0:
             return None
-        scheduler = {"name": "WarmupMultiStepLR", "last_iter": iteration - 1,
-                     "milestones": list(self.cfg.lr_steps), "gamma": self.cfg.lr_gamma,
-                     "lr_factor": lr_factor(max(iteration - 1, 0), self.cfg)}
+        scheduler = {
+            "name": "WarmupMultiStepLR",
+            "last_iter": iteration - 1,
+            "milestones": list(self.cfg.lr_steps),
+            "gamma": self.cfg.lr_gamma,
+            "lr_factor": lr_factor(max(iteration - 1, 0), self.cfg),
+        }
         scaler = None if self.scaler is None else self.scaler.state_dict()
-        return save_checkpoint(self.out_dir, name, model_state=self.detector.state_dict(),
-                               optimizer=self.optimizer, scheduler=scheduler,
-                               iteration=iteration, train_config=self.cfg.to_dict(),
-                               grad_scaler=scaler)
+        return save_checkpoint(
+            self.out_dir,
+            name,
+            model_state=self.detector.state_dict(),
+            optimizer=self.optimizer,
+            scheduler=scheduler,
+            iteration=iteration,
+            train_config=self.cfg.to_dict(),
+            grad_scaler=scaler,
+        )
 
 
 def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, device: torch.device | None) -> _Run:
@@ -242,8 +268,9 @@ def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, device: torch.device |
 def _train_step(run: _Run, clips: list[Clip], iteration: int) -> dict[str, float]:
     cfg = run.cfg
     images, pad_mask = clip_batch(clips, cfg, run.device)
-    with torch.autocast(run.device.type, dtype=run.dtype or torch.float32,
-                        enabled=run.dtype is not None):
+    with torch.autocast(
+        run.device.type, dtype=run.dtype or torch.float32, enabled=run.dtype is not None
+    ):
         outputs = run.module(images, pad_mask)
     losses = step_losses(outputs, clips, cfg, step_generator(cfg.seed, run.info.rank, iteration))
     total = sum(losses.values())
@@ -291,8 +318,13 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
     log = LossLog(out_dir / "losses.csv" if is_main else None, cfg.log_period)
     batches = clip_loader(sources, ratios, cfg, run.info, run.start_iter)
-    bar = tqdm(range(run.start_iter, cfg.max_iter), initial=run.start_iter, total=cfg.max_iter,
-               disable=not (progress and is_main), desc="train")
+    bar = tqdm(
+        range(run.start_iter, cfg.max_iter),
+        initial=run.start_iter,
+        total=cfg.max_iter,
+        disable=not (progress and is_main),
+        desc="train",
+    )
     losses: dict[str, float] = {}
     lr = set_lr(run.optimizer, run.start_iter, cfg)
     started = time.perf_counter()
@@ -305,6 +337,9 @@ def train(
             run.save(checkpoint_name(iteration), iteration + 1)
     log.flush(cfg.max_iter - 1, lr)
     final = run.save(FINAL_NAME, cfg.max_iter) if run.start_iter < cfg.max_iter else None
-    logger.info("trained %d iterations in %.1f s", cfg.max_iter - run.start_iter,
-                time.perf_counter() - started)
+    logger.info(
+        "trained %d iterations in %.1f s",
+        cfg.max_iter - run.start_iter,
+        time.perf_counter() - started,
+    )
     return TrainResult(cfg.max_iter, final, log.path, losses, run.detector)

@@ -69,8 +69,9 @@ class HeadOutputs:
     embeddings: torch.Tensor
 
 
-def focal_loss(logits: torch.Tensor, targets: torch.Tensor, num_boxes: float, cfg: TrainConfig
-               ) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, targets: torch.Tensor, num_boxes: float, cfg: TrainConfig
+) -> torch.Tensor:
     """Release normalisation: ``loss.mean(queries).sum() / num_boxes * Q`` = total / num_boxes."""
     loss = sigmoid_focal_loss(
         logits.float(), targets, alpha=cfg.focal_alpha, gamma=cfg.focal_gamma, reduction="sum"
@@ -103,10 +104,14 @@ def layer_losses(
         zero = boxes.sum() * 0.0
         return {**out, "loss_bbox": zero, "loss_giou": zero}
     out["loss_bbox"] = F.l1_loss(pred_boxes, gt_boxes, reduction="sum") / num
-    out["loss_giou"] = generalized_box_iou_loss(
-        box_convert(pred_boxes, "cxcywh", "xyxy"), box_convert(gt_boxes, "cxcywh", "xyxy"),
-        reduction="sum",
-    ) / num
+    out["loss_giou"] = (
+        generalized_box_iou_loss(
+            box_convert(pred_boxes, "cxcywh", "xyxy"),
+            box_convert(gt_boxes, "cxcywh", "xyxy"),
+            reduction="sum",
+        )
+        / num
+    )
     return out
 
 
@@ -189,9 +194,13 @@ def idol_losses(
         ``loss_ce``, ``loss_bbox``, ``loss_giou``, ``loss_reid``, ``loss_reid_aux`` (last layer)
         and ``loss_ce_<l>``, ``loss_bbox_<l>``, ``loss_giou_<l>`` for layers l = 0..D-2.
     """
-    weights = {"loss_ce": cfg.class_weight, "loss_bbox": cfg.l1_weight,
-               "loss_giou": cfg.giou_weight, "loss_reid": cfg.reid_weight,
-               "loss_reid_aux": cfg.reid_aux_weight}
+    weights = {
+        "loss_ce": cfg.class_weight,
+        "loss_bbox": cfg.l1_weight,
+        "loss_giou": cfg.giou_weight,
+        "loss_reid": cfg.reid_weight,
+        "loss_reid_aux": cfg.reid_aux_weight,
+    }
     num_layers = key.logits.shape[0]
     out: dict[str, torch.Tensor] = {}
     assignments: list[Assignment] = []
@@ -204,5 +213,7 @@ def idol_losses(
         losses = layer_losses(key.logits[lvl], key.boxes[lvl], key_targets, assignments, cfg)
         out.update({name + suffix: value for name, value in losses.items()})
     out.update(reid_losses(key, ref, assignments, ref_targets, generator))
-    return {name: value * weights[name.rsplit("_", 1)[0] if name[-1].isdigit() else name]
-            for name, value in out.items()}
+    return {
+        name: value * weights[name.rsplit("_", 1)[0] if name[-1].isdigit() else name]
+        for name, value in out.items()
+    }

@@ -44,8 +44,9 @@ def track_metrics(
         present = ~np.isnan(gt_boxes_xyxy[t]).any(1)
         gt_idx = np.nonzero(present)[0]
         total += len(gt_idx)
-        pairs = _match(gt_boxes_xyxy[t, gt_idx], np.asarray(boxes, np.float32).reshape(-1, 4),
-                       iou_threshold)
+        pairs = _match(
+            gt_boxes_xyxy[t, gt_idx], np.asarray(boxes, np.float32).reshape(-1, 4), iou_threshold
+        )
         false_pos += len(ids) - len(pairs)
         for g, p in pairs:
             obj, track = int(gt_idx[g]), int(ids[p])

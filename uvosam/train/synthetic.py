@@ -12,8 +12,10 @@ import numpy as np
 
 from uvosam.train.datasets import BoxesByTrack, VideoRecord
 
-PALETTE = np.array([[230, 40, 40], [40, 200, 60], [50, 90, 240], [240, 220, 40], [220, 60, 220],
-                    [40, 220, 230]], np.uint8)
+PALETTE = np.array(
+    [[230, 40, 40], [40, 200, 60], [50, 90, 240], [240, 220, 40], [220, 60, 220], [40, 220, 230]],
+    np.uint8,
+)
 
 
 def synthetic_clip(
@@ -76,12 +78,13 @@ def synthetic_videos(
     ``seed + i``); object k has track id k + 1."""
     videos = []
     for i in range(num_videos):
-        frames, boxes = synthetic_clip(num_frames, height=height, width=width,
-                                       num_objects=num_objects, seed=seed + i)
+        frames, boxes = synthetic_clip(
+            num_frames, height=height, width=width, num_objects=num_objects, seed=seed + i
+        )
         per_frame: list[BoxesByTrack] = [
-            {k + 1: _box(boxes[t, k]) for k in range(num_objects)}
-            for t in range(num_frames)
+            {k + 1: _box(boxes[t, k]) for k in range(num_objects)} for t in range(num_frames)
         ]
-        videos.append(VideoRecord(name=f"synthetic-{seed + i}", frames=tuple(frames),
-                                  boxes=tuple(per_frame)))
+        videos.append(
+            VideoRecord(name=f"synthetic-{seed + i}", frames=tuple(frames), boxes=tuple(per_frame))
+        )
     return videos
