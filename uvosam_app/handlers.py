@@ -6,6 +6,8 @@ finished run (timeline, merge hints, Score) and the session's clean-up. Per-user
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import threading
@@ -22,12 +24,12 @@ from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
-from uvosam.remote_files import is_zip_download
 from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
+from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.models import (
@@ -43,6 +45,8 @@ from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_i
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE, describe_video
 from uvosam_app.work import JobPump, WorkRoot
+
+logger = logging.getLogger("uvosam.app")
 
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
@@ -100,11 +104,13 @@ class App:
         frames_zip: str | None = None,  # defaults: optional in the API (gradio_client)
         alpha_webm: bool = False,
         request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
+        # the session's linked video (a State: not in the API); after the request, as Gradio fills that in
+        linked: str | None = None,
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
-        """Track + segment a video (or a zip of its frames): streams (status, preview, chunk); ends
-        with mp4, zip, tracks."""
-        if not video and not frames_zip:
+        """Track + segment a video (or a zip of its frames, or else the file of a linked Load): streams (status,
+        preview, chunk); ends with mp4, zip, tracks."""
+        if not video and not frames_zip and not linked:
             raise gr.Error("Upload a video (or a zip of its frames) or pick an example first.")
         if video and frames_zip:
             raise gr.Error(
@@ -121,8 +127,17 @@ class App:
             **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
         )
         changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
-        run_dir = self.work.new_dir(_session(request), "run")
-        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video)
+        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video or _linked(linked))
+        link_dir = None if video or frames_zip else Path(source).parent
+        if (
+            link_dir is not None
+        ):  # the download's folder is idle: no new folder may delete it under the run
+            self.work.hold(link_dir)
+        try:
+            run_dir = self.work.new_dir(_session(request), "run")
+        except BaseException:
+            self._release(link_dir)
+            raise
         work = partial(self._job, tracker, sam, changes, source, run_dir, options)
         pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
         skip = gr.skip()
@@ -146,6 +161,11 @@ class App:
         finally:
             pump.cancel()
             self.work.release(run_dir)
+            self._release(link_dir)
+
+    def _release(self, folder: Path | None) -> None:
+        if folder is not None:
+            self.work.release(folder)
 
     def _outputs(
         self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
@@ -214,44 +234,53 @@ class App:
         stride: int,
         max_frames: int,
         frames_zip: str | None = None,
+        linked: str | None = None,
     ) -> str:
-        """What an upload is and what Run will cover (or why Run would refuse it), before Run."""
-        if not video and not frames_zip:
+        """What an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it), before
+        Run."""
+        if not video and not frames_zip and not linked:
             return ""
         if video and frames_zip:
             return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
+        if not video and not frames_zip and not Path(linked).is_file():
+            return f"**{app_links.GONE}**"
+        path = str(frames_zip or video or linked)
         stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
         try:
             if frames_zip:  # the checks of Run, before unpacking
-                info = app_uploads.FramesZip(frames_zip).info(
+                info = app_uploads.FramesZip(path).info(
                     self.settings, stride=stride, max_frames=max_frames
                 )
             else:
                 info = probe(
-                    video, limits=self.settings.limits(), stride=stride, max_frames=max_frames
+                    path, limits=self.settings.limits(), stride=stride, max_frames=max_frames
                 )
         except USER_ERRORS as err:
             return f"**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {mask_model_label(sam)}"
-        name = Path(frames_zip or video).name
-        return describe_video(info, name, stride, max_frames, models, fps)
+        text = describe_video(info, Path(path).name, stride, max_frames, models, fps)
+        return text if video or frames_zip else f"{app_links.linked_note(path)}\n\n{text}"
 
     # ----------------------------------------------------------------------------------------- link
     def load_url(
         self,
         url: str | None,
         state: SessionRun | None = None,
+        linked: str | None = None,
         request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
         progress: gr.Progress = gr.Progress(),
-    ) -> tuple[str | None, str | None]:
-        """Download a direct link to a video file (or a zip of frames) into the session's folder and show it as
-        the input: returns (video, frames zip), the other one cleared.
+    ) -> tuple[str | None, str | None, str | None]:
+        """Download a direct link to a video file (or a zip of frames) into the session's folder and make it the
+        input: returns (video, frames zip, linked video), one set, the others cleared (over the API: (video, frames
+        zip), both None for a linked video, which the session keeps for a /segment call without a video or zip).
 
         The file is checked as Run checks it, but for the limits that Frame stride and Max frames change (the
         upload's description names those): a file that is not a video or is over the size limits is refused
-        here and deleted. The session's last run stays (Re-render still reads it); an earlier download goes.
-        Gradio serves (and Run reads) its own copy of the file; the session's folder goes with the session.
+        here and deleted. A video the player would re-encode (``links.needs_reencode``) is not shown: the
+        session's "linked video" state keeps its path and Run reads it as downloaded; any other is shown, and
+        Gradio serves (and Run reads) its own copy. The session's last run stays (Re-render still reads it); an
+        earlier download goes (a linked one once this Load succeeded); the session's folder goes with the session.
         """
         if not self.settings.url_input:
             raise gr.Error(
@@ -262,7 +291,13 @@ class App:
                 f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
             )
         keep = state.run_dir if state is not None else None
-        folder = self.work.new_dir(_session(request), "link", keep=keep)
+        old = Path(linked).parent if linked else None
+        if old is not None:  # still the input if this Load fails
+            self.work.hold(old)
+        try:
+            folder = self.work.new_dir(_session(request), "link", keep=keep)
+        finally:
+            self._release(old)
         try:
             path = download_video(
                 url,
@@ -272,7 +307,8 @@ class App:
                 allow_private=self.settings.url_allow_private,
                 progress=lambda done, total: progress((done, total), desc="downloading"),
             )
-            return self._loaded(path)
+            loaded = app_links.check_download(path, self.settings)
+            return loaded.video, loaded.frames_zip, loaded.linked
         except USER_ERRORS as err:
             shutil.rmtree(folder, ignore_errors=True)
             shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
@@ -281,14 +317,19 @@ class App:
         finally:
             self.work.release(folder)
 
-    def _loaded(self, path: Path) -> tuple[str | None, str | None]:
-        """(video, None) or, for a zip, (None, zip) after the checks of Run that no setting changes: readable,
-        frame size (``max_frames=1``: the frame and duration limits depend on Frame stride and Max frames)."""
-        if is_zip_download(path):
-            app_uploads.FramesZip(str(path)).info(self.settings, stride=1, max_frames=1)
-            return None, str(path)
-        probe(path, limits=self.settings.limits(), max_frames=1)
-        return str(path), None
+    def linked_frame(self, linked: str | None) -> np.ndarray | None:
+        """The first frame of a linked Load's file, for *Latest frame* (it has no player); unchanged without one."""
+        if not linked or not Path(linked).is_file():
+            return gr.skip()
+        try:
+            return app_links.first_frame(linked)
+        except USER_ERRORS as err:  # Load checked the file; the description says what Run would say
+            logger.warning("no first frame of %s: %s", Path(linked).name, err)
+            return gr.skip()
+
+    def unlink(self, video: str | None, frames_zip: str | None) -> Any:
+        """An upload or a zip chosen replaces a linked Load's file (None); their clearing leaves it (skip)."""
+        return None if video or frames_zip else gr.skip()
 
     # ------------------------------------------------------------------------------------- timeline
     def timeline(self, masks_zip: str | None) -> np.ndarray | None:
@@ -342,11 +383,13 @@ class App:
         min_score: float,
         state: SessionRun | None,
         request: gr.Request,
+        linked: str | None = None,  # the session's linked video (a State, not in the API)
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
         """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
         the run), merging tracks (``"3>1, 5>1"``), in any style. The run's folder is held meanwhile: a Run
-        pressed now in the same tab deletes the session's idle folders, not the masks read here."""
+        pressed now in the same tab deletes the session's idle folders, not the masks read here. ``linked``: the
+        session's linked video, spared by the new folder as Run reads it later."""
         if state is None:
             raise gr.Error(RUN_FIRST_RERENDER)
         with self.work.held(state.run_dir):
@@ -365,7 +408,12 @@ class App:
                         f"keep={ids}, the ids of the run's tracks).",
                         print_exception=False,
                     )
-            out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
+            with (
+                contextlib.ExitStack() as stack
+            ):  # the run's folder is kept, a linked Load's file too
+                if linked:
+                    stack.enter_context(self.work.held(Path(linked).parent))
+                out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
             work = partial(
                 rerender_iter,
                 state.cache_dir,
@@ -396,14 +444,23 @@ class App:
     def stopped(self) -> str:
         return "stopped: press Run to start again"
 
-    def forget(self, state: SessionRun | None) -> None:
-        """``gr.State`` delete callback (session over or expired): the session's folders go (its run, older
-        runs, re-renders; the session's folder once empty), but those a request still uses."""
-        if state is not None:  # API clients close no tab (no unload): this is their only clean-up
-            self.work.remove_idle(state.run_dir.parent)
+    def forget(self, state: SessionRun | str | None) -> None:
+        """``gr.State`` delete callback (session over or expired) of the last run and of the linked video: the
+        session's folders go (its run, older runs, re-renders, downloads; the session's folder once empty), but
+        those a request still uses."""
+        if state is None:  # API clients close no tab (no unload): this is their only clean-up
+            return
+        folder = state.run_dir if isinstance(state, SessionRun) else Path(state).parent
+        self.work.remove_idle(folder.parent)
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(_session(request))
+
+
+def _linked(path: str | None) -> str:
+    if not path or not Path(path).is_file():
+        raise gr.Error(app_links.GONE, print_exception=False)
+    return path
 
 
 def _merge(text: str | None) -> dict[int, int]:
