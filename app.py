@@ -141,12 +141,12 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
     quiet: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
     gr.on(
         [i.video.change, i.frames_zip.change],
-        app.unlink,
+        app.links.unlink,
         [i.video, i.frames_zip],
         ui.linked,
         **quiet,
     )
-    ui.linked.change(app.linked_frame, ui.linked, ui.outputs.preview, **quiet)
+    ui.linked.change(app.links.linked_frame, ui.linked, ui.outputs.preview, **quiet)
     describe = dict(
         fn=app.describe,
         inputs=[
@@ -188,7 +188,7 @@ def _on_link(app: App, ui: Page) -> None:
     i = ui.inputs
     gr.on(  # downloads run on the server: bounded like an upload (max_upload_mb), 2 at a time
         [i.load.click, i.url.submit],
-        app.load_url,
+        app.links.load_url,
         [i.url, ui.state, ui.linked],
         [i.video, i.frames_zip, ui.linked],  # /load_url returns (video, zip): a State is no output
         api_name="load_url",

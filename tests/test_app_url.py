@@ -83,7 +83,7 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
     )  # as a finished run leaves it: idle, its masks feed Re-render
     app.work.release(last_run)
     state = app_handlers.SessionRun(last_run, last_run / "cache")
-    video, frames, linked = app.load_url(
+    video, frames, linked = app.links.load_url(
         server.url("/media/street.mp4"), state, progress=no_progress
     )
     assert frames is None and linked is None  # H.264 .mp4: the player shows it as it is
@@ -95,7 +95,9 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
         video, "idol-ytvis19-r50", "vit_b", 1, 900
     )
     # a zip of frames goes to the frames input (the video is cleared); the earlier download goes, the run stays
-    video2, frames, _ = app.load_url(server.url("/media/frames.zip"), state, progress=no_progress)
+    video2, frames, _ = app.links.load_url(
+        server.url("/media/frames.zip"), state, progress=no_progress
+    )
     assert (
         video2 is None
         and zipfile.is_zipfile(frames)
@@ -128,7 +130,7 @@ def test_a_refused_link_gives_the_message_and_leaves_no_file(site, tmp_path, pat
     settings = AppSettings(work_root=tmp_path, max_side=150, url_allow_private=True)
     app = app_handlers.App(lambda preset, sam: None, settings)
     with pytest.raises(gr.Error) as err:
-        app.load_url(server.url(path), None, progress=no_progress)
+        app.links.load_url(server.url(path), None, progress=no_progress)
     assert re.search(message, err.value.message) and str(tmp_path) not in err.value.message
     assert list(app.work.session_dir(None).iterdir()) == []
 
@@ -139,10 +141,10 @@ def test_the_app_refuses_links_into_its_own_network_by_default(site, tmp_path):
     seen = len(server.seen)
     for url in (server.url("/media/street.mp4"), "http://169.254.169.254/latest/meta-data/"):
         with pytest.raises(gr.Error, match=r"inside this server's network .*refused here"):
-            app.load_url(url, None, progress=no_progress)
+            app.links.load_url(url, None, progress=no_progress)
     assert len(server.seen) == seen  # nothing reached the server
     with pytest.raises(gr.Error, match="Paste a direct link to a video file first"):
-        app.load_url("  ", None, progress=no_progress)
+        app.links.load_url("  ", None, progress=no_progress)
 
 
 def test_load_over_the_api_and_a_page_link_refused(site, tmp_path):
@@ -176,7 +178,7 @@ def test_a_host_can_switch_the_link_input_off(tmp_path):
         and "/load_url" not in off.get_api_info()["named_endpoints"]
     )
     with pytest.raises(gr.Error, match="takes no links"):
-        app_handlers.App(lambda preset, sam: None, settings).load_url(
+        app_handlers.App(lambda preset, sam: None, settings).links.load_url(
             "https://example.com/a.mp4", None
         )
     assert AppSettings.from_env({}).url_allow_private is False
@@ -198,14 +200,16 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
     server, _ = site
     settings = AppSettings(work_root=tmp_path, url_allow_private=True, status_interval_s=0.1)
     app = app_handlers.App(tiny_pipeline(tiny_sam_model), settings)
-    video, frames, linked = app.load_url(server.url("/media/old.avi"), None, progress=no_progress)
+    video, frames, linked = app.links.load_url(
+        server.url("/media/old.avi"), None, progress=no_progress
+    )
     assert video is None and frames is None and Path(linked).read_bytes() == server.avi
     about = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, None, linked)
     assert about.startswith(
         "**old.avi** (MPEG-4 Part 2) loaded from the link: browsers cannot play"
     )
     assert "no preview" in about and "**old.avi**: 96x64, 12 frames" in about
-    assert app.linked_frame(linked).shape == (64, 96, 3)
+    assert app.links.linked_frame(linked).shape == (64, 96, 3)
     args = ("idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, False)
     for _ in range(2):  # a Run's new folder deletes the session's idle ones: not the linked file
         *_, last = app.segment(None, *args, None, linked, progress=no_progress)
@@ -215,11 +219,12 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
                         progress=no_progress)  # fmt: skip
     assert list(redo)[-1][0].startswith("done") and Path(linked).is_file()
     # a later upload or zip replaces it; their clearing (the linked Load clears them) leaves it
-    assert app.unlink("upload.mp4", None) is None and app.unlink(None, "f.zip") is None
-    assert isinstance(app.unlink(None, None), type(gr.skip()))
+    assert app.links.unlink("upload.mp4", None) is None and app.links.unlink(None, "f.zip") is None
+    assert isinstance(app.links.unlink(None, None), type(gr.skip()))
     # a later Load of a playable file clears it
     assert (
-        app.load_url(server.url("/media/street.mp4"), None, linked, progress=no_progress)[2] is None
+        app.links.load_url(server.url("/media/street.mp4"), None, linked, progress=no_progress)[2]
+        is None
     )
     app.unload(None)
     with pytest.raises(gr.Error, match="no longer kept on the server"):

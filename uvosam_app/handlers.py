@@ -1,5 +1,6 @@
-"""The app's event handlers (``App``): Run, Re-render, Stop, the upload's description, Load (a link), the views of a
-finished run (timeline, merge hints, Score) and the session's clean-up. Per-user data lives in ``gr.State``
+"""The app's event handlers (``App``): Run, Re-render, Stop, the upload's description, the views of a finished run
+(timeline, merge hints, Score) and the session's clean-up; Load (a link) is ``App.links``
+(``uvosam_app.link_handlers``). Per-user data lives in ``gr.State``
 (``SessionRun``) and in session folders (``WorkRoot``); the models run in ``uvosam_app.gpu.gpu_job``, in a worker thread
 (``JobPump``).
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -24,7 +24,6 @@ from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
-from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import probe
@@ -32,6 +31,7 @@ from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
 from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import (
     PRESETS,
     GetPipeline,
@@ -43,8 +43,8 @@ from uvosam_app.models import (
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import LINK_EXAMPLE, describe_video
-from uvosam_app.work import JobPump, WorkRoot
+from uvosam_app.text import describe_video
+from uvosam_app.work import JobPump, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
 
@@ -86,6 +86,7 @@ class App:
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
         self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
+        self.links = LinkHandlers(settings, self.work)  # Load (a link) and its linked video
 
     # ------------------------------------------------------------------------------------------ run
     def segment(
@@ -134,7 +135,7 @@ class App:
         ):  # the download's folder is idle: no new folder may delete it under the run
             self.work.hold(link_dir)
         try:
-            run_dir = self.work.new_dir(_session(request), "run")
+            run_dir = self.work.new_dir(session_key(request), "run")
         except BaseException:
             self._release(link_dir)
             raise
@@ -262,75 +263,6 @@ class App:
         text = describe_video(info, Path(path).name, stride, max_frames, models, fps)
         return text if video or frames_zip else f"{app_links.linked_note(path)}\n\n{text}"
 
-    # ----------------------------------------------------------------------------------------- link
-    def load_url(
-        self,
-        url: str | None,
-        state: SessionRun | None = None,
-        linked: str | None = None,
-        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
-        progress: gr.Progress = gr.Progress(),
-    ) -> tuple[str | None, str | None, str | None]:
-        """Download a direct link to a video file (or a zip of frames) into the session's folder and make it the
-        input: returns (video, frames zip, linked video), one set, the others cleared (over the API: (video, frames
-        zip), both None for a linked video, which the session keeps for a /segment call without a video or zip).
-
-        The file is checked as Run checks it, but for the limits that Frame stride and Max frames change (the
-        upload's description names those): a file that is not a video or is over the size limits is refused
-        here and deleted. A video the player would re-encode (``links.needs_reencode``) is not shown: the
-        session's "linked video" state keeps its path and Run reads it as downloaded; any other is shown, and
-        Gradio serves (and Run reads) its own copy. The session's last run stays (Re-render still reads it); an
-        earlier download goes (a linked one once this Load succeeded); the session's folder goes with the session.
-        """
-        if not self.settings.url_input:
-            raise gr.Error(
-                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
-            )
-        if not (url or "").strip():
-            raise gr.Error(
-                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
-            )
-        keep = state.run_dir if state is not None else None
-        old = Path(linked).parent if linked else None
-        if old is not None:  # still the input if this Load fails
-            self.work.hold(old)
-        try:
-            folder = self.work.new_dir(_session(request), "link", keep=keep)
-        finally:
-            self._release(old)
-        try:
-            path = download_video(
-                url,
-                folder,
-                max_bytes=self.settings.max_upload_mb << 20,
-                timeout_s=self.settings.url_timeout_s,
-                allow_private=self.settings.url_allow_private,
-                progress=lambda done, total: progress((done, total), desc="downloading"),
-            )
-            loaded = app_links.check_download(path, self.settings)
-            return loaded.video, loaded.frames_zip, loaded.linked
-        except USER_ERRORS as err:
-            shutil.rmtree(folder, ignore_errors=True)
-            shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
-            message = shown.message.replace(f"{folder}{os.sep}", "")
-            raise gr.Error(message, print_exception=False) from None
-        finally:
-            self.work.release(folder)
-
-    def linked_frame(self, linked: str | None) -> np.ndarray | None:
-        """The first frame of a linked Load's file, for *Latest frame* (it has no player); unchanged without one."""
-        if not linked or not Path(linked).is_file():
-            return gr.skip()
-        try:
-            return app_links.first_frame(linked)
-        except USER_ERRORS as err:  # Load checked the file; the description says what Run would say
-            logger.warning("no first frame of %s: %s", Path(linked).name, err)
-            return gr.skip()
-
-    def unlink(self, video: str | None, frames_zip: str | None) -> Any:
-        """An upload or a zip chosen replaces a linked Load's file (None); their clearing leaves it (skip)."""
-        return None if video or frames_zip else gr.skip()
-
     # ------------------------------------------------------------------------------------- timeline
     def timeline(self, masks_zip: str | None) -> np.ndarray | None:
         """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
@@ -413,7 +345,7 @@ class App:
             ):  # the run's folder is kept, a linked Load's file too
                 if linked:
                     stack.enter_context(self.work.held(Path(linked).parent))
-                out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
+                out_dir = self.work.new_dir(session_key(request), "rerender", keep=state.run_dir)
             work = partial(
                 rerender_iter,
                 state.cache_dir,
@@ -454,7 +386,7 @@ class App:
         self.work.remove_idle(folder.parent)
 
     def unload(self, request: gr.Request) -> None:
-        self.work.remove_session(_session(request))
+        self.work.remove_session(session_key(request))
 
 
 def _linked(path: str | None) -> str:
@@ -485,10 +417,6 @@ def _style(style: str) -> str:
     if style not in STYLES:
         raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.")
     return style
-
-
-def _session(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None)
 
 
 def _img(preview: np.ndarray | None) -> Any:
