@@ -98,8 +98,8 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
 
 def _on_run(app: App, settings: AppSettings, ui: Page) -> Dependency:
     i, o, e = ui.inputs, ui.outputs, ui.editing
-    # in App.segment's parameter order
-    run_inputs = [i.video, *i.controls.values(), e.style, i.frames_zip, e.alpha_webm]
+    # in App.segment's parameter order (a State is no API parameter: /segment's stay as they were)
+    run_inputs = [i.video, *i.controls.values(), e.style, i.frames_zip, e.alpha_webm, ui.linked]
     return i.run.click(
         app.segment,
         run_inputs,
@@ -125,6 +125,7 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
             e.alpha_webm,
             c["min_score"],
             ui.state,
+            ui.linked,
         ],
         [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table],
         api_name="rerender",
@@ -134,18 +135,36 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
 
 
 def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
-    """The upload's description, again whenever the upload or a setting it depends on changes, and after a run."""
+    """The upload's description, again whenever the upload (or a linked Load's file) or a setting it depends on
+    changes, and after a run. An upload or a zip chosen replaces a linked file."""
     i, c = ui.inputs, ui.inputs.controls
+    quiet: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
+    gr.on(
+        [i.video.change, i.frames_zip.change],
+        app.links.unlink,
+        [i.video, i.frames_zip],
+        ui.linked,
+        **quiet,
+    )
+    ui.linked.change(app.links.linked_frame, ui.linked, ui.outputs.preview, **quiet)
     describe = dict(
         fn=app.describe,
-        inputs=[i.video, c["tracker"], c["sam"], c["stride"], c["max_frames"], i.frames_zip],
+        inputs=[
+            i.video,
+            c["tracker"],
+            c["sam"],
+            c["stride"],
+            c["max_frames"],
+            i.frames_zip,
+            ui.linked,
+        ],
         outputs=i.about,
         queue=False,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)
         show_progress="hidden",
         api_visibility="private",
     )
     gr.on(  # sliders by mouse or keyboard; a drag's steps meanwhile collapse into one more call
-        [i.video.change, i.frames_zip.change, c["tracker"].change, c["sam"].change,
+        [i.video.change, i.frames_zip.change, ui.linked.change, c["tracker"].change, c["sam"].change,
          c["stride"].input, c["max_frames"].input],
         trigger_mode="always_last",
         **describe,
@@ -169,9 +188,9 @@ def _on_link(app: App, ui: Page) -> None:
     i = ui.inputs
     gr.on(  # downloads run on the server: bounded like an upload (max_upload_mb), 2 at a time
         [i.load.click, i.url.submit],
-        app.load_url,
-        [i.url, ui.state],
-        [i.video, i.frames_zip],
+        app.links.load_url,
+        [i.url, ui.state, ui.linked],
+        [i.video, i.frames_zip, ui.linked],  # /load_url returns (video, zip): a State is no output
         api_name="load_url",
         concurrency_limit=2,
         concurrency_id="link",

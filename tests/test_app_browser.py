@@ -203,6 +203,8 @@ def link_app(tmp_path_factory, tiny_sam_model):
     settings = AppSettings(work_root=tmp_path_factory.mktemp("work"), url_allow_private=True)
     with serving() as server, launched(lambda preset, sam: pipe, settings) as url:
         server.routes["/media/street.mp4"] = send(clip, {"Content-Type": "video/mp4"})
+        avi = mpeg4_avi(tmp_path_factory.mktemp("avi") / "c.mp4", clip)
+        server.routes["/media/old.avi"] = send(avi, {"Content-Type": "video/x-msvideo"})
         yield url, server
 
 
@@ -225,3 +227,34 @@ def test_a_direct_link_loads_into_the_player_and_runs(link_app, page):
         "#mp4", has_text="street_overlay"
     )  # the outputs are named after the link's file
     named.wait_for(timeout=30_000)
+
+
+def mpeg4_avi(mp4: Path, clip: bytes) -> bytes:
+    """``clip`` (an H.264 mp4) as MPEG-4 Part 2 in an .avi: a codec browsers cannot play."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    mp4.write_bytes(clip)
+    avi = mp4.with_suffix(".avi")
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(mp4), "-c:v", "mpeg4"]
+    subprocess.run([*ffmpeg, str(avi)], check=True, timeout=60)
+    return avi.read_bytes()
+
+
+def test_a_link_browsers_cannot_play_is_described_previewed_and_run(link_app, page):
+    """The linked route in a browser: no player, the description says why, the first frame is shown under
+    Latest frame (the State's change event), and Run runs the file as downloaded."""
+    url, server = link_app
+    page.goto(url)
+    box = page.locator("#url").get_by_role("textbox")
+    assert not page.locator("#preview img").count()  # nothing under Latest frame yet
+    box.fill(server.url("/media/old.avi"))
+    box.press("Enter")
+    page.locator("#video-info", has_text="no preview").wait_for(timeout=30_000)
+    assert "old.avi" in page.locator("#video-info").inner_text()
+    assert not page.locator("#inp video").count()  # no player for it
+    page.wait_for_selector("#preview img", timeout=30_000)  # its first frame
+    page.click("#run")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done: 12 frames')", timeout=60_000)
+    page.locator("#mp4", has_text="old_overlay").wait_for(timeout=30_000)

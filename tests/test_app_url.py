@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -16,11 +17,15 @@ from PIL import Image
 
 pytest.importorskip("gradio")
 import gradio as gr
-from app_helpers import launched, write_clip
+import imageio_ffmpeg
+from app_helpers import launched, run_json, write_clip
+from doubles import MovingBoxTracker
 from gradio_client import Client
 from http_helpers import send, serving
 
 import app as app_module
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import handlers as app_handlers
 from uvosam_app.settings import AppSettings
 
@@ -31,11 +36,22 @@ def no_progress(*args, **kwargs) -> None:
     pass
 
 
+def mpeg4_avi(mp4: Path) -> bytes:
+    """The clip re-encoded to MPEG-4 Part 2 in an .avi: a codec browsers cannot play (Gradio's player would
+    re-encode it to H.264)."""
+    avi = mp4.with_suffix(".avi")
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(mp4)]
+    subprocess.run([*ffmpeg, "-c:v", "mpeg4", "-q:v", "2", str(avi)], check=True, timeout=60)
+    return avi.read_bytes()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A local server with a clip, a zip of frames, a text file named .mp4 and a clip too wide for max_side=150."""
+    """A local server with a clip (H.264 .mp4, and as MPEG-4 .avi), a zip of frames, a text file named .mp4 and a
+    clip too wide for max_side=150."""
     folder = tmp_path_factory.mktemp("site")
     clip = write_clip(folder / "clip.mp4", 12, 96, 64).read_bytes()
+    avi = mpeg4_avi(folder / "clip.mp4")
     frames = io.BytesIO()
     with zipfile.ZipFile(frames, "w") as zf:
         for i in range(3):
@@ -44,6 +60,7 @@ def site(tmp_path_factory):
             zf.writestr(f"seq/{i:05d}.png", image.getvalue())
     with serving() as server:
         server.routes["/media/street.mp4"] = send(clip, MP4)
+        server.routes["/media/old.avi"] = send(avi, {"Content-Type": "video/x-msvideo"})
         server.routes["/media/frames.zip"] = send(
             frames.getvalue(), {"Content-Type": "application/zip"}
         )
@@ -53,6 +70,7 @@ def site(tmp_path_factory):
         server.routes["/media/notes.mp4"] = send(
             b"not a video\n" * 50, {"Content-Type": "video/mp4"}
         )
+        server.avi = avi
         yield server, clip
 
 
@@ -65,8 +83,11 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
     )  # as a finished run leaves it: idle, its masks feed Re-render
     app.work.release(last_run)
     state = app_handlers.SessionRun(last_run, last_run / "cache")
-    video, frames = app.load_url(server.url("/media/street.mp4"), state, progress=no_progress)
-    assert frames is None and Path(video).read_bytes() == clip and Path(video).name == "street.mp4"
+    video, frames, linked = app.links.load_url(
+        server.url("/media/street.mp4"), state, progress=no_progress
+    )
+    assert frames is None and linked is None  # H.264 .mp4: the player shows it as it is
+    assert Path(video).read_bytes() == clip and Path(video).name == "street.mp4"
     assert Path(video).parent.parent == app.work.session_dir(
         None
     )  # the session's folder: goes with it
@@ -74,7 +95,9 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
         video, "idol-ytvis19-r50", "vit_b", 1, 900
     )
     # a zip of frames goes to the frames input (the video is cleared); the earlier download goes, the run stays
-    video2, frames = app.load_url(server.url("/media/frames.zip"), state, progress=no_progress)
+    video2, frames, _ = app.links.load_url(
+        server.url("/media/frames.zip"), state, progress=no_progress
+    )
     assert (
         video2 is None
         and zipfile.is_zipfile(frames)
@@ -107,7 +130,7 @@ def test_a_refused_link_gives_the_message_and_leaves_no_file(site, tmp_path, pat
     settings = AppSettings(work_root=tmp_path, max_side=150, url_allow_private=True)
     app = app_handlers.App(lambda preset, sam: None, settings)
     with pytest.raises(gr.Error) as err:
-        app.load_url(server.url(path), None, progress=no_progress)
+        app.links.load_url(server.url(path), None, progress=no_progress)
     assert re.search(message, err.value.message) and str(tmp_path) not in err.value.message
     assert list(app.work.session_dir(None).iterdir()) == []
 
@@ -118,10 +141,10 @@ def test_the_app_refuses_links_into_its_own_network_by_default(site, tmp_path):
     seen = len(server.seen)
     for url in (server.url("/media/street.mp4"), "http://169.254.169.254/latest/meta-data/"):
         with pytest.raises(gr.Error, match=r"inside this server's network .*refused here"):
-            app.load_url(url, None, progress=no_progress)
+            app.links.load_url(url, None, progress=no_progress)
     assert len(server.seen) == seen  # nothing reached the server
     with pytest.raises(gr.Error, match="Paste a direct link to a video file first"):
-        app.load_url("  ", None, progress=no_progress)
+        app.links.load_url("  ", None, progress=no_progress)
 
 
 def test_load_over_the_api_and_a_page_link_refused(site, tmp_path):
@@ -155,10 +178,70 @@ def test_a_host_can_switch_the_link_input_off(tmp_path):
         and "/load_url" not in off.get_api_info()["named_endpoints"]
     )
     with pytest.raises(gr.Error, match="takes no links"):
-        app_handlers.App(lambda preset, sam: None, settings).load_url(
+        app_handlers.App(lambda preset, sam: None, settings).links.load_url(
             "https://example.com/a.mp4", None
         )
     assert AppSettings.from_env({}).url_allow_private is False
     assert AppSettings.from_env({"UVOSAM_URL_ALLOW_PRIVATE": "1"}).url_allow_private is True
     with pytest.raises(ValueError, match="UVOSAM_URL_INPUT must be 1 or 0 .*got 'sometimes'"):
         AppSettings.from_env({"UVOSAM_URL_INPUT": "sometimes"})
+
+
+def tiny_pipeline(tiny_sam_model):
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    return lambda preset, sam: pipe
+
+
+def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
+    site, tmp_path, tiny_sam_model
+):
+    """MPEG-4 in .avi: Gradio's player would re-encode it (lossy, slow), so Load keeps the download as the
+    session's linked video; Run reads that file, held while a new folder is made; an upload replaces it."""
+    server, _ = site
+    settings = AppSettings(work_root=tmp_path, url_allow_private=True, status_interval_s=0.1)
+    app = app_handlers.App(tiny_pipeline(tiny_sam_model), settings)
+    video, frames, linked = app.links.load_url(
+        server.url("/media/old.avi"), None, progress=no_progress
+    )
+    assert video is None and frames is None and Path(linked).read_bytes() == server.avi
+    about = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, None, linked)
+    assert about.startswith(
+        "**old.avi** (MPEG-4 Part 2) loaded from the link: browsers cannot play"
+    )
+    assert "no preview" in about and "**old.avi**: 96x64, 12 frames" in about
+    assert app.links.linked_frame(linked).shape == (64, 96, 3)
+    args = ("idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, False)
+    for _ in range(2):  # a Run's new folder deletes the session's idle ones: not the linked file
+        *_, last = app.segment(None, *args, None, linked, progress=no_progress)
+        assert last[0].startswith("done: 12 frames") and Path(linked).is_file()
+    assert run_json(last[4])["video"]["name"] == "old"  # the file as downloaded
+    redo = app.rerender([1], True, True, 0, "overlay", "", False, 0.0, last[7], None, linked,
+                        progress=no_progress)  # fmt: skip
+    assert list(redo)[-1][0].startswith("done") and Path(linked).is_file()
+    # a later upload or zip replaces it; their clearing (the linked Load clears them) leaves it
+    assert app.links.unlink("upload.mp4", None) is None and app.links.unlink(None, "f.zip") is None
+    assert isinstance(app.links.unlink(None, None), type(gr.skip()))
+    # a later Load of a playable file clears it
+    assert (
+        app.links.load_url(server.url("/media/street.mp4"), None, linked, progress=no_progress)[2]
+        is None
+    )
+    app.unload(None)
+    with pytest.raises(gr.Error, match="no longer kept on the server"):
+        list(app.segment(None, *args, None, linked, progress=no_progress))
+
+
+def test_a_linked_load_over_the_api_is_run_by_segment_in_the_same_session(
+    site, tmp_path, tiny_sam_model
+):
+    server, _ = site
+    settings = AppSettings(work_root=tmp_path / "work", url_allow_private=True)
+    with launched(tiny_pipeline(tiny_sam_model), settings) as url:
+        client = Client(url, verbose=False)
+        assert client.predict(server.url("/media/old.avi"), api_name="/load_url") == (None, None)
+        status, *_, zip_path, _, _ = client.predict(None, api_name="/segment")  # video: None
+        assert status.startswith("done: 12 frames") and run_json(zip_path)["video"]["name"] == "old"
+        with pytest.raises(
+            Exception, match="Upload a video"
+        ):  # another session has no linked video
+            Client(url, verbose=False).predict(None, api_name="/segment")

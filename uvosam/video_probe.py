@@ -23,7 +23,7 @@ import logging
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -46,13 +46,17 @@ _RATE_TOLERANCE = 0.01
 
 @dataclass(frozen=True)
 class Header:
-    """What we use of ``ffmpeg -i``'s output. Sizes are STORED (before rotation); 0 = unknown."""
+    """What we use of ``ffmpeg -i``'s output. Sizes are STORED (before rotation); 0 = unknown. ``codec``: the
+    video stream's codec as ffmpeg (and ffprobe's ``codec_name``) names it (``h264``, ``hevc``, ``gif``...);
+    ``audio_codec``: the first audio stream's, "" without one."""
 
     width: int
     height: int
     fps: float
     duration_s: float
     rotation: int
+    codec: str = ""
+    audio_codec: str = ""
 
 
 def _run_ffmpeg(
@@ -112,7 +116,18 @@ def read_header(path: Path, *, accepted: str) -> Header:
         raise VideoReadError(
             f"{path.name} contains {what}, so there are no frames to segment. {accepted}"
         )
-    return _parse_video_stream(text, video[0], path, accepted)
+    header = _parse_video_stream(text, video[0], path, accepted)
+    audio_lines = [s for s in streams if " Audio: " in s]
+    return replace(
+        header,
+        codec=_codec(video[0], " Video: "),
+        audio_codec=_codec(audio_lines[0], " Audio: ") if audio_lines else "",
+    )
+
+
+def _codec(line: str, kind: str) -> str:
+    """The codec name of a stream line of ``ffmpeg -i`` (``Stream #0:0: Video: hevc (Main), ...`` -> ``hevc``)."""
+    return line.split(kind, 1)[1].split()[0].rstrip(",")
 
 
 def _parse_video_stream(text: str, line: str, path: Path, accepted: str) -> Header:

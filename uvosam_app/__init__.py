@@ -1,9 +1,15 @@
 """The web demo's parts (``app.py`` at the repository root is the Space's entry point and wires them).
 
-Each module holds one concept: ``gpu`` (the ``spaces`` import, device, ZeroGPU function: imported first, before
-torch), ``settings`` (``AppSettings`` from the environment), ``models`` (presets, mask models, the shared loader),
-``work`` (session folders, the job's worker thread), ``uploads`` (zips of frames), ``text`` (everything the page
-says), ``results`` (what a finished run shows from its zip), ``errors`` (what a user is told when a request fails),
-``progress`` (a job's updates as UI updates), ``handlers`` (the event handlers), ``layout`` (the components).
-Only ``handlers``, ``layout``, ``progress`` and ``errors`` import gradio. Nothing here is imported by ``uvosam``.
+One concept per module:
+
+- ``gpu``: the ``spaces`` import (imported first, before torch), the device, the ZeroGPU function;
+- ``settings``: ``AppSettings`` from the environment; ``models``: presets, mask models, the shared loader;
+- ``work``: session folders, the job's worker thread; ``progress``: a job's updates as UI updates;
+- ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded;
+- ``text``: everything the page says; ``results``: what a finished run shows from its zip;
+- ``errors``: what a user is told when a request fails;
+- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``layout``: the components.
+
+Only ``handlers``, ``link_handlers``, ``layout``, ``progress`` and ``errors`` import gradio. ``uvosam`` imports
+nothing from here.
 """

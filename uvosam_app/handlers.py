@@ -1,12 +1,14 @@
-"""The app's event handlers (``App``): Run, Re-render, Stop, the upload's description, Load (a link), the views of a
-finished run (timeline, merge hints, Score) and the session's clean-up. Per-user data lives in ``gr.State``
+"""The app's event handlers (``App``): Run, Re-render, Stop, the upload's description, the views of a finished run
+(timeline, merge hints, Score) and the session's clean-up; Load (a link) is ``App.links``
+(``uvosam_app.link_handlers``). Per-user data lives in ``gr.State``
 (``SessionRun``) and in session folders (``WorkRoot``); the models run in ``uvosam_app.gpu.gpu_job``, in a worker thread
 (``JobPump``).
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import logging
 import shutil
 import threading
 from collections.abc import Iterator
@@ -22,14 +24,14 @@ from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
-from uvosam.remote_files import is_zip_download
-from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
+from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
 from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import (
     PRESETS,
     GetPipeline,
@@ -41,8 +43,10 @@ from uvosam_app.models import (
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import LINK_EXAMPLE, describe_video
-from uvosam_app.work import JobPump, WorkRoot
+from uvosam_app.text import describe_video
+from uvosam_app.work import JobPump, WorkRoot, session_key
+
+logger = logging.getLogger("uvosam.app")
 
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
@@ -82,6 +86,7 @@ class App:
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
         self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
+        self.links = LinkHandlers(settings, self.work)  # Load (a link) and its linked video
 
     # ------------------------------------------------------------------------------------------ run
     def segment(
@@ -100,11 +105,13 @@ class App:
         frames_zip: str | None = None,  # defaults: optional in the API (gradio_client)
         alpha_webm: bool = False,
         request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
+        # the session's linked video (a State: not in the API); after the request, as Gradio fills that in
+        linked: str | None = None,
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
-        """Track + segment a video (or a zip of its frames): streams (status, preview, chunk); ends
-        with mp4, zip, tracks."""
-        if not video and not frames_zip:
+        """Track + segment a video (or a zip of its frames, or else the file of a linked Load): streams (status,
+        preview, chunk); ends with mp4, zip, tracks."""
+        if not video and not frames_zip and not linked:
             raise gr.Error("Upload a video (or a zip of its frames) or pick an example first.")
         if video and frames_zip:
             raise gr.Error(
@@ -121,8 +128,17 @@ class App:
             **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
         )
         changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
-        run_dir = self.work.new_dir(_session(request), "run")
-        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video)
+        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video or _linked(linked))
+        link_dir = None if video or frames_zip else Path(source).parent
+        if (
+            link_dir is not None
+        ):  # the download's folder is idle: no new folder may delete it under the run
+            self.work.hold(link_dir)
+        try:
+            run_dir = self.work.new_dir(session_key(request), "run")
+        except BaseException:
+            self._release(link_dir)
+            raise
         work = partial(self._job, tracker, sam, changes, source, run_dir, options)
         pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
         skip = gr.skip()
@@ -146,6 +162,11 @@ class App:
         finally:
             pump.cancel()
             self.work.release(run_dir)
+            self._release(link_dir)
+
+    def _release(self, folder: Path | None) -> None:
+        if folder is not None:
+            self.work.release(folder)
 
     def _outputs(
         self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
@@ -214,81 +235,33 @@ class App:
         stride: int,
         max_frames: int,
         frames_zip: str | None = None,
+        linked: str | None = None,
     ) -> str:
-        """What an upload is and what Run will cover (or why Run would refuse it), before Run."""
-        if not video and not frames_zip:
+        """What an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it), before
+        Run."""
+        if not video and not frames_zip and not linked:
             return ""
         if video and frames_zip:
             return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
+        if not video and not frames_zip and not Path(linked).is_file():
+            return f"**{app_links.GONE}**"
+        path = str(frames_zip or video or linked)
         stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
         try:
             if frames_zip:  # the checks of Run, before unpacking
-                info = app_uploads.FramesZip(frames_zip).info(
+                info = app_uploads.FramesZip(path).info(
                     self.settings, stride=stride, max_frames=max_frames
                 )
             else:
                 info = probe(
-                    video, limits=self.settings.limits(), stride=stride, max_frames=max_frames
+                    path, limits=self.settings.limits(), stride=stride, max_frames=max_frames
                 )
         except USER_ERRORS as err:
             return f"**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {mask_model_label(sam)}"
-        name = Path(frames_zip or video).name
-        return describe_video(info, name, stride, max_frames, models, fps)
-
-    # ----------------------------------------------------------------------------------------- link
-    def load_url(
-        self,
-        url: str | None,
-        state: SessionRun | None = None,
-        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
-        progress: gr.Progress = gr.Progress(),
-    ) -> tuple[str | None, str | None]:
-        """Download a direct link to a video file (or a zip of frames) into the session's folder and show it as
-        the input: returns (video, frames zip), the other one cleared.
-
-        The file is checked as Run checks it, but for the limits that Frame stride and Max frames change (the
-        upload's description names those): a file that is not a video or is over the size limits is refused
-        here and deleted. The session's last run stays (Re-render still reads it); an earlier download goes.
-        Gradio serves (and Run reads) its own copy of the file; the session's folder goes with the session.
-        """
-        if not self.settings.url_input:
-            raise gr.Error(
-                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
-            )
-        if not (url or "").strip():
-            raise gr.Error(
-                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
-            )
-        keep = state.run_dir if state is not None else None
-        folder = self.work.new_dir(_session(request), "link", keep=keep)
-        try:
-            path = download_video(
-                url,
-                folder,
-                max_bytes=self.settings.max_upload_mb << 20,
-                timeout_s=self.settings.url_timeout_s,
-                allow_private=self.settings.url_allow_private,
-                progress=lambda done, total: progress((done, total), desc="downloading"),
-            )
-            return self._loaded(path)
-        except USER_ERRORS as err:
-            shutil.rmtree(folder, ignore_errors=True)
-            shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
-            message = shown.message.replace(f"{folder}{os.sep}", "")
-            raise gr.Error(message, print_exception=False) from None
-        finally:
-            self.work.release(folder)
-
-    def _loaded(self, path: Path) -> tuple[str | None, str | None]:
-        """(video, None) or, for a zip, (None, zip) after the checks of Run that no setting changes: readable,
-        frame size (``max_frames=1``: the frame and duration limits depend on Frame stride and Max frames)."""
-        if is_zip_download(path):
-            app_uploads.FramesZip(str(path)).info(self.settings, stride=1, max_frames=1)
-            return None, str(path)
-        probe(path, limits=self.settings.limits(), max_frames=1)
-        return str(path), None
+        text = describe_video(info, Path(path).name, stride, max_frames, models, fps)
+        return text if video or frames_zip else f"{app_links.linked_note(path)}\n\n{text}"
 
     # ------------------------------------------------------------------------------------- timeline
     def timeline(self, masks_zip: str | None) -> np.ndarray | None:
@@ -342,11 +315,13 @@ class App:
         min_score: float,
         state: SessionRun | None,
         request: gr.Request,
+        linked: str | None = None,  # the session's linked video (a State, not in the API)
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple]:
         """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
         the run), merging tracks (``"3>1, 5>1"``), in any style. The run's folder is held meanwhile: a Run
-        pressed now in the same tab deletes the session's idle folders, not the masks read here."""
+        pressed now in the same tab deletes the session's idle folders, not the masks read here. ``linked``: the
+        session's linked video, spared by the new folder as Run reads it later."""
         if state is None:
             raise gr.Error(RUN_FIRST_RERENDER)
         with self.work.held(state.run_dir):
@@ -365,7 +340,12 @@ class App:
                         f"keep={ids}, the ids of the run's tracks).",
                         print_exception=False,
                     )
-            out_dir = self.work.new_dir(_session(request), "rerender", keep=state.run_dir)
+            with (
+                contextlib.ExitStack() as stack
+            ):  # the run's folder is kept, a linked Load's file too
+                if linked:
+                    stack.enter_context(self.work.held(Path(linked).parent))
+                out_dir = self.work.new_dir(session_key(request), "rerender", keep=state.run_dir)
             work = partial(
                 rerender_iter,
                 state.cache_dir,
@@ -396,14 +376,23 @@ class App:
     def stopped(self) -> str:
         return "stopped: press Run to start again"
 
-    def forget(self, state: SessionRun | None) -> None:
-        """``gr.State`` delete callback (session over or expired): the session's folders go (its run, older
-        runs, re-renders; the session's folder once empty), but those a request still uses."""
-        if state is not None:  # API clients close no tab (no unload): this is their only clean-up
-            self.work.remove_idle(state.run_dir.parent)
+    def forget(self, state: SessionRun | str | None) -> None:
+        """``gr.State`` delete callback (session over or expired) of the last run and of the linked video: the
+        session's folders go (its run, older runs, re-renders, downloads; the session's folder once empty), but
+        those a request still uses."""
+        if state is None:  # API clients close no tab (no unload): this is their only clean-up
+            return
+        folder = state.run_dir if isinstance(state, SessionRun) else Path(state).parent
+        self.work.remove_idle(folder.parent)
 
     def unload(self, request: gr.Request) -> None:
-        self.work.remove_session(_session(request))
+        self.work.remove_session(session_key(request))
+
+
+def _linked(path: str | None) -> str:
+    if not path or not Path(path).is_file():
+        raise gr.Error(app_links.GONE, print_exception=False)
+    return path
 
 
 def _merge(text: str | None) -> dict[int, int]:
@@ -428,10 +417,6 @@ def _style(style: str) -> str:
     if style not in STYLES:
         raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.")
     return style
-
-
-def _session(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None)
 
 
 def _img(preview: np.ndarray | None) -> Any:

@@ -94,20 +94,22 @@ class Scoring:
 
 @dataclass(frozen=True)
 class Page:
-    """Every component that an event reads or writes; ``state`` is the session's last run (``SessionRun``)."""
+    """Every component that an event reads or writes; ``state`` is the session's last run (``SessionRun``),
+    ``linked`` the path of a file loaded from a link that the player does not show (``uvosam_app.links``)."""
 
     inputs: Inputs
     outputs: Outputs
     editing: Editing
     scoring: Scoring
     state: gr.State
+    linked: gr.State
 
 
 def page(
     settings: AppSettings, load_error: str | None, footer: str, forget: Callable[[Any], None]
 ) -> Page:
     """The page's components, in their order, inside the ``gr.Blocks`` being built. ``load_error``: why the
-    default models did not load (a banner), or None. ``forget``: the session state's delete callback."""
+    default models did not load (a banner), or None. ``forget``: the session states' delete callback."""
     gr.Markdown(ABOUT)
     gr.Markdown(
         banner_markdown(load_error) if load_error else "",
@@ -122,7 +124,8 @@ def page(
     scoring = _scoring()
     gr.Markdown(footer, elem_id="footer")
     state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
-    return Page(inputs, outputs, editing, scoring, state)
+    linked = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
+    return Page(inputs, outputs, editing, scoring, state, linked)
 
 
 def _input_column(settings: AppSettings) -> Inputs:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from uvosam.job import JobProgress
 
@@ -176,3 +177,8 @@ class JobPump:
         """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
         self._stop.set()
         self._leave("ui")
+
+
+def session_key(request: Any) -> str | None:
+    """The session a Gradio request belongs to (its ``session_hash``; None without a request, e.g. a direct call)."""
+    return getattr(request, "session_hash", None)

@@ -1,0 +1,106 @@
+"""Load (a direct link) and its "linked video": the handlers of the link input (``LinkHandlers``).
+
+A link is downloaded into the session's folder and checked (``uvosam_app.links``); a video the player would show is
+returned to it, one the player would re-encode is kept as the session's linked video (a ``gr.State``), whose first
+frame goes under *Latest frame*, and which an upload or a zip chosen later replaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import numpy as np
+
+from uvosam.remote_video import download_video
+from uvosam_app import links as app_links
+from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.settings import AppSettings
+from uvosam_app.text import LINK_EXAMPLE
+from uvosam_app.work import WorkRoot, session_key
+
+if TYPE_CHECKING:
+    from uvosam_app.handlers import SessionRun
+
+logger = logging.getLogger("uvosam.app")
+
+
+class LinkHandlers:
+    """Load's handlers; ``work`` is the app's ``WorkRoot`` (a link's folder is one of the session's)."""
+
+    def __init__(self, settings: AppSettings, work: WorkRoot) -> None:
+        self.settings = settings
+        self.work = work
+
+    def load_url(
+        self,
+        url: str | None,
+        state: SessionRun | None = None,
+        linked: str | None = None,
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[str | None, str | None, str | None]:
+        """Download a direct link to a video file (or a zip of frames) into the session's folder and make it the
+        input: returns (video, frames zip, linked video), one set, the others cleared (over the API: (video, frames
+        zip), both None for a linked video, which the session keeps for a /segment call without a video or zip).
+
+        The file is checked as Run checks it, but for the limits that Frame stride and Max frames change (the
+        upload's description names those): a file that is not a video or is over the size limits is refused
+        here and deleted. A video the player would re-encode (``links.needs_reencode``) is not shown: the
+        session's "linked video" state keeps its path and Run reads it as downloaded; any other is shown, and
+        Gradio serves (and Run reads) its own copy. The session's last run stays (Re-render still reads it); an
+        earlier download goes (a linked one once this Load succeeded); the session's folder goes with the session.
+        """
+        if not self.settings.url_input:
+            raise gr.Error(
+                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
+            )
+        if not (url or "").strip():
+            raise gr.Error(
+                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
+            )
+        keep = state.run_dir if state is not None else None
+        old = Path(linked).parent if linked else None
+        if old is not None:  # still the input if this Load fails
+            self.work.hold(old)
+        try:
+            folder = self.work.new_dir(session_key(request), "link", keep=keep)
+        finally:
+            if old is not None:
+                self.work.release(old)
+        try:
+            path = download_video(
+                url,
+                folder,
+                max_bytes=self.settings.max_upload_mb << 20,
+                timeout_s=self.settings.url_timeout_s,
+                allow_private=self.settings.url_allow_private,
+                progress=lambda done, total: progress((done, total), desc="downloading"),
+            )
+            loaded = app_links.check_download(path, self.settings)
+            return loaded.video, loaded.frames_zip, loaded.linked
+        except USER_ERRORS as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
+            message = shown.message.replace(f"{folder}{os.sep}", "")
+            raise gr.Error(message, print_exception=False) from None
+        finally:
+            self.work.release(folder)
+
+    def linked_frame(self, linked: str | None) -> np.ndarray | None:
+        """The first frame of a linked Load's file, for *Latest frame* (it has no player); unchanged without one."""
+        if not linked or not Path(linked).is_file():
+            return gr.skip()
+        try:
+            return app_links.first_frame(linked)
+        except USER_ERRORS as err:  # Load checked the file; the description says what Run would say
+            logger.warning("no first frame of %s: %s", Path(linked).name, err)
+            return gr.skip()
+
+    def unlink(self, video: str | None, frames_zip: str | None) -> Any:
+        """An upload or a zip chosen replaces a linked Load's file (None); their clearing leaves it (skip)."""
+        return None if video or frames_zip else gr.skip()

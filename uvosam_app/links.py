@@ -1,0 +1,97 @@
+"""A file loaded from a link (Load): where it goes, the player or the "linked video" state. Non-UI helpers of
+``uvosam_app.handlers`` (no gradio here).
+
+The input player (``gr.Video``) converts, when it shows a file, whatever browsers cannot play: Gradio 6.31's
+``_format_video`` remuxes an H.264/AV1 stream (with AAC/MP3 audio or none) into an mp4 (lossless, fast), and
+re-encodes anything else with libx264 (lossy; minutes for a long HD clip, while Load shows no progress). Run then
+reads that copy, so the same clip by link and by upload (which is not converted) would give different masks. A file
+that needs that re-encode (``needs_reencode``) is therefore not shown in the player: the session keeps its path
+(the "linked video" state) and Run reads the file as downloaded; the description says so and the first frame
+stands in for the preview (``first_frame``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from uvosam.remote_files import is_zip_download
+from uvosam.video import iter_probed, probe
+from uvosam.video_probe import Header, read_header
+from uvosam_app.settings import AppSettings
+from uvosam_app.uploads import FramesZip
+
+PLAYABLE = frozenset(
+    {
+        (".mp4", "h264"),
+        (".mp4", "av1"),
+        (".webm", "vp8"),
+        (".webm", "vp9"),
+        (".webm", "av1"),
+        (".ogg", "theora"),
+    }
+)
+"""(extension, video codec) pairs that Gradio's player shows as they are (``processing_utils.video_is_playable``)."""
+REMUXED = frozenset({"h264", "av1"})
+REMUXED_AUDIO = frozenset({"", "aac", "mp3"})
+"""Video and audio codecs that Gradio copies into an mp4 without re-encoding (``_can_remux_to_mp4``; "": none)."""
+CODEC_NAMES = {"hevc": "HEVC", "h264": "H.264", "mpeg4": "MPEG-4 Part 2", "prores": "ProRes",
+               "mjpeg": "Motion JPEG", "gif": "GIF", "vp9": "VP9", "vp8": "VP8", "av1": "AV1"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Where a download goes: the player (``video``), the zip input (``frames_zip``) or the linked-video state
+    (``linked``); at most one is set."""
+
+    video: str | None = None
+    frames_zip: str | None = None
+    linked: str | None = None
+
+
+def needs_reencode(path: Path, header: Header) -> bool:
+    """Whether Gradio's player would re-encode the file (not just show or remux it): by its extension and the
+    codecs of ``header`` (``read_header``). A GIF is re-encoded too (to a libx264 mp4: colours and frame timing
+    change), so it takes the linked route as well."""
+    if (path.suffix.lower(), header.codec) in PLAYABLE:
+        return False
+    return not (header.codec in REMUXED and header.audio_codec in REMUXED_AUDIO)
+
+
+def check_download(path: Path, settings: AppSettings) -> Loaded:
+    """A downloaded file after the checks of Run that no setting changes (readable, frame size; ``max_frames=1``:
+    the frame and duration limits depend on Frame stride and Max frames), placed by ``needs_reencode``.
+
+    Raises:
+        ValueError, VideoReadError, VideoLimitError: as Run would refuse the file.
+    """
+    if is_zip_download(path):
+        FramesZip(str(path)).info(settings, stride=1, max_frames=1)
+        return Loaded(frames_zip=str(path))
+    probe(path, limits=settings.limits(), max_frames=1)
+    if needs_reencode(path, read_header(path, accepted="")):
+        return Loaded(linked=str(path))
+    return Loaded(video=str(path))
+
+
+def linked_note(path: str | Path) -> str:
+    """Markdown: what the file of a linked Load is (its name and codec), and that it has no preview."""
+    codec = read_header(Path(path), accepted="").codec
+    return (
+        f"**{Path(path).name}** ({CODEC_NAMES.get(codec, codec)}) loaded from the link: browsers cannot play this "
+        "codec, so there is no preview (its first frame is under *Latest frame*); Run uses the file as downloaded."
+    )
+
+
+GONE = (
+    "The file loaded from the link is no longer kept on the server (the session's files expire): press Load "
+    "again, or upload the file."
+)
+
+
+def first_frame(path: str | Path) -> np.ndarray:
+    """The video's first frame, (H, W, 3) RGB uint8 in display orientation; only that frame is decoded."""
+    info = probe(path, max_frames=1)
+    return next(iter_probed(info, max_frames=1))
