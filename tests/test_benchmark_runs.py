@@ -76,9 +76,26 @@ def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monke
     out = capsys.readouterr().out
     assert "[1/2] synth-000: 5 frames" in out and "Global results for val" in out
     assert "J&F-Mean" in out and "0.809" in out
+    record = json.loads(
+        (tmp_path / "r" / "run.json").read_text()
+    )  # what made the masks, and their score
+    assert (
+        record["format"] == "uvosam-benchmark-run/1"
+        and record["models"]["mask_model"]["family"] == "SAM"
+    )
+    assert record["benchmark"] == {
+        "dataset": "DAVIS-2017 unsupervised",
+        "split": "val",
+        "videos": 2,
+        "sequences": None,
+    }
+    score = evaluate(root, tmp_path / "r").global_dict()[
+        "J&F-Mean"
+    ]  # run.json does not disturb the scorer
+    assert record["scores"]["J&F-Mean"] == pytest.approx(score) and f"{score:.3f}" in out
 
 
-def test_ytvis_run_writes_a_submission(tmp_path, pipe):
+def _ytvis_root(tmp_path):
     root = tmp_path / "ytvis"
     videos = []
     for vid, n in ((7, 4), (9, 3)):
@@ -91,6 +108,11 @@ def test_ytvis_run_writes_a_submission(tmp_path, pipe):
             names.append(f"vid{vid}/{i * 5:05d}.jpg")
         videos.append({"id": vid, "file_names": names, "height": 40, "width": 56, "length": n})
     (root / "valid.json").write_text(json.dumps({"videos": videos, "categories": []}))
+    return root
+
+
+def test_ytvis_run_writes_a_submission(tmp_path, pipe):
+    root = _ytvis_root(tmp_path)
     zip_path = run_ytvis(pipe, root, tmp_path / "out" / "results.json")
     entries = json.loads((tmp_path / "out" / "results.json").read_text())
     assert entries and {e["video_id"] for e in entries} <= {7, 9}
@@ -126,5 +148,31 @@ def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypat
     assert "vit_b" in err and "vit_h" in err and "--out" in err
     assert loaded == ["vit_b"]  # refused before the models load
     assert not (out / seqs[1]).exists()
+    first = json.loads((out / "run.json").read_text())
+    assert first["benchmark"]["sequences"] == [seqs[0]] and first["scores"] is None  # --no-score
+    first["created_utc"] = "2020-01-01T00:00:00Z"  # as if the first run had been long ago
+    (out / "run.json").write_text(json.dumps(first))
     assert uvosam_cli.main(base + ["--sam", "vit_b"]) == 0
     assert "already done, skipped" in capsys.readouterr().out and (out / seqs[1]).is_dir()
+    resumed = json.loads((out / "run.json").read_text())
+    assert resumed["created_utc"] == "2020-01-01T00:00:00Z"  # the folder's first run, kept
+    assert (
+        resumed["started_utc"] != resumed["created_utc"]
+        and resumed["benchmark"]["sequences"] is None
+    )
+
+
+def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    root = _ytvis_root(tmp_path)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
+    out = tmp_path / "sub" / "results.json"
+    assert uvosam_cli.main(["ytvis-run", "--ytvis-root", str(root), "--out", str(out)]) == 0
+    record = json.loads((tmp_path / "sub" / "results.run.json").read_text())
+    assert record["benchmark"]["dataset"] == "YouTube-VIS" and record["benchmark"]["videos"] == 2
+    assert record["models"]["tracker"]["class"] == type(pipe.tracker).__name__
+    assert "results.run.json" in capsys.readouterr().out
+    assert zipfile.ZipFile(tmp_path / "sub" / "results.zip").namelist() == [
+        "results.json"
+    ]  # the server's zip

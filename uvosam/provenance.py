@@ -198,6 +198,58 @@ def export_record(
     return filled
 
 
+BENCHMARK_FORMAT = "uvosam-benchmark-run/1"
+
+
+def benchmark_record(
+    pipe: UVOSAM,
+    *,
+    dataset: str,
+    split: str,
+    videos: int,
+    sequences: Iterable[str] | None = None,
+    earlier: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record of a benchmark run (``uvosam davis-run`` / ``ytvis-run``) of ``pipe`` starting now.
+
+    Format ``BENCHMARK_FORMAT``: format, uvosam_version, created_utc (of the first run into this folder: carried
+    over from ``earlier``, the record a resumed run finds), started_utc (this run's), benchmark (dataset, split,
+    videos = how many, sequences = the names asked for or null = the whole split), settings (min_score,
+    max_objects; every frame, none skipped), models (as in ``run.json``), scores (null; ``davis-run`` fills in the
+    global table, keyed as the official one, once it has scored the run).
+    """
+    now = utc_now()
+    return {
+        "format": BENCHMARK_FORMAT,
+        "uvosam_version": __version__,
+        "created_utc": (earlier or {}).get("created_utc") or now,
+        "started_utc": now,
+        "benchmark": {
+            "dataset": dataset,
+            "split": split,
+            "videos": int(videos),
+            "sequences": None if sequences is None else list(sequences),
+        },
+        "settings": {
+            "min_score": float(pipe.config.min_score),
+            "max_objects": pipe.config.max_objects,
+            "stride": 1,
+            "max_frames": None,
+        },
+        "models": models_record(pipe),
+        "scores": None,
+    }
+
+
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """The record at ``path`` (a ``run.json``), or None when there is none or it is not a readable JSON object."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def write_run_json(path: str | Path, record: Mapping[str, Any]) -> Path:
     """``record`` as indented JSON (UTF-8) at ``path``; returns the path.
 

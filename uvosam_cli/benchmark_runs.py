@@ -17,6 +17,7 @@ from uvosam.eval.runner import (
     ytvis_videos,
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
+from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
 from uvosam_cli.arguments import add_sam_arguments, segmenter_config
 from uvosam_cli.davis import format_tables
 
@@ -87,6 +88,20 @@ def run_davis_command(args: argparse.Namespace) -> int:
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
     pipe = load_pipeline(args)
+    names = args.sequences or davis_sequences(args.davis_root, args.subset)
+    record_path = args.out / RUN_JSON
+    record = benchmark_record(
+        pipe,
+        dataset="DAVIS-2017 unsupervised",
+        split=args.subset,
+        videos=len(names),
+        sequences=args.sequences,
+        earlier=read_record(record_path),
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_run_json(
+        record_path, record
+    )  # before any sequence: a folder never holds masks without it
     start = time.perf_counter()
     runs = run_davis(
         pipe,
@@ -99,13 +114,16 @@ def run_davis_command(args: argparse.Namespace) -> int:
     for done in runs:
         state = "already done, skipped" if done.skipped else f"{done.frames} frames"
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
-    print(f"segmented in {time.perf_counter() - start:.1f} s -> {args.out}")
+    print(
+        f"segmented in {time.perf_counter() - start:.1f} s -> {args.out} (what made them: {record_path})"
+    )
     if args.no_score:
         return 0
     scores = evaluate(
         args.davis_root, args.out, subset=args.subset, sequences=args.sequences, num_workers=2
     )
     print(format_tables(scores))
+    write_run_json(record_path, {**record, "scores": scores.global_dict()})
     if args.subset == "val" and not args.sequences:
         ours = scores.global_dict()
         print("\n          ours    paper (UVOSAM README)")
@@ -115,14 +133,19 @@ def run_davis_command(args: argparse.Namespace) -> int:
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
-    ytvis_videos(
-        args.ytvis_root, args.split
-    )  # a wrong root or split is reported before the models load
+    # a wrong root or split is reported before the models load
+    videos, _ = ytvis_videos(args.ytvis_root, args.split)
     segmenter_config(args)  # so is a --sam-type that does not fit --sam
     pipe = load_pipeline(args)
+    record = benchmark_record(pipe, dataset="YouTube-VIS", split=args.split, videos=len(videos))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record_path = write_run_json(args.out.with_name(f"{args.out.stem}.run.json"), record)
     zip_path = run_ytvis(
         pipe, args.ytvis_root, args.out, split=args.split,
         progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {d.frames} frames", flush=True),
     )  # fmt: skip
-    print(f"wrote {args.out} and {zip_path} (upload the zip to the YouTube-VIS evaluation server)")
+    print(
+        f"wrote {args.out} and {zip_path} (upload the zip to the YouTube-VIS evaluation server); what made "
+        f"them: {record_path}"
+    )
     return 0
