@@ -87,6 +87,8 @@ class VideoInfo:
             duration, which may include an audio tail, is only used for the early limit check).
         is_folder: True for a folder of frames.
         frame_names: one name per source frame: file stems for a folder, ``f"{i:05d}"`` for a video.
+        codec, audio_codec: a video file's video and first audio codec as ffmpeg names them (``h264``, ``hevc``,
+            ``aac``...); "" for folders, a file without audio, or an info that does not record them.
     """
 
     path: Path
@@ -98,6 +100,8 @@ class VideoInfo:
     duration_s: float
     is_folder: bool
     frame_names: tuple[str, ...] = field(repr=False)
+    codec: str = ""
+    audio_codec: str = ""
 
     def num_output_frames(self, *, stride: int = 1, max_frames: int | None = None) -> int:
         """How many frames ``iter_frames(path, stride=stride, max_frames=max_frames)`` yields."""
@@ -267,6 +271,8 @@ def _probe_file(
         header.duration_s,
         False,
         (),
+        header.codec,
+        header.audio_codec,
     )
     check_limits(info, limits, stride=stride, max_frames=max_frames, approximate=True)
     n, packets = count_frames(path, header, accepted=_ACCEPTED)

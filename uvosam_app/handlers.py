@@ -261,7 +261,7 @@ class App:
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {mask_model_label(sam)}"
         text = describe_video(info, Path(path).name, stride, max_frames, models, fps)
-        return text if video or frames_zip else f"{app_links.linked_note(path)}\n\n{text}"
+        return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
 
     # ------------------------------------------------------------------------------------- timeline
     def timeline(self, masks_zip: str | None) -> np.ndarray | None:

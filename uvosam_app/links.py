@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from uvosam.remote_files import is_zip_download
-from uvosam.video import iter_probed, probe
-from uvosam.video_probe import Header, read_header
+from uvosam.video import VideoInfo, iter_probed, probe
 from uvosam_app.settings import AppSettings
 from uvosam_app.uploads import FramesZip
 
@@ -51,13 +50,13 @@ class Loaded:
     linked: str | None = None
 
 
-def needs_reencode(path: Path, header: Header) -> bool:
-    """Whether Gradio's player would re-encode the file (not just show or remux it): by its extension and the
-    codecs of ``header`` (``read_header``). A GIF is re-encoded too (to a libx264 mp4: colours and frame timing
+def needs_reencode(info: VideoInfo) -> bool:
+    """Whether Gradio's player would re-encode the video file ``info`` describes (not just show or remux it): by
+    its extension and its codecs. A GIF is re-encoded too (to a libx264 mp4: colours and frame timing
     change), so it takes the linked route as well."""
-    if (path.suffix.lower(), header.codec) in PLAYABLE:
+    if (info.path.suffix.lower(), info.codec) in PLAYABLE:
         return False
-    return not (header.codec in REMUXED and header.audio_codec in REMUXED_AUDIO)
+    return not (info.codec in REMUXED and info.audio_codec in REMUXED_AUDIO)
 
 
 def check_download(path: Path, settings: AppSettings) -> Loaded:
@@ -70,17 +69,16 @@ def check_download(path: Path, settings: AppSettings) -> Loaded:
     if is_zip_download(path):
         FramesZip(str(path)).info(settings, stride=1, max_frames=1)
         return Loaded(frames_zip=str(path))
-    probe(path, limits=settings.limits(), max_frames=1)
-    if needs_reencode(path, read_header(path, accepted="")):
+    if needs_reencode(probe(path, limits=settings.limits(), max_frames=1)):
         return Loaded(linked=str(path))
     return Loaded(video=str(path))
 
 
-def linked_note(path: str | Path) -> str:
-    """Markdown: what the file of a linked Load is (its name and codec), and that it has no preview."""
-    codec = read_header(Path(path), accepted="").codec
+def linked_note(info: VideoInfo) -> str:
+    """Markdown: what the file of a linked Load is (its name and codec, from ``probe``), and that it has no
+    preview."""
     return (
-        f"**{Path(path).name}** ({CODEC_NAMES.get(codec, codec)}) loaded from the link: browsers cannot play this "
+        f"**{info.path.name}** ({CODEC_NAMES.get(info.codec, info.codec)}) loaded from the link: browsers cannot play this "
         "codec, so there is no preview (its first frame is under *Latest frame*); Run uses the file as downloaded."
     )
 
