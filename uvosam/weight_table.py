@@ -74,6 +74,23 @@ def _idol(name: str, filename: str, classes: str, size: int | None = None) -> We
     )
 
 
+def _sam(
+    model: str, suffix: str, sha256: str, size: int, note: str = "original segment_anything .pth"
+) -> WeightSpec:
+    """The SAM checkpoint of ``model`` (``vit_b``...): ``sam_<model>_<suffix>.pth`` (Meta's names end in a hash
+    prefix), with its checksum and size."""
+    filename = f"sam_{model}_{suffix}.pth"
+    return WeightSpec(
+        name=f"sam_{model}",
+        repo_id=_SAM_REPO,
+        filename=f"checkpoints/{filename}",
+        sha256=sha256,
+        size_bytes=size,
+        url=_SAM_URL + filename,
+        description=f"Segment Anything ViT-{model[-1].upper()} ({note})",
+    )
+
+
 def _sam2(size: str, repo_size: str, params: str) -> WeightSpec:
     """A SAM 2.1 checkpoint (Meta publishes no checksums; the Hub repos are Meta's own)."""
     return WeightSpec(
@@ -89,32 +106,24 @@ def _sam2(size: str, repo_size: str, params: str) -> WeightSpec:
 
 # To add a file, append a WeightSpec; the key is its ``name``.
 _SPECS = (
-    WeightSpec(
-        name="sam_vit_b",
-        repo_id=_SAM_REPO,
-        filename="checkpoints/sam_vit_b_01ec64.pth",
-        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-        size_bytes=375_042_383,
-        url=_SAM_URL + "sam_vit_b_01ec64.pth",
-        description="Segment Anything ViT-B (original segment_anything .pth)",
+    _sam(
+        "vit_b",
+        "01ec64",
+        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        375_042_383,
     ),
-    WeightSpec(
-        name="sam_vit_l",
-        repo_id=_SAM_REPO,
-        filename="checkpoints/sam_vit_l_0b3195.pth",
-        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-        size_bytes=1_249_524_607,
-        url=_SAM_URL + "sam_vit_l_0b3195.pth",
-        description="Segment Anything ViT-L (original segment_anything .pth)",
+    _sam(
+        "vit_l",
+        "0b3195",
+        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        1_249_524_607,
     ),
-    WeightSpec(
-        name="sam_vit_h",
-        repo_id=_SAM_REPO,
-        filename="checkpoints/sam_vit_h_4b8939.pth",
-        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-        size_bytes=2_564_550_879,
-        url=_SAM_URL + "sam_vit_h_4b8939.pth",
-        description="Segment Anything ViT-H (original .pth; the one the UVOSAM release uses)",
+    _sam(
+        "vit_h",
+        "4b8939",
+        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        2_564_550_879,
+        "original .pth; the one the UVOSAM release uses",
     ),
     _sam2("tiny", "tiny", "39M"),
     _sam2("small", "small", "46M"),
