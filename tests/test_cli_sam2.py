@@ -86,10 +86,9 @@ def test_segment_with_sam2_but_no_sam2_package_is_a_one_line_error(
     assert not (tmp_path / "o").exists()
 
 
-def test_davis_run_with_a_sam2_file_but_no_sam2_package_fails_before_the_tracker(tmp_path, no_tracker, no_sam2,
-                                                                                 capsys):  # fmt: skip
-    checkpoint = tmp_path / "sam2.1_hiera_large.pt"  # a released name: SAM 2.1, whatever the folder
-    argv = [
+def _davis_run(tmp_path) -> list[str]:
+    """davis-run of one sequence of a DAVIS root at ``tmp_path`` into ``tmp_path / "r"`` (no model arguments)."""
+    return [
         "davis-run",
         "--davis-root",
         str(tmp_path),
@@ -98,6 +97,12 @@ def test_davis_run_with_a_sam2_file_but_no_sam2_package_fails_before_the_tracker
         "--sequences",
         "bear",
     ]
+
+
+def test_davis_run_with_a_sam2_file_but_no_sam2_package_fails_before_the_tracker(tmp_path, no_tracker, no_sam2,
+                                                                                 capsys):  # fmt: skip
+    checkpoint = tmp_path / "sam2.1_hiera_large.pt"  # a released name: SAM 2.1, whatever the folder
+    argv = _davis_run(tmp_path)
     assert uvosam_cli.main([*argv, "--no-score", "--sam", str(checkpoint)]) == 2
     err = capsys.readouterr().err
     assert (
@@ -114,15 +119,7 @@ def test_sam_type_with_a_model_name_is_refused_before_loading(
     bad = ["--sam", "sam2.1_small", "--sam-type", "sam2.1_tiny"]
     assert uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), *bad]) == 2
     assert "--sam-type is for a --sam PATH" in capsys.readouterr().err
-    davis = [
-        "davis-run",
-        "--davis-root",
-        str(tmp_path),
-        "--out",
-        str(tmp_path / "r"),
-        "--sequences",
-        "bear",
-    ]
+    davis = _davis_run(tmp_path)
     assert uvosam_cli.main([*davis, "--sam", "vit_b", "--sam-type", "sam2.1_tiny"]) == 2
     assert "--sam vit_b already names the model" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
