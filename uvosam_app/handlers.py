@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import threading
@@ -129,15 +128,13 @@ class App:
         )
         changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
         source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video or _linked(linked))
+        # a linked Load's folder is idle: held, so that no new folder deletes it under the run
         link_dir = None if video or frames_zip else Path(source).parent
-        if (
-            link_dir is not None
-        ):  # the download's folder is idle: no new folder may delete it under the run
-            self.work.hold(link_dir)
+        self.work.hold(link_dir)
         try:
             run_dir = self.work.new_dir(session_key(request), "run")
         except BaseException:
-            self._release(link_dir)
+            self.work.release(link_dir)
             raise
         work = partial(self._job, tracker, sam, changes, source, run_dir, options)
         pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
@@ -162,11 +159,7 @@ class App:
         finally:
             pump.cancel()
             self.work.release(run_dir)
-            self._release(link_dir)
-
-    def _release(self, folder: Path | None) -> None:
-        if folder is not None:
-            self.work.release(folder)
+            self.work.release(link_dir)
 
     def _outputs(
         self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
@@ -288,9 +281,8 @@ class App:
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
                 "255 void), one per frame of the video, in name order."
             )
-        with self.work.held(
-            state.run_dir
-        ):  # a Run pressed meanwhile in this tab deletes idle folders
+        # a Run pressed meanwhile in this tab deletes idle folders
+        with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_SCORE)
             meta = MaskCache(state.cache_dir).info.meta
@@ -340,11 +332,8 @@ class App:
                         f"keep={ids}, the ids of the run's tracks).",
                         print_exception=False,
                     )
-            with (
-                contextlib.ExitStack() as stack
-            ):  # the run's folder is kept, a linked Load's file too
-                if linked:
-                    stack.enter_context(self.work.held(Path(linked).parent))
+            # the run's folder is kept, a linked Load's file too
+            with self.work.held(Path(linked).parent if linked else None):
                 out_dir = self.work.new_dir(session_key(request), "rerender", keep=state.run_dir)
             work = partial(
                 rerender_iter,

@@ -64,14 +64,9 @@ class LinkHandlers:
                 f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
             )
         keep = state.run_dir if state is not None else None
-        old = Path(linked).parent if linked else None
-        if old is not None:  # still the input if this Load fails
-            self.work.hold(old)
-        try:
+        # a linked file's folder stays while the new one is made: still the input if this Load fails
+        with self.work.held(Path(linked).parent if linked else None):
             folder = self.work.new_dir(session_key(request), "link", keep=keep)
-        finally:
-            if old is not None:
-                self.work.release(old)
         try:
             path = download_video(
                 url,

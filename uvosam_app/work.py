@@ -52,13 +52,16 @@ class WorkRoot:
             self._in_use[path] += 1
         return path
 
-    def hold(self, path: Path) -> None:
-        """Mark an existing folder in use (until as many ``release``s): no ``new_dir`` deletes it."""
+    def hold(self, path: Path | None) -> None:
+        """Mark an existing folder in use (until as many ``release``s): no ``new_dir`` deletes it. None: no
+        folder, nothing to do (so callers with an optional folder need no check)."""
+        if path is None:
+            return
         with self._lock:
             self._in_use[path] += 1
 
     @contextlib.contextmanager
-    def held(self, path: Path) -> Iterator[Path]:
+    def held(self, path: Path | None) -> Iterator[Path | None]:
         """``hold`` for the ``with`` block, then ``release``."""
         self.hold(path)
         try:
@@ -66,7 +69,10 @@ class WorkRoot:
         finally:
             self.release(path)
 
-    def release(self, path: Path) -> None:
+    def release(self, path: Path | None) -> None:
+        """Undo one ``hold`` (None: nothing to do)."""
+        if path is None:
+            return
         with self._lock:
             self._in_use[path] -= 1
             if self._in_use[path] <= 0:
