@@ -50,9 +50,8 @@ def make_video(path: Path, frames: int, height: int, width: int) -> None:
     from uvosam.video import VideoWriter
 
     with VideoWriter(path, fps=25, width=width, height=height) as writer:
-        for start in range(
-            0, frames, 50
-        ):  # generate in blocks: the parent's memory stays small too
+        # generate in blocks: the parent's memory stays small too
+        for start in range(0, frames, 50):
             clip = moving_shapes(
                 min(50, frames - start), height=height, width=width, num_objects=3, seed=start
             )
@@ -232,9 +231,8 @@ def child(args: argparse.Namespace) -> None:
     pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     out = {"frames": 0, "sam_fast": pipe.segmenter.fast, "warm_up_s": None}
-    if args.device.startswith(
-        "cuda"
-    ):  # as the app does at load on a GPU (a +compile run compiles here)
+    # as the app does at load on a GPU (a +compile run compiles here)
+    if args.device.startswith("cuda"):
         out["warm_up_s"] = pipe.warm_up(height=args.warm_up_hw[0], width=args.warm_up_hw[1])
         torch.cuda.reset_peak_memory_stats()
     stages, unwrap = time_stages(pipe, sync)
@@ -322,9 +320,8 @@ def run_child(
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
-        env = (
-            {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if compile_sam else None
-        )  # a cold compile
+        # a cold compile
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if compile_sam else None
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])

@@ -120,9 +120,8 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
 
     image = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
     assert all((image == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
-    assert (
-        app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) is None
-    )  # a run starts: cleared
+    # a run starts: cleared
+    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) is None
 
 
 def test_the_status_line_counts_the_objects_live():
@@ -134,9 +133,8 @@ def test_the_status_line_counts_the_objects_live():
     first = status_text(JobProgress(1, 20, 1.0, objects=1, tracks_so_far=1), "segmenting", 0.0)
     assert first == "segmenting: frame 1/20 · 1 object (1 track so far) · 1.0 fps · ETA 19 s"
     unpacked = status_text(JobProgress(0, 20, 0.0), "segmenting", 0.0)
-    assert (
-        unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"
-    )  # before the first frame: no count yet
+    # before the first frame: no count yet
+    assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"
 
 
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
@@ -585,14 +583,12 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert app.describe(None, preset, "vit_b", 1, 900) == ""
     text = app.describe(str(clips["a"]), preset, "vit_b", 1, 900)
     assert text.startswith("**clip_a.mp4**: 96x64, 16 frames at 8 fps (2.0 s). Run covers 16")
-    assert (
-        "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in text
-    )  # the models as the UI names them
+    # the models as the UI names them
+    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in text
     refused = app.describe(str(clips["text"]), preset, "vit_b", 1, 900)
     assert refused.startswith("**Run would refuse this input:** ") and "is not a video" in refused
-    assert (
-        "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused
-    )  # the app's inputs
+    # the app's inputs
+    assert "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
     assert "over the limit of 150" in wide and "UVOSAM_MAX_SIDE" in wide
     list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
@@ -673,9 +669,8 @@ def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     after_run = [d for d in deps if d["trigger_after"] == segment and d["trigger_only_on_success"]]
     assert [d["outputs"] for d in after_run] == [[info_id]]
     describes = [d for d in deps if d["outputs"] == [info_id]]
-    assert len(describes) == 2 and all(
-        d["queue"] is False for d in describes
-    )  # not behind the queue
+    # not behind the queue
+    assert len(describes) == 2 and all(d["queue"] is False for d in describes)
     endpoints = {"/segment", "/rerender", "/score", "/load_url"}
     assert set(demo.get_api_info()["named_endpoints"]) == endpoints
 
@@ -751,9 +746,8 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     rotated = _zip_of(
         tmp_path / "rot.zip", {f"s/{i:05d}.jpg": _jpeg(orientation=6) for i in range(2)}
     )
-    assert app.describe(None, *args, str(rotated)).startswith(
-        "**rot.zip**: 64x96, 2 frames."
-    )  # as decoded
+    # as decoded
+    assert app.describe(None, *args, str(rotated)).startswith("**rot.zip**: 64x96, 2 frames.")
     from test_video import _png_with_exif_after_pixels
 
     image = Image.new("RGB", (96, 64))
@@ -761,9 +755,8 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     exif[0x0112] = 6
     png = _png_with_exif_after_pixels(tmp_path / "late.png", image, exif).read_bytes()
     late = _zip_of(tmp_path / "late.zip", {f"s/{i:05d}.png": png for i in range(2)})
-    assert app.describe(None, *args, str(late)).startswith(
-        "**late.zip**: 64x96, 2 frames."
-    )  # EXIF after pixels
+    # EXIF after pixels
+    assert app.describe(None, *args, str(late)).startswith("**late.zip**: 64x96, 2 frames.")
     mixed = _zip_of(
         tmp_path / "mixed.zip", {"s/00000.jpg": _jpeg(), "s/00001.jpg": _jpeg((64, 96))}
     )
@@ -776,9 +769,8 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     assert "dup.zip has two files for frame '00000' (00000.jpg, 00000.png)" in app.describe(
         None, *args, str(dup)
     )
-    many = _zip_of(
-        tmp_path / "many.zip", {f"s/{i:05d}.jpg": _jpeg() for i in range(31)}
-    )  # Run unpacks <= 30
+    # Run unpacks <= 30
+    many = _zip_of(tmp_path / "many.zip", {f"s/{i:05d}.jpg": _jpeg() for i in range(31)})
     assert "many.zip holds 31 .jpg/.jpeg/.png files" in app.describe(None, *args, str(many))
 
 
@@ -844,9 +836,8 @@ def test_the_unpacked_frames_are_gone_before_the_run_says_done(tmp_path, monkeyp
     results = []
     for step in app._job("idol-ytvis19-r50", "vit_b", {}, source, run_dir, JobOptions()):
         results.append(step.result)
-        if (
-            unpacked
-        ):  # the models run on the unpacked frames; they are deleted once the models are done
+        # the models run on the unpacked frames; they are deleted once the models are done
+        if unpacked:
             assert unpacked[0].is_dir() == (step.result is None), step
     assert results == [None, None, "the result"] and unpacked == [run_dir / "frames" / "seq"]
 
@@ -856,9 +847,8 @@ def test_a_run_of_frames_names_no_server_path_and_keeps_no_frames(server, tmp_pa
     run the unpacked frames are gone (the mask cache feeds Re-render) and Re-render works."""
     c = client(server)
     files = {f"seq/{i:05d}.jpg": _jpeg(seed=i) for i in range(4)}
-    files["seq/00002.jpg"] = files["seq/00002.jpg"][
-        :-600
-    ]  # cut: its header reads, its pixels do not
+    # cut: its header reads, its pixels do not
+    files["seq/00002.jpg"] = files["seq/00002.jpg"][:-600]
     cut = _zip_of(tmp_path / "cut.zip", files)
     with pytest.raises(Exception) as refused:
         c.predict(None, frames_zip=handle_file(str(cut)), api_name="/segment")
@@ -990,9 +980,8 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
     state = _finished_run(app, request)
     busy = app.work.new_dir("api", "rerender", keep=state.run_dir)
     app.forget(state)
-    assert [p.name for p in (tmp_path / "api").iterdir()] == [
-        busy.name
-    ]  # the run went, the busy one stays
+    # the run went, the busy one stays
+    assert [p.name for p in (tmp_path / "api").iterdir()] == [busy.name]
     app.work.release(busy)
     app.forget(_finished_run(app, request))
     assert not (tmp_path / "api").exists()

@@ -105,9 +105,8 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     )  # upload finished, the input player is shown
     described = page.locator("#video-info", has_text="320x240, 48 frames at 12 fps (4.0 s)")
     described.wait_for(timeout=30_000)  # told before Run what the upload is
-    assert (
-        "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in described.inner_text()
-    )  # as the UI names them
+    # as the UI names them
+    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in described.inner_text()
     page.get_by_role("button", name="Settings ▼").click()
     mask_models = page.locator("#mask-model")
     assert mask_models.get_by_label("SAM ViT-B").is_checked()  # readable labels; the value is vit_b
@@ -125,9 +124,8 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
 
     page.wait_for_function(STREAM_PLAYABLE, timeout=60_000)
     status_when_playable = page.evaluate(STATUS)
-    assert not status_when_playable.startswith("done"), (
-        status_when_playable
-    )  # streamed before the end
+    # streamed before the end
+    assert not status_when_playable.startswith("done"), status_when_playable
     page.wait_for_selector("#preview img", timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app_browser_midrun.png"), full_page=True)
@@ -153,9 +151,8 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
 
     page.locator("#style").get_by_label("Matte: white objects on black (for editors)").check()
     page.click("#rerender")  # from the cached masks
-    page.locator("#mp4", has_text="synthetic_shapes_matte").wait_for(
-        timeout=60_000
-    )  # another style
+    # another style
+    page.locator("#mp4", has_text="synthetic_shapes_matte").wait_for(timeout=60_000)
     assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
     with page.expect_download(timeout=30_000) as download:
         page.locator("#mp4 a").first.click()

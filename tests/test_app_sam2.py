@@ -150,9 +150,8 @@ def test_a_run_with_sam2_1_tiny_chosen_segments_with_sam2_1(server):
     )
     assert status.startswith("done: 4 frames, 2 tracks"), status
     assert asked[-1] == "sam2.1_tiny"
-    assert frames - before == Counter(
-        {"sam2": 4}
-    )  # SAM 2.1's encoder, once a frame; SAM's not at all
+    # SAM 2.1's encoder, once a frame; SAM's not at all
+    assert frames - before == Counter({"sam2": 4})
     assert davis_labels(masks_zip, "clip") == (4, {0, 1, 2})  # both tracks have masks
     assert [row[0] for row in table["data"]] == [1, 2]
     before = Counter(frames)

@@ -78,9 +78,8 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
     server, clip = site
     settings = AppSettings(work_root=tmp_path, url_allow_private=True)
     app = app_handlers.App(lambda preset, sam: None, settings)
-    last_run = app.work.new_dir(
-        None, "run"
-    )  # as a finished run leaves it: idle, its masks feed Re-render
+    # as a finished run leaves it: idle, its masks feed Re-render
+    last_run = app.work.new_dir(None, "run")
     app.work.release(last_run)
     state = app_handlers.SessionRun(last_run, last_run / "cache")
     video, frames, linked = app.links.load_url(
@@ -88,9 +87,8 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
     )
     assert frames is None and linked is None  # H.264 .mp4: the player shows it as it is
     assert Path(video).read_bytes() == clip and Path(video).name == "street.mp4"
-    assert Path(video).parent.parent == app.work.session_dir(
-        None
-    )  # the session's folder: goes with it
+    # the session's folder: goes with it
+    assert Path(video).parent.parent == app.work.session_dir(None)
     assert "**street.mp4**: 96x64, 12 frames" in app.describe(
         video, "idol-ytvis19-r50", "vit_b", 1, 900
     )
@@ -155,9 +153,8 @@ def test_load_over_the_api_and_a_page_link_refused(site, tmp_path):
     with launched(lambda preset, sam: None, settings) as url:
         client = Client(url, verbose=False)
         video, frames = client.predict(server.url("/media/street.mp4"), api_name="/load_url")
-        assert (
-            frames is None and Path(video).read_bytes() == clip
-        )  # Gradio's copy, served to the client
+        # Gradio's copy, served to the client
+        assert frames is None and Path(video).read_bytes() == clip
         with pytest.raises(
             Exception, match="youtube.com page link, not a video file: use a direct link"
         ):
@@ -241,7 +238,6 @@ def test_a_linked_load_over_the_api_is_run_by_segment_in_the_same_session(
         assert client.predict(server.url("/media/old.avi"), api_name="/load_url") == (None, None)
         status, *_, zip_path, _, _ = client.predict(None, api_name="/segment")  # video: None
         assert status.startswith("done: 12 frames") and run_json(zip_path)["video"]["name"] == "old"
-        with pytest.raises(
-            Exception, match="Upload a video"
-        ):  # another session has no linked video
+        # another session has no linked video
+        with pytest.raises(Exception, match="Upload a video"):
             Client(url, verbose=False).predict(None, api_name="/segment")

@@ -251,9 +251,8 @@ def test_input_gives_a_clear_error_or_a_correct_result(name, media, pipe, tmp_pa
     work = tmp_path / "work"
     if isinstance(expect, Fails):
         if not expect.decodes:  # refused from metadata: no frame may be decoded
-            monkeypatch.setattr(
-                RgbDecoder, "__init__", decoding_forbidden
-            )  # every ffmpeg that decodes
+            # every ffmpeg that decodes
+            monkeypatch.setattr(RgbDecoder, "__init__", decoding_forbidden)
         with pytest.raises(expect.error, match=expect.match):
             list(run_job(pipe, source, work, OPTIONS))
         assert not work.exists() or not [p for p in work.rglob("*") if p.is_file()]

@@ -76,9 +76,8 @@ def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monke
     out = capsys.readouterr().out
     assert "[1/2] synth-000: 5 frames" in out and "Global results for val" in out
     assert "J&F-Mean" in out and "0.809" in out
-    record = json.loads(
-        (tmp_path / "r" / "run.json").read_text()
-    )  # what made the masks, and their score
+    # what made the masks, and their score
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
     assert (
         record["format"] == "uvosam-benchmark-run/1"
         and record["models"]["mask_model"]["family"] == "SAM"
@@ -89,9 +88,8 @@ def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monke
         "videos": 2,
         "sequences": None,
     }
-    score = evaluate(root, tmp_path / "r").global_dict()[
-        "J&F-Mean"
-    ]  # run.json does not disturb the scorer
+    # run.json does not disturb the scorer
+    score = evaluate(root, tmp_path / "r").global_dict()["J&F-Mean"]
     assert record["scores"]["J&F-Mean"] == pytest.approx(score) and f"{score:.3f}" in out
 
 
@@ -139,9 +137,8 @@ def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypat
     loaded = []
     monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(args.sam) or pipe)
     base = ["davis-run", "--davis-root", str(root), "--out", str(out), "--no-score"]
-    assert (
-        uvosam_cli.main(base + ["--sequences", seqs[0], "--sam", "vit_b"]) == 0
-    )  # the first, unfinished run
+    # the first, unfinished run
+    assert uvosam_cli.main(base + ["--sequences", seqs[0], "--sam", "vit_b"]) == 0
     capsys.readouterr()
     assert uvosam_cli.main(base + ["--sam", "vit_h"]) == 2
     err = capsys.readouterr().err
@@ -173,6 +170,5 @@ def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
     assert record["benchmark"]["dataset"] == "YouTube-VIS" and record["benchmark"]["videos"] == 2
     assert record["models"]["tracker"]["class"] == type(pipe.tracker).__name__
     assert "results.run.json" in capsys.readouterr().out
-    assert zipfile.ZipFile(tmp_path / "sub" / "results.zip").namelist() == [
-        "results.json"
-    ]  # the server's zip
+    # the server's zip
+    assert zipfile.ZipFile(tmp_path / "sub" / "results.zip").namelist() == ["results.json"]

@@ -84,12 +84,10 @@ def test_strided_run_takes_every_nth_ground_truth_frame(clip_gt, tmp_path):
     aligned = align_ground_truth(gt, unnamed, list(frames), source_frames=12)
     assert [p.name for p in aligned] == ["0.png", "3.png", "6.png", "9.png"]
     assert score_clip(tmp_path / "shapes", aligned, names).jf_mean == pytest.approx(1.0)
-    assert (
-        align_ground_truth(aligned, unnamed, list(frames), source_frames=12) == aligned
-    )  # one per frame
-    assert (
-        align_ground_truth(gt, names, [0, 1, 2, 3], source_frames=12) == aligned
-    )  # by name: 00003 is 3.png
+    # one per frame
+    assert align_ground_truth(aligned, unnamed, list(frames), source_frames=12) == aligned
+    # by name: 00003 is 3.png
+    assert align_ground_truth(gt, names, [0, 1, 2, 3], source_frames=12) == aligned
     with pytest.raises(
         ValueError, match=r"5 PNGs, but the run processed 4 of the video's 12 frames"
     ):
@@ -122,9 +120,8 @@ def test_clip_score_cli_prints_the_tables_and_writes_json(clip_gt, tmp_path, cap
     assert code == 0 and "Global results for clip (unsupervised)" in out
     data = json.loads((tmp_path / "s.json").read_text())
     assert len(data["sequences"]) == 3 and 0.6 < data["J&F-Mean"] < 0.7
-    assert (
-        "6 result frames (00000 ...) scored against 0.png ... 10.png" in out
-    )  # by name: no --stride needed
+    # by name: no --stride needed
+    assert "6 result frames (00000 ...) scored against 0.png ... 10.png" in out
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(d / "gt")]) == 0
     assert "  0.667  " in capsys.readouterr().out  # the same J&F (2 of 3 objects), by name
     (tmp_path / "few").mkdir()
@@ -156,9 +153,8 @@ def test_a_damaged_ground_truth_png_is_named_not_a_crash(clip_gt, tmp_path):
 def test_two_files_naming_the_same_frame_are_refused_not_picked_at_random(clip_gt, tmp_path):
     d, _ = clip_gt
     gt = ground_truth_files(d / "gt")
-    twice = sorted(
-        [*gt, tmp_path / "01.png"], key=lambda p: p.name
-    )  # 1.png and 01.png: both frame 1
+    # 1.png and 01.png: both frame 1
+    twice = sorted([*gt, tmp_path / "01.png"], key=lambda p: p.name)
     with pytest.raises(ValueError, match=r"01\.png and 1\.png both name frame 00001"):
         align_ground_truth(twice, ["00000", "00001"], [0, 1], source_frames=13)
     odd = [tmp_path / "\u00b2.png", *gt[:2]]  # '²' counts as a digit for str.isdigit, not for int()
@@ -257,9 +253,8 @@ def test_the_entry_count_of_a_zip64_archive_is_read_from_its_zip64_record(tmp_pa
 
     big = tmp_path / "big.zip"
     with zipfile.ZipFile(big, "w") as zf:
-        for i in range(
-            70_000
-        ):  # over 65535: the classic record says 0xFFFF, the zip64 one the count
+        # over 65535: the classic record says 0xFFFF, the zip64 one the count
+        for i in range(70_000):
             zf.writestr(f"g/{i}", b"")
     assert uploads._zip_entry_count(big) == 70_000
     assert uploads._zip_entry_count(tmp_path / "big.zip") == len(zipfile.ZipFile(big).infolist())

@@ -269,13 +269,11 @@ def test_void_and_frame_selection_per_task(tmp_path):
     res = np.where(gt > 0, 1, 0).astype(np.uint8)  # covers object and void
     res[0] = res[-1] = 0  # wrong first and last frames
     unsup = scored(tmp_path / "u", {"s": gt}, {"s": res})
-    np.testing.assert_array_equal(
-        unsup.objects[0].j_frames, [0, 1, 1, 1, 0]
-    )  # void ignored, all frames
+    # void ignored, all frames
+    np.testing.assert_array_equal(unsup.objects[0].j_frames, [0, 1, 1, 1, 0])
     semi = scored(tmp_path / "s", {"s": gt}, {"s": res}, task="semi-supervised")
-    np.testing.assert_allclose(
-        semi.objects[0].j_frames, [16 / 36] * 3
-    )  # 255 is background, frames 1..3 only
+    # 255 is background, frames 1..3 only
+    np.testing.assert_allclose(semi.objects[0].j_frames, [16 / 36] * 3)
     res[1, 0, 0] = 2
     with pytest.raises(
         ValueError, match="result id 2 exceeds the 1 ground-truth objects of the first frame"
@@ -313,9 +311,8 @@ def test_synthetic_dataset(synthetic):
     assert (root / "ImageSets/2017/val.txt").read_text().split() == names
     gt = read_annotations(root, names[0])
     assert gt.shape == (4, 24, 32) and (gt == 255).any()
-    assert (
-        set(np.unique(gt[0])) == {0, 1, 2, 255} and (gt[2:] == 3).any()
-    )  # late object from frame 2
+    # late object from frame 2
+    assert set(np.unique(gt[0])) == {0, 1, 2, 255} and (gt[2:] == 3).any()
     assert len(list((root / "JPEGImages/480p" / names[0]).glob("*.jpg"))) == 4
     with Image.open(root / "Annotations/480p" / names[0] / "00000.png") as im:
         assert im.mode == "P" and im.getpalette()[3:9] == [128, 0, 0, 0, 128, 0]
@@ -396,9 +393,8 @@ def test_davis_score_benchmark_permutes_ids_and_keeps_every_object():
     from script_helpers import load_benchmark
 
     bench = load_benchmark("davis_score")
-    labels = np.stack(
-        [np.repeat(np.arange(5, dtype=np.uint8), 2)[None].repeat(3, 0)] * 2
-    )  # ids 0..4, (2, 3, 10)
+    # ids 0..4, (2, 3, 10)
+    labels = np.stack([np.repeat(np.arange(5, dtype=np.uint8), 2)[None].repeat(3, 0)] * 2)
     labels[0, 0, 0] = 255  # void
     for seed in range(4):
         out = bench.perturb(labels, 2, np.random.default_rng(seed))

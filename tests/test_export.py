@@ -251,12 +251,10 @@ def test_zip_bundles_everything(tmp_path, gapped):
         "at most 20",
     ):
         assert word.lower() in readme.lower(), word
-    assert "prompt Segment Anything (SAM or SAM 2.1, as chosen)" in " ".join(
-        readme.split()
-    )  # either mask model
-    assert (
-        'N. Ravi et al., "SAM 2: Segment Anything in Images and Videos"' in readme
-    )  # credited like SAM
+    # either mask model
+    assert "prompt Segment Anything (SAM or SAM 2.1, as chosen)" in " ".join(readme.split())
+    # credited like SAM
+    assert 'N. Ravi et al., "SAM 2: Segment Anything in Images and Videos"' in readme
     assert writer.make_zip(tmp_path / "again.zip").exists()
 
 
@@ -393,9 +391,8 @@ def test_alpha_webm_shows_the_exported_tracks_over_transparency(tmp_path, gapped
     assert len(frames) == len(gapped)
     errors = []
     for res, frame in zip(gapped, frames):
-        union = select_tracks(res, {10, 16}).masks.any(
-            axis=0
-        )  # frame 2 has neither: all transparent
+        # frame 2 has neither: all transparent
+        union = select_tracks(res, {10, 16}).masks.any(axis=0)
         assert _iou(frame[..., 3] > 127, union) > 0.95, res.frame_index  # VP9 is lossy at the edges
         inside = union & (frame[..., 3] > 250)
         errors.append(np.abs(frame[inside, :3].astype(int) - res.image[inside]).ravel())

@@ -94,9 +94,8 @@ def test_sam_fast_path_on_cuda_matches_fp32_masks():
     from uvosam.segmenter import BoxPromptSegmenter
     from uvosam.testing import moving_shapes, tiny_sam
 
-    sam = tiny_sam(
-        depth=2
-    )  # the CPU test's model: random weights put many logits near the threshold, so a
+    # the CPU test's model: random weights put many logits near the threshold, so a
+    sam = tiny_sam(depth=2)
     # wider random model can fall just under 0.99 from bf16 rounding alone (0.9898 seen on CPU at width 64)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():

@@ -205,9 +205,8 @@ def test_segment_cache_then_rerender_cli_without_models(
     gray = tmp_path / "gray"
     assert uvosam_cli.main(["segment", str(path), "--out", str(gray), "--max-frames", "2", "--cache",
                             "--style", "gray"]) == 0  # fmt: skip
-    assert (
-        uvosam_cli.main(["rerender", str(gray), "--keep", "1"]) == 0
-    )  # in the run's style by default
+    # in the run's style by default
+    assert uvosam_cli.main(["rerender", str(gray), "--keep", "1"]) == 0
     assert (
         capsys.readouterr()
         .out.strip()
@@ -232,9 +231,8 @@ def test_segment_cache_then_rerender_cli_without_models(
     made = json.loads(
         zipfile.ZipFile(tmp_path / "merged" / "shapes_clip_uvosam.zip").read("run.json")
     )
-    run_made = json.loads(
-        (run / "export" / "run.json").read_text()
-    )  # segment's, with its --max-frames
+    # segment's, with its --max-frames
+    run_made = json.loads((run / "export" / "run.json").read_text())
     assert (
         run_made["settings"]["max_frames"] == 6
         and run_made["models"]["mask_model"]["class"] == "BoxPromptSegmenter"
@@ -256,9 +254,8 @@ def test_segment_cache_then_rerender_cli_without_models(
         == 0
     )
     assert "tracks none ->" in capsys.readouterr().out  # no replayed track scores 1.0
-    assert (
-        uvosam_cli.main(["rerender", str(run), "--keep", "12"]) == 2
-    )  # meant 1 2: not an empty video
+    # meant 1 2: not an empty video
+    assert uvosam_cli.main(["rerender", str(run), "--keep", "12"]) == 2
     assert (
         "keep_ids: there is no track 12 in this run (its tracks: 1, 2)" in capsys.readouterr().err
     )
@@ -367,9 +364,8 @@ def test_a_track_that_continues_another_is_proposed_as_a_merge(
 
     video = moving_shapes(25, height=48, width=64, num_objects=1, seed=5)
     boxes = np.full((25, 2, 4), np.nan, np.float32)
-    for t in range(
-        25
-    ):  # one object moving right; the tracker loses it after frame 9, a new id from frame 13
+    # one object moving right; the tracker loses it after frame 9, a new id from frame 13
+    for t in range(25):
         boxes[t, 0 if t < 10 else 1] = [t, 10, t + 16, 26] if t < 10 or t >= 13 else np.nan
     run = _segment_replayed(tmp_path, "switch", video, boxes, tiny_sam_model, monkeypatch)
     out = capsys.readouterr().out
@@ -382,9 +378,8 @@ def test_a_track_that_continues_another_is_proposed_as_a_merge(
     assert "Possible id switches" in readme and 're-render with merge "2>1"' in readme
     assert uvosam_cli.main(["rerender", str(run), "--merge", "2>1"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "tracks 1 ->" in out and "possible id switches" not in out
-    )  # joined: nothing left to propose
+    # joined: nothing left to propose
+    assert "tracks 1 ->" in out and "possible id switches" not in out
 
 
 def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
@@ -399,9 +394,8 @@ def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
 
     video = moving_shapes(25, height=48, width=64, num_objects=1, seed=5)
     boxes = np.full((25, 4, 4), np.nan, np.float32)
-    for slot, frames in enumerate(
-        (range(8), range(10, 16), range(18, 25))
-    ):  # one object, three ids: 1, 2, 3
+    # one object, three ids: 1, 2, 3
+    for slot, frames in enumerate((range(8), range(10, 16), range(18, 25))):
         for t in frames:
             boxes[t, slot] = [t, 10, t + 16, 26]
     boxes[:, 3] = [44, 30, 60, 46]  # track 4, another object all along, which the user drops
@@ -420,9 +414,8 @@ def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
     command = f'uvosam rerender {run} --keep 1 2 3 --min-score 0.3 --merge "2>1, 3>1"'
     assert command in out, out
     readme = zipfile.ZipFile(run / "chain_uvosam.zip").read("README.txt").decode()
-    assert (
-        're-render with merge "2>1, 3>1"' in readme
-    )  # the zip's README knows the re-render's merge too
+    # the zip's README knows the re-render's merge too
+    assert 're-render with merge "2>1, 3>1"' in readme
     assert uvosam_cli.main(shlex.split(command)[1:]) == 0  # as printed
     out = capsys.readouterr().out
     assert "tracks 1 ->" in out and "possible id switches" not in out

@@ -142,9 +142,8 @@ def test_rerender_refuses_keep_ids_the_run_has_not(cached_run, tmp_path):
     ):
         rerender(cached_run.cache_dir, tmp_path / "out", keep_ids=[12])
     assert not (tmp_path / "out").exists()
-    assert (
-        rerender(cached_run.cache_dir, tmp_path / "none", keep_ids=[]).tracks == ()
-    )  # none kept: allowed
+    # none kept: allowed
+    assert rerender(cached_run.cache_dir, tmp_path / "none", keep_ids=[]).tracks == ()
 
 
 def test_the_cache_records_the_run_style_for_rerender_to_default_to(clip, tmp_path, tiny_sam_model):
@@ -159,9 +158,8 @@ def test_rerender_raises_the_score_threshold_frame_by_frame(cached_run, tmp_path
     assert [t.track_id for t in out.tracks] == [1] and out.num_frames == 10
     both = rerender(cached_run.cache_dir, tmp_path / "b", min_score=0.5)
     assert [t.track_id for t in both.tracks] == [1, 2]
-    merged = rerender(
-        cached_run.cache_dir, tmp_path / "c", merge={2: 1}, min_score=0.7
-    )  # 2 goes before the merge
+    # 2 goes before the merge
+    merged = rerender(cached_run.cache_dir, tmp_path / "c", merge={2: 1}, min_score=0.7)
     assert _davis_labels(merged.zip_path)[2] == _davis_labels(out.zip_path)[2]
     assert [(t.track_id, t.num_frames) for t in merged.tracks] == [(1, 10)]
     with pytest.raises(
@@ -177,9 +175,8 @@ def test_the_threshold_drops_a_track_only_from_the_frames_where_it_scores_below(
 
     video = moving_shapes(6, height=32, width=48, num_objects=2, seed=1)
     counts = []
-    for result in results_from_video(
-        video, track_ids=[1, 2], base_scores=[0.9, 0.5]
-    ):  # 2 wobbles around 0.5
+    # 2 wobbles around 0.5
+    for result in results_from_video(video, track_ids=[1, 2], base_scores=[0.9, 0.5]):
         kept = _scoring_at_least(result, 0.5)
         assert kept.track_ids.tolist() == [i for i, s in zip([1, 2], result.scores) if s >= 0.5]
         assert kept.masks.shape == (len(kept), 32, 48)

@@ -42,9 +42,8 @@ def test_a_chain_is_merged_into_its_first_id_and_each_track_continues_one():
         1: _track(range(5)),
         2: _track(range(6, 10)),  # continues 1
         3: _track(range(11, 15)),  # continues 2, so 1
-        4: _track(
-            range(6, 10), x0=-10.0
-        ),  # could continue 1 too, but 2 is closer: 1 is continued once only
+        # could continue 1 too, but 2 is closer: 1 is continued once only
+        4: _track(range(6, 10), x0=-10.0),
     }
     hints = suggest_merges(boxes)
     assert merge_text(hints) == "2>1, 3>1"
@@ -81,9 +80,8 @@ def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
 def test_a_gap_of_one_frame_is_said_in_the_singular():
     (hint,) = suggest_merges({1: _track(range(5)), 2: _track(range(6, 10))})
     assert hint.gap_frames == 1
-    assert hint.describe().startswith(
-        "track 2 starts 1 frame after track 1 ends, "
-    )  # not "1 frames"
+    # not "1 frames"
+    assert hint.describe().startswith("track 2 starts 1 frame after track 1 ends, ")
 
 
 def test_a_hint_in_a_chain_says_which_track_it_follows_not_only_the_first_id():
@@ -226,9 +224,8 @@ def test_a_near_pair_is_not_taken_by_a_sooner_but_farther_one():
         },  # 0.71 diagonals from 1, 1.41 from 2
         4: {11: [101.0, 0.0, 121.0, 20.0]},  # 0.04 diagonals from 1
     }
-    assert (
-        merge_text(suggest_merges(boxes, max_distance=2.0)) == "3>2, 4>1"
-    )  # (by gap first: "3>1" alone)
+    # (by gap first: "3>1" alone)
+    assert merge_text(suggest_merges(boxes, max_distance=2.0)) == "3>2, 4>1"
 
 
 def test_segment_without_cache_says_how_to_join_them(capsys, tmp_path):

@@ -60,9 +60,8 @@ def test_postproc_scenario_reproduced(postproc_fixture, scenario):
     np.testing.assert_allclose(
         [t.score for t in trajectories], expected["pred_scores"], rtol=0, atol=SCORE_ATOL
     )
-    assert [_boxes_as_lists(t) for t in trajectories] == expected[
-        "pred_bboxes"
-    ]  # bit-exact float32
+    # bit-exact float32
+    assert [_boxes_as_lists(t) for t in trajectories] == expected["pred_bboxes"]
     # per-class results of one trajectory share its output id; ids count trajectories by creation
     ids = [t.track_id for t in trajectories]
     assert ids == sorted(ids) and ids[0] == 1

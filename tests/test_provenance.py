@@ -70,9 +70,8 @@ def sam_run(inputs, tmp_path_factory):
     weights, yaml_path, frames = inputs
     root = tmp_path_factory.mktemp("sam_run")
     torch.save(tiny_sam().state_dict(), root / "my_sam.pth")
-    with (
-        pytest.MonkeyPatch.context() as mp
-    ):  # vit_b at toy size: the loader and the file are the real ones
+    # vit_b at toy size: the loader and the file are the real ones
+    with pytest.MonkeyPatch.context() as mp:
         mp.setitem(segmenter_module.sam_model_registry, "vit_b", lambda checkpoint=None: tiny_sam())
         loaded = UVOSAM.from_pretrained(
             weights, root / "my_sam.pth", device="cpu", tracker_yaml=yaml_path, tracker_precision="tf32",
@@ -210,9 +209,8 @@ def test_a_pipeline_built_from_objects_says_what_it_knows(inputs, tmp_path, tiny
     result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
     models = _run_json(result)["models"]
     assert models["tracker"] == {"class": "MovingBoxTracker"}
-    mask = models[
-        "mask_model"
-    ]  # a toy size: no released model type (not the config's default, vit_h)
+    # a toy size: no released model type (not the config's default, vit_h)
+    mask = models["mask_model"]
     assert (mask["class"], mask["family"], mask["weights"], mask["model_type"]) == ("BoxPromptSegmenter", "SAM", None,
                                                                                    None)  # fmt: skip
     assert mask["parameters"] == _parameters(tiny_sam_model)
@@ -274,9 +272,8 @@ def test_an_input_whose_name_is_not_utf8_still_gets_its_run_json(inputs, tmp_pat
     pipe = UVOSAM(MovingBoxTracker(num_objects=1), BoxPromptSegmenter(tiny_sam_model))
     result = list(run_job(pipe, frames, tmp_path / "run", JobOptions(max_frames=2)))[-1].result
     assert os.fsencode(_run_json(result)["video"]["source"]) == b"clip\xff"
-    weights = os.fsdecode(
-        b"my_idol\xff.pth"
-    )  # a tracker checkpoint named so, as the README shows it
+    # a tracker checkpoint named so, as the README shows it
+    weights = os.fsdecode(b"my_idol\xff.pth")
     mask = {
         "class": "BoxPromptSegmenter",
         "family": "SAM",

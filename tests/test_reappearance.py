@@ -50,9 +50,8 @@ def test_the_note_is_drawn_in_the_tag_of_its_track_only():
                 result, style=style, class_names=["object"], tag_notes={track_id: "back after 12"}
             )
             changed_rows = np.flatnonzero((plain != marked).any(axis=(1, 2)))
-            top = result.boxes_xyxy[
-                row, 1
-            ]  # the tag sits just above the box (a tag is ~10 px high here)
+            # the tag sits just above the box (a tag is ~10 px high here)
+            top = result.boxes_xyxy[row, 1]
             assert (
                 len(changed_rows) > 3
                 and top - 14 <= changed_rows.min() <= changed_rows.max() <= top

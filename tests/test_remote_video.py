@@ -476,6 +476,5 @@ def test_segment_takes_a_link_and_removes_its_download(
         "the link gave a zip (frames.zip); the command line reads a folder of frames"
         in capsys.readouterr().err
     )
-    assert list((tmp_path / "tmp").iterdir()) == [] and made == [
-        1
-    ]  # failures: no model loaded, nothing left
+    # failures: no model loaded, nothing left
+    assert list((tmp_path / "tmp").iterdir()) == [] and made == [1]

@@ -34,9 +34,8 @@ def present(boxes: np.ndarray) -> np.ndarray:
     return boxes[~np.isnan(boxes).any(axis=1)]
 
 
-@pytest.mark.filterwarnings(
-    "ignore:`torch.jit.script` is deprecated:FutureWarning"
-)  # SAM2Transforms' own
+# SAM2Transforms' own
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_equals_sam2_image_predictor_bit_for_bit():
     """The released image predictor, on a model at the released 1024 px input (its feature sizes are fixed)."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -51,9 +50,8 @@ def test_equals_sam2_image_predictor_bit_for_bit():
     assert out.masks.any(axis=(1, 2)).all() and not out.masks.all(axis=(1, 2)).any()
     np.testing.assert_array_equal(out.masks, masks[:, 0] > 0)
     np.testing.assert_array_equal(out.mask_scores, iou[:, 0])
-    one_mask, one_iou, _ = predictor.predict(
-        box=boxes[1], multimask_output=False
-    )  # no repeated image
+    # no repeated image
+    one_mask, one_iou, _ = predictor.predict(box=boxes[1], multimask_output=False)
     single = Sam2BoxSegmenter(model, NO_OVERLAP).segment(image, boxes[1:2])
     np.testing.assert_array_equal(single.masks[0], one_mask[0] > 0)
     np.testing.assert_array_equal(single.mask_scores, one_iou)
@@ -167,9 +165,8 @@ def test_from_pretrained_and_load_segmenter(tiny_weights, clip):
     assert isinstance(by_path, Sam2BoxSegmenter) and by_path.config.model_type == "sam2.1_tiny"
     renamed = tiny_weights.with_name("mine.pt")
     renamed.write_bytes(tiny_weights.read_bytes())
-    custom = load_segmenter(
-        renamed, device="cpu", config=TINY
-    )  # any name, with the size in the config
+    # any name, with the size in the config
+    custom = load_segmenter(renamed, device="cpu", config=TINY)
     assert isinstance(custom, Sam2BoxSegmenter)
 
 
@@ -222,9 +219,8 @@ def test_a_sam_checkpoint_loaded_as_sam2_1_is_called_a_sam_checkpoint(tiny_weigh
     with pytest.raises(
         WeightsError, match=r"is a SAM checkpoint \(ViT image encoder\), not a SAM 2.1 one"
     ) as err:
-        load_segmenter(
-            mine, device="cpu", config=TINY
-        )  # e.g. --sam mine.pth --sam-type sam2.1_tiny
+        # e.g. --sam mine.pth --sam-type sam2.1_tiny
+        load_segmenter(mine, device="cpu", config=TINY)
     assert "vit_b, vit_l or vit_h" in str(err.value) and "--sam-type" in str(err.value)
 
 
@@ -251,9 +247,8 @@ def test_a_sam2_0_checkpoint_is_named_and_the_sam2_1_file_suggested(
     with pytest.raises(
         WeightsError, match="hf download facebook/sam2.1-hiera-large sam2.1_hiera_large.pt"
     ):
-        load_segmenter(
-            old, device="cpu", config=TINY
-        )  # its size is known: the matching SAM 2.1 file is named
+        # its size is known: the matching SAM 2.1 file is named
+        load_segmenter(old, device="cpu", config=TINY)
 
 
 def test_a_sam2_1_checkpoint_of_another_size_names_the_size_it_holds(
@@ -285,9 +280,8 @@ def test_the_hiera_size_table_matches_the_sam2_package_configs():
         stages = trunk.get("stages", default_stages)
         state = hiera_state(trunk.get("embed_dim", 96), sum(stages))["model"]
         assert sam2_segmenter.sam2_size_of(state) == model_type
-    assert (
-        sam2_segmenter.sam2_size_of(tiny_sam2().state_dict()) is None
-    )  # toy sizes are no released size
+    # toy sizes are no released size
+    assert sam2_segmenter.sam2_size_of(tiny_sam2().state_dict()) is None
 
 
 def test_each_loader_refuses_the_other_familys_model_names_before_any_download(monkeypatch):
@@ -332,9 +326,8 @@ def test_the_real_tiny_architecture_builds_at_its_released_size():
     model = sam2_segmenter.build_sam2_model("sam2.1_tiny")
     params = sum(p.numel() for p in model.parameters())
     assert 38e6 < params < 40e6, params  # SAM 2.1 Hiera-T: 38.9 M
-    assert (
-        model.sam_mask_decoder.dynamic_multimask_via_stability
-    )  # build_sam2's image-predictor setting
+    # build_sam2's image-predictor setting
+    assert model.sam_mask_decoder.dynamic_multimask_via_stability
     assert model.image_size == 1024 and model.directly_add_no_mem_embed
 
 

@@ -70,18 +70,16 @@ def test_the_export_draws_the_timeline_of_the_exported_tracks_into_the_zip(tmp_p
     with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=56,
                       options=ExportOptions(timeline=False)) as again:  # fmt: skip
         again.add(results_from_video(video)[0])
-    assert (
-        again.close().timeline_png is None and not (tmp_path / "timeline.png").exists()
-    )  # the old one went
+    # the old one went
+    assert again.close().timeline_png is None and not (tmp_path / "timeline.png").exists()
 
 
 @pytest.mark.parametrize("num_frames", [101, 10001, 12345])
 def test_the_last_frame_number_is_not_cut_off_at_the_right_edge(num_frames):
     """E.g. 101 frames: the tick of frame 100 near the right edge read "10" (its last digit was off the image)."""
     image = draw_timeline([TimelineRow(1, "x", [0])], num_frames)
-    numbers = (image[:22] < 128).all(
-        axis=2
-    )  # the frame numbers (above the tick marks): dark ink on white
+    # the frame numbers (above the tick marks): dark ink on white
+    numbers = (image[:22] < 128).all(axis=2)
     assert not numbers[:, -8:].any()  # nothing cut at the image's edge
     assert numbers[:, -60:-8].any()  # the last number is still there, left of its tick
 

@@ -146,7 +146,6 @@ def test_a_frame_without_a_source_track_is_not_copied():
     masks[0, :2] = masks[1, 4:] = True
     frame = _frame([2, 1], [[0, 0, 8, 2], [0, 4, 8, 8]], [0.9, 0.5], [1, 0], masks)
     assert merge_tracks(frame, {3: 1}, labels={1: 0, 2: 1, 3: 2}) is frame
-    relabelled = merge_tracks(
-        frame, {3: 1}, labels={1: 2, 2: 1, 3: 2}
-    )  # the target's class, as when merged
+    # the target's class, as when merged
+    relabelled = merge_tracks(frame, {3: 1}, labels={1: 2, 2: 1, 3: 2})
     assert relabelled.labels.tolist() == [1, 2] and relabelled.masks is frame.masks

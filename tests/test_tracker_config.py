@@ -101,9 +101,8 @@ def test_base_is_followed_relative_and_defaults_are_detectron2s(tmp_path):
 
 def test_yaml_errors(tmp_path):
     with pytest.raises(ValueError, match="INPUT.FORMAT"):
-        parse_tracker_yaml(
-            "MODEL:\n  META_ARCHITECTURE: IDOL\n"
-        )  # detectron2 default format is BGR
+        # detectron2 default format is BGR
+        parse_tracker_yaml("MODEL:\n  META_ARCHITECTURE: IDOL\n")
     with pytest.raises(ValueError, match="META_ARCHITECTURE"):
         parse_tracker_yaml("INPUT:\n  FORMAT: RGB\n")
     with pytest.raises(ValueError, match="_BASE_"):

@@ -99,9 +99,8 @@ def tiny_model():
 def test_tiny_detect_frames_shapes_and_ranges(tiny_model):
     cfg = tiny_model.cfg
     rng = np.random.default_rng(0)
-    frames = rng.integers(
-        0, 256, size=(5, 50, 70, 3), dtype=np.uint8
-    )  # 5 frames -> chunks of 3 + 2
+    # 5 frames -> chunks of 3 + 2
+    frames = rng.integers(0, 256, size=(5, 50, 70, 3), dtype=np.uint8)
     out = tiny_model.detect_frames(frames)
     assert len(out) == 5
     assert out.logits.shape == (5, cfg.num_queries, cfg.num_classes)

@@ -264,9 +264,8 @@ def test_constant_rate_keeps_the_header_rate_exactly(tmp_path):
     path = tmp_path / "ntsc.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=30000/1001", "-frames:v", "30", "-c:v", "libx264",
            path)  # fmt: skip
-    assert (
-        probe(path).fps == 29.97
-    )  # as the header prints it, not a float average of the timestamps
+    # as the header prints it, not a float average of the timestamps
+    assert probe(path).fps == 29.97
 
 
 def test_packet_stats_from_framecrc_lines():
@@ -275,19 +274,16 @@ def test_packet_stats_from_framecrc_lines():
              b"0, 80, 40, 40, 10, 0x4, F=0x0\n", b"0, 120, -9223372036854775808, 40, 10, 0x5, F=0x0\n"]  # fmt: skip
     stats = read_packet_stats(lines)
     assert (stats.discarded, stats.timed, stats.span_s) == (1, 3, pytest.approx(0.12))
-    assert (
-        stats.frame_rate(3) == pytest.approx(25) and stats.frame_rate(4) is None
-    )  # one frame untimed
+    # one frame untimed
+    assert stats.frame_rate(3) == pytest.approx(25) and stats.frame_rate(4) is None
     no_durations = [b"#tb 0: 1/90000\n"] + [
         f"0, {t}, {t}, 0, 9, 0x0\n".encode() for t in (0, 9000, 18000)
     ]
-    assert read_packet_stats(no_durations).span_s == pytest.approx(
-        0.3
-    )  # the mean gap stands in for the last
+    # the mean gap stands in for the last
+    assert read_packet_stats(no_durations).span_s == pytest.approx(0.3)
     same_time = [b"#tb 0: 1/1000\n", b"0, 0, 0, 0, 9, 0x0\n", b"0, 0, 0, 0, 9, 0x0\n"]
-    assert (
-        read_packet_stats(same_time).frame_rate(2) is None
-    )  # all timestamps 0: unknown, not infinite
+    # all timestamps 0: unknown, not infinite
+    assert read_packet_stats(same_time).frame_rate(2) is None
 
 
 def test_trimmed_mp4_counts_only_the_frames_its_edit_list_shows(tmp_path):
@@ -329,9 +325,8 @@ def test_size_change_mid_stream_gives_frames_of_the_probed_size(tmp_path, sizes)
     path = tmp_path / "joined.mkv"
     ffmpeg("-f", "concat", "-safe", "0", "-i", listing, "-c", "copy", path)
     info = probe(path)
-    assert (
-        f"{info.width}x{info.height}" == sizes[1]
-    )  # what the header says: not the first frames' size
+    # what the header says: not the first frames' size
+    assert f"{info.width}x{info.height}" == sizes[1]
     frames = list(iter_frames(path))
     assert len(frames) == info.num_frames == 10
     assert {f.shape for f in frames} == {(info.height, info.width, 3)}
@@ -355,9 +350,8 @@ def test_rotated_video_comes_out_in_display_orientation(tmp_path, degrees):
         == ((48, 64, 3) if degrees == 180 else (64, 48, 3))
         == (info.height, info.width, 3)
     )
-    reference = np.rot90(
-        next(iter_frames(src)), degrees // 90
-    )  # display matrix angles are counter-clockwise
+    # display matrix angles are counter-clockwise
+    reference = np.rot90(next(iter_frames(src)), degrees // 90)
     assert np.array_equal(frame, reference)
     # ffmpeg's own autorotation as a second opinion
     with RgbDecoder(rotated, width=info.width, height=info.height) as decoder:
@@ -534,14 +528,12 @@ def test_frame_rate_resolution_rules():
     """ffmpeg guesses a rate for every file it writes, so the 0-fps rule is checked on its own."""
     v = Path("v.mp4")
     assert resolve_fps(25.0, 10, None, 0.4, DEFAULT_FPS, v) == 25.0
-    assert (
-        resolve_fps(25.0, 10, 25.2, 0.4, DEFAULT_FPS, v) == 25.0
-    )  # within 1%: the header's exact value
+    # within 1%: the header's exact value
+    assert resolve_fps(25.0, 10, 25.2, 0.4, DEFAULT_FPS, v) == 25.0
     assert resolve_fps(25.0, 10, 5.0, 0.4, DEFAULT_FPS, v) == 5.0  # the timestamps' average wins
     assert resolve_fps(0.0, 10, None, 0.5, DEFAULT_FPS, v) == 20.0
-    assert (
-        resolve_fps(0.0, 10, 4.0, 0.5, DEFAULT_FPS, v) == 4.0
-    )  # timestamps before the container duration
+    # timestamps before the container duration
+    assert resolve_fps(0.0, 10, 4.0, 0.5, DEFAULT_FPS, v) == 4.0
     assert resolve_fps(0.0, 1, None, 0.0, DEFAULT_FPS, v) == DEFAULT_FPS
     with pytest.raises(VideoReadError, match=r"no frame rate \(0 fps\)"):
         resolve_fps(0.0, 10, None, 0.0, DEFAULT_FPS, v)
@@ -622,13 +614,11 @@ def test_decoding_runs_no_python_between_fork_and_exec(long_video, monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
     frames = iter_frames(long_video)
     next(frames)
-    assert started and all(
-        kwargs.get("preexec_fn") is None for kwargs in started
-    )  # probing, decoding
+    # probing, decoding
+    assert started and all(kwargs.get("preexec_fn") is None for kwargs in started)
     (pid,) = ffmpeg_children()
-    assert (
-        os.getsid(pid) == pid != os.getsid(0)
-    )  # own session: Ctrl-C in a terminal reaches Python only
+    # own session: Ctrl-C in a terminal reaches Python only
+    assert os.getsid(pid) == pid != os.getsid(0)
     frames.close()
     assert not ffmpeg_children()
 

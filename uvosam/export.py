@@ -202,9 +202,8 @@ class ExportWriter:
                 first_frame=t,
             )
             self._records[track_id] = rec
-        if (
-            rec.num_frames and t > rec.last_frame + 1
-        ):  # back after frames without a box: re-identified
+        # back after frames without a box: re-identified
+        if rec.num_frames and t > rec.last_frame + 1:
             rec.returns += 1
         rec.last_frame = t
         rec.num_frames += 1
@@ -336,9 +335,8 @@ class ExportWriter:
         )
         write_run_json(result.run_json, record)
         readme = readme_text(result, opts, self.merge, record)
-        result.readme.write_text(
-            readme, encoding="utf-8", errors=TEXT_ERRORS
-        )  # a name not UTF-8: \udcff
+        # a name not UTF-8: \udcff
+        result.readme.write_text(readme, encoding="utf-8", errors=TEXT_ERRORS)
         self._result = result
         return result
 

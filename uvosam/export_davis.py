@@ -99,9 +99,8 @@ class DavisPngs:
         if slot_map is not None:
             self.work.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(self.work / f"slots_{frame_index:07d}.npz", slots=slot_map)
-        painted = (
-            labels if slot_map is None else slot_map
-        )  # every track of the frame is painted in one of them
+        # every track of the frame is painted in one of them
+        painted = labels if slot_map is None else slot_map
         if len(slots) > 1 and np.count_nonzero(masks) > np.count_nonzero(painted):
             self._save_layers(frame_index, slots, masks)
 

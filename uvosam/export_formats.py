@@ -147,9 +147,8 @@ def write_cutout_png(
 def cutout_rgba(image: np.ndarray, mask: np.ndarray, *, keep_frame_rgb: bool = False) -> np.ndarray:
     """(H, W, 4) uint8 straight-alpha RGBA: alpha = 255 on ``mask`` ((H, W) bool), else 0; RGB = ``image`` ((H, W,
     3) uint8) on the mask, and elsewhere too with ``keep_frame_rgb`` (else 0)."""
-    rgba = np.zeros(
-        (*mask.shape, 4), np.uint8
-    )  # calloc'd: the work below scales with the mask, not the frame
+    # calloc'd: the work below scales with the mask, not the frame
+    rgba = np.zeros((*mask.shape, 4), np.uint8)
     if keep_frame_rgb:
         rgba[..., :3] = image
     else:

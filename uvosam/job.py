@@ -173,9 +173,8 @@ def run_job(
     cache = None
     if options.cache:
         cache_root = plan.work_dir / "cache"
-        shutil.rmtree(
-            cache_root, ignore_errors=True
-        )  # an earlier run's cache here would be reopened
+        # an earlier run's cache here would be reopened
+        shutil.rmtree(cache_root, ignore_errors=True)
         cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, options.style))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
@@ -230,9 +229,8 @@ def rerender_iter(
         start=start,
     )
     keep = None if keep_ids is None else {int(i) for i in keep_ids}
-    asked = (
-        None if keep is None else frozenset(keep)
-    )  # the run's ids as given (keep grows with merges below)
+    # the run's ids as given (keep grows with merges below)
+    asked = None if keep is None else frozenset(keep)
     labels = cache.track_labels() if keep or merge else {}
     unknown = sorted(keep - labels.keys()) if keep else []
     if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
@@ -250,9 +248,8 @@ def rerender_iter(
     )  # fmt: skip
     plan = replace(plan, record=record)
     results = cache.iter_results(keep_ids=keep)
-    if (
-        min_score > 0
-    ):  # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
+    # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
+    if min_score > 0:
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
@@ -338,9 +335,8 @@ def _produce(
     out_w, out_h = overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
     writer, exporter = open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
-    returns = Reappearances(
-        hold_frames=max(1, round(plan.fps))
-    )  # a returning track is marked for ~1 s
+    # a returning track is marked for ~1 s
+    returns = Reappearances(hold_frames=max(1, round(plan.fps)))
     seen: set[int] = set()
     done = objects = 0
     try:

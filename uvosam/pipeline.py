@@ -130,9 +130,8 @@ class UVOSAM:
 
         if sam is None:
             sam = (segmenter_config or SegmenterConfig()).model_type
-        check_segmenter_packages(
-            sam, segmenter_config
-        )  # SAM 2.1 without the sam2 package: said before any load
+        # SAM 2.1 without the sam2 package: said before any load
+        check_segmenter_packages(sam, segmenter_config)
         torch_device = resolve_device(device)
         # the tracker first: a wrong preset, path or YAML is reported before SAM's 0.4-2.5 GB load (or download)
         box_tracker = load_tracker(

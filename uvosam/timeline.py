@@ -97,9 +97,8 @@ def _draw_text(
         x = x0 + frame * plot_w // num_frames
         draw.line((x, _MARGIN + _AXIS_H - 6, x, _MARGIN + _AXIS_H - 1), fill=_INK)
         text_w = font.getbbox(str(frame))[2]
-        left = (
-            x + 2 if x + 2 + text_w <= x0 + plot_w else x - 2 - text_w
-        )  # near the right edge: left of its tick
+        # near the right edge: left of its tick
+        left = x + 2 if x + 2 + text_w <= x0 + plot_w else x - 2 - text_w
         draw.text((left, _MARGIN), str(frame), fill=_INK, font=font)
 
 

@@ -114,9 +114,8 @@ def merge_tracks(
         no source and no target whose class differs from ``labels``.
     """
     if not merge or not any(int(i) in merge for i in result.track_ids.tolist()):
-        return _target_labels(
-            result, merge, labels
-        )  # nothing to fold (the usual frame): no copy of its masks
+        # nothing to fold (the usual frame): no copy of its masks
+        return _target_labels(result, merge, labels)
     ids = np.array([merge.get(int(i), int(i)) for i in result.track_ids.tolist()], np.int64)
     _, first = np.unique(ids, return_index=True)
     groups = [np.flatnonzero(ids == ids[i]) for i in np.sort(first)]

@@ -77,9 +77,8 @@ class _Encoder:
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
             cmd
-            + [
-                str(path.absolute())
-            ],  # never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
+            # never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
+            + [str(path.absolute())],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,

@@ -34,9 +34,8 @@ def to_gr_error(err: BaseException) -> gr.Error:
     if isinstance(err, VideoLimitError):
         hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
         return gr.Error(str(err) + hint, print_exception=False)
-    if isinstance(
-        err, USER_ERRORS
-    ):  # the app takes a zip of frames where the library takes a folder
+    # the app takes a zip of frames where the library takes a folder
+    if isinstance(err, USER_ERRORS):
         message = str(err).replace(
             ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames"
         )

@@ -197,9 +197,8 @@ class App:
             total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
             yield JobProgress(frames_done=0, frames_total=total, elapsed_s=0.0)
             for step in self._run_models(tracker, sam, changes, str(folder), run_dir, options):
-                if (
-                    step.result is not None
-                ):  # gone before the user hears "done" (Re-render reads the mask cache)
+                # gone before the user hears "done" (Re-render reads the mask cache)
+                if step.result is not None:
                     shutil.rmtree(frames, ignore_errors=True)
                 yield step
         except (
@@ -342,9 +341,8 @@ class App:
                 keep_ids=[int(k) for k in keep or []],
                 merge=merges,
                 options=options,
-                min_score=float(
-                    min_score
-                ),  # raising it drops low-scoring frames of tracks from the cached masks
+                # raising it drops low-scoring frames of tracks from the cached masks
+                min_score=float(min_score),
             )
             pump = JobPump(
                 work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)

@@ -81,9 +81,8 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 def run_davis_command(args: argparse.Namespace) -> int:
     if not args.sequences:
-        davis_sequences(
-            args.davis_root, args.subset
-        )  # a wrong root is reported before the models load
+        # a wrong root is reported before the models load
+        davis_sequences(args.davis_root, args.subset)
     segmenter_config(args)  # a --sam-type that does not fit --sam
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
@@ -99,9 +98,8 @@ def run_davis_command(args: argparse.Namespace) -> int:
         earlier=read_record(record_path),
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    write_run_json(
-        record_path, record
-    )  # before any sequence: a folder never holds masks without it
+    # before any sequence: a folder never holds masks without it
+    write_run_json(record_path, record)
     start = time.perf_counter()
     runs = run_davis(
         pipe,

@@ -57,9 +57,8 @@ def run(args: argparse.Namespace) -> int:
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
             "`uvosam segment ... --out <folder> --cache` first"
         )
-    style = args.style or MaskCache(cache).info.meta.get(
-        "style", "overlay"
-    )  # default: the run's own
+    # default: the run's own
+    style = args.style or MaskCache(cache).info.meta.get("style", "overlay")
     options = JobOptions(
         output_max_side=args.output_max_side,
         style=style,

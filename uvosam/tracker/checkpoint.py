@@ -167,9 +167,8 @@ def read_state_dict(path: str | Path) -> StateDict:
         raise FileNotFoundError(
             f"IDOL checkpoint not found: {path} (see checkpoints/README.md for downloads)"
         )
-    obj = load_checkpoint(
-        path
-    )  # weights-only; unreadable or code-carrying files raise WeightsError
+    # weights-only; unreadable or code-carrying files raise WeightsError
+    obj = load_checkpoint(path)
     return unwrap_state_dict(obj)
 
 
