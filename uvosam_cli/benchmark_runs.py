@@ -80,14 +80,12 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 
 def run_davis_command(args: argparse.Namespace) -> int:
-    if not args.sequences:
-        # a wrong root is reported before the models load
-        davis_sequences(args.davis_root, args.subset)
+    # a wrong root is reported before the models load
+    names = args.sequences or davis_sequences(args.davis_root, args.subset)
     segmenter_config(args)  # a --sam-type that does not fit --sam
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
     pipe = load_pipeline(args)
-    names = args.sequences or davis_sequences(args.davis_root, args.subset)
     record_path = args.out / RUN_JSON
     record = benchmark_record(
         pipe,
