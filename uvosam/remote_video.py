@@ -344,13 +344,9 @@ def download_video(
     """
     link = parse_link(url)
     refuse_page_link(link)
-    allowed = (
-        address_allowed
-        if address_allowed is not None
-        else None
-        if allow_private
-        else is_public_address
-    )
+    allowed = address_allowed
+    if allowed is None and not allow_private:
+        allowed = is_public_address
     options = _Options(max_bytes, timeout_s, read_timeout_s, max_redirects, allowed, progress)
     dest = Path(dest_dir)
     started = time.monotonic()
