@@ -89,3 +89,14 @@ def fixture_inputs(
     inputs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
     expected = {k: torch.from_numpy(data[f"{name}__{k}_f64"]) for k in KEYS}
     return inputs, torch.from_numpy(data[f"{name}__grad_output"]).to(dtype), expected
+
+
+def record_backend_calls(monkeypatch) -> list[str]:
+    """Wrap the dispatcher's two non-Triton backends so that each call appends its name to the returned list."""
+    from uvosam.tracker import msda
+
+    calls: list[str] = []
+    for name in ("ms_deform_attn_gather", "ms_deform_attn_pytorch"):
+        real = getattr(msda, name)
+        monkeypatch.setattr(msda, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
+    return calls

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from msda_helpers import record_backend_calls
 
 from uvosam.tracker import msda
 
@@ -72,12 +73,7 @@ def test_cpu_tensors_use_the_gather_or_the_reference_without_loading_the_kernel(
 ):
     monkeypatch.setenv("UVOSAM_MSDA", mode)
     loads = use_ops(monkeypatch, fake_ops())
-    called = []
-    for name in ("ms_deform_attn_gather", "ms_deform_attn_pytorch"):
-        real = getattr(msda, name)
-        monkeypatch.setattr(
-            msda, name, lambda *a, _real=real, _name=name: called.append(_name) or _real(*a)
-        )
+    called = record_backend_calls(monkeypatch)
     value, shapes, starts, loc, attn = tiny_inputs()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -91,12 +87,7 @@ def test_cpu_tensors_use_the_gather_or_the_reference_without_loading_the_kernel(
 
 def test_cpu_calls_that_need_gradients_keep_the_reference(monkeypatch):
     """The gather's backward is slower than grid_sample's: training on CPU keeps the reference."""
-    called = []
-    for name in ("ms_deform_attn_gather", "ms_deform_attn_pytorch"):
-        real = getattr(msda, name)
-        monkeypatch.setattr(
-            msda, name, lambda *a, _real=real, _name=name: called.append(_name) or _real(*a)
-        )
+    called = record_backend_calls(monkeypatch)
     value, shapes, starts, loc, attn = tiny_inputs()
     msda.ms_deform_attn(value.requires_grad_(), shapes, starts, loc, attn).sum().backward()
     assert value.grad is not None and called == ["ms_deform_attn_pytorch"]

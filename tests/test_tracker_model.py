@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from model_helpers import OUTPUT_ATOL, msda_module_and_data, small_detector
+from msda_helpers import record_backend_calls
 from PIL import Image
 
 from uvosam.tracker.config import DetectorConfig
@@ -52,12 +53,7 @@ def test_fixture_outputs_match_original(small):
 @pytest.mark.parametrize("mode", ["auto", "pytorch"])
 def test_fixture_outputs_match_original_with_either_cpu_backend(small, monkeypatch, mode):
     """CPU deformable attention: the gather (default) and the grid_sample reference (UVOSAM_MSDA=pytorch)."""
-    from uvosam.tracker import msda
-
-    calls = []
-    for name in ("ms_deform_attn_gather", "ms_deform_attn_pytorch"):
-        real = getattr(msda, name)
-        monkeypatch.setattr(msda, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
+    calls = record_backend_calls(monkeypatch)
     monkeypatch.setenv("UVOSAM_MSDA", mode)
     detected = small["model"].detect_frames(small["frames"][:2])
     assert set(calls) == {"ms_deform_attn_gather" if mode == "auto" else "ms_deform_attn_pytorch"}
