@@ -1,4 +1,5 @@
-"""Benchmark: Triton multi-scale deformable attention kernel vs the PyTorch (grid_sample) reference.
+"""Benchmark: Triton multi-scale deformable attention kernel (CUDA) or the gather (CPU) vs the PyTorch
+(grid_sample) reference.
 
 Real tracker shapes (TRACKER_SPEC §3): a 480x854 frame gives four levels 60x108, 30x54, 15x27, 8x14
 (S = 8617 pixels); 8 heads of D = 32 (d_model 256), 4 levels x 4 points; the decoder has 300 queries, the encoder
@@ -7,10 +8,12 @@ and forward+backward with CUDA events after warm-up and prints the speed-up and 
 against a float64 reference computed from the same inputs.
 
     PYTHONPATH=$PWD python benchmarks/msda.py                 # needs CUDA; prints a table
+    PYTHONPATH=$PWD python benchmarks/msda.py --device cpu    # the CPU backend (uvosam.tracker.msda_gather)
     PYTHONPATH=$PWD python benchmarks/msda.py --compile-check # no GPU needed: sm_90 registers / spills
 
-Without CUDA it says so and runs a tiny sanity check in Triton's CPU interpreter (exit 0 when it passes), so CI
-can smoke-test this script.
+Without CUDA (and without ``--device cpu``) it says so and runs a tiny sanity check in Triton's CPU interpreter
+(exit 0 when it passes), so CI can smoke-test this script. ``--device cpu`` times with ``time.perf_counter``
+(default 1 warm-up call and 5 timed calls: the reference takes seconds per call there).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import functools
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,17 +78,23 @@ def run(fn: Callable, inputs: dict, grad_out: torch.Tensor | None) -> list[torch
 
 
 def time_ms(fn: Callable, inputs: dict, grad_out, *, warmup: int, iters: int) -> float:
-    """Median milliseconds per call, CUDA events around each call after ``warmup`` calls."""
+    """Median milliseconds per call after ``warmup`` calls: CUDA events around each call on a GPU, else the wall
+    clock."""
     for _ in range(warmup):
         run(fn, inputs, grad_out)
     times = []
     for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        run(fn, inputs, grad_out)
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
+        if inputs["value"].is_cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run(fn, inputs, grad_out)
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            start_s = time.perf_counter()
+            run(fn, inputs, grad_out)
+            times.append((time.perf_counter() - start_s) * 1000)
     return statistics.median(times)
 
 
@@ -98,23 +108,23 @@ def max_error(got: list[torch.Tensor], want: list[torch.Tensor]) -> float:
 
 
 def bench_case(kernel: Callable, batch: int, name: str, dtype: torch.dtype, args) -> list[str]:
-    """Table rows (forward, forward+backward) for one shape and dtype."""
-    base = make_inputs(batch, SHAPES[name])
+    """Table rows (forward, forward+backward) for one shape and dtype, ``kernel`` vs the reference."""
+    base = make_inputs(batch, SHAPES[name], device=args.device)
     inputs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in base.items()}
     exact = {k: v.double() if v.is_floating_point() else v for k, v in inputs.items()}
     rows = []
     for label, backward in (("fwd", False), ("fwd+bwd", True)):
         grad_out = None
         if backward:
-            grad_out = torch.randn(batch, SHAPES[name], 256, device="cuda").to(dtype)
+            grad_out = torch.randn(batch, SHAPES[name], 256, device=args.device).to(dtype)
         want = run(reference, exact, None if grad_out is None else grad_out.double())
         err_ref = max_error(run(reference, inputs, grad_out), want)
-        err_triton = max_error(run(kernel, inputs, grad_out), want)
+        err_kernel = max_error(run(kernel, inputs, grad_out), want)
         t_ref = time_ms(reference, inputs, grad_out, warmup=args.warmup, iters=args.iters)
-        t_triton = time_ms(kernel, inputs, grad_out, warmup=args.warmup, iters=args.iters)
+        t_kernel = time_ms(kernel, inputs, grad_out, warmup=args.warmup, iters=args.iters)
         rows.append(
             f"| {name} Lq={SHAPES[name]} | {batch} | {str(dtype)[6:]} | {label} | {t_ref:.3f} | "
-            f"{t_triton:.3f} | {t_ref / t_triton:.2f}x | {err_ref:.1e} | {err_triton:.1e} |"
+            f"{t_kernel:.3f} | {t_ref / t_kernel:.2f}x | {err_ref:.1e} | {err_kernel:.1e} |"
         )
         print(rows[-1], flush=True)
         del want, grad_out
@@ -122,28 +132,36 @@ def bench_case(kernel: Callable, batch: int, name: str, dtype: torch.dtype, args
 
 
 def benchmark(args) -> int:
-    ops = msda._import_ops_package()
-    import triton
+    """The table for the Triton kernel on CUDA, or for the gather with ``--device cpu``."""
+    if args.device == "cpu":
+        kernel, name = msda.ms_deform_attn_gather, "gather"
+        header = f"# CPU, {torch.get_num_threads()} threads | torch {torch.__version__}"
+    else:
+        ops = msda._import_ops_package()
+        import triton
 
-    kernel = ops.ms_deform_attn_triton
-    if args.block_q:
-        kernel = functools.partial(ops.ms_deform_attn_triton, block_q=args.block_q)
+        kernel, name = ops.ms_deform_attn_triton, "triton"
+        if args.block_q:
+            kernel = functools.partial(ops.ms_deform_attn_triton, block_q=args.block_q)
+        header = (
+            f"# {torch.cuda.get_device_name()} | torch {torch.__version__}"
+            f" | triton {triton.__version__} | block_q={args.block_q or 'auto'}"
+        )
     print(
-        f"# {torch.cuda.get_device_name()} | torch {torch.__version__}"
-        f" | triton {triton.__version__}"
-        f" | {msda.backend_status()} | block_q={args.block_q or 'auto'}"
+        f"{header} | {msda.backend_status()}"
         f" | median of {args.iters} calls after {args.warmup} warm-up calls"
     )
     print(
-        "| shape | batch | dtype | pass | reference ms | triton ms | speed-up | ref max err "
-        "| triton max err |"
+        f"| shape | batch | dtype | pass | reference ms | {name} ms | speed-up | ref max err "
+        f"| {name} max err |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for batch in args.batch:
-        for name in args.shapes:
+        for shape in args.shapes:
             for dtype in args.dtypes:
-                bench_case(kernel, batch, name, DTYPES[dtype], args)
-                torch.cuda.empty_cache()
+                bench_case(kernel, batch, shape, DTYPES[dtype], args)
+                if args.device == "cuda":
+                    torch.cuda.empty_cache()
     print(
         "# max err: max |x - float64 reference| / max(1, max |reference|) over the output and, "
         "for fwd+bwd, the three gradients; the float64 reference sees the same (rounded) inputs."
@@ -186,23 +204,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--warmup", type=int, default=None, help="default 5 (CUDA), 1 (CPU)")
+    parser.add_argument("--iters", type=int, default=None, help="default 20 (CUDA), 5 (CPU)")
     parser.add_argument(
         "--block-q", type=int, default=None, help="queries per program (default: auto)"
     )
     parser.add_argument(
         "--compile-check", action="store_true", help="compile for sm_90 and report registers"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    on_cpu = args.device == "cpu"
+    args.warmup = (1 if on_cpu else 5) if args.warmup is None else args.warmup
+    args.iters = (5 if on_cpu else 20) if args.iters is None else args.iters
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.compile_check:
         return compile_check(args.dtypes, args.block_q)
-    if not torch.cuda.is_available():
-        print("benchmarks/msda.py needs a CUDA GPU for timings; none is available here.")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(
+            "benchmarks/msda.py needs a CUDA GPU for the kernel's timings; none is available here "
+            "(--device cpu times the CPU backend)."
+        )
         return interpreter_sanity_check()
     return benchmark(args)
 

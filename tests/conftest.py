@@ -26,6 +26,18 @@ FIXTURES = SHARED / "fixtures"
 MEDIA = SHARED / "media"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sam_fast_path_off_on_cpu():
+    """SAM's fast path (bf16) is on by default on CPUs that compute bf16 natively, so the default would depend on
+    the machine's CPU; the suite runs as on a CPU without it (exact float32 unless a test asks for the fast path).
+    Tests of that default patch ``cpu_has_bf16`` themselves."""
+    from uvosam import box_segmenter
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(box_segmenter, "cpu_has_bf16", lambda: False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():

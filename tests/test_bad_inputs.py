@@ -138,6 +138,9 @@ CASES: dict[str, tuple[Callable[[Path], Path], Works | Fails]] = {
                        Fails(VideoReadError, r"single still image \(png\), not a video")),
     "jpeg named .mov": (lambda d: image(d / "photo.mov", "JPEG"),
                         Fails(VideoReadError, r"single still image \(jpeg\), not a video")),
+    "ffconcat list named .mkv": (lambda d: base(d) and write(d / "list.mkv",
+                                 b"ffconcat version 1.0\nfile base.mp4\n"),
+                                 Fails(VideoReadError, r"list\.mkv is a playlist \(concat\)")),
     "audio only .m4a": (lambda d: ff("-f", "lavfi", "-i", "sine=duration=0.3", d / "a.m4a")
                         or d / "a.m4a", Fails(VideoReadError, r"contains only audio \(aac\)")),
     "audio only .mp4": (lambda d: ff("-f", "lavfi", "-i", "sine=duration=0.3", "-c:a", "aac",

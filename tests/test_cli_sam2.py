@@ -217,6 +217,26 @@ def test_segment_passes_sam_type_and_compile_to_the_segmenter_config(tmp_path, m
     assert seen["sam"] == "w.pt" and seen["segmenter_config"].model_type == "sam2.1_small"
 
 
+@pytest.mark.parametrize(("flag", "fast"), [([], None), (["--sam-precision", "bf16"], True),
+                                            (["--sam-precision", "fp32"], False)])  # fmt: skip
+def test_sam_precision_sets_the_fast_path_of_every_run_command(monkeypatch, flag, fast):
+    seen = []
+    monkeypatch.setattr(UVOSAM, "from_pretrained", lambda tracker, sam, **kw: seen.append(kw))
+    parser = uvosam_cli.build_parser()
+    segment_cli.load_pipeline(parser.parse_args(["segment", "x.mp4", "--out", "o", *flag]))
+    for command in (["davis-run", "--davis-root", "d"], ["ytvis-run", "--ytvis-root", "y"]):
+        runs_cli.load_pipeline(parser.parse_args([*command, "--out", "r", *flag]))
+    assert [kw["segmenter_config"].fast for kw in seen] == [fast] * 3
+
+
+def test_davis_run_records_sam_precision_only_when_given():
+    parser = uvosam_cli.build_parser()
+    base = ["davis-run", "--davis-root", "d", "--out", "r"]
+    assert "sam_precision" not in runs_cli.model_settings(parser.parse_args(base))
+    settings = runs_cli.model_settings(parser.parse_args([*base, "--sam-precision", "fp32"]))
+    assert settings["sam_precision"] == "fp32"
+
+
 def test_davis_run_records_sam_type_only_when_given(tmp_path):
     parser = uvosam_cli.build_parser()
     base = ["davis-run", "--davis-root", "d", "--out", "r", "--sam", "sam2.1_base_plus"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from msda_helpers import record_backend_calls
 
 from uvosam.tracker import msda
 
@@ -66,18 +67,33 @@ def tiny_inputs():
     )
 
 
-@pytest.mark.parametrize("mode", ["auto", "pytorch"])
-def test_cpu_tensors_use_the_reference_without_loading_the_kernel(monkeypatch, mode):
+@pytest.mark.parametrize(("mode", "backend"), [("auto", "gather"), ("pytorch", "reference")])
+def test_cpu_tensors_use_the_gather_or_the_reference_without_loading_the_kernel(
+    monkeypatch, mode, backend
+):
     monkeypatch.setenv("UVOSAM_MSDA", mode)
     loads = use_ops(monkeypatch, fake_ops())
+    called = record_backend_calls(monkeypatch)
     value, shapes, starts, loc, attn = tiny_inputs()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = msda.ms_deform_attn(value, shapes, starts, loc, attn)
+    assert called == [f"ms_deform_attn_{'pytorch' if backend == 'reference' else backend}"]
     torch.testing.assert_close(
-        out, msda.ms_deform_attn_pytorch(value, shapes, loc, attn), rtol=0, atol=0
+        out, msda.ms_deform_attn_pytorch(value, shapes, loc, attn), rtol=1e-5, atol=1e-6
     )
     assert loads == []
+
+
+def test_cpu_calls_that_need_gradients_keep_the_reference(monkeypatch):
+    """The gather's backward is slower than grid_sample's: training on CPU keeps the reference."""
+    called = record_backend_calls(monkeypatch)
+    value, shapes, starts, loc, attn = tiny_inputs()
+    msda.ms_deform_attn(value.requires_grad_(), shapes, starts, loc, attn).sum().backward()
+    assert value.grad is not None and called == ["ms_deform_attn_pytorch"]
+    with torch.no_grad():
+        msda.ms_deform_attn(value, shapes, starts, loc, attn)
+    assert called[-1] == "ms_deform_attn_gather"
 
 
 def test_cuda_tensors_get_the_kernel_when_it_loaded(monkeypatch):
@@ -132,25 +148,25 @@ def test_backend_status_lines(monkeypatch):
     import triton
 
     monkeypatch.setenv("UVOSAM_MSDA", "pytorch")
-    assert (
-        msda.backend_status()
-        == "msda: pytorch reference (triton kernel switched off: UVOSAM_MSDA=pytorch)"
+    assert msda.backend_status() == (
+        "msda: pytorch reference (triton kernel and CPU gather switched off: UVOSAM_MSDA=pytorch)"
     )
     monkeypatch.setenv("UVOSAM_MSDA", "auto")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert (
-        msda.backend_status()
-        == "msda: pytorch reference (triton kernel unavailable: no CUDA device)"
+        msda.backend_status() == "msda: gather on CPU (triton kernel unavailable: no CUDA device)"
     )
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     use_ops(monkeypatch, fake_ops())
-    assert msda.backend_status() == f"msda: triton (uvosam_ops 0.1, triton {triton.__version__})"
+    assert msda.backend_status() == (
+        f"msda: triton (uvosam_ops 0.1, triton {triton.__version__}); CPU tensors: gather"
+    )
     msda.load_kernel.cache_clear()
     use_ops(monkeypatch, ImportError("No module named 'triton'"))
     monkeypatch.setenv("UVOSAM_MSDA", "triton")
     assert msda.backend_status() == (
-        "msda: pytorch reference (triton kernel unavailable: ImportError: No module named "
-        "'triton'; UVOSAM_MSDA=triton calls will raise)"
+        "msda: pytorch reference on CUDA (triton kernel unavailable: ImportError: No module named "
+        "'triton'; UVOSAM_MSDA=triton calls will raise); CPU tensors: gather"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import numpy as np
@@ -123,7 +124,15 @@ def test_fast_path_bf16_masks_match_fp32_and_leave_the_model_alone(model, clip):
     assert (mask_iou(ref.masks, got.masks) >= 0.99).all()
     assert not np.array_equal(ref.mask_scores, got.mask_scores)  # it really ran in bf16
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-    assert Sam2BoxSegmenter(model, TINY).fast is False  # CPU: off by default
+    assert Sam2BoxSegmenter(model, TINY).fast is False  # a CPU without native bf16 (conftest)
+
+
+def test_fast_is_on_by_default_on_a_cpu_with_native_bf16(model, monkeypatch):
+    from uvosam import box_segmenter
+
+    monkeypatch.setattr(box_segmenter, "cpu_has_bf16", lambda: True)
+    assert Sam2BoxSegmenter(model, TINY).fast is True
+    assert Sam2BoxSegmenter(model, dataclasses.replace(TINY, fast=False)).fast is False
 
 
 def test_bf16_weights_run_and_stay_close(clip):

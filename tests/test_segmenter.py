@@ -16,7 +16,7 @@ from segment_anything.modeling import ImageEncoderViT
 from segment_anything.modeling.image_encoder import Attention
 
 from uvosam import sam_fast, segmenter, weight_table
-from uvosam.box_segmenter import prepare_boxes, resolve_overlaps
+from uvosam.box_segmenter import cpu_has_bf16, prepare_boxes, resolve_overlaps
 from uvosam.config import SegmenterConfig
 from uvosam.errors import WeightsError
 from uvosam.segmenter import BoxPromptSegmenter
@@ -283,11 +283,39 @@ def test_fast_path_bf16_masks_match_fp32_and_leave_the_model_alone():
     )
 
 
-def test_fast_defaults_to_cuda_only(tiny_sam_model):
-    assert BoxPromptSegmenter(tiny_sam_model).fast is False
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_fast_defaults_to_cuda_and_cpus_with_native_bf16(tiny_sam_model, monkeypatch, native_bf16):
+    from uvosam import box_segmenter
+
+    monkeypatch.setattr(box_segmenter, "cpu_has_bf16", lambda: native_bf16)
+    assert BoxPromptSegmenter(tiny_sam_model).fast is native_bf16
+    for fast in (False, True):  # an explicit choice wins
+        assert BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(fast=fast)).fast is fast
+
+
+def test_resolve_device():
     assert segmenter.resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert segmenter.resolve_device("auto").type == expected
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "expected"),
+    [
+        ({"avx512_bf16": True, "amx_bf16": False, "avx2": True}, True),
+        ({"avx512_bf16": False, "amx_bf16": True}, True),
+        ({"avx512_bf16": False, "amx_bf16": False, "avx512_f": True}, False),
+        ({"cpu_name": "Apple"}, False),
+        (None, False),  # an older torch without torch.cpu.get_capabilities
+    ],
+)
+def test_cpu_has_bf16_reads_torchs_cpu_capabilities(monkeypatch, capabilities, expected):
+    """``cpu_has_bf16`` as imported at collection, before the session replaced it (conftest.py)."""
+    if capabilities is None:
+        monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    else:
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    assert cpu_has_bf16() is expected
 
 
 def dynamo_graphs() -> int:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from model_helpers import OUTPUT_ATOL, msda_module_and_data, small_detector
+from msda_helpers import record_backend_calls
 from PIL import Image
 
 from uvosam.tracker.config import DetectorConfig
@@ -30,20 +31,34 @@ def small(fixtures_dir):
     }
 
 
-def test_fixture_outputs_match_original(small):
-    det = small["detected"]
+def assert_matches_original(detected, outputs: dict) -> None:
     ours = {
-        "pred_logits": det.logits,
-        "pred_boxes": det.boxes_cxcywh_norm,
-        "pred_inst_embed": det.embeddings,
+        "pred_logits": detected.logits,
+        "pred_boxes": detected.boxes_cxcywh_norm,
+        "pred_inst_embed": detected.embeddings,
     }
     errors = {}
-    for name, ref in small["outputs"].items():
+    for name, ref in outputs.items():
         assert ours[name].shape == ref.shape, name
         errors[name] = float(np.abs(ours[name].numpy() - ref).max())
     print("max abs error vs original:", errors)
     for name, err in errors.items():
         assert err <= OUTPUT_ATOL[name], (name, err)
+
+
+def test_fixture_outputs_match_original(small):
+    assert_matches_original(small["detected"], small["outputs"])
+
+
+@pytest.mark.parametrize("mode", ["auto", "pytorch"])
+def test_fixture_outputs_match_original_with_either_cpu_backend(small, monkeypatch, mode):
+    """CPU deformable attention: the gather (default) and the grid_sample reference (UVOSAM_MSDA=pytorch)."""
+    calls = record_backend_calls(monkeypatch)
+    monkeypatch.setenv("UVOSAM_MSDA", mode)
+    detected = small["model"].detect_frames(small["frames"][:2])
+    assert set(calls) == {"ms_deform_attn_gather" if mode == "auto" else "ms_deform_attn_pytorch"}
+    outputs = {name: ref[:2] for name, ref in small["outputs"].items()}
+    assert_matches_original(detected, outputs)
 
 
 def test_fixture_frame0_intermediates(small):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from uvosam import hub, weight_table
+from uvosam import box_segmenter, hub, weight_table
 from uvosam.tracker.msda import backend_status
 
 
@@ -36,11 +36,13 @@ def package_versions() -> dict[str, str]:
 
 
 def device_summary() -> str:
-    """``cuda: <name> (<memory> GiB)`` or ``cpu (<threads> threads)``."""
+    """``cuda: <name> (<memory> GiB)`` or ``cpu (<threads> threads, bf16 native|emulated)``: on a CPU with native
+    bf16 the SAM image encoders' fast path is on by default."""
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return f"cuda: {props.name} ({props.total_memory / 2**30:.0f} GiB)"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    bf16 = "native" if box_segmenter.cpu_has_bf16() else "emulated"
+    return f"cpu ({torch.get_num_threads()} threads, bf16 {bf16})"
 
 
 def local_weights() -> dict[str, Path | None]:

@@ -5,8 +5,8 @@ is refused before its frames are counted:
 
 * ``read_header`` runs ``ffmpeg -i`` once and parses the container header (``Header``: stored size, frame rate,
   duration, rotation of the first video stream that is not cover art, ``STREAM``). A still image, an audio-only
-  file, a file ffmpeg cannot open and a truncated mp4/mov (``uvosam.mp4_boxes``) are refused with a message
-  that says which.
+  file, a playlist (HLS, DASH, ffconcat: it would make ffmpeg open other files), a file ffmpeg cannot open and
+  a truncated mp4/mov (``uvosam.mp4_boxes``) are refused with a message that says which.
 * ``count_frames`` demuxes that stream without decoding it (``-c copy -f framecrc``: packets only, fast) and
   counts its packets; packets an edit list discards (a trimmed mp4) are not frames. The same pass detects
   truncated files ("partial file").
@@ -83,6 +83,11 @@ def _run_ffmpeg(
     return proc.returncode, proc.stderr.decode("utf-8", "replace")
 
 
+# Demuxers whose "file" names other files or network addresses that ffmpeg would then open (HLS and DASH
+# playlists, ffconcat lists, IMF compositions): a video file is its own data, so these are refused.
+_PLAYLIST_FORMATS = frozenset({"hls", "dash", "concat", "imf"})
+
+
 def read_header(path: Path, *, accepted: str) -> Header:
     """The container header of the video file ``path`` (one ``ffmpeg -i``, nothing decoded).
 
@@ -97,6 +102,11 @@ def read_header(path: Path, *, accepted: str) -> Header:
             _truncated(path, text, accepted) or _open_failure(path, text, accepted)
         )
     fmt = container.group(1)
+    if fmt in _PLAYLIST_FORMATS:
+        raise VideoReadError(
+            f"{path.name} is a playlist ({fmt}) that points to other files or addresses, not a "
+            f"video file. Upload the video itself. {accepted}"
+        )
     if fmt.endswith("_pipe") or fmt == "image2":
         kind = fmt.removesuffix("_pipe")
         raise VideoReadError(

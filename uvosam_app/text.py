@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from uvosam import weight_checksums, weight_table
+from uvosam import box_segmenter, weight_checksums, weight_table
 from uvosam.environment import package_versions
 from uvosam.eval.davis import DavisScores
 from uvosam.job import JobProgress
@@ -128,6 +128,8 @@ def versions() -> dict[str, str]:
 def device_text(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(0)})"
+    if device == "cpu" and box_segmenter.cpu_has_bf16():
+        return "cpu (native bf16: the mask model's image encoder runs in bf16)"
     return device + (" (ZeroGPU)" if zero_gpu() else "")
 
 

@@ -28,21 +28,32 @@ SAM_HELP = (
 )
 
 
+# --sam-precision -> SegmenterConfig.fast
+SAM_PRECISIONS = {"auto": None, "bf16": True, "fp32": False}
+
+
 def add_sam_arguments(p: argparse.ArgumentParser, help_suffix: str = "") -> None:
-    """``--sam`` (default ``vit_h``, the release's) and ``--sam-type`` (the SAM 2.1 size of a renamed checkpoint)."""
+    """``--sam`` (default ``vit_h``, the release's), ``--sam-type`` (the SAM 2.1 size of a renamed checkpoint) and
+    ``--sam-precision`` (the image encoder's fast path)."""
     p.add_argument("--sam", default="vit_h", help=SAM_HELP + help_suffix)
     p.add_argument("--sam-type", choices=SAM2_MODEL_TYPES,
                    help="which SAM 2.1 model a --sam PATH holds when its file name is not the released one (e.g. "
                         "sam2.1_hiera_small.pt); a SAM checkpoint's size is read from the file")  # fmt: skip
+    p.add_argument("--sam-precision", choices=tuple(SAM_PRECISIONS), default="auto",
+                   help="the image encoder: bf16 (SAM: with scaled_dot_product_attention; masks within IoU 0.99 "
+                        "of fp32 in the tests) or fp32 (the model's own forward, as the release); auto (default): "
+                        "bf16 on CUDA and on CPUs that compute bf16 natively (AVX512-BF16, AMX), else fp32")  # fmt: skip
 
 
 def segmenter_config(args: argparse.Namespace, **options) -> SegmenterConfig:
-    """The ``SegmenterConfig`` of ``--sam`` / ``--sam-type`` (plus ``options``, e.g. ``compile=True``).
+    """The ``SegmenterConfig`` of ``--sam`` / ``--sam-type`` / ``--sam-precision`` (plus ``options``, e.g.
+    ``compile=True``).
 
     Raises:
         ValueError: ``--sam-type`` with a ``--sam`` that already names a model (not a path), or with a path whose
             file name is the released checkpoint of another model (that name decides, so the flag would be ignored).
     """
+    options = {"fast": SAM_PRECISIONS[getattr(args, "sam_precision", "auto")], **options}
     if args.sam_type is None:
         return SegmenterConfig(**options)
     from uvosam import weight_table

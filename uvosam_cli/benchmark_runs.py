@@ -76,6 +76,8 @@ def model_settings(args: argparse.Namespace) -> dict:
     settings = {"tracker": str(args.tracker), "sam": str(args.sam), "config_yaml": yaml}
     if args.sam_type is not None:  # only when given, so that folders of earlier runs still resume
         settings["sam_type"] = args.sam_type
+    if args.sam_precision != "auto":  # the same (auto depends on the device, as --device does)
+        settings["sam_precision"] = args.sam_precision
     return settings
 
 

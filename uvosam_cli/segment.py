@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--precision",
         default="fp32",
         choices=("fp32", "tf32", "bf16"),
-        help="tracker compute precision (the SAM / SAM 2.1 image encoder runs in bf16 on CUDA by "
-        "default)",
+        help="tracker compute precision (the SAM / SAM 2.1 image encoder: --sam-precision; on CPU, bf16 "
+        "ran the R50 detector 1.8x faster than fp32 on a CPU with AVX512-BF16)",
     )
     p.add_argument(
         "--compile",

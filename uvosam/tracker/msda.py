@@ -2,14 +2,17 @@
 
 ``ms_deform_attn_pytorch`` is the readable reference (bilinear ``grid_sample``, zero padding,
 ``align_corners=False``, i.e. pixel centres at ``(i + 0.5) / W``): it runs everywhere and defines the numerics.
-``ms_deform_attn`` is what the model calls: it dispatches to the Triton kernel of the ``uvosam_ops`` package
-(top-level ``ops/`` folder of the repository) iff that package imported, the tensors are on CUDA and the
-``UVOSAM_MSDA`` environment variable is not ``pytorch``; otherwise to the reference.
+``ms_deform_attn`` is what the model calls: it dispatches CUDA tensors to the Triton kernel of the ``uvosam_ops``
+package (top-level ``ops/`` folder of the repository) iff that package imported, and CPU tensors to the weighted
+gather of ``uvosam.tracker.msda_gather`` (the same sum, 3x faster than the reference on CPU; calls that need
+gradients keep the reference, whose backward is faster), unless the ``UVOSAM_MSDA`` environment variable is
+``pytorch``; otherwise to the reference.
 
 ``UVOSAM_MSDA`` (read at every call): ``auto`` (default; falls back with one warning for CUDA tensors when the
-kernel is unavailable), ``pytorch`` (always the reference), ``triton`` (require the kernel; a RuntimeError that
-names the reason when it cannot be used). ``backend_status()`` says in one line which backend CUDA calls get and
-why. Triton is imported lazily, on the first CUDA call or ``backend_status()``, never at ``import uvosam``.
+kernel is unavailable), ``pytorch`` (always the reference, on every device), ``triton`` (require the kernel; a
+RuntimeError that names the reason when it cannot be used, CPU tensors included). ``backend_status()`` says in one
+line which backend CUDA and CPU calls get, and why. Triton is imported lazily, on the first CUDA call or
+``backend_status()``, never at ``import uvosam``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from types import ModuleType
 
 import torch
 import torch.nn.functional as F
+
+from uvosam.tracker.msda_gather import ms_deform_attn_gather
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +64,9 @@ def ms_deform_attn_pytorch(
     n, _, m, d = value.shape
     _, lq, _, n_levels, n_points, _ = sampling_locations.shape
     sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
-    value_list = value.split(sizes, dim=1)
-    grids = (2 * sampling_locations - 1).to(value.dtype)  # grid_sample wants one dtype (autocast)
+    dtype = _sampling_dtype(value)
+    value_list = value.to(dtype).split(sizes, dim=1)
+    grids = 2 * sampling_locations.to(dtype) - 1  # grid_sample wants one dtype (autocast)
     sampled = []
     for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
         value_l = value_list[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, int(h), int(w))
@@ -72,7 +78,17 @@ def ms_deform_attn_pytorch(
         )
     weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, n_levels * n_points)
     out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
-    return out.view(n, m * d, lq).transpose(1, 2).contiguous()
+    return out.view(n, m * d, lq).transpose(1, 2).to(value.dtype).contiguous()
+
+
+def _sampling_dtype(value: torch.Tensor) -> torch.dtype:
+    """float32 for float16/bfloat16 CPU tensors, else ``value``'s dtype: torch's CPU ``grid_sample`` in half
+    precision reads out of bounds on the reference's strided per-level views (a segmentation fault that depends on
+    where the tensors lie in memory, seen with torch 2.14.1 at a 480x854 frame's first level), and is slower than
+    in float32 there anyway."""
+    if value.device.type == "cpu" and value.dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    return value.dtype
 
 
 @dataclass(frozen=True)
@@ -164,23 +180,24 @@ def load_kernel() -> KernelLoad:
 
 
 def backend_status() -> str:
-    """One line for the app footer / ``uvosam info``: which backend CUDA calls get, and why.
+    """One line for the app footer / ``uvosam info``: which backend CUDA and CPU calls get, and why.
 
-    E.g. ``"msda: triton (uvosam_ops 0.1, triton 3.8.0)"`` or
-    ``"msda: pytorch reference (triton kernel unavailable: no CUDA device)"``. CPU tensors always use the reference.
+    E.g. ``"msda: triton (uvosam_ops 0.1, triton 3.8.0); CPU tensors: gather"`` or, without a GPU,
+    ``"msda: gather on CPU (triton kernel unavailable: no CUDA device)"``.
     """
     mode = msda_mode()
     if mode == "pytorch":
-        return f"msda: pytorch reference (triton kernel switched off: {ENV_VAR}=pytorch)"
-    if not torch.cuda.is_available():
-        reason = "no CUDA device"
-    else:
-        kernel = load_kernel()
-        if kernel.fn is not None:
-            return f"msda: triton ({kernel.label})"
-        reason = kernel.reason
+        return f"msda: pytorch reference (triton kernel and CPU gather switched off: {ENV_VAR}=pytorch)"
     suffix = f"; {ENV_VAR}=triton calls will raise" if mode == "triton" else ""
-    return f"msda: pytorch reference (triton kernel unavailable: {reason}{suffix})"
+    if not torch.cuda.is_available():
+        return f"msda: gather on CPU (triton kernel unavailable: no CUDA device{suffix})"
+    kernel = load_kernel()
+    if kernel.fn is not None:
+        return f"msda: triton ({kernel.label}); CPU tensors: gather{suffix}"
+    return (
+        f"msda: pytorch reference on CUDA (triton kernel unavailable: {kernel.reason}{suffix}); "
+        "CPU tensors: gather"
+    )
 
 
 def _fall_back(mode: str, reason: str) -> None:
@@ -202,14 +219,18 @@ def _fall_back(mode: str, reason: str) -> None:
         )
 
 
-def _select_kernel(device: torch.device, mode: str) -> Callable[..., torch.Tensor] | None:
-    """The Triton kernel for tensors on ``device``, or None for the reference (raises / warns as ``mode`` says)."""
+def _select_kernel(
+    device: torch.device, mode: str, needs_grad: bool = False
+) -> Callable[..., torch.Tensor] | None:
+    """The fused function for tensors on ``device`` (Triton on CUDA; the gather on CPU unless gradients are
+    needed: its backward is slower than the reference's), or None for the reference (raises / warns as ``mode``
+    says)."""
     if mode == "pytorch":
         return None
     if device.type != "cuda":
         if mode == "triton":
             _fall_back(mode, f"the tensors are on {device}, the kernel needs CUDA tensors")
-        return None
+        return ms_deform_attn_gather if device.type == "cpu" and not needs_grad else None
     kernel = load_kernel()
     if kernel.fn is None:
         _fall_back(mode, kernel.reason)
@@ -226,11 +247,15 @@ def ms_deform_attn(
     """Multi-scale deformable attention as called by the model (same arguments/return as the reference, plus
     ``level_start_index`` (L,) int64, the exclusive cumulative sum of ``H_l * W_l`` used by fused kernels).
 
-    Runs the Triton kernel for CUDA tensors when it is available and not switched off (module docstring).
+    Runs the Triton kernel for CUDA tensors when it is available and the gather for CPU tensors that need no
+    gradients, unless switched off (module docstring).
     """
-    kernel = _select_kernel(value.device, msda_mode())
-    if kernel is not None:
-        return kernel(
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (value, sampling_locations, attention_weights)
+    )
+    fused = _select_kernel(value.device, msda_mode(), needs_grad)
+    if fused is not None:
+        return fused(
             value, spatial_shapes, level_start_index, sampling_locations, attention_weights
         )
     return ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
