@@ -13,6 +13,7 @@ from uvosam_app import gpu as app_gpu  # first: imports `spaces` (ZeroGPU) befor
 # isort: split
 import atexit
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ from gradio.events import Dependency
 from uvosam.errors import WeightsError
 from uvosam_app.handlers import App
 from uvosam_app.layout import EXAMPLES_DIR, ROOT, Page, page
-from uvosam_app.models import GetPipeline, PipelineLoader
+from uvosam_app.models import GetPipeline, PipelineLoader, from_pretrained
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import footer_markdown
 
@@ -216,7 +217,10 @@ def main() -> None:
             settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))
         )
         atexit.register(shutil.rmtree, settings.work_root, True)
-    loader = PipelineLoader(device=app_gpu.default_device())
+    loader = PipelineLoader(
+        device=app_gpu.default_device(),
+        load=functools.partial(from_pretrained, sam_precision=settings.sam_precision),
+    )
     demo = build_demo(loader, settings=settings)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),

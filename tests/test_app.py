@@ -304,6 +304,11 @@ def test_settings_from_env():
     assert settings.limits().max_frames == 50 and settings.max_side == AppSettings().max_side
     with pytest.raises(ValueError, match="UVOSAM_MAX_SECONDS must be a positive float; got 'soon'"):
         AppSettings.from_env({"UVOSAM_MAX_SECONDS": "soon"})
+    assert settings.sam_precision == "auto"
+    with pytest.raises(
+        ValueError, match=r"UVOSAM_SAM_PRECISION\) must be one of \('auto', 'bf16', 'fp32'\)"
+    ):
+        AppSettings.from_env({"UVOSAM_SAM_PRECISION": "fp16"})
 
 
 def test_zerogpu_path_wraps_the_gpu_job_with_a_duration_that_scales_with_frames(monkeypatch, clips):
@@ -471,8 +476,23 @@ def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monke
     monkeypatch.setattr(app_models, "zero_gpu", lambda: zero)
     pipe = app_models.from_pretrained("idol-ytvis19-r50", "vit_b", device)
     assert isinstance(pipe, Loaded)
+    config = calls[0].pop("segmenter_config")
     assert calls[0] == {"tracker": "idol-ytvis19-r50", "sam": "vit_b", "device": device}
+    assert config.fast is None  # sam_precision "auto": the segmenter decides by its device
     assert calls[1:] == (["warm_up"] if warmed else [])
+
+
+@pytest.mark.parametrize(("precision", "fast"), [("auto", None), ("bf16", True), ("fp32", False)])
+def test_sam_precision_setting_reaches_the_segmenter_config(precision, fast, monkeypatch):
+    from uvosam_app import models as app_models
+
+    seen = []
+    monkeypatch.setattr(
+        UVOSAM, "from_pretrained", classmethod(lambda cls, **kw: seen.append(kw) or object())
+    )
+    settings = AppSettings.from_env({"UVOSAM_SAM_PRECISION": precision.upper()})
+    app_models.from_pretrained("idol-ytvis19-r50", "vit_b", "cpu", settings.sam_precision)
+    assert seen[0]["segmenter_config"].fast is fast
 
 
 def zero_gpu_worker(task):

@@ -13,6 +13,8 @@ SAM2_MODEL_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_l
 """SAM 2.1 image models usable as the box-to-mask stage instead of SAM (``uvosam.sam2_segmenter``)."""
 SEGMENTER_MODEL_TYPES = SAM_MODEL_TYPES + SAM2_MODEL_TYPES
 OVERLAP_POLICIES = ("score", "none")
+# The image encoder's precision by name (CLI --sam-precision, the app's UVOSAM_SAM_PRECISION) -> SegmenterConfig.fast
+SAM_PRECISIONS = {"auto": None, "bf16": True, "fp32": False}
 
 
 def _check_positive(owner: str, name: str, value: float | None, *, allow_none: bool = True) -> None:

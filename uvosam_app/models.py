@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from uvosam import hub, sam2_segmenter, weight_table
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, PipelineConfig
+from uvosam.config import (
+    SAM2_MODEL_TYPES,
+    SAM_MODEL_TYPES,
+    SAM_PRECISIONS,
+    PipelineConfig,
+    SegmenterConfig,
+)
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import weights_key
 from uvosam_app.gpu import zero_gpu
@@ -67,16 +73,18 @@ def needed_weights(preset: str, sam: str) -> tuple[str, ...]:
     return preset, weights_key(sam)
 
 
-def from_pretrained(preset: str, sam: str, device: str) -> UVOSAM:
-    """``UVOSAM.from_pretrained(tracker=preset, sam=sam, device=device)``, then on a GPU (not ZeroGPU, where none
-    is attached while loading) one warm-up frame, so the first user's first chunk does not pay the one-time costs."""
+def from_pretrained(preset: str, sam: str, device: str, sam_precision: str = "auto") -> UVOSAM:
+    """``UVOSAM.from_pretrained(tracker=preset, sam=sam, device=device)`` with the image encoder's precision
+    ``sam_precision`` (``uvosam.config.SAM_PRECISIONS``), then on a GPU (not ZeroGPU, where none is attached while
+    loading) one warm-up frame, so the first user's first chunk does not pay the one-time costs."""
     load = getattr(UVOSAM, "from_pretrained", None)
     if load is None:
         raise NotImplementedError(
             "This uvosam build has no UVOSAM.from_pretrained, so the app cannot load the released "
             "models; install a complete uvosam (pip install -e . from the repository)."
         )
-    pipe = load(tracker=preset, sam=sam, device=device)
+    fast = SAM_PRECISIONS[sam_precision]
+    pipe = load(tracker=preset, sam=sam, device=device, segmenter_config=SegmenterConfig(fast=fast))
     if device.startswith("cuda") and not zero_gpu():
         logger.info("warm-up of %s + %s on %s: %.1f s", preset, sam, device, pipe.warm_up())
     return pipe

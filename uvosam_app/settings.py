@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uvosam.config import SAM2_MODEL_TYPES, VideoLimits
+from uvosam.config import SAM2_MODEL_TYPES, SAM_PRECISIONS, VideoLimits
 from uvosam_app.models import PRESETS, mask_models, sam2_missing
 
 
@@ -75,6 +75,8 @@ class AppSettings:
             never on a public Space, where it would let users reach the host's own network
             [UVOSAM_URL_ALLOW_PRIVATE, 1 or 0].
         url_timeout_s: longest a link's download may take, in seconds.
+        sam_precision: the mask model's image encoder: ``auto`` (bf16 on a GPU and on a CPU that computes bf16
+            natively, else float32), ``bf16`` or ``fp32`` (the model's own forward) [UVOSAM_SAM_PRECISION].
     """
 
     max_frames: int = 900
@@ -92,8 +94,14 @@ class AppSettings:
     url_input: bool = True
     url_allow_private: bool = False
     url_timeout_s: float = 60.0
+    sam_precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.sam_precision not in SAM_PRECISIONS:
+            raise ValueError(
+                f"AppSettings.sam_precision (UVOSAM_SAM_PRECISION) must be one of {tuple(SAM_PRECISIONS)}; got "
+                f"{self.sam_precision!r}"
+            )
         if self.default_preset not in PRESETS:
             raise ValueError(
                 f"AppSettings.default_preset must be one of {PRESETS}; got {self.default_preset!r}"
@@ -123,6 +131,7 @@ class AppSettings:
             work_root=Path(work).expanduser() if work else None,
             url_input=_env_flag(env, "UVOSAM_URL_INPUT", d.url_input),
             url_allow_private=_env_flag(env, "UVOSAM_URL_ALLOW_PRIVATE", d.url_allow_private),
+            sam_precision=(env.get("UVOSAM_SAM_PRECISION") or d.sam_precision).strip().lower(),
         )
 
     def limits(self) -> VideoLimits:

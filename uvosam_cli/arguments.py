@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS, SegmenterConfig
 
 
 def positive_int(text: str) -> int:
@@ -26,10 +26,6 @@ SAM_HELP = (
     "sam2 package; only its image path is used, the tracker alone decides ids), or PATH to a SAM or SAM 2.1 "
     "checkpoint"
 )
-
-
-# --sam-precision -> SegmenterConfig.fast
-SAM_PRECISIONS = {"auto": None, "bf16": True, "fp32": False}
 
 
 def add_sam_arguments(p: argparse.ArgumentParser, help_suffix: str = "") -> None:
