@@ -131,14 +131,19 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
 
     from uvosam.tracker.config import DetectorConfig
     from uvosam.tracker.detector import IDOLDetector
+    from uvosam.tracker.loading import default_batch_size
     from uvosam.tracker.session import IDOLTracker
 
     torch.manual_seed(0)
     detector = (
         IDOLDetector(replace(DetectorConfig.davis_r50(), precision=precision)).eval().to(device)
     )
+    batch = default_batch_size(
+        detector.cfg, device
+    )  # as load_tracker: IDOL's 10 on a GPU, 1 on the CPU
     return UVOSAM(
-        IDOLTracker(detector, ("object",)), build_segmenter(device, True, sam_size, compile_sam)
+        IDOLTracker(detector, ("object",), batch_size=batch),
+        build_segmenter(device, True, sam_size, compile_sam),
     )
 
 

@@ -60,5 +60,10 @@ def test_load_tracker_rejects_batch_size_zero_instead_of_using_the_default(fixtu
 
     src, _, yaml_path, _ = fixture_run
     assert load_tracker(src / "weights.pth", yaml_path, batch_size=2).batch_size == 2
+    on_cpu = load_tracker(src / "weights.pth", yaml_path, device="cpu")
+    assert (
+        on_cpu.batch_size == 1
+    )  # not the YAML's BATCH_INFER_LEN: single frames are faster on a CPU
+    assert on_cpu.detector.cfg.batch_infer_len > 1
     with pytest.raises(ValueError, match="batch_size must be a positive int; got 0"):
         load_tracker(src / "weights.pth", yaml_path, batch_size=0)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.yaml_config import load_tracker_yaml, parse_tracker_yaml
@@ -137,3 +138,13 @@ def test_presets():
     assert DetectorConfig.davis_r50().num_queries == 300
     tiny = DetectorConfig.tiny()
     assert tiny.hidden_dim % 32 == 0 and tiny.dec_layers >= 2
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"), [("cpu", 1), ("cuda", 10), ("cuda:1", 10), ("mps", 10)]
+)
+def test_detector_batches_on_gpus_and_not_on_the_cpu(device, expected):
+    from uvosam.tracker.loading import default_batch_size
+
+    assert default_batch_size(DetectorConfig.davis_r50(), torch.device(device)) == expected
+    assert default_batch_size(DetectorConfig.davis_r50(), device) == expected
