@@ -49,11 +49,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16, as torch reports them): there the
-    image encoders' bf16 path ran 1.5-1.9x faster than float32 (SAM 2.1 tiny, SAM ViT-B; an AMD EPYC with
+    image encoders' bf16 path ran 1.4-1.9x faster than float32 (SAM 2.1 tiny to SAM ViT-B; an AMD EPYC with
     AVX512-BF16); elsewhere bf16 is emulated and slower."""
-    get_capabilities = getattr(
-        torch.cpu, "get_capabilities", None
-    )  # absent from older torch releases
+    # absent from older torch releases
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)
     if get_capabilities is None:
         return False
     capabilities = get_capabilities()

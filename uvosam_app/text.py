@@ -129,7 +129,7 @@ def device_text(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(0)})"
     if device == "cpu" and box_segmenter.cpu_has_bf16():
-        return "cpu (native bf16: the mask model's image encoder runs in bf16)"
+        return "cpu (native bf16)"
     return device + (" (ZeroGPU)" if zero_gpu() else "")
 
 
