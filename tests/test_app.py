@@ -580,6 +580,9 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     assert first == ("**shapes.mp4**: 320x240, 48 frames at 12 fps (4.0 s). Run covers 48 frames "
                      "(every frame). No run with idol-ytvis19-r50 + vit_b here yet to estimate "
                      "the time from.")  # fmt: skip
+    on_cpu = describe_video(info, "shapes.mp4", 1, 900, models, None, on_cpu=True)
+    assert on_cpu.startswith(first) and "On a CPU a frame takes seconds" in on_cpu
+    assert describe_video(info, "shapes.mp4", 1, 900, models, 4.0, on_cpu=True).endswith("here).")
     later = describe_video(info, "shapes.mp4", 2, 10, models, 4.0)
     assert later.endswith(
         "Run covers the first 10 frames (every 2nd frame; Max frames is 10). "

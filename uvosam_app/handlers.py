@@ -252,7 +252,8 @@ class App:
             return f"**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {mask_model_label(sam)}"
-        text = describe_video(info, Path(path).name, stride, max_frames, models, fps)
+        on_cpu = app_gpu.default_device() == "cpu"
+        text = describe_video(info, Path(path).name, stride, max_frames, models, fps, on_cpu)
         return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
 
     # ------------------------------------------------------------------------------------- timeline

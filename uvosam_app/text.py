@@ -146,7 +146,13 @@ def backend_text() -> str:
 
 
 def describe_video(
-    info: VideoInfo, name: str, stride: int, max_frames: int, models: str, fps: float | None
+    info: VideoInfo,
+    name: str,
+    stride: int,
+    max_frames: int,
+    models: str,
+    fps: float | None,
+    on_cpu: bool = False,
 ) -> str:
     """Markdown telling a user, before Run, what their upload is and what a run of it will cover.
 
@@ -155,6 +161,7 @@ def describe_video(
         stride, max_frames: the run's settings (``iter_frames`` semantics).
         models: "<tracker preset> + <mask model>", as the estimate names them.
         fps: frames per second of this app's last finished run with these models, or None.
+        on_cpu: the models run on the CPU: without a past run, say what a frame costs there.
     """
     rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")
     source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
@@ -172,7 +179,16 @@ def describe_video(
         text += f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here)."
     else:
         text += f" No run with {models} here yet to estimate the time from."
+        if on_cpu:
+            text += f" {CPU_FRAME_COST}"
     return text
+
+
+# Measured with benchmarks/e2e.py --real-size on this project's 2-core CPU (README, Performance), 2026-11-29
+CPU_FRAME_COST = (
+    "On a CPU a frame takes seconds (9-10 s at 480p with SAM ViT-B and an R50 tracker on a 2-core machine, more "
+    "than half of it SAM; SAM 2.1 tiny is faster): a larger Stride or a smaller Max frames keeps a first try short."
+)
 
 
 def score_markdown(scores: DavisScores, track_of_label: Mapping[int, int], frames: int) -> str:
