@@ -97,3 +97,15 @@ def test_segment_help_names_the_inputs_and_styles_the_readme_lists(capsys):
         and "folder of .jpg/.jpeg/.png frames (in natural name order)" in text
     )
     assert "shrink the output video (any --style)" in text
+
+
+@pytest.mark.parametrize(
+    ("model_type", "device", "noted"),
+    [("vit_h", "cpu", True), ("vit_l", "cpu", True), ("vit_b", "cpu", False),
+     ("sam2.1_tiny", "cpu", False), ("vit_h", "cuda:0", False), (None, "cpu", False)],
+)  # fmt: skip
+def test_a_heavy_sam_on_the_cpu_gets_a_note_naming_lighter_models(model_type, device, noted):
+    note = segment_cli.slow_on_cpu_note({"model_type": model_type, "device": device})
+    assert (note is not None) == noted
+    if noted:
+        assert f"SAM {model_type} runs on the CPU" in note and "--sam sam2.1_tiny" in note
