@@ -66,7 +66,10 @@ def ms_deform_attn_pytorch(
     sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
     dtype = _sampling_dtype(value)
     value_list = value.to(dtype).split(sizes, dim=1)
-    grids = 2 * sampling_locations.to(dtype) - 1  # grid_sample wants one dtype (autocast)
+    # grid_sample wants one dtype (autocast); 2 * loc - 1 computed in the wider of the two
+    grids = (
+        2 * sampling_locations.to(torch.promote_types(sampling_locations.dtype, dtype)) - 1
+    ).to(dtype)
     sampled = []
     for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
         value_l = value_list[lvl].flatten(2).transpose(1, 2).reshape(n * m, d, int(h), int(w))
@@ -78,7 +81,10 @@ def ms_deform_attn_pytorch(
         )
     weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, n_levels * n_points)
     out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
-    return out.view(n, m * d, lq).transpose(1, 2).to(value.dtype).contiguous()
+    out_dtype = torch.promote_types(
+        value.dtype, attention_weights.dtype
+    )  # as without the CPU upcast
+    return out.view(n, m * d, lq).transpose(1, 2).to(out_dtype).contiguous()
 
 
 def _sampling_dtype(value: torch.Tensor) -> torch.dtype:
