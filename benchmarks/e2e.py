@@ -80,13 +80,23 @@ def variant_name(precision: str, compile_sam: bool) -> str:
 
 SAM_TYPES = ("vit_b", "vit_l", "vit_h")
 SAM2_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
+SAM_PRECISIONS = {
+    "auto": None,
+    "bf16": True,
+    "fp32": False,
+}  # uvosam.config's (not imported by the parent)
 
 
 def build_segmenter(
-    device: str, real_size: bool, sam_size: str = "vit_h", compile_sam: bool = False
+    device: str,
+    real_size: bool,
+    sam_size: str = "vit_h",
+    compile_sam: bool = False,
+    fast: bool | None = None,
 ):
     """The box-to-mask stage with random weights: ``sam_size`` at real size, or else the tiny model of its family
-    (``tiny_sam`` for ``vit_*``, ``tiny_sam2`` for ``sam2.1_*``)."""
+    (``tiny_sam`` for ``vit_*``, ``tiny_sam2`` for ``sam2.1_*``); ``fast``: ``SegmenterConfig.fast`` (``None`` = the
+    device's default)."""
     import torch
 
     from uvosam.config import SegmenterConfig
@@ -98,25 +108,29 @@ def build_segmenter(
         torch.manual_seed(0)
         model = build_sam2_model(sam_size) if real_size else tiny_sam2()
         return Sam2BoxSegmenter(
-            model, SegmenterConfig(model_type=sam_size, compile=compile_sam), device=device
+            model,
+            SegmenterConfig(model_type=sam_size, compile=compile_sam, fast=fast),
+            device=device,
         )
     from uvosam.segmenter import BoxPromptSegmenter
 
     if not real_size:
         from uvosam.testing import tiny_sam
 
-        return BoxPromptSegmenter(tiny_sam(), SegmenterConfig(compile=compile_sam), device=device)
+        return BoxPromptSegmenter(
+            tiny_sam(), SegmenterConfig(compile=compile_sam, fast=fast), device=device
+        )
     from segment_anything import sam_model_registry
 
     torch.manual_seed(0)
     sam = sam_model_registry[sam_size](checkpoint=None).eval()
     return BoxPromptSegmenter(
-        sam, SegmenterConfig(model_type=sam_size, compile=compile_sam), device=device
+        sam, SegmenterConfig(model_type=sam_size, compile=compile_sam, fast=fast), device=device
     )
 
 
 def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precision: str = "fp32",
-                   compile_sam: bool = False):  # fmt: skip
+                   compile_sam: bool = False, fast: bool | None = None):  # fmt: skip
     import torch
 
     from uvosam.pipeline import UVOSAM
@@ -125,7 +139,7 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
     if not real_size:
         return UVOSAM(
             tiny_idol_tracker(precision=precision),
-            build_segmenter(device, False, sam_size, compile_sam),
+            build_segmenter(device, False, sam_size, compile_sam, fast),
         )
     from dataclasses import replace
 
@@ -143,7 +157,7 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
     )  # as load_tracker: IDOL's 10 on a GPU, 1 on the CPU
     return UVOSAM(
         IDOLTracker(detector, ("object",), batch_size=batch),
-        build_segmenter(device, True, sam_size, compile_sam),
+        build_segmenter(device, True, sam_size, compile_sam, fast),
     )
 
 
@@ -233,7 +247,8 @@ def child(args: argparse.Namespace) -> None:
     from uvosam.job import JobOptions, run_job
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile)
+    fast = SAM_PRECISIONS[args.sam_precision]
+    pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile, fast)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     out = {"frames": 0, "sam_fast": pipe.segmenter.fast, "warm_up_s": None}
     # as the app does at load on a GPU (a +compile run compiles here)
@@ -323,6 +338,7 @@ def run_child(
     cmd += ["--sam", args.sam] + (["--real-size"] if args.real_size else [])
     cmd += ["--compare-release"] if compare else []
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
+    cmd += ["--sam-precision", args.sam_precision]
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
         # a cold compile
@@ -440,6 +456,13 @@ def main() -> None:
         "--compile",
         action="store_true",
         help="torch.compile SAM's image encoder (SegmenterConfig.compile)",
+    )
+    p.add_argument(
+        "--sam-precision",
+        default="auto",
+        choices=tuple(SAM_PRECISIONS),
+        help="SAM's image encoder as uvosam segment --sam-precision: auto (bf16 on CUDA and on CPUs with native "
+        "bf16), bf16, fp32",
     )
     p.add_argument(
         "--variants",

@@ -76,6 +76,19 @@ def test_sam2_types_build_the_sam2_segmenter_at_tiny_or_real_size(e2e):
     assert isinstance(e2e.build_segmenter("cpu", False, "vit_h"), BoxPromptSegmenter)
 
 
+def test_sam_precision_picks_the_fast_path_of_either_family(e2e):
+    from uvosam.config import SAM_PRECISIONS
+
+    assert (
+        e2e.SAM_PRECISIONS == SAM_PRECISIONS
+    )  # the script keeps its own copy (its parent imports no torch)
+    for sam in ("vit_b", "sam2.1_tiny"):
+        for precision, fast in (("bf16", True), ("fp32", False)):
+            assert (
+                e2e.build_segmenter("cpu", False, sam, fast=SAM_PRECISIONS[precision]).fast is fast
+            )
+
+
 def test_the_report_names_the_mask_model_and_skips_the_release_comparison_for_sam2(e2e):
     assert e2e.model_text("sam2.1_large", True, True) == (
         "SAM 2.1 sam2.1_large + IDOL R50 (random weights)",
