@@ -12,7 +12,7 @@ def test_cpu_table_times_the_gather_and_reports_its_error(capsys):
     out = capsys.readouterr().out
     assert "| reference ms | gather ms | speed-up |" in out and "| msda: " in out
     rows = re.findall(
-        r"^\| decoder Lq=300 \| 1 \| float32 \| (fwd|fwd\+bwd) \| (.*) \|$", out, re.M
+        r"^\| decoder Lq=300 \| 1 \| float32 \| (fwd|fwd\+bwd) \| (.*) \|$", out, re.MULTILINE
     )
     assert [r[0] for r in rows] == ["fwd", "fwd+bwd"]
     for _, cells in rows:

@@ -165,6 +165,6 @@ def test_reference_in_half_precision_on_cpu_does_not_crash():
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])

@@ -48,7 +48,7 @@ def ms_deform_attn_gather(
     Returns:
         (N, Lq, M * D), channel ``m * D + d`` = head m, channel d; ``value``'s dtype.
     """
-    n, s, m, d = value.shape
+    n, _, m, d = value.shape
     _, lq, _, n_levels, n_points, _ = sampling_locations.shape
     value = value.contiguous()  # images sliced off along dim 0 stay views
     out = value.new_empty(n, lq, m * d)
