@@ -44,6 +44,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# the parent imports uvosam anyway (it writes the test videos with it)
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS  # noqa: E402
+
 
 def make_video(path: Path, frames: int, height: int, width: int) -> None:
     from uvosam.testing import moving_shapes
@@ -78,15 +81,6 @@ def variant_name(precision: str, compile_sam: bool) -> str:
     return precision + ("+compile" if compile_sam else "")
 
 
-SAM_TYPES = ("vit_b", "vit_l", "vit_h")
-SAM2_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
-SAM_PRECISIONS = {
-    "auto": None,
-    "bf16": True,
-    "fp32": False,
-}  # uvosam.config's (not imported by the parent)
-
-
 def build_segmenter(
     device: str,
     real_size: bool,
@@ -101,7 +95,7 @@ def build_segmenter(
 
     from uvosam.config import SegmenterConfig
 
-    if sam_size in SAM2_TYPES:
+    if sam_size in SAM2_MODEL_TYPES:
         from uvosam.sam2_segmenter import Sam2BoxSegmenter, build_sam2_model
         from uvosam.testing import tiny_sam2
 
@@ -152,9 +146,8 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
     detector = (
         IDOLDetector(replace(DetectorConfig.davis_r50(), precision=precision)).eval().to(device)
     )
-    batch = default_batch_size(
-        detector.cfg, device
-    )  # as load_tracker: IDOL's 10 on a GPU, 1 on the CPU
+    # as load_tracker: IDOL's 10 on a GPU, 1 on the CPU
+    batch = default_batch_size(detector.cfg, device)
     return UVOSAM(
         IDOLTracker(detector, ("object",), batch_size=batch),
         build_segmenter(device, True, sam_size, compile_sam, fast),
@@ -276,7 +269,7 @@ def child(args: argparse.Namespace) -> None:
         out["rss_after_load_mb"] = rss0 / 1024
         if args.device.startswith("cuda"):
             out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        if args.compare_release and args.sam in SAM_TYPES:  # the release used SAM
+        if args.compare_release and args.sam in SAM_MODEL_TYPES:  # the release used SAM
             out.update(compare_release(pipe, args.video, Path(work), sync))
     print(json.dumps(out))
 
@@ -443,7 +436,7 @@ def main() -> None:
         action="store_true",
         help="--sam's model + R50 tracker at real size (random weights)",
     )
-    p.add_argument("--sam", default="vit_h", choices=SAM_TYPES + SAM2_TYPES,
+    p.add_argument("--sam", default="vit_h", choices=SAM_MODEL_TYPES + SAM2_MODEL_TYPES,
                    help="the box-to-mask model with --real-size; without it, a sam2.1_* picks the tiny SAM 2.1 "
                         "instead of the tiny SAM")  # fmt: skip
     p.add_argument("--frames", type=int, nargs=2, default=[100, 1000], metavar=("SHORT", "LONG"))
@@ -493,13 +486,13 @@ def main() -> None:
 
 def model_text(sam: str, real_size: bool, fast: bool) -> tuple[str, str]:
     """(the models, how the image encoder runs: "SAM encoder bf16 + SDPA" ...) for the report's header line."""
-    family = "SAM 2.1" if sam in SAM2_TYPES else "SAM"
+    family = "SAM 2.1" if sam in SAM2_MODEL_TYPES else "SAM"
     size = (
         f"{family} {sam} + IDOL R50 (random weights)"
         if real_size
         else f"tiny {family} + tiny IDOL (random weights)"
     )
-    if sam in SAM2_TYPES:
+    if sam in SAM2_MODEL_TYPES:
         return size, "SAM 2.1 encoder " + ("bf16 autocast" if fast else "plain forward_image")
     return size, "SAM encoder " + ("bf16 + SDPA" if fast else "SAM's own forward")
 
