@@ -677,6 +677,34 @@ def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
         c.predict(handle_file(str(gt)), handle_file(str(bare)), api_name="/score")
 
 
+def test_gradio_resolves_every_handlers_annotations(tmp_path):
+    """Gradio finds a handler's gr.Request (its session) and gr.Progress by resolving its type hints; a name it
+    cannot resolve (e.g. imported only under TYPE_CHECKING) makes it see none, and the handler then runs as no
+    session at all (Load once did: every user's download went to one shared folder)."""
+    import inspect
+
+    import gradio as gr
+    from gradio import utils
+
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    handlers = {
+        f.fn for f in demo.fns.values() if getattr(f.fn, "__module__", "").startswith("uvosam_app")
+    }
+    assert {h.__name__ for h in handlers} >= {"segment", "rerender", "load_url", "unload", "score"}
+    for handler in handlers:
+        annotated = [
+            n
+            for n, p in inspect.signature(handler).parameters.items()
+            if p.annotation is not p.empty
+        ]
+        hints = utils.get_type_hints(handler)
+        assert set(annotated) <= set(hints), handler.__qualname__
+        if "request" in annotated:
+            assert hints["request"] is gr.Request, handler.__qualname__
+
+
 def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     """Before a run the description says "No run with <models> here yet"; once the run is done
     that is false, so the finished run asks for the description again (with its time estimate)."""
@@ -990,7 +1018,8 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
 
 def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, tiny_sam_model):
     """API clients never close a tab (no unload): the State's expiry is their only clean-up, and it must
-    leave nothing behind (old runs, the session folder itself), except a folder a request still uses."""
+    leave nothing behind (old runs, re-renders, the session folder itself), except a folder a request still
+    uses."""
     import types
 
     from uvosam_app import handlers as app_handlers
@@ -1002,12 +1031,45 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
     request = types.SimpleNamespace(session_hash="api")
     state = _finished_run(app, request)
     busy = app.work.new_dir("api", "rerender", keep=state.run_dir)
-    app.forget(state)
+    app.forget(state).join(10)
     # the run went, the busy one stays
     assert [p.name for p in (tmp_path / "api").iterdir()] == [busy.name]
     app.work.release(busy)
-    app.forget(_finished_run(app, request))
+    app.forget(_finished_run(app, request)).join(10)
     assert not (tmp_path / "api").exists()
+
+
+def test_each_state_expiry_removes_its_own_folders_in_a_thread(tmp_path, monkeypatch):
+    """The last run and the linked video are two States with their own clocks: a Load made after the last run
+    outlives it (and the other way round), so the expiry of one leaves the other's folder. Gradio calls the
+    clean-up on its event loop, which every stream shares: the deleting happens in a thread."""
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app import work as app_work
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    run = app.work.new_dir("tab", "run")
+    rerender = app.work.new_dir("tab", "rerender", keep=run)
+    link = app.work.new_dir("tab", "link", keep=rerender)
+    linked = link / "clip.avi"
+    linked.write_bytes(b"video")
+    for folder in (run, rerender, link):
+        app.work.release(folder)
+    state = app_handlers.SessionRun(run, run / "cache")
+    real_rmtree, deleting = app_work.shutil.rmtree, threading.Event()
+
+    def slow_rmtree(path, *args, **kwargs):
+        assert deleting.wait(10)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(app_work.shutil, "rmtree", slow_rmtree)
+    forgetting = app.forget(str(linked))  # returns while the deleting waits
+    assert forgetting.is_alive() and link.is_dir()
+    deleting.set()
+    forgetting.join(10)
+    assert not link.exists() and run.is_dir() and rerender.is_dir()
+    app.forget(state).join(10)
+    assert not (tmp_path / "tab").exists()
+    assert app.forget(None) is None
 
 
 def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(

@@ -11,7 +11,6 @@ import logging
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,20 +42,12 @@ from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import describe_video
-from uvosam_app.work import JobPump, WorkRoot, session_key
+from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
 
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
-
-
-@dataclass(frozen=True)
-class SessionRun:
-    """What a session keeps of its last finished run (its mask cache feeds Re-render)."""
-
-    run_dir: Path
-    cache_dir: Path
 
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
@@ -137,7 +128,7 @@ class App:
             self.work.release(link_dir)
             raise
         work = partial(self._job, tracker, sam, changes, source, run_dir, options)
-        pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
+        pump = JobPump(work, self.gpu_slots, on_abort=partial(self.work.discard, run_dir)).start()
         skip = gr.skip()
         cleared = gr.CheckboxGroup(choices=[], value=[])
         try:
@@ -346,7 +337,7 @@ class App:
                 min_score=float(min_score),
             )
             pump = JobPump(
-                work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
+                work, self.render_slots, on_abort=partial(self.work.discard, out_dir)
             ).start()
             skip = gr.skip()
             try:
@@ -364,14 +355,27 @@ class App:
     def stopped(self) -> str:
         return "stopped: press Run to start again"
 
-    def forget(self, state: SessionRun | str | None) -> None:
-        """``gr.State`` delete callback (session over or expired) of the last run and of the linked video: the
-        session's folders go (its run, older runs, re-renders, downloads; the session's folder once empty), but
-        those a request still uses."""
+    def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
+        """``gr.State`` delete callback (session over or expired) of the last run and of the linked video. The
+        last run's expiry removes the session's runs and re-renders, the linked video's its downloads (each State
+        has its own clock: a Load made after the last run outlives it, and the other way round), then the session's
+        folder once empty; never the folders a request still uses. Gradio calls this on its event loop and stops
+        calling any State's callback after one raises, so the deleting is done in a thread (returned) and never
+        raises."""
         if state is None:  # API clients close no tab (no unload): this is their only clean-up
-            return
-        folder = state.run_dir if isinstance(state, SessionRun) else Path(state).parent
-        self.work.remove_idle(folder.parent)
+            return None
+        if isinstance(state, SessionRun):
+            folder, kinds = state.run_dir, ("run", "rerender")
+        else:
+            folder, kinds = Path(state).parent, ("link",)
+        thread = threading.Thread(
+            target=self.work.remove_idle,
+            args=(folder.parent, kinds),
+            daemon=True,
+            name="uvosam-forget",
+        )
+        thread.start()
+        return thread
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
