@@ -137,6 +137,34 @@ def test_the_status_line_counts_the_objects_live():
     assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"
 
 
+def test_the_status_line_says_when_a_job_waits_for_a_worker():
+    """Before its first step a job says it is starting (a Run: loading the models on their first use; a
+    Re-render loads none), or, while other jobs hold every worker, that it waits for one."""
+    import time
+
+    from uvosam.job import JobProgress
+    from uvosam_app.progress import drive
+    from uvosam_app.text import status_text
+    from uvosam_app.work import JobPump
+
+    assert status_text(None, "re-rendering", time.monotonic()) == "re-rendering: starting… 0 s"
+    slots = threading.BoundedSemaphore(1)
+    slots.acquire()  # another job runs
+
+    def job():
+        yield JobProgress(1, 1, 0.1)
+
+    pump = JobPump(job, slots).start()
+    updates = drive(pump, lambda *a, **k: None, "re-rendering", 0.05)
+    assert next(updates).status.startswith(
+        "re-rendering: waiting for a free worker (other jobs run first)… "
+    )
+    slots.release()
+    assert all("waiting" not in u.status for u in updates)  # the job ran to its end
+    assert not pump.queued
+    pump.cancel()
+
+
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     c = client(server)
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
@@ -210,7 +238,7 @@ def test_rerender_before_any_run_says_what_to_do(server):
     [
         ("empty", "is empty"),
         ("text", "is not a video"),
-        ("wide", "longest side 160 px, over the limit of 150.*UVOSAM_MAX_SIDE"),
+        ("wide", "longest side 160 px, over this app's limit of 150 px.*UVOSAM_MAX_SIDE"),
     ],
 )
 def test_bad_upload_gets_a_clear_error(server, clips, kind, message):
@@ -613,7 +641,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     # the app's inputs
     assert "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
-    assert "over the limit of 150" in wide and "UVOSAM_MAX_SIDE" in wide
+    assert "over this app's limit of 150 px" in wide and "UVOSAM_MAX_SIDE" in wide
     list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
                      None, False, None, progress=lambda *a, **k: None))  # fmt: skip
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900)
@@ -752,7 +780,7 @@ def test_a_zip_of_frames_runs_like_a_video_and_keeps_their_names(server, clips, 
             handle_file(str(clips["a"])), frames_zip=handle_file(str(frames)), api_name="/segment"
         )
     wide = _frames_zip(tmp_path / "wide.zip", "w", 3, size=(160, 48))  # over max_side=150
-    with pytest.raises(Exception, match=r"longest side 160 px, over the limit of 150"):
+    with pytest.raises(Exception, match=r"longest side 160 px, over this app's limit of 150 px"):
         c.predict(None, frames_zip=handle_file(str(wide)), api_name="/segment")
     empty = _zip_of(tmp_path / "empty.zip", {"notes.txt": b"hi"})
     with pytest.raises(Exception, match=r"empty\.zip holds no \.jpg/\.jpeg/\.png file"):
@@ -770,7 +798,7 @@ def test_a_zip_of_frames_is_described_before_run(tmp_path):
     assert text.startswith("**upload.zip**: 96x64, 30 frames. Run covers the first 10 frames "
                            "(every 2nd frame; Max frames is 10).")  # fmt: skip
     wide = _frames_zip(tmp_path / "wide.zip", "w", 2, size=(160, 48))
-    assert "over the limit of 150" in app.describe(
+    assert "over this app's limit of 150 px" in app.describe(
         None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide)
     )
     both = app.describe(str(frames), "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
@@ -1070,6 +1098,23 @@ def test_each_state_expiry_removes_its_own_folders_in_a_thread(tmp_path, monkeyp
     app.forget(state).join(10)
     assert not (tmp_path / "tab").exists()
     assert app.forget(None) is None
+
+
+def test_a_video_over_the_limits_is_refused_before_the_models_load(tmp_path):
+    """Run checks the video's limits before loading the models and before asking ZeroGPU for a GPU: an
+    over-long upload costs no GPU quota and no model load."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    loads = []
+    settings = AppSettings(work_root=tmp_path / "work", max_seconds=1.0)
+    app = app_handlers.App(lambda preset, sam: loads.append(preset), settings)
+    clip = write_clip(tmp_path / "long.mp4", 24, 64, 48, fps=8)  # 3 s
+    with pytest.raises(gr.Error, match="lasts 3.0 s"):
+        list(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                         progress=lambda *a, **k: None))  # fmt: skip
+    assert loads == []
 
 
 def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(

@@ -119,7 +119,7 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
         ("/media/notes.mp4", r"^notes\.mp4 is not a video"),  # by name, not by the server's folder
         (
             "/media/wide.mp4",
-            r"wide\.mp4 is 160x48: its longest side 160 px, over the limit of 150.*UVOSAM_MAX_SIDE",
+            r"wide\.mp4 is 160x48: its longest side 160 px, over this app's limit of 150 px.*UVOSAM_MAX_SIDE",
         ),
     ],
 )

@@ -47,6 +47,7 @@ from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 logger = logging.getLogger("uvosam.app")
 
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
+FIRST_STEP = "starting (loading the models on their first use)"
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
 
 
@@ -133,7 +134,8 @@ class App:
         cleared = gr.CheckboxGroup(choices=[], value=[])
         try:
             yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
-            for up in drive(pump, progress, "segmenting", self.settings.status_interval_s):
+            interval = self.settings.status_interval_s
+            for up in drive(pump, progress, "segmenting", interval, FIRST_STEP):
                 if up.result is None:
                     yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
                     continue
@@ -179,6 +181,10 @@ class App:
         ``run_dir/frames`` outside the GPU function, and deleted once the run is over (the mask cache feeds
         Re-render); after unpacking one step (0 frames done) lets a Stop pressed meanwhile end the run there."""
         if not isinstance(source, app_uploads.FramesZip):
+            # refused before the models load and before a ZeroGPU allocation (run_job probes it again: ms)
+            probe(
+                source, limits=options.limits, stride=options.stride, max_frames=options.max_frames
+            )
             yield from self._run_models(tracker, sam, changes, source, run_dir, options)
             return
         info = source.info(self.settings, stride=options.stride, max_frames=options.max_frames)

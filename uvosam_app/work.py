@@ -141,7 +141,9 @@ class JobPump:
     are deleted). Whenever a job ends without its result (cancelled or failed), ``on_abort`` runs
     (e.g. to delete the run folder) once BOTH sides are done: the worker (no more writes) and the
     UI (no chunk of the run is still being sent). ``slots`` bounds how many jobs run at once,
-    cancelled ones still finishing their frame included.
+    cancelled ones still finishing their frame included, up to 5 s: closing a run waits that long for its model
+    thread (``uvosam.prefetch``), so a frame that takes longer (seconds on a CPU) ends while the next job starts,
+    rather than a model call that never returns keeping the slot for good.
     """
 
     work: Callable[[], Iterator[JobProgress]]
@@ -152,6 +154,7 @@ class JobPump:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _active: set = field(default_factory=lambda: {"worker", "ui"})
     _finished: bool = False
+    _in_slot: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> JobPump:
         ctx = contextvars.copy_context()  # ZeroGPU reads the gradio request from a context variable
@@ -166,9 +169,15 @@ class JobPump:
             except queue.Full:
                 continue
 
+    @property
+    def queued(self) -> bool:
+        """Still waiting for one of the ``slots`` (other jobs hold them all)."""
+        return not self._in_slot.is_set()
+
     def _run(self) -> None:
         finished = False
         with self.slots:
+            self._in_slot.set()
             steps = None
             try:
                 steps = self.work()
