@@ -1117,6 +1117,35 @@ def test_a_video_over_the_limits_is_refused_before_the_models_load(tmp_path):
     assert loads == []
 
 
+def test_a_file_over_the_upload_limit_is_refused_however_it_came(tmp_path):
+    """Gradio bounds the browser's uploads (max_file_size), but downloads a file passed over the API as a link
+    itself, unbounded: Run, the description and Score refuse a file over the limit, whatever way it came."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(
+        lambda preset, sam: None, AppSettings(work_root=tmp_path / "work", max_upload_mb=1)
+    )
+    big = tmp_path / "big.mp4"
+    big.write_bytes(bytes(3 << 19))  # 1.5 MiB
+    message = r"big\.mp4 is 2 MB, over this app's upload limit of 1 MB.*UVOSAM_MAX_UPLOAD_MB"
+    with pytest.raises(gr.Error, match=message):
+        list(app.segment(str(big), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                         progress=lambda *a, **k: None))  # fmt: skip
+    with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
+        list(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                         str(big.rename(big.with_suffix(".zip"))), progress=lambda *a, **k: None))  # fmt: skip
+    about = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(big.with_suffix(".zip")))
+    assert re.match(r"\*\*Run would refuse this input:\*\* " + message.replace("mp4", "zip"), about)
+    state = app_handlers.SessionRun(tmp_path, tmp_path)
+    masks = tmp_path / "masks.zip"
+    masks.write_bytes(b"")
+    with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
+        app.score(str(big.with_suffix(".zip")), str(masks), state)
+    assert not any((tmp_path / "work").iterdir())
+
+
 def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(
     monkeypatch, tmp_path, tiny_sam_model
 ):

@@ -111,6 +111,9 @@ class App:
         if tracker not in PRESETS:
             raise gr.Error(f"Choose a tracker from {PRESETS}; got {tracker!r}.")
         _check_mask_model(sam)
+        too_big = _over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
+        if too_big:
+            raise gr.Error(too_big, print_exception=False)
         options = JobOptions(
             stride=int(stride),
             max_frames=min(int(max_frames), self.settings.max_frames),
@@ -235,6 +238,9 @@ class App:
         if not video and not frames_zip and not Path(linked).is_file():
             return f"**{app_links.GONE}**"
         path = str(frames_zip or video or linked)
+        too_big = _over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
+        if too_big:
+            return f"**Run would refuse this input:** {too_big}"
         stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
         try:
             if frames_zip:  # the checks of Run, before unpacking
@@ -278,6 +284,9 @@ class App:
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
                 "255 void), one per frame of the video, in name order."
             )
+        too_big = _over_upload_limit(gt_zip, self.settings.max_upload_mb)
+        if too_big:
+            raise gr.Error(too_big, print_exception=False)
         # a Run pressed meanwhile in this tab deletes idle folders
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
@@ -385,6 +394,19 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
+
+
+def _over_upload_limit(path: str | None, max_mb: int) -> str | None:
+    """Why a file given to a handler is refused for its size (None: it is not). The browser's uploads are
+    bounded by Gradio (``max_file_size``), but a file passed over the API as a link is downloaded by Gradio
+    itself, unbounded: this keeps such a file from being run."""
+    size = Path(path).stat().st_size if path and Path(path).is_file() else 0
+    if size <= max_mb << 20:
+        return None
+    return (
+        f"{Path(path).name} is {size / 2**20:.0f} MB, over this app's upload limit of {max_mb} MB: use a "
+        "shorter or smaller file. (The app's host sets this limit: UVOSAM_MAX_UPLOAD_MB.)"
+    )
 
 
 def _linked(path: str | None) -> str:
