@@ -1,6 +1,6 @@
-"""Uploaded zips that Python's zipfile or PIL cannot read (a password, Deflate64 compression, garbled data, a frame
-of hundreds of megapixels): each ends in a message that names the file as it is in the user's zip and says what to
-do, never in "Something went wrong" or a bare error."""
+"""Uploaded zips that Python's zipfile or PIL cannot read (a password, Deflate64 compression, a frame of hundreds of
+megapixels) and ground truth that cannot be scored (RGB PNGs, damaged ones): each ends in a message that names the
+file as it is in the user's zip and says what to do, never in "Something went wrong" or the server's temp path."""
 
 from __future__ import annotations
 
@@ -200,3 +200,51 @@ def test_score_refuses_a_ground_truth_zip_it_cannot_unpack(finished, tmp_path):
         "d64.zip: annot/00000.png is compressed with Deflate64, which this app cannot unpack; re-zip the files "
         "with standard Deflate compression"
     )
+
+
+def test_score_refuses_a_masks_zip_whose_tracks_it_cannot_unpack(finished, tmp_path):
+    """The masks zip is an upload too over the API (/score takes any file)."""
+    app, masks, state = finished
+    gt = _annotations(tmp_path / "gt.zip", [_ids_png()] * 6)
+    locked = _patched(Path(shutil.copy(masks, tmp_path / "m.zip")), flags=0x1, only="tracks.csv")
+    assert _score_refusal(app, gt, str(locked), state).startswith(
+        "m.zip: tracks.csv is password-protected (encrypted)"
+    )
+
+
+def test_score_names_an_rgb_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path):
+    """The most common mistake: the annotations saved as colour images. No server path, no Python to call."""
+    app, masks, state = finished
+    gt = _annotations(tmp_path / "gt.zip", [_ids_png("RGB")] * 6)
+    message = _score_refusal(app, gt, masks, state)
+    assert message == (
+        "gt.zip: annot/00000.png is an RGB PNG; expected one object id per pixel (a colour rendering of the "
+        "masks cannot be scored): save the annotations as 8-bit palette (indexed) or grayscale PNGs whose pixel "
+        "values are the object ids (0 background, 1..K objects, 255 void), as DAVIS Annotations are"
+    )
+    grayscale = _annotations(tmp_path / "ok.zip", [_ids_png("L")] * 6)  # one id per pixel: scored
+    assert app.score(str(grayscale), masks, state).startswith("**J&F ")
+
+
+def test_score_names_a_huge_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path, huge_frame):
+    app, masks, state = finished
+    gt = _annotations(tmp_path / "gt.zip", [huge_frame] * 6)
+    assert _score_refusal(app, gt, masks, state) == (
+        "gt.zip: annot/00000.png has too many pixels to open, but the masks are 96x64 (the video's size): give "
+        "the ground truth at that size (resized with nearest-neighbour sampling, so that ids stay ids)"
+    )
+
+
+def test_score_names_a_damaged_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path):
+    """Its header reads, its pixels do not: the library's refusal, with the file named as in the zip and no
+    Python function to call."""
+    app, masks, state = finished
+    good = _ids_png()
+    cut = good[: good.index(b"IDAT") + 12]  # the pixel data cut short
+    gt = _annotations(tmp_path / "gt.zip", [good, cut, *[good] * 4])
+    message = _score_refusal(app, gt, masks, state)
+    assert message.startswith("gt.zip/annot/00001.png: not a readable PNG image"), message
+    assert message.endswith(
+        "save it as an 8-bit palette (indexed) or grayscale PNG of object ids"
+    ), message
+    assert str(app.work.root) not in message and "write_index_png" not in message

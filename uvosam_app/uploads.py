@@ -276,6 +276,20 @@ def check_unpackable(name: str, members: Mapping[PurePosixPath, zipfile.ZipInfo]
             )
 
 
+def zip_image_folder(
+    zip_path: str | Path, *, suffixes: tuple[str, ...] = (".png",), prefix: str = ""
+) -> PurePosixPath:
+    """The folder, inside the zip, of the images ``extract_images`` takes from it (``.`` for the zip's root): what
+    names a file it unpacked as the user knows it (``<folder>/<file name>``).
+
+    Raises:
+        ValueError: as ``extract_images``: not a zip, no such file, files in several folders.
+    """
+    with _open_zip(zip_path, "/".join(suffixes)) as archive:
+        members = _image_members(archive, Path(zip_path).name, suffixes, prefix)
+    return next(iter(members)).parent
+
+
 MAX_UNPACK_RATIO = 20
 """Most an uploaded zip of images may grow when unpacked: PNG and JPEG are compressed already (about 1x)."""
 
