@@ -142,8 +142,9 @@ def test_a_zipped_frame_over_the_side_limit_is_refused_from_its_header(tmp_path,
     frames = _frames(tmp_path / "big.zip", _png(Image.new("L", (400, 100))))
     text = app.describe(None, *ARGS, 1, 900, str(frames))
     assert text.startswith(
-        "**Run would refuse this input:** big.zip: seq/00000.png is 400x100 = 40000 pixels: its longest side "
-        "400 px, over the limit of 150. Resize the frames to at most 150 px a side and zip them again"
+        "**Run would refuse this input:** big.zip: seq/00000.png is 400x100: its longest side 400 px, over this "
+        "app's limit of 150 px. To use it, resize it (e.g. to 854x480) and upload it again. (The app's host sets "
+        "this limit: UVOSAM_MAX_SIDE.)"
     ), text
     assert looked == []
 

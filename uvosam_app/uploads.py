@@ -233,9 +233,13 @@ def _frame_size(
 def _check_frame_side(where: str, size: tuple[int, int], max_side: int | None) -> None:
     width, height = size
     if max_side is not None and max(width, height) > max_side:
+        subject = f"{where} is {width}x{height}: its longest side {max(width, height)} px"
         raise VideoLimitError(
-            f"{where} is {width}x{height} = {width * height} pixels: its longest side {max(width, height)} px, "
-            f"over the limit of {max_side}. Resize the frames to at most {max_side} px a side and zip them again"
+            f"{subject}, over the limit of {max_side}. Resize the frames to at most {max_side} px a side and zip "
+            "them again",
+            limit_name="max_side",
+            subject=subject,
+            limit=max_side,
         )
 
 
