@@ -137,6 +137,34 @@ def test_the_status_line_counts_the_objects_live():
     assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"
 
 
+def test_the_status_line_says_when_a_job_waits_for_a_worker():
+    """Before its first step a job says it is starting (a Run: loading the models on their first use; a
+    Re-render loads none), or, while other jobs hold every worker, that it waits for one."""
+    import time
+
+    from uvosam.job import JobProgress
+    from uvosam_app.progress import drive
+    from uvosam_app.text import status_text
+    from uvosam_app.work import JobPump
+
+    assert status_text(None, "re-rendering", time.monotonic()) == "re-rendering: starting… 0 s"
+    slots = threading.BoundedSemaphore(1)
+    slots.acquire()  # another job runs
+
+    def job():
+        yield JobProgress(1, 1, 0.1)
+
+    pump = JobPump(job, slots).start()
+    updates = drive(pump, lambda *a, **k: None, "re-rendering", 0.05)
+    assert next(updates).status.startswith(
+        "re-rendering: waiting for a free worker (other jobs run first)… "
+    )
+    slots.release()
+    assert all("waiting" not in u.status for u in updates)  # the job ran to its end
+    assert not pump.queued
+    pump.cancel()
+
+
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     c = client(server)
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
@@ -210,7 +238,7 @@ def test_rerender_before_any_run_says_what_to_do(server):
     [
         ("empty", "is empty"),
         ("text", "is not a video"),
-        ("wide", "longest side 160 px, over the limit of 150.*UVOSAM_MAX_SIDE"),
+        ("wide", "longest side 160 px, over this app's limit of 150 px.*UVOSAM_MAX_SIDE"),
     ],
 )
 def test_bad_upload_gets_a_clear_error(server, clips, kind, message):
@@ -613,7 +641,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     # the app's inputs
     assert "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
-    assert "over the limit of 150" in wide and "UVOSAM_MAX_SIDE" in wide
+    assert "over this app's limit of 150 px" in wide and "UVOSAM_MAX_SIDE" in wide
     list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
                      None, False, None, progress=lambda *a, **k: None))  # fmt: skip
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900)
@@ -677,6 +705,34 @@ def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
         c.predict(handle_file(str(gt)), handle_file(str(bare)), api_name="/score")
 
 
+def test_gradio_resolves_every_handlers_annotations(tmp_path):
+    """Gradio finds a handler's gr.Request (its session) and gr.Progress by resolving its type hints; a name it
+    cannot resolve (e.g. imported only under TYPE_CHECKING) makes it see none, and the handler then runs as no
+    session at all (Load once did: every user's download went to one shared folder)."""
+    import inspect
+
+    import gradio as gr
+    from gradio import utils
+
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    handlers = {
+        f.fn for f in demo.fns.values() if getattr(f.fn, "__module__", "").startswith("uvosam_app")
+    }
+    assert {h.__name__ for h in handlers} >= {"segment", "rerender", "load_url", "unload", "score"}
+    for handler in handlers:
+        annotated = [
+            n
+            for n, p in inspect.signature(handler).parameters.items()
+            if p.annotation is not p.empty
+        ]
+        hints = utils.get_type_hints(handler)
+        assert set(annotated) <= set(hints), handler.__qualname__
+        if "request" in annotated:
+            assert hints["request"] is gr.Request, handler.__qualname__
+
+
 def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     """Before a run the description says "No run with <models> here yet"; once the run is done
     that is false, so the finished run asks for the description again (with its time estimate)."""
@@ -724,7 +780,7 @@ def test_a_zip_of_frames_runs_like_a_video_and_keeps_their_names(server, clips, 
             handle_file(str(clips["a"])), frames_zip=handle_file(str(frames)), api_name="/segment"
         )
     wide = _frames_zip(tmp_path / "wide.zip", "w", 3, size=(160, 48))  # over max_side=150
-    with pytest.raises(Exception, match=r"longest side 160 px, over the limit of 150"):
+    with pytest.raises(Exception, match=r"longest side 160 px, over this app's limit of 150 px"):
         c.predict(None, frames_zip=handle_file(str(wide)), api_name="/segment")
     empty = _zip_of(tmp_path / "empty.zip", {"notes.txt": b"hi"})
     with pytest.raises(Exception, match=r"empty\.zip holds no \.jpg/\.jpeg/\.png file"):
@@ -742,7 +798,7 @@ def test_a_zip_of_frames_is_described_before_run(tmp_path):
     assert text.startswith("**upload.zip**: 96x64, 30 frames. Run covers the first 10 frames "
                            "(every 2nd frame; Max frames is 10).")  # fmt: skip
     wide = _frames_zip(tmp_path / "wide.zip", "w", 2, size=(160, 48))
-    assert "over the limit of 150" in app.describe(
+    assert "over this app's limit of 150 px" in app.describe(
         None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide)
     )
     both = app.describe(str(frames), "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
@@ -990,7 +1046,8 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
 
 def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, tiny_sam_model):
     """API clients never close a tab (no unload): the State's expiry is their only clean-up, and it must
-    leave nothing behind (old runs, the session folder itself), except a folder a request still uses."""
+    leave nothing behind (old runs, re-renders, the session folder itself), except a folder a request still
+    uses."""
     import types
 
     from uvosam_app import handlers as app_handlers
@@ -1002,12 +1059,91 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
     request = types.SimpleNamespace(session_hash="api")
     state = _finished_run(app, request)
     busy = app.work.new_dir("api", "rerender", keep=state.run_dir)
-    app.forget(state)
+    app.forget(state).join(10)
     # the run went, the busy one stays
     assert [p.name for p in (tmp_path / "api").iterdir()] == [busy.name]
     app.work.release(busy)
-    app.forget(_finished_run(app, request))
+    app.forget(_finished_run(app, request)).join(10)
     assert not (tmp_path / "api").exists()
+
+
+def test_each_state_expiry_removes_its_own_folders_in_a_thread(tmp_path, monkeypatch):
+    """The last run and the linked video are two States with their own clocks: a Load made after the last run
+    outlives it (and the other way round), so the expiry of one leaves the other's folder. Gradio calls the
+    clean-up on its event loop, which every stream shares: the deleting happens in a thread."""
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app import work as app_work
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    run = app.work.new_dir("tab", "run")
+    rerender = app.work.new_dir("tab", "rerender", keep=run)
+    link = app.work.new_dir("tab", "link", keep=rerender)
+    linked = link / "clip.avi"
+    linked.write_bytes(b"video")
+    for folder in (run, rerender, link):
+        app.work.release(folder)
+    state = app_handlers.SessionRun(run, run / "cache")
+    real_rmtree, deleting = app_work.shutil.rmtree, threading.Event()
+
+    def slow_rmtree(path, *args, **kwargs):
+        assert deleting.wait(10)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(app_work.shutil, "rmtree", slow_rmtree)
+    forgetting = app.forget(str(linked))  # returns while the deleting waits
+    assert forgetting.is_alive() and link.is_dir()
+    deleting.set()
+    forgetting.join(10)
+    assert not link.exists() and run.is_dir() and rerender.is_dir()
+    app.forget(state).join(10)
+    assert not (tmp_path / "tab").exists()
+    assert app.forget(None) is None
+
+
+def test_a_video_over_the_limits_is_refused_before_the_models_load(tmp_path):
+    """Run checks the video's limits before loading the models and before asking ZeroGPU for a GPU: an
+    over-long upload costs no GPU quota and no model load."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    loads = []
+    settings = AppSettings(work_root=tmp_path / "work", max_seconds=1.0)
+    app = app_handlers.App(lambda preset, sam: loads.append(preset), settings)
+    clip = write_clip(tmp_path / "long.mp4", 24, 64, 48, fps=8)  # 3 s
+    with pytest.raises(gr.Error, match="lasts 3.0 s"):
+        list(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                         progress=lambda *a, **k: None))  # fmt: skip
+    assert loads == []
+
+
+def test_a_file_over_the_upload_limit_is_refused_however_it_came(tmp_path):
+    """Gradio bounds the browser's uploads (max_file_size), but downloads a file passed over the API as a link
+    itself, unbounded: Run, the description and Score refuse a file over the limit, whatever way it came."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(
+        lambda preset, sam: None, AppSettings(work_root=tmp_path / "work", max_upload_mb=1)
+    )
+    big = tmp_path / "big.mp4"
+    big.write_bytes(bytes(3 << 19))  # 1.5 MiB
+    message = r"big\.mp4 is 2 MB, over this app's upload limit of 1 MB.*UVOSAM_MAX_UPLOAD_MB"
+    with pytest.raises(gr.Error, match=message):
+        list(app.segment(str(big), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                         progress=lambda *a, **k: None))  # fmt: skip
+    with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
+        list(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                         str(big.rename(big.with_suffix(".zip"))), progress=lambda *a, **k: None))  # fmt: skip
+    about = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(big.with_suffix(".zip")))
+    assert re.match(r"\*\*Run would refuse this input:\*\* " + message.replace("mp4", "zip"), about)
+    state = app_handlers.SessionRun(tmp_path, tmp_path)
+    masks = tmp_path / "masks.zip"
+    masks.write_bytes(b"")
+    with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
+        app.score(str(big.with_suffix(".zip")), str(masks), state)
+    assert not any((tmp_path / "work").iterdir())
 
 
 def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(

@@ -168,6 +168,7 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     )
     table = page.locator("#tracks").inner_text()
     assert "person" in table and "dog" not in table
+    assert {p.name.split("-")[0] for p in work.glob("*/*")} == {"run", "rerender"}
 
     page.click("#run")  # again, and stop it with the Stop button
     page.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
@@ -176,12 +177,12 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     page.wait_for_timeout(1500)  # a cancelled run sends nothing more
     assert page.evaluate(STATUS).startswith("stopped")
 
-    assert any(work.iterdir())
-    page.close()  # the session ends: demo.unload removes its folders
+    # the new Run replaced the session's earlier folders; the stopped one goes, and the session's folder with it
     deadline = time.monotonic() + 20
     while any(work.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(work.iterdir())
+    page.close()  # the session ends (demo.unload: nothing left to remove)
 
 
 @pytest.fixture(scope="module")

@@ -119,7 +119,7 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
         ("/media/notes.mp4", r"^notes\.mp4 is not a video"),  # by name, not by the server's folder
         (
             "/media/wide.mp4",
-            r"wide\.mp4 is 160x48: its longest side 160 px, over the limit of 150.*UVOSAM_MAX_SIDE",
+            r"wide\.mp4 is 160x48: its longest side 160 px, over this app's limit of 150 px.*UVOSAM_MAX_SIDE",
         ),
     ],
 )
@@ -130,7 +130,7 @@ def test_a_refused_link_gives_the_message_and_leaves_no_file(site, tmp_path, pat
     with pytest.raises(gr.Error) as err:
         app.links.load_url(server.url(path), None, progress=no_progress)
     assert re.search(message, err.value.message) and str(tmp_path) not in err.value.message
-    assert list(app.work.session_dir(None).iterdir()) == []
+    assert not app.work.session_dir(None).exists()  # nothing left, the session's folder included
 
 
 def test_the_app_refuses_links_into_its_own_network_by_default(site, tmp_path):
@@ -241,3 +241,22 @@ def test_a_linked_load_over_the_api_is_run_by_segment_in_the_same_session(
         # another session has no linked video
         with pytest.raises(Exception, match="Upload a video"):
             Client(url, verbose=False).predict(None, api_name="/segment")
+
+
+def test_each_session_loads_into_its_own_folder_and_keeps_its_linked_video(
+    site, tmp_path, tiny_sam_model
+):
+    """Gradio hands Load its session (gr.Request) only when it can resolve the handler's annotations: without it
+    every session's download went to one shared folder, and one user's Load deleted another's linked video."""
+    server, _ = site
+    work = tmp_path / "work"
+    settings = AppSettings(work_root=work, url_allow_private=True)
+    with launched(tiny_pipeline(tiny_sam_model), settings) as url:
+        first, second = Client(url, verbose=False), Client(url, verbose=False)
+        first.predict(server.url("/media/old.avi"), api_name="/load_url")
+        second.predict(server.url("/media/old.avi"), api_name="/load_url")
+        links = sorted(work.glob("*/link-*/old.avi"))
+        assert len(links) == 2 and links[0].parent.parent != links[1].parent.parent
+        assert not (work / "anonymous").exists()
+        status, *_ = first.predict(None, api_name="/segment")
+        assert status.startswith("done: 12 frames")

@@ -291,8 +291,8 @@ APP_CASES = {
     "truncated mp4": "is truncated: its mp4/mov index",
     "png named .mp4": r"single still image \(png\), not a video",
     "audio only .m4a": r"contains only audio \(aac\)",
-    "huge resolution": r"longest side 5000 px, over the limit of 1920 .*UVOSAM_MAX_SIDE",
-    "too long": r"lasts 130\.0 s, over the limit of 120\.0 .*UVOSAM_MAX_SECONDS",
+    "huge resolution": r"longest side 5000 px, over this app's limit of 1920 px\. To use it, resize it.*UVOSAM_MAX_SIDE",
+    "too long": r"lasts 130\.0 s, over this app's limit of 120 s\. To use it, lower \*Max frames\*.*UVOSAM_MAX_SECONDS",
 }
 
 
@@ -310,7 +310,7 @@ def client(tmp_path_factory, pipe):
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", list(APP_CASES))
-def test_app_shows_the_library_message(name, media, client):
+def test_app_shows_the_library_message_in_its_words(name, media, client):
     from gradio_client import handle_file
 
     with pytest.raises(Exception, match=APP_CASES[name]):

@@ -12,7 +12,18 @@ class VideoReadError(ValueError):
 
 
 class VideoLimitError(ValueError):
-    """A readable video exceeds a configured limit (frames, duration, resolution), checked before decoding."""
+    """A readable video exceeds a configured limit (frames, duration, resolution), checked before decoding.
+
+    Besides the message (written for Python users: it names the ``VideoLimits`` field), ``limit_name`` (that
+    field), ``subject`` (e.g. "clip.mp4 lasts 130.0 s") and ``limit`` let an app word its own advice."""
+
+    def __init__(
+        self, message: str, *, limit_name: str = "", subject: str = "", limit: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.limit_name = limit_name
+        self.subject = subject
+        self.limit = limit
 
 
 class RemoteVideoError(ValueError):

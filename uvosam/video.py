@@ -184,7 +184,10 @@ def check_limits(
         if limit is not None and value > limit * allowance:
             raise VideoLimitError(
                 f"{what}, over the limit of {limit} (VideoLimits.{field_name}). To use it, {fix}, "
-                f"or raise VideoLimits.{field_name}."
+                f"or raise VideoLimits.{field_name}.",
+                limit_name=field_name,
+                subject=what,
+                limit=limit,
             )
 
 

@@ -21,6 +21,31 @@ logger = logging.getLogger("uvosam.app")
 USER_ERRORS = (VideoReadError, VideoLimitError, FileNotFoundError, ValueError, WeightsError)
 
 
+# VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at
+# its frame limit, so that one never trips
+LIMIT_ADVICE = {
+    "max_side": ("px", "resize it (e.g. to 854x480) and upload it again", "UVOSAM_MAX_SIDE"),
+    "max_duration_s": (
+        "s",
+        "lower *Max frames* (under Settings; `max_frames` over the API) to cover less of it, or trim it",
+        "UVOSAM_MAX_SECONDS",
+    ),
+}
+
+
+def limit_text(err: VideoLimitError) -> str:
+    """A limit refusal in the app's words: its sliders, not the library's ``VideoLimits`` fields (whose names the
+    library's own message gives, for Python users)."""
+    if err.limit_name not in LIMIT_ADVICE:
+        return str(err)
+    unit, advice, variable = LIMIT_ADVICE[err.limit_name]
+    limit = f"{err.limit:g}"
+    return (
+        f"{err.subject}, over this app's limit of {limit} {unit}. To use it, {advice}. "
+        f"(The app's host sets this limit: {variable}.)"
+    )
+
+
 def to_gr_error(err: BaseException) -> gr.Error:
     """Library errors about the input keep their message; anything else is logged with an id.
 
@@ -32,8 +57,7 @@ def to_gr_error(err: BaseException) -> gr.Error:
         logger.warning("run stopped, out of GPU memory: %s", (str(err).splitlines() or [""])[0])
         return gr.Error(out_of_memory_text(), print_exception=False)
     if isinstance(err, VideoLimitError):
-        hint = " (This app's limits: UVOSAM_MAX_SIDE, UVOSAM_MAX_SECONDS, UVOSAM_MAX_FRAMES.)"
-        return gr.Error(str(err) + hint, print_exception=False)
+        return gr.Error(limit_text(err), print_exception=False)
     # the app takes a zip of frames where the library takes a folder
     if isinstance(err, USER_ERRORS):
         message = str(err).replace(

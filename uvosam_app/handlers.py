@@ -11,7 +11,6 @@ import logging
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,20 +42,13 @@ from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import describe_video
-from uvosam_app.work import JobPump, WorkRoot, session_key
+from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
 
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
+FIRST_STEP = "starting (loading the models on their first use)"
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
-
-
-@dataclass(frozen=True)
-class SessionRun:
-    """What a session keeps of its last finished run (its mask cache feeds Re-render)."""
-
-    run_dir: Path
-    cache_dir: Path
 
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
@@ -119,6 +111,9 @@ class App:
         if tracker not in PRESETS:
             raise gr.Error(f"Choose a tracker from {PRESETS}; got {tracker!r}.")
         _check_mask_model(sam)
+        too_big = _over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
+        if too_big:
+            raise gr.Error(too_big, print_exception=False)
         options = JobOptions(
             stride=int(stride),
             max_frames=min(int(max_frames), self.settings.max_frames),
@@ -137,12 +132,13 @@ class App:
             self.work.release(link_dir)
             raise
         work = partial(self._job, tracker, sam, changes, source, run_dir, options)
-        pump = JobPump(work, self.gpu_slots, on_abort=partial(shutil.rmtree, run_dir, True)).start()
+        pump = JobPump(work, self.gpu_slots, on_abort=partial(self.work.discard, run_dir)).start()
         skip = gr.skip()
         cleared = gr.CheckboxGroup(choices=[], value=[])
         try:
             yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
-            for up in drive(pump, progress, "segmenting", self.settings.status_interval_s):
+            interval = self.settings.status_interval_s
+            for up in drive(pump, progress, "segmenting", interval, FIRST_STEP):
                 if up.result is None:
                     yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
                     continue
@@ -188,6 +184,10 @@ class App:
         ``run_dir/frames`` outside the GPU function, and deleted once the run is over (the mask cache feeds
         Re-render); after unpacking one step (0 frames done) lets a Stop pressed meanwhile end the run there."""
         if not isinstance(source, app_uploads.FramesZip):
+            # refused before the models load and before a ZeroGPU allocation (run_job probes it again: ms)
+            probe(
+                source, limits=options.limits, stride=options.stride, max_frames=options.max_frames
+            )
             yield from self._run_models(tracker, sam, changes, source, run_dir, options)
             return
         info = source.info(self.settings, stride=options.stride, max_frames=options.max_frames)
@@ -238,6 +238,9 @@ class App:
         if not video and not frames_zip and not Path(linked).is_file():
             return f"**{app_links.GONE}**"
         path = str(frames_zip or video or linked)
+        too_big = _over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
+        if too_big:
+            return f"**Run would refuse this input:** {too_big}"
         stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
         try:
             if frames_zip:  # the checks of Run, before unpacking
@@ -281,6 +284,9 @@ class App:
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
                 "255 void), one per frame of the video, in name order."
             )
+        too_big = _over_upload_limit(gt_zip, self.settings.max_upload_mb)
+        if too_big:
+            raise gr.Error(too_big, print_exception=False)
         # a Run pressed meanwhile in this tab deletes idle folders
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
@@ -346,7 +352,7 @@ class App:
                 min_score=float(min_score),
             )
             pump = JobPump(
-                work, self.render_slots, on_abort=partial(shutil.rmtree, out_dir, True)
+                work, self.render_slots, on_abort=partial(self.work.discard, out_dir)
             ).start()
             skip = gr.skip()
             try:
@@ -364,17 +370,43 @@ class App:
     def stopped(self) -> str:
         return "stopped: press Run to start again"
 
-    def forget(self, state: SessionRun | str | None) -> None:
-        """``gr.State`` delete callback (session over or expired) of the last run and of the linked video: the
-        session's folders go (its run, older runs, re-renders, downloads; the session's folder once empty), but
-        those a request still uses."""
+    def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
+        """``gr.State`` delete callback (session over or expired) of the last run and of the linked video. The
+        last run's expiry removes the session's runs and re-renders, the linked video's its downloads (each State
+        has its own clock: a Load made after the last run outlives it, and the other way round), then the session's
+        folder once empty; never the folders a request still uses. Gradio calls this on its event loop and stops
+        calling any State's callback after one raises, so the deleting is done in a thread (returned) and never
+        raises."""
         if state is None:  # API clients close no tab (no unload): this is their only clean-up
-            return
-        folder = state.run_dir if isinstance(state, SessionRun) else Path(state).parent
-        self.work.remove_idle(folder.parent)
+            return None
+        if isinstance(state, SessionRun):
+            folder, kinds = state.run_dir, ("run", "rerender")
+        else:
+            folder, kinds = Path(state).parent, ("link",)
+        thread = threading.Thread(
+            target=self.work.remove_idle,
+            args=(folder.parent, kinds),
+            daemon=True,
+            name="uvosam-forget",
+        )
+        thread.start()
+        return thread
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
+
+
+def _over_upload_limit(path: str | None, max_mb: int) -> str | None:
+    """Why a file given to a handler is refused for its size (None: it is not). The browser's uploads are
+    bounded by Gradio (``max_file_size``), but a file passed over the API as a link is downloaded by Gradio
+    itself, unbounded: this keeps such a file from being run."""
+    size = Path(path).stat().st_size if path and Path(path).is_file() else 0
+    if size <= max_mb << 20:
+        return None
+    return (
+        f"{Path(path).name} is {size / 2**20:.0f} MB, over this app's upload limit of {max_mb} MB: use a "
+        "shorter or smaller file. (The app's host sets this limit: UVOSAM_MAX_UPLOAD_MB.)"
+    )
 
 
 def _linked(path: str | None) -> str:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -21,10 +20,10 @@ from uvosam_app import links as app_links
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE
-from uvosam_app.work import WorkRoot, session_key
 
-if TYPE_CHECKING:
-    from uvosam_app.handlers import SessionRun
+# SessionRun is imported at run time, not under TYPE_CHECKING: Gradio resolves the handlers' annotations to find
+# their gr.Request parameter, and an unresolvable one hides it (every session's Load then came as no session)
+from uvosam_app.work import SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
 
@@ -79,7 +78,7 @@ class LinkHandlers:
             loaded = app_links.check_download(path, self.settings)
             return loaded.video, loaded.frames_zip, loaded.linked
         except USER_ERRORS as err:
-            shutil.rmtree(folder, ignore_errors=True)
+            self.work.discard(folder)
             shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
             message = shown.message.replace(f"{folder}{os.sep}", "")
             raise gr.Error(message, print_exception=False) from None

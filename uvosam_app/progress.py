@@ -29,9 +29,12 @@ class Update:
     result: JobResult | None
 
 
-def drive(pump: JobPump, progress: gr.Progress, verb: str, interval: float) -> Iterator[Update]:
+def drive(
+    pump: JobPump, progress: gr.Progress, verb: str, interval: float, starting: str = "starting"
+) -> Iterator[Update]:
     """The job's updates, at least one per ``interval`` s (so that Stop lands quickly); ``progress`` (Gradio's
-    progress bar) gets the frame counter, speed and ETA. What the job raised is raised as ``to_gr_error`` maps it."""
+    progress bar) gets the frame counter, speed and ETA; before the first step the status says ``starting``, or
+    that the job waits for a worker. What the job raised is raised as ``to_gr_error`` maps it."""
     started, step, preview = time.monotonic(), None, None
     last_sent = started
     while True:
@@ -51,5 +54,6 @@ def drive(pump: JobPump, progress: gr.Progress, verb: str, interval: float) -> I
             desc = status_text(step, verb, started)  # frame counter, speed and ETA
             progress((step.frames_done, step.frames_total), desc=desc, unit="frames")
         if time.monotonic() - last_sent >= interval:
-            yield Update(status_text(step, verb, started), preview, None, None)
+            status = status_text(step, verb, started, starting, queued=pump.queued)
+            yield Update(status, preview, None, None)
             last_sent = time.monotonic()

@@ -9,18 +9,21 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Mapping
-from pathlib import Path
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.merge_hints import merge_text, suggest_merges
 from uvosam.track_edit import parse_merge
 from uvosam_app.text import score_markdown
-from uvosam_app.uploads import extract_images
+from uvosam_app.uploads import check_unpackable, extract_images, zip_image_folder
 
 
 def timeline_image(masks_zip: str | None) -> np.ndarray | None:
@@ -73,21 +76,107 @@ def score_masks_zip(
 
     Raises:
         ValueError, FileNotFoundError: a zip that is not one of those, ground truth that does not match the
-            frames (``align_ground_truth``).
+            frames (``align_ground_truth``) or that cannot be scored (``_check_ground_truth``). Files are named
+            as they are in their zip, never by the temporary folder.
     """
     with tempfile.TemporaryDirectory(prefix="score-", dir=work_dir) as tmp:
-        gt_dir = extract_images(gt_zip, Path(tmp, "gt"), max_files=max_files, max_bytes=1 << 30)
-        res_dir = extract_images(
-            masks_zip, Path(tmp, "res"), prefix="davis/", max_files=max_files, max_bytes=1 << 30
-        )
-        names = [p.stem for p in ground_truth_files(res_dir)]
+        gt = _Unpacked.of(gt_zip, Path(tmp, "gt"), "", max_files)
+        res = _Unpacked.of(masks_zip, Path(tmp, "res"), "davis/", max_files)
+        names = [p.stem for p in ground_truth_files(res.folder)]
         indices = [i * int(meta["stride"]) for i in range(len(names))]
-        gt = align_ground_truth(
-            ground_truth_files(gt_dir), names, indices, int(meta["info"]["num_frames"])
+        truth = align_ground_truth(
+            ground_truth_files(gt.folder), names, indices, int(meta["info"]["num_frames"])
         )
-        scores = score_clip(res_dir, gt, names)
+        _check_ground_truth(truth, _mask_size(res.folder / f"{names[0]}.png", res), gt)
+        try:
+            scores = score_clip(res.folder, truth, names)
+        except (ValueError, FileNotFoundError) as err:  # damaged pixel data, ids over 20...
+            message = res.in_zip_terms(gt.in_zip_terms(str(err)))
+            raise ValueError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from None
     tracks = _davis_tracks(masks_zip)
     return score_markdown(scores, tracks, len(names))
+
+
+GROUND_TRUTH_FORMAT = (
+    "8-bit palette (indexed) or grayscale PNGs whose pixel values are the object ids (0 background, 1..K "
+    "objects, 255 void), as DAVIS Annotations are"
+)
+_WRITE_HINT_FOR_UPLOADS = "save it as an 8-bit palette (indexed) or grayscale PNG of object ids"
+_MODE_NAMES = {
+    "RGB": "an RGB",
+    "RGBA": "an RGBA",
+    "LA": "a grayscale + alpha",
+    "PA": "a palette + alpha",
+}
+
+
+@dataclass(frozen=True)
+class _Unpacked:
+    """The PNGs of one folder of an uploaded zip, unpacked into ``folder``; named as in the zip for the user."""
+
+    zip_name: str
+    inside: PurePosixPath  # their folder in the zip ("." for its root)
+    folder: Path
+
+    @classmethod
+    def of(cls, zip_path: str, parent: Path, prefix: str, max_files: int) -> _Unpacked:
+        folder = extract_images(
+            zip_path, parent, prefix=prefix, max_files=max_files, max_bytes=1 << 30
+        )
+        return cls(Path(zip_path).name, zip_image_folder(zip_path, prefix=prefix), folder)
+
+    def where(self, file: Path) -> str:
+        """``file`` (unpacked) as the user knows it: ``gt.zip: annot/00000.png``."""
+        return f"{self.zip_name}: {self.inside / file.name}"
+
+    def in_zip_terms(self, message: str) -> str:
+        """``message`` with the unpacked folder named by the zip: ``gt.zip/annot/00000.png``."""
+        return message.replace(str(self.folder), str(PurePosixPath(self.zip_name, self.inside)))
+
+
+def _mask_size(file: Path, masks: _Unpacked) -> tuple[int, int]:
+    """(width, height) of a mask PNG of the export zip, from its header: the video's size."""
+    try:
+        with Image.open(file) as image:
+            return image.size
+    except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ValueError(
+            f"{masks.where(file)} is not a readable mask PNG ({err}); score the zip that Run or Re-render made"
+        ) from None
+
+
+def _check_ground_truth(files: Sequence[Path], size: tuple[int, int], gt: _Unpacked) -> None:
+    """Refuse, from their headers (no pixel is decoded), ground-truth PNGs that cannot be scored against masks
+    of ``size`` (w, h): not an image, not one id per pixel (a colour rendering), another size (a huge one too).
+
+    Raises:
+        ValueError: naming the file as it is in the zip, and saying what to upload instead.
+    """
+    at_size = (
+        f"the masks are {size[0]}x{size[1]} (the video's size): give the ground truth at that size (resized "
+        "with nearest-neighbour sampling, so that ids stay ids)"
+    )
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                mode, got = image.mode, image.size
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ValueError(
+                f"{gt.where(file)} has too many pixels to open, but {at_size}"
+            ) from None
+        except OSError as err:
+            raise ValueError(
+                f"{gt.where(file)} is not a readable PNG image ({err}); save the annotations as "
+                f"{GROUND_TRUTH_FORMAT}"
+            ) from None
+        if Image.getmodebands(mode) != 1:
+            raise ValueError(
+                f"{gt.where(file)} is {_MODE_NAMES.get(mode, f'a {mode}')} PNG; expected one object id per "
+                "pixel (a colour rendering of the masks cannot be scored): save the annotations as "
+                f"{GROUND_TRUTH_FORMAT}"
+            )
+        if got != size:
+            raise ValueError(f"{gt.where(file)} is {got[0]}x{got[1]} but {at_size}")
 
 
 def _davis_tracks(masks_zip: str) -> dict[int, int]:
@@ -96,17 +185,17 @@ def _davis_tracks(masks_zip: str) -> dict[int, int]:
     Raises:
         ValueError: the zip has no tracks.csv with those columns (not a zip that Run or Re-render made).
     """
+    name = Path(masks_zip).name
     with zipfile.ZipFile(masks_zip) as zf:
         if "tracks.csv" not in zf.namelist():
-            raise ValueError(
-                f"{Path(masks_zip).name} has no tracks.csv: score the zip that Run or Re-render made"
-            )
+            raise ValueError(f"{name} has no tracks.csv: score the zip that Run or Re-render made")
+        check_unpackable(name, {PurePosixPath("tracks.csv"): zf.getinfo("tracks.csv")})
         rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
         try:
             return {int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]}
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as err:
             raise ValueError(
-                f"{Path(masks_zip).name}: its tracks.csv has no readable davis_label and track_id "
+                f"{name}: its tracks.csv has no readable davis_label and track_id "
                 f"columns ({err!r}); score the zip that Run or Re-render made"
             ) from None
 

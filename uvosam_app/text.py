@@ -84,12 +84,20 @@ def out_of_memory_text() -> str:
     )
 
 
-def status_text(step: JobProgress | None, verb: str, started: float) -> str:
+def status_text(
+    step: JobProgress | None,
+    verb: str,
+    started: float,
+    starting: str = "starting",
+    queued: bool = False,
+) -> str:
     """The status line of a run or a re-render (``verb``) started at ``started`` (``time.monotonic()``): waiting
-    for its first step (``None``), its progress, or what it made."""
+    for its first step (``None``: ``starting``, or, while other jobs hold every worker, ``queued``), its progress,
+    or what it made."""
     if step is None:
         waited = time.monotonic() - started
-        return f"{verb}: starting (loading models on first use)… {waited:.0f} s"
+        what = "waiting for a free worker (other jobs run first)" if queued else starting
+        return f"{verb}: {what}… {waited:.0f} s"
     if step.result is not None:
         r = step.result
         speed = f"{r.seconds:.1f} s ({r.fps:.1f} fps)"

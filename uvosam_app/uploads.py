@@ -3,8 +3,9 @@ score against. Non-UI helpers of ``app.py`` (no gradio here).
 
 Every upload is bounded before anything is written: the entry count is read from the zip's end record before
 ``zipfile`` parses its listing (``MAX_ZIP_ENTRIES``), the images of ONE folder are taken, their count and declared
-sizes are capped, and so is their ratio to the zip's size (``MAX_UNPACK_RATIO``); files are written under their
-base names only.
+sizes are capped, and so is their ratio to the zip's size (``MAX_UNPACK_RATIO``); members that ``zipfile``
+cannot read (a password, Deflate64 compression) are refused by name (``check_unpackable``); files are written
+under their base names only. Frames are refused from their headers when a side is over the app's limit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from uvosam.errors import VideoLimitError
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
 from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits
 from uvosam_app.settings import AppSettings
@@ -49,7 +51,7 @@ class FramesZip:
         Raises:
             ValueError: see ``zip_frames_info``. VideoLimitError: over the app's limits.
         """
-        info = zip_frames_info(self.path, **self._bounds(settings))
+        info = zip_frames_info(self.path, max_side=settings.max_side, **self._bounds(settings))
         check_limits(info, settings.limits(), stride=stride, max_frames=max_frames)
         return info
 
@@ -156,21 +158,29 @@ def _check_bounds(
 
 
 def zip_frames_info(
-    zip_path: str | Path, *, max_files: int | None = None, max_bytes: int | None = None
+    zip_path: str | Path,
+    *,
+    max_files: int | None = None,
+    max_bytes: int | None = None,
+    max_side: int | None = None,
 ) -> VideoInfo:
     """What a zip of frames would be as a frame folder (count, names, size as decoded), unpacking nothing but the
     frames' headers. Checked as a run checks the unpacked folder: one file per frame name, all frames of one size
-    (EXIF orientation applied); and, when given, ``extract_images``' bounds.
+    (EXIF orientation applied); and, when given, ``extract_images``' bounds and ``max_side`` (each frame's, from
+    its header).
 
     Raises:
-        ValueError: not a zip, no frame, frames in several folders, over the bounds, two files for one frame name,
-            a frame that is not an image, frames of different sizes.
+        ValueError: not a zip, no frame, frames in several folders, over the bounds, a frame ``zipfile`` cannot
+            unpack (a password, an unsupported compression method, damaged data), two files for one frame name, a
+            frame that is not an image, frames of different sizes.
+        VideoLimitError: a frame with a side over ``max_side``, or too many pixels for PIL to open.
     """
     name, kind = Path(zip_path).name, "/".join(FRAME_EXTENSIONS)
     with _open_zip(zip_path, kind) as archive:
         members = _image_members(archive, name, FRAME_EXTENSIONS, "")
         if max_files is not None and max_bytes is not None:
             _check_bounds(zip_path, members, kind, max_files, max_bytes)
+        check_unpackable(name, members)
         paths = sorted(members, key=natural_key)  # the order a run reads the unpacked folder in
         by_stem: dict[str, list[PurePosixPath]] = {}
         for path in paths:
@@ -183,13 +193,7 @@ def zip_frames_info(
             )
         sizes = {}
         for path in paths:
-            try:
-                with archive.open(members[path]) as file, Image.open(file) as image:
-                    sizes[path] = image_display_size(image, file)
-            except (OSError, zipfile.BadZipFile, struct.error, SyntaxError) as err:  # PIL: bad EXIF
-                raise ValueError(
-                    f"{name}: {path} is not a readable image ({err}); replace or remove it"
-                ) from None
+            sizes[path] = _frame_size(archive, members[path], f"{name}: {path}", max_side)
             if sizes[path] != sizes[paths[0]]:
                 (w0, h0), (w, h) = sizes[paths[0]], sizes[path]
                 raise ValueError(
@@ -202,6 +206,92 @@ def zip_frames_info(
     return VideoInfo(
         Path(zip_path), DEFAULT_FPS, count, width, height, 0, count / DEFAULT_FPS, True, names
     )
+
+
+def _frame_size(
+    archive: zipfile.ZipFile, member: zipfile.ZipInfo, where: str, max_side: int | None
+) -> tuple[int, int]:
+    """(width, height) of a zipped frame as decoded (EXIF orientation applied), from its header. A frame with a
+    side over ``max_side`` is refused before its EXIF is looked for (which can decode a PNG's pixels).
+
+    Raises:
+        VideoLimitError: a side over ``max_side``, or too many pixels for PIL to open. ValueError: damaged zip
+            data, not an image.
+    """
+    try:
+        with archive.open(member) as file, Image.open(file) as image:
+            _check_frame_side(where, image.size, max_side)
+            return image_display_size(image, file)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise _too_many_pixels(where, err, max_side) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+        raise ValueError(f"{where} is damaged ({err}); zip the files again") from None
+    except (OSError, struct.error, SyntaxError) as err:  # PIL: SyntaxError = bad EXIF
+        raise ValueError(f"{where} is not a readable image ({err}); replace or remove it") from None
+
+
+def _check_frame_side(where: str, size: tuple[int, int], max_side: int | None) -> None:
+    width, height = size
+    if max_side is not None and max(width, height) > max_side:
+        subject = f"{where} is {width}x{height}: its longest side {max(width, height)} px"
+        raise VideoLimitError(
+            f"{subject}, over the limit of {max_side}. Resize the frames to at most {max_side} px a side and zip "
+            "them again",
+            limit_name="max_side",
+            subject=subject,
+            limit=max_side,
+        )
+
+
+def _too_many_pixels(where: str, err: Warning | Exception, max_side: int | None) -> VideoLimitError:
+    """The refusal of a frame PIL will not open (``DecompressionBombError``; its warning, when warnings are
+    errors), whose size PIL does not tell."""
+    limit = Image.MAX_IMAGE_PIXELS * (2 if isinstance(err, Image.DecompressionBombError) else 1)
+    fix = f"resize the frames to at most {max_side} px a side" if max_side else "resize the frames"
+    return VideoLimitError(
+        f"{where} has over {limit} pixels, too many to open: {fix} and zip them again"
+    )
+
+
+_ENCRYPTED = 0x1
+"""Bit 0 of a zip member's general purpose flags: the member has a password."""
+_UNPACKABLE = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+"""The compression methods Python's ``zipfile`` unpacks."""
+_METHOD_NAMES = {9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd"}
+
+
+def check_unpackable(name: str, members: Mapping[PurePosixPath, zipfile.ZipInfo]) -> None:
+    """Raise ``ValueError`` naming the first of ``members`` (of the zip ``name``) that ``zipfile`` cannot read:
+    one with a password, or one compressed with a method other than ``_UNPACKABLE`` (Deflate64, PPMd, ...: 7-Zip
+    and some Windows tools write them)."""
+    for path, member in members.items():
+        if member.flag_bits & _ENCRYPTED:
+            raise ValueError(
+                f"{name}: {path} is password-protected (encrypted), which this app cannot open; save the zip "
+                "without a password and upload it again"
+            )
+        if member.compress_type not in _UNPACKABLE:
+            method = _METHOD_NAMES.get(
+                member.compress_type, f"compression method {member.compress_type}"
+            )
+            raise ValueError(
+                f"{name}: {path} is compressed with {method}, which this app cannot unpack; re-zip the files "
+                "with standard Deflate compression (e.g. zip -r, or 7-Zip's Deflate method)"
+            )
+
+
+def zip_image_folder(
+    zip_path: str | Path, *, suffixes: tuple[str, ...] = (".png",), prefix: str = ""
+) -> PurePosixPath:
+    """The folder, inside the zip, of the images ``extract_images`` takes from it (``.`` for the zip's root): what
+    names a file it unpacked as the user knows it (``<folder>/<file name>``).
+
+    Raises:
+        ValueError: as ``extract_images``: not a zip, no such file, files in several folders.
+    """
+    with _open_zip(zip_path, "/".join(suffixes)) as archive:
+        members = _image_members(archive, Path(zip_path).name, suffixes, prefix)
+    return next(iter(members)).parent
 
 
 MAX_UNPACK_RATIO = 20
@@ -230,13 +320,15 @@ def extract_images(
 
     Raises:
         ValueError: not a zip, no such file, files in several folders, over ``max_files`` or ``max_bytes``, a zip
-            that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a damaged member.
+            that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a member with a password or compressed
+            with a method ``zipfile`` lacks (``check_unpackable``), a damaged member.
     """
     name, kind = Path(zip_path).name, "/".join(suffixes)
     with _open_zip(zip_path, kind) as archive:
         members = _image_members(archive, name, suffixes, prefix)
         folders = sorted({str(path.parent) for path in members})
         _check_bounds(zip_path, members, kind, max_files, max_bytes)
+        check_unpackable(name, members)
         folder = folders[0] if folders[0] != "." else Path(zip_path).stem
         dest = parent / (re.sub(r"[^\w.-]", "_", PurePosixPath(folder).name).strip(".") or "frames")
         dest.mkdir(parents=True, exist_ok=True)
@@ -244,11 +336,12 @@ def extract_images(
             try:
                 with archive.open(member) as src, open(dest / path.name, "wb") as out:
                     shutil.copyfileobj(src, out)
-            except (
+            except (  # a bad CRC, cut or garbled data; odd flags in a member's own header
                 zipfile.BadZipFile,
                 zlib.error,
                 EOFError,
-            ) as err:  # a bad CRC, cut or garbled data
+                NotImplementedError,
+            ) as err:
                 raise ValueError(
                     f"{name}: {member.filename} is damaged ({err}); zip the files again"
                 ) from None

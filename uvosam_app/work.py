@@ -1,11 +1,13 @@
-"""Where and how the app's jobs run: per-session work folders (``WorkRoot``) and the worker thread that runs a
-job while the UI generator keeps answering (``JobPump``). Nothing here imports gradio.
+"""Where and how the app's jobs run: per-session work folders (``WorkRoot``), what a session keeps of its last run
+(``SessionRun``) and the worker thread that runs a job while the UI generator keeps answering (``JobPump``). Nothing
+here imports gradio.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import queue
 import re
 import shutil
@@ -20,8 +22,18 @@ from typing import Any
 
 from uvosam.job import JobProgress
 
+logger = logging.getLogger("uvosam.app")
+
 
 # ---------------------------------------------------------------------------------- session folders
+@dataclass(frozen=True)
+class SessionRun:
+    """What a session keeps of its last finished run (its mask cache feeds Re-render)."""
+
+    run_dir: Path
+    cache_dir: Path
+
+
 class WorkRoot:
     """``<root>/<session>/<kind>-<id>/`` folders; a session's folders are removed with it.
 
@@ -78,20 +90,36 @@ class WorkRoot:
             if self._in_use[path] <= 0:
                 del self._in_use[path]
 
-    def remove_idle(self, session_dir: Path) -> None:
-        """Delete a session's folders that are not in use, and the session's folder once it is empty."""
-        with self._lock:
-            self._remove_idle(session_dir)
-            if session_dir.is_dir() and not any(session_dir.iterdir()):
-                session_dir.rmdir()
+    def remove_idle(self, session_dir: Path, kinds: tuple[str, ...] | None = None) -> None:
+        """Delete a session's folders that are not in use (only those of these ``kinds``, the ``kind`` of
+        ``new_dir``, if given), and the session's folder once it is empty. Never raises: it runs as Gradio's State
+        clean-up, whose loop stops for good at the first exception (a failure is logged)."""
+        try:
+            with self._lock:
+                self._remove_idle(session_dir, kinds=kinds)
+                if session_dir.is_dir() and not any(session_dir.iterdir()):
+                    session_dir.rmdir()
+        except OSError as err:  # e.g. a folder made meanwhile by an unlocked caller
+            logger.warning("could not clean up %s: %s", session_dir, err)
 
-    def _remove_idle(self, base: Path, spare: Path | None = None) -> None:
-        for old in base.iterdir() if base.is_dir() else ():
-            if old not in self._in_use and old != spare:
+    def _remove_idle(
+        self, base: Path, spare: Path | None = None, kinds: tuple[str, ...] | None = None
+    ) -> None:
+        for old in list(base.iterdir()) if base.is_dir() else ():
+            kind = old.name.rpartition("-")[0]
+            if old not in self._in_use and old != spare and (kinds is None or kind in kinds):
                 shutil.rmtree(old, ignore_errors=True)
 
+    def discard(self, path: Path) -> None:
+        """Delete a job's folder that lost its result (a cancelled or failed run), and its session's folder once
+        that is empty (a tab closed while its run went on leaves nothing behind)."""
+        shutil.rmtree(path, ignore_errors=True)
+        self.remove_idle(path.parent, kinds=())
+
     def remove_session(self, session: str | None) -> None:
-        shutil.rmtree(self.session_dir(session), ignore_errors=True)
+        """The session is over (its tab closed): all its folders go but those a request still uses (they go when
+        it ends, or with the State's expiry)."""
+        self.remove_idle(self.session_dir(session))
 
 
 # --------------------------------------------------------------------------------------------- pump
@@ -113,7 +141,9 @@ class JobPump:
     are deleted). Whenever a job ends without its result (cancelled or failed), ``on_abort`` runs
     (e.g. to delete the run folder) once BOTH sides are done: the worker (no more writes) and the
     UI (no chunk of the run is still being sent). ``slots`` bounds how many jobs run at once,
-    cancelled ones still finishing their frame included.
+    cancelled ones still finishing their frame included, up to 5 s: closing a run waits that long for its model
+    thread (``uvosam.prefetch``), so a frame that takes longer (seconds on a CPU) ends while the next job starts,
+    rather than a model call that never returns keeping the slot for good.
     """
 
     work: Callable[[], Iterator[JobProgress]]
@@ -124,6 +154,7 @@ class JobPump:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _active: set = field(default_factory=lambda: {"worker", "ui"})
     _finished: bool = False
+    _in_slot: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> JobPump:
         ctx = contextvars.copy_context()  # ZeroGPU reads the gradio request from a context variable
@@ -138,9 +169,15 @@ class JobPump:
             except queue.Full:
                 continue
 
+    @property
+    def queued(self) -> bool:
+        """Still waiting for one of the ``slots`` (other jobs hold them all)."""
+        return not self._in_slot.is_set()
+
     def _run(self) -> None:
         finished = False
         with self.slots:
+            self._in_slot.set()
             steps = None
             try:
                 steps = self.work()

@@ -15,7 +15,12 @@ from PIL import Image
 
 from uvosam import render
 
-__all__ = ["davis_palette", "read_index_png", "write_index_png"]
+__all__ = ["WRITE_HINT", "davis_palette", "read_index_png", "write_index_png"]
+
+WRITE_HINT = (
+    "save the ids as an indexed PNG, e.g. with uvosam.eval.masks_io.write_index_png(path, ids)"
+)
+"""How ``read_index_png``'s refusals end: the fix for a Python user (an app may put its own words instead)."""
 
 
 def davis_palette() -> np.ndarray:
@@ -81,15 +86,11 @@ def read_index_png(path: str | Path) -> np.ndarray:
         OSError,
         Image.DecompressionBombError,
     ) as err:  # not an image, cut short, damaged or huge
-        raise ValueError(
-            f"{path}: not a readable PNG image ({err}); save the ids as an indexed PNG, e.g. with "
-            "uvosam.eval.masks_io.write_index_png(path, ids)"
-        ) from None
+        raise ValueError(f"{path}: not a readable PNG image ({err}); {WRITE_HINT}") from None
     if ids.ndim != 2:
         raise ValueError(
             f"{path}: expected a 2-D indexed PNG of object ids (palette 'P' or grayscale 'L'), got mode "
-            f"{mode!r} with array shape {ids.shape}; an RGB colour rendering cannot be scored. Save the id map "
-            "with uvosam.eval.masks_io.write_index_png(path, ids)"
+            f"{mode!r} with array shape {ids.shape}; an RGB colour rendering cannot be scored: {WRITE_HINT}"
         )
     if ids.dtype in (np.uint8, np.bool_):
         return ids.astype(np.uint8, copy=False)

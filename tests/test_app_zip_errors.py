@@ -1,0 +1,251 @@
+"""Uploaded zips that Python's zipfile or PIL cannot read (a password, Deflate64 compression, a frame of hundreds of
+megapixels) and ground truth that cannot be scored (RGB PNGs, damaged ones): each ends in a message that names the
+file as it is in the user's zip and says what to do, never in "Something went wrong" or the server's temp path."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import types
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from doubles import MovingBoxTracker
+from PIL import Image
+
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam_app import handlers as app_handlers
+from uvosam_app import uploads
+from uvosam_app.settings import AppSettings
+
+ARGS = ("idol-ytvis19-r50", "vit_b")  # tracker, mask model
+PASSWORD = "seq/00000.png is password-protected (encrypted), which this app cannot open; save the zip without a password"
+DEFLATE64 = (
+    "seq/00000.png is compressed with Deflate64, which this app cannot unpack; re-zip the files with standard "
+    "Deflate compression"
+)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _zip_of(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _patched(
+    path: Path, *, flags: int = 0, method: int | None = None, only: str | None = None
+) -> Path:
+    """The zip with ``flags`` set and its compression ``method`` changed in the local and central headers of every
+    member (or of the member ``only``): how a zip with a password (flag bit 0) or a Deflate64 one (method 9) looks
+    to ``zipfile``, which can write neither."""
+    data = bytearray(path.read_bytes())
+    # signature, then offsets of: flags, method, name length, name
+    for sig, at_flags, at_method, at_len, at_name in (
+        (b"PK\x03\x04", 6, 8, 26, 30),
+        (b"PK\x01\x02", 8, 10, 28, 46),
+    ):
+        i = data.find(sig)
+        while i >= 0:
+            length = struct.unpack_from("<H", data, i + at_len)[0]
+            name = bytes(data[i + at_name : i + at_name + length]).decode("utf-8", "replace")
+            if only is None or name == only:
+                data[i + at_flags] |= flags
+                if method is not None:
+                    struct.pack_into("<H", data, i + at_method, method)
+            i = data.find(sig, i + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _frames(path: Path, frame: bytes, count: int = 3) -> Path:
+    return _zip_of(path, {f"seq/{i:05d}.png": frame for i in range(count)})
+
+
+@pytest.fixture(scope="module")
+def small_frame() -> bytes:
+    return _png(Image.new("L", (96, 64), 1))
+
+
+@pytest.fixture(scope="module")
+def huge_frame() -> bytes:
+    """A 20000x10000 PNG of 24 KB: 200 megapixels, over what PIL opens (twice ``Image.MAX_IMAGE_PIXELS``)."""
+    return _png(Image.new("1", (20000, 10000)))
+
+
+def _unreadable_zip(case: str, folder: Path, small: bytes, huge: bytes) -> tuple[Path, str]:
+    """(a zip of frames, the refusal expected for it, after its name)."""
+    if case == "password":
+        return _patched(_frames(folder / "locked.zip", small), flags=0x1), PASSWORD
+    if case == "deflate64":
+        return _patched(_frames(folder / "d64.zip", small), method=9), DEFLATE64
+    if (
+        case == "garbled"
+    ):  # the first member's deflate stream garbled: zlib fails before the CRC is checked
+        noise = np.random.default_rng(0).integers(0, 255, (64, 96), dtype=np.uint8)
+        data = bytearray(_frames(folder / "garbled.zip", _png(Image.fromarray(noise))).read_bytes())
+        start = 30 + len("seq/00000.png")  # the first member's data
+        data[start + 2 : start + 40] = bytes(b ^ 0x5A for b in data[start + 2 : start + 40])
+        (folder / "garbled.zip").write_bytes(bytes(data))
+        return folder / "garbled.zip", "seq/00000.png is damaged (Error -3 while decompressing data"
+    too_many = f"seq/00000.png has over {2 * Image.MAX_IMAGE_PIXELS} pixels, too many to open: resize the frames"
+    return _frames(
+        folder / "huge.zip", huge
+    ), too_many + " to at most 1920 px a side and zip them again"
+
+
+@pytest.mark.parametrize("case", ["password", "deflate64", "garbled", "huge"])
+def test_describe_says_what_is_wrong_with_a_zip_of_frames_it_cannot_read(
+    case, tmp_path, small_frame, huge_frame
+):
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    frames, refusal = _unreadable_zip(case, tmp_path, small_frame, huge_frame)
+    text = app.describe(None, *ARGS, 1, 900, str(frames))
+    assert text.startswith(f"**Run would refuse this input:** {frames.name}: {refusal}"), text
+
+
+@pytest.mark.parametrize("case", ["password", "deflate64", "garbled", "huge"])
+def test_run_says_what_is_wrong_with_a_zip_of_frames_it_cannot_read(
+    case, tmp_path, small_frame, huge_frame
+):
+    """Refused before anything is unpacked: no model is asked for, no run folder is left."""
+    asked = []
+    app = app_handlers.App(
+        lambda preset, sam: asked.append(preset),
+        AppSettings(work_root=tmp_path / "work", status_interval_s=0.1),
+    )
+    frames, refusal = _unreadable_zip(case, tmp_path, small_frame, huge_frame)
+    steps = app.segment(None, *ARGS, 0.0, 10, 1, 900, 0, True, True, "overlay", str(frames), False,
+                        types.SimpleNamespace(session_hash="s"), progress=lambda *a, **k: None)  # fmt: skip
+    with pytest.raises(gr.Error) as refused:
+        list(steps)
+    assert refused.value.message.startswith(f"{frames.name}: {refusal}"), refused.value.message
+    assert asked == [] and not any((tmp_path / "work").glob("*/run-*"))
+
+
+def test_a_zipped_frame_over_the_side_limit_is_refused_from_its_header(tmp_path, monkeypatch):
+    """Before its EXIF is looked for (a PNG whose orientation may sit after its pixels is decoded for it)."""
+    looked = []
+    monkeypatch.setattr(uploads, "image_display_size", lambda *a: looked.append(a))
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
+    frames = _frames(tmp_path / "big.zip", _png(Image.new("L", (400, 100))))
+    text = app.describe(None, *ARGS, 1, 900, str(frames))
+    assert text.startswith(
+        "**Run would refuse this input:** big.zip: seq/00000.png is 400x100: its longest side 400 px, over this "
+        "app's limit of 150 px. To use it, resize it (e.g. to 854x480) and upload it again. (The app's host sets "
+        "this limit: UVOSAM_MAX_SIDE.)"
+    ), text
+    assert looked == []
+
+
+# ------------------------------------------------------------------------------------------------------- Score
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_sam_model):
+    """(app, masks zip, SessionRun) of a 6-frame 96x64 run; its masks zip is copied (Score reads it only)."""
+    work = tmp_path_factory.mktemp("work")
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    app = app_handlers.App(
+        lambda preset, sam: pipe, AppSettings(work_root=work, status_interval_s=0.1)
+    )
+    frames = _zip_of(
+        work.parent / "clip.zip",
+        {f"clip/{i:05d}.png": _png(Image.new("RGB", (96, 64), (40 * i, 0, 0))) for i in range(6)},
+    )
+    last = list(app.segment(None, *ARGS, 0.0, 10, 1, 900, 0, True, True, "overlay", str(frames), False,
+                            types.SimpleNamespace(session_hash="s"), progress=lambda *a, **k: None))[-1]  # fmt: skip
+    assert last[0].startswith("done: 6 frames"), last[0]
+    masks = shutil.copy(last[4], work.parent / "masks.zip")
+    return app, masks, last[-1]
+
+
+def _annotations(path: Path, pngs: list[bytes]) -> Path:
+    return _zip_of(path, {f"annot/{i:05d}.png": png for i, png in enumerate(pngs)})
+
+
+def _ids_png(mode: str = "P") -> bytes:
+    """A 96x64 id map (object 1 in a box) as a PNG: palette ("P"), grayscale ("L") or a colour rendering ("RGB")."""
+    ids = np.zeros((64, 96), np.uint8)
+    ids[10:30, 10:40] = 1
+    image = Image.frombytes("P", (96, 64), ids.tobytes())  # the ids as palette indices
+    return _png(image if mode == "P" else Image.fromarray(ids).convert(mode))
+
+
+def _score_refusal(app, gt: Path, masks: str, state) -> str:
+    with pytest.raises(gr.Error) as refused:
+        app.score(str(gt), masks, state)
+    return refused.value.message
+
+
+def test_score_refuses_a_ground_truth_zip_it_cannot_unpack(finished, tmp_path):
+    app, masks, state = finished
+    pngs = [_ids_png()] * 6
+    locked = _patched(_annotations(tmp_path / "locked.zip", pngs), flags=0x1)
+    message = _score_refusal(app, locked, masks, state)
+    assert message.startswith(
+        "locked.zip: annot/00000.png is password-protected (encrypted), which this app cannot open; save the zip "
+        "without a password"
+    ), message
+    d64 = _patched(_annotations(tmp_path / "d64.zip", pngs), method=9)
+    assert _score_refusal(app, d64, masks, state).startswith(
+        "d64.zip: annot/00000.png is compressed with Deflate64, which this app cannot unpack; re-zip the files "
+        "with standard Deflate compression"
+    )
+
+
+def test_score_refuses_a_masks_zip_whose_tracks_it_cannot_unpack(finished, tmp_path):
+    """The masks zip is an upload too over the API (/score takes any file)."""
+    app, masks, state = finished
+    gt = _annotations(tmp_path / "gt.zip", [_ids_png()] * 6)
+    locked = _patched(Path(shutil.copy(masks, tmp_path / "m.zip")), flags=0x1, only="tracks.csv")
+    assert _score_refusal(app, gt, str(locked), state).startswith(
+        "m.zip: tracks.csv is password-protected (encrypted)"
+    )
+
+
+def test_score_names_an_rgb_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path):
+    """The most common mistake: the annotations saved as colour images. No server path, no Python to call."""
+    app, masks, state = finished
+    gt = _annotations(tmp_path / "gt.zip", [_ids_png("RGB")] * 6)
+    message = _score_refusal(app, gt, masks, state)
+    assert message == (
+        "gt.zip: annot/00000.png is an RGB PNG; expected one object id per pixel (a colour rendering of the "
+        "masks cannot be scored): save the annotations as 8-bit palette (indexed) or grayscale PNGs whose pixel "
+        "values are the object ids (0 background, 1..K objects, 255 void), as DAVIS Annotations are"
+    )
+    grayscale = _annotations(tmp_path / "ok.zip", [_ids_png("L")] * 6)  # one id per pixel: scored
+    assert app.score(str(grayscale), masks, state).startswith("**J&F ")
+
+
+def test_score_names_a_huge_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path, huge_frame):
+    app, masks, state = finished
+    gt = _annotations(tmp_path / "gt.zip", [huge_frame] * 6)
+    assert _score_refusal(app, gt, masks, state) == (
+        "gt.zip: annot/00000.png has too many pixels to open, but the masks are 96x64 (the video's size): give "
+        "the ground truth at that size (resized with nearest-neighbour sampling, so that ids stay ids)"
+    )
+
+
+def test_score_names_a_damaged_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path):
+    """Its header reads, its pixels do not: the library's refusal, with the file named as in the zip and no
+    Python function to call."""
+    app, masks, state = finished
+    good = _ids_png()
+    cut = good[: good.index(b"IDAT") + 12]  # the pixel data cut short
+    gt = _annotations(tmp_path / "gt.zip", [good, cut, *[good] * 4])
+    message = _score_refusal(app, gt, masks, state)
+    assert message.startswith("gt.zip/annot/00001.png: not a readable PNG image"), message
+    assert message.endswith(
+        "save it as an 8-bit palette (indexed) or grayscale PNG of object ids"
+    ), message
+    assert str(app.work.root) not in message and "write_index_png" not in message
