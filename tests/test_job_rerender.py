@@ -89,6 +89,48 @@ def test_rerender_iter_streams_chunks_and_can_be_closed(cached_run, tmp_path):
     assert not (tmp_path / "clip_overlay.mp4").exists()  # the unfinished full video was removed
 
 
+def test_an_odd_output_max_side_gives_even_sides_none_over_it(cached_run, tmp_path):
+    """64x48 at 31: 31x23 used to be padded to 32x24 by the encoder, one pixel over the limit."""
+    out = rerender(cached_run.cache_dir, tmp_path, options=JobOptions(output_max_side=31))
+    info = probe(out.overlay_mp4)
+    assert (info.width, info.height) == (30, 22)
+
+
+@pytest.mark.parametrize(
+    ("size", "max_side", "expected"),
+    [
+        ((640, 360), 101, (100, 56)),  # was 102x58
+        ((360, 640), 31, (16, 30)),  # portrait; was 18x31, padded to 18x32
+        ((101, 57), 101, (100, 56)),  # fits, but its padded 102x58 does not
+        ((101, 57), 102, (101, 57)),  # padded 102x58 fits: the source size
+        ((64, 48), 32, (32, 24)),
+        ((640, 360), None, (640, 360)),
+        ((1000, 3), 10, (10, 2)),  # never under 2
+    ],
+)
+def test_overlay_size_is_even_and_never_over_the_limit(size, max_side, expected):
+    from uvosam.job_outputs import overlay_size
+
+    assert overlay_size(*size, max_side) == expected
+
+
+def test_overlay_size_keeps_the_aspect_as_closely_as_even_sides_allow():
+    from uvosam.job_outputs import overlay_size
+
+    for width, height, max_side in [
+        (w, h, m) for w in (37, 64, 641) for h in (21, 48, 359) for m in (17, 30, 33)
+    ]:
+        out_w, out_h = overlay_size(width, height, max_side)
+        assert out_w % 2 == out_h % 2 == 0 and max(out_w, out_h) in (max_side, max_side - 1)
+        scaled_short = min(width, height) * max(out_w, out_h) / max(width, height)
+        assert abs(min(out_w, out_h) - max(2, scaled_short)) <= 1
+
+
+def test_job_options_refuse_an_output_max_side_under_2():
+    with pytest.raises(ValueError, match="output_max_side must be at least 2 .* got 1"):
+        JobOptions(output_max_side=1)
+
+
 def test_rerender_refuses_a_folder_that_is_not_a_cache(tmp_path):
     with pytest.raises(ValueError, match="not a finished run_job cache"):
         rerender(tmp_path / "nothing", tmp_path / "out")

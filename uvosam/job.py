@@ -58,8 +58,8 @@ class JobOptions:
         limits: checked before decoding.
         chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None
             = no chunks.
-        output_max_side: longest side of the overlay video (None = the source size). Masks/exports
-            keep the source size.
+        output_max_side: longest side of the overlay video (None = the source size; at least 2), which is then
+            scaled to even sides, none over it (``job_outputs.overlay_size``). Masks/exports keep the source size.
         show_boxes, show_labels: boxes and tags on the video (every style but ``"matte"``).
         export: which export files are written (and zipped).
         cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
@@ -86,6 +86,11 @@ class JobOptions:
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ValueError(f"JobOptions: style must be one of {STYLES}; got {self.style!r}")
+        if self.output_max_side is not None and self.output_max_side < 2:
+            raise ValueError(
+                "JobOptions: output_max_side must be at least 2 (an encoded video's sides are even) or None "
+                f"(the source size); got {self.output_max_side!r}"
+            )
 
 
 @dataclass(frozen=True)
