@@ -1,6 +1,7 @@
 """run_job with a mask cache, then rerender a subset of tracks without running any model."""
 
 import json
+import shutil
 import zipfile
 
 import numpy as np
@@ -133,7 +134,39 @@ def test_job_options_refuse_an_output_max_side_under_2():
 
 def test_rerender_refuses_a_folder_that_is_not_a_cache(tmp_path):
     with pytest.raises(ValueError, match="not a finished run_job cache"):
-        rerender(tmp_path / "nothing", tmp_path / "out")
+        rerender(tmp_path / "nothing" / "cache", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []  # no nothing/cache/meta.json made on the way
+
+
+def test_rerender_refuses_the_cache_of_a_run_that_did_not_finish(clip, tmp_path, tiny_sam_model):
+    """A cache as a killed run leaves it (copied mid-run): not re-rendered into a shorter video."""
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    steps = run_job(pipe, clip, tmp_path / "run", JobOptions(cache=True))
+    for _ in range(4):
+        next(steps)
+    shutil.copytree(tmp_path / "run" / "cache", tmp_path / "killed")
+    steps.close()
+    with pytest.raises(
+        ValueError, match=r"did not finish \(it holds 4 frames.*run the video again"
+    ):
+        rerender(tmp_path / "killed", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_rerender_refuses_a_cache_with_frames_missing(cached_run, tmp_path):
+    cache = shutil.copytree(cached_run.cache_dir, tmp_path / "cache")
+    (cache / "frame_0000009.npz").unlink()
+    with pytest.raises(ValueError, match="holds 9 of the 10 frames its run wrote"):
+        rerender(cache, tmp_path / "out")
+
+
+def test_a_cache_written_before_the_end_mark_still_rerenders(cached_run, tmp_path):
+    """meta.json without "num_frames" (uvosam before it marked finished caches): taken as finished."""
+    cache = shutil.copytree(cached_run.cache_dir, tmp_path / "cache")
+    info = json.loads((cache / "meta.json").read_text())
+    assert info.pop("num_frames") == 10
+    (cache / "meta.json").write_text(json.dumps(info))
+    assert rerender(cache, tmp_path / "out").num_frames == 10
 
 
 def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(

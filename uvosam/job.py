@@ -36,7 +36,7 @@ from uvosam.export import make_zip
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.job_outputs import discard_outputs, open_outputs, overlay_size, render_frame
 from uvosam.job_plan import JobPlan, cache_meta, info_from_meta, safe_name, video_record
-from uvosam.mask_cache import MaskCache
+from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.provenance import rerender_record, run_record
@@ -215,19 +215,14 @@ def rerender_iter(
         )
     options = options or JobOptions()
     start = time.perf_counter()
-    cache = MaskCache(cache_dir)
+    cache = _finished_cache(Path(cache_dir))
     meta = cache.info.meta
-    if "info" not in meta or cache.info.height is None:
-        raise ValueError(
-            f"rerender: {cache_dir} is not a finished run_job cache (no video info or no frames); "
-            "run the job with JobOptions(cache=True) first."
-        )
     info = info_from_meta(meta["info"])
     plan = JobPlan(
         info=info,
         video_name=safe_name(options.video_name or meta["video_name"]),
         frame_names=tuple(meta["frame_names"]),
-        total=len(cache),
+        total=cache.info.num_frames,
         fps=float(meta["fps"]),
         class_names=tuple(class_names if class_names is not None else meta["class_names"]),
         work_dir=Path(work_dir),
@@ -259,6 +254,38 @@ def rerender_iter(
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
     yield from _produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
+
+
+def _finished_cache(cache_dir: Path) -> MaskCache:
+    """The mask cache of a ``run_job`` that finished, at ``cache_dir``; ``ValueError`` (and nothing created) if there
+    is none."""
+    if not has_cache(cache_dir):
+        raise ValueError(
+            f"rerender: {cache_dir} is not a finished run_job cache (no meta.json there); "
+            "run the job with JobOptions(cache=True) first."
+        )
+    cache = MaskCache(cache_dir)
+    if "info" not in cache.info.meta or cache.info.height is None:
+        raise ValueError(
+            f"rerender: {cache_dir} is not a finished run_job cache (no video info or no frames); "
+            "run the job with JobOptions(cache=True) first."
+        )
+    if not cache.finished:
+        raise ValueError(
+            f"rerender: {_unfinished(cache)}; run the video again with JobOptions(cache=True)."
+        )
+    return cache
+
+
+def _unfinished(cache: MaskCache) -> str:
+    """Why a cache with frames is not ``finished``."""
+    held = len(cache)
+    if cache.info.num_frames is None:
+        return (
+            f"the run that wrote {cache.root} did not finish (it holds {held} frames but no end mark: the run was "
+            "killed, or is still going), so its masks may not cover the whole video"
+        )
+    return f"{cache.root} holds {held} of the {cache.info.num_frames} frames its run wrote"
 
 
 def _scoring_at_least(result: FrameResult, min_score: float) -> FrameResult:
@@ -299,7 +326,8 @@ def rerender(
         The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
 
     Raises:
-        ValueError: ``cache_dir`` holds no finished ``run_job`` cache; ``keep_ids`` names a track not in the run;
+        ValueError: ``cache_dir`` holds no finished ``run_job`` cache (none: nothing is created there; or one whose
+            run was killed before its end, ``MaskCache.finished``); ``keep_ids`` names a track not in the run;
             ``min_score`` is not in [0, 1];
             ``merge`` names a track not in the run,
             a track merged into itself or a chain (``check_merge``).
@@ -368,6 +396,8 @@ def _produce(
                 )
             last_chunk = writer.close()
             export = exporter.close()
+            if cache is not None:  # after every frame: a cache without it is an unfinished run's
+                cache.finish(done)
     except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
         discard_outputs(writer, exporter, cache)
         raise
