@@ -5,7 +5,9 @@ streams the chunks): it yields a ``JobProgress`` after every frame and a last on
 ``JobResult``. Everything it writes goes under ``work_dir``; per-frame memory is flat in video
 length (frames are decoded, segmented, rendered, encoded and exported one at a time). A run that
 fails, or whose generator is closed (a cancelled Gradio job), stops ffmpeg and deletes what it had
-written (video, chunks, exports, mask cache): no partial output is left to pass for a complete one.
+written (video, chunks, exports, mask cache), also when it fails after the last frame (writing the
+exports or the zip): no partial output is left to pass for a complete one. Files it did not write
+(an earlier run's in a reused folder, in another style or not yet replaced) are left alone.
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
@@ -398,12 +400,13 @@ def _produce(
             export = exporter.close()
             if cache is not None:  # after every frame: a cache without it is an unfinished run's
                 cache.finish(done)
-    except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
+        result = _finish(
+            plan, overlay_path, export, done, cache.root if cache is not None else cache_root
+        )
+    # failed (also after the last frame, e.g. zipping) or closed early (GeneratorExit): no partial outputs
+    except BaseException:
         discard_outputs(writer, exporter, cache)
         raise
-    result = _finish(
-        plan, overlay_path, export, done, cache.root if cache is not None else cache_root
-    )
     yield JobProgress(
         done,
         done,

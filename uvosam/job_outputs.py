@@ -81,12 +81,10 @@ def open_outputs(
 
 
 def discard_outputs(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
-    """Delete what a run that did not finish wrote (the writers already stopped their work)."""
-    writer.abort()
-    for chunk in writer.chunk_paths:
-        chunk.unlink(missing_ok=True)
-    if writer.chunk_dir.is_dir() and not any(writer.chunk_dir.iterdir()):
-        writer.chunk_dir.rmdir()
+    """Delete what a run that did not finish wrote, whenever it failed: while writing frames, or after (the video
+    and exports closed, e.g. zipping them). Only this run's files go: the video, chunks and exports it wrote and
+    its cache (``run_job`` starts a fresh one)."""
+    writer.discard()
     exporter.discard()
     if cache is not None:
         cache.clear()
