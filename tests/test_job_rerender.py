@@ -181,6 +181,19 @@ def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(
     assert again.num_frames == second.num_frames == 4
 
 
+def test_a_run_without_cache_in_a_cached_runs_folder_removes_that_cache(
+    clip, tmp_path, tiny_sam_model
+):
+    """The earlier run's cache no longer matches the folder's outputs: re-rendering it silently replaced the newer
+    run's exports and zip with the earlier run's."""
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    first = list(run_job(pipe, clip, tmp_path, JobOptions(cache=True)))[-1].result
+    list(run_job(pipe, clip, tmp_path, JobOptions(stride=3)))
+    assert not first.cache_dir.exists()
+    with pytest.raises(ValueError, match="not a finished run_job cache"):
+        rerender(first.cache_dir, tmp_path)
+
+
 def test_rerender_in_another_style_without_running_a_model(cached_run, tmp_path):
     """The cached masks redrawn as a matte: white exactly where the run's masks are (up to H.264)."""
     out = rerender(cached_run.cache_dir, tmp_path, options=JobOptions(style="matte"))

@@ -12,7 +12,8 @@ exports or the zip): no partial output is left to pass for a complete one. Files
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
 style (``JobOptions.style``), without running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
-re-render writes exactly what a run would have. What the loop knows about the video (``JobPlan``), and what a run keeps
+re-render writes what a run would have, drawn on the cache's frames (JPEG, quality 95: the masks, ids and tables
+are the run's exactly; the pixels of the video and of the cut-outs' colour may differ by a few levels). What the loop knows about the video (``JobPlan``), and what a run keeps
 in the cache so that a re-render knows it again, are in ``uvosam.job_plan``; the video and exports it writes frame
 by frame are opened, drawn and discarded by ``uvosam.job_outputs``.
 
@@ -178,10 +179,11 @@ def run_job(
     )  # fmt: skip
     plan = replace(plan, record=record)
     cache = None
+    cache_root = plan.work_dir / "cache"
+    # an earlier run's cache here no longer matches this folder's outputs: a re-render of it would replace them
+    # with that run's (also when this run keeps no cache)
+    shutil.rmtree(cache_root, ignore_errors=True)
     if options.cache:
-        cache_root = plan.work_dir / "cache"
-        # an earlier run's cache here would be reopened
-        shutil.rmtree(cache_root, ignore_errors=True)
         cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, options.style))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
