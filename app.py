@@ -27,13 +27,13 @@ from gradio.events import Dependency
 from uvosam.errors import WeightsError
 from uvosam_app.handlers import App
 from uvosam_app.layout import EXAMPLES_DIR, ROOT, Page, page
-from uvosam_app.models import GetPipeline, PipelineLoader, from_pretrained
+from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import footer_markdown
 
 logger = logging.getLogger("uvosam.app")
 
-LOAD_ERRORS = (FileNotFoundError, WeightsError, NotImplementedError)
+LOAD_ERRORS = (FileNotFoundError, WeightsError)
 
 
 def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks:
@@ -54,20 +54,30 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
 
 
 def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any, str | None]:
-    """Load the default models once at start; missing/bad weights give a banner, not a crash.
+    """Load the default models once at start, then those of ``settings.preload`` (``start_pairs``); missing/bad
+    weights give a banner, not a crash: (the default pair or None, the banner's text or None).
 
     So does any other failure (a network error of the Hub client, a broken CUDA driver): a Space that raises here
     restarts in a loop and shows its users nothing; with the banner it serves and says what failed (the log has
-    the traceback), and Run tries loading again."""
-    try:
-        return get_pipeline(settings.default_preset, settings.default_sam), None
-    except LOAD_ERRORS as err:
-        logger.error("default models not loaded: %s", err)
-        return None, str(err)
-    except Exception as err:
-        logger.exception("default models not loaded (unexpected error)")
-        first = (str(err).splitlines() or [""])[0]
-        return None, f"{type(err).__name__}: {first} (unexpected; the server log has the traceback)"
+    the traceback), and Run tries loading again (not on ZeroGPU, where models load only at start)."""
+    pipe, errors, pairs = None, [], settings.start_pairs()
+    for preset, sam in pairs:
+        try:
+            loaded = get_pipeline(preset, sam)
+        except LOAD_ERRORS as err:
+            logger.error("models %s + %s not loaded: %s", preset, sam, err)
+            errors.append(str(err))
+            continue
+        except Exception as err:
+            logger.exception("models %s + %s not loaded (unexpected error)", preset, sam)
+            first = (str(err).splitlines() or [""])[0]
+            errors.append(
+                f"{type(err).__name__}: {first} (unexpected; the server log has the traceback)"
+            )
+            continue
+        if (preset, sam) == pairs[0]:
+            pipe = loaded
+    return pipe, "\n\n".join(errors) or None
 
 
 def _wire(app: App, settings: AppSettings, ui: Page) -> None:
@@ -219,9 +229,16 @@ def main() -> None:
         atexit.register(shutil.rmtree, settings.work_root, True)
     loader = PipelineLoader(
         device=app_gpu.default_device(),
-        load=functools.partial(from_pretrained, sam_precision=settings.sam_precision),
+        load_segmenter=functools.partial(load_mask_model, sam_precision=settings.sam_precision),
     )
     demo = build_demo(loader, settings=settings)
+    if (
+        settings.start_models_only
+    ):  # ZeroGPU: its CUDA emulation works in this (the main) thread only
+        loader.stop_loading(
+            "on ZeroGPU this Space runs only the models it loaded at start (its host lists more in UVOSAM_PRELOAD); "
+            "restart the Space to load them again"
+        )
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

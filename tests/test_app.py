@@ -448,31 +448,43 @@ def _wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float
     pytest.fail(f"app.py did not serve {url} within {timeout} s")
 
 
-def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monkeypatch, tmp_path):
+def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monkeypatch, tmp_path):
+    """Each tracker and each mask model loads once, shared by every pair that uses it (concurrent first uses
+    wait for one load); at most max_loaded of each kind are kept, never evicting the first."""
     from uvosam_app import models as app_models
 
     monkeypatch.setattr(app_models.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
     calls = []
 
-    def load(preset, sam, device):
-        calls.append((preset, sam, device))
-        time.sleep(0.05)
-        return object()
+    def loading(kind):
+        def load(name, device):
+            calls.append((kind, name, device))
+            time.sleep(0.05)
+            return object()
 
-    loader = app_models.PipelineLoader(device="cpu", load=load, max_loaded=2)
+        return load
+
+    loader = app_models.PipelineLoader(
+        device="cpu", load_tracker=loading("tracker"), load_segmenter=loading("sam"), max_loaded=2
+    )
     got = []
-    threads = [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
-    threads += [threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))]
+    threads = [
+        threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert calls == [("idol-ovis-r50", "vit_b", "cpu")] and got[0] is got[1]
-    loader("idol-coco-r50", "vit_h")
-    loader("idol-ytvis21-r50", "vit_l")  # evicts the least recently used, never the first pair
-    assert loader("idol-ovis-r50", "vit_b") is got[0] and len(calls) == 3
-    loader("idol-coco-r50", "vit_b")  # the first pair, though just used, is still not the one to go
-    assert loader("idol-ovis-r50", "vit_b") is got[0] and len(calls) == 4
+    assert calls == [("tracker", "idol-ovis-r50", "cpu"), ("sam", "vit_b", "cpu")]
+    assert got[0].tracker is got[1].tracker and got[0].segmenter is got[1].segmenter
+    pair = loader(
+        "idol-coco-r50", "vit_b"
+    )  # a new tracker with the loaded mask model: no copy of it
+    assert calls[2:] == [("tracker", "idol-coco-r50", "cpu")] and pair.segmenter is got[0].segmenter
+    loader("idol-ytvis21-r50", "vit_h")  # evicts the least recently used, never the first
+    assert loader("idol-ovis-r50", "vit_b").tracker is got[0].tracker and len(calls) == 5
+    assert loader("idol-coco-r50", "vit_b").tracker is not pair.tracker  # it went: loaded again
     assert loader.weight_files["sam_vit_h"] == tmp_path / "sam_vit_h.pth"
 
     def missing(name):
@@ -482,32 +494,35 @@ def test_pipeline_loader_loads_each_pair_once_and_lists_every_missing_file(monke
     with pytest.raises(FileNotFoundError) as err:
         loader("idol-ytvis19-r50", "vit_l")
     assert "idol-ytvis19-r50" in str(err.value) and "sam_vit_l" in str(err.value)
+    assert (
+        loader("idol-ovis-r50", "vit_b").tracker is got[0].tracker
+    )  # loaded pairs need no file check
+    loader.stop_loading("on ZeroGPU only models loaded at start run")
+    assert loader("idol-ovis-r50", "vit_b").segmenter is got[0].segmenter
+    with pytest.raises(
+        app_models.ModelsNotLoadedError, match="idol-ovis-r50 \\+ SAM ViT-L is not loaded"
+    ):
+        loader("idol-ovis-r50", "vit_l")
 
 
 @pytest.mark.parametrize(
     "device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)]
 )
 def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monkeypatch):
-    """One warm-up frame at load on a GPU; never on CPU (seconds per frame) or ZeroGPU (no GPU while loading)."""
+    """One warm-up frame when a pair gets a newly loaded model on a GPU; never on CPU (seconds per frame) or
+    ZeroGPU (no GPU while loading)."""
     from uvosam_app import models as app_models
 
-    calls = []
-
-    class Loaded:
-        def warm_up(self):
-            calls.append("warm_up")
-            return 0.5
-
-    monkeypatch.setattr(
-        UVOSAM, "from_pretrained", classmethod(lambda cls, **kw: calls.append(kw) or Loaded())
-    )
+    warm_ups = []
+    monkeypatch.setattr(UVOSAM, "warm_up", lambda self: warm_ups.append(self) or 0.5)
     monkeypatch.setattr(app_models, "zero_gpu", lambda: zero)
-    pipe = app_models.from_pretrained("idol-ytvis19-r50", "vit_b", device)
-    assert isinstance(pipe, Loaded)
-    config = calls[0].pop("segmenter_config")
-    assert calls[0] == {"tracker": "idol-ytvis19-r50", "sam": "vit_b", "device": device}
-    assert config.fast is None  # sam_precision "auto": the segmenter decides by its device
-    assert calls[1:] == (["warm_up"] if warmed else [])
+    monkeypatch.setattr(app_models, "needed_weights", lambda preset, sam: ())
+    loader = app_models.PipelineLoader(
+        device=device, load_tracker=lambda *a: object(), load_segmenter=lambda *a: object()
+    )
+    loader("idol-ytvis19-r50", "vit_b")
+    loader("idol-ytvis19-r50", "vit_b")  # nothing new
+    assert len(warm_ups) == (1 if warmed else 0)
 
 
 @pytest.mark.parametrize(("precision", "fast"), [("auto", None), ("bf16", True), ("fp32", False)])
@@ -515,12 +530,60 @@ def test_sam_precision_setting_reaches_the_segmenter_config(precision, fast, mon
     from uvosam_app import models as app_models
 
     seen = []
-    monkeypatch.setattr(
-        UVOSAM, "from_pretrained", classmethod(lambda cls, **kw: seen.append(kw) or object())
-    )
+    monkeypatch.setattr(app_models, "load_segmenter", lambda sam, **kw: seen.append((sam, kw)))
     settings = AppSettings.from_env({"UVOSAM_SAM_PRECISION": precision.upper()})
-    app_models.from_pretrained("idol-ytvis19-r50", "vit_b", "cpu", settings.sam_precision)
-    assert seen[0]["segmenter_config"].fast is fast
+    app_models.load_mask_model("vit_b", "cpu", settings.sam_precision)
+    assert seen[0][0] == "vit_b" and seen[0][1]["config"].fast is fast
+    assert str(seen[0][1]["device"]) == "cpu"
+
+
+def test_on_zerogpu_models_load_at_start_once_each_and_only_they_are_offered(
+    monkeypatch, tmp_path, tiny_sam_model
+):
+    """ZeroGPU's CUDA emulation works in the main thread only: a model loaded later, in a run's thread, failed.
+    So there the app loads the defaults and UVOSAM_PRELOAD at start (each model once, shared by the pairs),
+    offers only those, and loads nothing more."""
+    import gradio as gr
+
+    import app as app_module
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app import models as app_models
+    from uvosam_app import settings as app_settings
+
+    monkeypatch.setattr(app_models, "needed_weights", lambda preset, sam: ())
+    loaded = []
+    loader = app_models.PipelineLoader(
+        device="cpu",
+        load_tracker=lambda preset, device: (
+            loaded.append(preset) or MovingBoxTracker(num_objects=2)
+        ),
+        load_segmenter=lambda sam, device: loaded.append(sam) or BoxPromptSegmenter(tiny_sam_model),
+    )
+    env = {"UVOSAM_PRELOAD": "vit_h, idol-ovis-r50", "UVOSAM_WORK_DIR": str(tmp_path / "work")}
+    monkeypatch.setattr(app_settings, "zero_gpu", lambda: True)
+    settings = AppSettings.from_env(env)
+    assert settings.start_models_only
+    demo = app_module.build_demo(loader, settings=settings)
+    assert loaded == ["idol-ytvis19-r50", "vit_b", "vit_h", "idol-ovis-r50"]
+    props = {c["props"].get("label"): c["props"] for c in demo.config["components"]}
+    assert [v for _, v in props["Tracker preset"]["choices"]] == [
+        "idol-ytvis19-r50",
+        "idol-ovis-r50",
+    ]
+    assert [v for _, v in props["Mask model"]["choices"]] == ["vit_b", "vit_h"]
+    assert "loaded at start" in props["Mask model"]["info"]
+    loader.stop_loading("on ZeroGPU ...")  # as app.main does there
+    app = app_handlers.App(loader, settings)
+    clip = write_clip(tmp_path / "clip.mp4", 6, 64, 48)
+    with pytest.raises(
+        gr.Error, match=r"from \('vit_b', 'vit_h'\) \(on ZeroGPU: those loaded at start\)"
+    ):
+        list(app.segment(str(clip), "idol-ytvis19-r50", "vit_l", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                         progress=lambda *a, **k: None))  # fmt: skip
+    *_, last = app.segment(str(clip), "idol-ovis-r50", "vit_h", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                           progress=lambda *a, **k: None)  # fmt: skip
+    assert last[0].startswith("done: 6 frames") and len(loaded) == 4
+    demo.close()
 
 
 def zero_gpu_worker(task):
@@ -622,6 +685,21 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     rates = [describe_video(replace(info, fps=fps), "s", 1, 900, models, None).split(" fps")[0]
              for fps in (1000.0, 960.0, 29.97, 23.976, 0.5)]  # fmt: skip
     assert [r.split("frames at ")[1] for r in rates] == ["1000", "960", "29.97", "23.98", "0.5"]
+
+
+def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypatch, tmp_path):
+    """A ZeroGPU run counts against the user's daily quota: they learn what a run asks before pressing Run, as
+    the GPU function's duration computes it (here 20 s + 48 frames x 0.2 s for SAM ViT-B)."""
+    from uvosam_app import gpu as app_gpu
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    example = str(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames
+    assert "ZeroGPU" not in app.describe(example, "idol-ytvis19-r50", "vit_b", 1, 900)
+    monkeypatch.setattr(app_gpu, "zero_gpu", lambda: True)
+    text = app.describe(example, "idol-ytvis19-r50", "vit_b", 1, 900)
+    assert "On ZeroGPU, Run asks for 29 s of GPU time, counted against your daily quota" in text
+    assert "Run asks for 24 s" in app.describe(example, "idol-ytvis19-r50", "vit_b", 2, 900)
 
 
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):

@@ -113,7 +113,10 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     assert mask_models.get_by_label("SAM 2.1 tiny").count() == (
         1 if importlib.util.find_spec("sam2") else 0
     )
-    page.locator("#stride input[type=range]").focus()
+    stride = page.locator("#stride input[type=range]")
+    stride.wait_for(state="visible")  # the Settings panel has opened (under load it takes a while)
+    stride.focus()
+    page.wait_for_function("() => document.activeElement?.matches('#stride input[type=range]')")
     page.keyboard.press("ArrowRight")  # the keyboard changes a slider too: the description follows
     page.locator("#video-info", has_text="Run covers 24 frames (every 2nd frame)").wait_for(
         timeout=10_000

@@ -173,7 +173,11 @@ def test_missing_sam2_1_weights_are_named_in_the_banner_and_the_footer(tmp_path,
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(empty))
     monkeypatch.setattr(hub.hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     loaded = []
-    loader = app_models.PipelineLoader(device="cpu", load=lambda *args: loaded.append(args))
+    loader = app_models.PipelineLoader(
+        device="cpu",
+        load_tracker=lambda *args: loaded.append(args),
+        load_segmenter=lambda *args: loaded.append(args),
+    )
     settings = AppSettings(work_root=tmp_path / "work", default_sam="sam2.1_tiny")
     demo = app_module.build_demo(loader, settings=settings)
     banner = component(demo, "banner")

@@ -124,6 +124,16 @@ def test_clip_score_cli_prints_the_tables_and_writes_json(clip_gt, tmp_path, cap
     assert "6 result frames (00000 ...) scored against 0.png ... 10.png" in out
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(d / "gt")]) == 0
     assert "  0.667  " in capsys.readouterr().out  # the same J&F (2 of 3 objects), by name
+    # an output path that cannot be written (under a file): one line and exit 2, not a traceback
+    blocked = [
+        "clip-score",
+        str(tmp_path / "shapes"),
+        str(d / "gt"),
+        "--json",
+        str(tmp_path / "s.json" / "x"),
+    ]
+    assert uvosam_cli.main(blocked) == 2
+    assert "uvosam clip-score: error: " in capsys.readouterr().err
     (tmp_path / "few").mkdir()
     for name in ("x.png", "y.png"):
         (tmp_path / "few" / name).write_bytes((d / "gt" / "0.png").read_bytes())

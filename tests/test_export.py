@@ -2,6 +2,7 @@ import csv
 import json
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -362,6 +363,50 @@ def test_a_failed_background_write_is_raised_and_discard_leaves_nothing(
     writer.discard()
     assert not (tmp_path / "out").exists()
     assert not _export_threads()
+
+
+def test_discard_after_close_deletes_what_the_writer_wrote_and_nothing_else(tmp_path, gapped):
+    """A run can fail after its exports are closed (zipping them): they must go too, another video's files stay."""
+    out = tmp_path / "out"
+    (out / "davis" / "other").mkdir(parents=True)
+    (out / "davis" / "other" / "00000.png").write_bytes(b"png")
+    (out / "notes.txt").write_text("mine")
+    writer, export = _export(
+        tmp_path, gapped, options=ExportOptions(mattes=True, alpha_webm=True), fps=10
+    )
+    assert (
+        export.tracks_csv.is_file()
+        and export.alpha_webm.is_file()
+        and export.timeline_png.is_file()
+    )
+    writer.discard()
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["davis/other/00000.png", "notes.txt"]
+
+
+def test_a_zip_that_fails_leaves_no_file(tmp_path, gapped, monkeypatch):
+    _, export = _export(tmp_path, gapped)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        make_zip(export, tmp_path / "bundle.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_table_that_fails_to_write_leaves_no_tmp(tmp_path, gapped, monkeypatch):
+    import uvosam.export_formats as fmt
+
+    def disk_full(path, *args, **kwargs):
+        Path(str(path) + ".tmp").write_text("row 1")  # half written when the disk filled up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fmt, "write_tracks_csv", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _export(tmp_path, gapped)
+    assert not list((tmp_path / "out").glob("*.tmp"))
 
 
 def _decode_rgba(path, width, height):

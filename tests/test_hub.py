@@ -222,6 +222,56 @@ def test_direct_url_fallback(tmp_path, spec, ckpt_bytes, monkeypatch):
     assert list(ckdir.iterdir()) == [ckdir / (spec.basename + ".sha256")]
 
 
+@pytest.mark.parametrize("cut", ["content-length", "chunked"])
+def test_a_download_cut_short_is_not_kept(tmp_path, spec, ckpt_bytes, monkeypatch, cut):
+    """A server closing early ends a body without an error (Content-Length) or with http.client's IncompleteRead
+    (chunked): the cut file, which a file without a published checksum cannot be checked against, is not kept."""
+    from http_helpers import serving
+
+    half = ckpt_bytes[: len(ckpt_bytes) // 2]
+
+    def send_half(handler):
+        handler.send_response(200)
+        if cut == "chunked":
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(ckpt_bytes), half))
+        else:
+            handler.send_header("Content-Length", str(len(ckpt_bytes)))
+            handler.end_headers()
+            handler.wfile.write(half)
+        handler.close_connection = True
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    ckdir = tmp_path / "checkpoints"
+    with serving() as server:
+        server.routes["/davis.pth"] = send_half
+        unpinned = dataclasses.replace(
+            spec, repo_id=None, url=server.url("/davis.pth"), sha256=None
+        )
+        monkeypatch.setitem(weight_table.WEIGHTS, NAME, unpinned)
+        with pytest.raises(FileNotFoundError, match=r"download failed \((OSError|IncompleteRead)"):
+            hub.resolve(NAME, checkpoints_dir=ckdir)
+    assert not ckdir.exists() or list(ckdir.iterdir()) == []
+
+
+def test_a_file_that_is_no_checkpoint_says_so(tmp_path):
+    """An HTML error page or a Git LFS pointer saved under a checkpoint's name is no 'refused pickle object'
+    (torch.load's error), and no unsafe load is suggested for it."""
+    for head in (
+        b"<!DOCTYPE html><html>Not Found</html>",
+        b"version https://git-lfs.github.com/spec/v1\n",
+    ):
+        path = tmp_path / "sam_vit_b_01ec64.pth"
+        path.write_bytes(head)
+        with pytest.raises(
+            WeightsError, match=r"is not a PyTorch checkpoint: it starts with"
+        ) as err:
+            weight_loading.load_checkpoint(path)
+        assert "weights_only=False" not in str(err.value)
+
+
 def test_truncated_checkpoint_is_a_weights_error(tmp_path, ckpt_bytes):
     path = tmp_path / "truncated.pth"
     path.write_bytes(ckpt_bytes[: len(ckpt_bytes) // 2])
@@ -304,6 +354,17 @@ def test_davis_repo_env_var_points_resolve_at_the_hub(tmp_path, monkeypatch):
     monkeypatch.setenv(weight_table.DAVIS_REPO_ENV, "someone/uvosam-weights:trackers/davis.pth")
     with pytest.raises(FileNotFoundError, match="someone/uvosam-weights: trackers/davis.pth"):
         hub.resolve("uvosam-davis-r50", checkpoints_dir=tmp_path, cache_dir=tmp_path / "hf")
+
+
+def test_info_finds_the_davis_tracker_where_the_env_var_points(tmp_path, monkeypatch):
+    """`uvosam info` lists the local weights as hub.resolve finds them, UVOSAM_DAVIS_REPO included."""
+    from uvosam import environment
+
+    monkeypatch.setenv(weight_table.DAVIS_REPO_ENV, "someone/uvosam-weights:trackers/davis.pth")
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "empty"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    cached = put_in_cache(tmp_path / "hf", weight_table.lookup("uvosam-davis-r50")[0], b"tracker weights")
+    assert environment.local_weights()["uvosam-davis-r50"] == cached
 
 
 def test_network_failure_during_a_hub_download_falls_back_and_names_it(tmp_path, spec, ckpt_bytes,

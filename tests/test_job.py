@@ -1,5 +1,6 @@
 """run_job end to end on a real encoded video with tiny SAM and a replaying tracker; the `uvosam segment` CLI."""
 
+import importlib
 import json
 import zipfile
 
@@ -173,6 +174,69 @@ def test_exporter_failing_to_start_leaves_no_ffmpeg(tmp_path, clip, tiny_sam_mod
     with pytest.raises(OSError, match="disk full"):
         list(run_job(_pipe(video, tiny_sam_model), path, work, JobOptions(cache=True)))
     assert ffmpeg_children() == [] and list(work.iterdir()) == []
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def _fail_zip_at_its_third_file(monkeypatch):
+    import zipfile
+
+    write, calls = zipfile.ZipFile.write, []
+
+    def failing(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device (simulated)")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", failing)
+
+
+def _fail(module, name):
+    def failing(monkeypatch):
+        def disk_full(*args, **kwargs):
+            raise OSError(28, "No space left on device (simulated)")
+
+        monkeypatch.setattr(importlib.import_module(module), name, disk_full)
+
+    return failing
+
+
+@pytest.mark.parametrize(
+    "fail",
+    [
+        _fail("uvosam.export_formats", "write_tracks_csv"),
+        _fail("uvosam.export", "write_run_json"),
+        _fail("uvosam.export", "readme_text"),
+        _fail_zip_at_its_third_file,
+    ],
+    ids=["tracks.csv", "run.json", "README", "zip"],
+)
+def test_a_run_failing_after_its_last_frame_leaves_none_of_its_outputs(
+    tmp_path, clip, tiny_sam_model, monkeypatch, fail
+):
+    """Video, chunks, exports (at the export's root too), zip and cache go; files it did not write stay (an earlier
+    run's files it had not yet replaced when it failed too)."""
+    from uvosam.export_types import ExportOptions
+
+    path, video = clip
+    work = tmp_path / "job"
+    # an earlier run in the same --out, in another style
+    list(run_job(_pipe(video, tiny_sam_model), path, work, JobOptions(max_frames=3, style="matte")))
+    (work / "export" / "notes.txt").write_text("mine")
+    before = {name: (work / name).read_bytes() for name in _files(work)}
+    fail(monkeypatch)
+    options = JobOptions(max_frames=6, chunk_seconds=0.2, cache=True,
+                         export=ExportOptions(mattes=True, alpha_webm=True))  # fmt: skip
+    with pytest.raises(OSError, match="No space left"):
+        list(run_job(_pipe(video, tiny_sam_model), path, work, options))
+    assert ffmpeg_children() == []
+    after = _files(work)  # nothing of this run: no new file, none changed
+    assert set(after) <= set(before) and all((work / n).read_bytes() == before[n] for n in after)
+    # nor a file it did not write: the earlier run's video and zip, a user's notes
+    assert {"shapes_clip_matte.mp4", "shapes_clip_uvosam.zip", "export/notes.txt"} <= set(after)
 
 
 def test_run_job_probes_the_video_once(tmp_path, clip, tiny_sam_model, monkeypatch):

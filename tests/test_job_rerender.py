@@ -1,6 +1,7 @@
 """run_job with a mask cache, then rerender a subset of tracks without running any model."""
 
 import json
+import shutil
 import zipfile
 
 import numpy as np
@@ -89,9 +90,83 @@ def test_rerender_iter_streams_chunks_and_can_be_closed(cached_run, tmp_path):
     assert not (tmp_path / "clip_overlay.mp4").exists()  # the unfinished full video was removed
 
 
+def test_an_odd_output_max_side_gives_even_sides_none_over_it(cached_run, tmp_path):
+    """64x48 at 31: 31x23 used to be padded to 32x24 by the encoder, one pixel over the limit."""
+    out = rerender(cached_run.cache_dir, tmp_path, options=JobOptions(output_max_side=31))
+    info = probe(out.overlay_mp4)
+    assert (info.width, info.height) == (30, 22)
+
+
+@pytest.mark.parametrize(
+    ("size", "max_side", "expected"),
+    [
+        ((640, 360), 101, (100, 56)),  # was 102x58
+        ((360, 640), 31, (16, 30)),  # portrait; was 18x31, padded to 18x32
+        ((101, 57), 101, (100, 56)),  # fits, but its padded 102x58 does not
+        ((101, 57), 102, (101, 57)),  # padded 102x58 fits: the source size
+        ((64, 48), 32, (32, 24)),
+        ((640, 360), None, (640, 360)),
+        ((1000, 3), 10, (10, 2)),  # never under 2
+    ],
+)
+def test_overlay_size_is_even_and_never_over_the_limit(size, max_side, expected):
+    from uvosam.job_outputs import overlay_size
+
+    assert overlay_size(*size, max_side) == expected
+
+
+def test_overlay_size_keeps_the_aspect_as_closely_as_even_sides_allow():
+    from uvosam.job_outputs import overlay_size
+
+    for width, height, max_side in [
+        (w, h, m) for w in (37, 64, 641) for h in (21, 48, 359) for m in (17, 30, 33)
+    ]:
+        out_w, out_h = overlay_size(width, height, max_side)
+        assert out_w % 2 == out_h % 2 == 0 and max(out_w, out_h) in (max_side, max_side - 1)
+        scaled_short = min(width, height) * max(out_w, out_h) / max(width, height)
+        assert abs(min(out_w, out_h) - max(2, scaled_short)) <= 1
+
+
+def test_job_options_refuse_an_output_max_side_under_2():
+    with pytest.raises(ValueError, match="output_max_side must be at least 2 .* got 1"):
+        JobOptions(output_max_side=1)
+
+
 def test_rerender_refuses_a_folder_that_is_not_a_cache(tmp_path):
     with pytest.raises(ValueError, match="not a finished run_job cache"):
-        rerender(tmp_path / "nothing", tmp_path / "out")
+        rerender(tmp_path / "nothing" / "cache", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []  # no nothing/cache/meta.json made on the way
+
+
+def test_rerender_refuses_the_cache_of_a_run_that_did_not_finish(clip, tmp_path, tiny_sam_model):
+    """A cache as a killed run leaves it (copied mid-run): not re-rendered into a shorter video."""
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    steps = run_job(pipe, clip, tmp_path / "run", JobOptions(cache=True))
+    for _ in range(4):
+        next(steps)
+    shutil.copytree(tmp_path / "run" / "cache", tmp_path / "killed")
+    steps.close()
+    with pytest.raises(
+        ValueError, match=r"did not finish \(it holds 4 frames.*run the video again"
+    ):
+        rerender(tmp_path / "killed", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_rerender_refuses_a_cache_with_frames_missing(cached_run, tmp_path):
+    cache = shutil.copytree(cached_run.cache_dir, tmp_path / "cache")
+    (cache / "frame_0000009.npz").unlink()
+    with pytest.raises(ValueError, match="holds 9 of the 10 frames its run wrote"):
+        rerender(cache, tmp_path / "out")
+
+
+def test_a_cache_written_before_the_end_mark_still_rerenders(cached_run, tmp_path):
+    """meta.json without "num_frames" (uvosam before it marked finished caches): taken as finished."""
+    cache = shutil.copytree(cached_run.cache_dir, tmp_path / "cache")
+    info = json.loads((cache / "meta.json").read_text())
+    assert info.pop("num_frames") == 10
+    (cache / "meta.json").write_text(json.dumps(info))
+    assert rerender(cache, tmp_path / "out").num_frames == 10
 
 
 def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(
@@ -104,6 +179,19 @@ def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(
     assert meta["stride"] == 3 and meta["frame_names"] == ["00000", "00003", "00006", "00009"]
     again = rerender(second.cache_dir, tmp_path / "again", options=JobOptions())
     assert again.num_frames == second.num_frames == 4
+
+
+def test_a_run_without_cache_in_a_cached_runs_folder_removes_that_cache(
+    clip, tmp_path, tiny_sam_model
+):
+    """The earlier run's cache no longer matches the folder's outputs: re-rendering it silently replaced the newer
+    run's exports and zip with the earlier run's."""
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    first = list(run_job(pipe, clip, tmp_path, JobOptions(cache=True)))[-1].result
+    list(run_job(pipe, clip, tmp_path, JobOptions(stride=3)))
+    assert not first.cache_dir.exists()
+    with pytest.raises(ValueError, match="not a finished run_job cache"):
+        rerender(first.cache_dir, tmp_path)
 
 
 def test_rerender_in_another_style_without_running_a_model(cached_run, tmp_path):

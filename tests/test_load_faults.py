@@ -306,12 +306,16 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
 
     monkeypatch.setattr(hub.huggingface_hub, "hf_hub_download", download)
 
-    def load(preset: str, sam: str, device: str) -> UVOSAM:
+    def load_segmenter(sam: str, device: str) -> BoxPromptSegmenter:
         model = tiny_sam()
         model.load_state_dict(weight_loading.load_checkpoint(loader.weight_files["sam_vit_b"]))
-        return UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(model))
+        return BoxPromptSegmenter(model)
 
-    loader = PipelineLoader(device="cpu", load=load)
+    loader = PipelineLoader(
+        device="cpu",
+        load_tracker=lambda preset, device: MovingBoxTracker(num_objects=2),
+        load_segmenter=load_segmenter,
+    )
     with launched(loader, AppSettings(work_root=tmp_path / "work")) as url:
         refused = f"not a good copy of {spec.basename}.*sha256 {spec.sha256}"
         assert downloads == [False, True]  # at start: the bad cached copy was fetched again...

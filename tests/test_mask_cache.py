@@ -6,7 +6,7 @@ from export_helpers import results_from_video
 from PIL import Image
 
 from uvosam.export_types import ExportOptions
-from uvosam.mask_cache import MaskCache, filter_tracks, rebuild_exports
+from uvosam.mask_cache import MaskCache, filter_tracks, has_cache, rebuild_exports
 from uvosam.testing import moving_shapes
 
 
@@ -98,3 +98,22 @@ def test_rebuild_exports_with_a_subset(tmp_path, results):
     expected = np.zeros_like(labels)
     expected[res.masks[1]], expected[res.masks[2]] = 1, 2
     assert (labels == expected).all()
+
+
+def test_a_cache_is_finished_once_its_writer_marks_it_and_only_while_every_frame_is_there(
+    tmp_path, results
+):
+    cache = _fill(MaskCache(tmp_path / "c"), results)
+    assert (
+        not cache.finished and not MaskCache(tmp_path / "c").finished
+    )  # a run killed here leaves this
+    cache.finish(len(results))
+    reopened = MaskCache(tmp_path / "c")
+    assert reopened.finished and reopened.info.num_frames == len(results)
+    (tmp_path / "c" / "frame_0000000.npz").unlink()
+    assert not MaskCache(tmp_path / "c").finished
+
+
+def test_has_cache_creates_nothing(tmp_path, results):
+    assert not has_cache(tmp_path / "none") and not (tmp_path / "none").exists()
+    assert has_cache(MaskCache(tmp_path / "c").root)

@@ -260,12 +260,27 @@ def test_variable_frame_rate_webm_gets_its_real_average_rate(tmp_path):
     assert info.fps == pytest.approx(60 / 21.6, rel=0.01)
 
 
-def test_constant_rate_keeps_the_header_rate_exactly(tmp_path):
+def test_an_ntsc_rate_is_read_exactly_and_the_output_keeps_it(tmp_path):
+    """ffmpeg prints 24000/1001 as "23.98 fps": taken as printed, a 20 s overlay drifted 0.08 frames from its
+    source (an editor lining up the matte sees it); the rate is the exact N*1000/1001 the print rounds."""
     path = tmp_path / "ntsc.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=30000/1001", "-frames:v", "30", "-c:v", "libx264",
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=24000/1001", "-frames:v", "480", "-c:v", "libx264",
            path)  # fmt: skip
-    # as the header prints it, not a float average of the timestamps
-    assert probe(path).fps == 29.97
+    source = probe(path)
+    assert source.fps == 24000 / 1001 and source.duration_s == pytest.approx(20.02, abs=0.005)
+    copy = write_video(tmp_path / "copy.mp4", [flat(9)] * 480, fps=source.fps)
+    assert probe(copy).duration_s == pytest.approx(
+        source.duration_s, abs=1e-3
+    )  # at 23.98: 3.3 ms short
+    assert resolve_fps(29.97, 30, None, 0.0, DEFAULT_FPS, path) == 30000 / 1001
+    assert resolve_fps(119.9, 30, None, 0.0, DEFAULT_FPS, path) == 120000 / 1001
+    assert [resolve_fps(f, 30, None, 0.0, DEFAULT_FPS, path) for f in (25.0, 12.5, 23.5)] == [
+        25.0,
+        12.5,
+        23.5,
+    ]
+    # the frames' timestamps closer to the printed rate than to N*1000/1001: kept as printed
+    assert resolve_fps(23.98, 30, 23.98, 0.0, DEFAULT_FPS, path) == 23.98
 
 
 def test_packet_stats_from_framecrc_lines():

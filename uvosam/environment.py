@@ -50,7 +50,10 @@ def local_weights() -> dict[str, Path | None]:
     checksum: this must stay instant)."""
     found: dict[str, Path | None] = {}
     ckdir = hub.default_checkpoints_dir()
-    for name, spec in weight_table.WEIGHTS.items():
+    for name in weight_table.WEIGHTS:
+        spec = weight_table.lookup(name)[
+            0
+        ]  # with the environment's say (UVOSAM_DAVIS_REPO), as hub.resolve
         local = ckdir / spec.basename
         found[name] = local if local.is_file() else _in_hf_cache(spec)
     return found

@@ -106,6 +106,9 @@ class ExportWriter:
         self._num_frames = 0
         self._blank: dict[str, bytes] = {}
         self._result: ExportResult | None = None
+        self._root_files: list[
+            Path
+        ] = []  # the files close() wrote at out_dir's root, for discard()
         self._work = self.out_dir / ".work" / video_name
         self._writes = BackgroundWrites(_export_workers(options))
         self._davis = DavisPngs(
@@ -291,22 +294,7 @@ class ExportWriter:
             )
         records, summaries = list(self._records.values()), self.summaries()
         opts, out = self.options, self.out_dir
-        kw = {"num_frames": self._num_frames}
-        if opts.results_json:
-            fmt.write_results_json(out / "results.json", records, video_id=self.video_name, **kw)
-        if opts.ytvis:
-            fmt.write_ytvis_json(
-                out / "ytvis_results.json", records, video_id=self.ytvis_video_id, **kw
-            )
-        if opts.tracks_csv:
-            fmt.write_tracks_csv(out / "tracks.csv", summaries, davis_labels)
-        timeline = out / "timeline.png" if opts.timeline and self._num_frames else None
-        if timeline is not None:
-            rows = [
-                TimelineRow(r.track_id, s.class_name, list(r.boxes))
-                for r, s in zip(records, summaries)
-            ]
-            fmt.write_rgb_png(timeline, draw_timeline(rows, self._num_frames))
+        timeline = self._write_tables(records, summaries, davis_labels)
         self._remove_work()
         result = ExportResult(
             out_dir=out,
@@ -333,12 +321,55 @@ class ExportWriter:
             num_frames=self._num_frames,
             num_tracks=len(summaries),
         )
-        write_run_json(result.run_json, record)
+        self._write_root(RUN_JSON, write_run_json, record)
         readme = readme_text(result, opts, self.merge, record)
         # a name not UTF-8: \udcff
-        result.readme.write_text(readme, encoding="utf-8", errors=TEXT_ERRORS)
+        self._write_root(result.readme.name, fmt.write_bytes, readme.encode("utf-8", TEXT_ERRORS))
         self._result = result
         return result
+
+    def _write_tables(
+        self,
+        records: list[fmt.TrackRecord],
+        summaries: list[TrackSummary],
+        davis_labels: dict[int, int],
+    ) -> Path | None:
+        """The JSON and CSV files and the timeline the options ask for; the timeline's path (None: not written)."""
+        opts, kw = self.options, {"num_frames": self._num_frames}
+        if opts.results_json:
+            self._write_root(
+                "results.json", fmt.write_results_json, records, video_id=self.video_name, **kw
+            )
+        if opts.ytvis:
+            self._write_root(
+                "ytvis_results.json",
+                fmt.write_ytvis_json,
+                records,
+                video_id=self.ytvis_video_id,
+                **kw,
+            )
+        if opts.tracks_csv:
+            self._write_root("tracks.csv", fmt.write_tracks_csv, summaries, davis_labels)
+        if not (opts.timeline and self._num_frames):
+            return None
+        rows = [
+            TimelineRow(r.track_id, s.class_name, list(r.boxes)) for r, s in zip(records, summaries)
+        ]
+        return self._write_root(
+            "timeline.png", fmt.write_rgb_png, draw_timeline(rows, self._num_frames)
+        )
+
+    def _write_root(self, name: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Path:
+        """``write(out_dir / name, *args, **kwargs)``, an atomic writer (it writes ``<name>.tmp``, then renames it),
+        remembered for ``discard``; if it fails, its ``.tmp`` is removed and the file there (if any) is not this
+        writer's."""
+        path = self.out_dir / name
+        try:
+            write(path, *args, **kwargs)
+        finally:
+            path.with_name(name + ".tmp").unlink(missing_ok=True)
+        self._root_files.append(path)
+        return path
 
     def __enter__(self) -> ExportWriter:
         return self
@@ -352,13 +383,15 @@ class ExportWriter:
             self._remove_work()
 
     def discard(self) -> None:
-        """Delete every file this writer wrote (its per-video folders) after a failed or stopped
-        run, so no partial export is mistaken for a complete one. Does nothing once closed."""
-        if self._result is not None:
-            return
+        """Delete every file this writer wrote after a failed or stopped run, so no partial export is mistaken for a
+        complete one: its per-video folders, its WebM and the files ``close`` wrote at the root (also once closed:
+        a run can fail after its exports, e.g. zipping them). Files there that it did not write are left alone."""
         self._writes.cancel()
         self._abort_alpha()
         self._remove_work()
+        for path in self._root_files:
+            path.unlink(missing_ok=True)
+        self._root_files.clear()
         for kind in ("davis", "cutouts", "mattes"):
             shutil.rmtree(self._dir(kind), ignore_errors=True)
             _remove_if_empty(self.out_dir / kind)

@@ -247,8 +247,10 @@ TRACKS_CSV_COLUMNS = (
 def write_tracks_csv(
     path: Path, summaries: list[TrackSummary], davis_labels: dict[int, int]
 ) -> None:
-    """One row per track (order of first appearance); ``davis_label`` is empty for a track left out of the PNGs."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    """One row per track (order of first appearance); ``davis_label`` is empty for a track left out of the PNGs.
+    Written atomically (``<path>.tmp``, then renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(TRACKS_CSV_COLUMNS)
         for s in summaries:
@@ -265,20 +267,30 @@ def write_tracks_csv(
                     s.returns,
                 ]
             )
+    os.replace(tmp, path)
 
 
 def write_zip(zip_path: Path, root: Path, entries: Iterable[Path]) -> Path:
     """Zip files and folders under ``root`` (names relative to it), streaming from disk.
 
     PNGs are stored (already compressed); everything else is deflated. Folders are walked in sorted order.
+    Written as ``<zip_path>.tmp``, renamed when complete; removed if writing fails.
     """
     zip_path = Path(zip_path)
     tmp = zip_path.with_name(zip_path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
-        for entry in entries:
-            for file in _files_under(entry):
-                kind = zipfile.ZIP_STORED if file.suffix.lower() == ".png" else zipfile.ZIP_DEFLATED
-                archive.write(file, file.relative_to(root).as_posix(), compress_type=kind)
+    try:
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+            for entry in entries:
+                for file in _files_under(entry):
+                    kind = (
+                        zipfile.ZIP_STORED
+                        if file.suffix.lower() == ".png"
+                        else zipfile.ZIP_DEFLATED
+                    )
+                    archive.write(file, file.relative_to(root).as_posix(), compress_type=kind)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, zip_path)
     return zip_path
 

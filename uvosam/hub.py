@@ -18,6 +18,7 @@ file in the HF cache is deleted (snapshot entry and blob) and downloaded again o
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import logging
 import os
@@ -210,7 +211,8 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
                 while chunk := resp.read(CHUNK_BYTES):
                     digest.update(chunk)
                     out.write(chunk)
-    except OSError as err:
+            _check_complete(resp, part.stat().st_size)
+    except (OSError, http.client.HTTPException) as err:  # IncompleteRead: a chunked body cut short
         part.unlink(missing_ok=True)
         looked.append(f"{spec.url} — download failed ({type(err).__name__}: {err})")
         return None
@@ -229,6 +231,14 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
     os.replace(part, dest)
     remember_sha256(dest, digest.hexdigest())
     return dest
+
+
+def _check_complete(resp: http.client.HTTPResponse, received: int) -> None:
+    """Raise ``OSError`` when a response announced more (or fewer) bytes than came: a server that closes early
+    ends the body without an error, and a file without a published checksum would be kept cut short."""
+    announced = resp.headers.get("Content-Length")
+    if announced is not None and announced.isdigit() and int(announced) != received:
+        raise OSError(f"the server announced {int(announced)} bytes but sent {received}: cut short")
 
 
 def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:

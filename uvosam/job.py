@@ -5,12 +5,15 @@ streams the chunks): it yields a ``JobProgress`` after every frame and a last on
 ``JobResult``. Everything it writes goes under ``work_dir``; per-frame memory is flat in video
 length (frames are decoded, segmented, rendered, encoded and exported one at a time). A run that
 fails, or whose generator is closed (a cancelled Gradio job), stops ffmpeg and deletes what it had
-written (video, chunks, exports, mask cache): no partial output is left to pass for a complete one.
+written (video, chunks, exports, mask cache), also when it fails after the last frame (writing the
+exports or the zip): no partial output is left to pass for a complete one. Files it did not write
+(an earlier run's in a reused folder, in another style or not yet replaced) are left alone.
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
 style (``JobOptions.style``), without running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
-re-render writes exactly what a run would have. What the loop knows about the video (``JobPlan``), and what a run keeps
+re-render writes what a run would have, drawn on the cache's frames (JPEG, quality 95: the masks, ids and tables
+are the run's exactly; the pixels of the video and of the cut-outs' colour may differ by a few levels). What the loop knows about the video (``JobPlan``), and what a run keeps
 in the cache so that a re-render knows it again, are in ``uvosam.job_plan``; the video and exports it writes frame
 by frame are opened, drawn and discarded by ``uvosam.job_outputs``.
 
@@ -36,7 +39,7 @@ from uvosam.export import make_zip
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.job_outputs import discard_outputs, open_outputs, overlay_size, render_frame
 from uvosam.job_plan import JobPlan, cache_meta, info_from_meta, safe_name, video_record
-from uvosam.mask_cache import MaskCache
+from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.provenance import rerender_record, run_record
@@ -58,8 +61,8 @@ class JobOptions:
         limits: checked before decoding.
         chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None
             = no chunks.
-        output_max_side: longest side of the overlay video (None = the source size). Masks/exports
-            keep the source size.
+        output_max_side: longest side of the overlay video (None = the source size; at least 2), which is then
+            scaled to even sides, none over it (``job_outputs.overlay_size``). Masks/exports keep the source size.
         show_boxes, show_labels: boxes and tags on the video (every style but ``"matte"``).
         export: which export files are written (and zipped).
         cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
@@ -86,6 +89,11 @@ class JobOptions:
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ValueError(f"JobOptions: style must be one of {STYLES}; got {self.style!r}")
+        if self.output_max_side is not None and self.output_max_side < 2:
+            raise ValueError(
+                "JobOptions: output_max_side must be at least 2 (an encoded video's sides are even) or None "
+                f"(the source size); got {self.output_max_side!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -171,10 +179,11 @@ def run_job(
     )  # fmt: skip
     plan = replace(plan, record=record)
     cache = None
+    cache_root = plan.work_dir / "cache"
+    # an earlier run's cache here no longer matches this folder's outputs: a re-render of it would replace them
+    # with that run's (also when this run keeps no cache)
+    shutil.rmtree(cache_root, ignore_errors=True)
     if options.cache:
-        cache_root = plan.work_dir / "cache"
-        # an earlier run's cache here would be reopened
-        shutil.rmtree(cache_root, ignore_errors=True)
         cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, options.style))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
@@ -210,19 +219,14 @@ def rerender_iter(
         )
     options = options or JobOptions()
     start = time.perf_counter()
-    cache = MaskCache(cache_dir)
+    cache = _finished_cache(Path(cache_dir))
     meta = cache.info.meta
-    if "info" not in meta or cache.info.height is None:
-        raise ValueError(
-            f"rerender: {cache_dir} is not a finished run_job cache (no video info or no frames); "
-            "run the job with JobOptions(cache=True) first."
-        )
     info = info_from_meta(meta["info"])
     plan = JobPlan(
         info=info,
         video_name=safe_name(options.video_name or meta["video_name"]),
         frame_names=tuple(meta["frame_names"]),
-        total=len(cache),
+        total=cache.info.num_frames,
         fps=float(meta["fps"]),
         class_names=tuple(class_names if class_names is not None else meta["class_names"]),
         work_dir=Path(work_dir),
@@ -254,6 +258,38 @@ def rerender_iter(
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
     yield from _produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
+
+
+def _finished_cache(cache_dir: Path) -> MaskCache:
+    """The mask cache of a ``run_job`` that finished, at ``cache_dir``; ``ValueError`` (and nothing created) if there
+    is none."""
+    if not has_cache(cache_dir):
+        raise ValueError(
+            f"rerender: {cache_dir} is not a finished run_job cache (no meta.json there); "
+            "run the job with JobOptions(cache=True) first."
+        )
+    cache = MaskCache(cache_dir)
+    if "info" not in cache.info.meta or cache.info.height is None:
+        raise ValueError(
+            f"rerender: {cache_dir} is not a finished run_job cache (no video info or no frames); "
+            "run the job with JobOptions(cache=True) first."
+        )
+    if not cache.finished:
+        raise ValueError(
+            f"rerender: {_unfinished(cache)}; run the video again with JobOptions(cache=True)."
+        )
+    return cache
+
+
+def _unfinished(cache: MaskCache) -> str:
+    """Why a cache with frames is not ``finished``."""
+    held = len(cache)
+    if cache.info.num_frames is None:
+        return (
+            f"the run that wrote {cache.root} did not finish (it holds {held} frames but no end mark: the run was "
+            "killed, or is still going), so its masks may not cover the whole video"
+        )
+    return f"{cache.root} holds {held} of the {cache.info.num_frames} frames its run wrote"
 
 
 def _scoring_at_least(result: FrameResult, min_score: float) -> FrameResult:
@@ -294,7 +330,8 @@ def rerender(
         The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
 
     Raises:
-        ValueError: ``cache_dir`` holds no finished ``run_job`` cache; ``keep_ids`` names a track not in the run;
+        ValueError: ``cache_dir`` holds no finished ``run_job`` cache (none: nothing is created there; or one whose
+            run was killed before its end, ``MaskCache.finished``); ``keep_ids`` names a track not in the run;
             ``min_score`` is not in [0, 1];
             ``merge`` names a track not in the run,
             a track merged into itself or a chain (``check_merge``).
@@ -363,12 +400,15 @@ def _produce(
                 )
             last_chunk = writer.close()
             export = exporter.close()
-    except BaseException:  # failed or closed early (GeneratorExit): leave no partial outputs
+            if cache is not None:  # after every frame: a cache without it is an unfinished run's
+                cache.finish(done)
+        result = _finish(
+            plan, overlay_path, export, done, cache.root if cache is not None else cache_root
+        )
+    # failed (also after the last frame, e.g. zipping) or closed early (GeneratorExit): no partial outputs
+    except BaseException:
         discard_outputs(writer, exporter, cache)
         raise
-    result = _finish(
-        plan, overlay_path, export, done, cache.root if cache is not None else cache_root
-    )
     yield JobProgress(
         done,
         done,

@@ -27,11 +27,17 @@ if TYPE_CHECKING:
 
 
 def overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """The output video's ``(width, height)``: the source's, or scaled down to ``max_side`` (each side >= 2)."""
-    if max_side is None or max(width, height) <= max_side:
+    """The output video's ``(width, height)``: the source's, or scaled down so that the encoded video (whose sides are
+    even: ``VideoWriter`` pads an odd one) has no side over ``max_side``.
+
+    A scaled size has even sides (nothing to pad): the longest is ``max_side`` rounded down to even, the other the even
+    number closest to the source's aspect (at least 2). E.g. 640x360 at ``max_side=101`` is 100x56.
+    """
+    if max_side is None or max(width + width % 2, height + height % 2) <= max_side:
         return width, height
-    scale = max_side / max(width, height)
-    return max(2, round(width * scale)), max(2, round(height * scale))
+    long_side = max(2, max_side - max_side % 2)
+    short_side = max(2, 2 * round(min(width, height) * long_side / max(width, height) / 2))
+    return (long_side, short_side) if width >= height else (short_side, long_side)
 
 
 def open_outputs(
@@ -75,12 +81,10 @@ def open_outputs(
 
 
 def discard_outputs(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
-    """Delete what a run that did not finish wrote (the writers already stopped their work)."""
-    writer.abort()
-    for chunk in writer.chunk_paths:
-        chunk.unlink(missing_ok=True)
-    if writer.chunk_dir.is_dir() and not any(writer.chunk_dir.iterdir()):
-        writer.chunk_dir.rmdir()
+    """Delete what a run that did not finish wrote, whenever it failed: while writing frames, or after (the video
+    and exports closed, e.g. zipping them). Only this run's files go: the video, chunks and exports it wrote and
+    its cache (``run_job`` starts a fresh one)."""
+    writer.discard()
     exporter.discard()
     if cache is not None:
         cache.clear()

@@ -3,6 +3,9 @@
 Per frame: one compressed ``.npz`` (ids, boxes, scores, labels, bit-packed masks) and the frame as JPEG or PNG
 (or nothing, when the caller can decode the video again), so memory stays flat in video length both when writing
 and when replaying. A cache belongs to one video of one session; the app deletes its folder with the session.
+
+Its writer marks it whole when done (``MaskCache.finish``: the number of frames, written last), so that a cache a run
+left behind when it was killed mid-video is not taken for the whole video (``MaskCache.finished``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class CacheInfo:
         height, width: frame size of every cached frame (None before the first frame).
         image_format: "png" (lossless), "jpeg" (quality ``jpeg_quality``) or "none" (frames supplied on replay).
         meta: free JSON-able data from the caller (e.g. video name, class names, fps).
+        num_frames: how many frames its writer stored, once it finished (``MaskCache.finish``); None until then.
     """
 
     height: int | None
@@ -44,13 +48,15 @@ class CacheInfo:
     image_format: str
     jpeg_quality: int
     meta: dict[str, Any]
+    num_frames: int | None = None
 
 
 class MaskCache:
     """Per-video folder of per-frame results.
 
     Args:
-        root: the folder (created). An existing cache there is re-opened (its ``meta.json`` wins).
+        root: the folder (created). An existing cache there is re-opened (its ``meta.json`` wins; see ``has_cache``
+            to open only an existing one).
         image_format: how frames are kept: "png" (exact), "jpeg" (smaller, faster, lossy) or "none".
         jpeg_quality: JPEG quality 1-95.
         meta: extra JSON-able data stored alongside (read back as ``info.meta``).
@@ -74,7 +80,10 @@ class MaskCache:
         self.root.mkdir(parents=True, exist_ok=True)
         meta_path = self.root / _META
         if meta_path.exists():
-            self.info = CacheInfo(**json.loads(meta_path.read_text(encoding="utf-8")))
+            data = json.loads(meta_path.read_text(encoding="utf-8"))
+            # written before caches were marked finished: taken as finished, with the frames it holds
+            data.setdefault("num_frames", len(self))
+            self.info = CacheInfo(**data)
         else:
             self.info = CacheInfo(None, None, image_format, jpeg_quality, dict(meta or {}))
             self._write_info()
@@ -135,6 +144,17 @@ class MaskCache:
 
     def __len__(self) -> int:
         return len(self.frame_indices())
+
+    def finish(self, num_frames: int) -> None:
+        """Mark the cache whole: its writer stored ``num_frames`` frames and is done (call it last)."""
+        self.info = replace(self.info, num_frames=int(num_frames))
+        self._write_info()
+
+    @property
+    def finished(self) -> bool:
+        """Whether its writer marked it whole (``finish``) and all those frames are here: False for a cache whose
+        run was stopped, failed or killed mid-video."""
+        return self.info.num_frames is not None and len(self) == self.info.num_frames
 
     def track_labels(self) -> dict[int, int]:
         """Every cached track id -> its class index in the first frame it appears in (reads ids and labels only)."""
@@ -203,6 +223,11 @@ class MaskCache:
     def clear(self) -> None:
         """Delete the cache folder."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def has_cache(root: str | Path) -> bool:
+    """Whether ``root`` holds a mask cache (finished or not); creates nothing."""
+    return (Path(root) / _META).is_file()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

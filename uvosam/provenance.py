@@ -34,6 +34,7 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -257,11 +258,13 @@ def write_run_json(path: str | Path, record: Mapping[str, Any]) -> Path:
     ``os.fsdecode``) is written as JSON escapes (``"clip\\udcff"``), which read back to the same string.
     """
     path = Path(path)
-    path.write_text(
+    tmp = path.with_name(path.name + ".tmp")  # atomic: a reader never sees half of it
+    tmp.write_text(
         json.dumps(record, indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8",
         errors=TEXT_ERRORS,
     )
+    os.replace(tmp, path)
     return path
 
 

@@ -20,6 +20,7 @@ caller) where the input may simply be the wrong kind of file.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import subprocess
 import tempfile
@@ -233,6 +234,21 @@ def count_frames(path: Path, header: Header, *, accepted: str) -> tuple[int, Pac
     return n, stats
 
 
+def _ntsc_exact(fps: float, timed_fps: float | None) -> float:
+    """A header rate as ffmpeg prints it (4 significant digits) back to the exact N * 1000/1001 it rounds, e.g.
+    23.98 -> 24000/1001 (23.976...), 29.97 -> 30000/1001, 119.9 -> 120000/1001: encoded at the printed rate, the
+    output drifted from its source (0.08 frames at 20 s for 23.98 fps). Kept as printed when it is an integer, when
+    no N * 1000/1001 rounds to it, or when the frames' timestamps are closer to the printed rate."""
+    n = round(fps * 1.001)
+    exact = n * 1000 / 1001
+    half_digit = 0.5 * 10.0 ** (math.floor(math.log10(fps)) - 3)  # of the 4th significant digit
+    if n < 1 or fps == n or abs(exact - fps) > half_digit + 1e-9:
+        return fps
+    if timed_fps is not None and abs(timed_fps - fps) < abs(timed_fps - exact):
+        return fps
+    return exact
+
+
 def resolve_fps(
     fps: float,
     num_frames: int,
@@ -255,7 +271,7 @@ def resolve_fps(
         )
         return timed_fps
     if fps > 0:
-        return fps
+        return _ntsc_exact(fps, timed_fps)
     if num_frames == 1:
         return default_fps
     if timed_fps is not None:

@@ -288,6 +288,16 @@ class VideoWriter:
         self._chunk = None
         self._closed = True
 
+    def discard(self) -> None:
+        """``abort``, then delete what this writer wrote, also once closed: the full file and its chunks (and their
+        folder, if that leaves it empty). For a run that fails after its video was finished."""
+        self.abort()
+        self.path.unlink(missing_ok=True)
+        for chunk in self.chunk_paths:
+            chunk.unlink(missing_ok=True)
+        if self.chunk_dir.is_dir() and not any(self.chunk_dir.iterdir()):
+            self.chunk_dir.rmdir()
+
     def __enter__(self) -> VideoWriter:
         return self
 

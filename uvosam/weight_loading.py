@@ -22,6 +22,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             than tensors and plain containers (e.g. a pickle that would run code), or is not a dict.
     """
     path = Path(path)
+    _check_is_checkpoint(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -54,6 +55,28 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}."
         )
     return obj
+
+
+_CHECKPOINT_STARTS = (
+    b"PK\x03\x04",
+    b"\x80",
+)  # torch.save's zip format; a legacy pickle (protocol 2+)
+
+
+def _check_is_checkpoint(path: Path) -> None:
+    """Refuse, by its first bytes, a file that is no PyTorch checkpoint at all (an HTML error page or a Git LFS
+    pointer saved under a checkpoint's name), which ``torch.load`` would report as a refused pickle object."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64)
+    except OSError as err:
+        raise WeightsError(f"{path} could not be read ({type(err).__name__}: {err}).") from None
+    if head and not head.startswith(_CHECKPOINT_STARTS):
+        shown = head[:32].decode("utf-8", "replace").split("\n")[0]
+        raise WeightsError(
+            f"{path} is not a PyTorch checkpoint: it starts with {shown!r} (a web page or a Git LFS pointer saved "
+            "under its name?). Delete it and download it again (see checkpoints/README.md)."
+        )
 
 
 def load_into(

@@ -14,11 +14,19 @@ import torch
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video import ACCEPTED_FOLDER
+from uvosam_app.models import ModelsNotLoadedError
 from uvosam_app.text import out_of_memory_text
 
 logger = logging.getLogger("uvosam.app")
 
-USER_ERRORS = (VideoReadError, VideoLimitError, FileNotFoundError, ValueError, WeightsError)
+USER_ERRORS = (
+    VideoReadError,
+    VideoLimitError,
+    FileNotFoundError,
+    ValueError,
+    WeightsError,
+    ModelsNotLoadedError,
+)
 
 
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at

@@ -85,6 +85,11 @@ def gpu_seconds(
         )
     except (OSError, ValueError):
         return 60  # the job itself reports the bad input
+    return gpu_seconds_for(frames, sam)
+
+
+def gpu_seconds_for(frames: int, sam: str) -> int:
+    """ZeroGPU seconds asked for a job of ``frames`` output frames with the mask model ``sam`` (at most 600)."""
     return int(min(600, 20 + frames * _PER_FRAME_S.get(sam, 0.5)))
 
 

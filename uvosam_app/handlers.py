@@ -30,14 +30,7 @@ from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
-from uvosam_app.models import (
-    PRESETS,
-    GetPipeline,
-    mask_model_label,
-    mask_models,
-    run_config,
-    sam2_missing,
-)
+from uvosam_app.models import GetPipeline, mask_model_label, run_config, sam2_missing
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
@@ -108,9 +101,7 @@ class App:
             raise gr.Error(
                 "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
             )
-        if tracker not in PRESETS:
-            raise gr.Error(f"Choose a tracker from {PRESETS}; got {tracker!r}.")
-        _check_mask_model(sam)
+        _check_models(tracker, sam, self.settings)
         too_big = _over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
@@ -256,7 +247,11 @@ class App:
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {mask_model_label(sam)}"
         on_cpu = app_gpu.default_device() == "cpu"
-        text = describe_video(info, Path(path).name, stride, max_frames, models, fps, on_cpu)
+        frames = info.num_output_frames(stride=stride, max_frames=max_frames)
+        seconds = app_gpu.gpu_seconds_for(frames, sam) if app_gpu.zero_gpu() else None
+        text = describe_video(
+            info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds
+        )
         return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
 
     # ------------------------------------------------------------------------------------- timeline
@@ -422,14 +417,21 @@ def _merge(text: str | None) -> dict[int, int]:
         raise gr.Error(str(err), print_exception=False) from None
 
 
-def _check_mask_model(sam: str) -> None:
-    """Refuse a mask model this app does not offer; a SAM 2.1 one without the sam2 package says how to get it."""
-    offered = mask_models()
+def _check_models(tracker: str, sam: str, settings: AppSettings) -> None:
+    """Refuse a tracker preset or a mask model this app does not offer (on ZeroGPU: not loaded at start); a SAM 2.1
+    one without the sam2 package says how to get it."""
+    at_start = " (on ZeroGPU: those loaded at start)" if settings.start_models_only else ""
+    if tracker not in settings.presets():
+        raise gr.Error(
+            f"Choose a tracker from {settings.presets()}{at_start}; got {tracker!r}.",
+            print_exception=False,
+        )
+    offered = settings.mask_models()
     if sam in offered:
         return
     why = sam2_missing() if sam in SAM2_MODEL_TYPES else None
     raise gr.Error(
-        why or f"Choose a mask model from {offered}; got {sam!r}.", print_exception=False
+        why or f"Choose a mask model from {offered}{at_start}; got {sam!r}.", print_exception=False
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from uvosam_app.models import PRESETS, mask_model_choices
+from uvosam_app.models import mask_model_choices
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import ABOUT, LINK_EXAMPLE, banner_markdown, mask_model_info
 
@@ -173,13 +173,13 @@ def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | N
 def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
     return {
         "tracker": gr.Dropdown(
-            list(PRESETS), value=settings.default_preset, label="Tracker preset"
+            list(settings.presets()), value=settings.default_preset, label="Tracker preset"
         ),
         "sam": gr.Radio(
-            mask_model_choices(),
+            mask_model_choices(settings.mask_models()),
             value=settings.default_sam,
             label="Mask model",
-            info=mask_model_info(),
+            info=mask_model_info(settings.start_models_only),
             elem_id="mask-model",
         ),
         "min_score": gr.Slider(

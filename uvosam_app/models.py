@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from uvosam import hub, sam2_segmenter, weight_table
+from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import (
     SAM2_MODEL_TYPES,
     SAM_MODEL_TYPES,
@@ -21,7 +22,9 @@ from uvosam.config import (
     SegmenterConfig,
 )
 from uvosam.pipeline import UVOSAM
-from uvosam.segmenter import weights_key
+from uvosam.segmenter import load_segmenter, weights_key
+from uvosam.tracker import loading as tracker_loading
+from uvosam.types import BoxTracker
 from uvosam_app.gpu import zero_gpu
 
 logger = logging.getLogger("uvosam.app")
@@ -63,9 +66,9 @@ def mask_model_label(sam: str) -> str:
     return MASK_MODEL_LABELS.get(sam, sam)
 
 
-def mask_model_choices() -> list[tuple[str, str]]:
-    """(label, model type) of every offered mask model: the choices of the app's mask model radio."""
-    return [(mask_model_label(sam), sam) for sam in mask_models()]
+def mask_model_choices(offered: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(label, model type) of the ``offered`` mask models: the choices of the app's mask model radio."""
+    return [(mask_model_label(sam), sam) for sam in offered]
 
 
 def needed_weights(preset: str, sam: str) -> tuple[str, ...]:
@@ -73,72 +76,107 @@ def needed_weights(preset: str, sam: str) -> tuple[str, ...]:
     return preset, weights_key(sam)
 
 
-def from_pretrained(preset: str, sam: str, device: str, sam_precision: str = "auto") -> UVOSAM:
-    """``UVOSAM.from_pretrained(tracker=preset, sam=sam, device=device)`` with the image encoder's precision
-    ``sam_precision`` (``uvosam.config.SAM_PRECISIONS``), then on a GPU (not ZeroGPU, where none is attached while
-    loading) one warm-up frame, so the first user's first chunk does not pay the one-time costs."""
-    load = getattr(UVOSAM, "from_pretrained", None)
-    if load is None:
-        raise NotImplementedError(
-            "This uvosam build has no UVOSAM.from_pretrained, so the app cannot load the released "
-            "models; install a complete uvosam (pip install -e . from the repository)."
-        )
+def load_tracker(preset: str, device: str) -> BoxTracker:
+    """The tracker of a preset (``uvosam.weight_table.WEIGHTS``), as ``UVOSAM.from_pretrained`` loads it."""
+    return tracker_loading.load_tracker(preset, device=resolve_device(device))
+
+
+def load_mask_model(sam: str, device: str, sam_precision: str = "auto") -> BoxSegmenterBase:
+    """A mask model (``SegmenterConfig.model_type``) with its image encoder in ``sam_precision``
+    (``uvosam.config.SAM_PRECISIONS``), as ``UVOSAM.from_pretrained`` loads it."""
     fast = SAM_PRECISIONS[sam_precision]
-    pipe = load(tracker=preset, sam=sam, device=device, segmenter_config=SegmenterConfig(fast=fast))
-    if device.startswith("cuda") and not zero_gpu():
-        logger.info("warm-up of %s + %s on %s: %.1f s", preset, sam, device, pipe.warm_up())
-    return pipe
+    return load_segmenter(sam, device=resolve_device(device), config=SegmenterConfig(fast=fast))
+
+
+class ModelsNotLoadedError(RuntimeError):
+    """A model that this process no longer loads (on ZeroGPU only those loaded at start run)."""
+
+
+class _Models:
+    """Models of one kind (trackers or mask models) by name, each loaded once (concurrent first uses wait for one
+    load; loading one does not block users of the others). At most ``max_loaded`` are kept; the least recently used
+    goes, never the first one loaded (the app's default)."""
+
+    def __init__(self, load: Callable[[str], Any], max_loaded: int) -> None:
+        self._load = load
+        self._max_loaded = max_loaded
+        self._models: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._name_locks: dict[str, threading.Lock] = {}
+        self._first: str | None = None
+
+    def __contains__(self, name: str) -> bool:
+        with self._lock:
+            return name in self._models
+
+    def get(self, name: str) -> tuple[Any, bool]:
+        """(the model, whether this call loaded it)."""
+        with self._lock:
+            if name in self._models:
+                self._models.move_to_end(name)
+                return self._models[name], False
+            name_lock = self._name_locks.setdefault(name, threading.Lock())
+        with name_lock:
+            with self._lock:
+                if name in self._models:
+                    return self._models[name], False
+            model = self._load(name)
+            with self._lock:
+                self._models[name] = model
+                self._first = self._first or name
+                while len(self._models) > self._max_loaded:
+                    evicted = next(k for k in self._models if k != self._first)
+                    logger.info("unloading %s (least recently used)", evicted)
+                    del self._models[evicted]
+            return model, True
 
 
 class PipelineLoader:
-    """``loader(preset, sam) -> UVOSAM``: loads each pair once per process and keeps it (read-only).
+    """``loader(preset, sam) -> UVOSAM``: each tracker preset and each mask model is loaded once per process and
+    shared (read-only) by every pair that uses it, so offering several pairs costs no copy of a model.
 
-    Weight files are checked first (``hub.resolve``: ``checkpoints/``, then the Hugging Face
-    cache/Hub), so a missing-weights error lists EVERY missing file at once. Loading one pair does
-    not block users of pairs already loaded. At most ``max_loaded`` pairs are kept; the least
-    recently used (never the first) goes.
+    Weight files are checked first (``hub.resolve``: ``checkpoints/``, then the Hugging Face cache/Hub), so a
+    missing-weights error lists EVERY missing file at once. At most ``max_loaded`` trackers and as many mask models
+    are kept (``_Models``). A pair with a model new to it is warmed up once on a GPU (not ZeroGPU, where none is
+    attached while loading), so the first user's first chunk does not pay the one-time costs. After
+    ``stop_loading`` (ZeroGPU: models must load in the main thread at start, where its CUDA emulation runs), a pair
+    with a model not loaded raises ``ModelsNotLoadedError``.
     """
 
     def __init__(
         self,
         *,
         device: str,
-        load: Callable[[str, str, str], UVOSAM] = from_pretrained,
+        load_tracker: Callable[[str, str], BoxTracker] = load_tracker,
+        load_segmenter: Callable[[str, str], BoxSegmenterBase] = load_mask_model,
         max_loaded: int = 3,
     ) -> None:
         self.device = device
         self.weight_files: dict[str, Path] = {}
-        self._load = load
-        self._max_loaded = max_loaded
-        self._pipes: OrderedDict[tuple[str, str], UVOSAM] = OrderedDict()
-        self._lock = threading.Lock()
-        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._first: tuple[str, str] | None = (
-            None  # the first pair loaded (startup's) is never evicted
-        )
+        self._trackers = _Models(lambda preset: load_tracker(preset, device), max_loaded)
+        self._segmenters = _Models(lambda sam: load_segmenter(sam, device), max_loaded)
+        self._stopped: str | None = None
 
     def __call__(self, preset: str, sam: str) -> UVOSAM:
-        key = (preset, sam)
-        with self._lock:
-            if key in self._pipes:
-                self._pipes.move_to_end(key)
-                return self._pipes[key]
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._pipes:
-                    return self._pipes[key]
+        if preset not in self._trackers or sam not in self._segmenters:
+            if self._stopped is not None:
+                raise ModelsNotLoadedError(
+                    f"{preset} + {mask_model_label(sam)} is not loaded in this process: {self._stopped}"
+                )
             self.check_weights(preset, sam)
             logger.info("loading tracker %s + mask model %s on %s", preset, sam, self.device)
-            pipe = self._load(preset, sam, self.device)
-            with self._lock:
-                self._pipes[key] = pipe
-                self._first = self._first or key
-                while len(self._pipes) > self._max_loaded:
-                    evicted = next(k for k in self._pipes if k != self._first)
-                    logger.info("unloading %s + %s (least recently used)", *evicted)
-                    del self._pipes[evicted]
-            return pipe
+        tracker, new_tracker = self._trackers.get(preset)
+        segmenter, new_segmenter = self._segmenters.get(sam)
+        pipe = UVOSAM(tracker, segmenter)
+        if (new_tracker or new_segmenter) and self.device.startswith("cuda") and not zero_gpu():
+            logger.info(
+                "warm-up of %s + %s on %s: %.1f s", preset, sam, self.device, pipe.warm_up()
+            )
+        return pipe
+
+    def stop_loading(self, reason: str) -> None:
+        """Load nothing more: a pair with a model not loaded yet raises ``ModelsNotLoadedError`` saying ``reason``."""
+        self._stopped = reason
 
     def check_weights(self, preset: str, sam: str) -> None:
         """Resolve the pair's weight files; raise ``FileNotFoundError`` naming every missing one."""

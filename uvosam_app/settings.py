@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from uvosam.config import SAM2_MODEL_TYPES, SAM_PRECISIONS, VideoLimits
+from uvosam_app.gpu import zero_gpu
 from uvosam_app.models import PRESETS, mask_models, sam2_missing
 
 
@@ -77,6 +78,10 @@ class AppSettings:
         url_timeout_s: longest a link's download may take, in seconds.
         sam_precision: the mask model's image encoder: ``auto`` (bf16 on a GPU and on a CPU that computes bf16
             natively, else float32), ``bf16`` or ``fp32`` (the model's own forward) [UVOSAM_SAM_PRECISION].
+        preload: more tracker presets and mask models to load at start, each with the other default model
+            [UVOSAM_PRELOAD, comma-separated, e.g. ``vit_h,sam2.1_tiny,idol-ovis-r50``].
+        start_models_only: offer only the models loaded at start (the defaults and ``preload``); set on ZeroGPU,
+            whose CUDA emulation lets models load only in the main thread at start [from ``SPACES_ZERO_GPU``].
     """
 
     max_frames: int = 900
@@ -95,6 +100,8 @@ class AppSettings:
     url_allow_private: bool = False
     url_timeout_s: float = 60.0
     sam_precision: str = "auto"
+    preload: tuple[str, ...] = ()
+    start_models_only: bool = False
 
     def __post_init__(self) -> None:
         if self.sam_precision not in SAM_PRECISIONS:
@@ -111,6 +118,12 @@ class AppSettings:
             why = f" ({sam2_missing()})" if self.default_sam in SAM2_MODEL_TYPES else ""
             raise ValueError(
                 f"AppSettings.default_sam (UVOSAM_SAM) must be one of {offered}; got {self.default_sam!r}{why}"
+            )
+        unknown = [name for name in self.preload if name not in PRESETS + offered]
+        if unknown:
+            raise ValueError(
+                f"AppSettings.preload (UVOSAM_PRELOAD) takes tracker presets {PRESETS} and mask models {offered}; "
+                f"got {', '.join(map(repr, unknown))}"
             )
 
     @classmethod
@@ -132,7 +145,33 @@ class AppSettings:
             url_input=_env_flag(env, "UVOSAM_URL_INPUT", d.url_input),
             url_allow_private=_env_flag(env, "UVOSAM_URL_ALLOW_PRIVATE", d.url_allow_private),
             sam_precision=(env.get("UVOSAM_SAM_PRECISION") or d.sam_precision).strip().lower(),
+            preload=tuple(n.strip() for n in env.get("UVOSAM_PRELOAD", "").split(",") if n.strip()),
+            start_models_only=zero_gpu(),
         )
+
+    def presets(self) -> tuple[str, ...]:
+        """The tracker presets offered: all, or (``start_models_only``) those loaded at start."""
+        return tuple(p for p in PRESETS if not self.start_models_only or p in self._at_start())
+
+    def mask_models(self) -> tuple[str, ...]:
+        """The mask models offered: all this process can run, or (``start_models_only``) those loaded at start."""
+        return tuple(
+            m for m in mask_models() if not self.start_models_only or m in self._at_start()
+        )
+
+    def start_pairs(self) -> list[tuple[str, str]]:
+        """(tracker preset, mask model) pairs loaded at start: the defaults, then each ``preload`` tracker with the
+        default mask model and each ``preload`` mask model with the default tracker (models are shared between
+        pairs: every offered pair is then loaded)."""
+        pairs = [(self.default_preset, self.default_sam)]
+        for name in self.preload:
+            pair = (name, self.default_sam) if name in PRESETS else (self.default_preset, name)
+            if pair not in pairs:
+                pairs.append(pair)
+        return pairs
+
+    def _at_start(self) -> set[str]:
+        return {self.default_preset, self.default_sam, *self.preload}
 
     def limits(self) -> VideoLimits:
         return VideoLimits(

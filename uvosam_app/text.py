@@ -54,7 +54,7 @@ def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings)
         [
             f"<small>Device: **{device_text(str(device or default_device()))}** · "
             f"{backend_text()} · models: **{settings.default_preset}** + "
-            f"**{mask_model_label(settings.default_sam)}** (others load on first use)<br>",
+            f"**{mask_model_label(settings.default_sam)}** ({_others(settings)})<br>",
             "Weights: " + "; ".join(weights) + "<br>",
             *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
             f"{packages}</small>",
@@ -62,15 +62,35 @@ def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings)
     )
 
 
-def mask_model_info() -> str:
-    """The mask model radio's help line: how the models compare, or why SAM 2.1 is not offered."""
+def _others(settings: AppSettings) -> str:
+    """What the footer says of the models besides the defaults: when they load, or (ZeroGPU) which were loaded."""
+    if not settings.start_models_only:
+        return "others load on first use"
+    others = [
+        n for n in settings.preload if n not in (settings.default_preset, settings.default_sam)
+    ]
+    loaded = ", ".join(mask_model_label(n) for n in others)
+    return (
+        f"also loaded at start: {loaded}"
+        if others
+        else "the only ones: on ZeroGPU models load at start only, UVOSAM_PRELOAD lists more"
+    )
+
+
+def mask_model_info(start_models_only: bool = False) -> str:
+    """The mask model radio's help line: how the models compare, or why SAM 2.1 is not offered; and when a model
+    loads (on ZeroGPU only at start: ``start_models_only``)."""
     missing = sam2_missing()
     if missing:
         return f"SAM 2.1 not offered here: {missing}"
+    loads = (
+        "These were loaded at start (on ZeroGPU, models load only then)."
+        if start_models_only
+        else "A model loads on its first run."
+    )
     return (
         "Larger models give finer masks, more slowly. Measured on a CPU, SAM 2.1 tiny and small encode a frame "
-        "4-5x faster than SAM ViT-B in float32 (3-3.5x in bf16), base+ about 2x, large about as fast. A model "
-        "loads on its first run."
+        f"4-5x faster than SAM ViT-B in float32 (3-3.5x in bf16), base+ about 2x, large about as fast. {loads}"
     )
 
 
@@ -162,6 +182,7 @@ def describe_video(
     models: str,
     fps: float | None,
     on_cpu: bool = False,
+    zero_gpu_seconds: int | None = None,
 ) -> str:
     """Markdown telling a user, before Run, what their upload is and what a run of it will cover.
 
@@ -171,6 +192,7 @@ def describe_video(
         models: "<tracker preset> + <mask model>", as the estimate names them.
         fps: frames per second of this app's last finished run with these models, or None.
         on_cpu: the models run on the CPU: without a past run, say what a frame costs there.
+        zero_gpu_seconds: on ZeroGPU, the GPU time a run asks for (counted against the user's daily quota).
     """
     rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")
     source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
@@ -190,6 +212,12 @@ def describe_video(
         text += f" No run with {models} here yet to estimate the time from."
         if on_cpu:
             text += f" {CPU_FRAME_COST}"
+    if zero_gpu_seconds is not None:
+        text += (
+            f" On ZeroGPU, Run asks for {zero_gpu_seconds} s of GPU time, counted against your daily quota (a few"
+            " minutes without a PRO account; a larger GPU counts more): a larger Frame stride or a smaller Max"
+            " frames asks for less."
+        )
     return text
 
 

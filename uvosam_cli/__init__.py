@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (
         ValueError,
-        FileNotFoundError,
+        OSError,  # a missing input, an output path under a file, a folder where a file goes, no permission
         RuntimeError,
         MissingPackageError,
     ) as exc:  # user errors: no traceback
