@@ -363,7 +363,9 @@ def test_info_finds_the_davis_tracker_where_the_env_var_points(tmp_path, monkeyp
     monkeypatch.setenv(weight_table.DAVIS_REPO_ENV, "someone/uvosam-weights:trackers/davis.pth")
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "empty"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    cached = put_in_cache(tmp_path / "hf", weight_table.lookup("uvosam-davis-r50")[0], b"tracker weights")
+    cached = put_in_cache(
+        tmp_path / "hf", weight_table.lookup("uvosam-davis-r50")[0], b"tracker weights"
+    )
     assert environment.local_weights()["uvosam-davis-r50"] == cached
 
 
