@@ -1,5 +1,6 @@
 """The models the app offers and how it loads them: tracker presets, mask models (with the names the UI shows),
-the loader that keeps each loaded pair, and a run's config. Nothing here imports gradio.
+the loader that keeps each loaded tracker and mask model (shared by the pairs that use it), and a run's config.
+Nothing here imports gradio.
 """
 
 from __future__ import annotations
