@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import pickle
+import time
 from pathlib import Path
 
 import huggingface_hub
@@ -87,6 +89,63 @@ def test_checkpoints_dir_comes_first_and_the_hash_is_remembered(
     monkeypatch.setattr(weight_checksums, "_HASHES", {})
     with pytest.raises(pytest.fail.Exception, match="re-hashed"):
         hub.resolve(NAME, checkpoints_dir=ckdir)
+
+
+def _replace_keeping_mtime(path: Path, data: bytes, *, in_place: bool) -> None:
+    """Other bytes into ``path`` with its mtime set back: ``cp -p`` / ``curl -R`` write in place,
+    ``rsync -t`` / ``wget -N`` write a new file and rename it over."""
+    st = path.stat()
+    time.sleep(0.02)  # a kernel with coarse timestamps moves ctime once a clock tick (a few ms)
+    if in_place:
+        path.write_bytes(data)
+    else:
+        path.with_name("new.tmp").write_bytes(data)
+        os.replace(path.with_name("new.tmp"), path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "renamed-over"])
+@pytest.mark.parametrize("new_process", [False, True], ids=["same-process", "new-process"])
+def test_a_same_size_copy_with_its_mtime_restored_is_hashed_again(
+    tmp_path, spec, ckpt_bytes, monkeypatch, in_place, new_process
+):
+    path = tmp_path / spec.basename
+    path.write_bytes(ckpt_bytes)
+    weight_checksums.verify_file(path, spec)
+    _replace_keeping_mtime(path, corrupt(ckpt_bytes), in_place=in_place)
+    if new_process:  # only the sidecar remembers the good copy
+        monkeypatch.setattr(weight_checksums, "_HASHES", {})
+    with pytest.raises(WeightsError, match="is not a good copy"):
+        weight_checksums.verify_file(path, spec)
+
+
+def test_a_sidecar_without_inode_and_ctime_is_stale_not_an_error(tmp_path, spec, ckpt_bytes):
+    """A sidecar written before the inode and ctime were kept: the file is hashed once, the sidecar
+    rewritten, and trusted from then on."""
+    path = tmp_path / spec.basename
+    path.write_bytes(ckpt_bytes)
+    st = path.stat()
+    sidecar = weight_checksums.sidecar_path(path)
+    old = {"sha256": spec.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    sidecar.write_text(json.dumps(old) + "\n")
+    hashed = []
+    real_sha256 = weight_checksums.hashlib.sha256
+
+    def counting():
+        hashed.append(1)
+        return real_sha256()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(weight_checksums.hashlib, "sha256", counting)
+        weight_checksums.verify_file(path, spec)
+        assert len(hashed) == 1
+        assert json.loads(sidecar.read_text()) == {
+            **old, "ino": st.st_ino, "ctime_ns": path.stat().st_ctime_ns,
+        }  # fmt: skip
+        patch.setattr(weight_checksums, "_HASHES", {})
+        weight_checksums.verify_file(path, spec)
+        assert len(hashed) == 1
 
 
 def test_found_in_hf_cache_offline(tmp_path, spec, ckpt_bytes):

@@ -9,6 +9,7 @@ from doubles import ReplayTracker
 from proc import ffmpeg_children
 
 import uvosam_cli
+import uvosam_cli.rerender
 import uvosam_cli.segment
 from uvosam.job import JobOptions, run_job
 from uvosam.pipeline import UVOSAM
@@ -306,7 +307,7 @@ def test_segment_cache_then_rerender_cli_without_models(
     assert uvosam_cli.main(["rerender", str(run), "--keep", "2"]) == 0  # into the run's own folder
     assert "tracks 2 ->" in capsys.readouterr().out
     names = zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()
-    assert "shapes_clip_alpha.webm" not in names  # not asked for this time: the run's is gone too
+    assert "shapes_clip_alpha.webm" in names  # the run made one: so does its re-render, by default
     assert any(n.startswith("cutouts/shapes_clip/2/") for n in names)
     assert not any(n.startswith("cutouts/shapes_clip/1/") for n in names)
     assert uvosam_cli.main(["rerender", str(run)]) == 0  # the cache is intact: all tracks again
@@ -335,6 +336,50 @@ def test_segment_cache_then_rerender_cli_without_models(
     assert uvosam_cli.main(["rerender", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"no mask cache in {tmp_path}" in err and "segment ... --out <folder> --cache" in err
+
+
+def test_rerender_cli_draws_as_the_run_did_unless_a_flag_says_otherwise(
+    tmp_path, clip, tiny_sam_model, monkeypatch
+):
+    path, video = clip
+    monkeypatch.setattr(
+        uvosam_cli.segment, "load_pipeline", lambda args: _pipe(video, tiny_sam_model)
+    )
+    run = tmp_path / "run"
+    assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--max-frames", "3", "--cache",
+                            "--alpha-webm", "--output-max-side", "32", "--style", "cutout", "--no-boxes",
+                            "--no-labels"]) == 0  # fmt: skip
+    drawn = []
+    real_rerender_iter = uvosam_cli.rerender.rerender_iter
+
+    def recording(*args, **kwargs):
+        drawn.append(kwargs["options"])
+        return real_rerender_iter(*args, **kwargs)
+
+    monkeypatch.setattr(uvosam_cli.rerender, "rerender_iter", recording)
+    webm = run / "export" / "shapes_clip_alpha.webm"
+    assert uvosam_cli.main(["rerender", str(run), "--keep", "1"]) == 0  # into the run's own folder
+    info = probe(run / "shapes_clip_cutout.mp4")
+    assert (info.width, info.height) == (32, 24)  # the run's size, not the source's 64x48
+    assert webm.is_file()
+    assert "shapes_clip_alpha.webm" in zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()
+    options = drawn[-1]
+    assert (options.style, options.show_boxes, options.show_labels) == ("cutout", False, False)
+    made = json.loads((run / "export" / "run.json").read_text())
+    assert made["output"] == {"style": "cutout", "output_max_side": 32}
+    # every flag still wins over the run's choice
+    assert uvosam_cli.main(["rerender", str(run), "--output-max-side", "source", "--no-alpha-webm",
+                            "--boxes", "--labels", "--style", "overlay"]) == 0  # fmt: skip
+    info = probe(run / "shapes_clip_overlay.mp4")
+    assert (info.width, info.height) == (64, 48)
+    assert not webm.exists()
+    assert (
+        "shapes_clip_alpha.webm" not in zipfile.ZipFile(run / "shapes_clip_uvosam.zip").namelist()
+    )
+    options = drawn[-1]
+    assert (options.output_max_side, options.show_boxes, options.show_labels) == (None, True, True)
+    with pytest.raises(SystemExit):
+        uvosam_cli.main(["rerender", str(run), "--output-max-side", "1"])
 
 
 def test_a_frame_folder_with_a_dot_keeps_its_whole_name(tmp_path, tiny_sam_model):

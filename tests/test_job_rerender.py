@@ -9,7 +9,9 @@ import pytest
 from doubles import MovingBoxTracker
 from PIL import Image
 
+from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, rerender, rerender_iter, run_job
+from uvosam.job_plan import RUN_OUTPUT_DEFAULTS, run_output
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
@@ -234,10 +236,34 @@ def test_rerender_refuses_keep_ids_the_run_has_not(cached_run, tmp_path):
     assert rerender(cached_run.cache_dir, tmp_path / "none", keep_ids=[]).tracks == ()
 
 
-def test_the_cache_records_the_run_style_for_rerender_to_default_to(clip, tmp_path, tiny_sam_model):
+def test_the_cache_records_how_the_run_drew_for_rerender_to_default_to(
+    clip, tmp_path, tiny_sam_model
+):
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
-    result = list(run_job(pipe, clip, tmp_path, JobOptions(cache=True, style="matte")))[-1].result
-    assert json.loads((result.cache_dir / "meta.json").read_text())["meta"]["style"] == "matte"
+    options = JobOptions(
+        cache=True, style="matte", output_max_side=32, show_labels=False,
+        export=ExportOptions(alpha_webm=True),
+    )  # fmt: skip
+    result = list(run_job(pipe, clip, tmp_path, options))[-1].result
+    meta = json.loads((result.cache_dir / "meta.json").read_text())["meta"]
+    assert meta["style"] == "matte"
+    assert run_output(meta) == {
+        "style": "matte", "output_max_side": 32, "show_boxes": True, "show_labels": False,
+        "alpha_webm": True,
+    }  # fmt: skip
+
+
+def test_run_output_of_a_cache_from_before_it_kept_every_choice():
+    """Such a cache kept its style, and its run.json record the output size; the rest are the defaults."""
+    meta = {"style": "blur", "provenance": {"output": {"style": "blur", "output_max_side": 320}}}
+    assert run_output(meta) == {**RUN_OUTPUT_DEFAULTS, "style": "blur", "output_max_side": 320}
+    assert run_output({"provenance": None}) == RUN_OUTPUT_DEFAULTS
+    defaults = JobOptions()  # what a run that was given nothing drew
+    assert RUN_OUTPUT_DEFAULTS == {
+        "style": defaults.style, "output_max_side": defaults.output_max_side,
+        "show_boxes": defaults.show_boxes, "show_labels": defaults.show_labels,
+        "alpha_webm": defaults.export.alpha_webm,
+    }  # fmt: skip
 
 
 def test_rerender_raises_the_score_threshold_frame_by_frame(cached_run, tmp_path):

@@ -3,8 +3,10 @@ errors, unsafe or broken files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,33 @@ def test_missing_and_extra_keys_are_errors(small_cfg, small_sd):
     small_sd["detr.detr.transformer.encoder.layers.5.norm1.weight"] = torch.ones(64)
     with pytest.raises(WeightsError, match=r"encoder\.layers\.5\.norm1\.weight"):
         load_idol_checkpoint(IDOLDetector(small_cfg), small_sd)
+
+
+def test_an_architecture_mismatch_names_the_file_and_says_to_pass_its_yaml(
+    small_cfg, small_sd, tmp_path
+):
+    """A checkpoint of hidden_dim 64 into a model of 32 (a YAML not the checkpoint's own, or none):
+    the error names the file and the flag / argument that fix it."""
+    path = tmp_path / "my_tracker.pth"
+    torch.save({"model": small_sd}, path)
+    narrower = dataclasses.replace(small_cfg, hidden_dim=32)
+    yaml_hint = r"--config-yaml on the command line, tracker_yaml= in UVOSAM\.from_pretrained"
+    with pytest.raises(WeightsError) as caught:
+        load_idol_detector(path, narrower)
+    message = str(caught.value)
+    assert message.startswith(f"IDOL checkpoint {path}: ")
+    assert re.search(r"checkpoint shape \(\d+, 64\) vs model \(\d+, 32\)", message)
+    assert re.search(yaml_hint, message)
+    # a state dict read elsewhere is named by source=; a path names itself
+    with pytest.raises(
+        WeightsError,
+        match=rf"IDOL checkpoint {re.escape(str(path))} has \d+ tensors the model does not",
+    ):
+        load_idol_checkpoint(IDOLDetector(dataclasses.replace(small_cfg, dec_layers=1)), path)
+    with pytest.raises(WeightsError, match=rf"IDOL checkpoint last\.pth lacks .*{yaml_hint}"):
+        load_idol_checkpoint(
+            IDOLDetector(dataclasses.replace(small_cfg, dec_layers=3)), small_sd, source="last.pth"
+        )
 
 
 def test_alias_fallback_module_prefix_and_native_names(small_cfg, small_sd, tmp_path):

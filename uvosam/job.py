@@ -184,7 +184,7 @@ def run_job(
     # with that run's (also when this run keeps no cache)
     shutil.rmtree(cache_root, ignore_errors=True)
     if options.cache:
-        cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, options.style))
+        cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, _drawing(options)))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
     results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
@@ -354,6 +354,17 @@ def rerender(
 def _output_record(options: JobOptions) -> dict[str, Any]:
     """The ``output`` entry of ``run.json``: how the video looks (never the masks)."""
     return {"style": options.style, "output_max_side": options.output_max_side}
+
+
+def _drawing(options: JobOptions) -> dict[str, Any]:
+    """How ``options`` draw the video (``job_plan.RUN_OUTPUT_DEFAULTS``' keys), kept in a run's cache."""
+    return {
+        "style": options.style,
+        "output_max_side": options.output_max_side,
+        "show_boxes": options.show_boxes,
+        "show_labels": options.show_labels,
+        "alpha_webm": options.export.alpha_webm,
+    }
 
 
 def _produce(

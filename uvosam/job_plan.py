@@ -1,9 +1,10 @@
 """A job's plan: what its output loop needs to know about the video, however the results are made.
 
 ``JobPlan`` is built by ``uvosam.job.run_job`` from the probed video, or by ``rerender_iter`` from a mask cache's
-meta: ``cache_meta`` is what a run keeps there (the plan, the stride and style, the provenance record) and
-``info_from_meta`` reads its ``VideoInfo`` back. ``video_record`` is the plan's ``video`` entry of ``run.json``
-(``uvosam.provenance``); ``safe_name`` is how a job names its output files.
+meta: ``cache_meta`` is what a run keeps there (the plan, the stride, how it drew its video, the provenance record),
+``info_from_meta`` reads its ``VideoInfo`` back and ``run_output`` how it drew its video (``uvosam rerender``'s
+defaults). ``video_record`` is the plan's ``video`` entry of ``run.json`` (``uvosam.provenance``); ``safe_name`` is
+how a job names its output files.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from uvosam.video import VideoInfo
+
+RUN_OUTPUT_DEFAULTS: dict[str, Any] = {
+    "style": "overlay",
+    "output_max_side": None,
+    "show_boxes": True,
+    "show_labels": True,
+    "alpha_webm": False,
+}
+"""How a run draws its video (``JobOptions`` / ``ExportOptions`` fields, ``export.`` dropped) and its defaults."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +60,20 @@ def video_record(plan: JobPlan) -> dict[str, Any]:
     }
 
 
-def cache_meta(plan: JobPlan, stride: int, style: str) -> dict[str, Any]:
-    """What a run keeps in its mask cache's meta (JSON-able) for a re-render to rebuild its plan."""
+def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, Any]:
+    """What a run keeps in its mask cache's meta (JSON-able) for a re-render to rebuild its plan.
+
+    ``output``: how the run drew its video, the keys of ``RUN_OUTPUT_DEFAULTS`` (style, output_max_side,
+    show_boxes, show_labels, alpha_webm); read back by ``run_output``.
+    """
     info = asdict(plan.info)
     info["path"] = str(plan.info.path)
     return {
         "video_name": plan.video_name,
         "fps": plan.fps,
         "stride": stride,
-        "style": style,
+        "style": output["style"],  # also on its own, as caches before "output" kept it
+        "output": dict(output),
         "frame_names": list(plan.frame_names),
         "class_names": list(plan.class_names),
         "info": info,
@@ -72,3 +87,18 @@ def info_from_meta(data: dict[str, Any]) -> VideoInfo:
     fields["path"] = Path(fields["path"])
     fields["frame_names"] = tuple(fields["frame_names"])
     return VideoInfo(**fields)
+
+
+def run_output(meta: dict[str, Any]) -> dict[str, Any]:
+    """How the run whose mask cache ``meta`` is drew its video: the keys of ``RUN_OUTPUT_DEFAULTS``.
+
+    A cache written before runs kept all of them: its style, the ``output_max_side`` of its run.json record, the
+    defaults for the rest.
+    """
+    kept = meta.get("output")
+    if kept is None:
+        record = (meta.get("provenance") or {}).get("output") or {}
+        kept = {"style": meta.get("style"), "output_max_side": record.get("output_max_side")}
+    output = {key: kept.get(key, default) for key, default in RUN_OUTPUT_DEFAULTS.items()}
+    output["style"] = output["style"] or RUN_OUTPUT_DEFAULTS["style"]
+    return output

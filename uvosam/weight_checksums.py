@@ -1,12 +1,19 @@
 """SHA-256 checksums of weight files, remembered so that a multi-GB file is hashed once, and checking a file
 against its ``WeightSpec`` (``uvosam.weight_table``).
 
-The SHA-256 of a file is computed once and remembered, in process (keyed by real path,
-size and mtime) and in a sidecar ``<file>.sha256`` written next to the file (for a Hub download:
+The SHA-256 of a file is computed once and remembered, in process (keyed by real path and the
+file's stamp) and in a sidecar ``<file>.sha256`` written next to the file (for a Hub download:
 next to the snapshot entry inside the HF cache), a small JSON ``{"sha256": ..., "size": ...,
-"mtime_ns": ...}``. The sidecar is trusted only while the file's size and mtime still match, so a
-restart does not re-hash 2.5 GB; if the directory is read-only the sidecar is skipped. A size
-mismatch is reported before any hashing.
+"mtime_ns": ..., "ino": ..., "ctime_ns": ...}``. The stamp is the size, mtime, inode number and
+ctime: size and mtime alone miss a file replaced by other bytes of the same size with its mtime
+restored (``cp -p``, ``rsync -t``, ``wget -N``, ``curl -R``), but such a copy gets a new inode or
+a new ctime, which no user call can set back (a kernel with coarse timestamps moves ctime once a
+clock tick: a copy in place within the same few ms as the hashing would keep it). The sidecar is
+trusted only while the whole stamp still matches, so a restart does not re-hash 2.5 GB; a sidecar
+that lacks part of it (written before the inode and ctime were kept) is stale: the file is hashed
+once more and the sidecar rewritten. Anything that changes the ctime (``chmod``, a new hard link)
+costs one re-hash. If the directory is read-only the sidecar is skipped. A size mismatch is
+reported before any hashing.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ logger = logging.getLogger(__name__)
 CHUNK_BYTES = 16 << 20
 """Bytes read (or downloaded) at a time while hashing."""
 
-# (real path, size, mtime_ns) -> sha256 hex, filled by file_sha256.
-_HASHES: dict[tuple[str, int, int], str] = {}
+# (real path, size, mtime_ns, ino, ctime_ns) -> sha256 hex, filled by file_sha256.
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}
 _UNPINNED_LOGGED: dict[str, Path] = {}
 
 
@@ -34,7 +41,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 hex of a file, remembered in process and in ``<file>.sha256`` (module docstring)."""
     path = Path(path)
     st = path.stat()
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    key = (os.path.realpath(path), *_stamp(st).values())
     if key in _HASHES:
         return _HASHES[key]
     digest = _read_sidecar(path, st)
@@ -54,16 +61,23 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def _stamp(st: os.stat_result) -> dict[str, int]:
+    """What must not change for a remembered hash to hold (module docstring)."""
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ino": st.st_ino,
+        "ctime_ns": st.st_ctime_ns,
+    }
+
+
 def _read_sidecar(path: Path, st: os.stat_result) -> str | None:
+    """The sidecar's hash if its stamp is ``st``'s, else None (none, unreadable, stale or old)."""
     try:
         data = json.loads(sidecar_path(path).read_text())
     except (OSError, ValueError):
         return None
-    if (
-        not isinstance(data, dict)
-        or data.get("size") != st.st_size
-        or data.get("mtime_ns") != st.st_mtime_ns
-    ):
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in _stamp(st).items()):
         return None
     digest = data.get("sha256")
     return digest if isinstance(digest, str) and len(digest) == 64 else None
@@ -71,9 +85,9 @@ def _read_sidecar(path: Path, st: os.stat_result) -> str | None:
 
 def remember_sha256(path: Path, digest: str) -> None:
     """Record a hash in process and in the sidecar (skipped, with a debug log, if not writable)."""
-    st = path.stat()
-    _HASHES[(os.path.realpath(path), st.st_size, st.st_mtime_ns)] = digest
-    record = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    stamp = _stamp(path.stat())
+    _HASHES[(os.path.realpath(path), *stamp.values())] = digest
+    record = {"sha256": digest, **stamp}
     try:
         sidecar_path(path).write_text(json.dumps(record) + "\n")
     except OSError as err:

@@ -1,18 +1,24 @@
-"""``uvosam rerender``: redraw a cached ``segment`` run (fewer tracks, merged tracks, another style), no models."""
+"""``uvosam rerender``: redraw a cached ``segment`` run (fewer tracks, merged tracks, another style), no models.
+
+The new video is drawn as the run drew its own (style, size, boxes, labels, alpha WebM: ``job_plan.run_output``)
+unless a flag says otherwise, so a re-render into the run's folder keeps what the run made.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, rerender_iter
+from uvosam.job_plan import run_output
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
-from uvosam_cli.arguments import ALPHA_WEBM_HELP, positive_int
+from uvosam_cli.arguments import ALPHA_WEBM_HELP
 from uvosam_cli.hints import print_merge_hints
 
 
@@ -23,12 +29,28 @@ def _merge(text: str) -> dict[int, int]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _max_side(text: str) -> int | str:
+    """An ``argparse`` type: an int >= 2, or ``source`` (the source size)."""
+    if text == "source":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be a longest side of at least 2 pixels, or 'source' for the source size; got {text!r}"
+        )
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "rerender",
         help="redraw a run made with `segment --cache`: fewer tracks, merged tracks, another style (no models)",
         description="Rebuild the video, the exports and the zip of a `uvosam segment --cache` run from its cached "
-        "masks, without running any model.",
+        "masks, without running any model. The video is drawn as the run drew its own (style, output size, boxes, "
+        "labels, alpha WebM) unless a flag below says otherwise.",
     )
     p.add_argument("run", type=Path, help="the run's --out folder (it holds cache/)")
     p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
@@ -39,15 +61,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--style", choices=STYLES, help="the output video's style (see segment; default: the run's)"
     )
-    p.add_argument("--alpha-webm", action="store_true", help=ALPHA_WEBM_HELP)
+    p.add_argument("--alpha-webm", action=argparse.BooleanOptionalAction,
+                   help=f"{ALPHA_WEBM_HELP} (default: as the run did)")  # fmt: skip
     p.add_argument("--min-score", type=float, default=0.0,
                    help="leave tracks out of the frames where they score below this (above the run's own "
                         "threshold; frames below that were never segmented)")  # fmt: skip
-    p.add_argument("--output-max-side", type=positive_int,
-                   help="shrink the video to at most this longest side (never enlarged)")  # fmt: skip
-    p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
-    p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
+    p.add_argument("--output-max-side", type=_max_side, metavar="PIXELS|source",
+                   help="shrink the video to at most this longest side (never enlarged); 'source': the source "
+                        "size (default: the run's)")  # fmt: skip
+    p.add_argument("--boxes", dest="show_boxes", action=argparse.BooleanOptionalAction,
+                   help="draw boxes on the output video, or not (default: as the run did)")  # fmt: skip
+    p.add_argument("--labels", dest="show_labels", action=argparse.BooleanOptionalAction,
+                   help="draw 'id class score' tags, or not (default: as the run did)")  # fmt: skip
     p.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace, drawn: dict[str, Any]) -> JobOptions:
+    """The ``JobOptions`` of the flags given, the run's own drawing (``run_output``) for those not given."""
+
+    def given(value: object, default: object) -> object:
+        return default if value is None else value
+
+    max_side = given(args.output_max_side, drawn["output_max_side"])
+    return JobOptions(
+        output_max_side=None if max_side == "source" else max_side,
+        style=given(args.style, drawn["style"]),
+        show_boxes=given(args.show_boxes, drawn["show_boxes"]),
+        show_labels=given(args.show_labels, drawn["show_labels"]),
+        export=ExportOptions(alpha_webm=given(args.alpha_webm, drawn["alpha_webm"])),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,15 +99,7 @@ def run(args: argparse.Namespace) -> int:
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
             "`uvosam segment ... --out <folder> --cache` first"
         )
-    # default: the run's own
-    style = args.style or MaskCache(cache).info.meta.get("style", "overlay")
-    options = JobOptions(
-        output_max_side=args.output_max_side,
-        style=style,
-        show_boxes=not args.no_boxes,
-        show_labels=not args.no_labels,
-        export=ExportOptions(alpha_webm=args.alpha_webm),
-    )
+    options = _options(args, run_output(MaskCache(cache).info.meta))
     result = None
     steps = rerender_iter(
         cache,

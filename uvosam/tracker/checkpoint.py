@@ -177,6 +177,7 @@ def load_idol_checkpoint(
     path_or_state: str | Path | Mapping[str, torch.Tensor],
     *,
     on_class_mismatch: str = "error",
+    source: str | Path | None = None,
 ) -> RemapReport:
     """Load original (or already ``IDOLDetector``-named) weights into ``model`` in place.
 
@@ -186,15 +187,21 @@ def load_idol_checkpoint(
     ``on_class_mismatch="skip"``, the classifier keeps its fresh initialisation (detectron2
     behaviour; only useful as a fine-tuning start).
 
+    ``source``: the file a state dict was read from, named in the errors (a path given as
+    ``path_or_state`` names itself).
+
     Raises:
-        WeightsError: shape mismatch (names key and both shapes), missing keys, or keys the model
-            lacks.
+        WeightsError: shape mismatch (names the file, the key and both shapes), missing keys, or keys
+            the model lacks; an architecture mismatch says to pass the checkpoint's own YAML.
     """
     if on_class_mismatch not in ("error", "skip"):
         raise ValueError(f"on_class_mismatch must be 'error' or 'skip'; got {on_class_mismatch!r}")
-    raw = (
-        read_state_dict(path_or_state) if isinstance(path_or_state, (str, Path)) else path_or_state
-    )
+    if isinstance(path_or_state, (str, Path)):
+        source = path_or_state if source is None else source
+        raw = read_state_dict(path_or_state)
+    else:
+        raw = path_or_state
+    named = "IDOL state dict" if source is None else f"IDOL checkpoint {source}"
     raw = unwrap_state_dict(raw)
     if any(k.startswith("detr.") for k in raw):
         state, report = remap_idol_state_dict(raw)
@@ -205,9 +212,9 @@ def load_idol_checkpoint(
         report.summary(),
     )
     expected = model.state_dict()
-    skipped = _check_shapes(state, expected, model.cfg.num_classes, on_class_mismatch)
+    skipped = _check_shapes(state, expected, model.cfg.num_classes, on_class_mismatch, named)
     state = {k: v for k, v in state.items() if k not in skipped}
-    _check_keys(state, expected, skipped)
+    _check_keys(state, expected, skipped, named)
     model.load_state_dict(state, strict=False)
     return report
 
@@ -222,13 +229,22 @@ def load_idol_detector(
         cfg or DetectorConfig.davis_r50(), num_classes=infer_num_classes(state)
     )
     model = IDOLDetector(cfg)
-    load_idol_checkpoint(model, state)
+    load_idol_checkpoint(model, state, source=path)
     return model.to(device).eval()
 
 
+_YAML_HINT = (
+    "Pass the checkpoint's own detectron2 YAML (--config-yaml on the command line, tracker_yaml= "
+    "in UVOSAM.from_pretrained, config_yaml= in load_tracker); without one the model is built as "
+    "davis_r50."
+)
+
+
 def _check_shapes(
-    state: StateDict, expected: StateDict, num_classes: int, on_class_mismatch: str
+    state: StateDict, expected: StateDict, num_classes: int, on_class_mismatch: str, named: str
 ) -> set[str]:
+    """The ``class_embed`` keys to skip (``on_class_mismatch="skip"``); ``WeightsError`` for
+    another shape mismatch. ``named``: the checkpoint as the errors name it."""
     skipped: set[str] = set()
     for key, value in state.items():
         if key not in expected or expected[key].shape == value.shape:
@@ -238,34 +254,34 @@ def _check_shapes(
                 skipped.add(key)
                 continue
             raise WeightsError(
-                f"{key}: checkpoint shape {tuple(value.shape)} vs model "
+                f"{named}: {key}: checkpoint shape {tuple(value.shape)} vs model "
                 f"{tuple(expected[key].shape)}: the checkpoint has {value.shape[0]} classes, the "
                 f"model num_classes={num_classes}. Build the model with "
                 "DetectorConfig(num_classes=infer_num_classes(state_dict)) "
                 "(load_idol_detector does this)."
             )
         raise WeightsError(
-            f"{key}: checkpoint shape {tuple(value.shape)} vs model "
-            f"{tuple(expected[key].shape)}. The config does not match this checkpoint (check "
-            "depth/widths/hidden_dim/num_queries against its YAML)."
+            f"{named}: {key}: checkpoint shape {tuple(value.shape)} vs model "
+            f"{tuple(expected[key].shape)}: the model's config does not match this checkpoint's "
+            "architecture (depth, widths, hidden_dim, num_queries, num_feature_levels). "
+            + _YAML_HINT
         )
     return skipped
 
 
-def _check_keys(state: StateDict, expected: StateDict, skipped: set[str]) -> None:
+def _check_keys(state: StateDict, expected: StateDict, skipped: set[str], named: str) -> None:
     missing = sorted(set(expected) - set(state) - skipped)
     extra = sorted(set(state) - set(expected))
     if missing:
         raise WeightsError(
-            f"IDOL checkpoint lacks {len(missing)} model tensors: {_preview(missing, 12)}. "
-            "Expected a full IDOL "
-            "R50 detector checkpoint whose architecture matches the config."
+            f"{named} lacks {len(missing)} model tensors: {_preview(missing, 12)}. Expected a full "
+            "IDOL detector checkpoint whose architecture matches the model's config. " + _YAML_HINT
         )
     if extra:
         raise WeightsError(
-            f"IDOL checkpoint has {len(extra)} tensors the model does not: "
-            f"{_preview(extra, 12)}. The config is smaller than the checkpoint (e.g. depth, "
-            "enc_layers/dec_layers, num_feature_levels)."
+            f"{named} has {len(extra)} tensors the model does not: {_preview(extra, 12)}. The "
+            "model's config is smaller than the checkpoint (e.g. depth, enc_layers/dec_layers, "
+            f"num_feature_levels). {_YAML_HINT}"
         )
 
 

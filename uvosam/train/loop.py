@@ -252,7 +252,7 @@ def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, device: torch.device |
     start = 0
     if last is not None:
         state = load_training_state(last)
-        load_idol_checkpoint(detector, state["model"])
+        load_idol_checkpoint(detector, state["model"], source=last)
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
         if scaler is not None and state.get("grad_scaler"):
