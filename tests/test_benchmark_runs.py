@@ -172,3 +172,28 @@ def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
     assert "results.run.json" in capsys.readouterr().out
     # the server's zip
     assert zipfile.ZipFile(tmp_path / "sub" / "results.zip").namelist() == ["results.json"]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        ({"info": {}, "annotations": []}, 'has no "videos" key (its keys: annotations, info)'),
+        ({"videos": {}}, 'has "videos" as a dict, not a list'),
+        ([], "holds a JSON list, not an object"),
+        ({"videos": [{"id": 1}]}, 'video 0 of "videos" has no file_names'),
+    ],
+)
+def test_ytvis_run_names_a_malformed_annotation_file(
+    tmp_path, monkeypatch, capsys, annotations, message
+):
+    root = _ytvis_root(tmp_path)
+    (root / "valid.json").write_text(json.dumps(annotations))
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    argv = ["ytvis-run", "--ytvis-root", str(root), "--out", str(tmp_path / "s" / "r.json")]
+    assert uvosam_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{root / 'valid.json'} {message}" in err or f"{root / 'valid.json'}: {message}" in err
+    ), err
+    assert 'expected a YouTube-VIS annotation file: a JSON object with a "videos" list' in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -131,8 +131,42 @@ def ytvis_videos(ytvis_root: Path, split: str) -> tuple[list[dict], Path]:
         raise FileNotFoundError(
             f"YouTube-VIS {split} annotations not found; looked for {candidates}"
         )
-    videos = json.loads(meta.read_text())["videos"]
-    return videos, ytvis_root / split / "JPEGImages"
+    return _read_videos(meta), ytvis_root / split / "JPEGImages"
+
+
+def _read_videos(meta: Path) -> list[dict]:
+    """The ``videos`` list of a YouTube-VIS annotation file, each checked to have an ``id`` and ``file_names``."""
+    expected = (
+        'expected a YouTube-VIS annotation file: a JSON object with a "videos" list, each video with "id" and '
+        '"file_names"; pass the split\'s official JSON'
+    )
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{meta} is not valid JSON ({err}); {expected}") from None
+    problem = _videos_problem(data)
+    if problem is not None:
+        raise ValueError(f"{meta} {problem}; {expected}")
+    for index, video in enumerate(data["videos"]):
+        missing = [
+            key for key in ("id", "file_names") if not isinstance(video, dict) or key not in video
+        ]
+        if missing or not video["file_names"]:
+            raise ValueError(
+                f'{meta}: video {index} of "videos" has no {" or ".join(missing) or "file_names"}; {expected}'
+            )
+    return data["videos"]
+
+
+def _videos_problem(data: object) -> str | None:
+    """What a YouTube-VIS annotation file holds instead of a ``videos`` list (for the message), else ``None``."""
+    if not isinstance(data, dict):
+        return f"holds a JSON {type(data).__name__}, not an object"
+    if "videos" not in data:
+        return f'has no "videos" key (its keys: {", ".join(sorted(data)[:10]) or "none"})'
+    if not isinstance(data["videos"], list):
+        return f'has "videos" as a {type(data["videos"]).__name__}, not a list'
+    return None
 
 
 def run_ytvis(
