@@ -197,3 +197,23 @@ def test_ytvis_run_names_a_malformed_annotation_file(
     ), err
     assert 'expected a YouTube-VIS annotation file: a JSON object with a "videos" list' in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_ytvis_run_into_a_folder_fails_before_loading_and_leaves_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    root = _ytvis_root(tmp_path)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    argv = ["ytvis-run", "--ytvis-root", str(root), "--out"]
+    assert uvosam_cli.main([*argv, str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {folder} is a folder" in err and str(folder / "results.json") in err
+    (
+        folder / "results.zip"
+    ).mkdir()  # what is written beside results.json must not be a folder either
+    assert uvosam_cli.main([*argv, str(folder / "results.json")]) == 2
+    assert "results.zip is written beside it" in capsys.readouterr().err
+    assert not (tmp_path / "submission.run.json").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["results.zip"]

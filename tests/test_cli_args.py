@@ -109,3 +109,43 @@ def test_a_heavy_sam_on_the_cpu_gets_a_note_naming_lighter_models(model_type, de
     assert (note is not None) == noted
     if noted:
         assert f"SAM {model_type} runs on the CPU" in note and "--sam sam2.1_tiny" in note
+
+
+@pytest.fixture()
+def a_file(tmp_path):
+    path = tmp_path / "afile"
+    path.write_text("")
+    return path
+
+
+def test_output_paths_under_a_file_fail_before_loading(
+    frames_dir, tmp_path, a_file, no_models, monkeypatch, capsys
+):
+    """Every command says so before its models load or its data is read, not after the whole run."""
+    import uvosam_cli.benchmark_runs as runs_cli
+    import uvosam_cli.clip_score as clip_cli
+    import uvosam_cli.davis as davis_cli
+    from uvosam.eval.synthetic import make_synthetic_davis
+
+    root = tmp_path / "DAVIS"
+    make_synthetic_davis(root, sequences=1, frames=2)
+    slow = ((runs_cli, "load_pipeline"), (davis_cli, "evaluate"), (clip_cli, "score_clip"),
+            (clip_cli, "_result_names"))  # fmt: skip
+    for module, name in slow:
+        monkeypatch.setattr(module, name, lambda *a, _name=name, **k: pytest.fail(f"{_name} ran"))
+    davis = ["davis-run", "--davis-root", str(root), "--out"]
+    score = ["davis-score", "--davis-root", str(root), "--results", str(tmp_path), "--json"]
+    for argv, out in (
+        (["segment", str(frames_dir), "--out"], a_file / "sub"),
+        (["track", str(frames_dir), "--weights", "x.pth", "--out"], a_file / "r.json"),
+        (davis, a_file / "sub"),
+        (score, a_file / "s.json"),
+        (["clip-score", str(tmp_path), str(tmp_path), "--json"], a_file / "s.json"),
+    ):
+        assert uvosam_cli.main([*argv, str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{a_file} is a file, not a folder" in err and "outside it" in err, err
+    assert uvosam_cli.main([*davis, str(a_file)]) == 2  # a folder output that is a file
+    assert f"--out {a_file} is a file; expected an output folder" in capsys.readouterr().err
+    assert uvosam_cli.main([*score, str(tmp_path)]) == 2  # a file output that is a folder
+    assert f"pass e.g. --json {tmp_path / 'scores.json'}" in capsys.readouterr().err

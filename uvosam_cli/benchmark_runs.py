@@ -19,6 +19,7 @@ from uvosam.eval.runner import (
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
 from uvosam_cli.arguments import add_sam_arguments, segmenter_config
+from uvosam_cli.checks import check_output_file, check_output_folder
 from uvosam_cli.davis import format_tables
 
 
@@ -82,7 +83,8 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 
 def run_davis_command(args: argparse.Namespace) -> int:
-    # a wrong root is reported before the models load
+    # a wrong root or output folder is reported before the models load
+    check_output_folder(args.out, "--out")
     names = args.sequences or davis_sequences(args.davis_root, args.subset)
     segmenter_config(args)  # a --sam-type that does not fit --sam
     settings = model_settings(args)
@@ -131,13 +133,16 @@ def run_davis_command(args: argparse.Namespace) -> int:
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
-    # a wrong root or split is reported before the models load
+    # a wrong root, split or output path is reported before the models load
+    record_path = args.out.with_name(f"{args.out.stem}.run.json")
+    check_output_file(args.out, "--out", example_name="results.json",
+                      beside=(args.out.with_suffix(".zip"), record_path))  # fmt: skip
     videos, _ = ytvis_videos(args.ytvis_root, args.split)
     segmenter_config(args)  # so is a --sam-type that does not fit --sam
     pipe = load_pipeline(args)
     record = benchmark_record(pipe, dataset="YouTube-VIS", split=args.split, videos=len(videos))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    record_path = write_run_json(args.out.with_name(f"{args.out.stem}.run.json"), record)
+    write_run_json(record_path, record)
     zip_path = run_ytvis(
         pipe, args.ytvis_root, args.out, split=args.split,
         progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {d.frames} frames", flush=True),

@@ -27,6 +27,7 @@ from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.video import probe
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, add_sam_arguments, positive_int, segmenter_config
+from uvosam_cli.checks import check_output_folder
 from uvosam_cli.hints import print_merge_hints
 
 
@@ -172,10 +173,7 @@ def run(args: argparse.Namespace) -> int:
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
     segmenter_config(args)  # a --sam-type that does not fit --sam
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(
-            f"--out {args.out} is a file; expected an output folder (created if missing)"
-        )
+    check_output_folder(args.out, "--out")  # before a download, too
     with local_input(args.input) as source:
         return _segment(args, source, config, options)
 

@@ -8,6 +8,8 @@ import json
 import logging
 from pathlib import Path
 
+from uvosam_cli.checks import check_output_file
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,11 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from uvosam.video import iter_probed, probe
 
     out = Path(args.out)
-    if out.is_dir():
-        raise ValueError(
-            f"--out {out} is a folder; expected the path of the JSON file to write, "
-            f"e.g. {out / 'results.json'}"
-        )
+    check_output_file(out, "--out", example_name="results.json")
     info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
     device = resolve_device(args.device)
     tracker = load_tracker(args.weights, args.config_yaml, device, batch_size=args.batch_size)
