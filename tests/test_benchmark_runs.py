@@ -217,3 +217,25 @@ def test_ytvis_run_into_a_folder_fails_before_loading_and_leaves_nothing(
     assert "results.zip is written beside it" in capsys.readouterr().err
     assert not (tmp_path / "submission.run.json").exists()
     assert sorted(p.name for p in folder.iterdir()) == ["results.zip"]
+
+
+@pytest.mark.parametrize("sam_or_device", [["--sam", "vit_x"], ["--device", "gpu"]])
+def test_benchmark_runs_check_sam_and_device_before_loading(
+    tmp_path, monkeypatch, capsys, sam_or_device
+):
+    root = tmp_path / "DAVIS"
+    make_synthetic_davis(root, sequences=1, frames=2)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    davis = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]
+    ytvis = [
+        "ytvis-run",
+        "--ytvis-root",
+        str(_ytvis_root(tmp_path)),
+        "--out",
+        str(tmp_path / "s.json"),
+    ]
+    for argv in (davis, ytvis):
+        assert uvosam_cli.main([*argv, *sam_or_device]) == 2
+        err = capsys.readouterr().err
+        assert f"{' '.join(sam_or_device)}" in err and "expected one of" in err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s.run.json").exists()

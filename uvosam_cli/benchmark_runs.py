@@ -18,8 +18,8 @@ from uvosam.eval.runner import (
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
-from uvosam_cli.arguments import add_sam_arguments, segmenter_config
-from uvosam_cli.checks import check_output_file, check_output_folder
+from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_config
+from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
 from uvosam_cli.davis import format_tables
 
 
@@ -27,7 +27,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     add_sam_arguments(p, " (the paper used vit_h)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,10 +83,10 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 
 def run_davis_command(args: argparse.Namespace) -> int:
-    # a wrong root or output folder is reported before the models load
+    # every argument, the output folder and a wrong root are reported before the models load
+    check_model_arguments(args)
     check_output_folder(args.out, "--out")
     names = args.sequences or davis_sequences(args.davis_root, args.subset)
-    segmenter_config(args)  # a --sam-type that does not fit --sam
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
     pipe = load_pipeline(args)
@@ -133,12 +133,12 @@ def run_davis_command(args: argparse.Namespace) -> int:
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
-    # a wrong root, split or output path is reported before the models load
+    # every argument, the output paths and the annotation file are checked before the models load
+    check_model_arguments(args)
     record_path = args.out.with_name(f"{args.out.stem}.run.json")
     check_output_file(args.out, "--out", example_name="results.json",
                       beside=(args.out.with_suffix(".zip"), record_path))  # fmt: skip
     videos, _ = ytvis_videos(args.ytvis_root, args.split)
-    segmenter_config(args)  # so is a --sam-type that does not fit --sam
     pipe = load_pipeline(args)
     record = benchmark_record(pipe, dataset="YouTube-VIS", split=args.split, videos=len(videos))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ import json
 import logging
 from pathlib import Path
 
-from uvosam_cli.checks import check_output_file
+from uvosam_cli.arguments import DEVICE_HELP
+from uvosam_cli.checks import check_device, check_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", default="results.json", help="output JSON path (default: results.json)"
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N"
-    )
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
         "--video-id", default=None, help="video_id in results.json (default: input name)"
     )
@@ -51,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from uvosam.video import iter_probed, probe
 
     out = Path(args.out)
+    check_device(args.device)
     check_output_file(out, "--out", example_name="results.json")
     info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
     device = resolve_device(args.device)
