@@ -239,3 +239,20 @@ def test_benchmark_runs_check_sam_and_device_before_loading(
         err = capsys.readouterr().err
         assert f"{' '.join(sam_or_device)}" in err and "expected one of" in err
     assert not (tmp_path / "r").exists() and not (tmp_path / "s.run.json").exists()
+
+
+def test_davis_run_checks_every_sequence_name_before_any_is_segmented(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    out = tmp_path / "r"
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    argv = ["davis-run", "--davis-root", str(root), "--out", str(out)]
+    assert uvosam_cli.main([*argv, "--sequences", seqs[0], "bogus", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown sequence(s) bogus, nope: not in" in err and "val.txt" in err
+    assert f"2 sequences: {seqs[0]}, {seqs[1]}" in err
+    with pytest.raises(ValueError, match="unknown sequence"):  # the library checks them first too
+        next(run_davis(pipe, root, out, sequences=[seqs[0], "bogus"]))
+    assert not out.exists()

@@ -11,6 +11,7 @@ from uvosam.eval.layout import SUBSETS
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
     check_run_settings,
+    davis_frame_dirs,
     davis_sequences,
     run_davis,
     run_ytvis,
@@ -83,10 +84,11 @@ def model_settings(args: argparse.Namespace) -> dict:
 
 
 def run_davis_command(args: argparse.Namespace) -> int:
-    # every argument, the output folder and a wrong root are reported before the models load
+    # every argument, the output folder and the sequence names are checked before the models load
     check_model_arguments(args)
     check_output_folder(args.out, "--out")
-    names = args.sequences or davis_sequences(args.davis_root, args.subset)
+    names = davis_sequences(args.davis_root, args.subset, args.sequences)
+    davis_frame_dirs(args.davis_root, names)
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
     pipe = load_pipeline(args)

@@ -46,9 +46,33 @@ class SequenceDone:
     skipped: bool
 
 
-def davis_sequences(davis_root: str | Path, subset: str) -> list[str]:
-    """Sequence names of ``ImageSets/2017/<subset>.txt`` (2019 for the unsupervised test sets)."""
-    return read_imageset(imageset_path(davis_root, subset=subset, task="unsupervised"))
+def davis_sequences(
+    davis_root: str | Path, subset: str, sequences: list[str] | None = None
+) -> list[str]:
+    """Sequence names of ``ImageSets/2017/<subset>.txt`` (2019 for the unsupervised test sets), or ``sequences``
+    (duplicates dropped) once each is found in that list.
+
+    Raises:
+        FileNotFoundError: the list file is missing.
+        ValueError: ``sequences`` names one that the list does not hold (all such are named).
+    """
+    set_file = imageset_path(davis_root, subset=subset, task="unsupervised")
+    listed = read_imageset(set_file)
+    if not sequences:
+        return listed
+    unknown = [name for name in dict.fromkeys(sequences) if name not in set(listed)]
+    if unknown:
+        shown = ", ".join(listed[:10]) + (" ..." if len(listed) > 10 else "")
+        raise ValueError(
+            f"unknown sequence(s) {', '.join(unknown)}: not in {set_file}, the list of the {subset!r} set "
+            f"({len(listed)} sequences: {shown}); pass names from that list, or the set that lists them"
+        )
+    return list(dict.fromkeys(sequences))
+
+
+def davis_frame_dirs(davis_root: str | Path, names: list[str]) -> list[Path]:
+    """The 480p frame folder of each sequence, all checked to exist (before any is segmented)."""
+    return [_frames_dir(Path(davis_root), name) for name in names]
 
 
 def _frames_dir(davis_root: Path, seq: str) -> Path:
@@ -99,7 +123,9 @@ def run_davis(
     ``ValueError`` (see ``check_run_settings``). None: not checked or recorded.
     """
     davis_root, out_dir = Path(davis_root), Path(out_dir)
-    names = sequences or davis_sequences(davis_root, subset)
+    names = davis_sequences(davis_root, subset, sequences)
+    # every name and frame folder is checked before any sequence is segmented
+    frame_dirs = davis_frame_dirs(davis_root, names)
     if settings is not None:
         check_run_settings(out_dir, settings)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,8 +135,7 @@ def run_davis(
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
                             tracks_csv=False, timeline=False)  # fmt: skip
-    for index, seq in enumerate(names):
-        frames_dir = _frames_dir(davis_root, seq)
+    for index, (seq, frames_dir) in enumerate(zip(names, frame_dirs)):
         final = out_dir / seq
         if final.is_dir():
             yield SequenceDone(seq, index, len(names), len(list(final.glob("*.png"))), True)
