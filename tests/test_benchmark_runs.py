@@ -210,9 +210,8 @@ def test_ytvis_run_into_a_folder_fails_before_loading_and_leaves_nothing(
     assert uvosam_cli.main([*argv, str(folder)]) == 2
     err = capsys.readouterr().err
     assert f"--out {folder} is a folder" in err and str(folder / "results.json") in err
-    (
-        folder / "results.zip"
-    ).mkdir()  # what is written beside results.json must not be a folder either
+    # what is written beside results.json must not be a folder either
+    (folder / "results.zip").mkdir()
     assert uvosam_cli.main([*argv, str(folder / "results.json")]) == 2
     assert "results.zip is written beside it" in capsys.readouterr().err
     assert not (tmp_path / "submission.run.json").exists()
@@ -256,3 +255,51 @@ def test_davis_run_checks_every_sequence_name_before_any_is_segmented(
     with pytest.raises(ValueError, match="unknown sequence"):  # the library checks them first too
         next(run_davis(pipe, root, out, sequences=[seqs[0], "bogus"]))
     assert not out.exists()
+
+
+def _davis_record(out):
+    record = json.loads((out / "run.json").read_text())
+    return record["benchmark"], record["scores"]
+
+
+def test_davis_run_of_some_sequences_keeps_the_record_of_the_whole_folder(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    """A one-sequence run into a folder holding the full set must not record (or score) that sequence alone."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=3, frames=3)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
+    out = tmp_path / "r"
+    base = ["davis-run", "--davis-root", str(root), "--out", str(out)]
+    assert uvosam_cli.main([*base, "--sequences", seqs[0]]) == 0
+    assert _davis_record(out)[0]["sequences"] == [seqs[0]]
+    # adds to the folder, in the set's order
+    assert uvosam_cli.main([*base, "--sequences", seqs[2], seqs[0]]) == 0
+    benchmark, scores = _davis_record(out)
+    assert benchmark["sequences"] == [seqs[0], seqs[2]] and benchmark["videos"] == 2
+    both = evaluate(root, out, sequences=[seqs[0], seqs[2]]).global_dict()
+    assert scores == pytest.approx(both)
+    assert uvosam_cli.main(base) == 0  # the rest: the whole set
+    full = evaluate(root, out).global_dict()
+    capsys.readouterr()
+    assert uvosam_cli.main([*base, "--sequences", seqs[1]]) == 0
+    benchmark, scores = _davis_record(out)
+    assert benchmark["sequences"] is None and benchmark["videos"] == 3
+    assert scores == pytest.approx(full)
+    printed = capsys.readouterr().out
+    assert "scored all 3 sequences" in printed and "the 1 asked for here" in printed
+    assert "paper (UVOSAM README)" in printed  # the whole val set: comparable with the paper
+
+
+def test_davis_run_refuses_another_set_into_a_folder_of_one(tmp_path, pipe, monkeypatch, capsys):
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    make_synthetic_davis(root, sequences=2, frames=3, subset="train")
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(args) or pipe)
+    base = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r"), "--no-score"]
+    assert uvosam_cli.main([*base, "--sequences", seqs[0]]) == 0
+    assert uvosam_cli.main([*base, "--set", "train"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a davis-run of the 'val' set" in err and "Use another --out" in err
+    assert len(loaded) == 1

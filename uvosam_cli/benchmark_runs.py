@@ -13,6 +13,7 @@ from uvosam.eval.runner import (
     check_run_settings,
     davis_frame_dirs,
     davis_sequences,
+    finished_sequences,
     run_davis,
     run_ytvis,
     ytvis_videos,
@@ -33,7 +34,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "davis-run", help="segment a DAVIS-2017 set (resumable with the same models) and score it"
+        "davis-run",
+        help="segment a DAVIS-2017 set (resumable with the same models) and score it",
+        description="Segment a DAVIS-2017 set into <out>/<seq>/<frame>.png, record what made them in "
+        "<out>/run.json, then score them. A folder holds one set's results of one choice of models: a run "
+        "skips the sequences it finds finished there, and one with other models or another --set is refused. "
+        "A run with --sequences adds to the folder: run.json and the printed score then cover every sequence the "
+        "folder holds, of this run and of earlier ones (so a finished full set stays recorded and scored as "
+        "such); `uvosam davis-score --sequences` scores only some.",
     )
     p.add_argument(
         "--davis-root", type=Path, required=True, help="folder holding JPEGImages/ and ImageSets/"
@@ -42,7 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, help="results folder (<out>/<seq>/<frame>.png)"
     )
     p.add_argument("--set", dest="subset", choices=SUBSETS, default="val")
-    p.add_argument("--sequences", nargs="+", help="only these sequences")
+    p.add_argument(
+        "--sequences",
+        nargs="+",
+        help="segment only these sequences of the set (the score covers all the folder holds)",
+    )
     p.add_argument("--no-score", action="store_true", help="only write the PNGs (e.g. test-dev)")
     _model_args(p)
     p.set_defaults(func=run_davis_command)
@@ -83,55 +95,76 @@ def model_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+DAVIS_DATASET = "DAVIS-2017 unsupervised"
+
+
 def run_davis_command(args: argparse.Namespace) -> int:
     # every argument, the output folder and the sequence names are checked before the models load
     check_model_arguments(args)
     check_output_folder(args.out, "--out")
+    listed = davis_sequences(args.davis_root, args.subset)
     names = davis_sequences(args.davis_root, args.subset, args.sequences)
     davis_frame_dirs(args.davis_root, names)
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
-    pipe = load_pipeline(args)
     record_path = args.out / RUN_JSON
+    earlier = read_record(record_path)
+    _check_same_set(earlier, args)
+    # the record covers the folder: the sequences of earlier runs into it (same models, checked above) and these
+    kept = set(finished_sequences(args.out, listed)) | set(names)
+    held = [name for name in listed if name in kept]
+    pipe = load_pipeline(args)
     record = benchmark_record(
-        pipe,
-        dataset="DAVIS-2017 unsupervised",
-        split=args.subset,
-        videos=len(names),
-        sequences=args.sequences,
-        earlier=read_record(record_path),
-    )
+        pipe, dataset=DAVIS_DATASET, split=args.subset, videos=len(held),
+        sequences=None if held == listed else held, earlier=earlier,
+    )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     # before any sequence: a folder never holds masks without it
     write_run_json(record_path, record)
     start = time.perf_counter()
-    runs = run_davis(
-        pipe,
-        args.davis_root,
-        args.out,
-        subset=args.subset,
-        sequences=args.sequences,
-        settings=settings,
-    )
+    runs = run_davis(pipe, args.davis_root, args.out, subset=args.subset, sequences=names,
+                     settings=settings)  # fmt: skip
     for done in runs:
         state = "already done, skipped" if done.skipped else f"{done.frames} frames"
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
     print(
         f"segmented in {time.perf_counter() - start:.1f} s -> {args.out} (what made them: {record_path})"
     )
-    if args.no_score:
-        return 0
-    scores = evaluate(
-        args.davis_root, args.out, subset=args.subset, sequences=args.sequences, num_workers=2
-    )
+    if not args.no_score:
+        _score_folder(args, record, held, names, whole_set=held == listed)
+    return 0
+
+
+def _check_same_set(earlier: dict | None, args: argparse.Namespace) -> None:
+    """One results folder holds one DAVIS set: refuse a run of another set into a folder recorded for one."""
+    split = ((earlier or {}).get("benchmark") or {}).get("split")
+    if split is not None and split != args.subset:
+        raise ValueError(
+            f"{args.out} holds a davis-run of the {split!r} set (see {args.out / RUN_JSON}), but this run is "
+            f"--set {args.subset}: one folder holds one set's results and score. Use another --out, or --set "
+            f"{split} to add to it"
+        )
+
+
+def _score_folder(
+    args: argparse.Namespace, record: dict, held: list[str], names: list[str], *, whole_set: bool
+) -> None:
+    """Score every sequence the folder holds (``held``, which includes this run's ``names``), print the tables and
+    put the global one into the record."""
+    scores = evaluate(args.davis_root, args.out, subset=args.subset, sequences=held, num_workers=2)
     print(format_tables(scores))
-    write_run_json(record_path, {**record, "scores": scores.global_dict()})
-    if args.subset == "val" and not args.sequences:
+    write_run_json(args.out / RUN_JSON, {**record, "scores": scores.global_dict()})
+    if len(held) > len(names):
+        print(
+            f"\nscored all {len(held)} sequences {args.out} holds: the {len(names)} asked for here and "
+            f"{len(held) - len(names)} of earlier runs into it with the same models "
+            "(`uvosam davis-score --sequences ...` scores only some)"
+        )
+    if args.subset == "val" and whole_set:
         ours = scores.global_dict()
         print("\n          ours    paper (UVOSAM README)")
         for key, paper in PAPER_DAVIS17_UNSUPERVISED_VAL.items():
             print(f"{key:9s} {ours[key]:.3f}   {paper:.3f}")
-    return 0
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:

@@ -75,6 +75,11 @@ def davis_frame_dirs(davis_root: str | Path, names: list[str]) -> list[Path]:
     return [_frames_dir(Path(davis_root), name) for name in names]
 
 
+def finished_sequences(out_dir: str | Path, names: list[str]) -> list[str]:
+    """Those of ``names`` that a ``run_davis`` into ``out_dir`` has finished (their folder exists), in order."""
+    return [name for name in names if (Path(out_dir) / name).is_dir()]
+
+
 def _frames_dir(davis_root: Path, seq: str) -> Path:
     path = davis_root / "JPEGImages" / RESOLUTION / seq
     if not path.is_dir():
