@@ -172,3 +172,134 @@ def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
     assert "results.run.json" in capsys.readouterr().out
     # the server's zip
     assert zipfile.ZipFile(tmp_path / "sub" / "results.zip").namelist() == ["results.json"]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        ({"info": {}, "annotations": []}, 'has no "videos" key (its keys: annotations, info)'),
+        ({"videos": {}}, 'has "videos" as a dict, not a list'),
+        ([], "holds a JSON list, not an object"),
+        ({"videos": [{"id": 1}]}, 'video 0 of "videos" has no file_names'),
+    ],
+)
+def test_ytvis_run_names_a_malformed_annotation_file(
+    tmp_path, monkeypatch, capsys, annotations, message
+):
+    root = _ytvis_root(tmp_path)
+    (root / "valid.json").write_text(json.dumps(annotations))
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    argv = ["ytvis-run", "--ytvis-root", str(root), "--out", str(tmp_path / "s" / "r.json")]
+    assert uvosam_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{root / 'valid.json'} {message}" in err or f"{root / 'valid.json'}: {message}" in err
+    ), err
+    assert 'expected a YouTube-VIS annotation file: a JSON object with a "videos" list' in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_ytvis_run_into_a_folder_fails_before_loading_and_leaves_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    root = _ytvis_root(tmp_path)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    argv = ["ytvis-run", "--ytvis-root", str(root), "--out"]
+    assert uvosam_cli.main([*argv, str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {folder} is a folder" in err and str(folder / "results.json") in err
+    # what is written beside results.json must not be a folder either
+    (folder / "results.zip").mkdir()
+    assert uvosam_cli.main([*argv, str(folder / "results.json")]) == 2
+    assert "results.zip is written beside it" in capsys.readouterr().err
+    assert not (tmp_path / "submission.run.json").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["results.zip"]
+
+
+@pytest.mark.parametrize("sam_or_device", [["--sam", "vit_x"], ["--device", "gpu"]])
+def test_benchmark_runs_check_sam_and_device_before_loading(
+    tmp_path, monkeypatch, capsys, sam_or_device
+):
+    root = tmp_path / "DAVIS"
+    make_synthetic_davis(root, sequences=1, frames=2)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    davis = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]
+    ytvis = [
+        "ytvis-run",
+        "--ytvis-root",
+        str(_ytvis_root(tmp_path)),
+        "--out",
+        str(tmp_path / "s.json"),
+    ]
+    for argv in (davis, ytvis):
+        assert uvosam_cli.main([*argv, *sam_or_device]) == 2
+        err = capsys.readouterr().err
+        assert f"{' '.join(sam_or_device)}" in err and "expected one of" in err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s.run.json").exists()
+
+
+def test_davis_run_checks_every_sequence_name_before_any_is_segmented(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    out = tmp_path / "r"
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    argv = ["davis-run", "--davis-root", str(root), "--out", str(out)]
+    assert uvosam_cli.main([*argv, "--sequences", seqs[0], "bogus", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown sequence(s) bogus, nope: not in" in err and "val.txt" in err
+    assert f"2 sequences: {seqs[0]}, {seqs[1]}" in err
+    with pytest.raises(ValueError, match="unknown sequence"):  # the library checks them first too
+        next(run_davis(pipe, root, out, sequences=[seqs[0], "bogus"]))
+    assert not out.exists()
+
+
+def _davis_record(out):
+    record = json.loads((out / "run.json").read_text())
+    return record["benchmark"], record["scores"]
+
+
+def test_davis_run_of_some_sequences_keeps_the_record_of_the_whole_folder(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    """A one-sequence run into a folder holding the full set must not record (or score) that sequence alone."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=3, frames=3)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
+    out = tmp_path / "r"
+    base = ["davis-run", "--davis-root", str(root), "--out", str(out)]
+    assert uvosam_cli.main([*base, "--sequences", seqs[0]]) == 0
+    assert _davis_record(out)[0]["sequences"] == [seqs[0]]
+    # adds to the folder, in the set's order
+    assert uvosam_cli.main([*base, "--sequences", seqs[2], seqs[0]]) == 0
+    benchmark, scores = _davis_record(out)
+    assert benchmark["sequences"] == [seqs[0], seqs[2]] and benchmark["videos"] == 2
+    both = evaluate(root, out, sequences=[seqs[0], seqs[2]]).global_dict()
+    assert scores == pytest.approx(both)
+    assert uvosam_cli.main(base) == 0  # the rest: the whole set
+    full = evaluate(root, out).global_dict()
+    capsys.readouterr()
+    assert uvosam_cli.main([*base, "--sequences", seqs[1]]) == 0
+    benchmark, scores = _davis_record(out)
+    assert benchmark["sequences"] is None and benchmark["videos"] == 3
+    assert scores == pytest.approx(full)
+    printed = capsys.readouterr().out
+    assert "scored all 3 sequences" in printed and "the 1 asked for here" in printed
+    assert "paper (UVOSAM README)" in printed  # the whole val set: comparable with the paper
+
+
+def test_davis_run_refuses_another_set_into_a_folder_of_one(tmp_path, pipe, monkeypatch, capsys):
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    make_synthetic_davis(root, sequences=2, frames=3, subset="train")
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(args) or pipe)
+    base = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r"), "--no-score"]
+    assert uvosam_cli.main([*base, "--sequences", seqs[0]]) == 0
+    assert uvosam_cli.main([*base, "--set", "train"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a davis-run of the 'val' set" in err and "Use another --out" in err
+    assert len(loaded) == 1

@@ -109,3 +109,102 @@ def test_a_heavy_sam_on_the_cpu_gets_a_note_naming_lighter_models(model_type, de
     assert (note is not None) == noted
     if noted:
         assert f"SAM {model_type} runs on the CPU" in note and "--sam sam2.1_tiny" in note
+
+
+@pytest.fixture()
+def a_file(tmp_path):
+    path = tmp_path / "afile"
+    path.write_text("")
+    return path
+
+
+def test_output_paths_under_a_file_fail_before_loading(
+    frames_dir, tmp_path, a_file, no_models, monkeypatch, capsys
+):
+    """Every command says so before its models load or its data is read, not after the whole run."""
+    import uvosam_cli.benchmark_runs as runs_cli
+    import uvosam_cli.clip_score as clip_cli
+    import uvosam_cli.davis as davis_cli
+    from uvosam.eval.synthetic import make_synthetic_davis
+
+    root = tmp_path / "DAVIS"
+    make_synthetic_davis(root, sequences=1, frames=2)
+    slow = ((runs_cli, "load_pipeline"), (davis_cli, "evaluate"), (clip_cli, "score_clip"),
+            (clip_cli, "_result_names"))  # fmt: skip
+    for module, name in slow:
+        monkeypatch.setattr(module, name, lambda *a, _name=name, **k: pytest.fail(f"{_name} ran"))
+    davis = ["davis-run", "--davis-root", str(root), "--out"]
+    score = ["davis-score", "--davis-root", str(root), "--results", str(tmp_path), "--json"]
+    for argv, out in (
+        (["segment", str(frames_dir), "--out"], a_file / "sub"),
+        (["track", str(frames_dir), "--weights", "x.pth", "--out"], a_file / "r.json"),
+        (davis, a_file / "sub"),
+        (score, a_file / "s.json"),
+        (["clip-score", str(tmp_path), str(tmp_path), "--json"], a_file / "s.json"),
+    ):
+        assert uvosam_cli.main([*argv, str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{a_file} is a file, not a folder" in err and "outside it" in err, err
+    assert uvosam_cli.main([*davis, str(a_file)]) == 2  # a folder output that is a file
+    assert f"--out {a_file} is a file; expected an output folder" in capsys.readouterr().err
+    assert uvosam_cli.main([*score, str(tmp_path)]) == 2  # a file output that is a folder
+    assert f"pass e.g. --json {tmp_path / 'scores.json'}" in capsys.readouterr().err
+
+
+def test_sam_and_device_are_checked_before_loading(
+    frames_dir, tmp_path, no_models, monkeypatch, capsys
+):
+    import torch
+
+    base = ["segment", str(frames_dir), "--out", str(tmp_path / "o")]
+    assert uvosam_cli.main([*base, "--sam", "vit_x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("uvosam segment: error: --sam vit_x is neither a SAM / SAM 2.1 model")
+    assert "expected one of vit_b, vit_l, vit_h, sam2.1_tiny, sam2.1_small" in err
+    assert uvosam_cli.main([*base, "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--device gpu: that is not a device name; expected one of auto, cpu" in err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without a GPU
+    track = ["track", str(frames_dir), "--weights", "x.pth", "--out", str(tmp_path / "t.json")]
+    for argv in (base, track):
+        assert uvosam_cli.main([*argv, "--device", "cuda"]) == 2
+        assert "--device cuda: torch finds no CUDA GPU on this machine" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_device_check_accepts_what_torch_can_use_here(monkeypatch):
+    import torch
+
+    from uvosam_cli.checks import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for device in ("auto", "cpu"):
+        check_device(device)
+    for device in ("cuda", "cuda:0", "mps"):
+        with pytest.raises(ValueError, match=f"--device {device}: torch finds no") as err:
+            check_device(device)
+        assert "expected one of auto, cpu (those usable here)" in str(err.value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for device in ("cuda", "cuda:0", "cuda:1"):
+        check_device(device)
+    with pytest.raises(ValueError, match=r"has 2 CUDA GPU\(s\) \(cuda:0, cuda:1\)"):
+        check_device("cuda:2")
+
+
+def test_sam_check_takes_model_types_table_names_and_checkpoint_files(tmp_path):
+    from uvosam_cli.checks import check_sam
+
+    checkpoint = tmp_path / "mine.pth"
+    checkpoint.write_bytes(b"x")
+    for sam in ("vit_h", "sam_vit_b", "sam2.1_large", str(checkpoint), "w/sam_vit_b_01ec64.pth",
+                "w/sam2.1_hiera_tiny.pt"):  # fmt: skip
+        check_sam(sam)  # a released file name is looked up by that name, wherever it is said to be
+    for sam, found in (("sam_vit_x", "no file at sam_vit_x"), ("idol-ytvis19-r50", "no file at"),
+                       (str(tmp_path / "none.pth"), "no file at"), (str(tmp_path), "is a folder")):  # fmt: skip
+        with pytest.raises(ValueError, match="neither a SAM / SAM 2.1 model") as err:
+            check_sam(sam)
+        assert found in str(err.value) and "(also as sam_vit_b, sam_vit_l, sam_vit_h)" in str(
+            err.value
+        )

@@ -215,7 +215,8 @@ def benchmark_record(
 
     Format ``BENCHMARK_FORMAT``: format, uvosam_version, created_utc (of the first run into this folder: carried
     over from ``earlier``, the record a resumed run finds), started_utc (this run's), benchmark (dataset, split,
-    videos = how many, sequences = the names asked for or null = the whole split), settings (min_score,
+    videos = how many, sequences = their names or null = the whole split; ``davis-run`` passes every sequence its
+    folder holds, of earlier runs too, not only the ones asked for), settings (min_score,
     max_objects; every frame, none skipped), models (as in ``run.json``), scores (null; ``davis-run`` fills in the
     global table, keyed as the official one, once it has scored the run).
     """

@@ -21,6 +21,10 @@ ALPHA_WEBM_HELP = (
     "browsers, OBS, Canva, Kdenlive)"
 )
 
+DEVICE_HELP = (
+    "auto (default: CUDA if available, else CPU) | cpu | cuda | cuda:N | mps (an Apple GPU)"
+)
+
 SAM_HELP = (
     f"the box-to-mask model: SAM {' | '.join(SAM_MODEL_TYPES)}, SAM 2.1 {' | '.join(SAM2_MODEL_TYPES)} (needs the "
     "sam2 package; only its image path is used, the tracker alone decides ids), or PATH to a SAM or SAM 2.1 "

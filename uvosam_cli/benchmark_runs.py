@@ -11,14 +11,17 @@ from uvosam.eval.layout import SUBSETS
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
     check_run_settings,
+    davis_frame_dirs,
     davis_sequences,
+    finished_sequences,
     run_davis,
     run_ytvis,
     ytvis_videos,
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
-from uvosam_cli.arguments import add_sam_arguments, segmenter_config
+from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_config
+from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
 from uvosam_cli.davis import format_tables
 
 
@@ -26,12 +29,19 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     add_sam_arguments(p, " (the paper used vit_h)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "davis-run", help="segment a DAVIS-2017 set (resumable with the same models) and score it"
+        "davis-run",
+        help="segment a DAVIS-2017 set (resumable with the same models) and score it",
+        description="Segment a DAVIS-2017 set into <out>/<seq>/<frame>.png, record what made them in "
+        "<out>/run.json, then score them. A folder holds one set's results of one choice of models: a run "
+        "skips the sequences it finds finished there, and one with other models or another --set is refused. "
+        "A run with --sequences adds to the folder: run.json and the printed score then cover every sequence the "
+        "folder holds, of this run and of earlier ones (so a finished full set stays recorded and scored as "
+        "such); `uvosam davis-score --sequences` scores only some.",
     )
     p.add_argument(
         "--davis-root", type=Path, required=True, help="folder holding JPEGImages/ and ImageSets/"
@@ -40,7 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, help="results folder (<out>/<seq>/<frame>.png)"
     )
     p.add_argument("--set", dest="subset", choices=SUBSETS, default="val")
-    p.add_argument("--sequences", nargs="+", help="only these sequences")
+    p.add_argument(
+        "--sequences",
+        nargs="+",
+        help="segment only these sequences of the set (the score covers all the folder holds)",
+    )
     p.add_argument("--no-score", action="store_true", help="only write the PNGs (e.g. test-dev)")
     _model_args(p)
     p.set_defaults(func=run_davis_command)
@@ -81,63 +95,89 @@ def model_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+DAVIS_DATASET = "DAVIS-2017 unsupervised"
+
+
 def run_davis_command(args: argparse.Namespace) -> int:
-    # a wrong root is reported before the models load
-    names = args.sequences or davis_sequences(args.davis_root, args.subset)
-    segmenter_config(args)  # a --sam-type that does not fit --sam
+    # every argument, the output folder and the sequence names are checked before the models load
+    check_model_arguments(args)
+    check_output_folder(args.out, "--out")
+    listed = davis_sequences(args.davis_root, args.subset)
+    names = davis_sequences(args.davis_root, args.subset, args.sequences)
+    davis_frame_dirs(args.davis_root, names)
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
-    pipe = load_pipeline(args)
     record_path = args.out / RUN_JSON
+    earlier = read_record(record_path)
+    _check_same_set(earlier, args)
+    # the record covers the folder: the sequences of earlier runs into it (same models, checked above) and these
+    kept = set(finished_sequences(args.out, listed)) | set(names)
+    held = [name for name in listed if name in kept]
+    pipe = load_pipeline(args)
     record = benchmark_record(
-        pipe,
-        dataset="DAVIS-2017 unsupervised",
-        split=args.subset,
-        videos=len(names),
-        sequences=args.sequences,
-        earlier=read_record(record_path),
-    )
+        pipe, dataset=DAVIS_DATASET, split=args.subset, videos=len(held),
+        sequences=None if held == listed else held, earlier=earlier,
+    )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     # before any sequence: a folder never holds masks without it
     write_run_json(record_path, record)
     start = time.perf_counter()
-    runs = run_davis(
-        pipe,
-        args.davis_root,
-        args.out,
-        subset=args.subset,
-        sequences=args.sequences,
-        settings=settings,
-    )
+    runs = run_davis(pipe, args.davis_root, args.out, subset=args.subset, sequences=names,
+                     settings=settings)  # fmt: skip
     for done in runs:
         state = "already done, skipped" if done.skipped else f"{done.frames} frames"
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
     print(
         f"segmented in {time.perf_counter() - start:.1f} s -> {args.out} (what made them: {record_path})"
     )
-    if args.no_score:
-        return 0
-    scores = evaluate(
-        args.davis_root, args.out, subset=args.subset, sequences=args.sequences, num_workers=2
-    )
+    if not args.no_score:
+        _score_folder(args, record, held, names, whole_set=held == listed)
+    return 0
+
+
+def _check_same_set(earlier: dict | None, args: argparse.Namespace) -> None:
+    """One results folder holds one DAVIS set: refuse a run of another set into a folder recorded for one."""
+    split = ((earlier or {}).get("benchmark") or {}).get("split")
+    if split is not None and split != args.subset:
+        raise ValueError(
+            f"{args.out} holds a davis-run of the {split!r} set (see {args.out / RUN_JSON}), but this run is "
+            f"--set {args.subset}: one folder holds one set's results and score. Use another --out, or --set "
+            f"{split} to add to it"
+        )
+
+
+def _score_folder(
+    args: argparse.Namespace, record: dict, held: list[str], names: list[str], *, whole_set: bool
+) -> None:
+    """Score every sequence the folder holds (``held``, which includes this run's ``names``), print the tables and
+    put the global one into the record."""
+    scores = evaluate(args.davis_root, args.out, subset=args.subset, sequences=held, num_workers=2)
     print(format_tables(scores))
-    write_run_json(record_path, {**record, "scores": scores.global_dict()})
-    if args.subset == "val" and not args.sequences:
+    write_run_json(args.out / RUN_JSON, {**record, "scores": scores.global_dict()})
+    if len(held) > len(names):
+        print(
+            f"\nscored all {len(held)} sequences {args.out} holds: the {len(names)} asked for here and "
+            f"{len(held) - len(names)} of earlier runs into it with the same models "
+            "(`uvosam davis-score --sequences ...` scores only some)"
+        )
+    if args.subset == "val" and whole_set:
         ours = scores.global_dict()
         print("\n          ours    paper (UVOSAM README)")
         for key, paper in PAPER_DAVIS17_UNSUPERVISED_VAL.items():
             print(f"{key:9s} {ours[key]:.3f}   {paper:.3f}")
-    return 0
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
-    # a wrong root or split is reported before the models load
+    # every argument, the output paths and the annotation file are checked before the models load
+    check_model_arguments(args)
+    record_path = args.out.with_name(f"{args.out.stem}.run.json")
+    check_output_file(args.out, "--out", example_name="results.json",
+                      beside=(args.out.with_suffix(".zip"), record_path))  # fmt: skip
     videos, _ = ytvis_videos(args.ytvis_root, args.split)
-    segmenter_config(args)  # so is a --sam-type that does not fit --sam
     pipe = load_pipeline(args)
     record = benchmark_record(pipe, dataset="YouTube-VIS", split=args.split, videos=len(videos))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    record_path = write_run_json(args.out.with_name(f"{args.out.stem}.run.json"), record)
+    write_run_json(record_path, record)
     zip_path = run_ytvis(
         pipe, args.ytvis_root, args.out, split=args.split,
         progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {d.frames} frames", flush=True),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam_cli.arguments import positive_int
+from uvosam_cli.checks import check_output_file
 from uvosam_cli.davis import _json_safe, format_tables
 
 
@@ -43,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output_file(args.json, "--json", example_name="scores.json")
     names = _result_names(args.results)
     truth = ground_truth_files(args.ground_truth)
     if args.stride is None:  # by name, or one PNG per result frame: nothing is guessed

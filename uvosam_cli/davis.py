@@ -10,6 +10,7 @@ from pathlib import Path
 
 from uvosam.eval.davis import GLOBAL_METRICS, DavisScores, evaluate
 from uvosam.eval.layout import SUBSETS, TASKS
+from uvosam_cli.checks import check_output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,6 +77,8 @@ def _json_safe(value):
 
 def run(args: argparse.Namespace) -> int:
     """Score, print both tables, optionally write JSON (NaN, e.g. an undefined Decay, becomes null)."""
+    if args.json:
+        check_output_file(args.json, "--json", example_name="scores.json")
     start = time.perf_counter()
     scores = evaluate(
         args.davis_root,

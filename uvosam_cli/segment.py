@@ -26,7 +26,14 @@ from uvosam.remote_links import looks_like_link
 from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.video import probe
-from uvosam_cli.arguments import ALPHA_WEBM_HELP, add_sam_arguments, positive_int, segmenter_config
+from uvosam_cli.arguments import (
+    ALPHA_WEBM_HELP,
+    DEVICE_HELP,
+    add_sam_arguments,
+    positive_int,
+    segmenter_config,
+)
+from uvosam_cli.checks import check_model_arguments, check_output_folder
 from uvosam_cli.hints import print_merge_hints
 
 
@@ -46,9 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     add_sam_arguments(p)
-    p.add_argument(
-        "--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N"
-    )
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument(
         "--precision",
         default="fp32",
@@ -171,11 +176,8 @@ def run(args: argparse.Namespace) -> int:
     )
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
-    segmenter_config(args)  # a --sam-type that does not fit --sam
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(
-            f"--out {args.out} is a file; expected an output folder (created if missing)"
-        )
+    check_model_arguments(args)  # --sam, --sam-type, --device, the sam2 package
+    check_output_folder(args.out, "--out")  # before a download, too
     with local_input(args.input) as source:
         return _segment(args, source, config, options)
 

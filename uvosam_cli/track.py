@@ -8,6 +8,9 @@ import json
 import logging
 from pathlib import Path
 
+from uvosam_cli.arguments import DEVICE_HELP
+from uvosam_cli.checks import check_device, check_output_file
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,9 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", default="results.json", help="output JSON path (default: results.json)"
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N"
-    )
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
         "--video-id", default=None, help="video_id in results.json (default: input name)"
     )
@@ -49,11 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from uvosam.video import iter_probed, probe
 
     out = Path(args.out)
-    if out.is_dir():
-        raise ValueError(
-            f"--out {out} is a folder; expected the path of the JSON file to write, "
-            f"e.g. {out / 'results.json'}"
-        )
+    check_device(args.device)
+    check_output_file(out, "--out", example_name="results.json")
     info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
     device = resolve_device(args.device)
     tracker = load_tracker(args.weights, args.config_yaml, device, batch_size=args.batch_size)

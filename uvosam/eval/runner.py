@@ -46,9 +46,38 @@ class SequenceDone:
     skipped: bool
 
 
-def davis_sequences(davis_root: str | Path, subset: str) -> list[str]:
-    """Sequence names of ``ImageSets/2017/<subset>.txt`` (2019 for the unsupervised test sets)."""
-    return read_imageset(imageset_path(davis_root, subset=subset, task="unsupervised"))
+def davis_sequences(
+    davis_root: str | Path, subset: str, sequences: list[str] | None = None
+) -> list[str]:
+    """Sequence names of ``ImageSets/2017/<subset>.txt`` (2019 for the unsupervised test sets), or ``sequences``
+    (duplicates dropped) once each is found in that list.
+
+    Raises:
+        FileNotFoundError: the list file is missing.
+        ValueError: ``sequences`` names one that the list does not hold (all such are named).
+    """
+    set_file = imageset_path(davis_root, subset=subset, task="unsupervised")
+    listed = read_imageset(set_file)
+    if not sequences:
+        return listed
+    unknown = [name for name in dict.fromkeys(sequences) if name not in set(listed)]
+    if unknown:
+        shown = ", ".join(listed[:10]) + (" ..." if len(listed) > 10 else "")
+        raise ValueError(
+            f"unknown sequence(s) {', '.join(unknown)}: not in {set_file}, the list of the {subset!r} set "
+            f"({len(listed)} sequences: {shown}); pass names from that list, or the set that lists them"
+        )
+    return list(dict.fromkeys(sequences))
+
+
+def davis_frame_dirs(davis_root: str | Path, names: list[str]) -> list[Path]:
+    """The 480p frame folder of each sequence, all checked to exist (before any is segmented)."""
+    return [_frames_dir(Path(davis_root), name) for name in names]
+
+
+def finished_sequences(out_dir: str | Path, names: list[str]) -> list[str]:
+    """Those of ``names`` that a ``run_davis`` into ``out_dir`` has finished (their folder exists), in order."""
+    return [name for name in names if (Path(out_dir) / name).is_dir()]
 
 
 def _frames_dir(davis_root: Path, seq: str) -> Path:
@@ -99,7 +128,9 @@ def run_davis(
     ``ValueError`` (see ``check_run_settings``). None: not checked or recorded.
     """
     davis_root, out_dir = Path(davis_root), Path(out_dir)
-    names = sequences or davis_sequences(davis_root, subset)
+    names = davis_sequences(davis_root, subset, sequences)
+    # every name and frame folder is checked before any sequence is segmented
+    frame_dirs = davis_frame_dirs(davis_root, names)
     if settings is not None:
         check_run_settings(out_dir, settings)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,8 +140,7 @@ def run_davis(
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
                             tracks_csv=False, timeline=False)  # fmt: skip
-    for index, seq in enumerate(names):
-        frames_dir = _frames_dir(davis_root, seq)
+    for index, (seq, frames_dir) in enumerate(zip(names, frame_dirs)):
         final = out_dir / seq
         if final.is_dir():
             yield SequenceDone(seq, index, len(names), len(list(final.glob("*.png"))), True)
@@ -131,8 +161,42 @@ def ytvis_videos(ytvis_root: Path, split: str) -> tuple[list[dict], Path]:
         raise FileNotFoundError(
             f"YouTube-VIS {split} annotations not found; looked for {candidates}"
         )
-    videos = json.loads(meta.read_text())["videos"]
-    return videos, ytvis_root / split / "JPEGImages"
+    return _read_videos(meta), ytvis_root / split / "JPEGImages"
+
+
+def _read_videos(meta: Path) -> list[dict]:
+    """The ``videos`` list of a YouTube-VIS annotation file, each checked to have an ``id`` and ``file_names``."""
+    expected = (
+        'expected a YouTube-VIS annotation file: a JSON object with a "videos" list, each video with "id" and '
+        '"file_names"; pass the split\'s official JSON'
+    )
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{meta} is not valid JSON ({err}); {expected}") from None
+    problem = _videos_problem(data)
+    if problem is not None:
+        raise ValueError(f"{meta} {problem}; {expected}")
+    for index, video in enumerate(data["videos"]):
+        missing = [
+            key for key in ("id", "file_names") if not isinstance(video, dict) or key not in video
+        ]
+        if missing or not video["file_names"]:
+            raise ValueError(
+                f'{meta}: video {index} of "videos" has no {" or ".join(missing) or "file_names"}; {expected}'
+            )
+    return data["videos"]
+
+
+def _videos_problem(data: object) -> str | None:
+    """What a YouTube-VIS annotation file holds instead of a ``videos`` list (for the message), else ``None``."""
+    if not isinstance(data, dict):
+        return f"holds a JSON {type(data).__name__}, not an object"
+    if "videos" not in data:
+        return f'has no "videos" key (its keys: {", ".join(sorted(data)[:10]) or "none"})'
+    if not isinstance(data["videos"], list):
+        return f'has "videos" as a {type(data["videos"]).__name__}, not a list'
+    return None
 
 
 def run_ytvis(

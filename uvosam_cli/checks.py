@@ -1,0 +1,155 @@
+"""Checks the commands make before any model loads or any data is read: output paths, ``--sam`` and ``--device``.
+
+A run can take hours (a YouTube-VIS split, DAVIS with SAM ViT-H on a CPU); an output path that cannot be written or
+a model name that does not exist must stop it at the start, not after the work. Each check raises ``ValueError``
+(or ``MissingPackageError``), which ``uvosam_cli.main`` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
+from uvosam_cli.arguments import segmenter_config
+
+
+def check_output_file(
+    path: Path, option: str, *, example_name: str, beside: tuple[Path, ...] = ()
+) -> None:
+    """Raise ``ValueError`` unless a file can be written at ``path``: not an existing folder, and under a folder
+    that exists (writable) or can be created. An existing file is fine (it is replaced).
+
+    ``option``: how the message names the path (``"--out"``); ``example_name``: a file name to suggest inside the
+    folder when ``path`` is one (``"results.json"``); ``beside``: further files the command writes next to it (a
+    zip, a record), which must not be existing folders either.
+    """
+    if path.is_dir():
+        raise ValueError(
+            f"{option} {path} is a folder; expected the path of the file to write: pass e.g. "
+            f"{option} {path / example_name}"
+        )
+    for other in beside:
+        if other.is_dir():
+            raise ValueError(
+                f"{option} {path}: {other.name} is written beside it, but {other} is a folder; move that folder "
+                f"away, or pass another {option}"
+            )
+    _check_parent_folder(path, option)
+
+
+def check_output_folder(path: Path, option: str) -> None:
+    """Raise ``ValueError`` unless ``path`` is a writable folder or can be created as one."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"{option} {path} is a file; expected an output folder (created if missing): pass another {option}, "
+            f"or move the file away"
+        )
+    if path.is_dir():
+        _check_writable(path, path, option)
+        return
+    _check_parent_folder(path, option)
+
+
+def _check_parent_folder(path: Path, option: str) -> None:
+    """The nearest existing folder above ``path`` must be a writable folder (the rest is created)."""
+    parent = Path(os.path.abspath(path)).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(
+            f"{option} {path} cannot be written: {parent} is a file, not a folder, so nothing can be created "
+            f"under it; pass a {option} path outside it, or move {parent} away"
+        )
+    _check_writable(parent, path, option)
+
+
+def _check_writable(folder: Path, path: Path, option: str) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"{option} {path} cannot be written: no permission to write in {folder}; pass a {option} path in "
+            "a folder you can write to"
+        )
+
+
+def usable_devices() -> list[str]:
+    """What ``--device`` takes on this machine: auto, cpu, and cuda, cuda:0 ... / mps where torch can use them."""
+    import torch
+
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def check_device(device: str) -> None:
+    """Raise ``ValueError`` unless torch can use ``device`` here (see ``usable_devices``)."""
+    usable = usable_devices()
+    if device in usable:
+        return
+    accepted = ", ".join(usable)
+    if device == "cuda" or device.startswith("cuda:"):
+        gpus = [d for d in usable if d.startswith("cuda:")]
+        why = (
+            f"this machine has {len(gpus)} CUDA GPU(s) ({', '.join(gpus)})"
+            if gpus
+            else "torch finds no CUDA GPU on this machine (torch.cuda.is_available() is False: no GPU or "
+            "NVIDIA driver, or a CPU-only torch build)"
+        )
+    elif device == "mps":
+        why = "torch finds no Apple GPU (MPS) on this machine"
+    else:
+        why = "that is not a device name"
+    raise ValueError(f"--device {device}: {why}; expected one of {accepted} (those usable here)")
+
+
+def sam_weight_names() -> list[str]:
+    """The weight-table keys ``--sam`` takes besides the model types (``sam_vit_b`` ...)."""
+    from uvosam import weight_table
+
+    return [
+        name
+        for name in weight_table.WEIGHTS
+        if (name.startswith("sam_") and name[4:] in SAM_MODEL_TYPES) or name in SAM2_MODEL_TYPES
+    ]
+
+
+def check_sam(sam: str) -> None:
+    """Raise ``ValueError`` unless ``--sam`` is a SAM / SAM 2.1 model type, a SAM weight-table key, an existing
+    checkpoint file, or a path whose file name is a released SAM / SAM 2.1 checkpoint (looked up by that name)."""
+    from uvosam import weight_table
+
+    names = sam_weight_names()
+    if sam in SEGMENTER_MODEL_TYPES or sam in names:
+        return
+    path = Path(sam).expanduser()
+    released = {weight_table.WEIGHTS[name].basename for name in names}
+    if path.is_file() or (path.name in released and not path.is_dir()):
+        return
+    found = f"{path} is a folder" if path.is_dir() else f"no file at {path}"
+    extra = [name for name in names if name not in SEGMENTER_MODEL_TYPES]
+    raise ValueError(
+        f"--sam {sam} is neither a SAM / SAM 2.1 model nor a checkpoint file ({found}); expected one of "
+        f"{', '.join(SEGMENTER_MODEL_TYPES)} (also as {', '.join(extra)}), or the path of a SAM / SAM 2.1 "
+        "checkpoint"
+    )
+
+
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """The checks of ``--sam``, ``--sam-type``, ``--device`` and of the ``sam2`` package a SAM 2.1 ``--sam`` needs,
+    all instant: a command calls this before it reads data or loads a model.
+
+    Raises:
+        ValueError: a bad ``--sam``, ``--device``, or a ``--sam-type`` that does not fit ``--sam``.
+        MissingPackageError: ``--sam`` is SAM 2.1 and the sam2 package is not installed.
+    """
+    from uvosam.segmenter import check_segmenter_packages
+
+    config = segmenter_config(args)
+    check_sam(args.sam)
+    check_device(args.device)
+    check_segmenter_packages(args.sam, config)
