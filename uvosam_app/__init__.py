@@ -8,8 +8,9 @@ One concept per module:
 - ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded;
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;
 - ``errors``: what a user is told when a request fails;
-- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``layout``: the components.
+- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``checks``: what a request
+  is checked against before any work; ``layout``: the components.
 
-Only ``handlers``, ``link_handlers``, ``layout``, ``progress`` and ``errors`` import gradio. ``uvosam`` imports
-nothing from here.
+Only ``handlers``, ``link_handlers``, ``checks``, ``layout``, ``progress`` and ``errors`` import gradio.
+``uvosam`` imports nothing from here.
 """

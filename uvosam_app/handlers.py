@@ -18,19 +18,17 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.export_types import ExportOptions
 from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
 from uvosam.mask_cache import MaskCache
-from uvosam.render import STYLES
-from uvosam.track_edit import parse_merge
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
+from uvosam_app.checks import check_models, check_style, linked_file, merge_map, over_upload_limit
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
-from uvosam_app.models import GetPipeline, mask_model_label, run_config, sam2_missing
+from uvosam_app.models import GetPipeline, mask_model_label, run_config
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
@@ -101,8 +99,8 @@ class App:
             raise gr.Error(
                 "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
             )
-        _check_models(tracker, sam, self.settings)
-        too_big = _over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
+        check_models(tracker, sam, self.settings)
+        too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
         options = JobOptions(
@@ -113,7 +111,9 @@ class App:
             **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
         )
         changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
-        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video or _linked(linked))
+        source = (
+            app_uploads.FramesZip(frames_zip) if frames_zip else str(video or linked_file(linked))
+        )
         # a linked Load's folder is idle: held, so that no new folder deletes it under the run
         link_dir = None if video or frames_zip else Path(source).parent
         self.work.hold(link_dir)
@@ -156,7 +156,7 @@ class App:
         return {
             "chunk_seconds": self.settings.chunk_seconds,
             "output_max_side": int(output_side) or None,
-            "style": _style(style),
+            "style": check_style(style),
             "show_boxes": bool(show_boxes),
             "show_labels": bool(show_labels),
             "export": ExportOptions(alpha_webm=bool(alpha_webm)),
@@ -229,7 +229,7 @@ class App:
         if not video and not frames_zip and not Path(linked).is_file():
             return f"**{app_links.GONE}**"
         path = str(frames_zip or video or linked)
-        too_big = _over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
+        too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             return f"**Run would refuse this input:** {too_big}"
         stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
@@ -279,7 +279,7 @@ class App:
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
                 "255 void), one per frame of the video, in name order."
             )
-        too_big = _over_upload_limit(gt_zip, self.settings.max_upload_mb)
+        too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
         # a Run pressed meanwhile in this tab deletes idle folders
@@ -324,7 +324,7 @@ class App:
             options = JobOptions(
                 **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm)
             )
-            merges = _merge(merge)
+            merges = merge_map(merge)
             if not keep:  # the API's default: a video without any object is never what was meant
                 ids = sorted(MaskCache(state.cache_dir).track_labels())
                 if ids:
@@ -389,56 +389,6 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
-
-
-def _over_upload_limit(path: str | None, max_mb: int) -> str | None:
-    """Why a file given to a handler is refused for its size (None: it is not). The browser's uploads are
-    bounded by Gradio (``max_file_size``), but a file passed over the API as a link is downloaded by Gradio
-    itself, unbounded: this keeps such a file from being run."""
-    size = Path(path).stat().st_size if path and Path(path).is_file() else 0
-    if size <= max_mb << 20:
-        return None
-    return (
-        f"{Path(path).name} is {size / 2**20:.0f} MB, over this app's upload limit of {max_mb} MB: use a "
-        "shorter or smaller file. (The app's host sets this limit: UVOSAM_MAX_UPLOAD_MB.)"
-    )
-
-
-def _linked(path: str | None) -> str:
-    if not path or not Path(path).is_file():
-        raise gr.Error(app_links.GONE, print_exception=False)
-    return path
-
-
-def _merge(text: str | None) -> dict[int, int]:
-    try:
-        return parse_merge(text)
-    except ValueError as err:
-        raise gr.Error(str(err), print_exception=False) from None
-
-
-def _check_models(tracker: str, sam: str, settings: AppSettings) -> None:
-    """Refuse a tracker preset or a mask model this app does not offer (on ZeroGPU: not loaded at start); a SAM 2.1
-    one without the sam2 package says how to get it."""
-    at_start = " (on ZeroGPU: those loaded at start)" if settings.start_models_only else ""
-    if tracker not in settings.presets():
-        raise gr.Error(
-            f"Choose a tracker from {settings.presets()}{at_start}; got {tracker!r}.",
-            print_exception=False,
-        )
-    offered = settings.mask_models()
-    if sam in offered:
-        return
-    why = sam2_missing() if sam in SAM2_MODEL_TYPES else None
-    raise gr.Error(
-        why or f"Choose a mask model from {offered}{at_start}; got {sam!r}.", print_exception=False
-    )
-
-
-def _style(style: str) -> str:
-    if style not in STYLES:
-        raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.")
-    return style
 
 
 def _img(preview: np.ndarray | None) -> Any:
