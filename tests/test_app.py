@@ -586,6 +586,32 @@ def test_on_zerogpu_models_load_at_start_once_each_and_only_they_are_offered(
     demo.close()
 
 
+def test_the_apps_loader_keeps_every_model_loaded_at_start(monkeypatch, tmp_path, tiny_sam_model):
+    """The loader keeps 3 models of a kind by default; UVOSAM_PRELOAD may list more. Unloading one loaded at start
+    for another would leave it unloadable on ZeroGPU (models load only at start there)."""
+    import app as app_module
+    from uvosam_app import models as app_models
+
+    monkeypatch.setattr(app_models, "needed_weights", lambda preset, sam: ())
+    monkeypatch.setattr(app_module, "load_tracker", lambda preset, device: MovingBoxTracker())
+    loaded = []
+    monkeypatch.setattr(
+        app_module, "load_mask_model",
+        lambda sam, device, sam_precision: loaded.append(sam) or BoxPromptSegmenter(tiny_sam_model),
+    )  # fmt: skip
+    env = {"UVOSAM_PRELOAD": "vit_l,vit_h,sam2.1_tiny", "UVOSAM_WORK_DIR": str(tmp_path)}
+    monkeypatch.setattr(
+        app_models, "mask_models", lambda: ("vit_b", "vit_l", "vit_h", "sam2.1_tiny")
+    )
+    settings = AppSettings.from_env(env)
+    loader = app_module.make_loader(settings)
+    app_module.build_demo(loader, settings=settings).close()
+    loader.stop_loading("on ZeroGPU ...")
+    for preset, sam in settings.start_pairs():
+        loader(preset, sam)  # none was unloaded: no ModelsNotLoadedError
+    assert loaded == ["vit_b", "vit_l", "vit_h", "sam2.1_tiny"]
+
+
 def zero_gpu_worker(task):
     """What ``spaces.GPU`` (0.51.3) does with a generator on a ZeroGPU Space: the task runs in a
     worker process and an exception comes back as itself only if it is a ``gr.Error``; any other
