@@ -151,17 +151,22 @@ def test_the_status_line_says_when_a_job_waits_for_a_worker():
     slots = threading.BoundedSemaphore(1)
     slots.acquire()  # another job runs
 
+    finish = threading.Event()
+
     def job():
-        yield JobProgress(1, 1, 0.1)
+        yield JobProgress(1, 2, 0.1)
+        finish.wait(10)
 
     pump = JobPump(job, slots).start()
     updates = drive(pump, lambda *a, **k: None, "re-rendering", 0.05)
     assert next(updates).status.startswith(
         "re-rendering: waiting for a free worker (other jobs run first)… "
     )
-    slots.release()
-    assert all("waiting" not in u.status for u in updates)  # the job ran to its end
-    assert not pump.queued
+    slots.release()  # the job gets the worker: its frame counter replaces the waiting line
+    statuses = [next(updates).status for _ in range(40)]
+    assert statuses[-1].startswith("re-rendering: frame 1/2") and not pump.queued
+    finish.set()
+    list(updates)
     pump.cancel()
 
 
