@@ -27,7 +27,7 @@ from gradio.events import Dependency
 from uvosam.errors import WeightsError
 from uvosam_app.handlers import App
 from uvosam_app.layout import EXAMPLES_DIR, ROOT, Page, page
-from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model
+from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model, load_tracker
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import footer_markdown
 
@@ -217,6 +217,18 @@ def launch_kwargs(settings: AppSettings, work_root: Path) -> dict[str, Any]:
     }
 
 
+def make_loader(settings: AppSettings) -> PipelineLoader:
+    """The app's model loader: on this machine's device, SAM's encoder in ``settings.sam_precision``, and room for
+    every model loaded at start (the defaults and ``UVOSAM_PRELOAD``), so that none of them is unloaded for another:
+    on ZeroGPU none could be loaded again."""
+    return PipelineLoader(
+        device=app_gpu.default_device(),
+        load_tracker=load_tracker,
+        load_segmenter=functools.partial(load_mask_model, sam_precision=settings.sam_precision),
+        max_loaded=max(3, len(settings.start_pairs())),
+    )
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -227,14 +239,10 @@ def main() -> None:
             settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))
         )
         atexit.register(shutil.rmtree, settings.work_root, True)
-    loader = PipelineLoader(
-        device=app_gpu.default_device(),
-        load_segmenter=functools.partial(load_mask_model, sam_precision=settings.sam_precision),
-    )
+    loader = make_loader(settings)
     demo = build_demo(loader, settings=settings)
-    if (
-        settings.start_models_only
-    ):  # ZeroGPU: its CUDA emulation works in this (the main) thread only
+    # ZeroGPU: its CUDA emulation works in this (the main) thread only
+    if settings.start_models_only:
         loader.stop_loading(
             "on ZeroGPU this Space runs only the models it loaded at start (its host lists more in UVOSAM_PRELOAD); "
             "restart the Space to load them again"

@@ -151,17 +151,22 @@ def test_the_status_line_says_when_a_job_waits_for_a_worker():
     slots = threading.BoundedSemaphore(1)
     slots.acquire()  # another job runs
 
+    finish = threading.Event()
+
     def job():
-        yield JobProgress(1, 1, 0.1)
+        yield JobProgress(1, 2, 0.1)
+        finish.wait(10)
 
     pump = JobPump(job, slots).start()
     updates = drive(pump, lambda *a, **k: None, "re-rendering", 0.05)
     assert next(updates).status.startswith(
         "re-rendering: waiting for a free worker (other jobs run first)… "
     )
-    slots.release()
-    assert all("waiting" not in u.status for u in updates)  # the job ran to its end
-    assert not pump.queued
+    slots.release()  # the job gets the worker: its frame counter replaces the waiting line
+    statuses = [next(updates).status for _ in range(40)]
+    assert statuses[-1].startswith("re-rendering: frame 1/2") and not pump.queued
+    finish.set()
+    list(updates)
     pump.cancel()
 
 
@@ -584,6 +589,32 @@ def test_on_zerogpu_models_load_at_start_once_each_and_only_they_are_offered(
                            progress=lambda *a, **k: None)  # fmt: skip
     assert last[0].startswith("done: 6 frames") and len(loaded) == 4
     demo.close()
+
+
+def test_the_apps_loader_keeps_every_model_loaded_at_start(monkeypatch, tmp_path, tiny_sam_model):
+    """The loader keeps 3 models of a kind by default; UVOSAM_PRELOAD may list more. Unloading one loaded at start
+    for another would leave it unloadable on ZeroGPU (models load only at start there)."""
+    import app as app_module
+    from uvosam_app import models as app_models
+
+    monkeypatch.setattr(app_models, "needed_weights", lambda preset, sam: ())
+    monkeypatch.setattr(app_module, "load_tracker", lambda preset, device: MovingBoxTracker())
+    loaded = []
+    monkeypatch.setattr(
+        app_module, "load_mask_model",
+        lambda sam, device, sam_precision: loaded.append(sam) or BoxPromptSegmenter(tiny_sam_model),
+    )  # fmt: skip
+    env = {"UVOSAM_PRELOAD": "vit_l,vit_h,sam2.1_tiny", "UVOSAM_WORK_DIR": str(tmp_path)}
+    monkeypatch.setattr(
+        app_models, "mask_models", lambda: ("vit_b", "vit_l", "vit_h", "sam2.1_tiny")
+    )
+    settings = AppSettings.from_env(env)
+    loader = app_module.make_loader(settings)
+    app_module.build_demo(loader, settings=settings).close()
+    loader.stop_loading("on ZeroGPU ...")
+    for preset, sam in settings.start_pairs():
+        loader(preset, sam)  # none was unloaded: no ModelsNotLoadedError
+    assert loaded == ["vit_b", "vit_l", "vit_h", "sam2.1_tiny"]
 
 
 def zero_gpu_worker(task):

@@ -248,26 +248,25 @@ def write_tracks_csv(
     path: Path, summaries: list[TrackSummary], davis_labels: dict[int, int]
 ) -> None:
     """One row per track (order of first appearance); ``davis_label`` is empty for a track left out of the PNGs.
-    Written atomically (``<path>.tmp``, then renamed)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(TRACKS_CSV_COLUMNS)
-        for s in summaries:
-            writer.writerow(
-                [
-                    s.track_id,
-                    davis_labels.get(s.track_id, ""),
-                    s.label + 1,
-                    s.class_name,
-                    f"{s.score:.6f}",
-                    s.first_frame,
-                    s.last_frame,
-                    s.num_frames,
-                    s.returns,
-                ]
-            )
-    os.replace(tmp, path)
+    Written atomically (``write_bytes``)."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(TRACKS_CSV_COLUMNS)
+    for s in summaries:
+        writer.writerow(
+            [
+                s.track_id,
+                davis_labels.get(s.track_id, ""),
+                s.label + 1,
+                s.class_name,
+                f"{s.score:.6f}",
+                s.first_frame,
+                s.last_frame,
+                s.num_frames,
+                s.returns,
+            ]
+        )
+    write_bytes(path, text.getvalue().encode("utf-8"))
 
 
 def write_zip(zip_path: Path, root: Path, entries: Iterable[Path]) -> Path:

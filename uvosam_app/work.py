@@ -114,7 +114,7 @@ class WorkRoot:
         """Delete a job's folder that lost its result (a cancelled or failed run), and its session's folder once
         that is empty (a tab closed while its run went on leaves nothing behind)."""
         shutil.rmtree(path, ignore_errors=True)
-        self.remove_idle(path.parent, kinds=())
+        self.remove_idle(path.parent, kinds=())  # no kind: only the session folder, if empty
 
     def remove_session(self, session: str | None) -> None:
         """The session is over (its tab closed): all its folders go but those a request still uses (they go when

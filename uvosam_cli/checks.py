@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
+from uvosam.config import SEGMENTER_MODEL_TYPES
 from uvosam_cli.arguments import segmenter_config
 
 
@@ -110,12 +110,10 @@ def check_device(device: str) -> None:
 def sam_weight_names() -> list[str]:
     """The weight-table keys ``--sam`` takes besides the model types (``sam_vit_b`` ...)."""
     from uvosam import weight_table
+    from uvosam.segmenter import weights_key
 
-    return [
-        name
-        for name in weight_table.WEIGHTS
-        if (name.startswith("sam_") and name[4:] in SAM_MODEL_TYPES) or name in SAM2_MODEL_TYPES
-    ]
+    keys = [weights_key(model_type) for model_type in SEGMENTER_MODEL_TYPES]
+    return [key for key in keys if key in weight_table.WEIGHTS]
 
 
 def check_sam(sam: str) -> None:
