@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from uvosam import atomic_files
 from uvosam import export_formats as fmt
 from uvosam.background_writes import BackgroundWrites
 from uvosam.export_davis import DavisPngs, final_labels
@@ -264,7 +265,9 @@ class ExportWriter:
                 self._blank[mode] = fmt.blank_png_bytes(mode, self.height, self.width)
             for t in frames:
                 self._writes.submit(
-                    fmt.write_bytes, self._track_file(kind, track_id, t), self._blank[mode]
+                    atomic_files.write_bytes,
+                    self._track_file(kind, track_id, t),
+                    self._blank[mode],
                 )
 
     # ---------------------------------------------------------------------------------------------- close
@@ -324,7 +327,9 @@ class ExportWriter:
         self._write_root(RUN_JSON, write_run_json, record)
         readme = readme_text(result, opts, self.merge, record)
         # a name not UTF-8: \udcff
-        self._write_root(result.readme.name, fmt.write_bytes, readme.encode("utf-8", TEXT_ERRORS))
+        self._write_root(
+            result.readme.name, atomic_files.write_bytes, readme.encode("utf-8", TEXT_ERRORS)
+        )
         self._result = result
         return result
 
@@ -367,7 +372,7 @@ class ExportWriter:
         try:
             write(path, *args, **kwargs)
         finally:
-            path.with_name(name + ".tmp").unlink(missing_ok=True)
+            atomic_files.tmp_path(path).unlink(missing_ok=True)
         self._root_files.append(path)
         return path
 
