@@ -37,7 +37,8 @@ def _pipe(video, sam):
 
 
 def test_the_job_api_the_readme_names_is_importable_from_uvosam_job():
-    """``run_job``, ``JobOptions``, ``rerender``, ``JobResult`` "in uvosam.job" (README); the types live in job_types."""
+    """``run_job``, ``JobOptions``, ``rerender``, ``JobResult`` are "in uvosam.job" (README); the types are
+    defined in job_types."""
     import uvosam.job
     import uvosam.job_types
 
