@@ -1,7 +1,8 @@
 """File formats written by ``uvosam.export``: palette/RGBA/matte PNGs, COCO RLE, the JSON and CSV files, the zip.
 
-Everything here is a small stateless function; the per-video bookkeeping lives in ``uvosam.export``
-(and ``uvosam.export_davis`` for the DAVIS PNGs).
+Everything here is a small stateless function; the per-video bookkeeping lives in ``uvosam.export`` (and its parts:
+``uvosam.export_davis`` for the DAVIS PNGs, ``uvosam.export_cutouts`` for the cut-outs, mattes and WebM,
+``uvosam.export_root_files`` for the tables). Every file is written atomically (``uvosam.atomic_files``).
 """
 
 from __future__ import annotations
