@@ -2,7 +2,8 @@
 
 Everything here is a small stateless function; the per-video bookkeeping lives in ``uvosam.export`` (and its parts:
 ``uvosam.export_davis`` for the DAVIS PNGs, ``uvosam.export_cutouts`` for the cut-outs, mattes and WebM,
-``uvosam.export_root_files`` for the tables). Every file is written atomically (``uvosam.atomic_files``).
+``uvosam.export_root_files`` for the tables). The export's files are written atomically (``uvosam.atomic_files``);
+the RLE spool, a scratch file, is appended to.
 """
 
 from __future__ import annotations
