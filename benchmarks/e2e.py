@@ -174,7 +174,7 @@ def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
     patched in this benchmark process only. GPU stages synchronise before and after each call, so their time is
     theirs; the pipeline overlaps threads, so the stages add up to more than the wall time.
     """
-    import uvosam.job
+    import uvosam.job_loop
     from uvosam.export import ExportWriter
     from uvosam.video_writer import VideoWriter
 
@@ -210,7 +210,7 @@ def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
     wrap(segmenter, "_encode", "sam_encode", True)
     wrap(segmenter, "_decode", "sam_decode", True)
     wrap(segmenter, "_finish", "sam_post", True)
-    wrap(uvosam.job, "render_frame", "render", False)
+    wrap(uvosam.job_loop, "render_frame", "render", False)
     wrap(VideoWriter, "write", "encode", False)
     wrap(ExportWriter, "add", "export", False)
     return totals, lambda: [u() for u in reversed(undo)]
@@ -237,7 +237,8 @@ def child(args: argparse.Namespace) -> None:
     """Runs in a subprocess: one pipeline, one video, prints one JSON line."""
     import torch
 
-    from uvosam.job import JobOptions, run_job
+    from uvosam.job import run_job
+    from uvosam.job_types import JobOptions
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     fast = SAM_PRECISIONS[args.sam_precision]

@@ -125,7 +125,7 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
 
 
 def test_the_status_line_counts_the_objects_live():
-    from uvosam.job import JobProgress
+    from uvosam.job_types import JobProgress
     from uvosam_app.text import status_text
 
     status = status_text(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
@@ -142,7 +142,7 @@ def test_the_status_line_says_when_a_job_waits_for_a_worker():
     Re-render loads none), or, while other jobs hold every worker, that it waits for one."""
     import time
 
-    from uvosam.job import JobProgress
+    from uvosam.job_types import JobProgress
     from uvosam_app.progress import drive
     from uvosam_app.text import status_text
     from uvosam_app.work import JobPump
@@ -362,7 +362,7 @@ def test_zerogpu_path_wraps_the_gpu_job_with_a_duration_that_scales_with_frames(
     spec.loader.exec_module(module)
     assert wrapped["gpu_job"][1] is module.gpu_seconds
     assert module.zero_gpu() and module.default_device() == "cuda"
-    from uvosam.job import JobOptions
+    from uvosam.job_types import JobOptions
 
     seconds = [
         module.gpu_seconds("k", "p", "vit_b", None, str(clips[n]), "w", JobOptions())
@@ -1005,7 +1005,7 @@ def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatc
 
 def test_the_unpacked_frames_are_gone_before_the_run_says_done(tmp_path, monkeypatch):
     """Not after: a client that looks as soon as it hears "done" finds no frames left (seen once in CI)."""
-    from uvosam.job import JobOptions, JobProgress
+    from uvosam.job_types import JobOptions, JobProgress
     from uvosam_app import handlers as app_handlers
     from uvosam_app import uploads
 

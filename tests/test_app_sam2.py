@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 import app as app_module
 from uvosam import hub
 from uvosam.config import SEGMENTER_MODEL_TYPES, SegmenterConfig
-from uvosam.job import JobOptions
+from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter
 from uvosam.segmenter import BoxPromptSegmenter

@@ -22,7 +22,8 @@ from doubles import MovingBoxTracker
 from PIL import Image
 
 from uvosam.errors import VideoLimitError, VideoReadError
-from uvosam.job import JobOptions, run_job
+from uvosam.job import run_job
+from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.video import DEFAULT_FPS, probe

@@ -11,7 +11,8 @@ from proc import ffmpeg_children
 import uvosam_cli
 import uvosam_cli.rerender
 import uvosam_cli.segment
-from uvosam.job import JobOptions, run_job
+from uvosam.job import run_job
+from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
@@ -33,6 +34,20 @@ def clip(tmp_path):
 
 def _pipe(video, sam):
     return UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=2), BoxPromptSegmenter(sam))
+
+
+def test_the_job_api_the_readme_names_is_importable_from_uvosam_job():
+    """``run_job``, ``JobOptions``, ``rerender``, ``JobResult`` are "in uvosam.job" (README); the types are
+    defined in job_types."""
+    import uvosam.job
+    import uvosam.job_types
+
+    for name in ("JobOptions", "JobProgress", "JobResult"):
+        assert (
+            getattr(uvosam.job, name) is getattr(uvosam.job_types, name)
+            and name in uvosam.job.__all__
+        )
+    assert {"run_job", "rerender", "rerender_iter"} <= set(uvosam.job.__all__)
 
 
 def test_run_job_streams_chunks_and_writes_every_output(tmp_path, clip, tiny_sam_model):

@@ -10,8 +10,9 @@ from doubles import MovingBoxTracker
 from PIL import Image
 
 from uvosam.export_types import ExportOptions
-from uvosam.job import JobOptions, rerender, rerender_iter, run_job
+from uvosam.job import rerender, rerender_iter, run_job
 from uvosam.job_plan import RUN_OUTPUT_DEFAULTS, run_output
+from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes

@@ -331,7 +331,7 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
 
 
 def test_job_pump_cleans_up_once_both_the_worker_and_the_ui_are_done():
-    from uvosam.job import JobProgress
+    from uvosam.job_types import JobProgress
     from uvosam_app.work import JobPump
 
     aborted, release = [], threading.Event()

@@ -23,7 +23,8 @@ from uvosam import sam2_segmenter
 from uvosam.config import PipelineConfig, SegmenterConfig
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions
-from uvosam.job import JobOptions, rerender, run_job
+from uvosam.job import rerender, run_job
+from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache, rebuild_exports
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from doubles import MovingBoxTracker
 
-from uvosam.job import JobOptions, rerender, run_job
+from uvosam.job import rerender, run_job
+from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter

@@ -5,8 +5,9 @@ CSV, ``run.json`` (what made them: ``uvosam.provenance``) and one zip.
 in video length: it keeps only per-track boxes, scores and (for YTVIS) RLE strings.
 
 The DAVIS PNGs' labels follow the id policy in ``uvosam.export_davis`` (stable and contiguous, at most 20; the top
-tracks by score when more appeared). Which files are written: ``uvosam.export_types.ExportOptions``; their formats:
-``uvosam.export_formats``.
+tracks by score when more appeared). The cut-outs, mattes and the WebM with alpha are written by
+``uvosam.export_cutouts``, the tables and the timeline at the export's root by ``uvosam.export_root_files``. Which
+files are written: ``uvosam.export_types.ExportOptions``; their formats: ``uvosam.export_formats``.
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from typing import Any
 
 import numpy as np
 
+from uvosam import atomic_files
 from uvosam import export_formats as fmt
 from uvosam.background_writes import BackgroundWrites
+from uvosam.export_cutouts import Cutouts
 from uvosam.export_davis import DavisPngs, final_labels
 from uvosam.export_readme import readme_text
+from uvosam.export_root_files import RootFiles, write_tables
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
 from uvosam.render import select_tracks
-from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.types import FrameResult, TrackSummary
-from uvosam.video_writer import VideoWriter
 
 FrameNames = Callable[[int], str] | Sequence[str]
 
@@ -104,11 +106,9 @@ class ExportWriter:
         self._frame_names = frame_names
         self._records: dict[int, fmt.TrackRecord] = {}
         self._num_frames = 0
-        self._blank: dict[str, bytes] = {}
         self._result: ExportResult | None = None
-        self._root_files: list[
-            Path
-        ] = []  # the files close() wrote at out_dir's root, for discard()
+        # what close() wrote at out_dir's root, for discard()
+        self._root_files = RootFiles(self.out_dir)
         self._work = self.out_dir / ".work" / video_name
         self._writes = BackgroundWrites(_export_workers(options))
         self._davis = DavisPngs(
@@ -120,10 +120,20 @@ class ExportWriter:
             compress_level=options.png_compress_level,
             submit=self._writes.submit,
         )
-        self._alpha: VideoWriter | None = None  # started with the first frame
+        self._cutouts = Cutouts(
+            self._dir("cutouts"),
+            self._dir("mattes"),
+            self.out_dir / f"{video_name}_alpha.webm",
+            height=self.height,
+            width=self.width,
+            options=options,
+            fps=fps,
+            frame_name=self.frame_name,
+            submit=self._writes.submit,
+        )
         for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
             shutil.rmtree(stale, ignore_errors=True)
-        self._alpha_path.unlink(missing_ok=True)
+        self._cutouts.alpha_path.unlink(missing_ok=True)
         (self.out_dir / "timeline.png").unlink(missing_ok=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -147,15 +157,6 @@ class ExportWriter:
     def _dir(self, kind: str) -> Path:
         return self.out_dir / kind / self.video_name
 
-    @property
-    def _alpha_path(self) -> Path:
-        return self.out_dir / f"{self.video_name}_alpha.webm"
-
-    def _track_file(self, kind: str, track_id: int, frame_index: int) -> Path:
-        folder = self._dir(kind) / str(track_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"{self.frame_name(frame_index)}.png"
-
     # ------------------------------------------------------------------------------------------ per frame
     def add(self, result: FrameResult) -> None:
         """Write one frame's files. Frames must come in order: ``frame_index`` 0, 1, 2, ..."""
@@ -174,10 +175,7 @@ class ExportWriter:
         if self.options.davis:
             slots = [self._records[i].slot for i in result.track_ids.tolist()]
             self._davis.add(t, self.frame_name(t), slots, result.masks)
-        if self.options.cutouts or self.options.mattes:
-            self._write_track_images(result)
-        if self.options.alpha_webm:
-            self._write_alpha(result)
+        self._cutouts.add(result, self._records)
         self._num_frames += 1
 
     def _check(self, result: FrameResult) -> None:
@@ -218,55 +216,6 @@ class ExportWriter:
                 rec.rle_spool = self._work / "rle" / f"{track_id}.jsonl"
             rec.add_rle(t, fmt.encode_rle(result.masks[row].astype(bool, copy=False)))
 
-    def _write_track_images(self, result: FrameResult) -> None:
-        level = self.options.png_compress_level
-        present = dict(zip(result.track_ids.tolist(), result.masks))
-        t = result.frame_index
-        for track_id, rec in self._records.items():
-            mask = present.get(track_id)
-            if mask is None:
-                if self.options.full_sequences:
-                    self._write_blanks(track_id, range(t, t + 1))
-                continue
-            if rec.first_frame == t and self.options.full_sequences:
-                self._write_blanks(track_id, range(t))
-            if self.options.cutouts:
-                self._writes.submit(
-                    fmt.write_cutout_png,
-                    self._track_file("cutouts", track_id, t),
-                    result.image,
-                    mask,
-                    keep_frame_rgb=self.options.cutout_keep_frame_rgb,
-                    compress_level=level,
-                )
-            if self.options.mattes:
-                path = self._track_file("mattes", track_id, t)
-                self._writes.submit(fmt.write_matte_png, path, mask, compress_level=level)
-
-    def _write_alpha(self, result: FrameResult) -> None:
-        if self._alpha is None:
-            self._alpha = VideoWriter(
-                self._alpha_path, fps=self.fps, width=self.width, height=self.height, alpha=True
-            )
-        mask = result.masks.any(axis=0)  # (H, W); all False for a frame without tracks
-        self._alpha.write(
-            fmt.cutout_rgba(result.image, mask, keep_frame_rgb=self.options.cutout_keep_frame_rgb)
-        )
-
-    def _write_blanks(self, track_id: int, frames: range) -> None:
-        for kind, mode, wanted in (
-            ("cutouts", "RGBA", self.options.cutouts),
-            ("mattes", "L", self.options.mattes),
-        ):
-            if not wanted:
-                continue
-            if mode not in self._blank:
-                self._blank[mode] = fmt.blank_png_bytes(mode, self.height, self.width)
-            for t in frames:
-                self._writes.submit(
-                    fmt.write_bytes, self._track_file(kind, track_id, t), self._blank[mode]
-                )
-
     # ---------------------------------------------------------------------------------------------- close
     def summaries(self) -> list[TrackSummary]:
         """Summaries of every track seen so far, in order of first appearance."""
@@ -282,10 +231,9 @@ class ExportWriter:
             return self._result
         try:
             self._writes.wait()
-            if self._alpha is not None:
-                self._alpha.close()
+            self._cutouts.close()
         except BaseException:
-            self._abort_alpha()  # no ffmpeg left waiting for frames, no unfinished WebM
+            self._cutouts.abort()  # no ffmpeg left waiting for frames, no unfinished WebM
             raise
         davis_labels = self.davis_labels() if self.options.davis else {}
         if self.options.davis and len(self._records) > self.options.max_objects:
@@ -294,7 +242,16 @@ class ExportWriter:
             )
         records, summaries = list(self._records.values()), self.summaries()
         opts, out = self.options, self.out_dir
-        timeline = self._write_tables(records, summaries, davis_labels)
+        timeline = write_tables(
+            self._root_files,
+            opts,
+            records,
+            summaries,
+            davis_labels,
+            num_frames=self._num_frames,
+            video_id=self.video_name,
+            ytvis_video_id=self.ytvis_video_id,
+        )
         self._remove_work()
         result = ExportResult(
             out_dir=out,
@@ -310,7 +267,7 @@ class ExportWriter:
             readme=out / "README.txt",
             davis_labels=davis_labels,
             tracks=tuple(summaries),
-            alpha_webm=self._alpha_path if self._alpha is not None else None,
+            alpha_webm=self._cutouts.alpha_webm,
             timeline_png=timeline,
             merge_hints=tuple(suggest_merges({r.track_id: r.boxes for r in records})),
             run_json=out / RUN_JSON,
@@ -321,55 +278,14 @@ class ExportWriter:
             num_frames=self._num_frames,
             num_tracks=len(summaries),
         )
-        self._write_root(RUN_JSON, write_run_json, record)
+        self._root_files.write(RUN_JSON, write_run_json, record)
         readme = readme_text(result, opts, self.merge, record)
         # a name not UTF-8: \udcff
-        self._write_root(result.readme.name, fmt.write_bytes, readme.encode("utf-8", TEXT_ERRORS))
+        self._root_files.write(
+            result.readme.name, atomic_files.write_bytes, readme.encode("utf-8", TEXT_ERRORS)
+        )
         self._result = result
         return result
-
-    def _write_tables(
-        self,
-        records: list[fmt.TrackRecord],
-        summaries: list[TrackSummary],
-        davis_labels: dict[int, int],
-    ) -> Path | None:
-        """The JSON and CSV files and the timeline the options ask for; the timeline's path (None: not written)."""
-        opts, kw = self.options, {"num_frames": self._num_frames}
-        if opts.results_json:
-            self._write_root(
-                "results.json", fmt.write_results_json, records, video_id=self.video_name, **kw
-            )
-        if opts.ytvis:
-            self._write_root(
-                "ytvis_results.json",
-                fmt.write_ytvis_json,
-                records,
-                video_id=self.ytvis_video_id,
-                **kw,
-            )
-        if opts.tracks_csv:
-            self._write_root("tracks.csv", fmt.write_tracks_csv, summaries, davis_labels)
-        if not (opts.timeline and self._num_frames):
-            return None
-        rows = [
-            TimelineRow(r.track_id, s.class_name, list(r.boxes)) for r, s in zip(records, summaries)
-        ]
-        return self._write_root(
-            "timeline.png", fmt.write_rgb_png, draw_timeline(rows, self._num_frames)
-        )
-
-    def _write_root(self, name: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Path:
-        """``write(out_dir / name, *args, **kwargs)``, an atomic writer (it writes ``<name>.tmp``, then renames it),
-        remembered for ``discard``; if it fails, its ``.tmp`` is removed and the file there (if any) is not this
-        writer's."""
-        path = self.out_dir / name
-        try:
-            write(path, *args, **kwargs)
-        finally:
-            path.with_name(name + ".tmp").unlink(missing_ok=True)
-        self._root_files.append(path)
-        return path
 
     def __enter__(self) -> ExportWriter:
         return self
@@ -379,7 +295,7 @@ class ExportWriter:
             self.close()
         else:
             self._writes.cancel()
-            self._abort_alpha()
+            self._cutouts.abort()
             self._remove_work()
 
     def discard(self) -> None:
@@ -387,21 +303,13 @@ class ExportWriter:
         complete one: its per-video folders, its WebM and the files ``close`` wrote at the root (also once closed:
         a run can fail after its exports, e.g. zipping them). Files there that it did not write are left alone."""
         self._writes.cancel()
-        self._abort_alpha()
+        self._cutouts.abort()
         self._remove_work()
-        for path in self._root_files:
-            path.unlink(missing_ok=True)
-        self._root_files.clear()
+        self._root_files.discard()
         for kind in ("davis", "cutouts", "mattes"):
             shutil.rmtree(self._dir(kind), ignore_errors=True)
             _remove_if_empty(self.out_dir / kind)
         _remove_if_empty(self.out_dir)
-
-    def _abort_alpha(self) -> None:
-        """Stop the WebM's encoder and delete the unfinished file."""
-        if self._alpha is not None:
-            self._alpha.abort()
-        self._alpha_path.unlink(missing_ok=True)
 
     def _remove_work(self) -> None:
         shutil.rmtree(self._work, ignore_errors=True)

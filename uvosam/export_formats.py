@@ -1,7 +1,9 @@
 """File formats written by ``uvosam.export``: palette/RGBA/matte PNGs, COCO RLE, the JSON and CSV files, the zip.
 
-Everything here is a small stateless function; the per-video bookkeeping lives in ``uvosam.export``
-(and ``uvosam.export_davis`` for the DAVIS PNGs).
+Everything here is a small stateless function; the per-video bookkeeping lives in ``uvosam.export`` (and its parts:
+``uvosam.export_davis`` for the DAVIS PNGs, ``uvosam.export_cutouts`` for the cut-outs, mattes and WebM,
+``uvosam.export_root_files`` for the tables). The export's files are written atomically (``uvosam.atomic_files``);
+the RLE spool, a scratch file, is appended to.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from uvosam import atomic_files
 from uvosam.render import davis_palette
 from uvosam.types import TrackSummary
 
@@ -103,10 +106,9 @@ def decode_rle(rle: dict) -> np.ndarray:
 
 
 def _save_png(image: Image.Image, path: Path, compress_level: int) -> None:
-    """Save atomically (a reader never sees half a PNG)."""
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG", compress_level=compress_level)
-    os.replace(tmp, path)
+    """Save atomically (a reader never sees half a PNG; ``atomic_files.replacing``)."""
+    with atomic_files.replacing(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=compress_level)
 
 
 def write_palette_png(path: Path, label_map: np.ndarray, *, compress_level: int = 1) -> None:
@@ -174,22 +176,14 @@ def blank_png_bytes(mode: str, height: int, width: int) -> bytes:
     return buffer.getvalue()
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _write_json_list(path: Path, entries: Iterable[dict]) -> None:
-    """A JSON array written one entry at a time (no whole-file string in memory)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    """A JSON array written one entry at a time (no whole-file string in memory), atomically."""
+    with atomic_files.replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         handle.write("[")
         for i, entry in enumerate(entries):
             handle.write(",\n" if i else "\n")
             json.dump(entry, handle)
         handle.write("\n]\n")
-    os.replace(tmp, path)
 
 
 def write_results_json(
@@ -248,7 +242,7 @@ def write_tracks_csv(
     path: Path, summaries: list[TrackSummary], davis_labels: dict[int, int]
 ) -> None:
     """One row per track (order of first appearance); ``davis_label`` is empty for a track left out of the PNGs.
-    Written atomically (``write_bytes``)."""
+    Written atomically (``atomic_files.write_bytes``)."""
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(TRACKS_CSV_COLUMNS)
@@ -266,7 +260,7 @@ def write_tracks_csv(
                 s.returns,
             ]
         )
-    write_bytes(path, text.getvalue().encode("utf-8"))
+    atomic_files.write_bytes(path, text.getvalue().encode("utf-8"))
 
 
 def write_zip(zip_path: Path, root: Path, entries: Iterable[Path]) -> Path:
@@ -276,21 +270,14 @@ def write_zip(zip_path: Path, root: Path, entries: Iterable[Path]) -> Path:
     Written as ``<zip_path>.tmp``, renamed when complete; removed if writing fails.
     """
     zip_path = Path(zip_path)
-    tmp = zip_path.with_name(zip_path.name + ".tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
-            for entry in entries:
-                for file in _files_under(entry):
-                    kind = (
-                        zipfile.ZIP_STORED
-                        if file.suffix.lower() == ".png"
-                        else zipfile.ZIP_DEFLATED
-                    )
-                    archive.write(file, file.relative_to(root).as_posix(), compress_type=kind)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, zip_path)
+    with (
+        atomic_files.replacing(zip_path, remove_tmp_on_error=True) as tmp,
+        zipfile.ZipFile(tmp, "w", allowZip64=True) as archive,
+    ):
+        for entry in entries:
+            for file in _files_under(entry):
+                kind = zipfile.ZIP_STORED if file.suffix.lower() == ".png" else zipfile.ZIP_DEFLATED
+                archive.write(file, file.relative_to(root).as_posix(), compress_type=kind)
     return zip_path
 
 
@@ -301,5 +288,5 @@ def _files_under(entry: Path) -> Iterable[Path]:
     for folder, dirs, files in os.walk(entry):
         dirs.sort()
         for name in sorted(files):
-            if not name.endswith(".tmp"):
+            if not name.endswith(atomic_files.TMP_SUFFIX):  # still being written
                 yield Path(folder) / name

@@ -11,11 +11,13 @@ exports or the zip): no partial output is left to pass for a complete one. Files
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
-style (``JobOptions.style``), without running any model. Both go through one loop (``_produce``: render -> encode -> export -> zip), so a
-re-render writes what a run would have, drawn on the cache's frames (JPEG, quality 95: the masks, ids and tables
-are the run's exactly; the pixels of the video and of the cut-outs' colour may differ by a few levels). What the loop knows about the video (``JobPlan``), and what a run keeps
-in the cache so that a re-render knows it again, are in ``uvosam.job_plan``; the video and exports it writes frame
-by frame are opened, drawn and discarded by ``uvosam.job_outputs``.
+style (``JobOptions.style``), without running any model. Both go through one loop (``uvosam.job_loop.produce``: render
+-> encode -> export -> zip), so a re-render writes what a run would have, drawn on the cache's frames (JPEG, quality
+95: the masks, ids and tables are the run's exactly; the pixels of the video and of the cut-outs' colour may differ
+by a few levels). What the loop knows about the video (``JobPlan``), and what a run keeps in the cache so that a
+re-render knows it again, are in ``uvosam.job_plan``; the video and exports it writes frame by frame are opened,
+drawn and discarded by ``uvosam.job_outputs``. ``JobOptions``, ``JobProgress`` and ``JobResult`` are defined in
+``uvosam.job_types`` and importable from here too (the README names them here).
 
 Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records the
 pipeline's models and its settings, and keeps that record in the mask cache; a re-render carries it over and adds
@@ -24,125 +26,29 @@ what it changed (kept tracks, merge, min_score).
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from uvosam.config import VideoLimits
-from uvosam.export import make_zip
-from uvosam.export_types import ExportOptions, ExportResult
-from uvosam.job_outputs import discard_outputs, open_outputs, overlay_size, render_frame
+from uvosam.job_loop import produce
 from uvosam.job_plan import JobPlan, cache_meta, info_from_meta, safe_name, video_record
+from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.provenance import rerender_record, run_record
-from uvosam.reappearance import Reappearances
-from uvosam.render import STYLES, select_tracks
+from uvosam.render import select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
-from uvosam.types import FrameResult, TrackSummary
-from uvosam.video import VideoInfo, iter_probed, probe
+from uvosam.types import FrameResult
+from uvosam.video import iter_probed, probe
 
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What one run reads and writes.
-
-    Attributes:
-        stride, max_frames: which source frames are processed (``iter_frames`` semantics).
-        limits: checked before decoding.
-        chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None
-            = no chunks.
-        output_max_side: longest side of the overlay video (None = the source size; at least 2), which is then
-            scaled to even sides, none over it (``job_outputs.overlay_size``). Masks/exports keep the source size.
-        show_boxes, show_labels: boxes and tags on the video (every style but ``"matte"``).
-        export: which export files are written (and zipped).
-        cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
-            (``rerender``).
-        video_name: name used in export paths and JSON (default: the input file's stem, or the frame folder's
-            whole name: ``seq.v1/`` is ``seq.v1``).
-        style: the output video's look, one of ``uvosam.render.STYLES``: ``"overlay"`` (colour masks),
-            ``"cutout"`` (objects on black), ``"blur"`` / ``"gray"`` (blurred / greyscale background) or
-            ``"matte"`` (white objects on black); the video is ``<video>_<style>.mp4``.
-    """
-
-    stride: int = 1
-    max_frames: int | None = None
-    limits: VideoLimits = field(default_factory=VideoLimits)
-    chunk_seconds: float | None = None
-    output_max_side: int | None = None
-    show_boxes: bool = True
-    show_labels: bool = True
-    export: ExportOptions = field(default_factory=ExportOptions)
-    cache: bool = False
-    video_name: str | None = None
-    style: str = "overlay"  # last: code that passes yesterday's fields by position keeps working
-
-    def __post_init__(self) -> None:
-        if self.style not in STYLES:
-            raise ValueError(f"JobOptions: style must be one of {STYLES}; got {self.style!r}")
-        if self.output_max_side is not None and self.output_max_side < 2:
-            raise ValueError(
-                "JobOptions: output_max_side must be at least 2 (an encoded video's sides are even) or None "
-                f"(the source size); got {self.output_max_side!r}"
-            )
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """Everything a finished run produced (all under the job's ``work_dir``)."""
-
-    info: VideoInfo
-    video_name: str
-    overlay_mp4: Path  # the output video, ``<video>_<style>.mp4`` (in ``JobOptions.style``, overlay by default)
-    zip_path: Path
-    export: ExportResult
-    tracks: tuple[TrackSummary, ...]
-    num_frames: int
-    seconds: float
-    cache_dir: Path | None
-
-    @property
-    def fps(self) -> float:
-        return self.num_frames / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """One step of a run.
-
-    Attributes:
-        frames_done, frames_total: processed / expected output frames.
-        elapsed_s: seconds since the run started.
-        preview: the latest overlay frame ((h, w, 3) uint8 RGB), or None.
-        chunk: path of a streaming chunk completed at this step, or None.
-        result: set on the last update only.
-        objects: objects (tracks) in the frame just processed; tracks_so_far: distinct tracks seen up to it (on the
-            last update: those of the last frame, and every track of the run).
-    """
-
-    frames_done: int
-    frames_total: int
-    elapsed_s: float
-    preview: np.ndarray | None = None
-    chunk: Path | None = None
-    result: JobResult | None = None
-    objects: int = 0
-    tracks_so_far: int = 0
-
-    @property
-    def eta_s(self) -> float | None:
-        if self.frames_done == 0:
-            return None
-        return self.elapsed_s / self.frames_done * max(0, self.frames_total - self.frames_done)
+# the job's API, as the README names it: the types are uvosam.job_types', used here and importable from here
+__all__ = ["JobOptions", "JobProgress", "JobResult", "rerender", "rerender_iter", "run_job"]
 
 
 def run_job(
@@ -189,7 +95,7 @@ def run_job(
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
     results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
     try:
-        yield from _produce(results, plan, options, cache=cache)
+        yield from produce(results, plan, options, cache=cache)
     finally:
         results.close()  # stops the model thread, which closes the decoder: also when the consumer stops early
 
@@ -257,7 +163,7 @@ def rerender_iter(
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
-    yield from _produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
+    yield from produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
 
 
 def _finished_cache(cache_dir: Path) -> MaskCache:
@@ -365,96 +271,3 @@ def _drawing(options: JobOptions) -> dict[str, Any]:
         "show_labels": options.show_labels,
         "alpha_webm": options.export.alpha_webm,
     }
-
-
-def _produce(
-    results: Iterable[FrameResult],
-    plan: JobPlan,
-    options: JobOptions,
-    *,
-    cache: MaskCache | None,
-    cache_root: Path | None = None,
-    merge: Mapping[int, int] | None = None,
-) -> Iterator[JobProgress]:
-    """Render, encode, export (and cache) a stream of results (``run_job`` and ``rerender``; ``merge``: the one
-    applied to them, for the export's README)."""
-    info, work_dir = plan.info, plan.work_dir
-    work_dir.mkdir(parents=True, exist_ok=True)
-    out_w, out_h = overlay_size(info.width, info.height, options.output_max_side)
-    overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
-    writer, exporter = open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
-    # a returning track is marked for ~1 s
-    returns = Reappearances(hold_frames=max(1, round(plan.fps)))
-    seen: set[int] = set()
-    done = objects = 0
-    try:
-        with writer, exporter:
-            for result in results:
-                notes = returns.update(result.frame_index, result.track_ids.tolist())
-                preview = render_frame(plan.class_names, result, options, (out_w, out_h), notes)
-                chunk = writer.write(preview)
-                exporter.add(result)
-                if cache is not None:
-                    cache.append(result)
-                done += 1
-                seen.update(result.track_ids.tolist())
-                objects = len(result)
-                elapsed = time.perf_counter() - plan.start
-                yield JobProgress(
-                    done,
-                    max(plan.total, done),
-                    elapsed,
-                    preview,
-                    chunk,
-                    objects=objects,
-                    tracks_so_far=len(seen),
-                )
-            last_chunk = writer.close()
-            export = exporter.close()
-            if cache is not None:  # after every frame: a cache without it is an unfinished run's
-                cache.finish(done)
-        result = _finish(
-            plan, overlay_path, export, done, cache.root if cache is not None else cache_root
-        )
-    # failed (also after the last frame, e.g. zipping) or closed early (GeneratorExit): no partial outputs
-    except BaseException:
-        discard_outputs(writer, exporter, cache)
-        raise
-    yield JobProgress(
-        done,
-        done,
-        result.seconds,
-        None,
-        last_chunk,
-        result,
-        objects=objects,
-        tracks_so_far=len(seen),
-    )
-
-
-def _finish(
-    plan: JobPlan, overlay_path: Path, export: ExportResult, done: int, cache_dir: Path | None
-) -> JobResult:
-    """Zip the exports of a run that wrote ``done`` frames; its ``JobResult``, logged."""
-    zip_path = make_zip(export, plan.work_dir / f"{plan.video_name}_uvosam.zip")
-    seconds = time.perf_counter() - plan.start
-    result = JobResult(
-        info=plan.info,
-        video_name=plan.video_name,
-        overlay_mp4=overlay_path,
-        zip_path=zip_path,
-        export=export,
-        tracks=export.tracks,
-        num_frames=done,
-        seconds=seconds,
-        cache_dir=cache_dir,
-    )
-    logger.info(
-        "%s: %d frames, %d tracks, %.1f s (%.2f fps)",
-        plan.video_name,
-        done,
-        len(export.tracks),
-        seconds,
-        result.fps,
-    )
-    return result

@@ -1,7 +1,7 @@
 """A job's per-frame outputs: the output video and the exports it writes frame by frame, opened, drawn into and
 discarded as one.
 
-``uvosam.job``'s output loop opens them with ``open_outputs`` (the exports, then the video writer, which starts
+``uvosam.job_loop``'s output loop opens them with ``open_outputs`` (the exports, then the video writer, which starts
 ffmpeg; if either cannot start, nothing is left behind), draws each frame with ``render_frame`` at the size
 ``overlay_size`` gives, and on failure or cancellation deletes what they had written with ``discard_outputs``
 (video, chunks, exports and the mask cache), so no partial output passes for a complete one.
@@ -11,19 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from uvosam.export import ExportWriter
 from uvosam.job_plan import JobPlan
+from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import render
 from uvosam.types import FrameResult
 from uvosam.video_writer import VideoWriter
-
-if TYPE_CHECKING:
-    from uvosam.job import JobOptions
 
 
 def overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:

@@ -27,7 +27,8 @@ RUN_OUTPUT_DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class JobPlan:
-    """What ``uvosam.job``'s output loop needs to know about the video, whatever the results come from."""
+    """What a job's output loop (``uvosam.job_loop``) needs to know about the video, whatever the results come
+    from."""
 
     info: VideoInfo
     video_name: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from uvosam import atomic_files
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportResult
 from uvosam.provenance import rerender_record
@@ -89,9 +89,7 @@ class MaskCache:
             self._write_info()
 
     def _write_info(self) -> None:
-        tmp = self.root / (_META + ".tmp")
-        tmp.write_text(json.dumps(asdict(self.info)), encoding="utf-8")
-        os.replace(tmp, self.root / _META)
+        atomic_files.write_text(self.root / _META, json.dumps(asdict(self.info)), encoding="utf-8")
 
     def _path(self, frame_index: int) -> Path:
         return self.root / f"frame_{frame_index:07d}.npz"
@@ -119,7 +117,7 @@ class MaskCache:
         }
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
-        _atomic_write(self._path(result.frame_index), buffer.getvalue())
+        atomic_files.write_bytes(self._path(result.frame_index), buffer.getvalue())
 
     def _image_path(self, frame_index: int) -> Path:
         suffix = ".png" if self.info.image_format == "png" else ".jpg"
@@ -136,7 +134,7 @@ class MaskCache:
             Image.fromarray(image).save(
                 buffer, format="JPEG", quality=self.info.jpeg_quality, subsampling=0
             )
-        _atomic_write(self._image_path(frame_index), buffer.getvalue())
+        atomic_files.write_bytes(self._image_path(frame_index), buffer.getvalue())
 
     def frame_indices(self) -> list[int]:
         """Cached frame indices, ascending."""
@@ -228,12 +226,6 @@ class MaskCache:
 def has_cache(root: str | Path) -> bool:
     """Whether ``root`` holds a mask cache (finished or not); creates nothing."""
     return (Path(root) / _META).is_file()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def filter_tracks(results: Iterable[FrameResult], keep_ids: set[int]) -> Iterator[FrameResult]:

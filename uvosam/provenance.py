@@ -34,14 +34,13 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from uvosam import __version__
+from uvosam import __version__, atomic_files
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES
 
 if TYPE_CHECKING:
@@ -259,13 +258,12 @@ def write_run_json(path: str | Path, record: Mapping[str, Any]) -> Path:
     ``os.fsdecode``) is written as JSON escapes (``"clip\\udcff"``), which read back to the same string.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")  # atomic: a reader never sees half of it
-    tmp.write_text(
+    atomic_files.write_text(  # a reader never sees half of it
+        path,
         json.dumps(record, indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8",
         errors=TEXT_ERRORS,
     )
-    os.replace(tmp, path)
     return path
 
 

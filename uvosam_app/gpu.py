@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from uvosam.config import PipelineConfig
-from uvosam.job import JobOptions, JobProgress, run_job
+from uvosam.job import run_job
+from uvosam.job_types import JobOptions, JobProgress
 from uvosam.pipeline import UVOSAM
 from uvosam.video import probe
 

@@ -19,7 +19,8 @@ import gradio as gr
 import numpy as np
 
 from uvosam.export_types import ExportOptions
-from uvosam.job import JobOptions, JobProgress, JobResult, rerender_iter
+from uvosam.job import rerender_iter
+from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu

@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from uvosam.job import JobResult
+from uvosam.job_types import JobResult
 from uvosam_app.errors import to_gr_error
 from uvosam_app.text import status_text
 from uvosam_app.work import JobPump

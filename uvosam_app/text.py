@@ -14,7 +14,7 @@ import torch
 from uvosam import box_segmenter, weight_checksums, weight_table
 from uvosam.environment import package_versions
 from uvosam.eval.davis import DavisScores
-from uvosam.job import JobProgress
+from uvosam.job_types import JobProgress
 from uvosam.video import VideoInfo
 from uvosam_app.gpu import default_device, zero_gpu
 from uvosam_app.models import GetPipeline, mask_model_label, needed_weights, sam2_missing

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uvosam.job import JobProgress
+from uvosam.job_types import JobProgress
 
 logger = logging.getLogger("uvosam.app")
 

@@ -13,8 +13,9 @@ from typing import Any
 from tqdm import tqdm
 
 from uvosam.export_types import ExportOptions
-from uvosam.job import JobOptions, rerender_iter
+from uvosam.job import rerender_iter
 from uvosam.job_plan import run_output
+from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge

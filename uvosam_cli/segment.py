@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export_types import ExportOptions
-from uvosam.job import JobOptions, run_job
+from uvosam.job import run_job
+from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.remote_files import is_zip_download
 from uvosam.remote_links import looks_like_link

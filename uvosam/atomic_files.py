@@ -1,0 +1,66 @@
+"""Atomic file writes: a file is written beside its destination as ``<name>.tmp``, then renamed over it
+(``os.replace``), so a reader sees the old file or the new one, never half of one.
+
+Used by the exports (``uvosam.export_formats`` and ``uvosam.export``'s parts), ``run.json`` (``uvosam.provenance``)
+and the mask cache (``uvosam.mask_cache``). It depends on nothing in uvosam, so any module may use it.
+
+No ``fsync``: a write is atomic for readers and against a failure of the writing process, not against a power cut
+(none of these files is worth the wait: a lost export is made again).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+"""What ``tmp_path`` adds to a file's name; a name ending in it is a file still being written."""
+
+
+def tmp_path(path: str | Path) -> Path:
+    """Where ``path`` is written before it is renamed: ``<path>.tmp``, in the same folder (so on the same file
+    system, where ``os.replace`` is atomic)."""
+    path = Path(path)
+    return path.with_name(path.name + TMP_SUFFIX)
+
+
+@contextmanager
+def replacing(path: str | Path, *, remove_tmp_on_error: bool = False) -> Iterator[Path]:
+    """Write ``path`` atomically: the block writes the yielded ``tmp_path(path)``, which replaces ``path`` when the
+    block ends without an error (the block must have closed the file by then).
+
+    Example::
+
+        with replacing(out / "list.json") as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            handle.write("[]")
+
+    Args:
+        path: the destination (its folder must exist).
+        remove_tmp_on_error: if the block raises (also ``KeyboardInterrupt`` or a closed generator), delete the
+            half-written ``<path>.tmp``. False (the default) leaves it to the caller: ``ExportWriter`` removes those of
+            the files at its root itself, and a failed run deletes the per-frame files' and the mask cache's folders
+            whole. Either way ``path`` is untouched (its old content, or no file) and the error is raised.
+    """
+    tmp = tmp_path(path)
+    try:
+        yield tmp
+    except BaseException:
+        if remove_tmp_on_error:
+            tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """``data`` at ``path``, atomically (``replacing``; a failed write leaves its ``.tmp``)."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str, *, encoding: str, errors: str | None = None) -> None:
+    """``text`` at ``path``, atomically (``replacing``; a failed write leaves its ``.tmp``), encoded as
+    ``Path.write_text`` does with ``encoding`` and ``errors`` (None: strict)."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding=encoding, errors=errors)

@@ -1,0 +1,112 @@
+"""What a job takes and gives: ``JobOptions`` (what one run reads and writes), ``JobProgress`` (one step of it, as
+``run_job`` / ``rerender_iter`` yield them) and ``JobResult`` (everything a finished run produced).
+
+Plain frozen dataclasses (``uvosam.job`` runs the jobs); the export's own options and result are in
+``uvosam.export_types``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from uvosam.config import VideoLimits
+from uvosam.export_types import ExportOptions, ExportResult
+from uvosam.render import STYLES
+from uvosam.types import TrackSummary
+from uvosam.video import VideoInfo
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What one run reads and writes.
+
+    Attributes:
+        stride, max_frames: which source frames are processed (``iter_frames`` semantics).
+        limits: checked before decoding.
+        chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None
+            = no chunks.
+        output_max_side: longest side of the overlay video (None = the source size; at least 2), which is then
+            scaled to even sides, none over it (``job_outputs.overlay_size``). Masks/exports keep the source size.
+        show_boxes, show_labels: boxes and tags on the video (every style but ``"matte"``).
+        export: which export files are written (and zipped).
+        cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
+            (``rerender``).
+        video_name: name used in export paths and JSON (default: the input file's stem, or the frame folder's
+            whole name: ``seq.v1/`` is ``seq.v1``).
+        style: the output video's look, one of ``uvosam.render.STYLES``: ``"overlay"`` (colour masks),
+            ``"cutout"`` (objects on black), ``"blur"`` / ``"gray"`` (blurred / greyscale background) or
+            ``"matte"`` (white objects on black); the video is ``<video>_<style>.mp4``.
+    """
+
+    stride: int = 1
+    max_frames: int | None = None
+    limits: VideoLimits = field(default_factory=VideoLimits)
+    chunk_seconds: float | None = None
+    output_max_side: int | None = None
+    show_boxes: bool = True
+    show_labels: bool = True
+    export: ExportOptions = field(default_factory=ExportOptions)
+    cache: bool = False
+    video_name: str | None = None
+    style: str = "overlay"  # last: code that passes yesterday's fields by position keeps working
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"JobOptions: style must be one of {STYLES}; got {self.style!r}")
+        if self.output_max_side is not None and self.output_max_side < 2:
+            raise ValueError(
+                "JobOptions: output_max_side must be at least 2 (an encoded video's sides are even) or None "
+                f"(the source size); got {self.output_max_side!r}"
+            )
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """Everything a finished run produced (all under the job's ``work_dir``)."""
+
+    info: VideoInfo
+    video_name: str
+    overlay_mp4: Path  # the output video, ``<video>_<style>.mp4`` (in ``JobOptions.style``, overlay by default)
+    zip_path: Path
+    export: ExportResult
+    tracks: tuple[TrackSummary, ...]
+    num_frames: int
+    seconds: float
+    cache_dir: Path | None
+
+    @property
+    def fps(self) -> float:
+        return self.num_frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """One step of a run.
+
+    Attributes:
+        frames_done, frames_total: processed / expected output frames.
+        elapsed_s: seconds since the run started.
+        preview: the latest overlay frame ((h, w, 3) uint8 RGB), or None.
+        chunk: path of a streaming chunk completed at this step, or None.
+        result: set on the last update only.
+        objects: objects (tracks) in the frame just processed; tracks_so_far: distinct tracks seen up to it (on the
+            last update: those of the last frame, and every track of the run).
+    """
+
+    frames_done: int
+    frames_total: int
+    elapsed_s: float
+    preview: np.ndarray | None = None
+    chunk: Path | None = None
+    result: JobResult | None = None
+    objects: int = 0
+    tracks_so_far: int = 0
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.frames_done == 0:
+            return None
+        return self.elapsed_s / self.frames_done * max(0, self.frames_total - self.frames_done)
