@@ -208,3 +208,18 @@ def test_sam_check_takes_model_types_table_names_and_checkpoint_files(tmp_path):
         assert found in str(err.value) and "(also as sam_vit_b, sam_vit_l, sam_vit_h)" in str(
             err.value
         )
+
+
+def test_tracker_weights_check_takes_table_names_and_checkpoint_files(tmp_path):
+    from uvosam_cli.checks import check_tracker_weights
+
+    checkpoint = tmp_path / "model_final.pth"
+    checkpoint.write_bytes(b"x")
+    for weights in ("idol-coco-r50", "uvosam-davis-r50", str(checkpoint), "w/cocopretrain_R50.pth"):
+        check_tracker_weights(weights, "--init")  # a released file name is looked up by that name
+    check_tracker_weights("None", "--init", also=("none",))
+    for weights, found in (("none", "no file at none"), ("vit_h", "vit_h is a SAM model"),
+                           ("w/sam_vit_b_01ec64.pth", "no file at"), (str(tmp_path), "is a folder")):  # fmt: skip
+        with pytest.raises(ValueError, match="neither a tracker weight name nor") as err:
+            check_tracker_weights(weights, "--init")
+        assert found in str(err.value) and "idol-coco-r50" in str(err.value)
