@@ -1,6 +1,7 @@
 """davis-run (resumable, scorer-ready) and ytvis-run (submission JSON + zip) with tiny random models."""
 
 import json
+import shutil
 import zipfile
 
 import numpy as np
@@ -10,7 +11,9 @@ from pycocotools import mask as mask_utils
 
 import uvosam_cli
 import uvosam_cli.benchmark_runs as runs_cli
+from uvosam.eval import runner
 from uvosam.eval.davis import evaluate
+from uvosam.eval.layout import read_imageset
 from uvosam.eval.runner import run_davis, run_ytvis
 from uvosam.eval.synthetic import make_synthetic_davis
 from uvosam.pipeline import UVOSAM
@@ -255,6 +258,47 @@ def test_davis_run_checks_every_sequence_name_before_any_is_segmented(
     with pytest.raises(ValueError, match="unknown sequence"):  # the library checks them first too
         next(run_davis(pipe, root, out, sequences=[seqs[0], "bogus"]))
     assert not out.exists()
+
+
+def test_davis_run_checks_the_frame_folders_before_loading_and_the_library_too(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=2)
+    shutil.rmtree(root / "JPEGImages" / "480p" / seqs[1])
+    out = tmp_path / "r"
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    assert uvosam_cli.main(["davis-run", "--davis-root", str(root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: frames of sequence '{seqs[1]}' not found: {root / 'JPEGImages'}" in err
+    with pytest.raises(FileNotFoundError, match=f"frames of sequence '{seqs[1]}' not found"):
+        next(run_davis(pipe, root, out))  # a library caller gets the check before any sequence
+    assert not out.exists()
+
+
+def test_davis_run_reads_the_sequence_list_and_checks_each_frame_folder_once(
+    tmp_path, pipe, monkeypatch
+):
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=3, frames=2)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
+    calls = {"list": 0, "frames": []}
+
+    def read_list(path):
+        calls["list"] += 1
+        return read_imageset(path)
+
+    def frames_dir(davis_root, seq):
+        calls["frames"].append(seq)
+        return real_frames_dir(davis_root, seq)
+
+    real_frames_dir = runner._frames_dir
+    monkeypatch.setattr(runner, "read_imageset", read_list)
+    monkeypatch.setattr(runner, "_frames_dir", frames_dir)
+    argv = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r"), "--no-score"]
+    assert uvosam_cli.main([*argv, "--sequences", seqs[2], seqs[0]]) == 0
+    assert calls == {"list": 1, "frames": [seqs[2], seqs[0]]}
+    assert sorted(p.name for p in (tmp_path / "r").iterdir() if p.is_dir()) == [seqs[0], seqs[2]]
 
 
 def _davis_record(out):

@@ -208,3 +208,130 @@ def test_sam_check_takes_model_types_table_names_and_checkpoint_files(tmp_path):
         assert found in str(err.value) and "(also as sam_vit_b, sam_vit_l, sam_vit_h)" in str(
             err.value
         )
+
+
+@pytest.fixture()
+def no_training(monkeypatch):
+    """``uvosam train`` may neither read a dataset nor build a model or train."""
+    from uvosam.train import datasets, loop
+
+    monkeypatch.setattr(datasets, "load_spec", lambda *a, **k: pytest.fail("a dataset was read"))
+    monkeypatch.setattr(loop, "train", lambda *a, **k: pytest.fail("training started"))
+
+
+def _train_argv(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir(exist_ok=True)
+    return [
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        f"folder:{videos}",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--out", "{a_file}"], "--out {a_file} is a file; expected an output folder (created if missing)"),
+        (["--out", "{a_file}/run"], "{a_file} is a file, not a folder, so nothing can be created under it"),
+        (["--out", "{locked}/run"], "no permission to write in {locked}; pass a --out path in a folder"),
+        (["--config", "davis_r5"], ("--config davis_r5 is neither a preset nor a YAML file (no file at "
+                                    "davis_r5); expected one of davis_r50, tiny, or the path of a training YAML")),
+        (["--config", "{tmp}"], "--config {tmp} is neither a preset nor a YAML file ({tmp} is a folder)"),
+        (["--device", "gpu"], "--device gpu: that is not a device name; expected one of auto, cpu"),
+        (["--data", "davis:{tmp}/nowhere"], ("DAVIS root {tmp}/nowhere: {tmp}/nowhere/Annotations/480p and "
+                                             "{tmp}/nowhere/JPEGImages/480p not found; expected the DAVIS-2017")),
+        (["--data", "ytvis:{tmp}:{tmp}"], ("--data ytvis:{tmp}:{tmp}: {tmp} is a folder; expected the "
+                                           "YouTube-VIS / OVIS annotation JSON file")),
+        (["--data", "ytvis:{a_file}:{a_file}"], "{a_file} is a file; expected the image root folder"),
+        (["--data", "folder:{tmp}/nowhere"], ("--data folder:{tmp}/nowhere: nothing at {tmp}/nowhere; "
+                                              "expected a video folder (frames/ + boxes.json) or a folder of them")),
+        (["--init", "sam_vit_h"], ("--init sam_vit_h is neither a tracker weight name nor a checkpoint file "
+                                   "(sam_vit_h is a SAM model, not a tracker); expected one of none, idol-")),
+        (["--init", "{tmp}/gone.pth"], ("--init {tmp}/gone.pth is neither a tracker weight name nor a "
+                                        "checkpoint file (no file at {tmp}/gone.pth)")),
+        (["--workers", "-1"], "TrainConfig.num_workers must be an int >= 0"),
+    ],
+    ids=["out-a-file", "out-under-a-file", "out-unwritable", "config-unknown", "config-a-folder", "device",
+         "davis-root", "ytvis-json-a-folder", "ytvis-images-a-file", "folder-missing", "init-sam", "init-missing",
+         "workers"],
+)  # fmt: skip
+def test_train_checks_its_arguments_before_reading_data_or_building_a_model(
+    tmp_path, a_file, no_training, monkeypatch, capsys, extra, message
+):
+    """A wrong --out, --data, --config, --init, --device or --workers used to surface only after the datasets were
+    read and the model built (or the starting weights downloaded)."""
+    import os
+
+    from uvosam_cli import checks
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access  # root may write anywhere: make ``locked`` read-only for the check alone
+    monkeypatch.setattr(
+        checks.os,
+        "access",
+        lambda path, mode, **kw: os.fspath(path) != str(locked) and access(path, mode, **kw),
+    )
+    names = {"a_file": a_file, "locked": locked, "tmp": tmp_path}
+    extra = [arg.format(**names) for arg in extra]
+    assert uvosam_cli.main([*_train_argv(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("uvosam train: error: ") and err.count("\n") == 1, err
+    assert message.format(**names) in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_checks_every_data_spec_and_the_init_of_a_yaml_config_first(
+    tmp_path, no_training, capsys
+):
+    argv = _train_argv(tmp_path)
+    missing = (
+        tmp_path / "missing.json"
+    )  # the second dataset: the first must not be read before this
+    assert uvosam_cli.main([*argv, "--data", f"ytvis:{missing}:{tmp_path}"]) == 2
+    assert f"nothing at {missing}; expected the YouTube-VIS" in capsys.readouterr().err
+    config = tmp_path / "mine.yaml"
+    config.write_text("max_iter: 2\ninit: idol-cocoo-r50\n")
+    assert uvosam_cli.main([*argv, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"--config {config}: init idol-cocoo-r50 is neither a tracker weight name" in err
+
+
+def test_tracker_weights_check_takes_table_names_and_checkpoint_files(tmp_path):
+    from uvosam_cli.checks import check_tracker_weights
+
+    checkpoint = tmp_path / "model_final.pth"
+    checkpoint.write_bytes(b"x")
+    for weights in ("idol-coco-r50", "uvosam-davis-r50", str(checkpoint), "w/cocopretrain_R50.pth"):
+        check_tracker_weights(weights, "--init")  # a released file name is looked up by that name
+    check_tracker_weights("None", "--init", also=("none",))
+    for weights, found in (("none", "no file at none"), ("vit_h", "vit_h is a SAM model"),
+                           ("w/sam_vit_b_01ec64.pth", "no file at"), (str(tmp_path), "is a folder")):  # fmt: skip
+        with pytest.raises(ValueError, match="neither a tracker weight name nor") as err:
+            check_tracker_weights(weights, "--init")
+        assert found in str(err.value) and "idol-coco-r50" in str(err.value)
+
+
+def test_train_resuming_from_a_checkpoint_does_not_check_the_unused_init(
+    tmp_path, monkeypatch, capsys
+):
+    from uvosam.train import datasets
+
+    def reached(spec):
+        raise RuntimeError("the data is read")
+
+    monkeypatch.setattr(datasets, "load_spec", reached)
+    argv = [*_train_argv(tmp_path), "--init", str(tmp_path / "gone.pth")]
+    assert (
+        uvosam_cli.main([*argv, "--resume"]) == 2
+    )  # nothing to resume from: a new run, which needs the init
+    assert "--init" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model_0000009.pth").write_bytes(b"")
+    assert uvosam_cli.main([*argv, "--resume"]) == 2
+    assert "error: the data is read" in capsys.readouterr().err

@@ -11,11 +11,10 @@ from uvosam.eval.layout import SUBSETS
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
     check_run_settings,
-    davis_frame_dirs,
-    davis_sequences,
     finished_sequences,
-    run_davis,
+    run_davis_selection,
     run_ytvis,
+    select_davis_sequences,
     ytvis_videos,
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
@@ -102,9 +101,8 @@ def run_davis_command(args: argparse.Namespace) -> int:
     # every argument, the output folder and the sequence names are checked before the models load
     check_model_arguments(args)
     check_output_folder(args.out, "--out")
-    listed = davis_sequences(args.davis_root, args.subset)
-    names = davis_sequences(args.davis_root, args.subset, args.sequences)
-    davis_frame_dirs(args.davis_root, names)
+    selection = select_davis_sequences(args.davis_root, args.subset, args.sequences)
+    listed, names = list(selection.listed), list(selection.names)
     settings = model_settings(args)
     check_run_settings(args.out, settings)  # so is a resume with other models
     record_path = args.out / RUN_JSON
@@ -122,8 +120,7 @@ def run_davis_command(args: argparse.Namespace) -> int:
     # before any sequence: a folder never holds masks without it
     write_run_json(record_path, record)
     start = time.perf_counter()
-    runs = run_davis(pipe, args.davis_root, args.out, subset=args.subset, sequences=names,
-                     settings=settings)  # fmt: skip
+    runs = run_davis_selection(pipe, selection, args.out, settings=settings)
     for done in runs:
         state = "already done, skipped" if done.skipped else f"{done.frames} frames"
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)

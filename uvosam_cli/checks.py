@@ -1,4 +1,5 @@
-"""Checks the commands make before any model loads or any data is read: output paths, ``--sam`` and ``--device``.
+"""Checks the commands make before any model loads or any data is read: output paths, ``--sam``, ``--device``
+and tracker weights.
 
 A run can take hours (a YouTube-VIS split, DAVIS with SAM ViT-H on a CPU); an output path that cannot be written or
 a model name that does not exist must stop it at the start, not after the work. Each check raises ``ValueError``
@@ -116,24 +117,53 @@ def sam_weight_names() -> list[str]:
     return [key for key in keys if key in weight_table.WEIGHTS]
 
 
+def _weight_file_problem(value: str, names: list[str]) -> str | None:
+    """None if ``value`` is an existing file or a path named like the released file of one of ``names`` (looked up
+    by that name), else what is there instead (for the message)."""
+    from uvosam import weight_table
+
+    path = Path(value).expanduser()
+    released = {weight_table.WEIGHTS[name].basename for name in names}
+    if path.is_file() or (path.name in released and not path.is_dir()):
+        return None
+    return f"{path} is a folder" if path.is_dir() else f"no file at {path}"
+
+
 def check_sam(sam: str) -> None:
     """Raise ``ValueError`` unless ``--sam`` is a SAM / SAM 2.1 model type, a SAM weight-table key, an existing
     checkpoint file, or a path whose file name is a released SAM / SAM 2.1 checkpoint (looked up by that name)."""
-    from uvosam import weight_table
-
     names = sam_weight_names()
     if sam in SEGMENTER_MODEL_TYPES or sam in names:
         return
-    path = Path(sam).expanduser()
-    released = {weight_table.WEIGHTS[name].basename for name in names}
-    if path.is_file() or (path.name in released and not path.is_dir()):
+    found = _weight_file_problem(sam, names)
+    if found is None:
         return
-    found = f"{path} is a folder" if path.is_dir() else f"no file at {path}"
     extra = [name for name in names if name not in SEGMENTER_MODEL_TYPES]
     raise ValueError(
         f"--sam {sam} is neither a SAM / SAM 2.1 model nor a checkpoint file ({found}); expected one of "
         f"{', '.join(SEGMENTER_MODEL_TYPES)} (also as {', '.join(extra)}), or the path of a SAM / SAM 2.1 "
         "checkpoint"
+    )
+
+
+def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = ()) -> None:
+    """Raise ``ValueError`` unless ``weights`` is a tracker weight-table key (``idol-coco-r50`` ...), an
+    existing checkpoint file, or a path whose file name is a released tracker checkpoint (looked up by that
+    name). ``also``: further words accepted (any case) and listed in the message (``("none",)``)."""
+    from uvosam import weight_table
+
+    sam = set(sam_weight_names()) | set(SEGMENTER_MODEL_TYPES)
+    names = [name for name in weight_table.WEIGHTS if name not in sam]
+    if weights in names or weights.lower() in also:
+        return
+    found = _weight_file_problem(weights, names)
+    if found is None:
+        return
+    if weights in sam:
+        found = f"{weights} is a SAM model, not a tracker"
+    raise ValueError(
+        f"{option} {weights} is neither a tracker weight name nor a checkpoint file ({found}); expected "
+        f"one of {', '.join([*also, *names])}, or the path of an IDOL / UVOSAM tracker checkpoint"
     )
 
 

@@ -6,6 +6,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from uvosam_cli.arguments import DEVICE_HELP
+from uvosam_cli.checks import check_device, check_output_folder, check_tracker_weights
+
+if TYPE_CHECKING:
+    from uvosam.train.config import TrainConfig
+    from uvosam.train.datasets import DataSpec
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="ytvis:JSON:IMAGE_ROOT[:ratio], davis:ROOT[:ratio] or "
         "folder:DIR[:ratio]; repeat to mix datasets",
     )
-    parser.add_argument("--out", required=True, help="output folder (checkpoints, losses.csv)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder (checkpoints, losses.csv)"
+    )
     parser.add_argument(
         "--init",
         default=None,
@@ -43,22 +54,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in --out"
     )
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
         "--workers", type=int, default=None, help="data-loading workers per process"
     )
     parser.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace):
-    """The ``TrainConfig`` the arguments describe (preset or YAML, then overrides)."""
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` the arguments describe (preset or YAML, then overrides).
+
+    Raises:
+        ValueError: ``--config`` is neither a preset nor a file, or a value is out of range.
+    """
     from uvosam.train.config import TrainConfig, load_train_config
 
-    cfg = (
-        getattr(TrainConfig, args.config)()
-        if args.config in PRESETS
-        else (load_train_config(args.config))
-    )
+    if args.config in PRESETS:
+        cfg = getattr(TrainConfig, args.config)()
+    else:
+        _check_config_file(args.config)
+        cfg = load_train_config(args.config)
     changes = {}
     if args.init is not None:
         changes["init"] = args.init
@@ -70,19 +85,54 @@ def build_config(args: argparse.Namespace):
     return dataclasses.replace(cfg, **changes)
 
 
-def run(args: argparse.Namespace) -> int:
-    from uvosam.train.datasets import load_spec, parse_data_spec
-    from uvosam.train.loop import train
+def _check_config_file(config: str) -> None:
+    path = Path(config)
+    if path.is_file():
+        return
+    found = f"{path} is a folder" if path.is_dir() else f"no file at {path}"
+    raise ValueError(
+        f"--config {config} is neither a preset nor a YAML file ({found}); expected one of "
+        f"{', '.join(PRESETS)}, or the path of a training YAML (see uvosam/train/README.md)"
+    )
+
+
+def checked_arguments(args: argparse.Namespace) -> tuple[TrainConfig, list[DataSpec]]:
+    """The ``TrainConfig`` and the parsed ``--data`` specs, once every argument is checked: the config,
+    ``--device``, ``--out`` (a folder that can be written or created), each ``--data`` path and the
+    starting weights. All instant: nothing is read from the datasets and no model is built.
+
+    Raises:
+        ValueError, FileNotFoundError: the first bad argument, saying what was expected.
+    """
+    from uvosam.train.checkpointing import find_last_checkpoint
+    from uvosam.train.datasets import check_data_spec, parse_data_spec
 
     cfg = build_config(args)
+    check_device(args.device)
+    check_output_folder(args.out, "--out")
     specs = [parse_data_spec(s) for s in args.data]
+    for spec in specs:
+        check_data_spec(spec)
+    if not (args.resume and find_last_checkpoint(args.out)):  # a resumed run does not use them
+        source = "--init" if args.init is not None else f"--config {args.config}: init"
+        check_tracker_weights(cfg.init, source, also=("none",))
+    return cfg, specs
+
+
+def run(args: argparse.Namespace) -> int:
+    # every argument and the output folder are checked before any data is read or model built
+    cfg, specs = checked_arguments(args)
+    from uvosam.train.datasets import load_spec
+    from uvosam.train.loop import train
+
     sources = [load_spec(s) for s in specs]
     for spec, videos in zip(specs, sources, strict=True):
         logger.info(
             "%s %s: %d videos, ratio %g", spec.kind, ":".join(spec.paths), len(videos), spec.ratio
         )
+    device = None if args.device == "auto" else args.device
     result = train(
-        cfg, sources, [s.ratio for s in specs], args.out, resume=args.resume, device=args.device
+        cfg, sources, [s.ratio for s in specs], args.out, resume=args.resume, device=device
     )
     logger.info("finished at iteration %d: %s", result.iteration, result.checkpoint)
     return 0

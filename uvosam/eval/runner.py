@@ -46,18 +46,46 @@ class SequenceDone:
     skipped: bool
 
 
-def davis_sequences(
+@dataclass(frozen=True)
+class DavisSelection:
+    """The sequences of a DAVIS set that a run segments, checked by ``select_davis_sequences``: each is in the set's
+    list and has its 480p frame folder.
+
+    Attributes:
+        root: the DAVIS folder. subset: the set (``val``, ``test-dev`` ...).
+        listed: every sequence of the set's list, in the list's order.
+        names: the sequences to segment: ``listed``, or those asked for (in that order, duplicates dropped).
+        frame_dirs: the 480p frame folder of each of ``names``, in the same order.
+    """
+
+    root: Path
+    subset: str
+    listed: tuple[str, ...]
+    names: tuple[str, ...]
+    frame_dirs: tuple[Path, ...]
+
+
+def select_davis_sequences(
     davis_root: str | Path, subset: str, sequences: list[str] | None = None
-) -> list[str]:
-    """Sequence names of ``ImageSets/2017/<subset>.txt`` (2019 for the unsupervised test sets), or ``sequences``
-    (duplicates dropped) once each is found in that list.
+) -> DavisSelection:
+    """Read ``ImageSets/2017/<subset>.txt`` (2019 for the unsupervised test sets) once, pick ``sequences`` from it
+    (all when None or empty), then check the frame folder of every picked one: all before any is segmented.
 
     Raises:
-        FileNotFoundError: the list file is missing.
+        FileNotFoundError: the list file is missing, or a picked sequence has no 480p frame folder.
         ValueError: ``sequences`` names one that the list does not hold (all such are named).
     """
     set_file = imageset_path(davis_root, subset=subset, task="unsupervised")
     listed = read_imageset(set_file)
+    names = _picked(listed, sequences, set_file, subset)
+    frame_dirs = tuple(_frames_dir(Path(davis_root), name) for name in names)
+    return DavisSelection(Path(davis_root), subset, tuple(listed), tuple(names), frame_dirs)
+
+
+def _picked(
+    listed: list[str], sequences: list[str] | None, set_file: Path, subset: str
+) -> list[str]:
+    """``listed``, or ``sequences`` (duplicates dropped) once each is found in ``listed``."""
     if not sequences:
         return listed
     unknown = [name for name in dict.fromkeys(sequences) if name not in set(listed)]
@@ -68,11 +96,6 @@ def davis_sequences(
             f"({len(listed)} sequences: {shown}); pass names from that list, or the set that lists them"
         )
     return list(dict.fromkeys(sequences))
-
-
-def davis_frame_dirs(davis_root: str | Path, names: list[str]) -> list[Path]:
-    """The 480p frame folder of each sequence, all checked to exist (before any is segmented)."""
-    return [_frames_dir(Path(davis_root), name) for name in names]
 
 
 def finished_sequences(out_dir: str | Path, names: list[str]) -> list[str]:
@@ -122,15 +145,23 @@ def run_davis(
     pipe: UVOSAM, davis_root: str | Path, out_dir: str | Path, *, subset: str = "val",
     sequences: list[str] | None = None, settings: dict | None = None,
 ) -> Iterator[SequenceDone]:  # fmt: skip
-    """Segment every sequence of a DAVIS set into ``<out_dir>/<seq>/<frame>.png`` (resumable, see module doc).
+    """Segment every sequence of a DAVIS set (or ``sequences`` of it) into ``<out_dir>/<seq>/<frame>.png``
+    (resumable, see module doc). Every name and frame folder is checked (``select_davis_sequences``) before any
+    sequence is segmented.
 
     ``settings``: what made ``pipe`` (e.g. model names); a run into a folder written with other settings raises
     ``ValueError`` (see ``check_run_settings``). None: not checked or recorded.
     """
-    davis_root, out_dir = Path(davis_root), Path(out_dir)
-    names = davis_sequences(davis_root, subset, sequences)
-    # every name and frame folder is checked before any sequence is segmented
-    frame_dirs = davis_frame_dirs(davis_root, names)
+    selection = select_davis_sequences(davis_root, subset, sequences)
+    yield from run_davis_selection(pipe, selection, out_dir, settings=settings)
+
+
+def run_davis_selection(
+    pipe: UVOSAM, selection: DavisSelection, out_dir: str | Path, *, settings: dict | None = None
+) -> Iterator[SequenceDone]:
+    """``run_davis`` of sequences already picked and checked by ``select_davis_sequences`` (a caller that needs
+    the set's list before it loads ``pipe``, as ``uvosam davis-run`` does, reads and checks it only once)."""
+    out_dir = Path(out_dir)
     if settings is not None:
         check_run_settings(out_dir, settings)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +171,8 @@ def run_davis(
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
                             tracks_csv=False, timeline=False)  # fmt: skip
-    for index, (seq, frames_dir) in enumerate(zip(names, frame_dirs)):
+    names = selection.names
+    for index, (seq, frames_dir) in enumerate(zip(names, selection.frame_dirs, strict=True)):
         final = out_dir / seq
         if final.is_dir():
             yield SequenceDone(seq, index, len(names), len(list(final.glob("*.png"))), True)

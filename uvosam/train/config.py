@@ -121,6 +121,12 @@ class TrainConfig:
                 "TrainConfig.detector.num_classes must be 1 (UVOSAM's tracker is class-agnostic); "
                 f"got {self.detector.num_classes}. Use dataclasses.replace(det_cfg, num_classes=1)."
             )
+        workers = self.num_workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(
+                f"TrainConfig.num_workers must be an int >= 0 (0: load in the training process); "
+                f"got {workers!r}"
+            )
         if self.amp not in AMP_MODES:
             raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}; got {self.amp!r}")
         if len(self.crop_size) != 2 or not 0 < self.crop_size[0] <= self.crop_size[1]:

@@ -113,17 +113,29 @@ def mask_boxes(label_map: np.ndarray) -> BoxesByTrack:
     return out
 
 
+def _davis_folders(root: Path, resolution: str = "480p") -> tuple[Path, Path]:
+    """``ROOT/Annotations/<resolution>`` and ``ROOT/JPEGImages/<resolution>``, checked to be folders.
+
+    Raises:
+        FileNotFoundError: either is missing (the message names which).
+    """
+    ann_root, img_root = root / "Annotations" / resolution, root / "JPEGImages" / resolution
+    missing = [str(p) for p in (ann_root, img_root) if not p.is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"DAVIS root {root}: {' and '.join(missing)} not found; expected the DAVIS-2017 "
+            f"trainval layout (frames in JPEGImages/{resolution}/<seq>/, palette PNGs in "
+            f"Annotations/{resolution}/<seq>/): pass the folder that holds JPEGImages/ and Annotations/"
+        )
+    return ann_root, img_root
+
+
 def load_davis(
     root: str | Path, *, split: str = "train", resolution: str = "480p"
 ) -> list[VideoRecord]:
     """DAVIS-2017 (module docstring); boxes come from the palette annotation PNGs."""
     root = Path(root)
-    ann_root, img_root = root / "Annotations" / resolution, root / "JPEGImages" / resolution
-    if not ann_root.is_dir() or not img_root.is_dir():
-        raise FileNotFoundError(
-            f"DAVIS root {root}: expected {ann_root} and {img_root} "
-            "(the DAVIS-2017 trainval layout)"
-        )
+    ann_root, img_root = _davis_folders(root, resolution)
     split_file = root / "ImageSets" / "2017" / f"{split}.txt"
     if split_file.is_file():
         names = split_file.read_text().split()
@@ -217,6 +229,43 @@ def parse_data_spec(spec: str) -> DataSpec:
             f"--data {spec!r}: {kind} takes {_ARITY[kind]} path(s) and an optional positive ratio"
         )
     return DataSpec(kind=kind, paths=tuple(parts), ratio=ratio)
+
+
+_SPEC_PATHS = {
+    "ytvis": (
+        ("file", "the YouTube-VIS / OVIS annotation JSON file"),
+        ("folder", "the image root folder (the JSON's file_names are relative to it)"),
+    ),
+    "folder": (("folder", "a video folder (frames/ + boxes.json) or a folder of them"),),
+}
+
+
+def check_data_spec(spec: DataSpec) -> None:
+    """Check, without reading any data, that the paths of ``spec`` are there and of the right kind:
+    the YouTube-VIS JSON a file and its image root a folder, the DAVIS root holding
+    ``Annotations/480p`` and ``JPEGImages/480p``, the ``folder:`` DIR a folder.
+
+    Raises:
+        FileNotFoundError: a path is missing (a DAVIS root: one of its two folders).
+        ValueError: a path is of the wrong kind (a folder where the JSON goes, a file where a
+            folder goes).
+    """
+    if spec.kind == "davis":
+        _davis_folders(Path(spec.paths[0]))
+        return
+    text = f"--data {spec.kind}:{':'.join(spec.paths)}"
+    for path, (kind, what) in zip(spec.paths, _SPEC_PATHS[spec.kind], strict=True):
+        _check_path_kind(Path(path), kind, what, text)
+
+
+def _check_path_kind(path: Path, kind: str, what: str, text: str) -> None:
+    """Raise unless ``path`` is an existing ``kind`` (``"file"`` or ``"folder"``)."""
+    where = "; layouts: uvosam/train/README.md"
+    if not path.exists():
+        raise FileNotFoundError(f"{text}: nothing at {path}; expected {what}{where}")
+    if (kind == "file") != path.is_file():
+        found = "a folder" if path.is_dir() else "a file"
+        raise ValueError(f"{text}: {path} is {found}; expected {what}{where}")
 
 
 def load_spec(spec: DataSpec) -> list[VideoRecord]:
