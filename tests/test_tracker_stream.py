@@ -199,7 +199,7 @@ def test_multiclass_stream_keeps_ids_boxes_and_scores(fixtures_dir):
     )
     _, session, emitted = stream(outputs, 3)
     want = frames_from_trajectories(run_idol_offline(outputs, (H, W)), len(outputs))
-    for (_, got), ref in zip(emitted, want):
+    for (_, got), ref in zip(emitted, want, strict=True):  # every frame, once
         assert got.track_ids.tolist() == ref.track_ids.tolist()
         np.testing.assert_array_equal(got.boxes_xyxy, ref.boxes_xyxy)
         np.testing.assert_array_equal(got.scores, ref.scores)
