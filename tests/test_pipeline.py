@@ -62,7 +62,7 @@ def test_encoder_batches_decided_frames(tiny_sam_model, video):
     calls = _counting(segmenter)
     try:
         batched = list(
-            UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=0), segmenter)(video.frames)
+            UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=6), segmenter)(video.frames)
         )
     finally:
         del segmenter.model.image_encoder.forward
@@ -71,8 +71,10 @@ def test_encoder_batches_decided_frames(tiny_sam_model, video):
             video.frames
         )
     )
-    # lookahead 0: one decided frame per push, so batches are of 1 until finish(); results identical either way
-    assert sum(calls) == 10
+    # lookahead 6: pushes 7-10 decide one frame each, finish() the last 6 at once (batches of 4, 2);
+    # results identical either way
+    assert calls == [1, 1, 1, 1, 4, 2]
+    assert [r.frame_index for r in batched] == list(range(10))
     for a, b in zip(batched, plain):
         np.testing.assert_array_equal(a.masks, b.masks)
 

@@ -86,7 +86,9 @@ def test_the_name_comes_from_content_disposition_or_the_path_sanitised(server, t
     assert fetch(server.url("/v/%C3%A9t%C3%A9.webm"), tmp_path).name == "été.webm"
     assert fetch(server.url("/v/.hidden.mp4"), tmp_path).name == "hidden.mp4"  # no hidden file
     assert fetch(server.url("/get"), tmp_path).name == "evil clip-1.mp4"  # nothing is overwritten
-    assert all(p.parent == tmp_path for p in tmp_path.iterdir())
+    # written there (and nowhere else), no .part file left
+    names = ["evil clip.mp4", "漢字 clip.mov", "été.webm", "hidden.mp4", "evil clip-1.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
 
 
 def test_a_missing_extension_comes_from_the_content_type(server, tmp_path):

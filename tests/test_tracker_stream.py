@@ -199,7 +199,7 @@ def test_multiclass_stream_keeps_ids_boxes_and_scores(fixtures_dir):
     )
     _, session, emitted = stream(outputs, 3)
     want = frames_from_trajectories(run_idol_offline(outputs, (H, W)), len(outputs))
-    for (_, got), ref in zip(emitted, want):
+    for (_, got), ref in zip(emitted, want, strict=True):  # every frame, once
         assert got.track_ids.tolist() == ref.track_ids.tolist()
         np.testing.assert_array_equal(got.boxes_xyxy, ref.boxes_xyxy)
         np.testing.assert_array_equal(got.scores, ref.scores)
@@ -236,7 +236,7 @@ def test_documented_difference_low_fallback_scores_and_defer_mode():
     outputs = DetectorOutput(logits, boxes, embeds)
     assert run_idol_offline(outputs, (H, W)) == []
     _, _, emitted = stream(outputs, 5)
-    assert all(len(ft) == 1 for _, ft in emitted)  # streamed, although offline drops it
+    assert [len(ft) for _, ft in emitted] == [1] * t  # streamed, although offline drops it
     tracker, session, deferred = stream(outputs, 5, defer_until_finish=True)
     assert all(p is None for p, _ in deferred) and [len(ft) for _, ft in deferred] == [0] * t
 

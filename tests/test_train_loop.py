@@ -165,7 +165,12 @@ def _ddp_worker(rank: int, out_dir: str, port: int) -> None:
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
-    cfg = TrainConfig.tiny().replace(clips_per_batch=2, max_iter=2, log_period=1)
+    cfg = TrainConfig.tiny().replace(
+        clips_per_batch=2,
+        max_iter=2,
+        log_period=1,
+        checkpoint_period=1,  # model_0000000.pth: step 1
+    )
     result = train(
         cfg, [synthetic_videos(4, num_frames=8)], [1.0], out_dir, progress=False, device="cpu"
     )
@@ -184,3 +189,6 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert all(torch.equal(s0[k], s1[k]) for k in s0)  # gradients were averaged across ranks
     init = load_idol_detector(tmp_path / "model_final.pth", DetectorConfig.tiny()).state_dict()
     assert all(torch.equal(init[k], s0[k]) for k in s0)
+    # ... and the ranks are equal because both trained, not because neither did
+    first = load_idol_detector(tmp_path / "model_0000000.pth", DetectorConfig.tiny()).state_dict()
+    assert not all(torch.equal(first[k], s0[k]) for k in s0)

@@ -418,7 +418,7 @@ def test_folder_applies_exif_orientation(tmp_path):
     img.save(tmp_path / "00001.jpg", exif=exif)
     info = probe(tmp_path)
     assert (info.width, info.height) == (20, 40)
-    assert all(f.shape == (40, 20, 3) for f in iter_frames(tmp_path))
+    assert [f.shape for f in iter_frames(tmp_path)] == [(40, 20, 3)] * 2
 
 
 def _png_with_exif_after_pixels(path: Path, image: Image.Image, exif: Image.Exif) -> Path:
@@ -455,7 +455,7 @@ def test_png_frames_exif_orientation_is_read_without_decoding(
     monkeypatch.setattr(Image.Image, "load", lambda im: decoded.append(im) or load(im))
     info = probe(tmp_path)
     assert (info.width, info.height) == (20, 40) and decoded == []  # no pixel was decoded to probe
-    assert all(f.shape == (40, 20, 3) for f in iter_frames(tmp_path))
+    assert [f.shape for f in iter_frames(tmp_path)] == [(40, 20, 3)] * 2
 
 
 def test_bad_folders(tmp_path):
