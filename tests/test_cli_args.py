@@ -65,7 +65,9 @@ def test_segment_bad_paths_fail_before_loading(frames_dir, tmp_path, no_models, 
 
 
 def test_track_out_that_is_a_folder_fails_before_loading(frames_dir, tmp_path, no_models, capsys):
-    code = uvosam_cli.main(["track", str(frames_dir), "--weights", "x.pth", "--out", str(tmp_path)])
+    code = uvosam_cli.main(
+        ["track", str(frames_dir), "--weights", "idol-coco-r50", "--out", str(tmp_path)]
+    )
     assert code == 2 and str(tmp_path) in capsys.readouterr().err
 
 
@@ -137,7 +139,7 @@ def test_output_paths_under_a_file_fail_before_loading(
     score = ["davis-score", "--davis-root", str(root), "--results", str(tmp_path), "--json"]
     for argv, out in (
         (["segment", str(frames_dir), "--out"], a_file / "sub"),
-        (["track", str(frames_dir), "--weights", "x.pth", "--out"], a_file / "r.json"),
+        (["track", str(frames_dir), "--weights", "idol-coco-r50", "--out"], a_file / "r.json"),
         (davis, a_file / "sub"),
         (score, a_file / "s.json"),
         (["clip-score", str(tmp_path), str(tmp_path), "--json"], a_file / "s.json"),
@@ -165,7 +167,14 @@ def test_sam_and_device_are_checked_before_loading(
     err = capsys.readouterr().err
     assert "--device gpu: that is not a device name; expected one of auto, cpu" in err
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without a GPU
-    track = ["track", str(frames_dir), "--weights", "x.pth", "--out", str(tmp_path / "t.json")]
+    track = [
+        "track",
+        str(frames_dir),
+        "--weights",
+        "idol-coco-r50",
+        "--out",
+        str(tmp_path / "t.json"),
+    ]
     for argv in (base, track):
         assert uvosam_cli.main([*argv, "--device", "cuda"]) == 2
         assert "--device cuda: torch finds no CUDA GPU on this machine" in capsys.readouterr().err
@@ -335,3 +344,39 @@ def test_train_resuming_from_a_checkpoint_does_not_check_the_unused_init(
     (tmp_path / "run" / "model_0000009.pth").write_bytes(b"")
     assert uvosam_cli.main([*argv, "--resume"]) == 2
     assert "error: the data is read" in capsys.readouterr().err
+
+
+def test_tracker_weights_are_checked_before_loading(frames_dir, tmp_path, no_models, capsys):
+    """A mistyped --tracker / --weights names the option and lists only tracker weights (no SAM names)."""
+    out = tmp_path / "o"
+    cases = (
+        (
+            ["segment", str(frames_dir), "--out", str(out), "--tracker", "idol-ytvis19-r5"],
+            "--tracker",
+        ),
+        (
+            [
+                "track",
+                str(frames_dir),
+                "--weights",
+                "idol-ytvis19-r5",
+                "--out",
+                str(out / "r.json"),
+            ],
+            "--weights",
+        ),
+    )
+    for argv, option in cases:
+        assert uvosam_cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert (
+            f"{option} idol-ytvis19-r5 is neither a tracker weight name nor a checkpoint file"
+            in err
+        ), err
+        assert "idol-ytvis19-r50" in err and "sam_vit_h" not in err
+    assert (
+        uvosam_cli.main(["segment", str(frames_dir), "--out", str(out), "--tracker", "sam_vit_b"])
+        == 2
+    )
+    assert "sam_vit_b is a SAM model, not a tracker" in capsys.readouterr().err
+    assert not out.exists()

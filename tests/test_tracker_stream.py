@@ -327,7 +327,7 @@ def test_track_cli_writes_the_offline_results(tmp_path, monkeypatch):
             "track",
             str(tmp_path / "bear.mp4"),
             "--weights",
-            "x.pth",
+            "idol-ytvis19-r50",  # a weight name: checked, then loaded by the fake loader
             "--out",
             str(out),
             "--batch-size",

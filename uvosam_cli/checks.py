@@ -168,16 +168,17 @@ def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = 
 
 
 def check_model_arguments(args: argparse.Namespace) -> None:
-    """The checks of ``--sam``, ``--sam-type``, ``--device`` and of the ``sam2`` package a SAM 2.1 ``--sam`` needs,
-    all instant: a command calls this before it reads data or loads a model.
+    """The checks of ``--tracker``, ``--sam``, ``--sam-type``, ``--device`` and of the ``sam2`` package a SAM 2.1
+    ``--sam`` needs, all instant: a command calls this before it reads data or loads a model.
 
     Raises:
-        ValueError: a bad ``--sam``, ``--device``, or a ``--sam-type`` that does not fit ``--sam``.
+        ValueError: a bad ``--tracker``, ``--sam``, ``--device``, or a ``--sam-type`` that does not fit ``--sam``.
         MissingPackageError: ``--sam`` is SAM 2.1 and the sam2 package is not installed.
     """
     from uvosam.segmenter import check_segmenter_packages
 
     config = segmenter_config(args)
+    check_tracker_weights(str(args.tracker), "--tracker")
     check_sam(args.sam)
     check_device(args.device)
     check_segmenter_packages(args.sam, config)

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from uvosam_cli.arguments import DEVICE_HELP
-from uvosam_cli.checks import check_device, check_output_file
+from uvosam_cli.checks import check_device, check_output_file, check_tracker_weights
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from uvosam.video import iter_probed, probe
 
     out = Path(args.out)
+    check_tracker_weights(args.weights, "--weights")
     check_device(args.device)
     check_output_file(out, "--out", example_name="results.json")
     info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
