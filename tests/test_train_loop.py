@@ -192,3 +192,28 @@ def test_two_process_ddp_on_cpu(tmp_path):
     # ... and the ranks are equal because both trained, not because neither did
     first = load_idol_detector(tmp_path / "model_0000000.pth", DetectorConfig.tiny()).state_dict()
     assert not all(torch.equal(first[k], s0[k]) for k in s0)
+
+
+def test_a_failed_checkpoint_save_leaves_the_last_one_in_place(tmp_path, monkeypatch):
+    """A save that fails midway (a full disk) leaves no partial file, and ``last_checkpoint`` still names the last
+    complete checkpoint, so ``--resume`` restarts from it."""
+    from uvosam.train import checkpointing
+
+    model = torch.nn.Linear(2, 2)
+    kw = dict(
+        model_state=model.state_dict(),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        scheduler={},
+        train_config={},
+    )
+    first = checkpointing.save_checkpoint(tmp_path, "model_0000001.pth", iteration=1, **kw)
+
+    def disk_full(payload, path):
+        open(path, "wb").write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpointing.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        checkpointing.save_checkpoint(tmp_path, "model_0000002.pth", iteration=2, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000001.pth"]
+    assert checkpointing.find_last_checkpoint(tmp_path) == first

@@ -13,13 +13,13 @@ in the same folder names the newest file (detectron2 convention).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from uvosam import atomic_files
 from uvosam.tracker.checkpoint import ALIAS_PREFIX
 
 LAST_CHECKPOINT = "last_checkpoint"
@@ -77,10 +77,9 @@ def save_checkpoint(
     }
     if grad_scaler:
         payload["grad_scaler"] = grad_scaler
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    (out_dir / LAST_CHECKPOINT).write_text(name + "\n")
+    with atomic_files.replacing(path, remove_tmp_on_error=True) as tmp:
+        torch.save(payload, tmp)
+    atomic_files.write_text(out_dir / LAST_CHECKPOINT, name + "\n", encoding="utf-8")
     return path
 
 
