@@ -380,3 +380,18 @@ def test_tracker_weights_are_checked_before_loading(frames_dir, tmp_path, no_mod
     )
     assert "sam_vit_b is a SAM model, not a tracker" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_track_batch_size_zero_is_a_usage_error(frames_dir, tmp_path, no_models, capsys):
+    argv = [
+        "track",
+        str(frames_dir),
+        "--weights",
+        "idol-coco-r50",
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        uvosam_cli.main([*argv, "--batch-size", "0"])
+    assert exit_info.value.code == 2
+    assert "--batch-size: must be a positive integer; got 0" in capsys.readouterr().err

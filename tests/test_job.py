@@ -351,6 +351,12 @@ def test_segment_cache_then_rerender_cli_without_models(
     assert uvosam_cli.main(["rerender", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"no mask cache in {tmp_path}" in err and "segment ... --out <folder> --cache" in err
+    a_file = tmp_path / "clip.mp4"
+    a_file.write_bytes(b"x")
+    assert (
+        uvosam_cli.main(["rerender", str(run), "--out", str(a_file)]) == 2
+    )  # before the cache is read
+    assert f"--out {a_file} is a file; expected an output folder" in capsys.readouterr().err
 
 
 def test_rerender_cli_draws_as_the_run_did_unless_a_flag_says_otherwise(

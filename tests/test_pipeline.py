@@ -102,10 +102,11 @@ def test_two_interleaved_videos_on_one_pipeline_equal_sequential_runs(tiny_sam_m
     pipe_b = UVOSAM(ReplayTracker(b.boxes_xyxy), segmenter)
     seq_a, seq_b = list(pipe_a(a.frames)), list(pipe_b(b.frames))
     inter_a, inter_b = [], []
-    for ra, rb in zip(pipe_a(a.frames), pipe_b(b.frames)):
+    for ra, rb in zip(pipe_a(a.frames), pipe_b(b.frames), strict=True):
         inter_a.append(ra)
         inter_b.append(rb)
-    for x, y in zip(seq_a + seq_b, inter_a + inter_b):
+    assert len(seq_a) == len(seq_b) == 6
+    for x, y in zip(seq_a + seq_b, inter_a + inter_b, strict=True):
         np.testing.assert_array_equal(x.masks, y.masks)
         np.testing.assert_array_equal(x.track_ids, y.track_ids)
 

@@ -20,6 +20,7 @@ from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
 from uvosam_cli.arguments import ALPHA_WEBM_HELP
+from uvosam_cli.checks import check_output_folder
 from uvosam_cli.hints import print_merge_hints
 
 
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
             "`uvosam segment ... --out <folder> --cache` first"
         )
+    check_output_folder(args.out or args.run, "--out" if args.out else "RUN")
     options = _options(args, run_output(MaskCache(cache).info.meta))
     result = None
     steps = rerender_iter(

@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from uvosam_cli.arguments import DEVICE_HELP
+from uvosam_cli.arguments import DEVICE_HELP, positive_int
 from uvosam_cli.checks import check_device, check_output_file, check_tracker_weights
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stride", type=int, default=1, help="keep every STRIDE-th frame (default 1)"
     )
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    parser.add_argument("--batch-size", type=int, default=None, help="frames per detector call")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=None, help="frames per detector call"
+    )
     parser.set_defaults(func=run)
 
 
