@@ -1307,3 +1307,41 @@ def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
     gt = _zip_of(tmp_path / "gt.zip", {"gt/0.png": b""})
     with pytest.raises(gr.Error, match="no longer kept on the server .*run the video again"):
         app.score(str(gt), str(tmp_path / "gone" / "masks.zip"), state)
+
+
+def test_refusals_of_what_the_user_did_print_no_traceback_in_the_server_log(tmp_path):
+    """A refusal that tells the user what to do (no video yet, Re-render or Score before a run, no link, ...) is
+    no failure of the app: Gradio prints the traceback of a ``gr.Error`` unless it says not to, and the server log
+    filled with tracebacks of users' ordinary mistakes hides the real failures."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    video = write_clip(tmp_path / "v.mp4", 4, 32, 32)
+    frames = _frames_zip(tmp_path / "f.zip", "f", 2)
+    state = app_handlers.SessionRun(tmp_path / "run", tmp_path / "run" / "cache")
+    masks = _zip_of(tmp_path / "masks.zip", {"davis/v/00000.png": b""})
+
+    def segment(video, frames_zip, style="overlay"):
+        return list(app.segment(video, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, style,
+                                frames_zip))  # fmt: skip
+
+    def rerender(state):
+        return list(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, state, None))
+
+    refusals = {
+        "no input": lambda: segment(None, None),
+        "two inputs": lambda: segment(str(video), str(frames)),
+        "a style not offered": lambda: segment(str(video), None, style="sepia"),
+        "Re-render before a run": lambda: rerender(None),
+        "Re-render of a run gone": lambda: rerender(state),
+        "Score before a run": lambda: app.score(None, None, None),
+        "Score without ground truth": lambda: app.score(None, str(masks), state),
+        "Score of a run gone": lambda: app.score(str(masks), str(masks), state),
+        "Load without a link": lambda: app.links.load_url(" "),
+    }
+    for what, refuse in refusals.items():
+        with pytest.raises(gr.Error) as err:
+            refuse()
+        assert err.value.print_exception is False, (what, err.value.message)

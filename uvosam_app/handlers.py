@@ -95,10 +95,14 @@ class App:
         """Track + segment a video (or a zip of its frames, or else the file of a linked Load): streams (status,
         preview, chunk); ends with mp4, zip, tracks."""
         if not video and not frames_zip and not linked:
-            raise gr.Error("Upload a video (or a zip of its frames) or pick an example first.")
+            raise gr.Error(
+                "Upload a video (or a zip of its frames) or pick an example first.",
+                print_exception=False,
+            )
         if video and frames_zip:
             raise gr.Error(
-                "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
+                "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run.",
+                print_exception=False,
             )
         check_models(tracker, sam, self.settings)
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
@@ -269,16 +273,18 @@ class App:
     def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
         """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
         if state is None or not masks_zip:
-            raise gr.Error(RUN_FIRST_SCORE)
+            raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
         if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
             raise gr.Error(
                 "The masks of your last run are no longer kept on the server (about an hour): run "
-                "the video again, then Score."
+                "the video again, then Score.",
+                print_exception=False,
             )
         if not gt_zip:
             raise gr.Error(
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
-                "255 void), one per frame of the video, in name order."
+                "255 void), one per frame of the video, in name order.",
+                print_exception=False,
             )
         too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
         if too_big:
@@ -286,7 +292,7 @@ class App:
         # a Run pressed meanwhile in this tab deletes idle folders
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
-                raise gr.Error(RUN_FIRST_SCORE)
+                raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
             meta = MaskCache(state.cache_dir).info.meta
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
@@ -317,10 +323,10 @@ class App:
         pressed now in the same tab deletes the session's idle folders, not the masks read here. ``linked``: the
         session's linked video, spared by the new folder as Run reads it later."""
         if state is None:
-            raise gr.Error(RUN_FIRST_RERENDER)
+            raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
-                raise gr.Error(RUN_FIRST_RERENDER)
+                raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
             # the settings are checked before any folder is made
             options = JobOptions(
                 **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm)

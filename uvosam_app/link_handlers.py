@@ -56,11 +56,13 @@ class LinkHandlers:
         """
         if not self.settings.url_input:
             raise gr.Error(
-                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
+                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it.",
+                print_exception=False,
             )
         if not (url or "").strip():
             raise gr.Error(
-                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
+                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load.",
+                print_exception=False,
             )
         keep = state.run_dir if state is not None else None
         # a linked file's folder stays while the new one is made: still the input if this Load fails
