@@ -1345,3 +1345,40 @@ def test_refusals_of_what_the_user_did_print_no_traceback_in_the_server_log(tmp_
         with pytest.raises(gr.Error) as err:
             refuse()
         assert err.value.print_exception is False, (what, err.value.message)
+
+
+def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model, monkeypatch):
+    """A run that fails after it started showed "starting…" (or its last frame count) in the status line for good,
+    under the error toast that goes away: its last update now says it failed, and why."""
+    import types
+
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    settings = AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    app = app_handlers.App(lambda preset, sam: pipe, settings)
+    quiet = {"progress": lambda *a, **k: None}
+    bad = _zip_of(tmp_path / "bad.zip", {"s/00000.jpg": b"not a jpeg", "s/00001.jpg": b"nor this"})
+    run = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                      str(bad), False, None, **quiet)  # fmt: skip
+    updates = []
+    with pytest.raises(gr.Error, match="s/00000.jpg is not a readable image") as err:
+        updates.extend(run)
+    assert updates[0][0] == "starting…"
+    assert updates[-1][0] == f"failed: {err.value.message}"
+
+    request = types.SimpleNamespace(session_hash="tab")
+    state = _finished_run(app, request)
+
+    def failing_rerender(*args, **kwargs):
+        raise ValueError("the cached masks are damaged")
+        yield
+
+    monkeypatch.setattr(app_handlers, "rerender_iter", failing_rerender)
+    redo = app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request, **quiet)
+    updates = []
+    with pytest.raises(gr.Error, match="the cached masks are damaged"):
+        updates.extend(redo)
+    assert updates[-1][0] == "failed: the cached masks are damaged"

@@ -148,6 +148,11 @@ class App:
                 rows = _track_rows(r)
                 files = str(r.overlay_mp4), str(r.zip_path)
                 yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
+        except (
+            gr.Error
+        ) as err:  # the status line ends too: it showed "starting…" or a frame count for good
+            yield failed_status(err), skip, skip, skip, skip, skip, skip, skip
+            raise
         finally:
             pump.cancel()
             self.work.release(run_dir)
@@ -365,6 +370,9 @@ class App:
                         r = up.result
                         files = str(r.overlay_mp4), str(r.zip_path)
                         yield up.status, skip, up.chunk, *files, _track_rows(r)
+            except gr.Error as err:
+                yield failed_status(err), skip, skip, skip, skip, skip
+                raise
             finally:
                 pump.cancel()
                 self.work.release(out_dir)
@@ -396,6 +404,11 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
+
+
+def failed_status(err: gr.Error) -> str:
+    """The status line of a run or a re-render that failed with ``err`` (also shown as a toast, which goes)."""
+    return f"failed: {err.message}"
 
 
 def _img(preview: np.ndarray | None) -> Any:
