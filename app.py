@@ -97,7 +97,7 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     )
     ui.inputs.stop.click(
         app.stopped,
-        None,
+        ui.outputs.status,
         ui.outputs.status,
         cancels=[run_ev, redo_ev],
         queue=False,

@@ -1382,3 +1382,32 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
     with pytest.raises(gr.Error, match="the cached masks are damaged"):
         updates.extend(redo)
     assert updates[-1][0] == "failed: the cached masks are damaged"
+
+
+def test_stop_after_a_finished_job_keeps_its_status_line(tmp_path):
+    """Stop pressed once a run is done (or failed) stopped nothing: its "done: 48 frames, 2 tracks..." line stays
+    beside its results (it turned into "stopped: press Run to start again", as if they were cut short). A job
+    starting, running or waiting in the queue is stopped, and the status line says so."""
+    import app as app_module
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    stopped = "stopped: press Run to start again"
+    for shown in ("done: 48 frames, 2 tracks in 7.8 s (6.2 fps)", "failed: clip.mp4 is empty"):
+        assert app.stopped(shown) == {"__type__": "update"}, shown  # gr.skip(): unchanged
+    for shown in (
+        "",
+        None,
+        "starting…",
+        "segmenting: frame 3/48 · 4.1 fps · ETA 9 s",
+        "re-rendering: frame 1/9",
+    ):
+        assert app.stopped(shown) == stopped, shown
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    status = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "status")
+    stop_button = next(d["targets"] for d in config["dependencies"] if d["cancels"])
+    stop = [d for d in config["dependencies"] if d["targets"] == stop_button and d["outputs"]]
+    # Stop reads the line it replaces
+    assert [(d["inputs"], d["outputs"]) for d in stop] == [([status], [status])]

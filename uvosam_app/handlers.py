@@ -40,6 +40,10 @@ logger = logging.getLogger("uvosam.app")
 
 RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
 FIRST_STEP = "starting (loading the models on their first use)"
+FINISHED = (
+    "done:",
+    "failed:",
+)  # status lines of a job that is over (``status_text``, ``failed_status``)
 RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
 
 
@@ -377,7 +381,11 @@ class App:
                 pump.cancel()
                 self.work.release(out_dir)
 
-    def stopped(self) -> str:
+    def stopped(self, status: str | None = None) -> Any:
+        """Stop's status line, given the one shown: a finished job's ("done: ..."; "failed: ...") stays, as its
+        results do (Stop stopped nothing then); else (a job starting, running or queued) "stopped"."""
+        if (status or "").startswith(FINISHED):
+            return gr.skip()
         return "stopped: press Run to start again"
 
     def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
