@@ -249,3 +249,15 @@ def test_score_names_a_damaged_ground_truth_png_as_it_is_in_the_zip(finished, tm
         "save it as an 8-bit palette (indexed) or grayscale PNG of object ids"
     ), message
     assert str(app.work.root) not in message and "write_index_png" not in message
+
+
+def test_a_zipped_frame_that_is_no_image_is_named_without_the_servers_file_object(tmp_path):
+    """PIL's "cannot identify image file <zipfile.ZipExtFile name='seq/00000.jpg' mode='r'>" told the user nothing,
+    and in the error toast (which renders HTML) its "<...>" swallowed the rest of the message."""
+    frames = _zip_of(tmp_path / "bad.zip", {"seq/00000.jpg": b"not a jpeg", "seq/00001.jpg": b"no"})
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    text = app.describe(None, *ARGS, 1, 900, str(frames))
+    assert text == (
+        "**Run would refuse this input:** bad.zip: seq/00000.jpg is not a readable image (not a JPEG or PNG "
+        "inside); replace or remove it"
+    )
