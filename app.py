@@ -184,15 +184,24 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
 
 
 def _on_zip_shown(app: App, ui: Page) -> None:
+    """The views of the zip shown (timeline, merge hints); the scores shown go when it changes or the ground truth
+    does (they were of other masks or another ground truth)."""
     o = ui.outputs
+    quiet: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
     views = (
         (app.timeline, o.zip_file, o.timeline),
         (app.merge_hints, [o.zip_file, ui.editing.merge], o.hints),
     )
     for show, inputs, output in views:
-        o.zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
-            show, inputs, output, queue=False, show_progress="hidden", api_visibility="private"
-        )
+        # a run or a re-render shows its zip (and clears it when it starts)
+        o.zip_file.change(show, inputs, output, **quiet)
+    gr.on(
+        [o.zip_file.change, ui.scoring.gt_zip.change],
+        app.scores_gone,
+        None,
+        ui.scoring.scores,
+        **quiet,
+    )
 
 
 def _on_link(app: App, ui: Page) -> None:

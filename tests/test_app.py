@@ -1411,3 +1411,23 @@ def test_stop_after_a_finished_job_keeps_its_status_line(tmp_path):
     stop = [d for d in config["dependencies"] if d["targets"] == stop_button and d["outputs"]]
     # Stop reads the line it replaces
     assert [(d["inputs"], d["outputs"]) for d in stop] == [([status], [status])]
+
+
+def test_the_scores_shown_go_when_the_masks_or_the_ground_truth_change(tmp_path):
+    """The scores stayed on screen after a Re-render (of other masks), under a Score that failed on another ground
+    truth ("Error" over "J&F 1.000"), or beside another uploaded ground truth: they go when either zip changes."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    clearing = [
+        d for d in config["dependencies"]
+        if d["outputs"] == [ids["scores"]] and d["api_name"] != "score"
+    ]  # fmt: skip
+    assert len(clearing) == 1 and clearing[0]["queue"] is False
+    assert {tuple(t) for t in clearing[0]["targets"]} == {
+        (ids["zip"], "change"),
+        (ids["gt"], "change"),
+    }
+    assert demo.fns[clearing[0]["id"]].fn() == ""

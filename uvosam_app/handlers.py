@@ -311,6 +311,10 @@ class App:
         except (ValueError, FileNotFoundError) as err:
             raise gr.Error(str(err), print_exception=False) from None
 
+    def scores_gone(self) -> str:
+        """The scores shown, once the masks zip or the ground truth they were of changes: none."""
+        return ""
+
     # ------------------------------------------------------------------------------------ re-render
     def rerender(
         self,
