@@ -170,6 +170,38 @@ def test_the_status_line_says_when_a_job_waits_for_a_worker():
     pump.cancel()
 
 
+def test_a_preview_frame_is_sent_once_not_with_every_status_line():
+    """While a frame takes long (seconds on a CPU), a status line goes out every ``interval`` s; the preview frame
+    went with each, and Gradio wrote the same JPEG over its cached file every time, while the browser could be
+    reading it (a broken image and "Too much data for declared Content-Length" in the server log)."""
+    from uvosam.job_types import JobProgress
+    from uvosam_app.progress import drive
+    from uvosam_app.work import JobPump
+
+    frame, next_frame = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8)
+    go_on, end = threading.Event(), threading.Event()
+
+    def job():
+        yield JobProgress(1, 3, 0.1, preview=frame)
+        go_on.wait(10)  # a slow frame: status lines meanwhile
+        yield JobProgress(2, 3, 0.2, preview=next_frame)
+        yield JobProgress(3, 3, 0.3)  # no preview of its own: the last one stays the latest
+        end.wait(10)
+
+    pump = JobPump(job, threading.BoundedSemaphore(1)).start()
+    updates = drive(pump, lambda *a, **k: None, "segmenting", 0.02)
+    first = [next(updates) for _ in range(6)]
+    assert first[0].status.startswith("segmenting: frame 1/3") and first[0].preview is frame
+    assert all(u.preview is None for u in first[1:])
+    go_on.set()
+    rest = [next(updates) for _ in range(6)]
+    end.set()
+    rest += list(updates)
+    pump.cancel()
+    assert rest[-1].status.startswith("segmenting: frame 3/3")
+    assert [u.preview for u in rest if u.preview is not None] == [next_frame]
+
+
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     c = client(server)
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
