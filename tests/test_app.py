@@ -137,6 +137,24 @@ def test_the_status_line_counts_the_objects_live():
     assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"
 
 
+def test_the_done_line_counts_in_words():
+    """ "done: 48 frames, 1 tracks" once a re-render kept one track (or a run found one): 1 track, 1 frame."""
+    import types
+
+    from uvosam.job_types import JobProgress
+    from uvosam_app.text import status_text
+
+    def done(frames: int, tracks: int) -> str:
+        result = types.SimpleNamespace(
+            num_frames=frames, tracks=(None,) * tracks, seconds=2.0, fps=4.0
+        )
+        return status_text(JobProgress(frames, frames, 2.0, result=result), "re-rendering", 0.0)
+
+    assert done(48, 1) == "done: 48 frames, 1 track in 2.0 s (4.0 fps)"
+    assert done(1, 2) == "done: 1 frame, 2 tracks in 2.0 s (4.0 fps)"
+    assert done(5, 0) == "done: 5 frames, 0 tracks in 2.0 s (4.0 fps)"
+
+
 def test_the_status_line_says_when_a_job_waits_for_a_worker():
     """Before its first step a job says it is starting (a Run: loading the models on their first use; a
     Re-render loads none), or, while other jobs hold every worker, that it waits for one."""
@@ -207,7 +225,7 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
     assert davis_labels(first[4], "clip_a") == (8, {0, 1, 2})
     status, _, _, mp4, zip_path, table = c.predict([2], api_name="/rerender")  # as in the README
-    assert status.startswith("done: 8 frames, 1 tracks")
+    assert status.startswith("done: 8 frames, 1 track ")
     assert [row[0] for row in table["data"]] == [2]
     names = zip_names(zip_path)
     assert not any(n.startswith("cutouts/clip_a/1/") for n in names)
@@ -224,7 +242,7 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert frame.max() > 200 and (frame < 30).mean() > 0.5  # white objects on black
     # one object split into two ids: merged, everywhere (table, zip), without the models
     status, _, _, _, zip_path, table = c.predict([1, 2], merge="2>1", api_name="/rerender")
-    assert status.startswith("done: 8 frames, 1 tracks")
+    assert status.startswith("done: 8 frames, 1 track ")
     made, run = (
         run_json(zip_path),
         run_json(first[4]),
@@ -240,7 +258,7 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert not any(n.startswith("cutouts/clip_a/2/") for n in zip_names(zip_path))
     # a higher score threshold, applied to the cached masks: track 2 (0.6 in every frame) goes
     status, _, _, _, zip_path, table = c.predict([1, 2], min_score=0.7, api_name="/rerender")
-    assert status.startswith("done: 8 frames, 1 tracks") and [row[0] for row in table["data"]] == [
+    assert status.startswith("done: 8 frames, 1 track ") and [row[0] for row in table["data"]] == [
         1
     ]
     with pytest.raises(Exception, match=r"no track 9 in this run \(its tracks: 1, 2\)"):
@@ -1083,7 +1101,7 @@ def test_a_run_of_frames_names_no_server_path_and_keeps_no_frames(server, tmp_pa
         p.name for p in runs[0].iterdir()
     )
     status = c.predict([1], api_name="/rerender")[0]
-    assert status.startswith("done: 6 frames, 1 tracks"), status
+    assert status.startswith("done: 6 frames, 1 track "), status
 
 
 def test_a_davis_sequence_zip_is_scored_by_name_with_its_annotations(server, tmp_path):
