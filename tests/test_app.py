@@ -1481,3 +1481,18 @@ def test_the_scores_shown_go_when_the_masks_or_the_ground_truth_change(tmp_path)
         (ids["gt"], "change"),
     }
     assert demo.fns[clearing[0]["id"]].fn() == ""
+
+
+def test_rerender_or_score_during_a_run_say_to_let_it_finish(tmp_path):
+    """A Run under way has let the tab's last run go: Re-render or Score pressed meanwhile said "Run a video
+    first" to a user whose video was running."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    during_a_run = None  # the state once a Run has sent its first update
+    with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
+        list(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, during_a_run, None))
+    with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
+        app.score(None, None, during_a_run)

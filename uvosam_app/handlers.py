@@ -38,13 +38,17 @@ from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
 
-RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
+# a Run under way has let its tab's last run go (its first update): Re-render and Score wait for its end
+RUN_FIRST_RERENDER = (
+    "Run a video first (or let the run under way finish): Re-render reuses the masks of this session's last "
+    "finished run."
+)
 FIRST_STEP = "starting (loading the models on their first use)"
 FINISHED = (
     "done:",
     "failed:",
 )  # status lines of a job that is over (``status_text``, ``failed_status``)
-RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
+RUN_FIRST_SCORE = "Run a video first (or let the run under way finish): Score compares its masks with your ground truth."
 
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
