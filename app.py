@@ -184,24 +184,23 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
 
 
 def _on_zip_shown(app: App, ui: Page) -> None:
-    """The views of the zip shown (timeline, merge hints); the scores shown go when it changes or the ground truth
-    does (they were of other masks or another ground truth)."""
+    """What is read from the zip shown (timeline, merge hints) when a run or a re-render shows it (or clears it when
+    it starts); the scores shown go then, and when the ground truth changes (they were of other masks or another
+    ground truth).
+
+    ONE listener of the zip's change: Gradio 6.31's page fires the change of a File that a generator (Run,
+    Re-render) sets again and again while two or more listeners watch it (each run read its zip and drew its
+    timeline dozens of times, over the cached image the browser was reading; with three the firing never stopped
+    and the page stopped showing Score's answer)."""
     o = ui.outputs
     quiet: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
-    views = (
-        (app.timeline, o.zip_file, o.timeline),
-        (app.merge_hints, [o.zip_file, ui.editing.merge], o.hints),
-    )
-    for show, inputs, output in views:
-        # a run or a re-render shows its zip (and clears it when it starts)
-        o.zip_file.change(show, inputs, output, **quiet)
-    gr.on(
-        [o.zip_file.change, ui.scoring.gt_zip.change],
-        app.scores_gone,
-        None,
-        ui.scoring.scores,
+    o.zip_file.change(
+        app.zip_shown,
+        [o.zip_file, ui.editing.merge],
+        [o.timeline, o.hints, ui.scoring.scores],
         **quiet,
     )
+    ui.scoring.gt_zip.change(app.scores_gone, None, ui.scoring.scores, **quiet)
 
 
 def _on_link(app: App, ui: Page) -> None:

@@ -273,6 +273,11 @@ class App:
         return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
 
     # ------------------------------------------------------------------------------------- timeline
+    def zip_shown(self, masks_zip: str | None, merge: str | None = None) -> tuple[Any, str, str]:
+        """What the page shows of the zip shown: its ``timeline``, its ``merge_hints``, and no scores (those shown
+        were of other masks)."""
+        return self.timeline(masks_zip), self.merge_hints(masks_zip, merge), self.scores_gone()
+
     def timeline(self, masks_zip: str | None) -> np.ndarray | None:
         """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
         return timeline_image(masks_zip)
