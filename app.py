@@ -124,7 +124,8 @@ def _on_run(app: App, settings: AppSettings, ui: Page) -> Dependency:
 
 def _on_rerender(app: App, ui: Page) -> Dependency:
     c, o, e = ui.inputs.controls, ui.outputs, ui.editing
-    return e.redo.click(
+    return gr.on(  # Enter in the merge box re-renders too (as Enter in the link box loads)
+        [e.redo.click, e.merge.submit],
         app.rerender,
         [  # App.rerender's parameter order
             e.keep,

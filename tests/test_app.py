@@ -1497,3 +1497,19 @@ def test_rerender_or_score_during_a_run_say_to_let_it_finish(tmp_path):
         list(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, during_a_run, None))
     with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
         app.score(None, None, during_a_run)
+
+
+def test_enter_in_the_merge_box_re_renders(tmp_path):
+    """Typing "2>1" in *Merge tracks* and pressing Enter did nothing (Enter in the link box loads)."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    rerender = next(d for d in config["dependencies"] if d["api_name"] == "rerender")
+    assert {tuple(t) for t in rerender["targets"]} == {
+        (ids["rerender"], "click"),
+        (ids["merge"], "submit"),
+    }
+    stop = next(d for d in config["dependencies"] if d["cancels"])
+    assert rerender["id"] in stop["cancels"]  # Stop stops it either way
