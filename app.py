@@ -154,8 +154,8 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
     gr.on(
         [i.video.change, i.frames_zip.change],
         app.links.unlink,
-        [i.video, i.frames_zip],
-        ui.linked,
+        [i.video, i.frames_zip, ui.linked],
+        [ui.linked, ui.outputs.preview],
         **quiet,
     )
     ui.linked.change(app.links.linked_frame, ui.linked, ui.outputs.preview, **quiet)
