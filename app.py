@@ -97,7 +97,7 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     )
     ui.inputs.stop.click(
         app.stopped,
-        None,
+        ui.outputs.status,
         ui.outputs.status,
         cancels=[run_ev, redo_ev],
         queue=False,
@@ -124,7 +124,8 @@ def _on_run(app: App, settings: AppSettings, ui: Page) -> Dependency:
 
 def _on_rerender(app: App, ui: Page) -> Dependency:
     c, o, e = ui.inputs.controls, ui.outputs, ui.editing
-    return e.redo.click(
+    return gr.on(  # Enter in the merge box re-renders too (as Enter in the link box loads)
+        [e.redo.click, e.merge.submit],
         app.rerender,
         [  # App.rerender's parameter order
             e.keep,
@@ -153,8 +154,8 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
     gr.on(
         [i.video.change, i.frames_zip.change],
         app.links.unlink,
-        [i.video, i.frames_zip],
-        ui.linked,
+        [i.video, i.frames_zip, ui.linked],
+        [ui.linked, ui.outputs.preview],
         **quiet,
     )
     ui.linked.change(app.links.linked_frame, ui.linked, ui.outputs.preview, **quiet)
@@ -184,15 +185,23 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
 
 
 def _on_zip_shown(app: App, ui: Page) -> None:
+    """What is read from the zip shown (timeline, merge hints) when a run or a re-render shows it (or clears it when
+    it starts); the scores shown go then, and when the ground truth changes (they were of other masks or another
+    ground truth).
+
+    ONE listener of the zip's change: Gradio 6.31's page fires the change of a File that a generator (Run,
+    Re-render) sets again and again while two or more listeners watch it (each run read its zip and drew its
+    timeline dozens of times, over the cached image the browser was reading; with three the firing never stopped
+    and the page stopped showing Score's answer)."""
     o = ui.outputs
-    views = (
-        (app.timeline, o.zip_file, o.timeline),
-        (app.merge_hints, [o.zip_file, ui.editing.merge], o.hints),
+    quiet: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
+    o.zip_file.change(
+        app.zip_shown,
+        [o.zip_file, ui.editing.merge],
+        [o.timeline, o.hints, ui.scoring.scores],
+        **quiet,
     )
-    for show, inputs, output in views:
-        o.zip_file.change(  # a run or a re-render shows its zip (and clears it when it starts)
-            show, inputs, output, queue=False, show_progress="hidden", api_visibility="private"
-        )
+    ui.scoring.gt_zip.change(app.scores_gone, None, ui.scoring.scores, **quiet)
 
 
 def _on_link(app: App, ui: Page) -> None:

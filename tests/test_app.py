@@ -137,6 +137,24 @@ def test_the_status_line_counts_the_objects_live():
     assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"
 
 
+def test_the_done_line_counts_in_words():
+    """ "done: 48 frames, 1 tracks" once a re-render kept one track (or a run found one): 1 track, 1 frame."""
+    import types
+
+    from uvosam.job_types import JobProgress
+    from uvosam_app.text import status_text
+
+    def done(frames: int, tracks: int) -> str:
+        result = types.SimpleNamespace(
+            num_frames=frames, tracks=(None,) * tracks, seconds=2.0, fps=4.0
+        )
+        return status_text(JobProgress(frames, frames, 2.0, result=result), "re-rendering", 0.0)
+
+    assert done(48, 1) == "done: 48 frames, 1 track in 2.0 s (4.0 fps)"
+    assert done(1, 2) == "done: 1 frame, 2 tracks in 2.0 s (4.0 fps)"
+    assert done(5, 0) == "done: 5 frames, 0 tracks in 2.0 s (4.0 fps)"
+
+
 def test_the_status_line_says_when_a_job_waits_for_a_worker():
     """Before its first step a job says it is starting (a Run: loading the models on their first use; a
     Re-render loads none), or, while other jobs hold every worker, that it waits for one."""
@@ -170,12 +188,44 @@ def test_the_status_line_says_when_a_job_waits_for_a_worker():
     pump.cancel()
 
 
+def test_a_preview_frame_is_sent_once_not_with_every_status_line():
+    """While a frame takes long (seconds on a CPU), a status line goes out every ``interval`` s; the preview frame
+    went with each, and Gradio wrote the same JPEG over its cached file every time, while the browser could be
+    reading it (a broken image and "Too much data for declared Content-Length" in the server log)."""
+    from uvosam.job_types import JobProgress
+    from uvosam_app.progress import drive
+    from uvosam_app.work import JobPump
+
+    frame, next_frame = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8)
+    go_on, end = threading.Event(), threading.Event()
+
+    def job():
+        yield JobProgress(1, 3, 0.1, preview=frame)
+        go_on.wait(10)  # a slow frame: status lines meanwhile
+        yield JobProgress(2, 3, 0.2, preview=next_frame)
+        yield JobProgress(3, 3, 0.3)  # no preview of its own: the last one stays the latest
+        end.wait(10)
+
+    pump = JobPump(job, threading.BoundedSemaphore(1)).start()
+    updates = drive(pump, lambda *a, **k: None, "segmenting", 0.02)
+    first = [next(updates) for _ in range(6)]
+    assert first[0].status.startswith("segmenting: frame 1/3") and first[0].preview is frame
+    assert all(u.preview is None for u in first[1:])
+    go_on.set()
+    rest = [next(updates) for _ in range(6)]
+    end.set()
+    rest += list(updates)
+    pump.cancel()
+    assert rest[-1].status.startswith("segmenting: frame 3/3")
+    assert [u.preview for u in rest if u.preview is not None] == [next_frame]
+
+
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     c = client(server)
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
     assert davis_labels(first[4], "clip_a") == (8, {0, 1, 2})
     status, _, _, mp4, zip_path, table = c.predict([2], api_name="/rerender")  # as in the README
-    assert status.startswith("done: 8 frames, 1 tracks")
+    assert status.startswith("done: 8 frames, 1 track ")
     assert [row[0] for row in table["data"]] == [2]
     names = zip_names(zip_path)
     assert not any(n.startswith("cutouts/clip_a/1/") for n in names)
@@ -192,7 +242,7 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert frame.max() > 200 and (frame < 30).mean() > 0.5  # white objects on black
     # one object split into two ids: merged, everywhere (table, zip), without the models
     status, _, _, _, zip_path, table = c.predict([1, 2], merge="2>1", api_name="/rerender")
-    assert status.startswith("done: 8 frames, 1 tracks")
+    assert status.startswith("done: 8 frames, 1 track ")
     made, run = (
         run_json(zip_path),
         run_json(first[4]),
@@ -208,7 +258,7 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert not any(n.startswith("cutouts/clip_a/2/") for n in zip_names(zip_path))
     # a higher score threshold, applied to the cached masks: track 2 (0.6 in every frame) goes
     status, _, _, _, zip_path, table = c.predict([1, 2], min_score=0.7, api_name="/rerender")
-    assert status.startswith("done: 8 frames, 1 tracks") and [row[0] for row in table["data"]] == [
+    assert status.startswith("done: 8 frames, 1 track ") and [row[0] for row in table["data"]] == [
         1
     ]
     with pytest.raises(Exception, match=r"no track 9 in this run \(its tracks: 1, 2\)"):
@@ -1051,7 +1101,7 @@ def test_a_run_of_frames_names_no_server_path_and_keeps_no_frames(server, tmp_pa
         p.name for p in runs[0].iterdir()
     )
     status = c.predict([1], api_name="/rerender")[0]
-    assert status.startswith("done: 6 frames, 1 tracks"), status
+    assert status.startswith("done: 6 frames, 1 track "), status
 
 
 def test_a_davis_sequence_zip_is_scored_by_name_with_its_annotations(server, tmp_path):
@@ -1307,3 +1357,159 @@ def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
     gt = _zip_of(tmp_path / "gt.zip", {"gt/0.png": b""})
     with pytest.raises(gr.Error, match="no longer kept on the server .*run the video again"):
         app.score(str(gt), str(tmp_path / "gone" / "masks.zip"), state)
+
+
+def test_refusals_of_what_the_user_did_print_no_traceback_in_the_server_log(tmp_path):
+    """A refusal that tells the user what to do (no video yet, Re-render or Score before a run, no link, ...) is
+    no failure of the app: Gradio prints the traceback of a ``gr.Error`` unless it says not to, and the server log
+    filled with tracebacks of users' ordinary mistakes hides the real failures."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    video = write_clip(tmp_path / "v.mp4", 4, 32, 32)
+    frames = _frames_zip(tmp_path / "f.zip", "f", 2)
+    state = app_handlers.SessionRun(tmp_path / "run", tmp_path / "run" / "cache")
+    masks = _zip_of(tmp_path / "masks.zip", {"davis/v/00000.png": b""})
+
+    def segment(video, frames_zip, style="overlay"):
+        return list(app.segment(video, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, style,
+                                frames_zip))  # fmt: skip
+
+    def rerender(state):
+        return list(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, state, None))
+
+    refusals = {
+        "no input": lambda: segment(None, None),
+        "two inputs": lambda: segment(str(video), str(frames)),
+        "a style not offered": lambda: segment(str(video), None, style="sepia"),
+        "Re-render before a run": lambda: rerender(None),
+        "Re-render of a run gone": lambda: rerender(state),
+        "Score before a run": lambda: app.score(None, None, None),
+        "Score without ground truth": lambda: app.score(None, str(masks), state),
+        "Score of a run gone": lambda: app.score(str(masks), str(masks), state),
+        "Load without a link": lambda: app.links.load_url(" "),
+    }
+    for what, refuse in refusals.items():
+        with pytest.raises(gr.Error) as err:
+            refuse()
+        assert err.value.print_exception is False, (what, err.value.message)
+
+
+def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model, monkeypatch):
+    """A run that fails after it started showed "starting…" (or its last frame count) in the status line for good,
+    under the error toast that goes away: its last update now says it failed, and why."""
+    import types
+
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    settings = AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    app = app_handlers.App(lambda preset, sam: pipe, settings)
+    quiet = {"progress": lambda *a, **k: None}
+    bad = _zip_of(tmp_path / "bad.zip", {"s/00000.jpg": b"not a jpeg", "s/00001.jpg": b"nor this"})
+    run = app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                      str(bad), False, None, **quiet)  # fmt: skip
+    updates = []
+    with pytest.raises(gr.Error, match="s/00000.jpg is not a readable image") as err:
+        updates.extend(run)
+    assert updates[0][0] == "starting…"
+    assert updates[-1][0] == f"failed: {err.value.message}"
+
+    request = types.SimpleNamespace(session_hash="tab")
+    state = _finished_run(app, request)
+
+    def failing_rerender(*args, **kwargs):
+        raise ValueError("the cached masks are damaged")
+        yield
+
+    monkeypatch.setattr(app_handlers, "rerender_iter", failing_rerender)
+    redo = app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request, **quiet)
+    updates = []
+    with pytest.raises(gr.Error, match="the cached masks are damaged"):
+        updates.extend(redo)
+    assert updates[-1][0] == "failed: the cached masks are damaged"
+
+
+def test_stop_after_a_finished_job_keeps_its_status_line(tmp_path):
+    """Stop pressed once a run is done (or failed) stopped nothing: its "done: 48 frames, 2 tracks..." line stays
+    beside its results (it turned into "stopped: press Run to start again", as if they were cut short). A job
+    starting, running or waiting in the queue is stopped, and the status line says so."""
+    import app as app_module
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    stopped = "stopped: press Run to start again"
+    for shown in ("done: 48 frames, 2 tracks in 7.8 s (6.2 fps)", "failed: clip.mp4 is empty"):
+        assert app.stopped(shown) == {"__type__": "update"}, shown  # gr.skip(): unchanged
+    for shown in (
+        "",
+        None,
+        "starting…",
+        "segmenting: frame 3/48 · 4.1 fps · ETA 9 s",
+        "re-rendering: frame 1/9",
+    ):
+        assert app.stopped(shown) == stopped, shown
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    status = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "status")
+    stop_button = next(d["targets"] for d in config["dependencies"] if d["cancels"])
+    stop = [d for d in config["dependencies"] if d["targets"] == stop_button and d["outputs"]]
+    # Stop reads the line it replaces
+    assert [(d["inputs"], d["outputs"]) for d in stop] == [([status], [status])]
+
+
+def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):
+    """Gradio 6.31's page fires the change of a File that a generator sets again and again while two or more
+    listeners watch it: the timeline and the merge hints, two listeners, were read from each run's zip dozens of
+    times (the same cached image rewritten while the browser read it), and a third never let it stop. One listener
+    shows both, and clears the scores shown (of other masks; they went under a failed Score too, "Error" over
+    "J&F 1.000"), as a new ground truth does."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    deps = config["dependencies"]
+    on_zip = [d for d in deps if [ids["zip"], "change"] in [list(t) for t in d["targets"]]]
+    assert len(on_zip) == 1 and on_zip[0]["queue"] is False
+    assert on_zip[0]["outputs"] == [ids["timeline"], ids["hints"], ids["scores"]]
+    on_gt = [d for d in deps if [ids["gt"], "change"] in [list(t) for t in d["targets"]]]
+    assert [d["outputs"] for d in on_gt] == [[ids["scores"]]]
+    assert demo.fns[on_zip[0]["id"]].fn(None, "") == (None, "", "")  # a run starts: all cleared
+    assert demo.fns[on_gt[0]["id"]].fn() == ""
+
+
+def test_rerender_or_score_during_a_run_say_to_let_it_finish(tmp_path):
+    """A Run under way has let the tab's last run go: Re-render or Score pressed meanwhile said "Run a video
+    first" to a user whose video was running."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    during_a_run = None  # the state once a Run has sent its first update
+    with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
+        list(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, during_a_run, None))
+    with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
+        app.score(None, None, during_a_run)
+
+
+def test_enter_in_the_merge_box_re_renders(tmp_path):
+    """Typing "2>1" in *Merge tracks* and pressing Enter did nothing (Enter in the link box loads)."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    rerender = next(d for d in config["dependencies"] if d["api_name"] == "rerender")
+    assert {tuple(t) for t in rerender["targets"]} == {
+        (ids["rerender"], "click"),
+        (ids["merge"], "submit"),
+    }
+    stop = next(d for d in config["dependencies"] if d["cancels"])
+    assert rerender["id"] in stop["cancels"]  # Stop stops it either way

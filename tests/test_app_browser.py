@@ -167,7 +167,7 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     page.locator("#merge textarea").fill("2>1")  # one object split into two ids: merged
     page.click("#rerender")
     page.wait_for_function(
-        f"() => ({STATUS})().startsWith('done: 48 frames, 1 tracks')", timeout=60_000
+        f"() => ({STATUS})().startsWith('done: 48 frames, 1 track ')", timeout=60_000
     )
     table = page.locator("#tracks").inner_text()
     assert "person" in table and "dog" not in table

@@ -216,8 +216,19 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
                         progress=no_progress)  # fmt: skip
     assert list(redo)[-1][0].startswith("done") and Path(linked).is_file()
     # a later upload or zip replaces it; their clearing (the linked Load clears them) leaves it
-    assert app.links.unlink("upload.mp4", None) is None and app.links.unlink(None, "f.zip") is None
-    assert isinstance(app.links.unlink(None, None), type(gr.skip()))
+    # and its first frame goes from *Latest frame* (it stayed beside the upload that replaced it)
+    skip = gr.skip()
+    assert (
+        app.links.unlink("upload.mp4", None, linked)
+        == app.links.unlink(None, "f.zip", linked)
+        == (None, None)
+    )
+    assert app.links.unlink(None, None, linked) == (skip, skip)
+    assert app.links.unlink("upload.mp4", None, None) == (
+        skip,
+        skip,
+    )  # no linked file: a run's frame stays
+    assert app.links.linked_frame(None) is None  # a Load that replaces it (a State change)
     # a later Load of a playable file clears it
     assert (
         app.links.load_url(server.url("/media/street.mp4"), None, linked, progress=no_progress)[2]

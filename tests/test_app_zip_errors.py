@@ -249,3 +249,39 @@ def test_score_names_a_damaged_ground_truth_png_as_it_is_in_the_zip(finished, tm
         "save it as an 8-bit palette (indexed) or grayscale PNG of object ids"
     ), message
     assert str(app.work.root) not in message and "write_index_png" not in message
+
+
+def test_a_zipped_frame_that_is_no_image_is_named_without_the_servers_file_object(tmp_path):
+    """PIL's "cannot identify image file <zipfile.ZipExtFile name='seq/00000.jpg' mode='r'>" told the user nothing,
+    and in the error toast (which renders HTML) its "<...>" swallowed the rest of the message."""
+    frames = _zip_of(tmp_path / "bad.zip", {"seq/00000.jpg": b"not a jpeg", "seq/00001.jpg": b"no"})
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    text = app.describe(None, *ARGS, 1, 900, str(frames))
+    assert text == (
+        "**Run would refuse this input:** bad.zip: seq/00000.jpg is not a readable image (not a JPEG or PNG "
+        "inside); replace or remove it"
+    )
+
+
+def test_score_names_a_ground_truth_file_that_is_no_png_without_the_servers_path(
+    finished, tmp_path
+):
+    """PIL's "cannot identify image file '/tmp/.../score-x/gt/annot/00000.png'" showed the user the server's folder;
+    so did a masks zip whose PNGs are not images (over the API, /score takes any file)."""
+    app, masks, state = finished
+    gt = _annotations(tmp_path / "gt.zip", [b"not a png"] * 6)
+    message = _score_refusal(app, gt, masks, state)
+    assert message.startswith(
+        "gt.zip: annot/00000.png is not a readable PNG image (no image inside); save the "
+    )
+    broken = tmp_path / "m.zip"
+    with zipfile.ZipFile(masks) as source, zipfile.ZipFile(broken, "w") as target:
+        for item in source.infolist():
+            is_mask = item.filename.startswith("davis/") and item.filename.endswith(".png")
+            target.writestr(item, b"not a png" if is_mask else source.read(item))
+    good = _annotations(tmp_path / "ok.zip", [_ids_png()] * 6)
+    message = _score_refusal(app, good, str(broken), state)
+    assert message.startswith(
+        "m.zip: davis/clip/00000.png is not a readable mask PNG (no image inside); "
+    ), message
+    assert str(app.work.root) not in message

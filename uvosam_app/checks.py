@@ -62,5 +62,5 @@ def check_models(tracker: str, sam: str, settings: AppSettings) -> None:
 
 def check_style(style: str) -> str:
     if style not in STYLES:
-        raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.")
+        raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.", print_exception=False)
     return style

@@ -38,9 +38,17 @@ from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
 
-RUN_FIRST_RERENDER = "Run a video first: Re-render reuses the masks of this session's last run."
+# a Run under way has let its tab's last run go (its first update): Re-render and Score wait for its end
+RUN_FIRST_RERENDER = (
+    "Run a video first (or let the run under way finish): Re-render reuses the masks of this session's last "
+    "finished run."
+)
 FIRST_STEP = "starting (loading the models on their first use)"
-RUN_FIRST_SCORE = "Run a video first: Score compares its masks with your ground truth."
+FINISHED = (
+    "done:",
+    "failed:",
+)  # status lines of a job that is over (``status_text``, ``failed_status``)
+RUN_FIRST_SCORE = "Run a video first (or let the run under way finish): Score compares its masks with your ground truth."
 
 
 def _track_rows(result: JobResult) -> list[list[Any]]:
@@ -95,10 +103,14 @@ class App:
         """Track + segment a video (or a zip of its frames, or else the file of a linked Load): streams (status,
         preview, chunk); ends with mp4, zip, tracks."""
         if not video and not frames_zip and not linked:
-            raise gr.Error("Upload a video (or a zip of its frames) or pick an example first.")
+            raise gr.Error(
+                "Upload a video (or a zip of its frames) or pick an example first.",
+                print_exception=False,
+            )
         if video and frames_zip:
             raise gr.Error(
-                "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run."
+                "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run.",
+                print_exception=False,
             )
         check_models(tracker, sam, self.settings)
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
@@ -144,6 +156,11 @@ class App:
                 rows = _track_rows(r)
                 files = str(r.overlay_mp4), str(r.zip_path)
                 yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
+        except (
+            gr.Error
+        ) as err:  # the status line ends too: it showed "starting…" or a frame count for good
+            yield failed_status(err), skip, skip, skip, skip, skip, skip, skip
+            raise
         finally:
             pump.cancel()
             self.work.release(run_dir)
@@ -256,6 +273,11 @@ class App:
         return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
 
     # ------------------------------------------------------------------------------------- timeline
+    def zip_shown(self, masks_zip: str | None, merge: str | None = None) -> tuple[Any, str, str]:
+        """What the page shows of the zip shown: its ``timeline``, its ``merge_hints``, and no scores (those shown
+        were of other masks)."""
+        return self.timeline(masks_zip), self.merge_hints(masks_zip, merge), self.scores_gone()
+
     def timeline(self, masks_zip: str | None) -> np.ndarray | None:
         """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
         return timeline_image(masks_zip)
@@ -269,16 +291,18 @@ class App:
     def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
         """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
         if state is None or not masks_zip:
-            raise gr.Error(RUN_FIRST_SCORE)
+            raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
         if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
             raise gr.Error(
                 "The masks of your last run are no longer kept on the server (about an hour): run "
-                "the video again, then Score."
+                "the video again, then Score.",
+                print_exception=False,
             )
         if not gt_zip:
             raise gr.Error(
                 "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
-                "255 void), one per frame of the video, in name order."
+                "255 void), one per frame of the video, in name order.",
+                print_exception=False,
             )
         too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
         if too_big:
@@ -286,7 +310,7 @@ class App:
         # a Run pressed meanwhile in this tab deletes idle folders
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
-                raise gr.Error(RUN_FIRST_SCORE)
+                raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
             meta = MaskCache(state.cache_dir).info.meta
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
@@ -295,6 +319,10 @@ class App:
             )
         except (ValueError, FileNotFoundError) as err:
             raise gr.Error(str(err), print_exception=False) from None
+
+    def scores_gone(self) -> str:
+        """The scores shown, once the masks zip or the ground truth they were of changes: none."""
+        return ""
 
     # ------------------------------------------------------------------------------------ re-render
     def rerender(
@@ -317,10 +345,10 @@ class App:
         pressed now in the same tab deletes the session's idle folders, not the masks read here. ``linked``: the
         session's linked video, spared by the new folder as Run reads it later."""
         if state is None:
-            raise gr.Error(RUN_FIRST_RERENDER)
+            raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
-                raise gr.Error(RUN_FIRST_RERENDER)
+                raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
             # the settings are checked before any folder is made
             options = JobOptions(
                 **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm)
@@ -359,11 +387,18 @@ class App:
                         r = up.result
                         files = str(r.overlay_mp4), str(r.zip_path)
                         yield up.status, skip, up.chunk, *files, _track_rows(r)
+            except gr.Error as err:
+                yield failed_status(err), skip, skip, skip, skip, skip
+                raise
             finally:
                 pump.cancel()
                 self.work.release(out_dir)
 
-    def stopped(self) -> str:
+    def stopped(self, status: str | None = None) -> Any:
+        """Stop's status line, given the one shown: a finished job's ("done: ..."; "failed: ...") stays, as its
+        results do (Stop stopped nothing then); else (a job starting, running or queued) "stopped"."""
+        if (status or "").startswith(FINISHED):
+            return gr.skip()
         return "stopped: press Run to start again"
 
     def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
@@ -390,6 +425,11 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
+
+
+def failed_status(err: gr.Error) -> str:
+    """The status line of a run or a re-render that failed with ``err`` (also shown as a toast, which goes)."""
+    return f"failed: {err.message}"
 
 
 def _img(preview: np.ndarray | None) -> Any:

@@ -56,11 +56,13 @@ class LinkHandlers:
         """
         if not self.settings.url_input:
             raise gr.Error(
-                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
+                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it.",
+                print_exception=False,
             )
         if not (url or "").strip():
             raise gr.Error(
-                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load."
+                f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load.",
+                print_exception=False,
             )
         keep = state.run_dir if state is not None else None
         # a linked file's folder stays while the new one is made: still the input if this Load fails
@@ -86,8 +88,11 @@ class LinkHandlers:
             self.work.release(folder)
 
     def linked_frame(self, linked: str | None) -> np.ndarray | None:
-        """The first frame of a linked Load's file, for *Latest frame* (it has no player); unchanged without one."""
-        if not linked or not Path(linked).is_file():
+        """The first frame of a linked Load's file, for *Latest frame* (it has no player); none once an upload, a zip
+        or another Load replaces that file (its frame stayed beside the new input); unchanged if the file is gone."""
+        if not linked:
+            return None
+        if not Path(linked).is_file():
             return gr.skip()
         try:
             return app_links.first_frame(linked)
@@ -95,6 +100,12 @@ class LinkHandlers:
             logger.warning("no first frame of %s: %s", Path(linked).name, err)
             return gr.skip()
 
-    def unlink(self, video: str | None, frames_zip: str | None) -> Any:
-        """An upload or a zip chosen replaces a linked Load's file (None); their clearing leaves it (skip)."""
-        return None if video or frames_zip else gr.skip()
+    def unlink(
+        self, video: str | None, frames_zip: str | None, linked: str | None = None
+    ) -> tuple[Any, Any]:
+        """(the linked Load's file, *Latest frame*): an upload or a zip chosen replaces a linked file (None), and its
+        first frame under *Latest frame* goes (None) too; their clearing, or no linked file, leaves both (skip). The
+        frame is cleared here: Gradio fires no change of the State when this (unqueued) event sets it."""
+        if linked and (video or frames_zip):
+            return None, None
+        return gr.skip(), gr.skip()

@@ -20,8 +20,9 @@ from uvosam_app.work import JobPump
 
 @dataclass(frozen=True)
 class Update:
-    """One update of a job: the status line, the latest preview frame (HxWx3 uint8 RGB; None before the first),
-    a new video chunk to stream (else None) and, once the job is done, its result (else None)."""
+    """One update of a job: the status line, a new preview frame (HxWx3 uint8 RGB; None when the last one sent is
+    still the latest, or none came yet), a new video chunk to stream (else None) and, once the job is done, its
+    result (else None)."""
 
     status: str
     preview: np.ndarray | None
@@ -34,9 +35,19 @@ def drive(
 ) -> Iterator[Update]:
     """The job's updates, at least one per ``interval`` s (so that Stop lands quickly); ``progress`` (Gradio's
     progress bar) gets the frame counter, speed and ETA; before the first step the status says ``starting``, or
-    that the job waits for a worker. What the job raised is raised as ``to_gr_error`` maps it."""
-    started, step, preview = time.monotonic(), None, None
+    that the job waits for a worker. What the job raised is raised as ``to_gr_error`` maps it.
+
+    A preview frame is sent once: sent again with each status line (every ``interval`` s while a frame takes long),
+    Gradio wrote the same JPEG over its cached file each time, while the browser could be reading it (a broken
+    image, a server error: "Too much data for declared Content-Length")."""
+    started, step, preview, sent = time.monotonic(), None, None, None
     last_sent = started
+
+    def new_preview() -> np.ndarray | None:
+        nonlocal sent
+        fresh, sent = (preview if preview is not sent else None), preview
+        return fresh
+
     while True:
         items = pump.poll(max(0.0, last_sent + interval - time.monotonic()))
         failed = next((item.error for item in items if item.error is not None), None)
@@ -48,12 +59,14 @@ def drive(
             step = item.step
             preview = step.preview if step.preview is not None else preview
             if step.chunk is not None or step.result is not None:
-                yield Update(status_text(step, verb, started), preview, step.chunk, step.result)
+                yield Update(
+                    status_text(step, verb, started), new_preview(), step.chunk, step.result
+                )
                 last_sent = time.monotonic()
         if step is not None:
             desc = status_text(step, verb, started)  # frame counter, speed and ETA
             progress((step.frames_done, step.frames_total), desc=desc, unit="frames")
         if time.monotonic() - last_sent >= interval:
             status = status_text(step, verb, started, starting, queued=pump.queued)
-            yield Update(status, preview, None, None)
+            yield Update(status, new_preview(), None, None)
             last_sent = time.monotonic()

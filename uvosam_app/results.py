@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam.eval.masks_io import WRITE_HINT
@@ -140,8 +140,13 @@ def _mask_size(file: Path, masks: _Unpacked) -> tuple[int, int]:
         with Image.open(file) as image:
             return image.size
     except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        why = (
+            "no image inside"
+            if isinstance(err, UnidentifiedImageError)
+            else masks.in_zip_terms(str(err))
+        )
         raise ValueError(
-            f"{masks.where(file)} is not a readable mask PNG ({err}); score the zip that Run or Re-render made"
+            f"{masks.where(file)} is not a readable mask PNG ({why}); score the zip that Run or Re-render made"
         ) from None
 
 
@@ -164,10 +169,15 @@ def _check_ground_truth(files: Sequence[Path], size: tuple[int, int], gt: _Unpac
             raise ValueError(
                 f"{gt.where(file)} has too many pixels to open, but {at_size}"
             ) from None
+        except UnidentifiedImageError:  # its message names the unpacked file by the server's path
+            raise ValueError(
+                f"{gt.where(file)} is not a readable PNG image (no image inside); save the annotations as "
+                f"{GROUND_TRUTH_FORMAT}"
+            ) from None
         except OSError as err:
             raise ValueError(
-                f"{gt.where(file)} is not a readable PNG image ({err}); save the annotations as "
-                f"{GROUND_TRUTH_FORMAT}"
+                f"{gt.where(file)} is not a readable PNG image ({gt.in_zip_terms(str(err))}); save the "
+                f"annotations as {GROUND_TRUTH_FORMAT}"
             ) from None
         if Image.getmodebands(mode) != 1:
             raise ValueError(

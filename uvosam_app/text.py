@@ -121,7 +121,7 @@ def status_text(
     if step.result is not None:
         r = step.result
         speed = f"{r.seconds:.1f} s ({r.fps:.1f} fps)"
-        return f"done: {r.num_frames} frames, {len(r.tracks)} tracks in {speed}"
+        return f"done: {_count(r.num_frames, 'frame')}, {_count(len(r.tracks), 'track')} in {speed}"
     eta = f"{step.eta_s:.0f} s" if step.eta_s is not None else "?"
     fps = step.frames_done / step.elapsed_s if step.elapsed_s > 0 else 0.0
     progress = f"{verb}: frame {step.frames_done}/{step.frames_total}"
@@ -130,6 +130,11 @@ def status_text(
         ts = "" if step.tracks_so_far == 1 else "s"
         progress += f" · {step.objects} object{s} ({step.tracks_so_far} track{ts} so far)"
     return f"{progress} · {fps:.1f} fps · ETA {eta}"
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 track"``, ``"2 tracks"``, ``"0 tracks"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str]:

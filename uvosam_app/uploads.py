@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from uvosam.errors import VideoLimitError
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
@@ -226,6 +226,12 @@ def _frame_size(
         raise _too_many_pixels(where, err, max_side) from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
         raise ValueError(f"{where} is damaged ({err}); zip the files again") from None
+    except (
+        UnidentifiedImageError
+    ):  # its message names the server's file object: "<zipfile.ZipExtFile ...>"
+        raise ValueError(
+            f"{where} is not a readable image (not a JPEG or PNG inside); replace or remove it"
+        ) from None
     except (OSError, struct.error, SyntaxError) as err:  # PIL: SyntaxError = bad EXIF
         raise ValueError(f"{where} is not a readable image ({err}); replace or remove it") from None
 
