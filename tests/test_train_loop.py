@@ -8,6 +8,7 @@ import dataclasses
 import os
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,16 +201,16 @@ def test_a_failed_checkpoint_save_leaves_the_last_one_in_place(tmp_path, monkeyp
     from uvosam.train import checkpointing
 
     model = torch.nn.Linear(2, 2)
-    kw = dict(
-        model_state=model.state_dict(),
-        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-        scheduler={},
-        train_config={},
-    )
+    kw = {
+        "model_state": model.state_dict(),
+        "optimizer": torch.optim.SGD(model.parameters(), lr=0.1),
+        "scheduler": {},
+        "train_config": {},
+    }
     first = checkpointing.save_checkpoint(tmp_path, "model_0000001.pth", iteration=1, **kw)
 
     def disk_full(payload, path):
-        open(path, "wb").write(b"partial")
+        Path(path).write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpointing.torch, "save", disk_full)
