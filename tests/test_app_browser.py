@@ -139,6 +139,10 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     estimate.wait_for(timeout=30_000)  # the description now has this run's speed, not "No run yet"
     assert "No run with" not in estimate.inner_text()
     page.locator("#timeline img").wait_for(timeout=30_000)  # the track timeline under the table
+    labels = [b.get_attribute("aria-label") for b in page.locator("#timeline button").all()]
+    assert "Fullscreen" in labels and not {"Download", "Share"} & set(
+        labels
+    )  # on a phone they hid bars
     page.screenshot(path=str(ARTIFACTS / "app_browser.png"), full_page=True)
 
     with page.expect_download(timeout=30_000) as download:

@@ -234,6 +234,8 @@ def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs
         show_label=False,  # its badge would hide the frame numbers
         interactive=False,
         format="png",
+        # fullscreen only: on a phone, download and share covered a quarter of its bars (the zip holds the PNG)
+        buttons=["fullscreen"],
         elem_id="timeline",
     )
     hints = gr.Markdown(elem_id="hints")
