@@ -169,6 +169,7 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
             c["max_frames"],
             i.frames_zip,
             ui.linked,
+            ui.state,
         ],
         outputs=i.about,
         queue=False,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)

@@ -801,13 +801,21 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
     assert "over this app's limit of 150 px" in wide and "UVOSAM_MAX_SIDE" in wide
-    list(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                     None, False, None, progress=lambda *a, **k: None))  # fmt: skip
-    after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900)
+    *_, last = app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                           None, False, None, progress=lambda *a, **k: None)  # fmt: skip
+    state = last[-1]  # the session's last run
+    after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900, None, None, state)
     assert re.search(
         r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
         r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here\)\.$",
         after,
+    )  # the results shown are of this input: nothing more said
+    # another upload: the results still shown (and what Re-render and Score act on) are of clip_a
+    other = app.describe(str(clips["b"]), preset, "vit_b", 1, 900, None, None, state)
+    assert other.startswith("**clip_b.mp4**: 128x80")
+    assert other.endswith(
+        "**The results below are of your last run, on an earlier input (clip_a.mp4):** Re-render and Score use "
+        "them; Run replaces them with this input's."
     )
     assert "No run with" in app.describe(str(clips["a"]), preset, "vit_h", 1, 900)  # other models
 

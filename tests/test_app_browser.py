@@ -177,6 +177,17 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     assert "person" in table and "dog" not in table
     assert {p.name.split("-")[0] for p in work.glob("*/*")} == {"run", "rerender"}
 
+    page.locator(
+        "#inp button[aria-label='Clear']"
+    ).first.click()  # another video: the results shown are not its
+    page.locator("#inp input[type=file]").set_input_files(
+        str(ROOT / "examples" / "bigbuckbunny_cut.mp4")
+    )
+    page.locator(
+        "#video-info",
+        has_text="The results below are of your last run, on an earlier input (synthetic_shapes.mp4)",
+    ).wait_for(timeout=30_000)
+
     page.click("#run")  # again, and stop it with the Stop button
     page.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
     page.click("#stop")

@@ -33,7 +33,7 @@ from uvosam_app.models import GetPipeline, mask_model_label, run_config
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import describe_video
+from uvosam_app.text import describe_video, results_of_another_input
 from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -151,7 +151,7 @@ class App:
                     choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
                     value=[t.track_id for t in r.tracks],
                 )
-                state = SessionRun(run_dir, r.cache_dir)
+                state = SessionRun(run_dir, r.cache_dir, _input_path(video, frames_zip, linked))
                 self.speeds[tracker, sam] = r.fps
                 rows = _track_rows(r)
                 files = str(r.overlay_mp4), str(r.zip_path)
@@ -237,16 +237,17 @@ class App:
         max_frames: int,
         frames_zip: str | None = None,
         linked: str | None = None,
+        state: SessionRun | None = None,
     ) -> str:
         """What an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it), before
-        Run."""
+        Run; and, when the session's last run (``state``) was of another input, that the results shown are its."""
         if not video and not frames_zip and not linked:
             return ""
         if video and frames_zip:
             return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
         if not video and not frames_zip and not Path(linked).is_file():
             return f"**{app_links.GONE}**"
-        path = str(frames_zip or video or linked)
+        path = _input_path(video, frames_zip, linked)
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             return f"**Run would refuse this input:** {too_big}"
@@ -270,6 +271,8 @@ class App:
         text = describe_video(
             info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds
         )
+        if state is not None and state.source and state.source != path:
+            text += f"\n\n{results_of_another_input(Path(state.source).name)}"
         return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
 
     # ------------------------------------------------------------------------------------- timeline
@@ -425,6 +428,11 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
+
+
+def _input_path(video: str | None, frames_zip: str | None, linked: str | None) -> str:
+    """The path of the input a Run takes: the zip of frames, else the upload, else the linked Load's file."""
+    return str(frames_zip or video or linked or "")
 
 
 def failed_status(err: gr.Error) -> str:

@@ -251,3 +251,12 @@ def score_markdown(scores: DavisScores, track_of_label: Mapping[int, int], frame
             *rows,
         ]
     )
+
+
+def results_of_another_input(name: str) -> str:
+    """Markdown under an upload's description when the results shown (video, zip, tracks) are of the session's last
+    run, made from another input (``name``: that input's file name): Re-render and Score act on them."""
+    return (
+        f"**The results below are of your last run, on an earlier input ({name}):** Re-render and Score use them; "
+        "Run replaces them with this input's."
+    )

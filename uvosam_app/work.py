@@ -28,10 +28,13 @@ logger = logging.getLogger("uvosam.app")
 # ---------------------------------------------------------------------------------- session folders
 @dataclass(frozen=True)
 class SessionRun:
-    """What a session keeps of its last finished run (its mask cache feeds Re-render)."""
+    """What a session keeps of its last finished run (its mask cache feeds Re-render). ``source``: the input it
+    ran on (the upload's, the zip's or the linked file's path; "" unknown), so that the upload's description can
+    say when the results shown are of another input."""
 
     run_dir: Path
     cache_dir: Path
+    source: str = ""
 
 
 class WorkRoot:
