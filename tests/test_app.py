@@ -503,6 +503,32 @@ def _wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float
     pytest.fail(f"app.py did not serve {url} within {timeout} s")
 
 
+def test_a_run_says_it_loads_the_models_only_while_they_are_not_loaded(
+    monkeypatch, tmp_path, tiny_sam_model
+):
+    """The first step's status said "loading the models on their first use" on every run, also with the models
+    long loaded."""
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app import models as app_models
+
+    monkeypatch.setattr(app_models.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
+    loader = app_models.PipelineLoader(
+        device="cpu",
+        load_tracker=lambda name, device: MovingBoxTracker(num_objects=1),
+        load_segmenter=lambda name, device: BoxPromptSegmenter(tiny_sam_model),
+    )
+    app = app_handlers.App(loader, AppSettings(work_root=tmp_path))
+    assert not app._models_loaded("idol-ovis-r50", "vit_b")
+    loader("idol-ovis-r50", "vit_b")
+    assert app._models_loaded("idol-ovis-r50", "vit_b") and not app._models_loaded(
+        "idol-ovis-r50", "vit_h"
+    )
+    # another source of pipelines (a function) cannot tell: the first step says they may be loading
+    assert not app_handlers.App(lambda preset, sam: None, AppSettings())._models_loaded(
+        "idol-ovis-r50", "vit_b"
+    )
+
+
 def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monkeypatch, tmp_path):
     """Each tracker and each mask model loads once, shared by every pair that uses it (concurrent first uses
     wait for one load); at most max_loaded of each kind are kept, never evicting the first."""

@@ -142,7 +142,8 @@ class App:
         try:
             yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
             interval = self.settings.status_interval_s
-            for up in drive(pump, progress, "segmenting", interval, FIRST_STEP):
+            starting = "starting" if self._models_loaded(tracker, sam) else FIRST_STEP
+            for up in drive(pump, progress, "segmenting", interval, starting):
                 if up.result is None:
                     yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
                     continue
@@ -218,6 +219,12 @@ class App:
                            print_exception=False) from None  # fmt: skip
         finally:
             shutil.rmtree(frames, ignore_errors=True)
+
+    def _models_loaded(self, tracker: str, sam: str) -> bool:
+        """Whether the pair is loaded already: a ``PipelineLoader`` knows; of any other source (a function) the
+        first step says the models may be loading."""
+        loaded = getattr(self.get_pipeline, "loaded", None)
+        return bool(loaded and loaded(tracker, sam))
 
     def _run_models(
         self, tracker: str, sam: str, changes: dict, source: str, run_dir: Path, options: JobOptions

@@ -175,6 +175,10 @@ class PipelineLoader:
             )
         return pipe
 
+    def loaded(self, preset: str, sam: str) -> bool:
+        """Whether both models of the pair are loaded (a call would load none)."""
+        return preset in self._trackers and sam in self._segmenters
+
     def stop_loading(self, reason: str) -> None:
         """Load nothing more: a pair with a model not loaded yet raises ``ModelsNotLoadedError`` saying ``reason``."""
         self._stopped = reason
