@@ -182,7 +182,9 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
         trigger_mode="always_last",
         **describe,
     )  # fmt: skip
-    run_ev.success(**describe)  # after a run: its speed gives the time estimate now
+    # after a run: its speed gives the time estimate now; after a failed one too, which cleared the results (and the
+    # session's last run) that the note of results of another input would name
+    run_ev.then(**describe)
 
 
 def _on_zip_shown(app: App, ui: Page) -> None:
