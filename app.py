@@ -80,6 +80,10 @@ def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any
     return pipe, "\n\n".join(errors) or None
 
 
+# the page's own small events: not queued behind runs, no spinner, no API endpoint
+_QUIET: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
+
+
 def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     """The page's events, registered in this order (Gradio numbers them so): Run, Re-render, the upload's
     description, the views of the zip shown, Score, Stop, Load (a link)."""
@@ -150,15 +154,14 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
     """The upload's description, again whenever the upload (or a linked Load's file) or a setting it depends on
     changes, and after a run. An upload or a zip chosen replaces a linked file."""
     i, c = ui.inputs, ui.inputs.controls
-    quiet: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
     gr.on(
         [i.video.change, i.frames_zip.change],
         app.links.unlink,
         [i.video, i.frames_zip, ui.linked],
         [ui.linked, ui.outputs.preview],
-        **quiet,
+        **_QUIET,
     )
-    ui.linked.change(app.links.linked_frame, ui.linked, ui.outputs.preview, **quiet)
+    ui.linked.change(app.links.linked_frame, ui.linked, ui.outputs.preview, **_QUIET)
     describe = dict(
         fn=app.describe,
         inputs=[
@@ -172,9 +175,7 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
             ui.state,
         ],
         outputs=i.about,
-        queue=False,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)
-        show_progress="hidden",
-        api_visibility="private",
+        **_QUIET,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)
     )
     gr.on(  # sliders by mouse or keyboard; a drag's steps meanwhile collapse into one more call
         [i.video.change, i.frames_zip.change, ui.linked.change, c["tracker"].change, c["sam"].change,
@@ -182,7 +183,9 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
         trigger_mode="always_last",
         **describe,
     )  # fmt: skip
-    run_ev.success(**describe)  # after a run: its speed gives the time estimate now
+    # after a run: its speed gives the time estimate now; after a failed one too, which cleared the results (and the
+    # session's last run) that the note of results of another input would name
+    run_ev.then(**describe)
 
 
 def _on_zip_shown(app: App, ui: Page) -> None:
@@ -195,14 +198,13 @@ def _on_zip_shown(app: App, ui: Page) -> None:
     timeline dozens of times, over the cached image the browser was reading; with three the firing never stopped
     and the page stopped showing Score's answer)."""
     o = ui.outputs
-    quiet: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
     o.zip_file.change(
         app.zip_shown,
         [o.zip_file, ui.editing.merge],
         [o.timeline, o.hints, ui.scoring.scores],
-        **quiet,
+        **_QUIET,
     )
-    ui.scoring.gt_zip.change(app.scores_gone, None, ui.scoring.scores, **quiet)
+    ui.scoring.gt_zip.change(app.scores_gone, None, ui.scoring.scores, **_QUIET)
 
 
 def _on_link(app: App, ui: Page) -> None:

@@ -18,26 +18,26 @@ def _fail_half_way(tmp):
     raise DiskFull(28, "No space left on device (simulated)")
 
 
-@pytest.mark.parametrize("remove_tmp_on_error", [False, True])
-def test_a_failed_write_leaves_the_old_file_as_it_was(tmp_path, remove_tmp_on_error):
+def test_a_failed_write_leaves_the_old_file_as_it_was_and_no_tmp(tmp_path):
     path = tmp_path / "tracks.csv"
     path.write_bytes(b"old, whole")
-    with (
-        pytest.raises(DiskFull),
-        atomic_files.replacing(path, remove_tmp_on_error=remove_tmp_on_error) as tmp,
-    ):
+    with pytest.raises(DiskFull), atomic_files.replacing(path) as tmp:
         _fail_half_way(tmp)
     assert path.read_bytes() == b"old, whole"
-    # the tmp is the caller's to remove unless asked (ExportWriter does, for the files at its root)
-    assert atomic_files.tmp_path(path).exists() is not remove_tmp_on_error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tracks.csv"]
 
 
-def test_a_failed_first_write_with_remove_tmp_on_error_leaves_no_file_at_all(tmp_path):
-    with (
-        pytest.raises(DiskFull),
-        atomic_files.replacing(tmp_path / "clip_uvosam.zip", remove_tmp_on_error=True) as tmp,
-    ):
+def test_a_failed_first_write_leaves_no_file_at_all(tmp_path):
+    with pytest.raises(DiskFull), atomic_files.replacing(tmp_path / "clip_uvosam.zip") as tmp:
         _fail_half_way(tmp)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_text_leaves_no_tmp(tmp_path):
+    """run.json, meta.json, last_checkpoint: a write that fails half-way left ``<name>.tmp`` beside the file for
+    good (a davis-run's results folder kept a ``run.json.tmp``)."""
+    with pytest.raises(UnicodeEncodeError):  # raised by the write, once the file is open
+        atomic_files.write_text(tmp_path / "run.json", "clip\udcff", encoding="utf-8")
     assert list(tmp_path.iterdir()) == []
 
 

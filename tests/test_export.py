@@ -2,7 +2,6 @@ import csv
 import json
 import zipfile
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -398,10 +397,12 @@ def test_a_zip_that_fails_leaves_no_file(tmp_path, gapped, monkeypatch):
 
 def test_a_table_that_fails_to_write_leaves_no_tmp(tmp_path, gapped, monkeypatch):
     import uvosam.export_formats as fmt
+    from uvosam import atomic_files
 
-    def disk_full(path, *args, **kwargs):
-        Path(str(path) + ".tmp").write_text("row 1")  # half written when the disk filled up
-        raise OSError(28, "No space left on device")
+    def disk_full(path, *args, **kwargs):  # an atomic writer, as every one of the export's
+        with atomic_files.replacing(path) as tmp:
+            tmp.write_text("row 1")  # half written when the disk filled up
+            raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(fmt, "write_tracks_csv", disk_full)
     with pytest.raises(OSError, match="No space left"):

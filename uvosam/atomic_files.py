@@ -27,9 +27,12 @@ def tmp_path(path: str | Path) -> Path:
 
 
 @contextmanager
-def replacing(path: str | Path, *, remove_tmp_on_error: bool = False) -> Iterator[Path]:
+def replacing(path: str | Path) -> Iterator[Path]:
     """Write ``path`` atomically: the block writes the yielded ``tmp_path(path)``, which replaces ``path`` when the
     block ends without an error (the block must have closed the file by then).
+
+    If the block raises (also ``KeyboardInterrupt`` or a closed generator), the half-written ``<path>.tmp`` is
+    deleted, ``path`` is untouched (its old content, or no file) and the error is raised.
 
     Example::
 
@@ -38,29 +41,24 @@ def replacing(path: str | Path, *, remove_tmp_on_error: bool = False) -> Iterato
 
     Args:
         path: the destination (its folder must exist).
-        remove_tmp_on_error: if the block raises (also ``KeyboardInterrupt`` or a closed generator), delete the
-            half-written ``<path>.tmp``. False (the default) leaves it to the caller: ``ExportWriter`` removes those of
-            the files at its root itself, and a failed run deletes the per-frame files' and the mask cache's folders
-            whole. Either way ``path`` is untouched (its old content, or no file) and the error is raised.
     """
     tmp = tmp_path(path)
     try:
         yield tmp
     except BaseException:
-        if remove_tmp_on_error:
-            tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """``data`` at ``path``, atomically (``replacing``; a failed write leaves its ``.tmp``)."""
+    """``data`` at ``path``, atomically (``replacing``)."""
     with replacing(path) as tmp:
         tmp.write_bytes(data)
 
 
 def write_text(path: str | Path, text: str, *, encoding: str, errors: str | None = None) -> None:
-    """``text`` at ``path``, atomically (``replacing``; a failed write leaves its ``.tmp``), encoded as
-    ``Path.write_text`` does with ``encoding`` and ``errors`` (None: strict)."""
+    """``text`` at ``path``, atomically (``replacing``), encoded as ``Path.write_text`` does with ``encoding`` and
+    ``errors`` (None: strict)."""
     with replacing(path) as tmp:
         tmp.write_text(text, encoding=encoding, errors=errors)

@@ -271,7 +271,7 @@ def write_zip(zip_path: Path, root: Path, entries: Iterable[Path]) -> Path:
     """
     zip_path = Path(zip_path)
     with (
-        atomic_files.replacing(zip_path, remove_tmp_on_error=True) as tmp,
+        atomic_files.replacing(zip_path) as tmp,
         zipfile.ZipFile(tmp, "w", allowZip64=True) as archive,
     ):
         for entry in entries:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from uvosam import atomic_files
 from uvosam import export_formats as fmt
 from uvosam.export_types import ExportOptions
 from uvosam.timeline import TimelineRow, draw_timeline
@@ -29,14 +28,11 @@ class RootFiles:
         self._written: list[Path] = []
 
     def write(self, name: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Path:
-        """``write(out_dir / name, *args, **kwargs)``, an atomic writer (``atomic_files``: it writes ``<name>.tmp``,
-        then renames it), remembered for ``discard``; if it fails, its ``.tmp`` is removed and the file there (if any)
-        is not this export's."""
+        """``write(out_dir / name, *args, **kwargs)``, an atomic writer (``atomic_files.replacing``: a failed one
+        leaves neither its ``.tmp`` nor a changed file), remembered for ``discard``; if it fails, the file there (if
+        any) is not this export's."""
         path = self.out_dir / name
-        try:
-            write(path, *args, **kwargs)
-        finally:
-            atomic_files.tmp_path(path).unlink(missing_ok=True)
+        write(path, *args, **kwargs)
         self._written.append(path)
         return path
 

@@ -126,9 +126,8 @@ def status_text(
     fps = step.frames_done / step.elapsed_s if step.elapsed_s > 0 else 0.0
     progress = f"{verb}: frame {step.frames_done}/{step.frames_total}"
     if step.frames_done:  # the live object count
-        s = "" if step.objects == 1 else "s"
-        ts = "" if step.tracks_so_far == 1 else "s"
-        progress += f" · {step.objects} object{s} ({step.tracks_so_far} track{ts} so far)"
+        tracks = _count(step.tracks_so_far, "track")
+        progress += f" · {_count(step.objects, 'object')} ({tracks} so far)"
     return f"{progress} · {fps:.1f} fps · ETA {eta}"
 
 

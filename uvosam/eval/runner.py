@@ -52,14 +52,11 @@ class DavisSelection:
     list and has its 480p frame folder.
 
     Attributes:
-        root: the DAVIS folder. subset: the set (``val``, ``test-dev`` ...).
         listed: every sequence of the set's list, in the list's order.
         names: the sequences to segment: ``listed``, or those asked for (in that order, duplicates dropped).
         frame_dirs: the 480p frame folder of each of ``names``, in the same order.
     """
 
-    root: Path
-    subset: str
     listed: tuple[str, ...]
     names: tuple[str, ...]
     frame_dirs: tuple[Path, ...]
@@ -79,7 +76,7 @@ def select_davis_sequences(
     listed = read_imageset(set_file)
     names = _picked(listed, sequences, set_file, subset)
     frame_dirs = tuple(_frames_dir(Path(davis_root), name) for name in names)
-    return DavisSelection(Path(davis_root), subset, tuple(listed), tuple(names), frame_dirs)
+    return DavisSelection(tuple(listed), tuple(names), frame_dirs)
 
 
 def _picked(

@@ -77,7 +77,7 @@ def save_checkpoint(
     }
     if grad_scaler:
         payload["grad_scaler"] = grad_scaler
-    with atomic_files.replacing(path, remove_tmp_on_error=True) as tmp:
+    with atomic_files.replacing(path) as tmp:
         torch.save(payload, tmp)
     atomic_files.write_text(out_dir / LAST_CHECKPOINT, name + "\n", encoding="utf-8")
     return path
