@@ -312,6 +312,7 @@ def test_train_checks_every_data_spec_and_the_init_of_a_yaml_config_first(
 
 
 def test_tracker_weights_check_takes_table_names_and_checkpoint_files(tmp_path):
+    from uvosam import weight_table
     from uvosam_cli.checks import check_tracker_weights
 
     checkpoint = tmp_path / "model_final.pth"
@@ -324,6 +325,15 @@ def test_tracker_weights_check_takes_table_names_and_checkpoint_files(tmp_path):
         with pytest.raises(ValueError, match="neither a tracker weight name nor") as err:
             check_tracker_weights(weights, "--init")
         assert found in str(err.value) and "idol-coco-r50" in str(err.value)
+    with pytest.raises(ValueError, match="sam2.1_tiny is a SAM model") as err:  # nor a SAM 2.1 name
+        check_tracker_weights("sam2.1_tiny", "--init")
+    listed = str(err.value).split("expected one of ")[1].split(", or the path")[0]
+    assert listed == ", ".join(
+        weight_table.TRACKERS
+    )  # the tracker entries of the table, no mask model's
+    assert weight_table.TRACKERS == (
+        "idol-ytvis19-r50", "idol-ytvis21-r50", "idol-ovis-r50", "idol-coco-r50", "uvosam-davis-r50"
+    )  # fmt: skip
 
 
 def test_train_resuming_from_a_checkpoint_does_not_check_the_unused_init(

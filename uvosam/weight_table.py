@@ -27,6 +27,7 @@ class WeightSpec:
         url: direct public download URL used as a fallback (and shown in error messages), or
             ``None``.
         description: one line for humans.
+        tracker: a tracker checkpoint (IDOL / UVOSAM); else a mask model's (SAM, SAM 2.1).
     """
 
     name: str
@@ -36,6 +37,7 @@ class WeightSpec:
     size_bytes: int | None
     url: str | None = None
     description: str = ""
+    tracker: bool = False
 
     @property
     def basename(self) -> str:
@@ -71,6 +73,7 @@ def _idol(name: str, filename: str, classes: str, size: int | None = None) -> We
         sha256=None,
         size_bytes=size,
         description=f"IDOL ResNet-50 tracker (VNext release), {classes}",
+        tracker=True,
     )
 
 
@@ -144,9 +147,12 @@ _SPECS = (
             "the UVOSAM release's single-class tracker (not on the Hub; set "
             f"{DAVIS_REPO_ENV}=owner/name[:path] to use a Hub copy)"
         ),
+        tracker=True,
     ),
 )
 WEIGHTS: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
+TRACKERS: tuple[str, ...] = tuple(spec.name for spec in _SPECS if spec.tracker)
+"""The tracker weights' names, in the table's order (the app offers them in this order)."""
 
 
 def weights_label(name_or_path: str | os.PathLike) -> str:

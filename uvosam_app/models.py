@@ -30,13 +30,7 @@ from uvosam_app.gpu import zero_gpu
 
 logger = logging.getLogger("uvosam.app")
 
-PRESETS = (
-    "idol-ytvis19-r50",
-    "idol-ytvis21-r50",
-    "idol-ovis-r50",
-    "idol-coco-r50",
-    "uvosam-davis-r50",
-)
+PRESETS = weight_table.TRACKERS
 MASK_MODEL_LABELS = {
     "vit_b": "SAM ViT-B",
     "vit_l": "SAM ViT-L",

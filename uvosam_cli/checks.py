@@ -152,14 +152,15 @@ def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = 
     name). ``also``: further words accepted (any case) and listed in the message (``("none",)``)."""
     from uvosam import weight_table
 
-    sam = set(sam_weight_names()) | set(SEGMENTER_MODEL_TYPES)
-    names = [name for name in weight_table.WEIGHTS if name not in sam]
+    names = list(weight_table.TRACKERS)
     if weights in names or weights.lower() in also:
         return
     found = _weight_file_problem(weights, names)
     if found is None:
         return
-    if weights in sam:
+    if (
+        weights in weight_table.WEIGHTS or weights in SEGMENTER_MODEL_TYPES
+    ):  # not a tracker's: a mask model's
         found = f"{weights} is a SAM model, not a tracker"
     raise ValueError(
         f"{option} {weights} is neither a tracker weight name nor a checkpoint file ({found}); expected "
