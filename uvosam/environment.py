@@ -51,9 +51,8 @@ def local_weights() -> dict[str, Path | None]:
     found: dict[str, Path | None] = {}
     ckdir = hub.default_checkpoints_dir()
     for name in weight_table.WEIGHTS:
-        spec = weight_table.lookup(name)[
-            0
-        ]  # with the environment's say (UVOSAM_DAVIS_REPO), as hub.resolve
+        # with the environment's say (UVOSAM_DAVIS_REPO), as hub.resolve
+        spec = weight_table.lookup(name)[0]
         local = ckdir / spec.basename
         found[name] = local if local.is_file() else _in_hf_cache(spec)
     return found

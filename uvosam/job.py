@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from uvosam.job_loop import produce
-from uvosam.job_plan import JobPlan, cache_meta, info_from_meta, safe_name, video_record
+from uvosam.job_plan import JobPlan, cache_meta, drawing, info_from_meta, safe_name, video_record
 from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
@@ -90,7 +90,7 @@ def run_job(
     # with that run's (also when this run keeps no cache)
     shutil.rmtree(cache_root, ignore_errors=True)
     if options.cache:
-        cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, _drawing(options)))
+        cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, drawing(options)))
     # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
     # work on frame t + 1 (two results in flight at most, so memory stays flat)
     results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
@@ -260,14 +260,3 @@ def rerender(
 def _output_record(options: JobOptions) -> dict[str, Any]:
     """The ``output`` entry of ``run.json``: how the video looks (never the masks)."""
     return {"style": options.style, "output_max_side": options.output_max_side}
-
-
-def _drawing(options: JobOptions) -> dict[str, Any]:
-    """How ``options`` draw the video (``job_plan.RUN_OUTPUT_DEFAULTS``' keys), kept in a run's cache."""
-    return {
-        "style": options.style,
-        "output_max_side": options.output_max_side,
-        "show_boxes": options.show_boxes,
-        "show_labels": options.show_labels,
-        "alpha_webm": options.export.alpha_webm,
-    }

@@ -13,16 +13,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from uvosam.job_types import JobOptions
 from uvosam.video import VideoInfo
 
-RUN_OUTPUT_DEFAULTS: dict[str, Any] = {
-    "style": "overlay",
-    "output_max_side": None,
-    "show_boxes": True,
-    "show_labels": True,
-    "alpha_webm": False,
-}
-"""How a run draws its video (``JobOptions`` / ``ExportOptions`` fields, ``export.`` dropped) and its defaults."""
+
+def drawing(options: JobOptions) -> dict[str, Any]:
+    """How ``options`` draw the video (``JobOptions`` / ``ExportOptions`` fields, ``export.`` dropped): what a run
+    keeps in its cache (``cache_meta``) and ``uvosam rerender`` draws again by default (``run_output``)."""
+    return {
+        "style": options.style,
+        "output_max_side": options.output_max_side,
+        "show_boxes": options.show_boxes,
+        "show_labels": options.show_labels,
+        "alpha_webm": options.export.alpha_webm,
+    }
+
+
+RUN_OUTPUT_DEFAULTS: dict[str, Any] = drawing(JobOptions())
+"""How a run draws its video by default (``drawing`` of the default ``JobOptions``)."""
 
 
 @dataclass(frozen=True)

@@ -57,10 +57,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return obj
 
 
-_CHECKPOINT_STARTS = (
-    b"PK\x03\x04",
-    b"\x80",
-)  # torch.save's zip format; a legacy pickle (protocol 2+)
+# torch.save's zip format; a legacy pickle (protocol 2+)
+_CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80")
 
 
 def _check_is_checkpoint(path: Path) -> None:

@@ -33,7 +33,7 @@ from uvosam_app.models import GetPipeline, mask_model_label, run_config
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import describe_video, results_of_another_input
+from uvosam_app.text import FINISHED, describe_video, failed_status, results_of_another_input
 from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -44,10 +44,6 @@ RUN_FIRST_RERENDER = (
     "finished run."
 )
 FIRST_STEP = "starting (loading the models on their first use)"
-FINISHED = (
-    "done:",
-    "failed:",
-)  # status lines of a job that is over (``status_text``, ``failed_status``)
 RUN_FIRST_SCORE = "Run a video first (or let the run under way finish): Score compares its masks with your ground truth."
 
 
@@ -157,10 +153,9 @@ class App:
                 rows = _track_rows(r)
                 files = str(r.overlay_mp4), str(r.zip_path)
                 yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
-        except (
-            gr.Error
-        ) as err:  # the status line ends too: it showed "starting…" or a frame count for good
-            yield failed_status(err), skip, skip, skip, skip, skip, skip, skip
+        # the status line ends too: it showed "starting…" or a frame count for good
+        except gr.Error as err:
+            yield failed_status(err.message), skip, skip, skip, skip, skip, skip, skip
             raise
         finally:
             pump.cancel()
@@ -211,9 +206,8 @@ class App:
                 if step.result is not None:
                     shutil.rmtree(frames, ignore_errors=True)
                 yield step
-        except (
-            gr.Error
-        ) as err:  # name frames as the user knows them, not by the server's run folder
+        # name frames as the user knows them, not by the server's run folder
+        except gr.Error as err:
             message = err.message.replace(str(frames), Path(source.path).name)
             raise gr.Error(message, duration=err.duration, visible=err.visible, title=err.title,
                            print_exception=False) from None  # fmt: skip
@@ -398,7 +392,7 @@ class App:
                         files = str(r.overlay_mp4), str(r.zip_path)
                         yield up.status, skip, up.chunk, *files, _track_rows(r)
             except gr.Error as err:
-                yield failed_status(err), skip, skip, skip, skip, skip
+                yield failed_status(err.message), skip, skip, skip, skip, skip
                 raise
             finally:
                 pump.cancel()
@@ -440,11 +434,6 @@ class App:
 def _input_path(video: str | None, frames_zip: str | None, linked: str | None) -> str:
     """The path of the input a Run takes: the zip of frames, else the upload, else the linked Load's file."""
     return str(frames_zip or video or linked or "")
-
-
-def failed_status(err: gr.Error) -> str:
-    """The status line of a run or a re-render that failed with ``err`` (also shown as a toast, which goes)."""
-    return f"failed: {err.message}"
 
 
 def _img(preview: np.ndarray | None) -> Any:

@@ -153,7 +153,7 @@ class PipelineLoader:
         self._stopped: str | None = None
 
     def __call__(self, preset: str, sam: str) -> UVOSAM:
-        if preset not in self._trackers or sam not in self._segmenters:
+        if not self.loaded(preset, sam):
             if self._stopped is not None:
                 raise ModelsNotLoadedError(
                     f"{preset} + {mask_model_label(sam)} is not loaded in this process: {self._stopped}"

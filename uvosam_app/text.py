@@ -131,6 +131,15 @@ def status_text(
     return f"{progress} · {fps:.1f} fps · ETA {eta}"
 
 
+def failed_status(message: str) -> str:
+    """The status line of a run or a re-render that failed with ``message`` (also shown as a toast, which goes)."""
+    return f"failed: {message}"
+
+
+FINISHED = ("done:", "failed:")
+"""How the status line of a job that is over starts (``status_text``'s last line, ``failed_status``)."""
+
+
 def _count(n: int, noun: str) -> str:
     """``"1 track"``, ``"2 tracks"``, ``"0 tracks"``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"

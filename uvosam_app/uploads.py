@@ -226,9 +226,8 @@ def _frame_size(
         raise _too_many_pixels(where, err, max_side) from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
         raise ValueError(f"{where} is damaged ({err}); zip the files again") from None
-    except (
-        UnidentifiedImageError
-    ):  # its message names the server's file object: "<zipfile.ZipExtFile ...>"
+    # its message names the server's file object: "<zipfile.ZipExtFile ...>"
+    except UnidentifiedImageError:
         raise ValueError(
             f"{where} is not a readable image (not a JPEG or PNG inside); replace or remove it"
         ) from None

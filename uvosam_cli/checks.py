@@ -158,9 +158,7 @@ def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = 
     found = _weight_file_problem(weights, names)
     if found is None:
         return
-    if (
-        weights in weight_table.WEIGHTS or weights in SEGMENTER_MODEL_TYPES
-    ):  # not a tracker's: a mask model's
+    if weights in weight_table.WEIGHTS or weights in SEGMENTER_MODEL_TYPES:  # a mask model's
         found = f"{weights} is a SAM model, not a tracker"
     raise ValueError(
         f"{option} {weights} is neither a tracker weight name nor a checkpoint file ({found}); expected "

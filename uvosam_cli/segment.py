@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
-    check_model_arguments(args)  # --sam, --sam-type, --device, the sam2 package
+    check_model_arguments(args)  # --tracker, --sam, --sam-type, --device, the sam2 package
     check_output_folder(args.out, "--out")  # before a download, too
     with local_input(args.input) as source:
         return _segment(args, source, config, options)
