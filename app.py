@@ -25,6 +25,7 @@ import gradio as gr
 from gradio.events import Dependency
 
 from uvosam.errors import WeightsError
+from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
 from uvosam_app.layout import EXAMPLES_DIR, ROOT, Page, page
 from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model, load_tracker
@@ -49,6 +50,8 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     with gr.Blocks(title="UVOSAM", delete_cache=(600, 3600)) as demo:
         _wire(app, settings, page(settings, load_error, footer, forget=app.forget))
         demo.unload(app.unload)
+    # a file that an API client gives as a link: fetched as Load fetches one, not by Gradio (unbounded)
+    bound_file_links(demo, settings)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
     return demo
 

@@ -1313,8 +1313,9 @@ def test_a_video_over_the_limits_is_refused_before_the_models_load(tmp_path):
 
 
 def test_a_file_over_the_upload_limit_is_refused_however_it_came(tmp_path):
-    """Gradio bounds the browser's uploads (max_file_size), but downloads a file passed over the API as a link
-    itself, unbounded: Run, the description and Score refuse a file over the limit, whatever way it came."""
+    """Gradio bounds the browser's uploads (max_file_size), the app's downloader a file passed over the API as a
+    link (tests/test_app_url.py); Run, the description and Score refuse a file over the limit too, whatever way it
+    came."""
     import gradio as gr
 
     from uvosam_app import handlers as app_handlers

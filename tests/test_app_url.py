@@ -1,10 +1,12 @@
 """The app's "direct link" input: Load downloads into the session's folder and shows the file as the input (a
 video, or a zip of frames); refusals come back as the library's message; links into the server's own network are
-refused by default; a host can switch the input off (UVOSAM_URL_INPUT=0). Links are served by a local HTTP server
+refused by default; a host can switch the input off (UVOSAM_URL_INPUT=0); a file input of the API given as a link
+is fetched with the same limits (uvosam_app.file_links). Links are served by a local HTTP server
 (tests/http_helpers.py). Load then Run in a browser: tests/test_app_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import subprocess
@@ -20,8 +22,9 @@ import gradio as gr
 import imageio_ffmpeg
 from app_helpers import launched, run_json, write_clip
 from doubles import MovingBoxTracker
-from gradio_client import Client
-from http_helpers import send, serving
+from gradio.utils import get_upload_folder
+from gradio_client import Client, handle_file
+from http_helpers import Route, send, serving
 
 import app as app_module
 from uvosam.pipeline import UVOSAM
@@ -271,3 +274,84 @@ def test_each_session_loads_into_its_own_folder_and_keeps_its_linked_video(
         assert not (work / "anonymous").exists()
         status, *_ = first.predict(None, api_name="/segment")
         assert status.startswith("done: 12 frames")
+
+
+def unannounced(size: int) -> Route:
+    """A route sending ``size`` bytes as an mp4 without a Content-Length (the closed connection ends it): a download
+    learns its size only by counting, so part of it is on disk when the cap stops it."""
+
+    def route(h) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        for _ in range(size >> 13):
+            h.wfile.write(b"v" * 8192)
+
+    return route
+
+
+def test_a_file_given_as_a_link_is_bounded_over_the_api(site, tmp_path, tiny_sam_model):
+    """A file input sent as a link (``handle_file("https://...")``) is fetched by ``uvosam_app.file_links`` with
+    Load's limits, not by Gradio's unbounded download (which also refuses 127.0.0.1: neither call below would pass
+    there); this pins the Gradio internal that module hooks."""
+    server, _ = site
+    server.routes["/media/endless.mp4"] = unannounced(3 << 20)
+    settings = AppSettings(work_root=tmp_path / "work", url_allow_private=True, max_upload_mb=1)
+    with launched(tiny_pipeline(tiny_sam_model), settings) as url:
+        client = Client(url, verbose=False)
+        status, *_ = client.predict(
+            handle_file(server.url("/media/street.mp4")), api_name="/segment"
+        )
+        assert status.startswith("done: 12 frames")
+        cached = set(Path(get_upload_folder()).rglob("*"))
+        with pytest.raises(
+            Exception,
+            match=r"endless\.mp4 goes on past the limit .*at most 1\.0 MiB are accepted here",
+        ):
+            client.predict(handle_file(server.url("/media/endless.mp4")), api_name="/segment")
+        assert set(Path(get_upload_folder()).rglob("*")) == cached  # no part file, no folder
+
+
+def test_every_file_input_of_the_api_takes_links_as_load_does(site, tmp_path):
+    """The video, the zip of frames (/segment), the ground truth and the masks zip (/score): a link to an address
+    inside the server's network is refused unless the host allows it, every link when the app takes none; a path
+    (an upload) takes Gradio's way."""
+    server, clip = site
+    link = server.url("/media/street.mp4")
+
+    def file_inputs(settings: AppSettings) -> list:
+        demo = app_module.build_demo(lambda preset, sam: None, settings=settings)
+        return [
+            block
+            for fn in demo.fns.values()
+            if fn.api_visibility == "public"
+            for block in fn.inputs
+            if isinstance(block, (gr.Video, gr.File))
+        ]
+
+    blocks = file_inputs(AppSettings(work_root=tmp_path))
+    assert sorted(b.elem_id for b in blocks) == ["frames", "gt", "inp", "zip"]
+    seen = len(server.seen)
+    for block in blocks:
+        with pytest.raises(gr.Error, match=r"inside this server's network .*refused here"):
+            asyncio.run(block.async_move_resource_to_block_cache(link))
+    assert len(server.seen) == seen  # nothing reached the server
+    upload = tmp_path / "up.mp4"
+    upload.write_bytes(clip)
+    cached = asyncio.run(blocks[0].async_move_resource_to_block_cache(upload))
+    assert (
+        Path(cached).parent.parent == Path(get_upload_folder())
+        and Path(cached).read_bytes() == clip
+    )
+    env = {
+        "UVOSAM_URL_INPUT": "0",
+        "UVOSAM_URL_ALLOW_PRIVATE": "1",
+        "UVOSAM_WORK_DIR": str(tmp_path),
+    }
+    off = file_inputs(AppSettings.from_env(env))
+    assert len(off) == 4
+    for block in off:
+        with pytest.raises(gr.Error, match=r"takes no links .*download the file and upload it"):
+            asyncio.run(block.async_move_resource_to_block_cache(link))
+    assert len(server.seen) == seen

@@ -6,11 +6,13 @@ One concept per module:
 - ``settings``: ``AppSettings`` from the environment; ``models``: presets, mask models, the shared loader;
 - ``work``: session folders, the job's worker thread; ``progress``: a job's updates as UI updates;
 - ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded;
+  ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;
 - ``errors``: what a user is told when a request fails;
 - ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``checks``: what a request
   is checked against before any work; ``layout``: the components.
 
-Only ``handlers``, ``link_handlers``, ``checks``, ``layout``, ``progress`` and ``errors`` import gradio.
+Only ``handlers``, ``link_handlers``, ``file_links``, ``checks``, ``layout``, ``progress`` and ``errors`` import
+gradio.
 ``uvosam`` imports nothing from here.
 """

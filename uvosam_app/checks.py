@@ -18,8 +18,8 @@ from uvosam_app.settings import AppSettings
 
 def over_upload_limit(path: str | None, max_mb: int) -> str | None:
     """Why a file given to a handler is refused for its size (None: it is not). The browser's uploads are
-    bounded by Gradio (``max_file_size``), but a file passed over the API as a link is downloaded by Gradio
-    itself, unbounded: this keeps such a file from being run."""
+    bounded by Gradio (``max_file_size``), a file passed over the API as a link by its download
+    (``uvosam_app.file_links``); this is the second line behind both."""
     size = Path(path).stat().st_size if path and Path(path).is_file() else 0
     if size <= max_mb << 20:
         return None

@@ -18,6 +18,7 @@ import numpy as np
 from uvosam.remote_video import download_video
 from uvosam_app import links as app_links
 from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.file_links import LINKS_OFF
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE
 
@@ -55,10 +56,7 @@ class LinkHandlers:
         earlier download goes (a linked one once this Load succeeded); the session's folder goes with the session.
         """
         if not self.settings.url_input:
-            raise gr.Error(
-                "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it.",
-                print_exception=False,
-            )
+            raise gr.Error(LINKS_OFF, print_exception=False)
         if not (url or "").strip():
             raise gr.Error(
                 f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load.",

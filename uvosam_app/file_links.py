@@ -1,0 +1,97 @@
+"""A file input given as a link (an API client's ``handle_file("https://...")``): fetched as Load fetches a link, not
+by Gradio's unbounded download (``bound_file_links``).
+
+Gradio 6.31 fetches such a link itself before any handler runs: ``processing_utils.async_move_files_to_cache``
+hands each file of an input to its component's ``Block.async_move_resource_to_block_cache``, which downloads an
+http(s) path with ``processing_utils.async_ssrf_protected_download``: no size limit, no deadline, so a stranger
+could fill the server's disk. ``bound_file_links`` replaces that method on every component of the app (an attribute
+of the instance: the component's class, config and API stay Gradio's). A path that Gradio's
+``is_http_url_like`` calls a link is downloaded by ``uvosam.remote_video.download_video`` with Load's limits (at
+most ``max_upload_mb``, ``url_timeout_s``, public addresses only unless ``url_allow_private``, page links refused),
+or refused when the app takes no links (``url_input``); a refusal reaches the client as a ``gr.Error`` with the
+downloader's message (what came, the limit, what to do), as Load gives it. Any other path (an upload, a file the
+server served) goes to Gradio's own method, unchanged.
+
+The file lands in a folder of its own (``link-*``) in the component's Gradio cache and is registered in its
+``temp_files``, as Gradio registers its own downloads: the cache's sweep (``delete_cache`` in ``app.build_demo``)
+deletes it with the uploads (the emptied folder stays, as Gradio's own do). A refused or failed download leaves
+no file and no folder.
+
+Why this hook: it is the one method that every file of every input goes through (the sync
+``move_resource_to_block_cache`` serves only values the app itself sets: examples, defaults). A subclass of
+``gr.Video``/``gr.File`` would keep the override on a copy too, but Gradio's ``ComponentMeta`` writes a ``.pyi``
+file beside the module of every component class defined (an import-time side effect). The cost: a handler that
+returns a prop update (``gr.update(label=...)``) of one of these components makes Gradio rebuild that session's
+copy from the class, without the override; the handlers return values only, keep it so. The hook relies on
+Gradio's internals named above: ``tests/test_app_url.py::test_a_file_given_as_a_link_is_bounded_over_the_api``
+sends links through ``gradio_client`` and fails loudly if a Gradio upgrade stops calling it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import gradio as gr
+from gradio_client.utils import is_http_url_like
+
+from uvosam.errors import RemoteVideoError
+from uvosam.remote_video import download_video
+from uvosam_app.settings import AppSettings
+
+LINKS_OFF = "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
+
+Move = Callable[[str | Path | None], Awaitable[str | None]]
+
+
+def bound_file_links(blocks: gr.Blocks, settings: AppSettings) -> None:
+    """Every component of ``blocks`` fetches a file given as a link with Load's limits (see the module docstring);
+    call it once the page is built."""
+    for block in blocks.blocks.values():
+        if isinstance(block, gr.components.Component):
+            block.async_move_resource_to_block_cache = _bounded_move(block, settings)
+
+
+def _bounded_move(component: gr.components.Component, settings: AppSettings) -> Move:
+    gradio_move = component.async_move_resource_to_block_cache
+
+    async def move(url_or_file_path: str | Path | None) -> str | None:
+        if url_or_file_path is None or not is_http_url_like(str(url_or_file_path)):
+            return await gradio_move(url_or_file_path)
+        cache = Path(component.GRADIO_CACHE)
+        path = await asyncio.to_thread(fetch_link, str(url_or_file_path), cache, settings)
+        component.temp_files.add(path)
+        return path
+
+    return move
+
+
+def fetch_link(url: str, cache_dir: Path, settings: AppSettings) -> str:
+    """Download ``url`` into a new folder in ``cache_dir`` with Load's limits; returns the file's path.
+
+    Raises:
+        gr.Error: the app takes no links, or the download was refused or failed (the downloader's message);
+            nothing is left in ``cache_dir`` then.
+    """
+    if not settings.url_input:
+        raise gr.Error(LINKS_OFF, print_exception=False)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="link-", dir=cache_dir))
+    try:
+        return str(
+            download_video(
+                url,
+                folder,
+                max_bytes=settings.max_upload_mb << 20,
+                timeout_s=settings.url_timeout_s,
+                allow_private=settings.url_allow_private,
+            )
+        )
+    except BaseException as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(err, RemoteVideoError):
+            raise gr.Error(str(err), print_exception=False) from None
+        raise
