@@ -243,14 +243,14 @@ def test_the_cache_records_how_the_run_drew_for_rerender_to_default_to(
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     options = JobOptions(
         cache=True, style="matte", output_max_side=32, show_labels=False,
-        export=ExportOptions(alpha_webm=True),
+        export=ExportOptions(alpha_webm=True), audio=False,
     )  # fmt: skip
     result = list(run_job(pipe, clip, tmp_path, options))[-1].result
     meta = json.loads((result.cache_dir / "meta.json").read_text())["meta"]
     assert meta["style"] == "matte"
     assert run_output(meta) == {
         "style": "matte", "output_max_side": 32, "show_boxes": True, "show_labels": False,
-        "alpha_webm": True,
+        "alpha_webm": True, "audio": False,
     }  # fmt: skip
 
 
@@ -263,7 +263,7 @@ def test_run_output_of_a_cache_from_before_it_kept_every_choice():
     assert RUN_OUTPUT_DEFAULTS == {
         "style": defaults.style, "output_max_side": defaults.output_max_side,
         "show_boxes": defaults.show_boxes, "show_labels": defaults.show_labels,
-        "alpha_webm": defaults.export.alpha_webm,
+        "alpha_webm": defaults.export.alpha_webm, "audio": defaults.audio,
     }  # fmt: skip
 
 

@@ -225,8 +225,11 @@ def rerender(
         merge: ``{source_id: target_id}``: each source track becomes part of its target (masks joined, the
             target's id and class; ``uvosam.track_edit``). ``keep_ids`` names the run's ids; a merged track is kept
             when its target is (its sources follow it, kept or not: ``track_edit.kept_tracks``).
-        options: style, drawing, output size, chunks and export formats; ``stride``, ``max_frames``,
-            ``limits`` and ``cache`` are ignored (the cached frames are what they are).
+        options: style, drawing, output size, chunks, export formats and sound; ``stride``, ``max_frames``,
+            ``limits`` and ``cache`` are ignored (the cached frames are what they are). The sound (``audio``) is
+            read from the source file the run read, where the cache says it was; a cache of a frame folder or of a
+            file since moved or deleted (a downloaded link's, say) gives a silent video, as does a cache written
+            before caches recorded the audio codec.
         class_names: names behind the labels (default: those recorded in the cache).
         min_score: leave a track out of each frame where its tracker score is below this (as
             ``PipelineConfig.min_score`` does in a run; before any merge): low-confidence frames go, the rest stay.

@@ -4,11 +4,13 @@ discarded as one.
 ``uvosam.job_loop``'s output loop opens them with ``open_outputs`` (the exports, then the video writer, which starts
 ffmpeg; if either cannot start, nothing is left behind), draws each frame with ``render_frame`` at the size
 ``overlay_size`` gives, and on failure or cancellation deletes what they had written with ``discard_outputs``
-(video, chunks, exports and the mask cache), so no partial output passes for a complete one.
+(video, chunks, exports and the mask cache), so no partial output passes for a complete one. The video gets the
+source's sound that ``source_audio`` finds.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,7 +22,11 @@ from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import render
 from uvosam.types import FrameResult
+from uvosam.video import VideoInfo
+from uvosam.video_audio import AudioSource
 from uvosam.video_writer import VideoWriter
+
+logger = logging.getLogger(__name__)
 
 
 def overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -35,6 +41,18 @@ def overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     long_side = max(2, max_side - max_side % 2)
     short_side = max(2, 2 * round(min(width, height) * long_side / max(width, height) / 2))
     return (long_side, short_side) if width >= height else (short_side, long_side)
+
+
+def source_audio(info: VideoInfo, options: JobOptions) -> AudioSource | None:
+    """The sound for the output video: the first audio stream of the video file ``info`` describes; None with
+    ``options.audio`` off, for a file without audio or a frame folder (no ``audio_codec``), or a file no longer there
+    (a re-render's source, moved or deleted since its run: the video is then silent)."""
+    if not options.audio or not info.audio_codec:
+        return None
+    if not info.path.is_file():
+        logger.info("%s is no longer there: the video is made without its sound", info.path)
+        return None
+    return AudioSource(info.path, info.audio_codec, info.start_s)
 
 
 def open_outputs(
@@ -67,6 +85,7 @@ def open_outputs(
             width=size[0],
             height=size[1],
             chunk_seconds=options.chunk_seconds,
+            audio=source_audio(plan.info, options),
         )
     except BaseException:
         if exporter is not None:

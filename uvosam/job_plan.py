@@ -18,14 +18,16 @@ from uvosam.video import VideoInfo
 
 
 def drawing(options: JobOptions) -> dict[str, Any]:
-    """How ``options`` draw the video (``JobOptions`` / ``ExportOptions`` fields, ``export.`` dropped): what a run
-    keeps in its cache (``cache_meta``) and ``uvosam rerender`` draws again by default (``run_output``)."""
+    """How ``options`` draw the video, and whether it has sound (``JobOptions`` / ``ExportOptions`` fields,
+    ``export.`` dropped): what a run keeps in its cache (``cache_meta``) and ``uvosam rerender`` draws again by default
+    (``run_output``)."""
     return {
         "style": options.style,
         "output_max_side": options.output_max_side,
         "show_boxes": options.show_boxes,
         "show_labels": options.show_labels,
         "alpha_webm": options.export.alpha_webm,
+        "audio": options.audio,
     }
 
 
@@ -73,10 +75,11 @@ def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, 
     """What a run keeps in its mask cache's meta (JSON-able) for a re-render to rebuild its plan.
 
     ``output``: how the run drew its video, the keys of ``RUN_OUTPUT_DEFAULTS`` (style, output_max_side,
-    show_boxes, show_labels, alpha_webm); read back by ``run_output``.
+    show_boxes, show_labels, alpha_webm, audio); read back by ``run_output``. The source's path is kept absolute, so
+    that a re-render from another folder finds its sound (``job_outputs.source_audio``).
     """
     info = asdict(plan.info)
-    info["path"] = str(plan.info.path)
+    info["path"] = str(plan.info.path.absolute())
     return {
         "video_name": plan.video_name,
         "fps": plan.fps,

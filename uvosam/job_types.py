@@ -39,6 +39,9 @@ class JobOptions:
         style: the output video's look, one of ``uvosam.render.STYLES``: ``"overlay"`` (colour masks),
             ``"cutout"`` (objects on black), ``"blur"`` / ``"gray"`` (blurred / greyscale background) or
             ``"matte"`` (white objects on black); the video is ``<video>_<style>.mp4``.
+        audio: give that video the source file's sound (its first audio stream, cut to the video's frames:
+            ``uvosam.video_audio``); False: silent. A frame folder, a file without audio, the chunks and the alpha
+            WebM have none; a re-render has it while the source file it read is still where it was.
     """
 
     stride: int = 1
@@ -52,6 +55,7 @@ class JobOptions:
     cache: bool = False
     video_name: str | None = None
     style: str = "overlay"  # last: code that passes yesterday's fields by position keeps working
+    audio: bool = True  # after it, for the same reason
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:

@@ -89,6 +89,9 @@ class VideoInfo:
         frame_names: one name per source frame: file stems for a folder, ``f"{i:05d}"`` for a video.
         codec, audio_codec: a video file's video and first audio codec as ffmpeg names them (``h264``, ``hevc``,
             ``aac``...); "" for folders, a file without audio, or an info that does not record them.
+        start_s: when a video file's first frame is shown, in seconds from the file's start as ffmpeg counts it
+            (``-ss``): above 0 where the audio starts earlier, so the output video's audio is cut there to stay in
+            sync (``uvosam.video_audio``); 0.0 for folders.
     """
 
     path: Path
@@ -102,6 +105,7 @@ class VideoInfo:
     frame_names: tuple[str, ...] = field(repr=False)
     codec: str = ""
     audio_codec: str = ""
+    start_s: float = 0.0
 
     def num_output_frames(self, *, stride: int = 1, max_frames: int | None = None) -> int:
         """How many frames ``iter_frames(path, stride=stride, max_frames=max_frames)`` yields."""
@@ -281,7 +285,9 @@ def _probe_file(
     n, packets = count_frames(path, header, accepted=_ACCEPTED)
     fps = resolve_fps(header.fps, n, packets.frame_rate(n), header.duration_s, default_fps, path)
     names = tuple(f"{i:05d}" for i in range(n))
-    info = replace(info, fps=fps, num_frames=n, duration_s=n / fps, frame_names=names)
+    info = replace(
+        info, fps=fps, num_frames=n, duration_s=n / fps, frame_names=names, start_s=packets.start_s
+    )
     check_limits(info, limits, stride=stride, max_frames=max_frames)
     return info
 

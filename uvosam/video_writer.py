@@ -15,6 +15,10 @@ With ``alpha=True``: libvpx-vp9 (``-deadline realtime -cpu-used 8``: 50-100 fram
 two cores), ``yuva420p``, at the frames' size even when odd (VP9 needs no padding). Chromium-based
 browsers play the alpha (Safari shows no VP9 alpha); ffmpeg keeps it only when told to decode with libvpx
 (``ffmpeg -c:v libvpx-vp9 -i x.webm ...``), as its own VP9 decoder drops it.
+
+With ``audio``, the full mp4 gets a source video's sound once it is finished (``uvosam.video_audio``: one more ffmpeg
+pass, the video copied); if that fails, the video stays silent and a warning says why. Chunks and the WebM have no
+sound.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from types import TracebackType
 
 import imageio_ffmpeg
 import numpy as np
+
+from uvosam.video_audio import AudioSource, add_audio
 
 __all__ = ["CHUNK_FORMATS", "VideoWriter"]
 
@@ -164,6 +170,8 @@ class VideoWriter:
             named ``<path stem>_00000<chunk_format>``, ``..._00001...``.
         chunk_dir: where chunks go (default: ``<path stem>_chunks`` beside ``path``); created.
         chunk_format: ``".ts"`` (MPEG-TS, default) or ``".mp4"``.
+        audio: the sound to add to the full file when it is finished, cut to its duration (``add_audio``; not
+            with ``alpha``); None: silent, as are the chunks.
     """
 
     def __init__(
@@ -178,15 +186,17 @@ class VideoWriter:
         chunk_seconds: float | None = None,
         chunk_dir: str | Path | None = None,
         chunk_format: str = ".ts",
+        audio: AudioSource | None = None,
     ) -> None:
         _check_args(fps, width, height, crf, chunk_seconds, chunk_format)
         self.path = Path(path)
-        if alpha and (chunk_seconds or self.path.suffix.lower() != ".webm"):
+        if alpha and (chunk_seconds or audio is not None or self.path.suffix.lower() != ".webm"):
             raise ValueError(
                 f"VideoWriter(alpha=True) writes one .webm file without chunks; got {self.path.name} "
-                f"with chunk_seconds={chunk_seconds!r}. Name it .webm and leave chunk_seconds None."
+                f"with chunk_seconds={chunk_seconds!r}, audio={audio!r}. Name it .webm and leave chunk_seconds "
+                "and audio None (the WebM has no sound)."
             )
-        self.alpha = alpha
+        self.alpha, self.audio = alpha, audio
         if not self.path.parent.is_dir():
             raise FileNotFoundError(
                 f"VideoWriter: the folder {self.path.parent} does not exist; create it first."
@@ -260,7 +270,8 @@ class VideoWriter:
         return chunk.path
 
     def close(self) -> Path | None:
-        """Finish the last (partial) chunk and the full file; return that chunk's path or ``None``.
+        """Finish the last (partial) chunk and the full file (and add ``audio`` to it); return that chunk's path or
+        ``None``.
 
         Calling ``close`` again does nothing and returns ``None``.
         """
@@ -273,7 +284,16 @@ class VideoWriter:
             self.abort()
             raise
         self._closed = True
+        if self.audio is not None and self.num_frames:
+            self._add_audio(self.audio)
         return last
+
+    def _add_audio(self, audio: AudioSource) -> None:
+        """``add_audio`` to the finished file; if it fails, the file stays silent and a warning says why."""
+        try:
+            add_audio(self.path, audio, duration_s=self.num_frames / self.fps)
+        except OSError as err:
+            logger.warning("%s is left without sound: %s", self.path.name, err)
 
     def abort(self) -> None:
         """Kill this writer's ffmpeg processes and delete unfinished files (finished chunks stay).

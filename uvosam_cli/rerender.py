@@ -1,7 +1,9 @@
 """``uvosam rerender``: redraw a cached ``segment`` run (fewer tracks, merged tracks, another style), no models.
 
-The new video is drawn as the run drew its own (style, size, boxes, labels, alpha WebM: ``job_plan.run_output``)
-unless a flag says otherwise, so a re-render into the run's folder keeps what the run made.
+The new video is drawn as the run drew its own (style, size, boxes, labels, alpha WebM, sound:
+``job_plan.run_output``) unless a flag says otherwise, so a re-render into the run's folder keeps what the run made.
+The sound comes from the source file the run read, while it is still there (a downloaded link's is not: the video is
+then silent).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="redraw a run made with `segment --cache`: fewer tracks, merged tracks, another style (no models)",
         description="Rebuild the video, the exports and the zip of a `uvosam segment --cache` run from its cached "
         "masks, without running any model. The video is drawn as the run drew its own (style, output size, boxes, "
-        "labels, alpha WebM) unless a flag below says otherwise.",
+        "labels, alpha WebM, sound) unless a flag below says otherwise.",
     )
     p.add_argument("run", type=Path, help="the run's --out folder (it holds cache/)")
     p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
@@ -75,6 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="draw boxes on the output video, or not (default: as the run did)")  # fmt: skip
     p.add_argument("--labels", dest="show_labels", action=argparse.BooleanOptionalAction,
                    help="draw 'id class score' tags, or not (default: as the run did)")  # fmt: skip
+    p.add_argument("--audio", action=argparse.BooleanOptionalAction,
+                   help="give the video the source's sound while its file is where the run read it, or not "
+                        "(default: as the run did)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -91,6 +96,7 @@ def _options(args: argparse.Namespace, drawn: dict[str, Any]) -> JobOptions:
         show_boxes=given(args.show_boxes, drawn["show_boxes"]),
         show_labels=given(args.show_labels, drawn["show_labels"]),
         export=ExportOptions(alpha_webm=given(args.alpha_webm, drawn["alpha_webm"])),
+        audio=given(args.audio, drawn["audio"]),
     )
 
 

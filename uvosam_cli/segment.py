@@ -95,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-boxes", action="store_true", help="do not draw boxes on the output video")
     p.add_argument("--no-labels", action="store_true", help="do not draw 'id class score' tags")
+    p.add_argument("--no-audio", action="store_true",
+                   help="a silent output mp4 (by default it has the source video's sound: its first audio "
+                        "stream, cut to the frames)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -174,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         show_labels=not args.no_labels,
         export=ExportOptions(alpha_webm=args.alpha_webm),
         cache=args.cache,
+        audio=not args.no_audio,
     )
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
