@@ -41,9 +41,8 @@ logger = logging.getLogger(__name__)
 
 COPIED_CODECS = frozenset({"aac", "mp3"})
 """Audio codecs (as ffmpeg names them) copied into the mp4 as they are; the others are encoded to AAC."""
-_TIMEOUT_S = (
-    120.0  # plus the video's duration: a pass reads and writes the file once and encodes the audio
-)
+# plus the video's duration: a pass reads and writes the file once and encodes the audio
+_TIMEOUT_S = 120.0
 _MIN_START_S = 0.0005  # a first frame's time below this is the file's start
 
 
