@@ -218,3 +218,24 @@ def test_a_failed_checkpoint_save_leaves_the_last_one_in_place(tmp_path, monkeyp
         checkpointing.save_checkpoint(tmp_path, "model_0000002.pth", iteration=2, **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000001.pth"]
     assert checkpointing.find_last_checkpoint(tmp_path) == first
+
+
+def test_a_checkpoint_of_another_architecture_loads_as_a_tracker_without_a_yaml(tmp_path):
+    """``uvosam track --weights`` / ``segment --tracker`` load a ``uvosam train`` checkpoint of any
+    architecture (here the tiny preset): its ``train_config`` says which, and no detectron2 YAML
+    exists for a preset or a flat training YAML."""
+    from uvosam.tracker.loading import load_tracker
+    from uvosam.train.build import build_optimizer, build_train_model
+    from uvosam.train.checkpointing import save_checkpoint
+
+    cfg = TrainConfig.tiny()
+    model = build_train_model(cfg)
+    path = save_checkpoint(
+        tmp_path, "model_final.pth", model_state=model.state_dict(),
+        optimizer=build_optimizer(model, cfg), scheduler={}, iteration=1,
+        train_config=cfg.to_dict(),
+    )  # fmt: skip
+    tracker = load_tracker(path, None, "cpu", precision="bf16")
+    assert tracker.detector.cfg == dataclasses.replace(cfg.detector, precision="bf16")
+    loaded = tracker.detector.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
