@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -159,6 +160,32 @@ def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypat
     assert (
         resumed["started_utc"] != resumed["created_utc"]
         and resumed["benchmark"]["sequences"] is None
+    )
+
+
+def test_davis_run_refuses_to_resume_with_a_checkpoint_replaced_at_the_same_path(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    """Retraining into the same --out rewrites model_final.pth: the same --tracker path is then another model, and
+    resuming would silently keep (and score) the old model's sequences."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    ckpt = tmp_path / "runs" / "model_final.pth"
+    ckpt.parent.mkdir()
+    torch.save({"model": {"w": torch.zeros(2)}}, ckpt)
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(1) or pipe)
+    base = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r"), "--no-score"]
+    assert uvosam_cli.main([*base, "--tracker", str(ckpt), "--sequences", seqs[0]]) == 0
+    torch.save({"model": {"w": torch.ones(2)}}, ckpt)  # retrained
+    capsys.readouterr()
+    assert uvosam_cli.main([*base, "--tracker", str(ckpt)]) == 2
+    assert "tracker_sha256" in capsys.readouterr().err and len(loaded) == 1
+    assert not (tmp_path / "r" / seqs[1]).exists()
+    torch.save({"model": {"w": torch.zeros(2)}}, ckpt)  # the same model again: resumes
+    assert (
+        uvosam_cli.main([*base, "--tracker", str(ckpt)]) == 0
+        and (tmp_path / "r" / seqs[1]).is_dir()
     )
 
 

@@ -19,6 +19,7 @@ from uvosam.eval.runner import (
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
+from uvosam.weight_checksums import file_sha256
 from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_config
 from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
 from uvosam_cli.davis import format_tables
@@ -84,9 +85,16 @@ def load_pipeline(args: argparse.Namespace) -> UVOSAM:
 
 
 def model_settings(args: argparse.Namespace) -> dict:
-    """The arguments that decide the masks, as recorded in a davis-run's results folder (not --device)."""
+    """The arguments that decide the masks, as recorded in a davis-run's results folder (not --device).
+
+    A ``--tracker``, ``--sam`` or ``--config-yaml`` given as a file also records the file's SHA-256
+    (``<name>_sha256``), so that a checkpoint retrained or replaced at the same path counts as another model.
+    """
     yaml = None if args.config_yaml is None else str(args.config_yaml)
     settings = {"tracker": str(args.tracker), "sam": str(args.sam), "config_yaml": yaml}
+    for name in ("tracker", "sam", "config_yaml"):
+        if settings[name] is not None and Path(settings[name]).is_file():
+            settings[f"{name}_sha256"] = file_sha256(settings[name])
     if args.sam_type is not None:  # only when given, so that folders of earlier runs still resume
         settings["sam_type"] = args.sam_type
     if args.sam_precision != "auto":  # the same (auto depends on the device, as --device does)
