@@ -239,3 +239,28 @@ def test_a_checkpoint_of_another_architecture_loads_as_a_tracker_without_a_yaml(
     assert tracker.detector.cfg == dataclasses.replace(cfg.detector, precision="bf16")
     loaded = tracker.detector.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_run_resumed_after_a_crash_logs_each_iteration_once(tmp_path, monkeypatch):
+    """A run killed after its last checkpoint has logged iterations that the resumed run redoes: losses.csv keeps
+    one row per iteration (the resumed run's), not both."""
+    from uvosam.train import loop
+
+    cfg = TrainConfig.tiny().replace(
+        clips_per_batch=2, max_iter=5, log_period=1, checkpoint_period=2
+    )
+    videos = [synthetic_videos(4, num_frames=8)]
+    step = loop._train_step
+
+    def killed_at_3(run, clips, iteration):
+        if iteration == 3:
+            raise KeyboardInterrupt
+        return step(run, clips, iteration)
+
+    monkeypatch.setattr(loop, "_train_step", killed_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, videos, [1.0], tmp_path, progress=False)
+    assert [r["iteration"] for r in _rows(tmp_path / "losses.csv")] == ["1", "2", "3"]
+    monkeypatch.setattr(loop, "_train_step", step)
+    train(cfg, videos, [1.0], tmp_path, resume=True, progress=False)  # from model_0000001 (2 steps)
+    assert [r["iteration"] for r in _rows(tmp_path / "losses.csv")] == ["1", "2", "3", "4", "5"]
