@@ -189,6 +189,32 @@ def test_davis_run_refuses_to_resume_with_a_checkpoint_replaced_at_the_same_path
     )
 
 
+def test_davis_run_without_ground_truth_says_no_score_before_segmenting(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    """A test-dev sequence has frames but no public annotations: a scored run is refused before the models load
+    (not after segmenting the whole set), and --no-score writes its PNGs."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=1, frames=3)
+    (root / "ImageSets" / "2019").mkdir(parents=True)
+    (root / "ImageSets" / "2019" / "test-dev.txt").write_text("td-000\n")
+    shutil.copytree(root / "JPEGImages" / "480p" / seqs[0], root / "JPEGImages" / "480p" / "td-000")
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(1) or pipe)
+    argv = [
+        "davis-run",
+        "--davis-root",
+        str(root),
+        "--out",
+        str(tmp_path / "r"),
+        "--set",
+        "test-dev",
+    ]
+    assert uvosam_cli.main(argv) == 2
+    assert "--no-score" in capsys.readouterr().err and not loaded and not (tmp_path / "r").exists()
+    assert uvosam_cli.main([*argv, "--no-score"]) == 0 and (tmp_path / "r" / "td-000").is_dir()
+
+
 def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
     tmp_path, pipe, monkeypatch, capsys
 ):

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from uvosam.eval.davis import evaluate
-from uvosam.eval.layout import SUBSETS
+from uvosam.eval.layout import SUBSETS, find_sequences
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
     check_run_settings,
@@ -119,6 +119,8 @@ def run_davis_command(args: argparse.Namespace) -> int:
     # the record covers the folder: the sequences of earlier runs into it (same models, checked above) and these
     kept = set(finished_sequences(args.out, listed)) | set(names)
     held = [name for name in listed if name in kept]
+    if not args.no_score:
+        _check_ground_truth(args, held)  # not after hours of segmenting
     pipe = load_pipeline(args)
     record = benchmark_record(
         pipe, dataset=DAVIS_DATASET, split=args.subset, videos=len(held),
@@ -138,6 +140,18 @@ def run_davis_command(args: argparse.Namespace) -> int:
     if not args.no_score:
         _score_folder(args, record, held, names, whole_set=held == listed)
     return 0
+
+
+def _check_ground_truth(args: argparse.Namespace, names: list[str]) -> None:
+    """The annotations the score will need (one PNG per frame of each of ``names``), or ``ValueError`` saying to
+    pass --no-score."""
+    try:
+        find_sequences(args.davis_root, subset=args.subset, task="unsupervised", sequences=names)
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(
+            f"cannot score the {args.subset!r} set: {err}. Pass --no-score to only write the PNGs (the "
+            "test-dev and test-challenge annotations are not public: submit the folder to the evaluation server)"
+        ) from None
 
 
 def _check_same_set(earlier: dict | None, args: argparse.Namespace) -> None:
