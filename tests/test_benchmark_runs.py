@@ -80,6 +80,8 @@ def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monke
     out = capsys.readouterr().out
     assert "[1/2] synth-000: 5 frames" in out and "Global results for val" in out
     assert "J&F-Mean" in out and "0.809" in out
+    # the default tracker is not the paper's: the comparison says which models each side used
+    assert "ours: idol-ytvis19-r50 + vit_h; paper (UVOSAM README): uvosam-davis-r50 + vit_h" in out
     # what made the masks, and their score
     record = json.loads((tmp_path / "r" / "run.json").read_text())
     assert (

@@ -24,9 +24,16 @@ from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_confi
 from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
 from uvosam_cli.davis import format_tables
 
+PAPER_TRACKER = "uvosam-davis-r50"
+"""The tracker preset of the release's DAVIS numbers (``PAPER_DAVIS17_UNSUPERVISED_VAL``), with SAM vit_h."""
+
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
+    p.add_argument(
+        "--tracker", default=DEFAULT_TRACKER,
+        help=f"tracker preset or checkpoint path (default: {DEFAULT_TRACKER}; the paper's DAVIS tracker is "
+        f"{PAPER_TRACKER})",
+    )  # fmt: skip
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     add_sam_arguments(p, " (the paper used vit_h)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -181,7 +188,10 @@ def _score_folder(
         )
     if args.subset == "val" and whole_set:
         ours = scores.global_dict()
-        print("\n          ours    paper (UVOSAM README)")
+        print(
+            f"\nours: {args.tracker} + {args.sam}; paper (UVOSAM README): {PAPER_TRACKER} + vit_h"
+        )
+        print("          ours    paper")
         for key, paper in PAPER_DAVIS17_UNSUPERVISED_VAL.items():
             print(f"{key:9s} {ours[key]:.3f}   {paper:.3f}")
 
