@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -79,6 +80,8 @@ def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monke
     out = capsys.readouterr().out
     assert "[1/2] synth-000: 5 frames" in out and "Global results for val" in out
     assert "J&F-Mean" in out and "0.809" in out
+    # the default tracker is not the paper's: the comparison says which models each side used
+    assert "ours: idol-ytvis19-r50 + vit_h; paper (UVOSAM README): uvosam-davis-r50 + vit_h" in out
     # what made the masks, and their score
     record = json.loads((tmp_path / "r" / "run.json").read_text())
     assert (
@@ -160,6 +163,58 @@ def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypat
         resumed["started_utc"] != resumed["created_utc"]
         and resumed["benchmark"]["sequences"] is None
     )
+
+
+def test_davis_run_refuses_to_resume_with_a_checkpoint_replaced_at_the_same_path(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    """Retraining into the same --out rewrites model_final.pth: the same --tracker path is then another model, and
+    resuming would silently keep (and score) the old model's sequences."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    ckpt = tmp_path / "runs" / "model_final.pth"
+    ckpt.parent.mkdir()
+    torch.save({"model": {"w": torch.zeros(2)}}, ckpt)
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(1) or pipe)
+    base = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r"), "--no-score"]
+    assert uvosam_cli.main([*base, "--tracker", str(ckpt), "--sequences", seqs[0]]) == 0
+    torch.save({"model": {"w": torch.ones(2)}}, ckpt)  # retrained
+    capsys.readouterr()
+    assert uvosam_cli.main([*base, "--tracker", str(ckpt)]) == 2
+    assert "tracker_sha256" in capsys.readouterr().err and len(loaded) == 1
+    assert not (tmp_path / "r" / seqs[1]).exists()
+    torch.save({"model": {"w": torch.zeros(2)}}, ckpt)  # the same model again: resumes
+    assert (
+        uvosam_cli.main([*base, "--tracker", str(ckpt)]) == 0
+        and (tmp_path / "r" / seqs[1]).is_dir()
+    )
+
+
+def test_davis_run_without_ground_truth_says_no_score_before_segmenting(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    """A test-dev sequence has frames but no public annotations: a scored run is refused before the models load
+    (not after segmenting the whole set), and --no-score writes its PNGs."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=1, frames=3)
+    (root / "ImageSets" / "2019").mkdir(parents=True)
+    (root / "ImageSets" / "2019" / "test-dev.txt").write_text("td-000\n")
+    shutil.copytree(root / "JPEGImages" / "480p" / seqs[0], root / "JPEGImages" / "480p" / "td-000")
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(1) or pipe)
+    argv = [
+        "davis-run",
+        "--davis-root",
+        str(root),
+        "--out",
+        str(tmp_path / "r"),
+        "--set",
+        "test-dev",
+    ]
+    assert uvosam_cli.main(argv) == 2
+    assert "--no-score" in capsys.readouterr().err and not loaded and not (tmp_path / "r").exists()
+    assert uvosam_cli.main([*argv, "--no-score"]) == 0 and (tmp_path / "r" / "td-000").is_dir()
 
 
 def test_ytvis_run_cli_records_what_made_the_submission_beside_it(

@@ -387,6 +387,25 @@ def test_cli_prints_tables_and_writes_json(synthetic, tmp_path, capsys):
                                                               "synth-001_2"]  # fmt: skip
 
 
+def test_cli_writes_the_official_csv_files(synthetic, tmp_path, capsys):
+    """--csv writes evaluation_method.py's two files as it does (pandas to_csv, 3 decimals); checked byte for byte
+    against the official tool on a synthetic set with errors, here on perfect results."""
+    from uvosam_cli import main
+
+    root, res, _ = synthetic
+    argv = ["davis-score", "--davis-root", str(root), "--results", str(res), "--workers", "1"]
+    assert main([*argv, "--csv", str(tmp_path / "csv")]) == 0
+    assert (tmp_path / "csv" / "global_results-val.csv").read_text() == (
+        "J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,F-Decay\n"
+        "1.000,1.000,1.000,0.000,1.000,1.000,0.000\n"
+    )
+    assert (tmp_path / "csv" / "per-sequence_results-val.csv").read_text() == (
+        "Sequence,J-Mean,F-Mean\nsynth-000_1,1.000,1.000\nsynth-000_2,1.000,1.000\n"
+        "synth-001_1,1.000,1.000\nsynth-001_2,1.000,1.000\n"
+    )
+    assert "per-sequence_results-val.csv" in capsys.readouterr().out
+
+
 def test_davis_score_benchmark_permutes_ids_and_keeps_every_object():
     """benchmarks/davis_score.py's 'ids permuted' sequences: same object pixels, ids shuffled one to one (not
     mapped into 1..255 and mostly dropped, which made those sequences nearly free to score)."""

@@ -218,3 +218,49 @@ def test_a_failed_checkpoint_save_leaves_the_last_one_in_place(tmp_path, monkeyp
         checkpointing.save_checkpoint(tmp_path, "model_0000002.pth", iteration=2, **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000001.pth"]
     assert checkpointing.find_last_checkpoint(tmp_path) == first
+
+
+def test_a_checkpoint_of_another_architecture_loads_as_a_tracker_without_a_yaml(tmp_path):
+    """``uvosam track --weights`` / ``segment --tracker`` load a ``uvosam train`` checkpoint of any
+    architecture (here the tiny preset): its ``train_config`` says which, and no detectron2 YAML
+    exists for a preset or a flat training YAML."""
+    from uvosam.tracker.loading import load_tracker
+    from uvosam.train.build import build_optimizer, build_train_model
+    from uvosam.train.checkpointing import save_checkpoint
+
+    cfg = TrainConfig.tiny()
+    model = build_train_model(cfg)
+    path = save_checkpoint(
+        tmp_path, "model_final.pth", model_state=model.state_dict(),
+        optimizer=build_optimizer(model, cfg), scheduler={}, iteration=1,
+        train_config=cfg.to_dict(),
+    )  # fmt: skip
+    tracker = load_tracker(path, None, "cpu", precision="bf16")
+    assert tracker.detector.cfg == dataclasses.replace(cfg.detector, precision="bf16")
+    loaded = tracker.detector.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_run_resumed_after_a_crash_logs_each_iteration_once(tmp_path, monkeypatch):
+    """A run killed after its last checkpoint has logged iterations that the resumed run redoes: losses.csv keeps
+    one row per iteration (the resumed run's), not both."""
+    from uvosam.train import loop
+
+    cfg = TrainConfig.tiny().replace(
+        clips_per_batch=2, max_iter=5, log_period=1, checkpoint_period=2
+    )
+    videos = [synthetic_videos(4, num_frames=8)]
+    step = loop._train_step
+
+    def killed_at_3(run, clips, iteration):
+        if iteration == 3:
+            raise KeyboardInterrupt
+        return step(run, clips, iteration)
+
+    monkeypatch.setattr(loop, "_train_step", killed_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, videos, [1.0], tmp_path, progress=False)
+    assert [r["iteration"] for r in _rows(tmp_path / "losses.csv")] == ["1", "2", "3"]
+    monkeypatch.setattr(loop, "_train_step", step)
+    train(cfg, videos, [1.0], tmp_path, resume=True, progress=False)  # from model_0000001 (2 steps)
+    assert [r["iteration"] for r in _rows(tmp_path / "losses.csv")] == ["1", "2", "3", "4", "5"]

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from uvosam.eval.davis import evaluate
-from uvosam.eval.layout import SUBSETS
+from uvosam.eval.layout import SUBSETS, find_sequences
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
     check_run_settings,
@@ -19,13 +19,21 @@ from uvosam.eval.runner import (
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
+from uvosam.weight_checksums import file_sha256
 from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_config
 from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
 from uvosam_cli.davis import format_tables
 
+PAPER_TRACKER = "uvosam-davis-r50"
+"""The tracker preset of the release's DAVIS numbers (``PAPER_DAVIS17_UNSUPERVISED_VAL``), with SAM vit_h."""
+
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
+    p.add_argument(
+        "--tracker", default=DEFAULT_TRACKER,
+        help=f"tracker preset or checkpoint path (default: {DEFAULT_TRACKER}; the paper's DAVIS tracker is "
+        f"{PAPER_TRACKER})",
+    )  # fmt: skip
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     add_sam_arguments(p, " (the paper used vit_h)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -84,9 +92,16 @@ def load_pipeline(args: argparse.Namespace) -> UVOSAM:
 
 
 def model_settings(args: argparse.Namespace) -> dict:
-    """The arguments that decide the masks, as recorded in a davis-run's results folder (not --device)."""
+    """The arguments that decide the masks, as recorded in a davis-run's results folder (not --device).
+
+    A ``--tracker``, ``--sam`` or ``--config-yaml`` given as a file also records the file's SHA-256
+    (``<name>_sha256``), so that a checkpoint retrained or replaced at the same path counts as another model.
+    """
     yaml = None if args.config_yaml is None else str(args.config_yaml)
     settings = {"tracker": str(args.tracker), "sam": str(args.sam), "config_yaml": yaml}
+    for name in ("tracker", "sam", "config_yaml"):
+        if settings[name] is not None and Path(settings[name]).is_file():
+            settings[f"{name}_sha256"] = file_sha256(settings[name])
     if args.sam_type is not None:  # only when given, so that folders of earlier runs still resume
         settings["sam_type"] = args.sam_type
     if args.sam_precision != "auto":  # the same (auto depends on the device, as --device does)
@@ -111,6 +126,8 @@ def run_davis_command(args: argparse.Namespace) -> int:
     # the record covers the folder: the sequences of earlier runs into it (same models, checked above) and these
     kept = set(finished_sequences(args.out, listed)) | set(names)
     held = [name for name in listed if name in kept]
+    if not args.no_score:
+        _check_ground_truth(args, held)  # not after hours of segmenting
     pipe = load_pipeline(args)
     record = benchmark_record(
         pipe, dataset=DAVIS_DATASET, split=args.subset, videos=len(held),
@@ -130,6 +147,18 @@ def run_davis_command(args: argparse.Namespace) -> int:
     if not args.no_score:
         _score_folder(args, record, held, names, whole_set=held == listed)
     return 0
+
+
+def _check_ground_truth(args: argparse.Namespace, names: list[str]) -> None:
+    """The annotations the score will need (one PNG per frame of each of ``names``), or ``ValueError`` saying to
+    pass --no-score."""
+    try:
+        find_sequences(args.davis_root, subset=args.subset, task="unsupervised", sequences=names)
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(
+            f"cannot score the {args.subset!r} set: {err}. Pass --no-score to only write the PNGs (the "
+            "test-dev and test-challenge annotations are not public: submit the folder to the evaluation server)"
+        ) from None
 
 
 def _check_same_set(earlier: dict | None, args: argparse.Namespace) -> None:
@@ -159,7 +188,10 @@ def _score_folder(
         )
     if args.subset == "val" and whole_set:
         ours = scores.global_dict()
-        print("\n          ours    paper (UVOSAM README)")
+        print(
+            f"\nours: {args.tracker} + {args.sam}; paper (UVOSAM README): {PAPER_TRACKER} + vit_h"
+        )
+        print("          ours    paper")
         for key, paper in PAPER_DAVIS17_UNSUPERVISED_VAL.items():
             print(f"{key:9s} {ours[key]:.3f}   {paper:.3f}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from uvosam.eval.davis import GLOBAL_METRICS, DavisScores, evaluate
 from uvosam.eval.layout import SUBSETS, TASKS
-from uvosam_cli.checks import check_output_file
+from uvosam_cli.checks import check_output_file, check_output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sequences", nargs="+", help="score only these sequences of the set")
     parser.add_argument("--workers", type=int, default=2, help="scoring processes (default: 2)")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--csv", type=Path, metavar="DIR",
+        help="also write the official tool's two tables into DIR: global_results-<set>.csv and "
+        "per-sequence_results-<set>.csv (its columns and 3 decimals)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -45,7 +50,8 @@ def _cell(value: float) -> str:
 
 
 def format_tables(scores: DavisScores) -> str:
-    """The global table and the per-object table, as the official script prints them (3 decimals)."""
+    """The global table and the per-object table with the official names, 3 decimals, and each object's GT and
+    result ids (the official script prints full precision, and no ids; ``write_official_csvs`` writes its files)."""
     glob = scores.global_dict()
     widths = [max(len(name), 7) for name in GLOBAL_METRICS]
     lines = [
@@ -65,6 +71,31 @@ def format_tables(scores: DavisScores) -> str:
     return "\n".join(lines)
 
 
+def _csv_cell(value: float) -> str:
+    return (
+        "" if math.isnan(value) else f"{value:.3f}"
+    )  # pandas' to_csv(float_format="%.3f"): NaN is empty
+
+
+def write_official_csvs(scores: DavisScores, folder: Path) -> tuple[Path, Path]:
+    """The two CSV files of the official ``evaluation_method.py``, byte for byte: ``global_results-<set>.csv``
+    (the seven global numbers) and ``per-sequence_results-<set>.csv`` (``Sequence,J-Mean,F-Mean``, one row per
+    object), 3 decimals. Returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    glob = scores.global_dict()
+    global_path = folder / f"global_results-{scores.subset}.csv"
+    global_path.write_text(
+        ",".join(GLOBAL_METRICS)
+        + "\n"
+        + ",".join(_csv_cell(glob[k]) for k in GLOBAL_METRICS)
+        + "\n"
+    )
+    rows = [f"{o.name},{_csv_cell(o.j_mean)},{_csv_cell(o.f_mean)}" for o in scores.objects]
+    per_path = folder / f"per-sequence_results-{scores.subset}.csv"
+    per_path.write_text("\n".join(["Sequence,J-Mean,F-Mean", *rows]) + "\n")
+    return global_path, per_path
+
+
 def _json_safe(value):
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -79,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     """Score, print both tables, optionally write JSON (NaN, e.g. an undefined Decay, becomes null)."""
     if args.json:
         check_output_file(args.json, "--json", example_name="scores.json")
+    if args.csv:
+        check_output_folder(args.csv, "--csv")
     start = time.perf_counter()
     scores = evaluate(
         args.davis_root,
@@ -97,4 +130,6 @@ def run(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.csv:
+        print("wrote " + " and ".join(str(p) for p in write_official_csvs(scores, args.csv)))
     return 0

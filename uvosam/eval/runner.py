@@ -126,12 +126,17 @@ RUN_SETTINGS_FILE = ".uvosam-run.json"
 
 
 def check_run_settings(out_dir: str | Path, settings: dict) -> None:
-    """Raise ``ValueError`` if ``out_dir`` holds results written with other ``settings`` (JSON-able values)."""
+    """Raise ``ValueError`` if ``out_dir`` holds results written with other ``settings`` (JSON-able values).
+
+    A ``*_sha256`` entry (a weight file's checksum) that the folder's record lacks is not compared: folders of
+    runs that recorded no checksums still resume.
+    """
     path = Path(out_dir) / RUN_SETTINGS_FILE
     if not path.is_file():
         return
     before = json.loads(path.read_text(encoding="utf-8"))
-    if before != settings:
+    compared = {k: v for k, v in settings.items() if k in before or not k.endswith("_sha256")}
+    if before != compared:
         raise ValueError(
             f"{out_dir} holds results of a run with {before}, but this run has {settings}; resuming would mix the "
             f"two in one score. Use another --out, or delete {out_dir} to start over."

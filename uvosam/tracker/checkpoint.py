@@ -155,12 +155,12 @@ def unwrap_state_dict(obj: Mapping) -> StateDict:
     return out
 
 
-def read_state_dict(path: str | Path) -> StateDict:
-    """Read a checkpoint safely (``torch.load(weights_only=True)`` on CPU) and unwrap it.
+def read_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint file safely (``torch.load(weights_only=True)`` on CPU), as stored.
 
     Raises:
         FileNotFoundError: no such file.
-        WeightsError: truncated / not a torch file / contains pickled code or non-tensor entries.
+        WeightsError: truncated / not a torch file / contains pickled code / not a dict.
     """
     path = Path(path)
     if not path.is_file():
@@ -168,8 +168,39 @@ def read_state_dict(path: str | Path) -> StateDict:
             f"IDOL checkpoint not found: {path} (see checkpoints/README.md for downloads)"
         )
     # weights-only; unreadable or code-carrying files raise WeightsError
-    obj = load_checkpoint(path)
-    return unwrap_state_dict(obj)
+    return load_checkpoint(path)
+
+
+def read_state_dict(path: str | Path) -> StateDict:
+    """Read a checkpoint safely (``read_checkpoint``) and unwrap it (``unwrap_state_dict``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        WeightsError: truncated / not a torch file / contains pickled code or non-tensor entries.
+    """
+    return unwrap_state_dict(read_checkpoint(path))
+
+
+def recorded_detector_config(checkpoint: Mapping) -> DetectorConfig | None:
+    """The architecture a ``uvosam train`` checkpoint records (``train_config["detector"]``), else None.
+
+    Released checkpoints record none (their architecture comes from a YAML, or is ``davis_r50``).
+
+    Raises:
+        WeightsError: the recorded ``detector`` is not a valid ``DetectorConfig``.
+    """
+    train_config = checkpoint.get("train_config")
+    recorded = train_config.get("detector") if isinstance(train_config, Mapping) else None
+    if not isinstance(recorded, Mapping):
+        return None
+    known = {f.name for f in dataclasses.fields(DetectorConfig)} - {"precision"}
+    try:
+        return DetectorConfig(**{k: v for k, v in recorded.items() if k in known})
+    except (TypeError, ValueError) as err:
+        raise WeightsError(
+            f"the checkpoint's train_config['detector'] is not a valid detector config ({err}); pass "
+            "its YAML to choose the architecture"
+        ) from None
 
 
 def load_idol_checkpoint(
@@ -220,13 +251,28 @@ def load_idol_checkpoint(
 
 
 def load_idol_detector(
-    path: str | Path, cfg: DetectorConfig | None = None, *, device: torch.device | str = "cpu"
+    path: str | Path,
+    cfg: DetectorConfig | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    precision: str | None = None,
 ) -> IDOLDetector:
-    """Build an ``IDOLDetector`` (default ``DetectorConfig.davis_r50()``, class count taken from the
-    file), load the checkpoint, move it to ``device`` and set eval mode."""
-    state = read_state_dict(path)
+    """Build an ``IDOLDetector``, load the checkpoint, move it to ``device`` and set eval mode.
+
+    Args:
+        cfg: the architecture; ``None`` = the one a ``uvosam train`` checkpoint records
+            (``recorded_detector_config``), else ``DetectorConfig.davis_r50()``. The class count is
+            always taken from the file.
+        precision: if given, replaces the config's ``precision`` (how frames are computed, not the
+            architecture).
+    """
+    raw = read_checkpoint(path)
+    state = unwrap_state_dict(raw)
+    cfg = cfg or recorded_detector_config(raw) or DetectorConfig.davis_r50()
     cfg = dataclasses.replace(
-        cfg or DetectorConfig.davis_r50(), num_classes=infer_num_classes(state)
+        cfg,
+        num_classes=infer_num_classes(state),
+        precision=cfg.precision if precision is None else precision,
     )
     model = IDOLDetector(cfg)
     load_idol_checkpoint(model, state, source=path)

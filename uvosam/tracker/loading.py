@@ -4,7 +4,6 @@ config."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -40,20 +39,22 @@ def load_tracker(
         weights: a preset name of ``uvosam.weight_table.WEIGHTS`` or a checkpoint path (original detectron2
             keys or ``IDOLDetector`` keys).
         config_yaml: detectron2-style IDOL YAML (e.g. the release's ``davis_r50.yaml``); ``None`` =
-            its values.
+            its values, with the architecture a ``uvosam train`` checkpoint records (else
+            ``davis_r50``).
         device: where the detector runs; association always runs on the CPU.
         batch_size: frames per detector call; ``None`` = the config's ``BATCH_INFER_LEN`` on a GPU, 1 on the CPU
             (there 10-frame batches ran the R50 detector 1.4x slower per frame than single frames, 2.13 vs 1.51 s at
             480x854, and each batch held back its first frame's result for nine more frames).
         precision: detector compute precision, ``fp32`` / ``tf32`` / ``bf16`` (``DetectorConfig.precision``).
     """
+    detector_cfg: DetectorConfig | None = None
+    idol: dict = {}
     if config_yaml is not None:
         parsed = load_tracker_yaml(config_yaml)
         detector_cfg, idol = parsed.detector, parsed.idol
-    else:
-        detector_cfg, idol = DetectorConfig.davis_r50(), {}
-    detector_cfg = replace(detector_cfg, precision=precision)
-    detector = load_idol_detector(hub.resolve(weights), detector_cfg, device=device)
+    detector = load_idol_detector(
+        hub.resolve(weights), detector_cfg, device=device, precision=precision
+    )
     num_classes = detector.cfg.num_classes
     logger.info("IDOL tracker: %d class(es), device %s", num_classes, device)
     return IDOLTracker(
@@ -61,7 +62,7 @@ def load_tracker(
         class_names_for(str(weights), num_classes),
         association=AssociationConfig.from_yaml_dict(idol),
         inference=InferenceConfig.from_yaml_dict(idol),
-        batch_size=default_batch_size(detector_cfg, device) if batch_size is None else batch_size,
+        batch_size=default_batch_size(detector.cfg, device) if batch_size is None else batch_size,
         weights_name=weight_table.weights_label(weights),
         config_name=None if config_yaml is None else Path(config_yaml).name,
     )

@@ -179,6 +179,24 @@ class LossLog:
         self.count = 0
         self.header_written = path is not None and path.is_file() and path.stat().st_size > 0
 
+    def keep_until(self, iteration: int) -> None:
+        """Drop the rows of iterations after ``iteration`` (a resumed run's checkpoint): a run that died after
+        its last checkpoint logged iterations it redoes, and a new run (0) keeps nothing of an old one."""
+        if self.path is None or not self.path.is_file():
+            return
+        with self.path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, list(reader)
+        kept = [row for row in rows if int(row["iteration"]) <= iteration]
+        if len(kept) == len(rows):
+            return
+        with self.path.open("w", newline="") as f:
+            if kept and fields:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(kept)
+        self.header_written = bool(kept)
+
     def add(self, iteration: int, lr: float, losses: dict[str, float]) -> None:
         for name, value in losses.items():
             self.sums[name] = self.sums.get(name, 0.0) + value
@@ -317,6 +335,7 @@ def train(
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     log = LossLog(out_dir / "losses.csv" if is_main else None, cfg.log_period)
+    log.keep_until(run.start_iter)
     batches = clip_loader(sources, ratios, cfg, run.info, run.start_iter)
     bar = tqdm(
         range(run.start_iter, cfg.max_iter),
