@@ -1550,3 +1550,65 @@ def test_enter_in_the_merge_box_re_renders(tmp_path):
     }
     stop = next(d for d in config["dependencies"] if d["cancels"])
     assert rerender["id"] in stop["cancels"]  # Stop stops it either way
+
+
+MARKUP = "f/00000<zipfile.ZipExtFile name='a'>&amp;.jpg"  # a zip member as a library's repr could name it
+UNREADABLE = "is not a readable image (not a JPEG or PNG inside); replace or remove it"
+
+
+def test_a_message_with_markup_reaches_the_toast_as_written_and_api_clients_as_text(
+    server, tmp_path
+):
+    """The page's toast renders an error's message as HTML: "<zipfile.ZipExtFile ...>" vanished with all that
+    followed it, "&amp;" showed as "&". The page (its requests say ``x-gradio-user: app``; a Client given that
+    header stands in for it) gets the message escaped, so that the toast shows it as written; an API client gets
+    the text itself, and the status line, the same text for both, says it too."""
+    import html
+
+    from gradio_client.exceptions import AppError
+
+    frames = _zip_of(tmp_path / "frames.zip", {MARKUP: b"not a jpeg", "f/00001.jpg": b"nor this"})
+    page = Client(server[0], headers={"x-gradio-user": "app"}, verbose=False)
+    for c, shown in ((client(server), MARKUP), (page, html.escape(MARKUP, quote=False))):
+        job = c.submit(None, frames_zip=handle_file(str(frames)), api_name="/segment")
+        with pytest.raises(AppError) as err:
+            job.result()
+        assert err.value.message == f"frames.zip: {shown} {UNREADABLE}"
+        assert job.outputs()[-1][0] == f"failed: frames.zip: {MARKUP} {UNREADABLE}"
+
+
+def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
+    """Each handler with an endpoint (each one that refuses with a toast) goes through ``text_toasts``; its
+    escaping is for the page only, and leaves alone an error that is HTML already (ZeroGPU's ``HTMLError``: a
+    link) or is not a plain ``gr.Error``."""
+    import types
+
+    import gradio as gr
+
+    import app as app_module
+    from uvosam_app import errors as app_errors
+    from uvosam_app import handlers as app_handlers
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    endpoints = {f.name: f.fn for f in demo.fns.values() if f.api_visibility == "public"}
+    assert set(endpoints) == {"segment", "rerender", "score", "load_url"}
+    assert all(hasattr(fn, "__wrapped__") for fn in endpoints.values()), endpoints
+
+    page = types.SimpleNamespace(headers={"x-gradio-user": "app"}, session_hash="tab")
+    api = types.SimpleNamespace(headers={"x-gradio-user": "api"}, session_hash="tab")
+    app = app_handlers.App(
+        lambda preset, sam: None, AppSettings(work_root=tmp_path, max_upload_mb=1)
+    )
+    state = app_handlers.SessionRun(tmp_path / "run", tmp_path / "run" / "cache")
+    masks = _zip_of(tmp_path / "masks.zip", {"davis/v/00000.png": b""})
+    gt = tmp_path / "g<1>&amp;.zip"
+    gt.write_bytes(bytes(2 << 20))  # over the upload limit: the message names the file
+    for request, name in ((page, "g&lt;1&gt;&amp;amp;.zip"), (api, gt.name), (None, gt.name)):
+        with pytest.raises(gr.Error) as err:  # a function, not a generator
+            app.score(str(gt), str(masks), state, request)
+        assert err.value.message.startswith(f"{name} is 2 MB, over this app's upload limit of 1 MB")
+    link = "You have exceeded your ZeroGPU quota. <a href='https://hf.co/pro'>Subscribe</a>"
+    html_error = type("HTMLError", (gr.Error,), {})(link)  # spaces' class: its message is HTML
+    assert app_errors.for_page(html_error, page) is html_error
+    shown = app_errors.for_page(gr.Error("a<b>.mp4\nis empty", title="T", duration=3), page)
+    assert (shown.message, shown.title, shown.duration) == ("a&lt;b&gt;.mp4<br>is empty", "T", 3)

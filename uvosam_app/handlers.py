@@ -27,7 +27,7 @@ from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
 from uvosam_app.checks import check_models, check_style, linked_file, merge_map, over_upload_limit
-from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.errors import USER_ERRORS, text_toasts, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, mask_model_label, run_config
 from uvosam_app.progress import drive
@@ -76,6 +76,7 @@ class App:
         self.links = LinkHandlers(settings, self.work)  # Load (a link) and its linked video
 
     # ------------------------------------------------------------------------------------------ run
+    @text_toasts
     def segment(
         self,
         video: str | None,
@@ -292,7 +293,14 @@ class App:
         return merge_hints_markdown(masks_zip, merge)
 
     # ---------------------------------------------------------------------------------------- score
-    def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
+    @text_toasts
+    def score(
+        self,
+        gt_zip: str | None,
+        masks_zip: str | None,
+        state: SessionRun | None,
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio: text_toasts reads it)
+    ) -> str:
         """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
         if state is None or not masks_zip:
             raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
@@ -329,6 +337,7 @@ class App:
         return ""
 
     # ------------------------------------------------------------------------------------ re-render
+    @text_toasts
     def rerender(
         self,
         keep: list[int] | None,
