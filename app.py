@@ -180,9 +180,11 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
         outputs=i.about,
         **_QUIET,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)
     )
-    gr.on(  # sliders by mouse or keyboard; a drag's steps meanwhile collapse into one more call
+    # sliders by mouse, keyboard or box, and when the page puts a number typed out of range back in range (the box
+    # lost focus) or ↺ resets it (.input missed those two); a drag's steps meanwhile collapse into one more call
+    gr.on(
         [i.video.change, i.frames_zip.change, ui.linked.change, c["tracker"].change, c["sam"].change,
-         c["stride"].input, c["max_frames"].input],
+         c["stride"].change, c["max_frames"].change],
         trigger_mode="always_last",
         **describe,
     )  # fmt: skip

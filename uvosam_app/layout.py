@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from uvosam_app.checks import SliderRange, slider_ranges
 from uvosam_app.models import mask_model_choices
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import ABOUT, LINK_EXAMPLE, banner_markdown, mask_model_info
@@ -170,7 +171,26 @@ def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | N
     return url, load
 
 
+def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider:
+    """A setting's slider whose range the handlers check, not Gradio: Gradio's ``Slider.preprocess`` refused a
+    number out of range (typed in the box before it lost focus, or sent over the API) with "Value 0 is less than
+    minimum value 1.", naming no setting, an "Error" badge on the description and a traceback in the server log.
+    Run refuses such a value naming the setting and its range, or caps an upper bound (``checks.check_ranges``);
+    the description shows what the box will hold (``checks.page_values``).
+
+    The instance's ``preprocess`` is replaced rather than a subclass defined: Gradio (``ComponentMeta``) writes a
+    ``.pyi`` copy of the module beside any module that defines a component class, on import."""
+    slider = gr.Slider(bounds.minimum, bounds.maximum, **kwargs)
+
+    def unchecked(payload: float | None) -> float | None:
+        return None if payload is None else gr.Number.round_to_precision(payload, slider.precision)
+
+    slider.preprocess = unchecked  # type: ignore[method-assign]
+    return slider
+
+
 def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
+    ranges = slider_ranges(settings)
     return {
         "tracker": gr.Dropdown(
             list(settings.presets()), value=settings.default_preset, label="Tracker preset"
@@ -182,19 +202,22 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
             info=mask_model_info(settings.start_models_only),
             elem_id="mask-model",
         ),
-        "min_score": gr.Slider(
-            0.0,
-            1.0,
+        "min_score": _slider(
+            ranges["min_score"],
             value=0.0,
             step=0.05,
             label="Detection score threshold (Run; a higher one on Re-render too)",
         ),
-        "max_objects": gr.Slider(1, 20, value=10, step=1, label="Max objects"),
-        "stride": gr.Slider(
-            1, 10, value=1, step=1, label="Frame stride (1 = every frame)", elem_id="stride"
+        "max_objects": _slider(ranges["max_objects"], value=10, step=1, label="Max objects"),
+        "stride": _slider(
+            ranges["stride"],
+            value=1,
+            step=1,
+            label="Frame stride (1 = every frame)",
+            elem_id="stride",
         ),
-        "max_frames": gr.Slider(
-            1, settings.max_frames, value=settings.max_frames, step=1, label="Max frames"
+        "max_frames": _slider(
+            ranges["max_frames"], value=settings.max_frames, step=1, label="Max frames"
         ),
         "output_side": gr.Dropdown(OUTPUT_SIDES, value=854, label="Output video: longest side"),
         "show_boxes": gr.Checkbox(True, label="Show boxes"),
