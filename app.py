@@ -27,7 +27,7 @@ from gradio.events import Dependency
 from uvosam.errors import WeightsError
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
-from uvosam_app.layout import EXAMPLES_DIR, ROOT, Page, page
+from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
 from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model, load_tracker
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import footer_markdown
@@ -226,8 +226,9 @@ def _on_link(app: App, ui: Page) -> None:
 
 
 def launch_kwargs(settings: AppSettings, work_root: Path) -> dict[str, Any]:
-    """``launch()`` arguments that enforce the limits: upload size, served paths."""
+    """``launch()`` arguments that enforce the limits (upload size, served paths), and the page's CSS."""
     return {
+        "css": CSS,
         "max_file_size": f"{settings.max_upload_mb}mb",
         "allowed_paths": [str(work_root), str(EXAMPLES_DIR)],
         "blocked_paths": [str(ROOT / "checkpoints")],

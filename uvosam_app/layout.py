@@ -1,5 +1,6 @@
 """The page's components, laid out (``page``): the input column (upload, link, zip of frames, Run and Stop,
-settings), the live column, a run's results, the editing row (Re-render) and the Score panel. No events here:
+settings), the live column (on a narrow screen before Settings: ``CSS``), a run's results, the editing row
+(Re-render) and the Score panel. No events here:
 ``app.py`` wires them to the handlers of ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests
 find it by.
 """
@@ -32,6 +33,16 @@ OUTPUT_SIDES = [
     ("640 px", 640),
     ("480 px", 480),
 ]
+# Gradio 6.31 stacks the input column over the live one below a 768 px wide window (measured). Stacked, the open
+# Settings panel pushed the status line and the live video a screen down (a 390 px phone scrolled after Run to see
+# any progress): there the input column's parts join the row's, with Settings after the live column.
+CSS = """
+@media (max-width: 767px) {
+  #io-row { flex-direction: column; align-items: stretch; }
+  #input-column { display: contents; }
+  #settings { order: 1; }
+}
+"""
 STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
     ("Overlay: colour masks", "overlay"),
     ("Cut-out: objects on black", "cutout"),
@@ -117,7 +128,7 @@ def page(
         visible=bool(load_error),
         elem_id="banner",
     )
-    with gr.Row():
+    with gr.Row(elem_id="io-row"):  # its order on a phone: CSS
         inputs = _input_column(settings)
         live = _live_column()
     outputs = _results(*live)
@@ -130,7 +141,7 @@ def page(
 
 
 def _input_column(settings: AppSettings) -> Inputs:
-    with gr.Column(scale=1):
+    with gr.Column(scale=1, elem_id="input-column"):
         video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
         url, load = _link_input(settings)
         frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
@@ -149,7 +160,7 @@ def _input_column(settings: AppSettings) -> Inputs:
         with gr.Row():
             run = gr.Button("Run", variant="primary", elem_id="run")
             stop = gr.Button("Stop", variant="stop", elem_id="stop")
-        with gr.Accordion("Settings", open=False):
+        with gr.Accordion("Settings", open=False, elem_id="settings"):
             controls = _controls(settings)
     return Inputs(video, url, load, frames_zip, about, run, stop, controls)
 
