@@ -27,7 +27,7 @@ from gradio.events import Dependency
 from uvosam.errors import WeightsError
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
-from uvosam_app.layout import EXAMPLES_DIR, ROOT, Page, page
+from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
 from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model, load_tracker
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import footer_markdown
@@ -180,9 +180,11 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
         outputs=i.about,
         **_QUIET,  # answers even while waiting runs fill the queue (a probe: ~0.2 s, no decoding)
     )
-    gr.on(  # sliders by mouse or keyboard; a drag's steps meanwhile collapse into one more call
+    # sliders by mouse, keyboard or box, and when the page puts a number typed out of range back in range (the box
+    # lost focus) or ↺ resets it (.input missed those two); a drag's steps meanwhile collapse into one more call
+    gr.on(
         [i.video.change, i.frames_zip.change, ui.linked.change, c["tracker"].change, c["sam"].change,
-         c["stride"].input, c["max_frames"].input],
+         c["stride"].change, c["max_frames"].change],
         trigger_mode="always_last",
         **describe,
     )  # fmt: skip
@@ -224,8 +226,9 @@ def _on_link(app: App, ui: Page) -> None:
 
 
 def launch_kwargs(settings: AppSettings, work_root: Path) -> dict[str, Any]:
-    """``launch()`` arguments that enforce the limits: upload size, served paths."""
+    """``launch()`` arguments that enforce the limits (upload size, served paths), and the page's CSS."""
     return {
+        "css": CSS,
         "max_file_size": f"{settings.max_upload_mb}mb",
         "allowed_paths": [str(work_root), str(EXAMPLES_DIR)],
         "blocked_paths": [str(ROOT / "checkpoints")],

@@ -1550,3 +1550,131 @@ def test_enter_in_the_merge_box_re_renders(tmp_path):
     }
     stop = next(d for d in config["dependencies"] if d["cancels"])
     assert rerender["id"] in stop["cancels"]  # Stop stops it either way
+
+
+MARKUP = "f/00000<zipfile.ZipExtFile name='a'>&amp;.jpg"  # a zip member as a library's repr could name it
+UNREADABLE = "is not a readable image (not a JPEG or PNG inside); replace or remove it"
+
+
+def test_a_message_with_markup_reaches_the_toast_as_written_and_api_clients_as_text(
+    server, tmp_path
+):
+    """The page's toast renders an error's message as HTML: "<zipfile.ZipExtFile ...>" vanished with all that
+    followed it, "&amp;" showed as "&". The page (its requests say ``x-gradio-user: app``; a Client given that
+    header stands in for it) gets the message escaped, so that the toast shows it as written; an API client gets
+    the text itself, and the status line, the same text for both, says it too."""
+    import html
+
+    from gradio_client.exceptions import AppError
+
+    frames = _zip_of(tmp_path / "frames.zip", {MARKUP: b"not a jpeg", "f/00001.jpg": b"nor this"})
+    page = Client(server[0], headers={"x-gradio-user": "app"}, verbose=False)
+    for c, shown in ((client(server), MARKUP), (page, html.escape(MARKUP, quote=False))):
+        job = c.submit(None, frames_zip=handle_file(str(frames)), api_name="/segment")
+        with pytest.raises(AppError) as err:
+            job.result()
+        assert err.value.message == f"frames.zip: {shown} {UNREADABLE}"
+        assert job.outputs()[-1][0] == f"failed: frames.zip: {MARKUP} {UNREADABLE}"
+
+
+def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
+    """Each handler with an endpoint (each one that refuses with a toast) goes through ``text_toasts``; its
+    escaping is for the page only, and leaves alone an error that is HTML already (ZeroGPU's ``HTMLError``: a
+    link) or is not a plain ``gr.Error``."""
+    import types
+
+    import gradio as gr
+
+    import app as app_module
+    from uvosam_app import errors as app_errors
+    from uvosam_app import handlers as app_handlers
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    endpoints = {f.name: f.fn for f in demo.fns.values() if f.api_visibility == "public"}
+    assert set(endpoints) == {"segment", "rerender", "score", "load_url"}
+    assert all(hasattr(fn, "__wrapped__") for fn in endpoints.values()), endpoints
+
+    page = types.SimpleNamespace(headers={"x-gradio-user": "app"}, session_hash="tab")
+    api = types.SimpleNamespace(headers={"x-gradio-user": "api"}, session_hash="tab")
+    app = app_handlers.App(
+        lambda preset, sam: None, AppSettings(work_root=tmp_path, max_upload_mb=1)
+    )
+    state = app_handlers.SessionRun(tmp_path / "run", tmp_path / "run" / "cache")
+    masks = _zip_of(tmp_path / "masks.zip", {"davis/v/00000.png": b""})
+    gt = tmp_path / "g<1>&amp;.zip"
+    gt.write_bytes(bytes(2 << 20))  # over the upload limit: the message names the file
+    for request, name in ((page, "g&lt;1&gt;&amp;amp;.zip"), (api, gt.name), (None, gt.name)):
+        with pytest.raises(gr.Error) as err:  # a function, not a generator
+            app.score(str(gt), str(masks), state, request)
+        assert err.value.message.startswith(f"{name} is 2 MB, over this app's upload limit of 1 MB")
+    link = "You have exceeded your ZeroGPU quota. <a href='https://hf.co/pro'>Subscribe</a>"
+    html_error = type("HTMLError", (gr.Error,), {})(link)  # spaces' class: its message is HTML
+    assert app_errors.for_page(html_error, page) is html_error
+    shown = app_errors.for_page(gr.Error("a<b>.mp4\nis empty", title="T", duration=3), page)
+    assert (shown.message, shown.title, shown.duration) == ("a&lt;b&gt;.mp4<br>is empty", "T", 3)
+
+
+def test_a_setting_out_of_its_range_is_refused_by_name_over_the_api(server, clips, capfd):
+    """Gradio's slider refused a number out of its range (typed in its box, sent over the API) with "Value 0 is
+    less than minimum value 1.", naming no setting, and printed a traceback. Run refuses it naming the setting and
+    its range, and caps an upper bound (Max frames 100000: every frame the app allows); no traceback."""
+    from gradio_client.exceptions import AppError
+
+    c, video = client(server), handle_file(str(clips["a"]))
+    refused = {
+        "stride": (0, r"Frame stride \(stride over the API\) takes 1 to 10; got 0\."),
+        "min_score": (
+            5,
+            r"Detection score threshold \(min_score over the API\) takes 0 to 1; got 5",
+        ),
+        "max_objects": (0, r"Max objects \(max_objects over the API\) takes 1 to 20; got 0\."),
+        "max_frames": (0, r"Max frames \(max_frames over the API\) takes 1 to 900; got 0\."),
+    }
+    for name, (value, message) in refused.items():
+        with pytest.raises(AppError, match=message):
+            c.predict(video, **{name: value}, api_name="/segment")
+    status, *_ = c.predict(video, max_frames=100000, max_objects=50, api_name="/segment")
+    assert status.startswith("done: 16 frames, 2 tracks")
+    with pytest.raises(AppError, match=r"Detection score threshold .* takes 0 to 1; got 2"):
+        c.predict([1, 2], min_score=2, api_name="/rerender")
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_max_frames_over_the_limit_is_capped_and_the_description_shows_what_the_boxes_will_hold(
+    tmp_path, clips, tiny_sam_model
+):
+    """The page puts a number typed out of range back in range when its box loses focus (an empty box: the
+    minimum), so Run never gets one from the page; the description shown while the number is typed says what Run
+    will take, naming the setting and its range. It follows the sliders' change (the box put back in range, ↺)."""
+    import app as app_module
+    from uvosam_app import handlers as app_handlers
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    settings = AppSettings(work_root=tmp_path, status_interval_s=0.1, max_frames=5)
+    app = app_handlers.App(lambda preset, sam: pipe, settings)
+    *_, last = app.segment(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 100000, 0, True, True,
+                           "overlay", None, False, None, progress=lambda *a, **k: None)  # fmt: skip
+    assert last[0].startswith("done: 5 frames")
+    typed = app.describe(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 0, 100000)
+    assert typed.startswith(
+        "**Frame stride takes 1 to 10:** Run takes 1.\n\n**Max frames takes 1 to 5:** Run takes 5.\n\n"
+        "**clip_a.mp4**: 96x64, 16 frames at 8 fps (2.0 s). Run covers the first 5 frames (every frame; "
+    )
+    emptied = app.describe(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 15, None)
+    assert emptied.startswith("**Frame stride takes 1 to 10:** Run takes 10.\n\n**Max frames takes 1 to 5:** "
+                              "Run takes 1.\n\n**clip_a.mp4**")  # fmt: skip
+    assert app.describe(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 2, 5).startswith(
+        "**clip_a.mp4**"
+    )
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=settings)
+    config = demo.get_config_file()
+    ids = {c["props"].get("label"): c["id"] for c in config["components"]}
+    sliders = [ids["Frame stride (1 = every frame)"], ids["Max frames"]]
+    described = {
+        tuple(t)
+        for d in config["dependencies"]
+        if d["api_name"] == "describe"
+        for t in d["targets"]
+    }
+    assert {(s, "change") for s in sliders} <= described

@@ -7,6 +7,7 @@ test-artifacts/app_browser.png.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import socket
 import tempfile
@@ -69,8 +70,9 @@ def app_url(tmp_path_factory, tiny_sam_model):
     demo.close()
 
 
-@pytest.fixture()
-def page():
+@contextlib.contextmanager
+def chromium(width: int, height: int):
+    """A page of a fresh chromium profile, in a window of ``width`` x ``height`` CSS pixels."""
     if not CHROMIUM.exists():
         pytest.skip(f"BROWSER TEST NOT RUN: {CHROMIUM} is missing (apt-get install -y chromium)")
     sync_api = pytest.importorskip(
@@ -82,13 +84,25 @@ def page():
             executable_path=str(CHROMIUM),
             headless=True,
             args=ARGS,
-            viewport={"width": 1280, "height": 1100},
+            viewport={"width": width, "height": height},
             accept_downloads=True,
         )
         try:
             yield context.new_page()
         finally:
             context.close()
+
+
+@pytest.fixture()
+def page():
+    with chromium(1280, 1100) as page:
+        yield page
+
+
+@pytest.fixture()
+def phone():
+    with chromium(390, 844) as page:  # a phone held upright (CSS pixels)
+        yield page
 
 
 def test_upload_run_stream_download(app_url, page, tmp_path):
@@ -201,6 +215,56 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
         time.sleep(0.2)
     assert not any(work.iterdir())
     page.close()  # the session ends (demo.unload: nothing left to remove)
+
+
+def test_on_a_phone_the_status_comes_before_settings_and_a_toast_shows_its_message_as_written(
+    app_url, phone, tmp_path
+):
+    """On a 390 px phone the open Settings panel stood between Run and the status line (and the live video): after
+    Run no progress was in sight. The toast rendered its message as HTML ("<zipfile.ZipExtFile ...>" vanished with
+    all that followed it). A number typed in a slider's box out of range gave an "Error" badge; the description
+    now says what Run will take, and follows the box when the page puts the number back in range. On a wide
+    window the layout stays as it was: the live column beside the inputs, Settings under Run."""
+    url, _ = app_url
+    member = "f/00000<zipfile.ZipExtFile name='a'>&amp;.jpg"
+    frames = tmp_path / "frames.zip"
+    with zipfile.ZipFile(frames, "w") as zf:
+        zf.writestr(member, b"not a jpeg")
+        zf.writestr("f/00001.jpg", b"nor this")
+    phone.goto(url)
+    phone.wait_for_selector("#run")
+    phone.locator("#frames input[type=file]").set_input_files(str(frames))
+    phone.get_by_role("button", name="Settings ▼").click()
+    stride = phone.locator("#stride input[type=number]")
+    stride.wait_for(state="visible")
+
+    def box(selector: str) -> dict:
+        return phone.locator(selector).bounding_box()
+
+    assert box("#run")["y"] < box("#status")["y"] < box("#stream")["y"] < box("#settings")["y"]
+    assert box("#settings")["y"] < box("#stride")["y"]  # inside the open panel
+    stride.fill("0")
+    note = phone.locator("#video-info", has_text="Frame stride takes 1 to 10: Run takes 1.")
+    note.wait_for(timeout=30_000)
+    phone.locator("#status").click()  # the box loses focus: the page puts 1 in it
+    note.wait_for(state="hidden", timeout=30_000)
+    assert stride.input_value() == "1" and not phone.locator(".error").count()
+
+    phone.click("#run")
+    message = f"frames.zip: {member} is not a readable image (not a JPEG or PNG inside); replace or remove it"
+    toast = phone.locator("[data-testid=toast-text]").first
+    toast.wait_for(timeout=30_000)
+    assert toast.inner_text() == message
+    phone.wait_for_function(f"() => ({STATUS})().startsWith('failed')", timeout=30_000)
+    assert phone.evaluate(STATUS) == f"failed: {message}"
+
+    phone.set_viewport_size({"width": 1280, "height": 1100})
+    phone.wait_for_timeout(300)
+    assert box("#status")["x"] > box("#run")["x"] + 300  # side by side
+    assert (
+        abs(box("#settings")["x"] - box("#run")["x"]) < 20
+        and box("#settings")["y"] > box("#run")["y"]
+    )
 
 
 @pytest.fixture(scope="module")

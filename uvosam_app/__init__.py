@@ -8,7 +8,7 @@ One concept per module:
 - ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded;
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;
-- ``errors``: what a user is told when a request fails;
+- ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);
 - ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``checks``: what a request
   is checked against before any work; ``layout``: the components.
 

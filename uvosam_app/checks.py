@@ -1,10 +1,14 @@
 """What the handlers check a request against before any work: the models offered, the video style, the merge text,
-an input's size, and that a linked Load's file is still there; each refusal is a ``gr.Error`` saying what to do.
+the settings' ranges (those of their sliders), an input's size, and that a linked Load's file is still there; each
+refusal is a ``gr.Error`` saying what to do.
 """
 
 from __future__ import annotations
 
+import numbers
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -64,3 +68,64 @@ def check_style(style: str) -> str:
     if style not in STYLES:
         raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.", print_exception=False)
     return style
+
+
+@dataclass(frozen=True)
+class SliderRange:
+    """A setting's slider: the name the page gives it, its range, and whether it is an upper bound (``capped``: a
+    value over the maximum means "as many as the app allows", and is taken as the maximum)."""
+
+    name: str
+    minimum: float
+    maximum: float
+    capped: bool = False
+
+    def clamp(self, value: float | None) -> float:
+        """What Gradio 6.31's page puts in the slider's box when it loses focus (an empty box: the minimum)."""
+        return min(max(value or 0, self.minimum), self.maximum)
+
+
+def slider_ranges(settings: AppSettings) -> dict[str, SliderRange]:
+    """The settings' sliders, by ``App.segment``'s parameter names (the API's)."""
+    return {
+        "min_score": SliderRange("Detection score threshold", 0.0, 1.0),
+        "max_objects": SliderRange("Max objects", 1, 20, capped=True),
+        "stride": SliderRange("Frame stride", 1, 10),
+        "max_frames": SliderRange("Max frames", 1, settings.max_frames, capped=True),
+    }
+
+
+def check_ranges(settings: AppSettings, **values: Any) -> dict[str, float]:
+    """``values`` (by ``slider_ranges``' names) as a run takes them, or a refusal naming the setting and its range.
+
+    The page's sliders never send a value out of range (the page puts a number typed in a box back in range when
+    the box loses focus); an API client may. An upper bound over its maximum is capped (Max frames 100000: all the
+    frames the app allows); any other value out of range is refused rather than guessed at: a Frame stride of 15 is
+    not 10 (that covers 1.5x the frames asked for), a score threshold of 50 is not 1 (that keeps no object)."""
+    ranges = slider_ranges(settings)
+    taken = {}
+    for key, value in values.items():
+        r = ranges[key]
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (number and r.minimum <= value and (r.capped or value <= r.maximum)):
+            raise gr.Error(
+                f"{r.name} ({key} over the API) takes {r.minimum:g} to {r.maximum:g}; got {value!r}.",
+                print_exception=False,
+            )
+        taken[key] = min(value, r.maximum)
+    return taken
+
+
+def page_values(settings: AppSettings, **values: float | None) -> tuple[dict[str, float], str]:
+    """``values`` (by ``slider_ranges``' names) as the page's sliders take them once their box loses focus
+    (``SliderRange.clamp``), for the description shown meanwhile; and a Markdown note naming each setting that this
+    changes, with its range ("" if none)."""
+    ranges = slider_ranges(settings)
+    taken = {key: ranges[key].clamp(value) for key, value in values.items()}
+    notes = [
+        f"**{ranges[key].name} takes {ranges[key].minimum:g} to {ranges[key].maximum:g}:** Run takes "
+        f"{taken[key]:g}.\n\n"
+        for key, value in values.items()
+        if value != taken[key]
+    ]
+    return taken, "".join(notes)

@@ -1,12 +1,17 @@
 """What a user is told when a request fails (``to_gr_error``): the library's errors about the input keep their
 message (worded for the app's inputs), running out of GPU memory says what to try, anything else is logged with an
-id that the message names.
+id that the message names; and how the page shows it (``text_toasts``): as written.
 """
 
 from __future__ import annotations
 
+import functools
+import html
+import inspect
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import gradio as gr
 import torch
@@ -79,3 +84,65 @@ def to_gr_error(err: BaseException) -> gr.Error:
         "Try again; if it persists, report the id.",
         print_exception=False,
     )
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def from_page(request: gr.Request | None) -> bool:
+    """Whether a request came from the app's page: Gradio 6.31's page sends ``x-gradio-user: app`` with each
+    event; its API clients send ``api`` (gradio_client, @gradio/client) or nothing (a plain HTTP call). ZeroGPU's
+    ``spaces`` package tells them apart the same way."""
+    headers = getattr(request, "headers", None) or {}
+    return headers.get("x-gradio-user") == "app"
+
+
+def for_page(err: gr.Error, request: gr.Request | None) -> gr.Error:
+    """``err`` as the page's toast should get it: the toast renders the message as (sanitized) HTML, so a
+    ``<...>`` in it (a file ``a<b>.mp4``, a repr ``<zipfile.ZipExtFile ...>``) vanished with all that followed,
+    and ``&amp;`` showed as ``&``. A plain ``gr.Error`` to the page is escaped (line breaks kept); API clients get
+    the text as it is, and a subclass (ZeroGPU's ``HTMLError``, whose message holds a link) is HTML already."""
+    if type(err) is not gr.Error or not from_page(request):
+        return err
+    return gr.Error(
+        html.escape(err.message, quote=False).replace("\n", "<br>"),
+        duration=err.duration,
+        visible=err.visible,
+        title=err.title,
+        print_exception=err.print_exception,
+    )
+
+
+def text_toasts(handler: Handler) -> Handler:
+    """Decorate an event handler (a function or a generator) with a ``request: gr.Request`` parameter: the
+    ``gr.Error`` it raises shows its message in the page's toast exactly as written (``for_page``). The handler
+    itself (the status line it sets) and API clients see the plain text."""
+    signature = inspect.signature(handler)
+    if "request" not in signature.parameters:
+        raise TypeError(f"{handler.__qualname__} needs a `request: gr.Request` parameter")
+
+    def reraise(err: gr.Error, args: tuple, kwargs: dict) -> NoReturn:
+        page_err = for_page(err, signature.bind(*args, **kwargs).arguments.get("request"))
+        if page_err is err:
+            raise err
+        raise page_err from err
+
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return (yield from handler(*args, **kwargs))
+            except gr.Error as err:
+                reraise(err, args, kwargs)
+
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(handler)
+    def function(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error as err:
+            reraise(err, args, kwargs)
+
+    return function  # type: ignore[return-value]

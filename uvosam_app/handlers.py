@@ -26,8 +26,16 @@ from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
-from uvosam_app.checks import check_models, check_style, linked_file, merge_map, over_upload_limit
-from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.checks import (
+    check_models,
+    check_ranges,
+    check_style,
+    linked_file,
+    merge_map,
+    over_upload_limit,
+    page_values,
+)
+from uvosam_app.errors import USER_ERRORS, text_toasts, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, mask_model_label, run_config
 from uvosam_app.progress import drive
@@ -76,6 +84,7 @@ class App:
         self.links = LinkHandlers(settings, self.work)  # Load (a link) and its linked video
 
     # ------------------------------------------------------------------------------------------ run
+    @text_toasts
     def segment(
         self,
         video: str | None,
@@ -109,17 +118,19 @@ class App:
                 print_exception=False,
             )
         check_models(tracker, sam, self.settings)
+        taken = check_ranges(self.settings, min_score=min_score, max_objects=max_objects,
+                             stride=stride, max_frames=max_frames)  # fmt: skip
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
         options = JobOptions(
-            stride=int(stride),
-            max_frames=min(int(max_frames), self.settings.max_frames),
+            stride=int(taken["stride"]),
+            max_frames=int(taken["max_frames"]),
             limits=self.settings.limits(),
             cache=True,
             **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
         )
-        changes = {"min_score": float(min_score), "max_objects": int(max_objects)}
+        changes = {"min_score": float(taken["min_score"]), "max_objects": int(taken["max_objects"])}
         source = (
             app_uploads.FramesZip(frames_zip) if frames_zip else str(video or linked_file(linked))
         )
@@ -252,7 +263,9 @@ class App:
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             return f"**Run would refuse this input:** {too_big}"
-        stride, max_frames = int(stride), min(int(max_frames), self.settings.max_frames)
+        # as the page's boxes take them once they lose focus (Run gets no other value from the page)
+        taken, note = page_values(self.settings, stride=stride, max_frames=max_frames)
+        stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
         try:
             if frames_zip:  # the checks of Run, before unpacking
                 info = app_uploads.FramesZip(path).info(
@@ -263,13 +276,13 @@ class App:
                     path, limits=self.settings.limits(), stride=stride, max_frames=max_frames
                 )
         except USER_ERRORS as err:
-            return f"**Run would refuse this input:** {to_gr_error(err).message}"
+            return f"{note}**Run would refuse this input:** {to_gr_error(err).message}"
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {mask_model_label(sam)}"
         on_cpu = app_gpu.default_device() == "cpu"
         frames = info.num_output_frames(stride=stride, max_frames=max_frames)
         seconds = app_gpu.gpu_seconds_for(frames, sam) if app_gpu.zero_gpu() else None
-        text = describe_video(
+        text = note + describe_video(
             info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds
         )
         if state is not None and state.source and state.source != path:
@@ -292,7 +305,14 @@ class App:
         return merge_hints_markdown(masks_zip, merge)
 
     # ---------------------------------------------------------------------------------------- score
-    def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
+    @text_toasts
+    def score(
+        self,
+        gt_zip: str | None,
+        masks_zip: str | None,
+        state: SessionRun | None,
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio: text_toasts reads it)
+    ) -> str:
         """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
         if state is None or not masks_zip:
             raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
@@ -329,6 +349,7 @@ class App:
         return ""
 
     # ------------------------------------------------------------------------------------ re-render
+    @text_toasts
     def rerender(
         self,
         keep: list[int] | None,
@@ -354,6 +375,7 @@ class App:
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
             # the settings are checked before any folder is made
+            min_score = check_ranges(self.settings, min_score=min_score)["min_score"]
             options = JobOptions(
                 **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm)
             )

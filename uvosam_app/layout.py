@@ -1,5 +1,6 @@
 """The page's components, laid out (``page``): the input column (upload, link, zip of frames, Run and Stop,
-settings), the live column, a run's results, the editing row (Re-render) and the Score panel. No events here:
+settings), the live column (on a narrow screen before Settings: ``CSS``), a run's results, the editing row
+(Re-render) and the Score panel. No events here:
 ``app.py`` wires them to the handlers of ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests
 find it by.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from uvosam_app.checks import SliderRange, slider_ranges
 from uvosam_app.models import mask_model_choices
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import ABOUT, LINK_EXAMPLE, banner_markdown, mask_model_info
@@ -31,6 +33,16 @@ OUTPUT_SIDES = [
     ("640 px", 640),
     ("480 px", 480),
 ]
+# Gradio 6.31 stacks the input column over the live one below a 768 px wide window (measured). Stacked, the open
+# Settings panel pushed the status line and the live video a screen down (a 390 px phone scrolled after Run to see
+# any progress): there the input column's parts join the row's, with Settings after the live column.
+CSS = """
+@media (max-width: 767px) {
+  #io-row { flex-direction: column; align-items: stretch; }
+  #input-column { display: contents; }
+  #settings { order: 1; }
+}
+"""
 STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
     ("Overlay: colour masks", "overlay"),
     ("Cut-out: objects on black", "cutout"),
@@ -116,7 +128,7 @@ def page(
         visible=bool(load_error),
         elem_id="banner",
     )
-    with gr.Row():
+    with gr.Row(elem_id="io-row"):  # its order on a phone: CSS
         inputs = _input_column(settings)
         live = _live_column()
     outputs = _results(*live)
@@ -129,7 +141,7 @@ def page(
 
 
 def _input_column(settings: AppSettings) -> Inputs:
-    with gr.Column(scale=1):
+    with gr.Column(scale=1, elem_id="input-column"):
         video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
         url, load = _link_input(settings)
         frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
@@ -148,7 +160,7 @@ def _input_column(settings: AppSettings) -> Inputs:
         with gr.Row():
             run = gr.Button("Run", variant="primary", elem_id="run")
             stop = gr.Button("Stop", variant="stop", elem_id="stop")
-        with gr.Accordion("Settings", open=False):
+        with gr.Accordion("Settings", open=False, elem_id="settings"):
             controls = _controls(settings)
     return Inputs(video, url, load, frames_zip, about, run, stop, controls)
 
@@ -170,7 +182,26 @@ def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | N
     return url, load
 
 
+def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider:
+    """A setting's slider whose range the handlers check, not Gradio: Gradio's ``Slider.preprocess`` refused a
+    number out of range (typed in the box before it lost focus, or sent over the API) with "Value 0 is less than
+    minimum value 1.", naming no setting, an "Error" badge on the description and a traceback in the server log.
+    Run refuses such a value naming the setting and its range, or caps an upper bound (``checks.check_ranges``);
+    the description shows what the box will hold (``checks.page_values``).
+
+    The instance's ``preprocess`` is replaced rather than a subclass defined: Gradio (``ComponentMeta``) writes a
+    ``.pyi`` copy of the module beside any module that defines a component class, on import."""
+    slider = gr.Slider(bounds.minimum, bounds.maximum, **kwargs)
+
+    def unchecked(payload: float | None) -> float | None:
+        return None if payload is None else gr.Number.round_to_precision(payload, slider.precision)
+
+    slider.preprocess = unchecked  # type: ignore[method-assign]
+    return slider
+
+
 def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
+    ranges = slider_ranges(settings)
     return {
         "tracker": gr.Dropdown(
             list(settings.presets()), value=settings.default_preset, label="Tracker preset"
@@ -182,19 +213,22 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
             info=mask_model_info(settings.start_models_only),
             elem_id="mask-model",
         ),
-        "min_score": gr.Slider(
-            0.0,
-            1.0,
+        "min_score": _slider(
+            ranges["min_score"],
             value=0.0,
             step=0.05,
             label="Detection score threshold (Run; a higher one on Re-render too)",
         ),
-        "max_objects": gr.Slider(1, 20, value=10, step=1, label="Max objects"),
-        "stride": gr.Slider(
-            1, 10, value=1, step=1, label="Frame stride (1 = every frame)", elem_id="stride"
+        "max_objects": _slider(ranges["max_objects"], value=10, step=1, label="Max objects"),
+        "stride": _slider(
+            ranges["stride"],
+            value=1,
+            step=1,
+            label="Frame stride (1 = every frame)",
+            elem_id="stride",
         ),
-        "max_frames": gr.Slider(
-            1, settings.max_frames, value=settings.max_frames, step=1, label="Max frames"
+        "max_frames": _slider(
+            ranges["max_frames"], value=settings.max_frames, step=1, label="Max frames"
         ),
         "output_side": gr.Dropdown(OUTPUT_SIDES, value=854, label="Output video: longest side"),
         "show_boxes": gr.Checkbox(True, label="Show boxes"),

@@ -17,7 +17,7 @@ import numpy as np
 
 from uvosam.remote_video import download_video
 from uvosam_app import links as app_links
-from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.errors import USER_ERRORS, text_toasts, to_gr_error
 from uvosam_app.file_links import LINKS_OFF
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE
@@ -36,6 +36,7 @@ class LinkHandlers:
         self.settings = settings
         self.work = work
 
+    @text_toasts
     def load_url(
         self,
         url: str | None,
