@@ -786,6 +786,11 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
         "Run covers the first 10 frames (every 2nd frame; Max frames is 10). "
         "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here)."
     )
+    assert "Run covers the first frame (every frame; Max frames is 1)." in describe_video(
+        info, "s", 1, 1, models, None
+    )
+    one = replace(info, num_frames=1, frame_names=info.frame_names[:1])
+    assert "Run covers 1 frame (every frame)." in describe_video(one, "s", 1, 900, models, None)
     ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]
                 for k in (3, 4, 11, 21, 22)]  # fmt: skip
     assert ordinals == ["3rd ", "4th ", "11th", "21st", "22nd"]

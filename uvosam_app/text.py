@@ -216,9 +216,10 @@ def describe_video(
     )
     step = "every frame" if stride == 1 else f"every {stride}{suffix} frame"
     if covered < -(-info.num_frames // stride):
-        text += f" Run covers the first {covered} frames ({step}; Max frames is {max_frames})."
+        first = "the first frame" if covered == 1 else f"the first {covered} frames"
+        text += f" Run covers {first} ({step}; Max frames is {max_frames})."
     else:
-        text += f" Run covers {covered} frames ({step})."
+        text += f" Run covers {_count(covered, 'frame')} ({step})."
     if fps:
         text += f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here)."
     else:
