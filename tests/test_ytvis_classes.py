@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from uvosam.eval.runner import ytvis_class_thres
 from uvosam.export import ExportWriter
 from uvosam.export_formats import TrackRecord, ytvis_entries
 from uvosam.export_types import ExportOptions
+from uvosam.tracker.association_config import InferenceConfig
 from uvosam.tracker.outputs import DetectorOutput
 from uvosam.tracker.postprocess import run_idol_offline
 from uvosam.tracker.session import IDOLTracker
@@ -69,10 +71,10 @@ def _frame(t, rows, num_classes):
     )  # fmt: skip
 
 
-def _ytvis(tmp_path, results, options, class_names):
+def _ytvis(tmp_path, results, options, class_names, keep_ids=None):
     with ExportWriter(
         tmp_path / "out", video_name="v", class_names=class_names, height=6, width=8,
-        options=options, ytvis_video_id=3,
+        options=options, ytvis_video_id=3, keep_ids=keep_ids,
     ) as writer:  # fmt: skip
         for res in results:
             writer.add(res)
@@ -96,6 +98,8 @@ def test_the_writer_averages_each_tracks_class_probabilities_over_its_frames(tmp
     assert entries[0]["segmentations"] == entries[1]["segmentations"]  # the same masks per class
     assert [s is None for s in entries[0]["segmentations"]] == [False, True, False]
     assert "one entry per (track, class) whose mean class probability" in readme
+    kept, _ = _ytvis(tmp_path, results, PER_CLASS, ("a", "b", "c"), keep_ids={2})
+    assert kept == entries[2:]  # the kept rows keep their own probabilities
     # the default (the app's zip): one entry per track, its label and mean per-frame score, as before
     entries, readme = _ytvis(tmp_path, results, PER_TRACK, ("a", "b", "c"))
     assert [(e["category_id"], e["score"]) for e in entries] == [
@@ -164,3 +168,14 @@ def test_streamed_tracks_give_the_offline_per_class_results(tmp_path, fixtures_d
     ]
     for entry, traj in zip(entries, offline):
         assert [s is None for s in entry["segmentations"]] == [b is None for b in traj.boxes_xyxy]
+
+
+def test_ytvis_run_takes_the_threshold_from_the_trackers_config():
+    def tracker(**inference):
+        return IDOLTracker(_Replay(None), ("a", "b"), inference=InferenceConfig(**inference))
+
+    assert ytvis_class_thres(tracker()) == 0.05 == ytvis_class_thres(object())
+    assert ytvis_class_thres(tracker(apply_cls_thres=0.2)) == 0.2
+    assert ytvis_class_thres(tracker(multi_cls_on=False)) is None  # one entry per track
+    with pytest.warns(UserWarning, match="MEAN class probability"):
+        ytvis_class_thres(tracker(temporal_score="max"))
