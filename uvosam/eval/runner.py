@@ -14,8 +14,9 @@ frames is > 0.05, ``score`` = that mean, the track's masks under each such class
 order, in a video tracks in the order IDOL opened them, then classes in index order
 (``export_formats.ytvis_entries``). So a track whose class is uncertain is scored under each likely class, as in
 the paper's YouTube-VIS AP. With the default pipeline (every tracked box is segmented) the mean runs over the same
-frames as the original's. ``per_class=False`` gives one entry per track instead (its label, its mean per-frame
-score: the highest class probability of each frame, averaged, which is >= the original's mean of any one class).
+frames as the original's. ``per_class=False`` gives one entry per track instead (its streamed label, its mean
+per-frame score: the highest class probability of each frame, averaged, which is >= the original's mean of any one
+class; equal with one class, or when the same class is the most likely in every frame).
 """
 
 from __future__ import annotations
