@@ -20,6 +20,7 @@ from uvosam.eval.synthetic import make_synthetic_davis
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes, tiny_idol_tracker
+from uvosam.tracker.session import track_video
 
 
 class Interrupted(Exception):
@@ -133,6 +134,23 @@ def test_ytvis_run_writes_a_submission(tmp_path, pipe):
                     {"size": rle["size"], "counts": rle["counts"].encode()}
                 ).shape == (40, 56)
     assert zipfile.ZipFile(zip_path).namelist() == ["results.json"]
+
+
+def test_ytvis_run_emits_the_original_idols_per_class_entries(tmp_path, tiny_sam_model):
+    """A 3-class tracker: the submission holds IDOL's (trajectory, class) results of each video, in its order."""
+    tracker = tiny_idol_tracker(class_names=("a", "b", "c"))
+    root = _ytvis_root(tmp_path)
+    run_ytvis(UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model)), root, tmp_path / "r.json")
+    entries = json.loads((tmp_path / "r.json").read_text())
+    want = []
+    for vid, n in ((7, 4), (9, 3)):
+        frames = [np.array(Image.open(root / "valid" / "JPEGImages" / f"vid{vid}" / f"{i * 5:05d}.jpg"))
+                  for i in range(n)]  # fmt: skip
+        want += [(vid, t) for t in track_video(tracker, frames, height=40, width=56)]
+    assert len({(vid, t.track_id) for vid, t in want}) < len(want)  # tracks under several classes
+    assert [(e["video_id"], e["category_id"], e["score"]) for e in entries] == [
+        (vid, t.label + 1, pytest.approx(t.score, abs=1e-6)) for vid, t in want
+    ]
 
 
 def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypatch, capsys):

@@ -118,12 +118,14 @@ def test_select_tracks_keeps_best_scores_then_sorts_by_id():
         boxes_xyxy=np.arange(16, dtype=np.float32).reshape(4, 4),
         scores=np.array([0.9, 0.2, 0.5, 0.5], np.float32),
         labels=np.zeros(4, np.int64),
+        class_probs=np.array([[0.9, 0.4], [0.2, 0.1], [0.5, 0.3], [0.5, 0.2]], np.float32),
     )
     kept = select_tracks(tracks, PipelineConfig(max_objects=2))
     assert kept.track_ids.tolist() == [1, 5]  # 0.9 first, then the 0.5 tie goes to the lower id
     kept = select_tracks(tracks, PipelineConfig(min_score=0.3))
     assert kept.track_ids.tolist() == [1, 5, 9]
     np.testing.assert_array_equal(kept.boxes_xyxy[0], tracks.boxes_xyxy[3])
+    np.testing.assert_array_equal(kept.class_probs, tracks.class_probs[[3, 0, 2]])
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 import json
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -66,6 +67,11 @@ def test_merge_tracks_joins_rows_and_keeps_the_target_id_and_class():
     assert alone.track_ids.tolist() == [1] and alone.labels.tolist() == [0]  # the target's class
     assert np.array_equal(frame.track_ids, [3, 2, 1])  # the input is unchanged
     assert merge_tracks(frame, {}) is frame
+    probs = np.array(
+        [[0.9, 0.1], [0.5, 0.2], [0.4, 0.3]], np.float32
+    )  # per row, if any: the best row's
+    merged = merge_tracks(replace(frame, class_probs=probs), {3: 1}, labels={1: 0, 2: 1, 3: 2})
+    assert np.array_equal(merged.class_probs, probs[:2]) and out.class_probs is None
     empty = _frame([], [], [], [], np.zeros((0, 8, 8)))
     assert len(merge_tracks(empty, {3: 1})) == 0
 

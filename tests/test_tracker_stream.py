@@ -57,6 +57,10 @@ def assert_same_frames(got, want):
         assert g.labels.tolist() == w.labels.tolist(), g.frame_index
         np.testing.assert_array_equal(g.boxes_xyxy, w.boxes_xyxy)
         np.testing.assert_array_equal(g.scores, w.scores)
+        assert (g.class_probs is None) == (w.class_probs is None) == (len(g) == 0)
+        if len(g):
+            np.testing.assert_array_equal(g.class_probs, w.class_probs)
+            np.testing.assert_array_equal(g.class_probs.max(1), g.scores)
 
 
 def check_stream(outputs: DetectorOutput, batch_size: int):
@@ -203,6 +207,9 @@ def test_multiclass_stream_keeps_ids_boxes_and_scores(fixtures_dir):
         assert got.track_ids.tolist() == ref.track_ids.tolist()
         np.testing.assert_array_equal(got.boxes_xyxy, ref.boxes_xyxy)
         np.testing.assert_array_equal(got.scores, ref.scores)
+        if len(got):  # each row's 3 class probabilities, the offline trajectory's in that frame
+            np.testing.assert_array_equal(got.class_probs, ref.class_probs)
+            assert got.class_probs.shape == (len(got), 3)
         # holds for this input; in general the streamed label of a K > 1 track may differ (docstring)
         assert got.labels.tolist() == ref.labels.tolist()
     labels = {}

@@ -2,7 +2,8 @@
 CSV, ``run.json`` (what made them: ``uvosam.provenance``) and one zip.
 
 ``ExportWriter`` is fed ``FrameResult``s in frame order and writes every per-frame file at once, so memory stays flat
-in video length: it keeps only per-track boxes, scores and (for YTVIS) RLE strings.
+in video length: it keeps only per-track boxes, scores, (for YTVIS) RLE strings spooled to disk and (for YTVIS under
+IDOL's MULTI_CLS_ON rule, ``ExportOptions.ytvis_class_thres``) per-track sums of the class probabilities.
 
 The DAVIS PNGs' labels follow the id policy in ``uvosam.export_davis`` (stable and contiguous, at most 20; the top
 tracks by score when more appeared). The cut-outs, mattes and the WebM with alpha are written by
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -106,6 +108,9 @@ class ExportWriter:
         self._frame_names = frame_names
         self._records: dict[int, fmt.TrackRecord] = {}
         self._num_frames = 0
+        # per-track class-probability sums, for ytvis_results.json under IDOL's MULTI_CLS_ON rule only
+        self._sums_probs = options.ytvis and options.ytvis_class_thres is not None
+        self._warned_no_probs = False
         self._result: ExportResult | None = None
         # what close() wrote at out_dir's root, for discard()
         self._root_files = RootFiles(self.out_dir)
@@ -190,6 +195,13 @@ class ExportWriter:
                 f"ExportWriter.add: expected image {(*size, 3)} and masks {(n, *size)} at the original size "
                 f"given to the writer; got {result.image.shape} and {result.masks.shape}."
             )
+        probs = result.class_probs
+        if self._sums_probs and probs is not None and probs.shape != (n, len(self.class_names)):
+            raise ValueError(
+                f"ExportWriter.add: expected class_probs {(n, len(self.class_names))} (one row per track, one "
+                f"column per class name given to the writer) in frame {result.frame_index}; got {probs.shape}. "
+                "Pass the tracker's class_names, or results of the same tracker."
+            )
         if len(np.unique(result.track_ids)) != n:
             raise ValueError(f"ExportWriter.add: duplicate track ids in frame {result.frame_index}")
 
@@ -210,11 +222,28 @@ class ExportWriter:
         rec.num_frames += 1
         rec.score_sum += float(result.scores[row])
         rec.boxes[t] = [float(v) for v in result.boxes_xyxy[row]]
+        if self._sums_probs:
+            self._add_probs(rec, result, row)
         if self.options.ytvis:
             if rec.rle_spool is None:
                 (self._work / "rle").mkdir(parents=True, exist_ok=True)
                 rec.rle_spool = self._work / "rle" / f"{track_id}.jsonl"
             rec.add_rle(t, fmt.encode_rle(result.masks[row].astype(bool, copy=False)))
+
+    def _add_probs(self, rec: fmt.TrackRecord, result: FrameResult, row: int) -> None:
+        """Add the row's class probabilities to its track's sums; warn once when a result has none."""
+        probs = result.class_probs
+        if probs is not None:
+            rec.add_probs(probs[row])
+        elif len(self.class_names) > 1 and not self._warned_no_probs:
+            self._warned_no_probs = True
+            warnings.warn(
+                f"ExportWriter: frame {result.frame_index} has no class_probs (the tracker gives none, or the "
+                "results were read back from a mask cache), so ytvis_results.json cannot follow IDOL's "
+                "MULTI_CLS_ON rule for those frames; a track without any is listed once, under its label with "
+                "its mean score. Run the pipeline with an IDOLTracker to get them.",
+                stacklevel=4,
+            )
 
     # ---------------------------------------------------------------------------------------------- close
     def summaries(self) -> list[TrackSummary]:

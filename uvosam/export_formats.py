@@ -13,7 +13,7 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,9 @@ class TrackRecord:
         boxes: ``{frame index: [x1, y1, x2, y2]}`` original-frame pixels.
         rle_spool: JSON-lines file of ``{"t": frame index, "size", "counts"}`` COCO RLEs, appended frame by frame
             (only when the YTVIS JSON is written), so RAM does not grow with the video's length.
+        prob_sum, prob_frames: (K,) float64 sum of the per-frame class probabilities over the ``prob_frames``
+            frames that had them (``FrameResult.class_probs``); kept only for ``ExportOptions.ytvis_class_thres``
+            (None / 0 otherwise). O(classes) per track, whatever the video's length.
     """
 
     track_id: int
@@ -50,6 +53,23 @@ class TrackRecord:
     score_sum: float = 0.0
     boxes: dict[int, list[float]] = field(default_factory=dict)
     rle_spool: Path | None = None
+    prob_sum: np.ndarray | None = None
+    prob_frames: int = 0
+
+    def add_probs(self, probs: np.ndarray) -> None:
+        """Add one frame's (K,) class probabilities to ``prob_sum``."""
+        if self.prob_sum is None:
+            self.prob_sum = np.zeros(len(probs), np.float64)
+        self.prob_sum += probs
+        self.prob_frames += 1
+
+    def mean_class_probs(self) -> dict[int, float]:
+        """``{class index: mean probability}`` over the frames with class probabilities, every class in order
+        (IDOL's 'mean' temporal score per class); without any: ``{label: score}``, the track taken as sure of its
+        label (exact for a one-class tracker, whose probability is its score)."""
+        if self.prob_sum is None:
+            return {self.label: self.score}
+        return {c: float(p) for c, p in enumerate(self.prob_sum / self.prob_frames)}
 
     def add_rle(self, t: int, rle: dict) -> None:
         """Append frame ``t``'s RLE (``encode_rle``) to ``rle_spool``."""
@@ -207,21 +227,55 @@ def write_results_json(
     )
 
 
+def classes_above(mean_probs: dict[int, float], threshold: float) -> list[tuple[int, float]]:
+    """IDOL's ``MULTI_CLS_ON`` rule for one trajectory: every ``(class index, mean probability)`` of
+    ``mean_probs`` whose mean probability is > ``threshold`` (``APPLY_CLS_THRES``), in class order."""
+    return [(c, p) for c, p in sorted(mean_probs.items()) if p > threshold]
+
+
+def ytvis_entries(
+    records: list[TrackRecord],
+    *,
+    video_id: str | int,
+    num_frames: int,
+    class_thres: float | None = None,
+) -> Iterator[dict]:
+    """YouTube-VIS result entries ``{"video_id", "category_id", "score", "segmentations": [RLE | null]}``.
+
+    ``class_thres`` None: one per track in record order, ``category_id`` = label + 1, ``score`` = mean per-frame
+    score. A number: as ``IDOL.inference`` with ``MULTI_CLS_ON`` (``classes_above``): one per (track, class) whose
+    mean class probability (``TrackRecord.mean_class_probs``) is > ``class_thres``, ``score`` = that mean, the
+    same segmentations under each class; tracks in id order (the order in which IDOL's ``video_dict`` opened the
+    trajectories: ``IDOLTracker`` numbers them so), each track's classes in class order.
+    """
+    if class_thres is None:
+        picked = ((rec, [(rec.label, rec.score)]) for rec in records)
+    else:
+        ordered = sorted(records, key=lambda rec: rec.track_id)
+        picked = ((rec, classes_above(rec.mean_class_probs(), class_thres)) for rec in ordered)
+    for rec, classes in picked:
+        segmentations = rec.segmentations(num_frames) if classes else []
+        for label, score in classes:
+            yield {
+                "video_id": video_id,
+                "category_id": int(label) + 1,
+                "score": float(score),
+                "segmentations": segmentations,
+            }
+
+
 def write_ytvis_json(
-    path: Path, records: list[TrackRecord], *, video_id: str | int, num_frames: int
+    path: Path,
+    records: list[TrackRecord],
+    *,
+    video_id: str | int,
+    num_frames: int,
+    class_thres: float | None = None,
 ) -> None:
-    """YouTube-VIS results: per track ``{"video_id", "category_id", "score", "segmentations": [RLE | null]}``."""
+    """YouTube-VIS results, the entries of ``ytvis_entries``, written one at a time (one track's RLEs in RAM)."""
     _write_json_list(
         path,
-        (
-            {
-                "video_id": video_id,
-                "category_id": int(rec.label) + 1,
-                "score": float(rec.score),
-                "segmentations": rec.segmentations(num_frames),
-            }
-            for rec in records
-        ),
+        ytvis_entries(records, video_id=video_id, num_frames=num_frames, class_thres=class_thres),
     )
 
 

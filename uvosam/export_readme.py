@@ -78,7 +78,7 @@ results.json
 """,
     "ytvis": """\
 ytvis_results.json
-    YouTube-VIS results format: a JSON list with one entry per track,
+    YouTube-VIS results format: a JSON list with {ytvis_entries},
     {{"video_id": {ytvis_id}, "category_id": <class index + 1>, "score": <mean score>,
       "segmentations": [one per frame: COCO RLE {{"size": [height, width], "counts": "<string>"}} or null]}}.
     Decode with pycocotools.mask.decode (after turning counts back into bytes).
@@ -136,6 +136,12 @@ def readme_text(
         if isinstance(result.ytvis_video_id, int)
         else f'"{result.ytvis_video_id}"'
     )
+    ytvis_entries = (
+        "one entry per track (its class, its mean per-frame score)"
+        if options.ytvis_class_thres is None
+        else "one entry per (track, class) whose mean class probability over the track's frames is > "
+        f"{options.ytvis_class_thres:g} (IDOL's MULTI_CLS_ON rule; score = that mean)"
+    )
     parts = [
         text.format(
             video=result.video_name,
@@ -144,6 +150,7 @@ def readme_text(
             full=full,
             rgb=rgb,
             ytvis_id=ytvis_id,
+            ytvis_entries=ytvis_entries,
         )
         for name, text in _FILES.items()
         if _wanted(options, name) and _written(result, name)

@@ -67,8 +67,9 @@ def write_tables(
         files.write("results.json", fmt.write_results_json, records, video_id=video_id, **kw)
     if options.ytvis:
         files.write(
-            "ytvis_results.json", fmt.write_ytvis_json, records, video_id=ytvis_video_id, **kw
-        )
+            "ytvis_results.json", fmt.write_ytvis_json, records, video_id=ytvis_video_id,
+            class_thres=options.ytvis_class_thres, **kw,
+        )  # fmt: skip
     if options.tracks_csv:
         files.write("tracks.csv", fmt.write_tracks_csv, summaries, davis_labels)
     if not (options.timeline and num_frames):

@@ -41,6 +41,11 @@ class ExportOptions:
             process (50-100 frames/s at 854x480 on this project's 2-core machine).
         timeline: ``timeline.png``, one row per track with a bar on the frames it was seen in (``uvosam.timeline``):
             gaps, returns and a track ending where another begins, at a glance.
+        ytvis_class_thres: how ``ytvis_results.json`` lists the tracks. ``None`` (default, the app's and ``uvosam
+            segment``'s): one entry per track, under its label, with its mean per-frame score. A number t in [0, 1]
+            (``uvosam ytvis-run``: 0.05): IDOL's ``MULTI_CLS_ON`` / ``APPLY_CLS_THRES`` rule, one entry per (track,
+            class) whose mean class probability over the track's frames (``FrameResult.class_probs``) is > t, with
+            that mean as score, in track id order then class order (``export_formats.ytvis_entries``).
     """
 
     davis: bool = True
@@ -58,8 +63,17 @@ class ExportOptions:
         False  # from here on: code that passes the other fields by position keeps working
     )
     timeline: bool = True
+    ytvis_class_thres: float | None = None
 
     def __post_init__(self) -> None:
+        thres = self.ytvis_class_thres
+        if thres is not None and (
+            isinstance(thres, bool) or not isinstance(thres, int | float) or not 0.0 <= thres <= 1.0
+        ):
+            raise ValueError(
+                f"ExportOptions.ytvis_class_thres must be None (one YouTube-VIS entry per track) or a number in "
+                f"[0, 1] (IDOL's APPLY_CLS_THRES, 0.05), got {thres!r}"
+            )
         threads = self.write_threads
         if threads is not None and (
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1

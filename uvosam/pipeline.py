@@ -65,6 +65,7 @@ def select_tracks(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
         boxes_xyxy=tracks.boxes_xyxy[keep],
         scores=tracks.scores[keep],
         labels=tracks.labels[keep],
+        class_probs=None if tracks.class_probs is None else tracks.class_probs[keep],
     )
 
 
@@ -235,6 +236,7 @@ class UVOSAM:
                 labels=t.labels,
                 masks=out.masks,
                 mask_scores=out.mask_scores,
+                class_probs=t.class_probs,
             )
             for image, t, out in zip(images, group, outputs)
         ]

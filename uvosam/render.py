@@ -82,6 +82,7 @@ def select_tracks(result: FrameResult, keep_ids: set[int] | frozenset[int]) -> F
         labels=result.labels[rows],
         masks=result.masks[rows],
         mask_scores=result.mask_scores[rows],
+        class_probs=None if result.class_probs is None else result.class_probs[rows],
     )
 
 

@@ -182,6 +182,7 @@ def tiny_idol_tracker(
     ``IDOLTracker`` association and streaming. Its boxes are meaningless but every code path runs.
 
     Args:
+        class_names: one per classifier output (``DetectorConfig.num_classes``).
         precision: the detector's ``DetectorConfig.precision`` (``fp32`` / ``tf32`` / ``bf16``).
 
     Returns:
@@ -192,5 +193,6 @@ def tiny_idol_tracker(
     from uvosam.tracker.session import IDOLTracker
 
     torch.manual_seed(seed)
-    detector = IDOLDetector(replace(DetectorConfig.tiny(), precision=precision)).eval()
+    cfg = replace(DetectorConfig.tiny(), precision=precision, num_classes=len(class_names))
+    detector = IDOLDetector(cfg).eval()
     return IDOLTracker(detector, class_names, batch_size=batch_size)

@@ -102,7 +102,8 @@ def merge_tracks(
 
     The rows that end up with the same id become one: masks OR-ed, ``boxes_xyxy`` the smallest box holding all of
     theirs, ``scores`` and ``mask_scores`` their maximum, ``labels`` the target's class from ``labels`` (else the
-    label of the highest-scoring row). Rows keep the order of their first occurrence.
+    label of the highest-scoring row), ``class_probs`` (if any) the highest-scoring row's. Rows keep the order of
+    their first occurrence.
 
     Args:
         result: the frame; masks (N, H, W) bool.
@@ -138,6 +139,7 @@ def merge_tracks(
         mask_scores=np.array(
             [result.mask_scores[rows].max() for rows in groups], result.mask_scores.dtype
         ),
+        class_probs=None if result.class_probs is None else result.class_probs[best],
     )
 
 

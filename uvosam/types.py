@@ -8,6 +8,8 @@ Conventions used everywhere in uvosam:
 * ``track_ids`` are ``(N,) int64`` stable ids (>= 1), unique within a video, never re-used for another object,
   and independent of detector query positions or tensor rows (the Cutie ``ObjectManager`` idea).
 * ``labels`` are ``(N,) int64`` 0-based contiguous class indices into the tracker's ``class_names``.
+* ``class_probs`` are ``(N, K) float32`` per-frame class probabilities (K = ``len(class_names)``; IDOL: the sigmoid
+  of each class logit, so a row need not sum to 1), or ``None`` when the tracker gives none.
 * ``masks`` are ``(N, H, W) bool`` and pairwise disjoint after overlap resolution (see ``segmenter``).
 """
 
@@ -34,6 +36,9 @@ class FrameTracks:
         boxes_xyxy: (N, 4) float32 boxes in original-frame pixels.
         scores: (N,) float32 per-frame detection confidence of each track in this frame, in [0, 1].
         labels: (N,) int64 class index of each track (the track's class, constant over the video).
+        class_probs: (N, K) float32 class probabilities of each track's detection in this frame (its
+            ``scores`` are their row maxima), or None when the tracker gives none. The YouTube-VIS results of
+            ``uvosam ytvis-run`` average them per track (``ExportOptions.ytvis_class_thres``).
     """
 
     frame_index: int
@@ -41,18 +46,22 @@ class FrameTracks:
     boxes_xyxy: np.ndarray = field(default_factory=lambda: _empty((0, 4), np.float32))
     scores: np.ndarray = field(default_factory=lambda: _empty((0,), np.float32))
     labels: np.ndarray = field(default_factory=lambda: _empty((0,), np.int64))
+    class_probs: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.track_ids)
+        probs = self.class_probs
         if (
             self.boxes_xyxy.shape != (n, 4)
             or self.scores.shape != (n,)
             or self.labels.shape != (n,)
+            or (probs is not None and (probs.ndim != 2 or len(probs) != n))
         ):
             raise ValueError(
                 f"FrameTracks {self.frame_index}: expected track_ids (N,), boxes_xyxy (N,4), scores (N,), "
-                f"labels (N,) with one N; got {self.track_ids.shape}, {self.boxes_xyxy.shape}, "
-                f"{self.scores.shape}, {self.labels.shape}"
+                f"labels (N,) and class_probs (N,K) or None with one N; got {self.track_ids.shape}, "
+                f"{self.boxes_xyxy.shape}, {self.scores.shape}, {self.labels.shape}, "
+                f"{None if probs is None else probs.shape}"
             )
 
     def __len__(self) -> int:
@@ -69,6 +78,8 @@ class FrameResult:
         track_ids, boxes_xyxy, scores, labels: as in ``FrameTracks``.
         masks: (N, H, W) bool, pairwise disjoint (overlaps resolved, see ``box_segmenter.resolve_overlaps``).
         mask_scores: (N,) float32 SAM's predicted IoU of each mask.
+        class_probs: (N, K) float32 or None, as in ``FrameTracks`` (None too for frames read back from a
+            ``MaskCache``, which does not store them).
     """
 
     frame_index: int
@@ -79,6 +90,7 @@ class FrameResult:
     labels: np.ndarray
     masks: np.ndarray
     mask_scores: np.ndarray
+    class_probs: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.track_ids)
@@ -91,7 +103,10 @@ class TrackSummary:
     Attributes:
         track_id: the stable id.
         label: class index; ``class_name`` its name.
-        score: mean of the per-frame scores over the frames the track was seen in (IDOL's 'mean' temporal score).
+        score: mean of the per-frame scores over the frames the track was seen in. A per-frame score is the
+            detection's highest class probability, so with one class this is IDOL's 'mean' temporal score; with
+            several it is >= IDOL's mean probability of any one class (equal when the same class is the most
+            likely in every frame).
         first_frame, last_frame: 0-based indices of the first and last frame with a box.
         num_frames: number of frames with a box.
         returns: how often the track came back after frames without a box (the tracker re-identified the object,

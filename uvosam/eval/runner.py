@@ -6,10 +6,17 @@ one is redone from scratch. PNGs are DAVIS palette PNGs with ids stable over the
 Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` and a later
 run with other settings is refused (``check_run_settings``): a resumed run never mixes two models' sequences.
 
-``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (one entry per emitted track: ``video_id``,
-``category_id`` = contiguous class index + 1, ``score``, ``segmentations`` = COCO RLE or null per frame) and the
-zip the evaluation server expects (``results.json`` at its root). One entry per track, labelled with its most
-likely class (the original IDOL additionally emits a track once per further class whose mean score is > 0.05).
+``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (entries ``video_id``, ``category_id`` = contiguous
+class index + 1, ``score``, ``segmentations`` = COCO RLE or null per frame) and the zip the evaluation server
+expects (``results.json`` at its root). Its entries are the original IDOL's (``IDOL.inference`` with
+``MULTI_CLS_ON``, ``APPLY_CLS_THRES`` = 0.05): one per (track, class) whose mean class probability over the track's
+frames is > 0.05, ``score`` = that mean, the track's masks under each such class; videos in the annotation file's
+order, in a video tracks in the order IDOL opened them, then classes in index order
+(``export_formats.ytvis_entries``). So a track whose class is uncertain is scored under each likely class, as in
+the paper's YouTube-VIS AP. With the default pipeline (every tracked box is segmented) the mean runs over the same
+frames as the original's. ``per_class=False`` gives one entry per track instead (its streamed label, its mean
+per-frame score: the highest class probability of each frame, averaged, which is >= the original's mean of any one
+class; equal with one class, or when the same class is the most likely in every frame).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import logging
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +35,8 @@ from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.pipeline import UVOSAM
+from uvosam.tracker.association_config import InferenceConfig
+from uvosam.types import BoxTracker
 from uvosam.video import iter_probed, probe
 
 logger = logging.getLogger(__name__)
@@ -233,16 +243,43 @@ def _videos_problem(data: object) -> str | None:
     return None
 
 
+YTVIS_CLASS_THRES = InferenceConfig().apply_cls_thres
+"""IDOL's ``APPLY_CLS_THRES`` (0.05), for a tracker that does not say its own (``ytvis_class_thres``)."""
+
+
+def ytvis_class_thres(tracker: BoxTracker) -> float | None:
+    """The ``ExportOptions.ytvis_class_thres`` that gives ``tracker``'s own YouTube-VIS entries: its
+    ``InferenceConfig.apply_cls_thres`` (an ``IDOLTracker``'s, from its YAML), ``None`` (one entry per track) when
+    that config turns ``multi_cls_on`` off, ``YTVIS_CLASS_THRES`` for a tracker without one. The per-class scores
+    are always means: a ``temporal_score="max"`` config is warned about."""
+    inference = getattr(tracker, "inference", None)
+    if not isinstance(inference, InferenceConfig):
+        return YTVIS_CLASS_THRES
+    if inference.temporal_score != "mean":
+        warnings.warn(
+            f"the tracker's InferenceConfig.temporal_score is {inference.temporal_score!r}; the YouTube-VIS "
+            "results score each (track, class) by its MEAN class probability ('mean', the released configs)",
+            stacklevel=3,
+        )
+    return inference.apply_cls_thres if inference.multi_cls_on else None
+
+
 def run_ytvis(
     pipe: UVOSAM, ytvis_root: str | Path, out_json: str | Path, *, split: str = "valid",
-    progress: Callable[[SequenceDone], None] | None = None,
+    progress: Callable[[SequenceDone], None] | None = None, per_class: bool = True,
 ) -> Path:  # fmt: skip
-    """Segment every video of a YouTube-VIS split; write ``out_json`` and ``<out_json stem>.zip``. Returns the zip."""
+    """Segment every video of a YouTube-VIS split; write ``out_json`` and ``<out_json stem>.zip``. Returns the zip.
+
+    ``per_class``: the original IDOL's entries, one per (track, class) above its threshold (``ytvis_class_thres``
+    of ``pipe.tracker``; see module docstring); False: one entry per track.
+    """
     videos, images_root = ytvis_videos(Path(ytvis_root), split)
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    options = ExportOptions(davis=False, cutouts=False, mattes=False, results_json=False, ytvis=True,
-                            tracks_csv=False, timeline=False)  # fmt: skip
+    options = ExportOptions(
+        davis=False, cutouts=False, mattes=False, results_json=False, ytvis=True, tracks_csv=False,
+        timeline=False, ytvis_class_thres=ytvis_class_thres(pipe.tracker) if per_class else None,
+    )  # fmt: skip
     entries = []
     with tempfile.TemporaryDirectory(dir=out_json.parent) as tmp:
         for index, video in enumerate(videos):

@@ -32,7 +32,9 @@ What the stream can NOT know early, and how it is handled (everything else is id
 * With K > 1 classes (YouTube-VIS checkpoints) offline results are per (track, class); the stream
   gives one box per track labelled with the class of highest temporal score over the hits known when
   the track's first frame is returned (offline: over the whole video), and shows tracks whatever
-  their class scores.
+  their class scores. Each row carries its detection's class-probability vector
+  (``FrameTracks.class_probs``), so a consumer that sums them per track (the YouTube-VIS export of
+  ``uvosam ytvis-run``) gets the offline per-(track, class) results in O(tracks x classes) memory.
 * ``defer_until_finish=True`` returns every frame from ``finish()`` built from the final results
   (exact, but unbounded look-ahead); ``IDOLSession.trajectories()`` after ``finish()`` always equals
   ``run_idol_offline``.
@@ -74,6 +76,10 @@ def decision_lookahead(config: InferenceConfig) -> int:
     return max(1, config.short_track_start_frame - 1) + 2 * config.short_track_min_valid - 3
 
 
+_Row = tuple[int, np.ndarray, float, int, np.ndarray | None]
+"""One track in a frame: output id, pixel box, score, label, (K,) class probabilities or None."""
+
+
 def frames_from_trajectories(
     trajectories: Sequence[Trajectory], num_frames: int
 ) -> list[FrameTracks]:
@@ -82,30 +88,34 @@ def frames_from_trajectories(
     for traj in trajectories:
         if traj.track_id not in best or traj.score > best[traj.track_id].score:
             best[traj.track_id] = traj
-    rows: list[list[tuple[int, np.ndarray, float, int]]] = [[] for _ in range(num_frames)]
+    rows: list[list[_Row]] = [[] for _ in range(num_frames)]
     for track_id in sorted(best):
         traj = best[track_id]
-        for f, (box, score) in enumerate(zip(traj.boxes_xyxy, traj.frame_scores)):
+        probs = traj.frame_probs or (None,) * num_frames
+        for f, (box, score, prob) in enumerate(zip(traj.boxes_xyxy, traj.frame_scores, probs)):
             if box is not None:
-                rows[f].append((track_id, box, score, traj.label))
+                rows[f].append((track_id, box, score, traj.label, prob))
     return [_frame_tracks(f, r) for f, r in enumerate(rows)]
 
 
-def _frame_tracks(frame_index: int, rows: list[tuple[int, np.ndarray, float, int]]) -> FrameTracks:
+def _frame_tracks(frame_index: int, rows: list[_Row]) -> FrameTracks:
     rows = sorted(rows, key=lambda r: r[0])
+    probs = [r[4] for r in rows]
+    known = bool(probs) and all(p is not None for p in probs)
     return FrameTracks(
         frame_index=frame_index,
         track_ids=np.array([r[0] for r in rows], dtype=np.int64),
         boxes_xyxy=np.array([r[1] for r in rows], dtype=np.float32).reshape(-1, 4),
         scores=np.array([r[2] for r in rows], dtype=np.float32),
         labels=np.array([r[3] for r in rows], dtype=np.int64),
+        class_probs=np.stack(probs).astype(np.float32, copy=False) if known else None,
     )
 
 
 @dataclass
 class _PendingFrame:
     index: int
-    hits: list[tuple[TrajectoryEntry, np.ndarray, float]] = field(default_factory=list)
+    hits: list[tuple[TrajectoryEntry, np.ndarray, float, np.ndarray]] = field(default_factory=list)
 
 
 class IDOLTracker:
@@ -273,7 +283,8 @@ class IDOLSession:
             for entry, box in zip(step.hits, pixels):
                 if entry.valid == 1:
                     self._undecided.append(entry)
-                pending.hits.append((entry, box, float(entry.probs[-1].max())))
+                probs = entry.probs[-1]
+                pending.hits.append((entry, box, float(probs.max()), probs.numpy()))
         self._pending.append(pending)
 
     def _emit(self) -> list[FrameTracks]:
@@ -291,14 +302,14 @@ class IDOLSession:
 
     def _decided_frame(self, pending: _PendingFrame) -> FrameTracks:
         rows = []
-        for entry, box, score in pending.hits:
+        for entry, box, score, probs in pending.hits:
             if entry.pruned:
                 continue
             if entry.serial not in self._labels:
                 temporal = entry.temporal_score(self.tracker.inference.temporal_score)
                 self._labels[entry.serial] = int(torch.max(temporal, dim=0)[1])
             assert entry.output_id is not None
-            rows.append((entry.output_id, box, score, self._labels[entry.serial]))
+            rows.append((entry.output_id, box, score, self._labels[entry.serial], probs))
         return _frame_tracks(pending.index, rows)
 
 

@@ -79,6 +79,8 @@ class Trajectory:
         boxes_xyxy: one entry per frame: (4,) float32 pixel box in the original frame, or None.
         frame_scores: one entry per frame: the max class probability of the track's detection, or
             None.
+        frame_probs: one entry per frame: the (K,) float32 class probabilities of the track's
+            detection, or None (empty for a result built without them).
     """
 
     track_id: int
@@ -87,6 +89,7 @@ class Trajectory:
     score: float
     boxes_xyxy: tuple[np.ndarray | None, ...]
     frame_scores: tuple[float | None, ...]
+    frame_probs: tuple[np.ndarray | None, ...] = ()
 
 
 def boxes_to_pixels(
@@ -194,11 +197,17 @@ class TrajectoryBook:
         if not labels:
             return []
         pixels = boxes_to_pixels(torch.stack(entry.boxes_cxcywh_norm), image_size_hw).numpy()
-        maxima = torch.stack(entry.probs).max(dim=1)[0].tolist()
+        probs = torch.stack(entry.probs)
+        maxima, probs_np = probs.max(dim=1)[0].tolist(), probs.numpy()
         boxes: list[np.ndarray | None] = [None] * self.num_frames
         frame_scores: list[float | None] = [None] * self.num_frames
+        frame_probs: list[np.ndarray | None] = [None] * self.num_frames
         for k, frame in enumerate(entry.hit_frames):
-            boxes[frame], frame_scores[frame] = pixels[k], maxima[k]
+            boxes[frame], frame_scores[frame], frame_probs[frame] = (
+                pixels[k],
+                maxima[k],
+                probs_np[k],
+            )
         assert entry.output_id is not None
         return [
             Trajectory(
@@ -208,6 +217,7 @@ class TrajectoryBook:
                 float(scores[label]),
                 tuple(boxes),
                 tuple(frame_scores),
+                tuple(frame_probs),
             )
             for label in labels
         ]
