@@ -1389,6 +1389,20 @@ def test_a_zipped_frame_with_a_broken_exif_is_refused_clearly(tmp_path):
     )
 
 
+def test_the_description_shows_names_and_refusals_as_written(tmp_path):
+    from uvosam_app import handlers as app_handlers
+
+    # a zip member's name with a tag in it: Markdown rendered it as bold, or dropped it
+    frames = _zip_of(
+        tmp_path / "a&b.zip", {"s/0<b>1.png": b"not a png", "s/00002.png": b"nor this"}
+    )
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    text = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
+    assert text.startswith(
+        "**Run would refuse this input:** a&amp;b.zip: s/0&lt;b&gt;1.png is not a readable"
+    ), text
+
+
 def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
     import gradio as gr
 

@@ -347,3 +347,12 @@ def test_track_cli_writes_the_offline_results(tmp_path, monkeypatch):
         json.dumps(results_json(run_idol_offline(outputs, (H, W)), "bear"))
     )
     assert written and all(r["video_id"] == "bear" and len(r["boxes"]) == n for r in written)
+
+
+def test_a_tracker_needs_one_class_name_per_detector_output():
+    from uvosam.testing import tiny_idol_tracker
+
+    detector = tiny_idol_tracker(class_names=("a", "b")).detector
+    with pytest.raises(ValueError, match=r"detector has 2 class output\(s\) but 1 class names"):
+        IDOLTracker(detector, ("object",))
+    assert IDOLTracker(detector, ("a", "b")).class_names == ("a", "b")

@@ -41,7 +41,13 @@ from uvosam_app.models import GetPipeline, mask_model_label, run_config
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import FINISHED, describe_video, failed_status, results_of_another_input
+from uvosam_app.text import (
+    FINISHED,
+    describe_video,
+    failed_status,
+    markdown_text,
+    results_of_another_input,
+)
 from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -262,7 +268,7 @@ class App:
         path = _input_path(video, frames_zip, linked)
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
-            return f"**Run would refuse this input:** {too_big}"
+            return f"**Run would refuse this input:** {markdown_text(too_big)}"
         # as the page's boxes take them once they lose focus (Run gets no other value from the page)
         taken, note = page_values(self.settings, stride=stride, max_frames=max_frames)
         stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
@@ -276,7 +282,9 @@ class App:
                     path, limits=self.settings.limits(), stride=stride, max_frames=max_frames
                 )
         except USER_ERRORS as err:
-            return f"{note}**Run would refuse this input:** {to_gr_error(err).message}"
+            return (
+                f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
+            )
         fps = self.speeds.get((tracker, sam))
         models = f"{tracker} + {mask_model_label(sam)}"
         on_cpu = app_gpu.default_device() == "cpu"

@@ -4,6 +4,7 @@ line, what an upload is before Run, the scores. Nothing here imports gradio.
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -209,7 +210,7 @@ def describe_video(
     """
     rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")
     source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
-    text = f"**{name}**: {info.width}x{info.height}, {info.num_frames} {source}."
+    text = f"**{markdown_text(name)}**: {info.width}x{info.height}, {info.num_frames} {source}."
     covered = info.num_output_frames(stride=stride, max_frames=max_frames)
     suffix = (
         "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
@@ -262,10 +263,17 @@ def score_markdown(scores: DavisScores, track_of_label: Mapping[int, int], frame
     )
 
 
+def markdown_text(text: str) -> str:
+    """``text`` (a file name, a refusal's message) for a Markdown output, shown as written: the page renders Markdown
+    as sanitized HTML, where a ``<...>`` in it (a zip member ``s/0<b>1.png``) was taken for a tag and ``&amp;`` showed
+    as ``&``."""
+    return html.escape(text, quote=False)
+
+
 def results_of_another_input(name: str) -> str:
     """Markdown under an upload's description when the results shown (video, zip, tracks) are of the session's last
     run, made from another input (``name``: that input's file name): Re-render and Score act on them."""
     return (
-        f"**The results below are of your last run, on an earlier input ({name}):** Re-render and Score use them; "
+        f"**The results below are of your last run, on an earlier input ({markdown_text(name)}):** Re-render and Score use them; "
         "Run replaces them with this input's."
     )

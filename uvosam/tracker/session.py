@@ -155,6 +155,15 @@ class IDOLTracker:
             raise ValueError(
                 "IDOLTracker needs the detector's class names (e.g. ('object',)); got none"
             )
+        num_classes = getattr(
+            getattr(detector, "cfg", None), "num_classes", None
+        )  # an IDOLDetector's
+        if num_classes is not None and num_classes != len(class_names):
+            raise ValueError(
+                f"IDOLTracker: the detector has {num_classes} class output(s) but {len(class_names)} class names "
+                f"were given ({tuple(class_names)[:5]}...); give one name per output "
+                "(uvosam.classes.class_names_for(weights, num_classes) picks them for a checkpoint)"
+            )
         self.detector = detector
         self.class_names = tuple(class_names)
         self.association = association
