@@ -428,6 +428,29 @@ def test_a_checked_connection_refuses_private_addresses_by_default(no_connect):
             kind("127.0.0.1", 8000).connect()
 
 
+def test_the_hubs_own_hosts_are_fetched_where_they_resolve_inside_the_network(
+    server, tmp_path, monkeypatch
+):
+    """On a Space, huggingface.co and *.hf.co may resolve to Hugging Face's internal addresses (here: the test
+    server's 127.0.0.1); those names are trusted, look-alikes are not."""
+    server.routes["/d/clip.mp4"] = send(BODY, MP4)
+    resolve = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, port, *a, **k: resolve("127.0.0.1", port, *a, **k)
+    )
+    for host in ("huggingface.co", "cdn-lfs.hf.co", "HF.CO."):
+        (tmp_path / host).mkdir()
+        path = fetch(
+            f"http://{host}:{server.port}/d/clip.mp4", tmp_path / host, allow_private=False
+        )
+        assert path.read_bytes() == BODY
+    (tmp_path / "x").mkdir()
+    for host in ("nothf.co", "huggingface.co.example.com", "hf.com"):
+        with pytest.raises(RemoteVideoError, match="inside this server's network"):
+            fetch(f"http://{host}:{server.port}/d/clip.mp4", tmp_path / "x", allow_private=False)
+    assert files_in(tmp_path / "x") == []
+
+
 def test_is_public_address():
     public = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
     inside = ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0",

@@ -5,7 +5,7 @@ and sockets and HTTP(S) connections that check them.
 service 169.254.169.254), multicast, reserved or unspecified address; IPv4 inside IPv6 is judged as IPv4.
 ``open_checked_socket`` checks every address a host name resolves to, connects to such a checked address itself
 (no second DNS lookup that could be rebound), and checks the address it actually reached again before a byte is
-sent; ``CheckedHTTPConnection`` / ``CheckedHTTPSConnection`` get their socket from it (for https, before the TLS
+sent (the Hugging Face Hub's own host names excepted: ``TRUSTED_DOMAINS``); ``CheckedHTTPConnection`` / ``CheckedHTTPSConnection`` get their socket from it (for https, before the TLS
 handshake). A refused address raises ``RemoteVideoError``. Standard library only; no proxy settings are read.
 """
 
@@ -23,7 +23,9 @@ __all__ = [
     "CheckedHTTPConnection",
     "CheckedHTTPSConnection",
     "IPAddress",
+    "TRUSTED_DOMAINS",
     "is_public_address",
+    "is_trusted_host",
     "open_checked_socket",
 ]
 
@@ -55,8 +57,21 @@ def _address_kind(ip: IPAddress) -> str:
     return next((k.replace("_", "-") for k in kinds if getattr(ip, f"is_{k}")), "not public")
 
 
+TRUSTED_DOMAINS = ("hf.co", "huggingface.co")
+"""Hosts (these domains and their subdomains) allowed whatever address they resolve to: on a Hugging Face Space,
+the Hub's own names (a dataset file's ``huggingface.co/.../resolve/...`` link and the ``*.hf.co`` storage it
+redirects to) may resolve to addresses inside Hugging Face's network, which ``is_public_address`` refuses; only
+Hugging Face controls what they resolve to. Gradio trusts the same names for its own downloads."""
+
+
+def is_trusted_host(host: str) -> bool:
+    """Whether ``host`` is one of ``TRUSTED_DOMAINS`` or a subdomain of one (letter case and a final dot ignored)."""
+    name = host.lower().rstrip(".")
+    return any(name == domain or name.endswith("." + domain) for domain in TRUSTED_DOMAINS)
+
+
 def _check_address(host: str, ip: IPAddress, allowed: AddressCheck) -> None:
-    if allowed(ip):
+    if allowed(ip) or is_trusted_host(host):
         return
     what = str(ip) if host == str(ip) else f"{host} (at {ip})"
     raise RemoteVideoError(
