@@ -6,9 +6,9 @@ hands each file of an input to its component's ``Block.async_move_resource_to_bl
 http(s) path with ``processing_utils.async_ssrf_protected_download``: no size limit, no deadline, so a stranger
 could fill the server's disk. ``bound_file_links`` replaces that method on every component of the app (an attribute
 of the instance: the component's class, config and API stay Gradio's). A path that Gradio's
-``is_http_url_like`` calls a link is downloaded by ``uvosam.remote_video.download_video`` with Load's limits (at
-most ``max_upload_mb``, ``url_timeout_s``, public addresses only unless ``url_allow_private``, page links refused),
-or refused when the app takes no links (``url_input``); a refusal reaches the client as a ``gr.Error`` with the
+``is_http_url_like`` calls a link is downloaded as Load downloads one (``uvosam_app.links.download``: at most
+``max_upload_mb``, ``url_timeout_s``, public addresses only unless ``url_allow_private``, page links refused), or
+refused when the app takes no links (``url_input``); a refusal reaches the client as a ``gr.Error`` with the
 downloader's message (what came, the limit, what to do), as Load gives it. Any other path (an upload, a file the
 server served) goes to Gradio's own method, unchanged.
 
@@ -39,10 +39,8 @@ import gradio as gr
 from gradio_client.utils import is_http_url_like
 
 from uvosam.errors import RemoteVideoError
-from uvosam.remote_video import download_video
+from uvosam_app.links import LINKS_OFF, download
 from uvosam_app.settings import AppSettings
-
-LINKS_OFF = "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
 
 Move = Callable[[str | Path | None], Awaitable[str | None]]
 
@@ -81,15 +79,7 @@ def fetch_link(url: str, cache_dir: Path, settings: AppSettings) -> str:
     cache_dir.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="link-", dir=cache_dir))
     try:
-        return str(
-            download_video(
-                url,
-                folder,
-                max_bytes=settings.max_upload_mb << 20,
-                timeout_s=settings.url_timeout_s,
-                allow_private=settings.url_allow_private,
-            )
-        )
+        return str(download(url, folder, settings))
     except BaseException as err:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(err, RemoteVideoError):
