@@ -14,9 +14,10 @@ frames is > 0.05, ``score`` = that mean, the track's masks under each such class
 order, in a video tracks in the order IDOL opened them, then classes in index order
 (``export_formats.ytvis_entries``). So a track whose class is uncertain is scored under each likely class, as in
 the paper's YouTube-VIS AP. With the default pipeline (every tracked box is segmented) the mean runs over the same
-frames as the original's. ``per_class=False`` gives one entry per track instead (its streamed label, its mean
-per-frame score: the highest class probability of each frame, averaged, which is >= the original's mean of any one
-class; equal with one class, or when the same class is the most likely in every frame).
+frames as the original's. A tracker whose config turns ``MULTI_CLS_ON`` off gets one entry per track
+(``ytvis_class_thres``): its streamed label, its mean per-frame score (the highest class probability of each frame,
+averaged, which is >= the original's mean of any one class; equal with one class, or when the same class is the
+most likely in every frame).
 """
 
 from __future__ import annotations
@@ -266,19 +267,19 @@ def ytvis_class_thres(tracker: BoxTracker) -> float | None:
 
 def run_ytvis(
     pipe: UVOSAM, ytvis_root: str | Path, out_json: str | Path, *, split: str = "valid",
-    progress: Callable[[SequenceDone], None] | None = None, per_class: bool = True,
+    progress: Callable[[SequenceDone], None] | None = None,
 ) -> Path:  # fmt: skip
     """Segment every video of a YouTube-VIS split; write ``out_json`` and ``<out_json stem>.zip``. Returns the zip.
 
-    ``per_class``: the original IDOL's entries, one per (track, class) above its threshold (``ytvis_class_thres``
-    of ``pipe.tracker``; see module docstring); False: one entry per track.
+    Its entries are the original IDOL's, one per (track, class) above the threshold ``ytvis_class_thres`` gives for
+    ``pipe.tracker`` (see the module docstring).
     """
     videos, images_root = ytvis_videos(Path(ytvis_root), split)
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     options = ExportOptions(
         davis=False, cutouts=False, mattes=False, results_json=False, ytvis=True, tracks_csv=False,
-        timeline=False, ytvis_class_thres=ytvis_class_thres(pipe.tracker) if per_class else None,
+        timeline=False, ytvis_class_thres=ytvis_class_thres(pipe.tracker),
     )  # fmt: skip
     entries = []
     with tempfile.TemporaryDirectory(dir=out_json.parent) as tmp:
