@@ -176,6 +176,7 @@ def test_ytvis_run_takes_the_threshold_from_the_trackers_config():
 
     assert ytvis_class_thres(tracker()) == 0.05 == ytvis_class_thres(object())
     assert ytvis_class_thres(tracker(apply_cls_thres=0.2)) == 0.2
-    assert ytvis_class_thres(tracker(multi_cls_on=False)) is None  # one entry per track
+    with pytest.warns(UserWarning, match="multi_cls_on is off: .* once, under its streamed label"):
+        assert ytvis_class_thres(tracker(multi_cls_on=False)) is None  # one entry per track
     with pytest.warns(UserWarning, match="MEAN class probability"):
         ytvis_class_thres(tracker(temporal_score="max"))
