@@ -15,7 +15,8 @@ server served) goes to Gradio's own method, unchanged.
 The file lands in a folder of its own (``link-*``) in the component's Gradio cache and is registered in its
 ``temp_files``, as Gradio registers its own downloads: the cache's sweep (``delete_cache`` in ``app.build_demo``)
 deletes it with the uploads (the emptied folder stays, as Gradio's own do). A refused or failed download leaves
-no file and no folder.
+no file and no folder; one whose request is cancelled meanwhile (``/cancel``) runs on in its thread, which cannot be
+cut, and its folder is deleted when it ends.
 
 Why this hook: it is the one method that every file of every input goes through (the sync
 ``move_resource_to_block_cache`` serves only values the app itself sets: examples, defaults). A subclass of
@@ -60,11 +61,25 @@ def _bounded_move(component: gr.components.Component, settings: AppSettings) -> 
         if url_or_file_path is None or not is_http_url_like(str(url_or_file_path)):
             return await gradio_move(url_or_file_path)
         cache = Path(component.GRADIO_CACHE)
-        path = await asyncio.to_thread(fetch_link, str(url_or_file_path), cache, settings)
+        fetch = asyncio.ensure_future(
+            asyncio.to_thread(fetch_link, str(url_or_file_path), cache, settings)
+        )
+        try:
+            path = await asyncio.shield(fetch)
+        except asyncio.CancelledError:
+            # the request was cancelled: the download goes on in its thread, its file to be deleted
+            fetch.add_done_callback(_discard)
+            raise
         component.temp_files.add(path)
         return path
 
     return move
+
+
+def _discard(fetch: asyncio.Future[str]) -> None:
+    """Delete what a download no request waits for any more left (its folder; nothing if it failed)."""
+    if not fetch.cancelled() and fetch.exception() is None:
+        shutil.rmtree(Path(fetch.result()).parent, ignore_errors=True)
 
 
 def fetch_link(url: str, cache_dir: Path, settings: AppSettings) -> str:
