@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from uvosam.tracker.outputs import DetectorOutput
 from uvosam.types import FrameTracks
 
 
@@ -137,4 +138,20 @@ class MovingBoxTracker:
             boxes_xyxy=boxes,
             scores=(0.9 - 0.3 * k).clip(0.05).astype(np.float32),
             labels=(k % len(self.class_names)).astype(np.int64),
+        )
+
+
+@dataclass
+class SliceDetector:
+    """Fake detector: returns the next slices of recorded outputs, one frame per input frame."""
+
+    outputs: DetectorOutput
+    calls: list[int] = field(default_factory=list)
+
+    def detect_frames(self, frames):
+        start = sum(self.calls)
+        self.calls.append(len(frames))
+        sl = slice(start, start + len(frames))
+        return DetectorOutput(
+            self.outputs.logits[sl], self.outputs.boxes_cxcywh_norm[sl], self.outputs.embeddings[sl]
         )

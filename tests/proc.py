@@ -1,7 +1,24 @@
-"""Process checks shared by the tests."""
+"""Process checks and the ffmpeg runner shared by the tests."""
 
 import os
+import subprocess
 from pathlib import Path
+
+import imageio_ffmpeg
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg(*args: str | Path) -> None:
+    """Run the bundled ffmpeg with ``args`` (errors only, overwriting outputs); raise if it fails."""
+    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def ffmpeg_header(path: Path) -> str:
+    """What ``ffmpeg -i path`` prints about the file (its streams)."""
+    return subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path)], check=False, capture_output=True, text=True
+    ).stderr
 
 
 def ffmpeg_children() -> list[int]:

@@ -10,6 +10,8 @@ import asyncio
 import io
 import re
 import subprocess
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -355,3 +357,48 @@ def test_every_file_input_of_the_api_takes_links_as_load_does(site, tmp_path):
         with pytest.raises(gr.Error, match=r"takes no links .*download the file and upload it"):
             asyncio.run(block.async_move_resource_to_block_cache(link))
     assert len(server.seen) == seen
+
+
+def test_a_link_download_cancelled_over_the_api_leaves_no_file(site, tmp_path):
+    """A request cancelled while a file given as a link downloads (gradio_client's ``job.cancel()``): the download
+    goes on in its thread, which cannot be cut, and the file it leaves is deleted, not kept in Gradio's cache
+    unlisted (its sweep deletes only the files it lists)."""
+    server, clip = site
+    sent = threading.Event()
+    part = len(clip) // 4 + 1
+
+    def slow(h) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Length", str(len(clip)))
+        h.end_headers()
+        for start in range(0, len(clip), part):
+            time.sleep(0.1)
+            h.wfile.write(clip[start : start + part])
+        sent.set()
+
+    server.routes["/media/slow.mp4"] = slow
+    settings = AppSettings(work_root=tmp_path, url_allow_private=True)
+    demo = app_module.build_demo(lambda preset, sam: None, settings=settings)
+    video = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "inp")
+    cache = Path(get_upload_folder())
+    before = set(cache.rglob("*"))
+
+    async def cancel_it() -> set[Path]:
+        move = asyncio.create_task(
+            video.async_move_resource_to_block_cache(server.url("/media/slow.mp4"))
+        )
+        await asyncio.sleep(0.15)
+        move.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await move
+        assert not sent.is_set()  # cancelled mid-download
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the loop runs on, as a server's does
+            left = set(cache.rglob("*")) - before
+            if sent.is_set() and not left:
+                break
+            await asyncio.sleep(0.05)
+        return left
+
+    assert asyncio.run(cancel_it()) == set() and sent.is_set()

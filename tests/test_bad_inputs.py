@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 from app_helpers import davis_labels, ffmpeg_children, zip_names
 from doubles import MovingBoxTracker
 from PIL import Image
+from proc import ffmpeg as ff
 
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.job import run_job
@@ -30,7 +29,6 @@ from uvosam.video import DEFAULT_FPS, probe
 from uvosam.video_decoder import RgbDecoder
 from uvosam_app.settings import AppSettings
 
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 OPTIONS = JobOptions(limits=AppSettings().limits())  # 900 frames, 120 s, 1920 px: the app's
 ACCEPTED = r"Accepted: a video file \(\.mp4"
 
@@ -53,10 +51,6 @@ class Fails:
     error: type[Exception]
     match: str
     decodes: bool = False
-
-
-def ff(*args: str | Path) -> None:
-    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *map(str, args)], check=True)
 
 
 def enc(path: Path, *codec: str, size: str = "64x48", frames: int = 10, rate: int = 10,

@@ -4,11 +4,11 @@ synthetic streams)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 import torch
+from doubles import SliceDetector
 
 from uvosam.tracker.association_config import InferenceConfig
 from uvosam.tracker.outputs import DetectorOutput
@@ -17,22 +17,6 @@ from uvosam.tracker.session import IDOLTracker, decision_lookahead, frames_from_
 from uvosam.tracker.trajectories import TrajectoryBook
 
 H, W = 48, 64
-
-
-@dataclass
-class SliceDetector:
-    """Fake detector: returns the next slices of recorded outputs, one frame per input frame."""
-
-    outputs: DetectorOutput
-    calls: list[int] = field(default_factory=list)
-
-    def detect_frames(self, frames):
-        start = sum(self.calls)
-        self.calls.append(len(frames))
-        sl = slice(start, start + len(frames))
-        return DetectorOutput(
-            self.outputs.logits[sl], self.outputs.boxes_cxcywh_norm[sl], self.outputs.embeddings[sl]
-        )
 
 
 def stream(outputs: DetectorOutput, batch_size: int, **kwargs):

@@ -264,3 +264,22 @@ def test_a_run_resumed_after_a_crash_logs_each_iteration_once(tmp_path, monkeypa
     monkeypatch.setattr(loop, "_train_step", step)
     train(cfg, videos, [1.0], tmp_path, resume=True, progress=False)  # from model_0000001 (2 steps)
     assert [r["iteration"] for r in _rows(tmp_path / "losses.csv")] == ["1", "2", "3", "4", "5"]
+
+
+def test_a_failed_rewrite_of_the_loss_log_leaves_it_whole(tmp_path, monkeypatch):
+    """keep_until rewrites losses.csv: a failure meanwhile (a full disk) keeps the old file, not a truncated one."""
+    from uvosam.train.loop import LossLog
+
+    path = tmp_path / "losses.csv"
+    path.write_text("iteration,lr,total_loss\n1,0.1,2.0\n2,0.1,1.5\n")
+    before = path.read_text()
+
+    def disk_full(self, rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        LossLog(path, 1).keep_until(1)
+    assert path.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "losses.csv"
+    ]

@@ -14,11 +14,10 @@ import tracemalloc
 import zlib
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image, ImageOps, PngImagePlugin
-from proc import ffmpeg_children
+from proc import ffmpeg, ffmpeg_children, ffmpeg_header
 
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
@@ -27,18 +26,6 @@ from uvosam.video import DEFAULT_FPS, VideoWriter, iter_frames, probe
 from uvosam.video_decoder import DecodeError, RgbDecoder
 from uvosam.video_packets import read_packet_stats
 from uvosam.video_probe import _packet_count, resolve_fps
-
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def ffmpeg(*args: str | Path) -> None:
-    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *map(str, args)], check=True)
-
-
-def ffmpeg_header(path: Path) -> str:
-    return subprocess.run(
-        [FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True
-    ).stderr
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10, **kw) -> Path:

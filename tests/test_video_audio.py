@@ -10,11 +10,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 from doubles import MovingBoxTracker
 from PIL import Image
+from proc import FFMPEG, ffmpeg, ffmpeg_header
 
 import uvosam_cli
 import uvosam_cli.segment
@@ -27,12 +27,7 @@ from uvosam.video import VideoInfo, iter_probed, probe
 from uvosam.video_packets import read_packet_stats
 from uvosam.video_writer import VideoWriter
 
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 FPS = 10
-
-
-def ffmpeg(*args: str | Path) -> None:
-    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *map(str, args)], check=True)
 
 
 def clip(
@@ -49,8 +44,7 @@ def clip(
 
 def streams(path: Path) -> dict[str, tuple[str, float, float]]:
     """``{"v"|"a": (codec, first time, end time)}`` of the first video and audio stream in ``path`` (those there)."""
-    header = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], check=False, capture_output=True,
-                            text=True).stderr  # fmt: skip
+    header = ffmpeg_header(path)
     found = {}
     for kind, name in (("v", "Video"), ("a", "Audio")):
         codec = re.search(rf"Stream #0:\d+.*?: {name}: (\w+)", header)

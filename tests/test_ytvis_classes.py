@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from doubles import SliceDetector
 
 from uvosam.eval.runner import ytvis_class_thres
 from uvosam.export import ExportWriter
@@ -131,19 +132,6 @@ def test_results_without_class_probabilities_warn_once_and_list_each_track_once(
     ]
 
 
-class _Replay:
-    """Fake detector: the next slices of recorded outputs, one frame per input frame."""
-
-    def __init__(self, outputs):
-        self.outputs, self.done = outputs, 0
-
-    def detect_frames(self, frames):
-        sl = slice(self.done, self.done + len(frames))
-        self.done += len(frames)
-        out = self.outputs
-        return DetectorOutput(out.logits[sl], out.boxes_cxcywh_norm[sl], out.embeddings[sl])
-
-
 def test_streamed_tracks_give_the_offline_per_class_results(tmp_path, fixtures_dir):
     """A 3-class recording through the streaming tracker and the writer: the entries are ``IDOL.inference``'s
     (trajectory, class) results, in its order, with its scores and the frames of each trajectory."""
@@ -153,7 +141,7 @@ def test_streamed_tracks_give_the_offline_per_class_results(tmp_path, fixtures_d
     height, width = 6, 8
     offline = run_idol_offline(outputs, (height, width))
     assert len(offline) > len({t.track_id for t in offline})  # some track has two classes > 0.05
-    session = IDOLTracker(_Replay(outputs), ("a", "b", "c"), batch_size=4).new_video(
+    session = IDOLTracker(SliceDetector(outputs), ("a", "b", "c"), batch_size=4).new_video(
         height=height, width=width
     )
     tracks = [ft for _ in range(len(outputs)) for ft in session.push(np.zeros((6, 8, 3), np.uint8))]
@@ -172,10 +160,11 @@ def test_streamed_tracks_give_the_offline_per_class_results(tmp_path, fixtures_d
 
 def test_ytvis_run_takes_the_threshold_from_the_trackers_config():
     def tracker(**inference):
-        return IDOLTracker(_Replay(None), ("a", "b"), inference=InferenceConfig(**inference))
+        return IDOLTracker(SliceDetector(None), ("a", "b"), inference=InferenceConfig(**inference))
 
     assert ytvis_class_thres(tracker()) == 0.05 == ytvis_class_thres(object())
     assert ytvis_class_thres(tracker(apply_cls_thres=0.2)) == 0.2
-    assert ytvis_class_thres(tracker(multi_cls_on=False)) is None  # one entry per track
+    with pytest.warns(UserWarning, match="multi_cls_on is off: .* once, under its streamed label"):
+        assert ytvis_class_thres(tracker(multi_cls_on=False)) is None  # one entry per track
     with pytest.warns(UserWarning, match="MEAN class probability"):
         ytvis_class_thres(tracker(temporal_score="max"))

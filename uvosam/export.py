@@ -241,7 +241,8 @@ class ExportWriter:
                 f"ExportWriter: frame {result.frame_index} has no class_probs (the tracker gives none, or the "
                 "results were read back from a mask cache), so ytvis_results.json cannot follow IDOL's "
                 "MULTI_CLS_ON rule for those frames; a track without any is listed once, under its label with "
-                "its mean score. Run the pipeline with an IDOLTracker to get them.",
+                "its mean score (if that is over the threshold). Run the pipeline with an IDOLTracker to get "
+                "them.",
                 stacklevel=4,
             )
 

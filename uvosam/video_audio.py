@@ -1,7 +1,7 @@
 """The source's sound in an output mp4: ``AudioSource`` names it, ``add_audio`` muxes it into a finished video.
 
 ``VideoWriter`` (``uvosam.video_writer``) encodes its frames into a silent mp4 as they come, then, once that file is
-finished, ``add_audio`` runs one more ffmpeg (the binary bundled with imageio-ffmpeg): the video stream copied, the
+finished, ``add_audio`` runs one more ffmpeg (``uvosam.video_probe.run_ffmpeg``): the video stream copied, the
 source's FIRST audio stream (``-map 1:a:0``) copied or encoded, ``+faststart``, written beside the video as
 ``<name>.tmp`` and renamed over it (``uvosam.atomic_files``). If that fails, the silent video stays as it was.
 
@@ -31,9 +31,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
-
 from uvosam.atomic_files import replacing
+from uvosam.video_probe import run_ffmpeg
 
 __all__ = ["COPIED_CODECS", "AudioSource", "add_audio"]
 
@@ -77,8 +76,8 @@ def add_audio(video: Path, source: AudioSource, *, duration_s: float) -> None:
     cut = ["-ss", f"{source.start_s:.6f}"] if source.start_s >= _MIN_START_S else []
     codec = "copy" if source.codec in COPIED_CODECS else "aac"
     with replacing(video) as tmp:
-        cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        args = [
+            "-loglevel", "error", "-y",
             # absolute paths: never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
             "-i", str(video.absolute()),
             *cut, "-t", f"{duration_s:.6f}", "-i", str(source.path.absolute()),
@@ -86,22 +85,15 @@ def add_audio(video: Path, source: AudioSource, *, duration_s: float) -> None:
             "-movflags", "+faststart", "-f", "mp4", str(tmp.absolute()),
         ]  # fmt: skip
         try:
-            done = subprocess.run(
-                cmd,
-                check=False,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                timeout=_TIMEOUT_S + duration_s,
-            )
+            code, said = run_ffmpeg(args, _TIMEOUT_S + duration_s)
         except subprocess.TimeoutExpired as err:
             raise OSError(
                 f"adding the sound of {source.path.name} to {video.name} took over {err.timeout:.0f} s"
             ) from err
-        if done.returncode != 0:
-            said = done.stderr.decode("utf-8", "replace").strip()
+        if code != 0:
+            said = said.strip()
             logger.debug("ffmpeg adding the sound of %s said: %s", source.path, said)
             raise OSError(
                 f"ffmpeg could not add the sound of {source.path.name} ({source.codec}) to {video.name} "
-                f"(exit code {done.returncode}): {said.splitlines()[0] if said else 'nothing said'}"
+                f"(exit code {code}): {said.splitlines()[0] if said else 'nothing said'}"
             )

@@ -13,8 +13,9 @@ is refused before its frames are counted:
 * ``resolve_fps`` picks the frame rate: the header's, or the frames' timestamps' average where the two
   disagree (variable-frame-rate webm/mkv).
 
-Every error is a ``VideoReadError`` whose message ends with ``accepted`` (what inputs are accepted, from the
-caller) where the input may simply be the wrong kind of file.
+``run_ffmpeg`` runs the bundled binary to its end (also for ``uvosam.video_audio``). Every error is a
+``VideoReadError`` whose message ends with ``accepted`` (what inputs are accepted, from the caller) where the input
+may simply be the wrong kind of file.
 """
 
 from __future__ import annotations
@@ -60,28 +61,37 @@ class Header:
     audio_codec: str = ""
 
 
+def run_ffmpeg(args: list[str], timeout: float, stdout: IO[bytes] | None = None) -> tuple[int, str]:
+    """Run the bundled ffmpeg (``-hide_banner -nostdin`` + ``args``, no stdin) to its end; return (exit code,
+    stderr text). ``stdout``: where its output goes (default: discarded).
+
+    Raises:
+        subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (it was killed).
+    """
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
+    out = subprocess.DEVNULL if stdout is None else stdout
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.PIPE,
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stderr.decode("utf-8", "replace")
+
+
 def _run_ffmpeg(
     args: list[str], timeout: float, path: Path, stdout: IO[bytes] | None = None
 ) -> tuple[int, str]:
-    """Run the bundled ffmpeg; return (exit code, stderr text). ``stdout``: where its output goes
-    (default: discarded)."""
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
-    out = subprocess.DEVNULL if stdout is None else stdout
+    """``run_ffmpeg`` reading ``path``, whose timeout is a ``VideoReadError``."""
     try:
-        proc = subprocess.run(
-            cmd,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.PIPE,
-            timeout=timeout,
-        )
+        return run_ffmpeg(args, timeout, stdout)
     except subprocess.TimeoutExpired as err:
         raise VideoReadError(
             f"ffmpeg needed more than {timeout:.0f} s to read {path.name}; the file may be on a "
             "stalled network drive or be malformed. Copy it locally or re-encode it."
         ) from err
-    return proc.returncode, proc.stderr.decode("utf-8", "replace")
 
 
 # Demuxers whose "file" names other files or network addresses that ffmpeg would then open (HLS and DASH

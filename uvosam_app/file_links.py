@@ -6,16 +6,17 @@ hands each file of an input to its component's ``Block.async_move_resource_to_bl
 http(s) path with ``processing_utils.async_ssrf_protected_download``: no size limit, no deadline, so a stranger
 could fill the server's disk. ``bound_file_links`` replaces that method on every component of the app (an attribute
 of the instance: the component's class, config and API stay Gradio's). A path that Gradio's
-``is_http_url_like`` calls a link is downloaded by ``uvosam.remote_video.download_video`` with Load's limits (at
-most ``max_upload_mb``, ``url_timeout_s``, public addresses only unless ``url_allow_private``, page links refused),
-or refused when the app takes no links (``url_input``); a refusal reaches the client as a ``gr.Error`` with the
+``is_http_url_like`` calls a link is downloaded as Load downloads one (``uvosam_app.links.download``: at most
+``max_upload_mb``, ``url_timeout_s``, public addresses only unless ``url_allow_private``, page links refused), or
+refused when the app takes no links (``url_input``); a refusal reaches the client as a ``gr.Error`` with the
 downloader's message (what came, the limit, what to do), as Load gives it. Any other path (an upload, a file the
 server served) goes to Gradio's own method, unchanged.
 
 The file lands in a folder of its own (``link-*``) in the component's Gradio cache and is registered in its
 ``temp_files``, as Gradio registers its own downloads: the cache's sweep (``delete_cache`` in ``app.build_demo``)
 deletes it with the uploads (the emptied folder stays, as Gradio's own do). A refused or failed download leaves
-no file and no folder.
+no file and no folder; one whose request is cancelled meanwhile (``/cancel``) runs on in its thread, which cannot be
+cut, and its folder is deleted when it ends.
 
 Why this hook: it is the one method that every file of every input goes through (the sync
 ``move_resource_to_block_cache`` serves only values the app itself sets: examples, defaults). A subclass of
@@ -39,10 +40,8 @@ import gradio as gr
 from gradio_client.utils import is_http_url_like
 
 from uvosam.errors import RemoteVideoError
-from uvosam.remote_video import download_video
+from uvosam_app.links import LINKS_OFF, download
 from uvosam_app.settings import AppSettings
-
-LINKS_OFF = "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
 
 Move = Callable[[str | Path | None], Awaitable[str | None]]
 
@@ -62,11 +61,25 @@ def _bounded_move(component: gr.components.Component, settings: AppSettings) -> 
         if url_or_file_path is None or not is_http_url_like(str(url_or_file_path)):
             return await gradio_move(url_or_file_path)
         cache = Path(component.GRADIO_CACHE)
-        path = await asyncio.to_thread(fetch_link, str(url_or_file_path), cache, settings)
+        fetch = asyncio.ensure_future(
+            asyncio.to_thread(fetch_link, str(url_or_file_path), cache, settings)
+        )
+        try:
+            path = await asyncio.shield(fetch)
+        except asyncio.CancelledError:
+            # the request was cancelled: the download goes on in its thread, its file to be deleted
+            fetch.add_done_callback(_discard)
+            raise
         component.temp_files.add(path)
         return path
 
     return move
+
+
+def _discard(fetch: asyncio.Future[str]) -> None:
+    """Delete what a download no request waits for any more left (its folder; nothing if it failed)."""
+    if not fetch.cancelled() and fetch.exception() is None:
+        shutil.rmtree(Path(fetch.result()).parent, ignore_errors=True)
 
 
 def fetch_link(url: str, cache_dir: Path, settings: AppSettings) -> str:
@@ -81,15 +94,7 @@ def fetch_link(url: str, cache_dir: Path, settings: AppSettings) -> str:
     cache_dir.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="link-", dir=cache_dir))
     try:
-        return str(
-            download_video(
-                url,
-                folder,
-                max_bytes=settings.max_upload_mb << 20,
-                timeout_s=settings.url_timeout_s,
-                allow_private=settings.url_allow_private,
-            )
-        )
+        return str(download(url, folder, settings))
     except BaseException as err:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(err, RemoteVideoError):

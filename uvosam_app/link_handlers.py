@@ -15,10 +15,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from uvosam.remote_video import download_video
 from uvosam_app import links as app_links
 from uvosam_app.errors import USER_ERRORS, text_toasts, to_gr_error
-from uvosam_app.file_links import LINKS_OFF
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE
 
@@ -57,7 +55,7 @@ class LinkHandlers:
         earlier download goes (a linked one once this Load succeeded); the session's folder goes with the session.
         """
         if not self.settings.url_input:
-            raise gr.Error(LINKS_OFF, print_exception=False)
+            raise gr.Error(app_links.LINKS_OFF, print_exception=False)
         if not (url or "").strip():
             raise gr.Error(
                 f"Paste a direct link to a video file first, e.g. {LINK_EXAMPLE}, then press Load.",
@@ -68,12 +66,10 @@ class LinkHandlers:
         with self.work.held(Path(linked).parent if linked else None):
             folder = self.work.new_dir(session_key(request), "link", keep=keep)
         try:
-            path = download_video(
+            path = app_links.download(
                 url,
                 folder,
-                max_bytes=self.settings.max_upload_mb << 20,
-                timeout_s=self.settings.url_timeout_s,
-                allow_private=self.settings.url_allow_private,
+                self.settings,
                 progress=lambda done, total: progress((done, total), desc="downloading"),
             )
             loaded = app_links.check_download(path, self.settings)

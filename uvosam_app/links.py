@@ -1,5 +1,6 @@
-"""A file loaded from a link (Load): where it goes, the player or the "linked video" state. Non-UI helpers of
-``uvosam_app.handlers`` (no gradio here).
+"""A file loaded from a link (Load): how it is downloaded (``download``, with Load's limits, which a file input that an
+API client gives as a link shares: ``uvosam_app.file_links``) and where it goes, the player or the "linked video"
+state. Non-UI helpers of ``uvosam_app.handlers`` (no gradio here).
 
 The input player (``gr.Video``) converts, when it shows a file, whatever browsers cannot play: Gradio 6.31's
 ``_format_video`` remuxes an H.264/AV1 stream (with AAC/MP3 audio or none) into an mp4 (lossless, fast), and
@@ -12,12 +13,14 @@ stands in for the preview (``first_frame``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from uvosam.remote_files import is_zip_download
+from uvosam.remote_video import download_video
 from uvosam.video import VideoInfo, iter_probed, probe
 from uvosam_app.settings import AppSettings
 from uvosam_app.uploads import FramesZip
@@ -48,6 +51,25 @@ class Loaded:
     video: str | None = None
     frames_zip: str | None = None
     linked: str | None = None
+
+
+def download(
+    url: str,
+    folder: Path,
+    settings: AppSettings,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
+    """Download ``url`` into ``folder`` with Load's limits: at most ``max_upload_mb``, within ``url_timeout_s``,
+    public addresses only unless ``url_allow_private`` (``uvosam.remote_video.download_video``, whose
+    ``RemoteVideoError`` it raises, leaving no file); ``progress(done, total)`` as the bytes come."""
+    return download_video(
+        url,
+        folder,
+        max_bytes=settings.max_upload_mb << 20,
+        timeout_s=settings.url_timeout_s,
+        allow_private=settings.url_allow_private,
+        progress=progress,
+    )
 
 
 def needs_reencode(info: VideoInfo) -> bool:
@@ -83,6 +105,7 @@ def linked_note(info: VideoInfo) -> str:
     )
 
 
+LINKS_OFF = "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
 GONE = (
     "The file loaded from the link is no longer kept on the server (the session's files expire): press Load "
     "again, or upload the file."

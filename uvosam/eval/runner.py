@@ -14,9 +14,11 @@ frames is > 0.05, ``score`` = that mean, the track's masks under each such class
 order, in a video tracks in the order IDOL opened them, then classes in index order
 (``export_formats.ytvis_entries``). So a track whose class is uncertain is scored under each likely class, as in
 the paper's YouTube-VIS AP. With the default pipeline (every tracked box is segmented) the mean runs over the same
-frames as the original's. ``per_class=False`` gives one entry per track instead (its streamed label, its mean
-per-frame score: the highest class probability of each frame, averaged, which is >= the original's mean of any one
-class; equal with one class, or when the same class is the most likely in every frame).
+frames as the original's. A tracker whose config turns ``MULTI_CLS_ON`` off gets one entry per track
+(``ytvis_class_thres``): its streamed label, its mean per-frame score (the highest class probability of each frame,
+averaged, which is >= the original's mean of any one class; equal with one class, or when the same class is the
+most likely in every frame), which is not quite the original's then (its best class by mean probability, with
+that mean): warned.
 """
 
 from __future__ import annotations
@@ -249,36 +251,45 @@ YTVIS_CLASS_THRES = InferenceConfig().apply_cls_thres
 
 def ytvis_class_thres(tracker: BoxTracker) -> float | None:
     """The ``ExportOptions.ytvis_class_thres`` that gives ``tracker``'s own YouTube-VIS entries: its
-    ``InferenceConfig.apply_cls_thres`` (an ``IDOLTracker``'s, from its YAML), ``None`` (one entry per track) when
-    that config turns ``multi_cls_on`` off, ``YTVIS_CLASS_THRES`` for a tracker without one. The per-class scores
-    are always means: a ``temporal_score="max"`` config is warned about."""
+    ``InferenceConfig.apply_cls_thres`` (an ``IDOLTracker``'s, from its YAML), ``YTVIS_CLASS_THRES`` for a tracker
+    without one. The per-class scores are always means: a ``temporal_score="max"`` config is warned about. A config
+    that turns ``multi_cls_on`` off gets ``None`` (one entry per track), warned about too: the original then takes
+    each track's best class by mean probability, with that mean as score (see the module docstring)."""
     inference = getattr(tracker, "inference", None)
     if not isinstance(inference, InferenceConfig):
         return YTVIS_CLASS_THRES
+    if not inference.multi_cls_on:
+        warnings.warn(
+            "the tracker's InferenceConfig.multi_cls_on is off: the YouTube-VIS results list each track once, "
+            "under its streamed label with its mean per-frame score, not under the original's best class by mean "
+            "probability with that mean",
+            stacklevel=3,
+        )
+        return None
     if inference.temporal_score != "mean":
         warnings.warn(
             f"the tracker's InferenceConfig.temporal_score is {inference.temporal_score!r}; the YouTube-VIS "
             "results score each (track, class) by its MEAN class probability ('mean', the released configs)",
             stacklevel=3,
         )
-    return inference.apply_cls_thres if inference.multi_cls_on else None
+    return inference.apply_cls_thres
 
 
 def run_ytvis(
     pipe: UVOSAM, ytvis_root: str | Path, out_json: str | Path, *, split: str = "valid",
-    progress: Callable[[SequenceDone], None] | None = None, per_class: bool = True,
+    progress: Callable[[SequenceDone], None] | None = None,
 ) -> Path:  # fmt: skip
     """Segment every video of a YouTube-VIS split; write ``out_json`` and ``<out_json stem>.zip``. Returns the zip.
 
-    ``per_class``: the original IDOL's entries, one per (track, class) above its threshold (``ytvis_class_thres``
-    of ``pipe.tracker``; see module docstring); False: one entry per track.
+    Its entries are the original IDOL's, one per (track, class) above the threshold ``ytvis_class_thres`` gives for
+    ``pipe.tracker`` (see the module docstring).
     """
     videos, images_root = ytvis_videos(Path(ytvis_root), split)
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     options = ExportOptions(
         davis=False, cutouts=False, mattes=False, results_json=False, ytvis=True, tracks_csv=False,
-        timeline=False, ytvis_class_thres=ytvis_class_thres(pipe.tracker) if per_class else None,
+        timeline=False, ytvis_class_thres=ytvis_class_thres(pipe.tracker),
     )  # fmt: skip
     entries = []
     with tempfile.TemporaryDirectory(dir=out_json.parent) as tmp:

@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from uvosam.atomic_files import replacing
 from uvosam.tracker.checkpoint import load_idol_checkpoint
 from uvosam.tracker.detector import IDOLDetector
 from uvosam.tracker.preprocess import pad_and_normalize
@@ -190,7 +191,8 @@ class LossLog:
         kept = [row for row in rows if int(row["iteration"]) <= iteration]
         if len(kept) == len(rows):
             return
-        with self.path.open("w", newline="") as f:
+        # a crash meanwhile leaves the whole old log, not a truncated one
+        with replacing(self.path) as tmp, tmp.open("w", newline="") as f:
             if kept and fields:
                 writer = csv.DictWriter(f, fieldnames=fields)
                 writer.writeheader()
