@@ -9,8 +9,9 @@ One concept per module:
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;
 - ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);
-- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``checks``: what a request
-  is checked against before any work; ``layout``: the components.
+- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``describe``: what an input
+  is and what Run will cover, before Run; ``checks``: what a request is checked against before any work;
+  ``layout``: the components.
 
 Only ``handlers``, ``link_handlers``, ``file_links``, ``checks``, ``layout``, ``progress`` and ``errors`` import
 gradio.

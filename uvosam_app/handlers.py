@@ -1,8 +1,7 @@
-"""The app's event handlers (``App``): Run, Re-render, Stop, the upload's description, the views of a finished run
-(timeline, merge hints, Score) and the session's clean-up; Load (a link) is ``App.links``
-(``uvosam_app.link_handlers``). Per-user data lives in ``gr.State``
-(``SessionRun``) and in session folders (``WorkRoot``); the models run in ``uvosam_app.gpu.gpu_job``, in a worker thread
-(``JobPump``).
+"""The app's event handlers (``App``): Run, Re-render, Stop, the upload's description (``uvosam_app.describe``), the
+views of a finished run (timeline, merge hints, Score) and the session's clean-up; Load (a link) is ``App.links``
+(``uvosam_app.link_handlers``). Per-user data lives in ``gr.State`` (``SessionRun``) and in session folders
+(``WorkRoot``); the models run in ``uvosam_app.gpu.gpu_job``, in a worker thread (``JobPump``).
 """
 
 from __future__ import annotations
@@ -20,11 +19,10 @@ import numpy as np
 
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender_iter
-from uvosam.job_types import JobOptions, JobProgress, JobResult
+from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
-from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
 from uvosam_app.checks import (
     check_models,
@@ -33,21 +31,15 @@ from uvosam_app.checks import (
     linked_file,
     merge_map,
     over_upload_limit,
-    page_values,
 )
-from uvosam_app.errors import USER_ERRORS, text_toasts, to_gr_error
+from uvosam_app.describe import describe_input, input_path
+from uvosam_app.errors import text_toasts, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
-from uvosam_app.models import GetPipeline, mask_model_label, run_config
+from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.progress import drive
-from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image
+from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import (
-    FINISHED,
-    describe_video,
-    failed_status,
-    markdown_text,
-    results_of_another_input,
-)
+from uvosam_app.text import FINISHED, failed_status
 from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -59,21 +51,6 @@ RUN_FIRST_RERENDER = (
 )
 FIRST_STEP = "starting (loading the models on their first use)"
 RUN_FIRST_SCORE = "Run a video first (or let the run under way finish): Score compares its masks with your ground truth."
-
-
-def _track_rows(result: JobResult) -> list[list[Any]]:
-    return [
-        [
-            t.track_id,
-            t.class_name,
-            round(t.score, 3),
-            t.first_frame,
-            t.last_frame,
-            t.num_frames,
-            t.returns,
-        ]
-        for t in result.tracks
-    ]
 
 
 class App:
@@ -165,9 +142,9 @@ class App:
                     choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
                     value=[t.track_id for t in r.tracks],
                 )
-                state = SessionRun(run_dir, r.cache_dir, _input_path(video, frames_zip, linked))
+                state = SessionRun(run_dir, r.cache_dir, input_path(video, frames_zip, linked))
                 self.speeds[tracker, sam] = r.fps
-                rows = _track_rows(r)
+                rows = track_rows(r)
                 files = str(r.overlay_mp4), str(r.zip_path)
                 yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
         # the status line ends too: it showed "starting…" or a frame count for good
@@ -257,45 +234,19 @@ class App:
         linked: str | None = None,
         state: SessionRun | None = None,
     ) -> str:
-        """What an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it), before
-        Run; and, when the session's last run (``state``) was of another input, that the results shown are its."""
-        if not video and not frames_zip and not linked:
-            return ""
-        if video and frames_zip:
-            return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
-        if not video and not frames_zip and not Path(linked).is_file():
-            return f"**{app_links.GONE}**"
-        path = _input_path(video, frames_zip, linked)
-        too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
-        if too_big:
-            return f"**Run would refuse this input:** {markdown_text(too_big)}"
-        # as the page's boxes take them once they lose focus (Run gets no other value from the page)
-        taken, note = page_values(self.settings, stride=stride, max_frames=max_frames)
-        stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
-        try:
-            if frames_zip:  # the checks of Run, before unpacking
-                info = app_uploads.FramesZip(path).info(
-                    self.settings, stride=stride, max_frames=max_frames
-                )
-            else:
-                info = probe(
-                    path, limits=self.settings.limits(), stride=stride, max_frames=max_frames
-                )
-        except USER_ERRORS as err:
-            return (
-                f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
-            )
-        fps = self.speeds.get((tracker, sam))
-        models = f"{tracker} + {mask_model_label(sam)}"
-        on_cpu = app_gpu.default_device() == "cpu"
-        frames = info.num_output_frames(stride=stride, max_frames=max_frames)
-        seconds = app_gpu.gpu_seconds_for(frames, sam) if app_gpu.zero_gpu() else None
-        text = note + describe_video(
-            info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds
+        """What the input is and what Run will cover, before Run (``uvosam_app.describe.describe_input``)."""
+        return describe_input(
+            self.settings,
+            self.speeds,
+            video,
+            tracker,
+            sam,
+            stride,
+            max_frames,
+            frames_zip,
+            linked,
+            state,
         )
-        if state is not None and state.source and state.source != path:
-            text += f"\n\n{results_of_another_input(Path(state.source).name)}"
-        return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
 
     # ------------------------------------------------------------------------------------- timeline
     def zip_shown(self, masks_zip: str | None, merge: str | None = None) -> tuple[Any, str, str]:
@@ -420,7 +371,7 @@ class App:
                     else:
                         r = up.result
                         files = str(r.overlay_mp4), str(r.zip_path)
-                        yield up.status, skip, up.chunk, *files, _track_rows(r)
+                        yield up.status, skip, up.chunk, *files, track_rows(r)
             except gr.Error as err:
                 yield failed_status(err.message), skip, skip, skip, skip, skip
                 raise
@@ -459,11 +410,6 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
-
-
-def _input_path(video: str | None, frames_zip: str | None, linked: str | None) -> str:
-    """The path of the input a Run takes: the zip of frames, else the upload, else the linked Load's file."""
-    return str(frames_zip or video or linked or "")
 
 
 def _img(preview: np.ndarray | None) -> Any:

@@ -20,10 +20,27 @@ from PIL import Image, UnidentifiedImageError
 
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam.eval.masks_io import WRITE_HINT
+from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, suggest_merges
 from uvosam.track_edit import parse_merge
 from uvosam_app.text import score_markdown
 from uvosam_app.uploads import check_unpackable, extract_images, zip_image_folder
+
+
+def track_rows(result: JobResult) -> list[list[Any]]:
+    """The rows of the page's track table: id, class, score, first and last frame, frames, returns."""
+    return [
+        [
+            t.track_id,
+            t.class_name,
+            round(t.score, 3),
+            t.first_frame,
+            t.last_frame,
+            t.num_frames,
+            t.returns,
+        ]
+        for t in result.tracks
+    ]
 
 
 def timeline_image(masks_zip: str | None) -> np.ndarray | None:

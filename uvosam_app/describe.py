@@ -1,0 +1,74 @@
+"""The description of an input before Run (``describe_input``): what the upload, zip of frames or linked Load's
+file is, what Run will cover and about how long that takes, or why Run would refuse it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from uvosam.video import probe
+from uvosam_app import gpu as app_gpu
+from uvosam_app import links as app_links
+from uvosam_app import uploads as app_uploads
+from uvosam_app.checks import over_upload_limit, page_values
+from uvosam_app.errors import USER_ERRORS, to_gr_error
+from uvosam_app.models import mask_model_label
+from uvosam_app.settings import AppSettings
+from uvosam_app.text import describe_video, markdown_text, results_of_another_input
+from uvosam_app.work import SessionRun
+
+
+def input_path(video: str | None, frames_zip: str | None, linked: str | None) -> str:
+    """The path of the input a Run takes: the zip of frames, else the upload, else the linked Load's file."""
+    return str(frames_zip or video or linked or "")
+
+
+def describe_input(
+    settings: AppSettings,
+    speeds: Mapping[tuple[str, str], float],
+    video: str | None,
+    tracker: str,
+    sam: str,
+    stride: int,
+    max_frames: int,
+    frames_zip: str | None = None,
+    linked: str | None = None,
+    state: SessionRun | None = None,
+) -> str:
+    """Markdown: what an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it),
+    before Run; and, when the session's last run (``state``) was of another input, that the results shown are its.
+
+    ``speeds``: frames per second of the app's last run with each (tracker, mask model), for the time estimate.
+    """
+    if not video and not frames_zip and not linked:
+        return ""
+    if video and frames_zip:
+        return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
+    if not video and not frames_zip and not Path(linked).is_file():
+        return f"**{app_links.GONE}**"
+    path = input_path(video, frames_zip, linked)
+    too_big = over_upload_limit(video or frames_zip, settings.max_upload_mb)
+    if too_big:
+        return f"**Run would refuse this input:** {markdown_text(too_big)}"
+    # as the page's boxes take them once they lose focus (Run gets no other value from the page)
+    taken, note = page_values(settings, stride=stride, max_frames=max_frames)
+    stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
+    try:
+        if frames_zip:  # the checks of Run, before unpacking
+            info = app_uploads.FramesZip(path).info(settings, stride=stride, max_frames=max_frames)
+        else:
+            info = probe(path, limits=settings.limits(), stride=stride, max_frames=max_frames)
+    except USER_ERRORS as err:
+        return f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
+    fps = speeds.get((tracker, sam))
+    models = f"{tracker} + {mask_model_label(sam)}"
+    on_cpu = app_gpu.default_device() == "cpu"
+    frames = info.num_output_frames(stride=stride, max_frames=max_frames)
+    seconds = app_gpu.gpu_seconds_for(frames, sam) if app_gpu.zero_gpu() else None
+    text = note + describe_video(
+        info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds
+    )
+    if state is not None and state.source and state.source != path:
+        text += f"\n\n{results_of_another_input(Path(state.source).name)}"
+    return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
