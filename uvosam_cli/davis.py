@@ -72,9 +72,8 @@ def format_tables(scores: DavisScores) -> str:
 
 
 def _csv_cell(value: float) -> str:
-    return (
-        "" if math.isnan(value) else f"{value:.3f}"
-    )  # pandas' to_csv(float_format="%.3f"): NaN is empty
+    # as pandas' to_csv(float_format="%.3f") writes it: NaN is empty
+    return "" if math.isnan(value) else f"{value:.3f}"
 
 
 def write_official_csvs(scores: DavisScores, folder: Path) -> tuple[Path, Path]:
