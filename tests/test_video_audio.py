@@ -164,6 +164,12 @@ def test_rerender_keeps_the_sound_while_the_source_is_there(tmp_path, tiny_sam_m
     with caplog.at_level(logging.INFO, logger="uvosam"):
         silent = rerender(run.cache_dir, tmp_path / "gone").overlay_mp4
     assert set(streams(silent)) == {"v"} and "sine.mp4 is no longer there" in caplog.text
+    # another clip saved under the run's name: its sound would not match the cached frames
+    clip(source, frames=9)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="uvosam"):
+        other = rerender(run.cache_dir, tmp_path / "other").overlay_mp4
+    assert set(streams(other)) == {"v"} and "sine.mp4 is not the file the run read" in caplog.text
 
 
 def test_the_cli_no_audio_flag_and_a_rerender_that_does_as_the_run_did(

@@ -26,6 +26,7 @@ what it changed (kept tracks, merge, min_score).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -45,7 +46,9 @@ from uvosam.provenance import rerender_record, run_record
 from uvosam.render import select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
 from uvosam.types import FrameResult
-from uvosam.video import iter_probed, probe
+from uvosam.video import VideoInfo, iter_probed, probe
+
+logger = logging.getLogger(__name__)
 
 # the job's API, as the README names it: the types are uvosam.job_types', used here and importable from here
 __all__ = ["JobOptions", "JobProgress", "JobResult", "rerender", "rerender_iter", "run_job"]
@@ -128,6 +131,8 @@ def rerender_iter(
     cache = _finished_cache(Path(cache_dir))
     meta = cache.info.meta
     info = info_from_meta(meta["info"])
+    if not _same_source(info, meta.get("source_size")):
+        info = replace(info, audio_codec="")  # another file's sound would not match the frames
     plan = JobPlan(
         info=info,
         video_name=safe_name(options.video_name or meta["video_name"]),
@@ -164,6 +169,18 @@ def rerender_iter(
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
     yield from produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
+
+
+def _same_source(info: VideoInfo, size: int | None) -> bool:
+    """Whether the file at the run's source path is still the one the run read, by its ``size`` then (a cache
+    without it, or no file there: yes; ``job_outputs.source_audio`` says when the file is gone)."""
+    if size is None or not info.path.is_file() or info.path.stat().st_size == size:
+        return True
+    logger.info(
+        "%s is not the file the run read (%d bytes, it read %d): the video is made without its sound",
+        info.path, info.path.stat().st_size, size,
+    )  # fmt: skip
+    return False
 
 
 def _finished_cache(cache_dir: Path) -> MaskCache:
@@ -228,8 +245,8 @@ def rerender(
         options: style, drawing, output size, chunks, export formats and sound; ``stride``, ``max_frames``,
             ``limits`` and ``cache`` are ignored (the cached frames are what they are). The sound (``audio``) is
             read from the source file the run read, where the cache says it was; a cache of a frame folder or of a
-            file since moved or deleted (a downloaded link's, say) gives a silent video, as does a cache written
-            before caches recorded the audio codec.
+            file since moved, deleted (a downloaded link's, say) or replaced by another (of another size) gives a
+            silent video, as does a cache written before caches recorded the audio codec.
         class_names: names behind the labels (default: those recorded in the cache).
         min_score: leave a track out of each frame where its tracker score is below this (as
             ``PipelineConfig.min_score`` does in a run; before any merge): low-confidence frames go, the rest stay.

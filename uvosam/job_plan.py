@@ -89,6 +89,8 @@ def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, 
         "frame_names": list(plan.frame_names),
         "class_names": list(plan.class_names),
         "info": info,
+        # a re-render takes the sound of the file at info's path only if it is still this size (``job.rerender``)
+        "source_size": None if plan.info.is_folder else plan.info.path.stat().st_size,
         "provenance": plan.record,  # a re-render's run.json still names the run's models and settings
     }
 
