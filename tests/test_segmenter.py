@@ -306,15 +306,33 @@ def test_resolve_device():
         ({"avx512_bf16": False, "amx_bf16": True}, True),
         ({"avx512_bf16": False, "amx_bf16": False, "avx512_f": True}, False),
         ({"cpu_name": "Apple"}, False),
-        (None, False),  # an older torch without torch.cpu.get_capabilities
     ],
 )
 def test_cpu_has_bf16_reads_torchs_cpu_capabilities(monkeypatch, capabilities, expected):
-    """``cpu_has_bf16`` as imported at collection, before the session replaced it (conftest.py)."""
-    if capabilities is None:
-        monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
-    else:
-        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    """``cpu_has_bf16`` as imported at collection, before the session replaced it (conftest.py); torch's older
+    private probes (patched to say yes) are not asked where ``get_capabilities`` exists."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert cpu_has_bf16() is expected
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx_tile", "expected"),
+    [(True, False, True), (False, True, True), (False, False, False), (None, None, False)],
+)
+def test_cpu_has_bf16_before_torch_2_11(monkeypatch, avx512_bf16, amx_tile, expected):
+    """torch 2.10 and older have no ``torch.cpu.get_capabilities`` (2.11+), but 2.8-2.10 have its private
+    predecessors; None = a torch without those either."""
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    for name, flag in (
+        ("_is_avx512_bf16_supported", avx512_bf16),
+        ("_is_amx_tile_supported", amx_tile),
+    ):
+        if flag is None:
+            monkeypatch.delattr(torch.cpu, name, raising=False)
+        else:
+            monkeypatch.setattr(torch.cpu, name, lambda flag=flag: flag, raising=False)
     assert cpu_has_bf16() is expected
 
 

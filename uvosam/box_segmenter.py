@@ -51,12 +51,19 @@ def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16, as torch reports them): there the
     image encoders' bf16 path ran 1.4-1.9x faster than float32 (SAM 2.1 tiny to SAM ViT-B; an AMD EPYC with
     AVX512-BF16); elsewhere bf16 is emulated and slower."""
-    # absent from older torch releases
     get_capabilities = getattr(torch.cpu, "get_capabilities", None)
     if get_capabilities is None:
-        return False
+        return _cpu_has_bf16_before_torch_2_11()
     capabilities = get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def _cpu_has_bf16_before_torch_2_11() -> bool:
+    """``cpu_has_bf16`` where ``torch.cpu.get_capabilities`` is missing (it came in torch 2.11: 2.8-2.10, which
+    requirements.txt allows a Space, lack it): the same cpuinfo flags through torch's private probes, where those
+    exist. Every x86 CPU with AMX tiles (Sapphire Rapids on) also has AMX-BF16."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
 def prepare_boxes(
