@@ -789,6 +789,10 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     assert "Run covers the first frame (every frame; Max frames is 1)." in describe_video(
         info, "s", 1, 1, models, None
     )
+    with_sound = describe_video(replace(info, audio_codec="aac"), "s", 1, 900, models, None)
+    assert with_sound.startswith(
+        "**s**: 320x240, 48 frames at 12 fps (4.0 s), with sound (Run's video keeps it)."
+    )
     one = replace(info, num_frames=1, frame_names=info.frame_names[:1])
     assert "Run covers 1 frame (every frame)." in describe_video(one, "s", 1, 900, models, None)
     ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]

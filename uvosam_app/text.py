@@ -210,7 +210,10 @@ def describe_video(
     """
     rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")
     source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
-    text = f"**{markdown_text(name)}**: {info.width}x{info.height}, {info.num_frames} {source}."
+    sound = ", with sound (Run's video keeps it)" if info.audio_codec else ""
+    text = (
+        f"**{markdown_text(name)}**: {info.width}x{info.height}, {info.num_frames} {source}{sound}."
+    )
     covered = info.num_output_frames(stride=stride, max_frames=max_frames)
     suffix = (
         "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
