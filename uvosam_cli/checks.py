@@ -117,6 +117,11 @@ def sam_weight_names() -> list[str]:
     return [key for key in keys if key in weight_table.WEIGHTS]
 
 
+def not_a_file(path: Path) -> str:
+    """What is at ``path`` instead of the file an option names, for its message: a folder, or nothing."""
+    return f"{path} is a folder" if path.is_dir() else f"no file at {path}"
+
+
 def _weight_file_problem(value: str, names: list[str]) -> str | None:
     """None if ``value`` is an existing file or a path named like the released file of one of ``names`` (looked up
     by that name), else what is there instead (for the message)."""
@@ -126,7 +131,7 @@ def _weight_file_problem(value: str, names: list[str]) -> str | None:
     released = {weight_table.WEIGHTS[name].basename for name in names}
     if path.is_file() or (path.name in released and not path.is_dir()):
         return None
-    return f"{path} is a folder" if path.is_dir() else f"no file at {path}"
+    return not_a_file(path)
 
 
 def check_sam(sam: str) -> None:

@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uvosam_cli.arguments import DEVICE_HELP
-from uvosam_cli.checks import check_device, check_output_folder, check_tracker_weights
+from uvosam_cli.checks import (
+    check_device,
+    check_output_folder,
+    check_tracker_weights,
+    not_a_file,
+)
 
 if TYPE_CHECKING:
     from uvosam.train.config import TrainConfig
@@ -89,9 +94,8 @@ def _check_config_file(config: str) -> None:
     path = Path(config)
     if path.is_file():
         return
-    found = f"{path} is a folder" if path.is_dir() else f"no file at {path}"
     raise ValueError(
-        f"--config {config} is neither a preset nor a YAML file ({found}); expected one of "
+        f"--config {config} is neither a preset nor a YAML file ({not_a_file(path)}); expected one of "
         f"{', '.join(PRESETS)}, or the path of a training YAML (see uvosam/train/README.md)"
     )
 
