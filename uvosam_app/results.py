@@ -150,6 +150,15 @@ class _Unpacked:
         """``message`` with the unpacked folder named by the zip: ``gt.zip/annot/00000.png``."""
         return message.replace(str(self.folder), str(PurePosixPath(self.zip_name, self.inside)))
 
+    def unreadable(self, err: Exception) -> str:
+        """Why PIL could not open an unpacked file, in the zip's terms: "no image inside" for an
+        ``UnidentifiedImageError`` (whose message names the file by the server's path), else ``err``'s message."""
+        return (
+            "no image inside"
+            if isinstance(err, UnidentifiedImageError)
+            else self.in_zip_terms(str(err))
+        )
+
 
 def _mask_size(file: Path, masks: _Unpacked) -> tuple[int, int]:
     """(width, height) of a mask PNG of the export zip, from its header: the video's size."""
@@ -157,13 +166,9 @@ def _mask_size(file: Path, masks: _Unpacked) -> tuple[int, int]:
         with Image.open(file) as image:
             return image.size
     except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        why = (
-            "no image inside"
-            if isinstance(err, UnidentifiedImageError)
-            else masks.in_zip_terms(str(err))
-        )
         raise ValueError(
-            f"{masks.where(file)} is not a readable mask PNG ({why}); score the zip that Run or Re-render made"
+            f"{masks.where(file)} is not a readable mask PNG ({masks.unreadable(err)}); score the zip that Run or "
+            "Re-render made"
         ) from None
 
 
@@ -186,15 +191,10 @@ def _check_ground_truth(files: Sequence[Path], size: tuple[int, int], gt: _Unpac
             raise ValueError(
                 f"{gt.where(file)} has too many pixels to open, but {at_size}"
             ) from None
-        except UnidentifiedImageError:  # its message names the unpacked file by the server's path
-            raise ValueError(
-                f"{gt.where(file)} is not a readable PNG image (no image inside); save the annotations as "
-                f"{GROUND_TRUTH_FORMAT}"
-            ) from None
         except OSError as err:
             raise ValueError(
-                f"{gt.where(file)} is not a readable PNG image ({gt.in_zip_terms(str(err))}); save the "
-                f"annotations as {GROUND_TRUTH_FORMAT}"
+                f"{gt.where(file)} is not a readable PNG image ({gt.unreadable(err)}); save the annotations as "
+                f"{GROUND_TRUTH_FORMAT}"
             ) from None
         if Image.getmodebands(mode) != 1:
             raise ValueError(
