@@ -4,7 +4,9 @@ pattern and a sine, a few frames at 64x48, generated with the ffmpeg bundled in 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -187,6 +189,27 @@ def test_rerender_keeps_the_sound_while_the_source_is_there(tmp_path, tiny_sam_m
     with caplog.at_level(logging.INFO, logger="uvosam"):
         other = rerender(run.cache_dir, tmp_path / "other").overlay_mp4
     assert set(streams(other)) == {"v"} and "sine.mp4 is not the file the run read" in caplog.text
+
+
+def test_rerender_takes_no_sound_from_a_same_size_file_written_since_the_run(
+    tmp_path, tiny_sam_model, caplog
+):
+    """The run's name and size, modified since (here its own bytes written again, a second later): maybe another
+    file, so no sound. A cache from before the time was kept judges by the size alone, as it did then."""
+    source = clip(tmp_path / "sine.mp4", frames=6)
+    run = _run(tiny_sam_model, source, tmp_path / "run", JobOptions(cache=True))
+    st = source.stat()
+    source.write_bytes(source.read_bytes())
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with caplog.at_level(logging.INFO, logger="uvosam"):
+        silent = rerender(run.cache_dir, tmp_path / "rewritten").overlay_mp4
+    assert set(streams(silent)) == {"v"} and "sine.mp4 is not the file the run read" in caplog.text
+    meta_json = run.cache_dir / "meta.json"
+    data = json.loads(meta_json.read_text())
+    assert data["meta"]["source_mtime_ns"] == st.st_mtime_ns
+    del data["meta"]["source_mtime_ns"]
+    meta_json.write_text(json.dumps(data))
+    assert streams(rerender(run.cache_dir, tmp_path / "old_cache").overlay_mp4)["a"][0] == "aac"
 
 
 def test_the_cli_no_audio_flag_and_a_rerender_that_does_as_the_run_did(
