@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from doubles import interrupt_text_writes
 from PIL import Image
 
 from uvosam.eval.davis import evaluate
@@ -425,13 +425,7 @@ def test_cli_interrupted_while_writing_leaves_the_earlier_files_whole(
     }
     for name, text in earlier.items():
         (out / name).write_text(text)
-    write_text = Path.write_text
-
-    def half_then_interrupted(self, data, *args, **kwargs):
-        write_text(self, data[: len(data) // 2], *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Path, "write_text", half_then_interrupted)
+    interrupt_text_writes(monkeypatch)
     target = out / "scores.json" if option == "--json" else out
     argv = [
         "davis-score",

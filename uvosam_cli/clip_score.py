@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from uvosam.atomic_files import write_text
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam_cli.arguments import positive_int
 from uvosam_cli.checks import check_output_file
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_tables(scores))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n")
+        text = json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n"
+        write_text(args.json, text, encoding="utf-8")  # never a truncated file read as the scores
         print(f"wrote {args.json}")
     return 0
