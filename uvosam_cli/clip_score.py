@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from uvosam.atomic_files import write_text
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam_cli.arguments import positive_int
 from uvosam_cli.checks import check_output_file
-from uvosam_cli.davis import _json_safe, format_tables
+from uvosam_cli.davis import format_tables, write_scores_json
 
 
 def _result_names(folder: Path) -> list[str]:
@@ -67,8 +65,5 @@ def run(args: argparse.Namespace) -> int:
     scores = score_clip(args.results, truth, names)
     print(format_tables(scores))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n"
-        write_text(args.json, text, encoding="utf-8")  # never a truncated file read as the scores
-        print(f"wrote {args.json}")
+        write_scores_json(scores, args.json)
     return 0

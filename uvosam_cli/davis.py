@@ -103,6 +103,14 @@ def _json_safe(value):
     return value
 
 
+def write_scores_json(scores: DavisScores, path: Path) -> None:
+    """``scores.to_dict()`` as indented JSON at ``path`` (NaN, e.g. an undefined Decay, becomes null), written
+    atomically: never a truncated file read as the scores."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Score, print both tables, optionally write JSON (NaN, e.g. an undefined Decay, becomes null) and the CSV
     tables, each file atomically."""
@@ -125,10 +133,7 @@ def run(args: argparse.Namespace) -> int:
         f"\n{sequences} sequences, {len(scores.objects)} objects scored in {time.perf_counter() - start:.1f} s"
     )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n"
-        write_text(args.json, text, encoding="utf-8")  # never a truncated file read as the scores
-        print(f"wrote {args.json}")
+        write_scores_json(scores, args.json)
     if args.csv:
         print("wrote " + " and ".join(str(p) for p in write_official_csvs(scores, args.csv)))
     return 0
