@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -155,3 +156,15 @@ class SliceDetector:
         return DetectorOutput(
             self.outputs.logits[sl], self.outputs.boxes_cxcywh_norm[sl], self.outputs.embeddings[sl]
         )
+
+
+def interrupt_text_writes(monkeypatch) -> None:
+    """Make every ``Path.write_text`` write half its text, then raise ``KeyboardInterrupt``: a write cut off (Ctrl-C,
+    a full disk). Undo with ``monkeypatch.undo()``."""
+    write_text = Path.write_text
+
+    def half_then_interrupted(self, data, *args, **kwargs):
+        write_text(self, data[: len(data) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", half_then_interrupted)

@@ -153,6 +153,37 @@ def test_ytvis_run_emits_the_original_idols_per_class_entries(tmp_path, tiny_sam
     ]
 
 
+def test_ytvis_run_writes_a_video_at_a_time_and_replaces_the_submission_at_the_end(
+    tmp_path, tiny_sam_model
+):
+    """results.json.tmp holds the videos done so far (memory holds one video's entries) and replaces results.json
+    once all are in, as json.dumps of the whole list; a run that dies leaves the earlier submission, zip and all."""
+    pipe = UVOSAM(
+        tiny_idol_tracker(class_names=("a", "b", "c")), BoxPromptSegmenter(tiny_sam_model)
+    )
+    root = _ytvis_root(tmp_path)
+    out = tmp_path / "sub" / "results.json"
+    out.parent.mkdir()
+    out.write_text("an earlier submission")
+    partial = []
+
+    def progress(done):
+        partial.append(json.loads((out.parent / "results.json.tmp").read_text() + "]"))
+        assert out.read_text() == "an earlier submission"
+
+    zip_path = run_ytvis(pipe, root, out, progress=progress)
+    text = out.read_text()
+    entries = json.loads(text)
+    assert text == json.dumps(entries)
+    assert partial[0] and partial[0] == [e for e in entries if e["video_id"] == 7]
+    assert partial[1] == entries and len(entries) > len(partial[0])
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert sorted(before) == ["results.json", "results.zip"] and zip_path.name == "results.zip"
+    with pytest.raises(Interrupted):
+        run_ytvis(FailingAfter(pipe, limit=5), root, out)  # dies in the second video
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+
+
 def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypatch, capsys):
     """A resumed run must not mix sequences segmented by two models into one score; the same models resume."""
     root = tmp_path / "DAVIS"

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from doubles import interrupt_text_writes
 
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam.eval.davis import score_sequence
@@ -288,3 +289,22 @@ def test_clip_score_cli_names_the_results_folder_when_it_is_the_wrong_one(
             and "export/davis/<video>" in err
             and "ground truth" not in err
         )
+
+
+def test_clip_score_interrupted_while_writing_json_leaves_the_earlier_file(
+    clip_gt, tmp_path, monkeypatch
+):
+    import uvosam_cli
+
+    d, video = clip_gt
+    _results(tmp_path / "shapes", video, range(12))
+    out = tmp_path / "scores"
+    out.mkdir()
+    (out / "s.json").write_text("{}")
+    interrupt_text_writes(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        uvosam_cli.main(
+            ["clip-score", str(tmp_path / "shapes"), str(d / "gt"), "--json", str(out / "s.json")]
+        )
+    monkeypatch.undo()
+    assert [(p.name, p.read_text()) for p in out.iterdir()] == [("s.json", "{}")]

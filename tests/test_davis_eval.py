@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from doubles import interrupt_text_writes
 from PIL import Image
 
 from uvosam.eval.davis import evaluate
@@ -404,6 +405,43 @@ def test_cli_writes_the_official_csv_files(synthetic, tmp_path, capsys):
         "synth-001_1,1.000,1.000\nsynth-001_2,1.000,1.000\n"
     )
     assert "per-sequence_results-val.csv" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_cli_interrupted_while_writing_leaves_the_earlier_files_whole(
+    synthetic, tmp_path, monkeypatch, option
+):
+    """A write cut off half way (Ctrl-C, a full disk) must not leave a truncated table to be read as the scores:
+    the earlier file stays as it was, and no .tmp is left."""
+    from uvosam_cli import main
+
+    root, res, _ = synthetic
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {
+        "scores.json": "{}\n",
+        "global_results-val.csv": "earlier\n",
+        "per-sequence_results-val.csv": "earlier\n",
+    }
+    for name, text in earlier.items():
+        (out / name).write_text(text)
+    interrupt_text_writes(monkeypatch)
+    target = out / "scores.json" if option == "--json" else out
+    argv = [
+        "davis-score",
+        "--davis-root",
+        str(root),
+        "--results",
+        str(res),
+        "--workers",
+        "1",
+        option,
+        str(target),
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.undo()
+    assert {p.name: p.read_text() for p in out.iterdir()} == earlier
 
 
 def test_davis_score_benchmark_permutes_ids_and_keeps_every_object():

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from doubles import interrupt_text_writes
 from PIL import Image
 
 import uvosam_cli
@@ -53,6 +54,20 @@ def test_track_with_nothing_ever_born_writes_an_empty_list(fixture_run, tmp_path
     assert uvosam_cli.main(["track", str(frames_dir), "--weights", str(weights),
                             "--config-yaml", str(yaml_path), "--out", str(out)]) == 0  # fmt: skip
     assert json.loads(out.read_text()) == []
+
+
+def test_track_interrupted_while_writing_leaves_the_earlier_results(
+    fixture_run, tmp_path, monkeypatch
+):
+    src, frames_dir, yaml_path, _ = fixture_run
+    out = tmp_path / "r.json"
+    out.write_text("[]")
+    interrupt_text_writes(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        uvosam_cli.main(["track", str(frames_dir), "--weights", str(src / "weights.pth"),
+                         "--config-yaml", str(yaml_path), "--out", str(out)])  # fmt: skip
+    monkeypatch.undo()
+    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("r.json", "[]")]
 
 
 def test_load_tracker_rejects_batch_size_zero_instead_of_using_the_default(fixture_run):

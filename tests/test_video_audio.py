@@ -4,7 +4,9 @@ pattern and a sine, a few frames at 64x48, generated with the ffmpeg bundled in 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -138,15 +140,32 @@ def test_a_video_whose_first_frame_comes_after_the_audio_keeps_them_in_sync(tmp_
     assert tone_at < 0.03 and len(samples) / 48000 == pytest.approx(2.0, abs=0.05)
 
 
-@pytest.mark.parametrize("problem", ["ten channels", "not a video"])
-def test_a_sound_that_cannot_be_added_leaves_the_silent_video(tmp_path, caplog, problem):
-    """AAC has no layout for 10 channels; a source damaged since it was probed. The video is kept, without sound,
-    and a warning says why."""
+def _ten_channels(path: Path) -> Path:
+    """A 1 s clip whose sound is 10 channels of PCM (5.1.4), each the sine: a layout AAC has none for."""
     ten = "pan=10c|" + "|".join(f"c{i}=c0" for i in range(10))
-    source = clip(tmp_path / "ten.mov", frames=10, audio=("-af", ten, "-c:a", "pcm_s16le"))
+    return clip(path, frames=10, audio=("-af", ten, "-c:a", "pcm_s16le"))
+
+
+def test_a_sound_of_more_channels_than_aac_has_is_downmixed_to_stereo(tmp_path, caplog):
+    info = probe(_ten_channels(tmp_path / "ten.mov"))
+    with caplog.at_level(logging.INFO, logger="uvosam"):
+        out = write(info, tmp_path / "out.mp4")
+    assert "Audio: aac (LC)" in ffmpeg_header(out) and ", stereo, " in ffmpeg_header(out)
+    assert streams(out)["a"][2] == pytest.approx(1.0, abs=0.06)
+    pcm = subprocess.run([FFMPEG, "-v", "error", "-i", str(out), "-map", "0:a:0", "-f", "s16le", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    assert np.abs(np.frombuffer(pcm, np.int16)).max() > 3000, "the sine, not silence"
+    assert "WARNING" not in caplog.text and "left without sound" not in caplog.text
+    assert "the sound of ten.mov (pcm_s16le) is downmixed to stereo" in caplog.text
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("out")] == ["out.mp4"]
+
+
+def test_a_sound_that_cannot_be_added_leaves_the_silent_video(tmp_path, caplog):
+    """A source damaged since it was probed (its 10 channels are tried again as stereo, which fails too): the
+    video is kept, without sound, and a warning says why."""
+    source = _ten_channels(tmp_path / "ten.mov")
     info = probe(source)
-    if problem == "not a video":
-        source.write_bytes(b"not a video any more")
+    source.write_bytes(b"not a video any more")
     with caplog.at_level(logging.WARNING, logger="uvosam"):
         out = write(info, tmp_path / "out.mp4", [np.zeros((48, 64, 3), np.uint8)] * 10)
     assert set(streams(out)) == {"v"} and probe(out).num_frames == 10
@@ -170,6 +189,27 @@ def test_rerender_keeps_the_sound_while_the_source_is_there(tmp_path, tiny_sam_m
     with caplog.at_level(logging.INFO, logger="uvosam"):
         other = rerender(run.cache_dir, tmp_path / "other").overlay_mp4
     assert set(streams(other)) == {"v"} and "sine.mp4 is not the file the run read" in caplog.text
+
+
+def test_rerender_takes_no_sound_from_a_same_size_file_written_since_the_run(
+    tmp_path, tiny_sam_model, caplog
+):
+    """The run's name and size, modified since (here its own bytes written again, a second later): maybe another
+    file, so no sound. A cache from before the time was kept judges by the size alone, as it did then."""
+    source = clip(tmp_path / "sine.mp4", frames=6)
+    run = _run(tiny_sam_model, source, tmp_path / "run", JobOptions(cache=True))
+    st = source.stat()
+    source.write_bytes(source.read_bytes())
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with caplog.at_level(logging.INFO, logger="uvosam"):
+        silent = rerender(run.cache_dir, tmp_path / "rewritten").overlay_mp4
+    assert set(streams(silent)) == {"v"} and "sine.mp4 is not the file the run read" in caplog.text
+    meta_json = run.cache_dir / "meta.json"
+    data = json.loads(meta_json.read_text())
+    assert data["meta"]["source_mtime_ns"] == st.st_mtime_ns
+    del data["meta"]["source_mtime_ns"]
+    meta_json.write_text(json.dumps(data))
+    assert streams(rerender(run.cache_dir, tmp_path / "old_cache").overlay_mp4)["a"][0] == "aac"
 
 
 def test_the_cli_no_audio_flag_and_a_rerender_that_does_as_the_run_did(

@@ -1,8 +1,9 @@
 """Atomic file writes: a file is written beside its destination as ``<name>.tmp``, then renamed over it
 (``os.replace``), so a reader sees the old file or the new one, never half of one.
 
-Used by the exports (``uvosam.export_formats`` and ``uvosam.export``'s parts), ``run.json`` (``uvosam.provenance``)
-and the mask cache (``uvosam.mask_cache``). It depends on nothing in uvosam, so any module may use it.
+Used by the exports (``uvosam.export_formats`` and ``uvosam.export``'s parts), ``run.json`` (``uvosam.provenance``),
+the mask cache (``uvosam.mask_cache``), the YouTube-VIS submission (``uvosam.eval.runner``) and the command line's
+score and track files (``uvosam_cli.davis``, ``clip_score``, ``track``). It depends on nothing in uvosam, so any module may use it.
 
 No ``fsync``: a write is atomic for readers and against a failure of the writing process, not against a power cut
 (none of these files is worth the wait: a lost export is made again).

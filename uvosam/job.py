@@ -31,6 +31,7 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ def rerender_iter(
     cache = _finished_cache(Path(cache_dir))
     meta = cache.info.meta
     info = info_from_meta(meta["info"])
-    if not _same_source(info, meta.get("source_size")):
+    if not _same_source(info, meta):
         info = replace(info, audio_codec="")  # another file's sound would not match the frames
     plan = JobPlan(
         info=info,
@@ -171,16 +172,33 @@ def rerender_iter(
     yield from produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
 
 
-def _same_source(info: VideoInfo, size: int | None) -> bool:
-    """Whether the file at the run's source path is still the one the run read, by its ``size`` then (a cache
-    without it, or no file there: yes; ``job_outputs.source_audio`` says when the file is gone)."""
-    if size is None or not info.path.is_file() or info.path.stat().st_size == size:
+def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
+    """Whether the file at the run's source path is still the one the run read: the ``source_size`` and
+    ``source_mtime_ns`` its cache ``meta`` recorded. A cache without them (a frame folder's), or no file there: yes
+    (``job_outputs.source_audio`` says when the file is gone).
+
+    A cache from before the time was recorded is judged by its size alone, as it was then: the file is most likely
+    the run's own, untouched, and a same-size replacement of a compressed video is rare, so its re-render keeps
+    the sound it always had rather than losing it for every such cache.
+    """
+    size, mtime_ns = meta.get("source_size"), meta.get("source_mtime_ns")
+    if size is None or not info.path.is_file():
+        return True
+    st = info.path.stat()
+    if st.st_size == size and mtime_ns in (None, st.st_mtime_ns):
         return True
     logger.info(
-        "%s is not the file the run read (%d bytes, it read %d): the video is made without its sound",
-        info.path, info.path.stat().st_size, size,
+        "%s is not the file the run read (%d bytes, modified at %s; it read %d bytes, modified at %s): the video "
+        "is made without its sound", info.path, st.st_size, _when(st.st_mtime_ns), size, _when(mtime_ns),
     )  # fmt: skip
     return False
+
+
+def _when(mtime_ns: int | None) -> str:
+    """A modification time in ns as local date and time, to the microsecond ("?" if not recorded)."""
+    if mtime_ns is None:
+        return "?"
+    return datetime.fromtimestamp(mtime_ns / 1e9).isoformat(sep=" ", timespec="microseconds")
 
 
 def _finished_cache(cache_dir: Path) -> MaskCache:

@@ -89,10 +89,19 @@ def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, 
         "frame_names": list(plan.frame_names),
         "class_names": list(plan.class_names),
         "info": info,
-        # a re-render takes the sound of the file at info's path only if it is still this size (``job.rerender``)
-        "source_size": None if plan.info.is_folder else plan.info.path.stat().st_size,
+        # a re-render takes the sound of the file at info's path only if it still has this size and modification
+        # time (``job.rerender``)
+        **_source_stamp(plan.info),
         "provenance": plan.record,  # a re-render's run.json still names the run's models and settings
     }
+
+
+def _source_stamp(info: VideoInfo) -> dict[str, int | None]:
+    """``source_size`` and ``source_mtime_ns`` of the video file ``info`` describes (None for a frame folder)."""
+    if info.is_folder:
+        return {"source_size": None, "source_mtime_ns": None}
+    st = info.path.stat()
+    return {"source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns}
 
 
 def info_from_meta(data: dict[str, Any]) -> VideoInfo:

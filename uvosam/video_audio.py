@@ -14,7 +14,11 @@ re-encoding: it reads and writes the file once, as ``+faststart`` already does) 
 
 Codec: ``aac`` and ``mp3`` are copied (mp4 carries them and every browser plays them: the same two that Gradio copies
 into an mp4, ``uvosam_app.links``); any other (opus, vorbis, flac, alac, ac3, pcm...: some mp4 carries but not every
-browser plays) is encoded with ffmpeg's own AAC encoder, at its default bit rate, channels and rate kept.
+browser plays) is encoded with ffmpeg's own AAC encoder, at its default bit rate, channels and rate kept. A channel
+layout the encoder refuses (any of more than 8 channels: 5.1.4, 7.1.4, 22.2...; a few of 8 or fewer: 5.1.2, cube) is
+downmixed to stereo (``-ac 2``): when that encoding fails, the pass is run again with the downmix (the encoder refuses
+as it opens, before any sound is encoded, so the first try costs a moment). Only if that fails too (a source damaged
+or gone since it was probed, a full disk) is the video left silent, with the first try's error.
 
 Sync: the video's frames follow one another at its constant frame rate from its start, so the audio is cut to the
 video: it starts where the source's first frame is shown (``AudioSource.start_s``: input ``-ss``, to the audio packet
@@ -70,30 +74,55 @@ def add_audio(video: Path, source: AudioSource, *, duration_s: float) -> None:
         duration_s: the video's duration (frames / fps): the most audio taken.
 
     Raises:
-        OSError: ffmpeg failed or took too long (the message gives ffmpeg's last words); ``video`` is then left as
-            it was.
+        OSError: ffmpeg failed (also with the stereo downmix, when encoding) or took too long (the message gives
+            ffmpeg's last words); ``video`` is then left as it was.
     """
-    cut = ["-ss", f"{source.start_s:.6f}"] if source.start_s >= _MIN_START_S else []
-    codec = "copy" if source.codec in COPIED_CODECS else "aac"
+    encode = source.codec not in COPIED_CODECS
     with replacing(video) as tmp:
-        args = [
-            "-loglevel", "error", "-y",
-            # absolute paths: never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
-            "-i", str(video.absolute()),
-            *cut, "-t", f"{duration_s:.6f}", "-i", str(source.path.absolute()),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", codec,
-            "-movflags", "+faststart", "-f", "mp4", str(tmp.absolute()),
-        ]  # fmt: skip
-        try:
-            code, said = run_ffmpeg(args, _TIMEOUT_S + duration_s)
-        except subprocess.TimeoutExpired as err:
-            raise OSError(
-                f"adding the sound of {source.path.name} to {video.name} took over {err.timeout:.0f} s"
-            ) from err
+        code, said = _mux(video, source, tmp, duration_s, ["-c:a", "aac" if encode else "copy"])
+        if code != 0 and encode:
+            downmix_code, _ = _mux(video, source, tmp, duration_s, ["-c:a", "aac", "-ac", "2"])
+            if downmix_code == 0:
+                logger.info(
+                    "the sound of %s (%s) is downmixed to stereo: the AAC encoder did not take its channels "
+                    "as they are (%s)", source.path.name, source.codec, _first_line(said),
+                )  # fmt: skip
+                return
         if code != 0:
-            said = said.strip()
-            logger.debug("ffmpeg adding the sound of %s said: %s", source.path, said)
+            logger.debug("ffmpeg adding the sound of %s said: %s", source.path, said.strip())
             raise OSError(
                 f"ffmpeg could not add the sound of {source.path.name} ({source.codec}) to {video.name} "
-                f"(exit code {code}): {said.splitlines()[0] if said else 'nothing said'}"
+                f"(exit code {code}): {_first_line(said)}"
             )
+
+
+def _mux(
+    video: Path, source: AudioSource, tmp: Path, duration_s: float, audio_args: list[str]
+) -> tuple[int, str]:
+    """One pass of ffmpeg: ``video``'s stream copied and ``source``'s sound (``audio_args``: its codec options) cut
+    to ``duration_s`` into ``tmp``; return (exit code, what ffmpeg said).
+
+    Raises:
+        OSError: it took too long (it was killed).
+    """
+    cut = ["-ss", f"{source.start_s:.6f}"] if source.start_s >= _MIN_START_S else []
+    args = [
+        "-loglevel", "error", "-y",
+        # absolute paths: never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
+        "-i", str(video.absolute()),
+        *cut, "-t", f"{duration_s:.6f}", "-i", str(source.path.absolute()),
+        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *audio_args,
+        "-movflags", "+faststart", "-f", "mp4", str(tmp.absolute()),
+    ]  # fmt: skip
+    try:
+        return run_ffmpeg(args, _TIMEOUT_S + duration_s)
+    except subprocess.TimeoutExpired as err:
+        raise OSError(
+            f"adding the sound of {source.path.name} to {video.name} took over {err.timeout:.0f} s"
+        ) from err
+
+
+def _first_line(said: str) -> str:
+    """The first line of what ffmpeg said, or 'nothing said'."""
+    said = said.strip()
+    return said.splitlines()[0] if said else "nothing said"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam_cli.arguments import positive_int
 from uvosam_cli.checks import check_output_file
-from uvosam_cli.davis import _json_safe, format_tables
+from uvosam_cli.davis import format_tables, write_scores_json
 
 
 def _result_names(folder: Path) -> list[str]:
@@ -66,7 +65,5 @@ def run(args: argparse.Namespace) -> int:
     scores = score_clip(args.results, truth, names)
     print(format_tables(scores))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_scores_json(scores, args.json)
     return 0

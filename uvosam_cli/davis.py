@@ -8,6 +8,7 @@ import math
 import time
 from pathlib import Path
 
+from uvosam.atomic_files import write_text
 from uvosam.eval.davis import GLOBAL_METRICS, DavisScores, evaluate
 from uvosam.eval.layout import SUBSETS, TASKS
 from uvosam_cli.checks import check_output_file, check_output_folder
@@ -79,19 +80,16 @@ def _csv_cell(value: float) -> str:
 def write_official_csvs(scores: DavisScores, folder: Path) -> tuple[Path, Path]:
     """The two CSV files of the official ``evaluation_method.py``, byte for byte: ``global_results-<set>.csv``
     (the seven global numbers) and ``per-sequence_results-<set>.csv`` (``Sequence,J-Mean,F-Mean``, one row per
-    object), 3 decimals. Returns their paths."""
+    object), 3 decimals. Each is written atomically (``uvosam.atomic_files``): an interrupted write leaves the
+    file as it was, never a truncated table. Returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     glob = scores.global_dict()
     global_path = folder / f"global_results-{scores.subset}.csv"
-    global_path.write_text(
-        ",".join(GLOBAL_METRICS)
-        + "\n"
-        + ",".join(_csv_cell(glob[k]) for k in GLOBAL_METRICS)
-        + "\n"
-    )
+    global_row = ",".join(_csv_cell(glob[k]) for k in GLOBAL_METRICS)
+    write_text(global_path, f"{','.join(GLOBAL_METRICS)}\n{global_row}\n", encoding="utf-8")
     rows = [f"{o.name},{_csv_cell(o.j_mean)},{_csv_cell(o.f_mean)}" for o in scores.objects]
     per_path = folder / f"per-sequence_results-{scores.subset}.csv"
-    per_path.write_text("\n".join(["Sequence,J-Mean,F-Mean", *rows]) + "\n")
+    write_text(per_path, "\n".join(["Sequence,J-Mean,F-Mean", *rows]) + "\n", encoding="utf-8")
     return global_path, per_path
 
 
@@ -105,8 +103,17 @@ def _json_safe(value):
     return value
 
 
+def write_scores_json(scores: DavisScores, path: Path) -> None:
+    """``scores.to_dict()`` as indented JSON at ``path`` (NaN, e.g. an undefined Decay, becomes null), written
+    atomically: never a truncated file read as the scores."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Score, print both tables, optionally write JSON (NaN, e.g. an undefined Decay, becomes null)."""
+    """Score, print both tables, optionally write JSON (NaN, e.g. an undefined Decay, becomes null) and the CSV
+    tables, each file atomically."""
     if args.json:
         check_output_file(args.json, "--json", example_name="scores.json")
     if args.csv:
@@ -126,9 +133,7 @@ def run(args: argparse.Namespace) -> int:
         f"\n{sequences} sequences, {len(scores.objects)} objects scored in {time.perf_counter() - start:.1f} s"
     )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_scores_json(scores, args.json)
     if args.csv:
         print("wrote " + " and ".join(str(p) for p in write_official_csvs(scores, args.csv)))
     return 0

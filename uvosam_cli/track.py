@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from uvosam.atomic_files import write_text
     from uvosam.segmenter import resolve_device
     from uvosam.tracker.loading import load_tracker
     from uvosam.tracker.session import track_video
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     video_id = args.video_id if args.video_id is not None else Path(args.input).stem
     records = results_json(trajectories, video_id)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(records), encoding="utf-8")
+    write_text(out, json.dumps(records), encoding="utf-8")  # never a truncated results.json
     tracks = len({t.track_id for t in trajectories})
     logger.info("%d trajectories (%d results) written to %s", tracks, len(records), out)
     print(f"{out}: {len(records)} result(s), {tracks} trajectory(ies)")

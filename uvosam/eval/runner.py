@@ -32,7 +32,9 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
+from uvosam.atomic_files import replacing
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions, ExportResult
@@ -282,7 +284,10 @@ def run_ytvis(
     """Segment every video of a YouTube-VIS split; write ``out_json`` and ``<out_json stem>.zip``. Returns the zip.
 
     Its entries are the original IDOL's, one per (track, class) above the threshold ``ytvis_class_thres`` gives for
-    ``pipe.tracker`` (see the module docstring).
+    ``pipe.tracker`` (see the module docstring). They are written one video at a time into ``<out_json>.tmp``
+    (flushed before ``progress`` hears of the video), which replaces ``out_json`` once the last video is in: memory
+    holds one video's entries, and a run that fails or is interrupted leaves an earlier ``out_json`` and zip as they
+    were. The file is ``json.dumps`` of the whole list, byte for byte.
     """
     videos, images_root = ytvis_videos(Path(ytvis_root), split)
     out_json = Path(out_json)
@@ -291,25 +296,44 @@ def run_ytvis(
         davis=False, cutouts=False, mattes=False, results_json=False, ytvis=True, tracks_csv=False,
         timeline=False, ytvis_class_thres=ytvis_class_thres(pipe.tracker),
     )  # fmt: skip
-    entries = []
-    with tempfile.TemporaryDirectory(dir=out_json.parent) as tmp:
+    with (
+        tempfile.TemporaryDirectory(dir=out_json.parent) as tmp,
+        replacing(out_json) as partial,
+        open(partial, "w", encoding="utf-8") as handle,
+    ):
+        handle.write("[")
+        written = 0
         for index, video in enumerate(videos):
             frames_dir = _video_frames(images_root, video, Path(tmp) / "frames")
             name = f"v{video['id']}"
             export = _segment_to(
                 pipe, frames_dir, Path(tmp) / name, name, options, int(video["id"])
             )
-            entries += json.loads(export.ytvis_json.read_text())
+            entries = json.loads(export.ytvis_json.read_text())
+            written = _append_entries(handle, entries, written)
             shutil.rmtree(Path(tmp) / name)
             if progress is not None:
                 progress(
                     SequenceDone(str(video["id"]), index, len(videos), export.num_frames, False)
                 )
-    out_json.write_text(json.dumps(entries))
+        handle.write("]")
     zip_path = out_json.with_suffix(".zip")
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+    with (
+        replacing(zip_path) as partial_zip,
+        zipfile.ZipFile(partial_zip, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
         archive.write(out_json, "results.json")
     return zip_path
+
+
+def _append_entries(handle: TextIO, entries: list[dict], written: int) -> int:
+    """Write ``entries`` into the JSON list being written to ``handle``, after the ``written`` already there, as
+    ``json.dumps`` writes a list's items (``", "`` between them); flush; return how many are there now."""
+    for entry in entries:
+        handle.write((", " if written else "") + json.dumps(entry))
+        written += 1
+    handle.flush()
+    return written
 
 
 def _video_frames(images_root: Path, video: dict, link_dir: Path) -> Path:
