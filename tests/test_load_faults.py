@@ -8,6 +8,7 @@ a closed tab's run ending well before its video would (< 4 s of its ~7 s left).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -370,3 +371,80 @@ def test_job_pump_cleans_up_once_both_the_worker_and_the_ui_are_done():
     assert wait_for(lambda: any(item.done for item in done.poll(0.1)), 5)
     done.cancel()
     assert aborted == [True, 1]  # a finished run's files are kept
+
+
+def test_waiting_for_a_job_leaves_the_event_loop_free_and_wakes_on_its_step():
+    """A handler's wait for its job runs on Gradio's event loop, which every session shares: while it waits, other
+    tasks run; a step of the job ends the wait at once (not at its timeout); a cancel (Stop) ends it at once too."""
+    import asyncio
+
+    from uvosam.job_types import JobProgress
+    from uvosam_app.work import JobPump
+
+    go_on, end = threading.Event(), threading.Event()
+
+    def job():
+        go_on.wait(10)
+        yield JobProgress(1, 1, 0.1)
+        end.wait(30)
+
+    async def main() -> tuple[float, float, list]:
+        pump = JobPump(job, threading.Semaphore(1)).start()
+        waiting = asyncio.create_task(pump.next_items(30.0))
+        started = time.monotonic()
+        await asyncio.sleep(0.2)  # another session's task: it runs while the job is waited for
+        slept = time.monotonic() - started
+        go_on.set()
+        items = await waiting  # woken by the step
+        woken = time.monotonic() - started
+        stopped = asyncio.create_task(pump.next_items(30.0))
+        await asyncio.sleep(0.1)
+        stopped.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopped
+        pump.cancel()
+        end.set()
+        return slept, woken, items
+
+    slept, woken, items = asyncio.run(asyncio.wait_for(main(), 20))
+    assert slept < 1.0 and woken < 5.0, (slept, woken)
+    assert [item.step.frames_done for item in items] == [1]
+
+
+def test_a_job_stopped_while_it_starts_is_closed_once_started():
+    """Stop while a job's start (its folders, in a worker thread) is under way: the handler ends at once, and the
+    job is closed (pump stopped, folders released) when the start returns, not left running."""
+    import asyncio
+
+    from uvosam_app.work import opened
+
+    starting, go_on, closed = threading.Event(), threading.Event(), threading.Event()
+
+    class Started:
+        close = closed.set
+
+    def start() -> Started:
+        starting.set()
+        go_on.wait(10)
+        return Started()
+
+    async def handler() -> None:
+        async with opened(start):
+            await asyncio.sleep(30)
+
+    async def main() -> float:
+        task = asyncio.create_task(handler())
+        while not starting.is_set():
+            await asyncio.sleep(0.01)
+        stopped = time.monotonic()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        took = time.monotonic() - stopped
+        assert not closed.is_set()  # nothing to close yet
+        go_on.set()
+        await asyncio.to_thread(closed.wait, 5)  # the server's loop goes on
+        return took
+
+    took = asyncio.run(asyncio.wait_for(main(), 20))
+    assert took < 1.0 and closed.is_set()
