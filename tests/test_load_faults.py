@@ -2,8 +2,9 @@
 
 Eight sessions at once (queued behind the default concurrency of 1, and 4 at a time), Stop and a
 closed tab freeing the worker, a CUDA out-of-memory and a decoding error mid-video, a checkpoint failing its sha256.
-Timings are printed (run with -s); the timed assertions are the Stop requirement itself (< 2 s) and
-a closed tab's run ending well before its video would (< 4 s of its ~7 s left).
+Timings are printed (run with -s); the timed assertions are the Stop requirement itself (< 2 s), a cancel
+ending its event at once (< 5 s, where the handler's wait was ~20 s) and a closed tab's run ending well before its
+video would (< 4 s of its ~7 s left).
 """
 
 from __future__ import annotations
@@ -192,6 +193,48 @@ def test_stop_frees_the_worker_for_the_next_job_within_2_s(server, clips):
     assert fast.result()[0].startswith("done: 10 frames")
     assert wait_for(lambda: not run_dir.exists())  # the stopped run's folder is gone
     assert processes_mentioning(str(run_dir)) == []
+
+
+@pytest.mark.parametrize("endpoint", ["/segment", "/rerender"])
+def test_stop_during_a_long_wait_for_the_job_ends_the_event_at_once(
+    tmp_path, segmenter, clips, monkeypatch, endpoint
+):
+    """Gradio ends a cancelled event only once its handler's current step returns. A step of a handler waits for the
+    job (up to a status interval, or until the job ends): Stop and the browser's next Run (ignored while the event
+    is pending) waited as long; a Stop before the handler's first update did not even stop its job, which ran on,
+    folder kept, to its end. Here a step waits ~20 s (a 30 s interval, no chunk mid-run); the cancel returns at once,
+    and the job's folder goes with it."""
+    import uvosam_app.handlers as app_handlers
+
+    def slow_rerender(*args, **kwargs):
+        for step in uvosam.job.rerender_iter(*args, **kwargs):
+            time.sleep(2.0)  # 10 frames: ~20 s
+            yield step
+
+    monkeypatch.setattr(app_handlers, "rerender_iter", slow_rerender)
+    pipes = {FAST: UVOSAM(MovingBoxTracker(num_objects=2), segmenter),
+             SLOW: UVOSAM(MovingBoxTracker(num_objects=2, delay_s=0.5), segmenter)}  # fmt: skip
+    settings = AppSettings(work_root=tmp_path, status_interval_s=30.0, chunk_seconds=60.0)
+    with launched(lambda preset, sam: pipes[preset], settings) as url:
+        client = Client(url, verbose=False)
+        if endpoint == "/segment":  # 40 frames x 0.5 s: ~20 s
+            job = client.submit(handle_file(str(clips["slow"])), SLOW, api_name=endpoint)
+        else:
+            client.predict(handle_file(str(clips["fast"])), api_name="/segment")
+            job = client.submit([1, 2], api_name=endpoint)
+        session, kind = (
+            tmp_path / client.session_hash,
+            endpoint.strip("/").replace("segment", "run"),
+        )
+        assert wait_for(lambda: any(session.glob(f"{kind}-*")))  # the job started
+        folder = next(session.glob(f"{kind}-*"))
+        time.sleep(1.0)  # well into the wait
+        stopped = time.monotonic()
+        assert job.cancel()  # returns once the server has ended the event (or times out after 5 s)
+        took = time.monotonic() - stopped
+        print(f"\n{endpoint}: the cancel returned after {took:.2f} s")
+        assert took < 5.0
+        assert wait_for(lambda: not folder.exists())
 
 
 CLOSING_TAB = """
