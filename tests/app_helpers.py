@@ -4,12 +4,13 @@ watching processes. Not product code."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,22 @@ def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
         yield url
     finally:
         demo.close()
+
+
+def stepped(updates: AsyncIterator) -> Iterator:
+    """An async generator (an app handler's, or ``drive``'s) stepped from a test's plain code, on an event loop of
+    its own: ``next()`` it, ``list()`` it, or ``close()`` it as Gradio closes a handler's (its ``finally`` runs)."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(updates))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(updates.aclose())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
 
 
 def zip_names(path: str) -> list[str]:

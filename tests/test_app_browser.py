@@ -338,3 +338,56 @@ def test_a_link_browsers_cannot_play_is_described_previewed_and_run(link_app, pa
     page.click("#run")
     page.wait_for_function(f"() => ({STATUS})().startsWith('done: 12 frames')", timeout=60_000)
     page.locator("#mp4", has_text="old_overlay").wait_for(timeout=30_000)
+
+
+@pytest.fixture(scope="module")
+def long_step_app(tmp_path_factory, tiny_sam_model):
+    """The app with long waits for the job: a status line every 2 s, chunks of 8 s of video (none mid-run)."""
+    from app_helpers import launched
+    from doubles import MovingBoxTracker
+
+    from uvosam.pipeline import UVOSAM
+    from uvosam.segmenter import BoxPromptSegmenter
+    from uvosam_app.settings import AppSettings
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2, delay_s=0.1), BoxPromptSegmenter(tiny_sam_model))
+    work = tmp_path_factory.mktemp("work")
+    settings = AppSettings(work_root=work, status_interval_s=2.0, chunk_seconds=8.0)
+    with launched(lambda preset, sam: pipe, settings) as url:
+        yield url, work
+
+
+def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
+    """Stop, then Run 100 ms later: the Run press was dropped (Run ignores presses while its event is pending, and
+    the stopped run's event stayed pending until its current wait for the job ended, up to a status interval) and
+    the user had to press Run again. Now Stop ends the event at once: the second press starts a run that finishes."""
+    from app_helpers import wait_for
+    from playwright.sync_api import TimeoutError as PageTimeout
+
+    url, work = long_step_app
+    page.goto(url)
+    page.wait_for_selector("#run")
+    page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
+    page.wait_for_selector("#inp video", timeout=30_000)
+    page.click("#run")
+    # the first frame counter: the run is in a wait for the job (the next update comes up to 2 s later)
+    page.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
+    page.click("#stop")
+    page.wait_for_timeout(100)
+    page.click("#run")
+    # the stopped run's line is replaced: by Stop's, or already by the new run's
+    page.wait_for_function(f"() => /^(stopped|starting)/.test(({STATUS})())", timeout=10_000)
+    try:  # the new run's first frame counter comes within a status interval or two of its start
+        page.wait_for_function(
+            f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=20_000
+        )
+    except PageTimeout as err:
+        raise AssertionError(
+            f"Run pressed 100 ms after Stop started no run: the status stays {page.evaluate(STATUS)!r}"
+        ) from err
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done: 48 frames')", timeout=120_000)
+    assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
+    page.locator("#zip a").first.wait_for(timeout=30_000)  # its results
+    assert "person" in page.locator("#tracks").inner_text()
+    # the stopped run's folder is gone: only the new run's is left
+    assert wait_for(lambda: [p.name.split("-")[0] for p in work.glob("*/*")] == ["run"], 20)

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 pytest.importorskip("gradio")
-from app_helpers import ROOT, davis_labels, launched, write_clip
+from app_helpers import ROOT, davis_labels, launched, stepped, write_clip
 from doubles import MovingBoxTracker
 from gradio_client import Client, handle_file
 
@@ -95,8 +95,9 @@ def test_without_the_sam2_package_the_app_offers_sam_only_and_says_why(tmp_path,
 
     asked = []
     app = app_handlers.App(lambda preset, sam: asked.append(sam), AppSettings(work_root=tmp_path))
-    steps = app.segment(str(ROOT / "examples" / "synthetic_shapes.mp4"), PRESET, "sam2.1_tiny", 0.0, 10, 1, 900,
-                        0, True, True, "overlay", None, False, None, progress=lambda *a, **k: None)  # fmt: skip
+    clip = str(ROOT / "examples" / "synthetic_shapes.mp4")
+    steps = stepped(app.segment(clip, PRESET, "sam2.1_tiny", 0.0, 10, 1, 900, 0, True, True, "overlay", None,
+                                False, None, progress=lambda *a, **k: None))  # fmt: skip
     with pytest.raises(gr.Error, match="pip install sam2"):
         next(steps)
     assert asked == []  # no model was asked for

@@ -14,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+from app_helpers import stepped
 from doubles import MovingBoxTracker
 from PIL import Image
 
@@ -126,8 +127,8 @@ def test_run_says_what_is_wrong_with_a_zip_of_frames_it_cannot_read(
         AppSettings(work_root=tmp_path / "work", status_interval_s=0.1),
     )
     frames, refusal = _unreadable_zip(case, tmp_path, small_frame, huge_frame)
-    steps = app.segment(None, *ARGS, 0.0, 10, 1, 900, 0, True, True, "overlay", str(frames), False,
-                        types.SimpleNamespace(session_hash="s"), progress=lambda *a, **k: None)  # fmt: skip
+    steps = stepped(app.segment(None, *ARGS, 0.0, 10, 1, 900, 0, True, True, "overlay", str(frames), False,
+                                types.SimpleNamespace(session_hash="s"), progress=lambda *a, **k: None))  # fmt: skip
     with pytest.raises(gr.Error) as refused:
         list(steps)
     assert refused.value.message.startswith(f"{frames.name}: {refusal}"), refused.value.message
@@ -162,8 +163,8 @@ def finished(tmp_path_factory, tiny_sam_model):
         work.parent / "clip.zip",
         {f"clip/{i:05d}.png": _png(Image.new("RGB", (96, 64), (40 * i, 0, 0))) for i in range(6)},
     )
-    last = list(app.segment(None, *ARGS, 0.0, 10, 1, 900, 0, True, True, "overlay", str(frames), False,
-                            types.SimpleNamespace(session_hash="s"), progress=lambda *a, **k: None))[-1]  # fmt: skip
+    last = list(stepped(app.segment(None, *ARGS, 0.0, 10, 1, 900, 0, True, True, "overlay", str(frames), False,
+                                    types.SimpleNamespace(session_hash="s"), progress=lambda *a, **k: None)))[-1]  # fmt: skip
     assert last[0].startswith("done: 6 frames"), last[0]
     masks = shutil.copy(last[4], work.parent / "masks.zip")
     return app, masks, last[-1]

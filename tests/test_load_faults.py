@@ -2,12 +2,14 @@
 
 Eight sessions at once (queued behind the default concurrency of 1, and 4 at a time), Stop and a
 closed tab freeing the worker, a CUDA out-of-memory and a decoding error mid-video, a checkpoint failing its sha256.
-Timings are printed (run with -s); the timed assertions are the Stop requirement itself (< 2 s) and
-a closed tab's run ending well before its video would (< 4 s of its ~7 s left).
+Timings are printed (run with -s); the timed assertions are the Stop requirement itself (< 2 s), a cancel
+ending its event at once (< 5 s, where the handler's wait was ~20 s) and a closed tab's run ending well before its
+video would (< 4 s of its ~7 s left).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -193,6 +195,48 @@ def test_stop_frees_the_worker_for_the_next_job_within_2_s(server, clips):
     assert processes_mentioning(str(run_dir)) == []
 
 
+@pytest.mark.parametrize("endpoint", ["/segment", "/rerender"])
+def test_stop_during_a_long_wait_for_the_job_ends_the_event_at_once(
+    tmp_path, segmenter, clips, monkeypatch, endpoint
+):
+    """Gradio ends a cancelled event only once its handler's current step returns. A step of a handler waits for the
+    job (up to a status interval, or until the job ends): Stop and the browser's next Run (ignored while the event
+    is pending) waited as long; a Stop before the handler's first update did not even stop its job, which ran on,
+    folder kept, to its end. Here a step waits ~20 s (a 30 s interval, no chunk mid-run); the cancel returns at once,
+    and the job's folder goes with it."""
+    import uvosam_app.handlers as app_handlers
+
+    def slow_rerender(*args, **kwargs):
+        for step in uvosam.job.rerender_iter(*args, **kwargs):
+            time.sleep(2.0)  # 10 frames: ~20 s
+            yield step
+
+    monkeypatch.setattr(app_handlers, "rerender_iter", slow_rerender)
+    pipes = {FAST: UVOSAM(MovingBoxTracker(num_objects=2), segmenter),
+             SLOW: UVOSAM(MovingBoxTracker(num_objects=2, delay_s=0.5), segmenter)}  # fmt: skip
+    settings = AppSettings(work_root=tmp_path, status_interval_s=30.0, chunk_seconds=60.0)
+    with launched(lambda preset, sam: pipes[preset], settings) as url:
+        client = Client(url, verbose=False)
+        if endpoint == "/segment":  # 40 frames x 0.5 s: ~20 s
+            job = client.submit(handle_file(str(clips["slow"])), SLOW, api_name=endpoint)
+        else:
+            client.predict(handle_file(str(clips["fast"])), api_name="/segment")
+            job = client.submit([1, 2], api_name=endpoint)
+        session, kind = (
+            tmp_path / client.session_hash,
+            endpoint.strip("/").replace("segment", "run"),
+        )
+        assert wait_for(lambda: any(session.glob(f"{kind}-*")))  # the job started
+        folder = next(session.glob(f"{kind}-*"))
+        time.sleep(1.0)  # well into the wait
+        stopped = time.monotonic()
+        assert job.cancel()  # returns once the server has ended the event (or times out after 5 s)
+        took = time.monotonic() - stopped
+        print(f"\n{endpoint}: the cancel returned after {took:.2f} s")
+        assert took < 5.0
+        assert wait_for(lambda: not folder.exists())
+
+
 CLOSING_TAB = """
 import sys
 from gradio_client import Client, handle_file
@@ -370,3 +414,80 @@ def test_job_pump_cleans_up_once_both_the_worker_and_the_ui_are_done():
     assert wait_for(lambda: any(item.done for item in done.poll(0.1)), 5)
     done.cancel()
     assert aborted == [True, 1]  # a finished run's files are kept
+
+
+def test_waiting_for_a_job_leaves_the_event_loop_free_and_wakes_on_its_step():
+    """A handler's wait for its job runs on Gradio's event loop, which every session shares: while it waits, other
+    tasks run; a step of the job ends the wait at once (not at its timeout); a cancel (Stop) ends it at once too."""
+    import asyncio
+
+    from uvosam.job_types import JobProgress
+    from uvosam_app.work import JobPump
+
+    go_on, end = threading.Event(), threading.Event()
+
+    def job():
+        go_on.wait(10)
+        yield JobProgress(1, 1, 0.1)
+        end.wait(30)
+
+    async def main() -> tuple[float, float, list]:
+        pump = JobPump(job, threading.Semaphore(1)).start()
+        waiting = asyncio.create_task(pump.next_items(30.0))
+        started = time.monotonic()
+        await asyncio.sleep(0.2)  # another session's task: it runs while the job is waited for
+        slept = time.monotonic() - started
+        go_on.set()
+        items = await waiting  # woken by the step
+        woken = time.monotonic() - started
+        stopped = asyncio.create_task(pump.next_items(30.0))
+        await asyncio.sleep(0.1)
+        stopped.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopped
+        pump.cancel()
+        end.set()
+        return slept, woken, items
+
+    slept, woken, items = asyncio.run(asyncio.wait_for(main(), 20))
+    assert slept < 1.0 and woken < 5.0, (slept, woken)
+    assert [item.step.frames_done for item in items] == [1]
+
+
+def test_a_job_stopped_while_it_starts_is_closed_once_started():
+    """Stop while a job's start (its folders, in a worker thread) is under way: the handler ends at once, and the
+    job is closed (pump stopped, folders released) when the start returns, not left running."""
+    import asyncio
+
+    from uvosam_app.work import opened
+
+    starting, go_on, closed = threading.Event(), threading.Event(), threading.Event()
+
+    class Started:
+        close = closed.set
+
+    def start() -> Started:
+        starting.set()
+        go_on.wait(10)
+        return Started()
+
+    async def handler() -> None:
+        async with opened(start):
+            await asyncio.sleep(30)
+
+    async def main() -> float:
+        task = asyncio.create_task(handler())
+        while not starting.is_set():
+            await asyncio.sleep(0.01)
+        stopped = time.monotonic()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        took = time.monotonic() - stopped
+        assert not closed.is_set()  # nothing to close yet
+        go_on.set()
+        await asyncio.to_thread(closed.wait, 5)  # the server's loop goes on
+        return took
+
+    took = asyncio.run(asyncio.wait_for(main(), 20))
+    assert took < 1.0 and closed.is_set()

@@ -4,7 +4,8 @@ One concept per module:
 
 - ``gpu``: the ``spaces`` import (imported first, before torch), the device, the ZeroGPU function;
 - ``settings``: ``AppSettings`` from the environment; ``models``: presets, mask models, the shared loader;
-- ``work``: session folders, the job's worker thread; ``progress``: a job's updates as UI updates;
+- ``work``: session folders, the job's worker thread, a job as a handler holds it; ``progress``: a job's updates as
+  UI updates;
 - ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded;
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;

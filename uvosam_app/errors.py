@@ -5,6 +5,7 @@ id that the message names; and how the page shows it (``text_toasts``): as writt
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import inspect
@@ -114,12 +115,16 @@ def for_page(err: gr.Error, request: gr.Request | None) -> gr.Error:
 
 
 def text_toasts(handler: Handler) -> Handler:
-    """Decorate an event handler (a function or a generator) with a ``request: gr.Request`` parameter: the
+    """Decorate an event handler (a function or an async generator) with a ``request: gr.Request`` parameter: the
     ``gr.Error`` it raises shows its message in the page's toast exactly as written (``for_page``). The handler
-    itself (the status line it sets) and API clients see the plain text."""
+    itself (the status line it sets) and API clients see the plain text. Closing the decorated generator closes the
+    handler's at once (its ``finally`` runs)."""
     signature = inspect.signature(handler)
     if "request" not in signature.parameters:
         raise TypeError(f"{handler.__qualname__} needs a `request: gr.Request` parameter")
+    # Gradio ends a sync generator's cancelled event only once its current step returns
+    if inspect.isgeneratorfunction(handler):
+        raise TypeError(f"{handler.__qualname__}: make it an async generator (Stop lands at once)")
 
     def reraise(err: gr.Error, args: tuple, kwargs: dict) -> NoReturn:
         page_err = for_page(err, signature.bind(*args, **kwargs).arguments.get("request"))
@@ -127,16 +132,18 @@ def text_toasts(handler: Handler) -> Handler:
             raise err
         raise page_err from err
 
-    if inspect.isgeneratorfunction(handler):
+    if inspect.isasyncgenfunction(handler):
 
         @functools.wraps(handler)
-        def generator(*args: Any, **kwargs: Any) -> Any:
+        async def stream(*args: Any, **kwargs: Any) -> Any:
             try:
-                return (yield from handler(*args, **kwargs))
+                async with contextlib.aclosing(handler(*args, **kwargs)) as updates:
+                    async for update in updates:
+                        yield update
             except gr.Error as err:
                 reraise(err, args, kwargs)
 
-        return generator  # type: ignore[return-value]
+        return stream  # type: ignore[return-value]
 
     @functools.wraps(handler)
     def function(*args: Any, **kwargs: Any) -> Any:

@@ -6,10 +6,11 @@ views of a finished run (timeline, merge hints, Score) and the session's clean-u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import FINISHED, failed_status
-from uvosam_app.work import JobPump, SessionRun, WorkRoot, session_key
+from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
 
 logger = logging.getLogger("uvosam.app")
 
@@ -68,7 +69,7 @@ class App:
 
     # ------------------------------------------------------------------------------------------ run
     @text_toasts
-    def segment(
+    async def segment(
         self,
         video: str | None,
         tracker: str,
@@ -87,9 +88,10 @@ class App:
         # the session's linked video (a State: not in the API); after the request, as Gradio fills that in
         linked: str | None = None,
         progress: gr.Progress = gr.Progress(),
-    ) -> Iterator[tuple]:
+    ) -> AsyncIterator[tuple]:
         """Track + segment a video (or a zip of its frames, or else the file of a linked Load): streams (status,
-        preview, chunk); ends with mp4, zip, tracks."""
+        preview, chunk); ends with mp4, zip, tracks. An async generator: it waits for the job on the event loop,
+        where Stop (Gradio cancels its task) lands at once; the folders and the job start in a worker thread."""
         if not video and not frames_zip and not linked:
             raise gr.Error(
                 "Upload a video (or a zip of its frames) or pick an example first.",
@@ -119,42 +121,61 @@ class App:
         )
         # a linked Load's folder is idle: held, so that no new folder deletes it under the run
         link_dir = None if video or frames_zip else Path(source).parent
-        self.work.hold(link_dir)
-        try:
-            run_dir = self.work.new_dir(session_key(request), "run")
-        except BaseException:
-            self.work.release(link_dir)
-            raise
-        work = partial(self._job, tracker, sam, changes, source, run_dir, options)
-        pump = JobPump(work, self.gpu_slots, on_abort=partial(self.work.discard, run_dir)).start()
+        job = partial(self._job, tracker, sam, changes, source, options=options)
+        start = partial(self._start, session_key(request), "run", job, self.gpu_slots, link_dir)
         skip = gr.skip()
         cleared = gr.CheckboxGroup(choices=[], value=[])
+        interval = self.settings.status_interval_s
+        starting = "starting" if self._models_loaded(tracker, sam) else FIRST_STEP
+        async with (
+            opened(start) as running,
+            contextlib.aclosing(
+                drive(running.pump, progress, "segmenting", interval, starting)
+            ) as updates,
+        ):
+            try:
+                yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
+                async for up in updates:
+                    if up.result is None:
+                        yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
+                        continue
+                    r = up.result
+                    keep = gr.CheckboxGroup(
+                        choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
+                        value=[t.track_id for t in r.tracks],
+                    )
+                    origin = input_path(video, frames_zip, linked)
+                    state = SessionRun(running.folder, r.cache_dir, origin)
+                    self.speeds[tracker, sam] = r.fps
+                    rows = track_rows(r)
+                    files = str(r.overlay_mp4), str(r.zip_path)
+                    yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
+            # the status line ends too: it showed "starting…" or a frame count for good
+            except gr.Error as err:
+                yield failed_status(err.message), skip, skip, skip, skip, skip, skip, skip
+                raise
+
+    def _start(
+        self,
+        session: str | None,
+        kind: str,
+        job: Callable[[Path], Iterator[JobProgress]],
+        slots: threading.Semaphore,
+        held: Path | None = None,
+        *,
+        keep: Path | None = None,
+    ) -> OpenJob:
+        """A job's file work, in a worker thread (``opened``): ``held`` (a folder the job reads) is held, the job's
+        folder is made (the session's idle folders but ``keep`` are deleted), and ``job(folder)``
+        starts in its own thread, once one of ``slots`` is free."""
+        self.work.hold(held)
         try:
-            yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
-            interval = self.settings.status_interval_s
-            starting = "starting" if self._models_loaded(tracker, sam) else FIRST_STEP
-            for up in drive(pump, progress, "segmenting", interval, starting):
-                if up.result is None:
-                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
-                    continue
-                r = up.result
-                keep = gr.CheckboxGroup(
-                    choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
-                    value=[t.track_id for t in r.tracks],
-                )
-                state = SessionRun(run_dir, r.cache_dir, input_path(video, frames_zip, linked))
-                self.speeds[tracker, sam] = r.fps
-                rows = track_rows(r)
-                files = str(r.overlay_mp4), str(r.zip_path)
-                yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
-        # the status line ends too: it showed "starting…" or a frame count for good
-        except gr.Error as err:
-            yield failed_status(err.message), skip, skip, skip, skip, skip, skip, skip
+            folder = self.work.new_dir(session, kind, keep=keep)
+        except BaseException:
+            self.work.release(held)
             raise
-        finally:
-            pump.cancel()
-            self.work.release(run_dir)
-            self.work.release(link_dir)
+        pump = JobPump(partial(job, folder), slots, on_abort=partial(self.work.discard, folder))
+        return OpenJob(pump.start(), self.work, folder, (held,))
 
     def _outputs(
         self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
@@ -309,7 +330,7 @@ class App:
 
     # ------------------------------------------------------------------------------------ re-render
     @text_toasts
-    def rerender(
+    async def rerender(
         self,
         keep: list[int] | None,
         show_boxes: bool,
@@ -323,49 +344,34 @@ class App:
         request: gr.Request,
         linked: str | None = None,  # the session's linked video (a State, not in the API)
         progress: gr.Progress = gr.Progress(),
-    ) -> Iterator[tuple]:
+    ) -> AsyncIterator[tuple]:
         """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
-        the run), merging tracks (``"3>1, 5>1"``), in any style. The run's folder is held meanwhile: a Run
-        pressed now in the same tab deletes the session's idle folders, not the masks read here. ``linked``: the
-        session's linked video, spared by the new folder as Run reads it later."""
+        the run), merging tracks (``"3>1, 5>1"``), in any style. An async generator, as ``segment``."""
         if state is None:
             raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
-        with self.work.held(state.run_dir):
-            if not state.cache_dir.is_dir():
-                raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
-            # the settings are checked before any folder is made
-            min_score = check_ranges(self.settings, min_score=min_score)["min_score"]
-            options = JobOptions(
-                **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm)
-            )
-            merges = merge_map(merge)
-            if not keep:  # the API's default: a video without any object is never what was meant
-                ids = sorted(MaskCache(state.cache_dir).track_labels())
-                if ids:
-                    raise gr.Error(
-                        "No track to keep: tick at least one in 'Tracks to keep' (over the API: "
-                        f"keep={ids}, the ids of the run's tracks).",
-                        print_exception=False,
-                    )
-            # the run's folder is kept, a linked Load's file too
-            with self.work.held(Path(linked).parent if linked else None):
-                out_dir = self.work.new_dir(session_key(request), "rerender", keep=state.run_dir)
-            work = partial(
-                rerender_iter,
-                state.cache_dir,
-                out_dir,
-                keep_ids=[int(k) for k in keep or []],
-                merge=merges,
-                options=options,
-                # raising it drops low-scoring frames of tracks from the cached masks
-                min_score=float(min_score),
-            )
-            pump = JobPump(
-                work, self.render_slots, on_abort=partial(self.work.discard, out_dir)
-            ).start()
-            skip = gr.skip()
+        # the settings are checked before any folder is made
+        min_score = check_ranges(self.settings, min_score=min_score)["min_score"]
+        options = JobOptions(
+            **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm)
+        )
+        job = partial(  # called with its output folder (``_start``)
+            rerender_iter,
+            state.cache_dir,
+            keep_ids=[int(k) for k in keep or []],
+            merge=merge_map(merge),
+            options=options,
+            # raising it drops low-scoring frames of tracks from the cached masks
+            min_score=float(min_score),
+        )
+        start = partial(self._start_rerender, state, session_key(request), bool(keep), linked, job)
+        skip = gr.skip()
+        interval = self.settings.status_interval_s
+        async with (
+            opened(start) as running,
+            contextlib.aclosing(drive(running.pump, progress, "re-rendering", interval)) as updates,
+        ):
             try:
-                for up in drive(pump, progress, "re-rendering", self.settings.status_interval_s):
+                async for up in updates:
                     if up.result is None:
                         yield up.status, _img(up.preview), up.chunk, skip, skip, skip
                     else:
@@ -375,9 +381,34 @@ class App:
             except gr.Error as err:
                 yield failed_status(err.message), skip, skip, skip, skip, skip
                 raise
-            finally:
-                pump.cancel()
-                self.work.release(out_dir)
+
+    def _start_rerender(
+        self,
+        state: SessionRun,
+        session: str | None,
+        any_kept: bool,
+        linked: str | None,
+        job: Callable[[Path], Iterator[JobProgress]],
+    ) -> OpenJob:
+        """Re-render's file work, in a worker thread: the run's folder is held while it is checked and for the
+        whole job (a Run pressed now in the same tab deletes the session's idle folders, not the masks read here),
+        and so is a linked Load's folder while the new one is made (Run reads that file later)."""
+        with self.work.held(state.run_dir):
+            if not state.cache_dir.is_dir():
+                raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
+            # the API's default: a video without any object is never what was meant
+            if not any_kept:
+                ids = sorted(MaskCache(state.cache_dir).track_labels())
+                if ids:
+                    raise gr.Error(
+                        "No track to keep: tick at least one in 'Tracks to keep' (over the API: "
+                        f"keep={ids}, the ids of the run's tracks).",
+                        print_exception=False,
+                    )
+            with self.work.held(Path(linked).parent if linked else None):
+                return self._start(
+                    session, "rerender", job, self.render_slots, state.run_dir, keep=state.run_dir
+                )
 
     def stopped(self, status: str | None = None) -> Any:
         """Stop's status line, given the one shown: a finished job's ("done: ..."; "failed: ...") stays, as its

@@ -1,11 +1,11 @@
-"""A running job's progress as updates for the UI: ``drive`` polls a ``JobPump`` and turns its steps into the
+"""A running job's progress as updates for the UI: ``drive`` waits on a ``JobPump`` and turns its steps into the
 status line, the latest preview frame, the video chunks to stream and, at the end, the job's result.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +30,13 @@ class Update:
     result: JobResult | None
 
 
-def drive(
+async def drive(
     pump: JobPump, progress: gr.Progress, verb: str, interval: float, starting: str = "starting"
-) -> Iterator[Update]:
-    """The job's updates, at least one per ``interval`` s (so that Stop lands quickly); ``progress`` (Gradio's
+) -> AsyncIterator[Update]:
+    """The job's updates, at least one per ``interval`` s (the status line's clock); ``progress`` (Gradio's
     progress bar) gets the frame counter, speed and ETA; before the first step the status says ``starting``, or
-    that the job waits for a worker. What the job raised is raised as ``to_gr_error`` maps it.
+    that the job waits for a worker. What the job raised is raised as ``to_gr_error`` maps it. The waits for the job
+    (``JobPump.next_items``) block no other task, and a cancel of the handler's task (Stop) lands in them at once.
 
     A preview frame is sent once: sent again with each status line (every ``interval`` s while a frame takes long),
     Gradio wrote the same JPEG over its cached file each time, while the browser could be reading it (a broken
@@ -49,7 +50,7 @@ def drive(
         return fresh
 
     while True:
-        items = pump.poll(max(0.0, last_sent + interval - time.monotonic()))
+        items = await pump.next_items(max(0.0, last_sent + interval - time.monotonic()))
         failed = next((item.error for item in items if item.error is not None), None)
         if failed is not None:  # first: the worker may already be deleting the run's files
             raise to_gr_error(failed)

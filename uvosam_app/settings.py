@@ -66,8 +66,8 @@ class AppSettings:
         work_root: folder for per-session run folders (default: a fresh temp folder)
             [UVOSAM_WORK_DIR].
         chunk_seconds: length of the streamed video chunks.
-        status_interval_s: the longest gap between two updates sent to the browser (a cancel lands
-            within it).
+        status_interval_s: the longest gap between two updates sent to the browser (the status line's
+            clock; a cancel does not wait for it).
         session_ttl_s: a session's results are deleted this long after its last run (or when its
             tab closes).
         url_input: offer "a direct link to a video file" under the upload (downloaded by the server, at most

@@ -1,10 +1,11 @@
 """Where and how the app's jobs run: per-session work folders (``WorkRoot``), what a session keeps of its last run
-(``SessionRun``) and the worker thread that runs a job while the UI generator keeps answering (``JobPump``). Nothing
-here imports gradio.
+(``SessionRun``), the worker thread that runs a job while the UI generator keeps answering (``JobPump``) and a job
+as the UI holds it (``OpenJob``, ``opened``: started and closed off the event loop). Nothing here imports gradio.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -15,8 +16,9 @@ import tempfile
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +139,8 @@ class PumpItem:
 
 @dataclass
 class JobPump:
-    """Runs a job generator in a worker thread, so the UI generator can answer every ``interval`` s.
+    """Runs a job generator in a worker thread, so the UI generator can answer every ``interval`` s (``poll``;
+    ``next_items`` on an event loop).
 
     ``cancel()`` (the UI is done with the job: finished, failed or stopped) returns at once; the
     worker closes the job generator after its current frame (ffmpeg is stopped, unfinished files
@@ -158,6 +161,8 @@ class JobPump:
     _active: set = field(default_factory=lambda: {"worker", "ui"})
     _finished: bool = False
     _in_slot: threading.Event = field(default_factory=threading.Event)
+    # set while ``next_items`` waits: the worker calls it after a put
+    _wake: Callable[[], None] | None = None
 
     def start(self) -> JobPump:
         ctx = contextvars.copy_context()  # ZeroGPU reads the gradio request from a context variable
@@ -168,9 +173,13 @@ class JobPump:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.2)
-                return
             except queue.Full:
                 continue
+            with self._lock:
+                wake = self._wake
+            if wake is not None:
+                wake()
+            return
 
     @property
     def queued(self) -> bool:
@@ -219,10 +228,82 @@ class JobPump:
             except queue.Empty:
                 return items
 
+    async def next_items(self, timeout: float) -> list[PumpItem]:
+        """``poll`` for a coroutine: the wait holds no thread and blocks no other task on the event loop (the worker
+        wakes it), and a cancel of the awaiting task (Stop) ends it at once."""
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+        with self._lock:
+            self._wake = partial(_wake_up, loop, woken)
+        try:
+            if self._queue.empty():  # an item put from now on wakes us
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken, timeout)
+            return self.poll(0)
+        finally:
+            with self._lock:
+                self._wake = None
+
     def cancel(self) -> None:
         """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
         self._stop.set()
         self._leave("ui")
+
+
+def _wake_up(loop: asyncio.AbstractEventLoop, woken: asyncio.Future) -> None:
+    """From the worker thread: resolve ``woken`` on its loop (a no-op once it is done or the loop is closed)."""
+
+    def resolve() -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    try:
+        loop.call_soon_threadsafe(resolve)
+    except RuntimeError:
+        pass  # the loop is closed (the server stopped): nothing waits for this job any more
+
+
+# ------------------------------------------------------------------------------------- open jobs
+@dataclass(frozen=True)
+class OpenJob:
+    """A job as a UI handler holds it: its ``pump``, its own ``folder`` (made by ``work.new_dir``; the pump deletes
+    it if the job ends without its result) and the folders it reads (``work.hold``; None: none). ``close()``, once
+    the UI is done with the job (finished, failed or stopped), cancels the pump and releases the folders."""
+
+    pump: JobPump
+    work: WorkRoot
+    folder: Path
+    held: tuple[Path | None, ...] = ()
+
+    def close(self) -> None:
+        self.pump.cancel()
+        for path in (self.folder, *self.held):
+            self.work.release(path)
+
+
+@contextlib.asynccontextmanager
+async def opened(start: Callable[[], OpenJob]) -> AsyncIterator[OpenJob]:
+    """The job of an async handler: ``start()`` (checks, folders made and old ones deleted, the pump started) and,
+    at the end, ``close()`` run in worker threads: file work (and ``WorkRoot``'s lock, which another session's
+    deleting may hold) never holds up the event loop. A cancel (Stop) while the job starts raises at once; the job
+    is closed as soon as its start returns. The close always completes, even if the handler is cancelled again
+    while it waits for it."""
+    starting = asyncio.ensure_future(asyncio.to_thread(start))
+    try:
+        job = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(_close_started)
+        raise
+    try:
+        yield job
+    finally:
+        await asyncio.shield(asyncio.to_thread(job.close))
+
+
+def _close_started(starting: asyncio.Future) -> None:
+    """Close the job of a start that went on after its handler was cancelled (a start that failed left nothing)."""
+    if not starting.cancelled() and starting.exception() is None:
+        asyncio.get_running_loop().run_in_executor(None, starting.result().close)
 
 
 def session_key(request: Any) -> str | None:
