@@ -391,3 +391,29 @@ def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
     assert "person" in page.locator("#tracks").inner_text()
     # the stopped run's folder is gone: only the new run's is left
     assert wait_for(lambda: [p.name.split("-")[0] for p in work.glob("*/*")] == ["run"], 20)
+
+
+PREVIEW_SHOWN = "() => !!document.querySelector('#preview img')"
+
+
+def test_a_portrait_clip_fits_a_phone_screen(app_url, tmp_path):
+    """A portrait (9:16) clip: on a 390 px phone the live video, as tall as the screen, pushed *Latest frame* into
+    a second column off the screen to the right (the page scrolled sideways)."""
+    from app_helpers import write_clip
+
+    url, _ = app_url
+    clip = write_clip(tmp_path / "portrait.mp4", 8, 72, 128)
+    with chromium(1366, 800) as page:
+        page.goto(url)
+        page.wait_for_selector("#run")
+        page.locator("#inp input[type=file]").set_input_files(str(clip))
+        page.locator("#video-info", has_text="72x128, 8 frames").wait_for(timeout=30_000)
+        page.click("#run")
+        page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=60_000)
+        page.wait_for_function(PREVIEW_SHOWN, timeout=30_000)
+
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone held upright
+        page.wait_for_timeout(500)
+        stream, preview = (page.locator(s).bounding_box() for s in ("#stream", "#preview"))
+        assert preview["x"] + preview["width"] <= 390, f"Latest frame off the screen: {preview}"
+        assert preview["x"] == stream["x"] and preview["y"] > stream["y"] + stream["height"]

@@ -35,11 +35,15 @@ OUTPUT_SIDES = [
 ]
 # Gradio 6.31 stacks the input column over the live one below a 768 px wide window (measured). Stacked, the open
 # Settings panel pushed the status line and the live video a screen down (a 390 px phone scrolled after Run to see
-# any progress): there the input column's parts join the row's, with Settings after the live column.
+# any progress): there the input column's parts join the row's, with Settings after the live column. The live
+# column keeps its own height there (Gradio's columns wrap: sized by the row, a portrait clip's live video pushed
+# Latest frame into a second column, off a 390 px screen to the right).
 CSS = """
 @media (max-width: 767px) {
-  #io-row { flex-direction: column; align-items: stretch; }
+  #io-row { flex-direction: column; flex-wrap: nowrap; align-items: stretch; }
   #input-column { display: contents; }
+  #live-column { flex-wrap: nowrap; }
+  #live-column > * { flex-shrink: 0; }
   #settings { order: 1; }
 }
 """
@@ -238,7 +242,7 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
 
 def _live_column() -> tuple[gr.Textbox, gr.Video, gr.Image]:
     """The status line, the masked video as it streams and the latest frame."""
-    with gr.Column(scale=1):
+    with gr.Column(scale=1, elem_id="live-column"):
         status = gr.Textbox(label="Status", interactive=False, elem_id="status")
         stream = gr.Video(
             label="Masked video (live)",
