@@ -396,9 +396,10 @@ def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
 PREVIEW_SHOWN = "() => !!document.querySelector('#preview img')"
 
 
-def test_a_portrait_clip_fits_a_phone_screen(app_url, tmp_path):
-    """A portrait (9:16) clip: on a 390 px phone the live video, as tall as the screen, pushed *Latest frame* into
-    a second column off the screen to the right (the page scrolled sideways)."""
+def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
+    """A portrait (9:16) clip: on a 1366x800 laptop the input and live players grew to 600x1065, taller than the
+    window; now they are at most 60% of its height (letterboxed). On a 390 px phone the live video pushed *Latest
+    frame* into a second column off the screen to the right (the page scrolled sideways)."""
     from app_helpers import write_clip
 
     url, _ = app_url
@@ -411,6 +412,9 @@ def test_a_portrait_clip_fits_a_phone_screen(app_url, tmp_path):
         page.click("#run")
         page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=60_000)
         page.wait_for_function(PREVIEW_SHOWN, timeout=30_000)
+        for shown in ("#inp video", "#stream video", "#preview img"):
+            height = page.locator(shown).bounding_box()["height"]
+            assert height <= 0.6 * 800 + 1, f"{shown} is {height} px tall in an 800 px window"
 
         page.set_viewport_size({"width": 390, "height": 844})  # a phone held upright
         page.wait_for_timeout(500)

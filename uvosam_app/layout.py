@@ -37,8 +37,11 @@ OUTPUT_SIDES = [
 # Settings panel pushed the status line and the live video a screen down (a 390 px phone scrolled after Run to see
 # any progress): there the input column's parts join the row's, with Settings after the live column. The live
 # column keeps its own height there (Gradio's columns wrap: sized by the row, a portrait clip's live video pushed
-# Latest frame into a second column, off a 390 px screen to the right).
+# Latest frame into a second column, off a 390 px screen to the right). On every screen the players and Latest
+# frame are at most 60% of the window's height, the picture letterboxed (a portrait clip made the input and live
+# players 600x1065 on a 1366x800 laptop, Run 900 px below the window).
 CSS = """
+#inp video, #stream video, #preview img { max-height: 60vh; object-fit: contain; }
 @media (max-width: 767px) {
   #io-row { flex-direction: column; flex-wrap: nowrap; align-items: stretch; }
   #input-column { display: contents; }
