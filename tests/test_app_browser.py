@@ -224,7 +224,7 @@ def test_on_a_phone_the_status_comes_before_settings_and_a_toast_shows_its_messa
     Run no progress was in sight. The toast rendered its message as HTML ("<zipfile.ZipExtFile ...>" vanished with
     all that followed it). A number typed in a slider's box out of range gave an "Error" badge; the description
     now says what Run will take, and follows the box when the page puts the number back in range. On a wide
-    window the layout stays as it was: the live column beside the inputs, Settings under Run."""
+    window the live column is beside the inputs, Run and Stop at its top."""
     url, _ = app_url
     member = "f/00000<zipfile.ZipExtFile name='a'>&amp;.jpg"
     frames = tmp_path / "frames.zip"
@@ -260,10 +260,9 @@ def test_on_a_phone_the_status_comes_before_settings_and_a_toast_shows_its_messa
 
     phone.set_viewport_size({"width": 1280, "height": 1100})
     phone.wait_for_timeout(300)
-    assert box("#status")["x"] > box("#run")["x"] + 300  # side by side
+    assert box("#status")["x"] > box("#settings")["x"] + 300  # side by side
     assert (
-        abs(box("#settings")["x"] - box("#run")["x"]) < 20
-        and box("#settings")["y"] > box("#run")["y"]
+        abs(box("#run")["x"] - box("#status")["x"]) < 20 and box("#run")["y"] < box("#status")["y"]
     )
 
 
@@ -398,8 +397,10 @@ PREVIEW_SHOWN = "() => !!document.querySelector('#preview img')"
 
 def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
     """A portrait (9:16) clip: on a 1366x800 laptop the input and live players grew to 600x1065, taller than the
-    window; now they are at most 60% of its height (letterboxed). On a 390 px phone the live video pushed *Latest
-    frame* into a second column off the screen to the right (the page scrolled sideways)."""
+    window; now they are at most 60% of its height (letterboxed). Run was below that window's first screen (at
+    y=827 before any upload, and the player and the description pushed it further); now Run and the upload's
+    description are in it. On a 390 px phone the live video pushed *Latest frame* into a second column off the
+    screen to the right (the page scrolled sideways)."""
     from app_helpers import write_clip
 
     url, _ = app_url
@@ -407,8 +408,16 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
     with chromium(1366, 800) as page:
         page.goto(url)
         page.wait_for_selector("#run")
+
+        def bottom(selector: str) -> float:
+            shown = page.locator(selector).bounding_box()
+            return shown["y"] + shown["height"]
+
+        assert bottom("#run") <= 800, "Run is below the first screen"
         page.locator("#inp input[type=file]").set_input_files(str(clip))
         page.locator("#video-info", has_text="72x128, 8 frames").wait_for(timeout=30_000)
+        page.wait_for_selector("#inp video")
+        assert bottom("#run") <= 800 and bottom("#video-info") <= 800, "below the first screen"
         page.click("#run")
         page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=60_000)
         page.wait_for_function(PREVIEW_SHOWN, timeout=30_000)

@@ -1,5 +1,5 @@
-"""The page's components, laid out (``page``): the input column (upload, link, zip of frames, Run and Stop,
-settings), the live column (on a narrow screen before Settings: ``CSS``), a run's results, the editing row
+"""The page's components, laid out (``page``): the input column (upload, link, zip of frames, settings), the live
+column (Run and Stop over the status line; on a narrow screen before Settings: ``CSS``), a run's results, the editing row
 (Re-render) and the Score panel. No events here:
 ``app.py`` wires them to the handlers of ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests
 find it by.
@@ -61,9 +61,9 @@ STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
 
 @dataclass(frozen=True)
 class Inputs:
-    """The input column: the upload (a video; a link and its Load button, both None when the app takes no links;
-    a zip of frames), its description, Run and Stop, and the settings (``controls``, in ``App.segment``'s
-    parameter order)."""
+    """What a run takes and starts it: the upload (a video; a link and its Load button, both None when the app
+    takes no links; a zip of frames), its description, Run and Stop (at the top of the live column), and the
+    settings (``controls``, in ``App.segment``'s parameter order)."""
 
     video: gr.Video
     url: gr.Textbox | None
@@ -136,8 +136,9 @@ def page(
         elem_id="banner",
     )
     with gr.Row(elem_id="io-row"):  # its order on a phone: CSS
-        inputs = _input_column(settings)
-        live = _live_column()
+        video, url, load, frames_zip, about, controls = _input_column(settings)
+        run, stop, *live = _live_column()
+    inputs = Inputs(video, url, load, frames_zip, about, run, stop, controls)
     outputs = _results(*live)
     editing = _editing_row()
     scoring = _scoring()
@@ -147,9 +148,13 @@ def page(
     return Page(inputs, outputs, editing, scoring, state, linked)
 
 
-def _input_column(settings: AppSettings) -> Inputs:
+def _input_column(
+    settings: AppSettings,
+) -> tuple[gr.Video, gr.Textbox | None, gr.Button | None, gr.File, gr.Markdown, dict]:
+    """The upload and its description, the link and its Load button, the zip of frames, the examples, Settings."""
     with gr.Column(scale=1, elem_id="input-column"):
         video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
+        about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
         url, load = _link_input(settings)
         frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
             label="…or a zip of its frames (.jpg/.png, one folder)",
@@ -157,19 +162,15 @@ def _input_column(settings: AppSettings) -> Inputs:
             height=130,
             elem_id="frames",
         )
-        about = gr.Markdown(elem_id="video-info")
         gr.Examples(
             [[str(p)] for p in EXAMPLES if p.is_file()],
             inputs=[video],
             cache_examples=False,
             label=EXAMPLES_CREDIT,
         )
-        with gr.Row():
-            run = gr.Button("Run", variant="primary", elem_id="run")
-            stop = gr.Button("Stop", variant="stop", elem_id="stop")
         with gr.Accordion("Settings", open=False, elem_id="settings"):
             controls = _controls(settings)
-    return Inputs(video, url, load, frames_zip, about, run, stop, controls)
+    return video, url, load, frames_zip, about, controls
 
 
 def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | None]:
@@ -243,9 +244,13 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
     }
 
 
-def _live_column() -> tuple[gr.Textbox, gr.Video, gr.Image]:
-    """The status line, the masked video as it streams and the latest frame."""
+def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Video, gr.Image]:
+    """Run and Stop (at the top: in a 1366x800 window's first screen however tall the inputs are; on a phone after
+    the inputs), the status line, the masked video as it streams and the latest frame."""
     with gr.Column(scale=1, elem_id="live-column"):
+        with gr.Row():
+            run = gr.Button("Run", variant="primary", elem_id="run")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
         status = gr.Textbox(label="Status", interactive=False, elem_id="status")
         stream = gr.Video(
             label="Masked video (live)",
@@ -257,7 +262,7 @@ def _live_column() -> tuple[gr.Textbox, gr.Video, gr.Image]:
         preview = gr.Image(
             label="Latest frame", format="jpeg", interactive=False, elem_id="preview"
         )
-    return status, stream, preview
+    return run, stop, status, stream, preview
 
 
 def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs:
