@@ -38,6 +38,7 @@ def describe_input(
 ) -> str:
     """Markdown: what an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it),
     before Run; and, when the session's last run (``state``) was of another input, that the results shown are its.
+    A linked Load's file, and an upload that browsers cannot play, have no preview: a note first says so.
 
     ``speeds``: frames per second of the app's last run with each (tracker, mask model), for the time estimate.
     """
@@ -71,4 +72,8 @@ def describe_input(
     )
     if state is not None and state.source and state.source != path:
         text += f"\n\n{results_of_another_input(Path(state.source).name)}"
-    return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
+    if not video and not frames_zip:
+        return f"{app_links.linked_note(info)}\n\n{text}"
+    if video and not frames_zip and not app_links.browser_plays(info):
+        return f"{app_links.unplayable_note(info, Path(path).name)}\n\n{text}"
+    return text
