@@ -804,6 +804,29 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     assert [r.split("frames at ")[1] for r in rates] == ["1000", "960", "29.97", "23.98", "0.5"]
 
 
+def test_a_limit_refusal_reads_the_same_as_a_toast_and_in_the_description(tmp_path):
+    """The toast shows a refusal as plain text, the description as Markdown: the advice to lower Max frames, written
+    in Markdown (asterisks, backticks), showed its marks in the toast. It has none now."""
+    from uvosam.errors import VideoLimitError
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.errors import LIMIT_ADVICE, limit_text
+
+    too_long = VideoLimitError(
+        "long", limit_name="max_duration_s", subject="long.mp4 lasts 36.0 s", limit=20.0
+    )
+    assert limit_text(too_long) == (
+        "long.mp4 lasts 36.0 s, over this app's limit of 20 s. To use it, lower Max frames (under Settings; "
+        "max_frames over the API) to cover less of it, or trim it. (The app's host sets this limit: "
+        "UVOSAM_MAX_SECONDS.)"
+    )
+    assert not any(mark in advice for _, advice, _ in LIMIT_ADVICE.values() for mark in "*`[")
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_seconds=2))
+    about = app.describe(
+        str(ROOT / "examples" / "synthetic_shapes.mp4"), "idol-ytvis19-r50", "vit_b", 1, 900
+    )
+    assert "To use it, lower Max frames (under Settings; max_frames over the API)" in about
+
+
 def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypatch, tmp_path):
     """A ZeroGPU run counts against the user's daily quota: they learn what a run asks before pressing Run, as
     the GPU function's duration computes it (here 20 s + 48 frames x 0.2 s for SAM ViT-B)."""
