@@ -827,6 +827,30 @@ def test_a_limit_refusal_reads_the_same_as_a_toast_and_in_the_description(tmp_pa
     assert "To use it, lower Max frames (under Settings; max_frames over the API)" in about
 
 
+def _props(demo, elem_id: str) -> dict:
+    return next(
+        c["props"] for c in demo.config["components"] if c["props"].get("elem_id") == elem_id
+    )
+
+
+def test_the_score_panel_and_the_link_box_fit_a_phone(tmp_path):
+    """On a 390 px phone the ground truth's long label ran under its box's X button (on a laptop too), the link
+    box's placeholder was cut before its "not supported" part, and the scores table broke words and numbers
+    ("obje|ct", "1.00|0")."""
+    import app as app_module
+    from uvosam_app.layout import CSS
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    assert _props(demo, "gt")["label"] == "Ground truth (.zip)"
+    assert "a .zip of indexed PNGs (0 background" in _props(demo, "gt-help")["value"]
+    url = _props(demo, "url")
+    assert url["placeholder"] == "https://example.com/clip.mp4" and "not a YouTube" in url["label"]
+    assert re.search(
+        r"#scores td, #scores th \{[^}]*overflow-wrap: normal; word-break: normal", CSS
+    )
+    demo.close()
+
+
 def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypatch, tmp_path):
     """A ZeroGPU run counts against the user's daily quota: they learn what a run asks before pressing Run, as
     the GPU function's duration computes it (here 20 s + 48 frames x 0.2 s for SAM ViT-B)."""

@@ -393,6 +393,9 @@ def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
 
 
 PREVIEW_SHOWN = "() => !!document.querySelector('#preview img')"
+TIMELINE = """() => { const img = document.querySelector('#timeline img'), box = img.getBoundingClientRect();
+  return {x: box.x, width: box.width, natural: img.naturalWidth,
+          box: document.getElementById('timeline').getBoundingClientRect().x}; }"""
 
 
 def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
@@ -400,7 +403,8 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
     window; now they are at most 60% of its height (letterboxed). Run was below that window's first screen (at
     y=827 before any upload, and the player and the description pushed it further); now Run and the upload's
     description are in it. On a 390 px phone the live video pushed *Latest frame* into a second column off the
-    screen to the right (the page scrolled sideways)."""
+    screen to the right (the page scrolled sideways); the tracks table hid columns unless scrolled sideways inside
+    it, and the timeline's labels were scaled to 4 px (now at their size, the bars scroll sideways)."""
     from app_helpers import write_clip
 
     url, _ = app_url
@@ -421,6 +425,9 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         page.click("#run")
         page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=60_000)
         page.wait_for_function(PREVIEW_SHOWN, timeout=30_000)
+        page.wait_for_function(
+            "() => document.querySelector('#timeline img')?.naturalWidth > 0", timeout=30_000
+        )
         for shown in ("#inp video", "#stream video", "#preview img"):
             height = page.locator(shown).bounding_box()["height"]
             assert height <= 0.6 * 800 + 1, f"{shown} is {height} px tall in an 800 px window"
@@ -430,3 +437,10 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         stream, preview = (page.locator(s).bounding_box() for s in ("#stream", "#preview"))
         assert preview["x"] + preview["width"] <= 390, f"Latest frame off the screen: {preview}"
         assert preview["x"] == stream["x"] and preview["y"] > stream["y"] + stream["height"]
+        tracks, table = (page.locator(s).bounding_box() for s in ("#tracks", "#tracks table"))
+        assert table["width"] <= tracks["width"], "the tracks table hides columns"
+        timeline = page.evaluate(TIMELINE)
+        assert timeline["width"] >= timeline["natural"] - 1, (
+            f"the timeline's labels shrunk: {timeline}"
+        )
+        assert timeline["x"] >= timeline["box"], f"the timeline's labels are cut off: {timeline}"

@@ -17,7 +17,13 @@ import gradio as gr
 from uvosam_app.checks import SliderRange, slider_ranges
 from uvosam_app.models import mask_model_choices
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import ABOUT, LINK_EXAMPLE, banner_markdown, mask_model_info
+from uvosam_app.text import (
+    ABOUT,
+    GROUND_TRUTH_HELP,
+    LINK_EXAMPLE,
+    banner_markdown,
+    mask_model_info,
+)
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (app.py, examples/, checkpoints/)
 EXAMPLES_DIR = ROOT / "examples"
@@ -33,21 +39,32 @@ OUTPUT_SIDES = [
     ("640 px", 640),
     ("480 px", 480),
 ]
-# Gradio 6.31 stacks the input column over the live one below a 768 px wide window (measured). Stacked, the open
-# Settings panel pushed the status line and the live video a screen down (a 390 px phone scrolled after Run to see
-# any progress): there the input column's parts join the row's, with Settings after the live column. The live
-# column keeps its own height there (Gradio's columns wrap: sized by the row, a portrait clip's live video pushed
-# Latest frame into a second column, off a 390 px screen to the right). On every screen the players and Latest
-# frame are at most 60% of the window's height, the picture letterboxed (a portrait clip made the input and live
-# players 600x1065 on a 1366x800 laptop, Run 900 px below the window).
+# The page's CSS, each rule with what it fixed (measured in Chromium at 1366x800 and 390x844, Gradio 6.31).
 CSS = """
+/* a portrait clip made the input and live players 600x1065 on a 1366x800 laptop: at most 60% of the window */
 #inp video, #stream video, #preview img { max-height: 60vh; object-fit: contain; }
+/* the scores table broke words and numbers on a phone ("obje|ct", "1.00|0") */
+#scores td, #scores th { overflow-wrap: normal; word-break: normal; padding: 6px 10px; }
+/* the tracks table's cells wrap (wrap=True, in a phone's width), between words */
+#tracks .header, #tracks td .cell-wrap { word-break: normal; overflow-wrap: break-word; }
+/* Gradio stacks the input column over the live one below a 768 px wide window */
 @media (max-width: 767px) {
+  /* the open Settings pushed the status line and the live video a screen down: the input column's parts join
+     the row's, Settings after the live column */
   #io-row { flex-direction: column; flex-wrap: nowrap; align-items: stretch; }
   #input-column { display: contents; }
+  #settings { order: 1; }
+  /* Gradio's columns wrap: sized by the row, a portrait clip's live video pushed Latest frame into a second
+     column, off the screen to the right */
   #live-column { flex-wrap: nowrap; }
   #live-column > * { flex-shrink: 0; }
-  #settings { order: 1; }
+  /* the timeline's labels, scaled to the screen, were 4 px tall: at their size, the bars scroll sideways */
+  #timeline .image-container { overflow-x: auto; }
+  #timeline .image-container button { justify-content: flex-start; width: max-content; min-width: 100%; }
+  #timeline img { max-width: none; width: auto; }
+  /* the tracks table hid columns unless scrolled sideways inside it */
+  #tracks th, #tracks td, #tracks .cell-wrap, #tracks .header { font-size: 12px; }
+  #tracks .cell-wrap { padding: 4px; }
 }
 """
 STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
@@ -179,9 +196,9 @@ def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | N
     if not settings.url_input:
         return None, None
     with gr.Row(equal_height=True):
-        url = gr.Textbox(
-            label="…or a direct link to a video file",
-            placeholder=f"{LINK_EXAMPLE} (the file itself; YouTube and other pages are not supported)",
+        url = gr.Textbox(  # the placeholder fits a phone's box (a longer one was cut before its "not supported")
+            label="…or a direct link to a video file (not a YouTube or other page)",
+            placeholder=LINK_EXAMPLE,
             max_lines=1,
             scale=5,
             elem_id="url",
@@ -273,6 +290,8 @@ def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs
         headers=TRACK_HEADERS,
         label="Tracks (and below, a bar on every frame each one was seen in)",
         interactive=False,
+        wrap=True,  # in a phone's width: the headers wrap, every column in sight
+        column_widths=["8%", "17%", "14%", "15%", "15%", "17%", "14%"],
         elem_id="tracks",
     )
     timeline = gr.Image(
@@ -315,14 +334,12 @@ def _editing_row() -> Editing:
 
 
 def _scoring() -> Scoring:
-    with gr.Accordion("Score against your ground truth (DAVIS J&F)", open=False), gr.Row():
-        gt_zip = gr.File(
-            label="Ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 "
-            "void), one per frame of the video (or per processed frame), in name order",
-            file_types=[".zip"],
-            elem_id="gt",
-        )
-        with gr.Column():
-            score = gr.Button("Score", elem_id="score")
-            scores = gr.Markdown(elem_id="scores")
+    """The ground truth's format is a line of its own: as the file box's label it ran under the box's X button."""
+    with gr.Accordion("Score against your ground truth (DAVIS J&F)", open=False):
+        gr.Markdown(GROUND_TRUTH_HELP, elem_id="gt-help")
+        with gr.Row():
+            gt_zip = gr.File(label="Ground truth (.zip)", file_types=[".zip"], elem_id="gt")
+            with gr.Column():
+                score = gr.Button("Score", elem_id="score")
+                scores = gr.Markdown(elem_id="scores")
     return Scoring(gt_zip, score, scores)

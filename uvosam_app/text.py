@@ -33,6 +33,12 @@ running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
+GROUND_TRUTH_HELP = (
+    "The ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 void), one per frame of the video "
+    "(or per processed frame), in name order."
+)
+
+
 def banner_markdown(error: str) -> str:
     return (
         "### ⚠️ Models not loaded: Run answers with an error until the weights are available\n"
