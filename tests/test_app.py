@@ -851,6 +851,16 @@ def test_the_score_panel_and_the_link_box_fit_a_phone(tmp_path):
     demo.close()
 
 
+def test_the_example_buttons_have_names(tmp_path):
+    """The two example buttons showed a video thumbnail each and had no accessible name (Tab reached two unnamed
+    buttons): they are named after their clips now."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    assert _props(demo, "examples")["sample_labels"] == ["Big Buck Bunny", "Synthetic shapes"]
+    demo.close()
+
+
 def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypatch, tmp_path):
     """A ZeroGPU run counts against the user's daily quota: they learn what a run asks before pressing Run, as
     the GPU function's duration computes it (here 20 s + 48 frames x 0.2 s for SAM ViT-B)."""

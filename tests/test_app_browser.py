@@ -418,6 +418,7 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
             return shown["y"] + shown["height"]
 
         assert bottom("#run") <= 800, "Run is below the first screen"
+        assert page.get_by_role("button", name="Big Buck Bunny").count() == 1  # an example, named
         page.locator("#inp input[type=file]").set_input_files(str(clip))
         page.locator("#video-info", has_text="72x128, 8 frames").wait_for(timeout=30_000)
         page.wait_for_selector("#inp video")

@@ -28,6 +28,10 @@ from uvosam_app.text import (
 ROOT = Path(__file__).resolve().parents[1]  # the repository (app.py, examples/, checkpoints/)
 EXAMPLES_DIR = ROOT / "examples"
 EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_shapes.mp4")
+EXAMPLE_NAMES = {
+    "bigbuckbunny_cut.mp4": "Big Buck Bunny",
+    "synthetic_shapes.mp4": "Synthetic shapes",
+}
 EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
     "Examples: Big Buck Bunny (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0; synthetic shapes"
 )
@@ -179,11 +183,14 @@ def _input_column(
             height=130,
             elem_id="frames",
         )
+        shown = [p for p in EXAMPLES if p.is_file()]
         gr.Examples(
-            [[str(p)] for p in EXAMPLES if p.is_file()],
+            [[str(p)] for p in shown],
             inputs=[video],
             cache_examples=False,
             label=EXAMPLES_CREDIT,
+            example_labels=[EXAMPLE_NAMES[p.name] for p in shown],
+            elem_id="examples",
         )
         with gr.Accordion("Settings", open=False, elem_id="settings"):
             controls = _controls(settings)
