@@ -799,9 +799,28 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]
                 for k in (3, 4, 11, 21, 22)]  # fmt: skip
     assert ordinals == ["3rd ", "4th ", "11th", "21st", "22nd"]
-    rates = [describe_video(replace(info, fps=fps), "s", 1, 900, models, None).split(" fps")[0]
+    rates = [describe_video(replace(info, fps=fps, nominal_fps=fps), "s", 1, 900, models, None).split(" fps")[0]
              for fps in (1000.0, 960.0, 29.97, 23.976, 0.5)]  # fmt: skip
     assert [r.split("frames at ")[1] for r in rates] == ["1000", "960", "29.97", "23.98", "0.5"]
+
+
+def test_the_description_of_one_frame_and_of_a_rate_its_timestamps_do_not_keep():
+    """ "1 frames at 25 fps (0.0 s)" for a 1-frame clip; "24.51 fps" for a 25 fps .avi whose 50 frames' timestamps
+    skip one tick after the first frame (they span 2.04 s: 2% off the header's rate, so the probe takes the
+    average, which keeps the output in time with the sound): the header's rate is said too."""
+    from uvosam.video import probe as probe_video
+    from uvosam_app.text import describe_video
+
+    info = probe_video(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames, 320x240, 12 fps
+    assert info.nominal_fps == info.fps == 12
+    one = replace(info, num_frames=1, duration_s=1 / 12, frame_names=info.frame_names[:1])
+    assert describe_video(one, "one.mp4", 1, 900, "m", None).startswith(
+        "**one.mp4**: 320x240, 1 frame. Run covers 1 frame (every frame)."
+    )
+    avi = replace(info, fps=50 / 2.04, nominal_fps=25.0, num_frames=50, duration_s=2.04)
+    assert describe_video(avi, "old.avi", 1, 900, "m", None).startswith(
+        "**old.avi**: 320x240, 50 frames at 25 fps nominal, 24.51 on average (2.0 s). Run covers 50 frames"
+    )
 
 
 def test_a_limit_refusal_reads_the_same_as_a_toast_and_in_the_description(tmp_path):

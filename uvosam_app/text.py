@@ -214,12 +214,8 @@ def describe_video(
         on_cpu: the models run on the CPU: without a past run, say what a frame costs there.
         zero_gpu_seconds: on ZeroGPU, the GPU time a run asks for (counted against the user's daily quota).
     """
-    rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")
-    source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
     sound = ", with sound (Run's video keeps it)" if info.audio_codec else ""
-    text = (
-        f"**{markdown_text(name)}**: {info.width}x{info.height}, {info.num_frames} {source}{sound}."
-    )
+    text = f"**{markdown_text(name)}**: {info.width}x{info.height}, {_frames_text(info)}{sound}."
     covered = info.num_output_frames(stride=stride, max_frames=max_frames)
     suffix = (
         "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
@@ -243,6 +239,25 @@ def describe_video(
             " frames asks for less."
         )
     return text
+
+
+def _frames_text(info: VideoInfo) -> str:
+    """``"48 frames at 12 fps (4.0 s)"``; the header's rate and the average where they differ (``"50 frames at 25
+    fps nominal, 24.51 on average (2.0 s)"``: an .avi with a skipped frame); no rate for folders and single frames
+    (``"1 frame"``)."""
+    if info.is_folder or info.num_frames == 1:
+        return _count(info.num_frames, "frame")
+    rate = _fps_text(info.fps)
+    if info.nominal_fps > 0 and _fps_text(info.nominal_fps) != rate:
+        rate = f"{_fps_text(info.nominal_fps)} fps nominal, {rate} on average"
+    else:
+        rate += " fps"
+    return f"{info.num_frames} frames at {rate} ({info.duration_s:.1f} s)"
+
+
+def _fps_text(fps: float) -> str:
+    """12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")."""
+    return f"{round(fps, 2):g}"
 
 
 # Measured with benchmarks/e2e.py --real-size on this project's 2-core CPU (README, Performance), 2026-11-29
