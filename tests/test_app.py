@@ -777,15 +777,15 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     models = "idol-ytvis19-r50 + vit_b"
     first = describe_video(info, "shapes.mp4", 1, 900, models, None)
     assert first == ("**shapes.mp4**: 320x240, 48 frames at 12 fps (4.0 s). Run covers 48 frames "
-                     "(every frame). No run with idol-ytvis19-r50 + vit_b here yet to estimate "
-                     "the time from.")  # fmt: skip
+                     "(every frame). No run with idol-ytvis19-r50 + vit_b here yet long enough to "
+                     "estimate the time from (10 frames or more).")  # fmt: skip
     on_cpu = describe_video(info, "shapes.mp4", 1, 900, models, None, on_cpu=True)
     assert on_cpu.startswith(first) and "On a CPU a frame takes seconds" in on_cpu
-    assert describe_video(info, "shapes.mp4", 1, 900, models, 4.0, on_cpu=True).endswith("here).")
+    assert describe_video(info, "shapes.mp4", 1, 900, models, 4.0, on_cpu=True).endswith("more).")
     later = describe_video(info, "shapes.mp4", 2, 10, models, 4.0)
     assert later.endswith(
         "Run covers the first 10 frames (every 2nd frame; Max frames is 10). "
-        "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here)."
+        "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here of 10 frames or more)."
     )
     assert "Run covers the first frame (every frame; Max frames is 1)." in describe_video(
         info, "s", 1, 1, models, None
@@ -880,6 +880,31 @@ def test_the_example_buttons_have_names(tmp_path):
     demo.close()
 
 
+def test_a_short_run_does_not_spoil_the_time_estimate(tmp_path):
+    """After a 1-frame run measured at 3.0 fps (its time mostly the run's start) an 88-frame clip was estimated at
+    "About 30 s" and took 15 s (5.7 fps). A run of fewer than 10 frames leaves the speed the estimate uses."""
+    from types import SimpleNamespace
+
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.describe import record_speed
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    bunny = str(ROOT / "examples" / "bigbuckbunny_cut.mp4")  # 88 frames
+    models = ("idol-ytvis19-r50", "vit_b")
+    record_speed(app.speeds, models, SimpleNamespace(num_frames=1, fps=3.0))
+    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet long enough" in app.describe(
+        bunny, *models, 1, 900
+    )
+    record_speed(app.speeds, models, SimpleNamespace(num_frames=88, fps=5.7))
+    record_speed(app.speeds, models, SimpleNamespace(num_frames=9, fps=3.0))
+    assert (
+        "About 15 s with idol-ytvis19-r50 + SAM ViT-B (5.7 fps in the last run here of 10 frames"
+        in (app.describe(bunny, *models, 1, 900))
+    )
+    record_speed(app.speeds, models, SimpleNamespace(num_frames=10, fps=4.4))
+    assert "About 20 s" in app.describe(bunny, *models, 1, 900)
+
+
 def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypatch, tmp_path):
     """A ZeroGPU run counts against the user's daily quota: they learn what a run asks before pressing Run, as
     the GPU function's duration computes it (here 20 s + 48 frames x 0.2 s for SAM ViT-B)."""
@@ -919,7 +944,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900, None, None, state)
     assert re.search(
         r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
-        r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here\)\.$",
+        r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here of 10 frames or more\)\.$",
         after,
     )  # the results shown are of this input: nothing more said
     # another upload: the results still shown (and what Re-render and Score act on) are of clip_a

@@ -210,7 +210,8 @@ def describe_video(
         info: ``probe``'s result for the upload. name: its file name as the user knows it.
         stride, max_frames: the run's settings (``iter_frames`` semantics).
         models: "<tracker preset> + <mask model>", as the estimate names them.
-        fps: frames per second of this app's last finished run with these models, or None.
+        fps: frames per second of this app's last finished run of ``MIN_TIMED_FRAMES`` or more with these models,
+            or None.
         on_cpu: the models run on the CPU: without a past run, say what a frame costs there.
         zero_gpu_seconds: on ZeroGPU, the GPU time a run asks for (counted against the user's daily quota).
     """
@@ -227,9 +228,15 @@ def describe_video(
     else:
         text += f" Run covers {_count(covered, 'frame')} ({step})."
     if fps:
-        text += f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here)."
+        text += (
+            f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here of "
+            f"{MIN_TIMED_FRAMES} frames or more)."
+        )
     else:
-        text += f" No run with {models} here yet to estimate the time from."
+        text += (
+            f" No run with {models} here yet long enough to estimate the time from ({MIN_TIMED_FRAMES} frames "
+            "or more)."
+        )
         if on_cpu:
             text += f" {CPU_FRAME_COST}"
     if zero_gpu_seconds is not None:
@@ -259,6 +266,12 @@ def _fps_text(fps: float) -> str:
     """12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")."""
     return f"{round(fps, 2):g}"
 
+
+MIN_TIMED_FRAMES = 10
+"""Fewest frames of a run whose speed the time estimate takes: a shorter run's time is mostly its start (the probe,
+the first frames through the models, the tracker's look-ahead, the zip). Measured with the app's tiny test models
+on the 2-core CPU (2026-11-29, 25 fps clip): 1 and 5 frames ran at 2.8-3.3 fps, 10 at 4.7-4.9, 20 at 4.0, 88 at
+4.2; after a 1-frame run an 88-frame clip was estimated at "About 30 s" and took 15."""
 
 # Measured with benchmarks/e2e.py --real-size on this project's 2-core CPU (README, Performance), 2026-11-29
 CPU_FRAME_COST = (
