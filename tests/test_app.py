@@ -905,6 +905,17 @@ def test_a_short_run_does_not_spoil_the_time_estimate(tmp_path):
     assert "About 20 s" in app.describe(bunny, *models, 1, 900)
 
 
+def test_the_video_box_says_where_images_go(tmp_path):
+    """An image dropped on the Video box got Gradio's "Only video/x-m4v,video/* allowed." and no hint that a zip
+    of frames is the way in."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    assert _props(demo, "inp")["label"] == "Video (images: zip them, below)"
+    assert _props(demo, "frames")["label"].startswith("…or a zip of its frames")
+    demo.close()
+
+
 def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypatch, tmp_path):
     """A ZeroGPU run counts against the user's daily quota: they learn what a run asks before pressing Run, as
     the GPU function's duration computes it (here 20 s + 48 frames x 0.2 s for SAM ViT-B)."""

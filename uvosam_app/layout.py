@@ -174,7 +174,8 @@ def _input_column(
 ) -> tuple[gr.Video, gr.Textbox | None, gr.Button | None, gr.File, gr.Markdown, dict]:
     """The upload and its description, the link and its Load button, the zip of frames, the examples, Settings."""
     with gr.Column(scale=1, elem_id="input-column"):
-        video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
+        # an image dropped here gets Gradio's "Only video/x-m4v,video/* allowed.": the label says where it goes
+        video = gr.Video(sources=["upload"], label="Video (images: zip them, below)", elem_id="inp")
         about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
         url, load = _link_input(settings)
         frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
