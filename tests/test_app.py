@@ -916,6 +916,22 @@ def test_the_video_box_says_where_images_go(tmp_path):
     demo.close()
 
 
+def test_the_settings_re_render_ignores_say_run_only(tmp_path):
+    """Re-render ignored a changed Frame stride or Max frames (they need a new Run) and said nothing of it, while
+    the style's label says "Run or Re-render"."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    labels = {c["props"].get("label") for c in demo.config["components"]}
+    assert {
+        "Frame stride (Run only; 1 = every frame)",
+        "Max frames (Run only)",
+        "Max objects (Run only)",
+    } <= labels
+    assert "Video style (Run or Re-render)" in labels
+    demo.close()
+
+
 def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypatch, tmp_path):
     """A ZeroGPU run counts against the user's daily quota: they learn what a run asks before pressing Run, as
     the GPU function's duration computes it (here 20 s + 48 frames x 0.2 s for SAM ViT-B)."""
@@ -1800,8 +1816,8 @@ def test_max_frames_over_the_limit_is_capped_and_the_description_shows_what_the_
 
     demo = app_module.build_demo(lambda preset, sam: None, settings=settings)
     config = demo.get_config_file()
-    ids = {c["props"].get("label"): c["id"] for c in config["components"]}
-    sliders = [ids["Frame stride (1 = every frame)"], ids["Max frames"]]
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    sliders = [ids["stride"], ids["max-frames"]]
     described = {
         tuple(t)
         for d in config["dependencies"]

@@ -252,16 +252,23 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
             step=0.05,
             label="Detection score threshold (Run; a higher one on Re-render too)",
         ),
-        "max_objects": _slider(ranges["max_objects"], value=10, step=1, label="Max objects"),
+        # "Run only": Re-render keeps the run's frames and tracks (as the style's label says "Run or Re-render")
+        "max_objects": _slider(
+            ranges["max_objects"], value=10, step=1, label="Max objects (Run only)"
+        ),
         "stride": _slider(
             ranges["stride"],
             value=1,
             step=1,
-            label="Frame stride (1 = every frame)",
+            label="Frame stride (Run only; 1 = every frame)",
             elem_id="stride",
         ),
         "max_frames": _slider(
-            ranges["max_frames"], value=settings.max_frames, step=1, label="Max frames"
+            ranges["max_frames"],
+            value=settings.max_frames,
+            step=1,
+            label="Max frames (Run only)",
+            elem_id="max-frames",
         ),
         "output_side": gr.Dropdown(OUTPUT_SIDES, value=854, label="Output video: longest side"),
         "show_boxes": gr.Checkbox(True, label="Show boxes"),
