@@ -159,7 +159,7 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
     i, c = ui.inputs, ui.inputs.controls
     gr.on(
         [i.video.change, i.frames_zip.change],
-        app.links.unlink,
+        app.links.input_changed,
         [i.video, i.frames_zip, ui.linked],
         [ui.linked, ui.outputs.preview],
         **_QUIET,

@@ -777,15 +777,15 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     models = "idol-ytvis19-r50 + vit_b"
     first = describe_video(info, "shapes.mp4", 1, 900, models, None)
     assert first == ("**shapes.mp4**: 320x240, 48 frames at 12 fps (4.0 s). Run covers 48 frames "
-                     "(every frame). No run with idol-ytvis19-r50 + vit_b here yet to estimate "
-                     "the time from.")  # fmt: skip
+                     "(every frame). No run with idol-ytvis19-r50 + vit_b here yet long enough to "
+                     "estimate the time from (10 frames or more).")  # fmt: skip
     on_cpu = describe_video(info, "shapes.mp4", 1, 900, models, None, on_cpu=True)
     assert on_cpu.startswith(first) and "On a CPU a frame takes seconds" in on_cpu
-    assert describe_video(info, "shapes.mp4", 1, 900, models, 4.0, on_cpu=True).endswith("here).")
+    assert describe_video(info, "shapes.mp4", 1, 900, models, 4.0, on_cpu=True).endswith("more).")
     later = describe_video(info, "shapes.mp4", 2, 10, models, 4.0)
     assert later.endswith(
         "Run covers the first 10 frames (every 2nd frame; Max frames is 10). "
-        "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here)."
+        "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here of 10 frames or more)."
     )
     assert "Run covers the first frame (every frame; Max frames is 1)." in describe_video(
         info, "s", 1, 1, models, None
@@ -799,9 +799,137 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]
                 for k in (3, 4, 11, 21, 22)]  # fmt: skip
     assert ordinals == ["3rd ", "4th ", "11th", "21st", "22nd"]
-    rates = [describe_video(replace(info, fps=fps), "s", 1, 900, models, None).split(" fps")[0]
+    rates = [describe_video(replace(info, fps=fps, nominal_fps=fps), "s", 1, 900, models, None).split(" fps")[0]
              for fps in (1000.0, 960.0, 29.97, 23.976, 0.5)]  # fmt: skip
     assert [r.split("frames at ")[1] for r in rates] == ["1000", "960", "29.97", "23.98", "0.5"]
+
+
+def test_the_description_of_one_frame_and_of_a_rate_its_timestamps_do_not_keep():
+    """ "1 frames at 25 fps (0.0 s)" for a 1-frame clip; "24.51 fps" for a 25 fps .avi whose 50 frames' timestamps
+    skip one tick after the first frame (they span 2.04 s: 2% off the header's rate, so the probe takes the
+    average, which keeps the output in time with the sound): the header's rate is said too."""
+    from uvosam.video import probe as probe_video
+    from uvosam_app.text import describe_video
+
+    info = probe_video(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames, 320x240, 12 fps
+    assert info.nominal_fps == info.fps == 12
+    one = replace(info, num_frames=1, duration_s=1 / 12, frame_names=info.frame_names[:1])
+    assert describe_video(one, "one.mp4", 1, 900, "m", None).startswith(
+        "**one.mp4**: 320x240, 1 frame. Run covers 1 frame (every frame)."
+    )
+    avi = replace(info, fps=50 / 2.04, nominal_fps=25.0, num_frames=50, duration_s=2.04)
+    assert describe_video(avi, "old.avi", 1, 900, "m", None).startswith(
+        "**old.avi**: 320x240, 50 frames at 25 fps nominal, 24.51 on average (2.0 s). Run covers 50 frames"
+    )
+
+
+def test_a_limit_refusal_reads_the_same_as_a_toast_and_in_the_description(tmp_path):
+    """The toast shows a refusal as plain text, the description as Markdown: the advice to lower Max frames, written
+    in Markdown (asterisks, backticks), showed its marks in the toast. It has none now."""
+    from uvosam.errors import VideoLimitError
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.errors import LIMIT_ADVICE, limit_text
+
+    too_long = VideoLimitError(
+        "long", limit_name="max_duration_s", subject="long.mp4 lasts 36.0 s", limit=20.0
+    )
+    assert limit_text(too_long) == (
+        "long.mp4 lasts 36.0 s, over this app's limit of 20 s. To use it, lower Max frames (under Settings; "
+        "max_frames over the API) to cover less of it, or trim it. (The app's host sets this limit: "
+        "UVOSAM_MAX_SECONDS.)"
+    )
+    assert not any(mark in advice for _, advice, _ in LIMIT_ADVICE.values() for mark in "*`[")
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_seconds=2))
+    about = app.describe(
+        str(ROOT / "examples" / "synthetic_shapes.mp4"), "idol-ytvis19-r50", "vit_b", 1, 900
+    )
+    assert "To use it, lower Max frames (under Settings; max_frames over the API)" in about
+
+
+def _props(demo, elem_id: str) -> dict:
+    return next(
+        c["props"] for c in demo.config["components"] if c["props"].get("elem_id") == elem_id
+    )
+
+
+def test_the_score_panel_and_the_link_box_fit_a_phone(tmp_path):
+    """On a 390 px phone the ground truth's long label ran under its box's X button (on a laptop too), the link
+    box's placeholder was cut before its "not supported" part, and the scores table broke words and numbers
+    ("obje|ct", "1.00|0")."""
+    import app as app_module
+    from uvosam_app.layout import CSS
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    assert _props(demo, "gt")["label"] == "Ground truth (.zip)"
+    assert "a .zip of indexed PNGs (0 background" in _props(demo, "gt-help")["value"]
+    url = _props(demo, "url")
+    assert url["placeholder"] == "https://example.com/clip.mp4" and "not a YouTube" in url["label"]
+    assert re.search(
+        r"#scores td, #scores th \{[^}]*overflow-wrap: normal; word-break: normal", CSS
+    )
+    demo.close()
+
+
+def test_the_example_buttons_have_names(tmp_path):
+    """The two example buttons showed a video thumbnail each and had no accessible name (Tab reached two unnamed
+    buttons): they are named after their clips now."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    assert _props(demo, "examples")["sample_labels"] == ["Big Buck Bunny", "Synthetic shapes"]
+    demo.close()
+
+
+def test_a_short_run_does_not_spoil_the_time_estimate(tmp_path):
+    """After a 1-frame run measured at 3.0 fps (its time mostly the run's start) an 88-frame clip was estimated at
+    "About 30 s" and took 15 s (5.7 fps). A run of fewer than 10 frames leaves the speed the estimate uses."""
+    from types import SimpleNamespace
+
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.describe import record_speed
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    bunny = str(ROOT / "examples" / "bigbuckbunny_cut.mp4")  # 88 frames
+    models = ("idol-ytvis19-r50", "vit_b")
+    record_speed(app.speeds, models, SimpleNamespace(num_frames=1, fps=3.0))
+    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet long enough" in app.describe(
+        bunny, *models, 1, 900
+    )
+    record_speed(app.speeds, models, SimpleNamespace(num_frames=88, fps=5.7))
+    record_speed(app.speeds, models, SimpleNamespace(num_frames=9, fps=3.0))
+    assert (
+        "About 15 s with idol-ytvis19-r50 + SAM ViT-B (5.7 fps in the last run here of 10 frames"
+        in (app.describe(bunny, *models, 1, 900))
+    )
+    record_speed(app.speeds, models, SimpleNamespace(num_frames=10, fps=4.4))
+    assert "About 20 s" in app.describe(bunny, *models, 1, 900)
+
+
+def test_the_video_box_says_where_images_go(tmp_path):
+    """An image dropped on the Video box got Gradio's "Only video/x-m4v,video/* allowed." and no hint that a zip
+    of frames is the way in."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    assert _props(demo, "inp")["label"] == "Video (images: zip them, below)"
+    assert _props(demo, "frames")["label"].startswith("…or a zip of its frames")
+    demo.close()
+
+
+def test_the_settings_re_render_ignores_say_run_only(tmp_path):
+    """Re-render ignored a changed Frame stride or Max frames (they need a new Run) and said nothing of it, while
+    the style's label says "Run or Re-render"."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    labels = {c["props"].get("label") for c in demo.config["components"]}
+    assert {
+        "Frame stride (Run only; 1 = every frame)",
+        "Max frames (Run only)",
+        "Max objects (Run only)",
+    } <= labels
+    assert "Video style (Run or Re-render)" in labels
+    demo.close()
 
 
 def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypatch, tmp_path):
@@ -843,7 +971,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900, None, None, state)
     assert re.search(
         r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
-        r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here\)\.$",
+        r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here of 10 frames or more\)\.$",
         after,
     )  # the results shown are of this input: nothing more said
     # another upload: the results still shown (and what Re-render and Score act on) are of clip_a
@@ -1688,8 +1816,8 @@ def test_max_frames_over_the_limit_is_capped_and_the_description_shows_what_the_
 
     demo = app_module.build_demo(lambda preset, sam: None, settings=settings)
     config = demo.get_config_file()
-    ids = {c["props"].get("label"): c["id"] for c in config["components"]}
-    sliders = [ids["Frame stride (1 = every frame)"], ids["Max frames"]]
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    sliders = [ids["stride"], ids["max-frames"]]
     described = {
         tuple(t)
         for d in config["dependencies"]

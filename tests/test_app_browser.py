@@ -224,7 +224,7 @@ def test_on_a_phone_the_status_comes_before_settings_and_a_toast_shows_its_messa
     Run no progress was in sight. The toast rendered its message as HTML ("<zipfile.ZipExtFile ...>" vanished with
     all that followed it). A number typed in a slider's box out of range gave an "Error" badge; the description
     now says what Run will take, and follows the box when the page puts the number back in range. On a wide
-    window the layout stays as it was: the live column beside the inputs, Settings under Run."""
+    window the live column is beside the inputs, Run and Stop at its top."""
     url, _ = app_url
     member = "f/00000<zipfile.ZipExtFile name='a'>&amp;.jpg"
     frames = tmp_path / "frames.zip"
@@ -260,10 +260,9 @@ def test_on_a_phone_the_status_comes_before_settings_and_a_toast_shows_its_messa
 
     phone.set_viewport_size({"width": 1280, "height": 1100})
     phone.wait_for_timeout(300)
-    assert box("#status")["x"] > box("#run")["x"] + 300  # side by side
+    assert box("#status")["x"] > box("#settings")["x"] + 300  # side by side
     assert (
-        abs(box("#settings")["x"] - box("#run")["x"]) < 20
-        and box("#settings")["y"] > box("#run")["y"]
+        abs(box("#run")["x"] - box("#status")["x"]) < 20 and box("#run")["y"] < box("#status")["y"]
     )
 
 
@@ -391,3 +390,58 @@ def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
     assert "person" in page.locator("#tracks").inner_text()
     # the stopped run's folder is gone: only the new run's is left
     assert wait_for(lambda: [p.name.split("-")[0] for p in work.glob("*/*")] == ["run"], 20)
+
+
+PREVIEW_SHOWN = "() => !!document.querySelector('#preview img')"
+TIMELINE = """() => { const img = document.querySelector('#timeline img'), box = img.getBoundingClientRect();
+  return {x: box.x, width: box.width, natural: img.naturalWidth,
+          box: document.getElementById('timeline').getBoundingClientRect().x}; }"""
+
+
+def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
+    """A portrait (9:16) clip: on a 1366x800 laptop the input and live players grew to 600x1065, taller than the
+    window; now they are at most 60% of its height (letterboxed). Run was below that window's first screen (at
+    y=827 before any upload, and the player and the description pushed it further); now Run and the upload's
+    description are in it. On a 390 px phone the live video pushed *Latest frame* into a second column off the
+    screen to the right (the page scrolled sideways); the tracks table hid columns unless scrolled sideways inside
+    it, and the timeline's labels were scaled to 4 px (now at their size, the bars scroll sideways)."""
+    from app_helpers import write_clip
+
+    url, _ = app_url
+    clip = write_clip(tmp_path / "portrait.mp4", 8, 72, 128)
+    with chromium(1366, 800) as page:
+        page.goto(url)
+        page.wait_for_selector("#run")
+
+        def bottom(selector: str) -> float:
+            shown = page.locator(selector).bounding_box()
+            return shown["y"] + shown["height"]
+
+        assert bottom("#run") <= 800, "Run is below the first screen"
+        assert page.get_by_role("button", name="Big Buck Bunny").count() == 1  # an example, named
+        page.locator("#inp input[type=file]").set_input_files(str(clip))
+        page.locator("#video-info", has_text="72x128, 8 frames").wait_for(timeout=30_000)
+        page.wait_for_selector("#inp video")
+        assert bottom("#run") <= 800 and bottom("#video-info") <= 800, "below the first screen"
+        page.click("#run")
+        page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=60_000)
+        page.wait_for_function(PREVIEW_SHOWN, timeout=30_000)
+        page.wait_for_function(
+            "() => document.querySelector('#timeline img')?.naturalWidth > 0", timeout=30_000
+        )
+        for shown in ("#inp video", "#stream video", "#preview img"):
+            height = page.locator(shown).bounding_box()["height"]
+            assert height <= 0.6 * 800 + 1, f"{shown} is {height} px tall in an 800 px window"
+
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone held upright
+        page.wait_for_timeout(500)
+        stream, preview = (page.locator(s).bounding_box() for s in ("#stream", "#preview"))
+        assert preview["x"] + preview["width"] <= 390, f"Latest frame off the screen: {preview}"
+        assert preview["x"] == stream["x"] and preview["y"] > stream["y"] + stream["height"]
+        tracks, table = (page.locator(s).bounding_box() for s in ("#tracks", "#tracks table"))
+        assert table["width"] <= tracks["width"], "the tracks table hides columns"
+        timeline = page.evaluate(TIMELINE)
+        assert timeline["width"] >= timeline["natural"] - 1, (
+            f"the timeline's labels shrunk: {timeline}"
+        )
+        assert timeline["x"] >= timeline["box"], f"the timeline's labels are cut off: {timeline}"

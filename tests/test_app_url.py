@@ -224,12 +224,12 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
     # and its first frame goes from *Latest frame* (it stayed beside the upload that replaced it)
     skip = gr.skip()
     assert (
-        app.links.unlink("upload.mp4", None, linked)
-        == app.links.unlink(None, "f.zip", linked)
+        app.links.input_changed("upload.mp4", None, linked)
+        == app.links.input_changed(None, "f.zip", linked)
         == (None, None)
     )
-    assert app.links.unlink(None, None, linked) == (skip, skip)
-    assert app.links.unlink("upload.mp4", None, None) == (
+    assert app.links.input_changed(None, None, linked) == (skip, skip)
+    assert app.links.input_changed("upload.mp4", None, None) == (
         skip,
         skip,
     )  # no linked file: a run's frame stays
@@ -242,6 +242,31 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
     app.unload(None)
     with pytest.raises(gr.Error, match="no longer kept on the server"):
         list(stepped(app.segment(None, *args, None, linked, progress=no_progress)))
+
+
+def test_an_upload_browsers_cannot_play_is_described_and_its_first_frame_shown(site, tmp_path):
+    """An MPEG-4 .avi upload: Gradio shows it unconverted, and the player said only "Video not playable" while the
+    description called the file fine. Now the description says browsers cannot play it and Run reads it, and its
+    first frame goes under *Latest frame*, as a linked file's does (replacing a linked file's); an H.264 .mp4
+    leaves *Latest frame* as it was."""
+    server, clip = site
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    avi = tmp_path / "old.avi"
+    avi.write_bytes(server.avi)
+    about = app.describe(str(avi), "idol-ytvis19-r50", "vit_b", 1, 900)
+    assert about.startswith(
+        '**old.avi** (MPEG-4 Part 2 in .avi): most browsers cannot play this file ("Video not playable"), so the '
+        "player shows no picture: its first frame is under *Latest frame*. Run reads it as uploaded.\n\n"
+        "**old.avi**: 96x64, 12 frames"
+    )
+    skip = gr.skip()
+    unlinked, frame = app.links.input_changed(str(avi), None, None)
+    assert unlinked == skip and frame.shape == (64, 96, 3) and frame.dtype == np.uint8
+    assert app.links.input_changed(str(avi), None, "linked.avi")[0] is None
+    mp4 = tmp_path / "clip.mp4"
+    mp4.write_bytes(clip)
+    assert app.links.input_changed(str(mp4), None, None) == (skip, skip)
+    assert "browsers" not in app.describe(str(mp4), "idol-ytvis19-r50", "vit_b", 1, 900)
 
 
 def test_a_linked_load_over_the_api_is_run_by_segment_in_the_same_session(

@@ -287,7 +287,7 @@ APP_CASES = {
     "png named .mp4": r"single still image \(png\), not a video",
     "audio only .m4a": r"contains only audio \(aac\)",
     "huge resolution": r"longest side 5000 px, over this app's limit of 1920 px\. To use it, resize it.*UVOSAM_MAX_SIDE",
-    "too long": r"lasts 130\.0 s, over this app's limit of 120 s\. To use it, lower \*Max frames\*.*UVOSAM_MAX_SECONDS",
+    "too long": r"lasts 130\.0 s, over this app's limit of 120 s\. To use it, lower Max frames \(under Settings;.*UVOSAM_MAX_SECONDS",
 }
 
 

@@ -245,6 +245,7 @@ def test_variable_frame_rate_webm_gets_its_real_average_rate(tmp_path):
     assert info.num_frames == len(list(iter_frames(path))) == 60
     assert info.duration_s == pytest.approx(21.6, rel=0.01)
     assert info.fps == pytest.approx(60 / 21.6, rel=0.01)
+    assert info.nominal_fps == 10  # the header's, kept for the app's description
 
 
 def test_an_ntsc_rate_is_read_exactly_and_the_output_keeps_it(tmp_path):

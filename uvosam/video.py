@@ -92,6 +92,9 @@ class VideoInfo:
         start_s: when a video file's first frame is shown, in seconds from the file's start as ffmpeg counts it
             (``-ss``): above 0 where the audio starts earlier, so the output video's audio is cut there to stay in
             sync (``uvosam.video_audio``); 0.0 for folders.
+        nominal_fps: a video file's frame rate as its header gives it (``fps`` is the frames' average where that is
+            more than 1% away: frames missing from a fixed-rate clip's timing, a variable rate); 0.0 without one,
+            for folders, and in an info that does not record it.
     """
 
     path: Path
@@ -106,6 +109,7 @@ class VideoInfo:
     codec: str = ""
     audio_codec: str = ""
     start_s: float = 0.0
+    nominal_fps: float = 0.0
 
     def num_output_frames(self, *, stride: int = 1, max_frames: int | None = None) -> int:
         """How many frames ``iter_frames(path, stride=stride, max_frames=max_frames)`` yields."""
@@ -280,6 +284,7 @@ def _probe_file(
         (),
         header.codec,
         header.audio_codec,
+        nominal_fps=header.fps,
     )
     check_limits(info, limits, stride=stride, max_frames=max_frames, approximate=True)
     n, packets = count_frames(path, header, accepted=_ACCEPTED)

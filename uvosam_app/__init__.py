@@ -6,7 +6,8 @@ One concept per module:
 - ``settings``: ``AppSettings`` from the environment; ``models``: presets, mask models, the shared loader;
 - ``work``: session folders, the job's worker thread, a job as a handler holds it; ``progress``: a job's updates as
   UI updates;
-- ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded;
+- ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded (and what
+  stands in for the player of a file browsers cannot play);
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;
 - ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);

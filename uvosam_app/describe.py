@@ -4,9 +4,10 @@ file is, what Run will cover and about how long that takes, or why Run would ref
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
+from uvosam.job_types import JobResult
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
@@ -15,8 +16,23 @@ from uvosam_app.checks import over_upload_limit, page_values
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.models import mask_model_label
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import describe_video, markdown_text, results_of_another_input
+from uvosam_app.text import (
+    MIN_TIMED_FRAMES,
+    describe_video,
+    markdown_text,
+    results_of_another_input,
+)
 from uvosam_app.work import SessionRun
+
+
+def record_speed(
+    speeds: MutableMapping[tuple[str, str], float], models: tuple[str, str], result: JobResult
+) -> None:
+    """Keep the speed of a finished run (``result``) with ``models`` (tracker preset, mask model) for the time
+    estimate of ``describe_input``; a run shorter than ``MIN_TIMED_FRAMES`` leaves the last one's (its time is mostly
+    its start)."""
+    if result.num_frames >= MIN_TIMED_FRAMES:
+        speeds[models] = result.fps
 
 
 def input_path(video: str | None, frames_zip: str | None, linked: str | None) -> str:
@@ -38,8 +54,10 @@ def describe_input(
 ) -> str:
     """Markdown: what an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it),
     before Run; and, when the session's last run (``state``) was of another input, that the results shown are its.
+    A linked Load's file, and an upload that browsers cannot play, have no preview: a note first says so.
 
-    ``speeds``: frames per second of the app's last run with each (tracker, mask model), for the time estimate.
+    ``speeds``: frames per second of the app's last run with each (tracker, mask model), for the time estimate
+    (``record_speed``).
     """
     if not video and not frames_zip and not linked:
         return ""
@@ -71,4 +89,8 @@ def describe_input(
     )
     if state is not None and state.source and state.source != path:
         text += f"\n\n{results_of_another_input(Path(state.source).name)}"
-    return text if video or frames_zip else f"{app_links.linked_note(info)}\n\n{text}"
+    if not video and not frames_zip:
+        return f"{app_links.linked_note(info)}\n\n{text}"
+    if video and not frames_zip and not app_links.browser_plays(info):
+        return f"{app_links.unplayable_note(info, Path(path).name)}\n\n{text}"
+    return text

@@ -36,12 +36,13 @@ USER_ERRORS = (
 
 
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at
-# its frame limit, so that one never trips
+# its frame limit, so that one never trips. Plain text, no Markdown: the toast shows it as written, the
+# description as Markdown (where "*Max frames*" was italic, the toast showed the asterisks).
 LIMIT_ADVICE = {
     "max_side": ("px", "resize it (e.g. to 854x480) and upload it again", "UVOSAM_MAX_SIDE"),
     "max_duration_s": (
         "s",
-        "lower *Max frames* (under Settings; `max_frames` over the API) to cover less of it, or trim it",
+        "lower Max frames (under Settings; max_frames over the API) to cover less of it, or trim it",
         "UVOSAM_MAX_SECONDS",
     ),
 }

@@ -33,7 +33,7 @@ from uvosam_app.checks import (
     merge_map,
     over_upload_limit,
 )
-from uvosam_app.describe import describe_input, input_path
+from uvosam_app.describe import describe_input, input_path, record_speed
 from uvosam_app.errors import text_toasts, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config
@@ -146,7 +146,7 @@ class App:
                     )
                     origin = input_path(video, frames_zip, linked)
                     state = SessionRun(running.folder, r.cache_dir, origin)
-                    self.speeds[tracker, sam] = r.fps
+                    record_speed(self.speeds, (tracker, sam), r)
                     rows = track_rows(r)
                     files = str(r.overlay_mp4), str(r.zip_path)
                     yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state

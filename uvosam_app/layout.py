@@ -1,5 +1,5 @@
-"""The page's components, laid out (``page``): the input column (upload, link, zip of frames, Run and Stop,
-settings), the live column (on a narrow screen before Settings: ``CSS``), a run's results, the editing row
+"""The page's components, laid out (``page``): the input column (upload, link, zip of frames, settings), the live
+column (Run and Stop over the status line; on a narrow screen before Settings: ``CSS``), a run's results, the editing row
 (Re-render) and the Score panel. No events here:
 ``app.py`` wires them to the handlers of ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests
 find it by.
@@ -17,11 +17,21 @@ import gradio as gr
 from uvosam_app.checks import SliderRange, slider_ranges
 from uvosam_app.models import mask_model_choices
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import ABOUT, LINK_EXAMPLE, banner_markdown, mask_model_info
+from uvosam_app.text import (
+    ABOUT,
+    GROUND_TRUTH_HELP,
+    LINK_EXAMPLE,
+    banner_markdown,
+    mask_model_info,
+)
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository (app.py, examples/, checkpoints/)
 EXAMPLES_DIR = ROOT / "examples"
 EXAMPLES = (EXAMPLES_DIR / "bigbuckbunny_cut.mp4", EXAMPLES_DIR / "synthetic_shapes.mp4")
+EXAMPLE_NAMES = {
+    "bigbuckbunny_cut.mp4": "Big Buck Bunny",
+    "synthetic_shapes.mp4": "Synthetic shapes",
+}
 EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
     "Examples: Big Buck Bunny (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0; synthetic shapes"
 )
@@ -33,14 +43,32 @@ OUTPUT_SIDES = [
     ("640 px", 640),
     ("480 px", 480),
 ]
-# Gradio 6.31 stacks the input column over the live one below a 768 px wide window (measured). Stacked, the open
-# Settings panel pushed the status line and the live video a screen down (a 390 px phone scrolled after Run to see
-# any progress): there the input column's parts join the row's, with Settings after the live column.
+# The page's CSS, each rule with what it fixed (measured in Chromium at 1366x800 and 390x844, Gradio 6.31).
 CSS = """
+/* a portrait clip made the input and live players 600x1065 on a 1366x800 laptop: at most 60% of the window */
+#inp video, #stream video, #preview img { max-height: 60vh; object-fit: contain; }
+/* the scores table broke words and numbers on a phone ("obje|ct", "1.00|0") */
+#scores td, #scores th { overflow-wrap: normal; word-break: normal; padding: 6px 10px; }
+/* the tracks table's cells wrap (wrap=True, in a phone's width), between words */
+#tracks .header, #tracks td .cell-wrap { word-break: normal; overflow-wrap: break-word; }
+/* Gradio stacks the input column over the live one below a 768 px wide window */
 @media (max-width: 767px) {
-  #io-row { flex-direction: column; align-items: stretch; }
+  /* the open Settings pushed the status line and the live video a screen down: the input column's parts join
+     the row's, Settings after the live column */
+  #io-row { flex-direction: column; flex-wrap: nowrap; align-items: stretch; }
   #input-column { display: contents; }
   #settings { order: 1; }
+  /* Gradio's columns wrap: sized by the row, a portrait clip's live video pushed Latest frame into a second
+     column, off the screen to the right */
+  #live-column { flex-wrap: nowrap; }
+  #live-column > * { flex-shrink: 0; }
+  /* the timeline's labels, scaled to the screen, were 4 px tall: at their size, the bars scroll sideways */
+  #timeline .image-container { overflow-x: auto; }
+  #timeline .image-container button { justify-content: flex-start; width: max-content; min-width: 100%; }
+  #timeline img { max-width: none; width: auto; }
+  /* the tracks table hid columns unless scrolled sideways inside it */
+  #tracks th, #tracks td, #tracks .cell-wrap, #tracks .header { font-size: 12px; }
+  #tracks .cell-wrap { padding: 4px; }
 }
 """
 STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
@@ -54,9 +82,9 @@ STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
 
 @dataclass(frozen=True)
 class Inputs:
-    """The input column: the upload (a video; a link and its Load button, both None when the app takes no links;
-    a zip of frames), its description, Run and Stop, and the settings (``controls``, in ``App.segment``'s
-    parameter order)."""
+    """What a run takes and starts it: the upload (a video; a link and its Load button, both None when the app
+    takes no links; a zip of frames), its description, Run and Stop (at the top of the live column), and the
+    settings (``controls``, in ``App.segment``'s parameter order)."""
 
     video: gr.Video
     url: gr.Textbox | None
@@ -129,8 +157,9 @@ def page(
         elem_id="banner",
     )
     with gr.Row(elem_id="io-row"):  # its order on a phone: CSS
-        inputs = _input_column(settings)
-        live = _live_column()
+        video, url, load, frames_zip, about, controls = _input_column(settings)
+        run, stop, *live = _live_column()
+    inputs = Inputs(video, url, load, frames_zip, about, run, stop, controls)
     outputs = _results(*live)
     editing = _editing_row()
     scoring = _scoring()
@@ -140,9 +169,14 @@ def page(
     return Page(inputs, outputs, editing, scoring, state, linked)
 
 
-def _input_column(settings: AppSettings) -> Inputs:
+def _input_column(
+    settings: AppSettings,
+) -> tuple[gr.Video, gr.Textbox | None, gr.Button | None, gr.File, gr.Markdown, dict]:
+    """The upload and its description, the link and its Load button, the zip of frames, the examples, Settings."""
     with gr.Column(scale=1, elem_id="input-column"):
-        video = gr.Video(sources=["upload"], label="Video", elem_id="inp")
+        # an image dropped here gets Gradio's "Only video/x-m4v,video/* allowed.": the label says where it goes
+        video = gr.Video(sources=["upload"], label="Video (images: zip them, below)", elem_id="inp")
+        about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
         url, load = _link_input(settings)
         frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
             label="…or a zip of its frames (.jpg/.png, one folder)",
@@ -150,19 +184,18 @@ def _input_column(settings: AppSettings) -> Inputs:
             height=130,
             elem_id="frames",
         )
-        about = gr.Markdown(elem_id="video-info")
+        shown = [p for p in EXAMPLES if p.is_file()]
         gr.Examples(
-            [[str(p)] for p in EXAMPLES if p.is_file()],
+            [[str(p)] for p in shown],
             inputs=[video],
             cache_examples=False,
             label=EXAMPLES_CREDIT,
+            example_labels=[EXAMPLE_NAMES[p.name] for p in shown],
+            elem_id="examples",
         )
-        with gr.Row():
-            run = gr.Button("Run", variant="primary", elem_id="run")
-            stop = gr.Button("Stop", variant="stop", elem_id="stop")
         with gr.Accordion("Settings", open=False, elem_id="settings"):
             controls = _controls(settings)
-    return Inputs(video, url, load, frames_zip, about, run, stop, controls)
+    return video, url, load, frames_zip, about, controls
 
 
 def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | None]:
@@ -171,9 +204,9 @@ def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | N
     if not settings.url_input:
         return None, None
     with gr.Row(equal_height=True):
-        url = gr.Textbox(
-            label="…or a direct link to a video file",
-            placeholder=f"{LINK_EXAMPLE} (the file itself; YouTube and other pages are not supported)",
+        url = gr.Textbox(  # the placeholder fits a phone's box (a longer one was cut before its "not supported")
+            label="…or a direct link to a video file (not a YouTube or other page)",
+            placeholder=LINK_EXAMPLE,
             max_lines=1,
             scale=5,
             elem_id="url",
@@ -219,16 +252,23 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
             step=0.05,
             label="Detection score threshold (Run; a higher one on Re-render too)",
         ),
-        "max_objects": _slider(ranges["max_objects"], value=10, step=1, label="Max objects"),
+        # "Run only": Re-render keeps the run's frames and tracks (as the style's label says "Run or Re-render")
+        "max_objects": _slider(
+            ranges["max_objects"], value=10, step=1, label="Max objects (Run only)"
+        ),
         "stride": _slider(
             ranges["stride"],
             value=1,
             step=1,
-            label="Frame stride (1 = every frame)",
+            label="Frame stride (Run only; 1 = every frame)",
             elem_id="stride",
         ),
         "max_frames": _slider(
-            ranges["max_frames"], value=settings.max_frames, step=1, label="Max frames"
+            ranges["max_frames"],
+            value=settings.max_frames,
+            step=1,
+            label="Max frames (Run only)",
+            elem_id="max-frames",
         ),
         "output_side": gr.Dropdown(OUTPUT_SIDES, value=854, label="Output video: longest side"),
         "show_boxes": gr.Checkbox(True, label="Show boxes"),
@@ -236,9 +276,13 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
     }
 
 
-def _live_column() -> tuple[gr.Textbox, gr.Video, gr.Image]:
-    """The status line, the masked video as it streams and the latest frame."""
-    with gr.Column(scale=1):
+def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Video, gr.Image]:
+    """Run and Stop (at the top: in a 1366x800 window's first screen however tall the inputs are; on a phone after
+    the inputs), the status line, the masked video as it streams and the latest frame."""
+    with gr.Column(scale=1, elem_id="live-column"):
+        with gr.Row():
+            run = gr.Button("Run", variant="primary", elem_id="run")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
         status = gr.Textbox(label="Status", interactive=False, elem_id="status")
         stream = gr.Video(
             label="Masked video (live)",
@@ -250,7 +294,7 @@ def _live_column() -> tuple[gr.Textbox, gr.Video, gr.Image]:
         preview = gr.Image(
             label="Latest frame", format="jpeg", interactive=False, elem_id="preview"
         )
-    return status, stream, preview
+    return run, stop, status, stream, preview
 
 
 def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs:
@@ -261,6 +305,8 @@ def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs
         headers=TRACK_HEADERS,
         label="Tracks (and below, a bar on every frame each one was seen in)",
         interactive=False,
+        wrap=True,  # in a phone's width: the headers wrap, every column in sight
+        column_widths=["8%", "17%", "14%", "15%", "15%", "17%", "14%"],
         elem_id="tracks",
     )
     timeline = gr.Image(
@@ -303,14 +349,12 @@ def _editing_row() -> Editing:
 
 
 def _scoring() -> Scoring:
-    with gr.Accordion("Score against your ground truth (DAVIS J&F)", open=False), gr.Row():
-        gt_zip = gr.File(
-            label="Ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 "
-            "void), one per frame of the video (or per processed frame), in name order",
-            file_types=[".zip"],
-            elem_id="gt",
-        )
-        with gr.Column():
-            score = gr.Button("Score", elem_id="score")
-            scores = gr.Markdown(elem_id="scores")
+    """The ground truth's format is a line of its own: as the file box's label it ran under the box's X button."""
+    with gr.Accordion("Score against your ground truth (DAVIS J&F)", open=False):
+        gr.Markdown(GROUND_TRUTH_HELP, elem_id="gt-help")
+        with gr.Row():
+            gt_zip = gr.File(label="Ground truth (.zip)", file_types=[".zip"], elem_id="gt")
+            with gr.Column():
+                score = gr.Button("Score", elem_id="score")
+                scores = gr.Markdown(elem_id="scores")
     return Scoring(gt_zip, score, scores)

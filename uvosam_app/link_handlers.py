@@ -95,12 +95,24 @@ class LinkHandlers:
             logger.warning("no first frame of %s: %s", Path(linked).name, err)
             return gr.skip()
 
-    def unlink(
+    def input_changed(
         self, video: str | None, frames_zip: str | None, linked: str | None = None
     ) -> tuple[Any, Any]:
-        """(the linked Load's file, *Latest frame*): an upload or a zip chosen replaces a linked file (None), and its
-        first frame under *Latest frame* goes (None) too; their clearing, or no linked file, leaves both (skip). The
-        frame is cleared here: Gradio fires no change of the State when this (unqueued) event sets it."""
-        if linked and (video or frames_zip):
-            return None, None
-        return gr.skip(), gr.skip()
+        """(the linked Load's file, *Latest frame*) when the upload or the zip changes: an upload or a zip chosen
+        replaces a linked file (None), and its first frame under *Latest frame* goes (None) too; their clearing, or
+        no linked file, leaves both (skip). The frame is cleared here: Gradio fires no change of the State when
+        this (unqueued) event sets it. An upload that browsers cannot play (``links.browser_plays``) shows its first
+        frame there instead, as a linked file does (its player shows no picture)."""
+        replaced = bool(linked and (video or frames_zip))
+        frame = self._unplayable_frame(video) if video and not frames_zip else None
+        if frame is not None:
+            return None if replaced else gr.skip(), frame
+        return (None, None) if replaced else (gr.skip(), gr.skip())
+
+    def _unplayable_frame(self, video: str) -> np.ndarray | None:
+        """``links.unplayable_first_frame``; None for a file that is not a readable video (the description says
+        what Run would say of it)."""
+        try:
+            return app_links.unplayable_first_frame(video)
+        except USER_ERRORS:
+            return None

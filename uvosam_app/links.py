@@ -8,7 +8,8 @@ re-encodes anything else with libx264 (lossy; minutes for a long HD clip, while 
 reads that copy, so the same clip by link and by upload (which is not converted) would give different masks. A file
 that needs that re-encode (``needs_reencode``) is therefore not shown in the player: the session keeps its path
 (the "linked video" state) and Run reads the file as downloaded; the description says so and the first frame
-stands in for the preview (``first_frame``).
+stands in for the preview (``first_frame``). An upload is shown as it is, unconverted: one that browsers cannot play
+(``browser_plays``) gets the same help (``unplayable_note``, its first frame).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from uvosam.remote_files import is_zip_download
 from uvosam.remote_video import download_video
 from uvosam.video import VideoInfo, iter_probed, probe
 from uvosam_app.settings import AppSettings
+from uvosam_app.text import markdown_text
 from uvosam_app.uploads import FramesZip
 
 PLAYABLE = frozenset(
@@ -39,6 +41,10 @@ PLAYABLE = frozenset(
 REMUXED = frozenset({"h264", "av1"})
 REMUXED_AUDIO = frozenset({"", "aac", "mp3"})
 """Video and audio codecs that Gradio copies into an mp4 without re-encoding (``_can_remux_to_mp4``; "": none)."""
+BROWSER_CODECS = frozenset({"h264", "av1", "vp8", "vp9"})
+BROWSER_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm"})
+"""What a browser's player shows as it is, from any of these containers (Chromium 2026-11, measured: H.264 and VP9
+played from .mp4, .mov, .mkv and .webm; nothing from an .avi; HEVC, MPEG-4 Part 2 and Motion JPEG from none)."""
 CODEC_NAMES = {"hevc": "HEVC", "h264": "H.264", "mpeg4": "MPEG-4 Part 2", "prores": "ProRes",
                "mjpeg": "Motion JPEG", "gif": "GIF", "vp9": "VP9", "vp8": "VP8", "av1": "AV1"}  # fmt: skip
 
@@ -105,11 +111,35 @@ def linked_note(info: VideoInfo) -> str:
     )
 
 
+def browser_plays(info: VideoInfo) -> bool:
+    """Whether browsers' players show the video file ``info`` describes as it is (an upload: Gradio shows it
+    unconverted): by its video codec and its extension (``BROWSER_CODECS``, ``BROWSER_CONTAINERS``)."""
+    return info.codec in BROWSER_CODECS and info.path.suffix.lower() in BROWSER_CONTAINERS
+
+
+def unplayable_note(info: VideoInfo, name: str) -> str:
+    """Markdown: that most browsers cannot play the upload ``name`` (``info``: its probe) and what stands in for
+    its preview."""
+    codec = CODEC_NAMES.get(info.codec, info.codec)
+    return (
+        f"**{markdown_text(name)}** ({codec} in {info.path.suffix.lower() or 'a file without extension'}): most "
+        'browsers cannot play this file ("Video not playable"), so the player shows no picture: its first frame is '
+        "under *Latest frame*. Run reads it as uploaded."
+    )
+
+
 LINKS_OFF = "This app takes no links (UVOSAM_URL_INPUT=0): download the file and upload it."
 GONE = (
     "The file loaded from the link is no longer kept on the server (the session's files expire): press Load "
     "again, or upload the file."
 )
+
+
+def unplayable_first_frame(path: str | Path) -> np.ndarray | None:
+    """The first frame of the video file ``path`` if browsers cannot play it (``browser_plays``: an upload they
+    show no picture of), as ``first_frame``; else None. Raises as ``probe``."""
+    info = probe(path, max_frames=1)
+    return None if browser_plays(info) else next(iter_probed(info, max_frames=1))
 
 
 def first_frame(path: str | Path) -> np.ndarray:

@@ -33,6 +33,12 @@ running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
+GROUND_TRUTH_HELP = (
+    "The ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 void), one per frame of the video "
+    "(or per processed frame), in name order."
+)
+
+
 def banner_markdown(error: str) -> str:
     return (
         "### ⚠️ Models not loaded: Run answers with an error until the weights are available\n"
@@ -204,16 +210,13 @@ def describe_video(
         info: ``probe``'s result for the upload. name: its file name as the user knows it.
         stride, max_frames: the run's settings (``iter_frames`` semantics).
         models: "<tracker preset> + <mask model>", as the estimate names them.
-        fps: frames per second of this app's last finished run with these models, or None.
+        fps: frames per second of this app's last finished run of ``MIN_TIMED_FRAMES`` or more with these models,
+            or None.
         on_cpu: the models run on the CPU: without a past run, say what a frame costs there.
         zero_gpu_seconds: on ZeroGPU, the GPU time a run asks for (counted against the user's daily quota).
     """
-    rate = f"{round(info.fps, 2):g}"  # 12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")
-    source = "frames" if info.is_folder else f"frames at {rate} fps ({info.duration_s:.1f} s)"
     sound = ", with sound (Run's video keeps it)" if info.audio_codec else ""
-    text = (
-        f"**{markdown_text(name)}**: {info.width}x{info.height}, {info.num_frames} {source}{sound}."
-    )
+    text = f"**{markdown_text(name)}**: {info.width}x{info.height}, {_frames_text(info)}{sound}."
     covered = info.num_output_frames(stride=stride, max_frames=max_frames)
     suffix = (
         "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
@@ -225,9 +228,15 @@ def describe_video(
     else:
         text += f" Run covers {_count(covered, 'frame')} ({step})."
     if fps:
-        text += f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here)."
+        text += (
+            f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here of "
+            f"{MIN_TIMED_FRAMES} frames or more)."
+        )
     else:
-        text += f" No run with {models} here yet to estimate the time from."
+        text += (
+            f" No run with {models} here yet long enough to estimate the time from ({MIN_TIMED_FRAMES} frames "
+            "or more)."
+        )
         if on_cpu:
             text += f" {CPU_FRAME_COST}"
     if zero_gpu_seconds is not None:
@@ -238,6 +247,31 @@ def describe_video(
         )
     return text
 
+
+def _frames_text(info: VideoInfo) -> str:
+    """``"48 frames at 12 fps (4.0 s)"``; the header's rate and the average where they differ (``"50 frames at 25
+    fps nominal, 24.51 on average (2.0 s)"``: an .avi with a skipped frame); no rate for folders and single frames
+    (``"1 frame"``)."""
+    if info.is_folder or info.num_frames == 1:
+        return _count(info.num_frames, "frame")
+    rate = _fps_text(info.fps)
+    if info.nominal_fps > 0 and _fps_text(info.nominal_fps) != rate:
+        rate = f"{_fps_text(info.nominal_fps)} fps nominal, {rate} on average"
+    else:
+        rate += " fps"
+    return f"{info.num_frames} frames at {rate} ({info.duration_s:.1f} s)"
+
+
+def _fps_text(fps: float) -> str:
+    """12, 29.97, 1000 (":.3g" wrote 1000 fps as "1e+03")."""
+    return f"{round(fps, 2):g}"
+
+
+MIN_TIMED_FRAMES = 10
+"""Fewest frames of a run whose speed the time estimate takes: a shorter run's time is mostly its start (the probe,
+the first frames through the models, the tracker's look-ahead, the zip). Measured with the app's tiny test models
+on the 2-core CPU (2026-11-29, 25 fps clip): 1 and 5 frames ran at 2.8-3.3 fps, 10 at 4.7-4.9, 20 at 4.0, 88 at
+4.2; after a 1-frame run an 88-frame clip was estimated at "About 30 s" and took 15."""
 
 # Measured with benchmarks/e2e.py --real-size on this project's 2-core CPU (README, Performance), 2026-11-29
 CPU_FRAME_COST = (
