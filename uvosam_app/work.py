@@ -192,6 +192,8 @@ class JobPump:
             self._in_slot.set()
             steps = None
             try:
+                if self._stop.is_set():  # stopped while it waited for its slot: never started
+                    return
                 steps = self.work()
                 for step in steps:
                     finished = step.result is not None
@@ -237,8 +239,9 @@ class JobPump:
             self._wake = partial(_wake_up, loop, woken)
         try:
             if self._queue.empty():  # an item put from now on wakes us
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken, timeout)
+                # not wait_for: before Python 3.12 it can swallow a cancel that comes as the worker wakes us (a
+                # Stop lost), and on 3.10 its timeout is not the builtin TimeoutError
+                await asyncio.wait({woken}, timeout=timeout)
             return self.poll(0)
         finally:
             with self._lock:
