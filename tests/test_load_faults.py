@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -464,6 +465,7 @@ def test_a_job_stopped_while_it_starts_is_closed_once_started():
     starting, go_on, closed = threading.Event(), threading.Event(), threading.Event()
 
     class Started:
+        pump = types.SimpleNamespace(stop=lambda: None)
         close = closed.set
 
     def start() -> Started:
@@ -501,7 +503,9 @@ def test_a_stop_that_comes_as_the_job_wakes_its_wait_is_not_lost():
     from uvosam_app.work import JobPump, PumpItem
 
     async def main() -> None:
-        pump = JobPump(lambda: iter(()), threading.Semaphore(1))  # not started: the test is its worker
+        pump = JobPump(
+            lambda: iter(()), threading.Semaphore(1)
+        )  # not started: the test is its worker
         waiting = asyncio.create_task(pump.next_items(30.0))
         await asyncio.sleep(0.05)
         pump._put(PumpItem())  # a step: wakes the wait (call_soon_threadsafe)
@@ -535,3 +539,32 @@ def test_a_job_stopped_while_it_waits_for_its_slot_never_starts():
     while "aborted" not in calls and time.monotonic() < deadline:
         time.sleep(0.02)
     assert calls == ["aborted"]
+
+
+def test_a_job_starts_and_closes_while_the_default_executor_is_busy():
+    """Anything may fill the event loop's default executor for a while (links given to the API download there):
+    a job's start and close use threads of their own, so Run and Stop never wait for it."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from uvosam_app.work import opened
+
+    closed, busy_until = threading.Event(), threading.Event()
+
+    class Started:
+        pump = types.SimpleNamespace(stop=lambda: None)
+        close = closed.set
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        loop.run_in_executor(None, busy_until.wait, 10)  # the only default thread, busy
+        began = time.monotonic()
+        async with opened(Started):
+            pass
+        took = time.monotonic() - began
+        busy_until.set()
+        return took
+
+    took = asyncio.run(asyncio.wait_for(main(), 20))
+    assert took < 2.0 and closed.is_set()
