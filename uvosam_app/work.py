@@ -292,10 +292,10 @@ class OpenJob:
 @contextlib.asynccontextmanager
 async def opened(start: Callable[[], OpenJob]) -> AsyncIterator[OpenJob]:
     """The job of an async handler: ``start()`` (checks, folders made and old ones deleted, the pump started) and,
-    at the end, ``close()`` run in threads of their own (``_OPEN_CLOSE``): file work (and ``WorkRoot``'s lock, which another session's
-    deleting may hold) never holds up the event loop. A cancel (Stop) while the job starts raises at once; the job
-    is closed as soon as its start returns; at the end its worker is told to stop at once. The close always completes, even if the handler is cancelled again
-    while it waits for it."""
+    at the end, ``close()`` run in threads of their own (``_OPEN_CLOSE``): file work (and ``WorkRoot``'s lock, which
+    another session's deleting may hold) never holds up the event loop. A cancel (Stop) while the job starts raises
+    at once; the job is closed as soon as its start returns. At the end the worker is told to stop at once, then
+    the close always completes, even if the handler is cancelled again while it waits for it."""
     starting = asyncio.ensure_future(_off_loop(start))
     try:
         job = await asyncio.shield(starting)
