@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -464,6 +465,7 @@ def test_a_job_stopped_while_it_starts_is_closed_once_started():
     starting, go_on, closed = threading.Event(), threading.Event(), threading.Event()
 
     class Started:
+        pump = types.SimpleNamespace(stop=lambda: None)
         close = closed.set
 
     def start() -> Started:
@@ -491,3 +493,78 @@ def test_a_job_stopped_while_it_starts_is_closed_once_started():
 
     took = asyncio.run(asyncio.wait_for(main(), 20))
     assert took < 1.0 and closed.is_set()
+
+
+def test_a_stop_that_comes_as_the_job_wakes_its_wait_is_not_lost():
+    """The worker's step wakes the handler's wait and, before the handler runs again, Stop cancels it: the wait
+    ends cancelled (before Python 3.12 ``asyncio.wait_for`` returned the items instead, and the run went on)."""
+    import asyncio
+
+    from uvosam_app.work import JobPump, PumpItem
+
+    async def main() -> None:
+        pump = JobPump(
+            lambda: iter(()), threading.Semaphore(1)
+        )  # not started: the test is its worker
+        waiting = asyncio.create_task(pump.next_items(30.0))
+        await asyncio.sleep(0.05)
+        pump._put(PumpItem())  # a step: wakes the wait (call_soon_threadsafe)
+        await asyncio.sleep(0)  # the wake-up resolves the wait's future...
+        waiting.cancel()  # ...and Stop lands before the handler resumes
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_a_job_stopped_while_it_waits_for_its_slot_never_starts():
+    """Stop while the job waits for a slot (another stopped run still ends its frame): once the slot is free the job
+    does not start (no model load, no first frame, no ZeroGPU allocation), and its folder goes."""
+    from uvosam.job_types import JobProgress
+    from uvosam_app.work import JobPump
+
+    calls = []
+
+    def job():
+        calls.append("started")
+        yield JobProgress(1, 1, 0.1)
+
+    slots = threading.Semaphore(1)
+    slots.acquire()
+    pump = JobPump(job, slots, on_abort=lambda: calls.append("aborted")).start()
+    time.sleep(0.1)
+    pump.cancel()
+    slots.release()
+    deadline = time.monotonic() + 5
+    while "aborted" not in calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert calls == ["aborted"]
+
+
+def test_a_job_starts_and_closes_while_the_default_executor_is_busy():
+    """Anything may fill the event loop's default executor for a while (links given to the API download there):
+    a job's start and close use threads of their own, so Run and Stop never wait for it."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from uvosam_app.work import opened
+
+    closed, busy_until = threading.Event(), threading.Event()
+
+    class Started:
+        pump = types.SimpleNamespace(stop=lambda: None)
+        close = closed.set
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        loop.run_in_executor(None, busy_until.wait, 10)  # the only default thread, busy
+        began = time.monotonic()
+        async with opened(Started):
+            pass
+        took = time.monotonic() - began
+        busy_until.set()
+        return took
+
+    took = asyncio.run(asyncio.wait_for(main(), 20))
+    assert took < 2.0 and closed.is_set()

@@ -191,24 +191,30 @@ def test_rerender_keeps_the_sound_while_the_source_is_there(tmp_path, tiny_sam_m
     assert set(streams(other)) == {"v"} and "sine.mp4 is not the file the run read" in caplog.text
 
 
-def test_rerender_takes_no_sound_from_a_same_size_file_written_since_the_run(
+def test_rerender_judges_a_same_size_file_by_its_content_not_its_time(
     tmp_path, tiny_sam_model, caplog
 ):
-    """The run's name and size, modified since (here its own bytes written again, a second later): maybe another
-    file, so no sound. A cache from before the time was kept judges by the size alone, as it did then."""
+    """The run's own bytes written again a second later (as Gradio moves a second upload of the same clip onto
+    the run's path): its sound. Other bytes of the same size: maybe another file, so no sound. A cache from before
+    the digest was kept judges by the size alone, as it did then."""
     source = clip(tmp_path / "sine.mp4", frames=6)
     run = _run(tiny_sam_model, source, tmp_path / "run", JobOptions(cache=True))
+    data = source.read_bytes()
     st = source.stat()
-    source.write_bytes(source.read_bytes())
+    source.write_bytes(data)
     os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert streams(rerender(run.cache_dir, tmp_path / "again").overlay_mp4)["a"][0] == "aac"
+    middle = len(data) // 2
+    source.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :])
     with caplog.at_level(logging.INFO, logger="uvosam"):
         silent = rerender(run.cache_dir, tmp_path / "rewritten").overlay_mp4
-    assert set(streams(silent)) == {"v"} and "sine.mp4 is not the file the run read" in caplog.text
+    assert set(streams(silent)) == {"v"}
+    assert "sine.mp4 is not the file the run read" in caplog.text and "other content" in caplog.text
     meta_json = run.cache_dir / "meta.json"
-    data = json.loads(meta_json.read_text())
-    assert data["meta"]["source_mtime_ns"] == st.st_mtime_ns
-    del data["meta"]["source_mtime_ns"]
-    meta_json.write_text(json.dumps(data))
+    cached = json.loads(meta_json.read_text())
+    assert len(cached["meta"]["source_digest"]) == 64
+    del cached["meta"]["source_digest"]
+    meta_json.write_text(json.dumps(cached))
     assert streams(rerender(run.cache_dir, tmp_path / "old_cache").overlay_mp4)["a"][0] == "aac"
 
 

@@ -31,14 +31,21 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from uvosam.job_loop import produce
-from uvosam.job_plan import JobPlan, cache_meta, drawing, info_from_meta, safe_name, video_record
+from uvosam.job_plan import (
+    JobPlan,
+    cache_meta,
+    drawing,
+    info_from_meta,
+    safe_name,
+    source_digest,
+    video_record,
+)
 from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
@@ -174,31 +181,20 @@ def rerender_iter(
 
 def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
     """Whether the file at the run's source path is still the one the run read: the ``source_size`` and
-    ``source_mtime_ns`` its cache ``meta`` recorded. A cache without them (a frame folder's), or no file there: yes
-    (``job_outputs.source_audio`` says when the file is gone).
-
-    A cache from before the time was recorded is judged by its size alone, as it was then: the file is most likely
-    the run's own, untouched, and a same-size replacement of a compressed video is rare, so its re-render keeps
-    the sound it always had rather than losing it for every such cache.
-    """
-    size, mtime_ns = meta.get("source_size"), meta.get("source_mtime_ns")
+    ``source_digest`` (``job_plan.source_digest``) its cache ``meta`` recorded. A cache without them (a frame
+    folder's), or no file there: yes (``job_outputs.source_audio`` says when the file is gone). A cache from before
+    the digest was recorded is judged by its size alone, as it was then."""
+    size, digest = meta.get("source_size"), meta.get("source_digest")
     if size is None or not info.path.is_file():
         return True
-    st = info.path.stat()
-    if st.st_size == size and mtime_ns in (None, st.st_mtime_ns):
+    now = info.path.stat().st_size
+    if now == size and digest in (None, source_digest(info.path)):
         return True
     logger.info(
-        "%s is not the file the run read (%d bytes, modified at %s; it read %d bytes, modified at %s): the video "
-        "is made without its sound", info.path, st.st_size, _when(st.st_mtime_ns), size, _when(mtime_ns),
+        "%s is not the file the run read (%d bytes; it read %d bytes%s): the video is made without its sound",
+        info.path, now, size, ", other content" if now == size else "",
     )  # fmt: skip
     return False
-
-
-def _when(mtime_ns: int | None) -> str:
-    """A modification time in ns as local date and time, to the microsecond ("?" if not recorded)."""
-    if mtime_ns is None:
-        return "?"
-    return datetime.fromtimestamp(mtime_ns / 1e9).isoformat(sep=" ", timespec="microseconds")
 
 
 def _finished_cache(cache_dir: Path) -> MaskCache:

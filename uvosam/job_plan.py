@@ -9,6 +9,7 @@ how a job names its output files.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -89,19 +90,31 @@ def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, 
         "frame_names": list(plan.frame_names),
         "class_names": list(plan.class_names),
         "info": info,
-        # a re-render takes the sound of the file at info's path only if it still has this size and modification
-        # time (``job.rerender``)
+        # a re-render takes the sound of the file at info's path only if it still has this size and these first and
+        # last bytes (``job.rerender``)
         **_source_stamp(plan.info),
         "provenance": plan.record,  # a re-render's run.json still names the run's models and settings
     }
 
 
-def _source_stamp(info: VideoInfo) -> dict[str, int | None]:
-    """``source_size`` and ``source_mtime_ns`` of the video file ``info`` describes (None for a frame folder)."""
+def _source_stamp(info: VideoInfo) -> dict[str, int | str | None]:
+    """``source_size`` and ``source_digest`` of the video file ``info`` describes (None for a frame folder)."""
     if info.is_folder:
-        return {"source_size": None, "source_mtime_ns": None}
-    st = info.path.stat()
-    return {"source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns}
+        return {"source_size": None, "source_digest": None}
+    return {"source_size": info.path.stat().st_size, "source_digest": source_digest(info.path)}
+
+
+def source_digest(path: Path, span: int = 1 << 20) -> str:
+    """SHA-256 of a file's first and last ``span`` bytes (its whole content when shorter than two spans): tells
+    another file of the same size from the one read, in 2 MiB of reading. Not its modification time: Gradio moves
+    each upload of the same bytes and name onto the same path, so a file the same as the run's gets a new one."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(span))
+        size = f.seek(0, 2)
+        f.seek(max(span, size - span))
+        digest.update(f.read(span))
+    return digest.hexdigest()
 
 
 def info_from_meta(data: dict[str, Any]) -> VideoInfo:

@@ -118,8 +118,9 @@ def for_page(err: gr.Error, request: gr.Request | None) -> gr.Error:
 def text_toasts(handler: Handler) -> Handler:
     """Decorate an event handler (a function or an async generator) with a ``request: gr.Request`` parameter: the
     ``gr.Error`` it raises shows its message in the page's toast exactly as written (``for_page``). The handler
-    itself (the status line it sets) and API clients see the plain text. Closing the decorated generator closes the
-    handler's at once (its ``finally`` runs)."""
+    itself (the status line it sets) and API clients see the plain text. A cancel (Stop) lands inside the handler,
+    whose ``finally`` runs at once; Gradio never closes the generators of a finished or cancelled event itself (its
+    wrapper's ``aclose`` leaves the inner one), asyncio's finaliser of unused async generators does that later."""
     signature = inspect.signature(handler)
     if "request" not in signature.parameters:
         raise TypeError(f"{handler.__qualname__} needs a `request: gr.Request` parameter")

@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -192,6 +193,8 @@ class JobPump:
             self._in_slot.set()
             steps = None
             try:
+                if self._stop.is_set():  # stopped while it waited for its slot: never started
+                    return
                 steps = self.work()
                 for step in steps:
                     finished = step.result is not None
@@ -237,16 +240,21 @@ class JobPump:
             self._wake = partial(_wake_up, loop, woken)
         try:
             if self._queue.empty():  # an item put from now on wakes us
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken, timeout)
+                # not wait_for: before Python 3.12 it can swallow a cancel that comes as the worker wakes us (a
+                # Stop lost), and on 3.10 its timeout is not the builtin TimeoutError
+                await asyncio.wait({woken}, timeout=timeout)
             return self.poll(0)
         finally:
             with self._lock:
                 self._wake = None
 
+    def stop(self) -> None:
+        """Stop the worker after its current frame, at once (no clean-up: ``cancel`` does that)."""
+        self._stop.set()
+
     def cancel(self) -> None:
         """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
-        self._stop.set()
+        self.stop()
         self._leave("ui")
 
 
@@ -284,11 +292,11 @@ class OpenJob:
 @contextlib.asynccontextmanager
 async def opened(start: Callable[[], OpenJob]) -> AsyncIterator[OpenJob]:
     """The job of an async handler: ``start()`` (checks, folders made and old ones deleted, the pump started) and,
-    at the end, ``close()`` run in worker threads: file work (and ``WorkRoot``'s lock, which another session's
-    deleting may hold) never holds up the event loop. A cancel (Stop) while the job starts raises at once; the job
-    is closed as soon as its start returns. The close always completes, even if the handler is cancelled again
-    while it waits for it."""
-    starting = asyncio.ensure_future(asyncio.to_thread(start))
+    at the end, ``close()`` run in threads of their own (``_OPEN_CLOSE``): file work (and ``WorkRoot``'s lock, which
+    another session's deleting may hold) never holds up the event loop. A cancel (Stop) while the job starts raises
+    at once; the job is closed as soon as its start returns. At the end the worker is told to stop at once, then
+    the close always completes, even if the handler is cancelled again while it waits for it."""
+    starting = asyncio.ensure_future(_off_loop(start))
     try:
         job = await asyncio.shield(starting)
     except asyncio.CancelledError:
@@ -297,13 +305,27 @@ async def opened(start: Callable[[], OpenJob]) -> AsyncIterator[OpenJob]:
     try:
         yield job
     finally:
-        await asyncio.shield(asyncio.to_thread(job.close))
+        job.pump.stop()  # at once, whatever the close waits for
+        await asyncio.shield(_off_loop(job.close))
+
+
+# Jobs' starts and closes: their own threads, not the event loop's default executor, which anything else in the
+# server may fill for a while (e.g. downloads of links given to the API, ``file_links``)
+_OPEN_CLOSE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="uvosam-open-close")
+
+
+def _off_loop(fn: Callable[[], Any]) -> asyncio.Future:
+    """``fn()`` in an ``_OPEN_CLOSE`` thread, in the caller's context (the Gradio request: ZeroGPU reads it)."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(_OPEN_CLOSE, context.run, fn)
 
 
 def _close_started(starting: asyncio.Future) -> None:
     """Close the job of a start that went on after its handler was cancelled (a start that failed left nothing)."""
     if not starting.cancelled() and starting.exception() is None:
-        asyncio.get_running_loop().run_in_executor(None, starting.result().close)
+        job = starting.result()
+        job.pump.stop()
+        _off_loop(job.close)
 
 
 def session_key(request: Any) -> str | None:
