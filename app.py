@@ -88,10 +88,12 @@ _QUIET: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibi
 
 
 def _wire(app: App, settings: AppSettings, ui: Page) -> None:
-    """The page's events, registered in this order (Gradio numbers them so): Run, Re-render, the upload's
-    description, the views of the zip shown, Score, Stop, Load (a link)."""
+    """The page's events, registered in this order (Gradio numbers them so): Run, Re-render (each with its failure
+    listener), the upload's description, the views of the zip shown, Score, Stop, Load (a link)."""
     run_ev = _on_run(app, settings, ui)
+    _on_job_failure(app, ui, run_ev)
     redo_ev = _on_rerender(app, ui)
+    _on_job_failure(app, ui, redo_ev)
     _on_upload_change(app, ui, run_ev)
     _on_zip_shown(app, ui)
     ui.scoring.score.click(
@@ -107,8 +109,7 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
         ui.outputs.status,
         ui.outputs.status,
         cancels=[run_ev, redo_ev],
-        queue=False,
-        api_visibility="private",
+        **_QUIET,
     )
     if ui.inputs.url is not None:
         _on_link(app, ui)
@@ -151,6 +152,21 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
         concurrency_limit=2,
         show_progress_on=[o.status],
     )
+
+
+def _on_job_failure(app: App, ui: Page, job_ev: Dependency) -> None:
+    """After a Run or Re-render that ended without its result, the status line shows what it says (no "Error" badge
+    over it): "failed: ..." (the handler wrote why; the toast goes) or "stopped: ..." (``App.stopped``).
+
+    Gradio 6.31's page covers the progress targets of an event that failed with an "Error" badge, and so it did after
+    many Stops (2-4 of 6): the cancel request's empty answer fails the page's handling of the event's data (an error,
+    no toast) while the cancel marks the event complete, whichever comes last. The page calls the failure listeners
+    after either, so this one, which writes the status line last, removes the badge (its own progress is hidden).
+    Stop's own line went out before the cancel was done, and a last update of the run could still replace it.
+    "once": a call while one is under way is dropped (that one ends later anyway; run again, it could write "stopped"
+    over a Run pressed right after Stop)."""
+    status = ui.outputs.status
+    job_ev.failure(app.stopped, status, status, trigger_mode="once", **_QUIET)
 
 
 def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
@@ -213,8 +229,12 @@ def _on_zip_shown(app: App, ui: Page) -> None:
 
 
 def _on_link(app: App, ui: Page) -> None:
+    """Load (a link): its progress (the download) shows on the link box, not over the video or zip loaded before,
+    which a refused link leaves as they were (an "Error" badge covered them: the video looked gone); the toast says
+    why, and the link box keeps the link, with no badge over it, to be corrected."""
     i = ui.inputs
-    gr.on(  # downloads run on the server: bounded like an upload (max_upload_mb), 2 at a time
+    # downloads run on the server: bounded like an upload (max_upload_mb), 2 at a time
+    load_ev = gr.on(
         [i.load.click, i.url.submit],
         app.links.load_url,
         [i.url, ui.state, ui.linked],
@@ -222,7 +242,9 @@ def _on_link(app: App, ui: Page) -> None:
         api_name="load_url",
         concurrency_limit=2,
         concurrency_id="link",
+        show_progress_on=[i.url],
     )
+    load_ev.failure(app.links.refused, None, i.url, **_QUIET)
 
 
 def launch_kwargs(settings: AppSettings, work_root: Path) -> dict[str, Any]:

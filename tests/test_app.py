@@ -177,7 +177,7 @@ def test_the_status_line_says_when_a_job_waits_for_a_worker():
         finish.wait(10)
 
     pump = JobPump(job, slots).start()
-    updates = stepped(drive(pump, lambda *a, **k: None, "re-rendering", 0.05))
+    updates = stepped(drive(pump, "re-rendering", 0.05))
     assert next(updates).status.startswith(
         "re-rendering: waiting for a free worker (other jobs run first)… "
     )
@@ -208,7 +208,7 @@ def test_a_preview_frame_is_sent_once_not_with_every_status_line():
         end.wait(10)
 
     pump = JobPump(job, threading.BoundedSemaphore(1)).start()
-    updates = stepped(drive(pump, lambda *a, **k: None, "segmenting", 0.02))
+    updates = stepped(drive(pump, "segmenting", 0.02))
     first = [next(updates) for _ in range(6)]
     assert first[0].status.startswith("segmenting: frame 1/3") and first[0].preview is frame
     assert all(u.preview is None for u in first[1:])
@@ -660,10 +660,10 @@ def test_on_zerogpu_models_load_at_start_once_each_and_only_they_are_offered(
     with pytest.raises(
         gr.Error, match=r"from \('vit_b', 'vit_h'\) \(on ZeroGPU: those loaded at start\)"
     ):
-        list(stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_l", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                                 progress=lambda *a, **k: None)))  # fmt: skip
-    *_, last = stepped(app.segment(str(clip), "idol-ovis-r50", "vit_h", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                                   progress=lambda *a, **k: None))  # fmt: skip
+        list(stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_l", 0.0, 10, 1, 900, 0, True, True,
+                                 "overlay")))  # fmt: skip
+    *_, last = stepped(app.segment(str(clip), "idol-ovis-r50", "vit_h", 0.0, 10, 1, 900, 0, True, True,
+                                   "overlay"))  # fmt: skip
     assert last[0].startswith("done: 6 frames") and len(loaded) == 4
     demo.close()
 
@@ -712,12 +712,12 @@ def zero_gpu_worker(task):
 
 
 def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-ytvis19-r50"):
-    """``App.segment`` without a server (no session, progress ignored); returns its updates."""
+    """``App.segment`` without a server (no session); returns its updates."""
     from uvosam_app import handlers as app_handlers
 
     app = app_handlers.App(get_pipeline, AppSettings(work_root=work, status_interval_s=0.1))
     steps = stepped(app.segment(str(video), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, False,
-                                None, progress=lambda *a, **k: None))  # fmt: skip
+                                None))  # fmt: skip
     return list(steps)
 
 
@@ -966,7 +966,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
     assert "over this app's limit of 150 px" in wide and "UVOSAM_MAX_SIDE" in wide
     *_, last = stepped(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                                   None, False, None, progress=lambda *a, **k: None))  # fmt: skip
+                                   None, False, None))  # fmt: skip
     state = last[-1]  # the session's last run
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900, None, None, state)
     assert re.search(
@@ -1079,7 +1079,8 @@ def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     segment = next(d["id"] for d in deps if d["api_name"] == "segment")
     after_run = [d for d in deps if d["trigger_after"] == segment]
     assert not any(d["trigger_only_on_success"] for d in after_run)
-    assert [d["outputs"] for d in after_run] == [[info_id]]
+    # the other one, on failure only, writes the status line
+    assert [d["outputs"] for d in after_run if not d["trigger_only_on_failure"]] == [[info_id]]
     describes = [d for d in deps if d["outputs"] == [info_id]]
     # not behind the queue
     assert len(describes) == 2 and all(d["queue"] is False for d in describes)
@@ -1217,7 +1218,7 @@ def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatc
     )
     frames = _frames_zip(tmp_path / "upload.zip", "seq", 4)
     steps = stepped(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                                str(frames), False, None, progress=lambda *a, **k: None))  # fmt: skip
+                                str(frames), False, None))  # fmt: skip
     next(steps)
     assert unpacking.wait(10)
     steps.close()  # Stop
@@ -1326,7 +1327,7 @@ def _finished_run(app, request) -> object:
 
     frames = _frames_zip(Path(tempfile.mkdtemp()) / "seq.zip", "seq", 6)
     steps = stepped(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                                str(frames), False, request, progress=lambda *a, **k: None))  # fmt: skip
+                                str(frames), False, request))  # fmt: skip
     return list(steps)[-1][-1]
 
 
@@ -1354,8 +1355,7 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
         yield from real(*args, **kwargs)
 
     monkeypatch.setattr(app_handlers, "rerender_iter", slow_rerender)
-    redo = stepped(app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request,
-                                progress=lambda *a, **k: None))  # fmt: skip
+    redo = stepped(app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request))  # fmt: skip
     first = next(redo)  # the re-render is under way
     assert reading.wait(10)
     new_run = app.work.new_dir("tab", "run")  # what a Run pressed now does first
@@ -1434,8 +1434,8 @@ def test_a_video_over_the_limits_is_refused_before_the_models_load(tmp_path):
     app = app_handlers.App(lambda preset, sam: loads.append(preset), settings)
     clip = write_clip(tmp_path / "long.mp4", 24, 64, 48, fps=8)  # 3 s
     with pytest.raises(gr.Error, match="lasts 3.0 s"):
-        list(stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                                 progress=lambda *a, **k: None)))  # fmt: skip
+        list(stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                                 "overlay")))  # fmt: skip
     assert loads == []
 
 
@@ -1454,11 +1454,11 @@ def test_a_file_over_the_upload_limit_is_refused_however_it_came(tmp_path):
     big.write_bytes(bytes(3 << 19))  # 1.5 MiB
     message = r"big\.mp4 is 2 MB, over this app's upload limit of 1 MB.*UVOSAM_MAX_UPLOAD_MB"
     with pytest.raises(gr.Error, match=message):
-        list(stepped(app.segment(str(big), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                                 progress=lambda *a, **k: None)))  # fmt: skip
+        list(stepped(app.segment(str(big), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                                 "overlay")))  # fmt: skip
     with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
         list(stepped(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                                 str(big.rename(big.with_suffix(".zip"))), progress=lambda *a, **k: None)))  # fmt: skip
+                                 str(big.rename(big.with_suffix(".zip"))))))  # fmt: skip
     about = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(big.with_suffix(".zip")))
     assert re.match(r"\*\*Run would refuse this input:\*\* " + message.replace("mp4", "zip"), about)
     state = app_handlers.SessionRun(tmp_path, tmp_path)
@@ -1589,10 +1589,9 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     settings = AppSettings(work_root=tmp_path, status_interval_s=0.1)
     app = app_handlers.App(lambda preset, sam: pipe, settings)
-    quiet = {"progress": lambda *a, **k: None}
     bad = _zip_of(tmp_path / "bad.zip", {"s/00000.jpg": b"not a jpeg", "s/00001.jpg": b"nor this"})
     run = stepped(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
-                              str(bad), False, None, **quiet))  # fmt: skip
+                              str(bad), False, None))  # fmt: skip
     updates = []
     with pytest.raises(gr.Error, match="s/00000.jpg is not a readable image") as err:
         updates.extend(run)
@@ -1607,9 +1606,7 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
         yield
 
     monkeypatch.setattr(app_handlers, "rerender_iter", failing_rerender)
-    redo = stepped(
-        app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request, **quiet)
-    )
+    redo = stepped(app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request))
     updates = []
     with pytest.raises(gr.Error, match="the cached masks are damaged"):
         updates.extend(redo)
@@ -1800,7 +1797,7 @@ def test_max_frames_over_the_limit_is_capped_and_the_description_shows_what_the_
     settings = AppSettings(work_root=tmp_path, status_interval_s=0.1, max_frames=5)
     app = app_handlers.App(lambda preset, sam: pipe, settings)
     *_, last = stepped(app.segment(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 100000, 0, True, True,
-                                   "overlay", None, False, None, progress=lambda *a, **k: None))  # fmt: skip
+                                   "overlay", None, False, None))  # fmt: skip
     assert last[0].startswith("done: 5 frames")
     typed = app.describe(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 0, 100000)
     assert typed.startswith(

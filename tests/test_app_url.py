@@ -214,11 +214,11 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
     assert app.links.linked_frame(linked).shape == (64, 96, 3)
     args = ("idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay", None, False)
     for _ in range(2):  # a Run's new folder deletes the session's idle ones: not the linked file
-        *_, last = stepped(app.segment(None, *args, None, linked, progress=no_progress))
+        *_, last = stepped(app.segment(None, *args, None, linked))
         assert last[0].startswith("done: 12 frames") and Path(linked).is_file()
     assert run_json(last[4])["video"]["name"] == "old"  # the file as downloaded
-    redo = stepped(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, last[7], None, linked,
-                                progress=no_progress))  # fmt: skip
+    redo = stepped(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, last[7], None,
+                                linked))  # fmt: skip
     assert list(redo)[-1][0].startswith("done") and Path(linked).is_file()
     # a later upload or zip replaces it; their clearing (the linked Load clears them) leaves it
     # and its first frame goes from *Latest frame* (it stayed beside the upload that replaced it)
@@ -241,7 +241,7 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
     )
     app.unload(None)
     with pytest.raises(gr.Error, match="no longer kept on the server"):
-        list(stepped(app.segment(None, *args, None, linked, progress=no_progress)))
+        list(stepped(app.segment(None, *args, None, linked)))
 
 
 def test_an_upload_browsers_cannot_play_is_described_and_its_first_frame_shown(site, tmp_path):

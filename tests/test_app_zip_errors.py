@@ -128,7 +128,7 @@ def test_run_says_what_is_wrong_with_a_zip_of_frames_it_cannot_read(
     )
     frames, refusal = _unreadable_zip(case, tmp_path, small_frame, huge_frame)
     steps = stepped(app.segment(None, *ARGS, 0.0, 10, 1, 900, 0, True, True, "overlay", str(frames), False,
-                                types.SimpleNamespace(session_hash="s"), progress=lambda *a, **k: None))  # fmt: skip
+                                types.SimpleNamespace(session_hash="s")))  # fmt: skip
     with pytest.raises(gr.Error) as refused:
         list(steps)
     assert refused.value.message.startswith(f"{frames.name}: {refusal}"), refused.value.message
@@ -164,7 +164,7 @@ def finished(tmp_path_factory, tiny_sam_model):
         {f"clip/{i:05d}.png": _png(Image.new("RGB", (96, 64), (40 * i, 0, 0))) for i in range(6)},
     )
     last = list(stepped(app.segment(None, *ARGS, 0.0, 10, 1, 900, 0, True, True, "overlay", str(frames), False,
-                                    types.SimpleNamespace(session_hash="s"), progress=lambda *a, **k: None)))[-1]  # fmt: skip
+                                    types.SimpleNamespace(session_hash="s"))))[-1]  # fmt: skip
     assert last[0].startswith("done: 6 frames"), last[0]
     masks = shutil.copy(last[4], work.parent / "masks.zip")
     return app, masks, last[-1]

@@ -455,6 +455,35 @@ def test_waiting_for_a_job_leaves_the_event_loop_free_and_wakes_on_its_step():
     assert [item.step.frames_done for item in items] == [1]
 
 
+def test_a_stop_that_comes_with_a_step_of_the_job_still_ends_the_wait():
+    """Stop's cancel and the worker's wake-up in the same turn of the event loop: ``asyncio.wait_for`` (Python 3.11)
+    returned the step and dropped the cancel, and the run went on to its end."""
+    import asyncio
+
+    from uvosam_app.work import JobPump
+
+    end = threading.Event()
+
+    def job():
+        end.wait(30)
+        yield
+
+    async def main() -> None:
+        pump = JobPump(job, threading.Semaphore(1)).start()
+        waiting = asyncio.create_task(pump.next_items(30.0))
+        await asyncio.sleep(0.05)  # it waits for the job
+        pump._wake()  # a step arrives (the worker's wake-up) ...
+        waiting.cancel()  # ... as Stop's cancel lands
+        try:
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        finally:
+            pump.cancel()
+            end.set()
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
 def test_a_job_stopped_while_it_starts_is_closed_once_started():
     """Stop while a job's start (its folders, in a worker thread) is under way: the handler ends at once, and the
     job is closed (pump stopped, folders released) when the start returns, not left running."""

@@ -15,7 +15,6 @@ One concept per module:
   is and what Run will cover, before Run; ``checks``: what a request is checked against before any work;
   ``layout``: the components.
 
-Only ``handlers``, ``link_handlers``, ``file_links``, ``checks``, ``layout``, ``progress`` and ``errors`` import
-gradio.
+Only ``handlers``, ``link_handlers``, ``file_links``, ``checks``, ``layout`` and ``errors`` import gradio.
 ``uvosam`` imports nothing from here.
 """

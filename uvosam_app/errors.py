@@ -1,6 +1,7 @@
 """What a user is told when a request fails (``to_gr_error``): the library's errors about the input keep their
 message (worded for the app's inputs), running out of GPU memory says what to try, anything else is logged with an
-id that the message names; and how the page shows it (``text_toasts``): as written.
+id that the message names; and how the page shows it: in the toast as written (``text_toasts``), and in the status
+line of a job that failed (``failures_in_status``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video import ACCEPTED_FOLDER
 from uvosam_app.models import ModelsNotLoadedError
-from uvosam_app.text import out_of_memory_text
+from uvosam_app.text import failed_status, out_of_memory_text
 
 logger = logging.getLogger("uvosam.app")
 
@@ -155,3 +156,32 @@ def text_toasts(handler: Handler) -> Handler:
             reraise(err, args, kwargs)
 
     return function  # type: ignore[return-value]
+
+
+def failures_in_status(width: int) -> Callable[[Handler], Handler]:
+    """Decorate an async-generator handler whose updates are ``width`` outputs, the status line first: what it
+    raises (a refusal before it starts, a failure of its job) is first written into the status line ("failed:
+    <message>", its other outputs unchanged), then raised, as a ``gr.Error`` (``to_gr_error``: anything else is
+    logged with an id). The toast goes after a few seconds; the status line keeps why. A Stop (Gradio cancels the
+    handler's task) is no failure: nothing is written (``App.stopped`` writes its line)."""
+
+    def decorate(handler: Handler) -> Handler:
+        if not inspect.isasyncgenfunction(handler):
+            raise TypeError(f"{handler.__qualname__}: an async generator is expected")
+
+        @functools.wraps(handler)
+        async def stream(*args: Any, **kwargs: Any) -> Any:
+            try:
+                async with contextlib.aclosing(handler(*args, **kwargs)) as updates:
+                    async for update in updates:
+                        yield update
+            except Exception as err:  # raised again, once the status line says it
+                shown = to_gr_error(err)
+                yield failed_status(shown.message), *[gr.skip()] * (width - 1)
+                if shown is err:
+                    raise
+                raise shown from err
+
+        return stream  # type: ignore[return-value]
+
+    return decorate

@@ -34,13 +34,13 @@ from uvosam_app.checks import (
     over_upload_limit,
 )
 from uvosam_app.describe import describe_input, input_path, record_speed
-from uvosam_app.errors import text_toasts, to_gr_error
+from uvosam_app.errors import failures_in_status, text_toasts, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import FINISHED, failed_status
+from uvosam_app.text import FINISHED
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -69,6 +69,7 @@ class App:
 
     # ------------------------------------------------------------------------------------------ run
     @text_toasts
+    @failures_in_status(8)
     async def segment(
         self,
         video: str | None,
@@ -87,11 +88,12 @@ class App:
         request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
         # the session's linked video (a State: not in the API); after the request, as Gradio fills that in
         linked: str | None = None,
-        progress: gr.Progress = gr.Progress(),
     ) -> AsyncIterator[tuple]:
         """Track + segment a video (or a zip of its frames, or else the file of a linked Load): streams (status,
-        preview, chunk); ends with mp4, zip, tracks. An async generator: it waits for the job on the event loop,
-        where Stop (Gradio cancels its task) lands at once; the folders and the job start in a worker thread."""
+        preview, chunk); ends with mp4, zip, tracks; a refusal or a failure ends the status line ("failed: ...").
+        An async generator: it waits for the job on the event loop, where Stop (Gradio cancels its task) lands at
+        once; the folders and the job start in a worker thread. The status line is the progress (frame counter,
+        speed, ETA): no Gradio progress bar, whose timer restarted at each update."""
         if not video and not frames_zip and not linked:
             raise gr.Error(
                 "Upload a video (or a zip of its frames) or pick an example first.",
@@ -129,31 +131,24 @@ class App:
         starting = "starting" if self._models_loaded(tracker, sam) else FIRST_STEP
         async with (
             opened(start) as running,
-            contextlib.aclosing(
-                drive(running.pump, progress, "segmenting", interval, starting)
-            ) as updates,
+            contextlib.aclosing(drive(running.pump, "segmenting", interval, starting)) as updates,
         ):
-            try:
-                yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
-                async for up in updates:
-                    if up.result is None:
-                        yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
-                        continue
-                    r = up.result
-                    keep = gr.CheckboxGroup(
-                        choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
-                        value=[t.track_id for t in r.tracks],
-                    )
-                    origin = input_path(video, frames_zip, linked)
-                    state = SessionRun(running.folder, r.cache_dir, origin)
-                    record_speed(self.speeds, (tracker, sam), r)
-                    rows = track_rows(r)
-                    files = str(r.overlay_mp4), str(r.zip_path)
-                    yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
-            # the status line ends too: it showed "starting…" or a frame count for good
-            except gr.Error as err:
-                yield failed_status(err.message), skip, skip, skip, skip, skip, skip, skip
-                raise
+            yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
+            async for up in updates:
+                if up.result is None:
+                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
+                    continue
+                r = up.result
+                keep = gr.CheckboxGroup(
+                    choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
+                    value=[t.track_id for t in r.tracks],
+                )
+                origin = input_path(video, frames_zip, linked)
+                state = SessionRun(running.folder, r.cache_dir, origin)
+                record_speed(self.speeds, (tracker, sam), r)
+                rows = track_rows(r)
+                files = str(r.overlay_mp4), str(r.zip_path)
+                yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
 
     def _start(
         self,
@@ -330,6 +325,7 @@ class App:
 
     # ------------------------------------------------------------------------------------ re-render
     @text_toasts
+    @failures_in_status(6)
     async def rerender(
         self,
         keep: list[int] | None,
@@ -343,10 +339,10 @@ class App:
         state: SessionRun | None,
         request: gr.Request,
         linked: str | None = None,  # the session's linked video (a State, not in the API)
-        progress: gr.Progress = gr.Progress(),
     ) -> AsyncIterator[tuple]:
         """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
-        the run), merging tracks (``"3>1, 5>1"``), in any style. An async generator, as ``segment``."""
+        the run), merging tracks (``"3>1, 5>1"``), in any style. An async generator, as ``segment`` (a refusal or a
+        failure ends the status line too)."""
         if state is None:
             raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
         # the settings are checked before any folder is made
@@ -368,19 +364,15 @@ class App:
         interval = self.settings.status_interval_s
         async with (
             opened(start) as running,
-            contextlib.aclosing(drive(running.pump, progress, "re-rendering", interval)) as updates,
+            contextlib.aclosing(drive(running.pump, "re-rendering", interval)) as updates,
         ):
-            try:
-                async for up in updates:
-                    if up.result is None:
-                        yield up.status, _img(up.preview), up.chunk, skip, skip, skip
-                    else:
-                        r = up.result
-                        files = str(r.overlay_mp4), str(r.zip_path)
-                        yield up.status, skip, up.chunk, *files, track_rows(r)
-            except gr.Error as err:
-                yield failed_status(err.message), skip, skip, skip, skip, skip
-                raise
+            async for up in updates:
+                if up.result is None:
+                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip
+                else:
+                    r = up.result
+                    files = str(r.overlay_mp4), str(r.zip_path)
+                    yield up.status, skip, up.chunk, *files, track_rows(r)
 
     def _start_rerender(
         self,
@@ -412,7 +404,9 @@ class App:
 
     def stopped(self, status: str | None = None) -> Any:
         """Stop's status line, given the one shown: a finished job's ("done: ..."; "failed: ...") stays, as its
-        results do (Stop stopped nothing then); else (a job starting, running or queued) "stopped"."""
+        results do (Stop stopped nothing then); else (a job starting, running or queued) "stopped". Also the line
+        once a Run or Re-render ended without its result (``app.py``: their failure listener, after the page's
+        cancel is done): its "failed: ..." (``failures_in_status``) stays, a stopped one's says "stopped"."""
         if (status or "").startswith(FINISHED):
             return gr.skip()
         return "stopped: press Run to start again"

@@ -82,6 +82,11 @@ class LinkHandlers:
         finally:
             self.work.release(folder)
 
+    def refused(self) -> Any:
+        """After a refused link: the link box keeps it (to be corrected); Load's failure listener (``app.py``) is
+        called for the "Error" badge over the box to go (the toast says why)."""
+        return gr.skip()
+
     def linked_frame(self, linked: str | None) -> np.ndarray | None:
         """The first frame of a linked Load's file, for *Latest frame* (it has no player); none once an upload, a zip
         or another Load replaces that file (its frame stayed beside the new input); unchanged if the file is gone."""

@@ -233,7 +233,11 @@ class JobPump:
 
     async def next_items(self, timeout: float) -> list[PumpItem]:
         """``poll`` for a coroutine: the wait holds no thread and blocks no other task on the event loop (the worker
-        wakes it), and a cancel of the awaiting task (Stop) ends it at once."""
+        wakes it), and a cancel of the awaiting task (Stop) ends it at once, even one that comes with a wake-up.
+
+        ``asyncio.wait``, not ``asyncio.wait_for``: on Python 3.11 ``wait_for`` swallows a cancel that lands while
+        the future it waits for is done (CPython gh-86296), so a Stop that came with a step of the job was lost and
+        the run went on to its end (now and then in the browser tests: the cancel request took 7 s, the run's time)."""
         loop = asyncio.get_running_loop()
         woken = loop.create_future()
         with self._lock:
