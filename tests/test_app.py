@@ -1722,7 +1722,8 @@ def test_a_message_with_markup_reaches_the_toast_as_written_and_api_clients_as_t
 
 
 def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
-    """Each handler with an endpoint (each one that refuses with a toast) goes through ``text_toasts``; its
+    """Each handler with an endpoint (each one that refuses with a toast) goes through ``text_toasts`` (a job's
+    stream: ``failures_in_status``); its
     escaping is for the page only, and leaves alone an error that is HTML already (ZeroGPU's ``HTMLError``: a
     link) or is not a plain ``gr.Error``."""
     import types

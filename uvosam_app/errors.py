@@ -1,7 +1,7 @@
 """What a user is told when a request fails (``to_gr_error``): the library's errors about the input keep their
 message (worded for the app's inputs), running out of GPU memory says what to try, anything else is logged with an
-id that the message names; and how the page shows it: in the toast as written (``text_toasts``), and in the status
-line of a job that failed (``failures_in_status``).
+id that the message names; and how the page shows it: in the toast as written (``text_toasts`` for a function,
+``failures_in_status`` for a job's stream), and in the status line of a job that failed (``failures_in_status``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import gradio as gr
 import torch
@@ -116,56 +116,59 @@ def for_page(err: gr.Error, request: gr.Request | None) -> gr.Error:
     )
 
 
-def text_toasts(handler: Handler) -> Handler:
-    """Decorate an event handler (a function or an async generator) with a ``request: gr.Request`` parameter: the
-    ``gr.Error`` it raises shows its message in the page's toast exactly as written (``for_page``). The handler
-    itself (the status line it sets) and API clients see the plain text. A cancel (Stop) lands inside the handler,
-    whose ``finally`` runs at once; Gradio never closes the generators of a finished or cancelled event itself (its
-    wrapper's ``aclose`` leaves the inner one), asyncio's finaliser of unused async generators does that later."""
+def _request_signature(handler: Callable) -> inspect.Signature:
+    """``handler``'s signature, which must have a ``request: gr.Request`` parameter (who asked: ``for_page``)."""
     signature = inspect.signature(handler)
     if "request" not in signature.parameters:
         raise TypeError(f"{handler.__qualname__} needs a `request: gr.Request` parameter")
-    # Gradio ends a sync generator's cancelled event only once its current step returns
-    if inspect.isgeneratorfunction(handler):
-        raise TypeError(f"{handler.__qualname__}: make it an async generator (Stop lands at once)")
+    return signature
 
-    def reraise(err: gr.Error, args: tuple, kwargs: dict) -> NoReturn:
-        page_err = for_page(err, signature.bind(*args, **kwargs).arguments.get("request"))
-        if page_err is err:
-            raise err
-        raise page_err from err
 
-    if inspect.isasyncgenfunction(handler):
+def _for_request(
+    shown: gr.Error, signature: inspect.Signature, args: tuple, kwargs: dict
+) -> gr.Error:
+    """``shown`` as the request the handler got (``args``, ``kwargs``) should see it (``for_page``)."""
+    return for_page(shown, signature.bind(*args, **kwargs).arguments.get("request"))
 
-        @functools.wraps(handler)
-        async def stream(*args: Any, **kwargs: Any) -> Any:
-            try:
-                async with contextlib.aclosing(handler(*args, **kwargs)) as updates:
-                    async for update in updates:
-                        yield update
-            except gr.Error as err:
-                reraise(err, args, kwargs)
 
-        return stream  # type: ignore[return-value]
+def text_toasts(handler: Handler) -> Handler:
+    """Decorate an event handler function with a ``request: gr.Request`` parameter: the ``gr.Error`` it raises
+    shows its message in the page's toast exactly as written (``for_page``); API clients see the plain text. A
+    generator handler goes through ``failures_in_status`` (Gradio ends a sync generator's cancelled event only once
+    its current step returns: they are async generators, where Stop lands at once)."""
+    signature = _request_signature(handler)
+    if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+        raise TypeError(
+            f"{handler.__qualname__}: a generator handler is an async one, under failures_in_status"
+        )
 
     @functools.wraps(handler)
     def function(*args: Any, **kwargs: Any) -> Any:
         try:
             return handler(*args, **kwargs)
         except gr.Error as err:
-            reraise(err, args, kwargs)
+            page_err = _for_request(err, signature, args, kwargs)
+            if page_err is err:
+                raise
+            raise page_err from err
 
     return function  # type: ignore[return-value]
 
 
 def failures_in_status(width: int) -> Callable[[Handler], Handler]:
-    """Decorate an async-generator handler whose updates are ``width`` outputs, the status line first: what it
-    raises (a refusal before it starts, a failure of its job) is first written into the status line ("failed:
-    <message>", its other outputs unchanged), then raised, as a ``gr.Error`` (``to_gr_error``: anything else is
-    logged with an id). The toast goes after a few seconds; the status line keeps why. A Stop (Gradio cancels the
-    handler's task) is no failure: nothing is written (``App.stopped`` writes its line)."""
+    """Decorate an async-generator handler (with a ``request: gr.Request`` parameter) whose updates are ``width``
+    outputs, the status line first: what it raises (a refusal before it starts, a failure of its job) is first
+    written into the status line ("failed: <message>", its other outputs unchanged), then raised, as a ``gr.Error``
+    (``to_gr_error``: anything else is logged with an id) whose toast shows the message as written (as
+    ``text_toasts``'). The toast goes after a few seconds; the status line keeps why. A Stop (Gradio cancels the
+    handler's task) is no failure: nothing is written (``App.stopped`` writes its line).
+
+    A cancel lands inside the handler, whose ``finally`` runs at once; Gradio never closes the generators of a
+    finished or cancelled event itself (its wrapper's ``aclose`` leaves the inner one), asyncio's finaliser of unused
+    async generators does that later."""
 
     def decorate(handler: Handler) -> Handler:
+        signature = _request_signature(handler)
         if not inspect.isasyncgenfunction(handler):
             raise TypeError(f"{handler.__qualname__}: an async generator is expected")
 
@@ -178,9 +181,10 @@ def failures_in_status(width: int) -> Callable[[Handler], Handler]:
             except Exception as err:  # raised again, once the status line says it
                 shown = to_gr_error(err)
                 yield failed_status(shown.message), *[gr.skip()] * (width - 1)
-                if shown is err:
+                page_err = _for_request(shown, signature, args, kwargs)
+                if page_err is err:
                     raise
-                raise shown from err
+                raise page_err from err
 
         return stream  # type: ignore[return-value]
 

@@ -68,7 +68,6 @@ class App:
         self.links = LinkHandlers(settings, self.work)  # Load (a link) and its linked video
 
     # ------------------------------------------------------------------------------------------ run
-    @text_toasts
     @failures_in_status(8)
     async def segment(
         self,
@@ -324,7 +323,6 @@ class App:
         return ""
 
     # ------------------------------------------------------------------------------------ re-render
-    @text_toasts
     @failures_in_status(6)
     async def rerender(
         self,
