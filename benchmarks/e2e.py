@@ -20,7 +20,9 @@ sam2.1_base_plus|sam2.1_large`` (its image path, ``uvosam.sam2_segmenter``; need
 (``TORCHINDUCTOR_CACHE_DIR``), so its first SAM encoder call includes a cold compile, as on a freshly started
 server; the variants table shows that call's time and the fps without its extra time.
 
-Each video length runs in its own child process so that peak RSS (``ru_maxrss``) belongs to that length alone.
+Each video length runs in its own child process so that its peak RSS belongs to that length alone: the child reads
+its own high-water mark (``VmHWM`` in ``/proc/self/status``), not ``ru_maxrss``, which on Linux keeps the parent's
+resident size across ``exec`` (the parent's RSS after writing a 480p test video outweighed the child's peak).
 Release-equivalent = what the UVOSAM release does, minus its per-frame SAM reload: SAM loaded once, fp32, one
 ``SamPredictor.set_image`` per frame, the whole video tracked before any mask, a dummy ``[0,0,0,0]`` box for
 every absent trajectory, a PNG per frame. The release used SAM: with a SAM 2.1 model that comparison is not run.
@@ -226,6 +228,20 @@ def stage_line(r: dict) -> str | None:
     )
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB since its ``exec``: ``VmHWM`` (Linux); elsewhere ``ru_maxrss``
+    (which on Linux would include the parent's RSS at ``exec``; bytes on macOS, KB on other systems)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
 def encoder_stats(stages: dict) -> dict:
     """The SAM encoder's ``sam_encoder_s`` (all calls), ``sam_encoder_calls`` and ``first_sam_call_s`` (None if SAM
     never ran), from ``time_stages``' totals."""
@@ -251,7 +267,7 @@ def child(args: argparse.Namespace) -> None:
         torch.cuda.reset_peak_memory_stats()
     stages, unwrap = time_stages(pipe, sync)
     with tempfile.TemporaryDirectory() as work:
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss0 = peak_rss_mb()
         start = time.perf_counter()
         first_chunk = None
         options = JobOptions(chunk_seconds=1.0, limits=JobOptions().limits)
@@ -266,8 +282,8 @@ def child(args: argparse.Namespace) -> None:
         out["stages"] = stages
         out.update(encoder_stats(stages))
         unwrap()  # the release comparison runs without the stage timers
-        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        out["rss_after_load_mb"] = rss0 / 1024
+        out["peak_rss_mb"] = peak_rss_mb()
+        out["rss_after_load_mb"] = rss0
         if args.device.startswith("cuda"):
             out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
         if args.compare_release and args.sam in SAM_MODEL_TYPES:  # the release used SAM
