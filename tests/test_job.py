@@ -549,3 +549,24 @@ def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
     assert uvosam_cli.main(shlex.split(command)[1:]) == 0  # as printed
     out = capsys.readouterr().out
     assert "tracks 1 ->" in out and "possible id switches" not in out
+
+
+def test_with_a_stride_the_readme_says_how_frame_numbers_map_to_the_files(
+    tmp_path, clip, tiny_sam_model
+):
+    """tracks.csv counts processed frames, the PNGs keep the input frames' names: with a stride they differ."""
+    path, video = clip
+    pipe = UVOSAM(ReplayTracker(video.boxes_xyxy[::2]), BoxPromptSegmenter(tiny_sam_model))
+    final = list(run_job(pipe, path, tmp_path / "job", JobOptions(stride=2, max_frames=4)))[
+        -1
+    ].result
+    with zipfile.ZipFile(final.zip_path) as z:
+        readme = z.read("README.txt").decode()
+        pngs = sorted(n.rsplit("/", 1)[-1] for n in z.namelist() if n.startswith("davis/"))
+    assert "Frame stride 2: one frame in 2 of the input was processed" in readme
+    assert (
+        "frame k is the input's frame 2k" in readme and "(frame 1: 00002.png for a video)" in readme
+    )
+    assert pngs[:2] == ["00000.png", "00002.png"]
+    plain = list(run_job(pipe, path, tmp_path / "plain", JobOptions(max_frames=2)))[-1].result
+    assert "Frame stride" not in zipfile.ZipFile(plain.zip_path).read("README.txt").decode()

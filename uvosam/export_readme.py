@@ -16,7 +16,7 @@ UVOSAM export for video "{video}"
 {rule}
 Made by uvosam {version}: unsupervised video object segmentation. An IDOL video tracker finds the main objects
 and follows each one with a box; the boxes prompt Segment Anything (SAM or SAM 2.1, as chosen), frame by frame.
-{num_frames} frames, {num_tracks} tracks. Frame file names follow the input frames (e.g. 00000.png).
+{num_frames} frames, {num_tracks} tracks. Frame file names follow the input frames (e.g. 00000.png).{stride}
 """
 
 _IDS = """
@@ -118,6 +118,7 @@ def readme_text(
         version=__version__,
         num_frames=result.num_frames,
         num_tracks=len(result.tracks),
+        stride=_stride_text(record),
     )
     dropped_ids = [t.track_id for t in result.tracks if t.track_id not in result.davis_labels]
     dropped = f"\n    Left out of the PNGs here: tracks {dropped_ids}." if dropped_ids else ""
@@ -157,6 +158,18 @@ def readme_text(
     ]
     made_with = made_with_text(record) if record is not None else ""
     return header + made_with + _IDS + "\n".join(parts) + _hints_text(result, merge) + _CREDITS
+
+
+def _stride_text(record: Mapping[str, Any] | None) -> str:
+    """With a frame stride s > 1 (run.json's settings): how frame numbers map to the input's frames and files."""
+    stride = ((record or {}).get("settings") or {}).get("stride") or 1
+    if stride == 1:
+        return ""
+    return (
+        f"\nFrame stride {stride}: one frame in {stride} of the input was processed. Frame numbers in tracks.csv "
+        f"and the JSON files\ncount the processed frames: frame k is the input's frame {stride}k, and its PNGs are "
+        f"named after that input frame\n(frame 1: {stride:05d}.png for a video)."
+    )
 
 
 def _wanted(options: ExportOptions, name: str) -> bool:
