@@ -105,7 +105,7 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
         show_progress_on=[ui.scoring.scores],
     )
     ui.inputs.stop.click(
-        app.stopped,
+        app.stop_pressed,
         ui.outputs.status,
         ui.outputs.status,
         cancels=[run_ev, redo_ev],

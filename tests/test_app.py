@@ -1642,6 +1642,31 @@ def test_stop_after_a_finished_job_keeps_its_status_line(tmp_path):
     assert [(d["inputs"], d["outputs"]) for d in stop] == [([status], [status])]
 
 
+def test_stop_pressed_when_nothing_runs_leaves_the_status_line(tmp_path):
+    """Stop pressed on a fresh page (no line yet) wrote "stopped: press Run to start again", as if a run had been cut
+    short; so did a second Stop. Stop's click leaves any line that is no job's under way; over a job's it says
+    "stopped" (a run still waiting in Gradio's queue, no line of its own yet, says so from its failure listener)."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    stop_button = next(d["targets"] for d in config["dependencies"] if d["cancels"])
+    stop = next(d for d in config["dependencies"] if d["targets"] == stop_button and d["outputs"])
+    pressed = demo.fns[stop["id"]].fn
+    stopped = "stopped: press Run to start again"
+    for shown in (
+        "",
+        None,
+        stopped,
+        "done: 48 frames, 2 tracks in 7.8 s (6.2 fps)",
+        "failed: clip.mp4 is empty",
+    ):
+        assert pressed(shown) == {"__type__": "update"}, shown  # gr.skip(): unchanged
+    for shown in ("starting…", "segmenting: frame 3/48 · 4.1 fps · ETA 9 s", "re-rendering: frame 1/9",
+                  "segmenting: waiting for a free worker (other jobs run first)… 4 s"):  # fmt: skip
+        assert pressed(shown) == stopped, shown
+
+
 def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):
     """Gradio 6.31's page fires the change of a File that a generator sets again and again while two or more
     listeners watch it: the timeline and the merge hints, two listeners, were read from each run's zip dozens of

@@ -296,6 +296,34 @@ def test_after_stop_the_status_box_shows_stopped_not_an_error_badge(app_url, pag
         assert not page.evaluate(ERROR_BADGE, "status"), f"an Error badge after Stop {stop + 1}"
 
 
+def test_stop_with_nothing_running_says_nothing_and_stops_a_queued_run(app_url, page):
+    """Stop on a fresh page wrote "stopped: press Run to start again" (nothing ran). A run waiting in Gradio's
+    queue (another tab's run holds the app's one worker; its status line has no text yet) is still stopped and
+    says so: its failure listener writes the line once the page has cancelled it."""
+    url, _ = app_url
+    other = page.context.new_page()  # another tab: another session
+    for tab in (other, page):
+        tab.goto(url)
+        tab.wait_for_selector("#run")
+    page.click("#stop")
+    page.wait_for_timeout(1500)
+    assert page.evaluate(STATUS) == ""
+    for tab in (other, page):
+        tab.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
+        tab.wait_for_selector("#inp video", timeout=30_000)
+    other.click("#run")
+    other.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
+    page.click("#run")
+    page.locator("#status", has_text="queue").wait_for(timeout=10_000)  # Gradio's queue position
+    assert page.evaluate(STATUS) == ""
+    page.click("#stop")
+    page.wait_for_function(
+        f"() => ({STATUS})() === 'stopped: press Run to start again'", timeout=10_000
+    )
+    other.click("#stop")
+    other.wait_for_function(f"() => ({STATUS})().startsWith('stopped')", timeout=10_000)
+
+
 @pytest.fixture(scope="module")
 def link_app(tmp_path_factory, tiny_sam_model):
     """The app taking links to local addresses (``url_allow_private``), and a local server with a 12-frame clip."""

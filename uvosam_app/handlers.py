@@ -40,7 +40,7 @@ from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import FINISHED
+from uvosam_app.text import FINISHED, STOPPED
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -400,14 +400,23 @@ class App:
                     session, "rerender", job, self.render_slots, state.run_dir, keep=state.run_dir
                 )
 
+    def stop_pressed(self, status: str | None = None) -> Any:
+        """Stop's status line, given the one shown: "stopped" over a job's line (starting, running, waiting for a
+        worker); any other line stays, as nothing ran then: none yet (a fresh page: ""), a finished job's ("done:
+        ...", "failed: ...", beside its results) or a stopped one's. A run still waiting in Gradio's queue (no line
+        of its own yet) says "stopped" once the page has cancelled it: its failure listener writes it (``stopped``).
+        """
+        if not status or status.startswith((*FINISHED, STOPPED)):
+            return gr.skip()
+        return STOPPED
+
     def stopped(self, status: str | None = None) -> Any:
-        """Stop's status line, given the one shown: a finished job's ("done: ..."; "failed: ...") stays, as its
-        results do (Stop stopped nothing then); else (a job starting, running or queued) "stopped". Also the line
-        once a Run or Re-render ended without its result (``app.py``: their failure listener, after the page's
-        cancel is done): its "failed: ..." (``failures_in_status``) stays, a stopped one's says "stopped"."""
+        """The status line once a Run or Re-render ended without its result (``app.py``: their failure listener,
+        after the page's cancel is done), given the one shown: its "failed: ..." (``failures_in_status``) stays;
+        else (Stop ended it: starting, running or waiting in the queue) "stopped"."""
         if (status or "").startswith(FINISHED):
             return gr.skip()
-        return "stopped: press Run to start again"
+        return STOPPED
 
     def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
         """``gr.State`` delete callback (session over or expired) of the last run and of the linked video. The

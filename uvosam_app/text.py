@@ -145,6 +145,8 @@ def failed_status(message: str) -> str:
 
 FINISHED = ("done:", "failed:")
 """How the status line of a job that is over starts (``status_text``'s last line, ``failed_status``)."""
+STOPPED = "stopped: press Run to start again"
+"""The status line of a job that Stop ended."""
 
 
 def _count(n: int, noun: str) -> str:
