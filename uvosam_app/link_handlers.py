@@ -103,16 +103,17 @@ class LinkHandlers:
     def input_changed(
         self, video: str | None, frames_zip: str | None, linked: str | None = None
     ) -> tuple[Any, Any]:
-        """(the linked Load's file, *Latest frame*) when the upload or the zip changes: an upload or a zip chosen
-        replaces a linked file (None), and its first frame under *Latest frame* goes (None) too; their clearing, or
-        no linked file, leaves both (skip). The frame is cleared here: Gradio fires no change of the State when
-        this (unqueued) event sets it. An upload that browsers cannot play (``links.browser_plays``) shows its first
-        frame there instead, as a linked file does (its player shows no picture)."""
-        replaced = bool(linked and (video or frames_zip))
-        frame = self._unplayable_frame(video) if video and not frames_zip else None
-        if frame is not None:
-            return None if replaced else gr.skip(), frame
-        return (None, None) if replaced else (gr.skip(), gr.skip())
+        """(the linked Load's file, *Latest frame*) when the upload or the zip changes. *Latest frame* goes with the
+        input it was of (None): an unplayable upload's first frame stayed beside the next upload, a run's beside
+        another input. An upload that browsers cannot play (``links.browser_plays``) shows its first frame there
+        instead, as a linked file does (its player shows no picture). An upload or a zip chosen replaces a linked
+        file (None); their clearing by a linked Load leaves both (skip: the linked file's frame comes with its
+        State's change). The frame is set here: Gradio fires no change of the State when this (unqueued) event sets
+        it."""
+        if not video and not frames_zip:
+            return gr.skip(), gr.skip() if linked else None
+        unlinked = None if linked else gr.skip()
+        return unlinked, self._unplayable_frame(video) if video and not frames_zip else None
 
     def _unplayable_frame(self, video: str) -> np.ndarray | None:
         """``links.unplayable_first_frame``; None for a file that is not a readable video (the description says
