@@ -947,6 +947,46 @@ def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypa
     assert "Run asks for 24 s" in app.describe(example, "idol-ytvis19-r50", "vit_b", 2, 900)
 
 
+def test_an_upload_is_probed_once_for_its_description_and_latest_frame(
+    tmp_path, clips, monkeypatch
+):
+    """An upload was probed (ffprobe: its header, then its packets counted) once for its description and once for
+    whether browsers can play it (two events on the same change), and again at every step of a slider the
+    description follows. Now once; a file replaced at the same path is probed again."""
+    import shutil
+
+    from uvosam import video
+    from uvosam_app import handlers as app_handlers
+
+    headers = []
+
+    def read_header(path, **kwargs):
+        headers.append(Path(path).name)
+        return real_read_header(path, **kwargs)
+
+    real_read_header = video.read_header
+    monkeypatch.setattr(video, "read_header", read_header)
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
+    upload = Path(shutil.copy(clips["a"], tmp_path / "upload.mp4"))
+    assert app.links.input_changed(str(upload), None, None)[1] is None  # H.264: plays, no frame
+    for stride in (1, 2, 3):
+        text = app.describe(str(upload), "idol-ytvis19-r50", "vit_b", stride, 900)
+        assert text.startswith("**upload.mp4**: 96x64, 16 frames at 8 fps (2.0 s)."), text
+    assert "Run covers 6 frames (every 3rd frame)" in text
+    assert headers == ["upload.mp4"]
+    shutil.copy(clips["b"], upload)  # another file at the same path
+    assert "**upload.mp4**: 128x80, 24 frames" in app.describe(
+        str(upload), "idol-ytvis19-r50", "vit_b", 1, 900
+    )
+    assert headers == ["upload.mp4"] * 2
+    # over max_side=150: refused from its header (nothing counted, nothing kept), no first frame
+    shutil.copy(clips["wide"], upload)
+    wide = app.describe(str(upload), "idol-ytvis19-r50", "vit_b", 1, 900)
+    assert "over this app's limit of 150 px" in wide
+    assert app.links.input_changed(str(upload), None, None)[1] is None
+    assert headers == ["upload.mp4"] * 4
+
+
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
     from uvosam_app import handlers as app_handlers
 

@@ -261,6 +261,11 @@ def test_an_upload_browsers_cannot_play_is_described_and_its_first_frame_shown(s
     unlinked, frame = app.links.input_changed(str(avi), None, None)
     assert unlinked == skip and frame.shape == (64, 96, 3) and frame.dtype == np.uint8
     assert app.links.input_changed(str(avi), None, "linked.avi")[0] is None
+    # over the app's frame limit (Max frames covers less of it): still its first frame
+    short = app_handlers.App(
+        lambda preset, sam: None, AppSettings(work_root=tmp_path, max_frames=4)
+    )
+    assert short.links.input_changed(str(avi), None, None)[1].shape == (64, 96, 3)
     mp4 = tmp_path / "clip.mp4"
     mp4.write_bytes(clip)
     assert app.links.input_changed(str(mp4), None, None) == (skip, None)

@@ -8,13 +8,13 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from uvosam.job_types import JobResult
-from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
 from uvosam_app.checks import over_upload_limit, page_values
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.models import mask_model_label
+from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     MIN_TIMED_FRAMES,
@@ -51,13 +51,15 @@ def describe_input(
     frames_zip: str | None = None,
     linked: str | None = None,
     state: SessionRun | None = None,
+    *,
+    probes: ProbeCache,
 ) -> str:
     """Markdown: what an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it),
     before Run; and, when the session's last run (``state``) was of another input, that the results shown are its.
     A linked Load's file, and an upload that browsers cannot play, have no preview: a note first says so.
 
     ``speeds``: frames per second of the app's last run with each (tracker, mask model), for the time estimate
-    (``record_speed``).
+    (``record_speed``). ``probes``: the app's probes of its input files (a change of a setting probes no file again).
     """
     if not video and not frames_zip and not linked:
         return ""
@@ -76,7 +78,7 @@ def describe_input(
         if frames_zip:  # the checks of Run, before unpacking
             info = app_uploads.FramesZip(path).info(settings, stride=stride, max_frames=max_frames)
         else:
-            info = probe(path, limits=settings.limits(), stride=stride, max_frames=max_frames)
+            info = probes.info(path, limits=settings.limits(), stride=stride, max_frames=max_frames)
     except USER_ERRORS as err:
         return f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
     fps = speeds.get((tracker, sam))

@@ -37,6 +37,7 @@ from uvosam_app.describe import describe_input, input_path, record_speed
 from uvosam_app.errors import failures_in_status, text_toasts, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config
+from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
 from uvosam_app.settings import AppSettings
@@ -65,7 +66,10 @@ class App:
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
         self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
-        self.links = LinkHandlers(settings, self.work)  # Load (a link) and its linked video
+        self.probes = ProbeCache()  # the input files' probes, kept: an upload is probed once
+        self.links = LinkHandlers(
+            settings, self.work, self.probes
+        )  # Load (a link) and its linked video
 
     # ------------------------------------------------------------------------------------------ run
     @failures_in_status(8)
@@ -261,6 +265,7 @@ class App:
             frames_zip,
             linked,
             state,
+            probes=self.probes,
         )
 
     # ------------------------------------------------------------------------------------- timeline

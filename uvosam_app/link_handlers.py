@@ -17,6 +17,7 @@ import numpy as np
 
 from uvosam_app import links as app_links
 from uvosam_app.errors import USER_ERRORS, text_toasts, to_gr_error
+from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE
 
@@ -28,11 +29,13 @@ logger = logging.getLogger("uvosam.app")
 
 
 class LinkHandlers:
-    """Load's handlers; ``work`` is the app's ``WorkRoot`` (a link's folder is one of the session's)."""
+    """Load's handlers; ``work`` is the app's ``WorkRoot`` (a link's folder is one of the session's), ``probes`` its
+    ``ProbeCache`` (a file is probed once for its checks, its first frame and its description)."""
 
-    def __init__(self, settings: AppSettings, work: WorkRoot) -> None:
+    def __init__(self, settings: AppSettings, work: WorkRoot, probes: ProbeCache) -> None:
         self.settings = settings
         self.work = work
+        self.probes = probes
 
     @text_toasts
     def load_url(
@@ -72,7 +75,7 @@ class LinkHandlers:
                 self.settings,
                 progress=lambda done, total: progress((done, total), desc="downloading"),
             )
-            loaded = app_links.check_download(path, self.settings)
+            loaded = app_links.check_download(path, self.settings, self.probes)
             return loaded.video, loaded.frames_zip, loaded.linked
         except USER_ERRORS as err:
             self.work.discard(folder)
@@ -95,7 +98,8 @@ class LinkHandlers:
         if not Path(linked).is_file():
             return gr.skip()
         try:
-            return app_links.first_frame(linked)
+            info = self.probes.info(linked, limits=self.settings.limits(), max_frames=1)
+            return app_links.first_frame(info)
         except USER_ERRORS as err:  # Load checked the file; the description says what Run would say
             logger.warning("no first frame of %s: %s", Path(linked).name, err)
             return gr.skip()
@@ -119,6 +123,8 @@ class LinkHandlers:
         """``links.unplayable_first_frame``; None for a file that is not a readable video (the description says
         what Run would say of it)."""
         try:
-            return app_links.unplayable_first_frame(video)
+            # Run's checks that no setting changes (frame size), as Load's (``links.check_download``)
+            info = self.probes.info(video, limits=self.settings.limits(), max_frames=1)
+            return app_links.unplayable_first_frame(info)
         except USER_ERRORS:
             return None
