@@ -24,7 +24,7 @@ from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, suggest_merges
 from uvosam.track_edit import parse_merge
 from uvosam_app.text import score_markdown
-from uvosam_app.uploads import check_unpackable, extract_images, zip_image_folder
+from uvosam_app.uploads import check_unpackable, extract_images
 
 
 def track_rows(result: JobResult) -> list[list[Any]]:
@@ -137,10 +137,10 @@ class _Unpacked:
 
     @classmethod
     def of(cls, zip_path: str, parent: Path, prefix: str, max_files: int) -> _Unpacked:
-        folder = extract_images(
+        images = extract_images(
             zip_path, parent, prefix=prefix, max_files=max_files, max_bytes=1 << 30
         )
-        return cls(Path(zip_path).name, zip_image_folder(zip_path, prefix=prefix), folder)
+        return cls(Path(zip_path).name, images.inside, images.folder)
 
     def where(self, file: Path) -> str:
         """``file`` (unpacked) as the user knows it: ``gt.zip: annot/00000.png``."""
