@@ -1091,7 +1091,13 @@ def test_gradio_resolves_every_handlers_annotations(tmp_path):
     handlers = {
         f.fn for f in demo.fns.values() if getattr(f.fn, "__module__", "").startswith("uvosam_app")
     }
-    assert {h.__name__ for h in handlers} >= {"segment", "rerender", "load_url", "unload", "score"}
+    assert {h.__name__ for h in handlers} >= {
+        "segment",
+        "rerender",
+        "load_url",
+        "unload",
+        "score_shown",
+    }
     with_session = set()
     for handler in handlers:
         params = inspect.signature(handler).parameters
@@ -1788,7 +1794,7 @@ def test_a_message_with_markup_reaches_the_toast_as_written_and_api_clients_as_t
 
 def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
     """Each handler with an endpoint (each one that refuses with a toast) goes through ``text_toasts`` (a job's
-    stream: ``failures_in_status``); its
+    stream, and Score's: ``failures_in_status``); its
     escaping is for the page only, and leaves alone an error that is HTML already (ZeroGPU's ``HTMLError``: a
     link) or is not a plain ``gr.Error``."""
     import types
@@ -1800,7 +1806,7 @@ def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
     from uvosam_app import handlers as app_handlers
 
     demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
-    endpoints = {f.name: f.fn for f in demo.fns.values() if f.api_visibility == "public"}
+    endpoints = {f.api_name: f.fn for f in demo.fns.values() if f.api_visibility == "public"}
     assert set(endpoints) == {"segment", "rerender", "score", "load_url"}
     assert all(hasattr(fn, "__wrapped__") for fn in endpoints.values()), endpoints
 
@@ -1814,9 +1820,15 @@ def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
     gt = tmp_path / "g<1>&amp;.zip"
     gt.write_bytes(bytes(2 << 20))  # over the upload limit: the message names the file
     for request, name in ((page, "g&lt;1&gt;&amp;amp;.zip"), (api, gt.name), (None, gt.name)):
-        with pytest.raises(gr.Error) as err:  # a function, not a generator
-            app.score(str(gt), str(masks), state, request)
+        updates = []
+        with pytest.raises(gr.Error) as err:
+            updates.extend(stepped(app.score_shown(str(gt), str(masks), state, request)))
         assert err.value.message.startswith(f"{name} is 2 MB, over this app's upload limit of 1 MB")
+        # in place of the scores (Markdown, as written), for the page and the API alike
+        [scores] = updates
+        assert scores.startswith(
+            "**Score failed:** g&lt;1&gt;&amp;amp;.zip is 2 MB, over this app's upload"
+        )
     link = "You have exceeded your ZeroGPU quota. <a href='https://hf.co/pro'>Subscribe</a>"
     html_error = type("HTMLError", (gr.Error,), {})(link)  # spaces' class: its message is HTML
     assert app_errors.for_page(html_error, page) is html_error

@@ -324,6 +324,36 @@ def test_stop_with_nothing_running_says_nothing_and_stops_a_queued_run(app_url, 
     other.wait_for_function(f"() => ({STATUS})().startsWith('stopped')", timeout=10_000)
 
 
+def test_a_failed_score_says_why_in_place_of_the_scores(app_url, page, tmp_path):
+    """A failed Score covered the scores' place with Gradio's red "Error" badge, and said why only in the toast,
+    which goes after a few seconds; now why stays there ("Score failed: ..."), with no badge over it."""
+    from app_helpers import write_clip
+
+    url, _ = app_url
+    page.goto(url)
+    page.wait_for_selector("#run")
+    page.locator("#inp input[type=file]").set_input_files(
+        str(write_clip(tmp_path / "c.mp4", 6, 96, 64))
+    )
+    page.wait_for_selector("#inp video", timeout=30_000)
+    page.click("#run")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done: 6 frames')", timeout=60_000)
+    gt = tmp_path / "gt.zip"
+    with zipfile.ZipFile(gt, "w") as zf:
+        for i in range(6):
+            zf.writestr(f"annot/{i:05d}.png", b"not a png")
+    page.get_by_role("button", name="Score against your ground truth (DAVIS J&F) ▼").click()
+    page.locator("#gt input[type=file]").set_input_files(str(gt))
+    page.locator("#gt", has_text="gt.zip").wait_for(timeout=30_000)
+    page.click("#score")
+    why = "gt.zip: annot/00000.png is not a readable PNG image (no image inside)"
+    page.locator("[data-testid=toast-text]", has_text=why).first.wait_for(timeout=30_000)
+    page.locator("#scores", has_text="Score failed: " + why).wait_for(timeout=10_000)
+    page.wait_for_timeout(1000)  # the failure listener has run
+    assert not page.evaluate(ERROR_BADGE, "scores")
+    assert page.locator("#scores").inner_text().startswith("Score failed: " + why)
+
+
 @pytest.fixture(scope="module")
 def link_app(tmp_path_factory, tiny_sam_model):
     """The app taking links to local addresses (``url_allow_private``), and a local server with a 12-frame clip."""

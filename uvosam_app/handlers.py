@@ -6,6 +6,7 @@ views of a finished run (timeline, merge hints, Score) and the session's clean-u
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
@@ -34,14 +35,14 @@ from uvosam_app.checks import (
     over_upload_limit,
 )
 from uvosam_app.describe import describe_input, input_path, record_speed
-from uvosam_app.errors import failures_in_status, text_toasts, to_gr_error
+from uvosam_app.errors import failures_in_status, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import FINISHED, STOPPED
+from uvosam_app.text import FINISHED, STOPPED, score_failed_markdown
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -284,15 +285,25 @@ class App:
         return merge_hints_markdown(masks_zip, merge)
 
     # ---------------------------------------------------------------------------------------- score
-    @text_toasts
-    def score(
+    @failures_in_status(1, line=score_failed_markdown)
+    async def score_shown(
         self,
         gt_zip: str | None,
         masks_zip: str | None,
         state: SessionRun | None,
-        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio: text_toasts reads it)
-    ) -> str:
-        """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio: failures_in_status reads it)
+    ) -> AsyncIterator[str]:
+        """Score's handler: ``score``, in a worker thread. A refusal or a failure takes the place of the scores
+        ("Score failed: ..."): the toast with the same words goes after a few seconds (``app.py``: Score's failure
+        listener removes the "Error" badge that the page put over it)."""
+        yield await asyncio.to_thread(self.score, gt_zip, masks_zip, state)
+
+    def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
+        """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs, as Markdown.
+
+        Raises:
+            gr.Error: no run, no ground truth, or a zip that cannot be scored (saying why and what to do).
+        """
         if state is None or not masks_zip:
             raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
         if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
@@ -326,6 +337,11 @@ class App:
     def scores_gone(self) -> str:
         """The scores shown, once the masks zip or the ground truth they were of changes: none."""
         return ""
+
+    def score_failed(self) -> Any:
+        """After a failed Score, whose handler put why in place of the scores: they stay (skip); Score's failure
+        listener (``app.py``) is called for the "Error" badge over them to go."""
+        return gr.skip()
 
     # ------------------------------------------------------------------------------------ re-render
     @failures_in_status(6)

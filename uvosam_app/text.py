@@ -143,6 +143,12 @@ def failed_status(message: str) -> str:
     return f"failed: {message}"
 
 
+def score_failed_markdown(message: str) -> str:
+    """Markdown in place of the scores after a Score that failed with ``message`` (also shown as a toast, which
+    goes)."""
+    return f"**Score failed:** {markdown_text(message)}"
+
+
 FINISHED = ("done:", "failed:")
 """How the status line of a job that is over starts (``status_text``'s last line, ``failed_status``)."""
 STOPPED = "stopped: press Run to start again"
