@@ -947,6 +947,46 @@ def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypa
     assert "Run asks for 24 s" in app.describe(example, "idol-ytvis19-r50", "vit_b", 2, 900)
 
 
+def test_on_zerogpu_a_run_covers_only_the_frames_its_gpu_time_allows(
+    monkeypatch, tmp_path, clips, tiny_sam_model
+):
+    """On ZeroGPU a run is one GPU call that asks for at most 600 s: a host that raised UVOSAM_MAX_FRAMES let a run
+    ask for more (SAM ViT-H: 20 s + 0.5 s a frame, over 600 s from 1161 frames), and ZeroGPU cut it off mid-run.
+    Now a run covers at most the frames that fit (ViT-H: 1160), and the description and the status line say so.
+    Here a mask model's frame costs 100 s: 5 frames fit."""
+    from uvosam_app import gpu as app_gpu
+    from uvosam_app import handlers as app_handlers
+
+    monkeypatch.setattr(app_gpu, "zero_gpu", lambda: True)
+    for sam, per_frame in app_gpu._PER_FRAME_S.items():
+        fit = app_gpu.zero_gpu_max_frames(sam)
+        assert 20 + fit * per_frame <= 600 < 20 + (fit + 1) * per_frame, sam
+    assert app_gpu.zero_gpu_max_frames("vit_h") == 1160
+    monkeypatch.setitem(app_gpu._PER_FRAME_S, "vit_b", 100.0)
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    app = app_handlers.App(
+        lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    )
+    cap = (
+        "on ZeroGPU a run covers at most 5 frames with SAM ViT-B (600 s of GPU time at most): a larger Frame stride "
+        "spreads them over more of the video"
+    )
+    text = app.describe(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 1, 900)  # 16 frames
+    assert f"Run covers the first 5 frames (every frame; {cap})." in text
+    assert "On ZeroGPU, Run asks for 520 s of GPU time" in text
+    assert "Run covers the first 4 frames (every frame; Max frames is 4)." in app.describe(
+        str(clips["a"]), "idol-ytvis19-r50", "vit_b", 1, 4
+    )
+    *_, last = stepped(app.segment(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                                   "overlay", None, False, None))  # fmt: skip
+    assert last[0].startswith("done: 5 frames, ") and last[0].endswith(f" · {cap}"), last[0]
+    *_, last = stepped(app.segment(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 0.0, 10, 4, 900, 0, True, True,
+                                   "overlay", None, False, None))  # fmt: skip
+    assert last[0].startswith("done: 4 frames, ") and "ZeroGPU" not in last[0], last[
+        0
+    ]  # all it asked for
+
+
 def test_an_upload_is_probed_once_for_its_description_and_latest_frame(
     tmp_path, clips, monkeypatch
 ):

@@ -18,6 +18,7 @@ from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     MIN_TIMED_FRAMES,
+    GpuFrameCap,
     describe_video,
     markdown_text,
     results_of_another_input,
@@ -74,20 +75,22 @@ def describe_input(
     # as the page's boxes take them once they lose focus (Run gets no other value from the page)
     taken, note = page_values(settings, stride=stride, max_frames=max_frames)
     stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
+    frame_cap = GpuFrameCap.of(sam)  # on ZeroGPU: the most frames a run covers
+    run_max = frame_cap.limit(max_frames) if frame_cap else max_frames
     try:
         if frames_zip:  # the checks of Run, before unpacking
-            info = app_uploads.FramesZip(path).info(settings, stride=stride, max_frames=max_frames)
+            info = app_uploads.FramesZip(path).info(settings, stride=stride, max_frames=run_max)
         else:
-            info = probes.info(path, limits=settings.limits(), stride=stride, max_frames=max_frames)
+            info = probes.info(path, limits=settings.limits(), stride=stride, max_frames=run_max)
     except USER_ERRORS as err:
         return f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
     fps = speeds.get((tracker, sam))
     models = f"{tracker} + {mask_model_label(sam)}"
     on_cpu = app_gpu.default_device() == "cpu"
-    frames = info.num_output_frames(stride=stride, max_frames=max_frames)
-    seconds = app_gpu.gpu_seconds_for(frames, sam) if app_gpu.zero_gpu() else None
+    frames = info.num_output_frames(stride=stride, max_frames=run_max)
+    seconds = app_gpu.gpu_seconds_for(frames, sam) if frame_cap else None
     text = note + describe_video(
-        info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds
+        info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds, frame_cap
     )
     if state is not None and state.source and state.source != path:
         text += f"\n\n{results_of_another_input(Path(state.source).name)}"

@@ -42,7 +42,7 @@ from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import FINISHED, STOPPED, score_failed_markdown
+from uvosam_app.text import FINISHED, STOPPED, GpuFrameCap, score_failed_markdown
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -114,9 +114,11 @@ class App:
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
+        frame_cap = GpuFrameCap.of(sam)  # on ZeroGPU: no run is cut off by its GPU time
+        asked = {"stride": int(taken["stride"]), "max_frames": int(taken["max_frames"])}
         options = JobOptions(
-            stride=int(taken["stride"]),
-            max_frames=int(taken["max_frames"]),
+            stride=asked["stride"],
+            max_frames=frame_cap.limit(asked["max_frames"]) if frame_cap else asked["max_frames"],
             limits=self.settings.limits(),
             cache=True,
             **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
@@ -152,7 +154,10 @@ class App:
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
                 files = str(r.overlay_mp4), str(r.zip_path)
-                yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
+                status = up.status
+                if frame_cap and frame_cap.cuts(r.info, **asked):
+                    status += f" · {frame_cap.text()}"
+                yield status, _img(up.preview), up.chunk, *files, rows, keep, state
 
     def _start(
         self,
