@@ -231,7 +231,7 @@ def _on_zip_shown(app: App, ui: Page) -> None:
     o.zip_file.change(
         app.zip_shown,
         [o.zip_file, ui.editing.merge],
-        [o.timeline, o.hints, ui.scoring.scores],
+        [o.timeline, o.timeline_narrow, o.hints, ui.scoring.scores],
         **_QUIET,
     )
     ui.scoring.gt_zip.change(app.scores_gone, None, ui.scoring.scores, **_QUIET)

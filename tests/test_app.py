@@ -119,10 +119,13 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     from uvosam.render import colour_for_id
     from uvosam_app import handlers as app_handlers
 
-    image = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
-    assert all((image == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
+    # (and drawn for a phone's width: a 390 px phone's column is 326 px wide)
+    image, narrow = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
+    for shown in (image, narrow):
+        assert all((shown == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
+    assert narrow.shape[0] == image.shape[0] and narrow.shape[1] <= 326 < image.shape[1]
     # a run starts: cleared
-    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) is None
+    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) == (None, None)
 
 
 def test_the_status_line_counts_the_objects_live():
@@ -1767,10 +1770,20 @@ def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):
     deps = config["dependencies"]
     on_zip = [d for d in deps if [ids["zip"], "change"] in [list(t) for t in d["targets"]]]
     assert len(on_zip) == 1 and on_zip[0]["queue"] is False
-    assert on_zip[0]["outputs"] == [ids["timeline"], ids["hints"], ids["scores"]]
+    assert on_zip[0]["outputs"] == [
+        ids["timeline"],
+        ids["timeline-narrow"],
+        ids["hints"],
+        ids["scores"],
+    ]
     on_gt = [d for d in deps if [ids["gt"], "change"] in [list(t) for t in d["targets"]]]
     assert [d["outputs"] for d in on_gt] == [[ids["scores"]]]
-    assert demo.fns[on_zip[0]["id"]].fn(None, "") == (None, "", "")  # a run starts: all cleared
+    assert demo.fns[on_zip[0]["id"]].fn(None, "") == (
+        None,
+        None,
+        "",
+        "",
+    )  # a run starts: all cleared
     assert demo.fns[on_gt[0]["id"]].fn() == ""
 
 

@@ -487,9 +487,12 @@ def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
 
 
 PREVIEW_SHOWN = "() => !!document.querySelector('#preview img')"
-TIMELINE = """() => { const img = document.querySelector('#timeline img'), box = img.getBoundingClientRect();
-  return {x: box.x, width: box.width, natural: img.naturalWidth,
-          box: document.getElementById('timeline').getBoundingClientRect().x}; }"""
+PHONE_TIMELINE = """() => { const img = document.querySelector('#timeline-narrow img'), shown = img.getBoundingClientRect();
+  const box = document.getElementById('timeline-narrow');
+  return {left: shown.left, right: shown.right, width: shown.width, natural: img.naturalWidth,
+          scrolls: box.scrollWidth > box.clientWidth, page: document.documentElement.scrollWidth,
+          wide: getComputedStyle(document.getElementById('timeline')).display}; }"""
+DISPLAY = "(id) => getComputedStyle(document.getElementById(id)).display"
 
 
 def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
@@ -498,7 +501,8 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
     y=827 before any upload, and the player and the description pushed it further); now Run and the upload's
     description are in it. On a 390 px phone the live video pushed *Latest frame* into a second column off the
     screen to the right (the page scrolled sideways); the tracks table hid columns unless scrolled sideways inside
-    it, and the timeline's labels were scaled to 4 px (now at their size, the bars scroll sideways)."""
+    it; the timeline's labels were scaled to 4 px, then at their size its bars scrolled sideways: a timeline drawn
+    for a phone's width takes its place there, at its size."""
     from app_helpers import write_clip
 
     url, _ = app_url
@@ -526,6 +530,9 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         for shown in ("#inp video", "#stream video", "#preview img"):
             height = page.locator(shown).bounding_box()["height"]
             assert height <= 0.6 * 800 + 1, f"{shown} is {height} px tall in an 800 px window"
+        assert (
+            page.evaluate(DISPLAY, "timeline-narrow") == "none"
+        )  # the zip's timeline, not the phone's
 
         page.set_viewport_size({"width": 390, "height": 844})  # a phone held upright
         page.wait_for_timeout(500)
@@ -534,8 +541,16 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         assert preview["x"] == stream["x"] and preview["y"] > stream["y"] + stream["height"]
         tracks, table = (page.locator(s).bounding_box() for s in ("#tracks", "#tracks table"))
         assert table["width"] <= tracks["width"], "the tracks table hides columns"
-        timeline = page.evaluate(TIMELINE)
-        assert timeline["width"] >= timeline["natural"] - 1, (
-            f"the timeline's labels shrunk: {timeline}"
+        page.locator(
+            "#timeline-narrow"
+        ).scroll_into_view_if_needed()  # its image loads once near the screen
+        page.wait_for_function(
+            "() => document.querySelector('#timeline-narrow img')?.naturalWidth > 0", timeout=30_000
         )
-        assert timeline["x"] >= timeline["box"], f"the timeline's labels are cut off: {timeline}"
+        timeline = page.evaluate(PHONE_TIMELINE)
+        assert timeline["wide"] == "none", timeline  # the phone's timeline instead
+        assert timeline["width"] >= timeline["natural"] - 1, f"its labels shrunk: {timeline}"
+        assert timeline["left"] >= 0 and timeline["right"] <= 390, f"off the screen: {timeline}"
+        assert not timeline["scrolls"] and timeline["page"] <= 390, (
+            f"it scrolls sideways: {timeline}"
+        )

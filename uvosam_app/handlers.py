@@ -40,7 +40,7 @@ from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
-from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
+from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import FINISHED, STOPPED, GpuFrameCap, score_failed_markdown
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
@@ -275,14 +275,17 @@ class App:
         )
 
     # ------------------------------------------------------------------------------------- timeline
-    def zip_shown(self, masks_zip: str | None, merge: str | None = None) -> tuple[Any, str, str]:
-        """What the page shows of the zip shown: its ``timeline``, its ``merge_hints``, and no scores (those shown
-        were of other masks)."""
-        return self.timeline(masks_zip), self.merge_hints(masks_zip, merge), self.scores_gone()
+    def zip_shown(
+        self, masks_zip: str | None, merge: str | None = None
+    ) -> tuple[Any, Any, str, str]:
+        """What the page shows of the zip shown: its ``timeline`` (two images: a phone's screen shows the narrow
+        one), its ``merge_hints``, and no scores (those shown were of other masks)."""
+        return *self.timeline(masks_zip), self.merge_hints(masks_zip, merge), self.scores_gone()
 
-    def timeline(self, masks_zip: str | None) -> np.ndarray | None:
-        """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
-        return timeline_image(masks_zip)
+    def timeline(self, masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The track timeline in the zip shown (of a run or a re-render), and drawn for a phone's width; None (no
+        image) without one."""
+        return timeline_images(masks_zip)
 
     def merge_hints(self, masks_zip: str | None, merge: str | None = None) -> str:
         """Markdown: the possible id switches among the tracks of the zip shown, and what to put in *Merge tracks*
