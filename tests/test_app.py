@@ -1778,12 +1778,8 @@ def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):
     ]
     on_gt = [d for d in deps if [ids["gt"], "change"] in [list(t) for t in d["targets"]]]
     assert [d["outputs"] for d in on_gt] == [[ids["scores"]]]
-    assert demo.fns[on_zip[0]["id"]].fn(None, "") == (
-        None,
-        None,
-        "",
-        "",
-    )  # a run starts: all cleared
+    # a run starts: all cleared
+    assert demo.fns[on_zip[0]["id"]].fn(None, "") == (None, None, "", "")
     assert demo.fns[on_gt[0]["id"]].fn() == ""
 
 

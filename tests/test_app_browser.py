@@ -530,9 +530,8 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         for shown in ("#inp video", "#stream video", "#preview img"):
             height = page.locator(shown).bounding_box()["height"]
             assert height <= 0.6 * 800 + 1, f"{shown} is {height} px tall in an 800 px window"
-        assert (
-            page.evaluate(DISPLAY, "timeline-narrow") == "none"
-        )  # the zip's timeline, not the phone's
+        # the zip's timeline, not the phone's
+        assert page.evaluate(DISPLAY, "timeline-narrow") == "none"
 
         page.set_viewport_size({"width": 390, "height": 844})  # a phone held upright
         page.wait_for_timeout(500)
@@ -541,9 +540,8 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         assert preview["x"] == stream["x"] and preview["y"] > stream["y"] + stream["height"]
         tracks, table = (page.locator(s).bounding_box() for s in ("#tracks", "#tracks table"))
         assert table["width"] <= tracks["width"], "the tracks table hides columns"
-        page.locator(
-            "#timeline-narrow"
-        ).scroll_into_view_if_needed()  # its image loads once near the screen
+        # its image loads once near the screen
+        page.locator("#timeline-narrow").scroll_into_view_if_needed()
         page.wait_for_function(
             "() => document.querySelector('#timeline-narrow img')?.naturalWidth > 0", timeout=30_000
         )

@@ -200,9 +200,8 @@ def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_
     windows = _zip(tmp_path / "w.zip", {"gt\\00000.png": png, "gt\\00001.png": png})
     unpacked = uploads.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
     out = unpacked.folder
-    assert (
-        out == tmp_path / "w" / "gt" and str(unpacked.inside) == "gt"
-    )  # the folder's name in the zip
+    # the folder's name in the zip
+    assert out == tmp_path / "w" / "gt" and str(unpacked.inside) == "gt"
     assert sorted(p.name for p in out.iterdir()) == [
         "00000.png",
         "00001.png",

@@ -108,7 +108,5 @@ def test_a_narrow_timeline_has_fewer_frame_numbers_that_do_not_overlap():
     rows = [TimelineRow(1, "person", range(900))]
     assert _tick_marks(draw_timeline(rows, 900)) == 9  # 0, 100, ..., 800
     assert _tick_marks(draw_timeline(rows, 900, max_plot_width=150)) == 2  # 0, 500
-    assert (
-        _tick_marks(draw_timeline([TimelineRow(1, "person", range(48))], 48, max_plot_width=150))
-        == 3
-    )  # 0, 20, 40
+    short = [TimelineRow(1, "person", range(48))]
+    assert _tick_marks(draw_timeline(short, 48, max_plot_width=150)) == 3  # 0, 20, 40

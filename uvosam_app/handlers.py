@@ -68,9 +68,8 @@ class App:
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
         self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
         self.probes = ProbeCache()  # the input files' probes, kept: an upload is probed once
-        self.links = LinkHandlers(
-            settings, self.work, self.probes
-        )  # Load (a link) and its linked video
+        # Load (a link) and its linked video
+        self.links = LinkHandlers(settings, self.work, self.probes)
 
     # ------------------------------------------------------------------------------------------ run
     @failures_in_status(8)
