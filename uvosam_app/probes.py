@@ -19,7 +19,8 @@ ProbeKey = tuple[str, int, int]
 class ProbeCache:
     """``probe`` results of the last ``size`` video files asked about, each kept under its path, size and
     modification time: a file replaced at the same path is probed again. Thread-safe (the page's small
-    events run in worker threads). A file ``probe`` refuses is not kept (it fails fast, at its header)."""
+    events run in worker threads). A file ``probe`` refuses is not kept: probed again when asked again (most
+    refusals come from its header, before its frames are counted: an over-sized frame, not a video)."""
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
