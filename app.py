@@ -89,23 +89,17 @@ _QUIET: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibi
 
 def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     """The page's events, registered in this order (Gradio numbers them so): Run, Re-render (each with its failure
-    listener), the upload's description, the views of the zip shown, Score, Stop, Load (a link)."""
+    listener), the upload's description, the views of the zip shown, Score (and its failure listener), Stop, Load
+    (a link)."""
     run_ev = _on_run(app, settings, ui)
     _on_job_failure(app, ui, run_ev)
     redo_ev = _on_rerender(app, ui)
     _on_job_failure(app, ui, redo_ev)
     _on_upload_change(app, ui, run_ev)
     _on_zip_shown(app, ui)
-    ui.scoring.score.click(
-        app.score,
-        [ui.scoring.gt_zip, ui.outputs.zip_file, ui.state],
-        ui.scoring.scores,
-        api_name="score",
-        concurrency_limit=2,
-        show_progress_on=[ui.scoring.scores],
-    )
+    _on_score(app, ui)
     ui.inputs.stop.click(
-        app.stopped,
+        app.stop_pressed,
         ui.outputs.status,
         ui.outputs.status,
         cancels=[run_ev, redo_ev],
@@ -209,6 +203,21 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
     run_ev.then(**describe)
 
 
+def _on_score(app: App, ui: Page) -> None:
+    """Score: the scores, or why it failed in their place (``App.score_shown``), with no "Error" badge over it (the
+    page covers the progress target of a failed event with one: the failure listener, called after, removes it)."""
+    scores = ui.scoring.scores
+    score_ev = ui.scoring.score.click(
+        app.score_shown,
+        [ui.scoring.gt_zip, ui.outputs.zip_file, ui.state],
+        scores,
+        api_name="score",
+        concurrency_limit=2,
+        show_progress_on=[scores],
+    )
+    score_ev.failure(app.score_failed, None, scores, **_QUIET)
+
+
 def _on_zip_shown(app: App, ui: Page) -> None:
     """What is read from the zip shown (timeline, merge hints) when a run or a re-render shows it (or clears it when
     it starts); the scores shown go then, and when the ground truth changes (they were of other masks or another
@@ -222,7 +231,7 @@ def _on_zip_shown(app: App, ui: Page) -> None:
     o.zip_file.change(
         app.zip_shown,
         [o.zip_file, ui.editing.merge],
-        [o.timeline, o.hints, ui.scoring.scores],
+        [o.timeline, o.timeline_narrow, o.hints, ui.scoring.scores],
         **_QUIET,
     )
     ui.scoring.gt_zip.change(app.scores_gone, None, ui.scoring.scores, **_QUIET)

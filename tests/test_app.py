@@ -119,10 +119,13 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     from uvosam.render import colour_for_id
     from uvosam_app import handlers as app_handlers
 
-    image = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
-    assert all((image == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
+    # (and drawn for a phone's width: a 390 px phone's column is 326 px wide)
+    image, narrow = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
+    for shown in (image, narrow):
+        assert all((shown == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
+    assert narrow.shape[0] == image.shape[0] and narrow.shape[1] <= 326 < image.shape[1]
     # a run starts: cleared
-    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) is None
+    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) == (None, None)
 
 
 def test_the_status_line_counts_the_objects_live():
@@ -947,6 +950,86 @@ def test_on_zerogpu_the_description_says_how_much_gpu_time_run_asks_for(monkeypa
     assert "Run asks for 24 s" in app.describe(example, "idol-ytvis19-r50", "vit_b", 2, 900)
 
 
+def test_on_zerogpu_a_run_covers_only_the_frames_its_gpu_time_allows(
+    monkeypatch, tmp_path, clips, tiny_sam_model
+):
+    """On ZeroGPU a run is one GPU call that asks for at most 600 s: a host that raised UVOSAM_MAX_FRAMES let a run
+    ask for more (SAM ViT-H: 20 s + 0.5 s a frame, over 600 s from 1161 frames), and ZeroGPU cut it off mid-run.
+    Now a run covers at most the frames that fit (ViT-H: 1160), and the description and the status line say so.
+    Here a mask model's frame costs 100 s: 5 frames fit."""
+    from uvosam_app import gpu as app_gpu
+    from uvosam_app import handlers as app_handlers
+
+    monkeypatch.setattr(app_gpu, "zero_gpu", lambda: True)
+    for sam, per_frame in app_gpu._PER_FRAME_S.items():
+        fit = app_gpu.zero_gpu_max_frames(sam)
+        assert 20 + fit * per_frame <= 600 < 20 + (fit + 1) * per_frame, sam
+    assert app_gpu.zero_gpu_max_frames("vit_h") == 1160
+    monkeypatch.setitem(app_gpu._PER_FRAME_S, "vit_b", 100.0)
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    app = app_handlers.App(
+        lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    )
+    cap = (
+        "on ZeroGPU a run covers at most 5 frames with SAM ViT-B (600 s of GPU time at most): a larger Frame stride "
+        "spreads them over more of the video"
+    )
+    text = app.describe(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 1, 900)  # 16 frames
+    assert f"Run covers the first 5 frames (every frame; {cap})." in text
+    assert "On ZeroGPU, Run asks for 520 s of GPU time" in text
+    assert "Run covers the first 4 frames (every frame; Max frames is 4)." in app.describe(
+        str(clips["a"]), "idol-ytvis19-r50", "vit_b", 1, 4
+    )
+    *_, last = stepped(app.segment(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                                   "overlay", None, False, None))  # fmt: skip
+    assert last[0].startswith("done: 5 frames, ") and last[0].endswith(f" · {cap}"), last[0]
+    *_, last = stepped(app.segment(str(clips["a"]), "idol-ytvis19-r50", "vit_b", 0.0, 10, 4, 900, 0, True, True,
+                                   "overlay", None, False, None))  # fmt: skip
+    assert last[0].startswith("done: 4 frames, ") and "ZeroGPU" not in last[0], last[
+        0
+    ]  # all it asked for
+
+
+def test_an_upload_is_probed_once_for_its_description_and_latest_frame(
+    tmp_path, clips, monkeypatch
+):
+    """An upload was probed (ffprobe: its header, then its packets counted) once for its description and once for
+    whether browsers can play it (two events on the same change), and again at every step of a slider the
+    description follows. Now once; a file replaced at the same path is probed again."""
+    import shutil
+
+    from uvosam import video
+    from uvosam_app import handlers as app_handlers
+
+    headers = []
+
+    def read_header(path, **kwargs):
+        headers.append(Path(path).name)
+        return real_read_header(path, **kwargs)
+
+    real_read_header = video.read_header
+    monkeypatch.setattr(video, "read_header", read_header)
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
+    upload = Path(shutil.copy(clips["a"], tmp_path / "upload.mp4"))
+    assert app.links.input_changed(str(upload), None, None)[1] is None  # H.264: plays, no frame
+    for stride in (1, 2, 3):
+        text = app.describe(str(upload), "idol-ytvis19-r50", "vit_b", stride, 900)
+        assert text.startswith("**upload.mp4**: 96x64, 16 frames at 8 fps (2.0 s)."), text
+    assert "Run covers 6 frames (every 3rd frame)" in text
+    assert headers == ["upload.mp4"]
+    shutil.copy(clips["b"], upload)  # another file at the same path
+    assert "**upload.mp4**: 128x80, 24 frames" in app.describe(
+        str(upload), "idol-ytvis19-r50", "vit_b", 1, 900
+    )
+    assert headers == ["upload.mp4"] * 2
+    # over max_side=150: refused from its header (nothing counted, nothing kept), no first frame
+    shutil.copy(clips["wide"], upload)
+    wide = app.describe(str(upload), "idol-ytvis19-r50", "vit_b", 1, 900)
+    assert "over this app's limit of 150 px" in wide
+    assert app.links.input_changed(str(upload), None, None)[1] is None
+    assert headers == ["upload.mp4"] * 4
+
+
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
     from uvosam_app import handlers as app_handlers
 
@@ -1051,7 +1134,13 @@ def test_gradio_resolves_every_handlers_annotations(tmp_path):
     handlers = {
         f.fn for f in demo.fns.values() if getattr(f.fn, "__module__", "").startswith("uvosam_app")
     }
-    assert {h.__name__ for h in handlers} >= {"segment", "rerender", "load_url", "unload", "score"}
+    assert {h.__name__ for h in handlers} >= {
+        "segment",
+        "rerender",
+        "load_url",
+        "unload",
+        "score_shown",
+    }
     with_session = set()
     for handler in handlers:
         params = inspect.signature(handler).parameters
@@ -1642,6 +1731,31 @@ def test_stop_after_a_finished_job_keeps_its_status_line(tmp_path):
     assert [(d["inputs"], d["outputs"]) for d in stop] == [([status], [status])]
 
 
+def test_stop_pressed_when_nothing_runs_leaves_the_status_line(tmp_path):
+    """Stop pressed on a fresh page (no line yet) wrote "stopped: press Run to start again", as if a run had been cut
+    short; so did a second Stop. Stop's click leaves any line that is no job's under way; over a job's it says
+    "stopped" (a run still waiting in Gradio's queue, no line of its own yet, says so from its failure listener)."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    stop_button = next(d["targets"] for d in config["dependencies"] if d["cancels"])
+    stop = next(d for d in config["dependencies"] if d["targets"] == stop_button and d["outputs"])
+    pressed = demo.fns[stop["id"]].fn
+    stopped = "stopped: press Run to start again"
+    for shown in (
+        "",
+        None,
+        stopped,
+        "done: 48 frames, 2 tracks in 7.8 s (6.2 fps)",
+        "failed: clip.mp4 is empty",
+    ):
+        assert pressed(shown) == {"__type__": "update"}, shown  # gr.skip(): unchanged
+    for shown in ("starting…", "segmenting: frame 3/48 · 4.1 fps · ETA 9 s", "re-rendering: frame 1/9",
+                  "segmenting: waiting for a free worker (other jobs run first)… 4 s"):  # fmt: skip
+        assert pressed(shown) == stopped, shown
+
+
 def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):
     """Gradio 6.31's page fires the change of a File that a generator sets again and again while two or more
     listeners watch it: the timeline and the merge hints, two listeners, were read from each run's zip dozens of
@@ -1656,10 +1770,16 @@ def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):
     deps = config["dependencies"]
     on_zip = [d for d in deps if [ids["zip"], "change"] in [list(t) for t in d["targets"]]]
     assert len(on_zip) == 1 and on_zip[0]["queue"] is False
-    assert on_zip[0]["outputs"] == [ids["timeline"], ids["hints"], ids["scores"]]
+    assert on_zip[0]["outputs"] == [
+        ids["timeline"],
+        ids["timeline-narrow"],
+        ids["hints"],
+        ids["scores"],
+    ]
     on_gt = [d for d in deps if [ids["gt"], "change"] in [list(t) for t in d["targets"]]]
     assert [d["outputs"] for d in on_gt] == [[ids["scores"]]]
-    assert demo.fns[on_zip[0]["id"]].fn(None, "") == (None, "", "")  # a run starts: all cleared
+    # a run starts: all cleared
+    assert demo.fns[on_zip[0]["id"]].fn(None, "") == (None, None, "", "")
     assert demo.fns[on_gt[0]["id"]].fn() == ""
 
 
@@ -1723,7 +1843,7 @@ def test_a_message_with_markup_reaches_the_toast_as_written_and_api_clients_as_t
 
 def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
     """Each handler with an endpoint (each one that refuses with a toast) goes through ``text_toasts`` (a job's
-    stream: ``failures_in_status``); its
+    stream, and Score's: ``failures_in_status``); its
     escaping is for the page only, and leaves alone an error that is HTML already (ZeroGPU's ``HTMLError``: a
     link) or is not a plain ``gr.Error``."""
     import types
@@ -1735,7 +1855,7 @@ def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
     from uvosam_app import handlers as app_handlers
 
     demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
-    endpoints = {f.name: f.fn for f in demo.fns.values() if f.api_visibility == "public"}
+    endpoints = {f.api_name: f.fn for f in demo.fns.values() if f.api_visibility == "public"}
     assert set(endpoints) == {"segment", "rerender", "score", "load_url"}
     assert all(hasattr(fn, "__wrapped__") for fn in endpoints.values()), endpoints
 
@@ -1749,9 +1869,15 @@ def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
     gt = tmp_path / "g<1>&amp;.zip"
     gt.write_bytes(bytes(2 << 20))  # over the upload limit: the message names the file
     for request, name in ((page, "g&lt;1&gt;&amp;amp;.zip"), (api, gt.name), (None, gt.name)):
-        with pytest.raises(gr.Error) as err:  # a function, not a generator
-            app.score(str(gt), str(masks), state, request)
+        updates = []
+        with pytest.raises(gr.Error) as err:
+            updates.extend(stepped(app.score_shown(str(gt), str(masks), state, request)))
         assert err.value.message.startswith(f"{name} is 2 MB, over this app's upload limit of 1 MB")
+        # in place of the scores (Markdown, as written), for the page and the API alike
+        [scores] = updates
+        assert scores.startswith(
+            "**Score failed:** g&lt;1&gt;&amp;amp;.zip is 2 MB, over this app's upload"
+        )
     link = "You have exceeded your ZeroGPU quota. <a href='https://hf.co/pro'>Subscribe</a>"
     html_error = type("HTMLError", (gr.Error,), {})(link)  # spaces' class: its message is HTML
     assert app_errors.for_page(html_error, page) is html_error

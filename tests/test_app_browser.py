@@ -296,6 +296,64 @@ def test_after_stop_the_status_box_shows_stopped_not_an_error_badge(app_url, pag
         assert not page.evaluate(ERROR_BADGE, "status"), f"an Error badge after Stop {stop + 1}"
 
 
+def test_stop_with_nothing_running_says_nothing_and_stops_a_queued_run(app_url, page):
+    """Stop on a fresh page wrote "stopped: press Run to start again" (nothing ran). A run waiting in Gradio's
+    queue (another tab's run holds the app's one worker; its status line has no text yet) is still stopped and
+    says so: its failure listener writes the line once the page has cancelled it."""
+    url, _ = app_url
+    other = page.context.new_page()  # another tab: another session
+    for tab in (other, page):
+        tab.goto(url)
+        tab.wait_for_selector("#run")
+    page.click("#stop")
+    page.wait_for_timeout(1500)
+    assert page.evaluate(STATUS) == ""
+    for tab in (other, page):
+        tab.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
+        tab.wait_for_selector("#inp video", timeout=30_000)
+    other.click("#run")
+    other.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
+    page.click("#run")
+    page.locator("#status", has_text="queue").wait_for(timeout=10_000)  # Gradio's queue position
+    assert page.evaluate(STATUS) == ""
+    page.click("#stop")
+    page.wait_for_function(
+        f"() => ({STATUS})() === 'stopped: press Run to start again'", timeout=10_000
+    )
+    other.click("#stop")
+    other.wait_for_function(f"() => ({STATUS})().startsWith('stopped')", timeout=10_000)
+
+
+def test_a_failed_score_says_why_in_place_of_the_scores(app_url, page, tmp_path):
+    """A failed Score covered the scores' place with Gradio's red "Error" badge, and said why only in the toast,
+    which goes after a few seconds; now why stays there ("Score failed: ..."), with no badge over it."""
+    from app_helpers import write_clip
+
+    url, _ = app_url
+    page.goto(url)
+    page.wait_for_selector("#run")
+    page.locator("#inp input[type=file]").set_input_files(
+        str(write_clip(tmp_path / "c.mp4", 6, 96, 64))
+    )
+    page.wait_for_selector("#inp video", timeout=30_000)
+    page.click("#run")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done: 6 frames')", timeout=60_000)
+    gt = tmp_path / "gt.zip"
+    with zipfile.ZipFile(gt, "w") as zf:
+        for i in range(6):
+            zf.writestr(f"annot/{i:05d}.png", b"not a png")
+    page.get_by_role("button", name="Score against your ground truth (DAVIS J&F) ▼").click()
+    page.locator("#gt input[type=file]").set_input_files(str(gt))
+    page.locator("#gt", has_text="gt.zip").wait_for(timeout=30_000)
+    page.click("#score")
+    why = "gt.zip: annot/00000.png is not a readable PNG image (no image inside)"
+    page.locator("[data-testid=toast-text]", has_text=why).first.wait_for(timeout=30_000)
+    page.locator("#scores", has_text="Score failed: " + why).wait_for(timeout=10_000)
+    page.wait_for_timeout(1000)  # the failure listener has run
+    assert not page.evaluate(ERROR_BADGE, "scores")
+    assert page.locator("#scores").inner_text().startswith("Score failed: " + why)
+
+
 @pytest.fixture(scope="module")
 def link_app(tmp_path_factory, tiny_sam_model):
     """The app taking links to local addresses (``url_allow_private``), and a local server with a 12-frame clip."""
@@ -429,9 +487,12 @@ def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
 
 
 PREVIEW_SHOWN = "() => !!document.querySelector('#preview img')"
-TIMELINE = """() => { const img = document.querySelector('#timeline img'), box = img.getBoundingClientRect();
-  return {x: box.x, width: box.width, natural: img.naturalWidth,
-          box: document.getElementById('timeline').getBoundingClientRect().x}; }"""
+PHONE_TIMELINE = """() => { const img = document.querySelector('#timeline-narrow img'), shown = img.getBoundingClientRect();
+  const box = document.getElementById('timeline-narrow');
+  return {left: shown.left, right: shown.right, width: shown.width, natural: img.naturalWidth,
+          scrolls: box.scrollWidth > box.clientWidth, page: document.documentElement.scrollWidth,
+          wide: getComputedStyle(document.getElementById('timeline')).display}; }"""
+DISPLAY = "(id) => getComputedStyle(document.getElementById(id)).display"
 
 
 def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
@@ -440,7 +501,8 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
     y=827 before any upload, and the player and the description pushed it further); now Run and the upload's
     description are in it. On a 390 px phone the live video pushed *Latest frame* into a second column off the
     screen to the right (the page scrolled sideways); the tracks table hid columns unless scrolled sideways inside
-    it, and the timeline's labels were scaled to 4 px (now at their size, the bars scroll sideways)."""
+    it; the timeline's labels were scaled to 4 px, then at their size its bars scrolled sideways: a timeline drawn
+    for a phone's width takes its place there, at its size."""
     from app_helpers import write_clip
 
     url, _ = app_url
@@ -468,6 +530,8 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         for shown in ("#inp video", "#stream video", "#preview img"):
             height = page.locator(shown).bounding_box()["height"]
             assert height <= 0.6 * 800 + 1, f"{shown} is {height} px tall in an 800 px window"
+        # the zip's timeline, not the phone's
+        assert page.evaluate(DISPLAY, "timeline-narrow") == "none"
 
         page.set_viewport_size({"width": 390, "height": 844})  # a phone held upright
         page.wait_for_timeout(500)
@@ -476,8 +540,15 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         assert preview["x"] == stream["x"] and preview["y"] > stream["y"] + stream["height"]
         tracks, table = (page.locator(s).bounding_box() for s in ("#tracks", "#tracks table"))
         assert table["width"] <= tracks["width"], "the tracks table hides columns"
-        timeline = page.evaluate(TIMELINE)
-        assert timeline["width"] >= timeline["natural"] - 1, (
-            f"the timeline's labels shrunk: {timeline}"
+        # its image loads once near the screen
+        page.locator("#timeline-narrow").scroll_into_view_if_needed()
+        page.wait_for_function(
+            "() => document.querySelector('#timeline-narrow img')?.naturalWidth > 0", timeout=30_000
         )
-        assert timeline["x"] >= timeline["box"], f"the timeline's labels are cut off: {timeline}"
+        timeline = page.evaluate(PHONE_TIMELINE)
+        assert timeline["wide"] == "none", timeline  # the phone's timeline instead
+        assert timeline["width"] >= timeline["natural"] - 1, f"its labels shrunk: {timeline}"
+        assert timeline["left"] >= 0 and timeline["right"] <= 390, f"off the screen: {timeline}"
+        assert not timeline["scrolls"] and timeline["page"] <= 390, (
+            f"it scrolls sideways: {timeline}"
+        )

@@ -229,10 +229,8 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
         == (None, None)
     )
     assert app.links.input_changed(None, None, linked) == (skip, skip)
-    assert app.links.input_changed("upload.mp4", None, None) == (
-        skip,
-        skip,
-    )  # no linked file: a run's frame stays
+    # no linked file: Latest frame (a run's, of another input) goes
+    assert app.links.input_changed("upload.mp4", None, None) == (skip, None)
     assert app.links.linked_frame(None) is None  # a Load that replaces it (a State change)
     # a later Load of a playable file clears it
     assert (
@@ -247,8 +245,8 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
 def test_an_upload_browsers_cannot_play_is_described_and_its_first_frame_shown(site, tmp_path):
     """An MPEG-4 .avi upload: Gradio shows it unconverted, and the player said only "Video not playable" while the
     description called the file fine. Now the description says browsers cannot play it and Run reads it, and its
-    first frame goes under *Latest frame*, as a linked file's does (replacing a linked file's); an H.264 .mp4
-    leaves *Latest frame* as it was."""
+    first frame goes under *Latest frame*, as a linked file's does (replacing a linked file's). An H.264 .mp4
+    uploaded next clears it (the .avi's frame stayed beside the new video), as clearing the upload does."""
     server, clip = site
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     avi = tmp_path / "old.avi"
@@ -263,9 +261,15 @@ def test_an_upload_browsers_cannot_play_is_described_and_its_first_frame_shown(s
     unlinked, frame = app.links.input_changed(str(avi), None, None)
     assert unlinked == skip and frame.shape == (64, 96, 3) and frame.dtype == np.uint8
     assert app.links.input_changed(str(avi), None, "linked.avi")[0] is None
+    # over the app's frame limit (Max frames covers less of it): still its first frame
+    short = app_handlers.App(
+        lambda preset, sam: None, AppSettings(work_root=tmp_path, max_frames=4)
+    )
+    assert short.links.input_changed(str(avi), None, None)[1].shape == (64, 96, 3)
     mp4 = tmp_path / "clip.mp4"
     mp4.write_bytes(clip)
-    assert app.links.input_changed(str(mp4), None, None) == (skip, skip)
+    assert app.links.input_changed(str(mp4), None, None) == (skip, None)
+    assert app.links.input_changed(None, None, None) == (skip, None)
     assert "browsers" not in app.describe(str(mp4), "idol-ytvis19-r50", "vit_b", 1, 900)
 
 

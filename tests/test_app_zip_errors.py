@@ -188,6 +188,24 @@ def _score_refusal(app, gt: Path, masks: str, state) -> str:
     return refused.value.message
 
 
+def test_score_lists_the_uploaded_zip_once(finished, tmp_path, monkeypatch):
+    """Score listed the ground-truth zip twice (``zipfile`` parses a zip's whole listing when it opens it: up to
+    ``MAX_ZIP_ENTRIES`` entries): once to unpack its PNGs, once more to name their folder in its messages. The
+    masks zip is listed to unpack its PNGs and to read its tracks.csv."""
+    app, masks, state = finished
+    gt = _annotations(tmp_path / "gt.zip", [_ids_png()] * 6)
+    listed = []
+
+    class Listing(zipfile.ZipFile):
+        def __init__(self, file, *args, **kwargs):
+            listed.append(Path(file).name)
+            super().__init__(file, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile, "ZipFile", Listing)
+    assert app.score(str(gt), masks, state).startswith("**J&F ")
+    assert listed.count("gt.zip") == 1 and listed.count(Path(masks).name) == 2, listed
+
+
 def test_score_refuses_a_ground_truth_zip_it_cannot_unpack(finished, tmp_path):
     app, masks, state = finished
     pngs = [_ids_png()] * 6

@@ -198,8 +198,10 @@ def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_
     d, _ = clip_gt
     png = (d / "gt" / "0.png").read_bytes()
     windows = _zip(tmp_path / "w.zip", {"gt\\00000.png": png, "gt\\00001.png": png})
-    out = uploads.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
-    assert out == tmp_path / "w" / "gt"  # the folder's name in the zip
+    unpacked = uploads.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
+    out = unpacked.folder
+    # the folder's name in the zip
+    assert out == tmp_path / "w" / "gt" and str(unpacked.inside) == "gt"
     assert sorted(p.name for p in out.iterdir()) == [
         "00000.png",
         "00001.png",
@@ -231,8 +233,10 @@ def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tm
     flat = _zip(
         tmp_path / "my clip.zip", {"b.jpg": b"x" * 100, "a.JPG": b"y" * 100, "notes.txt": b"hi"}
     )
-    out = uploads.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
-                            max_bytes=1 << 20)  # fmt: skip
+    unpacked = uploads.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
+                                 max_bytes=1 << 20)  # fmt: skip
+    out = unpacked.folder
+    assert str(unpacked.inside) == "."  # the zip's root
     assert out == tmp_path / "f" / "my_clip" and sorted(p.name for p in out.iterdir()) == [
         "a.JPG",
         "b.jpg",

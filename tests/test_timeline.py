@@ -94,3 +94,19 @@ def test_a_long_label_stays_out_of_the_bars():
             axis=2
         )
         assert allowed.all(), row
+
+
+def _tick_marks(image: np.ndarray) -> int:
+    """The tick marks on the frame axis: runs of dark pixels in the pixel line just over the bars (under the
+    numbers)."""
+    line = (image[8 + 22 - 3] < 100).all(axis=1)  # _MARGIN + _AXIS_H - 3
+    return int((line[1:] & ~line[:-1]).sum() + line[0])
+
+
+def test_a_narrow_timeline_has_fewer_frame_numbers_that_do_not_overlap():
+    """Drawn for a phone (150 px of plot), ten numbers of three or four digits ran into each other."""
+    rows = [TimelineRow(1, "person", range(900))]
+    assert _tick_marks(draw_timeline(rows, 900)) == 9  # 0, 100, ..., 800
+    assert _tick_marks(draw_timeline(rows, 900, max_plot_width=150)) == 2  # 0, 500
+    short = [TimelineRow(1, "person", range(48))]
+    assert _tick_marks(draw_timeline(short, 48, max_plot_width=150)) == 3  # 0, 20, 40

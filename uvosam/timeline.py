@@ -26,6 +26,7 @@ _MARGIN = 8
 _BACKGROUND = (255, 255, 255)
 _EMPTY = (236, 236, 236)
 _INK = (40, 40, 40)
+_TICK_SPACING = 40  # px of plot per frame number on the axis, at least ("1000" is 28 px wide)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def _draw_text(
     if not rows:
         draw.text((x0 + 4, _MARGIN + _AXIS_H + 2), "no objects found", fill=_INK, font=font)
     draw.text((_MARGIN, _MARGIN), "frame", fill=_INK, font=font)
-    for frame in _ticks(num_frames):
+    # a narrow plot (a phone's) has fewer: ten labels of up to 4 digits overlapped in 150 px
+    for frame in _ticks(num_frames, min(10, max(2, plot_w // _TICK_SPACING))):
         x = x0 + frame * plot_w // num_frames
         draw.line((x, _MARGIN + _AXIS_H - 6, x, _MARGIN + _AXIS_H - 1), fill=_INK)
         text_w = font.getbbox(str(frame))[2]
@@ -111,11 +113,11 @@ def _fit(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: i
     return text + "…"
 
 
-def _ticks(num_frames: int) -> list[int]:
-    """At most 10 round frame numbers from 0: a step of 1, 2, 5, 10, 20, 50, 100, ..."""
+def _ticks(num_frames: int, most: int = 10) -> list[int]:
+    """At most ``most`` round frame numbers from 0: a step of 1, 2, 5, 10, 20, 50, 100, ..."""
     scale = 1
     while True:
         for step in (scale, 2 * scale, 5 * scale):
-            if num_frames <= 10 * step:
+            if num_frames <= most * step:
                 return list(range(0, num_frames, step))
         scale *= 10

@@ -8,16 +8,17 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from uvosam.job_types import JobResult
-from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
 from uvosam_app.checks import over_upload_limit, page_values
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.models import mask_model_label
+from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     MIN_TIMED_FRAMES,
+    GpuFrameCap,
     describe_video,
     markdown_text,
     results_of_another_input,
@@ -51,13 +52,15 @@ def describe_input(
     frames_zip: str | None = None,
     linked: str | None = None,
     state: SessionRun | None = None,
+    *,
+    probes: ProbeCache,
 ) -> str:
     """Markdown: what an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it),
     before Run; and, when the session's last run (``state``) was of another input, that the results shown are its.
     A linked Load's file, and an upload that browsers cannot play, have no preview: a note first says so.
 
     ``speeds``: frames per second of the app's last run with each (tracker, mask model), for the time estimate
-    (``record_speed``).
+    (``record_speed``). ``probes``: the app's probes of its input files (a change of a setting probes no file again).
     """
     if not video and not frames_zip and not linked:
         return ""
@@ -72,20 +75,22 @@ def describe_input(
     # as the page's boxes take them once they lose focus (Run gets no other value from the page)
     taken, note = page_values(settings, stride=stride, max_frames=max_frames)
     stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
+    frame_cap = GpuFrameCap.of(sam)  # on ZeroGPU: the most frames a run covers
+    run_max = frame_cap.limit(max_frames) if frame_cap else max_frames
     try:
         if frames_zip:  # the checks of Run, before unpacking
-            info = app_uploads.FramesZip(path).info(settings, stride=stride, max_frames=max_frames)
+            info = app_uploads.FramesZip(path).info(settings, stride=stride, max_frames=run_max)
         else:
-            info = probe(path, limits=settings.limits(), stride=stride, max_frames=max_frames)
+            info = probes.info(path, limits=settings.limits(), stride=stride, max_frames=run_max)
     except USER_ERRORS as err:
         return f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
     fps = speeds.get((tracker, sam))
     models = f"{tracker} + {mask_model_label(sam)}"
     on_cpu = app_gpu.default_device() == "cpu"
-    frames = info.num_output_frames(stride=stride, max_frames=max_frames)
-    seconds = app_gpu.gpu_seconds_for(frames, sam) if app_gpu.zero_gpu() else None
+    frames = info.num_output_frames(stride=stride, max_frames=run_max)
+    seconds = app_gpu.gpu_seconds_for(frames, sam) if frame_cap else None
     text = note + describe_video(
-        info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds
+        info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds, frame_cap
     )
     if state is not None and state.source and state.source != path:
         text += f"\n\n{results_of_another_input(Path(state.source).name)}"

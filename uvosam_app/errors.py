@@ -1,7 +1,8 @@
 """What a user is told when a request fails (``to_gr_error``): the library's errors about the input keep their
 message (worded for the app's inputs), running out of GPU memory says what to try, anything else is logged with an
 id that the message names; and how the page shows it: in the toast as written (``text_toasts`` for a function,
-``failures_in_status`` for a job's stream), and in the status line of a job that failed (``failures_in_status``).
+``failures_in_status`` for an async generator), and in the status line of a job that failed, or in place of the
+scores of a Score that did (``failures_in_status``).
 """
 
 from __future__ import annotations
@@ -155,13 +156,16 @@ def text_toasts(handler: Handler) -> Handler:
     return function  # type: ignore[return-value]
 
 
-def failures_in_status(width: int) -> Callable[[Handler], Handler]:
+def failures_in_status(
+    width: int, *, line: Callable[[str], str] = failed_status
+) -> Callable[[Handler], Handler]:
     """Decorate an async-generator handler (with a ``request: gr.Request`` parameter) whose updates are ``width``
-    outputs, the status line first: what it raises (a refusal before it starts, a failure of its job) is first
-    written into the status line ("failed: <message>", its other outputs unchanged), then raised, as a ``gr.Error``
-    (``to_gr_error``: anything else is logged with an id) whose toast shows the message as written (as
-    ``text_toasts``'). The toast goes after a few seconds; the status line keeps why. A Stop (Gradio cancels the
-    handler's task) is no failure: nothing is written (``App.stopped`` writes its line).
+    outputs, the status line first (one output: the update is its value, not a tuple): what it raises (a refusal
+    before it starts, a failure of its job) is first written into the status line (``line(message)``: "failed:
+    <message>"; its other outputs unchanged), then raised, as a ``gr.Error`` (``to_gr_error``: anything else is
+    logged with an id) whose toast shows the message as written (as ``text_toasts``'). The toast goes after a few
+    seconds; the status line keeps why. A Stop (Gradio cancels the handler's task) is no failure: nothing is
+    written (``App.stopped`` writes its line).
 
     A cancel lands inside the handler, whose ``finally`` runs at once; Gradio never closes the generators of a
     finished or cancelled event itself (its wrapper's ``aclose`` leaves the inner one), asyncio's finaliser of unused
@@ -180,7 +184,8 @@ def failures_in_status(width: int) -> Callable[[Handler], Handler]:
                         yield update
             except Exception as err:  # raised again, once the status line says it
                 shown = to_gr_error(err)
-                yield failed_status(shown.message), *[gr.skip()] * (width - 1)
+                status = line(shown.message)
+                yield status if width == 1 else (status, *[gr.skip()] * (width - 1))
                 page_err = _for_request(shown, signature, args, kwargs)
                 if page_err is err:
                     raise

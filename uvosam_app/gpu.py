@@ -13,6 +13,7 @@ except ImportError:
     spaces = None
 
 import gc
+import math
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -47,6 +48,8 @@ _SOURCES: dict[str, tuple[GetPipeline, ToError]] = {}
 # SAM 2 paper's abstract has SAM 2 6x faster than SAM on images, for its Hiera-B+ model against ViT-H), so
 # tiny/small ask a little less than ViT-B, base+ as much as ViT-B and large less than ViT-L, rounded up rather than
 # down (a job over its duration is cut off).
+MAX_GPU_S = 600  # the most a ZeroGPU function may ask for
+_START_S = 20  # asked for each job besides its frames: the models to the GPU, the first frames, the exports
 _PER_FRAME_S = {
     "vit_b": 0.2,
     "vit_l": 0.35,
@@ -90,8 +93,19 @@ def gpu_seconds(
 
 
 def gpu_seconds_for(frames: int, sam: str) -> int:
-    """ZeroGPU seconds asked for a job of ``frames`` output frames with the mask model ``sam`` (at most 600)."""
-    return int(min(600, 20 + frames * _PER_FRAME_S.get(sam, 0.5)))
+    """ZeroGPU seconds asked for a job of ``frames`` output frames with the mask model ``sam`` (at most
+    ``MAX_GPU_S``)."""
+    return int(min(MAX_GPU_S, _START_S + frames * _PER_FRAME_S.get(sam, 0.5)))
+
+
+def zero_gpu_max_frames(sam: str) -> int | None:
+    """On ZeroGPU, the most output frames a run with the mask model ``sam`` covers: those whose estimate fits in
+    ``MAX_GPU_S`` (SAM ViT-H: 1160), so that no run is cut off by ZeroGPU mid-way when the host allows more frames
+    (``UVOSAM_MAX_FRAMES``); None elsewhere (no such limit)."""
+    if not zero_gpu():
+        return None
+    # rounded first: 580 / 0.2 is 2899.9999999999995 in floating point
+    return math.floor(round((MAX_GPU_S - _START_S) / _PER_FRAME_S.get(sam, 0.5), 6))
 
 
 def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:

@@ -6,6 +6,7 @@ views of a finished run (timeline, merge hints, Score) and the session's clean-u
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
@@ -34,13 +35,14 @@ from uvosam_app.checks import (
     over_upload_limit,
 )
 from uvosam_app.describe import describe_input, input_path, record_speed
-from uvosam_app.errors import failures_in_status, text_toasts, to_gr_error
+from uvosam_app.errors import failures_in_status, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config
+from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
-from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_image, track_rows
+from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import FINISHED
+from uvosam_app.text import FINISHED, STOPPED, GpuFrameCap, score_failed_markdown
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -65,7 +67,9 @@ class App:
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
         self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
-        self.links = LinkHandlers(settings, self.work)  # Load (a link) and its linked video
+        self.probes = ProbeCache()  # the input files' probes, kept: an upload is probed once
+        # Load (a link) and its linked video
+        self.links = LinkHandlers(settings, self.work, self.probes)
 
     # ------------------------------------------------------------------------------------------ run
     @failures_in_status(8)
@@ -109,9 +113,11 @@ class App:
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
+        frame_cap = GpuFrameCap.of(sam)  # on ZeroGPU: no run is cut off by its GPU time
+        asked = {"stride": int(taken["stride"]), "max_frames": int(taken["max_frames"])}
         options = JobOptions(
-            stride=int(taken["stride"]),
-            max_frames=int(taken["max_frames"]),
+            stride=asked["stride"],
+            max_frames=frame_cap.limit(asked["max_frames"]) if frame_cap else asked["max_frames"],
             limits=self.settings.limits(),
             cache=True,
             **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
@@ -147,7 +153,10 @@ class App:
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
                 files = str(r.overlay_mp4), str(r.zip_path)
-                yield up.status, _img(up.preview), up.chunk, *files, rows, keep, state
+                status = up.status
+                if frame_cap and frame_cap.cuts(r.info, **asked):
+                    status += f" · {frame_cap.text()}"
+                yield status, _img(up.preview), up.chunk, *files, rows, keep, state
 
     def _start(
         self,
@@ -261,17 +270,21 @@ class App:
             frames_zip,
             linked,
             state,
+            probes=self.probes,
         )
 
     # ------------------------------------------------------------------------------------- timeline
-    def zip_shown(self, masks_zip: str | None, merge: str | None = None) -> tuple[Any, str, str]:
-        """What the page shows of the zip shown: its ``timeline``, its ``merge_hints``, and no scores (those shown
-        were of other masks)."""
-        return self.timeline(masks_zip), self.merge_hints(masks_zip, merge), self.scores_gone()
+    def zip_shown(
+        self, masks_zip: str | None, merge: str | None = None
+    ) -> tuple[Any, Any, str, str]:
+        """What the page shows of the zip shown: its ``timeline`` (two images: a phone's screen shows the narrow
+        one), its ``merge_hints``, and no scores (those shown were of other masks)."""
+        return *self.timeline(masks_zip), self.merge_hints(masks_zip, merge), self.scores_gone()
 
-    def timeline(self, masks_zip: str | None) -> np.ndarray | None:
-        """The track timeline in the zip shown (of a run or a re-render); None (no image) without one."""
-        return timeline_image(masks_zip)
+    def timeline(self, masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The track timeline in the zip shown (of a run or a re-render), and drawn for a phone's width; None (no
+        image) without one."""
+        return timeline_images(masks_zip)
 
     def merge_hints(self, masks_zip: str | None, merge: str | None = None) -> str:
         """Markdown: the possible id switches among the tracks of the zip shown, and what to put in *Merge tracks*
@@ -279,15 +292,25 @@ class App:
         return merge_hints_markdown(masks_zip, merge)
 
     # ---------------------------------------------------------------------------------------- score
-    @text_toasts
-    def score(
+    @failures_in_status(1, line=score_failed_markdown)
+    async def score_shown(
         self,
         gt_zip: str | None,
         masks_zip: str | None,
         state: SessionRun | None,
-        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio: text_toasts reads it)
-    ) -> str:
-        """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs."""
+        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio: failures_in_status reads it)
+    ) -> AsyncIterator[str]:
+        """Score's handler: ``score``, in a worker thread. A refusal or a failure takes the place of the scores
+        ("Score failed: ..."): the toast with the same words goes after a few seconds (``app.py``: Score's failure
+        listener removes the "Error" badge that the page put over it)."""
+        yield await asyncio.to_thread(self.score, gt_zip, masks_zip, state)
+
+    def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
+        """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs, as Markdown.
+
+        Raises:
+            gr.Error: no run, no ground truth, or a zip that cannot be scored (saying why and what to do).
+        """
         if state is None or not masks_zip:
             raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
         if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
@@ -321,6 +344,11 @@ class App:
     def scores_gone(self) -> str:
         """The scores shown, once the masks zip or the ground truth they were of changes: none."""
         return ""
+
+    def score_failed(self) -> Any:
+        """After a failed Score, whose handler put why in place of the scores: they stay (skip); Score's failure
+        listener (``app.py``) is called for the "Error" badge over them to go."""
+        return gr.skip()
 
     # ------------------------------------------------------------------------------------ re-render
     @failures_in_status(6)
@@ -400,14 +428,23 @@ class App:
                     session, "rerender", job, self.render_slots, state.run_dir, keep=state.run_dir
                 )
 
+    def stop_pressed(self, status: str | None = None) -> Any:
+        """Stop's status line, given the one shown: "stopped" over a job's line (starting, running, waiting for a
+        worker); any other line stays, as nothing ran then: none yet (a fresh page: ""), a finished job's ("done:
+        ...", "failed: ...", beside its results) or a stopped one's. A run still waiting in Gradio's queue (no line
+        of its own yet) says "stopped" once the page has cancelled it: its failure listener writes it (``stopped``).
+        """
+        if not status or status.startswith((*FINISHED, STOPPED)):
+            return gr.skip()
+        return STOPPED
+
     def stopped(self, status: str | None = None) -> Any:
-        """Stop's status line, given the one shown: a finished job's ("done: ..."; "failed: ...") stays, as its
-        results do (Stop stopped nothing then); else (a job starting, running or queued) "stopped". Also the line
-        once a Run or Re-render ended without its result (``app.py``: their failure listener, after the page's
-        cancel is done): its "failed: ..." (``failures_in_status``) stays, a stopped one's says "stopped"."""
+        """The status line once a Run or Re-render ended without its result (``app.py``: their failure listener,
+        after the page's cancel is done), given the one shown: its "failed: ..." (``failures_in_status``) stays;
+        else (Stop ended it: starting, running or waiting in the queue) "stopped"."""
         if (status or "").startswith(FINISHED):
             return gr.skip()
-        return "stopped: press Run to start again"
+        return STOPPED
 
     def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
         """``gr.State`` delete callback (session over or expired) of the last run and of the linked video. The

@@ -51,6 +51,8 @@ CSS = """
 #scores td, #scores th { overflow-wrap: normal; word-break: normal; padding: 6px 10px; }
 /* the tracks table's cells wrap (wrap=True, in a phone's width), between words */
 #tracks .header, #tracks td .cell-wrap { word-break: normal; overflow-wrap: break-word; }
+/* the track timeline drawn for a phone (below) */
+#timeline-narrow { display: none; }
 /* Gradio stacks the input column over the live one below a 768 px wide window */
 @media (max-width: 767px) {
   /* the open Settings pushed the status line and the live video a screen down: the input column's parts join
@@ -62,10 +64,10 @@ CSS = """
      column, off the screen to the right */
   #live-column { flex-wrap: nowrap; }
   #live-column > * { flex-shrink: 0; }
-  /* the timeline's labels, scaled to the screen, were 4 px tall: at their size, the bars scroll sideways */
-  #timeline .image-container { overflow-x: auto; }
-  #timeline .image-container button { justify-content: flex-start; width: max-content; min-width: 100%; }
-  #timeline img { max-width: none; width: auto; }
+  /* the timeline (up to 1066 px) scaled to the screen had 4 px tall labels, at its size it scrolled sideways: the
+     one drawn for a phone's width takes its place */
+  #timeline { display: none; }
+  #timeline-narrow { display: block; }
   /* the tracks table hid columns unless scrolled sideways inside it */
   #tracks th, #tracks td, #tracks .cell-wrap, #tracks .header { font-size: 12px; }
   #tracks .cell-wrap { padding: 4px; }
@@ -99,7 +101,8 @@ class Inputs:
 @dataclass(frozen=True)
 class Outputs:
     """What Run and Re-render show: the status line, the live video and latest frame, the files, the tracks table,
-    and what is read from the zip shown (its track timeline, the merge hints)."""
+    and what is read from the zip shown (its track timeline, and the one drawn for a phone, which a screen under
+    768 px wide shows instead: ``CSS``; the merge hints)."""
 
     status: gr.Textbox
     stream: gr.Video
@@ -108,6 +111,7 @@ class Outputs:
     zip_file: gr.File
     table: gr.Dataframe
     timeline: gr.Image
+    timeline_narrow: gr.Image
     hints: gr.Markdown
 
 
@@ -309,17 +313,21 @@ def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs
         column_widths=["8%", "17%", "14%", "15%", "15%", "17%", "14%"],
         elem_id="tracks",
     )
-    timeline = gr.Image(
-        label="Track timeline",
-        show_label=False,  # its badge would hide the frame numbers
-        interactive=False,
-        format="png",
-        # fullscreen only: on a phone, download and share covered a quarter of its bars (the zip holds the PNG)
-        buttons=["fullscreen"],
-        elem_id="timeline",
+    timeline, timeline_narrow = (
+        gr.Image(
+            label="Track timeline",
+            show_label=False,  # its badge would hide the frame numbers
+            interactive=False,
+            format="png",
+            # fullscreen only: on a phone, download and share covered a quarter of the bars (the zip holds the PNG);
+            # none on the phone's, where it covered the last frame number
+            buttons=buttons,
+            elem_id=elem_id,
+        )
+        for elem_id, buttons in (("timeline", ["fullscreen"]), ("timeline-narrow", []))
     )
     hints = gr.Markdown(elem_id="hints")
-    return Outputs(status, stream, preview, mp4, zip_file, table, timeline, hints)
+    return Outputs(status, stream, preview, mp4, zip_file, table, timeline, timeline_narrow, hints)
 
 
 def _editing_row() -> Editing:

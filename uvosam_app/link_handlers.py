@@ -17,6 +17,7 @@ import numpy as np
 
 from uvosam_app import links as app_links
 from uvosam_app.errors import USER_ERRORS, text_toasts, to_gr_error
+from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE
 
@@ -28,11 +29,13 @@ logger = logging.getLogger("uvosam.app")
 
 
 class LinkHandlers:
-    """Load's handlers; ``work`` is the app's ``WorkRoot`` (a link's folder is one of the session's)."""
+    """Load's handlers; ``work`` is the app's ``WorkRoot`` (a link's folder is one of the session's), ``probes`` its
+    ``ProbeCache`` (a file is probed once for its checks, its first frame and its description)."""
 
-    def __init__(self, settings: AppSettings, work: WorkRoot) -> None:
+    def __init__(self, settings: AppSettings, work: WorkRoot, probes: ProbeCache) -> None:
         self.settings = settings
         self.work = work
+        self.probes = probes
 
     @text_toasts
     def load_url(
@@ -72,7 +75,7 @@ class LinkHandlers:
                 self.settings,
                 progress=lambda done, total: progress((done, total), desc="downloading"),
             )
-            loaded = app_links.check_download(path, self.settings)
+            loaded = app_links.check_download(path, self.settings, self.probes)
             return loaded.video, loaded.frames_zip, loaded.linked
         except USER_ERRORS as err:
             self.work.discard(folder)
@@ -95,7 +98,8 @@ class LinkHandlers:
         if not Path(linked).is_file():
             return gr.skip()
         try:
-            return app_links.first_frame(linked)
+            info = self.probes.info(linked, limits=self.settings.limits(), max_frames=1)
+            return app_links.first_frame(info)
         except USER_ERRORS as err:  # Load checked the file; the description says what Run would say
             logger.warning("no first frame of %s: %s", Path(linked).name, err)
             return gr.skip()
@@ -103,21 +107,24 @@ class LinkHandlers:
     def input_changed(
         self, video: str | None, frames_zip: str | None, linked: str | None = None
     ) -> tuple[Any, Any]:
-        """(the linked Load's file, *Latest frame*) when the upload or the zip changes: an upload or a zip chosen
-        replaces a linked file (None), and its first frame under *Latest frame* goes (None) too; their clearing, or
-        no linked file, leaves both (skip). The frame is cleared here: Gradio fires no change of the State when
-        this (unqueued) event sets it. An upload that browsers cannot play (``links.browser_plays``) shows its first
-        frame there instead, as a linked file does (its player shows no picture)."""
-        replaced = bool(linked and (video or frames_zip))
-        frame = self._unplayable_frame(video) if video and not frames_zip else None
-        if frame is not None:
-            return None if replaced else gr.skip(), frame
-        return (None, None) if replaced else (gr.skip(), gr.skip())
+        """(the linked Load's file, *Latest frame*) when the upload or the zip changes. *Latest frame* goes with the
+        input it was of (None): an unplayable upload's first frame stayed beside the next upload, a run's beside
+        another input. An upload that browsers cannot play (``links.browser_plays``) shows its first frame there
+        instead, as a linked file does (its player shows no picture). An upload or a zip chosen replaces a linked
+        file (None); their clearing by a linked Load leaves both (skip: the linked file's frame comes with its
+        State's change). The frame is set here: Gradio fires no change of the State when this (unqueued) event sets
+        it."""
+        if not video and not frames_zip:
+            return gr.skip(), gr.skip() if linked else None
+        unlinked = None if linked else gr.skip()
+        return unlinked, self._unplayable_frame(video) if video and not frames_zip else None
 
     def _unplayable_frame(self, video: str) -> np.ndarray | None:
         """``links.unplayable_first_frame``; None for a file that is not a readable video (the description says
         what Run would say of it)."""
         try:
-            return app_links.unplayable_first_frame(video)
+            # Run's checks that no setting changes (frame size), as Load's (``links.check_download``)
+            info = self.probes.info(video, limits=self.settings.limits(), max_frames=1)
+            return app_links.unplayable_first_frame(info)
         except USER_ERRORS:
             return None

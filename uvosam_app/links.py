@@ -22,7 +22,8 @@ import numpy as np
 
 from uvosam.remote_files import is_zip_download
 from uvosam.remote_video import download_video
-from uvosam.video import VideoInfo, iter_probed, probe
+from uvosam.video import VideoInfo, iter_probed
+from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import markdown_text
 from uvosam_app.uploads import FramesZip
@@ -87,9 +88,10 @@ def needs_reencode(info: VideoInfo) -> bool:
     return not (info.codec in REMUXED and info.audio_codec in REMUXED_AUDIO)
 
 
-def check_download(path: Path, settings: AppSettings) -> Loaded:
+def check_download(path: Path, settings: AppSettings, probes: ProbeCache) -> Loaded:
     """A downloaded file after the checks of Run that no setting changes (readable, frame size; ``max_frames=1``:
-    the frame and duration limits depend on Frame stride and Max frames), placed by ``needs_reencode``.
+    the frame and duration limits depend on Frame stride and Max frames), placed by ``needs_reencode``; a video's
+    probe is kept in ``probes`` (its description and first frame come next).
 
     Raises:
         ValueError, VideoReadError, VideoLimitError: as Run would refuse the file.
@@ -97,7 +99,7 @@ def check_download(path: Path, settings: AppSettings) -> Loaded:
     if is_zip_download(path):
         FramesZip(str(path)).info(settings, stride=1, max_frames=1)
         return Loaded(frames_zip=str(path))
-    if needs_reencode(probe(path, limits=settings.limits(), max_frames=1)):
+    if needs_reencode(probes.info(path, limits=settings.limits(), max_frames=1)):
         return Loaded(linked=str(path))
     return Loaded(video=str(path))
 
@@ -135,14 +137,13 @@ GONE = (
 )
 
 
-def unplayable_first_frame(path: str | Path) -> np.ndarray | None:
-    """The first frame of the video file ``path`` if browsers cannot play it (``browser_plays``: an upload they
-    show no picture of), as ``first_frame``; else None. Raises as ``probe``."""
-    info = probe(path, max_frames=1)
-    return None if browser_plays(info) else next(iter_probed(info, max_frames=1))
+def unplayable_first_frame(info: VideoInfo) -> np.ndarray | None:
+    """The first frame of the video file ``info`` describes if browsers cannot play it (``browser_plays``: an upload
+    they show no picture of), as ``first_frame``; else None."""
+    return None if browser_plays(info) else first_frame(info)
 
 
-def first_frame(path: str | Path) -> np.ndarray:
-    """The video's first frame, (H, W, 3) RGB uint8 in display orientation; only that frame is decoded."""
-    info = probe(path, max_frames=1)
+def first_frame(info: VideoInfo) -> np.ndarray:
+    """The first frame of the video ``info`` describes (``probe``'s), (H, W, 3) RGB uint8 in display orientation;
+    only that frame is decoded."""
     return next(iter_probed(info, max_frames=1))

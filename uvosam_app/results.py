@@ -22,9 +22,10 @@ from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, suggest_merges
+from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.track_edit import parse_merge
 from uvosam_app.text import score_markdown
-from uvosam_app.uploads import check_unpackable, extract_images, zip_image_folder
+from uvosam_app.uploads import check_unpackable, extract_images
 
 
 def track_rows(result: JobResult) -> list[list[Any]]:
@@ -43,16 +44,40 @@ def track_rows(result: JobResult) -> list[list[Any]]:
     ]
 
 
-def timeline_image(masks_zip: str | None) -> np.ndarray | None:
-    """The track timeline in an export zip (of a run or a re-render), HxWx3 uint8 RGB; None (no image)
-    without one."""
+NARROW_PLOT_WIDTH = 150
+"""Pixels of frame axis in the timeline drawn for a phone: 316 px in all with the labels, in a 390 px wide phone's
+326 px column (Chromium, 2026-11-30) at its size: the zip's (up to 1066 px) scrolled sideways there, and scaled
+down to fit, its labels were 4 px tall."""
+
+
+def timeline_images(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The track timeline of an export zip (of a run or a re-render) as the zip has it (``timeline.png``), and
+    drawn again for a phone's width (``NARROW_PLOT_WIDTH``) from its tracks.csv, results.json and run.json; each
+    HxWx3 uint8 RGB, or None (no image) without them."""
     if not masks_zip or not Path(masks_zip).is_file():
-        return None
+        return None, None
     with zipfile.ZipFile(masks_zip) as archive:
-        if "timeline.png" not in archive.namelist():
-            return None
+        names = set(archive.namelist())
+        if "timeline.png" not in names:
+            return None, None
         with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
-            return np.asarray(image.convert("RGB"))
+            wide = np.asarray(image.convert("RGB"))
+        if not {"tracks.csv", "results.json", "run.json"} <= names:
+            return wide, None
+        rows = _timeline_rows(archive)
+        frames = int(json.loads(archive.read("run.json"))["export"]["frames"])
+    return wide, draw_timeline(rows, frames, max_plot_width=NARROW_PLOT_WIDTH)
+
+
+def _timeline_rows(archive: zipfile.ZipFile) -> list[TimelineRow]:
+    """The rows of the export zip's timeline, as the export drew them (tracks.csv's order and classes, the frames
+    with a box in results.json)."""
+    classes = csv.DictReader(io.StringIO(archive.read("tracks.csv").decode("utf-8")))
+    names = {int(row["track_id"]): row["class_name"] for row in classes}
+    return [
+        TimelineRow(track_id, names[track_id], sorted(boxes))
+        for track_id, boxes in _zip_track_boxes(archive).items()
+    ]
 
 
 def merge_hints_markdown(masks_zip: str | None, merge: str | None = None) -> str:
@@ -137,10 +162,10 @@ class _Unpacked:
 
     @classmethod
     def of(cls, zip_path: str, parent: Path, prefix: str, max_files: int) -> _Unpacked:
-        folder = extract_images(
+        images = extract_images(
             zip_path, parent, prefix=prefix, max_files=max_files, max_bytes=1 << 30
         )
-        return cls(Path(zip_path).name, zip_image_folder(zip_path, prefix=prefix), folder)
+        return cls(Path(zip_path).name, images.inside, images.folder)
 
     def where(self, file: Path) -> str:
         """``file`` (unpacked) as the user knows it: ``gt.zip: annot/00000.png``."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from uvosam.environment import package_versions
 from uvosam.eval.davis import DavisScores
 from uvosam.job_types import JobProgress
 from uvosam.video import VideoInfo
-from uvosam_app.gpu import default_device, zero_gpu
+from uvosam_app.gpu import MAX_GPU_S, default_device, zero_gpu, zero_gpu_max_frames
 from uvosam_app.models import GetPipeline, mask_model_label, needed_weights, sam2_missing
 from uvosam_app.settings import AppSettings
 
@@ -143,8 +144,16 @@ def failed_status(message: str) -> str:
     return f"failed: {message}"
 
 
+def score_failed_markdown(message: str) -> str:
+    """Markdown in place of the scores after a Score that failed with ``message`` (also shown as a toast, which
+    goes)."""
+    return f"**Score failed:** {markdown_text(message)}"
+
+
 FINISHED = ("done:", "failed:")
 """How the status line of a job that is over starts (``status_text``'s last line, ``failed_status``)."""
+STOPPED = "stopped: press Run to start again"
+"""The status line of a job that Stop ended."""
 
 
 def _count(n: int, noun: str) -> str:
@@ -194,6 +203,35 @@ def backend_text() -> str:
     )
 
 
+@dataclass(frozen=True)
+class GpuFrameCap:
+    """On ZeroGPU, the most output ``frames`` a run covers with its mask model (``mask_model``, as the page names it):
+    those that fit in its GPU time (``uvosam_app.gpu.zero_gpu_max_frames``)."""
+
+    frames: int
+    mask_model: str
+
+    @classmethod
+    def of(cls, sam: str) -> GpuFrameCap | None:
+        """The cap of a run with the mask model ``sam``; None off ZeroGPU (no cap)."""
+        frames = zero_gpu_max_frames(sam)
+        return None if frames is None else cls(frames, mask_model_label(sam))
+
+    def limit(self, max_frames: int) -> int:
+        """What a run asked to cover ``max_frames`` frames covers at most."""
+        return min(max_frames, self.frames)
+
+    def cuts(self, info: VideoInfo, *, stride: int, max_frames: int) -> bool:
+        """Whether a run of ``info`` with ``stride`` and ``max_frames`` covers fewer frames than asked."""
+        return self.frames < info.num_output_frames(stride=stride, max_frames=max_frames)
+
+    def text(self) -> str:
+        return (
+            f"on ZeroGPU a run covers at most {self.frames} frames with {self.mask_model} ({MAX_GPU_S} s of GPU "
+            "time at most): a larger Frame stride spreads them over more of the video"
+        )
+
+
 def describe_video(
     info: VideoInfo,
     name: str,
@@ -203,6 +241,7 @@ def describe_video(
     fps: float | None,
     on_cpu: bool = False,
     zero_gpu_seconds: int | None = None,
+    frame_cap: GpuFrameCap | None = None,
 ) -> str:
     """Markdown telling a user, before Run, what their upload is and what a run of it will cover.
 
@@ -214,17 +253,22 @@ def describe_video(
             or None.
         on_cpu: the models run on the CPU: without a past run, say what a frame costs there.
         zero_gpu_seconds: on ZeroGPU, the GPU time a run asks for (counted against the user's daily quota).
+        frame_cap: on ZeroGPU, the most frames a run covers (fewer than ``max_frames`` may ask for).
     """
     sound = ", with sound (Run's video keeps it)" if info.audio_codec else ""
     text = f"**{markdown_text(name)}**: {info.width}x{info.height}, {_frames_text(info)}{sound}."
-    covered = info.num_output_frames(stride=stride, max_frames=max_frames)
+    capped = frame_cap is not None and frame_cap.cuts(info, stride=stride, max_frames=max_frames)
+    covered = info.num_output_frames(
+        stride=stride, max_frames=frame_cap.limit(max_frames) if frame_cap else max_frames
+    )
     suffix = (
         "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
     )
     step = "every frame" if stride == 1 else f"every {stride}{suffix} frame"
     if covered < -(-info.num_frames // stride):
         first = "the first frame" if covered == 1 else f"the first {covered} frames"
-        text += f" Run covers {first} ({step}; Max frames is {max_frames})."
+        why = frame_cap.text() if capped else f"Max frames is {max_frames}"
+        text += f" Run covers {first} ({step}; {why})."
     else:
         text += f" Run covers {_count(covered, 'frame')} ({step})."
     if fps:

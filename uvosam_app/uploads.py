@@ -57,9 +57,8 @@ class FramesZip:
 
     def extract(self, parent: Path, settings: AppSettings) -> Path:
         """The frames as a folder ``parent/<the zip's folder name>``, within this app's bounds."""
-        return extract_images(
-            self.path, parent, suffixes=FRAME_EXTENSIONS, **self._bounds(settings)
-        )
+        bounds = self._bounds(settings)
+        return extract_images(self.path, parent, suffixes=FRAME_EXTENSIONS, **bounds).folder
 
 
 MAX_ZIP_ENTRIES = 100_000
@@ -285,22 +284,17 @@ def check_unpackable(name: str, members: Mapping[PurePosixPath, zipfile.ZipInfo]
             )
 
 
-def zip_image_folder(
-    zip_path: str | Path, *, suffixes: tuple[str, ...] = (".png",), prefix: str = ""
-) -> PurePosixPath:
-    """The folder, inside the zip, of the images ``extract_images`` takes from it (``.`` for the zip's root): what
-    names a file it unpacked as the user knows it (``<folder>/<file name>``).
-
-    Raises:
-        ValueError: as ``extract_images``: not a zip, no such file, files in several folders.
-    """
-    with _open_zip(zip_path, "/".join(suffixes)) as archive:
-        members = _image_members(archive, Path(zip_path).name, suffixes, prefix)
-    return next(iter(members)).parent
-
-
 MAX_UNPACK_RATIO = 20
 """Most an uploaded zip of images may grow when unpacked: PNG and JPEG are compressed already (about 1x)."""
+
+
+@dataclass(frozen=True)
+class UnpackedImages:
+    """The images ``extract_images`` took from a zip: ``folder``, where it wrote them; ``inside``, their folder in
+    the zip (``.`` for its root), which names a file as the user knows it (``<inside>/<file name>``)."""
+
+    folder: Path
+    inside: PurePosixPath
 
 
 def extract_images(
@@ -311,8 +305,8 @@ def extract_images(
     prefix: str = "",
     max_files: int,
     max_bytes: int,
-) -> Path:
-    """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat.
+) -> UnpackedImages:
+    """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat; the zip is listed once.
 
     Safe for uploads: only those members are read, each is written under its base name (no path from the zip is
     used; ``\\`` counts as a folder separator, as Windows tools write it), the count, the declared sizes and their
@@ -320,8 +314,9 @@ def extract_images(
     past a member's declared size), and macOS ``__MACOSX`` copies are ignored.
 
     Returns:
-        ``parent/<name>``, holding the files: ``name`` is the folder's name in the zip, or the zip's stem for files
-        at its root (letters and digits of any script, ``-_.`` kept; the rest becomes ``_``).
+        ``folder``: ``parent/<name>``, holding the files: ``name`` is the folder's name in the zip, or the zip's stem
+        for files at its root (letters and digits of any script, ``-_.`` kept; the rest becomes ``_``); and the
+        folder's path in the zip.
 
     Raises:
         ValueError: not a zip, no such file, files in several folders, over ``max_files`` or ``max_bytes``, a zip
@@ -331,11 +326,11 @@ def extract_images(
     name, kind = Path(zip_path).name, "/".join(suffixes)
     with _open_zip(zip_path, kind) as archive:
         members = _image_members(archive, name, suffixes, prefix)
-        folders = sorted({str(path.parent) for path in members})
+        inside = next(iter(members)).parent  # they are in one folder
         _check_bounds(zip_path, members, kind, max_files, max_bytes)
         check_unpackable(name, members)
-        folder = folders[0] if folders[0] != "." else Path(zip_path).stem
-        dest = parent / (re.sub(r"[^\w.-]", "_", PurePosixPath(folder).name).strip(".") or "frames")
+        folder = inside.name if inside != PurePosixPath(".") else Path(zip_path).stem
+        dest = parent / (re.sub(r"[^\w.-]", "_", folder).strip(".") or "frames")
         dest.mkdir(parents=True, exist_ok=True)
         for path, member in members.items():
             try:
@@ -350,4 +345,4 @@ def extract_images(
                 raise ValueError(
                     f"{name}: {member.filename} is damaged ({err}); zip the files again"
                 ) from None
-    return dest
+    return UnpackedImages(dest, inside)
