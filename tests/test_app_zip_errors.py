@@ -306,3 +306,24 @@ def test_score_names_a_ground_truth_file_that_is_no_png_without_the_servers_path
         "m.zip: davis/clip/00000.png is not a readable mask PNG (no image inside); "
     ), message
     assert str(app.work.root) not in message
+
+
+def test_score_notes_ground_truth_ids_that_are_not_1_to_k(finished, tmp_path):
+    """An object with id 3 alone: the protocol scores objects 1..3, two of them empty everywhere (official, and
+    so scored); the note under the table names the file as it is in the zip and says what to do."""
+    app, masks, state = finished
+    ids = np.zeros((64, 96), np.uint8)
+    ids[10:30, 10:40] = 3
+    gt = _annotations(
+        tmp_path / "gt.zip", [_png(Image.fromarray(ids))] * 6
+    )  # grayscale: ids as written
+    text = app.score(str(gt), masks, state)
+    assert "over 3 objects" in text
+    assert text.endswith(
+        "**Note:** the first ground-truth frame (gt.zip: annot/00000.png) has the ids 3, not 1..3: the DAVIS "
+        "protocol scores the 3 objects 1..3, and any of 1, 2 counts as perfect (J = F = 1) on every frame where "
+        "neither the ground truth nor the masks have it. If those ids are in no ground-truth frame, renumber the "
+        "objects 1 for a mean over the real ones."
+    ), text
+    plain = _annotations(tmp_path / "plain.zip", [_ids_png()] * 6)
+    assert "Note" not in app.score(str(plain), masks, state)

@@ -312,3 +312,33 @@ def test_clip_score_interrupted_while_writing_json_leaves_the_earlier_file(
         )
     monkeypatch.undo()
     assert [(p.name, p.read_text()) for p in out.iterdir()] == [("s.json", "{}")]
+
+
+def test_ground_truth_ids_that_are_not_1_to_k_get_a_note_the_scores_stay_official(
+    clip_gt, tmp_path, capsys
+):
+    """Ids 2 and 5 make K = 5: objects 1, 3 and 4 are empty everywhere and score 1 where the masks leave them empty
+    (official), which lifts the mean; the note says so, and how to get a mean over the real objects."""
+    import uvosam_cli
+    from uvosam.eval.clip import id_gaps_note
+
+    d, video = clip_gt
+    relabel = np.array(
+        [0, 2, 5, 0] + [0] * 252, np.uint8
+    )  # objects 1, 2 -> ids 2, 5; object 3 dropped
+    for t, masks in enumerate(video.masks):
+        write_index_png(tmp_path / "gaps" / f"{t}.png", relabel[_labels(masks)])
+    gt = ground_truth_files(tmp_path / "gaps")
+    names = _results(tmp_path / "shapes", video, range(12), drop=3)
+    scores = score_clip(tmp_path / "shapes", gt, names)
+    assert len(scores.objects) == 5 and scores.jf_mean == pytest.approx(
+        1.0
+    )  # the official count and mean
+    note = id_gaps_note(gt[0])
+    assert note is not None and note.startswith(
+        "the first ground-truth frame (0.png) has the ids 2, 5, not 1..5:"
+    )
+    assert "any of 1, 3, 4 counts as perfect" in note and "renumber the objects 1..2" in note
+    assert id_gaps_note(ground_truth_files(d / "gt")[0]) is None  # ids 1..3
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "gaps")]) == 0
+    assert f"Note: {note}" in capsys.readouterr().out

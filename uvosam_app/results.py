@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam.eval.clip import align_ground_truth, ground_truth_files, id_gaps_note, score_clip
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, suggest_merges
@@ -135,8 +135,9 @@ def score_masks_zip(
         except (ValueError, FileNotFoundError) as err:  # damaged pixel data, ids over 20...
             message = res.in_zip_terms(gt.in_zip_terms(str(err)))
             raise ValueError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from None
+        note = id_gaps_note(truth[0], shown_as=gt.where(truth[0]))
     tracks = _davis_tracks(masks_zip)
-    return score_markdown(scores, tracks, len(names))
+    return score_markdown(scores, tracks, len(names), note)
 
 
 GROUND_TRUTH_FORMAT = (

@@ -324,8 +324,11 @@ CPU_FRAME_COST = (
 )
 
 
-def score_markdown(scores: DavisScores, track_of_label: Mapping[int, int], frames: int) -> str:
-    """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object."""
+def score_markdown(
+    scores: DavisScores, track_of_label: Mapping[int, int], frames: int, note: str | None = None
+) -> str:
+    """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object; ``note``, a
+    warning about the ground truth (``uvosam.eval.clip.id_gaps_note``), under them."""
     rows = [
         f"| {o.gt_id} | {track_of_label.get(o.result_id, 'none')} | {o.j_mean:.3f} | {o.f_mean:.3f} | "
         f"{(o.j_mean + o.f_mean) / 2:.3f} |"
@@ -334,12 +337,13 @@ def score_markdown(scores: DavisScores, track_of_label: Mapping[int, int], frame
     return "\n".join(
         [
             f"**J&F {scores.jf_mean:.3f}** (J {scores.j_mean:.3f}, F {scores.f_mean:.3f}) over "
-            f"{len(scores.objects)} objects and {frames} frames: the DAVIS-2017 unsupervised protocol (objects "
+            f"{_count(len(scores.objects), 'object')} and {_count(frames, 'frame')}: the DAVIS-2017 unsupervised protocol (objects "
             "from the first ground-truth frame, tracks matched to them once for the whole clip).",
             "",
             "| object | track | J | F | J&F |",
             "|---|---|---|---|---|",
             *rows,
+            *(["", f"**Note:** {markdown_text(note)}"] if note else []),
         ]
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from uvosam.eval.clip import align_ground_truth, ground_truth_files, score_clip
+from uvosam.eval.clip import align_ground_truth, ground_truth_files, id_gaps_note, score_clip
 from uvosam_cli.arguments import positive_int
 from uvosam_cli.checks import check_output_file
 from uvosam_cli.davis import format_tables, write_scores_json
@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     )
     scores = score_clip(args.results, truth, names)
     print(format_tables(scores))
+    if (note := id_gaps_note(truth[0])) is not None:
+        print(f"Note: {note}")
     if args.json:
         write_scores_json(scores, args.json)
     return 0

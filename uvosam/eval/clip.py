@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles
 from uvosam.eval.masks_io import read_index_png
 from uvosam.frame_folder import natural_key
 
-__all__ = ["align_ground_truth", "ground_truth_files", "score_clip"]
+__all__ = ["align_ground_truth", "ground_truth_files", "id_gaps_note", "score_clip"]
 
 
 def ground_truth_files(folder: str | Path) -> list[Path]:
@@ -139,3 +141,36 @@ def _check_size(truth: Path, result: Path) -> None:
             "masks have the video's size: give the ground truth at that size (resized with nearest-neighbour "
             "sampling, so that ids stay ids)"
         )
+
+
+def id_gaps_note(first_truth: str | Path, shown_as: str | None = None) -> str | None:
+    """A warning when the first ground-truth frame's ids are not 1..K: the protocol scores objects 1..K all the same
+    (K = its largest id), and one that is in no ground-truth frame counts as perfect wherever the masks leave it
+    empty, which raises the mean (e.g. ids 2 and 7 make K = 7: five empty objects). None when the ids are 1..K.
+    ``shown_as``: the file's name in the note (default: its file name)."""
+    ids = np.unique(read_index_png(first_truth))
+    present = {int(i) for i in ids if 0 < i < 255}
+    if not present:
+        return None
+    k = max(present)
+    missing = sorted(set(range(1, k + 1)) - present)
+    if not missing:
+        return None
+    real = f"1..{len(present)}" if len(present) > 1 else "1"
+    return (
+        f"the first ground-truth frame ({shown_as or Path(first_truth).name}) has the ids {_id_list(sorted(present))}, not "
+        f"1..{k}: the DAVIS protocol scores the {k} objects 1..{k}, and any of {_id_list(missing)} counts as perfect "
+        "(J = F = 1) on every frame where neither the ground truth nor the masks have it. If those ids are in no "
+        f"ground-truth frame, renumber the objects {real} for a mean over the real ones."
+    )
+
+
+def _id_list(ids: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
