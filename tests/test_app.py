@@ -1175,6 +1175,11 @@ def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     assert len(describes) == 2 and all(d["queue"] is False for d in describes)
     endpoints = {"/segment", "/rerender", "/score", "/load_url"}
     assert set(demo.get_api_info()["named_endpoints"]) == endpoints
+    # every output has a name in the API (an unlabelled one is "value_<id>")
+    returns = [
+        r["label"] for e in demo.get_api_info()["named_endpoints"].values() for r in e["returns"]
+    ]
+    assert "Scores" in returns and not any(label.startswith("value_") for label in returns), returns
 
 
 def _frames_zip(path: Path, folder: str, count: int, size=(96, 64)) -> Path:

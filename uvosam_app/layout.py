@@ -364,5 +364,6 @@ def _scoring() -> Scoring:
             gt_zip = gr.File(label="Ground truth (.zip)", file_types=[".zip"], elem_id="gt")
             with gr.Column():
                 score = gr.Button("Score", elem_id="score")
-                scores = gr.Markdown(elem_id="scores")
+                # the label names /score's output in the API (it was "value_56"); not shown on the page
+                scores = gr.Markdown(label="Scores", show_label=False, elem_id="scores")
     return Scoring(gt_zip, score, scores)
