@@ -80,7 +80,7 @@ def test_segment_with_sam2_but_no_sam2_package_is_a_one_line_error(
     assert code == 2, err
     assert (
         err.startswith("uvosam segment: error: SAM 2.1 models need the sam2 package")
-        and "pip install sam2" in err
+        and "pip install sam2==1.1.0" in err
     )
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
@@ -285,7 +285,7 @@ def test_from_pretrained_names_the_missing_sam2_package_before_loading_the_track
 ):
     from uvosam.errors import MissingPackageError
 
-    with pytest.raises(MissingPackageError, match="pip install sam2"):
+    with pytest.raises(MissingPackageError, match="pip install sam2==1.1.0"):
         UVOSAM.from_pretrained("idol-ytvis19-r50", "sam2.1_tiny", device="cpu")
     with pytest.raises(ImportError):  # still an ImportError for callers that catch that
         UVOSAM.from_pretrained("idol-ytvis19-r50", "sam2.1_tiny", device="cpu")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -308,12 +310,25 @@ def test_missing_sam2_package_is_named_before_any_download(monkeypatch, tmp_path
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "sam2" else real(name, *a)
     )
-    assert "pip install sam2" in sam2_missing_message()
+    # the pinned release, never any upload
+    assert "'pip install sam2==1.1.0'" in sam2_missing_message()
     monkeypatch.setattr(hub, "resolve", lambda *a, **k: pytest.fail("looked for weights"))
-    with pytest.raises(ImportError, match="pip install sam2"):
+    with pytest.raises(ImportError, match="pip install sam2==1.1.0"):
         load_segmenter("sam2.1_small", device="cpu", checkpoints_dir=tmp_path)
     monkeypatch.undo()
     assert sam2_missing_message() is None
+
+
+def test_the_install_advice_names_the_release_the_project_pins():
+    """PyPI's sam2 is a third party's upload: the advice must be the pinned 1.1.0 of pyproject and requirements."""
+    root = Path(__file__).resolve().parents[1]
+    pins = re.findall(r'"(sam2==[^"]+)"', (root / "pyproject.toml").read_text())
+    pins += [line.strip() for line in (root / "requirements.txt").read_text().splitlines()
+             if line.startswith("sam2")]  # fmt: skip
+    assert pins and set(pins) == {sam2_segmenter.SAM2_REQUIREMENT}
+    assert sam2_segmenter.SAM2_INSTALL == f"pip install {sam2_segmenter.SAM2_REQUIREMENT}"
+    readme = (root / "README.md").read_text()
+    assert "pip install sam2`" not in readme and "pip install sam2)" not in readme
 
 
 def test_every_released_size_has_a_config_and_weights_entry():
@@ -374,7 +389,7 @@ def test_a_broken_sam2_install_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(sam2_segmenter, "sam2_missing_message", lambda: None)
     with pytest.raises(
         MissingPackageError,
-        match="installed but cannot be imported .*pip install --force-reinstall",
+        match="installed but cannot be imported .*pip install --force-reinstall sam2==1.1.0 ",
     ):
         sam2_segmenter.sam2_config("sam2.1_tiny")
 
