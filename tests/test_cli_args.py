@@ -405,3 +405,31 @@ def test_track_batch_size_zero_is_a_usage_error(frames_dir, tmp_path, no_models,
         uvosam_cli.main([*argv, "--batch-size", "0"])
     assert exit_info.value.code == 2
     assert "--batch-size: must be a positive integer; got 0" in capsys.readouterr().err
+
+
+def _options(parser):
+    """(subcommand, option) for every option of every subcommand (not --help)."""
+    import argparse
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.option_strings and not isinstance(action, argparse._HelpAction):
+                yield name, action
+
+
+def test_every_option_has_help_and_says_its_default():
+    """`segment --help` showed no default for --tracker / --sam, `ytvis-run --split` hid its default and
+    `davis-run --set` had no help at all."""
+    missing = []
+    for name, action in _options(uvosam_cli.build_parser()):
+        default = action.default
+        if action.help is None:
+            missing.append(f"{name} {action.option_strings[0]}: no help")
+        elif (
+            default not in (None, {})
+            and not isinstance(default, bool)
+            and "default" not in action.help
+        ):
+            missing.append(f"{name} {action.option_strings[0]}: default {default!r} not said")
+    assert not missing, "\n".join(missing)

@@ -32,10 +32,12 @@ SAM_HELP = (
 )
 
 
-def add_sam_arguments(p: argparse.ArgumentParser, help_suffix: str = "") -> None:
+def add_sam_arguments(p: argparse.ArgumentParser) -> None:
     """``--sam`` (default ``vit_h``, the release's), ``--sam-type`` (the SAM 2.1 size of a renamed checkpoint) and
     ``--sam-precision`` (the image encoder's fast path)."""
-    p.add_argument("--sam", default="vit_h", help=SAM_HELP + help_suffix)
+    p.add_argument(
+        "--sam", default="vit_h", help=SAM_HELP + " (default: vit_h, the release's and the paper's)"
+    )
     p.add_argument("--sam-type", choices=SAM2_MODEL_TYPES,
                    help="which SAM 2.1 model a --sam PATH holds when its file name is not the released one (e.g. "
                         "sam2.1_hiera_small.pt); a SAM checkpoint's size is read from the file")  # fmt: skip

@@ -35,7 +35,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         f"{PAPER_TRACKER})",
     )  # fmt: skip
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
-    add_sam_arguments(p, " (the paper used vit_h)")
+    add_sam_arguments(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
@@ -56,7 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="results folder (<out>/<seq>/<frame>.png)"
     )
-    p.add_argument("--set", dest="subset", choices=SUBSETS, default="val")
+    p.add_argument("--set", dest="subset", choices=SUBSETS, default="val",
+                   help="the DAVIS-2017 image set, ImageSets/2017/<set>.txt (default: val; test-dev and "
+                        "test-challenge need --no-score)")  # fmt: skip
     p.add_argument(
         "--sequences",
         nargs="+",
@@ -78,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="results.json path (the zip is written beside it)"
     )
-    p.add_argument("--split", default="valid", help="valid | test | train")
+    p.add_argument("--split", default="valid",
+                   help="valid | test | train: reads <split>.json (default: valid)")  # fmt: skip
     _model_args(p)
     p.set_defaults(func=run_ytvis_command)
 

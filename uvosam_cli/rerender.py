@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"{ALPHA_WEBM_HELP} (default: as the run did)")  # fmt: skip
     p.add_argument("--min-score", type=float, default=0.0,
                    help="leave tracks out of the frames where they score below this (above the run's own "
-                        "threshold; frames below that were never segmented)")  # fmt: skip
+                        "threshold; frames below that were never segmented; default: 0, none left "
+                        "out)")  # fmt: skip
     p.add_argument("--output-max-side", type=_max_side, metavar="PIXELS|source",
                    help="shrink the video to at most this longest side (never enlarged); 'source': the source "
                         "size (default: the run's)")  # fmt: skip

@@ -51,7 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or other page link)",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
+    p.add_argument(
+        "--tracker", default=DEFAULT_TRACKER,
+        help=f"tracker preset or checkpoint path (default: {DEFAULT_TRACKER})",
+    )  # fmt: skip
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     add_sam_arguments(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -59,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--precision",
         default="fp32",
         choices=("fp32", "tf32", "bf16"),
-        help="tracker compute precision (the SAM / SAM 2.1 image encoder: --sam-precision; on CPU, bf16 "
-        "ran the R50 detector 1.8x faster than fp32 on a CPU with AVX512-BF16)",
+        help="tracker compute precision (default: fp32; the SAM / SAM 2.1 image encoder: --sam-precision; on "
+        "CPU, bf16 ran the R50 detector 1.8x faster than fp32 on a CPU with AVX512-BF16)",
     )
     p.add_argument(
         "--compile",
@@ -68,11 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch.compile the SAM / SAM 2.1 image encoder (the first frame waits for the compile; "
         "needs a C++ compiler on CPU, Triton on CUDA)",
     )
-    p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
+    p.add_argument("--stride", type=int, default=1, help="use every N-th frame (default: 1, all)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
     p.add_argument(
-        "--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame"
+        "--min-score",
+        type=float,
+        default=0.0,
+        help="skip tracks scoring below this in a frame, 0 to 1 (default: 0, none skipped)",
     )
     p.add_argument(
         "--output-max-side",
@@ -83,8 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--style",
         default="overlay",
         choices=STYLES,
-        help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
-        "(blurred / greyscale background), matte (white objects on black, for editors)",
+        help="the output video: overlay (colour masks; the default), cutout (objects on black), "
+        "blur / gray (blurred / greyscale background), matte (white objects on black, for editors)",
     )
     p.add_argument("--alpha-webm", action="store_true", help=ALPHA_WEBM_HELP)
     p.add_argument(
