@@ -29,19 +29,39 @@ def no_models(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("command", "extra", "message"),
     [
-        (["--max-objects", "0"], "max_objects"),
-        (["--min-score", "2"], "min_score"),
-        (["--stride", "0"], "stride"),
-        (["--max-frames", "0"], "max_frames"),
+        ("segment", ["--max-objects", "0"], "argument --max-objects: must be a positive integer"),
+        ("segment", ["--min-score", "2"], "argument --min-score: must be a number in [0, 1]"),
+        ("segment", ["--min-score", "nan"], "argument --min-score: must be a number in [0, 1]"),
+        ("segment", ["--stride", "0"], "argument --stride: must be a positive integer"),
+        ("segment", ["--max-frames", "0"], "argument --max-frames: must be a positive integer"),
+        ("segment", ["--max-frames", "x"], "argument --max-frames: must be an integer; got 'x'"),
+        ("rerender", ["--min-score", "-1"], "argument --min-score: must be a number in [0, 1]"),
+        ("track", ["--stride", "0"], "argument --stride: must be a positive integer"),
+        ("track", ["--max-frames", "0"], "argument --max-frames: must be a positive integer"),
+        ("train", ["--iters", "0"], "argument --iters: must be a positive integer"),
+        ("train", ["--workers", "-1"], "argument --workers: must be an integer >= 0"),
+        ("davis-score", ["--workers", "0"], "argument --workers: must be a positive integer"),
     ],
 )
-def test_segment_bad_numbers_fail_before_loading(
-    frames_dir, tmp_path, no_models, capsys, extra, message
+def test_bad_numbers_name_the_option_not_the_config_field(
+    frames_dir, tmp_path, no_models, capsys, command, extra, message
 ):
-    assert uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), *extra]) == 2
-    assert message in capsys.readouterr().err
+    """`--min-score 2` said "PipelineConfig.min_score must be in [0, 1]; got 2.0", `--max-frames 0` "max_frames
+    must be None (all frames) ...": a user of the command line knows the option, not the field."""
+    required = {
+        "segment": [str(frames_dir), "--out", str(tmp_path / "o")],
+        "rerender": [str(tmp_path)],
+        "track": [str(frames_dir), "--weights", "idol-coco-r50", "--out", str(tmp_path / "r.json")],
+        "train": ["--data", f"folder:{tmp_path}", "--out", str(tmp_path / "run")],
+        "davis-score": ["--davis-root", str(tmp_path), "--results", str(tmp_path)],
+    }[command]
+    with pytest.raises(SystemExit) as exc:
+        uvosam_cli.main([command, *required, *extra])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err, err
+    assert "Config" not in err and "None" not in err
 
 
 def test_segment_output_max_side_must_be_positive(frames_dir, tmp_path, no_models, capsys):
@@ -263,16 +283,14 @@ def _train_argv(tmp_path):
                                    "(sam_vit_h is a SAM model, not a tracker); expected one of none, idol-")),
         (["--init", "{tmp}/gone.pth"], ("--init {tmp}/gone.pth is neither a tracker weight name nor a "
                                         "checkpoint file (no file at {tmp}/gone.pth)")),
-        (["--workers", "-1"], "TrainConfig.num_workers must be an int >= 0"),
     ],
     ids=["out-a-file", "out-under-a-file", "out-unwritable", "config-unknown", "config-a-folder", "device",
-         "davis-root", "ytvis-json-a-folder", "ytvis-images-a-file", "folder-missing", "init-sam", "init-missing",
-         "workers"],
+         "davis-root", "ytvis-json-a-folder", "ytvis-images-a-file", "folder-missing", "init-sam", "init-missing"],
 )  # fmt: skip
 def test_train_checks_its_arguments_before_reading_data_or_building_a_model(
     tmp_path, a_file, no_training, monkeypatch, capsys, extra, message
 ):
-    """A wrong --out, --data, --config, --init, --device or --workers used to surface only after the datasets were
+    """A wrong --out, --data, --config, --init or --device (--workers: an argparse type) used to surface only after the datasets were
     read and the model built (or the starting weights downloaded)."""
     import os
 
@@ -433,3 +451,21 @@ def test_every_option_has_help_and_says_its_default():
         ):
             missing.append(f"{name} {action.option_strings[0]}: default {default!r} not said")
     assert not missing, "\n".join(missing)
+
+
+def test_ytvis_run_without_annotations_names_both_layouts_as_plain_paths(tmp_path, capsys):
+    """It said "annotations not found; looked for [PosixPath('DAVIS/valid.json'), ...]", and no next step."""
+    root = tmp_path / "DAVIS"
+    root.mkdir()
+    code = uvosam_cli.main(
+        ["ytvis-run", "--ytvis-root", str(root), "--out", str(tmp_path / "r.json")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "PosixPath" not in err, err
+    for path in (
+        root / "valid.json",
+        root / "valid" / "instances.json",
+        root / "valid" / "JPEGImages",
+    ):
+        assert str(path) in err
+    assert "--ytvis-root" in err and "--split" in err

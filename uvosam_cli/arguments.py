@@ -10,9 +10,37 @@ from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS, Seg
 
 def positive_int(text: str) -> int:
     """An ``argparse`` type: an int >= 1, else a usage error that says so."""
-    value = int(text)
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An ``argparse`` type: an int >= 0, else a usage error that says so."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+
+
+def unit_interval(text: str) -> float:
+    """An ``argparse`` type: a number in [0, 1] (a score threshold), else a usage error that says so."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also NaN
+        raise argparse.ArgumentTypeError(
+            f"must be a number in [0, 1] (scores are 0 to 1); got {text}"
+        )
     return value
 
 

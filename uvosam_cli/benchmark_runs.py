@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ytvis-root",
         type=Path,
         required=True,
-        help="folder holding <split>.json and <split>/JPEGImages",
+        help="folder holding <split>.json (YouTube-VIS 2019; 2021: <split>/instances.json) and "
+        "<split>/JPEGImages",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="results.json path (the zip is written beside it)"

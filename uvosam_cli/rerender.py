@@ -21,7 +21,7 @@ from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
-from uvosam_cli.arguments import ALPHA_WEBM_HELP
+from uvosam_cli.arguments import ALPHA_WEBM_HELP, unit_interval
 from uvosam_cli.checks import check_output_folder
 from uvosam_cli.hints import print_merge_hints
 
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--alpha-webm", action=argparse.BooleanOptionalAction,
                    help=f"{ALPHA_WEBM_HELP} (default: as the run did)")  # fmt: skip
-    p.add_argument("--min-score", type=float, default=0.0,
+    p.add_argument("--min-score", type=unit_interval, default=0.0,
                    help="leave tracks out of the frames where they score below this (above the run's own "
                         "threshold; frames below that were never segmented; default: 0, none left "
                         "out)")  # fmt: skip

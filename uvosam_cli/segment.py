@@ -33,6 +33,7 @@ from uvosam_cli.arguments import (
     add_sam_arguments,
     positive_int,
     segmenter_config,
+    unit_interval,
 )
 from uvosam_cli.checks import check_model_arguments, check_output_folder
 from uvosam_cli.hints import print_merge_hints
@@ -71,12 +72,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch.compile the SAM / SAM 2.1 image encoder (the first frame waits for the compile; "
         "needs a C++ compiler on CPU, Triton on CUDA)",
     )
-    p.add_argument("--stride", type=int, default=1, help="use every N-th frame (default: 1, all)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
+    p.add_argument(
+        "--stride", type=positive_int, default=1, help="use every N-th frame (default: 1, all)"
+    )
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    p.add_argument(
+        "--max-objects", type=positive_int, help="segment at most this many tracks per frame"
+    )
     p.add_argument(
         "--min-score",
-        type=float,
+        type=unit_interval,
         default=0.0,
         help="skip tracks scoring below this in a frame, 0 to 1 (default: 0, none skipped)",
     )

@@ -35,9 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--video-id", default=None, help="video_id in results.json (default: input name)"
     )
     parser.add_argument(
-        "--stride", type=int, default=1, help="keep every STRIDE-th frame (default 1)"
+        "--stride", type=positive_int, default=1, help="keep every STRIDE-th frame (default 1)"
     )
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument(
+        "--max-frames", type=positive_int, default=None, help="stop after this many frames"
+    )
     parser.add_argument(
         "--batch-size", type=positive_int, default=None, help="frames per detector call"
     )

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from uvosam_cli.arguments import DEVICE_HELP
+from uvosam_cli.arguments import DEVICE_HELP, non_negative_int, positive_int
 from uvosam_cli.checks import (
     check_device,
     check_output_folder,
@@ -55,13 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="starting weights: weight name (idol-coco-r50), checkpoint path or "
         "'none' (default: the config's init)",
     )
-    parser.add_argument("--iters", type=int, default=None, help="override the iteration count")
+    parser.add_argument(
+        "--iters", type=positive_int, default=None, help="override the iteration count"
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in --out"
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
-        "--workers", type=int, default=None, help="data-loading workers per process"
+        "--workers",
+        type=non_negative_int,
+        default=None,
+        help="data-loading workers per process (0: load in the training process; default: the config's, "
+        "at most the CPUs this process may use)",
     )
     parser.set_defaults(func=run)
 
