@@ -210,3 +210,16 @@ def test_from_pretrained_reports_a_wrong_tracker_before_loading_sam(monkeypatch,
     monkeypatch.setattr(BoxPromptSegmenter, "from_pretrained", no_sam)
     with pytest.raises(FileNotFoundError, match="no_such_tracker.pth"):
         UVOSAM.from_pretrained(tmp_path / "no_such_tracker.pth", "vit_h", device="cpu")
+
+
+def test_from_pretrained_checks_the_device_before_reading_any_weights(monkeypatch):
+    """device="cuda" without CUDA read the tracker checkpoint, then raised torch's "Found no NVIDIA driver"."""
+    import torch
+
+    from uvosam import hub
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hub, "resolve", lambda *a, **k: pytest.fail("weights were looked up"))
+    with pytest.raises(ValueError, match="device='cuda': torch finds no CUDA GPU") as err:
+        UVOSAM.from_pretrained("idol-ytvis19-r50", "vit_b", device="cuda")
+    assert "expected one of auto, cpu" in str(err.value)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from uvosam.config import PipelineConfig, SegmenterConfig
+from uvosam.devices import check_device
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
 
 if TYPE_CHECKING:
@@ -126,10 +127,13 @@ class UVOSAM:
             FileNotFoundError: a weight file is missing (the message says where it looked and how to get it).
             WeightsError: a weight file is corrupt or does not fit the architecture.
             MissingPackageError: ``sam`` is a SAM 2.1 model and the sam2 package is missing (before anything loads).
+            ValueError: a ``device`` torch cannot use here (``uvosam.devices.check_device``; before any weights are
+                read).
         """
         from uvosam.segmenter import check_segmenter_packages, load_segmenter, resolve_device
         from uvosam.tracker.loading import load_tracker
 
+        check_device(device)
         if sam is None:
             sam = (segmenter_config or SegmenterConfig()).model_type
         # SAM 2.1 without the sam2 package: said before any load
