@@ -52,3 +52,12 @@ def tiny_sam_model():
     from uvosam.testing import tiny_sam
 
     return tiny_sam()
+
+
+@pytest.fixture()
+def weights_found(monkeypatch):
+    """Both weight files count as found (``uvosam.pipeline.locate_weights``), for tests that replace the model loads
+    themselves (``from_pretrained`` looks for both files before it loads either)."""
+    from uvosam import pipeline
+
+    monkeypatch.setattr(pipeline, "locate_weights", lambda *a, **k: (Path("tracker"), Path("sam")))

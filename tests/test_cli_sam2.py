@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from model_helpers import use_tiny_sam2_checkpoints
+from model_helpers import use_tiny_sam2_checkpoints, use_tiny_tracker
 from PIL import Image
 
 import uvosam_cli
@@ -20,7 +20,7 @@ from uvosam import sam2_segmenter
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter
-from uvosam.testing import tiny_idol_tracker, tiny_sam2
+from uvosam.testing import tiny_sam2
 from uvosam.tracker import loading
 from uvosam_cli.arguments import segmenter_config
 
@@ -52,7 +52,7 @@ def no_sam2(monkeypatch):
 def tiny_sam2_checkpoints(tmp_path, monkeypatch):
     """$UVOSAM_CHECKPOINTS holding a tiny SAM 2.1 under the released tiny file name; SAM 2.1 models are built at
     tiny size; the tracker is the tiny random IDOL."""
-    monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: tiny_idol_tracker())
+    use_tiny_tracker(tmp_path / "checkpoints", monkeypatch)
     return use_tiny_sam2_checkpoints(tmp_path / "checkpoints", monkeypatch)
 
 

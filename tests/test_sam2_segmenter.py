@@ -394,7 +394,7 @@ def test_a_broken_sam2_install_is_a_clear_error(monkeypatch):
         sam2_segmenter.sam2_config("sam2.1_tiny")
 
 
-def test_pipeline_takes_the_mask_model_from_the_segmenter_config(monkeypatch):
+def test_pipeline_takes_the_mask_model_from_the_segmenter_config(monkeypatch, weights_found):
     from uvosam import pipeline
     from uvosam.tracker import loading
 

@@ -143,6 +143,29 @@ def uses_sam2(
     )
 
 
+def segmenter_weights(
+    model_type_or_path: str | os.PathLike | None = None,
+    *,
+    config: SegmenterConfig | None = None,
+    checkpoints_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """The verified weight file ``load_segmenter(model_type_or_path, config=config)`` would load, found (or
+    downloaded) by ``hub.resolve`` as that load does, without building or loading any model: a caller finds out that
+    a file is missing before it does slower work.
+
+    Raises:
+        FileNotFoundError, WeightsError: as ``hub.resolve``.
+    """
+    config = config if config is not None else SegmenterConfig()
+    source = model_type_or_path if model_type_or_path is not None else config.model_type
+    if not uses_sam2(source, config):
+        source = _model_type_and_source(source)[
+            1
+        ]  # vit_h -> sam_vit_h; SAM 2.1 types are table keys already
+    return hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
+
+
 def check_segmenter_packages(
     model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None
 ) -> None:

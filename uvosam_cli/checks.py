@@ -143,6 +143,22 @@ def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = 
     )
 
 
+def check_weight_files(args: argparse.Namespace) -> None:
+    """Find the ``--tracker`` and ``--sam`` weight files now (``uvosam.pipeline.locate_weights``: local first, then the
+    Hub, which may download them), for a command that has slow work to do before it loads the models (a link to
+    download): a missing file is reported in seconds, not after that work and the tracker's load.
+
+    Raises:
+        FileNotFoundError: a file is missing (where it was looked for, how to get it).
+        WeightsError: a file is corrupt.
+    """
+    from uvosam import (
+        pipeline,
+    )  # looked up when called: the tests of the commands replace it with their models
+
+    pipeline.locate_weights(str(args.tracker), args.sam, segmenter_config=segmenter_config(args))
+
+
 def check_model_arguments(args: argparse.Namespace) -> None:
     """The checks of ``--tracker``, ``--sam``, ``--sam-type``, ``--device`` and of the ``sam2`` package a SAM 2.1
     ``--sam`` needs, all instant: a command calls this before it reads data or loads a model.

@@ -35,7 +35,7 @@ from uvosam_cli.arguments import (
     segmenter_config,
     unit_interval,
 )
-from uvosam_cli.checks import check_model_arguments, check_output_folder
+from uvosam_cli.checks import check_model_arguments, check_output_folder, check_weight_files
 from uvosam_cli.hints import print_merge_hints
 
 
@@ -194,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
     check_model_arguments(args)  # --tracker, --sam, --sam-type, --device, the sam2 package
     check_output_folder(args.out, "--out")  # before a download, too
+    if looks_like_link(
+        args.input
+    ):  # both weight files before the download (a local input is probed first)
+        check_weight_files(args)
     with local_input(args.input) as source:
         return _segment(args, source, config, options)
 
