@@ -469,3 +469,23 @@ def test_ytvis_run_without_annotations_names_both_layouts_as_plain_paths(tmp_pat
     ):
         assert str(path) in err
     assert "--ytvis-root" in err and "--split" in err
+
+
+def test_a_hugging_face_hub_warning_is_printed_once():
+    """Offline, each of huggingface_hub's retry warnings came twice: plain (its own handler) and again as
+    `WARNING huggingface_hub.utils._http: ...` (propagated to the handler the CLI puts on the root logger)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, uvosam_cli\n"
+        "uvosam_cli.configure_logging(verbose=False)\n"
+        "from huggingface_hub.utils import _http\n"  # as a download imports it: its handler comes with it
+        "_http.logger.warning('Retrying in 1s [Retry 1/5].')\n"
+        "logging.getLogger('uvosam.hub').warning('the Hub cannot be reached')\n"
+    )
+    err = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stderr
+    assert err.count("Retrying in 1s") == 1, err
+    assert "WARNING uvosam.hub: the Hub cannot be reached" in err  # ours as before
