@@ -38,6 +38,16 @@ def sam_fast_path_off_on_cpu():
         yield
 
 
+@pytest.fixture(autouse=True)
+def hub_not_known_unreachable(monkeypatch):
+    """Each test starts with no failed connection to the Hub remembered (``uvosam.hub`` looks in the HF cache only
+    for a while after one): a test that met the real, unreachable Hub must not change how later tests' fakes are
+    asked."""
+    from uvosam import hub
+
+    monkeypatch.setattr(hub, "_UNREACHABLE", {})
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():

@@ -503,7 +503,6 @@ def test_an_unreachable_hub_is_asked_once_then_the_cache_only(tmp_path, spec, mo
         pytest.skip("this huggingface_hub downloads with requests")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "_UNREACHABLE", {})
     other = dataclasses.replace(weight_table.WEIGHTS["sam_vit_l"], url=None)
     monkeypatch.setitem(weight_table.WEIGHTS, "sam_vit_l", other)
     asked, failure = [], {"error": http.ReadError("[Errno 104] Connection reset by peer")}
