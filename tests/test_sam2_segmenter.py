@@ -274,10 +274,37 @@ def test_a_sam2_1_checkpoint_of_another_size_names_the_size_it_holds(
         segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()}
     )
     with pytest.raises(WeightsError, match="is a SAM 2 checkpoint") as err:
-        load_segmenter(mine, device="cpu")  # SAM's loader: it names the size too
+        BoxPromptSegmenter.from_pretrained(
+            mine, device="cpu"
+        )  # SAM's loader: it names the size too
     assert "model_type='sam2.1_large'" in str(err.value) and "--sam-type sam2.1_large" in str(
         err.value
     )
+    assert segmenter.sam2_file_size(mine) == "sam2.1_large"  # load_segmenter loads it as that
+
+
+def test_a_renamed_sam2_1_file_of_a_released_size_loads_as_that_size(
+    tiny_weights, monkeypatch, caplog
+):
+    """A SAM 2.1 file under another name than the released one was refused without --sam-type, although its size
+    can be told: now it loads as that size (logged); a config that says another size is still refused."""
+    toy = tiny_sam2().state_dict()
+    width = toy["image_encoder.trunk.patch_embed.proj.weight"].shape[0]
+    monkeypatch.setitem(
+        sam2_segmenter._HIERA_SIZES, (width, 5), "sam2.1_tiny"
+    )  # the toy as a released size
+    renamed = tiny_weights.with_name("mine.pt")
+    renamed.write_bytes(tiny_weights.read_bytes())
+    with caplog.at_level("INFO", logger="uvosam.segmenter"):
+        seg = load_segmenter(renamed, device="cpu")  # the default config is SAM vit_h
+    assert isinstance(seg, Sam2BoxSegmenter) and seg.config.model_type == "sam2.1_tiny"
+    assert all(torch.equal(v, toy[k]) for k, v in seg.model.state_dict().items())
+    assert (
+        f"{renamed} holds SAM 2.1 sam2.1_tiny (by its Hiera trunk's width and depth)" in caplog.text
+    )
+    small = SegmenterConfig(model_type="sam2.1_small")
+    with pytest.raises(WeightsError, match="holds SAM 2.1 sam2.1_tiny .*, not sam2.1_small"):
+        load_segmenter(renamed, device="cpu", config=small)
 
 
 def test_the_hiera_size_table_matches_the_sam2_package_configs():

@@ -160,6 +160,14 @@ def _is_sam2_0(state: dict) -> bool:
     return has_hiera_trunk(state) and not any(key in state for key in _SAM2_1_KEYS)
 
 
+def sam2_1_size_of(state: dict) -> str | None:
+    """The released SAM 2.1 model type of a state dict by its Hiera trunk's width and depth, else ``None`` (no Hiera
+    trunk, SAM 2.0, another size)."""
+    if not has_hiera_trunk(state) or _is_sam2_0(state):
+        return None
+    return sam2_size_of(state)
+
+
 def sam2_state_advice(state: dict, path: str | os.PathLike) -> str:
     """The error text for a SAM 2 state dict given where SAM was expected: which SAM 2 it is and how to load it."""
     size = sam2_size_of(state)

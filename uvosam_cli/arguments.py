@@ -68,7 +68,9 @@ def add_sam_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sam-type", choices=SAM2_MODEL_TYPES,
                    help="which SAM 2.1 model a --sam PATH holds when its file name is not the released one (e.g. "
-                        "sam2.1_hiera_small.pt); a SAM checkpoint's size is read from the file")  # fmt: skip
+                        "sam2.1_hiera_small.pt); without it the size is told from the file (SAM 2.1 of a released "
+                        "size by its Hiera trunk, SAM by its image encoder) and a file of another size is "
+                        "refused with it")  # fmt: skip
     p.add_argument("--sam-precision", choices=tuple(SAM_PRECISIONS), default="auto",
                    help="the image encoder: bf16 (SAM: with scaled_dot_product_attention; masks within IoU 0.99 "
                         "of fp32 in the tests) or fp32 (the model's own forward, as the release); auto (default): "
