@@ -290,8 +290,8 @@ def _train_argv(tmp_path):
 def test_train_checks_its_arguments_before_reading_data_or_building_a_model(
     tmp_path, a_file, no_training, monkeypatch, capsys, extra, message
 ):
-    """A wrong --out, --data, --config, --init or --device (--workers: an argparse type) used to surface only after the datasets were
-    read and the model built (or the starting weights downloaded)."""
+    """A wrong --out, --data, --config, --init or --device (--workers: an argparse type) used to surface only after
+    the datasets were read and the model built (or the starting weights downloaded)."""
     import os
 
     from uvosam_cli import checks
@@ -489,3 +489,28 @@ def test_a_hugging_face_hub_warning_is_printed_once():
     ).stderr
     assert err.count("Retrying in 1s") == 1, err
     assert "WARNING uvosam.hub: the Hub cannot be reached" in err  # ours as before
+
+
+def test_train_refuses_a_config_the_cpu_has_not_the_memory_for(
+    tmp_path, no_training, monkeypatch, capsys
+):
+    """`uvosam train --config davis_r50` on a 23 GB CPU machine was killed by the OOM killer at 23 GB, without a
+    word and with nothing in --out: one iteration needs about 58 GiB there (uvosam.train.memory)."""
+    from uvosam.train import memory
+    from uvosam.train.config import TrainConfig
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 22 << 30)
+    argv = [*_train_argv(tmp_path), "--config", "davis_r50", "--device", "cpu"]
+    assert uvosam_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "needs about 58 GiB of memory for one iteration on the CPU" in err
+        and "22 GiB available" in err
+    )
+    assert "8 clips of 2 frames, up to 576x1024 pixels each" in err
+    assert "Train on a GPU" in err and "`--config tiny` for a smoke test" in err
+    assert not (tmp_path / "run").exists()
+    memory.check_cpu_memory(
+        TrainConfig.davis_r50(), available=64 << 30
+    )  # a machine that has it trains
+    memory.check_cpu_memory(TrainConfig.tiny(), available=22 << 30)

@@ -109,7 +109,8 @@ def _check_config_file(config: str) -> None:
 def checked_arguments(args: argparse.Namespace) -> tuple[TrainConfig, list[DataSpec]]:
     """The ``TrainConfig`` and the parsed ``--data`` specs, once every argument is checked: the config,
     ``--device``, ``--out`` (a folder that can be written or created), each ``--data`` path and the
-    starting weights. All instant: nothing is read from the datasets and no model is built.
+    starting weights; then, on the CPU, that one iteration fits in the memory available
+    (``uvosam.train.memory``). All instant: nothing is read from the datasets and no model is built.
 
     Raises:
         ValueError, FileNotFoundError: the first bad argument, saying what was expected.
@@ -126,7 +127,22 @@ def checked_arguments(args: argparse.Namespace) -> tuple[TrainConfig, list[DataS
     if not (args.resume and find_last_checkpoint(args.out)):  # a resumed run does not use them
         source = "--init" if args.init is not None else f"--config {args.config}: init"
         check_tracker_weights(cfg.init, source, also=("none",))
+    _check_cpu_memory(cfg, args.device)  # once the arguments are right: what the machine can give
     return cfg, specs
+
+
+def _check_cpu_memory(cfg: TrainConfig, device: str) -> None:
+    """On the CPU (``--device cpu``, or auto without CUDA), refuse a config whose iteration needs more memory
+    than the machine has (``uvosam.train.memory``): the kernel would kill it without a word."""
+    import os
+
+    import torch
+
+    from uvosam.train.memory import check_cpu_memory
+
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    if cpu:
+        check_cpu_memory(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def run(args: argparse.Namespace) -> int:
