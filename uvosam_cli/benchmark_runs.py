@@ -19,6 +19,7 @@ from uvosam.eval.runner import (
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
+from uvosam.text import count
 from uvosam.weight_checksums import file_sha256
 from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_config
 from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
@@ -143,7 +144,7 @@ def run_davis_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     runs = run_davis_selection(pipe, selection, args.out, settings=settings)
     for done in runs:
-        state = "already done, skipped" if done.skipped else f"{done.frames} frames"
+        state = "already done, skipped" if done.skipped else count(done.frames, "frame")
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
     print(
         f"segmented in {time.perf_counter() - start:.1f} s -> {args.out} (what made them: {record_path})"
@@ -213,7 +214,8 @@ def run_ytvis_command(args: argparse.Namespace) -> int:
     write_run_json(record_path, record)
     zip_path = run_ytvis(
         pipe, args.ytvis_root, args.out, split=args.split,
-        progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {d.frames} frames", flush=True),
+        progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {count(d.frames, 'frame')}",
+                                 flush=True),
     )  # fmt: skip
     print(
         f"wrote {args.out} and {zip_path} (upload the zip to the YouTube-VIS evaluation server); what made "

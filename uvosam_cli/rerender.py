@@ -20,6 +20,7 @@ from uvosam.job_plan import run_output
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
+from uvosam.text import count
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, unit_interval
 from uvosam_cli.checks import check_output_folder
@@ -127,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     assert result is not None
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
     print(
-        f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}"
+        f"{result.video_name}: {count(result.num_frames, 'frame')}, tracks {tracks} -> {result.overlay_mp4}, "
+        f"{result.zip_path}"
     )
     print_merge_hints(
         result.export.merge_hints,

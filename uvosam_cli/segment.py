@@ -26,6 +26,7 @@ from uvosam.remote_files import is_zip_download
 from uvosam.remote_links import looks_like_link
 from uvosam.remote_video import download_video
 from uvosam.render import STYLES
+from uvosam.text import count
 from uvosam.video import probe
 from uvosam_cli.arguments import (
     ALPHA_WEBM_HELP,
@@ -221,7 +222,7 @@ def _segment(
             result = update.result or result
     assert result is not None
     print(
-        f"{result.video_name}: {result.num_frames} frames, {len(result.tracks)} objects, "
+        f"{result.video_name}: {count(result.num_frames, 'frame')}, {count(len(result.tracks), 'track')}, "
         f"{result.seconds:.1f} s ({result.fps:.2f} fps) -> {result.overlay_mp4}, {result.zip_path}"
     )
     print_merge_hints(result.export.merge_hints, args.out, cached=args.cache)

@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+from uvosam.text import count
 from uvosam_cli.arguments import DEVICE_HELP, positive_int
 from uvosam_cli.checks import check_device, check_output_file, check_tracker_weights
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, json.dumps(records), encoding="utf-8")  # never a truncated results.json
     tracks = len({t.track_id for t in trajectories})
-    logger.info("%d trajectories (%d results) written to %s", tracks, len(records), out)
-    print(f"{out}: {len(records)} result(s), {tracks} trajectory(ies)")
+    found = f"{count(len(records), 'result')}, {count(tracks, 'trajectory', 'trajectories')}"
+    logger.info("%s written to %s", found, out)
+    print(f"{out}: {found}")
     return 0
