@@ -10,6 +10,7 @@ from uvosam.eval.davis import evaluate
 from uvosam.eval.layout import SUBSETS, find_sequences
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
+    DavisSelection,
     check_run_settings,
     finished_sequences,
     run_davis_selection,
@@ -133,25 +134,60 @@ def run_davis_command(args: argparse.Namespace) -> int:
     held = [name for name in listed if name in kept]
     if not args.no_score:
         _check_ground_truth(args, held)  # not after hours of segmenting
+    sequences = None if held == listed else held  # what the record lists
+    if _nothing_left(args, names, earlier, sequences):  # the models would load (~10 s) for nothing
+        record = earlier
+        for index, name in enumerate(names):
+            print(f"[{index + 1}/{len(names)}] {name}: already done, skipped", flush=True)
+        print(
+            f"nothing left to segment in {args.out}: no model loaded (what made them: {record_path})"
+        )
+    else:
+        record = _segment_davis(args, selection, settings, earlier, sequences)
+    if not args.no_score:
+        _score_folder(args, record, held, names, whole_set=held == listed)
+    return 0
+
+
+def _nothing_left(
+    args: argparse.Namespace, names: list[str], earlier: dict | None, sequences: list[str] | None
+) -> bool:
+    """Every sequence of this run is finished in ``args.out`` and its record already lists what the folder holds
+    (``sequences``), so neither the models nor a new record are needed."""
+    benchmark = (earlier or {}).get("benchmark") or {}
+    return (
+        earlier is not None
+        and finished_sequences(args.out, names) == names
+        and benchmark.get("sequences") == sequences
+    )
+
+
+def _segment_davis(
+    args: argparse.Namespace,
+    selection: DavisSelection,
+    settings: dict,
+    earlier: dict | None,
+    sequences: list[str] | None,
+) -> dict:
+    """Load the models, write the folder's record (before any sequence: a folder never holds masks without it) and
+    segment the sequences not finished yet. Returns the record."""
+    record_path = args.out / RUN_JSON
     pipe = load_pipeline(args)
+    videos = len(sequences) if sequences is not None else len(selection.listed)
     record = benchmark_record(
-        pipe, dataset=DAVIS_DATASET, split=args.subset, videos=len(held),
-        sequences=None if held == listed else held, earlier=earlier,
+        pipe, dataset=DAVIS_DATASET, split=args.subset, videos=videos, sequences=sequences,
+        earlier=earlier,
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    # before any sequence: a folder never holds masks without it
     write_run_json(record_path, record)
     start = time.perf_counter()
-    runs = run_davis_selection(pipe, selection, args.out, settings=settings)
-    for done in runs:
+    for done in run_davis_selection(pipe, selection, args.out, settings=settings):
         state = "already done, skipped" if done.skipped else count(done.frames, "frame")
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
     print(
         f"segmented in {time.perf_counter() - start:.1f} s -> {args.out} (what made them: {record_path})"
     )
-    if not args.no_score:
-        _score_folder(args, record, held, names, whole_set=held == listed)
-    return 0
+    return record
 
 
 def _check_ground_truth(args: argparse.Namespace, names: list[str]) -> None:
