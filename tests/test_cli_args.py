@@ -514,3 +514,24 @@ def test_train_refuses_a_config_the_cpu_has_not_the_memory_for(
         TrainConfig.davis_r50(), available=64 << 30
     )  # a machine that has it trains
     memory.check_cpu_memory(TrainConfig.tiny(), available=22 << 30)
+
+
+@pytest.mark.parametrize(("rank", "saved", "said"), [
+    ("0", True, "finished at iteration 2: {out}/model_final.pth"),
+    ("1", False, "rank 1 finished at iteration 2 (rank 0 writes the checkpoints)"),
+    ("0", False, "nothing to train: {out} had reached iteration 2 already"),
+])  # fmt: skip
+def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
+    tmp_path, monkeypatch, caplog, rank, saved, said
+):
+    """Under torchrun, rank 1 logged "finished at iteration 2: None" (only rank 0 saves)."""
+    from uvosam.train import datasets, loop
+
+    out = tmp_path / "run"
+    final = out / "model_final.pth" if saved else None
+    monkeypatch.setattr(datasets, "load_spec", lambda spec: [])
+    monkeypatch.setattr(loop, "train", lambda *a, **k: loop.TrainResult(2, final, None, {}, None))
+    monkeypatch.setenv("RANK", rank)
+    with caplog.at_level("INFO", logger="uvosam_cli.train"):
+        assert uvosam_cli.main(_train_argv(tmp_path)) == 0
+    assert said.format(out=out) in caplog.text and "None" not in caplog.text

@@ -160,5 +160,20 @@ def run(args: argparse.Namespace) -> int:
     result = train(
         cfg, sources, [s.ratio for s in specs], args.out, resume=args.resume, device=device
     )
-    logger.info("finished at iteration %d: %s", result.iteration, result.checkpoint)
+    _log_end(result.iteration, result.checkpoint, args.out)
     return 0
+
+
+def _log_end(iteration: int, checkpoint: Path | None, out: Path) -> None:
+    """The last line: rank 0 names the final checkpoint; the other ``torchrun`` ranks save nothing and say so."""
+    import os
+
+    rank = int(os.environ.get("RANK", "0"))
+    if checkpoint is not None:
+        logger.info("finished at iteration %d: %s", iteration, checkpoint)
+    elif rank > 0:
+        logger.info(
+            "rank %d finished at iteration %d (rank 0 writes the checkpoints)", rank, iteration
+        )
+    else:
+        logger.info("nothing to train: %s had reached iteration %d already", out, iteration)
