@@ -471,6 +471,7 @@ def test_davis_run_into_a_finished_folder_loads_no_model(tmp_path, pipe, monkeyp
     assert "Global results for val" in out
     again = json.loads((tmp_path / "r" / "run.json").read_text())
     assert again == record  # the same record and score
-    assert uvosam_cli.main([*argv, "--sequences", seqs[0]]) == 0 and loaded == [1]  # a finished part too
+    # a finished part of it too
+    assert uvosam_cli.main([*argv, "--sequences", seqs[0]]) == 0 and loaded == [1]
     shutil.rmtree(tmp_path / "r" / seqs[1])  # one left to do: the models load
     assert uvosam_cli.main(argv) == 0 and loaded == [1, 1]
