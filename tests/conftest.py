@@ -38,6 +38,16 @@ def sam_fast_path_off_on_cpu():
         yield
 
 
+@pytest.fixture(autouse=True)
+def hub_not_known_unreachable(monkeypatch):
+    """Each test starts with no failed connection to the Hub remembered (``uvosam.hub`` looks in the HF cache only
+    for a while after one): a test that met the real, unreachable Hub must not change how later tests' fakes are
+    asked."""
+    from uvosam import hub
+
+    monkeypatch.setattr(hub, "_UNREACHABLE", {})
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
@@ -52,3 +62,12 @@ def tiny_sam_model():
     from uvosam.testing import tiny_sam
 
     return tiny_sam()
+
+
+@pytest.fixture()
+def weights_found(monkeypatch):
+    """Both weight files count as found (``uvosam.pipeline.locate_weights``), for tests that replace the model loads
+    themselves (``from_pretrained`` looks for both files before it loads either)."""
+    from uvosam import pipeline
+
+    monkeypatch.setattr(pipeline, "locate_weights", lambda *a, **k: (Path("tracker"), Path("sam")))

@@ -61,3 +61,19 @@ def use_tiny_sam2_checkpoints(folder: Path, monkeypatch) -> Path:
         model_type, tiny_sam2_overrides()))  # fmt: skip
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(folder))
     return folder
+
+
+def use_tiny_tracker(folder: Path, monkeypatch, preset: str = "idol-ytvis19-r50") -> None:
+    """The tiny random IDOL as the tracker of every load (``loading.load_tracker``), and a stand-in file under
+    ``preset``'s released name in ``folder`` (``$UVOSAM_CHECKPOINTS``), since ``UVOSAM.from_pretrained`` finds both
+    weight files before it loads either model (``uvosam.pipeline.locate_weights``)."""
+    from uvosam import weight_table
+    from uvosam.testing import tiny_idol_tracker
+    from uvosam.tracker import loading
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / weight_table.WEIGHTS[preset].basename).write_bytes(
+        b"stands in: load_tracker is replaced"
+    )
+    monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: tiny_idol_tracker())
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(folder))

@@ -451,3 +451,27 @@ def test_davis_run_refuses_another_set_into_a_folder_of_one(tmp_path, pipe, monk
     err = capsys.readouterr().err
     assert "holds a davis-run of the 'val' set" in err and "Use another --out" in err
     assert len(loaded) == 1
+
+
+def test_davis_run_into_a_finished_folder_loads_no_model(tmp_path, pipe, monkeypatch, capsys):
+    """Re-running a finished davis-run loaded both models (~10 s with the real ones) only to skip every sequence:
+    what is left to do is decided first, and a run with nothing left scores the folder without them."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=1)
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(1) or pipe)
+    argv = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]
+    assert uvosam_cli.main(argv) == 0 and loaded == [1]
+    first = capsys.readouterr().out
+    assert f"[1/2] {seqs[0]}: 1 frame\n" in first  # not "1 frames"
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert uvosam_cli.main(argv) == 0 and loaded == [1]
+    out = capsys.readouterr().out
+    assert f"[2/2] {seqs[1]}: already done, skipped" in out and "no model loaded" in out
+    assert "Global results for val" in out
+    again = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert again == record  # the same record and score
+    # a finished part of it too
+    assert uvosam_cli.main([*argv, "--sequences", seqs[0]]) == 0 and loaded == [1]
+    shutil.rmtree(tmp_path / "r" / seqs[1])  # one left to do: the models load
+    assert uvosam_cli.main(argv) == 0 and loaded == [1, 1]

@@ -29,19 +29,39 @@ def no_models(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("command", "extra", "message"),
     [
-        (["--max-objects", "0"], "max_objects"),
-        (["--min-score", "2"], "min_score"),
-        (["--stride", "0"], "stride"),
-        (["--max-frames", "0"], "max_frames"),
+        ("segment", ["--max-objects", "0"], "argument --max-objects: must be a positive integer"),
+        ("segment", ["--min-score", "2"], "argument --min-score: must be a number in [0, 1]"),
+        ("segment", ["--min-score", "nan"], "argument --min-score: must be a number in [0, 1]"),
+        ("segment", ["--stride", "0"], "argument --stride: must be a positive integer"),
+        ("segment", ["--max-frames", "0"], "argument --max-frames: must be a positive integer"),
+        ("segment", ["--max-frames", "x"], "argument --max-frames: must be an integer; got 'x'"),
+        ("rerender", ["--min-score", "-1"], "argument --min-score: must be a number in [0, 1]"),
+        ("track", ["--stride", "0"], "argument --stride: must be a positive integer"),
+        ("track", ["--max-frames", "0"], "argument --max-frames: must be a positive integer"),
+        ("train", ["--iters", "0"], "argument --iters: must be a positive integer"),
+        ("train", ["--workers", "-1"], "argument --workers: must be an integer >= 0"),
+        ("davis-score", ["--workers", "0"], "argument --workers: must be a positive integer"),
     ],
 )
-def test_segment_bad_numbers_fail_before_loading(
-    frames_dir, tmp_path, no_models, capsys, extra, message
+def test_bad_numbers_name_the_option_not_the_config_field(
+    frames_dir, tmp_path, no_models, capsys, command, extra, message
 ):
-    assert uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / "o"), *extra]) == 2
-    assert message in capsys.readouterr().err
+    """`--min-score 2` said "PipelineConfig.min_score must be in [0, 1]; got 2.0", `--max-frames 0` "max_frames
+    must be None (all frames) ...": a user of the command line knows the option, not the field."""
+    required = {
+        "segment": [str(frames_dir), "--out", str(tmp_path / "o")],
+        "rerender": [str(tmp_path)],
+        "track": [str(frames_dir), "--weights", "idol-coco-r50", "--out", str(tmp_path / "r.json")],
+        "train": ["--data", f"folder:{tmp_path}", "--out", str(tmp_path / "run")],
+        "davis-score": ["--davis-root", str(tmp_path), "--results", str(tmp_path)],
+    }[command]
+    with pytest.raises(SystemExit) as exc:
+        uvosam_cli.main([command, *required, *extra])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err, err
+    assert "Config" not in err and "None" not in err
 
 
 def test_segment_output_max_side_must_be_positive(frames_dir, tmp_path, no_models, capsys):
@@ -263,17 +283,15 @@ def _train_argv(tmp_path):
                                    "(sam_vit_h is a SAM model, not a tracker); expected one of none, idol-")),
         (["--init", "{tmp}/gone.pth"], ("--init {tmp}/gone.pth is neither a tracker weight name nor a "
                                         "checkpoint file (no file at {tmp}/gone.pth)")),
-        (["--workers", "-1"], "TrainConfig.num_workers must be an int >= 0"),
     ],
     ids=["out-a-file", "out-under-a-file", "out-unwritable", "config-unknown", "config-a-folder", "device",
-         "davis-root", "ytvis-json-a-folder", "ytvis-images-a-file", "folder-missing", "init-sam", "init-missing",
-         "workers"],
+         "davis-root", "ytvis-json-a-folder", "ytvis-images-a-file", "folder-missing", "init-sam", "init-missing"],
 )  # fmt: skip
 def test_train_checks_its_arguments_before_reading_data_or_building_a_model(
     tmp_path, a_file, no_training, monkeypatch, capsys, extra, message
 ):
-    """A wrong --out, --data, --config, --init, --device or --workers used to surface only after the datasets were
-    read and the model built (or the starting weights downloaded)."""
+    """A wrong --out, --data, --config, --init or --device (--workers: an argparse type) used to surface only after
+    the datasets were read and the model built (or the starting weights downloaded)."""
     import os
 
     from uvosam_cli import checks
@@ -405,3 +423,115 @@ def test_track_batch_size_zero_is_a_usage_error(frames_dir, tmp_path, no_models,
         uvosam_cli.main([*argv, "--batch-size", "0"])
     assert exit_info.value.code == 2
     assert "--batch-size: must be a positive integer; got 0" in capsys.readouterr().err
+
+
+def _options(parser):
+    """(subcommand, option) for every option of every subcommand (not --help)."""
+    import argparse
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.option_strings and not isinstance(action, argparse._HelpAction):
+                yield name, action
+
+
+def test_every_option_has_help_and_says_its_default():
+    """`segment --help` showed no default for --tracker / --sam, `ytvis-run --split` hid its default and
+    `davis-run --set` had no help at all."""
+    missing = []
+    for name, action in _options(uvosam_cli.build_parser()):
+        default = action.default
+        if action.help is None:
+            missing.append(f"{name} {action.option_strings[0]}: no help")
+        elif (
+            default not in (None, {})
+            and not isinstance(default, bool)
+            and "default" not in action.help
+        ):
+            missing.append(f"{name} {action.option_strings[0]}: default {default!r} not said")
+    assert not missing, "\n".join(missing)
+
+
+def test_ytvis_run_without_annotations_names_both_layouts_as_plain_paths(tmp_path, capsys):
+    """It said "annotations not found; looked for [PosixPath('DAVIS/valid.json'), ...]", and no next step."""
+    root = tmp_path / "DAVIS"
+    root.mkdir()
+    code = uvosam_cli.main(
+        ["ytvis-run", "--ytvis-root", str(root), "--out", str(tmp_path / "r.json")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "PosixPath" not in err, err
+    for path in (
+        root / "valid.json",
+        root / "valid" / "instances.json",
+        root / "valid" / "JPEGImages",
+    ):
+        assert str(path) in err
+    assert "--ytvis-root" in err and "--split" in err
+
+
+def test_a_hugging_face_hub_warning_is_printed_once():
+    """Offline, each of huggingface_hub's retry warnings came twice: plain (its own handler) and again as
+    `WARNING huggingface_hub.utils._http: ...` (propagated to the handler the CLI puts on the root logger)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, uvosam_cli\n"
+        "uvosam_cli.configure_logging(verbose=False)\n"
+        "from huggingface_hub.utils import _http\n"  # as a download imports it: its handler comes with it
+        "_http.logger.warning('Retrying in 1s [Retry 1/5].')\n"
+        "logging.getLogger('uvosam.hub').warning('the Hub cannot be reached')\n"
+    )
+    err = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stderr
+    assert err.count("Retrying in 1s") == 1, err
+    assert "WARNING uvosam.hub: the Hub cannot be reached" in err  # ours as before
+
+
+def test_train_refuses_a_config_the_cpu_has_not_the_memory_for(
+    tmp_path, no_training, monkeypatch, capsys
+):
+    """`uvosam train --config davis_r50` on a 23 GB CPU machine was killed by the OOM killer at 23 GB, without a
+    word and with nothing in --out: one iteration needs about 58 GiB there (uvosam.train.memory)."""
+    from uvosam.train import memory
+    from uvosam.train.config import TrainConfig
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 22 << 30)
+    argv = [*_train_argv(tmp_path), "--config", "davis_r50", "--device", "cpu"]
+    assert uvosam_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "needs about 58 GiB of memory for one iteration on the CPU" in err
+        and "22 GiB available" in err
+    )
+    assert "8 clips of 2 frames, up to 576x1024 pixels each" in err
+    assert "Train on a GPU" in err and "`--config tiny` for a smoke test" in err
+    assert not (tmp_path / "run").exists()
+    memory.check_cpu_memory(
+        TrainConfig.davis_r50(), available=64 << 30
+    )  # a machine that has it trains
+    memory.check_cpu_memory(TrainConfig.tiny(), available=22 << 30)
+
+
+@pytest.mark.parametrize(("rank", "saved", "said"), [
+    ("0", True, "finished at iteration 2: {out}/model_final.pth"),
+    ("1", False, "rank 1 finished at iteration 2 (rank 0 writes the checkpoints)"),
+    ("0", False, "nothing to train: {out} had reached iteration 2 already"),
+])  # fmt: skip
+def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
+    tmp_path, monkeypatch, caplog, rank, saved, said
+):
+    """Under torchrun, rank 1 logged "finished at iteration 2: None" (only rank 0 saves)."""
+    from uvosam.train import datasets, loop
+
+    out = tmp_path / "run"
+    final = out / "model_final.pth" if saved else None
+    monkeypatch.setattr(datasets, "load_spec", lambda spec: [])
+    monkeypatch.setattr(loop, "train", lambda *a, **k: loop.TrainResult(2, final, None, {}, None))
+    monkeypatch.setenv("RANK", rank)
+    with caplog.at_level("INFO", logger="uvosam_cli.train"):
+        assert uvosam_cli.main(_train_argv(tmp_path)) == 0
+    assert said.format(out=out) in caplog.text and "None" not in caplog.text

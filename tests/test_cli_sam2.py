@@ -1,6 +1,6 @@
-"""SAM 2.1 from the command line: every --sam takes its model types and checkpoints (--sam-type for a renamed one),
-a missing sam2 package is a one-line error (exit 2) before any model loads, and `uvosam info` shows sam2 and the
-SAM 2.1 weights."""
+"""SAM 2.1 from the command line: every --sam takes its model types and checkpoints (a renamed one as the size it
+holds, or --sam-type), a missing sam2 package is a one-line error (exit 2) before any model loads, and `uvosam info`
+shows sam2 and the SAM 2.1 weights."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from model_helpers import use_tiny_sam2_checkpoints
+from model_helpers import use_tiny_sam2_checkpoints, use_tiny_tracker
 from PIL import Image
 
 import uvosam_cli
@@ -20,7 +20,7 @@ from uvosam import sam2_segmenter
 from uvosam.config import SAM2_MODEL_TYPES
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter
-from uvosam.testing import tiny_idol_tracker, tiny_sam2
+from uvosam.testing import tiny_sam2
 from uvosam.tracker import loading
 from uvosam_cli.arguments import segmenter_config
 
@@ -52,7 +52,7 @@ def no_sam2(monkeypatch):
 def tiny_sam2_checkpoints(tmp_path, monkeypatch):
     """$UVOSAM_CHECKPOINTS holding a tiny SAM 2.1 under the released tiny file name; SAM 2.1 models are built at
     tiny size; the tracker is the tiny random IDOL."""
-    monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: tiny_idol_tracker())
+    use_tiny_tracker(tmp_path / "checkpoints", monkeypatch)
     return use_tiny_sam2_checkpoints(tmp_path / "checkpoints", monkeypatch)
 
 
@@ -80,7 +80,7 @@ def test_segment_with_sam2_but_no_sam2_package_is_a_one_line_error(
     assert code == 2, err
     assert (
         err.startswith("uvosam segment: error: SAM 2.1 models need the sam2 package")
-        and "pip install sam2" in err
+        and "pip install sam2==1.1.0" in err
     )
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
@@ -164,7 +164,8 @@ def test_sam_type_against_a_released_file_name_is_refused_not_ignored(frames_dir
 
 
 def test_segment_runs_with_a_sam2_model_type_and_with_a_renamed_checkpoint(frames_dir, tmp_path,
-                                                                           tiny_sam2_checkpoints, monkeypatch):  # fmt: skip
+                                                                           tiny_sam2_checkpoints, monkeypatch,
+                                                                           capsys):  # fmt: skip
     """The real loading path (hub lookup in $UVOSAM_CHECKPOINTS, weights-only load, Sam2BoxSegmenter) at tiny size."""
     loaded = []
     real_load = segment_cli.load_pipeline
@@ -179,10 +180,20 @@ def test_segment_runs_with_a_sam2_model_type_and_with_a_renamed_checkpoint(frame
     )
     renamed = tmp_path / "my_sam2.pt"
     renamed.write_bytes((tiny_sam2_checkpoints / "sam2.1_hiera_tiny.pt").read_bytes())
-    argv = ["segment", str(frames_dir), "--out", str(tmp_path / "b"), "--sam", str(renamed)]
-    assert uvosam_cli.main([*argv, "--sam-type", "sam2.1_tiny"]) == 0
-    assert [type(p.segmenter) for p in loaded] == [Sam2BoxSegmenter, Sam2BoxSegmenter]
-    assert [p.segmenter.config.model_type for p in loaded] == ["sam2.1_tiny", "sam2.1_tiny"]
+
+    def segment(out: str, *extra: str) -> int:
+        return uvosam_cli.main(["segment", str(frames_dir), "--out", str(tmp_path / out), "--sam", str(renamed),
+                                *extra])  # fmt: skip
+
+    assert segment("b", "--sam-type", "sam2.1_tiny") == 0
+    # without --sam-type: the size its Hiera trunk has (the toy counted as tiny's, a released size)
+    toy = tiny_sam2().state_dict()["image_encoder.trunk.patch_embed.proj.weight"].shape[0]
+    monkeypatch.setitem(sam2_segmenter._HIERA_SIZES, (toy, 5), "sam2.1_tiny")
+    assert segment("c") == 0
+    assert [type(p.segmenter) for p in loaded] == [Sam2BoxSegmenter] * 3
+    assert [p.segmenter.config.model_type for p in loaded] == ["sam2.1_tiny"] * 3
+    assert segment("d", "--sam-type", "sam2.1_small") == 2  # a --sam-type that says otherwise
+    assert "holds SAM 2.1 sam2.1_tiny" in capsys.readouterr().err
     reference = tiny_sam2().state_dict()
     for pipe in loaded:
         assert all(
@@ -285,7 +296,7 @@ def test_from_pretrained_names_the_missing_sam2_package_before_loading_the_track
 ):
     from uvosam.errors import MissingPackageError
 
-    with pytest.raises(MissingPackageError, match="pip install sam2"):
+    with pytest.raises(MissingPackageError, match="pip install sam2==1.1.0"):
         UVOSAM.from_pretrained("idol-ytvis19-r50", "sam2.1_tiny", device="cpu")
     with pytest.raises(ImportError):  # still an ImportError for callers that catch that
         UVOSAM.from_pretrained("idol-ytvis19-r50", "sam2.1_tiny", device="cpu")

@@ -104,7 +104,7 @@ def test_unusable_ground_truth_is_refused_clearly(clip_gt, tmp_path):
     small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
     with pytest.raises(ValueError, match=r"ground truth is 20x28 \(HxW\) but the masks are 40x56"):
         score_clip(tmp_path / "shapes", [small, small], names)
-    with pytest.raises(ValueError, match="1 ground-truth files for 2 result frames"):
+    with pytest.raises(ValueError, match="1 ground-truth file for 2 result frames"):
         score_clip(tmp_path / "shapes", [empty], names)
 
 

@@ -490,3 +490,49 @@ def test_checkpoints_readme_lists_every_weight_file_with_the_table_values():
             assert f"HF `{spec.repo_id}` → `{spec.filename}`" in cells[4], name
         if spec.url is not None:
             assert f"<{spec.url}>" in cells[4] or "release's URL" in cells[4], name
+
+
+def test_an_unreachable_hub_is_asked_once_then_the_cache_only(tmp_path, spec, monkeypatch, caplog):
+    """Offline without HF_HUB_OFFLINE=1 each missing file cost ~25 s of huggingface_hub's retries: after a failed
+    connection the next file is looked for in the cache only, and a warning says once to set HF_HUB_OFFLINE=1."""
+    import huggingface_hub.file_download as download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    http = getattr(download, "httpx2", None) or getattr(download, "httpx", None)
+    if http is None:
+        pytest.skip("this huggingface_hub downloads with requests")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    other = dataclasses.replace(weight_table.WEIGHTS["sam_vit_l"], url=None)
+    monkeypatch.setitem(weight_table.WEIGHTS, "sam_vit_l", other)
+    asked, failure = [], {"error": http.ReadError("[Errno 104] Connection reset by peer")}
+
+    def hf_hub_download(*, repo_id, filename, cache_dir, local_files_only, force_download):
+        asked.append((filename, local_files_only))
+        try:
+            raise failure["error"]
+        except Exception as err:  # as huggingface_hub raises it once its retries are spent
+            raise LocalEntryNotFoundError(
+                "An error happened while trying to locate the file"
+            ) from err
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    folders = {"checkpoints_dir": tmp_path / "ck", "cache_dir": tmp_path / "hf"}
+    with pytest.raises(FileNotFoundError):  # a reset mid-file is no sign of an unreachable Hub
+        hub.resolve(NAME, **folders)
+    failure["error"] = http.ConnectError("[Errno -2] Name or service not known")
+    for name in (NAME, "sam_vit_l", NAME):
+        with pytest.raises(FileNotFoundError) as err:
+            hub.resolve(name, **folders)
+    assert asked == [(spec.filename, False), (spec.filename, False), (other.filename, True),
+                     (spec.filename, True)]  # fmt: skip
+    assert (
+        "the Hub was not asked: it could not be reached just before (ConnectError: [Errno -2]"
+        in str(err.value)
+    )
+    said = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
+    assert len(said) == 1 and "Set HF_HUB_OFFLINE=1" in said[0]
+    monkeypatch.setattr(hub, "HUB_RETRY_AFTER_S", 0.0)  # later, the Hub is asked again
+    with pytest.raises(FileNotFoundError):
+        hub.resolve(NAME, **folders)
+    assert asked[-1] == (spec.filename, False)

@@ -122,8 +122,11 @@ def test_segment_cli_writes_outputs_and_prints_a_summary(
     assert code == 0
     assert seen["args"].sam == "vit_b" and seen["args"].tracker == "idol-ytvis19-r50"
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("shapes_clip: 25 frames, 1 objects,") and "fps" in line
+    # tracks, as the log, the table and the app say; never "1 tracks" (nor "1 frames")
+    assert line.startswith("shapes_clip: 25 frames, 1 track,") and "fps" in line
     assert (tmp_path / "out" / "shapes_clip_uvosam.zip").is_file()
+    with zipfile.ZipFile(tmp_path / "out" / "shapes_clip_uvosam.zip") as archive:
+        assert "25 frames, 1 track. Frame file names" in archive.read("README.txt").decode()
     assert (tmp_path / "out" / "shapes_clip_overlay.mp4").is_file()
     code = uvosam_cli.main(["segment", str(path), "--out", str(tmp_path / "matte"), "--max-frames", "2",
                             "--style", "matte"])  # fmt: skip

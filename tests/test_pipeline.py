@@ -210,3 +210,34 @@ def test_from_pretrained_reports_a_wrong_tracker_before_loading_sam(monkeypatch,
     monkeypatch.setattr(BoxPromptSegmenter, "from_pretrained", no_sam)
     with pytest.raises(FileNotFoundError, match="no_such_tracker.pth"):
         UVOSAM.from_pretrained(tmp_path / "no_such_tracker.pth", "vit_h", device="cpu")
+
+
+def test_from_pretrained_checks_the_device_before_reading_any_weights(monkeypatch):
+    """device="cuda" without CUDA read the tracker checkpoint, then raised torch's "Found no NVIDIA driver"."""
+    import torch
+
+    from uvosam import hub
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hub, "resolve", lambda *a, **k: pytest.fail("weights were looked up"))
+    with pytest.raises(ValueError, match="device='cuda': torch finds no CUDA GPU") as err:
+        UVOSAM.from_pretrained("idol-ytvis19-r50", "vit_b", device="cuda")
+    assert "expected one of auto, cpu" in str(err.value)
+
+
+def test_from_pretrained_finds_both_weight_files_before_loading_either(tmp_path, monkeypatch):
+    """A missing SAM file was found only after the tracker had been read, hashed and built (davis-run, segment)."""
+    from model_helpers import use_tiny_tracker
+
+    from uvosam.tracker import loading
+
+    use_tiny_tracker(tmp_path, monkeypatch)  # the tracker's file is there, SAM ViT-B's is not
+    monkeypatch.setattr(
+        loading, "load_tracker", lambda *a, **k: pytest.fail("the tracker was loaded")
+    )
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="Weight file 'sam_vit_b_01ec64.pth'"):
+        UVOSAM.from_pretrained("idol-ytvis19-r50", "vit_b", device="cpu")
+    with pytest.raises(FileNotFoundError) as err:  # both missing: both reports at once
+        UVOSAM.from_pretrained("idol-coco-r50", "vit_b", device="cpu")
+    assert "'cocopretrain_R50.pth'" in str(err.value) and "'sam_vit_b_01ec64.pth'" in str(err.value)

@@ -462,7 +462,7 @@ def test_is_public_address():
 
 # -------------------------------------------------------------------------------------- command line
 def test_segment_takes_a_link_and_removes_its_download(
-    server, tmp_path, tiny_sam_model, monkeypatch, capsys
+    server, tmp_path, tiny_sam_model, monkeypatch, capsys, weights_found
 ):
     """`uvosam segment http://.../clip.mp4` with tiny models: outputs named after the downloaded file, its
     temporary folder gone afterwards, after a failure too (the CLI allows private addresses: this is 127.0.0.1)."""
@@ -503,3 +503,22 @@ def test_segment_takes_a_link_and_removes_its_download(
     )
     # failures: no model loaded, nothing left
     assert list((tmp_path / "tmp").iterdir()) == [] and made == [1]
+
+
+def test_segment_of_a_link_finds_a_missing_sam_file_before_the_download(
+    server, tmp_path, monkeypatch, capsys
+):
+    """With the default --sam vit_h missing, `segment <link>` downloaded the video and loaded the tracker, then said
+    the SAM file was not found: both weight files are now looked for first."""
+    from model_helpers import use_tiny_tracker
+
+    asked = []
+    server.routes["/clip.mp4"] = lambda h: asked.append(1) or send(b"never read", MP4)(h)
+    # the tracker's file is there, SAM's is not
+    use_tiny_tracker(tmp_path / "checkpoints", monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(segment_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    code = uvosam_cli.main(["segment", server.url("/clip.mp4"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Weight file 'sam_vit_h_4b8939.pth'" in err and "was not found" in err, err
+    assert asked == [] and not (tmp_path / "o").exists()

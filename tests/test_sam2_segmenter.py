@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,10 +274,37 @@ def test_a_sam2_1_checkpoint_of_another_size_names_the_size_it_holds(
         segmenter, "sam_model_registry", {"vit_h": lambda checkpoint=None: tiny_sam()}
     )
     with pytest.raises(WeightsError, match="is a SAM 2 checkpoint") as err:
-        load_segmenter(mine, device="cpu")  # SAM's loader: it names the size too
+        BoxPromptSegmenter.from_pretrained(
+            mine, device="cpu"
+        )  # SAM's loader: it names the size too
     assert "model_type='sam2.1_large'" in str(err.value) and "--sam-type sam2.1_large" in str(
         err.value
     )
+    assert segmenter.sam2_file_size(mine) == "sam2.1_large"  # load_segmenter loads it as that
+
+
+def test_a_renamed_sam2_1_file_of_a_released_size_loads_as_that_size(
+    tiny_weights, monkeypatch, caplog
+):
+    """A SAM 2.1 file under another name than the released one was refused without --sam-type, although its size
+    can be told: now it loads as that size (logged); a config that says another size is still refused."""
+    toy = tiny_sam2().state_dict()
+    width = toy["image_encoder.trunk.patch_embed.proj.weight"].shape[0]
+    monkeypatch.setitem(
+        sam2_segmenter._HIERA_SIZES, (width, 5), "sam2.1_tiny"
+    )  # the toy as a released size
+    renamed = tiny_weights.with_name("mine.pt")
+    renamed.write_bytes(tiny_weights.read_bytes())
+    with caplog.at_level("INFO", logger="uvosam.segmenter"):
+        seg = load_segmenter(renamed, device="cpu")  # the default config is SAM vit_h
+    assert isinstance(seg, Sam2BoxSegmenter) and seg.config.model_type == "sam2.1_tiny"
+    assert all(torch.equal(v, toy[k]) for k, v in seg.model.state_dict().items())
+    assert (
+        f"{renamed} holds SAM 2.1 sam2.1_tiny (by its Hiera trunk's width and depth)" in caplog.text
+    )
+    small = SegmenterConfig(model_type="sam2.1_small")
+    with pytest.raises(WeightsError, match="holds SAM 2.1 sam2.1_tiny .*, not sam2.1_small"):
+        load_segmenter(renamed, device="cpu", config=small)
 
 
 def test_the_hiera_size_table_matches_the_sam2_package_configs():
@@ -308,12 +337,25 @@ def test_missing_sam2_package_is_named_before_any_download(monkeypatch, tmp_path
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "sam2" else real(name, *a)
     )
-    assert "pip install sam2" in sam2_missing_message()
+    # the pinned release, never any upload
+    assert "'pip install sam2==1.1.0'" in sam2_missing_message()
     monkeypatch.setattr(hub, "resolve", lambda *a, **k: pytest.fail("looked for weights"))
-    with pytest.raises(ImportError, match="pip install sam2"):
+    with pytest.raises(ImportError, match="pip install sam2==1.1.0"):
         load_segmenter("sam2.1_small", device="cpu", checkpoints_dir=tmp_path)
     monkeypatch.undo()
     assert sam2_missing_message() is None
+
+
+def test_the_install_advice_names_the_release_the_project_pins():
+    """PyPI's sam2 is a third party's upload: the advice must be the pinned 1.1.0 of pyproject and requirements."""
+    root = Path(__file__).resolve().parents[1]
+    pins = re.findall(r'"(sam2==[^"]+)"', (root / "pyproject.toml").read_text())
+    pins += [line.strip() for line in (root / "requirements.txt").read_text().splitlines()
+             if line.startswith("sam2")]  # fmt: skip
+    assert pins and set(pins) == {sam2_segmenter.SAM2_REQUIREMENT}
+    assert sam2_segmenter.SAM2_INSTALL == f"pip install {sam2_segmenter.SAM2_REQUIREMENT}"
+    readme = (root / "README.md").read_text()
+    assert "pip install sam2`" not in readme and "pip install sam2)" not in readme
 
 
 def test_every_released_size_has_a_config_and_weights_entry():
@@ -374,12 +416,12 @@ def test_a_broken_sam2_install_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(sam2_segmenter, "sam2_missing_message", lambda: None)
     with pytest.raises(
         MissingPackageError,
-        match="installed but cannot be imported .*pip install --force-reinstall",
+        match="installed but cannot be imported .*pip install --force-reinstall sam2==1.1.0 ",
     ):
         sam2_segmenter.sam2_config("sam2.1_tiny")
 
 
-def test_pipeline_takes_the_mask_model_from_the_segmenter_config(monkeypatch):
+def test_pipeline_takes_the_mask_model_from_the_segmenter_config(monkeypatch, weights_found):
     from uvosam import pipeline
     from uvosam.tracker import loading
 

@@ -283,3 +283,21 @@ def test_a_failed_rewrite_of_the_loss_log_leaves_it_whole(tmp_path, monkeypatch)
     assert path.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "losses.csv"
     ]
+
+
+def test_data_loading_workers_are_capped_at_the_cpus_this_process_may_use(monkeypatch):
+    """The release's 4 workers on a 2-CPU machine: torch warned "This DataLoader will create 4 worker processes ...
+    suggested max 2" (a slow or frozen loader)."""
+    import warnings
+
+    from uvosam.train.loop import DistInfo, clip_loader
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    cfg = TrainConfig.tiny().replace(num_workers=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batches = clip_loader([synthetic_videos(2, num_frames=4)], [1.0], cfg, DistInfo(), 0)
+        assert len(next(batches)) == cfg.clips_per_batch
+    assert batches._num_workers == 2
+    assert not [w for w in caught if "worker processes" in str(w.message)]
+    del batches  # its workers end with it

@@ -72,6 +72,20 @@ def describe() -> list[str]:
     lines = [f"device: {device_summary()}", backend_status()]
     lines += [f"{name}: {version}" for name, version in package_versions().items()]
     lines.append(f"checkpoints folder: {hub.default_checkpoints_dir()}")
-    for name, path in local_weights().items():
-        lines.append(f"  {name}: {path if path is not None else 'not downloaded yet'}")
+    lines += [f"  {name}: {weight_state(name, path)}" for name, path in local_weights().items()]
     return lines
+
+
+def weight_state(name: str, path: Path | None) -> str:
+    """What ``uvosam info`` says of a weight file: its path, "not downloaded yet", or its path and that its size is
+    not the released file's (the loader refuses it; a size is a stat, so this stays instant: no checksum)."""
+    if path is None:
+        return "not downloaded yet"
+    spec = weight_table.lookup(name)[0]
+    size = path.stat().st_size
+    if spec is None or spec.size_bytes is None or size == spec.size_bytes:
+        return str(path)
+    return (
+        f"{path}: WRONG SIZE, {size:,} bytes where the released file has {spec.size_bytes:,}, so loading it is "
+        f"refused; delete it and download it again ({spec.hub_url or spec.url})"
+    )

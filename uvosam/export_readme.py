@@ -10,13 +10,14 @@ from uvosam import __version__
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import merge_text
 from uvosam.provenance import made_with_text
+from uvosam.text import count
 
 _HEADER = """\
 UVOSAM export for video "{video}"
 {rule}
 Made by uvosam {version}: unsupervised video object segmentation. An IDOL video tracker finds the main objects
 and follows each one with a box; the boxes prompt Segment Anything (SAM or SAM 2.1, as chosen), frame by frame.
-{num_frames} frames, {num_tracks} tracks. Frame file names follow the input frames (e.g. 00000.png).{stride}
+{frames}, {tracks}. Frame file names follow the input frames (e.g. 00000.png).{stride}
 """
 
 _IDS = """
@@ -116,8 +117,8 @@ def readme_text(
         video=result.video_name,
         rule="=" * (len(result.video_name) + 26),
         version=__version__,
-        num_frames=result.num_frames,
-        num_tracks=len(result.tracks),
+        frames=count(result.num_frames, "frame"),
+        tracks=count(len(result.tracks), "track"),
         stride=_stride_text(record),
     )
     dropped_ids = [t.track_id for t in result.tracks if t.track_id not in result.davis_labels]

@@ -6,7 +6,9 @@
 2. ``checkpoints/<basename>`` (``checkpoints_dir``: env ``UVOSAM_CHECKPOINTS``, else
    ``<repo>/checkpoints`` in a checkout, else ``~/.cache/uvosam/checkpoints``: ``default_checkpoints_dir``);
 3. the Hugging Face cache, then the Hub, via ``huggingface_hub.hf_hub_download`` (cache only when
-   ``HF_HUB_OFFLINE`` is set; the variable is read at call time);
+   ``HF_HUB_OFFLINE`` is set; the variable is read at call time; cache only, too, for ``HUB_RETRY_AFTER_S`` after a
+   connection to the Hub failed: huggingface_hub retries an unreachable Hub for ~25 s a file, which the second
+   file of a run is then spared, and a warning says once to set ``HF_HUB_OFFLINE=1``);
 4. the spec's direct public ``url`` (not when offline), saved into ``checkpoints_dir``.
 
 Every file found is checked against the table (``uvosam.weight_checksums``: size, then a SHA-256 computed once and
@@ -22,6 +24,7 @@ import http.client
 import importlib.util
 import logging
 import os
+import time
 import urllib.request
 from pathlib import Path
 
@@ -57,6 +60,65 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 # what a failed Hub download (hf_hub_download) can raise: the Hub is then "not available"
 _DOWNLOAD_ERRORS = (OSError, ValueError, EntryNotFoundError, *_transport_errors())
+
+HUB_RETRY_AFTER_S = 600.0
+"""After a connection to the Hub failed, weight files are looked up in the Hugging Face cache only (the Hub is not
+asked) for this many seconds; then the Hub is asked again (a server that runs for days is not cut off for good)."""
+
+# Hub endpoint -> (time.monotonic() of the failed connection, its reason), filled by _note_unreachable
+_UNREACHABLE: dict[str, tuple[float, str]] = {}
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean no connection to the Hub could be made (no network, no DNS, refused, timed out while
+    connecting), of whichever HTTP library huggingface_hub uses: httpx2, httpx or requests."""
+    errors: list[type[Exception]] = []
+    for name in ("httpx2", "httpx"):
+        if importlib.util.find_spec(name) is not None:
+            module = importlib.import_module(name)
+            errors += [module.ConnectError, module.ConnectTimeout]
+    if importlib.util.find_spec("requests") is not None:
+        errors.append(importlib.import_module("requests").exceptions.ConnectionError)
+    return tuple(errors)
+
+
+def _connection_failure(err: BaseException) -> BaseException | None:
+    """The connection error in ``err``'s chain (huggingface_hub raises ``LocalEntryNotFoundError`` from it), else
+    ``None``."""
+    errors = _connection_errors()
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, errors):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _unreachable_reason() -> str | None:
+    """Why the Hub could not be reached, if a connection to it failed less than ``HUB_RETRY_AFTER_S`` ago."""
+    entry = _UNREACHABLE.get(hf_constants.ENDPOINT)
+    if entry is None or time.monotonic() - entry[0] > HUB_RETRY_AFTER_S:
+        return None
+    return entry[1]
+
+
+def _note_unreachable(err: BaseException) -> None:
+    """Remember a failed connection to the Hub (nothing for other errors: a missing file, a reset mid-download)
+    and say once what to do."""
+    failure = _connection_failure(err)
+    if failure is None:
+        return
+    reason = f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else ''}"
+    if _unreachable_reason() is None:
+        logger.warning(
+            "The Hugging Face Hub (%s) cannot be reached (%s). Weight files are looked for in the Hugging Face "
+            "cache only for the next %.0f minutes, without asking the Hub again. Working offline? Set "
+            "HF_HUB_OFFLINE=1: the Hub is then never asked (huggingface_hub retries it ~25 s a file).",
+            hf_constants.ENDPOINT, reason, HUB_RETRY_AFTER_S / 60,
+        )  # fmt: skip
+    _UNREACHABLE[hf_constants.ENDPOINT] = (time.monotonic(), reason)
 
 
 def default_checkpoints_dir() -> Path:
@@ -152,18 +214,24 @@ def _hf_download(
 
 
 def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> Path | None:
-    """HF cache (and Hub unless offline); a bad cached copy is deleted and fetched again once."""
+    """HF cache (and Hub unless offline or found unreachable a moment ago); a bad cached copy is deleted and
+    fetched again once."""
     offline = _offline()
-    kind = "cache" if offline else "cache and Hub"
+    unreachable = None if offline else _unreachable_reason()
+    cache_only = offline or unreachable is not None
+    kind = "cache" if cache_only else "cache and Hub"
     where = f"Hugging Face {kind} {_cache_root(cache_dir)} ({spec.repo_id}: {spec.filename})"
     try:
-        path = _hf_download(spec, cache_dir, local_files_only=offline)
+        path = _hf_download(spec, cache_dir, local_files_only=cache_only)
     except _DOWNLOAD_ERRORS as err:
-        reason = (
-            "HF_HUB_OFFLINE is set"
-            if offline
-            else f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        )
+        if not cache_only:
+            _note_unreachable(err)
+        if offline:
+            reason = "HF_HUB_OFFLINE is set"
+        elif unreachable is not None:
+            reason = f"not in the cache; the Hub was not asked: it could not be reached just before ({unreachable})"
+        else:
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         looked.append(f"{where} — not available ({reason})")
         return None
     if not verify:
@@ -173,11 +241,15 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
         return path
     except WeightsError as err:
         _delete_cached(path)
-        if offline:
+        if cache_only:
+            why = (
+                "HF_HUB_OFFLINE is set, so it was not downloaded again: unset HF_HUB_OFFLINE and run again"
+                if offline
+                else f"the Hub cannot be reached ({unreachable}), so it was not downloaded again: run again online"
+            )
             raise WeightsError(
-                f"{err} The bad copy was deleted from the Hugging Face cache; HF_HUB_OFFLINE is "
-                f"set, so it was not downloaded again: unset HF_HUB_OFFLINE and run again, or put "
-                f"a good copy in checkpoints/."
+                f"{err} The bad copy was deleted from the Hugging Face cache; {why}, or put a good copy in "
+                "checkpoints/."
             ) from None
         logger.warning("%s Deleted the cached copy; downloading it again once.", err)
     try:

@@ -16,12 +16,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from uvosam.config import PipelineConfig, SegmenterConfig
+from uvosam.devices import check_device
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
 
 if TYPE_CHECKING:
@@ -67,6 +69,46 @@ def select_tracks(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
         labels=tracks.labels[keep],
         class_probs=None if tracks.class_probs is None else tracks.class_probs[keep],
     )
+
+
+def locate_weights(
+    tracker: str | os.PathLike = DEFAULT_TRACKER,
+    sam: str | os.PathLike | None = None,
+    *,
+    segmenter_config: SegmenterConfig | None = None,
+) -> tuple[Path, Path]:
+    """The tracker's and the mask model's weight files (local ``checkpoints/`` first, then the Hugging Face Hub, as
+    the loaders look), found before either model loads: a missing SAM file is then reported in seconds, not after
+    the tracker has loaded (or after a command has downloaded its input). Each file found is checked against the
+    weight table once (``uvosam.hub``); the loads that follow find it again at no cost.
+
+    Args:
+        tracker, sam, segmenter_config: as ``UVOSAM.from_pretrained``.
+
+    Returns:
+        (tracker file, mask model file).
+
+    Raises:
+        FileNotFoundError: one or both are missing; the message holds the report of each (where it looked, how to
+            get it).
+        WeightsError: a file found is corrupt.
+    """
+    from uvosam import hub
+    from uvosam.segmenter import segmenter_weights
+
+    found: list[Path] = []
+    missing: list[str] = []
+    for find in (
+        lambda: hub.resolve(tracker),
+        lambda: segmenter_weights(sam, config=segmenter_config),
+    ):
+        try:
+            found.append(find())
+        except FileNotFoundError as err:
+            missing.append(str(err))
+    if missing:
+        raise FileNotFoundError("\n\n".join(missing))
+    return found[0], found[1]
 
 
 @dataclass
@@ -123,19 +165,25 @@ class UVOSAM:
             tracker_precision: ``fp32`` (exact), ``tf32`` or ``bf16`` for the detector.
 
         Raises:
-            FileNotFoundError: a weight file is missing (the message says where it looked and how to get it).
+            FileNotFoundError: a weight file is missing (the message says where it looked and how to get it); both
+                files are looked for before either model loads (``locate_weights``).
             WeightsError: a weight file is corrupt or does not fit the architecture.
             MissingPackageError: ``sam`` is a SAM 2.1 model and the sam2 package is missing (before anything loads).
+            ValueError: a ``device`` torch cannot use here (``uvosam.devices.check_device``; before any weights are
+                read).
         """
         from uvosam.segmenter import check_segmenter_packages, load_segmenter, resolve_device
         from uvosam.tracker.loading import load_tracker
 
+        check_device(device)
         if sam is None:
             sam = (segmenter_config or SegmenterConfig()).model_type
         # SAM 2.1 without the sam2 package: said before any load
         check_segmenter_packages(sam, segmenter_config)
         torch_device = resolve_device(device)
-        # the tracker first: a wrong preset, path or YAML is reported before SAM's 0.4-2.5 GB load (or download)
+        # both weight files before either model: a missing SAM file is not found only after the tracker loaded
+        locate_weights(tracker, sam, segmenter_config=segmenter_config)
+        # then the tracker: a wrong YAML or a checkpoint that does not fit is reported before SAM's 0.4-2.5 GB load
         box_tracker = load_tracker(
             tracker, tracker_yaml, device=torch_device, precision=tracker_precision
         )

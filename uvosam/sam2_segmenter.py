@@ -19,7 +19,7 @@ model from ``sam2.build_sam.build_sam2`` (bit for bit on CPU, tested on a tiny r
 Boxes are clipped, degenerate boxes skipped and overlaps resolved exactly as for SAM (``BoxSegmenterBase``).
 Fast path (``SegmenterConfig.fast``; on by default on CUDA and on CPUs with native bf16): ``forward_image`` under
 bf16 autocast (SAM 2's
-attention is already ``scaled_dot_product_attention``). Needs the ``sam2`` package (``pip install sam2``; it is in
+attention is already ``scaled_dot_product_attention``). Needs the ``sam2`` package (``SAM2_INSTALL``; it is in
 uvosam's ``sam2`` extra, in ``requirements.txt`` and in the test extra).
 """
 
@@ -67,6 +67,11 @@ _SAM2_1_KEYS = (
     "no_obj_embed_spatial",
     "obj_ptr_tpos_proj.weight",
 )  # parameters SAM 2.1 added to SAM 2's model
+SAM2_REQUIREMENT = "sam2==1.1.0"
+"""The sam2 release uvosam pins (as ``pyproject.toml`` and ``requirements.txt`` do): PyPI's ``sam2`` is a third
+party's upload, and its 1.1.0 is the one checked to be Meta's code (README, SAM 2.1)."""
+SAM2_INSTALL = f"pip install {SAM2_REQUIREMENT}"
+"""The install command every message gives (never a bare ``pip install sam2``, which takes any later upload)."""
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -78,7 +83,7 @@ def sam2_missing_message() -> str | None:
     if importlib.util.find_spec("sam2") is None:
         return (
             "SAM 2.1 models need the sam2 package, which is not installed. Install it with "
-            "'pip install sam2' (or pip install -e \".[sam2]\" in a uvosam checkout), or choose a SAM "
+            f"'{SAM2_INSTALL}' (or pip install -e \".[sam2]\" in a uvosam checkout), or choose a SAM "
             "model (vit_b, vit_l, vit_h)."
         )
     return None
@@ -106,8 +111,8 @@ def sam2_config(model_type: str, overrides: Sequence[str] = ()):
     except ImportError as err:  # installed, but it or what it imports is broken
         raise MissingPackageError(
             f"the sam2 package is installed but cannot be imported ({type(err).__name__}: {err}). Reinstall it "
-            "with its dependencies: pip install --force-reinstall sam2 (hydra-core, omegaconf and iopath come "
-            "with it)."
+            f"with its dependencies: pip install --force-reinstall {SAM2_REQUIREMENT} (hydra-core, omegaconf and "
+            "iopath come with it)."
         ) from err
 
     cfg = compose(config_name=SAM2_CONFIGS[model_type], overrides=[*_POSTPROCESSING, *overrides])
@@ -153,6 +158,14 @@ def has_hiera_trunk(state: dict) -> bool:
 def _is_sam2_0(state: dict) -> bool:
     """A SAM 2 state dict of the first release (2.0): a Hiera trunk without the parameters SAM 2.1 added."""
     return has_hiera_trunk(state) and not any(key in state for key in _SAM2_1_KEYS)
+
+
+def sam2_1_size_of(state: dict) -> str | None:
+    """The released SAM 2.1 model type of a state dict by its Hiera trunk's width and depth, else ``None`` (no Hiera
+    trunk, SAM 2.0, another size)."""
+    if not has_hiera_trunk(state) or _is_sam2_0(state):
+        return None
+    return sam2_size_of(state)
 
 
 def sam2_state_advice(state: dict, path: str | os.PathLike) -> str:

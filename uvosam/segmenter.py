@@ -51,6 +51,7 @@ from uvosam.errors import MissingPackageError, WeightsError
 from uvosam.sam2_segmenter import (
     Sam2BoxSegmenter,
     has_hiera_trunk,
+    sam2_1_size_of,
     sam2_missing_message,
     sam2_state_advice,
 )
@@ -114,15 +115,37 @@ def load_segmenter(
     """``BoxPromptSegmenter`` (SAM) or ``uvosam.sam2_segmenter.Sam2BoxSegmenter`` (SAM 2.1), loaded from a model
     type (``vit_h``, ``sam2.1_tiny`` ...), a ``weight_table.WEIGHTS`` key or a checkpoint path.
 
-    SAM 2.1 is chosen for its model types and released file names (``sam2.1_hiera_small.pt``), and for any other
-    path when ``config.model_type`` is a SAM 2.1 type. ``kwargs`` go to ``from_pretrained`` (``dtype``,
-    ``checkpoints_dir``, ``cache_dir``).
+    SAM 2.1 is chosen for its model types and released file names (``sam2.1_hiera_small.pt``), for any other path
+    when ``config.model_type`` is a SAM 2.1 type, and for a file under any other name that holds SAM 2.1 of a
+    released size (told by its Hiera trunk's width and depth: ``sam2_file_size``), which is then loaded as that
+    size (logged). A SAM file's size is read from its image encoder's width. ``kwargs`` go to ``from_pretrained``
+    (``dtype``, ``checkpoints_dir``, ``cache_dir``).
     """
     config = config if config is not None else SegmenterConfig()
     source = model_type_or_path if model_type_or_path is not None else config.model_type
+    if not uses_sam2(source, config) and _model_type_and_source(source)[0] is None:
+        size = sam2_file_size(source)
+        if size is not None:
+            logger.info(
+                "%s holds SAM 2.1 %s (by its Hiera trunk's width and depth): loading it as that",
+                source,
+                size,
+            )
+            config = replace(config, model_type=size)
     if uses_sam2(source, config):
         return Sam2BoxSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
     return BoxPromptSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
+
+
+def sam2_file_size(path: str | os.PathLike) -> str | None:
+    """The SAM 2.1 model type a checkpoint file holds, told by its Hiera trunk's width and depth
+    (``sam2_segmenter.sam2_1_size_of``), else ``None`` (not a file, a SAM file, SAM 2.0, another size). Reads the
+    keys and shapes only (``weight_loading.peek_checkpoint``), not the weights."""
+    if not Path(path).is_file():
+        return None
+    state = weight_loading.peek_checkpoint(path)
+    inner = None if state is None else state.get("model", state)
+    return sam2_1_size_of(inner) if isinstance(inner, dict) else None
 
 
 def uses_sam2(
@@ -143,6 +166,29 @@ def uses_sam2(
     )
 
 
+def segmenter_weights(
+    model_type_or_path: str | os.PathLike | None = None,
+    *,
+    config: SegmenterConfig | None = None,
+    checkpoints_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """The verified weight file ``load_segmenter(model_type_or_path, config=config)`` would load, found (or
+    downloaded) by ``hub.resolve`` as that load does, without building or loading any model: a caller finds out that
+    a file is missing before it does slower work.
+
+    Raises:
+        FileNotFoundError, WeightsError: as ``hub.resolve``.
+    """
+    config = config if config is not None else SegmenterConfig()
+    source = model_type_or_path if model_type_or_path is not None else config.model_type
+    if not uses_sam2(source, config):
+        source = _model_type_and_source(source)[
+            1
+        ]  # vit_h -> sam_vit_h; SAM 2.1 types are table keys already
+    return hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
+
+
 def check_segmenter_packages(
     model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None
 ) -> None:
@@ -160,7 +206,9 @@ def _model_type_of(state: dict, path: Path, fallback: str) -> str:
     if weight is None or int(weight.shape[0]) not in _EMBED_DIMS:
         logger.warning("%s: cannot tell the SAM size from the file; assuming %s", path, fallback)
         return fallback
-    return _EMBED_DIMS[int(weight.shape[0])]
+    model_type = _EMBED_DIMS[int(weight.shape[0])]
+    logger.info("%s holds SAM %s (by its image encoder's width)", path, model_type)
+    return model_type
 
 
 def plain_encode(encoder: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ import imageio_ffmpeg
 
 from uvosam.errors import VideoReadError
 from uvosam.mp4_boxes import truncation_reason
+from uvosam.text import count
 from uvosam.video_packets import PacketStats, read_packet_stats
 
 logger = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ def count_frames(path: Path, header: Header, *, accepted: str) -> tuple[int, Pac
     if "partial file" in text or "corrupt input packet" in text:
         said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
         raise VideoReadError(
-            f"{path.name} is truncated: {said}its data ends after {n} frames (ffmpeg: "
+            f"{path.name} is truncated: {said}its data ends after {count(n, 'frame')} (ffmpeg: "
             "partial file). Re-export or re-upload the complete file."
         )
     n -= stats.discarded
@@ -289,7 +290,7 @@ def resolve_fps(
     if duration_s > 0:
         return num_frames / duration_s
     raise VideoReadError(
-        f"{path.name} has {num_frames} frames but no frame rate (0 fps) and no duration, so "
+        f"{path.name} has {count(num_frames, 'frame')} but no frame rate (0 fps) and no duration, so "
         "frame times are unknown. Re-encode it with a fixed rate, e.g. "
         "`ffmpeg -i in -r 25 -c:v libx264 out.mp4`."
     )

@@ -57,6 +57,28 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return obj
 
 
+def peek_checkpoint(path: str | os.PathLike) -> dict | None:
+    """A checkpoint's dict with its tensors memory-mapped, not read (``weights_only=True``): key names and shapes
+    for the cost of the file's index (0.05 s for a 375 MB SAM ViT-B file), e.g. to tell which model it holds before
+    choosing the loader. ``None`` for what cannot be mapped (a legacy-format file) or read, or a non-dict: the full
+    ``load_checkpoint`` then reads or reports it."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (
+        pickle.UnpicklingError,
+        OSError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        zipfile.BadZipFile,
+    ):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 # torch.save's zip format; a legacy pickle (protocol 2+)
 _CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80")
 

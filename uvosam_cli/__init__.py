@@ -34,13 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(*, verbose: bool) -> None:
+    """Log records to stderr as ``LEVEL logger: message`` (DEBUG with ``-v``, else INFO), each once.
+
+    huggingface_hub gives its own logger a stderr handler and lets records propagate too, so with a handler on the
+    root logger each of its warnings (a retry of an unreachable Hub) was printed twice, once plain and once as
+    ``WARNING huggingface_hub.utils._http: ...``: its records stop at its own handler.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("huggingface_hub").propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except (

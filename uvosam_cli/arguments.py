@@ -10,9 +10,37 @@ from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS, Seg
 
 def positive_int(text: str) -> int:
     """An ``argparse`` type: an int >= 1, else a usage error that says so."""
-    value = int(text)
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An ``argparse`` type: an int >= 0, else a usage error that says so."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+
+
+def unit_interval(text: str) -> float:
+    """An ``argparse`` type: a number in [0, 1] (a score threshold), else a usage error that says so."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also NaN
+        raise argparse.ArgumentTypeError(
+            f"must be a number in [0, 1] (scores are 0 to 1); got {text}"
+        )
     return value
 
 
@@ -32,13 +60,17 @@ SAM_HELP = (
 )
 
 
-def add_sam_arguments(p: argparse.ArgumentParser, help_suffix: str = "") -> None:
+def add_sam_arguments(p: argparse.ArgumentParser) -> None:
     """``--sam`` (default ``vit_h``, the release's), ``--sam-type`` (the SAM 2.1 size of a renamed checkpoint) and
     ``--sam-precision`` (the image encoder's fast path)."""
-    p.add_argument("--sam", default="vit_h", help=SAM_HELP + help_suffix)
+    p.add_argument(
+        "--sam", default="vit_h", help=SAM_HELP + " (default: vit_h, the release's and the paper's)"
+    )
     p.add_argument("--sam-type", choices=SAM2_MODEL_TYPES,
                    help="which SAM 2.1 model a --sam PATH holds when its file name is not the released one (e.g. "
-                        "sam2.1_hiera_small.pt); a SAM checkpoint's size is read from the file")  # fmt: skip
+                        "sam2.1_hiera_small.pt); without it the size is told from the file (SAM 2.1 of a released "
+                        "size by its Hiera trunk, SAM by its image encoder) and a file of another size is "
+                        "refused with it")  # fmt: skip
     p.add_argument("--sam-precision", choices=tuple(SAM_PRECISIONS), default="auto",
                    help="the image encoder: bf16 (SAM: with scaled_dot_product_attention; masks within IoU 0.99 "
                         "of fp32 in the tests) or fp32 (the model's own forward, as the release); auto (default): "

@@ -10,6 +10,7 @@ from uvosam.eval.davis import evaluate
 from uvosam.eval.layout import SUBSETS, find_sequences
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
+    DavisSelection,
     check_run_settings,
     finished_sequences,
     run_davis_selection,
@@ -19,6 +20,7 @@ from uvosam.eval.runner import (
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
+from uvosam.text import count
 from uvosam.weight_checksums import file_sha256
 from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_config
 from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
@@ -35,7 +37,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         f"{PAPER_TRACKER})",
     )  # fmt: skip
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
-    add_sam_arguments(p, " (the paper used vit_h)")
+    add_sam_arguments(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
@@ -56,7 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, required=True, help="results folder (<out>/<seq>/<frame>.png)"
     )
-    p.add_argument("--set", dest="subset", choices=SUBSETS, default="val")
+    p.add_argument("--set", dest="subset", choices=SUBSETS, default="val",
+                   help="the DAVIS-2017 image set, ImageSets/2017/<set>.txt (default: val; test-dev and "
+                        "test-challenge need --no-score)")  # fmt: skip
     p.add_argument(
         "--sequences",
         nargs="+",
@@ -73,12 +77,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ytvis-root",
         type=Path,
         required=True,
-        help="folder holding <split>.json and <split>/JPEGImages",
+        help="folder holding <split>.json (YouTube-VIS 2019; 2021: <split>/instances.json) and "
+        "<split>/JPEGImages",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="results.json path (the zip is written beside it)"
     )
-    p.add_argument("--split", default="valid", help="valid | test | train")
+    p.add_argument("--split", default="valid",
+                   help="valid | test | train: reads <split>.json (default: valid)")  # fmt: skip
     _model_args(p)
     p.set_defaults(func=run_ytvis_command)
 
@@ -128,25 +134,60 @@ def run_davis_command(args: argparse.Namespace) -> int:
     held = [name for name in listed if name in kept]
     if not args.no_score:
         _check_ground_truth(args, held)  # not after hours of segmenting
+    sequences = None if held == listed else held  # what the record lists
+    if _nothing_left(args, names, earlier, sequences):  # the models would load (~10 s) for nothing
+        record = earlier
+        for index, name in enumerate(names):
+            print(f"[{index + 1}/{len(names)}] {name}: already done, skipped", flush=True)
+        print(
+            f"nothing left to segment in {args.out}: no model loaded (what made them: {record_path})"
+        )
+    else:
+        record = _segment_davis(args, selection, settings, earlier, sequences)
+    if not args.no_score:
+        _score_folder(args, record, held, names, whole_set=held == listed)
+    return 0
+
+
+def _nothing_left(
+    args: argparse.Namespace, names: list[str], earlier: dict | None, sequences: list[str] | None
+) -> bool:
+    """Every sequence of this run is finished in ``args.out`` and its record already lists what the folder holds
+    (``sequences``), so neither the models nor a new record are needed."""
+    benchmark = (earlier or {}).get("benchmark") or {}
+    return (
+        earlier is not None
+        and finished_sequences(args.out, names) == names
+        and benchmark.get("sequences") == sequences
+    )
+
+
+def _segment_davis(
+    args: argparse.Namespace,
+    selection: DavisSelection,
+    settings: dict,
+    earlier: dict | None,
+    sequences: list[str] | None,
+) -> dict:
+    """Load the models, write the folder's record (before any sequence: a folder never holds masks without it) and
+    segment the sequences not finished yet. Returns the record."""
+    record_path = args.out / RUN_JSON
     pipe = load_pipeline(args)
+    videos = len(sequences) if sequences is not None else len(selection.listed)
     record = benchmark_record(
-        pipe, dataset=DAVIS_DATASET, split=args.subset, videos=len(held),
-        sequences=None if held == listed else held, earlier=earlier,
+        pipe, dataset=DAVIS_DATASET, split=args.subset, videos=videos, sequences=sequences,
+        earlier=earlier,
     )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    # before any sequence: a folder never holds masks without it
     write_run_json(record_path, record)
     start = time.perf_counter()
-    runs = run_davis_selection(pipe, selection, args.out, settings=settings)
-    for done in runs:
-        state = "already done, skipped" if done.skipped else f"{done.frames} frames"
+    for done in run_davis_selection(pipe, selection, args.out, settings=settings):
+        state = "already done, skipped" if done.skipped else count(done.frames, "frame")
         print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
     print(
         f"segmented in {time.perf_counter() - start:.1f} s -> {args.out} (what made them: {record_path})"
     )
-    if not args.no_score:
-        _score_folder(args, record, held, names, whole_set=held == listed)
-    return 0
+    return record
 
 
 def _check_ground_truth(args: argparse.Namespace, names: list[str]) -> None:
@@ -209,7 +250,8 @@ def run_ytvis_command(args: argparse.Namespace) -> int:
     write_run_json(record_path, record)
     zip_path = run_ytvis(
         pipe, args.ytvis_root, args.out, split=args.split,
-        progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {d.frames} frames", flush=True),
+        progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {count(d.frames, 'frame')}",
+                                 flush=True),
     )  # fmt: skip
     print(
         f"wrote {args.out} and {zip_path} (upload the zip to the YouTube-VIS evaluation server); what made "

@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+from uvosam import devices
 from uvosam.config import SEGMENTER_MODEL_TYPES
 from uvosam_cli.arguments import segmenter_config
 
@@ -74,38 +75,9 @@ def _check_writable(folder: Path, path: Path, option: str) -> None:
         )
 
 
-def usable_devices() -> list[str]:
-    """What ``--device`` takes on this machine: auto, cpu, and cuda, cuda:0 ... / mps where torch can use them."""
-    import torch
-
-    devices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        devices += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return devices
-
-
 def check_device(device: str) -> None:
-    """Raise ``ValueError`` unless torch can use ``device`` here (see ``usable_devices``)."""
-    usable = usable_devices()
-    if device in usable:
-        return
-    accepted = ", ".join(usable)
-    if device == "cuda" or device.startswith("cuda:"):
-        gpus = [d for d in usable if d.startswith("cuda:")]
-        why = (
-            f"this machine has {len(gpus)} CUDA GPU(s) ({', '.join(gpus)})"
-            if gpus
-            else "torch finds no CUDA GPU on this machine (torch.cuda.is_available() is False: no GPU or "
-            "NVIDIA driver, or a CPU-only torch build)"
-        )
-    elif device == "mps":
-        why = "torch finds no Apple GPU (MPS) on this machine"
-    else:
-        why = "that is not a device name"
-    raise ValueError(f"--device {device}: {why}; expected one of {accepted} (those usable here)")
+    """Raise ``ValueError`` unless torch can use ``--device`` here (``uvosam.devices.check_device``)."""
+    devices.check_device(device, option="--device")
 
 
 def sam_weight_names() -> list[str]:
@@ -169,6 +141,22 @@ def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = 
         f"{option} {weights} is neither a tracker weight name nor a checkpoint file ({found}); expected "
         f"one of {', '.join([*also, *names])}, or the path of an IDOL / UVOSAM tracker checkpoint"
     )
+
+
+def check_weight_files(args: argparse.Namespace) -> None:
+    """Find the ``--tracker`` and ``--sam`` weight files now (``uvosam.pipeline.locate_weights``: local first, then the
+    Hub, which may download them), for a command that has slow work to do before it loads the models (a link to
+    download): a missing file is reported in seconds, not after that work and the tracker's load.
+
+    Raises:
+        FileNotFoundError: a file is missing (where it was looked for, how to get it).
+        WeightsError: a file is corrupt.
+    """
+    from uvosam import (
+        pipeline,
+    )  # looked up when called: the tests of the commands replace it with their models
+
+    pipeline.locate_weights(str(args.tracker), args.sam, segmenter_config=segmenter_config(args))
 
 
 def check_model_arguments(args: argparse.Namespace) -> None:

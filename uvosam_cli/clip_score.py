@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from uvosam.eval.clip import align_ground_truth, ground_truth_files, id_gaps_note, score_clip
+from uvosam.text import count
 from uvosam_cli.arguments import positive_int
 from uvosam_cli.checks import check_output_file
 from uvosam_cli.davis import format_tables, write_scores_json
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             truth, names, [i * args.stride for i in range(len(names))], len(truth)
         )
     print(
-        f"{len(names)} result frames ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}"
+        f"{count(len(names), 'result frame')} ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}"
     )
     scores = score_clip(args.results, truth, names)
     print(format_tables(scores))

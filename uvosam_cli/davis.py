@@ -11,6 +11,8 @@ from pathlib import Path
 from uvosam.atomic_files import write_text
 from uvosam.eval.davis import GLOBAL_METRICS, DavisScores, evaluate
 from uvosam.eval.layout import SUBSETS, TASKS
+from uvosam.text import count
+from uvosam_cli.arguments import positive_int
 from uvosam_cli.checks import check_output_file, check_output_folder
 
 
@@ -36,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--task", choices=TASKS, default="unsupervised", help="protocol (default: unsupervised)"
     )
     parser.add_argument("--sequences", nargs="+", help="score only these sequences of the set")
-    parser.add_argument("--workers", type=int, default=2, help="scoring processes (default: 2)")
+    parser.add_argument(
+        "--workers", type=positive_int, default=2, help="scoring processes (default: 2)"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     parser.add_argument(
         "--csv", type=Path, metavar="DIR",
@@ -130,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_tables(scores))
     sequences = len({o.sequence for o in scores.objects})
     print(
-        f"\n{sequences} sequences, {len(scores.objects)} objects scored in {time.perf_counter() - start:.1f} s"
+        f"\n{count(sequences, 'sequence')}, {count(len(scores.objects), 'object')} scored in "
+        f"{time.perf_counter() - start:.1f} s"
     )
     if args.json:
         write_scores_json(scores, args.json)

@@ -20,8 +20,9 @@ from uvosam.job_plan import run_output
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
+from uvosam.text import count
 from uvosam.track_edit import MERGE_SYNTAX, parse_merge
-from uvosam_cli.arguments import ALPHA_WEBM_HELP
+from uvosam_cli.arguments import ALPHA_WEBM_HELP, unit_interval
 from uvosam_cli.checks import check_output_folder
 from uvosam_cli.hints import print_merge_hints
 
@@ -67,9 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--alpha-webm", action=argparse.BooleanOptionalAction,
                    help=f"{ALPHA_WEBM_HELP} (default: as the run did)")  # fmt: skip
-    p.add_argument("--min-score", type=float, default=0.0,
+    p.add_argument("--min-score", type=unit_interval, default=0.0,
                    help="leave tracks out of the frames where they score below this (above the run's own "
-                        "threshold; frames below that were never segmented)")  # fmt: skip
+                        "threshold; frames below that were never segmented; default: 0, none left "
+                        "out)")  # fmt: skip
     p.add_argument("--output-max-side", type=_max_side, metavar="PIXELS|source",
                    help="shrink the video to at most this longest side (never enlarged); 'source': the source "
                         "size (default: the run's)")  # fmt: skip
@@ -126,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     assert result is not None
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
     print(
-        f"{result.video_name}: {result.num_frames} frames, tracks {tracks} -> {result.overlay_mp4}, {result.zip_path}"
+        f"{result.video_name}: {count(result.num_frames, 'frame')}, tracks {tracks} -> {result.overlay_mp4}, "
+        f"{result.zip_path}"
     )
     print_merge_hints(
         result.export.merge_hints,

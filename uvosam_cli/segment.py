@@ -26,6 +26,7 @@ from uvosam.remote_files import is_zip_download
 from uvosam.remote_links import looks_like_link
 from uvosam.remote_video import download_video
 from uvosam.render import STYLES
+from uvosam.text import count
 from uvosam.video import probe
 from uvosam_cli.arguments import (
     ALPHA_WEBM_HELP,
@@ -33,8 +34,9 @@ from uvosam_cli.arguments import (
     add_sam_arguments,
     positive_int,
     segmenter_config,
+    unit_interval,
 )
-from uvosam_cli.checks import check_model_arguments, check_output_folder
+from uvosam_cli.checks import check_model_arguments, check_output_folder, check_weight_files
 from uvosam_cli.hints import print_merge_hints
 
 
@@ -51,7 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or other page link)",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    p.add_argument("--tracker", default=DEFAULT_TRACKER, help="tracker preset or checkpoint path")
+    p.add_argument(
+        "--tracker", default=DEFAULT_TRACKER,
+        help=f"tracker preset or checkpoint path (default: {DEFAULT_TRACKER})",
+    )  # fmt: skip
     p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
     add_sam_arguments(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -59,8 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--precision",
         default="fp32",
         choices=("fp32", "tf32", "bf16"),
-        help="tracker compute precision (the SAM / SAM 2.1 image encoder: --sam-precision; on CPU, bf16 "
-        "ran the R50 detector 1.8x faster than fp32 on a CPU with AVX512-BF16)",
+        help="tracker compute precision (default: fp32; the SAM / SAM 2.1 image encoder: --sam-precision; on "
+        "CPU, bf16 ran the R50 detector 1.8x faster than fp32 on a CPU with AVX512-BF16)",
     )
     p.add_argument(
         "--compile",
@@ -68,11 +73,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch.compile the SAM / SAM 2.1 image encoder (the first frame waits for the compile; "
         "needs a C++ compiler on CPU, Triton on CUDA)",
     )
-    p.add_argument("--stride", type=int, default=1, help="use every N-th frame")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--max-objects", type=int, help="segment at most this many tracks per frame")
     p.add_argument(
-        "--min-score", type=float, default=0.0, help="skip tracks scoring below this in a frame"
+        "--stride", type=positive_int, default=1, help="use every N-th frame (default: 1, all)"
+    )
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    p.add_argument(
+        "--max-objects", type=positive_int, help="segment at most this many tracks per frame"
+    )
+    p.add_argument(
+        "--min-score",
+        type=unit_interval,
+        default=0.0,
+        help="skip tracks scoring below this in a frame, 0 to 1 (default: 0, none skipped)",
     )
     p.add_argument(
         "--output-max-side",
@@ -83,8 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--style",
         default="overlay",
         choices=STYLES,
-        help="the output video: overlay (colour masks), cutout (objects on black), blur / gray "
-        "(blurred / greyscale background), matte (white objects on black, for editors)",
+        help="the output video: overlay (colour masks; the default), cutout (objects on black), "
+        "blur / gray (blurred / greyscale background), matte (white objects on black, for editors)",
     )
     p.add_argument("--alpha-webm", action="store_true", help=ALPHA_WEBM_HELP)
     p.add_argument(
@@ -183,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
     check_model_arguments(args)  # --tracker, --sam, --sam-type, --device, the sam2 package
     check_output_folder(args.out, "--out")  # before a download, too
+    if looks_like_link(
+        args.input
+    ):  # both weight files before the download (a local input is probed first)
+        check_weight_files(args)
     with local_input(args.input) as source:
         return _segment(args, source, config, options)
 
@@ -206,7 +222,7 @@ def _segment(
             result = update.result or result
     assert result is not None
     print(
-        f"{result.video_name}: {result.num_frames} frames, {len(result.tracks)} objects, "
+        f"{result.video_name}: {count(result.num_frames, 'frame')}, {count(len(result.tracks), 'track')}, "
         f"{result.seconds:.1f} s ({result.fps:.2f} fps) -> {result.overlay_mp4}, {result.zip_path}"
     )
     print_merge_hints(result.export.merge_hints, args.out, cached=args.cache)

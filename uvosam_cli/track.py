@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+from uvosam.text import count
 from uvosam_cli.arguments import DEVICE_HELP, positive_int
 from uvosam_cli.checks import check_device, check_output_file, check_tracker_weights
 
@@ -35,9 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--video-id", default=None, help="video_id in results.json (default: input name)"
     )
     parser.add_argument(
-        "--stride", type=int, default=1, help="keep every STRIDE-th frame (default 1)"
+        "--stride", type=positive_int, default=1, help="keep every STRIDE-th frame (default 1)"
     )
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument(
+        "--max-frames", type=positive_int, default=None, help="stop after this many frames"
+    )
     parser.add_argument(
         "--batch-size", type=positive_int, default=None, help="frames per detector call"
     )
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, json.dumps(records), encoding="utf-8")  # never a truncated results.json
     tracks = len({t.track_id for t in trajectories})
-    logger.info("%d trajectories (%d results) written to %s", tracks, len(records), out)
-    print(f"{out}: {len(records)} result(s), {tracks} trajectory(ies)")
+    found = f"{count(len(records), 'result')}, {count(tracks, 'trajectory', 'trajectories')}"
+    logger.info("%s written to %s", found, out)
+    print(f"{out}: {found}")
     return 0

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from uvosam_cli.arguments import DEVICE_HELP
+from uvosam_cli.arguments import DEVICE_HELP, non_negative_int, positive_int
 from uvosam_cli.checks import (
     check_device,
     check_output_folder,
@@ -55,13 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="starting weights: weight name (idol-coco-r50), checkpoint path or "
         "'none' (default: the config's init)",
     )
-    parser.add_argument("--iters", type=int, default=None, help="override the iteration count")
+    parser.add_argument(
+        "--iters", type=positive_int, default=None, help="override the iteration count"
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in --out"
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
-        "--workers", type=int, default=None, help="data-loading workers per process"
+        "--workers",
+        type=non_negative_int,
+        default=None,
+        help="data-loading workers per process (0: load in the training process; default: the config's, "
+        "at most the CPUs this process may use)",
     )
     parser.set_defaults(func=run)
 
@@ -103,7 +109,8 @@ def _check_config_file(config: str) -> None:
 def checked_arguments(args: argparse.Namespace) -> tuple[TrainConfig, list[DataSpec]]:
     """The ``TrainConfig`` and the parsed ``--data`` specs, once every argument is checked: the config,
     ``--device``, ``--out`` (a folder that can be written or created), each ``--data`` path and the
-    starting weights. All instant: nothing is read from the datasets and no model is built.
+    starting weights; then, on the CPU, that one iteration fits in the memory available
+    (``uvosam.train.memory``). All instant: nothing is read from the datasets and no model is built.
 
     Raises:
         ValueError, FileNotFoundError: the first bad argument, saying what was expected.
@@ -120,7 +127,22 @@ def checked_arguments(args: argparse.Namespace) -> tuple[TrainConfig, list[DataS
     if not (args.resume and find_last_checkpoint(args.out)):  # a resumed run does not use them
         source = "--init" if args.init is not None else f"--config {args.config}: init"
         check_tracker_weights(cfg.init, source, also=("none",))
+    _check_cpu_memory(cfg, args.device)  # once the arguments are right: what the machine can give
     return cfg, specs
+
+
+def _check_cpu_memory(cfg: TrainConfig, device: str) -> None:
+    """On the CPU (``--device cpu``, or auto without CUDA), refuse a config whose iteration needs more memory
+    than the machine has (``uvosam.train.memory``): the kernel would kill it without a word."""
+    import os
+
+    import torch
+
+    from uvosam.train.memory import check_cpu_memory
+
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    if cpu:
+        check_cpu_memory(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,5 +160,20 @@ def run(args: argparse.Namespace) -> int:
     result = train(
         cfg, sources, [s.ratio for s in specs], args.out, resume=args.resume, device=device
     )
-    logger.info("finished at iteration %d: %s", result.iteration, result.checkpoint)
+    _log_end(result.iteration, result.checkpoint, args.out)
     return 0
+
+
+def _log_end(iteration: int, checkpoint: Path | None, out: Path) -> None:
+    """The last line: rank 0 names the final checkpoint; the other ``torchrun`` ranks save nothing and say so."""
+    import os
+
+    rank = int(os.environ.get("RANK", "0"))
+    if checkpoint is not None:
+        logger.info("finished at iteration %d: %s", iteration, checkpoint)
+    elif rank > 0:
+        logger.info(
+            "rank %d finished at iteration %d (rank 0 writes the checkpoints)", rank, iteration
+        )
+    else:
+        logger.info("nothing to train: %s had reached iteration %d already", out, iteration)

@@ -19,6 +19,7 @@ from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles
 from uvosam.eval.masks_io import read_index_png
 from uvosam.frame_folder import natural_key
+from uvosam.text import count
 
 __all__ = ["align_ground_truth", "ground_truth_files", "id_gaps_note", "score_clip"]
 
@@ -88,8 +89,8 @@ def align_ground_truth(
     if len(ground_truth) == source_frames and all(0 <= i < source_frames for i in source_indices):
         return [ground_truth[i] for i in source_indices]
     raise ValueError(
-        f"ground truth: {len(ground_truth)} PNGs, but the run processed {len(source_indices)} of the video's "
-        f"{source_frames} frames and their names ({frame_names[0] if frame_names else '-'}, ...) are not all among "
+        f"ground truth: {count(len(ground_truth), 'PNG')}, but the run processed {len(source_indices)} of the "
+        f"video's {count(source_frames, 'frame')} and their names ({frame_names[0] if frame_names else '-'}, ...) are not all among "
         "the PNGs'; name the PNGs as the frames, or give one PNG per source frame (the run's frame stride and Max "
         "frames are then applied to them) or one per processed frame, in frame order."
     )
@@ -115,7 +116,8 @@ def score_clip(
     results_dir = Path(results_dir)
     if len(ground_truth) != len(frame_names) or not frame_names:
         raise ValueError(
-            f"score_clip: {len(ground_truth)} ground-truth files for {len(frame_names)} result frames; "
+            f"score_clip: {count(len(ground_truth), 'ground-truth file')} for "
+            f"{count(len(frame_names), 'result frame')}; "
             "give one per frame (align_ground_truth)"
         )
     _check_size(Path(ground_truth[0]), results_dir / f"{frame_names[0]}.png")

@@ -202,12 +202,20 @@ def run_davis_selection(
 
 
 def ytvis_videos(ytvis_root: Path, split: str) -> tuple[list[dict], Path]:
-    """Videos of ``<root>/<split>.json`` (or ``<root>/<split>/instances.json``) and the frames root."""
+    """Videos of ``<root>/<split>.json`` (YouTube-VIS 2019's layout) or ``<root>/<split>/instances.json`` (2021's)
+    and the frames root ``<root>/<split>/JPEGImages``.
+
+    Raises:
+        FileNotFoundError: neither file exists (the message names both and the folder expected).
+    """
     candidates = [ytvis_root / f"{split}.json", ytvis_root / split / "instances.json"]
     meta = next((p for p in candidates if p.is_file()), None)
     if meta is None:
         raise FileNotFoundError(
-            f"YouTube-VIS {split} annotations not found; looked for {candidates}"
+            f"no YouTube-VIS {split!r} annotation file in {ytvis_root}: looked for {candidates[0]} (the 2019 "
+            f"layout) and {candidates[1]} (the 2021 layout). Expected the YouTube-VIS folder that holds the "
+            f"split's JSON there and its frames in {ytvis_root / split / 'JPEGImages'}; pass that folder (command "
+            "line: --ytvis-root), or the split it holds (--split)"
         )
     return _read_videos(meta), ytvis_root / split / "JPEGImages"
 

@@ -148,6 +148,20 @@ def step_generator(seed: int, rank: int, iteration: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
+def loader_workers(requested: int) -> int:
+    """``requested`` data-loading workers, at most the CPUs this process may run on (``os.sched_getaffinity``, else
+    ``os.cpu_count()``): more only compete with the training for them (torch warns of a slow or frozen loader)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if requested > cpus:
+        logger.info(
+            "data-loading workers: %d (%d asked for; this process may use %d CPUs)",
+            cpus,
+            requested,
+            cpus,
+        )
+    return min(requested, cpus)
+
+
 def clip_loader(
     sources: Sequence[Sequence[VideoRecord]],
     ratios: Sequence[float],
@@ -160,13 +174,14 @@ def clip_loader(
     sampler = ClipIndexSampler(
         cfg.clips_per_batch, rank=info.rank, world_size=info.world_size, start_iter=start_iter
     )
+    workers = loader_workers(cfg.num_workers)
     loader = DataLoader(
         dataset,
         batch_size=sampler.per_rank,
         sampler=sampler,
-        num_workers=cfg.num_workers,
+        num_workers=workers,
         collate_fn=collate_clips,
-        persistent_workers=cfg.num_workers > 0,
+        persistent_workers=workers > 0,
     )
     return iter(loader)
 
