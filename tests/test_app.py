@@ -1030,6 +1030,47 @@ def test_an_upload_is_probed_once_for_its_description_and_latest_frame(
     assert headers == ["upload.mp4"] * 4
 
 
+def test_an_upload_is_probed_once_when_its_two_events_come_at_once(tmp_path, clips, monkeypatch):
+    """The description and the playability check are two unqueued events on the same change: Gradio runs them in
+    two threads at the same time, and both missed the cache and probed."""
+    import shutil
+    import threading
+
+    from uvosam import video
+    from uvosam_app import handlers as app_handlers
+
+    headers = []
+    both_in = threading.Barrier(2)
+
+    def read_header(path, **kwargs):
+        headers.append(Path(path).name)
+        return real_read_header(path, **kwargs)
+
+    real_read_header = video.read_header
+    monkeypatch.setattr(video, "read_header", read_header)
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    upload = str(shutil.copy(clips["a"], tmp_path / "upload.mp4"))
+    texts = []
+
+    def describe():
+        both_in.wait()
+        texts.append(app.describe(upload, "idol-ytvis19-r50", "vit_b", 1, 900))
+
+    def playable():
+        both_in.wait()
+        app.links.input_changed(upload, None, None)
+
+    threads = [threading.Thread(target=describe), threading.Thread(target=playable)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert headers == ["upload.mp4"] and texts[0].startswith("**upload.mp4**: 96x64, 16 frames"), (
+        headers,
+        texts,
+    )
+
+
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
     from uvosam_app import handlers as app_handlers
 
