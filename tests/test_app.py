@@ -124,6 +124,20 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     for shown in (image, narrow):
         assert all((shown == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
     assert narrow.shape[0] == image.shape[0] and narrow.shape[1] <= 326 < image.shape[1]
+    # a zip whose run.json has no export record: the zip's timeline, none drawn for a phone (not a KeyError that
+    # took the merge hints and the scores' clearing down with it)
+    import json
+    import zipfile
+
+    bare = Path(zip_path).with_name("bare.zip")
+    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(bare, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "run.json":
+                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "export"}).encode()
+            dst.writestr(name, data)
+    wide, none = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(str(bare))
+    assert wide.shape == image.shape and none is None
     # a run starts: cleared
     assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) == (None, None)
 
