@@ -134,7 +134,9 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
         for name in src.namelist():
             data = src.read(name)
             if name == "run.json":
-                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "export"}).encode()
+                data = json.dumps(
+                    {k: v for k, v in json.loads(data).items() if k != "export"}
+                ).encode()
             dst.writestr(name, data)
     wide, none = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(str(bare))
     assert wide.shape == image.shape and none is None
