@@ -124,6 +124,22 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     for shown in (image, narrow):
         assert all((shown == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
     assert narrow.shape[0] == image.shape[0] and narrow.shape[1] <= 326 < image.shape[1]
+    # a zip whose run.json has no export record: the zip's timeline, none drawn for a phone (not a KeyError that
+    # took the merge hints and the scores' clearing down with it)
+    import json
+    import zipfile
+
+    bare = Path(zip_path).with_name("bare.zip")
+    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(bare, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "run.json":
+                data = json.dumps(
+                    {k: v for k, v in json.loads(data).items() if k != "export"}
+                ).encode()
+            dst.writestr(name, data)
+    wide, none = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(str(bare))
+    assert wide.shape == image.shape and none is None
     # a run starts: cleared
     assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) == (None, None)
 
@@ -1028,6 +1044,47 @@ def test_an_upload_is_probed_once_for_its_description_and_latest_frame(
     assert "over this app's limit of 150 px" in wide
     assert app.links.input_changed(str(upload), None, None)[1] is None
     assert headers == ["upload.mp4"] * 4
+
+
+def test_an_upload_is_probed_once_when_its_two_events_come_at_once(tmp_path, clips, monkeypatch):
+    """The description and the playability check are two unqueued events on the same change: Gradio runs them in
+    two threads at the same time, and both missed the cache and probed."""
+    import shutil
+    import threading
+
+    from uvosam import video
+    from uvosam_app import handlers as app_handlers
+
+    headers = []
+    both_in = threading.Barrier(2)
+
+    def read_header(path, **kwargs):
+        headers.append(Path(path).name)
+        return real_read_header(path, **kwargs)
+
+    real_read_header = video.read_header
+    monkeypatch.setattr(video, "read_header", read_header)
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    upload = str(shutil.copy(clips["a"], tmp_path / "upload.mp4"))
+    texts = []
+
+    def describe():
+        both_in.wait()
+        texts.append(app.describe(upload, "idol-ytvis19-r50", "vit_b", 1, 900))
+
+    def playable():
+        both_in.wait()
+        app.links.input_changed(upload, None, None)
+
+    threads = [threading.Thread(target=describe), threading.Thread(target=playable)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert headers == ["upload.mp4"] and texts[0].startswith("**upload.mp4**: 96x64, 16 frames"), (
+        headers,
+        texts,
+    )
 
 
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):

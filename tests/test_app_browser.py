@@ -343,6 +343,8 @@ def test_a_failed_score_says_why_in_place_of_the_scores(app_url, page, tmp_path)
         for i in range(6):
             zf.writestr(f"annot/{i:05d}.png", b"not a png")
     page.get_by_role("button", name="Score against your ground truth (DAVIS J&F) ▼").click()
+    # the file goes in once the accordion is open (in a full test run, under load, it was lost: no "gt.zip" in 30 s)
+    page.locator("#gt").wait_for(state="visible", timeout=30_000)
     page.locator("#gt input[type=file]").set_input_files(str(gt))
     page.locator("#gt", has_text="gt.zip").wait_for(timeout=30_000)
     page.click("#score")

@@ -338,7 +338,10 @@ def test_ground_truth_ids_that_are_not_1_to_k_get_a_note_the_scores_stay_officia
     assert note is not None and note.startswith(
         "the first ground-truth frame (0.png) has the ids 2, 5, not 1..5:"
     )
-    assert "any of 1, 3, 4 counts as perfect" in note and "renumber the objects 1..2" in note
+    assert (
+        "any of 1, 3, 4 counts as perfect" in note
+        and "renumber the objects 1..2 for a mean" in note
+    )
     assert id_gaps_note(ground_truth_files(d / "gt")[0]) is None  # ids 1..3
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "gaps")]) == 0
     assert f"Note: {note}" in capsys.readouterr().out

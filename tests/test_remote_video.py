@@ -522,3 +522,17 @@ def test_segment_of_a_link_finds_a_missing_sam_file_before_the_download(
     err = capsys.readouterr().err
     assert code == 2 and "Weight file 'sam_vit_h_4b8939.pth'" in err and "was not found" in err, err
     assert asked == [] and not (tmp_path / "o").exists()
+
+
+def test_segment_refuses_a_page_link_before_looking_for_weights(tmp_path, monkeypatch, capsys):
+    """A YouTube page link was refused only after both weight files were looked for (downloaded, on a fresh
+    install: ~3 GB for nothing); no weight is in reach here, so the old order said a weight file was missing."""
+    import uvosam_cli
+
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "none"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    args = ["segment", "https://www.youtube.com/watch?v=abc", "--out", str(tmp_path / "o")]
+    assert uvosam_cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "is a youtube.com page link, not a video file" in err and "Weight file" not in err, err

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from uvosam.text import count
+
 __all__ = ["MergeHint", "merge_text", "suggest_merges"]
 
 MAX_GAP_FRAMES = 30
@@ -41,7 +43,7 @@ class MergeHint:
 
     def describe(self) -> str:
         gap = self.gap_frames
-        when = "the frame after" if gap == 0 else f"{gap} frame{'' if gap == 1 else 's'} after"
+        when = "the frame after" if gap == 0 else f"{count(gap, 'frame')} after"
         chain = "" if self.after == self.target else f" (itself part of track {self.target})"
         return (
             f"track {self.source} starts {when} track {self.after} ends{chain}, "

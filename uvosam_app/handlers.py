@@ -432,7 +432,8 @@ class App:
         """Stop's status line, given the one shown: "stopped" over a job's line (starting, running, waiting for a
         worker); any other line stays, as nothing ran then: none yet (a fresh page: ""), a finished job's ("done:
         ...", "failed: ...", beside its results) or a stopped one's. A run still waiting in Gradio's queue (no line
-        of its own yet) says "stopped" once the page has cancelled it: its failure listener writes it (``stopped``).
+        of its own yet) says "stopped" once the page has cancelled it: its failure listener writes it (``stopped``),
+        unless the line still shows an earlier job's end ("done: ...", "failed: ..."), which then stays.
         """
         if not status or status.startswith((*FINISHED, STOPPED)):
             return gr.skip()

@@ -25,6 +25,7 @@ class ProbeCache:
     def __init__(self, size: int = 64) -> None:
         self.size = size
         self._infos: OrderedDict[ProbeKey, VideoInfo] = OrderedDict()
+        self._probing: dict[ProbeKey, threading.Lock] = {}  # the files being probed now
         self._lock = threading.Lock()
 
     def info(
@@ -44,17 +45,33 @@ class ProbeCache:
             as ``probe``.
         """
         key = _key(path)
-        with self._lock:
-            info = self._infos.get(key) if key else None
-            if info is not None:
-                self._infos.move_to_end(key)
-        if info is None:
-            # frame and duration limits: below, for the caller's stride and max_frames
-            info = probe(path, limits=limits, max_frames=1)
-            if key:
-                self._keep(key, info)
+        if key is None:
+            info = probe(path, limits=limits, max_frames=1)  # says why there is no file
+        else:
+            # one probe per file even when asked at once: an upload's two change events run in two threads
+            with self._lock:
+                probing = self._probing.setdefault(key, threading.Lock())
+            with probing:
+                info = self._kept(key) or self._probe(key, path, limits)
         check_limits(info, limits, stride=stride, max_frames=max_frames)
         return info
+
+    def _kept(self, key: ProbeKey) -> VideoInfo | None:
+        with self._lock:
+            info = self._infos.get(key)
+            if info is not None:
+                self._infos.move_to_end(key)
+            return info
+
+    def _probe(self, key: ProbeKey, path: str | Path, limits: VideoLimits | None) -> VideoInfo:
+        try:
+            # frame and duration limits: checked by the caller, for its stride and max_frames
+            info = probe(path, limits=limits, max_frames=1)
+            self._keep(key, info)
+            return info
+        finally:
+            with self._lock:
+                self._probing.pop(key, None)
 
     def _keep(self, key: ProbeKey, info: VideoInfo) -> None:
         with self._lock:

@@ -64,9 +64,11 @@ def timeline_images(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarra
             wide = np.asarray(image.convert("RGB"))
         if not {"tracks.csv", "results.json", "run.json"} <= names:
             return wide, None
+        frames = (json.loads(archive.read("run.json")).get("export") or {}).get("frames")
+        if not frames:  # a zip without its export's record: the wide one only
+            return wide, None
         rows = _timeline_rows(archive)
-        frames = int(json.loads(archive.read("run.json"))["export"]["frames"])
-    return wide, draw_timeline(rows, frames, max_plot_width=NARROW_PLOT_WIDTH)
+    return wide, draw_timeline(rows, int(frames), max_plot_width=NARROW_PLOT_WIDTH)
 
 
 def _timeline_rows(archive: zipfile.ZipFile) -> list[TimelineRow]:

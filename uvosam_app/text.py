@@ -17,6 +17,7 @@ from uvosam import box_segmenter, weight_checksums, weight_table
 from uvosam.environment import package_versions
 from uvosam.eval.davis import DavisScores
 from uvosam.job_types import JobProgress
+from uvosam.text import count
 from uvosam.video import VideoInfo
 from uvosam_app.gpu import MAX_GPU_S, default_device, zero_gpu, zero_gpu_max_frames
 from uvosam_app.models import GetPipeline, mask_model_label, needed_weights, sam2_missing
@@ -129,13 +130,13 @@ def status_text(
     if step.result is not None:
         r = step.result
         speed = f"{r.seconds:.1f} s ({r.fps:.1f} fps)"
-        return f"done: {_count(r.num_frames, 'frame')}, {_count(len(r.tracks), 'track')} in {speed}"
+        return f"done: {count(r.num_frames, 'frame')}, {count(len(r.tracks), 'track')} in {speed}"
     eta = f"{step.eta_s:.0f} s" if step.eta_s is not None else "?"
     fps = step.frames_done / step.elapsed_s if step.elapsed_s > 0 else 0.0
     progress = f"{verb}: frame {step.frames_done}/{step.frames_total}"
     if step.frames_done:  # the live object count
-        tracks = _count(step.tracks_so_far, "track")
-        progress += f" · {_count(step.objects, 'object')} ({tracks} so far)"
+        tracks = count(step.tracks_so_far, "track")
+        progress += f" · {count(step.objects, 'object')} ({tracks} so far)"
     return f"{progress} · {fps:.1f} fps · ETA {eta}"
 
 
@@ -154,11 +155,6 @@ FINISHED = ("done:", "failed:")
 """How the status line of a job that is over starts (``status_text``'s last line, ``failed_status``)."""
 STOPPED = "stopped: press Run to start again"
 """The status line of a job that Stop ended."""
-
-
-def _count(n: int, noun: str) -> str:
-    """``"1 track"``, ``"2 tracks"``, ``"0 tracks"``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str]:
@@ -270,7 +266,7 @@ def describe_video(
         why = frame_cap.text() if capped else f"Max frames is {max_frames}"
         text += f" Run covers {first} ({step}; {why})."
     else:
-        text += f" Run covers {_count(covered, 'frame')} ({step})."
+        text += f" Run covers {count(covered, 'frame')} ({step})."
     if fps:
         text += (
             f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here of "
@@ -297,7 +293,7 @@ def _frames_text(info: VideoInfo) -> str:
     fps nominal, 24.51 on average (2.0 s)"``: an .avi with a skipped frame); no rate for folders and single frames
     (``"1 frame"``)."""
     if info.is_folder or info.num_frames == 1:
-        return _count(info.num_frames, "frame")
+        return count(info.num_frames, "frame")
     rate = _fps_text(info.fps)
     if info.nominal_fps > 0 and _fps_text(info.nominal_fps) != rate:
         rate = f"{_fps_text(info.nominal_fps)} fps nominal, {rate} on average"
@@ -337,7 +333,7 @@ def score_markdown(
     return "\n".join(
         [
             f"**J&F {scores.jf_mean:.3f}** (J {scores.j_mean:.3f}, F {scores.f_mean:.3f}) over "
-            f"{_count(len(scores.objects), 'object')} and {_count(frames, 'frame')}: the DAVIS-2017 unsupervised protocol (objects "
+            f"{count(len(scores.objects), 'object')} and {count(frames, 'frame')}: the DAVIS-2017 unsupervised protocol (objects "
             "from the first ground-truth frame, tracks matched to them once for the whole clip).",
             "",
             "| object | track | J | F | J&F |",

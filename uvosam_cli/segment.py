@@ -23,7 +23,7 @@ from uvosam.job import run_job
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.remote_files import is_zip_download
-from uvosam.remote_links import looks_like_link
+from uvosam.remote_links import looks_like_link, parse_link, refuse_page_link
 from uvosam.remote_video import download_video
 from uvosam.render import STYLES
 from uvosam.text import count
@@ -195,9 +195,10 @@ def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
     check_model_arguments(args)  # --tracker, --sam, --sam-type, --device, the sam2 package
     check_output_folder(args.out, "--out")  # before a download, too
-    if looks_like_link(
-        args.input
-    ):  # both weight files before the download (a local input is probed first)
+    if looks_like_link(args.input):
+        # a link that is no video file (a YouTube page...) is refused before any weight is looked for or downloaded;
+        # then both weight files before the video's download (a local input is probed first)
+        refuse_page_link(parse_link(args.input))
         check_weight_files(args)
     with local_input(args.input) as source:
         return _segment(args, source, config, options)

@@ -158,12 +158,16 @@ def id_gaps_note(first_truth: str | Path, shown_as: str | None = None) -> str | 
     missing = sorted(set(range(1, k + 1)) - present)
     if not missing:
         return None
-    real = f"1..{len(present)}" if len(present) > 1 else "1"
+    real = (
+        f"renumber the objects 1..{len(present)}"
+        if len(present) > 1
+        else "give the object the id 1"
+    )
     return (
         f"the first ground-truth frame ({shown_as or Path(first_truth).name}) has the ids {_id_list(sorted(present))}, not "
         f"1..{k}: the DAVIS protocol scores the {k} objects 1..{k}, and any of {_id_list(missing)} counts as perfect "
         "(J = F = 1) on every frame where neither the ground truth nor the masks have it. If those ids are in no "
-        f"ground-truth frame, renumber the objects {real} for a mean over the real ones."
+        f"ground-truth frame, {real} for a mean over the real ones."
     )
 
 
