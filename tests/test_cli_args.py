@@ -535,3 +535,24 @@ def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
     with caplog.at_level("INFO", logger="uvosam_cli.train"):
         assert uvosam_cli.main(_train_argv(tmp_path)) == 0
     assert said.format(out=out) in caplog.text and "None" not in caplog.text
+
+
+def test_device_check_passes_what_torch_parses_and_checks_only_cuda_and_mps(monkeypatch):
+    """The library's check refused "cpu:0", torch.device("cpu", 0), "mps:0" and "xpu" ("that is not a device
+    name"), which resolve_device had passed to torch."""
+    import torch
+
+    from uvosam.devices import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    for device in ("cpu:0", torch.device("cpu", 0), "mps", "mps:0", "xpu", "meta"):
+        check_device(device)
+    with pytest.raises(ValueError, match="device='cuda:0': torch finds no CUDA GPU"):
+        check_device(torch.device("cuda", 0))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device='mps:0': torch finds no Apple GPU"):
+        check_device("mps:0")
+    for bad in ("gpu", "cuda:x", ""):
+        with pytest.raises(ValueError, match="that is not a device name; expected one of auto, cpu"):
+            check_device(bad)
