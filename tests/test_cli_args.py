@@ -554,5 +554,7 @@ def test_device_check_passes_what_torch_parses_and_checks_only_cuda_and_mps(monk
     with pytest.raises(ValueError, match="device='mps:0': torch finds no Apple GPU"):
         check_device("mps:0")
     for bad in ("gpu", "cuda:x", ""):
-        with pytest.raises(ValueError, match="that is not a device name; expected one of auto, cpu"):
+        with pytest.raises(
+            ValueError, match="that is not a device name; expected one of auto, cpu"
+        ):
             check_device(bad)
