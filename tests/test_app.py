@@ -528,10 +528,11 @@ def test_a_run_says_it_loads_the_models_only_while_they_are_not_loaded(
 ):
     """The first step's status said "loading the models on their first use" on every run, also with the models
     long loaded."""
+    from uvosam import hub
     from uvosam_app import handlers as app_handlers
     from uvosam_app import models as app_models
 
-    monkeypatch.setattr(app_models.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
+    monkeypatch.setattr(hub, "resolve", lambda name, **kw: tmp_path / f"{name}.pth")
     loader = app_models.PipelineLoader(
         device="cpu",
         load_tracker=lambda name, device: MovingBoxTracker(num_objects=1),
@@ -552,9 +553,10 @@ def test_a_run_says_it_loads_the_models_only_while_they_are_not_loaded(
 def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monkeypatch, tmp_path):
     """Each tracker and each mask model loads once, shared by every pair that uses it (concurrent first uses
     wait for one load); at most max_loaded of each kind are kept, never evicting the first."""
+    from uvosam import hub
     from uvosam_app import models as app_models
 
-    monkeypatch.setattr(app_models.hub, "resolve", lambda name: tmp_path / f"{name}.pth")
+    monkeypatch.setattr(hub, "resolve", lambda name, **kw: tmp_path / f"{name}.pth")
     calls = []
 
     def loading(kind):
@@ -588,10 +590,10 @@ def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monk
     assert loader("idol-coco-r50", "vit_b").tracker is not pair.tracker  # it went: loaded again
     assert loader.weight_files["sam_vit_h"] == tmp_path / "sam_vit_h.pth"
 
-    def missing(name):
+    def missing(name, **kw):
         raise FileNotFoundError(f"Weight file for {name} was not found.")
 
-    monkeypatch.setattr(app_models.hub, "resolve", missing)
+    monkeypatch.setattr(hub, "resolve", missing)
     with pytest.raises(FileNotFoundError) as err:
         loader("idol-ytvis19-r50", "vit_l")
     assert "idol-ytvis19-r50" in str(err.value) and "sam_vit_l" in str(err.value)
@@ -606,6 +608,28 @@ def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monk
         loader("idol-ovis-r50", "vit_l")
 
 
+def test_pipeline_loader_finds_weights_with_the_librarys_locator(monkeypatch, tmp_path):
+    """The app had its own copy of uvosam.pipeline.locate_weights (resolve each file, join the missing reports)."""
+    from uvosam_app import models as app_models
+
+    asked = []
+
+    def locate(tracker, sam):
+        asked.append((tracker, sam))
+        return tmp_path / "tracker.pth", tmp_path / "sam.pth"
+
+    monkeypatch.setattr(app_models, "locate_weights", locate)
+    loader = app_models.PipelineLoader(
+        device="cpu", load_tracker=lambda *a: object(), load_segmenter=lambda *a: object()
+    )
+    loader("idol-ovis-r50", "sam2.1_tiny")
+    assert asked == [("idol-ovis-r50", "sam2.1_tiny")]
+    assert loader.weight_files == {
+        "idol-ovis-r50": tmp_path / "tracker.pth",
+        "sam2.1_tiny": tmp_path / "sam.pth",
+    }
+
+
 @pytest.mark.parametrize(
     "device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)]
 )
@@ -617,7 +641,7 @@ def test_loading_warms_the_pipeline_up_on_a_gpu_only(device, zero, warmed, monke
     warm_ups = []
     monkeypatch.setattr(UVOSAM, "warm_up", lambda self: warm_ups.append(self) or 0.5)
     monkeypatch.setattr(app_models, "zero_gpu", lambda: zero)
-    monkeypatch.setattr(app_models, "needed_weights", lambda preset, sam: ())
+    monkeypatch.setattr(app_models.PipelineLoader, "check_weights", lambda self, preset, sam: None)
     loader = app_models.PipelineLoader(
         device=device, load_tracker=lambda *a: object(), load_segmenter=lambda *a: object()
     )
@@ -651,7 +675,7 @@ def test_on_zerogpu_models_load_at_start_once_each_and_only_they_are_offered(
     from uvosam_app import models as app_models
     from uvosam_app import settings as app_settings
 
-    monkeypatch.setattr(app_models, "needed_weights", lambda preset, sam: ())
+    monkeypatch.setattr(app_models.PipelineLoader, "check_weights", lambda self, preset, sam: None)
     loaded = []
     loader = app_models.PipelineLoader(
         device="cpu",
@@ -693,7 +717,7 @@ def test_the_apps_loader_keeps_every_model_loaded_at_start(monkeypatch, tmp_path
     import app as app_module
     from uvosam_app import models as app_models
 
-    monkeypatch.setattr(app_models, "needed_weights", lambda preset, sam: ())
+    monkeypatch.setattr(app_models.PipelineLoader, "check_weights", lambda self, preset, sam: None)
     monkeypatch.setattr(app_module, "load_tracker", lambda preset, device: MovingBoxTracker())
     loaded = []
     monkeypatch.setattr(

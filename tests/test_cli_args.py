@@ -504,8 +504,8 @@ def test_train_refuses_a_config_the_cpu_has_not_the_memory_for(
     assert uvosam_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert (
-        "needs about 58 GiB of memory for one iteration on the CPU" in err
-        and "22 GiB available" in err
+        "needs about 58.0 GiB of memory for one iteration on the CPU" in err
+        and "22.0 GiB available" in err
     )
     assert "8 clips of 2 frames, up to 576x1024 pixels each" in err
     assert "Train on a GPU" in err and "`--config tiny` for a smoke test" in err
@@ -514,6 +514,28 @@ def test_train_refuses_a_config_the_cpu_has_not_the_memory_for(
         TrainConfig.davis_r50(), available=64 << 30
     )  # a machine that has it trains
     memory.check_cpu_memory(TrainConfig.tiny(), available=22 << 30)
+
+
+def test_train_memory_check_can_be_skipped_and_passes_a_resumed_run_with_nothing_left(
+    tmp_path, no_training, monkeypatch
+):
+    """The estimate could not be overruled, and a --resume of a finished run was refused although it trains
+    nothing."""
+    import torch
+
+    from uvosam.train import memory
+    from uvosam.train.config import TrainConfig
+
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 1 << 30)
+    argv = [*_train_argv(tmp_path), "--config", "davis_r50", "--device", "cpu"]
+    assert uvosam_cli.main(argv) == 2
+    with pytest.raises(pytest.fail.Exception, match="a dataset was read"):
+        uvosam_cli.main([*argv, "--no-memory-check"])
+    (tmp_path / "run").mkdir()
+    done = {"model": {}, "optimizer": {}, "iteration": TrainConfig.davis_r50().max_iter}
+    torch.save(done, tmp_path / "run" / "model_final.pth")
+    with pytest.raises(pytest.fail.Exception, match="a dataset was read"):
+        uvosam_cli.main([*argv, "--resume"])
 
 
 @pytest.mark.parametrize(("rank", "saved", "said"), [
@@ -535,3 +557,26 @@ def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
     with caplog.at_level("INFO", logger="uvosam_cli.train"):
         assert uvosam_cli.main(_train_argv(tmp_path)) == 0
     assert said.format(out=out) in caplog.text and "None" not in caplog.text
+
+
+def test_device_check_passes_what_torch_parses_and_checks_only_cuda_and_mps(monkeypatch):
+    """The library's check refused "cpu:0", torch.device("cpu", 0), "mps:0" and "xpu" ("that is not a device
+    name"), which resolve_device had passed to torch."""
+    import torch
+
+    from uvosam.devices import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    for device in ("cpu:0", torch.device("cpu", 0), "mps", "mps:0", "xpu", "meta"):
+        check_device(device)
+    with pytest.raises(ValueError, match="device='cuda:0': torch finds no CUDA GPU"):
+        check_device(torch.device("cuda", 0))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device='mps:0': torch finds no Apple GPU"):
+        check_device("mps:0")
+    for bad in ("gpu", "cuda:x", ""):
+        with pytest.raises(
+            ValueError, match="that is not a device name; expected one of auto, cpu"
+        ):
+            check_device(bad)

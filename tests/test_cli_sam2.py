@@ -300,3 +300,24 @@ def test_from_pretrained_names_the_missing_sam2_package_before_loading_the_track
         UVOSAM.from_pretrained("idol-ytvis19-r50", "sam2.1_tiny", device="cpu")
     with pytest.raises(ImportError):  # still an ImportError for callers that catch that
         UVOSAM.from_pretrained("idol-ytvis19-r50", "sam2.1_tiny", device="cpu")
+
+
+def test_a_renamed_sam2_1_file_without_the_sam2_package_is_reported_before_the_tracker(
+    tmp_path, no_tracker, no_sam2, capsys
+):
+    """The package check decided SAM vs SAM 2.1 by name only, so a renamed SAM 2.1 file without sam2 reached the
+    tracker's load; it now decides as the loader does (the file's Hiera keys)."""
+    from test_sam2_segmenter import hiera_state
+
+    from uvosam.errors import MissingPackageError
+    from uvosam.segmenter import sam2_model_type
+
+    mine = tmp_path / "mine.pt"
+    torch.save(hiera_state(144, 48), mine)  # Hiera-L's width and depth, under no released name
+    assert sam2_model_type(mine) == "sam2.1_large"
+    with pytest.raises(MissingPackageError, match="pip install sam2==1.1.0"):
+        UVOSAM.from_pretrained("idol-ytvis19-r50", str(mine), device="cpu")
+    assert uvosam_cli.main([*_davis_run(tmp_path), "--no-score", "--sam", str(mine)]) == 2
+    assert capsys.readouterr().err.startswith(
+        "uvosam davis-run: error: SAM 2.1 models need the sam2 package"
+    )

@@ -341,6 +341,23 @@ def test_truncated_checkpoint_is_a_weights_error(tmp_path, ckpt_bytes):
         weight_loading.load_checkpoint(path)
 
 
+@pytest.mark.parametrize("error", weight_loading.CORRUPT_CHECKPOINT_ERRORS)
+def test_load_and_peek_share_what_counts_as_a_corrupt_checkpoint(
+    tmp_path, ckpt_bytes, monkeypatch, error
+):
+    """load_checkpoint and peek_checkpoint each listed torch.load's corrupt-file errors: one constant now."""
+    path = tmp_path / "corrupt.pth"
+    path.write_bytes(ckpt_bytes)
+
+    def fail(*args, **kwargs):
+        raise error("corrupt")
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(WeightsError, match="truncated or corrupt"):
+        weight_loading.load_checkpoint(path)
+    assert weight_loading.peek_checkpoint(path) is None
+
+
 class Payload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker

@@ -27,3 +27,16 @@ def test_info_says_a_weight_file_of_the_wrong_size_is_not_the_released_one(
         "172,791,667, so loading it is refused" in out
     )
     assert f"idol-ytvis19-r50: {tmp_path / 'YTVIS19_R50_502AP.pth'}\n" in out
+
+
+def test_info_says_a_wrong_size_hf_cache_copy_is_downloaded_again_not_refused(
+    tmp_path, monkeypatch
+):
+    """It said "loading it is refused" of an HF-cache copy too, which hub.resolve deletes and downloads again."""
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    cached = tmp_path / "hf" / "OVIS_R50_294AP.pth"
+    cached.parent.mkdir()
+    cached.write_bytes(b"x" * 1000)
+    said = environment.weight_state("idol-ovis-r50", cached)
+    assert said.startswith(f"{cached}: WRONG SIZE, 1,000 bytes") and "refused" not in said
+    assert "a load deletes this Hugging Face cache copy and downloads it again" in said

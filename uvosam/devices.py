@@ -22,29 +22,46 @@ def usable_devices() -> list[str]:
 
 
 def check_device(device: str | torch.device, *, option: str | None = None) -> None:
-    """Raise ``ValueError`` unless torch can use ``device`` here (see ``usable_devices``). Instant: call it before
-    reading weights.
+    """Raise ``ValueError`` unless ``device`` is ``"auto"`` or a device torch accepts whose hardware is here.
+    Instant: call it before reading weights.
+
+    Parsed by ``torch.device`` (so ``"cpu:0"``, ``torch.device("cpu", 0)``, ``"mps:0"``, ``"xpu"`` pass); only what
+    can be missing on this machine is checked: CUDA (available, and the index below the GPU count) and MPS
+    (available). Other device types go to torch as given.
 
     Args:
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` ... or a ``torch.device``.
         option: how the message names the value (``"--device"`` on the command line); ``None``: ``device='cuda'``.
     """
-    device = str(device)
-    usable = usable_devices()
-    if device in usable:
+    if isinstance(device, str) and device == "auto":
         return
-    accepted = ", ".join(usable)
-    if device == "cuda" or device.startswith("cuda:"):
-        gpus = [d for d in usable if d.startswith("cuda:")]
-        why = (
-            f"this machine has {len(gpus)} CUDA GPU(s) ({', '.join(gpus)})"
-            if gpus
-            else "torch finds no CUDA GPU on this machine (torch.cuda.is_available() is False: no GPU or "
-            "NVIDIA driver, or a CPU-only torch build)"
-        )
-    elif device == "mps":
-        why = "torch finds no Apple GPU (MPS) on this machine"
-    else:
-        why = "that is not a device name"
-    label = f"{option} {device}" if option else f"device={device!r}"
-    raise ValueError(f"{label}: {why}; expected one of {accepted} (those usable here)")
+    label = f"{option} {device}" if option else f"device={str(device)!r}"
+    accepted = f"expected one of {', '.join(usable_devices())} (those usable here)"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"{label}: that is not a device name; {accepted}, or another name torch.device takes (cpu:0, xpu)"
+        ) from None
+    why = _why_unusable(parsed)
+    if why is not None:
+        raise ValueError(f"{label}: {why}; {accepted}")
+
+
+def _why_unusable(device: torch.device) -> str | None:
+    """Why this machine lacks ``device`` (CUDA or MPS), or ``None`` when torch may use it."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return (
+                "torch finds no CUDA GPU on this machine (torch.cuda.is_available() is False: no GPU or "
+                "NVIDIA driver, or a CPU-only torch build)"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            gpus = ", ".join(f"cuda:{i}" for i in range(count))
+            return f"this machine has {count} CUDA GPU(s) ({gpus})"
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            return "torch finds no Apple GPU (MPS) on this machine"
+    return None

@@ -78,14 +78,19 @@ def describe() -> list[str]:
 
 def weight_state(name: str, path: Path | None) -> str:
     """What ``uvosam info`` says of a weight file: its path, "not downloaded yet", or its path and that its size is
-    not the released file's (the loader refuses it; a size is a stat, so this stays instant: no checksum)."""
+    not the released file's, with what the loader does then (a size is a stat, so this stays instant: no checksum):
+    in the checkpoints folder it refuses the file; in the Hugging Face cache ``hub.resolve`` deletes the copy and
+    downloads it again (online; offline the load fails)."""
     if path is None:
         return "not downloaded yet"
     spec = weight_table.lookup(name)[0]
     size = path.stat().st_size
     if spec is None or spec.size_bytes is None or size == spec.size_bytes:
         return str(path)
+    wrong = f"{path}: WRONG SIZE, {size:,} bytes where the released file has {spec.size_bytes:,}"
+    if path.parent == hub.default_checkpoints_dir():
+        return f"{wrong}, so loading it is refused; delete it and download it again ({spec.hub_url or spec.url})"
     return (
-        f"{path}: WRONG SIZE, {size:,} bytes where the released file has {spec.size_bytes:,}, so loading it is "
-        f"refused; delete it and download it again ({spec.hub_url or spec.url})"
+        f"{wrong}; a load deletes this Hugging Face cache copy and downloads it again (online; with HF_HUB_OFFLINE "
+        "or the Hub unreachable, the load fails after deleting it)"
     )

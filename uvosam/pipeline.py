@@ -72,21 +72,22 @@ def select_tracks(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
 
 
 def locate_weights(
-    tracker: str | os.PathLike = DEFAULT_TRACKER,
+    tracker: str | os.PathLike | None = DEFAULT_TRACKER,
     sam: str | os.PathLike | None = None,
     *,
     segmenter_config: SegmenterConfig | None = None,
-) -> tuple[Path, Path]:
+) -> tuple[Path | None, Path]:
     """The tracker's and the mask model's weight files (local ``checkpoints/`` first, then the Hugging Face Hub, as
     the loaders look), found before either model loads: a missing SAM file is then reported in seconds, not after
     the tracker has loaded (or after a command has downloaded its input). Each file found is checked against the
     weight table once (``uvosam.hub``); the loads that follow find it again at no cost.
 
     Args:
-        tracker, sam, segmenter_config: as ``UVOSAM.from_pretrained``.
+        tracker, sam, segmenter_config: as ``UVOSAM.from_pretrained``; ``tracker=None``: only the mask model's file
+            is looked for (a tracker that has no weight file, such as a test's double in the app).
 
     Returns:
-        (tracker file, mask model file).
+        (tracker file, or None when not looked for; mask model file).
 
     Raises:
         FileNotFoundError: one or both are missing; the message holds the report of each (where it looked, how to
@@ -96,10 +97,10 @@ def locate_weights(
     from uvosam import hub
     from uvosam.segmenter import segmenter_weights
 
-    found: list[Path] = []
+    found: list[Path | None] = []
     missing: list[str] = []
     for find in (
-        lambda: hub.resolve(tracker),
+        lambda: None if tracker is None else hub.resolve(tracker),
         lambda: segmenter_weights(sam, config=segmenter_config),
     ):
         try:

@@ -115,26 +115,23 @@ def load_segmenter(
     """``BoxPromptSegmenter`` (SAM) or ``uvosam.sam2_segmenter.Sam2BoxSegmenter`` (SAM 2.1), loaded from a model
     type (``vit_h``, ``sam2.1_tiny`` ...), a ``weight_table.WEIGHTS`` key or a checkpoint path.
 
-    SAM 2.1 is chosen for its model types and released file names (``sam2.1_hiera_small.pt``), for any other path
-    when ``config.model_type`` is a SAM 2.1 type, and for a file under any other name that holds SAM 2.1 of a
-    released size (told by its Hiera trunk's width and depth: ``sam2_file_size``), which is then loaded as that
-    size (logged). A SAM file's size is read from its image encoder's width. ``kwargs`` go to ``from_pretrained``
-    (``dtype``, ``checkpoints_dir``, ``cache_dir``).
+    Which of the two, and which SAM 2.1 size, ``sam2_model_type`` decides (names first, else the file's keys); a
+    SAM file's size is read from its image encoder's width. ``kwargs`` go to ``from_pretrained`` (``dtype``,
+    ``checkpoints_dir``, ``cache_dir``).
     """
     config = config if config is not None else SegmenterConfig()
     source = model_type_or_path if model_type_or_path is not None else config.model_type
-    if not uses_sam2(source, config) and _model_type_and_source(source)[0] is None:
-        size = sam2_file_size(source)
-        if size is not None:
-            logger.info(
-                "%s holds SAM 2.1 %s (by its Hiera trunk's width and depth): loading it as that",
-                source,
-                size,
-            )
-            config = replace(config, model_type=size)
-    if uses_sam2(source, config):
-        return Sam2BoxSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
-    return BoxPromptSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
+    model_type = sam2_model_type(source, config)
+    if model_type is None:
+        return BoxPromptSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
+    if model_type != config.model_type and _sam2_type_by_name(str(source)) is None:
+        logger.info(
+            "%s holds SAM 2.1 %s (by its Hiera trunk's width and depth): loading it as that",
+            source,
+            model_type,
+        )
+    config = replace(config, model_type=model_type)
+    return Sam2BoxSegmenter.from_pretrained(source, device=device, config=config, **kwargs)
 
 
 def sam2_file_size(path: str | os.PathLike) -> str | None:
@@ -148,22 +145,46 @@ def sam2_file_size(path: str | os.PathLike) -> str | None:
     return sam2_1_size_of(inner) if isinstance(inner, dict) else None
 
 
+def sam2_model_type(
+    model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None
+) -> str | None:
+    """The SAM 2.1 model type ``load_segmenter(model_type_or_path, config=config)`` loads, or ``None`` when it loads
+    SAM: the one place that decides, used by the loader and by ``check_segmenter_packages``.
+
+    By name first: a SAM 2.1 model type or released file name (``sam2.1_hiera_small.pt``) -> its type; a SAM model
+    type, weight name or released file name -> ``None``. Any other path: ``config.model_type`` when that is a SAM
+    2.1 type, else the size the file's Hiera trunk tells (``sam2_file_size``: keys and shapes only, no weights
+    read), else ``None`` (SAM, its size read from the file when it loads).
+    """
+    config = config if config is not None else SegmenterConfig()
+    source = str(model_type_or_path if model_type_or_path is not None else config.model_type)
+    by_name = _sam2_type_by_name(source)
+    if by_name is not None:
+        return by_name
+    if _model_type_and_source(source)[0] is not None:
+        return None
+    if config.model_type in SAM2_MODEL_TYPES:
+        return config.model_type
+    return sam2_file_size(source)
+
+
+def _sam2_type_by_name(source: str) -> str | None:
+    """A SAM 2.1 model type, or that of a released SAM 2.1 file's name (``/w/sam2.1_hiera_tiny.pt``), else None."""
+    if source in SAM2_MODEL_TYPES:
+        return source
+    for model_type in SAM2_MODEL_TYPES:
+        spec = weight_table.WEIGHTS.get(model_type)
+        if spec is not None and Path(source).name == spec.basename:
+            return model_type
+    return None
+
+
 def uses_sam2(
     model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None
 ) -> bool:
-    """Whether ``load_segmenter(model_type_or_path, config=config)`` loads SAM 2.1 (rather than SAM): for a SAM 2.1
-    model type, a released SAM 2.1 file name (``sam2.1_hiera_small.pt``), and any other path that is not a known
-    SAM file when ``config.model_type`` is a SAM 2.1 type. Looks at names only (no file is opened)."""
-    config = config if config is not None else SegmenterConfig()
-    source = str(model_type_or_path if model_type_or_path is not None else config.model_type)
-    sam2_names = {
-        weight_table.WEIGHTS[t].basename for t in SAM2_MODEL_TYPES if t in weight_table.WEIGHTS
-    }
-    return (
-        source in SAM2_MODEL_TYPES
-        or Path(source).name in sam2_names
-        or (_model_type_and_source(source)[0] is None and config.model_type in SAM2_MODEL_TYPES)
-    )
+    """Whether ``load_segmenter(model_type_or_path, config=config)`` loads SAM 2.1 (rather than SAM): see
+    ``sam2_model_type`` (which may read a file's keys)."""
+    return sam2_model_type(model_type_or_path, config) is not None
 
 
 def segmenter_weights(
@@ -193,7 +214,8 @@ def check_segmenter_packages(
     model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None
 ) -> None:
     """Raise ``MissingPackageError`` now if ``load_segmenter`` would need a package that is not installed (``sam2``
-    for SAM 2.1), so that a caller can say so before slower work (loading the tracker, a download). Instant."""
+    for SAM 2.1, decided as the loader decides: ``sam2_model_type``, so a renamed SAM 2.1 file counts), so that a
+    caller can say so before slower work (loading the tracker, a download). At most a file's index is read."""
     if uses_sam2(model_type_or_path, config):
         missing = sam2_missing_message()
         if missing is not None:

@@ -13,6 +13,18 @@ import torch
 
 from uvosam.errors import WeightsError
 
+# What torch.load raises on a truncated or corrupt file (a damaged zip, a cut-off pickle, a bad storage record):
+# load_checkpoint reports these as such, peek_checkpoint returns None for them.
+CORRUPT_CHECKPOINT_ERRORS = (
+    RuntimeError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    zipfile.BadZipFile,
+)
+
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a PyTorch checkpoint on CPU with ``weights_only=True`` (no code in the file can run).
@@ -37,15 +49,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"torch; c = torch.load('{path}', weights_only=False); torch.save({{'model': c.get('model', c)}}, "
             f"'{path.with_suffix('.weights.pth')}')\" and use the new file."
         ) from None
-    except (
-        RuntimeError,
-        EOFError,
-        ValueError,
-        KeyError,
-        TypeError,
-        IndexError,
-        zipfile.BadZipFile,
-    ) as err:
+    except CORRUPT_CHECKPOINT_ERRORS as err:
         raise WeightsError(
             f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). "
             f"It is probably truncated or corrupt: delete it and download it again."
@@ -64,17 +68,7 @@ def peek_checkpoint(path: str | os.PathLike) -> dict | None:
     ``load_checkpoint`` then reads or reports it."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (
-        pickle.UnpicklingError,
-        OSError,
-        RuntimeError,
-        EOFError,
-        ValueError,
-        KeyError,
-        TypeError,
-        IndexError,
-        zipfile.BadZipFile,
-    ):
+    except (pickle.UnpicklingError, OSError, *CORRUPT_CHECKPOINT_ERRORS):
         return None
     return obj if isinstance(obj, dict) else None
 

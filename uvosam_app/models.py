@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from uvosam import hub, sam2_segmenter, weight_table
+from uvosam import sam2_segmenter, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import (
     SAM2_MODEL_TYPES,
@@ -22,7 +22,7 @@ from uvosam.config import (
     PipelineConfig,
     SegmenterConfig,
 )
-from uvosam.pipeline import UVOSAM
+from uvosam.pipeline import UVOSAM, locate_weights
 from uvosam.segmenter import load_segmenter, weights_key
 from uvosam.tracker import loading as tracker_loading
 from uvosam.types import BoxTracker
@@ -130,9 +130,9 @@ class PipelineLoader:
     """``loader(preset, sam) -> UVOSAM``: each tracker preset and each mask model is loaded once per process and
     shared (read-only) by every pair that uses it, so offering several pairs costs no copy of a model.
 
-    Weight files are checked first (``hub.resolve``: ``checkpoints/``, then the Hugging Face cache/Hub), so a
-    missing-weights error lists EVERY missing file at once. At most ``max_loaded`` trackers and as many mask models
-    are kept (``_Models``). A pair with a model new to it is warmed up once on a GPU (not ZeroGPU, where none is
+    Weight files are checked first (``uvosam.pipeline.locate_weights``: ``checkpoints/``, then the Hugging Face
+    cache/Hub), so a missing-weights error lists EVERY missing file at once. At most ``max_loaded`` trackers and as
+    many mask models are kept (``_Models``). A pair with a model new to it is warmed up once on a GPU (not ZeroGPU, where none is
     attached while loading), so the first user's first chunk does not pay the one-time costs. After
     ``stop_loading`` (ZeroGPU: models must load in the main thread at start, where its CUDA emulation runs), a pair
     with a model not loaded raises ``ModelsNotLoadedError``.
@@ -178,17 +178,15 @@ class PipelineLoader:
         self._stopped = reason
 
     def check_weights(self, preset: str, sam: str) -> None:
-        """Resolve the pair's weight files; raise ``FileNotFoundError`` naming every missing one."""
-        missing = []
-        for name in needed_weights(preset, sam):
-            if name not in weight_table.WEIGHTS:
-                continue
-            try:
-                self.weight_files[name] = hub.resolve(name)
-            except FileNotFoundError as err:
-                missing.append(str(err))
-        if missing:
-            raise FileNotFoundError("\n\n".join(missing))
+        """Find the pair's weight files with the library's locator (``uvosam.pipeline.locate_weights``: local first,
+        then the Hub) and keep their paths in ``weight_files``; raise ``FileNotFoundError`` naming every missing
+        one. A preset outside the weight table (a test's double tracker) has no file and is not looked for."""
+        tracker_name, sam_name = needed_weights(preset, sam)
+        known = tracker_name in weight_table.WEIGHTS
+        tracker_file, sam_file = locate_weights(preset if known else None, sam)
+        if tracker_file is not None:
+            self.weight_files[tracker_name] = tracker_file
+        self.weight_files[sam_name] = sam_file
 
 
 def run_config(pipe: UVOSAM, **changes: Any) -> PipelineConfig:

@@ -63,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="on a CPU, train even where the memory estimate for one iteration (R50 architecture only) says the "
+        "machine has too little",
+    )
+    parser.add_argument(
         "--workers",
         type=non_negative_int,
         default=None,
@@ -124,25 +130,25 @@ def checked_arguments(args: argparse.Namespace) -> tuple[TrainConfig, list[DataS
     specs = [parse_data_spec(s) for s in args.data]
     for spec in specs:
         check_data_spec(spec)
-    if not (args.resume and find_last_checkpoint(args.out)):  # a resumed run does not use them
+    last = find_last_checkpoint(args.out) if args.resume else None
+    if last is None:  # a resumed run does not use them
         source = "--init" if args.init is not None else f"--config {args.config}: init"
         check_tracker_weights(cfg.init, source, also=("none",))
-    _check_cpu_memory(cfg, args.device)  # once the arguments are right: what the machine can give
+    if not args.no_memory_check:  # once the arguments are right: what the machine can give
+        _check_cpu_memory(cfg, args.device, last)
     return cfg, specs
 
 
-def _check_cpu_memory(cfg: TrainConfig, device: str) -> None:
+def _check_cpu_memory(cfg: TrainConfig, device: str, last: Path | None) -> None:
     """On the CPU (``--device cpu``, or auto without CUDA), refuse a config whose iteration needs more memory
-    than the machine has (``uvosam.train.memory``): the kernel would kill it without a word."""
-    import os
+    than the machine has (``uvosam.train.memory``, the check ``train`` makes too): the kernel would kill it
+    without a word. ``last``: the checkpoint a resumed run starts from (one that has nothing left passes)."""
+    from uvosam.box_segmenter import resolve_device
+    from uvosam.train.checkpointing import checkpoint_iteration
+    from uvosam.train.memory import check_training_memory
 
-    import torch
-
-    from uvosam.train.memory import check_cpu_memory
-
-    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    if cpu:
-        check_cpu_memory(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    start = (checkpoint_iteration(last) or 0) if last is not None else 0
+    check_training_memory(cfg, resolve_device(device), start_iter=start)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,7 +164,13 @@ def run(args: argparse.Namespace) -> int:
         )
     device = None if args.device == "auto" else args.device
     result = train(
-        cfg, sources, [s.ratio for s in specs], args.out, resume=args.resume, device=device
+        cfg,
+        sources,
+        [s.ratio for s in specs],
+        args.out,
+        resume=args.resume,
+        device=device,
+        check_memory=not args.no_memory_check,
     )
     _log_end(result.iteration, result.checkpoint, args.out)
     return 0

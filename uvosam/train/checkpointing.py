@@ -95,6 +95,16 @@ def find_last_checkpoint(out_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def checkpoint_iteration(path: str | Path) -> int | None:
+    """The finished iterations a training checkpoint records, read from its index alone
+    (``weight_loading.peek_checkpoint``: the tensors are not read); ``None`` when it has none or cannot be read."""
+    from uvosam.weight_loading import peek_checkpoint
+
+    data = peek_checkpoint(path)
+    iteration = None if data is None else data.get("iteration")
+    return iteration if isinstance(iteration, int) else None
+
+
 def load_training_state(path: str | Path) -> dict[str, Any]:
     """Read a training checkpoint with ``weights_only=True`` (on the CPU).
 

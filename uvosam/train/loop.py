@@ -46,6 +46,7 @@ from uvosam.train.clips import Clip, ClipDataset, ClipIndexSampler, clip_targets
 from uvosam.train.config import TrainConfig
 from uvosam.train.datasets import VideoRecord
 from uvosam.train.losses import HeadOutputs, idol_losses
+from uvosam.train.memory import check_training_memory
 
 logger = logging.getLogger(__name__)
 
@@ -273,23 +274,31 @@ class _Run:
         )
 
 
-def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, device: torch.device | None) -> _Run:
+def _setup(
+    cfg: TrainConfig,
+    out_dir: Path,
+    resume: bool,
+    device: torch.device | None,
+    *,
+    check_memory: bool = True,
+) -> _Run:
     info = init_distributed()
     device = device or default_device(info)
     torch.manual_seed(cfg.seed)
     last = find_last_checkpoint(out_dir) if resume else None
     if resume and last is None:
         logger.warning("--resume: no checkpoint in %s; starting a new run", out_dir)
+    state = load_training_state(last) if last is not None else None
+    start = int(state["iteration"]) if state is not None else 0
+    if check_memory:  # before the model is built or a clip read
+        check_training_memory(cfg, device, start_iter=start)
     detector = build_train_model(cfg, init="none" if last else None).to(device)
     optimizer = build_optimizer(detector, cfg)
     dtype = amp_dtype(cfg.amp, device)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
-    start = 0
-    if last is not None:
-        state = load_training_state(last)
+    if state is not None:
         load_idol_checkpoint(detector, state["model"], source=last)
         optimizer.load_state_dict(state["optimizer"])
-        start = int(state["iteration"])
         if scaler is not None and state.get("grad_scaler"):
             scaler.load_state_dict(state["grad_scaler"])
         logger.info("resumed from %s at iteration %d", last, start)
@@ -335,6 +344,7 @@ def train(
     resume: bool = False,
     device: torch.device | str | None = None,
     progress: bool = True,
+    check_memory: bool = True,
 ) -> TrainResult:
     """Train for ``cfg.max_iter`` iterations (module docstring).
 
@@ -345,9 +355,16 @@ def train(
         resume: continue from the newest checkpoint in ``out_dir`` (if any).
         device: default ``cuda:<LOCAL_RANK>`` if available, else the CPU.
         progress: show a tqdm bar on rank 0.
+        check_memory: on the CPU, refuse (``ValueError``) a config whose iteration needs more memory than the
+            machine has, before the model is built or a clip read (``uvosam.train.memory``: an estimate, for the
+            release's R50 architecture only; ``False`` skips it).
+
+    Raises:
+        ValueError: ``check_memory`` and the iteration does not fit (the message says what to change).
     """
     out_dir = Path(out_dir)
-    run = _setup(cfg, out_dir, resume, torch.device(device) if device else None)
+    device = torch.device(device) if device else None
+    run = _setup(cfg, out_dir, resume, device, check_memory=check_memory)
     is_main = run.info.rank == 0
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
