@@ -1,6 +1,7 @@
 """benchmarks/e2e.py helpers: variant names and the fps after the first chunk (the script itself is run by hand)."""
 
 import argparse
+from pathlib import Path
 
 import pytest
 from script_helpers import load_benchmark
@@ -128,11 +129,8 @@ def test_a_child_reports_its_own_peak_rss_not_its_parents(e2e):
     import numpy as np
 
     held = np.ones(256 << 20, dtype=np.uint8)  # touched: resident in this (the parent) process
-    parent_mb = next(
-        int(line.split()[1]) / 1024
-        for line in open("/proc/self/status")
-        if line.startswith("VmRSS:")
-    )
+    status = Path("/proc/self/status").read_text().splitlines()
+    parent_mb = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
     child = (
         "import importlib.util, sys; spec = importlib.util.spec_from_file_location('e2e', sys.argv[1]); "
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); print(m.peak_rss_mb())"
