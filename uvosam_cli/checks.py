@@ -152,9 +152,8 @@ def check_weight_files(args: argparse.Namespace) -> None:
         FileNotFoundError: a file is missing (where it was looked for, how to get it).
         WeightsError: a file is corrupt.
     """
-    from uvosam import (
-        pipeline,
-    )  # looked up when called: the tests of the commands replace it with their models
+    # looked up when called: the tests of the commands replace it with their models
+    from uvosam import pipeline
 
     pipeline.locate_weights(str(args.tracker), args.sam, segmenter_config=segmenter_config(args))
 
