@@ -190,7 +190,16 @@ def decode_yacs_value(value: Any) -> Any:
 
 
 def _safe_load(text: str, origin: str) -> dict[str, Any]:
-    data = yaml.safe_load(text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())
+        raise ValueError(
+            f"{origin} is not valid YAML ({problem}{where}); expected a detectron2-style IDOL config such as the "
+            "release's davis_r50.yaml"
+        ) from err
     if data is None:
         return {}
     if not isinstance(data, dict):
