@@ -42,10 +42,13 @@ def sam_fast_path_off_on_cpu():
 def hub_not_known_unreachable(monkeypatch):
     """Each test starts with no failed connection to the Hub remembered (``uvosam.hub`` looks in the HF cache only
     for a while after one): a test that met the real, unreachable Hub must not change how later tests' fakes are
-    asked."""
+    asked. And the Hub's host name resolves (on a machine without DNS, as CI's, it does not, and the Hub would be
+    found unreachable before any test's fake of ``hf_hub_download`` is asked): tests of that check fake the lookup's
+    failure themselves."""
     from uvosam import hub
 
     monkeypatch.setattr(hub, "_UNREACHABLE", {})
+    monkeypatch.setattr(hub, "_host_lookup_failure", lambda host: None)
 
 
 @pytest.fixture(scope="session")

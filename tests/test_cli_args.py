@@ -410,6 +410,32 @@ def test_tracker_weights_are_checked_before_loading(frames_dir, tmp_path, no_mod
     assert not out.exists()
 
 
+def test_a_bad_config_yaml_is_reported_before_any_weight_is_looked_for(
+    frames_dir, tmp_path, no_models, monkeypatch, capsys
+):
+    """A malformed --config-yaml was a yaml traceback, and only after the weights were found (for a link: after
+    SAM's download too)."""
+    from uvosam import pipeline
+
+    monkeypatch.setattr(
+        pipeline, "locate_weights", lambda *a, **k: pytest.fail("weights looked for")
+    )
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("MODEL: [unclosed\n")
+    out = tmp_path / "o"
+    for source in (str(frames_dir), "https://example.com/clip.mp4"):
+        argv = ["segment", source, "--out", str(out), "--config-yaml"]
+        assert uvosam_cli.main([*argv, str(broken)]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"uvosam segment: error: {broken} is not valid YAML (")
+            and "\n" == err[-1:]
+        ), err
+        assert uvosam_cli.main([*argv, str(tmp_path / "none.yaml")]) == 2
+        assert f"IDOL config not found: {tmp_path / 'none.yaml'}" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_track_batch_size_zero_is_a_usage_error(frames_dir, tmp_path, no_models, capsys):
     argv = [
         "track",

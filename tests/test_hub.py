@@ -14,6 +14,7 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 from uvosam import hub, weight_checksums, weight_loading, weight_table
 from uvosam.errors import WeightsError
@@ -21,6 +22,8 @@ from uvosam.testing import tiny_sam
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 NAME = "sam_vit_b"
+# the real lookup (an autouse fixture of conftest.py replaces it in every test with one that always resolves)
+REAL_HOST_LOOKUP_FAILURE = hub._host_lookup_failure
 
 
 @pytest.fixture
@@ -543,13 +546,77 @@ def test_an_unreachable_hub_is_asked_once_then_the_cache_only(tmp_path, spec, mo
             hub.resolve(name, **folders)
     assert asked == [(spec.filename, False), (spec.filename, False), (other.filename, True),
                      (spec.filename, True)]  # fmt: skip
-    assert (
-        "the Hub was not asked: it could not be reached just before (ConnectError: [Errno -2]"
-        in str(err.value)
-    )
+    assert "the Hub was not asked: it cannot be reached (ConnectError: [Errno -2]" in str(err.value)
     said = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
     assert len(said) == 1 and "Set HF_HUB_OFFLINE=1" in said[0]
     monkeypatch.setattr(hub, "HUB_RETRY_AFTER_S", 0.0)  # later, the Hub is asked again
     with pytest.raises(FileNotFoundError):
         hub.resolve(NAME, **folders)
     assert asked[-1] == (spec.filename, False)
+
+
+def test_a_hub_whose_name_does_not_resolve_is_not_asked(tmp_path, spec, monkeypatch, caplog):
+    """Offline, huggingface_hub retried the name lookup of huggingface.co for ~23 s before it gave up on the first
+    file: a failed lookup now sends every file to the cache only at once, says why, and warns once."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    for proxy in (
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(proxy, raising=False)
+    looked_up, asked = [], []
+
+    def lookup(host):
+        looked_up.append(host)
+        return f"its host name {host} does not resolve: Name or service not known"
+
+    def hf_hub_download(*, repo_id, filename, cache_dir, local_files_only, force_download):
+        asked.append(local_files_only)
+        raise LocalEntryNotFoundError("not in the cache")
+
+    monkeypatch.setattr(hub, "_host_lookup_failure", lookup)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    folders = {"checkpoints_dir": tmp_path / "ck", "cache_dir": tmp_path / "hf"}
+    for _ in range(2):
+        with pytest.raises(FileNotFoundError) as err:
+            hub.resolve(NAME, **folders)
+    assert asked == [True, True]  # the cache only, never the Hub
+    assert looked_up == ["huggingface.co"]  # the second file: remembered, not looked up again
+    assert (
+        "Hugging Face cache " in str(err.value)
+        and "the Hub was not asked: it cannot be reached (its host name huggingface.co does not resolve"
+        in str(err.value)
+    )
+    said = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
+    assert len(said) == 1 and "Set HF_HUB_OFFLINE=1" in said[0]
+
+
+def test_the_name_lookup_is_left_to_a_proxy(tmp_path, spec, monkeypatch):
+    """Behind a proxy the local machine may resolve no names at all: the proxy does, so the Hub is asked."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setattr(hub, "_host_lookup_failure", lambda host: "does not resolve")
+    asked = []
+
+    def hf_hub_download(*, repo_id, filename, cache_dir, local_files_only, force_download):
+        asked.append(local_files_only)
+        raise LocalEntryNotFoundError("not found")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    with pytest.raises(FileNotFoundError):
+        hub.resolve(NAME, checkpoints_dir=tmp_path / "ck", cache_dir=tmp_path / "hf")
+    assert asked == [False]
+
+
+def test_the_host_lookup_tells_a_name_that_resolves_from_one_that_does_not():
+    assert REAL_HOST_LOOKUP_FAILURE("localhost") is None
+    reason = REAL_HOST_LOOKUP_FAILURE("uvosam-test.invalid")  # RFC 6761: never resolves
+    assert reason is not None and reason.startswith(
+        "its host name uvosam-test.invalid does not resolve: "
+    )

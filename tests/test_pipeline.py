@@ -212,6 +212,25 @@ def test_from_pretrained_reports_a_wrong_tracker_before_loading_sam(monkeypatch,
         UVOSAM.from_pretrained(tmp_path / "no_such_tracker.pth", "vit_h", device="cpu")
 
 
+def test_from_pretrained_reads_the_tracker_yaml_before_looking_for_any_weight(
+    monkeypatch, tmp_path
+):
+    """A bad tracker_yaml was found only after locate_weights, which may download SAM's 0.4-2.5 GB first."""
+    from uvosam import pipeline
+
+    monkeypatch.setattr(
+        pipeline, "locate_weights", lambda *a, **k: pytest.fail("weights looked for")
+    )
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("MODEL: [unclosed\n")
+    with pytest.raises(ValueError, match="broken.yaml is not valid YAML"):
+        UVOSAM.from_pretrained("idol-ytvis19-r50", "vit_b", device="cpu", tracker_yaml=broken)
+    with pytest.raises(FileNotFoundError, match="IDOL config not found"):
+        UVOSAM.from_pretrained(
+            "idol-ytvis19-r50", "vit_b", device="cpu", tracker_yaml=tmp_path / "x.yaml"
+        )
+
+
 def test_from_pretrained_checks_the_device_before_reading_any_weights(monkeypatch):
     """device="cuda" without CUDA read the tracker checkpoint, then raised torch's "Found no NVIDIA driver"."""
     import torch

@@ -114,6 +114,15 @@ def test_yaml_errors(tmp_path):
         load_tracker_yaml(loop)
     with pytest.raises(FileNotFoundError):
         load_tracker_yaml(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "MODEL:\n\tIDOL: 1\n"
+    )  # a tab: yaml's ScannerError came out as a traceback in the CLI
+    with pytest.raises(ValueError) as err:
+        load_tracker_yaml(broken)
+    assert str(err.value) == (
+        f"{broken} is not valid YAML (found character '\\t' that cannot start any token at line 2, column 1)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,9 @@ def test_train_config_presets_and_yaml(tmp_path):
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
         ours.write_text("max_iters: 5\n")
         load_train_config(ours)
+    ours.write_text("max_iter: [5\n")  # a yaml traceback on the command line before
+    with pytest.raises(ValueError, match=r"ours.yaml is not valid YAML \(.* at line 2, column 1\)"):
+        load_train_config(ours)
 
 
 D2_MODEL = (

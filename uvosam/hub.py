@@ -8,7 +8,8 @@
 3. the Hugging Face cache, then the Hub, via ``huggingface_hub.hf_hub_download`` (cache only when
    ``HF_HUB_OFFLINE`` is set; the variable is read at call time; cache only, too, for ``HUB_RETRY_AFTER_S`` after a
    connection to the Hub failed: huggingface_hub retries an unreachable Hub for ~25 s a file, which the second
-   file of a run is then spared, and a warning says once to set ``HF_HUB_OFFLINE=1``);
+   file of a run is then spared, and a warning says once to set ``HF_HUB_OFFLINE=1``; a Hub whose host name does
+   not resolve, the usual offline case, is found so in milliseconds before huggingface_hub is asked at all);
 4. the spec's direct public ``url`` (not when offline), saved into ``checkpoints_dir``.
 
 Every file found is checked against the table (``uvosam.weight_checksums``: size, then a SHA-256 computed once and
@@ -24,7 +25,9 @@ import http.client
 import importlib.util
 import logging
 import os
+import socket
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -105,20 +108,47 @@ def _unreachable_reason() -> str | None:
 
 
 def _note_unreachable(err: BaseException) -> None:
-    """Remember a failed connection to the Hub (nothing for other errors: a missing file, a reset mid-download)
-    and say once what to do."""
+    """Remember a failed connection to the Hub (nothing for other errors: a missing file, a reset mid-download)."""
     failure = _connection_failure(err)
-    if failure is None:
-        return
-    reason = f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else ''}"
+    if failure is not None:
+        _remember_unreachable(
+            f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else ''}"
+        )
+
+
+def _remember_unreachable(reason: str) -> None:
+    """Look in the cache only for the next ``HUB_RETRY_AFTER_S``, and say once what to do."""
     if _unreachable_reason() is None:
         logger.warning(
             "The Hugging Face Hub (%s) cannot be reached (%s). Weight files are looked for in the Hugging Face "
             "cache only for the next %.0f minutes, without asking the Hub again. Working offline? Set "
-            "HF_HUB_OFFLINE=1: the Hub is then never asked (huggingface_hub retries it ~25 s a file).",
+            "HF_HUB_OFFLINE=1: the Hub is then never asked (huggingface_hub retries a connection that fails for "
+            "~25 s a file).",
             hf_constants.ENDPOINT, reason, HUB_RETRY_AFTER_S / 60,
         )  # fmt: skip
     _UNREACHABLE[hf_constants.ENDPOINT] = (time.monotonic(), reason)
+
+
+def _host_lookup_failure(host: str) -> str | None:
+    """Why ``host``'s name does not resolve (no network, no DNS server), else ``None``."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        return f"its host name {host} does not resolve: {err.strerror or err}"
+    return None
+
+
+def _hub_unreachable_by_name() -> str | None:
+    """Why the Hub cannot be reached, when its host name does not resolve: the usual offline case, found in
+    milliseconds, where huggingface_hub would retry the lookup for ~23 s before giving up; remembered as a failed
+    connection. ``None`` when it resolves, and whenever a proxy is set (the proxy resolves names then)."""
+    if urllib.request.getproxies():
+        return None
+    host = urllib.parse.urlsplit(hf_constants.ENDPOINT).hostname
+    reason = None if host is None else _host_lookup_failure(host)
+    if reason is not None:
+        _remember_unreachable(reason)
+    return reason
 
 
 def default_checkpoints_dir() -> Path:
@@ -217,7 +247,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
     """HF cache (and Hub unless offline or found unreachable a moment ago); a bad cached copy is deleted and
     fetched again once."""
     offline = _offline()
-    unreachable = None if offline else _unreachable_reason()
+    unreachable = None if offline else (_unreachable_reason() or _hub_unreachable_by_name())
     cache_only = offline or unreachable is not None
     kind = "cache" if cache_only else "cache and Hub"
     where = f"Hugging Face {kind} {_cache_root(cache_dir)} ({spec.repo_id}: {spec.filename})"
@@ -229,7 +259,9 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
         if offline:
             reason = "HF_HUB_OFFLINE is set"
         elif unreachable is not None:
-            reason = f"not in the cache; the Hub was not asked: it could not be reached just before ({unreachable})"
+            reason = (
+                f"not in the cache; the Hub was not asked: it cannot be reached ({unreachable})"
+            )
         else:
             reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         looked.append(f"{where} — not available ({reason})")

@@ -171,10 +171,12 @@ class UVOSAM:
             WeightsError: a weight file is corrupt or does not fit the architecture.
             MissingPackageError: ``sam`` is a SAM 2.1 model and the sam2 package is missing (before anything loads).
             ValueError: a ``device`` torch cannot use here (``uvosam.devices.check_device``; before any weights are
-                read).
+                read), or a ``tracker_yaml`` that is not valid YAML or not an IDOL config (before any weight is
+                looked for; a missing one: ``FileNotFoundError``).
         """
         from uvosam.segmenter import check_segmenter_packages, load_segmenter, resolve_device
         from uvosam.tracker.loading import load_tracker
+        from uvosam.tracker.yaml_config import load_tracker_yaml
 
         check_device(device)
         if sam is None:
@@ -182,6 +184,10 @@ class UVOSAM:
         # SAM 2.1 without the sam2 package: said before any load
         check_segmenter_packages(sam, segmenter_config)
         torch_device = resolve_device(device)
+        if (
+            tracker_yaml is not None
+        ):  # a missing or malformed YAML is said before any weight is found or downloaded
+            load_tracker_yaml(tracker_yaml)
         # both weight files before either model: a missing SAM file is not found only after the tracker loaded
         locate_weights(tracker, sam, segmenter_config=segmenter_config)
         # then the tracker: a wrong YAML or a checkpoint that does not fit is reported before SAM's 0.4-2.5 GB load

@@ -159,17 +159,23 @@ def check_weight_files(args: argparse.Namespace) -> None:
 
 
 def check_model_arguments(args: argparse.Namespace) -> None:
-    """The checks of ``--tracker``, ``--sam``, ``--sam-type``, ``--device`` and of the ``sam2`` package a SAM 2.1
-    ``--sam`` needs, all instant: a command calls this before it reads data or loads a model.
+    """The checks of ``--tracker``, ``--config-yaml`` (read and parsed), ``--sam``, ``--sam-type``, ``--device`` and
+    of the ``sam2`` package a SAM 2.1 ``--sam`` needs, all instant: a command calls this before it reads data or
+    loads a model.
 
     Raises:
-        ValueError: a bad ``--tracker``, ``--sam``, ``--device``, or a ``--sam-type`` that does not fit ``--sam``.
+        ValueError: a bad ``--tracker``, ``--config-yaml``, ``--sam``, ``--device``, or a ``--sam-type`` that does
+            not fit ``--sam``.
+        FileNotFoundError: ``--config-yaml`` (or a ``_BASE_`` it names) does not exist.
         MissingPackageError: ``--sam`` is SAM 2.1 and the sam2 package is not installed.
     """
     from uvosam.segmenter import check_segmenter_packages
+    from uvosam.tracker.yaml_config import load_tracker_yaml
 
     config = segmenter_config(args)
     check_tracker_weights(str(args.tracker), "--tracker")
+    if args.config_yaml is not None:
+        load_tracker_yaml(args.config_yaml)
     check_sam(args.sam)
     check_device(args.device)
     check_segmenter_packages(args.sam, config)

@@ -120,7 +120,7 @@ def load_yaml_with_base(path: str | Path) -> dict[str, Any]:
 def parse_tracker_yaml(text: str) -> YamlTrackerConfig:
     """Parse YAML text (e.g. a full detectron2 cfg dump); ``_BASE_`` is not allowed here (no file to
     anchor it)."""
-    data = _safe_load(text, "<text>")
+    data = yaml_mapping(text, "<text>")
     if "_BASE_" in data:
         raise ValueError(
             "parse_tracker_yaml got a config with _BASE_; use load_tracker_yaml(path) for those"
@@ -189,8 +189,19 @@ def decode_yacs_value(value: Any) -> Any:
     return value
 
 
-def _safe_load(text: str, origin: str) -> dict[str, Any]:
-    data = yaml.safe_load(text)
+def yaml_mapping(text: str, origin: str) -> dict[str, Any]:
+    """The top-level mapping of YAML ``text`` (``{}`` when empty); ``origin`` names it in errors.
+
+    Raises:
+        ValueError: not valid YAML (with the line and column), or not a mapping at the top level.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())
+        raise ValueError(f"{origin} is not valid YAML ({problem}{where})") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -206,7 +217,7 @@ def _load_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ValueError(f"_BASE_ cycle in YAML configs: {' -> '.join(map(str, (*seen, path)))}")
     if not path.is_file():
         raise FileNotFoundError(f"IDOL config not found: {path}")
-    data = _safe_load(path.read_text(encoding="utf-8"), str(path))
+    data = yaml_mapping(path.read_text(encoding="utf-8"), str(path))
     base = data.pop("_BASE_", None)
     if base is None:
         return data

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.yaml_config import (
     decode_yacs_value,
     load_yaml_with_base,
     tracker_config_from_dict,
+    yaml_mapping,
 )
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -239,13 +238,11 @@ def load_train_config(path: str | Path) -> TrainConfig:
     ``INPUT.CROP`` and ``INPUT.RANDOM_FLIP: none`` switch clipping / cropping / flipping off.
 
     Raises:
-        ValueError: gradient clipping enabled with a ``CLIP_TYPE`` other than ``full_model`` (the
-            only kind implemented).
+        ValueError: not valid YAML or not a mapping; gradient clipping enabled with a ``CLIP_TYPE`` other than
+            ``full_model`` (the only kind implemented).
     """
     path = Path(path)
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping; got {type(data).__name__}")
+    data = yaml_mapping(path.read_text(encoding="utf-8"), str(path))
     if "MODEL" not in data and "_BASE_" not in data:
         return train_config_from_dict(data)
     data = load_yaml_with_base(path)
