@@ -244,7 +244,7 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     c = client(server)
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
     assert davis_labels(first[4], "clip_a") == (8, {0, 1, 2})
-    status, _, _, mp4, zip_path, table = c.predict([2], api_name="/rerender")  # as in the README
+    status, _, _, mp4, zip_path, table = c.predict([2], api_name="/rerender")  # as in docs/app.md
     assert status.startswith("done: 8 frames, 1 track ")
     assert [row[0] for row in table["data"]] == [2]
     names = zip_names(zip_path)

@@ -37,8 +37,8 @@ def _pipe(video, sam):
 
 
 def test_the_job_api_the_readme_names_is_importable_from_uvosam_job():
-    """``run_job``, ``JobOptions``, ``rerender``, ``JobResult`` are "in uvosam.job" (README); the types are
-    defined in job_types."""
+    """``run_job``, ``JobOptions``, ``rerender``, ``JobResult`` are "in uvosam.job" (docs/python.md); the
+    types are defined in job_types."""
     import uvosam.job
     import uvosam.job_types
 

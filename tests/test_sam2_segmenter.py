@@ -354,8 +354,11 @@ def test_the_install_advice_names_the_release_the_project_pins():
              if line.startswith("sam2")]  # fmt: skip
     assert pins and set(pins) == {sam2_segmenter.SAM2_REQUIREMENT}
     assert sam2_segmenter.SAM2_INSTALL == f"pip install {sam2_segmenter.SAM2_REQUIREMENT}"
-    readme = (root / "README.md").read_text()
-    assert "pip install sam2`" not in readme and "pip install sam2)" not in readme
+    docs = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    assert len(docs) > 1  # the README and its reference pages
+    for path in docs:
+        text = path.read_text()
+        assert "pip install sam2`" not in text and "pip install sam2)" not in text, path
 
 
 def test_every_released_size_has_a_config_and_weights_entry():

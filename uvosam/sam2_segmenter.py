@@ -69,7 +69,7 @@ _SAM2_1_KEYS = (
 )  # parameters SAM 2.1 added to SAM 2's model
 SAM2_REQUIREMENT = "sam2==1.1.0"
 """The sam2 release uvosam pins (as ``pyproject.toml`` and ``requirements.txt`` do): PyPI's ``sam2`` is a third
-party's upload, and its 1.1.0 is the one checked to be Meta's code (README, SAM 2.1)."""
+party's upload, and its 1.1.0 is the one checked to be Meta's code (docs/mask_models.md, Installing sam2)."""
 SAM2_INSTALL = f"pip install {SAM2_REQUIREMENT}"
 """The install command every message gives (never a bare ``pip install sam2``, which takes any later upload)."""
 _MEAN = (0.485, 0.456, 0.406)
