@@ -475,3 +475,28 @@ def test_davis_run_into_a_finished_folder_loads_no_model(tmp_path, pipe, monkeyp
     assert uvosam_cli.main([*argv, "--sequences", seqs[0]]) == 0 and loaded == [1]
     shutil.rmtree(tmp_path / "r" / seqs[1])  # one left to do: the models load
     assert uvosam_cli.main(argv) == 0 and loaded == [1, 1]
+
+
+def test_davis_run_segments_again_a_sequence_folder_that_lost_a_png(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    """A finished sequence's folder with a PNG deleted since was "already done, skipped", and then the score
+    stopped at "result frame missing", with no word of how to get it back: it is segmented again."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=4)
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(1) or pipe)
+    argv = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]
+    assert uvosam_cli.main(argv) == 0
+    capsys.readouterr()
+    first = json.loads((tmp_path / "r" / "run.json").read_text())["scores"]
+    kept = (tmp_path / "r" / seqs[0] / "00000.png").read_bytes()
+    (tmp_path / "r" / seqs[1] / "00002.png").unlink()
+    assert uvosam_cli.main(argv) == 0 and loaded == [1, 1]
+    out = capsys.readouterr().out
+    assert f"[1/2] {seqs[0]}: already done, skipped" in out and f"[2/2] {seqs[1]}: 4 frames" in out
+    assert (tmp_path / "r" / seqs[1] / "00002.png").is_file()
+    assert (tmp_path / "r" / seqs[0] / "00000.png").read_bytes() == kept
+    assert (
+        json.loads((tmp_path / "r" / "run.json").read_text())["scores"] == first
+    )  # the same masks again

@@ -345,3 +345,43 @@ def test_ground_truth_ids_that_are_not_1_to_k_get_a_note_the_scores_stay_officia
     assert id_gaps_note(ground_truth_files(d / "gt")[0]) is None  # ids 1..3
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "gaps")]) == 0
     assert f"Note: {note}" in capsys.readouterr().out
+
+
+def test_clip_score_stride_decides_even_when_the_results_are_named_as_ground_truth_frames(
+    clip_gt, tmp_path, capsys
+):
+    """Results of frames 0, 3, 6, 9 named 00000..00003 (another tool's sequential names) with --stride 3 were
+    matched by name to ground-truth frames 0..3: a wrong J&F, said nowhere."""
+    import shutil
+
+    import uvosam_cli
+
+    d, video = clip_gt
+    names = _results(tmp_path / "strided", video, range(0, 12, 3))  # 00000, 00003, 00006, 00009
+    (tmp_path / "shapes").mkdir()
+    for i, name in enumerate(names):  # renamed 00000..00003
+        shutil.copy(tmp_path / "strided" / f"{name}.png", tmp_path / "shapes" / f"{i:05d}.png")
+    argv = ["clip-score", str(tmp_path / "shapes"), str(d / "gt"), "--stride", "3"]
+    assert uvosam_cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "scored against 0.png ... 9.png" in captured.out and "  1.000  " in captured.out
+    assert "but --stride 3 takes 0.png, 3.png ...: scored by --stride" in captured.err
+    # uvosam's own export (named after the source frames): the same frames either way, and no note
+    strided = ["clip-score", str(tmp_path / "strided"), str(d / "gt")]
+    for argv in (strided, [*strided, "--stride", "3"]):
+        assert uvosam_cli.main(argv) == 0
+        captured = capsys.readouterr()
+        assert "  1.000  " in captured.out and captured.err == ""
+
+
+def test_ground_truth_named_as_only_some_frames_says_which_lack_one(clip_gt, tmp_path):
+    """A ground truth of 2 PNGs named as frames of the run was told to "name the PNGs as the frames"."""
+    d, video = clip_gt
+    names = _results(tmp_path / "shapes", video, range(6))
+    some = [d / "gt" / "4.png", d / "gt" / "5.png"]
+    with pytest.raises(ValueError) as err:
+        align_ground_truth(some, names, range(6), source_frames=6)
+    assert str(err.value).startswith(
+        "ground truth: 2 PNGs named as the frames, but none for 4 frames the run processed (00000.png, "
+        "00001.png, 00002.png ...); the DAVIS protocol scores every processed frame"
+    )

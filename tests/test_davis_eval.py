@@ -143,9 +143,16 @@ def test_decay_bins_short_and_long_sequences():
     assert decay_bins(1) == [slice(0, 1)] * 4
     assert object_statistics(np.array([0.2, 0.9, 0.5]))[2] == pytest.approx(0.55 - 0.5)
     assert object_statistics(np.array([0.7]))[2] == 0.0
-    # uint8 wrap: 256 frames -> last index 255, and 255 + 1 wraps to 0: the last bin is empty, Decay is NaN.
+    # 256 frames: the last index is 255 and its + 1 is 256 (NumPy 1.x's int64, not NumPy 2's uint8 wrap to 0, which
+    # emptied the last bin: Decay NaN), so Decay is valid up to 256 frames as DAVIS_METRIC.md says
+    assert decay_bins(256) == [slice(0, 65), slice(64, 129), slice(128, 192), slice(191, 256)]
+    values = np.linspace(0, 1, 256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at 256
+        decay = object_statistics(values)[2]
+    assert decay == pytest.approx(values[0:65].mean() - values[191:256].mean())
     with pytest.warns(UserWarning, match="uint8"):
-        assert np.isnan(object_statistics(np.linspace(0, 1, 256))[2])
+        object_statistics(np.linspace(0, 1, 257))
     # 400 frames: indices [0, 100, 200, 299, 399] wrap to [0, 100, 200, 43, 143].
     values = np.random.default_rng(0).random(400)
     with warnings.catch_warnings():

@@ -130,7 +130,7 @@ def run_davis_command(args: argparse.Namespace) -> int:
     earlier = read_record(record_path)
     _check_same_set(earlier, args)
     # the record covers the folder: the sequences of earlier runs into it (same models, checked above) and these
-    kept = set(finished_sequences(args.out, listed)) | set(names)
+    kept = set(finished_sequences(args.out, listed, args.davis_root)) | set(names)
     held = [name for name in listed if name in kept]
     if not args.no_score:
         _check_ground_truth(args, held)  # not after hours of segmenting
@@ -157,7 +157,7 @@ def _nothing_left(
     benchmark = (earlier or {}).get("benchmark") or {}
     return (
         earlier is not None
-        and finished_sequences(args.out, names) == names
+        and finished_sequences(args.out, names, args.davis_root) == names
         and benchmark.get("sequences") == sequences
     )
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from uvosam.eval.clip import align_ground_truth, ground_truth_files, id_gaps_note, score_clip
+from uvosam.eval.clip import (
+    align_ground_truth,
+    ground_truth_by_name,
+    ground_truth_files,
+    id_gaps_note,
+    score_clip,
+)
 from uvosam.text import count
 from uvosam_cli.arguments import positive_int
 from uvosam_cli.checks import check_output_file
@@ -56,10 +63,19 @@ def run(args: argparse.Namespace) -> int:
                 f"{err} If the ground truth has one PNG per source frame and the run took every S-th frame, "
                 "pass --stride S."
             ) from None
-    else:
-        truth = align_ground_truth(
-            truth, names, [i * args.stride for i in range(len(names))], len(truth)
+    else:  # one PNG per source frame, every S-th used, whatever the result files are named
+        picked = align_ground_truth(
+            truth, names, [i * args.stride for i in range(len(names))], len(truth), by_name=False
         )
+        named = ground_truth_by_name(truth, names)
+        if named is not None and named != picked:
+            print(
+                f"Note: the result files are named as ground-truth frames ({', '.join(names[:2])} ...), but "
+                f"--stride {args.stride} takes {', '.join(p.name for p in picked[:2])} ...: scored by --stride "
+                "(without it, by name: right for uvosam's own exports, named after their source frames)",
+                file=sys.stderr,
+            )
+        truth = picked
     print(
         f"{count(len(names), 'result frame')} ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}"
     )

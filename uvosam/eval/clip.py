@@ -21,7 +21,13 @@ from uvosam.eval.masks_io import read_index_png
 from uvosam.frame_folder import natural_key
 from uvosam.text import count
 
-__all__ = ["align_ground_truth", "ground_truth_files", "id_gaps_note", "score_clip"]
+__all__ = [
+    "align_ground_truth",
+    "ground_truth_by_name",
+    "ground_truth_files",
+    "id_gaps_note",
+    "score_clip",
+]
 
 
 def ground_truth_files(folder: str | Path) -> list[Path]:
@@ -55,6 +61,8 @@ def align_ground_truth(
     frame_names: Sequence[str],
     source_indices: Sequence[int],
     source_frames: int,
+    *,
+    by_name: bool = True,
 ) -> list[Path]:
     """One ground-truth file per processed frame.
 
@@ -67,33 +75,57 @@ def align_ground_truth(
         frame_names: the result file stems, one per processed frame.
         source_indices: the source frame index of each processed frame (``range(0, n * stride, stride)``).
         source_frames: number of frames of the source video.
+        by_name: ``False``: by order only (the caller knows the result names are not the source frames').
 
     Raises:
         ValueError: neither names nor counts fit, saying both counts and what to supply; two files name one frame
             (``1.png`` and ``01.png``).
     """
-    by_name: dict[int | str, list[Path]] = {}
-    for path in ground_truth:
-        by_name.setdefault(_frame_key(path.stem), []).append(path)
-    if frame_names and all(_frame_key(n) in by_name for n in frame_names):
-        for name in frame_names:
-            files = by_name[_frame_key(name)]
-            if len(files) > 1:
-                raise ValueError(
-                    f"ground truth: {' and '.join(sorted(p.name for p in files))} both name frame {name}; keep one "
-                    "PNG per frame"
-                )
-        return [by_name[_frame_key(n)][0] for n in frame_names]
+    named = ground_truth_by_name(ground_truth, frame_names) if by_name else None
+    if named is not None:
+        return named
     if len(ground_truth) == len(source_indices):
         return list(ground_truth)
     if len(ground_truth) == source_frames and all(0 <= i < source_frames for i in source_indices):
         return [ground_truth[i] for i in source_indices]
+    keys = {_frame_key(p.stem) for p in ground_truth}
+    lacking = [n for n in frame_names if _frame_key(n) not in keys]
+    if by_name and 0 < len(lacking) < len(frame_names):  # named as the frames, but not one for each
+        shown = ", ".join(f"{n}.png" for n in lacking[:3]) + (" ..." if len(lacking) > 3 else "")
+        raise ValueError(
+            f"ground truth: {count(len(ground_truth), 'PNG')} named as the frames, but none for "
+            f"{count(len(lacking), 'frame')} the run processed ({shown}); the DAVIS protocol scores every "
+            "processed frame: give a PNG for each (or score a run that covers only the annotated frames)"
+        )
     raise ValueError(
         f"ground truth: {count(len(ground_truth), 'PNG')}, but the run processed {len(source_indices)} of the "
         f"video's {count(source_frames, 'frame')} and their names ({frame_names[0] if frame_names else '-'}, ...) are not all among "
         "the PNGs'; name the PNGs as the frames, or give one PNG per source frame (the run's frame stride and Max "
         "frames are then applied to them) or one per processed frame, in frame order."
     )
+
+
+def ground_truth_by_name(
+    ground_truth: Sequence[Path], frame_names: Sequence[str]
+) -> list[Path] | None:
+    """The file named as each of ``frame_names`` (digits compared as numbers), or ``None`` when one has none.
+
+    Raises:
+        ValueError: two files name one frame (``1.png`` and ``01.png``).
+    """
+    by_name: dict[int | str, list[Path]] = {}
+    for path in ground_truth:
+        by_name.setdefault(_frame_key(path.stem), []).append(path)
+    if not frame_names or not all(_frame_key(n) in by_name for n in frame_names):
+        return None
+    for name in frame_names:
+        files = by_name[_frame_key(name)]
+        if len(files) > 1:
+            raise ValueError(
+                f"ground truth: {' and '.join(sorted(p.name for p in files))} both name frame {name}; keep one "
+                "PNG per frame"
+            )
+    return [by_name[_frame_key(n)][0] for n in frame_names]
 
 
 def score_clip(

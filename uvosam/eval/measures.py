@@ -259,10 +259,13 @@ def decay_bins(num_frames: int) -> list[slice]:
     """The four overlapping frame bins of the official Decay statistic.
 
     ``ids = round(linspace(1, T, 5) + 1e-10) - 1`` cast to uint8 (so indices wrap modulo 256: bins are only
-    meaningful for T <= 255), bin i = ``[ids[i], ids[i+1] + 1)`` with the ``+ 1`` also in uint8 arithmetic.
+    meaningful for T <= 256, as ``shared/design/DAVIS_METRIC.md`` says), bin i = ``[ids[i], ids[i+1] + 1)``. The
+    ``+ 1`` does not wrap: under NumPy 1.x, which the official scorer's published numbers were computed with, a
+    uint8 scalar plus a Python int is an int64 (255 + 1 = 256); under NumPy >= 2 it stays uint8 and 255 + 1 wraps to
+    0, which would empty the last bin of a 256-frame sequence (Decay NaN).
     """
     ids = (np.round(np.linspace(1, num_frames, 5) + 1e-10) - 1).astype(np.int64) % 256
-    return [slice(int(ids[i]), int((ids[i + 1] + 1) % 256)) for i in range(4)]
+    return [slice(int(ids[i]), int(ids[i + 1]) + 1) for i in range(4)]
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -282,10 +285,10 @@ def object_statistics(values: np.ndarray) -> tuple[float, float, float]:
         :func:`decay_bins` bin minus nanmean of the last. NaN where a bin (or the input) is empty.
     """
     values = np.asarray(values, np.float64)
-    if len(values) > 255:
+    if len(values) > 256:
         warnings.warn(
             f"Decay of a {len(values)}-frame sequence: the official binning casts frame indices to uint8, which "
-            "wraps above 255 frames, so this Decay is NaN or uses the wrong frames (reproduced as is)",
+            "wraps above 256 frames, so this Decay is NaN or uses the wrong frames (reproduced as is)",
             stacklevel=2,
         )
     bins = decay_bins(len(values))

@@ -1,8 +1,8 @@
 """Benchmark runners: the pipeline over a whole DAVIS-2017 or YouTube-VIS split, written in the scorers' formats.
 
 ``run_davis`` is resumable: each sequence is written into ``<out>/.partial/<seq>`` and moved to ``<out>/<seq>`` only
-when complete, so a finished sequence is exactly a folder that exists (skipped on the next run) and an interrupted
-one is redone from scratch. PNGs are DAVIS palette PNGs with ids stable over the sequence and at most 20 ids.
+when complete, so a finished sequence is a folder that exists (skipped on the next run; unless a PNG of it was
+deleted since: ``sequence_finished``) and an interrupted one is redone from scratch. PNGs are DAVIS palette PNGs with ids stable over the sequence and at most 20 ids.
 Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` and a later
 run with other settings is refused (``check_run_settings``): a resumed run never mixes two models' sequences.
 
@@ -38,6 +38,7 @@ from uvosam.atomic_files import replacing
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions, ExportResult
+from uvosam.frame_folder import list_frames
 from uvosam.pipeline import UVOSAM
 from uvosam.tracker.association_config import InferenceConfig
 from uvosam.types import BoxTracker
@@ -109,9 +110,22 @@ def _picked(
     return list(dict.fromkeys(sequences))
 
 
-def finished_sequences(out_dir: str | Path, names: list[str]) -> list[str]:
-    """Those of ``names`` that a ``run_davis`` into ``out_dir`` has finished (their folder exists), in order."""
-    return [name for name in names if (Path(out_dir) / name).is_dir()]
+def finished_sequences(out_dir: str | Path, names: list[str], davis_root: str | Path) -> list[str]:
+    """Those of ``names`` that a ``run_davis`` into ``out_dir`` has finished, in order (``sequence_finished``)."""
+    frames = Path(davis_root) / "JPEGImages" / RESOLUTION
+    return [name for name in names if sequence_finished(Path(out_dir) / name, frames / name)]
+
+
+def sequence_finished(results: Path, frames_dir: Path) -> bool:
+    """``results`` (``<out>/<seq>``, moved there whole when the sequence was done) exists and still holds a PNG for
+    every frame of ``frames_dir``: one from which a PNG was deleted since is segmented again, not scored as missing
+    a frame. Without ``frames_dir`` (a set whose frames are not all here) the folder's existence decides."""
+    if not results.is_dir():
+        return False
+    if not frames_dir.is_dir():
+        return True
+    done = {p.stem for p in results.glob("*.png")}
+    return all(frame.stem in done for frame in list_frames(frames_dir))
 
 
 def _frames_dir(davis_root: Path, seq: str) -> Path:
@@ -190,9 +204,14 @@ def run_davis_selection(
     names = selection.names
     for index, (seq, frames_dir) in enumerate(zip(names, selection.frame_dirs, strict=True)):
         final = out_dir / seq
-        if final.is_dir():
+        if sequence_finished(final, frames_dir):
             yield SequenceDone(seq, index, len(names), len(list(final.glob("*.png"))), True)
             continue
+        if final.is_dir():
+            logger.warning(
+                "%s lacks a PNG of one of %s's frames: segmenting %s again", final, seq, seq
+            )
+            shutil.rmtree(final)
         shutil.rmtree(partial / seq, ignore_errors=True)
         frames = _segment_to(pipe, frames_dir, partial / seq, seq, options).num_frames
         (partial / seq / "davis" / seq).rename(final)
