@@ -9,9 +9,9 @@ from pathlib import Path
 from uvosam.eval.clip import (
     align_ground_truth,
     ground_truth_by_name,
-    pair_ground_truth,
     ground_truth_files,
     id_gaps_note,
+    pair_ground_truth,
     score_clip,
 )
 from uvosam.text import count

@@ -24,10 +24,10 @@ from uvosam.text import count
 
 __all__ = [
     "align_ground_truth",
-    "pair_ground_truth",
     "ground_truth_by_name",
     "ground_truth_files",
     "id_gaps_note",
+    "pair_ground_truth",
     "score_clip",
 ]
 
