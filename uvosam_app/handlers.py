@@ -82,7 +82,7 @@ class App:
         max_objects: int,
         stride: int,
         max_frames: int,
-        output_side: int,
+        output_side: str | int,
         show_boxes: bool,
         show_labels: bool,
         style: str,
@@ -181,7 +181,12 @@ class App:
         return OpenJob(pump.start(), self.work, folder, (held,))
 
     def _outputs(
-        self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
+        self,
+        output_side: str | int,
+        style: str,
+        show_boxes: bool,
+        show_labels: bool,
+        alpha_webm: bool,
     ) -> dict[str, Any]:
         """The ``JobOptions`` fields of what Run and Re-render write alike: video size, style, drawing, streaming
         chunks and the export files."""
@@ -357,7 +362,7 @@ class App:
         keep: list[int] | None,
         show_boxes: bool,
         show_labels: bool,
-        output_side: int,
+        output_side: str | int,
         style: str,
         merge: str | None,
         alpha_webm: bool,
