@@ -262,9 +262,15 @@ def describe_video(
     )
     step = "every frame" if stride == 1 else f"every {stride}{suffix} frame"
     if covered < -(-info.num_frames // stride):
-        first = "the first frame" if covered == 1 else f"the first {covered} frames"
         why = frame_cap.text() if capped else f"Max frames is {max_frames}"
-        text += f" Run covers {first} ({step}; {why})."
+        if stride == 1 or covered == 1:
+            first = "the first frame" if covered == 1 else f"the first {covered} frames"
+            text += f" Run covers {first} ({step}; {why})."
+        else:  # "the first 5 frames (every 3rd frame)" read as 5 of the first 5: they span 13
+            span = (covered - 1) * stride + 1
+            text += (
+                f" Run covers {covered} frames, every {stride}{suffix} of the first {span} ({why})."
+            )
     else:
         text += f" Run covers {count(covered, 'frame')} ({step})."
     if fps:
