@@ -21,8 +21,9 @@ import numpy as np
 
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender_iter
-from uvosam.job_types import JobOptions, JobProgress
+from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache
+from uvosam.remote_files import is_zip_download
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import uploads as app_uploads
@@ -30,6 +31,7 @@ from uvosam_app.checks import (
     check_models,
     check_ranges,
     check_style,
+    check_uploads,
     linked_file,
     merge_map,
     over_upload_limit,
@@ -42,7 +44,13 @@ from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import FINISHED, STOPPED, GpuFrameCap, score_failed_markdown
+from uvosam_app.text import (
+    FINISHED,
+    SOUND_GONE,
+    STOPPED,
+    GpuFrameCap,
+    score_failed_markdown,
+)
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -107,6 +115,7 @@ class App:
                 "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run.",
                 print_exception=False,
             )
+        check_uploads(video, frames_zip)
         check_models(tracker, sam, self.settings)
         taken = check_ranges(self.settings, min_score=min_score, max_objects=max_objects,
                              stride=stride, max_frames=max_frames)  # fmt: skip
@@ -330,6 +339,7 @@ class App:
                 "255 void), one per frame of the video, in name order.",
                 print_exception=False,
             )
+        check_uploads(gt_zip, then="Score")
         too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
@@ -403,7 +413,8 @@ class App:
                 else:
                     r = up.result
                     files = str(r.overlay_mp4), str(r.zip_path)
-                    yield up.status, skip, up.chunk, *files, track_rows(r)
+                    status = f"{up.status} · {SOUND_GONE}" if sound_gone(r) else up.status
+                    yield status, skip, up.chunk, *files, track_rows(r)
 
     def _start_rerender(
         self,
@@ -476,6 +487,12 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
+
+
+def sound_gone(result: JobResult) -> bool:
+    """Whether a re-render is silent because its run's video, which had sound, is gone (Gradio's cache sweep deletes
+    an upload after about an hour; ``job_outputs.source_audio`` then writes the video without it)."""
+    return bool(result.info.audio_codec) and not result.info.path.is_file()
 
 
 def _img(preview: np.ndarray | None) -> Any:

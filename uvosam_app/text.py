@@ -152,6 +152,11 @@ def score_failed_markdown(message: str) -> str:
 
 
 FINISHED = ("done:", "failed:")
+# after a re-render's done line: its run's video, with sound, was deleted since (Gradio's cache sweep)
+SOUND_GONE = (
+    "silent: the run's video is no longer on the server (uploads are deleted after about an hour), so its sound "
+    "is not in this video; upload it again and Run for a video with sound"
+)
 """How the status line of a job that is over starts (``status_text``'s last line, ``failed_status``)."""
 STOPPED = "stopped: press Run to start again"
 """The status line of a job that Stop ended."""
