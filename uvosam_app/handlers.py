@@ -132,11 +132,13 @@ class App:
             **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
         )
         changes = {"min_score": float(taken["min_score"]), "max_objects": int(taken["max_objects"])}
-        source = (
-            app_uploads.FramesZip(frames_zip) if frames_zip else str(video or linked_file(linked))
-        )
-        # a linked Load's folder is idle: held, so that no new folder deletes it under the run
-        link_dir = None if video or frames_zip else Path(source).parent
+        # no video and no zip: a Load's download (a linked video; over the API any download, a zip too)
+        loaded = None if video or frames_zip else linked_file(linked)
+        if loaded and is_zip_download(Path(loaded)):
+            frames_zip = loaded
+        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video or loaded)
+        # a Load's folder is idle: held, so that no new folder deletes it under the run
+        link_dir = Path(loaded).parent if loaded else None
         job = partial(self._job, tracker, sam, changes, source, options=options)
         start = partial(self._start, session_key(request), "run", job, self.gpu_slots, link_dir)
         skip = gr.skip()
