@@ -83,6 +83,29 @@ def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any
     return pipe, "\n\n".join(errors) or None
 
 
+# the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
+API_DESCRIPTIONS = {
+    "segment": (
+        "Track and segment the main objects of a video (or of a zip of its frames, or, given neither, of this "
+        "session's last /load_url download). Streams status and preview updates; ends with the masked mp4, the zip "
+        "of masks (DAVIS PNGs, cut-outs, JSON, CSV) and the tracks table."
+    ),
+    "rerender": (
+        "Redraw this session's last /segment run from its cached masks, without running the models: only the "
+        'track ids in keep, tracks merged (merge, e.g. "3>1"), another style or output size, or a higher '
+        "min_score. Returns the same outputs as /segment."
+    ),
+    "score": (
+        "Score a masks zip (from /segment or /rerender of this session) against a ground-truth zip of indexed "
+        "PNGs (0 background, 1..K objects, 255 void; one per frame): DAVIS J&F per object, as Markdown."
+    ),
+    "load_url": (
+        "Download a direct link to a video file or a zip of frames for this session. Returns (video, zip of "
+        "frames): the one it is, or both None for a video browsers cannot play. /segment with no video and no "
+        "zip then runs the download."
+    ),
+}
+
 # the page's own small events: not queued behind runs, no spinner, no API endpoint
 _QUIET: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
 
@@ -118,6 +141,7 @@ def _on_run(app: App, settings: AppSettings, ui: Page) -> Dependency:
         run_inputs,
         [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table, e.keep, ui.state],
         api_name="segment",
+        api_description=API_DESCRIPTIONS["segment"],
         concurrency_limit=settings.concurrency_limit,
         concurrency_id="gpu",
         show_progress_on=[o.status],
@@ -143,6 +167,7 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
         ],
         [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table],
         api_name="rerender",
+        api_description=API_DESCRIPTIONS["rerender"],
         concurrency_limit=2,
         show_progress_on=[o.status],
     )
@@ -212,6 +237,7 @@ def _on_score(app: App, ui: Page) -> None:
         [ui.scoring.gt_zip, ui.outputs.zip_file, ui.state],
         scores,
         api_name="score",
+        api_description=API_DESCRIPTIONS["score"],
         concurrency_limit=2,
         show_progress_on=[scores],
     )
@@ -249,6 +275,7 @@ def _on_link(app: App, ui: Page) -> None:
         [i.url, ui.state, ui.linked],
         [i.video, i.frames_zip, ui.linked],  # /load_url returns (video, zip): a State is no output
         api_name="load_url",
+        api_description=API_DESCRIPTIONS["load_url"],
         concurrency_limit=2,
         concurrency_id="link",
         show_progress_on=[i.url],

@@ -827,7 +827,7 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     assert describe_video(info, "shapes.mp4", 1, 900, models, 4.0, on_cpu=True).endswith("more).")
     later = describe_video(info, "shapes.mp4", 2, 10, models, 4.0)
     assert later.endswith(
-        "Run covers the first 10 frames (every 2nd frame; Max frames is 10). "
+        "Run covers 10 frames, every 2nd of the first 19 (Max frames is 10). "
         "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here of 10 frames or more)."
     )
     assert "Run covers the first frame (every frame; Max frames is 1)." in describe_video(
@@ -836,6 +836,10 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     with_sound = describe_video(replace(info, audio_codec="aac"), "s", 1, 900, models, None)
     assert with_sound.startswith(
         "**s**: 320x240, 48 frames at 12 fps (4.0 s), with sound (Run's video keeps it)."
+    )
+    # 5 frames at stride 3 span the first 13 (they read as "the first 5 frames")
+    assert "Run covers 5 frames, every 3rd of the first 13 (Max frames is 5)." in describe_video(
+        info, "s", 3, 5, models, None
     )
     one = replace(info, num_frames=1, frame_names=info.frame_names[:1])
     assert "Run covers 1 frame (every frame)." in describe_video(one, "s", 1, 900, models, None)
@@ -1304,8 +1308,8 @@ def test_a_zip_of_frames_is_described_before_run(tmp_path):
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
     frames = _frames_zip(tmp_path / "upload.zip", "bmx-trees", 30)
     text = app.describe(None, "idol-ytvis19-r50", "vit_b", 2, 10, str(frames))
-    assert text.startswith("**upload.zip**: 96x64, 30 frames. Run covers the first 10 frames "
-                           "(every 2nd frame; Max frames is 10).")  # fmt: skip
+    assert text.startswith("**upload.zip**: 96x64, 30 frames. Run covers 10 frames, every 2nd of the first 19 "
+                           "(Max frames is 10).")  # fmt: skip
     wide = _frames_zip(tmp_path / "wide.zip", "w", 2, size=(160, 48))
     assert "over this app's limit of 150 px" in app.describe(
         None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide)

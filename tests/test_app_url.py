@@ -14,6 +14,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -35,6 +36,8 @@ from uvosam_app import handlers as app_handlers
 from uvosam_app.settings import AppSettings
 
 MP4 = {"Content-Type": "video/mp4"}
+# a request of the app's page (``uvosam_app.errors.from_page``), of no session: Load as the page calls it
+PAGE = SimpleNamespace(headers={"x-gradio-user": "app"}, session_hash=None)
 
 
 def no_progress(*args, **kwargs) -> None:
@@ -88,7 +91,7 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
     app.work.release(last_run)
     state = app_handlers.SessionRun(last_run, last_run / "cache")
     video, frames, linked = app.links.load_url(
-        server.url("/media/street.mp4"), state, progress=no_progress
+        server.url("/media/street.mp4"), state, request=PAGE, progress=no_progress
     )
     assert frames is None and linked is None  # H.264 .mp4: the player shows it as it is
     assert Path(video).read_bytes() == clip and Path(video).name == "street.mp4"
@@ -99,7 +102,7 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
     )
     # a zip of frames goes to the frames input (the video is cleared); the earlier download goes, the run stays
     video2, frames, _ = app.links.load_url(
-        server.url("/media/frames.zip"), state, progress=no_progress
+        server.url("/media/frames.zip"), state, request=PAGE, progress=no_progress
     )
     assert (
         video2 is None
@@ -203,7 +206,7 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
     settings = AppSettings(work_root=tmp_path, url_allow_private=True, status_interval_s=0.1)
     app = app_handlers.App(tiny_pipeline(tiny_sam_model), settings)
     video, frames, linked = app.links.load_url(
-        server.url("/media/old.avi"), None, progress=no_progress
+        server.url("/media/old.avi"), None, request=PAGE, progress=no_progress
     )
     assert video is None and frames is None and Path(linked).read_bytes() == server.avi
     about = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, None, linked)
@@ -234,7 +237,9 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
     assert app.links.linked_frame(None) is None  # a Load that replaces it (a State change)
     # a later Load of a playable file clears it
     assert (
-        app.links.load_url(server.url("/media/street.mp4"), None, linked, progress=no_progress)[2]
+        app.links.load_url(
+            server.url("/media/street.mp4"), None, linked, request=PAGE, progress=no_progress
+        )[2]
         is None
     )
     app.unload(None)
@@ -276,6 +281,8 @@ def test_an_upload_browsers_cannot_play_is_described_and_its_first_frame_shown(s
 def test_a_linked_load_over_the_api_is_run_by_segment_in_the_same_session(
     site, tmp_path, tiny_sam_model
 ):
+    """/segment with no video and no zip runs the session's last /load_url download, whichever output it came back
+    as: a browser-playable link's (returned as the video) was refused with "Upload a video", an .avi's ran."""
     server, _ = site
     settings = AppSettings(work_root=tmp_path / "work", url_allow_private=True)
     with launched(tiny_pipeline(tiny_sam_model), settings) as url:
@@ -283,6 +290,16 @@ def test_a_linked_load_over_the_api_is_run_by_segment_in_the_same_session(
         assert client.predict(server.url("/media/old.avi"), api_name="/load_url") == (None, None)
         status, *_, zip_path, _, _ = client.predict(None, api_name="/segment")  # video: None
         assert status.startswith("done: 12 frames") and run_json(zip_path)["video"]["name"] == "old"
+        video, frames = client.predict(server.url("/media/street.mp4"), api_name="/load_url")
+        assert video and frames is None
+        status, *_, zip_path, _, _ = client.predict(None, api_name="/segment")
+        assert (
+            status.startswith("done: 12 frames") and run_json(zip_path)["video"]["name"] == "street"
+        )
+        video, frames = client.predict(server.url("/media/frames.zip"), api_name="/load_url")
+        assert video is None and frames
+        status, *_ = client.predict(None, api_name="/segment")
+        assert status.startswith("done: 3 frames")
         # another session has no linked video
         with pytest.raises(Exception, match="Upload a video"):
             Client(url, verbose=False).predict(None, api_name="/segment")

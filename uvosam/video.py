@@ -58,12 +58,11 @@ logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".avi", ".mkv")
 DEFAULT_FPS = 24.0
+ACCEPTED_FILE = f"a video file ({' '.join(VIDEO_EXTENSIONS)}; other formats ffmpeg reads also work)"
 ACCEPTED_FOLDER = f"a folder of {'/'.join(FRAME_EXTENSIONS)} frames"
-"""How input errors name the other accepted input (the app, which takes a zip of frames instead, rewrites it)."""
-_ACCEPTED = (
-    f"Accepted: a video file ({' '.join(VIDEO_EXTENSIONS)}; other formats ffmpeg reads also "
-    f"work) or {ACCEPTED_FOLDER}."
-)
+"""How input errors name the accepted inputs (the app, whose upload box takes video files only and which takes a
+zip of frames instead of a folder, rewrites both)."""
+_ACCEPTED = f"Accepted: {ACCEPTED_FILE} or {ACCEPTED_FOLDER}."
 
 
 @dataclass(frozen=True)
@@ -261,7 +260,7 @@ def _probe_file(
 ) -> VideoInfo:
     if path.stat().st_size == 0:
         raise VideoReadError(
-            f"{path} is empty (0 bytes): the upload or copy did not complete. {_ACCEPTED}"
+            f"{path.name} is empty (0 bytes): the upload or copy did not complete. {_ACCEPTED}"
         )
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         logger.info("%s: extension not in %s; trying ffmpeg anyway", path, VIDEO_EXTENSIONS)

@@ -1,5 +1,6 @@
 """What the handlers check a request against before any work: the models offered, the video style, the merge text,
-the settings' ranges (those of their sliders), an input's size, and that a linked Load's file is still there; each
+the settings' ranges (those of their sliders), an input's size, and that an upload or a linked Load's file is
+still there; each
 refusal is a ``gr.Error`` saying what to do.
 """
 
@@ -31,6 +32,26 @@ def over_upload_limit(path: str | None, max_mb: int) -> str | None:
         f"{Path(path).name} is {size / 2**20:.0f} MB, over this app's upload limit of {max_mb} MB: use a "
         "shorter or smaller file. (The app's host sets this limit: UVOSAM_MAX_UPLOAD_MB.)"
     )
+
+
+def upload_gone(path: str | None, then: str = "Run") -> str | None:
+    """Why an uploaded file given to a handler cannot be used: Gradio's cache sweep (``app.py``: files older than
+    an hour) deleted it under a page left open (None: it is there, or none was given). Named by its file name: the
+    server's path means nothing to the user (the library's "No video or frame folder at /tmp/gradio/...")."""
+    if not path or Path(path).exists():
+        return None
+    return (
+        f"{Path(path).name} is no longer on the server (uploads are deleted after about an hour): upload it "
+        f"again, then {then}."
+    )
+
+
+def check_uploads(*paths: str | None, then: str = "Run") -> None:
+    """Refuse a request whose uploaded file is gone (``upload_gone``)."""
+    for path in paths:
+        gone = upload_gone(path, then)
+        if gone:
+            raise gr.Error(gone, print_exception=False)
 
 
 def linked_file(path: str | None) -> str:

@@ -11,7 +11,7 @@ from uvosam.job_types import JobResult
 from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
-from uvosam_app.checks import over_upload_limit, page_values
+from uvosam_app.checks import over_upload_limit, page_values, upload_gone
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.models import mask_model_label
 from uvosam_app.probes import ProbeCache
@@ -69,6 +69,9 @@ def describe_input(
     if not video and not frames_zip and not Path(linked).is_file():
         return f"**{app_links.GONE}**"
     path = input_path(video, frames_zip, linked)
+    gone = upload_gone(video) or upload_gone(frames_zip)
+    if gone:
+        return f"**Run would refuse this input:** {markdown_text(gone)}"
     too_big = over_upload_limit(video or frames_zip, settings.max_upload_mb)
     if too_big:
         return f"**Run would refuse this input:** {markdown_text(too_big)}"

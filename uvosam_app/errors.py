@@ -21,7 +21,7 @@ import torch
 
 from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
 from uvosam.frame_folder import FRAME_EXTENSIONS
-from uvosam.video import ACCEPTED_FOLDER
+from uvosam.video import ACCEPTED_FILE, ACCEPTED_FOLDER, VIDEO_EXTENSIONS
 from uvosam_app.models import ModelsNotLoadedError
 from uvosam_app.text import failed_status, out_of_memory_text
 
@@ -36,6 +36,13 @@ USER_ERRORS = (
     ModelsNotLoadedError,
 )
 
+
+# the library's "other formats ffmpeg reads also work" is true of Run, but Gradio's upload box takes video files only
+# (its browser check: "Only video/x-m4v,video/* allowed"), so an animated GIF is refused there
+APP_ACCEPTED_FILE = (
+    f"a video file ({' '.join(VIDEO_EXTENSIONS)} or another video format ffmpeg reads; an animated GIF, which "
+    "the upload box refuses, by a direct link or as a zip of its frames)"
+)
 
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at
 # its frame limit, so that one never trips. Plain text, no Markdown: the toast shows it as written, the
@@ -77,7 +84,8 @@ def to_gr_error(err: BaseException) -> gr.Error:
         return gr.Error(limit_text(err), print_exception=False)
     # the app takes a zip of frames where the library takes a folder
     if isinstance(err, USER_ERRORS):
-        message = str(err).replace(
+        message = str(err).replace(ACCEPTED_FILE, APP_ACCEPTED_FILE)
+        message = message.replace(
             ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames"
         )
         return gr.Error(message, print_exception=False)

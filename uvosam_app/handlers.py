@@ -21,8 +21,9 @@ import numpy as np
 
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender_iter
-from uvosam.job_types import JobOptions, JobProgress
+from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache
+from uvosam.remote_files import is_zip_download
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import uploads as app_uploads
@@ -30,6 +31,7 @@ from uvosam_app.checks import (
     check_models,
     check_ranges,
     check_style,
+    check_uploads,
     linked_file,
     merge_map,
     over_upload_limit,
@@ -42,7 +44,13 @@ from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import FINISHED, STOPPED, GpuFrameCap, score_failed_markdown
+from uvosam_app.text import (
+    FINISHED,
+    SOUND_GONE,
+    STOPPED,
+    GpuFrameCap,
+    score_failed_markdown,
+)
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
 
 logger = logging.getLogger("uvosam.app")
@@ -82,7 +90,7 @@ class App:
         max_objects: int,
         stride: int,
         max_frames: int,
-        output_side: int,
+        output_side: str | int,
         show_boxes: bool,
         show_labels: bool,
         style: str,
@@ -107,6 +115,7 @@ class App:
                 "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run.",
                 print_exception=False,
             )
+        check_uploads(video, frames_zip)
         check_models(tracker, sam, self.settings)
         taken = check_ranges(self.settings, min_score=min_score, max_objects=max_objects,
                              stride=stride, max_frames=max_frames)  # fmt: skip
@@ -123,11 +132,13 @@ class App:
             **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
         )
         changes = {"min_score": float(taken["min_score"]), "max_objects": int(taken["max_objects"])}
-        source = (
-            app_uploads.FramesZip(frames_zip) if frames_zip else str(video or linked_file(linked))
-        )
-        # a linked Load's folder is idle: held, so that no new folder deletes it under the run
-        link_dir = None if video or frames_zip else Path(source).parent
+        # no video and no zip: a Load's download (a linked video; over the API any download, a zip too)
+        loaded = None if video or frames_zip else linked_file(linked)
+        if loaded and is_zip_download(Path(loaded)):
+            frames_zip = loaded
+        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video or loaded)
+        # a Load's folder is idle: held, so that no new folder deletes it under the run
+        link_dir = Path(loaded).parent if loaded else None
         job = partial(self._job, tracker, sam, changes, source, options=options)
         start = partial(self._start, session_key(request), "run", job, self.gpu_slots, link_dir)
         skip = gr.skip()
@@ -181,7 +192,12 @@ class App:
         return OpenJob(pump.start(), self.work, folder, (held,))
 
     def _outputs(
-        self, output_side: int, style: str, show_boxes: bool, show_labels: bool, alpha_webm: bool
+        self,
+        output_side: str | int,
+        style: str,
+        show_boxes: bool,
+        show_labels: bool,
+        alpha_webm: bool,
     ) -> dict[str, Any]:
         """The ``JobOptions`` fields of what Run and Re-render write alike: video size, style, drawing, streaming
         chunks and the export files."""
@@ -325,6 +341,7 @@ class App:
                 "255 void), one per frame of the video, in name order.",
                 print_exception=False,
             )
+        check_uploads(gt_zip, then="Score")
         too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
@@ -357,7 +374,7 @@ class App:
         keep: list[int] | None,
         show_boxes: bool,
         show_labels: bool,
-        output_side: int,
+        output_side: str | int,
         style: str,
         merge: str | None,
         alpha_webm: bool,
@@ -398,7 +415,8 @@ class App:
                 else:
                     r = up.result
                     files = str(r.overlay_mp4), str(r.zip_path)
-                    yield up.status, skip, up.chunk, *files, track_rows(r)
+                    status = f"{up.status} · {SOUND_GONE}" if sound_gone(r) else up.status
+                    yield status, skip, up.chunk, *files, track_rows(r)
 
     def _start_rerender(
         self,
@@ -471,6 +489,12 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
+
+
+def sound_gone(result: JobResult) -> bool:
+    """Whether a re-render is silent because its run's video, which had sound, is gone (Gradio's cache sweep deletes
+    an upload after about an hour; ``job_outputs.source_audio`` then writes the video without it)."""
+    return bool(result.info.audio_codec) and not result.info.path.is_file()
 
 
 def _img(preview: np.ndarray | None) -> Any:

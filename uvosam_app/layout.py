@@ -36,12 +36,14 @@ EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
     "Examples: Big Buck Bunny (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0; synthetic shapes"
 )
 TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen", "came back"]
+# (label, value): string values, as Gradio's API info lists a Dropdown's choices (type "string"); the int form of
+# each is taken too (``_output_side``)
 OUTPUT_SIDES = [
-    ("same as input", 0),
-    ("1280 px", 1280),
-    ("854 px", 854),
-    ("640 px", 640),
-    ("480 px", 480),
+    ("same as input", "0"),
+    ("1280 px", "1280"),
+    ("854 px", "854"),
+    ("640 px", "640"),
+    ("480 px", "480"),
 ]
 # The page's CSS, each rule with what it fixed (measured in Chromium at 1366x800 and 390x844, Gradio 6.31).
 CSS = """
@@ -274,10 +276,33 @@ def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
             label="Max frames (Run only)",
             elem_id="max-frames",
         ),
-        "output_side": gr.Dropdown(OUTPUT_SIDES, value=854, label="Output video: longest side"),
+        "output_side": _output_side(),
         "show_boxes": gr.Checkbox(True, label="Show boxes"),
         "show_labels": gr.Checkbox(True, label="Show labels"),
     }
+
+
+def _output_side() -> gr.Dropdown:
+    """The output video's longest side. Gradio's API info (and the "Use via API" page's sample) gives a Dropdown's
+    choices as strings, whatever their type: with int values the sample's ``output_side="854"`` was refused ("Value:
+    854 is not in the list of choices"). The values are strings, and an API client's int (``output_side=854``, as
+    the app took before) is taken as its string; anything else is refused naming the setting and its choices."""
+    dropdown = gr.Dropdown(OUTPUT_SIDES, value="854", label="Output video: longest side")
+    values = [value for _, value in OUTPUT_SIDES]
+
+    def either_form(payload: str | int | None) -> str | None:
+        if payload is None:
+            return None
+        if isinstance(payload, bool) or str(payload) not in values:
+            raise gr.Error(
+                f"Output video: longest side (output_side over the API) takes one of {', '.join(values)} "
+                f"(0: the input's size); got {payload!r}.",
+                print_exception=False,
+            )
+        return str(payload)
+
+    dropdown.preprocess = either_form  # type: ignore[method-assign]  (as ``_slider``: no component subclass)
+    return dropdown
 
 
 def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Video, gr.Image]:

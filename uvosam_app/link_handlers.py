@@ -16,7 +16,7 @@ import gradio as gr
 import numpy as np
 
 from uvosam_app import links as app_links
-from uvosam_app.errors import USER_ERRORS, text_toasts, to_gr_error
+from uvosam_app.errors import USER_ERRORS, from_page, text_toasts, to_gr_error
 from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE
@@ -48,7 +48,8 @@ class LinkHandlers:
     ) -> tuple[str | None, str | None, str | None]:
         """Download a direct link to a video file (or a zip of frames) into the session's folder and make it the
         input: returns (video, frames zip, linked video), one set, the others cleared (over the API: (video, frames
-        zip), both None for a linked video, which the session keeps for a /segment call without a video or zip).
+        zip), both None for a linked video; the session keeps the download, whichever it is, for a /segment call
+        without a video or zip).
 
         The file is checked as Run checks it, but for the limits that Frame stride and Max frames change (the
         upload's description names those): a file that is not a video or is over the size limits is refused
@@ -76,7 +77,11 @@ class LinkHandlers:
                 progress=lambda done, total: progress((done, total), desc="downloading"),
             )
             loaded = app_links.check_download(path, self.settings, self.probes)
-            return loaded.video, loaded.frames_zip, loaded.linked
+            # over the API the session keeps any download (/load_url returns no State): /segment given no video and
+            # no zip runs it, whether it came back as the video, the zip or neither. The page's State is the
+            # linked video only: a video or zip it shows is the input, and clearing it (✕) leaves none.
+            linked = loaded.linked if from_page(request) else str(path)
+            return loaded.video, loaded.frames_zip, linked
         except USER_ERRORS as err:
             self.work.discard(folder)
             shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder

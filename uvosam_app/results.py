@@ -165,8 +165,17 @@ class _Unpacked:
 
     @classmethod
     def of(cls, zip_path: str, parent: Path, prefix: str, max_files: int) -> _Unpacked:
+        expected = (
+            "Score takes the masks zip that Run or Re-render made." if prefix
+            else f"The ground truth must be {GROUND_TRUTH_FORMAT}: one per frame of the video, in a .zip."
+        )  # fmt: skip
         images = extract_images(
-            zip_path, parent, prefix=prefix, max_files=max_files, max_bytes=1 << 30
+            zip_path,
+            parent,
+            prefix=prefix,
+            max_files=max_files,
+            max_bytes=1 << 30,
+            expected=expected,
         )
         return cls(Path(zip_path).name, images.inside, images.folder)
 

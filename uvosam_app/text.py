@@ -152,6 +152,11 @@ def score_failed_markdown(message: str) -> str:
 
 
 FINISHED = ("done:", "failed:")
+# after a re-render's done line: its run's video, with sound, was deleted since (Gradio's cache sweep)
+SOUND_GONE = (
+    "silent: the run's video is no longer on the server (uploads are deleted after about an hour), so its sound "
+    "is not in this video; upload it again and Run for a video with sound"
+)
 """How the status line of a job that is over starts (``status_text``'s last line, ``failed_status``)."""
 STOPPED = "stopped: press Run to start again"
 """The status line of a job that Stop ended."""
@@ -262,9 +267,15 @@ def describe_video(
     )
     step = "every frame" if stride == 1 else f"every {stride}{suffix} frame"
     if covered < -(-info.num_frames // stride):
-        first = "the first frame" if covered == 1 else f"the first {covered} frames"
         why = frame_cap.text() if capped else f"Max frames is {max_frames}"
-        text += f" Run covers {first} ({step}; {why})."
+        if stride == 1 or covered == 1:
+            first = "the first frame" if covered == 1 else f"the first {covered} frames"
+            text += f" Run covers {first} ({step}; {why})."
+        else:  # "the first 5 frames (every 3rd frame)" read as 5 of the first 5: they span 13
+            span = (covered - 1) * stride + 1
+            text += (
+                f" Run covers {covered} frames, every {stride}{suffix} of the first {span} ({why})."
+            )
     else:
         text += f" Run covers {count(covered, 'frame')} ({step})."
     if fps:

@@ -16,6 +16,7 @@ import shutil
 import struct
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from uvosam.errors import VideoLimitError
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
+from uvosam.text import count
 from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits
 from uvosam_app.settings import AppSettings
 
@@ -58,9 +60,14 @@ class FramesZip:
     def extract(self, parent: Path, settings: AppSettings) -> Path:
         """The frames as a folder ``parent/<the zip's folder name>``, within this app's bounds."""
         bounds = self._bounds(settings)
-        return extract_images(self.path, parent, suffixes=FRAME_EXTENSIONS, **bounds).folder
+        return extract_images(
+            self.path, parent, suffixes=FRAME_EXTENSIONS, expected=FRAMES_EXPECTED, **bounds
+        ).folder
 
 
+FRAMES_EXPECTED = (
+    f"A zip of frames holds the clip's {'/'.join(FRAME_EXTENSIONS)} images, in one folder."
+)
 MAX_ZIP_ENTRIES = 100_000
 """Most entries an uploaded zip may list: ``zipfile`` parses them all when it opens one (a 200 MiB zip of empty
 entries lists millions: seconds of CPU and gigabytes of memory per request)."""
@@ -104,13 +111,14 @@ def _open_zip(zip_path: str | Path, kind: str) -> zipfile.ZipFile:
 
 
 def _image_members(
-    archive: zipfile.ZipFile, name: str, suffixes: tuple[str, ...], prefix: str
+    archive: zipfile.ZipFile, name: str, suffixes: tuple[str, ...], prefix: str, expected: str = ""
 ) -> dict[PurePosixPath, zipfile.ZipInfo]:
     """The ``suffixes`` files under ``prefix`` (``\\`` read as ``/``; no ``__MACOSX`` copies, no hidden files: as
     ``uvosam.frame_folder.list_frames`` skips them), all in one folder.
 
     Raises:
-        ValueError: none, or files in several folders.
+        ValueError: none (saying what the zip holds, then ``expected``: what it should), or files in several
+            folders.
     """
     kind = "/".join(suffixes)
     members = {
@@ -123,13 +131,30 @@ def _image_members(
     }  # fmt: skip
     folders = sorted({str(path.parent) for path in members})
     if not members:
-        raise ValueError(f"{name} holds no {kind} file under {prefix or 'its root'!r}")
+        where = f" in its {prefix.rstrip('/')} folder" if prefix else ""
+        raise ValueError(
+            f"{name} holds no {kind} file{where}: it holds {_holdings(archive)}. {expected}".rstrip()
+        )
     if len(folders) > 1:
         raise ValueError(
             f"{name} has {kind} files in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
             "zip the one folder of this clip's frames"
         )
     return members
+
+
+def _holdings(archive: zipfile.ZipFile) -> str:
+    """What a zip holds, for a refusal: "12 .jpg files", "3 .jpg files and 1 .txt file", "no file"."""
+    suffixes = Counter(
+        PurePosixPath(m.filename).suffix.lower() or "extension-less"
+        for m in archive.infolist()
+        if not m.is_dir()
+    )
+    if not suffixes:
+        return "no file"
+    kinds = [count(n, f"{suffix} file") for suffix, n in suffixes.most_common(3)]
+    more = ", ..." if len(suffixes) > 3 else ""
+    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds) + more
 
 
 def _check_bounds(
@@ -176,7 +201,7 @@ def zip_frames_info(
     """
     name, kind = Path(zip_path).name, "/".join(FRAME_EXTENSIONS)
     with _open_zip(zip_path, kind) as archive:
-        members = _image_members(archive, name, FRAME_EXTENSIONS, "")
+        members = _image_members(archive, name, FRAME_EXTENSIONS, "", FRAMES_EXPECTED)
         if max_files is not None and max_bytes is not None:
             _check_bounds(zip_path, members, kind, max_files, max_bytes)
         check_unpackable(name, members)
@@ -305,6 +330,7 @@ def extract_images(
     prefix: str = "",
     max_files: int,
     max_bytes: int,
+    expected: str = "",
 ) -> UnpackedImages:
     """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat; the zip is listed once.
 
@@ -319,13 +345,13 @@ def extract_images(
         folder's path in the zip.
 
     Raises:
-        ValueError: not a zip, no such file, files in several folders, over ``max_files`` or ``max_bytes``, a zip
+        ValueError: not a zip, no such file (then ``expected`` follows what it holds), files in several folders, over ``max_files`` or ``max_bytes``, a zip
             that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a member with a password or compressed
             with a method ``zipfile`` lacks (``check_unpackable``), a damaged member.
     """
     name, kind = Path(zip_path).name, "/".join(suffixes)
     with _open_zip(zip_path, kind) as archive:
-        members = _image_members(archive, name, suffixes, prefix)
+        members = _image_members(archive, name, suffixes, prefix, expected)
         inside = next(iter(members)).parent  # they are in one folder
         _check_bounds(zip_path, members, kind, max_files, max_bytes)
         check_unpackable(name, members)

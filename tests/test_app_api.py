@@ -1,0 +1,145 @@
+"""What an API client and a page left open get from the app: the "Use via API" page's own call works, each public
+endpoint has a short description and the page lists no internal event; refusals name an upload by its file name
+(never the server's path), say what to do when Gradio's hourly cache sweep deleted it, and say what a ground truth
+zip should hold. Tiny models on CPU."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+import gradio as gr
+from app_helpers import launched, stepped, write_clip
+from doubles import MovingBoxTracker
+from gradio_client import Client, handle_file
+from proc import ffmpeg
+
+import app as app_module
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam_app import handlers as app_handlers
+from uvosam_app.results import score_masks_zip
+from uvosam_app.settings import AppSettings
+from uvosam_app.text import SOUND_GONE
+
+PUBLIC = {"/segment", "/rerender", "/score", "/load_url"}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_sam_model):
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    return lambda preset, sam: pipe
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, pipeline):
+    settings = AppSettings(work_root=tmp_path_factory.mktemp("work"))
+    with launched(pipeline, settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", 8, 96, 64)
+
+
+def test_output_side_as_the_api_page_shows_it_and_as_an_int(server, clip):
+    """The API page's sample had output_side="854" (Gradio lists a Dropdown's choices as strings), which the int
+    choices refused ("Value: 854 is not in the list of choices"); the int keeps working."""
+    client = Client(server, verbose=False)
+    info = client.view_api(print_info=False, return_format="dict")
+    side = next(p for p in info["named_endpoints"]["/segment"]["parameters"]
+                if p["parameter_name"] == "output_side")  # fmt: skip
+    assert side["parameter_default"] == "854" and side["type"]["enum"] == [
+        "0",
+        "1280",
+        "854",
+        "640",
+        "480",
+    ]
+    status, *_ = client.predict(handle_file(str(clip)), output_side="854", api_name="/segment")
+    assert status.startswith("done: 8 frames")
+    status, *_ = client.predict([1], output_side=640, api_name="/rerender")
+    assert status.startswith("done")
+    with pytest.raises(Exception, match=r"output_side over the API\) takes one of 0, 1280, 854"):
+        client.predict([1], output_side="1000", api_name="/rerender")
+
+
+def test_the_api_page_shows_a_short_description_of_each_public_endpoint_only(server):
+    """It showed the handlers' docstrings ("An async generator: it waits for the job on the event loop...",
+    "``links.needs_reencode``")."""
+    info = Client(server, verbose=False).view_api(print_info=False, return_format="dict")
+    assert set(info["named_endpoints"]) == PUBLIC and not info["unnamed_endpoints"]
+    for name, endpoint in info["named_endpoints"].items():
+        assert endpoint["description"] == app_module.API_DESCRIPTIONS[name.lstrip("/")]
+        assert not any(word in endpoint["description"] for word in ("``", "generator", "handler"))
+
+
+def test_an_upload_is_refused_by_its_name_never_by_the_servers_path(server, tmp_path):
+    """A zero-byte upload's refusal read "failed: /tmp/gradio/72a2.../zero.mp4 is empty (0 bytes)"; a file that
+    is not a video says what the upload box takes (it refuses an animated GIF, which Run would read)."""
+    client = Client(server, verbose=False)
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_bytes(b"not a video\n" * 50)
+    with pytest.raises(Exception, match=r"^zero\.mp4 is empty \(0 bytes\)") as empty:
+        client.predict(handle_file(str(tmp_path / "zero.mp4")), api_name="/segment")
+    with pytest.raises(Exception, match=r"^notes\.mp4 is not a video") as text:
+        client.predict(handle_file(str(tmp_path / "notes.mp4")), api_name="/segment")
+    for refusal in (empty, text):
+        assert "/" not in str(refusal.value).split("Accepted:")[0]
+    assert "an animated GIF, which the upload box refuses, by a direct link" in str(text.value)
+
+
+def _with_sound(path: Path) -> Path:
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-f", "lavfi", "-i",
+           "sine=frequency=440:duration=0.8", "-frames:v", 8, "-c:v", "libx264", "-c:a", "aac", path)  # fmt: skip
+    return path
+
+
+def test_after_the_cache_sweep_a_page_left_open_is_told_to_upload_again(tmp_path, pipeline):
+    """Gradio deletes uploads after about an hour (app.py's delete_cache); Run on the video still shown said "No
+    video or frame folder at /tmp/gradio/<hash>/x.mp4", a Re-render came back silent saying nothing."""
+    app = app_handlers.App(
+        pipeline, AppSettings(work_root=tmp_path / "work", status_interval_s=0.1)
+    )
+    upload = tmp_path / "gradio" / "0a1b2c" / "x.mp4"
+    upload.parent.mkdir(parents=True)
+    args = ("idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, "0", True, True, "overlay")
+    *_, last = stepped(app.segment(str(_with_sound(upload)), *args))
+    assert last[0].startswith("done: 8 frames") and SOUND_GONE not in last[0]
+    upload.unlink()
+    again = r"'x\.mp4 is no longer on the server \(uploads are deleted after about an hour\): upload it again"
+    with pytest.raises(gr.Error, match=again + ", then Run"):
+        list(stepped(app.segment(str(upload), *args)))
+    assert "x.mp4 is no longer on the server" in app.describe(str(upload), *args[:2], 1, 900)
+    zip_gone = str(tmp_path / "gradio" / "seq.zip")
+    with pytest.raises(gr.Error, match=r"'seq\.zip is no longer on the server"):
+        list(stepped(app.segment(None, *args, zip_gone)))
+    redo = list(
+        stepped(app.rerender([1], True, True, "0", "overlay", "", False, 0.0, last[7], None))
+    )
+    assert redo[-1][0].startswith("done") and redo[-1][0].endswith(SOUND_GONE)
+    with pytest.raises(gr.Error, match=r"'gt\.zip is no longer on the server.*, then Score"):
+        app.score(str(tmp_path / "gradio" / "gt.zip"), last[4], last[7])
+
+
+def test_a_ground_truth_zip_of_jpgs_says_what_it_holds_and_what_is_expected(tmp_path):
+    """It said "gt.zip holds no .png file under 'its root'"."""
+    gt = tmp_path / "gt.zip"
+    with zipfile.ZipFile(gt, "w") as zf:
+        for i in range(3):
+            image = io.BytesIO()
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image, format="JPEG")
+            zf.writestr(f"annot/{i:05d}.jpg", image.getvalue())
+    with pytest.raises(ValueError) as refusal:
+        score_masks_zip(str(gt), "unused.zip", {}, max_files=10, work_dir=tmp_path)
+    assert str(refusal.value).startswith(
+        "gt.zip holds no .png file: it holds 3 .jpg files. The ground truth must be 8-bit palette (indexed) or "
+        "grayscale PNGs whose pixel values are the object ids (0 background, 1..K objects, 255 void)"
+    )
