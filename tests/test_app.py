@@ -1187,6 +1187,13 @@ def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
     assert (
         "| 1 | 2 | 1.000 | 1.000 | 1.000 |" in text and "| 2 | 1 | 1.000 | 1.000 | 1.000 |" in text
     )
+    # key frames only, named as the frames: those frames are scored
+    keys = {f"k/{i:05d}.png": files[f"gt/frame_{i}.png"] for i in (0, 4, 8)}
+    text = c.predict(handle_file(str(_zip_of(tmp_path / "keys.zip", keys))), handle_file(masks_zip),
+                     api_name="/score")  # fmt: skip
+    assert text.startswith(
+        "**J&F 1.000** (J 1.000, F 1.000) over 2 objects and 3 of the 8 frames (those the ground truth annotates)"
+    )
     short = _zip_of(tmp_path / "short.zip", dict(list(files.items())[:5]))
     with pytest.raises(
         Exception, match=r"5 PNGs, but the run processed 8 of the video's 16 frames"

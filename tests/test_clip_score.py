@@ -383,5 +383,50 @@ def test_ground_truth_named_as_only_some_frames_says_which_lack_one(clip_gt, tmp
         align_ground_truth(some, names, range(6), source_frames=6)
     assert str(err.value).startswith(
         "ground truth: 2 PNGs named as the frames, but none for 4 frames the run processed (00000.png, "
-        "00001.png, 00002.png ...); the DAVIS protocol scores every processed frame"
+        "00001.png, 00002.png ...): give a PNG for each"
+    )  # through pair_ground_truth those 2 frames would be scored (next test)
+
+
+def test_ground_truth_of_some_frames_scores_those_frames(clip_gt, tmp_path, capsys):
+    """Annotations of key frames only (every 4th), named as the frames, were refused: the official scorer scores the
+    frames its annotation folder holds, and so does the clip scorer now."""
+    import uvosam_cli
+    from uvosam.eval.clip import pair_ground_truth
+
+    d, video = clip_gt
+    names = _results(tmp_path / "shapes", video, range(12), drop=3)  # object 3 missed everywhere
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for t in (0, 4, 8):
+        (keys / f"{t:05d}.png").write_bytes((d / "gt" / f"{t}.png").read_bytes())
+        write_index_png(tmp_path / "bad" / f"{t:05d}.png", np.zeros((40, 56), np.uint8))
+    gt = ground_truth_files(keys)
+    scored, files = pair_ground_truth(gt, names, range(12), source_frames=12)
+    assert scored == ["00000", "00004", "00008"] and files == gt
+    expected = score_clip(tmp_path / "shapes", files, scored)
+    assert expected.jf_mean == pytest.approx(2 / 3)  # 2 of 3 objects, on the annotated frames
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(keys)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "3 of 12 result frames (those the ground truth annotates) (00000 ...) scored against 00000.png"
+        in out
+    )
+    assert "  0.667  " in out
+    # one of them names a frame the run did not process: refused, saying so
+    (keys / "00020.png").write_bytes((d / "gt" / "0.png").read_bytes())
+    with pytest.raises(ValueError) as err:
+        pair_ground_truth(ground_truth_files(keys), names, range(12), source_frames=12)
+    assert (
+        "none for 9 frames the run processed (00001.png, 00002.png, 00003.png ...); 1 PNG for frames"
+        in str(err.value)
+    )
+    assert "it did not process (00020.png ...): give only PNGs of processed frames" in str(
+        err.value
+    )
+    # --stride never takes a subset
+    assert (
+        uvosam_cli.main(
+            ["clip-score", str(tmp_path / "shapes"), str(tmp_path / "bad"), "--stride", "4"]
+        )
+        == 2
     )

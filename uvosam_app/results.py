@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from uvosam.eval.clip import align_ground_truth, ground_truth_files, id_gaps_note, score_clip
+from uvosam.eval.clip import ground_truth_files, id_gaps_note, pair_ground_truth, score_clip
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, suggest_merges
@@ -120,16 +120,16 @@ def score_masks_zip(
 
     Raises:
         ValueError, FileNotFoundError: a zip that is not one of those, ground truth that does not match the
-            frames (``align_ground_truth``) or that cannot be scored (``_check_ground_truth``). Files are named
+            frames (``pair_ground_truth``) or that cannot be scored (``_check_ground_truth``). Files are named
             as they are in their zip, never by the temporary folder.
     """
     with tempfile.TemporaryDirectory(prefix="score-", dir=work_dir) as tmp:
         gt = _Unpacked.of(gt_zip, Path(tmp, "gt"), "", max_files)
         res = _Unpacked.of(masks_zip, Path(tmp, "res"), "davis/", max_files)
-        names = [p.stem for p in ground_truth_files(res.folder)]
-        indices = [i * int(meta["stride"]) for i in range(len(names))]
-        truth = align_ground_truth(
-            ground_truth_files(gt.folder), names, indices, int(meta["info"]["num_frames"])
+        processed = [p.stem for p in ground_truth_files(res.folder)]
+        indices = [i * int(meta["stride"]) for i in range(len(processed))]
+        names, truth = pair_ground_truth(
+            ground_truth_files(gt.folder), processed, indices, int(meta["info"]["num_frames"])
         )
         _check_ground_truth(truth, _mask_size(res.folder / f"{names[0]}.png", res), gt)
         try:
@@ -139,7 +139,7 @@ def score_masks_zip(
             raise ValueError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from None
         note = id_gaps_note(truth[0], shown_as=gt.where(truth[0]))
     tracks = _davis_tracks(masks_zip)
-    return score_markdown(scores, tracks, len(names), note)
+    return score_markdown(scores, tracks, len(names), note, processed=len(processed))
 
 
 GROUND_TRUTH_FORMAT = (

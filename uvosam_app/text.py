@@ -37,7 +37,8 @@ Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 GROUND_TRUTH_HELP = (
     "The ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 void), one per frame of the video "
-    "(or per processed frame), in name order."
+    "(or per processed frame), in name order; or of some frames only (key frames), named as those frames "
+    "(00000.png, 00010.png...): then those frames are scored."
 )
 
 
@@ -332,10 +333,19 @@ CPU_FRAME_COST = (
 
 
 def score_markdown(
-    scores: DavisScores, track_of_label: Mapping[int, int], frames: int, note: str | None = None
+    scores: DavisScores,
+    track_of_label: Mapping[int, int],
+    frames: int,
+    note: str | None = None,
+    *,
+    processed: int | None = None,
 ) -> str:
     """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object; ``note``, a
-    warning about the ground truth (``uvosam.eval.clip.id_gaps_note``), under them."""
+    warning about the ground truth (``uvosam.eval.clip.id_gaps_note``), under them. ``frames`` scored of the run's
+    ``processed`` (more: the ground truth annotates some frames only)."""
+    scored = count(frames, "frame")
+    if processed is not None and processed > frames:
+        scored = f"{frames} of the {count(processed, 'frame')} (those the ground truth annotates)"
     rows = [
         f"| {o.gt_id} | {track_of_label.get(o.result_id, 'none')} | {o.j_mean:.3f} | {o.f_mean:.3f} | "
         f"{(o.j_mean + o.f_mean) / 2:.3f} |"
@@ -344,7 +354,7 @@ def score_markdown(
     return "\n".join(
         [
             f"**J&F {scores.jf_mean:.3f}** (J {scores.j_mean:.3f}, F {scores.f_mean:.3f}) over "
-            f"{count(len(scores.objects), 'object')} and {count(frames, 'frame')}: the DAVIS-2017 unsupervised protocol (objects "
+            f"{count(len(scores.objects), 'object')} and {scored}: the DAVIS-2017 unsupervised protocol (objects "
             "from the first ground-truth frame, tracks matched to them once for the whole clip).",
             "",
             "| object | track | J | F | J&F |",

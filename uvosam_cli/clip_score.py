@@ -11,6 +11,7 @@ from uvosam.eval.clip import (
     ground_truth_by_name,
     ground_truth_files,
     id_gaps_note,
+    pair_ground_truth,
     score_clip,
 )
 from uvosam.text import count
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score one clip's masks against its own ground truth (J&F, DAVIS unsupervised protocol)",
         description="Score a folder of result PNGs (e.g. <out>/export/davis/<video>) against a folder of indexed "
         "ground-truth PNGs (0 background, 1..K objects, 255 void) of the same clip: matched by name (digits as numbers), "
-        "else in natural name order. "
+        "else in natural name order; PNGs of some frames only (key frames), named as those frames, score those frames. "
         "Objects come from the first ground-truth frame; results are matched to them once per clip.",
     )
     parser.add_argument("results", type=Path, help="folder of the clip's result PNGs")
@@ -53,11 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, "--json", example_name="scores.json")
-    names = _result_names(args.results)
+    names = processed = _result_names(args.results)
     truth = ground_truth_files(args.ground_truth)
     if args.stride is None:  # by name, or one PNG per result frame: nothing is guessed
         try:
-            truth = align_ground_truth(truth, names, range(len(names)), len(names))
+            names, truth = pair_ground_truth(truth, names, range(len(names)), len(names))
         except ValueError as err:
             raise ValueError(
                 f"{err} If the ground truth has one PNG per source frame and the run took every S-th frame, "
@@ -76,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         truth = picked
-    print(
-        f"{count(len(names), 'result frame')} ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}"
-    )
+    scored = count(len(names), "result frame")
+    if len(names) < len(processed):
+        scored = f"{len(names)} of {count(len(processed), 'result frame')} (those the ground truth annotates)"
+    print(f"{scored} ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}")
     scores = score_clip(args.results, truth, names)
     print(format_tables(scores))
     if (note := id_gaps_note(truth[0])) is not None:

@@ -2,7 +2,8 @@
 
 The ground truth is a folder of indexed PNGs (0 background, 1..K objects, 255 void): one per frame of the source
 video, in natural name order (a DAVIS ``Annotations_unsupervised/480p/<seq>`` folder is one), or one per frame the
-run processed. The results are a run's DAVIS PNGs (``<out>/export/davis/<video>/<frame>.png``, or the zip's
+run processed, or PNGs of some processed frames only, named as those frames (key frames, every 5th...: then those
+frames are scored, as the official scorer scores the frames its annotation folder holds). The results are a run's DAVIS PNGs (``<out>/export/davis/<video>/<frame>.png``, or the zip's
 ``davis/<video>/``). The scores follow the official unsupervised protocol exactly (``uvosam.eval.davis``): K is the
 largest id in the first ground-truth frame, result ids are matched to objects by one Hungarian assignment over the
 whole clip, and J&F-Mean = (J-Mean + F-Mean) / 2 over the K objects.
@@ -26,6 +27,7 @@ __all__ = [
     "ground_truth_by_name",
     "ground_truth_files",
     "id_gaps_note",
+    "pair_ground_truth",
     "score_clip",
 ]
 
@@ -54,6 +56,54 @@ def ground_truth_files(folder: str | Path) -> list[Path]:
 
 def _frame_key(stem: str) -> int | str:
     return int(stem) if stem.isdecimal() else stem  # isdigit() also takes '²', which int() refuses
+
+
+def pair_ground_truth(
+    ground_truth: Sequence[Path],
+    frame_names: Sequence[str],
+    source_indices: Sequence[int],
+    source_frames: int,
+    *,
+    by_name: bool = True,
+) -> tuple[list[str], list[Path]]:
+    """The result frames to score and the ground-truth file of each.
+
+    Where every ground-truth PNG names a processed frame but not every processed frame has one (annotations of some
+    frames only: key frames, every 5th...), those frames are scored, as the official scorer scores the frames its
+    annotation folder holds. Else every processed frame, with ``align_ground_truth``'s file for each.
+
+    Args:
+        as ``align_ground_truth``; ``by_name=False``: never by name, so never a subset.
+
+    Returns:
+        (result file stems, in frame order; one ground-truth file for each).
+
+    Raises:
+        ValueError: as ``align_ground_truth``.
+    """
+    if by_name:
+        annotated = _annotated_frames(ground_truth, frame_names)
+        if annotated is not None:
+            return annotated
+    return list(frame_names), align_ground_truth(
+        ground_truth, frame_names, source_indices, source_frames, by_name=by_name
+    )
+
+
+def _annotated_frames(
+    ground_truth: Sequence[Path], frame_names: Sequence[str]
+) -> tuple[list[str], list[Path]] | None:
+    """The processed frames the ground truth names and its file for each, where each of its files names one and
+    some frames have none; else ``None``."""
+    by_key = {_frame_key(p.stem): p for p in ground_truth}
+    names = [n for n in frame_names if _frame_key(n) in by_key]
+    if (
+        len(by_key) != len(ground_truth)
+        or len(names) != len(by_key)
+        or len(names) == len(frame_names)
+    ):
+        return None  # two files name one frame (align_ground_truth says so), one names no frame, or no subset
+    return names, [by_key[_frame_key(n)] for n in names]
 
 
 def align_ground_truth(
@@ -92,10 +142,17 @@ def align_ground_truth(
     lacking = [n for n in frame_names if _frame_key(n) not in keys]
     if by_name and 0 < len(lacking) < len(frame_names):  # named as the frames, but not one for each
         shown = ", ".join(f"{n}.png" for n in lacking[:3]) + (" ..." if len(lacking) > 3 else "")
+        processed = {_frame_key(n) for n in frame_names}
+        extra = [p.name for p in ground_truth if _frame_key(p.stem) not in processed]
+        advice = (
+            f"; {count(len(extra), 'PNG')} for frames it did not process ({extra[0]} ...): give only PNGs of "
+            "processed frames (those frames are then scored), or score a run that covers them"
+            if extra
+            else ": give a PNG for each"
+        )
         raise ValueError(
             f"ground truth: {count(len(ground_truth), 'PNG')} named as the frames, but none for "
-            f"{count(len(lacking), 'frame')} the run processed ({shown}); the DAVIS protocol scores every "
-            "processed frame: give a PNG for each (or score a run that covers only the annotated frames)"
+            f"{count(len(lacking), 'frame')} the run processed ({shown}){advice}"
         )
     raise ValueError(
         f"ground truth: {count(len(ground_truth), 'PNG')}, but the run processed {len(source_indices)} of the "
