@@ -2,7 +2,8 @@
 
 ``run_davis`` is resumable: each sequence is written into ``<out>/.partial/<seq>`` and moved to ``<out>/<seq>`` only
 when complete, so a finished sequence is a folder that exists (skipped on the next run; unless a PNG of it was
-deleted since: ``sequence_finished``) and an interrupted one is redone from scratch. PNGs are DAVIS palette PNGs with ids stable over the sequence and at most 20 ids.
+deleted since: ``sequence_finished``) and an interrupted one is redone from scratch. PNGs are DAVIS palette PNGs
+with ids stable over the sequence and at most 20 ids.
 Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` and a later
 run with other settings is refused (``check_run_settings``): a resumed run never mixes two models' sequences.
 
