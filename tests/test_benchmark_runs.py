@@ -500,3 +500,22 @@ def test_davis_run_segments_again_a_sequence_folder_that_lost_a_png(
     assert (
         json.loads((tmp_path / "r" / "run.json").read_text())["scores"] == first
     )  # the same masks again
+
+
+def test_davis_run_of_other_sequences_names_a_folder_that_lost_a_png(
+    tmp_path, pipe, monkeypatch, capsys
+):
+    """A run with --sequences left a damaged earlier sequence out of the record and the score without a word."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=3, frames=3)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
+    argv = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]
+    assert uvosam_cli.main([*argv, "--sequences", seqs[0], seqs[1]]) == 0
+    (tmp_path / "r" / seqs[1] / "00001.png").unlink()
+    capsys.readouterr()
+    assert uvosam_cli.main([*argv, "--sequences", seqs[2]]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"note: {seqs[1]} in {tmp_path / 'r'} lacks the PNG of some frame (deleted since it was written?): not "
+        f"scored; `--sequences {seqs[1]}` segments it again"
+    ) in err

@@ -606,3 +606,26 @@ def test_device_check_passes_what_torch_parses_and_checks_only_cuda_and_mps(monk
             ValueError, match="that is not a device name; expected one of auto, cpu"
         ):
             check_device(bad)
+
+
+def test_docs_cli_lists_every_option_of_every_command():
+    """docs/cli.md's "Every option" lists each command's options; a new option must be added there too."""
+    import argparse
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text[text.index("## Every option") :]
+    parser = uvosam_cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, sub in commands.items():
+        line = re.search(rf"^- `{re.escape(name)}\b.*?(?=^- `|^\n)", section, re.M | re.S)
+        assert line is not None, f"docs/cli.md lists no options of {name}"
+        listed = set(re.findall(r"--[a-z][a-z0-9-]*", line.group(0)))
+        options = {
+            o
+            for a in sub._actions
+            for o in a.option_strings
+            if o.startswith("--") and o != "--help"
+        }
+        assert options == listed, (name, options ^ listed)

@@ -399,7 +399,6 @@ def test_ground_truth_of_some_frames_scores_those_frames(clip_gt, tmp_path, caps
     keys.mkdir()
     for t in (0, 4, 8):
         (keys / f"{t:05d}.png").write_bytes((d / "gt" / f"{t}.png").read_bytes())
-        write_index_png(tmp_path / "bad" / f"{t:05d}.png", np.zeros((40, 56), np.uint8))
     gt = ground_truth_files(keys)
     scored, files = pair_ground_truth(gt, names, range(12), source_frames=12)
     assert scored == ["00000", "00004", "00008"] and files == gt
@@ -423,10 +422,12 @@ def test_ground_truth_of_some_frames_scores_those_frames(clip_gt, tmp_path, caps
     assert "it did not process (00020.png ...): give only PNGs of processed frames" in str(
         err.value
     )
-    # --stride never takes a subset
+    # --stride never takes a subset: the same 3 key frames are too few PNGs for it, and it says so
+    (keys / "00020.png").unlink()
     assert (
-        uvosam_cli.main(
-            ["clip-score", str(tmp_path / "shapes"), str(tmp_path / "bad"), "--stride", "4"]
-        )
-        == 2
+        uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(keys), "--stride", "4"]) == 2
+    )
+    assert (
+        "--stride 4 over 12 result frames takes one ground-truth PNG per source frame, 4 frames apart: at least 45 "
+        "PNGs (or one per result frame, 12); the ground truth has 3" in capsys.readouterr().err
     )

@@ -557,7 +557,11 @@ def test_an_unreachable_hub_is_asked_once_then_the_cache_only(tmp_path, spec, mo
 
 def test_a_hub_whose_name_does_not_resolve_is_not_asked(tmp_path, spec, monkeypatch, caplog):
     """Offline, huggingface_hub retried the name lookup of huggingface.co for ~23 s before it gave up on the first
-    file: a failed lookup now sends every file to the cache only at once, says why, and warns once."""
+    file: a failed lookup now sends the file to the cache only at once, says why, and warns once; the name is looked
+    up again after HUB_NAME_RETRY_AFTER_S (not the 10 minutes of a failed connection: a DNS blip must not cut a
+    server off the Hub)."""
+    from urllib.parse import urlsplit
+
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     for proxy in (
@@ -569,11 +573,17 @@ def test_a_hub_whose_name_does_not_resolve_is_not_asked(tmp_path, spec, monkeypa
         "all_proxy",
     ):
         monkeypatch.delenv(proxy, raising=False)
-    looked_up, asked = [], []
+    monkeypatch.setenv("NO_PROXY", "localhost")  # a bypass list alone is no proxy
+    host = urlsplit(huggingface_hub.constants.ENDPOINT).hostname
+    looked_up, asked, dns = [], [], {"up": False}
 
-    def lookup(host):
-        looked_up.append(host)
-        return f"its host name {host} does not resolve: Name or service not known"
+    def lookup(name):
+        looked_up.append(name)
+        return (
+            None
+            if dns["up"]
+            else f"its host name {name} does not resolve: Name or service not known"
+        )
 
     def hf_hub_download(*, repo_id, filename, cache_dir, local_files_only, force_download):
         asked.append(local_files_only)
@@ -586,14 +596,25 @@ def test_a_hub_whose_name_does_not_resolve_is_not_asked(tmp_path, spec, monkeypa
         with pytest.raises(FileNotFoundError) as err:
             hub.resolve(NAME, **folders)
     assert asked == [True, True]  # the cache only, never the Hub
-    assert looked_up == ["huggingface.co"]  # the second file: remembered, not looked up again
+    assert looked_up == [host]  # the second file: remembered, not looked up again
     assert (
         "Hugging Face cache " in str(err.value)
-        and "the Hub was not asked: it cannot be reached (its host name huggingface.co does not resolve"
+        and f"the Hub was not asked: it cannot be reached (its host name {host} does not resolve"
         in str(err.value)
     )
     said = [r.getMessage() for r in caplog.records if "cannot be reached" in r.getMessage()]
-    assert len(said) == 1 and "Set HF_HUB_OFFLINE=1" in said[0]
+    assert (
+        len(said) == 1
+        and "cache only for the next 30 s" in said[0]
+        and "HF_HUB_OFFLINE=1" in said[0]
+    )
+    monkeypatch.setattr(
+        hub, "HUB_NAME_RETRY_AFTER_S", 0.0
+    )  # later, the DNS is back: the Hub is asked
+    dns["up"] = True
+    with pytest.raises(FileNotFoundError):
+        hub.resolve(NAME, **folders)
+    assert looked_up == [host, host] and asked[-1] is False
 
 
 def test_the_name_lookup_is_left_to_a_proxy(tmp_path, spec, monkeypatch):

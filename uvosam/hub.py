@@ -9,7 +9,8 @@
    ``HF_HUB_OFFLINE`` is set; the variable is read at call time; cache only, too, for ``HUB_RETRY_AFTER_S`` after a
    connection to the Hub failed: huggingface_hub retries an unreachable Hub for ~25 s a file, which the second
    file of a run is then spared, and a warning says once to set ``HF_HUB_OFFLINE=1``; a Hub whose host name does
-   not resolve, the usual offline case, is found so in milliseconds before huggingface_hub is asked at all);
+   not resolve, the usual offline case, is found so in milliseconds before huggingface_hub is asked at all, and
+   looked up again after ``HUB_NAME_RETRY_AFTER_S``);
 4. the spec's direct public ``url`` (not when offline), saved into ``checkpoints_dir``.
 
 Every file found is checked against the table (``uvosam.weight_checksums``: size, then a SHA-256 computed once and
@@ -68,8 +69,13 @@ HUB_RETRY_AFTER_S = 600.0
 """After a connection to the Hub failed, weight files are looked up in the Hugging Face cache only (the Hub is not
 asked) for this many seconds; then the Hub is asked again (a server that runs for days is not cut off for good)."""
 
-# Hub endpoint -> (time.monotonic() of the failed connection, its reason), filled by _note_unreachable
-_UNREACHABLE: dict[str, tuple[float, str]] = {}
+HUB_NAME_RETRY_AFTER_S = 30.0
+"""After the Hub's host name did not resolve, its name is looked up again (and the Hub asked) after this many seconds:
+long enough to spare the other file of one command or one app start the lookup, short enough that a DNS blip does
+not cut a server off the Hub for ``HUB_RETRY_AFTER_S``."""
+
+# Hub endpoint -> (time.monotonic() of the failure, its reason, whether its name did not resolve)
+_UNREACHABLE: dict[str, tuple[float, str, bool]] = {}
 
 
 def _connection_errors() -> tuple[type[Exception], ...]:
@@ -100,11 +106,16 @@ def _connection_failure(err: BaseException) -> BaseException | None:
 
 
 def _unreachable_reason() -> str | None:
-    """Why the Hub could not be reached, if a connection to it failed less than ``HUB_RETRY_AFTER_S`` ago."""
+    """Why the Hub could not be reached, if a connection to it failed less than ``HUB_RETRY_AFTER_S`` ago (its name
+    did not resolve: ``HUB_NAME_RETRY_AFTER_S``)."""
     entry = _UNREACHABLE.get(hf_constants.ENDPOINT)
-    if entry is None or time.monotonic() - entry[0] > HUB_RETRY_AFTER_S:
+    if entry is None or time.monotonic() - entry[0] > _retry_after_s(by_name=entry[2]):
         return None
     return entry[1]
+
+
+def _retry_after_s(*, by_name: bool) -> float:
+    return HUB_NAME_RETRY_AFTER_S if by_name else HUB_RETRY_AFTER_S
 
 
 def _note_unreachable(err: BaseException) -> None:
@@ -116,17 +127,18 @@ def _note_unreachable(err: BaseException) -> None:
         )
 
 
-def _remember_unreachable(reason: str) -> None:
-    """Look in the cache only for the next ``HUB_RETRY_AFTER_S``, and say once what to do."""
+def _remember_unreachable(reason: str, *, by_name: bool = False) -> None:
+    """Look in the cache only for the next ``HUB_RETRY_AFTER_S`` (``by_name``: ``HUB_NAME_RETRY_AFTER_S``), and say
+    once what to do."""
     if _unreachable_reason() is None:
+        retry = _retry_after_s(by_name=by_name)
         logger.warning(
             "The Hugging Face Hub (%s) cannot be reached (%s). Weight files are looked for in the Hugging Face "
-            "cache only for the next %.0f minutes, without asking the Hub again. Working offline? Set "
-            "HF_HUB_OFFLINE=1: the Hub is then never asked (huggingface_hub retries a connection that fails for "
-            "~25 s a file).",
-            hf_constants.ENDPOINT, reason, HUB_RETRY_AFTER_S / 60,
+            "cache only for the next %s, without asking the Hub again. Working offline? Set HF_HUB_OFFLINE=1: the "
+            "Hub is then never asked (huggingface_hub retries a connection that fails for ~25 s a file).",
+            hf_constants.ENDPOINT, reason, f"{retry / 60:.0f} minutes" if retry >= 120 else f"{retry:.0f} s",
         )  # fmt: skip
-    _UNREACHABLE[hf_constants.ENDPOINT] = (time.monotonic(), reason)
+    _UNREACHABLE[hf_constants.ENDPOINT] = (time.monotonic(), reason, by_name)
 
 
 def _host_lookup_failure(host: str) -> str | None:
@@ -140,14 +152,20 @@ def _host_lookup_failure(host: str) -> str | None:
 
 def _hub_unreachable_by_name() -> str | None:
     """Why the Hub cannot be reached, when its host name does not resolve: the usual offline case, found in
-    milliseconds, where huggingface_hub would retry the lookup for ~23 s before giving up; remembered as a failed
-    connection. ``None`` when it resolves, and whenever a proxy is set (the proxy resolves names then)."""
-    if urllib.request.getproxies():
-        return None
+    milliseconds (where the resolver fails at once), where huggingface_hub would retry the lookup for ~23 s before
+    giving up; remembered for ``HUB_NAME_RETRY_AFTER_S``. ``None`` when it resolves, and when a proxy that the Hub's
+    host does not bypass is set in the environment (the proxy resolves names then)."""
     host = urllib.parse.urlsplit(hf_constants.ENDPOINT).hostname
-    reason = None if host is None else _host_lookup_failure(host)
+    if host is None:
+        return None
+    proxies = urllib.request.getproxies()  # may hold only "no" (NO_PROXY): no proxy
+    if any(
+        proxies.get(scheme) for scheme in ("https", "http", "all")
+    ) and not urllib.request.proxy_bypass(host):
+        return None
+    reason = _host_lookup_failure(host)
     if reason is not None:
-        _remember_unreachable(reason)
+        _remember_unreachable(reason, by_name=True)
     return reason
 
 

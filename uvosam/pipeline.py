@@ -184,9 +184,9 @@ class UVOSAM:
         # SAM 2.1 without the sam2 package: said before any load
         check_segmenter_packages(sam, segmenter_config)
         torch_device = resolve_device(device)
-        if (
-            tracker_yaml is not None
-        ):  # a missing or malformed YAML is said before any weight is found or downloaded
+        # a missing or malformed tracker YAML is said before any weight is found or downloaded (parsed again by the
+        # tracker's load below: a few milliseconds)
+        if tracker_yaml is not None:
             load_tracker_yaml(tracker_yaml)
         # both weight files before either model: a missing SAM file is not found only after the tracker loaded
         locate_weights(tracker, sam, segmenter_config=segmenter_config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -132,6 +133,13 @@ def run_davis_command(args: argparse.Namespace) -> int:
     # the record covers the folder: the sequences of earlier runs into it (same models, checked above) and these
     kept = set(finished_sequences(args.out, listed, args.davis_root)) | set(names)
     held = [name for name in listed if name in kept]
+    if damaged := [name for name in listed if name not in kept and (args.out / name).is_dir()]:
+        print(
+            f"note: {', '.join(damaged)} in {args.out} {'lacks' if len(damaged) == 1 else 'lack'} the PNG of some "
+            f"frame (deleted since it was written?): not scored; `--sequences {' '.join(damaged)}` segments "
+            f"{'it' if len(damaged) == 1 else 'them'} again",
+            file=sys.stderr,
+        )
     if not args.no_score:
         _check_ground_truth(args, held)  # not after hours of segmenting
     sequences = None if held == listed else held  # what the record lists

@@ -36,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "clip-score",
         help="score one clip's masks against its own ground truth (J&F, DAVIS unsupervised protocol)",
         description="Score a folder of result PNGs (e.g. <out>/export/davis/<video>) against a folder of indexed "
-        "ground-truth PNGs (0 background, 1..K objects, 255 void) of the same clip: matched by name (digits as numbers), "
-        "else in natural name order; PNGs of some frames only (key frames), named as those frames, score those frames. "
+        "ground-truth PNGs (0 background, 1..K objects, 255 void) of the same clip: matched by name (digits as "
+        "numbers), else in natural name order; PNGs of some frames only (key frames), named as those frames, score "
+        "those frames. "
         "Objects come from the first ground-truth frame; results are matched to them once per clip.",
     )
     parser.add_argument("results", type=Path, help="folder of the clip's result PNGs")
@@ -64,19 +65,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{err} If the ground truth has one PNG per source frame and the run took every S-th frame, "
                 "pass --stride S."
             ) from None
-    else:  # one PNG per source frame, every S-th used, whatever the result files are named
-        picked = align_ground_truth(
-            truth, names, [i * args.stride for i in range(len(names))], len(truth), by_name=False
-        )
-        named = ground_truth_by_name(truth, names)
-        if named is not None and named != picked:
-            print(
-                f"Note: the result files are named as ground-truth frames ({', '.join(names[:2])} ...), but "
-                f"--stride {args.stride} takes {', '.join(p.name for p in picked[:2])} ...: scored by --stride "
-                "(without it, by name: right for uvosam's own exports, named after their source frames)",
-                file=sys.stderr,
-            )
-        truth = picked
+    else:
+        truth = _by_stride(truth, names, args.stride)
     scored = count(len(names), "result frame")
     if len(names) < len(processed):
         scored = f"{len(names)} of {count(len(processed), 'result frame')} (those the ground truth annotates)"
@@ -88,3 +78,34 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_scores_json(scores, args.json)
     return 0
+
+
+def _by_stride(truth: list[Path], names: list[str], stride: int) -> list[Path]:
+    """One ground-truth PNG per source frame, every ``stride``-th used (or one per result frame), whatever the
+    result files are named; a note on stderr where their names would have picked other PNGs.
+
+    Raises:
+        ValueError: too few PNGs for the stride, saying how many it needs.
+    """
+    needed = (len(names) - 1) * stride + 1
+    if len(truth) != len(names) and len(truth) < needed:
+        raise ValueError(
+            f"--stride {stride} over {count(len(names), 'result frame')} takes one ground-truth PNG per source "
+            f"frame, {stride} frames apart: at least {needed} PNGs (or one per result frame, {len(names)}); the "
+            f"ground truth has {len(truth)}"
+        )
+    picked = align_ground_truth(
+        truth, names, [i * stride for i in range(len(names))], len(truth), by_name=False
+    )
+    try:
+        named = ground_truth_by_name(truth, names)
+    except ValueError:  # two PNGs name one frame: names play no part here
+        named = None
+    if named is not None and named != picked:
+        print(
+            f"Note: the result files are named as ground-truth frames ({', '.join(names[:2])} ...), but --stride "
+            f"{stride} takes {', '.join(p.name for p in picked[:2])} ...: scored by --stride (without it, by name: "
+            "right for uvosam's own exports, named after their source frames)",
+            file=sys.stderr,
+        )
+    return picked

@@ -3,8 +3,8 @@
 The ground truth is a folder of indexed PNGs (0 background, 1..K objects, 255 void): one per frame of the source
 video, in natural name order (a DAVIS ``Annotations_unsupervised/480p/<seq>`` folder is one), or one per frame the
 run processed, or PNGs of some processed frames only, named as those frames (key frames, every 5th...: then those
-frames are scored, as the official scorer scores the frames its annotation folder holds). The results are a run's DAVIS PNGs (``<out>/export/davis/<video>/<frame>.png``, or the zip's
-``davis/<video>/``). The scores follow the official unsupervised protocol exactly (``uvosam.eval.davis``): K is the
+frames are scored, as the official scorer scores the frames its annotation folder holds). The results are a run's
+DAVIS PNGs (``<out>/export/davis/<video>/<frame>.png``, or the zip's ``davis/<video>/``). The scores follow the official unsupervised protocol exactly (``uvosam.eval.davis``): K is the
 largest id in the first ground-truth frame, result ids are matched to objects by one Hungarian assignment over the
 whole clip, and J&F-Mean = (J-Mean + F-Mean) / 2 over the K objects.
 """
@@ -63,8 +63,6 @@ def pair_ground_truth(
     frame_names: Sequence[str],
     source_indices: Sequence[int],
     source_frames: int,
-    *,
-    by_name: bool = True,
 ) -> tuple[list[str], list[Path]]:
     """The result frames to score and the ground-truth file of each.
 
@@ -73,7 +71,7 @@ def pair_ground_truth(
     annotation folder holds. Else every processed frame, with ``align_ground_truth``'s file for each.
 
     Args:
-        as ``align_ground_truth``; ``by_name=False``: never by name, so never a subset.
+        as ``align_ground_truth``.
 
     Returns:
         (result file stems, in frame order; one ground-truth file for each).
@@ -81,13 +79,20 @@ def pair_ground_truth(
     Raises:
         ValueError: as ``align_ground_truth``.
     """
-    if by_name:
-        annotated = _annotated_frames(ground_truth, frame_names)
-        if annotated is not None:
-            return annotated
+    annotated = _annotated_frames(ground_truth, frame_names)
+    if annotated is not None:
+        return annotated
     return list(frame_names), align_ground_truth(
-        ground_truth, frame_names, source_indices, source_frames, by_name=by_name
+        ground_truth, frame_names, source_indices, source_frames
     )
+
+
+def _files_by_frame(ground_truth: Sequence[Path]) -> dict[int | str, list[Path]]:
+    """The ground-truth files by the frame their name gives (digits compared as numbers), in their order."""
+    by_frame: dict[int | str, list[Path]] = {}
+    for path in ground_truth:
+        by_frame.setdefault(_frame_key(path.stem), []).append(path)
+    return by_frame
 
 
 def _annotated_frames(
@@ -95,15 +100,15 @@ def _annotated_frames(
 ) -> tuple[list[str], list[Path]] | None:
     """The processed frames the ground truth names and its file for each, where each of its files names one and
     some frames have none; else ``None``."""
-    by_key = {_frame_key(p.stem): p for p in ground_truth}
-    names = [n for n in frame_names if _frame_key(n) in by_key]
+    by_frame = _files_by_frame(ground_truth)
+    names = [n for n in frame_names if _frame_key(n) in by_frame]
     if (
-        len(by_key) != len(ground_truth)
-        or len(names) != len(by_key)
+        len(by_frame) != len(ground_truth)
+        or len(names) != len(by_frame)
         or len(names) == len(frame_names)
     ):
         return None  # two files name one frame (align_ground_truth says so), one names no frame, or no subset
-    return names, [by_key[_frame_key(n)] for n in names]
+    return names, [by_frame[_frame_key(n)][0] for n in names]
 
 
 def align_ground_truth(
@@ -138,8 +143,8 @@ def align_ground_truth(
         return list(ground_truth)
     if len(ground_truth) == source_frames and all(0 <= i < source_frames for i in source_indices):
         return [ground_truth[i] for i in source_indices]
-    keys = {_frame_key(p.stem) for p in ground_truth}
-    lacking = [n for n in frame_names if _frame_key(n) not in keys]
+    by_frame = _files_by_frame(ground_truth)
+    lacking = [n for n in frame_names if _frame_key(n) not in by_frame]
     if by_name and 0 < len(lacking) < len(frame_names):  # named as the frames, but not one for each
         shown = ", ".join(f"{n}.png" for n in lacking[:3]) + (" ..." if len(lacking) > 3 else "")
         processed = {_frame_key(n) for n in frame_names}
@@ -170,9 +175,7 @@ def ground_truth_by_name(
     Raises:
         ValueError: two files name one frame (``1.png`` and ``01.png``).
     """
-    by_name: dict[int | str, list[Path]] = {}
-    for path in ground_truth:
-        by_name.setdefault(_frame_key(path.stem), []).append(path)
+    by_name = _files_by_frame(ground_truth)
     if not frame_names or not all(_frame_key(n) in by_name for n in frame_names):
         return None
     for name in frame_names:

@@ -2,7 +2,8 @@
 
 ``run_davis`` is resumable: each sequence is written into ``<out>/.partial/<seq>`` and moved to ``<out>/<seq>`` only
 when complete, so a finished sequence is a folder that exists (skipped on the next run; unless a PNG of it was
-deleted since: ``sequence_finished``) and an interrupted one is redone from scratch. PNGs are DAVIS palette PNGs with ids stable over the sequence and at most 20 ids.
+deleted since: ``sequence_finished``) and an interrupted one is redone from scratch. PNGs are DAVIS palette PNGs
+with ids stable over the sequence and at most 20 ids.
 Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` and a later
 run with other settings is refused (``check_run_settings``): a resumed run never mixes two models' sequences.
 
@@ -112,8 +113,11 @@ def _picked(
 
 def finished_sequences(out_dir: str | Path, names: list[str], davis_root: str | Path) -> list[str]:
     """Those of ``names`` that a ``run_davis`` into ``out_dir`` has finished, in order (``sequence_finished``)."""
-    frames = Path(davis_root) / "JPEGImages" / RESOLUTION
-    return [name for name in names if sequence_finished(Path(out_dir) / name, frames / name)]
+    return [
+        name
+        for name in names
+        if sequence_finished(Path(out_dir) / name, _frames_path(Path(davis_root), name))
+    ]
 
 
 def sequence_finished(results: Path, frames_dir: Path) -> bool:
@@ -128,8 +132,12 @@ def sequence_finished(results: Path, frames_dir: Path) -> bool:
     return all(frame.stem in done for frame in list_frames(frames_dir))
 
 
+def _frames_path(davis_root: Path, seq: str) -> Path:
+    return davis_root / "JPEGImages" / RESOLUTION / seq
+
+
 def _frames_dir(davis_root: Path, seq: str) -> Path:
-    path = davis_root / "JPEGImages" / RESOLUTION / seq
+    path = _frames_path(davis_root, seq)
     if not path.is_dir():
         raise FileNotFoundError(
             f"frames of sequence {seq!r} not found: {path} (expected DAVIS-2017 480p JPEGs)"
