@@ -71,6 +71,18 @@ def test_output_side_as_the_api_page_shows_it_and_as_an_int(server, clip):
         client.predict([1], output_side="1000", api_name="/rerender")
 
 
+def test_output_side_none_is_refused_as_any_other_bad_value(server, clip):
+    """None went through to ``int(None)``: "Something went wrong on our side" and a logged traceback."""
+    client = Client(server, verbose=False)
+    refused = r"takes one of 0, 1280, 854, 640, 480 .*; got None\.$"
+    with pytest.raises(Exception, match=refused):
+        client.predict(handle_file(str(clip)), output_side=None, api_name="/segment")
+    status, *_ = client.predict(handle_file(str(clip)), api_name="/segment")
+    assert status.startswith("done: 8 frames")
+    with pytest.raises(Exception, match=refused):
+        client.predict([1], output_side=None, api_name="/rerender")
+
+
 def test_the_api_page_shows_a_short_description_of_each_public_endpoint_only(server):
     """It showed the handlers' docstrings ("An async generator: it waits for the job on the event loop...",
     "``links.needs_reencode``")."""
