@@ -21,7 +21,7 @@ import numpy as np
 
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender_iter
-from uvosam.job_types import JobOptions, JobProgress, JobResult
+from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
 from uvosam.remote_files import is_zip_download
 from uvosam.video import probe
@@ -46,9 +46,9 @@ from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_i
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     FINISHED,
-    SOUND_GONE,
     STOPPED,
     GpuFrameCap,
+    done_line,
     score_failed_markdown,
 )
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
@@ -415,8 +415,7 @@ class App:
                 else:
                     r = up.result
                     files = str(r.overlay_mp4), str(r.zip_path)
-                    status = f"{up.status} · {SOUND_GONE}" if sound_gone(r) else up.status
-                    yield status, skip, up.chunk, *files, track_rows(r)
+                    yield done_line(up.status, r), skip, up.chunk, *files, track_rows(r)
 
     def _start_rerender(
         self,
@@ -489,12 +488,6 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
-
-
-def sound_gone(result: JobResult) -> bool:
-    """Whether a re-render is silent because its run's video, which had sound, is gone (Gradio's cache sweep deletes
-    an upload after about an hour; ``job_outputs.source_audio`` then writes the video without it)."""
-    return bool(result.info.audio_codec) and not result.info.path.is_file()
 
 
 def _img(preview: np.ndarray | None) -> Any:
