@@ -43,7 +43,7 @@ from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
-from uvosam_app.settings import AppSettings
+from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.text import (
     FINISHED,
     STOPPED,
@@ -329,9 +329,9 @@ class App:
         """
         if state is None or not masks_zip:
             raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
-        if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
+        if not Path(masks_zip).is_file():  # Gradio's file cache sweep deleted it (app.py)
             raise gr.Error(
-                "The masks of your last run are no longer kept on the server (about an hour): run "
+                f"The masks of your last run are no longer kept on the server ({FILES_KEPT}): run "
                 "the video again, then Score.",
                 print_exception=False,
             )
