@@ -99,7 +99,8 @@ API_DESCRIPTIONS = {
     ),
     "score": (
         "Score a masks zip (from /segment or /rerender of this session) against a ground-truth zip of indexed "
-        "PNGs (0 background, 1..K objects, 255 void; one per frame): DAVIS J&F per object, as Markdown."
+        "PNGs (0 background, 1..K objects, 255 void; one per frame, or of key frames named as those frames): DAVIS "
+        "J&F per object, as Markdown."
     ),
     "load_url": (
         "Download a direct link to a video file or a zip of frames for this session. Returns (video, zip of "

@@ -46,6 +46,7 @@ from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_i
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.text import (
     FINISHED,
+    GROUND_TRUTH_ZIP,
     STOPPED,
     GpuFrameCap,
     done_line,
@@ -337,9 +338,7 @@ class App:
             )
         if not gt_zip:
             raise gr.Error(
-                "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
-                "255 void), one per frame of the video, in name order.",
-                print_exception=False,
+                f"Upload the ground truth first: {GROUND_TRUTH_ZIP}.", print_exception=False
             )
         check_uploads(gt_zip, then="Score")
         too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
