@@ -26,7 +26,10 @@ from uvosam_app.settings import AppSettings
 from uvosam_app.text import GROUND_TRUTH_FRAMES, GROUND_TRUTH_HELP, GROUND_TRUTH_ZIP
 
 ARGS = ("idol-ytvis19-r50", "vit_b")  # tracker, mask model
-PASSWORD = "seq/00000.png is password-protected (encrypted), which this app cannot open; save the zip without a password"
+PASSWORD = (
+    "seq/00000.png is password-protected (encrypted), which this app cannot open; save the zip "
+    "without a password"
+)
 DEFLATE64 = (
     "seq/00000.png is compressed with Deflate64, which this app cannot unpack; re-zip the files with standard "
     "Deflate compression"

@@ -36,8 +36,9 @@ def over_upload_limit(path: str | None, max_mb: int) -> str | None:
 
 def upload_gone(path: str | None, then: str = "Run") -> str | None:
     """Why an uploaded file given to a handler cannot be used: Gradio's cache sweep (``app.py``: files older than
-    ``FILE_MAX_AGE_S``) deleted it under a page left open (None: it is there, or none was given). Named by its file name: the
-    server's path means nothing to the user (the library's "No video or frame folder at /tmp/gradio/...")."""
+    ``FILE_MAX_AGE_S``) deleted it under a page left open (None: it is there, or none was given). Named by its file
+    name: the server's path means nothing to the user (the library's "No video or frame folder at
+    /tmp/gradio/...")."""
     if not path or Path(path).exists():
         return None
     return (

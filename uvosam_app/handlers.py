@@ -62,7 +62,10 @@ RUN_FIRST_RERENDER = (
     "finished run."
 )
 FIRST_STEP = "starting (loading the models on their first use)"
-RUN_FIRST_SCORE = "Run a video first (or let the run under way finish): Score compares its masks with your ground truth."
+RUN_FIRST_SCORE = (
+    "Run a video first (or let the run under way finish): Score compares its masks with your "
+    "ground truth."
+)
 
 
 class App:

@@ -1,8 +1,7 @@
 """The page's components, laid out (``page``): the input column (upload, link, zip of frames, settings), the live
-column (Run and Stop over the status line; on a narrow screen before Settings: ``CSS``), a run's results, the editing row
-(Re-render) and the Score panel. No events here:
-``app.py`` wires them to the handlers of ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests
-find it by.
+column (Run and Stop over the status line; on a narrow screen before Settings: ``CSS``), a run's results, the
+editing row (Re-render) and the Score panel. No events here: ``app.py`` wires them to the handlers of
+``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests find it by.
 """
 
 from __future__ import annotations

@@ -113,7 +113,8 @@ def score_masks_zip(
 
     Args:
         gt_zip: indexed PNGs (0 background, 1..K objects, 255 void), one per frame of the video or per processed
-            frame, in name order, or of key frames only, named as those frames. masks_zip: the zip Run or Re-render made.
+            frame, in name order, or of key frames only, named as those frames. masks_zip: the zip Run or
+            Re-render made.
         meta: the run's ``MaskCache.info.meta`` (``stride``, ``info.num_frames``): which video frames the masks are.
         max_files: the most PNGs taken from either zip. work_dir: where both are unpacked (a temporary folder
             inside it, deleted after).

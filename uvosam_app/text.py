@@ -394,6 +394,6 @@ def results_of_another_input(name: str) -> str:
     """Markdown under an upload's description when the results shown (video, zip, tracks) are of the session's last
     run, made from another input (``name``: that input's file name): Re-render and Score act on them."""
     return (
-        f"**The results below are of your last run, on an earlier input ({markdown_text(name)}):** Re-render and Score use them; "
-        "Run replaces them with this input's."
+        f"**The results below are of your last run, on an earlier input ({markdown_text(name)}):** Re-render "
+        "and Score use them; Run replaces them with this input's."
     )
