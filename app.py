@@ -29,7 +29,7 @@ from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
 from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model, load_tracker
-from uvosam_app.settings import AppSettings
+from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.text import footer_markdown
 
 logger = logging.getLogger("uvosam.app")
@@ -46,8 +46,10 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     pipe, load_error = _load_default(get_pipeline, settings)
     app = App(get_pipeline, settings)
     footer = footer_markdown(get_pipeline, pipe, settings)
-    # Gradio's file cache (uploads, served outputs): files older than an hour go, checked every 10 min
-    with gr.Blocks(title="UVOSAM", delete_cache=(600, 3600)) as demo:
+    # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
+    # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT)
+    sweep = (FILE_SWEEP_EVERY_S, FILE_MAX_AGE_S)
+    with gr.Blocks(title="UVOSAM", delete_cache=sweep) as demo:
         _wire(app, settings, page(settings, load_error, footer, forget=app.forget))
         demo.unload(app.unload)
     # a file that an API client gives as a link: fetched as Load fetches one, not by Gradio (unbounded)
@@ -97,7 +99,8 @@ API_DESCRIPTIONS = {
     ),
     "score": (
         "Score a masks zip (from /segment or /rerender of this session) against a ground-truth zip of indexed "
-        "PNGs (0 background, 1..K objects, 255 void; one per frame): DAVIS J&F per object, as Markdown."
+        "PNGs (0 background, 1..K objects, 255 void; one per frame, or of key frames named as those frames): DAVIS "
+        "J&F per object, as Markdown."
     ),
     "load_url": (
         "Download a direct link to a video file or a zip of frames for this session. Returns (video, zip of "

@@ -26,7 +26,7 @@ from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import handlers as app_handlers
 from uvosam_app.results import score_masks_zip
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import SOUND_GONE
+from uvosam_app.text import SOUND_GONE, SOUND_REPLACED
 
 PUBLIC = {"/segment", "/rerender", "/score", "/load_url"}
 
@@ -71,6 +71,18 @@ def test_output_side_as_the_api_page_shows_it_and_as_an_int(server, clip):
         client.predict([1], output_side="1000", api_name="/rerender")
 
 
+def test_output_side_none_is_refused_as_any_other_bad_value(server, clip):
+    """None went through to ``int(None)``: "Something went wrong on our side" and a logged traceback."""
+    client = Client(server, verbose=False)
+    refused = r"takes one of 0, 1280, 854, 640, 480 .*; got None\.$"
+    with pytest.raises(Exception, match=refused):
+        client.predict(handle_file(str(clip)), output_side=None, api_name="/segment")
+    status, *_ = client.predict(handle_file(str(clip)), api_name="/segment")
+    assert status.startswith("done: 8 frames")
+    with pytest.raises(Exception, match=refused):
+        client.predict([1], output_side=None, api_name="/rerender")
+
+
 def test_the_api_page_shows_a_short_description_of_each_public_endpoint_only(server):
     """It showed the handlers' docstrings ("An async generator: it waits for the job on the event loop...",
     "``links.needs_reencode``")."""
@@ -113,6 +125,7 @@ def test_after_the_cache_sweep_a_page_left_open_is_told_to_upload_again(tmp_path
     args = ("idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, "0", True, True, "overlay")
     *_, last = stepped(app.segment(str(_with_sound(upload)), *args))
     assert last[0].startswith("done: 8 frames") and SOUND_GONE not in last[0]
+    data = upload.read_bytes()
     upload.unlink()
     again = r"'x\.mp4 is no longer on the server \(uploads are deleted after about an hour\): upload it again"
     with pytest.raises(gr.Error, match=again + ", then Run"):
@@ -125,6 +138,13 @@ def test_after_the_cache_sweep_a_page_left_open_is_told_to_upload_again(tmp_path
         stepped(app.rerender([1], True, True, "0", "overlay", "", False, 0.0, last[7], None))
     )
     assert redo[-1][0].startswith("done") and redo[-1][0].endswith(SOUND_GONE)
+    # the library knows the file is gone, not why (a sweep, or a later Load that replaced a linked video)
+    assert "hour" not in redo[-1][0]
+    upload.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # another file at the run's path
+    redo = list(
+        stepped(app.rerender([1], True, True, "0", "overlay", "", False, 0.0, last[7], None))
+    )
+    assert redo[-1][0].startswith("done") and redo[-1][0].endswith(SOUND_REPLACED)
     with pytest.raises(gr.Error, match=r"'gt\.zip is no longer on the server.*, then Score"):
         app.score(str(tmp_path / "gradio" / "gt.zip"), last[4], last[7])
 

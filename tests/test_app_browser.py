@@ -491,7 +491,8 @@ def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
 
 
 PREVIEW_SHOWN = "() => !!document.querySelector('#preview img')"
-PHONE_TIMELINE = """() => { const img = document.querySelector('#timeline-narrow img'), shown = img.getBoundingClientRect();
+PHONE_TIMELINE = """() => { const img = document.querySelector('#timeline-narrow img'),
+  shown = img.getBoundingClientRect();
   const box = document.getElementById('timeline-narrow');
   return {left: shown.left, right: shown.right, width: shown.width, natural: img.naturalWidth,
           scrolls: box.scrollWidth > box.clientWidth, page: document.documentElement.scrollWidth,

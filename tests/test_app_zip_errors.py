@@ -23,9 +23,13 @@ from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import handlers as app_handlers
 from uvosam_app import uploads
 from uvosam_app.settings import AppSettings
+from uvosam_app.text import GROUND_TRUTH_FRAMES, GROUND_TRUTH_HELP, GROUND_TRUTH_ZIP
 
 ARGS = ("idol-ytvis19-r50", "vit_b")  # tracker, mask model
-PASSWORD = "seq/00000.png is password-protected (encrypted), which this app cannot open; save the zip without a password"
+PASSWORD = (
+    "seq/00000.png is password-protected (encrypted), which this app cannot open; save the zip "
+    "without a password"
+)
 DEFLATE64 = (
     "seq/00000.png is compressed with Deflate64, which this app cannot unpack; re-zip the files with standard "
     "Deflate compression"
@@ -327,3 +331,16 @@ def test_score_notes_ground_truth_ids_that_are_not_1_to_k(finished, tmp_path):
     ), text
     plain = _annotations(tmp_path / "plain.zip", [_ids_png()] * 6)
     assert "Note" not in app.score(str(plain), masks, state)
+
+
+def test_scores_refusals_say_what_a_ground_truth_holds_as_its_help_does(finished, tmp_path):
+    """No ground truth, or a zip without PNGs, was told "one per frame of the video": a ground truth of key frames
+    only, named as those frames, is scored too (the help, ``GROUND_TRUTH_HELP``, says so)."""
+    app, masks, state = finished
+    with pytest.raises(gr.Error) as refused:
+        app.score(None, masks, state)
+    assert refused.value.message == f"Upload the ground truth first: {GROUND_TRUTH_ZIP}."
+    assert GROUND_TRUTH_HELP == f"The ground truth: {GROUND_TRUTH_ZIP}."
+    no_pngs = _zip_of(tmp_path / "notes.zip", {"notes.txt": b"no annotations here\n"})
+    message = _score_refusal(app, no_pngs, masks, state)
+    assert f"in a .zip: {GROUND_TRUTH_FRAMES}." in message and "key frames" in message, message

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from doubles import MovingBoxTracker
 from PIL import Image
+from proc import ffmpeg
 
+import uvosam_cli
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender, rerender_iter, run_job
 from uvosam.job_plan import RUN_OUTPUT_DEFAULTS, run_output
-from uvosam.job_types import JobOptions
+from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
@@ -297,3 +299,30 @@ def test_the_threshold_drops_a_track_only_from_the_frames_where_it_scores_below(
         assert kept.masks.shape == (len(kept), 32, 48)
         counts.append(len(kept))
     assert set(counts) == {1, 2}  # track 2 kept in some frames, dropped in others
+
+
+def _with_sound(path, frames: int):
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-f", "lavfi", "-i",
+           "sine=frequency=440:duration=1", "-frames:v", frames, "-c:v", "libx264", "-c:a", "aac", path)  # fmt: skip
+    return path
+
+
+def test_a_silent_rerender_says_why_and_the_cli_prints_it(tmp_path, tiny_sam_model, capsys):
+    """The library decided a re-render's video is silent (its run's source gone or replaced) and logged it at INFO
+    only; the app re-derived it after the fact. ``JobResult.silent_because`` says it; ``uvosam rerender`` prints
+    it."""
+    source = _with_sound(tmp_path / "sine.mp4", 6)
+    pipe = UVOSAM(MovingBoxTracker(num_objects=1), BoxPromptSegmenter(tiny_sam_model))
+    run = list(run_job(pipe, source, tmp_path / "run", JobOptions(cache=True)))[-1].result
+    assert run.silent_because is None
+    assert rerender(run.cache_dir, tmp_path / "again").silent_because is None
+    assert (
+        rerender(run.cache_dir, tmp_path / "mute", options=JobOptions(audio=False)).silent_because
+        is None
+    )
+    source.rename(tmp_path / "moved.mp4")
+    assert rerender(run.cache_dir, tmp_path / "gone").silent_because == SOURCE_GONE
+    assert uvosam_cli.main(["rerender", str(tmp_path / "run"), "--out", str(tmp_path / "cli")]) == 0
+    assert f"The video is silent: {SOURCE_GONE} ({source})." in capsys.readouterr().out
+    _with_sound(source, 9)  # another clip under the run's name
+    assert rerender(run.cache_dir, tmp_path / "other").silent_because == SOURCE_REPLACED

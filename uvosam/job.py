@@ -139,8 +139,7 @@ def rerender_iter(
     cache = _finished_cache(Path(cache_dir))
     meta = cache.info.meta
     info = info_from_meta(meta["info"])
-    if not _same_source(info, meta):
-        info = replace(info, audio_codec="")  # another file's sound would not match the frames
+    replaced = not _same_source(info, meta)  # another file's sound would not match the frames
     plan = JobPlan(
         info=info,
         video_name=safe_name(options.video_name or meta["video_name"]),
@@ -150,6 +149,7 @@ def rerender_iter(
         class_names=tuple(class_names if class_names is not None else meta["class_names"]),
         work_dir=Path(work_dir),
         start=start,
+        source_replaced=replaced,
     )
     keep = None if keep_ids is None else {int(i) for i in keep_ids}
     # the run's ids as given (keep grows with merges below)
@@ -182,7 +182,7 @@ def rerender_iter(
 def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
     """Whether the file at the run's source path is still the one the run read: the ``source_size`` and
     ``source_digest`` (``job_plan.source_digest``) its cache ``meta`` recorded. A cache without them (a frame
-    folder's), or no file there: yes (``job_outputs.source_audio`` says when the file is gone). A cache from before
+    folder's), or no file there: yes (``job_outputs.source_sound`` says when the file is gone). A cache from before
     the digest was recorded is judged by its size alone, as it was then."""
     size, digest = meta.get("source_size"), meta.get("source_digest")
     if size is None or not info.path.is_file():
@@ -260,7 +260,8 @@ def rerender(
             ``limits`` and ``cache`` are ignored (the cached frames are what they are). The sound (``audio``) is
             read from the source file the run read, where the cache says it was; a cache of a frame folder or of a
             file since moved, deleted (a downloaded link's, say) or replaced by another (of another size) gives a
-            silent video, as does a cache written before caches recorded the audio codec.
+            silent video (``JobResult.silent_because`` says which), as does a cache written before caches recorded the
+            audio codec.
         class_names: names behind the labels (default: those recorded in the cache).
         min_score: leave a track out of each frame where its tracker score is below this (as
             ``PipelineConfig.min_score`` does in a run; before any merge): low-confidence frames go, the rest stay.

@@ -51,7 +51,9 @@ def produce(
     work_dir.mkdir(parents=True, exist_ok=True)
     out_w, out_h = overlay_size(info.width, info.height, options.output_max_side)
     overlay_path = work_dir / f"{plan.video_name}_{options.style}.mp4"
-    writer, exporter = open_outputs(plan, options, cache, overlay_path, (out_w, out_h), merge)
+    writer, exporter, silent_because = open_outputs(
+        plan, options, cache, overlay_path, (out_w, out_h), merge
+    )
     # a returning track is marked for ~1 s
     returns = Reappearances(hold_frames=max(1, round(plan.fps)))
     seen: set[int] = set()
@@ -82,9 +84,8 @@ def produce(
             export = exporter.close()
             if cache is not None:  # after every frame: a cache without it is an unfinished run's
                 cache.finish(done)
-        result = _finish(
-            plan, overlay_path, export, done, cache.root if cache is not None else cache_root
-        )
+        cache_dir = cache.root if cache is not None else cache_root
+        result = _finish(plan, overlay_path, export, done, cache_dir, silent_because)
     # failed (also after the last frame, e.g. zipping) or closed early (GeneratorExit): no partial outputs
     except BaseException:
         discard_outputs(writer, exporter, cache)
@@ -102,7 +103,12 @@ def produce(
 
 
 def _finish(
-    plan: JobPlan, overlay_path: Path, export: ExportResult, done: int, cache_dir: Path | None
+    plan: JobPlan,
+    overlay_path: Path,
+    export: ExportResult,
+    done: int,
+    cache_dir: Path | None,
+    silent_because: str | None,
 ) -> JobResult:
     """Zip the exports of a run that wrote ``done`` frames; its ``JobResult``, logged."""
     zip_path = make_zip(export, plan.work_dir / f"{plan.video_name}_uvosam.zip")
@@ -117,6 +123,7 @@ def _finish(
         num_frames=done,
         seconds=seconds,
         cache_dir=cache_dir,
+        silent_because=silent_because,
     )
     logger.info(
         "%s: %d frames, %d tracks, %.1f s (%.2f fps)",

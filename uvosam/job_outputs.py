@@ -5,7 +5,7 @@ discarded as one.
 ffmpeg; if either cannot start, nothing is left behind), draws each frame with ``render_frame`` at the size
 ``overlay_size`` gives, and on failure or cancellation deletes what they had written with ``discard_outputs``
 (video, chunks, exports and the mask cache), so no partial output passes for a complete one. The video gets the
-source's sound that ``source_audio`` finds.
+source's sound that ``source_sound`` finds (and why there is none, when the source had sound).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from uvosam.export import ExportWriter
 from uvosam.job_plan import JobPlan
-from uvosam.job_types import JobOptions
+from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import render
 from uvosam.types import FrameResult
@@ -44,15 +44,29 @@ def overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 
 
 def source_audio(info: VideoInfo, options: JobOptions) -> AudioSource | None:
-    """The sound for the output video: the first audio stream of the video file ``info`` describes; None with
-    ``options.audio`` off, for a file without audio or a frame folder (no ``audio_codec``), or a file no longer there
-    (a re-render's source, moved or deleted since its run: the video is then silent)."""
+    """The sound for the output video (``source_sound``'s, without why there is none)."""
+    return source_sound(info, options)[0]
+
+
+def source_sound(
+    info: VideoInfo, options: JobOptions, *, replaced: bool = False
+) -> tuple[AudioSource | None, str | None]:
+    """The sound for the output video: the first audio stream of the video file ``info`` describes; and why there
+    is none although that file had sound (``JobResult.silent_because``), else None.
+
+    No sound and no reason with ``options.audio`` off or for a file without audio or a frame folder (no
+    ``audio_codec``). No sound, with its reason, for a re-render's source that is no longer there (moved or
+    deleted since its run: ``SOURCE_GONE``) or that is another file now (``replaced``, ``JobPlan.source_replaced``:
+    ``SOURCE_REPLACED``).
+    """
     if not options.audio or not info.audio_codec:
-        return None
+        return None, None
+    if replaced:
+        return None, SOURCE_REPLACED
     if not info.path.is_file():
         logger.info("%s is no longer there: the video is made without its sound", info.path)
-        return None
-    return AudioSource(info.path, info.audio_codec, info.start_s)
+        return None, SOURCE_GONE
+    return AudioSource(info.path, info.audio_codec, info.start_s), None
 
 
 def open_outputs(
@@ -62,9 +76,10 @@ def open_outputs(
     overlay_path: Path,
     size: tuple[int, int],
     merge: Mapping[int, int] | None,
-) -> tuple[VideoWriter, ExportWriter]:
-    """The overlay writer and the exporter; if either cannot be made, nothing is left behind (the
-    writer, which starts ffmpeg, comes last)."""
+) -> tuple[VideoWriter, ExportWriter, str | None]:
+    """The overlay writer, the exporter and why the video is silent although its source had sound
+    (``source_sound``); if either cannot be made, nothing is left behind (the writer, which starts ffmpeg, comes
+    last)."""
     exporter = None
     try:
         exporter = ExportWriter(
@@ -79,13 +94,14 @@ def open_outputs(
             merge=merge,
             provenance=plan.record,
         )
+        audio, silent_because = source_sound(plan.info, options, replaced=plan.source_replaced)
         writer = VideoWriter(
             overlay_path,
             fps=plan.fps,
             width=size[0],
             height=size[1],
             chunk_seconds=options.chunk_seconds,
-            audio=source_audio(plan.info, options),
+            audio=audio,
         )
     except BaseException:
         if exporter is not None:
@@ -93,7 +109,7 @@ def open_outputs(
         if cache is not None:
             cache.clear()
         raise
-    return writer, exporter
+    return writer, exporter, silent_because
 
 
 def discard_outputs(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:

@@ -50,6 +50,8 @@ class JobPlan:
     work_dir: Path
     start: float  # perf_counter() at the start of the run
     record: dict[str, Any] | None = None  # what made the results (uvosam.provenance), for run.json
+    # a re-render whose source path holds another file than its run read: its sound would not match the frames
+    source_replaced: bool = False
 
 
 def safe_name(name: str) -> str:
@@ -77,7 +79,7 @@ def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, 
 
     ``output``: how the run drew its video, the keys of ``RUN_OUTPUT_DEFAULTS`` (style, output_max_side,
     show_boxes, show_labels, alpha_webm, audio); read back by ``run_output``. The source's path is kept absolute, so
-    that a re-render from another folder finds its sound (``job_outputs.source_audio``).
+    that a re-render from another folder finds its sound (``job_outputs.source_sound``).
     """
     info = asdict(plan.info)
     info["path"] = str(plan.info.path.absolute())

@@ -67,9 +67,21 @@ class JobOptions:
             )
 
 
+SOURCE_GONE = "the source video is no longer there"
+"""``JobResult.silent_because`` of a re-render whose run's source file (with sound) has since been moved or deleted."""
+SOURCE_REPLACED = "the file at the source video's path is not the one the run read"
+"""``JobResult.silent_because`` of a re-render whose run's source path now holds another file: its sound would not
+match the frames."""
+
+
 @dataclass(frozen=True)
 class JobResult:
-    """Everything a finished run produced (all under the job's ``work_dir``)."""
+    """Everything a finished run produced (all under the job's ``work_dir``).
+
+    ``silent_because``: why the video has no sound although its source had (``SOURCE_GONE``, ``SOURCE_REPLACED``;
+    decided by ``job_outputs.source_sound``); None when it has the sound, or its source had none, or
+    ``JobOptions.audio`` was off.
+    """
 
     info: VideoInfo
     video_name: str
@@ -80,6 +92,7 @@ class JobResult:
     num_frames: int
     seconds: float
     cache_dir: Path | None
+    silent_because: str | None = None
 
     @property
     def fps(self) -> float:

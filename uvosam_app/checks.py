@@ -18,7 +18,7 @@ from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
 from uvosam_app import links as app_links
 from uvosam_app.models import sam2_missing
-from uvosam_app.settings import AppSettings
+from uvosam_app.settings import FILES_KEPT, AppSettings
 
 
 def over_upload_limit(path: str | None, max_mb: int) -> str | None:
@@ -36,12 +36,13 @@ def over_upload_limit(path: str | None, max_mb: int) -> str | None:
 
 def upload_gone(path: str | None, then: str = "Run") -> str | None:
     """Why an uploaded file given to a handler cannot be used: Gradio's cache sweep (``app.py``: files older than
-    an hour) deleted it under a page left open (None: it is there, or none was given). Named by its file name: the
-    server's path means nothing to the user (the library's "No video or frame folder at /tmp/gradio/...")."""
+    ``FILE_MAX_AGE_S``) deleted it under a page left open (None: it is there, or none was given). Named by its file
+    name: the server's path means nothing to the user (the library's "No video or frame folder at
+    /tmp/gradio/...")."""
     if not path or Path(path).exists():
         return None
     return (
-        f"{Path(path).name} is no longer on the server (uploads are deleted after about an hour): upload it "
+        f"{Path(path).name} is no longer on the server (uploads are deleted after {FILES_KEPT}): upload it "
         f"again, then {then}."
     )
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender_iter
-from uvosam.job_types import JobOptions, JobProgress, JobResult
+from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
 from uvosam.remote_files import is_zip_download
 from uvosam.video import probe
@@ -43,12 +43,13 @@ from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
-from uvosam_app.settings import AppSettings
+from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.text import (
     FINISHED,
-    SOUND_GONE,
+    GROUND_TRUTH_ZIP,
     STOPPED,
     GpuFrameCap,
+    done_line,
     score_failed_markdown,
 )
 from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
@@ -61,7 +62,10 @@ RUN_FIRST_RERENDER = (
     "finished run."
 )
 FIRST_STEP = "starting (loading the models on their first use)"
-RUN_FIRST_SCORE = "Run a video first (or let the run under way finish): Score compares its masks with your ground truth."
+RUN_FIRST_SCORE = (
+    "Run a video first (or let the run under way finish): Score compares its masks with your "
+    "ground truth."
+)
 
 
 class App:
@@ -329,17 +333,15 @@ class App:
         """
         if state is None or not masks_zip:
             raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
-        if not Path(masks_zip).is_file():  # Gradio's file cache deletes files after about an hour
+        if not Path(masks_zip).is_file():  # Gradio's file cache sweep deleted it (app.py)
             raise gr.Error(
-                "The masks of your last run are no longer kept on the server (about an hour): run "
+                f"The masks of your last run are no longer kept on the server ({FILES_KEPT}): run "
                 "the video again, then Score.",
                 print_exception=False,
             )
         if not gt_zip:
             raise gr.Error(
-                "Upload the ground truth first: a .zip of indexed PNGs (0 background, 1..K objects, "
-                "255 void), one per frame of the video, in name order.",
-                print_exception=False,
+                f"Upload the ground truth first: {GROUND_TRUTH_ZIP}.", print_exception=False
             )
         check_uploads(gt_zip, then="Score")
         too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
@@ -415,8 +417,7 @@ class App:
                 else:
                     r = up.result
                     files = str(r.overlay_mp4), str(r.zip_path)
-                    status = f"{up.status} · {SOUND_GONE}" if sound_gone(r) else up.status
-                    yield status, skip, up.chunk, *files, track_rows(r)
+                    yield done_line(up.status, r), skip, up.chunk, *files, track_rows(r)
 
     def _start_rerender(
         self,
@@ -489,12 +490,6 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
-
-
-def sound_gone(result: JobResult) -> bool:
-    """Whether a re-render is silent because its run's video, which had sound, is gone (Gradio's cache sweep deletes
-    an upload after about an hour; ``job_outputs.source_audio`` then writes the video without it)."""
-    return bool(result.info.audio_codec) and not result.info.path.is_file()
 
 
 def _img(preview: np.ndarray | None) -> Any:

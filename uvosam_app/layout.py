@@ -1,8 +1,7 @@
 """The page's components, laid out (``page``): the input column (upload, link, zip of frames, settings), the live
-column (Run and Stop over the status line; on a narrow screen before Settings: ``CSS``), a run's results, the editing row
-(Re-render) and the Score panel. No events here:
-``app.py`` wires them to the handlers of ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests
-find it by.
+column (Run and Stop over the status line; on a narrow screen before Settings: ``CSS``), a run's results, the
+editing row (Re-render) and the Score panel. No events here: ``app.py`` wires them to the handlers of
+``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests find it by.
 """
 
 from __future__ import annotations
@@ -286,14 +285,13 @@ def _output_side() -> gr.Dropdown:
     """The output video's longest side. Gradio's API info (and the "Use via API" page's sample) gives a Dropdown's
     choices as strings, whatever their type: with int values the sample's ``output_side="854"`` was refused ("Value:
     854 is not in the list of choices"). The values are strings, and an API client's int (``output_side=854``, as
-    the app took before) is taken as its string; anything else is refused naming the setting and its choices."""
+    the app took before) is taken as its string; anything else is refused naming the setting and its choices, None
+    too (the page always sends one of them: the dropdown has a value and takes no other)."""
     dropdown = gr.Dropdown(OUTPUT_SIDES, value="854", label="Output video: longest side")
     values = [value for _, value in OUTPUT_SIDES]
 
-    def either_form(payload: str | int | None) -> str | None:
-        if payload is None:
-            return None
-        if isinstance(payload, bool) or str(payload) not in values:
+    def either_form(payload: str | int | None) -> str:
+        if payload is None or isinstance(payload, bool) or str(payload) not in values:
             raise gr.Error(
                 f"Output video: longest side (output_side over the API) takes one of {', '.join(values)} "
                 f"(0: the input's size); got {payload!r}.",

@@ -108,8 +108,9 @@ def linked_note(info: VideoInfo) -> str:
     """Markdown: what the file of a linked Load is (its name and codec, from ``probe``), and that it has no
     preview."""
     return (
-        f"**{info.path.name}** ({CODEC_NAMES.get(info.codec, info.codec)}) loaded from the link: browsers cannot play this "
-        "codec, so there is no preview (its first frame is under *Latest frame*); Run uses the file as downloaded."
+        f"**{info.path.name}** ({CODEC_NAMES.get(info.codec, info.codec)}) loaded from the link: browsers "
+        "cannot play this codec, so there is no preview (its first frame is under *Latest frame*); Run uses the "
+        "file as downloaded."
     )
 
 

@@ -132,8 +132,8 @@ class PipelineLoader:
 
     Weight files are checked first (``uvosam.pipeline.locate_weights``: ``checkpoints/``, then the Hugging Face
     cache/Hub), so a missing-weights error lists EVERY missing file at once. At most ``max_loaded`` trackers and as
-    many mask models are kept (``_Models``). A pair with a model new to it is warmed up once on a GPU (not ZeroGPU, where none is
-    attached while loading), so the first user's first chunk does not pay the one-time costs. After
+    many mask models are kept (``_Models``). A pair with a model new to it is warmed up once on a GPU (not ZeroGPU,
+    where none is attached while loading), so the first user's first chunk does not pay the one-time costs. After
     ``stop_loading`` (ZeroGPU: models must load in the main thread at start, where its CUDA emulation runs), a pair
     with a model not loaded raises ``ModelsNotLoadedError``.
     """

@@ -24,7 +24,7 @@ from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, suggest_merges
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.track_edit import parse_merge
-from uvosam_app.text import score_markdown
+from uvosam_app.text import GROUND_TRUTH_FRAMES, score_markdown
 from uvosam_app.uploads import check_unpackable, extract_images
 
 
@@ -113,7 +113,8 @@ def score_masks_zip(
 
     Args:
         gt_zip: indexed PNGs (0 background, 1..K objects, 255 void), one per frame of the video or per processed
-            frame, in name order. masks_zip: the zip Run or Re-render made.
+            frame, in name order, or of key frames only, named as those frames. masks_zip: the zip Run or
+            Re-render made.
         meta: the run's ``MaskCache.info.meta`` (``stride``, ``info.num_frames``): which video frames the masks are.
         max_files: the most PNGs taken from either zip. work_dir: where both are unpacked (a temporary folder
             inside it, deleted after).
@@ -167,7 +168,7 @@ class _Unpacked:
     def of(cls, zip_path: str, parent: Path, prefix: str, max_files: int) -> _Unpacked:
         expected = (
             "Score takes the masks zip that Run or Re-render made." if prefix
-            else f"The ground truth must be {GROUND_TRUTH_FORMAT}: one per frame of the video, in a .zip."
+            else f"The ground truth must be {GROUND_TRUTH_FORMAT}, in a .zip: {GROUND_TRUTH_FRAMES}."
         )  # fmt: skip
         images = extract_images(
             zip_path,

@@ -14,6 +14,22 @@ from uvosam.config import SAM2_MODEL_TYPES, SAM_PRECISIONS, VideoLimits
 from uvosam_app.gpu import zero_gpu
 from uvosam_app.models import PRESETS, mask_models, sam2_missing
 
+# Gradio's file cache (uploads, served outputs): its sweep (``gr.Blocks(delete_cache=...)``, app.py) runs every
+# FILE_SWEEP_EVERY_S and deletes the files older than FILE_MAX_AGE_S; FILES_KEPT is how long, as the texts say it
+FILE_SWEEP_EVERY_S = 600
+FILE_MAX_AGE_S = 3600
+
+
+def about(seconds: float) -> str:
+    """A duration as the texts say it, roughly: "about an hour", "about 2 hours", "about 10 minutes"."""
+    hours, minutes = seconds / 3600, max(1, round(seconds / 60))
+    if hours >= 1 and hours == round(hours):
+        return "about an hour" if hours == 1 else f"about {round(hours)} hours"
+    return "about a minute" if minutes == 1 else f"about {minutes} minutes"
+
+
+FILES_KEPT = about(FILE_MAX_AGE_S)
+
 
 def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
     raw = environ.get(name)

@@ -16,7 +16,7 @@ import torch
 from uvosam import box_segmenter, weight_checksums, weight_table
 from uvosam.environment import package_versions
 from uvosam.eval.davis import DavisScores
-from uvosam.job_types import JobProgress
+from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobProgress, JobResult
 from uvosam.text import count
 from uvosam.video import VideoInfo
 from uvosam_app.gpu import MAX_GPU_S, default_device, zero_gpu, zero_gpu_max_frames
@@ -35,11 +35,15 @@ running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
-GROUND_TRUTH_HELP = (
-    "The ground truth: a .zip of indexed PNGs (0 background, 1..K objects, 255 void), one per frame of the video "
-    "(or per processed frame), in name order; or of some frames only (key frames), named as those frames "
-    "(00000.png, 00010.png...): then those frames are scored."
+# what Score takes, in one wording: the page's help, the "no ground truth" refusal, a zip without PNGs
+GROUND_TRUTH_FRAMES = (
+    "one per frame of the video (or per processed frame), in name order; or of some frames only (key frames), "
+    "named as those frames (00000.png, 00010.png...): then those frames are scored"
 )
+GROUND_TRUTH_ZIP = (
+    f"a .zip of indexed PNGs (0 background, 1..K objects, 255 void), {GROUND_TRUTH_FRAMES}"
+)
+GROUND_TRUTH_HELP = f"The ground truth: {GROUND_TRUTH_ZIP}."
 
 
 def banner_markdown(error: str) -> str:
@@ -153,12 +157,26 @@ def score_failed_markdown(message: str) -> str:
 
 
 FINISHED = ("done:", "failed:")
-# after a re-render's done line: its run's video, with sound, was deleted since (Gradio's cache sweep)
-SOUND_GONE = (
-    "silent: the run's video is no longer on the server (uploads are deleted after about an hour), so its sound "
-    "is not in this video; upload it again and Run for a video with sound"
-)
 """How the status line of a job that is over starts (``status_text``'s last line, ``failed_status``)."""
+# after a re-render's done line, why its video is silent though its run's had sound (``JobResult.silent_because``):
+# the run's file went (Gradio's cache sweep, or a later Load that replaced a linked video) or is another file now
+SOUND_GONE = (
+    "silent: the run's video is no longer on the server, so its sound is not in this video; upload it again and "
+    "Run for a video with sound"
+)
+SOUND_REPLACED = (
+    "silent: the run's video on the server was replaced by another file since, so its sound is not in this video; "
+    "upload it again and Run for a video with sound"
+)
+_SILENT = {SOURCE_GONE: SOUND_GONE, SOURCE_REPLACED: SOUND_REPLACED}
+
+
+def done_line(status: str, result: JobResult) -> str:
+    """A job's done line ``status``, followed by why its video is silent when its source had sound."""
+    reason = result.silent_because
+    return f"{status} · {_SILENT.get(reason, f'silent: {reason}')}" if reason else status
+
+
 STOPPED = "stopped: press Run to start again"
 """The status line of a job that Stop ended."""
 
@@ -376,6 +394,6 @@ def results_of_another_input(name: str) -> str:
     """Markdown under an upload's description when the results shown (video, zip, tracks) are of the session's last
     run, made from another input (``name``: that input's file name): Re-render and Score act on them."""
     return (
-        f"**The results below are of your last run, on an earlier input ({markdown_text(name)}):** Re-render and Score use them; "
-        "Run replaces them with this input's."
+        f"**The results below are of your last run, on an earlier input ({markdown_text(name)}):** Re-render "
+        "and Score use them; Run replaces them with this input's."
     )

@@ -345,9 +345,10 @@ def extract_images(
         folder's path in the zip.
 
     Raises:
-        ValueError: not a zip, no such file (then ``expected`` follows what it holds), files in several folders, over ``max_files`` or ``max_bytes``, a zip
-            that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a member with a password or compressed
-            with a method ``zipfile`` lacks (``check_unpackable``), a damaged member.
+        ValueError: not a zip, no such file (then ``expected`` follows what it holds), files in several folders,
+            over ``max_files`` or ``max_bytes``, a zip that unpacks to more than ``MAX_UNPACK_RATIO`` times its
+            size, a member with a password or compressed with a method ``zipfile`` lacks (``check_unpackable``), a
+            damaged member.
     """
     name, kind = Path(zip_path).name, "/".join(suffixes)
     with _open_zip(zip_path, kind) as archive:

@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         f"{result.video_name}: {count(result.num_frames, 'frame')}, tracks {tracks} -> {result.overlay_mp4}, "
         f"{result.zip_path}"
     )
+    if result.silent_because:
+        print(f"The video is silent: {result.silent_because} ({result.info.path}).")
     print_merge_hints(
         result.export.merge_hints,
         args.run,
