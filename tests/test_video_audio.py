@@ -21,7 +21,7 @@ from proc import FFMPEG, ffmpeg, ffmpeg_header
 import uvosam_cli
 import uvosam_cli.segment
 from uvosam.job import rerender, run_job
-from uvosam.job_outputs import source_audio
+from uvosam.job_outputs import source_sound
 from uvosam.job_types import JobOptions, JobResult
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -63,7 +63,9 @@ def streams(path: Path) -> dict[str, tuple[str, float, float]]:
 def write(info: VideoInfo, out: Path, frames: list[np.ndarray] | None = None) -> Path:
     """``frames`` (default: the probed ``info``'s) through a ``VideoWriter`` with the sound a run gives it."""
     size = {"width": info.width, "height": info.height}
-    with VideoWriter(out, fps=info.fps, **size, audio=source_audio(info, JobOptions())) as writer:
+    with VideoWriter(
+        out, fps=info.fps, **size, audio=source_sound(info, JobOptions())[0]
+    ) as writer:
         for frame in iter_probed(info) if frames is None else frames:
             writer.write(frame)
     return out

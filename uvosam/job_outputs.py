@@ -43,11 +43,6 @@ def overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return (long_side, short_side) if width >= height else (short_side, long_side)
 
 
-def source_audio(info: VideoInfo, options: JobOptions) -> AudioSource | None:
-    """The sound for the output video (``source_sound``'s, without why there is none)."""
-    return source_sound(info, options)[0]
-
-
 def source_sound(
     info: VideoInfo, options: JobOptions, *, replaced: bool = False
 ) -> tuple[AudioSource | None, str | None]:

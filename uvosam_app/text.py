@@ -343,10 +343,11 @@ the first frames through the models, the tracker's look-ahead, the zip). Measure
 on the 2-core CPU (2026-11-29, 25 fps clip): 1 and 5 frames ran at 2.8-3.3 fps, 10 at 4.7-4.9, 20 at 4.0, 88 at
 4.2; after a 1-frame run an 88-frame clip was estimated at "About 30 s" and took 15."""
 
-# Measured with benchmarks/e2e.py --real-size on this project's 2-core CPU (docs/performance.md), 2026-11-29
+# Measured with benchmarks/e2e.py --real-size on this project's 2-core CPU (docs/performance.md), 2026-11-29/30
 CPU_FRAME_COST = (
-    "On a CPU a frame takes seconds (9-10 s at 480p with SAM ViT-B and an R50 tracker on a 2-core machine, more "
-    "than half of it SAM; SAM 2.1 tiny is faster): a larger Stride or a smaller Max frames keeps a first try short."
+    "On a CPU a frame takes seconds (6.6-9 s at 480p with SAM ViT-B and an R50 tracker on a 2-core machine, more "
+    "than half of it SAM; 3.6-3.9 s with SAM 2.1 tiny): a larger Stride or a smaller Max frames keeps a first try "
+    "short."
 )
 
 

@@ -173,7 +173,7 @@ def slow_on_cpu_note(mask_model: dict) -> str | None:
         return None
     return (
         f"note: SAM {model} runs on the CPU here. On a 2-core test machine (bf16) the image encoder alone took "
-        "23-26 s a frame for vit_h, 5.6 s for vit_b and 1.6 s for sam2.1_tiny: --sam vit_b or --sam sam2.1_tiny "
+        "17 s a frame for vit_h, 4.8 s for vit_b and 1.1 s for sam2.1_tiny: --sam vit_b or --sam sam2.1_tiny "
         "for a quicker look."
     )
 
