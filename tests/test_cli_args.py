@@ -619,7 +619,9 @@ def test_docs_cli_lists_every_option_of_every_command():
     parser = uvosam_cli.build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     for name, sub in commands.items():
-        line = re.search(rf"^- `{re.escape(name)}\b.*?(?=^- `|^\n)", section, re.M | re.S)
+        line = re.search(
+            rf"^- `{re.escape(name)}\b.*?(?=^- `|^\n)", section, re.MULTILINE | re.DOTALL
+        )
         assert line is not None, f"docs/cli.md lists no options of {name}"
         listed = set(re.findall(r"--[a-z][a-z0-9-]*", line.group(0)))
         options = {
