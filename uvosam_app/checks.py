@@ -1,7 +1,6 @@
 """What the handlers check a request against before any work: the models offered, the video style, the merge text,
 the settings' ranges (those of their sliders), an input's size, and that an upload or a linked Load's file is
-still there; each
-refusal is a ``gr.Error`` saying what to do.
+still there; each refusal is a ``gr.Error`` saying what to do.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ The ground truth is a folder of indexed PNGs (0 background, 1..K objects, 255 vo
 video, in natural name order (a DAVIS ``Annotations_unsupervised/480p/<seq>`` folder is one), or one per frame the
 run processed, or PNGs of some processed frames only, named as those frames (key frames, every 5th...: then those
 frames are scored, as the official scorer scores the frames its annotation folder holds). The results are a run's
-DAVIS PNGs (``<out>/export/davis/<video>/<frame>.png``, or the zip's ``davis/<video>/``). The scores follow the official unsupervised protocol exactly (``uvosam.eval.davis``): K is the
-largest id in the first ground-truth frame, result ids are matched to objects by one Hungarian assignment over the
-whole clip, and J&F-Mean = (J-Mean + F-Mean) / 2 over the K objects.
+DAVIS PNGs (``<out>/export/davis/<video>/<frame>.png``, or the zip's ``davis/<video>/``). The scores follow the
+official unsupervised protocol exactly (``uvosam.eval.davis``): K is the largest id in the first ground-truth frame,
+result ids are matched to objects by one Hungarian assignment over the whole clip, and J&F-Mean = (J-Mean +
+F-Mean) / 2 over the K objects.
 """
 
 from __future__ import annotations
