@@ -163,3 +163,22 @@ def test_a_ground_truth_zip_of_jpgs_says_what_it_holds_and_what_is_expected(tmp_
         "gt.zip holds no .png file: it holds 3 .jpg files. The ground truth must be 8-bit palette (indexed) or "
         "grayscale PNGs whose pixel values are the object ids (0 background, 1..K objects, 255 void)"
     )
+
+
+def test_rerender_before_any_run_says_to_run_first_over_the_api(server, clip):
+    """Before any run /rerender([1, 3]) gave Gradio's "Value: 1 (type: <class 'int'>) is not in the list of
+    choices: []", which said nothing of the missing run."""
+    client = Client(server, verbose=False)
+    with pytest.raises(Exception, match=r"^Run a video first"):
+        client.predict([1, 3], api_name="/rerender")
+    refused = r"^Tracks to keep \(keep over the API\) takes the track ids .*; got 'x'\."
+    with pytest.raises(Exception, match=refused):
+        client.predict([1, "x"], api_name="/rerender")
+    status, *_ = client.predict(handle_file(str(clip)), api_name="/segment")
+    assert status.startswith("done: 8 frames")
+    with pytest.raises(
+        Exception, match=r"99 .* is not in the list of choices: \[1, 2\]"
+    ):  # the run's ids
+        client.predict([1, 99], api_name="/rerender")
+    status, *_ = client.predict([1], api_name="/rerender")
+    assert status.startswith("done:"), status

@@ -303,6 +303,31 @@ def _output_side() -> gr.Dropdown:
     return dropdown
 
 
+def _keep_list() -> gr.CheckboxGroup:
+    """The tracks to keep, whose choices each run sets. Before a session's first run, Gradio's
+    ``CheckboxGroup.preprocess`` refused any id over the API with "Value: 1 (type: <class 'int'>) is not in the
+    list of choices: []", so a ``/rerender`` call said nothing of the missing run: here the ids go to the handler,
+    which says to Run first, and anything that is no track id is refused naming the setting. A run's update of the
+    choices gives the session Gradio's own copy of the component (a prop update is rebuilt from the class), whose
+    check then lists the run's ids for an id it lacks ("... not in the list of choices: [1, 2]")."""
+    keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
+
+    def ids_only(payload: list[int | str | float] | None) -> list[int]:
+        ids = []
+        for value in payload or []:
+            if isinstance(value, bool) or not str(value).strip().isdecimal():
+                raise gr.Error(
+                    f"Tracks to keep (keep over the API) takes the track ids of the last run, e.g. [1, 3]; got "
+                    f"{value!r}.",
+                    print_exception=False,
+                )
+            ids.append(int(str(value).strip()))
+        return ids
+
+    keep.preprocess = ids_only  # type: ignore[method-assign]  (as ``_slider``: no component subclass)
+    return keep
+
+
 def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Video, gr.Image]:
     """Run and Stop (at the top: in a 1366x800 window's first screen however tall the inputs are; on a phone after
     the inputs), the status line, the masked video as it streams and the latest frame."""
@@ -355,7 +380,7 @@ def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs
 
 def _editing_row() -> Editing:
     with gr.Row():
-        keep = gr.CheckboxGroup([], label="Tracks to keep", elem_id="keep")
+        keep = _keep_list()
         with gr.Column():
             style = gr.Radio(
                 STYLE_CHOICES,
