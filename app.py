@@ -94,8 +94,8 @@ API_DESCRIPTIONS = {
     ),
     "rerender": (
         "Redraw this session's last /segment run from its cached masks, without running the models: only the "
-        'track ids in keep, tracks merged (merge, e.g. "3>1"), another style or output size, or a higher '
-        "min_score. Returns the same outputs as /segment."
+        "track ids in keep (required, e.g. [1, 3]: the ids of /segment's tracks table), tracks merged (merge, "
+        'e.g. "3>1"), another style or output size, or a higher min_score. Returns the same outputs as /segment.'
     ),
     "score": (
         "Score a masks zip (from /segment or /rerender of this session) against a ground-truth zip of indexed "

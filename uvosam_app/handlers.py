@@ -111,7 +111,8 @@ class App:
         speed, ETA): no Gradio progress bar, whose timer restarted at each update."""
         if not video and not frames_zip and not linked:
             raise gr.Error(
-                "Upload a video (or a zip of its frames) or pick an example first.",
+                "Upload a video (or a zip of its frames) or pick an example first (over the API: pass a video or "
+                "frames_zip, or call /load_url first in this session).",
                 print_exception=False,
             )
         if video and frames_zip:

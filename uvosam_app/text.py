@@ -38,7 +38,8 @@ Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 # what Score takes, in one wording: the page's help, the "no ground truth" refusal, a zip without PNGs
 GROUND_TRUTH_FRAMES = (
     "one per frame of the video (or per processed frame), in name order; or of some frames only (key frames), "
-    "named as those frames (00000.png, 00010.png...): then those frames are scored"
+    "named as the masks zip names those frames (00000.png, 00010.png...: the input's frame numbers, which the "
+    "tracks table counts in processed frames when Frame stride is over 1): then those frames are scored"
 )
 GROUND_TRUTH_ZIP = (
     f"a .zip of indexed PNGs (0 background, 1..K objects, 255 void), {GROUND_TRUTH_FRAMES}"

@@ -146,19 +146,20 @@ def align_ground_truth(
         return [ground_truth[i] for i in source_indices]
     by_frame = _files_by_frame(ground_truth)
     lacking = [n for n in frame_names if _frame_key(n) not in by_frame]
-    if by_name and 0 < len(lacking) < len(frame_names):  # named as the frames, but not one for each
-        shown = ", ".join(f"{n}.png" for n in lacking[:3]) + (" ..." if len(lacking) > 3 else "")
+    if by_name and 0 < len(lacking) < len(
+        frame_names
+    ):  # named as some frames, but not one for each
         processed = {_frame_key(n) for n in frame_names}
         extra = [p.name for p in ground_truth if _frame_key(p.stem) not in processed]
-        advice = (
-            f"; {count(len(extra), 'PNG')} for frames it did not process ({extra[0]} ...): give only PNGs of "
-            "processed frames (those frames are then scored), or score a run that covers them"
-            if extra
-            else ": give a PNG for each"
-        )
+        if extra:
+            raise ValueError(
+                f"ground truth: {count(len(extra), 'PNG')} named as no frame the run processed ({_some(extra)}): "
+                f"give only PNGs named as processed frames ({_some([f'{n}.png' for n in frame_names])}; those frames "
+                "are then scored), or score a run that covers them"
+            )
         raise ValueError(
-            f"ground truth: {count(len(ground_truth), 'PNG')} named as the frames, but none for "
-            f"{count(len(lacking), 'frame')} the run processed ({shown}){advice}"
+            f"ground truth: none for {count(len(lacking), 'frame')} the run processed "
+            f"({_some([f'{n}.png' for n in lacking])}): give a PNG for each"
         )
     raise ValueError(
         f"ground truth: {count(len(ground_truth), 'PNG')}, but the run processed {len(source_indices)} of the "
@@ -166,6 +167,11 @@ def align_ground_truth(
         "the PNGs'; name the PNGs as the frames, or give one PNG per source frame (the run's frame stride and Max "
         "frames are then applied to them) or one per processed frame, in frame order."
     )
+
+
+def _some(names: Sequence[str]) -> str:
+    """The first three of ``names``, then "..." if there are more."""
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def ground_truth_by_name(
