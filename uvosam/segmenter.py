@@ -203,10 +203,8 @@ def segmenter_weights(
     """
     config = config if config is not None else SegmenterConfig()
     source = model_type_or_path if model_type_or_path is not None else config.model_type
-    if not uses_sam2(source, config):
-        source = _model_type_and_source(source)[
-            1
-        ]  # vit_h -> sam_vit_h; SAM 2.1 types are table keys already
+    if not uses_sam2(source, config):  # vit_h -> sam_vit_h; SAM 2.1 types are table keys already
+        source = _model_type_and_source(source)[1]
     return hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
 
 
