@@ -84,10 +84,14 @@ def cpu_iteration_bytes(
     the ``processes`` training processes of this machine, of ``world_size`` in the job (default: all of them here).
     Each process holds its own model and takes ``clips_per_batch / world_size`` clips. For the measured
     architecture only (``estimate_applies``)."""
-    world_size = world_size or processes
     height, width = largest_frame_hw(cfg)
-    frames = 2 * (cfg.clips_per_batch // world_size) * processes
+    frames = 2 * _clips_here(cfg, processes, world_size)
     return processes * CPU_MODEL_BYTES + frames * height * width * CPU_BYTES_PER_PIXEL
+
+
+def _clips_here(cfg: TrainConfig, processes: int, world_size: int | None) -> int:
+    """The clips of one iteration that this machine's ``processes`` take, of ``world_size`` (default: all here)."""
+    return (cfg.clips_per_batch // (world_size or processes)) * processes
 
 
 def available_memory_bytes() -> int | None:
@@ -144,7 +148,7 @@ def check_cpu_memory(
     if available is None or need <= available:
         return
     height, width = largest_frame_hw(cfg)
-    clips = (cfg.clips_per_batch // (world_size or processes)) * processes
+    clips = _clips_here(cfg, processes, world_size)
     here = f" in this machine's {processes} processes" if processes > 1 else ""
     raise ValueError(
         f"this training config needs about {need / 2**30:.1f} GiB of memory for one iteration on the CPU and "
