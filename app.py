@@ -98,7 +98,7 @@ API_DESCRIPTIONS = {
         'e.g. "3>1"), another style or output size, or a higher min_score. Returns the same outputs as /segment.'
     ),
     "score": (
-        "Score a masks zip (from /segment or /rerender of this session) against a ground-truth zip of indexed "
+        "Score a masks zip (from /segment or /rerender, of any session) against a ground-truth zip of indexed "
         "PNGs (0 background, 1..K objects, 255 void; one per frame, or of key frames named as those frames): DAVIS "
         "J&F per object, as Markdown."
     ),
@@ -237,7 +237,7 @@ def _on_score(app: App, ui: Page) -> None:
     scores = ui.scoring.scores
     score_ev = ui.scoring.score.click(
         app.score_shown,
-        [ui.scoring.gt_zip, ui.outputs.zip_file, ui.state],
+        [ui.scoring.gt_zip, ui.outputs.zip_file],
         scores,
         api_name="score",
         api_description=API_DESCRIPTIONS["score"],

@@ -1647,11 +1647,10 @@ def test_a_file_over_the_upload_limit_is_refused_however_it_came(tmp_path):
                                  str(big.rename(big.with_suffix(".zip"))))))  # fmt: skip
     about = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(big.with_suffix(".zip")))
     assert re.match(r"\*\*Run would refuse this input:\*\* " + message.replace("mp4", "zip"), about)
-    state = app_handlers.SessionRun(tmp_path, tmp_path)
     masks = tmp_path / "masks.zip"
     masks.write_bytes(b"")
     with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
-        app.score(str(big.with_suffix(".zip")), str(masks), state)
+        app.score(str(big.with_suffix(".zip")), str(masks))
     assert not any((tmp_path / "work").iterdir())
 
 
@@ -1717,10 +1716,9 @@ def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
     from uvosam_app import handlers as app_handlers
 
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
-    state = app_handlers.SessionRun(tmp_path, tmp_path)
     gt = _zip_of(tmp_path / "gt.zip", {"gt/0.png": b""})
     with pytest.raises(gr.Error, match="no longer kept on the server .*run the video again"):
-        app.score(str(gt), str(tmp_path / "gone" / "masks.zip"), state)
+        app.score(str(gt), str(tmp_path / "gone" / "masks.zip"))
 
 
 def test_refusals_of_what_the_user_did_print_no_traceback_in_the_server_log(tmp_path):
@@ -1752,9 +1750,9 @@ def test_refusals_of_what_the_user_did_print_no_traceback_in_the_server_log(tmp_
         "a style not offered": lambda: segment(str(video), None, style="sepia"),
         "Re-render before a run": lambda: rerender(None),
         "Re-render of a run gone": lambda: rerender(state),
-        "Score before a run": lambda: app.score(None, None, None),
-        "Score without ground truth": lambda: app.score(None, str(masks), state),
-        "Score of a run gone": lambda: app.score(str(masks), str(masks), state),
+        "Score before a run": lambda: app.score(None, None),
+        "Score without ground truth": lambda: app.score(None, str(masks)),
+        "Score of a zip Run did not make": lambda: app.score(str(masks), str(masks)),
         "Load without a link": lambda: app.links.load_url(" "),
     }
     for what, refuse in refusals.items():
@@ -1894,7 +1892,7 @@ def test_rerender_or_score_during_a_run_say_to_let_it_finish(tmp_path):
             stepped(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, during_a_run, None))
         )
     with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
-        app.score(None, None, during_a_run)
+        app.score(None, None)
 
 
 def test_enter_in_the_merge_box_re_renders(tmp_path):
@@ -1961,14 +1959,13 @@ def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
     app = app_handlers.App(
         lambda preset, sam: None, AppSettings(work_root=tmp_path, max_upload_mb=1)
     )
-    state = app_handlers.SessionRun(tmp_path / "run", tmp_path / "run" / "cache")
     masks = _zip_of(tmp_path / "masks.zip", {"davis/v/00000.png": b""})
     gt = tmp_path / "g<1>&amp;.zip"
     gt.write_bytes(bytes(2 << 20))  # over the upload limit: the message names the file
     for request, name in ((page, "g&lt;1&gt;&amp;amp;.zip"), (api, gt.name), (None, gt.name)):
         updates = []
         with pytest.raises(gr.Error) as err:
-            updates.extend(stepped(app.score_shown(str(gt), str(masks), state, request)))
+            updates.extend(stepped(app.score_shown(str(gt), str(masks), request)))
         assert err.value.message.startswith(f"{name} is 2 MB, over this app's upload limit of 1 MB")
         # in place of the scores (Markdown, as written), for the page and the API alike
         [scores] = updates
@@ -2057,7 +2054,6 @@ def test_the_file_cache_sweep_and_the_texts_that_name_it_share_one_age(tmp_path)
     from uvosam_app import settings as app_settings
     from uvosam_app.checks import upload_gone
     from uvosam_app.handlers import App
-    from uvosam_app.work import SessionRun
 
     demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
     assert demo.delete_cache == (app_settings.FILE_SWEEP_EVERY_S, app_settings.FILE_MAX_AGE_S)
@@ -2076,11 +2072,10 @@ def test_the_file_cache_sweep_and_the_texts_that_name_it_share_one_age(tmp_path)
         str(tmp_path / "x.mp4")
     )
     app = App(lambda p, s: None, AppSettings(work_root=tmp_path))
-    state = SessionRun(tmp_path, tmp_path / "cache")
     with pytest.raises(
         gr.Error, match=f"no longer kept on the server \\({app_settings.FILES_KEPT}\\)"
     ):
-        app.score(None, str(tmp_path / "gone.zip"), state)
+        app.score(None, str(tmp_path / "gone.zip"))
 
 
 def test_the_apps_source_lines_fit_120_columns():

@@ -146,7 +146,7 @@ def test_after_the_cache_sweep_a_page_left_open_is_told_to_upload_again(tmp_path
     )
     assert redo[-1][0].startswith("done") and redo[-1][0].endswith(SOUND_REPLACED)
     with pytest.raises(gr.Error, match=r"'gt\.zip is no longer on the server.*, then Score"):
-        app.score(str(tmp_path / "gradio" / "gt.zip"), last[4], last[7])
+        app.score(str(tmp_path / "gradio" / "gt.zip"), last[4])
 
 
 def test_a_ground_truth_zip_of_jpgs_says_what_it_holds_and_what_is_expected(tmp_path):
@@ -158,7 +158,7 @@ def test_a_ground_truth_zip_of_jpgs_says_what_it_holds_and_what_is_expected(tmp_
             Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image, format="JPEG")
             zf.writestr(f"annot/{i:05d}.jpg", image.getvalue())
     with pytest.raises(ValueError) as refusal:
-        score_masks_zip(str(gt), "unused.zip", {}, max_files=10, work_dir=tmp_path)
+        score_masks_zip(str(gt), "unused.zip", max_files=10, work_dir=tmp_path)
     assert str(refusal.value).startswith(
         "gt.zip holds no .png file: it holds 3 .jpg files. The ground truth must be 8-bit palette (indexed) or "
         "grayscale PNGs whose pixel values are the object ids (0 background, 1..K objects, 255 void)"

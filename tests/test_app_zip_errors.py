@@ -159,7 +159,7 @@ def test_a_zipped_frame_over_the_side_limit_is_refused_from_its_header(tmp_path,
 # ------------------------------------------------------------------------------------------------------- Score
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, tiny_sam_model):
-    """(app, masks zip, SessionRun) of a 6-frame 96x64 run; its masks zip is copied (Score reads it only)."""
+    """(app, masks zip) of a 6-frame 96x64 run; its masks zip is copied (Score reads it only)."""
     work = tmp_path_factory.mktemp("work")
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     app = app_handlers.App(
@@ -173,7 +173,7 @@ def finished(tmp_path_factory, tiny_sam_model):
                                     types.SimpleNamespace(session_hash="s"))))[-1]  # fmt: skip
     assert last[0].startswith("done: 6 frames"), last[0]
     masks = shutil.copy(last[4], work.parent / "masks.zip")
-    return app, masks, last[-1]
+    return app, masks
 
 
 def _annotations(path: Path, pngs: list[bytes]) -> Path:
@@ -188,9 +188,9 @@ def _ids_png(mode: str = "P") -> bytes:
     return _png(image if mode == "P" else Image.fromarray(ids).convert(mode))
 
 
-def _score_refusal(app, gt: Path, masks: str, state) -> str:
+def _score_refusal(app, gt: Path, masks: str) -> str:
     with pytest.raises(gr.Error) as refused:
-        app.score(str(gt), masks, state)
+        app.score(str(gt), masks)
     return refused.value.message
 
 
@@ -198,7 +198,7 @@ def test_score_lists_the_uploaded_zip_once(finished, tmp_path, monkeypatch):
     """Score listed the ground-truth zip twice (``zipfile`` parses a zip's whole listing when it opens it: up to
     ``MAX_ZIP_ENTRIES`` entries): once to unpack its PNGs, once more to name their folder in its messages. The
     masks zip is listed to unpack its PNGs and to read its tracks.csv."""
-    app, masks, state = finished
+    app, masks = finished
     gt = _annotations(tmp_path / "gt.zip", [_ids_png()] * 6)
     listed = []
 
@@ -208,21 +208,21 @@ def test_score_lists_the_uploaded_zip_once(finished, tmp_path, monkeypatch):
             super().__init__(file, *args, **kwargs)
 
     monkeypatch.setattr(zipfile, "ZipFile", Listing)
-    assert app.score(str(gt), masks, state).startswith("**J&F ")
+    assert app.score(str(gt), masks).startswith("**J&F ")
     assert listed.count("gt.zip") == 1 and listed.count(Path(masks).name) == 2, listed
 
 
 def test_score_refuses_a_ground_truth_zip_it_cannot_unpack(finished, tmp_path):
-    app, masks, state = finished
+    app, masks = finished
     pngs = [_ids_png()] * 6
     locked = _patched(_annotations(tmp_path / "locked.zip", pngs), flags=0x1)
-    message = _score_refusal(app, locked, masks, state)
+    message = _score_refusal(app, locked, masks)
     assert message.startswith(
         "locked.zip: annot/00000.png is password-protected (encrypted), which this app cannot open; save the zip "
         "without a password"
     ), message
     d64 = _patched(_annotations(tmp_path / "d64.zip", pngs), method=9)
-    assert _score_refusal(app, d64, masks, state).startswith(
+    assert _score_refusal(app, d64, masks).startswith(
         "d64.zip: annot/00000.png is compressed with Deflate64, which this app cannot unpack; re-zip the files "
         "with standard Deflate compression"
     )
@@ -230,32 +230,32 @@ def test_score_refuses_a_ground_truth_zip_it_cannot_unpack(finished, tmp_path):
 
 def test_score_refuses_a_masks_zip_whose_tracks_it_cannot_unpack(finished, tmp_path):
     """The masks zip is an upload too over the API (/score takes any file)."""
-    app, masks, state = finished
+    app, masks = finished
     gt = _annotations(tmp_path / "gt.zip", [_ids_png()] * 6)
     locked = _patched(Path(shutil.copy(masks, tmp_path / "m.zip")), flags=0x1, only="tracks.csv")
-    assert _score_refusal(app, gt, str(locked), state).startswith(
+    assert _score_refusal(app, gt, str(locked)).startswith(
         "m.zip: tracks.csv is password-protected (encrypted)"
     )
 
 
 def test_score_names_an_rgb_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path):
     """The most common mistake: the annotations saved as colour images. No server path, no Python to call."""
-    app, masks, state = finished
+    app, masks = finished
     gt = _annotations(tmp_path / "gt.zip", [_ids_png("RGB")] * 6)
-    message = _score_refusal(app, gt, masks, state)
+    message = _score_refusal(app, gt, masks)
     assert message == (
         "gt.zip: annot/00000.png is an RGB PNG; expected one object id per pixel (a colour rendering of the "
         "masks cannot be scored): save the annotations as 8-bit palette (indexed) or grayscale PNGs whose pixel "
         "values are the object ids (0 background, 1..K objects, 255 void), as DAVIS Annotations are"
     )
     grayscale = _annotations(tmp_path / "ok.zip", [_ids_png("L")] * 6)  # one id per pixel: scored
-    assert app.score(str(grayscale), masks, state).startswith("**J&F ")
+    assert app.score(str(grayscale), masks).startswith("**J&F ")
 
 
 def test_score_names_a_huge_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path, huge_frame):
-    app, masks, state = finished
+    app, masks = finished
     gt = _annotations(tmp_path / "gt.zip", [huge_frame] * 6)
-    assert _score_refusal(app, gt, masks, state) == (
+    assert _score_refusal(app, gt, masks) == (
         "gt.zip: annot/00000.png has too many pixels to open, but the masks are 96x64 (the video's size): give "
         "the ground truth at that size (resized with nearest-neighbour sampling, so that ids stay ids)"
     )
@@ -264,11 +264,11 @@ def test_score_names_a_huge_ground_truth_png_as_it_is_in_the_zip(finished, tmp_p
 def test_score_names_a_damaged_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path):
     """Its header reads, its pixels do not: the library's refusal, with the file named as in the zip and no
     Python function to call."""
-    app, masks, state = finished
+    app, masks = finished
     good = _ids_png()
     cut = good[: good.index(b"IDAT") + 12]  # the pixel data cut short
     gt = _annotations(tmp_path / "gt.zip", [good, cut, *[good] * 4])
-    message = _score_refusal(app, gt, masks, state)
+    message = _score_refusal(app, gt, masks)
     assert message.startswith("gt.zip/annot/00001.png: not a readable PNG image"), message
     assert message.endswith(
         "save it as an 8-bit palette (indexed) or grayscale PNG of object ids"
@@ -293,9 +293,9 @@ def test_score_names_a_ground_truth_file_that_is_no_png_without_the_servers_path
 ):
     """PIL's "cannot identify image file '/tmp/.../score-x/gt/annot/00000.png'" showed the user the server's folder;
     so did a masks zip whose PNGs are not images (over the API, /score takes any file)."""
-    app, masks, state = finished
+    app, masks = finished
     gt = _annotations(tmp_path / "gt.zip", [b"not a png"] * 6)
-    message = _score_refusal(app, gt, masks, state)
+    message = _score_refusal(app, gt, masks)
     assert message.startswith(
         "gt.zip: annot/00000.png is not a readable PNG image (no image inside); save the "
     )
@@ -305,7 +305,7 @@ def test_score_names_a_ground_truth_file_that_is_no_png_without_the_servers_path
             is_mask = item.filename.startswith("davis/") and item.filename.endswith(".png")
             target.writestr(item, b"not a png" if is_mask else source.read(item))
     good = _annotations(tmp_path / "ok.zip", [_ids_png()] * 6)
-    message = _score_refusal(app, good, str(broken), state)
+    message = _score_refusal(app, good, str(broken))
     assert message.startswith(
         "m.zip: davis/clip/00000.png is not a readable mask PNG (no image inside); "
     ), message
@@ -315,13 +315,13 @@ def test_score_names_a_ground_truth_file_that_is_no_png_without_the_servers_path
 def test_score_notes_ground_truth_ids_that_are_not_1_to_k(finished, tmp_path):
     """An object with id 3 alone: the protocol scores objects 1..3, two of them empty everywhere (official, and
     so scored); the note under the table names the file as it is in the zip and says what to do."""
-    app, masks, state = finished
+    app, masks = finished
     ids = np.zeros((64, 96), np.uint8)
     ids[10:30, 10:40] = 3
     gt = _annotations(
         tmp_path / "gt.zip", [_png(Image.fromarray(ids))] * 6
     )  # grayscale: ids as written
-    text = app.score(str(gt), masks, state)
+    text = app.score(str(gt), masks)
     assert "over 3 objects" in text
     assert text.endswith(
         "**Note:** the first ground-truth frame (gt.zip: annot/00000.png) has the ids 3, not 1..3: the DAVIS "
@@ -330,17 +330,42 @@ def test_score_notes_ground_truth_ids_that_are_not_1_to_k(finished, tmp_path):
         "object the id 1 for a mean over the real ones."
     ), text
     plain = _annotations(tmp_path / "plain.zip", [_ids_png()] * 6)
-    assert "Note" not in app.score(str(plain), masks, state)
+    assert "Note" not in app.score(str(plain), masks)
 
 
 def test_scores_refusals_say_what_a_ground_truth_holds_as_its_help_does(finished, tmp_path):
     """No ground truth, or a zip without PNGs, was told "one per frame of the video": a ground truth of key frames
     only, named as those frames, is scored too (the help, ``GROUND_TRUTH_HELP``, says so)."""
-    app, masks, state = finished
+    app, masks = finished
     with pytest.raises(gr.Error) as refused:
-        app.score(None, masks, state)
+        app.score(None, masks)
     assert refused.value.message == f"Upload the ground truth first: {GROUND_TRUTH_ZIP}."
     assert GROUND_TRUTH_HELP == f"The ground truth: {GROUND_TRUTH_ZIP}."
     no_pngs = _zip_of(tmp_path / "notes.zip", {"notes.txt": b"no annotations here\n"})
-    message = _score_refusal(app, no_pngs, masks, state)
+    message = _score_refusal(app, no_pngs, masks)
     assert f"in a .zip: {GROUND_TRUTH_FRAMES}." in message and "key frames" in message, message
+
+
+def test_score_pairs_a_masks_zip_by_its_own_runs_stride(tmp_path, tiny_sam_model):
+    """Over the API, /score takes any masks zip the client has, yet the video frames its masks are came from the
+    session's last run: a stride-2 run's zip scored in a session whose last run had stride 1 was paired with
+    ground-truth frames 0, 1, 2 instead of 0, 2, 4. The zip's run.json says its stride; Score needs no session."""
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    work = tmp_path / "work"
+    app = app_handlers.App(lambda preset, sam: pipe, AppSettings(work_root=work))
+    frames = _zip_of(
+        tmp_path / "clip.zip",
+        {f"clip/{i:05d}.png": _png(Image.new("RGB", (96, 64), (40 * i, 0, 0))) for i in range(6)},
+    )
+    last = list(stepped(app.segment(None, *ARGS, 0.0, 10, 2, 900, 0, True, True, "overlay", str(frames), False,
+                                    types.SimpleNamespace(session_hash="t"))))[-1]  # fmt: skip
+    masks = shutil.copy(last[4], tmp_path / "stride2.zip")
+    with zipfile.ZipFile(masks) as zf:
+        shown = {n[-9:-4]: zf.read(n) for n in zf.namelist() if n.startswith("davis/")}
+    assert sorted(shown) == ["00000", "00002", "00004"]
+    # one PNG per source frame, not named as the frames: the stride picks g0, g2, g4 (the masks themselves)
+    empty = _png(Image.frombytes("P", (96, 64), bytes(96 * 64)))
+    gt = _zip_of(
+        tmp_path / "gt.zip", {f"gt/g{i}.png": shown.get(f"{i:05d}", empty) for i in range(6)}
+    )
+    assert app.score(str(gt), masks).startswith("**J&F 1.000** (J 1.000, F 1.000)")

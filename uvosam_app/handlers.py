@@ -318,21 +318,22 @@ class App:
         self,
         gt_zip: str | None,
         masks_zip: str | None,
-        state: SessionRun | None,
         request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio: failures_in_status reads it)
     ) -> AsyncIterator[str]:
         """Score's handler: ``score``, in a worker thread. A refusal or a failure takes the place of the scores
         ("Score failed: ..."): the toast with the same words goes after a few seconds (``app.py``: Score's failure
         listener removes the "Error" badge that the page put over it)."""
-        yield await asyncio.to_thread(self.score, gt_zip, masks_zip, state)
+        yield await asyncio.to_thread(self.score, gt_zip, masks_zip)
 
-    def score(self, gt_zip: str | None, masks_zip: str | None, state: SessionRun | None) -> str:
+    def score(self, gt_zip: str | None, masks_zip: str | None) -> str:
         """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs, as Markdown.
+        The zip is all it needs (its run.json says which frames its masks are): over the API, any zip that Run
+        or Re-render made, in this session or not.
 
         Raises:
-            gr.Error: no run, no ground truth, or a zip that cannot be scored (saying why and what to do).
+            gr.Error: no masks zip, no ground truth, or a zip that cannot be scored (saying why and what to do).
         """
-        if state is None or not masks_zip:
+        if not masks_zip:
             raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
         if not Path(masks_zip).is_file():  # Gradio's file cache sweep deleted it (app.py)
             raise gr.Error(
@@ -348,16 +349,9 @@ class App:
         too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
-        # a Run pressed meanwhile in this tab deletes idle folders
-        with self.work.held(state.run_dir):
-            if not state.cache_dir.is_dir():
-                raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
-            meta = MaskCache(state.cache_dir).info.meta
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
-            return score_masks_zip(
-                gt_zip, masks_zip, meta, max_files=limit, work_dir=self.work.root
-            )
+            return score_masks_zip(gt_zip, masks_zip, max_files=limit, work_dir=self.work.root)
         except (ValueError, FileNotFoundError) as err:
             raise gr.Error(str(err), print_exception=False) from None
 

@@ -105,17 +105,15 @@ def merge_hints_markdown(masks_zip: str | None, merge: str | None = None) -> str
     )
 
 
-def score_masks_zip(
-    gt_zip: str, masks_zip: str, meta: Mapping[str, Any], *, max_files: int, work_dir: Path
-) -> str:
+def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Path) -> str:
     """J&F of the masks of an export zip (its DAVIS PNGs) against a zip of ground-truth PNGs, as Markdown
     (``score_markdown``).
 
     Args:
         gt_zip: indexed PNGs (0 background, 1..K objects, 255 void), one per frame of the video or per processed
             frame, in name order, or of key frames only, named as those frames. masks_zip: the zip Run or
-            Re-render made.
-        meta: the run's ``MaskCache.info.meta`` (``stride``, ``info.num_frames``): which video frames the masks are.
+            Re-render made: its run.json says which video frames its masks are (``_MasksRecord``), whichever
+            session made it.
         max_files: the most PNGs taken from either zip. work_dir: where both are unpacked (a temporary folder
             inside it, deleted after).
 
@@ -128,9 +126,10 @@ def score_masks_zip(
         gt = _Unpacked.of(gt_zip, Path(tmp, "gt"), "", max_files)
         res = _Unpacked.of(masks_zip, Path(tmp, "res"), "davis/", max_files)
         processed = [p.stem for p in ground_truth_files(res.folder)]
-        indices = [i * int(meta["stride"]) for i in range(len(processed))]
+        record = _MasksRecord.of(masks_zip)
+        indices, num_frames = record.frame_indices(len(processed))
         names, truth = pair_ground_truth(
-            ground_truth_files(gt.folder), processed, indices, int(meta["info"]["num_frames"])
+            ground_truth_files(gt.folder), processed, indices, num_frames
         )
         _check_ground_truth(truth, _mask_size(res.folder / f"{names[0]}.png", res), gt)
         try:
@@ -139,8 +138,7 @@ def score_masks_zip(
             message = res.in_zip_terms(gt.in_zip_terms(str(err)))
             raise ValueError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from None
         note = id_gaps_note(truth[0], shown_as=gt.where(truth[0]))
-    tracks = _davis_tracks(masks_zip)
-    return score_markdown(scores, tracks, len(names), note, processed=len(processed))
+    return score_markdown(scores, record.tracks, len(names), note, processed=len(processed))
 
 
 GROUND_TRUTH_FORMAT = (
@@ -244,25 +242,65 @@ def _check_ground_truth(files: Sequence[Path], size: tuple[int, int], gt: _Unpac
             raise ValueError(f"{gt.where(file)} is {got[0]}x{got[1]} but {at_size}")
 
 
-def _davis_tracks(masks_zip: str) -> dict[int, int]:
-    """DAVIS label -> track id, from the zip's tracks.csv.
+@dataclass(frozen=True)
+class _MasksRecord:
+    """What an export zip says of its masks besides the PNGs: ``tracks`` (DAVIS label -> track id, tracks.csv)
+    and its run's frame selection (run.json's ``settings.stride`` and ``video.source_frames``; a re-render keeps
+    its run's), None where the zip does not say (the masks are then one per frame of the video, which the PNGs'
+    names, those of the frames, overrule where they match)."""
 
-    Raises:
-        ValueError: the zip has no tracks.csv with those columns (not a zip that Run or Re-render made).
-    """
-    name = Path(masks_zip).name
-    with zipfile.ZipFile(masks_zip) as zf:
-        if "tracks.csv" not in zf.namelist():
-            raise ValueError(f"{name} has no tracks.csv: score the zip that Run or Re-render made")
-        check_unpackable(name, {PurePosixPath("tracks.csv"): zf.getinfo("tracks.csv")})
-        rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
-        try:
-            return {int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]}
-        except (KeyError, TypeError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as err:
-            raise ValueError(
-                f"{name}: its tracks.csv has no readable davis_label and track_id "
-                f"columns ({err!r}); score the zip that Run or Re-render made"
-            ) from None
+    tracks: dict[int, int]
+    stride: int | None
+    source_frames: int | None
+
+    @classmethod
+    def of(cls, masks_zip: str) -> _MasksRecord:
+        """Read from the zip, opened once (its listing is parsed on opening).
+
+        Raises:
+            ValueError: the zip has no tracks.csv with those columns (not a zip that Run or Re-render made).
+        """
+        name = Path(masks_zip).name
+        with zipfile.ZipFile(masks_zip) as zf:
+            listed = set(zf.namelist())
+            if "tracks.csv" not in listed:
+                raise ValueError(
+                    f"{name} has no tracks.csv: score the zip that Run or Re-render made"
+                )
+            wanted = ["tracks.csv", "run.json"] if "run.json" in listed else ["tracks.csv"]
+            check_unpackable(name, {PurePosixPath(n): zf.getinfo(n) for n in wanted})
+            rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
+            try:
+                tracks = {
+                    int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]
+                }
+                record = json.loads(zf.read("run.json")) if "run.json" in listed else None
+            except (
+                KeyError,
+                TypeError,
+                ValueError,
+                zipfile.BadZipFile,
+                zlib.error,
+                EOFError,
+            ) as err:
+                raise ValueError(
+                    f"{name}: its tracks.csv has no readable davis_label and track_id "
+                    f"columns ({err!r}); score the zip that Run or Re-render made"
+                ) from None
+        record = record if isinstance(record, dict) else {}
+        stride = (record.get("settings") or {}).get("stride")
+        frames = (record.get("video") or {}).get("source_frames")
+        return cls(
+            tracks,
+            stride if isinstance(stride, int) and stride >= 1 else None,
+            frames if isinstance(frames, int) and frames >= 1 else None,
+        )
+
+    def frame_indices(self, processed: int) -> tuple[list[int], int]:
+        """The video frame of each of the ``processed`` masks, and the video's frame count."""
+        stride = self.stride or 1
+        indices = [i * stride for i in range(processed)]
+        return indices, max(self.source_frames or 0, indices[-1] + 1 if indices else 0)
 
 
 def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float]]]:
