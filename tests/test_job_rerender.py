@@ -326,3 +326,31 @@ def test_a_silent_rerender_says_why_and_the_cli_prints_it(tmp_path, tiny_sam_mod
     assert f"The video is silent: {SOURCE_GONE} ({source})." in capsys.readouterr().out
     _with_sound(source, 9)  # another clip under the run's name
     assert rerender(run.cache_dir, tmp_path / "other").silent_because == SOURCE_REPLACED
+
+
+def test_rerender_takes_the_runs_folder_that_holds_the_cache(cached_run, tmp_path):
+    """``rerender(run folder)`` (as ``uvosam rerender`` takes it) said "not a finished run_job cache ...; run the job
+    with JobOptions(cache=True) first" of a run made with it: the cache is in its ``cache/``."""
+    run_folder = cached_run.cache_dir.parent
+    out = rerender(run_folder, tmp_path, keep_ids=[1])
+    assert out.cache_dir == cached_run.cache_dir and [t.track_id for t in out.tracks] == [1]
+
+
+def test_paths_starting_with_a_tilde_are_in_the_home_folder(
+    clip, tmp_path, monkeypatch, tiny_sam_model
+):
+    """``run_job(pipe, "~/clip.mp4", "~/out")`` looked for ./~/clip.mp4 and wrote into a folder named "~" in the
+    current directory (one ``rm -rf ~`` from deleting the home folder), while weight paths expand ``~``."""
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(clip, home / "clip.mp4")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    options = JobOptions(cache=True, max_frames=2)
+    result = list(run_job(pipe, "~/clip.mp4", "~/out", options))[-1].result
+    assert result.zip_path.parent == home / "out" and result.zip_path.is_file()
+    again = rerender("~/out", "~/again", keep_ids=[2])
+    assert again.zip_path.parent == home / "again"
+    assert list(elsewhere.iterdir()) == []

@@ -478,6 +478,17 @@ def test_missing_empty_and_text_files(tmp_path):
         probe(tmp_path / "notes.mp4")
 
 
+def test_a_link_is_refused_saying_how_to_download_it():
+    """``iter_frames("https://example.com/clip.mp4")`` said "No video or frame folder at https:/example.com/..."
+    (pathlib folds the double slash) and nothing of how to read a link."""
+    with pytest.raises(FileNotFoundError) as refused:
+        iter_frames("https://example.com/media/clip.mp4")
+    assert str(refused.value).startswith(
+        "https://example.com/media/clip.mp4 is a link: this reads local files. Download it first "
+        "(uvosam.remote_video.download_video"
+    )
+
+
 def test_truncated_files(tmp_path):
     src = tmp_path / "src.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=2", "-c:v", "libx264", src)

@@ -58,6 +58,8 @@ from uvosam.video import VideoInfo, iter_probed, probe
 
 logger = logging.getLogger(__name__)
 
+CACHE_FOLDER = "cache"  # the mask cache of a run_job: <work_dir>/cache
+
 # the job's API, as the README names it: the types are uvosam.job_types', used here and importable from here
 __all__ = ["JobOptions", "JobProgress", "JobResult", "rerender", "rerender_iter", "run_job"]
 
@@ -87,7 +89,7 @@ def run_job(
         total=total,
         fps=info.fps / options.stride,
         class_names=tuple(pipe.class_names),
-        work_dir=Path(work_dir),
+        work_dir=Path(work_dir).expanduser(),
         start=start,
     )
     record = run_record(
@@ -96,7 +98,7 @@ def run_job(
     )  # fmt: skip
     plan = replace(plan, record=record)
     cache = None
-    cache_root = plan.work_dir / "cache"
+    cache_root = plan.work_dir / CACHE_FOLDER
     # an earlier run's cache here no longer matches this folder's outputs: a re-render of it would replace them
     # with that run's (also when this run keeps no cache)
     shutil.rmtree(cache_root, ignore_errors=True)
@@ -136,7 +138,7 @@ def rerender_iter(
         )
     options = options or JobOptions()
     start = time.perf_counter()
-    cache = _finished_cache(Path(cache_dir))
+    cache = _finished_cache(Path(cache_dir).expanduser())
     meta = cache.info.meta
     info = info_from_meta(meta["info"])
     replaced = not _same_source(info, meta)  # another file's sound would not match the frames
@@ -147,7 +149,7 @@ def rerender_iter(
         total=cache.info.num_frames,
         fps=float(meta["fps"]),
         class_names=tuple(class_names if class_names is not None else meta["class_names"]),
-        work_dir=Path(work_dir),
+        work_dir=Path(work_dir).expanduser(),
         start=start,
         source_replaced=replaced,
     )
@@ -198,8 +200,10 @@ def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
 
 
 def _finished_cache(cache_dir: Path) -> MaskCache:
-    """The mask cache of a ``run_job`` that finished, at ``cache_dir``; ``ValueError`` (and nothing created) if there
-    is none."""
+    """The mask cache of a ``run_job`` that finished, at ``cache_dir`` or in the job's folder there (``cache/``);
+    ``ValueError`` (and nothing created) if there is none."""
+    if not has_cache(cache_dir) and has_cache(cache_dir / CACHE_FOLDER):
+        cache_dir = cache_dir / CACHE_FOLDER
     if not has_cache(cache_dir):
         raise ValueError(
             f"rerender: {cache_dir} is not a finished run_job cache (no meta.json there); "
@@ -247,7 +251,8 @@ def rerender(
     """Rebuild the overlay video, the exports and the zip of a cached run WITHOUT running any model.
 
     Args:
-        cache_dir: ``JobResult.cache_dir`` of a ``run_job`` made with ``JobOptions(cache=True)``.
+        cache_dir: ``JobResult.cache_dir`` of a ``run_job`` made with ``JobOptions(cache=True)``, or the job's
+            ``work_dir``, which holds it (``<work_dir>/cache``; as ``uvosam rerender`` takes the run's folder).
         work_dir: where the new files go (may be the original job's folder: its video of the same style,
             exports and zip are replaced; the cache is only read).
         keep_ids: track ids to keep (None: all; each must be a track of the run). Dropped tracks are absent

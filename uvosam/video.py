@@ -39,6 +39,7 @@ from uvosam import frame_folder
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
+from uvosam.remote_links import looks_like_link
 from uvosam.video_decoder import RgbDecoder
 from uvosam.video_probe import STREAM, count_frames, read_header, resolve_fps
 from uvosam.video_writer import VideoWriter
@@ -127,7 +128,8 @@ def probe(
     """Read a video's (or frame folder's) metadata and check ``limits`` before anything is decoded.
 
     Args:
-        path: a video file or a folder of frames.
+        path: a video file or a folder of frames (a leading ``~`` is the home folder; a link is refused: see
+            ``uvosam.remote_video.download_video``).
         limits: refuse inputs over these limits (``None``: no check). Frame and duration limits
             apply to what a read with ``stride`` and ``max_frames`` would cover.
         stride, max_frames: as in ``iter_frames``; used only for the limit check.
@@ -140,8 +142,13 @@ def probe(
             unreadable image).
         VideoLimitError: over ``limits``.
     """
-    path = Path(path)
     _check_read_args(stride, max_frames)
+    if isinstance(path, str) and looks_like_link(path):
+        raise FileNotFoundError(
+            f"{path} is a link: this reads local files. Download it first (uvosam.remote_video.download_video, "
+            "or `uvosam segment <link>`, which downloads it) and pass the file."
+        )
+    path = Path(path).expanduser()
     if not path.exists():
         if path.is_symlink():
             raise FileNotFoundError(

@@ -15,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from uvosam.export_types import ExportOptions
-from uvosam.job import rerender_iter
+from uvosam.job import CACHE_FOLDER, rerender_iter
 from uvosam.job_plan import run_output
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
@@ -103,7 +103,7 @@ def _options(args: argparse.Namespace, drawn: dict[str, Any]) -> JobOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    cache = args.run / "cache"
+    cache = args.run / CACHE_FOLDER
     if not (cache / "meta.json").is_file():
         raise FileNotFoundError(
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
