@@ -59,6 +59,56 @@ def test_load_ytvis_reads_boxes_only(tmp_path):
     assert video.boxes == ({3: (1.0, 2.0, 11.0, 22.0)}, {}, {3: (5.0, 5.0, 6.0, 6.0)})
 
 
+def write_ytvis(tmp_path, annotations, *, frames=3):
+    """A YouTube-VIS JSON with video 7 of ``frames`` frames (files written) -> its ``DataSpec``."""
+    write_frames(tmp_path / "img" / "v", frames)
+    video = {"id": 7, "file_names": [f"v/{t:05d}.jpg" for t in range(frames)]}
+    data = {"videos": [video], "annotations": annotations}
+    (tmp_path / "train.json").write_text(json.dumps(data))
+    return parse_data_spec(f"ytvis:{tmp_path / 'train.json'}:{tmp_path / 'img'}")
+
+
+def test_ytvis_annotation_without_bboxes_is_an_error(tmp_path):
+    """It was read as "no boxes" (``ann.get("bboxes") or []``)."""
+    ann = {"video_id": 7, "id": 1, "boxes": [[1, 1, 4, 4]] * 3}
+    write_ytvis(tmp_path, [ann])
+    with pytest.raises(ValueError, match=r"annotations\[0\] has no 'bboxes'; expected .* got keys"):
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
+
+
+def test_ytvis_annotation_of_an_unknown_video_names_it(tmp_path):
+    """A raw ``KeyError: 999`` traceback before."""
+    box = [[1, 1, 4, 4]] * 3
+    write_ytvis(
+        tmp_path,
+        [{"video_id": 7, "id": 1, "bboxes": box}, {"video_id": 999, "id": 2, "bboxes": box}],
+    )
+    with pytest.raises(
+        ValueError, match=r"annotations\[1\] \(id 2\): video_id 999 is not the id of any"
+    ):
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
+
+
+@pytest.mark.parametrize("length", [2, 4])
+def test_ytvis_bboxes_not_one_per_frame_are_refused(tmp_path, length):
+    """A shorter list was read as absent objects, a longer one truncated."""
+    write_ytvis(tmp_path, [{"video_id": 7, "id": 1, "bboxes": [[1, 1, 4, 4]] * length}])
+    with pytest.raises(
+        ValueError, match=rf"\(id 1\): bboxes has {length} entries for the 3 file_names"
+    ):
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
+
+
+@pytest.mark.parametrize("box", [[1, 1, 4], 5, [1, 1, "4", 4]])
+def test_ytvis_box_that_is_not_four_numbers_is_named(tmp_path, box):
+    """Not enough values to unpack, or a TypeError traceback, before."""
+    write_ytvis(tmp_path, [{"video_id": 7, "id": 1, "bboxes": [None, box, None]}])
+    with pytest.raises(
+        ValueError, match=r"\(id 1\): bboxes\[1\] is .*; expected \[x, y, w, h\] or null"
+    ):
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
+
+
 def test_load_davis_boxes_from_palette_masks(tmp_path):
     write_frames(tmp_path / "JPEGImages/480p/cows", 2)
     ann = tmp_path / "Annotations/480p/cows"

@@ -71,9 +71,22 @@ def read_frame(frame: Path | np.ndarray) -> np.ndarray:
         return np.array(ImageOps.exif_transpose(im).convert("RGB"))
 
 
+_YTVIS_FORMAT = (
+    "the YouTube-VIS / OVIS train format: videos[] with id and file_names, annotations[] with "
+    "video_id, id and bboxes (one [x, y, w, h] or null per frame)"
+)
+
+
 def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecord]:
     """YouTube-VIS / OVIS style JSON (module docstring); videos without annotations are kept
-    (they only teach "no object" and are skipped by nothing)."""
+    (they only teach "no object" and are skipped by nothing).
+
+    Raises:
+        ValueError: a key of the format is missing (a ``valid``/``test`` JSON has no
+            ``annotations``; an annotation no ``bboxes``), an annotation's ``video_id`` is not a
+            video's ``id``, its ``bboxes`` do not have one entry per ``file_names`` entry, or a
+            box is not 4 numbers. The message names the entry.
+    """
     json_path, image_root = Path(json_path), Path(image_root)
     data = json.loads(json_path.read_text())
     for key in ("videos", "annotations"):
@@ -81,17 +94,13 @@ def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecor
             raise ValueError(
                 f"{json_path}: expected a YouTube-VIS JSON with {key!r}; got keys {sorted(data)}"
             )
-    per_video: dict[object, list[BoxesByTrack]] = {
-        v["id"]: [{} for _ in v["file_names"]] for v in data["videos"]
-    }
-    for ann in data["annotations"]:
-        if ann.get("iscrowd", 0):
-            continue
-        frames = per_video[ann["video_id"]]
-        for t, box in enumerate(ann.get("bboxes") or []):
-            if box is not None and t < len(frames):
-                x, y, w, h = (float(v) for v in box)
-                frames[t][int(ann["id"])] = (x, y, x + w, y + h)
+    per_video: dict[object, list[BoxesByTrack]] = {}
+    for i, video in enumerate(data["videos"]):
+        _require_keys(video, ("id", "file_names"), f"{json_path}: videos[{i}]")
+        per_video[video["id"]] = [{} for _ in video["file_names"]]
+    for j, ann in enumerate(data["annotations"]):
+        if not ann.get("iscrowd", 0):
+            _add_track(ann, per_video, f"{json_path}: annotations[{j}]")
     return [
         VideoRecord(
             name=str(v.get("name", v["id"])),
@@ -100,6 +109,52 @@ def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecor
         )
         for v in data["videos"]
     ]
+
+
+def _require_keys(entry: dict, keys: Sequence[str], where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` and the missing keys unless ``entry`` has ``keys``."""
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise ValueError(
+            f"{where} has no {' or '.join(map(repr, missing))}; expected {_YTVIS_FORMAT}; "
+            f"got keys {sorted(entry)}"
+        )
+
+
+def _add_track(ann: dict, per_video: dict[object, list[BoxesByTrack]], where: str) -> None:
+    """Write the boxes of one YouTube-VIS annotation into its video's per-frame dicts."""
+    _require_keys(ann, ("video_id", "id", "bboxes"), where)
+    where = f"{where} (id {ann['id']!r})"
+    frames = per_video.get(ann["video_id"])
+    if frames is None:
+        raise ValueError(
+            f"{where}: video_id {ann['video_id']!r} is not the id of any of the "
+            f"{len(per_video)} videos"
+        )
+    bboxes = ann["bboxes"]
+    if not isinstance(bboxes, list) or len(bboxes) != len(frames):
+        got = f"{len(bboxes)} entries" if isinstance(bboxes, list) else f"a {type(bboxes).__name__}"
+        raise ValueError(
+            f"{where}: bboxes has {got} for the {len(frames)} file_names of video "
+            f"{ann['video_id']!r}; expected one [x, y, w, h] or null per frame"
+        )
+    for t, box in enumerate(bboxes):
+        if box is None:
+            continue
+        if not _is_xywh(box):
+            raise ValueError(f"{where}: bboxes[{t}] is {box!r}; expected [x, y, w, h] or null")
+        x, y, w, h = (float(v) for v in box)
+        frames[t][int(ann["id"])] = (x, y, x + w, y + h)
+
+
+def _is_xywh(box: object) -> bool:
+    """Whether ``box`` is a list of 4 numbers."""
+    numbers = (int, float)
+    return (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(isinstance(v, numbers) and not isinstance(v, bool) for v in box)
+    )
 
 
 def mask_boxes(label_map: np.ndarray) -> BoxesByTrack:
