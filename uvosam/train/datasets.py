@@ -25,7 +25,8 @@ simply missing from its dict). All objects are one class ("object"), as in UVOSA
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from uvosam.frame_folder import list_frames
+
+logger = logging.getLogger(__name__)
 
 BoxesByTrack = dict[int, tuple[float, float, float, float]]
 
@@ -323,10 +326,69 @@ def _check_path_kind(path: Path, kind: str, what: str, text: str) -> None:
         raise ValueError(f"{text}: {path} is {found}; expected {what}{where}")
 
 
+_BOX_SOURCES = {
+    "ytvis": "each annotation's 'bboxes' (one [x, y, w, h] or null per frame; iscrowd ones skipped)",
+    "davis": "the object ids 1..254 of the palette PNGs in Annotations/480p/<seq>/",
+    "folder": "each video's boxes.json ([track_id, x1, y1, x2, y2] rows per frame)",
+}
+
+
 def load_spec(spec: DataSpec) -> list[VideoRecord]:
-    """Load the videos a ``DataSpec`` names."""
+    """Load the videos a ``DataSpec`` names, checked as ``check_boxes`` says: a dataset that holds
+    no box is refused now rather than trained on (every loss 0).
+
+    Raises:
+        ValueError: the data is malformed, or no frame holds a box.
+    """
     if spec.kind == "ytvis":
-        return load_ytvis(*spec.paths)
-    if spec.kind == "davis":
-        return load_davis(spec.paths[0])
-    return load_folder(spec.paths[0])
+        videos = load_ytvis(*spec.paths)
+    elif spec.kind == "davis":
+        videos = load_davis(spec.paths[0])
+    else:
+        videos = load_folder(spec.paths[0])
+    text = f"--data {spec.kind}:{':'.join(spec.paths)}"
+    check_boxes(videos, text, source=_BOX_SOURCES[spec.kind])
+    return videos
+
+
+def check_boxes(videos: Sequence[VideoRecord], text: str, *, source: str) -> None:
+    """Refuse ``videos`` if no frame holds a box with a positive width and height (training would
+    fit nothing: every loss is 0); log one warning counting the boxes without one, which training
+    takes as absent (``clips.make_clip``). ``text`` starts the messages, ``source`` says where the
+    boxes were read from.
+
+    Raises:
+        ValueError: no frame holds a box.
+    """
+    sizes = list(_box_sizes(videos))
+    empty = [s for s in sizes if not (s[3] > 0 and s[4] > 0)]
+    if len(empty) == len(sizes):
+        frames = sum(len(v) for v in videos)
+        raise ValueError(
+            f"{text}: no frame of its {len(videos)} videos ({frames} frames) holds a box with a "
+            f"width and a height, so there is nothing to train on; boxes are read from {source}"
+        )
+    if empty:
+        video, t, i, w, h = empty[0]
+        logger.warning(
+            "%s: boxes without a positive width and height, taken as absent: %d of %d "
+            "(e.g. video %r frame %d object %d: width %g, height %g)",
+            text,
+            len(empty),
+            len(sizes),
+            video.name,
+            t,
+            i,
+            w,
+            h,
+        )
+
+
+def _box_sizes(
+    videos: Sequence[VideoRecord],
+) -> Iterator[tuple[VideoRecord, int, int, float, float]]:
+    """(video, frame index, track id, width, height) of every box of ``videos``."""
+    for video in videos:
+        for t, boxes in enumerate(video.boxes):
+            for i, (x1, y1, x2, y2) in boxes.items():
+                yield video, t, i, x2 - x1, y2 - y1
