@@ -141,6 +141,19 @@ def test_boxes_without_width_or_height_are_counted_in_one_warning(tmp_path, capl
     assert video.boxes[1] == {1: (1.0, 1.0, 5.0, 5.0), 2: (1.0, 1.0, 4.0, 0.0)}
 
 
+def test_missing_frame_files_are_found_when_the_data_is_loaded(tmp_path):
+    """Found only when a clip first read the frame, possibly hours into training."""
+    spec = write_ytvis(tmp_path, [{"video_id": 7, "id": 1, "bboxes": [[1, 1, 4, 4]] * 3}])
+    for t in (1, 2):
+        (tmp_path / "img" / "v" / f"{t:05d}.jpg").unlink()
+    missing = tmp_path / "img" / "v" / "00001.jpg"
+    with pytest.raises(
+        FileNotFoundError, match=r"2 of its 3 frame files missing, e.g. (.*) \(video '7' frame 1\)"
+    ) as err:
+        load_spec(spec)
+    assert str(missing) in str(err.value)
+
+
 @pytest.mark.parametrize("box", [[1, 1, 4], 5, [1, 1, "4", 4]])
 def test_ytvis_box_that_is_not_four_numbers_is_named(tmp_path, box):
     """Not enough values to unpack, or a TypeError traceback, before."""
