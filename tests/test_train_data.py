@@ -16,6 +16,7 @@ from uvosam.train.datasets import (
     VideoRecord,
     load_davis,
     load_folder,
+    load_spec,
     load_ytvis,
     parse_data_spec,
 )
@@ -57,6 +58,110 @@ def test_load_ytvis_reads_boxes_only(tmp_path):
     (video,) = load_ytvis(tmp_path / "train.json", tmp_path / "img")
     assert video.frames[1] == tmp_path / "img" / "v/1.jpg"
     assert video.boxes == ({3: (1.0, 2.0, 11.0, 22.0)}, {}, {3: (5.0, 5.0, 6.0, 6.0)})
+
+
+def write_ytvis(tmp_path, annotations, *, frames=3):
+    """A YouTube-VIS JSON with video 7 of ``frames`` frames (files written) -> its ``DataSpec``."""
+    write_frames(tmp_path / "img" / "v", frames)
+    video = {"id": 7, "file_names": [f"v/{t:05d}.jpg" for t in range(frames)]}
+    data = {"videos": [video], "annotations": annotations}
+    (tmp_path / "train.json").write_text(json.dumps(data))
+    return parse_data_spec(f"ytvis:{tmp_path / 'train.json'}:{tmp_path / 'img'}")
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        [],
+        [{"video_id": 7, "id": 1, "bboxes": [None] * 3}],
+        [{"video_id": 7, "id": 1, "bboxes": [[5, 5, -2, 4], None, None]}],
+    ],
+    ids=["no annotations", "all null", "only a negative width"],
+)
+def test_data_without_a_box_is_refused(tmp_path, annotations):
+    """Such a dataset trained with loss 0 at every iteration and wrote model_final.pth."""
+    spec = write_ytvis(tmp_path, annotations)
+    with pytest.raises(
+        ValueError, match=r"no frame of its 1 videos \(3 frames\) holds a box"
+    ) as err:
+        load_spec(spec)
+    assert "each annotation's 'bboxes'" in str(err.value)
+
+
+def test_folder_data_without_a_box_is_refused(tmp_path):
+    write_frames(tmp_path / "clip" / "frames", 2)
+    (tmp_path / "clip" / "boxes.json").write_text(json.dumps([[], []]))
+    with pytest.raises(ValueError, match=r"holds a box .* boxes.json"):
+        load_spec(parse_data_spec(f"folder:{tmp_path / 'clip'}"))
+
+
+def test_ytvis_annotation_without_bboxes_is_an_error(tmp_path):
+    """It was read as "no boxes" (``ann.get("bboxes") or []``)."""
+    ann = {"video_id": 7, "id": 1, "boxes": [[1, 1, 4, 4]] * 3}
+    write_ytvis(tmp_path, [ann])
+    with pytest.raises(ValueError, match=r"annotations\[0\] has no 'bboxes'; expected .* got keys"):
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
+
+
+def test_ytvis_annotation_of_an_unknown_video_names_it(tmp_path):
+    """A raw ``KeyError: 999`` traceback before."""
+    box = [[1, 1, 4, 4]] * 3
+    write_ytvis(
+        tmp_path,
+        [{"video_id": 7, "id": 1, "bboxes": box}, {"video_id": 999, "id": 2, "bboxes": box}],
+    )
+    with pytest.raises(
+        ValueError, match=r"annotations\[1\] \(id 2\): video_id 999 is not the id of any"
+    ):
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
+
+
+@pytest.mark.parametrize("length", [2, 4])
+def test_ytvis_bboxes_not_one_per_frame_are_refused(tmp_path, length):
+    """A shorter list was read as absent objects, a longer one truncated."""
+    write_ytvis(tmp_path, [{"video_id": 7, "id": 1, "bboxes": [[1, 1, 4, 4]] * length}])
+    with pytest.raises(
+        ValueError, match=rf"\(id 1\): bboxes has {length} entries for the 3 file_names"
+    ):
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
+
+
+def test_boxes_without_width_or_height_are_counted_in_one_warning(tmp_path, caplog):
+    anns = [
+        {"video_id": 7, "id": 1, "bboxes": [[5, 5, -2, 4], [1, 1, 4, 4], None]},
+        {"video_id": 7, "id": 2, "bboxes": [[1, 1, 4, 4], [1, 1, 3, -1], [1, 1, 4, 4]]},
+    ]
+    with caplog.at_level("WARNING", logger="uvosam.train.datasets"):
+        (video,) = load_spec(write_ytvis(tmp_path, anns))
+    (record,) = caplog.records
+    assert (
+        "taken as absent: 2 of 5 (e.g. video '7' frame 0 object 1: width -2, height 4)"
+        in record.message
+    )
+    assert video.boxes[1] == {1: (1.0, 1.0, 5.0, 5.0), 2: (1.0, 1.0, 4.0, 0.0)}
+
+
+def test_missing_frame_files_are_found_when_the_data_is_loaded(tmp_path):
+    """Found only when a clip first read the frame, possibly hours into training."""
+    spec = write_ytvis(tmp_path, [{"video_id": 7, "id": 1, "bboxes": [[1, 1, 4, 4]] * 3}])
+    for t in (1, 2):
+        (tmp_path / "img" / "v" / f"{t:05d}.jpg").unlink()
+    missing = tmp_path / "img" / "v" / "00001.jpg"
+    with pytest.raises(
+        FileNotFoundError, match=r"2 of its 3 frame files missing, e.g. (.*) \(video '7' frame 1\)"
+    ) as err:
+        load_spec(spec)
+    assert str(missing) in str(err.value)
+
+
+@pytest.mark.parametrize("box", [[1, 1, 4], 5, [1, 1, "4", 4]])
+def test_ytvis_box_that_is_not_four_numbers_is_named(tmp_path, box):
+    """Not enough values to unpack, or a TypeError traceback, before."""
+    write_ytvis(tmp_path, [{"video_id": 7, "id": 1, "bboxes": [None, box, None]}])
+    with pytest.raises(
+        ValueError, match=r"\(id 1\): bboxes\[1\] is .*; expected \[x, y, w, h\] or null"
+    ):
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
 
 
 def test_load_davis_boxes_from_palette_masks(tmp_path):
@@ -241,3 +346,26 @@ def test_cli_trains_from_a_folder(tmp_path):
     assert code == 0
     saved = torch.load(tmp_path / "run" / "model_final.pth", weights_only=True)
     assert saved["iteration"] == 2 and saved["train_config"]["max_iter"] == 2
+
+
+@pytest.mark.parametrize(
+    ("bboxes", "said"),
+    [
+        ([None] * 3, "holds a box"),
+        ([[1, 1, 4, 4]] * 2, "bboxes has 2 entries for the 3 file_names"),
+    ],
+)
+def test_cli_refuses_bad_data_in_one_line_before_building_the_model(
+    tmp_path, monkeypatch, capsys, bboxes, said
+):
+    from uvosam.train import loop
+    from uvosam_cli import main
+
+    monkeypatch.setattr(loop, "train", lambda *a, **k: pytest.fail("training started"))
+    write_ytvis(tmp_path, [{"video_id": 7, "id": 1, "bboxes": bboxes}])
+    data = f"ytvis:{tmp_path / 'train.json'}:{tmp_path / 'img'}"
+    argv = ["train", "--config", "tiny", "--data", data, "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("uvosam train: error: ") and said in line
+    assert not (tmp_path / "run" / "model_final.pth").exists()

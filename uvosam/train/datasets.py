@@ -25,7 +25,8 @@ simply missing from its dict). All objects are one class ("object"), as in UVOSA
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from uvosam.frame_folder import list_frames
+
+logger = logging.getLogger(__name__)
 
 BoxesByTrack = dict[int, tuple[float, float, float, float]]
 
@@ -71,9 +74,22 @@ def read_frame(frame: Path | np.ndarray) -> np.ndarray:
         return np.array(ImageOps.exif_transpose(im).convert("RGB"))
 
 
+_YTVIS_FORMAT = (
+    "the YouTube-VIS / OVIS train format: videos[] with id and file_names, annotations[] with "
+    "video_id, id and bboxes (one [x, y, w, h] or null per frame)"
+)
+
+
 def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecord]:
     """YouTube-VIS / OVIS style JSON (module docstring); videos without annotations are kept
-    (they only teach "no object" and are skipped by nothing)."""
+    (they only teach "no object" and are skipped by nothing).
+
+    Raises:
+        ValueError: a key of the format is missing (a ``valid``/``test`` JSON has no
+            ``annotations``; an annotation no ``bboxes``), an annotation's ``video_id`` is not a
+            video's ``id``, its ``bboxes`` do not have one entry per ``file_names`` entry, or a
+            box is not 4 numbers. The message names the entry.
+    """
     json_path, image_root = Path(json_path), Path(image_root)
     data = json.loads(json_path.read_text())
     for key in ("videos", "annotations"):
@@ -81,17 +97,13 @@ def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecor
             raise ValueError(
                 f"{json_path}: expected a YouTube-VIS JSON with {key!r}; got keys {sorted(data)}"
             )
-    per_video: dict[object, list[BoxesByTrack]] = {
-        v["id"]: [{} for _ in v["file_names"]] for v in data["videos"]
-    }
-    for ann in data["annotations"]:
-        if ann.get("iscrowd", 0):
-            continue
-        frames = per_video[ann["video_id"]]
-        for t, box in enumerate(ann.get("bboxes") or []):
-            if box is not None and t < len(frames):
-                x, y, w, h = (float(v) for v in box)
-                frames[t][int(ann["id"])] = (x, y, x + w, y + h)
+    per_video: dict[object, list[BoxesByTrack]] = {}
+    for i, video in enumerate(data["videos"]):
+        _require_keys(video, ("id", "file_names"), f"{json_path}: videos[{i}]")
+        per_video[video["id"]] = [{} for _ in video["file_names"]]
+    for j, ann in enumerate(data["annotations"]):
+        if not ann.get("iscrowd", 0):
+            _add_track(ann, per_video, f"{json_path}: annotations[{j}]")
     return [
         VideoRecord(
             name=str(v.get("name", v["id"])),
@@ -100,6 +112,52 @@ def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecor
         )
         for v in data["videos"]
     ]
+
+
+def _require_keys(entry: dict, keys: Sequence[str], where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` and the missing keys unless ``entry`` has ``keys``."""
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise ValueError(
+            f"{where} has no {' or '.join(map(repr, missing))}; expected {_YTVIS_FORMAT}; "
+            f"got keys {sorted(entry)}"
+        )
+
+
+def _add_track(ann: dict, per_video: dict[object, list[BoxesByTrack]], where: str) -> None:
+    """Write the boxes of one YouTube-VIS annotation into its video's per-frame dicts."""
+    _require_keys(ann, ("video_id", "id", "bboxes"), where)
+    where = f"{where} (id {ann['id']!r})"
+    frames = per_video.get(ann["video_id"])
+    if frames is None:
+        raise ValueError(
+            f"{where}: video_id {ann['video_id']!r} is not the id of any of the "
+            f"{len(per_video)} videos"
+        )
+    bboxes = ann["bboxes"]
+    if not isinstance(bboxes, list) or len(bboxes) != len(frames):
+        got = f"{len(bboxes)} entries" if isinstance(bboxes, list) else f"a {type(bboxes).__name__}"
+        raise ValueError(
+            f"{where}: bboxes has {got} for the {len(frames)} file_names of video "
+            f"{ann['video_id']!r}; expected one [x, y, w, h] or null per frame"
+        )
+    for t, box in enumerate(bboxes):
+        if box is None:
+            continue
+        if not _is_xywh(box):
+            raise ValueError(f"{where}: bboxes[{t}] is {box!r}; expected [x, y, w, h] or null")
+        x, y, w, h = (float(v) for v in box)
+        frames[t][int(ann["id"])] = (x, y, x + w, y + h)
+
+
+def _is_xywh(box: object) -> bool:
+    """Whether ``box`` is a list of 4 numbers."""
+    numbers = (int, float)
+    return (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(isinstance(v, numbers) and not isinstance(v, bool) for v in box)
+    )
 
 
 def mask_boxes(label_map: np.ndarray) -> BoxesByTrack:
@@ -268,10 +326,89 @@ def _check_path_kind(path: Path, kind: str, what: str, text: str) -> None:
         raise ValueError(f"{text}: {path} is {found}; expected {what}{where}")
 
 
+_BOX_SOURCES = {
+    "ytvis": "each annotation's 'bboxes' (one [x, y, w, h] or null per frame; iscrowd ones skipped)",
+    "davis": "the object ids 1..254 of the palette PNGs in Annotations/480p/<seq>/",
+    "folder": "each video's boxes.json ([track_id, x1, y1, x2, y2] rows per frame)",
+}
+
+
 def load_spec(spec: DataSpec) -> list[VideoRecord]:
-    """Load the videos a ``DataSpec`` names."""
+    """Load the videos a ``DataSpec`` names, checked as ``check_boxes`` and ``check_frame_files``
+    say: a dataset that holds no box, or names frame files that are not there, is refused now
+    rather than trained on (every loss 0) or found when a clip first reads it (possibly hours in).
+
+    Raises:
+        ValueError: the data is malformed, or no frame holds a box.
+        FileNotFoundError: frame files are missing.
+    """
     if spec.kind == "ytvis":
-        return load_ytvis(*spec.paths)
-    if spec.kind == "davis":
-        return load_davis(spec.paths[0])
-    return load_folder(spec.paths[0])
+        videos = load_ytvis(*spec.paths)
+    elif spec.kind == "davis":
+        videos = load_davis(spec.paths[0])
+    else:
+        videos = load_folder(spec.paths[0])
+    text = f"--data {spec.kind}:{':'.join(spec.paths)}"
+    check_boxes(videos, text, source=_BOX_SOURCES[spec.kind])
+    check_frame_files(videos, text)
+    return videos
+
+
+def check_boxes(videos: Sequence[VideoRecord], text: str, *, source: str) -> None:
+    """Refuse ``videos`` if no frame holds a box with a positive width and height (training would
+    fit nothing: every loss is 0); log one warning counting the boxes without one, which training
+    takes as absent (``clips.make_clip``). ``text`` starts the messages, ``source`` says where the
+    boxes were read from.
+
+    Raises:
+        ValueError: no frame holds a box.
+    """
+    sizes = list(_box_sizes(videos))
+    empty = [s for s in sizes if not (s[3] > 0 and s[4] > 0)]
+    if len(empty) == len(sizes):
+        frames = sum(len(v) for v in videos)
+        raise ValueError(
+            f"{text}: no frame of its {len(videos)} videos ({frames} frames) holds a box with a "
+            f"width and a height, so there is nothing to train on; boxes are read from {source}"
+        )
+    if empty:
+        video, t, i, w, h = empty[0]
+        logger.warning(
+            "%s: boxes without a positive width and height, taken as absent: %d of %d "
+            "(e.g. video %r frame %d object %d: width %g, height %g)",
+            text,
+            len(empty),
+            len(sizes),
+            video.name,
+            t,
+            i,
+            w,
+            h,
+        )
+
+
+def _box_sizes(
+    videos: Sequence[VideoRecord],
+) -> Iterator[tuple[VideoRecord, int, int, float, float]]:
+    """(video, frame index, track id, width, height) of every box of ``videos``."""
+    for video in videos:
+        for t, boxes in enumerate(video.boxes):
+            for i, (x1, y1, x2, y2) in boxes.items():
+                yield video, t, i, x2 - x1, y2 - y1
+
+
+def check_frame_files(videos: Sequence[VideoRecord], text: str) -> None:
+    """Refuse ``videos`` if any frame file is missing: one ``stat`` per frame path (about 0.5 s for
+    100 000 files on a local disk), so that a missing frame is not found when a clip first reads it.
+
+    Raises:
+        FileNotFoundError: with the count and the first missing frame.
+    """
+    paths = [(v, t, f) for v in videos for t, f in enumerate(v.frames) if isinstance(f, Path)]
+    missing = [(v, t, f) for v, t, f in paths if not f.is_file()]
+    if missing:
+        video, t, frame = missing[0]
+        raise FileNotFoundError(
+            f"{text}: {len(missing)} of its {len(paths)} frame files missing, e.g. {frame} "
+            f"(video {video.name!r} frame {t})"
+        )
