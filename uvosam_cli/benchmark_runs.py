@@ -15,10 +15,10 @@ from uvosam.eval.runner import (
     check_run_settings,
     finished_sequences,
     run_davis_selection,
-    run_ytvis,
+    run_ytvis_split,
     select_davis_sequences,
-    ytvis_videos,
 )
+from uvosam.eval.ytvis_split import read_ytvis_split
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
 from uvosam.text import count
@@ -246,18 +246,21 @@ def _score_folder(
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
-    # every argument, the output paths and the annotation file are checked before the models load
+    # every argument, the output paths and the annotation file with every video id and listed frame are checked
+    # before the models load
     check_model_arguments(args)
     record_path = args.out.with_name(f"{args.out.stem}.run.json")
     check_output_file(args.out, "--out", example_name="results.json",
                       beside=(args.out.with_suffix(".zip"), record_path))  # fmt: skip
-    videos, _ = ytvis_videos(args.ytvis_root, args.split)
+    data = read_ytvis_split(args.ytvis_root, args.split)
     pipe = load_pipeline(args)
-    record = benchmark_record(pipe, dataset="YouTube-VIS", split=args.split, videos=len(videos))
+    record = benchmark_record(
+        pipe, dataset="YouTube-VIS", split=args.split, videos=len(data.videos)
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_run_json(record_path, record)
-    zip_path = run_ytvis(
-        pipe, args.ytvis_root, args.out, split=args.split,
+    zip_path = run_ytvis_split(
+        pipe, data, args.out,
         progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {count(d.frames, 'frame')}",
                                  flush=True),
     )  # fmt: skip
