@@ -268,6 +268,9 @@ def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
     record = json.loads((tmp_path / "sub" / "results.run.json").read_text())
     assert record["benchmark"]["dataset"] == "YouTube-VIS" and record["benchmark"]["videos"] == 2
     assert record["models"]["tracker"]["class"] == type(pipe.tracker).__name__
+    assert (
+        record["benchmark"]["category_ids"] == "the ids valid.json gives the tracker's class names"
+    )
     assert "results.run.json" in capsys.readouterr().out
     # the server's zip
     assert zipfile.ZipFile(tmp_path / "sub" / "results.zip").namelist() == ["results.json"]
@@ -287,6 +290,14 @@ def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
         (
             {"videos": [{"id": 7, "file_names": ["vid7/00000.jpg"]}] * 2},
             'video 1 of "videos" has the id 7 of video 0 too',
+        ),
+        (
+            {"videos": [{"id": 7, "file_names": ["vid7/00000.jpg"]}]},
+            'has no "categories" key (its keys: videos): the results are written under the dataset\'s category',
+        ),
+        (
+            {"videos": [], "categories": [{"id": "1", "name": "person"}]},
+            'category 0 of "categories" is {"id": "1", "name": "person"}, not an integer "id" and a "name"',
         ),
     ],
 )

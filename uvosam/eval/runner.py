@@ -7,8 +7,10 @@ with ids stable over the sequence and at most 20 ids.
 Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` and a later
 run with other settings is refused (``check_run_settings``): a resumed run never mixes two models' sequences.
 
-``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (entries ``video_id``, ``category_id`` = contiguous
-class index + 1, ``score``, ``segmentations`` = COCO RLE or null per frame) and the zip the evaluation server expects
+``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (entries ``video_id``, ``category_id`` = the id that
+the split's annotation file gives the class's name (``ytvis_split.ytvis_category_ids``: the 2019 and 2021 sets number
+their classes differently; a tracker whose classes are not the file's is refused before any frame is read),
+``score``, ``segmentations`` = COCO RLE or null per frame) and the zip the evaluation server expects
 (``results.json`` at its root). Every video id and listed frame is checked before the first video is segmented
 (``ytvis_split.read_ytvis_split``). Its entries are the original IDOL's (``IDOL.inference`` with
 ``MULTI_CLS_ON``, ``APPLY_CLS_THRES`` = 0.05): one per (track, class) whose mean class probability over the track's
@@ -38,7 +40,7 @@ from typing import TextIO
 
 from uvosam.atomic_files import replacing
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
-from uvosam.eval.ytvis_split import YtvisSplit, read_ytvis_split
+from uvosam.eval.ytvis_split import YtvisSplit, read_ytvis_split, ytvis_category_ids
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.frame_folder import list_frames
@@ -262,7 +264,7 @@ def ytvis_class_thres(tracker: BoxTracker) -> float | None:
 
 def run_ytvis(
     pipe: UVOSAM, ytvis_root: str | Path, out_json: str | Path, *, split: str = "valid",
-    progress: Callable[[SequenceDone], None] | None = None,
+    progress: Callable[[SequenceDone], None] | None = None, class_agnostic: bool = False,
 ) -> Path:  # fmt: skip
     """Segment every video of a YouTube-VIS split; write ``out_json`` and ``<out_json stem>.zip``. Returns the zip.
 
@@ -270,22 +272,28 @@ def run_ytvis(
     segmented by ``run_ytvis_split``.
     """
     data = read_ytvis_split(ytvis_root, split)
-    return run_ytvis_split(pipe, data, out_json, progress=progress)
+    return run_ytvis_split(pipe, data, out_json, progress=progress, class_agnostic=class_agnostic)
 
 
 def run_ytvis_split(
     pipe: UVOSAM, data: YtvisSplit, out_json: str | Path, *,
-    progress: Callable[[SequenceDone], None] | None = None,
+    progress: Callable[[SequenceDone], None] | None = None, class_agnostic: bool = False,
 ) -> Path:  # fmt: skip
     """``run_ytvis`` of a split already read and checked by ``read_ytvis_split`` (``uvosam ytvis-run`` reads it
     before it loads ``pipe``).
 
     The entries are the original IDOL's, one per (track, class) above the threshold ``ytvis_class_thres`` gives for
-    ``pipe.tracker`` (see the module docstring). They are written one video at a time into ``<out_json>.tmp``
-    (flushed before ``progress`` hears of the video), which replaces ``out_json`` once the last video is in: memory
-    holds one video's entries, and a run that fails or is interrupted leaves an earlier ``out_json`` and zip as they
-    were. The file is ``json.dumps`` of the whole list, byte for byte.
+    ``pipe.tracker`` (see the module docstring), each under the category id that the annotation file gives its
+    class's name (``ytvis_category_ids``, checked before any frame is read: a tracker whose classes are not the
+    dataset's raises ``ValueError``; ``class_agnostic``: a one-class tracker's results all go under the lowest
+    category id). They are written one video at a time into ``<out_json>.tmp`` (flushed before ``progress`` hears
+    of the video), which replaces ``out_json`` once the last video is in: memory holds one video's entries, and a
+    run that fails or is interrupted leaves an earlier ``out_json`` and zip as they were. The file is
+    ``json.dumps`` of the whole list, byte for byte.
     """
+    category_ids = ytvis_category_ids(
+        pipe.class_names, data.categories, class_agnostic=class_agnostic
+    )
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     options = ExportOptions(
@@ -305,6 +313,8 @@ def run_ytvis_split(
             name = f"v{video['id']}"
             export = _segment_to(pipe, frames_dir, Path(tmp) / name, name, options, video["id"])
             entries = json.loads(export.ytvis_json.read_text())
+            for entry in entries:  # the writer numbers classes index + 1
+                entry["category_id"] = category_ids[entry["category_id"] - 1]
             written = _append_entries(handle, entries, written)
             shutil.rmtree(Path(tmp) / name)
             if progress is not None:
