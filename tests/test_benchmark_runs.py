@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
+from ytvis_helpers import YTVIS19, categories, ytvis_root
 
 import uvosam_cli
 import uvosam_cli.benchmark_runs as runs_cli
@@ -19,7 +20,7 @@ from uvosam.eval.runner import run_davis, run_ytvis
 from uvosam.eval.synthetic import make_synthetic_davis
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam.testing import moving_shapes, tiny_idol_tracker
+from uvosam.testing import tiny_idol_tracker
 from uvosam.tracker.session import track_video
 
 
@@ -100,32 +101,22 @@ def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monke
     assert record["scores"]["J&F-Mean"] == pytest.approx(score) and f"{score:.3f}" in out
 
 
-def _ytvis_root(tmp_path):
-    root = tmp_path / "ytvis"
-    videos = []
-    for vid, n in ((7, 4), (9, 3)):
-        clip = moving_shapes(n, height=40, width=56, seed=vid)
-        folder = root / "valid" / "JPEGImages" / f"vid{vid}"
-        folder.mkdir(parents=True)
-        names = []
-        for i, frame in enumerate(clip.frames):
-            Image.fromarray(frame).save(folder / f"{i * 5:05d}.jpg")
-            names.append(f"vid{vid}/{i * 5:05d}.jpg")
-        videos.append({"id": vid, "file_names": names, "height": 40, "width": 56, "length": n})
-    (root / "valid.json").write_text(json.dumps({"videos": videos, "categories": []}))
-    return root
+@pytest.fixture()
+def ytvis_pipe(tiny_sam_model):
+    """A tiny tracker with YouTube-VIS 2019's 40 classes (the default tracker's)."""
+    return UVOSAM(tiny_idol_tracker(class_names=YTVIS19), BoxPromptSegmenter(tiny_sam_model))
 
 
-def test_ytvis_run_writes_a_submission(tmp_path, pipe):
-    root = _ytvis_root(tmp_path)
-    zip_path = run_ytvis(pipe, root, tmp_path / "out" / "results.json")
+def test_ytvis_run_writes_a_submission(tmp_path, ytvis_pipe):
+    root = ytvis_root(tmp_path)
+    zip_path = run_ytvis(ytvis_pipe, root, tmp_path / "out" / "results.json")
     entries = json.loads((tmp_path / "out" / "results.json").read_text())
     assert entries and {e["video_id"] for e in entries} <= {7, 9}
     for e in entries:
         frames = 4 if e["video_id"] == 7 else 3
         assert (
             len(e["segmentations"]) == frames
-            and isinstance(e["category_id"], int)
+            and e["category_id"] in range(1, 41)
             and 0 <= e["score"] <= 1
         )
         for rle in e["segmentations"]:
@@ -139,7 +130,7 @@ def test_ytvis_run_writes_a_submission(tmp_path, pipe):
 def test_ytvis_run_emits_the_original_idols_per_class_entries(tmp_path, tiny_sam_model):
     """A 3-class tracker: the submission holds IDOL's (trajectory, class) results of each video, in its order."""
     tracker = tiny_idol_tracker(class_names=("a", "b", "c"))
-    root = _ytvis_root(tmp_path)
+    root = ytvis_root(tmp_path, categories(("a", "b", "c")))
     run_ytvis(UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model)), root, tmp_path / "r.json")
     entries = json.loads((tmp_path / "r.json").read_text())
     want = []
@@ -161,7 +152,7 @@ def test_ytvis_run_writes_a_video_at_a_time_and_replaces_the_submission_at_the_e
     pipe = UVOSAM(
         tiny_idol_tracker(class_names=("a", "b", "c")), BoxPromptSegmenter(tiny_sam_model)
     )
-    root = _ytvis_root(tmp_path)
+    root = ytvis_root(tmp_path, categories(("a", "b", "c")))
     out = tmp_path / "sub" / "results.json"
     out.parent.mkdir()
     out.write_text("an earlier submission")
@@ -267,15 +258,19 @@ def test_davis_run_without_ground_truth_says_no_score_before_segmenting(
 
 
 def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
-    tmp_path, pipe, monkeypatch, capsys
+    tmp_path, ytvis_pipe, monkeypatch, capsys
 ):
-    root = _ytvis_root(tmp_path)
+    root = ytvis_root(tmp_path)
+    pipe = ytvis_pipe
     monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
     out = tmp_path / "sub" / "results.json"
     assert uvosam_cli.main(["ytvis-run", "--ytvis-root", str(root), "--out", str(out)]) == 0
     record = json.loads((tmp_path / "sub" / "results.run.json").read_text())
     assert record["benchmark"]["dataset"] == "YouTube-VIS" and record["benchmark"]["videos"] == 2
     assert record["models"]["tracker"]["class"] == type(pipe.tracker).__name__
+    assert (
+        record["benchmark"]["category_ids"] == "the ids valid.json gives the tracker's class names"
+    )
     assert "results.run.json" in capsys.readouterr().out
     # the server's zip
     assert zipfile.ZipFile(tmp_path / "sub" / "results.zip").namelist() == ["results.json"]
@@ -288,12 +283,28 @@ def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
         ({"videos": {}}, 'has "videos" as a dict, not a list'),
         ([], "holds a JSON list, not an object"),
         ({"videos": [{"id": 1}]}, 'video 0 of "videos" has no file_names'),
+        (  # the results name videos by it: found mid-run, after the videos before it
+            {"videos": [{"id": "7", "file_names": ["vid7/00000.jpg"]}]},
+            "video 0 of \"videos\" has the id '7', not an integer",
+        ),
+        (
+            {"videos": [{"id": 7, "file_names": ["vid7/00000.jpg"]}] * 2},
+            'video 1 of "videos" has the id 7 of video 0 too',
+        ),
+        (
+            {"videos": [{"id": 7, "file_names": ["vid7/00000.jpg"]}]},
+            'has no "categories" key (its keys: videos): the results are written under the dataset\'s category',
+        ),
+        (
+            {"videos": [], "categories": [{"id": "1", "name": "person"}]},
+            'category 0 of "categories" is {"id": "1", "name": "person"}, not an integer "id" and a "name"',
+        ),
     ],
 )
 def test_ytvis_run_names_a_malformed_annotation_file(
     tmp_path, monkeypatch, capsys, annotations, message
 ):
-    root = _ytvis_root(tmp_path)
+    root = ytvis_root(tmp_path)
     (root / "valid.json").write_text(json.dumps(annotations))
     monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
     argv = ["ytvis-run", "--ytvis-root", str(root), "--out", str(tmp_path / "s" / "r.json")]
@@ -309,7 +320,7 @@ def test_ytvis_run_names_a_malformed_annotation_file(
 def test_ytvis_run_into_a_folder_fails_before_loading_and_leaves_nothing(
     tmp_path, monkeypatch, capsys
 ):
-    root = _ytvis_root(tmp_path)
+    root = ytvis_root(tmp_path)
     monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pytest.fail("models loaded"))
     folder = tmp_path / "submission"
     folder.mkdir()
@@ -336,7 +347,7 @@ def test_benchmark_runs_check_sam_and_device_before_loading(
     ytvis = [
         "ytvis-run",
         "--ytvis-root",
-        str(_ytvis_root(tmp_path)),
+        str(ytvis_root(tmp_path)),
         "--out",
         str(tmp_path / "s.json"),
     ]

@@ -15,9 +15,14 @@ from uvosam.eval.runner import (
     check_run_settings,
     finished_sequences,
     run_davis_selection,
-    run_ytvis,
+    run_ytvis_split,
     select_davis_sequences,
-    ytvis_videos,
+)
+from uvosam.eval.ytvis_split import (
+    YtvisSplit,
+    read_ytvis_split,
+    ytvis_category_ids,
+    ytvis_classes_not_tracked,
 )
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
@@ -86,6 +91,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--split", default="valid",
                    help="valid | test | train: reads <split>.json (default: valid)")  # fmt: skip
+    p.add_argument(
+        "--class-agnostic", action="store_true",
+        help="with a one-class tracker (uvosam-davis-r50, a `uvosam train` checkpoint): write every result under "
+        "the dataset's lowest category id, for an evaluation that merges all classes into one (the server scores "
+        "each class apart: its AP means nothing then). Without it such a tracker is refused",
+    )  # fmt: skip
     _model_args(p)
     p.set_defaults(func=run_ytvis_command)
 
@@ -246,18 +257,23 @@ def _score_folder(
 
 
 def run_ytvis_command(args: argparse.Namespace) -> int:
-    # every argument, the output paths and the annotation file are checked before the models load
+    # every argument, the output paths, the annotation file with every video id and listed frame, and the tracker's
+    # classes against the dataset's categories are checked before the models load
     check_model_arguments(args)
     record_path = args.out.with_name(f"{args.out.stem}.run.json")
     check_output_file(args.out, "--out", example_name="results.json",
                       beside=(args.out.with_suffix(".zip"), record_path))  # fmt: skip
-    videos, _ = ytvis_videos(args.ytvis_root, args.split)
+    data = read_ytvis_split(args.ytvis_root, args.split)
+    category_ids = _check_categories(args, data)
     pipe = load_pipeline(args)
-    record = benchmark_record(pipe, dataset="YouTube-VIS", split=args.split, videos=len(videos))
+    record = benchmark_record(
+        pipe, dataset="YouTube-VIS", split=args.split, videos=len(data.videos)
+    )
+    record["benchmark"]["category_ids"] = category_ids
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_run_json(record_path, record)
-    zip_path = run_ytvis(
-        pipe, args.ytvis_root, args.out, split=args.split,
+    zip_path = run_ytvis_split(
+        pipe, data, args.out, class_agnostic=args.class_agnostic,
         progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {count(d.frames, 'frame')}",
                                  flush=True),
     )  # fmt: skip
@@ -266,3 +282,34 @@ def run_ytvis_command(args: argparse.Namespace) -> int:
         f"them: {record_path}"
     )
     return 0
+
+
+def _check_categories(args: argparse.Namespace, data: YtvisSplit) -> str:
+    """Refuse a --tracker whose classes are not the dataset's (``ytvis_category_ids``), before it loads; print a
+    note of class-agnostic results and of categories none of its classes has. Returns how run.json describes the
+    results' category ids."""
+    from uvosam.tracker.loading import tracker_class_names  # the model code: imported when needed
+
+    names = tracker_class_names(args.tracker)
+    ids = ytvis_category_ids(
+        names,
+        data.categories,
+        class_agnostic=args.class_agnostic,
+        tracker=f"--tracker {args.tracker}",
+    )
+    if args.class_agnostic:
+        described = (
+            f"class-agnostic: every result under category {ids[0]} ({dict(data.categories)[ids[0]]!r}), "
+            "whatever its class; the evaluation server's per-class AP means nothing for them"
+        )
+        print(f"note: {described}", file=sys.stderr)
+        return described
+    if untracked := ytvis_classes_not_tracked(names, data.categories):
+        shown = ", ".join(untracked[:8]) + (" ..." if len(untracked) > 8 else "")
+        print(
+            f"note: {count(len(untracked), 'category', 'categories')} of {data.annotation_file} "
+            f"{'is' if len(untracked) == 1 else 'are'} none of --tracker {args.tracker}'s classes ({shown}): "
+            "no result will have them (AP 0 for each)",
+            file=sys.stderr,
+        )
+    return f"the ids {data.annotation_file.name} gives the tracker's class names"

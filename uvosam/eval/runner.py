@@ -7,9 +7,12 @@ with ids stable over the sequence and at most 20 ids.
 Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` and a later
 run with other settings is refused (``check_run_settings``): a resumed run never mixes two models' sequences.
 
-``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (entries ``video_id``, ``category_id`` = contiguous
-class index + 1, ``score``, ``segmentations`` = COCO RLE or null per frame) and the zip the evaluation server
-expects (``results.json`` at its root). Its entries are the original IDOL's (``IDOL.inference`` with
+``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (entries ``video_id``, ``category_id`` = the id that
+the split's annotation file gives the class's name (``ytvis_split.ytvis_category_ids``: the 2019 and 2021 sets number
+their classes differently; a tracker whose classes are not the file's is refused before any frame is read),
+``score``, ``segmentations`` = COCO RLE or null per frame) and the zip the evaluation server expects
+(``results.json`` at its root). Every video id and listed frame is checked before the first video is segmented
+(``ytvis_split.read_ytvis_split``). Its entries are the original IDOL's (``IDOL.inference`` with
 ``MULTI_CLS_ON``, ``APPLY_CLS_THRES`` = 0.05): one per (track, class) whose mean class probability over the track's
 frames is > 0.05, ``score`` = that mean, the track's masks under each such class; videos in the annotation file's
 order, in a video tracks in the order IDOL opened them, then classes in index order
@@ -37,6 +40,7 @@ from typing import TextIO
 
 from uvosam.atomic_files import replacing
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
+from uvosam.eval.ytvis_split import YtvisSplit, read_ytvis_split, ytvis_category_ids
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.frame_folder import list_frames
@@ -228,60 +232,6 @@ def run_davis_selection(
     shutil.rmtree(partial, ignore_errors=True)
 
 
-def ytvis_videos(ytvis_root: Path, split: str) -> tuple[list[dict], Path]:
-    """Videos of ``<root>/<split>.json`` (YouTube-VIS 2019's layout) or ``<root>/<split>/instances.json`` (2021's)
-    and the frames root ``<root>/<split>/JPEGImages``.
-
-    Raises:
-        FileNotFoundError: neither file exists (the message names both and the folder expected).
-    """
-    candidates = [ytvis_root / f"{split}.json", ytvis_root / split / "instances.json"]
-    meta = next((p for p in candidates if p.is_file()), None)
-    if meta is None:
-        raise FileNotFoundError(
-            f"no YouTube-VIS {split!r} annotation file in {ytvis_root}: looked for {candidates[0]} (the 2019 "
-            f"layout) and {candidates[1]} (the 2021 layout). Expected the YouTube-VIS folder that holds the "
-            f"split's JSON there and its frames in {ytvis_root / split / 'JPEGImages'}; pass that folder (command "
-            "line: --ytvis-root), or the split it holds (--split)"
-        )
-    return _read_videos(meta), ytvis_root / split / "JPEGImages"
-
-
-def _read_videos(meta: Path) -> list[dict]:
-    """The ``videos`` list of a YouTube-VIS annotation file, each checked to have an ``id`` and ``file_names``."""
-    expected = (
-        'expected a YouTube-VIS annotation file: a JSON object with a "videos" list, each video with "id" and '
-        '"file_names"; pass the split\'s official JSON'
-    )
-    try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{meta} is not valid JSON ({err}); {expected}") from None
-    problem = _videos_problem(data)
-    if problem is not None:
-        raise ValueError(f"{meta} {problem}; {expected}")
-    for index, video in enumerate(data["videos"]):
-        missing = [
-            key for key in ("id", "file_names") if not isinstance(video, dict) or key not in video
-        ]
-        if missing or not video["file_names"]:
-            raise ValueError(
-                f'{meta}: video {index} of "videos" has no {" or ".join(missing) or "file_names"}; {expected}'
-            )
-    return data["videos"]
-
-
-def _videos_problem(data: object) -> str | None:
-    """What a YouTube-VIS annotation file holds instead of a ``videos`` list (for the message), else ``None``."""
-    if not isinstance(data, dict):
-        return f"holds a JSON {type(data).__name__}, not an object"
-    if "videos" not in data:
-        return f'has no "videos" key (its keys: {", ".join(sorted(data)[:10]) or "none"})'
-    if not isinstance(data["videos"], list):
-        return f'has "videos" as a {type(data["videos"]).__name__}, not a list'
-    return None
-
-
 YTVIS_CLASS_THRES = InferenceConfig().apply_cls_thres
 """IDOL's ``APPLY_CLS_THRES`` (0.05), for a tracker that does not say its own (``ytvis_class_thres``)."""
 
@@ -314,23 +264,43 @@ def ytvis_class_thres(tracker: BoxTracker) -> float | None:
 
 def run_ytvis(
     pipe: UVOSAM, ytvis_root: str | Path, out_json: str | Path, *, split: str = "valid",
-    progress: Callable[[SequenceDone], None] | None = None,
+    progress: Callable[[SequenceDone], None] | None = None, class_agnostic: bool = False,
 ) -> Path:  # fmt: skip
     """Segment every video of a YouTube-VIS split; write ``out_json`` and ``<out_json stem>.zip``. Returns the zip.
 
-    Its entries are the original IDOL's, one per (track, class) above the threshold ``ytvis_class_thres`` gives for
-    ``pipe.tracker`` (see the module docstring). They are written one video at a time into ``<out_json>.tmp``
-    (flushed before ``progress`` hears of the video), which replaces ``out_json`` once the last video is in: memory
-    holds one video's entries, and a run that fails or is interrupted leaves an earlier ``out_json`` and zip as they
-    were. The file is ``json.dumps`` of the whole list, byte for byte.
+    The split is read and checked whole first (``read_ytvis_split``: every video id and listed frame), then
+    segmented by ``run_ytvis_split``.
     """
-    videos, images_root = ytvis_videos(Path(ytvis_root), split)
+    data = read_ytvis_split(ytvis_root, split)
+    return run_ytvis_split(pipe, data, out_json, progress=progress, class_agnostic=class_agnostic)
+
+
+def run_ytvis_split(
+    pipe: UVOSAM, data: YtvisSplit, out_json: str | Path, *,
+    progress: Callable[[SequenceDone], None] | None = None, class_agnostic: bool = False,
+) -> Path:  # fmt: skip
+    """``run_ytvis`` of a split already read and checked by ``read_ytvis_split`` (``uvosam ytvis-run`` reads it
+    before it loads ``pipe``).
+
+    The entries are the original IDOL's, one per (track, class) above the threshold ``ytvis_class_thres`` gives for
+    ``pipe.tracker`` (see the module docstring), each under the category id that the annotation file gives its
+    class's name (``ytvis_category_ids``, checked before any frame is read: a tracker whose classes are not the
+    dataset's raises ``ValueError``; ``class_agnostic``: a one-class tracker's results all go under the lowest
+    category id). They are written one video at a time into ``<out_json>.tmp`` (flushed before ``progress`` hears
+    of the video), which replaces ``out_json`` once the last video is in: memory holds one video's entries, and a
+    run that fails or is interrupted leaves an earlier ``out_json`` and zip as they were. The file is
+    ``json.dumps`` of the whole list, byte for byte.
+    """
+    category_ids = ytvis_category_ids(
+        pipe.class_names, data.categories, class_agnostic=class_agnostic
+    )
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     options = ExportOptions(
         davis=False, cutouts=False, mattes=False, results_json=False, ytvis=True, tracks_csv=False,
         timeline=False, ytvis_class_thres=ytvis_class_thres(pipe.tracker),
     )  # fmt: skip
+    videos = data.videos
     with (
         tempfile.TemporaryDirectory(dir=out_json.parent) as tmp,
         replacing(out_json) as partial,
@@ -339,12 +309,12 @@ def run_ytvis(
         handle.write("[")
         written = 0
         for index, video in enumerate(videos):
-            frames_dir = _video_frames(images_root, video, Path(tmp) / "frames")
+            frames_dir = _video_frames(data.images_root, video, Path(tmp) / "frames")
             name = f"v{video['id']}"
-            export = _segment_to(
-                pipe, frames_dir, Path(tmp) / name, name, options, int(video["id"])
-            )
+            export = _segment_to(pipe, frames_dir, Path(tmp) / name, name, options, video["id"])
             entries = json.loads(export.ytvis_json.read_text())
+            for entry in entries:  # the writer numbers classes index + 1
+                entry["category_id"] = category_ids[entry["category_id"] - 1]
             written = _append_entries(handle, entries, written)
             shutil.rmtree(Path(tmp) / name)
             if progress is not None:
@@ -375,7 +345,7 @@ def _video_frames(images_root: Path, video: dict, link_dir: Path) -> Path:
     """A folder holding exactly the video's listed frames, in order (symlinks when the folder has extras)."""
     files = [images_root / f for f in video["file_names"]]
     missing = [str(f) for f in files if not f.is_file()]
-    if missing:
+    if missing:  # read_ytvis_split found them all: deleted since
         raise FileNotFoundError(
             f"YouTube-VIS video {video['id']}: {len(missing)} frame(s) missing, e.g. {missing[0]}"
         )

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from uvosam import hub, weight_table
-from uvosam.classes import class_names_for
+from uvosam.classes import PRESET_DATASETS, class_names_for, dataset_class_names
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
-from uvosam.tracker.checkpoint import load_idol_detector
+from uvosam.tracker.checkpoint import infer_num_classes, load_idol_detector, read_state_dict
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.session import IDOLTracker
 from uvosam.tracker.yaml_config import load_tracker_yaml
@@ -66,3 +66,17 @@ def load_tracker(
         weights_name=weight_table.weights_label(weights),
         config_name=None if config_yaml is None else Path(config_yaml).name,
     )
+
+
+def tracker_class_names(weights: str | Path) -> tuple[str, ...]:
+    """The class names ``load_tracker(weights)`` gives its tracker, found without building the model: a preset's are
+    its dataset's (``uvosam.classes.PRESET_DATASETS``, the count its released file has; no file is read), a
+    checkpoint file's follow its class count (``class_names_for``: the file is read, ~1 s for an R50).
+
+    Raises:
+        FileNotFoundError, WeightsError: as ``hub.resolve`` and ``read_checkpoint`` for a file.
+    """
+    if str(weights) in PRESET_DATASETS:
+        return dataset_class_names(PRESET_DATASETS[str(weights)])
+    num_classes = infer_num_classes(read_state_dict(hub.resolve(weights)))
+    return class_names_for(str(weights), num_classes)
