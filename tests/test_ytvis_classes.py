@@ -168,3 +168,17 @@ def test_ytvis_run_takes_the_threshold_from_the_trackers_config():
         assert ytvis_class_thres(tracker(multi_cls_on=False)) is None  # one entry per track
     with pytest.warns(UserWarning, match="MEAN class probability"):
         ytvis_class_thres(tracker(temporal_score="max"))
+
+
+def test_a_checkpoint_named_as_a_released_file_gets_that_releases_class_names(tmp_path):
+    """A path to a released file (``/data/YTVIS21_R50.pth``) got ``class_1..class_40``: ``segment`` labelled its
+    tracks "class_1", and ``ytvis-run`` refused it as a tracker of other classes than the dataset's."""
+    from uvosam.classes import class_names_for, dataset_class_names
+    from uvosam.weight_table import WEIGHTS
+
+    for preset, dataset in (("idol-ytvis19-r50", "ytvis2019"), ("idol-ytvis21-r50", "ytvis2021")):
+        path = str(tmp_path / WEIGHTS[preset].basename)
+        assert class_names_for(path, 40) == dataset_class_names(dataset)
+    assert class_names_for(str(tmp_path / "my_run.pth"), 40)[:2] == ("class_1", "class_2")
+    # a released name with another class count (a fine-tuned file kept its name): by the count, as before
+    assert class_names_for(str(tmp_path / WEIGHTS["idol-ytvis19-r50"].basename), 1) == ("object",)

@@ -6,6 +6,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+from uvosam.weight_table import lookup
+
 _DATA = Path(__file__).with_name("data") / "class_names.json"
 
 PRESET_DATASETS = {
@@ -29,9 +31,11 @@ def dataset_class_names(dataset: str) -> tuple[str, ...]:
 
 
 def class_names_for(weights: str, num_classes: int) -> tuple[str, ...]:
-    """Class names for a tracker checkpoint: the preset's dataset when the count fits, else a dataset with that
-    many classes when unambiguous (25 -> OVIS, 80 -> COCO, 1 -> "object"), else ``class_1..class_K``."""
-    dataset = PRESET_DATASETS.get(str(weights))
+    """Class names for a tracker checkpoint: the preset's dataset when the count fits (a preset's name, or a path to
+    a file named as its released file: ``/data/YTVIS19_R50_502AP.pth`` is idol-ytvis19-r50's), else a dataset with
+    that many classes when unambiguous (25 -> OVIS, 80 -> COCO, 1 -> "object"), else ``class_1..class_K``."""
+    spec, _ = lookup(weights)
+    dataset = None if spec is None else PRESET_DATASETS.get(spec.name)
     if dataset is not None and len(dataset_class_names(dataset)) == num_classes:
         return dataset_class_names(dataset)
     by_count = {1: "uvosam", 25: "ovis", 80: "coco"}
