@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
+from uvosam.job_types import JobOptions
 
 
 @pytest.mark.parametrize(
@@ -42,3 +43,37 @@ def test_configs_take_numpy_values_and_keep_plain_python_ones():
     pipeline = PipelineConfig(max_objects=np.int64(3), min_score=np.float64(0.25))
     json.dumps({"max_objects": pipeline.max_objects, "min_score": pipeline.min_score})
     assert type(pipeline.max_objects) is int and SegmenterConfig(fast=None).fast is None
+
+
+@pytest.mark.parametrize(
+    "fields, error, message",
+    [
+        ({"export": None}, TypeError, r"JobOptions.export takes an ExportOptions \(ExportOptions\(davis=True\)\); got None"),
+        ({"export": {"davis": False}}, TypeError, r"got dict; from a dict: ExportOptions\(\*\*\{\.\.\.\}\)"),
+        ({"limits": None}, TypeError, r"JobOptions.limits takes a VideoLimits"),
+        ({"output_max_side": "480"}, ValueError, r"output_max_side must be at least 2 \(an integer.*got '480'"),
+        ({"output_max_side": 480.5}, ValueError, r"output_max_side must be at least 2"),
+        ({"cache": "yes"}, ValueError, r"JobOptions.cache must be True or False; got 'yes' \(a str\)"),
+        ({"audio": 0}, ValueError, r"JobOptions.audio must be True or False; got 0"),
+        ({"show_boxes": None}, ValueError, r"JobOptions.show_boxes must be True or False; got None"),
+        ({"stride": -1}, ValueError, r"JobOptions.stride must be a positive integer; got -1"),
+        ({"stride": None}, ValueError, r"JobOptions.stride must be a positive integer; got None"),
+        ({"stride": 2.0}, ValueError, r"JobOptions.stride must be a positive integer; got 2.0 \(use 2\)"),
+        ({"max_frames": 0}, ValueError, r"JobOptions.max_frames must be a positive integer or None; got 0"),
+        ({"chunk_seconds": 0}, ValueError, r"JobOptions.chunk_seconds must be a positive number or None; got 0"),
+        ({"video_name": 7}, TypeError, r"JobOptions.video_name must be a str or None"),
+    ],
+)  # fmt: skip
+def test_job_options_are_checked_when_built(fields, error, message):
+    with pytest.raises(error, match=message):
+        JobOptions(**fields)
+
+
+def test_job_options_take_numpy_integers():
+    """A computed stride (np.int64) is common in notebooks: taken, and stored as an int (run.json writes it)."""
+    options = JobOptions(stride=np.int64(2), max_frames=np.int32(5), output_max_side=np.int64(320))
+    assert (options.stride, options.max_frames, options.output_max_side) == (2, 5, 320)
+    assert all(
+        type(v) is int for v in (options.stride, options.max_frames, options.output_max_side)
+    )
+    assert JobOptions(chunk_seconds=np.float32(0.5), cache=np.bool_(True)).cache is True
