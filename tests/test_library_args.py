@@ -5,12 +5,16 @@ else (``fast="no"`` as true). Pure construction checks: no model runs here."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from doubles import MovingBoxTracker
+from PIL import Image
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
 from uvosam.job_types import JobOptions
+from uvosam.pipeline import UVOSAM
 
 
 @pytest.mark.parametrize(
@@ -77,3 +81,80 @@ def test_job_options_take_numpy_integers():
         type(v) is int for v in (options.stride, options.max_frames, options.output_max_side)
     )
     assert JobOptions(chunk_seconds=np.float32(0.5), cache=np.bool_(True)).cache is True
+
+
+@pytest.fixture()
+def pipe():
+    return UVOSAM(MovingBoxTracker(num_objects=1), object())  # nothing is segmented here
+
+
+@pytest.mark.parametrize(
+    "frames, message",
+    [
+        ("clip.mp4", r"got the path 'clip.mp4': read a video .* uvosam.video.iter_frames\(path\)"),
+        (Path("clip.mp4"), r"got the path PosixPath\('clip.mp4'\): read a video .*iter_frames"),
+        (np.zeros((48, 64, 3), np.uint8), r"got one array of shape \(48, 64, 3\): pass a list of frames \(\[frame\]"),
+        (Image.new("RGB", (8, 8)), r"got Image; convert a PIL image with np.asarray\(image.convert\('RGB'\)\)"),
+        (3, r"expected an iterable of \(H, W, 3\) uint8 RGB arrays, one per frame; got int \(a list, or read"),
+    ],
+)  # fmt: skip
+def test_what_is_no_frames_is_refused_when_the_pipeline_is_called(pipe, frames, message):
+    for call in (pipe, pipe.track):
+        with pytest.raises(TypeError, match=message):
+            call(frames)  # not only at the first next()
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (Image.new("RGB", (8, 8)), r"frame 0: .*got Image .*np.asarray\(image.convert\('RGB'\)\)"),
+        ("a.png", r"frame 0: .*got str .*uvosam.video.iter_frames\(path\)"),
+        (np.zeros((8, 8), np.uint8), r"frame 0: .*np.repeat\(frame\[:, :, None\], 3, axis=2\)"),
+        (np.zeros((8, 8, 4), np.uint8), r"frame 0: .*drop the alpha channel: frame\[:, :, :3\]"),
+        (np.zeros((8, 8, 3), np.float32), r"frame 0: .*\(frame \* 255\).round\(\).astype\(np.uint8\)"),
+    ],
+)  # fmt: skip
+def test_a_frame_of_the_wrong_kind_says_how_to_convert_it(pipe, frame, message):
+    with pytest.raises(TypeError, match=message):
+        list(pipe([frame]))
+
+
+def test_the_pipeline_refuses_models_and_configs_of_the_wrong_kind():
+    tracker, segmenter = MovingBoxTracker(num_objects=1), object()
+    with pytest.raises(
+        TypeError,
+        match=r"config takes a PipelineConfig \(PipelineConfig\(max_objects=3\)\); got dict",
+    ):
+        UVOSAM(tracker, segmenter, config={"max_objects": 3})
+    with pytest.raises(
+        TypeError, match=r"tracker takes a loaded model; got 'idol-ytvis19-r50'.*from_pretrained"
+    ):
+        UVOSAM("idol-ytvis19-r50", segmenter)
+    with pytest.raises(
+        TypeError, match=r"segmenter takes a loaded model; got PosixPath\('sam_vit_b.pth'\)"
+    ):
+        UVOSAM(tracker, Path("sam_vit_b.pth"))
+    assert UVOSAM(tracker, segmenter).config == PipelineConfig()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"config": {"max_objects": 3}}, TypeError, r"from_pretrained: config takes a PipelineConfig .*got dict"),
+        ({"segmenter_config": {"fast": False}}, TypeError, r"segmenter_config takes a SegmenterConfig .*got dict"),
+        ({"tracker": None}, TypeError, r"tracker takes a name or a file path .*got None; to use a tracker object"),
+        ({"sam": 3}, TypeError, r"from_pretrained: sam takes a name or a file path .* or None; got 3"),
+        ({"tracker_precision": "fp16"}, ValueError, r"tracker_precision must be one of \('fp32', 'tf32', 'bf16'\)"),
+    ],
+)  # fmt: skip
+def test_from_pretrained_refuses_arguments_of_the_wrong_kind_before_looking_for_weights(
+    kwargs, error, message, monkeypatch
+):
+    from uvosam import pipeline
+
+    def looked(*args, **kwargs):
+        raise AssertionError("weights looked for")
+
+    monkeypatch.setattr(pipeline, "locate_weights", looked)
+    with pytest.raises(error, match=message):
+        UVOSAM.from_pretrained(**{"sam": "vit_b", "device": "cpu", **kwargs})
