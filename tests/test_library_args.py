@@ -13,6 +13,7 @@ from doubles import MovingBoxTracker
 from PIL import Image
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
+from uvosam.job import rerender
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 
@@ -158,3 +159,21 @@ def test_from_pretrained_refuses_arguments_of_the_wrong_kind_before_looking_for_
     monkeypatch.setattr(pipeline, "locate_weights", looked)
     with pytest.raises(error, match=message):
         UVOSAM.from_pretrained(**{"sam": "vit_b", "device": "cpu", **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"keep_ids": 1}, TypeError, r"keep_ids takes a list of track ids, e.g. \[1, 3\] .*got 1 \(one track: \[1\]\)"),
+        ({"keep_ids": "1,2"}, TypeError, r"keep_ids takes a list of track ids"),
+        ({"keep_ids": [1.5]}, TypeError, r"keep_ids takes track ids \(integers\); got 1.5"),
+        ({"merge": [(3, 1)]}, TypeError, r"merge takes \{source_id: target_id\}.* '3>1, 5>1'; got list"),
+        ({"merge": "3 to 1"}, ValueError, r"Merge tracks: expected pairs 'source>target'"),
+        ({"options": {"stride": 2}}, TypeError, r"options takes a JobOptions .*got dict"),
+        ({"min_score": "0.5"}, ValueError, r"min_score must be in \[0, 1\] \(a tracker score\); got '0.5'"),
+    ],
+)  # fmt: skip
+def test_rerender_refuses_arguments_of_the_wrong_kind(kwargs, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        rerender(tmp_path / "cache", tmp_path / "out", **kwargs)
+    assert list(tmp_path.iterdir()) == []  # refused before anything is read or made
