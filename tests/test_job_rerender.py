@@ -285,6 +285,15 @@ def test_rerender_raises_the_score_threshold_frame_by_frame(cached_run, tmp_path
         rerender(cached_run.cache_dir, tmp_path / "d", min_score=1.5)
 
 
+def test_rerender_takes_a_merge_as_the_text_the_cli_and_app_take(cached_run, tmp_path):
+    as_text = rerender(cached_run.cache_dir, tmp_path / "a", merge="2>1", keep_ids=np.array([1]))
+    as_map = rerender(cached_run.cache_dir, tmp_path / "b", merge={"2": np.int64(1)}, keep_ids=[1])
+    assert [(t.track_id, t.num_frames) for t in as_text.tracks] == [(1, 10)]
+    assert _davis_labels(as_text.zip_path) == _davis_labels(as_map.zip_path)
+    record = json.loads(as_text.export.run_json.read_text())
+    assert record["rerender"]["merge"] == {"2": 1} and record["rerender"]["keep_ids"] == [1]
+
+
 def test_the_threshold_drops_a_track_only_from_the_frames_where_it_scores_below(tmp_path):
     from export_helpers import results_from_video
 

@@ -429,9 +429,10 @@ def test_pipeline_takes_the_mask_model_from_the_segmenter_config(monkeypatch, we
     from uvosam.tracker import loading
 
     loaded = []
-    monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: "tracker")
+    # stand-ins that are no strings: UVOSAM refuses a name given for a model
+    monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: object())
     monkeypatch.setattr(
-        segmenter, "load_segmenter", lambda sam, **k: loaded.append(sam) or "segmenter"
+        segmenter, "load_segmenter", lambda sam, **k: loaded.append(sam) or object()
     )
     pipeline.UVOSAM.from_pretrained(device="cpu", segmenter_config=TINY)
     pipeline.UVOSAM.from_pretrained(device="cpu")

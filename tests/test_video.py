@@ -131,6 +131,11 @@ def test_stride_and_max_frames(tmp_path):
     assert near(read(stride=3), values[::3])
     assert near(read(max_frames=4), values[:4])
     assert near(read(stride=3, max_frames=2), [values[0], values[3]])
+    # a computed (numpy) stride is an integer; True is not 1 (config.is_integer's rule)
+    assert near(read(stride=np.int64(3), max_frames=np.int32(2)), [values[0], values[3]])
+    for bad in ({"stride": True}, {"stride": 2.0}, {"max_frames": True}):
+        with pytest.raises(ValueError, match=rf"{next(iter(bad))} must be .*an integer >= 1"):
+            iter_frames(path, **bad)
     info = probe(path)
     assert (
         info.num_output_frames(stride=3) == 7

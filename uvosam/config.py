@@ -5,8 +5,13 @@ The tracker's own configs (architecture, association thresholds) live in ``uvosa
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 SAM2_MODEL_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
@@ -17,28 +22,84 @@ OVERLAP_POLICIES = ("score", "none")
 SAM_PRECISIONS = {"auto": None, "bf16": True, "fp32": False}
 
 
-def _check_positive(owner: str, name: str, value: float | None, *, allow_none: bool = True) -> None:
+def is_integer(value: object) -> bool:
+    """An integer, numpy's included; a bool is not one here (``True`` is no count)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """A real number, numpy's included; a bool is not one here."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _got(value: object) -> str:
+    return (
+        repr(value)
+        if is_number(value) or value is None
+        else f"{value!r} (a {type(value).__name__})"
+    )
+
+
+def check_positive(
+    owner: str, name: str, value: object, *, allow_none: bool = True
+) -> float | None:
+    """A positive number (``None`` allowed where it means "no limit"); returned as a plain ``float``."""
     if value is None and allow_none:
-        return
-    if value is None or value <= 0:
+        return None
+    if not is_number(value) or not value > 0:  # not > 0: NaN too
         raise ValueError(
-            f"{owner}.{name} must be a positive number{' or None' if allow_none else ''}; got {value!r}"
+            f"{owner}.{name} must be a positive number{' or None' if allow_none else ''}; got {_got(value)}"
         )
+    return float(value)
 
 
-def _check_count(owner: str, name: str, value: int | None, *, allow_none: bool = True) -> None:
-    """A count: a positive integer (``None`` allowed where it means "no limit")."""
+def check_count(owner: str, name: str, value: object, *, allow_none: bool = True) -> int | None:
+    """A count: a positive integer (``None`` allowed where it means "no limit"); returned as a plain ``int``
+    (a numpy integer would not go into ``run.json``)."""
     if value is None and allow_none:
-        return
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+        return None
+    if not is_integer(value) or value <= 0:
         raise ValueError(
-            f"{owner}.{name} must be a positive integer{' or None' if allow_none else ''}; got {value!r}"
+            f"{owner}.{name} must be a positive integer{' or None' if allow_none else ''}; got {_got(value)}"
             + (
                 f" (use {int(value)})"
                 if isinstance(value, float) and value.is_integer() and value > 0
                 else ""
             )
         )
+    return int(value)
+
+
+def check_flag(
+    owner: str, name: str, value: object, *, none_means: str | None = None
+) -> bool | None:
+    """True or False (a numpy bool too; ``None`` where ``none_means`` says what it means); returned as ``bool``.
+    A string such as ``"no"`` would otherwise count as true."""
+    if value is None and none_means is not None:
+        return None
+    if not isinstance(value, bool | np.bool_):
+        allowed = "True or False" if none_means is None else f"True, False or None ({none_means})"
+        raise ValueError(f"{owner}.{name} must be {allowed}; got {_got(value)}")
+    return bool(value)
+
+
+def check_type(what: str, value: object, kind: type, example: str) -> None:
+    """Refuse a ``value`` that is not a ``kind`` (a dict given for a config, say) with a ``TypeError`` that names
+    ``what`` took it and shows ``example`` (how to build one)."""
+    if isinstance(value, kind):
+        return
+    article = "an" if kind.__name__[0] in "AEIOU" else "a"
+    got = "None" if value is None else type(value).__name__
+    hint = f"; from a dict: {kind.__name__}(**{{...}})" if isinstance(value, Mapping) else ""
+    raise TypeError(f"{what} takes {article} {kind.__name__} ({example}); got {got}{hint}")
+
+
+def check_fields(obj: object, check: Callable[..., object], *names: str, **kwargs: Any) -> None:
+    """Check the fields ``names`` of the frozen dataclass ``obj`` with ``check`` (one of the ``check_*`` above) and
+    store the plain Python value it returns."""
+    for name in names:
+        value = check(type(obj).__name__, name, getattr(obj, name), **kwargs)
+        object.__setattr__(obj, name, value)
 
 
 @dataclass(frozen=True)
@@ -58,9 +119,8 @@ class VideoLimits:
     max_pixels: int | None = 4096 * 2304
 
     def __post_init__(self) -> None:
-        for name in ("max_frames", "max_side", "max_pixels"):
-            _check_count("VideoLimits", name, getattr(self, name))
-        _check_positive("VideoLimits", "max_duration_s", self.max_duration_s)
+        check_fields(self, check_count, "max_frames", "max_side", "max_pixels")
+        check_fields(self, check_positive, "max_duration_s")
 
 
 @dataclass(frozen=True)
@@ -99,8 +159,14 @@ class SegmenterConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.compile, bool):
-            raise ValueError(f"SegmenterConfig.compile must be True or False; got {self.compile!r}")
+        check_fields(self, check_flag, "compile")
+        check_fields(self, check_flag, "fast", none_means="on where bf16 runs natively")
+        if not is_number(self.mask_threshold) or not math.isfinite(self.mask_threshold):
+            raise ValueError(
+                "SegmenterConfig.mask_threshold must be a finite number (a logit threshold; SAM's own is 0.0); "
+                f"got {_got(self.mask_threshold)}"
+            )
+        object.__setattr__(self, "mask_threshold", float(self.mask_threshold))
         if self.model_type not in SEGMENTER_MODEL_TYPES:
             raise ValueError(
                 f"SegmenterConfig.model_type must be one of {SEGMENTER_MODEL_TYPES}; got {self.model_type!r}"
@@ -109,8 +175,7 @@ class SegmenterConfig:
             raise ValueError(
                 f"SegmenterConfig.overlap must be one of {OVERLAP_POLICIES}; got {self.overlap!r}"
             )
-        _check_count("SegmenterConfig", "encoder_batch", self.encoder_batch, allow_none=False)
-        _check_count("SegmenterConfig", "decoder_batch", self.decoder_batch, allow_none=False)
+        check_fields(self, check_count, "encoder_batch", "decoder_batch", allow_none=False)
 
 
 @dataclass(frozen=True)
@@ -127,6 +192,9 @@ class PipelineConfig:
     min_score: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_count("PipelineConfig", "max_objects", self.max_objects)
-        if not 0.0 <= self.min_score <= 1.0:
-            raise ValueError(f"PipelineConfig.min_score must be in [0, 1]; got {self.min_score!r}")
+        check_fields(self, check_count, "max_objects")
+        if not is_number(self.min_score) or not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(
+                f"PipelineConfig.min_score must be a number in [0, 1] (0 = keep all); got {_got(self.min_score)}"
+            )
+        object.__setattr__(self, "min_score", float(self.min_score))

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from uvosam.config import check_type, is_integer, is_number
 from uvosam.job_loop import produce
 from uvosam.job_plan import (
     JobPlan,
@@ -52,7 +53,7 @@ from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import prefetch
 from uvosam.provenance import rerender_record, run_record
 from uvosam.render import select_tracks
-from uvosam.track_edit import check_merge, kept_tracks, merge_tracks
+from uvosam.track_edit import check_merge, kept_tracks, merge_tracks, parse_merge
 from uvosam.types import FrameResult
 from uvosam.video import VideoInfo, iter_probed, probe
 
@@ -72,7 +73,7 @@ def run_job(
     Raises (at the first ``next``): ``FileNotFoundError``, ``VideoReadError``, ``VideoLimitError``
     for bad input.
     """
-    options = options or JobOptions()
+    options = _options(options)
     start = time.perf_counter()
     info = probe(
         source, limits=options.limits, stride=options.stride, max_frames=options.max_frames
@@ -132,11 +133,12 @@ def rerender_iter(
     min_score: float = 0.0,
 ) -> Iterator[JobProgress]:
     """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
-    if not 0.0 <= min_score <= 1.0:
+    if not is_number(min_score) or not 0.0 <= min_score <= 1.0:
         raise ValueError(
             f"rerender: min_score must be in [0, 1] (a tracker score); got {min_score!r}"
         )
-    options = options or JobOptions()
+    options = _options(options)
+    keep_ids, merge = _track_ids(keep_ids), _merge_map(merge)
     start = time.perf_counter()
     cache = _finished_cache(Path(cache_dir).expanduser())
     meta = cache.info.meta
@@ -153,7 +155,7 @@ def rerender_iter(
         start=start,
         source_replaced=replaced,
     )
-    keep = None if keep_ids is None else {int(i) for i in keep_ids}
+    keep = None if keep_ids is None else set(keep_ids)
     # the run's ids as given (keep grows with merges below)
     asked = None if keep is None else frozenset(keep)
     labels = cache.track_labels() if keep or merge else {}
@@ -164,7 +166,6 @@ def rerender_iter(
             f"{', '.join(map(str, sorted(labels))) or 'none'})"
         )
     if merge:
-        merge = {int(k): int(v) for k, v in merge.items()}
         check_merge(merge, labels)
         keep = None if keep is None else kept_tracks(keep, merge, labels)
     record = rerender_record(
@@ -179,6 +180,45 @@ def rerender_iter(
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
     yield from produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
+
+
+def _options(options: object) -> JobOptions:
+    if options is None:
+        return JobOptions()
+    check_type("options", options, JobOptions, "JobOptions(stride=2)")
+    return options
+
+
+def _track_id(what: str, value: object) -> int:
+    """A track id given as an integer (numpy's too) or its digits (``run.json`` writes merge sources as text)."""
+    if is_integer(value) or (isinstance(value, str) and value.strip().isdigit()):
+        return int(value)
+    raise TypeError(f"rerender: {what} takes track ids (integers); got {value!r}")
+
+
+def _track_ids(keep_ids: object) -> list[int] | None:
+    if keep_ids is None:
+        return None
+    if isinstance(keep_ids, str | bytes) or not isinstance(keep_ids, Iterable):
+        one = f" (one track: [{keep_ids}])" if is_integer(keep_ids) else ""
+        raise TypeError(
+            f"rerender: keep_ids takes a list of track ids, e.g. [1, 3] (None: all); got {keep_ids!r}{one}"
+        )
+    return [_track_id("keep_ids", i) for i in keep_ids]
+
+
+def _merge_map(merge: object) -> dict[int, int] | None:
+    """``merge`` as ``{source: target}``: a mapping, or its text form ``"3>1, 5>1"`` (``track_edit.parse_merge``)."""
+    if merge is None:
+        return None
+    if isinstance(merge, str):
+        return parse_merge(merge)
+    if not isinstance(merge, Mapping):
+        raise TypeError(
+            "rerender: merge takes {source_id: target_id}, e.g. {3: 1, 5: 1}, or the same as text, '3>1, 5>1'; "
+            f"got {type(merge).__name__}"
+        )
+    return {_track_id("merge", k): _track_id("merge", v) for k, v in merge.items()}
 
 
 def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
@@ -259,7 +299,8 @@ def rerender(
             from the overlay, the DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes,
             JSON and CSV.
         merge: ``{source_id: target_id}``: each source track becomes part of its target (masks joined, the
-            target's id and class; ``uvosam.track_edit``). ``keep_ids`` names the run's ids; a merged track is kept
+            target's id and class; ``uvosam.track_edit``); or the same as text, ``"3>1, 5>1"``
+            (``track_edit.parse_merge``, as ``uvosam rerender --merge`` and the app take it). ``keep_ids`` names the run's ids; a merged track is kept
             when its target is (its sources follow it, kept or not: ``track_edit.kept_tracks``).
         options: style, drawing, output size, chunks, export formats and sound; ``stride``, ``max_frames``,
             ``limits`` and ``cache`` are ignored (the cached frames are what they are). The sound (``audio``) is
@@ -280,7 +321,9 @@ def rerender(
             run was killed before its end, ``MaskCache.finished``); ``keep_ids`` names a track not in the run;
             ``min_score`` is not in [0, 1];
             ``merge`` names a track not in the run,
-            a track merged into itself or a chain (``check_merge``).
+            a track merged into itself or a chain (``check_merge``), or a ``merge`` text ``parse_merge`` cannot read.
+        TypeError: ``keep_ids`` that is no list of track ids (a bare ``1``: write ``[1]``), a ``merge`` that is no
+            mapping or text, ``options`` that are no ``JobOptions``.
     """
     steps = rerender_iter(
         cache_dir,

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from uvosam.config import VideoLimits
+from uvosam.config import (
+    VideoLimits,
+    check_count,
+    check_fields,
+    check_flag,
+    check_positive,
+    check_type,
+    is_integer,
+)
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.render import STYLES
 from uvosam.types import TrackSummary
@@ -60,10 +68,23 @@ class JobOptions:
     def __post_init__(self) -> None:
         if self.style not in STYLES:
             raise ValueError(f"JobOptions: style must be one of {STYLES}; got {self.style!r}")
-        if self.output_max_side is not None and self.output_max_side < 2:
+        check_fields(self, check_count, "stride", allow_none=False)
+        check_fields(self, check_count, "max_frames")
+        check_fields(self, check_positive, "chunk_seconds")
+        check_fields(self, check_flag, "show_boxes", "show_labels", "cache", "audio")
+        side = self.output_max_side
+        if side is not None and (not is_integer(side) or side < 2):
             raise ValueError(
-                "JobOptions: output_max_side must be at least 2 (an encoded video's sides are even) or None "
-                f"(the source size); got {self.output_max_side!r}"
+                "JobOptions: output_max_side must be at least 2 (an integer; an encoded video's sides are even) "
+                f"or None (the source size); got {side!r}"
+            )
+        if side is not None:
+            object.__setattr__(self, "output_max_side", int(side))
+        check_type("JobOptions.limits", self.limits, VideoLimits, "VideoLimits(max_frames=900)")
+        check_type("JobOptions.export", self.export, ExportOptions, "ExportOptions(davis=True)")
+        if self.video_name is not None and not isinstance(self.video_name, str):
+            raise TypeError(
+                f"JobOptions.video_name must be a str or None (the input's name); got {self.video_name!r}"
             )
 
 

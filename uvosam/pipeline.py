@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from uvosam.config import PipelineConfig, SegmenterConfig
+from uvosam.config import PipelineConfig, SegmenterConfig, check_type
 from uvosam.devices import check_device
+from uvosam.pipeline_args import check_frame, check_frames, check_load_args, check_models
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
 
 if TYPE_CHECKING:
@@ -33,22 +34,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKER = "idol-ytvis19-r50"
 """Works out of the box from the Hub (40 YouTube-VIS classes, used class-agnostically as salient objects)."""
-
-
-def _check_frame(frame: np.ndarray, index: int, size_hw: tuple[int, int] | None) -> None:
-    if (
-        not isinstance(frame, np.ndarray)
-        or frame.dtype != np.uint8
-        or frame.ndim != 3
-        or frame.shape[2] != 3
-    ):
-        got = f"{type(frame).__name__} {getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}"
-        raise TypeError(f"frame {index}: expected an (H, W, 3) uint8 RGB numpy array; got {got}")
-    if size_hw is not None and frame.shape[:2] != size_hw:
-        raise ValueError(
-            f"frame {index}: size {frame.shape[:2]} differs from the first frame's {size_hw}; "
-            "all frames of a video must have one size"
-        )
 
 
 def select_tracks(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
@@ -133,9 +118,12 @@ class UVOSAM:
     def __init__(
         self, tracker: BoxTracker, segmenter: BoxSegmenterBase, config: PipelineConfig | None = None
     ) -> None:
+        check_models(tracker, segmenter)
+        if config is not None:
+            check_type("UVOSAM: config", config, PipelineConfig, "PipelineConfig(max_objects=3)")
         self.tracker = tracker
         self.segmenter = segmenter
-        self.config = config or PipelineConfig()
+        self.config = config if config is not None else PipelineConfig()
 
     @classmethod
     def from_pretrained(
@@ -170,14 +158,16 @@ class UVOSAM:
                 files are looked for before either model loads (``locate_weights``).
             WeightsError: a weight file is corrupt or does not fit the architecture.
             MissingPackageError: ``sam`` is a SAM 2.1 model and the sam2 package is missing (before anything loads).
-            ValueError: a ``device`` torch cannot use here (``uvosam.devices.check_device``; before any weights are
-                read), or a ``tracker_yaml`` that is not valid YAML or not an IDOL config (before any weight is
+            TypeError: an argument of the wrong kind (a dict for ``config``, ``tracker=None``), before anything loads.
+            ValueError: a ``tracker_precision`` not in ``fp32``/``tf32``/``bf16`` or a ``device`` torch cannot use
+                here (``uvosam.devices.check_device``; before any weights are read), or a ``tracker_yaml`` that is not valid YAML or not an IDOL config (before any weight is
                 looked for; a missing one: ``FileNotFoundError``).
         """
         from uvosam.segmenter import check_segmenter_packages, load_segmenter, resolve_device
         from uvosam.tracker.loading import load_tracker
         from uvosam.tracker.yaml_config import load_tracker_yaml
 
+        check_load_args(tracker, sam, tracker_yaml, config, segmenter_config, tracker_precision)
         check_device(device)
         if sam is None:
             sam = (segmenter_config or SegmenterConfig()).model_type
@@ -223,11 +213,20 @@ class UVOSAM:
         return list(self.tracker.class_names)
 
     def track(self, frames: Iterable[np.ndarray]) -> Iterator[FrameTracks]:
-        """Run the tracker alone; yields the decided ``FrameTracks`` of every frame, in order."""
+        """Run the tracker alone; yields the decided ``FrameTracks`` of every frame, in order.
+
+        Raises:
+            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is not an
+                (H, W, 3) uint8 array: when it is reached.
+        """
+        check_frames(frames)
+        return self._track(frames)
+
+    def _track(self, frames: Iterable[np.ndarray]) -> Iterator[FrameTracks]:
         session = None
         size_hw = None
         for index, frame in enumerate(frames):
-            _check_frame(frame, index, size_hw)
+            check_frame(frame, index, size_hw)
             if session is None:
                 size_hw = frame.shape[:2]
                 session = self.tracker.new_video(height=size_hw[0], width=size_hw[1])
@@ -236,11 +235,22 @@ class UVOSAM:
             yield from session.finish()
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
-        """Track and segment ``frames`` ((H, W, 3) uint8 RGB, one size) lazily; yields ``FrameResult`` in order."""
+        """Track and segment ``frames`` ((H, W, 3) uint8 RGB, one size) lazily; yields ``FrameResult`` in order.
+
+        A video file or frame folder: ``pipe(uvosam.video.iter_frames(path))``.
+
+        Raises:
+            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is not an
+                (H, W, 3) uint8 array: when it is reached.
+        """
+        check_frames(frames)
+        return self._stream(frames)
+
+    def _stream(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
         state = _VideoState()
         session = None
         for frame in frames:
-            _check_frame(frame, state.next_index, state.size_hw)
+            check_frame(frame, state.next_index, state.size_hw)
             if session is None:
                 state.size_hw = frame.shape[:2]
                 session = self.tracker.new_video(height=state.size_hw[0], width=state.size_hw[1])

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from uvosam import frame_folder
-from uvosam.config import VideoLimits
+from uvosam.config import VideoLimits, is_integer
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.remote_links import looks_like_link
@@ -206,9 +206,9 @@ def check_limits(
 
 
 def _check_read_args(stride: int, max_frames: int | None) -> None:
-    if not isinstance(stride, int) or stride < 1:
+    if not is_integer(stride) or stride < 1:  # a numpy integer is fine, True is not 1 here
         raise ValueError(f"stride must be an integer >= 1 (1 = every frame); got {stride!r}")
-    if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+    if max_frames is not None and (not is_integer(max_frames) or max_frames < 1):
         raise ValueError(
             f"max_frames must be None (all frames) or an integer >= 1; got {max_frames!r}"
         )
