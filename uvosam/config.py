@@ -43,12 +43,13 @@ def _got(value: object) -> str:
 def check_positive(
     owner: str, name: str, value: object, *, allow_none: bool = True
 ) -> float | None:
-    """A positive number (``None`` allowed where it means "no limit"); returned as a plain ``float``."""
+    """A positive finite number (``None`` allowed where it means "no limit": infinity is not taken for it);
+    returned as a plain ``float``."""
     if value is None and allow_none:
         return None
-    if not is_number(value) or not value > 0:  # not > 0: NaN too
+    if not is_number(value) or not 0 < value < math.inf:  # NaN fails both comparisons
         raise ValueError(
-            f"{owner}.{name} must be a positive number{' or None' if allow_none else ''}; got {_got(value)}"
+            f"{owner}.{name} must be a positive finite number{' or None' if allow_none else ''}; got {_got(value)}"
         )
     return float(value)
 
