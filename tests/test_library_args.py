@@ -180,3 +180,18 @@ def test_rerender_refuses_arguments_of_the_wrong_kind(kwargs, error, message, tm
     with pytest.raises(error, match=message):
         rerender(tmp_path / "cache", tmp_path / "out", **kwargs)
     assert list(tmp_path.iterdir()) == []  # refused before anything is read or made
+
+
+def test_the_mask_models_refuse_a_dict_for_their_config_before_loading_anything(tiny_sam_model):
+    """``BoxPromptSegmenter(sam, config={...})`` / ``load_segmenter(..., config={...})`` took the dict and failed at
+    its first use (``AttributeError: 'dict' object has no attribute 'model_type'``), after the weights loaded."""
+    from uvosam.segmenter import BoxPromptSegmenter, load_segmenter
+
+    refused = (
+        r"config takes a SegmenterConfig \(SegmenterConfig\(fast=False\)\); got dict; from a dict: "
+    )
+    with pytest.raises(TypeError, match=refused):
+        BoxPromptSegmenter(tiny_sam_model, config={"fast": False})
+    with pytest.raises(TypeError, match=refused):
+        load_segmenter("/nowhere/sam_vit_b_01ec64.pth", config={"fast": False})
+    assert BoxPromptSegmenter(tiny_sam_model, config=None).config == SegmenterConfig()

@@ -95,6 +95,15 @@ def check_type(what: str, value: object, kind: type, example: str) -> None:
     raise TypeError(f"{what} takes {article} {kind.__name__} ({example}); got {got}{hint}")
 
 
+def config_or(config: object, default: Any, example: str, *, what: str = "config") -> Any:
+    """``config`` once ``check_type`` took it as one of ``default``'s type (e.g. a ``SegmenterConfig``), or
+    ``default`` for ``None``: a dict given for a config is refused where it is given, not at its first use."""
+    if config is None:
+        return default
+    check_type(what, config, type(default), example)
+    return config
+
+
 def check_fields(obj: object, check: Callable[..., object], *names: str, **kwargs: Any) -> None:
     """Check the fields ``names`` of the frozen dataclass ``obj`` with ``check`` (one of the ``check_*`` above) and
     store the plain Python value it returns."""
