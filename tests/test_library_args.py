@@ -29,8 +29,11 @@ from uvosam.pipeline import UVOSAM
         (lambda: SegmenterConfig(mask_threshold=float("nan")), r"mask_threshold must be a finite number"),
         (lambda: PipelineConfig(min_score="0.5"), r"min_score must be a number in \[0, 1\].*got '0.5' \(a str\)"),
         (lambda: PipelineConfig(min_score=None), r"PipelineConfig.min_score must be a number in \[0, 1\].*got None"),
-        (lambda: VideoLimits(max_duration_s="60"), r"max_duration_s must be a positive number or None; got '60'"),
-        (lambda: VideoLimits(max_duration_s=float("nan")), r"max_duration_s must be a positive number"),
+        (lambda: VideoLimits(max_duration_s="60"), r"max_duration_s must be a positive finite number or None; got '60'"),
+        (lambda: VideoLimits(max_duration_s=float("nan")), r"max_duration_s must be a positive finite number"),
+        # infinity is no limit only in name: None is (the app's UVOSAM_MAX_SECONDS=inf passed unnoticed)
+        (lambda: VideoLimits(max_duration_s=float("inf")), r"max_duration_s must be a positive finite number"),
+        (lambda: JobOptions(chunk_seconds=float("inf")), r"chunk_seconds must be a positive finite number"),
     ],
 )  # fmt: skip
 def test_configs_refuse_flags_and_numbers_of_the_wrong_kind(build, message):
@@ -65,7 +68,7 @@ def test_configs_take_numpy_values_and_keep_plain_python_ones():
         ({"stride": None}, ValueError, r"JobOptions.stride must be a positive integer; got None"),
         ({"stride": 2.0}, ValueError, r"JobOptions.stride must be a positive integer; got 2.0 \(use 2\)"),
         ({"max_frames": 0}, ValueError, r"JobOptions.max_frames must be a positive integer or None; got 0"),
-        ({"chunk_seconds": 0}, ValueError, r"JobOptions.chunk_seconds must be a positive number or None; got 0"),
+        ({"chunk_seconds": 0}, ValueError, r"JobOptions.chunk_seconds must be a positive finite number or None; got 0"),
         ({"video_name": 7}, TypeError, r"JobOptions.video_name must be a str or None"),
     ],
 )  # fmt: skip
@@ -177,3 +180,18 @@ def test_rerender_refuses_arguments_of_the_wrong_kind(kwargs, error, message, tm
     with pytest.raises(error, match=message):
         rerender(tmp_path / "cache", tmp_path / "out", **kwargs)
     assert list(tmp_path.iterdir()) == []  # refused before anything is read or made
+
+
+def test_the_mask_models_refuse_a_dict_for_their_config_before_loading_anything(tiny_sam_model):
+    """``BoxPromptSegmenter(sam, config={...})`` / ``load_segmenter(..., config={...})`` took the dict and failed at
+    its first use (``AttributeError: 'dict' object has no attribute 'model_type'``), after the weights loaded."""
+    from uvosam.segmenter import BoxPromptSegmenter, load_segmenter
+
+    refused = (
+        r"config takes a SegmenterConfig \(SegmenterConfig\(fast=False\)\); got dict; from a dict: "
+    )
+    with pytest.raises(TypeError, match=refused):
+        BoxPromptSegmenter(tiny_sam_model, config={"fast": False})
+    with pytest.raises(TypeError, match=refused):
+        load_segmenter("/nowhere/sam_vit_b_01ec64.pth", config={"fast": False})
+    assert BoxPromptSegmenter(tiny_sam_model, config=None).config == SegmenterConfig()

@@ -146,7 +146,7 @@ def test_select_tracks_keeps_best_scores_then_sorts_by_id():
             lambda: VideoLimits(max_frames=10.5),
             r"VideoLimits.max_frames must be a positive integer",
         ),
-        (lambda: VideoLimits(max_duration_s=0), r"max_duration_s must be a positive number"),
+        (lambda: VideoLimits(max_duration_s=0), r"max_duration_s must be a positive finite number"),
     ],
 )
 def test_counts_in_configs_must_be_positive_integers(build, message):

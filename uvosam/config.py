@@ -43,12 +43,13 @@ def _got(value: object) -> str:
 def check_positive(
     owner: str, name: str, value: object, *, allow_none: bool = True
 ) -> float | None:
-    """A positive number (``None`` allowed where it means "no limit"); returned as a plain ``float``."""
+    """A positive finite number (``None`` allowed where it means "no limit": infinity is not taken for it);
+    returned as a plain ``float``."""
     if value is None and allow_none:
         return None
-    if not is_number(value) or not value > 0:  # not > 0: NaN too
+    if not is_number(value) or not 0 < value < math.inf:  # NaN fails both comparisons
         raise ValueError(
-            f"{owner}.{name} must be a positive number{' or None' if allow_none else ''}; got {_got(value)}"
+            f"{owner}.{name} must be a positive finite number{' or None' if allow_none else ''}; got {_got(value)}"
         )
     return float(value)
 
@@ -92,6 +93,15 @@ def check_type(what: str, value: object, kind: type, example: str) -> None:
     got = "None" if value is None else type(value).__name__
     hint = f"; from a dict: {kind.__name__}(**{{...}})" if isinstance(value, Mapping) else ""
     raise TypeError(f"{what} takes {article} {kind.__name__} ({example}); got {got}{hint}")
+
+
+def config_or(config: object, default: Any, example: str, *, what: str = "config") -> Any:
+    """``config`` once ``check_type`` took it as one of ``default``'s type (e.g. a ``SegmenterConfig``), or
+    ``default`` for ``None``: a dict given for a config is refused where it is given, not at its first use."""
+    if config is None:
+        return default
+    check_type(what, config, type(default), example)
+    return config
 
 
 def check_fields(obj: object, check: Callable[..., object], *names: str, **kwargs: Any) -> None:

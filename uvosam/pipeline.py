@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from uvosam.config import PipelineConfig, SegmenterConfig, check_type
+from uvosam.config import PipelineConfig, SegmenterConfig, config_or
 from uvosam.devices import check_device
 from uvosam.pipeline_args import check_frame, check_frames, check_load_args, check_models
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
@@ -119,11 +119,11 @@ class UVOSAM:
         self, tracker: BoxTracker, segmenter: BoxSegmenterBase, config: PipelineConfig | None = None
     ) -> None:
         check_models(tracker, segmenter)
-        if config is not None:
-            check_type("UVOSAM: config", config, PipelineConfig, "PipelineConfig(max_objects=3)")
         self.tracker = tracker
         self.segmenter = segmenter
-        self.config = config if config is not None else PipelineConfig()
+        self.config = config_or(
+            config, PipelineConfig(), "PipelineConfig(max_objects=3)", what="UVOSAM: config"
+        )
 
     @classmethod
     def from_pretrained(

@@ -37,7 +37,7 @@ from torchvision.transforms.functional import resize
 
 from uvosam import hub, weight_loading, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig, config_or
 from uvosam.errors import MissingPackageError, WeightsError
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,11 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         dtype: torch.dtype | None = None,
         weights_name: str | None = None,
     ) -> None:
-        self.config = config if config is not None else SegmenterConfig(model_type="sam2.1_large")
+        self.config = config_or(
+            config,
+            SegmenterConfig(model_type="sam2.1_large"),
+            'SegmenterConfig(model_type="sam2.1_tiny")',
+        )
         self.weights_name = weights_name
         if device is not None:
             model.to(resolve_device(device))
@@ -311,7 +315,11 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
             ValueError: a SAM model name (``vit_b``, ``sam_vit_h``), or a path whose size neither its name nor
                 ``config.model_type`` gives.
         """
-        config = config if config is not None else SegmenterConfig(model_type="sam2.1_large")
+        config = config_or(
+            config,
+            SegmenterConfig(model_type="sam2.1_large"),
+            'SegmenterConfig(model_type="sam2.1_tiny")',
+        )
         source = model_type_or_path if model_type_or_path is not None else config.model_type
         if str(source) in SAM_MODEL_TYPES or str(source) in {f"sam_{t}" for t in SAM_MODEL_TYPES}:
             raise ValueError(

@@ -46,7 +46,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from uvosam import hub, sam_fast, weight_loading, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig, config_or
 from uvosam.errors import MissingPackageError, WeightsError
 from uvosam.sam2_segmenter import (
     Sam2BoxSegmenter,
@@ -119,7 +119,7 @@ def load_segmenter(
     SAM file's size is read from its image encoder's width. ``kwargs`` go to ``from_pretrained`` (``dtype``,
     ``checkpoints_dir``, ``cache_dir``).
     """
-    config = config if config is not None else SegmenterConfig()
+    config = config_or(config, SegmenterConfig(), "SegmenterConfig(fast=False)")
     source = model_type_or_path if model_type_or_path is not None else config.model_type
     model_type = sam2_model_type(source, config)
     if model_type is None:
@@ -156,7 +156,7 @@ def sam2_model_type(
     2.1 type, else the size the file's Hiera trunk tells (``sam2_file_size``: keys and shapes only, no weights
     read), else ``None`` (SAM, its size read from the file when it loads).
     """
-    config = config if config is not None else SegmenterConfig()
+    config = config_or(config, SegmenterConfig(), "SegmenterConfig(fast=False)")
     source = str(model_type_or_path if model_type_or_path is not None else config.model_type)
     by_name = _sam2_type_by_name(source)
     if by_name is not None:
@@ -201,7 +201,7 @@ def segmenter_weights(
     Raises:
         FileNotFoundError, WeightsError: as ``hub.resolve``.
     """
-    config = config if config is not None else SegmenterConfig()
+    config = config_or(config, SegmenterConfig(), "SegmenterConfig(fast=False)")
     source = model_type_or_path if model_type_or_path is not None else config.model_type
     if not uses_sam2(source, config):  # vit_h -> sam_vit_h; SAM 2.1 types are table keys already
         source = _model_type_and_source(source)[1]
@@ -275,7 +275,7 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         dtype: torch.dtype | None = None,
         weights_name: str | None = None,
     ) -> None:
-        self.config = config if config is not None else SegmenterConfig()
+        self.config = config_or(config, SegmenterConfig(), "SegmenterConfig(fast=False)")
         self.weights_name = weights_name
         if device is not None:
             sam.to(resolve_device(device))
@@ -324,7 +324,7 @@ class BoxPromptSegmenter(BoxSegmenterBase):
                 architecture (a SAM 2 checkpoint is named as such).
             ValueError: a SAM 2.1 model type (``load_segmenter`` picks the class for it).
         """
-        config = config if config is not None else SegmenterConfig()
+        config = config_or(config, SegmenterConfig(), "SegmenterConfig(fast=False)")
         source = model_type_or_path if model_type_or_path is not None else config.model_type
         if str(source) in SAM2_MODEL_TYPES:  # before downloading a file this class cannot load
             raise ValueError(
