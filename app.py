@@ -25,6 +25,7 @@ import gradio as gr
 from gradio.events import Dependency
 
 from uvosam.errors import WeightsError
+from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
@@ -62,6 +63,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     # a file that an API client gives as a link: fetched as Load fetches one, not by Gradio (unbounded)
     bound_file_links(demo, settings)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
+    log_refusals(demo)
     return demo
 
 
