@@ -428,6 +428,32 @@ def test_unpinned_file_is_accepted_and_its_hash_logged(tmp_path, monkeypatch, ca
     assert weight_checksums.file_sha256(path) in caplog.text
 
 
+def test_an_unpinned_files_hash_is_logged_once_however_often_it_is_checked(
+    tmp_path, monkeypatch, caplog
+):
+    """The app's start-up checks a weight file, then loads it (checked again): its sha256 line came twice. A copy
+    at another path, or other bytes at that path, get a line of their own."""
+    ckdir, other = tmp_path / "ck", tmp_path / "other"
+    ckdir.mkdir(), other.mkdir()
+    weights = (
+        f"tracker weights of {tmp_path}".encode()
+    )  # bytes of this test only: hashes no other test logged
+    (ckdir / "davis.pth").write_bytes(weights)
+    (other / "davis.pth").write_bytes(weights)
+    with caplog.at_level("INFO", logger="uvosam.weight_checksums"):
+        for _ in range(3):
+            hub.resolve("uvosam-davis-r50", checkpoints_dir=ckdir)
+        hub.resolve("uvosam-davis-r50", checkpoints_dir=other)
+        (ckdir / "davis.pth").write_bytes(weights + b" changed")
+        hub.resolve("uvosam-davis-r50", checkpoints_dir=ckdir)
+    lines = [r.getMessage() for r in caplog.records if "no published checksum" in r.getMessage()]
+    assert [line.split(" (")[0] for line in lines] == [
+        str(ckdir / "davis.pth"),
+        str(other / "davis.pth"),
+        str(ckdir / "davis.pth"),
+    ]
+
+
 def test_davis_repo_env_var_points_resolve_at_the_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv(weight_table.DAVIS_REPO_ENV, "someone/uvosam-weights:trackers/davis.pth")
