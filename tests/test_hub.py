@@ -344,6 +344,45 @@ def test_truncated_checkpoint_is_a_weights_error(tmp_path, ckpt_bytes):
         weight_loading.load_checkpoint(path)
 
 
+@pytest.mark.parametrize(
+    "name, url",
+    [
+        (
+            "idol-ytvis19-r50",
+            "https://huggingface.co/QHL067/VNext_ECCV/resolve/main/IDOL/YTVIS19_R50_502AP.pth",
+        ),
+        (
+            "sam2.1_tiny",
+            "https://huggingface.co/facebook/sam2.1-hiera-tiny/resolve/main/sam2.1_hiera_tiny.pt",
+        ),
+    ],
+)
+def test_a_truncated_file_without_a_published_size_says_briefly_where_to_download_it(
+    tmp_path, ckpt_bytes, name, url
+):
+    """A truncated IDOL or SAM 2.1 file (no published size or checksum: only torch.load finds it cut) gave torch's
+    paragraph on "an internal miniz error" and "download it again" without saying where; a SAM ViT file (whose size
+    is published) says where. Each now reads as SAM ViT's message does; as does a file that is no checkpoint."""
+    path = tmp_path / weight_table.WEIGHTS[name].basename
+    path.write_bytes(ckpt_bytes[: len(ckpt_bytes) // 2])
+    with pytest.raises(WeightsError) as err:
+        weight_loading.load_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(
+        f"{path} is not a good copy of {path.name} ({name}): it could not be read as a PyTorch checkpoint "
+        "(RuntimeError: PytorchStreamReader failed reading zip archive"
+    )
+    assert message.endswith(
+        f"). The file is truncated, corrupt or a different file. Delete it and download it again ({url})."
+    )
+    assert "miniz" not in message and len(message) < 500, message
+    path.write_bytes(b"<!DOCTYPE html><html>Not found</html>")
+    with pytest.raises(
+        WeightsError, match=rf"it starts with .*Delete it and download it again \({url}\)\.$"
+    ):
+        weight_loading.load_checkpoint(path)
+
+
 @pytest.mark.parametrize("error", weight_loading.CORRUPT_CHECKPOINT_ERRORS)
 def test_load_and_peek_share_what_counts_as_a_corrupt_checkpoint(
     tmp_path, ckpt_bytes, monkeypatch, error

@@ -99,7 +99,7 @@ def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
     """Raise ``WeightsError`` unless ``path`` has ``spec``'s size and SHA-256 (size first)."""
     path = Path(path)
     size = path.stat().st_size
-    hint = f"Delete it and download it again ({spec.hub_url or spec.url})."
+    hint = spec.redownload_hint
     if spec.size_bytes is not None and size != spec.size_bytes:
         check_copy(path, spec, size, None, hint=hint)
     check_copy(path, spec, size, file_sha256(path), hint=hint)
