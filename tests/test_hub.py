@@ -182,6 +182,22 @@ def test_missing_names_every_place_and_how_to_get_it(tmp_path, spec):
         assert needle in text
 
 
+def test_offline_the_missing_message_says_the_cache_was_looked_in_and_the_hub_not_asked(
+    tmp_path, spec
+):
+    """ "Hugging Face cache ... — not available (HF_HUB_OFFLINE is set)" read as if offline mode skipped the cache,
+    which was looked in."""
+    with pytest.raises(FileNotFoundError) as info:
+        hub.resolve(NAME, checkpoints_dir=tmp_path / "checkpoints", cache_dir=tmp_path / "hf")
+    [cache_line] = [
+        line for line in str(info.value).splitlines() if line.startswith("  - Hugging Face cache")
+    ]
+    assert cache_line.endswith(
+        f"Hugging Face cache {tmp_path / 'hf'} ({spec.repo_id}: {spec.filename}) — not available (not in the "
+        "cache; the Hub was not asked because HF_HUB_OFFLINE is set)"
+    )
+
+
 def test_unknown_name_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a known weight name"):
         hub.resolve(str(tmp_path / "nope.pth"))
