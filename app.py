@@ -25,6 +25,7 @@ import gradio as gr
 from gradio.events import Dependency
 
 from uvosam.errors import WeightsError
+from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
@@ -49,12 +50,20 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
     # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT)
     sweep = (FILE_SWEEP_EVERY_S, FILE_MAX_AGE_S)
+
+    # the States' delete callback is a plain function, not the bound method: Gradio puts it in the page's config,
+    # which it deep-copies for every GET /config, and a bound method's copy copied the App, its loader and every
+    # loaded model (0.3-0.7 s a request, seconds for a few at once: clients timed out)
+    def forget(state: Any) -> Any:
+        return app.forget(state)
+
     with gr.Blocks(title="UVOSAM", delete_cache=sweep) as demo:
-        _wire(app, settings, page(settings, load_error, footer, forget=app.forget))
+        _wire(app, settings, page(settings, load_error, footer, forget=forget))
         demo.unload(app.unload)
     # a file that an API client gives as a link: fetched as Load fetches one, not by Gradio (unbounded)
     bound_file_links(demo, settings)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
+    log_refusals(demo)
     return demo
 
 

@@ -1608,6 +1608,33 @@ def test_each_state_expiry_removes_its_own_folders_in_a_thread(tmp_path, monkeyp
     assert app.forget(None) is None
 
 
+class _CopyCountingLoader:
+    """A model loader (``get_pipeline``) that counts the deep copies made of it: the app's holds every model loaded."""
+
+    def __init__(self) -> None:
+        self.copies = 0
+
+    def __call__(self, preset: str, sam: str) -> UVOSAM:
+        raise FileNotFoundError("no weights in this test")
+
+    def __deepcopy__(self, memo: dict) -> _CopyCountingLoader:
+        self.copies += 1
+        return self
+
+
+def test_the_page_config_copies_no_model(tmp_path):
+    """Gradio deep-copies the page's config for every GET /config, and a State's delete callback is in it: a bound
+    method of the App copied the App, its loader and every model it held (0.3-1.4 s a request with SAM 2.1 tiny on
+    CPU, 2-4 s for 6 at once: gradio_client's Client() timed out at 5 s)."""
+    loader = _CopyCountingLoader()
+    with launched(loader, AppSettings(work_root=tmp_path)) as url:
+        for _ in range(2):
+            with urllib.request.urlopen(f"{url.rstrip('/')}/config", timeout=10) as response:
+                config = json.loads(response.read())
+    assert any(c.get("type") == "state" for c in config["components"])
+    assert loader.copies == 0
+
+
 def test_a_video_over_the_limits_is_refused_before_the_models_load(tmp_path):
     """Run checks the video's limits before loading the models and before asking ZeroGPU for a GPU: an
     over-long upload costs no GPU quota and no model load."""

@@ -182,6 +182,22 @@ def test_missing_names_every_place_and_how_to_get_it(tmp_path, spec):
         assert needle in text
 
 
+def test_offline_the_missing_message_says_the_cache_was_looked_in_and_the_hub_not_asked(
+    tmp_path, spec
+):
+    """ "Hugging Face cache ... — not available (HF_HUB_OFFLINE is set)" read as if offline mode skipped the cache,
+    which was looked in."""
+    with pytest.raises(FileNotFoundError) as info:
+        hub.resolve(NAME, checkpoints_dir=tmp_path / "checkpoints", cache_dir=tmp_path / "hf")
+    [cache_line] = [
+        line for line in str(info.value).splitlines() if line.startswith("  - Hugging Face cache")
+    ]
+    assert cache_line.endswith(
+        f"Hugging Face cache {tmp_path / 'hf'} ({spec.repo_id}: {spec.filename}) — not available (not in the "
+        "cache; the Hub was not asked because HF_HUB_OFFLINE is set)"
+    )
+
+
 def test_unknown_name_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a known weight name"):
         hub.resolve(str(tmp_path / "nope.pth"))
@@ -344,6 +360,45 @@ def test_truncated_checkpoint_is_a_weights_error(tmp_path, ckpt_bytes):
         weight_loading.load_checkpoint(path)
 
 
+@pytest.mark.parametrize(
+    "name, url",
+    [
+        (
+            "idol-ytvis19-r50",
+            "https://huggingface.co/QHL067/VNext_ECCV/resolve/main/IDOL/YTVIS19_R50_502AP.pth",
+        ),
+        (
+            "sam2.1_tiny",
+            "https://huggingface.co/facebook/sam2.1-hiera-tiny/resolve/main/sam2.1_hiera_tiny.pt",
+        ),
+    ],
+)
+def test_a_truncated_file_without_a_published_size_says_briefly_where_to_download_it(
+    tmp_path, ckpt_bytes, name, url
+):
+    """A truncated IDOL or SAM 2.1 file (no published size or checksum: only torch.load finds it cut) gave torch's
+    paragraph on "an internal miniz error" and "download it again" without saying where; a SAM ViT file (whose size
+    is published) says where. Each now reads as SAM ViT's message does; as does a file that is no checkpoint."""
+    path = tmp_path / weight_table.WEIGHTS[name].basename
+    path.write_bytes(ckpt_bytes[: len(ckpt_bytes) // 2])
+    with pytest.raises(WeightsError) as err:
+        weight_loading.load_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(
+        f"{path} is not a good copy of {path.name} ({name}): it could not be read as a PyTorch checkpoint "
+        "(RuntimeError: PytorchStreamReader failed reading zip archive"
+    )
+    assert message.endswith(
+        f"). The file is truncated, corrupt or a different file. Delete it and download it again ({url})."
+    )
+    assert "miniz" not in message and len(message) < 500, message
+    path.write_bytes(b"<!DOCTYPE html><html>Not found</html>")
+    with pytest.raises(
+        WeightsError, match=rf"it starts with .*Delete it and download it again \({url}\)\.$"
+    ):
+        weight_loading.load_checkpoint(path)
+
+
 @pytest.mark.parametrize("error", weight_loading.CORRUPT_CHECKPOINT_ERRORS)
 def test_load_and_peek_share_what_counts_as_a_corrupt_checkpoint(
     tmp_path, ckpt_bytes, monkeypatch, error
@@ -426,6 +481,32 @@ def test_unpinned_file_is_accepted_and_its_hash_logged(tmp_path, monkeypatch, ca
         path = hub.resolve("uvosam-davis-r50", checkpoints_dir=ckdir)
     assert path == ckdir / "davis.pth"
     assert weight_checksums.file_sha256(path) in caplog.text
+
+
+def test_an_unpinned_files_hash_is_logged_once_however_often_it_is_checked(
+    tmp_path, monkeypatch, caplog
+):
+    """The app's start-up checks a weight file, then loads it (checked again): its sha256 line came twice. A copy
+    at another path, or other bytes at that path, get a line of their own."""
+    ckdir, other = tmp_path / "ck", tmp_path / "other"
+    ckdir.mkdir(), other.mkdir()
+    weights = (
+        f"tracker weights of {tmp_path}".encode()
+    )  # bytes of this test only: hashes no other test logged
+    (ckdir / "davis.pth").write_bytes(weights)
+    (other / "davis.pth").write_bytes(weights)
+    with caplog.at_level("INFO", logger="uvosam.weight_checksums"):
+        for _ in range(3):
+            hub.resolve("uvosam-davis-r50", checkpoints_dir=ckdir)
+        hub.resolve("uvosam-davis-r50", checkpoints_dir=other)
+        (ckdir / "davis.pth").write_bytes(weights + b" changed")
+        hub.resolve("uvosam-davis-r50", checkpoints_dir=ckdir)
+    lines = [r.getMessage() for r in caplog.records if "no published checksum" in r.getMessage()]
+    assert [line.split(" (")[0] for line in lines] == [
+        str(ckdir / "davis.pth"),
+        str(other / "davis.pth"),
+        str(ckdir / "davis.pth"),
+    ]
 
 
 def test_davis_repo_env_var_points_resolve_at_the_hub(tmp_path, monkeypatch):

@@ -274,8 +274,8 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
     except _DOWNLOAD_ERRORS as err:
         if not cache_only:
             _note_unreachable(err)
-        if offline:
-            reason = "HF_HUB_OFFLINE is set"
+        if offline:  # the cache was looked in: the file is not there
+            reason = "not in the cache; the Hub was not asked because HF_HUB_OFFLINE is set"
         elif unreachable is not None:
             reason = (
                 f"not in the cache; the Hub was not asked: it cannot be reached ({unreachable})"

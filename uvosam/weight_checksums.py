@@ -34,7 +34,8 @@ CHUNK_BYTES = 16 << 20
 
 # (real path, size, mtime_ns, ino, ctime_ns) -> sha256 hex, filled by file_sha256.
 _HASHES: dict[tuple[str, int, int, int, int], str] = {}
-_UNPINNED_LOGGED: dict[str, Path] = {}
+# (real path, sha256 hex) of each file without a published checksum whose hash was logged (check_copy)
+_UNPINNED_LOGGED: set[tuple[str, str]] = set()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -98,7 +99,7 @@ def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
     """Raise ``WeightsError`` unless ``path`` has ``spec``'s size and SHA-256 (size first)."""
     path = Path(path)
     size = path.stat().st_size
-    hint = f"Delete it and download it again ({spec.hub_url or spec.url})."
+    hint = spec.redownload_hint
     if spec.size_bytes is not None and size != spec.size_bytes:
         check_copy(path, spec, size, None, hint=hint)
     check_copy(path, spec, size, file_sha256(path), hint=hint)
@@ -107,9 +108,12 @@ def verify_file(path: str | os.PathLike, spec: WeightSpec) -> None:
 def check_copy(path: Path, spec: WeightSpec, size: int, digest: str | None, *, hint: str) -> None:
     """Raise ``WeightsError`` (ending with ``hint``: what to do) unless ``size`` and ``digest`` (``None``: not
     hashed yet) are ``spec``'s. A spec without a published SHA-256 accepts any digest (size permitting) and logs it
-    once."""
+    once for each file (a file checked again, as the app checks its weights before loading them, is not logged
+    again; another file at that path is)."""
     if spec.sha256 is None and digest is not None and spec.size_bytes in (None, size):
-        if _UNPINNED_LOGGED.setdefault(digest, path) == path:
+        logged = (os.path.realpath(path), digest)
+        if logged not in _UNPINNED_LOGGED:
+            _UNPINNED_LOGGED.add(logged)
             logger.info(
                 "%s (%s): sha256 %s (no published checksum to compare with)",
                 path,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from uvosam import weight_table
 from uvosam.errors import WeightsError
 
 # What torch.load raises on a truncated or corrupt file (a damaged zip, a cut-off pickle, a bad storage record):
@@ -50,15 +51,38 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"'{path.with_suffix('.weights.pth')}')\" and use the new file."
         ) from None
     except CORRUPT_CHECKPOINT_ERRORS as err:
-        raise WeightsError(
-            f"{path} could not be read as a PyTorch checkpoint ({type(err).__name__}: {err}). "
-            f"It is probably truncated or corrupt: delete it and download it again."
-        ) from None
+        raise WeightsError(unreadable_message(path, err)) from None
     if not isinstance(obj, dict):
         raise WeightsError(
             f"{path}: expected a dict (a state dict) at the top level; got {type(obj).__name__}."
         )
     return obj
+
+
+def unreadable_message(path: Path, err: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, as ``verify_file`` words a bad copy of a known file: torch's
+    reason in one sentence (its zip reader's ends in a paragraph on "an internal miniz error"), then where to
+    download the file again (``weight_table``: by its name), or, for a file of the user's own, to replace it."""
+    reason = (str(err).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")[:200]
+    reason = f"{type(err).__name__}: {reason}" if reason else type(err).__name__
+    spec, _ = weight_table.lookup(path)
+    if spec is None:
+        return (
+            f"{path} could not be read as a PyTorch checkpoint ({reason}). It is probably truncated or corrupt: "
+            "replace it with a complete copy."
+        )
+    return (
+        f"{path} is not a good copy of {spec.basename} ({spec.name}): it could not be read as a PyTorch checkpoint "
+        f"({reason}). The file is truncated, corrupt or a different file. {spec.redownload_hint}"
+    )
+
+
+def _redownload_hint(path: Path) -> str:
+    """Where to get ``path`` again: its URL for a file of ``weight_table`` (by its name), else the README."""
+    spec, _ = weight_table.lookup(path)
+    if spec is None:
+        return "Delete it and download it again (see checkpoints/README.md)."
+    return spec.redownload_hint
 
 
 def peek_checkpoint(path: str | os.PathLike) -> dict | None:
@@ -89,7 +113,7 @@ def _check_is_checkpoint(path: Path) -> None:
         shown = head[:32].decode("utf-8", "replace").split("\n")[0]
         raise WeightsError(
             f"{path} is not a PyTorch checkpoint: it starts with {shown!r} (a web page or a Git LFS pointer saved "
-            "under its name?). Delete it and download it again (see checkpoints/README.md)."
+            f"under its name?). {_redownload_hint(path)}"
         )
 
 

@@ -50,6 +50,12 @@ class WeightSpec:
         return f"https://huggingface.co/{self.repo_id}/resolve/main/{self.filename}"
 
     @property
+    def redownload_hint(self) -> str:
+        """What to do with a bad copy of this file: ``"Delete it and download it again (<its URL>)."``"""
+        where = self.hub_url or self.url or "see checkpoints/README.md"
+        return f"Delete it and download it again ({where})."
+
+    @property
     def size_text(self) -> str:
         """The expected size for messages: ``"375,042,383 bytes"`` or ``"size not published"``."""
         return f"{self.size_bytes:,} bytes" if self.size_bytes is not None else "size not published"

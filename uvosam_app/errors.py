@@ -2,7 +2,7 @@
 message (worded for the app's inputs), running out of GPU memory says what to try, anything else is logged with an
 id that the message names; and how the page shows it: in the toast as written (``text_toasts`` for a function,
 ``failures_in_status`` for an async generator), and in the status line of a job that failed, or in place of the
-scores of a Score that did (``failures_in_status``).
+scores of a Score that did (``failures_in_status``). Each refusal is one line of the server log (``log_refusals``).
 """
 
 from __future__ import annotations
@@ -92,10 +92,68 @@ def to_gr_error(err: BaseException) -> gr.Error:
     error_id = uuid.uuid4().hex[:8]
     logger.error("run failed (error id %s)", error_id, exc_info=err)
     return gr.Error(
-        f"Something went wrong on our side (error id {error_id}). "
-        "Try again; if it persists, report the id.",
+        f"{INTERNAL_ERROR} (error id {error_id}). Try again; if it persists, report the id.",
         print_exception=False,
     )
+
+
+# the start of to_gr_error's message for an unexpected error (which it logged, with its traceback)
+INTERNAL_ERROR = "Something went wrong on our side"
+# the longest message a refusal's log line gives (the toast gives all of it)
+LOGGED_CHARS = 300
+
+
+def log_refusals(blocks: gr.Blocks) -> None:
+    """One INFO line in the server log for each request of ``blocks`` refused with a message for the visitor (a
+    ``gr.Error``: a non-video, a truncated mp4, a setting out of range, ZeroGPU's quota, Gradio's "Queue is full"):
+    the endpoint, page or API, and the message (on one line, at most ``LOGGED_CHARS``); no traceback, no file
+    contents. Gradio logs none of them (a ``gr.Error`` that says ``print_exception=False`` prints nothing); an
+    unexpected error (its id) and running out of GPU memory were logged by ``to_gr_error`` already. Call it once
+    ``blocks.queue()`` is set.
+
+    Wraps, on the instance, the two methods of Gradio 6.31 that every refusal passes: ``Blocks.process_api`` (a
+    component's ``preprocess``, a handler, a file link: whatever raises in an event) and ``Queue.push`` (a full
+    queue answers "Queue is full" before any handler is called)."""
+    process_api = blocks.process_api
+    push = blocks._queue.push
+
+    async def logged_process_api(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await process_api(*args, **kwargs)
+        except gr.Error as err:
+            block_fn = kwargs["block_fn"] if "block_fn" in kwargs else args[0]
+            _log_refusal(_endpoint(blocks, block_fn), err.message, kwargs.get("request"))
+            raise
+
+    async def logged_push(*args: Any, **kwargs: Any) -> Any:
+        accepted, detail, state = await push(*args, **kwargs)
+        if state == "queue_full":
+            body = kwargs["body"] if "body" in kwargs else args[0]
+            _log_refusal(_endpoint(blocks, body.fn_index), str(detail), body.request)
+        return accepted, detail, state
+
+    blocks.process_api = logged_process_api  # type: ignore[method-assign]
+    blocks._queue.push = logged_push  # type: ignore[method-assign]
+
+
+def _endpoint(blocks: gr.Blocks, block_fn: Any) -> str:
+    """An event's name in the log: ``/segment`` for an API endpoint, else its handler's name."""
+    if isinstance(block_fn, int):
+        block_fn = blocks.fns.get(block_fn)
+    api_name = getattr(block_fn, "api_name", None)
+    return f"/{api_name}" if api_name else str(getattr(block_fn, "name", block_fn))
+
+
+def _log_refusal(endpoint: str, message: str, request: Any) -> None:
+    page = from_page(request)
+    if page:  # as the request got it, escaped for the toast (for_page): the log gives the text
+        message = html.unescape(message.replace("<br>", "\n"))
+    if message.startswith(INTERNAL_ERROR) or message == out_of_memory_text():
+        return  # logged where it was mapped (to_gr_error)
+    text = " ".join(message.split())
+    if len(text) > LOGGED_CHARS:
+        text = text[: LOGGED_CHARS - 1] + "…"
+    logger.info("refused %s (%s): %s", endpoint, "page" if page else "API", text)
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
