@@ -5,10 +5,12 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
 * ``probe`` runs ``ffmpeg -i`` once to read the container header (size, frame rate, duration,
   rotation), checks ``VideoLimits`` against those numbers, and only then counts the frames
   exactly by demuxing the video stream without decoding it (``-c copy -f framecrc``: reads packets
-  only, fast; packets an edit list discards, as in a trimmed mp4, are not frames). That pass also
-  detects truncated files ("partial file"). The video stream read is the first one that is not
-  cover art (``-map 0:V:0``), in ``probe`` and ``iter_frames`` alike. Those two ffmpeg passes and
-  the frame rate's choice are ``uvosam.video_probe``.
+  only, fast; packets an edit list discards, as in a trimmed mp4, are not frames, nor are the leading
+  B-frames of a cut open GOP, as at the start of an MPEG-TS cut out of a broadcast, which the decoder
+  drops: only there are the first few frames decoded to tell). That pass also detects truncated files
+  ("partial file", corrupt packets after the last keyframe; not a ``cat`` join of two MPEG-TS files).
+  The video stream read is the first one that is not cover art (``-map 0:V:0``), in ``probe`` and
+  ``iter_frames`` alike. Those ffmpeg passes and the frame rate's choice are ``uvosam.video_probe``.
 * ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process
   (``uvosam.video_decoder``), one frame in memory at a time, each decoded frame exactly
   once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
@@ -76,8 +78,8 @@ class VideoInfo:
             that is more than 1% away from it (variable-frame-rate webm/mkv, whose header rate is estimated
             from the first frames only), so ``num_frames / fps`` is the video's real length. Folders and single
             frames without a rate report ``DEFAULT_FPS``.
-        num_frames: number of source frames (exact: packets counted for video files, files
-            counted for folders).
+        num_frames: number of source frames (exact: the packets that decode to a frame counted for video
+            files, files counted for folders).
         width, height: DISPLAY size in pixels, i.e. after ``rotation`` is applied; every frame from
             ``iter_frames`` has shape ``(height, width, 3)``.
         rotation: counter-clockwise degrees (0, 90, 180, 270) applied to the stored frames for
