@@ -2,7 +2,8 @@
 
 Frames are the ``.jpg/.jpeg/.png`` files of the folder (other files and hidden files are ignored),
 sorted by name in natural order (``2.png`` before ``10.png``; zero-padded names sort as usual).
-Images are read with PIL, EXIF orientation applied, converted to RGB. ``uvosam.video`` builds
+Images are read with PIL, EXIF orientation applied, converted to RGB uint8 (16-bit grayscale scaled to 8 bits,
+``to_rgb8``). ``uvosam.video`` builds
 ``probe``/``iter_frames`` on these helpers.
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "iter_images",
     "list_frames",
     "natural_key",
+    "to_rgb8",
 ]
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -179,7 +181,7 @@ def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray
     for index, file in enumerate(files):
         try:
             with Image.open(file) as im:
-                frame = np.array(ImageOps.exif_transpose(im).convert("RGB"))
+                frame = to_rgb8(ImageOps.exif_transpose(im))
         except (UnidentifiedImageError, OSError, SyntaxError) as err:  # PIL: SyntaxError = bad EXIF
             raise VideoReadError(
                 f"Frame {index} ({file}) could not be decoded: {err}. Replace it."
@@ -190,3 +192,19 @@ def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray
                 f"{size[0]}x{size[1]} like the first frame. Resize it."
             )
         yield frame
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """A decoded PIL image as a writable ``(H, W, 3)`` uint8 RGB array.
+
+    16-bit grayscale (PIL modes ``I;16``, ``I;16B``..., and ``I`` holding values above 255) is scaled to 8 bits,
+    ``round(v * 255 / 65535)`` (values outside 0..65535 clipped), as a viewer shows it: PIL's ``convert("RGB")``
+    clips such values at 255, so a 16-bit PNG came out white. Every other mode goes through ``convert("RGB")``
+    (alpha dropped, palettes and CMYK converted; 48-bit RGB PNGs PIL already reads as 8-bit RGB).
+    """
+    wide = image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255)
+    if not wide:
+        return np.array(image.convert("RGB"))
+    values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+    gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
