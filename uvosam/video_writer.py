@@ -24,6 +24,7 @@ sound.
 from __future__ import annotations
 
 import logging
+import math
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -35,11 +36,14 @@ import numpy as np
 
 from uvosam.video_audio import AudioSource, add_audio
 
-__all__ = ["CHUNK_FORMATS", "VideoWriter"]
+__all__ = ["CHUNK_FORMATS", "MIN_FPS", "VideoWriter"]
 
 logger = logging.getLogger(__name__)
 
 CHUNK_FORMATS = (".ts", ".mp4")
+MIN_FPS = 1e-5
+"""The slowest frame rate written (a frame every 100,000 s, 27.8 h): ffmpeg's mp4 muxer refuses the durations
+of slower H.264 frames ("Application provided duration ... is invalid") and libvpx its time bases."""
 _CLOSE_TIMEOUT_S = 120.0
 _H264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
 _VP9_ALPHA = ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-b:v", "0", "-deadline", "realtime",
@@ -54,7 +58,7 @@ class _Encoder:
         self, path: Path, *, fps: float, width: int, height: int, crf: int, alpha: bool = False
     ) -> None:
         self.path = path
-        rate = Fraction(fps).limit_denominator(100_000)
+        rate = Fraction(fps).limit_denominator(100_000)  # > 0 for fps >= MIN_FPS
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(),
             "-hide_banner",
@@ -68,7 +72,7 @@ class _Encoder:
             "-s",
             f"{width}x{height}",
             "-r",
-            str(rate),
+            f"{rate.numerator}/{rate.denominator}",
             "-i",
             "-",
             "-an",
@@ -159,7 +163,7 @@ class VideoWriter:
 
     Args:
         path: the full output file (``.mp4`` recommended; gets ``+faststart``).
-        fps: frame rate (> 0).
+        fps: frame rate (>= ``MIN_FPS``, 1e-5).
         width, height: size of the frames passed to ``write``. Odd sizes are padded by one black
             column/row in the output (``output_size``), except with ``alpha`` (VP9 keeps them).
         crf: quality, 0 (best) to 51 (worst): x264's (23 is its default; 0 is lossless), or with ``alpha``
@@ -336,8 +340,12 @@ class VideoWriter:
 def _check_args(
     fps: float, width: int, height: int, crf: int, chunk_seconds: float | None, fmt: str
 ) -> None:
-    if not fps or fps <= 0:
-        raise ValueError(f"VideoWriter fps must be > 0; got {fps!r}")
+    if not math.isfinite(fps) or fps < MIN_FPS:
+        raise ValueError(
+            f"VideoWriter fps must be a number >= {MIN_FPS:g} (a frame every {1 / MIN_FPS:,.0f} s; "
+            f"an mp4 cannot time frames further apart); got {fps!r}. Read the input with a smaller "
+            "stride, or write the frames at a faster rate."
+        )
     for name, value in (("width", width), ("height", height)):
         if int(value) != value or value < 1:
             raise ValueError(f"VideoWriter {name} must be a positive integer; got {value!r}")
