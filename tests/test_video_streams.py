@@ -1,16 +1,19 @@
 """Odd but valid video streams: an MPEG-TS that starts inside an open group of pictures (cut by stream copy
-or by bytes), MPEG-TS files joined with ``cat``, and what still counts as truncated. Media are generated into
-``tmp_path`` with the bundled ffmpeg at 64x48."""
+or by bytes), MPEG-TS files joined with ``cat``, what still counts as truncated, anamorphic (non-square pixel)
+video. Media are generated into ``tmp_path`` with the bundled ffmpeg at 64x48."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from proc import ffmpeg
+from proc import ffmpeg, ffmpeg_header
 
 from uvosam.errors import VideoReadError
-from uvosam.video import iter_frames, probe
+from uvosam.video import VideoInfo, VideoWriter, iter_frames, probe
 from uvosam.video_packets import read_packet_stats
 
 SRC = ("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "2")
@@ -96,3 +99,41 @@ def test_packet_stats_leading_and_corrupt_packets():
     assert (dropped.timed, dropped.start_s) == (3, 0.0)
     assert dropped.span_s == pytest.approx(0.5)
     assert read_packet_stats(head + lines[:4]).corrupt_at_end
+
+
+def test_anamorphic_video_keeps_its_pixels_and_the_output_its_shape(tmp_path):
+    src = tmp_path / "sar.mp4"
+    ffmpeg(*SRC[:4], "-t", "0.3", "-vf", "setsar=6/2", "-c:v", "libx264", src)  # 64x48 shown 192x48
+    info = probe(src)
+    assert (info.width, info.height, info.sample_aspect) == (64, 48, (3, 1))
+    frames = list(iter_frames(src))
+    assert frames[0].shape == (48, 64, 3)  # stored pixels: masks and DAVIS PNGs stay 64x48
+    out = tmp_path / "out.mp4"
+    chunks = tmp_path / "chunks"
+    with VideoWriter(out, fps=10, width=63, height=48, sample_aspect=info.sample_aspect,
+                     chunk_seconds=1.0, chunk_dir=chunks) as writer:  # fmt: skip
+        for frame in frames:
+            writer.write(frame[:, :63])  # an odd width is padded, the SAR kept
+    for written in (out, next(chunks.iterdir())):
+        assert "64x48 [SAR 3:1 DAR 4:1]" in ffmpeg_header(written)
+    assert probe(out).sample_aspect == (3, 1)
+    rotated = tmp_path / "rot.mp4"
+    ffmpeg("-display_rotation", "90", "-i", src, "-c", "copy", rotated)
+    turned = probe(rotated)
+    assert (turned.width, turned.height, turned.sample_aspect) == (48, 64, (1, 3))
+    assert probe(write_square(tmp_path)).sample_aspect == (1, 1)
+    again = VideoInfo(**json.loads(json.dumps(dataclasses.asdict(info), default=str)))
+    assert again.sample_aspect == (3, 1)  # a mask cache's meta gives a list back
+
+
+def write_square(tmp_path: Path) -> Path:
+    with VideoWriter(tmp_path / "square.mp4", fps=10, width=64, height=48) as writer:
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    assert "[SAR" not in ffmpeg_header(tmp_path / "square.mp4")
+    return tmp_path / "square.mp4"
+
+
+def test_writer_refuses_a_bad_sample_aspect(tmp_path):
+    for bad in ((0, 1), (1.5, 1), (3,)):
+        with pytest.raises(ValueError, match=r"sample_aspect must be two positive integers"):
+            VideoWriter(tmp_path / "x.mp4", fps=10, width=64, height=48, sample_aspect=bad)

@@ -16,7 +16,10 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
   once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
   metadata is applied in numpy, so frames come out in display orientation. Stride is applied
   inside ffmpeg (``select`` filter), so skipped frames never cross the pipe. Sizes are pixel
-  sizes; a non-square sample aspect ratio is not corrected. Every frame has the probed size: ffmpeg
+  sizes: frames of an anamorphic video (non-square pixels, e.g. ``[SAR 3:1]``) keep their stored
+  pixels, so masks and DAVIS PNGs align with them pixel for pixel; ``VideoInfo.sample_aspect`` says
+  how wide a pixel is shown, for ``VideoWriter(sample_aspect=...)`` to mark the output so players
+  stretch it as they did the input. Every frame has the probed size: ffmpeg
   scales frames of another size (a size change mid-stream) to it.
 * A folder of ``.jpg/.jpeg/.png`` frames (DAVIS ``JPEGImages/480p/<sequence>``) is read with PIL
   (``uvosam.frame_folder``: natural name order, EXIF orientation applied). A folder has no frame
@@ -97,6 +100,11 @@ class VideoInfo:
         nominal_fps: a video file's frame rate as its header gives it (``fps`` is the frames' average where that is
             more than 1% away: frames missing from a fixed-rate clip's timing, a variable rate); 0.0 without one,
             for folders, and in an info that does not record it.
+        sample_aspect: (w, h): a pixel of the frames (display orientation) is shown ``w / h`` times as wide as
+            tall, in lowest terms; (1, 1) for square pixels, folders and an info that does not record it. The frames
+            are NOT resized to square pixels (``width`` x ``height`` stays the pixel size, which masks and DAVIS PNGs
+            keep); the displayed size is ``width * w / h`` x ``height``. Pass it to ``VideoWriter`` so the output
+            is shown as the input (a 160x120 video with SAR 3:1 is shown 480x120).
     """
 
     path: Path
@@ -112,6 +120,11 @@ class VideoInfo:
     audio_codec: str = ""
     start_s: float = 0.0
     nominal_fps: float = 0.0
+    sample_aspect: tuple[int, int] = (1, 1)
+
+    def __post_init__(self) -> None:
+        # JSON (a mask cache's meta, ``uvosam.job_plan``) gives back a list
+        object.__setattr__(self, "sample_aspect", tuple(self.sample_aspect))
 
     def num_output_frames(self, *, stride: int = 1, max_frames: int | None = None) -> int:
         """How many frames ``iter_frames(path, stride=stride, max_frames=max_frames)`` yields."""
@@ -274,9 +287,9 @@ def _probe_file(
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         logger.info("%s: extension not in %s; trying ffmpeg anyway", path, VIDEO_EXTENSIONS)
     header = read_header(path, accepted=_ACCEPTED)
-    w, h = header.width, header.height
+    w, h, sar = header.width, header.height, header.sample_aspect
     if header.rotation in (90, 270):
-        w, h = h, w
+        w, h, sar = h, w, sar[::-1]
     # An estimate (0 where fps or duration is unknown): the container's duration can include an
     # audio tail. The exact count is checked again below.
     estimate = round(header.duration_s * header.fps)
@@ -293,6 +306,7 @@ def _probe_file(
         header.codec,
         header.audio_codec,
         nominal_fps=header.fps,
+        sample_aspect=sar,
     )
     check_limits(info, limits, stride=stride, max_frames=max_frames, approximate=True)
     n, packets = count_frames(path, header, accepted=_ACCEPTED)

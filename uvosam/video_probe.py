@@ -53,7 +53,8 @@ _RATE_TOLERANCE = 0.01
 class Header:
     """What we use of ``ffmpeg -i``'s output. Sizes are STORED (before rotation); 0 = unknown. ``codec``: the
     video stream's codec as ffmpeg (and ffprobe's ``codec_name``) names it (``h264``, ``hevc``, ``gif``...);
-    ``audio_codec``: the first audio stream's, "" without one."""
+    ``audio_codec``: the first audio stream's, "" without one. ``sample_aspect``: the stored pixels' width:height
+    as shown (``[SAR 3:1 DAR 4:1]``), in lowest terms; (1, 1) for square pixels or when not stated."""
 
     width: int
     height: int
@@ -62,6 +63,7 @@ class Header:
     rotation: int
     codec: str = ""
     audio_codec: str = ""
+    sample_aspect: tuple[int, int] = (1, 1)
 
 
 def run_ffmpeg(args: list[str], timeout: float, stdout: IO[bytes] | None = None) -> tuple[int, str]:
@@ -173,7 +175,18 @@ def _parse_video_stream(text: str, line: str, path: Path, accepted: str) -> Head
     section = re.split(r"^\s*Stream #", after, maxsplit=1, flags=re.MULTILINE)[0]
     rot = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", section)
     rotation = round(float(rot.group(1)) / 90.0) * 90 % 360 if rot else 0
-    return Header(int(size.group(1)), int(size.group(2)), fps_value, duration, rotation)
+    width, height = int(size.group(1)), int(size.group(2))
+    return Header(width, height, fps_value, duration, rotation, sample_aspect=_sample_aspect(line))
+
+
+def _sample_aspect(line: str) -> tuple[int, int]:
+    """The ``[SAR w:h DAR ...]`` of a stream line in lowest terms; (1, 1) without one or for ffmpeg's 0:1 (unknown)."""
+    sar = re.search(r"\[SAR (\d+):(\d+) DAR", line)
+    if sar is None or int(sar.group(1)) == 0 or int(sar.group(2)) == 0:
+        return (1, 1)
+    num, den = int(sar.group(1)), int(sar.group(2))
+    common = math.gcd(num, den)
+    return (num // common, den // common)
 
 
 def _truncated(path: Path, text: str, accepted: str) -> str | None:

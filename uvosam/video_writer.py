@@ -55,7 +55,15 @@ class _Encoder:
     ``alpha``); stderr in a temp file."""
 
     def __init__(
-        self, path: Path, *, fps: float, width: int, height: int, crf: int, alpha: bool = False
+        self,
+        path: Path,
+        *,
+        fps: float,
+        width: int,
+        height: int,
+        crf: int,
+        alpha: bool = False,
+        sample_aspect: tuple[int, int] = (1, 1),
     ) -> None:
         self.path = path
         rate = Fraction(fps).limit_denominator(100_000)  # > 0 for fps >= MIN_FPS
@@ -80,8 +88,13 @@ class _Encoder:
             "-crf",
             str(crf),
         ]
+        filters = []
         if (width % 2 or height % 2) and not alpha:  # libvpx-vp9 encodes odd sizes as they are
-            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black"]
+            filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black")
+        if tuple(sample_aspect) != (1, 1):
+            filters.append(f"setsar={sample_aspect[0]}/{sample_aspect[1]}")
+        if filters:
+            cmd += ["-vf", ",".join(filters)]
         if path.suffix.lower() == ".mp4":
             cmd += ["-movflags", "+faststart"]
         self._stderr = tempfile.TemporaryFile()
@@ -176,6 +189,9 @@ class VideoWriter:
         chunk_format: ``".ts"`` (MPEG-TS, default) or ``".mp4"``.
         audio: the sound to add to the full file when it is finished, cut to its duration (``add_audio``; not
             with ``alpha``); None: silent, as are the chunks.
+        sample_aspect: (w, h): the frames' pixels are shown ``w / h`` times as wide as tall (the input's
+            ``VideoInfo.sample_aspect``); the files (and chunks) are marked so (SAR), their pixels unchanged, so
+            that players show an anamorphic input's output as they show the input.
     """
 
     def __init__(
@@ -191,8 +207,15 @@ class VideoWriter:
         chunk_dir: str | Path | None = None,
         chunk_format: str = ".ts",
         audio: AudioSource | None = None,
+        sample_aspect: tuple[int, int] = (1, 1),
     ) -> None:
         _check_args(fps, width, height, crf, chunk_seconds, chunk_format)
+        if len(sample_aspect) != 2 or not all(isinstance(v, int) and v > 0 for v in sample_aspect):
+            raise ValueError(
+                f"VideoWriter sample_aspect must be two positive integers (w, h), e.g. (1, 1) for square "
+                f"pixels; got {sample_aspect!r}"
+            )
+        self.sample_aspect = (sample_aspect[0], sample_aspect[1])
         self.path = Path(path)
         if alpha and (chunk_seconds or audio is not None or self.path.suffix.lower() != ".webm"):
             raise ValueError(
@@ -227,7 +250,7 @@ class VideoWriter:
         return self.width + self.width % 2, self.height + self.height % 2
 
     def _encoder(self, path: Path) -> _Encoder:
-        size = {"width": self.width, "height": self.height}
+        size = {"width": self.width, "height": self.height, "sample_aspect": self.sample_aspect}
         return _Encoder(path, fps=self.fps, crf=self.crf, alpha=self.alpha, **size)
 
     def write(self, frame: np.ndarray) -> Path | None:
