@@ -38,7 +38,11 @@ _EXIF_SWAPS_AXES = (5, 6, 7, 8)
 
 
 def natural_key(path: PurePath) -> list[int | str]:
-    """Sort key of a file name in natural order: ``2.png`` before ``10.png``, case ignored."""
+    """Sort key of a file name in natural order: ``2.png`` before ``10.png``, case ignored.
+
+    Numbers are unsigned: a ``-`` before digits is text, as in ``clip-2.png``, ``clip-10.png`` or dates (read as
+    minus signs they would sort backwards), so ``frame_-2 ... frame_1`` sort ``frame_0, frame_1, frame_-1,
+    frame_-2``; name such frames with an offset (``frame_000`` for -2) or zero-padded."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
@@ -49,14 +53,22 @@ def list_frames(folder: Path, accepted: str = "") -> list[Path]:
         accepted: appended to error messages (what inputs are accepted).
 
     Raises:
-        VideoReadError: no frame files, or two files with one stem (``00000.jpg``, ``00000.png``).
+        VideoReadError: no frame files, two files with one stem (``00000.jpg``, ``00000.png``), or a frame
+            that is a symbolic link to nothing.
     """
     exts = "/".join(FRAME_EXTENSIONS)
-    files = [
+    named = [
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")
+        if p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")
     ]
+    for p in named:
+        if p.is_symlink() and not p.exists():
+            raise VideoReadError(
+                f"Frame {p} is a symbolic link to {os.readlink(p)!r}, which does not exist (or the links "
+                "form a loop). Point it at the frame or remove it."
+            )
+    files = [p for p in named if p.is_file()]
     if not files:
         other = sorted(p.name for p in folder.iterdir())
         found = f"it holds {len(other)} other entries (e.g. {', '.join(other[:3])})"
@@ -87,8 +99,20 @@ def display_size(file: Path) -> tuple[int, int]:
         struct.error,
     ) as err:  # PIL: SyntaxError = bad EXIF
         raise VideoReadError(
-            f"Frame {file} is not a readable image ({err}). Replace or remove it."
+            f"Frame {file} is not a readable image ({_unreadable(file, err)}). Replace or remove it."
         ) from err
+
+
+def _unreadable(file: Path, err: BaseException) -> str:
+    """Why PIL could not read ``file``, without the repr of its file object that PIL's message holds."""
+    try:
+        if file.stat().st_size == 0:
+            return "it is empty: 0 bytes"
+    except OSError:
+        pass
+    if isinstance(err, UnidentifiedImageError):
+        return "PIL does not recognise its content as an image"
+    return str(err)
 
 
 def image_display_size(image: Image.Image, handle: BinaryIO) -> tuple[int, int]:
@@ -184,7 +208,7 @@ def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray
                 frame = to_rgb8(ImageOps.exif_transpose(im))
         except (UnidentifiedImageError, OSError, SyntaxError) as err:  # PIL: SyntaxError = bad EXIF
             raise VideoReadError(
-                f"Frame {index} ({file}) could not be decoded: {err}. Replace it."
+                f"Frame {index} ({file}) could not be decoded: {_unreadable(file, err)}. Replace it."
             ) from err
         if frame.shape[1::-1] != size:
             raise VideoReadError(

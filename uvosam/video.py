@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -280,6 +281,12 @@ def iter_probed(
 def _probe_file(
     path: Path, limits: VideoLimits | None, stride: int, max_frames: int | None, default_fps: float
 ) -> VideoInfo:
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise VideoReadError(
+            f"{path} is not a regular file but {_file_kind(mode)}: a video is read several times "
+            f"(probed, then decoded), so it must be a file saved on disk. {_ACCEPTED}"
+        )
     if path.stat().st_size == 0:
         raise VideoReadError(
             f"{path.name} is empty (0 bytes): the upload or copy did not complete. {_ACCEPTED}"
@@ -317,6 +324,17 @@ def _probe_file(
     )
     check_limits(info, limits, stride=stride, max_frames=max_frames)
     return info
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a folder is (``os.stat``'s ``st_mode``)."""
+    kinds = (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
 def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray]:
