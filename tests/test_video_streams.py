@@ -99,6 +99,9 @@ def test_packet_stats_leading_and_corrupt_packets():
     assert (dropped.timed, dropped.start_s) == (3, 0.0)
     assert dropped.span_s == pytest.approx(0.5)
     assert read_packet_stats(head + lines[:4]).corrupt_at_end
+    # an mp4 cut by stream copy starts with discarded packets from the keyframe before the cut: no leading run
+    trimmed = [b"0, -36000, -36000, 9000, 10, 0x1, F=0x5\n", *lines[1:]]
+    assert read_packet_stats(head + trimmed).leading == 0
 
 
 def test_anamorphic_video_keeps_its_pixels_and_the_output_its_shape(tmp_path):

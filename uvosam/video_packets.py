@@ -49,8 +49,10 @@ class PacketStats:
         start_s: the earliest shown frame's timestamp in seconds, as ffmpeg's ``-i`` gives it (its timeline starts
             at 0 at the file's start; a video stream whose first frame comes after the audio's starts later); 0.0
             without timestamps.
-        leading: packets that follow the first (key) packet in decoding order but are shown before it (a cut
-            open group of pictures), counted up to the first one that is shown after it; dropped ones included.
+        leading: packets that follow the first packet, a keyframe, in decoding order but are shown before it
+            (a cut open group of pictures), counted up to the first one that is shown after it; dropped ones
+            included. 0 when the stream starts with discarded packets (an mp4 cut by stream copy keeps the
+            pictures before the cut, so every frame's references are there).
         corrupt: packets (not discarded) flagged corrupt.
         corrupt_at_end: a packet from the stream's last keyframe on is flagged corrupt: the data stops inside
             the last group of pictures (a truncated file), not at a join or glitch that a keyframe follows.
@@ -105,14 +107,17 @@ class _Timing:
 
 
 class _Reader:
-    """The packets of ``framecrc`` lines, discarded ones counted and skipped; ``time_base`` once read."""
+    """The packets of ``framecrc`` lines, discarded ones counted and skipped; ``time_base`` once read;
+    ``starts_at_key``: the first packet (discarded or not) is a keyframe that is shown."""
 
     def __init__(self, lines: Iterable[bytes]) -> None:
         self._lines = lines
         self.time_base: Fraction | None = None
         self.discarded = 0
+        self.starts_at_key = False
 
     def __iter__(self) -> Iterator[_Packet]:
+        first = True
         for line in self._lines:
             if line.startswith(b"#"):
                 match = _TIME_BASE.match(line)
@@ -123,6 +128,9 @@ class _Reader:
                 continue
             flags = _FLAGS.search(line)
             flag_bits = int(flags.group(1), 16) if flags else _KEY
+            if first:
+                self.starts_at_key = flag_bits & (_KEY | _DISCARD) == _KEY
+                first = False
             if flag_bits & _DISCARD:
                 self.discarded += 1
                 continue
@@ -153,7 +161,7 @@ def read_packet_stats(lines: Iterable[bytes], *, drop_leading: int = 0) -> Packe
         if run is not None:
             leading = _end_run(run, drop_leading, timing)
             run = None
-        if i == 0 and pkt.pts != _NO_PTS:
+        if i == 0 and reader.starts_at_key and pkt.pts != _NO_PTS:
             key_pts, run = pkt.pts, []
         if pkt.pts != _NO_PTS:
             timing.add(pkt.pts, pkt.duration)
