@@ -149,10 +149,19 @@ def test_tiny_detect_frames_empty_and_bad_input(tiny_model):
         ((1280, 720), (853, 480)),  # portrait
         ((300, 451), (480, 722)),  # 721.6 -> 722 (int(x + 0.5))
         ((100, 1000), (133, 1333)),  # long side capped: 480*1333/4800 = 133.3
+        ((1, 2667), (1, 1333)),  # 0.4998 px would round to 0: at least 1
+        ((2700, 1), (1333, 1)),
     ],
 )
 def test_resized_shape(hw, expected):
     assert resized_shape(*hw, 480, 1333) == expected
+
+
+def test_extreme_aspect_ratio_frames_are_detected(tiny_model):
+    """A 320x1 video with the tiny config (shortest edge 64, longest 128): resized to 128x1, not 128x0."""
+    frames = [np.full((1, 320, 3), 90, np.uint8), np.full((320, 1, 3), 90, np.uint8)]
+    assert [resize_frame(f, 64, 128).shape for f in frames] == [(1, 128, 3), (128, 1, 3)]
+    assert len(tiny_model.detect_frames(frames)) == 2
 
 
 def test_resize_frame_uses_pil_bilinear_and_skips_identity():

@@ -26,6 +26,7 @@ from uvosam.video import DEFAULT_FPS, VideoWriter, iter_frames, probe
 from uvosam.video_decoder import DecodeError, RgbDecoder
 from uvosam.video_packets import read_packet_stats
 from uvosam.video_probe import _packet_count, resolve_fps
+from uvosam.video_writer import MIN_FPS
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10, **kw) -> Path:
@@ -190,6 +191,19 @@ def test_writer_rejects_bad_frames_and_stays_usable(tmp_path):
         VideoWriter(tmp_path / "z.mp4", fps=0, width=64, height=48)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         VideoWriter(tmp_path / "no" / "z.mp4", fps=10, width=64, height=48)
+
+
+@pytest.mark.parametrize("fmt", [".mp4", ".ts"])
+def test_writer_takes_rates_down_to_min_fps_and_refuses_slower_at_once(tmp_path, fmt):
+    """``--stride 100000000000`` made the output rate 2.5e-10 fps: ffmpeg got "-r 0" and failed after the run."""
+    slow = write_video(tmp_path / f"slow{fmt}", [flat(9), flat(99)], fps=MIN_FPS)
+    assert probe(slow).num_frames == 2
+    for fps in (25 / 100_000_000_000, MIN_FPS / 2, float("inf"), float("nan")):
+        with pytest.raises(
+            ValueError, match=r"fps must be a number >= 1e-05 \(a frame every 100,000 s"
+        ):
+            VideoWriter(tmp_path / f"z{fmt}", fps=fps, width=64, height=48)
+    assert not (tmp_path / f"z{fmt}").exists() and not ffmpeg_children()
 
 
 def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):

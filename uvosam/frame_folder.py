@@ -2,7 +2,8 @@
 
 Frames are the ``.jpg/.jpeg/.png`` files of the folder (other files and hidden files are ignored),
 sorted by name in natural order (``2.png`` before ``10.png``; zero-padded names sort as usual).
-Images are read with PIL, EXIF orientation applied, converted to RGB. ``uvosam.video`` builds
+Images are read with PIL, EXIF orientation applied, converted to RGB uint8 (16-bit grayscale scaled to 8 bits,
+``to_rgb8``). ``uvosam.video`` builds
 ``probe``/``iter_frames`` on these helpers.
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "iter_images",
     "list_frames",
     "natural_key",
+    "to_rgb8",
 ]
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -36,7 +38,11 @@ _EXIF_SWAPS_AXES = (5, 6, 7, 8)
 
 
 def natural_key(path: PurePath) -> list[int | str]:
-    """Sort key of a file name in natural order: ``2.png`` before ``10.png``, case ignored."""
+    """Sort key of a file name in natural order: ``2.png`` before ``10.png``, case ignored.
+
+    Numbers are unsigned: a ``-`` before digits is text, as in ``clip-2.png``, ``clip-10.png`` or dates (read as
+    minus signs they would sort backwards), so ``frame_-2 ... frame_1`` sort ``frame_0, frame_1, frame_-1,
+    frame_-2``; name such frames with an offset (``frame_000`` for -2) or zero-padded."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
@@ -47,14 +53,22 @@ def list_frames(folder: Path, accepted: str = "") -> list[Path]:
         accepted: appended to error messages (what inputs are accepted).
 
     Raises:
-        VideoReadError: no frame files, or two files with one stem (``00000.jpg``, ``00000.png``).
+        VideoReadError: no frame files, two files with one stem (``00000.jpg``, ``00000.png``), or a frame
+            that is a symbolic link to nothing.
     """
     exts = "/".join(FRAME_EXTENSIONS)
-    files = [
+    named = [
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")
+        if p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")
     ]
+    for p in named:
+        if p.is_symlink() and not p.exists():
+            raise VideoReadError(
+                f"Frame {p} is a symbolic link to {os.readlink(p)!r}, which does not exist (or the links "
+                "form a loop). Point it at the frame or remove it."
+            )
+    files = [p for p in named if p.is_file()]
     if not files:
         other = sorted(p.name for p in folder.iterdir())
         found = f"it holds {len(other)} other entries (e.g. {', '.join(other[:3])})"
@@ -85,8 +99,20 @@ def display_size(file: Path) -> tuple[int, int]:
         struct.error,
     ) as err:  # PIL: SyntaxError = bad EXIF
         raise VideoReadError(
-            f"Frame {file} is not a readable image ({err}). Replace or remove it."
+            f"Frame {file} is not a readable image ({_unreadable(file, err)}). Replace or remove it."
         ) from err
+
+
+def _unreadable(file: Path, err: BaseException) -> str:
+    """Why PIL could not read ``file``, without the repr of its file object that PIL's message holds."""
+    try:
+        if file.stat().st_size == 0:
+            return "it is empty: 0 bytes"
+    except OSError:
+        pass
+    if isinstance(err, UnidentifiedImageError):
+        return "PIL does not recognise its content as an image"
+    return str(err)
 
 
 def image_display_size(image: Image.Image, handle: BinaryIO) -> tuple[int, int]:
@@ -179,10 +205,10 @@ def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray
     for index, file in enumerate(files):
         try:
             with Image.open(file) as im:
-                frame = np.array(ImageOps.exif_transpose(im).convert("RGB"))
+                frame = to_rgb8(ImageOps.exif_transpose(im))
         except (UnidentifiedImageError, OSError, SyntaxError) as err:  # PIL: SyntaxError = bad EXIF
             raise VideoReadError(
-                f"Frame {index} ({file}) could not be decoded: {err}. Replace it."
+                f"Frame {index} ({file}) could not be decoded: {_unreadable(file, err)}. Replace it."
             ) from err
         if frame.shape[1::-1] != size:
             raise VideoReadError(
@@ -190,3 +216,19 @@ def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray
                 f"{size[0]}x{size[1]} like the first frame. Resize it."
             )
         yield frame
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """A decoded PIL image as a writable ``(H, W, 3)`` uint8 RGB array.
+
+    16-bit grayscale (PIL modes ``I;16``, ``I;16B``..., and ``I`` holding values above 255) is scaled to 8 bits,
+    ``round(v * 255 / 65535)`` (values outside 0..65535 clipped), as a viewer shows it: PIL's ``convert("RGB")``
+    clips such values at 255, so a 16-bit PNG came out white. Every other mode goes through ``convert("RGB")``
+    (alpha dropped, palettes and CMYK converted; 48-bit RGB PNGs PIL already reads as 8-bit RGB).
+    """
+    wide = image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255)
+    if not wide:
+        return np.array(image.convert("RGB"))
+    values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+    gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)

@@ -5,16 +5,21 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
 * ``probe`` runs ``ffmpeg -i`` once to read the container header (size, frame rate, duration,
   rotation), checks ``VideoLimits`` against those numbers, and only then counts the frames
   exactly by demuxing the video stream without decoding it (``-c copy -f framecrc``: reads packets
-  only, fast; packets an edit list discards, as in a trimmed mp4, are not frames). That pass also
-  detects truncated files ("partial file"). The video stream read is the first one that is not
-  cover art (``-map 0:V:0``), in ``probe`` and ``iter_frames`` alike. Those two ffmpeg passes and
-  the frame rate's choice are ``uvosam.video_probe``.
+  only, fast; packets an edit list discards, as in a trimmed mp4, are not frames, nor are the leading
+  B-frames of a cut open GOP, as at the start of an MPEG-TS cut out of a broadcast, which the decoder
+  drops: only there are the first few frames decoded to tell). That pass also detects truncated files
+  ("partial file", corrupt packets after the last keyframe; not a ``cat`` join of two MPEG-TS files).
+  The video stream read is the first one that is not cover art (``-map 0:V:0``), in ``probe`` and
+  ``iter_frames`` alike. Those ffmpeg passes and the frame rate's choice are ``uvosam.video_probe``.
 * ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process
   (``uvosam.video_decoder``), one frame in memory at a time, each decoded frame exactly
   once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
   metadata is applied in numpy, so frames come out in display orientation. Stride is applied
   inside ffmpeg (``select`` filter), so skipped frames never cross the pipe. Sizes are pixel
-  sizes; a non-square sample aspect ratio is not corrected. Every frame has the probed size: ffmpeg
+  sizes: frames of an anamorphic video (non-square pixels, e.g. ``[SAR 3:1]``) keep their stored
+  pixels, so masks and DAVIS PNGs align with them pixel for pixel; ``VideoInfo.sample_aspect`` says
+  how wide a pixel is shown, for ``VideoWriter(sample_aspect=...)`` to mark the output so players
+  stretch it as they did the input. Every frame has the probed size: ffmpeg
   scales frames of another size (a size change mid-stream) to it.
 * A folder of ``.jpg/.jpeg/.png`` frames (DAVIS ``JPEGImages/480p/<sequence>``) is read with PIL
   (``uvosam.frame_folder``: natural name order, EXIF orientation applied). A folder has no frame
@@ -29,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,8 +82,8 @@ class VideoInfo:
             that is more than 1% away from it (variable-frame-rate webm/mkv, whose header rate is estimated
             from the first frames only), so ``num_frames / fps`` is the video's real length. Folders and single
             frames without a rate report ``DEFAULT_FPS``.
-        num_frames: number of source frames (exact: packets counted for video files, files
-            counted for folders).
+        num_frames: number of source frames (exact: the packets that decode to a frame counted for video
+            files, files counted for folders).
         width, height: DISPLAY size in pixels, i.e. after ``rotation`` is applied; every frame from
             ``iter_frames`` has shape ``(height, width, 3)``.
         rotation: counter-clockwise degrees (0, 90, 180, 270) applied to the stored frames for
@@ -95,6 +101,11 @@ class VideoInfo:
         nominal_fps: a video file's frame rate as its header gives it (``fps`` is the frames' average where that is
             more than 1% away: frames missing from a fixed-rate clip's timing, a variable rate); 0.0 without one,
             for folders, and in an info that does not record it.
+        sample_aspect: (w, h): a pixel of the frames (display orientation) is shown ``w / h`` times as wide as
+            tall, in lowest terms; (1, 1) for square pixels, folders and an info that does not record it. The frames
+            are NOT resized to square pixels (``width`` x ``height`` stays the pixel size, which masks and DAVIS PNGs
+            keep); the displayed size is ``width * w / h`` x ``height``. Pass it to ``VideoWriter`` so the output
+            is shown as the input (a 160x120 video with SAR 3:1 is shown 480x120).
     """
 
     path: Path
@@ -110,6 +121,11 @@ class VideoInfo:
     audio_codec: str = ""
     start_s: float = 0.0
     nominal_fps: float = 0.0
+    sample_aspect: tuple[int, int] = (1, 1)
+
+    def __post_init__(self) -> None:
+        # JSON (a mask cache's meta, ``uvosam.job_plan``) gives back a list
+        object.__setattr__(self, "sample_aspect", tuple(self.sample_aspect))
 
     def num_output_frames(self, *, stride: int = 1, max_frames: int | None = None) -> int:
         """How many frames ``iter_frames(path, stride=stride, max_frames=max_frames)`` yields."""
@@ -265,6 +281,12 @@ def iter_probed(
 def _probe_file(
     path: Path, limits: VideoLimits | None, stride: int, max_frames: int | None, default_fps: float
 ) -> VideoInfo:
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise VideoReadError(
+            f"{path} is not a regular file but {_file_kind(mode)}: a video is read several times "
+            f"(probed, then decoded), so it must be a file saved on disk. {_ACCEPTED}"
+        )
     if path.stat().st_size == 0:
         raise VideoReadError(
             f"{path.name} is empty (0 bytes): the upload or copy did not complete. {_ACCEPTED}"
@@ -272,9 +294,9 @@ def _probe_file(
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         logger.info("%s: extension not in %s; trying ffmpeg anyway", path, VIDEO_EXTENSIONS)
     header = read_header(path, accepted=_ACCEPTED)
-    w, h = header.width, header.height
+    w, h, sar = header.width, header.height, header.sample_aspect
     if header.rotation in (90, 270):
-        w, h = h, w
+        w, h, sar = h, w, sar[::-1]
     # An estimate (0 where fps or duration is unknown): the container's duration can include an
     # audio tail. The exact count is checked again below.
     estimate = round(header.duration_s * header.fps)
@@ -291,6 +313,7 @@ def _probe_file(
         header.codec,
         header.audio_codec,
         nominal_fps=header.fps,
+        sample_aspect=sar,
     )
     check_limits(info, limits, stride=stride, max_frames=max_frames, approximate=True)
     n, packets = count_frames(path, header, accepted=_ACCEPTED)
@@ -301,6 +324,17 @@ def _probe_file(
     )
     check_limits(info, limits, stride=stride, max_frames=max_frames)
     return info
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a folder is (``os.stat``'s ``st_mode``)."""
+    kinds = (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
 def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray]:

@@ -8,8 +8,10 @@ is refused before its frames are counted:
   file, a playlist (HLS, DASH, ffconcat: it would make ffmpeg open other files), a file ffmpeg cannot open and
   a truncated mp4/mov (``uvosam.mp4_boxes``) are refused with a message that says which.
 * ``count_frames`` demuxes that stream without decoding it (``-c copy -f framecrc``: packets only, fast) and
-  counts its packets; packets an edit list discards (a trimmed mp4) are not frames. The same pass detects
-  truncated files ("partial file").
+  counts its packets; packets an edit list discards (a trimmed mp4) are not frames, nor are the leading
+  B-frames of a cut open GOP that the decoder drops (the first frames are decoded only where packets show
+  such frames). The same pass detects truncated files ("partial file", or a corrupt packet after the last
+  keyframe; a corrupt packet that a keyframe follows, as at a ``cat`` join of MPEG-TS files, is not one).
 * ``resolve_fps`` picks the frame rate: the header's, or the frames' timestamps' average where the two
   disagree (variable-frame-rate webm/mkv).
 
@@ -51,7 +53,8 @@ _RATE_TOLERANCE = 0.01
 class Header:
     """What we use of ``ffmpeg -i``'s output. Sizes are STORED (before rotation); 0 = unknown. ``codec``: the
     video stream's codec as ffmpeg (and ffprobe's ``codec_name``) names it (``h264``, ``hevc``, ``gif``...);
-    ``audio_codec``: the first audio stream's, "" without one."""
+    ``audio_codec``: the first audio stream's, "" without one. ``sample_aspect``: the stored pixels' width:height
+    as shown (``[SAR 3:1 DAR 4:1]``), in lowest terms; (1, 1) for square pixels or when not stated."""
 
     width: int
     height: int
@@ -60,6 +63,7 @@ class Header:
     rotation: int
     codec: str = ""
     audio_codec: str = ""
+    sample_aspect: tuple[int, int] = (1, 1)
 
 
 def run_ffmpeg(args: list[str], timeout: float, stdout: IO[bytes] | None = None) -> tuple[int, str]:
@@ -171,7 +175,18 @@ def _parse_video_stream(text: str, line: str, path: Path, accepted: str) -> Head
     section = re.split(r"^\s*Stream #", after, maxsplit=1, flags=re.MULTILINE)[0]
     rot = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", section)
     rotation = round(float(rot.group(1)) / 90.0) * 90 % 360 if rot else 0
-    return Header(int(size.group(1)), int(size.group(2)), fps_value, duration, rotation)
+    width, height = int(size.group(1)), int(size.group(2))
+    return Header(width, height, fps_value, duration, rotation, sample_aspect=_sample_aspect(line))
+
+
+def _sample_aspect(line: str) -> tuple[int, int]:
+    """The ``[SAR w:h DAR ...]`` of a stream line in lowest terms; (1, 1) without one or for ffmpeg's 0:1 (unknown)."""
+    sar = re.search(r"\[SAR (\d+):(\d+) DAR", line)
+    if sar is None or int(sar.group(1)) == 0 or int(sar.group(2)) == 0:
+        return (1, 1)
+    num, den = int(sar.group(1)), int(sar.group(2))
+    common = math.gcd(num, den)
+    return (num // common, den // common)
 
 
 def _truncated(path: Path, text: str, accepted: str) -> str | None:
@@ -217,7 +232,8 @@ def count_frames(path: Path, header: Header, *, accepted: str) -> tuple[int, Pac
     The packet count comes from the muxer summary that ``-v verbose`` prints ("Output stream #0:0 (video): N
     packets muxed"), which every ffmpeg release has; the progress line's ``frame=`` is the fallback (ffmpeg
     7.0, bundled with imageio-ffmpeg 0.6, leaves ``frame=`` out of it for stream copies). Packets an edit list
-    discards (a trimmed mp4/mov) decode to no frame and are subtracted.
+    discards (a trimmed mp4/mov) decode to no frame and are subtracted, and so are leading packets the decoder
+    drops (``undecodable_leading``: a cut open group of pictures; only then is anything decoded).
 
     Raises:
         VideoReadError: ffmpeg could not read the packets, the file is truncated, or the stream has no frames.
@@ -227,22 +243,73 @@ def count_frames(path: Path, header: Header, *, accepted: str) -> tuple[int, Pac
         code, text = _run_ffmpeg(args, _COUNT_TIMEOUT_S, path, stdout=packets)
         packets.seek(0)
         stats = read_packet_stats(packets)
-    n = _packet_count(text)
-    if code != 0 or n is None:
-        reason = text.strip().splitlines()[-1] if text.strip() else f"exit code {code}"
-        raise VideoReadError(
-            f"ffmpeg could not read the frames of {path.name} ({reason}). Re-encode it."
-        )
-    if "partial file" in text or "corrupt input packet" in text:
-        said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
+        n = _packet_count(text)
+        if code != 0 or n is None:
+            reason = text.strip().splitlines()[-1] if text.strip() else f"exit code {code}"
+            raise VideoReadError(
+                f"ffmpeg could not read the frames of {path.name} ({reason}). Re-encode it."
+            )
+        _check_complete(path, header, text, stats, n)
+        dropped = undecodable_leading(path, stats.leading)
+        if dropped:
+            packets.seek(0)
+            stats = read_packet_stats(packets, drop_leading=dropped)
+    n -= stats.discarded + dropped
+    if n <= 0:
+        raise VideoReadError(f"{path.name} has a video stream with no frames in it. {accepted}")
+    return n, stats
+
+
+def _check_complete(path: Path, header: Header, text: str, stats: PacketStats, n: int) -> None:
+    """Refuse a truncated file: the mov demuxer says "partial file", or a packet of the last group of pictures
+    is flagged corrupt (other demuxers flag the packet the end of the file cuts short). A corrupt packet that a
+    keyframe follows is not the end of the data: the MPEG-TS demuxer flags the packet at a continuity-counter
+    jump, which is where two ``.ts``/``.mts`` files were joined with ``cat``; the decoder recovers at the key."""
+    said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
+    if "partial file" in text:
         raise VideoReadError(
             f"{path.name} is truncated: {said}its data ends after {count(n, 'frame')} (ffmpeg: "
             "partial file). Re-export or re-upload the complete file."
         )
-    n -= stats.discarded
-    if n <= 0:
-        raise VideoReadError(f"{path.name} has a video stream with no frames in it. {accepted}")
-    return n, stats
+    if stats.corrupt_at_end:
+        raise VideoReadError(
+            f"{path.name} is truncated or damaged at its end: packets after its last keyframe are "
+            "incomplete (ffmpeg: corrupt input packet). Re-export or re-upload the complete file."
+        )
+    if stats.corrupt:
+        logger.info(
+            "%s: %s flagged corrupt, each followed by a keyframe (e.g. files joined with cat); "
+            "decoding goes on",
+            path.name,
+            count(stats.corrupt, "packet"),
+        )
+
+
+def undecodable_leading(path: Path, leading: int) -> int:
+    """How many of the ``leading`` packets of ``path`` (``PacketStats.leading``: shown before the first
+    keyframe, decoded after it) the decoder drops. The first ``leading + 1`` packets (that keyframe and its
+    leading packets: a packet can only refer to packets before it) are copied to a temporary file and decoded
+    on their own: those missing from the frames are dropped. 0 without leading packets (nothing is decoded)
+    or when ffmpeg cannot copy or decode them (the count stays the packets', as before).
+
+    A stream cut out of a longer one (an MPEG-TS cut by stream copy or by bytes, an HEVC clip with open GOPs)
+    starts with a keyframe whose leading B-frames refer to pictures before the cut: no decoder can show them,
+    so they are not frames; leading frames that refer only to the keyframe (HEVC RADL) decode and are frames.
+    """
+    if leading == 0:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="uvosam-head-") as tmp:
+        head = Path(tmp) / "head.nut"
+        copy = ["-i", str(path), "-map", STREAM, "-c", "copy", "-frames:v", str(leading + 1)]
+        code, _ = _run_ffmpeg([*copy, "-f", "nut", str(head)], _HEADER_TIMEOUT_S, path)
+        if code != 0:
+            return 0
+        with tempfile.TemporaryFile() as frames:
+            decode = ["-i", str(head), "-fps_mode", "passthrough", "-f", "framecrc", "-"]
+            code, _ = _run_ffmpeg(decode, _HEADER_TIMEOUT_S, path, stdout=frames)
+            frames.seek(0)
+            decoded = sum(not line.startswith(b"#") for line in frames)
+    return max(leading + 1 - decoded, 0) if code == 0 else 0
 
 
 def _ntsc_exact(fps: float, timed_fps: float | None) -> float:

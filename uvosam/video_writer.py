@@ -24,6 +24,7 @@ sound.
 from __future__ import annotations
 
 import logging
+import math
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -35,11 +36,14 @@ import numpy as np
 
 from uvosam.video_audio import AudioSource, add_audio
 
-__all__ = ["CHUNK_FORMATS", "VideoWriter"]
+__all__ = ["CHUNK_FORMATS", "MIN_FPS", "VideoWriter"]
 
 logger = logging.getLogger(__name__)
 
 CHUNK_FORMATS = (".ts", ".mp4")
+MIN_FPS = 1e-5
+"""The slowest frame rate written (a frame every 100,000 s, 27.8 h): ffmpeg's mp4 muxer refuses the durations
+of slower H.264 frames ("Application provided duration ... is invalid") and libvpx its time bases."""
 _CLOSE_TIMEOUT_S = 120.0
 _H264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
 _VP9_ALPHA = ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-b:v", "0", "-deadline", "realtime",
@@ -51,10 +55,18 @@ class _Encoder:
     ``alpha``); stderr in a temp file."""
 
     def __init__(
-        self, path: Path, *, fps: float, width: int, height: int, crf: int, alpha: bool = False
+        self,
+        path: Path,
+        *,
+        fps: float,
+        width: int,
+        height: int,
+        crf: int,
+        alpha: bool = False,
+        sample_aspect: tuple[int, int] = (1, 1),
     ) -> None:
         self.path = path
-        rate = Fraction(fps).limit_denominator(100_000)
+        rate = Fraction(fps).limit_denominator(100_000)  # > 0 for fps >= MIN_FPS
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(),
             "-hide_banner",
@@ -68,7 +80,7 @@ class _Encoder:
             "-s",
             f"{width}x{height}",
             "-r",
-            str(rate),
+            f"{rate.numerator}/{rate.denominator}",
             "-i",
             "-",
             "-an",
@@ -76,8 +88,13 @@ class _Encoder:
             "-crf",
             str(crf),
         ]
+        filters = []
         if (width % 2 or height % 2) and not alpha:  # libvpx-vp9 encodes odd sizes as they are
-            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black"]
+            filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black")
+        if tuple(sample_aspect) != (1, 1):
+            filters.append(f"setsar={sample_aspect[0]}/{sample_aspect[1]}")
+        if filters:
+            cmd += ["-vf", ",".join(filters)]
         if path.suffix.lower() == ".mp4":
             cmd += ["-movflags", "+faststart"]
         self._stderr = tempfile.TemporaryFile()
@@ -159,7 +176,7 @@ class VideoWriter:
 
     Args:
         path: the full output file (``.mp4`` recommended; gets ``+faststart``).
-        fps: frame rate (> 0).
+        fps: frame rate (>= ``MIN_FPS``, 1e-5).
         width, height: size of the frames passed to ``write``. Odd sizes are padded by one black
             column/row in the output (``output_size``), except with ``alpha`` (VP9 keeps them).
         crf: quality, 0 (best) to 51 (worst): x264's (23 is its default; 0 is lossless), or with ``alpha``
@@ -172,6 +189,9 @@ class VideoWriter:
         chunk_format: ``".ts"`` (MPEG-TS, default) or ``".mp4"``.
         audio: the sound to add to the full file when it is finished, cut to its duration (``add_audio``; not
             with ``alpha``); None: silent, as are the chunks.
+        sample_aspect: (w, h): the frames' pixels are shown ``w / h`` times as wide as tall (the input's
+            ``VideoInfo.sample_aspect``); the files (and chunks) are marked so (SAR), their pixels unchanged, so
+            that players show an anamorphic input's output as they show the input.
     """
 
     def __init__(
@@ -187,8 +207,15 @@ class VideoWriter:
         chunk_dir: str | Path | None = None,
         chunk_format: str = ".ts",
         audio: AudioSource | None = None,
+        sample_aspect: tuple[int, int] = (1, 1),
     ) -> None:
         _check_args(fps, width, height, crf, chunk_seconds, chunk_format)
+        if len(sample_aspect) != 2 or not all(isinstance(v, int) and v > 0 for v in sample_aspect):
+            raise ValueError(
+                f"VideoWriter sample_aspect must be two positive integers (w, h), e.g. (1, 1) for square "
+                f"pixels; got {sample_aspect!r}"
+            )
+        self.sample_aspect = (sample_aspect[0], sample_aspect[1])
         self.path = Path(path)
         if alpha and (chunk_seconds or audio is not None or self.path.suffix.lower() != ".webm"):
             raise ValueError(
@@ -223,7 +250,7 @@ class VideoWriter:
         return self.width + self.width % 2, self.height + self.height % 2
 
     def _encoder(self, path: Path) -> _Encoder:
-        size = {"width": self.width, "height": self.height}
+        size = {"width": self.width, "height": self.height, "sample_aspect": self.sample_aspect}
         return _Encoder(path, fps=self.fps, crf=self.crf, alpha=self.alpha, **size)
 
     def write(self, frame: np.ndarray) -> Path | None:
@@ -336,8 +363,12 @@ class VideoWriter:
 def _check_args(
     fps: float, width: int, height: int, crf: int, chunk_seconds: float | None, fmt: str
 ) -> None:
-    if not fps or fps <= 0:
-        raise ValueError(f"VideoWriter fps must be > 0; got {fps!r}")
+    if not math.isfinite(fps) or fps < MIN_FPS:
+        raise ValueError(
+            f"VideoWriter fps must be a number >= {MIN_FPS:g} (a frame every {1 / MIN_FPS:,.0f} s; "
+            f"an mp4 cannot time frames further apart); got {fps!r}. Read the input with a smaller "
+            "stride, or write the frames at a faster rate."
+        )
     for name, value in (("width", width), ("height", height)):
         if int(value) != value or value < 1:
             raise ValueError(f"VideoWriter {name} must be a positive integer; got {value!r}")

@@ -18,7 +18,8 @@ from uvosam.tracker.config import DetectorConfig
 def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
     """Output ``(height, width)`` of detectron2's ``ResizeShortestEdge``: scale the shortest edge to
     ``min_size``; if the longest edge would exceed ``max_size``, scale that to ``max_size`` instead;
-    round with ``int(x + 0.5)``."""
+    round with ``int(x + 0.5)``, but to at least 1 px: a frame more than ``2 * max_size`` times
+    as wide as it is tall (or tall as wide) would get a side of 0 px, where the reference fails."""
     scale = min_size / min(height, width)
     if height < width:
         new_h, new_w = float(min_size), scale * width
@@ -27,7 +28,7 @@ def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tupl
     if max(new_h, new_w) > max_size:
         scale = max_size / max(new_h, new_w)
         new_h, new_w = new_h * scale, new_w * scale
-    return int(new_h + 0.5), int(new_w + 0.5)
+    return max(int(new_h + 0.5), 1), max(int(new_w + 0.5), 1)
 
 
 def check_frame(frame: np.ndarray, index: int = 0) -> np.ndarray:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from uvosam.frame_folder import list_frames
+from uvosam.frame_folder import list_frames, to_rgb8
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +66,12 @@ class VideoRecord:
 
 
 def read_frame(frame: Path | np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB: PIL decode + EXIF orientation (detectron2 ``read_image``), or the
-    array itself."""
+    """(H, W, 3) uint8 RGB: PIL decode + EXIF orientation (detectron2 ``read_image``; 16-bit grayscale
+    scaled to 8 bits, ``uvosam.frame_folder.to_rgb8``), or the array itself."""
     if isinstance(frame, np.ndarray):
         return frame
     with Image.open(frame) as im:
-        return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+        return to_rgb8(ImageOps.exif_transpose(im))
 
 
 _YTVIS_FORMAT = (
