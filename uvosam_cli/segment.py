@@ -20,6 +20,8 @@ from tqdm import tqdm
 from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export_types import ExportOptions
 from uvosam.job import run_job
+from uvosam.job_plan import job_name
+from uvosam.job_staging import check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.remote_files import is_zip_download
@@ -110,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-audio", action="store_true",
                    help="a silent output mp4 (by default it has the source video's sound: its first audio "
                         "stream, cut to the frames)")  # fmt: skip
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, output_folder=lambda args: args.out)
 
 
 DOWNLOAD_MAX_BYTES = 4 << 30
@@ -178,6 +180,18 @@ def slow_on_cpu_note(mask_model: dict) -> str | None:
     )
 
 
+def check_result_folder(out: Path, video_name: str, source: Path) -> None:
+    """Refuse (``ValueError``) an ``--out`` whose earlier result this run could not replace, or where it would
+    replace the input; say when that result was made from another input (``clip.mp4`` after ``clip.mov``)."""
+    earlier = check_replaceable(out, video_name, source=source, option="--out")
+    if earlier is not None and earlier.source and earlier.source != source.name:
+        print(
+            f"note: {out} holds the results of {earlier.source}; this run of {source.name} replaces them when it "
+            "has finished",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     options = JobOptions(
         stride=args.stride,
@@ -207,15 +221,20 @@ def run(args: argparse.Namespace) -> int:
 def _segment(
     args: argparse.Namespace, source: Path, config: PipelineConfig, options: JobOptions
 ) -> int:
-    probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
+    info = probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
+    check_result_folder(args.out, job_name(info), source)
     pipe = load_pipeline(args)
     note = slow_on_cpu_note(pipe.segmenter.describe())
     if note:
         print(note, file=sys.stderr)
     pipe = UVOSAM(pipe.tracker, pipe.segmenter, config)
     result = None
-    with tqdm(desc=source.name, unit="frame", dynamic_ncols=True) as bar:
-        for update in run_job(pipe, source, args.out, options):
+    # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
+    with (
+        tqdm(desc=source.name, unit="frame", dynamic_ncols=True) as bar,
+        contextlib.closing(run_job(pipe, source, args.out, options)) as steps,
+    ):
+        for update in steps:
             bar.total = update.frames_total
             if update.result is None:  # the last update carries the result, not a frame
                 bar.set_postfix(objects=update.objects, tracks=update.tracks_so_far, refresh=False)
