@@ -163,3 +163,18 @@ def test_a_real_sigterm_to_the_command_keeps_the_earlier_result(tmp_path, tiny_m
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.splitlines()[-1].startswith("uvosam segment: interrupted; nothing was written: ")
     assert _snapshot(out) == before
+
+
+def test_a_full_disk_names_the_folder_and_what_is_left(tmp_path, tiny_models, capsys):
+    """It said only "[Errno 28] No space left on device" (PIL saving a DAVIS PNG: no file name)."""
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "clip.mp4"), out) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    tiny_models(fail_at=2, error=lambda: OSError(28, "No space left on device"))
+    assert _segment(_clip(tmp_path / "b" / "clip.mp4", seed=9), out) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"uvosam segment: error: No space left on device ({out}) (free some space, or pass another --out); "
+        f"nothing was written: {out} is as it was (an earlier result there is kept)"
+    )
+    assert _snapshot(out) == before

@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         RuntimeError,
         MissingPackageError,
     ) as exc:  # user errors: no traceback (but with -v, which also shows an internal error's)
-        _said(args, out, f"error: {exc}")
+        _said(args, out, out.error_line(exc))
         return 2
 
 

@@ -9,6 +9,7 @@ before it ran: one it made and left empty goes, and the one-line message says wh
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import threading
 from collections.abc import Iterator
@@ -78,6 +79,23 @@ class OutputFolder:
         """What is left after an interrupt, for the command's one-line message."""
         if self.folder is None:
             return "interrupted"
+        return f"interrupted; {self._left()}"
+
+    def _left(self) -> str:
         if not self.existed:
-            return "interrupted; nothing was written"
-        return f"interrupted; nothing was written: {self.folder} is as it was (an earlier result there is kept)"
+            return "nothing was written"
+        return f"nothing was written: {self.folder} is as it was (an earlier result there is kept)"
+
+    def error_line(self, error: BaseException) -> str:
+        """The command's one-line message for ``error``. An ``OSError`` that says no more than its errno's text
+        (``[Errno 28] No space left on device``, from deep in a library) gets its file, or the output folder, and
+        what is left of the run."""
+        if not isinstance(error, OSError) or not str(error).startswith("[Errno"):
+            return f"error: {error}"
+        where = error.filename or self.folder
+        text = f"error: {error.strerror}" + (f" ({where})" if where is not None else "")
+        if self.folder is None:
+            return text
+        if error.errno == errno.ENOSPC:
+            text += " (free some space, or pass another --out)"
+        return f"{text}; {self._left()}"

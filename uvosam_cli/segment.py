@@ -34,11 +34,17 @@ from uvosam_cli.arguments import (
     ALPHA_WEBM_HELP,
     DEVICE_HELP,
     add_sam_arguments,
+    max_side,
     positive_int,
     segmenter_config,
     unit_interval,
 )
-from uvosam_cli.checks import check_model_arguments, check_output_folder, check_weight_files
+from uvosam_cli.checks import (
+    check_model_arguments,
+    check_output_folder,
+    check_readable,
+    check_weight_files,
+)
 from uvosam_cli.hints import print_merge_hints
 
 
@@ -90,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--output-max-side",
-        type=positive_int,
+        type=max_side,
         help="shrink the output video (any --style) to at most this longest side (never enlarged)",
     )
     p.add_argument(
@@ -221,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
 def _segment(
     args: argparse.Namespace, source: Path, config: PipelineConfig, options: JobOptions
 ) -> int:
+    check_readable(source)
     info = probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
     check_result_folder(args.out, job_name(info), source)
     pipe = load_pipeline(args)
