@@ -159,3 +159,16 @@ def test_an_earlier_result_that_cannot_be_deleted_is_refused_at_once(earlier, mo
     with pytest.raises(ValueError, match=r"--out .* no permission to delete files in .*davis/clip"):
         check_replaceable(earlier, "clip", source=None, option="--out")
     assert check_replaceable(earlier / "nothing here", "clip", source=None, option="--out") is None
+
+
+def test_a_run_json_naming_a_path_out_of_the_folder_is_not_followed(tmp_path, pipe, earlier):
+    import json
+
+    outside = tmp_path / "precious_uvosam.zip"
+    outside.write_text("keep me")
+    run_json = earlier / "export" / "run.json"
+    record = json.loads(run_json.read_text())
+    record["video"]["name"] = "../precious"
+    run_json.write_text(json.dumps(record))
+    list(run_job(pipe, _clip(tmp_path / "f" / "clip.mp4", num_frames=3), earlier, JobOptions()))
+    assert outside.read_text() == "keep me"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from uvosam.job_plan import safe_name
 from uvosam.provenance import RUN_JSON
 from uvosam.render import STYLES
 
@@ -89,7 +90,7 @@ def earlier_result(work_dir: Path, video_name: str) -> EarlierResult | None:
     """The result ``work_dir`` holds that a job named ``video_name`` would replace (the one its ``export/run.json``
     names, and any files named as this job's); None when it holds none."""
     video = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON)
-    names = dict.fromkeys(n for n in (video.get("name"), video_name) if isinstance(n, str) and n)
+    names = dict.fromkeys(n for n in (video.get("name"), video_name) if _a_job_name(n))
     entries = dict.fromkeys(e for n in names for e in result_entries(n) if _exists(work_dir / e))
     if not entries:
         return None
@@ -97,6 +98,12 @@ def earlier_result(work_dir: Path, video_name: str) -> EarlierResult | None:
     return EarlierResult(
         video.get("name"), source if isinstance(source, str) else None, tuple(entries)
     )
+
+
+def _a_job_name(name: Any) -> bool:
+    """Whether ``name`` can name a job's files (``safe_name`` leaves it as it is): never a path out of the folder,
+    whatever a run.json says."""
+    return isinstance(name, str) and safe_name(name) == name
 
 
 def _recorded_video(path: Path) -> dict[str, Any]:
@@ -153,7 +160,7 @@ def _check_spares_input(work_dir: Path, video_name: str, source: Path, option: s
     if not _exists(source):
         return
     earlier = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON).get("name")
-    names = [video_name] + ([earlier] if isinstance(earlier, str) and earlier else [])
+    names = [video_name] + ([earlier] if _a_job_name(earlier) else [])
     real = source.resolve()
     for entry in (e for n in names for e in result_entries(n)):
         path = work_dir / entry
