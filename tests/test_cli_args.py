@@ -37,6 +37,17 @@ def no_models(monkeypatch):
         ("segment", ["--stride", "0"], "argument --stride: must be a positive integer"),
         ("segment", ["--max-frames", "0"], "argument --max-frames: must be a positive integer"),
         ("segment", ["--max-frames", "x"], "argument --max-frames: must be an integer; got 'x'"),
+        # was "JobOptions: output_max_side must be at least 2 ..."
+        (
+            "segment",
+            ["--output-max-side", "1"],
+            "argument --output-max-side: must be a longest side of at least",
+        ),
+        (
+            "track",
+            ["--video-id", ""],
+            "argument --video-id: must not be empty",
+        ),  # an empty id was written
         ("rerender", ["--min-score", "-1"], "argument --min-score: must be a number in [0, 1]"),
         ("track", ["--stride", "0"], "argument --stride: must be a positive integer"),
         ("track", ["--max-frames", "0"], "argument --max-frames: must be a positive integer"),
@@ -434,6 +445,45 @@ def test_a_bad_config_yaml_is_reported_before_any_weight_is_looked_for(
         assert uvosam_cli.main([*argv, str(tmp_path / "none.yaml")]) == 2
         assert f"IDOL config not found: {tmp_path / 'none.yaml'}" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["segment", "track"])
+def test_a_config_yaml_that_is_no_file_is_named_so(
+    frames_dir, tmp_path, no_models, capsys, command
+):
+    """A folder or /dev/null said "IDOL config not found" (track: only once the models were loading)."""
+    required = {
+        "segment": ["--out", str(tmp_path / "o")],
+        "track": ["--weights", "idol-coco-r50", "--out", str(tmp_path / "r.json")],
+    }[command]
+    for yaml, what in ((tmp_path, "is a folder"), ("/dev/null", "is not a regular file")):
+        code = uvosam_cli.main([command, str(frames_dir), *required, "--config-yaml", str(yaml)])
+        err = capsys.readouterr().err
+        assert (
+            code == 2 and f"error: --config-yaml {yaml} {what}; expected a detectron2-style" in err
+        ), err
+
+
+@pytest.mark.parametrize("command", ["segment", "track"])
+def test_an_input_without_read_permission_is_named_so(
+    frames_dir, tmp_path, no_models, monkeypatch, capsys, command
+):
+    """A bare "[Errno 13] Permission denied: 'p/unr.mp4'" (tests run as root: os.access says no)."""
+    import os
+
+    import uvosam_cli.checks
+
+    access = os.access
+    monkeypatch.setattr(
+        uvosam_cli.checks.os, "access", lambda p, mode: p != frames_dir and access(p, mode)
+    )
+    required = {
+        "segment": ["--out", str(tmp_path / "o")],
+        "track": ["--weights", "idol-coco-r50", "--out", str(tmp_path / "r.json")],
+    }[command]
+    assert uvosam_cli.main([command, str(frames_dir), *required]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {frames_dir} cannot be read: no permission to read this folder" in err, err
 
 
 def test_track_batch_size_zero_is_a_usage_error(frames_dir, tmp_path, no_models, capsys):

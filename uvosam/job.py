@@ -6,8 +6,10 @@ streams the chunks): it yields a ``JobProgress`` after every frame and a last on
 length (frames are decoded, segmented, rendered, encoded and exported one at a time). A run that
 fails, or whose generator is closed (a cancelled Gradio job), stops ffmpeg and deletes what it had
 written (video, chunks, exports, mask cache), also when it fails after the last frame (writing the
-exports or the zip): no partial output is left to pass for a complete one. Files it did not write
-(an earlier run's in a reused folder, in another style or not yet replaced) are left alone.
+exports or the zip): no partial output is left to pass for a complete one. In a folder that holds an
+earlier result, a job writes into a staging folder there and replaces that result whole (its files
+only: its videos of every style, exports, zip and, for a run, cache) once it has finished; a job
+that does not finish leaves it exactly as it was (``uvosam.job_staging``).
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
@@ -27,7 +29,6 @@ what it changed (kept tracks, merge, min_score).
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -43,10 +44,12 @@ from uvosam.job_plan import (
     cache_meta,
     drawing,
     info_from_meta,
+    job_name,
     safe_name,
     source_digest,
     video_record,
 )
+from uvosam.job_staging import CACHE_FOLDER, Staging
 from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
@@ -59,7 +62,6 @@ from uvosam.video import VideoInfo, iter_probed, probe
 
 logger = logging.getLogger(__name__)
 
-CACHE_FOLDER = "cache"  # the mask cache of a run_job: <work_dir>/cache
 
 # the job's API, as the README names it: the types are uvosam.job_types', used here and importable from here
 __all__ = ["JobOptions", "JobProgress", "JobResult", "rerender", "rerender_iter", "run_job"]
@@ -78,14 +80,10 @@ def run_job(
     info = probe(
         source, limits=options.limits, stride=options.stride, max_frames=options.max_frames
     )
-    # decoding runs in a background thread, a few frames ahead of the models (memory stays bounded)
-    frames = prefetch(iter_probed(info, stride=options.stride, max_frames=options.max_frames))
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
     plan = JobPlan(
         info=info,
-        video_name=safe_name(
-            options.video_name or (info.path.name if info.is_folder else info.path.stem)
-        ),
+        video_name=job_name(info, options.video_name),
         frame_names=info.frame_names[:: options.stride][:total],
         total=total,
         fps=info.fps / options.stride,
@@ -98,20 +96,27 @@ def run_job(
         output=_output_record(options),
     )  # fmt: skip
     plan = replace(plan, record=record)
-    cache = None
-    cache_root = plan.work_dir / CACHE_FOLDER
-    # an earlier run's cache here no longer matches this folder's outputs: a re-render of it would replace them
-    # with that run's (also when this run keeps no cache)
-    shutil.rmtree(cache_root, ignore_errors=True)
-    if options.cache:
-        cache = MaskCache(cache_root, meta=cache_meta(plan, options.stride, drawing(options)))
-    # the models run in their own thread too: rendering, encoding and export of frame t overlap the models'
-    # work on frame t + 1 (two results in flight at most, so memory stays flat)
-    results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
+    # into a staging folder when work_dir holds an earlier result, which this one replaces when it is finished (an
+    # earlier cache too: it would no longer match the folder's outputs, also when this run keeps none)
+    staging = Staging(plan.work_dir, plan.video_name, source=info.path)
     try:
-        yield from produce(results, plan, options, cache=cache)
+        cache = None
+        if options.cache:
+            meta = cache_meta(plan, options.stride, drawing(options))
+            cache = MaskCache(staging.dir / CACHE_FOLDER, meta=meta)
+        # decoding runs in a background thread, a few frames ahead of the models (memory stays bounded); the models
+        # in their own thread too: rendering, encoding and export of frame t overlap the models' work on frame
+        # t + 1 (two results in flight at most, so memory stays flat)
+        frames = prefetch(iter_probed(info, stride=options.stride, max_frames=options.max_frames))
+        results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
+        try:
+            yield from produce(
+                results, replace(plan, work_dir=staging.dir), options, cache=cache, staging=staging
+            )
+        finally:
+            results.close()  # stops the model thread, which closes the decoder: also when the consumer stops early
     finally:
-        results.close()  # stops the model thread, which closes the decoder: also when the consumer stops early
+        staging.abandon()  # a run that did not finish (nothing once its result replaced the earlier one)
 
 
 def _closing(results: Iterator[FrameResult], source: Iterator[np.ndarray]) -> Iterator[FrameResult]:
@@ -179,7 +184,15 @@ def rerender_iter(
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
-    yield from produce(results, plan, options, cache=None, cache_root=cache.root, merge=merge)
+    # the cache read stays whatever happens to the earlier result in work_dir (a re-render into its run's folder)
+    staging = Staging(plan.work_dir, plan.video_name, keep=(CACHE_FOLDER,))
+    try:
+        yield from produce(
+            results, replace(plan, work_dir=staging.dir), options, cache=None, cache_root=cache.root, merge=merge,
+            staging=staging,
+        )  # fmt: skip
+    finally:
+        staging.abandon()
 
 
 def _options(options: object) -> JobOptions:
@@ -293,8 +306,9 @@ def rerender(
     Args:
         cache_dir: ``JobResult.cache_dir`` of a ``run_job`` made with ``JobOptions(cache=True)``, or the job's
             ``work_dir``, which holds it (``<work_dir>/cache``; as ``uvosam rerender`` takes the run's folder).
-        work_dir: where the new files go (may be the original job's folder: its video of the same style,
-            exports and zip are replaced; the cache is only read).
+        work_dir: where the new files go (may be the original job's folder: once the re-render has finished,
+            its result replaces the run's there, videos of every style, exports and zip; the cache is only read,
+            and stays).
         keep_ids: track ids to keep (None: all; each must be a track of the run). Dropped tracks are absent
             from the overlay, the DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes,
             JSON and CSV.

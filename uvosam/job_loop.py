@@ -4,7 +4,8 @@ zip, one frame at a time.
 ``produce`` takes the results whatever makes them (the models, or a mask cache) and writes the output video (+
 chunks), the exports, the mask cache and the zip under the plan's ``work_dir``, yielding a ``JobProgress`` per frame
 and a last one carrying the ``JobResult``. If it fails, also after the last frame (the exports' tables, the zip),
-or is closed early (a cancelled job), it deletes what it had written (``job_outputs.discard_outputs``).
+or is closed early (a cancelled job), it deletes what it had written (``job_outputs.discard_outputs``); written into a
+staging folder (``uvosam.job_staging``), its result replaces the earlier one only once it is finished.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from uvosam.export import make_zip
 from uvosam.export_types import ExportResult
 from uvosam.job_outputs import discard_outputs, open_outputs, overlay_size, render_frame
 from uvosam.job_plan import JobPlan
+from uvosam.job_staging import Staging
 from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache
 from uvosam.reappearance import Reappearances
@@ -35,6 +38,7 @@ def produce(
     cache: MaskCache | None,
     cache_root: Path | None = None,
     merge: Mapping[int, int] | None = None,
+    staging: Staging | None = None,
 ) -> Iterator[JobProgress]:
     """Render, encode, export (and cache) a stream of results, then zip the exports: a ``JobProgress`` per frame,
     and a last one carrying the ``JobResult``.
@@ -46,6 +50,9 @@ def produce(
         cache: where to keep each result (a run with ``JobOptions(cache=True)``), or None.
         cache_root: the ``JobResult.cache_dir`` when ``cache`` is None (a re-render: the cache it read).
         merge: the merge applied to ``results`` (a re-render's), for the export's README.
+        staging: where ``plan.work_dir`` is when it is a staging folder (``uvosam.job_staging``): once the zip is
+            written, the result replaces the earlier one in its job's folder, and the ``JobResult`` (and the last
+            chunk) name the files there.
     """
     info, work_dir = plan.info, plan.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +93,10 @@ def produce(
                 cache.finish(done)
         cache_dir = cache.root if cache is not None else cache_root
         result = _finish(plan, overlay_path, export, done, cache_dir, silent_because)
+        if staging is not None:
+            staging.promote()
+            result = staging.rebased(replace(result, export=staging.rebased(result.export)))
+            last_chunk = staging.final_path(last_chunk)
     # failed (also after the last frame, e.g. zipping) or closed early (GeneratorExit): no partial outputs
     except BaseException:
         discard_outputs(writer, exporter, cache)

@@ -61,6 +61,12 @@ def safe_name(name: str) -> str:
     return cleaned[:80] or "video"
 
 
+def job_name(info: VideoInfo, video_name: str | None = None) -> str:
+    """A run's ``JobPlan.video_name``, which names its files: ``video_name`` (``JobOptions.video_name``), else the
+    input's stem (a frame folder's whole name), as ``safe_name`` makes it."""
+    return safe_name(video_name or (info.path.name if info.is_folder else info.path.stem))
+
+
 def video_record(plan: JobPlan) -> dict[str, Any]:
     """The ``video`` entry of ``run.json``: the input by its own name only (no server or home folders)."""
     info = plan.info

@@ -6,8 +6,10 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from uvosam.errors import MissingPackageError
+from uvosam_cli.interrupts import OutputFolder, exit_code, signals_as_interrupts
 
 SUBCOMMAND_MODULES = [
     "uvosam_cli.segment",
@@ -52,13 +54,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(verbose=args.verbose)
+    with signals_as_interrupts():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, and how it ended: its exit code, and one line on stderr if it failed or was stopped (with
+    ``-v`` the traceback too)."""
+    folder = args.output_folder(args) if hasattr(args, "output_folder") else None
+    out = OutputFolder(folder)
     try:
         return int(args.func(args) or 0)
+    except (
+        KeyboardInterrupt
+    ) as stop:  # Ctrl-C, SIGTERM, SIGHUP: the command deleted its unfinished files
+        _said(args, out, out.interrupted_line())
+        return exit_code(stop)
     except (
         ValueError,
         OSError,  # a missing input, an output path under a file, a folder where a file goes, no permission
         RuntimeError,
         MissingPackageError,
-    ) as exc:  # user errors: no traceback
-        print(f"uvosam {args.command}: error: {exc}", file=sys.stderr)
+    ) as exc:  # user errors: no traceback (but with -v, which also shows an internal error's)
+        _said(args, out, out.error_line(exc))
         return 2
+
+
+def _said(args: argparse.Namespace, out: OutputFolder, line: str) -> None:
+    if args.verbose:
+        traceback.print_exc()
+    out.remove_if_left_empty()
+    print(f"uvosam {args.command}: {line}", file=sys.stderr)

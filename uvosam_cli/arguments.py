@@ -24,6 +24,23 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def max_side(text: str) -> int:
+    """An ``argparse`` type: a longest side of the output video, an int >= 2 (an encoded video's sides are even)."""
+    value = _int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be a longest side of at least 2 pixels (an encoded video's sides are even); got {text}"
+        )
+    return value
+
+
+def non_empty(text: str) -> str:
+    """An ``argparse`` type: text that is not empty nor only spaces (a name or an id)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must not be empty; got {text!r}")
+    return text
+
+
 def _int(text: str) -> int:
     try:
         return int(text)

@@ -75,6 +75,17 @@ def _check_writable(folder: Path, path: Path, option: str) -> None:
         )
 
 
+def check_readable(path: Path) -> None:
+    """Raise ``ValueError`` when the input ``path`` (a file, or a frame folder) exists but cannot be read (no
+    permission). A missing one is left to the reader's message."""
+    folder = path.is_dir()
+    if path.exists() and not os.access(path, os.R_OK | (os.X_OK if folder else 0)):
+        raise ValueError(
+            f"{path} cannot be read: no permission to read this {'folder' if folder else 'file'} (see its owner "
+            "and mode: ls -l); pass one you can read"
+        )
+
+
 def check_device(device: str) -> None:
     """Raise ``ValueError`` unless torch can use ``--device`` here (``uvosam.devices.check_device``)."""
     devices.check_device(device, option="--device")
@@ -158,6 +169,21 @@ def check_weight_files(args: argparse.Namespace) -> None:
     pipeline.locate_weights(str(args.tracker), args.sam, segmenter_config=segmenter_config(args))
 
 
+def check_config_yaml(path: Path, option: str) -> None:
+    """Raise ``ValueError`` unless ``path`` is a file (not a folder, nor a device such as ``/dev/null``), then read
+    and parse it as an IDOL YAML (``load_tracker_yaml``: its errors, e.g. ``FileNotFoundError`` for a missing
+    ``_BASE_``)."""
+    from uvosam.tracker.yaml_config import load_tracker_yaml
+
+    if path.exists() and not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file"
+        raise ValueError(
+            f"{option} {path} is {what}; expected a detectron2-style IDOL YAML file (e.g. the release's "
+            "configs/*.yaml)"
+        )
+    load_tracker_yaml(path)
+
+
 def check_model_arguments(args: argparse.Namespace) -> None:
     """The checks of ``--tracker``, ``--config-yaml`` (read and parsed), ``--sam``, ``--sam-type``, ``--device`` and
     of the ``sam2`` package a SAM 2.1 ``--sam`` needs, all instant: a command calls this before it reads data or
@@ -170,12 +196,11 @@ def check_model_arguments(args: argparse.Namespace) -> None:
         MissingPackageError: ``--sam`` is SAM 2.1 and the sam2 package is not installed.
     """
     from uvosam.segmenter import check_segmenter_packages
-    from uvosam.tracker.yaml_config import load_tracker_yaml
 
     config = segmenter_config(args)
     check_tracker_weights(str(args.tracker), "--tracker")
     if args.config_yaml is not None:
-        load_tracker_yaml(args.config_yaml)
+        check_config_yaml(Path(args.config_yaml), "--config-yaml")
     check_sam(args.sam)
     check_device(args.device)
     check_segmenter_packages(args.sam, config)

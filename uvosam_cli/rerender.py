@@ -9,6 +9,7 @@ then silent).
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from tqdm import tqdm
 
 from uvosam.export_types import ExportOptions
 from uvosam.job import CACHE_FOLDER, rerender_iter
-from uvosam.job_plan import run_output
+from uvosam.job_plan import run_output, safe_name
+from uvosam.job_staging import check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
@@ -82,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", action=argparse.BooleanOptionalAction,
                    help="give the video the source's sound while its file is where the run read it, or not "
                         "(default: as the run did)")  # fmt: skip
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, output_folder=lambda args: args.out or args.run)
 
 
 def _options(args: argparse.Namespace, drawn: dict[str, Any]) -> JobOptions:
@@ -109,8 +111,18 @@ def run(args: argparse.Namespace) -> int:
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
             "`uvosam segment ... --out <folder> --cache` first"
         )
-    check_output_folder(args.out or args.run, "--out" if args.out else "RUN")
-    options = _options(args, run_output(MaskCache(cache).info.meta))
+    option = "--out" if args.out else "RUN"
+    check_output_folder(args.out or args.run, option)
+    meta = MaskCache(cache).info.meta
+    # the result there is replaced once the re-render has finished (not its cache): refused now if it cannot be
+    check_replaceable(
+        args.out or args.run,
+        safe_name(meta["video_name"]),
+        source=None,
+        option=option,
+        keep=(CACHE_FOLDER,),
+    )
+    options = _options(args, run_output(meta))
     result = None
     steps = rerender_iter(
         cache,
@@ -120,7 +132,11 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         min_score=args.min_score,
     )
-    with tqdm(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar:
+    # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
+    with (
+        tqdm(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar,
+        contextlib.closing(steps),
+    ):
         for update in steps:
             bar.total = update.frames_total
             bar.update(update.frames_done - bar.n)

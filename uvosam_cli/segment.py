@@ -20,6 +20,8 @@ from tqdm import tqdm
 from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export_types import ExportOptions
 from uvosam.job import run_job
+from uvosam.job_plan import job_name
+from uvosam.job_staging import check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.remote_files import is_zip_download
@@ -32,11 +34,17 @@ from uvosam_cli.arguments import (
     ALPHA_WEBM_HELP,
     DEVICE_HELP,
     add_sam_arguments,
+    max_side,
     positive_int,
     segmenter_config,
     unit_interval,
 )
-from uvosam_cli.checks import check_model_arguments, check_output_folder, check_weight_files
+from uvosam_cli.checks import (
+    check_model_arguments,
+    check_output_folder,
+    check_readable,
+    check_weight_files,
+)
 from uvosam_cli.hints import print_merge_hints
 
 
@@ -88,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--output-max-side",
-        type=positive_int,
+        type=max_side,
         help="shrink the output video (any --style) to at most this longest side (never enlarged)",
     )
     p.add_argument(
@@ -110,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-audio", action="store_true",
                    help="a silent output mp4 (by default it has the source video's sound: its first audio "
                         "stream, cut to the frames)")  # fmt: skip
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, output_folder=lambda args: args.out)
 
 
 DOWNLOAD_MAX_BYTES = 4 << 30
@@ -178,6 +186,18 @@ def slow_on_cpu_note(mask_model: dict) -> str | None:
     )
 
 
+def check_result_folder(out: Path, video_name: str, source: Path) -> None:
+    """Refuse (``ValueError``) an ``--out`` whose earlier result this run could not replace, or where it would
+    replace the input; say when that result was made from another input (``clip.mp4`` after ``clip.mov``)."""
+    earlier = check_replaceable(out, video_name, source=source, option="--out")
+    if earlier is not None and earlier.source and earlier.source != source.name:
+        print(
+            f"note: {out} holds the results of {earlier.source}; this run of {source.name} replaces them when it "
+            "has finished",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     options = JobOptions(
         stride=args.stride,
@@ -207,15 +227,21 @@ def run(args: argparse.Namespace) -> int:
 def _segment(
     args: argparse.Namespace, source: Path, config: PipelineConfig, options: JobOptions
 ) -> int:
-    probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
+    check_readable(source)
+    info = probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
+    check_result_folder(args.out, job_name(info), source)
     pipe = load_pipeline(args)
     note = slow_on_cpu_note(pipe.segmenter.describe())
     if note:
         print(note, file=sys.stderr)
     pipe = UVOSAM(pipe.tracker, pipe.segmenter, config)
     result = None
-    with tqdm(desc=source.name, unit="frame", dynamic_ncols=True) as bar:
-        for update in run_job(pipe, source, args.out, options):
+    # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
+    with (
+        tqdm(desc=source.name, unit="frame", dynamic_ncols=True) as bar,
+        contextlib.closing(run_job(pipe, source, args.out, options)) as steps,
+    ):
+        for update in steps:
             bar.total = update.frames_total
             if update.result is None:  # the last update carries the result, not a frame
                 bar.set_postfix(objects=update.objects, tracks=update.tracks_so_far, refresh=False)

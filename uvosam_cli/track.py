@@ -9,8 +9,14 @@ import logging
 from pathlib import Path
 
 from uvosam.text import count
-from uvosam_cli.arguments import DEVICE_HELP, positive_int
-from uvosam_cli.checks import check_device, check_output_file, check_tracker_weights
+from uvosam_cli.arguments import DEVICE_HELP, non_empty, positive_int
+from uvosam_cli.checks import (
+    check_config_yaml,
+    check_device,
+    check_output_file,
+    check_readable,
+    check_tracker_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
-        "--video-id", default=None, help="video_id in results.json (default: input name)"
+        "--video-id",
+        type=non_empty,
+        default=None,
+        help="video_id in results.json (default: input name)",
     )
     parser.add_argument(
         "--stride", type=positive_int, default=1, help="keep every STRIDE-th frame (default 1)"
@@ -57,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_tracker_weights(args.weights, "--weights")
+    if args.config_yaml is not None:
+        check_config_yaml(Path(args.config_yaml), "--config-yaml")
     check_device(args.device)
     check_output_file(out, "--out", example_name="results.json")
+    check_readable(Path(args.input))
     info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
     device = resolve_device(args.device)
     tracker = load_tracker(args.weights, args.config_yaml, device, batch_size=args.batch_size)

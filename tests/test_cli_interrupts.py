@@ -1,0 +1,180 @@
+"""How `uvosam segment` / `rerender` end when stopped (Ctrl-C, SIGTERM) or failing, in a fresh `--out` or one that
+holds an earlier result: one line, the exit code a shell expects, the earlier result as it was."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from doubles import MovingBoxTracker
+
+import uvosam_cli
+import uvosam_cli.segment
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import moving_shapes
+from uvosam.video import VideoWriter
+
+TESTS = Path(__file__).parent
+
+
+def _clip(path, num_frames=8, seed=3):
+    video = moving_shapes(num_frames, height=48, width=64, num_objects=2, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, fps=10, width=64, height=48) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    return path
+
+
+def _snapshot(folder):
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.fixture()
+def tiny_models(monkeypatch, tiny_sam_model):
+    def tracker(fail_at=None, error=None):
+        kwargs = {"fail_at": fail_at} if error is None else {"fail_at": fail_at, "error": error}
+        pipe = UVOSAM(MovingBoxTracker(num_objects=2, **kwargs), BoxPromptSegmenter(tiny_sam_model))
+        monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
+
+    tracker()
+    return tracker
+
+
+def _segment(source, out, *extra):
+    return uvosam_cli.main(["segment", str(source), "--out", str(out), "--sam", "vit_b", *extra])
+
+
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_mid_run_keeps_the_earlier_result_and_says_so_in_one_line(
+    tmp_path, tiny_models, capsys
+):
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    tiny_models(fail_at=3, error=_ctrl_c)  # the same stem, another clip: Ctrl-C at its 4th frame
+    code = _segment(_clip(tmp_path / "b" / "clip.mp4", num_frames=12, seed=9), out)
+    err = capsys.readouterr().err
+    assert code == 130 and _snapshot(out) == before
+    assert err.splitlines()[-1] == (
+        f"uvosam segment: interrupted; nothing was written: {out} is as it was (an earlier result there is kept)"
+    )
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_ctrl_c_in_a_fresh_out_removes_the_folder_it_made(tmp_path, tiny_models, capsys):
+    out = tmp_path / "new" / "out"
+    tiny_models(fail_at=2, error=_ctrl_c)
+    code = _segment(_clip(tmp_path / "clip.mp4"), out)
+    err = capsys.readouterr().err
+    assert code == 130 and not (tmp_path / "new").exists()
+    assert err.strip().splitlines()[-1] == "uvosam segment: interrupted; nothing was written"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main put back the handler it set
+
+
+def test_an_error_gives_its_traceback_with_v_only(tmp_path, tiny_models, capsys):
+    """An internal error (a RuntimeError of the model here) was one line even with -v."""
+    tiny_models(fail_at=1)
+    source = _clip(tmp_path / "clip.mp4")
+    assert _segment(source, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error: MovingBoxTracker failure" in err
+    assert not (tmp_path / "out").exists()  # made by the run, left empty: gone
+    assert uvosam_cli.main(["-v", "segment", str(source), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "Traceback (most recent call last)" in err
+        and "RuntimeError: MovingBoxTracker failure" in err
+    )
+    assert err.splitlines()[-1] == "uvosam segment: error: MovingBoxTracker failure"
+
+
+def test_a_run_of_another_source_says_it_replaces_that_result(tmp_path, tiny_models, capsys):
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "clip.mov"), out) == 0
+    capsys.readouterr()
+    assert _segment(_clip(tmp_path / "clip.mp4", num_frames=5), out) == 0
+    err = capsys.readouterr().err
+    assert f"note: {out} holds the results of clip.mov; this run of clip.mp4 replaces them" in err
+
+
+def test_an_output_that_is_the_input_is_refused_before_the_models_load(
+    tmp_path, monkeypatch, capsys
+):
+    def no_models(args):
+        raise AssertionError("the models were loaded")
+
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", no_models)
+    source = _clip(tmp_path / ("A" * 80 + "_overlay.mp4"))
+    before = source.read_bytes()
+    assert _segment(source, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert f"would replace {source}, which is the input {source}" in err
+    assert source.read_bytes() == before
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from doubles import MovingBoxTracker
+import uvosam_cli, uvosam_cli.segment
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import tiny_sam
+pipe = UVOSAM(MovingBoxTracker(num_objects=2, delay_s={delay}), BoxPromptSegmenter(tiny_sam()))
+uvosam_cli.segment.load_pipeline = lambda args: pipe
+sys.exit(uvosam_cli.main(["segment", {source!r}, "--out", {out!r}, "--sam", "vit_b"]))
+"""
+
+
+def test_a_real_sigterm_to_the_command_keeps_the_earlier_result(tmp_path, tiny_models):
+    """The command as a process, stopped by `kill` while it writes frames; a rerun's staging folder goes with it."""
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "clip.mp4"), out) == 0
+    before = _snapshot(out)
+    source = _clip(tmp_path / "b" / "clip.mp4", num_frames=60, seed=9)
+    script = SCRIPT.format(tests=str(TESTS), delay=0.1, source=str(source), out=str(out))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, env=env
+    )
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".uvosam-run-") for p in out.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # some frames into the staging folder
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.splitlines()[-1].startswith("uvosam segment: interrupted; nothing was written: ")
+    assert _snapshot(out) == before
+
+
+def test_a_full_disk_names_the_folder_and_what_is_left(tmp_path, tiny_models, capsys):
+    """It said only "[Errno 28] No space left on device" (PIL saving a DAVIS PNG: no file name)."""
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "clip.mp4"), out) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    tiny_models(fail_at=2, error=lambda: OSError(28, "No space left on device"))
+    assert _segment(_clip(tmp_path / "b" / "clip.mp4", seed=9), out) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"uvosam segment: error: No space left on device ({out}) (free some space, or pass another --out); "
+        f"nothing was written: {out} is as it was (an earlier result there is kept)"
+    )
+    assert _snapshot(out) == before

@@ -1,0 +1,174 @@
+"""A run into a folder that holds an earlier result: it replaces that result whole once finished, or (failed,
+stopped, killed) leaves it exactly as it was (``uvosam.job_staging``)."""
+
+import os
+from pathlib import Path
+
+import pytest
+from doubles import MovingBoxTracker
+from proc import ffmpeg_children
+
+import uvosam.job
+from uvosam.export_types import ExportOptions
+from uvosam.job import rerender, run_job
+from uvosam.job_staging import STAGING_PREFIX, check_replaceable
+from uvosam.job_types import JobOptions
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import moving_shapes
+from uvosam.video import VideoWriter
+
+
+def _clip(path, num_frames=8, seed=3):
+    video = moving_shapes(num_frames, height=48, width=64, num_objects=2, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, fps=10, width=64, height=48) as writer:
+        for frame in video.frames:
+            writer.write(frame)
+    return path
+
+
+@pytest.fixture()
+def pipe(tiny_sam_model):
+    return UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+
+
+@pytest.fixture()
+def earlier(tmp_path, pipe):
+    """A finished run of clip.mp4 in matte style with a cache, mattes and the alpha WebM, and a user's files."""
+    work = tmp_path / "out"
+    options = JobOptions(
+        style="matte", cache=True, export=ExportOptions(mattes=True, alpha_webm=True)
+    )
+    list(run_job(pipe, _clip(tmp_path / "clip.mp4"), work, options))
+    (work / "notes.txt").write_text("mine")
+    (work / "export" / "notes.txt").write_text("mine too")
+    return work
+
+
+def _snapshot(folder):
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def _failing_decoder(monkeypatch, after):
+    iter_probed = uvosam.job.iter_probed
+
+    def failing(*args, **kwargs):
+        for i, frame in enumerate(iter_probed(*args, **kwargs)):
+            if i == after:
+                raise OSError(28, "No space left on device (simulated)")
+            yield frame
+
+    monkeypatch.setattr(uvosam.job, "iter_probed", failing)
+
+
+def test_a_rerun_that_fails_midway_leaves_the_earlier_result_as_it_was(
+    tmp_path, pipe, earlier, monkeypatch
+):
+    before = _snapshot(earlier)
+    other = _clip(tmp_path / "other" / "clip.mp4", num_frames=12, seed=9)  # same stem, another file
+    _failing_decoder(monkeypatch, after=5)
+    with pytest.raises(OSError, match="No space left"):
+        list(run_job(pipe, other, earlier, JobOptions(cache=True)))
+    assert _snapshot(earlier) == before and ffmpeg_children() == []
+
+
+def test_a_rerun_stopped_midway_leaves_the_earlier_result_as_it_was(tmp_path, pipe, earlier):
+    """A closed generator: Ctrl-C in the CLI, Stop in the app."""
+    before = _snapshot(earlier)
+    job = run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), earlier, JobOptions())
+    for _ in range(4):
+        next(job)
+    assert any(p.name.startswith(STAGING_PREFIX) for p in earlier.iterdir())
+    job.close()
+    assert _snapshot(earlier) == before and ffmpeg_children() == []
+
+
+def test_a_finished_rerun_replaces_every_file_of_the_earlier_result_and_only_those(
+    tmp_path, pipe, earlier
+):
+    other = _clip(tmp_path / "c" / "clip.mp4", num_frames=5, seed=9)
+    final = list(run_job(pipe, other, earlier, JobOptions()))[-1].result
+    files = sorted(str(p.relative_to(earlier)) for p in earlier.rglob("*") if p.is_file())
+    assert (
+        files
+        == sorted(
+            ["notes.txt", "export/notes.txt", "clip_overlay.mp4", "clip_uvosam.zip"]
+            + [
+                f"export/{n}"
+                for n in ("README.txt", "run.json", "results.json", "ytvis_results.json")
+            ]
+            + ["export/tracks.csv", "export/timeline.png"]
+            + [f"export/davis/clip/{i:05d}.png" for i in range(5)]
+            + [f"export/cutouts/clip/{t}/{i:05d}.png" for t in (1, 2) for i in range(5)]
+        )
+    )  # the matte video, the mattes, the WebM and the cache of the earlier run are gone; no staging folder
+    assert final.overlay_mp4 == earlier / "clip_overlay.mp4" and final.cache_dir is None
+    assert (
+        final.zip_path == earlier / "clip_uvosam.zip" and final.export.out_dir == earlier / "export"
+    )
+    assert final.export.davis_dir == earlier / "export" / "davis" / "clip"
+
+
+def test_a_rerun_with_a_cache_moves_it_in_and_can_be_rerendered(tmp_path, pipe, earlier):
+    other = _clip(tmp_path / "d" / "clip.mp4", num_frames=7, seed=9)
+    final = list(run_job(pipe, other, earlier, JobOptions(cache=True, chunk_seconds=0.3)))
+    result = final[-1].result
+    assert result.cache_dir == earlier / "cache" and final[-1].chunk.parent.parent == earlier
+    assert final[-1].chunk.is_file()
+    again = rerender(
+        earlier, earlier, keep_ids=[1]
+    )  # into its own folder: the cache it reads stays
+    assert again.num_frames == 7 and (earlier / "cache" / "meta.json").is_file()
+    assert [t.track_id for t in again.tracks] == [1]
+    assert not any(p.name.startswith(STAGING_PREFIX) for p in earlier.iterdir())
+
+
+def test_a_staging_folder_left_by_a_killed_run_goes_with_the_next_run(tmp_path, pipe, earlier):
+    killed = earlier / f"{STAGING_PREFIX}1-dead"
+    (killed / "export").mkdir(parents=True)
+    (killed / ".lock").write_text("")  # nobody holds it: its run is gone
+    (killed / "clip_overlay.mp4").write_bytes(b"half")
+    list(run_job(pipe, _clip(tmp_path / "e" / "clip.mp4", num_frames=3), earlier, JobOptions()))
+    assert not killed.exists()
+
+
+def test_an_output_that_is_the_input_is_refused_before_anything_is_written(tmp_path, pipe):
+    name = (
+        "A" * 80 + "_overlay.mp4"
+    )  # its stem cut to 80 characters names the video: the input itself
+    source = _clip(tmp_path / name)
+    before = _snapshot(tmp_path)
+    with pytest.raises(ValueError, match=f"would replace .*{name}, which is the input"):
+        list(run_job(pipe, source, tmp_path, JobOptions()))
+    assert _snapshot(tmp_path) == before
+
+
+def test_an_earlier_result_that_cannot_be_deleted_is_refused_at_once(earlier, monkeypatch):
+    """As a rerun by another user into a folder whose davis/clip is root's (tests run as root: os.access says)."""
+    import uvosam.job_staging
+
+    davis = earlier / "export" / "davis" / "clip"
+    access = os.access
+    monkeypatch.setattr(
+        uvosam.job_staging.os, "access", lambda p, mode: Path(p) != davis and access(p, mode)
+    )
+    with pytest.raises(ValueError, match=r"--out .* no permission to delete files in .*davis/clip"):
+        check_replaceable(earlier, "clip", source=None, option="--out")
+    assert check_replaceable(earlier / "nothing here", "clip", source=None, option="--out") is None
+
+
+def test_a_run_json_naming_a_path_out_of_the_folder_is_not_followed(tmp_path, pipe, earlier):
+    import json
+
+    outside = tmp_path / "precious_uvosam.zip"
+    outside.write_text("keep me")
+    run_json = earlier / "export" / "run.json"
+    record = json.loads(run_json.read_text())
+    record["video"]["name"] = "../precious"
+    run_json.write_text(json.dumps(record))
+    list(run_job(pipe, _clip(tmp_path / "f" / "clip.mp4", num_frames=3), earlier, JobOptions()))
+    assert outside.read_text() == "keep me"

@@ -1,0 +1,319 @@
+"""Where a job writes, so that a run into a folder holding an earlier result replaces it whole or not at all.
+
+A job (``uvosam.job``'s run or re-render) whose ``work_dir`` holds an earlier result writes into a hidden staging
+folder there, ``.uvosam-run-<pid>-<token>/``; only once it has finished (video, exports, zip, mask cache) does
+``Staging.promote`` replace the earlier result's files with the new set, by renames on the same file system (the
+earlier set is moved aside, the new one moved in, then the earlier one deleted). A run that fails or is stopped
+(Ctrl-C, a closed generator) deletes its staging folder (``Staging.abandon``): the earlier result stays exactly as
+it was, its mask cache too. A staging folder left by a killed run (SIGKILL, a power cut) is deleted by the next
+job in that folder (``sweep_leftovers``; each live one holds an ``flock`` on its ``.lock`` file, which the sweep
+tests).
+
+A result's files are those ``result_entries`` names: ``<video>_uvosam.zip``, ``<video>_<style>.mp4`` of any style
+(with its chunks), ``cache/``, and in ``export/`` the per-video folders (``davis/<video>`` ...), the alpha WebM and
+the files at its root (README.txt, run.json, the tables, the timeline). The earlier result is the one whose name
+``export/run.json`` records (and the new run's own name): nothing else in the folder (a user's files, another
+video's) is touched. A folder without an earlier result (a fresh one, as the app's runs get) is written directly,
+as before: the streamed chunks are where they are yielded, and a failed run deletes what it wrote
+(``job_outputs.discard_outputs``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from uvosam.job_plan import safe_name
+from uvosam.provenance import RUN_JSON
+from uvosam.render import STYLES
+
+try:
+    import fcntl
+except ImportError:  # Windows: leftovers are not swept (no flock to tell a live run's)
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+CACHE_FOLDER = "cache"  # the mask cache of a run_job: <work_dir>/cache
+EXPORT_FOLDER = "export"
+STAGING_PREFIX = ".uvosam-run-"
+_LOCK = ".lock"
+_ASIDE = (
+    ".replaced"  # inside the staging folder: the earlier result's files while the new ones move in
+)
+_EXPORT_ROOT_FILES = (
+    "README.txt",
+    RUN_JSON,
+    "results.json",
+    "ytvis_results.json",
+    "tracks.csv",
+    "timeline.png",
+)
+_PER_VIDEO_FOLDERS = ("davis", "cutouts", "mattes")
+_LOCKLESS_GRACE_S = (
+    600.0  # a staging folder without its lock file yet is a live run's for this long
+)
+
+T = TypeVar("T")
+
+
+def result_entries(video_name: str) -> list[str]:
+    """Every file or folder (relative to a job's ``work_dir``, ``/``-separated) that a job's result for
+    ``video_name`` may hold; folders go whole."""
+    names = [f"{video_name}_uvosam.zip"]
+    for style in STYLES:
+        names += [f"{video_name}_{style}.mp4", f"{video_name}_{style}_chunks"]
+    names += [f"{EXPORT_FOLDER}/{name}" for name in _EXPORT_ROOT_FILES]
+    names.append(f"{EXPORT_FOLDER}/{video_name}_alpha.webm")
+    names += [f"{EXPORT_FOLDER}/{kind}/{video_name}" for kind in _PER_VIDEO_FOLDERS]
+    names.append(CACHE_FOLDER)
+    return names
+
+
+@dataclass(frozen=True)
+class EarlierResult:
+    """The result a folder holds (``earlier_result``)."""
+
+    video_name: str | None  # from its run.json (None: none, or unreadable)
+    source: str | None  # the input file's (or folder's) name it was made from, from its run.json
+    entries: tuple[str, ...]  # its files and folders there (``result_entries``)
+
+
+def earlier_result(work_dir: Path, video_name: str) -> EarlierResult | None:
+    """The result ``work_dir`` holds that a job named ``video_name`` would replace (the one its ``export/run.json``
+    names, and any files named as this job's); None when it holds none."""
+    video = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON)
+    names = dict.fromkeys(n for n in (video.get("name"), video_name) if _a_job_name(n))
+    entries = dict.fromkeys(e for n in names for e in result_entries(n) if _exists(work_dir / e))
+    if not entries:
+        return None
+    source = video.get("source")
+    return EarlierResult(
+        video.get("name"), source if isinstance(source, str) else None, tuple(entries)
+    )
+
+
+def _a_job_name(name: Any) -> bool:
+    """Whether ``name`` can name a job's files (``safe_name`` leaves it as it is): never a path out of the folder,
+    whatever a run.json says."""
+    return isinstance(name, str) and safe_name(name) == name
+
+
+def _recorded_video(path: Path) -> dict[str, Any]:
+    """The ``video`` entry of a run.json (empty when there is none or it cannot be read)."""
+    try:
+        video = json.loads(path.read_text(encoding="utf-8")).get("video")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return video if isinstance(video, dict) else {}
+
+
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def check_replaceable(
+    work_dir: Path,
+    video_name: str,
+    *,
+    source: Path | None,
+    option: str,
+    keep: tuple[str, ...] = (),
+) -> EarlierResult | None:
+    """Raise ``ValueError`` if the job cannot replace the earlier result ``work_dir`` holds (no permission to
+    delete one of its files: a folder of another user's), or if it would overwrite or delete ``source`` (the input,
+    a file or frame folder, is one of the result's paths or inside one). ``option`` names ``work_dir`` in the
+    message (``"--out"``); ``keep``: entries the job leaves in place (``Staging``). Returns the earlier result
+    (None: none)."""
+    if source is not None:
+        _check_spares_input(work_dir, video_name, Path(source), option)
+    earlier = earlier_result(work_dir, video_name)
+    for entry in (e for e in (earlier.entries if earlier else ()) if e not in keep):
+        for folder in _folders_to_write(work_dir, entry):
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(
+                    f"{option} {work_dir} holds an earlier result that this run would replace, but there is no "
+                    f"permission to delete files in {folder} (another user's?); pass another {option}, or remove "
+                    "that result first"
+                )
+    return earlier
+
+
+def _folders_to_write(work_dir: Path, entry: str) -> list[Path]:
+    """The folders whose entries replacing ``entry`` changes: its parent, and every folder inside it."""
+    path = work_dir / entry
+    folders = [path.parent]
+    if path.is_dir() and not path.is_symlink():
+        folders += [Path(root) for root, _, _ in os.walk(path)]
+    return folders
+
+
+def _check_spares_input(work_dir: Path, video_name: str, source: Path, option: str) -> None:
+    """Raise ``ValueError`` when a path the job writes or replaces is ``source`` or holds it."""
+    if not _exists(source):
+        return
+    earlier = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON).get("name")
+    names = [video_name] + ([earlier] if _a_job_name(earlier) else [])
+    real = source.resolve()
+    for entry in (e for n in names for e in result_entries(n)):
+        path = work_dir / entry
+        if not _exists(path):
+            continue
+        if (
+            source.is_file() and path.is_file() and os.path.samefile(path, source)
+        ) or real.is_relative_to(path.resolve()):
+            raise ValueError(
+                f"{option} {work_dir}: this run would replace {path}, which is the input {source}; pass another "
+                f"{option}, or move or rename the input"
+            )
+
+
+def sweep_leftovers(work_dir: Path) -> None:
+    """Delete the staging folders in ``work_dir`` that no live run holds (those of killed runs)."""
+    if fcntl is None or not work_dir.is_dir():
+        return
+    for folder in work_dir.glob(f"{STAGING_PREFIX}*"):
+        if folder.is_dir() and not folder.is_symlink() and not _held(folder):
+            logger.info("removing %s, left by a run that was killed", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _held(folder: Path) -> bool:
+    """Whether a live run holds the staging ``folder`` (its lock file is locked, or is not made yet)."""
+    try:
+        fd = os.open(folder / _LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        try:
+            return time.time() - folder.stat().st_mtime < _LOCKLESS_GRACE_S
+        except OSError:
+            return True
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock taken just now
+    return False
+
+
+class Staging:
+    """Where one job writes (``dir``), and how its result replaces the earlier one in ``work_dir``.
+
+    Args:
+        work_dir: the job's folder (created if missing).
+        video_name: the job's ``JobPlan.video_name``.
+        keep: entries of an earlier result to leave in place (a re-render keeps the mask cache it reads).
+        source: the job's input, which must not be among the paths it replaces (``check_replaceable``).
+    """
+
+    def __init__(
+        self,
+        work_dir: Path,
+        video_name: str,
+        *,
+        keep: tuple[str, ...] = (),
+        source: Path | None = None,
+    ) -> None:
+        self.work_dir, self.video_name, self.keep = work_dir, video_name, keep
+        self.promoted = False
+        sweep_leftovers(work_dir)
+        earlier = check_replaceable(
+            work_dir, video_name, source=source, option="work_dir", keep=keep
+        )
+        self.staged = earlier is not None and any(e not in keep for e in earlier.entries)
+        self._lock_fd: int | None = None
+        if not self.staged:
+            self.dir = work_dir
+            return
+        self.dir = work_dir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        self.dir.mkdir()
+        try:
+            self._lock()
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _lock(self) -> None:
+        if fcntl is None:
+            return
+        self._lock_fd = os.open(self.dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def promote(self) -> None:
+        """Replace the earlier result's files in ``work_dir`` with those the job wrote in ``dir`` (renames), then
+        delete the earlier ones. Nothing to do when the job wrote into ``work_dir`` itself. If a rename fails, or the
+        renames are interrupted, the earlier result is put back and the error raised."""
+        if not self.staged or self.promoted:
+            return
+        earlier = earlier_result(self.work_dir, self.video_name)
+        old = [e for e in (earlier.entries if earlier else ()) if e not in self.keep]
+        new = [e for e in result_entries(self.video_name) if _exists(self.dir / e)]
+        aside = self.dir / _ASIDE
+        aside.mkdir()
+        moved: list[tuple[Path, Path]] = []
+        try:
+            for i, entry in enumerate(old):
+                moved.append((self.work_dir / entry, aside / str(i)))
+                os.replace(*moved[-1])
+            for entry in new:
+                (self.work_dir / entry).parent.mkdir(parents=True, exist_ok=True)
+                moved.append((self.dir / entry, self.work_dir / entry))
+                os.replace(*moved[-1])
+        except BaseException:
+            for src, dst in reversed(moved):
+                if _exists(dst):
+                    os.replace(dst, src)
+            raise
+        self.promoted = True
+        for entry in old:
+            _remove_empty_parents(self.work_dir / entry, self.work_dir)
+        self._remove()
+
+    def abandon(self) -> None:
+        """Delete the staging folder of a job that did not finish (nothing, once promoted or when not staged)."""
+        if self.staged and not self.promoted:
+            self._remove()
+
+    def _remove(self) -> None:
+        self._unlock()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def final_path(self, path: Path | None) -> Path | None:
+        """Where ``path``, written under ``dir``, is once promoted (other paths as they are)."""
+        if path is None or not self.staged or not path.is_relative_to(self.dir):
+            return path
+        return self.work_dir / path.relative_to(self.dir)
+
+    def rebased(self, obj: T) -> T:
+        """A dataclass ``obj`` with its ``Path`` fields under ``dir`` moved to ``work_dir`` (``final_path``)."""
+        changes = {
+            f.name: self.final_path(getattr(obj, f.name))
+            for f in fields(obj)  # type: ignore[arg-type]
+            if isinstance(getattr(obj, f.name), Path)
+        }
+        return replace(obj, **changes)  # type: ignore[type-var]
+
+
+def _remove_empty_parents(path: Path, top: Path) -> None:
+    """Remove the folders above ``path`` up to ``top`` (excluded) that are left empty."""
+    for parent in path.parents:
+        if parent == top or not parent.is_relative_to(top):
+            return
+        try:
+            parent.rmdir()
+        except OSError:
+            return
