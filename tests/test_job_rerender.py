@@ -363,3 +363,23 @@ def test_paths_starting_with_a_tilde_are_in_the_home_folder(
     again = rerender("~/out", "~/again", keep_ids=[2])
     assert again.zip_path.parent == home / "again"
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_run_and_its_rerender_keep_an_anamorphic_inputs_shape(tmp_path, tiny_sam_model):
+    """The overlay (and the alpha WebM) of a 64x48 input shown 192x48 ([SAR 3:1]) was written with square pixels:
+    players showed it 4:3 instead of 4:1. Its pixels stay 64x48 (the masks' grid); the files are marked."""
+    from proc import ffmpeg_header
+
+    src = tmp_path / "sar.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "0.4", "-vf", "setsar=3/1", "-c:v", "libx264",
+           src)  # fmt: skip
+    pipe = UVOSAM(MovingBoxTracker(num_objects=1), BoxPromptSegmenter(tiny_sam_model))
+    options = JobOptions(cache=True, export=ExportOptions(alpha_webm=True))
+    run = list(run_job(pipe, src, tmp_path / "run", options))[-1].result
+    redo = rerender(run.cache_dir, tmp_path / "redo", options=JobOptions(style="matte"))
+    for video in (
+        run.overlay_mp4,
+        tmp_path / "run" / "export" / "sar_alpha.webm",
+        redo.overlay_mp4,
+    ):
+        assert "SAR 3:1 DAR 4:1" in ffmpeg_header(video), video

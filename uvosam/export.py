@@ -65,7 +65,8 @@ class ExportWriter:
         options: which formats to write.
         ytvis_video_id: integer ``video_id`` for ``ytvis_results.json`` (default: ``video_name``).
         keep_ids: export only these track ids (None: all), e.g. after the user dropped tracks.
-        fps: the frames' rate (> 0), for ``ExportOptions.alpha_webm`` (required with it).
+        fps: the frames' rate (> 0), for ``ExportOptions.alpha_webm`` (required with it). sample_aspect: how wide
+            the frames' pixels are shown (``VideoInfo.sample_aspect``), marked on the alpha WebM as on the video.
         merge: the merge the results were made with (a re-render's ``{source: target}``), so that the README's
             possible id switches give the whole merge to re-render with (``merge_hints.merge_text``).
         provenance: what made the results, a ``uvosam.provenance`` record (``run_record`` / ``rerender_record``;
@@ -88,6 +89,7 @@ class ExportWriter:
         fps: float | None = None,
         merge: Mapping[int, int] | None = None,
         provenance: Mapping[str, Any] | None = None,
+        sample_aspect: tuple[int, int] = (1, 1),
     ) -> None:
         _check_stem(video_name, "video_name")
         if options.alpha_webm and not (fps and fps > 0):
@@ -133,6 +135,7 @@ class ExportWriter:
             width=self.width,
             options=options,
             fps=fps,
+            sample_aspect=sample_aspect,
             frame_name=self.frame_name,
             submit=self._writes.submit,
         )

@@ -31,7 +31,8 @@ class Cutouts:
         alpha_path: ``<video>_alpha.webm`` (started with the first frame).
         height, width: the frame size.
         options: which files, and how (``full_sequences``, ``cutout_keep_frame_rgb``, ``png_compress_level``).
-        fps: the frame rate of the WebM (> 0; only read with ``options.alpha_webm``).
+        fps: the frame rate of the WebM (> 0; only read with ``options.alpha_webm``). sample_aspect: its pixels'
+            shape (``VideoWriter``'s).
         frame_name: file stem of frame i.
         submit: runs ``fn(*args, **kwargs)`` later on another thread (``BackgroundWrites.submit``).
     """
@@ -46,13 +47,14 @@ class Cutouts:
         width: int,
         options: ExportOptions,
         fps: float | None,
+        sample_aspect: tuple[int, int] = (1, 1),
         frame_name: Callable[[int], str],
         submit: Callable[..., None],
     ) -> None:
         self._dirs = {"cutouts": cutouts_dir, "mattes": mattes_dir}
         self.alpha_path = alpha_path
         self.height, self.width = height, width
-        self.options, self.fps = options, fps
+        self.options, self.fps, self.sample_aspect = options, fps, sample_aspect
         self._frame_name, self._submit = frame_name, submit
         self._blank: dict[str, bytes] = {}  # encoded blank PNG by mode
         self._alpha: VideoWriter | None = None  # started with the first frame
@@ -120,7 +122,12 @@ class Cutouts:
     def _write_alpha(self, result: FrameResult) -> None:
         if self._alpha is None:
             self._alpha = VideoWriter(
-                self.alpha_path, fps=self.fps, width=self.width, height=self.height, alpha=True
+                self.alpha_path,
+                fps=self.fps,
+                width=self.width,
+                height=self.height,
+                alpha=True,
+                sample_aspect=self.sample_aspect,
             )
         mask = result.masks.any(axis=0)  # (H, W); all False for a frame without tracks
         self._alpha.write(

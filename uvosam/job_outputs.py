@@ -88,6 +88,7 @@ def open_outputs(
             fps=plan.fps,
             merge=merge,
             provenance=plan.record,
+            sample_aspect=plan.info.sample_aspect,
         )
         audio, silent_because = source_sound(plan.info, options, replaced=plan.source_replaced)
         writer = VideoWriter(
@@ -97,6 +98,7 @@ def open_outputs(
             height=size[1],
             chunk_seconds=options.chunk_seconds,
             audio=audio,
+            sample_aspect=plan.info.sample_aspect,
         )
     except BaseException:
         if exporter is not None:
