@@ -276,7 +276,7 @@ def test_options_frame_names_and_errors(tmp_path, gapped):
     with pytest.raises(ValueError, match="plain file name"):
         ExportWriter(tmp_path / "o4", video_name="../x", class_names=CLASSES, height=4, width=5)
     for bad in (0, 1.5, True):
-        with pytest.raises(ValueError, match="write_threads must be None or an int >= 1"):
+        with pytest.raises(ValueError, match="write_threads must be a positive integer or None"):
             ExportOptions(write_threads=bad)
 
 

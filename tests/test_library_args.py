@@ -13,6 +13,7 @@ from doubles import MovingBoxTracker
 from PIL import Image
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
+from uvosam.export_types import ExportOptions
 from uvosam.job import rerender
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
@@ -75,6 +76,29 @@ def test_configs_take_numpy_values_and_keep_plain_python_ones():
 def test_job_options_are_checked_when_built(fields, error, message):
     with pytest.raises(error, match=message):
         JobOptions(**fields)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"cutouts": "no"}, r"ExportOptions.cutouts must be True or False; got 'no' \(a str\)"),
+        ({"alpha_webm": 1}, r"ExportOptions.alpha_webm must be True or False; got 1"),
+        ({"max_objects": "5"}, r"ExportOptions.max_objects must be an integer in 1..255 .*; got '5'"),
+        ({"max_objects": 0}, r"ExportOptions.max_objects must be an integer in 1..255"),
+        ({"png_compress_level": 1.5}, r"ExportOptions.png_compress_level must be an integer in 0..9"),
+        ({"ytvis_class_thres": "0.05"}, r"ExportOptions.ytvis_class_thres must be None .* got '0.05'"),
+    ],
+)  # fmt: skip
+def test_export_options_are_checked_when_built(fields, message):
+    """``ExportOptions(cutouts="no")`` was taken as true; ``max_objects="5"`` gave a bare TypeError ('<=' not
+    supported) from inside the check."""
+    with pytest.raises(ValueError, match=message):
+        ExportOptions(**fields)
+    kept = ExportOptions(
+        max_objects=np.int64(5), png_compress_level=np.int32(3), write_threads=np.int64(2)
+    )
+    assert (kept.max_objects, kept.png_compress_level, kept.write_threads) == (5, 3, 2)
+    assert type(kept.max_objects) is int
 
 
 def test_job_options_take_numpy_integers():

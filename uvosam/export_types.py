@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from uvosam.config import check_count, check_fields, check_flag, is_integer, is_number
 from uvosam.merge_hints import MergeHint
 from uvosam.types import TrackSummary
 
@@ -66,27 +67,31 @@ class ExportOptions:
     ytvis_class_thres: float | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self, check_flag, *_FLAGS)
+        check_fields(self, check_count, "write_threads")
+        for name, low, high, meaning in _RANGES:
+            value = getattr(self, name)
+            if not is_integer(value) or not low <= value <= high:
+                raise ValueError(
+                    f"ExportOptions.{name} must be an integer in {low}..{high} ({meaning}); got {value!r}"
+                )
+            object.__setattr__(self, name, int(value))
         thres = self.ytvis_class_thres
-        if thres is not None and (
-            isinstance(thres, bool) or not isinstance(thres, int | float) or not 0.0 <= thres <= 1.0
-        ):
+        if thres is not None and (not is_number(thres) or not 0.0 <= thres <= 1.0):
             raise ValueError(
                 f"ExportOptions.ytvis_class_thres must be None (one YouTube-VIS entry per track) or a number in "
                 f"[0, 1] (IDOL's APPLY_CLS_THRES, 0.05), got {thres!r}"
             )
-        threads = self.write_threads
-        if threads is not None and (
-            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-        ):
-            raise ValueError(
-                f"ExportOptions.write_threads must be None or an int >= 1, got {self.write_threads!r}"
-            )
-        if not 1 <= self.max_objects <= 255:
-            raise ValueError(f"ExportOptions.max_objects must be in 1..255, got {self.max_objects}")
-        if not 0 <= self.png_compress_level <= 9:
-            raise ValueError(
-                f"ExportOptions.png_compress_level must be in 0..9, got {self.png_compress_level}"
-            )
+
+
+_FLAGS = (
+    "davis", "cutouts", "mattes", "results_json", "ytvis", "tracks_csv", "full_sequences", "cutout_keep_frame_rgb",
+    "alpha_webm", "timeline",
+)  # fmt: skip
+_RANGES = (
+    ("max_objects", 1, 255, "labels in a DAVIS PNG; the official scorer takes 20"),
+    ("png_compress_level", 0, 9, "zlib's levels"),
+)
 
 
 @dataclass(frozen=True)
