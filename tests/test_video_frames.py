@@ -58,7 +58,7 @@ def test_a_dark_16_bit_png_opened_as_mode_i_is_scaled_as_a_bright_one():
     """Where Pillow opens a 16-bit grayscale PNG as mode I (not I;16), whether a frame was scaled depended on its
     values: a dark frame (max 40) of a 16-bit sequence stayed as it was (40) while its bright neighbours were
     scaled (to 0..255), so brightness jumped between frames. A PNG's mode I is 16-bit whatever its values."""
-    dark = Image.fromarray(np.array([[0, 40, 257]], np.int32))
+    dark = Image.fromarray(np.array([[0, 40, 255]], np.int32))
     dark.format = "PNG"  # as Image.open gives it
     assert to_rgb8(dark)[..., 0].ravel().tolist() == [0, 0, 1]
 
