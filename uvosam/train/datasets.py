@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from uvosam.config import is_number
 from uvosam.frame_folder import list_frames, to_rgb8
 
 logger = logging.getLogger(__name__)
@@ -152,12 +153,7 @@ def _add_track(ann: dict, per_video: dict[object, list[BoxesByTrack]], where: st
 
 def _is_xywh(box: object) -> bool:
     """Whether ``box`` is a list of 4 numbers."""
-    numbers = (int, float)
-    return (
-        isinstance(box, list)
-        and len(box) == 4
-        and all(isinstance(v, numbers) and not isinstance(v, bool) for v in box)
-    )
+    return isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)
 
 
 def mask_boxes(label_map: np.ndarray) -> BoxesByTrack:
