@@ -8,9 +8,10 @@ import threading
 import pytest
 
 pytest.importorskip("gradio")
-from app_helpers import launched, write_clip
+from app_helpers import launched, wait_for, write_clip
 from doubles import MovingBoxTracker
 from gradio_client import Client, handle_file
+from gradio_client.utils import Status
 
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -88,6 +89,9 @@ def test_a_run_refused_because_the_queue_is_full_is_logged(tmp_path, tiny_sam_mo
         running = client.submit(handle_file(str(clip)), api_name="/segment")
         assert started.wait(60)
         waiting = client.submit(handle_file(str(clip)), api_name="/segment")
+        # submit returns at once: the queue is full only once the server holds it (else the next predict is
+        # queued behind the held run and waits for the release that comes after it)
+        assert wait_for(lambda: waiting.status().code == Status.IN_QUEUE, timeout=60)
         try:
             with pytest.raises(Exception, match="Queue is full"):
                 client.predict(handle_file(str(clip)), api_name="/segment")

@@ -369,3 +369,17 @@ def test_score_pairs_a_masks_zip_by_its_own_runs_stride(tmp_path, tiny_sam_model
         tmp_path / "gt.zip", {f"gt/g{i}.png": shown.get(f"{i:05d}", empty) for i in range(6)}
     )
     assert app.score(str(gt), masks).startswith("**J&F 1.000** (J 1.000, F 1.000)")
+
+
+def test_score_takes_a_masks_zip_whose_run_json_was_edited_by_hand(finished, tmp_path):
+    """A run.json that is no JSON was reported as "its tracks.csv has no readable davis_label ..."; one whose
+    "settings" is no object raised an AttributeError (an internal-error id). The masks are then taken as one per
+    frame of the video, their names matched to the ground truth's."""
+    app, masks = finished
+    gt = _annotations(tmp_path / "gt.zip", [_ids_png()] * 6)
+    for text in (b"{not json", b'{"settings": "x", "video": [1]}', b'{"settings": {"stride": true}}'):
+        edited = tmp_path / "edited.zip"
+        with zipfile.ZipFile(masks) as src, zipfile.ZipFile(edited, "w") as dst:
+            for item in src.infolist():
+                dst.writestr(item, text if item.filename == "run.json" else src.read(item))
+        assert app.score(str(gt), str(edited)).startswith("**J&F "), text

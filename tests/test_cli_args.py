@@ -627,7 +627,7 @@ def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
 
     out = tmp_path / "run"
     final = out / "model_final.pth" if saved else None
-    monkeypatch.setattr(datasets, "load_spec", lambda spec: [])
+    monkeypatch.setattr(datasets, "load_specs", lambda specs: [[] for _ in specs])
     monkeypatch.setattr(loop, "train", lambda *a, **k: loop.TrainResult(2, final, None, {}, None))
     monkeypatch.setenv("RANK", rank)
     with caplog.at_level("INFO", logger="uvosam_cli.train"):

@@ -17,6 +17,7 @@ from uvosam.train.datasets import (
     load_davis,
     load_folder,
     load_spec,
+    load_specs,
     load_ytvis,
     parse_data_spec,
 )
@@ -84,7 +85,7 @@ def test_data_without_a_box_is_refused(tmp_path, annotations):
     with pytest.raises(
         ValueError, match=r"no frame of its 1 videos \(3 frames\) holds a box"
     ) as err:
-        load_spec(spec)
+        load_specs([spec])
     assert "each annotation's 'bboxes'" in str(err.value)
 
 
@@ -92,7 +93,22 @@ def test_folder_data_without_a_box_is_refused(tmp_path):
     write_frames(tmp_path / "clip" / "frames", 2)
     (tmp_path / "clip" / "boxes.json").write_text(json.dumps([[], []]))
     with pytest.raises(ValueError, match=r"holds a box .* boxes.json"):
-        load_spec(parse_data_spec(f"folder:{tmp_path / 'clip'}"))
+        load_specs([parse_data_spec(f"folder:{tmp_path / 'clip'}")])
+
+
+def test_a_dataset_without_a_box_is_taken_beside_one_with_boxes(tmp_path, caplog):
+    """Videos without objects teach "no object" (``load_ytvis`` keeps them): such a dataset was refused on its own
+    even beside another that has boxes; only data with no box at all is (nothing to train on)."""
+    empty = write_ytvis(tmp_path / "empty", [])
+    boxed = write_ytvis(
+        tmp_path / "boxed", [{"video_id": 7, "id": 1, "bboxes": [[1, 1, 4, 4]] * 3}]
+    )
+    sources = load_specs([empty, boxed])
+    assert [len(videos) for videos in sources] == [1, 1]
+    assert (
+        "empty/train.json" in caplog.text
+        and "holds no box: its videos only teach 'no object'" in caplog.text
+    )
 
 
 def test_ytvis_annotation_without_bboxes_is_an_error(tmp_path):

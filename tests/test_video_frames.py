@@ -54,6 +54,15 @@ def test_to_rgb8_of_32_bit_integer_images(array, expected):
     assert rgb[..., 0].ravel().tolist() == expected
 
 
+def test_a_dark_16_bit_png_opened_as_mode_i_is_scaled_as_a_bright_one():
+    """Where Pillow opens a 16-bit grayscale PNG as mode I (not I;16), whether a frame was scaled depended on its
+    values: a dark frame (max 40) of a 16-bit sequence stayed as it was (40) while its bright neighbours were
+    scaled (to 0..255), so brightness jumped between frames. A PNG's mode I is 16-bit whatever its values."""
+    dark = Image.fromarray(np.array([[0, 40, 255]], np.int32))
+    dark.format = "PNG"  # as Image.open gives it
+    assert to_rgb8(dark)[..., 0].ravel().tolist() == [0, 0, 1]
+
+
 def test_to_rgb8_of_8_bit_modes_is_pil_convert():
     la = Image.new("LA", (2, 2), (77, 10))
     np.testing.assert_array_equal(to_rgb8(la), np.full((2, 2, 3), 77, np.uint8))

@@ -137,6 +137,6 @@ def write_square(tmp_path: Path) -> Path:
 
 
 def test_writer_refuses_a_bad_sample_aspect(tmp_path):
-    for bad in ((0, 1), (1.5, 1), (3,)):
+    for bad in ((0, 1), (1.5, 1), (3,), (True, 1)):
         with pytest.raises(ValueError, match=r"sample_aspect must be two positive integers"):
             VideoWriter(tmp_path / "x.mp4", fps=10, width=64, height=48, sample_aspect=bad)

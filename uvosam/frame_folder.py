@@ -221,12 +221,16 @@ def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray
 def to_rgb8(image: Image.Image) -> np.ndarray:
     """A decoded PIL image as a writable ``(H, W, 3)`` uint8 RGB array.
 
-    16-bit grayscale (PIL modes ``I;16``, ``I;16B``..., and ``I`` holding values above 255) is scaled to 8 bits,
+    16-bit grayscale (PIL modes ``I;16``, ``I;16B``...; ``I`` read from a PNG, which is how some Pillow versions
+    open a 16-bit one, whatever its values, so that dark frames of a sequence are scaled as its bright ones are; and
+    any other ``I`` holding values above 255) is scaled to 8 bits,
     ``round(v * 255 / 65535)`` (values outside 0..65535 clipped), as a viewer shows it: PIL's ``convert("RGB")``
     clips such values at 255, so a 16-bit PNG came out white. Every other mode goes through ``convert("RGB")``
     (alpha dropped, palettes and CMYK converted; 48-bit RGB PNGs PIL already reads as 8-bit RGB).
     """
-    wide = image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255)
+    wide = image.mode.startswith("I;16") or (
+        image.mode == "I" and (image.format == "PNG" or image.getextrema()[1] > 255)
+    )
     if not wide:
         return np.array(image.convert("RGB"))
     values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)

@@ -34,6 +34,7 @@ from types import TracebackType
 import imageio_ffmpeg
 import numpy as np
 
+from uvosam.config import is_integer
 from uvosam.video_audio import AudioSource, add_audio
 
 __all__ = ["CHUNK_FORMATS", "MIN_FPS", "VideoWriter"]
@@ -210,7 +211,7 @@ class VideoWriter:
         sample_aspect: tuple[int, int] = (1, 1),
     ) -> None:
         _check_args(fps, width, height, crf, chunk_seconds, chunk_format)
-        if len(sample_aspect) != 2 or not all(isinstance(v, int) and v > 0 for v in sample_aspect):
+        if len(sample_aspect) != 2 or not all(is_integer(v) and v > 0 for v in sample_aspect):
             raise ValueError(
                 f"VideoWriter sample_aspect must be two positive integers (w, h), e.g. (1, 1) for square "
                 f"pixels; got {sample_aspect!r}"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from uvosam.config import is_integer
 from uvosam.eval.clip import ground_truth_files, id_gaps_note, pair_ground_truth, score_clip
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
@@ -274,26 +275,19 @@ class _MasksRecord:
                 tracks = {
                     int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]
                 }
-                record = json.loads(zf.read("run.json")) if "run.json" in listed else None
-            except (
-                KeyError,
-                TypeError,
-                ValueError,
-                zipfile.BadZipFile,
-                zlib.error,
-                EOFError,
-            ) as err:
+            except _UNREADABLE as err:
                 raise ValueError(
                     f"{name}: its tracks.csv has no readable davis_label and track_id "
                     f"columns ({err!r}); score the zip that Run or Re-render made"
                 ) from None
-        record = record if isinstance(record, dict) else {}
-        stride = (record.get("settings") or {}).get("stride")
-        frames = (record.get("video") or {}).get("source_frames")
+            try:
+                record = json.loads(zf.read("run.json")) if "run.json" in listed else None
+            except _UNREADABLE:  # a zip edited by hand: its masks are taken as one per frame
+                record = None
         return cls(
             tracks,
-            stride if isinstance(stride, int) and stride >= 1 else None,
-            frames if isinstance(frames, int) and frames >= 1 else None,
+            _count_at(record, "settings", "stride"),
+            _count_at(record, "video", "source_frames"),
         )
 
     def frame_indices(self, processed: int) -> tuple[list[int], int]:
@@ -301,6 +295,16 @@ class _MasksRecord:
         stride = self.stride or 1
         indices = [i * stride for i in range(processed)]
         return indices, max(self.source_frames or 0, indices[-1] + 1 if indices else 0)
+
+
+_UNREADABLE = (KeyError, TypeError, ValueError, zipfile.BadZipFile, zlib.error, EOFError)
+
+
+def _count_at(record: object, section: str, key: str) -> int | None:
+    """``record[section][key]`` when it is a count (a positive integer), else None (a run.json edited by hand)."""
+    part = record.get(section) if isinstance(record, dict) else None
+    value = part.get(key) if isinstance(part, dict) else None
+    return int(value) if is_integer(value) and value >= 1 else None
 
 
 def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float]]]:

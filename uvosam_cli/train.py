@@ -154,10 +154,10 @@ def _check_cpu_memory(cfg: TrainConfig, device: str, last: Path | None) -> None:
 def run(args: argparse.Namespace) -> int:
     # every argument and the output folder are checked before any data is read or model built
     cfg, specs = checked_arguments(args)
-    from uvosam.train.datasets import load_spec
+    from uvosam.train.datasets import load_specs
     from uvosam.train.loop import train
 
-    sources = [load_spec(s) for s in specs]
+    sources = load_specs(specs)
     for spec, videos in zip(specs, sources, strict=True):
         logger.info(
             "%s %s: %d videos, ratio %g", spec.kind, ":".join(spec.paths), len(videos), spec.ratio

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uvosam.classes import PRESET_DATASETS, dataset_class_names
+from uvosam.config import is_integer
 from uvosam.text import count
 
 _EXPECTED = (
@@ -114,7 +115,7 @@ def _video_problem(video: object) -> str | None:
     missing = [key for key in ("id", "file_names") if key not in video]
     if missing:
         return f"no {' or '.join(missing)}"
-    if not isinstance(video["id"], int) or isinstance(video["id"], bool):
+    if not is_integer(video["id"]):
         return f"the id {video['id']!r}, not an integer (the results name videos by it)"
     names = video["file_names"]
     if not isinstance(names, list) or not names:
@@ -140,7 +141,7 @@ def _checked_categories(meta: Path, data: dict) -> tuple[tuple[int, str], ...]:
     categories = []
     for index, cat in enumerate(data["categories"]):
         valid = isinstance(cat, dict) and isinstance(cat.get("name"), str)
-        if not valid or not isinstance(cat.get("id"), int) or isinstance(cat["id"], bool):
+        if not valid or not is_integer(cat.get("id")):
             raise ValueError(
                 f'{meta}: category {index} of "categories" is {json.dumps(cat)[:80]}, not an integer "id" '
                 f'and a "name"; {_EXPECTED}'

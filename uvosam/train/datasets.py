@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from uvosam.config import is_number
 from uvosam.frame_folder import list_frames, to_rgb8
 
 logger = logging.getLogger(__name__)
@@ -152,12 +153,7 @@ def _add_track(ann: dict, per_video: dict[object, list[BoxesByTrack]], where: st
 
 def _is_xywh(box: object) -> bool:
     """Whether ``box`` is a list of 4 numbers."""
-    numbers = (int, float)
-    return (
-        isinstance(box, list)
-        and len(box) == 4
-        and all(isinstance(v, numbers) and not isinstance(v, bool) for v in box)
-    )
+    return isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)
 
 
 def mask_boxes(label_map: np.ndarray) -> BoxesByTrack:
@@ -333,13 +329,40 @@ _BOX_SOURCES = {
 }
 
 
-def load_spec(spec: DataSpec) -> list[VideoRecord]:
-    """Load the videos a ``DataSpec`` names, checked as ``check_boxes`` and ``check_frame_files``
-    say: a dataset that holds no box, or names frame files that are not there, is refused now
-    rather than trained on (every loss 0) or found when a clip first reads it (possibly hours in).
+def load_specs(specs: Sequence[DataSpec]) -> list[list[VideoRecord]]:
+    """The videos of each ``DataSpec``, loaded (``load_spec``) and checked together: if no frame of any of them
+    holds a box, training would fit nothing (every loss 0) and they are refused now; a dataset without a box
+    among others is taken (its videos teach "no object") with a warning.
 
     Raises:
-        ValueError: the data is malformed, or no frame holds a box.
+        ValueError: the data is malformed, or no frame of any dataset holds a box.
+        FileNotFoundError: frame files are missing.
+    """
+    sources = [load_spec(spec) for spec in specs]
+    empty = [
+        (spec, videos) for spec, videos in zip(specs, sources, strict=True) if not _any_box(videos)
+    ]
+    if len(empty) == len(specs):
+        raise ValueError(
+            "; ".join(
+                f"{_spec_text(spec)}: no frame of its {len(videos)} videos ({sum(len(v) for v in videos)} frames) "
+                f"holds a box with a width and a height (boxes are read from {_BOX_SOURCES[spec.kind]})"
+                for spec, videos in empty
+            )
+            + ", so there is nothing to train on"
+        )
+    for spec, _ in empty:
+        logger.warning("%s holds no box: its videos only teach 'no object'", _spec_text(spec))
+    return sources
+
+
+def load_spec(spec: DataSpec) -> list[VideoRecord]:
+    """Load the videos a ``DataSpec`` names, their frame files checked (``check_frame_files``: a missing one is
+    found now, not when a clip first reads it, possibly hours in) and a warning for boxes without a size
+    (``check_boxes``). Whether any box is there at all is ``load_specs``' check, over every dataset.
+
+    Raises:
+        ValueError: the data is malformed.
         FileNotFoundError: frame files are missing.
     """
     if spec.kind == "ytvis":
@@ -348,29 +371,25 @@ def load_spec(spec: DataSpec) -> list[VideoRecord]:
         videos = load_davis(spec.paths[0])
     else:
         videos = load_folder(spec.paths[0])
-    text = f"--data {spec.kind}:{':'.join(spec.paths)}"
-    check_boxes(videos, text, source=_BOX_SOURCES[spec.kind])
+    text = _spec_text(spec)
+    check_boxes(videos, text)
     check_frame_files(videos, text)
     return videos
 
 
-def check_boxes(videos: Sequence[VideoRecord], text: str, *, source: str) -> None:
-    """Refuse ``videos`` if no frame holds a box with a positive width and height (training would
-    fit nothing: every loss is 0); log one warning counting the boxes without one, which training
-    takes as absent (``clips.make_clip``). ``text`` starts the messages, ``source`` says where the
-    boxes were read from.
+def _spec_text(spec: DataSpec) -> str:
+    return f"--data {spec.kind}:{':'.join(spec.paths)}"
 
-    Raises:
-        ValueError: no frame holds a box.
-    """
+
+def _any_box(videos: Sequence[VideoRecord]) -> bool:
+    return any(w > 0 and h > 0 for *_, w, h in _box_sizes(videos))
+
+
+def check_boxes(videos: Sequence[VideoRecord], text: str) -> None:
+    """Log one warning counting the boxes without a positive width and height, which training takes as absent
+    (``clips.make_clip``); ``text`` starts it."""
     sizes = list(_box_sizes(videos))
     empty = [s for s in sizes if not (s[3] > 0 and s[4] > 0)]
-    if len(empty) == len(sizes):
-        frames = sum(len(v) for v in videos)
-        raise ValueError(
-            f"{text}: no frame of its {len(videos)} videos ({frames} frames) holds a box with a "
-            f"width and a height, so there is nothing to train on; boxes are read from {source}"
-        )
     if empty:
         video, t, i, w, h = empty[0]
         logger.warning(
