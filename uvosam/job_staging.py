@@ -30,6 +30,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from uvosam.export import PER_VIDEO_FOLDERS, alpha_webm_name
+from uvosam.export_root_files import ROOT_FILES
 from uvosam.job_plan import safe_name
 from uvosam.provenance import RUN_JSON
 from uvosam.render import STYLES
@@ -48,15 +50,6 @@ _LOCK = ".lock"
 _ASIDE = (
     ".replaced"  # inside the staging folder: the earlier result's files while the new ones move in
 )
-_EXPORT_ROOT_FILES = (
-    "README.txt",
-    RUN_JSON,
-    "results.json",
-    "ytvis_results.json",
-    "tracks.csv",
-    "timeline.png",
-)
-_PER_VIDEO_FOLDERS = ("davis", "cutouts", "mattes")
 _LOCKLESS_GRACE_S = (
     600.0  # a staging folder without its lock file yet is a live run's for this long
 )
@@ -70,9 +63,9 @@ def result_entries(video_name: str) -> list[str]:
     names = [f"{video_name}_uvosam.zip"]
     for style in STYLES:
         names += [f"{video_name}_{style}.mp4", f"{video_name}_{style}_chunks"]
-    names += [f"{EXPORT_FOLDER}/{name}" for name in _EXPORT_ROOT_FILES]
-    names.append(f"{EXPORT_FOLDER}/{video_name}_alpha.webm")
-    names += [f"{EXPORT_FOLDER}/{kind}/{video_name}" for kind in _PER_VIDEO_FOLDERS]
+    names += [f"{EXPORT_FOLDER}/{name}" for name in ROOT_FILES]
+    names.append(f"{EXPORT_FOLDER}/{alpha_webm_name(video_name)}")
+    names += [f"{EXPORT_FOLDER}/{kind}/{video_name}" for kind in PER_VIDEO_FOLDERS]
     names.append(CACHE_FOLDER)
     return names
 
