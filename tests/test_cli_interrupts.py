@@ -9,25 +9,20 @@ import time
 from pathlib import Path
 
 import pytest
+from app_helpers import write_clip
 from doubles import MovingBoxTracker
 
 import uvosam_cli
 import uvosam_cli.segment
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam.testing import moving_shapes
-from uvosam.video import VideoWriter
 
 TESTS = Path(__file__).parent
 
 
 def _clip(path, num_frames=8, seed=3):
-    video = moving_shapes(num_frames, height=48, width=64, num_objects=2, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, fps=10, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    return path
+    return write_clip(path, num_frames, 64, 48, fps=10, seed=seed)
 
 
 def _snapshot(folder):

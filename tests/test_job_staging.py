@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from app_helpers import write_clip
 from doubles import MovingBoxTracker
 from proc import ffmpeg_children
 
@@ -15,17 +16,11 @@ from uvosam.job_staging import STAGING_PREFIX, check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam.testing import moving_shapes
-from uvosam.video import VideoWriter
 
 
 def _clip(path, num_frames=8, seed=3):
-    video = moving_shapes(num_frames, height=48, width=64, num_objects=2, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, fps=10, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    return path
+    return write_clip(path, num_frames, 64, 48, fps=10, seed=seed)
 
 
 @pytest.fixture()
