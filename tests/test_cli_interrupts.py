@@ -173,3 +173,22 @@ def test_a_full_disk_names_the_folder_and_what_is_left(tmp_path, tiny_models, ca
         f"nothing was written: {out} is as it was (an earlier result there is kept)"
     )
     assert _snapshot(out) == before
+
+
+def test_a_run_of_another_video_says_what_it_replaces_and_keeps_the_rest(
+    tmp_path, tiny_models, capsys
+):
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "a.mp4"), out, "--cache") == 0
+    capsys.readouterr()
+    assert _segment(_clip(tmp_path / "b.mp4", num_frames=5), out) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"note: {out} holds the results of a.mp4; this run of b.mp4 keeps its videos, zip and per-video "
+        f"exports, and replaces the files at the root of {out / 'export'} (README.txt, run.json, the tables "
+        "and the timeline: they describe the folder's last run) and its mask cache (cache/) when it has finished"
+    ) in err
+    for name in ("a_overlay.mp4", "a_uvosam.zip", "b_overlay.mp4", "b_uvosam.zip"):
+        assert (out / name).is_file(), name
+    assert len(list((out / "export" / "davis" / "a").glob("*.png"))) == 8
+    assert not (out / "cache").exists()

@@ -167,3 +167,29 @@ def test_a_run_json_naming_a_path_out_of_the_folder_is_not_followed(tmp_path, pi
     run_json.write_text(json.dumps(record))
     list(run_job(pipe, _clip(tmp_path / "f" / "clip.mp4", num_frames=3), earlier, JobOptions()))
     assert outside.read_text() == "keep me"
+
+
+def test_a_run_of_another_video_keeps_its_result_and_replaces_the_folders_last_run_files(
+    tmp_path, pipe, earlier
+):
+    """`for f in *.mp4; do uvosam segment $f --out results; done` kept only the last video's result."""
+    import json
+
+    before = _snapshot(earlier)
+    bunny = _clip(tmp_path / "b" / "bunny.mp4", num_frames=5, seed=9)
+    final = list(run_job(pipe, bunny, earlier, JobOptions()))[-1].result
+    after = _snapshot(earlier)
+    last_run = {
+        f"export/{n}" for n in ("README.txt", "run.json", "results.json", "ytvis_results.json")
+    }
+    last_run |= {"export/tracks.csv", "export/timeline.png"}
+    for name, data in before.items():
+        if name == "cache" or name.startswith("cache/"):
+            assert name not in after  # the folder's cache is the last run's (this one kept none)
+        elif name not in last_run:
+            assert after[name] == data, (
+                name
+            )  # clip's videos, zip, davis/cutouts/mattes, WebM; the user's
+    assert json.loads((earlier / "export" / "run.json").read_text())["video"]["name"] == "bunny"
+    assert final.overlay_mp4 == earlier / "bunny_overlay.mp4" and final.overlay_mp4.is_file()
+    assert len(list((earlier / "export" / "davis" / "bunny").glob("*.png"))) == 5

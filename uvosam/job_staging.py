@@ -11,9 +11,10 @@ tests).
 
 A result's files are those ``result_entries`` names: ``<video>_uvosam.zip``, ``<video>_<style>.mp4`` of any style
 (with its chunks), ``cache/``, and in ``export/`` the per-video folders (``davis/<video>`` ...), the alpha WebM and
-the files at its root (README.txt, run.json, the tables, the timeline). The earlier result is the one whose name
-``export/run.json`` records (and the new run's own name): nothing else in the folder (a user's files, another
-video's) is touched. A folder without an earlier result (a fresh one, as the app's runs get) is written directly,
+the files at its root (README.txt, run.json, the tables, the timeline). A job replaces those of its own video name
+(an earlier run of the same name, whatever its source) and, whichever run wrote them, the export's root files and
+the cache, which describe the folder's last run (``earlier_result``): nothing else in the folder (a user's files,
+another video's videos, zip and per-video exports) is touched, so one ``--out`` can collect several videos. A folder without an earlier result (a fresh one, as the app's runs get) is written directly,
 as before: the streamed chunks are where they are yielded, and a failed run deletes what it wrote
 (``job_outputs.discard_outputs``).
 """
@@ -72,24 +73,29 @@ def result_entries(video_name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class EarlierResult:
-    """The result a folder holds (``earlier_result``)."""
+    """What a folder holds that a job would replace (``earlier_result``), and the run that wrote its export."""
 
-    video_name: str | None  # from its run.json (None: none, or unreadable)
-    source: str | None  # the input file's (or folder's) name it was made from, from its run.json
-    entries: tuple[str, ...]  # its files and folders there (``result_entries``)
+    video_name: str | None  # the folder's last run, from its run.json (None: none, or unreadable)
+    source: (
+        str | None
+    )  # the input file's (or folder's) name that run was made from, from its run.json
+    entries: tuple[str, ...]  # the files and folders there the job replaces (``result_entries``)
 
 
 def earlier_result(work_dir: Path, video_name: str) -> EarlierResult | None:
-    """The result ``work_dir`` holds that a job named ``video_name`` would replace (the one its ``export/run.json``
-    names, and any files named as this job's); None when it holds none."""
-    video = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON)
-    names = dict.fromkeys(n for n in (video.get("name"), video_name) if _a_job_name(n))
-    entries = dict.fromkeys(e for n in names for e in result_entries(n) if _exists(work_dir / e))
+    """What ``work_dir`` holds that a job named ``video_name`` replaces: the files and folders named as its own
+    (``result_entries``: those of an earlier run of the same name, whatever its source), the files at the export's
+    root and the mask cache (whichever run wrote them: they describe the folder's last run); None when it holds
+    none of them. Another video's videos, zip and per-video exports stay."""
+    entries = tuple(e for e in result_entries(video_name) if _exists(work_dir / e))
     if not entries:
         return None
-    source = video.get("source")
+    video = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON)
+    name, source = video.get("name"), video.get("source")
     return EarlierResult(
-        video.get("name"), source if isinstance(source, str) else None, tuple(entries)
+        name if _a_job_name(name) else None,
+        source if isinstance(source, str) else None,
+        entries,
     )
 
 
@@ -152,10 +158,8 @@ def _check_spares_input(work_dir: Path, video_name: str, source: Path, option: s
     """Raise ``ValueError`` when a path the job writes or replaces is ``source`` or holds it."""
     if not _exists(source):
         return
-    earlier = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON).get("name")
-    names = [video_name] + ([earlier] if _a_job_name(earlier) else [])
     real = source.resolve()
-    for entry in (e for n in names for e in result_entries(n)):
+    for entry in result_entries(video_name):
         path = work_dir / entry
         if not _exists(path):
             continue
