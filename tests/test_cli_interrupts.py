@@ -192,3 +192,24 @@ def test_a_run_of_another_video_says_what_it_replaces_and_keeps_the_rest(
         assert (out / name).is_file(), name
     assert len(list((out / "export" / "davis" / "a").glob("*.png"))) == 8
     assert not (out / "cache").exists()
+
+
+def test_a_segment_into_an_out_another_run_writes_to_is_refused_before_the_models_load(
+    tmp_path, monkeypatch, capsys
+):
+    from uvosam.job_locks import FolderLock
+
+    def no_models(args):
+        raise AssertionError("the models were loaded")
+
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", no_models)
+    out = tmp_path / "out"
+    held = FolderLock(out)  # as another run's, in this process or another
+    try:
+        assert _segment(_clip(tmp_path / "clip.mp4"), out) == 2
+    finally:
+        held.release()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"uvosam segment: error: another uvosam run is writing to {out}; wait for it or pass another folder"
+    )
+    assert list(out.iterdir()) == []

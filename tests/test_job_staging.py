@@ -2,6 +2,7 @@
 stopped, killed) leaves it exactly as it was (``uvosam.job_staging``)."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from proc import ffmpeg_children
 
 import uvosam.job
 from uvosam.export_types import ExportOptions
-from uvosam.job import rerender, run_job
+from uvosam.job import rerender, rerender_iter, run_job
 from uvosam.job_staging import STAGING_PREFIX, check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
@@ -193,3 +194,35 @@ def test_a_run_of_another_video_keeps_its_result_and_replaces_the_folders_last_r
     assert json.loads((earlier / "export" / "run.json").read_text())["video"]["name"] == "bunny"
     assert final.overlay_mp4 == earlier / "bunny_overlay.mp4" and final.overlay_mp4.is_file()
     assert len(list((earlier / "export" / "davis" / "bunny").glob("*.png"))) == 5
+
+
+def test_a_second_job_into_a_folder_being_written_is_refused_at_once(tmp_path, pipe):
+    """Two jobs in one folder: the second one's video was left beside the first one's PNGs and cache, and the
+    first one's JobResult named the second one's video."""
+    work = tmp_path / "out"
+    first = run_job(pipe, _clip(tmp_path / "a" / "clip.mp4"), work, JobOptions(cache=True))
+    next(first)
+    busy = f"another uvosam run is writing to {re.escape(str(work))}; wait for it or pass another folder"
+    for job in (
+        run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), work, JobOptions()),
+        run_job(pipe, _clip(tmp_path / "c" / "other.mp4", seed=9), work, JobOptions()),
+    ):
+        with pytest.raises(ValueError, match=busy):
+            next(job)
+    with pytest.raises(ValueError, match=busy):
+        check_replaceable(work, "clip", source=None, option="--out")
+    result = list(first)[-1].result
+    assert result.num_frames == 8 and result.overlay_mp4 == work / "clip_overlay.mp4"
+    assert sorted(p.name for p in work.iterdir()) == [
+        "cache",
+        "clip_overlay.mp4",
+        "clip_uvosam.zip",
+        "export",
+    ]  # fmt: skip  (the lock file goes with the job)
+    again = rerender_iter(work, work, keep_ids=[1])  # a re-render holds it too, until it is stopped
+    next(again)
+    with pytest.raises(ValueError, match=busy):
+        next(run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), work, JobOptions()))
+    again.close()
+    final = list(run_job(pipe, tmp_path / "b" / "clip.mp4", work, JobOptions()))[-1].result
+    assert final.num_frames == 8 and not (work / ".uvosam.lock").exists()

@@ -9,7 +9,8 @@ written (video, chunks, exports, mask cache), also when it fails after the last 
 exports or the zip): no partial output is left to pass for a complete one. In a folder that holds an
 earlier result, a job writes into a staging folder there and replaces that result whole (its files
 only: its videos of every style, exports, zip and, for a run, cache) once it has finished; a job
-that does not finish leaves it exactly as it was (``uvosam.job_staging``).
+that does not finish leaves it exactly as it was (``uvosam.job_staging``). One job at a time writes to a folder: a
+second one into it is refused at once (``ValueError``, ``uvosam.job_locks``).
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
@@ -116,7 +117,7 @@ def run_job(
         finally:
             results.close()  # stops the model thread, which closes the decoder: also when the consumer stops early
     finally:
-        staging.abandon()  # a run that did not finish (nothing once its result replaced the earlier one)
+        staging.close()  # a run that did not finish: its files go; and work_dir is free for another job
 
 
 def _closing(results: Iterator[FrameResult], source: Iterator[np.ndarray]) -> Iterator[FrameResult]:
@@ -192,7 +193,7 @@ def rerender_iter(
             staging=staging,
         )  # fmt: skip
     finally:
-        staging.abandon()
+        staging.close()
 
 
 def _options(options: object) -> JobOptions:

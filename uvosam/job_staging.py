@@ -4,19 +4,20 @@ A job (``uvosam.job``'s run or re-render) whose ``work_dir`` holds an earlier re
 folder there, ``.uvosam-run-<pid>-<token>/``; only once it has finished (video, exports, zip, mask cache) does
 ``Staging.promote`` replace the earlier result's files with the new set, by renames on the same file system (the
 earlier set is moved aside, the new one moved in, then the earlier one deleted). A run that fails or is stopped
-(Ctrl-C, a closed generator) deletes its staging folder (``Staging.abandon``): the earlier result stays exactly as
+(Ctrl-C, a closed generator) deletes its staging folder (``Staging.close``): the earlier result stays exactly as
 it was, its mask cache too. A staging folder left by a killed run (SIGKILL, a power cut) is deleted by the next
 job in that folder (``sweep_leftovers``; each live one holds an ``flock`` on its ``.lock`` file, which the sweep
-tests).
+tests). Every job, staged or not, holds ``work_dir``'s lock from its start to its end (``job_locks.FolderLock``):
+a second job into the same folder is refused at once.
 
 A result's files are those ``result_entries`` names: ``<video>_uvosam.zip``, ``<video>_<style>.mp4`` of any style
 (with its chunks), ``cache/``, and in ``export/`` the per-video folders (``davis/<video>`` ...), the alpha WebM and
 the files at its root (README.txt, run.json, the tables, the timeline). A job replaces those of its own video name
 (an earlier run of the same name, whatever its source) and, whichever run wrote them, the export's root files and
 the cache, which describe the folder's last run (``earlier_result``): nothing else in the folder (a user's files,
-another video's videos, zip and per-video exports) is touched, so one ``--out`` can collect several videos. A folder without an earlier result (a fresh one, as the app's runs get) is written directly,
-as before: the streamed chunks are where they are yielded, and a failed run deletes what it wrote
-(``job_outputs.discard_outputs``).
+another video's videos, zip and per-video exports) is touched, so one ``--out`` can collect several videos. A
+folder without an earlier result (a fresh one, as the app's runs get) is written directly, as before: the streamed
+chunks are where they are yielded, and a failed run deletes what it wrote (``job_outputs.discard_outputs``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 
 from uvosam.export import PER_VIDEO_FOLDERS, alpha_webm_name
 from uvosam.export_root_files import ROOT_FILES
+from uvosam.job_locks import FolderLock, check_free
 from uvosam.job_plan import safe_name
 from uvosam.provenance import RUN_JSON
 from uvosam.render import STYLES
@@ -127,10 +129,23 @@ def check_replaceable(
     keep: tuple[str, ...] = (),
 ) -> EarlierResult | None:
     """Raise ``ValueError`` if the job cannot replace the earlier result ``work_dir`` holds (no permission to
-    delete one of its files: a folder of another user's), or if it would overwrite or delete ``source`` (the input,
-    a file or frame folder, is one of the result's paths or inside one). ``option`` names ``work_dir`` in the
-    message (``"--out"``); ``keep``: entries the job leaves in place (``Staging``). Returns the earlier result
-    (None: none)."""
+        delete one of its files: a folder of another user's), or if it would overwrite or delete ``source`` (the input,
+        a file or frame folder, is one of the result's paths or inside one), or if another job is writing there now
+    (``job_locks.FolderLock``). ``option`` names ``work_dir`` in the
+        message (``"--out"``); ``keep``: entries the job leaves in place (``Staging``). Returns the earlier result
+        (None: none)."""
+    check_free(work_dir)
+    return _replaceable(work_dir, video_name, source=source, option=option, keep=keep)
+
+
+def _replaceable(
+    work_dir: Path,
+    video_name: str,
+    *,
+    source: Path | None,
+    option: str,
+    keep: tuple[str, ...],
+) -> EarlierResult | None:
     if source is not None:
         _check_spares_input(work_dir, video_name, Path(source), option)
     earlier = earlier_result(work_dir, video_name)
@@ -222,27 +237,34 @@ class Staging:
     ) -> None:
         self.work_dir, self.video_name, self.keep = work_dir, video_name, keep
         self.promoted = False
-        sweep_leftovers(work_dir)
-        earlier = check_replaceable(
-            work_dir, video_name, source=source, option="work_dir", keep=keep
-        )
-        self.staged = earlier is not None and any(e not in keep for e in earlier.entries)
         self._lock_fd: int | None = None
-        if not self.staged:
-            self.dir = work_dir
-            return
-        self.dir = work_dir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-        self.dir.mkdir()
+        # held until the job ends: a second job into work_dir is refused at once
+        self._folder = FolderLock(work_dir)
         try:
-            self._lock()
+            sweep_leftovers(work_dir)
+            earlier = _replaceable(
+                work_dir, video_name, source=source, option="work_dir", keep=keep
+            )
+            self.staged = earlier is not None and any(e not in keep for e in earlier.entries)
+            self.dir = self._make_dir() if self.staged else work_dir
         except BaseException:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._folder.release()
             raise
 
-    def _lock(self) -> None:
+    def _make_dir(self) -> Path:
+        folder = self.work_dir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        folder.mkdir()
+        try:
+            self._lock(folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return folder
+
+    def _lock(self, folder: Path) -> None:
         if fcntl is None:
             return
-        self._lock_fd = os.open(self.dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
     def _unlock(self) -> None:
@@ -252,10 +274,15 @@ class Staging:
 
     def promote(self) -> None:
         """Replace the earlier result's files in ``work_dir`` with those the job wrote in ``dir`` (renames), then
-        delete the earlier ones. Nothing to do when the job wrote into ``work_dir`` itself. If a rename fails, or the
-        renames are interrupted, the earlier result is put back and the error raised."""
-        if not self.staged or self.promoted:
-            return
+        delete the earlier ones (nothing to do when the job wrote into ``work_dir`` itself), and let go of
+        ``work_dir`` (``close``). If a rename fails, or the renames are interrupted, the earlier result is put back
+        and the error raised."""
+        if self.staged and not self.promoted:
+            self._promote()
+        self.promoted = True
+        self._folder.release()
+
+    def _promote(self) -> None:
         earlier = earlier_result(self.work_dir, self.video_name)
         old = [e for e in (earlier.entries if earlier else ()) if e not in self.keep]
         new = [e for e in result_entries(self.video_name) if _exists(self.dir / e)]
@@ -280,10 +307,14 @@ class Staging:
             _remove_empty_parents(self.work_dir / entry, self.work_dir)
         self._remove()
 
-    def abandon(self) -> None:
-        """Delete the staging folder of a job that did not finish (nothing, once promoted or when not staged)."""
-        if self.staged and not self.promoted:
-            self._remove()
+    def close(self) -> None:
+        """The job's end, whatever it was: the staging folder of a job that did not finish goes (nothing, once
+        promoted or when not staged), and another job may write to ``work_dir``."""
+        try:
+            if self.staged and not self.promoted:
+                self._remove()
+        finally:
+            self._folder.release()
 
     def _remove(self) -> None:
         self._unlock()
