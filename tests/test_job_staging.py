@@ -13,7 +13,7 @@ from proc import ffmpeg_children
 import uvosam.job
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender, rerender_iter, run_job
-from uvosam.job_staging import STAGING_PREFIX, check_replaceable
+from uvosam.job_staging import STAGING_PREFIX, Staging, check_replaceable, sweep_leftovers
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -226,3 +226,30 @@ def test_a_second_job_into_a_folder_being_written_is_refused_at_once(tmp_path, p
     again.close()
     final = list(run_job(pipe, tmp_path / "b" / "clip.mp4", work, JobOptions()))[-1].result
     assert final.num_frames == 8 and not (work / ".uvosam.lock").exists()
+
+
+def test_an_unfinished_jobs_staging_folder_survives_another_jobs_sweep(earlier, monkeypatch):
+    import uvosam.job_staging
+
+    staging = Staging(earlier, "clip")
+    try:
+        assert staging.staged and staging.dir.name.startswith(STAGING_PREFIX)
+        (staging.dir / "clip_overlay.mp4").write_bytes(b"being written")
+        sweep_leftovers(earlier)  # as a job in another folder's... or a killed one's next run
+        assert (staging.dir / "clip_overlay.mp4").read_bytes() == b"being written"
+    finally:
+        staging.close()
+    assert not staging.dir.exists()
+    # another job's sweep between a staging folder's making and its lock: it was deleted under the new job
+    lock_file = uvosam.job_staging.lock_file
+
+    def swept_first(path):
+        sweep_leftovers(earlier)
+        return lock_file(path)
+
+    monkeypatch.setattr(uvosam.job_staging, "lock_file", swept_first)
+    staging = Staging(earlier, "clip")
+    try:
+        assert staging.dir.is_dir() and (staging.dir / ".lock").is_file()
+    finally:
+        staging.close()

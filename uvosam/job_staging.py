@@ -7,7 +7,7 @@ earlier set is moved aside, the new one moved in, then the earlier one deleted).
 (Ctrl-C, a closed generator) deletes its staging folder (``Staging.close``): the earlier result stays exactly as
 it was, its mask cache too. A staging folder left by a killed run (SIGKILL, a power cut) is deleted by the next
 job in that folder (``sweep_leftovers``; each live one holds an ``flock`` on its ``.lock`` file, which the sweep
-tests). Every job, staged or not, holds ``work_dir``'s lock from its start to its end (``job_locks.FolderLock``):
+tests, from before the folder has the name the sweep looks for). Every job, staged or not, holds ``work_dir``'s lock from its start to its end (``job_locks.FolderLock``):
 a second job into the same folder is refused at once.
 
 A result's files are those ``result_entries`` names: ``<video>_uvosam.zip``, ``<video>_<style>.mp4`` of any style
@@ -34,15 +34,10 @@ from typing import Any, TypeVar
 
 from uvosam.export import PER_VIDEO_FOLDERS, alpha_webm_name
 from uvosam.export_root_files import ROOT_FILES
-from uvosam.job_locks import FolderLock, check_free
+from uvosam.job_locks import FolderLock, check_free, is_held, lock_file
 from uvosam.job_plan import safe_name
 from uvosam.provenance import RUN_JSON
 from uvosam.render import STYLES
-
-try:
-    import fcntl
-except ImportError:  # Windows: leftovers are not swept (no flock to tell a live run's)
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +48,9 @@ _LOCK = ".lock"
 _ASIDE = (
     ".replaced"  # inside the staging folder: the earlier result's files while the new ones move in
 )
-_LOCKLESS_GRACE_S = (
-    600.0  # a staging folder without its lock file yet is a live run's for this long
-)
+# a staging folder while it is made, before its lock is held: the sweep's glob does not match it
+_NEW_PREFIX = ".uvosam-new-"
+_NEW_GRACE_S = 600.0  # one older than this is a killed run's
 
 T = TypeVar("T")
 
@@ -189,32 +184,26 @@ def _check_spares_input(work_dir: Path, video_name: str, source: Path, option: s
 
 def sweep_leftovers(work_dir: Path) -> None:
     """Delete the staging folders in ``work_dir`` that no live run holds (those of killed runs)."""
-    if fcntl is None or not work_dir.is_dir():
+    if not work_dir.is_dir():  # without flock (Windows) every one is held: none is swept
         return
     for folder in work_dir.glob(f"{STAGING_PREFIX}*"):
-        if folder.is_dir() and not folder.is_symlink() and not _held(folder):
+        if _a_folder(folder) and not is_held(folder / _LOCK):
             logger.info("removing %s, left by a run that was killed", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    for folder in work_dir.glob(f"{_NEW_PREFIX}*"):  # killed while making its staging folder
+        if _a_folder(folder) and _older_than(folder, _NEW_GRACE_S) and not is_held(folder / _LOCK):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _held(folder: Path) -> bool:
-    """Whether a live run holds the staging ``folder`` (its lock file is locked, or is not made yet)."""
+def _a_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _older_than(path: Path, seconds: float) -> bool:
     try:
-        fd = os.open(folder / _LOCK, os.O_RDWR)
-    except FileNotFoundError:
-        try:
-            return time.time() - folder.stat().st_mtime < _LOCKLESS_GRACE_S
-        except OSError:
-            return True
+        return time.time() - path.stat().st_mtime > seconds
     except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # also releases the lock taken just now
-    return False
+        return False
 
 
 class Staging:
@@ -252,20 +241,20 @@ class Staging:
             raise
 
     def _make_dir(self) -> Path:
-        folder = self.work_dir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-        folder.mkdir()
+        """A new staging folder, its lock held: made under a name the sweep does not match, locked, then renamed
+        (the lock, on the open file, goes with it), so that no other job's sweep sees it unlocked."""
+        token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        new = self.work_dir / f"{_NEW_PREFIX}{token}"
+        folder = self.work_dir / f"{STAGING_PREFIX}{token}"
+        new.mkdir()
         try:
-            self._lock(folder)
+            self._lock_fd = lock_file(new / _LOCK)
+            os.rename(new, folder)
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            self._unlock()
+            shutil.rmtree(new, ignore_errors=True)
             raise
         return folder
-
-    def _lock(self, folder: Path) -> None:
-        if fcntl is None:
-            return
-        self._lock_fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
