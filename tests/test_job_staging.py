@@ -253,3 +253,41 @@ def test_an_unfinished_jobs_staging_folder_survives_another_jobs_sweep(earlier, 
         assert staging.dir.is_dir() and (staging.dir / ".lock").is_file()
     finally:
         staging.close()
+
+
+def _failing_renames(monkeypatch, *, put_back_fails):
+    """``os.replace`` failing (EIO) on the first new file moved into the folder, and on putting back the earlier
+    entry numbered ``put_back_fails``."""
+    replace = os.replace
+
+    def renamed(src, dst):
+        src, dst = Path(src), Path(dst)
+        in_staging = [any(p.startswith(STAGING_PREFIX) for p in path.parts) for path in (src, dst)]
+        aside = src.parent.name == ".replaced"
+        if (in_staging == [True, False] and not aside) or (aside and src.name == put_back_fails):
+            raise OSError(5, "Input/output error (simulated)")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", renamed)
+
+
+def test_an_earlier_file_that_cannot_be_put_back_is_kept_and_the_rest_put_back(
+    tmp_path, pipe, earlier, monkeypatch, caplog
+):
+    """A failed restoring rename raised out of the rollback, and the staging folder, .replaced too (the earlier
+    result), was deleted."""
+    before = _snapshot(earlier)
+    zip_bytes = (earlier / "clip_uvosam.zip").read_bytes()
+    _failing_renames(monkeypatch, put_back_fails="0")  # 0: the first entry moved aside, the zip
+    with pytest.raises(OSError, match="Input/output error"):
+        list(run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), earlier, JobOptions()))
+    monkeypatch.undo()
+    (staging,) = [p for p in earlier.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    assert (staging / ".replaced" / "0").read_bytes() == zip_bytes
+    assert f"{staging / '.replaced'} holds files of the earlier result" in caplog.text
+    after = _snapshot(earlier)
+    assert {k: v for k, v in after.items() if not k.startswith(staging.name)} == {
+        k: v for k, v in before.items() if k != "clip_uvosam.zip"
+    }  # everything else is back as it was
+    sweep_leftovers(earlier)  # the next job's sweep: it stays
+    assert (staging / ".replaced" / "0").read_bytes() == zip_bytes

@@ -1,4 +1,4 @@
-"""Who writes where: one job at a time in a folder.
+"""Who writes where: one job at a time in a folder, and renames that a stop must not cut in half.
 
 ``FolderLock`` is the exclusive ``flock`` a job (``uvosam.job``'s run or re-render, staged or not) holds on
 ``<work_dir>/.uvosam.lock`` for its whole run: a second job into the same folder is refused at once
@@ -6,13 +6,20 @@
 ``check_free`` says so without taking the lock (the CLI, before the models load). ``lock_file`` and ``is_held``
 are the same lock on a staging folder's lock file (``uvosam.job_staging``'s sweep tells a live run's from a
 killed one's). Without ``fcntl`` (Windows) nothing is locked: jobs run as they did before these locks.
+
+``uninterrupted`` marks a few renames (``Staging.promote``'s, and putting the earlier result back) that a stop must
+not cut in half. The library installs no signal handler: a handler that honours it (the CLI's:
+``uvosam_cli.interrupts``) calls ``defer_interrupt``, and the stop is raised once the renames are done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -129,3 +136,32 @@ def check_free(work_dir: Path) -> None:
             raise ValueError(busy_message(work_dir)) from None
     finally:
         os.close(fd)
+
+
+# depth: the ``uninterrupted`` blocks a thread is in; pending: the stop to raise when they end
+_section = threading.local()
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A block that a signal handler honouring it (``defer_interrupt``) does not stop half-way: the stop is raised
+    when it ends."""
+    _section.depth = getattr(_section, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _section.depth -= 1
+        if _section.depth == 0:
+            pending, _section.pending = getattr(_section, "pending", None), None
+            if pending is not None:
+                raise pending
+
+
+def defer_interrupt(interrupt: BaseException) -> bool:
+    """For a signal handler: within an ``uninterrupted`` block of this thread, keep ``interrupt`` to be raised when
+    the block ends and return True; elsewhere False (the handler raises it)."""
+    if getattr(_section, "depth", 0) == 0:
+        return False
+    if getattr(_section, "pending", None) is None:
+        _section.pending = interrupt
+    return True

@@ -7,8 +7,11 @@ earlier set is moved aside, the new one moved in, then the earlier one deleted).
 (Ctrl-C, a closed generator) deletes its staging folder (``Staging.close``): the earlier result stays exactly as
 it was, its mask cache too. A staging folder left by a killed run (SIGKILL, a power cut) is deleted by the next
 job in that folder (``sweep_leftovers``; each live one holds an ``flock`` on its ``.lock`` file, which the sweep
-tests, from before the folder has the name the sweep looks for). Every job, staged or not, holds ``work_dir``'s lock from its start to its end (``job_locks.FolderLock``):
-a second job into the same folder is refused at once.
+tests, from before the folder has the name the sweep looks for). Every job, staged or not, holds ``work_dir``'s
+lock from its start to its end (``job_locks.FolderLock``): a second job into the same folder is refused at once.
+The renames of ``Staging.promote``, and those that put the earlier result back if they fail, are not cut in half by
+a stop that honours ``job_locks.uninterrupted`` (the CLI's); an earlier result's file that cannot be put back is
+kept in the staging folder's ``.replaced`` (logged), which nothing deletes.
 
 A result's files are those ``result_entries`` names: ``<video>_uvosam.zip``, ``<video>_<style>.mp4`` of any style
 (with its chunks), ``cache/``, and in ``export/`` the per-video folders (``davis/<video>`` ...), the alpha WebM and
@@ -34,7 +37,7 @@ from typing import Any, TypeVar
 
 from uvosam.export import PER_VIDEO_FOLDERS, alpha_webm_name
 from uvosam.export_root_files import ROOT_FILES
-from uvosam.job_locks import FolderLock, check_free, is_held, lock_file
+from uvosam.job_locks import FolderLock, check_free, is_held, lock_file, uninterrupted
 from uvosam.job_plan import safe_name
 from uvosam.provenance import RUN_JSON
 from uvosam.render import STYLES
@@ -123,12 +126,11 @@ def check_replaceable(
     option: str,
     keep: tuple[str, ...] = (),
 ) -> EarlierResult | None:
-    """Raise ``ValueError`` if the job cannot replace the earlier result ``work_dir`` holds (no permission to
-        delete one of its files: a folder of another user's), or if it would overwrite or delete ``source`` (the input,
-        a file or frame folder, is one of the result's paths or inside one), or if another job is writing there now
-    (``job_locks.FolderLock``). ``option`` names ``work_dir`` in the
-        message (``"--out"``); ``keep``: entries the job leaves in place (``Staging``). Returns the earlier result
-        (None: none)."""
+    """Raise ``ValueError`` if another job is writing to ``work_dir`` now (``job_locks.FolderLock``), if the job
+    cannot replace the earlier result ``work_dir`` holds (no permission to delete one of its files: a folder of
+    another user's), or if it would overwrite or delete ``source`` (the input, a file or frame folder, is one of the
+    result's paths or inside one). ``option`` names ``work_dir`` in the message (``"--out"``); ``keep``: entries
+    the job leaves in place (``Staging``). Returns the earlier result (None: none)."""
     check_free(work_dir)
     return _replaceable(work_dir, video_name, source=source, option=option, keep=keep)
 
@@ -187,7 +189,8 @@ def sweep_leftovers(work_dir: Path) -> None:
     if not work_dir.is_dir():  # without flock (Windows) every one is held: none is swept
         return
     for folder in work_dir.glob(f"{STAGING_PREFIX}*"):
-        if _a_folder(folder) and not is_held(folder / _LOCK):
+        # one holding an earlier result's files that could not be put back stays (``Staging.close``)
+        if _a_folder(folder) and not is_held(folder / _LOCK) and not _holds_files(folder / _ASIDE):
             logger.info("removing %s, left by a run that was killed", folder)
             shutil.rmtree(folder, ignore_errors=True)
     for folder in work_dir.glob(f"{_NEW_PREFIX}*"):  # killed while making its staging folder
@@ -265,13 +268,19 @@ class Staging:
         """Replace the earlier result's files in ``work_dir`` with those the job wrote in ``dir`` (renames), then
         delete the earlier ones (nothing to do when the job wrote into ``work_dir`` itself), and let go of
         ``work_dir`` (``close``). If a rename fails, or the renames are interrupted, the earlier result is put back
-        and the error raised."""
+        and the error raised. A stop that honours ``job_locks.uninterrupted`` (the CLI's Ctrl-C, SIGTERM) waits
+        for the renames, or for their undoing, to end."""
         if self.staged and not self.promoted:
-            self._promote()
+            with uninterrupted():
+                old = self._swap()
+                self.promoted = True
+            for entry in old:
+                _remove_empty_parents(self.work_dir / entry, self.work_dir)
         self.promoted = True
-        self._folder.release()
+        self.close()
 
-    def _promote(self) -> None:
+    def _swap(self) -> list[str]:
+        """Move the earlier result's entries aside and the new ones in; the earlier ones' names."""
         earlier = earlier_result(self.work_dir, self.video_name)
         old = [e for e in (earlier.entries if earlier else ()) if e not in self.keep]
         new = [e for e in result_entries(self.video_name) if _exists(self.dir / e)]
@@ -287,26 +296,29 @@ class Staging:
                 moved.append((self.dir / entry, self.work_dir / entry))
                 os.replace(*moved[-1])
         except BaseException:
-            for src, dst in reversed(moved):
-                if _exists(dst):
-                    os.replace(dst, src)
+            _put_back(moved)
             raise
-        self.promoted = True
-        for entry in old:
-            _remove_empty_parents(self.work_dir / entry, self.work_dir)
-        self._remove()
+        return old
 
     def close(self) -> None:
         """The job's end, whatever it was: the staging folder of a job that did not finish goes (nothing, once
-        promoted or when not staged), and another job may write to ``work_dir``."""
+        promoted or when not staged), and another job may write to ``work_dir``. An earlier result's file that
+        could not be put back stays in the staging folder's ``.replaced`` (logged; never deleted, by the sweep
+        neither)."""
         try:
-            if self.staged and not self.promoted:
+            if self.staged:
                 self._remove()
         finally:
             self._folder.release()
 
     def _remove(self) -> None:
         self._unlock()
+        if not self.promoted and _holds_files(self.dir / _ASIDE):
+            logger.error(
+                "%s holds files of the earlier result in %s that could not be put back: move them back by hand",
+                self.dir / _ASIDE, self.work_dir,
+            )  # fmt: skip
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def final_path(self, path: Path | None) -> Path | None:
@@ -323,6 +335,24 @@ class Staging:
             if isinstance(getattr(obj, f.name), Path)
         }
         return replace(obj, **changes)  # type: ignore[type-var]
+
+
+def _put_back(moved: list[tuple[Path, Path]]) -> None:
+    """Undo the renames ``moved`` (the last first); one that fails is logged, and the others are still undone."""
+    for src, dst in reversed(moved):
+        try:
+            if _exists(dst):
+                os.replace(dst, src)
+        # a second stop where no handler defers it (``job_locks.uninterrupted``) too: the others still go back
+        except (OSError, KeyboardInterrupt) as error:
+            logger.error("could not put %s back at %s: %s", dst, src, error)
+
+
+def _holds_files(folder: Path) -> bool:
+    try:
+        return any(folder.iterdir())
+    except OSError:
+        return False
 
 
 def _remove_empty_parents(path: Path, top: Path) -> None:
