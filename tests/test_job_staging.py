@@ -291,3 +291,24 @@ def test_an_earlier_file_that_cannot_be_put_back_is_kept_and_the_rest_put_back(
     }  # everything else is back as it was
     sweep_leftovers(earlier)  # the next job's sweep: it stays
     assert (staging / ".replaced" / "0").read_bytes() == zip_bytes
+
+
+def test_a_rerender_into_another_runs_folder_replaces_its_cache_too(tmp_path, pipe, earlier):
+    """The other run's cache stayed, beside a result it no longer matched (``rerender OTHER_RUN``'s masks)."""
+    mine = tmp_path / "mine"
+    list(
+        run_job(
+            pipe,
+            _clip(tmp_path / "m" / "clip.mp4", num_frames=5, seed=9),
+            mine,
+            JobOptions(cache=True),
+        )
+    )
+    result = rerender(mine, earlier, keep_ids=[1])
+    assert result.cache_dir == mine / "cache" and result.num_frames == 5
+    assert not (earlier / "cache").exists()
+    assert (mine / "cache" / "meta.json").is_file()
+    again = rerender(
+        earlier / ".." / "mine", mine, keep_ids=[2]
+    )  # its own cache, by another path: it stays
+    assert again.num_frames == 5 and (mine / "cache" / "meta.json").is_file()

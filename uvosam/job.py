@@ -185,8 +185,12 @@ def rerender_iter(
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
-    # the cache read stays whatever happens to the earlier result in work_dir (a re-render into its run's folder)
-    staging = Staging(plan.work_dir, plan.video_name, keep=(CACHE_FOLDER,))
+    # the cache read stays (a re-render into its run's folder); another one in work_dir goes with the result there, as
+    # it no longer matches the folder's outputs
+    reads_its_cache = cache.root.resolve() == (plan.work_dir / CACHE_FOLDER).resolve()
+    staging = Staging(
+        plan.work_dir, plan.video_name, keep=(CACHE_FOLDER,) if reads_its_cache else ()
+    )
     try:
         yield from produce(
             results, replace(plan, work_dir=staging.dir), options, cache=None, cache_root=cache.root, merge=merge,
@@ -309,7 +313,7 @@ def rerender(
             ``work_dir``, which holds it (``<work_dir>/cache``; as ``uvosam rerender`` takes the run's folder).
         work_dir: where the new files go (may be the original job's folder: once the re-render has finished,
             its result replaces the run's there, videos of every style, exports and zip; the cache is only read,
-            and stays).
+            and stays). In another run's folder, the mask cache there goes with the result it replaces.
         keep_ids: track ids to keep (None: all; each must be a track of the run). Dropped tracks are absent
             from the overlay, the DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes,
             JSON and CSV.
