@@ -34,6 +34,7 @@ _BUSY = (errno.EWOULDBLOCK, errno.EAGAIN)
 
 
 def busy_message(work_dir: Path) -> str:
+    """Why a job into ``work_dir`` is refused while another one writes there."""
     return f"another uvosam run is writing to {work_dir}; wait for it or pass another folder"
 
 
