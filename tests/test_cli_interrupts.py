@@ -9,25 +9,20 @@ import time
 from pathlib import Path
 
 import pytest
+from app_helpers import write_clip
 from doubles import MovingBoxTracker
 
 import uvosam_cli
 import uvosam_cli.segment
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam.testing import moving_shapes
-from uvosam.video import VideoWriter
 
 TESTS = Path(__file__).parent
 
 
 def _clip(path, num_frames=8, seed=3):
-    video = moving_shapes(num_frames, height=48, width=64, num_objects=2, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, fps=10, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    return path
+    return write_clip(path, num_frames, 64, 48, fps=10, seed=seed)
 
 
 def _snapshot(folder):
@@ -82,6 +77,7 @@ def test_ctrl_c_in_a_fresh_out_removes_the_folder_it_made(tmp_path, tiny_models,
     assert err.strip().splitlines()[-1] == "uvosam segment: interrupted; nothing was written"
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main put back the handler it set
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C's too
 
 
 def test_an_error_gives_its_traceback_with_v_only(tmp_path, tiny_models, capsys):
@@ -178,3 +174,106 @@ def test_a_full_disk_names_the_folder_and_what_is_left(tmp_path, tiny_models, ca
         f"nothing was written: {out} is as it was (an earlier result there is kept)"
     )
     assert _snapshot(out) == before
+
+
+def test_a_run_of_another_video_says_what_it_replaces_and_keeps_the_rest(
+    tmp_path, tiny_models, capsys
+):
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "a.mp4"), out, "--cache") == 0
+    capsys.readouterr()
+    assert _segment(_clip(tmp_path / "b.mp4", num_frames=5), out) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"note: {out} holds the results of a.mp4; this run of b.mp4 keeps its videos, zip and per-video "
+        f"exports, and replaces the files at the root of {out / 'export'} (README.txt, run.json, the tables "
+        "and the timeline: they describe the folder's last run) and its mask cache (cache/) when it has finished"
+    ) in err
+    for name in ("a_overlay.mp4", "a_uvosam.zip", "b_overlay.mp4", "b_uvosam.zip"):
+        assert (out / name).is_file(), name
+    assert len(list((out / "export" / "davis" / "a").glob("*.png"))) == 8
+    assert not (out / "cache").exists()
+
+
+def test_a_segment_into_an_out_another_run_writes_to_is_refused_before_the_models_load(
+    tmp_path, monkeypatch, capsys
+):
+    from uvosam.job_locks import FolderLock
+
+    def no_models(args):
+        raise AssertionError("the models were loaded")
+
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", no_models)
+    out = tmp_path / "out"
+    held = FolderLock(out)  # as another run's, in this process or another
+    try:
+        assert _segment(_clip(tmp_path / "clip.mp4"), out) == 2
+    finally:
+        held.release()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"uvosam segment: error: another uvosam run is writing to {out}; wait for it or pass another folder"
+    )
+    assert list(out.iterdir()) == []
+
+
+def _stopped_in_renames(monkeypatch, *, fail_moving_in):
+    """``os.replace`` sending this process a SIGTERM at the promotion's first rename (moving the earlier result's
+    first entry aside); with ``fail_moving_in``, failing (EIO) on the first new entry moved in instead, and sending
+    a SIGTERM at each rename that puts the earlier result back."""
+    replace, sent = os.replace, []
+
+    def renamed(src, dst):
+        src, dst = Path(src), Path(dst)
+        into_staging = any(p.startswith(".uvosam-run-") for p in dst.parts)
+        from_staging = any(p.startswith(".uvosam-run-") for p in src.parts)
+        if fail_moving_in and from_staging and not into_staging and src.parent.name != ".replaced":
+            raise OSError(5, "Input/output error (simulated)")
+        replace(src, dst)
+        putting_back = src.parent.name == ".replaced"
+        if putting_back if fail_moving_in else dst.parent.name == ".replaced" and not sent:
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(os, "replace", renamed)
+    return sent
+
+
+def test_a_sigterm_during_the_renames_waits_for_them(tmp_path, tiny_models, monkeypatch, capsys):
+    """A stop landing in the renames that replace the earlier result lets them end: the new result is whole."""
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
+    sent = _stopped_in_renames(monkeypatch, fail_moving_in=False)
+    assert (
+        _segment(_clip(tmp_path / "b" / "clip.mp4", num_frames=5, seed=9), out)
+        == 128 + signal.SIGTERM
+    )
+    monkeypatch.undo()
+    assert len(sent) == 1 and "Traceback" not in capsys.readouterr().err
+    assert len(list((out / "export" / "davis" / "clip").glob("*.png"))) == 5
+    assert (out / "clip_overlay.mp4").is_file() and (out / "clip_uvosam.zip").is_file()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "clip_overlay.mp4",
+        "clip_uvosam.zip",
+        "export",
+    ]
+
+
+def test_a_sigterm_while_the_earlier_result_is_put_back_waits_for_it(
+    tmp_path, tiny_models, monkeypatch, capsys
+):
+    """A second stop in the renames that put the earlier result back cut them, and the job's end deleted the
+    staging folder with the earlier result's files still in it."""
+    out = tmp_path / "out"
+    assert _segment(_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    sent = _stopped_in_renames(monkeypatch, fail_moving_in=True)
+    assert (
+        _segment(_clip(tmp_path / "b" / "clip.mp4", num_frames=5, seed=9), out)
+        == 128 + signal.SIGTERM
+    )
+    monkeypatch.undo()
+    assert len(sent) > 1 and _snapshot(out) == before
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"uvosam segment: interrupted; nothing was written: {out} is as it was (an earlier result there is kept)"
+    )

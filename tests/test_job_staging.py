@@ -2,30 +2,26 @@
 stopped, killed) leaves it exactly as it was (``uvosam.job_staging``)."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+from app_helpers import write_clip
 from doubles import MovingBoxTracker
 from proc import ffmpeg_children
 
 import uvosam.job
 from uvosam.export_types import ExportOptions
-from uvosam.job import rerender, run_job
-from uvosam.job_staging import STAGING_PREFIX, check_replaceable
+from uvosam.job import rerender, rerender_iter, run_job
+from uvosam.job_staging import STAGING_PREFIX, Staging, check_replaceable, sweep_leftovers
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam.testing import moving_shapes
-from uvosam.video import VideoWriter
 
 
 def _clip(path, num_frames=8, seed=3):
-    video = moving_shapes(num_frames, height=48, width=64, num_objects=2, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(path, fps=10, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    return path
+    return write_clip(path, num_frames, 64, 48, fps=10, seed=seed)
 
 
 @pytest.fixture()
@@ -172,3 +168,147 @@ def test_a_run_json_naming_a_path_out_of_the_folder_is_not_followed(tmp_path, pi
     run_json.write_text(json.dumps(record))
     list(run_job(pipe, _clip(tmp_path / "f" / "clip.mp4", num_frames=3), earlier, JobOptions()))
     assert outside.read_text() == "keep me"
+
+
+def test_a_run_of_another_video_keeps_its_result_and_replaces_the_folders_last_run_files(
+    tmp_path, pipe, earlier
+):
+    """`for f in *.mp4; do uvosam segment $f --out results; done` kept only the last video's result."""
+    import json
+
+    before = _snapshot(earlier)
+    bunny = _clip(tmp_path / "b" / "bunny.mp4", num_frames=5, seed=9)
+    final = list(run_job(pipe, bunny, earlier, JobOptions()))[-1].result
+    after = _snapshot(earlier)
+    last_run = {
+        f"export/{n}" for n in ("README.txt", "run.json", "results.json", "ytvis_results.json")
+    }
+    last_run |= {"export/tracks.csv", "export/timeline.png"}
+    for name, data in before.items():
+        if name == "cache" or name.startswith("cache/"):
+            assert name not in after  # the folder's cache is the last run's (this one kept none)
+        elif name not in last_run:
+            assert after[name] == data, (
+                name
+            )  # clip's videos, zip, davis/cutouts/mattes, WebM; the user's
+    assert json.loads((earlier / "export" / "run.json").read_text())["video"]["name"] == "bunny"
+    assert final.overlay_mp4 == earlier / "bunny_overlay.mp4" and final.overlay_mp4.is_file()
+    assert len(list((earlier / "export" / "davis" / "bunny").glob("*.png"))) == 5
+
+
+def test_a_second_job_into_a_folder_being_written_is_refused_at_once(tmp_path, pipe):
+    """Two jobs in one folder: the second one's video was left beside the first one's PNGs and cache, and the
+    first one's JobResult named the second one's video."""
+    work = tmp_path / "out"
+    first = run_job(pipe, _clip(tmp_path / "a" / "clip.mp4"), work, JobOptions(cache=True))
+    next(first)
+    busy = f"another uvosam run is writing to {re.escape(str(work))}; wait for it or pass another folder"
+    for job in (
+        run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), work, JobOptions()),
+        run_job(pipe, _clip(tmp_path / "c" / "other.mp4", seed=9), work, JobOptions()),
+    ):
+        with pytest.raises(ValueError, match=busy):
+            next(job)
+    with pytest.raises(ValueError, match=busy):
+        check_replaceable(work, "clip", source=None, option="--out")
+    result = list(first)[-1].result
+    assert result.num_frames == 8 and result.overlay_mp4 == work / "clip_overlay.mp4"
+    assert sorted(p.name for p in work.iterdir()) == [
+        "cache",
+        "clip_overlay.mp4",
+        "clip_uvosam.zip",
+        "export",
+    ]  # fmt: skip  (the lock file goes with the job)
+    again = rerender_iter(work, work, keep_ids=[1])  # a re-render holds it too, until it is stopped
+    next(again)
+    with pytest.raises(ValueError, match=busy):
+        next(run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), work, JobOptions()))
+    again.close()
+    final = list(run_job(pipe, tmp_path / "b" / "clip.mp4", work, JobOptions()))[-1].result
+    assert final.num_frames == 8 and not (work / ".uvosam.lock").exists()
+
+
+def test_an_unfinished_jobs_staging_folder_survives_another_jobs_sweep(earlier, monkeypatch):
+    import uvosam.job_staging
+
+    staging = Staging(earlier, "clip")
+    try:
+        assert staging.staged and staging.dir.name.startswith(STAGING_PREFIX)
+        (staging.dir / "clip_overlay.mp4").write_bytes(b"being written")
+        sweep_leftovers(earlier)  # as a job in another folder's... or a killed one's next run
+        assert (staging.dir / "clip_overlay.mp4").read_bytes() == b"being written"
+    finally:
+        staging.close()
+    assert not staging.dir.exists()
+    # another job's sweep between a staging folder's making and its lock: it was deleted under the new job
+    lock_file = uvosam.job_staging.lock_file
+
+    def swept_first(path):
+        sweep_leftovers(earlier)
+        return lock_file(path)
+
+    monkeypatch.setattr(uvosam.job_staging, "lock_file", swept_first)
+    staging = Staging(earlier, "clip")
+    try:
+        assert staging.dir.is_dir() and (staging.dir / ".lock").is_file()
+    finally:
+        staging.close()
+
+
+def _failing_renames(monkeypatch, *, put_back_fails):
+    """``os.replace`` failing (EIO) on the first new file moved into the folder, and on putting back the earlier
+    entry numbered ``put_back_fails``."""
+    replace = os.replace
+
+    def renamed(src, dst):
+        src, dst = Path(src), Path(dst)
+        in_staging = [any(p.startswith(STAGING_PREFIX) for p in path.parts) for path in (src, dst)]
+        aside = src.parent.name == ".replaced"
+        if (in_staging == [True, False] and not aside) or (aside and src.name == put_back_fails):
+            raise OSError(5, "Input/output error (simulated)")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", renamed)
+
+
+def test_an_earlier_file_that_cannot_be_put_back_is_kept_and_the_rest_put_back(
+    tmp_path, pipe, earlier, monkeypatch, caplog
+):
+    """A failed restoring rename raised out of the rollback, and the staging folder, .replaced too (the earlier
+    result), was deleted."""
+    before = _snapshot(earlier)
+    zip_bytes = (earlier / "clip_uvosam.zip").read_bytes()
+    _failing_renames(monkeypatch, put_back_fails="0")  # 0: the first entry moved aside, the zip
+    with pytest.raises(OSError, match="Input/output error"):
+        list(run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), earlier, JobOptions()))
+    monkeypatch.undo()
+    (staging,) = [p for p in earlier.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    assert (staging / ".replaced" / "0").read_bytes() == zip_bytes
+    assert f"{staging / '.replaced'} holds files of the earlier result" in caplog.text
+    after = _snapshot(earlier)
+    assert {k: v for k, v in after.items() if not k.startswith(staging.name)} == {
+        k: v for k, v in before.items() if k != "clip_uvosam.zip"
+    }  # everything else is back as it was
+    sweep_leftovers(earlier)  # the next job's sweep: it stays
+    assert (staging / ".replaced" / "0").read_bytes() == zip_bytes
+
+
+def test_a_rerender_into_another_runs_folder_replaces_its_cache_too(tmp_path, pipe, earlier):
+    """The other run's cache stayed, beside a result it no longer matched (``rerender OTHER_RUN``'s masks)."""
+    mine = tmp_path / "mine"
+    list(
+        run_job(
+            pipe,
+            _clip(tmp_path / "m" / "clip.mp4", num_frames=5, seed=9),
+            mine,
+            JobOptions(cache=True),
+        )
+    )
+    result = rerender(mine, earlier, keep_ids=[1])
+    assert result.cache_dir == mine / "cache" and result.num_frames == 5
+    assert not (earlier / "cache").exists()
+    assert (mine / "cache" / "meta.json").is_file()
+    again = rerender(
+        earlier / ".." / "mine", mine, keep_ids=[2]
+    )  # its own cache, by another path: it stays
+    assert again.num_frames == 5 and (mine / "cache" / "meta.json").is_file()

@@ -29,7 +29,15 @@ from uvosam.background_writes import BackgroundWrites
 from uvosam.export_cutouts import Cutouts
 from uvosam.export_davis import DavisPngs, final_labels
 from uvosam.export_readme import readme_text
-from uvosam.export_root_files import RootFiles, write_tables
+from uvosam.export_root_files import (
+    README_TXT,
+    RESULTS_JSON,
+    TIMELINE_PNG,
+    TRACKS_CSV,
+    YTVIS_JSON,
+    RootFiles,
+    write_tables,
+)
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
@@ -37,6 +45,14 @@ from uvosam.render import select_tracks
 from uvosam.types import FrameResult, TrackSummary
 
 FrameNames = Callable[[int], str] | Sequence[str]
+
+DAVIS, CUTOUTS, MATTES = "davis", "cutouts", "mattes"
+PER_VIDEO_FOLDERS = (DAVIS, CUTOUTS, MATTES)  # an export's <kind>/<video> folders
+
+
+def alpha_webm_name(video_name: str) -> str:
+    """The file name of a video's WebM with alpha, at its export's root."""
+    return f"{video_name}_alpha.webm"
 
 
 def _export_workers(options: ExportOptions) -> int:
@@ -119,7 +135,7 @@ class ExportWriter:
         self._work = self.out_dir / ".work" / video_name
         self._writes = BackgroundWrites(_export_workers(options))
         self._davis = DavisPngs(
-            self._dir("davis"),
+            self._dir(DAVIS),
             self._work,
             height=self.height,
             width=self.width,
@@ -128,9 +144,9 @@ class ExportWriter:
             submit=self._writes.submit,
         )
         self._cutouts = Cutouts(
-            self._dir("cutouts"),
-            self._dir("mattes"),
-            self.out_dir / f"{video_name}_alpha.webm",
+            self._dir(CUTOUTS),
+            self._dir(MATTES),
+            self.out_dir / alpha_webm_name(video_name),
             height=self.height,
             width=self.width,
             options=options,
@@ -139,10 +155,10 @@ class ExportWriter:
             frame_name=self.frame_name,
             submit=self._writes.submit,
         )
-        for stale in (self._dir("davis"), self._dir("cutouts"), self._dir("mattes"), self._work):
+        for stale in (self._dir(DAVIS), self._dir(CUTOUTS), self._dir(MATTES), self._work):
             shutil.rmtree(stale, ignore_errors=True)
         self._cutouts.alpha_path.unlink(missing_ok=True)
-        (self.out_dir / "timeline.png").unlink(missing_ok=True)
+        (self.out_dir / TIMELINE_PNG).unlink(missing_ok=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
     # ----------------------------------------------------------------------------------------------- paths
@@ -291,13 +307,13 @@ class ExportWriter:
             video_name=self.video_name,
             ytvis_video_id=self.ytvis_video_id,
             num_frames=self._num_frames,
-            davis_dir=self._dir("davis") if opts.davis else None,
-            cutouts_dir=self._dir("cutouts") if opts.cutouts else None,
-            mattes_dir=self._dir("mattes") if opts.mattes else None,
-            results_json=out / "results.json" if opts.results_json else None,
-            ytvis_json=out / "ytvis_results.json" if opts.ytvis else None,
-            tracks_csv=out / "tracks.csv" if opts.tracks_csv else None,
-            readme=out / "README.txt",
+            davis_dir=self._dir(DAVIS) if opts.davis else None,
+            cutouts_dir=self._dir(CUTOUTS) if opts.cutouts else None,
+            mattes_dir=self._dir(MATTES) if opts.mattes else None,
+            results_json=out / RESULTS_JSON if opts.results_json else None,
+            ytvis_json=out / YTVIS_JSON if opts.ytvis else None,
+            tracks_csv=out / TRACKS_CSV if opts.tracks_csv else None,
+            readme=out / README_TXT,
             davis_labels=davis_labels,
             tracks=tuple(summaries),
             alpha_webm=self._cutouts.alpha_webm,
@@ -339,7 +355,7 @@ class ExportWriter:
         self._cutouts.abort()
         self._remove_work()
         self._root_files.discard()
-        for kind in ("davis", "cutouts", "mattes"):
+        for kind in PER_VIDEO_FOLDERS:
             shutil.rmtree(self._dir(kind), ignore_errors=True)
             _remove_if_empty(self.out_dir / kind)
         _remove_if_empty(self.out_dir)

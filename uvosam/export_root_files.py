@@ -16,8 +16,17 @@ from typing import Any
 
 from uvosam import export_formats as fmt
 from uvosam.export_types import ExportOptions
+from uvosam.provenance import RUN_JSON
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.types import TrackSummary
+
+README_TXT = "README.txt"
+RESULTS_JSON = "results.json"
+YTVIS_JSON = "ytvis_results.json"
+TRACKS_CSV = "tracks.csv"
+TIMELINE_PNG = "timeline.png"
+# every file an export may write at its root: they describe the last video exported there
+ROOT_FILES = (README_TXT, RUN_JSON, RESULTS_JSON, YTVIS_JSON, TRACKS_CSV, TIMELINE_PNG)
 
 
 class RootFiles:
@@ -64,17 +73,17 @@ def write_tables(
     """
     kw = {"num_frames": num_frames}
     if options.results_json:
-        files.write("results.json", fmt.write_results_json, records, video_id=video_id, **kw)
+        files.write(RESULTS_JSON, fmt.write_results_json, records, video_id=video_id, **kw)
     if options.ytvis:
         files.write(
-            "ytvis_results.json", fmt.write_ytvis_json, records, video_id=ytvis_video_id,
+            YTVIS_JSON, fmt.write_ytvis_json, records, video_id=ytvis_video_id,
             class_thres=options.ytvis_class_thres, **kw,
         )  # fmt: skip
     if options.tracks_csv:
-        files.write("tracks.csv", fmt.write_tracks_csv, summaries, davis_labels)
+        files.write(TRACKS_CSV, fmt.write_tracks_csv, summaries, davis_labels)
     if not (options.timeline and num_frames):
         return None
     rows = [
         TimelineRow(r.track_id, s.class_name, list(r.boxes)) for r, s in zip(records, summaries)
     ]
-    return files.write("timeline.png", fmt.write_rgb_png, draw_timeline(rows, num_frames))
+    return files.write(TIMELINE_PNG, fmt.write_rgb_png, draw_timeline(rows, num_frames))

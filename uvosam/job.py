@@ -9,7 +9,8 @@ written (video, chunks, exports, mask cache), also when it fails after the last 
 exports or the zip): no partial output is left to pass for a complete one. In a folder that holds an
 earlier result, a job writes into a staging folder there and replaces that result whole (its files
 only: its videos of every style, exports, zip and, for a run, cache) once it has finished; a job
-that does not finish leaves it exactly as it was (``uvosam.job_staging``).
+that does not finish leaves it exactly as it was (``uvosam.job_staging``). One job at a time writes to a folder: a
+second one into it is refused at once (``ValueError``, ``uvosam.job_locks``).
 
 With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
 and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
@@ -116,7 +117,7 @@ def run_job(
         finally:
             results.close()  # stops the model thread, which closes the decoder: also when the consumer stops early
     finally:
-        staging.abandon()  # a run that did not finish (nothing once its result replaced the earlier one)
+        staging.close()  # a run that did not finish: its files go; and work_dir is free for another job
 
 
 def _closing(results: Iterator[FrameResult], source: Iterator[np.ndarray]) -> Iterator[FrameResult]:
@@ -184,15 +185,19 @@ def rerender_iter(
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
-    # the cache read stays whatever happens to the earlier result in work_dir (a re-render into its run's folder)
-    staging = Staging(plan.work_dir, plan.video_name, keep=(CACHE_FOLDER,))
+    # the cache read stays (a re-render into its run's folder); another one in work_dir goes with the result there, as
+    # it no longer matches the folder's outputs
+    reads_its_cache = cache.root.resolve() == (plan.work_dir / CACHE_FOLDER).resolve()
+    staging = Staging(
+        plan.work_dir, plan.video_name, keep=(CACHE_FOLDER,) if reads_its_cache else ()
+    )
     try:
         yield from produce(
             results, replace(plan, work_dir=staging.dir), options, cache=None, cache_root=cache.root, merge=merge,
             staging=staging,
         )  # fmt: skip
     finally:
-        staging.abandon()
+        staging.close()
 
 
 def _options(options: object) -> JobOptions:
@@ -308,7 +313,7 @@ def rerender(
             ``work_dir``, which holds it (``<work_dir>/cache``; as ``uvosam rerender`` takes the run's folder).
         work_dir: where the new files go (may be the original job's folder: once the re-render has finished,
             its result replaces the run's there, videos of every style, exports and zip; the cache is only read,
-            and stays).
+            and stays). In another run's folder, the mask cache there goes with the result it replaces.
         keep_ids: track ids to keep (None: all; each must be a track of the run). Dropped tracks are absent
             from the overlay, the DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes,
             JSON and CSV.

@@ -18,6 +18,7 @@ import numpy as np
 
 from uvosam.export import ExportWriter
 from uvosam.job_plan import JobPlan
+from uvosam.job_staging import EXPORT_FOLDER
 from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import render
@@ -78,7 +79,7 @@ def open_outputs(
     exporter = None
     try:
         exporter = ExportWriter(
-            plan.work_dir / "export",
+            plan.work_dir / EXPORT_FOLDER,
             video_name=plan.video_name,
             class_names=plan.class_names,
             height=plan.info.height,

@@ -4,18 +4,23 @@ A job (``uvosam.job``'s run or re-render) whose ``work_dir`` holds an earlier re
 folder there, ``.uvosam-run-<pid>-<token>/``; only once it has finished (video, exports, zip, mask cache) does
 ``Staging.promote`` replace the earlier result's files with the new set, by renames on the same file system (the
 earlier set is moved aside, the new one moved in, then the earlier one deleted). A run that fails or is stopped
-(Ctrl-C, a closed generator) deletes its staging folder (``Staging.abandon``): the earlier result stays exactly as
+(Ctrl-C, a closed generator) deletes its staging folder (``Staging.close``): the earlier result stays exactly as
 it was, its mask cache too. A staging folder left by a killed run (SIGKILL, a power cut) is deleted by the next
 job in that folder (``sweep_leftovers``; each live one holds an ``flock`` on its ``.lock`` file, which the sweep
-tests).
+tests, from before the folder has the name the sweep looks for). Every job, staged or not, holds ``work_dir``'s
+lock from its start to its end (``job_locks.FolderLock``): a second job into the same folder is refused at once.
+The renames of ``Staging.promote``, and those that put the earlier result back if they fail, are not cut in half by
+a stop that honours ``job_locks.uninterrupted`` (the CLI's); an earlier result's file that cannot be put back is
+kept in the staging folder's ``.replaced`` (logged), which nothing deletes.
 
 A result's files are those ``result_entries`` names: ``<video>_uvosam.zip``, ``<video>_<style>.mp4`` of any style
 (with its chunks), ``cache/``, and in ``export/`` the per-video folders (``davis/<video>`` ...), the alpha WebM and
-the files at its root (README.txt, run.json, the tables, the timeline). The earlier result is the one whose name
-``export/run.json`` records (and the new run's own name): nothing else in the folder (a user's files, another
-video's) is touched. A folder without an earlier result (a fresh one, as the app's runs get) is written directly,
-as before: the streamed chunks are where they are yielded, and a failed run deletes what it wrote
-(``job_outputs.discard_outputs``).
+the files at its root (README.txt, run.json, the tables, the timeline). A job replaces those of its own video name
+(an earlier run of the same name, whatever its source) and, whichever run wrote them, the export's root files and
+the cache, which describe the folder's last run (``earlier_result``): nothing else in the folder (a user's files,
+another video's videos, zip and per-video exports) is touched, so one ``--out`` can collect several videos. A
+folder without an earlier result (a fresh one, as the app's runs get) is written directly, as before: the streamed
+chunks are where they are yielded, and a failed run deletes what it wrote (``job_outputs.discard_outputs``).
 """
 
 from __future__ import annotations
@@ -30,14 +35,12 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from uvosam.export import PER_VIDEO_FOLDERS, alpha_webm_name
+from uvosam.export_root_files import ROOT_FILES
+from uvosam.job_locks import FolderLock, check_free, is_held, lock_file, uninterrupted
 from uvosam.job_plan import safe_name
 from uvosam.provenance import RUN_JSON
 from uvosam.render import STYLES
-
-try:
-    import fcntl
-except ImportError:  # Windows: leftovers are not swept (no flock to tell a live run's)
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +51,9 @@ _LOCK = ".lock"
 _ASIDE = (
     ".replaced"  # inside the staging folder: the earlier result's files while the new ones move in
 )
-_EXPORT_ROOT_FILES = (
-    "README.txt",
-    RUN_JSON,
-    "results.json",
-    "ytvis_results.json",
-    "tracks.csv",
-    "timeline.png",
-)
-_PER_VIDEO_FOLDERS = ("davis", "cutouts", "mattes")
-_LOCKLESS_GRACE_S = (
-    600.0  # a staging folder without its lock file yet is a live run's for this long
-)
+# a staging folder while it is made, before its lock is held: the sweep's glob does not match it
+_NEW_PREFIX = ".uvosam-new-"
+_NEW_GRACE_S = 600.0  # one older than this is a killed run's
 
 T = TypeVar("T")
 
@@ -70,33 +64,38 @@ def result_entries(video_name: str) -> list[str]:
     names = [f"{video_name}_uvosam.zip"]
     for style in STYLES:
         names += [f"{video_name}_{style}.mp4", f"{video_name}_{style}_chunks"]
-    names += [f"{EXPORT_FOLDER}/{name}" for name in _EXPORT_ROOT_FILES]
-    names.append(f"{EXPORT_FOLDER}/{video_name}_alpha.webm")
-    names += [f"{EXPORT_FOLDER}/{kind}/{video_name}" for kind in _PER_VIDEO_FOLDERS]
+    names += [f"{EXPORT_FOLDER}/{name}" for name in ROOT_FILES]
+    names.append(f"{EXPORT_FOLDER}/{alpha_webm_name(video_name)}")
+    names += [f"{EXPORT_FOLDER}/{kind}/{video_name}" for kind in PER_VIDEO_FOLDERS]
     names.append(CACHE_FOLDER)
     return names
 
 
 @dataclass(frozen=True)
 class EarlierResult:
-    """The result a folder holds (``earlier_result``)."""
+    """What a folder holds that a job would replace (``earlier_result``), and the run that wrote its export."""
 
-    video_name: str | None  # from its run.json (None: none, or unreadable)
-    source: str | None  # the input file's (or folder's) name it was made from, from its run.json
-    entries: tuple[str, ...]  # its files and folders there (``result_entries``)
+    video_name: str | None  # the folder's last run, from its run.json (None: none, or unreadable)
+    source: (
+        str | None
+    )  # the input file's (or folder's) name that run was made from, from its run.json
+    entries: tuple[str, ...]  # the files and folders there the job replaces (``result_entries``)
 
 
 def earlier_result(work_dir: Path, video_name: str) -> EarlierResult | None:
-    """The result ``work_dir`` holds that a job named ``video_name`` would replace (the one its ``export/run.json``
-    names, and any files named as this job's); None when it holds none."""
-    video = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON)
-    names = dict.fromkeys(n for n in (video.get("name"), video_name) if _a_job_name(n))
-    entries = dict.fromkeys(e for n in names for e in result_entries(n) if _exists(work_dir / e))
+    """What ``work_dir`` holds that a job named ``video_name`` replaces: the files and folders named as its own
+    (``result_entries``: those of an earlier run of the same name, whatever its source), the files at the export's
+    root and the mask cache (whichever run wrote them: they describe the folder's last run); None when it holds
+    none of them. Another video's videos, zip and per-video exports stay."""
+    entries = tuple(e for e in result_entries(video_name) if _exists(work_dir / e))
     if not entries:
         return None
-    source = video.get("source")
+    video = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON)
+    name, source = video.get("name"), video.get("source")
     return EarlierResult(
-        video.get("name"), source if isinstance(source, str) else None, tuple(entries)
+        name if _a_job_name(name) else None,
+        source if isinstance(source, str) else None,
+        entries,
     )
 
 
@@ -127,11 +126,23 @@ def check_replaceable(
     option: str,
     keep: tuple[str, ...] = (),
 ) -> EarlierResult | None:
-    """Raise ``ValueError`` if the job cannot replace the earlier result ``work_dir`` holds (no permission to
-    delete one of its files: a folder of another user's), or if it would overwrite or delete ``source`` (the input,
-    a file or frame folder, is one of the result's paths or inside one). ``option`` names ``work_dir`` in the
-    message (``"--out"``); ``keep``: entries the job leaves in place (``Staging``). Returns the earlier result
-    (None: none)."""
+    """Raise ``ValueError`` if another job is writing to ``work_dir`` now (``job_locks.FolderLock``), if the job
+    cannot replace the earlier result ``work_dir`` holds (no permission to delete one of its files: a folder of
+    another user's), or if it would overwrite or delete ``source`` (the input, a file or frame folder, is one of the
+    result's paths or inside one). ``option`` names ``work_dir`` in the message (``"--out"``); ``keep``: entries
+    the job leaves in place (``Staging``). Returns the earlier result (None: none)."""
+    check_free(work_dir)
+    return _replaceable(work_dir, video_name, source=source, option=option, keep=keep)
+
+
+def _replaceable(
+    work_dir: Path,
+    video_name: str,
+    *,
+    source: Path | None,
+    option: str,
+    keep: tuple[str, ...],
+) -> EarlierResult | None:
     if source is not None:
         _check_spares_input(work_dir, video_name, Path(source), option)
     earlier = earlier_result(work_dir, video_name)
@@ -159,10 +170,8 @@ def _check_spares_input(work_dir: Path, video_name: str, source: Path, option: s
     """Raise ``ValueError`` when a path the job writes or replaces is ``source`` or holds it."""
     if not _exists(source):
         return
-    earlier = _recorded_video(work_dir / EXPORT_FOLDER / RUN_JSON).get("name")
-    names = [video_name] + ([earlier] if _a_job_name(earlier) else [])
     real = source.resolve()
-    for entry in (e for n in names for e in result_entries(n)):
+    for entry in result_entries(video_name):
         path = work_dir / entry
         if not _exists(path):
             continue
@@ -177,32 +186,27 @@ def _check_spares_input(work_dir: Path, video_name: str, source: Path, option: s
 
 def sweep_leftovers(work_dir: Path) -> None:
     """Delete the staging folders in ``work_dir`` that no live run holds (those of killed runs)."""
-    if fcntl is None or not work_dir.is_dir():
+    if not work_dir.is_dir():  # without flock (Windows) every one is held: none is swept
         return
     for folder in work_dir.glob(f"{STAGING_PREFIX}*"):
-        if folder.is_dir() and not folder.is_symlink() and not _held(folder):
+        # one holding an earlier result's files that could not be put back stays (``Staging.close``)
+        if _a_folder(folder) and not is_held(folder / _LOCK) and not _holds_files(folder / _ASIDE):
             logger.info("removing %s, left by a run that was killed", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    for folder in work_dir.glob(f"{_NEW_PREFIX}*"):  # killed while making its staging folder
+        if _a_folder(folder) and _older_than(folder, _NEW_GRACE_S) and not is_held(folder / _LOCK):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _held(folder: Path) -> bool:
-    """Whether a live run holds the staging ``folder`` (its lock file is locked, or is not made yet)."""
+def _a_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _older_than(path: Path, seconds: float) -> bool:
     try:
-        fd = os.open(folder / _LOCK, os.O_RDWR)
-    except FileNotFoundError:
-        try:
-            return time.time() - folder.stat().st_mtime < _LOCKLESS_GRACE_S
-        except OSError:
-            return True
+        return time.time() - path.stat().st_mtime > seconds
     except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # also releases the lock taken just now
-    return False
+        return False
 
 
 class Staging:
@@ -225,28 +229,35 @@ class Staging:
     ) -> None:
         self.work_dir, self.video_name, self.keep = work_dir, video_name, keep
         self.promoted = False
-        sweep_leftovers(work_dir)
-        earlier = check_replaceable(
-            work_dir, video_name, source=source, option="work_dir", keep=keep
-        )
-        self.staged = earlier is not None and any(e not in keep for e in earlier.entries)
         self._lock_fd: int | None = None
-        if not self.staged:
-            self.dir = work_dir
-            return
-        self.dir = work_dir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-        self.dir.mkdir()
+        # held until the job ends: a second job into work_dir is refused at once
+        self._folder = FolderLock(work_dir)
         try:
-            self._lock()
+            sweep_leftovers(work_dir)
+            earlier = _replaceable(
+                work_dir, video_name, source=source, option="work_dir", keep=keep
+            )
+            self.staged = earlier is not None and any(e not in keep for e in earlier.entries)
+            self.dir = self._make_dir() if self.staged else work_dir
         except BaseException:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._folder.release()
             raise
 
-    def _lock(self) -> None:
-        if fcntl is None:
-            return
-        self._lock_fd = os.open(self.dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+    def _make_dir(self) -> Path:
+        """A new staging folder, its lock held: made under a name the sweep does not match, locked, then renamed
+        (the lock, on the open file, goes with it), so that no other job's sweep sees it unlocked."""
+        token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        new = self.work_dir / f"{_NEW_PREFIX}{token}"
+        folder = self.work_dir / f"{STAGING_PREFIX}{token}"
+        new.mkdir()
+        try:
+            self._lock_fd = lock_file(new / _LOCK)
+            os.rename(new, folder)
+        except BaseException:
+            self._unlock()
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        return folder
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -255,10 +266,21 @@ class Staging:
 
     def promote(self) -> None:
         """Replace the earlier result's files in ``work_dir`` with those the job wrote in ``dir`` (renames), then
-        delete the earlier ones. Nothing to do when the job wrote into ``work_dir`` itself. If a rename fails, or the
-        renames are interrupted, the earlier result is put back and the error raised."""
-        if not self.staged or self.promoted:
-            return
+        delete the earlier ones (nothing to do when the job wrote into ``work_dir`` itself), and let go of
+        ``work_dir`` (``close``). If a rename fails, or the renames are interrupted, the earlier result is put back
+        and the error raised. A stop that honours ``job_locks.uninterrupted`` (the CLI's Ctrl-C, SIGTERM) waits
+        for the renames, or for their undoing, to end."""
+        if self.staged and not self.promoted:
+            with uninterrupted():
+                old = self._swap()
+                self.promoted = True
+            for entry in old:
+                _remove_empty_parents(self.work_dir / entry, self.work_dir)
+        self.promoted = True
+        self.close()
+
+    def _swap(self) -> list[str]:
+        """Move the earlier result's entries aside and the new ones in; the earlier ones' names."""
         earlier = earlier_result(self.work_dir, self.video_name)
         old = [e for e in (earlier.entries if earlier else ()) if e not in self.keep]
         new = [e for e in result_entries(self.video_name) if _exists(self.dir / e)]
@@ -274,22 +296,29 @@ class Staging:
                 moved.append((self.dir / entry, self.work_dir / entry))
                 os.replace(*moved[-1])
         except BaseException:
-            for src, dst in reversed(moved):
-                if _exists(dst):
-                    os.replace(dst, src)
+            _put_back(moved)
             raise
-        self.promoted = True
-        for entry in old:
-            _remove_empty_parents(self.work_dir / entry, self.work_dir)
-        self._remove()
+        return old
 
-    def abandon(self) -> None:
-        """Delete the staging folder of a job that did not finish (nothing, once promoted or when not staged)."""
-        if self.staged and not self.promoted:
-            self._remove()
+    def close(self) -> None:
+        """The job's end, whatever it was: the staging folder of a job that did not finish goes (nothing, once
+        promoted or when not staged), and another job may write to ``work_dir``. An earlier result's file that
+        could not be put back stays in the staging folder's ``.replaced`` (logged; never deleted, by the sweep
+        neither)."""
+        try:
+            if self.staged:
+                self._remove()
+        finally:
+            self._folder.release()
 
     def _remove(self) -> None:
         self._unlock()
+        if not self.promoted and _holds_files(self.dir / _ASIDE):
+            logger.error(
+                "%s holds files of the earlier result in %s that could not be put back: move them back by hand",
+                self.dir / _ASIDE, self.work_dir,
+            )  # fmt: skip
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def final_path(self, path: Path | None) -> Path | None:
@@ -306,6 +335,24 @@ class Staging:
             if isinstance(getattr(obj, f.name), Path)
         }
         return replace(obj, **changes)  # type: ignore[type-var]
+
+
+def _put_back(moved: list[tuple[Path, Path]]) -> None:
+    """Undo the renames ``moved`` (the last first); one that fails is logged, and the others are still undone."""
+    for src, dst in reversed(moved):
+        try:
+            if _exists(dst):
+                os.replace(dst, src)
+        # a second stop where no handler defers it (``job_locks.uninterrupted``) too: the others still go back
+        except (OSError, KeyboardInterrupt) as error:
+            logger.error("could not put %s back at %s: %s", dst, src, error)
+
+
+def _holds_files(folder: Path) -> bool:
+    try:
+        return any(folder.iterdir())
+    except OSError:
+        return False
 
 
 def _remove_empty_parents(path: Path, top: Path) -> None:

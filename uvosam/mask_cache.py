@@ -23,6 +23,7 @@ from PIL import Image
 
 from uvosam import atomic_files
 from uvosam.export import ExportWriter
+from uvosam.export_root_files import ROOT_FILES
 from uvosam.export_types import ExportResult
 from uvosam.provenance import rerender_record
 from uvosam.render import select_tracks
@@ -235,9 +236,6 @@ def filter_tracks(results: Iterable[FrameResult], keep_ids: set[int]) -> Iterato
         yield select_tracks(result, keep)
 
 
-_EXPORT_FILES = ("results.json", "ytvis_results.json", "tracks.csv", "README.txt", "run.json")
-
-
 def rebuild_exports(
     cache: MaskCache,
     out_dir: str | Path,
@@ -261,7 +259,7 @@ def rebuild_exports(
     if cache.info.height is None:
         raise ValueError(f"rebuild_exports: the cache at {cache.root} holds no frames yet")
     out_dir = Path(out_dir)
-    for name in _EXPORT_FILES:
+    for name in ROOT_FILES:
         (out_dir / name).unlink(missing_ok=True)
     run = cache.info.meta.get("provenance")
     if run is not None and "provenance" not in writer_kwargs:

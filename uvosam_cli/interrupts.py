@@ -2,8 +2,10 @@
 
 ``signals_as_interrupts`` makes SIGTERM and SIGHUP raise ``KeyboardInterrupt`` as Ctrl-C does, so that a stopped
 ``segment`` or ``rerender`` deletes its unfinished files the same way whatever stopped it (``uvosam.job_staging``: an
-earlier result in ``--out`` stays as it was). ``OutputFolder`` remembers whether the command's output folder existed
-before it ran: one it made and left empty goes, and the one-line message says what is left.
+earlier result in ``--out`` stays as it was). None of them cuts in half the renames that replace that result, or
+that put it back: a stop then is raised once they are done (``uvosam.job_locks.uninterrupted``). ``OutputFolder``
+remembers whether the command's output folder existed before it ran: one it made and left empty goes, and the
+one-line message says what is left.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from uvosam.job_locks import defer_interrupt
 
 
 class Interrupted(KeyboardInterrupt):
@@ -30,18 +34,23 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
 
 
 def _raise(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
+    stop = KeyboardInterrupt() if signum == signal.SIGINT else Interrupted(signum)
+    if not defer_interrupt(stop):
+        raise stop
 
 
 @contextlib.contextmanager
 def signals_as_interrupts() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise ``Interrupted`` (a ``KeyboardInterrupt``) in the main thread;
-    a signal ignored when the command started (``nohup`` ignores SIGHUP) stays ignored. Nothing is changed outside
-    the main thread (where Python cannot set handlers)."""
+    """Within the block, SIGTERM and SIGHUP raise ``Interrupted`` (a ``KeyboardInterrupt``) in the main thread,
+    and Ctrl-C its ``KeyboardInterrupt`` as before, each after the block ``uvosam.job_locks.uninterrupted`` marks
+    if one is running; a signal ignored when the command started (``nohup`` ignores SIGHUP) stays ignored. Nothing is
+    changed outside the main thread (where Python cannot set handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before = {}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        before[signal.SIGINT] = signal.signal(signal.SIGINT, _raise)
     for name in ("SIGTERM", "SIGHUP"):
         signum = getattr(signal, name, None)  # no SIGHUP on Windows
         if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:

@@ -114,13 +114,16 @@ def run(args: argparse.Namespace) -> int:
     option = "--out" if args.out else "RUN"
     check_output_folder(args.out or args.run, option)
     meta = MaskCache(cache).info.meta
-    # the result there is replaced once the re-render has finished (not its cache): refused now if it cannot be
+    # the result there is replaced once the re-render has finished (not the cache it reads; another run's goes with
+    # its result): refused now if it cannot be
+    out = args.out or args.run
+    reads_its_cache = cache.resolve() == (out / CACHE_FOLDER).resolve()
     check_replaceable(
-        args.out or args.run,
+        out,
         safe_name(meta["video_name"]),
         source=None,
         option=option,
-        keep=(CACHE_FOLDER,),
+        keep=(CACHE_FOLDER,) if reads_its_cache else (),
     )
     options = _options(args, run_output(meta))
     result = None

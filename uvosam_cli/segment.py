@@ -21,7 +21,7 @@ from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export_types import ExportOptions
 from uvosam.job import run_job
 from uvosam.job_plan import job_name
-from uvosam.job_staging import check_replaceable
+from uvosam.job_staging import CACHE_FOLDER, EXPORT_FOLDER, check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.remote_files import is_zip_download
@@ -188,14 +188,27 @@ def slow_on_cpu_note(mask_model: dict) -> str | None:
 
 def check_result_folder(out: Path, video_name: str, source: Path) -> None:
     """Refuse (``ValueError``) an ``--out`` whose earlier result this run could not replace, or where it would
-    replace the input; say when that result was made from another input (``clip.mp4`` after ``clip.mov``)."""
+    replace the input; say what it replaces of a result made from another input (``clip.mp4`` after ``clip.mov``:
+    all of it; ``b.mp4`` after ``a.mp4``: the export's root files and the cache, which describe the folder's last
+    run)."""
     earlier = check_replaceable(out, video_name, source=source, option="--out")
-    if earlier is not None and earlier.source and earlier.source != source.name:
-        print(
-            f"note: {out} holds the results of {earlier.source}; this run of {source.name} replaces them when it "
-            "has finished",
-            file=sys.stderr,
-        )
+    if earlier is None or not earlier.source:
+        return
+    if earlier.video_name in (None, video_name):
+        if earlier.source != source.name:
+            print(
+                f"note: {out} holds the results of {earlier.source}; this run of {source.name} replaces them "
+                "when it has finished",
+                file=sys.stderr,
+            )
+        return
+    cache = f" and its mask cache ({CACHE_FOLDER}/)" if CACHE_FOLDER in earlier.entries else ""
+    print(
+        f"note: {out} holds the results of {earlier.source}; this run of {source.name} keeps its videos, zip and "
+        f"per-video exports, and replaces the files at the root of {out / EXPORT_FOLDER} (README.txt, run.json, "
+        f"the tables and the timeline: they describe the folder's last run){cache} when it has finished",
+        file=sys.stderr,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
