@@ -405,7 +405,7 @@ def test_settings_from_env():
     )
     assert (settings.max_frames, settings.max_upload_mb, settings.default_sam) == (50, 10, "vit_h")
     assert settings.limits().max_frames == 50 and settings.max_side == AppSettings().max_side
-    with pytest.raises(ValueError, match="UVOSAM_MAX_SECONDS must be a positive float; got 'soon'"):
+    with pytest.raises(ValueError, match="UVOSAM_MAX_SECONDS must be a finite positive float; got 'soon'"):
         AppSettings.from_env({"UVOSAM_MAX_SECONDS": "soon"})
     assert settings.sam_precision == "auto"
     with pytest.raises(

@@ -4,6 +4,7 @@ Nothing here imports gradio.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,10 +40,10 @@ def _env_number(environ: Mapping[str, str], name: str, default: float, kind: typ
         value = kind(raw)
     except ValueError:
         value = None
-    if value is None or value <= 0:
-        raise ValueError(
-            f"{name} must be a positive {kind.__name__}; got {raw!r}. Unset it or fix its value."
-        )
+    # nan passed ``value <= 0`` (and then no limit held: every comparison with it is False); inf is no limit either
+    if value is None or not math.isfinite(value) or value <= 0:
+        what = "a finite positive float" if kind is float else f"a positive {kind.__name__}"
+        raise ValueError(f"{name} must be {what}; got {raw!r}. Unset it or fix its value.")
     return value
 
 
@@ -127,7 +128,7 @@ class AppSettings:
             )
         if self.default_preset not in PRESETS:
             raise ValueError(
-                f"AppSettings.default_preset must be one of {PRESETS}; got {self.default_preset!r}"
+                f"AppSettings.default_preset (UVOSAM_TRACKER) must be one of {PRESETS}; got {self.default_preset!r}"
             )
         offered = mask_models()
         if self.default_sam not in offered:
