@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -317,11 +318,22 @@ def make_loader(settings: AppSettings) -> PipelineLoader:
     )
 
 
+def read_settings() -> AppSettings:
+    """``AppSettings.from_env()``, or, for a value it refuses, that one line on stderr and exit status 2 (its
+    traceback, 15 lines ending in the reason, hid the reason in a Space's log)."""
+    try:
+        return AppSettings.from_env()
+    except ValueError as err:
+        reason = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"The app did not start: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = AppSettings.from_env()
+    settings = read_settings()  # before any model loads
     if settings.work_root is None:  # a fresh temp folder for this process, removed at exit
         settings = dataclasses.replace(
             settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))

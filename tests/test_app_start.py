@@ -33,3 +33,27 @@ def test_a_limit_that_is_no_number_is_refused_naming_its_variable(name, raw):
 def test_an_unknown_tracker_is_refused_naming_its_variable():
     with pytest.raises(ValueError, match=r"\(UVOSAM_TRACKER\) must be one of \('idol-ytvis19-r50'"):
         AppSettings.from_env({"UVOSAM_TRACKER": "foo"})
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"UVOSAM_MAX_FRAMES": "abc"}, "UVOSAM_MAX_FRAMES must be a positive int; got 'abc'. "),
+        ({"UVOSAM_TRACKER": "foo"}, "AppSettings.default_preset (UVOSAM_TRACKER) must be one of "),
+    ],
+)
+def test_python_app_py_with_a_bad_setting_exits_with_one_line(env, reason, monkeypatch, capsys):
+    """It exited with a 15-line traceback whose last line said why, before any model loaded; now that line alone
+    (a Space's log shows it), exit status 2."""
+    import app as app_module
+
+    loads = []
+    monkeypatch.setattr(app_module, "make_loader", lambda settings: loads.append(settings))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as ended:
+        app_module.main()
+    assert ended.value.code == 2 and not loads
+    err = capsys.readouterr().err
+    assert err.startswith(f"The app did not start: {reason}") and err.count("\n") == 1
+    assert "Traceback" not in err
