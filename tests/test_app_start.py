@@ -40,6 +40,10 @@ def test_an_unknown_tracker_is_refused_naming_its_variable():
     [
         ({"UVOSAM_MAX_FRAMES": "abc"}, "UVOSAM_MAX_FRAMES must be a positive int; got 'abc'. "),
         ({"UVOSAM_TRACKER": "foo"}, "AppSettings.default_preset (UVOSAM_TRACKER) must be one of "),
+        (
+            {"UVOSAM_WORK_DIR": "/proc/nope"},
+            "UVOSAM_WORK_DIR=/proc/nope cannot be used: the folder cannot be",
+        ),
     ],
 )
 def test_python_app_py_with_a_bad_setting_exits_with_one_line(env, reason, monkeypatch, capsys):
@@ -57,3 +61,23 @@ def test_python_app_py_with_a_bad_setting_exits_with_one_line(env, reason, monke
     err = capsys.readouterr().err
     assert err.startswith(f"The app did not start: {reason}") and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_a_work_folder_that_cannot_be_used_is_refused_when_the_settings_are_read(tmp_path):
+    """UVOSAM_WORK_DIR=/proc/nope failed with a bare FileNotFoundError from the first session's folder, after the
+    models had loaded."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    cases = {
+        "/proc/nope": r"the folder cannot be made \(No such file or directory\)",
+        str(a_file / "work"): r"the folder cannot be made \(Not a directory\)",
+        str(a_file): "it is a file, not a folder",
+        "/proc/self": r"nothing can be written in it \(",
+    }
+    for raw, why in cases.items():
+        with pytest.raises(
+            ValueError, match=rf"^UVOSAM_WORK_DIR={raw} cannot be used: {why}.*\. Set it to a"
+        ):
+            AppSettings.from_env({"UVOSAM_WORK_DIR": raw})
+    made = AppSettings.from_env({"UVOSAM_WORK_DIR": str(tmp_path / "new" / "work")}).work_root
+    assert made == tmp_path / "new" / "work" and made.is_dir() and not any(made.iterdir())
