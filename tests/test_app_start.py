@@ -81,3 +81,33 @@ def test_a_work_folder_that_cannot_be_used_is_refused_when_the_settings_are_read
             AppSettings.from_env({"UVOSAM_WORK_DIR": raw})
     made = AppSettings.from_env({"UVOSAM_WORK_DIR": str(tmp_path / "new" / "work")}).work_root
     assert made == tmp_path / "new" / "work" and made.is_dir() and not any(made.iterdir())
+
+
+def test_a_limit_of_one_frame_builds_the_page_and_runs_one_frame(tmp_path, tiny_sam_model):
+    """UVOSAM_MAX_FRAMES=1 made Max frames a slider from 1 to 1, which Gradio refuses ("Slider minimum must be less
+    than maximum."): the app stopped after loading the models (a Space restarted in a loop). Now the page shows 1,
+    which it cannot change, and a client asking for more gets 1 frame."""
+    from app_helpers import stepped, write_clip
+    from doubles import MovingBoxTracker
+
+    import app as app_module
+    from uvosam.pipeline import UVOSAM
+    from uvosam.segmenter import BoxPromptSegmenter
+    from uvosam_app import handlers as app_handlers
+
+    settings = AppSettings.from_env(
+        {"UVOSAM_MAX_FRAMES": "1", "UVOSAM_WORK_DIR": str(tmp_path / "w")}
+    )
+    demo = app_module.build_demo(lambda preset, sam: None, settings=settings)
+    box = next(c for c in demo.config["components"] if c["props"].get("elem_id") == "max-frames")
+    assert box["type"] == "number" and box["props"]["value"] == 1
+    assert box["props"]["interactive"] is False and "1 only" in box["props"]["info"]
+    demo.close()
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    app = app_handlers.App(lambda preset, sam: pipe, settings)
+    clip = str(write_clip(tmp_path / "clip.mp4", 4, 64, 48))
+    assert "Run covers the first frame" in app.describe(clip, "idol-ytvis19-r50", "vit_b", 1, 1)
+    *_, last = stepped(app.segment(clip, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 2, 0, True, True, "overlay",
+                                   None, False, None))  # fmt: skip
+    assert last[0].startswith("done: 1 frame,")

@@ -220,7 +220,7 @@ def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | N
     return url, load
 
 
-def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider:
+def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider | gr.Number:
     """A setting's slider whose range the handlers check, not Gradio: Gradio's ``Slider.preprocess`` refused a
     number out of range (typed in the box before it lost focus, or sent over the API) with "Value 0 is less than
     minimum value 1.", naming no setting, an "Error" badge on the description and a traceback in the server log.
@@ -228,7 +228,21 @@ def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider:
     the description shows what the box will hold (``checks.page_values``).
 
     The instance's ``preprocess`` is replaced rather than a subclass defined: Gradio (``ComponentMeta``) writes a
-    ``.pyi`` copy of the module beside any module that defines a component class, on import."""
+    ``.pyi`` copy of the module beside any module that defines a component class, on import.
+
+    A range of one value (``UVOSAM_MAX_FRAMES=1``) is a box showing it that the page cannot change (Gradio refuses
+    a slider of one value, "Slider minimum must be less than maximum.", and the app did not start); an API client
+    that asks for more gets it capped (``checks.check_ranges``)."""
+    if bounds.minimum >= bounds.maximum:
+        step = kwargs.pop("step", 1)
+        kwargs.pop("value", None)
+        return gr.Number(
+            bounds.maximum,
+            precision=0 if float(step).is_integer() else None,
+            interactive=False,
+            info=f"This app takes {bounds.maximum:g} only (its host's limit).",
+            **kwargs,
+        )
     slider = gr.Slider(bounds.minimum, bounds.maximum, **kwargs)
 
     def unchecked(payload: float | None) -> float | None:
