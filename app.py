@@ -30,7 +30,14 @@ from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
-from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model, load_tracker
+from uvosam_app.models import (
+    WEIGHTS_MISSING,
+    GetPipeline,
+    PipelineLoader,
+    StartModels,
+    load_mask_model,
+    load_tracker,
+)
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.text import footer_markdown
 
@@ -42,12 +49,11 @@ LOAD_ERRORS = (FileNotFoundError, WeightsError)
 def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks:
     """The Blocks app. ``get_pipeline(preset, sam)`` returns a loaded, shared, read-only ``UVOSAM``.
 
-    The default pair is loaded here, once; if its weights are missing the app still builds and
-    shows a banner.
+    The default pair is loaded here, once; if it does not load the app still builds and shows a banner.
     """
-    pipe, load_error = _load_default(get_pipeline, settings)
+    start = _load_default(get_pipeline, settings)
     app = App(get_pipeline, settings)
-    footer = footer_markdown(get_pipeline, pipe, settings)
+    footer = footer_markdown(get_pipeline, start, settings)
     # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
     # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT)
     sweep = (FILE_SWEEP_EVERY_S, FILE_MAX_AGE_S)
@@ -59,7 +65,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         return app.forget(state)
 
     with gr.Blocks(title="UVOSAM", delete_cache=sweep) as demo:
-        _wire(app, settings, page(settings, load_error, footer, forget=forget))
+        _wire(app, settings, page(settings, start, footer, forget=forget))
         demo.unload(app.unload)
     # a file that an API client gives as a link: fetched as Load fetches one, not by Gradio (unbounded)
     bound_file_links(demo, settings)
@@ -68,31 +74,45 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     return demo
 
 
-def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any, str | None]:
+def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> StartModels:
     """Load the default models once at start, then those of ``settings.preload`` (``start_pairs``); missing/bad
-    weights give a banner, not a crash: (the default pair or None, the banner's text or None).
+    weights are logged for the host, not a crash.
 
-    So does any other failure (a network error of the Hub client, a broken CUDA driver): a Space that raises here
-    restarts in a loop and shows its users nothing; with the banner it serves and says what failed (the log has
-    the traceback), and Run tries loading again (not on ZeroGPU, where models load only at start)."""
-    pipe, errors, pairs = None, [], settings.start_pairs()
+    So is any other failure (a network error of the Hub client, a broken CUDA driver): a Space that raises here
+    restarts in a loop and shows its users nothing. If the default pair failed, the page has a banner (for its
+    visitors: the details, with server paths and the host's commands, are in the log) and Run tries loading again
+    (not on ZeroGPU, where models load only at start). An extra model that failed while the defaults loaded gets
+    no banner (the app works): its choice says so."""
+    pairs = settings.start_pairs()
+    pipe, default_failed, extras_failed = None, None, {}
     for preset, sam in pairs:
+        default = (preset, sam) == pairs[0]
+        extra = (
+            preset if preset != settings.default_preset else sam
+        )  # of an extra pair: its preload name
+        what = "the default models" if default else f"{extra} (UVOSAM_PRELOAD)"
         try:
             loaded = get_pipeline(preset, sam)
         except LOAD_ERRORS as err:
-            logger.error("models %s + %s not loaded: %s", preset, sam, err)
-            errors.append(str(err))
-            continue
+            logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
+            why = WEIGHTS_MISSING
         except Exception as err:
-            logger.exception("models %s + %s not loaded (unexpected error)", preset, sam)
-            first = (str(err).splitlines() or [""])[0]
-            errors.append(
-                f"{type(err).__name__}: {first} (unexpected; the server log has the traceback)"
-            )
+            logger.exception("%s not loaded, %s + %s (unexpected error)", what, preset, sam)
+            why = type(err).__name__
+        else:
+            if default:
+                pipe = loaded
             continue
-        if (preset, sam) == pairs[0]:
-            pipe = loaded
-    return pipe, "\n\n".join(errors) or None
+        if default:
+            default_failed = why
+        elif default_failed is None:  # the defaults loaded: the extra model is what failed
+            extras_failed[extra] = why
+    if extras_failed:
+        logger.warning(
+            "the app serves the default models; not loaded at start (their choices say so): %s",
+            ", ".join(extras_failed),
+        )
+    return StartModels(pipe, default_failed, extras_failed)
 
 
 # the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)

@@ -111,3 +111,85 @@ def test_a_limit_of_one_frame_builds_the_page_and_runs_one_frame(tmp_path, tiny_
     *_, last = stepped(app.segment(clip, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 2, 0, True, True, "overlay",
                                    None, False, None))  # fmt: skip
     assert last[0].startswith("done: 1 frame,")
+
+
+def _missing(name: str) -> FileNotFoundError:
+    """A missing-weights error as the library words it: server paths and the host's commands."""
+    return FileNotFoundError(
+        f"Weight file '{name}' was not found.\nLooked in:\n  - /srv/ckpt/{name} (checkpoints folder)\n"
+        f"  - Hugging Face cache /root/.cache/huggingface/hub\nTo get it, run `hf download some/repo {name}`"
+    )
+
+
+def _page(demo) -> tuple[dict, dict]:
+    """(the banner's props, each component's props by label)."""
+    components = demo.config["components"]
+    banner = next(c["props"] for c in components if c["props"].get("elem_id") == "banner")
+    return banner, {c["props"].get("label"): c["props"] for c in components}
+
+
+def test_an_extra_model_that_did_not_load_gets_no_banner_but_a_note_on_its_choice(tmp_path, caplog):
+    """UVOSAM_PRELOAD=vit_l,idol-ovis-r50 without their files: the banner said "Models not loaded" to every visitor
+    while the default pair loaded and runs worked. Now the log tells the host; the two choices say it."""
+    import app as app_module
+
+    def get_pipeline(preset, sam):
+        if sam == "vit_l":
+            raise _missing("sam_vit_l_0b3195.pth")
+        if preset == "idol-ovis-r50":
+            raise RuntimeError("CUDA driver too old")
+        return object()
+
+    settings = AppSettings(work_root=tmp_path, preload=("vit_l", "idol-ovis-r50"))
+    with caplog.at_level("INFO", logger="uvosam.app"):
+        demo = app_module.build_demo(get_pipeline, settings=settings)
+    banner, props = _page(demo)
+    assert not banner["visible"] and banner["value"] == ""
+    assert ["SAM ViT-B", "SAM ViT-L (not installed)"] == [
+        label for label, _ in props["Mask model"]["choices"]
+    ][:2]
+    trackers = dict((v, label) for label, v in props["Tracker preset"]["choices"])
+    assert trackers["idol-ovis-r50"] == "idol-ovis-r50 (failed to load)"
+    assert trackers["idol-ytvis19-r50"] == "idol-ytvis19-r50"
+    assert "/root/.cache/huggingface/hub" in caplog.text and "CUDA driver too old" in caplog.text
+    assert (
+        "the app serves the default models; not loaded at start (their choices say so): vit_l, idol-ovis-r50"
+        in (caplog.text)
+    )
+    demo.close()
+
+
+@pytest.mark.parametrize("zero_gpu", [False, True])
+def test_the_banner_of_missing_default_weights_tells_visitors_what_is_true_here(
+    zero_gpu, tmp_path, caplog
+):
+    """It showed every visitor server paths and the host's `hf download ...`, and on ZeroGPU said "Run looks for them
+    again each time", which it does not there (models load only at start)."""
+    import app as app_module
+
+    def get_pipeline(preset, sam):
+        raise _missing("sam_vit_b_01ec64.pth")
+
+    settings = AppSettings(work_root=tmp_path, start_models_only=zero_gpu)
+    with caplog.at_level("INFO", logger="uvosam.app"):
+        demo = app_module.build_demo(get_pipeline, settings=settings)
+    banner, props = _page(demo)
+    text = banner["value"]
+    assert banner["visible"] and text.startswith("### ⚠️ Models not loaded\n")
+    assert (
+        "This app's host has not installed the weights of its models (idol-ytvis19-r50 + SAM ViT-B) yet"
+        in text
+    )
+    assert "For the host: the server log names the missing files and how to get them." in text
+    assert "/srv/ckpt" not in text and ".cache" not in text and "hf download" not in text
+    assert "/srv/ckpt/sam_vit_b_01ec64.pth" in caplog.text and "hf download" in caplog.text
+    if zero_gpu:
+        assert (
+            "until the host fixes this and restarts the Space (on ZeroGPU models load only at start)"
+            in text
+        )
+        assert "again" not in text
+    else:
+        assert "Run answers with an error until they load (it tries again each time)" in text
+    assert "(not installed)" not in str(props["Mask model"]["choices"])  # the banner says it
+    demo.close()

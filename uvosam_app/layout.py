@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from uvosam_app.checks import SliderRange, slider_ranges
-from uvosam_app.models import mask_model_choices
+from uvosam_app.models import StartModels, mask_model_choices, noted
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     ABOUT,
@@ -151,18 +151,16 @@ class Page:
 
 
 def page(
-    settings: AppSettings, load_error: str | None, footer: str, forget: Callable[[Any], None]
+    settings: AppSettings, start: StartModels, footer: str, forget: Callable[[Any], None]
 ) -> Page:
-    """The page's components, in their order, inside the ``gr.Blocks`` being built. ``load_error``: why the
-    default models did not load (a banner), or None. ``forget``: the session states' delete callback."""
+    """The page's components, in their order, inside the ``gr.Blocks`` being built. ``start``: what loading the
+    models at start gave (a banner if the default pair did not load; a note on the choice of an extra model that did
+    not). ``forget``: the session states' delete callback."""
     gr.Markdown(ABOUT)
-    gr.Markdown(
-        banner_markdown(load_error) if load_error else "",
-        visible=bool(load_error),
-        elem_id="banner",
-    )
+    banner = banner_markdown(start, settings)
+    gr.Markdown(banner, visible=bool(banner), elem_id="banner")
     with gr.Row(elem_id="io-row"):  # its order on a phone: CSS
-        video, url, load, frames_zip, about, controls = _input_column(settings)
+        video, url, load, frames_zip, about, controls = _input_column(settings, start.notes())
         run, stop, *live = _live_column()
     inputs = Inputs(video, url, load, frames_zip, about, run, stop, controls)
     outputs = _results(*live)
@@ -175,7 +173,7 @@ def page(
 
 
 def _input_column(
-    settings: AppSettings,
+    settings: AppSettings, notes: dict[str, str]
 ) -> tuple[gr.Video, gr.Textbox | None, gr.Button | None, gr.File, gr.Markdown, dict]:
     """The upload and its description, the link and its Load button, the zip of frames, the examples, Settings."""
     with gr.Column(scale=1, elem_id="input-column"):
@@ -199,7 +197,7 @@ def _input_column(
             elem_id="examples",
         )
         with gr.Accordion("Settings", open=False, elem_id="settings"):
-            controls = _controls(settings)
+            controls = _controls(settings, notes)
     return video, url, load, frames_zip, about, controls
 
 
@@ -252,14 +250,17 @@ def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider | gr.Number:
     return slider
 
 
-def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
+def _controls(settings: AppSettings, notes: dict[str, str]) -> dict[str, gr.components.Component]:
+    """The settings; ``notes``: what the choice of a model that did not load at start says after its name."""
     ranges = slider_ranges(settings)
     return {
         "tracker": gr.Dropdown(
-            list(settings.presets()), value=settings.default_preset, label="Tracker preset"
+            [(noted(p, p, notes), p) for p in settings.presets()],
+            value=settings.default_preset,
+            label="Tracker preset",
         ),
         "sam": gr.Radio(
-            mask_model_choices(settings.mask_models()),
+            mask_model_choices(settings.mask_models(), notes),
             value=settings.default_sam,
             label="Mask model",
             info=mask_model_info(settings.start_models_only),
