@@ -148,7 +148,7 @@ def test_an_extra_model_that_did_not_load_gets_no_banner_but_a_note_on_its_choic
     assert ["SAM ViT-B", "SAM ViT-L (not installed)"] == [
         label for label, _ in props["Mask model"]["choices"]
     ][:2]
-    trackers = dict((v, label) for label, v in props["Tracker preset"]["choices"])
+    trackers = {v: label for label, v in props["Tracker preset"]["choices"]}
     assert trackers["idol-ovis-r50"] == "idol-ovis-r50 (failed to load)"
     assert trackers["idol-ytvis19-r50"] == "idol-ytvis19-r50"
     assert "/root/.cache/huggingface/hub" in caplog.text and "CUDA driver too old" in caplog.text
