@@ -193,3 +193,13 @@ def test_the_banner_of_missing_default_weights_tells_visitors_what_is_true_here(
         assert "Run answers with an error until they load (it tries again each time)" in text
     assert "(not installed)" not in str(props["Mask model"]["choices"])  # the banner says it
     demo.close()
+
+
+def test_on_zerogpu_the_footer_lists_as_loaded_only_the_extra_models_that_loaded():
+    from uvosam_app.models import WEIGHTS_MISSING, StartModels
+    from uvosam_app.text import footer_markdown
+
+    settings = AppSettings(start_models_only=True, preload=("vit_h", "vit_l"))
+    start = StartModels(object(), None, {"vit_l": WEIGHTS_MISSING})
+    footer = footer_markdown(lambda preset, sam: None, start, settings)
+    assert "(also loaded at start: SAM ViT-H)" in footer
