@@ -17,7 +17,6 @@ import functools
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -339,14 +338,13 @@ def make_loader(settings: AppSettings) -> PipelineLoader:
 
 
 def read_settings() -> AppSettings:
-    """``AppSettings.from_env()``, or, for a value it refuses, that one line on stderr and exit status 2 (its
-    traceback, 15 lines ending in the reason, hid the reason in a Space's log)."""
+    """``AppSettings.from_env()``, or, for a value it refuses, exit saying why in one line on stderr, exit status 1
+    (its traceback, 15 lines ending in the reason, hid the reason in a Space's log)."""
     try:
         return AppSettings.from_env()
     except ValueError as err:
         reason = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        print(f"The app did not start: {reason}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(f"The app did not start: {reason}") from None
 
 
 def main() -> None:
