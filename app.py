@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,17 @@ from uvosam_app.models import (
     load_mask_model,
     load_tracker,
 )
+from uvosam_app.process_folders import process_dir
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.text import footer_markdown
+from uvosam_app.work import stop_jobs
 
 logger = logging.getLogger("uvosam.app")
 
 LOAD_ERRORS = (FileNotFoundError, WeightsError)
+# how long the runs under way get to end when the server stops (a frame takes seconds on a CPU; a container is
+# commonly killed 30 s after its SIGTERM)
+STOP_JOBS_S = 20
 
 
 def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks:
@@ -352,11 +358,15 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = read_settings()  # before any model loads
-    if settings.work_root is None:  # a fresh temp folder for this process, removed at exit
-        settings = dataclasses.replace(
-            settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))
-        )
-        atexit.register(shutil.rmtree, settings.work_root, True)
+    # a fresh folder of this process in UVOSAM_WORK_DIR (or the temp folder), removed at exit; those that earlier
+    # processes left there are removed first
+    work_root = process_dir(settings.work_root or Path(tempfile.gettempdir()))
+    atexit.register(shutil.rmtree, work_root, True)
+    settings = dataclasses.replace(settings, work_root=work_root)
+    # SIGTERM (a Space's restart, `docker stop`) ends the server as Ctrl-C does, so the clean-up above runs (it
+    # killed the process, which left its folder with its sessions' runs for good). Gradio's SSR mode replaces this
+    # handler with its own, which exits too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     loader = make_loader(settings)
     demo = build_demo(loader, settings=settings)
     # ZeroGPU: its CUDA emulation works in this (the main) thread only
@@ -365,11 +375,18 @@ def main() -> None:
             "on ZeroGPU this Space runs only the models it loaded at start (its host lists more in UVOSAM_PRELOAD); "
             "restart the Space to load them again"
         )
-    demo.launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        **launch_kwargs(settings, settings.work_root),
-    )
+    try:
+        demo.launch(
+            server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+            server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+            **launch_kwargs(settings, settings.work_root),
+        )
+    finally:
+        # the server has stopped (Ctrl-C, SIGTERM): the runs under way end after their step, before the interpreter
+        # exits (a thread inside torch then aborted the process after the clean-up: exit status 134)
+        left = stop_jobs(timeout=STOP_JOBS_S)
+        if left:
+            logger.warning("still running after %d s, exiting: %s", STOP_JOBS_S, ", ".join(left))
 
 
 if __name__ == "__main__":

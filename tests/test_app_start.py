@@ -4,6 +4,15 @@ server, but one ``python app.py`` stopped with SIGTERM."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("gradio")
@@ -202,3 +211,162 @@ def test_on_zerogpu_the_footer_lists_as_loaded_only_the_extra_models_that_loaded
     start = StartModels(object(), None, {"vit_l": WEIGHTS_MISSING})
     footer = footer_markdown(lambda preset, sam: None, start, settings)
     assert "(also loaded at start: SAM ViT-H)" in footer
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _marked(folder: Path, **changes) -> Path:
+    """``folder`` made and marked as the app marks its process's folder: as this process's, but for ``changes``."""
+    from uvosam_app import process_folders
+
+    folder.mkdir()
+    (folder / process_folders.MARKER).write_text(
+        json.dumps({**process_folders._identity(os.getpid()), **changes})
+    )
+    (folder / "session" / "run-1234").mkdir(parents=True)
+    return folder
+
+
+def test_at_start_only_the_folders_of_earlier_app_processes_now_gone_are_removed(tmp_path):
+    """A process killed mid-run left its folder in UVOSAM_WORK_DIR for good (nothing swept earlier processes'
+    folders). Now the next start removes them, and only them: not a live server's, not one of another machine
+    sharing the folder, not anything the app did not make."""
+    from uvosam_app import process_folders
+
+    parent = tmp_path / "work"
+    parent.mkdir()
+    pid = os.getpid()
+    gone = [
+        _marked(parent / "uvosam-app-dead", pid=_dead_pid()),
+        _marked(parent / "uvosam-app-reused", started=(process_folders._start_time(pid) or 1) - 1),
+    ]
+    if process_folders._boot_id() is not None:
+        gone.append(_marked(parent / "uvosam-app-lastboot", boot="an earlier boot"))
+    kept = [
+        _marked(parent / "uvosam-app-elsewhere", pid=_dead_pid(), host="another-machine"),
+        _marked(parent / "uvosam-app-alive"),  # this process's, as another server's would be
+        _marked(
+            parent / "uvosam-app-locked", pid=_dead_pid()
+        ),  # a pid not seen here (another pid namespace)
+        _marked(parent / "my-dead", pid=_dead_pid()),  # not the app's name
+        parent / "uvosam-app-unmarked",
+        parent / "uvosam-app-garbled",
+        parent / "uvosam-app-file",
+        parent / "uvosam-app-link",
+    ]
+    kept[4].mkdir()
+    kept[5].mkdir()
+    (kept[5] / process_folders.MARKER).write_text("{not json")
+    kept[6].write_text("")
+    target = _marked(tmp_path / "elsewhere", pid=_dead_pid())
+    kept[7].symlink_to(target)
+    holder = open(kept[2] / process_folders.MARKER)  # noqa: SIM115
+    process_folders._lock(holder)
+    try:
+        mine = process_folders.process_dir(parent)
+        assert sorted(p.name for p in parent.iterdir()) == sorted(p.name for p in [*kept, mine])
+        assert (
+            mine.name.startswith("uvosam-app-")
+            and json.loads((mine / process_folders.MARKER).read_text())["pid"] == pid
+        )
+        assert process_folders.remove_stale(parent) == [] and mine.is_dir() and target.is_dir()
+    finally:
+        holder.close()
+    assert process_folders.remove_stale(parent) == [kept[2]]  # no longer locked, its pid gone
+
+
+def test_when_the_server_ends_the_jobs_under_way_stop_after_their_step_and_their_threads_end():
+    """After SIGTERM (or Ctrl-C) stopped the server, a run's threads went on inside torch while the interpreter
+    exited, which aborted the process ("terminate called without an active exception", exit status 134)."""
+    import threading
+
+    from uvosam.job_types import JobProgress
+    from uvosam_app import work
+
+    closed = []
+
+    def job():
+        model = threading.Thread(target=time.sleep, args=(0.5,), daemon=True, name="uvosam-models")
+        model.start()  # a model call under way in the library's thread
+        try:
+            while True:
+                time.sleep(0.05)
+                yield JobProgress(frames_done=0, frames_total=1, elapsed_s=0.0)
+        finally:
+            closed.append(model)
+
+    pump = work.JobPump(job, threading.Semaphore(1)).start()
+    assert pump.poll(5)
+    started = time.monotonic()
+    assert work.stop_jobs(timeout=10) == []
+    assert closed and not closed[0].is_alive() and time.monotonic() - started < 5
+    assert work.stop_jobs(timeout=10) == []  # none left: returns at once
+
+
+def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_removes_left_ones(
+    tmp_path,
+):
+    """SIGTERM (a Space's restart) killed the server without its clean-up: its folder, with the runs of its
+    sessions, stayed (/tmp/uvosam-app-*, or in UVOSAM_WORK_DIR). Now SIGTERM ends it as Ctrl-C does; and a folder
+    left by a process killed outright (SIGKILL) is removed at the next start. No weights: the page is served with
+    its banner."""
+    from app_helpers import ROOT, free_port
+
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    left = _marked(work_dir / "uvosam-app-killed", pid=_dead_pid())
+    hosts = work_dir / "hosts-notes.txt"
+    hosts.write_text("the host's own file")
+    port = free_port()
+    empty = tmp_path / "checkpoints"
+    empty.mkdir()
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        UVOSAM_CHECKPOINTS=str(empty),
+        HF_HOME=str(tmp_path / "hf"),
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        UVOSAM_WORK_DIR=str(work_dir),
+        PYTHONPATH=str(ROOT),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    env.pop("SPACES_ZERO_GPU", None)
+    log_path = tmp_path / "app.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_until_served(f"http://127.0.0.1:{port}", proc, log_path)
+            assert not left.exists() and hosts.read_text() == "the host's own file"
+            (mine,) = work_dir.glob("uvosam-app-*")
+            assert json.loads((mine / ".uvosam-app.json").read_text())["pid"] == proc.pid
+            (mine / "session" / "run-1234").mkdir(parents=True)  # a run under way
+            (mine / "session" / "run-1234" / "part.mp4").write_bytes(b"...")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert not mine.exists() and sorted(work_dir.iterdir()) == [hosts]
+    assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+def _wait_until_served(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/config", timeout=5):
+                return
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"app.py did not serve {url} within {timeout} s")
