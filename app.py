@@ -31,6 +31,7 @@ from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
 from uvosam_app.models import (
+    WEIGHTS_BAD,
     WEIGHTS_MISSING,
     GetPipeline,
     PipelineLoader,
@@ -45,7 +46,6 @@ from uvosam_app.work import stop_jobs
 
 logger = logging.getLogger("uvosam.app")
 
-LOAD_ERRORS = (FileNotFoundError, WeightsError)
 # how long the runs under way get to end when the server stops (a frame takes seconds on a CPU; a container is
 # commonly killed 30 s after its SIGTERM)
 STOP_JOBS_S = 20
@@ -89,28 +89,14 @@ def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> StartMode
     (not on ZeroGPU, where models load only at start). An extra model that failed while the defaults loaded gets
     no banner (the app works): its choice says so."""
     pairs = settings.start_pairs()
-    pipe, default_failed, extras_failed = None, None, {}
-    for preset, sam in pairs:
-        default = (preset, sam) == pairs[0]
-        extra = (
-            preset if preset != settings.default_preset else sam
-        )  # of an extra pair: its preload name
-        what = "the default models" if default else f"{extra} (UVOSAM_PRELOAD)"
-        try:
-            loaded = get_pipeline(preset, sam)
-        except LOAD_ERRORS as err:
-            logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
-            why = WEIGHTS_MISSING
-        except Exception as err:
-            logger.exception("%s not loaded, %s + %s (unexpected error)", what, preset, sam)
-            why = type(err).__name__
-        else:
-            if default:
-                pipe = loaded
-            continue
-        if default:
-            default_failed = why
-        elif default_failed is None:  # the defaults loaded: the extra model is what failed
+    pipe, default_failed = _load_pair(get_pipeline, *pairs[0], "the default models")
+    extras_failed = {}
+    for preset, sam in pairs[1:]:
+        extra = preset if preset != settings.default_preset else sam  # the name UVOSAM_PRELOAD gave
+        _, why = _load_pair(get_pipeline, preset, sam, f"{extra} (UVOSAM_PRELOAD)")
+        if (
+            why is not None and default_failed is None
+        ):  # the defaults loaded: the extra model is what failed
             extras_failed[extra] = why
     if extras_failed:
         logger.warning(
@@ -118,6 +104,24 @@ def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> StartMode
             ", ".join(extras_failed),
         )
     return StartModels(pipe, default_failed, extras_failed)
+
+
+def _load_pair(
+    get_pipeline: GetPipeline, preset: str, sam: str, what: str
+) -> tuple[Any, str | None]:
+    """(the pair's pipeline, None), or (None, why it did not load: ``StartModels.default_failed``'s values), the
+    details logged for the host."""
+    try:
+        return get_pipeline(preset, sam), None
+    except FileNotFoundError as err:
+        logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
+        return None, WEIGHTS_MISSING
+    except WeightsError as err:
+        logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
+        return None, WEIGHTS_BAD
+    except Exception as err:
+        logger.exception("%s not loaded, %s + %s (unexpected error)", what, preset, sam)
+        return None, type(err).__name__
 
 
 # the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)

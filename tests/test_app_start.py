@@ -140,30 +140,34 @@ def test_an_extra_model_that_did_not_load_gets_no_banner_but_a_note_on_its_choic
     """UVOSAM_PRELOAD=vit_l,idol-ovis-r50 without their files: the banner said "Models not loaded" to every visitor
     while the default pair loaded and runs worked. Now the log tells the host; the two choices say it."""
     import app as app_module
+    from uvosam.errors import WeightsError
 
     def get_pipeline(preset, sam):
         if sam == "vit_l":
             raise _missing("sam_vit_l_0b3195.pth")
+        if sam == "vit_h":
+            raise WeightsError("/srv/ckpt/sam_vit_h_4b8939.pth is not a good copy")
         if preset == "idol-ovis-r50":
             raise RuntimeError("CUDA driver too old")
         return object()
 
-    settings = AppSettings(work_root=tmp_path, preload=("vit_l", "idol-ovis-r50"))
+    settings = AppSettings(work_root=tmp_path, preload=("vit_l", "idol-ovis-r50", "vit_h"))
     with caplog.at_level("INFO", logger="uvosam.app"):
         demo = app_module.build_demo(get_pipeline, settings=settings)
     banner, props = _page(demo)
     assert not banner["visible"] and banner["value"] == ""
-    assert ["SAM ViT-B", "SAM ViT-L (not installed)"] == [
-        label for label, _ in props["Mask model"]["choices"]
-    ][:2]
+    assert [label for label, _ in props["Mask model"]["choices"]][:3] == [
+        "SAM ViT-B",
+        "SAM ViT-L (not installed)",
+        "SAM ViT-H (weights unusable)",
+    ]
     trackers = {v: label for label, v in props["Tracker preset"]["choices"]}
     assert trackers["idol-ovis-r50"] == "idol-ovis-r50 (failed to load)"
     assert trackers["idol-ytvis19-r50"] == "idol-ytvis19-r50"
     assert "/root/.cache/huggingface/hub" in caplog.text and "CUDA driver too old" in caplog.text
-    assert (
-        "the app serves the default models; not loaded at start (their choices say so): vit_l, idol-ovis-r50"
-        in (caplog.text)
-    )
+    assert "not a good copy" in caplog.text
+    served = "the app serves the default models; not loaded at start (their choices say so)"
+    assert f"{served}: vit_l, idol-ovis-r50, vit_h" in caplog.text
     demo.close()
 
 

@@ -75,8 +75,10 @@ def noted(label: str, name: str, notes: Mapping[str, str] | None) -> str:
     return f"{label} ({note})" if note else label
 
 
-# why a model did not load at start (``StartModels``): its weight files are missing
-WEIGHTS_MISSING = "weights"
+# why a model did not load at start (``StartModels``): its weight files are missing, or unusable (``WeightsError``:
+# damaged, not the expected file)
+WEIGHTS_MISSING = "weights missing"
+WEIGHTS_BAD = "weights unusable"
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,8 @@ class StartModels:
 
     Attributes:
         pipe: the default pair's pipeline (None: it did not load).
-        default_failed: why the default pair did not load: ``WEIGHTS_MISSING`` or the exception's type name (None:
-            it loaded). The page shows a banner; the log has the details.
+        default_failed: why the default pair did not load: ``WEIGHTS_MISSING``, ``WEIGHTS_BAD`` or the exception's
+            type name (None: it loaded). The page shows a banner; the log has the details.
         extras_failed: the models of ``UVOSAM_PRELOAD`` (tracker presets, mask models) that did not load while the
             default pair did, each with why (as ``default_failed``): the app serves, the log has the details, and
             their choices say so (``notes``).
@@ -98,10 +100,8 @@ class StartModels:
 
     def notes(self) -> dict[str, str]:
         """The note each failed extra model's choice shows after its name."""
-        return {
-            name: "not installed" if why == WEIGHTS_MISSING else "failed to load"
-            for name, why in self.extras_failed.items()
-        }
+        says = {WEIGHTS_MISSING: "not installed", WEIGHTS_BAD: "weights unusable"}
+        return {name: says.get(why, "failed to load") for name, why in self.extras_failed.items()}
 
 
 def needed_weights(preset: str, sam: str) -> tuple[str, ...]:

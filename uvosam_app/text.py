@@ -20,6 +20,7 @@ from uvosam.text import count
 from uvosam.video import VideoInfo
 from uvosam_app.gpu import MAX_GPU_S, default_device, zero_gpu, zero_gpu_max_frames
 from uvosam_app.models import (
+    WEIGHTS_BAD,
     WEIGHTS_MISSING,
     GetPipeline,
     StartModels,
@@ -63,6 +64,9 @@ def banner_markdown(start: StartModels, settings: AppSettings) -> str:
     if start.default_failed == WEIGHTS_MISSING:
         what = f"This app's host has not installed the weights of its models ({models}) yet"
         host = "the server log names the missing files and how to get them"
+    elif start.default_failed == WEIGHTS_BAD:
+        what = f"The weights of its models ({models}) on this server are unusable (damaged or not the expected files)"
+        host = "the server log names the file and what is wrong with it"
     else:
         what = f"Its models ({models}) failed to load at start ({start.default_failed}, an unexpected error)"
         host = "the server log has the traceback"
