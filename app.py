@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,24 +30,35 @@ from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
-from uvosam_app.models import GetPipeline, PipelineLoader, load_mask_model, load_tracker
+from uvosam_app.models import (
+    WEIGHTS_BAD,
+    WEIGHTS_MISSING,
+    GetPipeline,
+    PipelineLoader,
+    StartModels,
+    load_mask_model,
+    load_tracker,
+)
+from uvosam_app.process_folders import process_dir
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.text import footer_markdown
+from uvosam_app.work import stop_jobs
 
 logger = logging.getLogger("uvosam.app")
 
-LOAD_ERRORS = (FileNotFoundError, WeightsError)
+# how long the runs under way get to end when the server stops (a frame takes seconds on a CPU; a container is
+# commonly killed 30 s after its SIGTERM)
+STOP_JOBS_S = 20
 
 
 def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks:
     """The Blocks app. ``get_pipeline(preset, sam)`` returns a loaded, shared, read-only ``UVOSAM``.
 
-    The default pair is loaded here, once; if its weights are missing the app still builds and
-    shows a banner.
+    The default pair is loaded here, once; if it does not load the app still builds and shows a banner.
     """
-    pipe, load_error = _load_default(get_pipeline, settings)
+    start = _load_default(get_pipeline, settings)
     app = App(get_pipeline, settings)
-    footer = footer_markdown(get_pipeline, pipe, settings)
+    footer = footer_markdown(get_pipeline, start, settings)
     # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
     # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT)
     sweep = (FILE_SWEEP_EVERY_S, FILE_MAX_AGE_S)
@@ -58,7 +70,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         return app.forget(state)
 
     with gr.Blocks(title="UVOSAM", delete_cache=sweep) as demo:
-        _wire(app, settings, page(settings, load_error, footer, forget=forget))
+        _wire(app, settings, page(settings, start, footer, forget=forget))
         demo.unload(app.unload)
     # a file that an API client gives as a link: fetched as Load fetches one, not by Gradio (unbounded)
     bound_file_links(demo, settings)
@@ -67,31 +79,49 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     return demo
 
 
-def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> tuple[Any, str | None]:
+def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> StartModels:
     """Load the default models once at start, then those of ``settings.preload`` (``start_pairs``); missing/bad
-    weights give a banner, not a crash: (the default pair or None, the banner's text or None).
+    weights are logged for the host, not a crash.
 
-    So does any other failure (a network error of the Hub client, a broken CUDA driver): a Space that raises here
-    restarts in a loop and shows its users nothing; with the banner it serves and says what failed (the log has
-    the traceback), and Run tries loading again (not on ZeroGPU, where models load only at start)."""
-    pipe, errors, pairs = None, [], settings.start_pairs()
-    for preset, sam in pairs:
-        try:
-            loaded = get_pipeline(preset, sam)
-        except LOAD_ERRORS as err:
-            logger.error("models %s + %s not loaded: %s", preset, sam, err)
-            errors.append(str(err))
-            continue
-        except Exception as err:
-            logger.exception("models %s + %s not loaded (unexpected error)", preset, sam)
-            first = (str(err).splitlines() or [""])[0]
-            errors.append(
-                f"{type(err).__name__}: {first} (unexpected; the server log has the traceback)"
-            )
-            continue
-        if (preset, sam) == pairs[0]:
-            pipe = loaded
-    return pipe, "\n\n".join(errors) or None
+    So is any other failure (a network error of the Hub client, a broken CUDA driver): a Space that raises here
+    restarts in a loop and shows its users nothing. If the default pair failed, the page has a banner (for its
+    visitors: the details, with server paths and the host's commands, are in the log) and Run tries loading again
+    (not on ZeroGPU, where models load only at start). An extra model that failed while the defaults loaded gets
+    no banner (the app works): its choice says so."""
+    pairs = settings.start_pairs()
+    pipe, default_failed = _load_pair(get_pipeline, *pairs[0], "the default models")
+    extras_failed = {}
+    for preset, sam in pairs[1:]:
+        extra = preset if preset != settings.default_preset else sam  # the name UVOSAM_PRELOAD gave
+        _, why = _load_pair(get_pipeline, preset, sam, f"{extra} (UVOSAM_PRELOAD)")
+        if (
+            why is not None and default_failed is None
+        ):  # the defaults loaded: the extra model is what failed
+            extras_failed[extra] = why
+    if extras_failed:
+        logger.warning(
+            "the app serves the default models; not loaded at start (their choices say so): %s",
+            ", ".join(extras_failed),
+        )
+    return StartModels(pipe, default_failed, extras_failed)
+
+
+def _load_pair(
+    get_pipeline: GetPipeline, preset: str, sam: str, what: str
+) -> tuple[Any, str | None]:
+    """(the pair's pipeline, None), or (None, why it did not load: ``StartModels.default_failed``'s values), the
+    details logged for the host."""
+    try:
+        return get_pipeline(preset, sam), None
+    except FileNotFoundError as err:
+        logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
+        return None, WEIGHTS_MISSING
+    except WeightsError as err:
+        logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
+        return None, WEIGHTS_BAD
+    except Exception as err:
+        logger.exception("%s not loaded, %s + %s (unexpected error)", what, preset, sam)
+        return None, type(err).__name__
 
 
 # the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
@@ -317,16 +347,30 @@ def make_loader(settings: AppSettings) -> PipelineLoader:
     )
 
 
+def read_settings() -> AppSettings:
+    """``AppSettings.from_env()``, or, for a value it refuses, exit saying why in one line on stderr, exit status 1
+    (its traceback, 15 lines ending in the reason, hid the reason in a Space's log)."""
+    try:
+        return AppSettings.from_env()
+    except ValueError as err:
+        reason = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        raise SystemExit(f"The app did not start: {reason}") from None
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = AppSettings.from_env()
-    if settings.work_root is None:  # a fresh temp folder for this process, removed at exit
-        settings = dataclasses.replace(
-            settings, work_root=Path(tempfile.mkdtemp(prefix="uvosam-app-"))
-        )
-        atexit.register(shutil.rmtree, settings.work_root, True)
+    settings = read_settings()  # before any model loads
+    # a fresh folder of this process in UVOSAM_WORK_DIR (or the temp folder), removed at exit; those that earlier
+    # processes left there are removed first
+    work_root = process_dir(settings.work_root or Path(tempfile.gettempdir()))
+    atexit.register(shutil.rmtree, work_root, True)
+    settings = dataclasses.replace(settings, work_root=work_root)
+    # SIGTERM (a Space's restart, `docker stop`) ends the server as Ctrl-C does, so the clean-up above runs (it
+    # killed the process, which left its folder with its sessions' runs for good). Gradio's SSR mode replaces this
+    # handler with its own, which exits too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     loader = make_loader(settings)
     demo = build_demo(loader, settings=settings)
     # ZeroGPU: its CUDA emulation works in this (the main) thread only
@@ -335,11 +379,18 @@ def main() -> None:
             "on ZeroGPU this Space runs only the models it loaded at start (its host lists more in UVOSAM_PRELOAD); "
             "restart the Space to load them again"
         )
-    demo.launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        **launch_kwargs(settings, settings.work_root),
-    )
+    try:
+        demo.launch(
+            server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+            server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+            **launch_kwargs(settings, settings.work_root),
+        )
+    finally:
+        # the server has stopped (Ctrl-C, SIGTERM): the runs under way end after their step, before the interpreter
+        # exits (a thread inside torch then aborted the process after the clean-up: exit status 134)
+        left = stop_jobs(timeout=STOP_JOBS_S)
+        if left:
+            logger.warning("still running after %d s, exiting: %s", STOP_JOBS_S, ", ".join(left))
 
 
 if __name__ == "__main__":

@@ -161,8 +161,9 @@ def test_a_run_with_sam2_1_tiny_chosen_segments_with_sam2_1(server):
 
 
 @needs_sam2
-def test_missing_sam2_1_weights_are_named_in_the_banner_and_the_footer(tmp_path, monkeypatch):
-    """Offline, nothing in checkpoints/ nor in the Hugging Face cache, SAM 2.1 tiny as the default model."""
+def test_missing_sam2_1_weights_are_named_in_the_log_and_the_footer(tmp_path, monkeypatch, caplog):
+    """Offline, nothing in checkpoints/ nor in the Hugging Face cache, SAM 2.1 tiny as the default model: the banner
+    says so to visitors, the log names the files for the host."""
     assert app_models.needed_weights(PRESET, "sam2.1_tiny") == (
         PRESET,
         "sam2.1_tiny",
@@ -180,10 +181,14 @@ def test_missing_sam2_1_weights_are_named_in_the_banner_and_the_footer(tmp_path,
         load_segmenter=lambda *args: loaded.append(args),
     )
     settings = AppSettings(work_root=tmp_path / "work", default_sam="sam2.1_tiny")
-    demo = app_module.build_demo(loader, settings=settings)
+    with caplog.at_level("INFO", logger="uvosam.app"):
+        demo = app_module.build_demo(loader, settings=settings)
     banner = component(demo, "banner")
     assert banner["visible"] and "Models not loaded" in banner["value"]
-    assert "sam2.1_hiera_tiny.pt" in banner["value"] and "YTVIS19_R50_502AP.pth" in banner["value"]
+    assert (
+        f"has not installed the weights of its models ({PRESET} + SAM 2.1 tiny)" in banner["value"]
+    )
+    assert "sam2.1_hiera_tiny.pt" in caplog.text and "YTVIS19_R50_502AP.pth" in caplog.text
     assert loaded == []  # nothing loaded without the files
     footer = component(demo, "footer")["value"]
     assert f"**{PRESET}** + **SAM 2.1 tiny**" in footer

@@ -324,7 +324,9 @@ def banner(url: str) -> str:
     )
 
 
-def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, monkeypatch, clips):
+def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(
+    tmp_path, monkeypatch, clips, caplog
+):
     """The real loader path (PipelineLoader -> hub.resolve) with a faked Hub download."""
     src = tmp_path / "src.pth"
     torch.save(tiny_sam().state_dict(), src)
@@ -364,7 +366,8 @@ def test_checkpoint_failing_its_sha256_is_refused_and_fetched_again(tmp_path, mo
     with launched(loader, AppSettings(work_root=tmp_path / "work")) as url:
         refused = f"not a good copy of {spec.basename}.*sha256 {spec.sha256}"
         assert downloads == [False, True]  # at start: the bad cached copy was fetched again...
-        assert "Models not loaded" in banner(url) and "not a good copy" in banner(url)
+        assert "Models not loaded" in banner(url) and "are unusable (damaged or not" in banner(url)
+        assert "not a good copy" in caplog.text  # the details: in the log, for the host
         client = Client(url, verbose=False)
         with pytest.raises(Exception, match=refused):  # ... and the Hub's copy was bad too
             client.predict(handle_file(str(clips["fast"])), api_name="/segment")

@@ -5,7 +5,7 @@ One concept per module:
 - ``gpu``: the ``spaces`` import (imported first, before torch), the device, the ZeroGPU function;
 - ``settings``: ``AppSettings`` from the environment; ``models``: presets, mask models, the shared loader;
 - ``work``: session folders, the job's worker thread, a job as a handler holds it; ``progress``: a job's updates as
-  UI updates;
+  UI updates; ``process_folders``: the process's own work folder, and those earlier processes left;
 - ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded (and what
   stands in for the player of a file browsers cannot play);
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from uvosam_app.checks import SliderRange, slider_ranges
-from uvosam_app.models import mask_model_choices
+from uvosam_app.models import StartModels, mask_model_choices, noted
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     ABOUT,
@@ -151,18 +151,16 @@ class Page:
 
 
 def page(
-    settings: AppSettings, load_error: str | None, footer: str, forget: Callable[[Any], None]
+    settings: AppSettings, start: StartModels, footer: str, forget: Callable[[Any], None]
 ) -> Page:
-    """The page's components, in their order, inside the ``gr.Blocks`` being built. ``load_error``: why the
-    default models did not load (a banner), or None. ``forget``: the session states' delete callback."""
+    """The page's components, in their order, inside the ``gr.Blocks`` being built. ``start``: what loading the
+    models at start gave (a banner if the default pair did not load; a note on the choice of an extra model that did
+    not). ``forget``: the session states' delete callback."""
     gr.Markdown(ABOUT)
-    gr.Markdown(
-        banner_markdown(load_error) if load_error else "",
-        visible=bool(load_error),
-        elem_id="banner",
-    )
+    banner = banner_markdown(start, settings)
+    gr.Markdown(banner, visible=bool(banner), elem_id="banner")
     with gr.Row(elem_id="io-row"):  # its order on a phone: CSS
-        video, url, load, frames_zip, about, controls = _input_column(settings)
+        video, url, load, frames_zip, about, controls = _input_column(settings, start.notes())
         run, stop, *live = _live_column()
     inputs = Inputs(video, url, load, frames_zip, about, run, stop, controls)
     outputs = _results(*live)
@@ -175,7 +173,7 @@ def page(
 
 
 def _input_column(
-    settings: AppSettings,
+    settings: AppSettings, notes: dict[str, str]
 ) -> tuple[gr.Video, gr.Textbox | None, gr.Button | None, gr.File, gr.Markdown, dict]:
     """The upload and its description, the link and its Load button, the zip of frames, the examples, Settings."""
     with gr.Column(scale=1, elem_id="input-column"):
@@ -199,7 +197,7 @@ def _input_column(
             elem_id="examples",
         )
         with gr.Accordion("Settings", open=False, elem_id="settings"):
-            controls = _controls(settings)
+            controls = _controls(settings, notes)
     return video, url, load, frames_zip, about, controls
 
 
@@ -220,7 +218,7 @@ def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | N
     return url, load
 
 
-def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider:
+def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider | gr.Number:
     """A setting's slider whose range the handlers check, not Gradio: Gradio's ``Slider.preprocess`` refused a
     number out of range (typed in the box before it lost focus, or sent over the API) with "Value 0 is less than
     minimum value 1.", naming no setting, an "Error" badge on the description and a traceback in the server log.
@@ -228,7 +226,21 @@ def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider:
     the description shows what the box will hold (``checks.page_values``).
 
     The instance's ``preprocess`` is replaced rather than a subclass defined: Gradio (``ComponentMeta``) writes a
-    ``.pyi`` copy of the module beside any module that defines a component class, on import."""
+    ``.pyi`` copy of the module beside any module that defines a component class, on import.
+
+    A range of one value (``UVOSAM_MAX_FRAMES=1``) is a box showing it that the page cannot change (Gradio refuses
+    a slider of one value, "Slider minimum must be less than maximum.", and the app did not start); an API client
+    that asks for more gets it capped (``checks.check_ranges``)."""
+    if bounds.minimum >= bounds.maximum:
+        step = kwargs.pop("step", 1)
+        kwargs.pop("value", None)
+        return gr.Number(
+            bounds.maximum,
+            precision=0 if float(step).is_integer() else None,
+            interactive=False,
+            info=f"This app takes {bounds.maximum:g} only (its host's limit).",
+            **kwargs,
+        )
     slider = gr.Slider(bounds.minimum, bounds.maximum, **kwargs)
 
     def unchecked(payload: float | None) -> float | None:
@@ -238,14 +250,17 @@ def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider:
     return slider
 
 
-def _controls(settings: AppSettings) -> dict[str, gr.components.Component]:
+def _controls(settings: AppSettings, notes: dict[str, str]) -> dict[str, gr.components.Component]:
+    """The settings; ``notes``: what the choice of a model that did not load at start says after its name."""
     ranges = slider_ranges(settings)
     return {
         "tracker": gr.Dropdown(
-            list(settings.presets()), value=settings.default_preset, label="Tracker preset"
+            [(noted(p, p, notes), p) for p in settings.presets()],
+            value=settings.default_preset,
+            label="Tracker preset",
         ),
         "sam": gr.Radio(
-            mask_model_choices(settings.mask_models()),
+            mask_model_choices(settings.mask_models(), notes),
             value=settings.default_sam,
             label="Mask model",
             info=mask_model_info(settings.start_models_only),

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,47 @@ def mask_model_label(sam: str) -> str:
     return MASK_MODEL_LABELS.get(sam, sam)
 
 
-def mask_model_choices(offered: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(label, model type) of the ``offered`` mask models: the choices of the app's mask model radio."""
-    return [(mask_model_label(sam), sam) for sam in offered]
+def mask_model_choices(
+    offered: tuple[str, ...], notes: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(label, model type) of the ``offered`` mask models: the choices of the app's mask model radio; a model with
+    a note (``StartModels.notes``) has it after its name."""
+    return [(noted(mask_model_label(sam), sam, notes), sam) for sam in offered]
+
+
+def noted(label: str, name: str, notes: Mapping[str, str] | None) -> str:
+    """A choice's label with its note, if any: "SAM ViT-L (not installed)"."""
+    note = (notes or {}).get(name)
+    return f"{label} ({note})" if note else label
+
+
+# why a model did not load at start (``StartModels``): its weight files are missing, or unusable (``WeightsError``:
+# damaged, not the expected file)
+WEIGHTS_MISSING = "weights missing"
+WEIGHTS_BAD = "weights unusable"
+
+
+@dataclass(frozen=True)
+class StartModels:
+    """What loading the models at start gave (``app._load_default``).
+
+    Attributes:
+        pipe: the default pair's pipeline (None: it did not load).
+        default_failed: why the default pair did not load: ``WEIGHTS_MISSING``, ``WEIGHTS_BAD`` or the exception's
+            type name (None: it loaded). The page shows a banner; the log has the details.
+        extras_failed: the models of ``UVOSAM_PRELOAD`` (tracker presets, mask models) that did not load while the
+            default pair did, each with why (as ``default_failed``): the app serves, the log has the details, and
+            their choices say so (``notes``).
+    """
+
+    pipe: Any = None
+    default_failed: str | None = None
+    extras_failed: Mapping[str, str] = field(default_factory=dict)
+
+    def notes(self) -> dict[str, str]:
+        """The note each failed extra model's choice shows after its name."""
+        says = {WEIGHTS_MISSING: "not installed", WEIGHTS_BAD: "weights unusable"}
+        return {name: says.get(why, "failed to load") for name, why in self.extras_failed.items()}
 
 
 def needed_weights(preset: str, sam: str) -> tuple[str, ...]:

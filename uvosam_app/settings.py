@@ -4,7 +4,10 @@ Nothing here imports gradio.
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +42,49 @@ def _env_number(environ: Mapping[str, str], name: str, default: float, kind: typ
         value = kind(raw)
     except ValueError:
         value = None
-    if value is None or value <= 0:
-        raise ValueError(
-            f"{name} must be a positive {kind.__name__}; got {raw!r}. Unset it or fix its value."
-        )
+    # nan passed ``value <= 0`` (and then no limit held: every comparison with it is False); inf is no limit either
+    if value is None or not math.isfinite(value) or value <= 0:
+        what = "a finite positive float" if kind is float else f"a positive {kind.__name__}"
+        raise ValueError(f"{name} must be {what}; got {raw!r}. Unset it or fix its value.")
     return value
+
+
+def _env_folder(environ: Mapping[str, str], name: str) -> Path | None:
+    """The folder a variable names, made if missing (None: unset), or a refusal saying why it cannot be used: read
+    with the settings, before any model loads (a folder that could not be made failed with a bare traceback once
+    the models had loaded)."""
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    path = Path(raw).expanduser()
+    why = folder_unusable(path)
+    if why:
+        raise ValueError(
+            f"{name}={raw} cannot be used: {why}. Set it to a folder this process can create and write in, or "
+            "unset it (the app then uses a fresh temp folder)."
+        )
+    return path
+
+
+def folder_unusable(path: Path) -> str | None:
+    """Why the app cannot keep its work in ``path`` (made here if missing), or None: it makes a folder and a file
+    in it, as a run does, and removes them."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return "it is a file, not a folder"
+    except OSError as err:
+        return f"the folder cannot be made ({err.strerror or err})"
+    probe = None
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".uvosam-check-", dir=path))
+        (probe / "check").write_bytes(b"")
+    except OSError as err:
+        return f"nothing can be written in it ({err.strerror or err})"
+    finally:
+        if probe is not None:
+            shutil.rmtree(probe, ignore_errors=True)
+    return None
 
 
 _FLAGS = {
@@ -127,7 +168,7 @@ class AppSettings:
             )
         if self.default_preset not in PRESETS:
             raise ValueError(
-                f"AppSettings.default_preset must be one of {PRESETS}; got {self.default_preset!r}"
+                f"AppSettings.default_preset (UVOSAM_TRACKER) must be one of {PRESETS}; got {self.default_preset!r}"
             )
         offered = mask_models()
         if self.default_sam not in offered:
@@ -147,7 +188,6 @@ class AppSettings:
         """Defaults overridden by the environment variables named in the class docstring."""
         env = os.environ if environ is None else environ
         d = cls()
-        work = env.get("UVOSAM_WORK_DIR")
         return cls(
             max_frames=_env_number(env, "UVOSAM_MAX_FRAMES", d.max_frames, int),
             max_seconds=_env_number(env, "UVOSAM_MAX_SECONDS", d.max_seconds, float),
@@ -157,7 +197,7 @@ class AppSettings:
             max_queue=_env_number(env, "UVOSAM_MAX_QUEUE", d.max_queue, int),
             default_preset=env.get("UVOSAM_TRACKER") or d.default_preset,
             default_sam=env.get("UVOSAM_SAM") or d.default_sam,
-            work_root=Path(work).expanduser() if work else None,
+            work_root=_env_folder(env, "UVOSAM_WORK_DIR"),
             url_input=_env_flag(env, "UVOSAM_URL_INPUT", d.url_input),
             url_allow_private=_env_flag(env, "UVOSAM_URL_ALLOW_PRIVATE", d.url_allow_private),
             sam_precision=(env.get("UVOSAM_SAM_PRECISION") or d.sam_precision).strip().lower(),

@@ -9,7 +9,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -20,7 +19,15 @@ from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobProgress, JobResul
 from uvosam.text import count
 from uvosam.video import VideoInfo
 from uvosam_app.gpu import MAX_GPU_S, default_device, zero_gpu, zero_gpu_max_frames
-from uvosam_app.models import GetPipeline, mask_model_label, needed_weights, sam2_missing
+from uvosam_app.models import (
+    WEIGHTS_BAD,
+    WEIGHTS_MISSING,
+    GetPipeline,
+    StartModels,
+    mask_model_label,
+    needed_weights,
+    sam2_missing,
+)
 from uvosam_app.settings import AppSettings
 
 LINK_EXAMPLE = "https://example.com/clip.mp4"
@@ -47,18 +54,34 @@ GROUND_TRUTH_ZIP = (
 GROUND_TRUTH_HELP = f"The ground truth: {GROUND_TRUTH_ZIP}."
 
 
-def banner_markdown(error: str) -> str:
+def banner_markdown(start: StartModels, settings: AppSettings) -> str:
+    """The banner over the page when the default models did not load at start ("": they did). For the visitors:
+    what failed and what Run does meanwhile, true in this mode (on ZeroGPU models load at start only); the server
+    paths and the commands that get the files are the host's, in the log (``app._load_default``)."""
+    if start.default_failed is None:
+        return ""
+    models = f"{settings.default_preset} + {mask_model_label(settings.default_sam)}"
+    if start.default_failed == WEIGHTS_MISSING:
+        what = f"This app's host has not installed the weights of its models ({models}) yet"
+        host = "the server log names the missing files and how to get them"
+    elif start.default_failed == WEIGHTS_BAD:
+        what = f"The weights of its models ({models}) on this server are unusable (damaged or not the expected files)"
+        host = "the server log names the file and what is wrong with it"
+    else:
+        what = f"Its models ({models}) failed to load at start ({start.default_failed}, an unexpected error)"
+        host = "the server log has the traceback"
+    until = (
+        "until the host fixes this and restarts the Space (on ZeroGPU models load only at start)"
+        if settings.start_models_only
+        else "until they load (it tries again each time)"
+    )
     return (
-        "### ⚠️ Models not loaded: Run answers with an error until the weights are available\n"
-        f"```text\n{error}\n```\n"
-        "Put the files in `checkpoints/` (or a folder named by `UVOSAM_CHECKPOINTS`), or let the "
-        "app download them from the Hugging Face Hub (online, without `HF_HUB_OFFLINE=1`). Run "
-        "looks for them again each time; restart the app to clear this message."
+        f"### ⚠️ Models not loaded\n{what}: Run answers with an error {until}. For the host: {host}."
     )
 
 
-def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings) -> str:
-    device = getattr(getattr(pipe, "segmenter", None), "device", None) or getattr(
+def footer_markdown(get_pipeline: GetPipeline, start: StartModels, settings: AppSettings) -> str:
+    device = getattr(getattr(start.pipe, "segmenter", None), "device", None) or getattr(
         get_pipeline, "device", None
     )
     names = needed_weights(settings.default_preset, settings.default_sam)
@@ -69,7 +92,7 @@ def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings)
         [
             f"<small>Device: **{device_text(str(device or default_device()))}** · "
             f"{backend_text()} · models: **{settings.default_preset}** + "
-            f"**{mask_model_label(settings.default_sam)}** ({_others(settings)})<br>",
+            f"**{mask_model_label(settings.default_sam)}** ({_others(settings, start)})<br>",
             "Weights: " + "; ".join(weights) + "<br>",
             *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
             f"{packages}</small>",
@@ -77,12 +100,14 @@ def footer_markdown(get_pipeline: GetPipeline, pipe: Any, settings: AppSettings)
     )
 
 
-def _others(settings: AppSettings) -> str:
+def _others(settings: AppSettings, start: StartModels) -> str:
     """What the footer says of the models besides the defaults: when they load, or (ZeroGPU) which were loaded."""
     if not settings.start_models_only:
         return "others load on first use"
     others = [
-        n for n in settings.preload if n not in (settings.default_preset, settings.default_sam)
+        n
+        for n in settings.preload
+        if n not in (settings.default_preset, settings.default_sam, *start.extras_failed)
     ]
     loaded = ", ".join(mask_model_label(n) for n in others)
     return (

@@ -1,6 +1,7 @@
 """Where and how the app's jobs run: per-session work folders (``WorkRoot``), what a session keeps of its last run
-(``SessionRun``), the worker thread that runs a job while the UI generator keeps answering (``JobPump``) and a job
-as the UI holds it (``OpenJob``, ``opened``: started and closed off the event loop). Nothing here imports gradio.
+(``SessionRun``), the worker thread that runs a job while the UI generator keeps answering (``JobPump``; the jobs
+under way stopped when the server ends: ``stop_jobs``) and a job as the UI holds it (``OpenJob``, ``opened``:
+started and closed off the event loop). Nothing here imports gradio.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -167,7 +169,10 @@ class JobPump:
 
     def start(self) -> JobPump:
         ctx = contextvars.copy_context()  # ZeroGPU reads the gradio request from a context variable
-        threading.Thread(target=ctx.run, args=(self._run,), daemon=True, name="uvosam-job").start()
+        thread = threading.Thread(target=ctx.run, args=(self._run,), daemon=True, name="uvosam-job")
+        with _RUNNING_LOCK:
+            _RUNNING[thread] = self
+        thread.start()
         return self
 
     def _put(self, item: PumpItem) -> None:
@@ -209,6 +214,8 @@ class JobPump:
                 self._finished = finished
                 self._put(PumpItem(done=True))
                 self._leave("worker")
+                with _RUNNING_LOCK:
+                    _RUNNING.pop(threading.current_thread(), None)
 
     def _leave(self, side: str) -> None:
         with self._lock:
@@ -260,6 +267,39 @@ class JobPump:
         """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
         self.stop()
         self._leave("ui")
+
+
+# the workers of the jobs under way (``stop_jobs``)
+_RUNNING: dict[threading.Thread, JobPump] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_jobs(timeout: float) -> list[str]:
+    """The server is ending: stop every job under way after its current step (as Stop does: ffmpeg is stopped, the
+    frames no longer read) and wait up to ``timeout`` s in all for their threads, the library's too (``RUN_THREADS``:
+    ``uvosam-models`` finishes the model call under way); returns the names of those still running. A thread still
+    inside torch when the interpreter exits aborts it ("terminate called without an active exception", exit status
+    134), after the clean-up at exit."""
+    with _RUNNING_LOCK:
+        pumps = list(_RUNNING.values())
+    for pump in pumps:
+        pump.stop()
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and (threads := _job_threads()):
+        threads[0].join(max(0.0, end - time.monotonic()))
+    return [t.name for t in _job_threads()]
+
+
+# the library's threads of a run (``uvosam.prefetch``: the frames read ahead, the models' calls in ``uvosam.job``)
+RUN_THREADS = ("uvosam-prefetch", "uvosam-models")
+
+
+def _job_threads() -> list[threading.Thread]:
+    """The jobs' threads still running: ``JobPump``'s workers and the library's (``RUN_THREADS``)."""
+    with _RUNNING_LOCK:
+        workers = list(_RUNNING)
+    library = [t for t in threading.enumerate() if t.name in RUN_THREADS]
+    return [t for t in dict.fromkeys([*workers, *library]) if t.is_alive()]
 
 
 def _wake_up(loop: asyncio.AbstractEventLoop, woken: asyncio.Future) -> None:
