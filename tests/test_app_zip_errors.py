@@ -377,7 +377,11 @@ def test_score_takes_a_masks_zip_whose_run_json_was_edited_by_hand(finished, tmp
     frame of the video, their names matched to the ground truth's."""
     app, masks = finished
     gt = _annotations(tmp_path / "gt.zip", [_ids_png()] * 6)
-    for text in (b"{not json", b'{"settings": "x", "video": [1]}', b'{"settings": {"stride": true}}'):
+    for text in (
+        b"{not json",
+        b'{"settings": "x", "video": [1]}',
+        b'{"settings": {"stride": true}}',
+    ):
         edited = tmp_path / "edited.zip"
         with zipfile.ZipFile(masks) as src, zipfile.ZipFile(edited, "w") as dst:
             for item in src.infolist():
