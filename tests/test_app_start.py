@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("gradio")
 
+from uvosam.job_locks import lock_file
 from uvosam_app.settings import AppSettings
 
 
@@ -269,8 +270,7 @@ def test_at_start_only_the_folders_of_earlier_app_processes_now_gone_are_removed
     kept[6].write_text("")
     target = _marked(tmp_path / "elsewhere", pid=_dead_pid())
     kept[7].symlink_to(target)
-    holder = open(kept[2] / process_folders.MARKER)  # noqa: SIM115
-    process_folders._lock(holder)
+    holder = lock_file(kept[2] / process_folders.MARKER)  # as a live process holds its marker
     try:
         mine = process_folders.process_dir(parent)
         assert sorted(p.name for p in parent.iterdir()) == sorted(p.name for p in [*kept, mine])
@@ -280,7 +280,7 @@ def test_at_start_only_the_folders_of_earlier_app_processes_now_gone_are_removed
         )
         assert process_folders.remove_stale(parent) == [] and mine.is_dir() and target.is_dir()
     finally:
-        holder.close()
+        os.close(holder)
     assert process_folders.remove_stale(parent) == [kept[2]]  # no longer locked, its pid gone
 
 

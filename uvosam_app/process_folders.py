@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from uvosam.job_locks import is_held, lock_file
+
 logger = logging.getLogger("uvosam.app")
 
 PROCESS_PREFIX = "uvosam-app-"
@@ -29,18 +31,20 @@ def process_dir(parent: Path) -> Path:
     SIGTERM) left its folder with its sessions' runs for good."""
     remove_stale(parent)
     folder = Path(tempfile.mkdtemp(prefix=PROCESS_PREFIX, dir=parent))
-    marker = open(folder / MARKER, "w")  # noqa: SIM115  (held open: its lock lasts as long as this process)
-    json.dump(_identity(os.getpid()), marker)
-    marker.flush()
-    _lock(marker)
-    _MARKERS_HELD.append(marker)
+    marker = folder / MARKER
+    marker.write_text(json.dumps(_identity(os.getpid())))
+    try:  # held open: its lock lasts as long as this process
+        _MARKERS_HELD.append(lock_file(marker))
+    except OSError:  # a file system without locks: the marker's process tells
+        pass
     return folder
 
 
 def remove_stale(parent: Path) -> list[Path]:
     """Remove the folders in ``parent`` that earlier app processes made and left, now gone; returns them. Only
     those provably so: a ``PROCESS_PREFIX`` folder (no link) holding a ``MARKER`` of this machine whose process is
-    gone (``_owner_gone``) and not locked (a live process holds its marker locked). Nothing else is touched: another
+    gone (``_owner_gone``) and not locked (a live process holds its marker locked: ``uvosam.job_locks``' lock, as a
+    live job holds its staging folder's; where it cannot be told, the folder stays). Nothing else is touched: another
     live server's folder, a folder of another machine sharing ``parent``, any other file or folder."""
     removed = []
     try:
@@ -58,7 +62,7 @@ def remove_stale(parent: Path) -> list[Path]:
             if marker.is_symlink() or not marker.is_file():
                 continue
             owner = json.loads(marker.read_text())
-            if not (isinstance(owner, dict) and _owner_gone(owner)) or _locked_by_another(marker):
+            if not (isinstance(owner, dict) and _owner_gone(owner)) or is_held(marker):
                 continue
         except (OSError, ValueError):  # unreadable, not JSON: not provably ours
             continue
@@ -111,30 +115,3 @@ def _start_time(pid: int) -> int | None:
         return int(stat.rpartition(")")[2].split()[19])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _lock(file: Any) -> None:
-    """Lock an open file for as long as it stays open (no lock where the system or file system has none)."""
-    try:
-        import fcntl
-
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except (ImportError, OSError):
-        pass
-
-
-def _locked_by_another(path: Path) -> bool:
-    """Whether a process holds ``path`` locked (``_lock``): False where there are no locks."""
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    with open(path) as file:
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
-        return False
