@@ -54,7 +54,7 @@ from uvosam.job_staging import CACHE_FOLDER, Staging
 from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
-from uvosam.prefetch import prefetch
+from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
 from uvosam.render import select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks, parse_merge
@@ -109,7 +109,7 @@ def run_job(
         # in their own thread too: rendering, encoding and export of frame t overlap the models' work on frame
         # t + 1 (two results in flight at most, so memory stays flat)
         frames = prefetch(iter_probed(info, stride=options.stride, max_frames=options.max_frames))
-        results = prefetch(_closing(pipe(frames), frames), depth=2, name="uvosam-models")
+        results = prefetch(_closing(pipe(frames), frames), depth=2, name=MODELS_THREAD)
         try:
             yield from produce(
                 results, replace(plan, work_dir=staging.dir), options, cache=cache, staging=staging

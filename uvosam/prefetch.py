@@ -22,7 +22,15 @@ class _Failure:
         self.error = error
 
 
-def prefetch(items: Iterable[T], *, depth: int = 4, name: str = "uvosam-prefetch") -> Iterator[T]:
+FRAMES_THREAD = (
+    "uvosam-prefetch"  # the default name of prefetch's thread: the frames of a run, read ahead
+)
+MODELS_THREAD = "uvosam-models"  # run_job's models thread (``uvosam.job``)
+RUN_THREADS = (FRAMES_THREAD, MODELS_THREAD)
+"""The names of a run's threads, for a server that waits for them when it ends (``uvosam_app.work.stop_jobs``)."""
+
+
+def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -> Iterator[T]:
     """Yield ``items`` in order while a daemon thread produces up to ``depth`` items ahead.
 
     Args:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from uvosam.job_types import JobProgress
+from uvosam.prefetch import RUN_THREADS
 
 logger = logging.getLogger("uvosam.app")
 
@@ -276,10 +277,10 @@ _RUNNING_LOCK = threading.Lock()
 
 def stop_jobs(timeout: float) -> list[str]:
     """The server is ending: stop every job under way after its current step (as Stop does: ffmpeg is stopped, the
-    frames no longer read) and wait up to ``timeout`` s in all for their threads, the library's too (``RUN_THREADS``:
-    ``uvosam-models`` finishes the model call under way); returns the names of those still running. A thread still
-    inside torch when the interpreter exits aborts it ("terminate called without an active exception", exit status
-    134), after the clean-up at exit."""
+    frames no longer read) and wait up to ``timeout`` s in all for their threads, the library's too
+    (``uvosam.prefetch.RUN_THREADS``: the models' thread finishes the call under way); returns the names of those
+    still running. A thread still inside torch when the interpreter exits aborts it ("terminate called without an
+    active exception", exit status 134), after the clean-up at exit."""
     with _RUNNING_LOCK:
         pumps = list(_RUNNING.values())
     for pump in pumps:
@@ -288,10 +289,6 @@ def stop_jobs(timeout: float) -> list[str]:
     while time.monotonic() < end and (threads := _job_threads()):
         threads[0].join(max(0.0, end - time.monotonic()))
     return [t.name for t in _job_threads()]
-
-
-# the library's threads of a run (``uvosam.prefetch``: the frames read ahead, the models' calls in ``uvosam.job``)
-RUN_THREADS = ("uvosam-prefetch", "uvosam-models")
 
 
 def _job_threads() -> list[threading.Thread]:
