@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from uvosam.config import check_type, is_integer, is_number
+from uvosam.config import config_or, is_integer, is_number
 from uvosam.job_loop import produce
 from uvosam.job_plan import (
     JobPlan,
@@ -201,10 +201,7 @@ def rerender_iter(
 
 
 def _options(options: object) -> JobOptions:
-    if options is None:
-        return JobOptions()
-    check_type("options", options, JobOptions, "JobOptions(stride=2)")
-    return options
+    return config_or(options, JobOptions(), "JobOptions(stride=2)", what="options")
 
 
 def _track_id(what: str, value: object) -> int:
