@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import time
 import zipfile
@@ -30,6 +31,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def app_process_env(tmp_path: Path, port: int, work_dir: Path) -> dict[str, str]:
+    """The environment of a ``python app.py`` the tests start: offline, no weights (an empty checkpoints folder and
+    HF cache), on ``port`` of 127.0.0.1, its work in ``work_dir``, not on ZeroGPU."""
+    empty = tmp_path / "checkpoints"
+    empty.mkdir(exist_ok=True)
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        UVOSAM_CHECKPOINTS=str(empty),
+        HF_HOME=str(tmp_path / "hf"),
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        UVOSAM_WORK_DIR=str(work_dir),
+        PYTHONPATH=str(ROOT),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    env.pop("SPACES_ZERO_GPU", None)
+    return env
 
 
 def write_clip(

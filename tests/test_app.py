@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from PIL import Image
 pytest.importorskip("gradio")
 from app_helpers import (
     ROOT,
+    app_process_env,
     davis_labels,
     free_port,
     launched,
@@ -469,20 +469,8 @@ def test_an_unexpected_load_failure_at_start_gives_a_banner_not_a_crash(tmp_path
 def test_python_app_py_without_weights_serves_a_banner(tmp_path):
     """Offline, no checkpoints, empty HF cache: the page is served with a banner; the log names the files."""
     port = free_port()
-    empty = tmp_path / "checkpoints"
-    empty.mkdir()
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        UVOSAM_CHECKPOINTS=str(empty),
-        HF_HOME=str(tmp_path / "hf"),
-        GRADIO_SERVER_PORT=str(port),
-        GRADIO_SERVER_NAME="127.0.0.1",
-        UVOSAM_WORK_DIR=str(tmp_path / "w"),
-        PYTHONPATH=str(ROOT),
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    env.pop("SPACES_ZERO_GPU", None)
+    env = app_process_env(tmp_path, port, tmp_path / "w")
+    empty = Path(env["UVOSAM_CHECKPOINTS"])
     log = open(tmp_path / "app.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT

@@ -319,7 +319,7 @@ def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_
     sessions, stayed (/tmp/uvosam-app-*, or in UVOSAM_WORK_DIR). Now SIGTERM ends it as Ctrl-C does; and a folder
     left by a process killed outright (SIGKILL) is removed at the next start. No weights: the page is served with
     its banner."""
-    from app_helpers import ROOT, free_port
+    from app_helpers import ROOT, app_process_env, free_port
 
     work_dir = tmp_path / "work"
     work_dir.mkdir()
@@ -327,20 +327,7 @@ def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_
     hosts = work_dir / "hosts-notes.txt"
     hosts.write_text("the host's own file")
     port = free_port()
-    empty = tmp_path / "checkpoints"
-    empty.mkdir()
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        UVOSAM_CHECKPOINTS=str(empty),
-        HF_HOME=str(tmp_path / "hf"),
-        GRADIO_SERVER_PORT=str(port),
-        GRADIO_SERVER_NAME="127.0.0.1",
-        UVOSAM_WORK_DIR=str(work_dir),
-        PYTHONPATH=str(ROOT),
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    env.pop("SPACES_ZERO_GPU", None)
+    env = app_process_env(tmp_path, port, work_dir)
     log_path = tmp_path / "app.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
