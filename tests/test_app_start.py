@@ -361,3 +361,18 @@ def _wait_until_served(url: str, proc: subprocess.Popen, log: Path, timeout: flo
         except OSError:
             time.sleep(0.25)
     pytest.fail(f"app.py did not serve {url} within {timeout} s")
+
+
+def test_an_app_built_without_a_work_folder_removes_the_one_it_made():
+    """``App(get_pipeline, AppSettings())`` (no work_root: an embedding program's, the tests') made a temp folder
+    that nothing removed: empty ``/tmp/uvosam-app-*`` folders piled up."""
+    import gc
+
+    from uvosam_app.handlers import App
+
+    app = App(lambda preset, sam: None, AppSettings())
+    root = app.work.root
+    assert root.is_dir()
+    del app
+    gc.collect()
+    assert not root.exists()

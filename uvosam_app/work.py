@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,13 @@ class WorkRoot:
     """
 
     def __init__(self, root: Path | None) -> None:
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="uvosam-app-"))
+        if (
+            root is None
+        ):  # a temp folder of its own, removed with it (or at exit): an App built without one left it
+            self.root = Path(tempfile.mkdtemp(prefix="uvosam-work-"))
+            weakref.finalize(self, shutil.rmtree, self.root, True)
+        else:
+            self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._in_use: Counter[Path] = Counter()
         self._lock = threading.Lock()
