@@ -385,6 +385,10 @@ def main() -> None:
             server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
             **launch_kwargs(settings, settings.work_root),
         )
+    except (
+        KeyboardInterrupt
+    ):  # Ctrl-C or SIGTERM before Gradio's own wait caught it (it says "closing server")
+        logger.info("stopped")
     finally:
         # the server has stopped (Ctrl-C, SIGTERM): the runs under way end after their step, before the interpreter
         # exits (a thread inside torch then aborted the process after the clean-up: exit status 134)

@@ -376,3 +376,33 @@ def test_an_app_built_without_a_work_folder_removes_the_one_it_made():
     del app
     gc.collect()
     assert not root.exists()
+
+
+def test_a_stop_before_gradios_wait_ends_main_as_a_stop_in_it_does(tmp_path, monkeypatch):
+    """SIGTERM (or Ctrl-C) that landed while ``launch`` was still starting, before Gradio's own wait caught it
+    ("closing server"), escaped ``main``: the process died of SIGINT (exit status -2), not 0 (1 CI run in 2)."""
+    import signal
+
+    import gradio as gr
+
+    import app as app_module
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    empty = tmp_path / "checkpoints"
+    empty.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(empty))
+    monkeypatch.setenv("UVOSAM_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    monkeypatch.setattr(gr.Blocks, "launch", stopped)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        app_module.main()
+    except (
+        KeyboardInterrupt
+    ):  # caught here: pytest takes one for the user's Ctrl-C and stops the session
+        pytest.fail("a stop while launch was starting escaped main()")
+    finally:
+        signal.signal(signal.SIGTERM, before)
