@@ -65,9 +65,8 @@ def _run(args: argparse.Namespace) -> int:
     out = OutputFolder(folder)
     try:
         return int(args.func(args) or 0)
-    except (
-        KeyboardInterrupt
-    ) as stop:  # Ctrl-C, SIGTERM, SIGHUP: the command deleted its unfinished files
+    # Ctrl-C, SIGTERM, SIGHUP: the command deleted its unfinished files
+    except KeyboardInterrupt as stop:
         _said(args, out, out.interrupted_line())
         return exit_code(stop)
     except (
