@@ -94,9 +94,8 @@ def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> StartMode
     for preset, sam in pairs[1:]:
         extra = preset if preset != settings.default_preset else sam  # the name UVOSAM_PRELOAD gave
         _, why = _load_pair(get_pipeline, preset, sam, f"{extra} (UVOSAM_PRELOAD)")
-        if (
-            why is not None and default_failed is None
-        ):  # the defaults loaded: the extra model is what failed
+        # with the defaults loaded, the extra model is what failed
+        if why is not None and default_failed is None:
             extras_failed[extra] = why
     if extras_failed:
         logger.warning(

@@ -48,9 +48,8 @@ CACHE_FOLDER = "cache"  # the mask cache of a run_job: <work_dir>/cache
 EXPORT_FOLDER = "export"
 STAGING_PREFIX = ".uvosam-run-"
 _LOCK = ".lock"
-_ASIDE = (
-    ".replaced"  # inside the staging folder: the earlier result's files while the new ones move in
-)
+# inside the staging folder: the earlier result's files while the new ones move in
+_ASIDE = ".replaced"
 # a staging folder while it is made, before its lock is held: the sweep's glob does not match it
 _NEW_PREFIX = ".uvosam-new-"
 _NEW_GRACE_S = 600.0  # one older than this is a killed run's
