@@ -248,7 +248,13 @@ def test_a_sigterm_during_the_renames_waits_for_them(tmp_path, tiny_models, monk
         == 128 + signal.SIGTERM
     )
     monkeypatch.undo()
-    assert len(sent) == 1 and "Traceback" not in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert len(sent) == 1 and "Traceback" not in said
+    # it said "nothing was written: out is as it was" of the new result it had moved in
+    assert (
+        said.splitlines()[-1]
+        == f"uvosam segment: interrupted once it had finished: its result is in {out}"
+    )
     assert len(list((out / "export" / "davis" / "clip").glob("*.png"))) == 5
     assert (out / "clip_overlay.mp4").is_file() and (out / "clip_uvosam.zip").is_file()
     assert sorted(p.name for p in out.iterdir()) == [

@@ -208,6 +208,12 @@ def _older_than(path: Path, seconds: float) -> bool:
         return False
 
 
+def result_in_place(stop: BaseException) -> bool:
+    """Whether a stop (``KeyboardInterrupt``) came during ``Staging.promote``'s renames, which it waited for: the
+    job's new result is then in its folder, whole."""
+    return bool(getattr(stop, "result_in_place", False))
+
+
 class Staging:
     """Where one job writes (``dir``), and how its result replaces the earlier one in ``work_dir``.
 
@@ -270,9 +276,16 @@ class Staging:
         and the error raised. A stop that honours ``job_locks.uninterrupted`` (the CLI's Ctrl-C, SIGTERM) waits
         for the renames, or for their undoing, to end."""
         if self.staged and not self.promoted:
-            with uninterrupted():
-                old = self._swap()
-                self.promoted = True
+            try:
+                with uninterrupted():
+                    old = self._swap()
+                    self.promoted = True
+            except (
+                KeyboardInterrupt
+            ) as stop:  # a stop that waited for the renames: the new result is in place
+                if self.promoted:
+                    stop.result_in_place = True  # type: ignore[attr-defined]  (``result_in_place``)
+                raise
             for entry in old:
                 _remove_empty_parents(self.work_dir / entry, self.work_dir)
         self.promoted = True

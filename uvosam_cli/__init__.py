@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.func(args) or 0)
     # Ctrl-C, SIGTERM, SIGHUP: the command deleted its unfinished files
     except KeyboardInterrupt as stop:
-        _said(args, out, out.interrupted_line())
+        _said(args, out, out.interrupted_line(stop))
         return exit_code(stop)
     except (
         ValueError,

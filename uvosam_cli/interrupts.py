@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from uvosam.job_locks import defer_interrupt
+from uvosam.job_staging import result_in_place
 
 
 class Interrupted(KeyboardInterrupt):
@@ -84,10 +85,14 @@ class OutputFolder:
             except OSError:
                 return
 
-    def interrupted_line(self) -> str:
-        """What is left after an interrupt, for the command's one-line message."""
+    def interrupted_line(self, stop: BaseException) -> str:
+        """What is left after the interrupt ``stop``, for the command's one-line message."""
         if self.folder is None:
             return "interrupted"
+        if result_in_place(
+            stop
+        ):  # it came while the finished result was moved in, and waited for it
+            return f"interrupted once it had finished: its result is in {self.folder}"
         return f"interrupted; {self._left()}"
 
     def _left(self) -> str:
