@@ -9,12 +9,15 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
 import time
+import urllib.request
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 
@@ -51,6 +54,21 @@ def app_process_env(tmp_path: Path, port: int, work_dir: Path) -> dict[str, str]
     )
     env.pop("SPACES_ZERO_GPU", None)
     return env
+
+
+def wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> dict:
+    """The page config of a ``python app.py`` the test started, once it serves ``url``; the test fails with the
+    app's log if it exits or does not serve within ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"app.py did not serve {url} within {timeout} s")
 
 
 def write_clip(

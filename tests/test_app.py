@@ -31,6 +31,7 @@ from app_helpers import (
     run_json,
     stepped,
     wait_for,
+    wait_for_config,
     write_clip,
     zip_names,
 )
@@ -476,7 +477,7 @@ def test_python_app_py_without_weights_serves_a_banner(tmp_path):
         [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        config = _wait_for_config(f"http://127.0.0.1:{port}", proc, tmp_path / "app.log")
+        config = wait_for_config(f"http://127.0.0.1:{port}", proc, tmp_path / "app.log")
         banner = next(
             c["props"]["value"]
             for c in config["components"]
@@ -500,19 +501,6 @@ def test_python_app_py_without_weights_serves_a_banner(tmp_path):
             proc.kill()
             proc.wait()
         log.close()
-
-
-def _wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
-                return json.loads(response.read())
-        except OSError:
-            time.sleep(0.25)
-    pytest.fail(f"app.py did not serve {url} within {timeout} s")
 
 
 def test_a_run_says_it_loads_the_models_only_while_they_are_not_loaded(

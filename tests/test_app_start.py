@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -319,7 +318,7 @@ def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_
     sessions, stayed (/tmp/uvosam-app-*, or in UVOSAM_WORK_DIR). Now SIGTERM ends it as Ctrl-C does; and a folder
     left by a process killed outright (SIGKILL) is removed at the next start. No weights: the page is served with
     its banner."""
-    from app_helpers import ROOT, app_process_env, free_port
+    from app_helpers import ROOT, app_process_env, free_port, wait_for_config
 
     work_dir = tmp_path / "work"
     work_dir.mkdir()
@@ -334,7 +333,7 @@ def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_
             [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            _wait_until_served(f"http://127.0.0.1:{port}", proc, log_path)
+            wait_for_config(f"http://127.0.0.1:{port}", proc, log_path, timeout=120.0)
             assert not left.exists() and hosts.read_text() == "the host's own file"
             (mine,) = work_dir.glob("uvosam-app-*")
             assert json.loads((mine / ".uvosam-app.json").read_text())["pid"] == proc.pid
@@ -348,19 +347,6 @@ def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_
                 proc.wait()
     assert not mine.exists() and sorted(work_dir.iterdir()) == [hosts]
     assert "Traceback" not in log_path.read_text(errors="replace")
-
-
-def _wait_until_served(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{url}/config", timeout=5):
-                return
-        except OSError:
-            time.sleep(0.25)
-    pytest.fail(f"app.py did not serve {url} within {timeout} s")
 
 
 def test_an_app_built_without_a_work_folder_removes_the_one_it_made():
