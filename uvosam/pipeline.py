@@ -103,7 +103,6 @@ class _VideoState:
 
     pending: deque[np.ndarray] = field(default_factory=deque)
     next_index: int = 0
-    size_hw: tuple[int, int] | None = None
 
 
 class UVOSAM:
@@ -223,6 +222,14 @@ class UVOSAM:
         return self._track(frames)
 
     def _track(self, frames: Iterable[np.ndarray]) -> Iterator[FrameTracks]:
+        for _, decided in self._pushed(frames):
+            yield from decided
+
+    def _pushed(
+        self, frames: Iterable[np.ndarray]
+    ) -> Iterator[tuple[np.ndarray | None, list[FrameTracks]]]:
+        """Each frame (checked: ``check_frame``) with the tracks the tracker decided when it was pushed, then
+        ``(None, those its finish() decided)``; the tracker's video starts with the first frame (its size)."""
         session = None
         size_hw = None
         for index, frame in enumerate(frames):
@@ -230,9 +237,9 @@ class UVOSAM:
             if session is None:
                 size_hw = frame.shape[:2]
                 session = self.tracker.new_video(height=size_hw[0], width=size_hw[1])
-            yield from session.push(frame)
+            yield frame, session.push(frame)
         if session is not None:
-            yield from session.finish()
+            yield None, session.finish()
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
         """Track and segment ``frames`` ((H, W, 3) uint8 RGB, one size) lazily; yields ``FrameResult`` in order.
@@ -248,21 +255,15 @@ class UVOSAM:
 
     def _stream(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
         state = _VideoState()
-        session = None
-        for frame in frames:
-            check_frame(frame, state.next_index, state.size_hw)
-            if session is None:
-                state.size_hw = frame.shape[:2]
-                session = self.tracker.new_video(height=state.size_hw[0], width=state.size_hw[1])
-            state.pending.append(frame)
-            state.next_index += 1
-            yield from self._segment_decided(state, session.push(frame))
-        if session is not None:
-            yield from self._segment_decided(state, session.finish())
-            if state.pending:
-                raise RuntimeError(
-                    f"tracker left {len(state.pending)} frame(s) undecided after finish()"
-                )
+        for frame, decided in self._pushed(frames):
+            if frame is not None:
+                state.pending.append(frame)
+                state.next_index += 1
+            yield from self._segment_decided(state, decided)
+        if state.pending:
+            raise RuntimeError(
+                f"tracker left {len(state.pending)} frame(s) undecided after finish()"
+            )
 
     def _segment_decided(
         self, state: _VideoState, decided: list[FrameTracks]
