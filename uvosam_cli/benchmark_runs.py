@@ -21,6 +21,7 @@ from uvosam.eval.runner import (
 from uvosam.eval.ytvis_split import (
     YtvisSplit,
     read_ytvis_split,
+    shown_names,
     ytvis_category_ids,
     ytvis_classes_not_tracked,
 )
@@ -305,10 +306,10 @@ def _check_categories(args: argparse.Namespace, data: YtvisSplit) -> str:
         print(f"note: {described}", file=sys.stderr)
         return described
     if untracked := ytvis_classes_not_tracked(names, data.categories):
-        shown = ", ".join(untracked[:8]) + (" ..." if len(untracked) > 8 else "")
         print(
             f"note: {count(len(untracked), 'category', 'categories')} of {data.annotation_file} "
-            f"{'is' if len(untracked) == 1 else 'are'} none of --tracker {args.tracker}'s classes ({shown}): "
+            f"{'is' if len(untracked) == 1 else 'are'} none of --tracker {args.tracker}'s classes "
+            f"({shown_names(untracked)}): "
             "no result will have them (AP 0 for each)",
             file=sys.stderr,
         )

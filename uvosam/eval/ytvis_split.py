@@ -250,9 +250,9 @@ def _mismatch_message(
     untracked = ytvis_classes_not_tracked(class_names, categories)
     return (
         f"{tracker}'s classes are not the dataset's: {len(unknown)} of its {len(class_names)} class names are "
-        f"none of the {len(categories)} categories ({_shown(unknown)})"
+        f"none of the {len(categories)} categories ({shown_names(unknown)})"
         + (
-            f", and {len(untracked)} categories none of its classes ({_shown(untracked)})"
+            f", and {len(untracked)} categories none of its classes ({shown_names(untracked)})"
             if untracked
             else ""
         )
@@ -260,7 +260,8 @@ def _mismatch_message(
     )
 
 
-def _shown(names: list[str]) -> str:
+def shown_names(names: list[str]) -> str:
+    """Up to 8 of ``names`` for a message, "..." after them if there are more."""
     return ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
 
 
