@@ -130,6 +130,8 @@ def test_yaml_errors(tmp_path):
     [
         ("depth", 34),
         ("hidden_dim", 48),
+        ("input_proj_norm_groups", 0),
+        ("input_proj_norm_groups", 24),  # 256 channels do not split into 24 groups
         ("nheads", 7),
         ("num_queries", 0),
         ("num_feature_levels", 2),

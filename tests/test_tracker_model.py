@@ -164,6 +164,17 @@ def test_extreme_aspect_ratio_frames_are_detected(tiny_model):
     assert len(tiny_model.detect_frames(frames)) == 2
 
 
+def test_square_frame_through_the_tiny_tracker():
+    """``uvosam.testing``'s tracker on a 100x100 video: resized to 64x64, the extra stride-64 level is 1x1, which
+    ``GroupNorm(32, hidden_dim=32)`` (one value a group) refused: "Expected more than 1 value per channel"."""
+    from uvosam.testing import tiny_idol_tracker
+
+    assert resized_shape(100, 100, 64, 128) == (64, 64)
+    session = tiny_idol_tracker(batch_size=1).new_video(height=100, width=100)
+    frames = session.push(np.full((100, 100, 3), 90, np.uint8)) + session.finish()
+    assert [f.frame_index for f in frames] == [0]
+
+
 def test_resize_frame_uses_pil_bilinear_and_skips_identity():
     frame = np.random.default_rng(1).integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
     out = resize_frame(frame, 45, 1333)

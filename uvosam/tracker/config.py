@@ -17,15 +17,13 @@ RESNET_BLOCKS: dict[int, tuple[int, int, int, int]] = {
 }
 """Bottleneck blocks per stage (res2..res5) of the detectron2 ResNets that use bottleneck blocks."""
 
-GROUP_NORM_GROUPS = 32
-"""``input_proj`` uses ``GroupNorm(32, hidden_dim)`` (Deformable DETR)."""
-
 _POSITIVE_INTS = (
     "stem_out_channels",
     "res2_out_channels",
     "width_per_group",
     "num_groups",
     "hidden_dim",
+    "input_proj_norm_groups",
     "nheads",
     "dim_feedforward",
     "enc_layers",
@@ -56,6 +54,9 @@ class DetectorConfig:
         stride_in_1x1: stride in the first 1x1 conv (MSRA/Caffe layout) instead of the 3x3.
         res5_dilation: 1 or 2 (2 keeps res5 at stride 16).
         hidden_dim: transformer width (also the re-id embedding size).
+        input_proj_norm_groups: groups of the ``GroupNorm`` after each input projection (32, Deformable DETR's and
+            the release's; not in checkpoints or YAMLs). A group needs more than one value per frame: with
+            ``hidden_dim / groups == 1`` a 1x1 extra level (a small square frame) cannot be normalised.
         nheads: attention heads (deformable and decoder self-attention).
         dim_feedforward: FFN width.
         enc_layers: deformable encoder layers.
@@ -85,6 +86,7 @@ class DetectorConfig:
     stride_in_1x1: bool = False
     res5_dilation: int = 1
     hidden_dim: int = 256
+    input_proj_norm_groups: int = 32
     nheads: int = 8
     dim_feedforward: int = 1024
     enc_layers: int = 6
@@ -133,11 +135,10 @@ class DetectorConfig:
             raise ValueError(
                 f"DetectorConfig.res5_dilation must be 1 or 2; got {self.res5_dilation!r}"
             )
-        if self.hidden_dim % GROUP_NORM_GROUPS:
+        if self.hidden_dim % self.input_proj_norm_groups:
             raise ValueError(
-                f"DetectorConfig.hidden_dim must be a multiple of {GROUP_NORM_GROUPS} "
-                "(GroupNorm groups); "
-                f"got {self.hidden_dim!r}"
+                "DetectorConfig.hidden_dim must be a multiple of input_proj_norm_groups "
+                f"({self.input_proj_norm_groups}, GroupNorm groups); got {self.hidden_dim!r}"
             )
         if self.hidden_dim % self.nheads:
             raise ValueError(
@@ -164,6 +165,7 @@ class DetectorConfig:
             res2_out_channels=16,
             width_per_group=4,
             hidden_dim=32,
+            input_proj_norm_groups=8,  # 4 channels a group: a 1x1 extra level still normalises
             nheads=4,
             dim_feedforward=64,
             enc_layers=1,
