@@ -145,6 +145,17 @@ def test_detector_config_validation_names_the_field(field, value):
         dataclasses.replace(DetectorConfig(), **{field: value})
 
 
+def test_min_size_test_0_means_no_resize_as_in_detectron2():
+    """``INPUT.MIN_SIZE_TEST: 0`` is detectron2's "no resize" (``ResizeShortestEdge`` returns a no-op for 0); it was
+    refused as not a positive int. Negative sizes still are, with what to set."""
+    parsed = parse_tracker_yaml(DAVIS_R50_YAML.replace("MIN_SIZE_TEST: 480", "MIN_SIZE_TEST: 0"))
+    assert parsed.detector.min_size_test == 0
+    with pytest.raises(
+        ValueError, match=r"min_size_test must be a positive int .* or 0 for no resize; got -1"
+    ):
+        dataclasses.replace(DetectorConfig(), min_size_test=-1)
+
+
 def test_presets():
     assert DetectorConfig.davis_r50().num_queries == 300
     tiny = DetectorConfig.tiny()

@@ -32,7 +32,6 @@ _POSITIVE_INTS = (
     "dec_n_points",
     "num_queries",
     "num_classes",
-    "min_size_test",
     "max_size_test",
     "size_divisibility",
     "batch_infer_len",
@@ -69,7 +68,8 @@ class DetectorConfig:
         num_classes: classifier outputs (sigmoid, no background); 1 for UVOSAM (class-agnostic).
         pixel_mean: per-channel mean in RGB order, on 0-255 values.
         pixel_std: per-channel std in RGB order, on 0-255 values.
-        min_size_test: the shortest frame edge is resized to this (``INPUT.MIN_SIZE_TEST``).
+        min_size_test: the shortest frame edge is resized to this (``INPUT.MIN_SIZE_TEST``); 0: frames are
+            not resized at all (detectron2's ``ResizeShortestEdge`` with size 0; ``max_size_test`` unused).
         max_size_test: cap for the longest edge after resizing (``INPUT.MAX_SIZE_TEST``).
         size_divisibility: network input is zero-padded (bottom/right) to a multiple of this.
         batch_infer_len: frames per forward pass (only bounds memory; frames never interact).
@@ -109,6 +109,12 @@ class DetectorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"DetectorConfig.{name} must be a positive int; got {value!r}")
+        size = self.min_size_test
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(
+                "DetectorConfig.min_size_test must be a positive int (the shortest edge's size), or 0 for no "
+                f"resize; got {size!r}"
+            )
         self._check_architecture()
         if self.precision not in PRECISIONS:
             raise ValueError(

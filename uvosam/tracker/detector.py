@@ -204,8 +204,9 @@ class IDOLDetector(nn.Module):
         """Run the detector on raw frames with the exact test-time preprocessing (spec §1.3).
 
         Frames are resized (shortest edge ``min_size_test``, longest capped at ``max_size_test``,
-        PIL bilinear), normalised, zero-padded to ``size_divisibility`` and run in micro-batches of
-        ``batch_infer_len`` frames under ``torch.inference_mode()`` on the module's device.
+        PIL bilinear; not at all for ``min_size_test`` 0), normalised, zero-padded to
+        ``size_divisibility`` and run in micro-batches of ``batch_infer_len`` frames under
+        ``torch.inference_mode()`` on the module's device.
 
         Args:
             frames: a list of (H, W, 3) uint8 RGB arrays or one (T, H, W, 3) uint8 array.
