@@ -1,5 +1,5 @@
 """The CPU backend of multi-scale deformable attention (``uvosam.tracker.msda_gather``) against the reference,
-the original code's recordings and autograd; and the reference itself in half precision on CPU."""
+the original code's recordings and autograd; and the reference itself in half precision."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from msda_helpers import (
 )
 
 from uvosam.tracker import msda_gather
+from uvosam.tracker.msda import ms_deform_attn_pytorch
 from uvosam.tracker.msda_gather import ms_deform_attn_gather
 
 
@@ -168,3 +169,72 @@ def test_reference_in_half_precision_on_cpu_does_not_crash():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
+
+
+def _smooth_inputs(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """bf16-representable smooth values (upsampled noise, so that where a sample lies matters as with real
+    features) on the encoder's levels of a 480x854 frame, float32 locations inside the maps: value, spatial_shapes,
+    sampling_locations, attention_weights (value and weights bf16-rounded, held in float64)."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes_hw, m, d, lq, p = [(60, 108), (30, 54), (15, 27), (8, 14)], 4, 8, 400, 4
+    levels = []
+    for h, w in shapes_hw:
+        coarse = torch.randn(1, m * d, h // 4, w // 4, generator=gen)
+        fine = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear")
+        levels.append(fine.flatten(2).transpose(1, 2).reshape(1, h * w, m, d))
+    n_levels = len(shapes_hw)
+    loc = torch.rand(1, lq, m, n_levels, p, 2, generator=gen) * 0.9 + 0.05
+    attn = torch.rand(1, lq, m, n_levels * p, generator=gen).softmax(-1)
+    value = torch.cat(levels, 1).bfloat16().double()
+    attn = attn.view(1, lq, m, n_levels, p).bfloat16().double()
+    return value, torch.tensor(shapes_hw), loc, attn
+
+
+CUDA = pytest.param(
+    "cuda",
+    marks=[
+        pytest.mark.gpu,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    ],
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_reference_in_bf16_samples_at_float32_locations(device):
+    """bf16 values, float32 locations (as the model passes them under autocast): the grid_sample reference is within
+    the bf16 rounding of its output of the float64 result, where a grid rounded to bf16 (what it did off CPU, e.g.
+    CUDA without Triton or UVOSAM_MSDA=pytorch: up to 0.1 pixel off on the 108-wide level) is 5x further off."""
+    value, shapes, loc, attn = _smooth_inputs()
+    exact = ms_deform_attn_pytorch(value, shapes, loc.double(), attn)
+    half = (value.bfloat16(), shapes, loc, attn.bfloat16())
+    out = ms_deform_attn_pytorch(
+        *(t.to(device) if t.is_floating_point() else t for t in half)
+    ).cpu()
+    assert out.dtype == torch.bfloat16
+    # measured: 1.9e-3 with a float32 grid, 1.0e-2 with a bf16 one (mean |output| 0.17)
+    bound = 4e-3
+    assert (out.double() - exact).abs().max().item() < bound
+    bf16_grid_loc = ((2 * loc - 1).bfloat16().float() + 1) / 2
+    rounded = ms_deform_attn_pytorch(value.float(), shapes, bf16_grid_loc, attn.float())
+    assert (rounded.double() - exact).abs().max().item() > bound  # the bound tells the two apart
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta", CUDA])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_reference_samples_half_precision_in_float32_on_every_device(device, dtype, monkeypatch):
+    """The reference's grid_sample gets float32 values and grid for fp16/bf16 inputs whatever the device (the
+    ``meta`` device stands in for CUDA here: before, only CPU tensors were sampled in float32); the output keeps the
+    inputs' dtype."""
+    seen = []
+    grid_sample = torch.nn.functional.grid_sample
+
+    def spy(input, grid, **kwargs):
+        seen.append((input.dtype, grid.dtype))
+        return grid_sample(input, grid, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "grid_sample", spy)
+    inputs = make_inputs(**ODD, dtype=dtype, seed=5)
+    value, shapes, _, loc, attn = (inputs[k] for k in ARGS)
+    out = ms_deform_attn_pytorch(value.to(device), shapes, loc.float().to(device), attn.to(device))
+    assert out.dtype == dtype and out.device.type == device
+    assert seen == [(torch.float32, torch.float32)] * len(ODD["shapes_hw"])

@@ -130,6 +130,8 @@ def test_yaml_errors(tmp_path):
     [
         ("depth", 34),
         ("hidden_dim", 48),
+        ("input_proj_norm_groups", 0),
+        ("input_proj_norm_groups", 24),  # 256 channels do not split into 24 groups
         ("nheads", 7),
         ("num_queries", 0),
         ("num_feature_levels", 2),
@@ -141,6 +143,17 @@ def test_yaml_errors(tmp_path):
 def test_detector_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(DetectorConfig(), **{field: value})
+
+
+def test_min_size_test_0_means_no_resize_as_in_detectron2():
+    """``INPUT.MIN_SIZE_TEST: 0`` is detectron2's "no resize" (``ResizeShortestEdge`` returns a no-op for 0); it was
+    refused as not a positive int. Negative sizes still are, with what to set."""
+    parsed = parse_tracker_yaml(DAVIS_R50_YAML.replace("MIN_SIZE_TEST: 480", "MIN_SIZE_TEST: 0"))
+    assert parsed.detector.min_size_test == 0
+    with pytest.raises(
+        ValueError, match=r"min_size_test must be a positive int .* or 0 for no resize; got -1"
+    ):
+        dataclasses.replace(DetectorConfig(), min_size_test=-1)
 
 
 def test_presets():

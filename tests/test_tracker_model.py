@@ -3,6 +3,8 @@ module fixture), toy-size behaviour and test-time preprocessing."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -164,6 +166,34 @@ def test_extreme_aspect_ratio_frames_are_detected(tiny_model):
     assert len(tiny_model.detect_frames(frames)) == 2
 
 
+def test_square_frame_through_the_tiny_tracker():
+    """``uvosam.testing``'s tracker on a 100x100 video: resized to 64x64, the extra stride-64 level is 1x1, which
+    ``GroupNorm(32, hidden_dim=32)`` (one value a group) refused: "Expected more than 1 value per channel"."""
+    from uvosam.testing import tiny_idol_tracker
+
+    assert resized_shape(100, 100, 64, 128) == (64, 64)
+    session = tiny_idol_tracker(batch_size=1).new_video(height=100, width=100)
+    frames = session.push(np.full((100, 100, 3), 90, np.uint8)) + session.finish()
+    assert [f.frame_index for f in frames] == [0]
+
+
+def test_min_size_test_0_keeps_the_frame_size(tiny_model):
+    """``min_size_test`` 0 (detectron2: no resize): frames go in at their own size, ``max_size_test`` not applied;
+    the results are those of a config whose resize is the identity for the frame."""
+    frame = np.random.default_rng(3).integers(0, 256, size=(40, 200, 3), dtype=np.uint8)
+    assert resized_shape(40, 200, 0, 128) == (40, 200)
+    assert resize_frame(frame, 0, 128) is frame
+    unresized = IDOLDetector(dataclasses.replace(tiny_model.cfg, min_size_test=0)).eval()
+    unresized.load_state_dict(tiny_model.state_dict())
+    identity = IDOLDetector(
+        dataclasses.replace(tiny_model.cfg, min_size_test=40, max_size_test=200)
+    ).eval()
+    identity.load_state_dict(tiny_model.state_dict())
+    got, want = unresized.detect_frames([frame]), identity.detect_frames([frame])
+    torch.testing.assert_close(got.boxes_cxcywh_norm, want.boxes_cxcywh_norm, rtol=0, atol=0)
+    torch.testing.assert_close(got.logits, want.logits, rtol=0, atol=0)
+
+
 def test_resize_frame_uses_pil_bilinear_and_skips_identity():
     frame = np.random.default_rng(1).integers(0, 256, size=(30, 40, 3), dtype=np.uint8)
     out = resize_frame(frame, 45, 1333)
@@ -188,8 +218,6 @@ def test_pad_and_normalize():
 
 
 def test_bf16_precision_stays_close_to_fp32_and_returns_float32():
-    import dataclasses
-
     torch.manual_seed(0)
     cfg = DetectorConfig.tiny()
     exact = IDOLDetector(cfg).eval()

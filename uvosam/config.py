@@ -135,7 +135,8 @@ class VideoLimits:
 
 @dataclass(frozen=True)
 class SegmenterConfig:
-    """How SAM is run. Defaults = the release (ViT-H, one mask per box, logits > 0).
+    """How SAM is run. Defaults = the release's (ViT-H, one mask per box, logits > 0), except ``fast=None`` (a bf16
+    encoder where bf16 is native; the release: float32) and ``overlap="score"`` (the release: later tracks overwrite).
 
     Attributes:
         model_type: SAM ``vit_b``, ``vit_l``, ``vit_h`` (``uvosam.segmenter``) or SAM 2.1 ``sam2.1_tiny``,

@@ -72,8 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--precision",
         default="fp32",
         choices=("fp32", "tf32", "bf16"),
-        help="tracker compute precision (default: fp32; the SAM / SAM 2.1 image encoder: --sam-precision; on "
-        "CPU, bf16 ran the R50 detector 1.8x faster than fp32 on a CPU with AVX512-BF16)",
+        help="tracker compute precision (default: fp32, which matches the release; the SAM / SAM 2.1 "
+        "image encoder: --sam-precision). tf32 (CUDA) and bf16 are faster but not exact: the tracks "
+        "can differ from fp32's (on a CPU with AVX512-BF16, bf16 ran the R50 detector 1.8x faster)",
     )
     p.add_argument(
         "--compile",

@@ -17,15 +17,13 @@ RESNET_BLOCKS: dict[int, tuple[int, int, int, int]] = {
 }
 """Bottleneck blocks per stage (res2..res5) of the detectron2 ResNets that use bottleneck blocks."""
 
-GROUP_NORM_GROUPS = 32
-"""``input_proj`` uses ``GroupNorm(32, hidden_dim)`` (Deformable DETR)."""
-
 _POSITIVE_INTS = (
     "stem_out_channels",
     "res2_out_channels",
     "width_per_group",
     "num_groups",
     "hidden_dim",
+    "input_proj_norm_groups",
     "nheads",
     "dim_feedforward",
     "enc_layers",
@@ -34,7 +32,6 @@ _POSITIVE_INTS = (
     "dec_n_points",
     "num_queries",
     "num_classes",
-    "min_size_test",
     "max_size_test",
     "size_divisibility",
     "batch_infer_len",
@@ -56,6 +53,9 @@ class DetectorConfig:
         stride_in_1x1: stride in the first 1x1 conv (MSRA/Caffe layout) instead of the 3x3.
         res5_dilation: 1 or 2 (2 keeps res5 at stride 16).
         hidden_dim: transformer width (also the re-id embedding size).
+        input_proj_norm_groups: groups of the ``GroupNorm`` after each input projection (32, Deformable DETR's and
+            the release's; not in checkpoints or YAMLs). A group needs more than one value per frame: with
+            ``hidden_dim / groups == 1`` a 1x1 extra level (a small square frame) cannot be normalised.
         nheads: attention heads (deformable and decoder self-attention).
         dim_feedforward: FFN width.
         enc_layers: deformable encoder layers.
@@ -68,7 +68,8 @@ class DetectorConfig:
         num_classes: classifier outputs (sigmoid, no background); 1 for UVOSAM (class-agnostic).
         pixel_mean: per-channel mean in RGB order, on 0-255 values.
         pixel_std: per-channel std in RGB order, on 0-255 values.
-        min_size_test: the shortest frame edge is resized to this (``INPUT.MIN_SIZE_TEST``).
+        min_size_test: the shortest frame edge is resized to this (``INPUT.MIN_SIZE_TEST``); 0: frames are
+            not resized at all (detectron2's ``ResizeShortestEdge`` with size 0; ``max_size_test`` unused).
         max_size_test: cap for the longest edge after resizing (``INPUT.MAX_SIZE_TEST``).
         size_divisibility: network input is zero-padded (bottom/right) to a multiple of this.
         batch_infer_len: frames per forward pass (only bounds memory; frames never interact).
@@ -85,6 +86,7 @@ class DetectorConfig:
     stride_in_1x1: bool = False
     res5_dilation: int = 1
     hidden_dim: int = 256
+    input_proj_norm_groups: int = 32
     nheads: int = 8
     dim_feedforward: int = 1024
     enc_layers: int = 6
@@ -107,6 +109,12 @@ class DetectorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"DetectorConfig.{name} must be a positive int; got {value!r}")
+        size = self.min_size_test
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(
+                "DetectorConfig.min_size_test must be a positive int (the shortest edge's size), or 0 for no "
+                f"resize; got {size!r}"
+            )
         self._check_architecture()
         if self.precision not in PRECISIONS:
             raise ValueError(
@@ -133,11 +141,10 @@ class DetectorConfig:
             raise ValueError(
                 f"DetectorConfig.res5_dilation must be 1 or 2; got {self.res5_dilation!r}"
             )
-        if self.hidden_dim % GROUP_NORM_GROUPS:
+        if self.hidden_dim % self.input_proj_norm_groups:
             raise ValueError(
-                f"DetectorConfig.hidden_dim must be a multiple of {GROUP_NORM_GROUPS} "
-                "(GroupNorm groups); "
-                f"got {self.hidden_dim!r}"
+                "DetectorConfig.hidden_dim must be a multiple of input_proj_norm_groups "
+                f"({self.input_proj_norm_groups}, GroupNorm groups); got {self.hidden_dim!r}"
             )
         if self.hidden_dim % self.nheads:
             raise ValueError(
@@ -164,6 +171,7 @@ class DetectorConfig:
             res2_out_channels=16,
             width_per_group=4,
             hidden_dim=32,
+            input_proj_norm_groups=8,  # 4 channels a group: a 1x1 extra level still normalises
             nheads=4,
             dim_feedforward=64,
             enc_layers=1,

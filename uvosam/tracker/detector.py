@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from uvosam.tracker.backbone import ResNetBackbone, resize_mask
-from uvosam.tracker.config import GROUP_NORM_GROUPS, DetectorConfig
+from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.outputs import DetectorOutput, DetectorTrainOutput
 from uvosam.tracker.position import sine_position_embedding
 from uvosam.tracker.preprocess import pad_and_normalize, resize_frames
@@ -102,7 +102,8 @@ class IDOLDetector(nn.Module):
         self.backbone = ResNetBackbone(cfg)
         self.input_proj = nn.ModuleList(
             nn.Sequential(
-                nn.Conv2d(ch, hidden, kernel_size=1), nn.GroupNorm(GROUP_NORM_GROUPS, hidden)
+                nn.Conv2d(ch, hidden, kernel_size=1),
+                nn.GroupNorm(cfg.input_proj_norm_groups, hidden),
             )
             for ch in self.backbone.out_channels
         )
@@ -111,7 +112,7 @@ class IDOLDetector(nn.Module):
             self.input_proj.append(
                 nn.Sequential(
                     nn.Conv2d(in_ch, hidden, kernel_size=3, stride=2, padding=1),
-                    nn.GroupNorm(GROUP_NORM_GROUPS, hidden),
+                    nn.GroupNorm(cfg.input_proj_norm_groups, hidden),
                 )
             )
             in_ch = hidden
@@ -203,8 +204,9 @@ class IDOLDetector(nn.Module):
         """Run the detector on raw frames with the exact test-time preprocessing (spec §1.3).
 
         Frames are resized (shortest edge ``min_size_test``, longest capped at ``max_size_test``,
-        PIL bilinear), normalised, zero-padded to ``size_divisibility`` and run in micro-batches of
-        ``batch_infer_len`` frames under ``torch.inference_mode()`` on the module's device.
+        PIL bilinear; not at all for ``min_size_test`` 0), normalised, zero-padded to
+        ``size_divisibility`` and run in micro-batches of ``batch_infer_len`` frames under
+        ``torch.inference_mode()`` on the module's device.
 
         Args:
             frames: a list of (H, W, 3) uint8 RGB arrays or one (T, H, W, 3) uint8 array.

@@ -66,7 +66,7 @@ def ms_deform_attn_pytorch(
     sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
     dtype = _sampling_dtype(value)
     value_list = value.to(dtype).split(sizes, dim=1)
-    # grid_sample wants one dtype (autocast); 2 * loc - 1 computed in the wider of the two
+    # grid_sample wants one dtype (autocast promotes to the wider); 2 * loc - 1 computed in the wider of the two
     grids = (
         2 * sampling_locations.to(torch.promote_types(sampling_locations.dtype, dtype)) - 1
     ).to(dtype)
@@ -83,16 +83,20 @@ def ms_deform_attn_pytorch(
     out = (torch.stack(sampled, dim=-2).flatten(-2) * weights).sum(-1)
     out_dtype = torch.promote_types(
         value.dtype, attention_weights.dtype
-    )  # as without the CPU upcast
+    )  # as without the half-precision upcast
     return out.view(n, m * d, lq).transpose(1, 2).to(out_dtype).contiguous()
 
 
 def _sampling_dtype(value: torch.Tensor) -> torch.dtype:
-    """float32 for float16/bfloat16 CPU tensors, else ``value``'s dtype: torch's CPU ``grid_sample`` in half
-    precision reads out of bounds on the reference's strided per-level views (a segmentation fault that depends on
-    where the tensors lie in memory, seen with torch 2.14.1 at a 480x854 frame's first level), and is slower than
-    in float32 there anyway."""
-    if value.device.type == "cpu" and value.dtype in (torch.float16, torch.bfloat16):
+    """float32 for float16/bfloat16 tensors on every device, else ``value``'s dtype.
+
+    ``grid_sample`` needs the values and the grid in one dtype; in half precision the grid ``2 * loc - 1`` would be
+    rounded to 8 (bf16) or 11 (fp16) mantissa bits, moving samples by up to ~0.1 pixel on a 100-pixel-wide level,
+    while the CPU gather and the Triton kernel keep float32 locations. On CPU there is a second reason: torch's
+    ``grid_sample`` in half precision reads out of bounds on the reference's strided per-level views (a
+    segmentation fault that depends on where the tensors lie in memory, seen with torch 2.14.1 at a 480x854
+    frame's first level), and is slower than in float32 there anyway."""
+    if value.dtype in (torch.float16, torch.bfloat16):
         return torch.float32
     return value.dtype
 

@@ -1,5 +1,6 @@
 """Test-time preprocessing of the IDOL detector, identical to the release's detectron2 pipeline
-(spec §1.3): ``ResizeShortestEdge(min_size_test, max_size_test)`` with PIL bilinear on uint8,
+(spec §1.3): ``ResizeShortestEdge(min_size_test, max_size_test)`` with PIL bilinear on uint8 (none for
+``min_size_test`` 0),
 per-frame normalisation with the RGB mean/std, zero padding (after normalisation) at the
 bottom/right to a multiple of ``size_divisibility``.
 """
@@ -19,7 +20,10 @@ def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tupl
     """Output ``(height, width)`` of detectron2's ``ResizeShortestEdge``: scale the shortest edge to
     ``min_size``; if the longest edge would exceed ``max_size``, scale that to ``max_size`` instead;
     round with ``int(x + 0.5)``, but to at least 1 px: a frame more than ``2 * max_size`` times
-    as wide as it is tall (or tall as wide) would get a side of 0 px, where the reference fails."""
+    as wide as it is tall (or tall as wide) would get a side of 0 px, where the reference fails.
+    ``min_size`` 0 keeps the frame's size (detectron2: no resize, ``max_size`` ignored)."""
+    if min_size == 0:
+        return height, width
     scale = min_size / min(height, width)
     if height < width:
         new_h, new_w = float(min_size), scale * width

@@ -25,7 +25,8 @@ What the stream can NOT know early, and how it is handled (everything else is id
 * The final temporal-score filter (mean score > ``apply_cls_thres``, 0.05) depends on the whole
   video. A candidate scores > ``select_thres`` (0.1) except the top-1 fallback of a frame where no
   query passes it (that single detection always matches a live track: bisoftmax of one row is > 0.5
-  for every tracklet), and a track is born only above 0.2. So with one class a trajectory can fail
+  for its best tracklet: its softmax over tracklets is >= 1 / #tracklets, while the others' may
+  underflow to 0), and a track is born only above 0.2. So with one class a trajectory can fail
   the filter only if fallback hits pull its mean to <= 0.05. The stream does not apply the filter:
   such a trajectory is streamed but absent offline. With one class and every fallback score >
   ``apply_cls_thres``, stream and offline are identical.
