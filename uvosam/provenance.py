@@ -158,21 +158,21 @@ def rerender_record(
     keep_ids: Iterable[int] | None,
     merge: Mapping[int, int] | None,
     min_score: float,
-    output: Mapping[str, Any] | None,
+    output: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The record of a re-render starting now from the cached masks of the run recorded as ``run`` (``None``: a
     cache that has no record; its models and settings are then ``null``).
 
     The run's ``settings`` and ``models`` are carried over unchanged (they made the masks); ``rerender`` says how
     this export differs: the tracks kept (``None`` = all), the merge ``{source: target}`` and the min_score.
-    ``output``: the new video's, ``None`` when none is made (``mask_cache.rebuild_exports``).
+    ``output``: the new video's.
     """
     run = run or {}
     return {
         **_head(video),
         "settings": run.get("settings"),
         "models": run.get("models"),
-        "output": None if output is None else dict(output),
+        "output": dict(output),
         "rerender": {
             "from_cached_masks": True,
             "keep_ids": None if keep_ids is None else sorted(int(i) for i in keep_ids),
