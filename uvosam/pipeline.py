@@ -24,7 +24,8 @@ import torch
 
 from uvosam.config import PipelineConfig, SegmenterConfig, config_or
 from uvosam.devices import check_device
-from uvosam.pipeline_args import check_frame, check_frames, check_load_args, check_models
+from uvosam.pipeline_args import check_frames, check_load_args, check_models
+from uvosam.tracker.frames import check_frame
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
 
 if TYPE_CHECKING:
@@ -215,8 +216,9 @@ class UVOSAM:
         """Run the tracker alone; yields the decided ``FrameTracks`` of every frame, in order.
 
         Raises:
-            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is not an
-                (H, W, 3) uint8 array: when it is reached.
+            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is no uint8
+                numpy array (a PIL image, a float array): when it is reached.
+            ValueError: a frame that is not (H, W, 3) (grey, RGBA) or not the first frame's size: when it is reached.
         """
         check_frames(frames)
         return self._track(frames)
@@ -247,8 +249,9 @@ class UVOSAM:
         A video file or frame folder: ``pipe(uvosam.video.iter_frames(path))``.
 
         Raises:
-            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is not an
-                (H, W, 3) uint8 array: when it is reached.
+            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is no uint8
+                numpy array (a PIL image, a float array): when it is reached.
+            ValueError: a frame that is not (H, W, 3) (grey, RGBA) or not the first frame's size: when it is reached.
         """
         check_frames(frames)
         return self._stream(frames)
