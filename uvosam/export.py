@@ -365,10 +365,6 @@ class ExportWriter:
         if self._work.parent.is_dir() and not any(self._work.parent.iterdir()):
             self._work.parent.rmdir()
 
-    def make_zip(self, zip_path: str | Path | None = None) -> Path:
-        """Close (if needed) and bundle everything into one zip; see ``make_zip``."""
-        return make_zip(self.close(), zip_path)
-
 
 def make_zip(export: ExportResult, zip_path: str | Path | None = None) -> Path:
     """One zip with the DAVIS PNGs, cut-outs, mattes, JSON files (run.json too), tracks.csv and README.txt of an
