@@ -1,8 +1,10 @@
+import json
+
 import numpy as np
 import pytest
 from export_helpers import results_from_video
 
-from uvosam.mask_cache import MaskCache, has_cache
+from uvosam.mask_cache import CACHE_FORMAT, MaskCache, has_cache
 from uvosam.testing import moving_shapes
 
 
@@ -67,3 +69,21 @@ def test_a_cache_is_finished_once_its_writer_marks_it_and_only_while_every_frame
 def test_has_cache_creates_nothing(tmp_path, results):
     assert not has_cache(tmp_path / "none") and not (tmp_path / "none").exists()
     assert has_cache(MaskCache(tmp_path / "c").root)
+
+
+@pytest.mark.parametrize("found", [None, 0, "1", True], ids=["none", "zero", "text", "bool"])
+def test_a_cache_of_another_format_is_refused_when_opened(tmp_path, results, found):
+    cache = _fill(MaskCache(tmp_path / "c"), results[:1])
+    cache.finish(1)
+    meta = json.loads((cache.root / "meta.json").read_text())
+    assert meta["cache_format"] == CACHE_FORMAT == 1 and MaskCache(cache.root).finished
+    if found is None:
+        del meta["cache_format"]
+    else:
+        meta["cache_format"] = found
+    (cache.root / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(
+        ValueError,
+        match=r"has (no format number|format ).*; this version of uvosam reads format 1\. Make the run again",
+    ):
+        MaskCache(cache.root)

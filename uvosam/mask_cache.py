@@ -5,7 +5,8 @@ Per frame: one compressed ``.npz`` (ids, boxes, scores, labels, bit-packed masks
 session; the app deletes its folder with the session.
 
 Its writer marks it whole when done (``MaskCache.finish``: the number of frames, written last), so that a cache a run
-left behind when it was killed mid-video is not taken for the whole video (``MaskCache.finished``).
+left behind when it was killed mid-video is not taken for the whole video (``MaskCache.finished``). Its ``meta.json``
+says which layout it has (``CACHE_FORMAT``): a cache of another one is refused, not half read.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from uvosam.types import FrameResult
 _META = "meta.json"
 _JPEG_QUALITY = 95
 
+CACHE_FORMAT = 1
+"""The layout of a cache's files and ``meta.json``, the run's part (``job_plan.cache_meta``) too. A cache of another
+number (or none: a development build's) is refused when opened; raise it with any change that a reader of the last
+one would misread."""
+
 
 @dataclass(frozen=True)
 class CacheInfo:
@@ -37,12 +43,14 @@ class CacheInfo:
         height, width: frame size of every cached frame (None before the first frame).
         meta: free JSON-able data from the caller (e.g. video name, class names, fps).
         num_frames: how many frames its writer stored, once it finished (``MaskCache.finish``); None until then.
+        cache_format: the cache's layout, ``CACHE_FORMAT``.
     """
 
     height: int | None
     width: int | None
     meta: dict[str, Any]
     num_frames: int | None = None
+    cache_format: int = CACHE_FORMAT
 
 
 class MaskCache:
@@ -52,6 +60,10 @@ class MaskCache:
         root: the folder (created). An existing cache there is re-opened (its ``meta.json`` wins; see ``has_cache``
             to open only an existing one).
         meta: extra JSON-able data stored alongside (read back as ``info.meta``).
+
+    Raises:
+        ValueError: the cache at ``root`` has another layout than ``CACHE_FORMAT`` (another version of uvosam wrote
+            it); the message says to make the run again.
     """
 
     def __init__(self, root: str | Path, *, meta: dict[str, Any] | None = None) -> None:
@@ -60,8 +72,7 @@ class MaskCache:
         meta_path = self.root / _META
         if meta_path.exists():
             data = json.loads(meta_path.read_text(encoding="utf-8"))
-            # written before caches were marked finished: taken as finished, with the frames it holds
-            data.setdefault("num_frames", len(self))
+            _check_format(self.root, data)
             self.info = CacheInfo(**data)
         else:
             self.info = CacheInfo(height=None, width=None, meta=dict(meta or {}))
@@ -164,6 +175,21 @@ class MaskCache:
     def clear(self) -> None:
         """Delete the cache folder."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _check_format(root: Path, data: object) -> None:
+    """Refuse the ``meta.json`` ``data`` of a cache of another layout than ``CACHE_FORMAT``."""
+    found = data.get("cache_format") if isinstance(data, dict) else None
+    if type(found) is not int or found != CACHE_FORMAT:
+        what = (
+            "no format number (a development build wrote it)"
+            if found is None
+            else f"format {found!r}"
+        )
+        raise ValueError(
+            f"the mask cache at {root} has {what}; this version of uvosam reads format {CACHE_FORMAT}. Make the "
+            "run again with this version, with its cache on (JobOptions(cache=True), `uvosam segment --cache`)."
+        )
 
 
 def has_cache(root: str | Path) -> bool:
