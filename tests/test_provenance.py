@@ -161,30 +161,6 @@ def test_a_rerender_carries_the_runs_models_and_adds_what_it_changed(sam_run, tm
             f"run of {run['created_utc']}") in readme  # fmt: skip
 
 
-def test_a_rerender_of_a_cache_without_a_record_says_so(sam_run, tmp_path):
-    """A cache written before run.json existed: the re-render still writes one, with the models unknown."""
-    result, _, _ = sam_run
-    cache = shutil.copytree(result.cache_dir, tmp_path / "cache")
-    meta = json.loads((cache / "meta.json").read_text())
-    del meta["meta"]["provenance"]
-    (cache / "meta.json").write_text(json.dumps(meta))
-    again = rerender(cache, tmp_path / "out", min_score=0.5)
-    record = _run_json(again)
-    assert (
-        record["models"] is None
-        and record["settings"] is None
-        and record["video"]["name"] == "clip"
-    )
-    assert record["rerender"]["min_score"] == 0.5 and record["rerender"]["run_created_utc"] is None
-    readme = " ".join(_readme(again).split())  # unwrapped
-    assert "Models: not recorded" in readme
-    assert (
-        "min_score 0.5. The run that made the masks left no record of its date, models or settings."
-        in readme
-    )
-    assert "uvosam None" not in readme and "settings above" not in readme
-
-
 def test_a_sam2_run_names_the_sam2_model(inputs, tmp_path, monkeypatch):
     weights, yaml_path, frames = inputs
     use_tiny_sam2_checkpoints(tmp_path / "checkpoints", monkeypatch)

@@ -175,7 +175,7 @@ def rerender_iter(
         check_merge(merge, labels)
         keep = None if keep is None else kept_tracks(keep, merge, labels)
     record = rerender_record(
-        meta.get("provenance"), video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
+        meta["provenance"], video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
         output=_output_record(options),
     )  # fmt: skip
     plan = replace(plan, record=record)
