@@ -50,7 +50,7 @@ from uvosam.job_plan import (
     source_digest,
     video_record,
 )
-from uvosam.job_staging import CACHE_FOLDER, Staging
+from uvosam.job_staging import CACHE_FOLDER, Staging, rerender_keeps
 from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
@@ -185,11 +185,8 @@ def rerender_iter(
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
-    # the cache read stays (a re-render into its run's folder); another one in work_dir goes with the result there, as
-    # it no longer matches the folder's outputs
-    reads_its_cache = cache.root.resolve() == (plan.work_dir / CACHE_FOLDER).resolve()
     staging = Staging(
-        plan.work_dir, plan.video_name, keep=(CACHE_FOLDER,) if reads_its_cache else ()
+        plan.work_dir, plan.video_name, keep=rerender_keeps(cache.root, plan.work_dir)
     )
     try:
         yield from produce(
