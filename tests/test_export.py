@@ -11,9 +11,9 @@ from pycocotools import mask as mask_utils
 
 from uvosam.export import ExportWriter, make_zip
 from uvosam.export_types import ExportOptions
-from uvosam.render import davis_palette, select_tracks
+from uvosam.render import davis_palette
 from uvosam.testing import moving_shapes
-from uvosam.types import FrameResult
+from uvosam.types import FrameResult, select_tracks
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

@@ -41,8 +41,7 @@ from uvosam.export_root_files import (
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
-from uvosam.render import select_tracks
-from uvosam.types import FrameResult, TrackSummary
+from uvosam.types import FrameResult, TrackSummary, select_tracks
 
 FrameNames = Callable[[int], str] | Sequence[str]
 

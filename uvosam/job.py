@@ -56,9 +56,8 @@ from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
-from uvosam.render import select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks, parse_merge
-from uvosam.types import FrameResult
+from uvosam.types import FrameResult, select_tracks
 from uvosam.video import VideoInfo, iter_probed, probe
 
 logger = logging.getLogger(__name__)

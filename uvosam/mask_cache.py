@@ -23,8 +23,7 @@ import numpy as np
 from PIL import Image
 
 from uvosam import atomic_files
-from uvosam.render import select_tracks
-from uvosam.types import FrameResult
+from uvosam.types import FrameResult, select_tracks
 
 _META = "meta.json"
 _JPEG_QUALITY = 95

@@ -37,7 +37,7 @@ DEFAULT_TRACKER = "idol-ytvis19-r50"
 """Works out of the box from the Hub (40 YouTube-VIS classes, used class-agnostically as salient objects)."""
 
 
-def select_tracks(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
+def tracks_to_segment(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
     """Keep the tracks that get masks: score >= ``min_score``, then the ``max_objects`` best by score.
 
     Order of the kept rows is ascending track id (deterministic, independent of score ties).
@@ -273,7 +273,7 @@ class UVOSAM:
     ) -> Iterator[FrameResult]:
         batch = max(1, self.segmenter.config.encoder_batch)
         for start in range(0, len(decided), batch):
-            group = [select_tracks(t, self.config) for t in decided[start : start + batch]]
+            group = [tracks_to_segment(t, self.config) for t in decided[start : start + batch]]
             images = []
             for tracks in group:
                 expected = state.next_index - len(state.pending)
