@@ -13,7 +13,7 @@ from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.yaml_config import parse_tracker_yaml
 
 CONFIGS = {
-    "idol_inference": AssociationConfig.idol_inference(),
+    "idol_inference": AssociationConfig(),  # the defaults: the tracker IDOL.forward builds
     "constructor_defaults": AssociationConfig.constructor_defaults(),
 }
 
@@ -29,7 +29,7 @@ def association_fixture(fixtures_dir):
 def test_configs_match_the_recorded_tracker_kwargs(association_fixture):
     meta, _ = association_fixture
     recorded = meta["tracker_configs"]["idol_inference"]
-    released = AssociationConfig.idol_inference()
+    released = AssociationConfig()
     for key, value in recorded.items():
         assert getattr(released, key) == value, key
     defaults = AssociationConfig.constructor_defaults()

@@ -1,6 +1,7 @@
 """run_job with a mask cache, then rerender a subset of tracks without running any model."""
 
 import json
+import re
 import shutil
 import zipfile
 
@@ -13,7 +14,7 @@ from proc import ffmpeg
 import uvosam_cli
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender, rerender_iter, run_job
-from uvosam.job_plan import RUN_OUTPUT_DEFAULTS, run_output
+from uvosam.job_plan import run_output
 from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -165,13 +166,26 @@ def test_rerender_refuses_a_cache_with_frames_missing(cached_run, tmp_path):
         rerender(cache, tmp_path / "out")
 
 
-def test_a_cache_written_before_the_end_mark_still_rerenders(cached_run, tmp_path):
-    """meta.json without "num_frames" (uvosam before it marked finished caches): taken as finished."""
-    cache = shutil.copytree(cached_run.cache_dir, tmp_path / "cache")
-    info = json.loads((cache / "meta.json").read_text())
-    assert info.pop("num_frames") == 10
-    (cache / "meta.json").write_text(json.dumps(info))
-    assert rerender(cache, tmp_path / "out").num_frames == 10
+@pytest.mark.parametrize("found", [None, 2], ids=["no_number", "another"])
+def test_rerender_refuses_a_cache_of_another_format_saying_to_run_again(
+    cached_run, tmp_path, capsys, found
+):
+    """A cache without this version's format number (a development build's) or with another is not half read: the
+    library and ``uvosam rerender`` say what they found and to make the run again."""
+    run = shutil.copytree(cached_run.cache_dir.parent, tmp_path / "run")
+    info = json.loads((run / "cache" / "meta.json").read_text())
+    assert info.pop("cache_format") == 1
+    if found is not None:
+        info["cache_format"] = found
+    (run / "cache" / "meta.json").write_text(json.dumps(info))
+    said = rf"cache at .*cache has {'no format number' if found is None else 'format 2'}.*reads format 1\. Make the run again"
+    with pytest.raises(ValueError, match=said):
+        rerender(run / "cache", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    assert uvosam_cli.main(["rerender", str(run)]) == 2
+    assert re.search(said, capsys.readouterr().err)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 
 def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(
@@ -249,23 +263,9 @@ def test_the_cache_records_how_the_run_drew_for_rerender_to_default_to(
     )  # fmt: skip
     result = list(run_job(pipe, clip, tmp_path, options))[-1].result
     meta = json.loads((result.cache_dir / "meta.json").read_text())["meta"]
-    assert meta["style"] == "matte"
     assert run_output(meta) == {
         "style": "matte", "output_max_side": 32, "show_boxes": True, "show_labels": False,
         "alpha_webm": True, "audio": False,
-    }  # fmt: skip
-
-
-def test_run_output_of_a_cache_from_before_it_kept_every_choice():
-    """Such a cache kept its style, and its run.json record the output size; the rest are the defaults."""
-    meta = {"style": "blur", "provenance": {"output": {"style": "blur", "output_max_side": 320}}}
-    assert run_output(meta) == {**RUN_OUTPUT_DEFAULTS, "style": "blur", "output_max_side": 320}
-    assert run_output({"provenance": None}) == RUN_OUTPUT_DEFAULTS
-    defaults = JobOptions()  # what a run that was given nothing drew
-    assert RUN_OUTPUT_DEFAULTS == {
-        "style": defaults.style, "output_max_side": defaults.output_max_side,
-        "show_boxes": defaults.show_boxes, "show_labels": defaults.show_labels,
-        "alpha_webm": defaults.export.alpha_webm, "audio": defaults.audio,
     }  # fmt: skip
 
 

@@ -13,7 +13,13 @@ from proc import ffmpeg_children
 import uvosam.job
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender, rerender_iter, run_job
-from uvosam.job_staging import STAGING_PREFIX, Staging, check_replaceable, sweep_leftovers
+from uvosam.job_staging import (
+    STAGING_PREFIX,
+    Staging,
+    check_replaceable,
+    rerender_keeps,
+    sweep_leftovers,
+)
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -312,3 +318,13 @@ def test_a_rerender_into_another_runs_folder_replaces_its_cache_too(tmp_path, pi
         earlier / ".." / "mine", mine, keep_ids=[2]
     )  # its own cache, by another path: it stays
     assert again.num_frames == 5 and (mine / "cache" / "meta.json").is_file()
+
+
+def test_a_rerender_keeps_the_cache_it_reads_only_when_it_is_the_folders_own(tmp_path, monkeypatch):
+    """The rule ``rerender`` and ``uvosam rerender`` share: however the two paths are written."""
+    (tmp_path / "run" / "cache").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert rerender_keeps(Path("run/cache"), tmp_path / "run") == ("cache",)
+    assert rerender_keeps(tmp_path / "run" / "cache", Path("other/../run")) == ("cache",)
+    assert rerender_keeps(Path("run/cache"), Path("other")) == ()

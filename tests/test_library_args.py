@@ -133,18 +133,28 @@ def test_what_is_no_frames_is_refused_when_the_pipeline_is_called(pipe, frames, 
 
 
 @pytest.mark.parametrize(
-    "frame, message",
+    "frame, error, message",
     [
-        (Image.new("RGB", (8, 8)), r"frame 0: .*got Image .*np.asarray\(image.convert\('RGB'\)\)"),
-        ("a.png", r"frame 0: .*got str .*uvosam.video.iter_frames\(path\)"),
-        (np.zeros((8, 8), np.uint8), r"frame 0: .*np.repeat\(frame\[:, :, None\], 3, axis=2\)"),
-        (np.zeros((8, 8, 4), np.uint8), r"frame 0: .*drop the alpha channel: frame\[:, :, :3\]"),
-        (np.zeros((8, 8, 3), np.float32), r"frame 0: .*\(frame \* 255\).round\(\).astype\(np.uint8\)"),
+        (Image.new("RGB", (8, 8)), TypeError, r"frame 0: .*got Image .*np.asarray\(image.convert\('RGB'\)\)"),
+        ("a.png", TypeError, r"frame 0: .*got str .*uvosam.video.iter_frames\(path\)"),
+        (np.zeros((8, 8, 3), np.float32), TypeError, r"frame 0: .*\(frame \* 255\).round\(\).astype\(np.uint8\)"),
+        (np.zeros((8, 8), np.uint8), ValueError, r"frame 0: .*np.repeat\(frame\[:, :, None\], 3, axis=2\)"),
+        (np.zeros((8, 8, 4), np.uint8), ValueError, r"frame 0: .*drop the alpha channel: frame\[:, :, :3\]"),
+        (np.zeros((0, 8, 3), np.uint8), ValueError, r"frame 0: an empty frame, of shape \(0, 8, 3\)"),
     ],
 )  # fmt: skip
-def test_a_frame_of_the_wrong_kind_says_how_to_convert_it(pipe, frame, message):
-    with pytest.raises(TypeError, match=message):
+def test_a_frame_of_the_wrong_kind_says_how_to_convert_it(pipe, frame, error, message):
+    """A wrong type or dtype is a TypeError, a wrong shape a ValueError; both say what to do."""
+    with pytest.raises(error, match=message):
         list(pipe([frame]))
+
+
+def test_a_frame_of_another_size_than_the_first_is_a_value_error(pipe):
+    frames = [np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)]
+    with pytest.raises(
+        ValueError, match=r"frame 1: size \(8, 9\) differs from the first frame's \(8, 8\)"
+    ):
+        list(pipe.track(frames))
 
 
 def test_the_pipeline_refuses_models_and_configs_of_the_wrong_kind():

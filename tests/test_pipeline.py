@@ -5,7 +5,7 @@ import pytest
 from doubles import ReplayTracker
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
-from uvosam.pipeline import UVOSAM, select_tracks
+from uvosam.pipeline import UVOSAM, tracks_to_segment
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
 from uvosam.types import FrameTracks
@@ -111,7 +111,7 @@ def test_two_interleaved_videos_on_one_pipeline_equal_sequential_runs(tiny_sam_m
         np.testing.assert_array_equal(x.track_ids, y.track_ids)
 
 
-def test_select_tracks_keeps_best_scores_then_sorts_by_id():
+def test_tracks_to_segment_keeps_best_scores_then_sorts_by_id():
     tracks = FrameTracks(
         frame_index=0,
         track_ids=np.array([5, 2, 9, 1], np.int64),
@@ -120,9 +120,9 @@ def test_select_tracks_keeps_best_scores_then_sorts_by_id():
         labels=np.zeros(4, np.int64),
         class_probs=np.array([[0.9, 0.4], [0.2, 0.1], [0.5, 0.3], [0.5, 0.2]], np.float32),
     )
-    kept = select_tracks(tracks, PipelineConfig(max_objects=2))
+    kept = tracks_to_segment(tracks, PipelineConfig(max_objects=2))
     assert kept.track_ids.tolist() == [1, 5]  # 0.9 first, then the 0.5 tie goes to the lower id
-    kept = select_tracks(tracks, PipelineConfig(min_score=0.3))
+    kept = tracks_to_segment(tracks, PipelineConfig(min_score=0.3))
     assert kept.track_ids.tolist() == [1, 5, 9]
     np.testing.assert_array_equal(kept.boxes_xyxy[0], tracks.boxes_xyxy[3])
     np.testing.assert_array_equal(kept.class_probs, tracks.class_probs[[3, 0, 2]])

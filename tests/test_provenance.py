@@ -25,7 +25,6 @@ from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender, run_job
 from uvosam.job_types import JobOptions
-from uvosam.mask_cache import MaskCache, rebuild_exports
 from uvosam.pipeline import UVOSAM
 from uvosam.sam2_segmenter import Sam2BoxSegmenter
 from uvosam.segmenter import BoxPromptSegmenter
@@ -162,30 +161,6 @@ def test_a_rerender_carries_the_runs_models_and_adds_what_it_changed(sam_run, tm
             f"run of {run['created_utc']}") in readme  # fmt: skip
 
 
-def test_a_rerender_of_a_cache_without_a_record_says_so(sam_run, tmp_path):
-    """A cache written before run.json existed: the re-render still writes one, with the models unknown."""
-    result, _, _ = sam_run
-    cache = shutil.copytree(result.cache_dir, tmp_path / "cache")
-    meta = json.loads((cache / "meta.json").read_text())
-    del meta["meta"]["provenance"]
-    (cache / "meta.json").write_text(json.dumps(meta))
-    again = rerender(cache, tmp_path / "out", min_score=0.5)
-    record = _run_json(again)
-    assert (
-        record["models"] is None
-        and record["settings"] is None
-        and record["video"]["name"] == "clip"
-    )
-    assert record["rerender"]["min_score"] == 0.5 and record["rerender"]["run_created_utc"] is None
-    readme = " ".join(_readme(again).split())  # unwrapped
-    assert "Models: not recorded" in readme
-    assert (
-        "min_score 0.5. The run that made the masks left no record of its date, models or settings."
-        in readme
-    )
-    assert "uvosam None" not in readme and "settings above" not in readme
-
-
 def test_a_sam2_run_names_the_sam2_model(inputs, tmp_path, monkeypatch):
     weights, yaml_path, frames = inputs
     use_tiny_sam2_checkpoints(tmp_path / "checkpoints", monkeypatch)
@@ -317,22 +292,3 @@ def test_a_describe_that_json_cannot_hold_is_refused_before_the_first_frame(
     with pytest.raises(TypeError, match=r"_Described\.describe\(\) must return JSON values"):
         next(steps)
     assert not (tmp_path / "run").exists()
-
-
-def test_rebuild_exports_of_a_run_cache_records_the_runs_models_and_the_video_it_writes(
-    sam_run, tmp_path
-):
-    """``mask_cache.rebuild_exports`` (no video, no model run): the run's models and settings, its keep_ids, and the
-    video name it exports under (its davis/<name>/ and README), not the run's."""
-    result, _, _ = sam_run
-    run = _run_json(result)
-    keep = {result.tracks[0].track_id}
-    export = rebuild_exports(MaskCache(result.cache_dir), tmp_path, keep_ids=keep, video_name="renamed",
-                             class_names=["object"], options=ExportOptions(cutouts=False))  # fmt: skip
-    record = json.loads(export.run_json.read_text(encoding="utf-8"))
-    assert record["models"] == run["models"] and record["settings"] == run["settings"]
-    assert record["rerender"]["keep_ids"] == sorted(keep) and record["output"] is None
-    assert (
-        record["video"] == {**run["video"], "name": "renamed"}
-        and export.davis_dir.name == "renamed"
-    )

@@ -9,10 +9,9 @@ from uvosam.render import (
     mask_contour,
     overlay,
     render,
-    select_tracks,
 )
 from uvosam.testing import moving_shapes
-from uvosam.types import FrameResult
+from uvosam.types import FrameResult, select_tracks
 
 CLASSES = ["object", "thing"]
 

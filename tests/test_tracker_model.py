@@ -136,7 +136,7 @@ def test_tiny_detect_frames_shapes_and_ranges(tiny_model):
 def test_tiny_detect_frames_empty_and_bad_input(tiny_model):
     empty = tiny_model.detect_frames([])
     assert len(empty) == 0 and empty.embeddings.shape == (0, 8, 32)
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(TypeError, match="uint8"):
         tiny_model.detect_frames([np.zeros((40, 40, 3), dtype=np.float32)])
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         tiny_model.detect_frames([np.zeros((40, 40), dtype=np.uint8)])

@@ -274,8 +274,12 @@ def test_session_errors_say_what_to_do():
     tracker = IDOLTracker(SliceDetector(outputs), ("object",), batch_size=2)
     assert tracker.lookahead == 11 + 1
     session = tracker.new_video(height=H, width=W)
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(
+        ValueError, match=r"frame 0: size .* differs from the size given to new_video"
+    ):
         session.push(np.zeros((H, W + 1, 3), np.uint8))
+    with pytest.raises(TypeError, match=r"frame 0: .*a float frame in \[0, 1\]"):
+        session.push(np.zeros((H, W, 3), np.float32))
     with pytest.raises(RuntimeError, match="finish"):
         session.trajectories()
     session.finish()

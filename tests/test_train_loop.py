@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from train_helpers import synthetic_clip, synthetic_videos, track_metrics
 
 from uvosam.tracker.checkpoint import load_idol_detector
 from uvosam.tracker.config import DetectorConfig
 from uvosam.train.config import TrainConfig
 from uvosam.train.loop import train
-from uvosam.train.metrics import track_metrics
-from uvosam.train.synthetic import synthetic_clip, synthetic_videos
 
 # The TEST's schedule (not the product defaults): a toy detector, 64 px frames, a fast lr.
 TOY_DETECTOR = dataclasses.replace(DetectorConfig.tiny(), num_queries=16, dec_layers=3)

@@ -41,8 +41,7 @@ from uvosam.export_root_files import (
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
-from uvosam.render import select_tracks
-from uvosam.types import FrameResult, TrackSummary
+from uvosam.types import FrameResult, TrackSummary, select_tracks
 
 FrameNames = Callable[[int], str] | Sequence[str]
 
@@ -364,10 +363,6 @@ class ExportWriter:
         shutil.rmtree(self._work, ignore_errors=True)
         if self._work.parent.is_dir() and not any(self._work.parent.iterdir()):
             self._work.parent.rmdir()
-
-    def make_zip(self, zip_path: str | Path | None = None) -> Path:
-        """Close (if needed) and bundle everything into one zip; see ``make_zip``."""
-        return make_zip(self.close(), zip_path)
 
 
 def make_zip(export: ExportResult, zip_path: str | Path | None = None) -> Path:

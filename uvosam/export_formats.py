@@ -118,13 +118,6 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def decode_rle(rle: dict) -> np.ndarray:
-    """Inverse of ``encode_rle``: (H, W) bool."""
-    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(
-        bool
-    )
-
-
 def _save_png(image: Image.Image, path: Path, compress_level: int) -> None:
     """Save atomically (a reader never sees half a PNG; ``atomic_files.replacing``)."""
     with atomic_files.replacing(path) as tmp:

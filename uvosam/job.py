@@ -50,15 +50,14 @@ from uvosam.job_plan import (
     source_digest,
     video_record,
 )
-from uvosam.job_staging import CACHE_FOLDER, Staging
+from uvosam.job_staging import CACHE_FOLDER, Staging, rerender_keeps
 from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
-from uvosam.render import select_tracks
 from uvosam.track_edit import check_merge, kept_tracks, merge_tracks, parse_merge
-from uvosam.types import FrameResult
+from uvosam.types import FrameResult, select_tracks
 from uvosam.video import VideoInfo, iter_probed, probe
 
 logger = logging.getLogger(__name__)
@@ -175,7 +174,7 @@ def rerender_iter(
         check_merge(merge, labels)
         keep = None if keep is None else kept_tracks(keep, merge, labels)
     record = rerender_record(
-        meta.get("provenance"), video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
+        meta["provenance"], video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
         output=_output_record(options),
     )  # fmt: skip
     plan = replace(plan, record=record)
@@ -185,11 +184,8 @@ def rerender_iter(
         results = (_scoring_at_least(r, min_score) for r in results)
     if merge:
         results = (merge_tracks(r, merge, labels) for r in results)
-    # the cache read stays (a re-render into its run's folder); another one in work_dir goes with the result there, as
-    # it no longer matches the folder's outputs
-    reads_its_cache = cache.root.resolve() == (plan.work_dir / CACHE_FOLDER).resolve()
     staging = Staging(
-        plan.work_dir, plan.video_name, keep=(CACHE_FOLDER,) if reads_its_cache else ()
+        plan.work_dir, plan.video_name, keep=rerender_keeps(cache.root, plan.work_dir)
     )
     try:
         yield from produce(
@@ -239,13 +235,12 @@ def _merge_map(merge: object) -> dict[int, int] | None:
 def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
     """Whether the file at the run's source path is still the one the run read: the ``source_size`` and
     ``source_digest`` (``job_plan.source_digest``) its cache ``meta`` recorded. A cache without them (a frame
-    folder's), or no file there: yes (``job_outputs.source_sound`` says when the file is gone). A cache from before
-    the digest was recorded is judged by its size alone, as it was then."""
-    size, digest = meta.get("source_size"), meta.get("source_digest")
+    folder's), or no file there: yes (``job_outputs.source_sound`` says when the file is gone)."""
+    size, digest = meta["source_size"], meta["source_digest"]
     if size is None or not info.path.is_file():
         return True
     now = info.path.stat().st_size
-    if now == size and digest in (None, source_digest(info.path)):
+    if now == size and digest == source_digest(info.path):
         return True
     logger.info(
         "%s is not the file the run read (%d bytes; it read %d bytes%s): the video is made without its sound",
@@ -322,8 +317,7 @@ def rerender(
             ``limits`` and ``cache`` are ignored (the cached frames are what they are). The sound (``audio``) is
             read from the source file the run read, where the cache says it was; a cache of a frame folder or of a
             file since moved, deleted (a downloaded link's, say) or replaced by another (of another size) gives a
-            silent video (``JobResult.silent_because`` says which), as does a cache written before caches recorded the
-            audio codec.
+            silent video (``JobResult.silent_because`` says which).
         class_names: names behind the labels (default: those recorded in the cache).
         min_score: leave a track out of each frame where its tracker score is below this (as
             ``PipelineConfig.min_score`` does in a run; before any merge): low-confidence frames go, the rest stay.
@@ -333,8 +327,9 @@ def rerender(
         The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
 
     Raises:
-        ValueError: ``cache_dir`` holds no finished ``run_job`` cache (none: nothing is created there; or one whose
-            run was killed before its end, ``MaskCache.finished``); ``keep_ids`` names a track not in the run;
+        ValueError: ``cache_dir`` holds no finished ``run_job`` cache (none: nothing is created there; one whose
+            run was killed before its end, ``MaskCache.finished``; or one of another version's layout,
+            ``mask_cache.CACHE_FORMAT``: the run must be made again); ``keep_ids`` names a track not in the run;
             ``min_score`` is not in [0, 1];
             ``merge`` names a track not in the run,
             a track merged into itself or a chain (``check_merge``), or a ``merge`` text ``parse_merge`` cannot read.

@@ -32,10 +32,6 @@ def drawing(options: JobOptions) -> dict[str, Any]:
     }
 
 
-RUN_OUTPUT_DEFAULTS: dict[str, Any] = drawing(JobOptions())
-"""How a run draws its video by default (``drawing`` of the default ``JobOptions``)."""
-
-
 @dataclass(frozen=True)
 class JobPlan:
     """What a job's output loop (``uvosam.job_loop``) needs to know about the video, whatever the results come
@@ -83,8 +79,8 @@ def video_record(plan: JobPlan) -> dict[str, Any]:
 def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, Any]:
     """What a run keeps in its mask cache's meta (JSON-able) for a re-render to rebuild its plan.
 
-    ``output``: how the run drew its video, the keys of ``RUN_OUTPUT_DEFAULTS`` (style, output_max_side,
-    show_boxes, show_labels, alpha_webm, audio); read back by ``run_output``. The source's path is kept absolute, so
+    ``output``: how the run drew its video (``drawing``: style, output_max_side, show_boxes, show_labels, alpha_webm,
+    audio); read back by ``run_output``. The source's path is kept absolute, so
     that a re-render from another folder finds its sound (``job_outputs.source_sound``).
     """
     info = asdict(plan.info)
@@ -93,7 +89,6 @@ def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, 
         "video_name": plan.video_name,
         "fps": plan.fps,
         "stride": stride,
-        "style": output["style"],  # also on its own, as caches before "output" kept it
         "output": dict(output),
         "frame_names": list(plan.frame_names),
         "class_names": list(plan.class_names),
@@ -134,15 +129,5 @@ def info_from_meta(data: dict[str, Any]) -> VideoInfo:
 
 
 def run_output(meta: dict[str, Any]) -> dict[str, Any]:
-    """How the run whose mask cache ``meta`` is drew its video: the keys of ``RUN_OUTPUT_DEFAULTS``.
-
-    A cache written before runs kept all of them: its style, the ``output_max_side`` of its run.json record, the
-    defaults for the rest.
-    """
-    kept = meta.get("output")
-    if kept is None:
-        record = (meta.get("provenance") or {}).get("output") or {}
-        kept = {"style": meta.get("style"), "output_max_side": record.get("output_max_side")}
-    output = {key: kept.get(key, default) for key, default in RUN_OUTPUT_DEFAULTS.items()}
-    output["style"] = output["style"] or RUN_OUTPUT_DEFAULTS["style"]
-    return output
+    """How the run whose mask cache ``meta`` is drew its video: the ``drawing`` that ``cache_meta`` kept."""
+    return dict(meta["output"])

@@ -70,6 +70,13 @@ def result_entries(video_name: str) -> list[str]:
     return names
 
 
+def rerender_keeps(cache_root: Path, work_dir: Path) -> tuple[str, ...]:
+    """What of an earlier result in ``work_dir`` a re-render reading the mask cache at ``cache_root`` leaves in place
+    (``Staging``'s ``keep``): that cache, when it is ``work_dir``'s own (a re-render into its run's folder). Another
+    cache there goes with the result it replaces, as it no longer matches the folder's outputs."""
+    return (CACHE_FOLDER,) if cache_root.resolve() == (work_dir / CACHE_FOLDER).resolve() else ()
+
+
 @dataclass(frozen=True)
 class EarlierResult:
     """What a folder holds that a job would replace (``earlier_result``), and the run that wrote its export."""

@@ -24,7 +24,8 @@ import torch
 
 from uvosam.config import PipelineConfig, SegmenterConfig, config_or
 from uvosam.devices import check_device
-from uvosam.pipeline_args import check_frame, check_frames, check_load_args, check_models
+from uvosam.pipeline_args import check_frames, check_load_args, check_models
+from uvosam.tracker.frames import check_frame
 from uvosam.types import BoxTracker, FrameResult, FrameTracks
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ DEFAULT_TRACKER = "idol-ytvis19-r50"
 """Works out of the box from the Hub (40 YouTube-VIS classes, used class-agnostically as salient objects)."""
 
 
-def select_tracks(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
+def tracks_to_segment(tracks: FrameTracks, config: PipelineConfig) -> FrameTracks:
     """Keep the tracks that get masks: score >= ``min_score``, then the ``max_objects`` best by score.
 
     Order of the kept rows is ascending track id (deterministic, independent of score ties).
@@ -215,8 +216,9 @@ class UVOSAM:
         """Run the tracker alone; yields the decided ``FrameTracks`` of every frame, in order.
 
         Raises:
-            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is not an
-                (H, W, 3) uint8 array: when it is reached.
+            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is no uint8
+                numpy array (a PIL image, a float array): when it is reached.
+            ValueError: a frame that is not (H, W, 3) (grey, RGBA) or not the first frame's size: when it is reached.
         """
         check_frames(frames)
         return self._track(frames)
@@ -247,8 +249,9 @@ class UVOSAM:
         A video file or frame folder: ``pipe(uvosam.video.iter_frames(path))``.
 
         Raises:
-            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is not an
-                (H, W, 3) uint8 array: when it is reached.
+            TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is no uint8
+                numpy array (a PIL image, a float array): when it is reached.
+            ValueError: a frame that is not (H, W, 3) (grey, RGBA) or not the first frame's size: when it is reached.
         """
         check_frames(frames)
         return self._stream(frames)
@@ -270,7 +273,7 @@ class UVOSAM:
     ) -> Iterator[FrameResult]:
         batch = max(1, self.segmenter.config.encoder_batch)
         for start in range(0, len(decided), batch):
-            group = [select_tracks(t, self.config) for t in decided[start : start + batch]]
+            group = [tracks_to_segment(t, self.config) for t in decided[start : start + batch]]
             images = []
             for tracks in group:
                 expected = state.next_index - len(state.pending)

@@ -24,7 +24,7 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
                      weights, parameters, fast, compile, encoder_dtype, ...). weights null = the model was built
                      from an object, not loaded by name, so only its class, config and parameter count are known,
                      and model_type is the released type its architecture has (null for another size).
-                     null when not recorded (an ExportWriter given no record, a cache older than run.json)
+                     null when not recorded (an ExportWriter given no record)
     output           this export's video: style, output_max_side (they never change the masks)
     rerender         null for a run; a re-render: from_cached_masks (true), keep_ids (null = all), merge
                      ({"source id": target id}), min_score, run_created_utc, run_uvosam_version
@@ -152,34 +152,33 @@ def run_record(
 
 
 def rerender_record(
-    run: Mapping[str, Any] | None,
+    run: Mapping[str, Any],
     *,
     video: Mapping[str, Any],
     keep_ids: Iterable[int] | None,
     merge: Mapping[int, int] | None,
     min_score: float,
-    output: Mapping[str, Any] | None,
+    output: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The record of a re-render starting now from the cached masks of the run recorded as ``run`` (``None``: a
-    cache that has no record; its models and settings are then ``null``).
+    """The record of a re-render starting now from the cached masks of the run recorded as ``run`` (its
+    ``run_record``, which its mask cache keeps).
 
     The run's ``settings`` and ``models`` are carried over unchanged (they made the masks); ``rerender`` says how
     this export differs: the tracks kept (``None`` = all), the merge ``{source: target}`` and the min_score.
-    ``output``: the new video's, ``None`` when none is made (``mask_cache.rebuild_exports``).
+    ``output``: the new video's.
     """
-    run = run or {}
     return {
         **_head(video),
-        "settings": run.get("settings"),
-        "models": run.get("models"),
-        "output": None if output is None else dict(output),
+        "settings": run["settings"],
+        "models": run["models"],
+        "output": dict(output),
         "rerender": {
             "from_cached_masks": True,
             "keep_ids": None if keep_ids is None else sorted(int(i) for i in keep_ids),
             "merge": {str(int(k)): int(v) for k, v in sorted((merge or {}).items())},
             "min_score": float(min_score),
-            "run_created_utc": run.get("created_utc"),
-            "run_uvosam_version": run.get("uvosam_version"),
+            "run_created_utc": run["created_utc"],
+            "run_uvosam_version": run["uvosam_version"],
         },
         "export": None,
     }
@@ -354,8 +353,6 @@ def _rerender_text(rerender: Mapping[str, Any], created: object) -> str:
         f"{'all' if keep is None else ', '.join(map(str, keep)) or 'none'}; merge {merge}; "
         f"min_score {rerender.get('min_score')}."
     )
-    if rerender.get("run_uvosam_version") is None:  # a cache older than run.json
-        return text + " The run that made the masks left no record of its date, models or settings."
     return text + (
         f" The masks come from the run of {rerender.get('run_created_utc')} "
         f"(uvosam {rerender['run_uvosam_version']}), with the models and settings above."

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import colorsys
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from uvosam.types import FrameResult
+from uvosam.types import FrameResult, select_tracks
 
 _GOLDEN = 0.618033988749895
 
@@ -69,21 +68,6 @@ def colour_for_id(track_id: int) -> tuple[int, int, int]:
     value = (1.0, 0.8)[(track_id // 3) % 2]
     r, g, b = colorsys.hsv_to_rgb(hue, saturation, value)
     return round(r * 255), round(g * 255), round(b * 255)
-
-
-def select_tracks(result: FrameResult, keep_ids: set[int] | frozenset[int]) -> FrameResult:
-    """The same frame restricted to the tracks whose id is in ``keep_ids`` (original row order kept)."""
-    rows = np.isin(result.track_ids, np.fromiter(keep_ids, np.int64, len(keep_ids)))
-    return replace(
-        result,
-        track_ids=result.track_ids[rows],
-        boxes_xyxy=result.boxes_xyxy[rows],
-        scores=result.scores[rows],
-        labels=result.labels[rows],
-        masks=result.masks[rows],
-        mask_scores=result.mask_scores[rows],
-        class_probs=None if result.class_probs is None else result.class_probs[rows],
-    )
 
 
 def mask_contour(mask: np.ndarray, *, thickness: int = 1) -> np.ndarray:

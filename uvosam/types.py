@@ -16,7 +16,7 @@ Conventions used everywhere in uvosam:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -94,6 +94,21 @@ class FrameResult:
 
     def __len__(self) -> int:
         return len(self.track_ids)
+
+
+def select_tracks(result: FrameResult, keep_ids: set[int] | frozenset[int]) -> FrameResult:
+    """The same frame restricted to the tracks whose id is in ``keep_ids`` (original row order kept)."""
+    rows = np.isin(result.track_ids, np.fromiter(keep_ids, np.int64, len(keep_ids)))
+    return replace(
+        result,
+        track_ids=result.track_ids[rows],
+        boxes_xyxy=result.boxes_xyxy[rows],
+        scores=result.scores[rows],
+        labels=result.labels[rows],
+        masks=result.masks[rows],
+        mask_scores=result.mask_scores[rows],
+        class_probs=None if result.class_probs is None else result.class_probs[rows],
+    )
 
 
 @dataclass(frozen=True)

@@ -301,17 +301,17 @@ def _probe_file(
     # audio tail. The exact count is checked again below.
     estimate = round(header.duration_s * header.fps)
     info = VideoInfo(
-        path,
-        header.fps or default_fps,
-        estimate,
-        w,
-        h,
-        header.rotation,
-        header.duration_s,
-        False,
-        (),
-        header.codec,
-        header.audio_codec,
+        path=path,
+        fps=header.fps or default_fps,
+        num_frames=estimate,
+        width=w,
+        height=h,
+        rotation=header.rotation,
+        duration_s=header.duration_s,
+        is_folder=False,
+        frame_names=(),
+        codec=header.codec,
+        audio_codec=header.audio_codec,
         nominal_fps=header.fps,
         sample_aspect=sar,
     )
@@ -379,7 +379,17 @@ def _probe_folder(
     files = frame_folder.list_frames(folder, _ACCEPTED)
     width, height = frame_folder.display_size(files[0])
     stems = tuple(p.stem for p in files)
-    info = VideoInfo(folder, fps, len(files), width, height, 0, len(files) / fps, True, stems)
+    info = VideoInfo(
+        path=folder,
+        fps=fps,
+        num_frames=len(files),
+        width=width,
+        height=height,
+        rotation=0,
+        duration_s=len(files) / fps,
+        is_folder=True,
+        frame_names=stems,
+    )
     check_limits(info, limits, stride=stride, max_frames=max_frames)
     frame_folder.check_same_size(files, (width, height))
     return info

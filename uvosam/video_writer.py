@@ -179,7 +179,7 @@ class VideoWriter:
         path: the full output file (``.mp4`` recommended; gets ``+faststart``).
         fps: frame rate (>= ``MIN_FPS``, 1e-5).
         width, height: size of the frames passed to ``write``. Odd sizes are padded by one black
-            column/row in the output (``output_size``), except with ``alpha`` (VP9 keeps them).
+            column/row in the output, except with ``alpha`` (VP9 keeps them).
         crf: quality, 0 (best) to 51 (worst): x264's (23 is its default; 0 is lossless), or with ``alpha``
             VP9's (whose scale goes on to 63; 51 is far from its worst).
         alpha: take RGBA frames and write a VP9 WebM with an alpha channel (``path`` must end in
@@ -241,14 +241,6 @@ class VideoWriter:
         self._chunk: _Encoder | None = None
         self._closed = False
         self._full = self._encoder(self.path)
-
-    @property
-    def output_size(self) -> tuple[int, int]:
-        """(width, height) of the encoded video: the input size, rounded up to even numbers unless
-        ``alpha``."""
-        if self.alpha:
-            return self.width, self.height
-        return self.width + self.width % 2, self.height + self.height % 2
 
     def _encoder(self, path: Path) -> _Encoder:
         size = {"width": self.width, "height": self.height, "sample_aspect": self.sample_aspect}

@@ -228,7 +228,15 @@ def zip_frames_info(
     count = len(paths)
     names = tuple(p.stem for p in paths)
     return VideoInfo(
-        Path(zip_path), DEFAULT_FPS, count, width, height, 0, count / DEFAULT_FPS, True, names
+        path=Path(zip_path),
+        fps=DEFAULT_FPS,
+        num_frames=count,
+        width=width,
+        height=height,
+        rotation=0,
+        duration_s=count / DEFAULT_FPS,
+        is_folder=True,
+        frame_names=names,
     )
 
 

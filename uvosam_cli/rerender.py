@@ -18,7 +18,7 @@ from tqdm import tqdm
 from uvosam.export_types import ExportOptions
 from uvosam.job import CACHE_FOLDER, rerender_iter
 from uvosam.job_plan import run_output, safe_name
-from uvosam.job_staging import check_replaceable
+from uvosam.job_staging import check_replaceable, rerender_keeps
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
@@ -114,16 +114,15 @@ def run(args: argparse.Namespace) -> int:
     option = "--out" if args.out else "RUN"
     check_output_folder(args.out or args.run, option)
     meta = MaskCache(cache).info.meta
-    # the result there is replaced once the re-render has finished (not the cache it reads; another run's goes with
-    # its result): refused now if it cannot be
+    # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
+    # cannot be
     out = args.out or args.run
-    reads_its_cache = cache.resolve() == (out / CACHE_FOLDER).resolve()
     check_replaceable(
         out,
         safe_name(meta["video_name"]),
         source=None,
         option=option,
-        keep=(CACHE_FOLDER,) if reads_its_cache else (),
+        keep=rerender_keeps(cache, out),
     )
     options = _options(args, run_output(meta))
     result = None

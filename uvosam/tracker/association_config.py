@@ -94,11 +94,6 @@ class AssociationConfig:
             )
 
     @classmethod
-    def idol_inference(cls) -> AssociationConfig:
-        """Exactly the tracker ``IDOL.forward`` builds for ``davis_r50.yaml`` (= the defaults)."""
-        return cls()
-
-    @classmethod
     def constructor_defaults(cls) -> AssociationConfig:
         """``IDOL_Tracker()`` with no arguments (EMA embedding, no frame/temporal weights, NMS
         0.7/0.3)."""

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from uvosam.tracker.config import DetectorConfig
+from uvosam.tracker.frames import check_frame
 
 
 def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
@@ -33,23 +34,6 @@ def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tupl
         scale = max_size / max(new_h, new_w)
         new_h, new_w = new_h * scale, new_w * scale
     return max(int(new_h + 0.5), 1), max(int(new_w + 0.5), 1)
-
-
-def check_frame(frame: np.ndarray, index: int = 0) -> np.ndarray:
-    """Validate one RGB frame: (H, W, 3) uint8 numpy array; returns it unchanged."""
-    if not isinstance(frame, np.ndarray):
-        raise TypeError(
-            f"frame {index}: expected a numpy (H, W, 3) uint8 RGB array; got {type(frame).__name__}"
-        )
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise ValueError(
-            f"frame {index}: expected an (H, W, 3) uint8 RGB array; got shape {frame.shape} "
-            f"dtype {frame.dtype}. "
-            "Convert with np.asarray(image.convert('RGB'))."
-        )
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f"frame {index}: empty frame of shape {frame.shape}")
-    return frame
 
 
 def resize_frame(frame: np.ndarray, min_size: int, max_size: int) -> np.ndarray:

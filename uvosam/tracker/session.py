@@ -58,6 +58,7 @@ import torch
 
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.config import DetectorConfig
+from uvosam.tracker.frames import check_frame
 from uvosam.tracker.outputs import DetectorOutput
 from uvosam.tracker.postprocess import FrameStep, IDOLVideoState
 from uvosam.tracker.trajectories import Trajectory, TrajectoryEntry, boxes_to_pixels
@@ -231,12 +232,18 @@ class IDOLSession:
         self._next_output_id = 1
 
     def push(self, frame_rgb: np.ndarray) -> list[FrameTracks]:
-        """Add the next (H, W, 3) uint8 RGB frame; returns the frames decided by it (maybe none)."""
+        """Add the next (H, W, 3) uint8 RGB frame, of the size given to ``new_video``; returns the frames decided by
+        it (maybe none).
+
+        Raises:
+            TypeError, ValueError: a frame that is not that (``uvosam.tracker.frames.check_frame``).
+        """
         if self.finished:
             raise RuntimeError(
                 "IDOLSession.push after finish(): start a new video with tracker.new_video(...)"
             )
-        self._check_frame(frame_rgb)
+        index = self.state.num_frames + len(self._batch)
+        check_frame(frame_rgb, index, self.size_hw, size_of="the size given to new_video")
         self._batch.append(frame_rgb)
         if len(self._batch) < self.tracker.batch_size:
             return []
@@ -261,16 +268,6 @@ class IDOLSession:
                 "IDOLSession.trajectories() needs the whole video: call finish() first"
             )
         return self.state.book.trajectories(self.size_hw)
-
-    def _check_frame(self, frame: np.ndarray) -> None:
-        expected = (*self.size_hw, 3)
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != expected:
-            shape, dtype = getattr(frame, "shape", ""), getattr(frame, "dtype", "")
-            index = self.state.num_frames + len(self._batch)
-            raise ValueError(
-                f"frame {index}: expected a {expected} uint8 RGB array (the size given to "
-                f"new_video); got {type(frame).__name__} {shape} {dtype}"
-            )
 
     @torch.inference_mode()
     def _run_batch(self) -> None:

@@ -3,5 +3,5 @@
 Modules: ``config`` (TrainConfig), ``datasets`` (YouTube-VIS/OVIS JSON, DAVIS, folder), ``clips``
 (sampling + augmentation + sharded clip stream), ``matcher`` + ``losses`` (IDOL's SimOTA
 assignment and losses), ``build`` (initialisation, optimiser, lr schedule), ``checkpointing``,
-``loop`` (``train``), ``synthetic`` + ``metrics`` (toy data and track scoring for tests).
+``loop`` (``train``). The training tests' toy data and track scoring are in ``tests/train_helpers.py``.
 """
