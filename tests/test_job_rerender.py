@@ -383,3 +383,20 @@ def test_a_run_and_its_rerender_keep_an_anamorphic_inputs_shape(tmp_path, tiny_s
         redo.overlay_mp4,
     ):
         assert "SAR 3:1 DAR 4:1" in ffmpeg_header(video), video
+
+
+def test_a_rerender_under_another_name_records_that_name_and_the_runs_models(cached_run, tmp_path):
+    """A re-render exported under a new video name writes that name in run.json's video entry and in its
+    davis/<name>/ folder, and carries the run's models and settings (they made the masks) unchanged."""
+    keep = [cached_run.tracks[0].track_id]
+    out = rerender(
+        cached_run.cache_dir, tmp_path, keep_ids=keep, options=JobOptions(video_name="renamed")
+    )
+    record = json.loads(out.export.run_json.read_text(encoding="utf-8"))
+    run = json.loads(cached_run.export.run_json.read_text(encoding="utf-8"))
+    assert record["video"] == {**run["video"], "name": "renamed"}
+    assert record["models"] == run["models"] and record["settings"] == run["settings"]
+    assert record["rerender"]["keep_ids"] == keep
+    assert out.video_name == "renamed" and out.export.davis_dir.name == "renamed"
+    pngs, _, _ = _davis_labels(out.zip_path)
+    assert pngs and all(name.startswith("davis/renamed/") for name in pngs)
