@@ -34,7 +34,7 @@ from pathlib import Path
 
 import huggingface_hub
 from huggingface_hub import constants as hf_constants
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.utils import EntryNotFoundError  # (.errors has it only from 0.25)
 
 from uvosam.errors import WeightsError
 from uvosam.weight_checksums import (
