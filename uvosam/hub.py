@@ -244,7 +244,10 @@ def _offline() -> bool:
     return env in {"1", "true", "yes", "on"} or bool(hf_constants.HF_HUB_OFFLINE)
 
 
-def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The Hugging Face cache folder weight files are looked up in: ``cache_dir``, else huggingface_hub's
+    ``HF_HUB_CACHE`` read now (given explicitly to huggingface_hub: before 0.25 its functions use the value it had
+    when they were imported)."""
     return Path(cache_dir) if cache_dir is not None else Path(hf_constants.HF_HUB_CACHE)
 
 
@@ -254,7 +257,7 @@ def _hf_download(
     path = huggingface_hub.hf_hub_download(
         repo_id=spec.repo_id,
         filename=spec.filename,
-        cache_dir=cache_dir,
+        cache_dir=hf_cache_dir(cache_dir),
         local_files_only=local_files_only,
         force_download=force,
     )
@@ -268,7 +271,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
     unreachable = None if offline else (_unreachable_reason() or _hub_unreachable_by_name())
     cache_only = offline or unreachable is not None
     kind = "cache" if cache_only else "cache and Hub"
-    where = f"Hugging Face {kind} {_cache_root(cache_dir)} ({spec.repo_id}: {spec.filename})"
+    where = f"Hugging Face {kind} {hf_cache_dir(cache_dir)} ({spec.repo_id}: {spec.filename})"
     try:
         path = _hf_download(spec, cache_dir, local_files_only=cache_only)
     except _DOWNLOAD_ERRORS as err:
