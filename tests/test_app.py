@@ -241,6 +241,24 @@ def test_a_preview_frame_is_sent_once_not_with_every_status_line():
     assert [u.preview for u in rest if u.preview is not None] == [next_frame]
 
 
+def test_a_streamed_chunk_goes_to_gradio_as_a_str(tmp_path):
+    """gradio 6.0-6.26's streaming video output calls ``.endswith(".ts")`` on the chunk it is given: a Path failed
+    there ("'PosixPath' object has no attribute 'endswith'") and the run with it."""
+    from uvosam.job_types import JobProgress
+    from uvosam_app.progress import drive
+    from uvosam_app.work import JobPump
+
+    chunk = tmp_path / "stream" / "00000.ts"
+
+    def job():
+        yield JobProgress(1, 2, 0.1, chunk=chunk)
+
+    pump = JobPump(job, threading.BoundedSemaphore(1)).start()
+    sent = [u.chunk for u in stepped(drive(pump, "segmenting", 0.02)) if u.chunk is not None]
+    pump.cancel()
+    assert sent == [str(chunk)] and isinstance(sent[0], str)
+
+
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     c = client(server)
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
