@@ -176,6 +176,7 @@ def test_missing_names_every_place_and_how_to_get_it(tmp_path, spec):
         str(tmp_path / "hf"),
         "HF_HUB_OFFLINE",
         f"hf download {spec.repo_id} {spec.filename}",
+        f"huggingface-cli download {spec.repo_id} {spec.filename}",  # huggingface_hub < 0.34
         spec.hub_url,
         spec.sha256,
     ):

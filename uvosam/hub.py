@@ -366,6 +366,13 @@ def _check_complete(resp: http.client.HTTPResponse, received: int) -> None:
         raise OSError(f"the server announced {int(announced)} bytes but sent {received}: cut short")
 
 
+def download_command(spec: WeightSpec) -> str:
+    """The shell command that puts ``spec``'s file (one on the Hub) into the Hugging Face cache: ``hf download``,
+    and ``huggingface-cli download`` for a huggingface_hub before 0.34, which has no ``hf``."""
+    args = f"{spec.repo_id} {spec.filename}"
+    return f"`hf download {args}` (huggingface_hub < 0.34: `huggingface-cli download {args}`)"
+
+
 def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     lines = [
         f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; "
@@ -375,11 +382,7 @@ def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
         "To get it, either:",
     ]
     if spec.repo_id is not None:
-        cmd = f"{spec.repo_id} {spec.filename}"
-        lines.append(
-            f"  - run `hf download {cmd}` (older huggingface_hub: `huggingface-cli download "
-            f"{cmd}`), which fills the Hugging Face cache, or"
-        )
+        lines.append(f"  - run {download_command(spec)}, which fills the Hugging Face cache, or")
     urls = " or ".join(u for u in (spec.hub_url, spec.url) if u is not None)
     lines.append(
         f"  - download {urls} and put the file in {ckdir}/ (or set UVOSAM_CHECKPOINTS to the "
