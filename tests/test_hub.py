@@ -14,7 +14,7 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
-from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.utils import LocalEntryNotFoundError  # (.errors only from 0.25)
 
 from uvosam import hub, weight_checksums, weight_loading, weight_table
 from uvosam.errors import WeightsError
@@ -176,6 +176,7 @@ def test_missing_names_every_place_and_how_to_get_it(tmp_path, spec):
         str(tmp_path / "hf"),
         "HF_HUB_OFFLINE",
         f"hf download {spec.repo_id} {spec.filename}",
+        f"huggingface-cli download {spec.repo_id} {spec.filename}",  # huggingface_hub < 0.34
         spec.hub_url,
         spec.sha256,
     ):
@@ -597,7 +598,6 @@ def test_an_unreachable_hub_is_asked_once_then_the_cache_only(tmp_path, spec, mo
     """Offline without HF_HUB_OFFLINE=1 each missing file cost ~25 s of huggingface_hub's retries: after a failed
     connection the next file is looked for in the cache only, and a warning says once to set HF_HUB_OFFLINE=1."""
     import huggingface_hub.file_download as download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
     http = getattr(download, "httpx2", None) or getattr(download, "httpx", None)
     if http is None:

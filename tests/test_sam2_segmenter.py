@@ -257,9 +257,13 @@ def test_a_sam2_0_checkpoint_is_named_and_the_sam2_1_file_suggested(
     torch.save(hiera_state(144, 48, sam2_1=False), old)
     with pytest.raises(
         WeightsError, match="hf download facebook/sam2.1-hiera-large sam2.1_hiera_large.pt"
-    ):
+    ) as err:
         # its size is known: the matching SAM 2.1 file is named
         load_segmenter(old, device="cpu", config=TINY)
+    # a huggingface_hub before 0.34 has no `hf` command
+    assert "huggingface-cli download facebook/sam2.1-hiera-large sam2.1_hiera_large.pt" in str(
+        err.value
+    )
 
 
 def test_a_sam2_1_checkpoint_of_another_size_names_the_size_it_holds(

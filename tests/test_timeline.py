@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from export_helpers import results_from_video
-from PIL import Image
+from PIL import Image, ImageFont
 
+from uvosam import timeline
 from uvosam.export import ExportWriter, make_zip
 from uvosam.export_types import ExportOptions
 from uvosam.render import colour_for_id
@@ -84,8 +85,17 @@ def test_the_last_frame_number_is_not_cut_off_at_the_right_edge(num_frames):
     assert numbers[:, -60:-8].any()  # the last number is still there, left of its tick
 
 
-def test_a_long_label_stays_out_of_the_bars():
-    """Labels are cut to the label column's width (not to 22 characters, which can be wider than it)."""
+def _bitmap_font(size: int) -> ImageFont.ImageFont:
+    """Pillow's bitmap default font (what ``label_font`` gets on Pillow < 10.1 or without FreeType)."""
+    return getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
+
+
+@pytest.mark.parametrize("bitmap", [False, True], ids=["default font", "bitmap font"])
+def test_a_long_label_stays_out_of_the_bars(monkeypatch, bitmap):
+    """Labels are cut to the label column's width (not to 22 characters, which can be wider than it). In a bitmap
+    font (Latin-1 only) the cut ends with "...": "…" raised UnicodeEncodeError."""
+    if bitmap:
+        monkeypatch.setattr(timeline, "label_font", _bitmap_font)
     rows = [TimelineRow(12, "MOTORCYCLE WITH SIDECAR", [3]), TimelineRow(4, "W" * 40, [])]
     image = draw_timeline(rows, 10)
     for i, row in enumerate(rows):
@@ -94,6 +104,8 @@ def test_a_long_label_stays_out_of_the_bars():
             axis=2
         )
         assert allowed.all(), row
+        label = image[8 + 22 + i * 22 : 8 + 22 + i * 22 + 18, 8 : 8 + 150]
+        assert (label < 128).all(axis=2).any(), row  # the label is there
 
 
 def _tick_marks(image: np.ndarray) -> int:

@@ -721,7 +721,7 @@ def _png_variants(tmp_path: Path) -> dict[str, Path]:
     img = Image.fromarray(flat((10, 200, 10), 20, 40))
     exif = img.getexif()
     exif[0x0112] = 6
-    raw = b"Exif\x00\x00" + exif.tobytes()
+    raw = exif.tobytes()  # "Exif\0\0" + TIFF
     text = f"\nexif\n{len(raw):8d}\n{raw.hex()}\n"  # ImageMagick's 'Raw profile type exif'
     buffer = io.BytesIO()
     img.save(buffer, format="PNG")
@@ -734,7 +734,7 @@ def _png_variants(tmp_path: Path) -> dict[str, Path]:
         "raw_profile_before": (None, text),
         "xmp_after": (b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + _XMP_ROTATED.encode()),
         "raw_profile_after": (b"tEXt", b"Raw profile type exif\x00" + text.encode("latin-1")),
-        "apng_exif_after_second_frame": (b"eXIf", exif.tobytes()),
+        "apng_exif_after_second_frame": (b"eXIf", exif.tobytes()[6:]),
     }.items():
         path = tmp_path / name / "00000.png"
         path.parent.mkdir()

@@ -63,7 +63,7 @@ def _in_hf_cache(spec: weight_table.WeightSpec) -> Path | None:
         return None
     from huggingface_hub import try_to_load_from_cache
 
-    hit = try_to_load_from_cache(spec.repo_id, spec.filename)
+    hit = try_to_load_from_cache(spec.repo_id, spec.filename, cache_dir=hub.hf_cache_dir())
     return Path(hit) if isinstance(hit, str) and os.path.isfile(hit) else None
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import huggingface_hub
 from huggingface_hub import constants as hf_constants
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.utils import EntryNotFoundError  # (.errors has it only from 0.25)
 
 from uvosam.errors import WeightsError
 from uvosam.weight_checksums import (
@@ -244,7 +244,10 @@ def _offline() -> bool:
     return env in {"1", "true", "yes", "on"} or bool(hf_constants.HF_HUB_OFFLINE)
 
 
-def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The Hugging Face cache folder weight files are looked up in: ``cache_dir``, else huggingface_hub's
+    ``HF_HUB_CACHE`` read now (given explicitly to huggingface_hub: before 0.25 its functions use the value it had
+    when they were imported)."""
     return Path(cache_dir) if cache_dir is not None else Path(hf_constants.HF_HUB_CACHE)
 
 
@@ -254,7 +257,7 @@ def _hf_download(
     path = huggingface_hub.hf_hub_download(
         repo_id=spec.repo_id,
         filename=spec.filename,
-        cache_dir=cache_dir,
+        cache_dir=hf_cache_dir(cache_dir),
         local_files_only=local_files_only,
         force_download=force,
     )
@@ -268,7 +271,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
     unreachable = None if offline else (_unreachable_reason() or _hub_unreachable_by_name())
     cache_only = offline or unreachable is not None
     kind = "cache" if cache_only else "cache and Hub"
-    where = f"Hugging Face {kind} {_cache_root(cache_dir)} ({spec.repo_id}: {spec.filename})"
+    where = f"Hugging Face {kind} {hf_cache_dir(cache_dir)} ({spec.repo_id}: {spec.filename})"
     try:
         path = _hf_download(spec, cache_dir, local_files_only=cache_only)
     except _DOWNLOAD_ERRORS as err:
@@ -363,6 +366,13 @@ def _check_complete(resp: http.client.HTTPResponse, received: int) -> None:
         raise OSError(f"the server announced {int(announced)} bytes but sent {received}: cut short")
 
 
+def download_command(spec: WeightSpec) -> str:
+    """The shell command that puts ``spec``'s file (one on the Hub) into the Hugging Face cache: ``hf download``,
+    and ``huggingface-cli download`` for a huggingface_hub before 0.34, which has no ``hf``."""
+    args = f"{spec.repo_id} {spec.filename}"
+    return f"`hf download {args}` (huggingface_hub < 0.34: `huggingface-cli download {args}`)"
+
+
 def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     lines = [
         f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; "
@@ -372,11 +382,7 @@ def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
         "To get it, either:",
     ]
     if spec.repo_id is not None:
-        cmd = f"{spec.repo_id} {spec.filename}"
-        lines.append(
-            f"  - run `hf download {cmd}` (older huggingface_hub: `huggingface-cli download "
-            f"{cmd}`), which fills the Hugging Face cache, or"
-        )
+        lines.append(f"  - run {download_command(spec)}, which fills the Hugging Face cache, or")
     urls = " or ".join(u for u in (spec.hub_url, spec.url) if u is not None)
     lines.append(
         f"  - download {urls} and put the file in {ckdir}/ (or set UVOSAM_CHECKPOINTS to the "

@@ -195,7 +195,7 @@ def _sam2_0_text(path: str | os.PathLike, size: str | None) -> str:
         )
     else:
         spec = weight_table.WEIGHTS[size]
-        get = f"hf download {spec.repo_id} {spec.filename}, or pass the model type {size}, which downloads it"
+        get = f"run {hub.download_command(spec)}, or pass the model type {size}, which downloads it"
     return (
         f"{path} is a SAM 2 checkpoint of the first release (2.0); uvosam loads SAM 2.1 checkpoints only. Get the "
         f"SAM 2.1 file of the same size: {get}."

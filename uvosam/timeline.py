@@ -105,12 +105,14 @@ def _draw_text(
 
 
 def _fit(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
-    """``text``, cut and ended with "…" if wider than ``width`` pixels (so that it never reaches the bars)."""
+    """``text``, cut and ended with "…" if wider than ``width`` pixels (so that it never reaches the bars); "..."
+    in a bitmap font (Pillow < 10.1 or without FreeType), which has Latin-1 characters only."""
     if font.getbbox(text)[2] <= width:
         return text
-    while text and font.getbbox(text + "…")[2] > width:
+    more = "…" if isinstance(font, ImageFont.FreeTypeFont) else "..."
+    while text and font.getbbox(text + more)[2] > width:
         text = text[:-1]
-    return text + "…"
+    return text + more
 
 
 def _ticks(num_frames: int, most: int = 10) -> list[int]:

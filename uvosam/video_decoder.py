@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
-import imageio_ffmpeg
 import numpy as np
+
+from uvosam.ffmpeg_binary import ffmpeg_exe
 
 __all__ = ["DecodeError", "RgbDecoder"]
 
@@ -65,7 +66,7 @@ class RgbDecoder:
         self.path = path
         self.width, self.height = width, height
         cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
+            ffmpeg_exe(),
             "-hide_banner",
             "-nostdin",
             "-loglevel",

@@ -31,9 +31,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-import imageio_ffmpeg
-
 from uvosam.errors import VideoReadError
+from uvosam.ffmpeg_binary import ffmpeg_exe
 from uvosam.mp4_boxes import truncation_reason
 from uvosam.text import count
 from uvosam.video_packets import PacketStats, read_packet_stats
@@ -73,7 +72,7 @@ def run_ffmpeg(args: list[str], timeout: float, stdout: IO[bytes] | None = None)
     Raises:
         subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds (it was killed).
     """
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
     out = subprocess.DEVNULL if stdout is None else stdout
     proc = subprocess.run(
         cmd,

@@ -31,10 +31,10 @@ from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 
-import imageio_ffmpeg
 import numpy as np
 
 from uvosam.config import is_integer
+from uvosam.ffmpeg_binary import ffmpeg_exe
 from uvosam.video_audio import AudioSource, add_audio
 
 __all__ = ["CHUNK_FORMATS", "MIN_FPS", "VideoWriter"]
@@ -69,7 +69,7 @@ class _Encoder:
         self.path = path
         rate = Fraction(fps).limit_denominator(100_000)  # > 0 for fps >= MIN_FPS
         cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
+            ffmpeg_exe(),
             "-hide_banner",
             "-loglevel",
             "error",

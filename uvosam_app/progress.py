@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -20,12 +19,12 @@ from uvosam_app.work import JobPump
 @dataclass(frozen=True)
 class Update:
     """One update of a job: the status line, a new preview frame (HxWx3 uint8 RGB; None when the last one sent is
-    still the latest, or none came yet), a new video chunk to stream (else None) and, once the job is done, its
-    result (else None)."""
+    still the latest, or none came yet), the path of a new video chunk to stream (else None) and, once the job is
+    done, its result (else None)."""
 
     status: str
     preview: np.ndarray | None
-    chunk: Path | None
+    chunk: str | None  # a str: gradio 6.0-6.26's streaming video called .endswith on a Path
     result: JobResult | None
 
 
@@ -62,9 +61,8 @@ async def drive(
             step = item.step
             preview = step.preview if step.preview is not None else preview
             if step.chunk is not None or step.result is not None:
-                yield Update(
-                    status_text(step, verb, started), new_preview(), step.chunk, step.result
-                )
+                chunk = None if step.chunk is None else str(step.chunk)
+                yield Update(status_text(step, verb, started), new_preview(), chunk, step.result)
                 last_sent = time.monotonic()
         if time.monotonic() - last_sent >= interval:
             status = status_text(step, verb, started, starting, queued=pump.queued)
