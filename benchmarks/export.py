@@ -7,8 +7,13 @@ default plus the transparent WebM (``alpha_webm``: VP9 with alpha, encoded by an
 ``render`` in each video style (``uvosam.render.STYLES``; boxes and labels on), per frame, and the frames per
 second the thread keeps with the default exports plus that style.
 
-    python benchmarks/export.py                  # 5 objects, 60 frames
+Last, churning ids (a long video whose objects get new ids every ``--churn-every`` frames, as after many cuts): the
+exports' frames per second over the first and the last ``--churn-window`` frames, which should be about the same
+(cost per frame does not grow with the video's length or the tracks seen), and the files and bytes written.
+
+    python benchmarks/export.py                  # 5 objects, 60 frames; churn: 1000 frames of 96x64
     python benchmarks/export.py --objects 10 --frames 100
+    python benchmarks/export.py --churn-frames 4000   # the soak test's 240 tracks
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +87,28 @@ def time_export(results: list[FrameResult], options: ExportOptions) -> tuple[flo
     return 1000 * (added - start) / len(results), 1000 * (closed - added)
 
 
+def churn_results(frames: int, objects: int, every: int) -> list[FrameResult]:
+    """96x64 frames whose ``objects`` tracks are replaced by new ids every ``every`` frames."""
+    out = make_results(frames, objects, 64, 96)
+    return [replace(r, track_ids=r.track_ids + objects * (r.frame_index // every)) for r in out]
+
+
+def time_churn(results: list[FrameResult], window: int) -> tuple[float, float, int, int]:
+    """(frames/s of the first ``window`` frames, of the last ``window``, files written, their bytes) with the default
+    exports; a frame's time is its ``add()`` on the caller, held back by the bounded background writes."""
+    with tempfile.TemporaryDirectory() as out:
+        writer = ExportWriter(out, video_name="v", class_names=["object"], height=64, width=96)
+        times = []
+        for result in results:
+            start = time.perf_counter()
+            writer.add(result)
+            times.append(time.perf_counter() - start)
+        writer.close()
+        files = [p for p in Path(out).rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+    return window / sum(times[:window]), window / sum(times[-window:]), len(files), size
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,6 +117,9 @@ def main() -> None:
     p.add_argument("--objects", type=int, default=5)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--width", type=int, default=854)
+    p.add_argument("--churn-frames", type=int, default=1000, help="0: no churn case")
+    p.add_argument("--churn-every", type=int, default=50)
+    p.add_argument("--churn-window", type=int, default=100)
     args = p.parse_args()
     results = make_results(args.frames, args.objects, args.height, args.width)
     print(
@@ -117,6 +148,21 @@ def main() -> None:
         print(
             f"  {style:8s}: {ms:5.1f} ms/frame; with the exports {total:5.1f} ms/frame = {1000 / total:3.0f} frames/s"
         )
+    if args.churn_frames:
+        print_churn(args.churn_frames, args.churn_every, args.churn_window)
+
+
+def print_churn(frames: int, every: int, window: int) -> None:
+    objects = 3
+    tracks = objects * -(-frames // every)
+    early, late, files, size = time_churn(
+        churn_results(frames, objects, every), min(window, frames)
+    )
+    print(
+        f"churning ids: {frames} frames of 96x64, {objects} objects with new ids every {every} frames ({tracks} "
+        f"tracks), default exports:\n  first {window} frames {early:.0f} frames/s, last {window} {late:.0f} "
+        f"frames/s (late/early {late / early:.2f}); {files} files, {size / 1e6:.1f} MB"
+    )
 
 
 def time_render(results: list[FrameResult], style: str) -> float:

@@ -126,11 +126,26 @@ def test_a_dropped_track_leaves_no_hole_where_masks_overlap(tmp_path):
         assert (labels[:4] == 1).all()
 
 
+def _spans(results):
+    """``{track_id: (first frame, last frame)}`` of the tracks in ``results``."""
+    seen = {}
+    for res in results:
+        for track_id in res.track_ids.tolist():
+            seen.setdefault(track_id, []).append(res.frame_index)
+    return {track_id: (frames[0], frames[-1]) for track_id, frames in seen.items()}
+
+
 def test_cutouts_and_mattes(tmp_path, gapped):
+    """Over each track's span: its mask where present, blank where absent (track 10 on frames 2-4)."""
     _, export = _export(tmp_path, gapped)
+    spans = _spans(gapped)
+    assert spans == {10: (0, 7), 13: (0, 7), 16: (3, 7)}
     for res in gapped:
         present = dict(zip(res.track_ids.tolist(), res.masks))
         for track_id in (10, 13, 16):
+            first, last = spans[track_id]
+            if not first <= res.frame_index <= last:
+                continue
             cut = np.array(
                 Image.open(export.cutouts_dir / str(track_id) / f"{res.frame_index:05d}.png")
             )
@@ -232,7 +247,8 @@ def test_zip_bundles_everything(tmp_path, gapped):
         "ytvis_results.json",
         "tracks.csv",
         "davis/vid/00000.png",
-        "cutouts/vid/16/00000.png",
+        "cutouts/vid/16/00003.png",
+        "cutouts/vid/10/00003.png",  # a blank: track 10 is away on frames 2-4
         "mattes/vid/10/00007.png",
     ):
         assert name in names
@@ -285,6 +301,69 @@ def test_full_sequences_off_writes_only_seen_frames(tmp_path, gapped):
     _, export = _export(tmp_path, gapped, options=ExportOptions(full_sequences=False))
     seen = sorted(p.stem for p in (export.cutouts_dir / "16").iterdir())
     assert seen == [f"{t:05d}" for t in range(3, 8)]
+    away = sorted(p.stem for p in (export.cutouts_dir / "10").iterdir())
+    assert away == [f"{t:05d}" for t in (0, 1, 5, 6, 7)]
+
+
+def _results_of(frames_of, num_frames, height=12, width=16):
+    """FrameResults in which track ``i`` is present on the frames ``frames_of[i]``, as a distinct small square."""
+    image = np.arange(height * width * 3, dtype=np.uint8).reshape(height, width, 3)
+    out = []
+    for t in range(num_frames):
+        ids = [i for i, frames in frames_of.items() if t in frames]
+        masks = np.zeros((len(ids), height, width), bool)
+        for row, i in enumerate(ids):
+            y, x = divmod(i % 12, 4)
+            masks[row, 4 * y : 4 * y + 3, 4 * x : 4 * x + 3] = True
+        n, ids = len(ids), np.array(ids, np.int64)
+        boxes, scores = np.tile(np.float32([0, 0, 3, 3]), (n, 1)), np.full(n, 0.9, np.float32)
+        out.append(FrameResult(t, image, ids, boxes, scores, np.zeros(n, np.int64), masks, scores))
+    return out
+
+
+def _stems(folder):
+    return sorted(int(p.stem) for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_full_sequences_span_a_tracks_first_to_last_frame(tmp_path):
+    """Track 5 is seen on frames 2, 3 and 7 of 10: files 2-7 (blanks 4-6), none on 0-1 (before it) or 8-9 (after)."""
+    results = _results_of({1: range(10), 5: {2, 3, 7}}, 10)
+    _, export = _export(
+        tmp_path, results, options=ExportOptions(mattes=True, davis=False, ytvis=False)
+    )
+    for kind in (export.cutouts_dir, export.mattes_dir):
+        assert _stems(kind / "1") == list(range(10))
+        assert _stems(kind / "5") == list(range(2, 8))
+    for t in range(2, 8):
+        cut = np.array(Image.open(export.cutouts_dir / "5" / f"{t:05d}.png"))
+        matte = np.array(Image.open(export.mattes_dir / "5" / f"{t:05d}.png"))
+        mask = results[t].masks[1] if t in (2, 3, 7) else np.zeros((12, 16), bool)
+        assert cut.shape == (12, 16, 4) and matte.shape == (12, 16)
+        assert (cut[..., 3] == mask * 255).all() and (matte == mask * 255).all()
+        assert (cut[..., :3][~mask] == 0).all()
+
+
+def test_a_track_born_late_writes_nothing_for_earlier_frames(tmp_path):
+    results = _results_of({1: range(6), 2: range(4, 6)}, 6)
+    _, export = _export(
+        tmp_path, results, options=ExportOptions(mattes=True, davis=False, ytvis=False)
+    )
+    assert _stems(export.cutouts_dir / "2") == _stems(export.mattes_dir / "2") == [4, 5]
+
+
+def test_cutout_files_are_the_sum_of_the_spans_not_frames_x_tracks(tmp_path):
+    """60 frames; every 5 frames 3 new ids replace the old ones (36 tracks), each away on the middle frame of its 5:
+    5 files per track (one blank), 180 in all, not 60 x 36. Without full sequences, the 4 frames seen."""
+    frames_of = {i: {5 * (i // 3) + k for k in (0, 1, 3, 4)} for i in range(36)}
+    results = _results_of(frames_of, 60)
+    full = ExportOptions(mattes=True, davis=False, ytvis=False)
+    _, export = _export(tmp_path / "full", results, options=full)
+    assert len(list(export.cutouts_dir.rglob("*.png"))) == 36 * 5
+    assert len(list(export.mattes_dir.rglob("*.png"))) == 36 * 5
+    assert _stems(export.cutouts_dir / "7") == list(range(10, 15))
+    seen_only = ExportOptions(mattes=True, davis=False, ytvis=False, full_sequences=False)
+    _, export = _export(tmp_path / "seen", results, options=seen_only)
+    assert len(list(export.cutouts_dir.rglob("*.png"))) == 36 * 4
 
 
 def test_videos_can_share_one_davis_root(tmp_path, gapped):
@@ -339,7 +418,7 @@ def test_image_writes_run_in_background_threads_and_finish_by_close(tmp_path, ga
                         or original(*a, **k))  # fmt: skip
     _, export = _export(tmp_path, gapped)
     assert writers and all(name.startswith("uvosam-export") for name in writers)
-    assert len(list(export.cutouts_dir.rglob("*.png"))) == 3 * len(gapped)
+    assert len(list(export.cutouts_dir.rglob("*.png"))) == 8 + 8 + 5  # tracks 10, 13 and 16's spans
     assert not list(export.out_dir.rglob("*.tmp"))
     assert not _export_threads()
 

@@ -198,7 +198,7 @@ class ExportWriter:
         if self.options.davis:
             slots = [self._records[i].slot for i in result.track_ids.tolist()]
             self._davis.add(t, self.frame_name(t), slots, result.masks)
-        self._cutouts.add(result, self._records)
+        self._cutouts.add(result)
         self._num_frames += 1
 
     def _check(self, result: FrameResult) -> None:

@@ -2,9 +2,14 @@
 
 Per track, an image sequence in its own folder: RGBA cut-outs (``cutouts/<video>/<track_id>/<frame>.png``, straight
 alpha) and black/white mattes (``mattes/<video>/<track_id>/<frame>.png``); with ``ExportOptions.full_sequences`` a
-track's folder has a file for every frame of the video (a blank one where the track is absent: transparent, black),
-so an editor imports it gap-free. For the whole video, ``<video>_alpha.webm``: every exported track over a
-transparent background (alpha = the union of their masks), one VP9 WebM with alpha.
+track's folder has a file for every frame of its span, its first to its last frame (a blank one where the track is
+absent in between: transparent, black), so an editor imports it gap-free; nothing before its first or after its last
+frame (the files keep the video's frame numbers: the first one says where the track starts). For the whole video,
+``<video>_alpha.webm``: every exported track over a transparent background (alpha = the union of their masks), one
+VP9 WebM with alpha.
+
+A gap's blanks are written when the track comes back, so a frame costs work for the tracks in it (and the gaps they
+close), never for every track seen so far: the files are the sum of the tracks' spans, not tracks x frames.
 
 ``ExportWriter`` (``uvosam.export``) feeds ``Cutouts`` each frame's results in order, after its track bookkeeping;
 the PNGs are encoded and written on background threads (``submit``), the WebM by its own encoder process.
@@ -12,7 +17,7 @@ the PNGs are encoded and written on background threads (``submit``), the WebM by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from uvosam import atomic_files
@@ -57,6 +62,8 @@ class Cutouts:
         self.options, self.fps, self.sample_aspect = options, fps, sample_aspect
         self._frame_name, self._submit = frame_name, submit
         self._blank: dict[str, bytes] = {}  # encoded blank PNG by mode
+        # track id -> its last frame with files (for the blanks of a gap, with full_sequences)
+        self._last_written: dict[int, int] = {}
         self._alpha: VideoWriter | None = None  # started with the first frame
 
     @property
@@ -64,15 +71,14 @@ class Cutouts:
         """The WebM's path once it was started (None: not asked for, or no frame yet)."""
         return self.alpha_path if self._alpha is not None else None
 
-    def add(self, result: FrameResult, records: Mapping[int, fmt.TrackRecord]) -> None:
+    def add(self, result: FrameResult) -> None:
         """Write frame ``result.frame_index``'s files (frames in order, each once).
 
         Args:
             result: the frame's exported tracks, masks (N, H, W) bool at the frame size.
-            records: every exported track seen so far, this frame's included, by id.
         """
         if self.options.cutouts or self.options.mattes:
-            self._write_track_images(result, records)
+            self._write_track_images(result)
         if self.options.alpha_webm:
             self._write_alpha(result)
 
@@ -92,20 +98,15 @@ class Cutouts:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{self._frame_name(frame_index)}.png"
 
-    def _write_track_images(
-        self, result: FrameResult, records: Mapping[int, fmt.TrackRecord]
-    ) -> None:
+    def _write_track_images(self, result: FrameResult) -> None:
         level = self.options.png_compress_level
-        present = dict(zip(result.track_ids.tolist(), result.masks))
         t = result.frame_index
-        for track_id, rec in records.items():
-            mask = present.get(track_id)
-            if mask is None:
-                if self.options.full_sequences:
-                    self._write_blanks(track_id, range(t, t + 1))
-                continue
-            if rec.first_frame == t and self.options.full_sequences:
-                self._write_blanks(track_id, range(t))
+        for track_id, mask in zip(result.track_ids.tolist(), result.masks):
+            if self.options.full_sequences:
+                last = self._last_written.get(track_id)
+                if last is not None and last + 1 < t:  # back after a gap: its blanks, once
+                    self._write_blanks(track_id, range(last + 1, t))
+                self._last_written[track_id] = t
             if self.options.cutouts:
                 self._submit(
                     fmt.write_cutout_png,

@@ -124,7 +124,8 @@ def readme_text(
     dropped_ids = [t.track_id for t in result.tracks if t.track_id not in result.davis_labels]
     dropped = f"\n    Left out of the PNGs here: tracks {dropped_ids}." if dropped_ids else ""
     full = (
-        "\n    Every folder has one image per frame of the video (empty where the object is absent)."
+        "\n    Every folder has one image per frame from the object's first frame to its last (empty where it is"
+        "\n    absent in between), numbered as the video's frames: the first file says where the object starts."
         if options.full_sequences
         else "\n    Only frames where the object was seen are written."
     )

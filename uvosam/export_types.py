@@ -28,8 +28,10 @@ class ExportOptions:
         results_json: the release's tracks JSON ``results.json`` (boxes).
         ytvis: YouTube-VIS results ``ytvis_results.json`` (COCO RLE masks).
         tracks_csv: ``tracks.csv`` (one row per track).
-        full_sequences: write a cut-out/matte for EVERY frame of each track's folder (transparent / black where
-            the track is absent), so editors import a gap-free image sequence.
+        full_sequences: a track's folder has a cut-out/matte for every frame of its span, its first to its last
+            frame (a blank one, transparent / black, where it is absent in between), so editors import a gap-free
+            image sequence; none before its first or after its last frame (the files keep the video's frame
+            numbers). Files: the sum of the tracks' spans. False: only the frames the track was seen in.
         cutout_keep_frame_rgb: keep the whole frame's RGB in the cut-outs (alpha still = mask); larger files,
             but a matte can be grown/feathered in an editor. False: RGB = 0 outside the mask.
         max_objects: most labels in the DAVIS PNGs (the official unsupervised scorer accepts 20).
