@@ -43,6 +43,7 @@ from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
+from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.text import (
     FINISHED,
@@ -71,9 +72,17 @@ RUN_FIRST_SCORE = (
 class App:
     """The event handlers of one demo; per-user data lives in ``gr.State`` and session folders."""
 
-    def __init__(self, get_pipeline: GetPipeline, settings: AppSettings) -> None:
+    def __init__(
+        self,
+        get_pipeline: GetPipeline,
+        settings: AppSettings,
+        *,
+        served: ServedFiles | None = None,
+    ) -> None:
+        """``served``: the page's components that show files (none: the files go to Gradio as they are)."""
         self.get_pipeline = get_pipeline
         self.settings = settings
+        self.served = served or ServedFiles()
         self.work = WorkRoot(settings.work_root)
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
@@ -81,7 +90,7 @@ class App:
         self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
         self.probes = ProbeCache()  # the input files' probes, kept: an upload is probed once
         # Load (a link) and its linked video
-        self.links = LinkHandlers(settings, self.work, self.probes)
+        self.links = LinkHandlers(settings, self.work, self.probes, self.served)
 
     # ------------------------------------------------------------------------------------------ run
     @failures_in_status(8)
@@ -157,7 +166,8 @@ class App:
             yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
             async for up in updates:
                 if up.result is None:
-                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
+                    preview = await self.served.frame(up.preview)
+                    yield up.status, preview, up.chunk, skip, skip, skip, skip, skip
                     continue
                 r = up.result
                 keep = gr.CheckboxGroup(
@@ -168,11 +178,12 @@ class App:
                 state = SessionRun(running.folder, r.cache_dir, origin)
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
-                files = str(r.overlay_mp4), str(r.zip_path)
+                files = await self.served.results(r.overlay_mp4, r.zip_path)
+                preview = await self.served.frame(up.preview)
                 status = up.status
                 if frame_cap and frame_cap.cuts(r.info, **asked):
                     status += f" · {frame_cap.text()}"
-                yield status, _img(up.preview), up.chunk, *files, rows, keep, state
+                yield status, preview, up.chunk, *files, rows, keep, state
 
     def _start(
         self,
@@ -408,10 +419,11 @@ class App:
         ):
             async for up in updates:
                 if up.result is None:
-                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip
+                    preview = await self.served.frame(up.preview)
+                    yield up.status, preview, up.chunk, skip, skip, skip
                 else:
                     r = up.result
-                    files = str(r.overlay_mp4), str(r.zip_path)
+                    files = await self.served.results(r.overlay_mp4, r.zip_path)
                     yield done_line(up.status, r), skip, up.chunk, *files, track_rows(r)
 
     def _start_rerender(
@@ -485,7 +497,3 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
-
-
-def _img(preview: np.ndarray | None) -> Any:
-    return preview if preview is not None else gr.skip()

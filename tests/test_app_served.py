@@ -1,0 +1,71 @@
+"""What Gradio keeps serving of the app's results goes as the app says: the copies of a run's files in Gradio's file
+cache with the cache's sweep and at shutdown (``uvosam_app.served.ServedFiles``). Tiny models on CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+from app_helpers import launched, wait_for, write_clip
+from doubles import MovingBoxTracker
+from gradio_client import Client, handle_file
+
+import app as app_module
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam_app.settings import AppSettings
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_sam_model):
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    return lambda preset, sam: pipe
+
+
+def _served_paths(job) -> set[Path]:
+    """The server's paths of every file that the job's updates showed (``download_files=False``: as served)."""
+    paths = set()
+    for update in job.outputs():
+        for value in update:
+            if isinstance(value, dict) and value.get("path") and not value.get("is_stream"):
+                paths.add(Path(value["path"]))
+    return paths
+
+
+def _left(paths: set[Path]) -> list[str]:
+    return sorted(p.name for p in paths if p.exists())
+
+
+def test_a_runs_files_in_gradios_cache_go_with_its_sweep_and_at_shutdown(
+    monkeypatch, tmp_path, pipeline
+):
+    """Every run's mp4 and zip stayed in Gradio's cache, after the hourly sweep and after the server stopped (37 zips
+    of 37 runs), and so did the previews shown after a status line without a new frame: Run and Re-render answer "no
+    change" (``gr.skip()``) for them between frames, and Gradio then moved their files into the cache through a copy
+    of the component that no sweep reads. Two different clips: a file of the same bytes is one copy, touched again
+    when shown again."""
+    monkeypatch.setattr(app_module, "FILE_SWEEP_EVERY_S", 1)
+    monkeypatch.setattr(app_module, "FILE_MAX_AGE_S", 5)
+    first = write_clip(tmp_path / "first.mp4", 24, 96, 64, seed=1)
+    second = write_clip(tmp_path / "second.mp4", 24, 96, 64, seed=2)
+    # status lines between frames (a "no change" of the preview), several chunks
+    settings = AppSettings(work_root=tmp_path / "work", status_interval_s=0.01, chunk_seconds=0.5)
+    with launched(pipeline, settings) as url:
+        client = Client(url, verbose=False, download_files=False)
+        run = client.submit(handle_file(str(first)), api_name="/segment")
+        assert run.result()[0].startswith("done: 24 frames")
+        redo = client.submit([1, 2], style="matte", api_name="/rerender")
+        assert redo.result()[0].startswith("done")
+        old = _served_paths(run) | _served_paths(redo)
+        names = {p.name for p in old}
+        assert {"first_uvosam.zip", "first_overlay.mp4", "first_matte.mp4", "image.jpeg"} <= names
+        assert wait_for(lambda: not _left(old), timeout=20), _left(old)
+        run = client.submit(handle_file(str(second)), api_name="/segment")
+        assert run.result()[0].startswith("done: 24 frames")
+        new = _served_paths(run)
+        results = {p for p in new if p.suffix in (".mp4", ".zip")}
+        # younger than the sweep's age: kept
+        assert len(results) == 2 and all(p.is_file() for p in results)
+    assert not _left(new)  # the server stopped: Gradio emptied its cache of them
