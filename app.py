@@ -77,6 +77,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             get_pipeline,
             settings,
             served=ServedFiles(mp4=o.mp4, zip_file=o.zip_file, preview=o.preview),
+            streams=lambda: demo.pending_streams,
         )
         _wire(app, settings, ui)
         demo.unload(app.unload)

@@ -1,13 +1,17 @@
 """What Gradio keeps serving of the app's results goes as the app says: the copies of a run's files in Gradio's file
-cache with the cache's sweep and at shutdown (``uvosam_app.served.ServedFiles``). Tiny models on CPU."""
+cache with the cache's sweep and at shutdown (``uvosam_app.served.ServedFiles``), the streamed video's chunks of an
+API client without a heartbeat with the session's last run (``App.forget``). Tiny models on CPU."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 pytest.importorskip("gradio")
+import httpx
 from app_helpers import launched, wait_for, write_clip
 from doubles import MovingBoxTracker
 from gradio_client import Client, handle_file
@@ -15,6 +19,7 @@ from gradio_client import Client, handle_file
 import app as app_module
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
+from uvosam_app.served import drop_ended_streams
 from uvosam_app.settings import AppSettings
 
 
@@ -69,3 +74,46 @@ def test_a_runs_files_in_gradios_cache_go_with_its_sweep_and_at_shutdown(
         # younger than the sweep's age: kept
         assert len(results) == 2 and all(p.is_file() for p in results)
     assert not _left(new)  # the server stopped: Gradio emptied its cache of them
+
+
+def _rest_segment(api: str, http: httpx.Client, clip: Path, defaults: list) -> list:
+    """``/segment`` over Gradio's REST API (no heartbeat: a session of its own), the clip uploaded first; its
+    outputs."""
+    uploaded = http.post(f"{api}/upload", files={"files": (clip.name, clip.read_bytes())}).json()
+    video = {"path": uploaded[0], "orig_name": clip.name, "meta": {"_type": "gradio.FileData"}}
+    event = http.post(f"{api}/call/segment", json={"data": [video, *defaults[1:]]}).json()
+    events = http.get(f"{api}/call/segment/{event['event_id']}").text.splitlines()
+    assert "event: complete" in events, events[-4:]
+    return json.loads(events[events.index("event: complete") + 1].removeprefix("data:"))
+
+
+def test_an_api_sessions_streamed_video_goes_with_its_last_run(tmp_path, pipeline):
+    """Gradio keeps a streamed video's chunks per session until the page's heartbeat drops: a REST call (or a raw
+    queue client) has none, and its chunks stayed for the process's life (108 chunks, 2.6 MB, for one session of
+    18 runs). They go when the session's last run expires, as its folders do."""
+    clip = write_clip(tmp_path / "clip.mp4", 16, 96, 64)
+    settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=2)
+    with launched(pipeline, settings) as url, httpx.Client(timeout=60) as http:
+        info = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+        params = info["named_endpoints"]["/segment"]["parameters"]
+        defaults = [p["parameter_default"] if p["parameter_has_default"] else None for p in params]
+        status, _, stream, *_ = _rest_segment(f"{url.rstrip('/')}/gradio_api", http, clip, defaults)
+        assert status.startswith("done: 16 frames") and stream["url"].endswith("/playlist.m3u8")
+        playlist = http.get(stream["url"])
+        assert playlist.status_code == 200 and "#EXT-X-ENDLIST" in playlist.text
+        assert wait_for(lambda: http.get(stream["url"]).status_code == 404, timeout=15)
+        assert wait_for(lambda: not any((tmp_path / "work").iterdir()))  # its folders went with it
+
+
+def test_a_sessions_streams_still_running_stay():
+    """Only the runs whose streams all ended go: a re-render streaming when the last run expires keeps its chunks;
+    another session's stay."""
+    ended, live = SimpleNamespace(ended=True), SimpleNamespace(ended=False)
+    pending = {
+        "s1": {"done": {29: ended}, "running": {29: live}},
+        "s2": {"done": {29: ended}},
+    }
+    assert drop_ended_streams(pending, "s1") == 1
+    assert pending == {"s1": {"running": {29: live}}, "s2": {"done": {29: ended}}}
+    assert drop_ended_streams(pending, "s2") == 1 and "s2" not in pending
+    assert drop_ended_streams(pending, None) == 0 and drop_ended_streams(pending, "gone") == 0

@@ -9,7 +9,8 @@ One concept per module:
 - ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded (and what
   stands in for the player of a file browsers cannot play);
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
-- ``served``: what Gradio keeps serving of the outputs (the files shown in its cache) and how it goes;
+- ``served``: what Gradio keeps serving of the outputs (the files shown in its cache, the streamed video's chunks)
+  and how it goes;
 - ``probes``: what the input files are (``probe``), each probed once;
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;
 - ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);

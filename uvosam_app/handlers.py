@@ -43,7 +43,7 @@ from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
-from uvosam_app.served import ServedFiles
+from uvosam_app.served import ServedFiles, drop_ended_streams
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.text import (
     FINISHED,
@@ -78,11 +78,15 @@ class App:
         settings: AppSettings,
         *,
         served: ServedFiles | None = None,
+        streams: Callable[[], dict] | None = None,
     ) -> None:
-        """``served``: the page's components that show files (none: the files go to Gradio as they are)."""
+        """``served``: the page's components that show files (none: the files go to Gradio as they are);
+        ``streams``: Gradio's ``pending_streams`` (the live videos' chunks, which ``forget`` drops with a session's
+        last run)."""
         self.get_pipeline = get_pipeline
         self.settings = settings
         self.served = served or ServedFiles()
+        self.streams = streams
         self.work = WorkRoot(settings.work_root)
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
@@ -175,7 +179,7 @@ class App:
                     value=[t.track_id for t in r.tracks],
                 )
                 origin = input_path(video, frames_zip, linked)
-                state = SessionRun(running.folder, r.cache_dir, origin)
+                state = SessionRun(running.folder, r.cache_dir, origin, session_key(request))
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
                 files = await self.served.results(r.overlay_mp4, r.zip_path)
@@ -475,14 +479,17 @@ class App:
 
     def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
         """``gr.State`` delete callback (session over or expired) of the last run and of the linked video. The
-        last run's expiry removes the session's runs and re-renders, the linked video's its downloads (each State
-        has its own clock: a Load made after the last run outlives it, and the other way round), then the session's
-        folder once empty; never the folders a request still uses. Gradio calls this on its event loop and stops
-        calling any State's callback after one raises, so the deleting is done in a thread (returned) and never
-        raises."""
+        last run's expiry removes the session's runs and re-renders, and the videos they streamed (Gradio's
+        ``pending_streams``: freed by Gradio when a page's heartbeat drops, never for an API client without one;
+        those of a job still running stay), the linked video's its downloads (each State has its own clock: a Load
+        made after the last run outlives it, and the other way round), then the session's folder once empty; never
+        the folders a request still uses. Gradio calls this on its event loop and stops calling any State's callback
+        after one raises, so the deleting is done in a thread (returned) and never raises."""
         if state is None:  # API clients close no tab (no unload): this is their only clean-up
             return None
         if isinstance(state, SessionRun):
+            if self.streams is not None:
+                drop_ended_streams(self.streams(), state.session)
             folder, kinds = state.run_dir, ("run", "rerender")
         else:
             folder, kinds = Path(state).parent, ("link",)

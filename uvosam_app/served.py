@@ -1,7 +1,8 @@
 """What Gradio keeps serving of the app's outputs, and its clean-up: the files a handler shows (a run's mp4 and zip,
-the preview frames) in Gradio's file cache (``ServedFiles``).
+the preview frames) in Gradio's file cache (``ServedFiles``), and the live video's chunks, kept in memory per session
+(``drop_ended_streams``).
 
-Gradio 6.31 copies an output file into its cache through the component that the session holds, and adds it
+Files. Gradio 6.31 copies an output file into its cache through the component that the session holds, and adds it
 to that component's ``temp_files``; the hourly sweep (``delete_cache`` in ``app.build_demo``) and the clean-up at
 shutdown delete the files of the page's components only (``Blocks.temp_file_sets``). A prop update returned for a
 component (``gr.skip()`` is one: "no change") gives the session a new copy of it (``Blocks.postprocess_data``, built
@@ -11,6 +12,10 @@ the server stopped). Run and Re-render need "no change" (a status line between f
 re-render runs; a refusal, ``errors.failures_in_status``), so the copies come. ``ServedFiles`` puts the files into the
 cache through the page's own components first, which registers them with the sweep; Gradio then finds them in its
 cache and copies nothing (``Block.move_resource_to_block_cache``).
+
+Streams. The chunks of ``gr.Video(streaming=True)`` stay in ``Blocks.pending_streams[session_hash][run]`` until the
+session's heartbeat drops (``gradio/routes.py``, the only place that frees them): a client without one (a REST call,
+a raw queue client) kept them for the process's life. ``App.forget`` drops them with the session's last run.
 """
 
 from __future__ import annotations
@@ -60,3 +65,18 @@ def _cached(component: gr.components.Component | None, path: Path) -> str:
     if component is None:
         return str(path)
     return component.move_resource_to_block_cache(path)
+
+
+def drop_ended_streams(pending: dict[str, dict[str, dict[int, Any]]], session: str | None) -> int:
+    """Forget the session's streamed videos in Gradio's ``pending_streams`` (``{session_hash: {run: {output id:
+    MediaStream}}}``) whose runs are over (every stream ended); a run still streaming keeps its chunks. The number of
+    runs dropped. Called on the event loop, where Gradio reads and writes them."""
+    runs = pending.get(session) if session else None
+    if not runs:
+        return 0
+    ended = [run for run, streams in runs.items() if all(s.ended for s in streams.values())]
+    for run in ended:
+        del runs[run]
+    if not runs:
+        pending.pop(session, None)
+    return len(ended)
