@@ -398,8 +398,12 @@ def main() -> None:
     ):  # Ctrl-C or SIGTERM before Gradio's own wait caught it (it says "closing server")
         logger.info("stopped")
     finally:
-        # the server has stopped (Ctrl-C, SIGTERM): the runs under way end after their step, before the interpreter
-        # exits (a thread inside torch then aborted the process after the clean-up: exit status 134)
+        # Gradio's wait closed the server on Ctrl-C or SIGTERM, but while a page was open (its heartbeat) the server
+        # waited for it, 5 s, and exited without its shutdown: Gradio's cache (uploads, results) stayed for good.
+        # Closing the Blocks ends the pages' heartbeats, and the server's shutdown empties the cache.
+        demo.close(verbose=False)
+        # the runs under way end after their step, before the interpreter exits (a thread inside torch then aborted
+        # the process after the clean-up: exit status 134)
         left = stop_jobs(timeout=STOP_JOBS_S)
         if left:
             logger.warning("still running after %d s, exiting: %s", STOP_JOBS_S, ", ".join(left))

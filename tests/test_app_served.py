@@ -1,10 +1,15 @@
 """What Gradio keeps serving of the app's results goes as the app says: the copies of a run's files in Gradio's file
-cache with the cache's sweep and at shutdown (``uvosam_app.served.ServedFiles``), the streamed video's chunks of an
-API client without a heartbeat with the session's last run (``App.forget``). Tiny models on CPU."""
+cache with the cache's sweep and at shutdown (``uvosam_app.served.ServedFiles``; ``python app.py`` stopped by
+SIGTERM with a page open), the streamed video's chunks of an API client without a heartbeat with the session's last
+run (``App.forget``). Tiny models on CPU."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +17,15 @@ import pytest
 
 pytest.importorskip("gradio")
 import httpx
-from app_helpers import launched, wait_for, write_clip
+from app_helpers import (
+    ROOT,
+    app_process_env,
+    free_port,
+    launched,
+    wait_for,
+    wait_for_config,
+    write_clip,
+)
 from doubles import MovingBoxTracker
 from gradio_client import Client, handle_file
 
@@ -117,3 +130,43 @@ def test_a_sessions_streams_still_running_stay():
     assert pending == {"s1": {"running": {29: live}}, "s2": {"done": {29: ended}}}
     assert drop_ended_streams(pending, "s2") == 1 and "s2" not in pending
     assert drop_ended_streams(pending, None) == 0 and drop_ended_streams(pending, "gone") == 0
+
+
+def test_python_app_py_stopped_by_sigterm_with_a_page_open_empties_gradios_cache(tmp_path):
+    """On SIGTERM (a Space's restart) with a page open, Gradio's wait closed the server, which waited 5 s for the
+    page's heartbeat and exited without its shutdown: nothing in Gradio's cache was deleted, uploads included. No
+    weights: an upload stands for the files."""
+    port = free_port()
+    env = dict(app_process_env(tmp_path, port, tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    url, log_path = f"http://127.0.0.1:{port}", tmp_path / "app.log"
+    with open(log_path, "wb") as log, httpx.Client(timeout=30) as http:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for_config(url, proc, log_path, timeout=120.0)
+            (upload,) = http.post(
+                f"{url}/gradio_api/upload", files={"files": ("x.mp4", b"0" * 999)}
+            ).json()
+            opened = threading.Event()
+            threading.Thread(
+                target=_page_open, args=(f"{url}/gradio_api/heartbeat/page", opened), daemon=True
+            ).start()
+            assert opened.wait(10) and Path(upload).is_file()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert not Path(upload).exists()
+
+
+def _page_open(heartbeat: str, opened: threading.Event) -> None:
+    """A page's heartbeat, held open until the server ends it."""
+    try:
+        with httpx.stream("GET", heartbeat, timeout=None) as response:
+            for _ in response.iter_lines():
+                opened.set()
+    except httpx.HTTPError:
+        pass
