@@ -40,6 +40,7 @@ from uvosam_app.models import (
     load_tracker,
 )
 from uvosam_app.process_folders import process_dir
+from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.text import footer_markdown
 from uvosam_app.work import stop_jobs
@@ -57,10 +58,9 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     The default pair is loaded here, once; if it does not load the app still builds and shows a banner.
     """
     start = _load_default(get_pipeline, settings)
-    app = App(get_pipeline, settings)
     footer = footer_markdown(get_pipeline, start, settings)
     # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
-    # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT)
+    # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT); the app's own files too (``uvosam_app.served``)
     sweep = (FILE_SWEEP_EVERY_S, FILE_MAX_AGE_S)
 
     # the States' delete callback is a plain function, not the bound method: Gradio puts it in the page's config,
@@ -70,7 +70,16 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
         return app.forget(state)
 
     with gr.Blocks(title="UVOSAM", delete_cache=sweep) as demo:
-        _wire(app, settings, page(settings, start, footer, forget=forget))
+        ui = page(settings, start, footer, forget=forget)
+        o = ui.outputs
+        # the App is made once the page is: it shows its files through the page's components
+        app = App(
+            get_pipeline,
+            settings,
+            served=ServedFiles(mp4=o.mp4, zip_file=o.zip_file, preview=o.preview),
+            streams=lambda: demo.pending_streams,
+        )
+        _wire(app, settings, ui)
         demo.unload(app.unload)
     # a file that an API client gives as a link: fetched as Load fetches one, not by Gradio (unbounded)
     bound_file_links(demo, settings)
@@ -389,8 +398,12 @@ def main() -> None:
     ):  # Ctrl-C or SIGTERM before Gradio's own wait caught it (it says "closing server")
         logger.info("stopped")
     finally:
-        # the server has stopped (Ctrl-C, SIGTERM): the runs under way end after their step, before the interpreter
-        # exits (a thread inside torch then aborted the process after the clean-up: exit status 134)
+        # Gradio's wait closed the server on Ctrl-C or SIGTERM, but while a page was open (its heartbeat) the server
+        # waited for it, 5 s, and exited without its shutdown: Gradio's cache (uploads, results) stayed for good.
+        # Closing the Blocks ends the pages' heartbeats, and the server's shutdown empties the cache.
+        demo.close(verbose=False)
+        # the runs under way end after their step, before the interpreter exits (a thread inside torch then aborted
+        # the process after the clean-up: exit status 134)
         left = stop_jobs(timeout=STOP_JOBS_S)
         if left:
             logger.warning("still running after %d s, exiting: %s", STOP_JOBS_S, ", ".join(left))

@@ -43,6 +43,7 @@ from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
+from uvosam_app.served import ServedFiles, drop_ended_streams
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.text import (
     FINISHED,
@@ -71,9 +72,21 @@ RUN_FIRST_SCORE = (
 class App:
     """The event handlers of one demo; per-user data lives in ``gr.State`` and session folders."""
 
-    def __init__(self, get_pipeline: GetPipeline, settings: AppSettings) -> None:
+    def __init__(
+        self,
+        get_pipeline: GetPipeline,
+        settings: AppSettings,
+        *,
+        served: ServedFiles | None = None,
+        streams: Callable[[], dict] | None = None,
+    ) -> None:
+        """``served``: the page's components that show files (none: the files go to Gradio as they are);
+        ``streams``: Gradio's ``pending_streams`` (the live videos' chunks, which ``forget`` drops with a session's
+        last run)."""
         self.get_pipeline = get_pipeline
         self.settings = settings
+        self.served = served or ServedFiles()
+        self.streams = streams
         self.work = WorkRoot(settings.work_root)
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
@@ -81,7 +94,7 @@ class App:
         self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
         self.probes = ProbeCache()  # the input files' probes, kept: an upload is probed once
         # Load (a link) and its linked video
-        self.links = LinkHandlers(settings, self.work, self.probes)
+        self.links = LinkHandlers(settings, self.work, self.probes, self.served)
 
     # ------------------------------------------------------------------------------------------ run
     @failures_in_status(8)
@@ -157,7 +170,8 @@ class App:
             yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
             async for up in updates:
                 if up.result is None:
-                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip, skip, skip
+                    preview = await self.served.frame(up.preview)
+                    yield up.status, preview, up.chunk, skip, skip, skip, skip, skip
                     continue
                 r = up.result
                 keep = gr.CheckboxGroup(
@@ -165,14 +179,15 @@ class App:
                     value=[t.track_id for t in r.tracks],
                 )
                 origin = input_path(video, frames_zip, linked)
-                state = SessionRun(running.folder, r.cache_dir, origin)
+                state = SessionRun(running.folder, r.cache_dir, origin, session_key(request))
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
-                files = str(r.overlay_mp4), str(r.zip_path)
+                files = await self.served.results(r.overlay_mp4, r.zip_path)
+                preview = await self.served.frame(up.preview)
                 status = up.status
                 if frame_cap and frame_cap.cuts(r.info, **asked):
                     status += f" · {frame_cap.text()}"
-                yield status, _img(up.preview), up.chunk, *files, rows, keep, state
+                yield status, preview, up.chunk, *files, rows, keep, state
 
     def _start(
         self,
@@ -408,10 +423,11 @@ class App:
         ):
             async for up in updates:
                 if up.result is None:
-                    yield up.status, _img(up.preview), up.chunk, skip, skip, skip
+                    preview = await self.served.frame(up.preview)
+                    yield up.status, preview, up.chunk, skip, skip, skip
                 else:
                     r = up.result
-                    files = str(r.overlay_mp4), str(r.zip_path)
+                    files = await self.served.results(r.overlay_mp4, r.zip_path)
                     yield done_line(up.status, r), skip, up.chunk, *files, track_rows(r)
 
     def _start_rerender(
@@ -463,14 +479,17 @@ class App:
 
     def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
         """``gr.State`` delete callback (session over or expired) of the last run and of the linked video. The
-        last run's expiry removes the session's runs and re-renders, the linked video's its downloads (each State
-        has its own clock: a Load made after the last run outlives it, and the other way round), then the session's
-        folder once empty; never the folders a request still uses. Gradio calls this on its event loop and stops
-        calling any State's callback after one raises, so the deleting is done in a thread (returned) and never
-        raises."""
+        last run's expiry removes the session's runs and re-renders, and the videos they streamed (Gradio's
+        ``pending_streams``: freed by Gradio when a page's heartbeat drops, never for an API client without one;
+        those of a job still running stay), the linked video's its downloads (each State has its own clock: a Load
+        made after the last run outlives it, and the other way round), then the session's folder once empty; never
+        the folders a request still uses. Gradio calls this on its event loop and stops calling any State's callback
+        after one raises, so the deleting is done in a thread (returned) and never raises."""
         if state is None:  # API clients close no tab (no unload): this is their only clean-up
             return None
         if isinstance(state, SessionRun):
+            if self.streams is not None:
+                drop_ended_streams(self.streams(), state.session)
             folder, kinds = state.run_dir, ("run", "rerender")
         else:
             folder, kinds = Path(state).parent, ("link",)
@@ -485,7 +504,3 @@ class App:
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))
-
-
-def _img(preview: np.ndarray | None) -> Any:
-    return preview if preview is not None else gr.skip()

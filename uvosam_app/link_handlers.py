@@ -18,6 +18,7 @@ import numpy as np
 from uvosam_app import links as app_links
 from uvosam_app.errors import USER_ERRORS, from_page, text_toasts, to_gr_error
 from uvosam_app.probes import ProbeCache
+from uvosam_app.served import ServedFiles
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import LINK_EXAMPLE
 
@@ -30,12 +31,20 @@ logger = logging.getLogger("uvosam.app")
 
 class LinkHandlers:
     """Load's handlers; ``work`` is the app's ``WorkRoot`` (a link's folder is one of the session's), ``probes`` its
-    ``ProbeCache`` (a file is probed once for its checks, its first frame and its description)."""
+    ``ProbeCache`` (a file is probed once for its checks, its first frame and its description), ``served`` its
+    ``ServedFiles`` (a first frame shown under *Latest frame* is deleted by Gradio's sweep)."""
 
-    def __init__(self, settings: AppSettings, work: WorkRoot, probes: ProbeCache) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        work: WorkRoot,
+        probes: ProbeCache,
+        served: ServedFiles | None = None,
+    ) -> None:
         self.settings = settings
         self.work = work
         self.probes = probes
+        self.served = served or ServedFiles()
 
     @text_toasts
     def load_url(
@@ -95,7 +104,7 @@ class LinkHandlers:
         called for the "Error" badge over the box to go (the toast says why)."""
         return gr.skip()
 
-    def linked_frame(self, linked: str | None) -> np.ndarray | None:
+    def linked_frame(self, linked: str | None) -> str | np.ndarray | None:
         """The first frame of a linked Load's file, for *Latest frame* (it has no player); none once an upload, a zip
         or another Load replaces that file (its frame stayed beside the new input); unchanged if the file is gone."""
         if not linked:
@@ -104,7 +113,7 @@ class LinkHandlers:
             return gr.skip()
         try:
             info = self.probes.info(linked, limits=self.settings.limits(), max_frames=1)
-            return app_links.first_frame(info)
+            return self.served.frame_now(app_links.first_frame(info))
         except USER_ERRORS as err:  # Load checked the file; the description says what Run would say
             logger.warning("no first frame of %s: %s", Path(linked).name, err)
             return gr.skip()
@@ -122,7 +131,8 @@ class LinkHandlers:
         if not video and not frames_zip:
             return gr.skip(), gr.skip() if linked else None
         unlinked = None if linked else gr.skip()
-        return unlinked, self._unplayable_frame(video) if video and not frames_zip else None
+        frame = self._unplayable_frame(video) if video and not frames_zip else None
+        return unlinked, self.served.frame_now(frame)
 
     def _unplayable_frame(self, video: str) -> np.ndarray | None:
         """``links.unplayable_first_frame``; None for a file that is not a readable video (the description says

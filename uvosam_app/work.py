@@ -37,11 +37,13 @@ logger = logging.getLogger("uvosam.app")
 class SessionRun:
     """What a session keeps of its last finished run (its mask cache feeds Re-render). ``source``: the input it
     ran on (the upload's, the zip's or the linked file's path; "" unknown), so that the upload's description can
-    say when the results shown are of another input."""
+    say when the results shown are of another input; ``session``: the session's Gradio ``session_hash`` (None
+    unknown), whose streamed videos go with this run (``App.forget``)."""
 
     run_dir: Path
     cache_dir: Path
     source: str = ""
+    session: str | None = None
 
 
 class WorkRoot:

@@ -1,0 +1,172 @@
+"""What Gradio keeps serving of the app's results goes as the app says: the copies of a run's files in Gradio's file
+cache with the cache's sweep and at shutdown (``uvosam_app.served.ServedFiles``; ``python app.py`` stopped by
+SIGTERM with a page open), the streamed video's chunks of an API client without a heartbeat with the session's last
+run (``App.forget``). Tiny models on CPU."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("gradio")
+import httpx
+from app_helpers import (
+    ROOT,
+    app_process_env,
+    free_port,
+    launched,
+    wait_for,
+    wait_for_config,
+    write_clip,
+)
+from doubles import MovingBoxTracker
+from gradio_client import Client, handle_file
+
+import app as app_module
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam_app.served import drop_ended_streams
+from uvosam_app.settings import AppSettings
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_sam_model):
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    return lambda preset, sam: pipe
+
+
+def _served_paths(job) -> set[Path]:
+    """The server's paths of every file that the job's updates showed (``download_files=False``: as served)."""
+    paths = set()
+    for update in job.outputs():
+        for value in update:
+            if isinstance(value, dict) and value.get("path") and not value.get("is_stream"):
+                paths.add(Path(value["path"]))
+    return paths
+
+
+def _left(paths: set[Path]) -> list[str]:
+    return sorted(p.name for p in paths if p.exists())
+
+
+def test_a_runs_files_in_gradios_cache_go_with_its_sweep_and_at_shutdown(
+    monkeypatch, tmp_path, pipeline
+):
+    """Every run's mp4 and zip stayed in Gradio's cache, after the hourly sweep and after the server stopped (37 zips
+    of 37 runs), and so did the previews shown after a status line without a new frame: Run and Re-render answer "no
+    change" (``gr.skip()``) for them between frames, and Gradio then moved their files into the cache through a copy
+    of the component that no sweep reads. Two different clips: a file of the same bytes is one copy, touched again
+    when shown again."""
+    monkeypatch.setattr(app_module, "FILE_SWEEP_EVERY_S", 1)
+    monkeypatch.setattr(app_module, "FILE_MAX_AGE_S", 5)
+    first = write_clip(tmp_path / "first.mp4", 24, 96, 64, seed=1)
+    second = write_clip(tmp_path / "second.mp4", 24, 96, 64, seed=2)
+    # status lines between frames (a "no change" of the preview), several chunks
+    settings = AppSettings(work_root=tmp_path / "work", status_interval_s=0.01, chunk_seconds=0.5)
+    with launched(pipeline, settings) as url:
+        client = Client(url, verbose=False, download_files=False)
+        run = client.submit(handle_file(str(first)), api_name="/segment")
+        assert run.result()[0].startswith("done: 24 frames")
+        redo = client.submit([1, 2], style="matte", api_name="/rerender")
+        assert redo.result()[0].startswith("done")
+        old = _served_paths(run) | _served_paths(redo)
+        names = {p.name for p in old}
+        assert {"first_uvosam.zip", "first_overlay.mp4", "first_matte.mp4", "image.jpeg"} <= names
+        assert wait_for(lambda: not _left(old), timeout=20), _left(old)
+        run = client.submit(handle_file(str(second)), api_name="/segment")
+        assert run.result()[0].startswith("done: 24 frames")
+        new = _served_paths(run)
+        results = {p for p in new if p.suffix in (".mp4", ".zip")}
+        # younger than the sweep's age: kept
+        assert len(results) == 2 and all(p.is_file() for p in results)
+    assert not _left(new)  # the server stopped: Gradio emptied its cache of them
+
+
+def _rest_segment(api: str, http: httpx.Client, clip: Path, defaults: list) -> list:
+    """``/segment`` over Gradio's REST API (no heartbeat: a session of its own), the clip uploaded first; its
+    outputs."""
+    uploaded = http.post(f"{api}/upload", files={"files": (clip.name, clip.read_bytes())}).json()
+    video = {"path": uploaded[0], "orig_name": clip.name, "meta": {"_type": "gradio.FileData"}}
+    event = http.post(f"{api}/call/segment", json={"data": [video, *defaults[1:]]}).json()
+    events = http.get(f"{api}/call/segment/{event['event_id']}").text.splitlines()
+    assert "event: complete" in events, events[-4:]
+    return json.loads(events[events.index("event: complete") + 1].removeprefix("data:"))
+
+
+def test_an_api_sessions_streamed_video_goes_with_its_last_run(tmp_path, pipeline):
+    """Gradio keeps a streamed video's chunks per session until the page's heartbeat drops: a REST call (or a raw
+    queue client) has none, and its chunks stayed for the process's life (108 chunks, 2.6 MB, for one session of
+    18 runs). They go when the session's last run expires, as its folders do."""
+    clip = write_clip(tmp_path / "clip.mp4", 16, 96, 64)
+    settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=2)
+    with launched(pipeline, settings) as url, httpx.Client(timeout=60) as http:
+        info = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+        params = info["named_endpoints"]["/segment"]["parameters"]
+        defaults = [p["parameter_default"] if p["parameter_has_default"] else None for p in params]
+        status, _, stream, *_ = _rest_segment(f"{url.rstrip('/')}/gradio_api", http, clip, defaults)
+        assert status.startswith("done: 16 frames") and stream["url"].endswith("/playlist.m3u8")
+        playlist = http.get(stream["url"])
+        assert playlist.status_code == 200 and "#EXT-X-ENDLIST" in playlist.text
+        assert wait_for(lambda: http.get(stream["url"]).status_code == 404, timeout=15)
+        assert wait_for(lambda: not any((tmp_path / "work").iterdir()))  # its folders went with it
+
+
+def test_a_sessions_streams_still_running_stay():
+    """Only the runs whose streams all ended go: a re-render streaming when the last run expires keeps its chunks;
+    another session's stay."""
+    ended, live = SimpleNamespace(ended=True), SimpleNamespace(ended=False)
+    pending = {
+        "s1": {"done": {29: ended}, "running": {29: live}},
+        "s2": {"done": {29: ended}},
+    }
+    assert drop_ended_streams(pending, "s1") == 1
+    assert pending == {"s1": {"running": {29: live}}, "s2": {"done": {29: ended}}}
+    assert drop_ended_streams(pending, "s2") == 1 and "s2" not in pending
+    assert drop_ended_streams(pending, None) == 0 and drop_ended_streams(pending, "gone") == 0
+
+
+def test_python_app_py_stopped_by_sigterm_with_a_page_open_empties_gradios_cache(tmp_path):
+    """On SIGTERM (a Space's restart) with a page open, Gradio's wait closed the server, which waited 5 s for the
+    page's heartbeat and exited without its shutdown: nothing in Gradio's cache was deleted, uploads included. No
+    weights: an upload stands for the files."""
+    port = free_port()
+    env = dict(app_process_env(tmp_path, port, tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    url, log_path = f"http://127.0.0.1:{port}", tmp_path / "app.log"
+    with open(log_path, "wb") as log, httpx.Client(timeout=30) as http:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for_config(url, proc, log_path, timeout=120.0)
+            (upload,) = http.post(
+                f"{url}/gradio_api/upload", files={"files": ("x.mp4", b"0" * 999)}
+            ).json()
+            opened = threading.Event()
+            threading.Thread(
+                target=_page_open, args=(f"{url}/gradio_api/heartbeat/page", opened), daemon=True
+            ).start()
+            assert opened.wait(10) and Path(upload).is_file()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert not Path(upload).exists()
+
+
+def _page_open(heartbeat: str, opened: threading.Event) -> None:
+    """A page's heartbeat, held open until the server ends it."""
+    try:
+        with httpx.stream("GET", heartbeat, timeout=None) as response:
+            for _ in response.iter_lines():
+                opened.set()
+    except httpx.HTTPError:
+        pass
