@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from app_helpers import write_clip
+from clip_helpers import write_clip
 from doubles import MovingBoxTracker
 
 import uvosam_cli

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from app_helpers import write_clip
+from clip_helpers import write_clip
 from doubles import MovingBoxTracker
 from proc import ffmpeg_children
 
