@@ -5,8 +5,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(2)
@@ -65,6 +67,16 @@ def tiny_sam_model():
     from uvosam.testing import tiny_sam
 
     return tiny_sam()
+
+
+@pytest.fixture()
+def frames_dir(tmp_path) -> Path:
+    """A frame folder ``tmp_path/clip``: two 48x32 PNGs, 00000.png black and 00001.png grey (40)."""
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((32, 48, 3), 40 * i, np.uint8)).save(folder / f"{i:05d}.png")
+    return folder
 
 
 @pytest.fixture()

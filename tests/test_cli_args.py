@@ -1,22 +1,11 @@
 """Command-line argument checks: bad numbers and paths are reported (exit code 2, a one-line message) before any
 model is loaded, and never as a traceback."""
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import uvosam_cli
 import uvosam_cli.segment as segment_cli
 from uvosam.tracker import loading
-
-
-@pytest.fixture()
-def frames_dir(tmp_path):
-    folder = tmp_path / "clip"
-    folder.mkdir()
-    for i in range(2):
-        Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(folder / f"{i:05d}.png")
-    return folder
 
 
 @pytest.fixture()
