@@ -80,6 +80,20 @@ def frames_dir(tmp_path) -> Path:
 
 
 @pytest.fixture()
+def no_models(monkeypatch):
+    """Loading a model fails the test (``uvosam segment``'s pipeline, any tracker): for arguments that must be refused
+    before the models load."""
+    import uvosam_cli.segment
+    from uvosam.tracker import loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded for arguments that are known to be bad")
+
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", refuse)
+    monkeypatch.setattr(loading, "load_tracker", refuse)
+
+
+@pytest.fixture()
 def weights_found(monkeypatch):
     """Both weight files count as found (``uvosam.pipeline.locate_weights``), for tests that replace the model loads
     themselves (``from_pretrained`` looks for both files before it loads either)."""

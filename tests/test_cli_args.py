@@ -5,16 +5,6 @@ import pytest
 
 import uvosam_cli
 import uvosam_cli.segment as segment_cli
-from uvosam.tracker import loading
-
-
-@pytest.fixture()
-def no_models(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded for arguments that are known to be bad")
-
-    monkeypatch.setattr(segment_cli, "load_pipeline", refuse)
-    monkeypatch.setattr(loading, "load_tracker", refuse)
 
 
 @pytest.mark.parametrize(

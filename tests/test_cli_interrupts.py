@@ -94,13 +94,7 @@ def test_a_run_of_another_source_says_it_replaces_that_result(tmp_path, tiny_mod
     assert f"note: {out} holds the results of clip.mov; this run of clip.mp4 replaces them" in err
 
 
-def test_an_output_that_is_the_input_is_refused_before_the_models_load(
-    tmp_path, monkeypatch, capsys
-):
-    def no_models(args):
-        raise AssertionError("the models were loaded")
-
-    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", no_models)
+def test_an_output_that_is_the_input_is_refused_before_the_models_load(tmp_path, no_models, capsys):
     source = run_clip(tmp_path / ("A" * 80 + "_overlay.mp4"))
     before = source.read_bytes()
     assert _segment(source, tmp_path) == 2
@@ -184,14 +178,10 @@ def test_a_run_of_another_video_says_what_it_replaces_and_keeps_the_rest(
 
 
 def test_a_segment_into_an_out_another_run_writes_to_is_refused_before_the_models_load(
-    tmp_path, monkeypatch, capsys
+    tmp_path, no_models, capsys
 ):
     from uvosam.job_locks import FolderLock
 
-    def no_models(args):
-        raise AssertionError("the models were loaded")
-
-    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", no_models)
     out = tmp_path / "out"
     held = FolderLock(out)  # as another run's, in this process or another
     try:
