@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clip_helpers import write_clip  # noqa: F401  (re-exported for the app tests)
+from http_helpers import free_port
 from PIL import Image
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 
@@ -27,12 +27,6 @@ from uvosam_app.models import GetPipeline
 from uvosam_app.settings import AppSettings
 
 ROOT = Path(app_module.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def app_process_env(tmp_path: Path, port: int, work_dir: Path) -> dict[str, str]:
