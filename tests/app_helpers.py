@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,22 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clip_helpers import write_clip  # noqa: F401  (re-exported for the app tests)
+from http_helpers import free_port
 from PIL import Image
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 
 import app as app_module
-from uvosam.testing import moving_shapes
-from uvosam.video import VideoWriter
 from uvosam_app.models import GetPipeline
 from uvosam_app.settings import AppSettings
 
 ROOT = Path(app_module.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def app_process_env(tmp_path: Path, port: int, work_dir: Path) -> dict[str, str]:
@@ -69,19 +62,6 @@ def wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float 
         except OSError:
             time.sleep(0.25)
     pytest.fail(f"app.py did not serve {url} within {timeout} s")
-
-
-def write_clip(
-    path: Path, frames: int, width: int, height: int, fps: float = 8, *, seed: int | None = None
-) -> Path:
-    """A moving-shapes clip (H.264 mp4); ``seed`` (default: ``frames``) picks its colours."""
-    video = moving_shapes(
-        frames, height=height, width=width, num_objects=2, seed=frames if seed is None else seed
-    )
-    with VideoWriter(path, fps=fps, width=width, height=height) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    return path
 
 
 @contextlib.contextmanager

@@ -5,8 +5,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(2)
@@ -65,6 +67,30 @@ def tiny_sam_model():
     from uvosam.testing import tiny_sam
 
     return tiny_sam()
+
+
+@pytest.fixture()
+def frames_dir(tmp_path) -> Path:
+    """A frame folder ``tmp_path/clip``: two 48x32 PNGs, 00000.png black and 00001.png grey (40)."""
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((32, 48, 3), 40 * i, np.uint8)).save(folder / f"{i:05d}.png")
+    return folder
+
+
+@pytest.fixture()
+def no_models(monkeypatch):
+    """Loading a model fails the test (``uvosam segment``'s pipeline, any tracker): for arguments that must be refused
+    before the models load."""
+    import uvosam_cli.segment
+    from uvosam.tracker import loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded for arguments that are known to be bad")
+
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", refuse)
+    monkeypatch.setattr(loading, "load_tracker", refuse)
 
 
 @pytest.fixture()

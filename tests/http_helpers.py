@@ -1,8 +1,10 @@
 """A local HTTP server for tests that fetch links (tests/test_remote_video.py, tests/test_app_url.py): 127.0.0.1 on
-a free port, one handler function per path, every request recorded. Not product code."""
+a free port, one handler function per path, every request recorded; and ``free_port`` (also for the app's launches
+and the DDP test's rendezvous). Not product code."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +46,13 @@ class Server:
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago (bound to port 0, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextmanager

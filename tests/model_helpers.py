@@ -25,6 +25,21 @@ def small_detector(root: Path):
     return model
 
 
+def idol_cli_inputs(root: Path, folder: Path, num_frames: int | None = None) -> tuple[Path, Path]:
+    """The ``idol_small_seed0`` fixture at ``root`` as a command line takes it: its embedded detectron2 cfg written
+    to ``folder/idol_small.yaml``, its first ``num_frames`` frames (default: all) as PNGs in ``folder/clip``.
+    Returns (YAML path, frame folder)."""
+    from PIL import Image
+
+    yaml_path = folder / "idol_small.yaml"
+    yaml_path.write_text(json.loads((root / "config.json").read_text())["detectron2_cfg_yaml"])
+    frames = folder / "clip"
+    frames.mkdir()
+    for i, frame in enumerate(np.load(root / "frames.npy")[:num_frames]):
+        Image.fromarray(frame).save(frames / f"{i:05d}.png")
+    return yaml_path, frames
+
+
 def msda_module_and_data(fixtures_dir: Path):
     """The recorded ``MSDeformAttn`` module (d_model 32, 3 levels, 4 heads, 2 points) with its weights, and its
     recorded inputs/outputs ``{name: tensor}`` (the ``M__`` entries of ms_deform_attn/deform_attn.npz)."""

@@ -9,9 +9,11 @@ import imageio_ffmpeg
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def ffmpeg(*args: str | Path) -> None:
-    """Run the bundled ffmpeg with ``args`` (errors only, overwriting outputs); raise if it fails."""
-    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *map(str, args)], check=True)
+def ffmpeg(*args: str | Path) -> bytes:
+    """Run the bundled ffmpeg with ``args`` (errors only, overwriting outputs); raise if it fails. Returns what it
+    wrote to stdout (an output named ``-``: raw frames, samples, frame CRCs)."""
+    cmd = [FFMPEG, "-hide_banner", "-v", "error", "-y", *map(str, args)]
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout
 
 
 def ffmpeg_header(path: Path) -> str:

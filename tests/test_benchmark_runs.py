@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
-from ytvis_helpers import YTVIS19, categories, ytvis_root
+from ytvis_helpers import YTVIS19, categories, tracked_videos, ytvis_root
 
 import uvosam_cli
 import uvosam_cli.benchmark_runs as runs_cli
@@ -21,7 +21,6 @@ from uvosam.eval.synthetic import make_synthetic_davis
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import tiny_idol_tracker
-from uvosam.tracker.session import track_video
 
 
 class Interrupted(Exception):
@@ -133,11 +132,7 @@ def test_ytvis_run_emits_the_original_idols_per_class_entries(tmp_path, tiny_sam
     root = ytvis_root(tmp_path, categories(("a", "b", "c")))
     run_ytvis(UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model)), root, tmp_path / "r.json")
     entries = json.loads((tmp_path / "r.json").read_text())
-    want = []
-    for vid, n in ((7, 4), (9, 3)):
-        frames = [np.array(Image.open(root / "valid" / "JPEGImages" / f"vid{vid}" / f"{i * 5:05d}.jpg"))
-                  for i in range(n)]  # fmt: skip
-        want += [(vid, t) for t in track_video(tracker, frames, height=40, width=56)]
+    want = tracked_videos(tracker, root)
     assert len({(vid, t.track_id) for vid, t in want}) < len(want)  # tracks under several classes
     assert [(e["video_id"], e["category_id"], e["score"]) for e in entries] == [
         (vid, t.label + 1, pytest.approx(t.score, abs=1e-6)) for vid, t in want

@@ -1,31 +1,10 @@
 """Command-line argument checks: bad numbers and paths are reported (exit code 2, a one-line message) before any
 model is loaded, and never as a traceback."""
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import uvosam_cli
 import uvosam_cli.segment as segment_cli
-from uvosam.tracker import loading
-
-
-@pytest.fixture()
-def frames_dir(tmp_path):
-    folder = tmp_path / "clip"
-    folder.mkdir()
-    for i in range(2):
-        Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(folder / f"{i:05d}.png")
-    return folder
-
-
-@pytest.fixture()
-def no_models(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded for arguments that are known to be bad")
-
-    monkeypatch.setattr(segment_cli, "load_pipeline", refuse)
-    monkeypatch.setattr(loading, "load_tracker", refuse)
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from app_helpers import write_clip
 from doubles import MovingBoxTracker
+from run_helpers import run_clip, snapshot
 
 import uvosam_cli
 import uvosam_cli.segment
@@ -18,18 +18,6 @@ from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 
 TESTS = Path(__file__).parent
-
-
-def _clip(path, num_frames=8, seed=3):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_clip(path, num_frames, 64, 48, fps=10, seed=seed)
-
-
-def _snapshot(folder):
-    return {
-        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
-        for p in sorted(folder.rglob("*"))
-    }
 
 
 @pytest.fixture()
@@ -55,13 +43,13 @@ def test_ctrl_c_mid_run_keeps_the_earlier_result_and_says_so_in_one_line(
     tmp_path, tiny_models, capsys
 ):
     out = tmp_path / "out"
-    assert _segment(_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
-    before = _snapshot(out)
+    assert _segment(run_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
+    before = snapshot(out)
     capsys.readouterr()
     tiny_models(fail_at=3, error=_ctrl_c)  # the same stem, another clip: Ctrl-C at its 4th frame
-    code = _segment(_clip(tmp_path / "b" / "clip.mp4", num_frames=12, seed=9), out)
+    code = _segment(run_clip(tmp_path / "b" / "clip.mp4", num_frames=12, seed=9), out)
     err = capsys.readouterr().err
-    assert code == 130 and _snapshot(out) == before
+    assert code == 130 and snapshot(out) == before
     assert err.splitlines()[-1] == (
         f"uvosam segment: interrupted; nothing was written: {out} is as it was (an earlier result there is kept)"
     )
@@ -71,7 +59,7 @@ def test_ctrl_c_mid_run_keeps_the_earlier_result_and_says_so_in_one_line(
 def test_ctrl_c_in_a_fresh_out_removes_the_folder_it_made(tmp_path, tiny_models, capsys):
     out = tmp_path / "new" / "out"
     tiny_models(fail_at=2, error=_ctrl_c)
-    code = _segment(_clip(tmp_path / "clip.mp4"), out)
+    code = _segment(run_clip(tmp_path / "clip.mp4"), out)
     err = capsys.readouterr().err
     assert code == 130 and not (tmp_path / "new").exists()
     assert err.strip().splitlines()[-1] == "uvosam segment: interrupted; nothing was written"
@@ -83,7 +71,7 @@ def test_ctrl_c_in_a_fresh_out_removes_the_folder_it_made(tmp_path, tiny_models,
 def test_an_error_gives_its_traceback_with_v_only(tmp_path, tiny_models, capsys):
     """An internal error (a RuntimeError of the model here) was one line even with -v."""
     tiny_models(fail_at=1)
-    source = _clip(tmp_path / "clip.mp4")
+    source = run_clip(tmp_path / "clip.mp4")
     assert _segment(source, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error: MovingBoxTracker failure" in err
@@ -99,21 +87,15 @@ def test_an_error_gives_its_traceback_with_v_only(tmp_path, tiny_models, capsys)
 
 def test_a_run_of_another_source_says_it_replaces_that_result(tmp_path, tiny_models, capsys):
     out = tmp_path / "out"
-    assert _segment(_clip(tmp_path / "clip.mov"), out) == 0
+    assert _segment(run_clip(tmp_path / "clip.mov"), out) == 0
     capsys.readouterr()
-    assert _segment(_clip(tmp_path / "clip.mp4", num_frames=5), out) == 0
+    assert _segment(run_clip(tmp_path / "clip.mp4", num_frames=5), out) == 0
     err = capsys.readouterr().err
     assert f"note: {out} holds the results of clip.mov; this run of clip.mp4 replaces them" in err
 
 
-def test_an_output_that_is_the_input_is_refused_before_the_models_load(
-    tmp_path, monkeypatch, capsys
-):
-    def no_models(args):
-        raise AssertionError("the models were loaded")
-
-    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", no_models)
-    source = _clip(tmp_path / ("A" * 80 + "_overlay.mp4"))
+def test_an_output_that_is_the_input_is_refused_before_the_models_load(tmp_path, no_models, capsys):
+    source = run_clip(tmp_path / ("A" * 80 + "_overlay.mp4"))
     before = source.read_bytes()
     assert _segment(source, tmp_path) == 2
     err = capsys.readouterr().err
@@ -138,9 +120,9 @@ sys.exit(uvosam_cli.main(["segment", {source!r}, "--out", {out!r}, "--sam", "vit
 def test_a_real_sigterm_to_the_command_keeps_the_earlier_result(tmp_path, tiny_models):
     """The command as a process, stopped by `kill` while it writes frames; a rerun's staging folder goes with it."""
     out = tmp_path / "out"
-    assert _segment(_clip(tmp_path / "clip.mp4"), out) == 0
-    before = _snapshot(out)
-    source = _clip(tmp_path / "b" / "clip.mp4", num_frames=60, seed=9)
+    assert _segment(run_clip(tmp_path / "clip.mp4"), out) == 0
+    before = snapshot(out)
+    source = run_clip(tmp_path / "b" / "clip.mp4", num_frames=60, seed=9)
     script = SCRIPT.format(tests=str(TESTS), delay=0.1, source=str(source), out=str(out))
     env = {
         **os.environ,
@@ -158,31 +140,31 @@ def test_a_real_sigterm_to_the_command_keeps_the_earlier_result(tmp_path, tiny_m
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.splitlines()[-1].startswith("uvosam segment: interrupted; nothing was written: ")
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_a_full_disk_names_the_folder_and_what_is_left(tmp_path, tiny_models, capsys):
     """It said only "[Errno 28] No space left on device" (PIL saving a DAVIS PNG: no file name)."""
     out = tmp_path / "out"
-    assert _segment(_clip(tmp_path / "clip.mp4"), out) == 0
-    before = _snapshot(out)
+    assert _segment(run_clip(tmp_path / "clip.mp4"), out) == 0
+    before = snapshot(out)
     capsys.readouterr()
     tiny_models(fail_at=2, error=lambda: OSError(28, "No space left on device"))
-    assert _segment(_clip(tmp_path / "b" / "clip.mp4", seed=9), out) == 2
+    assert _segment(run_clip(tmp_path / "b" / "clip.mp4", seed=9), out) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"uvosam segment: error: No space left on device ({out}) (free some space, or pass another --out); "
         f"nothing was written: {out} is as it was (an earlier result there is kept)"
     )
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_a_run_of_another_video_says_what_it_replaces_and_keeps_the_rest(
     tmp_path, tiny_models, capsys
 ):
     out = tmp_path / "out"
-    assert _segment(_clip(tmp_path / "a.mp4"), out, "--cache") == 0
+    assert _segment(run_clip(tmp_path / "a.mp4"), out, "--cache") == 0
     capsys.readouterr()
-    assert _segment(_clip(tmp_path / "b.mp4", num_frames=5), out) == 0
+    assert _segment(run_clip(tmp_path / "b.mp4", num_frames=5), out) == 0
     err = capsys.readouterr().err
     assert (
         f"note: {out} holds the results of a.mp4; this run of b.mp4 keeps its videos, zip and per-video "
@@ -196,18 +178,14 @@ def test_a_run_of_another_video_says_what_it_replaces_and_keeps_the_rest(
 
 
 def test_a_segment_into_an_out_another_run_writes_to_is_refused_before_the_models_load(
-    tmp_path, monkeypatch, capsys
+    tmp_path, no_models, capsys
 ):
     from uvosam.job_locks import FolderLock
 
-    def no_models(args):
-        raise AssertionError("the models were loaded")
-
-    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", no_models)
     out = tmp_path / "out"
     held = FolderLock(out)  # as another run's, in this process or another
     try:
-        assert _segment(_clip(tmp_path / "clip.mp4"), out) == 2
+        assert _segment(run_clip(tmp_path / "clip.mp4"), out) == 2
     finally:
         held.release()
     assert capsys.readouterr().err.splitlines()[-1] == (
@@ -241,10 +219,10 @@ def _stopped_in_renames(monkeypatch, *, fail_moving_in):
 def test_a_sigterm_during_the_renames_waits_for_them(tmp_path, tiny_models, monkeypatch, capsys):
     """A stop landing in the renames that replace the earlier result lets them end: the new result is whole."""
     out = tmp_path / "out"
-    assert _segment(_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
+    assert _segment(run_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
     sent = _stopped_in_renames(monkeypatch, fail_moving_in=False)
     assert (
-        _segment(_clip(tmp_path / "b" / "clip.mp4", num_frames=5, seed=9), out)
+        _segment(run_clip(tmp_path / "b" / "clip.mp4", num_frames=5, seed=9), out)
         == 128 + signal.SIGTERM
     )
     monkeypatch.undo()
@@ -270,16 +248,16 @@ def test_a_sigterm_while_the_earlier_result_is_put_back_waits_for_it(
     """A second stop in the renames that put the earlier result back cut them, and the job's end deleted the
     staging folder with the earlier result's files still in it."""
     out = tmp_path / "out"
-    assert _segment(_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
-    before = _snapshot(out)
+    assert _segment(run_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
+    before = snapshot(out)
     capsys.readouterr()
     sent = _stopped_in_renames(monkeypatch, fail_moving_in=True)
     assert (
-        _segment(_clip(tmp_path / "b" / "clip.mp4", num_frames=5, seed=9), out)
+        _segment(run_clip(tmp_path / "b" / "clip.mp4", num_frames=5, seed=9), out)
         == 128 + signal.SIGTERM
     )
     monkeypatch.undo()
-    assert len(sent) > 1 and _snapshot(out) == before
+    assert len(sent) > 1 and snapshot(out) == before
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"uvosam segment: interrupted; nothing was written: {out} is as it was (an earlier result there is kept)"
     )

@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 import pytest
 import torch
 from model_helpers import use_tiny_sam2_checkpoints, use_tiny_tracker
-from PIL import Image
 
 import uvosam_cli
 import uvosam_cli.benchmark_runs as runs_cli
@@ -23,15 +21,6 @@ from uvosam.sam2_segmenter import Sam2BoxSegmenter
 from uvosam.testing import tiny_sam2
 from uvosam.tracker import loading
 from uvosam_cli.arguments import segmenter_config
-
-
-@pytest.fixture()
-def frames_dir(tmp_path):
-    folder = tmp_path / "clip"
-    folder.mkdir()
-    for i in range(2):
-        Image.fromarray(np.full((32, 48, 3), 40 * i, np.uint8)).save(folder / f"{i:05d}.png")
-    return folder
 
 
 @pytest.fixture()

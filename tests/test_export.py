@@ -492,13 +492,9 @@ def test_a_table_that_fails_to_write_leaves_no_tmp(tmp_path, gapped, monkeypatch
 
 def _decode_rgba(path, width, height):
     """Every frame of a WebM as (N, H, W, 4) RGBA, alpha kept (libvpx decodes it; ffmpeg's own VP9 decoder drops it)."""
-    import subprocess
+    from proc import ffmpeg
 
-    import imageio_ffmpeg
-
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-c:v", "libvpx-vp9", "-i", str(path),
-           "-f", "rawvideo", "-pix_fmt", "rgba", "-"]  # fmt: skip
-    data = subprocess.run(cmd, capture_output=True, check=True).stdout
+    data = ffmpeg("-c:v", "libvpx-vp9", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgba", "-")
     return np.frombuffer(data, np.uint8).reshape(-1, height, width, 4)
 
 

@@ -5,6 +5,7 @@ import json
 import zipfile
 
 import pytest
+from clip_helpers import write_video
 from doubles import ReplayTracker
 from proc import ffmpeg_children
 
@@ -16,7 +17,7 @@ from uvosam.job_types import JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
-from uvosam.video import VideoWriter, probe
+from uvosam.video import probe
 
 FPS = 10.0
 
@@ -24,12 +25,7 @@ FPS = 10.0
 @pytest.fixture()
 def clip(tmp_path):
     video = moving_shapes(25, height=48, width=64, num_objects=2, seed=5)
-    path = tmp_path / "shapes clip.mp4"
-    with VideoWriter(path, fps=FPS, width=64, height=48, crf=10) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-        writer.close()
-    return path, video
+    return write_video(tmp_path / "shapes clip.mp4", video.frames, FPS, crf=10), video
 
 
 def _pipe(video, sam):
@@ -429,10 +425,7 @@ def test_the_live_counts_follow_tracks_that_come_and_go_up_to_the_last_update(
     video = moving_shapes(12, height=48, width=64, num_objects=2, seed=5, absent={1: range(4)})
     boxes = video.boxes_xyxy.copy()
     boxes[9:, 1] = float("nan")  # the tracker loses track 2 for good
-    path = tmp_path / "come_and_go.mp4"
-    with VideoWriter(path, fps=FPS, width=64, height=48, crf=10) as writer:
-        for frame in video.frames:
-            writer.write(frame)
+    path = write_video(tmp_path / "come_and_go.mp4", video.frames, FPS, crf=10)
     pipe = UVOSAM(ReplayTracker(boxes, lookahead=2), BoxPromptSegmenter(tiny_sam_model))
     steps = list(run_job(pipe, path, tmp_path / "job"))
     assert [s.objects for s in steps[:-1]] == [1] * 4 + [2] * 5 + [1] * 3
@@ -451,10 +444,7 @@ def test_a_track_that_comes_back_is_marked_in_the_video_for_about_a_second(
     import uvosam.job_outputs
 
     video = moving_shapes(30, height=48, width=64, num_objects=2, seed=5, absent={1: range(8, 12)})
-    path = tmp_path / "gap.mp4"
-    with VideoWriter(path, fps=FPS, width=64, height=48, crf=10) as writer:
-        for frame in video.frames:
-            writer.write(frame)
+    path = write_video(tmp_path / "gap.mp4", video.frames, FPS, crf=10)
     drawn = []
     real = uvosam.job_outputs.render
     monkeypatch.setattr(
@@ -482,10 +472,7 @@ def _segment_replayed(tmp_path, name, video, boxes, sam, monkeypatch):
     """``uvosam segment <name>.mp4 --out <tmp>/run --cache`` of ``video`` with a tracker replaying ``boxes``."""
     pipe = UVOSAM(ReplayTracker(boxes, lookahead=2), BoxPromptSegmenter(sam))
     monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
-    path, run = tmp_path / f"{name}.mp4", tmp_path / "run"
-    with VideoWriter(path, fps=FPS, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
+    path, run = write_video(tmp_path / f"{name}.mp4", video.frames, FPS), tmp_path / "run"
     assert uvosam_cli.main(["segment", str(path), "--out", str(run), "--cache"]) == 0
     return run
 

@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from clip_helpers import write_clip
 from doubles import MovingBoxTracker
 from PIL import Image
 from proc import ffmpeg
@@ -19,17 +20,12 @@ from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobOptions
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
-from uvosam.video import VideoWriter, probe
+from uvosam.video import probe
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    video = moving_shapes(10, height=48, width=64, num_objects=2, seed=3)
-    with VideoWriter(path, fps=10, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
-    return path
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", 10, 64, 48, fps=10, seed=3)
 
 
 @pytest.fixture(scope="module")

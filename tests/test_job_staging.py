@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from app_helpers import write_clip
 from doubles import MovingBoxTracker
 from proc import ffmpeg_children
+from run_helpers import run_clip, snapshot
 
 import uvosam.job
 from uvosam.export_types import ExportOptions
@@ -25,11 +25,6 @@ from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 
 
-def _clip(path, num_frames=8, seed=3):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_clip(path, num_frames, 64, 48, fps=10, seed=seed)
-
-
 @pytest.fixture()
 def pipe(tiny_sam_model):
     return UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
@@ -42,17 +37,10 @@ def earlier(tmp_path, pipe):
     options = JobOptions(
         style="matte", cache=True, export=ExportOptions(mattes=True, alpha_webm=True)
     )
-    list(run_job(pipe, _clip(tmp_path / "clip.mp4"), work, options))
+    list(run_job(pipe, run_clip(tmp_path / "clip.mp4"), work, options))
     (work / "notes.txt").write_text("mine")
     (work / "export" / "notes.txt").write_text("mine too")
     return work
-
-
-def _snapshot(folder):
-    return {
-        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
-        for p in sorted(folder.rglob("*"))
-    }
 
 
 def _failing_decoder(monkeypatch, after):
@@ -70,29 +58,31 @@ def _failing_decoder(monkeypatch, after):
 def test_a_rerun_that_fails_midway_leaves_the_earlier_result_as_it_was(
     tmp_path, pipe, earlier, monkeypatch
 ):
-    before = _snapshot(earlier)
-    other = _clip(tmp_path / "other" / "clip.mp4", num_frames=12, seed=9)  # same stem, another file
+    before = snapshot(earlier)
+    other = run_clip(
+        tmp_path / "other" / "clip.mp4", num_frames=12, seed=9
+    )  # same stem, another file
     _failing_decoder(monkeypatch, after=5)
     with pytest.raises(OSError, match="No space left"):
         list(run_job(pipe, other, earlier, JobOptions(cache=True)))
-    assert _snapshot(earlier) == before and ffmpeg_children() == []
+    assert snapshot(earlier) == before and ffmpeg_children() == []
 
 
 def test_a_rerun_stopped_midway_leaves_the_earlier_result_as_it_was(tmp_path, pipe, earlier):
     """A closed generator: Ctrl-C in the CLI, Stop in the app."""
-    before = _snapshot(earlier)
-    job = run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), earlier, JobOptions())
+    before = snapshot(earlier)
+    job = run_job(pipe, run_clip(tmp_path / "b" / "clip.mp4", seed=9), earlier, JobOptions())
     for _ in range(4):
         next(job)
     assert any(p.name.startswith(STAGING_PREFIX) for p in earlier.iterdir())
     job.close()
-    assert _snapshot(earlier) == before and ffmpeg_children() == []
+    assert snapshot(earlier) == before and ffmpeg_children() == []
 
 
 def test_a_finished_rerun_replaces_every_file_of_the_earlier_result_and_only_those(
     tmp_path, pipe, earlier
 ):
-    other = _clip(tmp_path / "c" / "clip.mp4", num_frames=5, seed=9)
+    other = run_clip(tmp_path / "c" / "clip.mp4", num_frames=5, seed=9)
     final = list(run_job(pipe, other, earlier, JobOptions()))[-1].result
     files = sorted(str(p.relative_to(earlier)) for p in earlier.rglob("*") if p.is_file())
     assert (
@@ -116,7 +106,7 @@ def test_a_finished_rerun_replaces_every_file_of_the_earlier_result_and_only_tho
 
 
 def test_a_rerun_with_a_cache_moves_it_in_and_can_be_rerendered(tmp_path, pipe, earlier):
-    other = _clip(tmp_path / "d" / "clip.mp4", num_frames=7, seed=9)
+    other = run_clip(tmp_path / "d" / "clip.mp4", num_frames=7, seed=9)
     final = list(run_job(pipe, other, earlier, JobOptions(cache=True, chunk_seconds=0.3)))
     result = final[-1].result
     assert result.cache_dir == earlier / "cache" and final[-1].chunk.parent.parent == earlier
@@ -134,7 +124,7 @@ def test_a_staging_folder_left_by_a_killed_run_goes_with_the_next_run(tmp_path, 
     (killed / "export").mkdir(parents=True)
     (killed / ".lock").write_text("")  # nobody holds it: its run is gone
     (killed / "clip_overlay.mp4").write_bytes(b"half")
-    list(run_job(pipe, _clip(tmp_path / "e" / "clip.mp4", num_frames=3), earlier, JobOptions()))
+    list(run_job(pipe, run_clip(tmp_path / "e" / "clip.mp4", num_frames=3), earlier, JobOptions()))
     assert not killed.exists()
 
 
@@ -142,11 +132,11 @@ def test_an_output_that_is_the_input_is_refused_before_anything_is_written(tmp_p
     name = (
         "A" * 80 + "_overlay.mp4"
     )  # its stem cut to 80 characters names the video: the input itself
-    source = _clip(tmp_path / name)
-    before = _snapshot(tmp_path)
+    source = run_clip(tmp_path / name)
+    before = snapshot(tmp_path)
     with pytest.raises(ValueError, match=f"would replace .*{name}, which is the input"):
         list(run_job(pipe, source, tmp_path, JobOptions()))
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 def test_an_earlier_result_that_cannot_be_deleted_is_refused_at_once(earlier, monkeypatch):
@@ -172,7 +162,7 @@ def test_a_run_json_naming_a_path_out_of_the_folder_is_not_followed(tmp_path, pi
     record = json.loads(run_json.read_text())
     record["video"]["name"] = "../precious"
     run_json.write_text(json.dumps(record))
-    list(run_job(pipe, _clip(tmp_path / "f" / "clip.mp4", num_frames=3), earlier, JobOptions()))
+    list(run_job(pipe, run_clip(tmp_path / "f" / "clip.mp4", num_frames=3), earlier, JobOptions()))
     assert outside.read_text() == "keep me"
 
 
@@ -182,10 +172,10 @@ def test_a_run_of_another_video_keeps_its_result_and_replaces_the_folders_last_r
     """`for f in *.mp4; do uvosam segment $f --out results; done` kept only the last video's result."""
     import json
 
-    before = _snapshot(earlier)
-    bunny = _clip(tmp_path / "b" / "bunny.mp4", num_frames=5, seed=9)
+    before = snapshot(earlier)
+    bunny = run_clip(tmp_path / "b" / "bunny.mp4", num_frames=5, seed=9)
     final = list(run_job(pipe, bunny, earlier, JobOptions()))[-1].result
-    after = _snapshot(earlier)
+    after = snapshot(earlier)
     last_run = {
         f"export/{n}" for n in ("README.txt", "run.json", "results.json", "ytvis_results.json")
     }
@@ -206,12 +196,12 @@ def test_a_second_job_into_a_folder_being_written_is_refused_at_once(tmp_path, p
     """Two jobs in one folder: the second one's video was left beside the first one's PNGs and cache, and the
     first one's JobResult named the second one's video."""
     work = tmp_path / "out"
-    first = run_job(pipe, _clip(tmp_path / "a" / "clip.mp4"), work, JobOptions(cache=True))
+    first = run_job(pipe, run_clip(tmp_path / "a" / "clip.mp4"), work, JobOptions(cache=True))
     next(first)
     busy = f"another uvosam run is writing to {re.escape(str(work))}; wait for it or pass another folder"
     for job in (
-        run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), work, JobOptions()),
-        run_job(pipe, _clip(tmp_path / "c" / "other.mp4", seed=9), work, JobOptions()),
+        run_job(pipe, run_clip(tmp_path / "b" / "clip.mp4", seed=9), work, JobOptions()),
+        run_job(pipe, run_clip(tmp_path / "c" / "other.mp4", seed=9), work, JobOptions()),
     ):
         with pytest.raises(ValueError, match=busy):
             next(job)
@@ -228,7 +218,7 @@ def test_a_second_job_into_a_folder_being_written_is_refused_at_once(tmp_path, p
     again = rerender_iter(work, work, keep_ids=[1])  # a re-render holds it too, until it is stopped
     next(again)
     with pytest.raises(ValueError, match=busy):
-        next(run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), work, JobOptions()))
+        next(run_job(pipe, run_clip(tmp_path / "b" / "clip.mp4", seed=9), work, JobOptions()))
     again.close()
     final = list(run_job(pipe, tmp_path / "b" / "clip.mp4", work, JobOptions()))[-1].result
     assert final.num_frames == 8 and not (work / ".uvosam.lock").exists()
@@ -282,16 +272,16 @@ def test_an_earlier_file_that_cannot_be_put_back_is_kept_and_the_rest_put_back(
 ):
     """A failed restoring rename raised out of the rollback, and the staging folder, .replaced too (the earlier
     result), was deleted."""
-    before = _snapshot(earlier)
+    before = snapshot(earlier)
     zip_bytes = (earlier / "clip_uvosam.zip").read_bytes()
     _failing_renames(monkeypatch, put_back_fails="0")  # 0: the first entry moved aside, the zip
     with pytest.raises(OSError, match="Input/output error"):
-        list(run_job(pipe, _clip(tmp_path / "b" / "clip.mp4", seed=9), earlier, JobOptions()))
+        list(run_job(pipe, run_clip(tmp_path / "b" / "clip.mp4", seed=9), earlier, JobOptions()))
     monkeypatch.undo()
     (staging,) = [p for p in earlier.iterdir() if p.name.startswith(STAGING_PREFIX)]
     assert (staging / ".replaced" / "0").read_bytes() == zip_bytes
     assert f"{staging / '.replaced'} holds files of the earlier result" in caplog.text
-    after = _snapshot(earlier)
+    after = snapshot(earlier)
     assert {k: v for k, v in after.items() if not k.startswith(staging.name)} == {
         k: v for k, v in before.items() if k != "clip_uvosam.zip"
     }  # everything else is back as it was
@@ -305,7 +295,7 @@ def test_a_rerender_into_another_runs_folder_replaces_its_cache_too(tmp_path, pi
     list(
         run_job(
             pipe,
-            _clip(tmp_path / "m" / "clip.mp4", num_frames=5, seed=9),
+            run_clip(tmp_path / "m" / "clip.mp4", num_frames=5, seed=9),
             mine,
             JobOptions(cache=True),
         )

@@ -22,7 +22,6 @@ import types
 import urllib.request
 from pathlib import Path
 
-import imageio_ffmpeg
 import pytest
 import torch
 
@@ -38,6 +37,7 @@ from app_helpers import (
 )
 from doubles import MovingBoxSession, MovingBoxTracker
 from gradio_client import Client, handle_file
+from proc import ffmpeg
 
 import uvosam.job
 from uvosam import hub, weight_checksums, weight_loading, weight_table
@@ -98,10 +98,8 @@ def clips(tmp_path_factory):
 def decode_clip(path: Path) -> Path:
     """40 frames at 25 fps (one chunk = 25 frames), a keyframe every 4, index first: cut to a
     third, its decoding stops about frame 12, before any chunk is streamed."""
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
-                    "testsrc2=size=160x120:rate=25", "-frames:v", "40", "-c:v", "libx264", "-g",
-                    "4", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)],
-                   check=True)  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-frames:v", "40", "-c:v", "libx264",
+           "-g", "4", "-pix_fmt", "yuv420p", "-movflags", "+faststart", path)  # fmt: skip
     return path
 
 

@@ -52,24 +52,11 @@ def test_a_chain_is_merged_into_its_first_id_and_each_track_continues_one():
 
 
 def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
-    import numpy as np
-
-    from uvosam.export import ExportWriter, make_zip
-    from uvosam.types import FrameResult
+    from uvosam.export import make_zip
     from uvosam_app import handlers as app_handlers
     from uvosam_app.settings import AppSettings
 
-    boxes = {1: _track(range(6)), 2: _track(range(8, 12))}
-    image = np.zeros((40, 64, 3), np.uint8)
-    with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=64) as writer:
-        for t in range(12):
-            ids = [i for i in (1, 2) if t in boxes[i]]
-            masks = np.zeros((len(ids), 40, 64), bool)
-            masks[:, 12:30, :] = True
-            writer.add(FrameResult(t, image, np.array(ids, np.int64), np.array([boxes[i][t] for i in ids], np.float32)
-                                   .reshape(-1, 4), np.full(len(ids), 0.9, np.float32), np.zeros(len(ids), np.int64),
-                                   masks, np.ones(len(ids), np.float32)))  # fmt: skip
-    export = writer.close()
+    export = _export(tmp_path, {1: _track(range(6)), 2: _track(range(8, 12))})
     assert merge_text(export.merge_hints) == "2>1"
     app = app_handlers.App(lambda preset, sam: None, AppSettings())
     text = app.merge_hints(str(make_zip(export)))
@@ -112,12 +99,12 @@ def test_the_printed_command_can_be_pasted_for_a_run_folder_with_spaces(capsys):
     assert shlex.split(command) == ["uvosam", "rerender", "my runs/clip 1", "--merge", "2>1"]
 
 
-def _export_zip(out, boxes, merge=None):
-    """A zip of an ``ExportWriter`` export of ``boxes`` ({track: {frame: xyxy}}) on a 40x64 video (made with
-    ``merge``, as a re-render's)."""
+def _export(out, boxes, merge=None):
+    """An ``ExportWriter`` export of ``boxes`` ({track: {frame: xyxy}}) on a 40x64 video (made with ``merge``, as a
+    re-render's)."""
     import numpy as np
 
-    from uvosam.export import ExportWriter, make_zip
+    from uvosam.export import ExportWriter
     from uvosam.types import FrameResult
 
     image = np.zeros((40, 64, 3), np.uint8)
@@ -132,7 +119,14 @@ def _export_zip(out, boxes, merge=None):
             writer.add(FrameResult(t, image, np.array(ids, np.int64), np.array([boxes[i][t] for i in ids], np.float32)
                                    .reshape(-1, 4), np.full(len(ids), 0.9, np.float32), np.zeros(len(ids), np.int64),
                                    masks, np.ones(len(ids), np.float32)))  # fmt: skip
-    return str(make_zip(writer.close()))
+    return writer.close()
+
+
+def _export_zip(out, boxes, merge=None):
+    """The zip of ``_export(out, boxes, merge)``."""
+    from uvosam.export import make_zip
+
+    return str(make_zip(_export(out, boxes, merge)))
 
 
 def test_after_a_rerender_with_merges_the_app_proposes_the_whole_merge(tmp_path):

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 from doubles import MovingBoxTracker
-from model_helpers import use_tiny_sam2_checkpoints
-from PIL import Image
+from model_helpers import idol_cli_inputs, use_tiny_sam2_checkpoints
 
 import uvosam
 import uvosam.segmenter as segmenter_module
@@ -53,13 +52,7 @@ def _readme(result) -> str:
 def inputs(tmp_path_factory, fixtures_dir):
     """The IDOL fixture's weights (by a path) and its YAML, and a 4-frame folder of its frames."""
     src = fixtures_dir / "idol_small_seed0"
-    root = tmp_path_factory.mktemp("inputs")
-    yaml_path = root / "idol_small.yaml"
-    yaml_path.write_text(json.loads((src / "config.json").read_text())["detectron2_cfg_yaml"])
-    frames = root / "clip"
-    frames.mkdir()
-    for i, frame in enumerate(np.load(src / "frames.npy")[:4]):
-        Image.fromarray(frame).save(frames / f"{i:05d}.png")
+    yaml_path, frames = idol_cli_inputs(src, tmp_path_factory.mktemp("inputs"), num_frames=4)
     return src / "weights.pth", yaml_path, frames
 
 

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from clip_helpers import write_video
 from doubles import ReplayTracker
 from http_helpers import redirect, send, serving
 
@@ -28,7 +29,7 @@ from uvosam.remote_files import safe_file_name
 from uvosam.remote_video import download_video
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
-from uvosam.video import VideoWriter, probe
+from uvosam.video import probe
 
 BODY = bytes(range(256)) * 400  # 100 KiB, "a video"
 MP4 = {"Content-Type": "video/mp4"}
@@ -467,9 +468,7 @@ def test_segment_takes_a_link_and_removes_its_download(
     """`uvosam segment http://.../clip.mp4` with tiny models: outputs named after the downloaded file, its
     temporary folder gone afterwards, after a failure too (the CLI allows private addresses: this is 127.0.0.1)."""
     video = moving_shapes(6, height=48, width=64, num_objects=2, seed=3)
-    with VideoWriter(tmp_path / "src.mp4", fps=8, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
+    write_video(tmp_path / "src.mp4", video.frames, 8)
     server.routes["/share"] = send((tmp_path / "src.mp4").read_bytes(), {**MP4, "Content-Disposition": 'attachment; filename="street cam.mp4"'})  # fmt: skip
     made = []
     # where the download folder goes

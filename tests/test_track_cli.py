@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from doubles import interrupt_text_writes
-from PIL import Image
+from model_helpers import idol_cli_inputs
 
 import uvosam_cli
 
@@ -15,12 +15,7 @@ import uvosam_cli
 def fixture_run(tmp_path_factory, fixtures_dir):
     src = fixtures_dir / "idol_small_seed0"
     root = tmp_path_factory.mktemp("track")
-    frames_dir = root / "clip"
-    frames_dir.mkdir()
-    for i, frame in enumerate(np.load(src / "frames.npy")):
-        Image.fromarray(frame).save(frames_dir / f"{i:05d}.png")
-    yaml_path = root / "idol_small.yaml"
-    yaml_path.write_text(json.loads((src / "config.json").read_text())["detectron2_cfg_yaml"])
+    yaml_path, frames_dir = idol_cli_inputs(src, root)
     return src, frames_dir, yaml_path, root
 
 

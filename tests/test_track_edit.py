@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from clip_helpers import write_clip
 from doubles import MovingBoxTracker
 
 from uvosam.job import rerender, run_job
@@ -13,10 +14,8 @@ from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam.testing import moving_shapes
 from uvosam.track_edit import check_merge, merge_tracks, parse_merge
 from uvosam.types import FrameResult
-from uvosam.video import VideoWriter
 
 
 def test_parse_merge_reads_pairs_and_refuses_anything_else():
@@ -79,12 +78,9 @@ def test_merge_tracks_joins_rows_and_keeps_the_target_id_and_class():
 @pytest.fixture(scope="module")
 def cached_run(tmp_path_factory, tiny_sam_model):
     d = tmp_path_factory.mktemp("merge")
-    video = moving_shapes(8, height=48, width=64, num_objects=3, seed=5)
-    with VideoWriter(d / "three.mp4", fps=8, width=64, height=48) as writer:
-        for frame in video.frames:
-            writer.write(frame)
+    clip = write_clip(d / "three.mp4", 8, 64, 48, fps=8, num_objects=3, seed=5)
     pipe = UVOSAM(MovingBoxTracker(num_objects=3), BoxPromptSegmenter(tiny_sam_model))
-    return list(run_job(pipe, d / "three.mp4", d / "run", JobOptions(cache=True)))[-1].result
+    return list(run_job(pipe, clip, d / "run", JobOptions(cache=True)))[-1].result
 
 
 def test_rerender_merged_shows_one_track_everywhere(cached_run, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from http_helpers import free_port
 from train_helpers import synthetic_clip, synthetic_videos, track_metrics
 
 from uvosam.tracker.checkpoint import load_idol_detector
@@ -148,12 +148,6 @@ def test_fp16_loss_scale_is_saved_and_resumed(tmp_path, monkeypatch):
     assert 0 < torch.load(resumed.checkpoint, weights_only=True)["grad_scaler"]["scale"] <= 8.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank: int, out_dir: str, port: int) -> None:
     import torch.distributed as dist
 
@@ -180,7 +174,7 @@ def _ddp_worker(rank: int, out_dir: str, port: int) -> None:
 
 def test_two_process_ddp_on_cpu(tmp_path):
     started = time.perf_counter()
-    mp.spawn(_ddp_worker, args=(str(tmp_path), _free_port()), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(str(tmp_path), free_port()), nprocs=2, join=True)
     print(f"2-process DDP (gloo, 2 steps): {time.perf_counter() - started:.1f} s")
     assert (tmp_path / "model_final.pth").is_file()
     assert len(_rows(tmp_path / "losses.csv")) == 2

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clip_helpers import write_video
 from PIL import Image, ImageOps, PngImagePlugin
 from proc import ffmpeg, ffmpeg_children, ffmpeg_header
 
@@ -27,14 +28,6 @@ from uvosam.video_decoder import DecodeError, RgbDecoder
 from uvosam.video_packets import read_packet_stats
 from uvosam.video_probe import _packet_count, resolve_fps
 from uvosam.video_writer import MIN_FPS
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 10, **kw) -> Path:
-    h, w = frames[0].shape[:2]
-    with VideoWriter(path, fps=fps, width=w, height=h, **kw) as writer:
-        for frame in frames:
-            writer.write(frame)
-    return path
 
 
 def flat(value: tuple[int, int, int] | int, h: int = 48, w: int = 64) -> np.ndarray:

@@ -8,14 +8,13 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from doubles import MovingBoxTracker
 from PIL import Image
-from proc import FFMPEG, ffmpeg, ffmpeg_header
+from proc import ffmpeg, ffmpeg_header
 
 import uvosam_cli
 import uvosam_cli.segment
@@ -51,10 +50,8 @@ def streams(path: Path) -> dict[str, tuple[str, float, float]]:
         codec = re.search(rf"Stream #0:\d+.*?: {name}: (\w+)", header)
         if codec is None:
             continue
-        crc = [FFMPEG, "-v", "error", "-i", str(path), "-map", f"0:{kind}:0", "-c", "copy",
-               "-f", "framecrc", "-"]  # fmt: skip
-        packets = subprocess.run(crc, capture_output=True, check=True).stdout.splitlines()
-        stats = read_packet_stats(packets)
+        packets = ffmpeg("-i", path, "-map", f"0:{kind}:0", "-c", "copy", "-f", "framecrc", "-")
+        stats = read_packet_stats(packets.splitlines())
         found[kind] = (codec.group(1), stats.start_s, stats.start_s + stats.span_s)
     return found
 
@@ -134,8 +131,7 @@ def test_a_video_whose_first_frame_comes_after_the_audio_keeps_them_in_sync(tmp_
     info = probe(source)
     assert info.start_s == pytest.approx(0.5)
     out = write(info, tmp_path / "out.mp4")
-    pcm = subprocess.run([FFMPEG, "-v", "error", "-i", str(out), "-map", "0:a:0", "-f", "s16le", "-ac", "1",
-                          "-ar", "48000", "-"], capture_output=True, check=True).stdout  # fmt: skip
+    pcm = ffmpeg("-i", out, "-map", "0:a:0", "-f", "s16le", "-ac", "1", "-ar", "48000", "-")
     samples = np.frombuffer(pcm, np.int16)
     tone_at = np.flatnonzero(np.abs(samples) > 3000)[0] / 48000
     assert tone_at < 0.03 and len(samples) / 48000 == pytest.approx(2.0, abs=0.05)
@@ -153,8 +149,7 @@ def test_a_sound_of_more_channels_than_aac_has_is_downmixed_to_stereo(tmp_path, 
         out = write(info, tmp_path / "out.mp4")
     assert "Audio: aac (LC)" in ffmpeg_header(out) and ", stereo, " in ffmpeg_header(out)
     assert streams(out)["a"][2] == pytest.approx(1.0, abs=0.06)
-    pcm = subprocess.run([FFMPEG, "-v", "error", "-i", str(out), "-map", "0:a:0", "-f", "s16le", "-"],
-                         capture_output=True, check=True).stdout  # fmt: skip
+    pcm = ffmpeg("-i", out, "-map", "0:a:0", "-f", "s16le", "-")
     assert np.abs(np.frombuffer(pcm, np.int16)).max() > 3000, "the sine, not silence"
     assert "WARNING" not in caplog.text and "left without sound" not in caplog.text
     assert "the sound of ten.mov (pcm_s16le) is downmixed to stereo" in caplog.text

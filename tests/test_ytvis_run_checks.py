@@ -4,11 +4,9 @@ a tracker whose classes are not the dataset's, a missing frame or a bad video id
 import json
 import random
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from ytvis_helpers import YTVIS19, YTVIS21, categories, ytvis_root
+from ytvis_helpers import YTVIS19, YTVIS21, categories, tracked_videos, ytvis_root
 
 import uvosam_cli
 import uvosam_cli.benchmark_runs as runs_cli
@@ -17,7 +15,6 @@ from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import tiny_idol_tracker
 from uvosam.tracker import loading
-from uvosam.tracker.session import track_video
 
 
 class Segmented(Exception):
@@ -50,11 +47,7 @@ def test_the_results_carry_the_datasets_category_ids_matched_by_name(tmp_path, t
     pipe = _pipe(tiny_sam_model, YTVIS19)
     run_ytvis(pipe, root, tmp_path / "r.json")
     entries = json.loads((tmp_path / "r.json").read_text())
-    want = []
-    for vid, n in ((7, 4), (9, 3)):
-        frames = [np.array(Image.open(root / "valid" / "JPEGImages" / f"vid{vid}" / f"{i * 5:05d}.jpg"))
-                  for i in range(n)]  # fmt: skip
-        want += [(vid, t) for t in track_video(pipe.tracker, frames, height=40, width=56)]
+    want = tracked_videos(pipe.tracker, root)
     assert len({t.label for _, t in want}) > 1  # several classes, so the mapping is exercised
     assert [(e["video_id"], e["category_id"], e["score"]) for e in entries] == [
         (vid, id_of[YTVIS19[t.label]], pytest.approx(t.score, abs=1e-6)) for vid, t in want

@@ -1,0 +1,44 @@
+"""Clips the tests write: frames as an H.264 mp4, and moving-shapes clips (``uvosam.testing.moving_shapes``).
+Imports no app or Gradio code (``app_helpers`` re-exports ``write_clip``). Not product code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from uvosam.testing import moving_shapes
+from uvosam.video import VideoWriter
+
+
+def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 10, **writer_kwargs) -> Path:
+    """``frames`` ((H, W, 3) uint8 RGB, all one size) as an mp4 at ``path``; ``writer_kwargs`` go to
+    ``VideoWriter`` (``crf``, ``sample_aspect``, ...). Returns ``path``."""
+    height, width = frames[0].shape[:2]
+    with VideoWriter(path, fps=fps, width=width, height=height, **writer_kwargs) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def write_clip(
+    path: Path,
+    frames: int,
+    width: int,
+    height: int,
+    fps: float = 8,
+    *,
+    num_objects: int = 2,
+    seed: int | None = None,
+) -> Path:
+    """A moving-shapes clip of ``num_objects`` objects (H.264 mp4); ``seed`` (default: ``frames``) picks its
+    colours. Returns ``path``."""
+    video = moving_shapes(
+        frames,
+        height=height,
+        width=width,
+        num_objects=num_objects,
+        seed=frames if seed is None else seed,
+    )
+    return write_video(path, video.frames, fps)
