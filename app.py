@@ -60,7 +60,8 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     start = _load_default(get_pipeline, settings)
     footer = footer_markdown(get_pipeline, start, settings)
     # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
-    # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT); the app's own files too (``uvosam_app.served``)
+    # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT); the uploads by Gradio's sweep, the files the app
+    # shows (results, previews) by its own (``uvosam_app.served``), last shown FILE_MAX_AGE_S ago
     sweep = (FILE_SWEEP_EVERY_S, FILE_MAX_AGE_S)
 
     # the States' delete callback is a plain function, not the bound method: Gradio puts it in the page's config,
@@ -72,11 +73,18 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     with gr.Blocks(title="UVOSAM", delete_cache=sweep) as demo:
         ui = page(settings, start, footer, forget=forget)
         o = ui.outputs
-        # the App is made once the page is: it shows its files through the page's components
+        # the App is made once the page is: it shows its frames as the page's *Latest frame* writes them;
+        # ``main`` deletes its files at shutdown (``demo.served_files.close()``)
+        demo.served_files = ServedFiles(
+            demo.GRADIO_CACHE,
+            preview=o.preview,
+            max_age_s=FILE_MAX_AGE_S,
+            sweep_every_s=FILE_SWEEP_EVERY_S,
+        )
         app = App(
             get_pipeline,
             settings,
-            served=ServedFiles(mp4=o.mp4, zip_file=o.zip_file, preview=o.preview),
+            served=demo.served_files,
             streams=lambda: demo.pending_streams,
         )
         _wire(app, settings, ui)
@@ -402,6 +410,7 @@ def main() -> None:
         # waited for it, 5 s, and exited without its shutdown: Gradio's cache (uploads, results) stayed for good.
         # Closing the Blocks ends the pages' heartbeats, and the server's shutdown empties the cache.
         demo.close(verbose=False)
+        demo.served_files.close()  # the results and previews shown: Gradio's shutdown deletes only its own
         # the runs under way end after their step, before the interpreter exits (a thread inside torch then aborted
         # the process after the clean-up: exit status 134)
         left = stop_jobs(timeout=STOP_JOBS_S)

@@ -80,6 +80,7 @@ def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
         yield url
     finally:
         demo.close()
+        demo.served_files.close()  # as ``app.main`` does
 
 
 def stepped(updates: AsyncIterator) -> Iterator:

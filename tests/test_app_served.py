@@ -1,11 +1,13 @@
 """What Gradio keeps serving of the app's results goes as the app says: the copies of a run's files in Gradio's file
-cache with the cache's sweep and at shutdown (``uvosam_app.served.ServedFiles``; ``python app.py`` stopped by
-SIGTERM with a page open), the streamed video's chunks of an API client without a heartbeat with the session's last
-run (``App.forget``). Tiny models on CPU."""
+cache with the app's sweep and at shutdown (``uvosam_app.served.ServedFiles``; ``python app.py`` stopped by
+SIGTERM with a page open), shown again kept longer, Gradio's own sweep never broken by them; the streamed video's
+chunks of an API client without a heartbeat with the session's last run (``App.forget``). Tiny models on CPU."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,9 +15,11 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 pytest.importorskip("gradio")
+import gradio as gr
 import httpx
 from app_helpers import (
     ROOT,
@@ -27,12 +31,14 @@ from app_helpers import (
     write_clip,
 )
 from doubles import MovingBoxTracker
+from gradio.route_utils import delete_files_created_by_app
 from gradio_client import Client, handle_file
 
 import app as app_module
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam_app.served import drop_ended_streams
+from uvosam_app import served as served_module
+from uvosam_app.served import ServedFiles, drop_ended_streams
 from uvosam_app.settings import AppSettings
 
 
@@ -87,6 +93,108 @@ def test_a_runs_files_in_gradios_cache_go_with_its_sweep_and_at_shutdown(
         # younger than the sweep's age: kept
         assert len(results) == 2 and all(p.is_file() for p in results)
     assert not _left(new)  # the server stopped: Gradio emptied its cache of them
+
+
+def _page_preview() -> tuple[gr.Blocks, gr.Image]:
+    """A page with Gradio's sweep, and its *Latest frame* as the app's."""
+    with gr.Blocks(delete_cache=(600, 3600)) as demo:
+        preview = gr.Image(format="jpeg", interactive=False)
+    return demo, preview
+
+
+def test_previews_shown_from_threads_never_break_gradios_sweep_nor_the_apps(tmp_path):
+    """Gradio's sweep iterates each component's ``temp_files`` in a worker thread; the previews were added to *Latest
+    frame*'s set from other worker threads (twice a second a running session), so one added during the sweep's loop
+    raised "Set changed size during iteration", and Gradio's scheduled sweep ended for good (no upload was deleted
+    again). Previews from four threads while both sweeps run: neither raises, and the app's keeps deleting."""
+    demo, preview = _page_preview()
+    gradio_cache = tmp_path / "gradio_files"
+    gradio_cache.mkdir()
+    for i in range(3000):  # an hour of previews
+        preview.temp_files.add(str(gradio_cache / f"{i}.jpeg"))
+    before = set(preview.temp_files)
+    served = ServedFiles(demo.GRADIO_CACHE, preview=preview, max_age_s=0, sweep_every_s=0.001)
+    stop, shown, failed = threading.Event(), [], []
+
+    def previews(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            while not stop.is_set():
+                shown.append(served.frame_now(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)))
+        except Exception as err:  # reported below, not lost in the thread
+            failed.append(err)
+            raise
+
+    threads = [threading.Thread(target=previews, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(100):
+            delete_files_created_by_app(demo, age=3600)
+        assert wait_for(lambda: len(shown) > 200, timeout=30)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not failed
+    assert preview.temp_files == before  # Gradio's set: untouched from other threads
+    assert wait_for(lambda: not any(Path(p).exists() for p in shown), timeout=10)
+    last = Path(served.frame_now(np.ones((8, 8, 3), np.uint8)))
+    assert wait_for(lambda: not last.exists(), timeout=10)  # still sweeping
+    served.close()
+
+
+def test_a_file_shown_again_is_kept_while_one_shown_once_goes(monkeypatch, tmp_path):
+    """A file's age is from when it was last shown: a result or a frame shown again (the same bytes: one copy in the
+    cache) stays its full time, and its copy is touched (Gradio 6.27-6.30 did not, and aged it from its first
+    copy); one not shown since goes, with its folder. ``close()`` deletes all."""
+    now = [1000.0]
+    monkeypatch.setattr(served_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    demo, preview = _page_preview()
+    served = ServedFiles(demo.GRADIO_CACHE, preview=preview, max_age_s=60, sweep_every_s=3600)
+    mp4, zip_path = tmp_path / "clip_overlay.mp4", tmp_path / "clip_uvosam.zip"
+    mp4.write_bytes(b"mp4" * 100)
+    zip_path.write_bytes(b"zip" * 100)
+    rerendered = tmp_path / "rerendered" / zip_path.name
+    rerendered.parent.mkdir()
+    rerendered.write_bytes(b"zip2" * 100)
+    kept, gone = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 200, np.uint8)
+    mp4_copy, zip_copy = map(Path, asyncio.run(served.results(mp4, zip_path)))
+    kept_frame, gone_frame = Path(served.frame_now(kept)), Path(served.frame_now(gone))
+    assert mp4_copy.parent.parent == Path(demo.GRADIO_CACHE) and kept_frame.name == "image.jpeg"
+    os.utime(mp4_copy, (0, 0))
+    now[0] += 50
+    again, new_zip = asyncio.run(served.results(mp4, rerendered))
+    assert again == str(mp4_copy)  # shown again
+    assert served.frame_now(kept) == str(kept_frame)
+    assert mp4_copy.stat().st_mtime > 1e9  # touched
+    now[0] += 20  # 70 s after the first show, 20 s after the second
+    assert served.sweep(60) == 2
+    assert mp4_copy.is_file() and kept_frame.is_file() and Path(new_zip).is_file()
+    assert not zip_copy.exists() and not zip_copy.parent.exists()
+    assert not gone_frame.exists() and not gone_frame.parent.exists()
+    served.close()
+    assert not any(Path(p).exists() for p in (mp4_copy, kept_frame, new_zip, mp4_copy.parent))
+
+
+def test_a_failed_sweep_is_logged_and_the_next_one_runs(monkeypatch, tmp_path, caplog):
+    """The app's sweep never ends on an error (Gradio's did, for good): logged, and the next one runs."""
+    demo, preview = _page_preview()
+    served = ServedFiles(demo.GRADIO_CACHE, preview=preview, max_age_s=0, sweep_every_s=0.01)
+    sweeps = []
+    real_sweep = served.sweep
+
+    def sweep(max_age_s: float | None) -> int:
+        sweeps.append(max_age_s)
+        if len(sweeps) == 1:
+            raise OSError("disk gone")
+        return real_sweep(max_age_s)
+
+    monkeypatch.setattr(served, "sweep", sweep)
+    frame = Path(served.frame_now(np.zeros((8, 8, 3), np.uint8)))
+    assert wait_for(lambda: not frame.exists(), timeout=10)
+    assert len(sweeps) >= 2 and "the sweep of the served files failed" in caplog.text
+    served.close()
 
 
 def _rest_segment(api: str, http: httpx.Client, clip: Path, defaults: list) -> list:

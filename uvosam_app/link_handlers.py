@@ -32,7 +32,7 @@ logger = logging.getLogger("uvosam.app")
 class LinkHandlers:
     """Load's handlers; ``work`` is the app's ``WorkRoot`` (a link's folder is one of the session's), ``probes`` its
     ``ProbeCache`` (a file is probed once for its checks, its first frame and its description), ``served`` its
-    ``ServedFiles`` (a first frame shown under *Latest frame* is deleted by Gradio's sweep)."""
+    ``ServedFiles`` (a first frame shown under *Latest frame* is deleted by its sweep)."""
 
     def __init__(
         self,

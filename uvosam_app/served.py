@@ -2,16 +2,20 @@
 the preview frames) in Gradio's file cache (``ServedFiles``), and the live video's chunks, kept in memory per session
 (``drop_ended_streams``).
 
-Files. Gradio 6.31 copies an output file into its cache through the component that the session holds, and adds it
-to that component's ``temp_files``; the hourly sweep (``delete_cache`` in ``app.build_demo``) and the clean-up at
-shutdown delete the files of the page's components only (``Blocks.temp_file_sets``). A prop update returned for a
-component (``gr.skip()`` is one: "no change") gives the session a new copy of it (``Blocks.postprocess_data``, built
-with ``render=False``), in no such set: every file shown through the copy afterwards was never deleted (measured: the
-zip and mp4 of every run, and the previews after a status line without a new frame, stayed after the sweep and after
-the server stopped). Run and Re-render need "no change" (a status line between frames; the last results while a
-re-render runs; a refusal, ``errors.failures_in_status``), so the copies come. ``ServedFiles`` puts the files into the
-cache through the page's own components first, which registers them with the sweep; Gradio then finds them in its
-cache and copies nothing (``Block.move_resource_to_block_cache``).
+Files. ``ServedFiles`` copies them into Gradio's cache itself and keeps its own list of them, ``{path: time last
+shown}``, under a lock; its own sweep (a daemon thread, started with the first file shown) deletes every
+``sweep_every_s`` those last shown more than ``max_age_s`` ago, with their emptied folder, and ``close()`` (at
+shutdown, ``app.main``) deletes them all. Gradio, given a path already in its cache, copies nothing
+(``Block.async_move_resource_to_block_cache``).
+
+Gradio's own sweep (``delete_cache`` in ``app.build_demo``, kept for the uploads) could not be the one: it deletes the
+files of each component's ``temp_files`` set (``Blocks.temp_file_sets``), iterating the set itself in a worker thread
+(``route_utils.delete_files_created_by_app``). The preview frames come from worker threads too, about twice a second
+a running session: one added to the set during the sweep's loop raised "Set changed size during iteration", which
+ended Gradio's scheduled sweep for the process's life (``delete_files_on_schedule`` has no ``try``): no upload was
+deleted again. And the files shown through a session's copy of a component (Gradio makes one for a prop update, and
+``gr.skip()``, "no change", is one) were in no set the sweep reads: every run's zip and mp4 stayed. Every show
+touches the file too: Gradio 6.27-6.30 gave a copy shown again its first copy's age.
 
 Streams. The chunks of ``gr.Video(streaming=True)`` stay in ``Blocks.pending_streams[session_hash][run]`` until the
 session's heartbeat drops (``gradio/routes.py``, the only place that frees them): a client without one (a REST call,
@@ -21,29 +25,52 @@ a raw queue client) kept them for the process's life. ``App.forget`` drops them 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio.processing_utils import save_file_to_cache
+
+from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S
+
+logger = logging.getLogger("uvosam.app")
 
 
-@dataclass(frozen=True)
 class ServedFiles:
-    """The page's components that show the app's files: the run's file boxes and *Latest frame*. Unset (an ``App``
-    built without a page, as tests do), a file or frame goes to Gradio as it is."""
+    """The app's files in Gradio's cache ``cache_dir`` (the demo's ``GRADIO_CACHE``): a run's mp4 and zip, and the
+    preview frames as *Latest frame* (``preview``) shows them. Each file shown is kept ``max_age_s`` after it was
+    last shown, checked every ``sweep_every_s``; ``close()`` deletes them all. Unset (an ``App`` built without a
+    page, as tests do), a file or frame goes to Gradio as it is."""
 
-    mp4: gr.File | None = None
-    zip_file: gr.File | None = None
-    preview: gr.Image | None = None
+    def __init__(
+        self,
+        cache_dir: str | Path | None = None,
+        *,
+        preview: gr.Image | None = None,
+        max_age_s: float = FILE_MAX_AGE_S,
+        sweep_every_s: float = FILE_SWEEP_EVERY_S,
+    ) -> None:
+        self.cache_dir = Path(cache_dir).resolve() if cache_dir is not None else None
+        self.preview = preview
+        self.max_age_s = max_age_s
+        self.sweep_every_s = sweep_every_s
+        # path in the cache -> time.monotonic() it was last shown
+        self._shown: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     async def results(self, mp4: Path, zip_path: Path) -> tuple[str, str]:
-        """The paths to show of a job's mp4 and zip: their copies in Gradio's cache, registered with the sweep (a
-        copy takes a while for a big zip: in a worker thread)."""
-        return await asyncio.to_thread(
-            lambda: (_cached(self.mp4, mp4), _cached(self.zip_file, zip_path))
-        )
+        """The paths to show of a job's mp4 and zip: their copies in Gradio's cache (a copy takes a while for a big
+        zip: in a worker thread)."""
+        return await asyncio.to_thread(lambda: (self._copied(mp4), self._copied(zip_path)))
 
     async def frame(self, preview: np.ndarray | None) -> Any:
         """A new preview frame as *Latest frame* shows it (``frame_now``, in a worker thread); no new frame: no change
@@ -53,18 +80,82 @@ class ServedFiles:
         return await asyncio.to_thread(self.frame_now, preview)
 
     def frame_now(self, preview: np.ndarray | None) -> str | np.ndarray | None:
-        """A frame (HxWx3 uint8 RGB) as *Latest frame* shows it: the JPEG that Gradio would write, written through the
-        page's component (registered with the sweep); its path. None: no frame."""
-        if self.preview is None or preview is None:
+        """A frame (HxWx3 uint8 RGB) as *Latest frame* shows it: the JPEG that Gradio would write, written into its
+        cache by the component; its path. None: no frame. Any thread."""
+        if self.preview is None or self.cache_dir is None or preview is None:
             return preview
-        saved = self.preview.postprocess(preview)
-        return self.preview.move_resource_to_block_cache(saved.path)
+        component = self.preview
+        return self._shown_now(lambda: component.postprocess(preview).path)
 
+    def sweep(self, max_age_s: float | None) -> int:
+        """Delete the files last shown more than ``max_age_s`` ago (None: all of them), and their folder if that is
+        left empty; the number deleted. Any thread."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [p for p, t in self._shown.items() if max_age_s is None or now - t > max_age_s]
+            for path in stale:
+                del self._shown[path]
+                self._delete(Path(path))
+        return len(stale)
 
-def _cached(component: gr.components.Component | None, path: Path) -> str:
-    if component is None:
-        return str(path)
-    return component.move_resource_to_block_cache(path)
+    def close(self) -> None:
+        """Stop the sweep and delete every file shown (the server stopped). Once is enough; a file shown later is
+        deleted by another ``close()``."""
+        self._closed.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=10)
+        self.sweep(None)
+
+    def _copied(self, path: Path) -> str:
+        if self.cache_dir is None:
+            return str(path)
+        cache_dir = str(self.cache_dir)
+        return self._shown_now(lambda: save_file_to_cache(path, cache_dir=cache_dir))
+
+    def _shown_now(self, save: Callable[[], str]) -> str:
+        """``save()`` the file into the cache (its path there) and note it shown now. The sweep may delete a stale
+        copy of the same bytes, or the folder it emptied, in between: saved once more then."""
+        self._start_sweeps()
+        try:
+            return self._noted(save())
+        except FileNotFoundError:
+            return self._noted(save())
+
+    def _noted(self, path: str) -> str:
+        with self._lock:  # the sweep deletes under the lock: the file stays once noted
+            os.utime(path)  # FileNotFoundError: deleted in between
+            self._shown[path] = time.monotonic()
+        return path
+
+    def _delete(self, path: Path) -> None:
+        """The file, and its hash folder in the cache if that is left empty (one holding other files stays)."""
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            logger.warning("could not delete the served file %s: %s", path, err)
+            return
+        if path.parent.parent.resolve() == self.cache_dir:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
+
+    def _start_sweeps(self) -> None:
+        with self._lock:
+            if self._sweeper is None and not self._closed.is_set():
+                self._sweeper = threading.Thread(
+                    target=self._sweeps, name="uvosam-served-sweep", daemon=True
+                )
+                self._sweeper.start()
+
+    def _sweeps(self) -> None:
+        """Every ``sweep_every_s`` until ``close()``; a failed sweep is logged and the next one runs."""
+        while not self._closed.wait(self.sweep_every_s):
+            try:
+                self.sweep(self.max_age_s)
+            except Exception:
+                logger.exception(
+                    "the sweep of the served files failed; the next one is in %s s",
+                    self.sweep_every_s,
+                )
 
 
 def drop_ended_streams(pending: dict[str, dict[str, dict[int, Any]]], session: str | None) -> int:
