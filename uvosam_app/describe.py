@@ -18,7 +18,6 @@ from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     MIN_TIMED_FRAMES,
-    GpuFrameCap,
     describe_video,
     markdown_text,
     results_of_another_input,
@@ -78,7 +77,8 @@ def describe_input(
     # as the page's boxes take them once they lose focus (Run gets no other value from the page)
     taken, note = page_values(settings, stride=stride, max_frames=max_frames)
     stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
-    frame_cap = GpuFrameCap.of(sam)  # on ZeroGPU: the most frames a run covers
+    # on ZeroGPU: the most frames a run covers
+    frame_cap = app_gpu.GpuFrameCap.of(sam, mask_model=mask_model_label(sam))
     run_max = frame_cap.limit(max_frames) if frame_cap else max_frames
     try:
         if frames_zip:  # the checks of Run, before unpacking

@@ -39,7 +39,7 @@ from uvosam_app.checks import (
 from uvosam_app.describe import describe_input, input_path, record_speed
 from uvosam_app.errors import failures_in_status, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
-from uvosam_app.models import GetPipeline, run_config
+from uvosam_app.models import GetPipeline, mask_model_label, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
@@ -49,7 +49,6 @@ from uvosam_app.text import (
     FINISHED,
     GROUND_TRUTH_ZIP,
     STOPPED,
-    GpuFrameCap,
     done_line,
     score_failed_markdown,
 )
@@ -140,7 +139,8 @@ class App:
         too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
         if too_big:
             raise gr.Error(too_big, print_exception=False)
-        frame_cap = GpuFrameCap.of(sam)  # on ZeroGPU: no run is cut off by its GPU time
+        # on ZeroGPU: no run is cut off by its GPU time
+        frame_cap = app_gpu.GpuFrameCap.of(sam, mask_model=mask_model_label(sam))
         asked = {"stride": int(taken["stride"]), "max_frames": int(taken["max_frames"])}
         options = JobOptions(
             stride=asked["stride"],
