@@ -824,35 +824,46 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
 
     info = probe_video(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames, 320x240, 12 fps
     models = "idol-ytvis19-r50 + vit_b"
-    first = describe_video(info, "shapes.mp4", 1, 900, models, None)
+    first = describe_video(info, "shapes.mp4", stride=1, max_frames=900, models=models, fps=None)
     assert first == ("**shapes.mp4**: 320x240, 48 frames at 12 fps (4.0 s). Run covers 48 frames "
                      "(every frame). No run with idol-ytvis19-r50 + vit_b here yet long enough to "
                      "estimate the time from (10 frames or more).")  # fmt: skip
-    on_cpu = describe_video(info, "shapes.mp4", 1, 900, models, None, on_cpu=True)
+    on_cpu = describe_video(
+        info, "shapes.mp4", stride=1, max_frames=900, models=models, fps=None, on_cpu=True
+    )
     assert on_cpu.startswith(first) and "On a CPU a frame takes seconds" in on_cpu
-    assert describe_video(info, "shapes.mp4", 1, 900, models, 4.0, on_cpu=True).endswith("more).")
-    later = describe_video(info, "shapes.mp4", 2, 10, models, 4.0)
+    assert describe_video(
+        info, "shapes.mp4", stride=1, max_frames=900, models=models, fps=4.0, on_cpu=True
+    ).endswith("more).")
+    later = describe_video(info, "shapes.mp4", stride=2, max_frames=10, models=models, fps=4.0)
     assert later.endswith(
         "Run covers 10 frames, every 2nd of the first 19 (Max frames is 10). "
         "About 2 s with idol-ytvis19-r50 + vit_b (4.0 fps in the last run here of 10 frames or more)."
     )
     assert "Run covers the first frame (every frame; Max frames is 1)." in describe_video(
-        info, "s", 1, 1, models, None
+        info, "s", stride=1, max_frames=1, models=models, fps=None
     )
-    with_sound = describe_video(replace(info, audio_codec="aac"), "s", 1, 900, models, None)
+    with_sound = describe_video(
+        replace(info, audio_codec="aac"), "s", stride=1, max_frames=900, models=models, fps=None
+    )
     assert with_sound.startswith(
         "**s**: 320x240, 48 frames at 12 fps (4.0 s), with sound (Run's video keeps it)."
     )
     # 5 frames at stride 3 span the first 13 (they read as "the first 5 frames")
     assert "Run covers 5 frames, every 3rd of the first 13 (Max frames is 5)." in describe_video(
-        info, "s", 3, 5, models, None
+        info, "s", stride=3, max_frames=5, models=models, fps=None
     )
     one = replace(info, num_frames=1, frame_names=info.frame_names[:1])
-    assert "Run covers 1 frame (every frame)." in describe_video(one, "s", 1, 900, models, None)
-    ordinals = [describe_video(info, "s", k, 900, models, None).split("(every ")[1][:4]
-                for k in (3, 4, 11, 21, 22)]  # fmt: skip
+    assert "Run covers 1 frame (every frame)." in describe_video(
+        one, "s", stride=1, max_frames=900, models=models, fps=None
+    )
+
+    def described(stride: int, clip=info) -> str:
+        return describe_video(clip, "s", stride=stride, max_frames=900, models=models, fps=None)
+
+    ordinals = [described(k).split("(every ")[1][:4] for k in (3, 4, 11, 21, 22)]
     assert ordinals == ["3rd ", "4th ", "11th", "21st", "22nd"]
-    rates = [describe_video(replace(info, fps=fps, nominal_fps=fps), "s", 1, 900, models, None).split(" fps")[0]
+    rates = [described(1, replace(info, fps=fps, nominal_fps=fps)).split(" fps")[0]
              for fps in (1000.0, 960.0, 29.97, 23.976, 0.5)]  # fmt: skip
     assert [r.split("frames at ")[1] for r in rates] == ["1000", "960", "29.97", "23.98", "0.5"]
 
@@ -867,11 +878,13 @@ def test_the_description_of_one_frame_and_of_a_rate_its_timestamps_do_not_keep()
     info = probe_video(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames, 320x240, 12 fps
     assert info.nominal_fps == info.fps == 12
     one = replace(info, num_frames=1, duration_s=1 / 12, frame_names=info.frame_names[:1])
-    assert describe_video(one, "one.mp4", 1, 900, "m", None).startswith(
-        "**one.mp4**: 320x240, 1 frame. Run covers 1 frame (every frame)."
-    )
+    assert describe_video(
+        one, "one.mp4", stride=1, max_frames=900, models="m", fps=None
+    ).startswith("**one.mp4**: 320x240, 1 frame. Run covers 1 frame (every frame).")
     avi = replace(info, fps=50 / 2.04, nominal_fps=25.0, num_frames=50, duration_s=2.04)
-    assert describe_video(avi, "old.avi", 1, 900, "m", None).startswith(
+    assert describe_video(
+        avi, "old.avi", stride=1, max_frames=900, models="m", fps=None
+    ).startswith(
         "**old.avi**: 320x240, 50 frames at 25 fps nominal, 24.51 on average (2.0 s). Run covers 50 frames"
     )
 

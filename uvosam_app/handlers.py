@@ -244,18 +244,9 @@ class App:
     ) -> str:
         """What the input is and what Run will cover, before Run (``uvosam_app.describe.describe_input``)."""
         return describe_input(
-            self.settings,
-            self.speeds,
-            video,
-            tracker,
-            sam,
-            stride,
-            max_frames,
-            frames_zip,
-            linked,
-            state,
-            probes=self.probes,
-        )
+            self.settings, self.speeds, video=video, tracker=tracker, sam=sam, stride=stride,
+            max_frames=max_frames, frames_zip=frames_zip, linked=linked, state=state, probes=self.probes,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------------- timeline
     def zip_shown(

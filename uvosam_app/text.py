@@ -251,6 +251,7 @@ def backend_text() -> str:
 def describe_video(
     info: VideoInfo,
     name: str,
+    *,
     stride: int,
     max_frames: int,
     models: str,
