@@ -1,14 +1,18 @@
-"""Helpers shared by the app tests (tests/test_app.py, tests/test_load_faults.py,
-tests/test_bad_inputs.py): launching the Gradio app on a free port, writing clips, reading results,
-watching processes. Not product code."""
+"""Helpers shared by the app tests (tests/test_app_*.py, tests/test_load_faults.py,
+tests/test_bad_inputs.py): launching the Gradio app on a free port (``tiny_app_server``: the one that conftest.py's
+``server`` fixture starts once for every test file), writing clips and zips, reading results, watching processes.
+Not product code."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import io
 import json
 import os
 import subprocess
+import tempfile
 import time
 import urllib.request
 import zipfile
@@ -17,16 +21,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clip_helpers import write_clip  # noqa: F401  (re-exported for the app tests)
+from clip_helpers import write_clip
+from gradio_client import Client
 from http_helpers import free_port
 from PIL import Image
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 
 import app as app_module
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import moving_shapes
 from uvosam_app.models import GetPipeline
 from uvosam_app.settings import AppSettings
 
 ROOT = Path(app_module.__file__).resolve().parent
+
+# SAM 2.1 models are offered (and may be listed in UVOSAM_PRELOAD) only where the sam2 package is installed
+needs_sam2 = pytest.mark.skipif(
+    importlib.util.find_spec("sam2") is None, reason="the sam2 package is not installed"
+)
 
 
 def app_process_env(tmp_path: Path, port: int, work_dir: Path) -> dict[str, str]:
@@ -81,6 +94,71 @@ def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
     finally:
         demo.close()
         demo.served_files.close()  # as ``app.main`` does
+
+
+def write_clips(folder: Path) -> dict[str, Path]:
+    """The clips of the app tests (``clips`` fixture): two short ones, one over ``tiny_app_server``'s
+    ``max_side=150``, an empty file and a text file named .mp4."""
+    empty, text = folder / "empty.mp4", folder / "notes.mp4"
+    empty.write_bytes(b"")
+    text.write_bytes(b"this is a text file, not a video\n" * 20)
+    return {
+        "a": write_clip(folder / "clip_a.mp4", 16, 96, 64),
+        "b": write_clip(folder / "clip_b.mp4", 24, 128, 80),
+        "wide": write_clip(folder / "wide.mp4", 8, 160, 48),
+        "empty": empty,
+        "text": text,
+    }
+
+
+@contextlib.contextmanager
+def tiny_app_server(work: Path, tiny_sam: object, tracker: object) -> Iterator[tuple[str, Path]]:
+    """The app on a tiny pipeline (``tracker`` + SAM ``tiny_sam``), its work in ``work``; yields (URL, work).
+    Presets idol-ovis-r50 / idol-coco-r50 fail (no weights / a bug); at most 1 MB uploads, 150 px sides."""
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam))
+
+    def get_pipeline(preset: str, sam: str) -> UVOSAM:
+        if preset == "idol-ovis-r50":
+            raise FileNotFoundError(
+                "Weight file 'OVIS_R50_294AP.pth' was not found. Put it in checkpoints/."
+            )
+        if preset == "idol-coco-r50":
+            raise RuntimeError("a bug inside the app")
+        return pipe
+
+    settings = AppSettings(work_root=work, concurrency_limit=2, max_upload_mb=1, max_side=150)
+    with launched(get_pipeline, settings) as url:
+        yield url, work
+
+
+def client(server: tuple[str, Path]) -> Client:
+    """A new API client (its own session) of ``server`` (the ``server`` fixture)."""
+    return Client(server[0], verbose=False)
+
+
+def zip_of(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def zip_of_frames(path: Path, folder: str, count: int, size=(96, 64)) -> Path:
+    """``count`` moving-shapes frames as JPEGs named ``<i>.jpg`` (natural order) in ``folder``."""
+    files = {}
+    for i, frame in enumerate(moving_shapes(count, height=size[1], width=size[0], seed=4).frames):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=95)
+        files[f"{folder}/{i}.jpg"] = buffer.getvalue()
+    return zip_of(path, files)
+
+
+def finished_run(app: object, request: object) -> object:
+    """``app.segment`` of a 6-frame zip to its end (session of ``request``); returns its SessionRun."""
+    frames = zip_of_frames(Path(tempfile.mkdtemp()) / "seq.zip", "seq", 6)
+    steps = stepped(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                                str(frames), False, request))  # fmt: skip
+    return list(steps)[-1][-1]
 
 
 def stepped(updates: AsyncIterator) -> Iterator:

@@ -100,3 +100,30 @@ def weights_found(monkeypatch):
     from uvosam import pipeline
 
     monkeypatch.setattr(pipeline, "locate_weights", lambda *a, **k: (Path("tracker"), Path("sam")))
+
+
+# the app tests' server, shared by every test file that asks for it (tests/test_app_*.py): started once
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """The app tests' clips (``app_helpers.write_clips``)."""
+    from app_helpers import write_clips
+
+    return write_clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="session")
+def tracker():
+    """The tracker of ``server`` (a test may slow it down: ``delay_s``, put back after)."""
+    from doubles import MovingBoxTracker
+
+    return MovingBoxTracker(num_objects=2)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, tiny_sam_model, tracker):
+    """(URL, work folder) of the app on a tiny pipeline (``app_helpers.tiny_app_server``), for the whole run."""
+    pytest.importorskip("gradio")
+    from app_helpers import tiny_app_server
+
+    with tiny_app_server(tmp_path_factory.mktemp("work"), tiny_sam_model, tracker) as running:
+        yield running

@@ -1,11 +1,13 @@
 """What the handlers check a request against before any work: the models offered, the video style, the merge text,
 the settings' ranges (those of their sliders), an input's size, and that an upload or a linked Load's file is
-still there; each refusal is a ``gr.Error`` saying what to do.
+still there; each refusal is a ``gr.Error`` saying what to do. ``run_request``: a Run's request, checked, as its job
+takes it (``RunRequest``).
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,17 @@ from typing import Any
 import gradio as gr
 
 from uvosam.config import SAM2_MODEL_TYPES
+from uvosam.export_types import ExportOptions
+from uvosam.job_types import JobOptions
+from uvosam.remote_files import is_zip_download
 from uvosam.render import STYLES
 from uvosam.track_edit import parse_merge
+from uvosam.video import VideoInfo
 from uvosam_app import links as app_links
-from uvosam_app.models import sam2_missing
+from uvosam_app.gpu import GpuFrameCap
+from uvosam_app.models import mask_model_label, sam2_missing
 from uvosam_app.settings import FILES_KEPT, AppSettings
+from uvosam_app.uploads import FramesZip
 
 
 def over_upload_limit(path: str | None, max_mb: int) -> str | None:
@@ -150,3 +158,128 @@ def page_values(settings: AppSettings, **values: float | None) -> tuple[dict[str
         if value != taken[key]
     ]
     return taken, "".join(notes)
+
+
+@dataclass(frozen=True)
+class OutputChoices:
+    """What Run and Re-render write alike, as the page (or an API client) chose it: the video's longest side
+    (``output_side``: 0 or "0" for the source's size), its style, the boxes and labels drawn, and the alpha WebM."""
+
+    output_side: str | int
+    style: str
+    show_boxes: bool
+    show_labels: bool
+    alpha_webm: bool
+
+    def job_fields(self, settings: AppSettings) -> dict[str, Any]:
+        """These choices as ``JobOptions`` fields (with the settings' streaming chunks); a style not offered is
+        refused (``check_style``)."""
+        return {
+            "chunk_seconds": settings.chunk_seconds,
+            "output_max_side": int(self.output_side) or None,
+            "style": check_style(self.style),
+            "show_boxes": bool(self.show_boxes),
+            "show_labels": bool(self.show_labels),
+            "export": ExportOptions(alpha_webm=bool(self.alpha_webm)),
+        }
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A Run's request once checked (``run_request``): what its job takes.
+
+    Attributes:
+        source: the video's path, or the zip of frames (uploaded, or a linked Load's download).
+        options: the job's options (its ``max_frames`` within ``frame_cap``).
+        changes: the ``PipelineConfig`` fields the sliders set (``min_score``, ``max_objects``: ``run_config``).
+        stride, max_frames: as asked (in range; ``max_frames`` capped at the app's maximum, not at ``frame_cap``).
+        frame_cap: on ZeroGPU, the most frames a run covers; None elsewhere.
+        held: the linked Load's folder, held for the run (None: the input was uploaded).
+    """
+
+    source: str | FramesZip
+    options: JobOptions
+    changes: Mapping[str, float]
+    stride: int
+    max_frames: int
+    frame_cap: GpuFrameCap | None = None
+    held: Path | None = None
+
+    def cap_note(self, info: VideoInfo) -> str:
+        """What the status line adds when ``frame_cap`` covers fewer frames of ``info`` than asked ("" if not)."""
+        if self.frame_cap and self.frame_cap.cuts(
+            info, stride=self.stride, max_frames=self.max_frames
+        ):
+            return f" · {self.frame_cap.text()}"
+        return ""
+
+
+def check_input(video: str | None, frames_zip: str | None, linked: str | None) -> None:
+    """Refuse a Run with no input, or with both a video and a zip of frames."""
+    if not video and not frames_zip and not linked:
+        raise gr.Error(
+            "Upload a video (or a zip of its frames) or pick an example first (over the API: pass a video or "
+            "frames_zip, or call /load_url first in this session).",
+            print_exception=False,
+        )
+    if video and frames_zip:
+        raise gr.Error(
+            "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run.",
+            print_exception=False,
+        )
+
+
+def run_request(
+    settings: AppSettings,
+    video: str | None,
+    *,
+    frames_zip: str | None,
+    linked: str | None,
+    tracker: str,
+    sam: str,
+    min_score: float,
+    max_objects: int,
+    stride: int,
+    max_frames: int,
+    outputs: OutputChoices,
+) -> RunRequest:
+    """Run's request (``App.segment``'s inputs) checked and turned into what its job takes, before any work.
+
+    Args:
+        settings: the app's settings. video, frames_zip: the uploads (paths; either or none).
+        linked: the session's linked Load's download, taken when nothing is uploaded (a zip of frames or a video).
+        tracker, sam: the tracker preset and the mask model.
+        min_score, max_objects, stride, max_frames: the sliders' values as sent (``check_ranges``).
+        outputs: what the run writes.
+
+    Raises:
+        gr.Error: saying what to do, in this order: no input or two; an upload gone; a model not offered; a
+            setting out of range; an input over the upload limit; a bad output setting; the linked file gone.
+    """
+    check_input(video, frames_zip, linked)
+    check_uploads(video, frames_zip)
+    check_models(tracker, sam, settings)
+    taken = check_ranges(settings, min_score=min_score, max_objects=max_objects,
+                         stride=stride, max_frames=max_frames)  # fmt: skip
+    too_big = over_upload_limit(video or frames_zip, settings.max_upload_mb)
+    if too_big:
+        raise gr.Error(too_big, print_exception=False)
+    # on ZeroGPU: no run is cut off by its GPU time
+    frame_cap = GpuFrameCap.of(sam, mask_model=mask_model_label(sam))
+    stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
+    options = JobOptions(
+        stride=stride,
+        max_frames=frame_cap.limit(max_frames) if frame_cap else max_frames,
+        limits=settings.limits(),
+        cache=True,
+        **outputs.job_fields(settings),
+    )
+    changes = {"min_score": float(taken["min_score"]), "max_objects": int(taken["max_objects"])}
+    # no video and no zip: a Load's download (a linked video; over the API any download, a zip too)
+    loaded = None if video or frames_zip else linked_file(linked)
+    if loaded and is_zip_download(Path(loaded)):
+        frames_zip = loaded
+    source = FramesZip(frames_zip) if frames_zip else str(video or loaded)
+    # a Load's folder is idle: held, so that no new folder deletes it under the run
+    held = Path(loaded).parent if loaded else None
+    return RunRequest(source, options, changes, stride, max_frames, frame_cap, held)

@@ -18,7 +18,6 @@ from uvosam_app.probes import ProbeCache
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     MIN_TIMED_FRAMES,
-    GpuFrameCap,
     describe_video,
     markdown_text,
     results_of_another_input,
@@ -44,6 +43,7 @@ def input_path(video: str | None, frames_zip: str | None, linked: str | None) ->
 def describe_input(
     settings: AppSettings,
     speeds: Mapping[tuple[str, str], float],
+    *,
     video: str | None,
     tracker: str,
     sam: str,
@@ -52,7 +52,6 @@ def describe_input(
     frames_zip: str | None = None,
     linked: str | None = None,
     state: SessionRun | None = None,
-    *,
     probes: ProbeCache,
 ) -> str:
     """Markdown: what an upload (or a linked Load's file) is and what Run will cover (or why Run would refuse it),
@@ -78,7 +77,8 @@ def describe_input(
     # as the page's boxes take them once they lose focus (Run gets no other value from the page)
     taken, note = page_values(settings, stride=stride, max_frames=max_frames)
     stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
-    frame_cap = GpuFrameCap.of(sam)  # on ZeroGPU: the most frames a run covers
+    # on ZeroGPU: the most frames a run covers
+    frame_cap = app_gpu.GpuFrameCap.of(sam, mask_model=mask_model_label(sam))
     run_max = frame_cap.limit(max_frames) if frame_cap else max_frames
     try:
         if frames_zip:  # the checks of Run, before unpacking
@@ -93,8 +93,9 @@ def describe_input(
     frames = info.num_output_frames(stride=stride, max_frames=run_max)
     seconds = app_gpu.gpu_seconds_for(frames, sam) if frame_cap else None
     text = note + describe_video(
-        info, Path(path).name, stride, max_frames, models, fps, on_cpu, seconds, frame_cap
-    )
+        info, Path(path).name, stride=stride, max_frames=max_frames, models=models, fps=fps,
+        on_cpu=on_cpu, zero_gpu_seconds=seconds, frame_cap=frame_cap,
+    )  # fmt: skip
     if state is not None and state.source and state.source != path:
         text += f"\n\n{results_of_another_input(Path(state.source).name)}"
     if not video and not frames_zip:

@@ -1,4 +1,5 @@
-"""The app's GPU side: ZeroGPU (Hugging Face ``spaces``), the device, and the GPU function that runs a job.
+"""The app's GPU side: ZeroGPU (Hugging Face ``spaces``), the device, the GPU time a job asks for and the frames
+that time allows (``GpuFrameCap``), and the GPU function that runs a job.
 
 ``app.py`` imports this module first: ``spaces`` is imported here before anything imports torch, as ZeroGPU asks
 (it must come before torch initialises CUDA). Off Spaces ``spaces.GPU`` is a no-op, and without the package the
@@ -16,6 +17,7 @@ import gc
 import math
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,7 +26,7 @@ from uvosam.config import PipelineConfig
 from uvosam.job import run_job
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.pipeline import UVOSAM
-from uvosam.video import probe
+from uvosam.video import VideoInfo, probe
 
 if TYPE_CHECKING:
     from uvosam_app.models import GetPipeline
@@ -106,6 +108,36 @@ def zero_gpu_max_frames(sam: str) -> int | None:
         return None
     # rounded first: 580 / 0.2 is 2899.9999999999995 in floating point
     return math.floor(round((MAX_GPU_S - _START_S) / _PER_FRAME_S.get(sam, 0.5), 6))
+
+
+@dataclass(frozen=True)
+class GpuFrameCap:
+    """On ZeroGPU, the most output ``frames`` a run covers with its mask model (``mask_model``, as the page names it):
+    those that fit in its GPU time (``zero_gpu_max_frames``)."""
+
+    frames: int
+    mask_model: str
+
+    @classmethod
+    def of(cls, sam: str, *, mask_model: str) -> GpuFrameCap | None:
+        """The cap of a run with the mask model ``sam`` (``mask_model``: its name on the page,
+        ``uvosam_app.models.mask_model_label``); None off ZeroGPU (no cap)."""
+        frames = zero_gpu_max_frames(sam)
+        return None if frames is None else cls(frames, mask_model)
+
+    def limit(self, max_frames: int) -> int:
+        """What a run asked to cover ``max_frames`` frames covers at most."""
+        return min(max_frames, self.frames)
+
+    def cuts(self, info: VideoInfo, *, stride: int, max_frames: int) -> bool:
+        """Whether a run of ``info`` with ``stride`` and ``max_frames`` covers fewer frames than asked."""
+        return self.frames < info.num_output_frames(stride=stride, max_frames=max_frames)
+
+    def text(self) -> str:
+        return (
+            f"on ZeroGPU a run covers at most {self.frames} frames with {self.mask_model} ({MAX_GPU_S} s of GPU "
+            "time at most): a larger Frame stride spreads them over more of the video"
+        )
 
 
 def _gpu(duration: Callable[..., int]) -> Callable[[Callable], Callable]:

@@ -19,22 +19,19 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from uvosam.export_types import ExportOptions
 from uvosam.job import rerender_iter
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
-from uvosam.remote_files import is_zip_download
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import uploads as app_uploads
 from uvosam_app.checks import (
-    check_models,
+    OutputChoices,
     check_ranges,
-    check_style,
     check_uploads,
-    linked_file,
     merge_map,
     over_upload_limit,
+    run_request,
 )
 from uvosam_app.describe import describe_input, input_path, record_speed
 from uvosam_app.errors import failures_in_status, to_gr_error
@@ -49,7 +46,6 @@ from uvosam_app.text import (
     FINISHED,
     GROUND_TRUTH_ZIP,
     STOPPED,
-    GpuFrameCap,
     done_line,
     score_failed_markdown,
 )
@@ -122,43 +118,15 @@ class App:
         An async generator: it waits for the job on the event loop, where Stop (Gradio cancels its task) lands at
         once; the folders and the job start in a worker thread. The status line is the progress (frame counter,
         speed, ETA): no Gradio progress bar, whose timer restarted at each update."""
-        if not video and not frames_zip and not linked:
-            raise gr.Error(
-                "Upload a video (or a zip of its frames) or pick an example first (over the API: pass a video or "
-                "frames_zip, or call /load_url first in this session).",
-                print_exception=False,
-            )
-        if video and frames_zip:
-            raise gr.Error(
-                "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run.",
-                print_exception=False,
-            )
-        check_uploads(video, frames_zip)
-        check_models(tracker, sam, self.settings)
-        taken = check_ranges(self.settings, min_score=min_score, max_objects=max_objects,
-                             stride=stride, max_frames=max_frames)  # fmt: skip
-        too_big = over_upload_limit(video or frames_zip, self.settings.max_upload_mb)
-        if too_big:
-            raise gr.Error(too_big, print_exception=False)
-        frame_cap = GpuFrameCap.of(sam)  # on ZeroGPU: no run is cut off by its GPU time
-        asked = {"stride": int(taken["stride"]), "max_frames": int(taken["max_frames"])}
-        options = JobOptions(
-            stride=asked["stride"],
-            max_frames=frame_cap.limit(asked["max_frames"]) if frame_cap else asked["max_frames"],
-            limits=self.settings.limits(),
-            cache=True,
-            **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm),
+        checked = run_request(
+            self.settings, video, frames_zip=frames_zip, linked=linked, tracker=tracker, sam=sam,
+            min_score=min_score, max_objects=max_objects, stride=stride, max_frames=max_frames,
+            outputs=OutputChoices(output_side, style, show_boxes, show_labels, alpha_webm),
+        )  # fmt: skip
+        job = partial(
+            self._job, tracker, sam, checked.changes, checked.source, options=checked.options
         )
-        changes = {"min_score": float(taken["min_score"]), "max_objects": int(taken["max_objects"])}
-        # no video and no zip: a Load's download (a linked video; over the API any download, a zip too)
-        loaded = None if video or frames_zip else linked_file(linked)
-        if loaded and is_zip_download(Path(loaded)):
-            frames_zip = loaded
-        source = app_uploads.FramesZip(frames_zip) if frames_zip else str(video or loaded)
-        # a Load's folder is idle: held, so that no new folder deletes it under the run
-        link_dir = Path(loaded).parent if loaded else None
-        job = partial(self._job, tracker, sam, changes, source, options=options)
-        start = partial(self._start, session_key(request), "run", job, self.gpu_slots, link_dir)
+        start = partial(self._start, session_key(request), "run", job, self.gpu_slots, checked.held)
         skip = gr.skip()
         cleared = gr.CheckboxGroup(choices=[], value=[])
         interval = self.settings.status_interval_s
@@ -184,9 +152,8 @@ class App:
                 rows = track_rows(r)
                 files = await self.served.results(r.overlay_mp4, r.zip_path)
                 preview = await self.served.frame(up.preview)
-                status = up.status
-                if frame_cap and frame_cap.cuts(r.info, **asked):
-                    status += f" · {frame_cap.text()}"
+                # on ZeroGPU: says so when the run covered fewer frames than asked
+                status = up.status + checked.cap_note(r.info)
                 yield status, preview, up.chunk, *files, rows, keep, state
 
     def _start(
@@ -210,25 +177,6 @@ class App:
             raise
         pump = JobPump(partial(job, folder), slots, on_abort=partial(self.work.discard, folder))
         return OpenJob(pump.start(), self.work, folder, (held,))
-
-    def _outputs(
-        self,
-        output_side: str | int,
-        style: str,
-        show_boxes: bool,
-        show_labels: bool,
-        alpha_webm: bool,
-    ) -> dict[str, Any]:
-        """The ``JobOptions`` fields of what Run and Re-render write alike: video size, style, drawing, streaming
-        chunks and the export files."""
-        return {
-            "chunk_seconds": self.settings.chunk_seconds,
-            "output_max_side": int(output_side) or None,
-            "style": check_style(style),
-            "show_boxes": bool(show_boxes),
-            "show_labels": bool(show_labels),
-            "export": ExportOptions(alpha_webm=bool(alpha_webm)),
-        }
 
     def _job(
         self,
@@ -296,18 +244,9 @@ class App:
     ) -> str:
         """What the input is and what Run will cover, before Run (``uvosam_app.describe.describe_input``)."""
         return describe_input(
-            self.settings,
-            self.speeds,
-            video,
-            tracker,
-            sam,
-            stride,
-            max_frames,
-            frames_zip,
-            linked,
-            state,
-            probes=self.probes,
-        )
+            self.settings, self.speeds, video=video, tracker=tracker, sam=sam, stride=stride,
+            max_frames=max_frames, frames_zip=frames_zip, linked=linked, state=state, probes=self.probes,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------------- timeline
     def zip_shown(
@@ -402,9 +341,8 @@ class App:
             raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
         # the settings are checked before any folder is made
         min_score = check_ranges(self.settings, min_score=min_score)["min_score"]
-        options = JobOptions(
-            **self._outputs(output_side, style, show_boxes, show_labels, alpha_webm)
-        )
+        outputs = OutputChoices(output_side, style, show_boxes, show_labels, alpha_webm)
+        options = JobOptions(**outputs.job_fields(self.settings))
         job = partial(  # called with its output folder (``_start``)
             rerender_iter,
             state.cache_dir,

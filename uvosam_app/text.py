@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ from uvosam.eval.davis import DavisScores
 from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobProgress, JobResult
 from uvosam.text import count
 from uvosam.video import VideoInfo
-from uvosam_app.gpu import MAX_GPU_S, default_device, zero_gpu, zero_gpu_max_frames
+from uvosam_app.gpu import GpuFrameCap, default_device, zero_gpu
 from uvosam_app.models import (
     WEIGHTS_BAD,
     WEIGHTS_MISSING,
@@ -249,38 +248,10 @@ def backend_text() -> str:
     )
 
 
-@dataclass(frozen=True)
-class GpuFrameCap:
-    """On ZeroGPU, the most output ``frames`` a run covers with its mask model (``mask_model``, as the page names it):
-    those that fit in its GPU time (``uvosam_app.gpu.zero_gpu_max_frames``)."""
-
-    frames: int
-    mask_model: str
-
-    @classmethod
-    def of(cls, sam: str) -> GpuFrameCap | None:
-        """The cap of a run with the mask model ``sam``; None off ZeroGPU (no cap)."""
-        frames = zero_gpu_max_frames(sam)
-        return None if frames is None else cls(frames, mask_model_label(sam))
-
-    def limit(self, max_frames: int) -> int:
-        """What a run asked to cover ``max_frames`` frames covers at most."""
-        return min(max_frames, self.frames)
-
-    def cuts(self, info: VideoInfo, *, stride: int, max_frames: int) -> bool:
-        """Whether a run of ``info`` with ``stride`` and ``max_frames`` covers fewer frames than asked."""
-        return self.frames < info.num_output_frames(stride=stride, max_frames=max_frames)
-
-    def text(self) -> str:
-        return (
-            f"on ZeroGPU a run covers at most {self.frames} frames with {self.mask_model} ({MAX_GPU_S} s of GPU "
-            "time at most): a larger Frame stride spreads them over more of the video"
-        )
-
-
 def describe_video(
     info: VideoInfo,
     name: str,
+    *,
     stride: int,
     max_frames: int,
     models: str,

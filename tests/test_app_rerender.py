@@ -1,0 +1,149 @@
+"""Re-render (``App.rerender``): a finished run's masks again with fewer tracks, merged tracks, a higher score
+threshold or another style, without the models; and its refusals. Tiny models on CPU."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytest.importorskip("gradio")
+from app_helpers import client, davis_labels, finished_run, run_json, stepped, zip_names
+from doubles import MovingBoxTracker
+from gradio_client import handle_file
+
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.video import iter_frames, probe
+from uvosam_app.settings import AppSettings
+
+
+def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
+    c = client(server)
+    first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
+    assert davis_labels(first[4], "clip_a") == (8, {0, 1, 2})
+    status, _, _, mp4, zip_path, table = c.predict([2], api_name="/rerender")  # as in docs/app.md
+    assert status.startswith("done: 8 frames, 1 track ")
+    assert [row[0] for row in table["data"]] == [2]
+    names = zip_names(zip_path)
+    assert not any(n.startswith("cutouts/clip_a/1/") for n in names)
+    assert any(n.startswith("cutouts/clip_a/2/") for n in names)
+    assert davis_labels(zip_path, "clip_a") == (8, {0, 1})  # only the kept track, relabelled 1
+    assert probe(mp4).num_frames == 8
+    # the same masks again, as a matte: another style without running the models
+    status, _, _, matte, zip_path, _ = c.predict(
+        [1, 2], style="matte", alpha_webm=True, api_name="/rerender"
+    )
+    assert status.startswith("done: 8 frames, 2 tracks") and matte.endswith("clip_a_matte.mp4")
+    assert "clip_a_alpha.webm" in zip_names(zip_path) and "clip_a_alpha.webm" not in names
+    frame = next(iter_frames(matte))
+    assert frame.max() > 200 and (frame < 30).mean() > 0.5  # white objects on black
+    # one object split into two ids: merged, everywhere (table, zip), without the models
+    status, _, _, _, zip_path, table = c.predict([1, 2], merge="2>1", api_name="/rerender")
+    assert status.startswith("done: 8 frames, 1 track ")
+    made, run = (
+        run_json(zip_path),
+        run_json(first[4]),
+    )  # the run's models and stride, and what the re-render did
+    assert (
+        made["models"] == run["models"]
+        and made["settings"] == run["settings"]
+        and run["settings"]["stride"] == 2
+    )
+    assert (made["rerender"]["keep_ids"], made["rerender"]["merge"]) == ([1, 2], {"2": 1})
+    assert [row[:2] for row in table["data"]] == [[1, "person"]]
+    assert davis_labels(zip_path, "clip_a") == (8, {0, 1})
+    assert not any(n.startswith("cutouts/clip_a/2/") for n in zip_names(zip_path))
+    # a higher score threshold, applied to the cached masks: track 2 (0.6 in every frame) goes
+    status, _, _, _, zip_path, table = c.predict([1, 2], min_score=0.7, api_name="/rerender")
+    assert status.startswith("done: 8 frames, 1 track ") and [row[0] for row in table["data"]] == [
+        1
+    ]
+    with pytest.raises(Exception, match=r"no track 9 in this run \(its tracks: 1, 2\)"):
+        c.predict([1, 2], merge="9>1", api_name="/rerender")
+    with pytest.raises(
+        Exception, match=r"expected pairs 'source>target'.*could not read 'one>two'"
+    ):
+        c.predict([1, 2], merge="one>two", api_name="/rerender")
+
+
+def test_rerender_before_any_run_says_what_to_do(server):
+    with pytest.raises(Exception, match="Run a video first"):
+        client(server).predict([], True, True, 0, api_name="/rerender")
+
+
+def test_rerender_with_no_track_ticked_says_so(server, clips):
+    """``keep`` is optional in the API (default []): a re-render that keeps nothing is refused with what
+    to pass, not a video without any object."""
+    c = client(server)
+    c.predict(handle_file(str(clips["a"])), stride=4, api_name="/segment")
+    with pytest.raises(Exception, match=r"No track to keep.*keep=\[1, 2\]"):
+        c.predict(style="matte", api_name="/rerender")
+
+
+def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_alone(
+    tmp_path, tiny_sam_model, monkeypatch
+):
+    """Re-render (or Score) reads the last run's mask cache while a new Run of the same tab starts: the
+    new Run deletes the session's idle folders, and the cache being read must not be one of them."""
+    import types
+
+    from uvosam_app import handlers as app_handlers
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    app = app_handlers.App(
+        lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    )
+    request = types.SimpleNamespace(session_hash="tab")
+    state = finished_run(app, request)
+    reading, go_on = threading.Event(), threading.Event()
+    real = app_handlers.rerender_iter
+
+    def slow_rerender(*args, **kwargs):
+        reading.set()
+        go_on.wait(10)
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(app_handlers, "rerender_iter", slow_rerender)
+    redo = stepped(app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request))  # fmt: skip
+    first = next(redo)  # the re-render is under way
+    assert reading.wait(10)
+    new_run = app.work.new_dir("tab", "run")  # what a Run pressed now does first
+    assert state.cache_dir.is_dir()
+    go_on.set()
+    updates = [first, *redo]
+    assert updates[-1][0].startswith("done: 6 frames, 2 tracks"), updates[-1][0]
+    app.work.release(new_run)
+
+
+def test_rerender_or_score_during_a_run_say_to_let_it_finish(tmp_path):
+    """A Run under way has let the tab's last run go: Re-render or Score pressed meanwhile said "Run a video
+    first" to a user whose video was running."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    during_a_run = None  # the state once a Run has sent its first update
+    with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
+        list(
+            stepped(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, during_a_run, None))
+        )
+    with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
+        app.score(None, None)
+
+
+def test_enter_in_the_merge_box_re_renders(tmp_path):
+    """Typing "2>1" in *Merge tracks* and pressing Enter did nothing (Enter in the link box loads)."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    rerender = next(d for d in config["dependencies"] if d["api_name"] == "rerender")
+    assert {tuple(t) for t in rerender["targets"]} == {
+        (ids["rerender"], "click"),
+        (ids["merge"], "submit"),
+    }
+    stop = next(d for d in config["dependencies"] if d["cancels"])
+    assert rerender["id"] in stop["cancels"]  # Stop stops it either way

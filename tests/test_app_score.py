@@ -1,0 +1,149 @@
+"""Score: J&F of a run's masks against a zip of ground-truth PNGs (over the API), and what clears the scores
+shown. Tiny models on CPU."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+from app_helpers import client, zip_of
+from gradio_client import handle_file
+
+from uvosam_app.settings import AppSettings
+
+
+def test_score_against_uploaded_ground_truth(server, clips, tmp_path):
+    """The run's own DAVIS PNGs as ground truth (labels swapped, one PNG per SOURCE frame while the run
+    took every 2nd): J&F 1 for both objects, each matched to its track."""
+    c = client(server)
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(b"not a zip at all")
+    with pytest.raises(Exception, match="Run a video first"):
+        c.predict(handle_file(str(fake)), None, api_name="/score")
+    masks_zip = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")[4]
+    with zipfile.ZipFile(masks_zip) as zf:
+        ours = {n.rsplit("/", 1)[1]: zf.read(n) for n in zf.namelist()
+                if n.startswith("davis/clip_a/")}  # fmt: skip
+    assert sorted(ours) == [f"{i:05d}.png" for i in range(0, 16, 2)]
+    swap = np.array([0, 2, 1] + list(range(3, 256)), np.uint8)
+    files = {}
+    for i in range(16):  # odd source frames are not processed: any content
+        ids = np.asarray(Image.open(io.BytesIO(ours[f"{i - i % 2:05d}.png"])))
+        buffer = io.BytesIO()
+        Image.fromarray(swap[ids]).save(buffer, format="PNG")
+        files[f"gt/frame_{i}.png"] = buffer.getvalue()  # natural order: frame_2 before frame_10
+    gt = zip_of(
+        tmp_path / "gt.zip", {**files, "__MACOSX/gt/._frame_0.png": b"junk", "gt/notes.txt": b"hi"}
+    )
+    text = c.predict(handle_file(str(gt)), handle_file(masks_zip), api_name="/score")
+    assert text.startswith("**J&F 1.000** (J 1.000, F 1.000) over 2 objects and 8 frames")
+    assert (
+        "| 1 | 2 | 1.000 | 1.000 | 1.000 |" in text and "| 2 | 1 | 1.000 | 1.000 | 1.000 |" in text
+    )
+    # key frames only, named as the frames: those frames are scored
+    keys = {f"k/{i:05d}.png": files[f"gt/frame_{i}.png"] for i in (0, 4, 8)}
+    text = c.predict(handle_file(str(zip_of(tmp_path / "keys.zip", keys))), handle_file(masks_zip),
+                     api_name="/score")  # fmt: skip
+    assert text.startswith(
+        "**J&F 1.000** (J 1.000, F 1.000) over 2 objects and 3 of the 8 frames (those the ground truth annotates)"
+    )
+    short = zip_of(tmp_path / "short.zip", dict(list(files.items())[:5]))
+    with pytest.raises(
+        Exception, match=r"5 PNGs, but the run processed 8 of the video's 16 frames"
+    ):
+        c.predict(handle_file(str(short)), handle_file(masks_zip), api_name="/score")
+    two = zip_of(tmp_path / "two.zip", {"a/0.png": files["gt/frame_0.png"], "b/0.png": b""})
+    with pytest.raises(Exception, match=r"\.png files in 2 folders \(a, b, ...\)"):
+        c.predict(handle_file(str(two)), handle_file(masks_zip), api_name="/score")
+    with pytest.raises(Exception, match="fake.zip is not a readable zip file"):
+        c.predict(handle_file(str(fake)), handle_file(masks_zip), api_name="/score")
+    bare = zip_of(tmp_path / "bare.zip", {f"davis/clip_a/{n}": data for n, data in ours.items()})
+    with pytest.raises(
+        Exception, match="bare.zip has no tracks.csv: score the zip that Run or Re-render made"
+    ):
+        c.predict(handle_file(str(gt)), handle_file(str(bare)), api_name="/score")
+
+
+def test_a_davis_sequence_zip_is_scored_by_name_with_its_annotations(server, tmp_path):
+    """The researcher's story: JPEGImages/480p/bmx-trees zipped, run (every frame, Frame stride 2,
+    stride 2 with Max frames), each scored against a zip like Annotations_unsupervised/480p/bmx-trees
+    (one PNG per SOURCE frame, 00000.png ...): the run's own masks with labels swapped at the frames
+    it processed, empty masks at the others. Only a match by name gives J&F 1."""
+    from uvosam.testing import moving_shapes
+
+    c = client(server)
+    files = {}
+    for i, frame in enumerate(moving_shapes(12, height=64, width=96, seed=4).frames):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=95)
+        files[f"bmx-trees/{i:05d}.jpg"] = buffer.getvalue()
+    frames = zip_of(tmp_path / "bmx-trees.zip", files)
+    swap = np.array([0, 2, 1] + list(range(3, 256)), np.uint8)
+    for settings, covered in (({}, range(12)), ({"stride": 2}, range(0, 12, 2)),
+                              ({"stride": 2, "max_frames": 4}, range(0, 8, 2))):  # fmt: skip
+        run = c.predict(None, frames_zip=handle_file(str(frames)), api_name="/segment", **settings)
+        assert run[0].startswith(f"done: {len(covered)} frames"), (settings, run[0])
+        with zipfile.ZipFile(run[4]) as zf:
+            ours = {
+                n.rsplit("/", 1)[1]: zf.read(n)
+                for n in zf.namelist()
+                if n.startswith("davis/bmx-trees/")
+            }
+        assert sorted(ours) == [f"{i:05d}.png" for i in covered], settings
+        annotations = {}
+        for i in range(12):
+            ids = (
+                np.asarray(Image.open(io.BytesIO(ours[f"{i:05d}.png"])))
+                if i in covered
+                else np.zeros((64, 96))
+            )
+            buffer = io.BytesIO()
+            Image.fromarray(swap[ids.astype(np.uint8)]).save(buffer, format="PNG")
+            annotations[f"bmx-trees/{i:05d}.png"] = buffer.getvalue()
+        gt = zip_of(tmp_path / "bmx-trees-gt.zip", annotations)
+        text = c.predict(handle_file(str(gt)), handle_file(run[4]), api_name="/score")
+        head = f"**J&F 1.000** (J 1.000, F 1.000) over 2 objects and {len(covered)} frames"
+        assert text.startswith(head), (settings, text)
+
+
+def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    gt = zip_of(tmp_path / "gt.zip", {"gt/0.png": b""})
+    with pytest.raises(gr.Error, match="no longer kept on the server .*run the video again"):
+        app.score(str(gt), str(tmp_path / "gone" / "masks.zip"))
+
+
+def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):
+    """Gradio 6.31's page fires the change of a File that a generator sets again and again while two or more
+    listeners watch it: the timeline and the merge hints, two listeners, were read from each run's zip dozens of
+    times (the same cached image rewritten while the browser read it), and a third never let it stop. One listener
+    shows both, and clears the scores shown (of other masks; they went under a failed Score too, "Error" over
+    "J&F 1.000"), as a new ground truth does."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    config = demo.get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    deps = config["dependencies"]
+    on_zip = [d for d in deps if [ids["zip"], "change"] in [list(t) for t in d["targets"]]]
+    assert len(on_zip) == 1 and on_zip[0]["queue"] is False
+    assert on_zip[0]["outputs"] == [
+        ids["timeline"],
+        ids["timeline-narrow"],
+        ids["hints"],
+        ids["scores"],
+    ]
+    on_gt = [d for d in deps if [ids["gt"], "change"] in [list(t) for t in d["targets"]]]
+    assert [d["outputs"] for d in on_gt] == [[ids["scores"]]]
+    # a run starts: all cleared
+    assert demo.fns[on_zip[0]["id"]].fn(None, "") == (None, None, "", "")
+    assert demo.fns[on_gt[0]["id"]].fn() == ""

@@ -1,0 +1,394 @@
+"""Run (``App.segment``) over the API (gradio_client) and called directly: its results, its refusals and its
+status line. Tiny models on CPU; the server is conftest.py's ``server``, started once for all the app test files."""
+
+from __future__ import annotations
+
+import re
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gradio")
+from app_helpers import (
+    ROOT,
+    client,
+    davis_labels,
+    finished_run,
+    run_json,
+    stepped,
+    write_clip,
+    zip_names,
+    zip_of,
+)
+from doubles import MovingBoxTracker
+from gradio_client import handle_file
+
+from uvosam.pipeline import UVOSAM
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.video import iter_frames, probe
+from uvosam_app.settings import AppSettings
+
+
+def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, clips):
+    job = client(server).submit(handle_file(str(clips["b"])), api_name="/segment")
+    updates = list(job)
+    status, _, _, mp4, zip_path, table, keep = job.result()
+    assert status.startswith("done: 24 frames, 2 tracks")
+    streamed = [u for u in updates[:-1] if isinstance(u[0], str) and "frame " in u[0]]
+    assert len(streamed) >= 2, [u[0] for u in updates]  # progress/chunks arrived before the end
+    # the stream started mid-run
+    assert any(u[2] and str(u[2]).endswith(".m3u8") for u in updates[:-1])
+    info = probe(mp4)
+    assert (info.num_frames, info.width, info.height) == (24, 128, 80)
+    names = zip_names(zip_path)
+    assert sum(n.startswith("davis/clip_b/") and n.endswith(".png") for n in names) == 24
+    assert {"results.json", "ytvis_results.json", "tracks.csv", "README.txt", "run.json"} <= set(
+        names
+    )
+    made = run_json(zip_path)  # what made the masks: the app's pipeline, through the library
+    assert (made["models"]["tracker"]["class"], made["models"]["mask_model"]["class"]) == (
+        "MovingBoxTracker", "BoxPromptSegmenter")  # fmt: skip
+    assert (
+        made["settings"]["stride"] == 1
+        and made["rerender"] is None
+        and made["video"]["name"] == "clip_b"
+    )
+    assert [row[:2] for row in table["data"]] == [[1, "person"], [2, "dog"]]
+    assert keep["value"] == [1, 2]
+    # the track timeline shown under the table comes from the zip: a bar for each track
+    from uvosam.render import colour_for_id
+    from uvosam_app import handlers as app_handlers
+
+    # (and drawn for a phone's width: a 390 px phone's column is 326 px wide)
+    image, narrow = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
+    for shown in (image, narrow):
+        assert all((shown == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
+    assert narrow.shape[0] == image.shape[0] and narrow.shape[1] <= 326 < image.shape[1]
+    # a zip whose run.json has no export record: the zip's timeline, none drawn for a phone (not a KeyError that
+    # took the merge hints and the scores' clearing down with it)
+    import json
+    import zipfile
+
+    bare = Path(zip_path).with_name("bare.zip")
+    with zipfile.ZipFile(zip_path) as src, zipfile.ZipFile(bare, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "run.json":
+                data = json.dumps(
+                    {k: v for k, v in json.loads(data).items() if k != "export"}
+                ).encode()
+            dst.writestr(name, data)
+    wide, none = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(str(bare))
+    assert wide.shape == image.shape and none is None
+    # a run starts: cleared
+    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) == (None, None)
+
+
+def test_segment_in_a_style_from_the_api(server, clips):
+    status, _, _, mp4, zip_path, _, _ = client(server).predict(
+        handle_file(str(clips["a"])), stride=4, style="cutout", show_boxes=False,
+        show_labels=False, alpha_webm=True, api_name="/segment")  # fmt: skip
+    assert status.startswith("done: 4 frames") and mp4.endswith("clip_a_cutout.mp4")
+    assert "clip_a_alpha.webm" in zip_names(zip_path)  # the objects over transparency, in the zip
+    frame = next(iter_frames(mp4))
+    assert (frame < 30).mean() > 0.5 and frame.max() > 60  # objects kept, background black
+    with pytest.raises(
+        Exception, match=r"'sepia'.* is not in the list of choices: \['overlay', 'cutout'"
+    ):
+        client(server).predict(handle_file(str(clips["a"])), style="sepia", api_name="/segment")
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("empty", "is empty"),
+        ("text", "is not a video"),
+        ("wide", "longest side 160 px, over this app's limit of 150 px.*UVOSAM_MAX_SIDE"),
+    ],
+)
+def test_bad_upload_gets_a_clear_error(server, clips, kind, message):
+    with pytest.raises(Exception, match=message):
+        client(server).predict(handle_file(str(clips[kind])), api_name="/segment")
+
+
+def test_missing_weights_and_internal_errors_are_reported(server, clips):
+    c = client(server)
+    with pytest.raises(Exception, match="OVIS_R50_294AP.pth' was not found"):
+        c.predict(handle_file(str(clips["a"])), tracker="idol-ovis-r50", api_name="/segment")
+    with pytest.raises(Exception, match=r"error id [0-9a-f]{8}") as err:
+        c.predict(handle_file(str(clips["a"])), "idol-coco-r50", api_name="/segment")
+    assert "a bug inside the app" not in str(err.value)  # internals stay in the server log
+
+
+def test_two_clients_at_once_get_their_own_results(server, clips):
+    results = {}
+
+    def run(name):
+        results[name] = client(server).predict(handle_file(str(clips[name])), api_name="/segment")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for name, (frames, w, h) in {"a": (16, 96, 64), "b": (24, 128, 80)}.items():
+        _, _, _, mp4, zip_path, _, _ = results[name]
+        info = probe(mp4)
+        assert (info.num_frames, info.width, info.height) == (frames, w, h)
+        assert davis_labels(zip_path, f"clip_{name}")[0] == frames
+        assert not any(
+            n.startswith("davis/clip_" + "ab".replace(name, "")) for n in zip_names(zip_path)
+        )
+
+
+def test_uploads_over_the_limit_and_files_outside_the_run_folders_are_refused(server):
+    url = server[0].rstrip("/")
+    big = b"0" * (1024 * 1024 + 1)  # max_upload_mb=1
+    boundary = "xUVOSAMx"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.mp4"\r\n'
+            "Content-Type: video/mp4\r\n\r\n"
+        ).encode()
+        + big
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        f"{url}/gradio_api/upload",
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=30)
+    assert err.value.code == 413
+    for path in (ROOT / "README.md", ROOT / "app.py"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{url}/gradio_api/file={path}", timeout=30)
+        assert err.value.code in (403, 404)
+
+
+def test_a_setting_out_of_its_range_is_refused_by_name_over_the_api(server, clips, capfd):
+    """Gradio's slider refused a number out of its range (typed in its box, sent over the API) with "Value 0 is
+    less than minimum value 1.", naming no setting, and printed a traceback. Run refuses it naming the setting and
+    its range, and caps an upper bound (Max frames 100000: every frame the app allows); no traceback."""
+    from gradio_client.exceptions import AppError
+
+    c, video = client(server), handle_file(str(clips["a"]))
+    refused = {
+        "stride": (0, r"Frame stride \(stride over the API\) takes 1 to 10; got 0\."),
+        "min_score": (
+            5,
+            r"Detection score threshold \(min_score over the API\) takes 0 to 1; got 5",
+        ),
+        "max_objects": (0, r"Max objects \(max_objects over the API\) takes 1 to 20; got 0\."),
+        "max_frames": (0, r"Max frames \(max_frames over the API\) takes 1 to 900; got 0\."),
+    }
+    for name, (value, message) in refused.items():
+        with pytest.raises(AppError, match=message):
+            c.predict(video, **{name: value}, api_name="/segment")
+    status, *_ = c.predict(video, max_frames=100000, max_objects=50, api_name="/segment")
+    assert status.startswith("done: 16 frames, 2 tracks")
+    with pytest.raises(AppError, match=r"Detection score threshold .* takes 0 to 1; got 2"):
+        c.predict([1, 2], min_score=2, api_name="/rerender")
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_video_over_the_limits_is_refused_before_the_models_load(tmp_path):
+    """Run checks the video's limits before loading the models and before asking ZeroGPU for a GPU: an
+    over-long upload costs no GPU quota and no model load."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    loads = []
+    settings = AppSettings(work_root=tmp_path / "work", max_seconds=1.0)
+    app = app_handlers.App(lambda preset, sam: loads.append(preset), settings)
+    clip = write_clip(tmp_path / "long.mp4", 24, 64, 48, fps=8)  # 3 s
+    with pytest.raises(gr.Error, match="lasts 3.0 s"):
+        list(stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                                 "overlay")))  # fmt: skip
+    assert loads == []
+
+
+def test_a_file_over_the_upload_limit_is_refused_however_it_came(tmp_path):
+    """Gradio bounds the browser's uploads (max_file_size), the app's downloader a file passed over the API as a
+    link (tests/test_app_url.py); Run, the description and Score refuse a file over the limit too, whatever way it
+    came."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    app = app_handlers.App(
+        lambda preset, sam: None, AppSettings(work_root=tmp_path / "work", max_upload_mb=1)
+    )
+    big = tmp_path / "big.mp4"
+    big.write_bytes(bytes(3 << 19))  # 1.5 MiB
+    message = r"big\.mp4 is 2 MB, over this app's upload limit of 1 MB.*UVOSAM_MAX_UPLOAD_MB"
+    with pytest.raises(gr.Error, match=message):
+        list(stepped(app.segment(str(big), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                                 "overlay")))  # fmt: skip
+    with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
+        list(stepped(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                                 str(big.rename(big.with_suffix(".zip"))))))  # fmt: skip
+    about = app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(big.with_suffix(".zip")))
+    assert re.match(r"\*\*Run would refuse this input:\*\* " + message.replace("mp4", "zip"), about)
+    masks = tmp_path / "masks.zip"
+    masks.write_bytes(b"")
+    with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
+        app.score(str(big.with_suffix(".zip")), str(masks))
+    assert not any((tmp_path / "work").iterdir())
+
+
+def test_the_status_line_counts_the_objects_live():
+    from uvosam.job_types import JobProgress
+    from uvosam_app.text import status_text
+
+    status = status_text(JobProgress(5, 20, 2.0, objects=1, tracks_so_far=3), "segmenting", 0.0)
+    assert status == "segmenting: frame 5/20 · 1 object (3 tracks so far) · 2.5 fps · ETA 6 s"
+    first = status_text(JobProgress(1, 20, 1.0, objects=1, tracks_so_far=1), "segmenting", 0.0)
+    assert first == "segmenting: frame 1/20 · 1 object (1 track so far) · 1.0 fps · ETA 19 s"
+    unpacked = status_text(JobProgress(0, 20, 0.0), "segmenting", 0.0)
+    # before the first frame: no count yet
+    assert unpacked == "segmenting: frame 0/20 · 0.0 fps · ETA ?"
+
+
+def test_the_done_line_counts_in_words():
+    """ "done: 48 frames, 1 tracks" once a re-render kept one track (or a run found one): 1 track, 1 frame."""
+    import types
+
+    from uvosam.job_types import JobProgress
+    from uvosam_app.text import status_text
+
+    def done(frames: int, tracks: int) -> str:
+        result = types.SimpleNamespace(
+            num_frames=frames, tracks=(None,) * tracks, seconds=2.0, fps=4.0
+        )
+        return status_text(JobProgress(frames, frames, 2.0, result=result), "re-rendering", 0.0)
+
+    assert done(48, 1) == "done: 48 frames, 1 track in 2.0 s (4.0 fps)"
+    assert done(1, 2) == "done: 1 frame, 2 tracks in 2.0 s (4.0 fps)"
+    assert done(5, 0) == "done: 5 frames, 0 tracks in 2.0 s (4.0 fps)"
+
+
+def test_the_status_line_says_when_a_job_waits_for_a_worker():
+    """Before its first step a job says it is starting (a Run: loading the models on their first use; a
+    Re-render loads none), or, while other jobs hold every worker, that it waits for one."""
+    import time
+
+    from uvosam.job_types import JobProgress
+    from uvosam_app.progress import drive
+    from uvosam_app.text import status_text
+    from uvosam_app.work import JobPump
+
+    assert status_text(None, "re-rendering", time.monotonic()) == "re-rendering: starting… 0 s"
+    slots = threading.BoundedSemaphore(1)
+    slots.acquire()  # another job runs
+
+    finish = threading.Event()
+
+    def job():
+        yield JobProgress(1, 2, 0.1)
+        finish.wait(10)
+
+    pump = JobPump(job, slots).start()
+    updates = stepped(drive(pump, "re-rendering", 0.05))
+    assert next(updates).status.startswith(
+        "re-rendering: waiting for a free worker (other jobs run first)… "
+    )
+    slots.release()  # the job gets the worker: its frame counter replaces the waiting line
+    statuses = [next(updates).status for _ in range(40)]
+    assert statuses[-1].startswith("re-rendering: frame 1/2") and not pump.queued
+    finish.set()
+    list(updates)
+    pump.cancel()
+
+
+def test_a_preview_frame_is_sent_once_not_with_every_status_line():
+    """While a frame takes long (seconds on a CPU), a status line goes out every ``interval`` s; the preview frame
+    went with each, and Gradio wrote the same JPEG over its cached file every time, while the browser could be
+    reading it (a broken image and "Too much data for declared Content-Length" in the server log)."""
+    from uvosam.job_types import JobProgress
+    from uvosam_app.progress import drive
+    from uvosam_app.work import JobPump
+
+    frame, next_frame = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4, 3), np.uint8)
+    go_on, end = threading.Event(), threading.Event()
+
+    def job():
+        yield JobProgress(1, 3, 0.1, preview=frame)
+        go_on.wait(10)  # a slow frame: status lines meanwhile
+        yield JobProgress(2, 3, 0.2, preview=next_frame)
+        yield JobProgress(3, 3, 0.3)  # no preview of its own: the last one stays the latest
+        end.wait(10)
+
+    pump = JobPump(job, threading.BoundedSemaphore(1)).start()
+    updates = stepped(drive(pump, "segmenting", 0.02))
+    first = [next(updates) for _ in range(6)]
+    assert first[0].status.startswith("segmenting: frame 1/3") and first[0].preview is frame
+    assert all(u.preview is None for u in first[1:])
+    go_on.set()
+    rest = [next(updates) for _ in range(6)]
+    end.set()
+    rest += list(updates)
+    pump.cancel()
+    assert rest[-1].status.startswith("segmenting: frame 3/3")
+    assert [u.preview for u in rest if u.preview is not None] == [next_frame]
+
+
+def test_a_streamed_chunk_goes_to_gradio_as_a_str(tmp_path):
+    """gradio 6.0-6.26's streaming video output calls ``.endswith(".ts")`` on the chunk it is given: a Path failed
+    there ("'PosixPath' object has no attribute 'endswith'") and the run with it."""
+    from uvosam.job_types import JobProgress
+    from uvosam_app.progress import drive
+    from uvosam_app.work import JobPump
+
+    chunk = tmp_path / "stream" / "00000.ts"
+
+    def job():
+        yield JobProgress(1, 2, 0.1, chunk=chunk)
+
+    pump = JobPump(job, threading.BoundedSemaphore(1)).start()
+    sent = [u.chunk for u in stepped(drive(pump, "segmenting", 0.02)) if u.chunk is not None]
+    pump.cancel()
+    assert sent == [str(chunk)] and isinstance(sent[0], str)
+
+
+def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model, monkeypatch):
+    """A run that fails after it started showed "starting…" (or its last frame count) in the status line for good,
+    under the error toast that goes away: its last update now says it failed, and why."""
+    import types
+
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    settings = AppSettings(work_root=tmp_path, status_interval_s=0.1)
+    app = app_handlers.App(lambda preset, sam: pipe, settings)
+    bad = zip_of(tmp_path / "bad.zip", {"s/00000.jpg": b"not a jpeg", "s/00001.jpg": b"nor this"})
+    run = stepped(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
+                              str(bad), False, None))  # fmt: skip
+    updates = []
+    with pytest.raises(gr.Error, match="s/00000.jpg is not a readable image") as err:
+        updates.extend(run)
+    assert updates[0][0] == "starting…"
+    assert updates[-1][0] == f"failed: {err.value.message}"
+
+    request = types.SimpleNamespace(session_hash="tab")
+    state = finished_run(app, request)
+
+    def failing_rerender(*args, **kwargs):
+        raise ValueError("the cached masks are damaged")
+        yield
+
+    monkeypatch.setattr(app_handlers, "rerender_iter", failing_rerender)
+    redo = stepped(app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request))
+    updates = []
+    with pytest.raises(gr.Error, match="the cached masks are damaged"):
+        updates.extend(redo)
+    assert updates[-1][0] == "failed: the cached masks are damaged"
