@@ -197,7 +197,7 @@ def _on_run(app: App, settings: AppSettings, ui: Page) -> Dependency:
     return i.run.click(
         app.segment,
         run_inputs,
-        [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table, e.keep, ui.state],
+        [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table, e.keep, ui.streams, ui.state],
         api_name="segment",
         api_description=API_DESCRIPTIONS["segment"],
         concurrency_limit=settings.concurrency_limit,

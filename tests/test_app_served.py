@@ -278,3 +278,36 @@ def _page_open(heartbeat: str, opened: threading.Event) -> None:
                 opened.set()
     except httpx.HTTPError:
         pass
+
+
+def _stream_url(job) -> str | None:
+    """The live video's playlist that a ``gradio_client`` job of /segment streamed."""
+    for update in job.outputs():
+        for value in update:
+            if isinstance(value, dict) and value.get("is_stream"):
+                return value["url"]
+    return None
+
+
+def test_a_sessions_streams_go_even_when_its_last_run_failed(tmp_path, pipeline):
+    """A Run clears the session's last run as it starts (its folder is replaced); one that then fails or is stopped
+    left nothing naming the session when its states expired, so the chunks of its earlier runs stayed for the
+    process's life for a client without heartbeat. The session's streams now expire on their own state, set by
+    every Run as it starts."""
+    clip = write_clip(tmp_path / "clip.mp4", 16, 96, 64)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(
+        clip.read_bytes()[: clip.stat().st_size // 3]
+    )  # truncated: fails once the job runs
+    settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=2)
+    with launched(pipeline, settings) as url, httpx.Client(timeout=60) as http:
+        client = Client(url, verbose=False, download_files=False)
+        first = client.submit(handle_file(str(clip)), api_name="/segment")
+        assert first.result()[0].startswith("done: 16 frames")
+        stream = _stream_url(first)
+        assert stream and http.get(stream).status_code == 200
+        second = client.submit(handle_file(str(bad)), api_name="/segment")
+        with pytest.raises(Exception, match="truncated"):
+            second.result()
+        assert [u[0] for u in second.outputs()][0] == "starting…"  # it had cleared the last run
+        assert wait_for(lambda: http.get(stream).status_code == 404, timeout=20)

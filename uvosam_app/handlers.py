@@ -49,7 +49,15 @@ from uvosam_app.text import (
     done_line,
     score_failed_markdown,
 )
-from uvosam_app.work import JobPump, OpenJob, SessionRun, WorkRoot, opened, session_key
+from uvosam_app.work import (
+    JobPump,
+    OpenJob,
+    SessionRun,
+    SessionStreams,
+    WorkRoot,
+    opened,
+    session_key,
+)
 
 logger = logging.getLogger("uvosam.app")
 
@@ -93,7 +101,7 @@ class App:
         self.links = LinkHandlers(settings, self.work, self.probes, self.served)
 
     # ------------------------------------------------------------------------------------------ run
-    @failures_in_status(8)
+    @failures_in_status(9)
     async def segment(
         self,
         video: str | None,
@@ -135,11 +143,14 @@ class App:
             opened(start) as running,
             contextlib.aclosing(drive(running.pump, "segmenting", interval, starting)) as updates,
         ):
-            yield "starting…", None, None, None, None, [], cleared, None  # the old run is gone
+            # the old run is gone; the session's streams go with its states, whatever this run's end
+            key = session_key(request)
+            streams = SessionStreams(key) if key else None
+            yield "starting…", None, None, None, None, [], cleared, streams, None
             async for up in updates:
                 if up.result is None:
                     preview = await self.served.frame(up.preview)
-                    yield up.status, preview, up.chunk, skip, skip, skip, skip, skip
+                    yield up.status, preview, up.chunk, skip, skip, skip, skip, skip, skip
                     continue
                 r = up.result
                 keep = gr.CheckboxGroup(
@@ -154,7 +165,7 @@ class App:
                 preview = await self.served.frame(up.preview)
                 # on ZeroGPU: says so when the run covered fewer frames than asked
                 status = up.status + checked.cap_note(r.info)
-                yield status, preview, up.chunk, *files, rows, keep, state
+                yield status, preview, up.chunk, *files, rows, keep, skip, state
 
     def _start(
         self,
@@ -415,19 +426,22 @@ class App:
             return gr.skip()
         return STOPPED
 
-    def forget(self, state: SessionRun | str | None) -> threading.Thread | None:
-        """``gr.State`` delete callback (session over or expired) of the last run and of the linked video. The
-        last run's expiry removes the session's runs and re-renders, and the videos they streamed (Gradio's
-        ``pending_streams``: freed by Gradio when a page's heartbeat drops, never for an API client without one;
-        those of a job still running stay), the linked video's its downloads (each State has its own clock: a Load
-        made after the last run outlives it, and the other way round), then the session's folder once empty; never
-        the folders a request still uses. Gradio calls this on its event loop and stops calling any State's callback
-        after one raises, so the deleting is done in a thread (returned) and never raises."""
+    def forget(self, state: SessionRun | SessionStreams | str | None) -> threading.Thread | None:
+        """``gr.State`` delete callback (session over or expired) of the last run, of the linked video and of the
+        session's streams. The last run's expiry removes the session's runs and re-renders, and the videos they
+        streamed (Gradio's ``pending_streams``: freed by Gradio when a page's heartbeat drops, never for an API
+        client without one; those of a job still running stay), as does the streams' expiry (a failed or stopped
+        last Run leaves no last run to expire), the linked video's its downloads (each State has its own clock: a
+        Load made after the last run outlives it, and the other way round), then the session's folder once empty;
+        never the folders a request still uses. Gradio calls this on its event loop and stops calling any State's
+        callback after one raises, so the deleting is done in a thread (returned) and never raises."""
         if state is None:  # API clients close no tab (no unload): this is their only clean-up
             return None
+        if isinstance(state, SessionStreams):
+            self._drop_ended_streams(state.session)
+            return None
         if isinstance(state, SessionRun):
-            if self.streams is not None:
-                drop_ended_streams(self.streams(), state.session)
+            self._drop_ended_streams(state.session)
             folder, kinds = state.run_dir, ("run", "rerender")
         else:
             folder, kinds = Path(state).parent, ("link",)
@@ -439,6 +453,10 @@ class App:
         )
         thread.start()
         return thread
+
+    def _drop_ended_streams(self, session: str | None) -> None:
+        if self.streams is not None:
+            drop_ended_streams(self.streams(), session)
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))

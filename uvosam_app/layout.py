@@ -140,7 +140,8 @@ class Scoring:
 @dataclass(frozen=True)
 class Page:
     """Every component that an event reads or writes; ``state`` is the session's last run (``SessionRun``),
-    ``linked`` the path of a file loaded from a link that the player does not show (``uvosam_app.links``)."""
+    ``linked`` the path of a file loaded from a link that the player does not show (``uvosam_app.links``),
+    ``streams`` the session whose Runs streamed videos (``SessionStreams``, set as a Run starts)."""
 
     inputs: Inputs
     outputs: Outputs
@@ -148,6 +149,7 @@ class Page:
     scoring: Scoring
     state: gr.State
     linked: gr.State
+    streams: gr.State
 
 
 def page(
@@ -169,7 +171,8 @@ def page(
     gr.Markdown(footer, elem_id="footer")
     state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
     linked = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
-    return Page(inputs, outputs, editing, scoring, state, linked)
+    streams = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
+    return Page(inputs, outputs, editing, scoring, state, linked, streams)
 
 
 def _input_column(

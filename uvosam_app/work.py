@@ -46,6 +46,15 @@ class SessionRun:
     session: str | None = None
 
 
+@dataclass(frozen=True)
+class SessionStreams:
+    """The session (its Gradio ``session_hash``) whose Runs streamed videos: set by every Run as it starts, whether it
+    ends with a result or not (a failed or stopped Run leaves the last run ``None``: nothing else would name the
+    session when its states expire), so that ``App.forget`` drops the ended streams with it."""
+
+    session: str
+
+
 class WorkRoot:
     """``<root>/<session>/<kind>-<id>/`` folders; a session's folders are removed with it.
 
