@@ -19,7 +19,8 @@ touches the file too: Gradio 6.27-6.30 gave a copy shown again its first copy's 
 
 Streams. The chunks of ``gr.Video(streaming=True)`` stay in ``Blocks.pending_streams[session_hash][run]`` until the
 session's heartbeat drops (``gradio/routes.py``, the only place that frees them): a client without one (a REST call,
-a raw queue client) kept them for the process's life. ``App.forget`` drops them with the session's last run.
+a raw queue client) kept them for the process's life. ``App.forget`` drops the ended ones when the session's states
+expire (its last run, or ``SessionStreams``, set by every Run as it starts: a failed Run leaves no last run).
 """
 
 from __future__ import annotations
