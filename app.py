@@ -24,6 +24,7 @@ from typing import Any
 
 import gradio as gr
 from gradio.events import Dependency
+from gradio.route_utils import delete_files_created_by_app
 
 from uvosam.errors import WeightsError
 from uvosam_app.errors import log_refusals
@@ -61,8 +62,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     footer = footer_markdown(get_pipeline, start, settings)
     # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
     # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT); the uploads by Gradio's sweep, the files the app
-    # shows (results, previews) by its own (``uvosam_app.served``), last shown FILE_MAX_AGE_S ago
-    sweep = (FILE_SWEEP_EVERY_S, FILE_MAX_AGE_S)
+    # shows (results, previews) by its own, last shown FILE_MAX_AGE_S ago: both run by ``ServedFiles``
 
     # the States' delete callback is a plain function, not the bound method: Gradio puts it in the page's config,
     # which it deep-copies for every GET /config, and a bound method's copy copied the App, its loader and every
@@ -70,7 +70,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     def forget(state: Any) -> Any:
         return app.forget(state)
 
-    with gr.Blocks(title="UVOSAM", delete_cache=sweep) as demo:
+    with gr.Blocks(title="UVOSAM") as demo:  # no delete_cache: ServedFiles runs Gradio's sweep
         ui = page(settings, start, footer, forget=forget)
         o = ui.outputs
         # the App is made once the page is: it shows its frames as the page's *Latest frame* writes them;
@@ -80,6 +80,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
             preview=o.preview,
             max_age_s=FILE_MAX_AGE_S,
             sweep_every_s=FILE_SWEEP_EVERY_S,
+            gradio_sweep=functools.partial(delete_files_created_by_app, demo),
         )
         app = App(
             get_pipeline,

@@ -72,6 +72,7 @@ def app_url(tmp_path_factory, tiny_sam_model):
     )
     yield url, work
     demo.close()
+    demo.served_files.close()  # as ``app.main`` does
 
 
 @contextlib.contextmanager

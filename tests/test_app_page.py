@@ -221,8 +221,9 @@ def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
 
 
 def test_the_file_cache_sweep_and_the_texts_that_name_it_share_one_age(tmp_path):
-    """ "About an hour" was written by hand beside app.py's ``delete_cache=(600, 3600)``: changing one would leave
-    the texts saying the other."""
+    """ "About an hour" was written by hand beside app.py's sweep of its file cache (600, 3600): changing one would
+    leave the texts saying the other. The sweep is the app's (``ServedFiles``, which runs Gradio's too), not
+    Gradio's schedule (``delete_cache``), which ended for good on its first error."""
     import gradio as gr
 
     import app as app_module
@@ -231,8 +232,14 @@ def test_the_file_cache_sweep_and_the_texts_that_name_it_share_one_age(tmp_path)
     from uvosam_app.handlers import App
 
     demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
-    assert demo.delete_cache == (app_settings.FILE_SWEEP_EVERY_S, app_settings.FILE_MAX_AGE_S)
+    served = demo.served_files
+    assert demo.delete_cache is None
+    assert (served.sweep_every_s, served.max_age_s) == (
+        app_settings.FILE_SWEEP_EVERY_S,
+        app_settings.FILE_MAX_AGE_S,
+    )
     demo.close()
+    served.close()
     assert (
         app_settings.FILES_KEPT
         == app_settings.about(app_settings.FILE_MAX_AGE_S)

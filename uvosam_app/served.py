@@ -3,19 +3,21 @@ the preview frames) in Gradio's file cache (``ServedFiles``), and the live video
 (``drop_ended_streams``).
 
 Files. ``ServedFiles`` copies them into Gradio's cache itself and keeps its own list of them, ``{path: time last
-shown}``, under a lock; its own sweep (a daemon thread, started with the first file shown) deletes every
-``sweep_every_s`` those last shown more than ``max_age_s`` ago, with their emptied folder, and ``close()`` (at
-shutdown, ``app.main``) deletes them all. Gradio, given a path already in its cache, copies nothing
-(``Block.async_move_resource_to_block_cache``).
+shown}``, under a lock; its sweep (a daemon thread) deletes every ``sweep_every_s`` those last shown more than
+``max_age_s`` ago, with their emptied folder, and ``close()`` (at shutdown, ``app.main``) deletes them all. Gradio,
+given a path already in its cache, copies nothing (``Block.async_move_resource_to_block_cache``). Every show touches
+the file too: Gradio 6.27-6.30 gave a copy shown again its first copy's age.
 
-Gradio's own sweep (``delete_cache`` in ``app.build_demo``, kept for the uploads) could not be the one: it deletes the
-files of each component's ``temp_files`` set (``Blocks.temp_file_sets``), iterating the set itself in a worker thread
-(``route_utils.delete_files_created_by_app``). The preview frames come from worker threads too, about twice a second
-a running session: one added to the set during the sweep's loop raised "Set changed size during iteration", which
-ended Gradio's scheduled sweep for the process's life (``delete_files_on_schedule`` has no ``try``): no upload was
-deleted again. And the files shown through a session's copy of a component (Gradio makes one for a prop update, and
-``gr.skip()``, "no change", is one) were in no set the sweep reads: every run's zip and mp4 stayed. Every show
-touches the file too: Gradio 6.27-6.30 gave a copy shown again its first copy's age.
+The same thread runs Gradio's own sweep of its cache (the uploads; ``gradio_sweep``:
+``route_utils.delete_files_created_by_app``, at shutdown too), which the app therefore does not schedule with
+``gr.Blocks(delete_cache=...)``. Gradio's schedule could not be kept: its sweep iterates each component's
+``temp_files`` set in a worker thread while the event loop adds to it (an upload, a file an output shows: the
+app's files too, the first time a session shows them, and the previews came about twice a second a running
+session), so an add during its loop raises "Set changed size during iteration", and Gradio's scheduled task
+(``delete_files_on_schedule``, no ``try``) ended for the process's life: no upload was deleted again. Here such a
+sweep is logged and the next one runs. And the files shown through a session's copy of a component (Gradio makes
+one for a prop update, and ``gr.skip()``, "no change", is one) are in no set Gradio's sweep reads: every run's zip
+and mp4 stayed; ``ServedFiles``' own list covers them.
 
 Streams. The chunks of ``gr.Video(streaming=True)`` stay in ``Blocks.pending_streams[session_hash][run]`` until the
 session's heartbeat drops (``gradio/routes.py``, the only place that frees them): a client without one (a REST call,
@@ -47,8 +49,10 @@ logger = logging.getLogger("uvosam.app")
 class ServedFiles:
     """The app's files in Gradio's cache ``cache_dir`` (the demo's ``GRADIO_CACHE``): a run's mp4 and zip, and the
     preview frames as *Latest frame* (``preview``) shows them. Each file shown is kept ``max_age_s`` after it was
-    last shown, checked every ``sweep_every_s``; ``close()`` deletes them all. Unset (an ``App`` built without a
-    page, as tests do), a file or frame goes to Gradio as it is."""
+    last shown, checked every ``sweep_every_s``; ``close()`` deletes them all. ``gradio_sweep(age)``: Gradio's
+    sweep of its own files (those over ``age`` seconds old; None: all), run with each sweep and at ``close()``;
+    given, the sweeps start at once, else with the first file shown. Unset (an ``App`` built without a page, as
+    tests do), a file or frame goes to Gradio as it is."""
 
     def __init__(
         self,
@@ -57,6 +61,7 @@ class ServedFiles:
         preview: gr.Image | None = None,
         max_age_s: float = FILE_MAX_AGE_S,
         sweep_every_s: float = FILE_SWEEP_EVERY_S,
+        gradio_sweep: Callable[[float | None], None] | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir).resolve() if cache_dir is not None else None
         self.preview = preview
@@ -65,8 +70,11 @@ class ServedFiles:
         # path in the cache -> time.monotonic() it was last shown
         self._shown: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._gradio_sweep = gradio_sweep
         self._closed = threading.Event()
         self._sweeper: threading.Thread | None = None
+        if gradio_sweep is not None:
+            self._start_sweeps()
 
     async def results(self, mp4: Path, zip_path: Path) -> tuple[str, str]:
         """The paths to show of a job's mp4 and zip: their copies in Gradio's cache (a copy takes a while for a big
@@ -100,12 +108,12 @@ class ServedFiles:
         return len(stale)
 
     def close(self) -> None:
-        """Stop the sweep and delete every file shown (the server stopped). Once is enough; a file shown later is
-        deleted by another ``close()``."""
+        """Stop the sweeps and delete every file shown, and Gradio's (the server stopped). A file shown later (a
+        copy that was under way) is deleted as it is noted."""
         self._closed.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
-        self.sweep(None)
+        self._sweep_all(None)
 
     def _copied(self, path: Path) -> str:
         if self.cache_dir is None:
@@ -125,7 +133,10 @@ class ServedFiles:
     def _noted(self, path: str) -> str:
         with self._lock:  # the sweep deletes under the lock: the file stays once noted
             os.utime(path)  # FileNotFoundError: deleted in between
-            self._shown[path] = time.monotonic()
+            if self._closed.is_set():  # after close(): nobody would delete it
+                self._delete(Path(path))
+            else:
+                self._shown[path] = time.monotonic()
         return path
 
     def _delete(self, path: Path) -> None:
@@ -148,14 +159,21 @@ class ServedFiles:
                 self._sweeper.start()
 
     def _sweeps(self) -> None:
-        """Every ``sweep_every_s`` until ``close()``; a failed sweep is logged and the next one runs."""
+        """Every ``sweep_every_s`` until ``close()``."""
         while not self._closed.wait(self.sweep_every_s):
+            self._sweep_all(self.max_age_s)
+
+    def _sweep_all(self, max_age_s: float | None) -> None:
+        """This list's sweep and Gradio's; a failed one is logged (the next one runs)."""
+        sweeps = [("the served files", self.sweep)]
+        if self._gradio_sweep is not None:
+            sweeps.append(("Gradio's cache", self._gradio_sweep))
+        for what, sweep in sweeps:
             try:
-                self.sweep(self.max_age_s)
+                sweep(max_age_s)
             except Exception:
                 logger.exception(
-                    "the sweep of the served files failed; the next one is in %s s",
-                    self.sweep_every_s,
+                    "the sweep of %s failed; the next one is in %s s", what, self.sweep_every_s
                 )
 
 

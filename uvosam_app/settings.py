@@ -17,7 +17,7 @@ from uvosam.config import SAM2_MODEL_TYPES, SAM_PRECISIONS, VideoLimits
 from uvosam_app.gpu import zero_gpu
 from uvosam_app.models import PRESETS, mask_models, sam2_missing
 
-# Gradio's file cache (uploads, served outputs): its sweep (``gr.Blocks(delete_cache=...)``, app.py) runs every
+# Gradio's file cache (uploads, served outputs): its sweep (``uvosam_app.served.ServedFiles``, app.py) runs every
 # FILE_SWEEP_EVERY_S and deletes the files older than FILE_MAX_AGE_S; FILES_KEPT is how long, as the texts say it
 FILE_SWEEP_EVERY_S = 600
 FILE_MAX_AGE_S = 3600
