@@ -102,11 +102,13 @@ def _page_preview() -> tuple[gr.Blocks, gr.Image]:
     return demo, preview
 
 
-def test_previews_shown_from_threads_never_break_gradios_sweep_nor_the_apps(tmp_path):
+def test_previews_shown_from_threads_never_break_gradios_sweep_nor_the_apps(tmp_path, request):
     """Gradio's sweep iterates each component's ``temp_files`` in a worker thread; the previews were added to *Latest
     frame*'s set from other worker threads (twice a second a running session), so one added during the sweep's loop
     raised "Set changed size during iteration", and Gradio's scheduled sweep ended for good (no upload was deleted
-    again). Previews from four threads while both sweeps run: neither raises, and the app's keeps deleting."""
+    again). ``frame_now`` adds to no set: previews from four threads while both sweeps run, neither raises, and the
+    app's keeps deleting. (Gradio still adds what an output shows to the page's component on the event loop, a
+    session's first time: its sweep, run by the app, survives that: the next test.)"""
     demo, preview = _page_preview()
     gradio_cache = tmp_path / "gradio_files"
     gradio_cache.mkdir()
@@ -114,6 +116,7 @@ def test_previews_shown_from_threads_never_break_gradios_sweep_nor_the_apps(tmp_
         preview.temp_files.add(str(gradio_cache / f"{i}.jpeg"))
     before = set(preview.temp_files)
     served = ServedFiles(demo.GRADIO_CACHE, preview=preview, max_age_s=0, sweep_every_s=0.001)
+    request.addfinalizer(served.close)  # a failed assert leaves no sweeper running every ms
     stop, shown, failed = threading.Event(), [], []
 
     def previews(seed: int) -> None:
@@ -141,7 +144,50 @@ def test_previews_shown_from_threads_never_break_gradios_sweep_nor_the_apps(tmp_
     assert wait_for(lambda: not any(Path(p).exists() for p in shown), timeout=10)
     last = Path(served.frame_now(np.ones((8, 8, 3), np.uint8)))
     assert wait_for(lambda: not last.exists(), timeout=10)  # still sweeping
+
+
+def test_gradios_sweep_runs_in_the_apps_and_outlives_its_errors(tmp_path, caplog, request):
+    """Gradio's own sweep of its cache (uploads) is run by the app's thread: one that fails ("Set changed size
+    during iteration": the event loop added a file to the set it was going through) is logged and the next one
+    runs; Gradio's schedule ended for good on it. At close, Gradio's files all go, as Gradio's shutdown did."""
+    demo, preview = _page_preview()
+    upload, kept = tmp_path / "upload.mp4", tmp_path / "later.mp4"
+    upload.write_bytes(b"x")
+    preview.temp_files.add(str(upload))
+    calls = []
+
+    def gradio_sweep(age: float | None) -> None:
+        calls.append(age)
+        if len(calls) == 1:
+            raise RuntimeError("Set changed size during iteration")
+        delete_files_created_by_app(demo, age)
+
+    served = ServedFiles(
+        demo.GRADIO_CACHE,
+        preview=preview,
+        max_age_s=0,
+        sweep_every_s=0.01,
+        gradio_sweep=gradio_sweep,
+    )
+    request.addfinalizer(served.close)
+    assert wait_for(
+        lambda: not upload.exists(), timeout=10
+    )  # before any file was shown: started at once
+    assert "the sweep of Gradio's cache failed" in caplog.text
+    served.sweep_every_s = 3600  # the next sweep waits out the first: only close() runs it now
+    kept.write_bytes(b"y")
+    preview.temp_files.add(str(kept))
     served.close()
+    assert calls[-1] is None and not kept.exists()
+
+
+def test_a_file_shown_after_close_is_deleted(tmp_path):
+    """A results copy still under way when the server stopped (a big zip, in its thread) was noted after
+    ``close()`` and never deleted."""
+    demo, preview = _page_preview()
+    served = ServedFiles(demo.GRADIO_CACHE, preview=preview)
+    served.close()
+    assert not Path(served.frame_now(np.zeros((8, 8, 3), np.uint8))).exists()
 
 
 def test_a_file_shown_again_is_kept_while_one_shown_once_goes(monkeypatch, tmp_path):
@@ -309,5 +355,24 @@ def test_a_sessions_streams_go_even_when_its_last_run_failed(tmp_path, pipeline)
         second = client.submit(handle_file(str(bad)), api_name="/segment")
         with pytest.raises(Exception, match="truncated"):
             second.result()
-        assert [u[0] for u in second.outputs()][0] == "starting…"  # it had cleared the last run
+        assert second.outputs()[0][0] == "starting…"  # it had cleared the last run
+        assert wait_for(lambda: http.get(stream).status_code == 404, timeout=20)
+
+
+def test_a_run_longer_than_its_sessions_time_to_live_that_fails_frees_its_streams(
+    tmp_path, tiny_sam_model
+):
+    """The session's streams state was set once, as a Run started: a Run that outlived the state's time to live and
+    then failed left its chunks for good. Every update of a Run sets it again."""
+    tracker = MovingBoxTracker(num_objects=2, delay_s=0.15, fail_at=30)  # ~4.5 s, then the model fails
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+    clip = write_clip(tmp_path / "clip.mp4", 40, 96, 64)
+    settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=2, chunk_seconds=0.5)
+    with launched(lambda p, s: pipe, settings) as url, httpx.Client(timeout=60) as http:
+        client = Client(url, verbose=False, download_files=False)
+        job = client.submit(handle_file(str(clip)), api_name="/segment")
+        with pytest.raises(Exception, match="failed|error"):
+            job.result()
+        stream = _stream_url(job)
+        assert stream and job.outputs()[-1][0].startswith("failed")
         assert wait_for(lambda: http.get(stream).status_code == 404, timeout=20)

@@ -150,7 +150,8 @@ class App:
             async for up in updates:
                 if up.result is None:
                     preview = await self.served.frame(up.preview)
-                    yield up.status, preview, up.chunk, skip, skip, skip, skip, skip, skip
+                    # streams again: their state's clock starts again (a Run longer than its time to live)
+                    yield up.status, preview, up.chunk, skip, skip, skip, skip, streams, skip
                     continue
                 r = up.result
                 keep = gr.CheckboxGroup(
@@ -165,7 +166,7 @@ class App:
                 preview = await self.served.frame(up.preview)
                 # on ZeroGPU: says so when the run covered fewer frames than asked
                 status = up.status + checked.cap_note(r.info)
-                yield status, preview, up.chunk, *files, rows, keep, skip, state
+                yield status, preview, up.chunk, *files, rows, keep, streams, state
 
     def _start(
         self,
