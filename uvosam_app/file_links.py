@@ -13,8 +13,8 @@ downloader's message (what came, the limit, what to do), as Load gives it. Any o
 server served) goes to Gradio's own method, unchanged.
 
 The file lands in a folder of its own (``link-*``) in the component's Gradio cache and is registered in its
-``temp_files``, as Gradio registers its own downloads: the cache's sweep (Gradio's, run by ``ServedFiles`` in ``app.build_demo``)
-deletes it with the uploads (the emptied folder stays, as Gradio's own do). A refused or failed download leaves
+``temp_files``, as Gradio registers its own downloads: the cache's sweep (Gradio's, run by ``ServedFiles`` in
+``app.build_demo``) deletes it with the uploads (the emptied folder stays, as Gradio's own do). A refused or failed download leaves
 no file and no folder; one whose request is cancelled meanwhile (``/cancel``) runs on in its thread, which cannot be
 cut, and its folder is deleted when it ends.
 
