@@ -12,6 +12,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -60,6 +61,22 @@ def app_process_env(tmp_path: Path, port: int, work_dir: Path) -> dict[str, str]
     )
     env.pop("SPACES_ZERO_GPU", None)
     return env
+
+
+@contextlib.contextmanager
+def app_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
+    """``python app.py`` of this checkout with ``env`` (``app_process_env``), its output in ``log_path``; killed on
+    exit if it still runs (a test stops it as a host would: SIGTERM, and waits)."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> dict:

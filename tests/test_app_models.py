@@ -5,8 +5,6 @@ copying none of them."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -16,7 +14,15 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("gradio")
-from app_helpers import ROOT, app_process_env, free_port, launched, needs_sam2, wait_for_config
+from app_helpers import (
+    ROOT,
+    app_process,
+    app_process_env,
+    free_port,
+    launched,
+    needs_sam2,
+    wait_for_config,
+)
 from doubles import MovingBoxTracker
 from gradio_client import Client, handle_file
 
@@ -69,11 +75,7 @@ def test_python_app_py_without_weights_serves_a_banner(tmp_path):
     port = free_port()
     env = app_process_env(tmp_path, port, tmp_path / "w")
     empty = Path(env["UVOSAM_CHECKPOINTS"])
-    log = open(tmp_path / "app.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
+    with app_process(env, tmp_path / "app.log") as proc:
         config = wait_for_config(f"http://127.0.0.1:{port}", proc, tmp_path / "app.log")
         banner = next(
             c["props"]["value"]
@@ -90,14 +92,6 @@ def test_python_app_py_without_weights_serves_a_banner(tmp_path):
                 handle_file(str(ROOT / "examples" / "synthetic_shapes.mp4")), api_name="/segment"
             )
         assert proc.poll() is None  # still serving
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_a_run_says_it_loads_the_models_only_while_they_are_not_loaded(

@@ -9,8 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +20,7 @@ pytest.importorskip("gradio")
 import gradio as gr
 import httpx
 from app_helpers import (
-    ROOT,
+    app_process,
     app_process_env,
     free_port,
     launched,
@@ -293,26 +291,18 @@ def test_python_app_py_stopped_by_sigterm_with_a_page_open_empties_gradios_cache
     port = free_port()
     env = dict(app_process_env(tmp_path, port, tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
     url, log_path = f"http://127.0.0.1:{port}", tmp_path / "app.log"
-    with open(log_path, "wb") as log, httpx.Client(timeout=30) as http:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_for_config(url, proc, log_path, timeout=120.0)
-            (upload,) = http.post(
-                f"{url}/gradio_api/upload", files={"files": ("x.mp4", b"0" * 999)}
-            ).json()
-            opened = threading.Event()
-            threading.Thread(
-                target=_page_open, args=(f"{url}/gradio_api/heartbeat/page", opened), daemon=True
-            ).start()
-            assert opened.wait(10) and Path(upload).is_file()
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with app_process(env, log_path) as proc, httpx.Client(timeout=30) as http:
+        wait_for_config(url, proc, log_path, timeout=120.0)
+        (upload,) = http.post(
+            f"{url}/gradio_api/upload", files={"files": ("x.mp4", b"0" * 999)}
+        ).json()
+        opened = threading.Event()
+        threading.Thread(
+            target=_page_open, args=(f"{url}/gradio_api/heartbeat/page", opened), daemon=True
+        ).start()
+        assert opened.wait(10) and Path(upload).is_file()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
     assert not Path(upload).exists()
 
 
@@ -364,7 +354,9 @@ def test_a_run_longer_than_its_sessions_time_to_live_that_fails_frees_its_stream
 ):
     """The session's streams state was set once, as a Run started: a Run that outlived the state's time to live and
     then failed left its chunks for good. Every update of a Run sets it again."""
-    tracker = MovingBoxTracker(num_objects=2, delay_s=0.15, fail_at=30)  # ~4.5 s, then the model fails
+    tracker = MovingBoxTracker(
+        num_objects=2, delay_s=0.15, fail_at=30
+    )  # ~4.5 s, then the model fails
     pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
     clip = write_clip(tmp_path / "clip.mp4", 40, 96, 64)
     settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=2, chunk_seconds=0.5)

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -318,7 +317,7 @@ def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_
     sessions, stayed (/tmp/uvosam-app-*, or in UVOSAM_WORK_DIR). Now SIGTERM ends it as Ctrl-C does; and a folder
     left by a process killed outright (SIGKILL) is removed at the next start. No weights: the page is served with
     its banner."""
-    from app_helpers import ROOT, app_process_env, free_port, wait_for_config
+    from app_helpers import app_process, app_process_env, free_port, wait_for_config
 
     work_dir = tmp_path / "work"
     work_dir.mkdir()
@@ -328,23 +327,15 @@ def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_
     port = free_port()
     env = app_process_env(tmp_path, port, work_dir)
     log_path = tmp_path / "app.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_for_config(f"http://127.0.0.1:{port}", proc, log_path, timeout=120.0)
-            assert not left.exists() and hosts.read_text() == "the host's own file"
-            (mine,) = work_dir.glob("uvosam-app-*")
-            assert json.loads((mine / ".uvosam-app.json").read_text())["pid"] == proc.pid
-            (mine / "session" / "run-1234").mkdir(parents=True)  # a run under way
-            (mine / "session" / "run-1234" / "part.mp4").write_bytes(b"...")
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with app_process(env, log_path) as proc:
+        wait_for_config(f"http://127.0.0.1:{port}", proc, log_path, timeout=120.0)
+        assert not left.exists() and hosts.read_text() == "the host's own file"
+        (mine,) = work_dir.glob("uvosam-app-*")
+        assert json.loads((mine / ".uvosam-app.json").read_text())["pid"] == proc.pid
+        (mine / "session" / "run-1234").mkdir(parents=True)  # a run under way
+        (mine / "session" / "run-1234" / "part.mp4").write_bytes(b"...")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
     assert not mine.exists() and sorted(work_dir.iterdir()) == [hosts]
     assert "Traceback" not in log_path.read_text(errors="replace")
 
