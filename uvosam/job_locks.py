@@ -55,18 +55,23 @@ def lock_file(path: Path) -> int | None:
 def is_held(path: Path) -> bool:
     """Whether a live job holds the lock file ``path`` (False: there is none, or nobody holds it; True when it
     cannot be told)."""
-    if fcntl is None:
-        return True
+    return fcntl is None or _held(path) is not False
+
+
+def _held(path: Path) -> bool | None:
+    """Whether another open file holds the ``flock`` on ``path``: True; False when there is no such file or nobody
+    holds it (taken and let go at once); None when it cannot be told (a file not ours to open, a lock refused for
+    another reason)."""
     try:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return False
     except OSError:
-        return True
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
+    except OSError as error:
+        return True if error.errno in _BUSY else None
     finally:
         os.close(fd)  # also lets go of the lock taken just now
     return False
@@ -123,20 +128,10 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def check_free(work_dir: Path) -> None:
-    """Raise ``ValueError`` if a job is writing to ``work_dir`` now (``FolderLock``); creates nothing."""
-    if fcntl is None:
-        return
-    try:
-        fd = os.open(work_dir / FOLDER_LOCK, os.O_RDWR)
-    except OSError:  # none (no job there), or not ours to open: ``FolderLock`` says why
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        if error.errno in _BUSY:
-            raise ValueError(busy_message(work_dir)) from None
-    finally:
-        os.close(fd)
+    """Raise ``ValueError`` if a job is writing to ``work_dir`` now (``FolderLock``); creates nothing. A lock file
+    that cannot be told about (not ours to open) is left to ``FolderLock``, which says why."""
+    if fcntl is not None and _held(work_dir / FOLDER_LOCK):
+        raise ValueError(busy_message(work_dir))
 
 
 # depth: the ``uninterrupted`` blocks a thread is in; pending: the stop to raise when they end
