@@ -82,9 +82,8 @@ class EarlierResult:
     """What a folder holds that a job would replace (``earlier_result``), and the run that wrote its export."""
 
     video_name: str | None  # the folder's last run, from its run.json (None: none, or unreadable)
-    source: (
-        str | None
-    )  # the input file's (or folder's) name that run was made from, from its run.json
+    # the input file's (or folder's) name that run was made from, from its run.json
+    source: str | None
     entries: tuple[str, ...]  # the files and folders there the job replaces (``result_entries``)
 
 
