@@ -402,9 +402,8 @@ def main() -> None:
             server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
             **launch_kwargs(settings, settings.work_root),
         )
-    except (
-        KeyboardInterrupt
-    ):  # Ctrl-C or SIGTERM before Gradio's own wait caught it (it says "closing server")
+    # Ctrl-C or SIGTERM before Gradio's own wait caught it (it says "closing server")
+    except KeyboardInterrupt:
         logger.info("stopped")
     finally:
         # Gradio's wait closed the server on Ctrl-C or SIGTERM, but while a page was open (its heartbeat) the server

@@ -286,9 +286,8 @@ class Staging:
                 with uninterrupted():
                     old = self._swap()
                     self.promoted = True
-            except (
-                KeyboardInterrupt
-            ) as stop:  # a stop that waited for the renames: the new result is in place
+            # a stop that waited for the renames: the new result is in place
+            except KeyboardInterrupt as stop:
                 if self.promoted:
                     stop.result_in_place = True  # type: ignore[attr-defined]  (``result_in_place``)
                 raise

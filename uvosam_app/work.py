@@ -65,9 +65,8 @@ class WorkRoot:
     """
 
     def __init__(self, root: Path | None) -> None:
-        if (
-            root is None
-        ):  # a temp folder of its own, removed with it (or at exit): an App built without one left it
+        # a temp folder of its own, removed with it (or at exit): an App built without one left it
+        if root is None:
             self.root = Path(tempfile.mkdtemp(prefix="uvosam-work-"))
             weakref.finalize(self, shutil.rmtree, self.root, True)
         else:

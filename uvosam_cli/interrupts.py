@@ -89,9 +89,8 @@ class OutputFolder:
         """What is left after the interrupt ``stop``, for the command's one-line message."""
         if self.folder is None:
             return "interrupted"
-        if result_in_place(
-            stop
-        ):  # it came while the finished result was moved in, and waited for it
+        # it came while the finished result was moved in, and waited for it
+        if result_in_place(stop):
             return f"interrupted once it had finished: its result is in {self.folder}"
         return f"interrupted; {self._left()}"
 
