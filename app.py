@@ -407,10 +407,11 @@ def main() -> None:
         logger.info("stopped")
     finally:
         # Gradio's wait closed the server on Ctrl-C or SIGTERM, but while a page was open (its heartbeat) the server
-        # waited for it, 5 s, and exited without its shutdown: Gradio's cache (uploads, results) stayed for good.
-        # Closing the Blocks ends the pages' heartbeats, and the server's shutdown empties the cache.
+        # waited for it, 5 s, and the process exited before any clean-up: closing the Blocks ends the heartbeats.
         demo.close(verbose=False)
-        demo.served_files.close()  # the results and previews shown: Gradio's shutdown deletes only its own
+        # Gradio's cache: the results and previews shown, and Gradio's own files (uploads), as ServedFiles runs
+        # Gradio's sweep (no delete_cache: Gradio's shutdown deletes nothing)
+        demo.served_files.close()
         # the runs under way end after their step, before the interpreter exits (a thread inside torch then aborted
         # the process after the clean-up: exit status 134)
         left = stop_jobs(timeout=STOP_JOBS_S)
