@@ -159,7 +159,7 @@ class App:
                     value=[t.track_id for t in r.tracks],
                 )
                 origin = input_path(video, frames_zip, linked)
-                state = SessionRun(running.folder, r.cache_dir, origin, session_key(request))
+                state = SessionRun(running.folder, r.cache_dir, origin)
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
                 files = await self.served.results(r.overlay_mp4, r.zip_path)
@@ -429,20 +429,20 @@ class App:
 
     def forget(self, state: SessionRun | SessionStreams | str | None) -> threading.Thread | None:
         """``gr.State`` delete callback (session over or expired) of the last run, of the linked video and of the
-        session's streams. The last run's expiry removes the session's runs and re-renders, and the videos they
-        streamed (Gradio's ``pending_streams``: freed by Gradio when a page's heartbeat drops, never for an API
-        client without one; those of a job still running stay), as does the streams' expiry (a failed or stopped
-        last Run leaves no last run to expire), the linked video's its downloads (each State has its own clock: a
-        Load made after the last run outlives it, and the other way round), then the session's folder once empty;
-        never the folders a request still uses. Gradio calls this on its event loop and stops calling any State's
+        session's streams. The last run's expiry removes the session's runs and re-renders, the streams' expiry
+        (set with the same updates; also after a failed or stopped Run, which leaves no last run to expire) the
+        videos they streamed (Gradio's ``pending_streams``: freed by Gradio when a page's heartbeat drops, never for
+        an API client without one; those of a job still running stay), the linked video's its downloads (each State
+        has its own clock: a Load made after the last run outlives it, and the other way round), then the session's
+        folder once empty; never the folders a request still uses. Gradio calls this on its event loop and stops calling any State's
         callback after one raises, so the deleting is done in a thread (returned) and never raises."""
         if state is None:  # API clients close no tab (no unload): this is their only clean-up
             return None
         if isinstance(state, SessionStreams):
-            self._drop_ended_streams(state.session)
+            if self.streams is not None:
+                drop_ended_streams(self.streams(), state.session)
             return None
         if isinstance(state, SessionRun):
-            self._drop_ended_streams(state.session)
             folder, kinds = state.run_dir, ("run", "rerender")
         else:
             folder, kinds = Path(state).parent, ("link",)
@@ -454,10 +454,6 @@ class App:
         )
         thread.start()
         return thread
-
-    def _drop_ended_streams(self, session: str | None) -> None:
-        if self.streams is not None:
-            drop_ended_streams(self.streams(), session)
 
     def unload(self, request: gr.Request) -> None:
         self.work.remove_session(session_key(request))

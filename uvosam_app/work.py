@@ -37,18 +37,17 @@ logger = logging.getLogger("uvosam.app")
 class SessionRun:
     """What a session keeps of its last finished run (its mask cache feeds Re-render). ``source``: the input it
     ran on (the upload's, the zip's or the linked file's path; "" unknown), so that the upload's description can
-    say when the results shown are of another input; ``session``: the session's Gradio ``session_hash`` (None
-    unknown), whose streamed videos go with this run (``App.forget``)."""
+    say when the results shown are of another input. (The videos the session streamed go with ``SessionStreams``,
+    set with the same update.)"""
 
     run_dir: Path
     cache_dir: Path
     source: str = ""
-    session: str | None = None
 
 
 @dataclass(frozen=True)
 class SessionStreams:
-    """The session (its Gradio ``session_hash``) whose Runs streamed videos: set by every Run as it starts, whether it
+    """The session (its Gradio ``session_hash``) whose Runs streamed videos: set by every update of a Run, whether it
     ends with a result or not (a failed or stopped Run leaves the last run ``None``: nothing else would name the
     session when its states expire), so that ``App.forget`` drops the ended streams with it."""
 
