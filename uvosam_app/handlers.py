@@ -429,12 +429,12 @@ class App:
 
     def forget(self, state: SessionRun | SessionStreams | str | None) -> threading.Thread | None:
         """``gr.State`` delete callback (session over or expired) of the last run, of the linked video and of the
-        session's streams. The last run's expiry removes the session's runs and re-renders, the streams' expiry
-        (set with the same updates; also after a failed or stopped Run, which leaves no last run to expire) the
-        videos they streamed (Gradio's ``pending_streams``: freed by Gradio when a page's heartbeat drops, never for
-        an API client without one; those of a job still running stay), the linked video's its downloads (each State
-        has its own clock: a Load made after the last run outlives it, and the other way round), then the session's
-        folder once empty; never the folders a request still uses. Gradio calls this on its event loop and stops calling any State's
+        session's streams. The last run's expiry removes the session's runs and re-renders, the streams' expiry (set
+        with the same updates; also after a failed or stopped Run, which leaves no last run to expire) the videos they
+        streamed (Gradio's ``pending_streams``: freed by Gradio when a page's heartbeat drops, never for an API client
+        without one; those of a job still running stay), the linked video's its downloads (each State has its own clock:
+        a Load made after the last run outlives it, and the other way round), then the session's folder once empty;
+        never the folders a request still uses. Gradio calls this on its event loop and stops calling any State's
         callback after one raises, so the deleting is done in a thread (returned) and never raises."""
         if state is None:  # API clients close no tab (no unload): this is their only clean-up
             return None
