@@ -147,9 +147,8 @@ def read_packet_stats(lines: Iterable[bytes], *, drop_leading: int = 0) -> Packe
     reader = _Reader(lines)
     timing = _Timing()
     key_pts: int | None = None
-    run: list[_Packet] | None = (
-        None  # the leading packets while they come; None before the first and after
-    )
+    # the leading packets while they come; None before the first and after
+    run: list[_Packet] | None = None
     leading = corrupt = 0
     corrupt_at_end = False
     for i, pkt in enumerate(reader):
