@@ -62,9 +62,8 @@ class ExportOptions:
     max_objects: int = DAVIS_MAX_OBJECTS
     png_compress_level: int = 1
     write_threads: int | None = None
-    alpha_webm: bool = (
-        False  # from here on: code that passes the other fields by position keeps working
-    )
+    # from here on: code that passes the other fields by position keeps working
+    alpha_webm: bool = False
     timeline: bool = True
     ytvis_class_thres: float | None = None
 
@@ -121,12 +120,10 @@ class ExportResult:
     tracks: tuple[TrackSummary, ...]
     alpha_webm: Path | None = None
     timeline_png: Path | None = None
-    merge_hints: tuple[
-        MergeHint, ...
-    ] = ()  # possible id switches among the exported tracks (uvosam.merge_hints)
-    run_json: Path | None = (
-        None  # what made the export (uvosam.provenance); always written by ExportWriter
-    )
+    # possible id switches among the exported tracks (uvosam.merge_hints)
+    merge_hints: tuple[MergeHint, ...] = ()
+    # what made the export (uvosam.provenance); always written by ExportWriter
+    run_json: Path | None = None
 
     def entries(self) -> list[Path]:
         """Every file/folder that belongs in the zip, README and run.json first."""

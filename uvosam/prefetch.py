@@ -22,9 +22,8 @@ class _Failure:
         self.error = error
 
 
-FRAMES_THREAD = (
-    "uvosam-prefetch"  # the default name of prefetch's thread: the frames of a run, read ahead
-)
+# the default name of prefetch's thread: the frames of a run, read ahead
+FRAMES_THREAD = "uvosam-prefetch"
 MODELS_THREAD = "uvosam-models"  # run_job's models thread (``uvosam.job``)
 RUN_THREADS = (FRAMES_THREAD, MODELS_THREAD)
 """The names of a run's threads, for a server that waits for them when it ends (``uvosam_app.work.stop_jobs``)."""
