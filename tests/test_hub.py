@@ -596,11 +596,9 @@ def test_checkpoints_folder_is_the_repos_in_a_checkout_else_a_user_cache(tmp_pat
 
 
 def test_checkpoints_readme_lists_every_weight_file_with_the_table_values():
-    """checkpoints/README.md's table has a row per ``weight_table.WEIGHTS`` entry: its file, its size and SHA-256 where the
+    """uvosam/weights.md's table has a row per ``weight_table.WEIGHTS`` entry: its file, its size and SHA-256 where the
     table has them and "not published" where it has none, and its Hub repo."""
-    readme = (Path(__file__).resolve().parents[1] / "checkpoints" / "README.md").read_text(
-        encoding="utf-8"
-    )
+    readme = weight_table.TABLE_DOC.read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip().split()[0].strip("`"): line for line in readme.splitlines()
             if line.startswith("| `")}  # fmt: skip
     assert set(rows) == set(weight_table.WEIGHTS)
