@@ -1,8 +1,10 @@
-"""What an installed package (a wheel, no clone) gets: the files its messages name."""
+"""What an installed package (a wheel, no clone) gets: its description on the package index, and the files its
+messages name."""
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,18 @@ tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_the_package_description_has_no_front_matter_and_no_relative_links():
+    """README.md opens with the Space's YAML front matter and links the repository's files: on the package index
+    that is a rule, a paragraph of YAML and broken links. The package has its own description."""
+    readme = PYPROJECT["project"]["readme"]
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    assert not text.startswith("---"), readme
+    targets = re.findall(r"\]\(([^)\s]*)", text)  # [text](target), ![alt](target)
+    targets += re.findall(r"^\[[^\]]+\]:\s*(\S+)", text, re.MULTILINE)  # [label]: target
+    targets += re.findall(r"""(?:href|src)=["']([^"']*)""", text)
+    assert [t for t in targets if not re.match(r"(https?|mailto):", t)] == [], readme
 
 
 @pytest.mark.parametrize(
