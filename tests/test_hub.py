@@ -232,10 +232,13 @@ def test_explicit_path_with_a_known_basename_is_verified(tmp_path, spec, ckpt_by
 
 
 def test_bad_cached_copy_offline_is_deleted(tmp_path, spec, ckpt_bytes):
+    """... and the message names the checkpoints folder a good copy can go in (not the repository's
+    ``checkpoints/``, which an installed package has not)."""
     entry = put_in_cache(tmp_path / "hf", spec, corrupt(ckpt_bytes))
     blob = entry.resolve()
-    with pytest.raises(WeightsError, match="deleted .* HF_HUB_OFFLINE"):
+    with pytest.raises(WeightsError, match="deleted .* HF_HUB_OFFLINE") as caught:
         hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=tmp_path / "hf")
+    assert str(caught.value).endswith(f"or put a good copy in {tmp_path / 'empty'}/.")
     assert not blob.exists() and not entry.is_symlink()
 
 
@@ -278,6 +281,28 @@ def test_bad_cached_copy_is_downloaded_again_once(
             hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=cache)
     assert fake.calls == [(False, False), (False, True)]
     assert not bad_blob.exists()
+
+
+def test_a_failed_download_of_a_bad_cached_copy_names_the_checkpoints_folder(
+    tmp_path, spec, ckpt_bytes, monkeypatch
+):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_unreachable_reason", lambda: None)
+    monkeypatch.setattr(hub, "_hub_unreachable_by_name", lambda: None)
+    cache = tmp_path / "hf"
+    put_in_cache(cache, spec, corrupt(ckpt_bytes))
+    fake = FakeDownloader(cache, spec, ckpt_bytes)
+
+    def download(**kwargs):
+        if kwargs["force_download"]:
+            raise OSError("connection reset")
+        return fake(**kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    with pytest.raises(WeightsError, match="was corrupt and was deleted") as caught:
+        hub.resolve(NAME, checkpoints_dir=tmp_path / "mine", cache_dir=cache)
+    assert str(caught.value).endswith(f"or put a good copy in {tmp_path / 'mine'}/.")
 
 
 def test_direct_url_fallback(tmp_path, spec, ckpt_bytes, monkeypatch):
@@ -571,11 +596,9 @@ def test_checkpoints_folder_is_the_repos_in_a_checkout_else_a_user_cache(tmp_pat
 
 
 def test_checkpoints_readme_lists_every_weight_file_with_the_table_values():
-    """checkpoints/README.md's table has a row per ``weight_table.WEIGHTS`` entry: its file, its size and SHA-256 where the
+    """uvosam/weights.md's table has a row per ``weight_table.WEIGHTS`` entry: its file, its size and SHA-256 where the
     table has them and "not published" where it has none, and its Hub repo."""
-    readme = (Path(__file__).resolve().parents[1] / "checkpoints" / "README.md").read_text(
-        encoding="utf-8"
-    )
+    readme = weight_table.TABLE_DOC.read_text(encoding="utf-8")
     rows = {line.split("|")[1].strip().split()[0].strip("`"): line for line in readme.splitlines()
             if line.startswith("| `")}  # fmt: skip
     assert set(rows) == set(weight_table.WEIGHTS)

@@ -229,7 +229,7 @@ def resolve(
         return local
     looked.append(f"{local} (checkpoints folder)")
     if spec.repo_id is not None:
-        found = _from_hub(spec, cache_dir, verify, looked)
+        found = _from_hub(spec, cache_dir, verify, looked, ckdir)
         if found is not None:
             return found
     if spec.url is not None and not _offline():
@@ -264,9 +264,11 @@ def _hf_download(
     return Path(path)
 
 
-def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> Path | None:
+def _from_hub(
+    spec: WeightSpec, cache_dir, verify: bool, looked: list[str], ckdir: Path
+) -> Path | None:
     """HF cache (and Hub unless offline or found unreachable a moment ago); a bad cached copy is deleted and
-    fetched again once."""
+    fetched again once. ``ckdir``: the checkpoints folder, where the messages say a good copy can go."""
     offline = _offline()
     unreachable = None if offline else (_unreachable_reason() or _hub_unreachable_by_name())
     cache_only = offline or unreachable is not None
@@ -302,7 +304,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
             )
             raise WeightsError(
                 f"{err} The bad copy was deleted from the Hugging Face cache; {why}, or put a good copy in "
-                "checkpoints/."
+                f"{ckdir}/."
             ) from None
         logger.warning("%s Deleted the cached copy; downloading it again once.", err)
     try:
@@ -311,7 +313,7 @@ def _from_hub(spec: WeightSpec, cache_dir, verify: bool, looked: list[str]) -> P
         raise WeightsError(
             f"The cached {spec.basename} was corrupt and was deleted; downloading it again "
             f"failed ({err}). "
-            f"Check the connection and run again, or put a good copy in checkpoints/."
+            f"Check the connection and run again, or put a good copy in {ckdir}/."
         ) from err
     verify_file(path, spec)
     return path

@@ -45,7 +45,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"{path} holds objects that a weights-only load refuses (only tensors and plain "
             f"containers are allowed, so nothing in the file was run): "
             f"{paragraphs[min(1, len(paragraphs) - 1)]} Use a checkpoint from a trusted source "
-            f"(see checkpoints/README.md). If you trust this file and it only carries extra training "
+            f"(see {weight_table.TABLE_DOC}). If you trust this file and it only carries extra training "
             f'state (optimizer/scheduler objects), keep just its weights once with: python -c "import '
             f"torch; c = torch.load('{path}', weights_only=False); torch.save({{'model': c.get('model', c)}}, "
             f"'{path.with_suffix('.weights.pth')}')\" and use the new file."
@@ -81,7 +81,7 @@ def _redownload_hint(path: Path) -> str:
     """Where to get ``path`` again: its URL for a file of ``weight_table`` (by its name), else the README."""
     spec, _ = weight_table.lookup(path)
     if spec is None:
-        return "Delete it and download it again (see checkpoints/README.md)."
+        return f"Delete it and download it again (see {weight_table.TABLE_DOC})."
     return spec.redownload_hint
 
 

@@ -11,6 +11,10 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+TABLE_DOC = Path(__file__).with_name("weights.md")
+"""The table of weight files with their sizes, checksums and sources; shipped with the package, so messages name it
+by this path."""
+
 
 @dataclass(frozen=True)
 class WeightSpec:
@@ -52,7 +56,7 @@ class WeightSpec:
     @property
     def redownload_hint(self) -> str:
         """What to do with a bad copy of this file: ``"Delete it and download it again (<its URL>)."``"""
-        where = self.hub_url or self.url or "see checkpoints/README.md"
+        where = self.hub_url or self.url or f"see {TABLE_DOC}"
         return f"Delete it and download it again ({where})."
 
     @property

@@ -106,9 +106,11 @@ def _check_config_file(config: str) -> None:
     path = Path(config)
     if path.is_file():
         return
+    from uvosam.train import TRAIN_README
+
     raise ValueError(
         f"--config {config} is neither a preset nor a YAML file ({not_a_file(path)}); expected one of "
-        f"{', '.join(PRESETS)}, or the path of a training YAML (see uvosam/train/README.md)"
+        f"{', '.join(PRESETS)}, or the path of a training YAML (see {TRAIN_README})"
     )
 
 

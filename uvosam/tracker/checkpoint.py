@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from uvosam import weight_table
 from uvosam.errors import WeightsError
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.detector import IDOLDetector
@@ -165,7 +166,7 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"IDOL checkpoint not found: {path} (see checkpoints/README.md for downloads)"
+            f"IDOL checkpoint not found: {path} (see {weight_table.TABLE_DOC} for downloads)"
         )
     # weights-only; unreadable or code-carrying files raise WeightsError
     return load_checkpoint(path)

@@ -5,3 +5,8 @@ Modules: ``config`` (TrainConfig), ``datasets`` (YouTube-VIS/OVIS JSON, DAVIS, f
 assignment and losses), ``build`` (initialisation, optimiser, lr schedule), ``checkpointing``,
 ``loop`` (``train``). The training tests' toy data and track scoring are in ``tests/train_helpers.py``.
 """
+
+from pathlib import Path
+
+TRAIN_README = Path(__file__).with_name("README.md")
+"""The recipe and the data layouts; shipped with the package, so messages name it by this path."""

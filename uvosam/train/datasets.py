@@ -35,6 +35,7 @@ from PIL import Image, ImageOps
 
 from uvosam.config import is_number
 from uvosam.frame_folder import list_frames, to_rgb8
+from uvosam.train import TRAIN_README
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def load_folder(directory: str | Path) -> list[VideoRecord]:
     if not videos:
         raise FileNotFoundError(
             f"{directory}: expected a video folder (frames/ + boxes.json) or a folder of them; "
-            "found no boxes.json. See uvosam/train/README.md for the layout."
+            f"found no boxes.json. See {TRAIN_README} for the layout."
         )
     return videos
 
@@ -314,7 +315,7 @@ def check_data_spec(spec: DataSpec) -> None:
 
 def _check_path_kind(path: Path, kind: str, what: str, text: str) -> None:
     """Raise unless ``path`` is an existing ``kind`` (``"file"`` or ``"folder"``)."""
-    where = "; layouts: uvosam/train/README.md"
+    where = f"; layouts: {TRAIN_README}"
     if not path.exists():
         raise FileNotFoundError(f"{text}: nothing at {path}; expected {what}{where}")
     if (kind == "file") != path.is_file():

@@ -23,6 +23,7 @@ import os
 import torch
 
 from uvosam.tracker.config import DetectorConfig
+from uvosam.train import TRAIN_README
 from uvosam.train.config import TrainConfig
 
 CPU_BYTES_PER_PIXEL = 6_500
@@ -156,6 +157,6 @@ def check_cpu_memory(
         f"{clips} clips of 2 frames{here}, up to {height}x{width} pixels each, take about "
         f"{CPU_BYTES_PER_PIXEL / 1000:.1f} KB a pixel on the CPU (fp32; measured for the R50 architecture). "
         "Train on a GPU (--device cuda; torchrun for several), run `--config tiny` for a smoke test, or lower "
-        "clips_per_batch and min_size_train / max_size_train in a training YAML (see uvosam/train/README.md); "
+        f"clips_per_batch and min_size_train / max_size_train in a training YAML (see {TRAIN_README}); "
         "this is an estimate: --no-memory-check (train(check_memory=False)) skips it"
     )
