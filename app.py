@@ -8,6 +8,12 @@ parts, one concept per module, are listed in ``uvosam_app/__init__.py``.
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads OpenMP: waiting threads sleep rather than spin (as in uvosam_cli; docs/performance.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# isort: split
 from uvosam_app import gpu as app_gpu  # first: imports `spaces` (ZeroGPU) before torch
 
 # isort: split
@@ -15,7 +21,6 @@ import atexit
 import dataclasses
 import functools
 import logging
-import os
 import shutil
 import signal
 import tempfile

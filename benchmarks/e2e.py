@@ -45,6 +45,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# as `uvosam` and app.py set it before torch loads OpenMP (the children inherit it): waiting threads sleep
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # the parent imports uvosam anyway (it writes the test videos with it)
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS
@@ -535,7 +537,8 @@ def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> Non
     size, encoder = model_text(args.sam, args.real_size, short["sam_fast"])
     print(
         f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks; "
-        f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}"
+        f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}; "
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
     )
     for n, r in runs.items():
         gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""

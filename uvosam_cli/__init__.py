@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads OpenMP (it reads this once): threads waiting at the end of a parallel region sleep instead of
+# spinning, which on a small CPU took the cores the decoder, the encoder and the export threads need (a user's own
+# setting is kept). docs/performance.md, "OpenMP threads that wait".
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# isort: split
 import argparse
 import importlib
 import logging
