@@ -68,7 +68,7 @@ def app_url(tmp_path_factory, tiny_sam_model):
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,
-        **app_module.launch_kwargs(settings, work),
+        **app_module.launch_kwargs(settings),
     )
     yield url, work
     demo.close()

@@ -97,6 +97,12 @@ class ServedFiles:
         component = self.preview
         return self._shown_now(lambda: component.postprocess(preview).path)
 
+    def file_now(self, path: str | None) -> str | None:
+        """A file to show as it is (a Load's download): its copy in Gradio's cache, its path there; None: none. Any
+        thread. Gradio would copy it itself, but only from a folder it serves whole (``launch(allowed_paths)``, which
+        the sessions' folders are not: ``app.launch_kwargs``) or from the temp folder or the working directory."""
+        return None if path is None else self._copied(Path(path))
+
     def shows(self, path: str | Path | None) -> bool:
         """Whether ``path`` is a file this list holds: one the app showed (a run's mp4 or zip, a preview frame) and
         has not deleted yet. What a page's output gives back to a handler is one of those; a client of the API can
