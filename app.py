@@ -347,12 +347,17 @@ def _on_link(app: App, ui: Page) -> None:
     load_ev.failure(app.links.refused, None, i.url, **_QUIET)
 
 
-def launch_kwargs(settings: AppSettings, work_root: Path) -> dict[str, Any]:
-    """``launch()`` arguments that enforce the limits (upload size, served paths), and the page's CSS."""
+def launch_kwargs(settings: AppSettings) -> dict[str, Any]:
+    """``launch()`` arguments that enforce the limits (upload size, served paths), and the page's CSS.
+
+    Gradio serves only its cache and the examples: what the app shows of the sessions' folders it copies into the
+    cache (``ServedFiles``), where a file goes as an attachment unless its type is safe to show. A folder in
+    ``allowed_paths`` goes inline with its real type: a Load's download named x.html there ran its script in the
+    Space's origin."""
     return {
         "css": CSS,
         "max_file_size": f"{settings.max_upload_mb}mb",
-        "allowed_paths": [str(work_root), str(EXAMPLES_DIR)],
+        "allowed_paths": [str(EXAMPLES_DIR)],
         "blocked_paths": [str(ROOT / "checkpoints")],
     }
 
@@ -405,7 +410,7 @@ def main() -> None:
         demo.launch(
             server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
             server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-            **launch_kwargs(settings, settings.work_root),
+            **launch_kwargs(settings),
         )
     # Ctrl-C or SIGTERM before Gradio's own wait caught it (it says "closing server")
     except KeyboardInterrupt:

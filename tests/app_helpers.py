@@ -104,7 +104,7 @@ def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,
-        **app_module.launch_kwargs(settings, settings.work_root),
+        **app_module.launch_kwargs(settings),
     )
     try:
         yield url

@@ -68,7 +68,7 @@ def app_url(tmp_path_factory, tiny_sam_model):
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,
-        **app_module.launch_kwargs(settings, work),
+        **app_module.launch_kwargs(settings),
     )
     yield url, work
     demo.close()
@@ -377,6 +377,10 @@ def link_app(tmp_path_factory, tiny_sam_model):
         server.routes["/media/street.mp4"] = send(clip, {"Content-Type": "video/mp4"})
         avi = mpeg4_avi(tmp_path_factory.mktemp("avi") / "c.mp4", clip)
         server.routes["/media/old.avi"] = send(avi, {"Content-Type": "video/x-msvideo"})
+        named = 'attachment; filename="x__ [login](evil.example) __ www.evil.example.avi"'
+        server.routes["/media/named"] = send(
+            avi, {"Content-Type": "video/x-msvideo", "Content-Disposition": named}
+        )
         yield url, server
 
 
@@ -436,6 +440,23 @@ def test_a_link_browsers_cannot_play_is_described_previewed_and_run(link_app, pa
     page.click("#run")
     page.wait_for_function(f"() => ({STATUS})().startsWith('done: 12 frames')", timeout=60_000)
     page.locator("#mp4", has_text="old_overlay").wait_for(timeout=30_000)
+
+
+def test_a_links_file_name_shows_as_written_not_as_markdown(link_app, page):
+    """The description names a Load's file in Markdown: the name x__ [login](evil.example) __ www.evil.example.avi
+    showed two links there ("login", and the bare www. one)."""
+    url, server = link_app
+    page.goto(url)
+    box = page.locator("#url").get_by_role("textbox")
+    box.fill(server.url("/media/named"))
+    box.press("Enter")
+    info = page.locator("#video-info", has_text="(MPEG-4 Part 2) loaded from the link")
+    info.wait_for(timeout=30_000)
+    assert "x__ [login](evil.example) __ www.evil.example.avi (MPEG-4 Part 2)" in info.inner_text()
+    assert not page.locator("#video-info a").count()
+    assert [e.inner_text() for e in page.locator("#video-info em").all()] == [
+        "Latest frame"
+    ]  # the note's
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,9 @@ def test_a_run_request_becomes_the_jobs_options_config_changes_and_source(tmp_pa
                    outputs=OutputChoices(0, "overlay", True, True, False))  # fmt: skip
     assert (req.options.max_frames, req.max_frames, req.changes["max_objects"]) == (900, 900, 20)
     assert req.options.output_max_side is None and type(req.changes["min_score"]) is float
+    # a whole number sent as a float (2.0) is one
+    req = _request(settings, video, stride=3.0, max_frames=30.0, max_objects=4.0)
+    assert (req.options.stride, req.options.max_frames, req.changes["max_objects"]) == (3, 30, 4)
 
 
 def test_a_run_takes_the_linked_download_only_without_an_upload_and_holds_its_folder(tmp_path):
@@ -88,6 +91,23 @@ def test_a_run_takes_the_linked_download_only_without_an_upload_and_holds_its_fo
         ({"tracker": "idol-nope"}, "Choose a tracker from"),
         ({"sam": "vit_z"}, "Choose a mask model from"),
         ({"stride": 15}, r"Frame stride \(stride over the API\) takes 1 to 10; got 15"),
+        # a fraction of a count was taken rounded down
+        (
+            {"stride": 2.5},
+            r"Frame stride \(stride over the API\) takes whole numbers, 1 to 10; got 2\.5\. Send 2 or 3\.",
+        ),
+        (
+            {"max_frames": 1e4 + 0.5},
+            r"Max frames \(max_frames .*\) takes whole numbers, 1 to 900; got 10000\.5\. Send 10000 or 10001\.",
+        ),
+        (
+            {"max_objects": 0.5},
+            r"Max objects \(max_objects over the API\) takes 1 to 20; got 0\.5\.",
+        ),
+        (
+            {"max_objects": 1.5},
+            r"Max objects \(max_objects over the API\) takes whole numbers, 1 to 20; got 1\.5\. Send 1 or 2\.",
+        ),
         ({"min_score": True}, r"Detection score threshold \(min_score over the API\)"),
         ({"video": "BIG"}, "big.mp4 is 2 MB, over this app's upload limit of 1 MB"),
         ({"outputs": OutputChoices(0, "sepia", True, True, False)}, "Choose a video style from"),

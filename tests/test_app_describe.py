@@ -334,3 +334,25 @@ def test_max_frames_over_the_limit_is_capped_and_the_description_shows_what_the_
         for t in d["targets"]
     }
     assert {(s, "change") for s in sliders} <= described
+
+
+def test_a_name_in_markdown_makes_no_link_nor_emphasis_and_reads_as_written():
+    """``markdown_text`` escapes Markdown's marks (a Load's file named x** [login](https://evil) **.avi showed a link;
+    the browser's view: tests/test_app_browser.py), and only those: names and settings read as written in the
+    Markdown too."""
+    from uvosam_app.text import markdown_text
+
+    assert (
+        markdown_text("x__ [login](https___evil) __.avi")
+        == r"x\_\_ \[login\](https\_\_\_evil) \_\_.avi"
+    )
+    assert markdown_text("x** `a` ~b~ | c.avi") == r"x\*\* \`a\` \~b\~ \| c.avi"
+    # bare links: https://, www., an e-mail address
+    assert markdown_text("see https://evil, WWW.evil.com or me@evil.com") == (
+        r"see https\://evil, WWW\.evil.com or me\@evil.com"
+    )
+    assert (
+        markdown_text("clip_a & <b> 1.mp4: max_frames")
+        == "clip_a &amp; &lt;b&gt; 1.mp4: max_frames"
+    )
+    assert markdown_text("_secret_.mp4") == r"\_secret\_.mp4"

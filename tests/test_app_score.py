@@ -147,3 +147,46 @@ def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):
     # a run starts: all cleared
     assert demo.fns[on_zip[0]["id"]].fn(None, "") == (None, None, "", "")
     assert demo.fns[on_gt[0]["id"]].fn() == ""
+
+
+def test_a_masks_zips_records_are_read_only_within_their_bound(tmp_path):
+    """/score takes any masks zip, whose tracks.csv and run.json it reads whole: one declaring 64 MiB of spaces
+    there (64 KiB zipped) is refused for its tracks.csv, and its run.json is not read (its masks are then one per
+    frame, as for a run.json edited by hand), not read into memory."""
+    import tracemalloc
+
+    from uvosam_app.results import MAX_RECORD_BYTES, score_masks_zip
+
+    ids = np.zeros((8, 8), np.uint8)
+    ids[2:6, 2:6] = 1
+    buffer = io.BytesIO()
+    Image.fromarray(ids).save(buffer, format="PNG")
+    gt = zip_of(tmp_path / "gt.zip", {"gt/00000.png": buffer.getvalue()})
+    tracks, spaces = b"track_id,class_name,davis_label\n1,o,1\n", b" " * (64 << 20)
+
+    def masks_zip(name: str, records: dict[str, bytes]) -> str:
+        with zipfile.ZipFile(tmp_path / name, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("davis/v/00000.png", buffer.getvalue())
+            for member, data in records.items():
+                zf.writestr(member, data)
+        return str(tmp_path / name)
+
+    with pytest.raises(
+        ValueError,
+        match=rf"csv.zip: its tracks.csv is {len(tracks) + len(spaces)} bytes, over the {MAX_RECORD_BYTES} an "
+        "export's can be; score the zip that Run or Re-render made",
+    ):
+        score_masks_zip(
+            gt,
+            masks_zip("csv.zip", {"tracks.csv": tracks + spaces}),
+            max_files=9,
+            work_dir=tmp_path,
+        )
+    big_json = masks_zip("json.zip", {"tracks.csv": tracks, "run.json": b"{" + spaces + b"}"})
+    tracemalloc.start()
+    try:
+        text = score_masks_zip(gt, big_json, max_files=9, work_dir=tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert text.startswith("**J&F 1.000**") and peak < 16 << 20, (text[:60], peak)

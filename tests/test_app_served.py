@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import threading
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -368,3 +369,44 @@ def test_a_run_longer_than_its_sessions_time_to_live_that_fails_frees_its_stream
         stream = _stream_url(job)
         assert stream and job.outputs()[-1][0].startswith("failed")
         assert wait_for(lambda: http.get(stream).status_code == 404, timeout=20)
+
+
+def test_the_zip_shown_is_read_only_when_the_app_served_it(tmp_path, pipeline):
+    """The timeline and merge hints of the zip shown come from an unqueued page event that plain HTTP reaches with
+    any upload (``/run/predict``): a 1 MB zip holding 1 GiB of spaces as results.json took the server from 0.9 to
+    2.9 GB. It reads a zip the app served only (``ServedFiles.shows``); the run's zip, given back as the page gives
+    it, still shows its timeline."""
+    clip = write_clip(tmp_path / "clip.mp4", 16, 96, 64)
+    settings = AppSettings(work_root=tmp_path / "work")
+    with launched(pipeline, settings) as url, httpx.Client(timeout=60) as http:
+        api = f"{url.rstrip('/')}/gradio_api"
+        info = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+        params = info["named_endpoints"]["/segment"]["parameters"]
+        defaults = [p["parameter_default"] if p["parameter_has_default"] else None for p in params]
+        served_zip = _rest_segment(api, http, clip, defaults)[4]
+        config = http.get(f"{url.rstrip('/')}/config").json()
+        zip_id = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "zip")
+        (shown,) = [
+            d["id"] for d in config["dependencies"] if [zip_id, "change"] in map(list, d["targets"])
+        ]
+
+        def zip_shown(file: dict) -> list:
+            body = {"fn_index": shown, "data": [file, ""], "session_hash": "hostile0001"}
+            return http.post(f"{api}/run/predict", json=body).json()["data"]
+
+        timeline, narrow, _, _ = zip_shown(served_zip)
+        assert timeline is not None and narrow is not None
+        bomb = (
+            tmp_path / "results.zip"
+        )  # the run's zip, its results.json 64 MiB of spaces (64 KiB zipped)
+        with zipfile.ZipFile(served_zip["path"]) as run:
+            kept = {n: run.read(n) for n in run.namelist() if n != "results.json"}
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in kept.items():
+                zf.writestr(name, data)
+            zf.writestr("results.json", b"[" + b" " * (64 << 20) + b"]")
+        uploaded = http.post(
+            f"{api}/upload", files={"files": (bomb.name, bomb.read_bytes())}
+        ).json()
+        given = {"path": uploaded[0], "orig_name": bomb.name, "meta": {"_type": "gradio.FileData"}}
+        assert zip_shown(given) == [None, None, "", ""]

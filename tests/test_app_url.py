@@ -10,6 +10,7 @@ import asyncio
 import io
 import re
 import subprocess
+import tempfile
 import threading
 import time
 import zipfile
@@ -22,6 +23,7 @@ from PIL import Image
 
 pytest.importorskip("gradio")
 import gradio as gr
+import httpx
 import imageio_ffmpeg
 from app_helpers import launched, run_json, stepped, write_clip
 from doubles import MovingBoxTracker
@@ -151,6 +153,38 @@ def test_the_app_refuses_links_into_its_own_network_by_default(site, tmp_path):
     assert len(server.seen) == seen  # nothing reached the server
     with pytest.raises(gr.Error, match="Paste a direct link to a video file first"):
         app.links.load_url("  ", None, progress=no_progress)
+
+
+def test_the_sessions_folders_are_not_served_and_what_load_shows_is_copied(
+    site, tmp_path, monkeypatch
+):
+    """Gradio serves a folder of ``launch(allowed_paths)`` inline with its files' real types: the sessions' folders
+    were one, and a Load's download named x.html (a <script>, then a zip: a zip of frames) ran its script in the
+    Space's origin. They are served no more (and the download is named x_html): what the page shows of them goes
+    through Gradio's cache, also from a work folder outside the temp folder and the working directory, from where
+    Gradio copies nothing itself."""
+    server, clip = site
+    hostile = io.BytesIO(b"<script>alert(document.domain)</script>")
+    with zipfile.ZipFile(hostile, "a") as zf:  # a zip of frames after the script
+        for i in range(2):
+            image = io.BytesIO()
+            Image.fromarray(np.full((64, 96, 3), 90 * i, np.uint8)).save(image, format="PNG")
+            zf.writestr(f"seq/{i:05d}.png", image.getvalue())
+    attached = {"Content-Disposition": 'attachment; filename="x.html"'}
+    server.routes["/x"] = send(hostile.getvalue(), attached)
+    (tmp_path / "temp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    settings = AppSettings(work_root=tmp_path / "work", url_allow_private=True)
+    with launched(lambda preset, sam: None, settings) as url, httpx.Client(timeout=30) as http:
+        client = Client(url, verbose=False)
+        video, frames_zip = client.predict(server.url("/media/street.mp4"), api_name="/load_url")
+        assert frames_zip is None and Path(video).read_bytes() == clip
+        video, frames_zip = client.predict(server.url("/x"), api_name="/load_url")
+        assert video is None and Path(frames_zip).name == "x_html"
+        downloads = [p for p in (tmp_path / "work").rglob("*") if p.is_file()]
+        assert "x_html" in [p.name for p in downloads]
+        for download in downloads:
+            assert http.get(f"{url}gradio_api/file={download}").status_code == 403, download.name
 
 
 def test_load_over_the_api_and_a_page_link_refused(site, tmp_path):

@@ -110,6 +110,24 @@ def test_safe_file_name_never_leaves_the_folder():
     assert len(long) == 124 and long.endswith(".mkv")
 
 
+def test_a_downloaded_name_ends_in_a_media_or_zip_extension_or_in_none(server, tmp_path):
+    """A name with another extension (.html, .svg: a server showing files by their type shows a page, and runs its
+    script in its origin) gets the content type's, or none: its dots become ``_``."""
+    page = b"<script>alert(document.domain)</script>"
+    attached = {
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": 'attachment; filename="x.html"',
+    }
+    server.routes["/get"] = send(page, attached)
+    server.routes["/a.b.SVG"] = send(BODY, {"Content-Type": "video/mp4"})
+    assert fetch(server.url("/get"), tmp_path).name == "x_html"
+    assert fetch(server.url("/a.b.SVG"), tmp_path).name == "a.b.SVG.mp4"
+    assert (
+        safe_file_name("clip.final.html") == "clip_final_html"
+        and safe_file_name("frames.ZIP") == "frames.ZIP"
+    )
+
+
 def test_a_redirect_is_followed(server, tmp_path):
     server.routes["/share/abc"] = redirect("/files/clip.mp4")  # relative, as most servers send
     server.routes["/files/clip.mp4"] = send(BODY, MP4)

@@ -6,6 +6,7 @@ takes it (``RunRequest``).
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,13 +102,15 @@ def check_style(style: str) -> str:
 
 @dataclass(frozen=True)
 class SliderRange:
-    """A setting's slider: the name the page gives it, its range, and whether it is an upper bound (``capped``: a
-    value over the maximum means "as many as the app allows", and is taken as the maximum)."""
+    """A setting's slider: the name the page gives it, its range, whether it is an upper bound (``capped``: a
+    value over the maximum means "as many as the app allows", and is taken as the maximum), and whether it counts
+    (``whole``: it takes whole numbers only; 2.0 is one)."""
 
     name: str
     minimum: float
     maximum: float
     capped: bool = False
+    whole: bool = False
 
     def clamp(self, value: float | None) -> float:
         """What Gradio 6.31's page puts in the slider's box when it loses focus (an empty box: the minimum)."""
@@ -118,9 +121,9 @@ def slider_ranges(settings: AppSettings) -> dict[str, SliderRange]:
     """The settings' sliders, by ``App.segment``'s parameter names (the API's)."""
     return {
         "min_score": SliderRange("Detection score threshold", 0.0, 1.0),
-        "max_objects": SliderRange("Max objects", 1, 20, capped=True),
-        "stride": SliderRange("Frame stride", 1, 10),
-        "max_frames": SliderRange("Max frames", 1, settings.max_frames, capped=True),
+        "max_objects": SliderRange("Max objects", 1, 20, capped=True, whole=True),
+        "stride": SliderRange("Frame stride", 1, 10, whole=True),
+        "max_frames": SliderRange("Max frames", 1, settings.max_frames, capped=True, whole=True),
     }
 
 
@@ -130,7 +133,8 @@ def check_ranges(settings: AppSettings, **values: Any) -> dict[str, float]:
     The page's sliders never send a value out of range (the page puts a number typed in a box back in range when
     the box loses focus); an API client may. An upper bound over its maximum is capped (Max frames 100000: all the
     frames the app allows); any other value out of range is refused rather than guessed at: a Frame stride of 15 is
-    not 10 (that covers 1.5x the frames asked for), a score threshold of 50 is not 1 (that keeps no object)."""
+    not 10 (that covers 1.5x the frames asked for), a score threshold of 50 is not 1 (that keeps no object); and so
+    is a fraction of a count (a Frame stride of 2.5 is neither 2 nor 3)."""
     ranges = slider_ranges(settings)
     taken = {}
     for key, value in values.items():
@@ -139,6 +143,17 @@ def check_ranges(settings: AppSettings, **values: Any) -> dict[str, float]:
         if not (number and r.minimum <= value and (r.capped or value <= r.maximum)):
             raise gr.Error(
                 f"{r.name} ({key} over the API) takes {r.minimum:g} to {r.maximum:g}; got {value!r}.",
+                print_exception=False,
+            )
+        if r.whole and math.isfinite(value) and not float(value).is_integer():
+            near = [
+                n
+                for n in (math.floor(value), math.ceil(value))
+                if n >= r.minimum and (r.capped or n <= r.maximum)
+            ]
+            raise gr.Error(
+                f"{r.name} ({key} over the API) takes whole numbers, {r.minimum:g} to {r.maximum:g}; got "
+                f"{value!r}. Send {' or '.join(map(str, near))}.",
                 print_exception=False,
             )
         taken[key] = min(value, r.maximum)

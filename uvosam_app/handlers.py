@@ -265,7 +265,13 @@ class App:
         self, masks_zip: str | None, merge: str | None = None
     ) -> tuple[Any, Any, str, str]:
         """What the page shows of the zip shown: its ``timeline`` (two images: a phone's screen shows the narrow
-        one), its ``merge_hints``, and no scores (those shown were of other masks)."""
+        one), its ``merge_hints``, and no scores (those shown were of other masks).
+
+        Only of a zip the app served (``ServedFiles.shows``): the page gives back the one Run or Re-render showed,
+        but this (unqueued) event is callable over plain HTTP with any upload, and what its readers cost grows with
+        the zip's content, not its size (a timeline row per track, pairs of tracks for the hints)."""
+        if not self.served.shows(masks_zip):
+            return None, None, "", self.scores_gone()
         return *self.timeline(masks_zip), self.merge_hints(masks_zip, merge), self.scores_gone()
 
     def timeline(self, masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -90,7 +90,9 @@ class LinkHandlers:
             # no zip runs it, whether it came back as the video, the zip or neither. The page's State is the
             # linked video only: a video or zip it shows is the input, and clearing it (✕) leaves none.
             linked = loaded.linked if from_page(request) else str(path)
-            return loaded.video, loaded.frames_zip, linked
+            # shown from Gradio's cache: it serves no session's folder (``app.launch_kwargs``)
+            cached = self.served.file_now
+            return cached(loaded.video), cached(loaded.frames_zip), linked
         except USER_ERRORS as err:
             self.work.discard(folder)
             shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder

@@ -107,10 +107,10 @@ def check_download(path: Path, settings: AppSettings, probes: ProbeCache) -> Loa
 def linked_note(info: VideoInfo) -> str:
     """Markdown: what the file of a linked Load is (its name and codec, from ``probe``), and that it has no
     preview."""
+    codec = CODEC_NAMES.get(info.codec, info.codec)
     return (
-        f"**{info.path.name}** ({CODEC_NAMES.get(info.codec, info.codec)}) loaded from the link: browsers "
-        "cannot play this codec, so there is no preview (its first frame is under *Latest frame*); Run uses the "
-        "file as downloaded."
+        f"**{markdown_text(info.path.name)}** ({codec}) loaded from the link: browsers cannot play this codec, so "
+        "there is no preview (its first frame is under *Latest frame*); Run uses the file as downloaded."
     )
 
 

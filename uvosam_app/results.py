@@ -259,7 +259,8 @@ class _MasksRecord:
         """Read from the zip, opened once (its listing is parsed on opening).
 
         Raises:
-            ValueError: the zip has no tracks.csv with those columns (not a zip that Run or Re-render made).
+            ValueError: the zip has no tracks.csv with those columns, or one over ``MAX_RECORD_BYTES`` (not a zip
+                that Run or Re-render made).
         """
         name = Path(masks_zip).name
         with zipfile.ZipFile(masks_zip) as zf:
@@ -268,10 +269,9 @@ class _MasksRecord:
                 raise ValueError(
                     f"{name} has no tracks.csv: score the zip that Run or Re-render made"
                 )
-            wanted = ["tracks.csv", "run.json"] if "run.json" in listed else ["tracks.csv"]
-            check_unpackable(name, {PurePosixPath(n): zf.getinfo(n) for n in wanted})
-            rows = csv.DictReader(io.TextIOWrapper(zf.open("tracks.csv"), encoding="utf-8"))
+            table = _record(zf, name, "tracks.csv")
             try:
+                rows = csv.DictReader(io.StringIO(table.decode("utf-8")))
                 tracks = {
                     int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]
                 }
@@ -281,7 +281,7 @@ class _MasksRecord:
                     f"columns ({err!r}); score the zip that Run or Re-render made"
                 ) from None
             try:
-                record = json.loads(zf.read("run.json")) if "run.json" in listed else None
+                record = json.loads(_record(zf, name, "run.json")) if "run.json" in listed else None
             except _UNREADABLE:  # a zip edited by hand: its masks are taken as one per frame
                 record = None
         return cls(
@@ -297,7 +297,32 @@ class _MasksRecord:
         return indices, max(self.source_frames or 0, indices[-1] + 1 if indices else 0)
 
 
-_UNREADABLE = (KeyError, TypeError, ValueError, zipfile.BadZipFile, zlib.error, EOFError)
+_UNREADABLE = (KeyError, TypeError, ValueError, zipfile.BadZipFile, zlib.error, EOFError, csv.Error)
+
+MAX_RECORD_BYTES = 4 << 20
+"""Most bytes Score reads of an export zip's tracks.csv or run.json, as its listing declares them (``zipfile`` reads
+no further): a run's are a few KiB (a row per track; the settings). A zip given to /score may declare 1 GiB of
+spaces in 1 MB."""
+
+
+def _record(archive: zipfile.ZipFile, name: str, member: str) -> bytes:
+    """The bytes of the export zip's ``member`` (the zip ``name``), read whole once its listing shows it small.
+
+    Raises:
+        ValueError: over ``MAX_RECORD_BYTES``, a member ``zipfile`` cannot unpack (``check_unpackable``), damaged
+            data.
+    """
+    info = archive.getinfo(member)
+    check_unpackable(name, {PurePosixPath(member): info})
+    if info.file_size > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{name}: its {member} is {info.file_size} bytes, over the {MAX_RECORD_BYTES} an export's can be; "
+            "score the zip that Run or Re-render made"
+        )
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a bad CRC, cut or garbled data
+        raise ValueError(f"{name}: its {member} is damaged ({err}); zip the files again") from None
 
 
 def _count_at(record: object, section: str, key: str) -> int | None:

@@ -5,7 +5,8 @@ the preview frames) in Gradio's file cache (``ServedFiles``), and the live video
 Files. ``ServedFiles`` copies them into Gradio's cache itself and keeps its own list of them, ``{path: time last
 shown}``, under a lock; its sweep (a daemon thread) deletes every ``sweep_every_s`` those last shown more than
 ``max_age_s`` ago, with their emptied folder, and ``close()`` (at shutdown, ``app.main``) deletes them all. Gradio,
-given a path already in its cache, copies nothing (``Block.async_move_resource_to_block_cache``). Every show touches
+given a path already in its cache, copies nothing (``Block.async_move_resource_to_block_cache``). ``shows`` says
+whether a file a client gives back is one of them (``App.zip_shown`` reads no other zip). Every show touches
 the file too: Gradio 6.27-6.30 gave a copy shown again its first copy's age.
 
 The same thread runs Gradio's own sweep of its cache (the uploads; ``gradio_sweep``:
@@ -96,6 +97,21 @@ class ServedFiles:
         component = self.preview
         return self._shown_now(lambda: component.postprocess(preview).path)
 
+    def file_now(self, path: str | None) -> str | None:
+        """A file to show as it is (a Load's download): its copy in Gradio's cache, its path there; None: none. Any
+        thread. Gradio would copy it itself, but only from a folder it serves whole (``launch(allowed_paths)``, which
+        the sessions' folders are not: ``app.launch_kwargs``) or from the temp folder or the working directory."""
+        return None if path is None else self._copied(Path(path))
+
+    def shows(self, path: str | Path | None) -> bool:
+        """Whether ``path`` is a file this list holds: one the app showed (a run's mp4 or zip, a preview frame) and
+        has not deleted yet. What a page's output gives back to a handler is one of those; a client of the API can
+        name any upload instead. Any thread."""
+        if not path:
+            return False
+        with self._lock:
+            return str(Path(path).resolve()) in self._shown
+
     def sweep(self, max_age_s: float | None) -> int:
         """Delete the files last shown more than ``max_age_s`` ago (None: all of them), and their folder if that is
         left empty; the number deleted. Any thread."""
@@ -136,7 +152,7 @@ class ServedFiles:
             if self._closed.is_set():  # after close(): nobody would delete it
                 self._delete(Path(path))
             else:
-                self._shown[path] = time.monotonic()
+                self._shown[str(Path(path).resolve())] = time.monotonic()
         return path
 
     def _delete(self, path: Path) -> None:

@@ -5,6 +5,7 @@ line, what an upload is before Run, the scores. Nothing here imports gradio.
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -381,11 +382,21 @@ def score_markdown(
     )
 
 
+_MARKDOWN_MARKS = re.compile(
+    r"[\\`*\[\]~|@]|_(?![^\W_])|(?<![^\W_])_|:(?=//)|(?<=\bwww)\.", re.IGNORECASE
+)
+"""What makes Markdown of plain text within a line (GitHub's, as the page renders it): emphasis, code, link and
+strikethrough marks, table cells, and what starts a bare link (``https://``, ``www.``, an e-mail's ``@``); each is
+escaped with a backslash, which the page does not show. The rest reads as written in the Markdown too: dots, colons,
+and an ``_`` between two letters or digits (``max_frames``), which emphasises nothing."""
+
+
 def markdown_text(text: str) -> str:
     """``text`` (a file name, a refusal's message) for a Markdown output, shown as written: the page renders Markdown
     as sanitized HTML, where a ``<...>`` in it (a zip member ``s/0<b>1.png``) was taken for a tag and ``&amp;`` showed
-    as ``&``."""
-    return html.escape(text, quote=False)
+    as ``&``; and Markdown's own marks are escaped (``_MARKDOWN_MARKS``): a link's name ``x** [login](https://evil)
+    **.avi`` showed a link."""
+    return _MARKDOWN_MARKS.sub(r"\\\g<0>", html.escape(text, quote=False))
 
 
 def results_of_another_input(name: str) -> str:
