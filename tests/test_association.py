@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from uvosam.tracker.association import BACKDROP, TrackMemory, match
+from uvosam.tracker.association import BACKDROP, TrackMemory, match, memory_embeddings
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.yaml_config import parse_tracker_yaml
 
@@ -157,6 +157,58 @@ def test_pre_nms_drops_overlapping_later_detection():
         and result.indices.tolist() == [7]
         and result.ids.tolist() == [0]
     )
+
+
+def _track_one_object(config, frames):
+    """Feed one detection per frame (frames: (score, embedding) pairs) -> the memory after the
+    last frame; the single detection always continues track 0."""
+    memory = TrackMemory()
+    for frame, (score, embed) in enumerate(frames):
+        boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2, score]])
+        result = match(
+            memory, boxes, torch.zeros(1, dtype=torch.long), embed[None], frame, [0], config
+        )
+        assert result.ids.tolist() == [0]
+    return memory
+
+
+E0, E1 = EMB[0] / 6.0, EMB[1] / 6.0  # unit basis vectors
+
+
+@pytest.mark.parametrize("temporal_weight", [True, False])
+def test_long_match_embedding_is_the_score_and_time_weighted_mean(temporal_weight):
+    # TRACKER_SPEC 4.5 step 4: e_mem = sum_k w_k e_k / sum_k w_k, w_k = score_k + k/K (k = 1..K, oldest
+    # first) with temporal weights, plain score_k without.
+    config = AssociationConfig(temporal_weight=temporal_weight)
+    old, new = 5.0 * E0, 5.0 * (E0 + E1)
+    memory = _track_one_object(config, [(0.9, old), (0.5, new)])
+    w_old, w_new = (0.9 + 1 / 2, 0.5 + 2 / 2) if temporal_weight else (0.9, 0.5)
+    ids, embeds = memory_embeddings(memory, config)
+    assert ids == [0]
+    torch.testing.assert_close(embeds[0], (w_old * old + w_new * new) / (w_old + w_new))
+
+
+def test_momentum_embedding_weights_the_new_embedding_by_memo_momentum():
+    # memo_momentum (0.8) is the weight of the NEW embedding: embed = 0.2 * old + 0.8 * new; it is
+    # what matching uses once long_match is off (INFERENCE_TW: False).
+    config = AssociationConfig(long_match=False)
+    old, new = 5.0 * E0, 5.0 * (E0 + E1)
+    memory = _track_one_object(config, [(0.9, old), (0.5, new)])
+    expected = 0.2 * old + 0.8 * new
+    torch.testing.assert_close(memory.tracklets[0].embed, expected)
+    torch.testing.assert_close(memory_embeddings(memory, config)[1][0], expected)
+
+
+def test_a_score_equal_to_the_new_id_threshold_starts_no_track():
+    # TRACKER_SPEC 4.5 steps 3-4: new ids need score > init_score_thr (empty memory) and
+    # > addnew_score_thr (otherwise), strictly. 0.25 is exact in float32.
+    config = AssociationConfig(init_score_thr=0.25, addnew_score_thr=0.25)
+    memory = TrackMemory()
+    first = _step(memory, [(0.1, 0.9, 0, 0), (0.5, 0.25, 0, 1)], 0, config)
+    assert first.ids.tolist() == [0, BACKDROP]
+    second = _step(memory, [(0.1, 0.9, 0, 0), (0.5, 0.25, 0, 1), (0.8, 0.26, 0, 2)], 1, config)
+    assert second.ids.tolist() == [0, BACKDROP, 1]
+    assert memory.num_tracklets == 2
 
 
 def test_yaml_mapping_follows_idol_forward():

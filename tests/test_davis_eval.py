@@ -218,6 +218,28 @@ def test_swapped_ids_are_fixed_by_matching(tmp_path):
     assert semi.jf_mean == 0.0
 
 
+def test_matching_maximises_j_and_f_not_j_alone(tmp_path):
+    # Proposal 1 (frame 0) = object 1 + six stray pixels: higher J, poorer boundary. Proposal 2 (frame 1) =
+    # object 1 shrunk by one pixel: lower J, boundary within the 1 px tolerance. Object 2 is never covered.
+    # DAVIS_METRIC: one Hungarian assignment on (mean J + mean F) / 2, which gives object 1 proposal 2.
+    gt = np.stack([square(16, 24, 2, 2, 6, 1) + square(16, 24, 11, 18, 3, 2)] * 2)
+    res = np.zeros_like(gt)
+    res[0] = square(16, 24, 2, 2, 6, 1)
+    res[0, np.repeat([2, 5], 3), np.tile([12, 15, 18], 2)] = 1
+    res[1] = square(16, 24, 2, 2, 5, 2)
+    assert boundary_radius(16, 24) == 1
+    obj1 = gt == 1
+    j = [np.mean([jaccard(obj1[t], res[t] == p) for t in range(2)]) for p in (1, 2)]
+    f = [np.mean([f_measure(obj1[t], res[t] == p, radius=1) for t in range(2)]) for p in (1, 2)]
+    assert j == pytest.approx([(6 / 7) / 2, (25 / 36) / 2])  # each proposal is absent in one frame
+    assert f[0] == pytest.approx((2 / 3) / 2)  # 24 of its 48 boundary pixels match; recall 1
+    assert j[0] > j[1] and j[0] + f[0] < j[1] + f[1]  # J alone would pick proposal 1
+    s = scored(tmp_path, {"s": gt}, {"s": res})
+    assert sorted((o.gt_id, o.result_id) for o in s.objects) == [(1, 2), (2, 1)]
+    obj = next(o for o in s.objects if o.gt_id == 1)
+    assert (obj.j_mean, obj.f_mean) == pytest.approx((j[1], f[1]))
+
+
 def test_id_switch_mid_sequence_is_penalised(tmp_path):
     # Ids swap from frame 3 of 5: keeping ids scores 3/5 per object (J = F = 1 then 0), swapping 2/5.
     gt = two_objects()

@@ -70,6 +70,17 @@ def test_davis_pngs_palette_and_stable_ids(tmp_path, gapped):
     assert not (export.out_dir / ".work").exists()
 
 
+def test_exactly_max_objects_tracks_are_all_painted(tmp_path, gapped):
+    # 3 tracks and max_objects=3: no overflow, so the last track (slot 3) is painted too (slot <= max_objects)
+    options = ExportOptions(cutouts=False, ytvis=False, results_json=False, max_objects=3)
+    _, export = _export(tmp_path, gapped, options=options)
+    assert export.davis_labels == {10: 1, 13: 2, 16: 3}
+    for res in gapped:
+        _, _, labels = _read_png(export.davis_dir / f"{res.frame_index:05d}.png")
+        assert (labels == _expected_label_map(res, export.davis_labels)).all()
+    assert (labels == 3).any()  # the last frame shows track 16
+
+
 def test_at_most_20_ids_keeps_highest_scores_everywhere(tmp_path):
     n = 25
     absent = {k: range(k // 4) for k in range(n)}  # tracks keep appearing during the clip
@@ -190,6 +201,17 @@ def test_results_json_exact_format(tmp_path, gapped):
         5,
     )
     assert summary.class_name == "object" and summary.score == pytest.approx(data[2]["score"])
+
+
+def test_tracks_csv_category_id_is_the_class_index_plus_one_as_in_results_json(tmp_path, gapped):
+    _, export = _export(tmp_path, gapped, options=ExportOptions(cutouts=False, ytvis=False))
+    with open(export.tracks_csv) as handle:
+        rows = list(csv.DictReader(handle))
+    data = json.loads(export.results_json.read_text())
+    assert [int(r["track_id"]) for r in rows] == [10, 13, 16]
+    assert [int(r["category_id"]) for r in rows] == [1, 2, 1]  # labels k % 2, + 1
+    assert [int(r["category_id"]) for r in rows] == [d["category_id"] for d in data]
+    assert [r["class_name"] for r in rows] == [CLASSES[0], CLASSES[1], CLASSES[0]]
 
 
 def test_ytvis_rle_round_trip(tmp_path, gapped):

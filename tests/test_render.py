@@ -146,6 +146,24 @@ def test_render_styles_keep_the_objects_and_change_only_the_background():
     assert (matte[inside] == 255).all() and (matte[~inside] == 0).all()
 
 
+@pytest.mark.parametrize("alpha", [None, 0.25, 1.0])
+def test_overlay_tint_is_alpha_colour_over_one_minus_alpha_image(alpha):
+    # mask tint opacity alpha: out = (1 - alpha) * image + alpha * colour, rounded to the nearest integer;
+    # render(style="overlay") uses overlay's default opacity, 0.5
+    res = _textured(_frame(num_objects=1))
+    plain = {"class_names": CLASSES, "show_boxes": False, "show_labels": False}
+    if alpha is None:
+        out, alpha = render(res, style="overlay", **plain), 0.5
+    else:
+        out = overlay(res, alpha=alpha, **plain)
+    mask = res.masks[0]
+    inner = mask & ~mask_contour(mask)
+    colour = np.array(colour_for_id(int(res.track_ids[0])), float)
+    expected = (1 - alpha) * res.image[inner] + alpha * colour
+    assert inner.sum() > 20 and np.abs(out[inner] - expected).max() <= 0.5
+    assert (out[~mask] == res.image[~mask]).all()
+
+
 def test_render_boxes_on_effects_but_never_on_the_matte():
     res = _frame(height=96, width=128)
     inside = res.masks.any(0)

@@ -39,13 +39,18 @@ def present(boxes: np.ndarray) -> np.ndarray:
 
 # SAM2Transforms' own
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
-def test_equals_sam2_image_predictor_bit_for_bit():
-    """The released image predictor, on a model at the released 1024 px input (its feature sizes are fixed)."""
+@pytest.mark.parametrize(
+    "height, width", [(120, 170), (1100, 1300)], ids=["upscaled", "downscaled"]
+)
+def test_equals_sam2_image_predictor_bit_for_bit(height, width):
+    """The released image predictor, on a model at the released 1024 px input (its feature sizes are fixed);
+    an image larger than 1024 px is shrunk, where the resize's antialiasing matters."""
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     model = tiny_sam2(image_size=1024, seed=3)
-    image = np.random.default_rng(0).integers(0, 256, (120, 170, 3), dtype=np.uint8)
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     boxes = np.array([[10, 10, 80, 90], [50.5, 20, 150, 110.25], [0, 0, 170, 120]], np.float32)
+    boxes *= np.array([width / 170, height / 120] * 2, np.float32)
     predictor = SAM2ImagePredictor(model)
     predictor.set_image(image)
     masks, iou, _ = predictor.predict(box=boxes, multimask_output=False)

@@ -217,6 +217,16 @@ def test_pad_and_normalize():
     assert not pad_mask[1, :20, :70].any() and pad_mask[1].sum() == 64 * 96 - 20 * 70
 
 
+def test_pad_and_normalize_leaves_sides_already_divisible_unpadded():
+    # "rounded up to size_divisibility": a side that is already a multiple gets no padding.
+    cfg = DetectorConfig.tiny()
+    assert cfg.size_divisibility == 32
+    frame = np.full((64, 96, 3), 7, dtype=np.uint8)
+    images, pad_mask = pad_and_normalize([frame], cfg)
+    assert images.shape == (1, 3, 64, 96) and pad_mask.shape == (1, 64, 96)
+    assert not pad_mask.any()
+
+
 def test_bf16_precision_stays_close_to_fp32_and_returns_float32():
     torch.manual_seed(0)
     cfg = DetectorConfig.tiny()

@@ -410,6 +410,14 @@ def test_folder_of_frames_sorted_by_name(tmp_path):
     assert [tuple(f[0, 0]) for f in iter_frames(folder, stride=2)] == [colours["1"], colours["10"]]
 
 
+def test_folder_with_stride_and_max_frames_yields_exactly_those_frames(tmp_path):
+    for k in range(6):
+        Image.fromarray(flat(10 * k, 8, 8)).save(tmp_path / f"{k:05d}.png")
+    assert [int(f[0, 0, 0]) for f in iter_frames(tmp_path, stride=2, max_frames=2)] == [0, 20]
+    assert [int(f[0, 0, 0]) for f in iter_frames(tmp_path, max_frames=2)] == [0, 10]
+    assert [int(f[0, 0, 0]) for f in iter_frames(tmp_path, stride=4)] == [0, 40]
+
+
 def test_folder_applies_exif_orientation(tmp_path):
     img = Image.fromarray(flat((10, 200, 10), 20, 40))
     exif = img.getexif()
@@ -595,6 +603,12 @@ def test_frame_and_duration_limits_follow_stride(tmp_path):
     assert len(list(iter_frames(path, max_frames=5, limits=VideoLimits(max_frames=5)))) == 5
     with pytest.raises(VideoLimitError, match=r"lasts 2\.0 s, over the limit of 1\.5"):
         iter_frames(path, limits=VideoLimits(max_duration_s=1.5))
+    # max_frames shortens the span read: 5 frames at stride 4 span 20 source frames (2.0 s), 3 span 1.2 s
+    with pytest.raises(VideoLimitError, match=r"lasts 2\.0 s, over the limit of 1\.5"):
+        probe(path, limits=VideoLimits(max_duration_s=1.5), stride=4, max_frames=5)
+    assert (
+        probe(path, limits=VideoLimits(max_duration_s=1.5), stride=4, max_frames=3).num_frames == 20
+    )
 
 
 # ---------------------------------------------------------------- streaming behaviour
