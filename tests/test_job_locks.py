@@ -50,7 +50,8 @@ def test_a_job_starting_while_the_cli_checks_the_folder_is_not_refused(tmp_path)
 def test_a_rerender_starting_while_the_folder_is_checked_is_not_refused(tmp_path):
     probes = [lambda: check_free(tmp_path), lambda: job_locks.check_readable(tmp_path)]
     assert _refusals(lambda: FolderLock(tmp_path, shared=True), probes, 400) == 0
-    assert list(tmp_path.iterdir()) == []
+    # a re-render's end that meets a check may leave the lock file (free: the next job takes it)
+    assert not is_held(tmp_path / FOLDER_LOCK)
 
 
 def test_rerenders_share_a_runs_folder_and_keep_jobs_out_until_the_last_one_ends(tmp_path):

@@ -169,8 +169,8 @@ class FolderLock:
         return False
 
     def release(self) -> None:
-        """Let go of the folder (its lock file goes, unless other readers hold it: a fresh folder is left as the
-        job left it)."""
+        """Let go of the folder (its lock file goes, unless other readers hold it, or a check at that instant: a
+        fresh folder is left as the job left it; a lock file left is free, and the next job takes it)."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
