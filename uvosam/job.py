@@ -148,11 +148,8 @@ def rerender_iter(
     start = time.perf_counter()
     root = _cache_root(Path(cache_dir).expanduser())
     work = Path(work_dir).expanduser()
-    # the run's folder is locked until the end, as the cache there is read frame by frame: a job into it (which
-    # would replace the cache) is refused, and so is this re-render while one writes there; shared with other
-    # re-renders of it, exclusive for one into it (``Staging`` holds it on)
     into_run = root.parent.resolve() == work.resolve()
-    held = FolderLock(root.parent, shared=not into_run)
+    held = _hold_run(root, into_run)
     try:
         cache = _finished_cache(root)
         meta = cache.info.meta
@@ -205,7 +202,8 @@ def rerender_iter(
         finally:
             staging.close()
     finally:
-        held.release()  # (once ``Staging`` has let go of it: nothing to do)
+        if held is not None:
+            held.release()  # (once ``Staging`` has let go of it: nothing to do)
 
 
 def _options(options: object) -> JobOptions:
@@ -259,6 +257,16 @@ def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
         info.path, now, size, ", other content" if now == size else "",
     )  # fmt: skip
     return False
+
+
+def _hold_run(root: Path, into_run: bool) -> FolderLock | None:
+    """The lock on the run's folder that holds the mask cache at ``root``, held while a re-render reads the cache
+    frame by frame: a job into the folder (which would replace the cache) is refused, and so is the re-render while
+    one writes there. Shared with other re-renders of it; exclusive for one into it (``into_run``: ``Staging``
+    holds it on); none for a cache that is no run's ``cache/`` (no job replaces it)."""
+    if into_run:
+        return FolderLock(root.parent)
+    return FolderLock(root.parent, shared=True) if root.name == CACHE_FOLDER else None
 
 
 def _cache_root(cache_dir: Path) -> Path:

@@ -35,9 +35,8 @@ except ImportError:  # Windows: no flock; jobs are not kept apart
 
 logger = logging.getLogger(__name__)
 
-FOLDER_LOCK = (
-    ".uvosam.lock"  # in a job's work_dir while a job writes there, or a re-render reads it
-)
+# in a job's work_dir while it writes there; in a run's folder while a re-render reads its cache
+FOLDER_LOCK = ".uvosam.lock"
 _BUSY = (errno.EWOULDBLOCK, errno.EAGAIN)
 
 
