@@ -11,6 +11,7 @@ from proc import ffmpeg_children
 from run_helpers import run_clip, snapshot
 
 import uvosam.job
+import uvosam_cli
 from uvosam.export_types import ExportOptions
 from uvosam.job import rerender, rerender_iter, run_job
 from uvosam.job_staging import (
@@ -318,3 +319,55 @@ def test_a_rerender_keeps_the_cache_it_reads_only_when_it_is_the_folders_own(tmp
     assert rerender_keeps(Path("run/cache"), tmp_path / "run") == ("cache",)
     assert rerender_keeps(tmp_path / "run" / "cache", Path("other/../run")) == ("cache",)
     assert rerender_keeps(Path("run/cache"), Path("other")) == ()
+
+
+def _davis_pngs(work: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((work / "export" / "davis").rglob("*.png"))}
+
+
+def test_a_run_into_a_folder_a_rerender_reads_is_refused_until_it_ends(tmp_path, pipe):
+    """The re-render reads the run's cache frame by frame: a run promoted into that folder meanwhile replaced it,
+    and the re-render mixed the two runs' frames (or failed, FileNotFoundError), its run.json naming the first."""
+    run = tmp_path / "run"
+    list(run_job(pipe, run_clip(tmp_path / "a" / "clip.mp4"), run, JobOptions(cache=True)))
+    reading = f"a uvosam rerender is reading the mask cache in {re.escape(str(run))}; wait for it"
+    steps = rerender_iter(run, tmp_path / "out")
+    for _ in range(3):
+        next(steps)
+    other = run_clip(tmp_path / "b" / "clip.mp4", seed=9)
+    with pytest.raises(ValueError, match=reading):
+        next(run_job(pipe, other, run, JobOptions(cache=True)))
+    with pytest.raises(ValueError, match=reading):
+        check_replaceable(run, "clip", source=None, option="--out")
+    alongside = rerender(run, tmp_path / "alongside")  # another re-render of it is not refused
+    assert list(steps)[-1].result.num_frames == alongside.num_frames == 8
+    assert _davis_pngs(tmp_path / "out") == _davis_pngs(tmp_path / "alongside")
+    assert sorted(p.name for p in run.iterdir()) == [
+        "cache",
+        "clip_overlay.mp4",
+        "clip_uvosam.zip",
+        "export",
+    ]  # fmt: skip  (the lock file goes with the last re-render)
+    assert list(run_job(pipe, other, run, JobOptions(cache=True)))[-1].result.num_frames == 8
+
+
+def test_a_rerender_of_a_folder_a_run_writes_to_is_refused(tmp_path, pipe, earlier, capsys):
+    """It read the earlier run's cache, which the run replaced under it."""
+    steps = run_job(
+        pipe, run_clip(tmp_path / "b" / "clip.mp4", seed=9), earlier, JobOptions(cache=True)
+    )
+    next(steps)
+    writing = (
+        f"another uvosam run is writing to {earlier}, whose mask cache this rerender would read as it changes; "
+        "wait for it to finish"
+    )
+    try:
+        with pytest.raises(ValueError, match=re.escape(writing)):
+            next(rerender_iter(earlier, tmp_path / "elsewhere"))
+        assert (
+            uvosam_cli.main(["rerender", str(earlier), "--out", str(tmp_path / "elsewhere")]) == 2
+        )
+        assert capsys.readouterr().err.splitlines()[-1] == f"uvosam rerender: error: {writing}"
+        assert not (tmp_path / "elsewhere").exists()
+    finally:
+        steps.close()

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from uvosam.config import config_or, is_integer, is_number
+from uvosam.job_locks import FolderLock
 from uvosam.job_loop import produce
 from uvosam.job_plan import (
     JobPlan,
@@ -145,55 +146,64 @@ def rerender_iter(
     options = _options(options)
     keep_ids, merge = _track_ids(keep_ids), _merge_map(merge)
     start = time.perf_counter()
-    cache = _finished_cache(Path(cache_dir).expanduser())
-    meta = cache.info.meta
-    info = info_from_meta(meta["info"])
-    replaced = not _same_source(info, meta)  # another file's sound would not match the frames
-    plan = JobPlan(
-        info=info,
-        video_name=safe_name(options.video_name or meta["video_name"]),
-        frame_names=tuple(meta["frame_names"]),
-        total=cache.info.num_frames,
-        fps=float(meta["fps"]),
-        class_names=tuple(class_names if class_names is not None else meta["class_names"]),
-        work_dir=Path(work_dir).expanduser(),
-        start=start,
-        source_replaced=replaced,
-    )
-    keep = None if keep_ids is None else set(keep_ids)
-    # the run's ids as given (keep grows with merges below)
-    asked = None if keep is None else frozenset(keep)
-    labels = cache.track_labels() if keep or merge else {}
-    unknown = sorted(keep - labels.keys()) if keep else []
-    if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
-        raise ValueError(
-            f"keep_ids: there is no track {unknown[0]} in this run (its tracks: "
-            f"{', '.join(map(str, sorted(labels))) or 'none'})"
-        )
-    if merge:
-        check_merge(merge, labels)
-        keep = None if keep is None else kept_tracks(keep, merge, labels)
-    record = rerender_record(
-        meta["provenance"], video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
-        output=_output_record(options),
-    )  # fmt: skip
-    plan = replace(plan, record=record)
-    results = cache.iter_results(keep_ids=keep)
-    # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
-    if min_score > 0:
-        results = (_scoring_at_least(r, min_score) for r in results)
-    if merge:
-        results = (merge_tracks(r, merge, labels) for r in results)
-    staging = Staging(
-        plan.work_dir, plan.video_name, keep=rerender_keeps(cache.root, plan.work_dir)
-    )
+    root = _cache_root(Path(cache_dir).expanduser())
+    work = Path(work_dir).expanduser()
+    into_run = root.parent.resolve() == work.resolve()
+    held = _hold_run(root, into_run)
     try:
-        yield from produce(
-            results, replace(plan, work_dir=staging.dir), options, cache=None, cache_root=cache.root, merge=merge,
-            staging=staging,
+        cache = _finished_cache(root)
+        meta = cache.info.meta
+        info = info_from_meta(meta["info"])
+        replaced = not _same_source(info, meta)  # another file's sound would not match the frames
+        plan = JobPlan(
+            info=info,
+            video_name=safe_name(options.video_name or meta["video_name"]),
+            frame_names=tuple(meta["frame_names"]),
+            total=cache.info.num_frames,
+            fps=float(meta["fps"]),
+            class_names=tuple(class_names if class_names is not None else meta["class_names"]),
+            work_dir=work,
+            start=start,
+            source_replaced=replaced,
+        )
+        keep = None if keep_ids is None else set(keep_ids)
+        # the run's ids as given (keep grows with merges below)
+        asked = None if keep is None else frozenset(keep)
+        labels = cache.track_labels() if keep or merge else {}
+        unknown = sorted(keep - labels.keys()) if keep else []
+        if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
+            raise ValueError(
+                f"keep_ids: there is no track {unknown[0]} in this run (its tracks: "
+                f"{', '.join(map(str, sorted(labels))) or 'none'})"
+            )
+        if merge:
+            check_merge(merge, labels)
+            keep = None if keep is None else kept_tracks(keep, merge, labels)
+        record = rerender_record(
+            meta["provenance"], video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
+            output=_output_record(options),
         )  # fmt: skip
+        plan = replace(plan, record=record)
+        results = cache.iter_results(keep_ids=keep)
+        # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
+        if min_score > 0:
+            results = (_scoring_at_least(r, min_score) for r in results)
+        if merge:
+            results = (merge_tracks(r, merge, labels) for r in results)
+        staging = Staging(
+            plan.work_dir, plan.video_name, keep=rerender_keeps(cache.root, plan.work_dir),
+            folder=held if into_run else None,
+        )  # fmt: skip
+        try:
+            yield from produce(
+                results, replace(plan, work_dir=staging.dir), options, cache=None, cache_root=cache.root,
+                merge=merge, staging=staging,
+            )  # fmt: skip
+        finally:
+            staging.close()
     finally:
-        staging.close()
+        if held is not None:
+            held.release()  # (once ``Staging`` has let go of it: nothing to do)
 
 
 def _options(options: object) -> JobOptions:
@@ -249,9 +259,19 @@ def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
     return False
 
 
-def _finished_cache(cache_dir: Path) -> MaskCache:
-    """The mask cache of a ``run_job`` that finished, at ``cache_dir`` or in the job's folder there (``cache/``);
-    ``ValueError`` (and nothing created) if there is none."""
+def _hold_run(root: Path, into_run: bool) -> FolderLock | None:
+    """The lock on the run's folder that holds the mask cache at ``root``, held while a re-render reads the cache
+    frame by frame: a job into the folder (which would replace the cache) is refused, and so is the re-render while
+    one writes there. Shared with other re-renders of it; exclusive for one into it (``into_run``: ``Staging``
+    holds it on); none for a cache that is no run's ``cache/`` (no job replaces it)."""
+    if into_run:
+        return FolderLock(root.parent)
+    return FolderLock(root.parent, shared=True) if root.name == CACHE_FOLDER else None
+
+
+def _cache_root(cache_dir: Path) -> Path:
+    """The mask cache of a ``run_job`` at ``cache_dir`` or in the job's folder there (``cache/``); ``ValueError``
+    (and nothing created) if there is none."""
     if not has_cache(cache_dir) and has_cache(cache_dir / CACHE_FOLDER):
         cache_dir = cache_dir / CACHE_FOLDER
     if not has_cache(cache_dir):
@@ -259,6 +279,11 @@ def _finished_cache(cache_dir: Path) -> MaskCache:
             f"rerender: {cache_dir} is not a finished run_job cache (no meta.json there); "
             "run the job with JobOptions(cache=True) first."
         )
+    return cache_dir
+
+
+def _finished_cache(cache_dir: Path) -> MaskCache:
+    """The mask cache at ``cache_dir`` (``_cache_root``), once its run finished (else ``ValueError``)."""
     cache = MaskCache(cache_dir)
     if "info" not in cache.info.meta or cache.info.height is None:
         raise ValueError(

@@ -2,10 +2,15 @@
 
 ``FolderLock`` is the exclusive ``flock`` a job (``uvosam.job``'s run or re-render, staged or not) holds on
 ``<work_dir>/.uvosam.lock`` for its whole run: a second job into the same folder is refused at once
-(``ValueError``), where it would have written its video beside the first one's exports and cache.
-``check_free`` says so without taking the lock (the CLI, before the models load). ``lock_file`` and ``is_held``
-are the same lock on a staging folder's lock file (``uvosam.job_staging``'s sweep tells a live run's from a
-killed one's). Without ``fcntl`` (Windows) nothing is locked: jobs run as they did before these locks.
+(``ValueError``), where it would have written its video beside the first one's exports and cache. A re-render
+holds the same lock shared (``FolderLock(..., shared=True)``) on the folder whose mask cache it reads, frame by
+frame, for its whole run: re-renders of one run go on side by side, but a job into that folder (which would replace
+the cache under them) is refused, and a re-render of a folder a job is writing to is refused too. A lock held for an
+instant (a test of it, a job letting go) is waited for (``_GRACE_S``): only a job's or a re-render's refuses.
+``check_free`` and ``check_readable`` say so without holding the lock (the CLI, before the models load).
+``lock_file`` and ``is_held`` are the same exclusive lock on a staging folder's lock file (``uvosam.job_staging``'s
+sweep tells a live run's from a killed one's). Without ``fcntl`` (Windows) nothing is locked: jobs run as they did
+before these locks.
 
 ``uninterrupted`` marks a few renames (``Staging.promote``'s, and putting the earlier result back) that a stop must
 not cut in half. The library installs no signal handler: a handler that honours it (the CLI's:
@@ -19,6 +24,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +35,8 @@ except ImportError:  # Windows: no flock; jobs are not kept apart
 
 logger = logging.getLogger(__name__)
 
-FOLDER_LOCK = ".uvosam.lock"  # in a job's work_dir, while a job writes there
+# in a job's work_dir while it writes there; in a run's folder while a re-render reads its cache
+FOLDER_LOCK = ".uvosam.lock"
 _BUSY = (errno.EWOULDBLOCK, errno.EAGAIN)
 
 
@@ -38,14 +45,37 @@ def busy_message(work_dir: Path) -> str:
     return f"another uvosam run is writing to {work_dir}; wait for it or pass another folder"
 
 
+def reading_message(work_dir: Path) -> str:
+    """Why a job into ``work_dir`` is refused while a re-render reads its mask cache."""
+    return f"a uvosam rerender is reading the mask cache in {work_dir}; wait for it or pass another folder"
+
+
+def writing_message(work_dir: Path) -> str:
+    """Why a re-render of the run in ``work_dir`` is refused while a job writes there."""
+    return (
+        f"another uvosam run is writing to {work_dir}, whose mask cache this rerender would read as it changes; "
+        "wait for it to finish"
+    )
+
+
+# a lock held this long at most (a test of it, a job letting go of it) does not refuse a job (seconds)
+_GRACE_S = 0.25
+_RETRY_S = 0.005
+
+
 def lock_file(path: Path) -> int | None:
     """An exclusive ``flock`` on ``path`` (created), taken at once: its file descriptor (close it to let go), or
     None without ``fcntl``. ``BlockingIOError`` when another open file holds it (this process's too)."""
     if fcntl is None:
         return None
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    return _locked(path, os.O_RDWR | os.O_CREAT, fcntl.LOCK_EX)
+
+
+def _locked(path: Path, flags: int, operation: int) -> int:
+    """``path`` opened with ``flags`` and ``flock``-ed with ``operation``, at once (``BlockingIOError`` if held)."""
+    fd = os.open(path, flags, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
     except BaseException:
         os.close(fd)
         raise
@@ -58,18 +88,21 @@ def is_held(path: Path) -> bool:
     return fcntl is None or _held(path) is not False
 
 
-def _held(path: Path) -> bool | None:
-    """Whether another open file holds the ``flock`` on ``path``: True; False when there is no such file or nobody
-    holds it (taken and let go at once); None when it cannot be told (a file not ours to open, a lock refused for
-    another reason)."""
+def _held(path: Path, *, by_readers: bool = False) -> bool | None:
+    """Whether another open file holds the exclusive ``flock`` on ``path`` (with ``by_readers``, a shared one too):
+    True; False when there is no such file or nobody holds it; None when it cannot be told (a file not ours to
+    open, a lock refused for another reason). Tested with a shared lock taken and let go at once (made exclusive
+    only for ``by_readers``), which another test does not conflict with."""
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        if by_readers:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
         return True if error.errno in _BUSY else None
     finally:
@@ -78,29 +111,33 @@ def _held(path: Path) -> bool | None:
 
 
 class FolderLock:
-    """The lock a job holds on its ``work_dir`` (created if missing) from its start to its end.
+    """The lock a job holds on its ``work_dir`` (created if missing) from its start to its end; ``shared``: the
+    lock a re-render holds on the folder whose mask cache it reads (the folder exists), which other readers share.
 
     Raises:
-        ValueError: another job (of this process or another) holds it.
+        ValueError: a job (of this process or another) holds it, or (not ``shared``) a re-render reads there.
     """
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, *, shared: bool = False) -> None:
         self.path = work_dir / FOLDER_LOCK
+        self.shared = shared
         self._fd: int | None = None
         if fcntl is None:
             return
-        work_dir.mkdir(parents=True, exist_ok=True)
+        if not shared:
+            work_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + _GRACE_S
         while self._fd is None:
             try:
-                fd = lock_file(self.path)
+                fd = self._take()
             except OSError as error:
+                if error.errno in _BUSY and time.monotonic() < deadline:
+                    time.sleep(_RETRY_S)  # held for an instant only, perhaps
+                    continue
                 if error.errno in _BUSY:
-                    raise ValueError(busy_message(work_dir)) from None
-                if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise ValueError(self._refusal(work_dir)) from None
+                if not self._unlocked(work_dir, error):
                     raise
-                logger.warning(
-                    "%s: no file locks on this file system (%s)", work_dir, error.strerror
-                )
                 return
             # the job that held it may have deleted it (``release``) between its opening here and its lock
             if _same_file(fd, self.path):
@@ -108,14 +145,55 @@ class FolderLock:
             else:
                 os.close(fd)
 
+    def _take(self) -> int:
+        if self.shared:  # a reader: the file need not be writable
+            return _locked(self.path, os.O_RDONLY | os.O_CREAT, fcntl.LOCK_SH)
+        return _locked(self.path, os.O_RDWR | os.O_CREAT, fcntl.LOCK_EX)
+
+    def _refusal(self, work_dir: Path) -> str:
+        if self.shared:
+            return writing_message(work_dir)
+        # only readers hold it when a shared lock can be had; a lock that cannot be told about: a job's
+        return reading_message(work_dir) if _held(self.path) is False else busy_message(work_dir)
+
+    def _unlocked(self, work_dir: Path, error: OSError) -> bool:
+        """Whether the job goes on without the lock, which ``error`` refused (logged): no locks on this file system;
+        for a reader, a folder not its own too (its lock file cannot be made or opened)."""
+        if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+            logger.warning("%s: no file locks on this file system (%s)", work_dir, error.strerror)
+            return True
+        if self.shared and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            logger.warning("%s: read without its lock (%s)", work_dir, error.strerror)
+            return True
+        return False
+
     def release(self) -> None:
-        """Let go of the folder (its lock file goes: a fresh folder is left as the job left it)."""
+        """Let go of the folder (its lock file goes, unless other readers hold it, or a check at that instant: a
+        fresh folder is left as the job left it; a lock file left is free, and the next job takes it)."""
         if self._fd is None:
             return
-        # while it is held: whoever opened it before retries on a new one
-        self.path.unlink(missing_ok=True)
-        os.close(self._fd)
-        self._fd = None
+        fd, self._fd = self._fd, None
+        try:
+            # deleted only while held exclusive: whoever opened it before retries on a new one (``_same_file``),
+            # and no reader holds the deleted one while a job locks a new one
+            if self.shared and not _exclusive(fd):
+                return
+            self.path.unlink(missing_ok=True)
+        except PermissionError:  # a folder not ours to change (a reader's): the file stays
+            pass
+        finally:
+            os.close(fd)
+
+
+def _exclusive(fd: int) -> bool:
+    """Whether a shared lock on ``fd`` could be made exclusive (nobody else holds it); if not, it is let go."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in _BUSY:
+            return False
+        raise
+    return True
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -128,10 +206,18 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def check_free(work_dir: Path) -> None:
-    """Raise ``ValueError`` if a job is writing to ``work_dir`` now (``FolderLock``); creates nothing. A lock file
-    that cannot be told about (not ours to open) is left to ``FolderLock``, which says why."""
+    """Raise ``ValueError`` if a job is writing to ``work_dir`` now, or a re-render reading its cache
+    (``FolderLock``); creates nothing. A lock file that cannot be told about (not ours to open) is left to
+    ``FolderLock``, which says why."""
+    if fcntl is not None and _held(work_dir / FOLDER_LOCK, by_readers=True):
+        readers_only = _held(work_dir / FOLDER_LOCK) is False
+        raise ValueError(reading_message(work_dir) if readers_only else busy_message(work_dir))
+
+
+def check_readable(work_dir: Path) -> None:
+    """Raise ``ValueError`` if a job is writing to ``work_dir`` now, whose mask cache a re-render would read."""
     if fcntl is not None and _held(work_dir / FOLDER_LOCK):
-        raise ValueError(busy_message(work_dir))
+        raise ValueError(writing_message(work_dir))
 
 
 # depth: the ``uninterrupted`` blocks a thread is in; pending: the stop to raise when they end

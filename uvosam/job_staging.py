@@ -228,6 +228,8 @@ class Staging:
         video_name: the job's ``JobPlan.video_name``.
         keep: entries of an earlier result to leave in place (a re-render keeps the mask cache it reads).
         source: the job's input, which must not be among the paths it replaces (``check_replaceable``).
+        folder: ``work_dir``'s lock (``job_locks.FolderLock``), when the caller holds it already (a re-render into
+            the run's folder whose cache it reads); let go of by ``close`` as the one taken here would be.
     """
 
     def __init__(
@@ -237,12 +239,13 @@ class Staging:
         *,
         keep: tuple[str, ...] = (),
         source: Path | None = None,
+        folder: FolderLock | None = None,
     ) -> None:
         self.work_dir, self.video_name, self.keep = work_dir, video_name, keep
         self.promoted = False
         self._lock_fd: int | None = None
         # held until the job ends: a second job into work_dir is refused at once
-        self._folder = FolderLock(work_dir)
+        self._folder = FolderLock(work_dir) if folder is None else folder
         try:
             sweep_leftovers(work_dir)
             earlier = _replaceable(

@@ -226,8 +226,8 @@ class JobPump:
             except Exception as err:  # handed to the UI thread: mapped to a message or logged
                 self._put(PumpItem(error=err))
             finally:
-                if steps is not None:
-                    steps.close()
+                # the rest runs whatever the job's clean-up raised: the run folder goes, the UI is told
+                _close(steps)
                 self._finished = finished
                 self._put(PumpItem(done=True))
                 self._leave("worker")
@@ -284,6 +284,15 @@ class JobPump:
         """The UI is done with this job (idempotent): stop the worker, clean up when it stops."""
         self.stop()
         self._leave("ui")
+
+
+def _close(steps: Iterator[JobProgress] | None) -> None:
+    """Close a job generator (its clean-up runs); an error there is logged."""
+    try:
+        if steps is not None:
+            steps.close()
+    except Exception:
+        logger.exception("closing the job failed")
 
 
 # the workers of the jobs under way (``stop_jobs``)

@@ -1,0 +1,86 @@
+"""The folder lock (``uvosam.job_locks``): one job writes to a folder, re-renders read a run's folder side by side and
+keep jobs out of it while they read, and a test of the lock never refuses a job."""
+
+import re
+import threading
+
+import pytest
+
+from uvosam import job_locks
+from uvosam.job_locks import FOLDER_LOCK, FolderLock, check_free, is_held
+
+pytestmark = pytest.mark.skipif(job_locks.fcntl is None, reason="no flock: nothing is locked")
+
+
+def _refusals(take, probes, times: int) -> int:
+    """How many of ``times`` calls of ``take`` raise ``ValueError`` while a thread calls each of ``probes`` over
+    and over."""
+    stop = threading.Event()
+
+    def probing():
+        while not stop.is_set():
+            for probe in probes:
+                try:
+                    probe()
+                except ValueError:
+                    pass
+
+    thread = threading.Thread(target=probing)
+    thread.start()
+    refused = 0
+    try:
+        for _ in range(times):
+            try:
+                take().release()
+            except ValueError:
+                refused += 1
+    finally:
+        stop.set()
+        thread.join()
+    return refused
+
+
+def test_a_job_starting_while_the_cli_checks_the_folder_is_not_refused(tmp_path):
+    """``check_free`` took the lock for an instant: a job starting then was refused as busy (about 2 in 3 here)."""
+    (tmp_path / FOLDER_LOCK).touch()  # as between two jobs, or left by a killed one
+    probes = [lambda: check_free(tmp_path), lambda: is_held(tmp_path / FOLDER_LOCK)]
+    assert _refusals(lambda: FolderLock(tmp_path), probes, 400) == 0
+
+
+def test_a_rerender_starting_while_the_folder_is_checked_is_not_refused(tmp_path):
+    probes = [lambda: check_free(tmp_path), lambda: job_locks.check_readable(tmp_path)]
+    assert _refusals(lambda: FolderLock(tmp_path, shared=True), probes, 400) == 0
+    # a re-render's end that meets a check may leave the lock file (free: the next job takes it)
+    assert not is_held(tmp_path / FOLDER_LOCK)
+
+
+def test_rerenders_share_a_runs_folder_and_keep_jobs_out_until_the_last_one_ends(tmp_path):
+    reading = (
+        f"a uvosam rerender is reading the mask cache in {re.escape(str(tmp_path))}; wait for it"
+    )
+    first, second = FolderLock(tmp_path, shared=True), FolderLock(tmp_path, shared=True)
+    job_locks.check_readable(tmp_path)  # another re-render may start
+    with pytest.raises(ValueError, match=reading):
+        FolderLock(tmp_path)
+    with pytest.raises(ValueError, match=reading):
+        check_free(tmp_path)
+    # the first one's end leaves the lock file, which the second one holds: a job would have locked a new one
+    first.release()
+    assert (tmp_path / FOLDER_LOCK).is_file()
+    with pytest.raises(ValueError, match=reading):
+        FolderLock(tmp_path)
+    second.release()
+    assert list(tmp_path.iterdir()) == []  # the last one's end takes the lock file away
+    job = FolderLock(tmp_path)
+    writing = (
+        f"another uvosam run is writing to {re.escape(str(tmp_path))}, whose mask cache this rerender would "
+        "read as it changes; wait for it to finish"
+    )
+    with pytest.raises(ValueError, match=writing):
+        FolderLock(tmp_path, shared=True)
+    with pytest.raises(ValueError, match=writing):
+        job_locks.check_readable(tmp_path)
+    with pytest.raises(ValueError, match="another uvosam run is writing to"):
+        check_free(tmp_path)
+    job.release()
+    assert list(tmp_path.iterdir()) == []
