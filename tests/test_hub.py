@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import pickle
+import sys
 import threading
 import time
 from pathlib import Path
@@ -477,6 +478,35 @@ def test_a_bad_cached_copy_is_fetched_again_once_by_two_fetches_at_once(
     assert results[0].read_bytes() == ckpt_bytes
     assert sorted(fake.calls) == [(False, False), (False, False), (False, True)]
     assert not results[0].with_name(results[0].name + ".lock").exists()
+
+
+def test_a_checksum_sidecar_is_never_seen_half_written(tmp_path, monkeypatch):
+    """The sidecar was written in place: a process checking the same file at that moment read an empty or half
+    record (and hashed the multi-GB file again), and two writers wrote into one file."""
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"weights")
+    weight_checksums.remember_sha256(path, "0" * 64)
+    sidecar = weight_checksums.sidecar_path(path)
+    seen, done = [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            seen.append(sidecar.read_text())
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads take turns often
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(300):
+            weight_checksums.remember_sha256(path, "0" * 64)
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+    assert len(seen) > 10 and all(json.loads(text)["sha256"] == "0" * 64 for text in seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth", "w.pth.sha256"]
 
 
 def test_a_file_that_is_no_checkpoint_says_so(tmp_path):
