@@ -201,6 +201,38 @@ def test_pipeline_loader_finds_weights_with_the_librarys_locator(monkeypatch, tm
     }
 
 
+def test_sessions_choosing_one_new_pair_at_once_look_for_its_files_once(monkeypatch, tmp_path):
+    """Two sessions choosing the same pair not loaded yet each looked for (and downloaded) its weight files at
+    once; now one does, the other waits for it and uses what it loaded."""
+    from uvosam_app import models as app_models
+
+    looking, most, asked = [0], [0], []
+
+    def locate(tracker, sam):
+        asked.append((tracker, sam))
+        looking[0] += 1
+        most[0] = max(most[0], looking[0])
+        time.sleep(0.1)  # a download
+        looking[0] -= 1
+        return tmp_path / "tracker.pth", tmp_path / "sam.pth"
+
+    monkeypatch.setattr(app_models, "locate_weights", locate)
+    loader = app_models.PipelineLoader(
+        device="cpu", load_tracker=lambda *a: object(), load_segmenter=lambda *a: object()
+    )
+    got = []
+    threads = [
+        threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 2 and got[0].tracker is got[1].tracker
+    assert most[0] == 1 and asked == [("idol-ovis-r50", "vit_b")]
+
+
 @pytest.mark.parametrize(
     "device, zero, warmed", [("cuda", False, True), ("cpu", False, False), ("cuda", True, False)]
 )

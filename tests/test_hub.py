@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import pickle
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -358,6 +360,153 @@ def test_a_download_cut_short_is_not_kept(tmp_path, spec, ckpt_bytes, monkeypatc
         with pytest.raises(FileNotFoundError, match=r"download failed \((OSError|IncompleteRead)"):
             hub.resolve(NAME, checkpoints_dir=ckdir)
     assert not ckdir.exists() or list(ckdir.iterdir()) == []
+
+
+class SlowResponse:
+    """A response of ``payload`` in 16 KiB chunks, ``per_chunk_s`` apart (urlopen's context manager)."""
+
+    def __init__(self, payload: bytes, per_chunk_s: float) -> None:
+        self.payload, self.per_chunk_s, self.pos = payload, per_chunk_s, 0
+        self.headers = {"Content-Length": str(len(payload))}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self, n: int) -> bytes:
+        time.sleep(self.per_chunk_s)
+        chunk = self.payload[self.pos : self.pos + 16384]
+        self.pos += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_two_fetches_of_one_file_at_once_make_one_good_file(tmp_path, spec, monkeypatch, pinned):
+    """Two fetches of a file from its URL at once (two app sessions, two workers, a CLI and an app on one
+    checkpoints folder) shared ``<file>.part``: the second one truncated the first one's file mid-write, the first
+    renamed a file with zeroed blocks into place (kept for good without a published checksum: its sidecar had the
+    network's hash) and the second failed as "not found". Now the second waits and uses the first one's file;
+    leftovers of killed fetches go."""
+    payload = bytes(range(1, 256)) * 1024  # no zero run
+    monkeypatch.setitem(
+        weight_table.WEIGHTS,
+        NAME,
+        dataclasses.replace(
+            spec,
+            repo_id=None,
+            url="https://example.invalid/" + spec.basename,
+            sha256=hashlib.sha256(payload).hexdigest() if pinned else None,
+            size_bytes=len(payload) if pinned else None,
+        ),
+    )
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    opened = []
+
+    def urlopen(url, timeout=None):
+        opened.append(url)
+        return SlowResponse(payload, 0.005 if len(opened) == 1 else 0.01)
+
+    monkeypatch.setattr(hub.urllib.request, "urlopen", urlopen)
+    ckdir = tmp_path / "checkpoints"
+    ckdir.mkdir()
+    for left in (f".{spec.basename}.a1b2c3.part", f"{spec.basename}.part"):  # of killed fetches
+        (ckdir / left).write_bytes(b"\0" * 100)
+    results = {}
+
+    def fetch(i):
+        try:
+            results[i] = hub.resolve(NAME, checkpoints_dir=ckdir)
+        except Exception as err:  # noqa: BLE001 - reported by the assert below
+            results[i] = err
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(2)]
+    threads[0].start()
+    time.sleep(0.03)  # the second one starts while the first one downloads
+    threads[1].start()
+    for t in threads:
+        t.join()
+    assert results == {0: ckdir / spec.basename, 1: ckdir / spec.basename}
+    assert (ckdir / spec.basename).read_bytes() == payload
+    assert len(opened) == 1  # the second used the first one's file
+    sidecar = json.loads((ckdir / (spec.basename + ".sha256")).read_text())
+    assert sidecar["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert sorted(p.name for p in ckdir.iterdir()) == [spec.basename, spec.basename + ".sha256"]
+
+
+def test_a_bad_cached_copy_is_fetched_again_once_by_two_fetches_at_once(
+    tmp_path, spec, ckpt_bytes, monkeypatch
+):
+    """Two fetches finding the same bad copy in the HF cache each deleted it and fetched it again: the second one
+    deleted the good copy the first one had just fetched (and returned), or failed on a file deleted under it. Now
+    the second waits for the first and uses its copy."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_unreachable_reason", lambda: None)
+    monkeypatch.setattr(hub, "_hub_unreachable_by_name", lambda: None)
+    cache = tmp_path / "hf"
+    put_in_cache(cache, spec, corrupt(ckpt_bytes))
+    fake = FakeDownloader(cache, spec, ckpt_bytes)
+    both_looked = threading.Barrier(2)
+
+    def download(**kwargs):
+        if kwargs["force_download"]:
+            time.sleep(0.2)
+        path = fake(**kwargs)
+        if not kwargs["force_download"]:
+            both_looked.wait(timeout=5)  # both have the bad copy's path
+        return path
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    results = {}
+
+    def fetch(i):
+        try:
+            results[i] = hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=cache)
+            results[i].read_bytes()
+        except Exception as err:  # noqa: BLE001 - reported by the assert below
+            results[i] = err
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(results[0], Path) and results[0] == results[1]
+    assert results[0].read_bytes() == ckpt_bytes
+    assert sorted(fake.calls) == [(False, False), (False, False), (False, True)]
+    assert not results[0].with_name(results[0].name + ".lock").exists()
+
+
+def test_a_checksum_sidecar_is_never_seen_half_written(tmp_path, monkeypatch):
+    """The sidecar was written in place: a process checking the same file at that moment read an empty or half
+    record (and hashed the multi-GB file again), and two writers wrote into one file."""
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"weights")
+    weight_checksums.remember_sha256(path, "0" * 64)
+    sidecar = weight_checksums.sidecar_path(path)
+    seen, done = [], threading.Event()
+
+    def read():
+        while not done.is_set():
+            seen.append(sidecar.read_text())
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads take turns often
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(300):
+            weight_checksums.remember_sha256(path, "0" * 64)
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+    assert len(seen) > 10 and all(json.loads(text)["sha256"] == "0" * 64 for text in seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth", "w.pth.sha256"]
 
 
 def test_a_file_that_is_no_checkpoint_says_so(tmp_path):

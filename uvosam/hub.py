@@ -17,19 +17,28 @@ Every file found is checked against the table (``uvosam.weight_checksums``: size
 remembered). A bad file in ``checkpoints/`` raises ``WeightsError`` and is left alone (it is the user's). A bad
 file in the HF cache is deleted (snapshot entry and blob) and downloaded again once; still bad ->
 ``WeightsError``. Loading a file found here: ``uvosam.weight_loading``.
+
+Fetches of one file take turns (``_fetch_lock``: a ``flock`` on ``<file>.lock`` beside it, in ``checkpoints/`` or
+the HF snapshot folder): two app sessions, worker processes or a CLI and an app on one folder fetch it once, the one
+that waited uses the file the first one left, and a cached copy is not deleted under one fetched again a moment ago.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import hashlib
 import http.client
 import importlib.util
 import logging
 import os
+import secrets
 import socket
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import huggingface_hub
@@ -37,6 +46,7 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub.utils import EntryNotFoundError  # (.errors has it only from 0.25)
 
 from uvosam.errors import WeightsError
+from uvosam.job_locks import _same_file, fcntl
 from uvosam.weight_checksums import (
     CHUNK_BYTES,
     check_copy,
@@ -294,7 +304,16 @@ def _from_hub(
     try:
         verify_file(path, spec)
         return path
-    except WeightsError as err:
+    except (WeightsError, FileNotFoundError) as err:  # not found: deleted by another fetch since
+        bad = err
+    with _fetch_lock(
+        path
+    ):  # another uvosam deleting and fetching it again meanwhile: wait, then look again
+        try:
+            verify_file(path, spec)
+            return path
+        except (WeightsError, FileNotFoundError):
+            pass
         _delete_cached(path)
         if cache_only:
             why = (
@@ -303,19 +322,19 @@ def _from_hub(
                 else f"the Hub cannot be reached ({unreachable}), so it was not downloaded again: run again online"
             )
             raise WeightsError(
-                f"{err} The bad copy was deleted from the Hugging Face cache; {why}, or put a good copy in "
+                f"{bad} The bad copy was deleted from the Hugging Face cache; {why}, or put a good copy in "
                 f"{ckdir}/."
             ) from None
-        logger.warning("%s Deleted the cached copy; downloading it again once.", err)
-    try:
-        path = _hf_download(spec, cache_dir, local_files_only=False, force=True)
-    except _DOWNLOAD_ERRORS as err:
-        raise WeightsError(
-            f"The cached {spec.basename} was corrupt and was deleted; downloading it again "
-            f"failed ({err}). "
-            f"Check the connection and run again, or put a good copy in {ckdir}/."
-        ) from err
-    verify_file(path, spec)
+        logger.warning("%s Deleted the cached copy; downloading it again once.", bad)
+        try:
+            path = _hf_download(spec, cache_dir, local_files_only=False, force=True)
+        except _DOWNLOAD_ERRORS as err:
+            raise WeightsError(
+                f"The cached {spec.basename} was corrupt and was deleted; downloading it again "
+                f"failed ({err}). "
+                f"Check the connection and run again, or put a good copy in {ckdir}/."
+            ) from err
+        verify_file(path, spec)
     return path
 
 
@@ -323,28 +342,83 @@ def _delete_cached(path: Path) -> None:
     """Delete a snapshot entry of the HF cache, the blob it links to, and its sidecar."""
     real = path.resolve()
     for p in (path, sidecar_path(path), real):
-        if p.is_symlink() or p.exists():
-            p.unlink()
+        p.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _fetch_lock(dest: Path) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``<dest>.lock`` (created; deleted when let go), waited for: one fetch of ``dest`` at
+    a time among this process's threads and other processes. Yields whether it is held: not without ``fcntl``
+    (Windows) or where the file system has no locks (fetches do not take turns then)."""
+    lock = dest.with_name(dest.name + ".lock")
+    fd = None
+    while fcntl is not None and fd is None:
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o666)  # others may take it too
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            os.close(fd)
+            if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            logger.warning("%s: no file locks on this file system (%s)", lock, error.strerror)
+            break
+        except BaseException:
+            os.close(fd)
+            raise
+        if not _same_file(
+            fd, lock
+        ):  # the fetch that held it deleted it when done: take the new one
+            os.close(fd)
+            fd = None
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            lock.unlink(
+                missing_ok=True
+            )  # while held: whoever opened it meanwhile retries on a new one
+            os.close(fd)
 
 
 def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> Path | None:
-    """Stream ``spec.url`` to ``dest`` (via ``.part``), hashing on the way; None on failure."""
-    part = dest.with_name(dest.name + ".part")
-    digest = hashlib.sha256()
+    """Stream ``spec.url`` to ``dest``, hashing on the way; None on failure. Under ``_fetch_lock``: a fetch that
+    waited for another one uses (and verifies) the file it left; each writes its own ``.<file>.<random>.part``, renamed
+    into place when complete (leftovers of killed fetches are deleted while the lock is held)."""
     try:
-        with urllib.request.urlopen(spec.url, timeout=60) as resp:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(part, "wb") as out:
-                while chunk := resp.read(CHUNK_BYTES):
-                    digest.update(chunk)
-                    out.write(chunk)
-            _check_complete(resp, part.stat().st_size)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with _fetch_lock(dest) as held:
+            if dest.is_file():
+                if verify:
+                    verify_file(dest, spec)
+                return dest
+            if held:
+                _delete_leftovers(dest)
+            return _fetch(spec, dest, verify)
     except (OSError, http.client.HTTPException) as err:  # IncompleteRead: a chunked body cut short
-        part.unlink(missing_ok=True)
         looked.append(f"{spec.url} — download failed ({type(err).__name__}: {err})")
         return None
-    if verify:
-        try:
+
+
+def _delete_leftovers(dest: Path) -> None:
+    """The partial files of fetches of ``dest`` that were killed (``<file>.part``: of versions before ``_fetch``'s)."""
+    pattern = glob.escape(str(dest.with_name(f".{dest.name}."))) + "*.part"
+    for left in [*glob.glob(pattern), dest.with_name(dest.name + ".part")]:
+        Path(left).unlink(missing_ok=True)
+
+
+def _fetch(spec: WeightSpec, dest: Path, verify: bool) -> Path:
+    """Download to a file of this fetch's own beside ``dest`` (created with the umask's mode, as ``dest`` will keep),
+    check it and rename it to ``dest``."""
+    part = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+    digest = hashlib.sha256()
+    try:
+        with open(part, "xb") as out, urllib.request.urlopen(spec.url, timeout=60) as resp:
+            while chunk := resp.read(CHUNK_BYTES):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            _check_complete(resp, os.fstat(out.fileno()).st_size)
+        if verify:
             check_copy(
                 part,
                 spec,
@@ -352,10 +426,9 @@ def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> 
                 digest.hexdigest(),
                 hint=f"Got from {spec.url}; try again.",
             )
-        except WeightsError:
-            part.unlink()
-            raise
-    os.replace(part, dest)
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
     remember_sha256(dest, digest.hexdigest())
     return dest
 

@@ -12,8 +12,8 @@ clock tick: a copy in place within the same few ms as the hashing would keep it)
 trusted only while the whole stamp still matches, so a restart does not re-hash 2.5 GB; a sidecar
 that lacks part of it (written before the inode and ctime were kept) is stale: the file is hashed
 once more and the sidecar rewritten. Anything that changes the ctime (``chmod``, a new hard link)
-costs one re-hash. If the directory is read-only the sidecar is skipped. A size mismatch is
-reported before any hashing.
+costs one re-hash. The sidecar is written whole under a name of its own and renamed into place (a reader never sees
+half of one); if the directory is read-only it is skipped. A size mismatch is reported before any hashing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from pathlib import Path
 
 from uvosam.errors import WeightsError
@@ -89,9 +90,16 @@ def remember_sha256(path: Path, digest: str) -> None:
     stamp = _stamp(path.stat())
     _HASHES[(os.path.realpath(path), *stamp.values())] = digest
     record = {"sha256": digest, **stamp}
+    sidecar = sidecar_path(path)
+    # written whole under a name of this call's own, then renamed: a reader (another process checking the same file)
+    # never sees half of it, and two writers do not write into one file
+    tmp = sidecar.with_name(f".{sidecar.name}.{secrets.token_hex(6)}.tmp")
     try:
-        sidecar_path(path).write_text(json.dumps(record) + "\n")
+        with open(tmp, "x", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        os.replace(tmp, sidecar)
     except OSError as err:
+        tmp.unlink(missing_ok=True)
         logger.debug("could not write checksum sidecar for %s: %s", path, err)
 
 

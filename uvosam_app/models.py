@@ -173,7 +173,8 @@ class PipelineLoader:
     many mask models are kept (``_Models``). A pair with a model new to it is warmed up once on a GPU (not ZeroGPU,
     where none is attached while loading), so the first user's first chunk does not pay the one-time costs. After
     ``stop_loading`` (ZeroGPU: models must load in the main thread at start, where its CUDA emulation runs), a pair
-    with a model not loaded raises ``ModelsNotLoadedError``.
+    with a model not loaded raises ``ModelsNotLoadedError``. Concurrent first uses of a pair check (and download) its
+    files once (and ``uvosam.hub`` lets fetches of one file take turns).
     """
 
     def __init__(
@@ -189,15 +190,25 @@ class PipelineLoader:
         self._trackers = _Models(lambda preset: load_tracker(preset, device), max_loaded)
         self._segmenters = _Models(lambda sam: load_segmenter(sam, device), max_loaded)
         self._stopped: str | None = None
+        self._lock = threading.Lock()
+        self._pair_locks: dict[tuple[str, str], threading.Lock] = {}
 
     def __call__(self, preset: str, sam: str) -> UVOSAM:
-        if not self.loaded(preset, sam):
-            if self._stopped is not None:
-                raise ModelsNotLoadedError(
-                    f"{preset} + {mask_model_label(sam)} is not loaded in this process: {self._stopped}"
-                )
-            self.check_weights(preset, sam)
-            logger.info("loading tracker %s + mask model %s on %s", preset, sam, self.device)
+        if self.loaded(preset, sam):
+            return self._pipeline(preset, sam)
+        if self._stopped is not None:
+            raise ModelsNotLoadedError(
+                f"{preset} + {mask_model_label(sam)} is not loaded in this process: {self._stopped}"
+            )
+        with self._lock:
+            pair_lock = self._pair_locks.setdefault((preset, sam), threading.Lock())
+        with pair_lock:  # sessions choosing one new pair at once: one finds (or downloads) its files, others wait
+            if not self.loaded(preset, sam):
+                self.check_weights(preset, sam)
+                logger.info("loading tracker %s + mask model %s on %s", preset, sam, self.device)
+            return self._pipeline(preset, sam)
+
+    def _pipeline(self, preset: str, sam: str) -> UVOSAM:
         tracker, new_tracker = self._trackers.get(preset)
         segmenter, new_segmenter = self._segmenters.get(sam)
         pipe = UVOSAM(tracker, segmenter)
