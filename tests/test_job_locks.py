@@ -1,6 +1,8 @@
 """The folder lock (``uvosam.job_locks``): one job writes to a folder, re-renders read a run's folder side by side and
 keep jobs out of it while they read, and a test of the lock never refuses a job."""
 
+import errno
+import os
 import re
 import threading
 
@@ -84,3 +86,23 @@ def test_rerenders_share_a_runs_folder_and_keep_jobs_out_until_the_last_one_ends
         check_free(tmp_path)
     job.release()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_waited_lock_on_a_file_system_without_locks_holds_nothing_and_closes_once(
+    tmp_path, monkeypatch
+):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(job_locks.fcntl, "flock", no_locks)
+    kept = os.open(
+        tmp_path / "other", os.O_RDONLY | os.O_CREAT
+    )  # the number a double close could hit
+    try:
+        with job_locks.waited_lock(tmp_path / "f.lock") as held:
+            assert held is False
+            reused = os.open(tmp_path / "opened-inside", os.O_RDONLY | os.O_CREAT)
+        os.fstat(reused)  # still open: the closed lock's number was not closed again
+        os.close(reused)
+    finally:
+        os.close(kept)

@@ -18,15 +18,14 @@ remembered). A bad file in ``checkpoints/`` raises ``WeightsError`` and is left 
 file in the HF cache is deleted (snapshot entry and blob) and downloaded again once; still bad ->
 ``WeightsError``. Loading a file found here: ``uvosam.weight_loading``.
 
-Fetches of one file take turns (``_fetch_lock``: a ``flock`` on ``<file>.lock`` beside it, in ``checkpoints/`` or
-the HF snapshot folder): two app sessions, worker processes or a CLI and an app on one folder fetch it once, the one
-that waited uses the file the first one left, and a cached copy is not deleted under one fetched again a moment ago.
+Fetches of one file take turns (``job_locks.waited_lock``: a ``flock`` on ``<file>.lock`` beside it, in
+``checkpoints/`` or the HF snapshot folder): two app sessions, worker processes or a CLI and an app on one folder
+fetch it once, the one that waited uses the file the first one left, and a cached copy is not deleted under one
+fetched again a moment ago.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import glob
 import hashlib
 import http.client
@@ -38,7 +37,6 @@ import socket
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import huggingface_hub
@@ -46,7 +44,7 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub.utils import EntryNotFoundError  # (.errors has it only from 0.25)
 
 from uvosam.errors import WeightsError
-from uvosam.job_locks import _same_file, fcntl
+from uvosam.job_locks import waited_lock
 from uvosam.weight_checksums import (
     CHUNK_BYTES,
     check_copy,
@@ -306,9 +304,8 @@ def _from_hub(
         return path
     except (WeightsError, FileNotFoundError) as err:  # not found: deleted by another fetch since
         bad = err
-    with _fetch_lock(
-        path
-    ):  # another uvosam deleting and fetching it again meanwhile: wait, then look again
+    # another uvosam deleting and fetching it again meanwhile: wait, then look again
+    with waited_lock(path.with_name(path.name + ".lock")):
         try:
             verify_file(path, spec)
             return path
@@ -345,48 +342,13 @@ def _delete_cached(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _fetch_lock(dest: Path) -> Iterator[bool]:
-    """An exclusive ``flock`` on ``<dest>.lock`` (created; deleted when let go), waited for: one fetch of ``dest`` at
-    a time among this process's threads and other processes. Yields whether it is held: not without ``fcntl``
-    (Windows) or where the file system has no locks (fetches do not take turns then)."""
-    lock = dest.with_name(dest.name + ".lock")
-    fd = None
-    while fcntl is not None and fd is None:
-        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o666)  # others may take it too
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as error:
-            os.close(fd)
-            if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            logger.warning("%s: no file locks on this file system (%s)", lock, error.strerror)
-            break
-        except BaseException:
-            os.close(fd)
-            raise
-        if not _same_file(
-            fd, lock
-        ):  # the fetch that held it deleted it when done: take the new one
-            os.close(fd)
-            fd = None
-    try:
-        yield fd is not None
-    finally:
-        if fd is not None:
-            lock.unlink(
-                missing_ok=True
-            )  # while held: whoever opened it meanwhile retries on a new one
-            os.close(fd)
-
-
 def _from_url(spec: WeightSpec, dest: Path, verify: bool, looked: list[str]) -> Path | None:
-    """Stream ``spec.url`` to ``dest``, hashing on the way; None on failure. Under ``_fetch_lock``: a fetch that
+    """Stream ``spec.url`` to ``dest``, hashing on the way; None on failure. Under ``waited_lock``: a fetch that
     waited for another one uses (and verifies) the file it left; each writes its own ``.<file>.<random>.part``, renamed
     into place when complete (leftovers of killed fetches are deleted while the lock is held)."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with _fetch_lock(dest) as held:
+        with waited_lock(dest.with_name(dest.name + ".lock")) as held:
             if dest.is_file():
                 if verify:
                     verify_file(dest, spec)

@@ -9,7 +9,8 @@ the cache under them) is refused, and a re-render of a folder a job is writing t
 instant (a test of it, a job letting go) is waited for (``_GRACE_S``): only a job's or a re-render's refuses.
 ``check_free`` and ``check_readable`` say so without holding the lock (the CLI, before the models load).
 ``lock_file`` and ``is_held`` are the same exclusive lock on a staging folder's lock file (``uvosam.job_staging``'s
-sweep tells a live run's from a killed one's). Without ``fcntl`` (Windows) nothing is locked: jobs run as they did
+sweep tells a live run's from a killed one's). ``waited_lock`` is one that waits its turn instead of refusing
+(``uvosam.hub``'s fetches of one weight file). Without ``fcntl`` (Windows) nothing is locked: jobs run as they did
 before these locks.
 
 ``uninterrupted`` marks a few renames (``Staging.promote``'s, and putting the earlier result back) that a stop must
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 # in a job's work_dir while it writes there; in a run's folder while a re-render reads its cache
 FOLDER_LOCK = ".uvosam.lock"
 _BUSY = (errno.EWOULDBLOCK, errno.EAGAIN)
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)  # a file system without flock
 
 
 def busy_message(work_dir: Path) -> str:
@@ -159,7 +161,7 @@ class FolderLock:
     def _unlocked(self, work_dir: Path, error: OSError) -> bool:
         """Whether the job goes on without the lock, which ``error`` refused (logged): no locks on this file system;
         for a reader, a folder not its own too (its lock file cannot be made or opened)."""
-        if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+        if error.errno in _NO_LOCKS:
             logger.warning("%s: no file locks on this file system (%s)", work_dir, error.strerror)
             return True
         if self.shared and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -194,6 +196,36 @@ def _exclusive(fd: int) -> bool:
             return False
         raise
     return True
+
+
+@contextlib.contextmanager
+def waited_lock(path: Path) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``path`` (created; deleted when let go), waited for rather than refused: one holder
+    at a time among this process's threads and other processes (``uvosam.hub``'s fetches of one weight file).
+    Yields whether it is held: not without ``fcntl`` (Windows) or on a file system without locks (logged)."""
+    fd = None
+    while fcntl is not None and fd is None:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # others may take it too
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException as error:
+            os.close(fd)
+            if not isinstance(error, OSError) or error.errno not in _NO_LOCKS:
+                raise
+            logger.warning("%s: no file locks on this file system (%s)", path, error.strerror)
+            fd = None
+            break
+        # the holder before deleted it when done (after this open): take the new one
+        if not _same_file(fd, path):
+            os.close(fd)
+            fd = None
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            # while held: whoever opened it meanwhile retries on a new one
+            path.unlink(missing_ok=True)
+            os.close(fd)
 
 
 def _same_file(fd: int, path: Path) -> bool:
