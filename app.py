@@ -173,11 +173,42 @@ API_DESCRIPTIONS = {
 # the page's own small events: not queued behind runs, no spinner, no API endpoint
 _QUIET: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
 
+# The live region that tells a screen reader of a job's start and end (the status line, a disabled textbox, is
+# read by no screen reader as it changes): the container of ``Outputs.announce`` gets its role once the page is
+# built (Gradio keeps no such attribute of a component), its text changes inside it (``ANNOUNCE_JS``).
+LIVE_REGION_JS = """() => {
+  const mark = () => {
+    const region = document.getElementById("announce");
+    if (!region) return false;
+    region.setAttribute("role", "status");
+    region.setAttribute("aria-live", "polite");
+    region.setAttribute("aria-atomic", "true");
+    return true;
+  };
+  if (!mark()) {
+    const watch = new MutationObserver(() => mark() && watch.disconnect());
+    watch.observe(document.body, { childList: true, subtree: true });
+  }
+}"""
+# In the browser, on each change of the status line (no request): "Run started" / "Re-render started" once a job's
+# first line replaces an earlier end (or none), the line itself once it ends ("done: ...", "failed: ...",
+# "stopped: ..."), else the text stays (no word per frame). Markdown's marks are escaped: the line shows as written.
+ANNOUNCE_JS = r"""(status, said) => {
+  const line = status || "";
+  const ended = (text) => /^(done|failed|stopped):/.test(text || "");
+  const shown = (text) => text.replace(/[!-\/:-@\[-`{-~]/g, "\\$&");
+  if (ended(line)) return shown(line);
+  if (line && (!said || ended(said.replace(/\\(.)/g, "$1")))) {
+    return line.startsWith("re-rendering") ? "Re-render started" : "Run started";
+  }
+  return said;
+}"""
+
 
 def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     """The page's events, registered in this order (Gradio numbers them so): Run, Re-render (each with its failure
-    listener), the upload's description, the views of the zip shown, Score (and its failure listener), Stop, Load
-    (a link)."""
+    listener), the upload's description, the views of the zip shown, Score (and its failure listener), the
+    announcement of a job's start and end (in the browser), Stop, Load (a link)."""
     run_ev = _on_run(app, settings, ui)
     _on_job_failure(app, ui, run_ev)
     redo_ev = _on_rerender(app, ui)
@@ -185,6 +216,10 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     _on_upload_change(app, ui, run_ev)
     _on_zip_shown(app, ui)
     _on_score(app, ui)
+    status = ui.outputs.status
+    status.change(
+        None, [status, ui.outputs.announce], ui.outputs.announce, js=ANNOUNCE_JS, **_QUIET
+    )
     ui.inputs.stop.click(
         app.stop_pressed,
         ui.outputs.status,
@@ -348,7 +383,8 @@ def _on_link(app: App, ui: Page) -> None:
 
 
 def launch_kwargs(settings: AppSettings) -> dict[str, Any]:
-    """``launch()`` arguments that enforce the limits (upload size, served paths), and the page's CSS.
+    """``launch()`` arguments that enforce the limits (upload size, served paths), and the page's CSS and script
+    (the live region: ``LIVE_REGION_JS``).
 
     Gradio serves only its cache and the examples: what the app shows of the sessions' folders it copies into the
     cache (``ServedFiles``), where a file goes as an attachment unless its type is safe to show. A folder in
@@ -356,6 +392,7 @@ def launch_kwargs(settings: AppSettings) -> dict[str, Any]:
     Space's origin."""
     return {
         "css": CSS,
+        "js": LIVE_REGION_JS,
         "max_file_size": f"{settings.max_upload_mb}mb",
         "allowed_paths": [str(EXAMPLES_DIR)],
         "blocked_paths": [str(ROOT / "checkpoints")],

@@ -579,3 +579,98 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         assert not timeline["scrolls"] and timeline["page"] <= 390, (
             f"it scrolls sideways: {timeline}"
         )
+
+
+LUMINANCE = """(colour) => {
+  const [r, g, b] = colour.match(/[\\d.]+/g).slice(0, 3).map((v) => {
+    v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}"""
+
+
+def _contrast(page, selector: str) -> float:
+    """WCAG contrast of the element's text colour on its own background colour."""
+    colours = page.evaluate(
+        "(s) => { const c = getComputedStyle(document.querySelector(s)); return [c.color, c.backgroundColor]; }",
+        selector,
+    )
+    lum = sorted((page.evaluate(LUMINANCE, c) for c in colours), reverse=True)
+    return (lum[0] + 0.05) / (lum[1] + 0.05)
+
+
+def test_a_screen_reader_hears_a_jobs_start_and_end_and_the_timeline(app_url, page):
+    """The status line (a disabled textbox) was the only place a run's progress and end showed: no screen reader
+    announced "done", "failed" or "stopped". A live region (role=status) now says a job started and how it ended,
+    not each frame. The timeline and the latest frame had alt="" (their buttons no name); the timeline's alt
+    text now names each track and its frames. Run's white text on orange was 2.8:1, Stop's 3.8:1 (AA: 4.5), and
+    Run's focus ring a grey outline on orange."""
+    url, _ = app_url
+    page.goto(url)
+    page.wait_for_selector("#run")
+    region = page.locator("#announce")
+    page.wait_for_function(
+        "() => document.querySelector('#announce')?.getAttribute('aria-live') === 'polite'"
+    )
+    assert region.get_attribute("role") == "status"
+    assert region.bounding_box()["width"] <= 1  # out of sight
+    for selector in ("#run", "#stop"):
+        assert _contrast(page, selector) >= 4.5, selector
+    page.locator("#run").focus()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    page.wait_for_timeout(600)  # Gradio's buttons' transition
+    ring = page.evaluate(
+        "() => { const c = getComputedStyle(document.activeElement); "
+        "return [document.activeElement.id, c.outlineStyle, c.outlineWidth, c.outlineColor]; }"
+    )
+    assert ring == ["run", "solid", "3px", "rgb(29, 78, 216)"]
+
+    page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
+    page.wait_for_selector("#inp video", timeout=30_000)
+    page.evaluate(
+        "() => { window.said = []; new MutationObserver(() => window.said.push("
+        "document.querySelector('#announce').innerText.trim())).observe(document.querySelector('#announce'), "
+        "{subtree: true, childList: true, characterData: true}); }"
+    )
+    page.click("#run")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=120_000)
+    page.wait_for_function("() => window.said.some((t) => t.startsWith('done'))", timeout=5_000)
+    said = [t for t in dict.fromkeys(page.evaluate("() => window.said")) if t]
+    assert said == ["Run started", page.evaluate(STATUS)]  # no frame counter
+    page.locator("#timeline img").wait_for(timeout=30_000)
+    alt = page.locator("#timeline img").get_attribute("alt")
+    assert alt == "Track timeline of 48 frames: #1 person frames 0-47; #2 dog frames 0-47", alt
+    assert page.locator("#timeline").get_by_role("button", name=alt).count() == 1
+    assert page.locator("#preview").get_by_role("img", name="Latest frame: of the run").count() == 1
+
+    page.evaluate("() => { window.said = []; }")
+    page.click("#rerender")
+    page.wait_for_function("() => window.said.some((t) => t.startsWith('done'))", timeout=60_000)
+    said = [t for t in dict.fromkeys(page.evaluate("() => window.said")) if t]
+    assert said == ["Re-render started", page.evaluate(STATUS)]
+
+
+def test_on_a_phone_tab_reaches_run_before_settings(app_url, phone):
+    """Below 768 px CSS showed Settings under the live column while the page's source kept them in the input column:
+    Tab went from the examples to the 23 settings, lower on the screen, then back up to Run. Settings now follow
+    the live column in the page; a wide window's grid still shows them under the inputs."""
+    url, _ = app_url
+    phone.goto(url)
+    phone.wait_for_selector("#run")
+    order = []
+    for _ in range(20):
+        phone.keyboard.press("Tab")
+        order.append(phone.evaluate("() => document.activeElement.closest('[id]')?.id"))
+    assert "run" in order and order.index("run") < order.index("settings"), order
+    tops = [phone.locator(s).bounding_box()["y"] for s in ("#examples", "#run", "#settings")]
+    assert tops == sorted(tops)
+    phone.set_viewport_size({"width": 1280, "height": 1100})
+    phone.wait_for_timeout(300)
+    box = {
+        s: phone.locator(s).bounding_box() for s in ("#examples", "#run", "#settings", "#status")
+    }
+    assert abs(box["#settings"]["x"] - box["#examples"]["x"]) < 20  # under the inputs, left
+    assert box["#examples"]["y"] < box["#settings"]["y"] < box["#examples"]["y"] + 200
+    assert box["#status"]["x"] > box["#settings"]["x"] + 300

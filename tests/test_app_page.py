@@ -270,3 +270,23 @@ def test_the_apps_source_lines_fit_120_columns():
         if len(line) > 120
     ]
     assert not long, long
+
+
+def test_the_merge_syntax_is_an_info_line_and_the_timeline_alt_text_is_bounded(tmp_path):
+    """The Merge box's syntax was only its placeholder (1.91:1, gone once typing started): it is its info line.
+    The timeline's alt text names each track and its frames, at most ``TIMELINE_ALT_TRACKS`` of them."""
+    import app as app_module
+    from uvosam.timeline import TimelineRow
+    from uvosam_app.results import TIMELINE_ALT_TRACKS, timeline_alt
+
+    demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
+    merge = _props(demo, "merge")
+    assert merge["info"].startswith("e.g. 3>1, 5>1") and not merge.get("placeholder")
+    demo.close()
+    rows = [TimelineRow(i, "person", range(i, 20)) for i in range(1, 14)]
+    rows[0] = TimelineRow(1, "dog", [0, 1, 5])
+    alt = timeline_alt(rows, 20)
+    assert alt.startswith(
+        "Track timeline of 20 frames: #1 dog frames 0-5 (seen in 3); #2 person frames 2-19;"
+    )
+    assert alt.count("#") == TIMELINE_ALT_TRACKS and alt.endswith("; and 3 more tracks")

@@ -39,7 +39,13 @@ from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
-from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_images, track_rows
+from uvosam_app.results import (
+    merge_hints_markdown,
+    score_masks_zip,
+    timeline_images,
+    timeline_views,
+    track_rows,
+)
 from uvosam_app.served import ServedFiles, drop_ended_streams
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.text import (
@@ -265,14 +271,20 @@ class App:
         self, masks_zip: str | None, merge: str | None = None
     ) -> tuple[Any, Any, str, str]:
         """What the page shows of the zip shown: its ``timeline`` (two images: a phone's screen shows the narrow
-        one), its ``merge_hints``, and no scores (those shown were of other masks).
+        one; with an alt text that says what their bars show: ``results.timeline_alt``), its ``merge_hints``, and no
+        scores (those shown were of other masks).
 
         Only of a zip the app served (``ServedFiles.shows``): the page gives back the one Run or Re-render showed,
         but this (unqueued) event is callable over plain HTTP with any upload, and what its readers cost grows with
         the zip's content, not its size (a timeline row per track, pairs of tracks for the hints)."""
         if not self.served.shows(masks_zip):
             return None, None, "", self.scores_gone()
-        return *self.timeline(masks_zip), self.merge_hints(masks_zip, merge), self.scores_gone()
+        wide, narrow, alt = timeline_views(masks_zip)
+        # the alt text names the image and its button for a screen reader (an event of the page's own: no API)
+        images = [
+            None if image is None else gr.Image(image, alt_text=alt) for image in (wide, narrow)
+        ]
+        return *images, self.merge_hints(masks_zip, merge), self.scores_gone()
 
     def timeline(self, masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The track timeline in the zip shown (of a run or a re-render), and drawn for a phone's width; None (no

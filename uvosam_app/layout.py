@@ -1,6 +1,6 @@
-"""The page's components, laid out (``page``): the input column (upload, link, zip of frames, settings), the live
-column (Run and Stop over the status line; on a narrow screen before Settings: ``CSS``), a run's results, the
-editing row (Re-render) and the Score panel. No events here: ``app.py`` wires them to the handlers of
+"""The page's components, laid out (``page``): the input column (upload, link, zip of frames), the live column (Run
+and Stop over the status line), Settings (after both, as Tab goes; under the inputs on a wide screen: ``CSS``), a
+run's results, the editing row (Re-render) and the Score panel. No events here: ``app.py`` wires them to the handlers of
 ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests find it by.
 """
 
@@ -54,13 +54,19 @@ CSS = """
 #tracks .header, #tracks td .cell-wrap { word-break: normal; overflow-wrap: break-word; }
 /* the track timeline drawn for a phone (below) */
 #timeline-narrow { display: none; }
+/* Settings come after the live column in the page (on a phone the open panel pushed the status line and the live
+   video a screen down; reordered by CSS only, Tab went from the examples to Settings, then back up to Run): a wide
+   window's grid puts them under the inputs, as the input column's last part */
+@media (min-width: 768px) {
+  #io-row { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); grid-template-rows: auto 1fr;
+            align-items: start; }
+  #input-column { grid-column: 1; grid-row: 1; }
+  #live-column { grid-column: 2; grid-row: 1 / span 2; }
+  #settings { grid-column: 1; grid-row: 2; }
+}
 /* Gradio stacks the input column over the live one below a 768 px wide window */
 @media (max-width: 767px) {
-  /* the open Settings pushed the status line and the live video a screen down: the input column's parts join
-     the row's, Settings after the live column */
   #io-row { flex-direction: column; flex-wrap: nowrap; align-items: stretch; }
-  #input-column { display: contents; }
-  #settings { order: 1; }
   /* Gradio's columns wrap: sized by the row, a portrait clip's live video pushed Latest frame into a second
      column, off the screen to the right */
   #live-column { flex-wrap: nowrap; }
@@ -73,7 +79,28 @@ CSS = """
   #tracks th, #tracks td, #tracks .cell-wrap, #tracks .header { font-size: 12px; }
   #tracks .cell-wrap { padding: 4px; }
 }
+/* what a screen reader announces of a run's start and end (``page``): out of sight */
+#announce { position: absolute; width: 1px; height: 1px; min-height: 0; margin: -1px; padding: 0; border: 0;
+            overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
+/* Run's and Stop's white text on Gradio's orange (#f97316, #ea580c dark) and red (#ef4444) was 2.8-3.8:1: AA
+   asks 4.5 (here 5.2 and 6.5, hovered darker still) */
+#run { --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
+       --button-primary-border-color: #c2410c; --button-primary-border-color-hover: #9a3412;
+       --button-primary-text-color: #ffffff; --button-primary-text-color-hover: #ffffff; }
+#stop { --button-cancel-background-fill: #b91c1c; --button-cancel-background-fill-hover: #991b1b;
+        --button-cancel-border-color: #b91c1c; --button-cancel-border-color-hover: #991b1b;
+        --button-cancel-text-color: #ffffff; --button-cancel-text-color-hover: #ffffff; }
+/* the settings' info lines (the mask model's, Merge tracks' syntax) were 1.91:1 on white: 4.8 (dark: 7.8) */
+.gradio-container { --block-info-text-color: #71717a; }
+.dark .gradio-container, .gradio-container.dark { --block-info-text-color: #a1a1aa; }
+/* a focus ring on every control: Run and Stop had a grey 2 px outline (about 1:1 on orange), radios and
+   checkboxes only a border colour */
+.gradio-container :is(button, input, textarea, select, a, [tabindex]):focus-visible {
+  outline: 3px solid #1d4ed8; outline-offset: 2px; }
+.dark .gradio-container :is(button, input, textarea, select, a, [tabindex]):focus-visible,
+.gradio-container.dark :is(button, input, textarea, select, a, [tabindex]):focus-visible { outline-color: #93c5fd; }
 """
+PREVIEW_ALT = "Latest frame: of the run (its number is in Status), or the first frame of a video with no player"
 STYLE_CHOICES = [  # (label, value); the values are uvosam.render.STYLES
     ("Overlay: colour masks", "overlay"),
     ("Cut-out: objects on black", "cutout"),
@@ -101,11 +128,13 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Outputs:
-    """What Run and Re-render show: the status line, the live video and latest frame, the files, the tracks table,
+    """What Run and Re-render show: the status line (and the live region that announces a job's start and end),
+    the live video and latest frame, the files, the tracks table,
     and what is read from the zip shown (its track timeline, and the one drawn for a phone, which a screen under
     768 px wide shows instead: ``CSS``; the merge hints)."""
 
     status: gr.Textbox
+    announce: gr.Markdown
     stream: gr.Video
     preview: gr.Image
     mp4: gr.File
@@ -161,9 +190,11 @@ def page(
     gr.Markdown(ABOUT)
     banner = banner_markdown(start, settings)
     gr.Markdown(banner, visible=bool(banner), elem_id="banner")
-    with gr.Row(elem_id="io-row"):  # its order on a phone: CSS
-        video, url, load, frames_zip, about, controls = _input_column(settings, start.notes())
+    with gr.Row(elem_id="io-row"):  # on a wide screen Settings go under the inputs: CSS
+        video, url, load, frames_zip, about = _input_column(settings)
         run, stop, *live = _live_column()
+        with gr.Accordion("Settings", open=False, elem_id="settings"):
+            controls = _controls(settings, start.notes())
     inputs = Inputs(video, url, load, frames_zip, about, run, stop, controls)
     outputs = _results(*live)
     editing = _editing_row()
@@ -176,9 +207,9 @@ def page(
 
 
 def _input_column(
-    settings: AppSettings, notes: dict[str, str]
-) -> tuple[gr.Video, gr.Textbox | None, gr.Button | None, gr.File, gr.Markdown, dict]:
-    """The upload and its description, the link and its Load button, the zip of frames, the examples, Settings."""
+    settings: AppSettings,
+) -> tuple[gr.Video, gr.Textbox | None, gr.Button | None, gr.File, gr.Markdown]:
+    """The upload and its description, the link and its Load button, the zip of frames, the examples."""
     with gr.Column(scale=1, elem_id="input-column"):
         # an image dropped here gets Gradio's "Only video/x-m4v,video/* allowed.": the label says where it goes
         video = gr.Video(sources=["upload"], label="Video (images: zip them, below)", elem_id="inp")
@@ -199,9 +230,7 @@ def _input_column(
             example_labels=[EXAMPLE_NAMES[p.name] for p in shown],
             elem_id="examples",
         )
-        with gr.Accordion("Settings", open=False, elem_id="settings"):
-            controls = _controls(settings, notes)
-    return video, url, load, frames_zip, about, controls
+    return video, url, load, frames_zip, about
 
 
 def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | None]:
@@ -346,14 +375,17 @@ def _keep_list() -> gr.CheckboxGroup:
     return keep
 
 
-def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Video, gr.Image]:
+def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Markdown, gr.Video, gr.Image]:
     """Run and Stop (at the top: in a 1366x800 window's first screen however tall the inputs are; on a phone after
-    the inputs), the status line, the masked video as it streams and the latest frame."""
+    the inputs), the status line and what a screen reader announces of it, the masked video as it streams and the
+    latest frame."""
     with gr.Column(scale=1, elem_id="live-column"):
         with gr.Row():
             run = gr.Button("Run", variant="primary", elem_id="run")
             stop = gr.Button("Stop", variant="stop", elem_id="stop")
         status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+        # a live region (``app.LIVE_REGION_JS``), out of sight (``CSS``): a job's start and end (``app.ANNOUNCE_JS``)
+        announce = gr.Markdown("", elem_id="announce")
         stream = gr.Video(
             label="Masked video (live)",
             streaming=True,
@@ -361,13 +393,20 @@ def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Video, gr.Image
             interactive=False,
             elem_id="stream",
         )
+        # the alt text names the image and its button; set once: an update with it would change the API's outputs
         preview = gr.Image(
-            label="Latest frame", format="jpeg", interactive=False, elem_id="preview"
+            label="Latest frame",
+            format="jpeg",
+            interactive=False,
+            alt_text=PREVIEW_ALT,
+            elem_id="preview",
         )
-    return run, stop, status, stream, preview
+    return run, stop, status, announce, stream, preview
 
 
-def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs:
+def _results(
+    status: gr.Textbox, announce: gr.Markdown, stream: gr.Video, preview: gr.Image
+) -> Outputs:
     with gr.Row():
         mp4 = gr.File(label="Masked video (mp4)", interactive=False, elem_id="mp4")
         zip_file = gr.File(label="Masks (zip)", interactive=False, elem_id="zip")
@@ -393,7 +432,9 @@ def _results(status: gr.Textbox, stream: gr.Video, preview: gr.Image) -> Outputs
         for elem_id, buttons in (("timeline", ["fullscreen"]), ("timeline-narrow", []))
     )
     hints = gr.Markdown(elem_id="hints")
-    return Outputs(status, stream, preview, mp4, zip_file, table, timeline, timeline_narrow, hints)
+    return Outputs(
+        status, announce, stream, preview, mp4, zip_file, table, timeline, timeline_narrow, hints
+    )
 
 
 def _editing_row() -> Editing:
@@ -415,7 +456,8 @@ def _editing_row() -> Editing:
             merge = gr.Textbox(
                 "",
                 label="Merge tracks (one object split into two ids)",
-                placeholder="e.g. 3>1, 5>1: tracks 3 and 5 become part of track 1",
+                # info, not a placeholder: that was pale (1.91:1) and went once typing started
+                info="e.g. 3>1, 5>1: tracks 3 and 5 become part of track 1",
                 elem_id="merge",
             )
             redo = gr.Button("Re-render (no model run)", elem_id="rerender")

@@ -23,6 +23,7 @@ from uvosam.eval.clip import ground_truth_files, id_gaps_note, pair_ground_truth
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, suggest_merges
+from uvosam.text import count
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.track_edit import parse_merge
 from uvosam_app.text import GROUND_TRUTH_FRAMES, score_markdown
@@ -55,21 +56,51 @@ def timeline_images(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarra
     """The track timeline of an export zip (of a run or a re-render) as the zip has it (``timeline.png``), and
     drawn again for a phone's width (``NARROW_PLOT_WIDTH``) from its tracks.csv, results.json and run.json; each
     HxWx3 uint8 RGB, or None (no image) without them."""
+    wide, narrow, _ = timeline_views(masks_zip)
+    return wide, narrow
+
+
+def timeline_views(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """``timeline_images`` and the images' alt text (``timeline_alt``; "" without an image)."""
     if not masks_zip or not Path(masks_zip).is_file():
-        return None, None
+        return None, None, ""
     with zipfile.ZipFile(masks_zip) as archive:
         names = set(archive.namelist())
         if "timeline.png" not in names:
-            return None, None
+            return None, None, ""
         with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
             wide = np.asarray(image.convert("RGB"))
         if not {"tracks.csv", "results.json", "run.json"} <= names:
-            return wide, None
+            return wide, None, timeline_alt(None, 0)
         frames = (json.loads(archive.read("run.json")).get("export") or {}).get("frames")
         if not frames:  # a zip without its export's record: the wide one only
-            return wide, None
+            return wide, None, timeline_alt(None, 0)
         rows = _timeline_rows(archive)
-    return wide, draw_timeline(rows, int(frames), max_plot_width=NARROW_PLOT_WIDTH)
+    narrow = draw_timeline(rows, int(frames), max_plot_width=NARROW_PLOT_WIDTH)
+    return wide, narrow, timeline_alt(rows, int(frames))
+
+
+TIMELINE_ALT_TRACKS = 10
+"""Most tracks the timeline's alt text names (the rest: "and N more"): a screen reader reads it in one go."""
+
+
+def timeline_alt(rows: Sequence[TimelineRow] | None, frames: int) -> str:
+    """The timeline image's alt text: what its bars show, in short (``"Track timeline of 50 frames: #1 person
+    frames 0-49; #2 dog frames 3-20 (seen in 12)"``); for a zip without its tracks (``rows`` None), where the
+    tracks table says it."""
+    if rows is None:
+        return "Track timeline: the frames each track was seen in (the tracks table gives its first and last)"
+    if not rows:
+        return f"Track timeline of {count(frames, 'frame')}: no track"
+    parts = []
+    for row in rows[:TIMELINE_ALT_TRACKS]:
+        seen = sorted(row.frames)
+        span = f"{seen[0]}-{seen[-1]}" if seen else "none"
+        gaps = f" (seen in {len(seen)})" if seen and len(seen) < seen[-1] - seen[0] + 1 else ""
+        parts.append(f"#{row.track_id} {row.class_name} frames {span}{gaps}")
+    more = len(rows) - TIMELINE_ALT_TRACKS
+    tail = f"; and {count(more, 'more track')}" if more > 0 else ""
+    return f"Track timeline of {count(frames, 'frame')}: " + "; ".join(parts) + tail
 
 
 def _timeline_rows(archive: zipfile.ZipFile) -> list[TimelineRow]:
