@@ -297,11 +297,16 @@ def test_after_stop_the_status_box_shows_stopped_not_an_error_badge(app_url, pag
         assert not page.evaluate(ERROR_BADGE, "status"), f"an Error badge after Stop {stop + 1}"
 
 
-def test_stop_with_nothing_running_says_nothing_and_stops_a_queued_run(app_url, page):
+def test_stop_with_nothing_running_says_nothing_and_stops_a_queued_run(app_url, page, tmp_path):
     """Stop on a fresh page wrote "stopped: press Run to start again" (nothing ran). A run waiting in Gradio's
     queue (another tab's run holds the app's one worker; its status line has no text yet) is still stopped and
     says so: its failure listener writes the line once the page has cancelled it."""
+    from app_helpers import write_clip
+
     url, _ = app_url
+    # the other tab's run must outlast this tab's queueing and stop (the example's 48 frames took ~5 s: on a busy
+    # machine it had ended when its Stop was pressed): 300 frames at the tracker's 0.1 s each
+    long_clip = write_clip(tmp_path / "long.mp4", 300, 160, 120, fps=12)
     other = page.context.new_page()  # another tab: another session
     for tab in (other, page):
         tab.goto(url)
@@ -309,8 +314,8 @@ def test_stop_with_nothing_running_says_nothing_and_stops_a_queued_run(app_url, 
     page.click("#stop")
     page.wait_for_timeout(1500)
     assert page.evaluate(STATUS) == ""
-    for tab in (other, page):
-        tab.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
+    for tab, clip in ((other, long_clip), (page, EXAMPLE)):
+        tab.locator("#inp input[type=file]").set_input_files(str(clip))
         tab.wait_for_selector("#inp video", timeout=30_000)
     other.click("#run")
     other.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
