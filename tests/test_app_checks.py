@@ -110,7 +110,10 @@ def test_a_run_takes_the_linked_download_only_without_an_upload_and_holds_its_fo
         ),
         ({"min_score": True}, r"Detection score threshold \(min_score over the API\)"),
         ({"video": "BIG"}, "big.mp4 is 2 MB, over this app's upload limit of 1 MB"),
-        ({"outputs": OutputChoices(0, "sepia", True, True, False)}, "Choose a video style from"),
+        (
+            {"outputs": OutputChoices(0, "no-such-style", True, True, False)},
+            "Choose a video style from",
+        ),
         # the first refusal is the one said: a gone upload before a bad setting
         ({"video": "GONE", "stride": 15}, "clip.mp4 is no longer on the server"),
     ],
@@ -143,3 +146,13 @@ def test_on_zerogpu_a_run_request_covers_the_frames_its_gpu_time_allows(tmp_path
     assert req.cap_note(_info(5)) == ""
     req = _request(settings, _file(tmp_path / "clip.mp4"), stride=1, max_frames=4)
     assert req.options.max_frames == 4 and req.cap_note(_info(16)) == ""
+
+
+def test_the_style_choices_are_the_renderers_styles():
+    """The page's style menu is a hand-kept (label, value) list: its values must be ``uvosam.render.STYLES``, in
+    order (a style added to the renderer and not to the menu, or a menu value the renderer refuses, fails here)."""
+    from uvosam.render import STYLES
+    from uvosam_app.layout import STYLE_CHOICES
+
+    assert tuple(value for _, value in STYLE_CHOICES) == STYLES
+    assert all(label and label != value for label, value in STYLE_CHOICES)

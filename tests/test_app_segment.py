@@ -97,9 +97,11 @@ def test_segment_in_a_style_from_the_api(server, clips):
     frame = next(iter_frames(mp4))
     assert (frame < 30).mean() > 0.5 and frame.max() > 60  # objects kept, background black
     with pytest.raises(
-        Exception, match=r"'sepia'.* is not in the list of choices: \['overlay', 'cutout'"
+        Exception, match=r"'no-such-style'.* is not in the list of choices: \['overlay', 'cutout'"
     ):
-        client(server).predict(handle_file(str(clips["a"])), style="sepia", api_name="/segment")
+        client(server).predict(
+            handle_file(str(clips["a"])), style="no-such-style", api_name="/segment"
+        )
 
 
 @pytest.mark.parametrize(

@@ -128,8 +128,10 @@ def test_segment_cli_writes_outputs_and_prints_a_summary(
                             "--style", "matte"])  # fmt: skip
     assert code == 0 and probe(tmp_path / "matte" / "shapes_clip_matte.mp4").num_frames == 2
     with pytest.raises(SystemExit):
-        uvosam_cli.main(["segment", str(path), "--out", str(tmp_path / "o"), "--style", "sepia"])
-    assert "invalid choice: 'sepia'" in capsys.readouterr().err
+        uvosam_cli.main(
+            ["segment", str(path), "--out", str(tmp_path / "o"), "--style", "no-such-style"]
+        )
+    assert "invalid choice: 'no-such-style'" in capsys.readouterr().err
 
 
 def test_segment_cli_threads_precision_and_compile(tmp_path, clip, tiny_sam_model, monkeypatch):

@@ -1,7 +1,11 @@
 """UVOSAM pipeline: ordering, look-ahead buffering, one encoder call per frame, no prompts for absent objects."""
 
+import re
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 from doubles import ReplayTracker
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
@@ -260,3 +264,53 @@ def test_from_pretrained_finds_both_weight_files_before_loading_either(tmp_path,
     with pytest.raises(FileNotFoundError) as err:  # both missing: both reports at once
         UVOSAM.from_pretrained("idol-coco-r50", "vit_b", device="cpu")
     assert "'cocopretrain_R50.pth'" in str(err.value) and "'sam_vit_b_01ec64.pth'" in str(err.value)
+
+
+class _BoxFilling:
+    """A toy ``BoxSegmenter``: each box's pixels are its mask; ``wrong`` bends the output the way a plug-in might."""
+
+    config = SegmenterConfig(encoder_batch=2)
+    device = torch.device("cpu")
+
+    def __init__(self, wrong: str | None = None) -> None:
+        self.wrong = wrong
+
+    def segment(self, image, boxes_xyxy):
+        return self.segment_batch([image], [boxes_xyxy], scores=None, track_ids=None)[0]
+
+    def segment_batch(self, images, boxes_list, *, scores, track_ids):
+        outputs = [self._fill(image, boxes) for image, boxes in zip(images, boxes_list)]
+        return outputs[:-1] if self.wrong == "one output short" else outputs
+
+    def _fill(self, image, boxes):
+        h, w = image.shape[:2]
+        masks = np.zeros((len(boxes), h, w), bool)
+        for mask, (x1, y1, x2, y2) in zip(masks, boxes.round().astype(int)):
+            mask[y1:y2, x1:x2] = True
+        if self.wrong == "transposed":
+            masks = masks.transpose(0, 2, 1)
+        elif self.wrong == "uint8":
+            masks = masks.astype(np.uint8)
+        elif self.wrong == "one mask":
+            masks = masks.any(axis=0, keepdims=True)
+        return SimpleNamespace(masks=masks, mask_scores=np.ones(len(boxes), np.float32))
+
+
+def test_a_plug_in_segmenter_runs_and_its_wrong_masks_are_refused_where_they_arrive(video):
+    results = list(UVOSAM(ReplayTracker(video.boxes_xyxy), _BoxFilling())(video.frames))
+    assert [r.frame_index for r in results] == list(range(10))
+    for r in results:
+        for mask, (x1, y1, x2, y2) in zip(r.masks, r.boxes_xyxy.round().astype(int)):
+            assert mask.sum() == (x2 - x1) * (y2 - y1) and mask[y1:y2, x1:x2].all()
+    for wrong, got in [
+        ("transposed", r"got \.masks \(3, 64, 48\) bool"),
+        ("uint8", r"got \.masks \(3, 48, 64\) uint8"),
+        ("one mask", r"got \.masks \(1, 48, 64\) bool"),
+        ("one output short", r"returned 0 output\(s\) for 1 frame\(s\)"),
+    ]:
+        pipe = UVOSAM(ReplayTracker(video.boxes_xyxy), _BoxFilling(wrong))
+        with pytest.raises(ValueError, match=r"_BoxFilling\.segment_batch") as err:
+            list(pipe(video.frames))
+        assert re.search(got, str(err.value)), str(err.value)
+        if wrong != "one output short":
+            assert r"expected .masks an (3, 48, 64) bool numpy array" in str(err.value)

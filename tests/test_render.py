@@ -185,6 +185,6 @@ def test_render_resizes_empty_frames_and_refuses_unknown_styles():
     small = render(res, style="matte", class_names=CLASSES, out_size=(32, 24))
     assert small.shape == (24, 32, 3) and small.any()
     with pytest.raises(
-        ValueError, match=r"style must be one of \('overlay', 'cutout'.*got 'sepia'"
+        ValueError, match=r"style must be one of \('overlay', 'cutout'.*got 'no-such-style'"
     ):
-        render(res, style="sepia", class_names=CLASSES)
+        render(res, style="no-such-style", class_names=CLASSES)

@@ -1,30 +1,31 @@
 """One video, end to end: decode -> track + segment -> video (+ ~1 s chunks) -> exports -> zip.
 
-``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which
-streams the chunks): it yields a ``JobProgress`` after every frame and a last one carrying the
-``JobResult``. Everything it writes goes under ``work_dir``; per-frame memory is flat in video
-length (frames are decoded, segmented, rendered, encoded and exported one at a time). A run that
-fails, or whose generator is closed (a cancelled Gradio job), stops ffmpeg and deletes what it had
-written (video, chunks, exports, mask cache), also when it fails after the last frame (writing the
-exports or the zip): no partial output is left to pass for a complete one. In a folder that holds an
-earlier result, a job writes into a staging folder there and replaces that result whole (its files
-only: its videos of every style, exports, zip and, for a run, cache) once it has finished; a job
-that does not finish leaves it exactly as it was (``uvosam.job_staging``). One job at a time writes to a folder: a
-second one into it is refused at once (``ValueError``, ``uvosam.job_locks``).
-
-With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``)
-and ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another
-style (``JobOptions.style``), without running any model. Both go through one loop (``uvosam.job_loop.produce``: render
--> encode -> export -> zip), so a re-render writes what a run would have, drawn on the cache's frames (JPEG, quality
-95: the masks, ids and tables are the run's exactly; the pixels of the video and of the cut-outs' colour may differ
-by a few levels). What the loop knows about the video (``JobPlan``), and what a run keeps in the cache so that a
-re-render knows it again, are in ``uvosam.job_plan``; the video and exports it writes frame by frame are opened,
-drawn and discarded by ``uvosam.job_outputs``. ``JobOptions``, ``JobProgress`` and ``JobResult`` are defined in
-``uvosam.job_types`` and importable from here too (the README names them here).
-
-Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records the
-pipeline's models and its settings, and keeps that record in the mask cache; a re-render carries it over and adds
-what it changed (kept tracks, merge, min_score).
+* ``run_job`` is a generator used by the CLI (with a progress bar) and by the Gradio app (which streams the
+  chunks): it yields a ``JobProgress`` after every frame and a last one carrying the ``JobResult``.
+* Everything it writes goes under ``work_dir``; per-frame memory is flat in video length (frames are decoded,
+  segmented, rendered, encoded and exported one at a time).
+* A run that fails, or whose generator is closed (a cancelled Gradio job), stops ffmpeg and deletes what it had
+  written (video, chunks, exports, mask cache), also when it fails after the last frame (writing the exports or the
+  zip): no partial output is left to pass for a complete one.
+* In a folder that holds an earlier result, a job writes into a staging folder there and replaces that result whole
+  (its files only: its videos of every style, exports, zip and, for a run, cache) once it has finished; a job that
+  does not finish leaves it exactly as it was (``uvosam.job_staging``).
+* One job at a time writes to a folder: a second one into it is refused at once (``ValueError``,
+  ``uvosam.job_locks``).
+* With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``), and
+  ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another style
+  (``JobOptions.style``), without running any model.
+* Both go through one loop (``uvosam.job_loop.produce``: render -> encode -> export -> zip), so a re-render writes
+  what a run would have, drawn on the cache's frames (JPEG, quality 95: the masks, ids and tables are the run's
+  exactly; the pixels of the video and of the cut-outs' colour may differ by a few levels).
+* What the loop knows about the video (``JobPlan``), and what a run keeps in the cache so that a re-render knows it
+  again, are in ``uvosam.job_plan``; the video and exports it writes frame by frame are opened, drawn and discarded
+  by ``uvosam.job_outputs``.
+* ``JobOptions``, ``JobProgress`` and ``JobResult`` are defined in ``uvosam.job_types`` and importable from here too
+  (the README names them here).
+* Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records
+  the pipeline's models and its settings, and keeps that record in the mask cache; a re-render carries it over and
+  adds what it changed (kept tracks, merge, min_score).
 """
 
 from __future__ import annotations

@@ -17,19 +17,15 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from uvosam.config import PipelineConfig, SegmenterConfig, config_or
 from uvosam.devices import check_device
-from uvosam.pipeline_args import check_frames, check_load_args, check_models
+from uvosam.pipeline_args import check_frames, check_load_args, check_masks, check_models
 from uvosam.tracker.frames import check_frame
-from uvosam.types import BoxTracker, FrameResult, FrameTracks
-
-if TYPE_CHECKING:
-    from uvosam.box_segmenter import BoxSegmenterBase
+from uvosam.types import BoxSegmenter, BoxTracker, FrameResult, FrameTracks
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +107,13 @@ class UVOSAM:
 
     Args:
         tracker: a ``uvosam.types.BoxTracker`` (the IDOL tracker, or any object with the same protocol).
-        segmenter: a ``uvosam.segmenter.BoxPromptSegmenter`` (SAM) or ``uvosam.sam2_segmenter.Sam2BoxSegmenter`` (SAM 2.1).
+        segmenter: a ``uvosam.types.BoxSegmenter``: ``uvosam.segmenter.BoxPromptSegmenter`` (SAM),
+            ``uvosam.sam2_segmenter.Sam2BoxSegmenter`` (SAM 2.1), or any object with the same protocol.
         config: which tracks get masks.
     """
 
     def __init__(
-        self, tracker: BoxTracker, segmenter: BoxSegmenterBase, config: PipelineConfig | None = None
+        self, tracker: BoxTracker, segmenter: BoxSegmenter, config: PipelineConfig | None = None
     ) -> None:
         check_models(tracker, segmenter)
         self.tracker = tracker
@@ -289,12 +286,15 @@ class UVOSAM:
     def _segment_group(
         self, images: list[np.ndarray], group: list[FrameTracks]
     ) -> list[FrameResult]:
-        outputs = self.segmenter.segment_batch(
-            images,
-            [t.boxes_xyxy for t in group],
-            scores=[t.scores for t in group],
-            track_ids=[t.track_ids for t in group],
+        outputs = list(
+            self.segmenter.segment_batch(
+                images,
+                [t.boxes_xyxy for t in group],
+                scores=[t.scores for t in group],
+                track_ids=[t.track_ids for t in group],
+            )
         )
+        check_masks(self.segmenter, outputs, images, [len(t) for t in group])
         return [
             FrameResult(
                 frame_index=t.frame_index,

@@ -1,12 +1,13 @@
 """What ``UVOSAM`` checks of its arguments, so that a wrong one is refused with what to do instead of failing deep
 inside a run: frames (a path, one frame or a PIL image given where frames go; each frame is checked by
-``uvosam.tracker.frames.check_frame``) and the models and configs given to the constructor and ``from_pretrained``.
+``uvosam.tracker.frames.check_frame``) and the models and configs given to the constructor and ``from_pretrained``;
+and the masks a segmenter returns to the pipeline (``check_masks``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -39,6 +40,47 @@ def check_models(tracker: object, segmenter: object) -> None:
                 f"UVOSAM: {name} takes a loaded model; got {model!r}. To load models by name or path, use "
                 "UVOSAM.from_pretrained(tracker=..., sam=...)"
             )
+
+
+def check_masks(
+    segmenter: object, outputs: Sequence[object], images: list[np.ndarray], counts: list[int]
+) -> None:
+    """What a segmenter's ``segment_batch`` returned, checked where the pipeline receives it: one output per frame,
+    each with ``masks`` (N, H, W) bool and ``mask_scores`` (N,) for the N boxes of its HxW frame (``counts``).
+    A plug-in's wrong shapes would otherwise fail later, in rendering or an export, far from their cause.
+
+    Raises:
+        ValueError: naming the segmenter's class, what was expected and what came.
+    """
+    name = f"{type(segmenter).__name__}.segment_batch"
+    protocol = "(uvosam.types.BoxSegmenter)"
+    if len(outputs) != len(images):
+        raise ValueError(
+            f"{name} returned {len(outputs)} output(s) for {len(images)} frame(s); expected one per frame, in "
+            f"order {protocol}"
+        )
+    for index, (image, n, out) in enumerate(zip(images, counts, outputs)):
+        h, w = image.shape[:2]
+        masks = getattr(out, "masks", None)
+        scores = getattr(out, "mask_scores", None)
+        if not (
+            isinstance(masks, np.ndarray)
+            and masks.shape == (n, h, w)
+            and masks.dtype == bool
+            and isinstance(scores, np.ndarray)
+            and scores.shape == (n,)
+        ):
+            raise ValueError(
+                f"{name}: for frame {index} of the call ({n} box(es) on a {h}x{w} frame) expected .masks an "
+                f"({n}, {h}, {w}) bool numpy array and .mask_scores ({n},); got .masks {_array_kind(masks)}, "
+                f".mask_scores {_array_kind(scores)} {protocol}"
+            )
+
+
+def _array_kind(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.shape} {value.dtype}"
+    return f"a {type(value).__name__}"
 
 
 def check_load_args(

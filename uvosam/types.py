@@ -17,9 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from uvosam.config import SegmenterConfig
 
 
 def _empty(shape: tuple[int, ...], dtype: type) -> np.ndarray:
@@ -167,3 +172,51 @@ class BoxTracker(Protocol):
     lookahead: int
 
     def new_video(self, *, height: int, width: int) -> TrackingSession: ...
+
+
+class BoxMasks(Protocol):
+    """One frame's masks from a ``BoxSegmenter``, in the row order of its boxes (``box_segmenter.SegmentOutput``).
+
+    Attributes:
+        masks: (N, H, W) bool, one per box, in the frame's pixels.
+        mask_scores: (N,) float32 quality of each mask (SAM: its predicted IoU).
+    """
+
+    masks: np.ndarray
+    mask_scores: np.ndarray
+
+
+class BoxSegmenter(Protocol):
+    """Anything that turns boxes into masks (SAM, SAM 2.1's image path, or your own): what ``UVOSAM`` uses of it.
+
+    The pipeline calls ``segment_batch`` with up to ``config.encoder_batch`` frames whose boxes are decided and
+    checks what comes back (``(N, H, W)`` bool masks and ``(N,)`` scores for the N boxes of each HxW frame, else a
+    ``ValueError`` naming the segmenter's class); ``warm_up`` calls ``segment`` once on ``device``. The masks are
+    used as returned: resolving overlaps is the segmenter's (``box_segmenter.resolve_overlaps``, as SAM's do).
+
+    Attributes:
+        config: only ``encoder_batch`` is read (frames per ``segment_batch`` call); ``SegmenterConfig()`` will do.
+        device: where it runs (``torch.device("cpu")``, ``"cuda"``: ``warm_up`` synchronises CUDA).
+
+    Optional: ``describe() -> dict`` (JSON-able; its ``"family"`` key, such as ``"SAM"``, names the model family),
+    which exports record in ``run.json`` (``uvosam.provenance``); without it they name the class only.
+    """
+
+    config: SegmenterConfig
+    device: torch.device
+
+    def segment(self, image: np.ndarray, boxes_xyxy: np.ndarray) -> BoxMasks:
+        """Masks for the (N, 4) float32 pixel boxes of one (H, W, 3) uint8 RGB frame."""
+        ...
+
+    def segment_batch(
+        self,
+        images: list[np.ndarray],
+        boxes_list: list[np.ndarray],
+        *,
+        scores: list[np.ndarray | None] | None,
+        track_ids: list[np.ndarray | None] | None,
+    ) -> Sequence[BoxMasks]:
+        """One ``BoxMasks`` per frame, in order: T frames, T (N_t, 4) box arrays, and each box's (N_t,) tracker
+        score and track id (for resolving overlaps; a segmenter may ignore them)."""
+        ...

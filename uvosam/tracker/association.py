@@ -23,7 +23,8 @@ Step by step (frame ``t``, detections in the order given, i.e. score-descending 
    detection changes nothing.
 
 Track ids here are the tracker's own 0-based ids (``TrackMemory.num_tracklets`` counts them); they
-are kept apart from the detector's query indices, which are only carried along.
+are kept apart from the detector's query indices, which are only carried along. The output's ids
+(>= 1) are given later, in ``trajectories.TrajectoryBook`` and (streaming) ``session.IDOLSession``.
 
 Deliberate differences from the original: velocities, backdrop memory and the unused ``longrang``
 metric are not kept (no effect on any output); stored embeddings are copies, not views of the
