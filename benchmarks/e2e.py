@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 # as `uvosam` and app.py set it before torch loads OpenMP (the children inherit it): waiting threads sleep
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# the parent imports uvosam anyway (it writes the test videos with it)
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS
+# the parent imports uvosam anyway (it writes the test videos with it), once sys.path has ROOT
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS  # noqa: E402
 
 
 def make_video(path: Path, frames: int, height: int, width: int) -> None:
@@ -355,7 +355,7 @@ def run_child(
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
         # a cold compile
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if compile_sam else None
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise RuntimeError(
@@ -519,17 +519,27 @@ def model_text(sam: str, real_size: bool, fast: bool) -> tuple[str, str]:
 def release_lines(args: argparse.Namespace, short: dict) -> list[str]:
     """The speed-vs-release-equivalent lines (the release used SAM: with SAM 2.1 a line that says it was not run)."""
     if "release_equivalent_s" not in short:
-        return [f"speed vs release-equivalent pipeline: not measured with {args.sam} (the release used SAM; run with "
-                "a vit_* --sam for this comparison)"]  # fmt: skip
+        return [
+            (
+                f"speed vs release-equivalent pipeline: not measured with {args.sam} "
+                "(the release used SAM; run with a vit_* --sam for this comparison)"
+            )
+        ]
     ratio = short["release_equivalent_s"] / short["ours_pipeline_s"]
     return [
-        f"speed vs release-equivalent pipeline ({args.frames[0]} frames, frames->masks): {ratio:.2f}x "
-        f"(ours {short['ours_pipeline_s']:.2f} s, release-equivalent {short['release_equivalent_s']:.2f} s; "
-        f"SAM box prompts: ours {short['ours_prompts']}, release-equivalent {short['release_prompts']})",
-        "  why: ours decodes once and tracks and segments in one pass, prompts SAM only for boxes that exist "
-        "(no [0,0,0,0] dummies), and skips frames without boxes; the release tracks the whole video first, then "
-        "decodes again for SAM. Its per-frame SAM reload (2.5 GB) is not counted here, which would dominate. "
-        f"Both sides use the same models, SAM in fp32 on the release side, the tracker in {args.precision} on both.",
+        (
+            f"speed vs release-equivalent pipeline ({args.frames[0]} frames, frames->masks): "
+            f"{ratio:.2f}x (ours {short['ours_pipeline_s']:.2f} s, release-equivalent "
+            f"{short['release_equivalent_s']:.2f} s; SAM box prompts: ours "
+            f"{short['ours_prompts']}, release-equivalent {short['release_prompts']})"
+        ),
+        (
+            "  why: ours decodes once and tracks and segments in one pass, prompts SAM only for "
+            "boxes that exist (no [0,0,0,0] dummies), and skips frames without boxes; the release "
+            "tracks the whole video first, then decodes again for SAM. Its per-frame SAM reload "
+            "(2.5 GB) is not counted here, which would dominate. Both sides use the same models, "
+            f"SAM in fp32 on the release side, the tracker in {args.precision} on both."
+        ),
     ]
 
 

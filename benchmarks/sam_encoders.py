@@ -46,16 +46,25 @@ def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, in
 
         model = sam_model_registry[name](checkpoint=None).eval().to(device)
         encoder, run = model.image_encoder, (fast_encode if fast else plain_encode)
-        fn = lambda x: run(encoder, x)
+
+        def fn(x):
+            return run(encoder, x)
+
     elif name in SAM2_TYPES:
         from uvosam.sam2_segmenter import build_sam2_model, fast_forward, plain_forward
 
         model = build_sam2_model(name).to(device)
         encoder, run = model.image_encoder, (fast_forward if fast else plain_forward)
-        fn = lambda x: run(model, x)
+
+        def fn(x):
+            return run(model, x)
+
     else:
         raise ValueError(f"unknown model {name!r}; expected one of {SAM_TYPES + SAM2_TYPES}")
-    count = lambda m: sum(p.numel() for p in m.parameters())
+
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
     return fn, count(model), count(encoder)
 
 

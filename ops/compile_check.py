@@ -88,12 +88,18 @@ def compile_report(
     """
     bq, bd = _launch_config(1 << 20, head_dim, _TILE, block_q)
     compute = tl.float64 if dtype == "fp64" else tl.float32
-    constexprs = dict(
-        M=heads, D=head_dim, L=levels, P=points, BLOCK_Q=bq, BLOCK_D=bd, COMPUTE=compute
-    )
+    constexprs = {
+        "M": heads,
+        "D": head_dim,
+        "L": levels,
+        "P": points,
+        "BLOCK_Q": bq,
+        "BLOCK_D": bd,
+        "COMPUTE": compute,
+    }
     reports = []
     for name, kernel in (("fwd", _msda_fwd_kernel), ("bwd", _msda_bwd_kernel)):
-        signature = {arg: "constexpr" for arg in kernel.arg_names}
+        signature = dict.fromkeys(kernel.arg_names, "constexpr")
         signature.update({arg: _pointer_type(arg, dtype) for arg in _POINTER_ARGS[name]})
         signature.update(S="i32", Lq="i32")
         aligned = {

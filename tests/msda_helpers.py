@@ -12,7 +12,7 @@ from uvosam.tracker.msda import ms_deform_attn_pytorch
 ARGS = ("value", "spatial_shapes", "level_start_index", "sampling_locations", "attention_weights")
 KEYS = ("output", "grad_value", "grad_sampling_locations", "grad_attention_weights")
 # Odd shapes: non-square levels, D not a power of two, 7 queries in blocks of 4, samples outside the maps.
-ODD = dict(shapes_hw=[(3, 5), (2, 3)], n=2, lq=7, m=3, d=5, p=2)
+ODD = {"shapes_hw": [(3, 5), (2, 3)], "n": 2, "lq": 7, "m": 3, "d": 5, "p": 2}
 
 
 def make_inputs(shapes_hw, *, n, lq, m, d, p, dtype=torch.float32, seed=0, spread=0.2):
@@ -27,13 +27,13 @@ def make_inputs(shapes_hw, *, n, lq, m, d, p, dtype=torch.float32, seed=0, sprea
     attn = (
         torch.randn(n, lq, m, n_levels * p, generator=gen).softmax(-1).view(n, lq, m, n_levels, p)
     )
-    return dict(
-        value=value.to(dtype),
-        spatial_shapes=shapes,
-        level_start_index=starts,
-        sampling_locations=loc.to(dtype),
-        attention_weights=attn.to(dtype),
-    )
+    return {
+        "value": value.to(dtype),
+        "spatial_shapes": shapes,
+        "level_start_index": starts,
+        "sampling_locations": loc.to(dtype),
+        "attention_weights": attn.to(dtype),
+    }
 
 
 def forward_backward(fn, inputs, grad_out) -> dict:

@@ -18,7 +18,7 @@ from uvosam_app.settings import AppSettings
 
 
 def test_cancel_stops_the_run_cleans_up_and_the_next_run_works(server, clips, tracker):
-    url, work = server
+    _url, work = server
     c = client(server)
     tracker.delay_s = 0.4  # 24 frames: about 10 s if it were not stopped
     try:

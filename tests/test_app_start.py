@@ -60,7 +60,7 @@ def test_python_app_py_with_a_bad_setting_exits_with_one_line(env, reason, monke
     import app as app_module
 
     loads = []
-    monkeypatch.setattr(app_module, "make_loader", lambda settings: loads.append(settings))
+    monkeypatch.setattr(app_module, "make_loader", loads.append)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit) as ended:

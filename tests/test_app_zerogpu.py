@@ -106,7 +106,7 @@ def zero_gpu_worker(task):
             yield from task(*args, **kwargs)
         except gr.Error:
             raise
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - what spaces does: any error becomes a gr.Error
             raise gr.Error(type(err).__name__) from None
 
     return handler

@@ -96,7 +96,7 @@ def test_strided_run_takes_every_nth_ground_truth_frame(clip_gt, tmp_path):
 
 
 def test_unusable_ground_truth_is_refused_clearly(clip_gt, tmp_path):
-    d, video = clip_gt
+    _d, video = clip_gt
     names = _results(tmp_path / "shapes", video, range(2))
     empty = write_index_png(tmp_path / "gt0" / "0.png", np.zeros((40, 56), np.uint8))
     with pytest.raises(ValueError, match=r"first frame \(0\.png\) has no object"):
@@ -173,7 +173,7 @@ def test_two_files_naming_the_same_frame_are_refused_not_picked_at_random(clip_g
 
 
 def test_ground_truth_of_another_size_says_the_masks_have_the_video_size(clip_gt, tmp_path):
-    d, video = clip_gt
+    _d, video = clip_gt
     names = _results(tmp_path / "shapes", video, range(2))
     small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
     with pytest.raises(

@@ -101,8 +101,10 @@ def test_the_report_names_the_mask_model_and_skips_the_release_comparison_for_sa
     )
     args = argparse.Namespace(sam="sam2.1_small", frames=[100, 200], precision="fp32")
     assert e2e.release_lines(args, {"ours_pipeline_s": 1.0}) == [
-        "speed vs release-equivalent pipeline: not measured with sam2.1_small (the release used SAM; run with a "
-        "vit_* --sam for this comparison)"
+        (
+            "speed vs release-equivalent pipeline: not measured with sam2.1_small "
+            "(the release used SAM; run with a vit_* --sam for this comparison)"
+        )
     ]
     sam_run = {
         "ours_pipeline_s": 1.0,

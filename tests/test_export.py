@@ -87,7 +87,7 @@ def test_at_most_20_ids_keeps_highest_scores_everywhere(tmp_path):
     video = moving_shapes(9, height=48, width=64, num_objects=n, seed=1, absent=absent)
     rng = np.random.default_rng(0)
     results = results_from_video(video, base_scores=list(rng.uniform(0.2, 0.9, n)))
-    writer, export = _export(tmp_path, results, options=ExportOptions(cutouts=False))
+    _writer, export = _export(tmp_path, results, options=ExportOptions(cutouts=False))
     scores = mean_scores(results)
     top = sorted(scores, key=lambda i: -scores[i])[:20]
     first_seen = [int(i) for res in results for i in res.track_ids]

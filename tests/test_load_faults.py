@@ -148,7 +148,7 @@ def test_eight_sessions_at_once_each_get_their_own_result(tmp_path, segmenter, c
         try:
             client = Client(url, verbose=False)
             results[i] = client.predict(handle_file(str(clips["load"][i])), api_name="/segment")
-        except Exception as err:  # reported below with the session's number
+        except Exception as err:  # noqa: BLE001 - reported below with the session's number
             errors.append((i, err))
 
     with serve(segmenter, tmp_path, concurrency, tracker) as url:
@@ -509,7 +509,7 @@ def test_a_job_stopped_while_it_starts_is_closed_once_started():
 
     async def main() -> float:
         task = asyncio.create_task(handler())
-        while not starting.is_set():
+        while not starting.is_set():  # noqa: ASYNC110 - a threading.Event, set by another thread
             await asyncio.sleep(0.01)
         stopped = time.monotonic()
         task.cancel()

@@ -20,8 +20,10 @@ def test_a_track_that_picks_up_where_another_stopped_is_proposed():
     (hint,) = suggest_merges(boxes)
     assert (hint.source, hint.target, hint.gap_frames) == (3, 1, 3)
     assert 0 < hint.distance < 0.5
-    assert hint.describe() == f"track 3 starts 3 frames after track 1 ends, {hint.distance:.2f} box diagonals " \
-                              "from where it was last seen"  # fmt: skip
+    assert hint.describe() == (
+        f"track 3 starts 3 frames after track 1 ends, {hint.distance:.2f} box diagonals "
+        "from where it was last seen"
+    )
     assert merge_text([hint]) == "3>1"
 
 

@@ -128,7 +128,7 @@ def _textured(res):
 def test_render_styles_keep_the_objects_and_change_only_the_background():
     res = _textured(_frame(height=96, width=128))
     inside = res.masks.any(0)
-    plain = dict(class_names=CLASSES, show_boxes=False, show_labels=False)
+    plain = {"class_names": CLASSES, "show_boxes": False, "show_labels": False}
     outs = {style: render(res, style=style, **plain) for style in STYLES}
     assert all(o.shape == res.image.shape and o.dtype == np.uint8 for o in outs.values())
     assert np.array_equal(outs["overlay"], overlay(res, **plain))

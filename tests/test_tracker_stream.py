@@ -185,7 +185,7 @@ def test_multiclass_stream_keeps_ids_boxes_and_scores(fixtures_dir):
             for k in ("pred_logits", "pred_boxes", "pred_inst_embed")
         )
     )
-    _, session, emitted = stream(outputs, 3)
+    _, _session, emitted = stream(outputs, 3)
     want = frames_from_trajectories(run_idol_offline(outputs, (H, W)), len(outputs))
     for (_, got), ref in zip(emitted, want, strict=True):  # every frame, once
         assert got.track_ids.tolist() == ref.track_ids.tolist()
@@ -228,7 +228,7 @@ def test_documented_difference_low_fallback_scores_and_defer_mode():
     assert run_idol_offline(outputs, (H, W)) == []
     _, _, emitted = stream(outputs, 5)
     assert [len(ft) for _, ft in emitted] == [1] * t  # streamed, although offline drops it
-    tracker, session, deferred = stream(outputs, 5, defer_until_finish=True)
+    _tracker, _session, deferred = stream(outputs, 5, defer_until_finish=True)
     assert all(p is None for p, _ in deferred) and [len(ft) for _, ft in deferred] == [0] * t
 
 

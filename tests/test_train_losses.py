@@ -76,7 +76,7 @@ def test_matcher_prefers_queries_centred_in_the_box():
         ]
     )
     logits = torch.zeros(4, 1)
-    cost, ious = ota_cost(logits.sigmoid(), boxes, gt, torch.zeros(1, dtype=torch.long))
+    cost, _ious = ota_cost(logits.sigmoid(), boxes, gt, torch.zeros(1, dtype=torch.long))
     assert cost[2, 0] > OUTSIDE_ALL_COST and cost[1, 0] > 50 > cost[0, 0]
     assert cost[0, 0] < cost[3, 0] < cost[1, 0]
     asg = assign_queries(logits, boxes, gt, torch.zeros(1, dtype=torch.long))

@@ -80,7 +80,8 @@ def check_flag(
         return None
     if not isinstance(value, bool | np.bool_):
         allowed = "True or False" if none_means is None else f"True, False or None ({none_means})"
-        raise ValueError(f"{owner}.{name} must be {allowed}; got {_got(value)}")
+        # a bad setting is a ValueError, whatever its type, like every other config check here
+        raise ValueError(f"{owner}.{name} must be {allowed}; got {_got(value)}")  # noqa: TRY004
     return bool(value)
 
 

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
 from uvosam.types import FrameResult, TrackSummary, select_tracks
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 FrameNames = Callable[[int], str] | Sequence[str]
 
@@ -335,7 +338,7 @@ class ExportWriter:
         self._result = result
         return result
 
-    def __enter__(self) -> ExportWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

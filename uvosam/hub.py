@@ -412,8 +412,10 @@ def download_command(spec: WeightSpec) -> str:
 
 def _missing_message(spec: WeightSpec, looked: list[str], ckdir: Path) -> str:
     lines = [
-        f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; "
-        f"{spec.size_text}) was not found.",
+        (
+            f"Weight file {spec.basename!r} ({spec.name}: {spec.description}; "
+            f"{spec.size_text}) was not found."
+        ),
         "Looked in:",
         *[f"  - {place}" for place in looked],
         "To get it, either:",

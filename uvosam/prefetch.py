@@ -58,7 +58,7 @@ def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -
                     break
             else:
                 put(_DONE)
-        except BaseException as error:  # re-raised in the consumer, never swallowed
+        except BaseException as error:  # noqa: BLE001 - re-raised in the consumer, never swallowed
             put(_Failure(error))
         finally:
             close = getattr(iterator, "close", None)

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from uvosam.errors import RemoteVideoError
 
 __all__ = [
+    "TRUSTED_DOMAINS",
     "AddressCheck",
     "CheckedHTTPConnection",
     "CheckedHTTPSConnection",
     "IPAddress",
-    "TRUSTED_DOMAINS",
     "is_public_address",
     "is_trusted_host",
     "open_checked_socket",

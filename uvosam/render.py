@@ -243,7 +243,7 @@ def _draw_tag(
     """A filled tag above the box's top-left corner (inside the box if there is no room above)."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     text_w, text_h = right - left + 4, bottom - top + 2
-    width, height = draw.im.size
+    width, _height = draw.im.size
     x = min(max(0.0, anchor_xy[0]), max(0.0, width - text_w))
     y = anchor_xy[1] - text_h if anchor_xy[1] - text_h >= 0 else max(0.0, anchor_xy[1])
     draw.rectangle((x, y, x + text_w - 1, y + text_h - 1), fill=colour)

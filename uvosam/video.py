@@ -203,8 +203,8 @@ def check_limits(
     checks = (
         ("max_side", side, 1.0, f"{name} is {size}: its longest side {side} px", "resize it"),
         ("max_pixels", pixels, 1.0, f"{name} is {size} = {pixels} px per frame", "resize it"),
-        ("max_frames", n_out, slack, f"reading {name} (stride {stride}) gives {about}{n_out} "
-         "frames",
+        ("max_frames", n_out, slack,
+         f"reading {name} (stride {stride}) gives {about}{n_out} frames",
          "trim it, read it with a larger stride or max_frames"),
         ("max_duration_s", duration, 1.0, f"{name} lasts {duration:.1f} s",
          "trim it or read fewer frames (max_frames)"),

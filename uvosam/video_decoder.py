@@ -23,10 +23,14 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from uvosam.ffmpeg_binary import ffmpeg_exe
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 __all__ = ["DecodeError", "RgbDecoder"]
 
@@ -81,7 +85,7 @@ class RgbDecoder:
             "rgb24",
             "-",
         ]
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - ffmpeg's stderr, closed in close()
         self._proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -118,7 +122,7 @@ class RgbDecoder:
         self._proc.stdout.close()
         self._stderr.close()
 
-    def __enter__(self) -> RgbDecoder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -30,12 +30,16 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from uvosam.config import is_integer
 from uvosam.ffmpeg_binary import ffmpeg_exe
 from uvosam.video_audio import AudioSource, add_audio
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 __all__ = ["CHUNK_FORMATS", "MIN_FPS", "VideoWriter"]
 
@@ -98,7 +102,7 @@ class _Encoder:
             cmd += ["-vf", ",".join(filters)]
         if path.suffix.lower() == ".mp4":
             cmd += ["-movflags", "+faststart"]
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - ffmpeg's stderr, closed in close()
         self._proc = subprocess.Popen(
             cmd
             # never read as an option ("-x.mp4") or a protocol ("a:b.mp4")
@@ -338,7 +342,7 @@ class VideoWriter:
         if self.chunk_dir.is_dir() and not any(self.chunk_dir.iterdir()):
             self.chunk_dir.rmdir()
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

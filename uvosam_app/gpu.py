@@ -167,7 +167,7 @@ def gpu_job(
     except torch.OutOfMemoryError as err:
         err.__traceback__ = None  # its frames hold the tensors that filled the GPU
         oom = err
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - every error goes through the source's to_error
         raise to_error(err) from None
     free_gpu_memory()  # outside the except block: the failed run's tensors are unreachable now
     raise to_error(oom) from None

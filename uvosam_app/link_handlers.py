@@ -53,7 +53,7 @@ class LinkHandlers:
         state: SessionRun | None = None,
         linked: str | None = None,
         request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio)
-        progress: gr.Progress = gr.Progress(),
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - how Gradio passes a progress bar
     ) -> tuple[str | None, str | None, str | None]:
         """Download a direct link to a video file (or a zip of frames) into the session's folder and make it the
         input: returns (video, frames zip, linked video), one set, the others cleared (over the API: (video, frames

@@ -223,7 +223,7 @@ class JobPump:
                     self._put(PumpItem(step=step))
                     if self._stop.is_set():
                         break
-            except Exception as err:  # handed to the UI thread: mapped to a message or logged
+            except Exception as err:  # noqa: BLE001 - handed to the UI thread: shown or logged
                 self._put(PumpItem(error=err))
             finally:
                 # the rest runs whatever the job's clean-up raised: the run folder goes, the UI is told

@@ -68,11 +68,11 @@ def format_tables(scores: DavisScores) -> str:
     ]
     name_w = max([len("Sequence")] + [len(o.name) for o in scores.objects])
     lines.append(f"{'Sequence'.ljust(name_w)}  GT id  Result id  J-Mean  F-Mean")
-    for obj in scores.objects:
-        lines.append(
-            f"{obj.name.ljust(name_w)}  {obj.gt_id:5d}  {obj.result_id:9d}  "
-            f"{_cell(obj.j_mean).rjust(6)}  {_cell(obj.f_mean).rjust(6)}"
-        )
+    lines.extend(
+        f"{obj.name.ljust(name_w)}  {obj.gt_id:5d}  {obj.result_id:9d}  "
+        f"{_cell(obj.j_mean).rjust(6)}  {_cell(obj.f_mean).rjust(6)}"
+        for obj in scores.objects
+    )
     return "\n".join(lines)
 
 

@@ -187,8 +187,8 @@ def write_davis_layout(
         The sequence names.
     """
     root = Path(root)
-    for name, labels in labels_by_sequence.items():
-        labels = np.asarray(labels)
+    for name, given in labels_by_sequence.items():
+        labels = np.asarray(given)
         if labels.ndim != 3:
             raise ValueError(
                 f"sequence {name!r}: expected (T, H, W) labels, got shape {labels.shape}"

@@ -72,7 +72,7 @@ def _tf32_switches(enabled: bool) -> Iterator[None]:
     to finish switch TF32 back on under a concurrent fp32 run, and leave it off for good at the end. Overlapping
     blocks that want different values (two detectors of different precisions in one process): the last to enter
     wins, as the switches are process-wide."""
-    global _tf32_users, _tf32_saved
+    global _tf32_users, _tf32_saved  # noqa: PLW0603 - process-wide, like the switches
     with _tf32_lock:
         if _tf32_users == 0:
             _tf32_saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32

@@ -212,7 +212,7 @@ def backend_status() -> str:
 
 def _fall_back(mode: str, reason: str) -> None:
     """Raise under ``UVOSAM_MSDA=triton``, else warn once that CUDA calls use the slower reference."""
-    global _warned_fallback
+    global _warned_fallback  # noqa: PLW0603 - warn once per process
     if mode == "triton":
         raise RuntimeError(
             f"{ENV_VAR}=triton but the Triton deformable-attention kernel cannot be used: "

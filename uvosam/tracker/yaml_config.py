@@ -205,7 +205,7 @@ def yaml_mapping(text: str, origin: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 - bad YAML content, as "not valid YAML" above
             f"{origin}: expected a YAML mapping at the top level; got {type(data).__name__}"
         )
     return data

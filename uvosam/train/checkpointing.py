@@ -30,8 +30,8 @@ def to_original_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch
     """``IDOLDetector`` names -> released IDOL names (inverse of ``remap_idol_state_dict``); the
     box heads are also stored under their ``transformer.decoder.bbox_embed`` alias."""
     out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        value = value.detach().cpu()
+    for key, tensor in state.items():
+        value = tensor.detach().cpu()
         if key.startswith("backbone."):
             out["detr.detr.backbone.0.backbone." + key[len("backbone.") :]] = value
         elif key.startswith("reid_embed_head."):
