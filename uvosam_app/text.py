@@ -90,9 +90,11 @@ def footer_markdown(get_pipeline: GetPipeline, start: StartModels, settings: App
     missing = sam2_missing()
     return "\n".join(
         [
-            f"<small>Device: **{device_text(str(device or default_device()))}** · "
-            f"{backend_text()} · models: **{settings.default_preset}** + "
-            f"**{mask_model_label(settings.default_sam)}** ({_others(settings, start)})<br>",
+            (
+                f"<small>Device: **{device_text(str(device or default_device()))}** · "
+                f"{backend_text()} · models: **{settings.default_preset}** + "
+                f"**{mask_model_label(settings.default_sam)}** ({_others(settings, start)})<br>"
+            ),
             "Weights: " + "; ".join(weights) + "<br>",
             *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
             f"{packages}</small>",
@@ -370,9 +372,11 @@ def score_markdown(
     ]
     return "\n".join(
         [
-            f"**J&F {scores.jf_mean:.3f}** (J {scores.j_mean:.3f}, F {scores.f_mean:.3f}) over "
-            f"{count(len(scores.objects), 'object')} and {scored}: the DAVIS-2017 unsupervised protocol (objects "
-            "from the first ground-truth frame, tracks matched to them once for the whole clip).",
+            (
+                f"**J&F {scores.jf_mean:.3f}** (J {scores.j_mean:.3f}, F {scores.f_mean:.3f}) over "
+                f"{count(len(scores.objects), 'object')} and {scored}: the DAVIS-2017 unsupervised protocol "
+                "(objects from the first ground-truth frame, tracks matched to them once for the whole clip)."
+            ),
             "",
             "| object | track | J | F | J&F |",
             "|---|---|---|---|---|",
