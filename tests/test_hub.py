@@ -4,6 +4,7 @@ tmp_path, offline, tiny SAM weights."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -507,6 +508,31 @@ def test_a_checksum_sidecar_is_never_seen_half_written(tmp_path, monkeypatch):
         sys.setswitchinterval(interval)
     assert len(seen) > 10 and all(json.loads(text)["sha256"] == "0" * 64 for text in seen)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth", "w.pth.sha256"]
+
+
+def test_a_read_only_folder_skips_the_sidecar_and_still_checks_the_file(tmp_path, monkeypatch):
+    """On a read-only file system (a ``:ro`` mount of the checkpoints, a read-only HF cache) the sidecar cannot be
+    written, and deleting the temp file that was never made raises EROFS, not ENOENT: that escaped, and every check
+    of a file without a sidecar failed. The file is checked; no sidecar is written."""
+    monkeypatch.setattr(weight_checksums, "_HASHES", {})
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"weights")
+    spec = weight_table.WeightSpec("x", None, "w.pth", hashlib.sha256(b"weights").hexdigest(), 7)
+    real_open, real_unlink = open, Path.unlink
+
+    def read_only_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wxa"):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    def read_only_unlink(self, missing_ok=False):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr("builtins.open", read_only_open)
+    monkeypatch.setattr(Path, "unlink", read_only_unlink)
+    weight_checksums.verify_file(path, spec)
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]
 
 
 def test_a_file_that_is_no_checkpoint_says_so(tmp_path):

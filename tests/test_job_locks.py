@@ -2,9 +2,11 @@
 keep jobs out of it while they read, and a test of the lock never refuses a job."""
 
 import errno
+import logging
 import os
 import re
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -50,7 +52,7 @@ def test_a_job_starting_while_the_cli_checks_the_folder_is_not_refused(tmp_path)
 
 
 def test_a_rerender_starting_while_the_folder_is_checked_is_not_refused(tmp_path):
-    probes = [lambda: check_free(tmp_path), lambda: job_locks.check_readable(tmp_path)]
+    probes = [lambda: check_free(tmp_path), lambda: job_locks.check_not_written(tmp_path)]
     assert _refusals(lambda: FolderLock(tmp_path, shared=True), probes, 400) == 0
     # a re-render's end that meets a check may leave the lock file (free: the next job takes it)
     assert not is_held(tmp_path / FOLDER_LOCK)
@@ -61,7 +63,7 @@ def test_rerenders_share_a_runs_folder_and_keep_jobs_out_until_the_last_one_ends
         f"a uvosam rerender is reading the mask cache in {re.escape(str(tmp_path))}; wait for it"
     )
     first, second = FolderLock(tmp_path, shared=True), FolderLock(tmp_path, shared=True)
-    job_locks.check_readable(tmp_path)  # another re-render may start
+    job_locks.check_not_written(tmp_path)  # another re-render may start
     with pytest.raises(ValueError, match=reading):
         FolderLock(tmp_path)
     with pytest.raises(ValueError, match=reading):
@@ -81,7 +83,7 @@ def test_rerenders_share_a_runs_folder_and_keep_jobs_out_until_the_last_one_ends
     with pytest.raises(ValueError, match=writing):
         FolderLock(tmp_path, shared=True)
     with pytest.raises(ValueError, match=writing):
-        job_locks.check_readable(tmp_path)
+        job_locks.check_not_written(tmp_path)
     with pytest.raises(ValueError, match="another uvosam run is writing to"):
         check_free(tmp_path)
     job.release()
@@ -106,3 +108,42 @@ def test_waited_lock_on_a_file_system_without_locks_holds_nothing_and_closes_onc
         os.close(reused)
     finally:
         os.close(kept)
+
+
+def test_a_reader_lets_go_of_a_lock_file_it_cannot_delete(tmp_path, monkeypatch):
+    """A re-render of a run folder on a read-only file system (with a lock file a killed job left) took the lock and
+    then, letting go, raised EROFS from deleting it, after its result was written: the file stays, free."""
+    (tmp_path / FOLDER_LOCK).touch()
+    reader = FolderLock(tmp_path, shared=True)
+
+    def read_only_unlink(self, missing_ok=False):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only_unlink)
+    reader.release()
+    monkeypatch.undo()
+    FolderLock(tmp_path).release()  # free: a job takes it
+
+
+def test_waited_lock_says_whose_turn_it_waits_for(tmp_path, caplog):
+    """A second fetch of a file another uvosam is downloading waited without a word (minutes, for a 2.5 GB file)."""
+    lock = tmp_path / "f.pth.lock"
+    taken, let_go = threading.Event(), threading.Event()
+
+    def first():
+        with job_locks.waited_lock(lock):
+            taken.set()
+            let_go.wait(10)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    taken.wait(10)
+    caplog.set_level(logging.INFO, logger="uvosam.job_locks")
+    threading.Timer(0.3, let_go.set).start()
+    with job_locks.waited_lock(lock) as held:
+        assert held
+    holder.join()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"waiting for another uvosam (process or thread) holding {lock}"
+    ]
+    assert not lock.exists()

@@ -358,7 +358,9 @@ def rerender(
             ``mask_cache.CACHE_FORMAT``: the run must be made again); ``keep_ids`` names a track not in the run;
             ``min_score`` is not in [0, 1];
             ``merge`` names a track not in the run,
-            a track merged into itself or a chain (``check_merge``), or a ``merge`` text ``parse_merge`` cannot read.
+            a track merged into itself or a chain (``check_merge``), or a ``merge`` text ``parse_merge`` cannot read;
+            a job is writing to the run's folder now (its cache would change as it is read), or, for a re-render
+            into that folder, another re-render reads it (``job_locks.FolderLock``).
         TypeError: ``keep_ids`` that is no list of track ids (a bare ``1``: write ``[1]``), a ``merge`` that is no
             mapping or text, ``options`` that are no ``JobOptions``.
     """

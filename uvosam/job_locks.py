@@ -7,7 +7,7 @@ holds the same lock shared (``FolderLock(..., shared=True)``) on the folder whos
 frame, for its whole run: re-renders of one run go on side by side, but a job into that folder (which would replace
 the cache under them) is refused, and a re-render of a folder a job is writing to is refused too. A lock held for an
 instant (a test of it, a job letting go) is waited for (``_GRACE_S``): only a job's or a re-render's refuses.
-``check_free`` and ``check_readable`` say so without holding the lock (the CLI, before the models load).
+``check_free`` and ``check_not_written`` say so without holding the lock (the CLI, before the models load).
 ``lock_file`` and ``is_held`` are the same exclusive lock on a staging folder's lock file (``uvosam.job_staging``'s
 sweep tells a live run's from a killed one's). ``waited_lock`` is one that waits its turn instead of refusing
 (``uvosam.hub``'s fetches of one weight file). Without ``fcntl`` (Windows) nothing is locked: jobs run as they did
@@ -181,8 +181,9 @@ class FolderLock:
             if self.shared and not _exclusive(fd):
                 return
             self.path.unlink(missing_ok=True)
-        except PermissionError:  # a folder not ours to change (a reader's): the file stays
-            pass
+        # a folder not ours to change (a reader's; read-only): the file stays, free
+        except OSError as error:
+            logger.debug("%s stays: %s", self.path, error.strerror)
         finally:
             os.close(fd)
 
@@ -207,7 +208,7 @@ def waited_lock(path: Path) -> Iterator[bool]:
     while fcntl is not None and fd is None:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # others may take it too
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _take_waiting(fd, path)
         except BaseException as error:
             os.close(fd)
             if not isinstance(error, OSError) or error.errno not in _NO_LOCKS:
@@ -228,6 +229,17 @@ def waited_lock(path: Path) -> Iterator[bool]:
             os.close(fd)
 
 
+def _take_waiting(fd: int, path: Path) -> None:
+    """An exclusive ``flock`` on ``fd``: at once if free, else after saying (INFO) whose turn it waits for."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno not in _BUSY:
+            raise
+        logger.info("waiting for another uvosam (process or thread) holding %s", path)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         now = path.stat()
@@ -246,7 +258,7 @@ def check_free(work_dir: Path) -> None:
         raise ValueError(reading_message(work_dir) if readers_only else busy_message(work_dir))
 
 
-def check_readable(work_dir: Path) -> None:
+def check_not_written(work_dir: Path) -> None:
     """Raise ``ValueError`` if a job is writing to ``work_dir`` now, whose mask cache a re-render would read."""
     if fcntl is not None and _held(work_dir / FOLDER_LOCK):
         raise ValueError(writing_message(work_dir))

@@ -18,6 +18,7 @@ half of one); if the directory is read-only it is skipped. A size mismatch is re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -99,7 +100,9 @@ def remember_sha256(path: Path, digest: str) -> None:
             out.write(json.dumps(record) + "\n")
         os.replace(tmp, sidecar)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        # (on a read-only file system even the unlink of a file never made raises: EROFS, not ENOENT)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         logger.debug("could not write checksum sidecar for %s: %s", path, err)
 
 

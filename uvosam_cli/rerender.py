@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from uvosam.export_types import ExportOptions
 from uvosam.job import CACHE_FOLDER, rerender_iter
-from uvosam.job_locks import check_readable
+from uvosam.job_locks import check_not_written
 from uvosam.job_plan import run_output, safe_name
 from uvosam.job_staging import check_replaceable, rerender_keeps
 from uvosam.job_types import JobOptions
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         )
     option = "--out" if args.out else "RUN"
     check_output_folder(args.out or args.run, option)
-    check_readable(args.run)  # a run writing there now: refused before its cache is read
+    check_not_written(args.run)  # a run writing there now: refused before its cache is read
     meta = MaskCache(cache).info.meta
     # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
     # cannot be
