@@ -8,6 +8,10 @@ from pathlib import Path
 # as `uvosam` and app.py do, before torch loads OpenMP: waiting threads sleep (the tests' own threads, ffmpeg and
 # the servers they start get the cores; the suite used ~40% less CPU)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# gradio's usage statistics and version check (apps the tests launch in this process) and huggingface_hub's
+# telemetry (sent by gradio_client's Client where a test turns offline mode off) ask no server
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 # isort: split
 import numpy as np
@@ -56,6 +60,21 @@ def hub_not_known_unreachable(monkeypatch):
 
     monkeypatch.setattr(hub, "_UNREACHABLE", {})
     monkeypatch.setattr(hub, "_host_lookup_failure", lambda host: None)
+
+
+@pytest.fixture(autouse=True)
+def offline_without_weights(monkeypatch, tmp_path):
+    """Each test starts offline with no weight file to be found, whatever the machine has: ``HF_HUB_OFFLINE=1``
+    (huggingface_hub's own flag too, read once at its import), ``$UVOSAM_CHECKPOINTS`` and the Hugging Face cache
+    in folders that do not exist. A test that forgot a fake then fails at once, instead of waiting ~25 s for
+    huggingface_hub's retries, downloading SAM on a machine with internet, or hashing a developer's cached copy.
+    Tests of the online paths and of the default folders set their own (monkeypatch: ``delenv``/``setenv``)."""
+    from huggingface_hub import constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))
 
 
 @pytest.fixture(scope="session")

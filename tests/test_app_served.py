@@ -180,13 +180,31 @@ def test_gradios_sweep_runs_in_the_apps_and_outlives_its_errors(tmp_path, caplog
     assert calls[-1] is None and not kept.exists()
 
 
-def test_a_file_shown_after_close_is_deleted(tmp_path):
+def test_a_file_shown_after_close_is_deleted(tmp_path, monkeypatch):
     """A results copy still under way when the server stopped (a big zip, in its thread) was noted after
-    ``close()`` and never deleted."""
+    ``close()`` and never deleted. Each is written into Gradio's cache as usual (its path there is returned), then
+    deleted with its hash folder; the file it copies is left."""
     demo, preview = _page_preview()
     served = ServedFiles(demo.GRADIO_CACHE, preview=preview)
+    deleted, delete = {}, served._delete
+
+    def deleting(path: Path) -> None:
+        deleted[str(path)] = path.read_bytes() if path.is_file() else None
+        delete(path)
+
+    monkeypatch.setattr(served, "_delete", deleting)
     served.close()
-    assert not Path(served.frame_now(np.zeros((8, 8, 3), np.uint8))).exists()
+    result = tmp_path / "clip_uvosam.zip"
+    result.write_bytes(b"zip" * 100)
+    frame = Path(served.frame_now(np.zeros((8, 8, 3), np.uint8)))
+    copy = Path(served.file_now(str(result)))
+    cache = Path(demo.GRADIO_CACHE).resolve()
+    for shown in (frame, copy):
+        assert shown.resolve().parent.parent == cache, shown
+        assert not shown.exists() and not shown.parent.exists()
+    assert deleted[str(frame)].startswith(b"\xff\xd8\xff")  # a JPEG was written, then deleted
+    assert deleted[str(copy)] == b"zip" * 100 and copy.name == result.name
+    assert result.read_bytes() == b"zip" * 100
 
 
 def test_a_file_shown_again_is_kept_while_one_shown_once_goes(monkeypatch, tmp_path):

@@ -3,6 +3,7 @@ refusals from inside the GPU function, and the frames a run's GPU time allows.""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -95,18 +96,21 @@ def test_on_zerogpu_models_load_at_start_once_each_and_only_they_are_offered(
     demo.close()
 
 
-def zero_gpu_worker(task):
+def zero_gpu_worker(task, seen: list[BaseException] | None = None):
     """What ``spaces.GPU`` (0.51.3) does with a generator on a ZeroGPU Space: the task runs in a
     worker process and an exception comes back as itself only if it is a ``gr.Error``; any other
-    one comes back as ``gr.Error(<its class name>)`` (spaces/zero/wrappers.py)."""
+    one comes back as ``gr.Error(<its class name>)`` (spaces/zero/wrappers.py). ``seen`` gets each
+    exception that came out of the task."""
     import gradio as gr
 
     def handler(*args, **kwargs):
         try:
             yield from task(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as err:
+            (seen if seen is not None else []).append(err)
             raise
         except Exception as err:  # noqa: BLE001 - what spaces does: any error becomes a gr.Error
+            (seen if seen is not None else []).append(err)
             raise gr.Error(type(err).__name__) from None
 
     return handler
@@ -122,10 +126,27 @@ def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-
     return list(steps)
 
 
+def truncated_after_probing(monkeypatch, folder: Path) -> Path:
+    """A 40-frame clip in ``folder`` that is cut to a third once the job has probed it (decoding then fails
+    inside the GPU function)."""
+    import os
+
+    import uvosam.job
+
+    video, real = write_clip(folder / "clip.mp4", 40, 96, 64), uvosam.job.iter_probed
+
+    def probe_then_truncate(info, **kw):
+        os.truncate(info.path, os.path.getsize(info.path) // 3)
+        return real(info, **kw)
+
+    monkeypatch.setattr(uvosam.job, "iter_probed", probe_then_truncate)
+    return video
+
+
 @pytest.mark.parametrize(
     "clip, tracker, message",
     [
-        ("text", MovingBoxTracker(), "is not a video"),
+        ("truncated", MovingBoxTracker(), r"decoding clip\.mp4 stopped at frame \d+ .* of 40"),
         ("a", MovingBoxTracker(fail_at=2, error=lambda: __import__("torch").OutOfMemoryError(
             "CUDA out of memory")), "Out of GPU memory.*smaller SAM"),
     ],
@@ -133,14 +154,21 @@ def segment_directly(get_pipeline, work: Path, video: Path, preset: str = "idol-
 def test_on_zerogpu_errors_inside_the_gpu_function_keep_their_message(
     monkeypatch, tmp_path, clips, tiny_sam_model, clip, tracker, message
 ):
+    """The app's gr.Error, made inside the GPU function, comes through ZeroGPU's worker as itself (any other
+    error would reach the user as its bare class name)."""
     import gradio as gr
 
     from uvosam_app import gpu as app_gpu
 
-    monkeypatch.setattr(app_gpu, "gpu_job", zero_gpu_worker(app_gpu.gpu_job))
+    seen = []
+    monkeypatch.setattr(app_gpu, "gpu_job", zero_gpu_worker(app_gpu.gpu_job, seen))
+    (tmp_path / "in").mkdir()
+    video = clips.get(clip) or truncated_after_probing(monkeypatch, tmp_path / "in")
     pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
     with pytest.raises(gr.Error, match=message):
-        segment_directly(lambda preset, sam: pipe, tmp_path, clips[clip])
+        segment_directly(lambda preset, sam: pipe, tmp_path / "work", video)
+    assert [type(err) for err in seen] == [gr.Error]
+    assert re.search(message, seen[0].message)
 
 
 def zerogpu_refuses(monkeypatch) -> str:

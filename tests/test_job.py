@@ -361,7 +361,7 @@ def test_segment_cache_then_rerender_cli_without_models(
 
 
 def test_rerender_cli_draws_as_the_run_did_unless_a_flag_says_otherwise(
-    tmp_path, clip, tiny_sam_model, monkeypatch
+    tmp_path, clip, tiny_sam_model, monkeypatch, capsys
 ):
     path, video = clip
     monkeypatch.setattr(
@@ -400,8 +400,14 @@ def test_rerender_cli_draws_as_the_run_did_unless_a_flag_says_otherwise(
     )
     options = drawn[-1]
     assert (options.output_max_side, options.show_boxes, options.show_labels) == (None, True, True)
-    with pytest.raises(SystemExit):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
         uvosam_cli.main(["rerender", str(run), "--output-max-side", "1"])
+    assert refused.value.code == 2
+    assert (
+        "argument --output-max-side: must be a longest side of at least 2 pixels, or 'source' for the "
+        "source size; got '1'" in capsys.readouterr().err
+    )
 
 
 def test_a_frame_folder_with_a_dot_keeps_its_whole_name(tmp_path, tiny_sam_model):

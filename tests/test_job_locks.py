@@ -122,6 +122,7 @@ def test_a_reader_lets_go_of_a_lock_file_it_cannot_delete(tmp_path, monkeypatch)
     monkeypatch.setattr(Path, "unlink", read_only_unlink)
     reader.release()
     monkeypatch.undo()
+    assert (tmp_path / FOLDER_LOCK).exists()  # not deleted some other way
     FolderLock(tmp_path).release()  # free: a job takes it
 
 

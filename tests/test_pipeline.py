@@ -9,6 +9,7 @@ import torch
 from doubles import ReplayTracker
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
+from uvosam.errors import WeightsError
 from uvosam.pipeline import UVOSAM, tracks_to_segment
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
@@ -207,13 +208,60 @@ def test_warm_up_runs_each_model_once_and_keeps_nothing(tiny_sam_model):
     assert after == before
 
 
-def test_from_pretrained_reports_a_wrong_tracker_before_loading_sam(monkeypatch, tmp_path):
-    def no_sam(*args, **kwargs):
-        raise AssertionError("SAM was loaded before the tracker's error")
+@pytest.fixture()
+def offline_no_weights(monkeypatch, tmp_path) -> list[str]:
+    """Offline as ``HF_HUB_OFFLINE=1`` set before start makes it (huggingface_hub's own flag too), an empty checkpoints
+    folder and an empty Hugging Face cache (never the developer's, where a cached SAM would be hashed: 0.4-2.5 GB).
+    Returns the host names looked up meanwhile (each lookup fails as without DNS; some callers swallow that)."""
+    import socket
 
-    monkeypatch.setattr(BoxPromptSegmenter, "from_pretrained", no_sam)
-    with pytest.raises(FileNotFoundError, match="no_such_tracker.pth"):
+    from huggingface_hub import constants as hf_constants
+
+    asked = []
+
+    def no_network(host, *args, **kwargs):
+        asked.append(host)
+        raise socket.gaierror(f"the tests ask no host ({host})")
+
+    (tmp_path / "checkpoints").mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    return asked
+
+
+def test_from_pretrained_reports_a_wrong_tracker_before_loading_sam(
+    monkeypatch, tmp_path, offline_no_weights
+):
+    from uvosam import hub, segmenter
+
+    looked = []
+    resolve = hub.resolve
+    monkeypatch.setattr(
+        hub, "resolve", lambda name, **k: looked.append(str(name)) or resolve(name, **k)
+    )
+    monkeypatch.setattr(
+        segmenter,
+        "load_segmenter",
+        lambda *a, **k: pytest.fail("SAM was loaded before the tracker's error"),
+    )
+    # a missing tracker file: both files are looked for (the tracker first), neither model loads, and the
+    # message reports the tracker first, then SAM (offline: only the empty checkpoints folder and cache)
+    with pytest.raises(FileNotFoundError) as missing:
         UVOSAM.from_pretrained(tmp_path / "no_such_tracker.pth", "vit_h", device="cpu")
+    assert looked == [str(tmp_path / "no_such_tracker.pth"), "sam_vit_h"]
+    message = str(missing.value)
+    assert message.index("no_such_tracker.pth") < message.index("sam_vit_h_4b8939.pth")
+    assert "HF_HUB_OFFLINE is set" in message
+    # a tracker file that is found but is no checkpoint: its load fails before SAM's file (found) is loaded
+    bad_tracker, sam_file = tmp_path / "tracker.pth", tmp_path / "my_sam.pth"
+    bad_tracker.write_bytes(b"not a checkpoint")
+    sam_file.write_bytes(b"never read")
+    with pytest.raises(WeightsError, match="tracker.pth"):
+        UVOSAM.from_pretrained(bad_tracker, sam_file, device="cpu")
+    assert offline_no_weights == []
 
 
 def test_from_pretrained_reads_the_tracker_yaml_before_looking_for_any_weight(

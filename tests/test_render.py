@@ -80,6 +80,46 @@ def test_overlay_keep_ids_and_boxes_and_resize():
     assert big.shape == (96, 128, 3) and big.dtype == np.uint8
 
 
+def test_resized_output_scales_frame_masks_and_boxes_per_axis():
+    # a 60x40 frame drawn at 90x20: x scaled by 1.5, y by 0.5; the frame is resized bilinearly (PIL), each
+    # mask by nearest neighbour, and the boxes by the per-axis scales, before anything is drawn
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    mask = np.zeros((1, 40, 60), bool)
+    mask[0, 12:28, 36:54] = True  # apart from the box, so the contour is not mistaken for the box
+    res = FrameResult(
+        frame_index=0,
+        image=image,
+        track_ids=np.array([5], np.int64),
+        boxes_xyxy=np.array([[6, 4, 30, 36]], np.float32),  # drawn at (9, 2, 45, 18)
+        scores=np.array([0.9], np.float32),
+        labels=np.array([0], np.int64),
+        masks=mask,
+        mask_scores=np.array([0.9], np.float32),
+    )
+    size = (90, 20)
+    want_mask = np.zeros((20, 90), bool)
+    want_mask[6:14, 54:81] = True
+    matte = render(res, style="matte", class_names=CLASSES, out_size=size)
+    assert np.array_equal(matte[..., 0] == 255, want_mask)
+    out = render(res, style="overlay", class_names=CLASSES, show_labels=False, out_size=size)
+    assert out.shape == (20, 90, 3)
+    colour = colour_for_id(5)
+    box_lines = np.zeros((20, 90), bool)
+    box_lines[[2, 17], 9:45] = True
+    box_lines[2:18, [9, 44]] = True
+    assert (out[box_lines] == colour).all()  # corners (9, 2) and (44, 17) included
+    assert (out[2:18, 8] != colour).any() and (out[18, 9:45] != colour).any()  # no wider
+    resized = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)).astype(int)
+    background = ~want_mask & ~box_lines
+    assert np.abs(out[background].astype(int) - resized[background]).max() <= 1
+    inner = want_mask & ~mask_contour(want_mask)
+    expected = np.rint(0.5 * resized[inner] + 0.5 * np.array(colour))
+    assert np.abs(out[inner] - expected).max() <= 1
+
+
 def test_labels_drawn_and_tiny_frame_does_not_crash():
     res = _frame()
     plain = overlay(res, class_names=CLASSES, show_labels=False)
