@@ -20,7 +20,7 @@ import torch
 from huggingface_hub.utils import LocalEntryNotFoundError  # (.errors only from 0.25)
 
 from uvosam import hub, weight_checksums, weight_loading, weight_table
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
 from uvosam.testing import tiny_sam
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -168,7 +168,8 @@ def test_found_in_hf_cache_offline(tmp_path, spec, ckpt_bytes):
 
 def test_missing_names_every_place_and_how_to_get_it(tmp_path, spec):
     ckdir = tmp_path / "checkpoints"
-    with pytest.raises(FileNotFoundError) as info:
+    # a FileNotFoundError (callers' except clauses) that an app tells apart from a missing input file
+    with pytest.raises(MissingWeightsError) as info:
         hub.resolve(
             str(tmp_path / "ckpt" / spec.basename), checkpoints_dir=ckdir, cache_dir=tmp_path / "hf"
         )
@@ -203,7 +204,7 @@ def test_offline_the_missing_message_says_the_cache_was_looked_in_and_the_hub_no
 
 
 def test_unknown_name_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a known weight name"):
+    with pytest.raises(MissingWeightsError, match="not a known weight name"):
         hub.resolve(str(tmp_path / "nope.pth"))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
 from uvosam.tracker.checkpoint import (
     infer_num_classes,
     load_idol_checkpoint,
@@ -210,5 +210,5 @@ def test_unsafe_or_broken_files_raise_weights_error(fixtures_dir, tmp_path):
     torch.save([1, 2], not_tensors)
     with pytest.raises(WeightsError, match="expected a dict"):
         read_state_dict(not_tensors)
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(MissingWeightsError, match="nope.pth"):
         read_state_dict(tmp_path / "nope.pth")

@@ -43,7 +43,7 @@ import huggingface_hub
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.utils import EntryNotFoundError  # (.errors has it only from 0.25)
 
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
 from uvosam.job_locks import waited_lock
 from uvosam.weight_checksums import (
     CHUNK_BYTES,
@@ -209,7 +209,7 @@ def resolve(
         verify: check size and SHA-256 against the table (cached, see module docstring).
 
     Raises:
-        FileNotFoundError: nowhere to be found; the message lists every place looked and how to get
+        MissingWeightsError: (a ``FileNotFoundError``) nowhere to be found; the message lists every place looked and how to get
             the file.
         WeightsError: found, but the size or checksum is wrong (and, for the HF cache,
             re-downloading did not help).
@@ -220,7 +220,7 @@ def resolve(
             verify_file(explicit, spec)
         return explicit
     if spec is None:
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"No weight file at {explicit} and {str(name_or_path)!r} is not a known weight name. "
             f"Give an existing path or one of {sorted(WEIGHTS)}."
         )
@@ -244,7 +244,7 @@ def resolve(
         found = _from_url(spec, local, verify, looked)
         if found is not None:
             return found
-    raise FileNotFoundError(_missing_message(spec, looked, ckdir))
+    raise MissingWeightsError(_missing_message(spec, looked, ckdir))
 
 
 def _offline() -> bool:

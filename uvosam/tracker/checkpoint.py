@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from uvosam import weight_table
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.detector import IDOLDetector
 from uvosam.weight_loading import load_checkpoint
@@ -165,7 +165,7 @@ def read_checkpoint(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"IDOL checkpoint not found: {path} (see {weight_table.TABLE_DOC} for downloads)"
         )
     # weights-only; unreadable or code-carrying files raise WeightsError
