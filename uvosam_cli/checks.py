@@ -173,14 +173,13 @@ def check_config_yaml(path: Path, option: str) -> None:
     """Raise ``ValueError`` unless ``path`` is a file (not a folder, nor a device such as ``/dev/null``), then read
     and parse it as an IDOL YAML (``load_tracker_yaml``: its errors, e.g. ``FileNotFoundError`` for a missing
     ``_BASE_``)."""
-    from uvosam.tracker.yaml_config import load_tracker_yaml
+    from uvosam.tracker.yaml_config import EXPECTED_YAML, load_tracker_yaml
 
-    if path.exists() and not path.is_file():
+    if not path.exists():
+        raise FileNotFoundError(f"{option} {path} does not exist; {EXPECTED_YAML}")
+    if not path.is_file():
         what = "a folder" if path.is_dir() else "not a regular file"
-        raise ValueError(
-            f"{option} {path} is {what}; expected a detectron2-style IDOL YAML file (e.g. the release's "
-            "configs/*.yaml)"
-        )
+        raise ValueError(f"{option} {path} is {what}; {EXPECTED_YAML}")
     load_tracker_yaml(path)
 
 
