@@ -352,6 +352,16 @@ def test_segment_cache_then_rerender_cli_without_models(
     assert uvosam_cli.main(["rerender", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"no mask cache in {tmp_path}" in err and "segment ... --out <folder> --cache" in err
+    # not a folder at all: said "no mask cache in ..." too
+    expected = "expected the --out folder of a `uvosam segment ... --cache` run"
+    assert uvosam_cli.main(["rerender", str(tmp_path / "nonexist")]) == 2
+    assert (
+        f"error: RUN {tmp_path / 'nonexist'} does not exist; {expected}\n"
+        in capsys.readouterr().err
+    )
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    assert uvosam_cli.main(["rerender", str(tmp_path / "clip.mp4")]) == 2
+    assert f"error: RUN {tmp_path / 'clip.mp4'} is a file; {expected}\n" in capsys.readouterr().err
     a_file = tmp_path / "clip.mp4"
     a_file.write_bytes(b"x")
     assert (

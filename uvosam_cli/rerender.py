@@ -18,7 +18,7 @@ from tqdm import tqdm
 from uvosam.export_types import ExportOptions
 from uvosam.job import CACHE_FOLDER, rerender_iter
 from uvosam.job_locks import check_not_written
-from uvosam.job_plan import run_output, safe_name
+from uvosam.job_plan import check_run_meta, run_output, safe_name
 from uvosam.job_staging import check_replaceable, rerender_keeps
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
@@ -107,6 +107,11 @@ def _options(args: argparse.Namespace, drawn: dict[str, Any]) -> JobOptions:
 
 def run(args: argparse.Namespace) -> int:
     cache = args.run / CACHE_FOLDER
+    expected = "expected the --out folder of a `uvosam segment ... --cache` run"
+    if not args.run.exists():
+        raise FileNotFoundError(f"RUN {args.run} does not exist; {expected}")
+    if not args.run.is_dir():
+        raise ValueError(f"RUN {args.run} is a file; {expected}")
     if not (cache / "meta.json").is_file():
         raise FileNotFoundError(
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
@@ -116,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out or args.run, option)
     check_not_written(args.run)  # a run writing there now: refused before its cache is read
     meta = MaskCache(cache).info.meta
+    check_run_meta(cache, meta)
     # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
     # cannot be
     out = args.out or args.run
