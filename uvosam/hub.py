@@ -52,7 +52,7 @@ from uvosam.weight_checksums import (
     sidecar_path,
     verify_file,
 )
-from uvosam.weight_table import WEIGHTS, WeightSpec, lookup
+from uvosam.weight_table import WeightSpec, lookup, unknown_weights_message
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ def default_checkpoints_dir() -> Path:
 def resolve(
     name_or_path: str | os.PathLike,
     *,
+    role: str | None = None,
     checkpoints_dir: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     verify: bool = True,
@@ -203,6 +204,8 @@ def resolve(
         name_or_path: a key of ``WEIGHTS`` (``"sam_vit_h"``) or a file path. A path that does not
             exist but whose basename is a known file (``ckpt/sam_vit_h_4b8939.pth``) is looked up
             like its name.
+        role: ``"tracker"`` or ``"sam"``: what the file is for; an unknown name is told that role's names
+            (``unknown_weights_message``). None: every name.
         checkpoints_dir: folder searched by basename; default ``default_checkpoints_dir()``.
         cache_dir: Hugging Face cache folder; ``None`` = huggingface_hub's default
             (``HF_HUB_CACHE``/``HF_HOME``).
@@ -221,8 +224,7 @@ def resolve(
         return explicit
     if spec is None:
         raise MissingWeightsError(
-            f"No weight file at {explicit} and {str(name_or_path)!r} is not a known weight name. "
-            f"Give an existing path or one of {sorted(WEIGHTS)}."
+            unknown_weights_message(str(name_or_path), role, f"no file at {explicit}")
         )
     looked = [f"{explicit} (the path given)"] if explicit is not None else []
     ckdir = (

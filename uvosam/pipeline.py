@@ -83,7 +83,7 @@ def locate_weights(
     found: list[Path | None] = []
     missing: list[str] = []
     for find in (
-        lambda: None if tracker is None else hub.resolve(tracker),
+        lambda: None if tracker is None else hub.resolve(tracker, role="tracker"),
         lambda: segmenter_weights(sam, config=segmenter_config),
     ):
         try:
