@@ -44,7 +44,8 @@ def test_settings_from_env():
         AppSettings.from_env({"UVOSAM_MAX_SECONDS": "soon"})
     assert settings.sam_precision == "auto"
     with pytest.raises(
-        ValueError, match=r"UVOSAM_SAM_PRECISION\) must be one of \('auto', 'bf16', 'fp32'\)"
+        ValueError,
+        match=r"^UVOSAM_SAM_PRECISION \(AppSettings.sam_precision\) must be one of \('auto', 'bf16', 'fp32'\)",
     ):
         AppSettings.from_env({"UVOSAM_SAM_PRECISION": "fp16"})
 

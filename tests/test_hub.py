@@ -946,3 +946,16 @@ def test_the_host_lookup_tells_a_name_that_resolves_from_one_that_does_not():
     assert reason is not None and reason.startswith(
         "its host name uvosam-test.invalid does not resolve: "
     )
+
+
+def test_a_file_of_the_users_own_that_is_no_checkpoint_is_not_told_to_download_it_again(tmp_path):
+    """``my_model.pth`` holding a web page was told "Delete it and download it again": it is the user's own file,
+    which no download gives; check it is the one meant."""
+    path = tmp_path / "my_model.pth"
+    path.write_bytes(b"<!DOCTYPE html><html>Not found</html>")
+    with pytest.raises(WeightsError) as err:
+        weight_loading.load_checkpoint(path)
+    assert str(err.value).endswith(
+        f"Check that {path} is the checkpoint you meant (the released files: {weight_table.TABLE_DOC})."
+    )
+    assert "download" not in str(err.value)

@@ -31,10 +31,22 @@ from uvosam_cli.hints import print_merge_hints
 
 
 def _merge(text: str) -> dict[int, int]:
+    """An ``argparse`` type: ``parse_merge``'s pairs; its message without the app's "Merge tracks: " (argparse
+    names the option)."""
     try:
         return parse_merge(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+        raise argparse.ArgumentTypeError(str(err).removeprefix("Merge tracks: ")) from None
+
+
+def _track_id(text: str) -> int:
+    """An ``argparse`` type for ``--keep``: a track id (argparse said "invalid int value: 'a'")."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"takes track ids (whole numbers), e.g. --keep 1 3; got {text!r}"
+        ) from None
 
 
 def _max_side(text: str) -> int | str:
@@ -63,7 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="the run's --out folder (it holds cache/)")
     p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
     p.add_argument(
-        "--keep", type=int, nargs="+", metavar="ID", help="keep only these track ids (default: all)"
+        "--keep",
+        type=_track_id,
+        nargs="+",
+        metavar="ID",
+        help="keep only these track ids (default: all)",
     )
     p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
     p.add_argument(
