@@ -44,6 +44,7 @@ from uvosam_app.models import (
     StartModels,
     load_mask_model,
     load_tracker,
+    sam2_missing,
 )
 from uvosam_app.process_folders import process_dir
 from uvosam_app.served import ServedFiles
@@ -111,6 +112,9 @@ def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> StartMode
     visitors: the details, with server paths and the host's commands, are in the log) and Run tries loading again
     (not on ZeroGPU, where models load only at start). An extra model that failed while the defaults loaded gets
     no banner (the app works): its choice says so."""
+    missing = sam2_missing()
+    if missing:  # the page says only that the host has not installed it
+        logger.warning("SAM 2.1 not offered: %s", missing)
     pairs = settings.start_pairs()
     pipe, default_failed = _load_pair(get_pipeline, *pairs[0], "the default models")
     extras_failed = {}

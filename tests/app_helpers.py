@@ -29,6 +29,7 @@ from PIL import Image
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 
 import app as app_module
+from uvosam.errors import MissingWeightsError
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
@@ -136,8 +137,8 @@ def tiny_app_server(work: Path, tiny_sam: object, tracker: object) -> Iterator[t
 
     def get_pipeline(preset: str, sam: str) -> UVOSAM:
         if preset == "idol-ovis-r50":
-            raise FileNotFoundError(
-                "Weight file 'OVIS_R50_294AP.pth' was not found. Put it in checkpoints/."
+            raise MissingWeightsError(
+                "Weight file 'OVIS_R50_294AP.pth' was not found in /srv/ckpt. Put it in checkpoints/."
             )
         if preset == "idol-coco-r50":
             raise RuntimeError("a bug inside the app")

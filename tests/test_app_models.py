@@ -21,6 +21,7 @@ from app_helpers import (
     free_port,
     launched,
     needs_sam2,
+    stepped,
     wait_for_config,
 )
 from doubles import MovingBoxTracker
@@ -43,7 +44,8 @@ def test_settings_from_env():
         AppSettings.from_env({"UVOSAM_MAX_SECONDS": "soon"})
     assert settings.sam_precision == "auto"
     with pytest.raises(
-        ValueError, match=r"UVOSAM_SAM_PRECISION\) must be one of \('auto', 'bf16', 'fp32'\)"
+        ValueError,
+        match=r"^UVOSAM_SAM_PRECISION \(AppSettings.sam_precision\) must be one of \('auto', 'bf16', 'fp32'\)",
     ):
         AppSettings.from_env({"UVOSAM_SAM_PRECISION": "fp16"})
 
@@ -87,10 +89,13 @@ def test_python_app_py_without_weights_serves_a_banner(tmp_path):
         logged = (tmp_path / "app.log").read_text(errors="replace")
         assert "sam_vit_b_01ec64.pth" in logged and "YTVIS19_R50_502AP.pth" in logged
         assert str(empty) in logged and "not found" in logged
-        with pytest.raises(Exception, match="was not found"):
+        with pytest.raises(
+            Exception, match="SAM ViT-B cannot run here: its weights are not"
+        ) as err:
             Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
                 handle_file(str(ROOT / "examples" / "synthetic_shapes.mp4")), api_name="/segment"
             )
+        assert str(empty) not in str(err.value)  # the server's paths stay in its log
         assert proc.poll() is None  # still serving
 
 
@@ -174,9 +179,54 @@ def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monk
     loader.stop_loading("on ZeroGPU only models loaded at start run")
     assert loader("idol-ovis-r50", "vit_b").segmenter is got[0].segmenter
     with pytest.raises(
-        app_models.ModelsNotLoadedError, match="idol-ovis-r50 \\+ SAM ViT-L is not loaded"
+        app_models.ModelsNotLoadedError,
+        match="idol-ovis-r50 \\+ SAM ViT-L is not available on this app right now: on ZeroGPU only",
     ):
         loader("idol-ovis-r50", "vit_l")
+
+
+def test_a_pair_without_its_weights_or_package_tells_a_visitor_no_server_path(tmp_path, caplog):
+    """Choosing a pair whose weights were missing showed every visitor the server's paths and the host's `hf
+    download`; a damaged file, its path; SAM 2.1 without sam2, the host's pip advice. The log has the full text,
+    once per pair (a second refusal logs only its one line)."""
+    import gradio as gr
+
+    from uvosam.errors import MissingPackageError, MissingWeightsError, WeightsError
+    from uvosam_app import handlers as app_handlers
+
+    failures = {
+        "vit_l": MissingWeightsError(
+            "Weight file 'sam_vit_l.pth' was not found in /srv/ckpt; hf download x"
+        ),
+        "vit_h": WeightsError(
+            "/srv/ckpt/sam_vit_h.pth is truncated: delete it and download it again"
+        ),
+        "sam2.1_tiny": MissingPackageError("SAM 2.1 needs sam2: pip install sam2==1.1.0"),
+    }
+
+    def get_pipeline(preset, sam):
+        raise failures[sam]
+
+    app = app_handlers.App(get_pipeline, AppSettings(work_root=tmp_path))
+    clip = str(ROOT / "examples" / "synthetic_shapes.mp4")
+    weights = (
+        "idol-ytvis19-r50 + SAM ViT-{} cannot run here: its weights are not installed on this server (or are "
+        "damaged). Choose another model; the server log names the files."
+    )
+    expected = {
+        "vit_l": weights.format("L"),
+        "vit_h": weights.format("H"),
+        "sam2.1_tiny": "idol-ytvis19-r50 + SAM 2.1 tiny cannot run here: the host has not installed SAM 2.1's "
+        "package (sam2). Choose a SAM model (ViT-B, ViT-L or ViT-H).",
+    }
+    for sam, text in expected.items():
+        for _ in range(2):
+            steps = stepped(app.segment(clip, "idol-ytvis19-r50", sam, 0.0, 10, 1, 4, 0, True, True,
+                                        "overlay", None, False, None))  # fmt: skip
+            with caplog.at_level("INFO", logger="uvosam.app"), pytest.raises(gr.Error) as err:
+                list(steps)
+            assert err.value.message == text
+        assert caplog.text.count(str(failures[sam])) == 1, caplog.text
 
 
 def test_pipeline_loader_finds_weights_with_the_librarys_locator(monkeypatch, tmp_path):
@@ -317,3 +367,20 @@ def test_the_page_config_copies_no_model(tmp_path):
                 config = json.loads(response.read())
     assert any(c.get("type") == "state" for c in config["components"])
     assert loader.copies == 0
+
+
+def test_a_weights_error_met_outside_the_loading_handler_keeps_its_paths_in_the_log(caplog):
+    """``to_gr_error`` passed a ``WeightsError``'s or a ``MissingWeightsError``'s message (server paths) through."""
+    from uvosam.errors import MissingPackageError, MissingWeightsError, WeightsError
+    from uvosam_app.errors import MODEL_UNAVAILABLE, to_gr_error
+
+    for err in (
+        WeightsError("/srv/ckpt/sam_vit_h.pth is truncated"),
+        MissingWeightsError("no /srv/ckpt/sam_vit_h.pth"),
+        MissingPackageError("pip install sam2 (/srv/venv)"),
+    ):
+        with caplog.at_level("INFO", logger="uvosam.app"):
+            assert to_gr_error(err).message == MODEL_UNAVAILABLE
+        assert str(err) in caplog.text
+    assert "/srv" not in MODEL_UNAVAILABLE
+    assert to_gr_error(FileNotFoundError("No video at clip.mp4")).message == "No video at clip.mp4"

@@ -115,6 +115,16 @@ def corrupt_middle(d: Path) -> Path:
     return write(d / "corrupt_middle.mp4", bytes(data))
 
 
+def garbled(d: Path) -> Path:
+    """Its index intact (1 s of frames), its frame data overwritten: ffmpeg demuxes no frame of it. Was told "has a
+    video stream with no frames in it. Accepted: ..." as if it were empty."""
+    data = bytearray(base(d).read_bytes())
+    start = data.index(b"mdat") + 4
+    end = data.index(b"moov") - 4 if data.index(b"moov") > start else len(data)
+    data[start:end] = b"\x55" * (end - start)
+    return write(d / "garbled.mp4", bytes(data))
+
+
 def loop(d: Path) -> Path:
     symlink(d / "loop_b.mp4", "loop_a.mp4")
     return symlink(d / "loop_a.mp4", "loop_b.mp4")
@@ -143,6 +153,9 @@ CASES: dict[str, tuple[Callable[[Path], Path], Works | Fails]] = {
                         Fails(VideoReadError, r"a\.mp4 contains only audio \(aac\)")),
     "being written (partial moov)": (partial_moov, Fails(
         VideoReadError, r"is truncated: its 'moov' box \(the index\) needs \d+ bytes but")),
+    "frame data overwritten": (garbled, Fails(
+        VideoReadError, r"^garbled\.mp4's video data is damaged: the container says 1\.00 s but none of its frames can "
+        r"be read\. Re-export or re-encode it\.$")),
     "fragmented, cut": (fragmented_cut, Fails(VideoReadError, r"truncated: .*partial file")),
     "missing file": (lambda d: d / "nope.mp4",
                      Fails(FileNotFoundError, r"No video or frame folder at .*nope\.mp4")),

@@ -525,3 +525,15 @@ def test_davis_run_of_other_sequences_names_a_folder_that_lost_a_png(
         f"note: {seqs[1]} in {tmp_path / 'r'} lacks the PNG of some frame (deleted since it was written?): not "
         f"scored; `--sequences {seqs[1]}` segments it again"
     ) in err
+
+
+def test_a_damaged_run_settings_record_is_named(tmp_path):
+    """A damaged .uvosam-run.json in --out gave the bare JSONDecodeError text, which named no file."""
+    (tmp_path / runner.RUN_SETTINGS_FILE).write_text('{"sam": "vit_b"')
+    with pytest.raises(ValueError) as err:
+        runner.check_run_settings(tmp_path, {"sam": "vit_b"})
+    assert str(err.value) == (
+        f"{tmp_path / runner.RUN_SETTINGS_FILE} is not valid JSON (Expecting ',' delimiter at line 1, column 16); "
+        f"it records the settings of the results in {tmp_path}: use another --out, or delete {tmp_path} to "
+        "start over"
+    )

@@ -422,7 +422,10 @@ def test_a_bad_config_yaml_is_reported_before_any_weight_is_looked_for(
             and "\n" == err[-1:]
         ), err
         assert uvosam_cli.main([*argv, str(tmp_path / "none.yaml")]) == 2
-        assert f"IDOL config not found: {tmp_path / 'none.yaml'}" in capsys.readouterr().err
+        assert (
+            f"error: --config-yaml {tmp_path / 'none.yaml'} does not exist; expected a detectron2-style IDOL "
+            "YAML file (e.g. the release's configs/*.yaml)"
+        ) in capsys.readouterr().err
     assert not out.exists()
 
 

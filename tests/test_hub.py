@@ -20,7 +20,8 @@ import torch
 from huggingface_hub.utils import LocalEntryNotFoundError  # (.errors only from 0.25)
 
 from uvosam import hub, weight_checksums, weight_loading, weight_table
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
+from uvosam.pipeline import UVOSAM
 from uvosam.testing import tiny_sam
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -168,7 +169,8 @@ def test_found_in_hf_cache_offline(tmp_path, spec, ckpt_bytes):
 
 def test_missing_names_every_place_and_how_to_get_it(tmp_path, spec):
     ckdir = tmp_path / "checkpoints"
-    with pytest.raises(FileNotFoundError) as info:
+    # a FileNotFoundError (callers' except clauses) that an app tells apart from a missing input file
+    with pytest.raises(MissingWeightsError) as info:
         hub.resolve(
             str(tmp_path / "ckpt" / spec.basename), checkpoints_dir=ckdir, cache_dir=tmp_path / "hf"
         )
@@ -203,8 +205,32 @@ def test_offline_the_missing_message_says_the_cache_was_looked_in_and_the_hub_no
 
 
 def test_unknown_name_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a known weight name"):
+    with pytest.raises(
+        MissingWeightsError, match="nope.pth is neither a weight name nor a checkpoint file"
+    ):
         hub.resolve(str(tmp_path / "nope.pth"))
+
+
+def test_an_unknown_name_is_offered_the_names_of_its_role_only():
+    """Every weight name was listed whatever the name was for: a tracker was offered SAM's, and sam='vit_q' got
+    tracker names and sam_vit_b, never vit_b (the name from_pretrained takes)."""
+    with pytest.raises(MissingWeightsError) as err:
+        hub.resolve("idol-q", role="tracker")
+    assert str(err.value) == (
+        "idol-q is neither a tracker weight name nor a checkpoint file (no file at idol-q); expected one of "
+        "idol-ytvis19-r50, idol-ytvis21-r50, idol-ovis-r50, idol-coco-r50, uvosam-davis-r50, or the path of an "
+        "IDOL / UVOSAM tracker checkpoint"
+    )
+    with pytest.raises(MissingWeightsError) as err:
+        UVOSAM.from_pretrained("idol-ytvis19-r50", "vit_q", device="cpu")
+    said = [line for line in str(err.value).splitlines() if line.startswith("vit_q")]
+    assert said == [
+        (
+            "vit_q is neither a SAM / SAM 2.1 model nor a checkpoint file (no file at vit_q); expected one of "
+            "vit_b, vit_l, vit_h, sam2.1_tiny, sam2.1_small, sam2.1_base_plus, sam2.1_large (also as sam_vit_b, "
+            "sam_vit_l, sam_vit_h), or the path of a SAM / SAM 2.1 checkpoint"
+        )
+    ]
 
 
 def test_bad_file_in_checkpoints_is_reported_and_kept(tmp_path, spec, ckpt_bytes):
@@ -920,3 +946,16 @@ def test_the_host_lookup_tells_a_name_that_resolves_from_one_that_does_not():
     assert reason is not None and reason.startswith(
         "its host name uvosam-test.invalid does not resolve: "
     )
+
+
+def test_a_file_of_the_users_own_that_is_no_checkpoint_is_not_told_to_download_it_again(tmp_path):
+    """``my_model.pth`` holding a web page was told "Delete it and download it again": it is the user's own file,
+    which no download gives; check it is the one meant."""
+    path = tmp_path / "my_model.pth"
+    path.write_bytes(b"<!DOCTYPE html><html>Not found</html>")
+    with pytest.raises(WeightsError) as err:
+        weight_loading.load_checkpoint(path)
+    assert str(err.value).endswith(
+        f"Check that {path} is the checkpoint you meant (the released files: {weight_table.TABLE_DOC})."
+    )
+    assert "download" not in str(err.value)

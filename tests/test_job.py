@@ -348,10 +348,32 @@ def test_segment_cache_then_rerender_cli_without_models(
     assert "there is no track 9 in this run (its tracks: 1, 2)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         uvosam_cli.main(["rerender", str(run), "--merge", "two>one"])
-    assert "could not read 'two>one'" in capsys.readouterr().err
+    err = (
+        capsys.readouterr().err
+    )  # the option named once (its message had the app's "Merge tracks: " too)
+    assert (
+        "error: argument --merge: expected pairs 'source>target'" in err
+        and "could not read 'two>one'" in err
+    )
+    with pytest.raises(SystemExit):
+        uvosam_cli.main(["rerender", str(run), "--keep", "a"])  # argparse: "invalid int value: 'a'"
+    assert (
+        "error: argument --keep: takes track ids (whole numbers), e.g. --keep 1 3; got 'a'\n"
+        in capsys.readouterr().err
+    )
     assert uvosam_cli.main(["rerender", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"no mask cache in {tmp_path}" in err and "segment ... --out <folder> --cache" in err
+    # not a folder at all: said "no mask cache in ..." too
+    expected = "expected the --out folder of a `uvosam segment ... --cache` run"
+    assert uvosam_cli.main(["rerender", str(tmp_path / "nonexist")]) == 2
+    assert (
+        f"error: RUN {tmp_path / 'nonexist'} does not exist; {expected}\n"
+        in capsys.readouterr().err
+    )
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    assert uvosam_cli.main(["rerender", str(tmp_path / "clip.mp4")]) == 2
+    assert f"error: RUN {tmp_path / 'clip.mp4'} is a file; {expected}\n" in capsys.readouterr().err
     a_file = tmp_path / "clip.mp4"
     a_file.write_bytes(b"x")
     assert (

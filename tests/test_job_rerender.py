@@ -184,6 +184,23 @@ def test_rerender_refuses_a_cache_of_another_format_saying_to_run_again(
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 
+def test_rerender_refuses_a_run_cache_whose_meta_lacks_keys(cached_run, tmp_path, capsys):
+    """A run's meta.json without video_name crashed `uvosam rerender` with a KeyError traceback."""
+    run = shutil.copytree(cached_run.cache_dir.parent, tmp_path / "run")
+    info = json.loads((run / "cache" / "meta.json").read_text())
+    del info["meta"]["video_name"], info["meta"]["fps"]
+    (run / "cache" / "meta.json").write_text(json.dumps(info))
+    said = (
+        f"the mask cache at {run / 'cache'} is incomplete or damaged (meta.json lacks video_name, fps); make the "
+        "run again with its cache on (`uvosam segment ... --cache`; Python: JobOptions(cache=True))"
+    )
+    with pytest.raises(ValueError) as err:
+        rerender(run / "cache", tmp_path / "out")
+    assert str(err.value) == said
+    assert uvosam_cli.main(["rerender", str(run), "--keep", "1"]) == 2
+    assert capsys.readouterr().err == f"uvosam rerender: error: {said}\n"
+
+
 def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(
     clip, tmp_path, tiny_sam_model
 ):

@@ -87,3 +87,29 @@ def test_a_cache_of_another_format_is_refused_when_opened(tmp_path, results, fou
         match=r"has (no format number|format ).*; this version of uvosam reads format 1\. Make the run again",
     ):
         MaskCache(cache.root)
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ('{"height": 4,', (r"is not valid JSON \(Expecting property name enclosed in double quotes at line 1, "
+                           r"column 14\); the mask cache is damaged; make the run again with its cache on")),
+        ("[1, 2]", r"is incomplete or damaged \(meta.json holds a JSON list, not an object\); make the run again"),
+        ('{"cache_format": 1, "width": 4, "meta": {}}', r"is incomplete or damaged \(meta.json lacks height\)"),
+        ('{"cache_format": 1, "height": 4, "width": 4, "meta": {}, "colour": 2}',
+         r"is incomplete or damaged \(meta.json has keys a mask cache does not have: colour\)"),
+        ('{"cache_format": 1, "height": 4, "width": 4, "meta": []}',
+         r"is incomplete or damaged \(meta.json's meta is a JSON list, not an object\)"),
+    ],
+    ids=["not_json", "a_list", "lacks_a_key", "an_unknown_key", "meta_not_an_object"],
+)  # fmt: skip
+def test_a_damaged_meta_json_is_refused_saying_so(tmp_path, text, why):
+    """A damaged meta.json gave the bare JSONDecodeError text or a TypeError from CacheInfo(**data) (a traceback in
+    `uvosam rerender`), and a JSON list "has no format number (a development build wrote it)"."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "meta.json").write_text(text)
+    with pytest.raises(ValueError, match=why) as err:
+        MaskCache(tmp_path / "c")
+    assert str(tmp_path / "c") in str(err.value) and str(err.value).endswith(
+        "(`uvosam segment ... --cache`; Python: JobOptions(cache=True))"
+    )

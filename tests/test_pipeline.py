@@ -9,7 +9,7 @@ import torch
 from doubles import ReplayTracker
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
 from uvosam.pipeline import UVOSAM, tracks_to_segment
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
@@ -309,7 +309,7 @@ def test_from_pretrained_finds_both_weight_files_before_loading_either(tmp_path,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="Weight file 'sam_vit_b_01ec64.pth'"):
         UVOSAM.from_pretrained("idol-ytvis19-r50", "vit_b", device="cpu")
-    with pytest.raises(FileNotFoundError) as err:  # both missing: both reports at once
+    with pytest.raises(MissingWeightsError) as err:  # both missing: both reports at once
         UVOSAM.from_pretrained("idol-coco-r50", "vit_b", device="cpu")
     assert "'cocopretrain_R50.pth'" in str(err.value) and "'sam_vit_b_01ec64.pth'" in str(err.value)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
 from uvosam.tracker.checkpoint import (
     infer_num_classes,
     load_idol_checkpoint,
@@ -100,8 +100,15 @@ def test_class_count_mismatch_points_to_infer_num_classes(small_cfg, small_sd, t
         small_sd[f"detr.detr.class_embed.{i}.weight"] = torch.randn(40, 64)
         small_sd[f"detr.detr.class_embed.{i}.bias"] = torch.randn(40)
     assert infer_num_classes(small_sd) == 40
-    with pytest.raises(WeightsError, match="infer_num_classes"):
+    with pytest.raises(WeightsError) as err:
         load_idol_checkpoint(IDOLDetector(small_cfg), small_sd)
+    # the command line's option first, in the user's terms; the library's hints after
+    assert re.search(
+        r"class_embed\.0\.weight: the checkpoint has 40 classes, the model \d+ \(checkpoint shape \(40, 64\) "
+        r"vs model \(\d+, 64\)\)\. Give the checkpoint's own detectron2 YAML with --config-yaml \(Python: load "
+        r"it with load_idol_detector, .*DetectorConfig\(num_classes=infer_num_classes\(state_dict\)\)\)\.$",
+        str(err.value),
+    ), str(err.value)
     fresh = IDOLDetector(small_cfg)
     before = fresh.class_embed[0].weight.detach().clone()
     load_idol_checkpoint(fresh, small_sd, on_class_mismatch="skip")
@@ -133,7 +140,11 @@ def test_an_architecture_mismatch_names_the_file_and_says_to_pass_its_yaml(
     path = tmp_path / "my_tracker.pth"
     torch.save({"model": small_sd}, path)
     narrower = dataclasses.replace(small_cfg, hidden_dim=32)
-    yaml_hint = r"--config-yaml on the command line, tracker_yaml= in UVOSAM\.from_pretrained"
+    yaml_hint = (
+        r"Give the checkpoint's own detectron2 YAML with --config-yaml \(Python: tracker_yaml= in "
+        r"UVOSAM\.from_pretrained, config_yaml= in load_tracker\); without one the model is built as the "
+        r"uvosam-davis-r50 preset's\."
+    )
     with pytest.raises(WeightsError) as caught:
         load_idol_detector(path, narrower)
     message = str(caught.value)
@@ -210,5 +221,5 @@ def test_unsafe_or_broken_files_raise_weights_error(fixtures_dir, tmp_path):
     torch.save([1, 2], not_tensors)
     with pytest.raises(WeightsError, match="expected a dict"):
         read_state_dict(not_tensors)
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
+    with pytest.raises(MissingWeightsError, match="nope.pth"):
         read_state_dict(tmp_path / "nope.pth")

@@ -112,8 +112,30 @@ def test_yaml_errors(tmp_path):
     loop.write_text("_BASE_: loop.yaml\n")
     with pytest.raises(ValueError, match="cycle"):
         load_tracker_yaml(loop)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(
+        FileNotFoundError, match="missing.yaml; expected a detectron2-style IDOL YAML"
+    ):
         load_tracker_yaml(tmp_path / "missing.yaml")
+    # a missing _BASE_ said only "IDOL config not found: <base>": not who named it, nor what to do
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text("_BASE_: ../base_missing.yaml\n")
+    with pytest.raises(FileNotFoundError) as err:
+        load_tracker_yaml(child)
+    assert str(err.value) == (
+        f"{child} names _BASE_: ../base_missing.yaml, but there is no file at "
+        f"{tmp_path / 'base_missing.yaml'}; put it there or fix the _BASE_ line"
+    )
+    # a binary file (a checkpoint given as the YAML) gave the bare UnicodeDecodeError text
+    binary = tmp_path / "model.pth"
+    binary.write_bytes(b"PK\x03\x04\x14\x00\x00\x08\xff\xfe" * 8)
+    with pytest.raises(ValueError) as err:
+        load_tracker_yaml(binary)
+    assert not isinstance(err.value, UnicodeDecodeError)
+    assert str(err.value) == (
+        f"{binary} is not a text YAML file (byte 8 is not UTF-8 text); expected a detectron2-style IDOL YAML "
+        "file (e.g. the release's configs/*.yaml)"
+    )
     broken = tmp_path / "broken.yaml"
     broken.write_text(
         "MODEL:\n\tIDOL: 1\n"

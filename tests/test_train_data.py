@@ -385,3 +385,22 @@ def test_cli_refuses_bad_data_in_one_line_before_building_the_model(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("uvosam train: error: ") and said in line
     assert not (tmp_path / "run" / "model_final.pth").exists()
+
+
+def test_a_damaged_json_file_is_named_with_where_it_breaks_and_what_to_do(tmp_path):
+    """A damaged annotations file or boxes.json gave the bare JSONDecodeError text, which named no file."""
+    (tmp_path / "train.json").write_text('{"videos": [\n  {"id": 1,}\n]}')
+    with pytest.raises(ValueError) as err:
+        load_ytvis(tmp_path / "train.json", tmp_path / "img")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'train.json'} is not valid JSON (Expecting property name enclosed in double quotes at "
+        "line 2, column 12); fix or re-export the annotations (see "
+    )
+    write_frames(tmp_path / "clip" / "frames", 2)
+    (tmp_path / "clip" / "boxes.json").write_bytes(b"[[1, 2, 3, 4]\xff")
+    with pytest.raises(ValueError) as err:
+        load_folder(tmp_path / "clip")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'clip' / 'boxes.json'} is not valid JSON (byte 13 is not UTF-8 text); fix or re-export "
+        "the boxes"
+    )

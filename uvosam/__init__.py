@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
 from uvosam.errors import (
     MissingPackageError,
+    MissingWeightsError,
     RemoteVideoError,
     VideoLimitError,
     VideoReadError,
@@ -22,6 +23,7 @@ __all__ = [
     "FrameResult",
     "FrameTracks",
     "MissingPackageError",
+    "MissingWeightsError",
     "PipelineConfig",
     "RemoteVideoError",
     "SegmenterConfig",

@@ -1,7 +1,7 @@
 """Exception types that the app and the CLI turn into user-facing messages.
 
 Every message says what was expected, what came and what to do. The app maps exactly these (and
-``FileNotFoundError`` for weights) to ``gr.Error``; anything else is a bug and is logged with its traceback.
+``FileNotFoundError``) to ``gr.Error``, the weight and package errors in its own words (no server path); anything else is a bug and is logged with its traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ class RemoteVideoError(ValueError):
 
 class WeightsError(RuntimeError):
     """A weight file exists but is unusable: wrong checksum, truncated, wrong format or wrong shapes."""
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A weight file is nowhere to be found (the checkpoints folder, the Hugging Face cache/Hub, a path given); the
+    message names every place looked and how to get it. A ``FileNotFoundError``, so ``except FileNotFoundError``
+    still catches it; an app tells it apart from a missing input file."""
 
 
 class MissingPackageError(ImportError):

@@ -43,7 +43,7 @@ import huggingface_hub
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.utils import EntryNotFoundError  # (.errors has it only from 0.25)
 
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
 from uvosam.job_locks import waited_lock
 from uvosam.weight_checksums import (
     CHUNK_BYTES,
@@ -52,7 +52,7 @@ from uvosam.weight_checksums import (
     sidecar_path,
     verify_file,
 )
-from uvosam.weight_table import WEIGHTS, WeightSpec, lookup
+from uvosam.weight_table import WeightSpec, lookup, unknown_weights_message
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ def default_checkpoints_dir() -> Path:
 def resolve(
     name_or_path: str | os.PathLike,
     *,
+    role: str | None = None,
     checkpoints_dir: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     verify: bool = True,
@@ -203,13 +204,15 @@ def resolve(
         name_or_path: a key of ``WEIGHTS`` (``"sam_vit_h"``) or a file path. A path that does not
             exist but whose basename is a known file (``ckpt/sam_vit_h_4b8939.pth``) is looked up
             like its name.
+        role: ``"tracker"`` or ``"sam"``: what the file is for; an unknown name is told that role's names
+            (``unknown_weights_message``). None: every name.
         checkpoints_dir: folder searched by basename; default ``default_checkpoints_dir()``.
         cache_dir: Hugging Face cache folder; ``None`` = huggingface_hub's default
             (``HF_HUB_CACHE``/``HF_HOME``).
         verify: check size and SHA-256 against the table (cached, see module docstring).
 
     Raises:
-        FileNotFoundError: nowhere to be found; the message lists every place looked and how to get
+        MissingWeightsError: (a ``FileNotFoundError``) nowhere to be found; the message lists every place looked and how to get
             the file.
         WeightsError: found, but the size or checksum is wrong (and, for the HF cache,
             re-downloading did not help).
@@ -220,9 +223,8 @@ def resolve(
             verify_file(explicit, spec)
         return explicit
     if spec is None:
-        raise FileNotFoundError(
-            f"No weight file at {explicit} and {str(name_or_path)!r} is not a known weight name. "
-            f"Give an existing path or one of {sorted(WEIGHTS)}."
+        raise MissingWeightsError(
+            unknown_weights_message(str(name_or_path), role, f"no file at {explicit}")
         )
     looked = [f"{explicit} (the path given)"] if explicit is not None else []
     ckdir = (
@@ -244,7 +246,7 @@ def resolve(
         found = _from_url(spec, local, verify, looked)
         if found is not None:
             return found
-    raise FileNotFoundError(_missing_message(spec, looked, ckdir))
+    raise MissingWeightsError(_missing_message(spec, looked, ckdir))
 
 
 def _offline() -> bool:

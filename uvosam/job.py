@@ -45,6 +45,7 @@ from uvosam.job_loop import produce
 from uvosam.job_plan import (
     JobPlan,
     cache_meta,
+    check_run_meta,
     drawing,
     info_from_meta,
     job_name,
@@ -286,9 +287,10 @@ def _cache_root(cache_dir: Path) -> Path:
 def _finished_cache(cache_dir: Path) -> MaskCache:
     """The mask cache at ``cache_dir`` (``_cache_root``), once its run finished (else ``ValueError``)."""
     cache = MaskCache(cache_dir)
-    if "info" not in cache.info.meta or cache.info.height is None:
+    check_run_meta(cache_dir, cache.info.meta)
+    if cache.info.height is None:
         raise ValueError(
-            f"rerender: {cache_dir} is not a finished run_job cache (no video info or no frames); "
+            f"rerender: {cache_dir} is not a finished run_job cache (no frames); "
             "run the job with JobOptions(cache=True) first."
         )
     if not cache.finished:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from uvosam.job_types import JobOptions
+from uvosam.mask_cache import damaged
 from uvosam.video import VideoInfo
 
 
@@ -98,6 +99,21 @@ def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, 
         **_source_stamp(plan.info),
         "provenance": plan.record,  # a re-render's run.json still names the run's models and settings
     }
+
+
+# the keys of ``cache_meta``: a re-render reads each
+RUN_META_KEYS = (
+    "video_name", "fps", "stride", "output", "frame_names", "class_names", "info", "source_size", "source_digest",
+    "provenance",
+)  # fmt: skip
+
+
+def check_run_meta(root: Path, meta: dict[str, Any]) -> None:
+    """Refuse the meta of a run's mask cache at ``root`` that lacks a key of ``cache_meta`` (damaged, or not a
+    run's): ``ValueError`` "the mask cache at <root> is incomplete or damaged (meta.json lacks ...)"."""
+    lacks = [key for key in RUN_META_KEYS if key not in meta]
+    if lacks:
+        damaged(root, f"meta.json lacks {', '.join(lacks)}")
 
 
 def _source_stamp(info: VideoInfo) -> dict[str, int | str | None]:

@@ -11,22 +11,28 @@ says which layout it has (``CACHE_FORMAT``): a cache of another one is refused, 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from PIL import Image
 
 from uvosam import atomic_files
+from uvosam.json_files import read_json
 from uvosam.types import FrameResult, select_tracks
 
 _META = "meta.json"
 _JPEG_QUALITY = 95
+
+# what to do about a cache that cannot be read (the end of the messages that refuse one)
+CACHE_ON = "`uvosam segment ... --cache`; Python: JobOptions(cache=True)"
+REMAKE_CACHE = f"make the run again with its cache on ({CACHE_ON})"
 
 CACHE_FORMAT = 1
 """The layout of a cache's files and ``meta.json``, the run's part (``job_plan.cache_meta``) too. A cache of another
@@ -70,7 +76,7 @@ class MaskCache:
         self.root.mkdir(parents=True, exist_ok=True)
         meta_path = self.root / _META
         if meta_path.exists():
-            data = json.loads(meta_path.read_text(encoding="utf-8"))
+            data = read_json(meta_path, f"the mask cache is damaged; {REMAKE_CACHE}")
             _check_format(self.root, data)
             self.info = CacheInfo(**data)
         else:
@@ -177,8 +183,11 @@ class MaskCache:
 
 
 def _check_format(root: Path, data: object) -> None:
-    """Refuse the ``meta.json`` ``data`` of a cache of another layout than ``CACHE_FORMAT``."""
-    found = data.get("cache_format") if isinstance(data, dict) else None
+    """Refuse the ``meta.json`` ``data`` of a cache of another layout than ``CACHE_FORMAT``, or one that is not a
+    whole ``CacheInfo`` (a key missing or unknown: damaged)."""
+    if not isinstance(data, dict):
+        damaged(root, f"meta.json holds a JSON {type(data).__name__}, not an object")
+    found = data.get("cache_format")
     if type(found) is not int or found != CACHE_FORMAT:
         what = (
             "no format number (a development build wrote it)"
@@ -187,8 +196,24 @@ def _check_format(root: Path, data: object) -> None:
         )
         raise ValueError(
             f"the mask cache at {root} has {what}; this version of uvosam reads format {CACHE_FORMAT}. Make the "
-            "run again with this version, with its cache on (JobOptions(cache=True), `uvosam segment --cache`)."
+            f"run again with this version, with its cache on ({CACHE_ON})."
         )
+    fields = [f.name for f in dataclasses.fields(CacheInfo)]
+    required = [f.name for f in dataclasses.fields(CacheInfo) if f.default is dataclasses.MISSING]
+    lacks = [key for key in required if key not in data]
+    if lacks:
+        damaged(root, f"meta.json lacks {', '.join(lacks)}")
+    unknown = sorted(key for key in data if key not in fields)
+    if unknown:
+        damaged(root, f"meta.json has keys a mask cache does not have: {', '.join(unknown)}")
+    if not isinstance(data["meta"], dict):
+        damaged(root, f"meta.json's meta is a JSON {type(data['meta']).__name__}, not an object")
+
+
+def damaged(root: Path, why: str) -> NoReturn:
+    """Raise the ``ValueError`` of a mask cache at ``root`` that cannot be read whole: "... (``why``); make the
+    run again ..."."""
+    raise ValueError(f"the mask cache at {root} is incomplete or damaged ({why}); {REMAKE_CACHE}")
 
 
 def has_cache(root: str | Path) -> bool:

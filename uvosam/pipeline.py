@@ -23,6 +23,7 @@ import torch
 
 from uvosam.config import PipelineConfig, SegmenterConfig, config_or
 from uvosam.devices import check_device
+from uvosam.errors import MissingWeightsError
 from uvosam.pipeline_args import check_frames, check_load_args, check_masks, check_models
 from uvosam.tracker.frames import check_frame
 from uvosam.types import BoxSegmenter, BoxTracker, FrameResult, FrameTracks
@@ -72,8 +73,8 @@ def locate_weights(
         (tracker file, or None when not looked for; mask model file).
 
     Raises:
-        FileNotFoundError: one or both are missing; the message holds the report of each (where it looked, how to
-            get it).
+        MissingWeightsError: (a ``FileNotFoundError``) one or both are missing; the message holds the report of
+            each (where it looked, how to get it).
         WeightsError: a file found is corrupt.
     """
     from uvosam import hub
@@ -82,7 +83,7 @@ def locate_weights(
     found: list[Path | None] = []
     missing: list[str] = []
     for find in (
-        lambda: None if tracker is None else hub.resolve(tracker),
+        lambda: None if tracker is None else hub.resolve(tracker, role="tracker"),
         lambda: segmenter_weights(sam, config=segmenter_config),
     ):
         try:
@@ -90,7 +91,7 @@ def locate_weights(
         except FileNotFoundError as err:
             missing.append(str(err))
     if missing:
-        raise FileNotFoundError("\n\n".join(missing))
+        raise MissingWeightsError("\n\n".join(missing))
     return found[0], found[1]
 
 

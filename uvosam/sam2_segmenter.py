@@ -337,7 +337,7 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         missing = sam2_missing_message()
         if missing is not None:  # before a download of up to 900 MB that could not be used
             raise MissingPackageError(missing)
-        path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
+        path = hub.resolve(source, role="sam", checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
         state = weight_loading.load_checkpoint(path)
         state = state.get("model", state)  # released files: {"model": state_dict}
         check_sam2_state(state, path, model_type)

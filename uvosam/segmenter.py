@@ -205,7 +205,7 @@ def segmenter_weights(
     source = model_type_or_path if model_type_or_path is not None else config.model_type
     if not uses_sam2(source, config):  # vit_h -> sam_vit_h; SAM 2.1 types are table keys already
         source = _model_type_and_source(source)[1]
-    return hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
+    return hub.resolve(source, role="sam", checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
 
 
 def check_segmenter_packages(
@@ -332,7 +332,7 @@ class BoxPromptSegmenter(BoxSegmenterBase):
                 f"or uvosam.sam2_segmenter.Sam2BoxSegmenter.from_pretrained"
             )
         model_type, source = _model_type_and_source(source)
-        path = hub.resolve(source, checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
+        path = hub.resolve(source, role="sam", checkpoints_dir=checkpoints_dir, cache_dir=cache_dir)
         state = weight_loading.load_checkpoint(path)
         if _is_sam2_state(state):
             raise WeightsError(sam2_state_advice(state.get("model", state), path))

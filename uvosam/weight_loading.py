@@ -78,10 +78,11 @@ def unreadable_message(path: Path, err: Exception) -> str:
 
 
 def _redownload_hint(path: Path) -> str:
-    """Where to get ``path`` again: its URL for a file of ``weight_table`` (by its name), else the README."""
+    """Where to get ``path`` again: its URL for a file of ``weight_table`` (by its name); a file of the user's own:
+    to check it is the one meant."""
     spec, _ = weight_table.lookup(path)
     if spec is None:
-        return f"Delete it and download it again (see {weight_table.TABLE_DOC})."
+        return f"Check that {path} is the checkpoint you meant (the released files: {weight_table.TABLE_DOC})."
     return spec.redownload_hint
 
 

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from uvosam.config import SEGMENTER_MODEL_TYPES
+
 TABLE_DOC = Path(__file__).with_name("weights.md")
 """The table of weight files with their sizes, checksums and sources; shipped with the package, so messages name it
 by this path."""
@@ -163,6 +165,39 @@ _SPECS = (
 WEIGHTS: dict[str, WeightSpec] = {spec.name: spec for spec in _SPECS}
 TRACKERS: tuple[str, ...] = tuple(spec.name for spec in _SPECS if spec.tracker)
 """The tracker weights' names, in the table's order (the app offers them in this order)."""
+
+
+def unknown_weights_message(
+    value: str, role: str | None, found: str, *, also: tuple[str, ...] = ()
+) -> str:
+    """What a weight name that is neither a known name nor a file is told (the library's ``resolve`` and the CLI's
+    ``--tracker``/``--sam`` checks, which put the option first): the names of its ``role`` only.
+
+    Args:
+        value: the name or path given.
+        role: ``"tracker"``, ``"sam"`` (SAM / SAM 2.1), or None (any weight file).
+        found: what is at the path instead ("no file at ..."), for the parenthesis.
+        also: further words the caller accepts, listed first (the CLI's ``none``).
+    """
+    if role == "tracker":
+        names = [*also, *(n for n, spec in WEIGHTS.items() if spec.tracker)]
+        return (
+            f"{value} is neither a tracker weight name nor a checkpoint file ({found}); expected one of "
+            f"{', '.join(names)}, or the path of an IDOL / UVOSAM tracker checkpoint"
+        )
+    if role == "sam":
+        keys = [
+            n for n, spec in WEIGHTS.items() if not spec.tracker and n not in SEGMENTER_MODEL_TYPES
+        ]
+        return (
+            f"{value} is neither a SAM / SAM 2.1 model nor a checkpoint file ({found}); expected one of "
+            f"{', '.join(SEGMENTER_MODEL_TYPES)} (also as {', '.join(keys)}), or the path of a SAM / SAM 2.1 "
+            "checkpoint"
+        )
+    return (
+        f"{value} is neither a weight name nor a checkpoint file ({found}); expected one of {', '.join(WEIGHTS)}, "
+        "or the path of a checkpoint"
+    )
 
 
 def weights_label(name_or_path: str | os.PathLike) -> str:

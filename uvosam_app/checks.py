@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from uvosam.config import SAM2_MODEL_TYPES
+from uvosam.errors import MissingPackageError
 from uvosam.export_types import ExportOptions
 from uvosam.job_types import JobOptions
 from uvosam.remote_files import is_zip_download
@@ -24,7 +25,7 @@ from uvosam.track_edit import parse_merge
 from uvosam.video import VideoInfo
 from uvosam_app import links as app_links
 from uvosam_app.gpu import GpuFrameCap
-from uvosam_app.models import mask_model_label, sam2_missing
+from uvosam_app.models import mask_model_label, sam2_missing, unavailable
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.uploads import FramesZip
 
@@ -78,7 +79,7 @@ def merge_map(text: str | None) -> dict[int, int]:
 
 def check_models(tracker: str, sam: str, settings: AppSettings) -> None:
     """Refuse a tracker preset or a mask model this app does not offer (on ZeroGPU: not loaded at start); a SAM 2.1
-    one without the sam2 package says how to get it."""
+    one without the sam2 package says the host has not installed it (the log says how to)."""
     at_start = " (on ZeroGPU: those loaded at start)" if settings.start_models_only else ""
     if tracker not in settings.presets():
         raise gr.Error(
@@ -88,9 +89,13 @@ def check_models(tracker: str, sam: str, settings: AppSettings) -> None:
     offered = settings.mask_models()
     if sam in offered:
         return
-    why = sam2_missing() if sam in SAM2_MODEL_TYPES else None
+    missing = sam2_missing() if sam in SAM2_MODEL_TYPES else None
+    if missing:  # the host's pip advice goes to the log; the visitor learns what it means for them
+        raise gr.Error(
+            str(unavailable(tracker, sam, MissingPackageError(missing))), print_exception=False
+        )
     raise gr.Error(
-        why or f"Choose a mask model from {offered}{at_start}; got {sam!r}.", print_exception=False
+        f"Choose a mask model from {offered}{at_start}; got {sam!r}.", print_exception=False
     )
 
 

@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 import gradio as gr
 import torch
 
-from uvosam.errors import VideoLimitError, VideoReadError, WeightsError
+from uvosam.errors import (
+    MissingPackageError,
+    MissingWeightsError,
+    VideoLimitError,
+    VideoReadError,
+    WeightsError,
+)
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video import ACCEPTED_FILE, ACCEPTED_FOLDER, VIDEO_EXTENSIONS
 from uvosam_app.models import ModelsNotLoadedError
@@ -32,9 +38,11 @@ USER_ERRORS = (
     VideoLimitError,
     FileNotFoundError,
     ValueError,
-    WeightsError,
     ModelsNotLoadedError,
 )
+# the models' files and packages: their messages name server paths and the host's advice (the handler that loads a
+# pair words them for a visitor: ``uvosam_app.models.unavailable``; any other path gets the same words here)
+MODEL_ERRORS = (MissingWeightsError, WeightsError, MissingPackageError)
 
 
 # the library's "other formats ffmpeg reads also work" is true of Run, but Gradio's upload box takes video files only
@@ -82,6 +90,9 @@ def to_gr_error(err: BaseException) -> gr.Error:
         return gr.Error(out_of_memory_text(), print_exception=False)
     if isinstance(err, VideoLimitError):
         return gr.Error(limit_text(err), print_exception=False)
+    if isinstance(err, MODEL_ERRORS):
+        logger.error("a model cannot run: %s", err)
+        return gr.Error(MODEL_UNAVAILABLE, print_exception=False)
     # the app takes a zip of frames where the library takes a folder
     if isinstance(err, USER_ERRORS):
         message = str(err).replace(ACCEPTED_FILE, APP_ACCEPTED_FILE)
@@ -97,6 +108,11 @@ def to_gr_error(err: BaseException) -> gr.Error:
     )
 
 
+# to_gr_error's message for a model's missing or damaged weights (or package) met outside the handler that loads
+MODEL_UNAVAILABLE = (
+    "A model cannot run here: its weights (or its package) are not installed on this server, or are damaged. "
+    "Choose another model; the server log names the files."
+)
 # the start of to_gr_error's message for an unexpected error (which it logged, with its traceback)
 INTERNAL_ERROR = "Something went wrong on our side"
 # the longest message a refusal's log line gives (the toast gives all of it)

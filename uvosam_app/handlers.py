@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from uvosam.errors import MissingPackageError, MissingWeightsError, WeightsError
 from uvosam.job import rerender_iter
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
@@ -36,7 +37,7 @@ from uvosam_app.checks import (
 from uvosam_app.describe import describe_input, input_path, record_speed
 from uvosam_app.errors import failures_in_status, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
-from uvosam_app.models import GetPipeline, run_config
+from uvosam_app.models import GetPipeline, run_config, unavailable
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
 from uvosam_app.results import (
@@ -243,7 +244,10 @@ class App:
     def _run_models(
         self, tracker: str, sam: str, changes: dict, source: str, run_dir: Path, options: JobOptions
     ) -> Iterator[JobProgress]:
-        base = self.get_pipeline(tracker, sam)  # loads on first use, outside the GPU function
+        try:  # loads on first use, outside the GPU function
+            base = self.get_pipeline(tracker, sam)
+        except (MissingWeightsError, WeightsError, MissingPackageError) as err:
+            raise unavailable(tracker, sam, err) from None
         config = run_config(base, **changes)
         yield from app_gpu.gpu_job(
             self.source_key, tracker, sam, config, source, str(run_dir), options

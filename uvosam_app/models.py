@@ -22,6 +22,7 @@ from uvosam.config import (
     PipelineConfig,
     SegmenterConfig,
 )
+from uvosam.errors import MissingPackageError
 from uvosam.pipeline import UVOSAM, locate_weights
 from uvosam.segmenter import load_segmenter, weights_key
 from uvosam.tracker import loading as tracker_loading
@@ -122,7 +123,36 @@ def load_mask_model(sam: str, device: str, sam_precision: str = "auto") -> BoxSe
 
 
 class ModelsNotLoadedError(RuntimeError):
-    """A model that this process no longer loads (on ZeroGPU only those loaded at start run)."""
+    """A model pair this app cannot run: a model it no longer loads (on ZeroGPU only those loaded at start run), or
+    whose weights are missing or damaged, or whose package is not installed (``unavailable``). The message is for
+    a visitor: no server path, no instruction only the host can follow."""
+
+
+# what a visitor is told of SAM 2.1 when the sam2 package is missing (the host's pip advice goes to the log)
+SAM2_NOT_INSTALLED = "the host has not installed SAM 2.1's package (sam2)"
+_logged_unavailable: set[tuple[str, str, str]] = set()
+_logged_lock = threading.Lock()
+
+
+def unavailable(preset: str, sam: str, err: Exception) -> ModelsNotLoadedError:
+    """The visitor's refusal of a pair that failed to load for want of its weights (``MissingWeightsError``,
+    ``WeightsError``) or of a package (``MissingPackageError``); the full text (server paths, the host's advice)
+    goes to the server log once per pair and text, as ``app._load_pair`` logs a failure at start."""
+    key = (preset, sam, str(err))
+    with _logged_lock:
+        new = key not in _logged_unavailable
+        _logged_unavailable.add(key)
+    if new:
+        logger.error("%s + %s cannot run: %s", preset, sam, err)
+    pair = f"{preset} + {mask_model_label(sam)}"
+    if isinstance(err, MissingPackageError):
+        return ModelsNotLoadedError(
+            f"{pair} cannot run here: {SAM2_NOT_INSTALLED}. Choose a SAM model (ViT-B, ViT-L or ViT-H)."
+        )
+    return ModelsNotLoadedError(
+        f"{pair} cannot run here: its weights are not installed on this server (or are damaged). Choose "
+        "another model; the server log names the files."
+    )
 
 
 class _Models:
@@ -198,7 +228,7 @@ class PipelineLoader:
             return self._pipeline(preset, sam)
         if self._stopped is not None:
             raise ModelsNotLoadedError(
-                f"{preset} + {mask_model_label(sam)} is not loaded in this process: {self._stopped}"
+                f"{preset} + {mask_model_label(sam)} is not available on this app right now: {self._stopped}"
             )
         with self._lock:
             pair_lock = self._pair_locks.setdefault((preset, sam), threading.Lock())

@@ -163,23 +163,23 @@ class AppSettings:
     def __post_init__(self) -> None:
         if self.sam_precision not in SAM_PRECISIONS:
             raise ValueError(
-                f"AppSettings.sam_precision (UVOSAM_SAM_PRECISION) must be one of {tuple(SAM_PRECISIONS)}; got "
+                f"UVOSAM_SAM_PRECISION (AppSettings.sam_precision) must be one of {tuple(SAM_PRECISIONS)}; got "
                 f"{self.sam_precision!r}"
             )
         if self.default_preset not in PRESETS:
             raise ValueError(
-                f"AppSettings.default_preset (UVOSAM_TRACKER) must be one of {PRESETS}; got {self.default_preset!r}"
+                f"UVOSAM_TRACKER (AppSettings.default_preset) must be one of {PRESETS}; got {self.default_preset!r}"
             )
         offered = mask_models()
         if self.default_sam not in offered:
             why = f" ({sam2_missing()})" if self.default_sam in SAM2_MODEL_TYPES else ""
             raise ValueError(
-                f"AppSettings.default_sam (UVOSAM_SAM) must be one of {offered}; got {self.default_sam!r}{why}"
+                f"UVOSAM_SAM (AppSettings.default_sam) must be one of {offered}; got {self.default_sam!r}{why}"
             )
         unknown = [name for name in self.preload if name not in PRESETS + offered]
         if unknown:
             raise ValueError(
-                f"AppSettings.preload (UVOSAM_PRELOAD) takes tracker presets {PRESETS} and mask models {offered}; "
+                f"UVOSAM_PRELOAD (AppSettings.preload) takes tracker presets {PRESETS} and mask models {offered}; "
                 f"got {', '.join(map(repr, unknown))}"
             )
 

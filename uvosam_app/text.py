@@ -20,6 +20,7 @@ from uvosam.text import count
 from uvosam.video import VideoInfo
 from uvosam_app.gpu import GpuFrameCap, default_device, zero_gpu
 from uvosam_app.models import (
+    SAM2_NOT_INSTALLED,
     WEIGHTS_BAD,
     WEIGHTS_MISSING,
     GetPipeline,
@@ -96,7 +97,7 @@ def footer_markdown(get_pipeline: GetPipeline, start: StartModels, settings: App
                 f"**{mask_model_label(settings.default_sam)}** ({_others(settings, start)})<br>"
             ),
             "Weights: " + "; ".join(weights) + "<br>",
-            *([f"SAM 2.1 not offered: {missing}<br>"] if missing else []),
+            *([f"SAM 2.1 not offered: {SAM2_NOT_INSTALLED}<br>"] if missing else []),
             f"{packages}</small>",
         ]
     )
@@ -124,7 +125,7 @@ def mask_model_info(start_models_only: bool = False) -> str:
     loads (on ZeroGPU only at start: ``start_models_only``)."""
     missing = sam2_missing()
     if missing:
-        return f"SAM 2.1 not offered here: {missing}"
+        return f"SAM 2.1 not offered here: {SAM2_NOT_INSTALLED}."
     loads = (
         "These were loaded at start (on ZeroGPU, models load only then)."
         if start_models_only

@@ -137,10 +137,15 @@ def _image_members(
         )
     if len(folders) > 1:
         raise ValueError(
-            f"{name} has {kind} files in {len(folders)} folders ({', '.join(folders[:3])}, ...); "
+            f"{name} has {kind} files in {len(folders)} folders ({_listed(folders, 3)}); "
             "zip the one folder of this clip's frames"
         )
     return members
+
+
+def _listed(names: list[str], most: int) -> str:
+    """The first ``most`` of ``names`` joined, with ", ..." only when some are left out."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 def _holdings(archive: zipfile.ZipFile) -> str:

@@ -126,12 +126,9 @@ def check_sam(sam: str) -> None:
     found = _weight_file_problem(sam, names)
     if found is None:
         return
-    extra = [name for name in names if name not in SEGMENTER_MODEL_TYPES]
-    raise ValueError(
-        f"--sam {sam} is neither a SAM / SAM 2.1 model nor a checkpoint file ({found}); expected one of "
-        f"{', '.join(SEGMENTER_MODEL_TYPES)} (also as {', '.join(extra)}), or the path of a SAM / SAM 2.1 "
-        "checkpoint"
-    )
+    from uvosam.weight_table import unknown_weights_message
+
+    raise ValueError(f"--sam {unknown_weights_message(sam, 'sam', found)}")
 
 
 def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = ()) -> None:
@@ -149,8 +146,7 @@ def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = 
     if weights in weight_table.WEIGHTS or weights in SEGMENTER_MODEL_TYPES:  # a mask model's
         found = f"{weights} is a SAM model, not a tracker"
     raise ValueError(
-        f"{option} {weights} is neither a tracker weight name nor a checkpoint file ({found}); expected "
-        f"one of {', '.join([*also, *names])}, or the path of an IDOL / UVOSAM tracker checkpoint"
+        f"{option} {weight_table.unknown_weights_message(weights, 'tracker', found, also=also)}"
     )
 
 
@@ -173,14 +169,13 @@ def check_config_yaml(path: Path, option: str) -> None:
     """Raise ``ValueError`` unless ``path`` is a file (not a folder, nor a device such as ``/dev/null``), then read
     and parse it as an IDOL YAML (``load_tracker_yaml``: its errors, e.g. ``FileNotFoundError`` for a missing
     ``_BASE_``)."""
-    from uvosam.tracker.yaml_config import load_tracker_yaml
+    from uvosam.tracker.yaml_config import EXPECTED_YAML, load_tracker_yaml
 
-    if path.exists() and not path.is_file():
+    if not path.exists():
+        raise FileNotFoundError(f"{option} {path} does not exist; {EXPECTED_YAML}")
+    if not path.is_file():
         what = "a folder" if path.is_dir() else "not a regular file"
-        raise ValueError(
-            f"{option} {path} is {what}; expected a detectron2-style IDOL YAML file (e.g. the release's "
-            "configs/*.yaml)"
-        )
+        raise ValueError(f"{option} {path} is {what}; {EXPECTED_YAML}")
     load_tracker_yaml(path)
 
 

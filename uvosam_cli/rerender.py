@@ -18,7 +18,7 @@ from tqdm import tqdm
 from uvosam.export_types import ExportOptions
 from uvosam.job import CACHE_FOLDER, rerender_iter
 from uvosam.job_locks import check_not_written
-from uvosam.job_plan import run_output, safe_name
+from uvosam.job_plan import check_run_meta, run_output, safe_name
 from uvosam.job_staging import check_replaceable, rerender_keeps
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
@@ -31,10 +31,22 @@ from uvosam_cli.hints import print_merge_hints
 
 
 def _merge(text: str) -> dict[int, int]:
+    """An ``argparse`` type: ``parse_merge``'s pairs; its message without the app's "Merge tracks: " (argparse
+    names the option)."""
     try:
         return parse_merge(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+        raise argparse.ArgumentTypeError(str(err).removeprefix("Merge tracks: ")) from None
+
+
+def _track_id(text: str) -> int:
+    """An ``argparse`` type for ``--keep``: a track id (argparse said "invalid int value: 'a'")."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"takes track ids (whole numbers), e.g. --keep 1 3; got {text!r}"
+        ) from None
 
 
 def _max_side(text: str) -> int | str:
@@ -63,7 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="the run's --out folder (it holds cache/)")
     p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
     p.add_argument(
-        "--keep", type=int, nargs="+", metavar="ID", help="keep only these track ids (default: all)"
+        "--keep",
+        type=_track_id,
+        nargs="+",
+        metavar="ID",
+        help="keep only these track ids (default: all)",
     )
     p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
     p.add_argument(
@@ -107,6 +123,11 @@ def _options(args: argparse.Namespace, drawn: dict[str, Any]) -> JobOptions:
 
 def run(args: argparse.Namespace) -> int:
     cache = args.run / CACHE_FOLDER
+    expected = "expected the --out folder of a `uvosam segment ... --cache` run"
+    if not args.run.exists():
+        raise FileNotFoundError(f"RUN {args.run} does not exist; {expected}")
+    if not args.run.is_dir():
+        raise ValueError(f"RUN {args.run} is a file; {expected}")
     if not (cache / "meta.json").is_file():
         raise FileNotFoundError(
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
@@ -116,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out or args.run, option)
     check_not_written(args.run)  # a run writing there now: refused before its cache is read
     meta = MaskCache(cache).info.meta
+    check_run_meta(cache, meta)
     # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
     # cannot be
     out = args.out or args.run

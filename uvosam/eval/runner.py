@@ -44,6 +44,7 @@ from uvosam.eval.ytvis_split import YtvisSplit, read_ytvis_split, ytvis_category
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.frame_folder import list_frames
+from uvosam.json_files import read_json
 from uvosam.pipeline import UVOSAM
 from uvosam.tracker.association_config import InferenceConfig
 from uvosam.types import BoxTracker
@@ -174,7 +175,11 @@ def check_run_settings(out_dir: str | Path, settings: dict) -> None:
     path = Path(out_dir) / RUN_SETTINGS_FILE
     if not path.is_file():
         return
-    before = json.loads(path.read_text(encoding="utf-8"))
+    before = read_json(
+        path,
+        f"it records the settings of the results in {out_dir}: use another --out, or delete {out_dir} to "
+        "start over",
+    )
     compared = {k: v for k, v in settings.items() if k in before or not k.endswith("_sha256")}
     if before != compared:
         raise ValueError(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from uvosam.classes import PRESET_DATASETS, dataset_class_names
 from uvosam.config import is_integer
+from uvosam.json_files import read_json
 from uvosam.text import count
 
 _EXPECTED = (
@@ -76,10 +77,7 @@ def _annotation_file(ytvis_root: Path, split: str) -> Path:
 
 
 def _read_json(meta: Path) -> dict:
-    try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{meta} is not valid JSON ({err}); {_EXPECTED}") from None
+    data = read_json(meta, _EXPECTED)
     problem = _list_problem(data, "videos")
     if problem is not None:
         raise ValueError(f"{meta} {problem}; {_EXPECTED}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from uvosam import weight_table
-from uvosam.errors import WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.detector import IDOLDetector
 from uvosam.weight_loading import load_checkpoint
@@ -165,7 +165,7 @@ def read_checkpoint(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"IDOL checkpoint not found: {path} (see {weight_table.TABLE_DOC} for downloads)"
         )
     # weights-only; unreadable or code-carrying files raise WeightsError
@@ -281,9 +281,9 @@ def load_idol_detector(
 
 
 _YAML_HINT = (
-    "Pass the checkpoint's own detectron2 YAML (--config-yaml on the command line, tracker_yaml= "
-    "in UVOSAM.from_pretrained, config_yaml= in load_tracker); without one the model is built as "
-    "davis_r50."
+    "Give the checkpoint's own detectron2 YAML with --config-yaml (Python: tracker_yaml= in "
+    "UVOSAM.from_pretrained, config_yaml= in load_tracker); without one the model is built as the "
+    "uvosam-davis-r50 preset's."
 )
 
 
@@ -301,11 +301,11 @@ def _check_shapes(
                 skipped.add(key)
                 continue
             raise WeightsError(
-                f"{named}: {key}: checkpoint shape {tuple(value.shape)} vs model "
-                f"{tuple(expected[key].shape)}: the checkpoint has {value.shape[0]} classes, the "
-                f"model num_classes={num_classes}. Build the model with "
-                "DetectorConfig(num_classes=infer_num_classes(state_dict)) "
-                "(load_idol_detector does this)."
+                f"{named}: {key}: the checkpoint has {value.shape[0]} classes, the model "
+                f"{num_classes} (checkpoint shape {tuple(value.shape)} vs model "
+                f"{tuple(expected[key].shape)}). Give the checkpoint's own detectron2 YAML with "
+                "--config-yaml (Python: load it with load_idol_detector, which counts its classes, or "
+                "build the model with DetectorConfig(num_classes=infer_num_classes(state_dict)))."
             )
         raise WeightsError(
             f"{named}: {key}: checkpoint shape {tuple(value.shape)} vs model "

@@ -53,7 +53,7 @@ def load_tracker(
         parsed = load_tracker_yaml(config_yaml)
         detector_cfg, idol = parsed.detector, parsed.idol
     detector = load_idol_detector(
-        hub.resolve(weights), detector_cfg, device=device, precision=precision
+        hub.resolve(weights, role="tracker"), detector_cfg, device=device, precision=precision
     )
     num_classes = detector.cfg.num_classes
     logger.info("IDOL tracker: %d class(es), device %s", num_classes, device)
@@ -78,5 +78,5 @@ def tracker_class_names(weights: str | Path) -> tuple[str, ...]:
     """
     if str(weights) in PRESET_DATASETS:
         return dataset_class_names(PRESET_DATASETS[str(weights)])
-    num_classes = infer_num_classes(read_state_dict(hub.resolve(weights)))
+    num_classes = infer_num_classes(read_state_dict(hub.resolve(weights, role="tracker")))
     return class_names_for(str(weights), num_classes)

@@ -211,20 +211,39 @@ def yaml_mapping(text: str, origin: str) -> dict[str, Any]:
     return data
 
 
+# what an IDOL config file is expected to be (the end of the messages about one)
+EXPECTED_YAML = "expected a detectron2-style IDOL YAML file (e.g. the release's configs/*.yaml)"
+
+
 def _load_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     path = path.expanduser().resolve()
     if path in seen:
         raise ValueError(f"_BASE_ cycle in YAML configs: {' -> '.join(map(str, (*seen, path)))}")
     if not path.is_file():
-        raise FileNotFoundError(f"IDOL config not found: {path}")
-    data = yaml_mapping(path.read_text(encoding="utf-8"), str(path))
+        raise FileNotFoundError(f"IDOL config not found: {path}; {EXPECTED_YAML}")
+    data = yaml_mapping(_read_text(path), str(path))
     base = data.pop("_BASE_", None)
     if base is None:
         return data
     base_path = Path(str(base)).expanduser()
     if not base_path.is_absolute():
         base_path = path.parent / base_path
+    if not base_path.is_file():
+        raise FileNotFoundError(
+            f"{path} names _BASE_: {base}, but there is no file at {base_path.resolve()}; put it there or fix "
+            "the _BASE_ line"
+        )
     return _merge(_load_with_base(base_path, (*seen, path)), data)
+
+
+def _read_text(path: Path) -> str:
+    """``path``'s text (UTF-8); ``ValueError`` naming it for a binary file (a checkpoint given as the YAML)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not a text YAML file (byte {err.start} is not UTF-8 text); {EXPECTED_YAML}"
+        ) from None
 
 
 def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ simply missing from its dict). All objects are one class ("object"), as in UVOSA
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from PIL import Image, ImageOps
 
 from uvosam.config import is_number
 from uvosam.frame_folder import list_frames, to_rgb8
+from uvosam.json_files import read_json
 from uvosam.train import TRAIN_README
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecor
             box is not 4 numbers. The message names the entry.
     """
     json_path, image_root = Path(json_path), Path(image_root)
-    data = json.loads(json_path.read_text())
+    data = read_json(json_path, f"fix or re-export the annotations (see {TRAIN_README})")
     for key in ("videos", "annotations"):
         if key not in data:
             raise ValueError(
@@ -224,7 +224,7 @@ def load_folder(directory: str | Path) -> list[VideoRecord]:
 
 def _folder_video(directory: Path) -> VideoRecord:
     frames = list_frames(directory / "frames")
-    data = json.loads((directory / "boxes.json").read_text())
+    data = read_json(directory / "boxes.json", f"fix or re-export the boxes (see {TRAIN_README})")
     if isinstance(data, dict):
         rows = [data.get(f.name, []) for f in frames]
     elif isinstance(data, list) and len(data) == len(frames):
