@@ -126,6 +126,17 @@ def test_a_run_says_it_loads_the_models_only_while_they_are_not_loaded(
     )
 
 
+def _two_sessions_at_once(choose):
+    """What ``choose()`` returned in each of two threads started together (two sessions' first Run of a pair)."""
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(choose())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got
+
+
 def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monkeypatch, tmp_path):
     """Each tracker and each mask model loads once, shared by every pair that uses it (concurrent first uses
     wait for one load); at most max_loaded of each kind are kept, never evicting the first."""
@@ -146,15 +157,7 @@ def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monk
     loader = app_models.PipelineLoader(
         device="cpu", load_tracker=loading("tracker"), load_segmenter=loading("sam"), max_loaded=2
     )
-    got = []
-    threads = [
-        threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))
-        for _ in range(2)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = _two_sessions_at_once(lambda: loader("idol-ovis-r50", "vit_b"))
     assert calls == [("tracker", "idol-ovis-r50", "cpu"), ("sam", "vit_b", "cpu")]
     assert got[0].tracker is got[1].tracker and got[0].segmenter is got[1].segmenter
     pair = loader(
@@ -270,15 +273,7 @@ def test_sessions_choosing_one_new_pair_at_once_look_for_its_files_once(monkeypa
     loader = app_models.PipelineLoader(
         device="cpu", load_tracker=lambda *a: object(), load_segmenter=lambda *a: object()
     )
-    got = []
-    threads = [
-        threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))
-        for _ in range(2)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = _two_sessions_at_once(lambda: loader("idol-ovis-r50", "vit_b"))
     assert len(got) == 2 and got[0].tracker is got[1].tracker
     assert most[0] == 1 and asked == [("idol-ovis-r50", "vit_b")]
 

@@ -212,8 +212,8 @@ def resolve(
         verify: check size and SHA-256 against the table (cached, see module docstring).
 
     Raises:
-        MissingWeightsError: (a ``FileNotFoundError``) nowhere to be found; the message lists every place looked and how to get
-            the file.
+        MissingWeightsError: (a ``FileNotFoundError``) nowhere to be found; the message lists every place looked
+            and how to get the file.
         WeightsError: found, but the size or checksum is wrong (and, for the HF cache,
             re-downloading did not help).
     """
