@@ -188,7 +188,9 @@ def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monk
         loader("idol-ovis-r50", "vit_l")
 
 
-def test_a_pair_without_its_weights_or_package_tells_a_visitor_no_server_path(tmp_path, caplog):
+def test_a_pair_without_its_weights_or_package_tells_a_visitor_no_server_path(
+    tmp_path, caplog, monkeypatch
+):
     """Choosing a pair whose weights were missing showed every visitor the server's paths and the host's `hf
     download`; a damaged file, its path; SAM 2.1 without sam2, the host's pip advice. The log has the full text,
     once per pair (a second refusal logs only its one line)."""
@@ -196,7 +198,9 @@ def test_a_pair_without_its_weights_or_package_tells_a_visitor_no_server_path(tm
 
     from uvosam.errors import MissingPackageError, MissingWeightsError, WeightsError
     from uvosam_app import handlers as app_handlers
+    from uvosam_app import models as app_models
 
+    monkeypatch.setattr(app_models, "_logged_unavailable", set())  # what earlier tests logged
     failures = {
         "vit_l": MissingWeightsError(
             "Weight file 'sam_vit_l.pth' was not found in /srv/ckpt; hf download x"
