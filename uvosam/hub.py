@@ -313,7 +313,13 @@ def _from_hub(
             return path
         except (WeightsError, FileNotFoundError):
             pass
-        _delete_cached(path)
+        try:
+            _delete_cached(path)
+        except OSError as err:  # a read-only cache
+            raise WeightsError(
+                f"{bad} The bad copy could not be deleted from the Hugging Face cache ({err.strerror}): delete it "
+                f"there, or put a good copy in {ckdir}/."
+            ) from None
         if cache_only:
             why = (
                 "HF_HUB_OFFLINE is set, so it was not downloaded again: unset HF_HUB_OFFLINE and run again"
