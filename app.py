@@ -443,9 +443,11 @@ def main() -> None:
     demo = build_demo(loader, settings=settings)
     # ZeroGPU: its CUDA emulation works in this (the main) thread only
     if settings.start_models_only:
+        logger.info(
+            "ZeroGPU: only the models loaded at start run (list more in UVOSAM_PRELOAD; a restart loads them again)"
+        )
         loader.stop_loading(
-            "on ZeroGPU this Space runs only the models it loaded at start (its host lists more in UVOSAM_PRELOAD); "
-            "restart the Space to load them again"
+            "this Space runs only the models it loaded when it started; choose another model"
         )
     try:
         demo.launch(

@@ -126,6 +126,17 @@ def test_a_run_says_it_loads_the_models_only_while_they_are_not_loaded(
     )
 
 
+def _two_sessions_at_once(choose):
+    """What ``choose()`` returned in each of two threads started together (two sessions' first Run of a pair)."""
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(choose())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got
+
+
 def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monkeypatch, tmp_path):
     """Each tracker and each mask model loads once, shared by every pair that uses it (concurrent first uses
     wait for one load); at most max_loaded of each kind are kept, never evicting the first."""
@@ -146,15 +157,7 @@ def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monk
     loader = app_models.PipelineLoader(
         device="cpu", load_tracker=loading("tracker"), load_segmenter=loading("sam"), max_loaded=2
     )
-    got = []
-    threads = [
-        threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))
-        for _ in range(2)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = _two_sessions_at_once(lambda: loader("idol-ovis-r50", "vit_b"))
     assert calls == [("tracker", "idol-ovis-r50", "cpu"), ("sam", "vit_b", "cpu")]
     assert got[0].tracker is got[1].tracker and got[0].segmenter is got[1].segmenter
     pair = loader(
@@ -185,7 +188,9 @@ def test_pipeline_loader_loads_each_model_once_and_lists_every_missing_file(monk
         loader("idol-ovis-r50", "vit_l")
 
 
-def test_a_pair_without_its_weights_or_package_tells_a_visitor_no_server_path(tmp_path, caplog):
+def test_a_pair_without_its_weights_or_package_tells_a_visitor_no_server_path(
+    tmp_path, caplog, monkeypatch
+):
     """Choosing a pair whose weights were missing showed every visitor the server's paths and the host's `hf
     download`; a damaged file, its path; SAM 2.1 without sam2, the host's pip advice. The log has the full text,
     once per pair (a second refusal logs only its one line)."""
@@ -193,7 +198,9 @@ def test_a_pair_without_its_weights_or_package_tells_a_visitor_no_server_path(tm
 
     from uvosam.errors import MissingPackageError, MissingWeightsError, WeightsError
     from uvosam_app import handlers as app_handlers
+    from uvosam_app import models as app_models
 
+    monkeypatch.setattr(app_models, "_logged_unavailable", set())  # what earlier tests logged
     failures = {
         "vit_l": MissingWeightsError(
             "Weight file 'sam_vit_l.pth' was not found in /srv/ckpt; hf download x"
@@ -270,15 +277,7 @@ def test_sessions_choosing_one_new_pair_at_once_look_for_its_files_once(monkeypa
     loader = app_models.PipelineLoader(
         device="cpu", load_tracker=lambda *a: object(), load_segmenter=lambda *a: object()
     )
-    got = []
-    threads = [
-        threading.Thread(target=lambda: got.append(loader("idol-ovis-r50", "vit_b")))
-        for _ in range(2)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = _two_sessions_at_once(lambda: loader("idol-ovis-r50", "vit_b"))
     assert len(got) == 2 and got[0].tracker is got[1].tracker
     assert most[0] == 1 and asked == [("idol-ovis-r50", "vit_b")]
 

@@ -271,6 +271,34 @@ def test_bad_cached_copy_offline_is_deleted(tmp_path, spec, ckpt_bytes):
     assert not blob.exists() and not entry.is_symlink()
 
 
+def test_a_bad_copy_in_a_read_only_cache_says_it_stays(tmp_path, spec, ckpt_bytes, monkeypatch):
+    """In a read-only Hugging Face cache the lock beside a bad copy could not be made, nor the copy deleted: a bare
+    OSError (the app's "Something went wrong on our side"). Now it is the bad copy's WeightsError, saying it stays."""
+    entry = put_in_cache(tmp_path / "hf", spec, corrupt(ckpt_bytes))
+    real_open, real_unlink = os.open, Path.unlink
+    snapshot = str(entry.parent)
+
+    def read_only_open(file, flags, *args, **kwargs):
+        if str(file).startswith(snapshot) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    def read_only_unlink(self, missing_ok=False):
+        if str(self).startswith(str(tmp_path / "hf")):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    monkeypatch.setattr(Path, "unlink", read_only_unlink)
+    with pytest.raises(WeightsError) as caught:
+        hub.resolve(NAME, checkpoints_dir=tmp_path / "empty", cache_dir=tmp_path / "hf")
+    assert str(caught.value).endswith(
+        "The bad copy could not be deleted from the Hugging Face cache (Read-only file system): delete it there, or "
+        f"put a good copy in {tmp_path / 'empty'}/."
+    )
+    assert entry.resolve().exists()
+
+
 class FakeDownloader:
     """Stands in for hf_hub_download; a forced download writes ``fresh`` into the cache."""
 

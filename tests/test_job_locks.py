@@ -140,9 +140,18 @@ def test_waited_lock_says_whose_turn_it_waits_for(tmp_path, caplog):
     holder.start()
     taken.wait(10)
     caplog.set_level(logging.INFO, logger="uvosam.job_locks")
-    threading.Timer(0.3, let_go.set).start()
-    with job_locks.waited_lock(lock) as held:
-        assert held
+
+    class LetGoWhenSaid(logging.Handler):  # the holder lets go once the waiter has said it waits
+        def emit(self, record):
+            let_go.set()
+
+    said = LetGoWhenSaid()
+    logging.getLogger("uvosam.job_locks").addHandler(said)
+    try:
+        with job_locks.waited_lock(lock) as held:
+            assert held
+    finally:
+        logging.getLogger("uvosam.job_locks").removeHandler(said)
     holder.join()
     assert [r.getMessage() for r in caplog.records] == [
         f"waiting for another uvosam (process or thread) holding {lock}"

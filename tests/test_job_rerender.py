@@ -201,6 +201,41 @@ def test_rerender_refuses_a_run_cache_whose_meta_lacks_keys(cached_run, tmp_path
     assert capsys.readouterr().err == f"uvosam rerender: error: {said}\n"
 
 
+@pytest.mark.parametrize(
+    "key, value, why",
+    [
+        ("frame_names", None, "meta.json's frame_names is a JSON NoneType"),
+        ("output", None, "meta.json's output is a JSON NoneType"),
+        ("info", [], "meta.json's info is a JSON list"),
+        ("info", {}, "meta.json's info is not a video's (KeyError: 'path')"),
+    ],
+)
+def test_rerender_refuses_a_run_cache_whose_meta_has_values_of_another_type(
+    cached_run, tmp_path, capsys, key, value, why
+):
+    """With every key there but a value of another type (frame_names null, info a list), `uvosam rerender` ended
+    in a TypeError or KeyError traceback."""
+    run = shutil.copytree(cached_run.cache_dir.parent, tmp_path / "run")
+    info = json.loads((run / "cache" / "meta.json").read_text())
+    info["meta"][key] = value
+    (run / "cache" / "meta.json").write_text(json.dumps(info))
+    with pytest.raises(
+        ValueError, match=re.escape(f"is incomplete or damaged ({why}); make the run again")
+    ):
+        rerender(run / "cache", tmp_path / "out")
+    assert uvosam_cli.main(["rerender", str(run)]) == 2
+    assert why in capsys.readouterr().err
+
+
+def test_the_checked_run_meta_keys_are_those_a_run_writes(cached_run):
+    """``check_run_meta``'s list is a hand copy of ``cache_meta``'s keys: a key dropped from the run but left in the
+    list would refuse every new cache."""
+    from uvosam.job_plan import RUN_META_TYPES
+
+    meta = json.loads((cached_run.cache_dir / "meta.json").read_text())["meta"]
+    assert set(meta) == set(RUN_META_TYPES)
+
+
 def test_a_second_cached_run_in_the_same_folder_starts_a_fresh_cache(
     clip, tmp_path, tiny_sam_model
 ):

@@ -1,7 +1,8 @@
 """Exception types that the app and the CLI turn into user-facing messages.
 
 Every message says what was expected, what came and what to do. The app maps exactly these (and
-``FileNotFoundError``) to ``gr.Error``, the weight and package errors in its own words (no server path); anything else is a bug and is logged with its traceback.
+``FileNotFoundError``) to ``gr.Error``, the weight and package errors in its own words (no server path); anything
+else is a bug and is logged with its traceback.
 """
 
 from __future__ import annotations

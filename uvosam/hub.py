@@ -212,8 +212,8 @@ def resolve(
         verify: check size and SHA-256 against the table (cached, see module docstring).
 
     Raises:
-        MissingWeightsError: (a ``FileNotFoundError``) nowhere to be found; the message lists every place looked and how to get
-            the file.
+        MissingWeightsError: (a ``FileNotFoundError``) nowhere to be found; the message lists every place looked
+            and how to get the file.
         WeightsError: found, but the size or checksum is wrong (and, for the HF cache,
             re-downloading did not help).
     """
@@ -313,7 +313,13 @@ def _from_hub(
             return path
         except (WeightsError, FileNotFoundError):
             pass
-        _delete_cached(path)
+        try:
+            _delete_cached(path)
+        except OSError as err:  # a read-only cache
+            raise WeightsError(
+                f"{bad} The bad copy could not be deleted from the Hugging Face cache ({err.strerror}): delete it "
+                f"there, or put a good copy in {ckdir}/."
+            ) from None
         if cache_only:
             why = (
                 "HF_HUB_OFFLINE is set, so it was not downloaded again: unset HF_HUB_OFFLINE and run again"

@@ -339,8 +339,9 @@ def rerender(
             JSON and CSV.
         merge: ``{source_id: target_id}``: each source track becomes part of its target (masks joined, the
             target's id and class; ``uvosam.track_edit``); or the same as text, ``"3>1, 5>1"``
-            (``track_edit.parse_merge``, as ``uvosam rerender --merge`` and the app take it). ``keep_ids`` names the run's ids; a merged track is kept
-            when its target is (its sources follow it, kept or not: ``track_edit.kept_tracks``).
+            (``track_edit.parse_merge``, as ``uvosam rerender --merge`` and the app take it). ``keep_ids`` names
+            the run's ids; a merged track is kept when its target is (its sources follow it, kept or not:
+            ``track_edit.kept_tracks``).
         options: style, drawing, output size, chunks, export formats and sound; ``stride``, ``max_frames``,
             ``limits`` and ``cache`` are ignored (the cached frames are what they are). The sound (``audio``) is
             read from the source file the run read, where the cache says it was; a cache of a frame folder or of a

@@ -203,10 +203,19 @@ def _exclusive(fd: int) -> bool:
 def waited_lock(path: Path) -> Iterator[bool]:
     """An exclusive ``flock`` on ``path`` (created; deleted when let go), waited for rather than refused: one holder
     at a time among this process's threads and other processes (``uvosam.hub``'s fetches of one weight file).
-    Yields whether it is held: not without ``fcntl`` (Windows) or on a file system without locks (logged)."""
+    Yields whether it is held: not without ``fcntl`` (Windows), on a file system without locks, or in a folder where
+    the lock file cannot be made (read-only; logged)."""
     fd = None
     while fcntl is not None and fd is None:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # others may take it too
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # others may take it too
+        except OSError as error:
+            if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            logger.warning(
+                "%s: cannot make the lock file (%s); going on without it", path, error.strerror
+            )
+            break
         try:
             _take_waiting(fd, path)
         except BaseException as error:

@@ -101,19 +101,27 @@ def cache_meta(plan: JobPlan, stride: int, output: dict[str, Any]) -> dict[str, 
     }
 
 
-# the keys of ``cache_meta``: a re-render reads each
-RUN_META_KEYS = (
-    "video_name", "fps", "stride", "output", "frame_names", "class_names", "info", "source_size", "source_digest",
-    "provenance",
-)  # fmt: skip
+# the keys of ``cache_meta`` and the JSON types of their values (None: any): a re-render reads each
+RUN_META_TYPES: dict[str, type | tuple[type, ...] | None] = {
+    "video_name": str, "fps": (int, float), "stride": int, "output": dict, "frame_names": list,
+    "class_names": list, "info": dict, "source_size": None, "source_digest": None, "provenance": dict,
+}  # fmt: skip
 
 
 def check_run_meta(root: Path, meta: dict[str, Any]) -> None:
-    """Refuse the meta of a run's mask cache at ``root`` that lacks a key of ``cache_meta`` (damaged, or not a
-    run's): ``ValueError`` "the mask cache at <root> is incomplete or damaged (meta.json lacks ...)"."""
-    lacks = [key for key in RUN_META_KEYS if key not in meta]
+    """Refuse the meta of a run's mask cache at ``root`` that lacks a key of ``cache_meta`` or holds a value of
+    another type (damaged, or not a run's): ``ValueError`` "the mask cache at <root> is incomplete or damaged
+    (meta.json lacks ... / its ... is a ...)"."""
+    lacks = [key for key in RUN_META_TYPES if key not in meta]
     if lacks:
         damaged(root, f"meta.json lacks {', '.join(lacks)}")
+    for key, kind in RUN_META_TYPES.items():
+        if kind is not None and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            damaged(root, f"meta.json's {key} is a JSON {type(meta[key]).__name__}")
+    try:
+        info_from_meta(meta["info"])
+    except (KeyError, TypeError, ValueError) as err:
+        damaged(root, f"meta.json's info is not a video's ({type(err).__name__}: {err})")
 
 
 def _source_stamp(info: VideoInfo) -> dict[str, int | str | None]:

@@ -158,8 +158,9 @@ class UVOSAM:
             MissingPackageError: ``sam`` is a SAM 2.1 model and the sam2 package is missing (before anything loads).
             TypeError: an argument of the wrong kind (a dict for ``config``, ``tracker=None``), before anything loads.
             ValueError: a ``tracker_precision`` not in ``fp32``/``tf32``/``bf16`` or a ``device`` torch cannot use
-                here (``uvosam.devices.check_device``; before any weights are read), or a ``tracker_yaml`` that is not valid YAML or not an IDOL config (before any weight is
-                looked for; a missing one: ``FileNotFoundError``).
+                here (``uvosam.devices.check_device``; before any weights are read), or a ``tracker_yaml`` that is
+                not valid YAML or not an IDOL config (before any weight is looked for; a missing one:
+                ``FileNotFoundError``).
         """
         from uvosam.segmenter import check_segmenter_packages, load_segmenter, resolve_device
         from uvosam.tracker.loading import load_tracker

@@ -130,6 +130,7 @@ class ModelsNotLoadedError(RuntimeError):
 
 # what a visitor is told of SAM 2.1 when the sam2 package is missing (the host's pip advice goes to the log)
 SAM2_NOT_INSTALLED = "the host has not installed SAM 2.1's package (sam2)"
+# (preset, sam, error type) logged already: bounded by the pairs (a text can differ per try: a request id)
 _logged_unavailable: set[tuple[str, str, str]] = set()
 _logged_lock = threading.Lock()
 
@@ -137,8 +138,8 @@ _logged_lock = threading.Lock()
 def unavailable(preset: str, sam: str, err: Exception) -> ModelsNotLoadedError:
     """The visitor's refusal of a pair that failed to load for want of its weights (``MissingWeightsError``,
     ``WeightsError``) or of a package (``MissingPackageError``); the full text (server paths, the host's advice)
-    goes to the server log once per pair and text, as ``app._load_pair`` logs a failure at start."""
-    key = (preset, sam, str(err))
+    goes to the server log once per pair and kind of error, as ``app._load_pair`` logs a failure at start."""
+    key = (preset, sam, type(err).__name__)
     with _logged_lock:
         new = key not in _logged_unavailable
         _logged_unavailable.add(key)
@@ -258,7 +259,7 @@ class PipelineLoader:
 
     def check_weights(self, preset: str, sam: str) -> None:
         """Find the pair's weight files with the library's locator (``uvosam.pipeline.locate_weights``: local first,
-        then the Hub) and keep their paths in ``weight_files``; raise ``FileNotFoundError`` naming every missing
+        then the Hub) and keep their paths in ``weight_files``; raise ``MissingWeightsError`` naming every missing
         one. A preset outside the weight table (a test's double tracker) has no file and is not looked for."""
         tracker_name, sam_name = needed_weights(preset, sam)
         known = tracker_name in weight_table.WEIGHTS

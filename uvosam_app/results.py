@@ -311,12 +311,12 @@ class _MasksRecord:
                     f"{name}: its tracks.csv has no readable davis_label and track_id "
                     f"columns ({err!r}); score the zip that Run or Re-render made"
                 ) from None
-            # refused like tracks.csv if it cannot be read whole (too big, damaged): without it a stride's masks
-            # would be scored as one per frame
+            # refused like tracks.csv if its bytes cannot be read whole (too big, damaged); text that is no JSON
+            # (a zip edited by hand) counts as none: its masks are then taken as one per frame
             raw = _record(zf, name, "run.json") if "run.json" in listed else None
             try:
                 record = None if raw is None else json.loads(raw)
-            except ValueError:  # a zip edited by hand: its masks are taken as one per frame
+            except ValueError:
                 record = None
         return cls(
             tracks,

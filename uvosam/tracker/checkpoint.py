@@ -303,9 +303,8 @@ def _check_shapes(
             raise WeightsError(
                 f"{named}: {key}: the checkpoint has {value.shape[0]} classes, the model "
                 f"{num_classes} (checkpoint shape {tuple(value.shape)} vs model "
-                f"{tuple(expected[key].shape)}). Give the checkpoint's own detectron2 YAML with "
-                "--config-yaml (Python: load it with load_idol_detector, which counts its classes, or "
-                "build the model with DetectorConfig(num_classes=infer_num_classes(state_dict)))."
+                f"{tuple(expected[key].shape)}). Load it with load_idol_detector, which counts its classes, or "
+                "build the model with DetectorConfig(num_classes=infer_num_classes(state_dict))."
             )
         raise WeightsError(
             f"{named}: {key}: checkpoint shape {tuple(value.shape)} vs model "
