@@ -74,7 +74,8 @@ def offline_without_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))  # for the processes a test starts
+    # (the variable for the processes a test starts)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))
 
 

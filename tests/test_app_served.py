@@ -414,9 +414,8 @@ def test_the_zip_shown_is_read_only_when_the_app_served_it(tmp_path, pipeline):
 
         timeline, narrow, _, _ = zip_shown(served_zip)
         assert timeline is not None and narrow is not None
-        bomb = (
-            tmp_path / "results.zip"
-        )  # the run's zip, its results.json 64 MiB of spaces (64 KiB zipped)
+        # the run's zip, its results.json 64 MiB of spaces (64 KiB zipped)
+        bomb = tmp_path / "results.zip"
         with zipfile.ZipFile(served_zip["path"]) as run:
             kept = {n: run.read(n) for n in run.namelist() if n != "results.json"}
         with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -28,7 +28,6 @@ def test_a_job_whose_clean_up_fails_still_ends_its_worker(caplog):
         deadline = time.monotonic() + 10
         while pump in work._RUNNING.values() and time.monotonic() < deadline:
             time.sleep(0.01)
-    assert (
-        pump not in work._RUNNING.values()
-    )  # the worker ended: nothing for the server's end to stop
+    # the worker ended: nothing for the server's end to stop
+    assert pump not in work._RUNNING.values()
     assert "closing the job failed" in caplog.text and "simulated" in caplog.text

@@ -348,9 +348,8 @@ def test_segment_cache_then_rerender_cli_without_models(
     assert "there is no track 9 in this run (its tracks: 1, 2)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         uvosam_cli.main(["rerender", str(run), "--merge", "two>one"])
-    err = (
-        capsys.readouterr().err
-    )  # the option named once (its message had the app's "Merge tracks: " too)
+    # the option named once (its message had the app's "Merge tracks: " too)
+    err = capsys.readouterr().err
     assert (
         "error: argument --merge: expected pairs 'source>target'" in err
         and "could not read 'two>one'" in err

@@ -97,9 +97,8 @@ def test_waited_lock_on_a_file_system_without_locks_holds_nothing_and_closes_onc
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(job_locks.fcntl, "flock", no_locks)
-    kept = os.open(
-        tmp_path / "other", os.O_RDONLY | os.O_CREAT
-    )  # the number a double close could hit
+    # the number a double close could hit
+    kept = os.open(tmp_path / "other", os.O_RDONLY | os.O_CREAT)
     try:
         with job_locks.waited_lock(tmp_path / "f.lock") as held:
             assert held is False

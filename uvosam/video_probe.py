@@ -254,9 +254,8 @@ def count_frames(path: Path, header: Header, *, accepted: str) -> tuple[int, Pac
             packets.seek(0)
             stats = read_packet_stats(packets, drop_leading=dropped)
     n -= stats.discarded + dropped
-    if n <= 0 and (
-        dropped or header.duration_s > 0
-    ):  # the stream has frames, none of them readable
+    # the stream has frames, none of them readable
+    if n <= 0 and (dropped or header.duration_s > 0):
         said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
         raise VideoReadError(
             f"{path.name}'s video data is damaged: {said}none of its frames can be read. Re-export or re-encode "
