@@ -129,9 +129,9 @@ class Inputs:
 @dataclass(frozen=True)
 class Outputs:
     """What Run and Re-render show: the status line (and the live region that announces a job's start and end),
-    the live video and latest frame, the files, the tracks table,
-    and what is read from the zip shown (its track timeline, and the one drawn for a phone, which a screen under
-    768 px wide shows instead: ``CSS``; the merge hints)."""
+    the live video and latest frame, the files, the tracks table, and what is read from the zip shown (its track
+    timeline, and the one drawn for a phone, which a screen under 768 px wide shows instead: ``CSS``; the merge
+    hints)."""
 
     status: gr.Textbox
     announce: gr.Markdown
