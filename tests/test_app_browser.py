@@ -137,11 +137,15 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     stride.focus()
     page.wait_for_function("() => document.activeElement?.matches('#stride input[type=range]')")
     page.keyboard.press("ArrowRight")  # the keyboard changes a slider too: the description follows
+    page.wait_for_function(
+        "() => document.querySelector('#stride input[type=range]').value === '2'"
+    )
+    # (once in a full CI run the description had not followed within 10 s, on a busy machine: 30 s)
     page.locator("#video-info", has_text="Run covers 24 frames (every 2nd frame)").wait_for(
-        timeout=10_000
+        timeout=30_000
     )
     page.keyboard.press("ArrowLeft")
-    page.locator("#video-info", has_text="Run covers 48 frames").wait_for(timeout=10_000)
+    page.locator("#video-info", has_text="Run covers 48 frames").wait_for(timeout=30_000)
     page.click("#run")
 
     page.wait_for_function(STREAM_PLAYABLE, timeout=60_000)
