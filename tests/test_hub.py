@@ -340,16 +340,23 @@ def test_bad_cached_copy_is_downloaded_again_once(
     assert not bad_blob.exists()
 
 
-def test_a_failed_download_of_a_bad_cached_copy_names_the_checkpoints_folder(
-    tmp_path, spec, ckpt_bytes, monkeypatch
-):
+@pytest.fixture
+def bad_copy_online(tmp_path, spec, ckpt_bytes, monkeypatch):
+    """A corrupt copy in the HF cache at ``tmp_path / "hf"``, the Hub allowed and taken as reachable, and a
+    ``FakeDownloader`` of the good bytes (not installed): (cache, fake)."""
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(hub, "_unreachable_reason", lambda: None)
     monkeypatch.setattr(hub, "_hub_unreachable_by_name", lambda: None)
     cache = tmp_path / "hf"
     put_in_cache(cache, spec, corrupt(ckpt_bytes))
-    fake = FakeDownloader(cache, spec, ckpt_bytes)
+    return cache, FakeDownloader(cache, spec, ckpt_bytes)
+
+
+def test_a_failed_download_of_a_bad_cached_copy_names_the_checkpoints_folder(
+    tmp_path, monkeypatch, bad_copy_online
+):
+    cache, fake = bad_copy_online
 
     def download(**kwargs):
         if kwargs["force_download"]:
@@ -492,18 +499,12 @@ def test_two_fetches_of_one_file_at_once_make_one_good_file(tmp_path, spec, monk
 
 
 def test_a_bad_cached_copy_is_fetched_again_once_by_two_fetches_at_once(
-    tmp_path, spec, ckpt_bytes, monkeypatch
+    tmp_path, ckpt_bytes, monkeypatch, bad_copy_online
 ):
     """Two fetches finding the same bad copy in the HF cache each deleted it and fetched it again: the second one
     deleted the good copy the first one had just fetched (and returned), or failed on a file deleted under it. Now
     the second waits for the first and uses its copy."""
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "_unreachable_reason", lambda: None)
-    monkeypatch.setattr(hub, "_hub_unreachable_by_name", lambda: None)
-    cache = tmp_path / "hf"
-    put_in_cache(cache, spec, corrupt(ckpt_bytes))
-    fake = FakeDownloader(cache, spec, ckpt_bytes)
+    cache, fake = bad_copy_online
     both_looked = threading.Barrier(2)
 
     def download(**kwargs):
