@@ -61,10 +61,10 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     assert keep["value"] == [1, 2]
     # the track timeline shown under the table comes from the zip: a bar for each track
     from uvosam.render import colour_for_id
-    from uvosam_app import handlers as app_handlers
+    from uvosam_app.results import timeline_views
 
     # (and drawn for a phone's width: a 390 px phone's column is 326 px wide)
-    image, narrow = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(zip_path)
+    image, narrow, _ = timeline_views(zip_path)
     for shown in (image, narrow):
         assert all((shown == colour_for_id(i)).all(axis=2).sum() > 100 for i in (1, 2))
     assert narrow.shape[0] == image.shape[0] and narrow.shape[1] <= 326 < image.shape[1]
@@ -82,10 +82,10 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
                     {k: v for k, v in json.loads(data).items() if k != "export"}
                 ).encode()
             dst.writestr(name, data)
-    wide, none = app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(str(bare))
+    wide, none, _ = timeline_views(str(bare))
     assert wide.shape == image.shape and none is None
     # a run starts: cleared
-    assert app_handlers.App(lambda preset, sam: None, AppSettings()).timeline(None) == (None, None)
+    assert timeline_views(None)[:2] == (None, None)
 
 
 def test_segment_in_a_style_from_the_api(server, clips):

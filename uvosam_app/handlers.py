@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 from uvosam.errors import MissingPackageError, MissingWeightsError, WeightsError
 from uvosam.job import rerender_iter
@@ -43,7 +42,6 @@ from uvosam_app.progress import drive
 from uvosam_app.results import (
     merge_hints_markdown,
     score_masks_zip,
-    timeline_images,
     timeline_views,
     track_rows,
 )
@@ -274,9 +272,9 @@ class App:
     def zip_shown(
         self, masks_zip: str | None, merge: str | None = None
     ) -> tuple[Any, Any, str, str]:
-        """What the page shows of the zip shown: its ``timeline`` (two images: a phone's screen shows the narrow
-        one; with an alt text that says what their bars show: ``results.timeline_alt``), its ``merge_hints``, and no
-        scores (those shown were of other masks).
+        """What the page shows of the zip shown: its track timeline (``results.timeline_views``: two images, a
+        phone's screen shows the narrow one; with an alt text that says what their bars show), its ``merge_hints``,
+        and no scores (those shown were of other masks).
 
         Only of a zip the app served (``ServedFiles.shows``): the page gives back the one Run or Re-render showed,
         but this (unqueued) event is callable over plain HTTP with any upload, and what its readers cost grows with
@@ -289,11 +287,6 @@ class App:
             None if image is None else gr.Image(image, alt_text=alt) for image in (wide, narrow)
         ]
         return *images, self.merge_hints(masks_zip, merge), self.scores_gone()
-
-    def timeline(self, masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The track timeline in the zip shown (of a run or a re-render), and drawn for a phone's width; None (no
-        image) without one."""
-        return timeline_images(masks_zip)
 
     def merge_hints(self, masks_zip: str | None, merge: str | None = None) -> str:
         """Markdown: the possible id switches among the tracks of the zip shown, and what to put in *Merge tracks*

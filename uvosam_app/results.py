@@ -52,16 +52,11 @@ NARROW_PLOT_WIDTH = 150
 down to fit, its labels were 4 px tall."""
 
 
-def timeline_images(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The track timeline of an export zip (of a run or a re-render) as the zip has it (``timeline.png``), and
-    drawn again for a phone's width (``NARROW_PLOT_WIDTH``) from its tracks.csv, results.json and run.json; each
-    HxWx3 uint8 RGB, or None (no image) without them."""
-    wide, narrow, _ = timeline_views(masks_zip)
-    return wide, narrow
-
-
 def timeline_views(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
-    """``timeline_images`` and the images' alt text (``timeline_alt``; "" without an image)."""
+    """The track timeline of an export zip (of a run or a re-render) as the zip has it (``timeline.png``), and
+    drawn again for a phone's width (``NARROW_PLOT_WIDTH``) from its tracks.csv, results.json and run.json, each
+    HxWx3 uint8 RGB or None (no image) without them; and the images' alt text (``timeline_alt``; "" without an
+    image)."""
     if not masks_zip or not Path(masks_zip).is_file():
         return None, None, ""
     with zipfile.ZipFile(masks_zip) as archive:
