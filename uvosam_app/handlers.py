@@ -18,7 +18,6 @@ from typing import Any
 
 import gradio as gr
 
-from uvosam.errors import MissingPackageError, MissingWeightsError, WeightsError
 from uvosam.job import rerender_iter
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
@@ -34,7 +33,7 @@ from uvosam_app.checks import (
     run_request,
 )
 from uvosam_app.describe import describe_input, input_path, record_speed
-from uvosam_app.errors import failures_in_status, to_gr_error
+from uvosam_app.errors import MODEL_ERRORS, failures_in_status, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config, unavailable
 from uvosam_app.probes import ProbeCache
@@ -244,7 +243,7 @@ class App:
     ) -> Iterator[JobProgress]:
         try:  # loads on first use, outside the GPU function
             base = self.get_pipeline(tracker, sam)
-        except (MissingWeightsError, WeightsError, MissingPackageError) as err:
+        except MODEL_ERRORS as err:
             raise unavailable(tracker, sam, err) from None
         config = run_config(base, **changes)
         yield from app_gpu.gpu_job(
