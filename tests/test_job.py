@@ -338,14 +338,18 @@ def test_segment_cache_then_rerender_cli_without_models(
     # meant 1 2: not an empty video
     assert uvosam_cli.main(["rerender", str(run), "--keep", "12"]) == 2
     assert (
-        "keep_ids: there is no track 12 in this run (its tracks: 1, 2)" in capsys.readouterr().err
+        "uvosam rerender: error: --keep: there is no track 12 in this run (its tracks: 1, 2)\n"
+        in capsys.readouterr().err
     )
     names = zipfile.ZipFile(
         run / "shapes_clip_uvosam.zip"
     ).namelist()  # the run's files are left as they were
     assert any(n.startswith("cutouts/shapes_clip/1/") for n in names)
     assert uvosam_cli.main(["rerender", str(run), "--merge", "2>9"]) == 2
-    assert "there is no track 9 in this run (its tracks: 1, 2)" in capsys.readouterr().err
+    assert (
+        "uvosam rerender: error: --merge: there is no track 9 in this run (its tracks: 1, 2).\n"
+        in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):
         uvosam_cli.main(["rerender", str(run), "--merge", "two>one"])
     # the option named once (its message had the app's "Merge tracks: " too)

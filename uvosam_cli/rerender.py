@@ -24,7 +24,7 @@ from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.render import STYLES
 from uvosam.text import count
-from uvosam.track_edit import MERGE_SYNTAX, parse_merge
+from uvosam.track_edit import MERGE_SYNTAX, check_merge, parse_merge
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, unit_interval
 from uvosam_cli.checks import check_output_folder
 from uvosam_cli.hints import print_merge_hints
@@ -47,6 +47,24 @@ def _track_id(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"takes track ids (whole numbers), e.g. --keep 1 3; got {text!r}"
         ) from None
+
+
+def _check_tracks(cache: MaskCache, keep: list[int] | None, merge: dict[int, int]) -> None:
+    """Refuse ``--keep`` / ``--merge`` ids the run has no track of, naming the option (the library's message names
+    its own parameters: ``keep_ids``, "Merge tracks")."""
+    if not keep and not merge:
+        return
+    labels = cache.track_labels()
+    listed = ", ".join(map(str, sorted(labels))) or "none"
+    unknown = sorted(set(keep or ()) - labels.keys())
+    if unknown:  # e.g. 12 meant as 1 2: not a silently empty video
+        raise ValueError(
+            f"--keep: there is no track {unknown[0]} in this run (its tracks: {listed})"
+        )
+    try:
+        check_merge(merge, labels)
+    except ValueError as err:
+        raise ValueError(f"--merge: {str(err).removeprefix('Merge tracks: ')}") from None
 
 
 def _max_side(text: str) -> int | str:
@@ -136,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
     option = "--out" if args.out else "RUN"
     check_output_folder(args.out or args.run, option)
     check_not_written(args.run)  # a run writing there now: refused before its cache is read
-    meta = MaskCache(cache).info.meta
+    masks = MaskCache(cache)
+    meta = masks.info.meta
     check_run_meta(cache, meta)
+    _check_tracks(masks, args.keep, args.merge)
     # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
     # cannot be
     out = args.out or args.run
