@@ -44,7 +44,7 @@ def test_postproc_scenario_reproduced(postproc_fixture, scenario):
     case = meta["scenarios"][scenario]
     expected = case["video_output"]
     outputs = _outputs(arrays, f"{scenario}__")
-    steps = IDOLVideoState().step_all(outputs)
+    steps = list(IDOLVideoState().iter_steps(outputs))
     calls = [
         {
             "frame_id": s.frame_idx,
@@ -76,7 +76,7 @@ def test_postproc_exercises_fallback_nms_and_late_pruning(postproc_fixture):
         outputs = _outputs(arrays, f"{scenario}__")
         probs = outputs.logits.sigmoid().amax(-1)
         fallback |= bool(((probs > 0.1).sum(-1) == 0).any())
-        steps = IDOLVideoState().step_all(outputs)
+        steps = list(IDOLVideoState().iter_steps(outputs))
         nms_removed |= any(
             len(s.candidates.indices) < int((p > 0.1).sum()) for s, p in zip(steps, probs)
         )
@@ -89,7 +89,7 @@ def test_idol_small_seed0_trace_and_tracks(fixtures_dir):
     outputs = _outputs(dict(np.load(root / "outputs.npz")))
     trace = json.loads((root / "tracker_trace.json").read_text())
     tracks = json.loads((root / "tracks.json").read_text())
-    steps = IDOLVideoState().step_all(outputs)
+    steps = list(IDOLVideoState().iter_steps(outputs))
     assert len(steps) == len(trace)
     for step, expected in zip(steps, trace):
         assert step.candidates.indices.tolist() == expected["indices_in"]

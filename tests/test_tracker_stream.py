@@ -128,7 +128,7 @@ def synthetic_outputs(
 def test_synthetic_stream_has_the_intended_events():
     outputs = synthetic_outputs()
     state = IDOLVideoState()
-    steps = state.step_all(outputs)
+    steps = list(state.iter_steps(outputs))
     pruned = [(s.frame_idx, e.tracker_id, e.hit_frames) for s in steps for e in s.pruned]
     assert any(f == 9 for f, _, _ in pruned)  # born at 0, pruned at the first pruning frame
     assert any(hits[0] >= 9 for _, _, hits in pruned)  # short tracks born late

@@ -31,9 +31,9 @@ from uvosam.eval.layout import (
     TASKS,
     SequenceFiles,
     find_sequences,
-    read_annotation,
     read_result,
 )
+from uvosam.eval.masks_io import read_index_png
 from uvosam.eval.measures import boundary_radius, frame_scores, object_statistics
 
 __all__ = [
@@ -164,7 +164,7 @@ def _frame_matrices(
 
     P = max(largest result id, K) for unsupervised (empty proposals pad up to K), K for semi-supervised.
     """
-    first = read_annotation(seq.annotations[0])
+    first = read_index_png(seq.annotations[0])
     num_objects = int(np.where(first == 255, 0, first).max(initial=0))
     frames, rows, limit, limit_text = _protocol(seq, task, num_objects)
     if not (results_dir / seq.name).is_dir():
@@ -175,7 +175,7 @@ def _frame_matrices(
     radius = boundary_radius(*first.shape)
     j_all, f_all, top = [], [], 0
     for t in frames:
-        gt = read_annotation(seq.annotations[t]) if t else first
+        gt = read_index_png(seq.annotations[t]) if t else first
         _same_shape(gt, first, seq.annotations[t], seq.annotations[0])
         void = gt == 255
         res_path = results_dir / seq.name / f"{seq.frame_ids[t]}.png"

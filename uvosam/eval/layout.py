@@ -22,7 +22,6 @@ __all__ = [
     "SequenceFiles",
     "find_sequences",
     "imageset_path",
-    "read_annotation",
     "read_result",
 ]
 
@@ -118,11 +117,6 @@ def find_sequences(
     if not names:
         raise ValueError(f"{set_file} lists no sequences")
     return [_sequence_files(root, name, task) for name in names]
-
-
-def read_annotation(path: Path) -> np.ndarray:
-    """(H, W) ground-truth ids of one frame (255 = void), as stored."""
-    return read_index_png(path)
 
 
 def read_result(path: Path, shape: tuple[int, int], annotation: Path) -> np.ndarray:

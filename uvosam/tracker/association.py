@@ -51,7 +51,6 @@ class Tracklet:
     """Memory of one live track.
 
     Attributes:
-        bbox: (5,) last matched ``[cx, cy, w, h, score]`` (normalised).
         embed: (E,) momentum (EMA) embedding.
         long_embeds: the last <= ``memory_len`` matched raw (E,) embeddings, oldest first.
         long_scores: their detection scores (0-d tensors).
@@ -60,7 +59,6 @@ class Tracklet:
         exist_frame: number of frames matched, birth included.
     """
 
-    bbox: torch.Tensor
     embed: torch.Tensor
     long_embeds: list[torch.Tensor]
     long_scores: list[torch.Tensor]
@@ -265,10 +263,9 @@ def _update_memory(
         tracklet = memory.tracklets.get(track_id)
         if tracklet is None:
             memory.tracklets[track_id] = Tracklet(
-                box, embed, [embed], [box[4]], int(labels[row]), frame_idx
+                embed, [embed], [box[4]], int(labels[row]), frame_idx
             )
             continue
-        tracklet.bbox = box
         tracklet.long_scores.append(box[4])
         tracklet.embed = (1 - momentum) * tracklet.embed + momentum * embed
         tracklet.long_embeds.append(embed)

@@ -161,10 +161,6 @@ class IDOLVideoState:
         for t in range(len(logits)):
             yield self.step(logits[t], boxes[t], embeds[t])
 
-    def step_all(self, outputs: DetectorOutput) -> list[FrameStep]:
-        """Process every frame of ``outputs``."""
-        return list(self.iter_steps(outputs))
-
 
 def run_idol_offline(
     outputs: DetectorOutput,
@@ -183,6 +179,7 @@ def run_idol_offline(
         One ``Trajectory`` per (trajectory, class) result in the original's order; ``[]`` if none.
     """
     state = IDOLVideoState(assoc_cfg, infer_cfg)
-    state.step_all(outputs)
+    for _ in state.iter_steps(outputs):
+        pass
     state.book.close()
     return state.book.trajectories(image_size_hw)
