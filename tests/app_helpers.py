@@ -97,14 +97,14 @@ def wait_for_config(url: str, proc: subprocess.Popen, log: Path, timeout: float 
 
 @contextlib.contextmanager
 def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
-    """``build_demo`` served on 127.0.0.1:<free port> (errors shown to clients); yields its URL."""
+    """``build_demo`` served on 127.0.0.1:<free port>, as ``app.main`` launches it (no ``show_error``: an error that
+    Gradio raises itself reaches the client without its message, as docs/app.md says); yields its URL."""
     demo = app_module.build_demo(get_pipeline, settings=settings)
     _, url, _ = demo.launch(
         server_name="127.0.0.1",
         server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        show_error=True,
         **app_module.launch_kwargs(settings),
     )
     try:

@@ -67,8 +67,7 @@ def app_url(tmp_path_factory, tiny_sam_model):
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
-        show_error=True,
-        **app_module.launch_kwargs(settings),
+        **app_module.launch_kwargs(settings),  # as app.main: no show_error
     )
     yield url, work
     demo.close()

@@ -395,10 +395,17 @@ def test_a_file_given_as_a_link_is_bounded_over_the_api(site, tmp_path, tiny_sam
         assert set(Path(get_upload_folder()).rglob("*")) == cached  # no part file, no folder
 
 
+def session_copy(block: gr.components.Component) -> gr.components.Component:
+    """``block`` as Gradio 6.31 builds a session's own copy of it, on any update of its props (``gr.skip()`` too):
+    ``Blocks.postprocess_data``."""
+    return type(block)(**{**block.constructor_args, "render": False})
+
+
 def test_every_file_input_of_the_api_takes_links_as_load_does(site, tmp_path):
-    """The video, the zip of frames (/segment), the ground truth and the masks zip (/score): a link to an address
-    inside the server's network is refused unless the host allows it, every link when the app takes none; a path
-    (an upload) takes Gradio's way."""
+    """The video, the zip of frames (/segment), the ground truth and the masks zip (/score), and a session's copy
+    of each: a link to an address inside the server's network is refused unless the host allows it, every link
+    when the app takes none; a path (an upload) takes Gradio's way. A copy's download is the app's component's file
+    (Gradio's sweep deletes those). Over the API after a run: tests/test_app_session_copies.py."""
     server, clip = site
     link = server.url("/media/street.mp4")
 
@@ -415,13 +422,13 @@ def test_every_file_input_of_the_api_takes_links_as_load_does(site, tmp_path):
     blocks = file_inputs(AppSettings(work_root=tmp_path))
     assert sorted(b.elem_id for b in blocks) == ["frames", "gt", "inp", "zip"]
     seen = len(server.seen)
-    for block in blocks:
+    for block in blocks + [session_copy(b) for b in blocks]:
         with pytest.raises(gr.Error, match=r"inside this server's network .*refused here"):
             asyncio.run(block.async_move_resource_to_block_cache(link))
     assert len(server.seen) == seen  # nothing reached the server
     upload = tmp_path / "up.mp4"
     upload.write_bytes(clip)
-    cached = asyncio.run(blocks[0].async_move_resource_to_block_cache(upload))
+    cached = asyncio.run(session_copy(blocks[0]).async_move_resource_to_block_cache(upload))
     assert (
         Path(cached).parent.parent == Path(get_upload_folder())
         and Path(cached).read_bytes() == clip
@@ -433,10 +440,14 @@ def test_every_file_input_of_the_api_takes_links_as_load_does(site, tmp_path):
     }
     off = file_inputs(AppSettings.from_env(env))
     assert len(off) == 4
-    for block in off:
+    for block in off + [session_copy(b) for b in off]:
         with pytest.raises(gr.Error, match=r"takes no links .*download the file and upload it"):
             asyncio.run(block.async_move_resource_to_block_cache(link))
     assert len(server.seen) == seen
+    masks_zip = next(b for b in file_inputs(AppSettings(work_root=tmp_path, url_allow_private=True))
+                     if b.elem_id == "zip")  # fmt: skip
+    fetched = asyncio.run(session_copy(masks_zip).async_move_resource_to_block_cache(link))
+    assert fetched in masks_zip.temp_files and Path(fetched).read_bytes() == clip
 
 
 def test_a_link_download_cancelled_over_the_api_leaves_no_file(site, tmp_path):

@@ -4,8 +4,8 @@ by Gradio's unbounded download (``bound_file_links``).
 Gradio 6.31 fetches such a link itself before any handler runs: ``processing_utils.async_move_files_to_cache``
 hands each file of an input to its component's ``Block.async_move_resource_to_block_cache``, which downloads an
 http(s) path with ``processing_utils.async_ssrf_protected_download``: no size limit, no deadline, so a stranger
-could fill the server's disk. ``bound_file_links`` replaces that method on every component of the app (an attribute
-of the instance: the component's class, config and API stay Gradio's). A path that Gradio's
+could fill the server's disk. ``bound_file_links`` replaces that method on every component of the app (see below:
+the component's config and API stay Gradio's). A path that Gradio's
 ``is_http_url_like`` calls a link is downloaded as Load downloads one (``uvosam_app.links.download``: at most
 ``max_upload_mb``, ``url_timeout_s``, public addresses only unless ``url_allow_private``, page links refused), or
 refused when the app takes no links (``url_input``); a refusal reaches the client as a ``gr.Error`` with the
@@ -19,13 +19,15 @@ download leaves no file and no folder; one whose request is cancelled meanwhile 
 which cannot be cut, and its folder is deleted when it ends.
 
 Why this hook: it is the one method that every file of every input goes through (the sync
-``move_resource_to_block_cache`` serves only values the app itself sets: examples, defaults). A subclass of
-``gr.Video``/``gr.File`` would keep the override on a copy too, but Gradio's ``ComponentMeta`` writes a ``.pyi``
-file beside the module of every component class defined (an import-time side effect). The cost: a handler that
-returns a prop update (``gr.update(label=...)``) of one of these components makes Gradio rebuild that session's
-copy from the class, without the override; the handlers return values only, keep it so. The hook relies on
-Gradio's internals named above: ``tests/test_app_url.py::test_a_file_given_as_a_link_is_bounded_over_the_api``
-sends links through ``gradio_client`` and fails loudly if a Gradio upgrade stops calling it.
+``move_resource_to_block_cache`` serves only values the app itself sets: examples, defaults). It is a method of a
+class of each component's own (``component_classes.gradio_like``: Gradio's class to the page and the API): a
+session's copy of a component, which Gradio builds from the class on any update of its props (``gr.skip()``
+included: the masks zip's box after any /segment), fetches links the same way; a method set on the instance was lost
+in the copy. A file fetched by a copy is registered with the app's component (Gradio's sweep lists the files of
+those, not of the copies'). The hook relies on Gradio's internals named above:
+``tests/test_app_url.py::test_a_file_given_as_a_link_is_bounded_over_the_api`` sends links through
+``gradio_client`` and fails loudly if a Gradio upgrade stops calling it; ``tests/test_app_session_copies.py`` sends
+them after a run.
 """
 
 from __future__ import annotations
@@ -33,33 +35,34 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import gradio as gr
 from gradio_client.utils import is_http_url_like
 
 from uvosam.errors import RemoteVideoError
+from uvosam_app.component_classes import gradio_like
 from uvosam_app.links import LINKS_OFF, download
 from uvosam_app.settings import AppSettings
 
-Move = Callable[[str | Path | None], Awaitable[str | None]]
-
 
 def bound_file_links(blocks: gr.Blocks, settings: AppSettings) -> None:
-    """Every component of ``blocks`` fetches a file given as a link with Load's limits (see the module docstring);
-    call it once the page is built."""
+    """Every component of ``blocks`` fetches a file given as a link with Load's limits (see the module docstring),
+    in every session; call it once the page is built."""
     for block in blocks.blocks.values():
         if isinstance(block, gr.components.Component):
-            block.async_move_resource_to_block_cache = _bounded_move(block, settings)
+            block.__class__ = _bounded_class(block, settings)
 
 
-def _bounded_move(component: gr.components.Component, settings: AppSettings) -> Move:
-    gradio_move = component.async_move_resource_to_block_cache
+def _bounded_class(component: gr.components.Component, settings: AppSettings) -> type:
+    """``component``'s class with the bounded download; a session's copy registers its files with ``component``."""
+    base = type(component)
 
-    async def move(url_or_file_path: str | Path | None) -> str | None:
+    async def async_move_resource_to_block_cache(
+        self: gr.components.Component, url_or_file_path: str | Path | None
+    ) -> str | None:
         if url_or_file_path is None or not is_http_url_like(str(url_or_file_path)):
-            return await gradio_move(url_or_file_path)
+            return await base.async_move_resource_to_block_cache(self, url_or_file_path)
         cache = Path(component.GRADIO_CACHE)
         fetch = asyncio.ensure_future(
             asyncio.to_thread(fetch_link, str(url_or_file_path), cache, settings)
@@ -73,7 +76,7 @@ def _bounded_move(component: gr.components.Component, settings: AppSettings) -> 
         component.temp_files.add(path)
         return path
 
-    return move
+    return gradio_like(base, async_move_resource_to_block_cache=async_move_resource_to_block_cache)
 
 
 def _discard(fetch: asyncio.Future[str]) -> None:
