@@ -133,7 +133,7 @@ def mask_model_info(start_models_only: bool = False) -> str:
     )
     return (
         "Larger models give finer masks, more slowly. Measured on a CPU, SAM 2.1 tiny and small encode a frame "
-        f"4-5x faster than SAM ViT-B in float32 (3-3.5x in bf16), base+ about 2x, large about as fast. {loads}"
+        f"4-5x faster than SAM ViT-B in float32 (3-4.3x in bf16), base+ about 2x, large about as fast. {loads}"
     )
 
 
