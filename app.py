@@ -32,6 +32,7 @@ from gradio.events import Dependency
 from gradio.route_utils import delete_files_created_by_app
 
 from uvosam.errors import WeightsError
+from uvosam_app import server_log
 from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.handlers import App
@@ -426,10 +427,8 @@ def read_settings() -> AppSettings:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = read_settings()  # before any model loads
+    server_log.set_up(settings.log_level)  # its level is a setting
     # a fresh folder of this process in UVOSAM_WORK_DIR (or the temp folder), removed at exit; those that earlier
     # processes left there are removed first
     work_root = process_dir(settings.work_root or Path(tempfile.gettempdir()))

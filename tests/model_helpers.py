@@ -60,6 +60,43 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a & b).sum((1, 2)) / np.maximum((a | b).sum((1, 2)), 1)
 
 
+# The fast path's tolerance as the docs give it (docs/mask_models.md, uvosam/segmenter.py): per mask, the pixels that
+# differ from the float32 mask are at most FAST_DIFF_OF_FRAME of the frame's; a mask of at least FAST_LARGE_OF_FRAME
+# of the frame keeps IoU >= 0.99 (a small one does not: a few pixels are much of it).
+FAST_DIFF_OF_FRAME = 0.005
+FAST_LARGE_OF_FRAME = 0.2
+
+
+def check_fast_path_tolerance(slow, fast) -> None:
+    """``fast``'s masks (the bf16 fast path) within the documented tolerance of ``slow``'s (float32), on 4 frames of
+    160x90 with 9 boxes of 3 to 80 px each, overlapping masks made disjoint (the pipeline's default): masks from a
+    pixel to most of the frame. Checks that both small (< 1% of the frame) and large masks are there, and that the
+    fast path really ran in bf16 (not every mask equal)."""
+    from uvosam.testing import moving_shapes
+
+    height, width = 90, 160
+    frame_px = height * width
+    clip = moving_shapes(num_frames=4, height=height, width=width, num_objects=4, seed=3)
+    areas, differ, ious = [], [], []
+    for t, frame in enumerate(clip.frames):
+        rng = np.random.default_rng(t)
+        boxes = []
+        for side in (3, 5, 8, 12, 20, 30, 45, 60, 80):
+            x0, y0 = rng.uniform(0, width - side), rng.uniform(0, height - min(side, height - 1))
+            boxes.append((x0, y0, min(width, x0 + side), min(height, y0 + side)))
+        boxes = np.array(boxes, np.float32)
+        ref, got = slow.segment(frame, boxes).masks, fast.segment(frame, boxes).masks
+        areas += list(ref.sum((1, 2)))
+        differ += list((ref ^ got).sum((1, 2)))
+        ious += list(mask_iou(ref, got))
+    areas, differ, ious = np.array(areas), np.array(differ), np.array(ious)
+    large = areas >= FAST_LARGE_OF_FRAME * frame_px
+    assert large.any() and ((areas > 0) & (areas < 0.01 * frame_px)).any(), areas
+    assert differ.any()  # it really ran in bf16
+    assert differ.max() <= FAST_DIFF_OF_FRAME * frame_px, differ.max() / frame_px
+    assert ious[large].min() >= 0.99, ious[large].min()
+
+
 def use_tiny_sam2_checkpoints(folder: Path, monkeypatch) -> Path:
     """``$UVOSAM_CHECKPOINTS`` = ``folder`` (created) holding a tiny SAM 2.1 under the released tiny file name, and
     SAM 2.1 models built at tiny size: ``sam2.1_tiny`` then loads by name through the real loader. Returns

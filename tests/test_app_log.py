@@ -1,27 +1,178 @@
-"""The server log of the Gradio app: one line for each refusal a visitor meets (``uvosam_app.errors.log_refusals``)."""
+"""The server log of the Gradio app: a start and an end line for each job (``uvosam_app.server_log``), one line for
+each refusal a visitor meets (``uvosam_app.errors.log_refusals``), each with its session's tag; its level."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 import pytest
 
 pytest.importorskip("gradio")
-from app_helpers import launched, wait_for, write_clip
+from app_helpers import client, launched, wait_for, write_clip
 from doubles import MovingBoxTracker
 from gradio_client import Client, handle_file
 from gradio_client.utils import Status
 
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
+from uvosam_app import server_log
 from uvosam_app.settings import AppSettings
 
 SECRET = "contents-of-the-visitors-file"
 
 
 def _refusals(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused ")]
+    """The refusals' lines, without their session tag."""
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused ")]
+    return [re.sub(r"\((API|page), [A-Za-z0-9]{6}\)", r"(\1)", line) for line in lines]
+
+
+def _job_lines(caplog, tag: str) -> list[str]:
+    """The app's lines of session ``tag``, without it: ``start /segment (API): ...``."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvosam.app"]
+    return [line.replace(f", {tag})", ")") for line in lines if f", {tag})" in line]
+
+
+def test_each_job_is_a_start_and_an_end_line_tagged_with_its_session(
+    server, clips, tracker, caplog
+):
+    """A host saw one line per finished video ("clip: 25 frames, 10 tracks, 0.7 s"), none for a run stopped or
+    refused, and no line said which session a line was of. Now: a start line (input by name, models, settings) and
+    an end line (done / refused / stopped, frames, time, fps), with the session's tag, and no other line of the
+    refusal."""
+    caplog.set_level(logging.INFO)
+    done, refused, stopped = client(server), client(server), client(server)
+    done.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")
+    with pytest.raises(Exception, match="is not a video"):
+        refused.predict(handle_file(str(clips["text"])), api_name="/segment")
+    tracker.delay_s = 0.3  # 24 frames: about 7 s if it were not stopped
+    try:
+        job = stopped.submit(handle_file(str(clips["b"])), api_name="/segment")
+
+        def frames_done() -> int:
+            lines = [str(o[0]) for o in job.outputs()]
+            return max(
+                (int(m[1]) for m in map(re.compile(r"segmenting: frame (\d+)/").match, lines) if m),
+                default=0,
+            )
+
+        assert wait_for(lambda: frames_done() >= 2, 30)
+        assert job.cancel()
+        tag = stopped.session_hash[:6]
+        assert wait_for(lambda: len(_job_lines(caplog, tag)) == 2, 30), caplog.text
+        # its worker ended (its folder went): no thread of it left inside torch when the tests end
+        assert wait_for(lambda: not any((server[1] / stopped.session_hash).glob("run-*")), 30)
+    finally:
+        tracker.delay_s = 0.0
+    settings = (
+        "tracker=idol-ytvis19-r50 sam=vit_b stride={} max_frames=900 min_score=0.0 max_objects=10"
+    )
+    start, end = _job_lines(caplog, done.session_hash[:6])
+    assert (
+        start
+        == f"start /segment (API): video=clip_a.mp4 {settings.format(2)} output_side=854 style=overlay"
+    )
+    assert re.fullmatch(
+        r"done /segment \(API\): 8 frames, 2 tracks in [\d.]+ s \([\d.]+ fps\), [\d.]+ s in all",
+        end,
+    )
+    start, end = _job_lines(caplog, refused.session_hash[:6])
+    assert start.startswith("start /segment (API): video=notes.mp4 tracker=idol-ytvis19-r50")
+    assert re.fullmatch(
+        r"refused /segment \(API\): 0 frames, [\d.]+ s in all: notes.mp4 is not a video: .*", end
+    )
+    start, end = _job_lines(caplog, stopped.session_hash[:6])
+    assert start.startswith(f"start /segment (API): video=clip_b.mp4 {settings.format(1)}")
+    frames = re.fullmatch(r"stopped /segment \(API\): (\d+) frames, 2 tracks in .* s in all", end)
+    assert frames and 2 <= int(frames[1]) < 24, end
+
+
+def test_each_endpoint_is_logged_under_its_own_name(tmp_path):
+    """The handlers' decorators name their job's endpoint (``server_log.RUN`` ...): app.py's names."""
+    import app as app_module
+
+    demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
+    endpoints = {
+        f.api_name: f.fn.job.endpoint for f in demo.fns.values() if f.api_visibility == "public"
+    }
+    assert endpoints == {name: f"/{name}" for name in ("segment", "rerender", "score", "load_url")}
+
+
+def test_a_job_closed_before_its_end_is_stopped_and_a_failed_one_names_its_error_id(
+    tmp_path, tiny_sam_model, caplog
+):
+    """Gradio closes a cancelled job's generator (asyncio's finaliser of unused generators): its end line says
+    "stopped" with the frames done. A job that failed gives the id of the error's own line (its traceback)."""
+    import types
+
+    from app_helpers import stepped
+
+    from uvosam_app.handlers import App
+
+    def app(tracker: MovingBoxTracker) -> App:
+        pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+        settings = AppSettings(work_root=tmp_path / "work", status_interval_s=0.05)
+        return App(lambda preset, sam: pipe, settings)
+
+    def run(app: App, session: str) -> object:
+        request = types.SimpleNamespace(session_hash=session)
+        return stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                                   "overlay", None, False, request))  # fmt: skip
+
+    clip = write_clip(tmp_path / "clip.mp4", 12, 64, 48)
+    caplog.set_level(logging.INFO, logger="uvosam.app")
+    closed = run(app(MovingBoxTracker(delay_s=0.05)), "closed-tab")
+    assert any(re.match(r"segmenting: frame [3-9]/12", update[0]) for update in closed)
+    closed.close()
+    with pytest.raises(Exception, match=r"error id (\w+)") as failed:
+        list(run(app(MovingBoxTracker(fail_at=3)), "failed-tab"))
+    error_id = re.search(r"error id (\w+)", str(failed.value))[1]
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"run failed (error id {error_id})" in lines
+    ends = [line for line in lines if not line.startswith(("start ", "run failed"))]
+    assert len(ends) == 2, lines
+    assert re.fullmatch(
+        r"stopped /segment \(API, closed\): [3-9] frames, 2 tracks in .* s in all", ends[0]
+    )
+    assert re.fullmatch(
+        rf"failed /segment \(API, failed\): \d frames, .* s in all: error id {error_id}", ends[1]
+    )
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "WARNING"])
+def test_the_log_level_is_the_hosts_and_the_libraries_request_lines_are_quiet(
+    level, capsys, monkeypatch
+):
+    """UVOSAM_LOG_LEVEL: the lines of that level and above; httpx's INFO line of each request Gradio makes at start,
+    and the library's line of a finished video (the job's end line says it again), only at DEBUG."""
+    root = logging.getLogger()
+    loggers = [root, *map(logging.getLogger, server_log.QUIETED)]
+    levels = [one.level for one in loggers]
+    monkeypatch.setattr(root, "handlers", [])  # as in a fresh process: basicConfig sets it up
+    try:
+        server_log.set_up(level)
+        app = logging.getLogger("uvosam.app")
+        app.debug("a debug line")
+        app.info("an info line")
+        app.warning("a warning")
+        logging.getLogger("httpx").info(
+            'HTTP Request: HEAD http://127.0.0.1:7860/ "HTTP/1.1 200 OK"'
+        )
+        logging.getLogger("uvosam.job").info("clip: 25 frames, 10 tracks, 0.7 s (36.56 fps)")
+    finally:
+        for one, was in zip(loggers, levels, strict=True):
+            one.setLevel(was)
+    shown = [line.split(" ", 2)[2] for line in capsys.readouterr().err.splitlines()]
+    expected = {
+        "DEBUG": ["DEBUG uvosam.app: a debug line", "INFO uvosam.app: an info line", "WARNING uvosam.app: a warning",
+                  'INFO httpx: HTTP Request: HEAD http://127.0.0.1:7860/ "HTTP/1.1 200 OK"',
+                  "INFO uvosam.job: clip: 25 frames, 10 tracks, 0.7 s (36.56 fps)"],
+        "INFO": ["INFO uvosam.app: an info line", "WARNING uvosam.app: a warning"],
+        "WARNING": ["WARNING uvosam.app: a warning"],
+    }  # fmt: skip
+    assert shown == expected[level]
 
 
 def test_each_refusal_is_one_log_line_without_traceback_or_file_contents(
@@ -58,8 +209,12 @@ def test_each_refusal_is_one_log_line_without_traceback_or_file_contents(
     refused = _refusals(caplog)
     assert len(refused) == 3, refused
     keep, non_video, stride = refused
-    assert non_video.startswith("refused /segment (API): notes.mp4 is not a video")
-    assert stride.startswith("refused /segment (API): Frame stride") and "got 0" in stride
+    # the runs' refusals end their job (its end line); the track id is refused before the handler
+    assert re.match(
+        r"refused /segment \(API\): 0 frames, [\d.]+ s in all: notes.mp4 is not a video", non_video
+    )
+    assert re.match(r"refused /segment \(API\): 0 frames, [\d.]+ s in all: Frame stride", stride)
+    assert "got 0" in stride
     assert keep.startswith("refused /rerender (API): Tracks to keep")
     log = caplog.text
     assert SECRET not in log and "Traceback" not in log.split("run failed (error id")[0]

@@ -56,6 +56,10 @@ def test_an_unknown_tracker_is_refused_naming_its_variable():
             {"UVOSAM_WORK_DIR": "/proc/nope"},
             "UVOSAM_WORK_DIR=/proc/nope cannot be used: the folder cannot be",
         ),
+        (
+            {"UVOSAM_LOG_LEVEL": "verbose"},
+            "UVOSAM_LOG_LEVEL (AppSettings.log_level) must be one of DEBUG, INFO, WARNING, ERROR; got 'VERBOSE'",
+        ),
     ],
 )
 def test_python_app_py_with_a_bad_setting_exits_with_one_line(env, reason, monkeypatch):
@@ -341,7 +345,10 @@ def test_python_app_py_stopped_by_sigterm_removes_its_folder_and_the_next_start_
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     assert not mine.exists() and sorted(work_dir.iterdir()) == [hosts]
-    assert "Traceback" not in log_path.read_text(errors="replace")
+    log = log_path.read_text(errors="replace")
+    assert "Traceback" not in log
+    # at the default level (INFO) httpx's line of each request Gradio made to itself at start is left out
+    assert " httpx: " not in log and " INFO uvosam.app: removing " in log
 
 
 def test_an_app_built_without_a_work_folder_removes_the_one_it_made():

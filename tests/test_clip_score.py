@@ -1,5 +1,7 @@
 """Scoring one clip against its own ground truth (DAVIS unsupervised protocol, any video)."""
 
+import logging
+
 import numpy as np
 import pytest
 from doubles import interrupt_text_writes
@@ -95,12 +97,14 @@ def test_strided_run_takes_every_nth_ground_truth_frame(clip_gt, tmp_path):
         align_ground_truth(gt[:5], unnamed, list(frames), source_frames=12)
 
 
-def test_unusable_ground_truth_is_refused_clearly(clip_gt, tmp_path):
+def test_unusable_ground_truth_is_refused_clearly(clip_gt, tmp_path, caplog):
     _d, video = clip_gt
     names = _results(tmp_path / "shapes", video, range(2))
     empty = write_index_png(tmp_path / "gt0" / "0.png", np.zeros((40, 56), np.uint8))
     with pytest.raises(ValueError, match=r"first frame \(0\.png\) has no object"):
         score_clip(tmp_path / "shapes", [empty, empty], names)
+    # the refusal says it all: no warning of the scorer besides (the app logged both, a user's error as a WARNING)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
     with pytest.raises(ValueError, match=r"ground truth is 20x28 \(HxW\) but the masks are 40x56"):
         score_clip(tmp_path / "shapes", [small, small], names)

@@ -280,6 +280,16 @@ def test_object_count_comes_from_first_frame(tmp_path):
     assert [o.gt_id for o in s.objects] == [1] and s.jf_mean == 1.0
 
 
+def test_a_sequence_with_no_object_in_its_first_frame_is_left_out_with_a_warning(tmp_path, caplog):
+    gt, _ = one_square_video(frames=2)
+    empty = np.zeros_like(gt)
+    s = scored(tmp_path, {"a": gt, "b": empty}, {"a": gt, "b": gt})
+    assert [o.sequence for o in s.objects] == ["a"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "sequence b has no object in its first annotation frame; it adds no rows"
+    ]
+
+
 def test_at_most_twenty_ids(tmp_path):
     gt, _ = one_square_video(frames=2)
     res = np.zeros((2, 8, 8), np.uint8)

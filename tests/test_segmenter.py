@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from model_helpers import mask_iou
+from model_helpers import check_fast_path_tolerance, mask_iou
 from segment_anything import SamPredictor
 from segment_anything.modeling import ImageEncoderViT
 from segment_anything.modeling.image_encoder import Attention
@@ -263,19 +263,16 @@ def test_sdpa_attention_equals_sam_attention_fp32():
         assert (sam_fast.encoder_forward(encoder, x) - reference).abs().max() > 1e-2
 
 
-def test_fast_path_bf16_masks_match_fp32_and_leave_the_model_alone():
+def test_fast_path_bf16_masks_match_fp32_within_the_documented_tolerance_and_leave_the_model_alone():
+    """ "IoU >= 0.99" was checked on three large masks of one frame; the pipeline's masks (made disjoint) include
+    small ones, whose IoU is far lower for the same few pixels: the tolerance is stated per frame pixel."""
     sam = tiny_sam(depth=2)  # block 0 windowed, block 1 global
     with_random_rel_pos(sam.image_encoder)
     state = {k: v.clone() for k, v in sam.state_dict().items()}
-    clip = moving_shapes(num_frames=1, height=96, width=128, num_objects=3, seed=2)
-    image, boxes = clip.frames[0], clip.boxes_xyxy[0]
-    slow = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none", fast=False))
-    fast = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none", fast=True))
+    slow = BoxPromptSegmenter(sam, SegmenterConfig(fast=False))
+    fast = BoxPromptSegmenter(sam, SegmenterConfig(fast=True))
     assert (slow.fast, fast.fast) == (False, True)
-    ref, got = slow.segment(image, boxes), fast.segment(image, boxes)
-    assert ref.masks.any(axis=(1, 2)).all()
-    assert (mask_iou(ref.masks, got.masks) >= 0.99).all()
-    assert not np.array_equal(ref.mask_scores, got.mask_scores)  # it really ran in bf16
+    check_fast_path_tolerance(slow, fast)
     assert all(torch.equal(v, state[k]) for k, v in sam.state_dict().items())
     assert all(
         "forward" not in vars(b.attn) and type(b.attn).forward is Attention.forward

@@ -17,12 +17,14 @@ release, all deliberate:
 * Overlapping masks are made disjoint (``resolve_overlaps``) unless ``SegmenterConfig.overlap ==
   "none"``.
 
-Fast path (``SegmenterConfig.fast``; ``None`` = on when the device is CUDA): the image encoder runs
-under bf16 autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``;
-the model itself is untouched). Tolerances, tested on the tiny random SAM: the SDPA attention
-equals SAM's attention in float32 to 1e-5 and the whole encoder to 1e-4 (max abs); bf16 autocast
-masks reach IoU >= 0.99 against float32 on a synthetic frame. Expect the same order of agreement
-with real weights, not bit equality.
+Fast path (``SegmenterConfig.fast``; ``None`` = on where bf16 runs natively: CUDA, or a CPU with
+AVX512-BF16 or AMX, ``uvosam.box_segmenter.cpu_has_bf16``): the image encoder runs under bf16
+autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``; the model
+itself is untouched). Tolerances, tested on the tiny random SAM: the SDPA attention equals SAM's
+attention in float32 to 1e-5 and the whole encoder to 1e-4 (max abs). The bf16 masks are not
+bit-equal to float32's: per mask at most 0.5% of the frame's pixels differ, so a mask of at least
+a fifth of the frame keeps IoU >= 0.99, while a small one can fall far lower (tests/model_helpers.py
+``check_fast_path_tolerance``; docs/mask_models.md). Not checked with real weights.
 
 Compile (``SegmenterConfig.compile``, off by default): the function that runs the encoder (fast or
 plain) goes through ``torch.compile`` once per segmenter, at its first encoder call; the shared

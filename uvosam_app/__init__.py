@@ -15,6 +15,7 @@ One concept per module:
 - ``probes``: what the input files are (``probe``), each probed once;
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;
 - ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);
+  ``server_log``: the server log's set-up and the start and end lines of each job;
 - ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``describe``: what an input
   is and what Run will cover, before Run; ``checks``: what a request is checked against before any work;
   ``layout``: the components.

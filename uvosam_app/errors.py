@@ -2,7 +2,8 @@
 message (worded for the app's inputs), running out of GPU memory says what to try, anything else is logged with an
 id that the message names; and how the page shows it: in the toast as written (``text_toasts`` for a function,
 ``failures_in_status`` for an async generator), and in the status line of a job that failed, or in place of the
-scores of a Score that did (``failures_in_status``). Each refusal is one line of the server log (``log_refusals``).
+scores of a Score that did (``failures_in_status``). Each job these decorators wrap is two lines of the server log,
+its start and its end (``uvosam_app.server_log``); each refusal met before a handler runs, one (``log_refusals``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import html
 import inspect
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +31,7 @@ from uvosam.errors import (
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video import ACCEPTED_FILE, ACCEPTED_FOLDER, VIDEO_EXTENSIONS
 from uvosam_app.models import ModelsNotLoadedError
+from uvosam_app.server_log import JobKind, JobLog, one_line, session_tag, where
 from uvosam_app.text import failed_status, out_of_memory_text
 
 logger = logging.getLogger("uvosam.app")
@@ -115,17 +118,26 @@ MODEL_UNAVAILABLE = (
 )
 # the start of to_gr_error's message for an unexpected error (which it logged, with its traceback)
 INTERNAL_ERROR = "Something went wrong on our side"
-# the longest message a refusal's log line gives (the toast gives all of it)
-LOGGED_CHARS = 300
+
+
+def _outcome(message: str) -> tuple[str, str]:
+    """How a job's end line names what ended it with ``message`` (a ``to_gr_error`` message): ("failed", its error
+    id or "out of GPU memory"), or ("refused", the message)."""
+    if message.startswith(INTERNAL_ERROR):
+        found = re.search(r"error id (\w+)", message)
+        return "failed", f"error id {found.group(1) if found else '?'}"
+    if message == out_of_memory_text():
+        return "failed", "out of GPU memory"
+    return "refused", message
 
 
 def log_refusals(blocks: gr.Blocks) -> None:
     """One INFO line in the server log for each request of ``blocks`` refused with a message for the visitor (a
     ``gr.Error``: a non-video, a truncated mp4, a setting out of range, ZeroGPU's quota, Gradio's "Queue is full"):
-    the endpoint, page or API, and the message (on one line, at most ``LOGGED_CHARS``); no traceback, no file
-    contents. Gradio logs none of them (a ``gr.Error`` that says ``print_exception=False`` prints nothing); an
-    unexpected error (its id) and running out of GPU memory were logged by ``to_gr_error`` already. Call it once
-    ``blocks.queue()`` is set.
+    the endpoint, page or API, the session tag and the message (``server_log.one_line``); no
+    traceback, no file contents. Gradio logs none of them (a ``gr.Error`` that says ``print_exception=False``
+    prints nothing); an unexpected error (its id) and running out of GPU memory were logged by ``to_gr_error``
+    already, and a job's refusal by its end line (``JOB_LOGGED``). Call it once ``blocks.queue()`` is set.
 
     Wraps, on the instance, the two methods of Gradio 6.31 that every refusal passes: ``Blocks.process_api`` (a
     component's ``preprocess``, a handler, a file link: whatever raises in an event) and ``Queue.push`` (a full
@@ -137,8 +149,9 @@ def log_refusals(blocks: gr.Blocks) -> None:
         try:
             return await process_api(*args, **kwargs)
         except gr.Error as err:
-            block_fn = kwargs["block_fn"] if "block_fn" in kwargs else args[0]
-            _log_refusal(_endpoint(blocks, block_fn), err.message, kwargs.get("request"))
+            if not getattr(err, JOB_LOGGED, False):
+                block_fn = kwargs["block_fn"] if "block_fn" in kwargs else args[0]
+                _log_refusal(_endpoint(blocks, block_fn), err.message, kwargs.get("request"))
             raise
 
     async def logged_push(*args: Any, **kwargs: Any) -> Any:
@@ -166,10 +179,25 @@ def _log_refusal(endpoint: str, message: str, request: Any) -> None:
         message = html.unescape(message.replace("<br>", "\n"))
     if message.startswith(INTERNAL_ERROR) or message == out_of_memory_text():
         return  # logged where it was mapped (to_gr_error)
-    text = " ".join(message.split())
-    if len(text) > LOGGED_CHARS:
-        text = text[: LOGGED_CHARS - 1] + "…"
-    logger.info("refused %s (%s): %s", endpoint, "page" if page else "API", text)
+    logger.info("refused %s: %s", where(endpoint, page, session_tag(request)), one_line(message))
+
+
+# set on the gr.Error that ended a job whose end line said it (``log_refusals`` leaves it out)
+JOB_LOGGED = "uvosam_job_logged"
+
+
+def _begin(kind: JobKind, signature: inspect.Signature, args: tuple, kwargs: dict) -> JobLog:
+    """The start line of a decorated handler's job (``JobLog.begin``), from the arguments it was called with."""
+    arguments = signature.bind(*args, **kwargs).arguments
+    request = arguments.get("request")
+    return JobLog.begin(kind, arguments, page=from_page(request), request=request)
+
+
+def _ended_by(job: JobLog, shown: gr.Error, *raised: BaseException) -> None:
+    """The end line of ``job``, which ended with ``shown`` (``to_gr_error``'s), marked on the errors ``raised``."""
+    job.end(*_outcome(shown.message))
+    for err in raised:
+        setattr(err, JOB_LOGGED, True)
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -214,32 +242,46 @@ def _for_request(
     return for_page(shown, signature.bind(*args, **kwargs).arguments.get("request"))
 
 
-def text_toasts(handler: Handler) -> Handler:
-    """Decorate an event handler function with a ``request: gr.Request`` parameter: the ``gr.Error`` it raises
-    shows its message in the page's toast exactly as written (``for_page``); API clients see the plain text. A
+def text_toasts(job: JobKind) -> Callable[[Handler], Handler]:
+    """Decorate an event handler function with a ``request: gr.Request`` parameter, a ``job`` of the server log
+    (its start line, and its end line: done, refused with the message, or failed with the id ``to_gr_error`` logged
+    the error with): the ``gr.Error`` it raises shows its message in the page's toast exactly as written
+    (``for_page``); API clients see the plain text, and an unexpected error is mapped (``to_gr_error``). A
     generator handler goes through ``failures_in_status`` (Gradio ends a sync generator's cancelled event only once
     its current step returns: they are async generators, where Stop lands at once)."""
-    signature = _request_signature(handler)
-    if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
-        raise TypeError(
-            f"{handler.__qualname__}: a generator handler is an async one, under failures_in_status"
-        )
 
-    @functools.wraps(handler)
-    def function(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return handler(*args, **kwargs)
-        except gr.Error as err:
-            page_err = _for_request(err, signature, args, kwargs)
-            if page_err is err:
-                raise
-            raise page_err from err
+    def decorate(handler: Handler) -> Handler:
+        signature = _request_signature(handler)
+        if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+            raise TypeError(
+                f"{handler.__qualname__}: a generator handler is an async one, under failures_in_status"
+            )
 
-    return function  # type: ignore[return-value]
+        @functools.wraps(handler)
+        def function(*args: Any, **kwargs: Any) -> Any:
+            logged = _begin(job, signature, args, kwargs)
+            try:
+                result = handler(*args, **kwargs)
+                logged.end("done")
+                return result
+            except Exception as err:
+                shown = to_gr_error(err)
+                page_err = _for_request(shown, signature, args, kwargs)
+                _ended_by(logged, shown, page_err)
+                if page_err is err:
+                    raise
+                raise page_err from err
+            finally:
+                logged.end("stopped")  # no end yet: interrupted (the first end line stays)
+
+        function.job = job  # type: ignore[attr-defined]
+        return function  # type: ignore[return-value]
+
+    return decorate
 
 
 def failures_in_status(
-    width: int, *, line: Callable[[str], str] = failed_status
+    width: int, *, job: JobKind, line: Callable[[str], str] = failed_status
 ) -> Callable[[Handler], Handler]:
     """Decorate an async-generator handler (with a ``request: gr.Request`` parameter) whose updates are ``width``
     outputs, the status line first (one output: the update is its value, not a tuple): what it raises (a refusal
@@ -248,6 +290,11 @@ def failures_in_status(
     logged with an id) whose toast shows the message as written (as ``text_toasts``'). The toast goes after a few
     seconds; the status line keeps why. A Stop (Gradio cancels the handler's task) is no failure: nothing is
     written (``App.stopped`` writes its line).
+
+    The handler is a ``job`` of the server log: its start line, then its end line, once: done (its result came),
+    refused (with the message), failed (with the error id), or stopped (cancelled by Stop or an API client's
+    cancel, or closed before its end), with the frames it did (``uvosam_app.progress.drive`` counts them while
+    the handler's step runs: ``JobLog.current``).
 
     A cancel lands inside the handler, whose ``finally`` runs at once; Gradio never closes the generators of a
     finished or cancelled event itself (its wrapper's ``aclose`` leaves the inner one), asyncio's finaliser of unused
@@ -260,19 +307,31 @@ def failures_in_status(
 
         @functools.wraps(handler)
         async def stream(*args: Any, **kwargs: Any) -> Any:
+            logged = _begin(job, signature, args, kwargs)
             try:
                 async with contextlib.aclosing(handler(*args, **kwargs)) as updates:
-                    async for update in updates:
+                    while True:
+                        with logged.current():
+                            try:
+                                update = await anext(updates)
+                            except StopAsyncIteration:
+                                break
                         yield update
+                logged.end("done")
             except Exception as err:  # raised again, once the status line says it
                 shown = to_gr_error(err)
+                page_err = _for_request(shown, signature, args, kwargs)
+                _ended_by(logged, shown, page_err)
                 status = line(shown.message)
                 yield status if width == 1 else (status, *[gr.skip()] * (width - 1))
-                page_err = _for_request(shown, signature, args, kwargs)
                 if page_err is err:
                     raise
                 raise page_err from err
+            finally:
+                # no end yet: cancelled, or closed before its end (a job whose result came is done)
+                logged.end("done" if logged.finished else "stopped")
 
+        stream.job = job  # type: ignore[attr-defined]
         return stream  # type: ignore[return-value]
 
     return decorate

@@ -23,6 +23,7 @@ from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
+from uvosam_app import server_log
 from uvosam_app import uploads as app_uploads
 from uvosam_app.checks import (
     OutputChoices,
@@ -105,7 +106,7 @@ class App:
         self.links = LinkHandlers(settings, self.work, self.probes, self.served)
 
     # ------------------------------------------------------------------------------------------ run
-    @failures_in_status(9)
+    @failures_in_status(9, job=server_log.RUN)
     async def segment(
         self,
         video: str | None,
@@ -293,7 +294,7 @@ class App:
         return merge_hints_markdown(masks_zip, merge)
 
     # ---------------------------------------------------------------------------------------- score
-    @failures_in_status(1, line=score_failed_markdown)
+    @failures_in_status(1, job=server_log.SCORE, line=score_failed_markdown)
     async def score_shown(
         self,
         gt_zip: str | None,
@@ -345,7 +346,7 @@ class App:
         return gr.skip()
 
     # ------------------------------------------------------------------------------------ re-render
-    @failures_in_status(6)
+    @failures_in_status(6, job=server_log.RERENDER)
     async def rerender(
         self,
         keep: list[int] | None,

@@ -16,6 +16,7 @@ import gradio as gr
 import numpy as np
 
 from uvosam_app import links as app_links
+from uvosam_app import server_log
 from uvosam_app.errors import USER_ERRORS, from_page, text_toasts, to_gr_error
 from uvosam_app.probes import ProbeCache
 from uvosam_app.served import ServedFiles
@@ -46,7 +47,7 @@ class LinkHandlers:
         self.probes = probes
         self.served = served or ServedFiles()
 
-    @text_toasts
+    @text_toasts(server_log.LOAD)
     def load_url(
         self,
         url: str | None,

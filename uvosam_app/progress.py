@@ -12,6 +12,7 @@ import numpy as np
 
 from uvosam.job_types import JobResult
 from uvosam_app.errors import to_gr_error
+from uvosam_app.server_log import count_step
 from uvosam_app.text import status_text
 from uvosam_app.work import JobPump
 
@@ -34,7 +35,8 @@ async def drive(
     """The job's updates, at least one per ``interval`` s (the status line's clock, with the frame counter, speed
     and ETA); before the first step the status says ``starting``, or that the job waits for a worker. What the job
     raised is raised as ``to_gr_error`` maps it. The waits for the job (``JobPump.next_items``) block no other task,
-    and a cancel of the handler's task (Stop) lands in them at once.
+    and a cancel of the handler's task (Stop) lands in them at once. Each step is counted for the job's end line in
+    the server log (``server_log.count_step``).
 
     No Gradio progress bar: its timer counted from the last update (0.0-0.4 s all through a 13 s run), and its text
     covered the status line with the same frame counter.
@@ -59,6 +61,7 @@ async def drive(
             if item.done:
                 return
             step = item.step
+            count_step(step)  # the frames the job's end line gives
             preview = step.preview if step.preview is not None else preview
             if step.chunk is not None or step.result is not None:
                 chunk = None if step.chunk is None else str(step.chunk)

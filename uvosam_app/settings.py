@@ -16,6 +16,7 @@ from typing import Any
 from uvosam.config import SAM2_MODEL_TYPES, SAM_PRECISIONS, VideoLimits
 from uvosam_app.gpu import zero_gpu
 from uvosam_app.models import PRESETS, mask_models, sam2_missing
+from uvosam_app.server_log import LEVELS
 
 # Gradio's file cache (uploads, served outputs): its sweep (``uvosam_app.served.ServedFiles``, app.py) runs every
 # FILE_SWEEP_EVERY_S and deletes the files older than FILE_MAX_AGE_S; FILES_KEPT is how long, as the texts say it
@@ -139,6 +140,7 @@ class AppSettings:
             [UVOSAM_PRELOAD, comma-separated, e.g. ``vit_h,sam2.1_tiny,idol-ovis-r50``].
         start_models_only: offer only the models loaded at start (the defaults and ``preload``); set on ZeroGPU,
             whose CUDA emulation lets models load only in the main thread at start [from ``SPACES_ZERO_GPU``].
+        log_level: the server log's level, one of ``server_log.LEVELS`` (any case) [UVOSAM_LOG_LEVEL].
     """
 
     max_frames: int = 900
@@ -159,12 +161,18 @@ class AppSettings:
     sam_precision: str = "auto"
     preload: tuple[str, ...] = ()
     start_models_only: bool = False
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if self.sam_precision not in SAM_PRECISIONS:
             raise ValueError(
                 f"UVOSAM_SAM_PRECISION (AppSettings.sam_precision) must be one of {tuple(SAM_PRECISIONS)}; got "
                 f"{self.sam_precision!r}"
+            )
+        if self.log_level not in LEVELS:
+            raise ValueError(
+                f"UVOSAM_LOG_LEVEL (AppSettings.log_level) must be one of {', '.join(LEVELS)}; got "
+                f"{self.log_level!r}"
             )
         if self.default_preset not in PRESETS:
             raise ValueError(
@@ -203,6 +211,7 @@ class AppSettings:
             sam_precision=(env.get("UVOSAM_SAM_PRECISION") or d.sam_precision).strip().lower(),
             preload=tuple(n.strip() for n in env.get("UVOSAM_PRELOAD", "").split(",") if n.strip()),
             start_models_only=zero_gpu(),
+            log_level=(env.get("UVOSAM_LOG_LEVEL") or d.log_level).strip().upper(),
         )
 
     def presets(self) -> tuple[str, ...]:

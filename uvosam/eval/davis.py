@@ -205,12 +205,10 @@ def _same_shape(labels: np.ndarray, first: np.ndarray, path: Path, first_path: P
 def score_sequence(
     seq: SequenceFiles, results_dir: str | Path, *, task: str = "unsupervised"
 ) -> list[ObjectScore]:
-    """Score one sequence: one :class:`ObjectScore` per ground-truth object of its first annotation frame."""
+    """Score one sequence: one :class:`ObjectScore` per ground-truth object of its first annotation frame (none
+    when that frame has no object: ``evaluate`` warns of such a sequence, ``score_clip`` refuses it)."""
     j_arr, f_arr, num_objects = _frame_matrices(seq, Path(results_dir), task)
     if num_objects == 0:
-        logger.warning(
-            "sequence %s has no object in its first annotation frame; it adds no rows", seq.name
-        )
         return []
     if task == "semi-supervised":
         pairs = [(k, k) for k in range(num_objects)]
@@ -283,6 +281,12 @@ def evaluate(
             per_seq = pool.map(_score_job, jobs, chunksize=1)
     else:
         per_seq = [_score_job(job) for job in jobs]
+    for seq, rows in zip(seqs, per_seq, strict=True):
+        # the set's other sequences are scored: this one is left out, which its user must hear
+        if not rows:
+            logger.warning(
+                "sequence %s has no object in its first annotation frame; it adds no rows", seq.name
+            )
     objects = tuple(obj for rows in per_seq for obj in rows)
     if not objects:
         raise ValueError(
