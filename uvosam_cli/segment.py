@@ -15,8 +15,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
 from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export_types import ExportOptions
 from uvosam.job import run_job
@@ -24,6 +22,7 @@ from uvosam.job_plan import job_name
 from uvosam.job_staging import CACHE_FOLDER, EXPORT_FOLDER, check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
+from uvosam.progress import progress_bar
 from uvosam.remote_files import is_zip_download
 from uvosam.remote_links import looks_like_link, parse_link, refuse_page_link
 from uvosam.remote_video import download_video
@@ -140,7 +139,7 @@ def local_input(text: str) -> Iterator[Path]:
         return
     with (
         tempfile.TemporaryDirectory(prefix="uvosam-url-") as tmp,
-        tqdm(
+        progress_bar(
             desc="download", unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True
         ) as bar,
     ):
@@ -252,7 +251,7 @@ def _segment(
     result = None
     # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
     with (
-        tqdm(desc=source.name, unit="frame", dynamic_ncols=True) as bar,
+        progress_bar(desc=source.name, unit="frame", dynamic_ncols=True) as bar,
         contextlib.closing(run_job(pipe, source, args.out, options)) as steps,
     ):
         for update in steps:
