@@ -626,7 +626,7 @@ def test_device_check_passes_what_torch_parses_and_checks_only_cuda_and_mps(monk
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    for device in ("cpu:0", torch.device("cpu", 0), "mps", "mps:0", "xpu", "meta"):
+    for device in ("cpu:0", torch.device("cpu", 0), "mps", "mps:0"):
         check_device(device)
     with pytest.raises(ValueError, match="device='cuda:0': torch finds no CUDA GPU"):
         check_device(torch.device("cuda", 0))
@@ -663,3 +663,33 @@ def test_docs_cli_lists_every_option_of_every_command():
             if o.startswith("--") and o != "--help"
         }
         assert options == listed, (name, options ^ listed)
+
+
+def test_a_device_torch_cannot_use_is_refused_in_one_line_before_the_models_load(
+    frames_dir, tmp_path, no_models, capsys
+):
+    """`--device xpu` (a torch built without XPU) passed the check: the weights were read and the tracker built,
+    then a traceback ("AssertionError: Torch not compiled with XPU enabled") and exit 1; `--device meta` and
+    `vulkan` were refused only after the models had loaded."""
+    import torch
+
+    devices = ["meta", "vulkan"] + ([] if torch.xpu.is_available() else ["xpu"])
+    track = [
+        "track",
+        str(frames_dir),
+        "--weights",
+        "idol-coco-r50",
+        "--out",
+        str(tmp_path / "t.json"),
+    ]
+    segment = ["segment", str(frames_dir), "--out", str(tmp_path / "o")]
+    for argv in (segment, track):
+        for device in devices:
+            assert uvosam_cli.main([*argv, "--device", device]) == 2
+            err = capsys.readouterr().err
+            assert (
+                err.count("\n") == 1
+                and f"error: --device {device}: torch cannot use it here (" in err
+            )
+    assert "(AssertionError: Torch not compiled with XPU enabled)" in err or "xpu" not in devices
+    assert not (tmp_path / "o").exists()
