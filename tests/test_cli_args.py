@@ -602,7 +602,7 @@ def test_train_memory_check_can_be_skipped_and_passes_a_resumed_run_with_nothing
     ("0", False, "nothing to train: {out} had reached iteration 2 already"),
 ])  # fmt: skip
 def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
-    tmp_path, monkeypatch, caplog, rank, saved, said
+    tmp_path, monkeypatch, caplog, capsys, rank, saved, said
 ):
     """Under torchrun, rank 1 logged "finished at iteration 2: None" (only rank 0 saves)."""
     from uvosam.train import datasets, loop
@@ -615,9 +615,22 @@ def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
     with caplog.at_level("INFO", logger="uvosam_cli.train"):
         assert uvosam_cli.main(_train_argv(tmp_path)) == 0
     assert said.format(out=out) in caplog.text and "None" not in caplog.text
+    # the result on stdout: the final checkpoint's path alone (it was only in a log record, on stderr)
+    assert capsys.readouterr().out == (f"{final}\n" if saved else "")
 
 
-def test_device_check_passes_what_torch_parses_and_checks_only_cuda_and_mps(monkeypatch):
+def test_train_counts_its_videos_in_words(tmp_path, monkeypatch, caplog):
+    """It logged "folder:...: 1 videos, ratio 1"."""
+    from uvosam.train import datasets, loop
+
+    monkeypatch.setattr(datasets, "load_specs", lambda specs: [[object()] for _ in specs])
+    monkeypatch.setattr(loop, "train", lambda *a, **k: loop.TrainResult(2, None, None, {}, None))
+    with caplog.at_level("INFO", logger="uvosam_cli.train"):
+        assert uvosam_cli.main(_train_argv(tmp_path)) == 0
+    assert f"folder {tmp_path / 'videos'}: 1 video, ratio 1" in caplog.text
+
+
+def test_device_check_passes_what_torch_parses_and_checks_cuda_and_mps(monkeypatch):
     """The library's check refused "cpu:0", torch.device("cpu", 0), "mps:0" and "xpu" ("that is not a device
     name"), which resolve_device had passed to torch."""
     import torch
