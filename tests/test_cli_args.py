@@ -496,19 +496,38 @@ def _options(parser):
 
 def test_every_option_has_help_and_says_its_default():
     """`segment --help` showed no default for --tracker / --sam, `ytvis-run --split` hid its default and
-    `davis-run --set` had no help at all."""
+    `davis-run --set` had no help at all; nor what --max-frames, --max-objects, --output-max-side, --config-yaml
+    (segment), --max-frames, --batch-size (track) or --sequences (davis-score) do when not given (docs/cli.md: "lists
+    every option with its default"). A flag, or a required option, has none to say."""
     missing = []
     for name, action in _options(uvosam_cli.build_parser()):
-        default = action.default
         if action.help is None:
             missing.append(f"{name} {action.option_strings[0]}: no help")
-        elif (
-            default not in (None, {})
-            and not isinstance(default, bool)
-            and "default" not in action.help
-        ):
-            missing.append(f"{name} {action.option_strings[0]}: default {default!r} not said")
+        elif action.nargs != 0 and not action.required and "default" not in action.help:
+            missing.append(
+                f"{name} {action.option_strings[0]}: default {action.default!r} not said"
+            )
+        if action.dest == "device" and "any device name torch takes" not in action.help:
+            missing.append(
+                f"{name} --device: lists only some devices"
+            )  # xpu and the rest are taken too
     assert not missing, "\n".join(missing)
+
+
+def test_an_unknown_option_after_a_command_shows_that_commands_usage(capsys):
+    """`uvosam davis-run ... --max-objects 2` showed the top-level usage ("uvosam [-h] [-v] {segment,...}")."""
+    with pytest.raises(SystemExit) as ended:
+        uvosam_cli.main(["davis-run", "--davis-root", "D", "--out", "o", "--max-objects", "2"])
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and err.startswith("usage: uvosam davis-run [-h] --davis-root")
+    assert (
+        err.splitlines()[-1] == "uvosam davis-run: error: unrecognized arguments: --max-objects 2"
+    )
+    with pytest.raises(SystemExit):  # one before the command: the top level's
+        uvosam_cli.main(["--bogus", "info"])
+    assert (
+        capsys.readouterr().err.splitlines()[-1] == "uvosam: error: unrecognized arguments: --bogus"
+    )
 
 
 def test_ytvis_run_without_annotations_names_both_layouts_as_plain_paths(tmp_path, capsys):

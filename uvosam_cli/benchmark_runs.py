@@ -29,7 +29,12 @@ from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
 from uvosam.text import count
 from uvosam.weight_checksums import file_sha256
-from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_config
+from uvosam_cli.arguments import (
+    CONFIG_YAML_HELP,
+    DEVICE_HELP,
+    add_sam_arguments,
+    segmenter_config,
+)
 from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
 from uvosam_cli.davis import format_tables
 
@@ -43,7 +48,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help=f"tracker preset or checkpoint path (default: {DEFAULT_TRACKER}; the paper's DAVIS tracker is "
         f"{PAPER_TRACKER})",
     )  # fmt: skip
-    p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
+    p.add_argument("--config-yaml", type=Path, help=CONFIG_YAML_HELP)
     add_sam_arguments(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
@@ -71,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sequences",
         nargs="+",
-        help="segment only these sequences of the set (the score covers all the folder holds)",
+        help="segment only these sequences of the set (default: all of it; the score covers all the "
+        "folder holds)",
     )
     p.add_argument("--no-score", action="store_true", help="only write the PNGs (e.g. test-dev)")
     _model_args(p)

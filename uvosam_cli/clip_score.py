@@ -46,9 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stride", type=positive_int,
         help="the run's frame stride S: the ground truth has one PNG per source frame, not named as the result "
-        "frames, and every S-th is used (without it, PNGs are matched by name or one per result frame)",
+        "frames, and every S-th is used (default: none, PNGs are matched by name or one per result frame)",
     )  # fmt: skip
-    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--json", type=Path, help="also write the numbers to this JSON file (default: none)"
+    )
     parser.set_defaults(func=run)
 
 

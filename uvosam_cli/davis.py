@@ -37,15 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--task", choices=TASKS, default="unsupervised", help="protocol (default: unsupervised)"
     )
-    parser.add_argument("--sequences", nargs="+", help="score only these sequences of the set")
+    parser.add_argument(
+        "--sequences", nargs="+", help="score only these sequences of the set (default: all of it)"
+    )
     parser.add_argument(
         "--workers", type=positive_int, default=2, help="scoring processes (default: 2)"
     )
-    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--json", type=Path, help="also write the numbers to this JSON file (default: none)"
+    )
     parser.add_argument(
         "--csv", type=Path, metavar="DIR",
         help="also write the official tool's two tables into DIR: global_results-<set>.csv and "
-        "per-sequence_results-<set>.csv (its columns and 3 decimals)",
+        "per-sequence_results-<set>.csv (its columns and 3 decimals; default: none)",
     )  # fmt: skip
     parser.set_defaults(func=run)
 

@@ -90,7 +90,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "labels, alpha WebM, sound) unless a flag below says otherwise.",
     )
     p.add_argument("run", type=Path, help="the run's --out folder (it holds cache/)")
-    p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="write here instead of into the run's folder (default: the run's folder)",
+    )
     p.add_argument(
         "--keep",
         type=_track_id,
@@ -98,7 +102,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="keep only these track ids (default: all)",
     )
-    p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
+    p.add_argument(
+        "--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX} (default: none)"
+    )
     p.add_argument(
         "--style", choices=STYLES, help="the output video's style (see segment; default: the run's)"
     )

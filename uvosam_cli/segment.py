@@ -31,6 +31,7 @@ from uvosam.text import count
 from uvosam.video import probe
 from uvosam_cli.arguments import (
     ALPHA_WEBM_HELP,
+    CONFIG_YAML_HELP,
     DEVICE_HELP,
     add_sam_arguments,
     max_side,
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tracker", default=DEFAULT_TRACKER,
         help=f"tracker preset or checkpoint path (default: {DEFAULT_TRACKER})",
     )  # fmt: skip
-    p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
+    p.add_argument("--config-yaml", type=Path, help=CONFIG_YAML_HELP)
     add_sam_arguments(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument(
@@ -84,9 +85,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--stride", type=positive_int, default=1, help="use every N-th frame (default: 1, all)"
     )
-    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument(
-        "--max-objects", type=positive_int, help="segment at most this many tracks per frame"
+        "--max-frames", type=positive_int, help="stop after this many frames (default: all of them)"
+    )
+    p.add_argument(
+        "--max-objects",
+        type=positive_int,
+        help="segment at most this many tracks per frame, the best by score (default: all of them)",
     )
     p.add_argument(
         "--min-score",
@@ -97,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output-max-side",
         type=max_side,
-        help="shrink the output video (any --style) to at most this longest side (never enlarged)",
+        help="shrink the output video (any --style) to at most this longest side (never enlarged; default: "
+        "the source's size)",
     )
     p.add_argument(
         "--style",

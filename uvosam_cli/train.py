@@ -57,7 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "'none' (default: the config's init)",
     )
     parser.add_argument(
-        "--iters", type=positive_int, default=None, help="override the iteration count"
+        "--iters",
+        type=positive_int,
+        default=None,
+        help="override the iteration count (default: the config's)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in --out"
