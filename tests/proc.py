@@ -1,7 +1,9 @@
 """Process checks and the ffmpeg runner shared by the tests."""
 
+import io
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -38,3 +40,30 @@ def ffmpeg_children() -> list[int]:
         if ppid == os.getpid() and b"ffmpeg" in cmdline:
             pids.append(int(entry.name))
     return pids
+
+
+def run_with_gone_reader(args: list[str], **run) -> subprocess.CompletedProcess:
+    """``python args`` with this checkout importable, its stdout a pipe whose reader has gone (``| true``: closed
+    before it starts), stderr captured as text."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        **run.pop("env", {}),
+    }
+    try:
+        return subprocess.run(
+            [sys.executable, *args], stdout=write, stderr=subprocess.PIPE, text=True, env=env,
+            timeout=run.pop("timeout", 120), check=False, **run,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+
+
+class GoneStdout(io.StringIO):
+    """A ``sys.stdout`` whose reader went: every write raises ``BrokenPipeError`` (in-process, where the command's
+    own files must not depend on stdout)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")

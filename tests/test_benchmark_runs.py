@@ -71,6 +71,27 @@ def test_davis_run_resumes_and_writes_what_the_scorer_accepts(tmp_path, pipe):
     assert 0.0 <= scores.global_dict()["J&F-Mean"] <= 1.0
 
 
+def test_davis_run_writes_its_masks_and_score_before_stdout(tmp_path, pipe, monkeypatch):
+    """Its progress lines went to stdout, and the tables before the score was recorded: with stdout's reader gone
+    (`| head -1`), the run ended at its first line, after one sequence and with no score in run.json."""
+    import sys
+
+    from proc import GoneStdout
+
+    root = tmp_path / "DAVIS"
+    make_synthetic_davis(root, sequences=2, frames=3)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
+    monkeypatch.setattr(sys, "stdout", GoneStdout())
+    out = tmp_path / "r"
+    uvosam_cli.main(["davis-run", "--davis-root", str(root), "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "run.json",
+        "synth-000",
+        "synth-001",
+    ]
+    assert json.loads((out / "run.json").read_text())["scores"]["J&F-Mean"] >= 0
+
+
 def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monkeypatch, capsys):
     root = tmp_path / "DAVIS"
     make_synthetic_davis(root, sequences=2, frames=5)
@@ -78,8 +99,9 @@ def test_davis_run_cli_scores_and_prints_the_paper_numbers(tmp_path, pipe, monke
     assert (
         uvosam_cli.main(["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]) == 0
     )
-    out = capsys.readouterr().out
-    assert "[1/2] synth-000: 5 frames" in out and "Global results for val" in out
+    out, err = capsys.readouterr()
+    assert "[1/2] synth-000: 5 frames" in err and "Global results for val" in out
+    assert "[1/2]" not in out  # progress goes to stderr: stdout holds the results
     assert "J&F-Mean" in out and "0.809" in out
     # the default tracker is not the paper's: the comparison says which models each side used
     assert "ours: idol-ytvis19-r50 + vit_h; paper (UVOSAM README): uvosam-davis-r50 + vit_h" in out
@@ -191,7 +213,7 @@ def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypat
     first["created_utc"] = "2020-01-01T00:00:00Z"  # as if the first run had been long ago
     (out / "run.json").write_text(json.dumps(first))
     assert uvosam_cli.main(base + ["--sam", "vit_b"]) == 0
-    assert "already done, skipped" in capsys.readouterr().out and (out / seqs[1]).is_dir()
+    assert "already done, skipped" in capsys.readouterr().err and (out / seqs[1]).is_dir()
     resumed = json.loads((out / "run.json").read_text())
     assert resumed["created_utc"] == "2020-01-01T00:00:00Z"  # the folder's first run, kept
     assert (
@@ -468,12 +490,12 @@ def test_davis_run_into_a_finished_folder_loads_no_model(tmp_path, pipe, monkeyp
     monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(1) or pipe)
     argv = ["davis-run", "--davis-root", str(root), "--out", str(tmp_path / "r")]
     assert uvosam_cli.main(argv) == 0 and loaded == [1]
-    first = capsys.readouterr().out
+    first = capsys.readouterr().err
     assert f"[1/2] {seqs[0]}: 1 frame\n" in first  # not "1 frames"
     record = json.loads((tmp_path / "r" / "run.json").read_text())
     assert uvosam_cli.main(argv) == 0 and loaded == [1]
-    out = capsys.readouterr().out
-    assert f"[2/2] {seqs[1]}: already done, skipped" in out and "no model loaded" in out
+    out, err = capsys.readouterr()
+    assert f"[2/2] {seqs[1]}: already done, skipped" in err and "no model loaded" in out
     assert "Global results for val" in out
     again = json.loads((tmp_path / "r" / "run.json").read_text())
     assert again == record  # the same record and score
@@ -499,8 +521,8 @@ def test_davis_run_segments_again_a_sequence_folder_that_lost_a_png(
     kept = (tmp_path / "r" / seqs[0] / "00000.png").read_bytes()
     (tmp_path / "r" / seqs[1] / "00002.png").unlink()
     assert uvosam_cli.main(argv) == 0 and loaded == [1, 1]
-    out = capsys.readouterr().out
-    assert f"[1/2] {seqs[0]}: already done, skipped" in out and f"[2/2] {seqs[1]}: 4 frames" in out
+    err = capsys.readouterr().err
+    assert f"[1/2] {seqs[0]}: already done, skipped" in err and f"[2/2] {seqs[1]}: 4 frames" in err
     assert (tmp_path / "r" / seqs[1] / "00002.png").is_file()
     assert (tmp_path / "r" / seqs[0] / "00000.png").read_bytes() == kept
     assert (

@@ -496,19 +496,38 @@ def _options(parser):
 
 def test_every_option_has_help_and_says_its_default():
     """`segment --help` showed no default for --tracker / --sam, `ytvis-run --split` hid its default and
-    `davis-run --set` had no help at all."""
+    `davis-run --set` had no help at all; nor what --max-frames, --max-objects, --output-max-side, --config-yaml
+    (segment), --max-frames, --batch-size (track) or --sequences (davis-score) do when not given (docs/cli.md: "lists
+    every option with its default"). A flag, or a required option, has none to say."""
     missing = []
     for name, action in _options(uvosam_cli.build_parser()):
-        default = action.default
         if action.help is None:
             missing.append(f"{name} {action.option_strings[0]}: no help")
-        elif (
-            default not in (None, {})
-            and not isinstance(default, bool)
-            and "default" not in action.help
-        ):
-            missing.append(f"{name} {action.option_strings[0]}: default {default!r} not said")
+        elif action.nargs != 0 and not action.required and "default" not in action.help:
+            missing.append(
+                f"{name} {action.option_strings[0]}: default {action.default!r} not said"
+            )
+        if action.dest == "device" and "any device name torch takes" not in action.help:
+            missing.append(
+                f"{name} --device: lists only some devices"
+            )  # xpu and the rest are taken too
     assert not missing, "\n".join(missing)
+
+
+def test_an_unknown_option_after_a_command_shows_that_commands_usage(capsys):
+    """`uvosam davis-run ... --max-objects 2` showed the top-level usage ("uvosam [-h] [-v] {segment,...}")."""
+    with pytest.raises(SystemExit) as ended:
+        uvosam_cli.main(["davis-run", "--davis-root", "D", "--out", "o", "--max-objects", "2"])
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and err.startswith("usage: uvosam davis-run [-h] --davis-root")
+    assert (
+        err.splitlines()[-1] == "uvosam davis-run: error: unrecognized arguments: --max-objects 2"
+    )
+    with pytest.raises(SystemExit):  # one before the command: the top level's
+        uvosam_cli.main(["--bogus", "info"])
+    assert (
+        capsys.readouterr().err.splitlines()[-1] == "uvosam: error: unrecognized arguments: --bogus"
+    )
 
 
 def test_ytvis_run_without_annotations_names_both_layouts_as_plain_paths(tmp_path, capsys):
@@ -602,7 +621,7 @@ def test_train_memory_check_can_be_skipped_and_passes_a_resumed_run_with_nothing
     ("0", False, "nothing to train: {out} had reached iteration 2 already"),
 ])  # fmt: skip
 def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
-    tmp_path, monkeypatch, caplog, rank, saved, said
+    tmp_path, monkeypatch, caplog, capsys, rank, saved, said
 ):
     """Under torchrun, rank 1 logged "finished at iteration 2: None" (only rank 0 saves)."""
     from uvosam.train import datasets, loop
@@ -615,9 +634,22 @@ def test_train_ends_with_the_final_checkpoint_on_rank_0_only(
     with caplog.at_level("INFO", logger="uvosam_cli.train"):
         assert uvosam_cli.main(_train_argv(tmp_path)) == 0
     assert said.format(out=out) in caplog.text and "None" not in caplog.text
+    # the result on stdout: the final checkpoint's path alone (it was only in a log record, on stderr)
+    assert capsys.readouterr().out == (f"{final}\n" if saved else "")
 
 
-def test_device_check_passes_what_torch_parses_and_checks_only_cuda_and_mps(monkeypatch):
+def test_train_counts_its_videos_in_words(tmp_path, monkeypatch, caplog):
+    """It logged "folder:...: 1 videos, ratio 1"."""
+    from uvosam.train import datasets, loop
+
+    monkeypatch.setattr(datasets, "load_specs", lambda specs: [[object()] for _ in specs])
+    monkeypatch.setattr(loop, "train", lambda *a, **k: loop.TrainResult(2, None, None, {}, None))
+    with caplog.at_level("INFO", logger="uvosam_cli.train"):
+        assert uvosam_cli.main(_train_argv(tmp_path)) == 0
+    assert f"folder {tmp_path / 'videos'}: 1 video, ratio 1" in caplog.text
+
+
+def test_device_check_passes_what_torch_parses_and_checks_cuda_and_mps(monkeypatch):
     """The library's check refused "cpu:0", torch.device("cpu", 0), "mps:0" and "xpu" ("that is not a device
     name"), which resolve_device had passed to torch."""
     import torch
@@ -626,7 +658,7 @@ def test_device_check_passes_what_torch_parses_and_checks_only_cuda_and_mps(monk
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    for device in ("cpu:0", torch.device("cpu", 0), "mps", "mps:0", "xpu", "meta"):
+    for device in ("cpu:0", torch.device("cpu", 0), "mps", "mps:0"):
         check_device(device)
     with pytest.raises(ValueError, match="device='cuda:0': torch finds no CUDA GPU"):
         check_device(torch.device("cuda", 0))
@@ -663,3 +695,33 @@ def test_docs_cli_lists_every_option_of_every_command():
             if o.startswith("--") and o != "--help"
         }
         assert options == listed, (name, options ^ listed)
+
+
+def test_a_device_torch_cannot_use_is_refused_in_one_line_before_the_models_load(
+    frames_dir, tmp_path, no_models, capsys
+):
+    """`--device xpu` (a torch built without XPU) passed the check: the weights were read and the tracker built,
+    then a traceback ("AssertionError: Torch not compiled with XPU enabled") and exit 1; `--device meta` and
+    `vulkan` were refused only after the models had loaded."""
+    import torch
+
+    devices = ["meta", "vulkan"] + ([] if torch.xpu.is_available() else ["xpu"])
+    track = [
+        "track",
+        str(frames_dir),
+        "--weights",
+        "idol-coco-r50",
+        "--out",
+        str(tmp_path / "t.json"),
+    ]
+    segment = ["segment", str(frames_dir), "--out", str(tmp_path / "o")]
+    for argv in (segment, track):
+        for device in devices:
+            assert uvosam_cli.main([*argv, "--device", device]) == 2
+            err = capsys.readouterr().err
+            assert (
+                err.count("\n") == 1
+                and f"error: --device {device}: torch cannot use it here (" in err
+            )
+    assert "(AssertionError: Torch not compiled with XPU enabled)" in err or "xpu" not in devices
+    assert not (tmp_path / "o").exists()

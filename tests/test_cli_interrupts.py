@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from doubles import MovingBoxTracker
+from proc import run_with_gone_reader
 from run_helpers import run_clip, snapshot
 
 import uvosam_cli
+import uvosam_cli.info
 import uvosam_cli.segment
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -104,17 +106,43 @@ def test_an_output_that_is_the_input_is_refused_before_the_models_load(tmp_path,
 
 
 SCRIPT = """
-import sys
+import signal, sys, time
 sys.path.insert(0, {tests!r})
-from doubles import MovingBoxTracker
+import torch
+from doubles import MovingBoxSession, MovingBoxTracker
 import uvosam_cli, uvosam_cli.segment
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import tiny_sam
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also where this runs in the background
+push = MovingBoxSession.push
+def busy_push(self, frame):  # torch busy for busy_s in each push: a model in the middle of its frame
+    end, a = time.monotonic() + {busy}, torch.ones(64, 64)
+    while time.monotonic() < end:
+        a = (a @ a).clamp(max=1)
+    return push(self, frame)
+MovingBoxSession.push = busy_push
 pipe = UVOSAM(MovingBoxTracker(num_objects=2, delay_s={delay}), BoxPromptSegmenter(tiny_sam()))
 uvosam_cli.segment.load_pipeline = lambda args: pipe
 sys.exit(uvosam_cli.main(["segment", {source!r}, "--out", {out!r}, "--sam", "vit_b"]))
 """
+
+
+def _command(script: str, **popen) -> subprocess.Popen:
+    """``script`` in a fresh Python that imports this checkout."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
+        **popen.pop("env", {}),
+    }
+    return subprocess.Popen([sys.executable, "-c", script], text=True, env=env, **popen)
+
+
+def _staging_started(proc: subprocess.Popen, out: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".uvosam-run-") for p in out.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_a_real_sigterm_to_the_command_keeps_the_earlier_result(tmp_path, tiny_models):
@@ -123,24 +151,66 @@ def test_a_real_sigterm_to_the_command_keeps_the_earlier_result(tmp_path, tiny_m
     assert _segment(run_clip(tmp_path / "clip.mp4"), out) == 0
     before = snapshot(out)
     source = run_clip(tmp_path / "b" / "clip.mp4", num_frames=60, seed=9)
-    script = SCRIPT.format(tests=str(TESTS), delay=0.1, source=str(source), out=str(out))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, env=env
-    )
-    deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".uvosam-run-") for p in out.iterdir()):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    script = SCRIPT.format(tests=str(TESTS), delay=0.1, busy=0, source=str(source), out=str(out))
+    proc = _command(script, stderr=subprocess.PIPE)
+    _staging_started(proc, out)
     time.sleep(1.0)  # some frames into the staging folder
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.splitlines()[-1].startswith("uvosam segment: interrupted; nothing was written: ")
     assert snapshot(out) == before
+
+
+def test_a_second_signal_while_the_command_stops_only_says_so(tmp_path, tiny_models):
+    """A second Ctrl-C while a stopped `segment` waited for its models' thread aborted it: "terminate called
+    without an active exception", exit 134 (the thread was still in torch when the interpreter exited)."""
+    out = tmp_path / "out"
+    assert _segment(run_clip(tmp_path / "clip.mp4"), out, "--cache") == 0
+    before = snapshot(out)
+    source = run_clip(tmp_path / "b" / "clip.mp4", num_frames=30, seed=9)
+    script = SCRIPT.format(tests=str(TESTS), delay=0, busy=1.5, source=str(source), out=str(out))
+    proc = _command(script, stderr=subprocess.PIPE)
+    _staging_started(proc, out)
+    time.sleep(0.5)  # the models' thread is in a frame's torch work for most of each 1.5 s
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # while it stops
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err  # as the first signal said
+    lines = err.splitlines()
+    assert lines[-1] == (
+        f"uvosam segment: interrupted; nothing was written: {out} is as it was (an earlier result there is kept)"
+    )
+    assert (
+        f"uvosam segment: still stopping (deleting its unfinished files; kill -KILL {proc.pid}"
+        in err
+    )
+    assert "terminate called" not in err and "Traceback" not in err
+    assert snapshot(out) == before  # and no staging folder left
+
+
+def test_a_stopped_command_ends_after_its_models_thread(tmp_path, monkeypatch, capsys):
+    """A stop waited 5 s for the models' thread (``uvosam.prefetch``), then the command ended with the thread still
+    in its frame (SAM ViT-H takes 17 s a frame on a CPU): in torch at exit, it aborted the interpreter (exit 134)."""
+    import threading
+
+    from uvosam.prefetch import MODELS_THREAD
+
+    ended = []
+
+    def command(args):
+        def frame_under_way():
+            time.sleep(0.5)
+            ended.append(time.monotonic())
+
+        threading.Thread(target=frame_under_way, name=MODELS_THREAD, daemon=True).start()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(uvosam_cli.info, "run", command)
+    assert uvosam_cli.main(["info"]) == 130
+    assert ended  # the thread had ended when main returned
+    assert capsys.readouterr().err.splitlines()[-1] == "uvosam info: interrupted"
 
 
 def test_a_full_disk_names_the_folder_and_what_is_left(tmp_path, tiny_models, capsys):
@@ -261,3 +331,41 @@ def test_a_sigterm_while_the_earlier_result_is_put_back_waits_for_it(
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"uvosam segment: interrupted; nothing was written: {out} is as it was (an earlier result there is kept)"
     )
+
+
+def test_a_reader_that_went_ends_the_command_as_sigpipe_does_and_keeps_its_result(tmp_path):
+    """`uvosam segment ... | head -1` said "error: Broken pipe (out); nothing was written" (exit 2) of a run whose
+    files were all written."""
+    out = tmp_path / "out"
+    source = run_clip(tmp_path / "clip.mp4", num_frames=4)
+    script = SCRIPT.format(tests=str(TESTS), delay=0, busy=0, source=str(source), out=str(out))
+    done = run_with_gone_reader(["-c", script], env={"PYTHONUNBUFFERED": "1"})
+    assert done.returncode == 141, done.stderr  # 128 + SIGPIPE, as a shell shows `yes | head -1`
+    assert "error" not in done.stderr and "Traceback" not in done.stderr
+    assert "Exception ignored" not in done.stderr
+    assert len(list((out / "export" / "davis" / "clip").glob("*.png"))) == 4
+    assert (out / "clip_overlay.mp4").is_file() and (out / "clip_uvosam.zip").is_file()
+
+
+def test_a_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    """A Ctrl-C in the seconds the subcommands' imports take printed a 26-line traceback of the imports."""
+
+    def imports(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(uvosam_cli.importlib, "import_module", imports)
+    try:
+        code = uvosam_cli.main(["info"])
+    except KeyboardInterrupt:
+        code = "the KeyboardInterrupt went through"
+    assert code == 130
+    assert capsys.readouterr().err == "uvosam: interrupted\n"
+
+
+def test_the_command_line_imports_no_torch_before_main():
+    """`import uvosam_cli` (the console script's first step) imported torch, before main could catch a Ctrl-C."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, uvosam_cli; print(sorted({'torch', 'numpy'} & set(sys.modules)))"],
+        capture_output=True, text=True, check=True, cwd=TESTS.parent,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[]"

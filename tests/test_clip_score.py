@@ -376,6 +376,29 @@ def test_clip_score_stride_decides_even_when_the_results_are_named_as_ground_tru
         assert "  1.000  " in captured.out and captured.err == ""
 
 
+def test_clip_score_writes_its_json_before_printing(clip_gt, tmp_path, monkeypatch):
+    """Its first line was printed before the scoring: with stdout's reader gone, no JSON was written."""
+    import json
+    import sys
+
+    from proc import GoneStdout
+
+    import uvosam_cli
+
+    d, video = clip_gt
+    _results(tmp_path / "shapes", video, range(0, 12, 2))
+    monkeypatch.setattr(sys, "stdout", GoneStdout())
+    argv = [
+        "clip-score",
+        str(tmp_path / "shapes"),
+        str(d / "gt"),
+        "--json",
+        str(tmp_path / "s.json"),
+    ]
+    assert uvosam_cli.main(argv) == 2  # in-process: no real pipe whose reader went, so an error
+    assert json.loads((tmp_path / "s.json").read_text())["J&F-Mean"] == 1
+
+
 def test_ground_truth_named_as_only_some_frames_says_which_lack_one(clip_gt, tmp_path):
     """A ground truth of 2 PNGs named as frames of the run was told to "name the PNGs as the frames"."""
     d, video = clip_gt

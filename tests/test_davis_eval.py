@@ -497,3 +497,29 @@ def test_davis_score_benchmark_permutes_ids_and_keeps_every_object():
         assert np.array_equal(out > 0, objects)
         pairs = set(zip(labels[objects].tolist(), out[objects].tolist()))
         assert len(pairs) == 4 and {g for g, _ in pairs} == {r for _, r in pairs} == {1, 2, 3, 4}
+
+
+def test_cli_writes_its_files_before_stdout_whose_reader_went(synthetic, tmp_path):
+    """`davis-score ... --json s.json | true` wrote no JSON: the tables were printed first, and the broken pipe ended
+    the command with "error: Broken pipe" (exit 2)."""
+    from proc import run_with_gone_reader
+
+    root, res, _ = synthetic
+    argv = [
+        "-m",
+        "uvosam_cli",
+        "davis-score",
+        "--davis-root",
+        str(root),
+        "--results",
+        str(res),
+        "--workers",
+        "1",
+    ]
+    done = run_with_gone_reader(
+        [*argv, "--json", str(tmp_path / "s.json"), "--csv", str(tmp_path / "csv")],
+        env={"PYTHONUNBUFFERED": "1"},
+    )
+    assert (done.returncode, done.stderr) == (141, "")
+    assert json.loads((tmp_path / "s.json").read_text())["J&F-Mean"] == 1
+    assert (tmp_path / "csv" / "per-sequence_results-val.csv").is_file()

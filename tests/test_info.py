@@ -1,3 +1,8 @@
+import importlib.metadata
+import platform
+
+from proc import run_with_gone_reader
+
 import uvosam_cli
 from uvosam import environment
 
@@ -7,7 +12,7 @@ def test_info_lists_device_backend_versions_and_weights(capsys, tmp_path, monkey
     (tmp_path / "sam_vit_b_01ec64.pth").write_bytes(b"x")
     assert uvosam_cli.main(["info"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("device: cpu") and "msda: gather on CPU" in out
+    assert "\ndevice: cpu" in out and "msda: gather on CPU" in out
     assert f"sam_vit_b: {tmp_path / 'sam_vit_b_01ec64.pth'}" in out
     assert "idol-ytvis19-r50: not downloaded yet" in out
     assert environment.package_versions()["torch"].startswith("2.")
@@ -40,3 +45,33 @@ def test_info_says_a_wrong_size_hf_cache_copy_is_downloaded_again_not_refused(
     said = environment.weight_state("idol-ovis-r50", cached)
     assert said.startswith(f"{cached}: WRONG SIZE, 1,000 bytes") and "refused" not in said
     assert "a load deletes this Hugging Face cache copy and downloads it again" in said
+
+
+def test_info_says_what_a_bug_report_needs_and_never_a_token(capsys, tmp_path, monkeypatch):
+    """It lacked Python, the OS, the ffmpeg it runs, torch's CUDA build, huggingface_hub's and Pillow's versions and
+    the settings (HF_HUB_OFFLINE, UVOSAM_*)."""
+    from uvosam.ffmpeg_binary import ffmpeg_exe
+
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("UVOSAM_MAX_SIDE", "640")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    assert uvosam_cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith(f"python: {platform.python_version()} (")
+    assert f"platform: {platform.platform()}" in lines
+    assert any(line.startswith("torch CUDA build: ") for line in lines)
+    assert f"ffmpeg: {ffmpeg_exe()} (version " in out
+    for name in ("huggingface_hub", "Pillow"):
+        assert f"{name}: {importlib.metadata.version(name)}" in lines
+    settings = next(line for line in lines if line.startswith("settings: "))
+    assert "HF_HUB_OFFLINE=1" in settings and "UVOSAM_MAX_SIDE=640" in settings
+    assert f"UVOSAM_CHECKPOINTS={tmp_path}" in settings and "HF_TOKEN=(set, not shown)" in settings
+    assert "hf_secret_value" not in out
+
+
+def test_info_to_a_reader_that_went_ends_quietly_with_141():
+    """`uvosam info | true`: "Exception ignored ... BrokenPipeError" at exit, status 120."""
+    done = run_with_gone_reader(["-m", "uvosam_cli", "info"])
+    assert (done.returncode, done.stderr) == (141, "")

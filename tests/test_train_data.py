@@ -83,7 +83,8 @@ def test_data_without_a_box_is_refused(tmp_path, annotations):
     """Such a dataset trained with loss 0 at every iteration and wrote model_final.pth."""
     spec = write_ytvis(tmp_path, annotations)
     with pytest.raises(
-        ValueError, match=r"no frame of its 1 videos \(3 frames\) holds a box"
+        ValueError,
+        match=r"no frame of its 1 video \(3 frames\) holds a box",  # not "1 videos"
     ) as err:
         load_specs([spec])
     assert "each annotation's 'bboxes'" in str(err.value)

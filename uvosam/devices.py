@@ -2,6 +2,8 @@
 
 ``UVOSAM.from_pretrained(device="cuda")`` on a machine without CUDA used to read the tracker checkpoint first and then
 fail inside torch ("Found no NVIDIA driver"); the command line (``--device``) and the library now share this check.
+``--device xpu`` on a torch built without XPU read both checkpoints and built the tracker, then failed with a traceback
+("Torch not compiled with XPU enabled"): a device type other than CPU, CUDA and MPS is tried with a one-element tensor.
 """
 
 from __future__ import annotations
@@ -10,27 +12,31 @@ import torch
 
 
 def usable_devices() -> list[str]:
-    """What a ``device`` argument takes on this machine: auto, cpu, and cuda, cuda:0 ... / mps where torch can use
-    them."""
+    """What a ``device`` argument takes on this machine: auto, cpu, and cuda, cuda:0 ... / mps / xpu where torch can
+    use them (any other device torch can use is taken too: ``check_device``)."""
     devices = ["auto", "cpu"]
     if torch.cuda.is_available():
         devices += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         devices.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        devices.append("xpu")
     return devices
 
 
 def check_device(device: str | torch.device, *, option: str | None = None) -> None:
     """Raise ``ValueError`` unless ``device`` is ``"auto"`` or a device torch accepts whose hardware is here.
-    Instant: call it before reading weights.
+    Call it before reading weights: instant for CPU, CUDA and MPS (nothing is allocated).
 
-    Parsed by ``torch.device`` (so ``"cpu:0"``, ``torch.device("cpu", 0)``, ``"mps:0"``, ``"xpu"`` pass); only what
-    can be missing on this machine is checked: CUDA (available, and the index below the GPU count) and MPS
-    (available). Other device types go to torch as given.
+    Parsed by ``torch.device`` (so ``"cpu:0"`` and ``torch.device("cpu", 0)`` pass); then CUDA is checked
+    (available, and the index below the GPU count) and MPS (available); any other device type (``xpu``, ``meta``,
+    ``vulkan`` ...) must take a one-element tensor and give it back to the CPU: ``meta`` holds no data, a torch built
+    without XPU refuses ``xpu``, and the message gives torch's reason.
 
     Args:
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` ... or a ``torch.device``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"xpu"`` ... or a ``torch.device``.
         option: how the message names the value (``"--device"`` on the command line); ``None``: ``device='cuda'``.
     """
     if isinstance(device, str) and device == "auto":
@@ -49,7 +55,7 @@ def check_device(device: str | torch.device, *, option: str | None = None) -> No
 
 
 def _why_unusable(device: torch.device) -> str | None:
-    """Why this machine lacks ``device`` (CUDA or MPS), or ``None`` when torch may use it."""
+    """Why this machine lacks ``device``, or ``None`` when torch may use it."""
     if device.type == "cuda":
         if not torch.cuda.is_available():
             return (
@@ -60,8 +66,25 @@ def _why_unusable(device: torch.device) -> str | None:
         if device.index is not None and device.index >= count:
             gpus = ", ".join(f"cuda:{i}" for i in range(count))
             return f"this machine has {count} CUDA GPU(s) ({gpus})"
-    if device.type == "mps":
+    elif device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
             return "torch finds no Apple GPU (MPS) on this machine"
+    elif device.type != "cpu":
+        return _why_no_tensor(device)
+    return None
+
+
+def _why_no_tensor(device: torch.device) -> str | None:
+    """Torch's reason why a one-element tensor cannot be made on ``device`` and copied back, else ``None``."""
+    try:
+        torch.ones(1, device=device).cpu()
+    # what torch raises for a device type it was not built with, or has no kernels or data for
+    except (RuntimeError, AssertionError, ImportError, ValueError, TypeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        if (
+            len(reason) > 160 and ". " in reason
+        ):  # "Could not run 'aten::empty...' ... backend. This could be ..."
+            reason = reason[: reason.index(". ") + 1]
+        return f"torch cannot use it here ({type(err).__name__}: {reason})"
     return None

@@ -1,12 +1,18 @@
-"""A description of the running environment: versions, device, kernel backend, local weight files.
+"""A description of the running environment: versions, device, kernel backend, local weight files; for a bug report,
+Python, the OS, torch's CUDA build and the GPU, the ffmpeg run, and the settings read from the environment.
 
-Shown by ``uvosam info`` and in the app's footer.
+Shown by ``uvosam info``; the app's footer shows some of ``package_versions``.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -27,6 +33,8 @@ def package_versions() -> dict[str, str]:
         "gradio",
         "numpy",
         "triton",
+        "huggingface_hub",
+        "Pillow",
     ):
         try:
             versions[name] = importlib.metadata.version(name)
@@ -67,10 +75,107 @@ def _in_hf_cache(spec: weight_table.WeightSpec) -> Path | None:
     return Path(hit) if isinstance(hit, str) and os.path.isfile(hit) else None
 
 
+def cuda_summary() -> list[str]:
+    """torch's CUDA build (``torch.version.cuda``, cuDNN) and, where CUDA is usable, each GPU and the driver."""
+    if torch.version.cuda is None:
+        return ["torch CUDA build: none (a CPU-only torch)"]
+    cudnn = torch.backends.cudnn.version()  # 92400: 9.24.0; 8907: 8.9.7 (before cuDNN 9)
+    major = 10000 if cudnn and cudnn >= 90000 else 1000
+    cudnn_text = f" (cuDNN {cudnn // major}.{cudnn % major // 100}.{cudnn % 100})" if cudnn else ""
+    build = f"torch CUDA build: {torch.version.cuda}{cudnn_text}"
+    if not torch.cuda.is_available():
+        return [f"{build}; CUDA not usable here (torch.cuda.is_available() is False)"]
+    lines = [f"{build}; NVIDIA driver {_nvidia_driver()}"]
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        lines.append(
+            f"  cuda:{index}: {props.name}, {props.total_memory / 2**30:.0f} GiB, compute capability "
+            f"{props.major}.{props.minor}"
+        )
+    return lines
+
+
+def _nvidia_driver() -> str:
+    """The driver version ``nvidia-smi`` reports, or why there is none."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return "unknown (no nvidia-smi on PATH)"
+    try:
+        proc = subprocess.run(
+            [exe, "--query-gpu=driver_version", "--format=csv,noheader"],
+            check=False, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"unknown (nvidia-smi: {err})"
+    versions = proc.stdout.split()
+    return (
+        versions[0]
+        if proc.returncode == 0 and versions
+        else f"unknown (nvidia-smi exit {proc.returncode})"
+    )
+
+
+def ffmpeg_summary() -> str:
+    """The ffmpeg binary every video read and write runs (``uvosam.ffmpeg_binary``) and its version, or why it
+    cannot be used."""
+    from uvosam.ffmpeg_binary import ffmpeg_exe
+
+    try:
+        exe = ffmpeg_exe()
+        first = subprocess.run(
+            [exe, "-version"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        ).stdout.partition("\n")[0]
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+        return f"unusable: {err}"
+    version = re.match(r"ffmpeg version (\S+)", first)
+    return f"{exe} (version {version[1] if version else 'unknown'})"
+
+
+SETTINGS = (
+    "HF_HUB_OFFLINE",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_ENDPOINT",
+    "HF_TOKEN",
+    "IMAGEIO_FFMPEG_EXE",
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+)
+"""Environment variables besides ``UVOSAM_*`` that change what uvosam does, listed by ``uvosam info``."""
+
+_SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
+
+
+def settings_summary(environ: dict[str, str] | None = None) -> str:
+    """The settings that are set (``SETTINGS``, then ``UVOSAM_*``) as ``NAME=value``; a token's value is never
+    shown (``HF_TOKEN=(set, not shown)``)."""
+    environ = dict(os.environ if environ is None else environ)
+    names = [name for name in SETTINGS if name in environ]
+    names += sorted(name for name in environ if name.startswith("UVOSAM_"))
+    shown = [
+        f"{name}=(set, not shown)" if _SECRET.search(name) else f"{name}={environ[name]}"
+        for name in names
+    ]
+    return ", ".join(shown) or f"none of {', '.join(SETTINGS)} or UVOSAM_* set"
+
+
 def describe() -> list[str]:
     """Human-readable lines (``uvosam info``)."""
-    lines = [f"device: {device_summary()}", backend_status()]
+    lines = [
+        f"python: {platform.python_version()} ({platform.python_implementation()}, {sys.executable})",
+        f"platform: {platform.platform()}",
+        f"device: {device_summary()}",
+        *cuda_summary(),
+        backend_status(),
+        f"ffmpeg: {ffmpeg_summary()}",
+    ]
     lines += [f"{name}: {version}" for name, version in package_versions().items()]
+    lines.append(f"settings: {settings_summary()}")
     lines.append(f"checkpoints folder: {hub.default_checkpoints_dir()}")
     lines += [f"  {name}: {weight_state(name, path)}" for name, path in local_weights().items()]
     return lines

@@ -14,11 +14,14 @@ import argparse
 import importlib
 import logging
 import sys
+import threading
 import traceback
+from typing import TYPE_CHECKING
 
-from uvosam.errors import MissingPackageError
-from uvosam_cli.interrupts import OutputFolder, exit_code, signals_as_interrupts
+if TYPE_CHECKING:
+    from uvosam_cli.interrupts import OutputFolder
 
+# Nothing of uvosam (which imports torch: seconds) at import time: a Ctrl-C then is caught by main.
 SUBCOMMAND_MODULES = [
     "uvosam_cli.segment",
     "uvosam_cli.rerender",
@@ -35,13 +38,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uvosam",
         description="uvosam: mask-free unsupervised video object segmentation (IDOL tracker boxes -> SAM or SAM 2.1 "
-        "masks).",
+        "masks). Results go to stdout; logs, progress and notes to stderr.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, except that an unknown option after the command is reported with the command's
+    usage (``uvosam davis-run: error: unrecognized arguments: ...``), not the top-level one (argparse's)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        words = sys.argv[1:] if argv is None else argv
+        command = _subcommands(parser)[args.command]
+        after = words[words.index(args.command) + 1 :] if args.command in words else []
+        (command if all(word in after for word in unknown) else parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
+    return args
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
 
 
 def configure_logging(*, verbose: bool) -> None:
@@ -59,22 +81,39 @@ def configure_logging(*, verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(verbose=args.verbose)
-    with signals_as_interrupts():
-        return _run(args)
+    try:
+        # imports torch: a Ctrl-C in these seconds gets one line, not a traceback of the imports
+        args = parse_arguments(build_parser(), argv)
+        configure_logging(verbose=args.verbose)
+        from uvosam_cli.interrupts import end_for_gone_reader, reader_gone, signals_as_interrupts
+    except KeyboardInterrupt:
+        print("uvosam: interrupted", file=sys.stderr)
+        return 130
+    try:
+        with signals_as_interrupts(args.command):
+            return _run(args)
+    except BrokenPipeError as exc:
+        if not reader_gone(exc):
+            raise
+        return end_for_gone_reader()  # as a Unix tool whose reader went: no message, 141
 
 
 def _run(args: argparse.Namespace) -> int:
     """The command, and how it ended: its exit code, and one line on stderr if it failed or was stopped (with
-    ``-v`` the traceback too)."""
+    ``-v`` the traceback too). A reader of stdout or stderr that went raises its ``BrokenPipeError`` to ``main``."""
+    from uvosam.errors import MissingPackageError
+    from uvosam_cli.interrupts import OutputFolder, exit_code, reader_gone, wait_for_run_threads
+
     folder = args.output_folder(args) if hasattr(args, "output_folder") else None
     out = OutputFolder(folder)
+    earlier = set(threading.enumerate())
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went is told here, not by "Exception ignored" at exit
+        return code
     # Ctrl-C, SIGTERM, SIGHUP: the command deleted its unfinished files
     except KeyboardInterrupt as stop:
+        wait_for_run_threads(earlier)  # the line is the last thing said
         _said(args, out, out.interrupted_line(stop))
         return exit_code(stop)
     except (
@@ -83,8 +122,15 @@ def _run(args: argparse.Namespace) -> int:
         RuntimeError,
         MissingPackageError,
     ) as exc:  # user errors: no traceback (but with -v, which also shows an internal error's)
+        if reader_gone(exc):
+            out.remove_if_left_empty()
+            raise
+        wait_for_run_threads(earlier)
         _said(args, out, out.error_line(exc))
         return 2
+    finally:
+        # also before an internal error's traceback (instant if waited for above)
+        wait_for_run_threads(earlier)
 
 
 def _said(args: argparse.Namespace, out: OutputFolder, line: str) -> None:

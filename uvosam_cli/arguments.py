@@ -67,7 +67,13 @@ ALPHA_WEBM_HELP = (
 )
 
 DEVICE_HELP = (
-    "auto (default: CUDA if available, else CPU) | cpu | cuda | cuda:N | mps (an Apple GPU)"
+    "auto (default: CUDA if available, else CPU), or any device name torch takes: cpu, cuda, cuda:N, mps (an "
+    "Apple GPU), xpu ... (checked before any model loads)"
+)
+
+CONFIG_YAML_HELP = (
+    "detectron2-style IDOL YAML matching --tracker (default: the release's davis_r50 values, with the "
+    "architecture a `uvosam train` checkpoint records)"
 )
 
 SAM_HELP = (
@@ -85,9 +91,9 @@ def add_sam_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sam-type", choices=SAM2_MODEL_TYPES,
                    help="which SAM 2.1 model a --sam PATH holds when its file name is not the released one (e.g. "
-                        "sam2.1_hiera_small.pt); without it the size is told from the file (SAM 2.1 of a released "
-                        "size by its Hiera trunk, SAM by its image encoder) and a file of another size is "
-                        "refused with it")  # fmt: skip
+                        "sam2.1_hiera_small.pt; default: told from the file, SAM 2.1 of a released size by its "
+                        "Hiera trunk, SAM by its image encoder, and a file of another size is refused with "
+                        "it)")  # fmt: skip
     p.add_argument("--sam-precision", choices=tuple(SAM_PRECISIONS), default="auto",
                    help="the image encoder: bf16 (SAM: with scaled_dot_product_attention; masks within IoU 0.99 "
                         "of fp32 in the tests) or fp32 (the model's own forward, as the release); auto (default): "

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from uvosam.eval.davis import evaluate
+from uvosam.eval.davis import DavisScores, evaluate
 from uvosam.eval.layout import SUBSETS, find_sequences
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
@@ -29,7 +29,12 @@ from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.provenance import RUN_JSON, benchmark_record, read_record, write_run_json
 from uvosam.text import count
 from uvosam.weight_checksums import file_sha256
-from uvosam_cli.arguments import DEVICE_HELP, add_sam_arguments, segmenter_config
+from uvosam_cli.arguments import (
+    CONFIG_YAML_HELP,
+    DEVICE_HELP,
+    add_sam_arguments,
+    segmenter_config,
+)
 from uvosam_cli.checks import check_model_arguments, check_output_file, check_output_folder
 from uvosam_cli.davis import format_tables
 
@@ -43,7 +48,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         help=f"tracker preset or checkpoint path (default: {DEFAULT_TRACKER}; the paper's DAVIS tracker is "
         f"{PAPER_TRACKER})",
     )  # fmt: skip
-    p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
+    p.add_argument("--config-yaml", type=Path, help=CONFIG_YAML_HELP)
     add_sam_arguments(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
@@ -71,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sequences",
         nargs="+",
-        help="segment only these sequences of the set (the score covers all the folder holds)",
+        help="segment only these sequences of the set (default: all of it; the score covers all the "
+        "folder holds)",
     )
     p.add_argument("--no-score", action="store_true", help="only write the PNGs (e.g. test-dev)")
     _model_args(p)
@@ -158,14 +164,15 @@ def run_davis_command(args: argparse.Namespace) -> int:
     if _nothing_left(args, names, earlier, sequences):  # the models would load (~10 s) for nothing
         record = earlier
         for index, name in enumerate(names):
-            print(f"[{index + 1}/{len(names)}] {name}: already done, skipped", flush=True)
-        print(
-            f"nothing left to segment in {args.out}: no model loaded (what made them: {record_path})"
-        )
+            print(f"[{index + 1}/{len(names)}] {name}: already done, skipped", file=sys.stderr)
+        said = f"nothing left to segment in {args.out}: no model loaded (what made them: {record_path})"
     else:
-        record = _segment_davis(args, selection, settings, earlier, sequences)
-    if not args.no_score:
-        _score_folder(args, record, held, names, whole_set=held == listed)
+        record, said = _segment_davis(args, selection, settings, earlier, sequences)
+    # every file is written (the score too) before stdout says anything: a reader that went ends the command there
+    scores = None if args.no_score else _score_folder(args, record, held)
+    print(said)
+    if scores is not None:
+        _print_scores(args, scores, held, names, whole_set=held == listed)
     return 0
 
 
@@ -188,9 +195,9 @@ def _segment_davis(
     settings: dict,
     earlier: dict | None,
     sequences: list[str] | None,
-) -> dict:
+) -> tuple[dict, str]:
     """Load the models, write the folder's record (before any sequence: a folder never holds masks without it) and
-    segment the sequences not finished yet. Returns the record."""
+    segment the sequences not finished yet. Returns the record and the summary line for stdout."""
     record_path = args.out / RUN_JSON
     pipe = load_pipeline(args)
     videos = len(sequences) if sequences is not None else len(selection.listed)
@@ -203,11 +210,9 @@ def _segment_davis(
     start = time.perf_counter()
     for done in run_davis_selection(pipe, selection, args.out, settings=settings):
         state = "already done, skipped" if done.skipped else count(done.frames, "frame")
-        print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", flush=True)
-    print(
-        f"segmented in {time.perf_counter() - start:.1f} s -> {args.out} (what made them: {record_path})"
-    )
-    return record
+        print(f"[{done.index + 1}/{done.total}] {done.name}: {state}", file=sys.stderr)
+    said = f"segmented in {time.perf_counter() - start:.1f} s -> {args.out} (what made them: {record_path})"
+    return record, said
 
 
 def _check_ground_truth(args: argparse.Namespace, names: list[str]) -> None:
@@ -233,14 +238,23 @@ def _check_same_set(earlier: dict | None, args: argparse.Namespace) -> None:
         )
 
 
-def _score_folder(
-    args: argparse.Namespace, record: dict, held: list[str], names: list[str], *, whole_set: bool
-) -> None:
-    """Score every sequence the folder holds (``held``, which includes this run's ``names``), print the tables and
-    put the global one into the record."""
+def _score_folder(args: argparse.Namespace, record: dict, held: list[str]) -> DavisScores:
+    """Score every sequence the folder holds (``held``) and put the global table into the record."""
     scores = evaluate(args.davis_root, args.out, subset=args.subset, sequences=held, num_workers=2)
-    print(format_tables(scores))
     write_run_json(args.out / RUN_JSON, {**record, "scores": scores.global_dict()})
+    return scores
+
+
+def _print_scores(
+    args: argparse.Namespace,
+    scores: DavisScores,
+    held: list[str],
+    names: list[str],
+    *,
+    whole_set: bool,
+) -> None:
+    """The tables of every sequence the folder holds (``held``, which includes this run's ``names``)."""
+    print(format_tables(scores))
     if len(held) > len(names):
         print(
             f"\nscored all {len(held)} sequences {args.out} holds: the {len(names)} asked for here and "
@@ -276,7 +290,7 @@ def run_ytvis_command(args: argparse.Namespace) -> int:
     zip_path = run_ytvis_split(
         pipe, data, args.out, class_agnostic=args.class_agnostic,
         progress=lambda d: print(f"[{d.index + 1}/{d.total}] video {d.name}: {count(d.frames, 'frame')}",
-                                 flush=True),
+                                 file=sys.stderr),
     )  # fmt: skip
     print(
         f"wrote {args.out} and {zip_path} (upload the zip to the YouTube-VIS evaluation server); what made "

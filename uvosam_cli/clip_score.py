@@ -46,9 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stride", type=positive_int,
         help="the run's frame stride S: the ground truth has one PNG per source frame, not named as the result "
-        "frames, and every S-th is used (without it, PNGs are matched by name or one per result frame)",
+        "frames, and every S-th is used (default: none, PNGs are matched by name or one per result frame)",
     )  # fmt: skip
-    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--json", type=Path, help="also write the numbers to this JSON file (default: none)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -70,13 +72,16 @@ def run(args: argparse.Namespace) -> int:
     scored = count(len(names), "result frame")
     if len(names) < len(processed):
         scored = f"{len(names)} of {count(len(processed), 'result frame')} (those the ground truth annotates)"
-    print(f"{scored} ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}")
     scores = score_clip(args.results, truth, names)
+    # before anything is printed: the file does not depend on stdout (a reader that went)
+    if args.json:
+        write_scores_json(scores, args.json)
+    print(f"{scored} ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}")
     print(format_tables(scores))
     if (note := id_gaps_note(truth[0])) is not None:
         print(f"Note: {note}")
     if args.json:
-        write_scores_json(scores, args.json)
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -37,15 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--task", choices=TASKS, default="unsupervised", help="protocol (default: unsupervised)"
     )
-    parser.add_argument("--sequences", nargs="+", help="score only these sequences of the set")
+    parser.add_argument(
+        "--sequences", nargs="+", help="score only these sequences of the set (default: all of it)"
+    )
     parser.add_argument(
         "--workers", type=positive_int, default=2, help="scoring processes (default: 2)"
     )
-    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    parser.add_argument(
+        "--json", type=Path, help="also write the numbers to this JSON file (default: none)"
+    )
     parser.add_argument(
         "--csv", type=Path, metavar="DIR",
         help="also write the official tool's two tables into DIR: global_results-<set>.csv and "
-        "per-sequence_results-<set>.csv (its columns and 3 decimals)",
+        "per-sequence_results-<set>.csv (its columns and 3 decimals; default: none)",
     )  # fmt: skip
     parser.set_defaults(func=run)
 
@@ -112,12 +116,12 @@ def write_scores_json(scores: DavisScores, path: Path) -> None:
     atomically: never a truncated file read as the scores."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(_json_safe(scores.to_dict()), indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score, print both tables, optionally write JSON (NaN, e.g. an undefined Decay, becomes null) and the CSV
-    tables, each file atomically."""
+    """Score, optionally write JSON (NaN, e.g. an undefined Decay, becomes null) and the CSV tables, each file
+    atomically, then print both tables and the files written: the files do not depend on stdout (a reader that
+    went, ``| head``, ends the command at its first print)."""
     if args.json:
         check_output_file(args.json, "--json", example_name="scores.json")
     if args.csv:
@@ -131,14 +135,18 @@ def run(args: argparse.Namespace) -> int:
         sequences=args.sequences,
         num_workers=args.workers,
     )
+    seconds = time.perf_counter() - start
+    written = []
+    if args.json:
+        write_scores_json(scores, args.json)
+        written.append(f"wrote {args.json}")
+    if args.csv:
+        written.append("wrote " + " and ".join(map(str, write_official_csvs(scores, args.csv))))
     print(format_tables(scores))
     sequences = len({o.sequence for o in scores.objects})
     print(
-        f"\n{count(sequences, 'sequence')}, {count(len(scores.objects), 'object')} scored in "
-        f"{time.perf_counter() - start:.1f} s"
+        f"\n{count(sequences, 'sequence')}, {count(len(scores.objects), 'object')} scored in {seconds:.1f} s"
     )
-    if args.json:
-        write_scores_json(scores, args.json)
-    if args.csv:
-        print("wrote " + " and ".join(str(p) for p in write_official_csvs(scores, args.csv)))
+    for line in written:
+        print(line)
     return 0

@@ -1,4 +1,5 @@
-"""``uvosam info``: versions, device, deformable-attention backend and which weight files are available."""
+"""``uvosam info``: what a bug report needs (Python, OS, device, torch's CUDA build and GPU, ffmpeg, versions,
+settings), the deformable-attention backend and which weight files are available."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="show versions, device, kernel backend and local weight files")
+    p = sub.add_parser(
+        "info",
+        help="show what a bug report needs: versions, device, ffmpeg, settings, local weight files",
+    )
     p.set_defaults(func=run)
 
 

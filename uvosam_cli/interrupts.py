@@ -1,4 +1,5 @@
-"""How a command ends when it is stopped: Ctrl-C, ``kill`` (SIGTERM) or a closed terminal (SIGHUP).
+"""How a command ends when it is stopped: Ctrl-C, ``kill`` (SIGTERM), a closed terminal (SIGHUP) or a reader of its
+output that went (``| head -1``).
 
 ``signals_as_interrupts`` makes SIGTERM and SIGHUP raise ``KeyboardInterrupt`` as Ctrl-C does, so that a stopped
 ``segment`` or ``rerender`` deletes its unfinished files the same way whatever stopped it (``uvosam.job_staging``: an
@@ -6,19 +7,34 @@ earlier result in ``--out`` stays as it was). None of them cuts in half the rena
 that put it back: a stop then is raised once they are done (``uvosam.job_locks.uninterrupted``). ``OutputFolder``
 remembers whether the command's output folder existed before it ran: one it made and left empty goes, and the
 one-line message says what is left.
+
+A signal that comes while the command stops (a second Ctrl-C) only says so: raised into the clean-up, it cut the
+deletion of the unfinished files short, and it left the models' thread running in torch when the interpreter
+exited, which aborted it ("terminate called without an active exception", exit status 134). The command waits for
+that thread (``wait_for_run_threads``) before it ends, as the app's server does.
+
+A reader that goes (``uvosam info | head -1``) ends the command as it ends a Unix tool, SIGPIPE's way: no message,
+exit status 141 (128 + SIGPIPE), the files written so far kept (``reader_gone``, ``end_for_gone_reader``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import os
+import select
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from uvosam.job_locks import defer_interrupt
 from uvosam.job_staging import result_in_place
+from uvosam.prefetch import RUN_THREADS
+
+SIGPIPE_EXIT = 128 + 13
+"""The exit status of a command whose reader went, as a shell shows a tool SIGPIPE ended (``yes | head -1``)."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -34,33 +50,105 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
     return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
 
-def _raise(signum: int, frame: object) -> None:
-    stop = KeyboardInterrupt() if signum == signal.SIGINT else Interrupted(signum)
-    if not defer_interrupt(stop):
-        raise stop
+class _Stops:
+    """The handler of the signals that stop a command: the first raises (or defers, ``defer_interrupt``) its
+    ``KeyboardInterrupt``; those that come after it, while the command stops, only say so on stderr."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.stopping:
+            # os.write: a print here could land inside another write to sys.stderr ("reentrant call")
+            os.write(
+                2,
+                f"uvosam {self.command}: still stopping (deleting its unfinished files; kill -KILL {os.getpid()} "
+                "ends it at once and leaves them)\n".encode(),
+            )
+            return
+        self.stopping = True
+        stop = KeyboardInterrupt() if signum == signal.SIGINT else Interrupted(signum)
+        if not defer_interrupt(stop):
+            raise stop
 
 
 @contextlib.contextmanager
-def signals_as_interrupts() -> Iterator[None]:
+def signals_as_interrupts(command: str) -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise ``Interrupted`` (a ``KeyboardInterrupt``) in the main thread,
     and Ctrl-C its ``KeyboardInterrupt`` as before, each after the block ``uvosam.job_locks.uninterrupted`` marks
-    if one is running; a signal ignored when the command started (``nohup`` ignores SIGHUP) stays ignored. Nothing is
-    changed outside the main thread (where Python cannot set handlers)."""
+    if one is running; a signal ignored when the command started (``nohup`` ignores SIGHUP) stays ignored. Only the
+    first stops the command: any later one prints a line saying it is still stopping (``uvosam <command>: ...``).
+    Nothing is changed outside the main thread (where Python cannot set handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    handler = _Stops(command)
     before = {}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        before[signal.SIGINT] = signal.signal(signal.SIGINT, _raise)
+        before[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
     for name in ("SIGTERM", "SIGHUP"):
         signum = getattr(signal, name, None)  # no SIGHUP on Windows
         if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
-            before[signum] = signal.signal(signum, _raise)
+            before[signum] = signal.signal(signum, handler)
     try:
         yield
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
+
+
+def wait_for_run_threads(earlier: Collection[threading.Thread] = ()) -> None:
+    """Wait for the threads of a run (``uvosam.prefetch.RUN_THREADS``) to end, but those in ``earlier`` (running
+    before the command began). A stopped run asks its models' thread to stop and waits 5 s for it, but the frame
+    under way can take longer (SAM ViT-H: 17 s on a CPU), and a thread still inside torch when the interpreter exits
+    aborts it. Instant when none is running."""
+    for thread in threading.enumerate():
+        if thread.name in RUN_THREADS and thread not in earlier:
+            thread.join()
+
+
+def reader_gone(error: BaseException) -> bool:
+    """Whether ``error`` is the ``BrokenPipeError`` of a write to stdout or stderr whose reader went (``| head``);
+    not one of another pipe (ffmpeg's), whose reader is not the user's."""
+    return isinstance(error, BrokenPipeError) and bool(_gone_streams())
+
+
+def end_for_gone_reader() -> int:
+    """Point stdout (and stderr) at ``os.devnull`` where their reader went, as Python's docs on SIGPIPE advise, so
+    that nothing is written to them again, nor at exit ("Exception ignored ... BrokenPipeError"); returns the exit
+    status, ``SIGPIPE_EXIT``."""
+    gone = _gone_streams()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in gone:
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    return SIGPIPE_EXIT
+
+
+def _gone_streams() -> list[int]:
+    """The file descriptors of stdout and stderr that are pipes whose reader went."""
+    gone = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        # replaced by a buffer in memory (the tests), or closed
+        except (AttributeError, OSError, ValueError):
+            continue
+        if _pipe_gone(fd):
+            gone.append(fd)
+    return gone
+
+
+def _pipe_gone(fd: int) -> bool:
+    """Whether ``fd`` is a pipe (or socket) with no reader left: ``poll`` says POLLERR (Linux) or POLLHUP."""
+    if not hasattr(select, "poll"):  # Windows
+        return False
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
 
 
 class OutputFolder:

@@ -13,8 +13,6 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from uvosam.export_types import ExportOptions
 from uvosam.job import CACHE_FOLDER, rerender_iter
 from uvosam.job_locks import check_not_written
@@ -22,6 +20,7 @@ from uvosam.job_plan import check_run_meta, run_output, safe_name
 from uvosam.job_staging import check_replaceable, rerender_keeps
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
+from uvosam.progress import progress_bar
 from uvosam.render import STYLES
 from uvosam.text import count
 from uvosam.track_edit import MERGE_SYNTAX, check_merge, parse_merge
@@ -91,7 +90,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "labels, alpha WebM, sound) unless a flag below says otherwise.",
     )
     p.add_argument("run", type=Path, help="the run's --out folder (it holds cache/)")
-    p.add_argument("--out", type=Path, help="write here instead of into the run's folder")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="write here instead of into the run's folder (default: the run's folder)",
+    )
     p.add_argument(
         "--keep",
         type=_track_id,
@@ -99,7 +102,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="keep only these track ids (default: all)",
     )
-    p.add_argument("--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX}")
+    p.add_argument(
+        "--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX} (default: none)"
+    )
     p.add_argument(
         "--style", choices=STYLES, help="the output video's style (see segment; default: the run's)"
     )
@@ -180,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
     with (
-        tqdm(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar,
+        progress_bar(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar,
         contextlib.closing(steps),
     ):
         for update in steps:

@@ -15,8 +15,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
 from uvosam.config import PipelineConfig, VideoLimits
 from uvosam.export_types import ExportOptions
 from uvosam.job import run_job
@@ -24,6 +22,7 @@ from uvosam.job_plan import job_name
 from uvosam.job_staging import CACHE_FOLDER, EXPORT_FOLDER, check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
+from uvosam.progress import progress_bar
 from uvosam.remote_files import is_zip_download
 from uvosam.remote_links import looks_like_link, parse_link, refuse_page_link
 from uvosam.remote_video import download_video
@@ -32,6 +31,7 @@ from uvosam.text import count
 from uvosam.video import probe
 from uvosam_cli.arguments import (
     ALPHA_WEBM_HELP,
+    CONFIG_YAML_HELP,
     DEVICE_HELP,
     add_sam_arguments,
     max_side,
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tracker", default=DEFAULT_TRACKER,
         help=f"tracker preset or checkpoint path (default: {DEFAULT_TRACKER})",
     )  # fmt: skip
-    p.add_argument("--config-yaml", type=Path, help="detectron2-style IDOL YAML matching --tracker")
+    p.add_argument("--config-yaml", type=Path, help=CONFIG_YAML_HELP)
     add_sam_arguments(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument(
@@ -85,9 +85,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--stride", type=positive_int, default=1, help="use every N-th frame (default: 1, all)"
     )
-    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument(
-        "--max-objects", type=positive_int, help="segment at most this many tracks per frame"
+        "--max-frames", type=positive_int, help="stop after this many frames (default: all of them)"
+    )
+    p.add_argument(
+        "--max-objects",
+        type=positive_int,
+        help="segment at most this many tracks per frame, the best by score (default: all of them)",
     )
     p.add_argument(
         "--min-score",
@@ -98,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output-max-side",
         type=max_side,
-        help="shrink the output video (any --style) to at most this longest side (never enlarged)",
+        help="shrink the output video (any --style) to at most this longest side (never enlarged; default: "
+        "the source's size)",
     )
     p.add_argument(
         "--style",
@@ -140,7 +145,7 @@ def local_input(text: str) -> Iterator[Path]:
         return
     with (
         tempfile.TemporaryDirectory(prefix="uvosam-url-") as tmp,
-        tqdm(
+        progress_bar(
             desc="download", unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True
         ) as bar,
     ):
@@ -252,7 +257,7 @@ def _segment(
     result = None
     # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
     with (
-        tqdm(desc=source.name, unit="frame", dynamic_ncols=True) as bar,
+        progress_bar(desc=source.name, unit="frame", dynamic_ncols=True) as bar,
         contextlib.closing(run_job(pipe, source, args.out, options)) as steps,
     ):
         for update in steps:

@@ -48,10 +48,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stride", type=positive_int, default=1, help="keep every STRIDE-th frame (default 1)"
     )
     parser.add_argument(
-        "--max-frames", type=positive_int, default=None, help="stop after this many frames"
+        "--max-frames",
+        type=positive_int,
+        default=None,
+        help="stop after this many frames (default: all of them)",
     )
     parser.add_argument(
-        "--batch-size", type=positive_int, default=None, help="frames per detector call"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="frames per detector call (default: the config's BATCH_INFER_LEN on a GPU, 1 on the CPU)",
     )
     parser.set_defaults(func=run)
 

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from uvosam.text import count
 from uvosam_cli.arguments import DEVICE_HELP, non_negative_int, positive_int
 from uvosam_cli.checks import (
     check_device,
@@ -56,7 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "'none' (default: the config's init)",
     )
     parser.add_argument(
-        "--iters", type=positive_int, default=None, help="override the iteration count"
+        "--iters",
+        type=positive_int,
+        default=None,
+        help="override the iteration count (default: the config's)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in --out"
@@ -162,7 +166,11 @@ def run(args: argparse.Namespace) -> int:
     sources = load_specs(specs)
     for spec, videos in zip(specs, sources, strict=True):
         logger.info(
-            "%s %s: %d videos, ratio %g", spec.kind, ":".join(spec.paths), len(videos), spec.ratio
+            "%s %s: %s, ratio %g",
+            spec.kind,
+            ":".join(spec.paths),
+            count(len(videos), "video"),
+            spec.ratio,
         )
     device = None if args.device == "auto" else args.device
     result = train(
@@ -179,12 +187,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _log_end(iteration: int, checkpoint: Path | None, out: Path) -> None:
-    """The last line: rank 0 names the final checkpoint; the other ``torchrun`` ranks save nothing and say so."""
+    """The last line: rank 0 names the final checkpoint (its path on stdout too); the other ``torchrun`` ranks save
+    nothing and say so."""
     import os
 
     rank = int(os.environ.get("RANK", "0"))
     if checkpoint is not None:
         logger.info("finished at iteration %d: %s", iteration, checkpoint)
+        print(checkpoint)  # the result, on stdout: `ckpt=$(uvosam train ...)`
     elif rank > 0:
         logger.info(
             "rank %d finished at iteration %d (rank 0 writes the checkpoints)", rank, iteration

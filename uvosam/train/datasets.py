@@ -35,6 +35,7 @@ from PIL import Image, ImageOps
 from uvosam.config import is_number
 from uvosam.frame_folder import list_frames, to_rgb8
 from uvosam.json_files import read_json
+from uvosam.text import count
 from uvosam.train import TRAIN_README
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def _add_track(ann: dict, per_video: dict[object, list[BoxesByTrack]], where: st
     if frames is None:
         raise ValueError(
             f"{where}: video_id {ann['video_id']!r} is not the id of any of the "
-            f"{len(per_video)} videos"
+            f"{count(len(per_video), 'video')}"
         )
     bboxes = ann["bboxes"]
     if not isinstance(bboxes, list) or len(bboxes) != len(frames):
@@ -346,7 +347,8 @@ def load_specs(specs: Sequence[DataSpec]) -> list[list[VideoRecord]]:
     if len(empty) == len(specs):
         raise ValueError(
             "; ".join(
-                f"{_spec_text(spec)}: no frame of its {len(videos)} videos ({sum(len(v) for v in videos)} frames) "
+                f"{_spec_text(spec)}: no frame of its {count(len(videos), 'video')} "
+                f"({count(sum(len(v) for v in videos), 'frame')}) "
                 f"holds a box with a width and a height (boxes are read from {_BOX_SOURCES[spec.kind]})"
                 for spec, videos in empty
             )

@@ -28,9 +28,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from uvosam.atomic_files import replacing
+from uvosam.progress import progress_bar
 from uvosam.tracker.checkpoint import load_idol_checkpoint
 from uvosam.tracker.detector import IDOLDetector
 from uvosam.tracker.preprocess import pad_and_normalize
@@ -354,7 +354,7 @@ def train(
             ``model_final.pth``) and ``losses.csv`` (rank 0 only).
         resume: continue from the newest checkpoint in ``out_dir`` (if any).
         device: default ``cuda:<LOCAL_RANK>`` if available, else the CPU.
-        progress: show a tqdm bar on rank 0.
+        progress: show the progress on rank 0 (``uvosam.progress``: a bar on a terminal, else a line every 30 s).
         check_memory: on the CPU, refuse (``ValueError``) a config whose iteration needs more memory than the
             machine has, before the model is built or a clip read (``uvosam.train.memory``: an estimate, for the
             release's R50 architecture only; ``False`` skips it).
@@ -371,12 +371,13 @@ def train(
     log = LossLog(out_dir / "losses.csv" if is_main else None, cfg.log_period)
     log.keep_until(run.start_iter)
     batches = clip_loader(sources, ratios, cfg, run.info, run.start_iter)
-    bar = tqdm(
+    bar = progress_bar(
         range(run.start_iter, cfg.max_iter),
+        desc="train",
+        unit="iteration",
         initial=run.start_iter,
         total=cfg.max_iter,
         disable=not (progress and is_main),
-        desc="train",
     )
     losses: dict[str, float] = {}
     lr = set_lr(run.optimizer, run.start_iter, cfg)
