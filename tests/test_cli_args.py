@@ -663,3 +663,33 @@ def test_docs_cli_lists_every_option_of_every_command():
             if o.startswith("--") and o != "--help"
         }
         assert options == listed, (name, options ^ listed)
+
+
+def test_track_fit_side_tracks_the_frames_scaled_down(frames_dir, tmp_path, monkeypatch, capsys):
+    """``track --fit-side N``: the tracker gets the frames scaled down to N (the 48x32 folder at 24: 24x16)."""
+    from uvosam.tracker import loading, session
+
+    seen = []
+
+    def track_video(tracker, frames, *, height, width):
+        seen.append((height, width, [f.shape for f in frames]))
+        return []
+
+    monkeypatch.setattr(loading, "load_tracker", lambda *args, **kwargs: object())
+    monkeypatch.setattr(session, "track_video", track_video)
+    argv = [
+        "track",
+        str(frames_dir),
+        "--weights",
+        "idol-coco-r50",
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
+    assert uvosam_cli.main([*argv, "--fit-side", "24"]) == 0
+    assert uvosam_cli.main(argv) == 0  # without it: the source's size
+    assert seen == [(16, 24, [(16, 24, 3)] * 2), (32, 48, [(32, 48, 3)] * 2)]
+    with pytest.raises(SystemExit) as exc:
+        uvosam_cli.main([*argv, "--fit-side", "1"])
+    assert exc.value.code == 2 and "argument --fit-side: must be a longest side of at least 2" in (
+        capsys.readouterr().err
+    )

@@ -646,3 +646,22 @@ def test_fit_side_runs_at_the_scaled_size_and_over_the_source_changes_nothing(
     again = rerender(scaled.cache_dir, tmp_path / "again", keep_ids=[1])
     assert {Image.open(p).size for p in pngs(again).values() if "davis" in p.parts} == {(32, 24)}
     assert record(again)["video"] == made["video"] and record(again)["settings"] == made["settings"]
+
+
+def test_segment_cli_fit_side_runs_at_the_scaled_size(tmp_path, clip, tiny_sam_model, monkeypatch):
+    from doubles import MovingBoxTracker
+
+    path, _ = clip  # 64x48
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
+    out = tmp_path / "out"
+    assert uvosam_cli.main(["segment", str(path), "--out", str(out), "--max-frames", "2",
+                            "--fit-side", "32"]) == 0  # fmt: skip
+    made = json.loads((out / "export" / "run.json").read_text())
+    assert (made["video"]["width"], made["video"]["height"], made["settings"]["fit_side"]) == (
+        32,
+        24,
+        32,
+    )
+    overlay = probe(out / "shapes_clip_overlay.mp4")
+    assert (overlay.num_frames, overlay.width, overlay.height) == (2, 32, 24)
