@@ -362,3 +362,22 @@ def test_a_name_in_markdown_makes_no_link_nor_emphasis_and_reads_as_written():
         == "clip_a &amp; &lt;b&gt; 1.mp4: max_frames"
     )
     assert markdown_text("_secret_.mp4") == r"\_secret\_.mp4"
+
+
+def test_a_frame_of_too_many_pixels_is_refused_in_the_apps_words():
+    """The app's sanity limits (``AppSettings.limits``): 4096 px a side and 4096x2304 px, checked on the source's
+    size also when Run would scale it down; the pixel count said as a number, not 1.2e+07."""
+    from uvosam.errors import VideoLimitError
+    from uvosam.video import VideoInfo, check_limits, fit_info
+    from uvosam_app.errors import limit_text
+
+    info = VideoInfo(path=Path("tall.mp4"), fps=25.0, num_frames=2, width=4000, height=3000, rotation=0,
+                     duration_s=0.08, is_folder=False, frame_names=("00000", "00001"))  # fmt: skip
+    with pytest.raises(VideoLimitError) as err:
+        check_limits(fit_info(info, 1920), AppSettings().limits())
+    assert limit_text(err.value) == (
+        "tall.mp4 is 4000x3000 = 12000000 px per frame, over this app's limit of 9437184 px. To use it, scale it "
+        "down (e.g. to 1920x1080) and upload it again. (The app's host sets this limit: UVOSAM_MAX_SIDE.)"
+    )
+    # a host's larger side raises both: 4800 px a side, 4800x2700 px
+    check_limits(fit_info(info, 1920), AppSettings(max_side=4800).limits())
