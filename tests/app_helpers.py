@@ -116,7 +116,8 @@ def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
 
 def write_clips(folder: Path) -> dict[str, Path]:
     """The clips of the app tests (``clips`` fixture): two short ones, one over ``tiny_app_server``'s
-    ``max_side=150``, an empty file and a text file named .mp4."""
+    ``max_side=150`` (processed scaled down), one over the app's sanity limit of 4096 px a side (refused), an empty
+    file and a text file named .mp4."""
     empty, text = folder / "empty.mp4", folder / "notes.mp4"
     empty.write_bytes(b"")
     text.write_bytes(b"this is a text file, not a video\n" * 20)
@@ -124,6 +125,7 @@ def write_clips(folder: Path) -> dict[str, Path]:
         "a": write_clip(folder / "clip_a.mp4", 16, 96, 64),
         "b": write_clip(folder / "clip_b.mp4", 24, 128, 80),
         "wide": write_clip(folder / "wide.mp4", 8, 160, 48),
+        "huge": write_clip(folder / "huge.mp4", 2, 4112, 16),
         "empty": empty,
         "text": text,
     }

@@ -42,3 +42,19 @@ def write_clip(
         seed=frames if seed is None else seed,
     )
     return write_video(path, video.frames, fps)
+
+
+BUNNY = Path(__file__).resolve().parents[1] / "examples" / "bigbuckbunny_cut.mp4"
+"""The app's example: a cut of Big Buck Bunny (CC-BY 3.0, Blender Foundation, www.bigbuckbunny.org), 640x360,
+25 fps, 88 frames."""
+
+
+def write_bunny(path: Path, width: int, height: int, frames: int = 4) -> Path:
+    """``frames`` frames of Big Buck Bunny (``BUNNY``; CC-BY 3.0, Blender Foundation) from its second 1, scaled by
+    ffmpeg to ``width`` x ``height`` (e.g. a phone's 2560x1440), as an H.264 mp4 at ``path`` (no sound). Returns
+    ``path``."""
+    from proc import ffmpeg
+
+    ffmpeg("-ss", "1", "-i", BUNNY, "-frames:v", str(frames), "-vf", f"scale={width}:{height}", "-an",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", path)  # fmt: skip
+    return path

@@ -153,8 +153,14 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     assert refused.startswith("**Run would refuse this input:** ") and "is not a video" in refused
     # the app's inputs
     assert "or a zip of its .jpg/.jpeg/.png frames." in refused and "folder" not in refused
+    # over max_side: processed scaled down to it, and said so; only an absurd size is refused
     wide = app.describe(str(clips["wide"]), preset, "vit_b", 1, 900)
-    assert "over this app's limit of 150 px" in wide and "UVOSAM_MAX_SIDE" in wide
+    assert wide.startswith(
+        "**wide.mp4**: 160x48, will be processed at 150x44 (scaled down to this app's largest size; the masks and "
+        "exports have it), 8 frames at 8 fps (1.0 s). Run covers 8 frames"
+    ), wide
+    huge = app.describe(str(clips["huge"]), preset, "vit_b", 1, 900)
+    assert "over this app's limit of 4096 px" in huge and "UVOSAM_MAX_SIDE" in huge
     *_, last = stepped(app.segment(str(clips["a"]), preset, "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
                                    None, False, None))  # fmt: skip
     state = last[-1]  # the session's last run
@@ -206,10 +212,10 @@ def test_an_upload_is_probed_once_for_its_description_and_latest_frame(
         str(upload), "idol-ytvis19-r50", "vit_b", 1, 900
     )
     assert headers == ["upload.mp4"] * 2
-    # over max_side=150: refused from its header (nothing counted, nothing kept), no first frame
-    shutil.copy(clips["wide"], upload)
+    # over the sanity limit (4096 px a side): refused from its header (nothing counted, nothing kept), no first frame
+    shutil.copy(clips["huge"], upload)
     wide = app.describe(str(upload), "idol-ytvis19-r50", "vit_b", 1, 900)
-    assert "over this app's limit of 150 px" in wide
+    assert "over this app's limit of 4096 px" in wide
     assert app.links.input_changed(str(upload), None, None)[1] is None
     assert headers == ["upload.mp4"] * 4
 
@@ -356,3 +362,22 @@ def test_a_name_in_markdown_makes_no_link_nor_emphasis_and_reads_as_written():
         == "clip_a &amp; &lt;b&gt; 1.mp4: max_frames"
     )
     assert markdown_text("_secret_.mp4") == r"\_secret\_.mp4"
+
+
+def test_a_frame_of_too_many_pixels_is_refused_in_the_apps_words():
+    """The app's sanity limits (``AppSettings.limits``): 4096 px a side and 4096x2304 px, checked on the source's
+    size also when Run would scale it down; the pixel count said as a number, not 1.2e+07."""
+    from uvosam.errors import VideoLimitError
+    from uvosam.video import VideoInfo, check_limits, fit_info
+    from uvosam_app.errors import limit_text
+
+    info = VideoInfo(path=Path("tall.mp4"), fps=25.0, num_frames=2, width=4000, height=3000, rotation=0,
+                     duration_s=0.08, is_folder=False, frame_names=("00000", "00001"))  # fmt: skip
+    with pytest.raises(VideoLimitError) as err:
+        check_limits(fit_info(info, 1920), AppSettings().limits())
+    assert limit_text(err.value) == (
+        "tall.mp4 is 4000x3000 = 12000000 px per frame, over this app's limit of 9437184 px. To use it, scale it "
+        "down (e.g. to 1920x1080) and upload it again. (The app's host sets this limit: UVOSAM_MAX_SIDE.)"
+    )
+    # a host's larger side raises both: 4800 px a side, 4800x2700 px
+    check_limits(fit_info(info, 1920), AppSettings(max_side=4800).limits())

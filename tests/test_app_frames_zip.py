@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("gradio")
-from app_helpers import client, stepped, wait_for, zip_names, zip_of, zip_of_frames
+from app_helpers import client, run_json, stepped, wait_for, zip_names, zip_of, zip_of_frames
 from gradio_client import handle_file
 
 from uvosam.video import probe
@@ -43,9 +44,19 @@ def test_a_zip_of_frames_runs_like_a_video_and_keeps_their_names(server, clips, 
         c.predict(
             handle_file(str(clips["a"])), frames_zip=handle_file(str(frames)), api_name="/segment"
         )
-    wide = zip_of_frames(tmp_path / "wide.zip", "w", 3, size=(160, 48))  # over max_side=150
-    with pytest.raises(Exception, match=r"longest side 160 px, over this app's limit of 150 px"):
-        c.predict(None, frames_zip=handle_file(str(wide)), api_name="/segment")
+    # over max_side=150: its frames are processed scaled down to 150 px, even sides
+    wide = zip_of_frames(tmp_path / "wide.zip", "w", 3, size=(161, 49))
+    status, *_, wide_zip, _, _ = c.predict(
+        None, frames_zip=handle_file(str(wide)), api_name="/segment"
+    )
+    assert status.startswith("done: 3 frames") and run_json(wide_zip)["video"]["width"] == 150
+    with zipfile.ZipFile(wide_zip) as zf, zf.open("davis/w/0.png") as png:
+        assert Image.open(png).size == (150, 46)
+    huge = zip_of_frames(
+        tmp_path / "huge.zip", "h", 1, size=(4112, 16)
+    )  # over the sanity limit, 4096 px
+    with pytest.raises(Exception, match=r"longest side 4112 px, over this app's limit of 4096 px"):
+        c.predict(None, frames_zip=handle_file(str(huge)), api_name="/segment")
     empty = zip_of(tmp_path / "empty.zip", {"notes.txt": b"hi"})
     with pytest.raises(Exception, match=r"empty\.zip holds no \.jpg/\.jpeg/\.png file"):
         c.predict(None, frames_zip=handle_file(str(empty)), api_name="/segment")
@@ -62,8 +73,12 @@ def test_a_zip_of_frames_is_described_before_run(tmp_path):
     assert text.startswith("**upload.zip**: 96x64, 30 frames. Run covers 10 frames, every 2nd of the first 19 "
                            "(Max frames is 10).")  # fmt: skip
     wide = zip_of_frames(tmp_path / "wide.zip", "w", 2, size=(160, 48))
-    assert "over this app's limit of 150 px" in app.describe(
-        None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide)
+    assert app.describe(None, "idol-ytvis19-r50", "vit_b", 1, 900, str(wide)).startswith(
+        "**wide.zip**: 160x48, will be processed at 150x44 (scaled down to this app's largest size"
+    )
+    huge = zip_of_frames(tmp_path / "huge.zip", "h", 1, size=(4112, 16))
+    assert "over this app's limit of 4096 px" in app.describe(
+        None, "idol-ytvis19-r50", "vit_b", 1, 900, str(huge)
     )
     both = app.describe(str(frames), "idol-ytvis19-r50", "vit_b", 1, 900, str(frames))
     assert both.startswith("**Both a video and a zip of frames are loaded:**")

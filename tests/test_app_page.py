@@ -60,6 +60,26 @@ def test_the_video_box_says_where_images_go(tmp_path):
     demo.close()
 
 
+def test_the_upload_box_states_the_limits_a_visitor_meets(tmp_path):
+    """A visitor met each limit only in a refusal after uploading; the line under the upload box says them all, from
+    the settings, and that larger frames are scaled down, not refused."""
+    import app as app_module
+
+    settings = AppSettings(
+        work_root=tmp_path, max_upload_mb=50, max_frames=300, max_seconds=60.0, max_side=1280
+    )
+    demo = app_module.build_demo(lambda p, s: None, settings=settings)
+    ids = [c["props"].get("elem_id") for c in demo.config["components"]]
+    assert (
+        ids.index("inp") < ids.index("limits") < ids.index("video-info")
+    )  # right under the upload box
+    assert _props(demo, "limits")["value"] == (
+        "Up to 50 MB; Run covers at most 300 frames and 60 s of a video. Frames over 1280 px a side are scaled "
+        "down to it."
+    )
+    demo.close()
+
+
 def test_the_settings_re_render_ignores_say_run_only(tmp_path):
     """Re-render ignored a changed Frame stride or Max frames (they need a new Run) and said nothing of it, while
     the style's label says "Run or Re-render"."""

@@ -109,7 +109,7 @@ def test_segment_in_a_style_from_the_api(server, clips):
     [
         ("empty", "is empty"),
         ("text", "is not a video"),
-        ("wide", "longest side 160 px, over this app's limit of 150 px.*UVOSAM_MAX_SIDE"),
+        ("huge", "longest side 4112 px, over this app's limit of 4096 px.*UVOSAM_MAX_SIDE"),
     ],
 )
 def test_bad_upload_gets_a_clear_error(server, clips, kind, message):
@@ -398,3 +398,57 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
     with pytest.raises(gr.Error, match="the cached masks are damaged"):
         updates.extend(redo)
     assert updates[-1][0] == "failed: the cached masks are damaged"
+
+
+def test_a_phone_sized_clip_runs_scaled_down_to_the_apps_side(tmp_path, tiny_sam_model, tracker):
+    """A 2560x1440 clip (Big Buck Bunny, CC-BY 3.0 Blender Foundation, scaled up by ffmpeg) was refused after its
+    upload ("over this app's limit of 1920 px. To use it, resize it"); it runs at 1920x1080, which the description
+    says before Run: the video, DAVIS PNGs and cut-outs have that size, run.json records both; ground truth at the
+    source's size is refused naming the scaled run and what to do."""
+    import io
+    import zipfile
+
+    from app_helpers import launched
+    from clip_helpers import write_bunny
+    from gradio_client import Client
+    from PIL import Image
+
+    from uvosam_app import handlers as app_handlers
+
+    clip = write_bunny(tmp_path / "phone.mp4", 2560, 1440, frames=2)
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+    settings = AppSettings(work_root=tmp_path / "work")  # UVOSAM_MAX_SIDE's default: 1920
+    text = app_handlers.App(lambda preset, sam: pipe, settings).describe(
+        str(clip), "idol-ytvis19-r50", "vit_b", 1, 900
+    )
+    assert text.startswith(
+        "**phone.mp4**: 2560x1440, will be processed at 1920x1080 (scaled down"
+    ), text
+    with launched(lambda preset, sam: pipe, settings) as url:
+        c = Client(url, verbose=False)
+        status, _, _, mp4, masks_zip, _, _ = c.predict(
+            handle_file(str(clip)), output_side=0, api_name="/segment"
+        )  # the video at the processed size (the app's default: 854 px)
+        assert status.startswith("done: 2 frames"), status
+        info = probe(mp4)
+        assert (info.num_frames, info.width, info.height) == (2, 1920, 1080)
+        with zipfile.ZipFile(masks_zip) as zf:
+            pngs = [n for n in zf.namelist() if n.startswith(("davis/phone/", "cutouts/phone/"))]
+            assert any(n.startswith("cutouts/") for n in pngs) and len(pngs) > 2
+            assert {Image.open(io.BytesIO(zf.read(n))).size for n in pngs} == {(1920, 1080)}
+        made = run_json(masks_zip)
+        assert (made["video"]["width"], made["video"]["height"]) == (1920, 1080)
+        assert (made["video"]["source_width"], made["video"]["source_height"]) == (2560, 1440)
+        assert made["settings"]["fit_side"] == 1920
+        truth = {}
+        for i in range(2):
+            buffer = io.BytesIO()
+            Image.new("L", (2560, 1440), 1).save(buffer, format="PNG")
+            truth[f"gt/{i:05d}.png"] = buffer.getvalue()
+        gt = zip_of(tmp_path / "gt.zip", truth)
+        with pytest.raises(Exception, match=re.escape(
+            "gt.zip: gt/00000.png is 2560x1440 but these masks are from a run that scaled phone.mp4 down from its "
+            "2560x1440 to 1920x1080 (W x H; run.json's fit_side 1920), the size its masks have. Run it again at "
+            "its source size (with `uvosam segment`, or in an app whose host set UVOSAM_MAX_SIDE to 2560 or more)"
+        )):  # fmt: skip
+            c.predict(handle_file(str(gt)), handle_file(masks_zip), api_name="/score")

@@ -58,7 +58,7 @@ def mpeg4_avi(mp4: Path) -> bytes:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A local server with a clip (H.264 .mp4, and as MPEG-4 .avi), a zip of frames, a text file named .mp4 and a
-    clip too wide for max_side=150."""
+    clip too wide for the app's sanity limit (4096 px a side)."""
     folder = tmp_path_factory.mktemp("site")
     clip = write_clip(folder / "clip.mp4", 12, 96, 64).read_bytes()
     avi = mpeg4_avi(folder / "clip.mp4")
@@ -75,7 +75,7 @@ def site(tmp_path_factory):
             frames.getvalue(), {"Content-Type": "application/zip"}
         )
         server.routes["/media/wide.mp4"] = send(
-            write_clip(folder / "w.mp4", 4, 160, 48).read_bytes(), MP4
+            write_clip(folder / "w.mp4", 2, 4112, 16).read_bytes(), MP4
         )
         server.routes["/media/notes.mp4"] = send(
             b"not a video\n" * 50, {"Content-Type": "video/mp4"}
@@ -129,7 +129,7 @@ def test_load_puts_the_download_in_the_session_folder_and_keeps_the_last_run(sit
         ("/media/notes.mp4", r"^notes\.mp4 is not a video"),  # by name, not by the server's folder
         (
             "/media/wide.mp4",
-            r"wide\.mp4 is 160x48: its longest side 160 px, over this app's limit of 150 px.*UVOSAM_MAX_SIDE",
+            r"wide\.mp4 is 4112x16: its longest side 4112 px, over this app's limit of 4096 px.*UVOSAM_MAX_SIDE",
         ),
     ],
 )

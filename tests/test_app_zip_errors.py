@@ -107,7 +107,7 @@ def _unreadable_zip(case: str, folder: Path, small: bytes, huge: bytes) -> tuple
     too_many = f"seq/00000.png has over {2 * Image.MAX_IMAGE_PIXELS} pixels, too many to open: resize the frames"
     return _frames(
         folder / "huge.zip", huge
-    ), too_many + " to at most 1920 px a side and zip them again"
+    ), too_many + " to at most 4096 px a side and zip them again"
 
 
 @pytest.mark.parametrize("case", ["password", "deflate64", "garbled", "huge"])
@@ -146,12 +146,12 @@ def test_a_zipped_frame_over_the_side_limit_is_refused_from_its_header(tmp_path,
     looked = []
     monkeypatch.setattr(uploads, "image_display_size", lambda *a: looked.append(a))
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path, max_side=150))
-    frames = _frames(tmp_path / "big.zip", _png(Image.new("L", (400, 100))))
+    frames = _frames(tmp_path / "big.zip", _png(Image.new("L", (4112, 100))))
     text = app.describe(None, *ARGS, 1, 900, str(frames))
     assert text.startswith(
-        "**Run would refuse this input:** big.zip: seq/00000.png is 400x100: its longest side 400 px, over this "
-        "app's limit of 150 px. To use it, resize it (e.g. to 854x480) and upload it again. (The app's host sets "
-        "this limit: UVOSAM_MAX_SIDE.)"
+        "**Run would refuse this input:** big.zip: seq/00000.png is 4112x100: its longest side 4112 px, over this "
+        "app's limit of 4096 px. To use it, scale it down (e.g. to 1920x1080) and upload it again. (The app's host "
+        "sets this limit: UVOSAM_MAX_SIDE.)"
     ), text
     assert looked == []
 

@@ -29,7 +29,7 @@ from uvosam.video import DEFAULT_FPS, probe
 from uvosam.video_decoder import RgbDecoder
 from uvosam_app.settings import AppSettings
 
-OPTIONS = JobOptions(limits=AppSettings().limits())  # 900 frames, 120 s, 1920 px: the app's
+OPTIONS = JobOptions(limits=AppSettings().limits())  # 900 frames, 120 s, 4096 px: the app's
 ACCEPTED = r"Accepted: a video file \(\.mp4"
 
 
@@ -165,7 +165,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], Works | Fails]] = {
     # limits: refused from the header, before any decoding
     "huge resolution": (lambda d: enc(d / "huge.mp4", *X264, src="color", size="5000x16",
                                       frames=1),
-                        Fails(VideoLimitError, r"longest side 5000 px, over the limit of 1920")),
+                        Fails(VideoLimitError, r"longest side 5000 px, over the limit of 4096")),
     "too many frames": (lambda d: enc(d / "many.mp4", *X264, src="color", size="16x16",
                                       frames=1000, rate=100),
                         Fails(VideoLimitError, r"about 1000 frames, over the limit of 900 ")),
@@ -299,7 +299,7 @@ APP_CASES = {
     "truncated mp4": "is truncated: its mp4/mov index",
     "png named .mp4": r"single still image \(png\), not a video",
     "audio only .m4a": r"contains only audio \(aac\)",
-    "huge resolution": r"longest side 5000 px, over this app's limit of 1920 px\. To use it, resize it.*UVOSAM_MAX_SIDE",
+    "huge resolution": r"longest side 5000 px, over this app's limit of 4096 px\. To use it, scale it down.*UVOSAM_MAX_SIDE",
     "too long": r"lasts 130\.0 s, over this app's limit of 120 s\. To use it, lower Max frames \(under Settings;.*UVOSAM_MAX_SECONDS",
 }
 

@@ -81,6 +81,36 @@ def test_track_out_that_is_a_folder_fails_before_loading(frames_dir, tmp_path, n
     assert code == 2 and str(tmp_path) in capsys.readouterr().err
 
 
+def test_track_fit_side_tracks_the_frames_scaled_down(frames_dir, tmp_path, monkeypatch, capsys):
+    """``track --fit-side N``: the tracker gets the frames scaled down to N (the 48x32 folder at 24: 24x16)."""
+    from uvosam.tracker import loading, session
+
+    seen = []
+
+    def track_video(tracker, frames, *, height, width):
+        seen.append((height, width, [f.shape for f in frames]))
+        return []
+
+    monkeypatch.setattr(loading, "load_tracker", lambda *args, **kwargs: object())
+    monkeypatch.setattr(session, "track_video", track_video)
+    argv = [
+        "track",
+        str(frames_dir),
+        "--weights",
+        "idol-coco-r50",
+        "--out",
+        str(tmp_path / "r.json"),
+    ]
+    assert uvosam_cli.main([*argv, "--fit-side", "24"]) == 0
+    assert uvosam_cli.main(argv) == 0  # without it: the source's size
+    assert seen == [(16, 24, [(16, 24, 3)] * 2), (32, 48, [(32, 48, 3)] * 2)]
+    with pytest.raises(SystemExit) as exc:
+        uvosam_cli.main([*argv, "--fit-side", "1"])
+    assert exc.value.code == 2 and "argument --fit-side: must be a longest side of at least 2" in (
+        capsys.readouterr().err
+    )
+
+
 def test_benchmark_runs_check_the_dataset_root_before_loading(tmp_path, monkeypatch, capsys):
     import uvosam_cli.benchmark_runs as runs_cli
 

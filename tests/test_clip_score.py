@@ -187,6 +187,56 @@ def test_ground_truth_of_another_size_says_the_masks_have_the_video_size(clip_gt
     assert "480p" not in str(err.value)
 
 
+def test_masks_of_a_scaled_run_against_source_size_ground_truth_say_to_run_at_the_source_size(
+    clip_gt, tmp_path
+):
+    """Masks of a run that scaled its frames down (``fit_side``; its export's run.json says so) against ground
+    truth at the source's size: clip-score (``score_clip``) and davis-score (``read_result``) name the scaled run and
+    say to run it at the source size, not just that the sizes differ."""
+    import json
+
+    from uvosam.eval.layout import read_result
+
+    d, video = clip_gt  # 40x56 (HxW)
+    export = tmp_path / "export"
+    masks = export / "davis" / "shapes"
+    for t in range(2):
+        write_index_png(masks / f"{t:05d}.png", _labels(video.masks[t])[::2, ::2])  # 20x28
+    gt = ground_truth_files(d / "gt")[:2]
+    said = (
+        "these masks are from a run that scaled shapes.mp4 down from its 56x40 to 28x20 (W x H; run.json's "
+        "fit_side 28), the size its masks have. Run it again at its source size (`uvosam segment` without "
+        "--fit-side) to score against ground truth of that size, or give the ground truth at 28x20"
+    )
+    with pytest.raises(
+        ValueError, match=r"ground truth is 40x56 \(HxW\) but the masks are 20x28"
+    ) as err:
+        score_clip(masks, gt, ["00000", "00001"])
+    assert said not in str(err.value)  # no run.json: nothing said of a scaled run
+    video_record = {
+        "source": "shapes.mp4",
+        "width": 28,
+        "height": 20,
+        "source_width": 56,
+        "source_height": 40,
+    }
+    (export / "run.json").write_text(
+        json.dumps({"video": video_record, "settings": {"fit_side": 28}})
+    )
+    with pytest.raises(ValueError) as err:
+        score_clip(masks, gt, ["00000", "00001"])
+    assert str(err.value) == (
+        "ground truth is 40x56 (HxW) but the masks are 20x28 (0.png vs 00000.png); "
+        + said
+        + " (resized with nearest-neighbour sampling)"
+    )
+    with pytest.raises(ValueError) as err:
+        read_result(masks / "00000.png", (40, 56), gt[0])
+    assert said in str(
+        err.value
+    ) and "results must have the annotation size (480p): these masks" in str(err.value)
+
+
 def _zip(path, entries):
     import zipfile
 

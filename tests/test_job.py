@@ -593,3 +593,75 @@ def test_with_a_stride_the_readme_says_how_frame_numbers_map_to_the_files(
     assert pngs[:2] == ["00000.png", "00002.png"]
     plain = list(run_job(pipe, path, tmp_path / "plain", JobOptions(max_frames=2)))[-1].result
     assert "Frame stride" not in zipfile.ZipFile(plain.zip_path).read("README.txt").decode()
+
+
+def test_fit_side_runs_at_the_scaled_size_and_over_the_source_changes_nothing(
+    tmp_path, clip, tiny_sam_model
+):
+    """``JobOptions.fit_side``: a run's frames, masks, video, exports and re-render have the scaled size, run.json
+    and the README record both sizes; a fit_side over the source's size gives the same files, byte for byte, as
+    none."""
+    from doubles import MovingBoxTracker
+    from PIL import Image
+
+    from uvosam.job import rerender
+
+    path, _ = clip  # 64x48
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+
+    def run(name, **fields):
+        options = JobOptions(max_frames=3, cache=True, **fields)
+        return list(run_job(pipe, path, tmp_path / name, options))[-1].result
+
+    def pngs(result):
+        export = result.zip_path.parent / "export"
+        return {p.relative_to(export): p for p in sorted(export.rglob("*.png"))}
+
+    def record(result):
+        return json.loads(zipfile.ZipFile(result.zip_path).read("run.json"))
+
+    plain, over = run("plain"), run("over", fit_side=1920)
+    assert over.info == plain.info and over.info.scaled_from is None
+    assert {k: p.read_bytes() for k, p in pngs(over).items()} == {
+        k: p.read_bytes() for k, p in pngs(plain).items()
+    }
+    assert record(over)["video"] == record(plain)["video"]
+    scaled = run("scaled", fit_side=33)  # the longest side rounded down to even: 32x24
+    assert (scaled.info.width, scaled.info.height, scaled.info.scaled_from) == (32, 24, (64, 48))
+    assert (probe(scaled.overlay_mp4).width, probe(scaled.overlay_mp4).height) == (32, 24)
+    masks = [p for k, p in pngs(scaled).items() if k.parts[0] in ("davis", "cutouts")]
+    assert any("cutouts" in p.parts for p in masks)
+    assert {Image.open(p).size for p in masks} == {(32, 24)}
+    made = record(scaled)
+    assert made["video"] | {"fps": None} == {
+        "name": "shapes_clip", "source": path.name, "width": 32, "height": 24, "source_width": 64,
+        "source_height": 48, "fps": None, "source_frames": 25,
+    }  # fmt: skip
+    assert made["settings"]["fit_side"] == 33 and record(plain)["settings"]["fit_side"] is None
+    readme = " ".join(zipfile.ZipFile(scaled.zip_path).read("README.txt").decode().split())
+    assert (
+        "masks at the frames' size, 32x24, scaled down from the source's 64x48 (fit_side 33)."
+        in readme
+    )
+    again = rerender(scaled.cache_dir, tmp_path / "again", keep_ids=[1])
+    assert {Image.open(p).size for p in pngs(again).values() if "davis" in p.parts} == {(32, 24)}
+    assert record(again)["video"] == made["video"] and record(again)["settings"] == made["settings"]
+
+
+def test_segment_cli_fit_side_runs_at_the_scaled_size(tmp_path, clip, tiny_sam_model, monkeypatch):
+    from doubles import MovingBoxTracker
+
+    path, _ = clip  # 64x48
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
+    out = tmp_path / "out"
+    assert uvosam_cli.main(["segment", str(path), "--out", str(out), "--max-frames", "2",
+                            "--fit-side", "32"]) == 0  # fmt: skip
+    made = json.loads((out / "export" / "run.json").read_text())
+    assert (made["video"]["width"], made["video"]["height"], made["settings"]["fit_side"]) == (
+        32,
+        24,
+        32,
+    )
+    overlay = probe(out / "shapes_clip_overlay.mp4")
+    assert (overlay.num_frames, overlay.width, overlay.height) == (2, 32, 24)

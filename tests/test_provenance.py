@@ -86,10 +86,12 @@ def test_a_run_records_its_models_settings_and_date(sam_run):
     )
     assert started <= created <= started + timedelta(minutes=5)
     assert record["video"] == {
-        "name": "clip", "source": "clip", "width": 136, "height": 100, "fps": DEFAULT_FPS,
-        "source_frames": 4,
+        "name": "clip", "source": "clip", "width": 136, "height": 100, "source_width": 136,
+        "source_height": 100, "fps": DEFAULT_FPS, "source_frames": 4,
     }  # fmt: skip
-    assert record["settings"] == {"min_score": 0.05, "max_objects": 3, "stride": 2, "max_frames": 2}
+    assert record["settings"] == {
+        "min_score": 0.05, "max_objects": 3, "stride": 2, "max_frames": 2, "fit_side": None,
+    }  # fmt: skip
     assert record["output"] == {"style": "cutout", "output_max_side": 64}
     assert record["rerender"] is None and record["export"] == {
         "frames": 2,

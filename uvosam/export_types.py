@@ -39,7 +39,7 @@ class ExportOptions:
         write_threads: threads that encode and write the PNGs while the caller goes on (PNG encoding releases
             the GIL); ``None`` = min(4, CPU count). Results are the same for any value.
         alpha_webm: ``<video>_alpha.webm``: every exported track over a transparent background (alpha = the union
-            of their masks; RGB as in the cut-outs), one VP9 WebM with alpha at the source size and the frame rate
+            of their masks; RGB as in the cut-outs), one VP9 WebM with alpha at the frames' size and the frame rate
             given to ``ExportWriter(fps=...)``: for web pages, OBS, Canva, Kdenlive. Its encoder is a separate
             process (50-100 frames/s at 854x480 on this project's 2-core machine).
         timeline: ``timeline.png``, one row per track with a bar on the frames it was seen in (``uvosam.timeline``):

@@ -200,8 +200,12 @@ def check_same_size(files: list[Path], size: tuple[int, int]) -> None:
             )
 
 
-def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Decode ``files`` one at a time as ``(H, W, 3)`` uint8 RGB; each must be ``size`` = (W, H)."""
+def iter_images(
+    files: list[Path], size: tuple[int, int], scale_to: tuple[int, int] | None = None
+) -> Iterator[np.ndarray]:
+    """Decode ``files`` one at a time as ``(H, W, 3)`` uint8 RGB; each must be ``size`` = (W, H). ``scale_to``: (W, H)
+    that each is then resized to (PIL's box filter: area averaging, as ``uvosam.video_fit`` scales), if not ``size``.
+    """
     for index, file in enumerate(files):
         try:
             with Image.open(file) as im:
@@ -215,6 +219,8 @@ def iter_images(files: list[Path], size: tuple[int, int]) -> Iterator[np.ndarray
                 f"Frame {file.name} is {frame.shape[1]}x{frame.shape[0]}, expected "
                 f"{size[0]}x{size[1]} like the first frame. Resize it."
             )
+        if scale_to is not None and scale_to != size:
+            frame = np.array(Image.fromarray(frame).resize(scale_to, Image.Resampling.BOX))
         yield frame
 
 

@@ -81,8 +81,9 @@ def run_job(
     options = _options(options)
     start = time.perf_counter()
     info = probe(
-        source, limits=options.limits, stride=options.stride, max_frames=options.max_frames
-    )
+        source, limits=options.limits, stride=options.stride, max_frames=options.max_frames,
+        fit_side=options.fit_side,
+    )  # fmt: skip
     total = info.num_output_frames(stride=options.stride, max_frames=options.max_frames)
     plan = JobPlan(
         info=info,
@@ -96,7 +97,7 @@ def run_job(
     )
     record = run_record(
         pipe, video=video_record(plan), stride=options.stride, max_frames=options.max_frames,
-        output=_output_record(options),
+        fit_side=options.fit_side, output=_output_record(options),
     )  # fmt: skip
     plan = replace(plan, record=record)
     # into a staging folder when work_dir holds an earlier result, which this one replaces when it is finished (an
@@ -343,7 +344,7 @@ def rerender(
             the run's ids; a merged track is kept when its target is (its sources follow it, kept or not:
             ``track_edit.kept_tracks``).
         options: style, drawing, output size, chunks, export formats and sound; ``stride``, ``max_frames``,
-            ``limits`` and ``cache`` are ignored (the cached frames are what they are). The sound (``audio``) is
+            ``limits``, ``cache`` and ``fit_side`` are ignored (the cached frames are what they are). The sound (``audio``) is
             read from the source file the run read, where the cache says it was; a cache of a frame folder or of a
             file since moved, deleted (a downloaded link's, say) or replaced by another (of another size) gives a
             silent video (``JobResult.silent_because`` says which).

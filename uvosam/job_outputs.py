@@ -25,6 +25,7 @@ from uvosam.render import render
 from uvosam.types import FrameResult
 from uvosam.video import VideoInfo
 from uvosam.video_audio import AudioSource
+from uvosam.video_fit import even_size_within
 from uvosam.video_writer import VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -39,9 +40,7 @@ def overlay_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     """
     if max_side is None or max(width + width % 2, height + height % 2) <= max_side:
         return width, height
-    long_side = max(2, max_side - max_side % 2)
-    short_side = max(2, 2 * round(min(width, height) * long_side / max(width, height) / 2))
-    return (long_side, short_side) if width >= height else (short_side, long_side)
+    return even_size_within(width, height, max_side)
 
 
 def source_sound(

@@ -65,13 +65,16 @@ def job_name(info: VideoInfo, video_name: str | None = None) -> str:
 
 
 def video_record(plan: JobPlan) -> dict[str, Any]:
-    """The ``video`` entry of ``run.json``: the input by its own name only (no server or home folders)."""
+    """The ``video`` entry of ``run.json``: the input by its own name only (no server or home folders), the frames'
+    size and the source's (the same unless ``JobOptions.fit_side`` scaled them down)."""
     info = plan.info
     return {
         "name": plan.video_name,
         "source": info.path.name,
         "width": info.width,
         "height": info.height,
+        "source_width": info.source_size[0],
+        "source_height": info.source_size[1],
         "fps": info.fps,
         "source_frames": info.num_frames,
     }

@@ -25,6 +25,7 @@ from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.render import STYLES
 from uvosam.types import TrackSummary
 from uvosam.video import VideoInfo
+from uvosam.video_fit import check_fit_side
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class JobOptions:
         chunk_seconds: also cut the overlay into chunks of about this many seconds (streaming); None
             = no chunks.
         output_max_side: longest side of the overlay video (None = the source size; at least 2), which is then
-            scaled to even sides, none over it (``job_outputs.overlay_size``). Masks/exports keep the source size.
+            scaled to even sides, none over it (``job_outputs.overlay_size``). Masks/exports keep the frames' size.
         show_boxes, show_labels: boxes and tags on the video (every style but ``"matte"``).
         export: which export files are written (and zipped).
         cache: keep a per-frame mask cache so the outputs can be re-rendered for a subset of tracks
@@ -50,6 +51,10 @@ class JobOptions:
         audio: give that video the source file's sound (its first audio stream, cut to the video's frames:
             ``uvosam.video_audio``); False: silent. A frame folder, a file without audio, the chunks and the alpha
             WebM have none; a re-render has it while the source file it read is still where it was.
+        fit_side: decode frames with a side over this many pixels scaled down to fit it (aspect kept, even sides:
+            a 2560x1440 clip at 1920 is read at 1920x1080; ``uvosam.video_fit``); everything the run makes (masks,
+            video, exports, mask cache) has that size, and ``run.json`` records both. None: the source size.
+            ``limits`` apply to the source's size.
     """
 
     stride: int = 1
@@ -64,6 +69,7 @@ class JobOptions:
     video_name: str | None = None
     style: str = "overlay"  # last: code that passes yesterday's fields by position keeps working
     audio: bool = True  # after it, for the same reason
+    fit_side: int | None = None
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -80,6 +86,7 @@ class JobOptions:
             )
         if side is not None:
             object.__setattr__(self, "output_max_side", int(side))
+        object.__setattr__(self, "fit_side", check_fit_side(self.fit_side, "JobOptions: fit_side"))
         check_type("JobOptions.limits", self.limits, VideoLimits, "VideoLimits(max_frames=900)")
         check_type("JobOptions.export", self.export, ExportOptions, "ExportOptions(davis=True)")
         if self.video_name is not None and not isinstance(self.video_name, str):

@@ -12,11 +12,13 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
     uvosam_version   the uvosam that wrote this export
     created_utc      ISO 8601 UTC ("2025-05-01T12:00:00Z"): when the run (or the re-render) started
     video            name, source (the input's file or folder name, no folders above it), width, height (the
-                     frames' size, which the masks have: frames are never resized for the export), fps (the
-                     source's; for a folder or zip of frames, which has none, the rate the run used: 24 unless
-                     given), source_frames
-    settings         what decides the masks: min_score, max_objects (PipelineConfig), stride, max_frames
-                     (JobOptions); a re-render keeps its run's (its own min_score is under "rerender")
+                     frames' size, which the masks have: frames are never resized for the export), source_width,
+                     source_height (the source's frames: larger where fit_side scaled them down, else the same),
+                     fps (the source's; for a folder or zip of frames, which has none, the rate the run used: 24
+                     unless given), source_frames
+    settings         what decides the masks: min_score, max_objects (PipelineConfig), stride, max_frames,
+                     fit_side (JobOptions; null: the source size); a re-render keeps its run's (its own min_score
+                     is under "rerender")
     models           device (the mask model's); tracker: class, then what the tracker's describe() says (for
                      IDOLTracker: weights = preset name or checkpoint file name, config_yaml, precision,
                      input_min_side / input_max_side = the detector's own frame resize, thresholds, ...);
@@ -129,11 +131,13 @@ def run_record(
     stride: int,
     max_frames: int | None,
     output: Mapping[str, Any],
+    fit_side: int | None = None,
 ) -> dict[str, Any]:
     """The record of a run of ``pipe`` starting now (``run.json`` less its ``export`` entry; JSON-able).
 
     Args:
         video: the ``video`` entry (module docstring). stride, max_frames: the run's frame selection.
+        fit_side: the longest side its frames were scaled down to (``JobOptions.fit_side``; None: not scaled).
         output: the ``output`` entry (the video's style and size).
     """
     return {
@@ -143,6 +147,7 @@ def run_record(
             "max_objects": pipe.config.max_objects,
             "stride": int(stride),
             "max_frames": max_frames,
+            "fit_side": fit_side,
         },
         "models": models_record(pipe),
         "output": dict(output),
@@ -342,6 +347,10 @@ def _settings_text(settings: Mapping[str, Any], video: Mapping[str, Any]) -> str
             f"max_frames {value('max_frames')}")  # fmt: skip
     if video.get("width") and video.get("height"):
         text += f"; masks at the frames' size, {video['width']}x{video['height']}"
+        source = video.get("source_width"), video.get("source_height")
+        if all(source) and source != (video["width"], video["height"]):
+            text += (f", scaled down from the source's {source[0]}x{source[1]} (fit_side "
+                     f"{value('fit_side')})")  # fmt: skip
     return text + "."
 
 

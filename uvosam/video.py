@@ -21,6 +21,9 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
   how wide a pixel is shown, for ``VideoWriter(sample_aspect=...)`` to mark the output so players
   stretch it as they did the input. Every frame has the probed size: ffmpeg
   scales frames of another size (a size change mid-stream) to it.
+* ``fit_side`` (``probe``, ``iter_frames``): frames with a side over it are decoded scaled down to fit it, aspect
+  kept, even sides (``uvosam.video_fit``); the ``VideoInfo`` then has the scaled size and ``scaled_from`` the
+  source's. ``limits`` apply to the source's size.
 * A folder of ``.jpg/.jpeg/.png`` frames (DAVIS ``JPEGImages/480p/<sequence>``) is read with PIL
   (``uvosam.frame_folder``: natural name order, EXIF orientation applied). A folder has no frame
   rate: ``DEFAULT_FPS`` (24, as DAVIS) is reported unless ``default_fps`` says otherwise.
@@ -47,6 +50,7 @@ from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.remote_links import looks_like_link
 from uvosam.video_decoder import RgbDecoder
+from uvosam.video_fit import check_fit_side, fit_info
 from uvosam.video_probe import STREAM, count_frames, read_header, resolve_fps
 from uvosam.video_writer import VideoWriter
 
@@ -57,6 +61,7 @@ __all__ = [
     "VideoInfo",
     "VideoWriter",
     "check_limits",
+    "fit_info",
     "iter_frames",
     "probe",
 ]
@@ -85,7 +90,7 @@ class VideoInfo:
         num_frames: number of source frames (exact: the packets that decode to a frame counted for video
             files, files counted for folders).
         width, height: DISPLAY size in pixels, i.e. after ``rotation`` is applied; every frame from
-            ``iter_frames`` has shape ``(height, width, 3)``.
+            ``iter_frames`` has shape ``(height, width, 3)``. Read with ``fit_side``: the scaled size.
         rotation: counter-clockwise degrees (0, 90, 180, 270) applied to the stored frames for
             display, from the stream's display matrix; 0 for folders (EXIF orientation is applied
             per image).
@@ -106,6 +111,8 @@ class VideoInfo:
             are NOT resized to square pixels (``width`` x ``height`` stays the pixel size, which masks and DAVIS PNGs
             keep); the displayed size is ``width * w / h`` x ``height``. Pass it to ``VideoWriter`` so the output
             is shown as the input (a 160x120 video with SAR 3:1 is shown 480x120).
+        scaled_from: (width, height) of the source's frames (display orientation) where a read with ``fit_side``
+            scales them down to ``width`` x ``height`` (``uvosam.video_fit``); None where frames keep their size.
     """
 
     path: Path
@@ -122,10 +129,18 @@ class VideoInfo:
     start_s: float = 0.0
     nominal_fps: float = 0.0
     sample_aspect: tuple[int, int] = (1, 1)
+    scaled_from: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         # JSON (a mask cache's meta, ``uvosam.job_plan``) gives back a list
         object.__setattr__(self, "sample_aspect", tuple(self.sample_aspect))
+        if self.scaled_from is not None:
+            object.__setattr__(self, "scaled_from", tuple(self.scaled_from))
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(width, height) of the source's frames: ``scaled_from``, else ``width`` x ``height``."""
+        return self.scaled_from or (self.width, self.height)
 
     def num_output_frames(self, *, stride: int = 1, max_frames: int | None = None) -> int:
         """How many frames ``iter_frames(path, stride=stride, max_frames=max_frames)`` yields."""
@@ -140,6 +155,7 @@ def probe(
     stride: int = 1,
     max_frames: int | None = None,
     default_fps: float = DEFAULT_FPS,
+    fit_side: int | None = None,
 ) -> VideoInfo:
     """Read a video's (or frame folder's) metadata and check ``limits`` before anything is decoded.
 
@@ -150,6 +166,7 @@ def probe(
             apply to what a read with ``stride`` and ``max_frames`` would cover.
         stride, max_frames: as in ``iter_frames``; used only for the limit check.
         default_fps: frame rate reported for folders and for a single frame without a frame rate.
+        fit_side: as in ``iter_frames``: the info then gives the scaled size (``fit_info``).
 
     Raises:
         FileNotFoundError: nothing at ``path``.
@@ -159,6 +176,7 @@ def probe(
         VideoLimitError: over ``limits``.
     """
     _check_read_args(stride, max_frames)
+    fit_side = check_fit_side(fit_side)
     if isinstance(path, str) and looks_like_link(path):
         raise FileNotFoundError(
             f"{path} is a link: this reads local files. Download it first (uvosam.remote_video.download_video, "
@@ -173,8 +191,10 @@ def probe(
             )
         raise FileNotFoundError(f"No video or frame folder at {path}. {_ACCEPTED}")
     if path.is_dir():
-        return _probe_folder(path, limits, stride, max_frames, default_fps)
-    return _probe_file(path, limits, stride, max_frames, default_fps)
+        info = _probe_folder(path, limits, stride, max_frames, default_fps)
+    else:
+        info = _probe_file(path, limits, stride, max_frames, default_fps)
+    return fit_info(info, fit_side)
 
 
 def check_limits(
@@ -185,7 +205,8 @@ def check_limits(
     max_frames: int | None = None,
     approximate: bool = False,
 ) -> None:
-    """Raise ``VideoLimitError`` if reading ``info`` with ``stride``/``max_frames`` exceeds limits.
+    """Raise ``VideoLimitError`` if reading ``info`` with ``stride``/``max_frames`` exceeds limits (its frame
+    size: the source's, ``VideoInfo.source_size``, also for a read that scales it down).
 
     A ``num_frames`` or ``duration_s`` of 0 means "unknown" and is not checked. With
     ``approximate`` (``num_frames`` estimated from the container's duration, before counting) the
@@ -193,8 +214,8 @@ def check_limits(
     """
     if limits is None:
         return
-    name, size, pixels = info.path.name, f"{info.width}x{info.height}", info.width * info.height
-    side = max(info.width, info.height)
+    (width, height), name = info.source_size, info.path.name
+    size, pixels, side = f"{width}x{height}", width * height, max(width, height)
     n_out = info.num_output_frames(stride=stride, max_frames=max_frames)
     duration = info.duration_s
     if max_frames is not None and info.fps > 0:
@@ -236,6 +257,7 @@ def iter_frames(
     stride: int = 1,
     max_frames: int | None = None,
     limits: VideoLimits | None = None,
+    fit_side: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Frames of a video file or frame folder, decoded one at a time.
 
@@ -248,17 +270,19 @@ def iter_frames(
         stride: keep source frames ``0, stride, 2*stride, ...``.
         max_frames: stop after this many OUTPUT frames (``None``: all).
         limits: checked from metadata before decoding (see ``probe``).
+        fit_side: frames with a side over this many pixels are decoded scaled down (area averaging) to fit it,
+            aspect kept, to even sides (2560x1440 at 1920: 1920x1080); never enlarged. None: the source size.
 
     Returns:
         An iterator of ``(H, W, 3)`` uint8 RGB arrays (writable) in display orientation, with
-        ``H, W = probe(path).height, .width``. Grayscale, alpha and 10-bit sources are converted
+        ``H, W = probe(path, fit_side=fit_side).height, .width``. Grayscale, alpha and 10-bit sources are converted
         to RGB uint8 (alpha dropped).
 
     Raises:
         Everything ``probe`` raises, at call time; ``VideoReadError`` naming the frame index if
         decoding fails part-way (damaged file, file changed while reading).
     """
-    info = probe(path, limits=limits, stride=stride, max_frames=max_frames)
+    info = probe(path, limits=limits, stride=stride, max_frames=max_frames, fit_side=fit_side)
     return iter_probed(info, stride=stride, max_frames=max_frames)
 
 
@@ -269,12 +293,13 @@ def iter_probed(
     again (a probe reads a whole video file, or every frame header of a folder).
 
     Args and returns as ``iter_frames``; ``stride`` and ``max_frames`` should be those ``info``
-    was probed (and its limits checked) with.
+    was probed (and its limits checked) with. Frames have ``info``'s size: scaled down from the source's where
+    ``info.scaled_from`` says so (``fit_info``).
     """
     n_out = info.num_output_frames(stride=stride, max_frames=max_frames)
     if info.is_folder:
         files = frame_folder.list_frames(info.path)[::stride][:n_out]
-        return frame_folder.iter_images(files, (info.width, info.height))
+        return frame_folder.iter_images(files, info.source_size, (info.width, info.height))
     return _iter_video(info, stride, n_out)
 
 
@@ -347,8 +372,11 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
     # ffmpeg keeps the first frame's size; without -s the bytes would be cut into frames of the wrong size.
     out = ["-map", STREAM, "-fps_mode", "passthrough", "-frames:v", str(n_out)]
     out += ["-s", f"{stored[0]}x{stored[1]}"]
-    if stride > 1:
-        out = ["-vf", f"select=not(mod(n\\,{stride}))", *out]
+    filters = [f"select=not(mod(n\\,{stride}))"] if stride > 1 else []
+    if info.scaled_from is not None:  # fit_side: after select, so skipped frames are never scaled
+        filters.append(f"scale={stored[0]}:{stored[1]}:flags=area")
+    if filters:
+        out = ["-vf", ",".join(filters), *out]
     count = 0
     with RgbDecoder(
         info.path, width=stored[0], height=stored[1], input_args=["-noautorotate"], output_args=out

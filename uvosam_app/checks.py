@@ -292,6 +292,7 @@ def run_request(
         max_frames=frame_cap.limit(max_frames) if frame_cap else max_frames,
         limits=settings.limits(),
         cache=True,
+        fit_side=settings.max_side,
         **outputs.job_fields(settings),
     )
     changes = {"min_score": float(taken["min_score"]), "max_objects": int(taken["max_objects"])}

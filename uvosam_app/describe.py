@@ -8,6 +8,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from uvosam.job_types import JobResult
+from uvosam.video import fit_info
 from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
@@ -85,6 +86,7 @@ def describe_input(
             info = app_uploads.FramesZip(path).info(settings, stride=stride, max_frames=run_max)
         else:
             info = probes.info(path, limits=settings.limits(), stride=stride, max_frames=run_max)
+            info = fit_info(info, settings.max_side)  # Run's frames: scaled down to the app's side
     except USER_ERRORS as err:
         return f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
     fps = speeds.get((tracker, sam))

@@ -58,8 +58,10 @@ APP_ACCEPTED_FILE = (
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at
 # its frame limit, so that one never trips. Plain text, no Markdown: the toast shows it as written, the
 # description as Markdown (where "*Max frames*" was italic, the toast showed the asterisks).
+_SCALE_DOWN = ("px", "scale it down (e.g. to 1920x1080) and upload it again", "UVOSAM_MAX_SIDE")
 LIMIT_ADVICE = {
-    "max_side": ("px", "resize it (e.g. to 854x480) and upload it again", "UVOSAM_MAX_SIDE"),
+    "max_side": _SCALE_DOWN,
+    "max_pixels": _SCALE_DOWN,
     "max_duration_s": (
         "s",
         "lower Max frames (under Settings; max_frames over the API) to cover less of it, or trim it",
@@ -74,7 +76,8 @@ def limit_text(err: VideoLimitError) -> str:
     if err.limit_name not in LIMIT_ADVICE:
         return str(err)
     unit, advice, variable = LIMIT_ADVICE[err.limit_name]
-    limit = f"{err.limit:g}"
+    # a pixel count as 9437184, not 9.43718e+06
+    limit = f"{err.limit:g}" if err.limit < 1e6 else str(err.limit)
     return (
         f"{err.subject}, over this app's limit of {limit} {unit}. To use it, {advice}. "
         f"(The app's host sets this limit: {variable}.)"

@@ -22,6 +22,7 @@ from uvosam_app.text import (
     GROUND_TRUTH_HELP,
     LINK_EXAMPLE,
     banner_markdown,
+    limits_line,
     mask_model_info,
 )
 
@@ -214,6 +215,7 @@ def _input_column(
     with gr.Column(scale=1, elem_id="input-column"):
         # an image dropped here gets Gradio's "Only video/x-m4v,video/* allowed.": the label says where it goes
         video = gr.Video(sources=["upload"], label="Video (images: zip them, below)", elem_id="inp")
+        gr.Markdown(limits_line(settings), elem_id="limits")
         about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
         url, load = _link_input(settings)
         frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names

@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from uvosam.config import is_integer
 from uvosam.eval.clip import ground_truth_files, id_gaps_note, pair_ground_truth, score_clip
+from uvosam.eval.layout import scaled_run_note
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, suggest_merges
@@ -158,7 +159,8 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         names, truth = pair_ground_truth(
             ground_truth_files(gt.folder), processed, indices, num_frames
         )
-        _check_ground_truth(truth, _mask_size(res.folder / f"{names[0]}.png", res), gt)
+        size = _mask_size(res.folder / f"{names[0]}.png", res)
+        _check_ground_truth(truth, size, gt, scaled=record.scaled)
         try:
             scores = score_clip(res.folder, truth, names)
         except (ValueError, FileNotFoundError) as err:  # damaged pixel data, ids over 20...
@@ -235,14 +237,17 @@ def _mask_size(file: Path, masks: _Unpacked) -> tuple[int, int]:
         ) from None
 
 
-def _check_ground_truth(files: Sequence[Path], size: tuple[int, int], gt: _Unpacked) -> None:
+def _check_ground_truth(
+    files: Sequence[Path], size: tuple[int, int], gt: _Unpacked, *, scaled: str | None = None
+) -> None:
     """Refuse, from their headers (no pixel is decoded), ground-truth PNGs that cannot be scored against masks
-    of ``size`` (w, h): not an image, not one id per pixel (a colour rendering), another size (a huge one too).
+    of ``size`` (w, h): not an image, not one id per pixel (a colour rendering), another size (a huge one too;
+    ``scaled``: why the masks have another size than the video's, ``_MasksRecord.scaled``).
 
     Raises:
         ValueError: naming the file as it is in the zip, and saying what to upload instead.
     """
-    at_size = (
+    at_size = scaled or (
         f"the masks are {size[0]}x{size[1]} (the video's size): give the ground truth at that size (resized "
         "with nearest-neighbour sampling, so that ids stay ids)"
     )
@@ -274,11 +279,13 @@ class _MasksRecord:
     """What an export zip says of its masks besides the PNGs: ``tracks`` (DAVIS label -> track id, tracks.csv)
     and its run's frame selection (run.json's ``settings.stride`` and ``video.source_frames``; a re-render keeps
     its run's), None where the zip does not say (the masks are then one per frame of the video, which the PNGs'
-    names, those of the frames, overrule where they match)."""
+    names, those of the frames, overrule where they match); ``scaled``: what to do when its run scaled the frames
+    down (``scaled_run_note``), else None."""
 
     tracks: dict[int, int]
     stride: int | None
     source_frames: int | None
+    scaled: str | None = None
 
     @classmethod
     def of(cls, masks_zip: str) -> _MasksRecord:
@@ -317,6 +324,7 @@ class _MasksRecord:
             tracks,
             _count_at(record, "settings", "stride"),
             _count_at(record, "video", "source_frames"),
+            scaled_run_note(record, _RUN_AT_SOURCE),
         )
 
     def frame_indices(self, processed: int) -> tuple[list[int], int]:
@@ -326,6 +334,9 @@ class _MasksRecord:
         return indices, max(self.source_frames or 0, indices[-1] + 1 if indices else 0)
 
 
+_RUN_AT_SOURCE = (
+    "with `uvosam segment`, or in an app whose host set UVOSAM_MAX_SIDE to {side} or more"
+)
 _UNREADABLE = (KeyError, TypeError, ValueError, zipfile.BadZipFile, zlib.error, EOFError, csv.Error)
 
 MAX_RECORD_BYTES = 4 << 20

@@ -114,7 +114,8 @@ class AppSettings:
         max_frames: most frames processed per run, after stride [UVOSAM_MAX_FRAMES].
         max_seconds: longest accepted video duration covered by a run, in seconds
             [UVOSAM_MAX_SECONDS].
-        max_side: longest accepted frame side in pixels [UVOSAM_MAX_SIDE].
+        max_side: longest frame side a run processes, in pixels: larger frames are decoded scaled down to it
+            (``JobOptions.fit_side``), not refused; only absurd ones are (``limits``) [UVOSAM_MAX_SIDE].
         max_upload_mb: upload size limit in MiB (``launch(max_file_size=...)``)
             [UVOSAM_MAX_UPLOAD_MB].
         concurrency_limit: runs on the GPU at once [UVOSAM_CONCURRENCY].
@@ -239,6 +240,12 @@ class AppSettings:
         return {self.default_preset, self.default_sam, *self.preload}
 
     def limits(self) -> VideoLimits:
+        """What Run refuses: more frames or seconds than the app's limits, and frames over ``VideoLimits``' own
+        sanity limits, 4096 px a side and 4096x2304 px (or ``max_side`` and 9/16 of its square, when that is
+        larger): a phone's 4K (3840x2160, 4096x2160) runs, scaled down to ``max_side``, but an 8K video, whose
+        decoding alone costs 4x a 4K one's before it is scaled down, is refused."""
+        side = max(self.max_side, VideoLimits.max_side)
         return VideoLimits(
-            max_frames=self.max_frames, max_side=self.max_side, max_duration_s=self.max_seconds
-        )
+            max_frames=self.max_frames, max_side=side, max_duration_s=self.max_seconds,
+            max_pixels=side * side * 9 // 16,
+        )  # fmt: skip

@@ -55,6 +55,14 @@ GROUND_TRUTH_ZIP = (
 GROUND_TRUTH_HELP = f"The ground truth: {GROUND_TRUTH_ZIP}."
 
 
+def limits_line(settings: AppSettings) -> str:
+    """The line under the upload box: the limits a visitor meets (``AppSettings``), before a refusal says one."""
+    return (
+        f"Up to {settings.max_upload_mb} MB; Run covers at most {count(settings.max_frames, 'frame')} and "
+        f"{settings.max_seconds:g} s of a video. Frames over {settings.max_side} px a side are scaled down to it."
+    )
+
+
 def banner_markdown(start: StartModels, settings: AppSettings) -> str:
     """The banner over the page when the default models did not load at start ("": they did). For the visitors:
     what failed and what Run does meanwhile, true in this mode (on ZeroGPU models load at start only); the server
@@ -267,7 +275,8 @@ def describe_video(
     """Markdown telling a user, before Run, what their upload is and what a run of it will cover.
 
     Args:
-        info: ``probe``'s result for the upload. name: its file name as the user knows it.
+        info: ``probe``'s result for the upload, as Run reads it (``fit_info``: ``scaled_from`` says it is scaled
+            down). name: its file name as the user knows it.
         stride, max_frames: the run's settings (``iter_frames`` semantics).
         models: "<tracker preset> + <mask model>", as the estimate names them.
         fps: frames per second of this app's last finished run of ``MIN_TIMED_FRAMES`` or more with these models,
@@ -277,7 +286,11 @@ def describe_video(
         frame_cap: on ZeroGPU, the most frames a run covers (fewer than ``max_frames`` may ask for).
     """
     sound = ", with sound (Run's video keeps it)" if info.audio_codec else ""
-    text = f"**{markdown_text(name)}**: {info.width}x{info.height}, {_frames_text(info)}{sound}."
+    size = f"{info.width}x{info.height}"
+    if info.scaled_from is not None:  # the app's max_side (``JobOptions.fit_side``)
+        size = (f"{info.scaled_from[0]}x{info.scaled_from[1]}, will be processed at {size} (scaled down to this "
+                "app's largest size; the masks and exports have it)")  # fmt: skip
+    text = f"**{markdown_text(name)}**: {size}, {_frames_text(info)}{sound}."
     capped = frame_cap is not None and frame_cap.cuts(info, stride=stride, max_frames=max_frames)
     covered = info.num_output_frames(
         stride=stride, max_frames=frame_cap.limit(max_frames) if frame_cap else max_frames

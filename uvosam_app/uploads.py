@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from uvosam.errors import VideoLimitError
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
 from uvosam.text import count
-from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits
+from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits, fit_info
 from uvosam_app.settings import AppSettings
 
 
@@ -48,14 +48,15 @@ class FramesZip:
 
     def info(self, settings: AppSettings, *, stride: int, max_frames: int) -> VideoInfo:
         """``zip_frames_info`` within this app's bounds, checked against its video limits for a read with
-        ``stride`` and ``max_frames``: what Run would see, nothing unpacked.
+        ``stride`` and ``max_frames``: what Run would see (frames over ``max_side`` scaled down), nothing unpacked.
 
         Raises:
             ValueError: see ``zip_frames_info``. VideoLimitError: over the app's limits.
         """
-        info = zip_frames_info(self.path, max_side=settings.max_side, **self._bounds(settings))
-        check_limits(info, settings.limits(), stride=stride, max_frames=max_frames)
-        return info
+        limits = settings.limits()
+        info = zip_frames_info(self.path, max_side=limits.max_side, **self._bounds(settings))
+        check_limits(info, limits, stride=stride, max_frames=max_frames)
+        return fit_info(info, settings.max_side)
 
     def extract(self, parent: Path, settings: AppSettings) -> Path:
         """The frames as a folder ``parent/<the zip's folder name>``, within this app's bounds."""

@@ -33,6 +33,7 @@ from uvosam_cli.arguments import (
     ALPHA_WEBM_HELP,
     CONFIG_YAML_HELP,
     DEVICE_HELP,
+    FIT_SIDE_HELP,
     add_sam_arguments,
     max_side,
     positive_int,
@@ -124,6 +125,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-audio", action="store_true",
                    help="a silent output mp4 (by default it has the source video's sound: its first audio "
                         "stream, cut to the frames)")  # fmt: skip
+    p.add_argument("--fit-side", type=max_side, metavar="N",
+                   help=FIT_SIDE_HELP + "; the masks, video and exports then have that size "
+                        "(default: the source's size)")  # fmt: skip
     p.set_defaults(func=run, output_folder=lambda args: args.out)
 
 
@@ -229,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
         export=ExportOptions(alpha_webm=args.alpha_webm),
         cache=args.cache,
         audio=not args.no_audio,
+        fit_side=args.fit_side,
     )
     # everything cheap to check is checked before the models load (SAM ViT-H alone is 2.5 GB)
     config = PipelineConfig(max_objects=args.max_objects, min_score=args.min_score)
@@ -247,7 +252,8 @@ def _segment(
     args: argparse.Namespace, source: Path, config: PipelineConfig, options: JobOptions
 ) -> int:
     check_readable(source)
-    info = probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames)
+    info = probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames,
+                 fit_side=options.fit_side)  # fmt: skip
     check_result_folder(args.out, job_name(info), source)
     pipe = load_pipeline(args)
     note = slow_on_cpu_note(pipe.segmenter.describe())

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from uvosam.text import count
-from uvosam_cli.arguments import DEVICE_HELP, non_empty, positive_int
+from uvosam_cli.arguments import DEVICE_HELP, FIT_SIDE_HELP, max_side, non_empty, positive_int
 from uvosam_cli.checks import (
     check_config_yaml,
     check_device,
@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", default="results.json", help="output JSON path (default: results.json)"
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--fit-side", type=max_side, metavar="N",
+                        help=FIT_SIDE_HELP + "; the boxes are then in the scaled frames' pixels "
+                             "(default: the source's size)")  # fmt: skip
     parser.add_argument(
         "--video-id",
         type=non_empty,
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     check_output_file(out, "--out", example_name="results.json")
     check_readable(Path(args.input))
-    info = probe(args.input, stride=args.stride, max_frames=args.max_frames)
+    info = probe(args.input, stride=args.stride, max_frames=args.max_frames, fit_side=args.fit_side)
     device = resolve_device(args.device)
     tracker = load_tracker(args.weights, args.config_yaml, device, batch_size=args.batch_size)
     frames = iter_probed(info, stride=args.stride, max_frames=args.max_frames)

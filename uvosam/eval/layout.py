@@ -4,7 +4,9 @@
 (unsupervised) or ``<root>/Annotations/480p/<seq>/*.png`` (semi-supervised), one annotation per jpg, and
 ``<root>/ImageSets/2017/<subset>.txt`` with one sequence name per line (``ImageSets/2019`` for the unsupervised
 test-dev and test-challenge sets). Results are ``<results>/<seq>/<frame>.png`` with the annotation file stems.
-Every check here fails with a message that names the offending path.
+Every check here fails with a message that names the offending path; masks of another size than the ground truth's
+from a run that scaled its frames down (``JobOptions.fit_side``, said by the ``run.json`` of the export they are in:
+``scaled_run_note``) are refused saying so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from uvosam.config import is_integer
 from uvosam.eval.masks_io import read_index_png
+from uvosam.provenance import RUN_JSON, read_record
 
 __all__ = [
     "SUBSETS",
@@ -23,6 +27,7 @@ __all__ = [
     "find_sequences",
     "imageset_path",
     "read_result",
+    "scaled_run_note",
 ]
 
 TASKS = ("unsupervised", "semi-supervised")
@@ -128,8 +133,35 @@ def read_result(path: Path, shape: tuple[int, int], annotation: Path) -> np.ndar
         )
     ids = read_index_png(path)
     if ids.shape != tuple(shape):
+        scaled = scaled_run_note(read_record(path.parent.parent.parent / RUN_JSON))
         raise ValueError(
             f"{path} is {ids.shape[0]}x{ids.shape[1]} (HxW) but the annotation {annotation} is "
             f"{shape[0]}x{shape[1]}; results must have the annotation size (480p)"
+            + (f": {scaled}" if scaled else "")
         )
     return ids
+
+
+RUN_AT_SOURCE = "`uvosam segment` without --fit-side"
+
+
+def scaled_run_note(record: object, rerun: str = RUN_AT_SOURCE) -> str | None:
+    """Why masks do not have the ground truth's size when ``record`` (the ``run.json`` of the export they are in,
+    ``uvosam.provenance.read_record``) says its run scaled the frames down (``JobOptions.fit_side``), and what to
+    do (``rerun``: how to run at the source size; ``{side}`` there is its longest side); None for a run at the
+    source size, or no record.
+    """
+    video = record.get("video") if isinstance(record, dict) else None
+    video = video if isinstance(video, dict) else {}
+    size = video.get("width"), video.get("height")
+    source = video.get("source_width"), video.get("source_height")
+    if not all(is_integer(v) for v in (*size, *source)) or size == source:
+        return None
+    settings = record.get("settings")
+    fit_side = settings.get("fit_side") if isinstance(settings, dict) else None
+    return (
+        f"these masks are from a run that scaled {video.get('source') or 'the video'} down from its {source[0]}x"
+        f"{source[1]} to {size[0]}x{size[1]} (W x H; run.json's fit_side {fit_side}), the size its masks have. "
+        f"Run it again at its source size ({rerun.format(side=max(source))}) to score against ground truth of "
+        f"that size, or give the ground truth at {size[0]}x{size[1]} (resized with nearest-neighbour sampling)"
+    )
