@@ -1,4 +1,5 @@
 import atexit
+import logging
 import os
 import shutil
 import sys
@@ -77,6 +78,20 @@ def offline_without_weights(monkeypatch, tmp_path):
     # (the variable for the processes a test starts)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))
+
+
+@pytest.fixture(autouse=True)
+def logger_levels_kept():
+    """Each test ends with every logger's level as it began: ``app.main`` (called in-process by tests of the app's
+    start) sets the process's levels for good (``uvosam_app.server_log.set_up``: ``uvosam.job`` at WARNING), and a
+    later test's ``caplog.at_level(logging.INFO, logger="uvosam")`` then missed that logger's lines."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    levels = {one: one.level for one in loggers if isinstance(one, logging.Logger)}
+    yield
+    for one in logging.Logger.manager.loggerDict.values():
+        if isinstance(one, logging.Logger):  # one made during the test: as made
+            one.setLevel(levels.get(one, logging.NOTSET))
+    logging.getLogger().setLevel(levels[logging.getLogger()])
 
 
 @pytest.fixture(scope="session")

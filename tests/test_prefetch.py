@@ -1,3 +1,6 @@
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -52,3 +55,43 @@ def test_closing_the_consumer_stops_and_closes_the_producer():
     gen.close()
     assert closed.wait(2)
     assert not any(t.name == "uvosam-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_at_exit_a_producer_finishes_its_item_and_closes(tmp_path):
+    """A program that ends (Ctrl-C, or just its end) while a producer makes an item: the interpreter's end killed
+    the daemon thread where it was (inside torch that aborted the process, SIGABRT); now it is asked to stop and
+    waited for, so the item under way is finished and the iterator closed (a consumer never closed too)."""
+    script = tmp_path / "ends.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys, time
+            from pathlib import Path
+            from uvosam.prefetch import prefetch
+
+            marks = Path(sys.argv[1])
+
+            def source():
+                try:
+                    yield 1
+                    time.sleep(1.0)  # the item under way when the program ends
+                    marks.joinpath("finished").touch()
+                    yield 2
+                finally:
+                    marks.joinpath("closed").touch()
+
+            items = prefetch(source(), depth=1)
+            assert next(items) == 1
+            time.sleep(0.2)  # the producer is making item 2; the program ends, ``items`` never closed
+            """
+        )
+    )
+    ended = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 0, ended.stderr
+    assert (tmp_path / "finished").exists() and (tmp_path / "closed").exists()

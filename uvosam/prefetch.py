@@ -3,12 +3,19 @@
 The queue bound keeps memory flat (at most ``depth`` items waiting). Exceptions raised by the producer are re-raised
 in the consumer at the position they happened; closing the consumer (or leaving a ``for`` loop) stops the producer
 and closes its iterator in its own thread.
+
+At the interpreter's exit, every producer still running is asked to stop and waited for (``_stop_at_exit``): a
+program stopped by Ctrl-C while the models' thread was inside a long torch call (SAM ViT-H: ~17 s a frame on a CPU)
+got past the consumer's 5 s wait, and the interpreter's end then killed that thread inside torch, which aborts the
+process ("terminate called without an active exception", SIGABRT).
 """
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -27,6 +34,11 @@ FRAMES_THREAD = "uvosam-prefetch"
 MODELS_THREAD = "uvosam-models"  # run_job's models thread (``uvosam.job``)
 RUN_THREADS = (FRAMES_THREAD, MODELS_THREAD)
 """The names of a run's threads, for a server that waits for them when it ends (``uvosam_app.work.stop_jobs``)."""
+# the producers running now, each with its stop flag (``_stop_at_exit``)
+_LIVE: dict[threading.Thread, threading.Event] = {}
+_LIVE_LOCK = threading.Lock()
+# the longest wait at exit for the producers to finish the item under way (a frame of the largest model on a CPU)
+EXIT_WAIT_S = 300.0
 
 
 def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -> Iterator[T]:
@@ -61,11 +73,17 @@ def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -
         except BaseException as error:  # noqa: BLE001 - re-raised in the consumer, never swallowed
             put(_Failure(error))
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            try:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                with _LIVE_LOCK:
+                    _LIVE.pop(threading.current_thread(), None)
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
+    with _LIVE_LOCK:
+        _LIVE[thread] = stop
     thread.start()
     try:
         while True:
@@ -78,3 +96,16 @@ def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """Ask every producer still running to stop (one whose consumer was never closed too) and wait, up to
+    ``EXIT_WAIT_S`` in all, until each has finished the item under way and closed its iterator (module docstring)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE.items())
+    for _, stop in live:
+        stop.set()
+    end = time.monotonic() + EXIT_WAIT_S
+    for thread, _ in live:
+        thread.join(max(0.0, end - time.monotonic()))
