@@ -15,6 +15,7 @@ from doubles import MovingBoxTracker
 from gradio_client import Client, handle_file
 from gradio_client.utils import Status
 
+from uvosam.errors import MissingWeightsError
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import server_log
@@ -123,21 +124,40 @@ def test_a_job_closed_before_its_end_is_stopped_and_a_failed_one_names_its_error
 
     clip = write_clip(tmp_path / "clip.mp4", 12, 64, 48)
     caplog.set_level(logging.INFO, logger="uvosam.app")
+    one = list(run(app(MovingBoxTracker(num_objects=1)), "one-track"))
+    assert one[-1][0].startswith("done: 12 frames, 1 track")
     closed = run(app(MovingBoxTracker(delay_s=0.05)), "closed-tab")
     assert any(re.match(r"segmenting: frame [3-9]/12", update[0]) for update in closed)
     closed.close()
     with pytest.raises(Exception, match=r"error id (\w+)") as failed:
         list(run(app(MovingBoxTracker(fail_at=3)), "failed-tab"))
     error_id = re.search(r"error id (\w+)", str(failed.value))[1]
+    missing = MovingBoxTracker(
+        fail_at=2, error=lambda: MissingWeightsError("sam_vit_b_01ec64.pth: not found")
+    )
+    with pytest.raises(Exception, match="A model cannot run here"):
+        list(run(app(missing), "no-weights"))
     lines = [r.getMessage() for r in caplog.records]
     assert f"run failed (error id {error_id})" in lines
-    ends = [line for line in lines if not line.startswith(("start ", "run failed"))]
-    assert len(ends) == 2, lines
+    ends = [
+        line for line in lines if not line.startswith(("start ", "run failed", "a model cannot"))
+    ]
+    assert len(ends) == 4, lines
+    # one of each: "1 track", not "1 tracks" (as the status line counts)
     assert re.fullmatch(
-        r"stopped /segment \(API, closed\): [3-9] frames, 2 tracks in .* s in all", ends[0]
+        r"done /segment \(API, onetra\): 12 frames, 1 track in .* s in all", ends[0]
     )
     assert re.fullmatch(
-        rf"failed /segment \(API, failed\): \d frames, .* s in all: error id {error_id}", ends[1]
+        r"stopped /segment \(API, closed\): [3-9] frames, 2 tracks in .* s in all", ends[1]
+    )
+    assert re.fullmatch(
+        rf"failed /segment \(API, failed\): \d frames, .* s in all: error id {error_id}", ends[2]
+    )
+    # the server's weights, not the visitor's fault: "failed" (it said "refused")
+    assert re.fullmatch(
+        r"failed /segment \(API, noweig\): \d frames?, .* s in all: a model cannot run \(weights or package "
+        r"missing or damaged\)",
+        ends[3],
     )
 
 
@@ -253,8 +273,10 @@ def test_a_run_refused_because_the_queue_is_full_is_logged(tmp_path, tiny_sam_mo
         finally:
             release.set()
         running.result(timeout=60), waiting.result(timeout=60)
-    assert _refusals(caplog) == [
-        "refused /segment (API): Queue is full. Max size is 1 and size is 1."
+    # tagged with the client's session (Gradio's request object of a queued call has no session hash: the line
+    # had a fresh id's tag)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused ")] == [
+        f"refused /segment (API, {client.session_hash[:6]}): Queue is full. Max size is 1 and size is 1."
     ]
 
 
@@ -276,3 +298,12 @@ def test_a_refusal_to_the_page_is_logged_as_written_not_as_escaped_for_the_toast
         "refused /segment (page): a<b>&amp;.mp4 is empty",
         f"refused /score (API): {'x' * 299}…",
     ]
+
+
+def test_the_log_level_setting_takes_any_case_in_python_too():
+    """``UVOSAM_LOG_LEVEL=info`` was taken, ``AppSettings(log_level="info")`` refused (its docstring: any case)."""
+    assert AppSettings(log_level=" info").log_level == "INFO"
+    with pytest.raises(
+        ValueError, match="must be one of DEBUG, INFO, WARNING, ERROR; got 'VERBOSE'"
+    ):
+        AppSettings(log_level="verbose")

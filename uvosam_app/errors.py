@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import gradio as gr
 import torch
 
+from uvosam.config import VideoLimits
 from uvosam.errors import (
     MissingPackageError,
     MissingWeightsError,
@@ -32,7 +33,7 @@ from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video import ACCEPTED_FILE, ACCEPTED_FOLDER, VIDEO_EXTENSIONS
 from uvosam_app.models import ModelsNotLoadedError
 from uvosam_app.server_log import JobKind, JobLog, one_line, session_tag, where
-from uvosam_app.text import failed_status, out_of_memory_text
+from uvosam_app.text import failed_status, out_of_memory_text, pixels_size
 
 logger = logging.getLogger("uvosam.app")
 
@@ -70,17 +71,27 @@ LIMIT_ADVICE = {
 }
 
 
+# the side and pixel limits are those of ``AppSettings.limits``: the host's UVOSAM_MAX_SIDE moves them only above them
+_WHEN = {
+    "max_side": f", when set over {VideoLimits.max_side}",
+    "max_pixels": f", when set over {VideoLimits.max_side}",
+}
+
+
 def limit_text(err: VideoLimitError) -> str:
     """A limit refusal in the app's words: its sliders, not the library's ``VideoLimits`` fields (whose names the
     library's own message gives, for Python users)."""
     if err.limit_name not in LIMIT_ADVICE:
         return str(err)
     unit, advice, variable = LIMIT_ADVICE[err.limit_name]
-    # a pixel count as 9437184, not 9.43718e+06
+    # a pixel count as 9437184 (4096x2304), not 9.43718e+06
     limit = f"{err.limit:g}" if err.limit < 1e6 else str(err.limit)
+    limit += f" {unit}"
+    if err.limit_name == "max_pixels":
+        limit += f" ({pixels_size(int(err.limit))})"
     return (
-        f"{err.subject}, over this app's limit of {limit} {unit}. To use it, {advice}. "
-        f"(The app's host sets this limit: {variable}.)"
+        f"{err.subject}, over this app's limit of {limit}. To use it, {advice}. "
+        f"(The app's host sets this limit: {variable}{_WHEN.get(err.limit_name, '')}.)"
     )
 
 
@@ -125,12 +136,16 @@ INTERNAL_ERROR = "Something went wrong on our side"
 
 def _outcome(message: str) -> tuple[str, str]:
     """How a job's end line names what ended it with ``message`` (a ``to_gr_error`` message): ("failed", its error
-    id or "out of GPU memory"), or ("refused", the message)."""
+    id, "out of GPU memory" or a model that cannot run), or ("refused", the message)."""
     if message.startswith(INTERNAL_ERROR):
         found = re.search(r"error id (\w+)", message)
         return "failed", f"error id {found.group(1) if found else '?'}"
     if message == out_of_memory_text():
         return "failed", "out of GPU memory"
+    if (
+        message == MODEL_UNAVAILABLE
+    ):  # the server's fault, not the visitor's (the ERROR line above names it)
+        return "failed", "a model cannot run (weights or package missing or damaged)"
     return "refused", message
 
 
@@ -161,7 +176,10 @@ def log_refusals(blocks: gr.Blocks) -> None:
         accepted, detail, state = await push(*args, **kwargs)
         if state == "queue_full":
             body = kwargs["body"] if "body" in kwargs else args[0]
-            _log_refusal(_endpoint(blocks, body.fn_index), str(detail), body.request)
+            # the session hash is the body's (Gradio's request object has none)
+            _log_refusal(
+                _endpoint(blocks, body.fn_index), str(detail), body.request, session_tag(body)
+            )
         return accepted, detail, state
 
     blocks.process_api = logged_process_api  # type: ignore[method-assign]
@@ -176,13 +194,15 @@ def _endpoint(blocks: gr.Blocks, block_fn: Any) -> str:
     return f"/{api_name}" if api_name else str(getattr(block_fn, "name", block_fn))
 
 
-def _log_refusal(endpoint: str, message: str, request: Any) -> None:
+def _log_refusal(endpoint: str, message: str, request: Any, tag: str | None = None) -> None:
+    """A refusal's line; ``tag``: the session's (default: the request's, ``session_tag``)."""
     page = from_page(request)
     if page:  # as the request got it, escaped for the toast (for_page): the log gives the text
         message = html.unescape(message.replace("<br>", "\n"))
     if message.startswith(INTERNAL_ERROR) or message == out_of_memory_text():
         return  # logged where it was mapped (to_gr_error)
-    logger.info("refused %s: %s", where(endpoint, page, session_tag(request)), one_line(message))
+    tag = tag or session_tag(request)
+    logger.info("refused %s: %s", where(endpoint, page, tag), one_line(message))
 
 
 # set on the gr.Error that ended a job whose end line said it (``log_refusals`` leaves it out)

@@ -23,6 +23,7 @@ from typing import Any
 from uvosam.errors import RemoteVideoError
 from uvosam.job_types import JobProgress
 from uvosam.remote_links import looks_like_link, parse_link
+from uvosam.text import count
 from uvosam_app.work import SessionRun
 
 logger = logging.getLogger("uvosam.app")
@@ -48,6 +49,9 @@ def set_up(level: str) -> None:
     """The process's log, as ``python app.py`` writes it: lines of ``level`` (one of ``LEVELS``) and above on
     stderr; the ``QUIETED`` loggers' INFO lines only at DEBUG."""
     logging.basicConfig(level=level, format=FORMAT)
+    logging.getLogger().setLevel(
+        level
+    )  # basicConfig sets nothing when the root has a handler already
     quiet = max(logging.getLevelName(level), logging.WARNING)
     for name in QUIETED:
         logging.getLogger(name).setLevel(logging.NOTSET if level == "DEBUG" else quiet)
@@ -189,10 +193,12 @@ class JobLog:
         self.ended = True
         parts = []
         if self.kind.frames:
-            parts.append(f"{self.frames} frames")
+            parts.append(count(self.frames, "frame"))
             if self.job_s:  # a step came
                 fps = self.frames / self.job_s
-                parts[-1] += f", {self.tracks} tracks in {self.job_s:.1f} s ({fps:.2f} fps)"
+                parts[-1] += (
+                    f", {count(self.tracks, 'track')} in {self.job_s:.1f} s ({fps:.2f} fps)"
+                )
         parts.append(f"{time.monotonic() - self.started:.1f} s in all")
         text = ", ".join(parts) + (f": {one_line(why)}" if why else "")
         logger.info("%s %s: %s", outcome, where(self.kind.endpoint, self.page, self.tag), text)

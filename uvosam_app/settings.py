@@ -170,6 +170,7 @@ class AppSettings:
                 f"UVOSAM_SAM_PRECISION (AppSettings.sam_precision) must be one of {tuple(SAM_PRECISIONS)}; got "
                 f"{self.sam_precision!r}"
             )
+        object.__setattr__(self, "log_level", str(self.log_level).strip().upper())  # any case
         if self.log_level not in LEVELS:
             raise ValueError(
                 f"UVOSAM_LOG_LEVEL (AppSettings.log_level) must be one of {', '.join(LEVELS)}; got "

@@ -5,6 +5,7 @@ line, what an upload is before Run, the scores. Nothing here imports gradio.
 from __future__ import annotations
 
 import html
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -57,10 +58,18 @@ GROUND_TRUTH_HELP = f"The ground truth: {GROUND_TRUTH_ZIP}."
 
 def limits_line(settings: AppSettings) -> str:
     """The line under the upload box: the limits a visitor meets (``AppSettings``), before a refusal says one."""
+    refused = settings.limits()
     return (
         f"Up to {settings.max_upload_mb} MB; Run covers at most {count(settings.max_frames, 'frame')} and "
-        f"{settings.max_seconds:g} s of a video. Frames over {settings.max_side} px a side are scaled down to it."
+        f"{settings.max_seconds:g} s of a video. Frames over {settings.max_side} px a side are scaled down to it; "
+        f"larger than {pixels_size(refused.max_pixels)} (or over {refused.max_side} px a side), refused."
     )
+
+
+def pixels_size(pixels: int) -> str:
+    """``AppSettings.limits``' pixel limit (9/16 of a square) as width x height: 9437184 -> ``4096x2304``."""
+    side = math.isqrt(pixels * 16 // 9)
+    return f"{side}x{pixels // side}"
 
 
 def banner_markdown(start: StartModels, settings: AppSettings) -> str:
