@@ -161,7 +161,8 @@ API_DESCRIPTIONS = {
     "rerender": (
         "Redraw this session's last /segment run from its cached masks, without running the models: only the "
         "track ids in keep (required, e.g. [1, 3]: the ids of /segment's tracks table), tracks merged (merge, "
-        'e.g. "3>1"), another style or output size, or a higher min_score. Returns the same outputs as /segment.'
+        'e.g. "3>1"), tracks split (split, e.g. "3@120": track 3 from frame 120 on gets a new id), another style '
+        "or output size, or a higher min_score. Returns the same outputs as /segment."
     ),
     "score": (
         "Score a masks zip (from /segment or /rerender, of any session) against a ground-truth zip of indexed "
@@ -254,8 +255,8 @@ def _on_run(app: App, settings: AppSettings, ui: Page) -> Dependency:
 
 def _on_rerender(app: App, ui: Page) -> Dependency:
     c, o, e = ui.inputs.controls, ui.outputs, ui.editing
-    return gr.on(  # Enter in the merge box re-renders too (as Enter in the link box loads)
-        [e.redo.click, e.merge.submit],
+    return gr.on(  # Enter in the merge or split box re-renders too (as Enter in the link box loads)
+        [e.redo.click, e.merge.submit, e.split.submit],
         app.rerender,
         [  # App.rerender's parameter order
             e.keep,
@@ -268,6 +269,7 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
             c["min_score"],
             ui.state,
             ui.linked,
+            e.split,  # the API's last value: a client that passes values by position still can
         ],
         [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table],
         api_name="rerender",

@@ -83,6 +83,43 @@ def test_output_side_none_is_refused_as_any_other_bad_value(server, clip):
         client.predict([1], output_side=None, api_name="/rerender")
 
 
+def test_rerender_takes_split_last_and_calls_by_position_keep_their_meaning(server, clip):
+    """``split`` was appended after /rerender's 8 values: a client that passes them by position (gradio_client
+    fills the rest with the defaults) gets what it got before; docs/app.md lists them in the same order."""
+    client = Client(server, verbose=False)
+    info = client.view_api(print_info=False, return_format="dict")
+    params = info["named_endpoints"]["/rerender"]["parameters"]
+    names = [
+        "keep",
+        "show_boxes",
+        "show_labels",
+        "output_side",
+        "style",
+        "merge",
+        "alpha_webm",
+        "min_score",
+        "split",
+    ]
+    assert [p["parameter_name"] for p in params] == names
+    assert params[-1]["parameter_has_default"] and params[-1]["parameter_default"] == ""
+    doc = " ".join((Path(app_module.__file__).parent / "docs" / "app.md").read_text().split())
+    assert "9 values: " + ", ".join(f"`{n}`" for n in names) in doc
+    status, *_ = client.predict(handle_file(str(clip)), api_name="/segment")
+    assert status.startswith("done: 8 frames, 2 tracks")
+    status, *_, table = client.predict(
+        [1, 2], True, True, "0", "matte", "", False, 0.0, api_name="/rerender"
+    )
+    assert status.startswith("done: 8 frames, 2 tracks") and [r[0] for r in table["data"]] == [1, 2]
+    status, *_, table = client.predict(
+        [1, 2], True, True, "0", "matte", "", False, 0.0, "2@5", api_name="/rerender"
+    )
+    assert status.startswith("done: 8 frames, 3 tracks") and [r[0] for r in table["data"]] == [
+        1,
+        2,
+        3,
+    ]
+
+
 def test_the_api_page_shows_a_short_description_of_each_public_endpoint_only(server):
     """It showed the handlers' docstrings ("An async generator: it waits for the job on the event loop...",
     "``links.needs_reencode``")."""

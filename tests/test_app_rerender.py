@@ -67,6 +67,50 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
         c.predict([1, 2], merge="one>two", api_name="/rerender")
 
 
+def test_rerender_splits_a_track_over_the_api_and_refuses_a_bad_split_naming_the_setting(
+    server, clips
+):
+    """One id on two objects in turn: Split tracks gives its part from a frame on a new id (the next after the
+    run's largest), which Merge tracks can name in the same re-render; Tracks to keep names the run's tracks,
+    whose parts go with them."""
+    c = client(server)
+    c.predict(
+        handle_file(str(clips["a"])), stride=2, api_name="/segment"
+    )  # 16 frames -> 8: tracks 1, 2
+    status, _, _, _, zip_path, table = c.predict([1, 2], split="2@5", api_name="/rerender")
+    assert status.startswith("done: 8 frames, 3 tracks ")
+    # id, first and last frame (as the table counts them: processed frames)
+    assert [[row[0], row[3], row[4]] for row in table["data"]] == [[1, 0, 7], [2, 0, 4], [3, 5, 7]]
+    made = run_json(zip_path)["rerender"]
+    assert (made["split"], made["split_ids"], made["keep_ids"]) == (
+        {"2": [5]},
+        {"2@5": 3},
+        [1, 2, 3],
+    )
+    assert any(n.startswith("cutouts/clip_a/3/") for n in zip_names(zip_path))
+    assert davis_labels(zip_path, "clip_a") == (8, {0, 1, 2, 3})
+    # the new id merged on in the same re-render (Enter in the box does the same)
+    status, *_, table = c.predict([1, 2], merge="3>1", split="2@5", api_name="/rerender")
+    assert [[row[0], row[3], row[4]] for row in table["data"]] == [[1, 0, 7], [2, 0, 4]]
+    status, *_, table = c.predict(
+        [1], split="2@5", api_name="/rerender"
+    )  # 2 unticked: its part goes too
+    assert status.startswith("done: 8 frames, 1 track ") and [row[0] for row in table["data"]] == [
+        1
+    ]
+    refused = r"^Split tracks: cannot split track 2 at frame 8: it is seen from frame 0 to 7; split it at a frame from 1"
+    with pytest.raises(Exception, match=refused):
+        c.predict([1, 2], split="2@8", api_name="/rerender")
+    with pytest.raises(
+        Exception, match=r"^Split tracks: expected 'track@frame'.*could not read 'two@five'"
+    ):
+        c.predict([1, 2], split="two@five", api_name="/rerender")
+    with pytest.raises(
+        Exception, match=r"^Merge tracks: there is no track 3 in this run \(its tracks: 1, 2\)"
+    ):
+        c.predict([1, 2], merge="3>1", api_name="/rerender")  # without the split, no track 3
+
+
 def test_rerender_before_any_run_says_what_to_do(server):
     with pytest.raises(Exception, match="Run a video first"):
         client(server).predict([], True, True, 0, api_name="/rerender")
@@ -134,7 +178,8 @@ def test_rerender_or_score_during_a_run_say_to_let_it_finish(tmp_path):
 
 
 def test_enter_in_the_merge_box_re_renders(tmp_path):
-    """Typing "2>1" in *Merge tracks* and pressing Enter did nothing (Enter in the link box loads)."""
+    """Typing "2>1" in *Merge tracks* and pressing Enter did nothing (Enter in the link box loads); *Split tracks*
+    does the same."""
     import app as app_module
 
     demo = app_module.build_demo(lambda preset, sam: None, settings=AppSettings(work_root=tmp_path))
@@ -144,6 +189,7 @@ def test_enter_in_the_merge_box_re_renders(tmp_path):
     assert {tuple(t) for t in rerender["targets"]} == {
         (ids["rerender"], "click"),
         (ids["merge"], "submit"),
+        (ids["split"], "submit"),
     }
     stop = next(d for d in config["dependencies"] if d["cancels"])
     assert rerender["id"] in stop["cancels"]  # Stop stops it either way

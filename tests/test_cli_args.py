@@ -28,6 +28,12 @@ import uvosam_cli.segment as segment_cli
             "argument --video-id: must not be empty",
         ),  # an empty id was written
         ("rerender", ["--min-score", "-1"], "argument --min-score: must be a number in [0, 1]"),
+        # the option named once (not "Split tracks: " too), the syntax given
+        (
+            "rerender",
+            ["--split", "3@1", "3@x"],
+            "argument --split: expected 'track@frame' separated by commas, e.g. '3@120, 5@40'",
+        ),
         ("track", ["--stride", "0"], "argument --stride: must be a positive integer"),
         ("track", ["--max-frames", "0"], "argument --max-frames: must be a positive integer"),
         ("train", ["--iters", "0"], "argument --iters: must be a positive integer"),

@@ -574,6 +574,58 @@ def test_the_command_printed_after_a_rerender_keeps_its_merges_and_tracks(
     assert "tracks 1 ->" in out and "possible id switches" not in out
 
 
+def test_rerender_cli_splits_and_merges_an_id_switch_away(
+    tmp_path, tiny_sam_model, monkeypatch, capsys
+):
+    """Two objects whose ids the tracker swaps at frame 4: --split gives each id's part from there a new id (3, 4:
+    the next after the run's largest, in the order given), --merge names those, in one command."""
+    import csv
+
+    video = moving_shapes(8, height=48, width=64, num_objects=2, seed=2)
+    boxes = video.boxes_xyxy.copy()
+    boxes[4:] = video.boxes_xyxy[4:, ::-1]
+    run = _segment_replayed(tmp_path, "swap", video, boxes, tiny_sam_model, monkeypatch)
+    capsys.readouterr()
+
+    def tracks(folder):
+        with open(folder / "export" / "tracks.csv", newline="") as f:
+            return [(r["track_id"], r["first_frame"], r["last_frame"]) for r in csv.DictReader(f)]
+
+    def refused(*args):
+        assert uvosam_cli.main(["rerender", str(run), *args, "--out", str(tmp_path / "no")]) == 2
+        assert not (tmp_path / "no").exists()
+        return capsys.readouterr().err
+
+    out = tmp_path / "fixed"
+    assert uvosam_cli.main(["rerender", str(run), "--split", "1@4", "2@4", "--merge", "3>2, 4>1", "--out",
+                            str(out)]) == 0  # fmt: skip
+    assert "tracks 1, 2 ->" in capsys.readouterr().out
+    assert tracks(out) == [("1", "0", "7"), ("2", "0", "7")]
+    fixed = json.loads((out / "export" / "results.json").read_text())
+    # track 1 is object 0 in every frame (its boxes: the video's), 2 object 1
+    assert [r["boxes"] for r in fixed] == [video.boxes_xyxy[:, k].tolist() for k in (0, 1)]
+    assert (
+        uvosam_cli.main(["rerender", str(run), "--split", "1@4", "--keep", "3", "--out", str(out)])
+        == 0
+    )
+    assert tracks(out) == [("3", "4", "7")]  # --keep names an id the split made
+    capsys.readouterr()
+    assert refused("--split", "1@9") == (
+        "uvosam rerender: error: --split: cannot split track 1 at frame 9: it is seen from frame 0 to 7; split "
+        "it at a frame from 1 to 7 (the part from there on gets a new id).\n"
+    )
+    assert "--split: there is no track 5 in this run (its tracks: 1, 2)" in refused(
+        "--split", "5@2"
+    )
+    assert "--split: 1@4 is given twice" in refused("--split", "1@4", "2@1,1@4")
+    assert "--keep: there is no track 4 in this run (its tracks once split: 1, 2, 3)" in refused(
+        "--split", "1@4", "--keep", "4"
+    )
+    assert "--merge: there is no track 3 in this run (its tracks: 1, 2)" in refused(
+        "--merge", "3>1"
+    )
+
+
 def test_with_a_stride_the_readme_says_how_frame_numbers_map_to_the_files(
     tmp_path, clip, tiny_sam_model
 ):

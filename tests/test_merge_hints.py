@@ -99,6 +99,19 @@ def test_the_printed_command_can_be_pasted_for_a_run_folder_with_spaces(capsys):
     print_merge_hints(hints, Path("my runs/clip 1"))
     command = capsys.readouterr().out.splitlines()[-1].split(": ", 1)[1]
     assert shlex.split(command) == ["uvosam", "rerender", "my runs/clip 1", "--merge", "2>1"]
+    # after a re-render with --split: the command repeats it (it starts from the run's masks: else the split is undone)
+    print_merge_hints(hints, Path("run"), split=["3@4", "5@2,5@6"])
+    command = capsys.readouterr().out.splitlines()[-1].split(": ", 1)[1]
+    assert shlex.split(command) == [
+        "uvosam",
+        "rerender",
+        "run",
+        "--split",
+        "3@4",
+        "5@2,5@6",
+        "--merge",
+        "2>1",
+    ]
 
 
 def _export(out, boxes, merge=None):

@@ -146,7 +146,7 @@ def test_a_rerender_carries_the_runs_models_and_adds_what_it_changed(sam_run, tm
     }
     assert record["rerender"] == {
         "from_cached_masks": True, "keep_ids": sorted(ids[:2]), "merge": {str(ids[1]): ids[0]}, "min_score": 0.25,
-        "run_created_utc": run["created_utc"], "run_uvosam_version": uvosam.__version__,
+        "run_created_utc": run["created_utc"], "run_uvosam_version": uvosam.__version__, "split": {}, "split_ids": {},
     }  # fmt: skip
     assert record["export"]["tracks"] == len(again.tracks)
     readme = " ".join(_readme(again).split())  # unwrapped
@@ -154,6 +154,33 @@ def test_a_rerender_carries_the_runs_models_and_adds_what_it_changed(sam_run, tm
     assert (f"Re-rendered from the run's cached masks (no model run) on {record['created_utc']}: keep tracks "
             f"{', '.join(map(str, sorted(ids[:2])))}; merge {ids[1]}>{ids[0]}; min_score 0.25. The masks come from the "
             f"run of {run['created_utc']}") in readme  # fmt: skip
+
+
+def test_a_split_is_recorded_in_the_order_given_with_its_new_ids():
+    """run.json's ``rerender.split`` is what ``rerender(split=...)`` takes back (the same order: the same new ids),
+    ``split_ids`` says which id each split made; README.txt's "Made with" names them before the ids kept."""
+    from uvosam.provenance import made_with_text, rerender_record
+
+    run = {
+        "settings": {},
+        "models": {},
+        "created_utc": "2025-05-01T12:00:00Z",
+        "uvosam_version": "0.1",
+    }
+    record = rerender_record(run, video={"name": "clip"}, keep_ids=[1, 9], merge={8: 1}, min_score=0.0, output={},
+                             split={(3, 120): 8, (3, 300): 9, (5, 40): 10})  # fmt: skip
+    assert record["rerender"]["split"] == {"3": [120, 300], "5": [40]}
+    assert record["rerender"]["split_ids"] == {"3@120": 8, "3@300": 9, "5@40": 10}
+    assert list(json.loads(json.dumps(record))["rerender"]["split_ids"]) == [
+        "3@120",
+        "3@300",
+        "5@40",
+    ]
+    text = " ".join(made_with_text(record).split())
+    assert (
+        ": split 3@120 (new id 8), 3@300 (new id 9), 5@40 (new id 10); keep tracks 1, 9; merge 8>1;"
+        in text
+    )
 
 
 def test_a_sam2_run_names_the_sam2_model(inputs, tmp_path, monkeypatch):

@@ -1,20 +1,32 @@
-"""Merging tracks whose identity broke: parsing, checks, per-frame merge, and a cached run re-rendered merged."""
+"""Merging tracks whose identity broke, splitting a track that went on with another object: parsing, checks,
+per-frame edits, and a cached run re-rendered merged, split, and repaired of an id switch."""
 
 import json
+import re
 import zipfile
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from clip_helpers import write_clip
-from doubles import MovingBoxTracker
+from clip_helpers import write_clip, write_video
+from doubles import MovingBoxTracker, ReplayTracker
+from PIL import Image
 
 from uvosam.job import rerender, run_job
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam.track_edit import check_merge, merge_tracks, parse_merge
+from uvosam.testing import moving_shapes
+from uvosam.track_edit import (
+    check_merge,
+    check_split,
+    merge_tracks,
+    parse_merge,
+    parse_split,
+    split_new_ids,
+    split_tracks,
+)
 from uvosam.types import FrameResult
 
 
@@ -154,3 +166,183 @@ def test_a_frame_without_a_source_track_is_not_copied():
     # the target's class, as when merged
     relabelled = merge_tracks(frame, {3: 1}, labels={1: 2, 2: 1, 3: 2})
     assert relabelled.labels.tolist() == [1, 2] and relabelled.masks is frame.masks
+
+
+def test_parse_split_reads_track_at_frame_and_refuses_anything_else():
+    assert parse_split("3@120, 5@40") == {3: [120], 5: [40]}
+    # tracks in the order first named, each one's frames in the order given; any separator merge takes
+    assert parse_split(" 3 @ 120;5@40  3@300 ") == {3: [120, 300], 5: [40]}
+    assert parse_split("") == {} and parse_split(None) == {} and parse_split(" , ") == {}
+    syntax = r"Split tracks: expected 'track@frame' separated by commas, e\.g\. '3@120, 5@40'"
+    for text, unread in (("3@120, x@4", "x@4"), ("3", "3"), ("3@", "3@"), ("3>1", "3>1"), ("3@1.5", ".5"),
+                         ("3@-4", "3@-4"), ("1" * 5000 + "@1", "1" * 5000 + "@1")):  # fmt: skip
+        with pytest.raises(
+            ValueError, match=syntax + rf".*could not read '{re.escape(unread)}'\.$"
+        ):
+            parse_split(text)
+    with pytest.raises(
+        ValueError, match=r"^Split tracks: 3@120 is given twice; give each split once\.$"
+    ):
+        parse_split("3@120, 5@40, 3@120")
+
+
+def test_new_ids_follow_the_runs_largest_in_the_order_given():
+    assert split_new_ids({3: [120], 5: [40]}, [1, 3, 5, 7]) == {(3, 120): 8, (5, 40): 9}
+    # track by track: "3@120, 5@40, 3@300" is {3: [120, 300], 5: [40]}
+    assert split_new_ids(parse_split("3@120, 5@40, 3@300"), [7, 3, 5]) == {
+        (3, 120): 8, (3, 300): 9, (5, 40): 10,
+    }  # fmt: skip
+    assert split_new_ids({3: [300, 120]}, [3, 9]) == {(3, 300): 10, (3, 120): 11}  # as given
+
+
+def _index(spans):
+    """A run's ``(frame, ids, labels)`` of tracks seen in the frames ``spans[id]`` (label = id)."""
+    frames = sorted({f for seen in spans.values() for f in seen})
+    return [
+        (f, [i for i in spans if f in spans[i]], [i for i in spans if f in spans[i]])
+        for f in frames
+    ]
+
+
+def test_check_split_refuses_what_would_split_nothing_naming_the_tracks_frames():
+    index = _index({1: range(10), 2: range(3, 8), 4: [5], 6: [*range(2, 4), *range(8, 10)]})
+    assert check_split({2: [4, 7], 1: [9]}, index) == {(2, 4): 7, (2, 7): 8, (1, 9): 9}
+    with pytest.raises(
+        ValueError,
+        match=r"^Split tracks: there is no track 3 in this run \(its tracks: 1, 2, 4, 6\)",
+    ):
+        check_split({3: [4]}, index)
+    span = r"it is seen from frame 3 to 7; split it at a frame from 4 to 7 \(the part from there on gets a new id\)\.$"
+    for frame in (0, 3, 8, 120):  # before it, at its first frame (nothing stays 2), after its last
+        with pytest.raises(
+            ValueError, match=rf"^Split tracks: cannot split track 2 at frame {frame}: {span}"
+        ):
+            check_split({2: [frame]}, index)
+    with pytest.raises(ValueError, match=r"cannot split track 4 at frame 6: it is seen from frame 5 to 5; one frame "
+                                         r"has nothing to split\.$"):  # fmt: skip
+        check_split({4: [6]}, index)
+    # a part without any frame: 6 is not seen in 4..7
+    with pytest.raises(ValueError, match=r"track 6 is not seen from frame 4 to its split at 8, so 6@4 would make an "
+                                         r"empty track; leave it out\.$"):  # fmt: skip
+        check_split({6: [4, 8]}, index)
+    assert check_split({6: [8]}, index) == {
+        (6, 8): 7
+    }  # in a gap: the new id from its next frame on
+
+
+def test_split_tracks_gives_the_rows_from_the_split_on_to_the_new_ids():
+    masks = np.zeros((2, 8, 8), bool)
+    masks[0, :2] = masks[1, 4:] = True
+    splits = {1: [3, 5]}
+    new_ids = split_new_ids(splits, [1, 2])
+    assert new_ids == {(1, 3): 3, (1, 5): 4}
+    ids = []
+    for t in range(7):
+        frame = replace(
+            _frame([2, 1], [[0, 4, 8, 8], [0, 0, 8, 2]], [0.5, 0.9], [1, 0], masks[::-1]),
+            frame_index=t,
+        )
+        out = split_tracks(frame, splits, new_ids)
+        ids.append(out.track_ids.tolist())
+        if t < 3:
+            assert out is frame  # before the split: unchanged, not copied
+        # the row stays whole under its new id: mask, box, scores, label
+        for name in ("boxes_xyxy", "scores", "labels", "masks", "mask_scores"):
+            assert getattr(out, name) is getattr(frame, name)
+    assert ids == [[2, 1]] * 3 + [[2, 3]] * 2 + [[2, 4]] * 2
+    assert frame.track_ids.tolist() == [2, 1]  # the input is unchanged
+
+
+@pytest.fixture(scope="module")
+def id_switch(tmp_path_factory, tiny_sam_model):
+    """Two objects whose ids the tracker swaps at frame 4 (a crossing, a cut), and the same objects tracked without
+    the swap: the cached run to repair and what it should become."""
+    d = tmp_path_factory.mktemp("switch")
+    video = moving_shapes(8, height=48, width=64, num_objects=2, seed=2)
+    clip = write_video(d / "switch.mp4", video.frames, 8)
+    swapped = video.boxes_xyxy.copy()
+    swapped[4:] = video.boxes_xyxy[4:, ::-1]
+    runs = []
+    for name, boxes in (("switched", swapped), ("clean", video.boxes_xyxy)):
+        tracker = ReplayTracker(boxes, scores=np.array([0.8, 0.8]))
+        pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+        runs.append(list(run_job(pipe, clip, d / name, JobOptions(cache=True)))[-1].result)
+    return runs
+
+
+def _files(folder):
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+
+
+def _pngs(result):
+    return [np.asarray(Image.open(p)) for p in sorted(result.export.davis_dir.glob("*.png"))]
+
+
+def test_split_and_merge_repair_an_id_switch_in_every_export(id_switch, tmp_path):
+    switched, clean = id_switch
+    cached = _files(switched.cache_dir)
+    boxes = json.loads(clean.export.results_json.read_text())
+    assert json.loads(switched.export.results_json.read_text()) != boxes  # the switch shows
+    # 1@4 -> 3 (object 1 from frame 4), 2@4 -> 4 (object 0): each part back to its object's first id
+    out = rerender(
+        switched.cache_dir, tmp_path / "text", split="1@4, 2@4", merge="3>2, 4>1", keep_ids=[1, 2]
+    )
+    assert [(t.track_id, t.first_frame, t.last_frame, t.num_frames) for t in out.tracks] == [
+        (1, 0, 7, 8), (2, 0, 7, 8),
+    ]  # fmt: skip
+    # as if the tracker had not switched: tracks.csv and every box of results.json
+    assert out.export.tracks_csv.read_text() == clean.export.tracks_csv.read_text()
+    assert json.loads(out.export.results_json.read_text()) == boxes
+    cache = MaskCache(switched.cache_dir)
+    for t, png in enumerate(
+        _pngs(out)
+    ):  # the DAVIS label of track 1 is object 0 in every frame, 2 object 1
+        run = cache.load(t)
+        objects = run.masks[::-1] if t >= 4 else run.masks  # the run's rows by object
+        for track, mask in ((1, objects[0]), (2, objects[1])):
+            assert np.array_equal(png == out.export.davis_labels[track], mask)
+    record = json.loads(out.export.run_json.read_text())["rerender"]
+    assert (record["split"], record["split_ids"]) == ({"1": [4], "2": [4]}, {"1@4": 3, "2@4": 4})
+    readme = " ".join(out.export.readme.read_text().split())
+    assert "split 1@4 (new id 3), 2@4 (new id 4); keep tracks 1, 2; merge 3>2, 4>1;" in readme
+    # the same as a mapping (frames as run.json writes them back), and the split alone: 4 tracks, the new ids'
+    as_map = rerender(
+        switched.cache_dir, tmp_path / "map", split=record["split"], merge={3: 2, 4: 1}
+    )
+    assert _pngs(as_map) and all(
+        np.array_equal(a, b) for a, b in zip(_pngs(as_map), _pngs(out), strict=True)
+    )
+    alone = rerender(switched.cache_dir, tmp_path / "alone", split={1: 4, 2: [4]})
+    assert [(t.track_id, t.first_frame, t.last_frame) for t in alone.tracks] == [
+        (1, 0, 3), (2, 0, 3), (3, 4, 7), (4, 4, 7),
+    ]  # fmt: skip
+    cache = MaskCache(switched.cache_dir)
+    for t, png in enumerate(
+        _pngs(alone)
+    ):  # the new ids carry the run's masks of their frames, unchanged
+        run = cache.load(t)
+        for track, mask in zip(run.track_ids.tolist(), run.masks):
+            now = track + 2 if t >= 4 else track
+            assert np.array_equal(png == alone.export.davis_labels[now], mask)
+    assert _files(cache.root) == cached  # the mask cache is only read
+
+
+def test_keep_names_the_ids_once_split_and_a_bad_split_writes_nothing(id_switch, tmp_path):
+    switched, _ = id_switch
+    only_new = rerender(switched.cache_dir, tmp_path / "a", split="1@4", keep_ids=[3])
+    assert [(t.track_id, t.first_frame, t.num_frames) for t in only_new.tracks] == [(3, 4, 4)]
+    first_part = rerender(switched.cache_dir, tmp_path / "b", split="1@4", keep_ids=[1])
+    assert [(t.track_id, t.last_frame) for t in first_part.tracks] == [(1, 3)]
+    with pytest.raises(
+        ValueError,
+        match=r"keep_ids: there is no track 4 in this run \(its tracks once split: 1, 2, 3\)",
+    ):
+        rerender(switched.cache_dir, tmp_path / "c", split="1@4", keep_ids=[4])
+    with pytest.raises(
+        ValueError,
+        match=r"^Split tracks: cannot split track 1 at frame 9: it is seen from frame 0 to 7",
+    ):
+        rerender(switched.cache_dir, tmp_path / "d", split="1@9")
+    with pytest.raises(ValueError, match=r"Merge tracks: there is no track 3 in this run"):
+        rerender(switched.cache_dir, tmp_path / "e", merge="3>1")  # the new id needs its split
+    assert not any((tmp_path / name).exists() for name in "cde")

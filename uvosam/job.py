@@ -13,8 +13,8 @@
 * One job at a time writes to a folder: a second one into it is refused at once (``ValueError``,
   ``uvosam.job_locks``).
 * With ``JobOptions(cache=True)`` the run also keeps a per-frame mask cache (``uvosam.mask_cache``), and
-  ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, or in another style
-  (``JobOptions.style``), without running any model.
+  ``rerender`` rebuilds the video, exports and zip from it for a subset of tracks, tracks split or merged, or in
+  another style (``JobOptions.style``), without running any model.
 * Both go through one loop (``uvosam.job_loop.produce``: render -> encode -> export -> zip), so a re-render writes
   what a run would have, drawn on the cache's frames (JPEG, quality 95: the masks, ids and tables are the run's
   exactly; the pixels of the video and of the cut-outs' colour may differ by a few levels).
@@ -25,7 +25,7 @@
   (the README names them here).
 * Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records
   the pipeline's models and its settings, and keeps that record in the mask cache; a re-render carries it over and
-  adds what it changed (kept tracks, merge, min_score).
+  adds what it changed (split, kept tracks, merge, min_score).
 """
 
 from __future__ import annotations
@@ -59,7 +59,17 @@ from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
-from uvosam.track_edit import check_merge, kept_tracks, merge_tracks, parse_merge
+from uvosam.track_edit import (
+    check_merge,
+    check_split,
+    kept_tracks,
+    merge_tracks,
+    parse_merge,
+    parse_split,
+    split_labels,
+    split_tracks,
+    unsplit_ids,
+)
 from uvosam.types import FrameResult, select_tracks
 from uvosam.video import VideoInfo, iter_probed, probe
 
@@ -140,6 +150,7 @@ def rerender_iter(
     options: JobOptions | None = None,
     class_names: Sequence[str] | None = None,
     min_score: float = 0.0,
+    split: Mapping[int, Sequence[int]] | None = None,
 ) -> Iterator[JobProgress]:
     """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
     if not is_number(min_score) or not 0.0 <= min_score <= 1.0:
@@ -147,7 +158,7 @@ def rerender_iter(
             f"rerender: min_score must be in [0, 1] (a tracker score); got {min_score!r}"
         )
     options = _options(options)
-    keep_ids, merge = _track_ids(keep_ids), _merge_map(merge)
+    keep_ids, merge, split = _track_ids(keep_ids), _merge_map(merge), _split_map(split)
     start = time.perf_counter()
     root = _cache_root(Path(cache_dir).expanduser())
     work = Path(work_dir).expanduser()
@@ -169,25 +180,19 @@ def rerender_iter(
             start=start,
             source_replaced=replaced,
         )
-        keep = None if keep_ids is None else set(keep_ids)
-        # the run's ids as given (keep grows with merges below)
-        asked = None if keep is None else frozenset(keep)
-        labels = cache.track_labels() if keep or merge else {}
-        unknown = sorted(keep - labels.keys()) if keep else []
-        if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
-            raise ValueError(
-                f"keep_ids: there is no track {unknown[0]} in this run (its tracks: "
-                f"{', '.join(map(str, sorted(labels))) or 'none'})"
-            )
-        if merge:
-            check_merge(merge, labels)
-            keep = None if keep is None else kept_tracks(keep, merge, labels)
+        # the ids as given (keep grows with merges)
+        asked = None if keep_ids is None else frozenset(keep_ids)
+        keep, labels, new_ids = _edited_ids(cache, asked, merge, split)
         record = rerender_record(
             meta["provenance"], video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
-            output=_output_record(options),
+            output=_output_record(options), split=new_ids,
         )  # fmt: skip
         plan = replace(plan, record=record)
-        results = cache.iter_results(keep_ids=keep)
+        results = cache.iter_results(keep_ids=None if keep is None else unsplit_ids(keep, new_ids))
+        if split:  # first: keep and merge name the ids once split
+            results = (split_tracks(r, split, new_ids) for r in results)
+            if keep is not None:
+                results = (select_tracks(r, keep) for r in results)
         # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
         if min_score > 0:
             results = (_scoring_at_least(r, min_score) for r in results)
@@ -207,6 +212,33 @@ def rerender_iter(
     finally:
         if held is not None:
             held.release()  # (once ``Staging`` has let go of it: nothing to do)
+
+
+def _edited_ids(
+    cache: MaskCache,
+    keep: frozenset[int] | None,
+    merge: dict[int, int] | None,
+    split: dict[int, list[int]] | None,
+) -> tuple[set[int] | None, dict[int, int], dict[tuple[int, int], int]]:
+    """The edits checked against the run's tracks: the ids to keep once split (a kept merge target's sources too;
+    None: all), every id once split -> its class, and the split's new ids (``track_edit.check_split``)."""
+    labels, new_ids = {}, {}
+    if split:
+        index = list(cache.iter_track_ids())
+        new_ids = check_split(split, index)
+        labels = split_labels(index, split, new_ids)
+    elif keep or merge:
+        labels = cache.track_labels()
+    unknown = sorted(keep - labels.keys()) if keep else []
+    if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
+        raise ValueError(
+            f"keep_ids: there is no track {unknown[0]} in this run (its tracks"
+            f"{' once split' if split else ''}: {', '.join(map(str, sorted(labels))) or 'none'})"
+        )
+    if merge:
+        check_merge(merge, labels)
+    kept = None if keep is None else kept_tracks(keep, merge or {}, labels)
+    return kept, labels, new_ids
 
 
 def _options(options: object) -> JobOptions:
@@ -243,6 +275,30 @@ def _merge_map(merge: object) -> dict[int, int] | None:
             f"got {type(merge).__name__}"
         )
     return {_track_id("merge", k): _track_id("merge", v) for k, v in merge.items()}
+
+
+def _split_map(split: object) -> dict[int, list[int]] | None:
+    """``split`` as ``{track_id: [frames]}``: a mapping (a frame alone for one split; keys and frames may be digits,
+    as ``run.json`` writes them), or its text form ``"3@120, 5@40"`` (``track_edit.parse_split``)."""
+    if split is None:
+        return None
+    if isinstance(split, str):
+        return parse_split(split)
+    if not isinstance(split, Mapping):
+        raise TypeError(
+            "rerender: split takes {track_id: [frames]}, e.g. {3: [120], 5: [40]}, or the same as text, "
+            f"'3@120, 5@40'; got {type(split).__name__}"
+        )
+    pairs = []
+    for track, frames in split.items():
+        one = is_integer(frames) or isinstance(frames, str)
+        if not one and not isinstance(frames, Iterable):
+            raise TypeError(f"rerender: split takes frames (integers) per track; got {frames!r}")
+        for frame in [frames] if one else frames:
+            if not (is_integer(frame) or (isinstance(frame, str) and frame.strip().isdigit())):
+                raise TypeError(f"rerender: split takes frames (integers) per track; got {frame!r}")
+            pairs.append(f"{_track_id('split', track)}@{int(frame)}")
+    return parse_split(", ".join(pairs))  # its checks and messages, as for the text
 
 
 def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:
@@ -326,6 +382,7 @@ def rerender(
     options: JobOptions | None = None,
     class_names: Sequence[str] | None = None,
     min_score: float = 0.0,
+    split: Mapping[int, Sequence[int]] | None = None,
 ) -> JobResult:
     """Rebuild the overlay video, the exports and the zip of a cached run WITHOUT running any model.
 
@@ -335,14 +392,14 @@ def rerender(
         work_dir: where the new files go (may be the original job's folder: once the re-render has finished,
             its result replaces the run's there, videos of every style, exports and zip; the cache is only read,
             and stays). In another run's folder, the mask cache there goes with the result it replaces.
-        keep_ids: track ids to keep (None: all; each must be a track of the run). Dropped tracks are absent
-            from the overlay, the DAVIS PNGs (labels are re-assigned among the kept tracks), cut-outs, mattes,
-            JSON and CSV.
+        keep_ids: track ids to keep (None: all; each must be a track of the run, or of a ``split``'s new ones).
+            Dropped tracks are absent from the overlay, the DAVIS PNGs (labels are re-assigned among the kept
+            tracks), cut-outs, mattes, JSON and CSV.
         merge: ``{source_id: target_id}``: each source track becomes part of its target (masks joined, the
             target's id and class; ``uvosam.track_edit``); or the same as text, ``"3>1, 5>1"``
             (``track_edit.parse_merge``, as ``uvosam rerender --merge`` and the app take it). ``keep_ids`` names
-            the run's ids; a merged track is kept when its target is (its sources follow it, kept or not:
-            ``track_edit.kept_tracks``).
+            the ids before the merge; a merged track is kept when its target is (its sources follow it, kept or
+            not: ``track_edit.kept_tracks``).
         options: style, drawing, output size, chunks, export formats and sound; ``stride``, ``max_frames``,
             ``limits``, ``cache`` and ``fit_side`` are ignored (the cached frames are what they are). The sound (``audio``) is
             read from the source file the run read, where the cache says it was; a cache of a frame folder or of a
@@ -352,6 +409,15 @@ def rerender(
         min_score: leave a track out of each frame where its tracker score is below this (as
             ``PipelineConfig.min_score`` does in a run; before any merge): low-confidence frames go, the rest stay.
             Only raising the run's threshold changes anything: frames below the run's own were never segmented.
+        split: ``{track_id: [frames]}``: from each frame on, the track's rows (mask, box, scores, class) get a new
+            id (one object's track that went on with another, after a scene cut or a crossing); or the same as
+            text, ``"3@120, 5@40"`` (``track_edit.parse_split``, as ``uvosam rerender --split`` and the app take
+            it). Frames count as tracks.csv and the timeline count them (the processed frames, from 0). The new
+            ids are the next after the run's largest, one per split in the order given, track by track
+            (``track_edit.split_new_ids``: ``{3: [120, 300], 5: [40]}`` in a run up to id 7 makes 8, 9 and 10;
+            ``JobResult.tracks`` and run.json's ``rerender.split_ids`` list them). Applied first: ``keep_ids``
+            and ``merge`` name the ids once split (a new id not in ``keep_ids`` is dropped), so a split and a
+            merge repair an id switch in one re-render (``split={3: [120]}, merge={8: 5}`` in a run up to id 7).
 
     Returns:
         The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
@@ -363,10 +429,12 @@ def rerender(
             ``min_score`` is not in [0, 1];
             ``merge`` names a track not in the run,
             a track merged into itself or a chain (``check_merge``), or a ``merge`` text ``parse_merge`` cannot read;
+            ``split`` names a track not in the run, a frame outside the track's span or one of its frames twice,
+            or makes a track without any frame (``check_split``), or is text ``parse_split`` cannot read;
             a job is writing to the run's folder now (its cache would change as it is read), or, for a re-render
             into that folder, another re-render reads it (``job_locks.FolderLock``).
-        TypeError: ``keep_ids`` that is no list of track ids (a bare ``1``: write ``[1]``), a ``merge`` that is no
-            mapping or text, ``options`` that are no ``JobOptions``.
+        TypeError: ``keep_ids`` that is no list of track ids (a bare ``1``: write ``[1]``), a ``merge`` or
+            ``split`` that is no mapping or text, ``options`` that are no ``JobOptions``.
     """
     steps = rerender_iter(
         cache_dir,
@@ -376,6 +444,7 @@ def rerender(
         options=options,
         class_names=class_names,
         min_score=min_score,
+        split=split,
     )
     for step in steps:
         if step.result is not None:

@@ -144,11 +144,17 @@ class MaskCache:
     def track_labels(self) -> dict[int, int]:
         """Every cached track id -> its class index in the first frame it appears in (reads ids and labels only)."""
         labels: dict[int, int] = {}
+        for _, track_ids, frame_labels in self.iter_track_ids():
+            for track_id, label in zip(track_ids, frame_labels):
+                labels.setdefault(track_id, label)
+        return labels
+
+    def iter_track_ids(self) -> Iterator[tuple[int, list[int], list[int]]]:
+        """Per cached frame in order: ``(frame_index, track_ids, labels)`` (reads ids and labels only)."""
         for frame_index in self.frame_indices():
             with np.load(self._path(frame_index)) as data:
-                for track_id, label in zip(data["track_ids"].tolist(), data["labels"].tolist()):
-                    labels.setdefault(int(track_id), int(label))
-        return labels
+                track_ids, labels = data["track_ids"].tolist(), data["labels"].tolist()
+            yield frame_index, track_ids, labels
 
     def load(self, frame_index: int) -> FrameResult:
         """One cached frame."""

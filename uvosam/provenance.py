@@ -28,8 +28,9 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
                      and model_type is the released type its architecture has (null for another size).
                      null when not recorded (an ExportWriter given no record)
     output           this export's video: style, output_max_side (they never change the masks)
-    rerender         null for a run; a re-render: from_cached_masks (true), keep_ids (null = all), merge
-                     ({"source id": target id}), min_score, run_created_utc, run_uvosam_version
+    rerender         null for a run; a re-render: from_cached_masks (true), keep_ids (null = all; the ids once
+                     split), merge ({"source id": target id}), min_score, run_created_utc, run_uvosam_version,
+                     split ({"track id": [frames]}, in the order given) and split_ids ({"track@frame": new id})
     export           frames, tracks (what was written)
 """
 
@@ -164,13 +165,15 @@ def rerender_record(
     merge: Mapping[int, int] | None,
     min_score: float,
     output: Mapping[str, Any],
+    split: Mapping[tuple[int, int], int] | None = None,
 ) -> dict[str, Any]:
     """The record of a re-render starting now from the cached masks of the run recorded as ``run`` (its
     ``run_record``, which its mask cache keeps).
 
     The run's ``settings`` and ``models`` are carried over unchanged (they made the masks); ``rerender`` says how
-    this export differs: the tracks kept (``None`` = all), the merge ``{source: target}`` and the min_score.
-    ``output``: the new video's.
+    this export differs: the tracks kept (``None`` = all), the merge ``{source: target}``, the min_score and the
+    split, ``{(track_id, frame): new_id}`` in the order given (``track_edit.check_split``). ``output``: the new
+    video's.
     """
     return {
         **_head(video),
@@ -184,9 +187,19 @@ def rerender_record(
             "min_score": float(min_score),
             "run_created_utc": run["created_utc"],
             "run_uvosam_version": run["uvosam_version"],
+            "split": _split_record(split or {}),
+            "split_ids": {f"{t}@{f}": int(new) for (t, f), new in (split or {}).items()},
         },
         "export": None,
     }
+
+
+def _split_record(split: Mapping[tuple[int, int], int]) -> dict[str, list[int]]:
+    """``{"track id": [frames]}``, as ``rerender(split=...)`` takes it back (the same new ids: the same order)."""
+    frames: dict[str, list[int]] = {}
+    for track, frame in split:
+        frames.setdefault(str(int(track)), []).append(int(frame))
+    return frames
 
 
 def export_record(
@@ -357,8 +370,10 @@ def _settings_text(settings: Mapping[str, Any], video: Mapping[str, Any]) -> str
 def _rerender_text(rerender: Mapping[str, Any], created: object) -> str:
     keep = rerender.get("keep_ids")
     merge = ", ".join(f"{k}>{v}" for k, v in (rerender.get("merge") or {}).items()) or "none"
+    split = ", ".join(f"{k} (new id {v})" for k, v in (rerender.get("split_ids") or {}).items())
     text = (
-        f"Re-rendered from the run's cached masks (no model run) on {created}: keep tracks "
+        f"Re-rendered from the run's cached masks (no model run) on {created}: "
+        f"{f'split {split}; ' if split else ''}keep tracks "
         f"{'all' if keep is None else ', '.join(map(str, keep)) or 'none'}; merge {merge}; "
         f"min_score {rerender.get('min_score')}."
     )

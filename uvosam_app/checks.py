@@ -21,7 +21,7 @@ from uvosam.export_types import ExportOptions
 from uvosam.job_types import JobOptions
 from uvosam.remote_files import is_zip_download
 from uvosam.render import STYLES
-from uvosam.track_edit import parse_merge
+from uvosam.track_edit import parse_merge, parse_split
 from uvosam.video import VideoInfo
 from uvosam_app import links as app_links
 from uvosam_app.gpu import GpuFrameCap
@@ -73,6 +73,13 @@ def linked_file(path: str | None) -> str:
 def merge_map(text: str | None) -> dict[int, int]:
     try:
         return parse_merge(text)
+    except ValueError as err:
+        raise gr.Error(str(err), print_exception=False) from None
+
+
+def split_map(text: str | None) -> dict[int, list[int]]:
+    try:
+        return parse_split(text)
     except ValueError as err:
         raise gr.Error(str(err), print_exception=False) from None
 

@@ -21,6 +21,7 @@ import gradio as gr
 from uvosam.job import rerender_iter
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
+from uvosam.track_edit import check_split, with_split_parts
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import server_log
@@ -32,6 +33,7 @@ from uvosam_app.checks import (
     merge_map,
     over_upload_limit,
     run_request,
+    split_map,
 )
 from uvosam_app.describe import describe_input, input_path, record_speed
 from uvosam_app.errors import MODEL_ERRORS, failures_in_status, to_gr_error
@@ -360,26 +362,32 @@ class App:
         state: SessionRun | None,
         request: gr.Request,
         linked: str | None = None,  # the session's linked video (a State, not in the API)
+        split: str | None = None,  # the API's last value (so that positional calls keep working)
     ) -> AsyncIterator[tuple]:
         """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
-        the run), merging tracks (``"3>1, 5>1"``), in any style. An async generator, as ``segment`` (a refusal or a
+        the run; the parts a split gives new ids go with their track), splitting tracks (``"3@120, 5@40"``), merging
+        tracks (``"3>1, 5>1"``, ids once split), in any style. An async generator, as ``segment`` (a refusal or a
         failure ends the status line too)."""
         if state is None:
             raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
         # the settings are checked before any folder is made
         min_score = check_ranges(self.settings, min_score=min_score)["min_score"]
+        splits = split_map(split)
         outputs = OutputChoices(output_side, style, show_boxes, show_labels, alpha_webm)
         options = JobOptions(**outputs.job_fields(self.settings))
         job = partial(  # called with its output folder (``_start``)
             rerender_iter,
             state.cache_dir,
-            keep_ids=[int(k) for k in keep or []],
             merge=merge_map(merge),
+            split=splits,
             options=options,
             # raising it drops low-scoring frames of tracks from the cached masks
             min_score=float(min_score),
         )
-        start = partial(self._start_rerender, state, session_key(request), bool(keep), linked, job)
+        kept = [int(k) for k in keep or []]
+        start = partial(
+            self._start_rerender, state, session_key(request), kept, splits, linked, job
+        )
         skip = gr.skip()
         interval = self.settings.status_interval_s
         async with (
@@ -399,18 +407,24 @@ class App:
         self,
         state: SessionRun,
         session: str | None,
-        any_kept: bool,
+        keep: list[int],
+        splits: dict[int, list[int]],
         linked: str | None,
-        job: Callable[[Path], Iterator[JobProgress]],
+        job: Callable[..., Iterator[JobProgress]],
     ) -> OpenJob:
         """Re-render's file work, in a worker thread: the run's folder is held while it is checked and for the
         whole job (a Run pressed now in the same tab deletes the session's idle folders, not the masks read here),
-        and so is a linked Load's folder while the new one is made (Run reads that file later)."""
+        and so is a linked Load's folder while the new one is made (Run reads that file later). ``keep`` names the
+        run's tracks (the choices of *Tracks to keep*): the parts ``splits`` gives new ids are kept with them."""
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
+            if splits:
+                new_ids = check_split(splits, list(MaskCache(state.cache_dir).iter_track_ids()))
+                keep = sorted(with_split_parts(keep, new_ids))
+            job = partial(job, keep_ids=keep)
             # the API's default: a video without any object is never what was meant
-            if not any_kept:
+            if not keep:
                 ids = sorted(MaskCache(state.cache_dir).track_labels())
                 if ids:
                     raise gr.Error(

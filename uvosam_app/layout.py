@@ -150,13 +150,14 @@ class Outputs:
 @dataclass(frozen=True)
 class Editing:
     """The row under the results: the tracks to keep, the video style (Run or Re-render), the transparent WebM
-    option, the merge box and Re-render."""
+    option, the merge and split boxes and Re-render."""
 
     keep: gr.CheckboxGroup
     style: gr.Radio
     alpha_webm: gr.Checkbox
     merge: gr.Textbox
     redo: gr.Button
+    split: gr.Textbox
 
 
 @dataclass(frozen=True)
@@ -478,8 +479,16 @@ def _editing_row() -> Editing:
                 info="e.g. 3>1, 5>1: tracks 3 and 5 become part of track 1",
                 elem_id="merge",
             )
+            split = gr.Textbox(
+                "",
+                label="Split tracks (one id given to two objects in turn)",
+                info="e.g. 3@120, 5@40: from frames 120 and 40 on (as the tracks table counts them), tracks 3 "
+                "and 5 go on under new ids, the next after the run's largest, in this order (Merge tracks can "
+                "name them)",
+                elem_id="split",
+            )
             redo = gr.Button("Re-render (no model run)", elem_id="rerender")
-    return Editing(keep, style, alpha_webm, merge, redo)
+    return Editing(keep, style, alpha_webm, merge, redo, split)
 
 
 def _scoring() -> Scoring:

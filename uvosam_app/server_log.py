@@ -96,7 +96,9 @@ RUN = JobKind(
     frames=True,
 )  # fmt: skip
 RERENDER = JobKind(
-    "/rerender", ("state", "keep", "merge", "min_score", "output_side", "style"), frames=True
+    "/rerender",
+    ("state", "keep", "merge", "split", "min_score", "output_side", "style"),
+    frames=True,
 )
 SCORE = JobKind("/score", ("gt_zip", "masks_zip"))
 LOAD = JobKind("/load_url", ("url",))

@@ -17,11 +17,13 @@ def print_merge_hints(
     keep: Sequence[int] | None = None,
     min_score: float = 0.0,
     cached: bool = True,
+    split: Sequence[str] = (),
 ) -> None:
     """Nothing without hints; else one line each and the command that joins them.
 
-    ``merge``, ``keep`` and ``min_score``: those of the ``rerender`` that made the hints' tracks. It starts from the
-    run's masks, so the command repeats them (with the merge grown by the hints), or it would undo them.
+    ``merge``, ``keep``, ``min_score`` and ``split`` (as given: ``track@frame`` texts): those of the ``rerender``
+    that made the hints' tracks. It starts from the run's masks, so the command repeats them (with the merge grown
+    by the hints), or it would undo them.
     ``cached``: the run kept its masks (``segment --cache``); without them, say how to get them instead.
     """
     if not hints:
@@ -31,6 +33,7 @@ def print_merge_hints(
         print(f"  {hint.source}>{hint.target}: {hint.describe()}")
     options = f" --keep {' '.join(map(str, keep))}" if keep else ""
     options += f" --min-score {min_score}" if min_score > 0 else ""
+    options += f" --split {' '.join(map(shlex.quote, split))}" if split else ""
     command = (
         f'uvosam rerender {shlex.quote(str(run))}{options} --merge "{merge_text(hints, merge)}"'
     )

@@ -1,4 +1,5 @@
-"""``uvosam rerender``: redraw a cached ``segment`` run (fewer tracks, merged tracks, another style), no models.
+"""``uvosam rerender``: redraw a cached ``segment`` run (fewer tracks, split or merged tracks, another style), no
+models.
 
 The new video is drawn as the run drew its own (style, size, boxes, labels, alpha WebM, sound:
 ``job_plan.run_output``) unless a flag says otherwise, so a re-render into the run's folder keeps what the run made.
@@ -23,7 +24,15 @@ from uvosam.mask_cache import MaskCache
 from uvosam.progress import progress_bar
 from uvosam.render import STYLES
 from uvosam.text import count
-from uvosam.track_edit import MERGE_SYNTAX, check_merge, parse_merge
+from uvosam.track_edit import (
+    MERGE_SYNTAX,
+    SPLIT_SYNTAX,
+    check_merge,
+    check_split,
+    parse_merge,
+    parse_split,
+    split_labels,
+)
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, unit_interval
 from uvosam_cli.checks import check_output_folder
 from uvosam_cli.hints import print_merge_hints
@@ -38,6 +47,15 @@ def _merge(text: str) -> dict[int, int]:
         raise argparse.ArgumentTypeError(str(err).removeprefix("Merge tracks: ")) from None
 
 
+def _split(text: str) -> str:
+    """An ``argparse`` type: one or more ``track@frame`` (``parse_split``), its message without "Split tracks: "."""
+    try:
+        parse_split(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("Split tracks: ")) from None
+    return text
+
+
 def _track_id(text: str) -> int:
     """An ``argparse`` type for ``--keep``: a track id (argparse said "invalid int value: 'a'")."""
     try:
@@ -48,17 +66,27 @@ def _track_id(text: str) -> int:
         ) from None
 
 
-def _check_tracks(cache: MaskCache, keep: list[int] | None, merge: dict[int, int]) -> None:
-    """Refuse ``--keep`` / ``--merge`` ids the run has no track of, naming the option (the library's message names
-    its own parameters: ``keep_ids``, "Merge tracks")."""
-    if not keep and not merge:
+def _check_tracks(
+    cache: MaskCache, keep: list[int] | None, merge: dict[int, int], split: dict[int, list[int]]
+) -> None:
+    """Refuse ``--split`` / ``--keep`` / ``--merge`` ids the run has no track of (the last two: once split), naming
+    the option (the library's message names its own parameters: ``keep_ids``, "Merge tracks", "Split tracks")."""
+    if not keep and not merge and not split:
         return
-    labels = cache.track_labels()
+    if split:
+        index = list(cache.iter_track_ids())
+        try:
+            labels = split_labels(index, split, check_split(split, index))
+        except ValueError as err:
+            raise ValueError(f"--split: {str(err).removeprefix('Split tracks: ')}") from None
+    else:
+        labels = cache.track_labels()
     listed = ", ".join(map(str, sorted(labels))) or "none"
     unknown = sorted(set(keep or ()) - labels.keys())
     if unknown:  # e.g. 12 meant as 1 2: not a silently empty video
         raise ValueError(
-            f"--keep: there is no track {unknown[0]} in this run (its tracks: {listed})"
+            f"--keep: there is no track {unknown[0]} in this run (its tracks{' once split' if split else ''}: "
+            f"{listed})"
         )
     try:
         check_merge(merge, labels)
@@ -100,11 +128,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_track_id,
         nargs="+",
         metavar="ID",
-        help="keep only these track ids (default: all)",
+        help="keep only these track ids (default: all; after --split: the ids once split)",
     )
     p.add_argument(
         "--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX} (default: none)"
     )
+    p.add_argument("--split", type=_split, nargs="+", default=[], metavar="TRACK@FRAME",
+                   help=f"split tracks: {SPLIT_SYNTAX}; the new ids follow the run's largest, one per split in "
+                        "the order given, track by track; applied first: --keep and --merge name the ids once "
+                        "split (default: none)")  # fmt: skip
     p.add_argument(
         "--style", choices=STYLES, help="the output video's style (see segment; default: the run's)"
     )
@@ -162,7 +194,11 @@ def run(args: argparse.Namespace) -> int:
     masks = MaskCache(cache)
     meta = masks.info.meta
     check_run_meta(cache, meta)
-    _check_tracks(masks, args.keep, args.merge)
+    try:
+        split = parse_split(", ".join(args.split))
+    except ValueError as err:  # one split in two arguments
+        raise ValueError(f"--split: {str(err).removeprefix('Split tracks: ')}") from None
+    _check_tracks(masks, args.keep, args.merge, split)
     # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
     # cannot be
     out = args.out or args.run
@@ -182,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         merge=args.merge,
         options=options,
         min_score=args.min_score,
+        split=split,
     )
     # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
     with (
@@ -206,5 +243,6 @@ def run(args: argparse.Namespace) -> int:
         merge=args.merge,
         keep=args.keep,
         min_score=args.min_score,
+        split=args.split,
     )
     return 0
