@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +237,10 @@ def run(args: argparse.Namespace) -> int:
         f"{result.zip_path}"
     )
     if result.silent_because:
-        print(f"The video is silent: {result.silent_because} ({result.info.path}).")
+        print(
+            f"note: the video is silent: {result.silent_because} ({result.info.path}).",
+            file=sys.stderr,
+        )
     print_merge_hints(
         result.export.merge_hints,
         args.run,
