@@ -573,6 +573,10 @@ def test_every_option_has_help_and_says_its_default():
             missing.append(
                 f"{name} {action.option_strings[0]}: default {action.default!r} not said"
             )
+        if action.dest == "output_max_side" and "the source's unless" not in action.help:
+            missing.append(
+                f"{name} --output-max-side: says the source's size (the frames' with --fit-side)"
+            )
         if action.dest == "device" and "any device name torch takes" not in action.help:
             missing.append(
                 f"{name} --device: lists only some devices"

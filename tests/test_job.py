@@ -431,7 +431,7 @@ def test_rerender_cli_draws_as_the_run_did_unless_a_flag_says_otherwise(
     assert refused.value.code == 2
     assert (
         "argument --output-max-side: must be a longest side of at least 2 pixels, or 'source' for the "
-        "source size; got '1'" in capsys.readouterr().err
+        "frames' size; got '1'" in capsys.readouterr().err
     )
 
 

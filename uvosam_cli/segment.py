@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output-max-side",
         type=max_side,
         help="shrink the output video (any --style) to at most this longest side (never enlarged; default: "
-        "the source's size)",
+        "the frames' size, the source's unless --fit-side)",
     )
     p.add_argument(
         "--style",
