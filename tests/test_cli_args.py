@@ -738,8 +738,35 @@ def test_device_check_passes_what_torch_parses_and_checks_cuda_and_mps(monkeypat
     for bad in ("gpu", "cuda:x", ""):
         with pytest.raises(
             ValueError, match="that is not a device name; expected one of auto, cpu"
-        ):
+        ) as err:
             check_device(bad)
+        # xpu was offered as an example where it is refused
+        assert str(err.value).endswith(
+            "(those usable here), or another name torch.device takes (cpu:0)"
+        )
+
+
+def test_a_deprecated_device_type_is_refused_without_torchs_warning():
+    """``check_device("mkldnn")`` let torch's UserWarning ("'mkldnn' is no longer used as device type") through
+    before its own refusal. Torch warns once a process: a fresh one, with warnings as errors."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from uvosam.devices import check_device\n"
+        "try:\n    check_device('mkldnn')\nexcept ValueError as err:\n    print(err)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    assert ran.stdout.startswith("device='mkldnn': torch cannot use it here (")
 
 
 def test_docs_cli_lists_every_option_of_every_command():
