@@ -448,7 +448,7 @@ def test_a_phone_sized_clip_runs_scaled_down_to_the_apps_side(tmp_path, tiny_sam
         gt = zip_of(tmp_path / "gt.zip", truth)
         with pytest.raises(Exception, match=re.escape(
             "gt.zip: gt/00000.png is 2560x1440 but these masks are from a run that scaled phone.mp4 down from its "
-            "2560x1440 to 1920x1080 (W x H; run.json's fit_side 1920), the size its masks have. Run it again at "
+            "2560x1440 to 1920x1080 (WxH; run.json's fit_side 1920), the size its masks have. Run it again at "
             "its source size (with `uvosam segment`, or in an app whose host set UVOSAM_MAX_SIDE to 2560 or more)"
         )):  # fmt: skip
             c.predict(handle_file(str(gt)), handle_file(masks_zip), api_name="/score")

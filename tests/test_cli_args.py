@@ -88,13 +88,14 @@ def test_track_out_that_is_a_folder_fails_before_loading(frames_dir, tmp_path, n
 
 
 def test_track_fit_side_tracks_the_frames_scaled_down(frames_dir, tmp_path, monkeypatch, capsys):
-    """``track --fit-side N``: the tracker gets the frames scaled down to N (the 48x32 folder at 24: 24x16)."""
+    """``track --fit-side N``: the tracker gets the frames scaled down to N (the 48x32 folder at 24: 24x16), the
+    boxes asked for in the source's pixels (``test_track_fit_side_boxes_are_in_the_sources_pixels``)."""
     from uvosam.tracker import loading, session
 
     seen = []
 
-    def track_video(tracker, frames, *, height, width):
-        seen.append((height, width, [f.shape for f in frames]))
+    def track_video(tracker, frames, *, height, width, boxes_hw):
+        seen.append((height, width, [f.shape for f in frames], boxes_hw))
         return []
 
     monkeypatch.setattr(loading, "load_tracker", lambda *args, **kwargs: object())
@@ -109,12 +110,41 @@ def test_track_fit_side_tracks_the_frames_scaled_down(frames_dir, tmp_path, monk
     ]
     assert uvosam_cli.main([*argv, "--fit-side", "24"]) == 0
     assert uvosam_cli.main(argv) == 0  # without it: the source's size
-    assert seen == [(16, 24, [(16, 24, 3)] * 2), (32, 48, [(32, 48, 3)] * 2)]
+    assert seen == [(16, 24, [(16, 24, 3)] * 2, (32, 48)), (32, 48, [(32, 48, 3)] * 2, (32, 48))]
     with pytest.raises(SystemExit) as exc:
         uvosam_cli.main([*argv, "--fit-side", "1"])
     assert exc.value.code == 2 and "argument --fit-side: must be a longest side of at least 2" in (
         capsys.readouterr().err
     )
+
+
+def test_track_fit_side_boxes_are_in_the_sources_pixels(tmp_path, monkeypatch):
+    """``track --fit-side``'s results.json gave no size and its boxes were in the scaled frames' pixels: they are
+    the source's, as without it (the tracker keeps boxes normalised to the frame: twice the scaled frames')."""
+    import json
+
+    import numpy as np
+    from model_helpers import use_tiny_tracker
+    from PIL import Image
+
+    from uvosam.testing import moving_shapes, tiny_idol_tracker
+    from uvosam.tracker.session import track_video
+    from uvosam.video import iter_frames
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i, frame in enumerate(moving_shapes(3, height=48, width=64, num_objects=2, seed=1).frames):
+        Image.fromarray(frame).save(folder / f"{i:05d}.png")
+    use_tiny_tracker(tmp_path / "ckpt", monkeypatch)
+    out = tmp_path / "r.json"
+    argv = ["track", str(folder), "--weights", "idol-ytvis19-r50", "--out", str(out)]
+    assert uvosam_cli.main([*argv, "--fit-side", "32"]) == 0
+    scaled = track_video(tiny_idol_tracker(), iter_frames(folder, fit_side=32), height=24, width=32)
+    got = [b for r in json.loads(out.read_text()) for b in r["boxes"] if b is not None]
+    want = [b * 2 for t in scaled for b in t.boxes_xyxy if b is not None]
+    assert len(got) == len(want) > 0
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert max(b[2] for b in got) > 32  # past the scaled frame's width
 
 
 def test_benchmark_runs_check_the_dataset_root_before_loading(tmp_path, monkeypatch, capsys):
@@ -543,6 +573,10 @@ def test_every_option_has_help_and_says_its_default():
             missing.append(
                 f"{name} {action.option_strings[0]}: default {action.default!r} not said"
             )
+        if action.dest == "output_max_side" and "the source's unless" not in action.help:
+            missing.append(
+                f"{name} --output-max-side: says the source's size (the frames' with --fit-side)"
+            )
         if action.dest == "device" and "any device name torch takes" not in action.help:
             missing.append(
                 f"{name} --device: lists only some devices"
@@ -704,8 +738,35 @@ def test_device_check_passes_what_torch_parses_and_checks_cuda_and_mps(monkeypat
     for bad in ("gpu", "cuda:x", ""):
         with pytest.raises(
             ValueError, match="that is not a device name; expected one of auto, cpu"
-        ):
+        ) as err:
             check_device(bad)
+        # xpu was offered as an example where it is refused
+        assert str(err.value).endswith(
+            "(those usable here), or another name torch.device takes (cpu:0)"
+        )
+
+
+def test_a_deprecated_device_type_is_refused_without_torchs_warning():
+    """``check_device("mkldnn")`` let torch's UserWarning ("'mkldnn' is no longer used as device type") through
+    before its own refusal. Torch warns once a process: a fresh one, with warnings as errors."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from uvosam.devices import check_device\n"
+        "try:\n    check_device('mkldnn')\nexcept ValueError as err:\n    print(err)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    assert ran.stdout.startswith("device='mkldnn': torch cannot use it here (")
 
 
 def test_docs_cli_lists_every_option_of_every_command():

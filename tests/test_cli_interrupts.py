@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import uvosam_cli
 import uvosam_cli.info
 import uvosam_cli.segment
 from uvosam.pipeline import UVOSAM
+from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.segmenter import BoxPromptSegmenter
 
 TESTS = Path(__file__).parent
@@ -112,6 +114,7 @@ import torch
 from doubles import MovingBoxSession, MovingBoxTracker
 import uvosam_cli, uvosam_cli.segment
 from uvosam.pipeline import UVOSAM
+from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import tiny_sam
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also where this runs in the background
@@ -190,27 +193,88 @@ def test_a_second_signal_while_the_command_stops_only_says_so(tmp_path, tiny_mod
     assert snapshot(out) == before  # and no staging folder left
 
 
-def test_a_stopped_command_ends_after_its_models_thread(tmp_path, monkeypatch, capsys):
+ENDED: list[float] = []
+"""When each ``_frames`` ended (closed)."""
+
+
+def _frames(seconds: float) -> Iterator[int]:
+    try:
+        yield 0
+        time.sleep(seconds)  # the frame under way when the run is stopped
+        yield 1
+    finally:
+        ENDED.append(time.monotonic())
+
+
+def _stopped_run(seconds: float) -> None:
+    """A run's models' thread (``uvosam.prefetch``) closed by a stop (its 5 s wait for it cut to 0.1 s in these
+    tests) while it makes a frame that takes ``seconds``."""
+    items = prefetch(_frames(seconds), depth=1, name=MODELS_THREAD)
+    assert next(items) == 0
+    items.close()
+
+
+def test_a_stopped_command_ends_after_its_models_thread_and_says_it_waits(monkeypatch, capsys):
     """A stop waited 5 s for the models' thread (``uvosam.prefetch``), then the command ended with the thread still
-    in its frame (SAM ViT-H takes 17 s a frame on a CPU): in torch at exit, it aborted the interpreter (exit 134)."""
-    import threading
+    in its frame (SAM ViT-H takes 17 s a frame on a CPU): in torch at exit, it aborted the interpreter (exit 134).
+    The command waits for it, saying so when it takes over a second (here 0.2 s)."""
+    import uvosam.prefetch
+    import uvosam_cli.interrupts
 
-    from uvosam.prefetch import MODELS_THREAD
-
-    ended = []
+    monkeypatch.setattr(uvosam.prefetch, "CLOSE_WAIT_S", 0.1)
+    monkeypatch.setattr(uvosam_cli.interrupts, "SAY_WAIT_AFTER_S", 0.2)
+    ENDED.clear()
 
     def command(args):
-        def frame_under_way():
-            time.sleep(0.5)
-            ended.append(time.monotonic())
-
-        threading.Thread(target=frame_under_way, name=MODELS_THREAD, daemon=True).start()
+        _stopped_run(0.6)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(uvosam_cli.info, "run", command)
     assert uvosam_cli.main(["info"]) == 130
-    assert ended  # the thread had ended when main returned
+    assert ENDED  # the thread had ended when main returned
+    waits = (
+        "uvosam info: stopping: waiting for the frame under way to finish (at most 300 s; "
+        f"kill -KILL {os.getpid()} ends it at once)"
+    )
+    assert capsys.readouterr().err.splitlines()[-2:] == [waits, "uvosam info: interrupted"]
+
+
+def test_a_stopped_command_waits_a_bounded_time_for_its_own_threads_only(monkeypatch, capsys):
+    """The wait had no limit, and it took in any run thread started while the command ran: another caller's in
+    this process (the app's jobs) too. Now only those this command's run started, up to ``EXIT_WAIT_S``."""
+    import threading
+
+    import uvosam.prefetch
+    import uvosam_cli.interrupts
+
+    monkeypatch.setattr(uvosam.prefetch, "CLOSE_WAIT_S", 0.1)
+    monkeypatch.setattr(uvosam_cli.interrupts, "EXIT_WAIT_S", 0.5)
+    ENDED.clear()
+    others = threading.Thread(target=_stopped_run, args=(2.0,))
+
+    def command(args):
+        others.start()  # another caller's run, started while the command runs
+        others.join()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(uvosam_cli.info, "run", command)
+    start = time.monotonic()
+    assert uvosam_cli.main(["info"]) == 130
+    assert time.monotonic() - start < 1.5 and not ENDED  # its frame under way: not waited for
     assert capsys.readouterr().err.splitlines()[-1] == "uvosam info: interrupted"
+
+    def own(args):
+        _stopped_run(2.0)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(uvosam_cli.info, "run", own)
+    start = time.monotonic()
+    assert uvosam_cli.main(["info"]) == 130
+    assert 0.5 <= time.monotonic() - start < 1.5 and not ENDED  # waited 0.5 s, no more
+    assert capsys.readouterr().err.splitlines()[-1] == "uvosam info: interrupted"
+    for thread in threading.enumerate():
+        if thread.name == MODELS_THREAD:
+            thread.join()  # not left to later tests
 
 
 def test_a_full_disk_names_the_folder_and_what_is_left(tmp_path, tiny_models, capsys):

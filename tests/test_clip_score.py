@@ -106,7 +106,7 @@ def test_unusable_ground_truth_is_refused_clearly(clip_gt, tmp_path, caplog):
     # the refusal says it all: no warning of the scorer besides (the app logged both, a user's error as a WARNING)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
-    with pytest.raises(ValueError, match=r"ground truth is 20x28 \(HxW\) but the masks are 40x56"):
+    with pytest.raises(ValueError, match=r"ground truth is 28x20 \(WxH\) but the masks are 56x40"):
         score_clip(tmp_path / "shapes", [small, small], names)
     with pytest.raises(ValueError, match="1 ground-truth file for 2 result frames"):
         score_clip(tmp_path / "shapes", [empty], names)
@@ -181,7 +181,7 @@ def test_ground_truth_of_another_size_says_the_masks_have_the_video_size(clip_gt
     names = _results(tmp_path / "shapes", video, range(2))
     small = write_index_png(tmp_path / "gt1" / "0.png", np.ones((20, 28), np.uint8))
     with pytest.raises(
-        ValueError, match=r"ground truth is 20x28 \(HxW\) but the masks are 40x56"
+        ValueError, match=r"ground truth is 28x20 \(WxH\) but the masks are 56x40"
     ) as err:
         score_clip(tmp_path / "shapes", [small, small], names)
     assert "480p" not in str(err.value)
@@ -204,16 +204,17 @@ def test_masks_of_a_scaled_run_against_source_size_ground_truth_say_to_run_at_th
         write_index_png(masks / f"{t:05d}.png", _labels(video.masks[t])[::2, ::2])  # 20x28
     gt = ground_truth_files(d / "gt")[:2]
     said = (
-        "these masks are from a run that scaled shapes.mp4 down from its 56x40 to 28x20 (W x H; run.json's "
+        "these masks are from a run that scaled shapes.mp4 down from its 56x40 to 28x20 (WxH; run.json's "
         "fit_side 28), the size its masks have. Run it again at its source size (`uvosam segment` without "
         "--fit-side) to score against ground truth of that size, or give the ground truth at 28x20"
     )
     with pytest.raises(
-        ValueError, match=r"ground truth is 40x56 \(HxW\) but the masks are 20x28"
+        ValueError, match=r"ground truth is 56x40 \(WxH\) but the masks are 28x20"
     ) as err:
         score_clip(masks, gt, ["00000", "00001"])
     assert said not in str(err.value)  # no run.json: nothing said of a scaled run
     video_record = {
+        "name": "shapes",
         "source": "shapes.mp4",
         "width": 28,
         "height": 20,
@@ -226,15 +227,45 @@ def test_masks_of_a_scaled_run_against_source_size_ground_truth_say_to_run_at_th
     with pytest.raises(ValueError) as err:
         score_clip(masks, gt, ["00000", "00001"])
     assert str(err.value) == (
-        "ground truth is 40x56 (HxW) but the masks are 20x28 (0.png vs 00000.png); "
+        "ground truth is 56x40 (WxH) but the masks are 28x20 (0.png vs 00000.png); "
         + said
         + " (resized with nearest-neighbour sampling)"
     )
     with pytest.raises(ValueError) as err:
         read_result(masks / "00000.png", (40, 56), gt[0])
-    assert said in str(
-        err.value
-    ) and "results must have the annotation size (480p): these masks" in str(err.value)
+    assert str(err.value).startswith(
+        f"{masks / '00000.png'} is 28x20 (WxH) but the annotation {gt[0]} is 56x40; results must have the "
+        "annotation size (480p): these masks"
+    ) and said in str(err.value)
+
+
+def test_a_scaled_run_of_another_video_in_the_folder_is_not_quoted(clip_gt, tmp_path):
+    """Two videos in one --out, the last one scaled: its run.json (the folder's last run) is not that of the
+    first video's masks, which are refused for their size with no word of a scaled run (it named the other
+    video's sizes and said to run it again); nor is a run.json of this video whose size is not the masks'."""
+    import json
+
+    from uvosam.eval.layout import read_result
+
+    _d, video = clip_gt  # 56x40 (WxH)
+    export = tmp_path / "out" / "export"
+    names = _results(export / "davis" / "shapes", video, range(2))  # shapes.mp4 at its source size
+    write_index_png(export / "davis" / "other" / "00000.png", np.ones((40, 56), np.uint8))
+    other = {"name": "other", "source": "other.mp4", "width": 56, "height": 40}
+    other |= {"source_width": 112, "source_height": 80}  # other.mp4, 112x80, scaled to 56x40
+    small = write_index_png(tmp_path / "gt" / "0.png", np.ones((20, 28), np.uint8))
+    for record in (other, other | {"name": "shapes", "width": 28, "height": 20}):
+        (export / "run.json").write_text(
+            json.dumps({"video": record, "settings": {"fit_side": 56}})
+        )
+        with pytest.raises(ValueError) as err:
+            score_clip(export / "davis" / "shapes", [small, small], names)
+        assert str(err.value).startswith(
+            "ground truth is 28x20 (WxH) but the masks are 56x40 (0.png vs 00000.png); a run's masks have"
+        )
+        with pytest.raises(ValueError) as err:
+            read_result(export / "davis" / "shapes" / "00000.png", (20, 28), small)
+        assert str(err.value).endswith("results must have the annotation size (480p)")
 
 
 def _zip(path, entries):

@@ -376,7 +376,9 @@ def test_bad_layouts_name_the_file(synthetic, tmp_path):
     with pytest.raises(ValueError, match=r"00003\.png: expected a 2-D indexed PNG.*'RGB'"):
         evaluate(root, res)
     write_index_png(res / names[1] / "00003.png", np.zeros((24, 30)))
-    with pytest.raises(ValueError, match=r"00003\.png is 24x30 .* annotation .* is 24x32"):
+    with pytest.raises(
+        ValueError, match=r"00003\.png is 30x24 \(WxH\) but the annotation .* is 32x24;"
+    ):
         evaluate(root, res)
     (root / "Annotations_unsupervised/480p" / names[0] / "00002.png").unlink()
     with pytest.raises(ValueError, match="3 annotation PNGs .* but 4 jpgs"):

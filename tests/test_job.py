@@ -431,7 +431,7 @@ def test_rerender_cli_draws_as_the_run_did_unless_a_flag_says_otherwise(
     assert refused.value.code == 2
     assert (
         "argument --output-max-side: must be a longest side of at least 2 pixels, or 'source' for the "
-        "source size; got '1'" in capsys.readouterr().err
+        "frames' size; got '1'" in capsys.readouterr().err
     )
 
 
@@ -700,7 +700,11 @@ def test_fit_side_runs_at_the_scaled_size_and_over_the_source_changes_nothing(
     assert record(again)["video"] == made["video"] and record(again)["settings"] == made["settings"]
 
 
-def test_segment_cli_fit_side_runs_at_the_scaled_size(tmp_path, clip, tiny_sam_model, monkeypatch):
+def test_segment_cli_fit_side_runs_at_the_scaled_size(
+    tmp_path, clip, tiny_sam_model, monkeypatch, capsys
+):
+    """``segment --fit-side``: run.json and the video at the scaled size, and a note on stderr that says so (it
+    said nothing of a scaled run); a --fit-side over the source's size scales nothing and says nothing."""
     from doubles import MovingBoxTracker
 
     path, _ = clip  # 64x48
@@ -709,6 +713,8 @@ def test_segment_cli_fit_side_runs_at_the_scaled_size(tmp_path, clip, tiny_sam_m
     out = tmp_path / "out"
     assert uvosam_cli.main(["segment", str(path), "--out", str(out), "--max-frames", "2",
                             "--fit-side", "32"]) == 0  # fmt: skip
+    noted = f"note: {path.name} is 64x48, processed at 32x24 (--fit-side 32)\n"
+    assert noted in capsys.readouterr().err
     made = json.loads((out / "export" / "run.json").read_text())
     assert (made["video"]["width"], made["video"]["height"], made["settings"]["fit_side"]) == (
         32,
@@ -717,3 +723,6 @@ def test_segment_cli_fit_side_runs_at_the_scaled_size(tmp_path, clip, tiny_sam_m
     )
     overlay = probe(out / "shapes_clip_overlay.mp4")
     assert (overlay.num_frames, overlay.width, overlay.height) == (2, 32, 24)
+    assert uvosam_cli.main(["segment", str(path), "--out", str(tmp_path / "over"), "--max-frames", "1",
+                            "--fit-side", "64"]) == 0  # fmt: skip
+    assert "processed at" not in capsys.readouterr().err

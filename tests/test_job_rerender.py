@@ -380,7 +380,9 @@ def test_a_silent_rerender_says_why_and_the_cli_prints_it(tmp_path, tiny_sam_mod
     source.rename(tmp_path / "moved.mp4")
     assert rerender(run.cache_dir, tmp_path / "gone").silent_because == SOURCE_GONE
     assert uvosam_cli.main(["rerender", str(tmp_path / "run"), "--out", str(tmp_path / "cli")]) == 0
-    assert f"The video is silent: {SOURCE_GONE} ({source})." in capsys.readouterr().out
+    said = capsys.readouterr()  # a note: on stderr
+    assert f"note: the video is silent: {SOURCE_GONE} ({source}).\n" in said.err
+    assert "is silent" not in said.out
     _with_sound(source, 9)  # another clip under the run's name
     assert rerender(run.cache_dir, tmp_path / "other").silent_because == SOURCE_REPLACED
 

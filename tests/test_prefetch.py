@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from uvosam.prefetch import prefetch
+from uvosam.prefetch import prefetch, producers
 
 
 def test_order_and_bounded_read_ahead():
@@ -55,6 +55,26 @@ def test_closing_the_consumer_stops_and_closes_the_producer():
     gen.close()
     assert closed.wait(2)
     assert not any(t.name == "uvosam-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_producers_are_told_by_the_thread_they_work_for():
+    """A run's models' thread reads its frames through a producer of its own: both work for the thread that runs
+    the job (``producers``: what the CLI waits for when stopped), not for another thread."""
+    frames = prefetch(iter(range(5)), depth=1)
+    results = prefetch(
+        frames, depth=1, name="uvosam-models"
+    )  # ``frames`` read in the models' thread
+    assert next(results) == 0
+    mine = producers()
+    assert sorted(t.name for t in mine) == ["uvosam-models", "uvosam-prefetch"]
+    elsewhere = []
+    other = threading.Thread(target=lambda: elsewhere.extend(producers()))
+    other.start()
+    other.join()
+    assert elsewhere == []
+    results.close()
+    frames.close()
+    assert producers() == [] and not any(t.is_alive() for t in mine)
 
 
 def test_at_exit_a_producer_finishes_its_item_and_closes(tmp_path):

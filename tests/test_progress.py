@@ -67,6 +67,20 @@ def test_a_terminal_gets_tqdms_bar():
     assert isinstance(progress_bar(desc="x", unit="frame", file=io.StringIO()), LogProgress)
 
 
+def test_a_jupyter_kernel_gets_tqdms_bar_though_its_stderr_is_no_terminal(monkeypatch):
+    """Jupyter and Colab give no terminal for stderr, but show tqdm's bar: they got a line every 30 s."""
+    import sys
+    import types
+
+    assert not sys.stderr.isatty()  # pytest's capture
+    assert isinstance(progress_bar(desc="clip.mp4", unit="frame"), LogProgress)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    bar = progress_bar(desc="clip.mp4", unit="frame")
+    assert isinstance(bar, tqdm)
+    bar.close()
+    assert isinstance(progress_bar(desc="x", unit="frame", file=io.StringIO()), LogProgress)
+
+
 def test_segment_into_a_log_writes_lines_not_redraws(tmp_path, monkeypatch, capsys, tiny_sam_model):
     """In a log (nohup, CI) tqdm's redraws were glued on one line ("\\r" updates), a log record went on the end of
     the bar ("...tracks=2]INFO uvosam.job: ...") and the final bar was there twice."""

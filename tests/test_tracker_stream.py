@@ -303,7 +303,7 @@ def test_track_cli_writes_the_offline_results(tmp_path, monkeypatch):
     n = len(outputs)
     fake_video = types.ModuleType("uvosam.video")
     fake_video.probe = lambda path, stride=1, max_frames=None, fit_side=None: types.SimpleNamespace(
-        height=H, width=W, scaled_from=None
+        height=H, width=W, scaled_from=None, source_size=(W, H)
     )
     fake_video.iter_probed = lambda info, stride=1, max_frames=None: (
         np.zeros((H, W, 3), np.uint8) for _ in range(n)

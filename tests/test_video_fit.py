@@ -66,8 +66,24 @@ def test_a_phone_sized_clip_is_decoded_scaled_down_to_fit_side(phone_clip):
 
 
 def test_limits_apply_to_the_source_size_not_the_scaled_one(phone_clip):
-    with pytest.raises(VideoLimitError, match=r"phone\.mp4 is 2560x1440: its longest side 2560 px"):
+    """A refusal with fit_side says the limit is of the size before scaling (it named the source's size only);
+    the subject, which the app's message uses, stays as it was."""
+    with pytest.raises(VideoLimitError) as err:
         probe(phone_clip, fit_side=1920, limits=VideoLimits(max_side=2000))
+    assert str(err.value) == (
+        "phone.mp4 is 2560x1440: its longest side 2560 px, over the limit of 2000 (VideoLimits.max_side), which "
+        "applies to its size before fit_side 1920 scales it down. To use it, resize it, or raise "
+        "VideoLimits.max_side."
+    )
+    assert err.value.subject == "phone.mp4 is 2560x1440: its longest side 2560 px"
+    for fit_side in (None, 2560):  # not scaled: nothing said of it
+        with pytest.raises(VideoLimitError) as err:
+            probe(phone_clip, fit_side=fit_side, limits=VideoLimits(max_pixels=2000 * 1000))
+        assert "fit_side" not in str(err.value)
+    with pytest.raises(VideoLimitError, match=r"\(VideoLimits\.max_frames\)\. To use it"):
+        probe(
+            phone_clip, fit_side=1920, limits=VideoLimits(max_frames=2)
+        )  # not a limit of the size
     assert probe(phone_clip, fit_side=1920, limits=VideoLimits(max_side=2560)).width == 1920
 
 
@@ -97,6 +113,10 @@ def test_a_frame_folder_over_the_side_is_scaled_to_even_sides(tmp_path):
         Image.fromarray(image).save(folder / f"{i:05d}.png")
     info = probe(folder, fit_side=100)
     assert (info.width, info.height, info.scaled_from) == (100, 66, (301, 201))
+    with pytest.raises(
+        VideoLimitError, match="which applies to its size before fit_side 100 scales it down"
+    ):
+        probe(folder, fit_side=100, limits=VideoLimits(max_side=300))
     frames = list(iter_frames(folder, fit_side=100))
     for frame, image in zip(frames, images, strict=True):
         assert frame.shape == (66, 100, 3)

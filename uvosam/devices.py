@@ -8,6 +8,8 @@ fail inside torch ("Found no NVIDIA driver"); the command line (``--device``) an
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -44,10 +46,14 @@ def check_device(device: str | torch.device, *, option: str | None = None) -> No
     label = f"{option} {device}" if option else f"device={str(device)!r}"
     accepted = f"expected one of {', '.join(usable_devices())} (those usable here)"
     try:
-        parsed = torch.device(device)
+        with (
+            warnings.catch_warnings()
+        ):  # "'mkldnn' is no longer used as device type": refused below, in words
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(
-            f"{label}: that is not a device name; {accepted}, or another name torch.device takes (cpu:0, xpu)"
+            f"{label}: that is not a device name; {accepted}, or another name torch.device takes (cpu:0)"
         ) from None
     why = _why_unusable(parsed)
     if why is not None:

@@ -34,11 +34,13 @@ FRAMES_THREAD = "uvosam-prefetch"
 MODELS_THREAD = "uvosam-models"  # run_job's models thread (``uvosam.job``)
 RUN_THREADS = (FRAMES_THREAD, MODELS_THREAD)
 """The names of a run's threads, for a server that waits for them when it ends (``uvosam_app.work.stop_jobs``)."""
-# the producers running now, each with its stop flag (``_stop_at_exit``)
-_LIVE: dict[threading.Thread, threading.Event] = {}
+# the producers running now, each with its stop flag (``_stop_at_exit``) and the thread it works for (``producers``)
+_LIVE: dict[threading.Thread, tuple[threading.Event, threading.Thread]] = {}
 _LIVE_LOCK = threading.Lock()
 # the longest wait at exit for the producers to finish the item under way (a frame of the largest model on a CPU)
 EXIT_WAIT_S = 300.0
+# how long closing the consumer waits for its producer (the item under way may take longer: ``_stop_at_exit``)
+CLOSE_WAIT_S = 5.0
 
 
 def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -> Iterator[T]:
@@ -82,8 +84,10 @@ def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -
                     _LIVE.pop(threading.current_thread(), None)
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
+    starter = threading.current_thread()
     with _LIVE_LOCK:
-        _LIVE[thread] = stop
+        # a producer started by a producer (a run's frames, read by its models' thread) works for that one's owner
+        _LIVE[thread] = (stop, _LIVE[starter][1] if starter in _LIVE else starter)
     thread.start()
     try:
         while True:
@@ -95,7 +99,15 @@ def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -
             yield item
     finally:
         stop.set()
-        thread.join(timeout=5)
+        thread.join(timeout=CLOSE_WAIT_S)
+
+
+def producers(owner: threading.Thread | None = None) -> list[threading.Thread]:
+    """The producers still running that ``owner`` (default: the calling thread) started, directly or through a
+    producer it started (``run_job``'s models' thread reads the frames through one of its own)."""
+    owner = owner or threading.current_thread()
+    with _LIVE_LOCK:
+        return [thread for thread, (_, by) in _LIVE.items() if by is owner]
 
 
 @atexit.register
@@ -104,7 +116,7 @@ def _stop_at_exit() -> None:
     ``EXIT_WAIT_S`` in all, until each has finished the item under way and closed its iterator (module docstring)."""
     with _LIVE_LOCK:
         live = list(_LIVE.items())
-    for _, stop in live:
+    for _, (stop, _) in live:
         stop.set()
     end = time.monotonic() + EXIT_WAIT_S
     for thread, _ in live:

@@ -1,5 +1,6 @@
-"""Progress on stderr for a terminal and for a log: a tqdm bar when stderr is a terminal, else a plain line at most
-every ``LOG_EVERY_S`` seconds and one at the end.
+"""Progress on stderr for a terminal and for a log: a tqdm bar when stderr is a terminal or the code runs in a Jupyter
+kernel (Jupyter, Colab: their stderr is no terminal, but they show the bar; ``tqdm.auto``'s widget where it can),
+else a plain line at most every ``LOG_EVERY_S`` seconds and one at the end.
 
 A tqdm bar redraws itself with ``\\r``. In a file (``nohup``, a CI log) those redraws were glued onto one physical
 line, the next log record went on the end of it (``...tracks=86]INFO uvosam.export_davis: ...``) and the final bar
@@ -34,11 +35,16 @@ def progress_bar(
     every_s: float = LOG_EVERY_S,
     **bar_options: Any,
 ) -> tqdm | LogProgress:
-    """A progress display on ``file`` (default: stderr): tqdm's bar (``bar_options`` go to it) on a terminal, else
-    a ``LogProgress``. Both take ``update``, ``set_postfix``, ``close``, ``total``, ``n``, ``with`` and ``for``."""
+    """A progress display on ``file`` (default: stderr): tqdm's bar (``bar_options`` go to it) on a terminal or, for
+    stderr, in a Jupyter kernel (``tqdm.auto``'s), else a ``LogProgress``. Both take ``update``, ``set_postfix``,
+    ``close``, ``total``, ``n``, ``with`` and ``for``."""
     stream = sys.stderr if file is None else file
-    if disable or _is_terminal(stream):
-        return tqdm(
+    notebook = file is None and "ipykernel" in sys.modules
+    if disable or notebook or _is_terminal(stream):
+        bar = tqdm
+        if notebook:
+            from tqdm.auto import tqdm as bar  # a widget in Jupyter where ipywidgets is installed
+        return bar(
             iterable, desc=desc, unit=unit, total=total, initial=initial, disable=disable, file=stream,
             **bar_options,
         )  # fmt: skip

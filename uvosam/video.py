@@ -50,7 +50,7 @@ from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.remote_links import looks_like_link
 from uvosam.video_decoder import RgbDecoder
-from uvosam.video_fit import check_fit_side, fit_info
+from uvosam.video_fit import check_fit_side, fit_info, fit_size
 from uvosam.video_probe import STREAM, count_frames, read_header, resolve_fps
 from uvosam.video_writer import VideoWriter
 
@@ -190,10 +190,8 @@ def probe(
                 f"links form a loop). Point it at a video or frame folder. {_ACCEPTED}"
             )
         raise FileNotFoundError(f"No video or frame folder at {path}. {_ACCEPTED}")
-    if path.is_dir():
-        info = _probe_folder(path, limits, stride, max_frames, default_fps)
-    else:
-        info = _probe_file(path, limits, stride, max_frames, default_fps)
+    read = (limits, stride, max_frames, default_fps, fit_side)
+    info = _probe_folder(path, *read) if path.is_dir() else _probe_file(path, *read)
     return fit_info(info, fit_side)
 
 
@@ -204,9 +202,11 @@ def check_limits(
     stride: int = 1,
     max_frames: int | None = None,
     approximate: bool = False,
+    fit_side: int | None = None,
 ) -> None:
     """Raise ``VideoLimitError`` if reading ``info`` with ``stride``/``max_frames`` exceeds limits (its frame
-    size: the source's, ``VideoInfo.source_size``, also for a read that scales it down).
+    size: the source's, ``VideoInfo.source_size``, also for a read that scales it down; with the ``fit_side``
+    that scales it, a refusal of its size says so).
 
     A ``num_frames`` or ``duration_s`` of 0 means "unknown" and is not checked. With
     ``approximate`` (``num_frames`` estimated from the container's duration, before counting) the
@@ -221,6 +221,10 @@ def check_limits(
     if max_frames is not None and info.fps > 0:
         duration = min(duration, max_frames * stride / info.fps)
     about, slack = ("about ", 1.1) if approximate else ("", 1.0)
+    scaled = fit_size(width, height, fit_side) != (width, height)
+    at_source = (
+        f", which applies to its size before fit_side {fit_side} scales it down" if scaled else ""
+    )
     checks = (
         ("max_side", side, 1.0, f"{name} is {size}: its longest side {side} px", "resize it"),
         ("max_pixels", pixels, 1.0, f"{name} is {size} = {pixels} px per frame", "resize it"),
@@ -233,8 +237,9 @@ def check_limits(
     for field_name, value, allowance, what, fix in checks:
         limit = getattr(limits, field_name)
         if limit is not None and value > limit * allowance:
+            where = at_source if field_name in ("max_side", "max_pixels") else ""
             raise VideoLimitError(
-                f"{what}, over the limit of {limit} (VideoLimits.{field_name}). To use it, {fix}, "
+                f"{what}, over the limit of {limit} (VideoLimits.{field_name}){where}. To use it, {fix}, "
                 f"or raise VideoLimits.{field_name}.",
                 limit_name=field_name,
                 subject=what,
@@ -304,7 +309,12 @@ def iter_probed(
 
 
 def _probe_file(
-    path: Path, limits: VideoLimits | None, stride: int, max_frames: int | None, default_fps: float
+    path: Path,
+    limits: VideoLimits | None,
+    stride: int,
+    max_frames: int | None,
+    default_fps: float,
+    fit_side: int | None,
 ) -> VideoInfo:
     mode = path.stat().st_mode
     if not stat.S_ISREG(mode):
@@ -340,14 +350,15 @@ def _probe_file(
         nominal_fps=header.fps,
         sample_aspect=sar,
     )
-    check_limits(info, limits, stride=stride, max_frames=max_frames, approximate=True)
+    check = {"stride": stride, "max_frames": max_frames, "fit_side": fit_side}
+    check_limits(info, limits, approximate=True, **check)
     n, packets = count_frames(path, header, accepted=_ACCEPTED)
     fps = resolve_fps(header.fps, n, packets.frame_rate(n), header.duration_s, default_fps, path)
     names = tuple(f"{i:05d}" for i in range(n))
     info = replace(
         info, fps=fps, num_frames=n, duration_s=n / fps, frame_names=names, start_s=packets.start_s
     )
-    check_limits(info, limits, stride=stride, max_frames=max_frames)
+    check_limits(info, limits, **check)
     return info
 
 
@@ -401,7 +412,12 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
 
 
 def _probe_folder(
-    folder: Path, limits: VideoLimits | None, stride: int, max_frames: int | None, fps: float
+    folder: Path,
+    limits: VideoLimits | None,
+    stride: int,
+    max_frames: int | None,
+    fps: float,
+    fit_side: int | None,
 ) -> VideoInfo:
     """Count and size the frames of a folder; limits are checked before every header is read."""
     files = frame_folder.list_frames(folder, _ACCEPTED)
@@ -418,6 +434,6 @@ def _probe_folder(
         is_folder=True,
         frame_names=stems,
     )
-    check_limits(info, limits, stride=stride, max_frames=max_frames)
+    check_limits(info, limits, stride=stride, max_frames=max_frames, fit_side=fit_side)
     frame_folder.check_same_size(files, (width, height))
     return info

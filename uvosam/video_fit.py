@@ -1,9 +1,10 @@
 """Frames decoded scaled down to fit a longest side (``fit_side``): a phone's 2560x1440 or 3840x2160 clip is read at
 1920x1080, not refused or resized by hand first.
 
-Nothing is lost by it: the tracker resizes every frame to its own input size (360-640 px on the short side) and SAM
-encodes at 1024 px and upsamples 256x256 low-res masks, so masks at 1920 px are as good as at 3840 px, while decoding,
-rendering, mask upsampling and PNG exports at 4K cost about 4x the CPU time and memory.
+Little is lost by it: the tracker resizes every frame to its own input size (360-640 px on the short side) and SAM
+encodes at 1024 px and upsamples 256x256 low-res masks, so masks at 1920 px are about as good as at 3840 px, while
+decoding, rendering, mask upsampling and PNG exports at 4K cost about 4x the CPU time and memory. The masks, video and
+exports then have the scaled size, not the source's (score them against ground truth of that size).
 
 ``fit_info`` gives the ``VideoInfo`` of such a read (``probe(fit_side=...)`` returns it): ``width`` x ``height`` is
 the scaled size, which every frame, mask and export then has, and ``scaled_from`` the source's. ``uvosam.video``

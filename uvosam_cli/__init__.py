@@ -14,7 +14,6 @@ import argparse
 import importlib
 import logging
 import sys
-import threading
 import traceback
 from typing import TYPE_CHECKING
 
@@ -102,18 +101,18 @@ def _run(args: argparse.Namespace) -> int:
     """The command, and how it ended: its exit code, and one line on stderr if it failed or was stopped (with
     ``-v`` the traceback too). A reader of stdout or stderr that went raises its ``BrokenPipeError`` to ``main``."""
     from uvosam.errors import MissingPackageError
-    from uvosam_cli.interrupts import OutputFolder, exit_code, reader_gone, wait_for_run_threads
+    from uvosam_cli.interrupts import OutputFolder, RunThreads, exit_code, reader_gone
 
     folder = args.output_folder(args) if hasattr(args, "output_folder") else None
     out = OutputFolder(folder)
-    earlier = set(threading.enumerate())
+    run_threads = RunThreads(args.command)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went is told here, not by "Exception ignored" at exit
         return code
     # Ctrl-C, SIGTERM, SIGHUP: the command deleted its unfinished files
     except KeyboardInterrupt as stop:
-        wait_for_run_threads(earlier)  # the line is the last thing said
+        run_threads.wait()  # the line is the last thing said
         _said(args, out, out.interrupted_line(stop))
         return exit_code(stop)
     except (
@@ -125,12 +124,12 @@ def _run(args: argparse.Namespace) -> int:
         if reader_gone(exc):
             out.remove_if_left_empty()
             raise
-        wait_for_run_threads(earlier)
+        run_threads.wait()
         _said(args, out, out.error_line(exc))
         return 2
     finally:
         # also before an internal error's traceback (instant if waited for above)
-        wait_for_run_threads(earlier)
+        run_threads.wait()
 
 
 def _said(args: argparse.Namespace, out: OutputFolder, line: str) -> None:

@@ -11,7 +11,8 @@ one-line message says what is left.
 A signal that comes while the command stops (a second Ctrl-C) only says so: raised into the clean-up, it cut the
 deletion of the unfinished files short, and it left the models' thread running in torch when the interpreter
 exited, which aborted it ("terminate called without an active exception", exit status 134). The command waits for
-that thread (``wait_for_run_threads``) before it ends, as the app's server does.
+that thread (``RunThreads``: up to 5 minutes, saying so after a second) before it ends, as the app's
+server does.
 
 A reader that goes (``uvosam info | head -1``) ends the command as it ends a Unix tool, SIGPIPE's way: no message,
 exit status 141 (128 + SIGPIPE), the files written so far kept (``reader_gone``, ``end_for_gone_reader``).
@@ -26,13 +27,16 @@ import select
 import signal
 import sys
 import threading
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from uvosam.job_locks import defer_interrupt
 from uvosam.job_staging import result_in_place
-from uvosam.prefetch import RUN_THREADS
+from uvosam.prefetch import EXIT_WAIT_S, producers
 
+SAY_WAIT_AFTER_S = 1.0
+"""How long a stopped command waits for its run's threads before it says so (``wait_for_run_threads``)."""
 SIGPIPE_EXIT = 128 + 13
 """The exit status of a command whose reader went, as a shell shows a tool SIGPIPE ended (``yes | head -1``)."""
 
@@ -98,14 +102,41 @@ def signals_as_interrupts(command: str) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def wait_for_run_threads(earlier: Collection[threading.Thread] = ()) -> None:
-    """Wait for the threads of a run (``uvosam.prefetch.RUN_THREADS``) to end, but those in ``earlier`` (running
-    before the command began). A stopped run asks its models' thread to stop and waits 5 s for it, but the frame
-    under way can take longer (SAM ViT-H: 17 s on a CPU), and a thread still inside torch when the interpreter exits
-    aborts it. Instant when none is running."""
-    for thread in threading.enumerate():
-        if thread.name in RUN_THREADS and thread not in earlier:
-            thread.join()
+class RunThreads:
+    """The threads a command's run starts (``uvosam.prefetch.producers``: its models' thread and the frames' one),
+    made as the command begins; ``wait`` waits for them once.
+
+    A stopped run asks its models' thread to stop and waits 5 s for it, but the frame under way can take longer
+    (SAM ViT-H: 17 s on a CPU), and a thread still inside torch when the interpreter exits aborts it. The threads of
+    another caller in this process (the app's jobs), and those running before the command began, are not waited for.
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.earlier = set(producers())
+        self.waited = False
+
+    def wait(self) -> None:
+        """Wait for them, up to ``uvosam.prefetch.EXIT_WAIT_S``, saying so on stderr once it takes over
+        ``SAY_WAIT_AFTER_S``; instant when none is running, or once waited for."""
+        if self.waited:
+            return
+        self.waited = True
+        running = [thread for thread in producers() if thread not in self.earlier]
+        start = time.monotonic()
+        for thread in running:
+            thread.join(max(0.0, start + SAY_WAIT_AFTER_S - time.monotonic()))
+        running = [thread for thread in running if thread.is_alive()]
+        if not running:
+            return
+        print(
+            f"uvosam {self.command}: stopping: waiting for the frame under way to finish (at most "
+            f"{EXIT_WAIT_S:g} s; kill -KILL {os.getpid()} ends it at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        for thread in running:
+            thread.join(max(0.0, start + EXIT_WAIT_S - time.monotonic()))
 
 
 def reader_gone(error: BaseException) -> bool:

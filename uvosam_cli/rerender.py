@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def _check_tracks(
 
 
 def _max_side(text: str) -> int | str:
-    """An ``argparse`` type: an int >= 2, or ``source`` (the source size)."""
+    """An ``argparse`` type: an int >= 2, or ``source`` (the frames' size: the source's unless ``--fit-side``)."""
     if text == "source":
         return text
     try:
@@ -104,7 +105,7 @@ def _max_side(text: str) -> int | str:
         value = 0
     if value < 2:
         raise argparse.ArgumentTypeError(
-            f"must be a longest side of at least 2 pixels, or 'source' for the source size; got {text!r}"
+            f"must be a longest side of at least 2 pixels, or 'source' for the frames' size; got {text!r}"
         )
     return value
 
@@ -147,8 +148,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "threshold; frames below that were never segmented; default: 0, none left "
                         "out)")  # fmt: skip
     p.add_argument("--output-max-side", type=_max_side, metavar="PIXELS|source",
-                   help="shrink the video to at most this longest side (never enlarged); 'source': the source "
-                        "size (default: the run's)")  # fmt: skip
+                   help="shrink the video to at most this longest side (never enlarged); 'source': the frames' "
+                        "size, the source's unless the run used --fit-side (default: the run's)")  # fmt: skip
     p.add_argument("--boxes", dest="show_boxes", action=argparse.BooleanOptionalAction,
                    help="draw boxes on the output video, or not (default: as the run did)")  # fmt: skip
     p.add_argument("--labels", dest="show_labels", action=argparse.BooleanOptionalAction,
@@ -236,7 +237,10 @@ def run(args: argparse.Namespace) -> int:
         f"{result.zip_path}"
     )
     if result.silent_because:
-        print(f"The video is silent: {result.silent_because} ({result.info.path}).")
+        print(
+            f"note: the video is silent: {result.silent_because} ({result.info.path}).",
+            file=sys.stderr,
+        )
     print_merge_hints(
         result.export.merge_hints,
         args.run,

@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output-max-side",
         type=max_side,
         help="shrink the output video (any --style) to at most this longest side (never enlarged; default: "
-        "the source's size)",
+        "the frames' size, the source's unless --fit-side)",
     )
     p.add_argument(
         "--style",
@@ -254,6 +254,13 @@ def _segment(
     check_readable(source)
     info = probe(source, limits=options.limits, stride=args.stride, max_frames=args.max_frames,
                  fit_side=options.fit_side)  # fmt: skip
+    if info.scaled_from is not None:
+        width, height = info.scaled_from
+        print(
+            f"note: {source.name} is {width}x{height}, processed at {info.width}x{info.height} "
+            f"(--fit-side {options.fit_side})",
+            file=sys.stderr,
+        )
     check_result_folder(args.out, job_name(info), source)
     pipe = load_pipeline(args)
     note = slow_on_cpu_note(pipe.segmenter.describe())

@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--fit-side", type=max_side, metavar="N",
-                        help=FIT_SIDE_HELP + "; the boxes are then in the scaled frames' pixels "
-                             "(default: the source's size)")  # fmt: skip
+                        help=FIT_SIDE_HELP + "; results.json's boxes are in the source's pixels all "
+                             "the same (default: the source's size)")  # fmt: skip
     parser.add_argument(
         "--video-id",
         type=non_empty,
@@ -84,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     tracker = load_tracker(args.weights, args.config_yaml, device, batch_size=args.batch_size)
     frames = iter_probed(info, stride=args.stride, max_frames=args.max_frames)
-    trajectories = track_video(tracker, frames, height=info.height, width=info.width)
+    source_w, source_h = info.source_size  # boxes in the source's pixels, also when decoded scaled
+    trajectories = track_video(
+        tracker, frames, height=info.height, width=info.width, boxes_hw=(source_h, source_w)
+    )
     video_id = args.video_id if args.video_id is not None else Path(args.input).stem
     records = results_json(trajectories, video_id)
     out.parent.mkdir(parents=True, exist_ok=True)

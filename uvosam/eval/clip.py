@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
-from uvosam.eval.layout import SequenceFiles, scaled_run_note
+from uvosam.eval.layout import SequenceFiles, export_scaled_note
 from uvosam.eval.masks_io import read_index_png
 from uvosam.frame_folder import natural_key
-from uvosam.provenance import RUN_JSON, read_record
 from uvosam.text import count
 
 __all__ = [
@@ -238,9 +237,9 @@ def _check_size(truth: Path, result: Path) -> None:
         return  # score_sequence names the missing file
     (h, w), (rh, rw) = read_index_png(truth).shape, read_index_png(result).shape
     if (h, w) != (rh, rw):
-        scaled = scaled_run_note(read_record(result.parent.parent.parent / RUN_JSON))
+        scaled = export_scaled_note(result, (rh, rw))
         raise ValueError(
-            f"ground truth is {h}x{w} (HxW) but the masks are {rh}x{rw} ({truth.name} vs {result.name}); "
+            f"ground truth is {w}x{h} (WxH) but the masks are {rw}x{rh} ({truth.name} vs {result.name}); "
             + (scaled or "a run's masks have the video's size: give the ground truth at that size (resized with "
                "nearest-neighbour sampling, so that ids stay ids)")
         )  # fmt: skip

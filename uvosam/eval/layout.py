@@ -24,6 +24,7 @@ __all__ = [
     "SUBSETS",
     "TASKS",
     "SequenceFiles",
+    "export_scaled_note",
     "find_sequences",
     "imageset_path",
     "read_result",
@@ -133,13 +134,26 @@ def read_result(path: Path, shape: tuple[int, int], annotation: Path) -> np.ndar
         )
     ids = read_index_png(path)
     if ids.shape != tuple(shape):
-        scaled = scaled_run_note(read_record(path.parent.parent.parent / RUN_JSON))
+        scaled = export_scaled_note(path, ids.shape)
         raise ValueError(
-            f"{path} is {ids.shape[0]}x{ids.shape[1]} (HxW) but the annotation {annotation} is "
-            f"{shape[0]}x{shape[1]}; results must have the annotation size (480p)"
+            f"{path} is {ids.shape[1]}x{ids.shape[0]} (WxH) but the annotation {annotation} is "
+            f"{shape[1]}x{shape[0]}; results must have the annotation size (480p)"
             + (f": {scaled}" if scaled else "")
         )
     return ids
+
+
+def export_scaled_note(mask_png: Path, shape: tuple[int, ...]) -> str | None:
+    """``scaled_run_note`` for the mask PNG ``mask_png`` (``<export>/davis/<video>/<frame>.png``) of size ``shape``
+    (H, W), from ``<export>/run.json``, which describes the folder's last run only: None unless that run is of this
+    video (its name is the PNG's folder name) and its frames, scaled, have the mask's size."""
+    record = read_record(mask_png.parent.parent.parent / RUN_JSON)
+    video = record.get("video") if isinstance(record, dict) else None
+    if not isinstance(video, dict) or video.get("name") != mask_png.parent.name:
+        return None
+    if (video.get("height"), video.get("width")) != tuple(shape):
+        return None
+    return scaled_run_note(record)
 
 
 RUN_AT_SOURCE = "`uvosam segment` without --fit-side"
@@ -161,7 +175,7 @@ def scaled_run_note(record: object, rerun: str = RUN_AT_SOURCE) -> str | None:
     fit_side = settings.get("fit_side") if isinstance(settings, dict) else None
     return (
         f"these masks are from a run that scaled {video.get('source') or 'the video'} down from its {source[0]}x"
-        f"{source[1]} to {size[0]}x{size[1]} (W x H; run.json's fit_side {fit_side}), the size its masks have. "
+        f"{source[1]} to {size[0]}x{size[1]} (WxH; run.json's fit_side {fit_side}), the size its masks have. "
         f"Run it again at its source size ({rerun.format(side=max(source))}) to score against ground truth of "
         f"that size, or give the ground truth at {size[0]}x{size[1]} (resized with nearest-neighbour sampling)"
     )

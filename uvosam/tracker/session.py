@@ -261,13 +261,15 @@ class IDOLSession:
             return frames_from_trajectories(self.trajectories(), self.state.num_frames)
         return self._emit()
 
-    def trajectories(self) -> list[Trajectory]:
-        """The exact ``run_idol_offline`` results of this video (only after ``finish()``)."""
+    def trajectories(self, boxes_hw: tuple[int, int] | None = None) -> list[Trajectory]:
+        """The exact ``run_idol_offline`` results of this video (only after ``finish()``), their boxes in the pixels
+        of a (height, width) ``boxes_hw`` frame (default: the frames' size; the source's for frames scaled down
+        from it: the tracker keeps boxes normalised to the frame)."""
         if not self.finished:
             raise RuntimeError(
                 "IDOLSession.trajectories() needs the whole video: call finish() first"
             )
-        return self.state.book.trajectories(self.size_hw)
+        return self.state.book.trajectories(self.size_hw if boxes_hw is None else boxes_hw)
 
     @torch.inference_mode()
     def _run_batch(self) -> None:
@@ -321,10 +323,16 @@ class IDOLSession:
 
 
 def track_video(
-    tracker: IDOLTracker, frames: Iterable[np.ndarray], *, height: int, width: int
+    tracker: IDOLTracker,
+    frames: Iterable[np.ndarray],
+    *,
+    height: int,
+    width: int,
+    boxes_hw: tuple[int, int] | None = None,
 ) -> list[Trajectory]:
-    """Run a whole video through a session and return the exact offline results
-    (``run_idol_offline``).
+    """Run a whole video of (height, width) frames through a session and return the exact offline results
+    (``run_idol_offline``), boxes in the pixels of a ``boxes_hw`` frame (default: the frames'; the source's size
+    for frames ``fit_side`` scaled down: ``IDOLSession.trajectories``).
 
     Frames are consumed one at a time; the per-frame streamed tracks are discarded.
     """
@@ -332,4 +340,4 @@ def track_video(
     for frame in frames:
         session.push(frame)
     session.finish()
-    return session.trajectories()
+    return session.trajectories(boxes_hw)
