@@ -346,3 +346,32 @@ def test_keep_names_the_ids_once_split_and_a_bad_split_writes_nothing(id_switch,
     with pytest.raises(ValueError, match=r"Merge tracks: there is no track 3 in this run"):
         rerender(switched.cache_dir, tmp_path / "e", merge="3>1")  # the new id needs its split
     assert not any((tmp_path / name).exists() for name in "cde")
+
+
+def test_a_split_is_never_proposed_to_be_merged_back(id_switch, tmp_path):
+    """A split-off part starts the frame after its track ends, where it was: exactly what the merge hints look for.
+    They proposed to undo the split ("3>1") in the result, the README and (from the zip) the app."""
+    from uvosam_app.results import merge_hints_markdown
+
+    _, clean = id_switch
+    out = rerender(clean.cache_dir, tmp_path / "a", split="1@4")
+    assert [(t.track_id, t.first_frame) for t in out.tracks] == [(1, 0), (2, 0), (3, 4)]
+    assert out.export.merge_hints == ()
+    assert "Possible id switches" not in out.export.readme.read_text()
+    assert merge_hints_markdown(str(out.zip_path), "") == ""
+
+
+def test_the_readme_hint_after_a_split_names_the_split(id_switch, tmp_path):
+    """The parts of two split tracks continue each other's track: those hints stay (they are the repair), and the
+    README's re-render repeats the split, without which its merge names ids the run does not have."""
+    from uvosam_app.results import merge_hints_markdown
+
+    switched, clean = id_switch
+    out = rerender(switched.cache_dir, tmp_path / "a", split="1@4, 2@4")
+    assert {(h.source, h.target) for h in out.export.merge_hints} == {(3, 2), (4, 1)}
+    readme = out.export.readme.read_text()
+    assert 're-render with split "1@4, 2@4" and merge "4>1, 3>2"' in readme, readme
+    assert '`uvosam rerender <run> --split "1@4, 2@4" --merge ...`' in readme
+    assert "put `4>1, 3>2` in *Merge tracks*" in merge_hints_markdown(str(out.zip_path), "")
+    fixed = rerender(switched.cache_dir, tmp_path / "b", split="1@4, 2@4", merge="4>1, 3>2")
+    assert fixed.export.tracks_csv.read_text() == clean.export.tracks_csv.read_text()
