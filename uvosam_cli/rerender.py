@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,7 @@ from uvosam.mask_cache import MaskCache
 from uvosam.progress import progress_bar
 from uvosam.render import STYLES
 from uvosam.text import count
-from uvosam.track_edit import (
-    MERGE_SYNTAX,
-    SPLIT_SYNTAX,
-    check_merge,
-    check_split,
-    parse_merge,
-    parse_split,
-    split_labels,
-)
+from uvosam.track_edit import MERGE_SYNTAX, SPLIT_SYNTAX, parse_merge, parse_split
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, unit_interval
 from uvosam_cli.checks import check_output_folder
 from uvosam_cli.hints import print_merge_hints
@@ -67,32 +61,22 @@ def _track_id(text: str) -> int:
         ) from None
 
 
-def _check_tracks(
-    cache: MaskCache, keep: list[int] | None, merge: dict[int, int], split: dict[int, list[int]]
-) -> None:
-    """Refuse ``--split`` / ``--keep`` / ``--merge`` ids the run has no track of (the last two: once split), naming
-    the option (the library's message names its own parameters: ``keep_ids``, "Merge tracks", "Split tracks")."""
-    if not keep and not merge and not split:
-        return
-    if split:
-        index = list(cache.iter_track_ids())
-        try:
-            labels = split_labels(index, split, check_split(split, index))
-        except ValueError as err:
-            raise ValueError(f"--split: {str(err).removeprefix('Split tracks: ')}") from None
-    else:
-        labels = cache.track_labels()
-    listed = ", ".join(map(str, sorted(labels))) or "none"
-    unknown = sorted(set(keep or ()) - labels.keys())
-    if unknown:  # e.g. 12 meant as 1 2: not a silently empty video
-        raise ValueError(
-            f"--keep: there is no track {unknown[0]} in this run (its tracks{' once split' if split else ''}: "
-            f"{listed})"
-        )
+# the library's messages name its own parameters (and the app's boxes): the options here
+_OPTIONS = {"keep_ids: ": "--keep: ", "Merge tracks: ": "--merge: ", "Split tracks: ": "--split: "}
+
+
+def _checked(steps: Iterator[Any]) -> Iterator[Any]:
+    """``rerender_iter``'s steps, its first taken now: it checks --split, --keep and --merge against the run's
+    tracks (one read of them) before it writes anything; a refusal names the option."""
     try:
-        check_merge(merge, labels)
+        first = next(steps)
     except ValueError as err:
-        raise ValueError(f"--merge: {str(err).removeprefix('Merge tracks: ')}") from None
+        message = str(err)
+        for prefix, option in _OPTIONS.items():
+            if message.startswith(prefix):
+                raise ValueError(option + message.removeprefix(prefix)) from None
+        raise
+    return itertools.chain([first], steps)
 
 
 def _max_side(text: str) -> int | str:
@@ -135,9 +119,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX} (default: none)"
     )
     p.add_argument("--split", type=_split, nargs="+", default=[], metavar="TRACK@FRAME",
-                   help=f"split tracks: {SPLIT_SYNTAX}; the new ids follow the run's largest, one per split in "
-                        "the order given, track by track; applied first: --keep and --merge name the ids once "
-                        "split (default: none)")  # fmt: skip
+                   help=f"split tracks: {SPLIT_SYNTAX}; the new ids follow the run's largest, one per split, in "
+                        "the order of the split frames, then of the track ids; applied first: --keep and --merge "
+                        "name the ids once split (default: none)")  # fmt: skip
     p.add_argument(
         "--style", choices=STYLES, help="the output video's style (see segment; default: the run's)"
     )
@@ -199,7 +183,6 @@ def run(args: argparse.Namespace) -> int:
         split = parse_split(", ".join(args.split))
     except ValueError as err:  # one split in two arguments
         raise ValueError(f"--split: {str(err).removeprefix('Split tracks: ')}") from None
-    _check_tracks(masks, args.keep, args.merge, split)
     # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
     # cannot be
     out = args.out or args.run
@@ -222,14 +205,13 @@ def run(args: argparse.Namespace) -> int:
         split=split,
     )
     # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
-    with (
-        progress_bar(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar,
-        contextlib.closing(steps),
-    ):
-        for update in steps:
-            bar.total = update.frames_total
-            bar.update(update.frames_done - bar.n)
-            result = update.result or result
+    with contextlib.closing(steps):
+        checked = _checked(steps)
+        with progress_bar(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar:
+            for update in checked:
+                bar.total = update.frames_total
+                bar.update(update.frames_done - bar.n)
+                result = update.result or result
     assert result is not None
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
     print(
