@@ -42,12 +42,23 @@ def _merge(text: str) -> dict[int, int]:
         raise argparse.ArgumentTypeError(str(err).removeprefix("Merge tracks: ")) from None
 
 
+def _run_last(text: str) -> str:
+    """After an option's values (``nargs="+"``), the run's folder was read as one more of them: what to do instead
+    when ``text`` is a folder ("" otherwise)."""
+    if not Path(text).is_dir():
+        return ""
+    return f" ({text!r} is a folder: if it is RUN, put it before the option, or end the option's values with --)"
+
+
 def _split(text: str) -> str:
     """An ``argparse`` type: one or more ``track@frame`` (``parse_split``), its message without "Split tracks: "."""
     try:
         parse_split(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err).removeprefix("Split tracks: ")) from None
+        message = str(err).removeprefix("Split tracks: ")
+        raise argparse.ArgumentTypeError(
+            message.removesuffix(".") + _run_last(text) + "."
+        ) from None
     return text
 
 
@@ -57,7 +68,7 @@ def _track_id(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"takes track ids (whole numbers), e.g. --keep 1 3; got {text!r}"
+            f"takes track ids (whole numbers), e.g. --keep 1 3; got {text!r}{_run_last(text)}"
         ) from None
 
 
@@ -112,13 +123,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--keep",
         type=_track_id,
         nargs="+",
+        action="extend",
         metavar="ID",
         help="keep only these track ids (default: all; after --split: the ids once split)",
     )
     p.add_argument(
         "--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX} (default: none)"
     )
-    p.add_argument("--split", type=_split, nargs="+", default=[], metavar="TRACK@FRAME",
+    p.add_argument("--split", type=_split, nargs="+", action="extend", default=[], metavar="TRACK@FRAME",
                    help=f"split tracks: {SPLIT_SYNTAX}; the new ids follow the run's largest, one per split, in "
                         "the order of the split frames, then of the track ids; applied first: --keep and --merge "
                         "name the ids once split (default: none)")  # fmt: skip
