@@ -307,3 +307,34 @@ def test_the_log_level_setting_takes_any_case_in_python_too():
         ValueError, match="must be one of DEBUG, INFO, WARNING, ERROR; got 'VERBOSE'"
     ):
         AppSettings(log_level="verbose")
+
+
+def test_a_call_with_too_few_values_is_told_how_many_the_endpoint_takes(
+    server, clips, caplog, capfd
+):
+    """A plain HTTP client that sent /rerender's former 8 values (or /segment 1) got {"error": null}, and the server
+    logged Gradio's "didn't receive enough input values" traceback per call: now the client is told what the
+    endpoint takes and what it sent, and the log has one refusal line. Nothing is padded."""
+    import httpx
+
+    caplog.set_level(logging.INFO, logger="uvosam.app")
+    c = client(server)
+    c.predict(handle_file(str(clips["a"])), stride=4, api_name="/segment")
+    url = server[0].rstrip("/")
+    info = c.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    old = [[1, 2], True, True, "854", "matte", "", False, 0]  # /rerender before its split
+    for endpoint, data in (("/rerender", old), ("/segment", [None])):
+        takes = len(info[endpoint]["parameters"])
+        body = {"session_hash": c.session_hash, "data": data}
+        event = httpx.post(f"{url}/gradio_api/call{endpoint}", json=body, timeout=60).json()[
+            "event_id"
+        ]
+        answer = httpx.get(f"{url}/gradio_api/call{endpoint}/{event}", timeout=60).text
+        said = (
+            f"{endpoint} takes {takes} values, those its API page lists, in order (GET /gradio_api/info); this "
+            f"call sent {len(data)}."
+        )
+        assert "event: error" in answer and said in answer, answer
+        assert f"refused {endpoint} (API): {said}" in _refusals(caplog)[-1]
+    assert len(info["/rerender"]["parameters"]) == 9  # the 8 and the split
+    assert "didn't receive enough input values" not in capfd.readouterr().err

@@ -624,6 +624,49 @@ def test_rerender_cli_splits_and_merges_an_id_switch_away(
     assert "--merge: there is no track 3 in this run (its tracks: 1, 2)" in refused(
         "--merge", "3>1"
     )
+    # --split and --keep given twice add up (the last one alone was kept)
+    assert uvosam_cli.main(["rerender", str(run), "--split", "1@4", "--split", "2@4", "--keep", "3",
+                            "--keep", "4", "--out", str(out)]) == 0  # fmt: skip
+    assert tracks(out) == [("3", "4", "7"), ("4", "4", "7")]
+    capsys.readouterr()
+    # RUN after --split was read as one more split
+    with pytest.raises(SystemExit):
+        uvosam_cli.main(["rerender", "--split", "1@4", str(run)])
+    assert (
+        f"could not read {str(run)!r} ({str(run)!r} is a folder: if it is RUN, put it before the option, or end "
+        "the option's values with --).\n" in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        uvosam_cli.main(["rerender", "--keep", "1", str(run)])
+    assert f"got {str(run)!r} ({str(run)!r} is a folder: if it is RUN" in capsys.readouterr().err
+    assert uvosam_cli.main(["rerender", "--out", str(out), "--split", "1@4", "--", str(run)]) == 0
+    assert tracks(out) == [("1", "0", "3"), ("2", "0", "7"), ("3", "4", "7")]
+
+
+def test_rerender_cli_reads_the_runs_track_ids_once(tmp_path, tiny_sam_model, monkeypatch, capsys):
+    """--split, --keep and --merge were checked by the command, then again by the re-render: two passes over the
+    cache's files; one now, the re-render's, whose refusals name the option."""
+    from uvosam.mask_cache import MaskCache
+
+    video = moving_shapes(8, height=48, width=64, num_objects=2, seed=2)
+    run = _segment_replayed(tmp_path, "once", video, video.boxes_xyxy, tiny_sam_model, monkeypatch)
+    reads = []
+    real = MaskCache.iter_track_ids
+
+    def counted(self):
+        reads.append(self.root)
+        return real(self)
+
+    monkeypatch.setattr(MaskCache, "iter_track_ids", counted)
+    assert uvosam_cli.main(["rerender", str(run), "--split", "1@4", "--keep", "1", "3", "--merge", "3>2",
+                            "--out", str(tmp_path / "a")]) == 0  # fmt: skip
+    assert len(reads) == 1
+    assert uvosam_cli.main(["rerender", str(run), "--split", "1@4", "--keep", "4",
+                            "--out", str(tmp_path / "b")]) == 2  # fmt: skip
+    assert "error: --keep: there is no track 4 in this run (its tracks once split: 1, 2, 3)\n" in (
+        capsys.readouterr().err
+    )
+    assert len(reads) == 2 and not (tmp_path / "b").exists()
 
 
 def test_with_a_stride_the_readme_says_how_frame_numbers_map_to_the_files(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uvosam.merge_hints import merge_text, suggest_merges
+from uvosam.merge_hints import merge_text, split_groups, suggest_merges
 from uvosam.track_edit import check_merge, parse_merge
 
 
@@ -250,3 +250,20 @@ def test_segment_without_cache_says_how_to_join_them(capsys, tmp_path):
     assert f'to join them: uvosam rerender {tmp_path} --merge "2>1"' in capsys.readouterr().out
     print_merge_hints([], tmp_path)
     assert capsys.readouterr().out == ""
+
+
+def test_the_parts_of_a_split_track_are_kept_apart_not_only_dropped():
+    """A split-off part (3, from 1's frame 6 on) continues its track where it ended: never proposed, and the track
+    it is kept from (2) may continue it instead. Groups are the ids in the export: after the merge, 3>5 puts the
+    part in 5, and 1's own id follows a merge of it too."""
+    boxes = {1: _track(range(6)), 3: _track(range(6, 12)), 2: _track(range(14, 20))}
+    assert merge_text(suggest_merges(boxes)) == "3>1, 2>1"
+    rerender = {"split_ids": {"1@6": 3}, "merge": {}}
+    assert split_groups(rerender) == [{1, 3}]
+    assert merge_text(suggest_merges(boxes, apart=split_groups(rerender))) == "2>3"
+    # a chain through another track: 2 after 3 after 1, with 1 and 2 the parts of one split
+    assert merge_text(suggest_merges(boxes, apart=[{1, 2}])) == "3>1"
+    assert split_groups({"split_ids": {"1@6": 3, "1@9": 4, "7@2": 8}, "merge": {"3": 5, "1": 9}}) == [
+        {9, 5, 4}, {7, 8},
+    ]  # fmt: skip
+    assert split_groups(None) == [] and split_groups({"split_ids": {}, "merge": {"2": 1}}) == []

@@ -19,6 +19,7 @@ from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes
 from uvosam.track_edit import (
+    MAX_SPLITS,
     check_merge,
     check_split,
     merge_tracks,
@@ -170,8 +171,8 @@ def test_a_frame_without_a_source_track_is_not_copied():
 
 def test_parse_split_reads_track_at_frame_and_refuses_anything_else():
     assert parse_split("3@120, 5@40") == {3: [120], 5: [40]}
-    # tracks in the order first named, each one's frames in the order given; any separator merge takes
-    assert parse_split(" 3 @ 120;5@40  3@300 ") == {3: [120, 300], 5: [40]}
+    # each track's frames ascending, however given; any separator merge takes
+    assert parse_split(" 3 @ 300;5@40  3@120 ") == {3: [120, 300], 5: [40]}
     assert parse_split("") == {} and parse_split(None) == {} and parse_split(" , ") == {}
     syntax = r"Split tracks: expected 'track@frame' separated by commas, e\.g\. '3@120, 5@40'"
     for text, unread in (("3@120, x@4", "x@4"), ("3", "3"), ("3@", "3@"), ("3>1", "3>1"), ("3@1.5", ".5"),
@@ -186,13 +187,37 @@ def test_parse_split_reads_track_at_frame_and_refuses_anything_else():
         parse_split("3@120, 5@40, 3@120")
 
 
-def test_new_ids_follow_the_runs_largest_in_the_order_given():
-    assert split_new_ids({3: [120], 5: [40]}, [1, 3, 5, 7]) == {(3, 120): 8, (5, 40): 9}
-    # track by track: "3@120, 5@40, 3@300" is {3: [120, 300], 5: [40]}
-    assert split_new_ids(parse_split("3@120, 5@40, 3@300"), [7, 3, 5]) == {
-        (3, 120): 8, (3, 300): 9, (5, 40): 10,
-    }  # fmt: skip
-    assert split_new_ids({3: [300, 120]}, [3, 9]) == {(3, 300): 10, (3, 120): 11}  # as given
+def test_parse_split_takes_at_most_a_thousand_splits():
+    """40,000 splits of one track (309 KB) took 4.6 s on the app's event loop (a list scanned for each one): the
+    splits and the text are capped, and refused with how many there were."""
+    assert MAX_SPLITS == 1000
+    most = ", ".join(f"3@{f}" for f in range(1, MAX_SPLITS + 1))
+    assert len(parse_split(most)[3]) == MAX_SPLITS
+    with pytest.raises(
+        ValueError, match=r"^Split tracks: 1,001 splits given; one re-render takes at most 1,000\.$"
+    ):
+        parse_split(most + ", 3@99999")
+    long = ", ".join(f"3@{f}" for f in range(1, 40_001))
+    with pytest.raises(
+        ValueError,
+        match=rf"^Split tracks: the text is {len(long):,} characters long; it may be at most 40,000 "
+        r"\(1,000 splits, the most one re-render takes\)\.$",
+    ):
+        parse_split(long)
+
+
+def test_new_ids_follow_the_runs_largest_by_split_frame_then_track():
+    """Ids rise with time, as the tracker's own, however the splits are written: the order given ("track by
+    track, in the order first named") gave 3@300 the id a user reading "3@120, 5@40, 3@300" expects 5@40 to get."""
+    assert split_new_ids({3: [120], 5: [40]}, [1, 3, 5, 7]) == {(5, 40): 8, (3, 120): 9}
+    expected = {(5, 40): 8, (3, 120): 9, (3, 300): 10}
+    for text in ("3@120, 5@40, 3@300", "3@300, 3@120, 5@40", "5@40, 3@120, 3@300"):
+        new_ids = split_new_ids(parse_split(text), [7, 3, 5])
+        assert new_ids == expected and list(new_ids) == list(expected)
+    assert split_new_ids({5: [40], 3: [40]}, [5]) == {
+        (3, 40): 6,
+        (5, 40): 7,
+    }  # one frame: by track id
 
 
 def _index(spans):
@@ -228,6 +253,21 @@ def test_check_split_refuses_what_would_split_nothing_naming_the_tracks_frames()
     assert check_split({6: [8]}, index) == {
         (6, 8): 7
     }  # in a gap: the new id from its next frame on
+    with pytest.raises(ValueError, match=r"track 2's frames \[7, 4\] are not ascending"):
+        check_split({2: [7, 4]}, index)  # (parse_split sorts them)
+
+
+def test_with_a_stride_a_refused_split_says_frames_are_processed_frames():
+    """A file's number is the input's frame, the split's the processed frame (as tracks.csv): a user typing a PNG's
+    number splits at the wrong place; the refusal says how they count."""
+    index = _index({1: range(5)})
+    stride = r" \(frames count the processed frames, as tracks\.csv and the timeline do: with the run's frame stride "
+    stride += r"2, frame k is the input's frame 2k\)\.$"
+    with pytest.raises(ValueError, match=r"split it at a frame from 1 to 4 \(the part from there on gets a new id\)"
+                                         + stride):  # fmt: skip
+        check_split({1: [8]}, index, stride=2)
+    with pytest.raises(ValueError, match=r"new id\)\.$"):  # no stride: as it was
+        check_split({1: [8]}, index)
 
 
 def test_split_tracks_gives_the_rows_from_the_split_on_to_the_new_ids():
@@ -346,3 +386,65 @@ def test_keep_names_the_ids_once_split_and_a_bad_split_writes_nothing(id_switch,
     with pytest.raises(ValueError, match=r"Merge tracks: there is no track 3 in this run"):
         rerender(switched.cache_dir, tmp_path / "e", merge="3>1")  # the new id needs its split
     assert not any((tmp_path / name).exists() for name in "cde")
+
+
+def test_a_split_is_never_proposed_to_be_merged_back(id_switch, tmp_path):
+    """A split-off part starts the frame after its track ends, where it was: exactly what the merge hints look for.
+    They proposed to undo the split ("3>1") in the result, the README and (from the zip) the app."""
+    from uvosam_app.results import merge_hints_markdown
+
+    _, clean = id_switch
+    out = rerender(clean.cache_dir, tmp_path / "a", split="1@4")
+    assert [(t.track_id, t.first_frame) for t in out.tracks] == [(1, 0), (2, 0), (3, 4)]
+    assert out.export.merge_hints == ()
+    assert "Possible id switches" not in out.export.readme.read_text()
+    assert merge_hints_markdown(str(out.zip_path), "") == ""
+
+
+def test_the_readme_hint_after_a_split_names_the_split(id_switch, tmp_path):
+    """The parts of two split tracks continue each other's track: those hints stay (they are the repair), and the
+    README's re-render repeats the split, without which its merge names ids the run does not have."""
+    from uvosam_app.results import merge_hints_markdown
+
+    switched, clean = id_switch
+    out = rerender(switched.cache_dir, tmp_path / "a", split="1@4, 2@4")
+    assert {(h.source, h.target) for h in out.export.merge_hints} == {(3, 2), (4, 1)}
+    readme = out.export.readme.read_text()
+    assert 're-render with split "1@4, 2@4" and merge "4>1, 3>2"' in readme, readme
+    assert '`uvosam rerender <run> --split "1@4, 2@4" --merge ...`' in readme
+    assert "put `4>1, 3>2` in *Merge tracks*" in merge_hints_markdown(str(out.zip_path), "")
+    fixed = rerender(switched.cache_dir, tmp_path / "b", split="1@4, 2@4", merge="4>1, 3>2")
+    assert fixed.export.tracks_csv.read_text() == clean.export.tracks_csv.read_text()
+
+
+def test_new_ids_go_by_split_frame_whatever_the_order_written(id_switch, tmp_path):
+    switched, _ = id_switch
+    out = rerender(switched.cache_dir, tmp_path / "a", split="2@5, 1@4")
+    assert [(t.track_id, t.first_frame) for t in out.tracks] == [(1, 0), (2, 0), (3, 4), (4, 5)]
+    record = json.loads(out.export.run_json.read_text())["rerender"]
+    assert record["split_ids"] == {"1@4": 3, "2@5": 4}
+
+
+@pytest.fixture(scope="module")
+def strided(tmp_path_factory, tiny_sam_model):
+    """A cached run of every second frame of a 12-frame clip (6 processed frames, 2 objects)."""
+    d = tmp_path_factory.mktemp("strided")
+    video = moving_shapes(12, height=48, width=64, num_objects=2, seed=2)
+    clip = write_video(d / "strided.mp4", video.frames, 8)
+    tracker = ReplayTracker(video.boxes_xyxy[::2], scores=np.array([0.8, 0.8]))
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam_model))
+    return list(run_job(pipe, clip, d / "run", JobOptions(cache=True, stride=2)))[-1].result
+
+
+def test_with_a_stride_the_split_names_the_input_frame_too(strided, tmp_path):
+    """Split frames are processed frames (tracks.csv's), the PNGs are named after the input's frames: the README
+    says both, and a refused frame says how they count."""
+    out = rerender(strided.cache_dir, tmp_path / "a", split="1@3")
+    assert [(t.track_id, t.first_frame) for t in out.tracks] == [(1, 0), (2, 0), (3, 3)]
+    readme = " ".join(out.export.readme.read_text().split())
+    assert "split 1@3 (input frame 6, new id 3);" in readme
+    with pytest.raises(
+        ValueError,
+        match=r"seen from frame 0 to 5; .* with the run's frame stride 2, frame k is the input's frame 2k\)\.$",
+    ):
+        rerender(strided.cache_dir, tmp_path / "b", split="1@8")

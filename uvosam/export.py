@@ -39,7 +39,7 @@ from uvosam.export_root_files import (
     write_tables,
 )
 from uvosam.export_types import ExportOptions, ExportResult
-from uvosam.merge_hints import suggest_merges
+from uvosam.merge_hints import split_groups, suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
 from uvosam.types import FrameResult, TrackSummary, select_tracks
 
@@ -90,6 +90,8 @@ class ExportWriter:
         provenance: what made the results, a ``uvosam.provenance`` record (``run_record`` / ``rerender_record``;
             ``run_job`` and ``rerender`` pass one): written as ``run.json`` and summed up in the README's "Made with".
             ``None``: ``run.json`` still comes, saying only the uvosam version, the date and the video's name.
+            A re-render's split keeps the possible id switches (``ExportResult.merge_hints``, the README's) from
+            joining the parts of a split track again (``merge_hints.split_groups``).
     """
 
     def __init__(
@@ -320,7 +322,13 @@ class ExportWriter:
             tracks=tuple(summaries),
             alpha_webm=self._cutouts.alpha_webm,
             timeline_png=timeline,
-            merge_hints=tuple(suggest_merges({r.track_id: r.boxes for r in records})),
+            # never the parts of a track the re-render split: that would undo it
+            merge_hints=tuple(
+                suggest_merges(
+                    {r.track_id: r.boxes for r in records},
+                    apart=split_groups((self.provenance or {}).get("rerender")),
+                )
+            ),
             run_json=out / RUN_JSON,
         )
         record = export_record(

@@ -159,7 +159,9 @@ def readme_text(
         if _wanted(options, name) and _written(result, name)
     ]
     made_with = made_with_text(record) if record is not None else ""
-    return header + made_with + _IDS + "\n".join(parts) + _hints_text(result, merge) + _CREDITS
+    return (
+        header + made_with + _IDS + "\n".join(parts) + _hints_text(result, merge, record) + _CREDITS
+    )
 
 
 def _stride_text(record: Mapping[str, Any] | None) -> str:
@@ -189,16 +191,29 @@ def _written(result: ExportResult, name: str) -> bool:
     return paths.get(name, True) is not None
 
 
-def _hints_text(result: ExportResult, merge: Mapping[int, int] | None) -> str:
-    """The possible id switches, if any (``uvosam.merge_hints``); ``merge``: the one the files were made with."""
+def _hints_text(
+    result: ExportResult, merge: Mapping[int, int] | None, record: Mapping[str, Any] | None
+) -> str:
+    """The possible id switches, if any (``uvosam.merge_hints``); ``merge``: the one the files were made with,
+    ``record``: their ``run.json``, whose re-render's split the merge's ids need (a re-render starts from the run's
+    tracks)."""
     if not result.merge_hints:
         return ""
     lines = "".join(f"    {h.source}>{h.target}: {h.describe()}\n" for h in result.merge_hints)
+    merged = merge_text(result.merge_hints, merge)
+    split = ", ".join(
+        f"{track}@{frame}"
+        for track, frames in (((record or {}).get("rerender") or {}).get("split") or {}).items()
+        for frame in frames
+    )
+    if split:
+        how = f'split "{split}" and merge "{merged}"\n(the app\'s Split tracks and Merge tracks boxes, or '
+        how += f'`uvosam rerender <run> --split "{split}" --merge ...`).\n'
+    else:
+        how = f'merge "{merged}"\n(the app\'s Merge tracks box, or `uvosam rerender <run> --merge ...`).\n'
     return (
         "\nPossible id switches\n--------------------\n"
         "A track that starts right where and when another ended is often the same object with a new id:\n"
         f"{lines}"
-        f"Check them in the video or timeline.png; to join them, re-render with merge "
-        f'"{merge_text(result.merge_hints, merge)}"\n'
-        "(the app's Merge tracks box, or `uvosam rerender <run> --merge ...`).\n"
+        f"Check them in the video or timeline.png; to join them, re-render with {how}"
     )

@@ -59,17 +59,7 @@ from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
-from uvosam.track_edit import (
-    check_merge,
-    check_split,
-    kept_tracks,
-    merge_tracks,
-    parse_merge,
-    parse_split,
-    split_labels,
-    split_tracks,
-    unsplit_ids,
-)
+from uvosam.track_edit import merge_tracks, parse_merge, parse_split, resolve_edits, split_tracks
 from uvosam.types import FrameResult, select_tracks
 from uvosam.video import VideoInfo, iter_probed, probe
 
@@ -151,6 +141,7 @@ def rerender_iter(
     class_names: Sequence[str] | None = None,
     min_score: float = 0.0,
     split: Mapping[int, Sequence[int]] | None = None,
+    keep_split_parts: bool = False,
 ) -> Iterator[JobProgress]:
     """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
     if not is_number(min_score) or not 0.0 <= min_score <= 1.0:
@@ -180,24 +171,27 @@ def rerender_iter(
             start=start,
             source_replaced=replaced,
         )
-        # the ids as given (keep grows with merges)
-        asked = None if keep_ids is None else frozenset(keep_ids)
-        keep, labels, new_ids = _edited_ids(cache, asked, merge, split)
+        # the run's track ids read once, for every edit
+        edits = resolve_edits(
+            cache.iter_track_ids() if keep_ids or merge or split else (),
+            keep_ids=keep_ids, merge=merge, split=split, keep_split_parts=keep_split_parts,
+            stride=int(meta["stride"]),
+        )  # fmt: skip
         record = rerender_record(
-            meta["provenance"], video=video_record(plan), keep_ids=asked, merge=merge, min_score=min_score,
-            output=_output_record(options), split=new_ids,
+            meta["provenance"], video=video_record(plan), keep_ids=edits.keep_ids, merge=merge,
+            min_score=min_score, output=_output_record(options), split=edits.new_ids,
         )  # fmt: skip
         plan = replace(plan, record=record)
-        results = cache.iter_results(keep_ids=None if keep is None else unsplit_ids(keep, new_ids))
+        results = cache.iter_results(keep_ids=edits.read)
         if split:  # first: keep and merge name the ids once split
-            results = (split_tracks(r, split, new_ids) for r in results)
-            if keep is not None:
-                results = (select_tracks(r, keep) for r in results)
+            results = (split_tracks(r, split, edits.new_ids) for r in results)
+            if edits.keep is not None:
+                results = (select_tracks(r, edits.keep) for r in results)
         # per frame, as PipelineConfig.min_score: before the merge, on the tracker's own scores
         if min_score > 0:
             results = (_scoring_at_least(r, min_score) for r in results)
         if merge:
-            results = (merge_tracks(r, merge, labels) for r in results)
+            results = (merge_tracks(r, merge, edits.labels) for r in results)
         staging = Staging(
             plan.work_dir, plan.video_name, keep=rerender_keeps(cache.root, plan.work_dir),
             folder=held if into_run else None,
@@ -212,33 +206,6 @@ def rerender_iter(
     finally:
         if held is not None:
             held.release()  # (once ``Staging`` has let go of it: nothing to do)
-
-
-def _edited_ids(
-    cache: MaskCache,
-    keep: frozenset[int] | None,
-    merge: dict[int, int] | None,
-    split: dict[int, list[int]] | None,
-) -> tuple[set[int] | None, dict[int, int], dict[tuple[int, int], int]]:
-    """The edits checked against the run's tracks: the ids to keep once split (a kept merge target's sources too;
-    None: all), every id once split -> its class, and the split's new ids (``track_edit.check_split``)."""
-    labels, new_ids = {}, {}
-    if split:
-        index = list(cache.iter_track_ids())
-        new_ids = check_split(split, index)
-        labels = split_labels(index, split, new_ids)
-    elif keep or merge:
-        labels = cache.track_labels()
-    unknown = sorted(keep - labels.keys()) if keep else []
-    if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
-        raise ValueError(
-            f"keep_ids: there is no track {unknown[0]} in this run (its tracks"
-            f"{' once split' if split else ''}: {', '.join(map(str, sorted(labels))) or 'none'})"
-        )
-    if merge:
-        check_merge(merge, labels)
-    kept = None if keep is None else kept_tracks(keep, merge or {}, labels)
-    return kept, labels, new_ids
 
 
 def _options(options: object) -> JobOptions:
@@ -383,6 +350,7 @@ def rerender(
     class_names: Sequence[str] | None = None,
     min_score: float = 0.0,
     split: Mapping[int, Sequence[int]] | None = None,
+    keep_split_parts: bool = False,
 ) -> JobResult:
     """Rebuild the overlay video, the exports and the zip of a cached run WITHOUT running any model.
 
@@ -413,11 +381,14 @@ def rerender(
             id (one object's track that went on with another, after a scene cut or a crossing); or the same as
             text, ``"3@120, 5@40"`` (``track_edit.parse_split``, as ``uvosam rerender --split`` and the app take
             it). Frames count as tracks.csv and the timeline count them (the processed frames, from 0). The new
-            ids are the next after the run's largest, one per split in the order given, track by track
-            (``track_edit.split_new_ids``: ``{3: [120, 300], 5: [40]}`` in a run up to id 7 makes 8, 9 and 10;
+            ids are the next after the run's largest, one per split, in the order of the split frames, then of
+            the track ids, however the split is written (``track_edit.split_new_ids``: ``{3: [120, 300], 5: [40]}``
+            in a run up to id 7 makes 5 from frame 40 on 8, 3 from 120 on 9, 3 from 300 on 10;
             ``JobResult.tracks`` and run.json's ``rerender.split_ids`` list them). Applied first: ``keep_ids``
             and ``merge`` name the ids once split (a new id not in ``keep_ids`` is dropped), so a split and a
             merge repair an id switch in one re-render (``split={3: [120]}, merge={8: 5}`` in a run up to id 7).
+        keep_split_parts: ``keep_ids`` name the run's tracks (before the split), each kept with the parts the
+            split gives new ids (as the app's *Tracks to keep*, which lists the run's ids).
 
     Returns:
         The new ``JobResult`` (its ``cache_dir`` is ``cache_dir``, so it can be re-rendered again).
@@ -430,7 +401,8 @@ def rerender(
             ``merge`` names a track not in the run,
             a track merged into itself or a chain (``check_merge``), or a ``merge`` text ``parse_merge`` cannot read;
             ``split`` names a track not in the run, a frame outside the track's span or one of its frames twice,
-            or makes a track without any frame (``check_split``), or is text ``parse_split`` cannot read;
+            or makes a track without any frame (``check_split``), or is text ``parse_split`` cannot read, or
+            holds more than ``track_edit.MAX_SPLITS`` splits;
             a job is writing to the run's folder now (its cache would change as it is read), or, for a re-render
             into that folder, another re-render reads it (``job_locks.FolderLock``).
         TypeError: ``keep_ids`` that is no list of track ids (a bare ``1``: write ``[1]``), a ``merge`` or
@@ -445,6 +417,7 @@ def rerender(
         class_names=class_names,
         min_score=min_score,
         split=split,
+        keep_split_parts=keep_split_parts,
     )
     for step in steps:
         if step.result is not None:

@@ -3,19 +3,22 @@
 When the tracker loses an object (an occlusion, a fast move, a blur) and picks it up again as a new track, the old
 track ends and the new one begins a few frames later, close to where the old one was last seen. ``suggest_merges``
 finds such pairs from the tracks' boxes and proposes merges in the syntax of ``uvosam.track_edit`` (``"3>1"``), to
-check in the video or the timeline and apply with a re-render. It proposes; it never merges by itself.
+check in the video or the timeline and apply with a re-render. It proposes; it never merges by itself, and never
+proposes to join the parts of a track a re-render split (``split_groups``): the part split off starts the frame after
+its track ends, where it was, but the split said they are two objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from uvosam.text import count
 
-__all__ = ["MergeHint", "merge_text", "suggest_merges"]
+__all__ = ["MergeHint", "merge_text", "split_groups", "suggest_merges"]
 
 MAX_GAP_FRAMES = 30
 """IDOL keeps a lost track in memory for 10 processed frames (``memo_tracklet_frames``), so an object that comes back
@@ -56,6 +59,7 @@ def suggest_merges(
     *,
     max_gap: int = MAX_GAP_FRAMES,
     max_distance: float = MAX_DISTANCE,
+    apart: Iterable[Iterable[int]] = (),
 ) -> list[MergeHint]:
     """Merges to consider, one per track at most, each to the FIRST id of its chain (as ``check_merge`` wants).
 
@@ -65,6 +69,7 @@ def suggest_merges(
         max_gap: most frames without either track between the end of one and the start of the other.
         max_distance: most distance between the last box of one and the first box of the other, in diagonals of
             the larger of the two.
+        apart: groups of track ids never proposed to join one another (``split_groups``: a split track's parts).
 
     Returns:
         Hints in order of the source's first frame. Each track continues at most one earlier track and is
@@ -72,7 +77,15 @@ def suggest_merges(
         as fractions of the limits (ties: lower ids), so a near pair is not taken by a sooner but farther one.
     """
     spans = {int(t): _span(frames) for t, frames in boxes.items() if frames}
-    candidates = _candidates(spans, max_gap, max_distance)
+    groups: dict[int, set[int]] = {}  # track -> the groups it is in
+    for n, group in enumerate(apart):
+        for track in group:
+            groups.setdefault(int(track), set()).add(n)
+
+    def together(a: int, b: int) -> bool:
+        return bool(groups.get(a, set()) & groups.get(b, set()))
+
+    candidates = [c for c in _candidates(spans, max_gap, max_distance) if not together(c[2], c[3])]
     continues: dict[int, tuple[int, int, float]] = {}  # late -> (early, gap, distance)
     continued: set[int] = set()
 
@@ -89,8 +102,21 @@ def suggest_merges(
         first = after
         while first in continues:  # a chain 3 -> 2 -> 1: merge 3 into 1 directly
             first = continues[first][0]
-        hints.append(MergeHint(late, first, gap, distance, after))
+        if not together(late, first):
+            hints.append(MergeHint(late, first, gap, distance, after))
     return hints
+
+
+def split_groups(rerender: Mapping[str, Any] | None) -> list[set[int]]:
+    """The ids of each track a re-render split, as its export has them: the track's and its parts' (their ids after
+    its merge), from the ``rerender`` entry of its ``run.json`` (``split_ids`` ``{"track@frame": new id}``,
+    ``merge`` ``{"source": target}``; None: a run's, no split). For ``suggest_merges(apart=...)``."""
+    merge = {int(s): int(t) for s, t in ((rerender or {}).get("merge") or {}).items()}
+    groups: dict[int, set[int]] = {}
+    for split, new in ((rerender or {}).get("split_ids") or {}).items():
+        track = int(split.split("@")[0])
+        groups.setdefault(track, {merge.get(track, track)}).add(merge.get(int(new), int(new)))
+    return list(groups.values())
 
 
 def merge_text(hints: Sequence[MergeHint], applied: Mapping[int, int] | None = None) -> str:

@@ -30,7 +30,8 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
     output           this export's video: style, output_max_side (they never change the masks)
     rerender         null for a run; a re-render: from_cached_masks (true), keep_ids (null = all; the ids once
                      split), merge ({"source id": target id}), min_score, run_created_utc, run_uvosam_version,
-                     split ({"track id": [frames]}, in the order given) and split_ids ({"track@frame": new id})
+                     split ({"track id": [frames]}) and split_ids ({"track@frame": new id}, in the order of
+                     the new ids: by split frame, then track id)
     export           frames, tracks (what was written)
 """
 
@@ -172,7 +173,7 @@ def rerender_record(
 
     The run's ``settings`` and ``models`` are carried over unchanged (they made the masks); ``rerender`` says how
     this export differs: the tracks kept (``None`` = all), the merge ``{source: target}``, the min_score and the
-    split, ``{(track_id, frame): new_id}`` in the order given (``track_edit.check_split``). ``output``: the new
+    split, ``{(track_id, frame): new_id}`` (``track_edit.check_split``). ``output``: the new
     video's.
     """
     return {
@@ -195,7 +196,7 @@ def rerender_record(
 
 
 def _split_record(split: Mapping[tuple[int, int], int]) -> dict[str, list[int]]:
-    """``{"track id": [frames]}``, as ``rerender(split=...)`` takes it back (the same new ids: the same order)."""
+    """``{"track id": [frames]}``, as ``rerender(split=...)`` takes it back."""
     frames: dict[str, list[int]] = {}
     for track, frame in split:
         frames.setdefault(str(int(track)), []).append(int(frame))
@@ -304,7 +305,8 @@ def made_with_text(record: Mapping[str, Any]) -> str:
     if settings:
         lines.append("Settings: " + _settings_text(settings, record.get("video") or {}))
     if record.get("rerender"):
-        lines.append(_rerender_text(record["rerender"], record.get("created_utc")))
+        stride = (settings or {}).get("stride") or 1
+        lines.append(_rerender_text(record["rerender"], record.get("created_utc"), stride))
     lines.append("All of this is in run.json (machine-readable).")
     body = "\n".join(textwrap.fill(line, _WIDTH, subsequent_indent="    ") for line in lines)
     return f"\nMade with\n---------\n{body}\n"
@@ -367,10 +369,15 @@ def _settings_text(settings: Mapping[str, Any], video: Mapping[str, Any]) -> str
     return text + "."
 
 
-def _rerender_text(rerender: Mapping[str, Any], created: object) -> str:
+def _rerender_text(rerender: Mapping[str, Any], created: object, stride: int) -> str:
+    """What a re-render changed; ``stride``: its run's frame stride (a split's frame is a processed frame: with a
+    stride, the input frame is named too, as the PNGs are)."""
     keep = rerender.get("keep_ids")
     merge = ", ".join(f"{k}>{v}" for k, v in (rerender.get("merge") or {}).items()) or "none"
-    split = ", ".join(f"{k} (new id {v})" for k, v in (rerender.get("split_ids") or {}).items())
+    split = ", ".join(
+        f"{k} ({_input_frame(k, stride)}new id {v})"
+        for k, v in (rerender.get("split_ids") or {}).items()
+    )
     text = (
         f"Re-rendered from the run's cached masks (no model run) on {created}: "
         f"{f'split {split}; ' if split else ''}keep tracks "
@@ -381,3 +388,10 @@ def _rerender_text(rerender: Mapping[str, Any], created: object) -> str:
         f" The masks come from the run of {rerender.get('run_created_utc')} "
         f"(uvosam {rerender['run_uvosam_version']}), with the models and settings above."
     )
+
+
+def _input_frame(split: str, stride: int) -> str:
+    """``"input frame 120, "`` for the split ``"3@60"`` of a run with frame stride 2; "" without a stride."""
+    if stride == 1:
+        return ""
+    return f"input frame {int(split.rsplit('@', 1)[1]) * stride}, "

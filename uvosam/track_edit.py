@@ -11,18 +11,22 @@ and its class. Chains (``3 -> 2 -> 1``) are refused rather than guessed: map eac
 A tracker also gives one id to two objects in turn (after a scene cut, two similar objects crossing). ``split_tracks``
 gives a track's rows from a frame on to a new id: ``{track_id: [frames]}`` (``parse_split("3@120, 5@40")``).
 Frames are numbered as tracks.csv, the timeline and the app's track table number them: the processed frames from 0
-(with a frame stride of 2, frame 60 is the input's frame 120). New ids follow the run's largest id, one per split in
-the order given, track by track (``split_new_ids``: ``3@120, 3@300, 5@40`` in a run whose largest id is 7 make 8, 9
-and 10; ``3@120, 5@40, 3@300`` too: both are ``{3: [120, 300], 5: [40]}``). A re-render splits first: its keep ids
-and merge name the ids after the split, so that split and merge repair an id switch in one go (``3@120`` and
-``8>5``: track 3 up to frame 119, track 5 with what was 3 from frame 120 on).
+(with a frame stride of 2, frame 60 is the input's frame 120). New ids follow the run's largest, one per split, in
+the order of the split frames, then of the track ids (``split_new_ids``), as the tracker's own ids rise with time and
+however the splits are written: ``3@120, 5@40, 3@300`` in a run whose largest id is 7 make 5 from frame 40 on 8, 3
+from 120 on 9 and 3 from 300 on 10. A re-render splits first: its keep ids and merge name the ids after the split, so
+that split and merge repair an id switch in one go (``3@120`` and ``8>5`` in a run up to id 7: track 3 up to frame
+119, track 5 with what was 3 from frame 120 on). ``resolve_edits`` checks a re-render's edits against the run's
+tracks in one pass over them.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -38,6 +42,10 @@ SPLIT_SYNTAX = (
     "'track@frame' separated by commas, e.g. '3@120, 5@40' (track 3 from frame 120 on and track 5 from frame 40 "
     "on get new ids; frames as the timeline and tracks.csv number them)"
 )
+MAX_SPLITS = 1000
+"""The most splits one re-render takes (more than any video needs): ``parse_split`` refuses more, and a longer text
+than ``MAX_SPLIT_CHARS`` before reading it."""
+MAX_SPLIT_CHARS = 40 * MAX_SPLITS  # "999999999999999999@999999999999999999, " is 39
 
 
 def parse_merge(text: str | None) -> dict[int, int]:
@@ -179,13 +187,20 @@ TrackIndex = Sequence[tuple[int, Sequence[int], Sequence[int]]]
 
 def parse_split(text: str | None) -> dict[int, list[int]]:
     """``"3@120, 5@40, 3@300"`` (commas, semicolons or spaces between splits) as ``{3: [120, 300], 5: [40]}``:
-    each track split at these frames, tracks in the order first named, each one's frames in the order given.
+    each track split at these frames, tracks in the order first named, each one's frames ascending.
 
     Raises:
-        ValueError: anything else in the text, or one split given twice.
+        ValueError: anything else in the text, one split given twice, more than ``MAX_SPLITS`` splits or a text
+            longer than ``MAX_SPLIT_CHARS``.
     """
-    splits: dict[int, list[int]] = {}
     text = (text or "").strip()
+    if len(text) > MAX_SPLIT_CHARS:
+        raise ValueError(
+            f"Split tracks: the text is {len(text):,} characters long; it may be at most {MAX_SPLIT_CHARS:,} "
+            f"({MAX_SPLITS:,} splits, the most one re-render takes)."
+        )
+    splits: dict[int, list[int]] = {}
+    given: set[tuple[int, int]] = set()
     pos = 0
     while pos < len(text):
         pos = _SEPARATORS.match(text, pos).end()
@@ -197,22 +212,27 @@ def parse_split(text: str | None) -> dict[int, list[int]]:
                 f"Split tracks: expected {SPLIT_SYNTAX}; could not read {text[pos:]!r}."
             )
         track, frame = int(split.group(1)), int(split.group(2))
-        if frame in splits.get(track, ()):
+        if (track, frame) in given:
             raise ValueError(f"Split tracks: {track}@{frame} is given twice; give each split once.")
+        given.add((track, frame))
         splits.setdefault(track, []).append(frame)
         pos = split.end()
-    return splits
+    if len(given) > MAX_SPLITS:
+        raise ValueError(
+            f"Split tracks: {len(given):,} splits given; one re-render takes at most {MAX_SPLITS:,}."
+        )
+    return {track: sorted(frames) for track, frames in splits.items()}
 
 
 def split_new_ids(
     splits: Mapping[int, Sequence[int]], track_ids: Iterable[int]
 ) -> dict[tuple[int, int], int]:
-    """``{(track_id, frame): new_id}``: the ids after the largest of ``track_ids`` (the run's), one per split in
-    the order of ``splits`` (track by track, each one's frames in their order), e.g. ``{3: [120, 300], 5: [40]}``
-    in a run whose largest id is 7: ``{(3, 120): 8, (3, 300): 9, (5, 40): 10}``."""
+    """``{(track_id, frame): new_id}``: the ids after the largest of ``track_ids`` (the run's), one per split, in
+    the order of the split frames, then of the track ids (however ``splits`` is ordered), e.g. ``{3: [120, 300],
+    5: [40]}`` in a run whose largest id is 7: ``{(5, 40): 8, (3, 120): 9, (3, 300): 10}``."""
     start = max((int(i) for i in track_ids), default=0) + 1
-    pairs = [(int(track), int(frame)) for track, frames in splits.items() for frame in frames]
-    return {pair: start + n for n, pair in enumerate(pairs)}
+    pairs = sorted((int(frame), int(track)) for track, frames in splits.items() for frame in frames)
+    return {(track, frame): start + n for n, (frame, track) in enumerate(pairs)}
 
 
 def split_id(
@@ -222,19 +242,22 @@ def split_id(
     new_ids: Mapping[tuple[int, int], int],
 ) -> int:
     """The id of the run's track ``track_id`` in ``frame`` once split: the new id of its last split at or before
-    ``frame``; ``track_id`` before its first split (and for a track not split)."""
-    before = [f for f in splits.get(track_id, ()) if f <= frame]
-    return new_ids[(track_id, max(before))] if before else track_id
+    ``frame``; ``track_id`` before its first split (and for a track not split). Each track's frames in ``splits``
+    are ascending (as ``parse_split`` gives them and ``check_split`` checks)."""
+    frames = splits.get(track_id, ())
+    before = bisect_right(frames, frame)
+    return new_ids[(track_id, frames[before - 1])] if before else track_id
 
 
 def check_split(
-    splits: Mapping[int, Sequence[int]], index: TrackIndex
+    splits: Mapping[int, Sequence[int]], index: TrackIndex, *, stride: int = 1
 ) -> dict[tuple[int, int], int]:
     """Refuse a split of a track not in the run ``index``, at a frame outside the track's span (at its first frame or
     before, after its last) or one that leaves a part without any frame; else the new ids (``split_new_ids``).
+    ``stride``: the run's frame stride, which a refusal of a frame explains (frames count the processed frames).
 
     Raises:
-        ValueError: naming the split, and the run's tracks or the track's frames.
+        ValueError: naming the split, and the run's tracks or the track's frames; a track's frames not ascending.
     """
     spans: dict[int, tuple[int, int]] = {}
     for frame, ids, _ in index:
@@ -246,12 +269,17 @@ def check_split(
             raise ValueError(
                 f"Split tracks: there is no track {track} in this run (its tracks: {listed})."
             )
+        if any(a >= b for a, b in pairwise(frames)):
+            raise ValueError(
+                f"Split tracks: track {track}'s frames {list(frames)} are not ascending; give each frame once, "
+                "in ascending order (parse_split does)."
+            )
         first, last = spans[track]
         for frame in frames:
             if not first < frame <= last:
                 raise ValueError(
                     f"Split tracks: cannot split track {track} at frame {frame}: it is seen from frame {first} "
-                    f"to {last}; {_split_range(first, last)}."
+                    f"to {last}; {_split_range(first, last)}{_strided(stride)}."
                 )
     new_ids = split_new_ids(splits, spans)
     seen = set(split_labels(index, splits, new_ids))
@@ -260,9 +288,19 @@ def check_split(
             until = min((f for f in splits[track] if f > frame), default=None)
             raise ValueError(
                 f"Split tracks: track {track} is not seen from frame {frame} to its split at {until}, so "
-                f"{track}@{frame} would make an empty track; leave it out."
+                f"{track}@{frame} would make an empty track; leave it out{_strided(stride)}."
             )
     return new_ids
+
+
+def _strided(stride: int) -> str:
+    """With a frame stride over 1: how split frames count (a file's number is the input's frame)."""
+    if stride <= 1:
+        return ""
+    return (
+        f" (frames count the processed frames, as tracks.csv and the timeline do: with the run's frame stride "
+        f"{stride}, frame k is the input's frame {stride}k)"
+    )
 
 
 def _split_range(first: int, last: int) -> str:
@@ -316,3 +354,64 @@ def with_split_parts(track_ids: Iterable[int], new_ids: Mapping[tuple[int, int],
     where only the run's ids can be named (the app's *Tracks to keep*)."""
     ids = {int(i) for i in track_ids}
     return ids | {new for (track, _), new in new_ids.items() if track in ids}
+
+
+@dataclass(frozen=True)
+class TrackEdits:
+    """A re-render's edits checked against its run's tracks (``resolve_edits``).
+
+    Attributes:
+        read: the run's tracks to read (None: all).
+        keep_ids: the ids once split asked to keep (None: all; with ``keep_split_parts``, the parts of those named).
+        keep: the ids once split to keep, before the merge: a kept merge target's sources too (None: all).
+        labels: every id once split -> its class index in the first frame it appears in.
+        new_ids: the split's new ids, ``{(track_id, frame): new_id}`` (``check_split``; empty without a split).
+    """
+
+    read: set[int] | None
+    keep_ids: set[int] | None
+    keep: set[int] | None
+    labels: dict[int, int]
+    new_ids: dict[tuple[int, int], int]
+
+
+def resolve_edits(
+    index: Iterable[tuple[int, Sequence[int], Sequence[int]]],
+    *,
+    keep_ids: Iterable[int] | None = None,
+    merge: Mapping[int, int] | None = None,
+    split: Mapping[int, Sequence[int]] | None = None,
+    keep_split_parts: bool = False,
+    stride: int = 1,
+) -> TrackEdits:
+    """Check a re-render's split, keep ids and merge against its run's track ``index`` (a ``TrackIndex``, read
+    once), in that order.
+
+    Args:
+        keep_ids: the ids once split to keep (None: all); with ``keep_split_parts``, the run's ids, each kept with the
+            parts the split gives new ids (``with_split_parts``: the app's *Tracks to keep* lists the run's ids).
+        merge: ``{source_id: target_id}`` of ids once split (``check_merge``).
+        split: ``{track_id: [frames]}`` (``parse_split``; ``check_split``, which ``stride`` is for).
+
+    Raises:
+        ValueError: ``check_split``'s, ``check_merge``'s, or a keep id the run has no track of ("keep_ids: ...").
+    """
+    index = list(index)
+    new_ids = check_split(split, index, stride=stride) if split else {}
+    labels = split_labels(index, split or {}, new_ids)
+    keep = None if keep_ids is None else {int(i) for i in keep_ids}
+    known = {int(i) for _, ids, _ in index for i in ids} if keep_split_parts else labels.keys()
+    unknown = sorted(keep - known) if keep else []
+    if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
+        once_split = " once split" if split and not keep_split_parts else ""
+        raise ValueError(
+            f"keep_ids: there is no track {unknown[0]} in this run (its tracks{once_split}: "
+            f"{', '.join(map(str, sorted(known))) or 'none'})"
+        )
+    if keep is not None and keep_split_parts:
+        keep = with_split_parts(keep, new_ids)
+    if merge:
+        check_merge(merge, labels)
+    kept = None if keep is None else kept_tracks(keep, merge or {}, labels)
+    read = None if kept is None else unsplit_ids(kept, new_ids)
+    return TrackEdits(read=read, keep_ids=keep, keep=kept, labels=labels, new_ids=new_ids)

@@ -159,18 +159,29 @@ def log_refusals(blocks: gr.Blocks) -> None:
 
     Wraps, on the instance, the two methods of Gradio 6.31 that every refusal passes: ``Blocks.process_api`` (a
     component's ``preprocess``, a handler, a file link: whatever raises in an event) and ``Queue.push`` (a full
-    queue answers "Queue is full" before any handler is called)."""
+    queue answers "Queue is full" before any handler is called). A call with fewer values than the endpoint takes
+    (a client of an older API: /rerender took 8) is refused here too, with how many it takes (``_too_few_values``),
+    where Gradio's ValueError answered ``{"error": null}`` and logged a traceback."""
     process_api = blocks.process_api
     push = blocks._queue.push
 
     async def logged_process_api(*args: Any, **kwargs: Any) -> Any:
+        block_fn = kwargs["block_fn"] if "block_fn" in kwargs else args[0]
         try:
             return await process_api(*args, **kwargs)
         except gr.Error as err:
             if not getattr(err, JOB_LOGGED, False):
-                block_fn = kwargs["block_fn"] if "block_fn" in kwargs else args[0]
                 _log_refusal(_endpoint(blocks, block_fn), err.message, kwargs.get("request"))
             raise
+        except ValueError as err:
+            if _TOO_FEW_VALUES not in str(err):
+                raise
+            inputs = kwargs["inputs"] if "inputs" in kwargs else args[1]
+            refusal = gr.Error(
+                _too_few_values(blocks, block_fn, len(inputs)), print_exception=False
+            )
+            _log_refusal(_endpoint(blocks, block_fn), refusal.message, kwargs.get("request"))
+            raise refusal from None
 
     async def logged_push(*args: Any, **kwargs: Any) -> Any:
         accepted, detail, state = await push(*args, **kwargs)
@@ -184,6 +195,23 @@ def log_refusals(blocks: gr.Blocks) -> None:
 
     blocks.process_api = logged_process_api  # type: ignore[method-assign]
     blocks._queue.push = logged_push  # type: ignore[method-assign]
+
+
+# Gradio 6.31's ValueError for a call with fewer values than the event's inputs (``Blocks.validate_inputs``): it
+# answered the client {"error": null} and logged the traceback
+_TOO_FEW_VALUES = "didn't receive enough input values"
+
+
+def _too_few_values(blocks: gr.Blocks, block_fn: Any, sent: int) -> str:
+    """What a client that sent ``sent`` values, fewer than the event takes, is told: how many its API page lists
+    (its inputs but the States, which Gradio fills in)."""
+    if isinstance(block_fn, int):
+        block_fn = blocks.fns.get(block_fn)
+    listed = sum(not getattr(block, "skip_api", False) for block in getattr(block_fn, "inputs", ()))
+    return (
+        f"{_endpoint(blocks, block_fn)} takes {listed} values, those its API page lists, in order (GET "
+        f"/gradio_api/info); this call sent {sent}. Send them all (gradio_client fills in the defaults)."
+    )
 
 
 def _endpoint(blocks: gr.Blocks, block_fn: Any) -> str:

@@ -21,7 +21,6 @@ import gradio as gr
 from uvosam.job import rerender_iter
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
-from uvosam.track_edit import check_split, with_split_parts
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import server_log
@@ -380,14 +379,13 @@ class App:
             state.cache_dir,
             merge=merge_map(merge),
             split=splits,
+            keep_split_parts=True,  # keep names the run's tracks (the choices of Tracks to keep)
             options=options,
             # raising it drops low-scoring frames of tracks from the cached masks
             min_score=float(min_score),
         )
         kept = [int(k) for k in keep or []]
-        start = partial(
-            self._start_rerender, state, session_key(request), kept, splits, linked, job
-        )
+        start = partial(self._start_rerender, state, session_key(request), kept, linked, job)
         skip = gr.skip()
         interval = self.settings.status_interval_s
         async with (
@@ -408,20 +406,17 @@ class App:
         state: SessionRun,
         session: str | None,
         keep: list[int],
-        splits: dict[int, list[int]],
         linked: str | None,
         job: Callable[..., Iterator[JobProgress]],
     ) -> OpenJob:
         """Re-render's file work, in a worker thread: the run's folder is held while it is checked and for the
         whole job (a Run pressed now in the same tab deletes the session's idle folders, not the masks read here),
         and so is a linked Load's folder while the new one is made (Run reads that file later). ``keep`` names the
-        run's tracks (the choices of *Tracks to keep*): the parts ``splits`` gives new ids are kept with them."""
+        run's tracks (the choices of *Tracks to keep*): the parts a split gives new ids are kept with them (``job``:
+        ``rerender_iter(keep_split_parts=True)``, which checks the edits)."""
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
-            if splits:
-                new_ids = check_split(splits, list(MaskCache(state.cache_dir).iter_track_ids()))
-                keep = sorted(with_split_parts(keep, new_ids))
             job = partial(job, keep_ids=keep)
             # the API's default: a video without any object is never what was meant
             if not keep:

@@ -482,9 +482,10 @@ def _editing_row() -> Editing:
             split = gr.Textbox(
                 "",
                 label="Split tracks (one id given to two objects in turn)",
-                info="e.g. 3@120, 5@40: from frames 120 and 40 on (as the tracks table counts them), tracks 3 "
-                "and 5 go on under new ids, the next after the run's largest, in this order (Merge tracks can "
-                "name them)",
+                info="e.g. 3@120, 5@40: from frames 120 and 40 on, tracks 3 and 5 go on under new ids, the next "
+                "after the run's largest, the earliest split first (here 5's, then 3's; Merge tracks can name "
+                "them). Frames as the tracks table counts them: with a frame stride, the processed frames, not "
+                "the input's",
                 elem_id="split",
             )
             redo = gr.Button("Re-render (no model run)", elem_id="rerender")

@@ -23,7 +23,7 @@ from uvosam.eval.clip import ground_truth_files, id_gaps_note, pair_ground_truth
 from uvosam.eval.layout import scaled_run_note
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
-from uvosam.merge_hints import merge_text, suggest_merges
+from uvosam.merge_hints import merge_text, split_groups, suggest_merges
 from uvosam.text import count
 from uvosam.timeline import TimelineRow, draw_timeline
 from uvosam.track_edit import parse_merge
@@ -122,7 +122,8 @@ def merge_hints_markdown(masks_zip: str | None, merge: str | None = None) -> str
         return ""
     with zipfile.ZipFile(masks_zip) as archive:
         boxes = _zip_track_boxes(archive)
-    hints = suggest_merges(boxes)
+        rerender = _zip_run_record(archive).get("rerender")
+    hints = suggest_merges(boxes, apart=split_groups(rerender))  # never undoing its split
     if not hints:
         return ""
     lines = "".join(f"\n- `{h.source}>{h.target}`: {h.describe()}" for h in hints)
@@ -383,6 +384,13 @@ def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float
         int(row["track_id"]): {t: box for t, box in enumerate(entry["boxes"]) if box is not None}
         for row, entry in zip(rows, entries)
     }
+
+
+def _zip_run_record(archive: zipfile.ZipFile) -> dict[str, Any]:
+    """An export zip's run.json ({} without one)."""
+    if "run.json" not in archive.namelist():
+        return {}
+    return json.loads(archive.read("run.json"))
 
 
 def _applied_merge(text: str | None, shown: Mapping[int, Any]) -> dict[int, int]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,7 @@ from uvosam.mask_cache import MaskCache
 from uvosam.progress import progress_bar
 from uvosam.render import STYLES
 from uvosam.text import count
-from uvosam.track_edit import (
-    MERGE_SYNTAX,
-    SPLIT_SYNTAX,
-    check_merge,
-    check_split,
-    parse_merge,
-    parse_split,
-    split_labels,
-)
+from uvosam.track_edit import MERGE_SYNTAX, SPLIT_SYNTAX, parse_merge, parse_split
 from uvosam_cli.arguments import ALPHA_WEBM_HELP, unit_interval
 from uvosam_cli.checks import check_output_folder
 from uvosam_cli.hints import print_merge_hints
@@ -48,12 +42,23 @@ def _merge(text: str) -> dict[int, int]:
         raise argparse.ArgumentTypeError(str(err).removeprefix("Merge tracks: ")) from None
 
 
+def _run_last(text: str) -> str:
+    """After an option's values (``nargs="+"``), the run's folder was read as one more of them: what to do instead
+    when ``text`` is a folder ("" otherwise)."""
+    if not Path(text).is_dir():
+        return ""
+    return f" ({text!r} is a folder: if it is RUN, put it before the option, or end the option's values with --)"
+
+
 def _split(text: str) -> str:
     """An ``argparse`` type: one or more ``track@frame`` (``parse_split``), its message without "Split tracks: "."""
     try:
         parse_split(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err).removeprefix("Split tracks: ")) from None
+        message = str(err).removeprefix("Split tracks: ")
+        raise argparse.ArgumentTypeError(
+            message.removesuffix(".") + _run_last(text) + "."
+        ) from None
     return text
 
 
@@ -63,36 +68,26 @@ def _track_id(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"takes track ids (whole numbers), e.g. --keep 1 3; got {text!r}"
+            f"takes track ids (whole numbers), e.g. --keep 1 3; got {text!r}{_run_last(text)}"
         ) from None
 
 
-def _check_tracks(
-    cache: MaskCache, keep: list[int] | None, merge: dict[int, int], split: dict[int, list[int]]
-) -> None:
-    """Refuse ``--split`` / ``--keep`` / ``--merge`` ids the run has no track of (the last two: once split), naming
-    the option (the library's message names its own parameters: ``keep_ids``, "Merge tracks", "Split tracks")."""
-    if not keep and not merge and not split:
-        return
-    if split:
-        index = list(cache.iter_track_ids())
-        try:
-            labels = split_labels(index, split, check_split(split, index))
-        except ValueError as err:
-            raise ValueError(f"--split: {str(err).removeprefix('Split tracks: ')}") from None
-    else:
-        labels = cache.track_labels()
-    listed = ", ".join(map(str, sorted(labels))) or "none"
-    unknown = sorted(set(keep or ()) - labels.keys())
-    if unknown:  # e.g. 12 meant as 1 2: not a silently empty video
-        raise ValueError(
-            f"--keep: there is no track {unknown[0]} in this run (its tracks{' once split' if split else ''}: "
-            f"{listed})"
-        )
+# the library's messages name its own parameters (and the app's boxes): the options here
+_OPTIONS = {"keep_ids: ": "--keep: ", "Merge tracks: ": "--merge: ", "Split tracks: ": "--split: "}
+
+
+def _checked(steps: Iterator[Any]) -> Iterator[Any]:
+    """``rerender_iter``'s steps, its first taken now: it checks --split, --keep and --merge against the run's
+    tracks (one read of them) before it writes anything; a refusal names the option."""
     try:
-        check_merge(merge, labels)
+        first = next(steps)
     except ValueError as err:
-        raise ValueError(f"--merge: {str(err).removeprefix('Merge tracks: ')}") from None
+        message = str(err)
+        for prefix, option in _OPTIONS.items():
+            if message.startswith(prefix):
+                raise ValueError(option + message.removeprefix(prefix)) from None
+        raise
+    return itertools.chain([first], steps)
 
 
 def _max_side(text: str) -> int | str:
@@ -128,16 +123,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--keep",
         type=_track_id,
         nargs="+",
+        action="extend",
         metavar="ID",
         help="keep only these track ids (default: all; after --split: the ids once split)",
     )
     p.add_argument(
         "--merge", type=_merge, default={}, help=f"merge tracks: {MERGE_SYNTAX} (default: none)"
     )
-    p.add_argument("--split", type=_split, nargs="+", default=[], metavar="TRACK@FRAME",
-                   help=f"split tracks: {SPLIT_SYNTAX}; the new ids follow the run's largest, one per split in "
-                        "the order given, track by track; applied first: --keep and --merge name the ids once "
-                        "split (default: none)")  # fmt: skip
+    p.add_argument("--split", type=_split, nargs="+", action="extend", default=[], metavar="TRACK@FRAME",
+                   help=f"split tracks: {SPLIT_SYNTAX}; the new ids follow the run's largest, one per split, in "
+                        "the order of the split frames, then of the track ids; applied first: --keep and --merge "
+                        "name the ids once split (default: none)")  # fmt: skip
     p.add_argument(
         "--style", choices=STYLES, help="the output video's style (see segment; default: the run's)"
     )
@@ -199,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
         split = parse_split(", ".join(args.split))
     except ValueError as err:  # one split in two arguments
         raise ValueError(f"--split: {str(err).removeprefix('Split tracks: ')}") from None
-    _check_tracks(masks, args.keep, args.merge, split)
     # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
     # cannot be
     out = args.out or args.run
@@ -222,14 +217,13 @@ def run(args: argparse.Namespace) -> int:
         split=split,
     )
     # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
-    with (
-        progress_bar(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar,
-        contextlib.closing(steps),
-    ):
-        for update in steps:
-            bar.total = update.frames_total
-            bar.update(update.frames_done - bar.n)
-            result = update.result or result
+    with contextlib.closing(steps):
+        checked = _checked(steps)
+        with progress_bar(desc=args.run.name, unit="frame", dynamic_ncols=True) as bar:
+            for update in checked:
+                bar.total = update.frames_total
+                bar.update(update.frames_done - bar.n)
+                result = update.result or result
     assert result is not None
     tracks = ", ".join(str(t.track_id) for t in result.tracks) or "none"
     print(
