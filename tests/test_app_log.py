@@ -304,7 +304,7 @@ def test_the_log_level_setting_takes_any_case_in_python_too():
     """``UVOSAM_LOG_LEVEL=info`` was taken, ``AppSettings(log_level="info")`` refused (its docstring: any case)."""
     assert AppSettings(log_level=" info").log_level == "INFO"
     with pytest.raises(
-        ValueError, match="must be one of DEBUG, INFO, WARNING, ERROR; got 'VERBOSE'"
+        ValueError, match="must be one of DEBUG, INFO, WARNING, ERROR; got 'verbose'"
     ):
         AppSettings(log_level="verbose")
 

@@ -74,7 +74,7 @@ def test_the_upload_box_states_the_limits_a_visitor_meets(tmp_path):
         ids.index("inp") < ids.index("limits") < ids.index("video-info")
     )  # right under the upload box
     assert _props(demo, "limits")["value"] == (
-        "Up to 50 MB; Run covers at most 300 frames and 60 s of a video. Frames over 1280 px a side are scaled "
+        "Up to 50 MiB; Run covers at most 300 frames and 60 s of a video. Frames over 1280 px a side are scaled "
         "down to it; larger than 4096x2304 (or over 4096 px a side), refused."
     )
     demo.close()

@@ -89,6 +89,10 @@ def test_rerender_splits_a_track_over_the_api_and_refuses_a_bad_split_naming_the
     )
     assert any(n.startswith("cutouts/clip_a/3/") for n in zip_names(zip_path))
     assert davis_labels(zip_path, "clip_a") == (8, {0, 1, 2, 3})
+    # the part starts where its origin ended: the hints below the table proposed to undo the split ("3>2")
+    from uvosam_app.results import merge_hints_markdown
+
+    assert "3>2" not in merge_hints_markdown(zip_path, None)
     # the new id merged on in the same re-render (Enter in the box does the same)
     status, *_, table = c.predict([1, 2], merge="3>1", split="2@5", api_name="/rerender")
     assert [[row[0], row[3], row[4]] for row in table["data"]] == [[1, 0, 7], [2, 0, 4]]

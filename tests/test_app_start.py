@@ -58,7 +58,7 @@ def test_an_unknown_tracker_is_refused_naming_its_variable():
         ),
         (
             {"UVOSAM_LOG_LEVEL": "verbose"},
-            "UVOSAM_LOG_LEVEL (AppSettings.log_level) must be one of DEBUG, INFO, WARNING, ERROR; got 'VERBOSE'",
+            "UVOSAM_LOG_LEVEL (AppSettings.log_level) must be one of DEBUG, INFO, WARNING, ERROR; got 'verbose'",
         ),
     ],
 )

@@ -185,10 +185,7 @@ def test_a_second_signal_while_the_command_stops_only_says_so(tmp_path, tiny_mod
     assert lines[-1] == (
         f"uvosam segment: interrupted; nothing was written: {out} is as it was (an earlier result there is kept)"
     )
-    assert (
-        f"uvosam segment: still stopping (deleting its unfinished files; kill -KILL {proc.pid}"
-        in err
-    )
+    assert f"uvosam segment: still stopping (it cleans up first; kill -KILL {proc.pid}" in err
     assert "terminate called" not in err and "Traceback" not in err
     assert snapshot(out) == before  # and no staging folder left
 

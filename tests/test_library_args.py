@@ -211,6 +211,9 @@ def test_from_pretrained_refuses_arguments_of_the_wrong_kind_before_looking_for_
         ({"split": {3: None}}, TypeError, r"split takes frames \(integers\) per track; got None"),
         ({"split": {3: [120, 120]}}, ValueError, r"Split tracks: 3@120 is given twice"),
         ({"split": "3 at 120"}, ValueError, r"Split tracks: expected 'track@frame'"),
+        # a mapping's values, not a text the caller never wrote ("could not read '3@-1'")
+        ({"split": {3: [-1]}}, ValueError, r"split takes track ids and frames >= 0 \(frames counted from 0\); got 3: -1"),
+        ({"split": {3: list(range(1, 1002))}}, ValueError, r"split: more than 1,000 splits given"),
         ({"options": {"stride": 2}}, TypeError, r"options takes a JobOptions .*got dict"),
         ({"min_score": "0.5"}, ValueError, r"min_score must be in \[0, 1\] \(a tracker score\); got '0.5'"),
     ],

@@ -94,7 +94,7 @@ def test_at_exit_a_producer_finishes_its_item_and_closes(tmp_path):
             def source():
                 try:
                     yield 1
-                    time.sleep(1.0)  # the item under way when the program ends
+                    time.sleep(2.0)  # the item under way when the program ends
                     marks.joinpath("finished").touch()
                     yield 2
                 finally:
@@ -115,3 +115,5 @@ def test_at_exit_a_producer_finishes_its_item_and_closes(tmp_path):
     )
     assert ended.returncode == 0, ended.stderr
     assert (tmp_path / "finished").exists() and (tmp_path / "closed").exists()
+    # a wait over a second is said (a library user's program seemed to hang at its end)
+    assert "waiting up to" in ended.stderr and "uvosam-prefetch to finish the item" in ended.stderr

@@ -59,7 +59,14 @@ from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
-from uvosam.track_edit import merge_tracks, parse_merge, parse_split, resolve_edits, split_tracks
+from uvosam.track_edit import (
+    MAX_SPLITS,
+    merge_tracks,
+    parse_merge,
+    parse_split,
+    resolve_edits,
+    split_tracks,
+)
 from uvosam.types import FrameResult, select_tracks
 from uvosam.video import VideoInfo, iter_probed, probe
 
@@ -256,7 +263,7 @@ def _split_map(split: object) -> dict[int, list[int]] | None:
             "rerender: split takes {track_id: [frames]}, e.g. {3: [120], 5: [40]}, or the same as text, "
             f"'3@120, 5@40'; got {type(split).__name__}"
         )
-    pairs = []
+    pairs: list[str] = []
     for track, frames in split.items():
         one = is_integer(frames) or isinstance(frames, str)
         if not one and not isinstance(frames, Iterable):
@@ -264,7 +271,18 @@ def _split_map(split: object) -> dict[int, list[int]] | None:
         for frame in [frames] if one else frames:
             if not (is_integer(frame) or (isinstance(frame, str) and frame.strip().isdigit())):
                 raise TypeError(f"rerender: split takes frames (integers) per track; got {frame!r}")
-            pairs.append(f"{_track_id('split', track)}@{int(frame)}")
+            track_id = _track_id("split", track)
+            if track_id < 0 or int(frame) < 0:
+                raise ValueError(
+                    f"rerender: split takes track ids and frames >= 0 (frames counted from 0); got {track!r}: "
+                    f"{frame!r}"
+                )
+            pairs.append(f"{track_id}@{int(frame)}")
+            if len(pairs) > MAX_SPLITS:
+                raise ValueError(
+                    f"rerender: split: more than {MAX_SPLITS:,} splits given; one re-render takes at most "
+                    f"{MAX_SPLITS:,}."
+                )
     return parse_split(", ".join(pairs))  # its checks and messages, as for the text
 
 

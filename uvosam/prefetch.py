@@ -13,6 +13,7 @@ process ("terminate called without an active exception", SIGABRT).
 from __future__ import annotations
 
 import atexit
+import logging
 import queue
 import threading
 import time
@@ -37,6 +38,8 @@ RUN_THREADS = (FRAMES_THREAD, MODELS_THREAD)
 # the producers running now, each with its stop flag (``_stop_at_exit``) and the thread it works for (``producers``)
 _LIVE: dict[threading.Thread, tuple[threading.Event, threading.Thread]] = {}
 _LIVE_LOCK = threading.Lock()
+_EXIT_WAIT = threading.Event()  # set once _stop_at_exit is registered
+logger = logging.getLogger(__name__)
 # the longest wait at exit for the producers to finish the item under way (a frame of the largest model on a CPU)
 EXIT_WAIT_S = 300.0
 # how long closing the consumer waits for its producer (the item under way may take longer: ``_stop_at_exit``)
@@ -88,6 +91,11 @@ def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -
     with _LIVE_LOCK:
         # a producer started by a producer (a run's frames, read by its models' thread) works for that one's owner
         _LIVE[thread] = (stop, _LIVE[starter][1] if starter in _LIVE else starter)
+        if (
+            not _EXIT_WAIT.is_set()
+        ):  # at the first producer, not at import: no import-time side effect
+            atexit.register(_stop_at_exit)
+            _EXIT_WAIT.set()
     thread.start()
     try:
         while True:
@@ -110,14 +118,23 @@ def producers(owner: threading.Thread | None = None) -> list[threading.Thread]:
         return [thread for thread, (_, by) in _LIVE.items() if by is owner]
 
 
-@atexit.register
 def _stop_at_exit() -> None:
     """Ask every producer still running to stop (one whose consumer was never closed too) and wait, up to
-    ``EXIT_WAIT_S`` in all, until each has finished the item under way and closed its iterator (module docstring)."""
+    ``EXIT_WAIT_S`` in all, until each has finished the item under way and closed its iterator (module docstring);
+    a WARNING says so when that takes over a second. Registered with ``atexit`` when the first producer starts."""
     with _LIVE_LOCK:
         live = list(_LIVE.items())
     for _, (stop, _) in live:
         stop.set()
     end = time.monotonic() + EXIT_WAIT_S
     for thread, _ in live:
+        thread.join(min(1.0, max(0.0, end - time.monotonic())))
+    waiting = [thread for thread, _ in live if thread.is_alive()]
+    if waiting:
+        logger.warning(
+            "waiting up to %.0f s for %s to finish the item under way (a frame of a model) before exiting",
+            max(0.0, end - time.monotonic()),
+            ", ".join(thread.name for thread in waiting),
+        )
+    for thread in waiting:
         thread.join(max(0.0, end - time.monotonic()))

@@ -170,12 +170,13 @@ class AppSettings:
                 f"UVOSAM_SAM_PRECISION (AppSettings.sam_precision) must be one of {tuple(SAM_PRECISIONS)}; got "
                 f"{self.sam_precision!r}"
             )
-        object.__setattr__(self, "log_level", str(self.log_level).strip().upper())  # any case
-        if self.log_level not in LEVELS:
+        level = str(self.log_level).strip().upper()  # any case
+        if level not in LEVELS:
             raise ValueError(
                 f"UVOSAM_LOG_LEVEL (AppSettings.log_level) must be one of {', '.join(LEVELS)}; got "
                 f"{self.log_level!r}"
             )
+        object.__setattr__(self, "log_level", level)
         if self.default_preset not in PRESETS:
             raise ValueError(
                 f"UVOSAM_TRACKER (AppSettings.default_preset) must be one of {PRESETS}; got {self.default_preset!r}"
@@ -213,7 +214,7 @@ class AppSettings:
             sam_precision=(env.get("UVOSAM_SAM_PRECISION") or d.sam_precision).strip().lower(),
             preload=tuple(n.strip() for n in env.get("UVOSAM_PRELOAD", "").split(",") if n.strip()),
             start_models_only=zero_gpu(),
-            log_level=(env.get("UVOSAM_LOG_LEVEL") or d.log_level).strip().upper(),
+            log_level=env.get("UVOSAM_LOG_LEVEL") or d.log_level,
         )
 
     def presets(self) -> tuple[str, ...]:

@@ -60,7 +60,7 @@ def limits_line(settings: AppSettings) -> str:
     """The line under the upload box: the limits a visitor meets (``AppSettings``), before a refusal says one."""
     refused = settings.limits()
     return (
-        f"Up to {settings.max_upload_mb} MB; Run covers at most {count(settings.max_frames, 'frame')} and "
+        f"Up to {settings.max_upload_mb} MiB; Run covers at most {count(settings.max_frames, 'frame')} and "
         f"{settings.max_seconds:g} s of a video. Frames over {settings.max_side} px a side are scaled down to it; "
         f"larger than {pixels_size(refused.max_pixels)} (or over {refused.max_side} px a side), refused."
     )

@@ -67,8 +67,8 @@ class _Stops:
             # os.write: a print here could land inside another write to sys.stderr ("reentrant call")
             os.write(
                 2,
-                f"uvosam {self.command}: still stopping (deleting its unfinished files; kill -KILL {os.getpid()} "
-                "ends it at once and leaves them)\n".encode(),
+                f"uvosam {self.command}: still stopping (it cleans up first; kill -KILL {os.getpid()} ends it at "
+                "once, leaving any unfinished files)\n".encode(),
             )
             return
         self.stopping = True
