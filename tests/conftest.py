@@ -82,9 +82,10 @@ def offline_without_weights(monkeypatch, tmp_path):
 
 @pytest.fixture(autouse=True)
 def logger_levels_kept():
-    """Each test ends with every logger's level, and the root's handlers, as it began: ``app.main`` (called in-process by tests of the app's
-    start) sets the process's levels for good (``uvosam_app.server_log.set_up``: ``uvosam.job`` at WARNING), and a
-    later test's ``caplog.at_level(logging.INFO, logger="uvosam")`` then missed that logger's lines."""
+    """Each test ends with every logger's level, and the root's handlers, as it began: ``app.main`` (called
+    in-process by tests of the app's start) sets the process's levels for good (``uvosam_app.server_log.set_up``:
+    ``uvosam.job`` at WARNING), and a later test's ``caplog.at_level(logging.INFO, logger="uvosam")`` then missed
+    that logger's lines."""
     loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
     levels = {one: one.level for one in loggers if isinstance(one, logging.Logger)}
     handlers = list(logging.getLogger().handlers)  # and the root's handlers (basicConfig adds one)
