@@ -377,8 +377,8 @@ def test_a_frame_of_too_many_pixels_is_refused_in_the_apps_words():
         check_limits(fit_info(info, 1920), AppSettings().limits())
     assert limit_text(err.value) == (
         "tall.mp4 is 4000x3000 = 12000000 px per frame, over this app's limit of 9437184 px (4096x2304). To use "
-        "it, scale it down (e.g. to 1920x1080) and upload it again. (The app's host sets this limit: "
-        "UVOSAM_MAX_SIDE, when set over 4096.)"
+        "it, scale it down (e.g. to 1920x1080: the app scales larger frames down itself) and upload it again. (The "
+        "app's host can raise it by setting UVOSAM_MAX_SIDE over 4096.)"
     )
     # a host's larger side raises both: 4800 px a side, 4800x2700 px
     check_limits(fit_info(info, 1920), AppSettings(max_side=4800).limits())

@@ -150,8 +150,8 @@ def test_a_zipped_frame_over_the_side_limit_is_refused_from_its_header(tmp_path,
     text = app.describe(None, *ARGS, 1, 900, str(frames))
     assert text.startswith(
         "**Run would refuse this input:** big.zip: seq/00000.png is 4112x100: its longest side 4112 px, over this "
-        "app's limit of 4096 px. To use it, scale it down (e.g. to 1920x1080) and upload it again. (The app's host "
-        "sets this limit: UVOSAM_MAX_SIDE, when set over 4096.)"
+        "app's limit of 4096 px. To use it, scale it down (e.g. to 1920x1080: the app scales larger frames down "
+        "itself) and upload it again. (The app's host can raise it by setting UVOSAM_MAX_SIDE over 4096.)"
     ), text
     assert looked == []
 

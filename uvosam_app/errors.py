@@ -59,7 +59,11 @@ APP_ACCEPTED_FILE = (
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at
 # its frame limit, so that one never trips. Plain text, no Markdown: the toast shows it as written, the
 # description as Markdown (where "*Max frames*" was italic, the toast showed the asterisks).
-_SCALE_DOWN = ("px", "scale it down (e.g. to 1920x1080) and upload it again", "UVOSAM_MAX_SIDE")
+_SCALE_DOWN = (
+    "px",
+    "scale it down (e.g. to 1920x1080: the app scales larger frames down itself) and upload it again",
+    "UVOSAM_MAX_SIDE",
+)
 LIMIT_ADVICE = {
     "max_side": _SCALE_DOWN,
     "max_pixels": _SCALE_DOWN,
@@ -71,10 +75,11 @@ LIMIT_ADVICE = {
 }
 
 
-# the side and pixel limits are those of ``AppSettings.limits``: the host's UVOSAM_MAX_SIDE moves them only above them
-_WHEN = {
-    "max_side": f", when set over {VideoLimits.max_side}",
-    "max_pixels": f", when set over {VideoLimits.max_side}",
+# how the host moves a limit: the side and pixel limits are those of ``AppSettings.limits``, which the host's
+# UVOSAM_MAX_SIDE (the size frames are scaled down to) raises only when set over them
+_HOST = {
+    "max_side": f"The app's host can raise it by setting UVOSAM_MAX_SIDE over {VideoLimits.max_side}",
+    "max_pixels": f"The app's host can raise it by setting UVOSAM_MAX_SIDE over {VideoLimits.max_side}",
 }
 
 
@@ -89,10 +94,8 @@ def limit_text(err: VideoLimitError) -> str:
     limit += f" {unit}"
     if err.limit_name == "max_pixels":
         limit += f" ({pixels_size(int(err.limit))})"
-    return (
-        f"{err.subject}, over this app's limit of {limit}. To use it, {advice}. "
-        f"(The app's host sets this limit: {variable}{_WHEN.get(err.limit_name, '')}.)"
-    )
+    host = _HOST.get(err.limit_name, f"The app's host sets this limit: {variable}")
+    return f"{err.subject}, over this app's limit of {limit}. To use it, {advice}. ({host}.)"
 
 
 def to_gr_error(err: BaseException) -> gr.Error:

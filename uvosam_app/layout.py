@@ -482,10 +482,9 @@ def _editing_row() -> Editing:
             split = gr.Textbox(
                 "",
                 label="Split tracks (one id given to two objects in turn)",
-                info="e.g. 3@120, 5@40: from frames 120 and 40 on, tracks 3 and 5 go on under new ids, the next "
-                "after the run's largest, the earliest split first (here 5's, then 3's; Merge tracks can name "
-                "them). Frames as the tracks table counts them: with a frame stride, the processed frames, not "
-                "the input's",
+                # short: a screen reader reads the info with the label at each focus (docs/app.md has the rest)
+                info="e.g. 3@120: track 3 goes on under a new id from frame 120 (as the tracks table counts "
+                "frames); Merge tracks can name it.",
                 elem_id="split",
             )
             redo = gr.Button("Re-render (no model run)", elem_id="rerender")

@@ -38,9 +38,9 @@ Upload a short video (or a zip of its frames, or pick an example) and press **Ru
 salient objects and follows them; their boxes prompt Segment Anything (SAM or SAM 2.1) frame by frame. The masked
 video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
 RGBA cut-outs and JSON, and see when each track was present (with the likely id switches). **Re-render**
-redraws the last run with fewer objects, with tracks merged (one object that got two ids), with a higher
-score threshold or in another video style (overlay, cut-out, blurred or grey background, matte) without
-running the models again.
+redraws the last run with fewer objects, with tracks merged (one object that got two ids) or split (one id
+given to two objects in turn), with a higher score threshold or in another video style (overlay, cut-out,
+blurred or grey background, matte) without running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
