@@ -10,6 +10,7 @@ One concept per module:
   stands in for the player of a file browsers cannot play);
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``component_classes``: the app's subclasses of Gradio's components (its checks, in every session's copy too);
+  ``checked_inputs``: the settings' components the app checks itself (sliders, output side, tracks to keep);
 - ``served``: what Gradio keeps serving of the outputs (the files shown in its cache, the streamed video's chunks)
   and how it goes;
 - ``probes``: what the input files are (``probe``), each probed once;
@@ -20,7 +21,7 @@ One concept per module:
   is and what Run will cover, before Run; ``checks``: what a request is checked against before any work;
   ``layout``: the components.
 
-Only ``handlers``, ``link_handlers``, ``file_links``, ``component_classes``, ``served``, ``checks``, ``layout`` and
-``errors`` import gradio.
+Only ``handlers``, ``link_handlers``, ``file_links``, ``component_classes``, ``checked_inputs``, ``served``,
+``checks``, ``layout`` and ``errors`` import gradio.
 ``uvosam`` imports nothing from here.
 """

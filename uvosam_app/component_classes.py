@@ -1,5 +1,5 @@
 """Component classes of the app's own that Gradio takes for its own (``gradio_like``): where the app overrides a
-method of a Gradio component (a check of an input: ``layout``; how a file given as a link is fetched:
+method of a Gradio component (a check of an input: ``checked_inputs``; how a file given as a link is fetched:
 ``file_links``), the override is a method of a subclass, so that it holds in every session.
 
 Why a class, not a method set on the instance: Gradio 6.31 gives a session its own copy of a component once an

@@ -13,8 +13,8 @@ from typing import Any
 
 import gradio as gr
 
-from uvosam_app.checks import SliderRange, slider_ranges
-from uvosam_app.component_classes import gradio_like
+from uvosam_app.checked_inputs import keep_list, output_side, slider
+from uvosam_app.checks import slider_ranges
 from uvosam_app.models import StartModels, mask_model_choices, noted
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
@@ -37,15 +37,6 @@ EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
     "Examples: Big Buck Bunny (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC-BY 3.0; synthetic shapes"
 )
 TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen", "came back"]
-# (label, value): string values, as Gradio's API info lists a Dropdown's choices (type "string"); the int form of
-# each is taken too (``_output_side``)
-OUTPUT_SIDES = [
-    ("same as input", "0"),
-    ("1280 px", "1280"),
-    ("854 px", "854"),
-    ("640 px", "640"),
-    ("480 px", "480"),
-]
 # The page's CSS, each rule with what it fixed (measured in Chromium at 1366x800 and 390x844, Gradio 6.31).
 CSS = """
 /* a portrait clip made the input and live players 600x1065 on a 1366x800 laptop: at most 60% of the window */
@@ -254,39 +245,6 @@ def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | N
     return url, load
 
 
-def _unchecked(self: gr.Slider, payload: float | None) -> float | None:
-    """A slider's value as sent, rounded to its step's precision: the handlers check the range."""
-    return None if payload is None else gr.Number.round_to_precision(payload, self.precision)
-
-
-# a method of a class, not of the instance: a session's copy of the component keeps it (``component_classes``)
-UncheckedSlider = gradio_like(gr.Slider, preprocess=_unchecked)
-
-
-def _slider(bounds: SliderRange, **kwargs: Any) -> gr.Slider | gr.Number:
-    """A setting's slider whose range the handlers check, not Gradio: Gradio's ``Slider.preprocess`` refused a
-    number out of range (typed in the box before it lost focus, or sent over the API) with "Value 0 is less than
-    minimum value 1.", naming no setting, an "Error" badge on the description and a traceback in the server log.
-    Run refuses such a value naming the setting and its range, or caps an upper bound (``checks.check_ranges``);
-    the description shows what the box will hold (``checks.page_values``). The slider is an ``UncheckedSlider``,
-    whose ``preprocess`` only rounds.
-
-    A range of one value (``UVOSAM_MAX_FRAMES=1``) is a box showing it that the page cannot change (Gradio refuses
-    a slider of one value, "Slider minimum must be less than maximum.", and the app did not start); an API client
-    that asks for more gets it capped (``checks.check_ranges``)."""
-    if bounds.minimum >= bounds.maximum:
-        step = kwargs.pop("step", 1)
-        kwargs.pop("value", None)
-        return gr.Number(
-            bounds.maximum,
-            precision=0 if float(step).is_integer() else None,
-            interactive=False,
-            info=f"This app takes {bounds.maximum:g} only (its host's limit).",
-            **kwargs,
-        )
-    return UncheckedSlider(bounds.minimum, bounds.maximum, **kwargs)
-
-
 def _controls(settings: AppSettings, notes: dict[str, str]) -> dict[str, gr.components.Component]:
     """The settings; ``notes``: what the choice of a model that did not load at start says after its name."""
     ranges = slider_ranges(settings)
@@ -303,95 +261,34 @@ def _controls(settings: AppSettings, notes: dict[str, str]) -> dict[str, gr.comp
             info=mask_model_info(settings.start_models_only),
             elem_id="mask-model",
         ),
-        "min_score": _slider(
+        "min_score": slider(
             ranges["min_score"],
             value=0.0,
             step=0.05,
             label="Detection score threshold (Run; a higher one on Re-render too)",
         ),
         # "Run only": Re-render keeps the run's frames and tracks (as the style's label says "Run or Re-render")
-        "max_objects": _slider(
+        "max_objects": slider(
             ranges["max_objects"], value=10, step=1, label="Max objects (Run only)"
         ),
-        "stride": _slider(
+        "stride": slider(
             ranges["stride"],
             value=1,
             step=1,
             label="Frame stride (Run only; 1 = every frame)",
             elem_id="stride",
         ),
-        "max_frames": _slider(
+        "max_frames": slider(
             ranges["max_frames"],
             value=settings.max_frames,
             step=1,
             label="Max frames (Run only)",
             elem_id="max-frames",
         ),
-        "output_side": _output_side(),
+        "output_side": output_side(),
         "show_boxes": gr.Checkbox(True, label="Show boxes"),
         "show_labels": gr.Checkbox(True, label="Show labels"),
     }
-
-
-def _either_form(self: gr.Dropdown, payload: str | int | None) -> str:
-    """The output side's value as its string (an int taken too), or a refusal naming the setting and its choices."""
-    values = [value for _, value in self.choices]
-    if payload is None or isinstance(payload, bool) or str(payload) not in values:
-        raise gr.Error(
-            f"Output video: longest side (output_side over the API) takes one of {', '.join(values)} "
-            f"(0: the input's size); got {payload!r}.",
-            print_exception=False,
-        )
-    return str(payload)
-
-
-SideDropdown = gradio_like(gr.Dropdown, preprocess=_either_form)  # (as ``UncheckedSlider``)
-
-
-def _output_side() -> gr.Dropdown:
-    """The output video's longest side. Gradio's API info (and the "Use via API" page's sample) gives a Dropdown's
-    choices as strings, whatever their type: with int values the sample's ``output_side="854"`` was refused ("Value:
-    854 is not in the list of choices"). The values are strings, and an API client's int (``output_side=854``, as
-    the app took before) is taken as its string; anything else is refused naming the setting and its choices, None
-    too (the page always sends one of them: the dropdown has a value and takes no other): a ``SideDropdown``."""
-    return SideDropdown(OUTPUT_SIDES, value="854", label="Output video: longest side")
-
-
-def _track_ids(self: gr.CheckboxGroup, payload: list[int | str | float] | None) -> list[int]:
-    """The ids sent, as ints; refused naming the setting: anything that is no track id, and once a run set the
-    choices (the session's copy: ``component_classes``), an id that is not one of that run's."""
-    run_ids = [value for _, value in self.choices]
-    ids = []
-    for value in payload or []:
-        if isinstance(value, bool) or not str(value).strip().isdecimal():
-            raise gr.Error(
-                f"Tracks to keep (keep over the API) takes the track ids of the last run, e.g. [1, 3]; got "
-                f"{value!r}.",
-                print_exception=False,
-            )
-        track_id = int(str(value).strip())
-        if run_ids and track_id not in run_ids:
-            raise gr.Error(
-                f"Tracks to keep (keep over the API) takes the track ids of the last run "
-                f"({', '.join(map(str, run_ids))}); got {value!r}.",
-                print_exception=False,
-            )
-        ids.append(track_id)
-    return ids
-
-
-KeepList = gradio_like(gr.CheckboxGroup, preprocess=_track_ids)  # (as ``UncheckedSlider``)
-
-
-def _keep_list() -> gr.CheckboxGroup:
-    """The tracks to keep, whose choices each run sets (a ``KeepList``). While it has none (before a session's
-    first run; a run clears them as it starts: during a run, after a stopped or failed one), Gradio's
-    ``CheckboxGroup.preprocess`` refused any id over the API with "Value: 1 (type: <class 'int'>) is not in the list
-    of choices: []", so a ``/rerender`` call said nothing of the missing run: here the ids go to the handler, which
-    says to Run first. Anything that is no track id is refused naming the setting, and so is an id that is not one
-    of the last run's: the session's copy of the component, which a run's update of the choices gives it, holds
-    that run's ids."""
-    return KeepList([], label="Tracks to keep", elem_id="keep")
 
 
 def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Markdown, gr.Video, gr.Image]:
@@ -458,7 +355,7 @@ def _results(
 
 def _editing_row() -> Editing:
     with gr.Row():
-        keep = _keep_list()
+        keep = keep_list()
         with gr.Column():
             style = gr.Radio(
                 STYLE_CHOICES,
