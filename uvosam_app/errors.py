@@ -145,9 +145,8 @@ def _outcome(message: str) -> tuple[str, str]:
         return "failed", f"error id {found.group(1) if found else '?'}"
     if message == out_of_memory_text():
         return "failed", "out of GPU memory"
-    if (
-        message == MODEL_UNAVAILABLE
-    ):  # the server's fault, not the visitor's (the ERROR line above names it)
+    # the server's fault, not the visitor's (the ERROR line to_gr_error wrote names it)
+    if message == MODEL_UNAVAILABLE:
         return "failed", "a model cannot run (weights or package missing or damaged)"
     return "refused", message
 
