@@ -77,10 +77,10 @@ LIMIT_ADVICE = {
 
 # how the host moves a limit: the side and pixel limits are those of ``AppSettings.limits``, which the host's
 # UVOSAM_MAX_SIDE (the size frames are scaled down to) raises only when set over them
-_HOST = {
-    "max_side": f"The app's host can raise it by setting UVOSAM_MAX_SIDE over {VideoLimits.max_side}",
-    "max_pixels": f"The app's host can raise it by setting UVOSAM_MAX_SIDE over {VideoLimits.max_side}",
-}
+_HOST = dict.fromkeys(
+    ("max_side", "max_pixels"),
+    f"The app's host can raise it by setting UVOSAM_MAX_SIDE over {VideoLimits.max_side}",
+)
 
 
 def limit_text(err: VideoLimitError) -> str:
