@@ -118,19 +118,13 @@ def test_rerender_splits_a_track_over_the_api_and_refuses_a_bad_split_naming_the
 def test_a_split_rerender_reads_the_runs_track_ids_once(server, clips, monkeypatch, tmp_path):
     """The app checked the split to find the parts of the tracks kept, then the re-render checked it again: two
     passes over the cache's files; one now. The Split tracks box says how its new ids and frames count."""
+    from run_helpers import track_id_reads
+
     import app as app_module
-    from uvosam.mask_cache import MaskCache
 
     c = client(server)
     c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")
-    reads = []
-    real = MaskCache.iter_track_ids
-
-    def counted(self):
-        reads.append(self.root)
-        return real(self)
-
-    monkeypatch.setattr(MaskCache, "iter_track_ids", counted)
+    reads = track_id_reads(monkeypatch)
     status, *_, table = c.predict([1, 2], split="2@5, 1@6", merge="4>1", api_name="/rerender")
     assert status.startswith("done: 8 frames, 3 tracks ")
     assert [[row[0], row[3], row[4]] for row in table["data"]] == [[1, 0, 7], [2, 0, 4], [3, 5, 7]]

@@ -7,6 +7,11 @@ import uvosam_cli
 import uvosam_cli.segment as segment_cli
 
 
+def _track_argv(frames_dir, out) -> list[str]:
+    """``uvosam track`` of ``frames_dir`` with the COCO preset's weights, its results to ``out``."""
+    return ["track", str(frames_dir), "--weights", "idol-coco-r50", "--out", str(out)]
+
+
 @pytest.mark.parametrize(
     ("command", "extra", "message"),
     [
@@ -100,14 +105,7 @@ def test_track_fit_side_tracks_the_frames_scaled_down(frames_dir, tmp_path, monk
 
     monkeypatch.setattr(loading, "load_tracker", lambda *args, **kwargs: object())
     monkeypatch.setattr(session, "track_video", track_video)
-    argv = [
-        "track",
-        str(frames_dir),
-        "--weights",
-        "idol-coco-r50",
-        "--out",
-        str(tmp_path / "r.json"),
-    ]
+    argv = _track_argv(frames_dir, tmp_path / "r.json")
     assert uvosam_cli.main([*argv, "--fit-side", "24"]) == 0
     assert uvosam_cli.main(argv) == 0  # without it: the source's size
     assert seen == [(16, 24, [(16, 24, 3)] * 2, (32, 48)), (32, 48, [(32, 48, 3)] * 2, (32, 48))]
@@ -243,14 +241,7 @@ def test_sam_and_device_are_checked_before_loading(
     err = capsys.readouterr().err
     assert "--device gpu: that is not a device name; expected one of auto, cpu" in err
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without a GPU
-    track = [
-        "track",
-        str(frames_dir),
-        "--weights",
-        "idol-coco-r50",
-        "--out",
-        str(tmp_path / "t.json"),
-    ]
+    track = _track_argv(frames_dir, tmp_path / "t.json")
     for argv in (base, track):
         assert uvosam_cli.main([*argv, "--device", "cuda"]) == 2
         assert "--device cuda: torch finds no CUDA GPU on this machine" in capsys.readouterr().err
@@ -535,14 +526,7 @@ def test_an_input_without_read_permission_is_named_so(
 
 
 def test_track_batch_size_zero_is_a_usage_error(frames_dir, tmp_path, no_models, capsys):
-    argv = [
-        "track",
-        str(frames_dir),
-        "--weights",
-        "idol-coco-r50",
-        "--out",
-        str(tmp_path / "r.json"),
-    ]
+    argv = _track_argv(frames_dir, tmp_path / "r.json")
     with pytest.raises(SystemExit) as exit_info:
         uvosam_cli.main([*argv, "--batch-size", "0"])
     assert exit_info.value.code == 2
@@ -803,14 +787,7 @@ def test_a_device_torch_cannot_use_is_refused_in_one_line_before_the_models_load
     import torch
 
     devices = ["meta", "vulkan"] + ([] if torch.xpu.is_available() else ["xpu"])
-    track = [
-        "track",
-        str(frames_dir),
-        "--weights",
-        "idol-coco-r50",
-        "--out",
-        str(tmp_path / "t.json"),
-    ]
+    track = _track_argv(frames_dir, tmp_path / "t.json")
     segment = ["segment", str(frames_dir), "--out", str(tmp_path / "o")]
     for argv in (segment, track):
         for device in devices:

@@ -33,6 +33,11 @@ from uvosam.eval.synthetic import (
 # ---------------------------------------------------------------- helpers
 
 
+def _score_argv(root, res) -> list[str]:
+    """``uvosam davis-score`` of the results ``res`` against the DAVIS folder ``root``, with one worker."""
+    return ["davis-score", "--davis-root", str(root), "--results", str(res), "--workers", "1"]
+
+
 def square(h: int, w: int, y0: int, x0: int, size: int, value: int = 1) -> np.ndarray:
     out = np.zeros((h, w), np.uint8)
     out[y0 : y0 + size, x0 : x0 + size] = value
@@ -435,7 +440,7 @@ def test_cli_writes_the_official_csv_files(synthetic, tmp_path, capsys):
     from uvosam_cli import main
 
     root, res, _ = synthetic
-    argv = ["davis-score", "--davis-root", str(root), "--results", str(res), "--workers", "1"]
+    argv = _score_argv(root, res)
     assert main([*argv, "--csv", str(tmp_path / "csv")]) == 0
     assert (tmp_path / "csv" / "global_results-val.csv").read_text() == (
         "J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,F-Decay\n"
@@ -468,17 +473,7 @@ def test_cli_interrupted_while_writing_leaves_the_earlier_files_whole(
         (out / name).write_text(text)
     interrupt_text_writes(monkeypatch)
     target = out / "scores.json" if option == "--json" else out
-    argv = [
-        "davis-score",
-        "--davis-root",
-        str(root),
-        "--results",
-        str(res),
-        "--workers",
-        "1",
-        option,
-        str(target),
-    ]
+    argv = [*_score_argv(root, res), option, str(target)]
     assert main(argv) == 130  # Ctrl-C: one line, exit code 130
     monkeypatch.undo()
     assert {p.name: p.read_text() for p in out.iterdir()} == earlier
@@ -507,17 +502,7 @@ def test_cli_writes_its_files_before_stdout_whose_reader_went(synthetic, tmp_pat
     from proc import run_with_gone_reader
 
     root, res, _ = synthetic
-    argv = [
-        "-m",
-        "uvosam_cli",
-        "davis-score",
-        "--davis-root",
-        str(root),
-        "--results",
-        str(res),
-        "--workers",
-        "1",
-    ]
+    argv = ["-m", "uvosam_cli", *_score_argv(root, res)]
     done = run_with_gone_reader(
         [*argv, "--json", str(tmp_path / "s.json"), "--csv", str(tmp_path / "csv")],
         env={"PYTHONUNBUFFERED": "1"},

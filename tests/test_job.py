@@ -646,18 +646,11 @@ def test_rerender_cli_splits_and_merges_an_id_switch_away(
 def test_rerender_cli_reads_the_runs_track_ids_once(tmp_path, tiny_sam_model, monkeypatch, capsys):
     """--split, --keep and --merge were checked by the command, then again by the re-render: two passes over the
     cache's files; one now, the re-render's, whose refusals name the option."""
-    from uvosam.mask_cache import MaskCache
+    from run_helpers import track_id_reads
 
     video = moving_shapes(8, height=48, width=64, num_objects=2, seed=2)
     run = _segment_replayed(tmp_path, "once", video, video.boxes_xyxy, tiny_sam_model, monkeypatch)
-    reads = []
-    real = MaskCache.iter_track_ids
-
-    def counted(self):
-        reads.append(self.root)
-        return real(self)
-
-    monkeypatch.setattr(MaskCache, "iter_track_ids", counted)
+    reads = track_id_reads(monkeypatch)
     assert uvosam_cli.main(["rerender", str(run), "--split", "1@4", "--keep", "1", "3", "--merge", "3>2",
                             "--out", str(tmp_path / "a")]) == 0  # fmt: skip
     assert len(reads) == 1

@@ -46,9 +46,8 @@ def check_device(device: str | torch.device, *, option: str | None = None) -> No
     label = f"{option} {device}" if option else f"device={str(device)!r}"
     accepted = f"expected one of {', '.join(usable_devices())} (those usable here)"
     try:
-        with (
-            warnings.catch_warnings()
-        ):  # "'mkldnn' is no longer used as device type": refused below, in words
+        # "'mkldnn' is no longer used as device type": refused below, in words
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             parsed = torch.device(device)
     except (RuntimeError, TypeError):
@@ -88,9 +87,8 @@ def _why_no_tensor(device: torch.device) -> str | None:
     # what torch raises for a device type it was not built with, or has no kernels or data for
     except (RuntimeError, AssertionError, ImportError, ValueError, TypeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        if (
-            len(reason) > 160 and ". " in reason
-        ):  # "Could not run 'aten::empty...' ... backend. This could be ..."
+        # "Could not run 'aten::empty...' ... backend. This could be ...": its first sentence
+        if len(reason) > 160 and ". " in reason:
             reason = reason[: reason.index(". ") + 1]
         return f"torch cannot use it here ({type(err).__name__}: {reason})"
     return None

@@ -118,22 +118,14 @@ def _nvidia_driver() -> str:
 def ffmpeg_summary() -> str:
     """The ffmpeg binary every video read and write runs (``uvosam.ffmpeg_binary``) and its version, or why it
     cannot be used."""
-    from uvosam.ffmpeg_binary import ffmpeg_exe
+    from uvosam.ffmpeg_binary import ffmpeg_exe, ffmpeg_version
 
     try:
-        exe = ffmpeg_exe()
-        first = subprocess.run(
-            [exe, "-version"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        ).stdout.partition("\n")[0]
+        exe = ffmpeg_exe()  # asks its version (once per path: ffmpeg_version)
+        version = ffmpeg_version(exe)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
         return f"unusable: {err}"
-    version = re.match(r"ffmpeg version (\S+)", first)
-    return f"{exe} (version {version[1] if version else 'unknown'})"
+    return f"{exe} (version {version or 'unknown'})"
 
 
 SETTINGS = (

@@ -201,11 +201,8 @@ def _hints_text(
         return ""
     lines = "".join(f"    {h.source}>{h.target}: {h.describe()}\n" for h in result.merge_hints)
     merged = merge_text(result.merge_hints, merge)
-    split = ", ".join(
-        f"{track}@{frame}"
-        for track, frames in (((record or {}).get("rerender") or {}).get("split") or {}).items()
-        for frame in frames
-    )
+    # run.json's split_ids: {"track@frame": new id}, as the Made-with line names them
+    split = ", ".join(((record or {}).get("rerender") or {}).get("split_ids") or {})
     if split:
         how = f'split "{split}" and merge "{merged}"\n(the app\'s Split tracks and Merge tracks boxes, or '
         how += f'`uvosam rerender <run> --split "{split}" --merge ...`).\n'

@@ -13,12 +13,15 @@ import subprocess
 
 import imageio_ffmpeg
 
-__all__ = ["MIN_VERSION", "ffmpeg_exe"]
+__all__ = ["MIN_VERSION", "ffmpeg_exe", "ffmpeg_version"]
 
 MIN_VERSION = (5, 1)
 """``-fps_mode`` (frames passed on as they are timed, not resampled: ``uvosam.video``) came in ffmpeg 5.1."""
 
-_VERSION = re.compile(r"ffmpeg version (n?(\d+)\.(\d+)\S*)")
+_VERSION = re.compile(r"ffmpeg version (\S+)")
+_RELEASE = re.compile(
+    r"n?(\d+)\.(\d+)"
+)  # a release's version; a build from git's, "N-113-g...", is none
 
 
 def ffmpeg_exe() -> str:
@@ -34,9 +37,9 @@ def ffmpeg_exe() -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _check_version(exe: str) -> None:
-    """Refuse ``exe`` if ``exe -version`` names a release older than ``MIN_VERSION`` (a build from git, "ffmpeg
-    version N-...", names none and passes). Remembered per path, so ffmpeg is asked once."""
+def ffmpeg_version(exe: str) -> str | None:
+    """The version ``exe -version`` names (``7.0.2``, ``4.4.2-0ubuntu0.22.04.1``, ``N-113-g...`` for a build from
+    git), None if it names none. Remembered per path, so ffmpeg is asked once."""
     proc = subprocess.run(
         [exe, "-version"],
         check=False,
@@ -45,7 +48,15 @@ def _check_version(exe: str) -> None:
         timeout=60,
     )
     match = _VERSION.match(proc.stdout.decode("utf-8", "replace"))
-    if match is None or (int(match[2]), int(match[3])) >= MIN_VERSION:
+    return None if match is None else match[1]
+
+
+def _check_version(exe: str) -> None:
+    """Refuse ``exe`` if its version (``ffmpeg_version``) is a release older than ``MIN_VERSION`` (a build from git
+    names none and passes)."""
+    version = ffmpeg_version(exe)
+    release = _RELEASE.match(version or "")
+    if release is None or (int(release[1]), int(release[2])) >= MIN_VERSION:
         return
     need = ".".join(map(str, MIN_VERSION))
     if os.environ.get("IMAGEIO_FFMPEG_EXE"):
@@ -59,6 +70,6 @@ def _check_version(exe: str) -> None:
             f"new enough ffmpeg, or set IMAGEIO_FFMPEG_EXE to an ffmpeg {need} or newer"
         )
     raise RuntimeError(
-        f"ffmpeg {match[1]} ({exe}) is too old: uvosam needs ffmpeg {need} or newer "
+        f"ffmpeg {version} ({exe}) is too old: uvosam needs ffmpeg {need} or newer "
         f"(for its -fps_mode option). To fix it, {fix}."
     )

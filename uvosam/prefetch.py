@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -91,9 +91,8 @@ def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -
     with _LIVE_LOCK:
         # a producer started by a producer (a run's frames, read by its models' thread) works for that one's owner
         _LIVE[thread] = (stop, _LIVE[starter][1] if starter in _LIVE else starter)
-        if (
-            not _EXIT_WAIT.is_set()
-        ):  # at the first producer, not at import: no import-time side effect
+        # at the first producer, not at import: no import-time side effect
+        if not _EXIT_WAIT.is_set():
             atexit.register(_stop_at_exit)
             _EXIT_WAIT.set()
     thread.start()
@@ -126,15 +125,33 @@ def _stop_at_exit() -> None:
         live = list(_LIVE.items())
     for _, (stop, _) in live:
         stop.set()
-    end = time.monotonic() + EXIT_WAIT_S
-    for thread, _ in live:
-        thread.join(min(1.0, max(0.0, end - time.monotonic())))
-    waiting = [thread for thread, _ in live if thread.is_alive()]
-    if waiting:
+
+    def say(waiting: list[threading.Thread], left_s: float) -> None:
         logger.warning(
             "waiting up to %.0f s for %s to finish the item under way (a frame of a model) before exiting",
-            max(0.0, end - time.monotonic()),
+            left_s,
             ", ".join(thread.name for thread in waiting),
         )
-    for thread in waiting:
-        thread.join(max(0.0, end - time.monotonic()))
+
+    join_threads([thread for thread, _ in live], within_s=EXIT_WAIT_S, say_after_s=1.0, say=say)
+
+
+def join_threads(
+    threads: list[threading.Thread],
+    *,
+    within_s: float,
+    say_after_s: float,
+    say: Callable[[list[threading.Thread], float], None],
+) -> None:
+    """Wait for ``threads`` to end, at most ``within_s`` seconds in all; once ``say_after_s`` have passed with some
+    still running, ``say(those, seconds left)`` first (a wait the user should hear of: ``_stop_at_exit``, the
+    CLI's ``RunThreads``)."""
+    start = time.monotonic()
+    for thread in threads:
+        thread.join(max(0.0, start + say_after_s - time.monotonic()))
+    running = [thread for thread in threads if thread.is_alive()]
+    if not running:
+        return
+    say(running, max(0.0, start + within_s - time.monotonic()))
+    for thread in running:
+        thread.join(max(0.0, start + within_s - time.monotonic()))

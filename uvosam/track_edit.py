@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
@@ -48,6 +48,23 @@ than ``MAX_SPLIT_CHARS`` before reading it."""
 MAX_SPLIT_CHARS = 40 * MAX_SPLITS  # "999999999999999999@999999999999999999, " is 39
 
 
+def _pairs(
+    text: str, pattern: re.Pattern[str], setting: str, syntax: str
+) -> Iterator[tuple[int, int]]:
+    """The number pairs of ``text`` (``pattern``'s two groups), one by one, commas, semicolons or spaces between
+    them; ``ValueError`` "<setting>: expected <syntax>; could not read ..." at the first thing that is none."""
+    pos = 0
+    while pos < len(text):
+        pos = _SEPARATORS.match(text, pos).end()
+        if pos == len(text):
+            return
+        pair = pattern.match(text, pos)
+        if pair is None:
+            raise ValueError(f"{setting}: expected {syntax}; could not read {text[pos:]!r}.")
+        yield int(pair.group(1)), int(pair.group(2))
+        pos = pair.end()
+
+
 def parse_merge(text: str | None) -> dict[int, int]:
     """``"3>1, 5>1"`` (also ``->`` or ``→``; commas, semicolons or spaces between pairs) as ``{3: 1, 5: 1}``.
 
@@ -55,25 +72,13 @@ def parse_merge(text: str | None) -> dict[int, int]:
         ValueError: anything else in the text, or one source given two targets.
     """
     merge: dict[int, int] = {}
-    text = (text or "").strip()
-    pos = 0
-    while pos < len(text):
-        pos = _SEPARATORS.match(text, pos).end()
-        if pos == len(text):
-            break
-        pair = _PAIR.match(text, pos)
-        if pair is None:
-            raise ValueError(
-                f"Merge tracks: expected {MERGE_SYNTAX}; could not read {text[pos:]!r}."
-            )
-        source, target = int(pair.group(1)), int(pair.group(2))
+    for source, target in _pairs((text or "").strip(), _PAIR, "Merge tracks", MERGE_SYNTAX):
         if merge.get(source, target) != target:
             raise ValueError(
                 f"Merge tracks: track {source} is merged into both {merge[source]} and {target}; "
                 "give each track one target."
             )
         merge[source] = target
-        pos = pair.end()
     return merge
 
 
@@ -201,22 +206,11 @@ def parse_split(text: str | None) -> dict[int, list[int]]:
         )
     splits: dict[int, list[int]] = {}
     given: set[tuple[int, int]] = set()
-    pos = 0
-    while pos < len(text):
-        pos = _SEPARATORS.match(text, pos).end()
-        if pos == len(text):
-            break
-        split = _SPLIT.match(text, pos)
-        if split is None:
-            raise ValueError(
-                f"Split tracks: expected {SPLIT_SYNTAX}; could not read {text[pos:]!r}."
-            )
-        track, frame = int(split.group(1)), int(split.group(2))
+    for track, frame in _pairs(text, _SPLIT, "Split tracks", SPLIT_SYNTAX):
         if (track, frame) in given:
             raise ValueError(f"Split tracks: {track}@{frame} is given twice; give each split once.")
         given.add((track, frame))
         splits.setdefault(track, []).append(frame)
-        pos = split.end()
     if len(given) > MAX_SPLITS:
         raise ValueError(
             f"Split tracks: {len(given):,} splits given; one re-render takes at most {MAX_SPLITS:,}."

@@ -77,10 +77,10 @@ LIMIT_ADVICE = {
 
 # how the host moves a limit: the side and pixel limits are those of ``AppSettings.limits``, which the host's
 # UVOSAM_MAX_SIDE (the size frames are scaled down to) raises only when set over them
-_HOST = {
-    "max_side": f"The app's host can raise it by setting UVOSAM_MAX_SIDE over {VideoLimits.max_side}",
-    "max_pixels": f"The app's host can raise it by setting UVOSAM_MAX_SIDE over {VideoLimits.max_side}",
-}
+_HOST = dict.fromkeys(
+    ("max_side", "max_pixels"),
+    f"The app's host can raise it by setting UVOSAM_MAX_SIDE over {VideoLimits.max_side}",
+)
 
 
 def limit_text(err: VideoLimitError) -> str:
@@ -145,9 +145,8 @@ def _outcome(message: str) -> tuple[str, str]:
         return "failed", f"error id {found.group(1) if found else '?'}"
     if message == out_of_memory_text():
         return "failed", "out of GPU memory"
-    if (
-        message == MODEL_UNAVAILABLE
-    ):  # the server's fault, not the visitor's (the ERROR line above names it)
+    # the server's fault, not the visitor's (the ERROR line to_gr_error wrote names it)
+    if message == MODEL_UNAVAILABLE:
         return "failed", "a model cannot run (weights or package missing or damaged)"
     return "refused", message
 

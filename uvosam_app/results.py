@@ -68,7 +68,7 @@ def timeline_views(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray
             wide = np.asarray(image.convert("RGB"))
         if not {"tracks.csv", "results.json", "run.json"} <= names:
             return wide, None, timeline_alt(None, 0)
-        frames = (json.loads(archive.read("run.json")).get("export") or {}).get("frames")
+        frames = (_zip_run_record(archive).get("export") or {}).get("frames")
         if not frames:  # a zip without its export's record: the wide one only
             return wide, None, timeline_alt(None, 0)
         rows = _timeline_rows(archive)

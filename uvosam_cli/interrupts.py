@@ -27,16 +27,15 @@ import select
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from uvosam.job_locks import defer_interrupt
 from uvosam.job_staging import result_in_place
-from uvosam.prefetch import EXIT_WAIT_S, producers
+from uvosam.prefetch import EXIT_WAIT_S, join_threads, producers
 
 SAY_WAIT_AFTER_S = 1.0
-"""How long a stopped command waits for its run's threads before it says so (``wait_for_run_threads``)."""
+"""How long a stopped command waits for its run's threads before it says so (``RunThreads.wait``)."""
 SIGPIPE_EXIT = 128 + 13
 """The exit status of a command whose reader went, as a shell shows a tool SIGPIPE ended (``yes | head -1``)."""
 
@@ -122,21 +121,17 @@ class RunThreads:
         if self.waited:
             return
         self.waited = True
+
+        def say(running: list[threading.Thread], left_s: float) -> None:
+            print(
+                f"uvosam {self.command}: stopping: waiting for the frame under way to finish (at most "
+                f"{EXIT_WAIT_S:g} s; kill -KILL {os.getpid()} ends it at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+
         running = [thread for thread in producers() if thread not in self.earlier]
-        start = time.monotonic()
-        for thread in running:
-            thread.join(max(0.0, start + SAY_WAIT_AFTER_S - time.monotonic()))
-        running = [thread for thread in running if thread.is_alive()]
-        if not running:
-            return
-        print(
-            f"uvosam {self.command}: stopping: waiting for the frame under way to finish (at most "
-            f"{EXIT_WAIT_S:g} s; kill -KILL {os.getpid()} ends it at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-        for thread in running:
-            thread.join(max(0.0, start + EXIT_WAIT_S - time.monotonic()))
+        join_threads(running, within_s=EXIT_WAIT_S, say_after_s=SAY_WAIT_AFTER_S, say=say)
 
 
 def reader_gone(error: BaseException) -> bool:
