@@ -112,29 +112,63 @@ def test_a_limit_refusal_reads_the_same_as_a_toast_and_in_the_description(tmp_pa
     assert "To use it, lower Max frames (under Settings; max_frames over the API)" in about
 
 
+def _timed_run(frames: int, fps: float, width: int = 640, height: int = 360):
+    """A finished run as ``record_speed`` reads it."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        num_frames=frames, fps=fps, info=SimpleNamespace(width=width, height=height)
+    )
+
+
 def test_a_short_run_does_not_spoil_the_time_estimate(tmp_path):
     """After a 1-frame run measured at 3.0 fps (its time mostly the run's start) an 88-frame clip was estimated at
     "About 30 s" and took 15 s (5.7 fps). A run of fewer than 10 frames leaves the speed the estimate uses."""
-    from types import SimpleNamespace
-
     from uvosam_app import handlers as app_handlers
     from uvosam_app.describe import record_speed
 
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
-    bunny = str(ROOT / "examples" / "bigbuckbunny_cut.mp4")  # 88 frames
+    bunny = str(ROOT / "examples" / "bigbuckbunny_cut.mp4")  # 88 frames, 640x360
     models = ("idol-ytvis19-r50", "vit_b")
-    record_speed(app.speeds, models, SimpleNamespace(num_frames=1, fps=3.0))
+    record_speed(app.speeds, models, _timed_run(1, 3.0))
     assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet long enough" in app.describe(
         bunny, *models, 1, 900
     )
-    record_speed(app.speeds, models, SimpleNamespace(num_frames=88, fps=5.7))
-    record_speed(app.speeds, models, SimpleNamespace(num_frames=9, fps=3.0))
+    record_speed(app.speeds, models, _timed_run(88, 5.7))
+    record_speed(app.speeds, models, _timed_run(9, 3.0))
     assert (
-        "About 15 s with idol-ytvis19-r50 + SAM ViT-B (5.7 fps in the last run here of 10 frames"
+        "About 15 s with idol-ytvis19-r50 + SAM ViT-B (5.7 fps in the last run here of 10 frames or more)."
         in (app.describe(bunny, *models, 1, 900))
     )
-    record_speed(app.speeds, models, SimpleNamespace(num_frames=10, fps=4.4))
+    record_speed(app.speeds, models, _timed_run(10, 4.4))
     assert "About 20 s" in app.describe(bunny, *models, 1, 900)
+
+
+def test_the_time_estimate_says_when_the_timed_run_had_other_frame_sizes(tmp_path):
+    """A 2560x1440 clip after a 640x360 run was estimated at "About 2 s" and took 5.8 s: the estimate took the last
+    run's fps whatever its frames' size. Where the pixels differ over twice, it is a bound and says why."""
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.describe import record_speed
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    bunny = str(ROOT / "examples" / "bigbuckbunny_cut.mp4")  # 88 frames, 640x360
+    models = ("idol-ytvis19-r50", "vit_b")
+    record_speed(app.speeds, models, _timed_run(48, 8.0, 320, 240))
+    assert (
+        "At least about 11 s with idol-ytvis19-r50 + SAM ViT-B (8.0 fps in the last run here of 10 frames or "
+        "more, on 320x240 frames; these have 3 times the pixels, which take longer to decode, draw and encode)."
+    ) in app.describe(bunny, *models, 1, 900)
+    record_speed(app.speeds, models, _timed_run(48, 2.0, 1920, 1080))
+    assert (
+        "At most about 44 s with idol-ytvis19-r50 + SAM ViT-B (2.0 fps in the last run here of 10 frames or "
+        "more, on 1920x1080 frames; these are smaller)."
+    ) in app.describe(bunny, *models, 1, 900)
+    record_speed(
+        app.speeds, models, _timed_run(48, 2.0, 854, 480)
+    )  # 1.8 times the pixels: an estimate
+    assert app.describe(bunny, *models, 1, 900).endswith(
+        " About 44 s with idol-ytvis19-r50 + SAM ViT-B (2.0 fps in the last run here of 10 frames or more)."
+    )
 
 
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import NamedTuple
 
 from uvosam.job_types import JobResult
 from uvosam.video import fit_info
@@ -26,14 +27,22 @@ from uvosam_app.text import (
 from uvosam_app.work import SessionRun
 
 
+class RunSpeed(NamedTuple):
+    """The speed of a finished run: ``fps`` on frames of ``width`` x ``height`` (as processed)."""
+
+    fps: float
+    width: int
+    height: int
+
+
 def record_speed(
-    speeds: MutableMapping[tuple[str, str], float], models: tuple[str, str], result: JobResult
+    speeds: MutableMapping[tuple[str, str], RunSpeed], models: tuple[str, str], result: JobResult
 ) -> None:
     """Keep the speed of a finished run (``result``) with ``models`` (tracker preset, mask model) for the time
     estimate of ``describe_input``; a run shorter than ``MIN_TIMED_FRAMES`` leaves the last one's (its time is mostly
     its start)."""
     if result.num_frames >= MIN_TIMED_FRAMES:
-        speeds[models] = result.fps
+        speeds[models] = RunSpeed(result.fps, result.info.width, result.info.height)
 
 
 def input_path(video: str | None, frames_zip: str | None, linked: str | None) -> str:
@@ -43,7 +52,7 @@ def input_path(video: str | None, frames_zip: str | None, linked: str | None) ->
 
 def describe_input(
     settings: AppSettings,
-    speeds: Mapping[tuple[str, str], float],
+    speeds: Mapping[tuple[str, str], RunSpeed],
     *,
     video: str | None,
     tracker: str,
@@ -59,7 +68,7 @@ def describe_input(
     before Run; and, when the session's last run (``state``) was of another input, that the results shown are its.
     A linked Load's file, and an upload that browsers cannot play, have no preview: a note first says so.
 
-    ``speeds``: frames per second of the app's last run with each (tracker, mask model), for the time estimate
+    ``speeds``: the speed of the app's last run with each (tracker, mask model), for the time estimate
     (``record_speed``). ``probes``: the app's probes of its input files (a change of a setting probes no file again).
     """
     if not video and not frames_zip and not linked:
@@ -89,14 +98,14 @@ def describe_input(
             info = fit_info(info, settings.max_side)  # Run's frames: scaled down to the app's side
     except USER_ERRORS as err:
         return f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
-    fps = speeds.get((tracker, sam))
+    speed = speeds.get((tracker, sam))
     models = f"{tracker} + {mask_model_label(sam)}"
     on_cpu = app_gpu.default_device() == "cpu"
     frames = info.num_output_frames(stride=stride, max_frames=run_max)
     seconds = app_gpu.gpu_seconds_for(frames, sam) if frame_cap else None
     text = note + describe_video(
-        info, Path(path).name, stride=stride, max_frames=max_frames, models=models, fps=fps,
-        on_cpu=on_cpu, zero_gpu_seconds=seconds, frame_cap=frame_cap,
+        info, Path(path).name, stride=stride, max_frames=max_frames, models=models,
+        fps=speed and speed.fps, timed_size=speed and (speed.width, speed.height), on_cpu=on_cpu, zero_gpu_seconds=seconds, frame_cap=frame_cap,
     )  # fmt: skip
     if state is not None and state.source and state.source != path:
         text += f"\n\n{results_of_another_input(Path(state.source).name)}"

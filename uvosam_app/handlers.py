@@ -34,7 +34,7 @@ from uvosam_app.checks import (
     run_request,
     split_map,
 )
-from uvosam_app.describe import describe_input, input_path, record_speed
+from uvosam_app.describe import RunSpeed, describe_input, input_path, record_speed
 from uvosam_app.errors import MODEL_ERRORS, failures_in_status, to_gr_error
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config, unavailable
@@ -101,7 +101,7 @@ class App:
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
-        self.speeds: dict[tuple[str, str], float] = {}  # (tracker, sam) -> fps of the last run
+        self.speeds: dict[tuple[str, str], RunSpeed] = {}  # (tracker, sam) -> the last run's speed
         self.probes = ProbeCache()  # the input files' probes, kept: an upload is probed once
         # Load (a link) and its linked video
         self.links = LinkHandlers(settings, self.work, self.probes, self.served)

@@ -277,6 +277,7 @@ def describe_video(
     max_frames: int,
     models: str,
     fps: float | None,
+    timed_size: tuple[int, int] | None = None,
     on_cpu: bool = False,
     zero_gpu_seconds: int | None = None,
     frame_cap: GpuFrameCap | None = None,
@@ -289,7 +290,8 @@ def describe_video(
         stride, max_frames: the run's settings (``iter_frames`` semantics).
         models: "<tracker preset> + <mask model>", as the estimate names them.
         fps: frames per second of this app's last finished run of ``MIN_TIMED_FRAMES`` or more with these models,
-            or None.
+            or None. timed_size: (width, height) of that run's frames: frames of another size take longer or shorter
+            to decode, draw and encode (the models' cost per frame hardly changes: they resize every frame).
         on_cpu: the models run on the CPU: without a past run, say what a frame costs there.
         zero_gpu_seconds: on ZeroGPU, the GPU time a run asks for (counted against the user's daily quota).
         frame_cap: on ZeroGPU, the most frames a run covers (fewer than ``max_frames`` may ask for).
@@ -321,10 +323,7 @@ def describe_video(
     else:
         text += f" Run covers {count(covered, 'frame')} ({step})."
     if fps:
-        text += (
-            f" About {max(1, round(covered / fps))} s with {models} ({fps:.1f} fps in the last run here of "
-            f"{MIN_TIMED_FRAMES} frames or more)."
-        )
+        text += _time_estimate(info, covered, models, fps, timed_size)
     else:
         text += (
             f" No run with {models} here yet long enough to estimate the time from ({MIN_TIMED_FRAMES} frames "
@@ -339,6 +338,27 @@ def describe_video(
             " frames asks for less."
         )
     return text
+
+
+def _time_estimate(
+    info: VideoInfo, frames: int, models: str, fps: float, timed_size: tuple[int, int] | None
+) -> str:
+    """ " About 20 s with <models> (4.4 fps in the last run here of 10 frames or more)."; where that run's frames had
+    under half or over twice these pixels, the time is a bound, and the sentence says why: a 2560x1440 clip after a
+    640x360 one was estimated at "About 2 s" and took 5.8 s (the app's tiny test models on a 2-core CPU, where
+    decoding, drawing and encoding are most of a frame's time)."""
+    seconds = max(1, round(frames / fps))
+    timed = f"{fps:.1f} fps in the last run here of {MIN_TIMED_FRAMES} frames or more"
+    ratio = info.width * info.height / (timed_size[0] * timed_size[1]) if timed_size else 1.0
+    if 0.5 < ratio < 2:
+        return f" About {seconds} s with {models} ({timed})."
+    on = f"{timed}, on {timed_size[0]}x{timed_size[1]} frames"
+    if ratio >= 2:
+        return (
+            f" At least about {seconds} s with {models} ({on}; these have {ratio:.0f} times the pixels, which take"
+            " longer to decode, draw and encode)."
+        )
+    return f" At most about {seconds} s with {models} ({on}; these are smaller)."
 
 
 def _frames_text(info: VideoInfo) -> str:
