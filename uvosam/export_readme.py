@@ -46,7 +46,8 @@ run.json
 davis/{video}/<frame>.png
     DAVIS-2017 style indexed masks: palette PNG (mode "P", the standard DAVIS/VOC palette), pixel value = DAVIS
     label (0 = background). Read them with PIL: numpy.array(PIL.Image.open(path)) gives the labels (mode P:
-    the pixel values are the labels); cv2.imread gives the palette's colours instead, whatever its flags.
+    the pixel values are the labels); cv2.imread gives the palette's colours (their grey levels with
+    IMREAD_GRAYSCALE), never the labels.
     Feeds davis2017-evaluation directly (unsupervised task). Each track keeps ONE label
     on every frame. At most {max_objects} labels (the official scorer refuses more): labels go to tracks in order
     of first appearance; if more than {max_objects} tracks appeared, the {max_objects} with the highest mean score
