@@ -194,3 +194,31 @@ def test_a_masks_zips_records_are_read_only_within_their_bound(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20, peak
+
+
+def test_score_notes_the_ground_truth_objects_it_left_out(tmp_path):
+    """Object 2 enters the ground truth at its second frame: Score scores object 1 (the DAVIS protocol's objects are
+    the first frame's) and a note under the table names object 2 and where it entered, as the zip names it."""
+    from uvosam_app.results import score_masks_zip
+
+    def png(*objects):
+        ids = np.zeros((8, 8), np.uint8)
+        for k in objects:
+            ids[1 + 3 * (k - 1) : 3 + 3 * (k - 1), 2:6] = k
+        buffer = io.BytesIO()
+        Image.fromarray(ids).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    gt = zip_of(tmp_path / "gt.zip", {"gt/00000.png": png(1), "gt/00001.png": png(1, 2)})
+    masks = zip_of(
+        tmp_path / "masks.zip",
+        {"davis/v/00000.png": png(1), "davis/v/00001.png": png(1, 2),
+         "tracks.csv": b"track_id,class_name,davis_label\n1,o,1\n4,o,2\n"},
+    )  # fmt: skip
+    text = score_masks_zip(gt, masks, max_files=9, work_dir=tmp_path)
+    assert text.startswith("**J&F 1.000** (J 1.000, F 1.000) over 1 object and 2 frames")
+    assert (
+        "**Note:** not scored: ground-truth object 2 (from gt.zip: gt/00001.png), not in the first ground-truth "
+        "frame (gt.zip: gt/00000.png): the DAVIS protocol scores that frame's objects, 1..1, as the official scorer "
+        "does." in text
+    )

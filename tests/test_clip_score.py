@@ -430,6 +430,37 @@ def test_ground_truth_ids_that_are_not_1_to_k_get_a_note_the_scores_stay_officia
     assert f"Note: {note}" in capsys.readouterr().out
 
 
+def test_ground_truth_objects_that_first_appear_later_are_left_out_with_a_note(
+    clip_gt, tmp_path, capsys
+):
+    """Object 3 enters the ground truth at frame 5: the protocol (and the official scorer) scores objects 1..2 of
+    the first frame only; clip-score now says which objects it left out (it said nothing)."""
+    import uvosam_cli
+    from uvosam.eval.clip import late_objects_note
+
+    _, video = clip_gt
+    for t, masks in enumerate(video.masks):
+        ids = _labels(masks)
+        ids[ids == 3] = 3 if t >= 5 else 0
+        write_index_png(tmp_path / "late" / f"{t}.png", ids)
+    _results(tmp_path / "shapes", video, range(12))
+    gt = ground_truth_files(tmp_path / "late")
+    note = late_objects_note(gt)
+    assert note == (
+        "not scored: ground-truth object 3 (from 5.png), not in the first ground-truth frame (0.png): the DAVIS "
+        "protocol scores that frame's objects, 1..2, as the official scorer does."
+    )
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(tmp_path / "late")]) == 0
+    out = capsys.readouterr().out
+    assert "shapes_2 " in out and "shapes_3" not in out  # the objects of frame 0 are scored
+    assert f"Note: {note}" in out
+    assert late_objects_note(gt[:5]) is None  # none enters later
+    assert late_objects_note(gt, shown_as=lambda p: f"gt.zip: {p.name}").endswith(
+        "(from gt.zip: 5.png), not in the first ground-truth frame (gt.zip: 0.png): the DAVIS protocol scores that "
+        "frame's objects, 1..2, as the official scorer does."
+    )
+
+
 def test_clip_score_stride_decides_even_when_the_results_are_named_as_ground_truth_frames(
     clip_gt, tmp_path, capsys
 ):

@@ -256,6 +256,29 @@ def test_id_switch_mid_sequence_is_penalised(tmp_path):
     assert s.j_decay == pytest.approx(1.0)  # bins [0:2] -> 1, [3:5] -> 0
 
 
+def test_a_sequence_is_scored_from_the_folder_uvosam_names_it(tmp_path):
+    """Ground truth ``car 1`` is scored from results ``car_1``, the name ``uvosam segment`` gives a video ``car 1.mp4``
+    (``job_plan.safe_name``), under its own name; a folder of the very name comes first. It was reported missing."""
+    gt = two_objects()
+    root = tmp_path / "DAVIS"
+    write_davis_layout(root, {"car 1": gt, "dog": gt})
+    res = write_results(tmp_path / "res", {"car_1": gt, "dog": gt})
+    s = evaluate(root, res, num_workers=1)
+    assert s.jf_mean == 1.0 and [o.name for o in s.objects] == [
+        "car 1_1",
+        "car 1_2",
+        "dog_1",
+        "dog_2",
+    ]
+    write_results(res, {"car 1": np.zeros_like(gt)})
+    assert evaluate(root, res, num_workers=1).jf_mean < 1.0  # the folder of its own name
+    with pytest.raises(
+        FileNotFoundError, match=r"folder .*car 2 \(or car_2, as uvosam names it\) is missing"
+    ):
+        write_davis_layout(root, {"car 2": gt})
+        evaluate(root, res, num_workers=1)
+
+
 def test_extra_objects_cost_nothing_unless_they_overwrite(tmp_path):
     gt, _ = one_square_video()
     extra = gt.copy()

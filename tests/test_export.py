@@ -228,8 +228,10 @@ def test_ytvis_rle_round_trip(tmp_path, gapped):
                 assert rle is None
                 continue
             assert rle["size"] == list(res.image.shape[:2]) and isinstance(rle["counts"], str)
-            decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+            # pycocotools takes the entry as written, str counts and all (README.txt says so)
+            decoded = mask_utils.decode(rle)
             assert (decoded.astype(bool) == res.masks[rows[0]]).all()
+            assert mask_utils.area(rle) == res.masks[rows[0]].sum()
 
 
 def test_rle_masks_wait_on_disk_not_in_ram_until_close(tmp_path, gapped):
@@ -295,6 +297,58 @@ def test_zip_bundles_everything(tmp_path, gapped):
     assert 'N. Ravi et al., "SAM 2: Segment Anything in Images and Videos"' in readme
     # close() again gives the same result to zip
     assert make_zip(writer.close(), tmp_path / "again.zip").exists()
+
+
+def test_readme_names_the_frame_files_as_written_and_says_how_to_read_the_files(tmp_path, gapped):
+    """README.txt names the export's first and last frame files (a frame folder's own names, kept: they must match
+    its ground truth), not a fixed 00000.png; it says to read the PNGs with PIL and that pycocotools takes the RLE
+    entries as written (no advice to turn the counts into bytes)."""
+    names = ["a:0", *(f"x {t}" for t in range(1, 7)), "ü7"]
+    _, export = _export(tmp_path, gapped, frame_names=names)
+    readme = " ".join(export.readme.read_text().split())
+    assert "Frame file names follow the input's frames, unchanged" in readme
+    assert "here a:0.png ... ü7.png." in readme and "e.g. 00000.png" not in readme
+    assert sorted(p.name for p in export.davis_dir.iterdir()) == sorted(f"{n}.png" for n in names)
+    assert "Read them with PIL" in readme and "cv2.imread gives the palette's colours" in readme
+    assert "pycocotools takes the entries as written" in readme and "into bytes" not in readme
+    _, plain = _export(tmp_path / "plain", gapped[:1])
+    assert "here 00000.png." in plain.readme.read_text()
+
+
+def _boxes_readme(tmp_path, results, provenance):
+    _, export = _export(tmp_path, results, provenance=provenance)
+    readme = " ".join(export.readme.read_text().split())
+    return readme[readme.index("The boxes are") : readme.index("ytvis_results.json")]
+
+
+def test_readme_says_which_pixels_the_boxes_are_in(tmp_path, gapped):
+    """results.json's boxes are in the pixels of the frames the run processed: a scaled run's README names both
+    sizes and the scale (it said "pixels of the original frame", which the boxes of a --fit-side run are not)."""
+
+    def record(width, height, fit_side=56):
+        video = {
+            "name": "vid",
+            "width": 56,
+            "height": 40,
+            "source_width": width,
+            "source_height": height,
+        }
+        return {"video": video, "settings": {"fit_side": fit_side}}
+
+    assert _boxes_readme(tmp_path / "a", gapped, record(112, 80)) == (
+        "The boxes are in pixels of the frames the run processed, 56x40 (the masks' size): the source's 112x80 "
+        "frames scaled down (fit_side 56), scale 0.5: divide the boxes by 0.5 for the source's pixels. "
+    )
+    assert (
+        "scale 0.504505 across and 0.493827 down: divide x by 0.504505 and y by 0.493827 for"
+        in (_boxes_readme(tmp_path / "b", gapped, record(111, 81)))
+    )
+    same = _boxes_readme(tmp_path / "c", gapped, record(56, 40, None))
+    assert same == "The boxes are in pixels of the original frame (56x40, the masks' size). "
+    alone = _boxes_readme(
+        tmp_path / "d", gapped, None
+    )  # a writer given no record knows its frames only
+    assert alone == "The boxes are in pixels of the frames (56x40, the masks' size). "
 
 
 def test_options_frame_names_and_errors(tmp_path, gapped):

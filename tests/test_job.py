@@ -731,6 +731,11 @@ def test_fit_side_runs_at_the_scaled_size_and_over_the_source_changes_nothing(
         "masks at the frames' size, 32x24, scaled down from the source's 64x48 (fit_side 33)."
         in readme
     )
+    assert (  # results.json's boxes too: not the original frame's pixels
+        "The boxes are in pixels of the frames the run processed, 32x24 (the masks' size): the source's 64x48 "
+        "frames scaled down (fit_side 33), scale 0.5: divide the boxes by 0.5 for the source's pixels."
+        in readme
+    )
     again = rerender(scaled.cache_dir, tmp_path / "again", keep_ids=[1])
     assert {Image.open(p).size for p in pngs(again).values() if "davis" in p.parts} == {(32, 24)}
     assert record(again)["video"] == made["video"] and record(again)["settings"] == made["settings"]

@@ -338,7 +338,14 @@ class ExportWriter:
             num_tracks=len(summaries),
         )
         self._root_files.write(RUN_JSON, write_run_json, record)
-        readme = readme_text(result, opts, self.merge, record)
+        files = (
+            (self.frame_name(0), self.frame_name(self._num_frames - 1))
+            if self._num_frames
+            else None
+        )
+        readme = readme_text(
+            result, opts, self.merge, record, size=(self.width, self.height), frame_files=files
+        )
         # a name not UTF-8: \udcff
         self._root_files.write(
             result.readme.name, atomic_files.write_bytes, readme.encode("utf-8", TEXT_ERRORS)

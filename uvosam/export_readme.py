@@ -3,10 +3,12 @@ the id rules, and credits."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
 from uvosam import __version__
+from uvosam.config import is_integer
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import merge_text
 from uvosam.provenance import made_with_text
@@ -17,7 +19,7 @@ UVOSAM export for video "{video}"
 {rule}
 Made by uvosam {version}: unsupervised video object segmentation. An IDOL video tracker finds the main objects
 and follows each one with a box; the boxes prompt Segment Anything (SAM or SAM 2.1, as chosen), frame by frame.
-{frames}, {tracks}. Frame file names follow the input frames (e.g. 00000.png).{stride}
+{frames}, {tracks}.{names}{stride}
 """
 
 _IDS = """
@@ -43,7 +45,10 @@ run.json
     "davis": """\
 davis/{video}/<frame>.png
     DAVIS-2017 style indexed masks: palette PNG (mode "P", the standard DAVIS/VOC palette), pixel value = DAVIS
-    label (0 = background). Feeds davis2017-evaluation directly (unsupervised task). Each track keeps ONE label
+    label (0 = background). Read them with PIL: numpy.array(PIL.Image.open(path)) gives the labels (mode P:
+    the pixel values are the labels); cv2.imread gives the palette's colours (their grey levels with
+    IMREAD_GRAYSCALE), never the labels.
+    Feeds davis2017-evaluation directly (unsupervised task). Each track keeps ONE label
     on every frame. At most {max_objects} labels (the official scorer refuses more): labels go to tracks in order
     of first appearance; if more than {max_objects} tracks appeared, the {max_objects} with the highest mean score
     are kept and numbered 1..N in order of first appearance, the others are left out of these PNGs only.
@@ -75,14 +80,16 @@ timeline.png
 results.json
     The original UVOSAM/IDOL tracks format: a JSON list with one entry per track,
     {{"video_id": "{video}", "score": <mean score>, "category_id": <class index + 1>,
-      "boxes": [one per frame: [x1, y1, x2, y2] in pixels of the original frame, or null where absent]}}.
+      "boxes": [one per frame: [x1, y1, x2, y2] or null where absent]}}.
+    {boxes}
 """,
     "ytvis": """\
 ytvis_results.json
     YouTube-VIS results format: a JSON list with {ytvis_entries},
     {{"video_id": {ytvis_id}, "category_id": <class index + 1>, "score": <mean score>,
       "segmentations": [one per frame: COCO RLE {{"size": [height, width], "counts": "<string>"}} or null]}}.
-    Decode with pycocotools.mask.decode (after turning counts back into bytes).
+    pycocotools takes the entries as written (the string counts too): pycocotools.mask.decode(segmentation)
+    gives the (height, width) mask; area, toBbox, iou and merge take them as well.
 """,
     "tracks_csv": """\
 tracks.csv
@@ -110,15 +117,21 @@ def readme_text(
     options: ExportOptions,
     merge: Mapping[int, int] | None = None,
     record: Mapping[str, Any] | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    frame_files: tuple[str, str] | None = None,
 ) -> str:
     """The README.txt of an export, listing only the files that were written; ``record``: its ``run.json``
-    (``uvosam.provenance``), summed up under "Made with" (none without it)."""
+    (``uvosam.provenance``), summed up under "Made with" (none without it). ``size``: the frames' (width, height),
+    which the masks and boxes have, where the record gives none; ``frame_files``: the stems of the first and the
+    last frame's files (None: no frame)."""
     header = _HEADER.format(
         video=result.video_name,
         rule="=" * (len(result.video_name) + 26),
         version=__version__,
         frames=count(result.num_frames, "frame"),
         tracks=count(len(result.tracks), "track"),
+        names=_names_text(frame_files),
         stride=_stride_text(record),
     )
     dropped_ids = [t.track_id for t in result.tracks if t.track_id not in result.davis_labels]
@@ -154,6 +167,7 @@ def readme_text(
             rgb=rgb,
             ytvis_id=ytvis_id,
             ytvis_entries=ytvis_entries,
+            boxes=_boxes_text(record, size),
         )
         for name, text in _FILES.items()
         if _wanted(options, name) and _written(result, name)
@@ -162,6 +176,47 @@ def readme_text(
     return (
         header + made_with + _IDS + "\n".join(parts) + _hints_text(result, merge, record) + _CREDITS
     )
+
+
+def _names_text(frame_files: tuple[str, str] | None) -> str:
+    """How the per-frame files are named, with the first and last of this export's."""
+    if frame_files is None:
+        return ""
+    first, last = frame_files
+    here = f"{first}.png" if first == last else f"{first}.png ... {last}.png"
+    return (
+        " Frame file names follow the input's frames, unchanged: a video's\nframe numbers (00000.png, "
+        f"00001.png, ...), a frame folder's own file names; here {here}."
+    )
+
+
+def _boxes_text(record: Mapping[str, Any] | None, size: tuple[int, int] | None) -> str:
+    """Which pixels results.json's boxes are in: the frames the run processed, which a ``fit_side`` may have scaled
+    down from the source's (run.json's ``video``: width, height, source_width, source_height)."""
+    video = (record or {}).get("video") or {}
+    width, height = video.get("width"), video.get("height")
+    if not (is_integer(width) and is_integer(height)):
+        if size is None:
+            return "The boxes are in pixels of the frames the masks were made on (their size)."
+        width, height = size
+    source = video.get("source_width"), video.get("source_height")
+    if not all(is_integer(v) for v in source):
+        return f"The boxes are in pixels of the frames ({width}x{height}, the masks' size)."
+    if source == (width, height):
+        return f"The boxes are in pixels of the original frame ({width}x{height}, the masks' size)."
+    fit_side = ((record or {}).get("settings") or {}).get("fit_side")
+    how = f" (fit_side {fit_side})" if fit_side is not None else ""
+    sx, sy = f"{width / source[0]:.6g}", f"{height / source[1]:.6g}"
+    scale = (
+        f"scale {sx}: divide the boxes by {sx}"
+        if sx == sy
+        else f"scale {sx} across and {sy} down: divide x by {sx} and y by {sy}"
+    )
+    text = (
+        f"The boxes are in pixels of the frames the run processed, {width}x{height} (the masks' size): the "
+        f"source's {source[0]}x{source[1]} frames scaled down{how}, {scale} for the source's pixels."
+    )
+    return textwrap.fill(text, 112, subsequent_indent="    ")
 
 
 def _stride_text(record: Mapping[str, Any] | None) -> str:

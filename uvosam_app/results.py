@@ -19,7 +19,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from uvosam.config import is_integer
-from uvosam.eval.clip import ground_truth_files, id_gaps_note, pair_ground_truth, score_clip
+from uvosam.eval.clip import (
+    ground_truth_files,
+    id_gaps_note,
+    late_objects_note,
+    pair_ground_truth,
+    score_clip,
+)
 from uvosam.eval.layout import scaled_run_note
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
@@ -167,7 +173,11 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         except (ValueError, FileNotFoundError) as err:  # damaged pixel data, ids over 20...
             message = res.in_zip_terms(gt.in_zip_terms(str(err)))
             raise ValueError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from None
-        note = id_gaps_note(truth[0], shown_as=gt.where(truth[0]))
+        notes = (
+            id_gaps_note(truth[0], shown_as=gt.where(truth[0])),
+            late_objects_note(truth, shown_as=gt.where),
+        )
+        note = " ".join(n for n in notes if n) or None
     return score_markdown(scores, record.tracks, len(names), note, processed=len(processed))
 
 

@@ -11,6 +11,7 @@ from uvosam.eval.clip import (
     ground_truth_by_name,
     ground_truth_files,
     id_gaps_note,
+    late_objects_note,
     pair_ground_truth,
     score_clip,
 )
@@ -78,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         write_scores_json(scores, args.json)
     print(f"{scored} ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}")
     print(format_tables(scores))
-    if (note := id_gaps_note(truth[0])) is not None:
-        print(f"Note: {note}")
+    for note in (id_gaps_note(truth[0]), late_objects_note(truth)):
+        if note is not None:
+            print(f"Note: {note}")
     if args.json:
         print(f"wrote {args.json}")
     return 0

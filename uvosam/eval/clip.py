@@ -12,7 +12,7 @@ F-Mean) / 2 over the K objects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "ground_truth_by_name",
     "ground_truth_files",
     "id_gaps_note",
+    "late_objects_note",
     "pair_ground_truth",
     "score_clip",
 ]
@@ -268,6 +269,33 @@ def id_gaps_note(first_truth: str | Path, shown_as: str | None = None) -> str | 
         f"1..{k}: the DAVIS protocol scores the {k} objects 1..{k}, and any of {_id_list(missing)} counts as perfect "
         "(J = F = 1) on every frame where neither the ground truth nor the masks have it. If those ids are in no "
         f"ground-truth frame, {real} for a mean over the real ones."
+    )
+
+
+def late_objects_note(
+    ground_truth: Sequence[str | Path], shown_as: Callable[[Path], str] | None = None
+) -> str | None:
+    """A note naming the ground-truth objects left out of the scores: ids over the first frame's largest (K) that
+    appear in later frames. The DAVIS protocol scores objects 1..K of the first frame only, as the official scorer
+    does (``design/DAVIS_METRIC.md``), so an object that first appears later, with a higher id, is not scored. None
+    when there is none (or the first frame has no object: ``score_clip`` refuses that). ``shown_as``: a file's name
+    in the note (default: its file name)."""
+    paths = [Path(p) for p in ground_truth]
+    first = read_index_png(paths[0])
+    k = int(np.where(first == 255, 0, first).max(initial=0))
+    seen: dict[int, Path] = {}
+    for path in paths[1:] if k else ():
+        ids = np.unique(read_index_png(path))
+        for i in ids[(ids > k) & (ids < 255)].tolist():
+            seen.setdefault(int(i), path)
+    if not seen:
+        return None
+    name = shown_as or (lambda path: path.name)
+    late = ", ".join(f"{i} (from {name(seen[i])})" for i in sorted(seen))
+    objects = "object" if len(seen) == 1 else "objects"
+    return (
+        f"not scored: ground-truth {objects} {late}, not in the first ground-truth frame ({name(paths[0])}): the "
+        f"DAVIS protocol scores that frame's objects, 1..{k}, as the official scorer does."
     )
 
 

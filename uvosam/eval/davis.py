@@ -13,7 +13,8 @@ and J&F-Mean = (J-Mean + F-Mean) / 2.
 
 Layout: ``<davis_root>/JPEGImages/480p/<seq>/*.jpg``, ``<davis_root>/Annotations_unsupervised/480p/<seq>/*.png``
 (``Annotations/480p`` for semi-supervised), ``<davis_root>/ImageSets/2017/<subset>.txt`` (``ImageSets/2019`` for
-unsupervised test-dev / test-challenge); results ``<results_dir>/<seq>/<frame>.png`` with the annotation file stems.
+unsupervised test-dev / test-challenge); results ``<results_dir>/<seq>/<frame>.png`` with the annotation file stems
+(``<seq>`` may be named as uvosam names a video, ``car_1`` for ``car 1``: ``layout.result_folder``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from uvosam.eval.layout import (
     SequenceFiles,
     find_sequences,
     read_result,
+    result_folder,
 )
 from uvosam.eval.masks_io import read_index_png
 from uvosam.eval.measures import boundary_radius, frame_scores, object_statistics
@@ -167,18 +169,19 @@ def _frame_matrices(
     first = read_index_png(seq.annotations[0])
     num_objects = int(np.where(first == 255, 0, first).max(initial=0))
     frames, rows, limit, limit_text = _protocol(seq, task, num_objects)
-    if not (results_dir / seq.name).is_dir():
+    try:
+        folder = result_folder(results_dir, seq.name)
+    except FileNotFoundError as err:
         raise FileNotFoundError(
-            f"no results for sequence {seq.name!r}: folder {results_dir / seq.name} is missing "
-            f"(expected {len(seq.frame_ids)} PNGs {seq.frame_ids[0]}.png ... {seq.frame_ids[-1]}.png)"
-        )
+            f"{err} (expected {len(seq.frame_ids)} PNGs {seq.frame_ids[0]}.png ... {seq.frame_ids[-1]}.png)"
+        ) from None
     radius = boundary_radius(*first.shape)
     j_all, f_all, top = [], [], 0
     for t in frames:
         gt = read_index_png(seq.annotations[t]) if t else first
         _same_shape(gt, first, seq.annotations[t], seq.annotations[0])
         void = gt == 255
-        res_path = results_dir / seq.name / f"{seq.frame_ids[t]}.png"
+        res_path = folder / f"{seq.frame_ids[t]}.png"
         res = read_result(res_path, gt.shape, seq.annotations[t])
         _check_ids(res, limit, res_path, limit_text)
         top = max(top, int(res.max(initial=0)))

@@ -3,7 +3,8 @@
 ``<root>/JPEGImages/480p/<seq>/*.jpg`` (the frame count), ``<root>/Annotations_unsupervised/480p/<seq>/*.png``
 (unsupervised) or ``<root>/Annotations/480p/<seq>/*.png`` (semi-supervised), one annotation per jpg, and
 ``<root>/ImageSets/2017/<subset>.txt`` with one sequence name per line (``ImageSets/2019`` for the unsupervised
-test-dev and test-challenge sets). Results are ``<results>/<seq>/<frame>.png`` with the annotation file stems.
+test-dev and test-challenge sets). Results are ``<results>/<seq>/<frame>.png`` with the annotation file stems
+(``<seq>`` as uvosam names a video, ``car_1`` for ``car 1``, where no folder has the sequence's very name).
 Every check here fails with a message that names the offending path; masks of another size than the ground truth's
 from a run that scaled its frames down (``JobOptions.fit_side``, said by the ``run.json`` of the export they are in:
 ``scaled_run_note``) are refused saying so.
@@ -18,6 +19,7 @@ import numpy as np
 
 from uvosam.config import is_integer
 from uvosam.eval.masks_io import read_index_png
+from uvosam.job_plan import safe_name
 from uvosam.provenance import RUN_JSON, read_record
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "find_sequences",
     "imageset_path",
     "read_result",
+    "result_folder",
     "scaled_run_note",
 ]
 
@@ -123,6 +126,22 @@ def find_sequences(
     if not names:
         raise ValueError(f"{set_file} lists no sequences")
     return [_sequence_files(root, name, task) for name in names]
+
+
+def result_folder(results_dir: Path, name: str) -> Path:
+    """The results of sequence ``name``: ``<results_dir>/<name>``, else the folder named as uvosam names a video
+    ``name`` (``uvosam.job_plan.safe_name``: ``car 1`` -> ``car_1``) where only that one exists.
+
+    Raises:
+        FileNotFoundError: neither folder exists, naming both.
+    """
+    folder, cleaned = results_dir / name, safe_name(name)
+    if folder.is_dir():
+        return folder
+    if cleaned != name and (results_dir / cleaned).is_dir():
+        return results_dir / cleaned
+    also = f" (or {cleaned}, as uvosam names it)" if cleaned != name else ""
+    raise FileNotFoundError(f"no results for sequence {name!r}: folder {folder}{also} is missing")
 
 
 def read_result(path: Path, shape: tuple[int, int], annotation: Path) -> np.ndarray:
