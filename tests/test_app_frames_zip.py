@@ -4,6 +4,7 @@ by the run, and refused with the frame's name in the zip. Tiny models on CPU."""
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 import zipfile
@@ -130,6 +131,46 @@ def test_a_zip_of_frames_keeps_a_non_ascii_folder_name(tmp_path):
     assert out.name == "велосипед"
     root = uploads.FramesZip(str(zip_of(tmp_path / "мой клип.zip", {"00000.jpg": _jpeg()})))
     assert root.extract(tmp_path / "g", AppSettings()).name == "мой_клип"
+
+
+def test_zipped_frames_are_unpacked_under_names_windows_can_write(tmp_path):
+    """``12:00:01.jpg`` was written as it was (on NTFS: a stream of a file ``12``), a folder ``CON`` too: the
+    characters Windows refuses become ``_``, a device name gets one, and the description names the frames so."""
+    from uvosam_app import uploads
+
+    files = {"CON/12:00:01.jpg": _jpeg(), "CON/12:00:02.jpg": _jpeg(), "CON/aux.jpg": _jpeg()}
+    frames = uploads.FramesZip(str(zip_of(tmp_path / "u.zip", files)))
+    out = frames.extract(tmp_path / "f", AppSettings())
+    assert out.name == "CON_"
+    assert sorted(p.name for p in out.iterdir()) == ["12_00_01.jpg", "12_00_02.jpg", "aux_.jpg"]
+    info = frames.info(AppSettings(), stride=1, max_frames=10)
+    assert info.frame_names == ("12_00_01", "12_00_02", "aux_") and info.num_frames == 3
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("A.jpg", "a.jpg"),  # one file where names ignore case (macOS, Windows)
+        ("a:b.jpg", "a_b.jpg"),  # one file once made portable
+        ("\u00e9.jpg", "e\u0301.jpg"),  # one on macOS, which decomposes names (NFD)
+    ],
+)
+def test_zipped_frames_that_would_be_one_file_on_windows_or_macos_are_refused(
+    tmp_path, first, second
+):
+    """``A.jpg`` and ``a.jpg`` were both counted as frames, and on Windows or macOS the second overwrote the
+    first: refused, naming both, before anything is written, in the description as at Run."""
+    from uvosam_app import uploads
+
+    frames = uploads.FramesZip(
+        str(zip_of(tmp_path / "twins.zip", {f"s/{first}": _jpeg(), f"s/{second}": _jpeg(seed=1)}))
+    )
+    said = f"twins.zip: {first} and {second} would be one file on Windows and macOS"
+    with pytest.raises(ValueError, match="^" + re.escape(said) + r".* zip the files again$"):
+        frames.extract(tmp_path / "f", AppSettings())
+    assert not (tmp_path / "f").exists()
+    with pytest.raises(ValueError, match=re.escape(said)):
+        frames.info(AppSettings(), stride=1, max_frames=10)
 
 
 def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatch):

@@ -290,6 +290,21 @@ def test_at_start_only_the_folders_of_earlier_app_processes_now_gone_are_removed
     assert process_folders.remove_stale(parent) == [kept[2]]  # no longer locked, its pid gone
 
 
+def test_on_windows_no_signal_is_sent_to_tell_a_folders_process_gone_and_the_folder_stays(
+    tmp_path, monkeypatch
+):
+    """Windows' signal 0 is Ctrl-C's (``os.kill(pid, 0)`` sent it to the whole console, the app included) and a pid
+    no process has raises no ``ProcessLookupError`` there: the start sends nothing and removes no folder."""
+    from uvosam_app import process_folders
+
+    parent = tmp_path / "work"
+    parent.mkdir()
+    left = _marked(parent / "uvosam-app-dead", pid=_dead_pid())
+    monkeypatch.setattr(process_folders.sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", lambda *args: pytest.fail(f"os.kill{args} on Windows"))
+    assert process_folders.remove_stale(parent) == [] and left.is_dir()
+
+
 def test_when_the_server_ends_the_jobs_under_way_stop_after_their_step_and_their_threads_end():
     """After SIGTERM (or Ctrl-C) stopped the server, a run's threads went on inside torch while the interpreter
     exited, which aborted the process ("terminate called without an active exception", exit status 134)."""

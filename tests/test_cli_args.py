@@ -116,6 +116,32 @@ def test_track_fit_side_tracks_the_frames_scaled_down(frames_dir, tmp_path, monk
     )
 
 
+def test_a_name_the_output_encoding_lacks_is_printed_escaped_and_the_command_succeeds(
+    frames_dir, tmp_path, monkeypatch
+):
+    """Windows gives a redirected stdout its ANSI code page with strict errors: a finished command whose summary
+    named a file ``動画`` exited 2 ("'charmap' codec can't encode"), its files written. As
+    ``PYTHONIOENCODING=cp1252`` on Linux: the summary is printed, the name escaped, exit status 0."""
+    import io
+
+    from uvosam.tracker import loading, session
+
+    monkeypatch.setattr(loading, "load_tracker", lambda *args, **kwargs: object())
+    monkeypatch.setattr(session, "track_video", lambda *args, **kwargs: [])
+    stdout = io.TextIOWrapper(
+        io.BytesIO(), encoding="cp1252"
+    )  # strict, as Windows' redirected stdout
+    monkeypatch.setattr("sys.stdout", stdout)
+    out = tmp_path / "動画.json"
+    assert uvosam_cli.main(_track_argv(frames_dir, out)) == 0 and out.is_file()
+    stdout.flush()
+    assert (
+        stdout.buffer.getvalue()
+        .decode("cp1252")
+        .startswith(str(tmp_path / "\\u52d5\\u753b.json: 0 results"))
+    )
+
+
 def test_track_fit_side_boxes_are_in_the_sources_pixels(tmp_path, monkeypatch):
     """``track --fit-side``'s results.json gave no size and its boxes were in the scaled frames' pixels: they are
     the source's, as without it (the tracker keeps boxes normalised to the frame: twice the scaled frames')."""

@@ -190,6 +190,20 @@ def test_a_second_signal_while_the_command_stops_only_says_so(tmp_path, tiny_mod
     assert snapshot(out) == before  # and no staging folder left
 
 
+def test_on_windows_a_second_signal_names_taskkill_to_end_the_command_at_once(monkeypatch, capfd):
+    """Windows has no ``kill -KILL``: the line a second Ctrl-C prints names ``taskkill /F /PID`` there."""
+    import uvosam_cli.interrupts
+
+    monkeypatch.setattr("sys.platform", "win32")
+    stops = uvosam_cli.interrupts._Stops("segment")
+    stops.stopping = True  # a first signal came
+    stops(signal.SIGINT, None)
+    assert capfd.readouterr().err == (
+        f"uvosam segment: still stopping (it cleans up first; taskkill /F /PID {os.getpid()} ends it at once, "
+        "leaving any unfinished files)\n"
+    )
+
+
 ENDED: list[float] = []
 """When each ``_frames`` ended (closed)."""
 
@@ -211,13 +225,20 @@ def _stopped_run(seconds: float) -> None:
     items.close()
 
 
-def test_a_stopped_command_ends_after_its_models_thread_and_says_it_waits(monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("platform", "kill"), [("linux", "kill -KILL {pid}"), ("win32", "taskkill /F /PID {pid}")]
+)
+def test_a_stopped_command_ends_after_its_models_thread_and_says_it_waits(
+    monkeypatch, capsys, platform, kill
+):
     """A stop waited 5 s for the models' thread (``uvosam.prefetch``), then the command ended with the thread still
     in its frame (SAM ViT-H takes 17 s a frame on a CPU): in torch at exit, it aborted the interpreter (exit 134).
-    The command waits for it, saying so when it takes over a second (here 0.2 s)."""
+    The command waits for it, saying so when it takes over a second (here 0.2 s), and how to end it at once: on
+    Windows, which has no ``kill``, with ``taskkill``."""
     import uvosam.prefetch
     import uvosam_cli.interrupts
 
+    monkeypatch.setattr("sys.platform", platform)
     monkeypatch.setattr(uvosam.prefetch, "CLOSE_WAIT_S", 0.1)
     monkeypatch.setattr(uvosam_cli.interrupts, "SAY_WAIT_AFTER_S", 0.2)
     ENDED.clear()
@@ -231,7 +252,7 @@ def test_a_stopped_command_ends_after_its_models_thread_and_says_it_waits(monkey
     assert ENDED  # the thread had ended when main returned
     waits = (
         "uvosam info: stopping: waiting for the frame under way to finish (at most 300 s; "
-        f"kill -KILL {os.getpid()} ends it at once)"
+        f"{kill.format(pid=os.getpid())} ends it at once)"
     )
     assert capsys.readouterr().err.splitlines()[-2:] == [waits, "uvosam info: interrupted"]
 

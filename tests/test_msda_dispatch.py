@@ -156,6 +156,11 @@ def test_backend_status_lines(monkeypatch):
     assert (
         msda.backend_status() == "msda: gather on CPU (triton kernel unavailable: no CUDA device)"
     )
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)  # a Mac: --device mps
+    assert msda.backend_status() == (
+        "msda: gather on CPU, the pytorch reference on MPS (triton kernel unavailable: no CUDA device)"
+    )
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     use_ops(monkeypatch, fake_ops())
     assert msda.backend_status() == (

@@ -665,6 +665,31 @@ def test_decoding_runs_no_python_between_fork_and_exec(long_video, monkeypatch):
     assert not ffmpeg_children()
 
 
+def test_on_windows_the_decoders_ffmpeg_gets_a_process_group_of_its_own(tmp_path, monkeypatch):
+    """Windows has no sessions, and its Ctrl-C reaches every process of the console: ffmpeg, in the console's
+    group, could end first and the read fail as a cut-off one. There it gets a process group of its own, as it gets
+    its own session on POSIX (above)."""
+    from uvosam import video_decoder
+
+    started = []
+
+    class Started(Exception):
+        pass
+
+    def popen(cmd, **kwargs):
+        kwargs["stderr"].close()
+        started.append(kwargs)
+        raise Started
+
+    monkeypatch.setattr(video_decoder, "ffmpeg_exe", lambda: "ffmpeg")
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200, raising=False)
+    monkeypatch.setattr("sys.platform", "win32")
+    with pytest.raises(Started):
+        RgbDecoder(tmp_path / "clip.mp4", width=2, height=2)
+    assert started[0]["creationflags"] == 0x200 and "start_new_session" not in started[0]
+
+
 def test_decoder_refuses_output_that_ends_inside_a_frame(tmp_path):
     path = write_video(tmp_path / "two.mp4", [flat(0), flat(9)])
     with RgbDecoder(

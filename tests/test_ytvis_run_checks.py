@@ -175,3 +175,38 @@ def test_categories_that_no_class_of_the_tracker_has_get_a_note(
     )
     entries = json.loads(out.read_text())
     assert entries and {e["category_id"] for e in entries} <= {1, 8}  # person, dog
+
+
+@pytest.mark.parametrize("can", ["symlink", "hard link", "copy"])
+def test_a_videos_frames_are_linked_or_copied_where_symlinks_are_not_allowed(
+    tmp_path, monkeypatch, can
+):
+    """A video whose folder holds other frames too is read from a folder of its frames only, made of symlinks:
+    Windows refuses them without admin rights or Developer Mode (OSError), and the run failed. Then hard links,
+    then copies (another drive)."""
+    import os
+    from pathlib import Path
+
+    from uvosam.eval import runner
+
+    images = tmp_path / "JPEGImages"
+    (images / "v").mkdir(parents=True)
+    for i in range(3):
+        (images / "v" / f"{i}.jpg").write_bytes(bytes([i]) * 10)
+
+    def refused(*args):
+        raise OSError(1314, "A required privilege is not held by the client")  # Windows' refusal
+
+    if can != "symlink":
+        monkeypatch.setattr(Path, "symlink_to", refused)
+    if can == "copy":
+        monkeypatch.setattr(os, "link", refused)
+    video = {"file_names": ["v/2.jpg", "v/0.jpg"]}  # 1.jpg left out
+    folder = runner._video_frames(images, video, tmp_path / "links")
+    made = sorted(folder.iterdir())
+    assert [p.name for p in made] == ["00000.jpg", "00001.jpg"]
+    assert [p.read_bytes() for p in made] == [bytes([2]) * 10, bytes([0]) * 10]
+    assert [p.is_symlink() for p in made] == [can == "symlink"] * 2
+    assert [os.path.samefile(p, images / name) for p, name in zip(made, video["file_names"])] == [
+        can != "copy"
+    ] * 2

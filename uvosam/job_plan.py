@@ -16,6 +16,7 @@ from typing import Any
 
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import damaged
+from uvosam.portable_names import portable_name
 from uvosam.video import VideoInfo
 
 
@@ -52,10 +53,10 @@ class JobPlan:
 
 
 def safe_name(name: str) -> str:
-    """``name`` as a file name part: letters, digits, ``-_.`` (others become ``_``), at most 80 characters,
-    ``"video"`` if nothing is left."""
+    """``name`` as a file name part: letters, digits, ``-_.`` (others become ``_``), at most 80 characters, a
+    ``_`` after a device name of Windows (``portable_name``: ``CON_``), ``"video"`` if nothing is left."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return cleaned[:80] or "video"
+    return portable_name(cleaned)[:80] or "video"
 
 
 def job_name(info: VideoInfo, video_name: str | None = None) -> str:

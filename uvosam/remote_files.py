@@ -11,6 +11,8 @@ import unicodedata
 import zipfile
 from pathlib import Path
 
+from uvosam.portable_names import portable_characters, portable_name
+
 __all__ = ["MEDIA_SUFFIXES", "MEDIA_TYPES", "is_zip_download", "place_file", "safe_file_name"]
 
 MEDIA_TYPES = {
@@ -34,19 +36,20 @@ MEDIA_SUFFIXES = frozenset(MEDIA_TYPES.values()) | {
 
 def safe_file_name(name: str, content_type: str = "", *, max_chars: int = 120) -> str:
     """``name`` (from a Content-Disposition or a URL path) as a plain file name: its last path component, no
-    control or reserved characters, no leading dots, at most ``max_chars`` before the extension (any script
-    kept); an extension from ``content_type`` (``MEDIA_TYPES``) is added when the name has no known one, and
-    without one known the name ends in none (``x.html`` becomes ``x_html``: a server that shows the file by its
-    type would show a page, its script run in the server's origin). ``"video"`` if nothing is left."""
+    control or reserved characters, no leading dots, no device name of Windows (``portable_name``: ``con.mp4``
+    becomes ``con_.mp4``), at most ``max_chars`` before the extension (any script kept); an extension from
+    ``content_type`` (``MEDIA_TYPES``) is added when the name has no known one, and without one known the name
+    ends in none (``x.html`` becomes ``x_html``: a server that shows the file by its type would show a page, its
+    script run in the server's origin). ``"video"`` if nothing is left."""
     name = unicodedata.normalize("NFC", re.split(r"[/\\]", name)[-1])
-    name = "".join("_" if unicodedata.category(c)[0] == "C" or c in '<>:"|?*' else c for c in name)
+    name = portable_characters(name)
     name = name.strip().lstrip(".").rstrip(". ")
     stem, suffix = os.path.splitext(name)
     if suffix.lower() not in MEDIA_SUFFIXES:
         stem, suffix = name, MEDIA_TYPES.get(content_type, "")
         if not suffix:
             stem = stem.replace(".", "_")
-    stem = stem[:max_chars].rstrip(". ") or "video"
+    stem = portable_name(stem)[:max_chars].rstrip(". ") or "video"
     return stem + suffix[:16]
 
 

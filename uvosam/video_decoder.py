@@ -13,17 +13,19 @@ parent had open: the H.264 encoders of other jobs then never see the end of thei
 thread that started the decoder waits forever for it to start (CPython's documentation says
 ``preexec_fn`` is not safe with threads). Here ffmpeg gets its own session with
 ``start_new_session`` (done in C between fork and exec, so Ctrl-C in a terminal still reaches
-Python, not ffmpeg, as before) and no Python code runs in the child. The process is always reaped.
+Python, not ffmpeg, as before; on Windows its own process group) and no Python code runs in the
+child. The process is always reaped.
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +41,14 @@ _EXIT_TIMEOUT_S = 30.0
 
 class DecodeError(OSError):
     """ffmpeg's output ended inside a frame. The message ends with what ffmpeg said."""
+
+
+def _own_group() -> dict[str, Any]:
+    """``Popen``'s arguments that start ffmpeg where a console's Ctrl-C does not reach it: a session of its own on
+    POSIX, a process group of its own on Windows (whose Ctrl-C reaches every process of the console)."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
 
 
 class RgbDecoder:
@@ -91,7 +101,7 @@ class RgbDecoder:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            start_new_session=True,
+            **_own_group(),
         )
 
     def __iter__(self) -> Iterator[np.ndarray]:

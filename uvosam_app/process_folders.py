@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,13 @@ def _identity(pid: int) -> dict[str, Any]:
 
 def _owner_gone(owner: dict[str, Any]) -> bool:
     """Whether the process a marker names is provably gone: one of this machine (another's cannot be looked up
-    here) that ran before the last boot, or whose pid no process has, or has with another start time (reused)."""
+    here) that ran before the last boot, or whose pid no process has, or has with another start time (reused).
+    Never on Windows: its signal 0 is Ctrl-C's (``os.kill`` would send it to the console, this app included) and a
+    pid no process has raises no ``ProcessLookupError`` there; the folder stays."""
     pid = owner.get("pid")
     if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    if sys.platform == "win32":
         return False
     boot = _boot_id()
     if boot is not None and owner.get("boot") not in (None, boot):

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import struct
+import unicodedata
 import zipfile
 import zlib
 from collections import Counter
@@ -25,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from uvosam.errors import VideoLimitError
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
+from uvosam.portable_names import portable_characters, portable_name
 from uvosam.text import count
 from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits, fit_info
 from uvosam_app.settings import AppSettings
@@ -144,6 +146,30 @@ def _image_members(
     return members
 
 
+def _written_names(
+    name: str, members: Mapping[PurePosixPath, zipfile.ZipInfo]
+) -> dict[PurePosixPath, str]:
+    """The name each member is written under: its base name, portable (``uvosam.portable_names``: ``12:00.png``
+    becomes ``12_00.png``, ``con.png`` ``con_.png``).
+
+    Raises:
+        ValueError: two members that would be one file where names ignore case (Windows, macOS: ``A.png`` and
+            ``a.png``) or once made portable (``a:b.png`` and ``a_b.png``): one would overwrite the other.
+    """
+    written = {path: portable_name(portable_characters(path.name)) for path in members}
+    seen: dict[str, PurePosixPath] = {}
+    for path, file_name in written.items():
+        key = unicodedata.normalize("NFC", file_name).casefold()  # macOS's names are NFD
+        if key in seen:
+            raise ValueError(
+                f"{name}: {seen[key].name} and {path.name} would be one file on Windows and macOS, whose file "
+                'names ignore case (and on Windows, where <>:"|?* are not allowed in them); rename one so that '
+                "their names differ in more than that, and zip the files again"
+            )
+        seen[key] = path
+    return written
+
+
 def _listed(names: list[str], most: int) -> str:
     """The first ``most`` of ``names`` joined, with ", ..." only when some are left out."""
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
@@ -195,14 +221,16 @@ def zip_frames_info(
     max_side: int | None = None,
 ) -> VideoInfo:
     """What a zip of frames would be as a frame folder (count, names, size as decoded), unpacking nothing but the
-    frames' headers. Checked as a run checks the unpacked folder: one file per frame name, all frames of one size
+    frames' headers. Checked as a run checks the unpacked folder (its files named as ``extract_images`` names
+    them): one file per frame name, all frames of one size
     (EXIF orientation applied); and, when given, ``extract_images``' bounds and ``max_side`` (each frame's, from
     its header).
 
     Raises:
         ValueError: not a zip, no frame, frames in several folders, over the bounds, a frame ``zipfile`` cannot
-            unpack (a password, an unsupported compression method, damaged data), two files for one frame name, a
-            frame that is not an image, frames of different sizes.
+            unpack (a password, an unsupported compression method, damaged data), two files for one frame name, two
+            that would be one file on Windows or macOS (``A.png``, ``a.png``), a frame that is not an image, frames
+            of different sizes.
         VideoLimitError: a frame with a side over ``max_side``, or too many pixels for PIL to open.
     """
     name, kind = Path(zip_path).name, "/".join(FRAME_EXTENSIONS)
@@ -211,10 +239,14 @@ def zip_frames_info(
         if max_files is not None and max_bytes is not None:
             _check_bounds(zip_path, members, kind, max_files, max_bytes)
         check_unpackable(name, members)
-        paths = sorted(members, key=natural_key)  # the order a run reads the unpacked folder in
+        unpacked = {
+            path: PurePosixPath(file) for path, file in _written_names(name, members).items()
+        }
+        # the order a run reads the unpacked folder in
+        paths = sorted(members, key=lambda path: natural_key(unpacked[path]))
         by_stem: dict[str, list[PurePosixPath]] = {}
         for path in paths:
-            by_stem.setdefault(path.stem, []).append(path)
+            by_stem.setdefault(unpacked[path].stem, []).append(path)
         dup = next((same for same in by_stem.values() if len(same) > 1), None)
         if dup is not None:
             raise ValueError(
@@ -232,7 +264,7 @@ def zip_frames_info(
                 )
     width, height = sizes[paths[0]]
     count = len(paths)
-    names = tuple(p.stem for p in paths)
+    names = tuple(unpacked[p].stem for p in paths)
     return VideoInfo(
         path=Path(zip_path),
         fps=DEFAULT_FPS,
@@ -348,21 +380,22 @@ def extract_images(
 ) -> UnpackedImages:
     """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat; the zip is listed once.
 
-    Safe for uploads: only those members are read, each is written under its base name (no path from the zip is
-    used; ``\\`` counts as a folder separator, as Windows tools write it), the count, the declared sizes and their
-    ratio to the zip's size (``MAX_UNPACK_RATIO``) are checked before anything is written (``zipfile`` never reads
-    past a member's declared size), and macOS ``__MACOSX`` copies are ignored.
+    Safe for uploads: only those members are read, each is written under its base name made portable
+    (``_written_names``; no path from the zip is used; ``\\`` counts as a folder separator, as Windows tools write
+    it), the count, the declared sizes and their ratio to the zip's size (``MAX_UNPACK_RATIO``) are checked before
+    anything is written (``zipfile`` never reads past a member's declared size), and macOS ``__MACOSX`` copies are
+    ignored.
 
     Returns:
         ``folder``: ``parent/<name>``, holding the files: ``name`` is the folder's name in the zip, or the zip's stem
-        for files at its root (letters and digits of any script, ``-_.`` kept; the rest becomes ``_``); and the
-        folder's path in the zip.
+        for files at its root (letters and digits of any script, ``-_.`` kept; the rest becomes ``_``; ``CON``
+        becomes ``CON_``: ``uvosam.portable_names``); and the folder's path in the zip.
 
     Raises:
         ValueError: not a zip, no such file (then ``expected`` follows what it holds), files in several folders,
-            over ``max_files`` or ``max_bytes``, a zip that unpacks to more than ``MAX_UNPACK_RATIO`` times its
-            size, a member with a password or compressed with a method ``zipfile`` lacks (``check_unpackable``), a
-            damaged member.
+            two that would be one file on Windows or macOS (``A.png``, ``a.png``), over ``max_files`` or
+            ``max_bytes``, a zip that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a member with a
+            password or compressed with a method ``zipfile`` lacks (``check_unpackable``), a damaged member.
     """
     name, kind = Path(zip_path).name, "/".join(suffixes)
     with _open_zip(zip_path, kind) as archive:
@@ -370,12 +403,13 @@ def extract_images(
         inside = next(iter(members)).parent  # they are in one folder
         _check_bounds(zip_path, members, kind, max_files, max_bytes)
         check_unpackable(name, members)
+        written = _written_names(name, members)
         folder = inside.name if inside != PurePosixPath(".") else Path(zip_path).stem
-        dest = parent / (re.sub(r"[^\w.-]", "_", folder).strip(".") or "frames")
+        dest = parent / (portable_name(re.sub(r"[^\w.-]", "_", folder).strip(".")) or "frames")
         dest.mkdir(parents=True, exist_ok=True)
         for path, member in members.items():
             try:
-                with archive.open(member) as src, open(dest / path.name, "wb") as out:
+                with archive.open(member) as src, open(dest / written[path], "wb") as out:
                     shutil.copyfileobj(src, out)
             except (  # a bad CRC, cut or garbled data; odd flags in a member's own header
                 zipfile.BadZipFile,

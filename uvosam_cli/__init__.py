@@ -79,7 +79,23 @@ def configure_logging(*, verbose: bool) -> None:
     logging.getLogger("huggingface_hub").propagate = False
 
 
+def _replace_unwritable_characters() -> None:
+    """Let stdout and stderr write what their encoding lacks as ``\\u52d5`` escapes instead of raising.
+
+    On Windows a redirected stdout has the ANSI code page (cp1252...) with strict errors: a finished ``segment`` of
+    a video with a Japanese name failed printing its summary ("'charmap' codec can't encode", exit status 2, its
+    files written).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(
+            stream, "reconfigure", None
+        )  # None: a stream replaced by one without it
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _replace_unwritable_characters()
     try:
         # imports torch: a Ctrl-C in these seconds gets one line, not a traceback of the imports
         args = parse_arguments(build_parser(), argv)

@@ -53,6 +53,11 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
     return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
 
+def kill_command(pid: int) -> str:
+    """The command that ends process ``pid`` at once, with no clean-up, as this system writes it."""
+    return f"taskkill /F /PID {pid}" if sys.platform == "win32" else f"kill -KILL {pid}"
+
+
 class _Stops:
     """The handler of the signals that stop a command: the first raises (or defers, ``defer_interrupt``) its
     ``KeyboardInterrupt``; those that come after it, while the command stops, only say so on stderr."""
@@ -66,8 +71,8 @@ class _Stops:
             # os.write: a print here could land inside another write to sys.stderr ("reentrant call")
             os.write(
                 2,
-                f"uvosam {self.command}: still stopping (it cleans up first; kill -KILL {os.getpid()} ends it at "
-                "once, leaving any unfinished files)\n".encode(),
+                f"uvosam {self.command}: still stopping (it cleans up first; {kill_command(os.getpid())} ends it "
+                "at once, leaving any unfinished files)\n".encode(),
             )
             return
         self.stopping = True
@@ -125,7 +130,7 @@ class RunThreads:
         def say(running: list[threading.Thread], left_s: float) -> None:
             print(
                 f"uvosam {self.command}: stopping: waiting for the frame under way to finish (at most "
-                f"{EXIT_WAIT_S:g} s; kill -KILL {os.getpid()} ends it at once)",
+                f"{EXIT_WAIT_S:g} s; {kill_command(os.getpid())} ends it at once)",
                 file=sys.stderr,
                 flush=True,
             )

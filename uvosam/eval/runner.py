@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -347,7 +348,8 @@ def _append_entries(handle: TextIO, entries: list[dict], written: int) -> int:
 
 
 def _video_frames(images_root: Path, video: dict, link_dir: Path) -> Path:
-    """A folder holding exactly the video's listed frames, in order (symlinks when the folder has extras)."""
+    """A folder holding exactly the video's listed frames, in order (links, ``_linked``, when the folder has
+    extras)."""
     files = [images_root / f for f in video["file_names"]]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:  # read_ytvis_split found them all: deleted since
@@ -360,5 +362,17 @@ def _video_frames(images_root: Path, video: dict, link_dir: Path) -> Path:
     shutil.rmtree(link_dir, ignore_errors=True)
     link_dir.mkdir(parents=True)
     for i, f in enumerate(files):
-        (link_dir / f"{i:05d}{f.suffix}").symlink_to(f.resolve())
+        _linked(f.resolve(), link_dir / f"{i:05d}{f.suffix}")
     return link_dir
+
+
+def _linked(target: Path, link: Path) -> None:
+    """``link`` made a symlink to ``target``; where symlinks are not allowed (Windows without admin rights or
+    Developer Mode) a hard link, and where that fails too (another drive) a copy."""
+    try:
+        link.symlink_to(target)
+    except OSError:
+        try:
+            os.link(target, link)
+        except OSError:
+            shutil.copyfile(target, link)

@@ -193,14 +193,16 @@ def backend_status() -> str:
     """One line for the app footer / ``uvosam info``: which backend CUDA and CPU calls get, and why.
 
     E.g. ``"msda: triton (uvosam_ops 0.1, triton 3.8.0); CPU tensors: gather"`` or, without a GPU,
-    ``"msda: gather on CPU (triton kernel unavailable: no CUDA device)"``.
+    ``"msda: gather on CPU (triton kernel unavailable: no CUDA device)"`` (on a Mac: ``"msda: gather on CPU, the
+    pytorch reference on MPS (...)"``).
     """
     mode = msda_mode()
     if mode == "pytorch":
         return f"msda: pytorch reference (triton kernel and CPU gather switched off: {ENV_VAR}=pytorch)"
     suffix = f"; {ENV_VAR}=triton calls will raise" if mode == "triton" else ""
     if not torch.cuda.is_available():
-        return f"msda: gather on CPU (triton kernel unavailable: no CUDA device{suffix})"
+        mps = ", the pytorch reference on MPS" if torch.backends.mps.is_available() else ""
+        return f"msda: gather on CPU{mps} (triton kernel unavailable: no CUDA device{suffix})"
     kernel = load_kernel()
     if kernel.fn is not None:
         return f"msda: triton ({kernel.label}); CPU tensors: gather{suffix}"
