@@ -3,8 +3,7 @@ file names, on every system: a result made on Linux is copied to Windows as it i
 
 import pytest
 
-from uvosam.job_plan import safe_name
-from uvosam.portable_names import portable_characters, portable_name
+from uvosam.portable_names import portable_characters, portable_name, safe_name
 from uvosam.remote_files import safe_file_name
 
 

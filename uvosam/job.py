@@ -49,7 +49,6 @@ from uvosam.job_plan import (
     drawing,
     info_from_meta,
     job_name,
-    safe_name,
     source_digest,
     video_record,
 )
@@ -57,6 +56,7 @@ from uvosam.job_staging import CACHE_FOLDER, Staging, rerender_keeps
 from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
+from uvosam.portable_names import safe_name
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
 from uvosam.track_edit import (

@@ -3,8 +3,8 @@
 ``JobPlan`` is built by ``uvosam.job.run_job`` from the probed video, or by ``rerender_iter`` from a mask cache's
 meta: ``cache_meta`` is what a run keeps there (the plan, the stride, how it drew its video, the provenance record),
 ``info_from_meta`` reads its ``VideoInfo`` back and ``run_output`` how it drew its video (``uvosam rerender``'s
-defaults). ``video_record`` is the plan's ``video`` entry of ``run.json`` (``uvosam.provenance``); ``safe_name`` is
-how a job names its output files.
+defaults). ``video_record`` is the plan's ``video`` entry of ``run.json`` (``uvosam.provenance``); ``job_name`` is
+how a job names its output files (``portable_names.safe_name``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import damaged
-from uvosam.portable_names import portable_name
+from uvosam.portable_names import safe_name
 from uvosam.video import VideoInfo
 
 
@@ -50,13 +50,6 @@ class JobPlan:
     record: dict[str, Any] | None = None  # what made the results (uvosam.provenance), for run.json
     # a re-render whose source path holds another file than its run read: its sound would not match the frames
     source_replaced: bool = False
-
-
-def safe_name(name: str) -> str:
-    """``name`` as a file name part: letters, digits, ``-_.`` (others become ``_``), at most 80 characters, a
-    ``_`` after a device name of Windows (``portable_name``: ``CON_``), ``"video"`` if nothing is left."""
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return portable_name(cleaned)[:80] or "video"
 
 
 def job_name(info: VideoInfo, video_name: str | None = None) -> str:

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from uvosam.export import PER_VIDEO_FOLDERS, alpha_webm_name
 from uvosam.export_root_files import ROOT_FILES
 from uvosam.job_locks import FolderLock, check_free, is_held, lock_file, uninterrupted
-from uvosam.job_plan import safe_name
+from uvosam.portable_names import safe_name
 from uvosam.provenance import RUN_JSON
 from uvosam.render import STYLES
 

@@ -1,8 +1,8 @@
 """File names that every operating system can write, made so on every system (a result made on Linux is copied to
 Windows as it is): Windows refuses the characters ``<>:"|?*`` and control characters in a name
 (``portable_characters``), and the names of its devices (``CON``, ``NUL``, ``COM1`` ...) in any case and with any
-extension (``con.mp4``; ``portable_name``). Used by ``job_plan.safe_name``, ``remote_files.safe_file_name`` and the
-app's unpacked zips.
+extension (``con.mp4``; ``portable_name``). ``safe_name`` makes the name of a job's files (``<video>``) from an
+input's name; ``remote_files.safe_file_name`` and the app's unpacked zips use the two parts.
 """
 
 from __future__ import annotations
@@ -33,3 +33,10 @@ def portable_characters(name: str) -> str:
     """``name`` with ``_`` for each character Windows refuses in a file name: ``<>:"|?*`` (``12:00.png`` would be
     an NTFS stream of a file ``12``) and control characters (Unicode's category C)."""
     return "".join("_" if unicodedata.category(c)[0] == "C" or c in '<>:"|?*' else c for c in name)
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file name part: letters, digits, ``-_.`` (others become ``_``), at most 80 characters, a
+    ``_`` after a device name of Windows (``portable_name``: ``CON_``), ``"video"`` if nothing is left."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return portable_name(cleaned)[:80] or "video"

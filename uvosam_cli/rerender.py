@@ -20,10 +20,11 @@ from typing import Any
 from uvosam.export_types import ExportOptions
 from uvosam.job import CACHE_FOLDER, rerender_iter
 from uvosam.job_locks import check_not_written
-from uvosam.job_plan import check_run_meta, run_output, safe_name
+from uvosam.job_plan import check_run_meta, run_output
 from uvosam.job_staging import check_replaceable, rerender_keeps
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
+from uvosam.portable_names import safe_name
 from uvosam.progress import progress_bar
 from uvosam.render import STYLES
 from uvosam.text import count

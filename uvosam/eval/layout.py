@@ -19,7 +19,7 @@ import numpy as np
 
 from uvosam.config import is_integer
 from uvosam.eval.masks_io import read_index_png
-from uvosam.job_plan import safe_name
+from uvosam.portable_names import safe_name
 from uvosam.provenance import RUN_JSON, read_record
 
 __all__ = [
@@ -130,7 +130,7 @@ def find_sequences(
 
 def result_folder(results_dir: Path, name: str) -> Path:
     """The results of sequence ``name``: ``<results_dir>/<name>``, else the folder named as uvosam names a video
-    ``name`` (``uvosam.job_plan.safe_name``: ``car 1`` -> ``car_1``) where only that one exists.
+    ``name`` (``uvosam.portable_names.safe_name``: ``car 1`` -> ``car_1``) where only that one exists.
 
     Raises:
         FileNotFoundError: neither folder exists, naming both.
