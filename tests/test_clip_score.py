@@ -567,3 +567,28 @@ def test_ground_truth_of_some_frames_scores_those_frames(clip_gt, tmp_path, caps
         "--stride 4 over 12 result frames takes one ground-truth PNG per source frame, 4 frames apart: at least 45 "
         "PNGs (or one per result frame, 12); the ground truth has 3" in capsys.readouterr().err
     )
+
+
+def _printed_ids(out: str) -> dict[int, str]:
+    """``{GT id: Result id}`` of the per-object table printed by clip-score."""
+    rows = out.split("Result id  J-Mean  F-Mean\n", 1)[1].splitlines()
+    return {int(r.split()[1]): r.split()[2] for r in rows if r.startswith("shapes_")}
+
+
+def test_clip_score_says_none_for_an_object_matched_to_an_id_the_results_lack(
+    clip_gt, tmp_path, capsys
+):
+    """All-zero results printed "Result id 1" (an empty padding proposal): the app's Score says "track none", the
+    CLI says none too; so does an object matched to an id the results skip."""
+    import uvosam_cli
+
+    d, video = clip_gt
+    _results(
+        tmp_path / "shapes", video, range(12), drop=2
+    )  # ids 1 and 3: object 2 matched to the empty 2
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(d / "gt")]) == 0
+    assert _printed_ids(capsys.readouterr().out) == {1: "1", 2: "none", 3: "3"}
+    zeros = np.array([0] * 256, np.uint8)
+    _results(tmp_path / "empty" / "shapes", video, range(12), relabel=zeros)
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "empty" / "shapes"), str(d / "gt")]) == 0
+    assert _printed_ids(capsys.readouterr().out) == {1: "none", 2: "none", 3: "none"}

@@ -566,6 +566,27 @@ def test_a_table_that_fails_to_write_leaves_no_tmp(tmp_path, gapped, monkeypatch
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_a_value_that_is_not_finite_is_never_written_into_the_json(tmp_path, gapped, value):
+    """The pipeline refuses such tracker output (``check_tracks``); a caller of ExportWriter of its own that gives
+    one gets an error, not ``Infinity`` or ``NaN`` in results.json / ytvis_results.json (which JSON readers
+    refuse)."""
+    first = gapped[0]
+    wrong = [replace(first, boxes_xyxy=np.where(np.arange(4) == 2, value, first.boxes_xyxy))]
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        _export(tmp_path, wrong + gapped[1:], options=ExportOptions(ytvis=False))
+    assert not (tmp_path / "out" / "results.json").exists()
+    assert not list((tmp_path / "out").glob("*.tmp"))
+    score = np.where(np.arange(len(first)) == 0, value, first.scores).astype(np.float32)
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        _export(
+            tmp_path,
+            [replace(first, scores=score)] + gapped[1:],
+            options=ExportOptions(results_json=False),
+        )
+    assert not (tmp_path / "out" / "ytvis_results.json").exists()
+
+
 def _decode_rgba(path, width, height):
     """Every frame of a WebM as (N, H, W, 4) RGBA, alpha kept (libvpx decodes it; ffmpeg's own VP9 decoder drops it)."""
     from proc import ffmpeg

@@ -267,3 +267,66 @@ def test_the_parts_of_a_split_track_are_kept_apart_not_only_dropped():
         {9, 5, 4}, {7, 8},
     ]  # fmt: skip
     assert split_groups(None) == [] and split_groups({"split_ids": {}, "merge": {"2": 1}}) == []
+
+
+def test_the_page_lists_the_first_hints_and_counts_the_rest_which_the_readme_lists(tmp_path):
+    """9,000 tracks made a megabyte of hints Markdown; the page lists ``MAX_HINTS_SHOWN``, the merge to put joins
+    those, and the zip's README.txt (and the CLI) keeps them all."""
+    import zipfile
+
+    from uvosam_app.results import MAX_HINTS_SHOWN, merge_hints_markdown
+
+    chains = (
+        MAX_HINTS_SHOWN + 5
+    )  # one hint each: a track lost at frame 4, one picking up at frame 6
+    boxes = {}
+    for k in range(chains):
+        boxes[k + 1] = _track(range(5), x0=100.0 * k)
+        boxes[k + 1 + chains] = _track(range(6, 9), x0=100.0 * k)
+    zip_path = _export_zip(tmp_path, boxes)
+    text = merge_hints_markdown(zip_path)
+    assert text.count("\n- `") == MAX_HINTS_SHOWN
+    assert "\n- and 5 more: the zip's README.txt lists them all" in text
+    shown = ", ".join(f"{k + 1 + chains}>{k + 1}" for k in range(MAX_HINTS_SHOWN))
+    assert f"To join the {MAX_HINTS_SHOWN} above, put `{shown}` in *Merge tracks*" in text
+    readme = zipfile.ZipFile(zip_path).read("README.txt").decode()
+    assert readme.count(" box diagonals from where it was last seen") == chains
+
+
+def test_a_zip_with_a_timeline_too_large_to_read_still_shows_a_timeline_and_its_hints(
+    tmp_path, monkeypatch
+):
+    """A zip of an earlier version drew a row per track: 9,000 tracks made a timeline.png Pillow refuses to open
+    (DecompressionBombError), and the event that shows the zip's timeline lost its merge hints with it. Such a
+    timeline is drawn again from the zip's tables, as the export draws it now."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from uvosam.timeline import largest_size
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.results import timeline_views
+    from uvosam_app.settings import AppSettings
+
+    made = _export_zip(tmp_path / "run", {1: _track(range(6)), 2: _track(range(8, 12))})
+    old = tmp_path / "old.zip"
+    with zipfile.ZipFile(made) as run, zipfile.ZipFile(old, "w") as out:
+        for name in run.namelist():
+            if name != "timeline.png":
+                out.writestr(name, run.read(name))
+        tall = io.BytesIO()
+        Image.new("RGB", (1066, 3000), "white").save(tall, format="PNG")  # 136 rows: over the bound
+        out.writestr("timeline.png", tall.getvalue())
+    app = app_handlers.App(lambda preset, sam: None, AppSettings())
+    monkeypatch.setattr(app.served, "shows", lambda path: True)
+    for pillow_limit in (
+        Image.MAX_IMAGE_PIXELS,
+        1_500_000,
+    ):  # refused over twice that (the app's: 179 Mpx)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
+        wide, narrow, alt = timeline_views(str(old))
+        assert wide.shape[0] < largest_size()[0] and wide.shape[1] == largest_size()[1]
+        assert narrow is not None and alt.startswith("Track timeline of 12 frames: #1 o frames 0-5")
+        *_, hints, _ = app.zip_shown(str(old))
+        assert "put `2>1` in *Merge tracks*" in hints

@@ -1,6 +1,8 @@
 """UVOSAM pipeline: ordering, look-ahead buffering, one encoder call per frame, no prompts for absent objects."""
 
+import dataclasses
 import re
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
@@ -362,3 +364,51 @@ def test_a_plug_in_segmenter_runs_and_its_wrong_masks_are_refused_where_they_arr
         assert re.search(got, str(err.value)), str(err.value)
         if wrong != "one output short":
             assert r"expected .masks an (3, 48, 64) bool numpy array" in str(err.value)
+
+
+@dataclass
+class _Wrong(ReplayTracker):
+    """Replays the boxes, with one thing wrong in frame 2's tracks (``wrong``: the FrameTracks fields to replace)."""
+
+    wrong: dict = field(default_factory=dict)
+
+    def frame_tracks(self, t: int) -> FrameTracks:
+        tracks = super().frame_tracks(t)
+        if t != 2:
+            return tracks
+        fields = {k: v(tracks) if callable(v) else v for k, v in self.wrong.items()}
+        return dataclasses.replace(tracks, **fields)
+
+
+def _nan_row0(a: np.ndarray, value: float) -> np.ndarray:
+    a = a.copy()
+    a[0] = value
+    return a
+
+
+@pytest.mark.parametrize(
+    "wrong, said",
+    [
+        ({"boxes_xyxy": lambda t: _nan_row0(t.boxes_xyxy, np.nan)}, "a box that is not finite"),
+        ({"boxes_xyxy": lambda t: _nan_row0(t.boxes_xyxy, np.inf)}, "a box that is not finite"),
+        ({"scores": lambda t: _nan_row0(t.scores, np.nan)}, "a score that is not finite"),
+        ({"scores": lambda t: _nan_row0(t.scores, -np.inf)}, "a score that is not finite"),
+        ({"scores": lambda t: _nan_row0(t.scores, 1.5)}, r"a score outside \[0, 1\]"),
+        ({"track_ids": lambda t: _nan_row0(t.track_ids, -3)}, "a negative track id"),
+        (
+            {"class_probs": lambda t: np.full((len(t), 2), np.inf, np.float32)},
+            "class probabilities that are not finite",
+        ),
+    ],
+)
+def test_tracks_a_tracker_gives_against_the_rules_are_refused_naming_it_and_the_frame(
+    video, wrong, said
+):
+    """A NaN score silently dropped its track (``score >= min_score``), an infinite box or score wrote
+    ``Infinity`` into results.json, a negative id could not be named by a re-render's merge or split: each is now
+    refused when the tracker gives it, for the whole run and for the tracker alone."""
+    for call in ("__call__", "track"):
+        pipe = UVOSAM(_Wrong(video.boxes_xyxy, wrong=wrong), _BoxFilling())
+        with pytest.raises(ValueError, match=rf"^_Wrong: frame 2's tracks have {said} \(track "):
+            list(getattr(pipe, call)(video.frames))
+    assert len(list(UVOSAM(_Wrong(video.boxes_xyxy), _BoxFilling())(video.frames))) == 10

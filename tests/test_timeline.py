@@ -122,3 +122,31 @@ def test_a_narrow_timeline_has_fewer_frame_numbers_that_do_not_overlap():
     assert _tick_marks(draw_timeline(rows, 900, max_plot_width=150)) == 2  # 0, 500
     short = [TimelineRow(1, "person", range(48))]
     assert _tick_marks(draw_timeline(short, 48, max_plot_width=150)) == 3  # 0, 20, 40
+
+
+def test_thousands_of_tracks_draw_the_longest_and_a_line_for_the_rest():
+    """9,000 tracks (a tracker giving 10 new ids a frame over 900 frames) drew a 211-megapixel timeline.png, which
+    the app could not read back (Pillow's DecompressionBombError). The rows are bounded: the longest tracks, in
+    their order, then a line counting the others."""
+    rows = [TimelineRow(i, "x", [i % 900]) for i in range(1, 9001)]
+    rows[4321] = TimelineRow(4322, "long", range(0, 900, 2))
+    image = draw_timeline(rows, 900)
+    assert image.shape[:2] == timeline.largest_size() == (2260, 1066)
+    shown = timeline.shown_rows(rows)
+    # by length, then in order: tracks 1..99, then the long one
+    assert len(shown) == timeline.MAX_ROWS and shown[-1].track_id == 4322
+    assert _frames_seen(image, 4322, 900) == list(range(0, 900, 2))
+    last_line = image[8 + 22 + 100 * 22 : 8 + 22 + 101 * 22]
+    assert (last_line < 128).all(axis=2).any()  # "and 8900 more tracks: see tracks.csv"
+    assert draw_timeline(rows[:100], 900).shape[0] == 2260 - 22  # no such line for 100 tracks
+
+
+def test_the_rows_shown_are_the_longest_in_the_given_order(monkeypatch):
+    monkeypatch.setattr(timeline, "MAX_ROWS", 2)
+    rows = [TimelineRow(5, "a", [0]), TimelineRow(3, "b", [0, 1, 2]), TimelineRow(9, "c", [1, 2]),
+            TimelineRow(1, "d", [3, 4])]  # fmt: skip
+    assert [r.track_id for r in timeline.shown_rows(rows)] == [3, 9]  # a tie goes to the earlier
+    image = draw_timeline(rows, 5, max_plot_width=100)
+    assert _frames_seen(image, 3, 5) == [0, 1, 2] and _frames_seen(image, 9, 5) == [1, 2]
+    assert not (image == colour_for_id(1)).all(axis=2).any()
+    assert image.shape[0] == 8 + 22 + 3 * 22 + 8

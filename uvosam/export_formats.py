@@ -190,12 +190,13 @@ def blank_png_bytes(mode: str, height: int, width: int) -> bytes:
 
 
 def _write_json_list(path: Path, entries: Iterable[dict]) -> None:
-    """A JSON array written one entry at a time (no whole-file string in memory), atomically."""
+    """A JSON array written one entry at a time (no whole-file string in memory), atomically; a value that is not
+    finite raises ValueError (the file as it was) instead of writing ``NaN`` or ``Infinity``, which is no JSON."""
     with atomic_files.replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         handle.write("[")
         for i, entry in enumerate(entries):
             handle.write(",\n" if i else "\n")
-            json.dump(entry, handle)
+            json.dump(entry, handle, allow_nan=False)  # NaN / Infinity are not JSON: refused
         handle.write("\n]\n")
 
 

@@ -43,7 +43,8 @@ class ExportOptions:
             given to ``ExportWriter(fps=...)``: for web pages, OBS, Canva, Kdenlive. Its encoder is a separate
             process (50-100 frames/s at 854x480 on this project's 2-core machine).
         timeline: ``timeline.png``, one row per track with a bar on the frames it was seen in (``uvosam.timeline``):
-            gaps, returns and a track ending where another begins, at a glance.
+            gaps, returns and a track ending where another begins, at a glance. With more than
+            ``timeline.MAX_ROWS`` (100) tracks, rows for the longest, and a line counting the others.
         ytvis_class_thres: how ``ytvis_results.json`` lists the tracks. ``None`` (default, the app's and ``uvosam
             segment``'s): one entry per track, under its label, with its mean per-frame score. A number t in [0, 1]
             (``uvosam ytvis-run``: 0.05): IDOL's ``MULTI_CLS_ON`` / ``APPLY_CLS_THRES`` rule, one entry per (track,

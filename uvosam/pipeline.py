@@ -24,7 +24,13 @@ import torch
 from uvosam.config import PipelineConfig, SegmenterConfig, config_or
 from uvosam.devices import check_device
 from uvosam.errors import MissingWeightsError
-from uvosam.pipeline_args import check_frames, check_load_args, check_masks, check_models
+from uvosam.pipeline_args import (
+    check_frames,
+    check_load_args,
+    check_masks,
+    check_models,
+    check_tracks,
+)
 from uvosam.tracker.frames import check_frame
 from uvosam.types import BoxSegmenter, BoxTracker, FrameResult, FrameTracks
 
@@ -217,7 +223,9 @@ class UVOSAM:
         Raises:
             TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is no uint8
                 numpy array (a PIL image, a float array): when it is reached.
-            ValueError: a frame that is not (H, W, 3) (grey, RGBA) or not the first frame's size: when it is reached.
+            ValueError: a frame that is not (H, W, 3) (grey, RGBA) or not the first frame's size: when it is reached;
+                tracks the tracker gave with a box or score that is not finite, a score outside [0, 1] or a
+                negative id: when they come (``uvosam.pipeline_args.check_tracks``).
         """
         check_frames(frames)
         return self._track(frames)
@@ -230,7 +238,8 @@ class UVOSAM:
         self, frames: Iterable[np.ndarray]
     ) -> Iterator[tuple[np.ndarray | None, list[FrameTracks]]]:
         """Each frame (checked: ``check_frame``) with the tracks the tracker decided when it was pushed, then
-        ``(None, those its finish() decided)``; the tracker's video starts with the first frame (its size)."""
+        ``(None, those its finish() decided)`` (each checked: ``check_tracks``); the tracker's video starts with the
+        first frame (its size)."""
         session = None
         size_hw = None
         for index, frame in enumerate(frames):
@@ -238,9 +247,14 @@ class UVOSAM:
             if session is None:
                 size_hw = frame.shape[:2]
                 session = self.tracker.new_video(height=size_hw[0], width=size_hw[1])
-            yield frame, session.push(frame)
+            yield frame, self._checked(session.push(frame))
         if session is not None:
-            yield None, session.finish()
+            yield None, self._checked(session.finish())
+
+    def _checked(self, decided: list[FrameTracks]) -> list[FrameTracks]:
+        for tracks in decided:
+            check_tracks(self.tracker, tracks)
+        return decided
 
     def __call__(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
         """Track and segment ``frames`` ((H, W, 3) uint8 RGB, one size) lazily; yields ``FrameResult`` in order.
@@ -250,7 +264,9 @@ class UVOSAM:
         Raises:
             TypeError: ``frames`` is no iterable of frames (a path, one frame): when called; a frame that is no uint8
                 numpy array (a PIL image, a float array): when it is reached.
-            ValueError: a frame that is not (H, W, 3) (grey, RGBA) or not the first frame's size: when it is reached.
+            ValueError: a frame that is not (H, W, 3) (grey, RGBA) or not the first frame's size: when it is reached;
+                tracks the tracker gave with a box or score that is not finite, a score outside [0, 1] or a
+                negative id: when they come (``uvosam.pipeline_args.check_tracks``).
         """
         check_frames(frames)
         return self._stream(frames)

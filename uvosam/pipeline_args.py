@@ -1,7 +1,7 @@
 """What ``UVOSAM`` checks of its arguments, so that a wrong one is refused with what to do instead of failing deep
 inside a run: frames (a path, one frame or a PIL image given where frames go; each frame is checked by
 ``uvosam.tracker.frames.check_frame``) and the models and configs given to the constructor and ``from_pretrained``;
-and the masks a segmenter returns to the pipeline (``check_masks``).
+and what the models give back to the pipeline: each frame's tracks (``check_tracks``), the masks (``check_masks``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from uvosam.config import PipelineConfig, SegmenterConfig, check_type
+from uvosam.text import count
 from uvosam.tracker.config import PRECISIONS
 from uvosam.tracker.frames import PATH_TYPES, READ_VIDEO, type_hint
+from uvosam.types import FrameTracks
 
 
 def check_frames(frames: object) -> None:
@@ -40,6 +42,37 @@ def check_models(tracker: object, segmenter: object) -> None:
                 f"UVOSAM: {name} takes a loaded model; got {model!r}. To load models by name or path, use "
                 "UVOSAM.from_pretrained(tracker=..., sam=...)"
             )
+
+
+def check_tracks(tracker: object, tracks: FrameTracks) -> None:
+    """One frame's tracks as a tracker's session decided them, checked where the pipeline receives them (the rules of
+    ``uvosam.types.FrameTracks``): finite boxes, scores in [0, 1], finite class probabilities and track ids >= 0.
+    Else a NaN score dropped its track unseen (``score >= min_score`` is False), an infinite box or score wrote
+    ``Infinity`` into results.json (not JSON), and a negative id could not be named by a re-render's merge or split
+    (``-3>1``) nor be a DAVIS label.
+
+    Raises:
+        ValueError: naming the tracker's class, the frame, what was wrong and with which track.
+    """
+    boxes, scores, ids = tracks.boxes_xyxy, tracks.scores, tracks.track_ids
+    probs = tracks.class_probs
+    wrong = [
+        ("a box that is not finite", ~np.isfinite(boxes).all(axis=1)),
+        ("a score that is not finite", ~np.isfinite(scores)),
+        ("a score outside [0, 1]", (scores < 0) | (scores > 1)),
+        ("class probabilities that are not finite", None if probs is None else ~np.isfinite(probs).all(axis=1)),
+        ("a negative track id", ids < 0),
+    ]  # fmt: skip
+    for what, bad in wrong:
+        if bad is None or not bad.any():
+            continue
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{type(tracker).__name__}: frame {tracks.frame_index}'s tracks have {what} (track {int(ids[k])}: box "
+            f"{boxes[k].tolist()}, score {float(scores[k]):.4g}; {int(bad.sum())} of its "
+            f"{count(len(ids), 'track')}); a tracker gives finite pixel boxes, scores in [0, 1] and track ids >= 0 "
+            "(uvosam.types.FrameTracks): drop such a detection in the tracker, or fix what made it"
+        )
 
 
 def check_masks(

@@ -3,7 +3,9 @@
 At a glance it shows what a table cannot: when each object is present, the gaps after which a track came back,
 and a track that ends where another begins (often one object that got a new id: a candidate for a merge).
 Frames map to columns left to right; with more frames than ``max_plot_width`` pixels, a column stands for several
-frames and is filled if the track was seen in any of them.
+frames and is filled if the track was seen in any of them. Rows are bounded too (``MAX_ROWS``): a run with thousands
+of tracks (a tracker that gives each object a new id every few frames) drew a 211-megapixel image, which Pillow then
+refused to read back as a decompression bomb; the longest tracks get rows, a last line counts the others.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from uvosam.render import colour_for_id, label_font
+from uvosam.text import count
 
-__all__ = ["TimelineRow", "draw_timeline"]
+__all__ = ["MAX_ROWS", "TimelineRow", "draw_timeline", "largest_size", "shown_rows"]
 
 _ROW_H = 18
 _GAP = 4
@@ -28,6 +31,10 @@ _EMPTY = (236, 236, 236)
 _INK = (40, 40, 40)
 _TICK_SPACING = 40  # px of plot per frame number on the axis, at least ("1000" is 28 px wide)
 
+MAX_ROWS = 100
+"""Most tracks a timeline draws (2,260 px tall with the line that counts the rest): the longest (seen in the most
+frames), in the given order."""
+
 
 @dataclass(frozen=True)
 class TimelineRow:
@@ -38,10 +45,29 @@ class TimelineRow:
     frames: Sequence[int]
 
 
+def shown_rows(rows: Sequence[TimelineRow]) -> list[TimelineRow]:
+    """The rows a timeline draws: all, or the ``MAX_ROWS`` seen in the most frames (ties: the earlier), in the
+    order of ``rows``."""
+    if len(rows) <= MAX_ROWS:
+        return list(rows)
+    longest = sorted(range(len(rows)), key=lambda i: (-len(rows[i].frames), i))[:MAX_ROWS]
+    return [rows[i] for i in sorted(longest)]
+
+
+def largest_size(max_plot_width: int = 900) -> tuple[int, int]:
+    """(height, width) in pixels that no timeline ``draw_timeline`` draws with ``max_plot_width`` exceeds."""
+    return _height(MAX_ROWS, more=True), _LABEL_W + max_plot_width + 2 * _MARGIN
+
+
+def _height(shown: int, *, more: bool) -> int:
+    return 2 * _MARGIN + _AXIS_H + (max(1, shown) + more) * (_ROW_H + _GAP)
+
+
 def draw_timeline(
     rows: Sequence[TimelineRow], num_frames: int, *, max_plot_width: int = 900
 ) -> np.ndarray:
-    """The timeline as an (H, W, 3) uint8 RGB image (rows in the given order; frame 0 on the left).
+    """The timeline as an (H, W, 3) uint8 RGB image (rows in the given order; frame 0 on the left): a row for each
+    track of ``shown_rows(rows)``, then with more tracks than those a line that says how many more.
 
     Args:
         rows: the tracks, e.g. in order of first appearance.
@@ -56,7 +82,9 @@ def draw_timeline(
         if num_frames <= max_plot_width
         else max_plot_width
     )
-    height = 2 * _MARGIN + _AXIS_H + max(1, len(rows)) * (_ROW_H + _GAP)
+    more = len(rows) - MAX_ROWS
+    rows = shown_rows(rows)
+    height = _height(len(rows), more=more > 0)
     canvas = np.full((height, _LABEL_W + plot_w + 2 * _MARGIN, 3), _BACKGROUND, np.uint8)
     x0 = _MARGIN + _LABEL_W
     for i, row in enumerate(rows):
@@ -65,7 +93,7 @@ def draw_timeline(
         seen = _columns(row.frames, num_frames, plot_w, row.track_id)
         canvas[y : y + _ROW_H, x0 : x0 + plot_w][:, seen] = colour_for_id(row.track_id)
     image = Image.fromarray(canvas)
-    _draw_text(ImageDraw.Draw(image), rows, num_frames, plot_w)
+    _draw_text(ImageDraw.Draw(image), rows, num_frames, plot_w, more=max(0, more))
     return np.asarray(image).copy()
 
 
@@ -83,7 +111,12 @@ def _columns(frames: Sequence[int], num_frames: int, plot_w: int, track_id: int)
 
 
 def _draw_text(
-    draw: ImageDraw.ImageDraw, rows: Sequence[TimelineRow], num_frames: int, plot_w: int
+    draw: ImageDraw.ImageDraw,
+    rows: Sequence[TimelineRow],
+    num_frames: int,
+    plot_w: int,
+    *,
+    more: int,
 ) -> None:
     font = label_font(12)
     x0 = _MARGIN + _LABEL_W
@@ -93,6 +126,18 @@ def _draw_text(
         draw.text((_MARGIN, y + 2), label, fill=_INK, font=font)
     if not rows:
         draw.text((x0 + 4, _MARGIN + _AXIS_H + 2), "no objects found", fill=_INK, font=font)
+    if more:
+        text = _fit(
+            f"and {count(more, 'more track')}: see tracks.csv",
+            font,
+            plot_w + _LABEL_W,
+        )
+        draw.text(
+            (_MARGIN, _MARGIN + _AXIS_H + len(rows) * (_ROW_H + _GAP) + 2),
+            text,
+            fill=_INK,
+            font=font,
+        )
     draw.text((_MARGIN, _MARGIN), "frame", fill=_INK, font=font)
     # a narrow plot (a phone's) has fewer: ten labels of up to 4 digits overlapped in 150 px
     for frame in _ticks(num_frames, min(10, max(2, plot_w // _TICK_SPACING))):

@@ -37,13 +37,15 @@ class FrameTracks:
 
     Attributes:
         frame_index: 0-based index of the frame in the processed sequence (after stride).
-        track_ids: (N,) int64 stable track ids.
-        boxes_xyxy: (N, 4) float32 boxes in original-frame pixels.
+        track_ids: (N,) int64 stable track ids, >= 0.
+        boxes_xyxy: (N, 4) float32 finite boxes in original-frame pixels.
         scores: (N,) float32 per-frame detection confidence of each track in this frame, in [0, 1].
         labels: (N,) int64 class index of each track (the track's class, constant over the video).
         class_probs: (N, K) float32 class probabilities of each track's detection in this frame (its
             ``scores`` are their row maxima), or None when the tracker gives none. The YouTube-VIS results of
             ``uvosam ytvis-run`` average them per track (``ExportOptions.ytvis_class_thres``).
+
+    The pipeline refuses a tracker's tracks that break these rules (``uvosam.pipeline_args.check_tracks``).
     """
 
     frame_index: int

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import tempfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, split_groups, suggest_merges
 from uvosam.text import count
-from uvosam.timeline import TimelineRow, draw_timeline
+from uvosam.timeline import TimelineRow, draw_timeline, largest_size, shown_rows
 from uvosam.track_edit import parse_merge
 from uvosam_app.text import GROUND_TRUTH_FRAMES, score_markdown
 from uvosam_app.uploads import check_unpackable, extract_images
@@ -70,16 +71,34 @@ def timeline_views(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray
         names = set(archive.namelist())
         if "timeline.png" not in names:
             return None, None, ""
-        with Image.open(io.BytesIO(archive.read("timeline.png"))) as image:
-            wide = np.asarray(image.convert("RGB"))
-        if not {"tracks.csv", "results.json", "run.json"} <= names:
-            return wide, None, timeline_alt(None, 0)
+        wide = _zip_timeline(archive)
         frames = (_zip_run_record(archive).get("export") or {}).get("frames")
-        if not frames:  # a zip without its export's record: the wide one only
-            return wide, None, timeline_alt(None, 0)
+        if not ({"tracks.csv", "results.json", "run.json"} <= names and frames):
+            # a zip without its tables or its export's record: the wide one only
+            return wide, None, "" if wide is None else timeline_alt(None, 0)
         rows = _timeline_rows(archive)
+    if wide is None:
+        wide = draw_timeline(rows, int(frames))  # as the export draws it now
     narrow = draw_timeline(rows, int(frames), max_plot_width=NARROW_PLOT_WIDTH)
     return wide, narrow, timeline_alt(rows, int(frames))
+
+
+def _zip_timeline(archive: zipfile.ZipFile) -> np.ndarray | None:
+    """The zip's timeline.png, or None when it is larger than any timeline drawn now (``timeline.largest_size``):
+    a zip of an earlier version has a row for every track, and with thousands of tracks it was hundreds of
+    megapixels, which Pillow refuses to open (``DecompressionBombError``; the merge hints of the same event were
+    lost with it) or decodes in gigabytes. Only its header is read before that check."""
+    most_h, most_w = largest_size()
+    with warnings.catch_warnings():  # DecompressionBombWarning: the size is checked below
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(archive.read("timeline.png")))
+        except Image.DecompressionBombError:
+            return None
+    with image:
+        if image.height > most_h or image.width > most_w:
+            return None
+        return np.asarray(image.convert("RGB"))
 
 
 TIMELINE_ALT_TRACKS = 10
@@ -95,7 +114,7 @@ def timeline_alt(rows: Sequence[TimelineRow] | None, frames: int) -> str:
     if not rows:
         return f"Track timeline of {count(frames, 'frame')}: no track"
     parts = []
-    for row in rows[:TIMELINE_ALT_TRACKS]:
+    for row in shown_rows(rows)[:TIMELINE_ALT_TRACKS]:  # of those the image shows
         seen = sorted(row.frames)
         span = f"{seen[0]}-{seen[-1]}" if seen else "none"
         gaps = f" (seen in {len(seen)})" if seen and len(seen) < seen[-1] - seen[0] + 1 else ""
@@ -116,6 +135,11 @@ def _timeline_rows(archive: zipfile.ZipFile) -> list[TimelineRow]:
     ]
 
 
+MAX_HINTS_SHOWN = 20
+"""Most possible id switches the page lists (the rest: "and N more"; the zip's README.txt and the CLI give them all):
+a run with thousands of tracks had thousands, a megabyte of Markdown."""
+
+
 def merge_hints_markdown(masks_zip: str | None, merge: str | None = None) -> str:
     """Markdown: the possible id switches among the tracks of the zip shown ("" if none or no zip).
 
@@ -132,10 +156,15 @@ def merge_hints_markdown(masks_zip: str | None, merge: str | None = None) -> str
     hints = suggest_merges(boxes, apart=split_groups(rerender))  # never undoing its split
     if not hints:
         return ""
-    lines = "".join(f"\n- `{h.source}>{h.target}`: {h.describe()}" for h in hints)
+    shown = hints[:MAX_HINTS_SHOWN]
+    lines = "".join(f"\n- `{h.source}>{h.target}`: {h.describe()}" for h in shown)
+    them = "them"
+    if len(hints) > len(shown):
+        lines += f"\n- and {len(hints) - len(shown)} more: the zip's README.txt lists them all"
+        them = f"the {len(shown)} above"
     return (
         f"**Possible id switches** (one object that may have got a new id):{lines}\n\n"
-        f"To join them, put `{merge_text(hints, _applied_merge(merge, boxes))}` in *Merge tracks* and press "
+        f"To join {them}, put `{merge_text(shown, _applied_merge(merge, boxes))}` in *Merge tracks* and press "
         "Re-render."
     )
 

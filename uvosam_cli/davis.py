@@ -60,7 +60,8 @@ def _cell(value: float) -> str:
 
 def format_tables(scores: DavisScores) -> str:
     """The global table and the per-object table with the official names, 3 decimals, and each object's GT and
-    result ids (the official script prints full precision, and no ids; ``write_official_csvs`` writes its files)."""
+    result ids ("none": the results have no pixel of the id matched to it, as the app's Score says it; the official
+    script prints full precision, and no ids; ``write_official_csvs`` writes its files)."""
     glob = scores.global_dict()
     widths = [max(len(name), 7) for name in GLOBAL_METRICS]
     lines = [
@@ -73,7 +74,7 @@ def format_tables(scores: DavisScores) -> str:
     name_w = max([len("Sequence")] + [len(o.name) for o in scores.objects])
     lines.append(f"{'Sequence'.ljust(name_w)}  GT id  Result id  J-Mean  F-Mean")
     lines.extend(
-        f"{obj.name.ljust(name_w)}  {obj.gt_id:5d}  {obj.result_id:9d}  "
+        f"{obj.name.ljust(name_w)}  {obj.gt_id:5d}  {'none' if obj.result_empty else obj.result_id:>9}  "
         f"{_cell(obj.j_mean).rjust(6)}  {_cell(obj.f_mean).rjust(6)}"
         for obj in scores.objects
     )

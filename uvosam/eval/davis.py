@@ -67,6 +67,8 @@ class ObjectScore:
         gt_id: ground-truth object id (1..K).
         result_id: result id matched to it; ids above the largest id present are empty padding proposals.
         j_frames, f_frames: (T,) float64 per-frame J and F over the evaluated frames.
+        result_empty: no pixel of the results has ``result_id`` in the frames scored (a padding proposal, or an id
+            the results skip): the tables say "none" for it (not in ``to_dict``, whose rows are the official ones).
     """
 
     name: str
@@ -81,6 +83,7 @@ class ObjectScore:
     f_decay: float
     j_frames: np.ndarray = field(repr=False, compare=False)
     f_frames: np.ndarray = field(repr=False, compare=False)
+    result_empty: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict:
         """The JSON row: ``Sequence`` (the name), ids, and the six per-object statistics plus their J&F."""
@@ -161,8 +164,9 @@ def _protocol(seq: SequenceFiles, task: str, num_objects: int) -> tuple[range, i
 
 def _frame_matrices(
     seq: SequenceFiles, results_dir: Path, task: str
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per-frame J and F of every (proposal, object) pair as two (P, K, T) arrays, and K.
+) -> tuple[np.ndarray, np.ndarray, int, frozenset[int]]:
+    """Per-frame J and F of every (proposal, object) pair as two (P, K, T) arrays, K, and the result ids found in
+    the frames scored.
 
     P = max(largest result id, K) for unsupervised (empty proposals pad up to K), K for semi-supervised.
     """
@@ -176,7 +180,8 @@ def _frame_matrices(
             f"{err} (expected {len(seq.frame_ids)} PNGs {seq.frame_ids[0]}.png ... {seq.frame_ids[-1]}.png)"
         ) from None
     radius = boundary_radius(*first.shape)
-    j_all, f_all, top = [], [], 0
+    j_all, f_all = [], []
+    seen = np.zeros(limit + 1, bool)  # by result id (0: background)
     for t in frames:
         gt = read_index_png(seq.annotations[t]) if t else first
         _same_shape(gt, first, seq.annotations[t], seq.annotations[0])
@@ -184,17 +189,18 @@ def _frame_matrices(
         res_path = folder / f"{seq.frame_ids[t]}.png"
         res = read_result(res_path, gt.shape, seq.annotations[t])
         _check_ids(res, limit, res_path, limit_text)
-        top = max(top, int(res.max(initial=0)))
+        seen[np.bincount(res.ravel(), minlength=limit + 1) > 0] = True
         gt = np.where(void, 0, gt)
         j, f = frame_scores(
             res, gt, rows, num_objects, radius=radius, void=void if task == "unsupervised" else None
         )
         j_all.append(j)
         f_all.append(f)
-    rows = max(top, num_objects) if task == "unsupervised" else num_objects
+    found = np.flatnonzero(seen[1:]) + 1
+    rows = max(found.max(initial=0), num_objects) if task == "unsupervised" else num_objects
     j_arr = np.ascontiguousarray(np.stack(j_all, axis=-1)[:rows])
     f_arr = np.ascontiguousarray(np.stack(f_all, axis=-1)[:rows])
-    return j_arr, f_arr, num_objects
+    return j_arr, f_arr, num_objects, frozenset(found.tolist())
 
 
 def _same_shape(labels: np.ndarray, first: np.ndarray, path: Path, first_path: Path) -> None:
@@ -210,7 +216,7 @@ def score_sequence(
 ) -> list[ObjectScore]:
     """Score one sequence: one :class:`ObjectScore` per ground-truth object of its first annotation frame (none
     when that frame has no object: ``evaluate`` warns of such a sequence, ``score_clip`` refuses it)."""
-    j_arr, f_arr, num_objects = _frame_matrices(seq, Path(results_dir), task)
+    j_arr, f_arr, num_objects, found = _frame_matrices(seq, Path(results_dir), task)
     if num_objects == 0:
         return []
     if task == "semi-supervised":
@@ -227,7 +233,7 @@ def score_sequence(
             ObjectScore(
                 name=f"{seq.name}_{i + 1}", sequence=seq.name, gt_id=k + 1, result_id=p + 1,
                 j_mean=jm, j_recall=jr, j_decay=jd, f_mean=fm, f_recall=fr, f_decay=fd,
-                j_frames=j_arr[p, k].copy(), f_frames=f_arr[p, k].copy(),
+                j_frames=j_arr[p, k].copy(), f_frames=f_arr[p, k].copy(), result_empty=p + 1 not in found,
             )
         )  # fmt: skip
     return out

@@ -341,7 +341,7 @@ def _append_entries(handle: TextIO, entries: list[dict], written: int) -> int:
     """Write ``entries`` into the JSON list being written to ``handle``, after the ``written`` already there, as
     ``json.dumps`` writes a list's items (``", "`` between them); flush; return how many are there now."""
     for entry in entries:
-        handle.write((", " if written else "") + json.dumps(entry))
+        handle.write((", " if written else "") + json.dumps(entry, allow_nan=False))
         written += 1
     handle.flush()
     return written
