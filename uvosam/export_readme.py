@@ -72,7 +72,8 @@ mattes/{video}/<track_id>/<frame>.png
 """,
     "timeline": """\
 timeline.png
-    One row per track (same order and colours as the video), a bar on every frame the track was seen in: when
+    One row per track (same order and colours as the video; with over 100 tracks, the 100 seen in the most
+    frames, and a last line counting the rest), a bar on every frame the track was seen in: when
     each object is present, the gaps after which a track came back, and a track ending where another begins
     (often one object that got a new id; merge them with Re-render or `uvosam rerender --merge`).
 """,
