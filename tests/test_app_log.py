@@ -368,16 +368,26 @@ def test_a_full_disk_tells_the_visitor_so_and_the_host_which_folder(
         list(stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
                                  "overlay", None, False, request)))  # fmt: skip
     assert failed.value.message == DISK_FULL and "try again later" in DISK_FULL
-    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert [r.getMessage() for r in problems] == [
-        (
-            f"request stopped: out of disk space in the work folder ({tmp_path / 'work'}, UVOSAM_WORK_DIR) or "
-            f"Gradio's temp folder ({tmp_path / 'uploads'}, GRADIO_TEMP_DIR); free some space there ([Errno 28] "
-            "No space left on device)"
-        )
-    ]
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # the run's folder (``run_job`` names it), in the session's, in the work folder
+    assert len(problems) == 1 and re.fullmatch(
+        rf"request stopped: {re.escape(str(tmp_path / 'work'))}/\S+ is out of disk space \(\[Errno 28\] No space "
+        r"left on device: '.+'\)",
+        problems[0],
+    ), problems
     ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith("failed /segment")]
     assert len(ends) == 1 and ends[0].endswith(": the server is out of disk space"), ends
+    caplog.clear()
+    assert (
+        to_gr_error(OSError(errno.EDQUOT, "Disk quota exceeded")).message == DISK_FULL
+    )  # no file named
+    assert [r.getMessage() for r in caplog.records] == [
+        (
+            f"request stopped: out of disk space in the work folder ({tmp_path / 'work'}, UVOSAM_WORK_DIR) or "
+            f"Gradio's temp folder ({tmp_path / 'uploads'}, GRADIO_TEMP_DIR); free some space there ([Errno 122] "
+            "Disk quota exceeded)"
+        )
+    ]
     caplog.clear()
     cause = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work" / "x.part"))
     try:
