@@ -338,3 +338,67 @@ def test_a_call_with_too_few_values_is_told_how_many_the_endpoint_takes(
         assert f"refused {endpoint} (API): {said}" in _refusals(caplog)[-1]
     assert len(info["/rerender"]["parameters"]) == 9  # the 8 and the split
     assert "didn't receive enough input values" not in capfd.readouterr().err
+
+
+def test_a_full_disk_tells_the_visitor_so_and_the_host_which_folder(
+    tmp_path, tiny_sam_model, caplog, monkeypatch
+):
+    """A full work folder (or Gradio's temp folder) answered "Something went wrong on our side (error id ...)", and
+    a download that could not be saved was an INFO refusal ("network error with <host>")."""
+    import errno
+    import types
+
+    from app_helpers import stepped
+
+    from uvosam.errors import RemoteVideoError
+    from uvosam_app.errors import DISK_FULL, to_gr_error
+    from uvosam_app.handlers import App
+
+    monkeypatch.setenv("UVOSAM_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    full = MovingBoxTracker(
+        fail_at=2, error=lambda: OSError(errno.ENOSPC, "No space left on device")
+    )
+    pipe = UVOSAM(full, BoxPromptSegmenter(tiny_sam_model))
+    app = App(lambda preset, sam: pipe, AppSettings(work_root=tmp_path / "work"))
+    clip = write_clip(tmp_path / "clip.mp4", 6, 64, 48)
+    caplog.set_level(logging.INFO, logger="uvosam.app")
+    request = types.SimpleNamespace(session_hash="full-disk")
+    with pytest.raises(Exception) as failed:
+        list(stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                                 "overlay", None, False, request)))  # fmt: skip
+    assert failed.value.message == DISK_FULL and "try again later" in DISK_FULL
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # the run's folder (``run_job`` names it), in the session's, in the work folder
+    assert len(problems) == 1 and re.fullmatch(
+        rf"request stopped: {re.escape(str(tmp_path / 'work'))}/\S+ is out of disk space \(\[Errno 28\] No space "
+        r"left on device: '.+'\)",
+        problems[0],
+    ), problems
+    ends = [r.getMessage() for r in caplog.records if r.getMessage().startswith("failed /segment")]
+    assert len(ends) == 1 and ends[0].endswith(": the server is out of disk space"), ends
+    caplog.clear()
+    assert (
+        to_gr_error(OSError(errno.EDQUOT, "Disk quota exceeded")).message == DISK_FULL
+    )  # no file named
+    assert [r.getMessage() for r in caplog.records] == [
+        (
+            f"request stopped: out of disk space in the work folder ({tmp_path / 'work'}, UVOSAM_WORK_DIR) or "
+            f"Gradio's temp folder ({tmp_path / 'uploads'}, GRADIO_TEMP_DIR); free some space there ([Errno 122] "
+            "Disk quota exceeded)"
+        )
+    ]
+    caplog.clear()
+    cause = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work" / "x.part"))
+    try:
+        raise RemoteVideoError(
+            "Could not download http://h/clip.mp4: the file cannot be saved"
+        ) from cause
+    except RemoteVideoError as err:
+        assert to_gr_error(err).message == DISK_FULL
+    assert [r.getMessage() for r in caplog.records] == [
+        (
+            f"request stopped: {tmp_path / 'work'} is out of disk space ([Errno 28] No space left on device: "
+            f"'{tmp_path / 'work' / 'x.part'}')"
+        )
+    ]

@@ -66,3 +66,21 @@ def test_write_bytes_replaces_the_file(tmp_path):
     atomic_files.write_bytes(path, b"first")
     atomic_files.write_bytes(path, b"second")
     assert path.read_bytes() == b"second" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("length", [252, 255])
+def test_a_name_too_long_for_the_tmp_suffix_is_written_under_a_short_name(tmp_path, length):
+    """A frame named with 252-255 bytes failed every run: ``<name>.tmp`` is longer than a file name can be
+    ("File name too long")."""
+    path = tmp_path / ("é" * ((length - 4) // 2) + "x" * ((length - 4) % 2) + ".png")
+    assert len(path.name.encode()) == length
+    atomic_files.write_bytes(path, b"whole")
+    assert path.read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    tmp = atomic_files.tmp_path(path)
+    assert tmp.parent == tmp_path and tmp.name.endswith(atomic_files.TMP_SUFFIX)
+    assert len(tmp.name.encode()) <= atomic_files.NAME_MAX
+    with pytest.raises(DiskFull), atomic_files.replacing(path) as tmp:
+        _fail_half_way(tmp)
+    assert path.read_bytes() == b"whole"  # the failed write's file went
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -825,3 +825,90 @@ def test_a_device_torch_cannot_use_is_refused_in_one_line_before_the_models_load
             )
     assert "(AssertionError: Torch not compiled with XPU enabled)" in err or "xpu" not in devices
     assert not (tmp_path / "o").exists()
+
+
+def _unsearchable(monkeypatch, folder):
+    """``folder`` loses its search permission (no ``x``) for ``os.stat`` and ``os.lstat``: tests run as root."""
+    import errno
+    import os
+
+    for name in ("stat", "lstat"):
+        real = getattr(os, name)
+
+        def refused(path, *args, _real=real, **kwargs):
+            if os.path.dirname(os.path.abspath(os.fspath(path))) == str(folder):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, refused)
+
+
+def _fake_run(tmp_path):
+    """A RUN folder as far as rerender's first checks look (its cache's meta.json)."""
+    run = tmp_path / "run"
+    (run / "cache").mkdir(parents=True)
+    (run / "cache" / "meta.json").write_text("{}")
+    return run
+
+
+@pytest.mark.parametrize("command", ["segment", "rerender"])
+def test_an_out_under_a_folder_that_cannot_be_searched_is_one_line(
+    tmp_path, no_models, monkeypatch, capsys, command
+):
+    """``--out noX/sub`` (noX without x) gave a PermissionError traceback and exit status 1: ``exists()`` raised,
+    in the command's output folder (before its try) and in the check."""
+    first = [str(tmp_path / "clip.mp4")] if command == "segment" else [str(_fake_run(tmp_path))]
+    folder = tmp_path / "noX"
+    folder.mkdir()
+    _unsearchable(monkeypatch, folder)
+    assert uvosam_cli.main([command, *first, "--out", str(folder / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"uvosam {command}: error: --out {folder / 'sub'} cannot be written: no permission to open the folder "
+        f"{folder}; pass a --out path in a folder you can write to\n"
+    )
+
+
+def test_a_rerender_of_a_run_on_a_read_only_file_system_says_so_and_suggests_out(
+    tmp_path, monkeypatch, capsys
+):
+    """It said "no permission to write in RUN; pass a RUN path in a folder you can write to": the way out is --out,
+    and root gets no permission on a read-only mount either."""
+    import os
+    from types import SimpleNamespace
+
+    from uvosam_cli import checks
+
+    run = _fake_run(tmp_path)
+    access, statvfs = os.access, os.statvfs
+    monkeypatch.setattr(
+        checks.os,
+        "access",
+        lambda path, mode, **kw: os.fspath(path) != str(run) and access(path, mode, **kw),
+    )
+    monkeypatch.setattr(
+        checks.os,
+        "statvfs",
+        lambda path: (
+            SimpleNamespace(f_flag=os.ST_RDONLY) if os.fspath(path) == str(run) else statvfs(path)
+        ),
+    )
+    assert uvosam_cli.main(["rerender", str(run)]) == 2
+    assert capsys.readouterr().err == (
+        f"uvosam rerender: error: RUN {run} cannot be written: {run} is on a read-only file system; pass --out "
+        "<a folder you can write to> (RUN is then only read)\n"
+    )
+
+
+def test_an_out_that_is_a_dangling_link_names_the_link_and_its_missing_target(
+    tmp_path, no_models, capsys
+):
+    """It said "File exists (dangling)" once the models had run."""
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "gone")
+    assert uvosam_cli.main(["segment", str(tmp_path / "clip.mp4"), "--out", str(link)]) == 2
+    assert capsys.readouterr().err == (
+        f"uvosam segment: error: --out {link} is a link to {tmp_path / 'gone'}, which does not exist; create that "
+        "folder, or pass another --out\n"
+    )
+    assert link.is_symlink()

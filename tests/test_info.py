@@ -1,4 +1,6 @@
+import errno
 import importlib.metadata
+import os
 import platform
 
 from proc import run_with_gone_reader
@@ -16,6 +18,32 @@ def test_info_lists_device_backend_versions_and_weights(capsys, tmp_path, monkey
     assert f"sam_vit_b: {tmp_path / 'sam_vit_b_01ec64.pth'}" in out
     assert "idol-ytvis19-r50: not downloaded yet" in out
     assert environment.package_versions()["torch"].startswith("2.")
+
+
+def test_info_prints_its_report_when_the_checkpoints_folder_cannot_be_searched(
+    capsys, tmp_path, monkeypatch
+):
+    """It died with "Permission denied (.../sam_vit_b_01ec64.pth)" (``Path.is_file`` raises EACCES); tests run as
+    root, who may search any folder: ``os.stat`` refuses it here."""
+    ckdir = tmp_path / "checkpoints"
+    ckdir.mkdir()
+    monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(ckdir))
+    stat = os.stat
+
+    def no_search(path, *args, **kwargs):
+        if os.path.dirname(os.fspath(path)) == str(ckdir):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", no_search)
+    assert uvosam_cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "\ndevice: cpu" in out
+    assert (
+        f"checkpoints folder: {ckdir} (cannot read: Permission denied; its weight files are not listed)\n"
+        in out
+    )
+    assert "sam_vit_b: not downloaded yet" in out
 
 
 def test_info_says_a_weight_file_of_the_wrong_size_is_not_the_released_one(

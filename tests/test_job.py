@@ -176,7 +176,7 @@ def test_writer_failing_to_start_leaves_no_export_or_cache(
     work = tmp_path / "job"
     with pytest.raises(OSError, match="ffmpeg could not start"):
         list(run_job(_pipe(video, tiny_sam_model), path, work, JobOptions(cache=True)))
-    assert sorted(p.name for p in work.iterdir()) == []
+    assert not work.exists()  # made by the run, left empty: removed
 
 
 def test_exporter_failing_to_start_leaves_no_ffmpeg(tmp_path, clip, tiny_sam_model, monkeypatch):
@@ -190,7 +190,7 @@ def test_exporter_failing_to_start_leaves_no_ffmpeg(tmp_path, clip, tiny_sam_mod
     work = tmp_path / "job"
     with pytest.raises(OSError, match="disk full"):
         list(run_job(_pipe(video, tiny_sam_model), path, work, JobOptions(cache=True)))
-    assert ffmpeg_children() == [] and list(work.iterdir()) == []
+    assert ffmpeg_children() == [] and not work.exists()
 
 
 def _files(folder):
@@ -767,3 +767,25 @@ def test_segment_cli_fit_side_runs_at_the_scaled_size(
     assert uvosam_cli.main(["segment", str(path), "--out", str(tmp_path / "over"), "--max-frames", "1",
                             "--fit-side", "64"]) == 0  # fmt: skip
     assert "processed at" not in capsys.readouterr().err
+
+
+def test_a_run_on_a_full_disk_names_its_folder_and_removes_the_one_it_made(
+    tmp_path, tiny_sam_model
+):
+    """A bare "[Errno 28] No space left on device" (no path), and the fresh, empty --out folder was left (the
+    command line removed it, Python callers had to)."""
+    import errno
+
+    from doubles import MovingBoxTracker
+    from run_helpers import run_clip
+
+    full = MovingBoxTracker(
+        fail_at=2, error=lambda: OSError(errno.ENOSPC, "No space left on device")
+    )
+    pipe = UVOSAM(full, BoxPromptSegmenter(tiny_sam_model))
+    out = tmp_path / "new" / "out"
+    with pytest.raises(OSError) as caught:
+        list(run_job(pipe, run_clip(tmp_path / "clip.mp4"), out))
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out)
+    assert str(caught.value) == f"[Errno 28] No space left on device: '{out}'"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

@@ -113,3 +113,31 @@ def test_a_damaged_meta_json_is_refused_saying_so(tmp_path, text, why):
     assert str(tmp_path / "c") in str(err.value) and str(err.value).endswith(
         "(`uvosam segment ... --cache`; Python: JobOptions(cache=True))"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("frame_0000002.npz", lambda data: data[: len(data) // 2]),
+        ("frame_0000002.npz", lambda data: b""),
+        ("frame_0000002.jpg", lambda data: data[: len(data) // 2]),
+        ("frame_0000002.jpg", lambda data: b""),
+    ],
+    ids=["npz-cut", "npz-empty", "jpeg-cut", "jpeg-empty"],
+)
+def test_a_frame_file_damaged_from_outside_is_refused_naming_it(tmp_path, results, name, damage):
+    """A cut or empty .npz raised BadZipFile / EOFError (a traceback in `uvosam rerender`), and a cut JPEG said
+    "image file is truncated" without naming the file."""
+    cache = _fill(MaskCache(tmp_path / "c"), results)
+    path = tmp_path / "c" / name
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError) as caught:
+        list(cache.iter_results())
+    message = str(caught.value)
+    assert message.startswith(
+        f"the mask cache at {tmp_path / 'c'} is incomplete or damaged ({name} cannot be read"
+    )
+    assert message.endswith("(`uvosam segment ... --cache`; Python: JobOptions(cache=True))")
+    if name.endswith(".npz"):
+        with pytest.raises(ValueError, match=f"damaged \\({name} cannot be read"):
+            cache.track_labels()

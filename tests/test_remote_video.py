@@ -5,7 +5,9 @@ before any connection is made."""
 from __future__ import annotations
 
 import base64
+import errno
 import http.client
+import io
 import ipaddress
 import logging
 import socket
@@ -268,6 +270,45 @@ def test_a_body_cut_short_or_empty_leaves_no_file(server, tmp_path):
     with pytest.raises(RemoteVideoError, match=r"is empty \(0 bytes\)"):
         fetch(server.url("/empty.mp4"), tmp_path)
     assert files_in(tmp_path) == []
+
+
+class _FullDisk(io.FileIO):
+    """A file on a full disk: every write fails as a write to a full disk does (no file name)."""
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize(
+    ("opened", "said"),
+    [
+        (_FullDisk, "{dest} is out of disk space. Free some space there"),
+        (lambda path, mode: _raise(PermissionError(errno.EACCES, "Permission denied", path)),
+         "no permission to write in {dest}. Save it in a folder you can write to"),
+    ],
+    ids=["full", "no-permission"],
+)  # fmt: skip
+def test_a_download_that_cannot_be_saved_says_so_not_a_network_error(
+    server, tmp_path, monkeypatch, opened, said
+):
+    """A full disk said "network error with 127.0.0.1 ([Errno 28] No space left on device). Try again later"."""
+    from uvosam import remote_video
+
+    server.routes["/clip.mp4"] = send(BODY, MP4)
+    monkeypatch.setattr(remote_video, "open", opened, raising=False)
+    with pytest.raises(RemoteVideoError) as caught:
+        fetch(server.url("/clip.mp4"), tmp_path)
+    message = str(caught.value)
+    assert message.startswith(
+        f"Could not download {server.url('/clip.mp4')}: the file cannot be saved: "
+    )
+    assert said.format(dest=tmp_path) in message and "network" not in message
+    assert isinstance(caught.value.__cause__, OSError)
+    assert files_in(tmp_path) == []
+
+
+def _raise(err: BaseException):
+    raise err
 
 
 @pytest.mark.parametrize("stall", ["body", "headers"])

@@ -1,4 +1,5 @@
-"""Atomic file writes: a file is written beside its destination as ``<name>.tmp``, then renamed over it
+"""Atomic file writes: a file is written beside its destination as ``<name>.tmp`` (a name too long for that: a short
+``.<hash>.tmp``), then renamed over it
 (``os.replace``), so a reader sees the old file or the new one, never half of one.
 
 Used by the exports (``uvosam.export_formats`` and ``uvosam.export``'s parts), ``run.json`` (``uvosam.provenance``),
@@ -11,6 +12,7 @@ No ``fsync``: a write is atomic for readers and against a failure of the writing
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,13 +20,19 @@ from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
 """What ``tmp_path`` adds to a file's name; a name ending in it is a file still being written."""
+NAME_MAX = 255
+"""The longest file name, in bytes, of the usual file systems (ext4, XFS, APFS; NTFS: 255 characters)."""
 
 
 def tmp_path(path: str | Path) -> Path:
     """Where ``path`` is written before it is renamed: ``<path>.tmp``, in the same folder (so on the same file
-    system, where ``os.replace`` is atomic)."""
+    system, where ``os.replace`` is atomic). A name that ``.tmp`` would make longer than ``NAME_MAX`` bytes (a
+    frame named with 252 bytes) gets ``.<16 hex digits of its hash>.tmp`` instead."""
     path = Path(path)
-    return path.with_name(path.name + TMP_SUFFIX)
+    name = path.name + TMP_SUFFIX
+    if len(os.fsencode(name)) > NAME_MAX:
+        name = f".{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]}{TMP_SUFFIX}"
+    return path.with_name(name)
 
 
 @contextmanager

@@ -62,8 +62,28 @@ def local_weights() -> dict[str, Path | None]:
         # with the environment's say (UVOSAM_DAVIS_REPO), as hub.resolve
         spec = weight_table.lookup(name)[0]
         local = ckdir / spec.basename
-        found[name] = local if local.is_file() else _in_hf_cache(spec)
+        found[name] = local if _is_file(local) else _in_hf_cache(spec)
     return found
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False where its folder cannot be searched (``describe`` says so: ``unreadable``)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def unreadable(folder: Path) -> str | None:
+    """Why the files in ``folder`` cannot be looked up (no permission to search it...), or None: they can, or it
+    does not exist."""
+    try:
+        os.stat(os.path.join(folder, "."))  # looks "." up in it: needs the permission to search it
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
 
 
 def _in_hf_cache(spec: weight_table.WeightSpec) -> Path | None:
@@ -168,7 +188,10 @@ def describe() -> list[str]:
     ]
     lines += [f"{name}: {version}" for name, version in package_versions().items()]
     lines.append(f"settings: {settings_summary()}")
-    lines.append(f"checkpoints folder: {hub.default_checkpoints_dir()}")
+    ckdir = hub.default_checkpoints_dir()
+    problem = unreadable(ckdir)
+    note = f" (cannot read: {problem}; its weight files are not listed)" if problem else ""
+    lines.append(f"checkpoints folder: {ckdir}{note}")
     lines += [f"  {name}: {weight_state(name, path)}" for name, path in local_weights().items()]
     return lines
 

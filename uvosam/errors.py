@@ -2,10 +2,17 @@
 
 Every message says what was expected, what came and what to do. The app maps exactly these (and
 ``FileNotFoundError``) to ``gr.Error``, the weight and package errors in its own words (no server path); anything
-else is a bug and is logged with its traceback.
+else is a bug and is logged with its traceback. ``out_of_space`` and ``write_problem`` word a local write that failed
+(a full disk, no permission, a read-only file system) for the messages of the library, the CLI and the app.
 """
 
 from __future__ import annotations
+
+import errno
+import os
+
+# a full disk, and a user's disk quota used up (no EDQUOT on Windows)
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class VideoReadError(ValueError):
@@ -46,3 +53,25 @@ class MissingWeightsError(FileNotFoundError):
 class MissingPackageError(ImportError):
     """An optional package that the chosen model needs is not installed (e.g. ``sam2`` for SAM 2.1); the message
     says how to install it. An ``ImportError``, so ``except ImportError`` still catches it."""
+
+
+def out_of_space(err: BaseException) -> bool:
+    """Whether ``err`` is the ``OSError`` of a write to a full disk (``ENOSPC``) or a used-up quota (``EDQUOT``)."""
+    return isinstance(err, OSError) and err.errno in _NO_SPACE
+
+
+def write_problem(err: BaseException, folder: str | os.PathLike[str]) -> str | None:
+    """Why a write into ``folder`` failed with ``err``, in a message's words ("<folder> is out of disk space"), or
+    None when ``err`` is not one of a full disk, a used-up quota, a read-only file system or a missing permission
+    (a network error, say)."""
+    if not isinstance(err, OSError):
+        return None
+    if err.errno == errno.ENOSPC:
+        return f"{folder} is out of disk space"
+    if out_of_space(err):
+        return f"the disk quota of {folder} is used up"
+    if err.errno == errno.EROFS:
+        return f"{folder} is on a read-only file system"
+    if isinstance(err, PermissionError):
+        return f"no permission to write in {folder}"
+    return None

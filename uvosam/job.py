@@ -30,6 +30,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from uvosam.config import config_or, is_integer, is_number
+from uvosam.errors import write_problem
 from uvosam.job_locks import FolderLock
 from uvosam.job_loop import produce
 from uvosam.job_plan import (
@@ -109,6 +111,14 @@ def run_job(
     plan = replace(plan, record=record)
     # into a staging folder when work_dir holds an earlier result, which this one replaces when it is finished (an
     # earlier cache too: it would no longer match the folder's outputs, also when this run keeps none)
+    with _made_for(plan.work_dir):
+        yield from _run(pipe, info, plan, options)
+
+
+def _run(
+    pipe: UVOSAM, info: VideoInfo, plan: JobPlan, options: JobOptions
+) -> Iterator[JobProgress]:
+    """``run_job``'s work, once planned."""
     staging = Staging(plan.work_dir, plan.video_name, source=info.path)
     try:
         cache = None
@@ -128,6 +138,29 @@ def run_job(
             results.close()  # stops the model thread, which closes the decoder: also when the consumer stops early
     finally:
         staging.close()  # a run that did not finish: its files go; and work_dir is free for another job
+
+
+@contextlib.contextmanager
+def _made_for(work_dir: Path) -> Iterator[None]:
+    """A run into ``work_dir`` that fails removes the folders it created and left empty (``work_dir`` and those above
+    it that were missing); a full disk's (or a read-only one's...) ``OSError`` that names no file names
+    ``work_dir``."""
+    missing = []
+    path = work_dir.absolute()
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    try:
+        yield
+    except BaseException as err:
+        for folder in missing:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if isinstance(err, OSError) and err.filename is None and write_problem(err, work_dir):
+            raise OSError(err.errno, err.strerror, str(work_dir)) from err
+        raise
 
 
 def _closing(results: Iterator[FrameResult], source: Iterator[np.ndarray]) -> Iterator[FrameResult]:

@@ -11,10 +11,13 @@ says which layout it has (``CACHE_FORMAT``): a cache of another one is refused, 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
 import shutil
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,6 +31,16 @@ from uvosam.json_files import read_json
 from uvosam.types import FrameResult, select_tracks
 
 _META = "meta.json"
+# the arrays of a frame's .npz (``MaskCache.append``)
+_ARRAYS = (
+    "frame_index",
+    "track_ids",
+    "boxes_xyxy",
+    "scores",
+    "labels",
+    "mask_scores",
+    "masks_packed",
+)
 _JPEG_QUALITY = 95
 
 # what to do about a cache that cannot be read (the end of the messages that refuse one)
@@ -152,30 +165,47 @@ class MaskCache:
     def iter_track_ids(self) -> Iterator[tuple[int, list[int], list[int]]]:
         """Per cached frame in order: ``(frame_index, track_ids, labels)`` (reads ids and labels only)."""
         for frame_index in self.frame_indices():
-            with np.load(self._path(frame_index)) as data:
+            path = self._path(frame_index)
+            with self._reading(path), np.load(path) as data:
                 track_ids, labels = data["track_ids"].tolist(), data["labels"].tolist()
             yield frame_index, track_ids, labels
 
     def load(self, frame_index: int) -> FrameResult:
-        """One cached frame."""
-        with np.load(self._path(frame_index)) as data:
-            n = len(data["track_ids"])
-            shape = (n, self.info.height, self.info.width)
-            masks = np.unpackbits(data["masks_packed"], count=int(np.prod(shape))).reshape(shape)
-            return FrameResult(
-                frame_index=int(data["frame_index"]),
-                image=self._read_image(frame_index),
-                track_ids=data["track_ids"],
-                boxes_xyxy=data["boxes_xyxy"],
-                scores=data["scores"],
-                labels=data["labels"],
-                masks=masks.astype(bool),
-                mask_scores=data["mask_scores"],
-            )
+        """One cached frame.
+
+        Raises:
+            ValueError: its files are damaged (cut short, empty, not what the cache writes): ``damaged``.
+        """
+        path = self._path(frame_index)
+        with self._reading(path), np.load(path) as data:
+            arrays = {name: data[name] for name in _ARRAYS}
+            shape = (len(arrays["track_ids"]), self.info.height, self.info.width)
+            packed = arrays.pop("masks_packed")
+            masks = np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape)
+        return FrameResult(
+            frame_index=int(arrays.pop("frame_index")),
+            image=self._read_image(frame_index),
+            masks=masks.astype(bool),
+            **arrays,
+        )
 
     def _read_image(self, frame_index: int) -> np.ndarray:
-        with Image.open(self._image_path(frame_index)) as image:
+        path = self._image_path(frame_index)
+        with self._reading(path), Image.open(path) as image:
             return np.asarray(image.convert("RGB")).copy()
+
+    @contextlib.contextmanager
+    def _reading(self, path: Path) -> Iterator[None]:
+        """Raise what a damaged file of the cache raises while it is read (a truncated or empty .npz or JPEG, an
+        array missing) as ``damaged``'s ``ValueError``, which names the file; a missing permission is raised as
+        it is."""
+        try:
+            yield
+        except PermissionError:
+            raise
+        # BadZipFile, EOFError: a cut or empty .npz; OSError: PIL's "image file is truncated", a file gone
+        except (zipfile.BadZipFile, EOFError, KeyError, ValueError, zlib.error, OSError) as err:
+            damaged(self.root, f"{path.name} cannot be read: {err}")
 
     def iter_results(self, *, keep_ids: set[int] | None = None) -> Iterator[FrameResult]:
         """Replay the cached frames in order, one at a time; ``keep_ids``: yield only these track ids (None: all)."""

@@ -19,7 +19,9 @@ Refused, each with a ``RemoteVideoError`` that says what came and what to do:
 * a server silent for ``read_timeout_s``, or a download not done ``timeout_s`` after it started (a watchdog cuts
   the connection even while a server trickles its headers or its TLS handshake);
 * HTTP errors (404, 403, 5xx...) and network errors (DNS, refused, TLS, reset), named by host and status, the
-  network error chained as the cause.
+  network error chained as the cause;
+* a download that cannot be saved in ``dest_dir`` (a full disk, no permission, a read-only file system): the
+  message says so (``uvosam.errors.write_problem``), the local ``OSError`` chained as the cause.
 
 A partial or refused download leaves no file. Credentials in a link (``user:pass@``) are sent as HTTP Basic
 authentication to the link's own origin only (never to another host it redirects to) and appear in no message
@@ -43,7 +45,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin
 
 from uvosam import __version__
-from uvosam.errors import RemoteVideoError
+from uvosam.errors import RemoteVideoError, out_of_space, write_problem
 from uvosam.remote_connect import (
     AddressCheck,
     CheckedHTTPConnection,
@@ -239,7 +241,9 @@ def _stream(
         RemoteVideoError: over ``max_bytes``, a page or playlist body, empty, cut short, past the deadline.
     """
     total, head, expected = 0, b"", response.length
-    with open(out, "wb") as file:
+    with _saving(link, out):
+        file = open(out, "wb")  # noqa: SIM115 (closed below, its errors as the file's)
+    with file:
         # one recv at most: a trickle cannot fill a buffer slowly
         while chunk := response.read1(_CHUNK):
             if watchdog.fired.is_set():
@@ -251,7 +255,9 @@ def _stream(
             total += len(chunk)
             if total > options.max_bytes:
                 raise _too_big(link, options.max_bytes, size=None)
-            file.write(chunk)
+            with _saving(link, out):
+                file.write(chunk)
+                file.flush()  # a full disk is met here, not in the network's code
             if options.progress is not None:
                 options.progress(total, expected)
     if watchdog.fired.is_set():
@@ -264,6 +270,29 @@ def _stream(
             f"{link.host} stopped sending {link.shown} after {total} of {expected} bytes: try again."
         )
     return total
+
+
+@contextlib.contextmanager
+def _saving(link: Link, part: os.PathLike) -> Iterator[None]:
+    """Raise the ``OSError`` of a local write to ``part`` (a full disk...) as the ``RemoteVideoError`` that says so,
+    not as a network error with the link's host."""
+    try:
+        yield
+    except OSError as err:
+        raise _not_saved(link, Path(part).parent, err) from err
+
+
+def _not_saved(link: Link, folder: Path, err: OSError) -> RemoteVideoError:
+    """The ``RemoteVideoError`` of a download that cannot be written into ``folder``."""
+    problem = write_problem(err, folder) or f"cannot write in {folder} ({err.strerror or err})"
+    fix = (
+        "Free some space there, or try again later"
+        if out_of_space(err)
+        else "Save it in a folder you can write to"
+    )
+    return RemoteVideoError(
+        f"Could not download {link.shown}: the file cannot be saved: {problem}. {fix}."
+    )
 
 
 def _amount(size: int) -> str:
@@ -351,7 +380,10 @@ def download_video(
     dest = Path(dest_dir)
     started = time.monotonic()
     logger.info("downloading %s", link.shown)
-    fd, part_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=dest)
+    try:
+        fd, part_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=dest)
+    except OSError as err:
+        raise _not_saved(link, dest, err) from err
     os.close(fd)
     part = Path(part_name)
     try:

@@ -13,9 +13,12 @@ import functools
 import html
 import inspect
 import logging
+import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -28,6 +31,8 @@ from uvosam.errors import (
     VideoLimitError,
     VideoReadError,
     WeightsError,
+    out_of_space,
+    write_problem,
 )
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video import ACCEPTED_FILE, ACCEPTED_FOLDER, VIDEO_EXTENSIONS
@@ -110,6 +115,10 @@ def to_gr_error(err: BaseException) -> gr.Error:
         return gr.Error(out_of_memory_text(), print_exception=False)
     if isinstance(err, VideoLimitError):
         return gr.Error(limit_text(err), print_exception=False)
+    full = _out_of_space(err)
+    if full is not None:  # also a download that could not be saved (its RemoteVideoError's cause)
+        logger.warning("request stopped: %s (%s)", _full_folders(full), one_line(str(full)))
+        return gr.Error(DISK_FULL, print_exception=False)
     if isinstance(err, MODEL_ERRORS):
         logger.error("a model cannot run: %s", err)
         return gr.Error(MODEL_UNAVAILABLE, print_exception=False)
@@ -133,6 +142,39 @@ MODEL_UNAVAILABLE = (
     "A model cannot run here: its weights (or its package) are not installed on this server, or are damaged. "
     "Choose another model; the server log names the files."
 )
+# to_gr_error's message for a full disk (or a used-up quota) on the server: the host's to mend (its log line names
+# the folder), nothing the visitor did
+DISK_FULL = (
+    "The server is out of disk space, so this request stopped. Nothing of yours is lost (your video and settings "
+    "are as they were): try again later."
+)
+
+
+def _out_of_space(err: BaseException) -> OSError | None:
+    """The full disk's ``OSError`` that ``err`` is or was raised from (its causes and contexts), if any."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if out_of_space(err):
+            return err  # type: ignore[return-value]
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return None
+
+
+def _full_folders(err: OSError) -> str:
+    """Which folder is full, for the host: the error's file's, else the two the app writes in (its work folder,
+    UVOSAM_WORK_DIR; Gradio's temp folder, GRADIO_TEMP_DIR, where uploads go)."""
+    if err.filename:
+        return str(write_problem(err, Path(os.fsdecode(err.filename)).parent))
+    temp = Path(tempfile.gettempdir())
+    work = os.environ.get("UVOSAM_WORK_DIR") or temp
+    uploads = os.environ.get("GRADIO_TEMP_DIR") or temp / "gradio"
+    return (
+        f"out of disk space in the work folder ({work}, UVOSAM_WORK_DIR) or Gradio's temp folder ({uploads}, "
+        "GRADIO_TEMP_DIR); free some space there"
+    )
+
+
 # the start of to_gr_error's message for an unexpected error (which it logged, with its traceback)
 INTERNAL_ERROR = "Something went wrong on our side"
 
@@ -148,6 +190,8 @@ def _outcome(message: str) -> tuple[str, str]:
     # the server's fault, not the visitor's (the ERROR line to_gr_error wrote names it)
     if message == MODEL_UNAVAILABLE:
         return "failed", "a model cannot run (weights or package missing or damaged)"
+    if message == DISK_FULL:
+        return "failed", "the server is out of disk space"
     return "refused", message
 
 
@@ -229,7 +273,7 @@ def _log_refusal(endpoint: str, message: str, request: Any, tag: str | None = No
     page = from_page(request)
     if page:  # as the request got it, escaped for the toast (for_page): the log gives the text
         message = html.unescape(message.replace("<br>", "\n"))
-    if message.startswith(INTERNAL_ERROR) or message == out_of_memory_text():
+    if message.startswith(INTERNAL_ERROR) or message in (out_of_memory_text(), DISK_FULL):
         return  # logged where it was mapped (to_gr_error)
     tag = tag or session_tag(request)
     logger.info("refused %s: %s", where(endpoint, page, tag), one_line(message))

@@ -9,7 +9,9 @@ a model name that does not exist must stop it at the start, not after the work. 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from uvosam import devices
@@ -27,6 +29,13 @@ def check_output_file(
     folder when ``path`` is one (``"results.json"``); ``beside``: further files the command writes next to it (a
     zip, a record), which must not be existing folders either.
     """
+    with _searchable(path, option):
+        _check_output_file(path, option, example_name=example_name, beside=beside)
+
+
+def _check_output_file(
+    path: Path, option: str, *, example_name: str, beside: tuple[Path, ...]
+) -> None:
     if path.is_dir():
         raise ValueError(
             f"{option} {path} is a folder; expected the path of the file to write: pass e.g. "
@@ -41,20 +50,49 @@ def check_output_file(
     _check_parent_folder(path, option)
 
 
-def check_output_folder(path: Path, option: str) -> None:
-    """Raise ``ValueError`` unless ``path`` is a writable folder or can be created as one."""
+def check_output_folder(path: Path, option: str, *, instead: str | None = None) -> None:
+    """Raise ``ValueError`` unless ``path`` is a writable folder or can be created as one.
+
+    ``instead``: what the message advises when it cannot be written (default: another ``option`` path; a rerender
+    of a RUN: ``--out``)."""
+    with _searchable(path, option):
+        _check_output_folder(
+            path, option, instead or f"pass a {option} path in a folder you can write to"
+        )
+
+
+def _check_output_folder(path: Path, option: str, instead: str) -> None:
+    if path.is_symlink() and not path.exists():
+        raise ValueError(
+            f"{option} {path} is a link to {os.readlink(path)}, which does not exist; create that folder, or pass "
+            f"another {option}"
+        )
     if path.exists() and not path.is_dir():
         raise ValueError(
             f"{option} {path} is a file; expected an output folder (created if missing): pass another {option}, "
             f"or move the file away"
         )
     if path.is_dir():
-        _check_writable(path, path, option)
+        _check_writable(path, path, option, instead)
         return
-    _check_parent_folder(path, option)
+    _check_parent_folder(path, option, instead)
 
 
-def _check_parent_folder(path: Path, option: str) -> None:
+@contextlib.contextmanager
+def _searchable(path: Path, option: str) -> Iterator[None]:
+    """Raise the ``PermissionError`` of a folder above ``path`` that cannot be searched (no ``x``: even whether
+    ``path`` exists cannot be told) as the check's ``ValueError``."""
+    try:
+        yield
+    except PermissionError as err:
+        folder = Path(err.filename).parent if err.filename else Path(os.path.abspath(path)).parent
+        raise ValueError(
+            f"{option} {path} cannot be written: no permission to open the folder {folder}; pass a {option} path "
+            "in a folder you can write to"
+        ) from None
+
+
+def _check_parent_folder(path: Path, option: str, instead: str | None = None) -> None:
     """The nearest existing folder above ``path`` must be a writable folder (the rest is created)."""
     parent = Path(os.path.abspath(path)).parent
     while not parent.exists() and parent != parent.parent:
@@ -64,15 +102,29 @@ def _check_parent_folder(path: Path, option: str) -> None:
             f"{option} {path} cannot be written: {parent} is a file, not a folder, so nothing can be created "
             f"under it; pass a {option} path outside it, or move {parent} away"
         )
-    _check_writable(parent, path, option)
+    _check_writable(parent, path, option, instead)
 
 
-def _check_writable(folder: Path, path: Path, option: str) -> None:
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(
-            f"{option} {path} cannot be written: no permission to write in {folder}; pass a {option} path in "
-            "a folder you can write to"
-        )
+def _check_writable(folder: Path, path: Path, option: str, instead: str | None = None) -> None:
+    if os.access(folder, os.W_OK | os.X_OK):
+        return
+    why = (
+        f"{folder} is on a read-only file system"
+        if _read_only(folder)
+        else f"no permission to write in {folder}"
+    )
+    raise ValueError(
+        f"{option} {path} cannot be written: {why}; "
+        f"{instead or f'pass a {option} path in a folder you can write to'}"
+    )
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only (where ``os.access`` says no to anyone)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # no statvfs on Windows
+        return False
 
 
 def check_readable(path: Path) -> None:

@@ -182,17 +182,26 @@ def _pipe_gone(fd: int) -> bool:
     return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
 
 
+def _exists(path: Path) -> bool:
+    """``path.exists()``; True where that cannot be told (a folder above it cannot be searched: the command's
+    check says so), so that nothing there is taken for a folder the command made."""
+    try:
+        return path.exists()
+    except OSError:
+        return True
+
+
 class OutputFolder:
     """A command's output folder (None: the command has none it writes whole), as it was before the command."""
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self.existed = folder is None or folder.exists()
+        self.existed = folder is None or _exists(folder)
         # the folders the command may create: the output folder and those above it that are missing
         self._missing: list[Path] = []
         if folder is not None:
             path = folder.absolute()
-            while not path.exists() and path != path.parent:
+            while not _exists(path) and path != path.parent:
                 self._missing.append(path)
                 path = path.parent
 

@@ -187,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
             "`uvosam segment ... --out <folder> --cache` first"
         )
     option = "--out" if args.out else "RUN"
-    check_output_folder(args.out or args.run, option)
+    # RUN is only read when the result goes elsewhere: --out is the way out of a RUN that cannot be written
+    instead = None if args.out else "pass --out <a folder you can write to> (RUN is then only read)"
+    check_output_folder(args.out or args.run, option, instead=instead)
     check_not_written(args.run)  # a run writing there now: refused before its cache is read
     masks = MaskCache(cache)
     meta = masks.info.meta
