@@ -830,3 +830,28 @@ def test_alpha_writer_wants_one_webm_and_rgba_frames(tmp_path):
             writer.write(flat(0))
         writer.write(np.dstack([flat(0), np.full((48, 64), 255, np.uint8)]))
     assert probe(tmp_path / "a.webm").num_frames == 1 and not ffmpeg_children()
+
+
+def test_an_encoder_on_a_full_disk_raises_the_disks_error(tmp_path, monkeypatch):
+    """ffmpeg that ran out of space ended in a plain OSError quoting it: the app answered "Something went wrong on
+    our side" and the CLI gave no advice. Its words now give the error ENOSPC (``errors.write_problem``)."""
+    import errno
+
+    from uvosam import video_writer
+    from uvosam.errors import write_problem
+
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(
+        "#!/bin/sh\necho 'av_interleaved_write_frame(): No space left on device' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(video_writer, "ffmpeg_exe", lambda: str(fake))
+    writer = VideoWriter(tmp_path / "full.mp4", fps=10, width=64, height=48)
+    with pytest.raises(OSError) as caught:
+        for _ in range(200):  # until the pipe breaks, or close() reads the exit code
+            writer.write(flat(3))
+        writer.close()
+    assert caught.value.errno == errno.ENOSPC, caught.value
+    assert "No space left on device" in str(caught.value)
+    assert write_problem(caught.value, tmp_path) == f"{tmp_path} is out of disk space"
+    assert not (tmp_path / "full.mp4").exists()

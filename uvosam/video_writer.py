@@ -23,6 +23,7 @@ sound.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import subprocess
@@ -53,6 +54,21 @@ _CLOSE_TIMEOUT_S = 120.0
 _H264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
 _VP9_ALPHA = ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-b:v", "0", "-deadline", "realtime",
               "-cpu-used", "8", "-row-mt", "1"]  # fmt: skip
+
+
+# ffmpeg's words (strerror) for a full disk and a used-up quota: the error then carries the code, so the app and
+# the CLI say the disk is full (``uvosam.errors.write_problem``) rather than quote ffmpeg
+_SAID_NO_SPACE = {
+    "No space left on device": errno.ENOSPC,
+    "Disk quota exceeded": getattr(errno, "EDQUOT", 0),
+}
+
+
+def _failure(said: str, message: str) -> OSError:
+    """The ``OSError`` of an encoder that stopped: with ``ENOSPC`` (``EDQUOT``) where ffmpeg ``said`` the disk is
+    full (quota used up), so its handlers tell the disk apart from a failed encode."""
+    code = next((code for words, code in _SAID_NO_SPACE.items() if words in said), 0)
+    return OSError(code, message) if code else OSError(message)
 
 
 class _Encoder:
@@ -128,7 +144,7 @@ class _Encoder:
                 logger.debug("ffmpeg still running after a failed write; killing it")
             said = self._ffmpeg_said()
             self.abort()
-            raise OSError(f"ffmpeg stopped while writing {self.path}: {said}") from err
+            raise _failure(said, f"ffmpeg stopped while writing {self.path}: {said}") from err
         self.num_frames += 1
 
     def close(self) -> None:
@@ -146,7 +162,7 @@ class _Encoder:
         self._stderr.close()
         if code != 0:
             self.path.unlink(missing_ok=True)
-            raise OSError(f"ffmpeg failed (exit code {code}) writing {self.path}: {said}")
+            raise _failure(said, f"ffmpeg failed (exit code {code}) writing {self.path}: {said}")
 
     def abort(self) -> None:
         """Kill ffmpeg and remove the unfinished file."""
