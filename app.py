@@ -161,8 +161,8 @@ API_DESCRIPTIONS = {
     "rerender": (
         "Redraw this session's last /segment run from its cached masks, without running the models: only the "
         "track ids in keep (required, e.g. [1, 3]: the ids of /segment's tracks table), tracks merged (merge, "
-        'e.g. "3>1"), tracks split (split, e.g. "3@120": track 3 from frame 120 on gets a new id), another style '
-        "or output size, or a higher min_score. Returns the same outputs as /segment."
+        'e.g. "3>1"), tracks split (split, e.g. "3@120": track 3 from frame 120 on gets a new id, kept with '
+        "track 3), another style or output size, or a higher min_score. Returns the same outputs as /segment."
     ),
     "score": (
         "Score a masks zip (from /segment or /rerender, of any session) against a ground-truth zip of indexed "
@@ -219,6 +219,13 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     _on_job_failure(app, ui, run_ev)
     redo_ev = _on_rerender(app, ui)
     _on_job_failure(app, ui, redo_ev)
+    # the page's Re-render only (API clients run no follow-up event): Tracks to keep offers the split's parts
+    redo_ev.success(
+        app.keep_offered,
+        [ui.state, ui.outputs.zip_file],
+        [ui.editing.keep, ui.keep_offer],
+        **_QUIET,
+    )
     _on_upload_change(app, ui, run_ev)
     _on_zip_shown(app, ui)
     _on_score(app, ui)
@@ -270,6 +277,7 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
             ui.state,
             ui.linked,
             e.split,  # the API's last value: a client that passes values by position still can
+            ui.keep_offer,  # a State: no API parameter
         ],
         [o.status, o.preview, o.stream, o.mp4, o.zip_file, o.table],
         api_name="rerender",

@@ -682,3 +682,30 @@ def test_on_a_phone_tab_reaches_run_before_settings(app_url, phone):
     assert abs(box["#settings"]["x"] - box["#examples"]["x"]) < 20  # under the inputs, left
     assert box["#examples"]["y"] < box["#settings"]["y"] < box["#examples"]["y"] + 200
     assert box["#status"]["x"] > box["#settings"]["x"] + 300
+
+
+def test_a_split_off_part_can_be_unticked_and_is_dropped(app_url, page):
+    """After a Re-render with Split tracks, Tracks to keep offers the part, ticked; unticked, the next Re-render
+    drops it (the app kept every part with its track)."""
+    url, _ = app_url
+    page.goto(url)
+    page.wait_for_selector("#run")
+    page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
+    page.wait_for_selector("#inp video", timeout=30_000)
+    page.click("#run")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=120_000)
+    page.locator("#split textarea, #split input").first.fill("2@20")
+    page.locator("#split textarea, #split input").first.press("Enter")
+    page.wait_for_function(
+        f"() => ({STATUS})().startsWith('done: 48 frames, 3 tracks')", timeout=60_000
+    )
+    part = page.locator("#keep").get_by_label("#3 dog (#2 from frame 20)")
+    part.wait_for(timeout=10_000)
+    assert part.is_checked() and page.locator("#keep").get_by_label("#2 dog").is_checked()
+    part.uncheck()
+    page.click("#rerender")
+    page.wait_for_function(
+        f"() => ({STATUS})().startsWith('done: 48 frames, 2 tracks')", timeout=60_000
+    )
+    assert not page.locator("#keep").get_by_label("#3 dog (#2 from frame 20)").is_checked()
+    assert page.locator("#keep").get_by_label("#2 dog").is_checked()

@@ -221,3 +221,93 @@ def test_enter_in_the_merge_box_re_renders(tmp_path):
     }
     stop = next(d for d in config["dependencies"] if d["cancels"])
     assert rerender["id"] in stop["cancels"]  # Stop stops it either way
+
+
+def _page_offer(c, server) -> dict:
+    """What the page does after its Re-render (an event API clients never run): Tracks to keep offers the split's
+    parts, and the session remembers the split. Called as the page calls it (``/run/predict``, this client's
+    session, the zip shown); returns the update of Tracks to keep."""
+    import httpx
+
+    config = httpx.get(f"{server[0].rstrip('/')}/config", timeout=30).json()
+    (rerender,) = [d for d in config["dependencies"] if d["api_name"] == "rerender"]
+    (offer,) = [
+        d
+        for d in config["dependencies"]
+        if d.get("trigger_after") == rerender["id"] and d.get("trigger_only_on_success")
+    ]
+    body = {"fn_index": offer["id"], "data": [None, c.zip_shown], "session_hash": c.session_hash}
+    answer = httpx.post(f"{server[0].rstrip('/')}/gradio_api/run/predict", json=body, timeout=30)
+    return answer.json()["data"][0]
+
+
+def _rerender(c, *args, **kwargs) -> tuple:
+    """/rerender over the API (a client that leaves the files on the server, as the page does); remembers the zip
+    shown; the zip's path (the server is this process) in place of its file data."""
+    *result, table = c.predict(*args, api_name="/rerender", **kwargs)
+    c.zip_shown = result[4]
+    return (*result[:4], result[4]["path"], table)
+
+
+def test_the_page_offers_a_split_off_part_in_tracks_to_keep_and_drops_it_once_unticked(
+    server, clips
+):
+    """After a Re-render with Split tracks, the page's Tracks to keep lists the part (labelled with its track and
+    frame), ticked; unticked, the next re-render with the same split drops it (the track it came from stays);
+    with another split, the former part's id is left out and the new parts go with their track; a new Run offers
+    its own tracks again. The app always kept the parts with their track: a part could not be dropped."""
+    from gradio_client import Client
+
+    c = Client(server[0], verbose=False, download_files=False)
+    c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # tracks 1, 2; 8 frames
+    *_, table = _rerender(c, [1, 2], split="2@5")
+    assert [row[0] for row in table["data"]] == [1, 2, 3]
+    keep = _page_offer(c, server)
+    assert keep["choices"] == [
+        ["#1 person", 1],
+        ["#2 dog", 2],
+        ["#3 dog (#2 from frame 5)", 3],
+    ]
+    assert keep["value"] == [1, 2, 3]
+    # 3 unticked, the same split: 2 stays up to frame 4, what it was from frame 5 on goes
+    status, _, _, _, zip_path, table = _rerender(c, [1, 2], split="2@5")
+    assert status.startswith("done: 8 frames, 2 tracks ")
+    assert [[row[0], row[3], row[4]] for row in table["data"]] == [[1, 0, 7], [2, 0, 4]]
+    assert not any(n.startswith("cutouts/clip_a/3/") for n in zip_names(zip_path))
+    assert run_json(zip_path)["rerender"]["keep_ids"] == [1, 2]
+    assert _page_offer(c, server)["value"] == [1, 2]  # ticked as kept
+    # the part alone kept, without its track: the part is what the id was from frame 5 on
+    *_, table = _rerender(c, [1, 3], split="2@5")
+    assert [[row[0], row[3], row[4]] for row in table["data"]] == [[1, 0, 7], [3, 5, 7]]
+    _page_offer(c, server)
+    # another split: 3 (a part of 2@5) names no track of it, and is not refused; 1's part from frame 6 goes with 1
+    status, *_, table = _rerender(c, [1, 2, 3], split="1@6")
+    assert [[row[0], row[3], row[4]] for row in table["data"]] == [[1, 0, 5], [2, 0, 7], [3, 6, 7]]
+    keep = _page_offer(c, server)
+    assert keep["choices"][-1] == ["#3 person (#1 from frame 6)", 3]
+    with pytest.raises(
+        Exception, match=r"Tracks to keep: only parts of the former split are ticked \(3\)"
+    ):
+        _rerender(c, [3], split="")  # only the former part ticked
+    # a new Run: its own tracks again, the parts go with their track
+    c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")
+    with pytest.raises(Exception, match=r"takes the track ids of the last run \(1, 2\); got 3"):
+        _rerender(c, [1, 2, 3], split="2@5")
+    *_, table = _rerender(c, [1, 2], split="2@5")
+    assert [row[0] for row in table["data"]] == [1, 2, 3]
+
+
+def test_an_api_client_keeps_each_tracks_parts_and_rerender_keeps_its_api(server, clips):
+    """Over the API (no page event), keep names the run's tracks, each kept with its parts, however often the same
+    split comes; /rerender's 9 parameters and 6 outputs are those it had (the page's State is none of them), and
+    a call by position still works."""
+    c = client(server)
+    c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")
+    for _ in range(2):
+        result = c.predict([1, 2], True, True, "854", "overlay", "", False, 0.0, "2@5", api_name="/rerender")  # fmt: skip
+        assert len(result) == 6 and [row[0] for row in result[5]["data"]] == [1, 2, 3]
+    info = c.view_api(print_info=False, return_format="dict")["named_endpoints"]["/rerender"]
+    assert [p["parameter_name"] for p in info["parameters"]] == [
+        "keep", "show_boxes", "show_labels", "output_side", "style", "merge", "alpha_webm", "min_score", "split",
+    ]  # fmt: skip
+    assert len(info["returns"]) == 6

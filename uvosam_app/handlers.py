@@ -36,6 +36,14 @@ from uvosam_app.checks import (
 )
 from uvosam_app.describe import RunSpeed, describe_input, input_path, record_speed
 from uvosam_app.errors import MODEL_ERRORS, failures_in_status, to_gr_error
+from uvosam_app.keep_parts import (
+    KeepOffer,
+    keep_choices,
+    rerender_keep,
+    rerender_record,
+    split_ids,
+    split_key,
+)
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config, unavailable
 from uvosam_app.probes import ProbeCache
@@ -160,12 +168,12 @@ class App:
                     yield up.status, preview, up.chunk, skip, skip, skip, skip, streams, skip
                     continue
                 r = up.result
+                tracks = tuple((t.track_id, t.class_name) for t in r.tracks)
                 keep = gr.CheckboxGroup(
-                    choices=[(f"#{t.track_id} {t.class_name}", t.track_id) for t in r.tracks],
-                    value=[t.track_id for t in r.tracks],
+                    choices=keep_choices(tracks), value=[t.track_id for t in r.tracks]
                 )
                 origin = input_path(video, frames_zip, linked)
-                state = SessionRun(running.folder, r.cache_dir, origin)
+                state = SessionRun(running.folder, r.cache_dir, origin, tracks)
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
                 files = await self.served.results(r.overlay_mp4, r.zip_path)
@@ -362,16 +370,27 @@ class App:
         request: gr.Request,
         linked: str | None = None,  # the session's linked video (a State, not in the API)
         split: str | None = None,  # the API's last value (so that positional calls keep working)
+        offer: KeepOffer | None = None,  # what Tracks to keep offers (a State set by the page only)
     ) -> AsyncIterator[tuple]:
         """Rebuild video and zip from the last run's masks, keeping only the ``keep`` track ids (of
         the run; the parts a split gives new ids go with their track), splitting tracks (``"3@120, 5@40"``), merging
-        tracks (``"3>1, 5>1"``, ids once split), in any style. An async generator, as ``segment`` (a refusal or a
-        failure ends the status line too)."""
+        tracks (``"3>1, 5>1"``, ids once split), in any style. On the page, once a re-render offered the parts of the
+        split in *Tracks to keep* (``offer``, ``keep_offered``), ``keep`` names ids once split while the split
+        stays that one: an unticked part is dropped (``keep_parts.rerender_keep``). An async generator, as
+        ``segment`` (a refusal or a failure ends the status line too)."""
         if state is None:
             raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
         # the settings are checked before any folder is made
         min_score = check_ranges(self.settings, min_score=min_score)["min_score"]
         splits = split_map(split)
+        asked = [int(k) for k in keep or []]
+        kept, with_parts = rerender_keep(asked, splits, offer, state.run_dir)
+        if asked and not kept:  # only parts of the former split ticked
+            raise gr.Error(
+                f"Tracks to keep: only parts of the former split are ticked ({', '.join(map(str, asked))}), and "
+                "Split tracks changed: tick the run's tracks (the parts of the new split go with them).",
+                print_exception=False,
+            )
         outputs = OutputChoices(output_side, style, show_boxes, show_labels, alpha_webm)
         options = JobOptions(**outputs.job_fields(self.settings))
         job = partial(  # called with its output folder (``_start``)
@@ -379,12 +398,11 @@ class App:
             state.cache_dir,
             merge=merge_map(merge),
             split=splits,
-            keep_split_parts=True,  # keep names the run's tracks (the choices of Tracks to keep)
+            keep_split_parts=with_parts,  # keep names the run's tracks, or (the page's) ids once split
             options=options,
             # raising it drops low-scoring frames of tracks from the cached masks
             min_score=float(min_score),
         )
-        kept = [int(k) for k in keep or []]
         start = partial(self._start_rerender, state, session_key(request), kept, linked, job)
         skip = gr.skip()
         interval = self.settings.status_interval_s
@@ -411,9 +429,8 @@ class App:
     ) -> OpenJob:
         """Re-render's file work, in a worker thread: the run's folder is held while it is checked and for the
         whole job (a Run pressed now in the same tab deletes the session's idle folders, not the masks read here),
-        and so is a linked Load's folder while the new one is made (Run reads that file later). ``keep`` names the
-        run's tracks (the choices of *Tracks to keep*): the parts a split gives new ids are kept with them (``job``:
-        ``rerender_iter(keep_split_parts=True)``, which checks the edits)."""
+        and so is a linked Load's folder while the new one is made (Run reads that file later). ``keep``: the ids
+        that ``job`` (``rerender_iter``, which checks the edits) keeps (``rerender``)."""
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
@@ -431,6 +448,25 @@ class App:
                 return self._start(
                     session, "rerender", job, self.render_slots, state.run_dir, keep=state.run_dir
                 )
+
+    def keep_offered(self, state: SessionRun | None, masks_zip: str | None) -> tuple[Any, Any]:
+        """After the page's Re-render (``app.py``: not in the API): *Tracks to keep* offers the ids once split (the
+        run's tracks and the parts its split gave new ids, ``keep_parts.keep_choices``), ticked as the re-render
+        kept them, and the page remembers which split they belong to (``KeepOffer``, for the next ``rerender``).
+        Of a zip the app served only (as ``zip_shown``); otherwise nothing changes."""
+        if state is None or not state.tracks or not self.served.shows(masks_zip):
+            return gr.skip(), gr.skip()
+        record = rerender_record(masks_zip)
+        if record is None:
+            return gr.skip(), gr.skip()
+        new_ids = split_ids(record)
+        choices = keep_choices(state.tracks, new_ids)
+        kept = record.get("keep_ids")
+        value = [i for _, i in choices if kept is None or i in kept]
+        offer = KeepOffer(
+            state.run_dir, split_key(record.get("split")), frozenset(new_ids.values())
+        )
+        return gr.CheckboxGroup(choices=choices, value=value), offer
 
     def stop_pressed(self, status: str | None = None) -> Any:
         """Stop's status line, given the one shown: "stopped" over a job's line (starting, running, waiting for a

@@ -164,7 +164,8 @@ class Scoring:
 class Page:
     """Every component that an event reads or writes; ``state`` is the session's last run (``SessionRun``),
     ``linked`` the path of a file loaded from a link that the player does not show (``uvosam_app.links``),
-    ``streams`` the session whose Runs streamed videos (``SessionStreams``, set as a Run starts)."""
+    ``streams`` the session whose Runs streamed videos (``SessionStreams``, set as a Run starts), ``keep_offer``
+    which split the choices of *Tracks to keep* belong to (``KeepOffer``, set by the page's Re-render only)."""
 
     inputs: Inputs
     outputs: Outputs
@@ -173,6 +174,7 @@ class Page:
     state: gr.State
     linked: gr.State
     streams: gr.State
+    keep_offer: gr.State
 
 
 def page(
@@ -197,7 +199,8 @@ def page(
     state = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
     linked = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
     streams = gr.State(None, time_to_live=settings.session_ttl_s, delete_callback=forget)
-    return Page(inputs, outputs, editing, scoring, state, linked, streams)
+    keep_offer = gr.State(None, time_to_live=settings.session_ttl_s)
+    return Page(inputs, outputs, editing, scoring, state, linked, streams, keep_offer)
 
 
 def _input_column(

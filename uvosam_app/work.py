@@ -37,12 +37,14 @@ logger = logging.getLogger("uvosam.app")
 class SessionRun:
     """What a session keeps of its last finished run (its mask cache feeds Re-render). ``source``: the input it
     ran on (the upload's, the zip's or the linked file's path; "" unknown), so that the upload's description can
-    say when the results shown are of another input. (The videos the session streamed go with ``SessionStreams``,
-    set with the same update.)"""
+    say when the results shown are of another input; ``tracks``: the run's (id, class name), the choices of *Tracks
+    to keep* (``App.keep_offered`` adds the parts of a split). (The videos the session streamed go with
+    ``SessionStreams``, set with the same update.)"""
 
     run_dir: Path
     cache_dir: Path
     source: str = ""
+    tracks: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
