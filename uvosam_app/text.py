@@ -343,22 +343,20 @@ def describe_video(
 def _time_estimate(
     info: VideoInfo, frames: int, models: str, fps: float, timed_size: tuple[int, int] | None
 ) -> str:
-    """ " About 20 s with <models> (4.4 fps in the last run here of 10 frames or more)."; where that run's frames had
-    under half or over twice these pixels, the time is a bound, and the sentence says why: a 2560x1440 clip after a
-    640x360 one was estimated at "About 2 s" and took 5.8 s (the app's tiny test models on a 2-core CPU, where
-    decoding, drawing and encoding are most of a frame's time)."""
+    """ " About 20 s with <models> (4.4 fps in the last run here)." (runs of ``MIN_TIMED_FRAMES`` or more only: the
+    caller's); where that run's frames had under half or over twice these pixels, the time is a bound naming that
+    run's size: a 2560x1440 clip after a 640x360 one was estimated at "About 2 s" and took 5.8 s (the app's tiny
+    test models on a 2-core CPU, where decoding, drawing and encoding are most of a frame's time). Short: it is
+    one line of the upload's description, which a laptop's first screen shows with Run."""
     seconds = max(1, round(frames / fps))
-    timed = f"{fps:.1f} fps in the last run here of {MIN_TIMED_FRAMES} frames or more"
+    timed = f"{fps:.1f} fps in the last run here"
     ratio = info.width * info.height / (timed_size[0] * timed_size[1]) if timed_size else 1.0
     if 0.5 < ratio < 2:
         return f" About {seconds} s with {models} ({timed})."
-    on = f"{timed}, on {timed_size[0]}x{timed_size[1]} frames"
+    at = f"{timed}, at {timed_size[0]}x{timed_size[1]}"
     if ratio >= 2:
-        return (
-            f" At least about {seconds} s with {models} ({on}; these have {ratio:.0f} times the pixels, which take"
-            " longer to decode, draw and encode)."
-        )
-    return f" At most about {seconds} s with {models} ({on}; these are smaller)."
+        return f" At least about {seconds} s with {models} ({at}; these frames have {ratio:.0f} times the pixels)."
+    return f" At most about {seconds} s with {models} ({at})."
 
 
 def _frames_text(info: VideoInfo) -> str:
