@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import zipfile
@@ -173,9 +172,11 @@ def zip_of_frames(path: Path, folder: str, count: int, size=(96, 64)) -> Path:
     return zip_of(path, files)
 
 
-def finished_run(app: object, request: object) -> object:
-    """``app.segment`` of a 6-frame zip to its end (session of ``request``); returns its SessionRun."""
-    frames = zip_of_frames(Path(tempfile.mkdtemp()) / "seq.zip", "seq", 6)
+def finished_run(app: object, request: object, folder: Path) -> object:
+    """``app.segment`` of a 6-frame zip (written in ``folder``, a test's tmp_path) to its end (session of
+    ``request``); returns its SessionRun."""
+    (folder / "input").mkdir(exist_ok=True)
+    frames = zip_of_frames(folder / "input" / "seq.zip", "seq", 6)
     steps = stepped(app.segment(None, "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True, "overlay",
                                 str(frames), False, request))  # fmt: skip
     return list(steps)[-1][-1]

@@ -21,6 +21,15 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# the suite starts with none of the app's or the library's settings of the developer's shell (UVOSAM_MSDA=pytorch,
+# UVOSAM_TRACKER, UVOSAM_LOG_LEVEL=DEBUG failed tests that check the defaults), in this process and in the app.py
+# processes it starts; a test sets its own. UVOSAM_SHARED_DIR says where the fixtures are (below).
+for _name in [
+    name for name in os.environ if name.startswith("UVOSAM_") and name != "UVOSAM_SHARED_DIR"
+]:
+    del os.environ[_name]
+
 torch.set_num_threads(2)
 
 # Gradio's file cache (uploads, served outputs) in a folder of this test run, removed after it: not the machine's
@@ -29,6 +38,14 @@ torch.set_num_threads(2)
 if "GRADIO_TEMP_DIR" not in os.environ:
     os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="uvosam-tests-gradio-")
     atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], True)
+
+# The temp folder of this run (tempfile's, and $TMPDIR of the processes it starts), removed after it: gradio_client
+# leaves an empty folder in the temp folder for every file it downloads (~1,000 a run; CI's /tmp held 71,000).
+# pytest's own tmp_path folders stay where they were (PYTEST_DEBUG_TEMPROOT), kept for a look after a failure.
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+tempfile.tempdir = tempfile.mkdtemp(prefix="uvosam-tests-tmp-")
+os.environ["TMPDIR"] = tempfile.tempdir
+atexit.register(shutil.rmtree, tempfile.tempdir, True)
 
 # ../shared beside the checkout; UVOSAM_SHARED_DIR overrides it (the GPU check carries a copy inside the tree)
 SHARED = Path(

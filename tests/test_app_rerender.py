@@ -167,7 +167,7 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
         lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
     )
     request = types.SimpleNamespace(session_hash="tab")
-    state = finished_run(app, request)
+    state = finished_run(app, request, tmp_path)
     reading, go_on = threading.Event(), threading.Event()
     real = app_handlers.rerender_iter
 

@@ -386,7 +386,7 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
     assert updates[-1][0] == f"failed: {err.value.message}"
 
     request = types.SimpleNamespace(session_hash="tab")
-    state = finished_run(app, request)
+    state = finished_run(app, request, tmp_path)
 
     def failing_rerender(*args, **kwargs):
         raise ValueError("the cached masks are damaged")

@@ -105,13 +105,13 @@ def test_forget_removes_the_whole_session_folder_but_folders_in_use(tmp_path, ti
         lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
     )
     request = types.SimpleNamespace(session_hash="api")
-    state = finished_run(app, request)
+    state = finished_run(app, request, tmp_path)
     busy = app.work.new_dir("api", "rerender", keep=state.run_dir)
     app.forget(state).join(10)
     # the run went, the busy one stays
     assert [p.name for p in (tmp_path / "api").iterdir()] == [busy.name]
     app.work.release(busy)
-    app.forget(finished_run(app, request)).join(10)
+    app.forget(finished_run(app, request, tmp_path)).join(10)
     assert not (tmp_path / "api").exists()
 
 

@@ -211,7 +211,7 @@ def test_on_zerogpu_a_refusal_of_a_zip_of_frames_run_keeps_its_title(
         lambda preset, sam: pipe, AppSettings(work_root=tmp_path, status_interval_s=0.1)
     )
     with pytest.raises(gr.Error) as err:
-        finished_run(app, None)
+        finished_run(app, None, tmp_path)
     assert (err.value.title, err.value.message) == ("ZeroGPU quota exceeded", quota)
 
 
