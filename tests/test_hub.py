@@ -204,6 +204,22 @@ def test_offline_the_missing_message_says_the_cache_was_looked_in_and_the_hub_no
     )
 
 
+def test_offline_a_cache_that_cannot_be_read_is_not_called_empty(tmp_path, spec, monkeypatch):
+    """Any error looking in the cache offline was told as "not in the cache" (a HOME that is not a folder made
+    huggingface_hub raise NotADirectoryError reading its token, with the file in the cache)."""
+
+    def unreadable(*args, **kwargs):
+        raise NotADirectoryError(20, "Not a directory", "/dev/null/nohome/.cache/huggingface/token")
+
+    monkeypatch.setattr(hub, "_hf_download", unreadable)
+    with pytest.raises(FileNotFoundError) as info:
+        hub.resolve(NAME, checkpoints_dir=tmp_path / "checkpoints", cache_dir=tmp_path / "hf")
+    assert (
+        "— not available (the cache cannot be read (NotADirectoryError: [Errno 20] Not a directory: "
+        "'/dev/null/nohome/.cache/huggingface/token'); the Hub was not asked because HF_HUB_OFFLINE is set)"
+    ) in str(info.value)
+
+
 def test_unknown_name_is_a_clear_error(tmp_path):
     with pytest.raises(
         MissingWeightsError, match="nope.pth is neither a weight name nor a checkpoint file"

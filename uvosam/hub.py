@@ -289,14 +289,20 @@ def _from_hub(
     except _DOWNLOAD_ERRORS as err:
         if not cache_only:
             _note_unreachable(err)
-        if offline:  # the cache was looked in: the file is not there
-            reason = "not in the cache; the Hub was not asked because HF_HUB_OFFLINE is set"
+        said = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        # the cache was looked in: the file is not there (huggingface_hub's LocalEntryNotFoundError), or it could
+        # not be read (a HOME that is not a folder: NotADirectoryError reading the token)
+        cache = (
+            "not in the cache"
+            if isinstance(err, FileNotFoundError)
+            else f"the cache cannot be read ({said})"
+        )
+        if offline:
+            reason = f"{cache}; the Hub was not asked because HF_HUB_OFFLINE is set"
         elif unreachable is not None:
-            reason = (
-                f"not in the cache; the Hub was not asked: it cannot be reached ({unreachable})"
-            )
+            reason = f"{cache}; the Hub was not asked: it cannot be reached ({unreachable})"
         else:
-            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            reason = said
         looked.append(f"{where} — not available ({reason})")
         return None
     if not verify:
