@@ -549,6 +549,28 @@ def test_davis_run_of_other_sequences_names_a_folder_that_lost_a_png(
     ) in err
 
 
+def test_davis_run_does_not_resume_results_without_a_record_of_their_models(
+    tmp_path, pipe, monkeypatch
+):
+    """A folder of an earlier version (sequence PNGs, no .uvosam-run.json) was resumed with any models: its
+    sequences were skipped as done, the rest made with the new models, one score printed for the mix, and the new
+    record credited the new models with all of them."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: pipe)
+    out = tmp_path / "r"
+    (out / seqs[0]).mkdir(parents=True)
+    (out / seqs[0] / "00000.png").write_bytes(b"an earlier version's mask")
+    argv = ["davis-run", "--davis-root", str(root), "--out", str(out)]
+    with pytest.raises(ValueError, match="no record of the models that made them") as err:
+        runner.check_run_settings(out, {"tracker": "idol-ytvis19-r50", "sam": "vit_b"})
+    assert f"{out} holds results ({seqs[0]})" in str(err.value)
+    assert uvosam_cli.main(argv) == 2
+    assert not (out / runner.RUN_SETTINGS_FILE).exists() and not (out / seqs[1]).exists()
+    (out / seqs[0] / "00000.png").unlink()  # a folder without PNGs (nothing to mix) is no refusal
+    runner.check_run_settings(out, {"sam": "vit_b"})
+
+
 def test_a_damaged_run_settings_record_is_named(tmp_path):
     """A damaged .uvosam-run.json in --out gave the bare JSONDecodeError text, which named no file."""
     (tmp_path / runner.RUN_SETTINGS_FILE).write_text('{"sam": "vit_b"')

@@ -122,8 +122,9 @@ def test_a_damaged_meta_json_is_refused_saying_so(tmp_path, text, why):
         ("frame_0000002.npz", lambda data: b""),
         ("frame_0000002.jpg", lambda data: data[: len(data) // 2]),
         ("frame_0000002.jpg", lambda data: b""),
+        ("frame_0000002.npz", lambda data: b"garbage"),
     ],
-    ids=["npz-cut", "npz-empty", "jpeg-cut", "jpeg-empty"],
+    ids=["npz-cut", "npz-empty", "jpeg-cut", "jpeg-empty", "npz-not-one"],
 )
 def test_a_frame_file_damaged_from_outside_is_refused_naming_it(tmp_path, results, name, damage):
     """A cut or empty .npz raised BadZipFile / EOFError (a traceback in `uvosam rerender`), and a cut JPEG said
@@ -138,6 +139,7 @@ def test_a_frame_file_damaged_from_outside_is_refused_naming_it(tmp_path, result
         f"the mask cache at {tmp_path / 'c'} is incomplete or damaged ({name} cannot be read"
     )
     assert message.endswith("(`uvosam segment ... --cache`; Python: JobOptions(cache=True))")
+    assert "pickle" not in message  # numpy's advice to load a file that is no .npz "unsafely"
     if name.endswith(".npz"):
         with pytest.raises(ValueError, match=f"damaged \\({name} cannot be read"):
             cache.track_labels()

@@ -205,7 +205,9 @@ class MaskCache:
             raise
         # BadZipFile, EOFError: a cut or empty .npz; OSError: PIL's "image file is truncated", a file gone
         except (zipfile.BadZipFile, EOFError, KeyError, ValueError, zlib.error, OSError) as err:
-            damaged(self.root, f"{path.name} cannot be read: {err}")
+            # numpy reads a file that is no .npz as a pickle, and refuses it advising allow_pickle=True
+            said = "it is not an .npz of arrays" if "allow_pickle" in str(err) else str(err)
+            damaged(self.root, f"{path.name} cannot be read: {said}")
 
     def iter_results(self, *, keep_ids: set[int] | None = None) -> Iterator[FrameResult]:
         """Replay the cached frames in order, one at a time; ``keep_ids``: yield only these track ids (None: all)."""

@@ -171,10 +171,26 @@ def check_run_settings(out_dir: str | Path, settings: dict) -> None:
     """Raise ``ValueError`` if ``out_dir`` holds results written with other ``settings`` (JSON-able values).
 
     A ``*_sha256`` entry (a weight file's checksum) that the folder's record lacks is not compared: folders of
-    runs that recorded no checksums still resume.
+    runs that recorded no checksums still resume. A folder that holds sequences' PNGs but no record (a version
+    before the record, or results from elsewhere) is refused too: its models cannot be compared (they were
+    resumed with any models, and the new record credited these with every sequence).
     """
     path = Path(out_dir) / RUN_SETTINGS_FILE
     if not path.is_file():
+        unrecorded = sorted(
+            folder.name
+            for folder in Path(out_dir).glob("[!.]*/")
+            if folder.is_dir() and next(folder.glob("*.png"), None) is not None
+        )
+        if unrecorded:
+            shown = ", ".join(unrecorded[:3]) + (
+                f" and {len(unrecorded) - 3} more" if len(unrecorded) > 3 else ""
+            )
+            raise ValueError(
+                f"{out_dir} holds results ({shown}) with no record of the models that made them ({path} is "
+                f"missing: an earlier uvosam, or results from elsewhere); resuming could mix two models in one "
+                f"score. Use another --out, or delete {out_dir} to start over."
+            )
         return
     before = read_json(
         path,
