@@ -343,11 +343,12 @@ def _on_upload_change(app: App, ui: Page, run_ev: Dependency) -> None:
 
 
 def _on_score(app: App, ui: Page) -> None:
-    """Score: the scores, or why it failed in their place (``App.score_shown``), with no "Error" badge over it (the
-    page covers the progress target of a failed event with one: the failure listener, called after, removes it)."""
+    """Score: the scores, or why it failed in their place (``ResultViews.score_shown``), with no "Error" badge over
+    it (the page covers the progress target of a failed event with one: the failure listener, called after, removes
+    it)."""
     scores = ui.scoring.scores
     score_ev = ui.scoring.score.click(
-        app.score_shown,
+        app.views.score_shown,
         [ui.scoring.gt_zip, ui.outputs.zip_file],
         scores,
         api_name="score",
@@ -355,7 +356,7 @@ def _on_score(app: App, ui: Page) -> None:
         concurrency_limit=2,
         show_progress_on=[scores],
     )
-    score_ev.failure(app.score_failed, None, scores, **_QUIET)
+    score_ev.failure(app.views.score_failed, None, scores, **_QUIET)
 
 
 def _on_zip_shown(app: App, ui: Page) -> None:
@@ -369,12 +370,12 @@ def _on_zip_shown(app: App, ui: Page) -> None:
     and the page stopped showing Score's answer)."""
     o = ui.outputs
     o.zip_file.change(
-        app.zip_shown,
+        app.views.zip_shown,
         [o.zip_file, ui.editing.merge],
         [o.timeline, o.timeline_narrow, o.hints, ui.scoring.scores],
         **_QUIET,
     )
-    ui.scoring.gt_zip.change(app.scores_gone, None, ui.scoring.scores, **_QUIET)
+    ui.scoring.gt_zip.change(app.views.scores_gone, None, ui.scoring.scores, **_QUIET)
 
 
 def _on_link(app: App, ui: Page) -> None:

@@ -183,7 +183,7 @@ def test_after_the_cache_sweep_a_page_left_open_is_told_to_upload_again(tmp_path
     )
     assert redo[-1][0].startswith("done") and redo[-1][0].endswith(SOUND_REPLACED)
     with pytest.raises(gr.Error, match=r"'gt\.zip is no longer on the server.*, then Score"):
-        app.score(str(tmp_path / "gradio" / "gt.zip"), last[4])
+        app.views.score(str(tmp_path / "gradio" / "gt.zip"), last[4])
 
 
 def test_a_ground_truth_zip_of_jpgs_says_what_it_holds_and_what_is_expected(tmp_path):

@@ -159,9 +159,9 @@ def test_refusals_of_what_the_user_did_print_no_traceback_in_the_server_log(tmp_
         "a style not offered": lambda: segment(str(video), None, style="sepia"),
         "Re-render before a run": lambda: rerender(None),
         "Re-render of a run gone": lambda: rerender(state),
-        "Score before a run": lambda: app.score(None, None),
-        "Score without ground truth": lambda: app.score(None, str(masks)),
-        "Score of a zip Run did not make": lambda: app.score(str(masks), str(masks)),
+        "Score before a run": lambda: app.views.score(None, None),
+        "Score without ground truth": lambda: app.views.score(None, str(masks)),
+        "Score of a zip Run did not make": lambda: app.views.score(str(masks), str(masks)),
         "Load without a link": lambda: app.links.load_url(" "),
     }
     for what, refuse in refusals.items():
@@ -226,7 +226,7 @@ def test_every_endpoint_shows_its_errors_as_written_in_the_toast(tmp_path):
     for request, name in ((page, "g&lt;1&gt;&amp;amp;.zip"), (api, gt.name), (None, gt.name)):
         updates = []
         with pytest.raises(gr.Error) as err:
-            updates.extend(stepped(app.score_shown(str(gt), str(masks), request)))
+            updates.extend(stepped(app.views.score_shown(str(gt), str(masks), request)))
         assert err.value.message.startswith(f"{name} is 2 MB, over this app's upload limit of 1 MB")
         # in place of the scores (Markdown, as written), for the page and the API alike
         [scores] = updates
@@ -277,7 +277,7 @@ def test_the_file_cache_sweep_and_the_texts_that_name_it_share_one_age(tmp_path)
     with pytest.raises(
         gr.Error, match=f"no longer kept on the server \\({app_settings.FILES_KEPT}\\)"
     ):
-        app.score(None, str(tmp_path / "gone.zip"))
+        app.views.score(None, str(tmp_path / "gone.zip"))
 
 
 def test_the_apps_source_lines_fit_120_columns():

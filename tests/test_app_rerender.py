@@ -202,7 +202,7 @@ def test_rerender_or_score_during_a_run_say_to_let_it_finish(tmp_path):
             stepped(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, during_a_run, None))
         )
     with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
-        app.score(None, None)
+        app.views.score(None, None)
 
 
 def test_enter_in_the_merge_box_re_renders(tmp_path):

@@ -122,7 +122,7 @@ def test_score_after_gradio_dropped_the_masks_zip_says_to_run_again(tmp_path):
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     gt = zip_of(tmp_path / "gt.zip", {"gt/0.png": b""})
     with pytest.raises(gr.Error, match="no longer kept on the server .*run the video again"):
-        app.score(str(gt), str(tmp_path / "gone" / "masks.zip"))
+        app.views.score(str(gt), str(tmp_path / "gone" / "masks.zip"))
 
 
 def test_the_zip_shown_has_one_listener_which_also_clears_the_scores(tmp_path):

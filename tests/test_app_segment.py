@@ -246,7 +246,7 @@ def test_a_file_over_the_upload_limit_is_refused_however_it_came(tmp_path):
     masks = tmp_path / "masks.zip"
     masks.write_bytes(b"")
     with pytest.raises(gr.Error, match=message.replace("mp4", "zip")):
-        app.score(str(big.with_suffix(".zip")), str(masks))
+        app.views.score(str(big.with_suffix(".zip")), str(masks))
     assert not any((tmp_path / "work").iterdir())
 
 

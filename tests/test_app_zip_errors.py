@@ -190,7 +190,7 @@ def _ids_png(mode: str = "P") -> bytes:
 
 def _score_refusal(app, gt: Path, masks: str) -> str:
     with pytest.raises(gr.Error) as refused:
-        app.score(str(gt), masks)
+        app.views.score(str(gt), masks)
     return refused.value.message
 
 
@@ -208,7 +208,7 @@ def test_score_lists_the_uploaded_zip_once(finished, tmp_path, monkeypatch):
             super().__init__(file, *args, **kwargs)
 
     monkeypatch.setattr(zipfile, "ZipFile", Listing)
-    assert app.score(str(gt), masks).startswith("**J&F ")
+    assert app.views.score(str(gt), masks).startswith("**J&F ")
     assert listed.count("gt.zip") == 1 and listed.count(Path(masks).name) == 2, listed
 
 
@@ -249,7 +249,7 @@ def test_score_names_an_rgb_ground_truth_png_as_it_is_in_the_zip(finished, tmp_p
         "values are the object ids (0 background, 1..K objects, 255 void), as DAVIS Annotations are"
     )
     grayscale = _annotations(tmp_path / "ok.zip", [_ids_png("L")] * 6)  # one id per pixel: scored
-    assert app.score(str(grayscale), masks).startswith("**J&F ")
+    assert app.views.score(str(grayscale), masks).startswith("**J&F ")
 
 
 def test_score_names_a_huge_ground_truth_png_as_it_is_in_the_zip(finished, tmp_path, huge_frame):
@@ -321,7 +321,7 @@ def test_score_notes_ground_truth_ids_that_are_not_1_to_k(finished, tmp_path):
     gt = _annotations(
         tmp_path / "gt.zip", [_png(Image.fromarray(ids))] * 6
     )  # grayscale: ids as written
-    text = app.score(str(gt), masks)
+    text = app.views.score(str(gt), masks)
     assert "over 3 objects" in text
     assert text.endswith(
         "**Note:** the first ground-truth frame (gt.zip: annot/00000.png) has the ids 3, not 1..3: the DAVIS "
@@ -330,7 +330,7 @@ def test_score_notes_ground_truth_ids_that_are_not_1_to_k(finished, tmp_path):
         "object the id 1 for a mean over the real ones."
     ), text
     plain = _annotations(tmp_path / "plain.zip", [_ids_png()] * 6)
-    assert "Note" not in app.score(str(plain), masks)
+    assert "Note" not in app.views.score(str(plain), masks)
 
 
 def test_scores_refusals_say_what_a_ground_truth_holds_as_its_help_does(finished, tmp_path):
@@ -338,7 +338,7 @@ def test_scores_refusals_say_what_a_ground_truth_holds_as_its_help_does(finished
     only, named as those frames, is scored too (the help, ``GROUND_TRUTH_HELP``, says so)."""
     app, masks = finished
     with pytest.raises(gr.Error) as refused:
-        app.score(None, masks)
+        app.views.score(None, masks)
     assert refused.value.message == f"Upload the ground truth first: {GROUND_TRUTH_ZIP}."
     assert GROUND_TRUTH_HELP == f"The ground truth: {GROUND_TRUTH_ZIP}."
     no_pngs = _zip_of(tmp_path / "notes.zip", {"notes.txt": b"no annotations here\n"})
@@ -368,7 +368,7 @@ def test_score_pairs_a_masks_zip_by_its_own_runs_stride(tmp_path, tiny_sam_model
     gt = _zip_of(
         tmp_path / "gt.zip", {f"gt/g{i}.png": shown.get(f"{i:05d}", empty) for i in range(6)}
     )
-    assert app.score(str(gt), masks).startswith("**J&F 1.000** (J 1.000, F 1.000)")
+    assert app.views.score(str(gt), masks).startswith("**J&F 1.000** (J 1.000, F 1.000)")
 
 
 def test_score_takes_a_masks_zip_whose_run_json_was_edited_by_hand(finished, tmp_path):
@@ -386,4 +386,4 @@ def test_score_takes_a_masks_zip_whose_run_json_was_edited_by_hand(finished, tmp
         with zipfile.ZipFile(masks) as src, zipfile.ZipFile(edited, "w") as dst:
             for item in src.infolist():
                 dst.writestr(item, text if item.filename == "run.json" else src.read(item))
-        assert app.score(str(gt), str(edited)).startswith("**J&F "), text
+        assert app.views.score(str(gt), str(edited)).startswith("**J&F "), text

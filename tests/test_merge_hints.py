@@ -61,9 +61,12 @@ def test_the_app_reads_the_hints_from_the_zip_it_shows(tmp_path):
     export = _export(tmp_path, {1: _track(range(6)), 2: _track(range(8, 12))})
     assert merge_text(export.merge_hints) == "2>1"
     app = app_handlers.App(lambda preset, sam: None, AppSettings())
-    text = app.merge_hints(str(make_zip(export)))
+    text = app.views.merge_hints(str(make_zip(export)))
     assert text.startswith("**Possible id switches**") and "put `2>1` in *Merge tracks*" in text
-    assert app.merge_hints(None) == "" and app.merge_hints(str(tmp_path / "gone.zip")) == ""
+    assert (
+        app.views.merge_hints(None) == ""
+        and app.views.merge_hints(str(tmp_path / "gone.zip")) == ""
+    )
 
 
 def test_a_gap_of_one_frame_is_said_in_the_singular():
@@ -158,14 +161,14 @@ def test_after_a_rerender_with_merges_the_app_proposes_the_whole_merge(tmp_path)
     }
     merged = {1: {**run[1], **run[2]}, 3: run[3], 4: run[4]}  # the re-render's tracks after "2>1"
     app = app_handlers.App(lambda preset, sam: None, AppSettings())
-    text = app.merge_hints(_export_zip(tmp_path / "rerender", merged), "2>1")
+    text = app.views.merge_hints(_export_zip(tmp_path / "rerender", merged), "2>1")
     assert "- `3>1`: track 3 starts 2 frames after track 1 ends" in text
     assert "put `2>1, 3>1` in *Merge tracks*" in text, text
     check_merge(parse_merge("2>1, 3>1"), run)
     # a run's zip: what the box holds (an earlier run's merges, a typo) names none of its merged-away tracks
     shown = _export_zip(tmp_path / "run", run)
     for box in ("", "4>1", "2>1 oops", None):
-        assert "put `2>1, 3>1` in *Merge tracks*" in app.merge_hints(shown, box)
+        assert "put `2>1, 3>1` in *Merge tracks*" in app.views.merge_hints(shown, box)
 
 
 def test_the_hints_follow_the_zip_shown_and_read_the_merge_tracks_box(tmp_path):
@@ -328,5 +331,5 @@ def test_a_zip_with_a_timeline_too_large_to_read_still_shows_a_timeline_and_its_
         wide, narrow, alt = timeline_views(str(old))
         assert wide.shape[0] < largest_size()[0] and wide.shape[1] == largest_size()[1]
         assert narrow is not None and alt.startswith("Track timeline of 12 frames: #1 o frames 0-5")
-        *_, hints, _ = app.zip_shown(str(old))
+        *_, hints, _ = app.views.zip_shown(str(old))
         assert "put `2>1` in *Merge tracks*" in hints

@@ -105,7 +105,8 @@ def describe_input(
     seconds = app_gpu.gpu_seconds_for(frames, sam) if frame_cap else None
     text = note + describe_video(
         info, Path(path).name, stride=stride, max_frames=max_frames, models=models,
-        fps=speed and speed.fps, timed_size=speed and (speed.width, speed.height), on_cpu=on_cpu, zero_gpu_seconds=seconds, frame_cap=frame_cap,
+        fps=speed and speed.fps, timed_size=speed and (speed.width, speed.height), on_cpu=on_cpu,
+        zero_gpu_seconds=seconds, frame_cap=frame_cap,
     )  # fmt: skip
     if state is not None and state.source and state.source != path:
         text += f"\n\n{results_of_another_input(Path(state.source).name)}"

@@ -1,12 +1,12 @@
 """The app's event handlers (``App``): Run, Re-render, Stop, the upload's description (``uvosam_app.describe``), the
-views of a finished run (timeline, merge hints, Score) and the session's clean-up; Load (a link) is ``App.links``
-(``uvosam_app.link_handlers``). Per-user data lives in ``gr.State`` (``SessionRun``) and in session folders
-(``WorkRoot``); the models run in ``uvosam_app.gpu.gpu_job``, in a worker thread (``JobPump``).
+session's clean-up; Load (a link) is ``App.links`` (``uvosam_app.link_handlers``), the views of a finished run
+(timeline, merge hints, Score) ``App.views`` (``uvosam_app.result_views``). Per-user data lives in ``gr.State``
+(``SessionRun``) and in session folders (``WorkRoot``); the models run in ``uvosam_app.gpu.gpu_job``, in a worker
+thread (``JobPump``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import shutil
@@ -28,9 +28,7 @@ from uvosam_app import uploads as app_uploads
 from uvosam_app.checks import (
     OutputChoices,
     check_ranges,
-    check_uploads,
     merge_map,
-    over_upload_limit,
     run_request,
     split_map,
 )
@@ -48,20 +46,16 @@ from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config, unavailable
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
+from uvosam_app.result_views import ResultViews
 from uvosam_app.results import (
-    merge_hints_markdown,
-    score_masks_zip,
-    timeline_views,
     track_rows,
 )
 from uvosam_app.served import ServedFiles, drop_ended_streams
-from uvosam_app.settings import FILES_KEPT, AppSettings
+from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
     FINISHED,
-    GROUND_TRUTH_ZIP,
     STOPPED,
     done_line,
-    score_failed_markdown,
 )
 from uvosam_app.work import (
     JobPump,
@@ -81,10 +75,6 @@ RUN_FIRST_RERENDER = (
     "finished run."
 )
 FIRST_STEP = "starting (loading the models on their first use)"
-RUN_FIRST_SCORE = (
-    "Run a video first (or let the run under way finish): Score compares its masks with your "
-    "ground truth."
-)
 
 
 class App:
@@ -113,6 +103,8 @@ class App:
         self.probes = ProbeCache()  # the input files' probes, kept: an upload is probed once
         # Load (a link) and its linked video
         self.links = LinkHandlers(settings, self.work, self.probes, self.served)
+        # the views of a finished run: its timeline, merge hints and Score
+        self.views = ResultViews(settings, self.work, self.served)
 
     # ------------------------------------------------------------------------------------------ run
     @failures_in_status(9, job=server_log.RUN)
@@ -277,83 +269,6 @@ class App:
             max_frames=max_frames, frames_zip=frames_zip, linked=linked, state=state, probes=self.probes,
         )  # fmt: skip
 
-    # ------------------------------------------------------------------------------------- timeline
-    def zip_shown(
-        self, masks_zip: str | None, merge: str | None = None
-    ) -> tuple[Any, Any, str, str]:
-        """What the page shows of the zip shown: its track timeline (``results.timeline_views``: two images, a
-        phone's screen shows the narrow one; with an alt text that says what their bars show), its ``merge_hints``,
-        and no scores (those shown were of other masks).
-
-        Only of a zip the app served (``ServedFiles.shows``): the page gives back the one Run or Re-render showed,
-        but this (unqueued) event is callable over plain HTTP with any upload, and what its readers cost grows with
-        the zip's content, not its size (a timeline row per track, pairs of tracks for the hints)."""
-        if not self.served.shows(masks_zip):
-            return None, None, "", self.scores_gone()
-        wide, narrow, alt = timeline_views(masks_zip)
-        # the alt text names the image and its button for a screen reader (an event of the page's own: no API)
-        images = [
-            None if image is None else gr.Image(image, alt_text=alt) for image in (wide, narrow)
-        ]
-        return *images, self.merge_hints(masks_zip, merge), self.scores_gone()
-
-    def merge_hints(self, masks_zip: str | None, merge: str | None = None) -> str:
-        """Markdown: the possible id switches among the tracks of the zip shown, and what to put in *Merge tracks*
-        (its text ``merge`` grown by them); "" if none or no zip."""
-        return merge_hints_markdown(masks_zip, merge)
-
-    # ---------------------------------------------------------------------------------------- score
-    @failures_in_status(1, job=server_log.SCORE, line=score_failed_markdown)
-    async def score_shown(
-        self,
-        gt_zip: str | None,
-        masks_zip: str | None,
-        request: gr.Request = None,  # type: ignore[assignment]  (set by Gradio: failures_in_status reads it)
-    ) -> AsyncIterator[str]:
-        """Score's handler: ``score``, in a worker thread. A refusal or a failure takes the place of the scores
-        ("Score failed: ..."): the toast with the same words goes after a few seconds (``app.py``: Score's failure
-        listener removes the "Error" badge that the page put over it)."""
-        yield await asyncio.to_thread(self.score, gt_zip, masks_zip)
-
-    def score(self, gt_zip: str | None, masks_zip: str | None) -> str:
-        """J&F of the shown masks (the zip's DAVIS PNGs) against an uploaded zip of ground-truth PNGs, as Markdown.
-        The zip is all it needs (its run.json says which frames its masks are): over the API, any zip that Run
-        or Re-render made, in this session or not.
-
-        Raises:
-            gr.Error: no masks zip, no ground truth, or a zip that cannot be scored (saying why and what to do).
-        """
-        if not masks_zip:
-            raise gr.Error(RUN_FIRST_SCORE, print_exception=False)
-        if not Path(masks_zip).is_file():  # Gradio's file cache sweep deleted it (app.py)
-            raise gr.Error(
-                f"The masks of your last run are no longer kept on the server ({FILES_KEPT}): run "
-                "the video again, then Score.",
-                print_exception=False,
-            )
-        if not gt_zip:
-            raise gr.Error(
-                f"Upload the ground truth first: {GROUND_TRUTH_ZIP}.", print_exception=False
-            )
-        check_uploads(gt_zip, then="Score")
-        too_big = over_upload_limit(gt_zip, self.settings.max_upload_mb)
-        if too_big:
-            raise gr.Error(too_big, print_exception=False)
-        limit = max(10_000, 10 * self.settings.max_frames)
-        try:
-            return score_masks_zip(gt_zip, masks_zip, max_files=limit, work_dir=self.work.root)
-        except (ValueError, FileNotFoundError) as err:
-            raise gr.Error(str(err), print_exception=False) from None
-
-    def scores_gone(self) -> str:
-        """The scores shown, once the masks zip or the ground truth they were of changes: none."""
-        return ""
-
-    def score_failed(self) -> Any:
-        """After a failed Score, whose handler put why in place of the scores: they stay (skip); Score's failure
-        listener (``app.py``) is called for the "Error" badge over them to go."""
-        return gr.skip()
-
     # ------------------------------------------------------------------------------------ re-render
     @failures_in_status(6, job=server_log.RERENDER)
     async def rerender(
@@ -453,7 +368,7 @@ class App:
         """After the page's Re-render (``app.py``: not in the API): *Tracks to keep* offers the ids once split (the
         run's tracks and the parts its split gave new ids, ``keep_parts.keep_choices``), ticked as the re-render
         kept them, and the page remembers which split they belong to (``KeepOffer``, for the next ``rerender``).
-        Of a zip the app served only (as ``zip_shown``); otherwise nothing changes."""
+        Of a zip the app served only (as ``ResultViews.zip_shown``); otherwise nothing changes."""
         if state is None or not state.tracks or not self.served.shows(masks_zip):
             return gr.skip(), gr.skip()
         record = rerender_record(masks_zip)

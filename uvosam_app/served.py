@@ -6,7 +6,7 @@ Files. ``ServedFiles`` copies them into Gradio's cache itself and keeps its own 
 shown}``, under a lock; its sweep (a daemon thread) deletes every ``sweep_every_s`` those last shown more than
 ``max_age_s`` ago, with their emptied folder, and ``close()`` (at shutdown, ``app.main``) deletes them all. Gradio,
 given a path already in its cache, copies nothing (``Block.async_move_resource_to_block_cache``). ``shows`` says
-whether a file a client gives back is one of them (``App.zip_shown`` reads no other zip). Every show touches
+whether a file a client gives back is one of them (``ResultViews.zip_shown`` reads no other zip). Every show touches
 the file too: Gradio 6.27-6.30 gave a copy shown again its first copy's age.
 
 The same thread runs Gradio's own sweep of its cache (the uploads; ``gradio_sweep``:
