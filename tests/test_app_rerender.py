@@ -102,7 +102,10 @@ def test_rerender_splits_a_track_over_the_api_and_refuses_a_bad_split_naming_the
     assert status.startswith("done: 8 frames, 1 track ") and [row[0] for row in table["data"]] == [
         1
     ]
-    refused = r"^Split tracks: cannot split track 2 at frame 8: it is seen from frame 0 to 7; split it at a frame from 1"
+    refused = (
+        r"^Split tracks: cannot split track 2 at frame 8: it is seen from frame 0 to 7; "
+        r"split it at a frame from 1"
+    )
     with pytest.raises(Exception, match=refused):
         c.predict([1, 2], split="2@8", api_name="/rerender")
     with pytest.raises(
@@ -304,7 +307,9 @@ def test_an_api_client_keeps_each_tracks_parts_and_rerender_keeps_its_api(server
     c = client(server)
     c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")
     for _ in range(2):
-        result = c.predict([1, 2], True, True, "854", "overlay", "", False, 0.0, "2@5", api_name="/rerender")  # fmt: skip
+        result = c.predict(
+            [1, 2], True, True, "854", "overlay", "", False, 0.0, "2@5", api_name="/rerender"
+        )  # fmt: skip
         assert len(result) == 6 and [row[0] for row in result[5]["data"]] == [1, 2, 3]
     info = c.view_api(print_info=False, return_format="dict")["named_endpoints"]["/rerender"]
     assert [p["parameter_name"] for p in info["parameters"]] == [

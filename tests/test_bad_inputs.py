@@ -299,8 +299,14 @@ APP_CASES = {
     "truncated mp4": "is truncated: its mp4/mov index",
     "png named .mp4": r"single still image \(png\), not a video",
     "audio only .m4a": r"contains only audio \(aac\)",
-    "huge resolution": r"longest side 5000 px, over this app's limit of 4096 px\. To use it, scale it down.*UVOSAM_MAX_SIDE",
-    "too long": r"lasts 130\.0 s, over this app's limit of 120 s\. To use it, lower Max frames \(under Settings;.*UVOSAM_MAX_SECONDS",
+    "huge resolution": (
+        r"longest side 5000 px, over this app's limit of 4096 px\. To use it, scale it down"
+        r".*UVOSAM_MAX_SIDE"
+    ),
+    "too long": (
+        r"lasts 130\.0 s, over this app's limit of 120 s\. To use it, lower Max frames "
+        r"\(under Settings;.*UVOSAM_MAX_SECONDS"
+    ),
 }
 
 

@@ -257,8 +257,9 @@ def test_id_switch_mid_sequence_is_penalised(tmp_path):
 
 
 def test_a_sequence_is_scored_from_the_folder_uvosam_names_it(tmp_path):
-    """Ground truth ``car 1`` is scored from results ``car_1``, the name ``uvosam segment`` gives a video ``car 1.mp4``
-    (``portable_names.safe_name``), under its own name; a folder of the very name comes first. It was reported missing."""
+    """Ground truth ``car 1`` is scored from results ``car_1``, the name ``uvosam segment`` gives a video
+    ``car 1.mp4`` (``portable_names.safe_name``), under its own name; a folder of the very name comes first. It
+    was reported missing."""
     gt = two_objects()
     root = tmp_path / "DAVIS"
     write_davis_layout(root, {"car 1": gt, "dog": gt})

@@ -89,7 +89,8 @@ def test_fast_tracker_precisions_stay_close_to_fp32_on_cuda(precision, box_tol):
 
 
 def test_sam_fast_path_on_cuda_matches_fp32_masks():
-    """bf16 autocast + SDPA (flash / memory-efficient kernels on CUDA) vs SAM's own float32 forward: mask IoU >= 0.99."""
+    """bf16 autocast + SDPA (flash / memory-efficient kernels on CUDA) vs SAM's own float32 forward: mask
+    IoU >= 0.99."""
     from uvosam.config import SegmenterConfig
     from uvosam.segmenter import BoxPromptSegmenter
     from uvosam.testing import moving_shapes, tiny_sam

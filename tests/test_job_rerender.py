@@ -174,7 +174,10 @@ def test_rerender_refuses_a_cache_of_another_format_saying_to_run_again(
     if found is not None:
         info["cache_format"] = found
     (run / "cache" / "meta.json").write_text(json.dumps(info))
-    said = rf"cache at .*cache has {'no format number' if found is None else 'format 2'}.*reads format 1\. Make the run again"
+    said = (
+        rf"cache at .*cache has {'no format number' if found is None else 'format 2'}"
+        r".*reads format 1\. Make the run again"
+    )
     with pytest.raises(ValueError, match=said):
         rerender(run / "cache", tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -30,7 +30,8 @@ from uvosam.pipeline import UVOSAM
         (lambda: SegmenterConfig(mask_threshold=float("nan")), r"mask_threshold must be a finite number"),
         (lambda: PipelineConfig(min_score="0.5"), r"min_score must be a number in \[0, 1\].*got '0.5' \(a str\)"),
         (lambda: PipelineConfig(min_score=None), r"PipelineConfig.min_score must be a number in \[0, 1\].*got None"),
-        (lambda: VideoLimits(max_duration_s="60"), r"max_duration_s must be a positive finite number or None; got '60'"),
+        (lambda: VideoLimits(max_duration_s="60"),
+         r"max_duration_s must be a positive finite number or None; got '60'"),
         (lambda: VideoLimits(max_duration_s=float("nan")), r"max_duration_s must be a positive finite number"),
         # infinity is no limit only in name: None is (the app's UVOSAM_MAX_SECONDS=inf passed unnoticed)
         (lambda: VideoLimits(max_duration_s=float("inf")), r"max_duration_s must be a positive finite number"),
@@ -57,7 +58,8 @@ def test_configs_take_numpy_values_and_keep_plain_python_ones():
 @pytest.mark.parametrize(
     "fields, error, message",
     [
-        ({"export": None}, TypeError, r"JobOptions.export takes an ExportOptions \(ExportOptions\(davis=True\)\); got None"),
+        ({"export": None}, TypeError,
+         r"JobOptions.export takes an ExportOptions \(ExportOptions\(davis=True\)\); got None"),
         ({"export": {"davis": False}}, TypeError, r"got dict; from a dict: ExportOptions\(\*\*\{\.\.\.\}\)"),
         ({"limits": None}, TypeError, r"JobOptions.limits takes a VideoLimits"),
         ({"output_max_side": "480"}, ValueError, r"output_max_side must be at least 2 \(an integer.*got '480'"),
@@ -212,7 +214,8 @@ def test_from_pretrained_refuses_arguments_of_the_wrong_kind_before_looking_for_
         ({"split": {3: [120, 120]}}, ValueError, r"Split tracks: 3@120 is given twice"),
         ({"split": "3 at 120"}, ValueError, r"Split tracks: expected 'track@frame'"),
         # a mapping's values, not a text the caller never wrote ("could not read '3@-1'")
-        ({"split": {3: [-1]}}, ValueError, r"split takes track ids and frames >= 0 \(frames counted from 0\); got 3: -1"),
+        ({"split": {3: [-1]}}, ValueError,
+         r"split takes track ids and frames >= 0 \(frames counted from 0\); got 3: -1"),
         ({"split": {3: list(range(1, 1002))}}, ValueError, r"split: more than 1,000 splits given"),
         ({"options": {"stride": 2}}, TypeError, r"options takes a JobOptions .*got dict"),
         ({"min_score": "0.5"}, ValueError, r"min_score must be in \[0, 1\] \(a tracker score\); got '0.5'"),

@@ -528,14 +528,19 @@ def test_segment_takes_a_link_and_removes_its_download(
     temporary folder gone afterwards, after a failure too (the CLI allows private addresses: this is 127.0.0.1)."""
     video = moving_shapes(6, height=48, width=64, num_objects=2, seed=3)
     write_video(tmp_path / "src.mp4", video.frames, 8)
-    server.routes["/share"] = send((tmp_path / "src.mp4").read_bytes(), {**MP4, "Content-Disposition": 'attachment; filename="street cam.mp4"'})  # fmt: skip
+    server.routes["/share"] = send(
+        (tmp_path / "src.mp4").read_bytes(),
+        {**MP4, "Content-Disposition": 'attachment; filename="street cam.mp4"'},
+    )  # fmt: skip
     made = []
     # where the download folder goes
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(
         segment_cli, "load_pipeline",
-        lambda args: made.append(1) or UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=2), BoxPromptSegmenter(tiny_sam_model)),
+        lambda args: made.append(1) or UVOSAM(
+            ReplayTracker(video.boxes_xyxy, lookahead=2), BoxPromptSegmenter(tiny_sam_model)
+        ),
     )  # fmt: skip
     out = tmp_path / "out"
     assert uvosam_cli.main(["segment", server.url("/share"), "--out", str(out)]) == 0

@@ -58,7 +58,8 @@ def test_no_track_and_bad_frames():
 def test_the_export_draws_the_timeline_of_the_exported_tracks_into_the_zip(tmp_path):
     video = moving_shapes(12, height=40, width=56, num_objects=2, seed=3, absent={0: range(3, 6)})
     with ExportWriter(tmp_path, video_name="v", class_names=["o"], height=40, width=56,
-                      options=ExportOptions(davis=False, cutouts=False, ytvis=False), keep_ids={7}) as writer:  # fmt: skip
+                      options=ExportOptions(davis=False, cutouts=False, ytvis=False),
+                      keep_ids={7}) as writer:  # fmt: skip
         for result in results_from_video(video, track_ids=[7, 8]):
             writer.add(result)
     export = writer.close()

@@ -4,7 +4,8 @@
 
 Used by the exports (``uvosam.export_formats`` and ``uvosam.export``'s parts), ``run.json`` (``uvosam.provenance``),
 the mask cache (``uvosam.mask_cache``), the YouTube-VIS submission (``uvosam.eval.runner``) and the command line's
-score and track files (``uvosam_cli.davis``, ``clip_score``, ``track``). It depends on nothing in uvosam, so any module may use it.
+score and track files (``uvosam_cli.davis``, ``clip_score``, ``track``). It depends on nothing in uvosam, so any
+module may use it.
 
 No ``fsync``: a write is atomic for readers and against a failure of the writing process, not against a power cut
 (none of these files is worth the wait: a lost export is made again).

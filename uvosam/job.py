@@ -420,10 +420,10 @@ def rerender(
             the ids before the merge; a merged track is kept when its target is (its sources follow it, kept or
             not: ``track_edit.kept_tracks``).
         options: style, drawing, output size, chunks, export formats and sound; ``stride``, ``max_frames``,
-            ``limits``, ``cache`` and ``fit_side`` are ignored (the cached frames are what they are). The sound (``audio``) is
-            read from the source file the run read, where the cache says it was; a cache of a frame folder or of a
-            file since moved, deleted (a downloaded link's, say) or replaced by another (of another size) gives a
-            silent video (``JobResult.silent_because`` says which).
+            ``limits``, ``cache`` and ``fit_side`` are ignored (the cached frames are what they are). The sound
+            (``audio``) is read from the source file the run read, where the cache says it was; a cache of a
+            frame folder or of a file since moved, deleted (a downloaded link's, say) or replaced by another (of
+            another size) gives a silent video (``JobResult.silent_because`` says which).
         class_names: names behind the labels (default: those recorded in the cache).
         min_score: leave a track out of each frame where its tracker score is below this (as
             ``PipelineConfig.min_score`` does in a run; before any merge): low-confidence frames go, the rest stay.

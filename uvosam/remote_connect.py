@@ -5,8 +5,9 @@ and sockets and HTTP(S) connections that check them.
 service 169.254.169.254), multicast, reserved or unspecified address; IPv4 inside IPv6 is judged as IPv4.
 ``open_checked_socket`` checks every address a host name resolves to, connects to such a checked address itself
 (no second DNS lookup that could be rebound), and checks the address it actually reached again before a byte is
-sent (the Hugging Face Hub's own host names excepted: ``TRUSTED_DOMAINS``); ``CheckedHTTPConnection`` / ``CheckedHTTPSConnection`` get their socket from it (for https, before the TLS
-handshake). A refused address raises ``RemoteVideoError``. Standard library only; no proxy settings are read.
+sent (the Hugging Face Hub's own host names excepted: ``TRUSTED_DOMAINS``); ``CheckedHTTPConnection`` /
+``CheckedHTTPSConnection`` get their socket from it (for https, before the TLS handshake). A refused address
+raises ``RemoteVideoError``. Standard library only; no proxy settings are read.
 """
 
 from __future__ import annotations

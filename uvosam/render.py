@@ -267,9 +267,9 @@ def render(
     Args:
         result: the frame; ``result.image`` (H, W, 3) uint8 RGB, masks (N, H, W) bool.
         style: ``"overlay"`` (``overlay``) or an effect on the union of all N masks: ``"cutout"`` (object pixels
-            kept, the rest black), ``"blur"`` (the rest Gaussian-blurred, radius 1/80 of the longer side, computed at a quarter size),
-            ``"gray"`` (the rest in greyscale, ITU-R 601 luma) or ``"matte"`` (255 on objects, 0 elsewhere, all
-            three channels).
+            kept, the rest black), ``"blur"`` (the rest Gaussian-blurred, radius 1/80 of the longer side,
+            computed at a quarter size), ``"gray"`` (the rest in greyscale, ITU-R 601 luma) or ``"matte"`` (255
+            on objects, 0 elsewhere, all three channels).
         class_names, show_boxes, show_labels, tag_notes: boxes and tags as in ``overlay``; drawn in every style
             but ``"matte"``, which holds the mask only.
         out_size: ``(width, height)`` of the output (PIL order); None keeps the frame size.

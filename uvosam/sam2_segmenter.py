@@ -2,8 +2,9 @@
 
 UVOSAM prompts an image segmenter with the tracker's boxes frame by frame; SAM 2.1's image path does the same job
 with a Hiera encoder (the SAM 2 paper's abstract: more accurate and 6x faster than SAM on images, for its main
-Hiera-B+ model against SAM ViT-H; not measured here on a GPU). Only the image path is used: every frame is segmented on its own from its boxes, exactly as with
-SAM, so the tracker alone decides identities (no SAM 2 memory, no propagation between frames).
+Hiera-B+ model against SAM ViT-H; not measured here on a GPU). Only the image path is used: every frame is
+segmented on its own from its boxes, exactly as with SAM, so the tracker alone decides identities (no SAM 2
+memory, no propagation between frames).
 
 What it computes equals ``sam2.sam2_image_predictor.SAM2ImagePredictor`` with ``multimask_output=False`` on a
 model from ``sam2.build_sam.build_sam2`` (bit for bit on CPU, tested on a tiny random model):
@@ -248,8 +249,8 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...; ``None`` keeps the model where it is.
         dtype: weight dtype of the image encoder (and of the two convolutions ``forward_image`` applies to its
             output); ``None`` keeps it. The prompt encoder and mask decoder stay as they are.
-        weights_name: the weights ``model`` holds (a ``weight_table.WEIGHTS`` key or a file name), for exports' ``run.json``
-            (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
+        weights_name: the weights ``model`` holds (a ``weight_table.WEIGHTS`` key or a file name), for exports'
+            ``run.json`` (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
     """
 
     family = "SAM 2.1"

@@ -70,8 +70,8 @@ def _warn_once(key: str, message: str) -> None:
 
 
 def weights_key(model_type: str) -> str:
-    """The ``weight_table.WEIGHTS`` key of a mask model type: ``sam_vit_b`` for SAM's ``vit_b``, the type itself for SAM 2.1
-    (``sam2.1_tiny``)."""
+    """The ``weight_table.WEIGHTS`` key of a mask model type: ``sam_vit_b`` for SAM's ``vit_b``, the type itself
+    for SAM 2.1 (``sam2.1_tiny``)."""
     return model_type if model_type in SAM2_MODEL_TYPES else f"sam_{model_type}"
 
 
@@ -262,8 +262,8 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         dtype: weight dtype of the image encoder (e.g. ``torch.bfloat16`` halves its memory);
             ``None`` keeps it. Only the encoder is cast: SAM's prompt encoder computes in float32
             and the small decoder stays so.
-        weights_name: the weights ``sam`` holds (a ``weight_table.WEIGHTS`` key or a file name), for exports' ``run.json``
-            (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
+        weights_name: the weights ``sam`` holds (a ``weight_table.WEIGHTS`` key or a file name), for exports'
+            ``run.json`` (``describe``); ``from_pretrained`` sets it, ``None`` = not known.
     """
 
     family = "SAM"

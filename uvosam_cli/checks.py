@@ -219,8 +219,8 @@ def check_weight_files(args: argparse.Namespace) -> None:
 
 def check_config_yaml(path: Path, option: str) -> None:
     """Raise ``FileNotFoundError`` for a missing ``path``, ``ValueError`` unless it is a file (not a folder, nor a
-    device such as ``/dev/null``); then read and parse it as an IDOL YAML (``load_tracker_yaml``: its errors, e.g. ``FileNotFoundError`` for a missing
-    ``_BASE_``)."""
+    device such as ``/dev/null``); then read and parse it as an IDOL YAML (``load_tracker_yaml``: its errors, e.g.
+    ``FileNotFoundError`` for a missing ``_BASE_``)."""
     from uvosam.tracker.yaml_config import EXPECTED_YAML, load_tracker_yaml
 
     if not path.exists():

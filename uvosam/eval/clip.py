@@ -164,7 +164,8 @@ def align_ground_truth(
         )
     raise ValueError(
         f"ground truth: {count(len(ground_truth), 'PNG')}, but the run processed {len(source_indices)} of the "
-        f"video's {count(source_frames, 'frame')} and their names ({frame_names[0] if frame_names else '-'}, ...) are not all among "
+        f"video's {count(source_frames, 'frame')} and their names "
+        f"({frame_names[0] if frame_names else '-'}, ...) are not all among "
         "the PNGs'; name the PNGs as the frames, or give one PNG per source frame (the run's frame stride and Max "
         "frames are then applied to them) or one per processed frame, in frame order."
     )
@@ -265,7 +266,8 @@ def id_gaps_note(first_truth: str | Path, shown_as: str | None = None) -> str | 
         else "give the object the id 1"
     )
     return (
-        f"the first ground-truth frame ({shown_as or Path(first_truth).name}) has the ids {_id_list(sorted(present))}, not "
+        f"the first ground-truth frame ({shown_as or Path(first_truth).name}) has the ids "
+        f"{_id_list(sorted(present))}, not "
         f"1..{k}: the DAVIS protocol scores the {k} objects 1..{k}, and any of {_id_list(missing)} counts as perfect "
         "(J = F = 1) on every frame where neither the ground truth nor the masks have it. If those ids are in no "
         f"ground-truth frame, {real} for a mean over the real ones."

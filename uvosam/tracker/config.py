@@ -73,9 +73,9 @@ class DetectorConfig:
         max_size_test: cap for the longest edge after resizing (``INPUT.MAX_SIZE_TEST``).
         size_divisibility: network input is zero-padded (bottom/right) to a multiple of this.
         batch_infer_len: frames per forward pass (only bounds memory; frames never interact).
-        precision: ``"fp32"`` (exact, the parity reference; TF32 off on CUDA), ``"tf32"`` (CUDA: TF32 matmul/conv while the
-            detector runs) or ``"bf16"`` (autocast to bfloat16; outputs returned in float32). Not an
-            architecture setting: it changes only how ``detect_frames`` computes.
+        precision: ``"fp32"`` (exact, the parity reference; TF32 off on CUDA), ``"tf32"`` (CUDA: TF32
+            matmul/conv while the detector runs) or ``"bf16"`` (autocast to bfloat16; outputs returned in
+            float32). Not an architecture setting: it changes only how ``detect_frames`` computes.
     """
 
     depth: int = 50

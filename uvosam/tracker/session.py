@@ -130,9 +130,9 @@ class IDOLTracker:
         batch_size: frames per detector call (IDOL's ``BATCH_INFER_LEN``, 10).
         defer_until_finish: return all frames from ``finish()``, built from the exact whole-video
             results.
-        weights_name, config_name: the detector's weights (a ``weight_table.WEIGHTS`` preset or a checkpoint file name) and
-            its YAML's file name, for exports' ``run.json`` (``describe``); ``load_tracker`` sets them, ``None`` = not
-            known / no YAML.
+        weights_name, config_name: the detector's weights (a ``weight_table.WEIGHTS`` preset or a checkpoint
+            file name) and its YAML's file name, for exports' ``run.json`` (``describe``); ``load_tracker`` sets
+            them, ``None`` = not known / no YAML.
 
     Attributes:
         lookahead: ``decision_lookahead(inference) + batch_size - 1`` (``sys.maxsize`` when
