@@ -47,7 +47,7 @@ from uvosam_app.keep_parts import (
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config, unavailable
 from uvosam_app.probes import ProbeCache
-from uvosam_app.progress import drive
+from uvosam_app.progress import LENT_CHUNKS, drive
 from uvosam_app.results import (
     merge_hints_markdown,
     score_masks_zip,
@@ -155,7 +155,15 @@ class App:
         starting = "starting" if self._models_loaded(tracker, sam) else FIRST_STEP
         async with (
             opened(start) as running,
-            contextlib.aclosing(drive(running.pump, "segmenting", interval, starting)) as updates,
+            contextlib.aclosing(
+                drive(
+                    running.pump,
+                    "segmenting",
+                    interval,
+                    starting,
+                    lend_in=running.folder / LENT_CHUNKS,
+                )
+            ) as updates,
         ):
             # the old run is gone; the session's streams go with its states, whatever this run's end
             key = session_key(request)
@@ -408,7 +416,9 @@ class App:
         interval = self.settings.status_interval_s
         async with (
             opened(start) as running,
-            contextlib.aclosing(drive(running.pump, "re-rendering", interval)) as updates,
+            contextlib.aclosing(
+                drive(running.pump, "re-rendering", interval, lend_in=running.folder / LENT_CHUNKS)
+            ) as updates,
         ):
             async for up in updates:
                 if up.result is None:
