@@ -20,6 +20,7 @@ from app_helpers import (
     finished_run,
     run_json,
     stepped,
+    wait_for,
     write_clip,
     zip_names,
     zip_of,
@@ -398,6 +399,49 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
     with pytest.raises(gr.Error, match="the cached masks are damaged"):
         updates.extend(redo)
     assert updates[-1][0] == "failed: the cached masks are damaged"
+
+
+def test_the_chunk_a_failing_run_gave_gradio_stays_until_gradio_has_read_it(
+    tmp_path, tiny_sam_model
+):
+    """A run that fails deletes the chunks it wrote at once, in its own thread, while Gradio can still be muxing the
+    chunk of the update just yielded (after the yield, before it asks for the next): read from a deleted file, it
+    failed the event with Gradio's own error, the run's "failed: ..." line never went out, and the page's failure
+    listener wrote "stopped" (a run in 2 on a busy CPU). Gradio gets a file of the run's own, there until it asks
+    for the next update."""
+    import gradio as gr
+
+    from uvosam_app import handlers as app_handlers
+
+    # the model fails once the test holds an update with a chunk, as Gradio does while it muxes the chunk
+    go = threading.Event()
+
+    def failure() -> Exception:
+        go.wait(30)
+        return RuntimeError("the model failed")
+
+    pipe = UVOSAM(
+        MovingBoxTracker(num_objects=2, fail_at=12, error=failure),
+        BoxPromptSegmenter(tiny_sam_model),
+    )
+    work = tmp_path / "work"
+    settings = AppSettings(work_root=work, status_interval_s=0.05, chunk_seconds=0.5)
+    app = app_handlers.App(lambda preset, sam: pipe, settings)
+    clip = write_clip(tmp_path / "clip.mp4", 16, 96, 64)  # 8 fps: a chunk every 4 frames
+    run = stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_b", 0.0, 10, 1, 900, 0, True, True,
+                              "overlay", None, False, None))  # fmt: skip
+    chunk = Path(next(update[2] for update in run if update[2] is not None))
+    go.set()
+
+    def run_files() -> list[Path]:  # the run's video and chunks
+        return [*work.rglob("clip_overlay.mp4"), *work.rglob("clip_overlay_chunks/*")]
+
+    assert wait_for(lambda: not run_files(), timeout=30)  # the failed run deleted them
+    assert chunk.is_file() and probe(str(chunk)).num_frames == 4  # Gradio reads it whole
+    rest = []
+    with pytest.raises(gr.Error, match="error id"):
+        rest.extend(run)
+    assert rest[-1][0].startswith("failed: ") and not chunk.exists()
 
 
 def test_a_phone_sized_clip_runs_scaled_down_to_the_apps_side(tmp_path, tiny_sam_model, tracker):

@@ -45,7 +45,7 @@ from uvosam_app.keep_parts import (
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config, unavailable
 from uvosam_app.probes import ProbeCache
-from uvosam_app.progress import drive
+from uvosam_app.progress import LENT_CHUNKS, drive
 from uvosam_app.result_views import ResultViews
 from uvosam_app.results import (
     track_rows,
@@ -147,7 +147,15 @@ class App:
         starting = "starting" if self._models_loaded(tracker, sam) else FIRST_STEP
         async with (
             opened(start) as running,
-            contextlib.aclosing(drive(running.pump, "segmenting", interval, starting)) as updates,
+            contextlib.aclosing(
+                drive(
+                    running.pump,
+                    "segmenting",
+                    interval,
+                    starting,
+                    lend_in=running.folder / LENT_CHUNKS,
+                )
+            ) as updates,
         ):
             # the old run is gone; the session's streams go with its states, whatever this run's end
             key = session_key(request)
@@ -323,7 +331,9 @@ class App:
         interval = self.settings.status_interval_s
         async with (
             opened(start) as running,
-            contextlib.aclosing(drive(running.pump, "re-rendering", interval)) as updates,
+            contextlib.aclosing(
+                drive(running.pump, "re-rendering", interval, lend_in=running.folder / LENT_CHUNKS)
+            ) as updates,
         ):
             async for up in updates:
                 if up.result is None:
