@@ -20,6 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
+from uvosam_app.process_folders import process_dir
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 # the suite starts with none of the app's or the library's settings of the developer's shell (UVOSAM_MSDA=pytorch,
@@ -32,18 +34,23 @@ for _name in [
 
 torch.set_num_threads(2)
 
+# This run's temp folders are made like the app's process folders (``process_dir``): marked as this process's, and
+# those of earlier runs that were killed (SIGTERM from `timeout` or a cancelled CI job skips atexit) are removed
+# when the next run starts.
+SYSTEM_TMP = Path(tempfile.gettempdir())
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(SYSTEM_TMP))
+
 # Gradio's file cache (uploads, served outputs) in a folder of this test run, removed after it: not the machine's
 # shared /tmp/gradio, where a test's uploads would be left behind, and where a second run at the same time (same
 # bytes -> same cached path) could delete a file this run is still reading. Set before any test imports gradio.
 if "GRADIO_TEMP_DIR" not in os.environ:
-    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="uvosam-tests-gradio-")
+    os.environ["GRADIO_TEMP_DIR"] = str(process_dir(SYSTEM_TMP, "uvosam-tests-gradio-"))
     atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], True)
 
 # The temp folder of this run (tempfile's, and $TMPDIR of the processes it starts), removed after it: gradio_client
 # leaves an empty folder in the temp folder for every file it downloads (~1,000 a run; CI's /tmp held 71,000).
 # pytest's own tmp_path folders stay where they were (PYTEST_DEBUG_TEMPROOT), kept for a look after a failure.
-os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
-tempfile.tempdir = tempfile.mkdtemp(prefix="uvosam-tests-tmp-")
+tempfile.tempdir = str(process_dir(SYSTEM_TMP, "uvosam-tests-tmp-"))
 os.environ["TMPDIR"] = tempfile.tempdir
 atexit.register(shutil.rmtree, tempfile.tempdir, True)
 

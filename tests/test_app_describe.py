@@ -161,9 +161,8 @@ def test_the_time_estimate_says_when_the_timed_run_had_other_frame_sizes(tmp_pat
     assert (
         "At most about 44 s with idol-ytvis19-r50 + SAM ViT-B (2.0 fps in the last run here, at 1920x1080)."
     ) in app.describe(bunny, *models, 1, 900)
-    record_speed(
-        app.speeds, models, _timed_run(48, 2.0, 854, 480)
-    )  # 1.8 times the pixels: an estimate
+    # 1.8 times the pixels: an estimate
+    record_speed(app.speeds, models, _timed_run(48, 2.0, 854, 480))
     assert app.describe(bunny, *models, 1, 900).endswith(
         " About 44 s with idol-ytvis19-r50 + SAM ViT-B (2.0 fps in the last run here)."
     )

@@ -318,9 +318,8 @@ def test_score_notes_ground_truth_ids_that_are_not_1_to_k(finished, tmp_path):
     app, masks = finished
     ids = np.zeros((64, 96), np.uint8)
     ids[10:30, 10:40] = 3
-    gt = _annotations(
-        tmp_path / "gt.zip", [_png(Image.fromarray(ids))] * 6
-    )  # grayscale: ids as written
+    # grayscale: ids as written
+    gt = _annotations(tmp_path / "gt.zip", [_png(Image.fromarray(ids))] * 6)
     text = app.views.score(str(gt), masks)
     assert "over 3 objects" in text
     assert text.endswith(

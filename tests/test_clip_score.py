@@ -583,9 +583,8 @@ def test_clip_score_says_none_for_an_object_matched_to_an_id_the_results_lack(
     import uvosam_cli
 
     d, video = clip_gt
-    _results(
-        tmp_path / "shapes", video, range(12), drop=2
-    )  # ids 1 and 3: object 2 matched to the empty 2
+    # ids 1 and 3: object 2 matched to the empty 2
+    _results(tmp_path / "shapes", video, range(12), drop=2)
     assert uvosam_cli.main(["clip-score", str(tmp_path / "shapes"), str(d / "gt")]) == 0
     assert _printed_ids(capsys.readouterr().out) == {1: "1", 2: "none", 3: "3"}
     zeros = np.array([0] * 256, np.uint8)

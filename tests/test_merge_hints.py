@@ -279,9 +279,8 @@ def test_the_page_lists_the_first_hints_and_counts_the_rest_which_the_readme_lis
 
     from uvosam_app.results import MAX_HINTS_SHOWN, merge_hints_markdown
 
-    chains = (
-        MAX_HINTS_SHOWN + 5
-    )  # one hint each: a track lost at frame 4, one picking up at frame 6
+    # one hint each: a track lost at frame 4, one picking up at frame 6
+    chains = MAX_HINTS_SHOWN + 5
     boxes = {}
     for k in range(chains):
         boxes[k + 1] = _track(range(5), x0=100.0 * k)
@@ -323,10 +322,8 @@ def test_a_zip_with_a_timeline_too_large_to_read_still_shows_a_timeline_and_its_
         out.writestr("timeline.png", tall.getvalue())
     app = app_handlers.App(lambda preset, sam: None, AppSettings())
     monkeypatch.setattr(app.served, "shows", lambda path: True)
-    for pillow_limit in (
-        Image.MAX_IMAGE_PIXELS,
-        1_500_000,
-    ):  # refused over twice that (the app's: 179 Mpx)
+    # refused over twice that (the app's: 179 Mpx)
+    for pillow_limit in (Image.MAX_IMAGE_PIXELS, 1_500_000):
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
         wide, narrow, alt = timeline_views(str(old))
         assert wide.shape[0] < largest_size()[0] and wide.shape[1] == largest_size()[1]

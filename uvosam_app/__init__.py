@@ -17,11 +17,12 @@ One concept per module:
 - ``text``: everything the page says; ``results``: what a finished run shows from its zip;
 - ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);
   ``server_log``: the server log's set-up and the start and end lines of each job;
-- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``describe``: what an input
-  is and what Run will cover, before Run; ``checks``: what a request is checked against before any work;
-  ``layout``: the components.
+- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``result_views``: the
+  timeline, merge hints and Score of a finished run (``App.views``); ``keep_parts``: what *Tracks to keep* offers
+  after a re-render that split tracks; ``describe``: what an input is and what Run will cover, before Run;
+  ``checks``: what a request is checked against before any work; ``layout``: the components.
 
-Only ``handlers``, ``link_handlers``, ``file_links``, ``component_classes``, ``checked_inputs``, ``served``,
-``checks``, ``layout`` and ``errors`` import gradio.
+Only ``handlers``, ``link_handlers``, ``result_views``, ``file_links``, ``component_classes``, ``checked_inputs``,
+``served``, ``checks``, ``layout`` and ``errors`` import gradio.
 ``uvosam`` imports nothing from here.
 """

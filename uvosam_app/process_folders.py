@@ -25,13 +25,14 @@ MARKER = ".uvosam-app.json"  # in a process's folder: whose it is (``_identity``
 _MARKERS_HELD: list[Any] = []  # this process's marker, open and locked while it runs
 
 
-def process_dir(parent: Path) -> Path:
+def process_dir(parent: Path, prefix: str = PROCESS_PREFIX) -> Path:
     """A fresh folder for this process's work in ``parent`` (``uvosam-app-XXXXXXXX``), marked as this process's
     (``MARKER``, locked while it runs), once the folders of earlier processes that are gone are removed from
     ``parent`` (``remove_stale``): the app removes its own at exit, but a process killed (or, before, stopped by
-    SIGTERM) left its folder with its sessions' runs for good."""
-    remove_stale(parent)
-    folder = Path(tempfile.mkdtemp(prefix=PROCESS_PREFIX, dir=parent))
+    SIGTERM) left its folder with its sessions' runs for good. ``prefix``: of the folders' names (the test suite's
+    temp folders have their own)."""
+    remove_stale(parent, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     marker = folder / MARKER
     marker.write_text(json.dumps(_identity(os.getpid())))
     try:  # held open: its lock lasts as long as this process
@@ -41,9 +42,9 @@ def process_dir(parent: Path) -> Path:
     return folder
 
 
-def remove_stale(parent: Path) -> list[Path]:
+def remove_stale(parent: Path, prefix: str = PROCESS_PREFIX) -> list[Path]:
     """Remove the folders in ``parent`` that earlier app processes made and left, now gone; returns them. Only
-    those provably so: a ``PROCESS_PREFIX`` folder (no link) holding a ``MARKER`` of this machine whose process is
+    those provably so: a ``prefix`` folder (no link) holding a ``MARKER`` of this machine whose process is
     gone (``_owner_gone``) and not locked (a live process holds its marker locked: ``uvosam.job_locks``' lock, as a
     live job holds its staging folder's; where it cannot be told, the folder stays). Nothing else is touched: another
     live server's folder, a folder of another machine sharing ``parent``, any other file or folder."""
@@ -56,7 +57,7 @@ def remove_stale(parent: Path) -> list[Path]:
         )
         return removed
     for entry in entries:
-        if not entry.name.startswith(PROCESS_PREFIX) or entry.is_symlink() or not entry.is_dir():
+        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
             continue
         marker = entry / MARKER
         try:
@@ -67,7 +68,7 @@ def remove_stale(parent: Path) -> list[Path]:
                 continue
         except (OSError, ValueError):  # unreadable, not JSON: not provably ours
             continue
-        logger.info("removing %s: left by app process %s, which is gone", entry, owner.get("pid"))
+        logger.info("removing %s: left by process %s, which is gone", entry, owner.get("pid"))
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
