@@ -21,6 +21,7 @@ import gradio as gr
 from uvosam.job import rerender_iter
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
+from uvosam.merge_hints import recorded_split_ids
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import server_log
@@ -39,7 +40,6 @@ from uvosam_app.keep_parts import (
     keep_choices,
     rerender_keep,
     rerender_record,
-    split_ids,
     split_key,
 )
 from uvosam_app.link_handlers import LinkHandlers
@@ -384,7 +384,7 @@ class App:
         record = rerender_record(masks_zip)
         if record is None:
             return gr.skip(), gr.skip()
-        new_ids = split_ids(record)
+        new_ids = recorded_split_ids(record)
         choices = keep_choices(state.tracks, new_ids)
         kept = record.get("keep_ids")
         value = [i for _, i in choices if kept is None or i in kept]
