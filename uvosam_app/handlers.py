@@ -40,6 +40,7 @@ from uvosam_app.keep_parts import (
     keep_choices,
     rerender_keep,
     rerender_record,
+    run_created_utc,
     split_key,
 )
 from uvosam_app.link_handlers import LinkHandlers
@@ -173,7 +174,7 @@ class App:
                     choices=keep_choices(tracks), value=[t.track_id for t in r.tracks]
                 )
                 origin = input_path(video, frames_zip, linked)
-                state = SessionRun(running.folder, r.cache_dir, origin, tracks)
+                state = SessionRun(running.folder, r.cache_dir, origin, tracks, run_created_utc(r))
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
                 files = await self.served.results(r.overlay_mp4, r.zip_path)
@@ -378,11 +379,18 @@ class App:
         """After the page's Re-render (``app.py``: not in the API): *Tracks to keep* offers the ids once split (the
         run's tracks and the parts its split gave new ids, ``keep_parts.keep_choices``), ticked as the re-render
         kept them, and the page remembers which split they belong to (``KeepOffer``, for the next ``rerender``).
-        Of a zip the app served only (as ``ResultViews.zip_shown``); otherwise nothing changes."""
+        Of a zip the app served only (as ``ResultViews.zip_shown``), re-rendered from the session's last run (its
+        run.json names the run, ``run_created_utc``); otherwise nothing changes. A Run of the same tab that ended
+        during the Re-render (allowed: the re-render holds its run's masks) is the session's last run now: its
+        tracks beside the former run's parts would be offered, and the split remembered for the wrong run."""
         if state is None or not state.tracks or not self.served.shows(masks_zip):
             return gr.skip(), gr.skip()
         record = rerender_record(masks_zip)
-        if record is None:
+        if (
+            record is None
+            or state.created_utc is None
+            or record.get("run_created_utc") != state.created_utc
+        ):
             return gr.skip(), gr.skip()
         new_ids = recorded_split_ids(record)
         choices = keep_choices(state.tracks, new_ids)

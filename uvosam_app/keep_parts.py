@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from uvosam.job_types import JobResult
+from uvosam.provenance import read_record
 from uvosam_app.results import zip_run_record
 
 SplitKey = tuple[tuple[int, tuple[int, ...]], ...]
@@ -58,11 +60,19 @@ def keep_choices(
 def rerender_record(masks_zip: str | Path) -> dict[str, Any] | None:
     """The ``rerender`` section of a zip's run.json (``uvosam.provenance.rerender_record``, read by
     ``results.zip_run_record``): ``split``, ``split_ids`` (``{"3@120": 8}``: ``merge_hints.recorded_split_ids``),
-    ``keep_ids`` (the ids once split kept, or None: all); None for a Run's zip or one without a (readable)
-    run.json."""
+    ``keep_ids`` (the ids once split kept, or None: all) and ``run_created_utc`` (the run's); None for a Run's zip or
+    one without a (readable) run.json."""
     with zipfile.ZipFile(masks_zip) as archive:
         section = zip_run_record(archive).get("rerender")
     return section if isinstance(section, dict) else None
+
+
+def run_created_utc(result: JobResult) -> str | None:
+    """When a Run's run started, as its run.json says (``created_utc``); a re-render of its masks names it so
+    (``rerender_record``'s ``run_created_utc``). None: its export wrote no run.json."""
+    record = read_record(result.export.run_json) if result.export.run_json else None
+    created = (record or {}).get("created_utc")
+    return created if isinstance(created, str) else None
 
 
 def rerender_keep(
