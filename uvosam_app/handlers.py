@@ -34,7 +34,7 @@ from uvosam_app.checks import (
     split_map,
 )
 from uvosam_app.describe import RunSpeed, describe_input, input_path, record_speed
-from uvosam_app.errors import MODEL_ERRORS, failures_in_status, to_gr_error
+from uvosam_app.errors import MODEL_ERRORS, failures_in_status, set_work_folder, to_gr_error
 from uvosam_app.keep_parts import (
     KeepOffer,
     keep_choices,
@@ -97,6 +97,7 @@ class App:
         self.served = served or ServedFiles()
         self.streams = streams
         self.work = WorkRoot(settings.work_root)
+        set_work_folder(self.work.root)  # named by the log line of a full disk
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
