@@ -168,6 +168,30 @@ def test_the_time_estimate_says_when_the_timed_run_had_other_frame_sizes(tmp_pat
     )
 
 
+def test_a_time_estimate_under_half_a_second_says_under_a_second(tmp_path):
+    """One frame at 8 fps after a run of larger frames read "At most about 1 s" (and "About 1 s" after one of the
+    same size, "At least about 1 s" after smaller ones): under half a second rounds to none."""
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.describe import record_speed
+
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    bunny = str(
+        ROOT / "examples" / "bigbuckbunny_cut.mp4"
+    )  # 640x360; Max frames 1: 0.125 s at 8 fps
+    models = ("idol-ytvis19-r50", "vit_b")
+    named = "with idol-ytvis19-r50 + SAM ViT-B (8.0 fps in the last run here"
+    for size, said in [
+        ((1920, 1080), f" Under a second {named}, at 1920x1080)."),
+        ((640, 360), f" Under a second {named})."),
+        (
+            (320, 240),
+            f" At least 0.1 s {named}, at 320x240; these frames have 3 times the pixels).",
+        ),
+    ]:
+        record_speed(app.speeds, models, _timed_run(48, 8.0, *size))
+        assert said in app.describe(bunny, *models, 1, 1)
+
+
 def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, clips, tiny_sam_model):
     from uvosam_app import handlers as app_handlers
 
@@ -197,7 +221,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     state = last[-1]  # the session's last run
     after = app.describe(str(clips["a"]), preset, "vit_b", 2, 900, None, None, state)
     assert re.search(
-        r"Run covers 8 frames \(every 2nd frame\)\. About \d+ s with "
+        r"Run covers 8 frames \(every 2nd frame\)\. (About \d+ s|Under a second) with "
         r"idol-ytvis19-r50 \+ SAM ViT-B \([\d.]+ fps in the last run here\)\.$",
         after,
     )  # the results shown are of this input: nothing more said

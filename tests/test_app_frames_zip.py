@@ -113,8 +113,14 @@ def test_a_zip_of_frames_is_described_as_run_sees_it(tmp_path):
     dup = zip_of(
         tmp_path / "dup.zip", {"s/00000.jpg": _jpeg(), "s/00000.png": _jpeg(), "s/1.jpg": _jpeg()}
     )
-    assert "dup.zip has two files for frame '00000' (00000.jpg, 00000.png)" in app.describe(
+    assert "dup.zip has 2 files for frame '00000': 00000.jpg, 00000.png; keep one" in app.describe(
         None, *args, str(dup)
+    )
+    # named as written too (the frame is a_b)
+    dup = zip_of(tmp_path / "dup2.zip", {"s/a:b.jpg": _jpeg(), "s/a_b.png": _jpeg()})
+    assert (
+        "dup2.zip has 2 files for frame 'a_b': a:b.jpg (written a_b.jpg), a_b.png; keep one"
+        in app.describe(None, *args, str(dup))
     )
     # Run unpacks <= 30
     many = zip_of(tmp_path / "many.zip", {f"s/{i:05d}.jpg": _jpeg() for i in range(31)})
@@ -147,30 +153,69 @@ def test_zipped_frames_are_unpacked_under_names_windows_can_write(tmp_path):
     assert info.frame_names == ("12_00_01", "12_00_02", "aux_") and info.num_frames == 3
 
 
-@pytest.mark.parametrize(
-    ("first", "second"),
-    [
-        ("A.jpg", "a.jpg"),  # one file where names ignore case (macOS, Windows)
-        ("a:b.jpg", "a_b.jpg"),  # one file once made portable
-        ("\u00e9.jpg", "e\u0301.jpg"),  # one on macOS, which decomposes names (NFD)
-    ],
+_CASE = "would be one file on Windows and macOS, whose file names ignore case"
+_NORMALISATION = (
+    "Unicode normalisation (an accented letter as one character or as a letter and an accent)"
 )
+_RENAMED = '(the app writes each character Windows refuses in file names, <>:"|?* or a non-printing character, as _)'
+_DEVICE = "(the app adds _ to a name Windows keeps for a device, such as CON, NUL or COM1)"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "said"),
+    [
+        ("A.jpg", "a.jpg", f"A.jpg and a.jpg {_CASE}"),
+        # one file once made portable: the app's renaming
+        ("a:b.jpg", "a_b.jpg", f"a:b.jpg (written a_b.jpg) and a_b.jpg would be written as one file {_RENAMED}"),
+        # one on macOS only, which decomposes names (NFD); NTFS keeps the two
+        ("\u00e9.jpg", "e\u0301.jpg",
+         f"\u00e9.jpg and e\u0301.jpg would be one file on macOS, whose file names ignore {_NORMALISATION}"),
+        ("\u00c9.jpg", "e\u0301.jpg",
+         f"\u00c9.jpg and e\u0301.jpg would be one file on macOS, whose file names ignore case and {_NORMALISATION}"),
+        # NUL is written NUL_: one name but for case then
+        ("NUL.jpg", "nul_.jpg", f"NUL.jpg (written NUL_.jpg) and nul_.jpg {_CASE} {_DEVICE}"),
+    ],
+)  # fmt: skip
 def test_zipped_frames_that_would_be_one_file_on_windows_or_macos_are_refused(
-    tmp_path, first, second
+    tmp_path, first, second, said
 ):
     """``A.jpg`` and ``a.jpg`` were both counted as frames, and on Windows or macOS the second overwrote the
-    first: refused, naming both, before anything is written, in the description as at Run."""
+    first: refused, naming both as written, where and why they would be one file (every pair was "one file on
+    Windows and macOS, whose file names ignore case": also ``é`` and ``e`` + accent, one on macOS only, and
+    ``NUL.jpg`` and ``nul_.jpg``, one as the app writes NUL as NUL_), before anything is written, in the
+    description as at Run."""
     from uvosam_app import uploads
 
     frames = uploads.FramesZip(
         str(zip_of(tmp_path / "twins.zip", {f"s/{first}": _jpeg(), f"s/{second}": _jpeg(seed=1)}))
     )
-    said = f"twins.zip: {first} and {second} would be one file on Windows and macOS"
+    said = f"twins.zip: {said}; rename one"
     with pytest.raises(ValueError, match="^" + re.escape(said) + r".* zip the files again$"):
         frames.extract(tmp_path / "f", AppSettings())
     assert not (tmp_path / "f").exists()
     with pytest.raises(ValueError, match=re.escape(said)):
         frames.info(AppSettings(), stride=1, max_frames=10)
+
+
+def test_zipped_frames_whose_names_differ_in_a_letter_whose_upper_case_is_two_are_two_files(
+    tmp_path,
+):
+    """``straße.jpg`` and ``strasse.jpg`` were refused as one file where names ignore case (``casefold`` makes ß
+    ss); NTFS upper-cases a character at a time, and ß has no one-character upper case: they are two files."""
+    from uvosam_app import uploads
+
+    files = {"s/stra\u00dfe.jpg": _jpeg(), "s/strasse.jpg": _jpeg(seed=1)}
+    frames = uploads.FramesZip(str(zip_of(tmp_path / "sz.zip", files)))
+    assert sorted(frames.info(AppSettings(), stride=1, max_frames=10).frame_names) == [
+        "strasse",
+        "stra\u00dfe",
+    ]
+    # upper case: still one file
+    files = {"s/STRA\u00dfE.jpg": _jpeg(), "s/stra\u00dfe.jpg": _jpeg(seed=1)}
+    with pytest.raises(ValueError, match="whose file names ignore case"):
+        uploads.FramesZip(str(zip_of(tmp_path / "up.zip", files))).info(
+            AppSettings(), stride=1, max_frames=10
+        )
 
 
 def test_stop_while_a_zip_of_frames_unpacks_starts_no_model(tmp_path, monkeypatch):

@@ -354,7 +354,8 @@ def test_a_full_disk_tells_the_visitor_so_and_the_host_which_folder(
     from uvosam_app.errors import DISK_FULL, to_gr_error
     from uvosam_app.handlers import App
 
-    monkeypatch.setenv("UVOSAM_WORK_DIR", str(tmp_path / "work"))
+    # the app's work folder is its own (main makes one in UVOSAM_WORK_DIR), named as it is
+    monkeypatch.setenv("UVOSAM_WORK_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
     full = MovingBoxTracker(
         fail_at=2, error=lambda: OSError(errno.ENOSPC, "No space left on device")
@@ -381,13 +382,17 @@ def test_a_full_disk_tells_the_visitor_so_and_the_host_which_folder(
     assert (
         to_gr_error(OSError(errno.EDQUOT, "Disk quota exceeded")).message == DISK_FULL
     )  # no file named
-    assert [r.getMessage() for r in caplog.records] == [
-        (
-            f"request stopped: out of disk space in the work folder ({tmp_path / 'work'}, UVOSAM_WORK_DIR) or "
-            f"Gradio's temp folder ({tmp_path / 'uploads'}, GRADIO_TEMP_DIR); free some space there ([Errno 122] "
-            "Disk quota exceeded)"
-        )
-    ]
+    # a used-up quota is said so (it was "out of disk space"), as the library says it (write_problem)
+    folders = (
+        f"the work folder ({tmp_path / 'work'}) or Gradio's temp folder ({tmp_path / 'uploads'}, "
+        "GRADIO_TEMP_DIR)"
+    )
+    quota = f"the disk quota of {folders} is used up; free some space there ([Errno 122] Disk quota exceeded)"
+    assert [r.getMessage() for r in caplog.records] == [f"request stopped: {quota}"]
+    caplog.clear()
+    assert to_gr_error(OSError(errno.ENOSPC, "No space left on device")).message == DISK_FULL
+    full = f"{folders} is out of disk space; free some space there ([Errno 28] No space left on device)"
+    assert [r.getMessage() for r in caplog.records] == [f"request stopped: {full}"]
     caplog.clear()
     cause = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work" / "x.part"))
     try:

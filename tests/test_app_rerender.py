@@ -316,3 +316,47 @@ def test_an_api_client_keeps_each_tracks_parts_and_rerender_keeps_its_api(server
         "keep", "show_boxes", "show_labels", "output_side", "style", "merge", "alpha_webm", "min_score", "split",
     ]  # fmt: skip
     assert len(info["returns"]) == 6
+
+
+def test_a_rerender_that_ends_after_a_new_run_offers_none_of_its_parts(
+    tmp_path, tiny_sam_model, monkeypatch
+):
+    """A Run of the same tab may finish during a Re-render (its masks are held): the session's last run is then the
+    new one, but the Re-render's zip is of the former run. Its split's part ids were offered beside the new run's
+    tracks and the split remembered for the new run, whose next Re-render with that split dropped a real part."""
+    import itertools
+    import types
+
+    import gradio as gr
+
+    from uvosam import provenance
+    from uvosam_app import handlers as app_handlers
+    from uvosam_app.keep_parts import KeepOffer
+    from uvosam_app.served import ServedFiles
+
+    # each run or re-render starts in a second of its own (tiny runs start within one)
+    seconds = itertools.count()
+    monkeypatch.setattr(provenance, "utc_now", lambda: f"2030-01-01T00:00:{next(seconds):02d}Z")
+    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    served = ServedFiles(tmp_path / "served")
+    app = app_handlers.App(
+        lambda preset, sam: pipe,
+        AppSettings(work_root=tmp_path / "work", status_interval_s=0.1),
+        served=served,
+    )
+    request = types.SimpleNamespace(session_hash="tab")
+    try:
+        former = finished_run(app, request, tmp_path)
+        redo = app.rerender(
+            [1, 2], True, True, 0, "overlay", "", False, 0.0, former, request, split="2@3"
+        )
+        zip_shown = list(stepped(redo))[-1][4]
+        # of the run re-rendered: its part is offered
+        keep, offer = app.keep_offered(former, zip_shown)
+        assert isinstance(offer, KeepOffer) and offer.parts == {3} and keep.choices[-1][1] == 3
+        # a Run that ended before the re-render's follow-up event
+        latest = finished_run(app, request, tmp_path)
+        assert latest.created_utc != former.created_utc
+        assert app.keep_offered(latest, zip_shown) == (gr.skip(), gr.skip())
+    finally:
+        served.close()

@@ -330,3 +330,36 @@ def test_a_zip_with_a_timeline_too_large_to_read_still_shows_a_timeline_and_its_
         assert narrow is not None and alt.startswith("Track timeline of 12 frames: #1 o frames 0-5")
         *_, hints, _ = app.views.zip_shown(str(old))
         assert "put `2>1` in *Merge tracks*" in hints
+
+
+def test_the_views_of_a_zip_read_its_run_json_within_the_bound_and_split_ids_one_way(tmp_path):
+    """The timeline and the merge hints read a zip's run.json whole, however large its listing said it was (only
+    Tracks to keep's reader had a bound): one bounded reader now serves them all. A run.json of spaces declaring
+    more than ``MAX_RECORD_BYTES`` (a few kB of zip) is no export's: read as none."""
+    import json
+    import zipfile
+
+    from uvosam.merge_hints import recorded_split_ids
+    from uvosam_app.keep_parts import rerender_record
+    from uvosam_app.results import MAX_RECORD_BYTES, merge_hints_markdown, timeline_views
+
+    made = _export_zip(tmp_path / "run", {1: _track(range(6)), 2: _track(range(8, 12))})
+    record = json.loads(zipfile.ZipFile(made).read("run.json"))
+    record["rerender"] = {
+        "split_ids": {"1@8": 2},
+        "merge": {},
+    }  # 2 is a part of 1: no hint to undo the split
+
+    def with_run_json(name: str, text: str) -> str:
+        out = tmp_path / name
+        with zipfile.ZipFile(made) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+            for member in src.namelist():
+                dst.writestr(member, text if member == "run.json" else src.read(member))
+        return str(out)
+
+    small = with_run_json("small.zip", json.dumps(record))
+    padded = with_run_json("padded.zip", json.dumps(record) + " " * MAX_RECORD_BYTES)
+    assert merge_hints_markdown(small) == "" and "put `2>1`" in merge_hints_markdown(padded)
+    assert timeline_views(small)[1] is not None and timeline_views(padded)[1] is None
+    assert rerender_record(small) == record["rerender"] and rerender_record(padded) is None
+    assert recorded_split_ids(record["rerender"]) == {(1, 8): 2} and recorded_split_ids(None) == {}

@@ -113,10 +113,19 @@ def split_groups(rerender: Mapping[str, Any] | None) -> list[set[int]]:
     ``merge`` ``{"source": target}``; None: a run's, no split). For ``suggest_merges(apart=...)``."""
     merge = {int(s): int(t) for s, t in ((rerender or {}).get("merge") or {}).items()}
     groups: dict[int, set[int]] = {}
-    for split, new in ((rerender or {}).get("split_ids") or {}).items():
-        track = int(split.split("@")[0])
-        groups.setdefault(track, {merge.get(track, track)}).add(merge.get(int(new), int(new)))
+    for (track, _), new in recorded_split_ids(rerender).items():
+        groups.setdefault(track, {merge.get(track, track)}).add(merge.get(new, new))
     return list(groups.values())
+
+
+def recorded_split_ids(rerender: Mapping[str, Any] | None) -> dict[tuple[int, int], int]:
+    """The ``split_ids`` of the ``rerender`` entry of a ``run.json`` (``{"track@frame": new id}``) as
+    ``{(track_id, frame): new_id}``, in its order; {} for None (a run's) or no split."""
+    ids = {}
+    for split, new in ((rerender or {}).get("split_ids") or {}).items():
+        track, frame = str(split).split("@")
+        ids[int(track), int(frame)] = int(new)
+    return ids
 
 
 def merge_text(hints: Sequence[MergeHint], applied: Mapping[int, int] | None = None) -> str:

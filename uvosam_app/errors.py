@@ -161,18 +161,27 @@ def _out_of_space(err: BaseException) -> OSError | None:
     return None
 
 
+# the app's work folder (``set_work_folder``), for the host's log line
+_work_folder: list[Path] = []
+
+
+def set_work_folder(folder: Path) -> None:
+    """The app's work folder (its ``WorkRoot``'s: ``App`` sets it), which a full disk's log line names when the
+    error names no file."""
+    _work_folder[:] = [Path(folder)]
+
+
 def _full_folders(err: OSError) -> str:
-    """Which folder is full, for the host: the error's file's, else the two the app writes in (its work folder,
-    UVOSAM_WORK_DIR; Gradio's temp folder, GRADIO_TEMP_DIR, where uploads go)."""
+    """Which folder is full, for the host (``uvosam.errors.write_problem``'s words): the error's file's, else the
+    two the app writes in (its work folder, ``set_work_folder``; Gradio's temp folder, GRADIO_TEMP_DIR, where
+    uploads go)."""
     if err.filename:
         return str(write_problem(err, Path(os.fsdecode(err.filename)).parent))
     temp = Path(tempfile.gettempdir())
-    work = os.environ.get("UVOSAM_WORK_DIR") or temp
+    work = _work_folder[0] if _work_folder else os.environ.get("UVOSAM_WORK_DIR") or temp
     uploads = os.environ.get("GRADIO_TEMP_DIR") or temp / "gradio"
-    return (
-        f"out of disk space in the work folder ({work}, UVOSAM_WORK_DIR) or Gradio's temp folder ({uploads}, "
-        "GRADIO_TEMP_DIR); free some space there"
-    )
+    folders = f"the work folder ({work}) or Gradio's temp folder ({uploads}, GRADIO_TEMP_DIR)"
+    return f"{write_problem(err, folders)}; free some space there"
 
 
 # the start of to_gr_error's message for an unexpected error (which it logged, with its traceback)

@@ -21,6 +21,7 @@ import gradio as gr
 from uvosam.job import rerender_iter
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.mask_cache import MaskCache
+from uvosam.merge_hints import recorded_split_ids
 from uvosam.video import probe
 from uvosam_app import gpu as app_gpu
 from uvosam_app import server_log
@@ -33,13 +34,13 @@ from uvosam_app.checks import (
     split_map,
 )
 from uvosam_app.describe import RunSpeed, describe_input, input_path, record_speed
-from uvosam_app.errors import MODEL_ERRORS, failures_in_status, to_gr_error
+from uvosam_app.errors import MODEL_ERRORS, failures_in_status, set_work_folder, to_gr_error
 from uvosam_app.keep_parts import (
     KeepOffer,
     keep_choices,
     rerender_keep,
     rerender_record,
-    split_ids,
+    run_created_utc,
     split_key,
 )
 from uvosam_app.link_handlers import LinkHandlers
@@ -96,6 +97,7 @@ class App:
         self.served = served or ServedFiles()
         self.streams = streams
         self.work = WorkRoot(settings.work_root)
+        set_work_folder(self.work.root)  # named by the log line of a full disk
         self.gpu_slots = threading.BoundedSemaphore(settings.concurrency_limit)
         self.render_slots = threading.BoundedSemaphore(2)
         self.source_key = app_gpu.register_source(get_pipeline, to_gr_error)
@@ -173,7 +175,7 @@ class App:
                     choices=keep_choices(tracks), value=[t.track_id for t in r.tracks]
                 )
                 origin = input_path(video, frames_zip, linked)
-                state = SessionRun(running.folder, r.cache_dir, origin, tracks)
+                state = SessionRun(running.folder, r.cache_dir, origin, tracks, run_created_utc(r))
                 record_speed(self.speeds, (tracker, sam), r)
                 rows = track_rows(r)
                 files = await self.served.results(r.overlay_mp4, r.zip_path)
@@ -378,13 +380,20 @@ class App:
         """After the page's Re-render (``app.py``: not in the API): *Tracks to keep* offers the ids once split (the
         run's tracks and the parts its split gave new ids, ``keep_parts.keep_choices``), ticked as the re-render
         kept them, and the page remembers which split they belong to (``KeepOffer``, for the next ``rerender``).
-        Of a zip the app served only (as ``ResultViews.zip_shown``); otherwise nothing changes."""
+        Of a zip the app served only (as ``ResultViews.zip_shown``), re-rendered from the session's last run (its
+        run.json names the run, ``run_created_utc``); otherwise nothing changes. A Run of the same tab that ended
+        during the Re-render (allowed: the re-render holds its run's masks) is the session's last run now: its
+        tracks beside the former run's parts would be offered, and the split remembered for the wrong run."""
         if state is None or not state.tracks or not self.served.shows(masks_zip):
             return gr.skip(), gr.skip()
         record = rerender_record(masks_zip)
-        if record is None:
+        if (
+            record is None
+            or state.created_utc is None
+            or record.get("run_created_utc") != state.created_utc
+        ):
             return gr.skip(), gr.skip()
-        new_ids = split_ids(record)
+        new_ids = recorded_split_ids(record)
         choices = keep_choices(state.tracks, new_ids)
         kept = record.get("keep_ids")
         value = [i for _, i in choices if kept is None or i in kept]

@@ -9,17 +9,17 @@ and its keep ids name the run's tracks, each kept with its parts, as before. Not
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SplitKey = tuple[tuple[int, tuple[int, ...]], ...]
+from uvosam.job_types import JobResult
+from uvosam.provenance import read_record
+from uvosam_app.results import zip_run_record
 
-# a run.json of an export zip is a few kB; more is no zip Re-render made
-RUN_JSON_MAX_BYTES = 1 << 20
+SplitKey = tuple[tuple[int, tuple[int, ...]], ...]
 
 
 def split_key(split: Mapping[Any, Sequence[int]] | None) -> SplitKey:
@@ -58,28 +58,21 @@ def keep_choices(
 
 
 def rerender_record(masks_zip: str | Path) -> dict[str, Any] | None:
-    """The ``rerender`` section of a zip's run.json (``uvosam.provenance.rerender_record``): ``split``, ``split_ids``
-    (``{"3@120": 8}``) and ``keep_ids`` (the ids once split kept, or None: all); None for a Run's zip or one without
-    a run.json."""
+    """The ``rerender`` section of a zip's run.json (``uvosam.provenance.rerender_record``, read by
+    ``results.zip_run_record``): ``split``, ``split_ids`` (``{"3@120": 8}``: ``merge_hints.recorded_split_ids``),
+    ``keep_ids`` (the ids once split kept, or None: all) and ``run_created_utc`` (the run's); None for a Run's zip or
+    one without a (readable) run.json."""
     with zipfile.ZipFile(masks_zip) as archive:
-        try:
-            member = archive.getinfo("run.json")
-        except KeyError:
-            return None
-        if member.file_size > RUN_JSON_MAX_BYTES:
-            return None
-        record = json.loads(archive.read(member))
-    section = record.get("rerender") if isinstance(record, dict) else None
+        section = zip_run_record(archive).get("rerender")
     return section if isinstance(section, dict) else None
 
 
-def split_ids(record: Mapping[str, Any]) -> dict[tuple[int, int], int]:
-    """A ``rerender_record``'s ``split_ids`` as ``{(track_id, frame): new_id}``."""
-    ids = {}
-    for name, new in (record.get("split_ids") or {}).items():
-        track, frame = str(name).split("@")
-        ids[int(track), int(frame)] = int(new)
-    return ids
+def run_created_utc(result: JobResult) -> str | None:
+    """When a Run's run started, as its run.json says (``created_utc``); a re-render of its masks names it so
+    (``rerender_record``'s ``run_created_utc``). None: its export wrote no run.json."""
+    record = read_record(result.export.run_json) if result.export.run_json else None
+    created = (record or {}).get("created_utc")
+    return created if isinstance(created, str) else None
 
 
 def rerender_keep(

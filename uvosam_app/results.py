@@ -72,7 +72,7 @@ def timeline_views(masks_zip: str | None) -> tuple[np.ndarray | None, np.ndarray
         if "timeline.png" not in names:
             return None, None, ""
         wide = _zip_timeline(archive)
-        frames = (_zip_run_record(archive).get("export") or {}).get("frames")
+        frames = (zip_run_record(archive).get("export") or {}).get("frames")
         if not ({"tracks.csv", "results.json", "run.json"} <= names and frames):
             # a zip without its tables or its export's record: the wide one only
             return wide, None, "" if wide is None else timeline_alt(None, 0)
@@ -152,7 +152,7 @@ def merge_hints_markdown(masks_zip: str | None, merge: str | None = None) -> str
         return ""
     with zipfile.ZipFile(masks_zip) as archive:
         boxes = _zip_track_boxes(archive)
-        rerender = _zip_run_record(archive).get("rerender")
+        rerender = zip_run_record(archive).get("rerender")
     hints = suggest_merges(boxes, apart=split_groups(rerender))  # never undoing its split
     if not hints:
         return ""
@@ -425,11 +425,22 @@ def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float
     }
 
 
-def _zip_run_record(archive: zipfile.ZipFile) -> dict[str, Any]:
-    """An export zip's run.json ({} without one)."""
-    if "run.json" not in archive.namelist():
+def zip_run_record(archive: zipfile.ZipFile) -> dict[str, Any]:
+    """An export zip's run.json, as the page's views read it (the timeline, the merge hints, the parts *Tracks to
+    keep* offers: ``keep_parts.rerender_record``): {} without one, with one over ``MAX_RECORD_BYTES`` as its
+    listing declares it (no export's is: ``zipfile`` reads no further), or with one that is no JSON object (a zip
+    edited by hand). Score refuses such a zip instead (``_record``)."""
+    try:
+        info = archive.getinfo("run.json")
+    except KeyError:
         return {}
-    return json.loads(archive.read("run.json"))
+    if info.file_size > MAX_RECORD_BYTES:
+        return {}
+    try:
+        record = json.loads(archive.read(info))
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _applied_merge(text: str | None, shown: Mapping[int, Any]) -> dict[int, int]:

@@ -347,16 +347,19 @@ def _time_estimate(
     caller's); where that run's frames had under half or over twice these pixels, the time is a bound naming that
     run's size: a 2560x1440 clip after a 640x360 one was estimated at "About 2 s" and took 5.8 s (the app's tiny
     test models on a 2-core CPU, where decoding, drawing and encoding are most of a frame's time). Short: it is
-    one line of the upload's description, which a laptop's first screen shows with Run."""
-    seconds = max(1, round(frames / fps))
+    one line of the upload's description, which a laptop's first screen shows with Run. Under half a second is
+    "Under a second" (it read "At most about 1 s"), and a lower bound that small is given to a tenth of a second."""
+    seconds = frames / fps
+    whole = round(seconds)  # 0: under half a second
     timed = f"{fps:.1f} fps in the last run here"
     ratio = info.width * info.height / (timed_size[0] * timed_size[1]) if timed_size else 1.0
     if 0.5 < ratio < 2:
-        return f" About {seconds} s with {models} ({timed})."
+        return f" {f'About {whole} s' if whole else 'Under a second'} with {models} ({timed})."
     at = f"{timed}, at {timed_size[0]}x{timed_size[1]}"
     if ratio >= 2:
-        return f" At least about {seconds} s with {models} ({at}; these frames have {ratio:.0f} times the pixels)."
-    return f" At most about {seconds} s with {models} ({at})."
+        least = f"At least about {whole} s" if whole else f"At least {max(seconds, 0.1):.1f} s"
+        return f" {least} with {models} ({at}; these frames have {ratio:.0f} times the pixels)."
+    return f" {f'At most about {whole} s' if whole else 'Under a second'} with {models} ({at})."
 
 
 def _frames_text(info: VideoInfo) -> str:

@@ -153,21 +153,74 @@ def _written_names(
     becomes ``12_00.png``, ``con.png`` ``con_.png``).
 
     Raises:
-        ValueError: two members that would be one file where names ignore case (Windows, macOS: ``A.png`` and
-            ``a.png``) or once made portable (``a:b.png`` and ``a_b.png``): one would overwrite the other.
+        ValueError: two members that would be one file, one overwriting the other: the same name once written
+            (``a:b.png`` and ``a_b.png``), or names that differ only in case (Windows, macOS: ``A.png`` and
+            ``a.png``; compared as NTFS does, a character at a time: ``straße.png`` and ``strasse.png`` are two)
+            or in Unicode normalisation (macOS: ``é`` as one character or as ``e`` and an accent). The message
+            names both as written and says why.
     """
     written = {path: portable_name(portable_characters(path.name)) for path in members}
     seen: dict[str, PurePosixPath] = {}
     for path, file_name in written.items():
-        key = unicodedata.normalize("NFC", file_name).casefold()  # macOS's names are NFD
+        key = _simple_upper(unicodedata.normalize("NFC", file_name))
         if key in seen:
+            first = seen[key]
             raise ValueError(
-                f"{name}: {seen[key].name} and {path.name} would be one file on Windows and macOS, whose file "
-                'names ignore case (and on Windows, where <>:"|?* are not allowed in them); rename one so that '
-                "their names differ in more than that, and zip the files again"
+                f"{name}: {_one_file(first, written[first], path, file_name)}; rename one so that their names "
+                "differ in more than that, and zip the files again"
             )
         seen[key] = path
     return written
+
+
+def _simple_upper(name: str) -> str:
+    """``name`` in upper case a character at a time, each whose upper case is one character (``ß`` stays), as NTFS
+    compares names (its table maps each character to one): ``straße`` and ``strasse`` are two names there
+    (``str.casefold`` made them one)."""
+    return "".join(upper if len(upper := c.upper()) == 1 else c for c in name)
+
+
+def _one_file(
+    first: PurePosixPath, first_written: str, second: PurePosixPath, second_written: str
+) -> str:
+    """Why two members would be one file, naming each as written: "NUL.jpg (written NUL_.jpg) and nul_.jpg would
+    be one file on Windows and macOS, whose file names ignore case (the app adds _ to ...)"."""
+    names = f"{_as_written(first, first_written)} and {_as_written(second, second_written)}"
+    nfc = [unicodedata.normalize("NFC", n) for n in (first_written, second_written)]
+    if first_written == second_written:
+        where = "would be written as one file"
+    elif nfc[0] == nfc[1]:
+        where = f"would be one file on macOS, whose file names ignore {_NORMALISATION}"
+    elif _simple_upper(first_written) == _simple_upper(second_written):
+        where = "would be one file on Windows and macOS, whose file names ignore case"
+    else:
+        where = f"would be one file on macOS, whose file names ignore case and {_NORMALISATION}"
+    renamed = dict.fromkeys(_renaming(first.name) + _renaming(second.name))  # each reason once
+    because = f" ({'; '.join(renamed)})" if renamed else ""
+    return f"{names} {where}{because}"
+
+
+_NORMALISATION = (
+    "Unicode normalisation (an accented letter as one character or as a letter and an accent)"
+)
+
+
+def _as_written(path: PurePosixPath, written: str) -> str:
+    """``path``'s name, with the name it is written under where that differs: ``NUL.jpg (written NUL_.jpg)``."""
+    return path.name if written == path.name else f"{path.name} (written {written})"
+
+
+def _renaming(name: str) -> list[str]:
+    """What the app's renaming (``_written_names``) did to ``name``, in words."""
+    done = []
+    portable = portable_characters(name)
+    if portable != name:
+        done.append(
+            'the app writes each character Windows refuses in file names, <>:"|?* or a non-printing character, as _'
+        )
+    if portable_name(portable) != portable:
+        done.append("the app adds _ to a name Windows keeps for a device, such as CON, NUL or COM1")
+    return done
 
 
 def _listed(names: list[str], most: int) -> str:
@@ -249,8 +302,9 @@ def zip_frames_info(
             by_stem.setdefault(unpacked[path].stem, []).append(path)
         dup = next((same for same in by_stem.values() if len(same) > 1), None)
         if dup is not None:
+            both = ", ".join(_as_written(p, unpacked[p].name) for p in dup)
             raise ValueError(
-                f"{name} has two files for frame {dup[0].stem!r} ({', '.join(p.name for p in dup)}); keep one "
+                f"{name} has {len(dup)} files for frame {unpacked[dup[0]].stem!r}: {both}; keep one "
                 "file per frame"
             )
         sizes = {}
