@@ -453,3 +453,24 @@ def test_a_rerender_under_another_name_records_that_name_and_the_runs_models(cac
     assert out.video_name == "renamed" and out.export.davis_dir.name == "renamed"
     pngs, _, _ = _davis_labels(out.zip_path)
     assert pngs and all(name.startswith("davis/renamed/") for name in pngs)
+
+
+def test_a_rerender_on_a_full_disk_names_its_folder_and_removes_the_one_it_made(
+    cached_run, tmp_path, monkeypatch
+):
+    """As a run's (test_job.py): a bare "[Errno 28] No space left on device" (no path), and the fresh, empty
+    folder was left."""
+    import errno
+
+    from uvosam import export_formats
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_formats, "write_tracks_csv", disk_full)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(OSError) as caught:
+        rerender(cached_run.cache_dir, out)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out)
+    assert str(caught.value) == f"[Errno 28] No space left on device: '{out}'"
+    assert list(tmp_path.iterdir()) == []
