@@ -41,7 +41,7 @@ from uvosam.export_root_files import (
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import split_groups, suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
-from uvosam.types import FrameResult, TrackSummary, select_tracks
+from uvosam.types import FrameResult, TrackSummary, select_tracks, track_problem
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -187,7 +187,12 @@ class ExportWriter:
 
     # ------------------------------------------------------------------------------------------ per frame
     def add(self, result: FrameResult) -> None:
-        """Write one frame's files. Frames must come in order: ``frame_index`` 0, 1, 2, ..."""
+        """Write one frame's files. Frames must come in order: ``frame_index`` 0, 1, 2, ...
+
+        Raises:
+            ValueError: a frame out of order, of another size, with duplicate track ids, or with tracks that break
+                the rules of ``uvosam.types.FrameTracks`` (a box or score that is not finite...: ``track_problem``).
+        """
         if self._result is not None:
             raise RuntimeError(
                 "ExportWriter.add: the writer is closed; create a new one per video."
@@ -227,6 +232,14 @@ class ExportWriter:
             )
         if len(np.unique(result.track_ids)) != n:
             raise ValueError(f"ExportWriter.add: duplicate track ids in frame {result.frame_index}")
+        # here, not at close(): a box or score that is not finite is no JSON, and would fail the tables last
+        problem = track_problem(result)
+        if problem is not None:
+            raise ValueError(
+                f"ExportWriter.add: frame {result.frame_index}'s tracks have {problem}; the exports take finite "
+                "boxes, scores in [0, 1] and track ids >= 0 (uvosam.types.FrameTracks): drop such a track from "
+                "its frame, or fix what made it"
+            )
 
     def _update_record(self, track_id: int, t: int, result: FrameResult, row: int) -> None:
         rec = self._records.get(track_id)
