@@ -474,3 +474,25 @@ def test_a_rerender_on_a_full_disk_names_its_folder_and_removes_the_one_it_made(
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out)
     assert str(caught.value) == f"[Errno 28] No space left on device: '{out}'"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rerender_of_a_run_named_before_device_names_got_a_mark_replaces_its_files(
+    tmp_path, tiny_sam_model, monkeypatch
+):
+    """A run of con.mp4 made before ``safe_name`` added ``_`` after a device name of Windows is named ``con``; its
+    re-render named its files ``con_`` (the name cleaned again) and left the run's ``con_*`` files beside them."""
+    from run_helpers import run_clip
+
+    from uvosam import job_plan
+
+    pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
+    monkeypatch.setattr(job_plan, "safe_name", lambda name: name)  # that release's name of con.mp4
+    run = tmp_path / "run"
+    list(run_job(pipe, run_clip(tmp_path / "con.mp4"), run, JobOptions(cache=True)))
+    monkeypatch.undo()
+    before = sorted(p.name for p in run.iterdir())
+    assert before == ["cache", "con_overlay.mp4", "con_uvosam.zip", "export"]
+    out = rerender(run / "cache", run, keep_ids=[1])
+    assert out.video_name == "con" and sorted(p.name for p in run.iterdir()) == before
+    assert [p.name for p in (run / "export" / "davis").iterdir()] == ["con"]
+    assert json.loads((run / "export" / "run.json").read_text())["video"]["name"] == "con"

@@ -57,7 +57,7 @@ from uvosam.job_types import JobOptions, JobProgress, JobResult
 from uvosam.made_folders import made_for
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
-from uvosam.portable_names import safe_name
+from uvosam.portable_names import recorded_name, safe_name
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
 from uvosam.track_edit import (
@@ -178,7 +178,10 @@ def rerender_iter(
         replaced = not _same_source(info, meta)  # another file's sound would not match the frames
         plan = JobPlan(
             info=info,
-            video_name=safe_name(options.video_name or meta["video_name"]),
+            # the run's name as it recorded it (``recorded_name``): its files are replaced, not left beside
+            video_name=safe_name(options.video_name)
+            if options.video_name
+            else recorded_name(meta["video_name"]),
             frame_names=tuple(meta["frame_names"]),
             total=cache.info.num_frames,
             fps=float(meta["fps"]),
