@@ -315,6 +315,27 @@ def test_readme_names_the_frame_files_as_written_and_says_how_to_read_the_files(
     assert "here 00000.png." in plain.readme.read_text()
 
 
+def test_readme_names_frame_files_only_as_they_were_written(tmp_path, gapped):
+    """It said "here 00000.png ... 00007.png" of an export that wrote no per-frame file, and of cut-outs alone,
+    whose files start where their track starts (track 16: frame 3)."""
+    options = ExportOptions(davis=False, cutouts=False, ytvis=False, timeline=False)
+    _, none = _export(tmp_path / "none", gapped, options=options)
+    assert "Frame file names" not in none.readme.read_text() and not list(
+        none.out_dir.rglob("*.png")
+    )
+    _, cutouts = _export(
+        tmp_path / "cutouts", gapped, options=replace(options, cutouts=True), keep_ids={16}
+    )
+    readme = " ".join(cutouts.readme.read_text().split())
+    assert "here 00003.png ... 00007.png." in readme
+    written = sorted(p.name for p in (cutouts.cutouts_dir / "16").iterdir())
+    assert (written[0], written[-1]) == ("00003.png", "00007.png")
+    _, mattes = _export(
+        tmp_path / "m", gapped, options=replace(options, mattes=True), keep_ids={99}
+    )
+    assert mattes.tracks == () and "Frame file names" not in mattes.readme.read_text()
+
+
 def _boxes_readme(tmp_path, results, provenance):
     _, export = _export(tmp_path, results, provenance=provenance)
     readme = " ".join(export.readme.read_text().split())

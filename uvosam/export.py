@@ -185,6 +185,19 @@ class ExportWriter:
     def _dir(self, kind: str) -> Path:
         return self.out_dir / kind / self.video_name
 
+    def _frame_files(self, result: ExportResult) -> tuple[str, str] | None:
+        """The stems of the first and the last of the per-frame files written, for the README: the DAVIS PNGs are
+        one per frame, the cut-outs and mattes those of the frames their tracks were seen in; None when none was
+        written (no per-frame export asked for, or no track for the cut-outs and mattes alone)."""
+        if result.davis_dir is not None and self._num_frames:
+            first, last = 0, self._num_frames - 1
+        elif (result.cutouts_dir or result.mattes_dir) and result.tracks:
+            first = min(t.first_frame for t in result.tracks)
+            last = max(t.last_frame for t in result.tracks)
+        else:
+            return None
+        return self.frame_name(first), self.frame_name(last)
+
     # ------------------------------------------------------------------------------------------ per frame
     def add(self, result: FrameResult) -> None:
         """Write one frame's files. Frames must come in order: ``frame_index`` 0, 1, 2, ...
@@ -351,13 +364,13 @@ class ExportWriter:
             num_tracks=len(summaries),
         )
         self._root_files.write(RUN_JSON, write_run_json, record)
-        files = (
-            (self.frame_name(0), self.frame_name(self._num_frames - 1))
-            if self._num_frames
-            else None
-        )
         readme = readme_text(
-            result, opts, self.merge, record, size=(self.width, self.height), frame_files=files
+            result,
+            opts,
+            self.merge,
+            record,
+            size=(self.width, self.height),
+            frame_files=self._frame_files(result),
         )
         # a name not UTF-8: \udcff
         self._root_files.write(
