@@ -828,7 +828,8 @@ def test_a_device_torch_cannot_use_is_refused_in_one_line_before_the_models_load
 
 
 def _unsearchable(monkeypatch, folder):
-    """``folder`` loses its search permission (no ``x``) for ``os.stat`` and ``os.lstat``: tests run as root."""
+    """``folder`` loses its search permission (no ``x``) for ``os.stat`` and ``os.lstat``: tests run as root. As the
+    kernel, the look-up of anything below it is refused (``noX/sub/deeper`` too), ``folder`` itself is not."""
     import errno
     import os
 
@@ -836,7 +837,7 @@ def _unsearchable(monkeypatch, folder):
         real = getattr(os, name)
 
         def refused(path, *args, _real=real, **kwargs):
-            if os.path.dirname(os.path.abspath(os.fspath(path))) == str(folder):
+            if os.path.abspath(os.fspath(path)).startswith(f"{folder}{os.sep}"):
                 raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
             return _real(path, *args, **kwargs)
 
@@ -851,20 +852,22 @@ def _fake_run(tmp_path):
     return run
 
 
+@pytest.mark.parametrize("below", ["sub", "sub/deeper"])
 @pytest.mark.parametrize("command", ["segment", "rerender"])
 def test_an_out_under_a_folder_that_cannot_be_searched_is_one_line(
-    tmp_path, no_models, monkeypatch, capsys, command
+    tmp_path, no_models, monkeypatch, capsys, command, below
 ):
     """``--out noX/sub`` (noX without x) gave a PermissionError traceback and exit status 1: ``exists()`` raised,
-    in the command's output folder (before its try) and in the check."""
+    in the command's output folder (before its try) and in the check. ``--out noX/sub/deeper`` named the folder
+    ``noX/sub`` (the refused path's parent, which does not exist)."""
     first = [str(tmp_path / "clip.mp4")] if command == "segment" else [str(_fake_run(tmp_path))]
     folder = tmp_path / "noX"
     folder.mkdir()
     _unsearchable(monkeypatch, folder)
-    assert uvosam_cli.main([command, *first, "--out", str(folder / "sub")]) == 2
+    assert uvosam_cli.main([command, *first, "--out", str(folder / below)]) == 2
     err = capsys.readouterr().err
     assert err == (
-        f"uvosam {command}: error: --out {folder / 'sub'} cannot be written: no permission to open the folder "
+        f"uvosam {command}: error: --out {folder / below} cannot be written: no permission to open the folder "
         f"{folder}; pass a --out path in a folder you can write to\n"
     )
 

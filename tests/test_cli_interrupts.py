@@ -1,6 +1,7 @@
 """How `uvosam segment` / `rerender` end when stopped (Ctrl-C, SIGTERM) or failing, in a fresh `--out` or one that
 holds an earlier result: one line, the exit code a shell expects, the earlier result as it was."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -304,10 +305,51 @@ def test_a_full_disk_names_the_folder_and_what_is_left(tmp_path, tiny_models, ca
     tiny_models(fail_at=2, error=lambda: OSError(28, "No space left on device"))
     assert _segment(run_clip(tmp_path / "b" / "clip.mp4", seed=9), out) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"uvosam segment: error: No space left on device ({out}) (free some space, or pass another --out); "
+        f"uvosam segment: error: {out} is out of disk space (free some space, or pass another --out); "
         f"nothing was written: {out} is as it was (an earlier result there is kept)"
     )
     assert snapshot(out) == before
+
+
+FAILED_WRITES = {
+    "quota": (
+        OSError(errno.EDQUOT, "Disk quota exceeded"),
+        "the disk quota of {out} is used up (free some space, or pass another --out)",
+    ),
+    "read-only": (
+        OSError(errno.EROFS, "Read-only file system"),
+        "{out} is on a read-only file system (pass another --out)",
+    ),
+    "permission in the run's files": (
+        PermissionError(errno.EACCES, "Permission denied", "{out}/.uvosam-run-1/a.png"),
+        "no permission to write in {out} (pass another --out)",
+    ),
+    "full elsewhere": (
+        OSError(errno.ENOSPC, "No space left on device", "{tmp}/cache/x"),
+        "{tmp}/cache is out of disk space (free some space, or pass another --out)",
+    ),
+    # an input or a model's file, which is read: no write advice
+    "permission to read": (
+        PermissionError(errno.EACCES, "Permission denied", "{tmp}/sam.pth"),
+        "Permission denied ({tmp}/sam.pth)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILED_WRITES))
+def test_a_failed_write_is_worded_as_the_library_words_it_with_advice(tmp_path, case):
+    """The command line had its own words for a full disk (``uvosam.errors.write_problem`` words the library's and
+    the app's); a used-up quota, a read-only file system or a missing permission got none ("error: Read-only file
+    system (out)")."""
+    from uvosam_cli.interrupts import OutputFolder
+
+    error, words = FAILED_WRITES[case]
+    out = tmp_path / "out"
+    if error.filename is not None:
+        error.filename = error.filename.format(out=out, tmp=tmp_path)
+    assert OutputFolder(out).error_line(error) == (
+        f"error: {words.format(out=out, tmp=tmp_path)}; nothing was written"
+    )
 
 
 def test_a_run_of_another_video_says_what_it_replaces_and_keeps_the_rest(

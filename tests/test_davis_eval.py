@@ -273,10 +273,10 @@ def test_a_sequence_is_scored_from_the_folder_uvosam_names_it(tmp_path):
     ]
     write_results(res, {"car 1": np.zeros_like(gt)})
     assert evaluate(root, res, num_workers=1).jf_mean < 1.0  # the folder of its own name
+    write_davis_layout(root, {"car 2": gt})  # outside the raises: only evaluate may raise it
     with pytest.raises(
         FileNotFoundError, match=r"folder .*car 2 \(or car_2, as uvosam names it\) is missing"
     ):
-        write_davis_layout(root, {"car 2": gt})
         evaluate(root, res, num_workers=1)
 
 

@@ -315,6 +315,27 @@ def test_readme_names_the_frame_files_as_written_and_says_how_to_read_the_files(
     assert "here 00000.png." in plain.readme.read_text()
 
 
+def test_readme_names_frame_files_only_as_they_were_written(tmp_path, gapped):
+    """It said "here 00000.png ... 00007.png" of an export that wrote no per-frame file, and of cut-outs alone,
+    whose files start where their track starts (track 16: frame 3)."""
+    options = ExportOptions(davis=False, cutouts=False, ytvis=False, timeline=False)
+    _, none = _export(tmp_path / "none", gapped, options=options)
+    assert "Frame file names" not in none.readme.read_text() and not list(
+        none.out_dir.rglob("*.png")
+    )
+    _, cutouts = _export(
+        tmp_path / "cutouts", gapped, options=replace(options, cutouts=True), keep_ids={16}
+    )
+    readme = " ".join(cutouts.readme.read_text().split())
+    assert "here 00003.png ... 00007.png." in readme
+    written = sorted(p.name for p in (cutouts.cutouts_dir / "16").iterdir())
+    assert (written[0], written[-1]) == ("00003.png", "00007.png")
+    _, mattes = _export(
+        tmp_path / "m", gapped, options=replace(options, mattes=True), keep_ids={99}
+    )
+    assert mattes.tracks == () and "Frame file names" not in mattes.readme.read_text()
+
+
 def _boxes_readme(tmp_path, results, provenance):
     _, export = _export(tmp_path, results, provenance=provenance)
     readme = " ".join(export.readme.read_text().split())
@@ -567,24 +588,45 @@ def test_a_table_that_fails_to_write_leaves_no_tmp(tmp_path, gapped, monkeypatch
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])
-def test_a_value_that_is_not_finite_is_never_written_into_the_json(tmp_path, gapped, value):
-    """The pipeline refuses such tracker output (``check_tracks``); a caller of ExportWriter of its own that gives
-    one gets an error, not ``Infinity`` or ``NaN`` in results.json / ytvis_results.json (which JSON readers
-    refuse)."""
-    first = gapped[0]
-    wrong = [replace(first, boxes_xyxy=np.where(np.arange(4) == 2, value, first.boxes_xyxy))]
-    with pytest.raises(ValueError, match="not JSON compliant"):
-        _export(tmp_path, wrong + gapped[1:], options=ExportOptions(ytvis=False))
+def test_a_value_that_is_not_finite_is_refused_at_its_frame_naming_it(tmp_path, gapped, value):
+    """The pipeline refuses such tracker output (``check_tracks``); a caller of ExportWriter of its own that gave
+    one got "Out of range float values are not JSON compliant: inf" only at close(), naming no frame nor track,
+    after every frame's PNGs were written. ``add`` refuses it with the pipeline's words (``types.track_problem``)."""
+    third = gapped[3]
+    boxes = np.where(np.arange(4) == 2, value, third.boxes_xyxy).astype(np.float32)
+    wrong = [*gapped[:3], replace(third, boxes_xyxy=boxes), *gapped[4:]]
+    box = f"[{boxes[0, 0]}, {boxes[0, 1]}, {value}, {boxes[0, 3]}]"
+    with pytest.raises(ValueError) as caught:
+        _export(tmp_path, wrong, options=ExportOptions(ytvis=False))
+    assert str(caught.value).startswith(
+        f"ExportWriter.add: frame 3's tracks have a box that is not finite (track {third.track_ids[0]}: box {box}, "
+        f"score {third.scores[0]:.4g}; 2 of its 2 tracks); the exports take finite boxes, scores in [0, 1]"
+    )
     assert not (tmp_path / "out" / "results.json").exists()
     assert not list((tmp_path / "out").glob("*.tmp"))
-    score = np.where(np.arange(len(first)) == 0, value, first.scores).astype(np.float32)
-    with pytest.raises(ValueError, match="not JSON compliant"):
-        _export(
-            tmp_path,
-            [replace(first, scores=score)] + gapped[1:],
-            options=ExportOptions(results_json=False),
-        )
+    score = np.where(np.arange(len(third)) == 1, value, third.scores).astype(np.float32)
+    wrong = [*gapped[:3], replace(third, scores=score), *gapped[4:]]
+    with pytest.raises(ValueError, match=rf"^ExportWriter.add: frame 3's tracks have a score that is not finite "
+                       rf"\(track {third.track_ids[1]}: box "):  # fmt: skip
+        _export(tmp_path, wrong, options=ExportOptions(results_json=False))
     assert not (tmp_path / "out" / "ytvis_results.json").exists()
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_the_json_tables_never_hold_a_value_that_is_not_finite(tmp_path, value):
+    """The last guard, under ExportWriter's check: results.json is refused (the file as it was), not written with
+    ``Infinity`` or ``NaN`` (which JSON readers refuse)."""
+    import uvosam.export_formats as fmt
+
+    record = fmt.TrackRecord(
+        track_id=1, slot=1, label=0, first_frame=0, num_frames=1, score_sum=0.5
+    )
+    record.boxes[0] = [1.0, 2.0, float(value), 4.0]
+    path = tmp_path / "results.json"
+    path.write_text("[]\n")
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        fmt.write_results_json(path, [record], video_id=1, num_frames=1)
+    assert path.read_text() == "[]\n" and list(tmp_path.iterdir()) == [path]
 
 
 def _decode_rgba(path, width, height):

@@ -453,3 +453,46 @@ def test_a_rerender_under_another_name_records_that_name_and_the_runs_models(cac
     assert out.video_name == "renamed" and out.export.davis_dir.name == "renamed"
     pngs, _, _ = _davis_labels(out.zip_path)
     assert pngs and all(name.startswith("davis/renamed/") for name in pngs)
+
+
+def test_a_rerender_on_a_full_disk_names_its_folder_and_removes_the_one_it_made(
+    cached_run, tmp_path, monkeypatch
+):
+    """As a run's (test_job.py): a bare "[Errno 28] No space left on device" (no path), and the fresh, empty
+    folder was left."""
+    import errno
+
+    from uvosam import export_formats
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_formats, "write_tracks_csv", disk_full)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(OSError) as caught:
+        rerender(cached_run.cache_dir, out)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out)
+    assert str(caught.value) == f"[Errno 28] No space left on device: '{out}'"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rerender_of_a_run_named_before_device_names_got_a_mark_replaces_its_files(
+    tmp_path, tiny_sam_model, monkeypatch
+):
+    """A run of con.mp4 made before ``safe_name`` added ``_`` after a device name of Windows is named ``con``; its
+    re-render named its files ``con_`` (the name cleaned again) and left the run's ``con_*`` files beside them."""
+    from run_helpers import run_clip
+
+    from uvosam import job_plan
+
+    pipe = UVOSAM(MovingBoxTracker(), BoxPromptSegmenter(tiny_sam_model))
+    monkeypatch.setattr(job_plan, "safe_name", lambda name: name)  # that release's name of con.mp4
+    run = tmp_path / "run"
+    list(run_job(pipe, run_clip(tmp_path / "con.mp4"), run, JobOptions(cache=True)))
+    monkeypatch.undo()
+    before = sorted(p.name for p in run.iterdir())
+    assert before == ["cache", "con_overlay.mp4", "con_uvosam.zip", "export"]
+    out = rerender(run / "cache", run, keep_ids=[1])
+    assert out.video_name == "con" and sorted(p.name for p in run.iterdir()) == before
+    assert [p.name for p in (run / "export" / "davis").iterdir()] == ["con"]
+    assert json.loads((run / "export" / "run.json").read_text())["video"]["name"] == "con"

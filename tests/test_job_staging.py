@@ -167,6 +167,22 @@ def test_a_run_json_naming_a_path_out_of_the_folder_is_not_followed(tmp_path, pi
     assert outside.read_text() == "keep me"
 
 
+@pytest.mark.parametrize(
+    ("recorded", "name"), [("con", "con"), ("bünny", "bünny"), ("../con", None), (".con", None)]
+)
+def test_a_run_json_names_the_folders_last_run_as_a_release_named_it(tmp_path, recorded, name):
+    """A run of con.mp4 made before ``safe_name`` added ``_`` after a device name of Windows recorded ``con``, which
+    the check (``safe_name(name) == name``) then refused: a later run's note took that run for its own."""
+    import json
+
+    from uvosam.job_staging import earlier_result
+
+    (tmp_path / "export").mkdir()
+    record = {"video": {"name": recorded, "source": "con.mp4"}}
+    (tmp_path / "export" / "run.json").write_text(json.dumps(record))
+    assert earlier_result(tmp_path, "con_").video_name == name
+
+
 def test_a_run_of_another_video_keeps_its_result_and_replaces_the_folders_last_run_files(
     tmp_path, pipe, earlier
 ):

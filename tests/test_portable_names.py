@@ -1,9 +1,17 @@
 """Names that Windows refuses (its device names, in any case, with any extension) get a ``_`` from every cleaner of
 file names, on every system: a result made on Linux is copied to Windows as it is."""
 
+import unicodedata
+
 import pytest
 
-from uvosam.portable_names import portable_characters, portable_name, safe_name
+from uvosam.portable_names import (
+    is_safe_name,
+    portable_characters,
+    portable_name,
+    recorded_name,
+    safe_name,
+)
 from uvosam.remote_files import safe_file_name
 
 
@@ -49,3 +57,30 @@ def test_the_cleaners_of_video_and_download_names_leave_no_device_name():
 def test_the_characters_windows_refuses_in_a_name_become_underscores():
     assert portable_characters('12:00:01 <a|b>?*"x\x00\t.png') == "12_00_01 _a_b____x__.png"
     assert portable_characters("動画 é-_.png") == "動画 é-_.png"
+
+
+def test_a_cut_name_ends_in_no_dot_and_its_cut_counts_no_stripped_character():
+    """The name was stripped of ``._`` before it was cut to 80 characters, so a cut name could end in ``.``
+    (Windows drops it: the files' names changed on copy; the docs say it is stripped)."""
+    assert safe_name("a" * 79 + ".b") == "a" * 79
+    assert safe_name("_." * 10 + "c" * 200) == "c" * 80
+    assert safe_name("b" * 78 + "._x") == "b" * 78
+    assert safe_name("con." + "x" * 200) == "con_." + "x" * 76  # the device name's _ comes last
+
+
+def test_a_name_from_macos_keeps_its_accented_letters():
+    """macOS gives file names in Unicode's NFD form ("u" and a combining diaeresis): the mark, no letter, became
+    ``_`` ("bu_nny"), where ``remote_files.safe_file_name`` (NFC) kept "bünny"."""
+    nfd = unicodedata.normalize("NFD", "bünny.mp4")
+    assert nfd != "bünny.mp4"
+    assert safe_name(nfd) == "bünny.mp4" == safe_name("bünny.mp4")
+
+
+def test_a_recorded_name_is_kept_if_safe_name_made_it_in_this_release_or_an_earlier_one():
+    """A re-render of a run named ``con`` (made before ``CON_``) named its files ``con_`` and left the run's ``con_*``
+    files beside them; a name that is no such name (a path, a hidden file) is still cleaned."""
+    for name in ("con", "clip", "bünny", "CON_", "a" * 80 + ".", "con_." + "x" * 76):
+        assert is_safe_name(name) and recorded_name(name) == name, name
+    for name in ("../x", "a/b", ".hidden", "_x", "", "a" * 82, "a b", None, 3):
+        assert not is_safe_name(name), name
+    assert recorded_name("../x") == "x" and recorded_name(".hidden") == "hidden"

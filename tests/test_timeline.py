@@ -151,3 +151,25 @@ def test_the_rows_shown_are_the_longest_in_the_given_order(monkeypatch):
     assert _frames_seen(image, 3, 5) == [0, 1, 2] and _frames_seen(image, 9, 5) == [1, 2]
     assert not (image == colour_for_id(1)).all(axis=2).any()
     assert image.shape[0] == 8 + 22 + 3 * 22 + 8
+
+
+def test_the_line_for_the_rest_points_to_tracks_csv_only_where_it_is_written(tmp_path, monkeypatch):
+    """It said "see tracks.csv" in an export made with ``ExportOptions(tracks_csv=False)``."""
+    monkeypatch.setattr(timeline, "MAX_ROWS", 2)
+    said = []
+    fit = timeline._fit
+    monkeypatch.setattr(timeline, "_fit", lambda text, *args: said.append(text) or fit(text, *args))
+    video = moving_shapes(4, height=40, width=56, num_objects=3, seed=3)
+    for tracks_csv in (True, False):
+        said.clear()
+        options = ExportOptions(davis=False, cutouts=False, ytvis=False, tracks_csv=tracks_csv)
+        with ExportWriter(tmp_path / str(tracks_csv), video_name="v", class_names=["o"], height=40,
+                          width=56, options=options) as writer:  # fmt: skip
+            for result in results_from_video(video):
+                writer.add(result)
+        export = writer.close()
+        assert (export.tracks_csv is not None) is tracks_csv
+        rest = [text for text in said if text.startswith("and ")]
+        assert rest == (
+            ["and 1 more track: see tracks.csv"] if tracks_csv else ["and 1 more track"]
+        )

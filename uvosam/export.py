@@ -41,7 +41,7 @@ from uvosam.export_root_files import (
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.merge_hints import split_groups, suggest_merges
 from uvosam.provenance import RUN_JSON, TEXT_ERRORS, export_record, write_run_json
-from uvosam.types import FrameResult, TrackSummary, select_tracks
+from uvosam.types import FrameResult, TrackSummary, select_tracks, track_problem
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -185,9 +185,27 @@ class ExportWriter:
     def _dir(self, kind: str) -> Path:
         return self.out_dir / kind / self.video_name
 
+    def _frame_files(self, result: ExportResult) -> tuple[str, str] | None:
+        """The stems of the first and the last of the per-frame files written, for the README: the DAVIS PNGs are
+        one per frame, the cut-outs and mattes those of the frames their tracks were seen in; None when none was
+        written (no per-frame export asked for, or no track for the cut-outs and mattes alone)."""
+        if result.davis_dir is not None and self._num_frames:
+            first, last = 0, self._num_frames - 1
+        elif (result.cutouts_dir or result.mattes_dir) and result.tracks:
+            first = min(t.first_frame for t in result.tracks)
+            last = max(t.last_frame for t in result.tracks)
+        else:
+            return None
+        return self.frame_name(first), self.frame_name(last)
+
     # ------------------------------------------------------------------------------------------ per frame
     def add(self, result: FrameResult) -> None:
-        """Write one frame's files. Frames must come in order: ``frame_index`` 0, 1, 2, ..."""
+        """Write one frame's files. Frames must come in order: ``frame_index`` 0, 1, 2, ...
+
+        Raises:
+            ValueError: a frame out of order, of another size, with duplicate track ids, or with tracks that break
+                the rules of ``uvosam.types.FrameTracks`` (a box or score that is not finite...: ``track_problem``).
+        """
         if self._result is not None:
             raise RuntimeError(
                 "ExportWriter.add: the writer is closed; create a new one per video."
@@ -227,6 +245,14 @@ class ExportWriter:
             )
         if len(np.unique(result.track_ids)) != n:
             raise ValueError(f"ExportWriter.add: duplicate track ids in frame {result.frame_index}")
+        # here, not at close(): a box or score that is not finite is no JSON, and would fail the tables last
+        problem = track_problem(result)
+        if problem is not None:
+            raise ValueError(
+                f"ExportWriter.add: frame {result.frame_index}'s tracks have {problem}; the exports take finite "
+                "boxes, scores in [0, 1] and track ids >= 0 (uvosam.types.FrameTracks): drop such a track from "
+                "its frame, or fix what made it"
+            )
 
     def _update_record(self, track_id: int, t: int, result: FrameResult, row: int) -> None:
         rec = self._records.get(track_id)
@@ -338,13 +364,13 @@ class ExportWriter:
             num_tracks=len(summaries),
         )
         self._root_files.write(RUN_JSON, write_run_json, record)
-        files = (
-            (self.frame_name(0), self.frame_name(self._num_frames - 1))
-            if self._num_frames
-            else None
-        )
         readme = readme_text(
-            result, opts, self.merge, record, size=(self.width, self.height), frame_files=files
+            result,
+            opts,
+            self.merge,
+            record,
+            size=(self.width, self.height),
+            frame_files=self._frame_files(result),
         )
         # a name not UTF-8: \udcff
         self._root_files.write(

@@ -86,4 +86,9 @@ def write_tables(
     rows = [
         TimelineRow(r.track_id, s.class_name, list(r.boxes)) for r, s in zip(records, summaries)
     ]
-    return files.write(TIMELINE_PNG, fmt.write_rgb_png, draw_timeline(rows, num_frames))
+    listed_in = (
+        TRACKS_CSV if options.tracks_csv else None
+    )  # the rows left out are named nowhere else
+    return files.write(
+        TIMELINE_PNG, fmt.write_rgb_png, draw_timeline(rows, num_frames, listed_in=listed_in)
+    )

@@ -30,7 +30,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -41,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from uvosam.config import config_or, is_integer, is_number
-from uvosam.errors import write_problem
 from uvosam.job_locks import FolderLock
 from uvosam.job_loop import produce
 from uvosam.job_plan import (
@@ -56,9 +54,10 @@ from uvosam.job_plan import (
 )
 from uvosam.job_staging import CACHE_FOLDER, Staging, rerender_keeps
 from uvosam.job_types import JobOptions, JobProgress, JobResult
+from uvosam.made_folders import made_for
 from uvosam.mask_cache import MaskCache, has_cache
 from uvosam.pipeline import UVOSAM
-from uvosam.portable_names import safe_name
+from uvosam.portable_names import recorded_name, safe_name
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
 from uvosam.track_edit import (
@@ -111,7 +110,7 @@ def run_job(
     plan = replace(plan, record=record)
     # into a staging folder when work_dir holds an earlier result, which this one replaces when it is finished (an
     # earlier cache too: it would no longer match the folder's outputs, also when this run keeps none)
-    with _made_for(plan.work_dir):
+    with made_for(plan.work_dir):
         yield from _run(pipe, info, plan, options)
 
 
@@ -138,29 +137,6 @@ def _run(
             results.close()  # stops the model thread, which closes the decoder: also when the consumer stops early
     finally:
         staging.close()  # a run that did not finish: its files go; and work_dir is free for another job
-
-
-@contextlib.contextmanager
-def _made_for(work_dir: Path) -> Iterator[None]:
-    """A run into ``work_dir`` that fails removes the folders it created and left empty (``work_dir`` and those above
-    it that were missing); a full disk's (or a read-only one's...) ``OSError`` that names no file names
-    ``work_dir``."""
-    missing = []
-    path = work_dir.absolute()
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    try:
-        yield
-    except BaseException as err:
-        for folder in missing:
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        if isinstance(err, OSError) and err.filename is None and write_problem(err, work_dir):
-            raise OSError(err.errno, err.strerror, str(work_dir)) from err
-        raise
 
 
 def _closing(results: Iterator[FrameResult], source: Iterator[np.ndarray]) -> Iterator[FrameResult]:
@@ -202,7 +178,10 @@ def rerender_iter(
         replaced = not _same_source(info, meta)  # another file's sound would not match the frames
         plan = JobPlan(
             info=info,
-            video_name=safe_name(options.video_name or meta["video_name"]),
+            # the run's name as it recorded it (``recorded_name``): its files are replaced, not left beside
+            video_name=safe_name(options.video_name)
+            if options.video_name
+            else recorded_name(meta["video_name"]),
             frame_names=tuple(meta["frame_names"]),
             total=cache.info.num_frames,
             fps=float(meta["fps"]),
@@ -232,17 +211,19 @@ def rerender_iter(
             results = (_scoring_at_least(r, min_score) for r in results)
         if merge:
             results = (merge_tracks(r, merge, edits.labels) for r in results)
-        staging = Staging(
-            plan.work_dir, plan.video_name, keep=rerender_keeps(cache.root, plan.work_dir),
-            folder=held if into_run else None,
-        )  # fmt: skip
-        try:
-            yield from produce(
-                results, replace(plan, work_dir=staging.dir), options, cache=None, cache_root=cache.root,
-                merge=merge, staging=staging,
+        # as a run's: one into a new folder that fails removes it, and a full disk's error names it
+        with made_for(plan.work_dir):
+            staging = Staging(
+                plan.work_dir, plan.video_name, keep=rerender_keeps(cache.root, plan.work_dir),
+                folder=held if into_run else None,
             )  # fmt: skip
-        finally:
-            staging.close()
+            try:
+                yield from produce(
+                    results, replace(plan, work_dir=staging.dir), options, cache=None, cache_root=cache.root,
+                    merge=merge, staging=staging,
+                )  # fmt: skip
+            finally:
+                staging.close()
     finally:
         if held is not None:
             held.release()  # (once ``Staging`` has let go of it: nothing to do)

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from uvosam.export import PER_VIDEO_FOLDERS, alpha_webm_name
 from uvosam.export_root_files import ROOT_FILES
 from uvosam.job_locks import FolderLock, check_free, is_held, lock_file, uninterrupted
-from uvosam.portable_names import safe_name
+from uvosam.portable_names import is_safe_name
 from uvosam.provenance import RUN_JSON
 from uvosam.render import STYLES
 
@@ -105,9 +105,9 @@ def earlier_result(work_dir: Path, video_name: str) -> EarlierResult | None:
 
 
 def _a_job_name(name: Any) -> bool:
-    """Whether ``name`` can name a job's files (``safe_name`` leaves it as it is): never a path out of the folder,
-    whatever a run.json says."""
-    return isinstance(name, str) and safe_name(name) == name
+    """Whether ``name`` can name a job's files (``is_safe_name``: ``safe_name`` makes it, or made it in an earlier
+    release: ``con``): never a path out of the folder, whatever a run.json says."""
+    return is_safe_name(name)
 
 
 def _recorded_video(path: Path) -> dict[str, Any]:

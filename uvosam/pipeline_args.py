@@ -12,10 +12,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from uvosam.config import PipelineConfig, SegmenterConfig, check_type
-from uvosam.text import count
 from uvosam.tracker.config import PRECISIONS
 from uvosam.tracker.frames import PATH_TYPES, READ_VIDEO, type_hint
-from uvosam.types import FrameTracks
+from uvosam.types import FrameTracks, track_problem
 
 
 def check_frames(frames: object) -> None:
@@ -54,24 +53,12 @@ def check_tracks(tracker: object, tracks: FrameTracks) -> None:
     Raises:
         ValueError: naming the tracker's class, the frame, what was wrong and with which track.
     """
-    boxes, scores, ids = tracks.boxes_xyxy, tracks.scores, tracks.track_ids
-    probs = tracks.class_probs
-    wrong = [
-        ("a box that is not finite", ~np.isfinite(boxes).all(axis=1)),
-        ("a score that is not finite", ~np.isfinite(scores)),
-        ("a score outside [0, 1]", (scores < 0) | (scores > 1)),
-        ("class probabilities that are not finite", None if probs is None else ~np.isfinite(probs).all(axis=1)),
-        ("a negative track id", ids < 0),
-    ]  # fmt: skip
-    for what, bad in wrong:
-        if bad is None or not bad.any():
-            continue
-        k = int(np.flatnonzero(bad)[0])
+    problem = track_problem(tracks)
+    if problem is not None:
         raise ValueError(
-            f"{type(tracker).__name__}: frame {tracks.frame_index}'s tracks have {what} (track {int(ids[k])}: box "
-            f"{boxes[k].tolist()}, score {float(scores[k]):.4g}; {int(bad.sum())} of its "
-            f"{count(len(ids), 'track')}); a tracker gives finite pixel boxes, scores in [0, 1] and track ids >= 0 "
-            "(uvosam.types.FrameTracks): drop such a detection in the tracker, or fix what made it"
+            f"{type(tracker).__name__}: frame {tracks.frame_index}'s tracks have {problem}; a tracker gives finite "
+            "pixel boxes, scores in [0, 1] and track ids >= 0 (uvosam.types.FrameTracks): drop such a detection in "
+            "the tracker, or fix what made it"
         )
 
 

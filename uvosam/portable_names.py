@@ -35,8 +35,38 @@ def portable_characters(name: str) -> str:
     return "".join("_" if unicodedata.category(c)[0] == "C" or c in '<>:"|?*' else c for c in name)
 
 
+MAX_NAME_CHARS = 80
+"""The most characters of a ``safe_name`` (one more with the ``_`` after a device name of Windows)."""
+_SAFE_PUNCTUATION = "-_."
+
+
 def safe_name(name: str) -> str:
-    """``name`` as a file name part: letters, digits, ``-_.`` (others become ``_``), at most 80 characters, a
-    ``_`` after a device name of Windows (``portable_name``: ``CON_``), ``"video"`` if nothing is left."""
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return portable_name(cleaned)[:80] or "video"
+    """``name`` as a file name part: Unicode's NFC form (a name from macOS, NFD, keeps its accented letters: not
+    ``bu_nny``), letters, digits, ``-_.`` (others become ``_``), no ``.`` or ``_`` at either end (Windows drops a
+    trailing dot), at most 80 characters, then a ``_`` after a device name of Windows (``portable_name``:
+    ``CON_``), ``"video"`` if nothing is left."""
+    name = unicodedata.normalize("NFC", name)
+    cleaned = "".join(c if c.isalnum() or c in _SAFE_PUNCTUATION else "_" for c in name)
+    cut = cleaned.lstrip("._")[:MAX_NAME_CHARS].rstrip("._")
+    return portable_name(cut) or "video"
+
+
+def is_safe_name(name: object) -> bool:
+    """Whether ``name`` is a name ``safe_name`` makes or made in an earlier release (one that added no ``_`` after
+    a device name of Windows, ``con``, or cut a name after stripping it, ending it in ``.``): letters, digits and
+    ``-_.``, not starting with ``.`` or ``_``, at most 81 characters; so a name of files in a folder, never a path
+    out of it. A name a job recorded (in its mask cache, its run.json) that is one names its files as it is."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME_CHARS + 1
+        and not name.startswith(("_", "."))
+        and all(c.isalnum() or c in _SAFE_PUNCTUATION for c in name)
+    )
+
+
+def recorded_name(name: str) -> str:
+    """The name of the files of a job that recorded ``name`` (a mask cache's, for its re-render): as it is when
+    ``safe_name`` made it, in this release or an earlier one (``is_safe_name``: a re-render of a run ``con`` made
+    before ``CON_`` replaces its ``con_*`` files, and does not leave them beside new ``con__*`` ones), else
+    ``safe_name(name)``."""
+    return name if is_safe_name(name) else safe_name(name)

@@ -64,7 +64,11 @@ def _height(shown: int, *, more: bool) -> int:
 
 
 def draw_timeline(
-    rows: Sequence[TimelineRow], num_frames: int, *, max_plot_width: int = 900
+    rows: Sequence[TimelineRow],
+    num_frames: int,
+    *,
+    max_plot_width: int = 900,
+    listed_in: str | None = "tracks.csv",
 ) -> np.ndarray:
     """The timeline as an (H, W, 3) uint8 RGB image (rows in the given order; frame 0 on the left): a row for each
     track of ``shown_rows(rows)``, then with more tracks than those a line that says how many more.
@@ -73,6 +77,8 @@ def draw_timeline(
         rows: the tracks, e.g. in order of first appearance.
         num_frames: frames in the video (>= 1); every index in ``rows`` must be below it.
         max_plot_width: most pixels for the frame axis (>= 10); a video with fewer frames gets a few pixels each.
+        listed_in: the file beside it that lists every track, which that line points to ("and 3 more tracks: see
+            tracks.csv"); None where there is none (an export without tracks.csv).
     """
     if num_frames < 1 or max_plot_width < 10:
         raise ValueError(f"draw_timeline: need num_frames >= 1 and max_plot_width >= 10; got {num_frames}, "
@@ -93,7 +99,9 @@ def draw_timeline(
         seen = _columns(row.frames, num_frames, plot_w, row.track_id)
         canvas[y : y + _ROW_H, x0 : x0 + plot_w][:, seen] = colour_for_id(row.track_id)
     image = Image.fromarray(canvas)
-    _draw_text(ImageDraw.Draw(image), rows, num_frames, plot_w, more=max(0, more))
+    _draw_text(
+        ImageDraw.Draw(image), rows, num_frames, plot_w, more=max(0, more), listed_in=listed_in
+    )
     return np.asarray(image).copy()
 
 
@@ -117,6 +125,7 @@ def _draw_text(
     plot_w: int,
     *,
     more: int,
+    listed_in: str | None,
 ) -> None:
     font = label_font(12)
     x0 = _MARGIN + _LABEL_W
@@ -128,7 +137,7 @@ def _draw_text(
         draw.text((x0 + 4, _MARGIN + _AXIS_H + 2), "no objects found", fill=_INK, font=font)
     if more:
         text = _fit(
-            f"and {count(more, 'more track')}: see tracks.csv",
+            f"and {count(more, 'more track')}" + (f": see {listed_in}" if listed_in else ""),
             font,
             plot_w + _LABEL_W,
         )

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from uvosam.text import count
+
 if TYPE_CHECKING:
     import torch
 
@@ -101,6 +103,30 @@ class FrameResult:
 
     def __len__(self) -> int:
         return len(self.track_ids)
+
+
+def track_problem(tracks: FrameTracks | FrameResult) -> str | None:
+    """What breaks the rules of ``FrameTracks`` in one frame's tracks (finite boxes, scores in [0, 1], finite class
+    probabilities, track ids >= 0), in a message's words: ``"a box that is not finite (track 3: box [...], score
+    0.9; 1 of its 2 tracks)"``; None when nothing does. The checks of the pipeline (a tracker's output,
+    ``uvosam.pipeline_args.check_tracks``) and of ``uvosam.export.ExportWriter.add`` (a caller's results)."""
+    boxes, scores, ids = tracks.boxes_xyxy, tracks.scores, tracks.track_ids
+    probs = tracks.class_probs
+    wrong = [
+        ("a box that is not finite", ~np.isfinite(boxes).all(axis=1)),
+        ("a score that is not finite", ~np.isfinite(scores)),
+        ("a score outside [0, 1]", (scores < 0) | (scores > 1)),
+        ("class probabilities that are not finite", None if probs is None else ~np.isfinite(probs).all(axis=1)),
+        ("a negative track id", ids < 0),
+    ]  # fmt: skip
+    for what, bad in wrong:
+        if bad is not None and bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            return (
+                f"{what} (track {int(ids[k])}: box {boxes[k].tolist()}, score {float(scores[k]):.4g}; "
+                f"{int(bad.sum())} of its {count(len(ids), 'track')})"
+            )
+    return None
 
 
 def select_tracks(result: FrameResult, keep_ids: set[int] | frozenset[int]) -> FrameResult:

@@ -85,11 +85,25 @@ def _searchable(path: Path, option: str) -> Iterator[None]:
     try:
         yield
     except PermissionError as err:
-        folder = Path(err.filename).parent if err.filename else Path(os.path.abspath(path)).parent
+        folder = _unsearchable(Path(os.fsdecode(err.filename)) if err.filename else path)
         raise ValueError(
             f"{option} {path} cannot be written: no permission to open the folder {folder}; pass a {option} path "
             "in a folder you can write to"
         ) from None
+
+
+def _unsearchable(path: Path) -> Path:
+    """The folder that cannot be searched above ``path``, whose look-up was refused: the nearest folder above it
+    that ``os.stat`` accepts (the refusal is below it: for ``noX/sub/deeper``, ``noX``, not ``noX/sub``)."""
+    folder = Path(os.path.abspath(path)).parent
+    while folder != folder.parent:
+        try:
+            os.stat(folder)
+        except OSError:
+            folder = folder.parent
+            continue
+        return folder
+    return folder
 
 
 def _check_parent_folder(path: Path, option: str, instead: str | None = None) -> None:

@@ -21,7 +21,6 @@ exit status 141 (128 + SIGPIPE), the files written so far kept (``reader_gone``,
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import select
 import signal
@@ -30,8 +29,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from uvosam.errors import out_of_space, write_problem
 from uvosam.job_locks import defer_interrupt
 from uvosam.job_staging import result_in_place
+from uvosam.made_folders import MadeFolders, exists
 from uvosam.prefetch import EXIT_WAIT_S, join_threads, producers
 
 SAY_WAIT_AFTER_S = 1.0
@@ -182,36 +183,19 @@ def _pipe_gone(fd: int) -> bool:
     return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
 
 
-def _exists(path: Path) -> bool:
-    """``path.exists()``; True where that cannot be told (a folder above it cannot be searched: the command's
-    check says so), so that nothing there is taken for a folder the command made."""
-    try:
-        return path.exists()
-    except OSError:
-        return True
-
-
 class OutputFolder:
     """A command's output folder (None: the command has none it writes whole), as it was before the command."""
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self.existed = folder is None or _exists(folder)
+        self.existed = folder is None or exists(folder)
         # the folders the command may create: the output folder and those above it that are missing
-        self._missing: list[Path] = []
-        if folder is not None:
-            path = folder.absolute()
-            while not _exists(path) and path != path.parent:
-                self._missing.append(path)
-                path = path.parent
+        self._made = MadeFolders(folder) if folder is not None else None
 
     def remove_if_left_empty(self) -> None:
         """Remove the folders the command created that it left empty (the output folder, then those above)."""
-        for path in self._missing:
-            try:
-                path.rmdir()
-            except OSError:
-                return
+        if self._made is not None:
+            self._made.remove_if_left_empty()
 
     def interrupted_line(self, stop: BaseException) -> str:
         """What is left after the interrupt ``stop``, for the command's one-line message."""
@@ -230,13 +214,32 @@ class OutputFolder:
     def error_line(self, error: BaseException) -> str:
         """The command's one-line message for ``error``. An ``OSError`` that says no more than its errno's text
         (``[Errno 28] No space left on device``, from deep in a library) gets its file, or the output folder, and
-        what is left of the run."""
+        what is left of the run; a failed write (a full disk or quota, a read-only file system, no permission) is
+        worded by ``uvosam.errors.write_problem``, with what to do."""
         if not isinstance(error, OSError) or not str(error).startswith("[Errno"):
             return f"error: {error}"
-        where = error.filename or self.folder
-        text = f"error: {error.strerror}" + (f" ({where})" if where is not None else "")
         if self.folder is None:
-            return text
-        if error.errno == errno.ENOSPC:
-            text += " (free some space, or pass another --out)"
+            where = error.filename
+            return f"error: {error.strerror}" + (f" ({where})" if where is not None else "")
+        problem = self._write_problem(error, self.folder)
+        if problem is None:
+            text = f"error: {error.strerror} ({error.filename or self.folder})"
+        else:
+            advice = (
+                "free some space, or pass another --out"
+                if out_of_space(error)
+                else "pass another --out"
+            )
+            text = f"error: {problem} ({advice})"
         return f"{text}; {self._left()}"
+
+    def _write_problem(self, error: OSError, folder: Path) -> str | None:
+        """``write_problem``'s words for ``error`` as a write into ``folder``, the output folder (a file in it: one
+        in the run's staging folder, which is gone), or the folder of a file elsewhere that ``error`` names; None
+        for another error, and for a missing permission on a file elsewhere (an input or a model's file, read)."""
+        if not isinstance(error.filename, (str, bytes, os.PathLike)):  # none (or a file descriptor)
+            return write_problem(error, folder)
+        file = Path(os.fsdecode(error.filename)).absolute()
+        if file.is_relative_to(folder.absolute()):
+            return write_problem(error, folder)
+        return None if isinstance(error, PermissionError) else write_problem(error, file.parent)

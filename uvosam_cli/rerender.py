@@ -24,7 +24,7 @@ from uvosam.job_plan import check_run_meta, run_output
 from uvosam.job_staging import check_replaceable, rerender_keeps
 from uvosam.job_types import JobOptions
 from uvosam.mask_cache import MaskCache
-from uvosam.portable_names import safe_name
+from uvosam.portable_names import recorded_name
 from uvosam.progress import progress_bar
 from uvosam.render import STYLES
 from uvosam.text import count
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.run
     check_replaceable(
         out,
-        safe_name(meta["video_name"]),
+        recorded_name(meta["video_name"]),  # rerender_iter's name
         source=None,
         option=option,
         keep=rerender_keeps(cache, out),
