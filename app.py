@@ -242,6 +242,9 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     )
     if ui.inputs.url is not None:
         _on_link(app, ui)
+    # a new run's tracks are not the last one's: the merge and split typed for those go (in the browser; registered
+    # last, after the events the tests number)
+    run_ev.success(None, None, [ui.editing.merge, ui.editing.split], js="() => ['', '']", **_QUIET)
 
 
 def _on_run(app: App, settings: AppSettings, ui: Page) -> Dependency:

@@ -686,7 +686,9 @@ def test_on_a_phone_tab_reaches_run_before_settings(app_url, phone):
 
 def test_a_split_off_part_can_be_unticked_and_is_dropped(app_url, page):
     """After a Re-render with Split tracks, Tracks to keep offers the part, ticked; unticked, the next Re-render
-    drops it (the app kept every part with its track)."""
+    drops it (the app kept every part with its track). A part merged into another track says so (the list still
+    offered it as it was while the table listed the target only), and a new Run empties the Split and Merge boxes
+    (they were kept, and the next Re-render applied the former run's edits to its tracks)."""
     url, _ = app_url
     page.goto(url)
     page.wait_for_selector("#run")
@@ -709,3 +711,15 @@ def test_a_split_off_part_can_be_unticked_and_is_dropped(app_url, page):
     )
     assert not page.locator("#keep").get_by_label("#3 dog (#2 from frame 20)").is_checked()
     assert page.locator("#keep").get_by_label("#2 dog").is_checked()
+    page.locator("#keep").get_by_label("#3 dog (#2 from frame 20)").check()
+    merge = page.locator("#merge textarea, #merge input").first
+    merge.fill("3>1")
+    merge.press("Enter")
+    merged = page.locator("#keep").get_by_label("#3 dog (#2 from frame 20, merged into #1)")
+    merged.wait_for(timeout=60_000)
+    page.click("#run")
+    page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=120_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#merge textarea, #split textarea')].every(box => box.value === '')",
+        timeout=10_000,
+    )

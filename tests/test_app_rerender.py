@@ -360,3 +360,17 @@ def test_a_rerender_that_ends_after_a_new_run_offers_none_of_its_parts(
         assert app.keep_offered(latest, zip_shown) == (gr.skip(), gr.skip())
     finally:
         served.close()
+
+
+def test_tracks_to_keep_says_which_ids_a_merge_took_into_another():
+    """After a Re-render with a split and "4>2", Tracks to keep still offered "#4 person (#1 from frame 30)" as it
+    was, while the table listed track 2 only."""
+    from uvosam_app.keep_parts import keep_choices
+
+    choices = keep_choices([(1, "person"), (2, "dog"), (3, "dog")], {(1, 30): 4}, {"4": 2, "3": 1})
+    assert choices == [
+        ("#1 person", 1),
+        ("#2 dog", 2),
+        ("#3 dog (merged into #1)", 3),
+        ("#4 person (#1 from frame 30, merged into #2)", 4),
+    ]

@@ -394,7 +394,7 @@ class App:
         ):
             return gr.skip(), gr.skip()
         new_ids = recorded_split_ids(record)
-        choices = keep_choices(state.tracks, new_ids)
+        choices = keep_choices(state.tracks, new_ids, record.get("merge"))
         kept = record.get("keep_ids")
         value = [i for _, i in choices if kept is None or i in kept]
         offer = KeepOffer(

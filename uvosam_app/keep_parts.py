@@ -44,16 +44,28 @@ class KeepOffer:
 
 
 def keep_choices(
-    tracks: Sequence[tuple[int, str]], split_ids: Mapping[tuple[int, int], int] | None = None
+    tracks: Sequence[tuple[int, str]],
+    split_ids: Mapping[tuple[int, int], int] | None = None,
+    merge: Mapping[int, int] | None = None,
 ) -> list[tuple[str, int]]:
     """*Tracks to keep*'s (label, id) choices: the run's ``tracks`` (id, class name), then the parts a split gave
     new ids, ``{(track_id, frame): new_id}``, each labelled with its track and frame ("#8 person (#3 from frame
-    120)")."""
-    choices = [(f"#{track} {name}", track) for track, name in tracks]
+    120)"); an id that ``merge`` (``{source: target}``, ids once split) merges into another says so ("#8 person (#3
+    from frame 120, merged into #2)": after a merge the table lists its target only, and the list looked stale)."""
+    merged = {int(source): int(target) for source, target in (merge or {}).items()}
+
+    def into(track: int) -> str:
+        return f"merged into #{merged[track]}" if track in merged else ""
+
+    choices = [
+        (f"#{track} {name}" + (f" ({into(track)})" if into(track) else ""), track)
+        for track, name in tracks
+    ]
     names = dict(tracks)
     for (track, frame), new in sorted((split_ids or {}).items(), key=lambda item: item[1]):
         name = f" {names[track]}" if track in names else ""
-        choices.append((f"#{new}{name} (#{track} from frame {frame})", new))
+        where = ", ".join(part for part in (f"#{track} from frame {frame}", into(new)) if part)
+        choices.append((f"#{new}{name} ({where})", new))
     return choices
 
 

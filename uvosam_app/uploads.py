@@ -167,7 +167,7 @@ def _written_names(
             first = seen[key]
             raise ValueError(
                 f"{name}: {_one_file(first, written[first], path, file_name)}; rename one so that their names "
-                "differ in more than that, and zip the files again"
+                "differ in more than that, and zip the files again."
             )
         seen[key] = path
     return written
