@@ -330,9 +330,18 @@ def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
     deps = config["dependencies"]
     segment = next(d["id"] for d in deps if d["api_name"] == "segment")
     after_run = [d for d in deps if d["trigger_after"] == segment]
-    assert not any(d["trigger_only_on_success"] for d in after_run)
+    # on success only: the browser empties Merge tracks and Split tracks (their ids were the former run's)
+    boxes = [
+        c["id"] for c in config["components"] if c["props"].get("elem_id") in ("merge", "split")
+    ]
+    on_success = [d for d in after_run if d["trigger_only_on_success"]]
+    assert [(sorted(d["outputs"]), d["backend_fn"]) for d in on_success] == [(sorted(boxes), False)]
     # the other one, on failure only, writes the status line
-    assert [d["outputs"] for d in after_run if not d["trigger_only_on_failure"]] == [[info_id]]
+    assert [
+        d["outputs"]
+        for d in after_run
+        if not d["trigger_only_on_failure"] and not d["trigger_only_on_success"]
+    ] == [[info_id]]
     describes = [d for d in deps if d["outputs"] == [info_id]]
     # not behind the queue
     assert len(describes) == 2 and all(d["queue"] is False for d in describes)
