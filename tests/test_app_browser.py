@@ -109,6 +109,14 @@ def phone():
         yield page
 
 
+def _open_with_example(page, url: str) -> None:
+    """The page at ``url``, with the example clip uploaded (its input player shown)."""
+    page.goto(url)
+    page.wait_for_selector("#run")
+    page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
+    page.wait_for_selector("#inp video", timeout=30_000)
+
+
 def test_upload_run_stream_download(app_url, page, tmp_path):
     url, work = app_url
     page.goto(url)
@@ -284,10 +292,7 @@ def test_after_stop_the_status_box_shows_stopped_not_an_error_badge(app_url, pag
     came last; and a last update of the run could replace Stop's line. The run's failure listener now writes it after
     both. Stopped 5 times (before: a badge after about half of them)."""
     url, _ = app_url
-    page.goto(url)
-    page.wait_for_selector("#run")
-    page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
-    page.wait_for_selector("#inp video", timeout=30_000)
+    _open_with_example(page, url)
     for stop in range(5):
         page.click("#run")
         page.wait_for_function(
@@ -492,10 +497,7 @@ def test_run_pressed_right_after_stop_starts_the_new_run(long_step_app, page):
     from playwright.sync_api import TimeoutError as PageTimeout
 
     url, work = long_step_app
-    page.goto(url)
-    page.wait_for_selector("#run")
-    page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
-    page.wait_for_selector("#inp video", timeout=30_000)
+    _open_with_example(page, url)
     page.click("#run")
     # the first frame counter: the run is in a wait for the job (the next update comes up to 2 s later)
     page.wait_for_function(f"() => ({STATUS})().startsWith('segmenting: frame')", timeout=60_000)
@@ -690,10 +692,7 @@ def test_a_split_off_part_can_be_unticked_and_is_dropped(app_url, page):
     offered it as it was while the table listed the target only), and a new Run empties the Split and Merge boxes
     (they were kept, and the next Re-render applied the former run's edits to its tracks)."""
     url, _ = app_url
-    page.goto(url)
-    page.wait_for_selector("#run")
-    page.locator("#inp input[type=file]").set_input_files(str(EXAMPLE))
-    page.wait_for_selector("#inp video", timeout=30_000)
+    _open_with_example(page, url)
     page.click("#run")
     page.wait_for_function(f"() => ({STATUS})().startsWith('done')", timeout=120_000)
     page.locator("#split textarea, #split input").first.fill("2@20")
