@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 # a full disk, and a user's disk quota used up (no EDQUOT on Windows)
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -74,4 +75,17 @@ def write_problem(err: BaseException, folder: str | os.PathLike[str]) -> str | N
         return f"{folder} is on a read-only file system"
     if isinstance(err, PermissionError):
         return f"no permission to write in {folder}"
+    return None
+
+
+def in_chain(err: BaseException, test: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first error of ``err``'s chain (``err``, then what it was raised from or during: ``__cause__``, else
+    ``__context__``) that passes ``test``, or None."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if test(current):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
     return None

@@ -43,7 +43,7 @@ import huggingface_hub
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.utils import EntryNotFoundError  # (.errors has it only from 0.25)
 
-from uvosam.errors import MissingWeightsError, WeightsError
+from uvosam.errors import MissingWeightsError, WeightsError, in_chain
 from uvosam.job_locks import waited_lock
 from uvosam.weight_checksums import (
     CHUNK_BYTES,
@@ -103,14 +103,7 @@ def _connection_failure(err: BaseException) -> BaseException | None:
     """The connection error in ``err``'s chain (huggingface_hub raises ``LocalEntryNotFoundError`` from it), else
     ``None``."""
     errors = _connection_errors()
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, errors):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    return in_chain(err, lambda one: isinstance(one, errors))
 
 
 def _unreachable_reason() -> str | None:

@@ -88,7 +88,7 @@ def draw_timeline(
         if num_frames <= max_plot_width
         else max_plot_width
     )
-    more = len(rows) - MAX_ROWS
+    more = max(0, len(rows) - MAX_ROWS)  # tracks left out
     rows = shown_rows(rows)
     height = _height(len(rows), more=more > 0)
     canvas = np.full((height, _LABEL_W + plot_w + 2 * _MARGIN, 3), _BACKGROUND, np.uint8)
@@ -99,9 +99,7 @@ def draw_timeline(
         seen = _columns(row.frames, num_frames, plot_w, row.track_id)
         canvas[y : y + _ROW_H, x0 : x0 + plot_w][:, seen] = colour_for_id(row.track_id)
     image = Image.fromarray(canvas)
-    _draw_text(
-        ImageDraw.Draw(image), rows, num_frames, plot_w, more=max(0, more), listed_in=listed_in
-    )
+    _draw_text(ImageDraw.Draw(image), rows, num_frames, plot_w, more=more, listed_in=listed_in)
     return np.asarray(image).copy()
 
 

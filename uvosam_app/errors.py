@@ -31,6 +31,7 @@ from uvosam.errors import (
     VideoLimitError,
     VideoReadError,
     WeightsError,
+    in_chain,
     out_of_space,
     write_problem,
 )
@@ -152,13 +153,7 @@ DISK_FULL = (
 
 def _out_of_space(err: BaseException) -> OSError | None:
     """The full disk's ``OSError`` that ``err`` is or was raised from (its causes and contexts), if any."""
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        if out_of_space(err):
-            return err  # type: ignore[return-value]
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return None
+    return in_chain(err, out_of_space)  # type: ignore[return-value]
 
 
 # the app's work folder (``set_work_folder``), for the host's log line

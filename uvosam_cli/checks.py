@@ -56,9 +56,7 @@ def check_output_folder(path: Path, option: str, *, instead: str | None = None) 
     ``instead``: what the message advises when it cannot be written (default: another ``option`` path; a rerender
     of a RUN: ``--out``)."""
     with _searchable(path, option):
-        _check_output_folder(
-            path, option, instead or f"pass a {option} path in a folder you can write to"
-        )
+        _check_output_folder(path, option, instead or _elsewhere(option))
 
 
 def _check_output_folder(path: Path, option: str, instead: str) -> None:
@@ -87,8 +85,7 @@ def _searchable(path: Path, option: str) -> Iterator[None]:
     except PermissionError as err:
         folder = _unsearchable(Path(os.fsdecode(err.filename)) if err.filename else path)
         raise ValueError(
-            f"{option} {path} cannot be written: no permission to open the folder {folder}; pass a {option} path "
-            "in a folder you can write to"
+            f"{option} {path} cannot be written: no permission to open the folder {folder}; {_elsewhere(option)}"
         ) from None
 
 
@@ -127,10 +124,12 @@ def _check_writable(folder: Path, path: Path, option: str, instead: str | None =
         if _read_only(folder)
         else f"no permission to write in {folder}"
     )
-    raise ValueError(
-        f"{option} {path} cannot be written: {why}; "
-        f"{instead or f'pass a {option} path in a folder you can write to'}"
-    )
+    raise ValueError(f"{option} {path} cannot be written: {why}; {instead or _elsewhere(option)}")
+
+
+def _elsewhere(option: str) -> str:
+    """The advice of a refusal to write at an ``option`` path."""
+    return f"pass a {option} path in a folder you can write to"
 
 
 def _read_only(folder: Path) -> bool:
