@@ -142,7 +142,9 @@ def test_an_upload_is_refused_by_its_name_never_by_the_servers_path(server, tmp_
         client.predict(handle_file(str(tmp_path / "notes.mp4")), api_name="/segment")
     for refusal in (empty, text):
         assert "/" not in str(refusal.value).split("Accepted:")[0]
-    assert "an animated GIF, which the upload box refuses, by a direct link" in str(text.value)
+    assert "an animated GIF, which the upload box refuses, in the box of a zip of frames" in str(
+        text.value
+    )
 
 
 def _with_sound(path: Path) -> Path:

@@ -54,8 +54,10 @@ def test_the_video_box_says_where_images_go(tmp_path):
     import app as app_module
 
     demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
-    assert _props(demo, "inp")["label"] == "Video (images: zip them, below)"
-    assert _props(demo, "frames")["label"].startswith("…or a zip of its frames")
+    assert _props(demo, "inp")["label"] == "Video (a GIF or zipped images: below)"
+    frames = _props(demo, "frames")
+    assert frames["label"] == "…or a zip of its frames (.jpg/.png, one folder), or an animated GIF"
+    assert frames["file_types"] == [".zip", ".gif"]
     demo.close()
 
 

@@ -29,6 +29,23 @@ from uvosam_app.models import mask_model_label, sam2_missing, unavailable
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.uploads import FramesZip
 
+FRAMES_BOX_VIDEOS = (".gif",)
+"""Video files the box of a zip of frames takes too: Gradio's video upload takes ``video/*`` files only (its
+browser check: "Only video/x-m4v,video/* allowed"), and an animated GIF is ``image/gif``."""
+
+
+def boxed_video(frames_zip: str | None) -> bool:
+    """Whether the file in the box of a zip of frames is a video file (``FRAMES_BOX_VIDEOS``: an animated GIF)."""
+    return bool(frames_zip) and Path(frames_zip).suffix.lower() in FRAMES_BOX_VIDEOS
+
+
+def taken_inputs(video: str | None, frames_zip: str | None) -> tuple[str | None, str | None]:
+    """(video, frames_zip) as a run takes them: a video file in the box of a zip of frames (``boxed_video``) is the
+    video, unless a video is uploaded too (refused as two inputs: ``check_input``)."""
+    if boxed_video(frames_zip) and not video:
+        return frames_zip, None
+    return video, frames_zip
+
 
 def over_upload_limit(path: str | None, max_mb: int) -> str | None:
     """Why a file given to a handler is refused for its size (None: it is not). The browser's uploads are
@@ -251,9 +268,15 @@ def check_input(video: str | None, frames_zip: str | None, linked: str | None) -
         )
     if video and frames_zip:
         raise gr.Error(
-            "Both a video and a zip of frames are loaded: clear one of them (its ✕), then Run.",
-            print_exception=False,
+            f"{two_inputs(frames_zip)}: clear one of them (its ✕), then Run.", print_exception=False
         )
+
+
+def two_inputs(frames_zip: str) -> str:
+    """That a video and the file ``frames_zip`` in the box under it are both loaded (a zip of frames or a GIF)."""
+    return (
+        f"Both a video and {'a GIF' if boxed_video(frames_zip) else 'a zip of frames'} are loaded"
+    )
 
 
 def run_request(
@@ -285,6 +308,7 @@ def run_request(
     """
     check_input(video, frames_zip, linked)
     check_uploads(video, frames_zip)
+    video, frames_zip = taken_inputs(video, frames_zip)
     check_models(tracker, sam, settings)
     taken = check_ranges(settings, min_score=min_score, max_objects=max_objects,
                          stride=stride, max_frames=max_frames)  # fmt: skip

@@ -13,7 +13,14 @@ from uvosam.video import fit_info
 from uvosam_app import gpu as app_gpu
 from uvosam_app import links as app_links
 from uvosam_app import uploads as app_uploads
-from uvosam_app.checks import over_upload_limit, page_values, upload_gone
+from uvosam_app.checks import (
+    boxed_video,
+    over_upload_limit,
+    page_values,
+    taken_inputs,
+    two_inputs,
+    upload_gone,
+)
 from uvosam_app.errors import USER_ERRORS, to_gr_error
 from uvosam_app.models import mask_model_label
 from uvosam_app.probes import ProbeCache
@@ -74,7 +81,7 @@ def describe_input(
     if not video and not frames_zip and not linked:
         return ""
     if video and frames_zip:
-        return "**Both a video and a zip of frames are loaded:** clear one of them before Run."
+        return f"**{two_inputs(frames_zip)}:** clear one of them before Run."
     if not video and not frames_zip and not Path(linked).is_file():
         return f"**{app_links.GONE}**"
     path = input_path(video, frames_zip, linked)
@@ -84,6 +91,8 @@ def describe_input(
     too_big = over_upload_limit(video or frames_zip, settings.max_upload_mb)
     if too_big:
         return f"**Run would refuse this input:** {markdown_text(too_big)}"
+    boxed = boxed_video(frames_zip)
+    video, frames_zip = taken_inputs(video, frames_zip)
     # as the page's boxes take them once they lose focus (Run gets no other value from the page)
     taken, note = page_values(settings, stride=stride, max_frames=max_frames)
     stride, max_frames = int(taken["stride"]), int(taken["max_frames"])
@@ -112,6 +121,8 @@ def describe_input(
         text += f"\n\n{results_of_another_input(Path(state.source).name)}"
     if not video and not frames_zip:
         return f"{app_links.linked_note(info)}\n\n{text}"
+    if boxed:
+        return f"{app_links.boxed_note(info, Path(path).name)}\n\n{text}"
     if video and not frames_zip and not app_links.browser_plays(info):
         return f"{app_links.unplayable_note(info, Path(path).name)}\n\n{text}"
     return text

@@ -56,10 +56,11 @@ MODEL_ERRORS = (MissingWeightsError, WeightsError, MissingPackageError)
 
 
 # the library's "other formats ffmpeg reads also work" is true of Run, but Gradio's upload box takes video files only
-# (its browser check: "Only video/x-m4v,video/* allowed"), so an animated GIF is refused there
+# (its browser check: "Only video/x-m4v,video/* allowed"), so an animated GIF is refused there (the box of a zip of
+# frames takes it: ``checks.FRAMES_BOX_VIDEOS``)
 APP_ACCEPTED_FILE = (
     f"a video file ({' '.join(VIDEO_EXTENSIONS)} or another video format ffmpeg reads; an animated GIF, which "
-    "the upload box refuses, by a direct link or as a zip of its frames)"
+    "the upload box refuses, in the box of a zip of frames or by a direct link)"
 )
 
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from uvosam_app.checked_inputs import keep_list, output_side, slider
-from uvosam_app.checks import slider_ranges
+from uvosam_app.checks import FRAMES_BOX_VIDEOS, slider_ranges
 from uvosam_app.models import StartModels, mask_model_choices, noted
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
@@ -209,13 +209,15 @@ def _input_column(
     """The upload and its description, the link and its Load button, the zip of frames, the examples."""
     with gr.Column(scale=1, elem_id="input-column"):
         # an image dropped here gets Gradio's "Only video/x-m4v,video/* allowed.": the label says where it goes
-        video = gr.Video(sources=["upload"], label="Video (images: zip them, below)", elem_id="inp")
+        video = gr.Video(
+            sources=["upload"], label="Video (a GIF or zipped images: below)", elem_id="inp"
+        )
         gr.Markdown(limits_line(settings), elem_id="limits")
         about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
         url, load = _link_input(settings)
         frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
-            label="…or a zip of its frames (.jpg/.png, one folder)",
-            file_types=[".zip"],
+            label="…or a zip of its frames (.jpg/.png, one folder), or an animated GIF",
+            file_types=[".zip", *FRAMES_BOX_VIDEOS],
             height=130,
             elem_id="frames",
         )

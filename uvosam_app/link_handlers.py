@@ -17,6 +17,7 @@ import numpy as np
 
 from uvosam_app import links as app_links
 from uvosam_app import server_log
+from uvosam_app.checks import taken_inputs
 from uvosam_app.errors import USER_ERRORS, from_page, text_toasts, to_gr_error
 from uvosam_app.probes import ProbeCache
 from uvosam_app.served import ServedFiles
@@ -127,13 +128,15 @@ class LinkHandlers:
         """(the linked Load's file, *Latest frame*) when the upload or the zip changes. *Latest frame* goes with the
         input it was of (None): an unplayable upload's first frame stayed beside the next upload, a run's beside
         another input. An upload that browsers cannot play (``links.browser_plays``) shows its first frame there
-        instead, as a linked file does (its player shows no picture). An upload or a zip chosen replaces a linked
-        file (None); their clearing by a linked Load leaves both (skip: the linked file's frame comes with its
-        State's change). The frame is set here: Gradio fires no change of the State when this (unqueued) event sets
-        it."""
+        instead, as a linked file does (its player shows no picture), and so does a GIF in the zip's box. An upload
+        or a zip chosen replaces a linked file (None); their clearing by a linked Load leaves both (skip: the linked
+        file's frame comes with its State's change). The frame is set here: Gradio fires no change of the State when
+        this (unqueued) event sets it."""
         if not video and not frames_zip:
             return gr.skip(), gr.skip() if linked else None
         unlinked = None if linked else gr.skip()
+        # a GIF in the box of a zip of frames is the video (``checks.taken_inputs``)
+        video, frames_zip = taken_inputs(video, frames_zip)
         frame = self._unplayable_frame(video) if video and not frames_zip else None
         return unlinked, self.served.frame_now(frame)
 

@@ -120,6 +120,16 @@ def browser_plays(info: VideoInfo) -> bool:
     return info.codec in BROWSER_CODECS and info.path.suffix.lower() in BROWSER_CONTAINERS
 
 
+def boxed_note(info: VideoInfo, name: str) -> str:
+    """Markdown: that the video file ``name`` (``info``: its probe) given in the box of a zip of frames (an animated
+    GIF: ``checks.FRAMES_BOX_VIDEOS``) is taken as the video, and what stands in for its preview."""
+    codec = CODEC_NAMES.get(info.codec, info.codec)
+    return (
+        f"**{markdown_text(name)}** ({codec}) is taken as the video: the player above shows no file from that box, "
+        "so its first frame is under *Latest frame*. Run reads it as uploaded."
+    )
+
+
 def unplayable_note(info: VideoInfo, name: str) -> str:
     """Markdown: that most browsers cannot play the upload ``name`` (``info``: its probe) and what stands in for
     its preview."""

@@ -1,0 +1,84 @@
+"""An animated GIF in the box of a zip of frames: Gradio's video upload refuses it (an ``image/gif``), so that box
+takes it, as the video: described, previewed by its first frame and run as an upload is. Tiny models on CPU."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+
+pytest.importorskip("gradio")
+from app_helpers import client, run_json, zip_of_frames
+from gradio_client import handle_file
+
+from uvosam.video import probe
+from uvosam_app import handlers as app_handlers
+from uvosam_app.settings import AppSettings
+
+ARGS = ("idol-ytvis19-r50", "vit_b", 1, 900)
+
+
+@pytest.fixture(scope="module")
+def gif(tmp_path_factory) -> Path:
+    """8 frames of a 96x64 test pattern at 10 fps, as an animated GIF (as ``ffmpeg -c:v gif`` writes one)."""
+    path = tmp_path_factory.mktemp("gif") / "Anim.GIF"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10", "-frames:v", "8", "-c:v",
+         "gif", "-f", "gif", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def test_a_gif_in_the_frames_box_is_described_as_the_video(gif, tmp_path):
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    text = app.describe(None, *ARGS, str(gif))
+    assert text.startswith(
+        "**Anim.GIF** (GIF) is taken as the video: the player above shows no file from that box, so its first "
+        "frame is under *Latest frame*. Run reads it as uploaded.\n\n**Anim.GIF**: 96x64, 8 frames"
+    )
+    both = app.describe(str(gif), *ARGS, str(gif))
+    assert both.startswith("**Both a video and a GIF are loaded:** clear one of them before Run.")
+    # a zip is still a zip of frames
+    frames = zip_of_frames(tmp_path / "f.zip", "f", 2)
+    assert app.describe(str(gif), *ARGS, str(frames)).startswith(
+        "**Both a video and a zip of frames are loaded:**"
+    )
+
+
+def test_a_gif_in_the_frames_box_shows_its_first_frame(gif, tmp_path):
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    unlinked, frame = app.links.input_changed(None, str(gif), None)
+    assert unlinked == gr.skip() and frame.shape == (64, 96, 3) and frame.dtype == np.uint8
+    assert (
+        app.links.input_changed(None, str(gif), "linked.mp4")[0] is None
+    )  # it replaces a linked Load
+    # a zip of frames has no first frame there
+    assert (
+        app.links.input_changed(None, str(zip_of_frames(tmp_path / "f.zip", "f", 2)), None)[1]
+        is None
+    )
+
+
+def test_a_gif_given_as_frames_zip_runs_as_the_video(server, clips, gif):
+    c = client(server)
+    status, _, _, mp4, masks_zip, _, _ = c.predict(
+        None, frames_zip=handle_file(str(gif)), api_name="/segment"
+    )
+    assert status.startswith("done: 8 frames, 2 tracks")
+    assert Path(mp4).name == "Anim_overlay.mp4" and probe(mp4).num_frames == 8
+    video = run_json(masks_zip)["video"]
+    assert (
+        video["name"],
+        video["source"],
+        video["width"],
+        video["height"],
+        video["source_frames"],
+    ) == ("Anim", "Anim.GIF", 96, 64, 8)
+    with pytest.raises(Exception, match="Both a video and a GIF are loaded: clear one of them"):
+        c.predict(
+            handle_file(str(clips["a"])), frames_zip=handle_file(str(gif)), api_name="/segment"
+        )
