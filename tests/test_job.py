@@ -510,6 +510,36 @@ def _segment_replayed(tmp_path, name, video, boxes, sam, monkeypatch):
     return run
 
 
+class _BareSegmenter:
+    """A ``BoxSegmenter`` with only what the protocol requires (no optional ``describe()``)."""
+
+    def __init__(self, inner: BoxPromptSegmenter) -> None:
+        self.config, self.device, self._inner = inner.config, inner.device, inner
+
+    def segment(self, image, boxes_xyxy):
+        return self._inner.segment(image, boxes_xyxy)
+
+    def segment_batch(self, images, boxes_list, *, scores, track_ids):
+        return self._inner.segment_batch(images, boxes_list, scores=scores, track_ids=track_ids)
+
+
+def test_segment_takes_a_segmenter_without_describe(tmp_path, tiny_sam_model, monkeypatch):
+    """``describe()`` is optional in the protocol (``uvosam.types.BoxSegmenter``), but ``uvosam segment`` called it
+    for its CPU note (AttributeError: '_BareSegmenter' object has no attribute 'describe')."""
+    import numpy as np
+
+    video = moving_shapes(4, height=48, width=64, num_objects=1, seed=5)
+    boxes = np.tile(np.array([[[8, 8, 30, 30]]], np.float32), (4, 1, 1))
+    pipe = UVOSAM(
+        ReplayTracker(boxes, lookahead=2), _BareSegmenter(BoxPromptSegmenter(tiny_sam_model))
+    )
+    monkeypatch.setattr(uvosam_cli.segment, "load_pipeline", lambda args: pipe)
+    path, run = write_video(tmp_path / "bare.mp4", video.frames, FPS), tmp_path / "run"
+    assert uvosam_cli.main(["segment", str(path), "--out", str(run)]) == 0
+    record = json.loads(zipfile.ZipFile(run / "bare_uvosam.zip").read("run.json"))
+    assert record["models"]["mask_model"] == {"class": "_BareSegmenter", "family": None}
+
+
 def test_a_track_that_continues_another_is_proposed_as_a_merge(
     tmp_path, tiny_sam_model, monkeypatch, capsys
 ):

@@ -208,6 +208,9 @@ def test_from_pretrained_refuses_arguments_of_the_wrong_kind_before_looking_for_
         ({"keep_ids": [1.5]}, TypeError, r"keep_ids takes track ids \(integers\); got 1.5"),
         ({"merge": [(3, 1)]}, TypeError, r"merge takes \{source_id: target_id\}.* '3>1, 5>1'; got list"),
         ({"merge": "3 to 1"}, ValueError, r"Merge tracks: expected pairs 'source>target'"),
+        # "²".isdigit() is True, but int() refuses it: a raw ValueError came
+        ({"merge": {"²": 1}}, TypeError, r"merge takes track ids \(integers\); got '²'"),
+        ({"split": {3: ["²"]}}, TypeError, r"split takes frames \(integers\) per track; got '²'"),
         ({"split": [(3, 120)]}, TypeError, r"split takes \{track_id: \[frames\]\}.* '3@120, 5@40'; got list"),
         ({"split": {3: [1.5]}}, TypeError, r"split takes frames \(integers\) per track; got 1.5"),
         ({"split": {3: None}}, TypeError, r"split takes frames \(integers\) per track; got None"),

@@ -488,6 +488,18 @@ def test_a_checked_connection_refuses_private_addresses_by_default(no_connect):
             kind("127.0.0.1", 8000).connect()
 
 
+def test_a_checked_connection_made_without_a_timeout_connects_as_http_client_does(server):
+    """``http.client`` sets a connection made without ``timeout=`` to its placeholder object, which the checked
+    socket passed to ``settimeout`` (TypeError: 'object' object cannot be interpreted as an integer)."""
+    server.routes["/clip.mp4"] = send(BODY, MP4)
+    connection = remote_connect.CheckedHTTPConnection("127.0.0.1", server.port)
+    connection.address_allowed = None
+    connection.request("GET", "/clip.mp4")
+    assert connection.getresponse().read() == BODY
+    assert connection.sock.gettimeout() is None
+    connection.close()
+
+
 def test_the_hubs_own_hosts_are_fetched_where_they_resolve_inside_the_network(
     server, tmp_path, monkeypatch
 ):

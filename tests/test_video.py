@@ -412,6 +412,19 @@ def test_folder_of_frames_sorted_by_name(tmp_path):
     assert [tuple(f[0, 0]) for f in iter_frames(folder, stride=2)] == [colours["1"], colours["10"]]
 
 
+def test_frames_named_with_a_superscript_digit_sort_by_their_numbers():
+    """``str.isdigit`` takes "²", which ``int()`` refuses: sorting a folder holding ``1²2.png`` raised ValueError."""
+    from uvosam.frame_folder import natural_key
+
+    names = ["10.png", "1²2.png", "2.png", "1²10.png"]
+    assert sorted(names, key=lambda n: natural_key(Path(n))) == [
+        "1²2.png",
+        "1²10.png",
+        "2.png",
+        "10.png",
+    ]
+
+
 def test_folder_with_stride_and_max_frames_yields_exactly_those_frames(tmp_path):
     for k in range(6):
         Image.fromarray(flat(10 * k, 8, 8)).save(tmp_path / f"{k:05d}.png")

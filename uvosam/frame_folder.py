@@ -43,7 +43,8 @@ def natural_key(path: PurePath) -> list[int | str]:
     Numbers are unsigned: a ``-`` before digits is text, as in ``clip-2.png``, ``clip-10.png`` or dates (read as
     minus signs they would sort backwards), so ``frame_-2 ... frame_1`` sort ``frame_0, frame_1, frame_-1,
     frame_-2``; name such frames with an offset (``frame_000`` for -2) or zero-padded."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+    # isdecimal: isdigit also takes "²", which int() refuses
+    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 def list_frames(folder: Path, accepted: str = "") -> list[Path]:

@@ -406,7 +406,7 @@ def _check_complete(resp: http.client.HTTPResponse, received: int) -> None:
     """Raise ``OSError`` when a response announced more (or fewer) bytes than came: a server that closes early
     ends the body without an error, and a file without a published checksum would be kept cut short."""
     announced = resp.headers.get("Content-Length")
-    if announced is not None and announced.isdigit() and int(announced) != received:
+    if announced is not None and announced.isdecimal() and int(announced) != received:
         raise OSError(f"the server announced {int(announced)} bytes but sent {received}: cut short")
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ __all__ = ["JobOptions", "JobProgress", "JobResult", "rerender", "rerender_iter"
 
 def run_job(
     pipe: UVOSAM, source: str | Path, work_dir: str | Path, options: JobOptions | None = None
-) -> Iterator[JobProgress]:
+) -> Generator[JobProgress, None, None]:
     """Process one video (file or frame folder) into ``work_dir``.
 
     Raises (at the first ``next``): ``FileNotFoundError``, ``VideoReadError``, ``VideoLimitError``
@@ -116,7 +116,7 @@ def run_job(
 
 def _run(
     pipe: UVOSAM, info: VideoInfo, plan: JobPlan, options: JobOptions
-) -> Iterator[JobProgress]:
+) -> Generator[JobProgress, None, None]:
     """``run_job``'s work, once planned."""
     staging = Staging(plan.work_dir, plan.video_name, source=info.path)
     try:
@@ -139,7 +139,9 @@ def _run(
         staging.close()  # a run that did not finish: its files go; and work_dir is free for another job
 
 
-def _closing(results: Iterator[FrameResult], source: Iterator[np.ndarray]) -> Iterator[FrameResult]:
+def _closing(
+    results: Iterator[FrameResult], source: Generator[np.ndarray, None, None]
+) -> Generator[FrameResult, None, None]:
     """``results``, closing ``source`` (the decoder) in the same thread when done or closed."""
     try:
         yield from results
@@ -158,7 +160,7 @@ def rerender_iter(
     min_score: float = 0.0,
     split: Mapping[int, Sequence[int]] | None = None,
     keep_split_parts: bool = False,
-) -> Iterator[JobProgress]:
+) -> Generator[JobProgress, None, None]:
     """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
     if not is_number(min_score) or not 0.0 <= min_score <= 1.0:
         raise ValueError(
@@ -235,7 +237,7 @@ def _options(options: object) -> JobOptions:
 
 def _track_id(what: str, value: object) -> int:
     """A track id given as an integer (numpy's too) or its digits (``run.json`` writes merge sources as text)."""
-    if is_integer(value) or (isinstance(value, str) and value.strip().isdigit()):
+    if is_integer(value) or (isinstance(value, str) and value.strip().isdecimal()):
         return int(value)
     raise TypeError(f"rerender: {what} takes track ids (integers); got {value!r}")
 
@@ -283,7 +285,7 @@ def _split_map(split: object) -> dict[int, list[int]] | None:
         if not one and not isinstance(frames, Iterable):
             raise TypeError(f"rerender: split takes frames (integers) per track; got {frames!r}")
         for frame in [frames] if one else frames:
-            if not (is_integer(frame) or (isinstance(frame, str) and frame.strip().isdigit())):
+            if not (is_integer(frame) or (isinstance(frame, str) and frame.strip().isdecimal())):
                 raise TypeError(f"rerender: split takes frames (integers) per track; got {frame!r}")
             track_id = _track_id("split", track)
             if track_id < 0 or int(frame) < 0:

@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -46,7 +46,9 @@ EXIT_WAIT_S = 300.0
 CLOSE_WAIT_S = 5.0
 
 
-def prefetch(items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD) -> Iterator[T]:
+def prefetch(
+    items: Iterable[T], *, depth: int = 4, name: str = FRAMES_THREAD
+) -> Generator[T, None, None]:
     """Yield ``items`` in order while a daemon thread produces up to ``depth`` items ahead.
 
     Args:

@@ -86,10 +86,11 @@ def _ip(sockaddr: tuple) -> IPAddress:
 
 
 def open_checked_socket(
-    host: str, port: int, timeout: float, allowed: AddressCheck | None
+    host: str, port: int, timeout: float | None, allowed: AddressCheck | None
 ) -> socket.socket:
     """A TCP socket connected to ``host``: every address it resolves to is checked with ``allowed`` first (None:
     no check), the socket connects to such a checked address, and the peer it reached is checked again.
+    ``timeout``: seconds for each socket operation (None: the sockets' default).
 
     Raises:
         RemoteVideoError: an address ``allowed`` refuses. OSError: DNS or connection failure (the last one).
@@ -123,7 +124,9 @@ class CheckedHTTPConnection(http.client.HTTPConnection):
     address_allowed: AddressCheck | None = staticmethod(is_public_address)
 
     def connect(self) -> None:
-        self.sock = open_checked_socket(self.host, self.port, self.timeout, self.address_allowed)
+        # a connection made without timeout= holds http.client's placeholder, which settimeout() refuses
+        timeout = None if self.timeout is socket._GLOBAL_DEFAULT_TIMEOUT else self.timeout
+        self.sock = open_checked_socket(self.host, self.port, timeout, self.address_allowed)
 
 
 class CheckedHTTPSConnection(http.client.HTTPSConnection, CheckedHTTPConnection):

@@ -108,9 +108,10 @@ class LinkHandlers:
         called for the "Error" badge over the box to go (the toast says why)."""
         return gr.skip()
 
-    def linked_frame(self, linked: str | None) -> str | np.ndarray | None:
+    def linked_frame(self, linked: str | None) -> Any:
         """The first frame of a linked Load's file, for *Latest frame* (it has no player); none once an upload, a zip
-        or another Load replaces that file (its frame stayed beside the new input); unchanged if the file is gone."""
+        or another Load replaces that file (its frame stayed beside the new input); unchanged (``gr.skip()``) if the
+        file is gone."""
         if not linked:
             return None
         if not Path(linked).is_file():

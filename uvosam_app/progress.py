@@ -8,7 +8,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +98,7 @@ async def drive(
     starting: str = "starting",
     *,
     lend_in: Path | None = None,
-) -> AsyncIterator[Update]:
+) -> AsyncGenerator[Update, None]:
     """The job's updates, at least one per ``interval`` s (the status line's clock, with the frame counter, speed
     and ETA); before the first step the status says ``starting``, or that the job waits for a worker. What the job
     raised is raised as ``to_gr_error`` maps it. The waits for the job (``JobPump.next_items``) block no other task,
@@ -126,7 +126,7 @@ async def drive(
 
 async def _updates(
     pump: JobPump, verb: str, interval: float, starting: str, lent: LentChunk
-) -> AsyncIterator[Update]:
+) -> AsyncGenerator[Update, None]:
     """``drive``'s updates, each chunk ``lent``."""
     started, step, preview, sent = time.monotonic(), None, None, None
     last_sent = started

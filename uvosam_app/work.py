@@ -19,7 +19,7 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -176,7 +176,7 @@ class JobPump:
     rather than a model call that never returns keeping the slot for good.
     """
 
-    work: Callable[[], Iterator[JobProgress]]
+    work: Callable[[], Generator[JobProgress, None, None]]
     slots: threading.Semaphore
     on_abort: Callable[[], None] = lambda: None
     _queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=64))
@@ -290,7 +290,7 @@ class JobPump:
         self._leave("ui")
 
 
-def _close(steps: Iterator[JobProgress] | None) -> None:
+def _close(steps: Generator[JobProgress, None, None] | None) -> None:
     """Close a job generator (its clean-up runs); an error there is logged."""
     try:
         if steps is not None:

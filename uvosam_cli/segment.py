@@ -23,6 +23,7 @@ from uvosam.job_staging import CACHE_FOLDER, EXPORT_FOLDER, check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.progress import progress_bar
+from uvosam.provenance import describe_component
 from uvosam.remote_files import is_zip_download
 from uvosam.remote_links import looks_like_link, parse_link, refuse_page_link
 from uvosam.remote_video import download_video
@@ -263,7 +264,7 @@ def _segment(
         )
     check_result_folder(args.out, job_name(info), source)
     pipe = load_pipeline(args)
-    note = slow_on_cpu_note(pipe.segmenter.describe())
+    note = slow_on_cpu_note(describe_component(pipe.segmenter))
     if note:
         print(note, file=sys.stderr)
     pipe = UVOSAM(pipe.tracker, pipe.segmenter, config)

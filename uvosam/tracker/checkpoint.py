@@ -129,7 +129,7 @@ def infer_num_classes(state_dict: Mapping[str, torch.Tensor]) -> int:
             len(parts) >= 3
             and parts[-3] == "class_embed"
             and parts[-1] == "weight"
-            and parts[-2].isdigit()
+            and parts[-2].isdecimal()
         ):
             shapes[int(parts[-2])] = value.shape[0]
     if not shapes:
