@@ -153,8 +153,8 @@ def _load_pair(
 # the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
 API_DESCRIPTIONS = {
     "segment": (
-        "Track and segment the main objects of a video (or of a zip of its frames or an animated GIF, given as "
-        "frames_zip, or, given neither, of this session's last /load_url download). Streams status and preview "
+        "Track and segment the main objects of a video (or of a zip of its frames or an animated GIF/WebP/APNG, given "
+        "as frames_zip, or, given neither, of this session's last /load_url download). Streams status and preview "
         "updates; ends with the masked mp4, the zip of masks (DAVIS PNGs, cut-outs, JSON, CSV) and the tracks table."
     ),
     "rerender": (
