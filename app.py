@@ -14,7 +14,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # isort: split
-from uvosam_app import gpu as app_gpu  # first: imports `spaces` (ZeroGPU) before torch
 
 # isort: split
 import atexit
@@ -154,8 +153,8 @@ def _load_pair(
 # the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
 API_DESCRIPTIONS = {
     "segment": (
-        "Track and segment the main objects of a video (or of a zip of its frames or an animated GIF, given as "
-        "frames_zip, or, given neither, of this session's last /load_url download). Streams status and preview "
+        "Track and segment the main objects of a video (or of a zip of its frames or an animated GIF/WebP/APNG, given "
+        "as frames_zip, or, given neither, of this session's last /load_url download). Streams status and preview "
         "updates; ends with the masked mp4, the zip of masks (DAVIS PNGs, cut-outs, JSON, CSV) and the tracks table."
     ),
     "rerender": (
@@ -423,7 +422,7 @@ def make_loader(settings: AppSettings) -> PipelineLoader:
     every model loaded at start (the defaults and ``UVOSAM_PRELOAD``), so that none of them is unloaded for another:
     on ZeroGPU none could be loaded again."""
     return PipelineLoader(
-        device=app_gpu.default_device(),
+        device=settings.run_device(),
         load_tracker=load_tracker,
         load_segmenter=functools.partial(load_mask_model, sam_precision=settings.sam_precision),
         max_loaded=max(3, len(settings.start_pairs())),

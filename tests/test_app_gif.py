@@ -41,7 +41,9 @@ def test_a_gif_in_the_frames_box_is_described_as_the_video(gif, tmp_path):
         "frame is under *Latest frame*. Run reads it as uploaded.\n\n**Anim.GIF**: 96x64, 8 frames"
     )
     both = app.describe(str(gif), *ARGS, str(gif))
-    assert both.startswith("**Both a video and a GIF are loaded:** clear one of them before Run.")
+    assert both.startswith(
+        "**Both a video and an animated GIF are loaded:** clear one of them before Run."
+    )
     # a zip is still a zip of frames
     frames = zip_of_frames(tmp_path / "f.zip", "f", 2)
     assert app.describe(str(gif), *ARGS, str(frames)).startswith(
@@ -78,7 +80,34 @@ def test_a_gif_given_as_frames_zip_runs_as_the_video(server, clips, gif):
         video["height"],
         video["source_frames"],
     ) == ("Anim", "Anim.GIF", 96, 64, 8)
-    with pytest.raises(Exception, match="Both a video and a GIF are loaded: clear one of them"):
+    with pytest.raises(
+        Exception, match="Both a video and an animated GIF are loaded: clear one of them"
+    ):
         c.predict(
             handle_file(str(clips["a"])), frames_zip=handle_file(str(gif)), api_name="/segment"
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "args"),
+    [
+        ("Anim.webp", "WebP", ["-c:v", "libwebp_anim", "-loop", "0"]),
+        ("Anim.apng", "APNG", ["-plays", "0", "-f", "apng"]),
+    ],
+)
+def test_an_animated_webp_or_png_in_the_frames_box_is_the_video_too(name, codec, args, tmp_path):
+    """Gradio's video upload refuses them as it refuses a GIF (``image/*``); the box of a zip of frames said "is not
+    a readable zip file"."""
+    path = tmp_path / name
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10", "-frames:v", "5", *args,
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    text = app.describe(None, *ARGS, str(path))
+    assert (
+        text.startswith(f"**{name}** ({codec}) is taken as the video")
+        and f"**{name}**: 96x64, 5 frames" in text
+    )
+    assert app.links.input_changed(None, str(path), None)[1].shape == (64, 96, 3)

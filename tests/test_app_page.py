@@ -54,10 +54,13 @@ def test_the_video_box_says_where_images_go(tmp_path):
     import app as app_module
 
     demo = app_module.build_demo(lambda p, s: None, settings=AppSettings(work_root=tmp_path))
-    assert _props(demo, "inp")["label"] == "Video (a GIF or zipped images: below)"
+    assert _props(demo, "inp")["label"] == "Video (animated GIFs, zipped images: below)"
     frames = _props(demo, "frames")
-    assert frames["label"] == "…or a zip of its frames (.jpg/.png, one folder), or an animated GIF"
-    assert frames["file_types"] == [".zip", ".gif"]
+    assert (
+        frames["label"]
+        == "…or a zip of its frames (.jpg/.png, one folder), or an animated GIF/WebP/APNG"
+    )
+    assert frames["file_types"] == [".zip", ".gif", ".webp", ".apng"]
     demo.close()
 
 

@@ -60,6 +60,10 @@ def test_an_unknown_tracker_is_refused_naming_its_variable():
             {"UVOSAM_LOG_LEVEL": "verbose"},
             "UVOSAM_LOG_LEVEL (AppSettings.log_level) must be one of DEBUG, INFO, WARNING, ERROR; got 'verbose'",
         ),
+        (
+            {"UVOSAM_DEVICE": "mps"},
+            "UVOSAM_DEVICE mps: torch finds no Apple GPU (MPS) on this machine; expected ",
+        ),
     ],
 )
 def test_python_app_py_with_a_bad_setting_exits_with_one_line(env, reason, monkeypatch):
@@ -76,6 +80,36 @@ def test_python_app_py_with_a_bad_setting_exits_with_one_line(env, reason, monke
     message = ended.value.code
     assert isinstance(message, str) and message.startswith(f"The app did not start: {reason}")
     assert "\n" not in message and not loads
+
+
+def test_the_device_is_the_hosts_choice_checked_at_start(monkeypatch):
+    """UVOSAM_DEVICE: a Mac's GPU (``mps``, which ``auto`` never picks), a second GPU or the CPU on a GPU machine;
+    before, the app took CUDA wherever torch found it and the CPU elsewhere, whatever the host wanted."""
+    import torch
+
+    import app as app_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
+    assert AppSettings.from_env({}).run_device() == "cuda"
+    chosen = AppSettings.from_env({"UVOSAM_DEVICE": " CPU "})
+    assert chosen.device == chosen.run_device() == "cpu"
+    assert app_module.make_loader(chosen).device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    refused = {
+        "cuda": r"^UVOSAM_DEVICE cuda: torch finds no CUDA GPU on this machine .*\(AppSettings.device\). Unset it",
+        "gpu": r"^UVOSAM_DEVICE gpu: that is not a device name; expected one of auto, cpu \(those usable here\)",
+    }
+    for device, message in refused.items():
+        with pytest.raises(ValueError, match=message):
+            AppSettings.from_env({"UVOSAM_DEVICE": device})
+    from uvosam_app import settings as app_settings
+
+    monkeypatch.setattr(app_settings, "zero_gpu", lambda: True)
+    with pytest.raises(
+        ValueError, match=r"must be auto or cuda on ZeroGPU \(its GPU is CUDA\); got 'cpu'"
+    ):
+        AppSettings.from_env({"UVOSAM_DEVICE": "cpu"})
+    assert AppSettings.from_env({"UVOSAM_DEVICE": "cuda"}).device == "cuda"
 
 
 def test_a_work_folder_that_cannot_be_used_is_refused_when_the_settings_are_read(tmp_path):

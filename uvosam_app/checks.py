@@ -29,13 +29,13 @@ from uvosam_app.models import mask_model_label, sam2_missing, unavailable
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.uploads import FramesZip
 
-FRAMES_BOX_VIDEOS = (".gif",)
+FRAMES_BOX_VIDEOS = (".gif", ".webp", ".apng")
 """Video files the box of a zip of frames takes too: Gradio's video upload takes ``video/*`` files only (its
-browser check: "Only video/x-m4v,video/* allowed"), and an animated GIF is ``image/gif``."""
+browser check: "Only video/x-m4v,video/* allowed"), and animated GIF, WebP and PNG files are ``image/*``."""
 
 
 def boxed_video(frames_zip: str | None) -> bool:
-    """Whether the file in the box of a zip of frames is a video file (``FRAMES_BOX_VIDEOS``: an animated GIF)."""
+    """Whether the file in the box of a zip of frames is a video file (``FRAMES_BOX_VIDEOS``: an animated image)."""
     return bool(frames_zip) and Path(frames_zip).suffix.lower() in FRAMES_BOX_VIDEOS
 
 
@@ -273,10 +273,14 @@ def check_input(video: str | None, frames_zip: str | None, linked: str | None) -
 
 
 def two_inputs(frames_zip: str) -> str:
-    """That a video and the file ``frames_zip`` in the box under it are both loaded (a zip of frames or a GIF)."""
-    return (
-        f"Both a video and {'a GIF' if boxed_video(frames_zip) else 'a zip of frames'} are loaded"
+    """That a video and the file ``frames_zip`` in the box under it are both loaded (a zip of frames or an animated
+    image)."""
+    what = (
+        f"an animated {Path(frames_zip).suffix[1:].upper()}"
+        if boxed_video(frames_zip)
+        else "a zip of frames"
     )
+    return f"Both a video and {what} are loaded"
 
 
 def run_request(

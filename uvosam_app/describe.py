@@ -109,7 +109,7 @@ def describe_input(
         return f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
     speed = speeds.get((tracker, sam))
     models = f"{tracker} + {mask_model_label(sam)}"
-    on_cpu = app_gpu.default_device() == "cpu"
+    on_cpu = settings.run_device() == "cpu"
     frames = info.num_output_frames(stride=stride, max_frames=run_max)
     seconds = app_gpu.gpu_seconds_for(frames, sam) if frame_cap else None
     text = note + describe_video(

@@ -60,7 +60,7 @@ MODEL_ERRORS = (MissingWeightsError, WeightsError, MissingPackageError)
 # frames takes it: ``checks.FRAMES_BOX_VIDEOS``)
 APP_ACCEPTED_FILE = (
     f"a video file ({' '.join(VIDEO_EXTENSIONS)} or another video format ffmpeg reads; an animated GIF, which "
-    "the upload box refuses, in the box of a zip of frames or by a direct link)"
+    "the upload box refuses, in the box of a zip of frames or by a direct link; an animated WebP or APNG there too)"
 )
 
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at

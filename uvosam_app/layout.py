@@ -210,13 +210,13 @@ def _input_column(
     with gr.Column(scale=1, elem_id="input-column"):
         # an image dropped here gets Gradio's "Only video/x-m4v,video/* allowed.": the label says where it goes
         video = gr.Video(
-            sources=["upload"], label="Video (a GIF or zipped images: below)", elem_id="inp"
+            sources=["upload"], label="Video (animated GIFs, zipped images: below)", elem_id="inp"
         )
         gr.Markdown(limits_line(settings), elem_id="limits")
         about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
         url, load = _link_input(settings)
         frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
-            label="…or a zip of its frames (.jpg/.png, one folder), or an animated GIF",
+            label="…or a zip of its frames (.jpg/.png, one folder), or an animated GIF/WebP/APNG",
             file_types=[".zip", *FRAMES_BOX_VIDEOS],
             height=130,
             elem_id="frames",

@@ -47,7 +47,8 @@ BROWSER_CONTAINERS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm"})
 """What a browser's player shows as it is, from any of these containers (Chromium 2026-11, measured: H.264 and VP9
 played from .mp4, .mov, .mkv and .webm; nothing from an .avi; HEVC, MPEG-4 Part 2 and Motion JPEG from none)."""
 CODEC_NAMES = {"hevc": "HEVC", "h264": "H.264", "mpeg4": "MPEG-4 Part 2", "prores": "ProRes",
-               "mjpeg": "Motion JPEG", "gif": "GIF", "vp9": "VP9", "vp8": "VP8", "av1": "AV1"}  # fmt: skip
+               "mjpeg": "Motion JPEG", "gif": "GIF", "webp_anim": "WebP", "webp": "WebP", "apng": "APNG",
+               "vp9": "VP9", "vp8": "VP8", "av1": "AV1"}  # fmt: skip
 
 
 @dataclass(frozen=True)

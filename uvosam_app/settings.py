@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from uvosam.config import SAM2_MODEL_TYPES, SAM_PRECISIONS, VideoLimits
-from uvosam_app.gpu import zero_gpu
+from uvosam.devices import check_device
+from uvosam_app.gpu import default_device, zero_gpu
 from uvosam_app.models import PRESETS, mask_models, sam2_missing
 from uvosam_app.server_log import LEVELS
 
@@ -142,6 +143,9 @@ class AppSettings:
         start_models_only: offer only the models loaded at start (the defaults and ``preload``); set on ZeroGPU,
             whose CUDA emulation lets models load only in the main thread at start [from ``SPACES_ZERO_GPU``].
         log_level: the server log's level, one of ``server_log.LEVELS`` (any case) [UVOSAM_LOG_LEVEL].
+        device: where the models run: ``auto`` (CUDA where there is a GPU or ZeroGPU, else the CPU), or a device
+            torch takes and this machine has: ``cpu``, ``cuda:1``, ``mps`` (an Apple GPU; never picked by ``auto``)
+            [UVOSAM_DEVICE]. Checked at start (``uvosam.devices.check_device``); ZeroGPU takes ``auto`` or ``cuda``.
     """
 
     max_frames: int = 900
@@ -163,8 +167,10 @@ class AppSettings:
     preload: tuple[str, ...] = ()
     start_models_only: bool = False
     log_level: str = "INFO"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        self._check_device()
         if self.sam_precision not in SAM_PRECISIONS:
             raise ValueError(
                 f"UVOSAM_SAM_PRECISION (AppSettings.sam_precision) must be one of {tuple(SAM_PRECISIONS)}; got "
@@ -194,6 +200,25 @@ class AppSettings:
                 f"got {', '.join(map(repr, unknown))}"
             )
 
+    def _check_device(self) -> None:
+        device = str(self.device).strip().lower()
+        object.__setattr__(self, "device", device)
+        if zero_gpu():
+            if device not in ("auto", "cuda"):
+                raise ValueError(
+                    f"UVOSAM_DEVICE (AppSettings.device) must be auto or cuda on ZeroGPU (its GPU is CUDA); got "
+                    f"{device!r}. Unset it."
+                )
+            return
+        try:
+            check_device(device, option="UVOSAM_DEVICE")
+        except ValueError as err:
+            raise ValueError(f"{err} (AppSettings.device). Unset it for auto.") from None
+
+    def run_device(self) -> str:
+        """The device the models run on: ``device``, with ``auto`` as ``gpu.default_device`` picks."""
+        return default_device() if self.device == "auto" else self.device
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSettings:
         """Defaults overridden by the environment variables named in the class docstring."""
@@ -215,6 +240,7 @@ class AppSettings:
             preload=tuple(n.strip() for n in env.get("UVOSAM_PRELOAD", "").split(",") if n.strip()),
             start_models_only=zero_gpu(),
             log_level=env.get("UVOSAM_LOG_LEVEL") or d.log_level,
+            device=env.get("UVOSAM_DEVICE") or d.device,
         )
 
     def presets(self) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from uvosam.eval.davis import DavisScores
 from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobProgress, JobResult
 from uvosam.text import count
 from uvosam.video import VideoInfo
-from uvosam_app.gpu import GpuFrameCap, default_device, zero_gpu
+from uvosam_app.gpu import GpuFrameCap, zero_gpu
 from uvosam_app.models import (
     SAM2_NOT_INSTALLED,
     WEIGHTS_BAD,
@@ -109,7 +109,7 @@ def footer_markdown(get_pipeline: GetPipeline, start: StartModels, settings: App
     return "\n".join(
         [
             (
-                f"<small>Device: **{device_text(str(device or default_device()))}** · "
+                f"<small>Device: **{device_text(str(device or settings.run_device()))}** · "
                 f"{backend_text()} · models: **{settings.default_preset}** + "
                 f"**{mask_model_label(settings.default_sam)}** ({_others(settings, start)})<br>"
             ),
@@ -251,7 +251,7 @@ def versions() -> dict[str, str]:
 
 def device_text(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(0)})"
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device).index or 0)})"
     if device == "cpu" and box_segmenter.cpu_has_bf16():
         return "cpu (native bf16)"
     return device + (" (ZeroGPU)" if zero_gpu() else "")
