@@ -285,6 +285,7 @@ def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
     record = json.loads((tmp_path / "sub" / "results.run.json").read_text())
     assert record["benchmark"]["dataset"] == "YouTube-VIS" and record["benchmark"]["videos"] == 2
     assert record["models"]["tracker"]["class"] == type(pipe.tracker).__name__
+    assert record["uvosam_code"] == runner.code_identity()
     assert (
         record["benchmark"]["category_ids"] == "the ids valid.json gives the tracker's class names"
     )
