@@ -285,6 +285,7 @@ def test_ytvis_run_cli_records_what_made_the_submission_beside_it(
     record = json.loads((tmp_path / "sub" / "results.run.json").read_text())
     assert record["benchmark"]["dataset"] == "YouTube-VIS" and record["benchmark"]["videos"] == 2
     assert record["models"]["tracker"]["class"] == type(pipe.tracker).__name__
+    assert record["uvosam_code"] == runner.code_identity()
     assert (
         record["benchmark"]["category_ids"] == "the ids valid.json gives the tracker's class names"
     )
@@ -569,6 +570,49 @@ def test_davis_run_does_not_resume_results_without_a_record_of_their_models(
     assert not (out / runner.RUN_SETTINGS_FILE).exists() and not (out / seqs[1]).exists()
     (out / seqs[0] / "00000.png").unlink()  # a folder without PNGs (nothing to mix) is no refusal
     runner.check_run_settings(out, {"sam": "vit_b"})
+
+
+def test_davis_run_does_not_resume_results_of_other_code(tmp_path, pipe, monkeypatch, capsys):
+    """The version was 0.1.0 at every commit: a folder made by an earlier checkout with the same models was resumed
+    and scored as one, its masks differing from this code's in 0.2-0.3% of their pixels. The folder records the code
+    (``uvosam.code_identity``); other code, or none recorded (an earlier version), is refused where the folder holds
+    results, before the models load."""
+    root = tmp_path / "DAVIS"
+    seqs = make_synthetic_davis(root, sequences=2, frames=3)
+    loaded = []
+    monkeypatch.setattr(runs_cli, "load_pipeline", lambda args: loaded.append(1) or pipe)
+    out = tmp_path / "r"
+    argv = ["davis-run", "--davis-root", str(root), "--out", str(out), "--no-score"]
+    assert uvosam_cli.main([*argv, "--sequences", seqs[0]]) == 0
+    made_by = runner.code_identity()
+    assert json.loads((out / "run.json").read_text())["uvosam_code"] == made_by
+    settings = json.loads((out / runner.RUN_SETTINGS_FILE).read_text())
+    assert settings["uvosam_code"] == made_by
+    capsys.readouterr()
+    other = "0.1.0+src.000000000000"  # the next checkout
+    monkeypatch.setattr(runner, "code_identity", lambda: other)
+    assert uvosam_cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"uvosam davis-run: error: {out} holds results ({seqs[0]}) made by uvosam {made_by}, and this is uvosam "
+        f"{other}: other code makes slightly different masks with the same models, and resuming would mix the two "
+        f"in one score. Use another --out, or delete {out} to start over (`uvosam davis-score` scores the folder "
+        "as it is).\n"
+    )
+    del settings["uvosam_code"]  # a folder of a version before the code was recorded
+    (out / runner.RUN_SETTINGS_FILE).write_text(json.dumps(settings))
+    assert uvosam_cli.main(argv) == 2
+    assert (
+        "made by an earlier uvosam, which did not record its code, and" in capsys.readouterr().err
+    )
+    assert loaded == [1] and not (out / seqs[1]).exists()
+    shutil.rmtree(
+        out / seqs[0]
+    )  # no results: nothing to mix, so the run goes on (and records this code)
+    assert uvosam_cli.main(argv) == 0 and loaded == [1, 1]
+    assert (
+        json.loads((out / runner.RUN_SETTINGS_FILE).read_text())["uvosam_code"]
+        == "0.1.0+src.000000000000"
+    )
 
 
 def test_a_damaged_run_settings_record_is_named(tmp_path):

@@ -7,6 +7,7 @@ from proc import run_with_gone_reader
 
 import uvosam_cli
 from uvosam import environment
+from uvosam.code_identity import PACKAGE_DIR, code_identity
 
 
 def test_info_lists_device_backend_versions_and_weights(capsys, tmp_path, monkeypatch):
@@ -15,6 +16,7 @@ def test_info_lists_device_backend_versions_and_weights(capsys, tmp_path, monkey
     assert uvosam_cli.main(["info"]) == 0
     out = capsys.readouterr().out
     assert "\ndevice: cpu" in out and "msda: gather on CPU" in out
+    assert f"\nuvosam code: {code_identity()} (from {PACKAGE_DIR})\n" in out
     assert f"sam_vit_b: {tmp_path / 'sam_vit_b_01ec64.pth'}" in out
     assert "idol-ytvis19-r50: not downloaded yet" in out
     assert environment.package_versions()["torch"].startswith("2.")

@@ -19,6 +19,7 @@ from model_helpers import idol_cli_inputs, use_tiny_sam2_checkpoints
 import uvosam
 import uvosam.segmenter as segmenter_module
 from uvosam import sam2_segmenter
+from uvosam.code_identity import code_identity
 from uvosam.config import PipelineConfig, SegmenterConfig
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions
@@ -81,6 +82,7 @@ def test_a_run_records_its_models_settings_and_date(sam_run):
     result, started, loaded = sam_run
     record = _run_json(result)
     assert record["format"] == "uvosam-run/1" and record["uvosam_version"] == uvosam.__version__
+    assert record["uvosam_code"] == code_identity()
     created = datetime.strptime(record["created_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(
         tzinfo=timezone.utc
     )
@@ -121,7 +123,7 @@ def test_the_readme_says_what_made_the_export(sam_run):
     result, _, _ = sam_run
     readme = _readme(result)
     made_with = readme.split("Made with\n---------\n")[1].split("\n\n")[0]
-    assert made_with.startswith(f"uvosam {uvosam.__version__}, {_run_json(result)['created_utc']}.")
+    assert made_with.startswith(f"uvosam {code_identity()}, {_run_json(result)['created_utc']}.")
     assert "Tracker: weights.pth with idol_small.yaml (IDOLTracker, 1 class, tf32," in made_with
     assert "Mask model: SAM vit_b, weights my_sam.pth (BoxPromptSegmenter," in made_with
     assert "Settings: min_score 0.05, max_objects 3, stride 2, max_frames 2; masks at the frames' size, 136x100." in (
@@ -146,14 +148,43 @@ def test_a_rerender_carries_the_runs_models_and_adds_what_it_changed(sam_run, tm
     }
     assert record["rerender"] == {
         "from_cached_masks": True, "keep_ids": sorted(ids[:2]), "merge": {str(ids[1]): ids[0]}, "min_score": 0.25,
-        "run_created_utc": run["created_utc"], "run_uvosam_version": uvosam.__version__, "split": {}, "split_ids": {},
+        "run_created_utc": run["created_utc"], "run_uvosam_version": uvosam.__version__,
+        "run_uvosam_code": code_identity(), "split": {}, "split_ids": {},
     }  # fmt: skip
+    assert record["uvosam_code"] == code_identity()
     assert record["export"]["tracks"] == len(again.tracks)
     readme = " ".join(_readme(again).split())  # unwrapped
     assert "Mask model: SAM vit_b, weights my_sam.pth" in readme
     assert (f"Re-rendered from the run's cached masks (no model run) on {record['created_utc']}: keep tracks "
             f"{', '.join(map(str, sorted(ids[:2])))}; merge {ids[1]}>{ids[0]}; min_score 0.25. The masks come from the "
-            f"run of {run['created_utc']}") in readme  # fmt: skip
+            f"run of {run['created_utc']} (uvosam {code_identity()}), with the models and settings above. All of "
+            "this") in readme  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "run_code", ["0.1.0+src.000000000000", None], ids=["other code", "not recorded"]
+)
+def test_a_rerender_of_masks_that_other_code_made_says_so(sam_run, tmp_path, run_code):
+    """A cache made by other code (or by a version that did not record its code) is re-rendered, not refused: the
+    masks are re-used as they are, and run.json and the README name both codes."""
+    result, _, _ = sam_run
+    cache = shutil.copytree(result.cache_dir, tmp_path / "run" / result.cache_dir.name)
+    meta = json.loads((cache / "meta.json").read_text())
+    meta["meta"]["provenance"].pop("uvosam_code")
+    if run_code is not None:
+        meta["meta"]["provenance"]["uvosam_code"] = run_code
+    (cache / "meta.json").write_text(json.dumps(meta))
+    again = rerender(cache, tmp_path / "out")
+    record = _run_json(again)
+    assert (record["uvosam_code"], record["rerender"]["run_uvosam_code"]) == (
+        code_identity(),
+        run_code,
+    )
+    assert record["models"] == _run_json(result)["models"]
+    readme = " ".join(_readme(again).split())
+    made_by = run_code or f"{uvosam.__version__}, which did not record its code"
+    assert (f"(uvosam {made_by}), with the models and settings above. This re-render ran other code (uvosam "
+            f"{code_identity()}): the masks are as that run made them.") in readme  # fmt: skip
 
 
 def test_a_split_is_recorded_in_the_order_given_with_its_new_ids():

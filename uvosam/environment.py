@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from uvosam import box_segmenter, hub, weight_table
+from uvosam.code_identity import PACKAGE_DIR, code_identity
 from uvosam.tracker.msda import backend_status
 
 
@@ -186,6 +187,7 @@ def describe() -> list[str]:
         backend_status(),
         f"ffmpeg: {ffmpeg_summary()}",
     ]
+    lines.append(f"uvosam code: {code_identity()} (from {PACKAGE_DIR})")
     lines += [f"{name}: {version}" for name, version in package_versions().items()]
     lines.append(f"settings: {settings_summary()}")
     ckdir = hub.default_checkpoints_dir()

@@ -37,10 +37,11 @@ Files
 _FILES = {
     "run_json": """\
 run.json
-    What made this export, machine-readable: uvosam version, date (UTC), the tracker (preset or checkpoint file)
-    and mask model (SAM / SAM 2.1 type and weights) with their precision, fast path and device, the settings that
-    decide the masks (min_score, max_objects, stride, max_frames), the frame size, and for a re-render the kept
-    tracks, merge and min_score it applied to the run's cached masks. Summed up under "Made with" above.
+    What made this export, machine-readable: uvosam version and code (uvosam_code: the version and a hash of its
+    source), date (UTC), the tracker (preset or checkpoint file) and mask model (SAM / SAM 2.1 type and weights)
+    with their precision, fast path and device, the settings that decide the masks (min_score, max_objects,
+    stride, max_frames), the frame size, and for a re-render the kept tracks, merge and min_score it applied to the
+    run's cached masks and the code that made them. Summed up under "Made with" above.
 """,
     "davis": """\
 davis/{video}/<frame>.png

@@ -10,6 +10,8 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
 
     format           "uvosam-run/1"
     uvosam_version   the uvosam that wrote this export
+    uvosam_code      which code that was: the version and a hash of its source (``uvosam.code_identity``:
+                     "0.1.0+src.1a2b3c4d5e6f"); absent from files of earlier versions
     created_utc      ISO 8601 UTC ("2025-05-01T12:00:00Z"): when the run (or the re-render) started
     video            name, source (the input's file or folder name, no folders above it), width, height (the
                      frames' size, which the masks have: frames are never resized for the export), source_width,
@@ -30,8 +32,10 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
     output           this export's video: style, output_max_side (they never change the masks)
     rerender         null for a run; a re-render: from_cached_masks (true), keep_ids (null = all; the ids once
                      split), merge ({"source id": target id}), min_score, run_created_utc, run_uvosam_version,
-                     split ({"track id": [frames]}) and split_ids ({"track@frame": new id}, in the order of
-                     the new ids: by split frame, then track id)
+                     run_uvosam_code (the code that made the masks; null for a cache of an earlier version; it
+                     may differ from this export's uvosam_code, which re-rendered them), split ({"track id":
+                     [frames]}) and split_ids ({"track@frame": new id}, in the order of the new ids: by split
+                     frame, then track id)
     export           frames, tracks (what was written)
 """
 
@@ -45,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from uvosam import __version__, atomic_files
+from uvosam.code_identity import CODE_KEY, code_identity
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES
 
 if TYPE_CHECKING:
@@ -58,6 +63,7 @@ TEXT_ERRORS = "backslashreplace"
 _KEYS = (
     "format",
     "uvosam_version",
+    CODE_KEY,
     "created_utc",
     "video",
     "settings",
@@ -117,10 +123,11 @@ def models_record(pipe: UVOSAM) -> dict[str, Any]:
 
 
 def _head(video: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries every record starts with: format, uvosam version, the time now (UTC) and the video."""
+    """The entries every record starts with: format, uvosam version and code, the time now (UTC) and the video."""
     return {
         "format": RUN_FORMAT,
         "uvosam_version": __version__,
+        CODE_KEY: code_identity(),
         "created_utc": utc_now(),
         "video": dict(video),
     }
@@ -188,6 +195,7 @@ def rerender_record(
             "min_score": float(min_score),
             "run_created_utc": run["created_utc"],
             "run_uvosam_version": run["uvosam_version"],
+            "run_uvosam_code": run.get(CODE_KEY),
             "split": _split_record(split or {}),
             "split_ids": {f"{t}@{f}": int(new) for (t, f), new in (split or {}).items()},
         },
@@ -230,17 +238,18 @@ def benchmark_record(
 ) -> dict[str, Any]:
     """The record of a benchmark run (``uvosam davis-run`` / ``ytvis-run``) of ``pipe`` starting now.
 
-    Format ``BENCHMARK_FORMAT``: format, uvosam_version, created_utc (of the first run into this folder: carried
-    over from ``earlier``, the record a resumed run finds), started_utc (this run's), benchmark (dataset, split,
-    videos = how many, sequences = their names or null = the whole split; ``davis-run`` passes every sequence its
-    folder holds, of earlier runs too, not only the ones asked for), settings (min_score,
-    max_objects; every frame, none skipped), models (as in ``run.json``), scores (null; ``davis-run`` fills in the
-    global table, keyed as the official one, once it has scored the run).
+    Format ``BENCHMARK_FORMAT``: format, uvosam_version, uvosam_code (``uvosam.code_identity``), created_utc (of
+    the first run into this folder: carried over from ``earlier``, the record a resumed run finds), started_utc (this
+    run's), benchmark (dataset, split, videos = how many, sequences = their names or null = the whole split;
+    ``davis-run`` passes every sequence its folder holds, of earlier runs too, not only the ones asked for),
+    settings (min_score, max_objects; every frame, none skipped), models (as in ``run.json``), scores (null;
+    ``davis-run`` fills in the global table, keyed as the official one, once it has scored the run).
     """
     now = utc_now()
     return {
         "format": BENCHMARK_FORMAT,
         "uvosam_version": __version__,
+        CODE_KEY: code_identity(),
         "created_utc": (earlier or {}).get("created_utc") or now,
         "started_utc": now,
         "benchmark": {
@@ -293,7 +302,7 @@ def made_with_text(record: Mapping[str, Any]) -> str:
     """The README's "Made with" section for a ``run.json`` record: uvosam, date, the models (with their device),
     the settings that decide the masks and, for a re-render, what it changed. One entry per line, wrapped."""
     models = record.get("models")
-    lines = [f"uvosam {record.get('uvosam_version')}, {record.get('created_utc')}."]
+    lines = [f"uvosam {_code(record)}, {record.get('created_utc')}."]
     if models:
         lines.append("Tracker: " + _tracker_text(models.get("tracker") or {}))
         lines.append("Mask model: " + _mask_model_text(models.get("mask_model") or {}))
@@ -306,10 +315,15 @@ def made_with_text(record: Mapping[str, Any]) -> str:
         lines.append("Settings: " + _settings_text(settings, record.get("video") or {}))
     if record.get("rerender"):
         stride = (settings or {}).get("stride") or 1
-        lines.append(_rerender_text(record["rerender"], record.get("created_utc"), stride))
+        lines.append(_rerender_text(record["rerender"], record, stride))
     lines.append("All of this is in run.json (machine-readable).")
     body = "\n".join(textwrap.fill(line, _WIDTH, subsequent_indent="    ") for line in lines)
     return f"\nMade with\n---------\n{body}\n"
+
+
+def _code(record: Mapping[str, Any]) -> object:
+    """The code a record names: its ``uvosam_code``, else (a record of an earlier version) its version."""
+    return record.get(CODE_KEY) or record.get("uvosam_version")
 
 
 def _tracker_text(tracker: Mapping[str, Any]) -> str:
@@ -369,9 +383,9 @@ def _settings_text(settings: Mapping[str, Any], video: Mapping[str, Any]) -> str
     return text + "."
 
 
-def _rerender_text(rerender: Mapping[str, Any], created: object, stride: int) -> str:
-    """What a re-render changed; ``stride``: its run's frame stride (a split's frame is a processed frame: with a
-    stride, the input frame is named too, as the PNGs are)."""
+def _rerender_text(rerender: Mapping[str, Any], record: Mapping[str, Any], stride: int) -> str:
+    """What the re-render ``record`` changed (``rerender``: its entry); ``stride``: its run's frame stride (a split's
+    frame is a processed frame: with a stride, the input frame is named too, as the PNGs are)."""
     keep = rerender.get("keep_ids")
     merge = ", ".join(f"{k}>{v}" for k, v in (rerender.get("merge") or {}).items()) or "none"
     split = ", ".join(
@@ -379,15 +393,20 @@ def _rerender_text(rerender: Mapping[str, Any], created: object, stride: int) ->
         for k, v in (rerender.get("split_ids") or {}).items()
     )
     text = (
-        f"Re-rendered from the run's cached masks (no model run) on {created}: "
+        f"Re-rendered from the run's cached masks (no model run) on {record.get('created_utc')}: "
         f"{f'split {split}; ' if split else ''}keep tracks "
         f"{'all' if keep is None else ', '.join(map(str, keep)) or 'none'}; merge {merge}; "
         f"min_score {rerender.get('min_score')}."
     )
-    return text + (
+    run_code = rerender.get("run_uvosam_code")
+    made_by = run_code or f"{rerender['run_uvosam_version']}, which did not record its code"
+    text += (
         f" The masks come from the run of {rerender.get('run_created_utc')} "
-        f"(uvosam {rerender['run_uvosam_version']}), with the models and settings above."
+        f"(uvosam {made_by}), with the models and settings above."
     )
+    if run_code != record.get(CODE_KEY):
+        text += f" This re-render ran other code (uvosam {_code(record)}): the masks are as that run made them."
+    return text
 
 
 def _input_frame(split: str, stride: int) -> str:

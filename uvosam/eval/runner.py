@@ -4,8 +4,10 @@
 when complete, so a finished sequence is a folder that exists (skipped on the next run; unless a PNG of it was
 deleted since: ``sequence_finished``) and an interrupted one is redone from scratch. PNGs are DAVIS palette PNGs
 with ids stable over the sequence and at most 20 ids.
-Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` and a later
-run with other settings is refused (``check_run_settings``): a resumed run never mixes two models' sequences.
+Given ``settings`` (the CLI passes its model arguments), a run records them in ``<out>/.uvosam-run.json`` with the
+code that runs (``uvosam.code_identity``), and a later run with other settings, or by other code into a folder that
+holds finished sequences, is refused (``check_run_settings``): a resumed run never mixes two models' or two codes'
+sequences.
 
 ``run_ytvis`` writes a YouTube-VIS submission: ``results.json`` (entries ``video_id``, ``category_id`` = the id that
 the split's annotation file gives the class's name (``ytvis_split.ytvis_category_ids``: the 2019 and 2021 sets number
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import TextIO
 
 from uvosam.atomic_files import replacing
+from uvosam.code_identity import CODE_KEY, code_identity
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
 from uvosam.eval.ytvis_split import YtvisSplit, read_ytvis_split, ytvis_category_ids
 from uvosam.export import ExportWriter
@@ -168,26 +171,21 @@ RUN_SETTINGS_FILE = ".uvosam-run.json"
 
 
 def check_run_settings(out_dir: str | Path, settings: dict) -> None:
-    """Raise ``ValueError`` if ``out_dir`` holds results written with other ``settings`` (JSON-able values).
+    """Raise ``ValueError`` if ``out_dir`` holds results written with other ``settings`` (JSON-able values) or by
+    other code.
 
     A ``*_sha256`` entry (a weight file's checksum) that the folder's record lacks is not compared: folders of
     runs that recorded no checksums still resume. A folder that holds sequences' PNGs but no record (a version
     before the record, or results from elsewhere) is refused too: its models cannot be compared (they were
-    resumed with any models, and the new record credited these with every sequence).
+    resumed with any models, and the new record credited these with every sequence). So is one holding PNGs whose
+    record names other code than ``code_identity()``, or none (a version before the code was recorded): the same
+    models give masks that differ in a fraction of a percent of their pixels from one code to another.
     """
     path = Path(out_dir) / RUN_SETTINGS_FILE
     if not path.is_file():
-        unrecorded = sorted(
-            folder.name
-            for folder in Path(out_dir).glob("[!.]*/")
-            if folder.is_dir() and next(folder.glob("*.png"), None) is not None
-        )
-        if unrecorded:
-            shown = ", ".join(unrecorded[:3]) + (
-                f" and {len(unrecorded) - 3} more" if len(unrecorded) > 3 else ""
-            )
+        if unrecorded := _result_folders(out_dir):
             raise ValueError(
-                f"{out_dir} holds results ({shown}) with no record of the models that made them ({path} is "
+                f"{out_dir} holds results ({unrecorded}) with no record of the models that made them ({path} is "
                 f"missing: an earlier uvosam, or results from elsewhere); resuming could mix two models in one "
                 f"score. Use another --out, or delete {out_dir} to start over."
             )
@@ -197,12 +195,32 @@ def check_run_settings(out_dir: str | Path, settings: dict) -> None:
         f"it records the settings of the results in {out_dir}: use another --out, or delete {out_dir} to "
         "start over",
     )
+    # the settings apart from the code that made the results (not in a record of an earlier version)
+    code = before.pop(CODE_KEY, None) if isinstance(before, dict) else None
     compared = {k: v for k, v in settings.items() if k in before or not k.endswith("_sha256")}
     if before != compared:
         raise ValueError(
             f"{out_dir} holds results of a run with {before}, but this run has {settings}; resuming would mix the "
             f"two in one score. Use another --out, or delete {out_dir} to start over."
         )
+    if code != code_identity() and (results := _result_folders(out_dir)):
+        made_by = f"uvosam {code}" if code else "an earlier uvosam, which did not record its code"
+        raise ValueError(
+            f"{out_dir} holds results ({results}) made by {made_by}, and this is uvosam {code_identity()}: "
+            f"other code makes slightly different masks with the same models, and resuming would mix the two in "
+            f"one score. Use another --out, or delete {out_dir} to start over (`uvosam davis-score` scores the "
+            "folder as it is)."
+        )
+
+
+def _result_folders(out_dir: str | Path) -> str:
+    """The sequence folders of ``out_dir`` that hold PNGs, for a message (``"a, b, c and 2 more"``); "" if none."""
+    found = sorted(
+        folder.name
+        for folder in Path(out_dir).glob("[!.]*/")
+        if folder.is_dir() and next(folder.glob("*.png"), None) is not None
+    )
+    return ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
 
 
 def run_davis(
@@ -230,7 +248,7 @@ def run_davis_selection(
         check_run_settings(out_dir, settings)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / RUN_SETTINGS_FILE).write_text(
-            json.dumps(settings, sort_keys=True), encoding="utf-8"
+            json.dumps({**settings, CODE_KEY: code_identity()}, sort_keys=True), encoding="utf-8"
         )
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 ENV_VAR = "UVOSAM_MSDA"
 MODES = ("auto", "pytorch", "triton")
-_OPS_PACKAGE = "uvosam_ops"
+OPS_PACKAGE = "uvosam_ops"
 # A source checkout keeps the kernel package beside uvosam/: <root>/ops is installed as uvosam_ops.
 _CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
 _warned_fallback = False
@@ -133,10 +133,21 @@ def _checkout_ops_init(root: Path) -> Path | None:
     if (
         init.is_file()
         and pyproject.is_file()
-        and _OPS_PACKAGE in pyproject.read_text(encoding="utf-8")
+        and OPS_PACKAGE in pyproject.read_text(encoding="utf-8")
     ):
         return init
     return None
+
+
+def ops_folder(root: Path = _CHECKOUT_ROOT) -> Path | None:
+    """The folder of the ``uvosam_ops`` that ``_import_ops_package`` would load (a checkout's ``<root>/ops``, else
+    the installed package's), found without importing it; None where there is none."""
+    init = _checkout_ops_init(root)
+    if init is not None:
+        return init.parent
+    spec = importlib.util.find_spec(OPS_PACKAGE)
+    locations = None if spec is None else spec.submodule_search_locations
+    return Path(next(iter(locations))) if locations else None
 
 
 def _import_ops_package(root: Path = _CHECKOUT_ROOT) -> ModuleType:
@@ -149,24 +160,24 @@ def _import_ops_package(root: Path = _CHECKOUT_ROOT) -> ModuleType:
     """
     init = _checkout_ops_init(root)
     if init is None:
-        return importlib.import_module(_OPS_PACKAGE)
-    loaded = sys.modules.get(_OPS_PACKAGE)
+        return importlib.import_module(OPS_PACKAGE)
+    loaded = sys.modules.get(OPS_PACKAGE)
     if (
         loaded is not None
         and Path(getattr(loaded, "__file__", "") or "").resolve() == init.resolve()
     ):
         return loaded
     spec = importlib.util.spec_from_file_location(
-        _OPS_PACKAGE, init, submodule_search_locations=[str(init.parent)]
+        OPS_PACKAGE, init, submodule_search_locations=[str(init.parent)]
     )
     module = importlib.util.module_from_spec(spec)
-    sys.modules[_OPS_PACKAGE] = module
+    sys.modules[OPS_PACKAGE] = module
     try:
         spec.loader.exec_module(module)
     except ImportError:
-        del sys.modules[_OPS_PACKAGE]
+        del sys.modules[OPS_PACKAGE]
         raise
-    logger.debug("msda: loaded %s from %s", _OPS_PACKAGE, init)
+    logger.debug("msda: loaded %s from %s", OPS_PACKAGE, init)
     return module
 
 
@@ -185,7 +196,7 @@ def load_kernel() -> KernelLoad:
 
     return KernelLoad(
         ops.ms_deform_attn_triton,
-        label=f"{_OPS_PACKAGE} {ops.__version__}, triton {triton.__version__}",
+        label=f"{OPS_PACKAGE} {ops.__version__}, triton {triton.__version__}",
     )
 
 
