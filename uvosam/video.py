@@ -8,12 +8,15 @@ Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (no ffprob
   only, fast; packets an edit list discards, as in a trimmed mp4, are not frames, nor are the leading
   B-frames of a cut open GOP, as at the start of an MPEG-TS cut out of a broadcast, which the decoder
   drops: only there are the first few frames decoded to tell). That pass also detects truncated files
-  ("partial file", corrupt packets after the last keyframe; not a ``cat`` join of two MPEG-TS files).
-  The video stream read is the first one that is not cover art (``-map 0:V:0``), in ``probe`` and
+  ("partial file", corrupt packets after the last keyframe, a Matroska file ending early or a video stated to last
+  well beyond its last frame; not a ``cat`` join of two MPEG-TS files). The video stream read is the first one that
+  is not cover art (flagged, or a still picture in a video stream: ``VideoInfo.stream``), in ``probe`` and
   ``iter_frames`` alike. Those ffmpeg passes and the frame rate's choice are ``uvosam.video_probe``.
 * ``iter_frames`` streams raw ``rgb24`` frames out of one ffmpeg process
   (``uvosam.video_decoder``), one frame in memory at a time, each decoded frame exactly
-  once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Rotation
+  once (``-fps_mode passthrough``: variable-frame-rate phone videos are not resampled). Interlaced streams are
+  deinterlaced frame for frame (``bwdif``); an untagged HD stream is converted to RGB as BT.709 (as players do; ffmpeg
+  would take BT.601), a tagged one by its tags, full range and 10-bit included; HDR is not tone-mapped. Rotation
   metadata is applied in numpy, so frames come out in display orientation. Stride is applied
   inside ffmpeg (``select`` filter), so skipped frames never cross the pipe. Sizes are pixel
   sizes: frames of an anamorphic video (non-square pixels, e.g. ``[SAR 3:1]``) keep their stored
@@ -113,6 +116,15 @@ class VideoInfo:
             is shown as the input (a 160x120 video with SAR 3:1 is shown 480x120).
         scaled_from: (width, height) of the source's frames (display orientation) where a read with ``fit_side``
             scales them down to ``width`` x ``height`` (``uvosam.video_fit``); None where frames keep their size.
+        stream: the video stream read (``-map``), ``0:<index>``: the first that is not cover art (flagged, or a
+            still picture put in as a video stream: ``uvosam.video_probe``); ``0:V:0`` in an info that does not record
+            it.
+        interlaced: the stream is interlaced (ffmpeg gives a field order): frames are deinterlaced as decoded
+            (``bwdif``, one frame per frame, so count and timing stay).
+        assumed_matrix: the colour matrix frames are decoded with where the stream states none: ``bt709`` for HD
+            (as players assume), "" for ffmpeg's default (BT.601, SD) or a stated matrix.
+        hdr: the stream's transfer is HDR (PQ or HLG): its frames are converted to RGB WITHOUT tone mapping (they
+            look washed out or dim, as in a player that does not tone-map).
     """
 
     path: Path
@@ -130,6 +142,10 @@ class VideoInfo:
     nominal_fps: float = 0.0
     sample_aspect: tuple[int, int] = (1, 1)
     scaled_from: tuple[int, int] | None = None
+    stream: str = STREAM
+    interlaced: bool = False
+    assumed_matrix: str = ""
+    hdr: bool = False
 
     def __post_init__(self) -> None:
         # JSON (a mask cache's meta, ``uvosam.job_plan``) gives back a list
@@ -349,7 +365,18 @@ def _probe_file(
         audio_codec=header.audio_codec,
         nominal_fps=header.fps,
         sample_aspect=sar,
+        stream=header.stream,
+        interlaced=header.interlaced,
+        assumed_matrix=header.assumed_matrix,
+        hdr=header.hdr,
     )
+    if header.hdr:
+        logger.warning(
+            "%s is HDR (transfer %s): its frames are converted to RGB without tone mapping, so they and the "
+            "output look flat or dim",
+            path.name,
+            header.transfer,
+        )
     check = {"stride": stride, "max_frames": max_frames, "fit_side": fit_side}
     check_limits(info, limits, approximate=True, **check)
     n, packets = count_frames(path, header, accepted=_ACCEPTED)
@@ -381,9 +408,11 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
     # -s: frames are read at the probed size, so ffmpeg must output exactly that size. The header's size can
     # differ from the first frames' (a stream copy of clips of two sizes into an mkv states the last one), and
     # ffmpeg keeps the first frame's size; without -s the bytes would be cut into frames of the wrong size.
-    out = ["-map", STREAM, "-fps_mode", "passthrough", "-frames:v", str(n_out)]
+    out = ["-map", info.stream, "-fps_mode", "passthrough", "-frames:v", str(n_out)]
     out += ["-s", f"{stored[0]}x{stored[1]}"]
-    filters = [f"select=not(mod(n\\,{stride}))"] if stride > 1 else []
+    filters = _decode_filters(info)
+    if stride > 1:
+        filters.append(f"select=not(mod(n\\,{stride}))")
     if info.scaled_from is not None:  # fit_side: after select, so skipped frames are never scaled
         filters.append(f"scale={stored[0]}:{stored[1]}:flags=area")
     if filters:
@@ -409,6 +438,18 @@ def _iter_video(info: VideoInfo, stride: int, n_out: int) -> Iterator[np.ndarray
                 "was read. Re-encode it."
                 + (f" ffmpeg said: {said.splitlines()[-1]}" if said else "")
             )
+
+
+def _decode_filters(info: VideoInfo) -> list[str]:
+    """The filters every frame goes through first: the colour matrix of an untagged HD stream stated (ffmpeg would
+    convert it to RGB as BT.601); an interlaced stream deinterlaced (``bwdif`` sending one frame per frame, only
+    frames flagged interlaced; it needs 3 rows and columns)."""
+    filters = []
+    if info.assumed_matrix:
+        filters.append(f"setparams=colorspace={info.assumed_matrix}")
+    if info.interlaced and min(info.width, info.height) >= 3:
+        filters.append("bwdif=mode=send_frame:deint=interlaced")
+    return filters
 
 
 def _probe_folder(

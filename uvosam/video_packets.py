@@ -42,9 +42,10 @@ class PacketStats:
 
     Attributes:
         discarded: packets flagged "discard" (no frame).
-        span_s: seconds from the start of the earliest shown frame to the end of the latest (its duration; when a
-            stream gives no durations, the mean gap between frames stands in for the last one); ``None`` when
-            fewer than two packets have distinct timestamps.
+        span_s: seconds from the start of the earliest shown frame to the end of the latest: its timestamp plus
+            its own packet's duration (not the largest timestamp + duration of any packet: with B-frames an mp4
+            packet's duration is its gap in decoding order); without one, the mean gap between frames stands in.
+            ``None`` when fewer than two packets have distinct timestamps.
         timed: packets (not discarded) with a timestamp.
         start_s: the earliest shown frame's timestamp in seconds, as ffmpeg's ``-i`` gives it (its timeline starts
             at 0 at the file's start; a video stream whose first frame comes after the audio's starts later); 0.0
@@ -87,7 +88,6 @@ class _Timing:
         self.timed = 0
         self.first: int | None = None
         self.last: int | None = None
-        self.last_end: int | None = None
         self.last_duration = 0
 
     def add(self, pts: int, duration: int) -> None:
@@ -95,14 +95,15 @@ class _Timing:
         self.first = pts if self.first is None else min(self.first, pts)
         if self.last is None or pts >= self.last:
             self.last, self.last_duration = pts, max(duration, 0)
-        end = pts + max(duration, 0)
-        self.last_end = end if self.last_end is None else max(end, self.last_end)
 
     def span(self, time_base: Fraction) -> float | None:
+        # The end is the LAST SHOWN frame's timestamp plus its duration, not the largest pts + duration of any
+        # packet: an mp4 packet's duration is its gap in decoding order, so with B-frames and a variable rate a
+        # frame decoded before a pause (shown after it) would seem to last the whole pause past the end.
         if self.timed < 2 or self.last == self.first:
             return None
         gap = (self.last - self.first) / (self.timed - 1)
-        end = self.last_end if self.last_duration > 0 else self.last + gap
+        end = self.last + (self.last_duration if self.last_duration > 0 else gap)
         return float((end - self.first) * time_base)
 
 

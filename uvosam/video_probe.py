@@ -4,14 +4,16 @@
 is refused before its frames are counted:
 
 * ``read_header`` runs ``ffmpeg -i`` once and parses the container header (``Header``: stored size, frame rate,
-  duration, rotation of the first video stream that is not cover art, ``STREAM``). A still image, an audio-only
+  duration, rotation, colour, field order of the video stream read: the first that is not cover art, flagged or a
+  still picture in a video stream, ``Header.stream``). A still image, an audio-only
   file, a playlist (HLS, DASH, ffconcat: it would make ffmpeg open other files), a file ffmpeg cannot open and
   a truncated mp4/mov (``uvosam.mp4_boxes``) are refused with a message that says which.
 * ``count_frames`` demuxes that stream without decoding it (``-c copy -f framecrc``: packets only, fast) and
   counts its packets; packets an edit list discards (a trimmed mp4) are not frames, nor are the leading
   B-frames of a cut open GOP that the decoder drops (the first frames are decoded only where packets show
-  such frames). The same pass detects truncated files ("partial file", or a corrupt packet after the last
-  keyframe; a corrupt packet that a keyframe follows, as at a ``cat`` join of MPEG-TS files, is not one).
+  such frames). The same pass detects truncated files ("partial file", "File ended prematurely" (Matroska), a
+  corrupt packet after the last keyframe, or a video stated to last well beyond its last frame; a corrupt packet
+  that a keyframe follows, as at a ``cat`` join of MPEG-TS files, is not one).
 * ``resolve_fps`` picks the frame rate: the header's, or the frames' timestamps' average where the two
   disagree (variable-frame-rate webm/mkv).
 
@@ -40,8 +42,8 @@ from uvosam.video_packets import PacketStats, read_packet_stats
 logger = logging.getLogger(__name__)
 
 STREAM = "0:V:0"
-"""The video stream that is counted and decoded: the first one that is not cover art (the one ``Header``
-describes)."""
+"""The first video stream that is not flagged cover art: what ``Header.stream`` defaults to. The stream read is the
+one ``read_header`` chooses (``Header.stream``, ``0:<index>``), in the probe and the decoder alike."""
 _HEADER_TIMEOUT_S = 60.0
 _COUNT_TIMEOUT_S = 600.0
 # header frame rate vs the timestamps' average: within this, the header's (exact) value
@@ -53,7 +55,14 @@ class Header:
     """What we use of ``ffmpeg -i``'s output. Sizes are STORED (before rotation); 0 = unknown. ``codec``: the
     video stream's codec as ffmpeg (and ffprobe's ``codec_name``) names it (``h264``, ``hevc``, ``gif``...);
     ``audio_codec``: the first audio stream's, "" without one. ``sample_aspect``: the stored pixels' width:height
-    as shown (``[SAR 3:1 DAR 4:1]``), in lowest terms; (1, 1) for square pixels or when not stated."""
+    as shown: the container's (``, SAR 32:27 DAR 16:9`` after the brackets, what players use) where it states one,
+    else the codec's (``[SAR 3:1 DAR 4:1]``), in lowest terms; (1, 1) for square pixels or when not stated.
+
+    ``stream``: the ``-map`` of the stream read, ``0:<index>``. ``stream_duration_s``: that stream's own stated
+    duration (a Matroska ``DURATION`` tag), 0.0 without one; ``only_stream``: it is the file's only stream (besides
+    flagged cover art), so the container's duration is its own. ``matrix``, ``transfer``: its colour matrix and
+    transfer as ffmpeg names them (``bt709``, ``smpte170m``, ``bt2020nc``; ``smpte2084`` is HDR10's PQ,
+    ``arib-std-b67`` HLG), "" where not stated. ``interlaced``: ffmpeg gives a field order (``top first``...)."""
 
     width: int
     height: int
@@ -63,6 +72,31 @@ class Header:
     codec: str = ""
     audio_codec: str = ""
     sample_aspect: tuple[int, int] = (1, 1)
+    stream: str = STREAM
+    stream_duration_s: float = 0.0
+    only_stream: bool = False
+    matrix: str = ""
+    transfer: str = ""
+    interlaced: bool = False
+
+    @property
+    def assumed_matrix(self) -> str:
+        """The colour matrix to decode with where the stream states none: ``bt709`` for HD (a side of 720 rows or
+        1280 columns or more; what players assume, and what phones and cameras record), else "" (ffmpeg's default,
+        BT.601, as players assume for SD)."""
+        hd = self.height >= 720 or self.width >= 1280
+        return "bt709" if not self.matrix and hd else ""
+
+    @property
+    def hdr(self) -> bool:
+        """The transfer is HDR (PQ or HLG): its frames are converted to RGB without tone mapping."""
+        return self.transfer in _HDR_TRANSFERS
+
+
+_HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+# codecs of a still picture: a video stream of one of these that is stated to last a frame or two (or is named a
+# cover) is a cover image that lacks the attached_pic flag, not the video, when another video stream exists
+_STILL_CODECS = frozenset({"mjpeg", "png", "bmp", "tiff", "webp", "jpegls", "jpeg2000", "qoi"})
 
 
 def run_ffmpeg(args: list[str], timeout: float, stdout: IO[bytes] | None = None) -> tuple[int, str]:
@@ -130,6 +164,7 @@ def read_header(path: Path, *, accepted: str) -> Header:
         )
     streams = re.findall(r"^\s*Stream #0:\d+.*$", text, re.MULTILINE)
     video = [s for s in streams if " Video: " in s and "(attached pic)" not in s]
+    video = sorted(video, key=lambda line: _is_still(line, _section(text, line)))
     if not video:
         audio = [
             s.split(" Audio: ", 1)[1].split()[0].rstrip(",") for s in streams if " Audio: " in s
@@ -143,11 +178,45 @@ def read_header(path: Path, *, accepted: str) -> Header:
         )
     header = _parse_video_stream(text, video[0], path, accepted)
     audio_lines = [s for s in streams if " Audio: " in s]
+    others = [s for s in streams if s != video[0] and "(attached pic)" not in s]
+    index = re.search(r"Stream #0:(\d+)", video[0])
+    stated = _duration(r"^\s*DURATION\s*: ", _section(text, video[0]))
     return replace(
         header,
         codec=_codec(video[0], " Video: "),
         audio_codec=_codec(audio_lines[0], " Audio: ") if audio_lines else "",
+        stream=f"0:{index.group(1)}" if index else STREAM,
+        stream_duration_s=stated,
+        only_stream=not others,
     )
+
+
+def _section(text: str, line: str) -> str:
+    """What ``ffmpeg -i`` prints under the stream line ``line`` (its metadata, side data), up to the next stream."""
+    after = text[text.index(line) + len(line) :]
+    return re.split(r"^\s*Stream #", after, maxsplit=1, flags=re.MULTILINE)[0]
+
+
+def _duration(prefix: str, text: str) -> float:
+    """Seconds of the first ``HH:MM:SS.frac`` after ``prefix`` (a regex) in ``text``; 0.0 without one."""
+    dur = re.search(prefix + r"(\d+):(\d+):(\d+(?:\.\d+)?)", text, re.MULTILINE)
+    return int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+
+
+def _is_still(line: str, section: str) -> bool:
+    """A video stream that holds a still picture though not flagged cover art: a still-image codec (MJPEG, PNG...)
+    stated to last no more than two frames, without a frame rate, or named a cover (an MKV cover put in as a
+    video stream). An MJPEG video (fps stated, no short duration) is not one."""
+    if _codec(line, " Video: ") not in _STILL_CODECS:
+        return False
+    fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
+    stated = _duration(r"^\s*DURATION\s*: ", section)
+    rate = float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
+    short = 0 < stated <= 2.5 / rate if rate else True
+    named = re.search(
+        r"^\s*(?:title|filename|comment)\s*: .*cover", section, re.MULTILINE | re.IGNORECASE
+    )
+    return short or named is not None
 
 
 def _codec(line: str, kind: str) -> str:
@@ -166,21 +235,51 @@ def _parse_video_stream(text: str, line: str, path: Path, accepted: str) -> Head
         raise VideoReadError(_truncated(path, text, accepted) or unsized)
     fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
     fps_value = float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
-    dur = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
-    duration = (
-        int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
-    )
-    after = text[text.index(line) + len(line) :]
-    section = re.split(r"^\s*Stream #", after, maxsplit=1, flags=re.MULTILINE)[0]
-    rot = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", section)
+    duration = _duration(r"Duration: ", text)
+    rot = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", _section(text, line))
     rotation = round(float(rot.group(1)) / 90.0) * 90 % 360 if rot else 0
     width, height = int(size.group(1)), int(size.group(2))
-    return Header(width, height, fps_value, duration, rotation, sample_aspect=_sample_aspect(line))
+    matrix, transfer, interlaced = _pixel_format_notes(line)
+    return Header(
+        width,
+        height,
+        fps_value,
+        duration,
+        rotation,
+        sample_aspect=_sample_aspect(line),
+        matrix=matrix,
+        transfer=transfer,
+        interlaced=interlaced,
+    )
+
+
+_FIELD_ORDERS = ("top first", "bottom first", "top coded first", "bottom coded first")
+
+
+def _pixel_format_notes(line: str) -> tuple[str, str, bool]:
+    """(matrix, transfer, interlaced) from what a video stream line says in the pixel format's brackets:
+    ``yuv420p(tv, bt709, progressive)`` (matrix, primaries and transfer alike), ``yuv420p10le(tv,
+    bt2020nc/bt2020/smpte2084)`` (matrix/primaries/transfer; ``unknown`` where not stated), ``yuv420p(top first)``
+    (interlaced)."""
+    notes = re.search(
+        r", [0-9a-z_]+\(([^()]*(?:\([^()]*\))?[^()]*)\)", line.split(" Video: ", 1)[-1]
+    )
+    matrix = transfer = ""
+    interlaced = False
+    for word in (w.strip() for w in notes.group(1).split(",")) if notes else ():
+        if word.startswith(_FIELD_ORDERS):
+            interlaced = True
+        elif word not in ("tv", "pc", "progressive") and word:
+            parts = [p if p != "unknown" else "" for p in word.split("/")]
+            matrix, transfer = parts[0], parts[-1]
+    return matrix, transfer, interlaced
 
 
 def _sample_aspect(line: str) -> tuple[int, int]:
-    """The ``[SAR w:h DAR ...]`` of a stream line in lowest terms; (1, 1) without one or for ffmpeg's 0:1 (unknown)."""
-    sar = re.search(r"\[SAR (\d+):(\d+) DAR", line)
+    """The stream line's pixel aspect in lowest terms: the container's ``, SAR w:h DAR ...`` (printed after the
+    brackets where it differs from the codec's; players use it), else the codec's ``[SAR w:h DAR ...]``; (1, 1)
+    without one or for ffmpeg's 0:1 (unknown)."""
+    sar = re.search(r", SAR (\d+):(\d+) DAR", line) or re.search(r"\[SAR (\d+):(\d+) DAR", line)
     if sar is None or int(sar.group(1)) == 0 or int(sar.group(2)) == 0:
         return (1, 1)
     num, den = int(sar.group(1)), int(sar.group(2))
@@ -237,7 +336,19 @@ def count_frames(path: Path, header: Header, *, accepted: str) -> tuple[int, Pac
     Raises:
         VideoReadError: ffmpeg could not read the packets, the file is truncated, or the stream has no frames.
     """
-    args = ["-v", "verbose", "-i", str(path), "-map", STREAM, "-c", "copy", "-f", "framecrc", "-"]
+    args = [
+        "-v",
+        "verbose",
+        "-i",
+        str(path),
+        "-map",
+        header.stream,
+        "-c",
+        "copy",
+        "-f",
+        "framecrc",
+        "-",
+    ]
     with tempfile.TemporaryFile() as packets:
         code, text = _run_ffmpeg(args, _COUNT_TIMEOUT_S, path, stdout=packets)
         packets.seek(0)
@@ -249,11 +360,12 @@ def count_frames(path: Path, header: Header, *, accepted: str) -> tuple[int, Pac
                 f"ffmpeg could not read the frames of {path.name} ({reason}). Re-encode it."
             )
         _check_complete(path, header, text, stats, n)
-        dropped = undecodable_leading(path, stats.leading)
+        dropped = undecodable_leading(path, stats.leading, header.stream)
         if dropped:
             packets.seek(0)
             stats = read_packet_stats(packets, drop_leading=dropped)
     n -= stats.discarded + dropped
+    _check_stated_end(path, header, stats, n)
     # the stream has frames, none of them readable
     if n <= 0 and (dropped or header.duration_s > 0):
         said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
@@ -272,10 +384,11 @@ def _check_complete(path: Path, header: Header, text: str, stats: PacketStats, n
     keyframe follows is not the end of the data: the MPEG-TS demuxer flags the packet at a continuity-counter
     jump, which is where two ``.ts``/``.mts`` files were joined with ``cat``; the decoder recovers at the key."""
     said = f"the container says {header.duration_s:.2f} s but " if header.duration_s else ""
-    if "partial file" in text:
+    if "partial file" in text or "File ended prematurely" in text:  # mov, Matroska/WebM
         raise VideoReadError(
             f"{path.name} is truncated: {said}its data ends after {count(n, 'frame')} (ffmpeg: "
-            "partial file). Re-export or re-upload the complete file."
+            f"{'partial file' if 'partial file' in text else 'file ended prematurely'}). Re-export or re-upload "
+            "the complete file."
         )
     if stats.corrupt_at_end:
         raise VideoReadError(
@@ -291,7 +404,27 @@ def _check_complete(path: Path, header: Header, text: str, stats: PacketStats, n
         )
 
 
-def undecodable_leading(path: Path, leading: int) -> int:
+def _check_stated_end(path: Path, header: Header, stats: PacketStats, n: int) -> None:
+    """Refuse a file whose video stream is stated to last well beyond its last frame: a Matroska/WebM (or other)
+    file cut off where no demuxer says so. What is stated: the stream's own duration (a Matroska ``DURATION``
+    tag), else the container's where the video is its only stream (an audio track may be longer than the video).
+    "Well beyond": more than 0.5 s, 2 frames and 2% of it. The frames end at the latest one's end
+    (``PacketStats``: the last shown frame's duration counts, so a recording that pauses on its last frame ends
+    there); an edit list's hidden packets and a late start are in that timing as the container's."""
+    stated = header.stream_duration_s or (header.duration_s if header.only_stream else 0.0)
+    if stated <= 0 or stats.span_s is None or n < 1:
+        return
+    end = stats.start_s + stats.span_s
+    gap = stats.span_s / n
+    if stated - end > max(0.5, 2 * gap, 0.02 * stated):
+        raise VideoReadError(
+            f"{path.name} is truncated: the container says {stated:.2f} s but its data ends after "
+            f"{count(n, 'frame')} ({end:.2f} s), as happens when a recording or upload is cut off. Re-export or "
+            "re-upload the complete file."
+        )
+
+
+def undecodable_leading(path: Path, leading: int, stream: str = STREAM) -> int:
     """How many of the ``leading`` packets of ``path`` (``PacketStats.leading``: shown before the first
     keyframe, decoded after it) the decoder drops. The first ``leading + 1`` packets (that keyframe and its
     leading packets: a packet can only refer to packets before it) are copied to a temporary file and decoded
@@ -306,7 +439,7 @@ def undecodable_leading(path: Path, leading: int) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="uvosam-head-") as tmp:
         head = Path(tmp) / "head.nut"
-        copy = ["-i", str(path), "-map", STREAM, "-c", "copy", "-frames:v", str(leading + 1)]
+        copy = ["-i", str(path), "-map", stream, "-c", "copy", "-frames:v", str(leading + 1)]
         code, _ = _run_ffmpeg([*copy, "-f", "nut", str(head)], _HEADER_TIMEOUT_S, path)
         if code != 0:
             return 0

@@ -8,8 +8,9 @@ yuv420p, chunks of about 1 s or more). Frames are piped to ffmpeg as they come; 
 accumulated in Python.
 
 Encoding: libx264, ``-preset veryfast``, ``yuv420p``, ``+faststart`` for mp4. yuv420p needs even
-sizes, so an odd width/height is PADDED by one black column/row at the right/bottom (pixels are
-never rescaled).
+sizes, so an odd width/height is PADDED by one column/row at the right/bottom that repeats the edge's pixels
+(pixels are never rescaled). RGB is converted with the BT.709 matrix to limited range, and the stream is tagged
+so (matrix, primaries, transfer bt709, range tv; also the WebM), as players expect of HD video.
 
 With ``alpha=True``: libvpx-vp9 (``-deadline realtime -cpu-used 8``: 50-100 frames/s at 854x480 on
 two cores), ``yuva420p``, at the frames' size even when odd (VP9 needs no padding). Chromium-based
@@ -54,6 +55,20 @@ _CLOSE_TIMEOUT_S = 120.0
 _H264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
 _VP9_ALPHA = ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-b:v", "0", "-deadline", "realtime",
               "-cpu-used", "8", "-row-mt", "1"]  # fmt: skip
+# RGB in, BT.709 limited-range YUV out, and the stream tagged so: untagged, players decode HD as BT.709 and SD as
+# BT.601, and ffmpeg's default conversion wrote BT.601 (pure green came out (0, 213, 0) in a BT.709 player)
+# the frames' properties win over the encoder's options (ffmpeg 7+), so they are set too
+_BT709_FRAMES = "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+_BT709_TAGS = [
+    "-colorspace",
+    "bt709",
+    "-color_primaries",
+    "bt709",
+    "-color_trc",
+    "bt709",
+    "-color_range",
+    "tv",
+]
 
 
 # ffmpeg's words (strerror) for a full disk and a used-up quota: the error then carries the code, so the app and
@@ -111,11 +126,17 @@ class _Encoder:
         ]
         filters = []
         if (width % 2 or height % 2) and not alpha:  # libvpx-vp9 encodes odd sizes as they are
-            filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black")
+            # the added column/row repeats the edge (smear), so no dark line shows where a player scales
+            filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0")
+            filters.append(f"fillborders=right={width % 2}:bottom={height % 2}:mode=smear")
         if tuple(sample_aspect) != (1, 1):
-            filters.append(f"setsar={sample_aspect[0]}/{sample_aspect[1]}")
-        if filters:
-            cmd += ["-vf", ",".join(filters)]
+            num, den = sample_aspect
+            # max: setsar rounds to terms up to 100 by default (SAR 1001:1000 became 1:1)
+            filters.append(f"setsar={num}/{den}:max={max(num, den, 100)}")
+        filters.append(
+            f"scale=out_color_matrix=bt709:out_range=tv,format={'yuva420p' if alpha else 'yuv420p'},{_BT709_FRAMES}"
+        )
+        cmd += ["-vf", ",".join(filters), *_BT709_TAGS]
         if path.suffix.lower() == ".mp4":
             cmd += ["-movflags", "+faststart"]
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - ffmpeg's stderr, closed in close()
@@ -198,8 +219,8 @@ class VideoWriter:
     Args:
         path: the full output file (``.mp4`` recommended; gets ``+faststart``).
         fps: frame rate (>= ``MIN_FPS``, 1e-5).
-        width, height: size of the frames passed to ``write``. Odd sizes are padded by one black
-            column/row in the output, except with ``alpha`` (VP9 keeps them).
+        width, height: size of the frames passed to ``write``. Odd sizes are padded by one column/row
+            repeating the edge in the output, except with ``alpha`` (VP9 keeps them).
         crf: quality, 0 (best) to 51 (worst): x264's (23 is its default; 0 is lossless), or with ``alpha``
             VP9's (whose scale goes on to 63; 51 is far from its worst).
         alpha: take RGBA frames and write a VP9 WebM with an alpha channel (``path`` must end in
