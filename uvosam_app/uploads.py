@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import struct
-import unicodedata
 import zipfile
 import zlib
 from collections import Counter
@@ -26,10 +25,11 @@ from PIL import Image, UnidentifiedImageError
 
 from uvosam.errors import VideoLimitError
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
-from uvosam.portable_names import portable_characters, portable_name
+from uvosam.portable_names import portable_name
 from uvosam.text import count
 from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits, fit_info
 from uvosam_app.settings import AppSettings
+from uvosam_app.zip_names import as_written, written_names
 
 
 @dataclass(frozen=True)
@@ -146,83 +146,6 @@ def _image_members(
     return members
 
 
-def _written_names(
-    name: str, members: Mapping[PurePosixPath, zipfile.ZipInfo]
-) -> dict[PurePosixPath, str]:
-    """The name each member is written under: its base name, portable (``uvosam.portable_names``: ``12:00.png``
-    becomes ``12_00.png``, ``con.png`` ``con_.png``).
-
-    Raises:
-        ValueError: two members that would be one file, one overwriting the other: the same name once written
-            (``a:b.png`` and ``a_b.png``), or names that differ only in case (Windows, macOS: ``A.png`` and
-            ``a.png``; compared as NTFS does, a character at a time: ``straße.png`` and ``strasse.png`` are two)
-            or in Unicode normalisation (macOS: ``é`` as one character or as ``e`` and an accent). The message
-            names both as written and says why.
-    """
-    written = {path: portable_name(portable_characters(path.name)) for path in members}
-    seen: dict[str, PurePosixPath] = {}
-    for path, file_name in written.items():
-        key = _simple_upper(unicodedata.normalize("NFC", file_name))
-        if key in seen:
-            first = seen[key]
-            raise ValueError(
-                f"{name}: {_one_file(first, written[first], path, file_name)}; rename one so that their names "
-                "differ in more than that, and zip the files again."
-            )
-        seen[key] = path
-    return written
-
-
-def _simple_upper(name: str) -> str:
-    """``name`` in upper case a character at a time, each whose upper case is one character (``ß`` stays), as NTFS
-    compares names (its table maps each character to one): ``straße`` and ``strasse`` are two names there
-    (``str.casefold`` made them one)."""
-    return "".join(upper if len(upper := c.upper()) == 1 else c for c in name)
-
-
-def _one_file(
-    first: PurePosixPath, first_written: str, second: PurePosixPath, second_written: str
-) -> str:
-    """Why two members would be one file, naming each as written: "NUL.jpg (written NUL_.jpg) and nul_.jpg would
-    be one file on Windows and macOS, whose file names ignore case (the app adds _ to ...)"."""
-    names = f"{_as_written(first, first_written)} and {_as_written(second, second_written)}"
-    nfc = [unicodedata.normalize("NFC", n) for n in (first_written, second_written)]
-    if first_written == second_written:
-        where = "would be written as one file"
-    elif nfc[0] == nfc[1]:
-        where = f"would be one file on macOS, whose file names ignore {_NORMALISATION}"
-    elif _simple_upper(first_written) == _simple_upper(second_written):
-        where = "would be one file on Windows and macOS, whose file names ignore case"
-    else:
-        where = f"would be one file on macOS, whose file names ignore case and {_NORMALISATION}"
-    renamed = dict.fromkeys(_renaming(first.name) + _renaming(second.name))  # each reason once
-    because = f" ({'; '.join(renamed)})" if renamed else ""
-    return f"{names} {where}{because}"
-
-
-_NORMALISATION = (
-    "Unicode normalisation (an accented letter as one character or as a letter and an accent)"
-)
-
-
-def _as_written(path: PurePosixPath, written: str) -> str:
-    """``path``'s name, with the name it is written under where that differs: ``NUL.jpg (written NUL_.jpg)``."""
-    return path.name if written == path.name else f"{path.name} (written {written})"
-
-
-def _renaming(name: str) -> list[str]:
-    """What the app's renaming (``_written_names``) did to ``name``, in words."""
-    done = []
-    portable = portable_characters(name)
-    if portable != name:
-        done.append(
-            'the app writes each character Windows refuses in file names, <>:"|?* or a non-printing character, as _'
-        )
-    if portable_name(portable) != portable:
-        done.append("the app adds _ to a name Windows keeps for a device, such as CON, NUL or COM1")
-    return done
-
-
 def _listed(names: list[str], most: int) -> str:
     """The first ``most`` of ``names`` joined, with ", ..." only when some are left out."""
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
@@ -293,7 +216,7 @@ def zip_frames_info(
             _check_bounds(zip_path, members, kind, max_files, max_bytes)
         check_unpackable(name, members)
         unpacked = {
-            path: PurePosixPath(file) for path, file in _written_names(name, members).items()
+            path: PurePosixPath(file) for path, file in written_names(name, members).items()
         }
         # the order a run reads the unpacked folder in
         paths = sorted(members, key=lambda path: natural_key(unpacked[path]))
@@ -302,7 +225,7 @@ def zip_frames_info(
             by_stem.setdefault(unpacked[path].stem, []).append(path)
         dup = next((same for same in by_stem.values() if len(same) > 1), None)
         if dup is not None:
-            both = ", ".join(_as_written(p, unpacked[p].name) for p in dup)
+            both = ", ".join(as_written(p, unpacked[p].name) for p in dup)
             raise ValueError(
                 f"{name} has {len(dup)} files for frame {unpacked[dup[0]].stem!r}: {both}; keep one "
                 "file per frame"
@@ -435,7 +358,7 @@ def extract_images(
     """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat; the zip is listed once.
 
     Safe for uploads: only those members are read, each is written under its base name made portable
-    (``_written_names``; no path from the zip is used; ``\\`` counts as a folder separator, as Windows tools write
+    (``written_names``; no path from the zip is used; ``\\`` counts as a folder separator, as Windows tools write
     it), the count, the declared sizes and their ratio to the zip's size (``MAX_UNPACK_RATIO``) are checked before
     anything is written (``zipfile`` never reads past a member's declared size), and macOS ``__MACOSX`` copies are
     ignored.
@@ -457,7 +380,7 @@ def extract_images(
         inside = next(iter(members)).parent  # they are in one folder
         _check_bounds(zip_path, members, kind, max_files, max_bytes)
         check_unpackable(name, members)
-        written = _written_names(name, members)
+        written = written_names(name, members)
         folder = inside.name if inside != PurePosixPath(".") else Path(zip_path).stem
         dest = parent / (portable_name(re.sub(r"[^\w.-]", "_", folder).strip(".")) or "frames")
         dest.mkdir(parents=True, exist_ok=True)
