@@ -6,9 +6,9 @@ One concept per module:
 - ``settings``: ``AppSettings`` from the environment; ``models``: presets, mask models, the shared loader;
 - ``work``: session folders, the job's worker thread, a job as a handler holds it; ``progress``: a job's updates as
   UI updates; ``process_folders``: the process's own work folder, and those earlier processes left;
-- ``uploads``: zips of frames; ``zip_names``: the names a zip's files are written under, and which would be one
-  file; ``links``: a downloaded link, shown in the player or kept as downloaded (and what
-  stands in for the player of a file browsers cannot play);
+- ``uploads``: zips of frames; ``zip_images``: an uploaded zip of images, bounded and unpacked safely;
+  ``zip_names``: the names a zip's files are written under, and which would be one file; ``links``: a downloaded
+  link, shown in the player or kept as downloaded (and what stands in for the player of a file browsers cannot play);
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``component_classes``: the app's subclasses of Gradio's components (its checks, in every session's copy too);
   ``checked_inputs``: the settings' components the app checks itself (sliders, output side, tracks to keep);

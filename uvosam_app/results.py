@@ -35,7 +35,7 @@ from uvosam.text import count
 from uvosam.timeline import TimelineRow, draw_timeline, largest_size, shown_rows
 from uvosam.track_edit import parse_merge
 from uvosam_app.text import GROUND_TRUTH_FRAMES, score_markdown
-from uvosam_app.uploads import check_unpackable, extract_images
+from uvosam_app.zip_images import check_unpackable, extract_images
 
 
 def track_rows(result: JobResult) -> list[list[Any]]:
