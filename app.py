@@ -34,6 +34,7 @@ from uvosam.errors import WeightsError
 from uvosam_app import server_log
 from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
+from uvosam_app.footer import footer_markdown
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
 from uvosam_app.models import (
@@ -49,7 +50,6 @@ from uvosam_app.models import (
 from uvosam_app.process_folders import process_dir
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
-from uvosam_app.text import footer_markdown
 from uvosam_app.work import stop_jobs
 
 logger = logging.getLogger("uvosam.app")
