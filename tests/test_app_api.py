@@ -24,7 +24,7 @@ import app as app_module
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import handlers as app_handlers
-from uvosam_app.results import score_masks_zip
+from uvosam_app.scoring import score_masks_zip
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import SOUND_GONE, SOUND_REPLACED
 

@@ -16,7 +16,7 @@ One concept per module:
   and how it goes;
 - ``probes``: what the input files are (``probe``), each probed once;
 - ``text``: everything the page says but its footer; ``footer``: the device, models, weight files and versions;
-  ``results``: what a finished run shows from its zip;
+  ``results``: what a finished run shows from its zip; ``scoring``: Score, its J&F against uploaded ground truth;
 - ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);
   ``server_log``: the server log's set-up and the start and end lines of each job;
 - ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``result_views``: the
