@@ -30,7 +30,6 @@ import gradio as gr
 from gradio.events import Dependency
 from gradio.route_utils import delete_files_created_by_app
 
-from uvosam.errors import WeightsError
 from uvosam_app import server_log
 from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
@@ -38,18 +37,15 @@ from uvosam_app.footer import footer_markdown
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
 from uvosam_app.models import (
-    WEIGHTS_BAD,
-    WEIGHTS_MISSING,
     GetPipeline,
     PipelineLoader,
-    StartModels,
     load_mask_model,
     load_tracker,
-    sam2_missing,
 )
 from uvosam_app.process_folders import process_dir
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
+from uvosam_app.start_models import load_default
 from uvosam_app.work import stop_jobs
 
 logger = logging.getLogger("uvosam.app")
@@ -64,7 +60,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
 
     The default pair is loaded here, once; if it does not load the app still builds and shows a banner.
     """
-    start = _load_default(get_pipeline, settings)
+    start = load_default(get_pipeline, settings)
     footer = footer_markdown(get_pipeline, start, settings)
     # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
     # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT); the uploads by Gradio's sweep, the files the app
@@ -101,53 +97,6 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
     log_refusals(demo)
     return demo
-
-
-def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> StartModels:
-    """Load the default models once at start, then those of ``settings.preload`` (``start_pairs``); missing/bad
-    weights are logged for the host, not a crash.
-
-    So is any other failure (a network error of the Hub client, a broken CUDA driver): a Space that raises here
-    restarts in a loop and shows its users nothing. If the default pair failed, the page has a banner (for its
-    visitors: the details, with server paths and the host's commands, are in the log) and Run tries loading again
-    (not on ZeroGPU, where models load only at start). An extra model that failed while the defaults loaded gets
-    no banner (the app works): its choice says so."""
-    missing = sam2_missing()
-    if missing:  # the page says only that the host has not installed it
-        logger.warning("SAM 2.1 not offered: %s", missing)
-    pairs = settings.start_pairs()
-    pipe, default_failed = _load_pair(get_pipeline, *pairs[0], "the default models")
-    extras_failed = {}
-    for preset, sam in pairs[1:]:
-        extra = preset if preset != settings.default_preset else sam  # the name UVOSAM_PRELOAD gave
-        _, why = _load_pair(get_pipeline, preset, sam, f"{extra} (UVOSAM_PRELOAD)")
-        # with the defaults loaded, the extra model is what failed
-        if why is not None and default_failed is None:
-            extras_failed[extra] = why
-    if extras_failed:
-        logger.warning(
-            "the app serves the default models; not loaded at start (their choices say so): %s",
-            ", ".join(extras_failed),
-        )
-    return StartModels(pipe, default_failed, extras_failed)
-
-
-def _load_pair(
-    get_pipeline: GetPipeline, preset: str, sam: str, what: str
-) -> tuple[Any, str | None]:
-    """(the pair's pipeline, None), or (None, why it did not load: ``StartModels.default_failed``'s values), the
-    details logged for the host."""
-    try:
-        return get_pipeline(preset, sam), None
-    except FileNotFoundError as err:
-        logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
-        return None, WEIGHTS_MISSING
-    except WeightsError as err:
-        logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
-        return None, WEIGHTS_BAD
-    except Exception as err:
-        logger.exception("%s not loaded, %s + %s (unexpected error)", what, preset, sam)
-        return None, type(err).__name__
 
 
 # the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)

@@ -4,6 +4,7 @@ One concept per module:
 
 - ``gpu``: the ``spaces`` import (imported first, before torch), the device, the ZeroGPU function;
 - ``settings``: ``AppSettings`` from the environment; ``models``: presets, mask models, the shared loader;
+  ``start_models``: the models loaded at start, and what failed (logged for the host);
 - ``work``: session folders, the job's worker thread, a job as a handler holds it; ``progress``: a job's updates as
   UI updates; ``process_folders``: the process's own work folder, and those earlier processes left;
 - ``uploads``: zips of frames; ``zip_images``: an uploaded zip of images, bounded and unpacked safely;

@@ -68,7 +68,7 @@ def pixels_size(pixels: int) -> str:
 def banner_markdown(start: StartModels, settings: AppSettings) -> str:
     """The banner over the page when the default models did not load at start ("": they did). For the visitors:
     what failed and what Run does meanwhile, true in this mode (on ZeroGPU models load at start only); the server
-    paths and the commands that get the files are the host's, in the log (``app._load_default``)."""
+    paths and the commands that get the files are the host's, in the log (``start_models.load_default``)."""
     if start.default_failed is None:
         return ""
     models = f"{settings.default_preset} + {mask_model_label(settings.default_sam)}"
