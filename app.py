@@ -42,6 +42,7 @@ from uvosam_app.models import (
     load_mask_model,
     load_tracker,
 )
+from uvosam_app.page_scripts import ANNOUNCE_JS, LIVE_REGION_JS
 from uvosam_app.process_folders import process_dir
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
@@ -126,37 +127,6 @@ API_DESCRIPTIONS = {
 
 # the page's own small events: not queued behind runs, no spinner, no API endpoint
 _QUIET: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
-
-# The live region that tells a screen reader of a job's start and end (the status line, a disabled textbox, is
-# read by no screen reader as it changes): the container of ``Outputs.announce`` gets its role once the page is
-# built (Gradio keeps no such attribute of a component), its text changes inside it (``ANNOUNCE_JS``).
-LIVE_REGION_JS = """() => {
-  const mark = () => {
-    const region = document.getElementById("announce");
-    if (!region) return false;
-    region.setAttribute("role", "status");
-    region.setAttribute("aria-live", "polite");
-    region.setAttribute("aria-atomic", "true");
-    return true;
-  };
-  if (!mark()) {
-    const watch = new MutationObserver(() => mark() && watch.disconnect());
-    watch.observe(document.body, { childList: true, subtree: true });
-  }
-}"""
-# In the browser, on each change of the status line (no request): "Run started" / "Re-render started" once a job's
-# first line replaces an earlier end (or none), the line itself once it ends ("done: ...", "failed: ...",
-# "stopped: ..."), else the text stays (no word per frame). Markdown's marks are escaped: the line shows as written.
-ANNOUNCE_JS = r"""(status, said) => {
-  const line = status || "";
-  const ended = (text) => /^(done|failed|stopped):/.test(text || "");
-  const shown = (text) => text.replace(/[!-\/:-@\[-`{-~]/g, "\\$&");
-  if (ended(line)) return shown(line);
-  if (line && (!said || ended(said.replace(/\\(.)/g, "$1")))) {
-    return line.startsWith("re-rendering") ? "Re-render started" : "Run started";
-  }
-  return said;
-}"""
 
 
 def _wire(app: App, settings: AppSettings, ui: Page) -> None:

@@ -23,7 +23,8 @@ One concept per module:
 - ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``result_views``: the
   timeline, merge hints and Score of a finished run (``App.views``); ``keep_parts``: what *Tracks to keep* offers
   after a re-render that split tracks; ``describe``: what an input is and what Run will cover, before Run;
-  ``checks``: what a request is checked against before any work; ``layout``: the components.
+  ``checks``: what a request is checked against before any work; ``layout``: the components;
+  ``page_scripts``: the page's scripts (the live region a screen reader reads).
 
 Only ``handlers``, ``link_handlers``, ``result_views``, ``file_links``, ``component_classes``, ``checked_inputs``,
 ``served``, ``checks``, ``layout`` and ``errors`` import gradio.
