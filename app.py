@@ -47,6 +47,7 @@ from uvosam_app.process_folders import process_dir
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.start_models import load_default
+from uvosam_app.text import API_DESCRIPTIONS
 from uvosam_app.work import stop_jobs
 
 logger = logging.getLogger("uvosam.app")
@@ -99,31 +100,6 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     log_refusals(demo)
     return demo
 
-
-# the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
-API_DESCRIPTIONS = {
-    "segment": (
-        "Track and segment the main objects of a video (or of a zip of its frames or an animated GIF/WebP/APNG, given "
-        "as frames_zip, or, given neither, of this session's last /load_url download). Streams status and preview "
-        "updates; ends with the masked mp4, the zip of masks (DAVIS PNGs, cut-outs, JSON, CSV) and the tracks table."
-    ),
-    "rerender": (
-        "Redraw this session's last /segment run from its cached masks, without running the models: only the "
-        "track ids in keep (required, e.g. [1, 3]: the ids of /segment's tracks table), tracks merged (merge, "
-        'e.g. "3>1"), tracks split (split, e.g. "3@120": track 3 from frame 120 on gets a new id, kept with '
-        "track 3), another style or output size, or a higher min_score. Returns the same outputs as /segment."
-    ),
-    "score": (
-        "Score a masks zip (from /segment or /rerender, of any session) against a ground-truth zip of indexed "
-        "PNGs (0 background, 1..K objects, 255 void; one per frame, or of key frames named as those frames): DAVIS "
-        "J&F per object, as Markdown."
-    ),
-    "load_url": (
-        "Download a direct link to a video file or a zip of frames for this session. Returns (video, zip of "
-        "frames): the one it is, or both None for a video browsers cannot play. /segment with no video and no "
-        "zip then runs the download."
-    ),
-}
 
 # the page's own small events: not queued behind runs, no spinner, no API endpoint
 _QUIET: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}

@@ -1,5 +1,5 @@
-"""What the app says, as text or Markdown: the page's texts (about, banner, help lines), a run's status
-line, what an upload is before Run, the scores. Nothing here imports gradio.
+"""What the app says, as text or Markdown: the page's texts (about, banner, help lines), the API page's, a run's
+status line, what an upload is before Run, the scores. Nothing here imports gradio.
 """
 
 from __future__ import annotations
@@ -35,6 +35,32 @@ redraws the last run with fewer objects, with tracks merged (one object that got
 given to two objects in turn), with a higher score threshold or in another video style (overlay, cut-out,
 blurred or grey background, matte) without running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
+
+
+# the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
+API_DESCRIPTIONS = {
+    "segment": (
+        "Track and segment the main objects of a video (or of a zip of its frames or an animated GIF/WebP/APNG, given "
+        "as frames_zip, or, given neither, of this session's last /load_url download). Streams status and preview "
+        "updates; ends with the masked mp4, the zip of masks (DAVIS PNGs, cut-outs, JSON, CSV) and the tracks table."
+    ),
+    "rerender": (
+        "Redraw this session's last /segment run from its cached masks, without running the models: only the "
+        "track ids in keep (required, e.g. [1, 3]: the ids of /segment's tracks table), tracks merged (merge, "
+        'e.g. "3>1"), tracks split (split, e.g. "3@120": track 3 from frame 120 on gets a new id, kept with '
+        "track 3), another style or output size, or a higher min_score. Returns the same outputs as /segment."
+    ),
+    "score": (
+        "Score a masks zip (from /segment or /rerender, of any session) against a ground-truth zip of indexed "
+        "PNGs (0 background, 1..K objects, 255 void; one per frame, or of key frames named as those frames): DAVIS "
+        "J&F per object, as Markdown."
+    ),
+    "load_url": (
+        "Download a direct link to a video file or a zip of frames for this session. Returns (video, zip of "
+        "frames): the one it is, or both None for a video browsers cannot play. /segment with no video and no "
+        "zip then runs the download."
+    ),
+}
 
 
 # what Score takes, in one wording: the page's help, the "no ground truth" refusal, a zip without PNGs
