@@ -30,26 +30,24 @@ import gradio as gr
 from gradio.events import Dependency
 from gradio.route_utils import delete_files_created_by_app
 
-from uvosam.errors import WeightsError
 from uvosam_app import server_log
 from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
+from uvosam_app.footer import footer_markdown
 from uvosam_app.handlers import App
 from uvosam_app.layout import CSS, EXAMPLES_DIR, ROOT, Page, page
 from uvosam_app.models import (
-    WEIGHTS_BAD,
-    WEIGHTS_MISSING,
     GetPipeline,
     PipelineLoader,
-    StartModels,
     load_mask_model,
     load_tracker,
-    sam2_missing,
 )
+from uvosam_app.page_scripts import ANNOUNCE_JS, LIVE_REGION_JS
 from uvosam_app.process_folders import process_dir
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
-from uvosam_app.text import footer_markdown
+from uvosam_app.start_models import load_default
+from uvosam_app.text import API_DESCRIPTIONS
 from uvosam_app.work import stop_jobs
 
 logger = logging.getLogger("uvosam.app")
@@ -64,7 +62,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
 
     The default pair is loaded here, once; if it does not load the app still builds and shows a banner.
     """
-    start = _load_default(get_pipeline, settings)
+    start = load_default(get_pipeline, settings)
     footer = footer_markdown(get_pipeline, start, settings)
     # Gradio's file cache (uploads, served outputs): files older than FILE_MAX_AGE_S go, checked every
     # FILE_SWEEP_EVERY_S (the texts say how long: FILES_KEPT); the uploads by Gradio's sweep, the files the app
@@ -103,111 +101,8 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     return demo
 
 
-def _load_default(get_pipeline: GetPipeline, settings: AppSettings) -> StartModels:
-    """Load the default models once at start, then those of ``settings.preload`` (``start_pairs``); missing/bad
-    weights are logged for the host, not a crash.
-
-    So is any other failure (a network error of the Hub client, a broken CUDA driver): a Space that raises here
-    restarts in a loop and shows its users nothing. If the default pair failed, the page has a banner (for its
-    visitors: the details, with server paths and the host's commands, are in the log) and Run tries loading again
-    (not on ZeroGPU, where models load only at start). An extra model that failed while the defaults loaded gets
-    no banner (the app works): its choice says so."""
-    missing = sam2_missing()
-    if missing:  # the page says only that the host has not installed it
-        logger.warning("SAM 2.1 not offered: %s", missing)
-    pairs = settings.start_pairs()
-    pipe, default_failed = _load_pair(get_pipeline, *pairs[0], "the default models")
-    extras_failed = {}
-    for preset, sam in pairs[1:]:
-        extra = preset if preset != settings.default_preset else sam  # the name UVOSAM_PRELOAD gave
-        _, why = _load_pair(get_pipeline, preset, sam, f"{extra} (UVOSAM_PRELOAD)")
-        # with the defaults loaded, the extra model is what failed
-        if why is not None and default_failed is None:
-            extras_failed[extra] = why
-    if extras_failed:
-        logger.warning(
-            "the app serves the default models; not loaded at start (their choices say so): %s",
-            ", ".join(extras_failed),
-        )
-    return StartModels(pipe, default_failed, extras_failed)
-
-
-def _load_pair(
-    get_pipeline: GetPipeline, preset: str, sam: str, what: str
-) -> tuple[Any, str | None]:
-    """(the pair's pipeline, None), or (None, why it did not load: ``StartModels.default_failed``'s values), the
-    details logged for the host."""
-    try:
-        return get_pipeline(preset, sam), None
-    except FileNotFoundError as err:
-        logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
-        return None, WEIGHTS_MISSING
-    except WeightsError as err:
-        logger.error("%s not loaded, %s + %s: %s", what, preset, sam, err)
-        return None, WEIGHTS_BAD
-    except Exception as err:
-        logger.exception("%s not loaded, %s + %s (unexpected error)", what, preset, sam)
-        return None, type(err).__name__
-
-
-# the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
-API_DESCRIPTIONS = {
-    "segment": (
-        "Track and segment the main objects of a video (or of a zip of its frames or an animated GIF/WebP/APNG, given "
-        "as frames_zip, or, given neither, of this session's last /load_url download). Streams status and preview "
-        "updates; ends with the masked mp4, the zip of masks (DAVIS PNGs, cut-outs, JSON, CSV) and the tracks table."
-    ),
-    "rerender": (
-        "Redraw this session's last /segment run from its cached masks, without running the models: only the "
-        "track ids in keep (required, e.g. [1, 3]: the ids of /segment's tracks table), tracks merged (merge, "
-        'e.g. "3>1"), tracks split (split, e.g. "3@120": track 3 from frame 120 on gets a new id, kept with '
-        "track 3), another style or output size, or a higher min_score. Returns the same outputs as /segment."
-    ),
-    "score": (
-        "Score a masks zip (from /segment or /rerender, of any session) against a ground-truth zip of indexed "
-        "PNGs (0 background, 1..K objects, 255 void; one per frame, or of key frames named as those frames): DAVIS "
-        "J&F per object, as Markdown."
-    ),
-    "load_url": (
-        "Download a direct link to a video file or a zip of frames for this session. Returns (video, zip of "
-        "frames): the one it is, or both None for a video browsers cannot play. /segment with no video and no "
-        "zip then runs the download."
-    ),
-}
-
 # the page's own small events: not queued behind runs, no spinner, no API endpoint
 _QUIET: dict[str, Any] = {"queue": False, "show_progress": "hidden", "api_visibility": "private"}
-
-# The live region that tells a screen reader of a job's start and end (the status line, a disabled textbox, is
-# read by no screen reader as it changes): the container of ``Outputs.announce`` gets its role once the page is
-# built (Gradio keeps no such attribute of a component), its text changes inside it (``ANNOUNCE_JS``).
-LIVE_REGION_JS = """() => {
-  const mark = () => {
-    const region = document.getElementById("announce");
-    if (!region) return false;
-    region.setAttribute("role", "status");
-    region.setAttribute("aria-live", "polite");
-    region.setAttribute("aria-atomic", "true");
-    return true;
-  };
-  if (!mark()) {
-    const watch = new MutationObserver(() => mark() && watch.disconnect());
-    watch.observe(document.body, { childList: true, subtree: true });
-  }
-}"""
-# In the browser, on each change of the status line (no request): "Run started" / "Re-render started" once a job's
-# first line replaces an earlier end (or none), the line itself once it ends ("done: ...", "failed: ...",
-# "stopped: ..."), else the text stays (no word per frame). Markdown's marks are escaped: the line shows as written.
-ANNOUNCE_JS = r"""(status, said) => {
-  const line = status || "";
-  const ended = (text) => /^(done|failed|stopped):/.test(text || "");
-  const shown = (text) => text.replace(/[!-\/:-@\[-`{-~]/g, "\\$&");
-  if (ended(line)) return shown(line);
-  if (line && (!said || ended(said.replace(/\\(.)/g, "$1")))) {
-    return line.startsWith("re-rendering") ? "Re-render started" : "Run started";
-  }
-  return said;
-}"""
 
 
 def _wire(app: App, settings: AppSettings, ui: Page) -> None:

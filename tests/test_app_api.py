@@ -24,9 +24,9 @@ import app as app_module
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import handlers as app_handlers
-from uvosam_app.results import score_masks_zip
+from uvosam_app.scoring import score_masks_zip
 from uvosam_app.settings import AppSettings
-from uvosam_app.text import SOUND_GONE, SOUND_REPLACED
+from uvosam_app.text import API_DESCRIPTIONS, SOUND_GONE, SOUND_REPLACED
 
 PUBLIC = {"/segment", "/rerender", "/score", "/load_url"}
 
@@ -126,7 +126,7 @@ def test_the_api_page_shows_a_short_description_of_each_public_endpoint_only(ser
     info = Client(server, verbose=False).view_api(print_info=False, return_format="dict")
     assert set(info["named_endpoints"]) == PUBLIC and not info["unnamed_endpoints"]
     for name, endpoint in info["named_endpoints"].items():
-        assert endpoint["description"] == app_module.API_DESCRIPTIONS[name.lstrip("/")]
+        assert endpoint["description"] == API_DESCRIPTIONS[name.lstrip("/")]
         assert not any(word in endpoint["description"] for word in ("``", "generator", "handler"))
 
 

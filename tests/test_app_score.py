@@ -158,7 +158,8 @@ def test_a_masks_zips_records_are_read_only_within_their_bound(tmp_path):
     scored a stride's masks as one per frame)."""
     import tracemalloc
 
-    from uvosam_app.results import MAX_RECORD_BYTES, score_masks_zip
+    from uvosam_app.results import MAX_RECORD_BYTES
+    from uvosam_app.scoring import score_masks_zip
 
     ids = np.zeros((8, 8), np.uint8)
     ids[2:6, 2:6] = 1
@@ -199,7 +200,7 @@ def test_a_masks_zips_records_are_read_only_within_their_bound(tmp_path):
 def test_score_notes_the_ground_truth_objects_it_left_out(tmp_path):
     """Object 2 enters the ground truth at its second frame: Score scores object 1 (the DAVIS protocol's objects are
     the first frame's) and a note under the table names object 2 and where it entered, as the zip names it."""
-    from uvosam_app.results import score_masks_zip
+    from uvosam_app.scoring import score_masks_zip
 
     def png(*objects):
         ids = np.zeros((8, 8), np.uint8)

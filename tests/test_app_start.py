@@ -249,8 +249,8 @@ def test_the_banner_of_missing_default_weights_tells_visitors_what_is_true_here(
 
 
 def test_on_zerogpu_the_footer_lists_as_loaded_only_the_extra_models_that_loaded():
+    from uvosam_app.footer import footer_markdown
     from uvosam_app.models import WEIGHTS_MISSING, StartModels
-    from uvosam_app.text import footer_markdown
 
     settings = AppSettings(start_models_only=True, preload=("vit_h", "vit_l"))
     start = StartModels(object(), None, {"vit_l": WEIGHTS_MISSING})

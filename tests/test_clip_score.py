@@ -278,12 +278,12 @@ def _zip(path, entries):
 
 
 def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_gt, tmp_path):
-    from uvosam_app import uploads
+    from uvosam_app import zip_images
 
     d, _ = clip_gt
     png = (d / "gt" / "0.png").read_bytes()
     windows = _zip(tmp_path / "w.zip", {"gt\\00000.png": png, "gt\\00001.png": png})
-    unpacked = uploads.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
+    unpacked = zip_images.extract_images(windows, tmp_path / "w", max_files=10, max_bytes=1 << 20)
     out = unpacked.folder
     # the folder's name in the zip
     assert out == tmp_path / "w" / "gt" and str(unpacked.inside) == "gt"
@@ -293,19 +293,19 @@ def test_extract_images_reads_backslash_folders_and_names_a_damaged_member(clip_
     ]  # named as the frames
     two = _zip(tmp_path / "two.zip", {"gt\\0.png": png, "gt\\sub\\1.png": png})
     with pytest.raises(ValueError, match=r"\.png files in 2 folders"):
-        uploads.extract_images(two, tmp_path / "two", max_files=10, max_bytes=1 << 20)
+        zip_images.extract_images(two, tmp_path / "two", max_files=10, max_bytes=1 << 20)
     damaged = _zip(tmp_path / "bad.zip", {"gt/0.png": png})
     data = bytearray(damaged.read_bytes())
     data[data.index(png[:16]) + 20] ^= 0xFF  # one flipped byte: the member's CRC no longer matches
     damaged.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"bad\.zip: gt/0\.png is damaged"):
-        uploads.extract_images(damaged, tmp_path / "bad", max_files=10, max_bytes=1 << 20)
+        zip_images.extract_images(damaged, tmp_path / "bad", max_files=10, max_bytes=1 << 20)
 
 
 def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tmp_path):
     import zipfile
 
-    from uvosam_app import uploads
+    from uvosam_app import zip_images
 
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -313,12 +313,12 @@ def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tm
     with pytest.raises(
         ValueError, match=r"bomb\.zip would unpack to 64 MiB from 0\.1 MiB, more than 20x"
     ):
-        uploads.extract_images(bomb, tmp_path / "out", max_files=10, max_bytes=1 << 30)
+        zip_images.extract_images(bomb, tmp_path / "out", max_files=10, max_bytes=1 << 30)
     assert not (tmp_path / "out").exists()  # refused before anything is written
     flat = _zip(
         tmp_path / "my clip.zip", {"b.jpg": b"x" * 100, "a.JPG": b"y" * 100, "notes.txt": b"hi"}
     )
-    unpacked = uploads.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
+    unpacked = zip_images.extract_images(flat, tmp_path / "f", suffixes=(".jpg", ".jpeg", ".png"), max_files=10,
                                  max_bytes=1 << 20)  # fmt: skip
     out = unpacked.folder
     assert str(unpacked.inside) == "."  # the zip's root
@@ -331,36 +331,36 @@ def test_extract_images_refuses_a_zip_bomb_and_names_root_files_after_the_zip(tm
 def test_a_zip_listing_too_many_entries_is_refused_before_parsing(tmp_path, monkeypatch):
     import zipfile
 
-    from uvosam_app import uploads
+    from uvosam_app import zip_images
 
     many = tmp_path / "many.zip"
     with zipfile.ZipFile(many, "w") as zf:
         for i in range(300):
             zf.writestr(f"gt/{i}.txt", b"")
-    assert uploads._zip_entry_count(many) == 300
-    monkeypatch.setattr(uploads, "MAX_ZIP_ENTRIES", 299)
+    assert zip_images._zip_entry_count(many) == 300
+    monkeypatch.setattr(zip_images, "MAX_ZIP_ENTRIES", 299)
     parsed = []
-    monkeypatch.setattr(uploads.zipfile, "ZipFile", lambda *a, **k: parsed.append(a))
+    monkeypatch.setattr(zip_images.zipfile, "ZipFile", lambda *a, **k: parsed.append(a))
     with pytest.raises(ValueError, match=r"many\.zip lists 300 entries; at most 299 are accepted"):
-        uploads.extract_images(many, tmp_path / "out", max_files=10, max_bytes=1 << 20)
+        zip_images.extract_images(many, tmp_path / "out", max_files=10, max_bytes=1 << 20)
     assert parsed == []  # refused from the end record, the listing was never parsed
 
 
 def test_the_entry_count_of_a_zip64_archive_is_read_from_its_zip64_record(tmp_path):
     import zipfile
 
-    from uvosam_app import uploads
+    from uvosam_app import zip_images
 
     big = tmp_path / "big.zip"
     with zipfile.ZipFile(big, "w") as zf:
         # over 65535: the classic record says 0xFFFF, the zip64 one the count
         for i in range(70_000):
             zf.writestr(f"g/{i}", b"")
-    assert uploads._zip_entry_count(big) == 70_000
-    assert uploads._zip_entry_count(tmp_path / "big.zip") == len(zipfile.ZipFile(big).infolist())
+    assert zip_images._zip_entry_count(big) == 70_000
+    assert zip_images._zip_entry_count(tmp_path / "big.zip") == len(zipfile.ZipFile(big).infolist())
     not_zip = tmp_path / "no.zip"
     not_zip.write_bytes(b"hello")
-    assert uploads._zip_entry_count(not_zip) is None
+    assert zip_images._zip_entry_count(not_zip) is None
 
 
 def test_clip_score_cli_names_the_results_folder_when_it_is_the_wrong_one(

@@ -20,7 +20,8 @@
   exactly; the pixels of the video and of the cut-outs' colour may differ by a few levels).
 * What the loop knows about the video (``JobPlan``), and what a run keeps in the cache so that a re-render knows it
   again, are in ``uvosam.job_plan``; the video and exports it writes frame by frame are opened, drawn and discarded
-  by ``uvosam.job_outputs``.
+  by ``uvosam.job_outputs``; ``rerender``'s track edits (``keep_ids``, ``merge``, ``split``) are checked by
+  ``uvosam.job_args``.
 * ``JobOptions``, ``JobProgress`` and ``JobResult`` are defined in ``uvosam.job_types`` and importable from here too
   (the README names them here).
 * Every export says what made it (``run.json`` and the README's "Made with", ``uvosam.provenance``): a run records
@@ -39,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from uvosam.config import config_or, is_integer, is_number
+from uvosam.config import config_or, is_number
+from uvosam.job_args import merge_map, split_map, track_ids
 from uvosam.job_locks import FolderLock
 from uvosam.job_loop import produce
 from uvosam.job_plan import (
@@ -61,10 +63,7 @@ from uvosam.portable_names import recorded_name, safe_name
 from uvosam.prefetch import MODELS_THREAD, prefetch
 from uvosam.provenance import rerender_record, run_record
 from uvosam.track_edit import (
-    MAX_SPLITS,
     merge_tracks,
-    parse_merge,
-    parse_split,
     resolve_edits,
     split_tracks,
 )
@@ -167,7 +166,7 @@ def rerender_iter(
             f"rerender: min_score must be in [0, 1] (a tracker score); got {min_score!r}"
         )
     options = _options(options)
-    keep_ids, merge, split = _track_ids(keep_ids), _merge_map(merge), _split_map(split)
+    keep_ids, merge, split = track_ids(keep_ids), merge_map(merge), split_map(split)
     start = time.perf_counter()
     root = _cache_root(Path(cache_dir).expanduser())
     work = Path(work_dir).expanduser()
@@ -233,73 +232,6 @@ def rerender_iter(
 
 def _options(options: object) -> JobOptions:
     return config_or(options, JobOptions(), "JobOptions(stride=2)", what="options")
-
-
-def _track_id(what: str, value: object) -> int:
-    """A track id given as an integer (numpy's too) or its digits (``run.json`` writes merge sources as text)."""
-    if is_integer(value) or (isinstance(value, str) and value.strip().isdecimal()):
-        return int(value)
-    raise TypeError(f"rerender: {what} takes track ids (integers); got {value!r}")
-
-
-def _track_ids(keep_ids: object) -> list[int] | None:
-    if keep_ids is None:
-        return None
-    if isinstance(keep_ids, str | bytes) or not isinstance(keep_ids, Iterable):
-        one = f" (one track: [{keep_ids}])" if is_integer(keep_ids) else ""
-        raise TypeError(
-            f"rerender: keep_ids takes a list of track ids, e.g. [1, 3] (None: all); got {keep_ids!r}{one}"
-        )
-    return [_track_id("keep_ids", i) for i in keep_ids]
-
-
-def _merge_map(merge: object) -> dict[int, int] | None:
-    """``merge`` as ``{source: target}``: a mapping, or its text form ``"3>1, 5>1"`` (``track_edit.parse_merge``)."""
-    if merge is None:
-        return None
-    if isinstance(merge, str):
-        return parse_merge(merge)
-    if not isinstance(merge, Mapping):
-        raise TypeError(
-            "rerender: merge takes {source_id: target_id}, e.g. {3: 1, 5: 1}, or the same as text, '3>1, 5>1'; "
-            f"got {type(merge).__name__}"
-        )
-    return {_track_id("merge", k): _track_id("merge", v) for k, v in merge.items()}
-
-
-def _split_map(split: object) -> dict[int, list[int]] | None:
-    """``split`` as ``{track_id: [frames]}``: a mapping (a frame alone for one split; keys and frames may be digits,
-    as ``run.json`` writes them), or its text form ``"3@120, 5@40"`` (``track_edit.parse_split``)."""
-    if split is None:
-        return None
-    if isinstance(split, str):
-        return parse_split(split)
-    if not isinstance(split, Mapping):
-        raise TypeError(
-            "rerender: split takes {track_id: [frames]}, e.g. {3: [120], 5: [40]}, or the same as text, "
-            f"'3@120, 5@40'; got {type(split).__name__}"
-        )
-    pairs: list[str] = []
-    for track, frames in split.items():
-        one = is_integer(frames) or isinstance(frames, str)
-        if not one and not isinstance(frames, Iterable):
-            raise TypeError(f"rerender: split takes frames (integers) per track; got {frames!r}")
-        for frame in [frames] if one else frames:
-            if not (is_integer(frame) or (isinstance(frame, str) and frame.strip().isdecimal())):
-                raise TypeError(f"rerender: split takes frames (integers) per track; got {frame!r}")
-            track_id = _track_id("split", track)
-            if track_id < 0 or int(frame) < 0:
-                raise ValueError(
-                    f"rerender: split takes track ids and frames >= 0 (frames counted from 0); got {track!r}: "
-                    f"{frame!r}"
-                )
-            pairs.append(f"{track_id}@{int(frame)}")
-            if len(pairs) > MAX_SPLITS:
-                raise ValueError(
-                    f"rerender: split: more than {MAX_SPLITS:,} splits given; one re-render takes at most "
-                    f"{MAX_SPLITS:,}."
-                )
-    return parse_split(", ".join(pairs))  # its checks and messages, as for the text
 
 
 def _same_source(info: VideoInfo, meta: Mapping[str, Any]) -> bool:

@@ -4,23 +4,27 @@ One concept per module:
 
 - ``gpu``: the ``spaces`` import (imported first, before torch), the device, the ZeroGPU function;
 - ``settings``: ``AppSettings`` from the environment; ``models``: presets, mask models, the shared loader;
+  ``start_models``: the models loaded at start, and what failed (logged for the host);
 - ``work``: session folders, the job's worker thread, a job as a handler holds it; ``progress``: a job's updates as
   UI updates; ``process_folders``: the process's own work folder, and those earlier processes left;
-- ``uploads``: zips of frames; ``links``: a downloaded link, shown in the player or kept as downloaded (and what
-  stands in for the player of a file browsers cannot play);
+- ``uploads``: zips of frames; ``zip_images``: an uploaded zip of images, bounded and unpacked safely;
+  ``zip_names``: the names a zip's files are written under, and which would be one file; ``links``: a downloaded
+  link, shown in the player or kept as downloaded (and what stands in for the player of a file browsers cannot play);
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``component_classes``: the app's subclasses of Gradio's components (its checks, in every session's copy too);
   ``checked_inputs``: the settings' components the app checks itself (sliders, output side, tracks to keep);
 - ``served``: what Gradio keeps serving of the outputs (the files shown in its cache, the streamed video's chunks)
   and how it goes;
 - ``probes``: what the input files are (``probe``), each probed once;
-- ``text``: everything the page says; ``results``: what a finished run shows from its zip;
+- ``text``: everything the page says but its footer; ``footer``: the device, models, weight files and versions;
+  ``results``: what a finished run shows from its zip; ``scoring``: Score, its J&F against uploaded ground truth;
 - ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);
   ``server_log``: the server log's set-up and the start and end lines of each job;
 - ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``result_views``: the
   timeline, merge hints and Score of a finished run (``App.views``); ``keep_parts``: what *Tracks to keep* offers
   after a re-render that split tracks; ``describe``: what an input is and what Run will cover, before Run;
-  ``checks``: what a request is checked against before any work; ``layout``: the components.
+  ``checks``: what a request is checked against before any work; ``layout``: the components;
+  ``page_scripts``: the page's scripts (the live region a screen reader reads).
 
 Only ``handlers``, ``link_handlers``, ``result_views``, ``file_links``, ``component_classes``, ``checked_inputs``,
 ``served``, ``checks``, ``layout`` and ``errors`` import gradio.

@@ -305,7 +305,7 @@ def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Markdown, gr.Vi
             run = gr.Button("Run", variant="primary", elem_id="run")
             stop = gr.Button("Stop", variant="stop", elem_id="stop")
         status = gr.Textbox(label="Status", interactive=False, elem_id="status")
-        # a live region (``app.LIVE_REGION_JS``), out of sight (``CSS``): a job's start and end (``app.ANNOUNCE_JS``)
+        # a live region (``page_scripts``), out of sight (``CSS``): a job's start and end
         announce = gr.Markdown("", elem_id="announce")
         stream = gr.Video(
             label="Masked video (live)",

@@ -84,7 +84,7 @@ WEIGHTS_BAD = "weights unusable"
 
 @dataclass(frozen=True)
 class StartModels:
-    """What loading the models at start gave (``app._load_default``).
+    """What loading the models at start gave (``start_models.load_default``).
 
     Attributes:
         pipe: the default pair's pipeline (None: it did not load).
@@ -138,7 +138,7 @@ _logged_lock = threading.Lock()
 def unavailable(preset: str, sam: str, err: Exception) -> ModelsNotLoadedError:
     """The visitor's refusal of a pair that failed to load for want of its weights (``MissingWeightsError``,
     ``WeightsError``) or of a package (``MissingPackageError``); the full text (server paths, the host's advice)
-    goes to the server log once per pair and kind of error, as ``app._load_pair`` logs a failure at start."""
+    goes to the server log once per pair and kind of error, as ``start_models._load_pair`` logs a failure at start."""
     key = (preset, sam, type(err).__name__)
     with _logged_lock:
         new = key not in _logged_unavailable

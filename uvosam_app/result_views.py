@@ -14,7 +14,8 @@ import gradio as gr
 from uvosam_app import server_log
 from uvosam_app.checks import check_uploads, over_upload_limit
 from uvosam_app.errors import failures_in_status
-from uvosam_app.results import merge_hints_markdown, score_masks_zip, timeline_views
+from uvosam_app.results import merge_hints_markdown, timeline_views
+from uvosam_app.scoring import score_masks_zip
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.text import GROUND_TRUTH_ZIP, score_failed_markdown

@@ -1,5 +1,5 @@
-"""What the app says, as text or Markdown: the page's texts (about, banner, footer, help lines), a run's status
-line, what an upload is before Run, the scores. Nothing here imports gradio.
+"""What the app says, as text or Markdown: the page's texts (about, banner, help lines), the API page's, a run's
+status line, what an upload is before Run, the scores. Nothing here imports gradio.
 """
 
 from __future__ import annotations
@@ -9,25 +9,18 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
-import torch
-
-from uvosam import box_segmenter, weight_checksums, weight_table
-from uvosam.environment import package_versions
 from uvosam.eval.davis import DavisScores
 from uvosam.job_types import SOURCE_GONE, SOURCE_REPLACED, JobProgress, JobResult
 from uvosam.text import count
 from uvosam.video import VideoInfo
-from uvosam_app.gpu import GpuFrameCap, zero_gpu
+from uvosam_app.gpu import GpuFrameCap
 from uvosam_app.models import (
     SAM2_NOT_INSTALLED,
     WEIGHTS_BAD,
     WEIGHTS_MISSING,
-    GetPipeline,
     StartModels,
     mask_model_label,
-    needed_weights,
     sam2_missing,
 )
 from uvosam_app.settings import AppSettings
@@ -42,6 +35,32 @@ redraws the last run with fewer objects, with tracks merged (one object that got
 given to two objects in turn), with a higher score threshold or in another video style (overlay, cut-out,
 blurred or grey background, matte) without running the models again.
 Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
+
+
+# the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
+API_DESCRIPTIONS = {
+    "segment": (
+        "Track and segment the main objects of a video (or of a zip of its frames or an animated GIF/WebP/APNG, given "
+        "as frames_zip, or, given neither, of this session's last /load_url download). Streams status and preview "
+        "updates; ends with the masked mp4, the zip of masks (DAVIS PNGs, cut-outs, JSON, CSV) and the tracks table."
+    ),
+    "rerender": (
+        "Redraw this session's last /segment run from its cached masks, without running the models: only the "
+        "track ids in keep (required, e.g. [1, 3]: the ids of /segment's tracks table), tracks merged (merge, "
+        'e.g. "3>1"), tracks split (split, e.g. "3@120": track 3 from frame 120 on gets a new id, kept with '
+        "track 3), another style or output size, or a higher min_score. Returns the same outputs as /segment."
+    ),
+    "score": (
+        "Score a masks zip (from /segment or /rerender, of any session) against a ground-truth zip of indexed "
+        "PNGs (0 background, 1..K objects, 255 void; one per frame, or of key frames named as those frames): DAVIS "
+        "J&F per object, as Markdown."
+    ),
+    "load_url": (
+        "Download a direct link to a video file or a zip of frames for this session. Returns (video, zip of "
+        "frames): the one it is, or both None for a video browsers cannot play. /segment with no video and no "
+        "zip then runs the download."
+    ),
+}
 
 
 # what Score takes, in one wording: the page's help, the "no ground truth" refusal, a zip without PNGs
@@ -75,7 +94,7 @@ def pixels_size(pixels: int) -> str:
 def banner_markdown(start: StartModels, settings: AppSettings) -> str:
     """The banner over the page when the default models did not load at start ("": they did). For the visitors:
     what failed and what Run does meanwhile, true in this mode (on ZeroGPU models load at start only); the server
-    paths and the commands that get the files are the host's, in the log (``app._load_default``)."""
+    paths and the commands that get the files are the host's, in the log (``start_models.load_default``)."""
     if start.default_failed is None:
         return ""
     models = f"{settings.default_preset} + {mask_model_label(settings.default_sam)}"
@@ -95,45 +114,6 @@ def banner_markdown(start: StartModels, settings: AppSettings) -> str:
     )
     return (
         f"### ⚠️ Models not loaded\n{what}: Run answers with an error {until}. For the host: {host}."
-    )
-
-
-def footer_markdown(get_pipeline: GetPipeline, start: StartModels, settings: AppSettings) -> str:
-    device = getattr(getattr(start.pipe, "segmenter", None), "device", None) or getattr(
-        get_pipeline, "device", None
-    )
-    names = needed_weights(settings.default_preset, settings.default_sam)
-    weights = weights_table(names, getattr(get_pipeline, "weight_files", {}))
-    packages = " · ".join(f"{k} {v}" for k, v in versions().items())
-    missing = sam2_missing()
-    return "\n".join(
-        [
-            (
-                f"<small>Device: **{device_text(str(device or settings.run_device()))}** · "
-                f"{backend_text()} · models: **{settings.default_preset}** + "
-                f"**{mask_model_label(settings.default_sam)}** ({_others(settings, start)})<br>"
-            ),
-            "Weights: " + "; ".join(weights) + "<br>",
-            *([f"SAM 2.1 not offered: {SAM2_NOT_INSTALLED}<br>"] if missing else []),
-            f"{packages}</small>",
-        ]
-    )
-
-
-def _others(settings: AppSettings, start: StartModels) -> str:
-    """What the footer says of the models besides the defaults: when they load, or (ZeroGPU) which were loaded."""
-    if not settings.start_models_only:
-        return "others load on first use"
-    others = [
-        n
-        for n in settings.preload
-        if n not in (settings.default_preset, settings.default_sam, *start.extras_failed)
-    ]
-    loaded = ", ".join(mask_model_label(n) for n in others)
-    return (
-        f"also loaded at start: {loaded}"
-        if others
-        else "the only ones: on ZeroGPU models load at start only, UVOSAM_PRELOAD lists more"
     )
 
 
@@ -225,48 +205,6 @@ def done_line(status: str, result: JobResult) -> str:
 
 STOPPED = "stopped: press Run to start again"
 """The status line of a job that Stop ended."""
-
-
-def weights_table(names: tuple[str, ...], files: Mapping[str, Path]) -> list[str]:
-    """One line per weight name: file, Hub repo and SHA-256 (of the loaded file when known)."""
-    lines = []
-    for name in names:
-        spec = weight_table.WEIGHTS.get(name)
-        if spec is None:
-            lines.append(f"{name}: not in the weight table")
-            continue
-        path = files.get(name)
-        digest = weight_checksums.file_sha256(path) if path is not None else spec.sha256
-        where = spec.repo_id or spec.url or "local"
-        shown = digest[:16] + "…" if digest else "unpublished"
-        lines.append(f"{name}: {spec.basename} ({where}) sha256 {shown}")
-    return lines
-
-
-def versions() -> dict[str, str]:
-    """Installed versions of the packages the footer shows (those of ``uvosam info``, shortened)."""
-    every = package_versions()
-    return {dist: every[dist] for dist in ("uvosam", "torch", "gradio", "segment-anything", "sam2")}
-
-
-def device_text(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device).index or 0)})"
-    if device == "cpu" and box_segmenter.cpu_has_bf16():
-        return "cpu (native bf16)"
-    return device + (" (ZeroGPU)" if zero_gpu() else "")
-
-
-def backend_text() -> str:
-    """``uvosam.tracker.msda.backend_status()``, or why it is unavailable."""
-    from uvosam.tracker import msda
-
-    status = getattr(msda, "backend_status", None)
-    return (
-        status()
-        if status is not None
-        else "msda: pytorch reference (this build reports no backend status)"
-    )
 
 
 def describe_video(
