@@ -49,6 +49,19 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     assert with_sound.startswith(
         "**s**: 320x240, 48 frames at 12 fps (4.0 s), with sound (Run's video keeps it)."
     )
+    # what Run does to the frames (``uvosam.video``): deinterlaces them; leaves HDR's colours as they are
+    odd = describe_video(
+        replace(info, interlaced=True, hdr=True),
+        "s",
+        stride=1,
+        max_frames=900,
+        models=models,
+        fps=None,
+    )
+    assert odd.startswith(
+        "**s**: 320x240, 48 frames at 12 fps (4.0 s). Interlaced: its frames are deinterlaced as they are read. "
+        "HDR: its colours are not tone-mapped, so the frames (and the result) look flat or dim. Run covers"
+    )
     # 5 frames at stride 3 span the first 13 (they read as "the first 5 frames")
     assert "Run covers 5 frames, every 3rd of the first 13 (Max frames is 5)." in describe_video(
         info, "s", stride=3, max_frames=5, models=models, fps=None

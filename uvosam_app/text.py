@@ -207,6 +207,14 @@ STOPPED = "stopped: press Run to start again"
 """The status line of a job that Stop ended."""
 
 
+def _source_notes(info: VideoInfo) -> str:
+    """What Run does to the source's frames that a user should know before: deinterlacing, HDR left as it is."""
+    notes = " Interlaced: its frames are deinterlaced as they are read." if info.interlaced else ""
+    if info.hdr:
+        notes += " HDR: its colours are not tone-mapped, so the frames (and the result) look flat or dim."
+    return notes
+
+
 def describe_video(
     info: VideoInfo,
     name: str,
@@ -239,7 +247,7 @@ def describe_video(
     if info.scaled_from is not None:  # the app's max_side (``JobOptions.fit_side``)
         size = (f"{info.scaled_from[0]}x{info.scaled_from[1]}, will be processed at {size} (scaled down to this "
                 "app's largest size; the masks and exports have it)")  # fmt: skip
-    text = f"**{markdown_text(name)}**: {size}, {_frames_text(info)}{sound}."
+    text = f"**{markdown_text(name)}**: {size}, {_frames_text(info)}{sound}.{_source_notes(info)}"
     capped = frame_cap is not None and frame_cap.cuts(info, stride=stride, max_frames=max_frames)
     covered = info.num_output_frames(
         stride=stride, max_frames=frame_cap.limit(max_frames) if frame_cap else max_frames
