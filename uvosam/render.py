@@ -208,48 +208,114 @@ def _draw_boxes_and_tags(
     notes: Mapping[int, str],
     thickness: int,
 ) -> None:
-    """Draw boxes, then ``"<id> <class> <score>[ <note>]"`` tags (on top of every box), onto ``image`` in place.
-    ``show``: (draw the boxes, draw the tags)."""
+    """Draw boxes, then ``"<id> <class> <score>[ <note>]"`` tags (on top of every box), onto ``image`` in place,
+    the most confident track's last (on top). ``show``: (draw the boxes, draw the tags)."""
     show_boxes, show_labels = show
     draw = ImageDraw.Draw(image)
-    font = label_font(max(8, min(24, image.height // 30)))
-    rows = list(
-        zip(
-            result.track_ids.tolist(),
-            boxes.tolist(),
-            result.labels.tolist(),
-            result.scores.tolist(),
-        )
-    )
-    for track_id, (x1, y1, x2, y2), _, _ in rows if show_boxes else []:
+    scores, ids = result.scores.tolist(), result.track_ids.tolist()
+    best_last = sorted(range(len(ids)), key=lambda i: (scores[i], -ids[i]))
+    for i in best_last if show_boxes else []:
+        x1, y1, x2, y2 = boxes[i].tolist()
         if x2 > x1 and y2 > y1:
             box = (x1, y1, max(x1, x2 - 1), max(y1, y2 - 1))
-            draw.rectangle(box, outline=colour_for_id(track_id), width=thickness)
-    for track_id, (x1, y1, _, _), label, score in rows if show_labels else []:
-        name = class_names[label] if 0 <= label < len(class_names) else str(label)
-        note = f" {notes[track_id]}" if track_id in notes else ""
-        _draw_tag(
-            draw, font, f"{track_id} {name} {score:.2f}{note}", (x1, y1), colour_for_id(track_id)
+            draw.rectangle(box, outline=colour_for_id(ids[i]), width=thickness)
+    if not show_labels:
+        return
+    font, full = tag_style(image.width, image.height)
+    texts = [str(track_id) for track_id in ids]
+    if full:
+        labels = result.labels.tolist()
+        for i, (track_id, label) in enumerate(zip(ids, labels)):
+            name = class_names[label] if 0 <= label < len(class_names) else str(label)
+            note = f" {notes[track_id]}" if track_id in notes else ""
+            texts[i] = f"{track_id} {name} {scores[i]:.2f}{note}"
+    placed: dict[int, tuple[float, float, float, float]] = {}
+    for i in reversed(best_last):  # the most confident first: it gets its best place
+        placed[i] = _place_tag(
+            _tag_size(draw, font, texts[i]), boxes[i].tolist(), image.size, placed
         )
+    for i in best_last:
+        _draw_tag(draw, font, texts[i], placed[i], colour_for_id(ids[i]))
+
+
+FULL_TAG_SIDE = 240
+"""Frames whose shorter side is below this many pixels get tags with the track id only: at 8 px (the smallest
+tag font) ``"2 rabbit 0.86"`` is 60 px wide, a third of a 180 px frame."""
+
+
+def tag_style(width: int, height: int) -> tuple[ImageFont.ImageFont | ImageFont.FreeTypeFont, bool]:
+    """The tag font for a ``width`` x ``height`` frame, 1/30 of its shorter side in [8, 24] px (a portrait frame
+    gets the size its landscape twin gets), and whether tags hold more than the id (``FULL_TAG_SIDE``)."""
+    short = min(width, height)
+    return label_font(max(8, min(24, short // 30))), short >= FULL_TAG_SIDE
+
+
+def _tag_size(
+    draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, text: str
+) -> tuple[int, int]:
+    """(width, height) of the filled tag around ``text``: 2 px of padding left and right, 1 above and below."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    return right - left + 4, bottom - top + 2
+
+
+def _place_tag(
+    size: tuple[int, int],
+    box_xyxy: list[float],
+    frame_size: tuple[int, int],
+    placed: Mapping[int, tuple[float, float, float, float]],
+) -> tuple[float, float, float, float]:
+    """Where a tag of ``size`` (w, h) goes, as (x1, y1, x2, y2), inside the frame (``frame_size`` (W, H)): the
+    first of above the box, below it (so that an object at the top edge is not covered), each at the box's left
+    then right edge, then inside its top or bottom, that overlaps none of the ``placed`` tags; else the one that
+    overlaps them least."""
+    (w, h), (frame_w, frame_h) = size, frame_size
+    x1, y1, x2, y2 = box_xyxy
+    outside = [y for y in (y1 - h, y2) if 0 <= y <= frame_h - h]
+    corners = [(x, y) for y in outside for x in (x1, x2 - w)] + [(x1, y1), (x1, y2 - h)]
+    overlaps = []
+    for x, y in [(_clamp(x, frame_w - w), _clamp(y, frame_h - h)) for x, y in corners]:
+        overlap = sum(_overlap((x, y, x + w, y + h), other) for other in placed.values())
+        if overlap == 0:
+            return x, y, x + w, y + h
+        overlaps.append((overlap, x, y))
+    _, x, y = min(overlaps)
+    return x, y, x + w, y + h
+
+
+def _clamp(value: float, most: float) -> float:
+    """``value`` within [0, ``most``] (0 where ``most`` < 0: a tag wider than the frame starts at its edge)."""
+    return min(max(0.0, value), max(0.0, most))
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Area shared by two (x1, y1, x2, y2) rectangles."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 def _draw_tag(
     draw: ImageDraw.ImageDraw,
     font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
     text: str,
-    anchor_xy: tuple[float, float],
+    rect: tuple[float, float, float, float],
     colour: tuple[int, int, int],
 ) -> None:
-    """A filled tag above the box's top-left corner (inside the box if there is no room above)."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    text_w, text_h = right - left + 4, bottom - top + 2
-    width, _height = draw.im.size
-    x = min(max(0.0, anchor_xy[0]), max(0.0, width - text_w))
-    y = anchor_xy[1] - text_h if anchor_xy[1] - text_h >= 0 else max(0.0, anchor_xy[1])
-    draw.rectangle((x, y, x + text_w - 1, y + text_h - 1), fill=colour)
-    luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
-    ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
-    draw.text((x + 2 - left, y + 1 - top), text, fill=ink, font=font)
+    """A tag: ``rect`` (x1, y1, x2, y2) filled with ``colour``, ``text`` on it in ``ink_for(colour)``."""
+    left, top, _, _ = draw.textbbox((0, 0), text, font=font)
+    x, y, right, bottom = rect
+    draw.rectangle((x, y, right - 1, bottom - 1), fill=colour)
+    draw.text((x + 2 - left, y + 1 - top), text, fill=ink_for(colour), font=font)
+
+
+def ink_for(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever contrasts more with ``colour`` (WCAG 2 contrast ratio): at least 4.58:1."""
+    luminance = _relative_luminance(colour)
+    return (0, 0, 0) if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else (255, 255, 255)
+
+
+def _relative_luminance(colour: tuple[int, int, int]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour, in [0, 1]."""
+    linear = [c / 3294.6 if c <= 10.31 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in colour]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 def render(
