@@ -247,13 +247,18 @@ def _draw_boxes_and_tags(
             name = class_names[label] if 0 <= label < len(class_names) else str(label)
             note = f" {notes[track_id]}" if track_id in notes else ""
             texts[i] = f"{track_id} {name} {scores[i]:.2f}{note}"
-    placed: dict[int, tuple[float, float, float, float]] = {}
-    for i in reversed(best_last):  # the most confident first: it gets its best place
-        placed[i] = _place_tag(
-            _tag_size(draw, font, texts[i]), boxes[i].tolist(), image.size, placed
-        )
-    for i in best_last:
-        _draw_tag(draw, font, texts[i], placed[i], colour_for_id(ids[i]))
+    best_first = best_last[::-1]  # the most confident first: it gets its best place
+    placed = np.zeros((len(ids), 4))  # x1, y1, x2, y2 of the tags of best_first
+    for k, i in enumerate(best_first):
+        left, top, right, bottom = draw.textbbox((0, 0), texts[i], font=font)
+        size = (
+            right - left + 4,
+            bottom - top + 2,
+        )  # 2 px of padding left and right, 1 above and below
+        placed[k] = _place_tag(size, boxes[i].tolist(), image.size, placed[:k])
+    for k in reversed(range(len(best_first))):  # ... and is drawn last, on top
+        i = best_first[k]
+        _draw_tag(draw, font, texts[i], tuple(placed[k].tolist()), colour_for_id(ids[i]))
 
 
 FULL_TAG_SIDE = 240
@@ -268,31 +273,23 @@ def tag_style(width: int, height: int) -> tuple[ImageFont.ImageFont | ImageFont.
     return label_font(max(8, min(24, short // 30))), short >= FULL_TAG_SIDE
 
 
-def _tag_size(
-    draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, text: str
-) -> tuple[int, int]:
-    """(width, height) of the filled tag around ``text``: 2 px of padding left and right, 1 above and below."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    return right - left + 4, bottom - top + 2
-
-
 def _place_tag(
     size: tuple[int, int],
     box_xyxy: list[float],
     frame_size: tuple[int, int],
-    placed: Mapping[int, tuple[float, float, float, float]],
+    placed: np.ndarray,
 ) -> tuple[float, float, float, float]:
     """Where a tag of ``size`` (w, h) goes, as (x1, y1, x2, y2), inside the frame (``frame_size`` (W, H)): the
     first of above the box, below it (so that an object at the top edge is not covered), each at the box's left
-    then right edge, then inside its top or bottom, that overlaps none of the ``placed`` tags; else the one that
-    overlaps them least."""
+    then right edge, then inside its top or bottom, that overlaps none of the ``placed`` tags ((K, 4) x1, y1, x2,
+    y2); else the one that overlaps them least."""
     (w, h), (frame_w, frame_h) = size, frame_size
     x1, y1, x2, y2 = box_xyxy
     outside = [y for y in (y1 - h, y2) if 0 <= y <= frame_h - h]
     corners = [(x, y) for y in outside for x in (x1, x2 - w)] + [(x1, y1), (x1, y2 - h)]
     overlaps = []
     for x, y in [(_clamp(x, frame_w - w), _clamp(y, frame_h - h)) for x, y in corners]:
-        overlap = sum(_overlap((x, y, x + w, y + h), other) for other in placed.values())
+        overlap = _overlap((x, y, x + w, y + h), placed)
         if overlap == 0:
             return x, y, x + w, y + h
         overlaps.append((overlap, x, y))
@@ -305,9 +302,11 @@ def _clamp(value: float, most: float) -> float:
     return min(max(0.0, value), max(0.0, most))
 
 
-def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Area shared by two (x1, y1, x2, y2) rectangles."""
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+def _overlap(rect: tuple[float, float, float, float], others: np.ndarray) -> float:
+    """Area ``rect`` (x1, y1, x2, y2) shares with the (K, 4) rectangles ``others``, summed."""
+    w = np.minimum(rect[2], others[:, 2]) - np.maximum(rect[0], others[:, 0])
+    h = np.minimum(rect[3], others[:, 3]) - np.maximum(rect[1], others[:, 1])
+    return float((np.maximum(w, 0) * np.maximum(h, 0)).sum())
 
 
 def _draw_tag(
