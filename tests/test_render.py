@@ -328,6 +328,11 @@ def test_the_most_confident_track_gets_its_tag_place_and_is_drawn_on_top():
     x1, _, _, y2 = _tag_rect(image, 1)
     assert (x1, y2) == (300, 199)  # above the box's top-left corner
     assert _tag_pixels(image, 2).any()  # the other one elsewhere
+    # no room for both on a 16x10 frame: they overlap, the most confident on top
+    tiny, _ = _tags_only([[0, 0, 16, 10]] * 2, [0.9, 0.6], size=(16, 10))
+    alone, _ = _tags_only([[0, 0, 16, 10]], [0.9], size=(16, 10))
+    assert np.array_equal(_tag_pixels(tiny, 1), _tag_pixels(alone, 1))
+    assert _tag_pixels(tiny, 2).any()
 
 
 def test_tags_do_not_cover_each_other_where_there_is_room():
