@@ -123,7 +123,8 @@ def overlay(
         result: the frame; ``result.image`` (H, W, 3) uint8 RGB, masks (N, H, W) bool, boxes_xyxy in its pixels.
         class_names: names for ``result.labels`` (a label past the end is shown as its number).
         alpha: mask tint opacity in [0, 1].
-        show_boxes, show_labels: draw the box / the ``"<id> <class> <score>"`` tag of each track.
+        show_boxes, show_labels: draw the box / the ``"<id> <class> <score>"`` tag of each track (the id only
+            on frames under ``FULL_TAG_SIDE`` px; tags placed so as not to cover each other, ``tag_style``).
         keep_ids: draw only these track ids (None: all).
         out_size: ``(width, height)`` of the output (PIL order); the frame is resized first, so lines and text
             keep their pixel size. None keeps the frame size.
