@@ -41,7 +41,8 @@ def test_the_hold_counts_frames_not_appearances_and_order_is_enforced():
 
 
 def test_the_note_is_drawn_in_the_tag_of_its_track_only():
-    video = moving_shapes(1, height=120, width=160, num_objects=2, seed=2)
+    # a tag holds the note from 240 px up
+    video = moving_shapes(1, height=240, width=320, num_objects=2, seed=2)
     (result,) = results_from_video(video, track_ids=[1, 2])
     for style in ("overlay", "blur"):
         plain = render(result, style=style, class_names=["object"])

@@ -6,6 +6,7 @@ from uvosam.render import (
     STYLES,
     colour_for_id,
     davis_palette,
+    ink_for,
     mask_contour,
     overlay,
     render,
@@ -45,8 +46,8 @@ def test_colour_for_id_distinct_and_stable():
     colours = [colour_for_id(i) for i in range(1, 65)]
     assert len(set(colours)) == 64
     assert all(isinstance(c, int) and 0 <= c <= 255 for rgb in colours for c in rgb)
-    # pinned: a colour must not change between releases, runs or processes
-    assert colour_for_id(1) == (89, 138, 255)
+    # pinned: a colour must not change between runs or processes (ids past the table: the golden-ratio walk)
+    assert colour_for_id(1) == (60, 15, 255) and colour_for_id(21) == (204, 31, 53)
     assert colour_for_id(np.int64(7)) == colour_for_id(7)
 
 
@@ -228,3 +229,139 @@ def test_render_resizes_empty_frames_and_refuses_unknown_styles():
         ValueError, match=r"style must be one of \('overlay', 'cutout'.*got 'no-such-style'"
     ):
         render(res, style="no-such-style", class_names=CLASSES)
+
+
+# Machado, Oliveira and Fernandes (2009), severity 1, on linear RGB
+_DICHROMACY = {
+    "normal": np.eye(3),
+    "deuteranopia": np.array(
+        [
+            [0.367322, 0.860646, -0.227968],
+            [0.280085, 0.672501, 0.047413],
+            [-0.011820, 0.042940, 0.968881],
+        ]
+    ),
+    "protanopia": np.array(
+        [
+            [0.152286, 1.052583, -0.204868],
+            [0.114503, 0.786281, 0.099216],
+            [-0.003882, -0.048116, 1.051998],
+        ]
+    ),
+}
+
+
+def _linear(rgb):
+    srgb = np.asarray(rgb, float) / 255
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def _lab(rgb, vision):
+    """CIELAB (D65) of sRGB colours (N, 3) as seen with ``vision``."""
+    xyz_rows = np.array(
+        [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
+    )
+    linear = np.clip(_linear(rgb) @ _DICHROMACY[vision].T, 0, 1)
+    t = linear @ xyz_rows.T / xyz_rows.sum(axis=1)
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack(
+        [116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1
+    )
+
+
+@pytest.mark.parametrize(
+    ("vision", "least"), [("normal", 19), ("deuteranopia", 13), ("protanopia", 13)]
+)
+def test_the_first_twenty_id_colours_stay_apart_for_the_colour_blind_too(vision, least):
+    """CIE76 distances in CIELAB, dichromacy simulated: ids 6 and 14 were 9 apart in normal vision; ids 1 and 19
+    4.7 in deuteranopia (2, 7, 10, 15, 18 and 20 all yellow), ids 2 and 20 2.5 in protanopia."""
+    lab = _lab([colour_for_id(i) for i in range(1, 21)], vision)
+    distance = np.linalg.norm(lab[:, None] - lab[None], axis=2)
+    assert distance[np.triu_indices(20, 1)].min() >= least
+    assert np.diagonal(distance, 1).min() >= 30  # consecutive ids, often on screen together
+
+
+def _contrast(a, b):
+    """WCAG 2 contrast ratio of two sRGB colours."""
+    la, lb = (float(_linear(c) @ [0.2126, 0.7152, 0.0722]) for c in (a, b))
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def test_tag_ink_contrasts_with_every_id_colour():
+    for track_id in range(1, 101):
+        colour = colour_for_id(track_id)
+        assert _contrast(ink_for(colour), colour) >= 4.5, track_id
+
+
+def _tags_only(boxes_xyxy, scores, size=(854, 480), track_ids=None):
+    """The tags alone (no boxes, empty masks, a black frame): (H, W, 3) uint8, and the track ids."""
+    width, height = size
+    track_ids = track_ids or list(range(1, len(boxes_xyxy) + 1))
+    res = FrameResult(
+        frame_index=0,
+        image=np.zeros((height, width, 3), np.uint8),
+        track_ids=np.array(track_ids, np.int64),
+        boxes_xyxy=np.array(boxes_xyxy, np.float32),
+        scores=np.array(scores, np.float32),
+        labels=np.zeros(len(track_ids), np.int64),
+        masks=np.zeros((len(track_ids), height, width), bool),
+        mask_scores=np.ones(len(track_ids), np.float32),
+    )
+    return overlay(res, class_names=["rabbit"], show_boxes=False), track_ids
+
+
+def _tag_pixels(image, track_id):
+    """(H, W) bool: the pixels of ``track_id``'s tag fill."""
+    return (image == colour_for_id(track_id)).all(axis=2)
+
+
+def _tag_rect(image, track_id):
+    """(x1, y1, x2, y2) around ``track_id``'s tag fill, inclusive."""
+    ys, xs = np.nonzero(_tag_pixels(image, track_id))
+    return xs.min(), ys.min(), xs.max(), ys.max()
+
+
+def test_the_most_confident_track_gets_its_tag_place_and_is_drawn_on_top():
+    """Two tracks on one box (rows best first, as the pipeline gives them): the later row's tag was drawn over the
+    first's, so the most confident one was hidden."""
+    image, _ = _tags_only([[300, 200, 500, 400]] * 2, [0.9, 0.6])
+    x1, _, _, y2 = _tag_rect(image, 1)
+    assert (x1, y2) == (300, 199)  # above the box's top-left corner
+    assert _tag_pixels(image, 2).any()  # the other one elsewhere
+    # no room for both on a 16x10 frame: they overlap, the most confident on top
+    tiny, _ = _tags_only([[0, 0, 16, 10]] * 2, [0.9, 0.6], size=(16, 10))
+    alone, _ = _tags_only([[0, 0, 16, 10]], [0.9], size=(16, 10))
+    assert np.array_equal(_tag_pixels(tiny, 1), _tag_pixels(alone, 1))
+    assert _tag_pixels(tiny, 2).any()
+
+
+def test_tags_do_not_cover_each_other_where_there_is_room():
+    """Tags of touching and overlapping boxes, and of a box at the right edge beside another, ran into each other;
+    each tag shows as many fill pixels with the others drawn as alone."""
+    boxes = [[256, 192, 384, 288], [384, 192, 512, 288], [324, 240, 444, 360], [700, 100, 854, 200],
+             [640, 100, 700, 200], [700, 0, 760, 40], [760, 0, 854, 40]]  # fmt: skip
+    scores = [0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6]
+    together, ids = _tags_only(boxes, scores)
+    for i, track_id in enumerate(ids):
+        alone, _ = _tags_only([boxes[i]], [scores[i]], track_ids=[track_id])
+        assert _tag_pixels(together, track_id).sum() == _tag_pixels(alone, track_id).sum(), track_id
+
+
+def test_tag_size_follows_the_shorter_side_and_tiny_frames_show_the_id_only():
+    """A portrait 480x854 frame got 24 px tags (its height / 30), wider than its objects; at 160x90 "1 rabbit
+    0.90" was a third of the frame's width."""
+    box = [[100, 300, 200, 400]]
+    portrait, landscape = (
+        _tags_only(box, [0.9], (480, 854))[0],
+        _tags_only(box, [0.9], (854, 480))[0],
+    )
+    assert _tag_rect(portrait, 1) == _tag_rect(landscape, 1)
+    tiny, _ = _tags_only([[40, 40, 80, 60]], [0.9], (160, 90))
+    x1, _, x2, _ = _tag_rect(tiny, 1)
+    assert x2 - x1 + 1 <= 12  # "1" only
+
+
+def test_a_tag_goes_below_an_object_at_the_top_edge():
+    """It was drawn inside the box, over the top of a small object at the frame's top."""
+    image, _ = _tags_only([[400, 0, 460, 30]], [0.9])
+    assert _tag_rect(image, 1)[:2] == (400, 30)

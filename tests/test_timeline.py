@@ -41,9 +41,9 @@ def test_a_long_video_still_shows_a_single_frame_and_stays_narrow():
         [TimelineRow(1, "x", [1234]), TimelineRow(2, "y", range(3000))], 3000, max_plot_width=300
     )
     assert image.shape[1] < 300 + 200  # 10 frames a column
-    assert (image == colour_for_id(1)).all(axis=2).any(
-        axis=0
-    ).sum() == 1  # one frame: one column, not zero
+    # one frame: its column 123, not zero columns, and one either side (a 1 px sliver was hard to see)
+    columns = np.flatnonzero((image == colour_for_id(1)).all(axis=2).any(axis=0)) - (8 + 150)
+    assert columns.tolist() == [122, 123, 124]
     assert (image == colour_for_id(2)).all(axis=2).any(axis=0).sum() == 300
 
 
@@ -132,14 +132,16 @@ def test_thousands_of_tracks_draw_the_longest_and_a_line_for_the_rest():
     rows = [TimelineRow(i, "x", [i % 900]) for i in range(1, 9001)]
     rows[4321] = TimelineRow(4322, "long", range(0, 900, 2))
     image = draw_timeline(rows, 900)
-    assert image.shape[:2] == timeline.largest_size() == (2260, 1066)
+    assert image.shape[:2] == timeline.largest_size() == (2282, 1066)
     shown = timeline.shown_rows(rows)
     # by length, then in order: tracks 1..99, then the long one
     assert len(shown) == timeline.MAX_ROWS and shown[-1].track_id == 4322
     assert _frames_seen(image, 4322, 900) == list(range(0, 900, 2))
-    last_line = image[8 + 22 + 100 * 22 : 8 + 22 + 101 * 22]
+    last_line = image[
+        8 + 22 + 100 * 22 + 22 : 8 + 22 + 101 * 22 + 22
+    ]  # under the axis below the rows
     assert (last_line < 128).all(axis=2).any()  # "and 8900 more tracks: see tracks.csv"
-    assert draw_timeline(rows[:100], 900).shape[0] == 2260 - 22  # no such line for 100 tracks
+    assert draw_timeline(rows[:100], 900).shape[0] == 2282 - 22  # no such line for 100 tracks
 
 
 def test_the_rows_shown_are_the_longest_in_the_given_order(monkeypatch):
@@ -173,3 +175,34 @@ def test_the_line_for_the_rest_points_to_tracks_csv_only_where_it_is_written(tmp
         assert rest == (
             ["and 1 more track: see tracks.csv"] if tracks_csv else ["and 1 more track"]
         )
+
+
+def test_a_frame_alone_is_a_mark_a_few_pixels_wide_that_keeps_its_gaps():
+    """A track seen in one frame of a 900-frame video was a 1 px sliver on its grey row. Marks narrower than
+    ``MIN_MARK`` grow around their frame, but not into a neighbour's gap (every other frame stays striped)."""
+    rows = [TimelineRow(1, "x", [0, 450, 899]), TimelineRow(2, "y", [10, 12, 15])]
+    image = draw_timeline(rows, 900)  # a pixel a frame
+    for track_id, marks in (
+        (1, [[0, 1], [449, 450, 451], [898, 899]]),
+        (2, [[10], [12], [14, 15, 16]]),
+    ):
+        line = (image == colour_for_id(track_id)).all(axis=2).any(axis=0)[8 + 150 : -8]
+        runs = np.split(np.flatnonzero(line), np.flatnonzero(np.diff(np.flatnonzero(line)) > 1) + 1)
+        assert [r.tolist() for r in runs] == marks
+    assert _frames_seen(
+        draw_timeline([TimelineRow(3, "z", range(0, 900, 2))], 900), 3, 900
+    ) == list(range(0, 900, 2))
+
+
+def test_a_tall_timeline_repeats_the_frame_axis_under_its_rows():
+    """100 rows are 2,200 px: the frame numbers were only at the top."""
+    rows = [TimelineRow(i, "x", [i]) for i in range(1, 31)]
+    image = draw_timeline(rows, 900)
+    under = 8 + 22 + 30 * 22  # the first pixel line under the last row's gap
+    assert _tick_marks(image) == 9
+    ticks_below = (image[under - 4 + 2] < 100).all(axis=1)  # under the last bar
+    assert int((ticks_below[1:] & ~ticks_below[:-1]).sum()) == 9
+    assert (image[under + 6 : under + 22] < 128).all(axis=2).any()  # the numbers
+    assert image.shape[0] == under + 22 + 8
+    few = draw_timeline(rows[: timeline.AXIS_BELOW_ROWS], 900)
+    assert few.shape[0] == 8 + 22 + timeline.AXIS_BELOW_ROWS * 22 + 8  # none under 25 rows

@@ -49,12 +49,28 @@ def _palette() -> tuple[int, ...]:
     return tuple(palette)
 
 
+_FIRST_RGB = bytes.fromhex(
+    "3c0fff ffd200 1e694b 00f0f0 f06996 4b96ff d24b00 873c69 87b469 b4000f"
+    "e1e196 9669a5 ff7800 e10f5a 3cc3f0 009678 871ea5 4bb4b4 4b69f0 96e1c3"
+)
+FIRST_COLOURS: tuple[tuple[int, int, int], ...] = tuple(
+    (_FIRST_RGB[i], _FIRST_RGB[i + 1], _FIRST_RGB[i + 2]) for i in range(0, len(_FIRST_RGB), 3)
+)
+"""The colours of ids 1-20, chosen (a max-min search over sRGB levels 0, 15, ..., 255 with CIELAB L* 35-88 and
+chroma >= 30) so that any two stay apart in normal vision and for the colour-blind: their CIE76 distance in CIELAB
+is >= 19 in normal vision, >= 13 in simulated deuteranopia and protanopia (Machado, Oliveira and Fernandes 2009,
+severity 1, applied in linear RGB), >= 30 between consecutive ids in all three; the first ids are the farthest
+apart. The golden-ratio walk these replace gave ids 6 and 14 a distance of 9, and 2 and 20 one of 2.5 in
+protanopia (``tests/test_render.py`` measures it)."""
+
+
 @lru_cache(maxsize=4096)
 def colour_for_id(track_id: int) -> tuple[int, int, int]:
     """A bright, distinct RGB colour for a track id, the same in every frame, run and process.
 
-    Hues follow a golden-ratio walk (consecutive ids are far apart on the colour wheel); saturation and value
-    alternate slightly so that ids whose hues come close again still differ.
+    Ids 1-20 take ``FIRST_COLOURS``. Later (and non-positive) ids follow a golden-ratio walk of hues (consecutive
+    ids are far apart on the colour wheel); saturation and value alternate slightly so that ids whose hues come
+    close again still differ.
 
     Args:
         track_id: any int (track ids are >= 1).
@@ -63,6 +79,8 @@ def colour_for_id(track_id: int) -> tuple[int, int, int]:
         ``(r, g, b)`` ints in [0, 255].
     """
     track_id = int(track_id)
+    if 1 <= track_id <= len(FIRST_COLOURS):
+        return FIRST_COLOURS[track_id - 1]
     hue = (track_id * _GOLDEN) % 1.0
     saturation = (0.85, 0.65, 0.95)[track_id % 3]
     value = (1.0, 0.8)[(track_id // 3) % 2]
@@ -105,7 +123,8 @@ def overlay(
         result: the frame; ``result.image`` (H, W, 3) uint8 RGB, masks (N, H, W) bool, boxes_xyxy in its pixels.
         class_names: names for ``result.labels`` (a label past the end is shown as its number).
         alpha: mask tint opacity in [0, 1].
-        show_boxes, show_labels: draw the box / the ``"<id> <class> <score>"`` tag of each track.
+        show_boxes, show_labels: draw the box / the ``"<id> <class> <score>"`` tag of each track (the id only
+            on frames under ``FULL_TAG_SIDE`` px; tags placed so as not to cover each other, ``tag_style``).
         keep_ids: draw only these track ids (None: all).
         out_size: ``(width, height)`` of the output (PIL order); the frame is resized first, so lines and text
             keep their pixel size. None keeps the frame size.
@@ -208,48 +227,113 @@ def _draw_boxes_and_tags(
     notes: Mapping[int, str],
     thickness: int,
 ) -> None:
-    """Draw boxes, then ``"<id> <class> <score>[ <note>]"`` tags (on top of every box), onto ``image`` in place.
-    ``show``: (draw the boxes, draw the tags)."""
+    """Draw boxes, then ``"<id> <class> <score>[ <note>]"`` tags (on top of every box), onto ``image`` in place,
+    the most confident track's last (on top). ``show``: (draw the boxes, draw the tags)."""
     show_boxes, show_labels = show
     draw = ImageDraw.Draw(image)
-    font = label_font(max(8, min(24, image.height // 30)))
-    rows = list(
-        zip(
-            result.track_ids.tolist(),
-            boxes.tolist(),
-            result.labels.tolist(),
-            result.scores.tolist(),
-        )
-    )
-    for track_id, (x1, y1, x2, y2), _, _ in rows if show_boxes else []:
+    scores, ids = result.scores.tolist(), result.track_ids.tolist()
+    best_last = sorted(range(len(ids)), key=lambda i: (scores[i], -ids[i]))
+    for i in best_last if show_boxes else []:
+        x1, y1, x2, y2 = boxes[i].tolist()
         if x2 > x1 and y2 > y1:
             box = (x1, y1, max(x1, x2 - 1), max(y1, y2 - 1))
-            draw.rectangle(box, outline=colour_for_id(track_id), width=thickness)
-    for track_id, (x1, y1, _, _), label, score in rows if show_labels else []:
-        name = class_names[label] if 0 <= label < len(class_names) else str(label)
-        note = f" {notes[track_id]}" if track_id in notes else ""
-        _draw_tag(
-            draw, font, f"{track_id} {name} {score:.2f}{note}", (x1, y1), colour_for_id(track_id)
-        )
+            draw.rectangle(box, outline=colour_for_id(ids[i]), width=thickness)
+    if not show_labels:
+        return
+    font, full = tag_style(image.width, image.height)
+    texts = [str(track_id) for track_id in ids]
+    if full:
+        labels = result.labels.tolist()
+        for i, (track_id, label) in enumerate(zip(ids, labels)):
+            name = class_names[label] if 0 <= label < len(class_names) else str(label)
+            note = f" {notes[track_id]}" if track_id in notes else ""
+            texts[i] = f"{track_id} {name} {scores[i]:.2f}{note}"
+    best_first = best_last[::-1]  # the most confident first: it gets its best place
+    placed = np.zeros((len(ids), 4))  # x1, y1, x2, y2 of the tags of best_first
+    for k, i in enumerate(best_first):
+        left, top, right, bottom = draw.textbbox((0, 0), texts[i], font=font)
+        size = (
+            right - left + 4,
+            bottom - top + 2,
+        )  # 2 px of padding left and right, 1 above and below
+        placed[k] = _place_tag(size, boxes[i].tolist(), image.size, placed[:k])
+    for k in reversed(range(len(best_first))):  # ... and is drawn last, on top
+        i = best_first[k]
+        _draw_tag(draw, font, texts[i], tuple(placed[k].tolist()), colour_for_id(ids[i]))
+
+
+FULL_TAG_SIDE = 240
+"""Frames whose shorter side is below this many pixels get tags with the track id only: at 8 px (the smallest
+tag font) ``"2 rabbit 0.86"`` is 60 px wide, a third of a 180 px frame."""
+
+
+def tag_style(width: int, height: int) -> tuple[ImageFont.ImageFont | ImageFont.FreeTypeFont, bool]:
+    """The tag font for a ``width`` x ``height`` frame, 1/30 of its shorter side in [8, 24] px (a portrait frame
+    gets the size its landscape twin gets), and whether tags hold more than the id (``FULL_TAG_SIDE``)."""
+    short = min(width, height)
+    return label_font(max(8, min(24, short // 30))), short >= FULL_TAG_SIDE
+
+
+def _place_tag(
+    size: tuple[int, int],
+    box_xyxy: list[float],
+    frame_size: tuple[int, int],
+    placed: np.ndarray,
+) -> tuple[float, float, float, float]:
+    """Where a tag of ``size`` (w, h) goes, as (x1, y1, x2, y2), inside the frame (``frame_size`` (W, H)): the
+    first of above the box, below it (so that an object at the top edge is not covered), each at the box's left
+    then right edge, then inside its top or bottom, that overlaps none of the ``placed`` tags ((K, 4) x1, y1, x2,
+    y2); else the one that overlaps them least."""
+    (w, h), (frame_w, frame_h) = size, frame_size
+    x1, y1, x2, y2 = box_xyxy
+    outside = [y for y in (y1 - h, y2) if 0 <= y <= frame_h - h]
+    corners = [(x, y) for y in outside for x in (x1, x2 - w)] + [(x1, y1), (x1, y2 - h)]
+    overlaps = []
+    for x, y in [(_clamp(x, frame_w - w), _clamp(y, frame_h - h)) for x, y in corners]:
+        overlap = _overlap((x, y, x + w, y + h), placed)
+        if overlap == 0:
+            return x, y, x + w, y + h
+        overlaps.append((overlap, x, y))
+    _, x, y = min(overlaps)
+    return x, y, x + w, y + h
+
+
+def _clamp(value: float, most: float) -> float:
+    """``value`` within [0, ``most``] (0 where ``most`` < 0: a tag wider than the frame starts at its edge)."""
+    return min(max(0.0, value), max(0.0, most))
+
+
+def _overlap(rect: tuple[float, float, float, float], others: np.ndarray) -> float:
+    """Area ``rect`` (x1, y1, x2, y2) shares with the (K, 4) rectangles ``others``, summed."""
+    w = np.minimum(rect[2], others[:, 2]) - np.maximum(rect[0], others[:, 0])
+    h = np.minimum(rect[3], others[:, 3]) - np.maximum(rect[1], others[:, 1])
+    return float((np.maximum(w, 0) * np.maximum(h, 0)).sum())
 
 
 def _draw_tag(
     draw: ImageDraw.ImageDraw,
     font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
     text: str,
-    anchor_xy: tuple[float, float],
+    rect: tuple[float, float, float, float],
     colour: tuple[int, int, int],
 ) -> None:
-    """A filled tag above the box's top-left corner (inside the box if there is no room above)."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    text_w, text_h = right - left + 4, bottom - top + 2
-    width, _height = draw.im.size
-    x = min(max(0.0, anchor_xy[0]), max(0.0, width - text_w))
-    y = anchor_xy[1] - text_h if anchor_xy[1] - text_h >= 0 else max(0.0, anchor_xy[1])
-    draw.rectangle((x, y, x + text_w - 1, y + text_h - 1), fill=colour)
-    luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
-    ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
-    draw.text((x + 2 - left, y + 1 - top), text, fill=ink, font=font)
+    """A tag: ``rect`` (x1, y1, x2, y2) filled with ``colour``, ``text`` on it in ``ink_for(colour)``."""
+    left, top, _, _ = draw.textbbox((0, 0), text, font=font)
+    x, y, right, bottom = rect
+    draw.rectangle((x, y, right - 1, bottom - 1), fill=colour)
+    draw.text((x + 2 - left, y + 1 - top), text, fill=ink_for(colour), font=font)
+
+
+def ink_for(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever contrasts more with ``colour`` (WCAG 2 contrast ratio): at least 4.58:1."""
+    luminance = _relative_luminance(colour)
+    return (0, 0, 0) if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else (255, 255, 255)
+
+
+def _relative_luminance(colour: tuple[int, int, int]) -> float:
+    """WCAG 2 relative luminance of an sRGB colour, in [0, 1]."""
+    linear = [c / 3294.6 if c <= 10.31 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in colour]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 def render(

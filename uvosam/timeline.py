@@ -5,7 +5,10 @@ and a track that ends where another begins (often one object that got a new id: 
 Frames map to columns left to right; with more frames than ``max_plot_width`` pixels, a column stands for several
 frames and is filled if the track was seen in any of them. Rows are bounded too (``MAX_ROWS``): a run with thousands
 of tracks (a tracker that gives each object a new id every few frames) drew a 211-megapixel image, which Pillow then
-refused to read back as a decompression bomb; the longest tracks get rows, a last line counts the others.
+refused to read back as a decompression bomb; the longest tracks get rows, a last line counts the others. A mark
+narrower than ``MIN_MARK`` pixels (a track seen in one frame of a long video was a 1 px sliver) is widened around
+its frame, never closer than a pixel to the next mark; with more than ``AXIS_BELOW_ROWS`` rows the frame axis is
+repeated under them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from PIL import Image, ImageDraw, ImageFont
 from uvosam.render import colour_for_id, label_font
 from uvosam.text import count
 
-__all__ = ["MAX_ROWS", "TimelineRow", "draw_timeline", "largest_size", "shown_rows"]
+__all__ = [
+    "AXIS_BELOW_ROWS",
+    "MAX_ROWS",
+    "MIN_MARK",
+    "TimelineRow",
+    "draw_timeline",
+    "largest_size",
+    "shown_rows",
+]
 
 _ROW_H = 18
 _GAP = 4
@@ -32,8 +43,14 @@ _INK = (40, 40, 40)
 _TICK_SPACING = 40  # px of plot per frame number on the axis, at least ("1000" is 28 px wide)
 
 MAX_ROWS = 100
-"""Most tracks a timeline draws (2,260 px tall with the line that counts the rest): the longest (seen in the most
-frames), in the given order."""
+"""Most tracks a timeline draws (2,282 px tall with the axis under them and the line that counts the rest): the
+longest (seen in the most frames), in the given order."""
+
+MIN_MARK = 3
+"""Fewest pixels a mark (a run of frames a track was seen in) is wide, where the next mark leaves room."""
+
+AXIS_BELOW_ROWS = 25
+"""With more rows than this (over 550 px of them) the frame axis is drawn under the rows too."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,8 @@ def largest_size(max_plot_width: int = 900) -> tuple[int, int]:
 
 
 def _height(shown: int, *, more: bool) -> int:
-    return 2 * _MARGIN + _AXIS_H + (max(1, shown) + more) * (_ROW_H + _GAP)
+    axes = 1 + (shown > AXIS_BELOW_ROWS)
+    return 2 * _MARGIN + axes * _AXIS_H + (max(1, shown) + more) * (_ROW_H + _GAP)
 
 
 def draw_timeline(
@@ -113,7 +131,31 @@ def _columns(frames: Sequence[int], num_frames: int, plot_w: int, track_id: int)
     last = np.maximum(first, (index + 1) * plot_w // num_frames - 1)
     for a, b in zip(first.tolist(), last.tolist()):
         seen[a : b + 1] = True
-    return seen
+    return _widened(seen)
+
+
+def _widened(seen: np.ndarray) -> np.ndarray:
+    """``seen`` (plot_w,) bool with each run of True narrower than ``MIN_MARK`` grown by a column on both sides
+    (one at the plot's edge) until it is that wide, where the column beyond stays free on both (marks keep a gap
+    between them; one squeezed by its neighbours stays as it is): a new array."""
+    out = seen.copy()
+    starts = np.flatnonzero(seen & ~np.r_[False, seen[:-1]])
+    ends = np.flatnonzero(seen & ~np.r_[seen[1:], False])
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        a, b = start, end
+        for _ in range((MIN_MARK - (end - start + 1) + 1) // 2):
+            if not (_free(out, a - 1, a - 2) and _free(out, b + 1, b + 2)):
+                break
+            a, b = max(0, a - 1), min(len(out) - 1, b + 1)
+        out[a : b + 1] = True
+    return out
+
+
+def _free(seen: np.ndarray, column: int, beyond: int) -> bool:
+    """Whether a mark can grow into ``column``: it and ``beyond`` are not seen, or ``column`` is off the plot."""
+    if not 0 <= column < len(seen):
+        return True
+    return not seen[column] and not (0 <= beyond < len(seen) and seen[beyond])
 
 
 def _draw_text(
@@ -139,21 +181,40 @@ def _draw_text(
             font,
             plot_w + _LABEL_W,
         )
-        draw.text(
-            (_MARGIN, _MARGIN + _AXIS_H + len(rows) * (_ROW_H + _GAP) + 2),
-            text,
-            fill=_INK,
-            font=font,
-        )
-    draw.text((_MARGIN, _MARGIN), "frame", fill=_INK, font=font)
+        below = _rows_end(len(rows)) + _AXIS_H * (len(rows) > AXIS_BELOW_ROWS)
+        draw.text((_MARGIN, below + 2), text, fill=_INK, font=font)
+    _draw_axis(draw, font, num_frames, plot_w, top=_MARGIN, below=False)
+    if len(rows) > AXIS_BELOW_ROWS:
+        _draw_axis(draw, font, num_frames, plot_w, top=_rows_end(len(rows)), below=True)
+
+
+def _rows_end(shown: int) -> int:
+    """The pixel line just under the last of ``shown`` rows (and its gap)."""
+    return _MARGIN + _AXIS_H + shown * (_ROW_H + _GAP)
+
+
+def _draw_axis(
+    draw: ImageDraw.ImageDraw,
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    num_frames: int,
+    plot_w: int,
+    *,
+    top: int,
+    below: bool,
+) -> None:
+    """The frame axis in the ``_AXIS_H`` px from ``top``: "frame" and the numbers over tick marks that touch the
+    bars under it, or (``below``) under tick marks that touch the bars over it."""
+    x0 = _MARGIN + _LABEL_W
+    text_y, tick_y = (top + 8, top - _GAP) if below else (top, top + _AXIS_H - 6)
+    draw.text((_MARGIN, text_y), "frame", fill=_INK, font=font)
     # a narrow plot (a phone's) has fewer: ten labels of up to 4 digits overlapped in 150 px
     for frame in _ticks(num_frames, min(10, max(2, plot_w // _TICK_SPACING))):
         x = x0 + frame * plot_w // num_frames
-        draw.line((x, _MARGIN + _AXIS_H - 6, x, _MARGIN + _AXIS_H - 1), fill=_INK)
+        draw.line((x, tick_y, x, tick_y + 5), fill=_INK)
         text_w = font.getbbox(str(frame))[2]
         # near the right edge: left of its tick
         left = x + 2 if x + 2 + text_w <= x0 + plot_w else x - 2 - text_w
-        draw.text((left, _MARGIN), str(frame), fill=_INK, font=font)
+        draw.text((left, text_y), str(frame), fill=_INK, font=font)
 
 
 def _fit(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
