@@ -19,7 +19,6 @@ exports' frames per second over the first and the last ``--churn-window`` frames
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -125,7 +124,7 @@ def main() -> None:
     results = make_results(args.frames, args.objects, args.height, args.width)
     print(
         f"{args.frames} frames of {args.width}x{args.height}, {args.objects} objects, default ExportOptions "
-        f"(DAVIS PNGs, RGBA cut-outs, YTVIS RLE, JSON, CSV); {os.cpu_count()} CPUs; {load_text()}"
+        f"(DAVIS PNGs, RGBA cut-outs, YTVIS RLE, JSON, CSV); {load_text()}"
     )
     rows = {}
     cases = (("1 write thread", ExportOptions(write_threads=1)), ("default threads", ExportOptions()),
