@@ -11,6 +11,7 @@ scoring seconds and frames per second.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._machine import load_text
 from uvosam.eval.davis import evaluate
 from uvosam.eval.synthetic import make_synthetic_davis, read_annotations, write_results
 
@@ -99,7 +103,7 @@ def main() -> None:
         )
         seconds = time.perf_counter() - t0
     print(f"evaluate(workers={args.workers}): {seconds:.2f} s, {num_frames / seconds:.1f} frames/s, "
-          f"{len(scores.objects)} objects")  # fmt: skip
+          f"{len(scores.objects)} objects; {load_text()}")  # fmt: skip
     print(", ".join(f"{k} {v:.4f}" for k, v in scores.global_dict().items()))
 
 

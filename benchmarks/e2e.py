@@ -22,10 +22,18 @@ server; the variants table shows that call's time and the fps without its extra 
 
 Each video length runs in its own child process so that its peak RSS belongs to that length alone: the child reads
 its own high-water mark (``VmHWM`` in ``/proc/self/status``), not ``ru_maxrss``, which on Linux keeps the parent's
-resident size across ``exec`` (the parent's RSS after writing a 480p test video outweighed the child's peak).
+resident size across ``exec`` (the parent's RSS after writing a 480p test video outweighed the child's peak). Once
+the models are loaded (and warmed up on CUDA) the child resets that mark (``5`` into ``/proc/self/clear_refs``), so
+the peak is the run's, not that of building real-size models in fp32 on the CPU before moving them to the GPU; where
+the reset is refused, a thread sampling ``VmRSS`` every 100 ms gives the peak instead. That thread also samples the
+child's own child processes (the ffmpeg decoder and encoders), printed as "with ffmpeg".
+Each child prints its results as it ends, so a length or variant that fails or is cut by a time limit loses only its
+own numbers.
 Release-equivalent = what the UVOSAM release does, minus its per-frame SAM reload: SAM loaded once, fp32, one
 ``SamPredictor.set_image`` per frame, the whole video tracked before any mask, a dummy ``[0,0,0,0]`` box for
-every absent trajectory, a PNG per frame. The release used SAM: with a SAM 2.1 model that comparison is not run.
+every absent trajectory, a PNG per frame. Each side first runs one untimed frame, then the two alternate
+``--release-repeats`` times (default 3); the ratio is of the medians, with the pairs' range. The release used SAM: with
+a SAM 2.1 model that comparison is not run.
 """
 
 from __future__ import annotations
@@ -33,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,14 +48,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # as `uvosam` and app.py set it before torch loads OpenMP (the children inherit it): waiting threads sleep
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # the parent imports uvosam anyway (it writes the test videos with it), once sys.path has ROOT
+from benchmarks._machine import (  # noqa: E402
+    MemorySampler,
+    load_text,
+    peak_rss_mb,
+    reset_peak_rss,
+    rss_mb,
+)
+from benchmarks._release import compare_release, release_lines  # noqa: E402
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS  # noqa: E402
 
 
@@ -128,17 +141,19 @@ def build_segmenter(
 
 
 def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precision: str = "fp32",
-                   compile_sam: bool = False, fast: bool | None = None):  # fmt: skip
+                   compile_sam: bool = False, fast: bool | None = None,
+                   detector_batch: int | None = None):  # fmt: skip
+    """The pipeline of one child; ``detector_batch``: frames per detector call (None: the tiny tracker's 3, or at real
+    size as ``load_tracker``: IDOL's 10 on a GPU, 1 on the CPU)."""
     import torch
 
     from uvosam.pipeline import UVOSAM
     from uvosam.testing import tiny_idol_tracker
 
     if not real_size:
-        return UVOSAM(
-            tiny_idol_tracker(precision=precision),
-            build_segmenter(device, False, sam_size, compile_sam, fast),
-        )
+        batch = {} if detector_batch is None else {"batch_size": detector_batch}
+        tracker = tiny_idol_tracker(precision=precision, **batch)
+        return UVOSAM(tracker, build_segmenter(device, False, sam_size, compile_sam, fast))
     from dataclasses import replace
 
     from uvosam.tracker.config import DetectorConfig
@@ -151,7 +166,7 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
         IDOLDetector(replace(DetectorConfig.davis_r50(), precision=precision)).eval().to(device)
     )
     # as load_tracker: IDOL's 10 on a GPU, 1 on the CPU
-    batch = default_batch_size(detector.cfg, device)
+    batch = default_batch_size(detector.cfg, device) if detector_batch is None else detector_batch
     return UVOSAM(
         IDOLTracker(detector, ("object",), batch_size=batch),
         build_segmenter(device, True, sam_size, compile_sam, fast),
@@ -169,44 +184,63 @@ STAGES = {  # name: (what it covers, thread)
 }
 
 
-def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
+def time_stages(pipe, cuda: bool = False) -> tuple[dict, Callable[[], None]]:
     """Wrap this process's stage functions to time them: ``{stage: [total seconds, calls, first call's seconds]}``
     (see ``STAGES``; with ``--compile`` the first ``sam_encode`` call includes the compile unless a warm-up ran), and
-    a function that unwraps them all again.
+    a function that unwraps them all again and, on CUDA, fills the totals in (call it after a synchronize).
 
     Instance methods are wrapped on the instances; ``render_frame``, ``VideoWriter.write`` and ``ExportWriter.add`` are
-    patched in this benchmark process only. GPU stages synchronise before and after each call, so their time is
-    theirs; the pipeline overlaps threads, so the stages add up to more than the wall time.
+    patched in this benchmark process only. On CUDA the model stages are timed with CUDA events on the current
+    stream, without synchronizing the host, so the timed run overlaps as an untimed one would: their time is the
+    GPU's from the stage's first to its last queued work (a host-side compile in between included). The pipeline
+    overlaps threads, so the stages add up to more than the wall time.
     """
     import uvosam.job_loop
     from uvosam.export import ExportWriter
     from uvosam.video_writer import VideoWriter
 
     totals = {name: [0.0, 0, None] for name in STAGES}
+    pending: list[tuple[str, object, object]] = []  # (stage, start event, end event), in call order
     undo = []
 
     def wrap(owner, attr: str, name: str, gpu: bool) -> None:
         original = getattr(owner, attr)
         in_dict = attr in vars(owner)  # an instance attribute or a class/module function of its own
-        setattr(owner, attr, timed(name, original, gpu))
+        setattr(owner, attr, timed(name, original, gpu and cuda))
         undo.append(lambda: setattr(owner, attr, original) if in_dict else delattr(owner, attr))
 
-    def timed(name, fn, gpu):
+    def add(name: str, seconds: float) -> None:
+        total = totals[name]
+        total[0] += seconds
+        total[1] += 1
+        total[2] = seconds if total[2] is None else total[2]
+
+    def timed(name, fn, events: bool):
         def wrapper(*a, **kw):
-            if gpu:
-                sync()
-            start = time.perf_counter()
+            if events:
+                import torch
+
+                start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+                start.record()
+                result = fn(*a, **kw)
+                end.record()
+                pending.append((name, start, end))
+                return result
+            start_s = time.perf_counter()
             result = fn(*a, **kw)
-            if gpu:
-                sync()
-            seconds = time.perf_counter() - start
-            total = totals[name]
-            total[0] += seconds
-            total[1] += 1
-            total[2] = seconds if total[2] is None else total[2]
+            add(name, time.perf_counter() - start_s)
             return result
 
         return wrapper
+
+    def unwrap() -> None:
+        for u in reversed(undo):
+            u()
+        undo.clear()
+        for name, start, end in pending:
+            end.synchronize()
+            add(name, start.elapsed_time(end) / 1000)
+        pending.clear()
 
     detector, segmenter = getattr(pipe.tracker, "detector", None), pipe.segmenter
     if detector is not None:
@@ -217,7 +251,7 @@ def time_stages(pipe, sync) -> tuple[dict, Callable[[], None]]:
     wrap(uvosam.job_loop, "render_frame", "render", False)
     wrap(VideoWriter, "write", "encode", False)
     wrap(ExportWriter, "add", "export", False)
-    return totals, lambda: [u() for u in reversed(undo)]
+    return totals, unwrap
 
 
 def stage_line(r: dict) -> str | None:
@@ -228,20 +262,6 @@ def stage_line(r: dict) -> str | None:
     return ", ".join(
         f"{name} {1000 * seconds / frames:.1f}" for name, (seconds, _, _) in stages.items()
     )
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB since its ``exec``: ``VmHWM`` (Linux); elsewhere ``ru_maxrss``
-    (which on Linux would include the parent's RSS at ``exec``; bytes on macOS, KB on other systems)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def encoder_stats(stages: dict) -> dict:
@@ -260,16 +280,26 @@ def child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     fast = SAM_PRECISIONS[args.sam_precision]
-    pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile, fast)
-    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    cuda = args.device.startswith("cuda")
+    pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile, fast,
+                          args.detector_batch)  # fmt: skip
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     out = {"frames": 0, "sam_fast": pipe.segmenter.fast, "warm_up_s": None}
     # as the app does at load on a GPU (a +compile run compiles here)
-    if args.device.startswith("cuda"):
+    if cuda:
         out["warm_up_s"] = pipe.warm_up(height=args.warm_up_hw[0], width=args.warm_up_hw[1])
         torch.cuda.reset_peak_memory_stats()
-    stages, unwrap = time_stages(pipe, sync)
+    # the models' load (real size: built in fp32 on the CPU, then moved) set a high-water mark the run may never
+    # reach: from here on, the run's own peak
+    out["peak_rss_load_mb"] = peak_rss_mb()
+    hwm_reset = reset_peak_rss()
+    out["peak_rss_source"] = "VmHWM" if hwm_reset else "sampled"
+    out["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    stages, unwrap = time_stages(pipe, cuda)
+    sampler = MemorySampler(0.1)
     with tempfile.TemporaryDirectory() as work:
-        rss0 = peak_rss_mb()
+        rss0 = rss_mb() or peak_rss_mb()
+        sampler.start()
         start = time.perf_counter()
         first_chunk = None
         options = JobOptions(chunk_seconds=1.0, limits=JobOptions().limits)
@@ -280,66 +310,21 @@ def child(args: argparse.Namespace) -> None:
             out["frames"] = update.frames_done
         sync()
         out["seconds"] = time.perf_counter() - start
+        sampler.stop()
+        unwrap()  # the release comparison runs without the stage timers
         out["first_chunk_s"] = first_chunk
         out["stages"] = stages
         out.update(encoder_stats(stages))
-        unwrap()  # the release comparison runs without the stage timers
-        out["peak_rss_mb"] = peak_rss_mb()
+        out["peak_rss_mb"] = peak_rss_mb() if hwm_reset else sampler.peak_self_mb
+        out["peak_rss_with_ffmpeg_mb"] = sampler.peak_total_mb
+        out["peak_ffmpeg_mb"] = sampler.peak_children_mb
         out["rss_after_load_mb"] = rss0
-        if args.device.startswith("cuda"):
+        if cuda:
             out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            out["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
         if args.compare_release and args.sam in SAM_MODEL_TYPES:  # the release used SAM
-            out.update(compare_release(pipe, args.video, Path(work), sync))
-    print(json.dumps(out))
-
-
-def compare_release(pipe, video: Path, work: Path, sync) -> dict:
-    """Ours (frames -> masks) vs the release's structure, on the same models and frames."""
-    import torch
-    from PIL import Image
-    from segment_anything import SamPredictor
-
-    from uvosam.tracker.session import track_video
-    from uvosam.video import iter_frames, probe
-
-    info = probe(video)
-    start = time.perf_counter()
-    ours_prompts = 0
-    for result in pipe(iter_frames(video)):
-        ours_prompts += len(result)
-        Image.fromarray(result.masks.any(0).astype(np.uint8)).save(work / "ours.png")
-    sync()
-    ours = time.perf_counter() - start
-
-    start = time.perf_counter()
-    trajectories = track_video(
-        pipe.tracker, iter_frames(video), height=info.height, width=info.width
-    )
-    predictor = SamPredictor(pipe.segmenter.model)
-    release_prompts = 0
-    for t, frame in enumerate(iter_frames(video)):
-        predictor.set_image(frame)
-        boxes = [
-            tr.boxes_xyxy[t] if tr.boxes_xyxy[t] is not None else [0, 0, 0, 0]
-            for tr in trajectories
-        ]
-        label = np.zeros(frame.shape[:2], np.uint8)
-        release_prompts += len(boxes)
-        if boxes:
-            box_t = torch.tensor(boxes, dtype=torch.float32, device=predictor.device)
-            box_t = predictor.transform.apply_boxes_torch(box_t, frame.shape[:2])
-            masks, _, _ = predictor.predict_torch(None, None, boxes=box_t, multimask_output=False)
-            for k, mask in enumerate(masks[:, 0].cpu().numpy()):
-                label[mask] = k + 1
-        Image.fromarray(label).save(work / "release.png")
-    sync()
-    release = time.perf_counter() - start
-    return {
-        "ours_pipeline_s": ours,
-        "release_equivalent_s": release,
-        "ours_prompts": ours_prompts,
-        "release_prompts": release_prompts,
-    }
+            out.update(compare_release(pipe, args.video, Path(work), sync, args.release_repeats))
+    print(json.dumps(out), flush=True)
 
 
 def run_child(
@@ -352,6 +337,8 @@ def run_child(
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
     cmd += ["--sam-precision", args.sam_precision]
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
+    cmd += ["--release-repeats", str(args.release_repeats)]
+    cmd += [] if args.detector_batch is None else ["--detector-batch", str(args.detector_batch)]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
         # a cold compile
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if compile_sam else None
@@ -421,31 +408,43 @@ def variant_row(name: str, r: dict) -> str:
     return "  " + " ".join(cells)
 
 
-def run_variants(args: argparse.Namespace, video: Path, reuse: dict) -> None:
-    """The short video once per variant, each in its own child; prints a table row as each finishes."""
+def run_variants(args: argparse.Namespace, video: Path, reuse: dict | None) -> bool:
+    """The short video once per variant, each in its own child; prints a table row as each finishes. False if one
+    failed (its row says why; the others still run)."""
     print(
         f"variants on the {args.frames[0]}-frame video, each in its own process. Runs with +compile start from "
         "an empty inductor cache: their first SAM encoder call includes a cold compile. 'fps w/o 1st-call extra' "
         "takes out how much longer that first call was than the others (compile, warm-up). On CUDA every run first "
-        "warms up on one frame, as the app does at load, so there the compile lands in 'warm-up s'.",
+        "warms up on one frame, as the app does at load, so there the compile lands in 'warm-up s'. 'first chunk s': "
+        f"{FIRST_CHUNK}. 'peak GPU MB': allocated by PyTorch. {load_text()}",
         flush=True,
     )
     print("  " + " ".join(f"{title:<{w}}" if i == 0 else f"{title:>{w}}" for i, (title, w) in
                           enumerate(VARIANT_COLUMNS)), flush=True)  # fmt: skip
     main = variant_name(args.precision, args.compile)
+    ok = True
     for precision, compile_sam in args.variants or [parse_variant(v) for v in DEFAULT_VARIANTS]:
         name = variant_name(precision, compile_sam)
+        reused = reuse is not None and name == main
         try:
-            r = reuse if name == main else run_child(args, video, False, precision, compile_sam)
+            r = reuse if reused else run_child(args, video, False, precision, compile_sam)
         except (
             RuntimeError
         ) as err:  # one failing variant (e.g. no compiler) must not lose the others' numbers
             print(f"  {name:<14} FAILED: {err}", flush=True)
+            ok = False
             continue
-        print(variant_row(name, r) + ("  (the run above)" if name == main else ""), flush=True)
+        print(variant_row(name, r) + ("  (the run above)" if reused else ""), flush=True)
+    return ok
 
 
-def main() -> None:
+FIRST_CHUNK = (
+    "the first 1 s chunk file closed on disk, timed from run_job's start with the models already loaded (as in the "
+    "app after its load; on CPU without a warm-up frame), not from a click on Run"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -477,6 +476,18 @@ def main() -> None:
         "bf16), bf16, fp32",
     )
     p.add_argument(
+        "--detector-batch",
+        type=int,
+        default=None,
+        help="frames per detector call (default: the tiny tracker's 3; at real size IDOL's 10 on a GPU, 1 on a CPU)",
+    )
+    p.add_argument(
+        "--release-repeats",
+        type=int,
+        default=3,
+        help="alternating timed pairs (ours, release-equivalent) on the SHORT video, after one untimed frame each",
+    )
+    p.add_argument(
         "--variants",
         nargs="*",
         type=parse_variant,
@@ -484,23 +495,62 @@ def main() -> None:
         help="after the usual report, run the SHORT video once per variant and print a table; a variant "
         f"is fp32|tf32|bf16 with an optional '+compile' (no value: {' '.join(DEFAULT_VARIANTS)})",
     )
+    p.add_argument(
+        "--variants-only",
+        action="store_true",
+        help="only the --variants table on the SHORT video (no main runs, no LONG video)",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--video", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--compare-release", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--warm-up-hw", type=int, nargs=2, default=[480, 854], help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.child:
-        return child(args)
+        child(args)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {}
-        for n in args.frames:
-            video = Path(tmp) / f"v{n}.mp4"
-            make_video(video, n, args.height, args.width)
-            runs[n] = run_child(args, video, (n == args.frames[0]), args.precision, args.compile)
-        short, long = (runs[n] for n in args.frames)
-        report(args, runs, short, long)
+        short_video = Path(tmp) / f"v{args.frames[0]}.mp4"
+        if args.variants_only:
+            make_video(short_video, args.frames[0], args.height, args.width)
+            if args.variants is None:
+                args.variants = []
+            return 0 if run_variants(args, short_video, None) else 1
+        runs = run_lengths(args, Path(tmp))
+        ok = len(runs) == len(args.frames)
         if args.variants is not None:
-            run_variants(args, Path(tmp) / f"v{args.frames[0]}.mp4", short)
+            ok = run_variants(args, short_video, runs.get(args.frames[0])) and ok
+    return 0 if ok else 1
+
+
+def run_lengths(args: argparse.Namespace, tmp: Path) -> dict:
+    """Each length in its own child, printing its lines as it ends (a later length that fails or is cut loses only
+    its own); then the comparisons that need both. ``{frames: run}`` of those that finished."""
+    runs: dict[int, dict] = {}
+    header = False
+    for n in args.frames:
+        video = tmp / f"v{n}.mp4"
+        make_video(video, n, args.height, args.width)
+        try:
+            r = run_child(args, video, (n == args.frames[0]), args.precision, args.compile)
+        except RuntimeError as err:
+            print(f"  {n:5d} frames: FAILED: {err}", flush=True)
+            continue
+        if not header:
+            print(header_line(args, r["sam_fast"]), flush=True)
+            header = True
+        runs[n] = r
+        for line in run_lines(n, r):
+            print(line, flush=True)
+        if n == args.frames[0]:
+            for line in release_lines(args, r):
+                print(line, flush=True)
+    if header:
+        print(stages_legend(), flush=True)
+    if len(runs) == len(args.frames):
+        short, long = (runs[n] for n in args.frames)
+        for line in ratio_lines(args, short, long):
+            print(line, flush=True)
+    return runs
 
 
 def model_text(sam: str, real_size: bool, fast: bool) -> tuple[str, str]:
@@ -516,74 +566,99 @@ def model_text(sam: str, real_size: bool, fast: bool) -> tuple[str, str]:
     return size, "SAM encoder " + ("bf16 + SDPA" if fast else "SAM's own forward")
 
 
-def release_lines(args: argparse.Namespace, short: dict) -> list[str]:
-    """The speed-vs-release-equivalent lines (the release used SAM: with SAM 2.1 a line that says it was not run)."""
-    if "release_equivalent_s" not in short:
-        return [
-            (
-                f"speed vs release-equivalent pipeline: not measured with {args.sam} "
-                "(the release used SAM; run with a vit_* --sam for this comparison)"
-            )
-        ]
-    ratio = short["release_equivalent_s"] / short["ours_pipeline_s"]
-    return [
-        (
-            f"speed vs release-equivalent pipeline ({args.frames[0]} frames, frames->masks): "
-            f"{ratio:.2f}x (ours {short['ours_pipeline_s']:.2f} s, release-equivalent "
-            f"{short['release_equivalent_s']:.2f} s; SAM box prompts: ours "
-            f"{short['ours_prompts']}, release-equivalent {short['release_prompts']})"
-        ),
-        (
-            "  why: ours decodes once and tracks and segments in one pass, prompts SAM only for "
-            "boxes that exist (no [0,0,0,0] dummies), and skips frames without boxes; the release "
-            "tracks the whole video first, then decodes again for SAM. Its per-frame SAM reload "
-            "(2.5 GB) is not counted here, which would dominate. Both sides use the same models, "
-            f"SAM in fp32 on the release side, the tracker in {args.precision} on both."
-        ),
-    ]
-
-
-def report(args: argparse.Namespace, runs: dict, short: dict, long: dict) -> None:
-    size, encoder = model_text(args.sam, args.real_size, short["sam_fast"])
-    print(
+def header_line(args: argparse.Namespace, fast: bool) -> str:
+    size, encoder = model_text(args.sam, args.real_size, fast)
+    return (
         f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks; "
         f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}; "
-        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; {load_text()} (at the report)"
     )
-    for n, r in runs.items():
-        gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
-        gpu += (
-            f" (after a {r['warm_up_s']:.2f} s warm-up frame, as the app does at load)"
-            if r.get("warm_up_s")
-            else ""
+
+
+def run_lines(n: int, r: dict) -> list[str]:
+    """One length's lines: fps, first chunk, memory, stages, and its JSON (the whole child record)."""
+    gpu = ""
+    if "peak_gpu_mb" in r:
+        gpu = (
+            f", peak GPU {r['peak_gpu_mb']:.0f} MB allocated by PyTorch "
+            f"({r.get('peak_gpu_reserved_mb', 0):.0f} MB reserved; CUDA context not counted)"
         )
-        print(
+    gpu += (
+        f" (after a {r['warm_up_s']:.2f} s warm-up frame, as the app does at load)"
+        if r.get("warm_up_s")
+        else ""
+    )
+    first = f"{r['first_chunk_s']:.2f} s" if r.get("first_chunk_s") is not None else "- (no chunk)"
+    lines = [
+        (
             f"  {n:5d} frames: {r['frames'] / r['seconds']:6.2f} fps end to end (decode+track+SAM+render+"
-            f"encode+export), first chunk after {r['first_chunk_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB{gpu}"
+            f"encode+export), first chunk after {first}, peak RSS {r['peak_rss_mb']:.0f} MB{rss_note(r)}{gpu}"
         )
-        if (line := stage_line(r)) is not None:
-            print(
-                f"         ms per frame by stage: {line} (end to end {1000 * r['seconds'] / r['frames']:.1f})"
-            )
-    print(
+    ]
+    if (line := stage_line(r)) is not None:
+        lines.append(
+            f"         ms per frame by stage: {line} (end to end {1000 * r['seconds'] / r['frames']:.1f})"
+        )
+    lines.append(f"  json {n}: {json.dumps(r)}")
+    return lines
+
+
+def rss_note(r: dict) -> str:
+    """How the run's peak RSS was read, the peak with the ffmpeg children, and the load's own peak."""
+    if "peak_rss_with_ffmpeg_mb" not in r:
+        return ""
+    source = (
+        "since the models were loaded"
+        if r["peak_rss_source"] == "VmHWM"
+        else "sampled every 100 ms"
+    )
+    return (
+        f" ({source}; {r['peak_rss_with_ffmpeg_mb']:.0f} MB with the ffmpeg processes, sampled; "
+        f"{r['peak_rss_load_mb']:.0f} MB while loading)"
+    )
+
+
+def stages_legend() -> str:
+    return (
         "  stages: "
         + "; ".join(f"{k} = {v}" for k, v in STAGES.items())
-        + ". GPU stages are synchronised; "
-        "threads overlap, so the stages add up to more than end to end; the slowest thread sets the pace."
+        + ". On CUDA the model stages are timed by CUDA events (no host sync, so the run overlaps as untimed); "
+        "threads overlap, so the stages add up to more than end to end; the slowest thread sets the pace. "
+        f"First chunk: {FIRST_CHUNK}."
     )
-    print(
-        f"memory ratio {args.frames[1]} vs {args.frames[0]} frames (peak RSS): "
-        f"{long['peak_rss_mb'] / short['peak_rss_mb']:.3f} (goal <= 1.15)"
-    )
+
+
+def ratio_lines(args: argparse.Namespace, short: dict, long: dict) -> list[str]:
+    """Memory of the LONG vs the SHORT video: peak RSS, with ffmpeg, the run's own part, and on CUDA the GPU."""
+    n_short, n_long = args.frames
+    lines = [
+        (
+            f"memory ratio {n_long} vs {n_short} frames (peak RSS): "
+            f"{long['peak_rss_mb'] / short['peak_rss_mb']:.3f} (goal <= 1.15)"
+        )
+    ]
+    if short.get("peak_rss_with_ffmpeg_mb") and long.get("peak_rss_with_ffmpeg_mb"):
+        lines.append(
+            f"  with the ffmpeg processes (sampled every 100 ms): {long['peak_rss_with_ffmpeg_mb']:.0f} vs "
+            f"{short['peak_rss_with_ffmpeg_mb']:.0f} MB, ratio "
+            f"{long['peak_rss_with_ffmpeg_mb'] / short['peak_rss_with_ffmpeg_mb']:.3f}"
+        )
     grow = [r["peak_rss_mb"] - r["rss_after_load_mb"] for r in (short, long)]
-    print(
-        f"  of which the run itself (peak RSS above the peak after loading the models): {grow[1]:.0f} MB vs "
-        f"{grow[0]:.0f} MB, i.e. {(grow[1] - grow[0]) * 1024 / (args.frames[1] - args.frames[0]):.1f} KB per extra "
-        "frame (the ratio above is diluted by the fixed cost of torch and the models)"
+    per_frame = (grow[1] - grow[0]) * 1024 / (n_long - n_short) if n_long != n_short else 0.0
+    lines.append(
+        f"  of which the run itself (peak RSS above the RSS after loading the models): {grow[1]:.0f} MB vs "
+        f"{grow[0]:.0f} MB, i.e. {per_frame:.1f} KB per extra frame (the ratio above is diluted by the fixed cost "
+        "of torch and the models)"
     )
-    for line in release_lines(args, short):
-        print(line, flush=True)
+    if "peak_gpu_mb" in short and "peak_gpu_mb" in long:
+        lines.append(
+            f"GPU memory ratio {n_long} vs {n_short} frames (peak allocated by PyTorch): "
+            f"{long['peak_gpu_mb'] / short['peak_gpu_mb']:.3f} ({long['peak_gpu_mb']:.0f} vs "
+            f"{short['peak_gpu_mb']:.0f} MB; reserved {long.get('peak_gpu_reserved_mb', 0):.0f} vs "
+            f"{short.get('peak_gpu_reserved_mb', 0):.0f} MB)"
+        )
+    return lines
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,7 +19,6 @@ exports' frames per second over the first and the last ``--churn-window`` frames
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._machine import load_text
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions
 from uvosam.render import STYLES, render
@@ -124,7 +124,7 @@ def main() -> None:
     results = make_results(args.frames, args.objects, args.height, args.width)
     print(
         f"{args.frames} frames of {args.width}x{args.height}, {args.objects} objects, default ExportOptions "
-        f"(DAVIS PNGs, RGBA cut-outs, YTVIS RLE, JSON, CSV); {os.cpu_count()} CPUs"
+        f"(DAVIS PNGs, RGBA cut-outs, YTVIS RLE, JSON, CSV); {load_text()}"
     )
     rows = {}
     cases = (("1 write thread", ExportOptions(write_threads=1)), ("default threads", ExportOptions()),

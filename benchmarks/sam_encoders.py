@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._machine import load_text
+
 SAM_TYPES = ("vit_b", "vit_l", "vit_h")
 SAM2_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
 DEFAULT_MODELS = ("vit_b", "sam2.1_tiny", "sam2.1_small")
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"device {args.device} ({where}); torch {torch.__version__}; random weights; one 1x3x1024x1024 input; "
           f"{'fast path (bf16 autocast' + ', SAM: + SDPA)' if args.fast else 'fp32, each model own forward'}; "
-          f"1 warm-up + {args.repeats} timed calls per model, round-robin", flush=True)  # fmt: skip
+          f"1 warm-up + {args.repeats} timed calls per model, round-robin; {load_text()}", flush=True)  # fmt: skip
     fns, params = {}, {}
     x = torch.randn(1, 3, 1024, 1024, device=args.device)
     for name in args.models:

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Every GPU check of issues #7 (Triton kernel) and #8 (end-to-end speed), in ONE call on a lent CUDA machine
-# (15 minutes of device time per session, machine start included: the step limits add up to 580 s; none of them is
-# measured yet, they are guesses weighted by priority).
+# (15 minutes of device time per session, machine start included; one command may run 600 s). The worst case of this
+# script, every limit and every --kill-after margin included, is at most 600 s (tests/test_gpu_check_script.py sums
+# it); the step limits are guesses weighted by priority, none of them measured on a GPU yet.
 #
 #   bash scripts/gpu_prepare.sh                               # here first: .gpu/ = wheels + fixtures
 #   device run: command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=600
 #
-# Steps, in priority order, each under its own time limit so one slow step cannot eat the others:
-#   env        GPU, driver, torch / triton versions, the deformable-attention backend
-#   gpu_tests  pytest -m gpu: kernel vs float64 reference, tracker parity with either backend, SAM fast path
-#   msda       benchmarks/msda.py: kernel vs reference at the tracker's shapes (+ --block-q variants)
-#   e2e        benchmarks/e2e.py at real size (SAM ViT-H + R50, random weights, 854x480), then --variants:
-#              tracker fp32 / tf32 / bf16 and bf16 + torch.compile of SAM's encoder, one process each
-#   e2e_sam2   the same with SAM 2.1 Hiera-L (--sam sam2.1_large) instead of SAM ViT-H, no variants (needs the sam2
-#              wheel that gpu_prepare.sh builds)
+# Steps, in priority order, each under its own time limit so one slow step cannot eat the others (and each benchmark
+# prints each run's numbers as it ends, so a step cut by its limit keeps what it had):
+#   env           GPU, driver, torch / triton versions, the deformable-attention backend
+#   gpu_tests     pytest -m gpu: kernel vs float64 reference, tracker parity with either backend, SAM fast path
+#   msda          benchmarks/msda.py: kernel vs reference at the tracker's shapes (+ --block-q variants)
+#   e2e           benchmarks/e2e.py at real size (SAM ViT-H + R50, random weights, 854x480): 100 and 200 frames, the
+#                 release-equivalent comparison (3 alternating pairs), memory ratios
+#   e2e_variants  the 100-frame video with the tracker in tf32 and bf16 (fp32 is the e2e step's run)
+#   e2e_sam2      the same as e2e with SAM 2.1 Hiera-L (--sam sam2.1_large), 50 and 100 frames (needs the sam2 wheel
+#                 that gpu_prepare.sh builds)
+#   e2e_compile   bf16 + torch.compile of SAM ViT-H's encoder from a cold inductor cache (likeliest to be cut: last)
 # Each step writes $OUT/<step>.txt (the device tool brings $OUT back; default ./gpu-out); this prints a summary.
 # GPU_CHECK_DRY_RUN=1 runs the same plumbing on CPU with tiny sizes (tests/test_gpu_check_script.py does, in CI);
 # PYTHON picks the interpreter (default python3), GPU_CHECK_DIR the prepared folder (default .gpu).
@@ -24,23 +28,39 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 GPU_DIR=${GPU_CHECK_DIR:-.gpu}  # what scripts/gpu_prepare.sh made
+DRY=${GPU_CHECK_DRY_RUN:-0}
+# the time budget (tests/test_gpu_check_script.py adds these up with the step limits below)
+KILL_AFTER=5        # seconds a timed-out command gets after SIGTERM before SIGKILL
+CUDA_LIMIT=20       # the CUDA check below (imports torch)
+INSTALL_LIMIT=45    # installing .gpu/whl
+SUMMARY_MARGIN=15   # the summary at the end, and the shell itself
 if [ -d "$GPU_DIR/whl" ]; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/uvosam-site "$GPU_DIR"/whl/*.whl || { echo "installing $GPU_DIR/whl failed"; exit 1; }
+  timeout --kill-after=$KILL_AFTER $INSTALL_LIMIT "$PY" -m pip install -q --no-index --no-deps --no-compile \
+    --no-cache-dir --upgrade --target /tmp/uvosam-site "$GPU_DIR"/whl/*.whl \
+    || { echo "installing $GPU_DIR/whl failed or took over ${INSTALL_LIMIT} s"; exit 1; }
   export PYTHONPATH=/tmp/uvosam-site:$PWD
+elif [ "$DRY" != 1 ]; then
+  echo "$GPU_DIR/whl is missing: run 'bash scripts/gpu_prepare.sh' here first and carry .gpu (carry=[\".gpu\"])"
+  echo "(without its wheels every step would fail on an import: segment-anything, pycocotools, imageio-ffmpeg, sam2)"
+  exit 3
 fi
 if [ -d "$GPU_DIR/shared/fixtures" ]; then export UVOSAM_SHARED_DIR=$(cd "$GPU_DIR/shared" && pwd); fi
 
-DRY=${GPU_CHECK_DRY_RUN:-0}
 if [ "$DRY" = 1 ]; then
-  DEVICE=cpu; E2E_ARGS=(--frames 8 16 --height 48 --width 64 --variants fp32 bf16)
-  E2E_SAM2_ARGS=(--sam sam2.1_large --frames 8 16 --height 48 --width 64)  # the tiny SAM 2.1
+  DEVICE=cpu; SIZE=(--height 48 --width 64)
+  E2E_ARGS=(--frames 8 16 "${SIZE[@]}")
+  VARIANTS_ARGS=(--frames 8 8 "${SIZE[@]}" --variants-only --variants bf16)
+  SAM2_ARGS=(--sam sam2.1_large --frames 8 16 "${SIZE[@]}")  # the tiny SAM 2.1
+  COMPILE_ARGS=(--frames 8 8 "${SIZE[@]}" --variants-only --variants tf32)  # a CPU compile would not fit: plumbing only
   MSDA_ARGS=""; MSDA_BLOCKS=""
 else
-  DEVICE=cuda; E2E_ARGS=(--real-size --frames 100 200 --height 480 --width 854 --variants)
-  E2E_SAM2_ARGS=(--real-size --sam sam2.1_large --frames 100 200 --height 480 --width 854)
+  DEVICE=cuda; SIZE=(--real-size --height 480 --width 854)
+  E2E_ARGS=(--frames 100 200 "${SIZE[@]}")
+  VARIANTS_ARGS=(--frames 100 100 "${SIZE[@]}" --variants-only --variants tf32 bf16)
+  SAM2_ARGS=(--sam sam2.1_large --frames 50 100 "${SIZE[@]}")
+  COMPILE_ARGS=(--frames 100 100 "${SIZE[@]}" --variants-only --variants bf16+compile)
   MSDA_ARGS="--iters 20"; MSDA_BLOCKS="16 64"
-  "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+  timeout --kill-after=$KILL_AFTER $CUDA_LIMIT "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || { echo "no CUDA device here: this script is for the lent GPU machine (GPU_CHECK_DRY_RUN=1 to try it on CPU)"; exit 2; }
 fi
 
@@ -48,9 +68,9 @@ step() {  # step NAME LIMIT_SECONDS CMD...: run CMD, output to $OUT/NAME.txt, re
   local name=$1 limit=$2; shift 2
   local start=$SECONDS rc
   echo "== $name (limit ${limit}s)"
-  timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.txt" 2>&1
+  timeout --kill-after=$KILL_AFTER "$limit" "$@" >"$OUT/$name.txt" 2>&1
   rc=$?
-  echo "   rc=$rc after $((SECONDS - start)) s$([ $rc = 124 ] && echo ' (TIMED OUT)')"
+  echo "   rc=$rc after $((SECONDS - start)) s$([ $rc = 124 ] || [ $rc = 137 ] && echo ' (TIMED OUT)')"
   return 0
 }
 
@@ -83,16 +103,19 @@ msda_bench() {
 export PY MSDA_ARGS MSDA_BLOCKS
 export -f env_report msda_bench
 
-step env 40 bash -c env_report
-step gpu_tests 120 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
-step msda 90 bash -c msda_bench
-step e2e 260 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_ARGS[@]}"
-step e2e_sam2 70 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_SAM2_ARGS[@]}"
+step env 12 bash -c env_report
+step gpu_tests 85 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
+step msda 60 bash -c msda_bench
+step e2e 130 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_ARGS[@]}"
+step e2e_variants 65 "$PY" benchmarks/e2e.py --device "$DEVICE" "${VARIANTS_ARGS[@]}"
+step e2e_sam2 55 "$PY" benchmarks/e2e.py --device "$DEVICE" "${SAM2_ARGS[@]}"
+step e2e_compile 63 "$PY" benchmarks/e2e.py --device "$DEVICE" "${COMPILE_ARGS[@]}"
 
 echo
 echo "######## summary (full logs in $OUT)"
 cat "$OUT/env.txt"
 echo "-- gpu_tests"; grep -E "passed|failed|error|skipped|max abs error" "$OUT/gpu_tests.txt" | tail -n 15
 echo "-- msda"; grep -E "^\||^#" "$OUT/msda.txt" | grep -v -- "|---" || tail -n 5 "$OUT/msda.txt"
-echo "-- e2e"; tail -n 20 "$OUT/e2e.txt"
-echo "-- e2e_sam2"; grep -v "^  stages:" "$OUT/e2e_sam2.txt" | tail -n 12
+for name in e2e e2e_variants e2e_sam2 e2e_compile; do  # without the JSON records and the stage legend
+  echo "-- $name"; grep -v -E "^  (json|stages:)" "$OUT/$name.txt" | tail -n 25
+done

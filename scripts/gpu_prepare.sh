@@ -4,6 +4,9 @@
 #   .gpu/whl/     wheels for Python 3.12 x86_64: segment-anything, pycocotools, imageio-ffmpeg (0.6.0: its bundled ffmpeg keeps
 #                 the wheel at 29 MB; 0.8.x is 68 MB, over the 64 MiB a device call may carry), and SAM 2.1's sam2 with
 #                 what it imports (hydra-core, omegaconf, antlr4-python3-runtime, iopath, portalocker; under 1 MB)
+#                 0.6.0 is below what pyproject.toml asks (>=0.8): its ffmpeg 7.0.2 crashes on .ts input. gpu_check.sh
+#                 only reads the .mp4 files its benchmarks write, which it handles (a 20/40-frame e2e run with it
+#                 passed, 2026-11-30); do not use this wheel for anything that reads user videos.
 #   .gpu/shared/  a copy of ../shared/fixtures (the device call carries only the repository)
 # Then, with the device tool: run(command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=600).
 # PYTHON: the interpreter that builds the sam2 wheel (default: .venv/bin/python when there is one, else python3); it

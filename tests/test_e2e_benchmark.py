@@ -142,3 +142,156 @@ def test_a_child_reports_its_own_peak_rss_not_its_parents(e2e):
     )
     assert held.sum() == 256 << 20
     assert 10 < float(out.stdout) < parent_mb - 128, (float(out.stdout), parent_mb)
+
+
+def fake_run(frames: int, **extra) -> dict:
+    """A child's record as ``benchmarks/e2e.py --child`` prints it (CPU, no release comparison)."""
+    return {
+        "frames": frames,
+        "sam_fast": True,
+        "warm_up_s": None,
+        "seconds": frames / 50,
+        "first_chunk_s": 0.5,
+        "frames_at_first_chunk": 25,
+        "peak_rss_mb": 700.0,
+        "peak_rss_load_mb": 650.0,
+        "peak_rss_source": "VmHWM",
+        "peak_rss_with_ffmpeg_mb": 800.0,
+        "peak_ffmpeg_mb": 100.0,
+        "rss_after_load_mb": 640.0,
+        **extra,
+    }
+
+
+def test_each_length_prints_as_it_ends_and_a_failing_one_loses_only_its_own(
+    e2e, monkeypatch, capsys
+):
+    """All numbers were printed after both lengths: a long run that failed or was cut by gpu_check.sh's time limit
+    lost the short run's numbers too (the 20-frame child had finished; `timeout` left 0 bytes)."""
+    monkeypatch.setattr(e2e, "make_video", lambda *a: None)
+    release = {
+        "ours_pipeline_s": 1.0,
+        "release_equivalent_s": 2.0,
+        "ours_pipeline_runs_s": [1.0, 1.1, 0.9],
+        "release_equivalent_runs_s": [2.0, 1.9, 2.1],
+        "ours_prompts": 5,
+        "release_prompts": 50,
+    }
+    seen_before_long = []
+
+    def run_child(args, video, compare, precision, compile_sam):
+        if video.name == "v20.mp4":
+            assert compare
+            return fake_run(20, **release)
+        seen_before_long.append(capsys.readouterr().out)
+        raise RuntimeError("benchmark child fp32 on v40.mp4 failed (exit -15)")
+
+    monkeypatch.setattr(e2e, "run_child", run_child)
+    assert e2e.main(["--frames", "20", "40"]) == 1
+    before = seen_before_long[0]
+    assert (
+        "     20 frames:  50.00 fps end to end" in before and "first chunk after 0.50 s" in before
+    )
+    assert '  json 20: {"frames": 20' in before
+    assert "speed vs release-equivalent pipeline (20 frames, frames->masks): 2.00x" in before
+    assert "load average" in before
+    after = capsys.readouterr().out
+    assert "     40 frames: FAILED: benchmark child fp32 on v40.mp4 failed" in after
+    assert "memory ratio" not in before + after  # it needs both lengths
+
+
+def test_both_lengths_give_the_memory_ratios(e2e, monkeypatch, capsys):
+    monkeypatch.setattr(e2e, "make_video", lambda *a: None)
+    runs = {
+        "v20.mp4": fake_run(20, peak_gpu_mb=1000.0, peak_gpu_reserved_mb=1200.0),
+        "v40.mp4": fake_run(40, peak_rss_mb=714.0, peak_gpu_mb=1100.0, peak_gpu_reserved_mb=1300.0),
+    }
+    monkeypatch.setattr(e2e, "run_child", lambda args, video, *a: runs[video.name])
+    assert e2e.main(["--frames", "20", "40", "--sam", "sam2.1_tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "memory ratio 40 vs 20 frames (peak RSS): 1.020 (goal <= 1.15)" in out
+    assert "with the ffmpeg processes (sampled every 100 ms): 800 vs 800 MB" in out
+    assert (
+        "of which the run itself (peak RSS above the RSS after loading the models): 74 MB vs 60 MB"
+        in out
+    )
+    assert (
+        "GPU memory ratio 40 vs 20 frames (peak allocated by PyTorch): 1.100 (1100 vs 1000 MB"
+        in out
+    )
+    assert (
+        "peak GPU 1000 MB allocated by PyTorch (1200 MB reserved; CUDA context not counted)" in out
+    )
+    assert (
+        "since the models were loaded; 800 MB with the ffmpeg processes, sampled; 650 MB while loading"
+        in out
+    )
+
+
+def test_release_ratio_is_the_median_of_alternating_pairs_and_names_the_precision(e2e):
+    args = argparse.Namespace(sam="vit_h", frames=[100, 200], precision="fp32")
+    run = {
+        "sam_fast": True,
+        "ours_pipeline_s": 1.0,
+        "release_equivalent_s": 2.0,
+        "ours_pipeline_runs_s": [1.0, 2.0, 0.5],
+        "release_equivalent_runs_s": [2.0, 2.0, 2.5],
+        "ours_prompts": 5,
+        "release_prompts": 50,
+    }
+    lines = e2e.release_lines(args, run)
+    assert "2.00x (median of 3 alternating pairs, pairs 1.00-5.00x;" in lines[0]
+    assert "bf16 + SDPA on our side vs fp32 on the release side" in lines[1]
+    assert "SAM in fp32 on both sides" in e2e.release_lines(args, {**run, "sam_fast": False})[1]
+
+
+def test_the_peak_after_a_reset_is_the_runs_not_the_loads(e2e):
+    """Real-size models built in fp32 on the CPU and then moved to the GPU set a high-water mark the run never
+    reached: the memory ratio read 1.000 whatever the run did. After ``reset_peak_rss`` the peak is the run's."""
+    import subprocess
+    import sys
+
+    machine = Path(e2e.__file__).with_name("_machine.py")
+    code = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('m', sys.argv[1]); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "load = bytearray(b'x' * (300 << 20)); del load\n"  # touched, then freed (munmap'd)
+        "before = m.peak_rss_mb(); ok = m.reset_peak_rss(); print(before, ok, m.peak_rss_mb())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(machine)], capture_output=True, text=True, check=True
+    )
+    before, ok, after = out.stdout.split()
+    if ok != "True":
+        pytest.skip("this kernel refuses /proc/self/clear_refs: the sampled peak is used instead")
+    assert float(before) - float(after) > 250, out.stdout
+
+
+def test_the_sampler_counts_child_processes_but_not_an_unexecd_fork(e2e, monkeypatch):
+    """ffmpeg's decoder and encoders are child processes: the Python peak alone left out 180-232 MB of them."""
+    import subprocess
+    import sys
+
+    from script_helpers import load_benchmark
+
+    machine = load_benchmark("_machine")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "x = b'x' * (200 << 20); print('ready', flush=True); input()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        assert holder.pid in machine.child_pids()
+        # the same program as this one: what a fork before its exec looks like, so it is left out
+        assert machine._same_program(holder.pid)
+        sampler = machine.MemorySampler()
+        sampler.sample()
+        assert sampler.peak_children_mb < 100
+        monkeypatch.setattr(machine, "_same_program", lambda pid: False)
+        sampler.sample()
+        assert sampler.peak_children_mb > 180
+        assert sampler.peak_total_mb >= sampler.peak_self_mb + 180
+    finally:
+        holder.communicate("")
