@@ -99,18 +99,34 @@ def launched(get_pipeline: GetPipeline, settings: AppSettings) -> Iterator[str]:
     """``build_demo`` served on 127.0.0.1:<free port>, as ``app.main`` launches it (no ``show_error``: an error that
     Gradio raises itself reaches the client without its message, as docs/app.md says); yields its URL."""
     demo = app_module.build_demo(get_pipeline, settings=settings)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        **app_module.launch_kwargs(settings),
-    )
+    url = launch_local(demo, settings)
     try:
         yield url
     finally:
         demo.close()
         demo.served_files.close()  # as ``app.main`` does
+
+
+def launch_local(demo: object, settings: AppSettings, tries: int = 3) -> str:
+    """``demo`` launched on 127.0.0.1:<free port> as ``app.main`` launches it; its URL. Gradio checks that its own
+    server answers with ONE 3 s request and, when that times out (a CPU busy with other tests), raises "When
+    localhost is not accessible, a shareable link must be created": the server is closed and launched again, on
+    another port, up to ``tries`` times."""
+    for attempt in range(tries):
+        try:
+            _, url, _ = demo.launch(
+                server_name="127.0.0.1",
+                server_port=free_port(),
+                prevent_thread_lock=True,
+                quiet=True,
+                **app_module.launch_kwargs(settings),
+            )
+            return url
+        except ValueError as err:
+            if "localhost is not accessible" not in str(err) or attempt == tries - 1:
+                raise
+            demo.close()
+    raise AssertionError("unreachable")
 
 
 def write_clips(folder: Path) -> dict[str, Path]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import socket
 import tempfile
 import time
 import zipfile
@@ -48,6 +47,7 @@ ERROR_BADGE = (
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, tiny_sam_model):
+    from app_helpers import launch_local
     from doubles import MovingBoxTracker
 
     import app as app_module
@@ -59,16 +59,7 @@ def app_url(tmp_path_factory, tiny_sam_model):
     work = tmp_path_factory.mktemp("work")
     settings = AppSettings(work_root=work)
     demo = app_module.build_demo(lambda preset, sam: pipe, settings=settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        **app_module.launch_kwargs(settings),  # as app.main: no show_error
-    )
+    url = launch_local(demo, settings)  # as app.main: no show_error
     yield url, work
     demo.close()
     demo.served_files.close()  # as ``app.main`` does
