@@ -185,7 +185,7 @@ def test_gradios_sweep_runs_in_the_apps_and_outlives_its_errors(tmp_path, caplog
 
 
 def test_the_folders_gradios_sweep_empties_go_with_a_later_sweep_and_all_at_close(
-    tmp_path, request
+    tmp_path, request, monkeypatch
 ):
     """Gradio's sweep deletes an upload (a link's download) but not its ``<sha>/`` (``link-*``) folder: 38 empty
     folders after a soak of 33 API sessions, and after the server stopped. An empty folder unchanged ``max_age_s``
@@ -206,6 +206,9 @@ def test_the_folders_gradios_sweep_empties_go_with_a_later_sweep_and_all_at_clos
     for folder in (old, full, outside):
         os.utime(folder, (0, 0))
     (cache / "link").symlink_to(outside)
+    monkeypatch.setattr(
+        ServedFiles, "fresh_s", 1.0
+    )  # the folder of a file just made: kept 1 s, not 10
     served = ServedFiles(
         cache,
         preview=preview,

@@ -57,6 +57,9 @@ class ServedFiles:
     given, the sweeps start at once, else with the first file shown. Unset (an ``App`` built without a page, as
     tests do), a file or frame goes to Gradio as it is."""
 
+    # seconds a folder of the cache is kept after it last changed, even empty (``drop_empty_folders``)
+    fresh_s = 10.0
+
     def __init__(
         self,
         cache_dir: str | Path | None = None,
@@ -129,8 +132,9 @@ class ServedFiles:
         """Remove the empty folders directly in the cache last changed more than ``max_age_s`` ago (None: all of
         them); the number removed. Any thread. Gradio's sweep deletes an upload (a ``link-*`` download too) but not
         the ``<sha>/`` folder it came in: one more per file for the process's life. The age spares a folder just
-        made for a new file (``mkdir``, then the file moved in); one emptied by a sweep changed then, and goes with a
-        later sweep. A folder is removed only while empty (``rmdir``); links are not followed."""
+        made for a new file (``mkdir``, then the file moved in), however short ``max_age_s``: none changed in the
+        last ``fresh_s`` goes but at close; one emptied by a sweep changed then, and goes with a later sweep. A
+        folder is removed only while empty (``rmdir``); links are not followed."""
         if self.cache_dir is None:
             return 0
         removed, now = 0, time.time()
@@ -139,10 +143,8 @@ class ServedFiles:
                 with contextlib.suppress(OSError):  # not a folder, not empty, gone meanwhile
                     if not entry.is_dir(follow_symlinks=False):
                         continue
-                    if (
-                        max_age_s is None
-                        or now - entry.stat(follow_symlinks=False).st_mtime > max_age_s
-                    ):
+                    age = now - entry.stat(follow_symlinks=False).st_mtime
+                    if max_age_s is None or age > max(max_age_s, self.fresh_s):
                         os.rmdir(entry.path)
                         removed += 1
         return removed
