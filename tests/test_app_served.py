@@ -6,10 +6,12 @@ chunks of an API client without a heartbeat with the session's last run (``App.f
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
 import threading
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,11 +34,13 @@ from app_helpers import (
 from doubles import MovingBoxTracker
 from gradio.route_utils import delete_files_created_by_app
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 import app as app_module
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import served as served_module
+from uvosam_app.layout import EXAMPLES
 from uvosam_app.served import ServedFiles, drop_ended_streams
 from uvosam_app.settings import AppSettings
 
@@ -180,6 +184,49 @@ def test_gradios_sweep_runs_in_the_apps_and_outlives_its_errors(tmp_path, caplog
     assert calls[-1] is None and not kept.exists()
 
 
+def test_the_folders_gradios_sweep_empties_go_with_a_later_sweep_and_all_at_close(
+    tmp_path, request, monkeypatch
+):
+    """Gradio's sweep deletes an upload (a link's download) but not its ``<sha>/`` (``link-*``) folder: 38 empty
+    folders after a soak of 33 API sessions, and after the server stopped. An empty folder unchanged ``max_age_s``
+    goes with a sweep (a younger one may be an upload's, made just before its file moves in), all of them at close;
+    a folder holding a file, a link to a folder, and what it links to stay."""
+    demo, preview = _page_preview()
+    cache = Path(demo.GRADIO_CACHE) / "served-folders"
+    upload = cache / "a1b2" / "clip.mp4"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"x")
+    preview.temp_files.add(str(upload))
+    old, young, full, outside = cache / "link-x", cache / "c3d4", cache / "e5f6", tmp_path / "out"
+    for folder in (old, young, full, outside):
+        folder.mkdir()
+    (full / "kept.zip").write_bytes(b"zip")
+    later = time.time() + 3600  # changed "just now" for the whole test
+    os.utime(young, (later, later))
+    for folder in (old, full, outside):
+        os.utime(folder, (0, 0))
+    (cache / "link").symlink_to(outside)
+    monkeypatch.setattr(
+        ServedFiles, "fresh_s", 1.0
+    )  # the folder of a file just made: kept 1 s, not 10
+    served = ServedFiles(
+        cache,
+        preview=preview,
+        max_age_s=2,
+        sweep_every_s=0.05,
+        gradio_sweep=functools.partial(delete_files_created_by_app, demo),
+    )
+    request.addfinalizer(served.close)
+    assert wait_for(lambda: not old.exists(), timeout=10)
+    assert wait_for(lambda: not upload.exists(), timeout=10)  # Gradio's sweep, over 2 s old
+    assert upload.parent.is_dir()  # emptied just now: gone 2 s later
+    assert wait_for(lambda: not upload.parent.exists(), timeout=10)
+    assert young.is_dir() and (full / "kept.zip").is_file()
+    served.close()
+    assert not young.exists() and (full / "kept.zip").is_file()
+    assert (cache / "link").is_symlink() and outside.is_dir()
+
+
 def test_a_file_shown_after_close_is_deleted(tmp_path, monkeypatch):
     """A results copy still under way when the server stopped (a big zip, in its thread) was noted after
     ``close()`` and never deleted. Each is written into Gradio's cache as usual (its path there is returned), then
@@ -305,16 +352,27 @@ def test_a_sessions_streams_still_running_stay():
 
 def test_python_app_py_stopped_by_sigterm_with_a_page_open_empties_gradios_cache(tmp_path):
     """On SIGTERM (a Space's restart) with a page open, Gradio's wait closed the server, which waited 5 s for the
-    page's heartbeat and exited without its shutdown: nothing in Gradio's cache was deleted, uploads included. No
-    weights: an upload stands for the files."""
+    page's heartbeat and exited without its shutdown: nothing in Gradio's cache was deleted, uploads included. Then
+    it was, but not the ``<sha>/`` folder of each upload, nor the empty ``tmpXXXXXXXX`` file that Gradio's
+    ``gr.File`` made each time a file box was read (two a Score), nor Gradio's empty ``vibe_edit_history``: all that
+    stays is the examples' copies (Gradio keeps them for the next start). No weights: uploads stand for the files."""
     port = free_port()
-    env = dict(app_process_env(tmp_path, port, tmp_path), GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    cache = tmp_path / "gradio"
+    env = dict(app_process_env(tmp_path, port, tmp_path), GRADIO_TEMP_DIR=str(cache))
     url, log_path = f"http://127.0.0.1:{port}", tmp_path / "app.log"
+    not_zip = tmp_path / "masks.zip"
+    not_zip.write_bytes(b"not a zip")
     with app_process(env, log_path) as proc, httpx.Client(timeout=30) as http:
         wait_for_config(url, proc, log_path, timeout=120.0)
         (upload,) = http.post(
             f"{url}/gradio_api/upload", files={"files": ("x.mp4", b"0" * 999)}
         ).json()
+        client = Client(url, verbose=False)
+        for _ in range(2):  # refused once Gradio has read both file boxes
+            with pytest.raises(AppError, match="masks.zip is not a readable zip file"):
+                client.predict(
+                    handle_file(str(not_zip)), handle_file(str(not_zip)), api_name="/score"
+                )
         opened = threading.Event()
         threading.Thread(
             target=_page_open, args=(f"{url}/gradio_api/heartbeat/page", opened), daemon=True
@@ -323,6 +381,12 @@ def test_python_app_py_stopped_by_sigterm_with_a_page_open_empties_gradios_cache
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     assert not Path(upload).exists()
+    left = sorted(
+        str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file() or not any(p.iterdir())
+    )
+    assert sorted(Path(p).name for p in left) == sorted(p.name for p in EXAMPLES if p.is_file()), (
+        left
+    )
 
 
 def _page_open(heartbeat: str, opened: threading.Event) -> None:

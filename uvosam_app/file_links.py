@@ -14,9 +14,9 @@ server served) goes to Gradio's own method, unchanged.
 
 The file lands in a folder of its own (``link-*``) in the component's Gradio cache and is registered in its
 ``temp_files``, as Gradio registers its own downloads: the cache's sweep (Gradio's, run by ``ServedFiles`` in
-``app.build_demo``) deletes it with the uploads (the emptied folder stays, as Gradio's own do). A refused or failed
-download leaves no file and no folder; one whose request is cancelled meanwhile (``/cancel``) runs on in its thread,
-which cannot be cut, and its folder is deleted when it ends.
+``app.build_demo``) deletes it with the uploads, and its emptied folder later (``ServedFiles.drop_empty_folders``).
+A refused or failed download leaves no file and no folder; one whose request is cancelled meanwhile (``/cancel``)
+runs on in its thread, which cannot be cut, and its folder is deleted when it ends.
 
 Why this hook: it is the one method that every file of every input goes through (the sync
 ``move_resource_to_block_cache`` serves only values the app itself sets: examples, defaults). It is a method of a

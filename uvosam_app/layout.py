@@ -15,6 +15,7 @@ import gradio as gr
 
 from uvosam_app.checked_inputs import keep_list, output_side, slider
 from uvosam_app.checks import FRAMES_BOX_VIDEOS, slider_ranges
+from uvosam_app.file_input import FileInput
 from uvosam_app.models import StartModels, mask_model_choices, noted
 from uvosam_app.settings import AppSettings
 from uvosam_app.text import (
@@ -215,7 +216,7 @@ def _input_column(
         gr.Markdown(limits_line(settings), elem_id="limits")
         about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
         url, load = _link_input(settings)
-        frames_zip = gr.File(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
+        frames_zip = FileInput(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
             label="…or a zip of its frames (.jpg/.png, one folder), or an animated GIF/WebP/APNG",
             file_types=[".zip", *FRAMES_BOX_VIDEOS],
             height=130,
@@ -329,8 +330,8 @@ def _results(
     status: gr.Textbox, announce: gr.Markdown, stream: gr.Video, preview: gr.Image
 ) -> Outputs:
     with gr.Row():
-        mp4 = gr.File(label="Masked video (mp4)", interactive=False, elem_id="mp4")
-        zip_file = gr.File(label="Masks (zip)", interactive=False, elem_id="zip")
+        mp4 = FileInput(label="Masked video (mp4)", interactive=False, elem_id="mp4")
+        zip_file = FileInput(label="Masks (zip)", interactive=False, elem_id="zip")
     table = gr.Dataframe(
         headers=TRACK_HEADERS,
         label="Tracks (and below, a bar on every frame each one was seen in)",
@@ -398,7 +399,7 @@ def _scoring() -> Scoring:
     with gr.Accordion("Score against your ground truth (DAVIS J&F)", open=False):
         gr.Markdown(GROUND_TRUTH_HELP, elem_id="gt-help")
         with gr.Row():
-            gt_zip = gr.File(label="Ground truth (.zip)", file_types=[".zip"], elem_id="gt")
+            gt_zip = FileInput(label="Ground truth (.zip)", file_types=[".zip"], elem_id="gt")
             with gr.Column():
                 score = gr.Button("Score", elem_id="score")
                 # the label names /score's output in the API (it was "value_56"); not shown on the page

@@ -16,9 +16,11 @@ The same thread runs Gradio's own sweep of its cache (the uploads; ``gradio_swee
 app's files too, the first time a session shows them, and the previews came about twice a second a running
 session), so an add during its loop raises "Set changed size during iteration", and Gradio's scheduled task
 (``delete_files_on_schedule``, no ``try``) ended for the process's life: no upload was deleted again. Here such a
-sweep is logged and the next one runs. And the files shown through a session's copy of a component (Gradio makes
-one for a prop update, and ``gr.skip()``, "no change", is one) are in no set Gradio's sweep reads: every run's zip
-and mp4 stayed; ``ServedFiles``' own list covers them.
+sweep is logged and the next one runs. Gradio's sweep deletes a file, not the ``<sha>/`` folder it came in (nor a
+``link-*`` one, ``file_links``): the thread then removes the cache's empty folders (``drop_empty_folders``), those
+unchanged ``max_age_s``, and all of them at ``close()``. And the files shown through a session's copy of a
+component (Gradio makes one for a prop update, and ``gr.skip()``, "no change", is one) are in no set Gradio's sweep
+reads: every run's zip and mp4 stayed; ``ServedFiles``' own list covers them.
 
 Streams. The chunks of ``gr.Video(streaming=True)`` stay in ``Blocks.pending_streams[session_hash][run]`` until the
 session's heartbeat drops (``gradio/routes.py``, the only place that frees them): a client without one (a REST call,
@@ -54,6 +56,9 @@ class ServedFiles:
     sweep of its own files (those over ``age`` seconds old; None: all), run with each sweep and at ``close()``;
     given, the sweeps start at once, else with the first file shown. Unset (an ``App`` built without a page, as
     tests do), a file or frame goes to Gradio as it is."""
+
+    # seconds a folder of the cache is kept after it last changed, even empty (``drop_empty_folders``)
+    fresh_s = 10.0
 
     def __init__(
         self,
@@ -123,9 +128,31 @@ class ServedFiles:
                 self._delete(Path(path))
         return len(stale)
 
+    def drop_empty_folders(self, max_age_s: float | None) -> int:
+        """Remove the empty folders directly in the cache last changed more than ``max_age_s`` ago (None: all of
+        them); the number removed. Any thread. Gradio's sweep deletes an upload (a ``link-*`` download too) but not
+        the ``<sha>/`` folder it came in: one more per file for the process's life. The age spares a folder just
+        made for a new file (``mkdir``, then the file moved in), however short ``max_age_s``: none changed in the
+        last ``fresh_s`` goes but at close; one emptied by a sweep changed then, and goes with a later sweep. A
+        folder is removed only while empty (``rmdir``); links are not followed."""
+        if self.cache_dir is None:
+            return 0
+        removed, now = 0, time.time()
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.cache_dir) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):  # not a folder, not empty, gone meanwhile
+                    if not entry.is_dir(follow_symlinks=False):
+                        continue
+                    age = now - entry.stat(follow_symlinks=False).st_mtime
+                    if max_age_s is None or age > max(max_age_s, self.fresh_s):
+                        os.rmdir(entry.path)
+                        removed += 1
+        return removed
+
     def close(self) -> None:
-        """Stop the sweeps and delete every file shown, and Gradio's (the server stopped). A file shown later (a
-        copy that was under way) is deleted as it is noted."""
+        """Stop the sweeps and delete every file shown, and Gradio's, and every empty folder in the cache (the server
+        stopped). A file shown later (a copy that was under way) is deleted as it is noted. What stays: the copies of
+        the examples (Gradio's ``keep_in_cache``: the next start finds them where they are)."""
         self._closed.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
@@ -180,10 +207,11 @@ class ServedFiles:
             self._sweep_all(self.max_age_s)
 
     def _sweep_all(self, max_age_s: float | None) -> None:
-        """This list's sweep and Gradio's; a failed one is logged (the next one runs)."""
+        """This list's sweep, Gradio's, then the emptied folders'; a failed one is logged (the next one runs)."""
         sweeps = [("the served files", self.sweep)]
         if self._gradio_sweep is not None:
             sweeps.append(("Gradio's cache", self._gradio_sweep))
+        sweeps.append(("the emptied folders", self.drop_empty_folders))
         for what, sweep in sweeps:
             try:
                 sweep(max_age_s)
