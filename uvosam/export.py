@@ -26,6 +26,7 @@ import numpy as np
 from uvosam import atomic_files
 from uvosam import export_formats as fmt
 from uvosam.background_writes import BackgroundWrites
+from uvosam.cleanup import best_effort
 from uvosam.export_cutouts import Cutouts
 from uvosam.export_davis import DavisPngs, final_labels
 from uvosam.export_readme import readme_text
@@ -311,8 +312,8 @@ class ExportWriter:
         try:
             self._writes.wait()
             self._cutouts.close()
-        except BaseException:
-            self._cutouts.abort()  # no ffmpeg left waiting for frames, no unfinished WebM
+        except BaseException:  # no ffmpeg left waiting for frames, no unfinished WebM
+            best_effort("finishing the exports", self._cutouts.abort)
             raise
         davis_labels = self.davis_labels() if self.options.davis else {}
         if self.options.davis and len(self._records) > self.options.max_objects:
@@ -386,9 +387,7 @@ class ExportWriter:
         if exc_type is None:
             self.close()
         else:
-            self._writes.cancel()
-            self._cutouts.abort()
-            self._remove_work()
+            best_effort("the exports", self._writes.cancel, self._cutouts.abort, self._remove_work)
 
     def discard(self) -> None:
         """Delete every file this writer wrote after a failed or stopped run, so no partial export is mistaken for a

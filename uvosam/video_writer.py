@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from uvosam.cleanup import best_effort
 from uvosam.config import is_integer
 from uvosam.ffmpeg_binary import ffmpeg_exe
 from uvosam.video_audio import AudioSource, add_audio
@@ -164,7 +165,7 @@ class _Encoder:
             except subprocess.TimeoutExpired:
                 logger.debug("ffmpeg still running after a failed write; killing it")
             said = self._ffmpeg_said()
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
             raise _failure(said, f"ffmpeg stopped while writing {self.path}: {said}") from err
         self.num_frames += 1
 
@@ -175,7 +176,7 @@ class _Encoder:
             self._proc.stdin.close()
             code = self._proc.wait(timeout=_CLOSE_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as err:
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
             raise OSError(
                 f"ffmpeg did not finish writing {self.path}; the file was removed."
             ) from err
@@ -321,7 +322,7 @@ class VideoWriter:
             self._chunk.write(data)
             return self._finish_chunk() if self._chunk.num_frames == self.frames_per_chunk else None
         except BaseException:
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
             raise
 
     def _finish_chunk(self) -> Path:
@@ -342,7 +343,7 @@ class VideoWriter:
             last = self._finish_chunk() if self._chunk is not None else None
             self._full.close()
         except BaseException:
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
             raise
         self._closed = True
         if self.audio is not None and self.num_frames:
@@ -391,7 +392,7 @@ class VideoWriter:
         if exc_type is None:
             self.close()
         elif not self._closed:
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
 
 
 def _check_args(
