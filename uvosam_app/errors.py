@@ -26,10 +26,10 @@ import torch
 
 from uvosam.config import VideoLimits
 from uvosam.errors import (
+    InputError,
     MissingPackageError,
     MissingWeightsError,
     VideoLimitError,
-    VideoReadError,
     WeightsError,
     in_chain,
     out_of_space,
@@ -43,13 +43,11 @@ from uvosam_app.text import failed_status, out_of_memory_text, pixels_size
 
 logger = logging.getLogger("uvosam.app")
 
-USER_ERRORS = (
-    VideoReadError,
-    VideoLimitError,
-    FileNotFoundError,
-    ValueError,
-    ModelsNotLoadedError,
-)
+# uvosam's deliberate refusals (``InputError``: also a video that cannot be read or is over a limit, a link that
+# cannot be fetched, a missing input file) and the app's own: their messages are the visitor's to act on. A plain
+# ValueError, FileNotFoundError or RuntimeError met after the checks (numpy's "operands could not be broadcast", a
+# cache file gone) is ours: to_gr_error logs it with its traceback and an error id
+USER_ERRORS = (InputError, ModelsNotLoadedError)
 # the models' files and packages: their messages name server paths and the host's advice (the handler that loads a
 # pair words them for a visitor: ``uvosam_app.models.unavailable``; any other path gets the same words here)
 MODEL_ERRORS = (MissingWeightsError, WeightsError, MissingPackageError)
