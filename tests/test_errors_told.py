@@ -14,15 +14,16 @@ import pytest
 
 pytest.importorskip("gradio")
 import gradio as gr
-from app_helpers import stepped, write_clip
+from app_helpers import client, stepped, write_clip
 from doubles import MovingBoxTracker
+from gradio_client import handle_file
 
 import uvosam_cli
 import uvosam_cli.segment
 from uvosam.errors import InputError, MissingInputError, VideoReadError
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
-from uvosam_app import scoring
+from uvosam_app import file_links, scoring
 from uvosam_app.errors import INTERNAL_ERROR
 from uvosam_app.handlers import App
 from uvosam_app.probes import ProbeCache
@@ -137,6 +138,24 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(ids).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_an_unexpected_error_fetching_a_file_link_is_mapped_with_an_id(server, caplog, monkeypatch):
+    """A file input given as a link whose download failed unexpectedly answered Gradio's "The upstream Gradio app
+    has raised an exception" and logged a bare traceback: no error id, no session."""
+
+    def bug(*args, **kwargs):
+        raise TypeError("download() got an unexpected keyword argument 'limits'")
+
+    monkeypatch.setattr(file_links, "download", bug)
+    caplog.set_level(logging.INFO, logger="uvosam.app")
+    with pytest.raises(Exception, match=OURS) as raised:
+        client(server).predict(handle_file("http://example.invalid/clip.mp4"), api_name="/segment")
+    error_id = re.search(OURS, str(raised.value))[1]
+    record = _logged_failure(caplog, error_id)
+    assert re.fullmatch(
+        rf"run failed in /segment \(API, \w{{6}}\) \(error id {error_id}\)", record.getMessage()
+    )
 
 
 @pytest.mark.parametrize(
