@@ -370,7 +370,12 @@ def test_the_page_config_copies_no_model(tmp_path):
 
 def test_a_weights_error_met_outside_the_loading_handler_keeps_its_paths_in_the_log(caplog):
     """``to_gr_error`` passed a ``WeightsError``'s or a ``MissingWeightsError``'s message (server paths) through."""
-    from uvosam.errors import MissingPackageError, MissingWeightsError, WeightsError
+    from uvosam.errors import (
+        MissingInputError,
+        MissingPackageError,
+        MissingWeightsError,
+        WeightsError,
+    )
     from uvosam_app.errors import MODEL_UNAVAILABLE, to_gr_error
 
     for err in (
@@ -382,4 +387,5 @@ def test_a_weights_error_met_outside_the_loading_handler_keeps_its_paths_in_the_
             assert to_gr_error(err).message == MODEL_UNAVAILABLE
         assert str(err) in caplog.text
     assert "/srv" not in MODEL_UNAVAILABLE
-    assert to_gr_error(FileNotFoundError("No video at clip.mp4")).message == "No video at clip.mp4"
+    # a missing input as uvosam refuses it (a plain FileNotFoundError is an unexpected one: tests/test_errors_told.py)
+    assert to_gr_error(MissingInputError("No video at clip.mp4")).message == "No video at clip.mp4"

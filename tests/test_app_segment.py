@@ -28,6 +28,7 @@ from app_helpers import (
 from doubles import MovingBoxTracker
 from gradio_client import handle_file
 
+from uvosam.errors import InputError
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.video import iter_frames, probe
@@ -390,7 +391,7 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
     state = finished_run(app, request, tmp_path)
 
     def failing_rerender(*args, **kwargs):
-        raise ValueError("the cached masks are damaged")
+        raise InputError("the cached masks are damaged")  # as uvosam.mask_cache.damaged refuses
         yield
 
     monkeypatch.setattr(app_handlers, "rerender_iter", failing_rerender)

@@ -84,3 +84,14 @@ def test_a_name_too_long_for_the_tmp_suffix_is_written_under_a_short_name(tmp_pa
         _fail_half_way(tmp)
     assert path.read_bytes() == b"whole"  # the failed write's file went
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_tmp_that_cannot_be_deleted_does_not_hide_the_blocks_error(tmp_path, caplog):
+    """The block's error is raised (it was replaced by the deletion's IsADirectoryError), the deletion's logged."""
+    with (
+        pytest.raises(KeyError, match="the block's"),
+        atomic_files.replacing(tmp_path / "a.json") as tmp,
+    ):
+        tmp.mkdir()  # unlink() fails on it
+        raise KeyError("the block's")
+    assert "clean-up after writing a.json.tmp" in caplog.text and not (tmp_path / "a.json").exists()

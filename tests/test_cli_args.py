@@ -443,7 +443,7 @@ def test_train_resuming_from_a_checkpoint_does_not_check_the_unused_init(
     assert "--init" in capsys.readouterr().err
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "model_0000009.pth").write_bytes(b"")
-    assert uvosam_cli.main([*argv, "--resume"]) == 2
+    assert uvosam_cli.main([*argv, "--resume"]) == 1  # the stand-in's RuntimeError: no refusal
     assert "error: the data is read" in capsys.readouterr().err
 
 

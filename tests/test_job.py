@@ -819,3 +819,35 @@ def test_a_run_on_a_full_disk_names_its_folder_and_removes_the_one_it_made(
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(out)
     assert str(caught.value) == f"[Errno 28] No space left on device: '{out}'"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_failing_clean_up_neither_hides_the_runs_error_nor_stops_the_rest(
+    tmp_path, clip, tiny_sam_model, monkeypatch, caplog
+):
+    """A tracker's TypeError, then the video's deletion failing: the command line said "no permission to write in
+    <out>" (the TypeError only in -v's chained traceback) and the exports and the cache were left. Now the run's
+    error is raised, the clean-up's is a warning with its traceback, and every other clean-up step ran."""
+    import logging
+
+    from doubles import MovingBoxTracker
+
+    from uvosam.video_writer import VideoWriter
+
+    discard = VideoWriter.discard
+
+    def denied(self):
+        discard(self)
+        raise PermissionError(13, "Permission denied", str(self.path))
+
+    monkeypatch.setattr(VideoWriter, "discard", denied)
+    bug = TypeError("'NoneType' object is not subscriptable")
+    pipe = UVOSAM(
+        MovingBoxTracker(fail_at=2, error=lambda: bug), BoxPromptSegmenter(tiny_sam_model)
+    )
+    work = tmp_path / "job"
+    with pytest.raises(TypeError) as raised:
+        list(run_job(pipe, clip[0], work, JobOptions(cache=True)))
+    assert raised.value is bug
+    (warning,) = [r for r in caplog.records if "clean-up after" in r.getMessage()]
+    assert warning.levelno == logging.WARNING and isinstance(warning.exc_info[1], PermissionError)
+    assert _files(work) == []  # the exports and the cache went too

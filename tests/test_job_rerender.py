@@ -210,7 +210,14 @@ def test_rerender_refuses_a_run_cache_whose_meta_lacks_keys(cached_run, tmp_path
         ("frame_names", None, "meta.json's frame_names is a JSON NoneType"),
         ("output", None, "meta.json's output is a JSON NoneType"),
         ("info", [], "meta.json's info is a JSON list"),
-        ("info", {}, "meta.json's info is not a video's (KeyError: 'path')"),
+        (
+            "info",
+            {},
+            (
+                "meta.json's info is not a video's (it lacks path, fps, num_frames, width, height, rotation, "
+                "duration_s, is_folder, frame_names)"
+            ),
+        ),
     ],
 )
 def test_rerender_refuses_a_run_cache_whose_meta_has_values_of_another_type(
@@ -228,6 +235,21 @@ def test_rerender_refuses_a_run_cache_whose_meta_has_values_of_another_type(
         rerender(run / "cache", tmp_path / "out")
     assert uvosam_cli.main(["rerender", str(run)]) == 2
     assert why in capsys.readouterr().err
+
+
+def test_a_bug_reading_a_run_meta_is_not_told_as_a_damaged_cache(cached_run, tmp_path, monkeypatch):
+    """``check_run_meta`` caught ``info_from_meta``'s TypeError: a bug there read as "the mask cache ... is
+    incomplete or damaged; make the run again"."""
+    import uvosam.job
+    import uvosam.job_plan
+
+    def bug(data):
+        raise TypeError("VideoInfo.__init__() got an unexpected keyword argument 'fps_mode'")
+
+    for module in (uvosam.job, uvosam.job_plan):
+        monkeypatch.setattr(module, "info_from_meta", bug)
+    with pytest.raises(TypeError, match="fps_mode"):
+        rerender(cached_run.cache_dir, tmp_path / "out")
 
 
 def test_the_checked_run_meta_keys_are_those_a_run_writes(cached_run):

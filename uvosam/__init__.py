@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 
 from uvosam.config import PipelineConfig, SegmenterConfig, VideoLimits
 from uvosam.errors import (
+    InputError,
+    MissingInputError,
     MissingPackageError,
     MissingWeightsError,
     RemoteVideoError,
@@ -22,6 +24,8 @@ __all__ = [
     "UVOSAM",
     "FrameResult",
     "FrameTracks",
+    "InputError",
+    "MissingInputError",
     "MissingPackageError",
     "MissingWeightsError",
     "PipelineConfig",

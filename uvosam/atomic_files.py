@@ -4,8 +4,8 @@
 
 Used by the exports (``uvosam.export_formats`` and ``uvosam.export``'s parts), ``run.json`` (``uvosam.provenance``),
 the mask cache (``uvosam.mask_cache``), the YouTube-VIS submission (``uvosam.eval.runner``) and the command line's
-score and track files (``uvosam_cli.davis``, ``clip_score``, ``track``). It depends on nothing in uvosam, so any
-module may use it.
+score and track files (``uvosam_cli.davis``, ``clip_score``, ``track``). It depends on nothing in uvosam but
+``uvosam.cleanup`` (which depends on nothing), so any module may use it.
 
 No ``fsync``: a write is atomic for readers and against a failure of the writing process, not against a power cut
 (none of these files is worth the wait: a lost export is made again).
@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from uvosam.cleanup import best_effort
 
 TMP_SUFFIX = ".tmp"
 """What ``tmp_path`` adds to a file's name; a name ending in it is a file still being written."""
@@ -42,7 +44,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     block ends without an error (the block must have closed the file by then).
 
     If the block raises (also ``KeyboardInterrupt`` or a closed generator), the half-written ``<path>.tmp`` is
-    deleted, ``path`` is untouched (its old content, or no file) and the error is raised.
+    deleted (a deletion that fails is logged: ``best_effort``), ``path`` is untouched (its old content, or no
+    file) and the block's error is raised.
 
     Example::
 
@@ -56,7 +59,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        best_effort(f"writing {tmp.name}", lambda: tmp.unlink(missing_ok=True))
         raise
     os.replace(tmp, path)
 

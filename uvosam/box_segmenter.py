@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from uvosam.config import SegmenterConfig
+from uvosam.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,10 @@ def prepare_boxes(
     if boxes.size == 0:
         boxes = boxes.reshape(0, 4)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes_xyxy must have shape (N, 4); got {boxes.shape}")
+        raise InputError(f"boxes_xyxy must have shape (N, 4); got {boxes.shape}")
     bad = np.flatnonzero(np.isnan(boxes).any(axis=1))
     if bad.size:
-        raise ValueError(
+        raise InputError(
             f"boxes_xyxy rows {bad.tolist()} contain NaN (first: {boxes[bad[0]].tolist()}); "
             f"drop absent tracks before segmenting instead of passing NaN boxes."
         )
@@ -137,7 +138,7 @@ def resolve_overlaps(masks: np.ndarray, scores: np.ndarray, track_ids: np.ndarra
 def _as_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-        raise ValueError(
+        raise InputError(
             f"image must be a non-empty (H, W, 3) uint8 RGB array; got shape {image.shape}, "
             f"dtype {image.dtype}"
         )
@@ -289,7 +290,7 @@ class BoxSegmenterBase:
         scores = list(scores) if scores is not None else [None] * t
         track_ids = list(track_ids) if track_ids is not None else [None] * t
         if not len(boxes_list) == len(scores) == len(track_ids) == t:
-            raise ValueError(
+            raise InputError(
                 f"expected one boxes/scores/track_ids entry per image ({t}); "
                 f"got {len(boxes_list)}, {len(scores)}, {len(track_ids)}"
             )
@@ -366,7 +367,7 @@ class BoxSegmenterBase:
         n = len(usable)
         for name, values in (("scores", scores), ("track_ids", track_ids)):
             if values is not None and np.shape(values) != (n,):
-                raise ValueError(
+                raise InputError(
                     f"{name} must have shape ({n},) like the boxes; got {np.shape(values)}"
                 )
         h, w = image.shape[:2]

@@ -6,6 +6,7 @@ import json
 from functools import cache
 from pathlib import Path
 
+from uvosam.errors import InputError
 from uvosam.weight_table import lookup
 
 _DATA = Path(__file__).with_name("data") / "class_names.json"
@@ -26,7 +27,7 @@ def dataset_class_names(dataset: str) -> tuple[str, ...]:
     table = json.loads(_DATA.read_text(encoding="utf-8"))
     if dataset not in table or dataset.startswith("_"):
         known = sorted(k for k in table if not k.startswith("_"))
-        raise ValueError(f"unknown dataset {dataset!r} for class names; known: {known}")
+        raise InputError(f"unknown dataset {dataset!r} for class names; known: {known}")
     return tuple(table[dataset])
 
 

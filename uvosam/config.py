@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from uvosam.errors import InputError
+
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 SAM2_MODEL_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
 """SAM 2.1 image models usable as the box-to-mask stage instead of SAM (``uvosam.sam2_segmenter``)."""
@@ -48,7 +50,7 @@ def check_positive(
     if value is None and allow_none:
         return None
     if not is_number(value) or not 0 < value < math.inf:  # NaN fails both comparisons
-        raise ValueError(
+        raise InputError(
             f"{owner}.{name} must be a positive finite number{' or None' if allow_none else ''}; got {_got(value)}"
         )
     return float(value)
@@ -60,7 +62,7 @@ def check_count(owner: str, name: str, value: object, *, allow_none: bool = True
     if value is None and allow_none:
         return None
     if not is_integer(value) or value <= 0:
-        raise ValueError(
+        raise InputError(
             f"{owner}.{name} must be a positive integer{' or None' if allow_none else ''}; got {_got(value)}"
             + (
                 f" (use {int(value)})"
@@ -81,7 +83,7 @@ def check_flag(
     if not isinstance(value, bool | np.bool_):
         allowed = "True or False" if none_means is None else f"True, False or None ({none_means})"
         # a bad setting is a ValueError, whatever its type, like every other config check here
-        raise ValueError(f"{owner}.{name} must be {allowed}; got {_got(value)}")  # noqa: TRY004
+        raise InputError(f"{owner}.{name} must be {allowed}; got {_got(value)}")
     return bool(value)
 
 
@@ -174,17 +176,17 @@ class SegmenterConfig:
         check_fields(self, check_flag, "compile")
         check_fields(self, check_flag, "fast", none_means="on where bf16 runs natively")
         if not is_number(self.mask_threshold) or not math.isfinite(self.mask_threshold):
-            raise ValueError(
+            raise InputError(
                 "SegmenterConfig.mask_threshold must be a finite number (a logit threshold; SAM's own is 0.0); "
                 f"got {_got(self.mask_threshold)}"
             )
         object.__setattr__(self, "mask_threshold", float(self.mask_threshold))
         if self.model_type not in SEGMENTER_MODEL_TYPES:
-            raise ValueError(
+            raise InputError(
                 f"SegmenterConfig.model_type must be one of {SEGMENTER_MODEL_TYPES}; got {self.model_type!r}"
             )
         if self.overlap not in OVERLAP_POLICIES:
-            raise ValueError(
+            raise InputError(
                 f"SegmenterConfig.overlap must be one of {OVERLAP_POLICIES}; got {self.overlap!r}"
             )
         check_fields(self, check_count, "encoder_batch", "decoder_batch", allow_none=False)
@@ -206,7 +208,7 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         check_fields(self, check_count, "max_objects")
         if not is_number(self.min_score) or not 0.0 <= self.min_score <= 1.0:
-            raise ValueError(
+            raise InputError(
                 f"PipelineConfig.min_score must be a number in [0, 1] (0 = keep all); got {_got(self.min_score)}"
             )
         object.__setattr__(self, "min_score", float(self.min_score))

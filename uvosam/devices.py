@@ -12,6 +12,8 @@ import warnings
 
 import torch
 
+from uvosam.errors import InputError
+
 
 def usable_devices() -> list[str]:
     """What a ``device`` argument takes on this machine: auto, cpu, and cuda, cuda:0 ... / mps / xpu where torch can
@@ -51,12 +53,12 @@ def check_device(device: str | torch.device, *, option: str | None = None) -> No
             warnings.simplefilter("ignore", UserWarning)
             parsed = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(
+        raise InputError(
             f"{label}: that is not a device name; {accepted}, or another name torch.device takes (cpu:0)"
         ) from None
     why = _why_unusable(parsed)
     if why is not None:
-        raise ValueError(f"{label}: {why}; {accepted}")
+        raise InputError(f"{label}: {why}; {accepted}")
 
 
 def _why_unusable(device: torch.device) -> str | None:

@@ -1,8 +1,10 @@
 """Exception types that the app and the CLI turn into user-facing messages.
 
-Every message says what was expected, what came and what to do. The app maps exactly these (and
-``FileNotFoundError``) to ``gr.Error``, the weight and package errors in its own words (no server path); anything
-else is a bug and is logged with its traceback. ``out_of_space`` and ``write_problem`` word a local write that failed
+Every message says what was expected, what came and what to do. uvosam's deliberate refusals are ``InputError``
+(a ``ValueError``) or one of its subclasses; a missing input file is ``MissingInputError`` (also a
+``FileNotFoundError``). The app maps exactly these to ``gr.Error`` as they are, the weight and package errors in its
+own words (no server path); anything else (a plain ``ValueError`` from numpy, torch or a bug of ours among them) is
+logged with its traceback and an error id. ``out_of_space`` and ``write_problem`` word a local write that failed
 (a full disk, no permission, a read-only file system) for the messages of the library, the CLI and the app.
 """
 
@@ -16,11 +18,23 @@ from collections.abc import Callable
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
-class VideoReadError(ValueError):
+class InputError(ValueError):
+    """A value uvosam refuses: an argument, a setting, a file's contents. The message says what was expected,
+    what came and what to do. A ``ValueError``, so ``except ValueError`` still catches it; unlike a plain one (numpy's
+    "operands could not be broadcast...", a bug), it is the input's to mend, not uvosam's."""
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """An input file or folder that is not there (a video, a YAML config, a dataset's annotations); the message
+    names the path and what was expected there. Both an ``InputError`` and a ``FileNotFoundError``, so ``except
+    FileNotFoundError`` still catches it."""
+
+
+class VideoReadError(InputError):
     """A video (or frame folder) could not be read: empty, truncated, not a video, no frames, 0 fps..."""
 
 
-class VideoLimitError(ValueError):
+class VideoLimitError(InputError):
     """A readable video exceeds a configured limit (frames, duration, resolution), checked before decoding.
 
     Besides the message (written for Python users: it names the ``VideoLimits`` field), ``limit_name`` (that
@@ -35,7 +49,7 @@ class VideoLimitError(ValueError):
         self.limit = limit
 
 
-class RemoteVideoError(ValueError):
+class RemoteVideoError(InputError):
     """A link could not be fetched as a video file: not http(s), a web page (YouTube...), an address inside the
     server's network, too large, too slow, an HTTP or a network error. The message names the link's host (never
     the credentials a link may hold); a network error is chained as the cause."""

@@ -26,6 +26,8 @@ import numpy as np
 from uvosam import atomic_files
 from uvosam import export_formats as fmt
 from uvosam.background_writes import BackgroundWrites
+from uvosam.cleanup import best_effort
+from uvosam.errors import InputError
 from uvosam.export_cutouts import Cutouts
 from uvosam.export_davis import DavisPngs, final_labels
 from uvosam.export_readme import readme_text
@@ -113,7 +115,7 @@ class ExportWriter:
     ) -> None:
         _check_stem(video_name, "video_name")
         if options.alpha_webm and not (fps and fps > 0):
-            raise ValueError(
+            raise InputError(
                 f"ExportWriter: ExportOptions(alpha_webm=True) needs the frame rate; pass fps=<frames per second> "
                 f"(got {fps!r})."
             )
@@ -175,7 +177,7 @@ class ExportWriter:
             name = names(frame_index)
         else:
             if frame_index >= len(names):
-                raise ValueError(
+                raise InputError(
                     f"ExportWriter: frame {frame_index} has no name; frame_names has {len(names)} entries. "
                     "Pass one name per frame or a callable."
                 )
@@ -311,8 +313,8 @@ class ExportWriter:
         try:
             self._writes.wait()
             self._cutouts.close()
-        except BaseException:
-            self._cutouts.abort()  # no ffmpeg left waiting for frames, no unfinished WebM
+        except BaseException:  # no ffmpeg left waiting for frames, no unfinished WebM
+            best_effort("finishing the exports", self._cutouts.abort)
             raise
         davis_labels = self.davis_labels() if self.options.davis else {}
         if self.options.davis and len(self._records) > self.options.max_objects:
@@ -386,9 +388,7 @@ class ExportWriter:
         if exc_type is None:
             self.close()
         else:
-            self._writes.cancel()
-            self._cutouts.abort()
-            self._remove_work()
+            best_effort("the exports", self._writes.cancel, self._cutouts.abort, self._remove_work)
 
     def discard(self) -> None:
         """Delete every file this writer wrote after a failed or stopped run, so no partial export is mistaken for a
@@ -430,7 +430,7 @@ def make_zip(export: ExportResult, zip_path: str | Path | None = None) -> Path:
 
 def _check_stem(name: str, what: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise ValueError(
+        raise InputError(
             f"ExportWriter: {what} must be a plain file name without '/', got {name!r}"
         )
     return name

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uvosam.config import check_count, check_fields, check_flag, is_integer, is_number
+from uvosam.errors import InputError
 from uvosam.merge_hints import MergeHint
 from uvosam.types import TrackSummary
 
@@ -74,13 +75,13 @@ class ExportOptions:
         for name, low, high, meaning in _RANGES:
             value = getattr(self, name)
             if not is_integer(value) or not low <= value <= high:
-                raise ValueError(
+                raise InputError(
                     f"ExportOptions.{name} must be an integer in {low}..{high} ({meaning}); got {value!r}"
                 )
             object.__setattr__(self, name, int(value))
         thres = self.ytvis_class_thres
         if thres is not None and (not is_number(thres) or not 0.0 <= thres <= 1.0):
-            raise ValueError(
+            raise InputError(
                 f"ExportOptions.ytvis_class_thres must be None (one YouTube-VIS entry per track) or a number in "
                 f"[0, 1] (IDOL's APPLY_CLS_THRES, 0.05), got {thres!r}"
             )

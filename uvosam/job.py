@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from uvosam.config import config_or, is_number
+from uvosam.errors import InputError
 from uvosam.job_args import merge_map, split_map, track_ids
 from uvosam.job_locks import FolderLock
 from uvosam.job_loop import produce
@@ -162,7 +163,7 @@ def rerender_iter(
 ) -> Generator[JobProgress, None, None]:
     """``rerender`` step by step: a ``JobProgress`` per frame, the last one carries the result."""
     if not is_number(min_score) or not 0.0 <= min_score <= 1.0:
-        raise ValueError(
+        raise InputError(
             f"rerender: min_score must be in [0, 1] (a tracker score); got {min_score!r}"
         )
     options = _options(options)
@@ -267,7 +268,7 @@ def _cache_root(cache_dir: Path) -> Path:
     if not has_cache(cache_dir) and has_cache(cache_dir / CACHE_FOLDER):
         cache_dir = cache_dir / CACHE_FOLDER
     if not has_cache(cache_dir):
-        raise ValueError(
+        raise InputError(
             f"rerender: {cache_dir} is not a finished run_job cache (no meta.json there); "
             "run the job with JobOptions(cache=True) first."
         )
@@ -279,12 +280,12 @@ def _finished_cache(cache_dir: Path) -> MaskCache:
     cache = MaskCache(cache_dir)
     check_run_meta(cache_dir, cache.info.meta)
     if cache.info.height is None:
-        raise ValueError(
+        raise InputError(
             f"rerender: {cache_dir} is not a finished run_job cache (no frames); "
             "run the job with JobOptions(cache=True) first."
         )
     if not cache.finished:
-        raise ValueError(
+        raise InputError(
             f"rerender: {_unfinished(cache)}; run the video again with JobOptions(cache=True)."
         )
     return cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from uvosam.config import is_integer
+from uvosam.errors import InputError
 from uvosam.track_edit import MAX_SPLITS, parse_merge, parse_split
 
 
@@ -66,13 +67,13 @@ def split_map(split: object) -> dict[int, list[int]] | None:
                 raise TypeError(f"rerender: split takes frames (integers) per track; got {frame!r}")
             track_id = _track_id("split", track)
             if track_id < 0 or int(frame) < 0:
-                raise ValueError(
+                raise InputError(
                     f"rerender: split takes track ids and frames >= 0 (frames counted from 0); got {track!r}: "
                     f"{frame!r}"
                 )
             pairs.append(f"{track_id}@{int(frame)}")
             if len(pairs) > MAX_SPLITS:
-                raise ValueError(
+                raise InputError(
                     f"rerender: split: more than {MAX_SPLITS:,} splits given; one re-render takes at most "
                     f"{MAX_SPLITS:,}."
                 )

@@ -29,6 +29,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from uvosam.errors import InputError
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; jobs are not kept apart
@@ -137,7 +139,7 @@ class FolderLock:
                     time.sleep(_RETRY_S)  # held for an instant only, perhaps
                     continue
                 if error.errno in _BUSY:
-                    raise ValueError(self._refusal(work_dir)) from None
+                    raise InputError(self._refusal(work_dir)) from None
                 if not self._unlocked(work_dir, error):
                     raise
                 return
@@ -264,13 +266,13 @@ def check_free(work_dir: Path) -> None:
     ``FolderLock``, which says why."""
     if fcntl is not None and _held(work_dir / FOLDER_LOCK, by_readers=True):
         readers_only = _held(work_dir / FOLDER_LOCK) is False
-        raise ValueError(reading_message(work_dir) if readers_only else busy_message(work_dir))
+        raise InputError(reading_message(work_dir) if readers_only else busy_message(work_dir))
 
 
 def check_not_written(work_dir: Path) -> None:
     """Raise ``ValueError`` if a job is writing to ``work_dir`` now, whose mask cache a re-render would read."""
     if fcntl is not None and _held(work_dir / FOLDER_LOCK):
-        raise ValueError(writing_message(work_dir))
+        raise InputError(writing_message(work_dir))
 
 
 # depth: the ``uninterrupted`` blocks a thread is in; pending: the stop to raise when they end

@@ -11,11 +11,12 @@ source's sound that ``source_sound`` finds (and why there is none, when the sour
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from uvosam.cleanup import best_effort
 from uvosam.export import ExportWriter
 from uvosam.job_plan import JobPlan
 from uvosam.job_staging import EXPORT_FOLDER
@@ -101,10 +102,8 @@ def open_outputs(
             sample_aspect=plan.info.sample_aspect,
         )
     except BaseException:
-        if exporter is not None:
-            exporter.discard()
-        if cache is not None:
-            cache.clear()
+        discard = [] if exporter is None else [exporter.discard]
+        best_effort("opening a run's outputs", *discard, *_cache_clear(cache))
         raise
     return writer, exporter, silent_because
 
@@ -112,11 +111,14 @@ def open_outputs(
 def discard_outputs(writer: VideoWriter, exporter: ExportWriter, cache: MaskCache | None) -> None:
     """Delete what a run that did not finish wrote, whenever it failed: while writing frames, or after (the video
     and exports closed, e.g. zipping them). Only this run's files go: the video, chunks and exports it wrote and
-    its cache (``run_job`` starts a fresh one)."""
-    writer.discard()
-    exporter.discard()
-    if cache is not None:
-        cache.clear()
+    its cache (``run_job`` starts a fresh one). Each is tried; one that fails is logged as a warning
+    (``best_effort``): the error that ended the run is the one raised."""
+    best_effort("a run that did not finish", writer.discard, exporter.discard, *_cache_clear(cache))
+
+
+def _cache_clear(cache: MaskCache | None) -> list[Callable[[], None]]:
+    """The clean-up step of ``cache``: none without one."""
+    return [] if cache is None else [cache.clear]
 
 
 def render_frame(

@@ -9,8 +9,9 @@ how a job names its output files (``portable_names.safe_name``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,24 @@ def check_run_meta(root: Path, meta: dict[str, Any]) -> None:
     for key, kind in RUN_META_TYPES.items():
         if kind is not None and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
             damaged(root, f"meta.json's {key} is a JSON {type(meta[key]).__name__}")
-    try:
-        info_from_meta(meta["info"])
-    except (KeyError, TypeError, ValueError) as err:
-        damaged(root, f"meta.json's info is not a video's ({type(err).__name__}: {err})")
+    problem = _info_problem(meta["info"])
+    if problem:  # checked, not caught: a TypeError of info_from_meta is a bug, not a damaged cache
+        damaged(root, f"meta.json's info is not a video's ({problem})")
+
+
+def _info_problem(info: dict[str, Any]) -> str | None:
+    """Why ``info`` (meta.json's, a JSON object) is not one that ``info_from_meta`` reads, or None."""
+    fields = {f.name: f for f in dataclasses.fields(VideoInfo) if f.init}
+    required = [name for name, f in fields.items() if f.default is f.default_factory is MISSING]
+    lacks = [name for name in required if name not in info]
+    if lacks:
+        return f"it lacks {', '.join(lacks)}"
+    unknown = sorted(set(info) - set(fields))
+    if unknown:
+        return f"it has fields a video's has not: {', '.join(unknown)}"
+    if not isinstance(info["path"], str) or not isinstance(info["frame_names"], list):
+        return "its path is no text or its frame_names no list"
+    return None
 
 
 def _source_stamp(info: VideoInfo) -> dict[str, int | str | None]:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from uvosam.errors import InputError
 from uvosam.export import PER_VIDEO_FOLDERS, alpha_webm_name
 from uvosam.export_root_files import ROOT_FILES
 from uvosam.job_locks import FolderLock, check_free, is_held, lock_file, uninterrupted
@@ -154,7 +155,7 @@ def _replaceable(
     for entry in (e for e in (earlier.entries if earlier else ()) if e not in keep):
         for folder in _folders_to_write(work_dir, entry):
             if not os.access(folder, os.W_OK | os.X_OK):
-                raise ValueError(
+                raise InputError(
                     f"{option} {work_dir} holds an earlier result that this run would replace, but there is no "
                     f"permission to delete files in {folder} (another user's?); pass another {option}, or remove "
                     "that result first"
@@ -183,7 +184,7 @@ def _check_spares_input(work_dir: Path, video_name: str, source: Path, option: s
         if (
             source.is_file() and path.is_file() and os.path.samefile(path, source)
         ) or real.is_relative_to(path.resolve()):
-            raise ValueError(
+            raise InputError(
                 f"{option} {work_dir}: this run would replace {path}, which is the input {source}; pass another "
                 f"{option}, or move or rename the input"
             )

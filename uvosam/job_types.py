@@ -21,6 +21,7 @@ from uvosam.config import (
     check_type,
     is_integer,
 )
+from uvosam.errors import InputError
 from uvosam.export_types import ExportOptions, ExportResult
 from uvosam.render import STYLES
 from uvosam.types import TrackSummary
@@ -73,14 +74,14 @@ class JobOptions:
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
-            raise ValueError(f"JobOptions: style must be one of {STYLES}; got {self.style!r}")
+            raise InputError(f"JobOptions: style must be one of {STYLES}; got {self.style!r}")
         check_fields(self, check_count, "stride", allow_none=False)
         check_fields(self, check_count, "max_frames")
         check_fields(self, check_positive, "chunk_seconds")
         check_fields(self, check_flag, "show_boxes", "show_labels", "cache", "audio")
         side = self.output_max_side
         if side is not None and (not is_integer(side) or side < 2):
-            raise ValueError(
+            raise InputError(
                 "JobOptions: output_max_side must be at least 2 (an integer; an encoded video's sides are even) "
                 f"or None (the source size); got {side!r}"
             )

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from uvosam.errors import InputError
+
 
 def read_json(path: str | Path, advice: str) -> Any:
     """The JSON value in ``path`` (UTF-8).
@@ -25,4 +27,4 @@ def read_json(path: str | Path, advice: str) -> Any:
         problem = f"byte {err.start} is not UTF-8 text"
     except json.JSONDecodeError as err:
         problem = f"{err.msg} at line {err.lineno}, column {err.colno}"
-    raise ValueError(f"{path} is not valid JSON ({problem}); {advice}")
+    raise InputError(f"{path} is not valid JSON ({problem}); {advice}")

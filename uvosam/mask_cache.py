@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from uvosam import atomic_files
+from uvosam.errors import InputError
 from uvosam.json_files import read_json
 from uvosam.types import FrameResult, select_tracks
 
@@ -232,7 +233,7 @@ def _check_format(root: Path, data: object) -> None:
             if found is None
             else f"format {found!r}"
         )
-        raise ValueError(
+        raise InputError(
             f"the mask cache at {root} has {what}; this version of uvosam reads format {CACHE_FORMAT}. Make the "
             f"run again with this version, with its cache on ({CACHE_ON})."
         )
@@ -251,7 +252,7 @@ def _check_format(root: Path, data: object) -> None:
 def damaged(root: Path, why: str) -> NoReturn:
     """Raise the ``ValueError`` of a mask cache at ``root`` that cannot be read whole: "... (``why``); make the
     run again ..."."""
-    raise ValueError(f"the mask cache at {root} is incomplete or damaged ({why}); {REMAKE_CACHE}")
+    raise InputError(f"the mask cache at {root} is incomplete or damaged ({why}); {REMAKE_CACHE}")
 
 
 def has_cache(root: str | Path) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from uvosam.config import PipelineConfig, SegmenterConfig, check_type
+from uvosam.errors import InputError
 from uvosam.tracker.config import PRECISIONS
 from uvosam.tracker.frames import PATH_TYPES, READ_VIDEO, type_hint
 from uvosam.types import FrameTracks, track_problem
@@ -134,6 +135,6 @@ def check_load_args(
         if value is not None:
             check_type(f"UVOSAM.from_pretrained: {name}", value, kind, example)
     if tracker_precision not in PRECISIONS:
-        raise ValueError(
+        raise InputError(
             f"UVOSAM.from_pretrained: tracker_precision must be one of {PRECISIONS}; got {tracker_precision!r}"
         )

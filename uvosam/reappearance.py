@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from uvosam.errors import InputError
+
 __all__ = ["Reappearances"]
 
 
@@ -25,7 +27,7 @@ class Reappearances:
 
     def __init__(self, hold_frames: int) -> None:
         if hold_frames < 1:
-            raise ValueError(f"Reappearances: hold_frames must be >= 1; got {hold_frames}")
+            raise InputError(f"Reappearances: hold_frames must be >= 1; got {hold_frames}")
         self.hold_frames = hold_frames
         self._last_seen: dict[int, int] = {}
         self._returned: dict[

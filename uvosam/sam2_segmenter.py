@@ -39,7 +39,7 @@ from torchvision.transforms.functional import resize
 from uvosam import hub, weight_loading, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig, config_or
-from uvosam.errors import MissingPackageError, WeightsError
+from uvosam.errors import InputError, MissingPackageError, WeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def sam2_config(model_type: str, overrides: Sequence[str] = ()):
         ValueError: an unknown model type.
     """
     if model_type not in SAM2_CONFIGS:
-        raise ValueError(
+        raise InputError(
             f"unknown SAM 2 model type {model_type!r}; expected one of {SAM2_MODEL_TYPES}"
         )
     missing = sam2_missing_message()
@@ -323,14 +323,14 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         )
         source = model_type_or_path if model_type_or_path is not None else config.model_type
         if str(source) in SAM_MODEL_TYPES or str(source) in {f"sam_{t}" for t in SAM_MODEL_TYPES}:
-            raise ValueError(
+            raise InputError(
                 f"{source} is a SAM model, not SAM 2.1; load it with uvosam.segmenter.load_segmenter (which picks "
                 f"the class) or uvosam.segmenter.BoxPromptSegmenter.from_pretrained"
             )
         model_type, source = _model_type_and_source(source)
         if model_type is None:
             if config.model_type not in SAM2_MODEL_TYPES:
-                raise ValueError(
+                raise InputError(
                     f"cannot tell which SAM 2.1 model {source} holds from its name; pass "
                     f"config=SegmenterConfig(model_type=...) with one of {SAM2_MODEL_TYPES}"
                 )

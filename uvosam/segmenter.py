@@ -49,7 +49,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from uvosam import hub, sam_fast, weight_loading, weight_table
 from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig, config_or
-from uvosam.errors import MissingPackageError, WeightsError
+from uvosam.errors import InputError, MissingPackageError, WeightsError
 from uvosam.sam2_segmenter import (
     Sam2BoxSegmenter,
     has_hiera_trunk,
@@ -329,7 +329,7 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         config = config_or(config, SegmenterConfig(), "SegmenterConfig(fast=False)")
         source = model_type_or_path if model_type_or_path is not None else config.model_type
         if str(source) in SAM2_MODEL_TYPES:  # before downloading a file this class cannot load
-            raise ValueError(
+            raise InputError(
                 f"{source} is a SAM 2.1 model; load it with uvosam.segmenter.load_segmenter (which picks the class) "
                 f"or uvosam.sam2_segmenter.Sam2BoxSegmenter.from_pretrained"
             )

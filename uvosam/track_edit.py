@@ -30,6 +30,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from uvosam.errors import InputError
 from uvosam.types import FrameResult
 
 _PAIR = re.compile(r"(\d{1,18})\s*(?:->|→|>)\s*(\d{1,18})(?!\d)")  # int64 ids; no 4300-digit int()
@@ -60,7 +61,7 @@ def _pairs(
             return
         pair = pattern.match(text, pos)
         if pair is None:
-            raise ValueError(f"{setting}: expected {syntax}; could not read {text[pos:]!r}.")
+            raise InputError(f"{setting}: expected {syntax}; could not read {text[pos:]!r}.")
         yield int(pair.group(1)), int(pair.group(2))
         pos = pair.end()
 
@@ -74,7 +75,7 @@ def parse_merge(text: str | None) -> dict[int, int]:
     merge: dict[int, int] = {}
     for source, target in _pairs((text or "").strip(), _PAIR, "Merge tracks", MERGE_SYNTAX):
         if merge.get(source, target) != target:
-            raise ValueError(
+            raise InputError(
                 f"Merge tracks: track {source} is merged into both {merge[source]} and {target}; "
                 "give each track one target."
             )
@@ -93,18 +94,18 @@ def check_merge(merge: Mapping[int, int], track_ids: Iterable[int]) -> None:
     for source, target in merge.items():
         for track in (source, target):
             if track not in known:
-                raise ValueError(
+                raise InputError(
                     f"Merge tracks: there is no track {track} in this run (its tracks: {listed})."
                 )
         if source == target:
-            raise ValueError(f"Merge tracks: track {source} is merged into itself; leave it out.")
+            raise InputError(f"Merge tracks: track {source} is merged into itself; leave it out.")
         if merge.get(target) == source:
-            raise ValueError(
+            raise InputError(
                 f"Merge tracks: {source}>{target} and {target}>{source} form a cycle; keep the one whose id "
                 f"should stay (e.g. only {source}>{target})."
             )
         if target in merge:
-            raise ValueError(
+            raise InputError(
                 f"Merge tracks: {source}>{target} and {target}>{merge[target]} form a chain; merge every track "
                 f"into the final one directly ({source}>{merge[target]}, {target}>{merge[target]})."
             )
@@ -200,7 +201,7 @@ def parse_split(text: str | None) -> dict[int, list[int]]:
     """
     text = (text or "").strip()
     if len(text) > MAX_SPLIT_CHARS:
-        raise ValueError(
+        raise InputError(
             f"Split tracks: the text is {len(text):,} characters long; it may be at most {MAX_SPLIT_CHARS:,} "
             f"({MAX_SPLITS:,} splits, the most one re-render takes)."
         )
@@ -208,11 +209,11 @@ def parse_split(text: str | None) -> dict[int, list[int]]:
     given: set[tuple[int, int]] = set()
     for track, frame in _pairs(text, _SPLIT, "Split tracks", SPLIT_SYNTAX):
         if (track, frame) in given:
-            raise ValueError(f"Split tracks: {track}@{frame} is given twice; give each split once.")
+            raise InputError(f"Split tracks: {track}@{frame} is given twice; give each split once.")
         given.add((track, frame))
         splits.setdefault(track, []).append(frame)
     if len(given) > MAX_SPLITS:
-        raise ValueError(
+        raise InputError(
             f"Split tracks: {len(given):,} splits given; one re-render takes at most {MAX_SPLITS:,}."
         )
     return {track: sorted(frames) for track, frames in splits.items()}
@@ -260,18 +261,18 @@ def check_split(
     listed = ", ".join(map(str, sorted(spans))) or "none"
     for track, frames in splits.items():
         if track not in spans:
-            raise ValueError(
+            raise InputError(
                 f"Split tracks: there is no track {track} in this run (its tracks: {listed})."
             )
         if any(a >= b for a, b in pairwise(frames)):
-            raise ValueError(
+            raise InputError(
                 f"Split tracks: track {track}'s frames {list(frames)} are not ascending; give each frame once, "
                 "in ascending order (parse_split does)."
             )
         first, last = spans[track]
         for frame in frames:
             if not first < frame <= last:
-                raise ValueError(
+                raise InputError(
                     f"Split tracks: cannot split track {track} at frame {frame}: it is seen from frame {first} "
                     f"to {last}; {_split_range(first, last)}{_strided(stride)}."
                 )
@@ -280,7 +281,7 @@ def check_split(
     for (track, frame), new in new_ids.items():
         if new not in seen:
             until = min((f for f in splits[track] if f > frame), default=None)
-            raise ValueError(
+            raise InputError(
                 f"Split tracks: track {track} is not seen from frame {frame} to its split at {until}, so "
                 f"{track}@{frame} would make an empty track; leave it out{_strided(stride)}."
             )
@@ -398,7 +399,7 @@ def resolve_edits(
     unknown = sorted(keep - known) if keep else []
     if unknown:  # e.g. [12] meant as [1, 2]: not a silently empty video
         once_split = " once split" if split and not keep_split_parts else ""
-        raise ValueError(
+        raise InputError(
             f"keep_ids: there is no track {unknown[0]} in this run (its tracks{once_split}: "
             f"{', '.join(map(str, sorted(known))) or 'none'})"
         )

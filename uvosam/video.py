@@ -49,7 +49,7 @@ import numpy as np
 
 from uvosam import frame_folder
 from uvosam.config import VideoLimits, is_integer
-from uvosam.errors import VideoLimitError, VideoReadError
+from uvosam.errors import InputError, MissingInputError, VideoLimitError, VideoReadError
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.remote_links import looks_like_link
 from uvosam.video_decoder import RgbDecoder
@@ -194,18 +194,18 @@ def probe(
     _check_read_args(stride, max_frames)
     fit_side = check_fit_side(fit_side)
     if isinstance(path, str) and looks_like_link(path):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path} is a link: this reads local files. Download it first (uvosam.remote_video.download_video, "
             "or `uvosam segment <link>`, which downloads it) and pass the file."
         )
     path = Path(path).expanduser()
     if not path.exists():
         if path.is_symlink():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist (or the "
                 f"links form a loop). Point it at a video or frame folder. {_ACCEPTED}"
             )
-        raise FileNotFoundError(f"No video or frame folder at {path}. {_ACCEPTED}")
+        raise MissingInputError(f"No video or frame folder at {path}. {_ACCEPTED}")
     read = (limits, stride, max_frames, default_fps, fit_side)
     info = _probe_folder(path, *read) if path.is_dir() else _probe_file(path, *read)
     return fit_info(info, fit_side)
@@ -265,9 +265,9 @@ def check_limits(
 
 def _check_read_args(stride: int, max_frames: int | None) -> None:
     if not is_integer(stride) or stride < 1:  # a numpy integer is fine, True is not 1 here
-        raise ValueError(f"stride must be an integer >= 1 (1 = every frame); got {stride!r}")
+        raise InputError(f"stride must be an integer >= 1 (1 = every frame); got {stride!r}")
     if max_frames is not None and (not is_integer(max_frames) or max_frames < 1):
-        raise ValueError(
+        raise InputError(
             f"max_frames must be None (all frames) or an integer >= 1; got {max_frames!r}"
         )
 

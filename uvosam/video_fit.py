@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from uvosam.config import is_integer
+from uvosam.errors import InputError
 
 if TYPE_CHECKING:
     from uvosam.video import VideoInfo
@@ -30,7 +31,7 @@ def check_fit_side(fit_side: object, what: str = "fit_side") -> int | None:
     if fit_side is None:
         return None
     if not is_integer(fit_side) or fit_side < 2:
-        raise ValueError(
+        raise InputError(
             f"{what} must be None (the source size) or an integer >= 2, the longest side in pixels that frames are "
             f"scaled down to (e.g. 1920); got {fit_side!r}"
         )

@@ -36,7 +36,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from uvosam.cleanup import best_effort
 from uvosam.config import is_integer
+from uvosam.errors import InputError, MissingInputError
 from uvosam.ffmpeg_binary import ffmpeg_exe
 from uvosam.video_audio import AudioSource, add_audio
 
@@ -164,7 +166,7 @@ class _Encoder:
             except subprocess.TimeoutExpired:
                 logger.debug("ffmpeg still running after a failed write; killing it")
             said = self._ffmpeg_said()
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
             raise _failure(said, f"ffmpeg stopped while writing {self.path}: {said}") from err
         self.num_frames += 1
 
@@ -175,7 +177,7 @@ class _Encoder:
             self._proc.stdin.close()
             code = self._proc.wait(timeout=_CLOSE_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as err:
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
             raise OSError(
                 f"ffmpeg did not finish writing {self.path}; the file was removed."
             ) from err
@@ -253,21 +255,21 @@ class VideoWriter:
     ) -> None:
         _check_args(fps, width, height, crf, chunk_seconds, chunk_format)
         if len(sample_aspect) != 2 or not all(is_integer(v) and v > 0 for v in sample_aspect):
-            raise ValueError(
+            raise InputError(
                 f"VideoWriter sample_aspect must be two positive integers (w, h), e.g. (1, 1) for square "
                 f"pixels; got {sample_aspect!r}"
             )
         self.sample_aspect = (sample_aspect[0], sample_aspect[1])
         self.path = Path(path)
         if alpha and (chunk_seconds or audio is not None or self.path.suffix.lower() != ".webm"):
-            raise ValueError(
+            raise InputError(
                 f"VideoWriter(alpha=True) writes one .webm file without chunks; got {self.path.name} "
                 f"with chunk_seconds={chunk_seconds!r}, audio={audio!r}. Name it .webm and leave chunk_seconds "
                 "and audio None (the WebM has no sound)."
             )
         self.alpha, self.audio = alpha, audio
         if not self.path.parent.is_dir():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"VideoWriter: the folder {self.path.parent} does not exist; create it first."
             )
         self.fps, self.width, self.height, self.crf = float(fps), int(width), int(height), int(crf)
@@ -321,7 +323,7 @@ class VideoWriter:
             self._chunk.write(data)
             return self._finish_chunk() if self._chunk.num_frames == self.frames_per_chunk else None
         except BaseException:
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
             raise
 
     def _finish_chunk(self) -> Path:
@@ -342,7 +344,7 @@ class VideoWriter:
             last = self._finish_chunk() if self._chunk is not None else None
             self._full.close()
         except BaseException:
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
             raise
         self._closed = True
         if self.audio is not None and self.num_frames:
@@ -391,28 +393,28 @@ class VideoWriter:
         if exc_type is None:
             self.close()
         elif not self._closed:
-            self.abort()
+            best_effort(f"writing {self.path.name}", self.abort)
 
 
 def _check_args(
     fps: float, width: int, height: int, crf: int, chunk_seconds: float | None, fmt: str
 ) -> None:
     if not math.isfinite(fps) or fps < MIN_FPS:
-        raise ValueError(
+        raise InputError(
             f"VideoWriter fps must be a number >= {MIN_FPS:g} (a frame every {1 / MIN_FPS:,.0f} s; "
             f"an mp4 cannot time frames further apart); got {fps!r}. Read the input with a smaller "
             "stride, or write the frames at a faster rate."
         )
     for name, value in (("width", width), ("height", height)):
         if int(value) != value or value < 1:
-            raise ValueError(f"VideoWriter {name} must be a positive integer; got {value!r}")
+            raise InputError(f"VideoWriter {name} must be a positive integer; got {value!r}")
     if not 0 <= crf <= 51:
-        raise ValueError(
+        raise InputError(
             f"VideoWriter crf must be in 0..51 (x264 quality, 23 = default); got {crf!r}"
         )
     if chunk_seconds is not None and chunk_seconds <= 0:
-        raise ValueError(
+        raise InputError(
             f"VideoWriter chunk_seconds must be > 0 or None (no chunks); got {chunk_seconds!r}"
         )
     if fmt not in CHUNK_FORMATS:
-        raise ValueError(f"VideoWriter chunk_format must be one of {CHUNK_FORMATS}; got {fmt!r}")
+        raise InputError(f"VideoWriter chunk_format must be one of {CHUNK_FORMATS}; got {fmt!r}")

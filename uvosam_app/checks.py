@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from uvosam.config import SAM2_MODEL_TYPES
-from uvosam.errors import MissingPackageError
+from uvosam.errors import InputError, MissingPackageError
 from uvosam.export_types import ExportOptions
 from uvosam.job_types import JobOptions
 from uvosam.remote_files import is_zip_download
@@ -90,14 +90,14 @@ def linked_file(path: str | None) -> str:
 def merge_map(text: str | None) -> dict[int, int]:
     try:
         return parse_merge(text)
-    except ValueError as err:
+    except InputError as err:
         raise gr.Error(str(err), print_exception=False) from None
 
 
 def split_map(text: str | None) -> dict[int, list[int]]:
     try:
         return parse_split(text)
-    except ValueError as err:
+    except InputError as err:
         raise gr.Error(str(err), print_exception=False) from None
 
 

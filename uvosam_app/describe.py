@@ -107,6 +107,11 @@ def describe_input(
             info = fit_info(info, settings.max_side)  # Run's frames: scaled down to the app's side
     except USER_ERRORS as err:
         return f"{note}**Run would refuse this input:** {markdown_text(to_gr_error(err).message)}"
+    # not the input's doing: logged with its traceback and an id (to_gr_error); Run would fail, not refuse
+    except Exception as err:  # noqa: BLE001
+        return (
+            f"{note}**This input could not be checked:** {markdown_text(to_gr_error(err).message)}"
+        )
     speed = speeds.get((tracker, sam))
     models = f"{tracker} + {mask_model_label(sam)}"
     on_cpu = settings.run_device() == "cpu"

@@ -26,10 +26,10 @@ import torch
 
 from uvosam.config import VideoLimits
 from uvosam.errors import (
+    InputError,
     MissingPackageError,
     MissingWeightsError,
     VideoLimitError,
-    VideoReadError,
     WeightsError,
     in_chain,
     out_of_space,
@@ -43,13 +43,11 @@ from uvosam_app.text import failed_status, out_of_memory_text, pixels_size
 
 logger = logging.getLogger("uvosam.app")
 
-USER_ERRORS = (
-    VideoReadError,
-    VideoLimitError,
-    FileNotFoundError,
-    ValueError,
-    ModelsNotLoadedError,
-)
+# uvosam's deliberate refusals (``InputError``: also a video that cannot be read or is over a limit, a link that
+# cannot be fetched, a missing input file) and the app's own: their messages are the visitor's to act on. A plain
+# ValueError, FileNotFoundError or RuntimeError met after the checks (numpy's "operands could not be broadcast", a
+# cache file gone) is ours: to_gr_error logs it with its traceback and an error id
+USER_ERRORS = (InputError, ModelsNotLoadedError)
 # the models' files and packages: their messages name server paths and the host's advice (the handler that loads a
 # pair words them for a visitor: ``uvosam_app.models.unavailable``; any other path gets the same words here)
 MODEL_ERRORS = (MissingWeightsError, WeightsError, MissingPackageError)
@@ -105,11 +103,12 @@ def limit_text(err: VideoLimitError) -> str:
     return f"{err.subject}, over this app's limit of {limit}. To use it, {advice}. ({host}.)"
 
 
-def to_gr_error(err: BaseException) -> gr.Error:
+def to_gr_error(err: BaseException, *, request: str = "") -> gr.Error:
     """Library errors about the input keep their message; anything else is logged with an id.
 
     A ``gr.Error`` is already meant for the user (ZeroGPU's quota/duration refusals, or an error
-    this function mapped inside the GPU function) and is returned as it is."""
+    this function mapped inside the GPU function) and is returned as it is. ``request``: how the log line of an
+    unexpected error names the request (``server_log.where``), where no job's lines do."""
     if isinstance(err, gr.Error):
         return err
     if isinstance(err, torch.OutOfMemoryError):
@@ -132,7 +131,7 @@ def to_gr_error(err: BaseException) -> gr.Error:
         )
         return gr.Error(message, print_exception=False)
     error_id = uuid.uuid4().hex[:8]
-    logger.error("run failed (error id %s)", error_id, exc_info=err)
+    logger.error("run failed%s (error id %s)", request and f" in {request}", error_id, exc_info=err)
     return gr.Error(
         f"{INTERNAL_ERROR} (error id {error_id}). Try again; if it persists, report the id.",
         print_exception=False,
@@ -226,13 +225,15 @@ def log_refusals(blocks: gr.Blocks) -> None:
             raise
         except ValueError as err:
             if _TOO_FEW_VALUES not in str(err):
-                raise
+                raise _mapped(blocks, block_fn, err, kwargs.get("request")) from err
             inputs = kwargs["inputs"] if "inputs" in kwargs else args[1]
             refusal = gr.Error(
                 _too_few_values(blocks, block_fn, len(inputs)), print_exception=False
             )
             _log_refusal(_endpoint(blocks, block_fn), refusal.message, kwargs.get("request"))
             raise refusal from None
+        except Exception as err:  # unmapped: a file link's download, an unwrapped handler
+            raise _mapped(blocks, block_fn, err, kwargs.get("request")) from err
 
     async def logged_push(*args: Any, **kwargs: Any) -> Any:
         accepted, detail, state = await push(*args, **kwargs)
@@ -246,6 +247,18 @@ def log_refusals(blocks: gr.Blocks) -> None:
 
     blocks.process_api = logged_process_api  # type: ignore[method-assign]
     blocks._queue.push = logged_push  # type: ignore[method-assign]
+
+
+def _mapped(blocks: gr.Blocks, block_fn: Any, err: Exception, request: Any) -> gr.Error:
+    """``err``, which reached ``log_refusals``' wrapper unmapped, as the request should get it: ``to_gr_error``'s
+    message (an unexpected error logged with its traceback and an error id, the request named with its session
+    tag) where Gradio answered "The upstream Gradio app has raised an exception" and logged a bare traceback; a
+    refusal's line in the log (``_log_refusal``)."""
+    endpoint = _endpoint(blocks, block_fn)
+    shown = to_gr_error(err, request=where(endpoint, from_page(request), session_tag(request)))
+    page_err = for_page(shown, request)
+    _log_refusal(endpoint, page_err.message, request)
+    return page_err
 
 
 # Gradio 6.31's ValueError for a call with fewer values than the event's inputs (``Blocks.validate_inputs``): it

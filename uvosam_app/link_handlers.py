@@ -122,6 +122,9 @@ class LinkHandlers:
         except USER_ERRORS as err:  # Load checked the file; the description says what Run would say
             logger.warning("no first frame of %s: %s", Path(linked).name, err)
             return gr.skip()
+        except Exception:  # a bug of ours, logged: the frame is only a preview
+            logger.exception("no first frame of %s (unexpected error)", Path(linked).name)
+            return gr.skip()
 
     def input_changed(
         self, video: str | None, frames_zip: str | None, linked: str | None = None
@@ -149,4 +152,7 @@ class LinkHandlers:
             info = self.probes.info(video, limits=self.settings.limits(), max_frames=1)
             return app_links.unplayable_first_frame(info)
         except USER_ERRORS:
+            return None
+        except Exception:  # a bug of ours, logged: the frame is only a preview
+            logger.exception("no first frame of %s (unexpected error)", Path(video).name)
             return None

@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from uvosam.errors import InputError
 from uvosam_app import server_log
 from uvosam_app.checks import check_uploads, over_upload_limit
 from uvosam_app.errors import failures_in_status
@@ -101,8 +102,10 @@ class ResultViews:
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
             return score_masks_zip(gt_zip, masks_zip, max_files=limit, work_dir=self.work.root)
-        except (ValueError, FileNotFoundError) as err:
-            raise gr.Error(str(err), print_exception=False) from None
+        except (
+            InputError
+        ) as err:  # anything else: to_gr_error's (logged with an id) in failures_in_status
+            raise gr.Error(str(err), print_exception=False) from err
 
     def scores_gone(self) -> str:
         """The scores shown, once the masks zip or the ground truth they were of changes: none."""

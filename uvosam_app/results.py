@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from uvosam.errors import InputError
 from uvosam.job_types import JobResult
 from uvosam.merge_hints import merge_text, split_groups, suggest_merges
 from uvosam.text import count
@@ -197,6 +198,6 @@ def _applied_merge(text: str | None, shown: Mapping[int, Any]) -> dict[int, int]
     target there. Text that does not parse made no zip (Re-render refuses it): nothing applied."""
     try:
         merge = parse_merge(text)
-    except ValueError:
+    except InputError:
         return {}
     return {s: t for s, t in merge.items() if s not in shown and t in shown}

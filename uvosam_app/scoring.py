@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, UnidentifiedImageError
 
 from uvosam.config import is_integer
+from uvosam.errors import InputError
 from uvosam.eval.clip import (
     ground_truth_files,
     id_gaps_note,
@@ -45,7 +46,7 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
             inside it, deleted after).
 
     Raises:
-        ValueError, FileNotFoundError: a zip that is not one of those, ground truth that does not match the
+        InputError: a zip that is not one of those, ground truth that does not match the
             frames (``pair_ground_truth``) or that cannot be scored (``_check_ground_truth``). Files are named
             as they are in their zip, never by the temporary folder.
     """
@@ -62,9 +63,11 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         _check_ground_truth(truth, size, gt, scaled=record.scaled)
         try:
             scores = score_clip(res.folder, truth, names)
-        except (ValueError, FileNotFoundError) as err:  # damaged pixel data, ids over 20...
+        except (
+            InputError
+        ) as err:  # damaged pixel data, ids over 20... (a plain ValueError is a bug: as it is)
             message = res.in_zip_terms(gt.in_zip_terms(str(err)))
-            raise ValueError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from None
+            raise InputError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from err
         notes = (
             id_gaps_note(truth[0], shown_as=gt.where(truth[0])),
             late_objects_note(truth, shown_as=gt.where),
@@ -134,7 +137,7 @@ def _mask_size(file: Path, masks: _Unpacked) -> tuple[int, int]:
         with Image.open(file) as image:
             return image.size
     except (OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ValueError(
+        raise InputError(
             f"{masks.where(file)} is not a readable mask PNG ({masks.unreadable(err)}); score the zip that Run or "
             "Re-render made"
         ) from None
@@ -159,22 +162,22 @@ def _check_ground_truth(
             with Image.open(file) as image:
                 mode, got = image.mode, image.size
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ValueError(
+            raise InputError(
                 f"{gt.where(file)} has too many pixels to open, but {at_size}"
             ) from None
         except OSError as err:
-            raise ValueError(
+            raise InputError(
                 f"{gt.where(file)} is not a readable PNG image ({gt.unreadable(err)}); save the annotations as "
                 f"{GROUND_TRUTH_FORMAT}"
             ) from None
         if Image.getmodebands(mode) != 1:
-            raise ValueError(
+            raise InputError(
                 f"{gt.where(file)} is {_MODE_NAMES.get(mode, f'a {mode}')} PNG; expected one object id per "
                 "pixel (a colour rendering of the masks cannot be scored): save the annotations as "
                 f"{GROUND_TRUTH_FORMAT}"
             )
         if got != size:
-            raise ValueError(f"{gt.where(file)} is {got[0]}x{got[1]} but {at_size}")
+            raise InputError(f"{gt.where(file)} is {got[0]}x{got[1]} but {at_size}")
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ class _MasksRecord:
         with zipfile.ZipFile(masks_zip) as zf:
             listed = set(zf.namelist())
             if "tracks.csv" not in listed:
-                raise ValueError(
+                raise InputError(
                     f"{name} has no tracks.csv: score the zip that Run or Re-render made"
                 )
             table = _record(zf, name, "tracks.csv")
@@ -212,7 +215,7 @@ class _MasksRecord:
                     int(r["davis_label"]): int(r["track_id"]) for r in rows if r["davis_label"]
                 }
             except _UNREADABLE as err:
-                raise ValueError(
+                raise InputError(
                     f"{name}: its tracks.csv has no readable davis_label and track_id "
                     f"columns ({err!r}); score the zip that Run or Re-render made"
                 ) from None
@@ -253,14 +256,14 @@ def _record(archive: zipfile.ZipFile, name: str, member: str) -> bytes:
     info = archive.getinfo(member)
     check_unpackable(name, {PurePosixPath(member): info})
     if info.file_size > MAX_RECORD_BYTES:
-        raise ValueError(
+        raise InputError(
             f"{name}: its {member} is {info.file_size} bytes, over the {MAX_RECORD_BYTES} an export's can be; "
             "score the zip that Run or Re-render made"
         )
     try:
         return archive.read(info)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a bad CRC, cut or garbled data
-        raise ValueError(f"{name}: its {member} is damaged ({err}); zip the files again") from None
+        raise InputError(f"{name}: its {member} is damaged ({err}); zip the files again") from None
 
 
 def _count_at(record: object, section: str, key: str) -> int | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from uvosam.config import SAM2_MODEL_TYPES, SAM_PRECISIONS, VideoLimits
 from uvosam.devices import check_device
+from uvosam.errors import InputError
 from uvosam_app.gpu import default_device, zero_gpu
 from uvosam_app.models import PRESETS, mask_models, sam2_missing
 from uvosam_app.server_log import LEVELS
@@ -47,7 +48,7 @@ def _env_number(environ: Mapping[str, str], name: str, default: float, kind: typ
     # nan passed ``value <= 0`` (and then no limit held: every comparison with it is False); inf is no limit either
     if value is None or not math.isfinite(value) or value <= 0:
         what = "a finite positive float" if kind is float else f"a positive {kind.__name__}"
-        raise ValueError(f"{name} must be {what}; got {raw!r}. Unset it or fix its value.")
+        raise InputError(f"{name} must be {what}; got {raw!r}. Unset it or fix its value.")
     return value
 
 
@@ -61,7 +62,7 @@ def _env_folder(environ: Mapping[str, str], name: str) -> Path | None:
     path = Path(raw).expanduser()
     why = folder_unusable(path)
     if why:
-        raise ValueError(
+        raise InputError(
             f"{name}={raw} cannot be used: {why}. Set it to a folder this process can create and write in, or "
             "unset it (the app then uses a fresh temp folder)."
         )
@@ -101,7 +102,7 @@ def _env_flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
         return default
     value = _FLAGS.get(raw.strip().lower())
     if value is None:
-        raise ValueError(
+        raise InputError(
             f"{name} must be 1 or 0 (true/false, yes/no, on/off); got {raw!r}. Unset it or fix its value."
         )
     return value
@@ -172,30 +173,30 @@ class AppSettings:
     def __post_init__(self) -> None:
         self._check_device()
         if self.sam_precision not in SAM_PRECISIONS:
-            raise ValueError(
+            raise InputError(
                 f"UVOSAM_SAM_PRECISION (AppSettings.sam_precision) must be one of {tuple(SAM_PRECISIONS)}; got "
                 f"{self.sam_precision!r}"
             )
         level = str(self.log_level).strip().upper()  # any case
         if level not in LEVELS:
-            raise ValueError(
+            raise InputError(
                 f"UVOSAM_LOG_LEVEL (AppSettings.log_level) must be one of {', '.join(LEVELS)}; got "
                 f"{self.log_level!r}"
             )
         object.__setattr__(self, "log_level", level)
         if self.default_preset not in PRESETS:
-            raise ValueError(
+            raise InputError(
                 f"UVOSAM_TRACKER (AppSettings.default_preset) must be one of {PRESETS}; got {self.default_preset!r}"
             )
         offered = mask_models()
         if self.default_sam not in offered:
             why = f" ({sam2_missing()})" if self.default_sam in SAM2_MODEL_TYPES else ""
-            raise ValueError(
+            raise InputError(
                 f"UVOSAM_SAM (AppSettings.default_sam) must be one of {offered}; got {self.default_sam!r}{why}"
             )
         unknown = [name for name in self.preload if name not in PRESETS + offered]
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"UVOSAM_PRELOAD (AppSettings.preload) takes tracker presets {PRESETS} and mask models {offered}; "
                 f"got {', '.join(map(repr, unknown))}"
             )
@@ -205,15 +206,15 @@ class AppSettings:
         object.__setattr__(self, "device", device)
         if zero_gpu():
             if device not in ("auto", "cuda"):
-                raise ValueError(
+                raise InputError(
                     f"UVOSAM_DEVICE (AppSettings.device) must be auto or cuda on ZeroGPU (its GPU is CUDA); got "
                     f"{device!r}. Unset it."
                 )
             return
         try:
             check_device(device, option="UVOSAM_DEVICE")
-        except ValueError as err:
-            raise ValueError(f"{err} (AppSettings.device). Unset it for auto.") from None
+        except InputError as err:
+            raise InputError(f"{err} (AppSettings.device). Unset it for auto.") from None
 
     def run_device(self) -> str:
         """The device the models run on: ``device``, with ``auto`` as ``gpu.default_device`` picks."""

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
-from uvosam.errors import VideoLimitError
+from uvosam.errors import InputError, VideoLimitError
 from uvosam.frame_folder import FRAME_EXTENSIONS, image_display_size, natural_key
 from uvosam.video import DEFAULT_FPS, VideoInfo, check_limits, fit_info
 from uvosam_app.settings import AppSettings
@@ -109,7 +109,7 @@ def zip_frames_info(
         dup = next((same for same in by_stem.values() if len(same) > 1), None)
         if dup is not None:
             both = ", ".join(as_written(p, unpacked[p].name) for p in dup)
-            raise ValueError(
+            raise InputError(
                 f"{name} has {len(dup)} files for frame {unpacked[dup[0]].stem!r}: {both}; keep one "
                 "file per frame"
             )
@@ -118,7 +118,7 @@ def zip_frames_info(
             sizes[path] = _frame_size(archive, members[path], f"{name}: {path}", max_side)
             if sizes[path] != sizes[paths[0]]:
                 (w0, h0), (w, h) = sizes[paths[0]], sizes[path]
-                raise ValueError(
+                raise InputError(
                     f"{name}: frames differ in size: {paths[0]} is {w0}x{h0} but {path} is {w}x{h}. All frames "
                     "of a sequence must have the same size; resize them"
                 )
@@ -155,14 +155,14 @@ def _frame_size(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise _too_many_pixels(where, err, max_side) from None
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
-        raise ValueError(f"{where} is damaged ({err}); zip the files again") from None
+        raise InputError(f"{where} is damaged ({err}); zip the files again") from None
     # its message names the server's file object: "<zipfile.ZipExtFile ...>"
     except UnidentifiedImageError:
-        raise ValueError(
+        raise InputError(
             f"{where} is not a readable image (not a JPEG or PNG inside); replace or remove it"
         ) from None
     except (OSError, struct.error, SyntaxError) as err:  # PIL: SyntaxError = bad EXIF
-        raise ValueError(f"{where} is not a readable image ({err}); replace or remove it") from None
+        raise InputError(f"{where} is not a readable image ({err}); replace or remove it") from None
 
 
 def _check_frame_side(where: str, size: tuple[int, int], max_side: int | None) -> None:

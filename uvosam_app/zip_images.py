@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from uvosam.errors import InputError
 from uvosam.portable_names import portable_name
 from uvosam.text import count
 from uvosam_app.zip_names import written_names
@@ -53,16 +54,16 @@ def open_zip(zip_path: str | Path, kind: str) -> zipfile.ZipFile:
     try:
         count = _zip_entry_count(zip_path)
     except OSError as err:
-        raise ValueError(f"{Path(zip_path).name} could not be read ({err})") from None
+        raise InputError(f"{Path(zip_path).name} could not be read ({err})") from None
     if count is not None and count > MAX_ZIP_ENTRIES:
-        raise ValueError(
+        raise InputError(
             f"{Path(zip_path).name} lists {count} entries; at most {MAX_ZIP_ENTRIES} are accepted here: zip the one "
             f"folder of {kind} files"
         )
     try:
         return zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise ValueError(
+        raise InputError(
             f"{Path(zip_path).name} is not a readable zip file ({err}); upload a .zip of {kind} files"
         ) from None
 
@@ -89,11 +90,11 @@ def image_members(
     folders = sorted({str(path.parent) for path in members})
     if not members:
         where = f" in its {prefix.rstrip('/')} folder" if prefix else ""
-        raise ValueError(
+        raise InputError(
             f"{name} holds no {kind} file{where}: it holds {_holdings(archive)}. {expected}".rstrip()
         )
     if len(folders) > 1:
-        raise ValueError(
+        raise InputError(
             f"{name} has {kind} files in {len(folders)} folders ({_listed(folders, 3)}); "
             "zip the one folder of this clip's frames"
         )
@@ -131,13 +132,13 @@ def check_bounds(
     name = Path(zip_path).name
     total = sum(m.file_size for m in members.values())
     if len(members) > max_files or total > max_bytes:
-        raise ValueError(
+        raise InputError(
             f"{name} holds {len(members)} {kind} files, {total / 2**20:.0f} MiB unpacked; at most "
             f"{max_files} files and {max_bytes / 2**20:.0f} MiB are accepted here"
         )
     packed = Path(zip_path).stat().st_size
     if total > MAX_UNPACK_RATIO * packed + (1 << 20):
-        raise ValueError(
+        raise InputError(
             f"{name} would unpack to {total / 2**20:.0f} MiB from {packed / 2**20:.1f} MiB, more than "
             f"{MAX_UNPACK_RATIO}x: not image files (PNG and JPEG hardly compress); zip the frames themselves"
         )
@@ -156,7 +157,7 @@ def check_unpackable(name: str, members: Mapping[PurePosixPath, zipfile.ZipInfo]
     and some Windows tools write them)."""
     for path, member in members.items():
         if member.flag_bits & _ENCRYPTED:
-            raise ValueError(
+            raise InputError(
                 f"{name}: {path} is password-protected (encrypted), which this app cannot open; save the zip "
                 "without a password and upload it again"
             )
@@ -164,7 +165,7 @@ def check_unpackable(name: str, members: Mapping[PurePosixPath, zipfile.ZipInfo]
             method = _METHOD_NAMES.get(
                 member.compress_type, f"compression method {member.compress_type}"
             )
-            raise ValueError(
+            raise InputError(
                 f"{name}: {path} is compressed with {method}, which this app cannot unpack; re-zip the files "
                 "with standard Deflate compression (e.g. zip -r, or 7-Zip's Deflate method)"
             )
@@ -232,7 +233,7 @@ def extract_images(
                 EOFError,
                 NotImplementedError,
             ) as err:
-                raise ValueError(
+                raise InputError(
                     f"{name}: {member.filename} is damaged ({err}); zip the files again"
                 ) from None
     return UnpackedImages(dest, inside)

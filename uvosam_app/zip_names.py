@@ -9,6 +9,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
+from uvosam.errors import InputError
 from uvosam.portable_names import portable_characters, portable_name
 
 
@@ -31,7 +32,7 @@ def written_names(
         key = _simple_upper(unicodedata.normalize("NFC", file_name))
         if key in seen:
             first = seen[key]
-            raise ValueError(
+            raise InputError(
                 f"{name}: {_one_file(first, written[first], path, file_name)}; rename one so that their names "
                 "differ in more than that, and zip the files again."
             )

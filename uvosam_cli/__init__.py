@@ -133,19 +133,36 @@ def _run(args: argparse.Namespace) -> int:
         return exit_code(stop)
     except (
         ValueError,
-        OSError,  # a missing input, an output path under a file, a folder where a file goes, no permission
+        OSError,
         RuntimeError,
         MissingPackageError,
-    ) as exc:  # user errors: no traceback (but with -v, which also shows an internal error's)
+    ) as exc:  # one line; -v: the traceback too
         if reader_gone(exc):
             out.remove_if_left_empty()
             raise
         run_threads.wait()
-        _said(args, out, out.error_line(exc))
-        return 2
+        refused = _refusal(exc)
+        _said(args, out, out.error_line(exc) + ("" if refused else f" {MAYBE_A_BUG}"))
+        return 2 if refused else 1
     finally:
         # also before an internal error's traceback (instant if waited for above)
         run_threads.wait()
+
+
+# after the line of an error that is none of uvosam's refusals (``_refusal``): numpy's "operands could not be
+# broadcast", torch's "mat1 and mat2 shapes cannot be multiplied" may be a bug of ours, or an input nothing checked
+MAYBE_A_BUG = "(run with -v for the traceback; if this looks like a bug, please report it)"
+
+
+def _refusal(error: BaseException) -> bool:
+    """Whether ``error`` is one of uvosam's deliberate refusals, whose message says what to do (exit code 2): an
+    ``InputError`` (a bad argument, input file or setting), a model's weights or package missing or unusable, or
+    an ``OSError`` of the file system (a missing input, an output path under a file, no permission, a full disk).
+    Any other ``ValueError`` or ``RuntimeError`` gets the same one line, ``MAYBE_A_BUG`` after
+    it, and exit code 1, Python's for an error it did not expect: the input may well be fine."""
+    from uvosam.errors import InputError, MissingPackageError, WeightsError
+
+    return isinstance(error, (InputError, OSError, WeightsError, MissingPackageError))
 
 
 def _said(args: argparse.Namespace, out: OutputFolder, line: str) -> None:

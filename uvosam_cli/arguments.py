@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS, SegmenterConfig
+from uvosam.errors import InputError
 
 
 def positive_int(text: str) -> int:
@@ -121,13 +122,13 @@ def segmenter_config(args: argparse.Namespace, **options) -> SegmenterConfig:
     from uvosam import weight_table
 
     if args.sam in SAM_MODEL_TYPES + SAM2_MODEL_TYPES or args.sam in weight_table.WEIGHTS:
-        raise ValueError(
+        raise InputError(
             f"--sam-type is for a --sam PATH to a renamed SAM 2.1 checkpoint; --sam {args.sam} already names the "
             f"model: drop --sam-type, or pass the checkpoint's path as --sam"
         )
     released = _released_model(args.sam)
     if released not in (None, args.sam_type):
-        raise ValueError(
+        raise InputError(
             f"--sam {args.sam} is the released {released} file (its name decides the model), so --sam-type "
             f"{args.sam_type} would be ignored: drop --sam-type, or rename the file if it holds {args.sam_type}"
         )

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from uvosam.errors import InputError
 from uvosam.eval.davis import DavisScores, evaluate
 from uvosam.eval.layout import SUBSETS, find_sequences
 from uvosam.eval.runner import (
@@ -220,8 +221,8 @@ def _check_ground_truth(args: argparse.Namespace, names: list[str]) -> None:
     pass --no-score."""
     try:
         find_sequences(args.davis_root, subset=args.subset, task="unsupervised", sequences=names)
-    except (FileNotFoundError, ValueError) as err:
-        raise ValueError(
+    except InputError as err:  # also a missing file (MissingInputError)
+        raise InputError(
             f"cannot score the {args.subset!r} set: {err}. Pass --no-score to only write the PNGs (the "
             "test-dev and test-challenge annotations are not public: submit the folder to the evaluation server)"
         ) from None
@@ -231,7 +232,7 @@ def _check_same_set(earlier: dict | None, args: argparse.Namespace) -> None:
     """One results folder holds one DAVIS set: refuse a run of another set into a folder recorded for one."""
     split = ((earlier or {}).get("benchmark") or {}).get("split")
     if split is not None and split != args.subset:
-        raise ValueError(
+        raise InputError(
             f"{args.out} holds a davis-run of the {split!r} set (see {args.out / RUN_JSON}), but this run is "
             f"--set {args.subset}: one folder holds one set's results and score. Use another --out, or --set "
             f"{split} to add to it"

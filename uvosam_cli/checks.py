@@ -16,6 +16,7 @@ from pathlib import Path
 
 from uvosam import devices
 from uvosam.config import SEGMENTER_MODEL_TYPES
+from uvosam.errors import InputError, MissingInputError
 from uvosam_cli.arguments import segmenter_config
 
 
@@ -37,13 +38,13 @@ def _check_output_file(
     path: Path, option: str, *, example_name: str, beside: tuple[Path, ...]
 ) -> None:
     if path.is_dir():
-        raise ValueError(
+        raise InputError(
             f"{option} {path} is a folder; expected the path of the file to write: pass e.g. "
             f"{option} {path / example_name}"
         )
     for other in beside:
         if other.is_dir():
-            raise ValueError(
+            raise InputError(
                 f"{option} {path}: {other.name} is written beside it, but {other} is a folder; move that folder "
                 f"away, or pass another {option}"
             )
@@ -61,12 +62,12 @@ def check_output_folder(path: Path, option: str, *, instead: str | None = None) 
 
 def _check_output_folder(path: Path, option: str, instead: str) -> None:
     if path.is_symlink() and not path.exists():
-        raise ValueError(
+        raise InputError(
             f"{option} {path} is a link to {os.readlink(path)}, which does not exist; create that folder, or pass "
             f"another {option}"
         )
     if path.exists() and not path.is_dir():
-        raise ValueError(
+        raise InputError(
             f"{option} {path} is a file; expected an output folder (created if missing): pass another {option}, "
             f"or move the file away"
         )
@@ -84,7 +85,7 @@ def _searchable(path: Path, option: str) -> Iterator[None]:
         yield
     except PermissionError as err:
         folder = _unsearchable(Path(os.fsdecode(err.filename)) if err.filename else path)
-        raise ValueError(
+        raise InputError(
             f"{option} {path} cannot be written: no permission to open the folder {folder}; {_elsewhere(option)}"
         ) from None
 
@@ -109,7 +110,7 @@ def _check_parent_folder(path: Path, option: str, instead: str | None = None) ->
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise ValueError(
+        raise InputError(
             f"{option} {path} cannot be written: {parent} is a file, not a folder, so nothing can be created "
             f"under it; pass a {option} path outside it, or move {parent} away"
         )
@@ -124,7 +125,7 @@ def _check_writable(folder: Path, path: Path, option: str, instead: str | None =
         if _read_only(folder)
         else f"no permission to write in {folder}"
     )
-    raise ValueError(f"{option} {path} cannot be written: {why}; {instead or _elsewhere(option)}")
+    raise InputError(f"{option} {path} cannot be written: {why}; {instead or _elsewhere(option)}")
 
 
 def _elsewhere(option: str) -> str:
@@ -145,7 +146,7 @@ def check_readable(path: Path) -> None:
     permission). A missing one is left to the reader's message."""
     folder = path.is_dir()
     if path.exists() and not os.access(path, os.R_OK | (os.X_OK if folder else 0)):
-        raise ValueError(
+        raise InputError(
             f"{path} cannot be read: no permission to read this {'folder' if folder else 'file'} (see its owner "
             "and mode: ls -l); pass one you can read"
         )
@@ -193,7 +194,7 @@ def check_sam(sam: str) -> None:
         return
     from uvosam.weight_table import unknown_weights_message
 
-    raise ValueError(f"--sam {unknown_weights_message(sam, 'sam', found)}")
+    raise InputError(f"--sam {unknown_weights_message(sam, 'sam', found)}")
 
 
 def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = ()) -> None:
@@ -210,7 +211,7 @@ def check_tracker_weights(weights: str, option: str, *, also: tuple[str, ...] = 
         return
     if weights in weight_table.WEIGHTS or weights in SEGMENTER_MODEL_TYPES:  # a mask model's
         found = f"{weights} is a SAM model, not a tracker"
-    raise ValueError(
+    raise InputError(
         f"{option} {weight_table.unknown_weights_message(weights, 'tracker', found, also=also)}"
     )
 
@@ -237,10 +238,10 @@ def check_config_yaml(path: Path, option: str) -> None:
     from uvosam.tracker.yaml_config import EXPECTED_YAML, load_tracker_yaml
 
     if not path.exists():
-        raise FileNotFoundError(f"{option} {path} does not exist; {EXPECTED_YAML}")
+        raise MissingInputError(f"{option} {path} does not exist; {EXPECTED_YAML}")
     if not path.is_file():
         what = "a folder" if path.is_dir() else "not a regular file"
-        raise ValueError(f"{option} {path} is {what}; {EXPECTED_YAML}")
+        raise InputError(f"{option} {path} is {what}; {EXPECTED_YAML}")
     load_tracker_yaml(path)
 
 

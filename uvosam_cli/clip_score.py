@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from uvosam.errors import InputError, MissingInputError
 from uvosam.eval.clip import (
     align_ground_truth,
     ground_truth_by_name,
@@ -24,7 +25,7 @@ from uvosam_cli.davis import format_tables, write_scores_json
 def _result_names(folder: Path) -> list[str]:
     """The stems of the result PNGs in ``folder``, in natural order (errors name the results, not the ground truth)."""
     if not folder.is_dir() or not any(p.suffix.lower() == ".png" for p in folder.iterdir()):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"results: {folder} is not a folder of result PNGs (expected a run's DAVIS PNGs, e.g. "
             "<out>/export/davis/<video>, or the zip's davis/<video>/)"
         )
@@ -63,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stride is None:  # by name, or one PNG per result frame: nothing is guessed
         try:
             names, truth = pair_ground_truth(truth, names, range(len(names)), len(names))
-        except ValueError as err:
-            raise ValueError(
+        except InputError as err:
+            raise InputError(
                 f"{err} If the ground truth has one PNG per source frame and the run took every S-th frame, "
                 "pass --stride S."
             ) from None
@@ -96,7 +97,7 @@ def _by_stride(truth: list[Path], names: list[str], stride: int) -> list[Path]:
     """
     needed = (len(names) - 1) * stride + 1
     if len(truth) != len(names) and len(truth) < needed:
-        raise ValueError(
+        raise InputError(
             f"--stride {stride} over {count(len(names), 'result frame')} takes one ground-truth PNG per source "
             f"frame, {stride} frames apart: at least {needed} PNGs (or one per result frame, {len(names)}); the "
             f"ground truth has {len(truth)}"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from uvosam.errors import InputError, MissingInputError
 from uvosam.export_types import ExportOptions
 from uvosam.job import CACHE_FOLDER, rerender_iter
 from uvosam.job_locks import check_not_written
@@ -82,11 +83,11 @@ def _checked(steps: Iterator[Any]) -> Iterator[Any]:
     tracks (one read of them) before it writes anything; a refusal names the option."""
     try:
         first = next(steps)
-    except ValueError as err:
+    except InputError as err:
         message = str(err)
         for prefix, option in _OPTIONS.items():
             if message.startswith(prefix):
-                raise ValueError(option + message.removeprefix(prefix)) from None
+                raise InputError(option + message.removeprefix(prefix)) from None
         raise
     return itertools.chain([first], steps)
 
@@ -178,11 +179,11 @@ def run(args: argparse.Namespace) -> int:
     cache = args.run / CACHE_FOLDER
     expected = "expected the --out folder of a `uvosam segment ... --cache` run"
     if not args.run.exists():
-        raise FileNotFoundError(f"RUN {args.run} does not exist; {expected}")
+        raise MissingInputError(f"RUN {args.run} does not exist; {expected}")
     if not args.run.is_dir():
-        raise ValueError(f"RUN {args.run} is a file; {expected}")
+        raise InputError(f"RUN {args.run} is a file; {expected}")
     if not (cache / "meta.json").is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no mask cache in {args.run} (expected {cache}/meta.json): make the run with "
             "`uvosam segment ... --out <folder> --cache` first"
         )
@@ -196,8 +197,8 @@ def run(args: argparse.Namespace) -> int:
     check_run_meta(cache, meta)
     try:
         split = parse_split(", ".join(args.split))
-    except ValueError as err:  # one split in two arguments
-        raise ValueError(f"--split: {str(err).removeprefix('Split tracks: ')}") from None
+    except InputError as err:  # one split in two arguments
+        raise InputError(f"--split: {str(err).removeprefix('Split tracks: ')}") from None
     # the result there is replaced once the re-render has finished (as rerender_iter stages it): refused now if it
     # cannot be
     out = args.out or args.run

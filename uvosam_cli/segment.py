@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from uvosam.config import PipelineConfig, VideoLimits
+from uvosam.errors import InputError
 from uvosam.export_types import ExportOptions
 from uvosam.job import run_job
 from uvosam.job_plan import job_name
@@ -165,7 +166,7 @@ def local_input(text: str) -> Iterator[Path]:
         )  # fmt: skip
         bar.close()
         if is_zip_download(path):
-            raise ValueError(
+            raise InputError(
                 f"the link gave a zip ({path.name}); the command line reads a folder of frames: unzip it and pass "
                 "the folder"
             )

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from uvosam.errors import InputError
 from uvosam.text import count
 from uvosam_cli.arguments import DEVICE_HELP, non_negative_int, positive_int
 from uvosam_cli.checks import (
@@ -112,7 +113,7 @@ def _check_config_file(config: str) -> None:
         return
     from uvosam.train import TRAIN_README
 
-    raise ValueError(
+    raise InputError(
         f"--config {config} is neither a preset nor a YAML file ({not_a_file(path)}); expected one of "
         f"{', '.join(PRESETS)}, or the path of a training YAML (see {TRAIN_README})"
     )

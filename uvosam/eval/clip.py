@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from uvosam.errors import InputError, MissingInputError
 from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles, export_scaled_note
 from uvosam.eval.masks_io import read_index_png
@@ -42,14 +43,14 @@ def ground_truth_files(folder: str | Path) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"ground truth: {folder} is not a folder (expected a folder of indexed PNGs)"
         )
     files = sorted(
         (p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file()), key=natural_key
     )
     if not files:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"ground truth: {folder} holds no .png file (expected one indexed PNG per frame: 0 background, "
             "1..K objects, 255 void)"
         )
@@ -153,16 +154,16 @@ def align_ground_truth(
         processed = {_frame_key(n) for n in frame_names}
         extra = [p.name for p in ground_truth if _frame_key(p.stem) not in processed]
         if extra:
-            raise ValueError(
+            raise InputError(
                 f"ground truth: {count(len(extra), 'PNG')} named as no frame the run processed ({_some(extra)}): "
                 f"give only PNGs named as processed frames ({_some([f'{n}.png' for n in frame_names])}; those frames "
                 "are then scored), or score a run that covers them"
             )
-        raise ValueError(
+        raise InputError(
             f"ground truth: none for {count(len(lacking), 'frame')} the run processed "
             f"({_some([f'{n}.png' for n in lacking])}): give a PNG for each"
         )
-    raise ValueError(
+    raise InputError(
         f"ground truth: {count(len(ground_truth), 'PNG')}, but the run processed {len(source_indices)} of the "
         f"video's {count(source_frames, 'frame')} and their names "
         f"({frame_names[0] if frame_names else '-'}, ...) are not all among "
@@ -190,7 +191,7 @@ def ground_truth_by_name(
     for name in frame_names:
         files = by_name[_frame_key(name)]
         if len(files) > 1:
-            raise ValueError(
+            raise InputError(
                 f"ground truth: {' and '.join(sorted(p.name for p in files))} both name frame {name}; keep one "
                 "PNG per frame"
             )
@@ -216,7 +217,7 @@ def score_clip(
     """
     results_dir = Path(results_dir)
     if len(ground_truth) != len(frame_names) or not frame_names:
-        raise ValueError(
+        raise InputError(
             f"score_clip: {count(len(ground_truth), 'ground-truth file')} for "
             f"{count(len(frame_names), 'result frame')}; "
             "give one per frame (align_ground_truth)"
@@ -225,7 +226,7 @@ def score_clip(
     seq = SequenceFiles(results_dir.name, tuple(frame_names), tuple(Path(p) for p in ground_truth))
     objects = tuple(score_sequence(seq, results_dir.parent, task="unsupervised"))
     if not objects:
-        raise ValueError(
+        raise InputError(
             f"ground truth: its first frame ({Path(ground_truth[0]).name}) has no object, and the DAVIS protocol "
             "takes the objects to score from the first frame; start the ground truth at a frame where the objects "
             "are annotated"
@@ -240,7 +241,7 @@ def _check_size(truth: Path, result: Path) -> None:
     (h, w), (rh, rw) = read_index_png(truth).shape, read_index_png(result).shape
     if (h, w) != (rh, rw):
         scaled = export_scaled_note(result, (rh, rw))
-        raise ValueError(
+        raise InputError(
             f"ground truth is {w}x{h} (WxH) but the masks are {rw}x{rh} ({truth.name} vs {result.name}); "
             + (scaled or "a run's masks have the video's size: give the ground truth at that size (resized with "
                "nearest-neighbour sampling, so that ids stay ids)")

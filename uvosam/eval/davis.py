@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from uvosam.errors import InputError, MissingInputError
 from uvosam.eval.layout import (
     SUBSETS,
     TASKS,
@@ -137,7 +138,7 @@ class DavisScores:
 def _check_ids(labels: np.ndarray, limit: int, path: Path, what: str) -> None:
     top = int(labels.max(initial=0))
     if top > limit:
-        raise ValueError(
+        raise InputError(
             f"{path}: result id {top} exceeds {what}. Ids are object labels 1..N per sequence (0 = background); "
             "relabel them to consecutive ids (and keep at most the best 20 objects)"
         )
@@ -150,7 +151,7 @@ def _protocol(seq: SequenceFiles, task: str, num_objects: int) -> tuple[range, i
         limit_text = f"the maximum of {MAX_PROPOSALS} proposals allowed per sequence"
         return frames, max(MAX_PROPOSALS, num_objects), MAX_PROPOSALS, limit_text
     if len(frames) < 3:
-        raise ValueError(
+        raise InputError(
             f"sequence {seq.name!r} has {len(frames)} frames; the semi-supervised protocol scores all but the "
             "first and last, so it needs at least 3"
         )
@@ -176,7 +177,7 @@ def _frame_matrices(
     try:
         folder = result_folder(results_dir, seq.name)
     except FileNotFoundError as err:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{err} (expected {len(seq.frame_ids)} PNGs {seq.frame_ids[0]}.png ... {seq.frame_ids[-1]}.png)"
         ) from None
     radius = boundary_radius(*first.shape)
@@ -205,7 +206,7 @@ def _frame_matrices(
 
 def _same_shape(labels: np.ndarray, first: np.ndarray, path: Path, first_path: Path) -> None:
     if labels.shape != first.shape:
-        raise ValueError(
+        raise InputError(
             f"{path} is {labels.shape[0]}x{labels.shape[1]} but the first annotation {first_path} is "
             f"{first.shape[0]}x{first.shape[1]}; all frames of a sequence must have one size"
         )
@@ -274,12 +275,12 @@ def evaluate(
             a size mismatch, or too many result ids.
     """
     if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        raise InputError(f"task must be one of {TASKS}, got {task!r}")
     if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+        raise InputError(f"subset must be one of {SUBSETS}, got {subset!r}")
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"results folder not found: {results_dir} (expected <results>/<sequence>/<frame>.png)"
         )
     seqs = find_sequences(davis_root, subset=subset, task=task, sequences=sequences)
@@ -298,7 +299,7 @@ def evaluate(
             )
     objects = tuple(obj for rows in per_seq for obj in rows)
     if not objects:
-        raise ValueError(
+        raise InputError(
             f"no ground-truth object in the first annotation frame of any of {len(seqs)} sequences"
         )
     return pool_scores(objects, task=task, subset=subset)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from uvosam.config import is_integer
+from uvosam.errors import InputError, MissingInputError
 from uvosam.eval.masks_io import read_index_png
 from uvosam.portable_names import safe_name
 from uvosam.provenance import RUN_JSON, read_record
@@ -69,7 +70,7 @@ def imageset_path(root: str | Path, *, subset: str, task: str) -> Path:
 def read_imageset(path: Path) -> list[str]:
     """Sequence names of an ImageSets file (one per line), or FileNotFoundError with a download hint."""
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"sequence list not found: {path} (one sequence name per line); {DOWNLOAD_HINT}"
         )
     names = [line.strip() for line in path.read_text().splitlines()]
@@ -80,11 +81,11 @@ def _sequence_files(root: Path, name: str, task: str) -> SequenceFiles:
     jpg_dir = root / "JPEGImages" / RESOLUTION / name
     jpgs = sorted(jpg_dir.glob("*.jpg"))
     if not jpgs:
-        raise FileNotFoundError(f"no frames for sequence {name!r}: {jpg_dir}/*.jpg matched nothing")
+        raise MissingInputError(f"no frames for sequence {name!r}: {jpg_dir}/*.jpg matched nothing")
     ann_dir = root / annotation_folder(task) / RESOLUTION / name
     pngs = sorted(ann_dir.glob("*.png"))
     if len(pngs) != len(jpgs):
-        raise ValueError(
+        raise InputError(
             f"sequence {name!r}: {len(pngs)} annotation PNGs in {ann_dir} but {len(jpgs)} jpgs in {jpg_dir}; "
             "the evaluator needs exactly one annotation per frame (re-extract the dataset)"
         )
@@ -102,13 +103,13 @@ def find_sequences(
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"DAVIS root not found: {root} (expected the folder holding JPEGImages/, "
             f"{annotation_folder(task)}/ and ImageSets/); {DOWNLOAD_HINT}"
         )
     ann_root = root / annotation_folder(task) / RESOLUTION
     if not ann_root.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"annotation folder for the {task} task not found: {ann_root}; {DOWNLOAD_HINT}"
         )
     set_file = imageset_path(root, subset=subset, task=task)
@@ -120,11 +121,11 @@ def find_sequences(
         unknown = [n for n in names if n not in set(listed)]
         if unknown:
             shown = ", ".join(listed[:10]) + (" ..." if len(listed) > 10 else "")
-            raise ValueError(
+            raise InputError(
                 f"unknown sequence(s) {unknown} for set {subset!r}: not listed in {set_file} ({shown})"
             )
     if not names:
-        raise ValueError(f"{set_file} lists no sequences")
+        raise InputError(f"{set_file} lists no sequences")
     return [_sequence_files(root, name, task) for name in names]
 
 
@@ -141,20 +142,20 @@ def result_folder(results_dir: Path, name: str) -> Path:
     if cleaned != name and (results_dir / cleaned).is_dir():
         return results_dir / cleaned
     also = f" (or {cleaned}, as uvosam names it)" if cleaned != name else ""
-    raise FileNotFoundError(f"no results for sequence {name!r}: folder {folder}{also} is missing")
+    raise MissingInputError(f"no results for sequence {name!r}: folder {folder}{also} is missing")
 
 
 def read_result(path: Path, shape: tuple[int, int], annotation: Path) -> np.ndarray:
     """(H, W) result ids of one frame, checked to exist, be 2-D and match the annotation size ``shape``."""
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"result frame missing: {path} (the annotation {annotation.name} needs a result PNG with the same name "
             f"in {path.parent})"
         )
     ids = read_index_png(path)
     if ids.shape != tuple(shape):
         scaled = export_scaled_note(path, ids.shape)
-        raise ValueError(
+        raise InputError(
             f"{path} is {ids.shape[1]}x{ids.shape[0]} (WxH) but the annotation {annotation} is "
             f"{shape[1]}x{shape[0]}; results must have the annotation size (480p)"
             + (f": {scaled}" if scaled else "")

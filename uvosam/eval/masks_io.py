@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from uvosam import render
+from uvosam.errors import InputError, MissingInputError
 
 __all__ = ["WRITE_HINT", "davis_palette", "read_index_png", "write_index_png"]
 
@@ -44,11 +45,11 @@ def write_index_png(path: str | Path, ids: np.ndarray) -> Path:
     """
     ids = np.asarray(ids)
     if ids.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"expected a 2-D (H, W) array of object ids for {path}, got shape {ids.shape}"
         )
     if ids.size and (ids.min() < 0 or ids.max() > 255):
-        raise ValueError(
+        raise InputError(
             f"object ids must lie in 0..255 to fit a palette PNG, got {ids.min()}..{ids.max()} for {path}; "
             "relabel the objects to 1..N"
         )
@@ -77,7 +78,7 @@ def read_index_png(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"mask PNG not found: {path}")
+        raise MissingInputError(f"mask PNG not found: {path}")
     try:
         with Image.open(path) as image:
             mode = image.mode
@@ -86,9 +87,9 @@ def read_index_png(path: str | Path) -> np.ndarray:
         OSError,
         Image.DecompressionBombError,
     ) as err:  # not an image, cut short, damaged or huge
-        raise ValueError(f"{path}: not a readable PNG image ({err}); {WRITE_HINT}") from None
+        raise InputError(f"{path}: not a readable PNG image ({err}); {WRITE_HINT}") from None
     if ids.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"{path}: expected a 2-D indexed PNG of object ids (palette 'P' or grayscale 'L'), got mode "
             f"{mode!r} with array shape {ids.shape}; an RGB colour rendering cannot be scored: {WRITE_HINT}"
         )
@@ -96,5 +97,5 @@ def read_index_png(path: str | Path) -> np.ndarray:
         return ids.astype(np.uint8, copy=False)
     ids = ids.astype(np.int64)
     if ids.size and ids.min() < 0:
-        raise ValueError(f"{path}: object ids must be >= 0, found {ids.min()}")
+        raise InputError(f"{path}: object ids must be >= 0, found {ids.min()}")
     return ids

@@ -43,6 +43,7 @@ from typing import TextIO
 
 from uvosam.atomic_files import replacing
 from uvosam.code_identity import CODE_KEY, code_identity
+from uvosam.errors import InputError, MissingInputError
 from uvosam.eval.layout import RESOLUTION, imageset_path, read_imageset
 from uvosam.eval.ytvis_split import YtvisSplit, read_ytvis_split, ytvis_category_ids
 from uvosam.export import ExportWriter
@@ -113,7 +114,7 @@ def _picked(
     unknown = [name for name in dict.fromkeys(sequences) if name not in set(listed)]
     if unknown:
         shown = ", ".join(listed[:10]) + (" ..." if len(listed) > 10 else "")
-        raise ValueError(
+        raise InputError(
             f"unknown sequence(s) {', '.join(unknown)}: not in {set_file}, the list of the {subset!r} set "
             f"({len(listed)} sequences: {shown}); pass names from that list, or the set that lists them"
         )
@@ -148,7 +149,7 @@ def _frames_path(davis_root: Path, seq: str) -> Path:
 def _frames_dir(davis_root: Path, seq: str) -> Path:
     path = _frames_path(davis_root, seq)
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"frames of sequence {seq!r} not found: {path} (expected DAVIS-2017 480p JPEGs)"
         )
     return path
@@ -184,7 +185,7 @@ def check_run_settings(out_dir: str | Path, settings: dict) -> None:
     path = Path(out_dir) / RUN_SETTINGS_FILE
     if not path.is_file():
         if unrecorded := _result_folders(out_dir):
-            raise ValueError(
+            raise InputError(
                 f"{out_dir} holds results ({unrecorded}) with no record of the models that made them ({path} is "
                 f"missing: an earlier uvosam, or results from elsewhere); resuming could mix two models in one "
                 f"score. Use another --out, or delete {out_dir} to start over."
@@ -199,13 +200,13 @@ def check_run_settings(out_dir: str | Path, settings: dict) -> None:
     code = before.pop(CODE_KEY, None) if isinstance(before, dict) else None
     compared = {k: v for k, v in settings.items() if k in before or not k.endswith("_sha256")}
     if before != compared:
-        raise ValueError(
+        raise InputError(
             f"{out_dir} holds results of a run with {before}, but this run has {settings}; resuming would mix the "
             f"two in one score. Use another --out, or delete {out_dir} to start over."
         )
     if code != code_identity() and (results := _result_folders(out_dir)):
         made_by = f"uvosam {code}" if code else "an earlier uvosam, which did not record its code"
-        raise ValueError(
+        raise InputError(
             f"{out_dir} holds results ({results}) made by {made_by}, and this is uvosam {code_identity()}: "
             f"other code makes slightly different masks with the same models, and resuming would mix the two in "
             f"one score. Use another --out, or delete {out_dir} to start over (`uvosam davis-score` scores the "
@@ -387,7 +388,7 @@ def _video_frames(images_root: Path, video: dict, link_dir: Path) -> Path:
     files = [images_root / f for f in video["file_names"]]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:  # read_ytvis_split found them all: deleted since
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"YouTube-VIS video {video['id']}: {len(missing)} frame(s) missing, e.g. {missing[0]}"
         )
     folder = files[0].parent

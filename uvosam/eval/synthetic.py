@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from uvosam.errors import InputError, MissingInputError
 from uvosam.eval.layout import RESOLUTION, TASKS, annotation_folder, imageset_path
 from uvosam.eval.masks_io import davis_palette, read_index_png, write_index_png
 
@@ -154,7 +155,7 @@ def make_synthetic_davis(
     frame_counts = [frames] * sequences if isinstance(frames, int) else list(frames)
     object_counts = [objects] * sequences if isinstance(objects, int) else list(objects)
     if len(frame_counts) != sequences or len(object_counts) != sequences:
-        raise ValueError(
+        raise InputError(
             f"frames and objects need one value or {sequences} values, got {frames!r}, {objects!r}"
         )
     labels, images = {}, {}
@@ -190,7 +191,7 @@ def write_davis_layout(
     for name, given in labels_by_sequence.items():
         labels = np.asarray(given)
         if labels.ndim != 3:
-            raise ValueError(
+            raise InputError(
                 f"sequence {name!r}: expected (T, H, W) labels, got shape {labels.shape}"
             )
         images = davis_palette()[labels] if images_by_sequence is None else images_by_sequence[name]
@@ -215,7 +216,7 @@ def read_annotations(root: str | Path, sequence: str, *, task: str = "unsupervis
     folder = Path(root) / annotation_folder(task) / RESOLUTION / sequence
     paths = sorted(folder.glob("*.png"))
     if not paths:
-        raise FileNotFoundError(f"no annotation PNGs in {folder}")
+        raise MissingInputError(f"no annotation PNGs in {folder}")
     return np.stack([read_index_png(p) for p in paths])
 
 
@@ -238,7 +239,7 @@ def write_results(
     for name, labels in labels_by_sequence.items():
         stems = list(frame_ids[name]) if frame_ids else [frame_name(t) for t in range(len(labels))]
         if len(stems) != len(labels):
-            raise ValueError(
+            raise InputError(
                 f"sequence {name!r}: {len(labels)} label maps but {len(stems)} frame ids"
             )
         for stem, lab in zip(stems, labels):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from uvosam.classes import PRESET_DATASETS, dataset_class_names
 from uvosam.config import is_integer
+from uvosam.errors import InputError, MissingInputError
 from uvosam.json_files import read_json
 from uvosam.text import count
 
@@ -67,7 +68,7 @@ def _annotation_file(ytvis_root: Path, split: str) -> Path:
     candidates = [ytvis_root / f"{split}.json", ytvis_root / split / "instances.json"]
     meta = next((p for p in candidates if p.is_file()), None)
     if meta is None:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"no YouTube-VIS {split!r} annotation file in {ytvis_root}: looked for {candidates[0]} (the 2019 "
             f"layout) and {candidates[1]} (the 2021 layout). Expected the YouTube-VIS folder that holds the "
             f"split's JSON there and its frames in {ytvis_root / split / 'JPEGImages'}; pass that folder (command "
@@ -80,7 +81,7 @@ def _read_json(meta: Path) -> dict:
     data = read_json(meta, _EXPECTED)
     problem = _list_problem(data, "videos")
     if problem is not None:
-        raise ValueError(f"{meta} {problem}; {_EXPECTED}")
+        raise InputError(f"{meta} {problem}; {_EXPECTED}")
     return data
 
 
@@ -102,7 +103,7 @@ def _checked_videos(meta: Path, data: dict) -> tuple[dict, ...]:
         if problem is None and video["id"] in seen:
             problem = f"the id {video['id']} of video {seen[video['id']]} too"
         if problem is not None:
-            raise ValueError(f'{meta}: video {index} of "videos" has {problem}; {_EXPECTED}')
+            raise InputError(f'{meta}: video {index} of "videos" has {problem}; {_EXPECTED}')
         seen[video["id"]] = index
     return tuple(data["videos"])
 
@@ -132,7 +133,7 @@ def _checked_categories(meta: Path, data: dict) -> tuple[tuple[int, str], ...]:
     if problem is None and not data["categories"]:
         problem = 'has an empty "categories" list'
     if problem is not None:
-        raise ValueError(
+        raise InputError(
             f"{meta} {problem}: the results are written under the dataset's category ids, read from it; "
             f"{_EXPECTED}"
         )
@@ -140,7 +141,7 @@ def _checked_categories(meta: Path, data: dict) -> tuple[tuple[int, str], ...]:
     for index, cat in enumerate(data["categories"]):
         valid = isinstance(cat, dict) and isinstance(cat.get("name"), str)
         if not valid or not is_integer(cat.get("id")):
-            raise ValueError(
+            raise InputError(
                 f'{meta}: category {index} of "categories" is {json.dumps(cat)[:80]}, not an integer "id" '
                 f'and a "name"; {_EXPECTED}'
             )
@@ -151,7 +152,7 @@ def _checked_categories(meta: Path, data: dict) -> tuple[tuple[int, str], ...]:
     ):
         twice = sorted({str(v) for v in values if values.count(v) > 1})
         if twice:
-            raise ValueError(f"{meta}: two categories have the {field} {twice[0]}; {_EXPECTED}")
+            raise InputError(f"{meta}: two categories have the {field} {twice[0]}; {_EXPECTED}")
     return tuple(categories)
 
 
@@ -167,7 +168,7 @@ def _check_frames(meta: Path, images_root: Path, videos: tuple[dict, ...]) -> No
     if missing:
         first_id, first = next(iter(missing.items()))
         lost = sum(len(names) for names in missing.values())
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{lost} of the {total} frames that {meta} lists are missing, in {count(len(missing), 'video')} "
             f"(ids {', '.join(map(str, list(missing)[:10]))}{' ...' if len(missing) > 10 else ''}); e.g. "
             f"{images_root / first[0]} of video {first_id}. Expected the split's frames under {images_root}: "
@@ -202,7 +203,7 @@ def ytvis_category_ids(
     """
     if class_agnostic:
         if len(class_names) != 1:
-            raise ValueError(
+            raise InputError(
                 f"class-agnostic results are for a one-class tracker, but {tracker} has {len(class_names)} "
                 "classes: drop the class-agnostic option to write its classes under the dataset's categories"
             )
@@ -210,7 +211,7 @@ def ytvis_category_ids(
     by_name = {_key(name): cid for cid, name in categories}
     unknown = [name for name in class_names if _key(name) not in by_name]
     if unknown:
-        raise ValueError(_mismatch_message(class_names, unknown, categories, tracker))
+        raise InputError(_mismatch_message(class_names, unknown, categories, tracker))
     return tuple(by_name[_key(name)] for name in class_names)
 
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from uvosam.errors import InputError
+
 MATCH_METRICS = ("bisoftmax", "softmax", "cosine")
 TEMPORAL_SCORES = ("mean", "max")
 
 
 def _check_unit(owner: str, name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{owner}.{name} must be in [0, 1]; got {value!r}")
+        raise InputError(f"{owner}.{name} must be in [0, 1]; got {value!r}")
 
 
 def _check_int(owner: str, name: str, value: int, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}.{name} must be an int >= {minimum}; got {value!r}")
+        raise InputError(f"{owner}.{name} must be an int >= {minimum}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class AssociationConfig:
         _check_int("AssociationConfig", "memo_backdrop_frames", self.memo_backdrop_frames, 0)
         _check_int("AssociationConfig", "memory_len", self.memory_len, 1)
         if self.match_metric not in MATCH_METRICS:
-            raise ValueError(
+            raise InputError(
                 f"AssociationConfig.match_metric must be one of {MATCH_METRICS}; "
                 f"got {self.match_metric!r}"
             )
@@ -169,7 +171,7 @@ class InferenceConfig:
         for name in ("select_thres", "pre_nms_thres", "apply_cls_thres"):
             _check_unit("InferenceConfig", name, getattr(self, name))
         if self.temporal_score not in TEMPORAL_SCORES:
-            raise ValueError(
+            raise InputError(
                 f"InferenceConfig.temporal_score must be one of {TEMPORAL_SCORES}; "
                 f"got {self.temporal_score!r}"
             )

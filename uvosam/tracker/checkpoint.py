@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from uvosam import weight_table
-from uvosam.errors import MissingWeightsError, WeightsError
+from uvosam.errors import InputError, MissingWeightsError, WeightsError
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.detector import IDOLDetector
 from uvosam.weight_loading import load_checkpoint
@@ -227,7 +227,7 @@ def load_idol_checkpoint(
             the model lacks; an architecture mismatch says to pass the checkpoint's own YAML.
     """
     if on_class_mismatch not in ("error", "skip"):
-        raise ValueError(f"on_class_mismatch must be 'error' or 'skip'; got {on_class_mismatch!r}")
+        raise InputError(f"on_class_mismatch must be 'error' or 'skip'; got {on_class_mismatch!r}")
     if isinstance(path_or_state, (str, Path)):
         source = path_or_state if source is None else source
         raw = read_state_dict(path_or_state)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from uvosam.errors import InputError
+
 PRECISIONS = ("fp32", "tf32", "bf16")
 RESNET_BLOCKS: dict[int, tuple[int, int, int, int]] = {
     50: (3, 4, 6, 3),
@@ -108,51 +110,51 @@ class DetectorConfig:
         for name in _POSITIVE_INTS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"DetectorConfig.{name} must be a positive int; got {value!r}")
+                raise InputError(f"DetectorConfig.{name} must be a positive int; got {value!r}")
         size = self.min_size_test
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(
+            raise InputError(
                 "DetectorConfig.min_size_test must be a positive int (the shortest edge's size), or 0 for no "
                 f"resize; got {size!r}"
             )
         self._check_architecture()
         if self.precision not in PRECISIONS:
-            raise ValueError(
+            raise InputError(
                 f"DetectorConfig.precision must be one of {PRECISIONS}; got {self.precision!r}"
             )
         for name in ("pixel_mean", "pixel_std"):
             value = getattr(self, name)
             if len(value) != 3:
-                raise ValueError(
+                raise InputError(
                     f"DetectorConfig.{name} must have 3 entries (R, G, B); got {value!r}"
                 )
             object.__setattr__(self, name, tuple(float(v) for v in value))
         if min(self.pixel_std) <= 0:
-            raise ValueError(f"DetectorConfig.pixel_std must be positive; got {self.pixel_std!r}")
+            raise InputError(f"DetectorConfig.pixel_std must be positive; got {self.pixel_std!r}")
 
     def _check_architecture(self) -> None:
         if self.depth not in RESNET_BLOCKS:
-            raise ValueError(
+            raise InputError(
                 f"DetectorConfig.depth must be one of {sorted(RESNET_BLOCKS)} "
                 "(bottleneck ResNets); "
                 f"got {self.depth!r}"
             )
         if self.res5_dilation not in (1, 2):
-            raise ValueError(
+            raise InputError(
                 f"DetectorConfig.res5_dilation must be 1 or 2; got {self.res5_dilation!r}"
             )
         if self.hidden_dim % self.input_proj_norm_groups:
-            raise ValueError(
+            raise InputError(
                 "DetectorConfig.hidden_dim must be a multiple of input_proj_norm_groups "
                 f"({self.input_proj_norm_groups}, GroupNorm groups); got {self.hidden_dim!r}"
             )
         if self.hidden_dim % self.nheads:
-            raise ValueError(
+            raise InputError(
                 f"DetectorConfig.hidden_dim ({self.hidden_dim}) must be divisible by nheads; "
                 f"got nheads={self.nheads!r}"
             )
         if isinstance(self.num_feature_levels, bool) or self.num_feature_levels < 3:
-            raise ValueError(
+            raise InputError(
                 "DetectorConfig.num_feature_levels must be >= 3 (res3, res4, res5 + extra levels); "
                 f"got {self.num_feature_levels!r}"
             )

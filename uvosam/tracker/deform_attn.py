@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from uvosam.errors import InputError
 from uvosam.tracker.msda import ms_deform_attn
 
 
@@ -20,7 +21,7 @@ class MSDeformAttn(nn.Module):
     def __init__(self, d_model: int, n_levels: int, n_heads: int, n_points: int) -> None:
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(
+            raise InputError(
                 f"MSDeformAttn: d_model ({d_model}) must be divisible by n_heads ({n_heads})"
             )
         self.d_model = d_model

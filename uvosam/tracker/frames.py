@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from uvosam.errors import InputError
+
 PATH_TYPES = (str, bytes, os.PathLike)
 """What a path can be given as (a path where frames go is refused with ``READ_VIDEO``)."""
 
@@ -67,11 +69,11 @@ def check_frame(
         got = f"{type(frame).__name__} {getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}"
         raise TypeError(f"{expected}; got {got}{type_hint(frame)}")
     if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"{expected}; got one of shape {frame.shape}{_shape_hint(frame)}")
+        raise InputError(f"{expected}; got one of shape {frame.shape}{_shape_hint(frame)}")
     if 0 in frame.shape[:2]:
-        raise ValueError(f"frame {index}: an empty frame, of shape {frame.shape}")
+        raise InputError(f"frame {index}: an empty frame, of shape {frame.shape}")
     if size_hw is not None and frame.shape[:2] != tuple(size_hw):
-        raise ValueError(
+        raise InputError(
             f"frame {index}: size {frame.shape[:2]} differs from {size_of} {tuple(size_hw)}; "
             "all frames of a video must have one size"
         )

@@ -32,6 +32,7 @@ from types import ModuleType
 import torch
 import torch.nn.functional as F
 
+from uvosam.errors import InputError
 from uvosam.tracker.msda_gather import ms_deform_attn_gather
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def msda_mode() -> str:
     """The ``UVOSAM_MSDA`` setting, one of ``MODES`` (default ``auto``)."""
     mode = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if mode not in MODES:
-        raise ValueError(
+        raise InputError(
             f"{ENV_VAR} must be one of {', '.join(MODES)}; got {mode!r}. Unset it for 'auto'."
         )
     return mode

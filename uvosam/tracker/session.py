@@ -56,6 +56,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from uvosam.errors import InputError
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.frames import check_frame
@@ -152,16 +153,16 @@ class IDOLTracker:
         config_name: str | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"IDOLTracker batch_size must be a positive int; got {batch_size!r}")
+            raise InputError(f"IDOLTracker batch_size must be a positive int; got {batch_size!r}")
         if not class_names:
-            raise ValueError(
+            raise InputError(
                 "IDOLTracker needs the detector's class names (e.g. ('object',)); got none"
             )
         num_classes = getattr(
             getattr(detector, "cfg", None), "num_classes", None
         )  # an IDOLDetector's
         if num_classes is not None and num_classes != len(class_names):
-            raise ValueError(
+            raise InputError(
                 f"IDOLTracker: the detector has {num_classes} class output(s) but {len(class_names)} class names "
                 f"were given ({tuple(class_names)[:5]}...); give one name per output "
                 "(uvosam.classes.class_names_for(weights, num_classes) picks them for a checkpoint)"
@@ -218,7 +219,7 @@ class IDOLSession:
 
     def __init__(self, tracker: IDOLTracker, height: int, width: int) -> None:
         if height < 1 or width < 1:
-            raise ValueError(
+            raise InputError(
                 f"IDOLSession needs a positive frame size; got height={height}, width={width}"
             )
         self.tracker = tracker

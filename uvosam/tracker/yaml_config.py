@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from uvosam.errors import InputError, MissingInputError
 from uvosam.tracker.config import DetectorConfig
 
 D2_DEFAULTS: dict[str, Any] = {
@@ -122,7 +123,7 @@ def parse_tracker_yaml(text: str) -> YamlTrackerConfig:
     anchor it)."""
     data = yaml_mapping(text, "<text>")
     if "_BASE_" in data:
-        raise ValueError(
+        raise InputError(
             "parse_tracker_yaml got a config with _BASE_; use load_tracker_yaml(path) for those"
         )
     return tracker_config_from_dict(data)
@@ -158,13 +159,13 @@ def _check_supported(cfg: dict[str, Any]) -> None:
     for key, allowed in expected.items():
         value = _lookup(cfg, key)
         if value not in allowed:
-            raise ValueError(
+            raise InputError(
                 f"{key} must be one of {allowed} for the plain-PyTorch IDOL detector; "
                 f"got {value!r}. "
                 "Only the ResNet (FrozenBN) IDOL configs with RGB input are supported."
             )
     if any(_lookup(cfg, "MODEL.RESNETS.DEFORM_ON_PER_STAGE")):
-        raise ValueError(
+        raise InputError(
             "MODEL.RESNETS.DEFORM_ON_PER_STAGE must be all False; deformable convs are not "
             "supported"
         )
@@ -201,11 +202,11 @@ def yaml_mapping(text: str, origin: str) -> dict[str, Any]:
         mark = getattr(err, "problem_mark", None)
         where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(err, "problem", None) or " ".join(str(err).split())
-        raise ValueError(f"{origin} is not valid YAML ({problem}{where})") from err
+        raise InputError(f"{origin} is not valid YAML ({problem}{where})") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(  # noqa: TRY004 - bad YAML content, as "not valid YAML" above
+        raise InputError(
             f"{origin}: expected a YAML mapping at the top level; got {type(data).__name__}"
         )
     return data
@@ -218,9 +219,9 @@ EXPECTED_YAML = "expected a detectron2-style IDOL YAML file (e.g. the release's 
 def _load_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     path = path.expanduser().resolve()
     if path in seen:
-        raise ValueError(f"_BASE_ cycle in YAML configs: {' -> '.join(map(str, (*seen, path)))}")
+        raise InputError(f"_BASE_ cycle in YAML configs: {' -> '.join(map(str, (*seen, path)))}")
     if not path.is_file():
-        raise FileNotFoundError(f"IDOL config not found: {path}; {EXPECTED_YAML}")
+        raise MissingInputError(f"IDOL config not found: {path}; {EXPECTED_YAML}")
     data = yaml_mapping(_read_text(path), str(path))
     base = data.pop("_BASE_", None)
     if base is None:
@@ -229,7 +230,7 @@ def _load_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not base_path.is_absolute():
         base_path = path.parent / base_path
     if not base_path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path} names _BASE_: {base}, but there is no file at {base_path.resolve()}; put it there or fix "
             "the _BASE_ line"
         )
@@ -241,7 +242,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a text YAML file (byte {err.start} is not UTF-8 text); {EXPECTED_YAML}"
         ) from None
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from uvosam import atomic_files
+from uvosam.errors import InputError
 from uvosam.tracker.checkpoint import ALIAS_PREFIX
 
 LAST_CHECKPOINT = "last_checkpoint"
@@ -115,7 +116,7 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
     data = torch.load(Path(path), map_location="cpu", weights_only=True)
     missing = [k for k in ("model", "optimizer", "iteration") if k not in data]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a resumable training checkpoint: it lacks {missing}. "
             "Use it as starting weights with --init instead of --resume."
         )

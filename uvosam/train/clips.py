@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 from torchvision.ops import box_convert
 
+from uvosam.errors import InputError
 from uvosam.tracker.preprocess import resize_frame
 from uvosam.train.config import TrainConfig
 from uvosam.train.datasets import VideoRecord, read_frame
@@ -155,13 +156,13 @@ class ClipDataset(Dataset):
         seed: int | None = None,
     ) -> None:
         if len(sources) != len(ratios) or not sources:
-            raise ValueError(
+            raise InputError(
                 f"ClipDataset needs one ratio per source and at least one source; "
                 f"got {len(sources)} sources, {len(ratios)} ratios"
             )
         empty = [i for i, s in enumerate(sources) if not s]
         if empty:
-            raise ValueError(f"data sources {empty} have no videos")
+            raise InputError(f"data sources {empty} have no videos")
         self.sources = [list(s) for s in sources]
         total = float(sum(ratios))
         self.probs = np.array([r / total for r in ratios])
@@ -188,7 +189,7 @@ class ClipIndexSampler(Sampler[int]):
         self, clips_per_batch: int, *, rank: int = 0, world_size: int = 1, start_iter: int = 0
     ) -> None:
         if clips_per_batch % world_size:
-            raise ValueError(
+            raise InputError(
                 f"clips_per_batch ({clips_per_batch}) must be divisible by the number "
                 f"of processes ({world_size})"
             )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uvosam.errors import InputError
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.yaml_config import (
     decode_yacs_value,
@@ -110,31 +111,31 @@ class TrainConfig:
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"TrainConfig.{name} must be a positive int; got {value!r}")
+                raise InputError(f"TrainConfig.{name} must be a positive int; got {value!r}")
         for name in ("crop_prob", "flip_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 value = getattr(self, name)
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1]; got {value!r}")
+                raise InputError(f"TrainConfig.{name} must be in [0, 1]; got {value!r}")
         if self.detector.num_classes != 1:
-            raise ValueError(
+            raise InputError(
                 "TrainConfig.detector.num_classes must be 1 (UVOSAM's tracker is class-agnostic); "
                 f"got {self.detector.num_classes}. Use dataclasses.replace(det_cfg, num_classes=1)."
             )
         workers = self.num_workers
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise ValueError(
+            raise InputError(
                 f"TrainConfig.num_workers must be an int >= 0 (0: load in the training process); "
                 f"got {workers!r}"
             )
         if self.amp not in AMP_MODES:
-            raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}; got {self.amp!r}")
+            raise InputError(f"TrainConfig.amp must be one of {AMP_MODES}; got {self.amp!r}")
         if len(self.crop_size) != 2 or not 0 < self.crop_size[0] <= self.crop_size[1]:
-            raise ValueError(
+            raise InputError(
                 f"TrainConfig.crop_size must be (min, max) with 0 < min <= max; "
                 f"got {self.crop_size!r}"
             )
         if not self.min_size_train or self.freeze_at not in (0, 1, 2):
-            raise ValueError(
+            raise InputError(
                 "TrainConfig.min_size_train must be non-empty and freeze_at in 0..2; "
                 f"got {self.min_size_train!r}, {self.freeze_at!r}"
             )
@@ -196,13 +197,13 @@ def train_config_from_dict(data: dict[str, Any], base: TrainConfig | None = None
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown TrainConfig fields {unknown}; valid: {sorted(names)}")
+        raise InputError(f"unknown TrainConfig fields {unknown}; valid: {sorted(names)}")
     data = dict(data)
     if isinstance(data.get("detector"), dict):
         det_names = {f.name for f in dataclasses.fields(DetectorConfig)}
         bad = sorted(set(data["detector"]) - det_names)
         if bad:
-            raise ValueError(f"unknown DetectorConfig fields {bad}; valid: {sorted(det_names)}")
+            raise InputError(f"unknown DetectorConfig fields {bad}; valid: {sorted(det_names)}")
         data["detector"] = dataclasses.replace(base.detector, **data["detector"])
     return dataclasses.replace(base, **data)
 
@@ -274,7 +275,7 @@ def _d2_switches(data: dict[str, Any], path: Path) -> dict[str, Any]:
     else:
         clip_type = _d2_value(data, "SOLVER.CLIP_GRADIENTS.CLIP_TYPE")
         if clip_type not in (None, "full_model"):
-            raise ValueError(
+            raise InputError(
                 f"{path}: SOLVER.CLIP_GRADIENTS.CLIP_TYPE {clip_type!r} is not supported; "
                 "expected 'full_model' (whole-model gradient-norm clipping) or ENABLED: False"
             )

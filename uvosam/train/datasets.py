@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from uvosam.config import is_number
+from uvosam.errors import InputError, MissingInputError
 from uvosam.frame_folder import list_frames, to_rgb8
 from uvosam.json_files import read_json
 from uvosam.text import count
@@ -59,7 +60,7 @@ class VideoRecord:
 
     def __post_init__(self) -> None:
         if len(self.frames) != len(self.boxes) or not self.frames:
-            raise ValueError(
+            raise InputError(
                 f"video {self.name!r}: expected one box dict per frame and at least one frame; "
                 f"got {len(self.frames)} frames and {len(self.boxes)} box entries"
             )
@@ -97,7 +98,7 @@ def load_ytvis(json_path: str | Path, image_root: str | Path) -> list[VideoRecor
     data = read_json(json_path, f"fix or re-export the annotations (see {TRAIN_README})")
     for key in ("videos", "annotations"):
         if key not in data:
-            raise ValueError(
+            raise InputError(
                 f"{json_path}: expected a YouTube-VIS JSON with {key!r}; got keys {sorted(data)}"
             )
     per_video: dict[object, list[BoxesByTrack]] = {}
@@ -121,7 +122,7 @@ def _require_keys(entry: dict, keys: Sequence[str], where: str) -> None:
     """Raise ``ValueError`` naming ``where`` and the missing keys unless ``entry`` has ``keys``."""
     missing = [k for k in keys if k not in entry]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{where} has no {' or '.join(map(repr, missing))}; expected {_YTVIS_FORMAT}; "
             f"got keys {sorted(entry)}"
         )
@@ -133,14 +134,14 @@ def _add_track(ann: dict, per_video: dict[object, list[BoxesByTrack]], where: st
     where = f"{where} (id {ann['id']!r})"
     frames = per_video.get(ann["video_id"])
     if frames is None:
-        raise ValueError(
+        raise InputError(
             f"{where}: video_id {ann['video_id']!r} is not the id of any of the "
             f"{count(len(per_video), 'video')}"
         )
     bboxes = ann["bboxes"]
     if not isinstance(bboxes, list) or len(bboxes) != len(frames):
         got = f"{len(bboxes)} entries" if isinstance(bboxes, list) else f"a {type(bboxes).__name__}"
-        raise ValueError(
+        raise InputError(
             f"{where}: bboxes has {got} for the {len(frames)} file_names of video "
             f"{ann['video_id']!r}; expected one [x, y, w, h] or null per frame"
         )
@@ -148,7 +149,7 @@ def _add_track(ann: dict, per_video: dict[object, list[BoxesByTrack]], where: st
         if box is None:
             continue
         if not _is_xywh(box):
-            raise ValueError(f"{where}: bboxes[{t}] is {box!r}; expected [x, y, w, h] or null")
+            raise InputError(f"{where}: bboxes[{t}] is {box!r}; expected [x, y, w, h] or null")
         x, y, w, h = (float(v) for v in box)
         frames[t][int(ann["id"])] = (x, y, x + w, y + h)
 
@@ -178,7 +179,7 @@ def _davis_folders(root: Path, resolution: str = "480p") -> tuple[Path, Path]:
     ann_root, img_root = root / "Annotations" / resolution, root / "JPEGImages" / resolution
     missing = [str(p) for p in (ann_root, img_root) if not p.is_dir()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"DAVIS root {root}: {' and '.join(missing)} not found; expected the DAVIS-2017 "
             f"trainval layout (frames in JPEGImages/{resolution}/<seq>/, palette PNGs in "
             f"Annotations/{resolution}/<seq>/): pass the folder that holds JPEGImages/ and Annotations/"
@@ -216,7 +217,7 @@ def load_folder(directory: str | Path) -> list[VideoRecord]:
         return [_folder_video(directory)]
     videos = [_folder_video(d) for d in sorted(directory.iterdir()) if (d / "boxes.json").is_file()]
     if not videos:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{directory}: expected a video folder (frames/ + boxes.json) or a folder of them; "
             f"found no boxes.json. See {TRAIN_README} for the layout."
         )
@@ -231,7 +232,7 @@ def _folder_video(directory: Path) -> VideoRecord:
     elif isinstance(data, list) and len(data) == len(frames):
         rows = data
     else:
-        raise ValueError(
+        raise InputError(
             f"{directory / 'boxes.json'}: expected a dict keyed by frame file name or a list with "
             f"one entry per frame ({len(frames)}); got {type(data).__name__} of length {len(data)}"
         )
@@ -243,7 +244,7 @@ def _parse_rows(rows: Sequence, directory: Path, t: int) -> BoxesByTrack:
     out: BoxesByTrack = {}
     for row in rows:
         if len(row) != 5:
-            raise ValueError(
+            raise InputError(
                 f"{directory / 'boxes.json'} frame {t}: expected "
                 f"[track_id, x1, y1, x2, y2]; got {row!r}"
             )
@@ -267,7 +268,7 @@ def parse_data_spec(spec: str) -> DataSpec:
     """``ytvis:JSON:IMAGE_ROOT[:ratio]``, ``davis:ROOT[:ratio]`` or ``folder:DIR[:ratio]``."""
     kind, _, rest = spec.partition(":")
     if kind not in _ARITY or not rest:
-        raise ValueError(
+        raise InputError(
             f"--data {spec!r}: expected ytvis:JSON:IMAGE_ROOT[:ratio], "
             "davis:ROOT[:ratio] or folder:DIR[:ratio]"
         )
@@ -277,11 +278,11 @@ def parse_data_spec(spec: str) -> DataSpec:
         try:
             ratio = float(parts.pop())
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"--data {spec!r}: the ratio must be a number; got {parts[-1]!r}"
             ) from None
     if len(parts) != _ARITY[kind] or ratio <= 0:
-        raise ValueError(
+        raise InputError(
             f"--data {spec!r}: {kind} takes {_ARITY[kind]} path(s) and an optional positive ratio"
         )
     return DataSpec(kind=kind, paths=tuple(parts), ratio=ratio)
@@ -318,10 +319,10 @@ def _check_path_kind(path: Path, kind: str, what: str, text: str) -> None:
     """Raise unless ``path`` is an existing ``kind`` (``"file"`` or ``"folder"``)."""
     where = f"; layouts: {TRAIN_README}"
     if not path.exists():
-        raise FileNotFoundError(f"{text}: nothing at {path}; expected {what}{where}")
+        raise MissingInputError(f"{text}: nothing at {path}; expected {what}{where}")
     if (kind == "file") != path.is_file():
         found = "a folder" if path.is_dir() else "a file"
-        raise ValueError(f"{text}: {path} is {found}; expected {what}{where}")
+        raise InputError(f"{text}: {path} is {found}; expected {what}{where}")
 
 
 _BOX_SOURCES = {
@@ -345,7 +346,7 @@ def load_specs(specs: Sequence[DataSpec]) -> list[list[VideoRecord]]:
         (spec, videos) for spec, videos in zip(specs, sources, strict=True) if not _any_box(videos)
     ]
     if len(empty) == len(specs):
-        raise ValueError(
+        raise InputError(
             "; ".join(
                 f"{_spec_text(spec)}: no frame of its {count(len(videos), 'video')} "
                 f"({count(sum(len(v) for v in videos), 'frame')}) "
@@ -430,7 +431,7 @@ def check_frame_files(videos: Sequence[VideoRecord], text: str) -> None:
     missing = [(v, t, f) for v, t, f in paths if not f.is_file()]
     if missing:
         video, t, frame = missing[0]
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{text}: {len(missing)} of its {len(paths)} frame files missing, e.g. {frame} "
             f"(video {video.name!r} frame {t})"
         )

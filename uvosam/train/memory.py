@@ -22,6 +22,7 @@ import os
 
 import torch
 
+from uvosam.errors import InputError
 from uvosam.tracker.config import DetectorConfig
 from uvosam.train import TRAIN_README
 from uvosam.train.config import TrainConfig
@@ -151,7 +152,7 @@ def check_cpu_memory(
     height, width = largest_frame_hw(cfg)
     clips = _clips_here(cfg, processes, world_size)
     here = f" in this machine's {processes} processes" if processes > 1 else ""
-    raise ValueError(
+    raise InputError(
         f"this training config needs about {need / 2**30:.1f} GiB of memory for one iteration on the CPU and "
         f"this machine has {available / 2**30:.1f} GiB available, so the run would be killed: "
         f"{clips} clips of 2 frames{here}, up to {height}x{width} pixels each, take about "
