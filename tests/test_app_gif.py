@@ -37,12 +37,12 @@ def test_a_gif_in_the_frames_box_is_described_as_the_video(gif, tmp_path):
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     text = app.describe(None, *ARGS, str(gif))
     assert text.startswith(
-        "**Anim.GIF** (GIF) is taken as the video: the player above shows no file from that box, so its first "
-        "frame is under *Latest frame*. Run reads it as uploaded.\n\n**Anim.GIF**: 96x64, 8 frames"
+        "**Anim.GIF** (GIF) is taken as the video. The player has no preview of it: its first frame is under "
+        "*Latest frame*, below Run. Run reads it as uploaded.\n\n**Anim.GIF**: 96x64, 8 frames"
     )
     both = app.describe(str(gif), *ARGS, str(gif))
     assert both.startswith(
-        "**Both a video and an animated GIF are loaded:** clear one of them before Run."
+        "**Both a video and an animated GIF are loaded:** clear one of them (its ✕), then Run."
     )
     # a zip is still a zip of frames
     frames = zip_of_frames(tmp_path / "f.zip", "f", 2)
@@ -89,13 +89,15 @@ def test_a_gif_given_as_frames_zip_runs_as_the_video(server, clips, gif):
 
 
 @pytest.mark.parametrize(
-    ("name", "codec", "args"),
+    ("name", "codec", "args", "called"),
     [
-        ("Anim.webp", "WebP", ["-c:v", "libwebp_anim", "-loop", "0"]),
-        ("Anim.apng", "APNG", ["-plays", "0", "-f", "apng"]),
+        ("Anim.webp", "WebP", ["-c:v", "libwebp_anim", "-loop", "0"], "an animated WebP"),
+        ("Anim.apng", "APNG", ["-plays", "0", "-f", "apng"], "an APNG"),
     ],
 )
-def test_an_animated_webp_or_png_in_the_frames_box_is_the_video_too(name, codec, args, tmp_path):
+def test_an_animated_webp_or_png_in_the_frames_box_is_the_video_too(
+    name, codec, args, called, tmp_path
+):
     """Gradio's video upload refuses them as it refuses a GIF (``image/*``); the box of a zip of frames said "is not
     a readable zip file"."""
     path = tmp_path / name
@@ -111,3 +113,7 @@ def test_an_animated_webp_or_png_in_the_frames_box_is_the_video_too(name, codec,
         and f"**{name}**: 96x64, 5 frames" in text
     )
     assert app.links.input_changed(None, str(path), None)[1].shape == (64, 96, 3)
+    # named as the box names them ("an animated WEBP", "an animated APNG" before)
+    assert app.describe(str(path), *ARGS, str(path)).startswith(
+        f"**Both a video and {called} are loaded:**"
+    )

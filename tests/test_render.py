@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from export_helpers import results_from_video
 
+from uvosam.errors import InputError
 from uvosam.render import (
     STYLES,
     colour_for_id,
@@ -225,10 +226,13 @@ def test_render_resizes_empty_frames_and_refuses_unknown_styles():
     assert (render(empty, style="cutout", class_names=CLASSES) == 0).all()
     small = render(res, style="matte", class_names=CLASSES, out_size=(32, 24))
     assert small.shape == (24, 32, 3) and small.any()
+    # a refusal of the caller's value (uvosam.InputError: the app and the CLI tell it as such, not as a bug)
     with pytest.raises(
-        ValueError, match=r"style must be one of \('overlay', 'cutout'.*got 'no-such-style'"
+        InputError, match=r"style must be one of \('overlay', 'cutout'.*got 'no-such-style'"
     ):
         render(res, style="no-such-style", class_names=CLASSES)
+    with pytest.raises(InputError, match=r"alpha must be in \[0, 1\], got 1.5"):
+        overlay(res, class_names=CLASSES, alpha=1.5)
 
 
 # Machado, Oliveira and Fernandes (2009), severity 1, on linear RGB

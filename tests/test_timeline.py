@@ -183,7 +183,7 @@ def test_a_frame_alone_is_a_mark_a_few_pixels_wide_that_keeps_its_gaps():
     rows = [TimelineRow(1, "x", [0, 450, 899]), TimelineRow(2, "y", [10, 12, 15])]
     image = draw_timeline(rows, 900)  # a pixel a frame
     for track_id, marks in (
-        (1, [[0, 1], [449, 450, 451], [898, 899]]),
+        (1, [[0, 1, 2], [449, 450, 451], [897, 898, 899]]),  # inwards at the edges (they were 2 px)
         (2, [[10], [12], [14, 15, 16]]),
     ):
         line = (image == colour_for_id(track_id)).all(axis=2).any(axis=0)[8 + 150 : -8]

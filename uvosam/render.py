@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from uvosam.errors import InputError
 from uvosam.types import FrameResult, select_tracks
 
 _GOLDEN = 0.618033988749895
@@ -135,7 +136,7 @@ def overlay(
         (H', W', 3) uint8 RGB, a new array.
     """
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"overlay: alpha must be in [0, 1], got {alpha}")
+        raise InputError(f"overlay: alpha must be in [0, 1], got {alpha}")
     if keep_ids is not None:
         result = select_tracks(result, keep_ids)
     image, masks, boxes = _resized(result, out_size)
@@ -199,7 +200,7 @@ def _resized(
         return result.image, result.masks.astype(bool, copy=False), result.boxes_xyxy
     out_w, out_h = (int(v) for v in out_size)
     if out_w < 1 or out_h < 1:
-        raise ValueError(f"overlay: out_size must be (width, height) >= 1, got {out_size}")
+        raise InputError(f"overlay: out_size must be (width, height) >= 1, got {out_size}")
     image = np.asarray(Image.fromarray(result.image).resize((out_w, out_h), Image.BILINEAR))
     masks = np.zeros((len(result), out_h, out_w), bool)
     for i, mask in enumerate(result.masks):
@@ -362,7 +363,7 @@ def render(
         (H', W', 3) uint8 RGB, a new array.
     """
     if style not in STYLES:
-        raise ValueError(f"render: style must be one of {STYLES}, got {style!r}")
+        raise InputError(f"render: style must be one of {STYLES}, got {style!r}")
     if style == "overlay":
         return overlay(
             result,

@@ -136,25 +136,31 @@ def _columns(frames: Sequence[int], num_frames: int, plot_w: int, track_id: int)
 
 def _widened(seen: np.ndarray) -> np.ndarray:
     """``seen`` (plot_w,) bool with each run of True narrower than ``MIN_MARK`` grown by a column on both sides
-    (one at the plot's edge) until it is that wide, where the column beyond stays free on both (marks keep a gap
-    between them; one squeezed by its neighbours stays as it is): a new array."""
+    (inwards only at the plot's edge) until it is that wide, where the column beyond stays free on both (marks keep a
+    gap between them; one squeezed by its neighbours stays as it is): a new array."""
     out = seen.copy()
     starts = np.flatnonzero(seen & ~np.r_[False, seen[:-1]])
     ends = np.flatnonzero(seen & ~np.r_[seen[1:], False])
+    last = len(out) - 1
     for start, end in zip(starts.tolist(), ends.tolist()):
         a, b = start, end
-        for _ in range((MIN_MARK - (end - start + 1) + 1) // 2):
-            if not (_free(out, a - 1, a - 2) and _free(out, b + 1, b + 2)):
+        while b - a + 1 < MIN_MARK:
+            left = a > 0 and _free(out, a - 1, a - 2)
+            right = b < last and _free(out, b + 1, b + 2)
+            if a == 0 or b == last:  # at an edge: inwards
+                if not (left or right):
+                    break
+                a, b = (a - 1, b) if left else (a, b + 1)
+            elif left and right:
+                a, b = a - 1, b + 1
+            else:
                 break
-            a, b = max(0, a - 1), min(len(out) - 1, b + 1)
         out[a : b + 1] = True
     return out
 
 
 def _free(seen: np.ndarray, column: int, beyond: int) -> bool:
-    """Whether a mark can grow into ``column``: it and ``beyond`` are not seen, or ``column`` is off the plot."""
-    if not 0 <= column < len(seen):
-        return True
+    """Whether a mark can grow into ``column`` (on the plot): it and ``beyond`` (if on the plot) are not seen."""
     return not seen[column] and not (0 <= beyond < len(seen) and seen[beyond])
 
 

@@ -34,6 +34,10 @@ FRAMES_BOX_VIDEOS = (".gif", ".webp", ".apng")
 browser check: "Only video/x-m4v,video/* allowed"), and animated GIF, WebP and PNG files are ``image/*``."""
 
 
+# how the texts name a file of ``FRAMES_BOX_VIDEOS`` (an APNG is an animated PNG)
+BOXED_NAMES = {".gif": "an animated GIF", ".webp": "an animated WebP", ".apng": "an APNG"}
+
+
 def boxed_video(frames_zip: str | None) -> bool:
     """Whether the file in the box of a zip of frames is a video file (``FRAMES_BOX_VIDEOS``: an animated image)."""
     return bool(frames_zip) and Path(frames_zip).suffix.lower() in FRAMES_BOX_VIDEOS
@@ -275,11 +279,7 @@ def check_input(video: str | None, frames_zip: str | None, linked: str | None) -
 def two_inputs(frames_zip: str) -> str:
     """That a video and the file ``frames_zip`` in the box under it are both loaded (a zip of frames or an animated
     image)."""
-    what = (
-        f"an animated {Path(frames_zip).suffix[1:].upper()}"
-        if boxed_video(frames_zip)
-        else "a zip of frames"
-    )
+    what = BOXED_NAMES.get(Path(frames_zip).suffix.lower(), "a zip of frames")
     return f"Both a video and {what} are loaded"
 
 

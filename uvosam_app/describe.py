@@ -81,7 +81,7 @@ def describe_input(
     if not video and not frames_zip and not linked:
         return ""
     if video and frames_zip:
-        return f"**{two_inputs(frames_zip)}:** clear one of them before Run."
+        return f"**{two_inputs(frames_zip)}:** clear one of them (its ✕), then Run."
     if not video and not frames_zip and not Path(linked).is_file():
         return f"**{app_links.GONE}**"
     path = input_path(video, frames_zip, linked)

@@ -25,8 +25,10 @@ def _process_single_file(self: gr.File, f: FileData) -> NamedString | bytes:
     if self.type != "filepath":
         return gr.File._process_single_file(self, f)
     if self.file_types and not client_utils.is_valid_file(f.path, self.file_types):
+        # a visitor's wrong file: no traceback in the server log (Gradio's own class logs one)
         raise gr.Error(
-            f"Invalid file type. Please upload a file that is one of these formats: {self.file_types}"
+            f"Invalid file type. Please upload a file that is one of these formats: {self.file_types}",
+            print_exception=False,
         )
     return NamedString(f.path)
 

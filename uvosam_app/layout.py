@@ -217,7 +217,7 @@ def _input_column(
         about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
         url, load = _link_input(settings)
         frames_zip = FileInput(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
-            label="…or a zip of its frames (.jpg/.png, one folder), or an animated GIF/WebP/APNG",
+            label="…or a zip of its frames, or a GIF/WebP/APNG",
             file_types=[".zip", *FRAMES_BOX_VIDEOS],
             height=130,
             elem_id="frames",

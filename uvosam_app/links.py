@@ -126,8 +126,8 @@ def boxed_note(info: VideoInfo, name: str) -> str:
     GIF: ``checks.FRAMES_BOX_VIDEOS``) is taken as the video, and what stands in for its preview."""
     codec = CODEC_NAMES.get(info.codec, info.codec)
     return (
-        f"**{markdown_text(name)}** ({codec}) is taken as the video: the player above shows no file from that box, "
-        "so its first frame is under *Latest frame*. Run reads it as uploaded."
+        f"**{markdown_text(name)}** ({codec}) is taken as the video. The player has no preview of it: its first "
+        "frame is under *Latest frame*, below Run. Run reads it as uploaded."
     )
 
 

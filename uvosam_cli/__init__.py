@@ -119,10 +119,11 @@ def _run(args: argparse.Namespace) -> int:
     from uvosam.errors import MissingPackageError
     from uvosam_cli.interrupts import OutputFolder, RunThreads, exit_code, reader_gone
 
-    folder = args.output_folder(args) if hasattr(args, "output_folder") else None
-    out = OutputFolder(folder)
     run_threads = RunThreads(args.command)
+    out = OutputFolder(None)
     try:
+        # in the try: a Ctrl-C or SIGTERM while the output folder is looked at gets the line, not a traceback
+        out = OutputFolder(args.output_folder(args) if hasattr(args, "output_folder") else None)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went is told here, not by "Exception ignored" at exit
         return code
@@ -141,6 +142,9 @@ def _run(args: argparse.Namespace) -> int:
             out.remove_if_left_empty()
             raise
         run_threads.wait()
+        if _out_of_memory(exc):  # the machine's limit, not a bug: what to lower
+            _said(args, out, f"{out.error_line(exc)} {OUT_OF_MEMORY}")
+            return 2
         refused = _refusal(exc)
         _said(args, out, out.error_line(exc) + ("" if refused else f" {MAYBE_A_BUG}"))
         return 2 if refused else 1
@@ -152,6 +156,19 @@ def _run(args: argparse.Namespace) -> int:
 # after the line of an error that is none of uvosam's refusals (``_refusal``): numpy's "operands could not be
 # broadcast", torch's "mat1 and mat2 shapes cannot be multiplied" may be a bug of ours, or an input nothing checked
 MAYBE_A_BUG = "(run with -v for the traceback; if this looks like a bug, please report it)"
+
+
+# after torch's "CUDA out of memory. Tried to allocate ..." (``torch.OutOfMemoryError``, a RuntimeError)
+OUT_OF_MEMORY = (
+    "(out of memory: try a lighter mask model, --sam vit_b or sam2.1_tiny, smaller frames, --fit-side 1280, or fewer "
+    "of them, --stride 2 or --max-frames)"
+)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is torch's out-of-memory error (torch is imported by then, if a model ran)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ()))
 
 
 def _refusal(error: BaseException) -> bool:
