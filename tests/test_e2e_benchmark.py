@@ -284,6 +284,22 @@ def test_the_sampler_counts_child_processes_but_not_an_unexecd_fork(e2e, monkeyp
     try:
         assert holder.stdout.readline().strip() == "ready"
         assert holder.pid in machine.child_pids()
+        # a thread that ends while its children file is read: the children found so far were listed twice (the
+        # file scan's fallback appended to them), and the sampler summed that memory twice
+        real_scandir = machine.os.scandir
+
+        def with_a_thread_gone(path):
+            entries = list(real_scandir(path))
+            if str(path) == "/proc/self/task":
+                gone = type(
+                    "Gone", (), {"path": "/proc/self/task/999999999", "name": "999999999"}
+                )()
+                entries.append(gone)
+            return iter(entries)
+
+        monkeypatch.setattr(machine.os, "scandir", with_a_thread_gone)
+        assert machine.child_pids().count(holder.pid) == 1
+        monkeypatch.setattr(machine.os, "scandir", real_scandir)
         # the same program as this one: what a fork before its exec looks like, so it is left out
         assert machine._same_program(holder.pid)
         sampler = machine.MemorySampler()
