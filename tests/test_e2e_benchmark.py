@@ -163,6 +163,15 @@ def fake_run(frames: int, **extra) -> dict:
     }
 
 
+# a run's comparison with the release-equivalent pipeline (the medians; each test gives its own pairs)
+RELEASE = {
+    "ours_pipeline_s": 1.0,
+    "release_equivalent_s": 2.0,
+    "ours_prompts": 5,
+    "release_prompts": 50,
+}
+
+
 def test_each_length_prints_as_it_ends_and_a_failing_one_loses_only_its_own(
     e2e, monkeypatch, capsys
 ):
@@ -170,12 +179,9 @@ def test_each_length_prints_as_it_ends_and_a_failing_one_loses_only_its_own(
     lost the short run's numbers too (the 20-frame child had finished; `timeout` left 0 bytes)."""
     monkeypatch.setattr(e2e, "make_video", lambda *a: None)
     release = {
-        "ours_pipeline_s": 1.0,
-        "release_equivalent_s": 2.0,
+        **RELEASE,
         "ours_pipeline_runs_s": [1.0, 1.1, 0.9],
         "release_equivalent_runs_s": [2.0, 1.9, 2.1],
-        "ours_prompts": 5,
-        "release_prompts": 50,
     }
     seen_before_long = []
 
@@ -231,13 +237,10 @@ def test_both_lengths_give_the_memory_ratios(e2e, monkeypatch, capsys):
 def test_release_ratio_is_the_median_of_alternating_pairs_and_names_the_precision(e2e):
     args = argparse.Namespace(sam="vit_h", frames=[100, 200], precision="fp32")
     run = {
+        **RELEASE,
         "sam_fast": True,
-        "ours_pipeline_s": 1.0,
-        "release_equivalent_s": 2.0,
         "ours_pipeline_runs_s": [1.0, 2.0, 0.5],
         "release_equivalent_runs_s": [2.0, 2.0, 2.5],
-        "ours_prompts": 5,
-        "release_prompts": 50,
     }
     lines = e2e.release_lines(args, run)
     assert "2.00x (median of 3 alternating pairs, pairs 1.00-5.00x;" in lines[0]
