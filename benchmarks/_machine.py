@@ -64,16 +64,18 @@ def reset_peak_rss() -> bool:
 
 def child_pids() -> list[int]:
     """The live child processes of this process (the ffmpeg decoder and encoders): ``/proc/self/task/*/children``,
-    else a scan of ``/proc/*/stat`` for this parent id."""
-    pids = []
-    try:
-        for task in os.scandir("/proc/self/task"):
-            with open(f"{task.path}/children") as children:
-                pids += [int(pid) for pid in children.read().split()]
-        return pids
-    except OSError:
-        pass
+    else (a kernel without those files) a scan of ``/proc/*/stat`` for this parent id."""
     me = os.getpid()
+    if os.access(f"/proc/self/task/{me}/children", os.R_OK):
+        pids: set[int] = set()
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(f"{task.path}/children") as children:
+                    pids.update(int(pid) for pid in children.read().split())
+            except OSError:  # the thread ended meanwhile (the frame and model threads come and go)
+                continue
+        return sorted(pids)
+    pids_scanned: list[int] = []
     try:
         entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
     except OSError:
@@ -83,10 +85,10 @@ def child_pids() -> list[int]:
             with open(f"/proc/{name}/stat") as stat:
                 # "pid (comm) state ppid ...": comm may hold spaces and parentheses
                 if int(stat.read().rsplit(")", 1)[1].split()[1]) == me:
-                    pids.append(int(name))
+                    pids_scanned.append(int(name))
         except (OSError, IndexError, ValueError):
             continue
-    return pids
+    return pids_scanned
 
 
 def _same_program(pid: int) -> bool:

@@ -95,3 +95,5 @@ def test_a_tmp_that_cannot_be_deleted_does_not_hide_the_blocks_error(tmp_path, c
         tmp.mkdir()  # unlink() fails on it
         raise KeyError("the block's")
     assert "clean-up after writing a.json.tmp" in caplog.text and not (tmp_path / "a.json").exists()
+    # the step by its name and file (a lambda was "<lambda> failed")
+    assert f"clean-up after writing a.json.tmp: Path.unlink({tmp}) failed" in caplog.text

@@ -591,6 +591,10 @@ def test_davis_run_does_not_resume_results_of_other_code(tmp_path, pipe, monkeyp
     capsys.readouterr()
     other = "0.1.0+src.000000000000"  # the next checkout
     monkeypatch.setattr(runner, "code_identity", lambda: other)
+    # nothing left to segment: the folder is scored as it is (nothing mixed), its record of the code kept
+    assert uvosam_cli.main([*argv, "--sequences", seqs[0]]) == 0 and loaded == [1]
+    assert "nothing left to segment" in capsys.readouterr().out
+    assert json.loads((out / runner.RUN_SETTINGS_FILE).read_text())["uvosam_code"] == made_by
     assert uvosam_cli.main(argv) == 2
     assert capsys.readouterr().err == (
         f"uvosam davis-run: error: {out} holds results ({seqs[0]}) made by uvosam {made_by}, and this is uvosam "

@@ -94,18 +94,44 @@ def test_an_error_gives_its_traceback_with_v_only(tmp_path, tiny_models, capsys)
     )
 
 
-def test_out_of_memory_is_one_line_saying_what_to_lower(tmp_path, tiny_models, capsys):
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda: __import__("torch").OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB"
+        ),
+        # torch on the CPU and on Apple's GPU raise a plain RuntimeError; numpy a MemoryError
+        lambda: RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 70368744177664 bytes"
+        ),
+        lambda: RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
+        lambda: MemoryError("Unable to allocate 8.00 EiB for an array with shape (2, 2**62)"),
+    ],
+    ids=["cuda", "cpu", "mps", "numpy"],
+)
+def test_out_of_memory_is_one_line_saying_what_to_lower(error, tmp_path, tiny_models, capsys):
     """torch's out-of-memory error is a RuntimeError: after the errors were typed it was told as a possible bug (exit
-    1, "if this looks like a bug, please report it"); it is the machine's limit: what to lower, exit 2."""
-    import torch
+    1, "if this looks like a bug, please report it"), and numpy's MemoryError gave a traceback; it is the machine's
+    limit: what to lower, exit 2."""
+    tiny_models(fail_at=1, error=error)
+    assert _segment(run_clip(tmp_path / "clip.mp4"), tmp_path / "out") == 2
+    assert (
+        capsys.readouterr().err == f"uvosam segment: error: {error()} {uvosam_cli.OUT_OF_MEMORY}\n"
+    )
+
+
+def test_a_set_up_that_cannot_do_it_is_a_refusal_not_a_bug(tmp_path, tiny_models, capsys):
+    """An ffmpeg too old, ``UVOSAM_MSDA=triton`` where the kernel cannot run, a failed ``torch.compile``: the message
+    says what to change (``uvosam.SetupError``); they were told as possible bugs, exit 1."""
+    from uvosam.errors import SetupError
 
     tiny_models(
-        fail_at=1,
-        error=lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        fail_at=1, error=lambda: SetupError("ffmpeg 4.4.2 (/usr/bin/ffmpeg) is too old: ...")
     )
     assert _segment(run_clip(tmp_path / "clip.mp4"), tmp_path / "out") == 2
-    assert capsys.readouterr().err == (
-        f"uvosam segment: error: CUDA out of memory. Tried to allocate 2.00 GiB {uvosam_cli.OUT_OF_MEMORY}\n"
+    assert (
+        capsys.readouterr().err
+        == "uvosam segment: error: ffmpeg 4.4.2 (/usr/bin/ffmpeg) is too old: ...\n"
     )
 
 
@@ -525,7 +551,12 @@ def test_a_ctrl_c_while_the_output_folder_is_looked_at_is_one_line(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(interrupts, "exists", interrupted)
-    code = uvosam_cli.main(["segment", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out")])
+    try:
+        code = uvosam_cli.main(
+            ["segment", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out")]
+        )
+    except KeyboardInterrupt:  # pytest would take it as the user's Ctrl-C and stop the whole run
+        pytest.fail("the Ctrl-C went through main (a traceback)")
     assert code == 130
     assert capsys.readouterr().err == "uvosam segment: interrupted\n"
     assert not (tmp_path / "out").exists()

@@ -23,7 +23,7 @@ def _digest(package_dir: Path, ops_dir: Path) -> str:
 
 def _installed_copy(site: Path) -> tuple[Path, Path]:
     """The checkout's uvosam/ and ops/ laid out as ``pip install .`` lays them out in ``site``, with compiled
-    files, a hidden folder's script, a README and a stray JSON file that one has and the other lacks."""
+    files, a hidden folder's script, a hidden file, a README and a stray JSON file that one has and the other lacks."""
     package = shutil.copytree(identity.PACKAGE_DIR, site / "uvosam")
     ops = shutil.copytree(CHECKOUT / "ops", site / "uvosam_ops")
     (package / "__pycache__").mkdir(exist_ok=True)
@@ -31,6 +31,9 @@ def _installed_copy(site: Path) -> tuple[Path, Path]:
     (package / "stale.pyc").write_bytes(b"compiled")
     (package / ".ipynb_checkpoints").mkdir()
     (package / ".ipynb_checkpoints" / "job-checkpoint.py").write_text("x = 1\n")
+    (package / ".#job.py").write_text(
+        "an editor's lock file\n"
+    )  # a hidden file, not only a hidden folder's
     (ops / "NOTES.md").write_text("not code\n")
     (package / "coverage.json").write_text("{}")  # JSON outside data/ is not package data
     for path in package.rglob("*.py"):

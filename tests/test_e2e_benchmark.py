@@ -163,6 +163,15 @@ def fake_run(frames: int, **extra) -> dict:
     }
 
 
+# a run's comparison with the release-equivalent pipeline (the medians; each test gives its own pairs)
+RELEASE = {
+    "ours_pipeline_s": 1.0,
+    "release_equivalent_s": 2.0,
+    "ours_prompts": 5,
+    "release_prompts": 50,
+}
+
+
 def test_each_length_prints_as_it_ends_and_a_failing_one_loses_only_its_own(
     e2e, monkeypatch, capsys
 ):
@@ -170,12 +179,9 @@ def test_each_length_prints_as_it_ends_and_a_failing_one_loses_only_its_own(
     lost the short run's numbers too (the 20-frame child had finished; `timeout` left 0 bytes)."""
     monkeypatch.setattr(e2e, "make_video", lambda *a: None)
     release = {
-        "ours_pipeline_s": 1.0,
-        "release_equivalent_s": 2.0,
+        **RELEASE,
         "ours_pipeline_runs_s": [1.0, 1.1, 0.9],
         "release_equivalent_runs_s": [2.0, 1.9, 2.1],
-        "ours_prompts": 5,
-        "release_prompts": 50,
     }
     seen_before_long = []
 
@@ -231,13 +237,10 @@ def test_both_lengths_give_the_memory_ratios(e2e, monkeypatch, capsys):
 def test_release_ratio_is_the_median_of_alternating_pairs_and_names_the_precision(e2e):
     args = argparse.Namespace(sam="vit_h", frames=[100, 200], precision="fp32")
     run = {
+        **RELEASE,
         "sam_fast": True,
-        "ours_pipeline_s": 1.0,
-        "release_equivalent_s": 2.0,
         "ours_pipeline_runs_s": [1.0, 2.0, 0.5],
         "release_equivalent_runs_s": [2.0, 2.0, 2.5],
-        "ours_prompts": 5,
-        "release_prompts": 50,
     }
     lines = e2e.release_lines(args, run)
     assert "2.00x (median of 3 alternating pairs, pairs 1.00-5.00x;" in lines[0]
@@ -284,6 +287,22 @@ def test_the_sampler_counts_child_processes_but_not_an_unexecd_fork(e2e, monkeyp
     try:
         assert holder.stdout.readline().strip() == "ready"
         assert holder.pid in machine.child_pids()
+        # a thread that ends while its children file is read: the children found so far were listed twice (the
+        # file scan's fallback appended to them), and the sampler summed that memory twice
+        real_scandir = machine.os.scandir
+
+        def with_a_thread_gone(path):
+            entries = list(real_scandir(path))
+            if str(path) == "/proc/self/task":
+                gone = type(
+                    "Gone", (), {"path": "/proc/self/task/999999999", "name": "999999999"}
+                )()
+                entries.append(gone)
+            return iter(entries)
+
+        monkeypatch.setattr(machine.os, "scandir", with_a_thread_gone)
+        assert machine.child_pids().count(holder.pid) == 1
+        monkeypatch.setattr(machine.os, "scandir", real_scandir)
         # the same program as this one: what a fork before its exec looks like, so it is left out
         assert machine._same_program(holder.pid)
         sampler = machine.MemorySampler()

@@ -55,6 +55,7 @@ def test_inputerror_is_a_valueerror_and_a_missing_input_also_a_filenotfounderror
         (lambda: FileNotFoundError(2, "No such file", "/srv/app/internal/cache/meta.json"), True),
         (lambda: InputError("frame 2: boxes_xyxy rows [0] contain NaN"), False),
     ],
+    ids=["numpy ValueError", "server-path FileNotFoundError", "InputError"],
 )
 def test_a_run_tells_our_own_valueerror_as_ours_and_a_refusal_as_the_inputs(
     tmp_path, tiny_sam_model, caplog, error, ours
@@ -165,6 +166,7 @@ def test_an_unexpected_error_fetching_a_file_link_is_mapped_with_an_id(server, c
         (lambda: ValueError(NUMPY_BUG), 1),
         (lambda: RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x256 and 512x256)"), 1),
     ],
+    ids=["InputError", "numpy ValueError", "torch RuntimeError"],
 )
 def test_the_command_line_tells_a_refusal_apart_from_an_error_it_did_not_expect(
     tmp_path, tiny_sam_model, monkeypatch, capsys, error, code

@@ -8,6 +8,7 @@ from export_helpers import results_from_video
 from PIL import Image, ImageFont
 
 from uvosam import timeline
+from uvosam.errors import InputError
 from uvosam.export import ExportWriter, make_zip
 from uvosam.export_types import ExportOptions
 from uvosam.render import colour_for_id
@@ -49,9 +50,10 @@ def test_a_long_video_still_shows_a_single_frame_and_stays_narrow():
 
 def test_no_track_and_bad_frames():
     assert draw_timeline([], 5).shape[0] > 20  # "no objects found", not an error
-    with pytest.raises(ValueError, match=r"track 4 has frames outside 0..4"):
+    # a caller's values refused (uvosam.InputError: a ValueError)
+    with pytest.raises(InputError, match=r"track 4 has frames outside 0..4"):
         draw_timeline([TimelineRow(4, "x", [5])], 5)
-    with pytest.raises(ValueError, match="num_frames >= 1"):
+    with pytest.raises(InputError, match="num_frames >= 1"):
         draw_timeline([], 0)
 
 

@@ -13,6 +13,7 @@ No ``fsync``: a write is atomic for readers and against a failure of the writing
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException:
-        best_effort(f"writing {tmp.name}", lambda: tmp.unlink(missing_ok=True))
+        best_effort(f"writing {tmp.name}", functools.partial(Path.unlink, tmp, missing_ok=True))
         raise
     os.replace(tmp, path)
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from uvosam.config import SegmenterConfig
-from uvosam.errors import InputError
+from uvosam.errors import InputError, SetupError
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def run_compiled(
     try:
         return fn(encoder, x)
     except TorchDynamoException as err:
-        raise RuntimeError(
+        raise SetupError(
             f"torch.compile of the image encoder of {model_type} failed on {x.device} "
             f"({_compile_error_summary(err)}). Run without compiling "
             "(SegmenterConfig(compile=False); drop --compile), or fix the compiler toolchain: "

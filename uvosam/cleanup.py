@@ -9,6 +9,7 @@ left). It depends on nothing in uvosam, so any module may use it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -23,5 +24,13 @@ def best_effort(what: str, *steps: Callable[[], object]) -> None:
         try:
             step()
         except Exception:
-            name = getattr(step, "__qualname__", repr(step))
+            name = _step_name(step)
             logger.warning("clean-up after %s: %s failed", what, name, exc_info=True)
+
+
+def _step_name(step: Callable[[], object]) -> str:
+    """A step as a warning names it: ``VideoWriter.discard``, ``Path.unlink('/out/x.tmp')`` for a partial."""
+    if isinstance(step, functools.partial):
+        args = ", ".join(str(a) for a in step.args)
+        return f"{_step_name(step.func)}({args})"
+    return getattr(step, "__qualname__", repr(step))

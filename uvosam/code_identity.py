@@ -43,13 +43,14 @@ def code_identity() -> str:
 def source_files(root: Path | None, package: str) -> list[tuple[str, Path]]:
     """``(name, path)`` of every source file of the package folder ``root`` (none for None), ``name`` being
     ``"<package>/<path relative to root>"``: the ``*.py`` files in it and below, and the ``*.json`` files of its
-    ``data`` folder, leaving out folders whose name starts with a dot or is ``__pycache__``."""
+    ``data`` folder, leaving out files and folders whose name starts with a dot (an editor's ``.#x.py``) and
+    ``__pycache__``."""
     if root is None:
         return []
     files = []
     for path in root.rglob("*"):
         relative = path.relative_to(root)
-        if any(part.startswith(".") or part == "__pycache__" for part in relative.parts[:-1]):
+        if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
             continue
         data_file = path.suffix == ".json" and relative.parts[:-1] == ("data",)
         if (path.suffix == ".py" or data_file) and path.is_file():

@@ -65,6 +65,13 @@ class MissingWeightsError(FileNotFoundError):
     still catches it; an app tells it apart from a missing input file."""
 
 
+class SetupError(RuntimeError):
+    """This machine's set-up cannot do what was asked, and the message says what to change: an ffmpeg too old, a
+    kernel asked for that cannot run here (``UVOSAM_MSDA=triton``), a ``torch.compile`` whose toolchain fails. A
+    ``RuntimeError``, so ``except RuntimeError`` still catches it; the command line tells it as a refusal (exit 2),
+    not as a possible bug."""
+
+
 class MissingPackageError(ImportError):
     """An optional package that the chosen model needs is not installed (e.g. ``sam2`` for SAM 2.1); the message
     says how to install it. An ``ImportError``, so ``except ImportError`` still catches it."""

@@ -13,6 +13,8 @@ import subprocess
 
 import imageio_ffmpeg
 
+from uvosam.errors import SetupError
+
 __all__ = ["MIN_VERSION", "ffmpeg_exe", "ffmpeg_version"]
 
 MIN_VERSION = (5, 1)
@@ -69,7 +71,7 @@ def _check_version(exe: str) -> None:
             "install imageio-ffmpeg 0.8 or newer (pip install -U 'imageio-ffmpeg>=0.8'), which comes with a "
             f"new enough ffmpeg, or set IMAGEIO_FFMPEG_EXE to an ffmpeg {need} or newer"
         )
-    raise RuntimeError(
+    raise SetupError(
         f"ffmpeg {version} ({exe}) is too old: uvosam needs ffmpeg {need} or newer "
         f"(for its -fps_mode option). To fix it, {fix}."
     )

@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from typing import TypeVar
 
-from uvosam.errors import InputError
-
 T = TypeVar("T")
 
 _DONE = object()
@@ -58,7 +56,7 @@ def prefetch(
         depth: most items produced but not yet consumed (>= 1).
     """
     if depth < 1:
-        raise InputError(f"prefetch depth must be >= 1; got {depth}")
+        raise ValueError(f"prefetch depth must be >= 1; got {depth}")
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

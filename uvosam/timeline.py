@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from uvosam.errors import InputError
 from uvosam.render import colour_for_id, label_font
 from uvosam.text import count
 
@@ -99,7 +100,7 @@ def draw_timeline(
             tracks.csv"); None where there is none (an export without tracks.csv).
     """
     if num_frames < 1 or max_plot_width < 10:
-        raise ValueError(f"draw_timeline: need num_frames >= 1 and max_plot_width >= 10; got {num_frames}, "
+        raise InputError(f"draw_timeline: need num_frames >= 1 and max_plot_width >= 10; got {num_frames}, "
                          f"{max_plot_width}")  # fmt: skip
     plot_w = (
         num_frames * max(1, max_plot_width // num_frames)
@@ -125,7 +126,7 @@ def _columns(frames: Sequence[int], num_frames: int, plot_w: int, track_id: int)
     """(plot_w,) bool: the columns holding a frame the track was seen in."""
     index = np.asarray(frames, np.int64)
     if index.size and (index.min() < 0 or index.max() >= num_frames):
-        raise ValueError(f"draw_timeline: track {track_id} has frames outside 0..{num_frames - 1}")
+        raise InputError(f"draw_timeline: track {track_id} has frames outside 0..{num_frames - 1}")
     seen = np.zeros(plot_w, bool)
     first = index * plot_w // num_frames  # the columns frame t covers: [t * w / n, (t + 1) * w / n)
     last = np.maximum(first, (index + 1) * plot_w // num_frames - 1)

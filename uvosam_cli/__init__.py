@@ -136,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         ValueError,
         OSError,
         RuntimeError,
+        MemoryError,
         MissingPackageError,
     ) as exc:  # one line; -v: the traceback too
         if reader_gone(exc):
@@ -158,17 +159,33 @@ def _run(args: argparse.Namespace) -> int:
 MAYBE_A_BUG = "(run with -v for the traceback; if this looks like a bug, please report it)"
 
 
-# after torch's "CUDA out of memory. Tried to allocate ..." (``torch.OutOfMemoryError``, a RuntimeError)
+# after an out-of-memory error's own words (torch's "CUDA out of memory. Tried to allocate ...")
 OUT_OF_MEMORY = (
     "(out of memory: try a lighter mask model, --sam vit_b or sam2.1_tiny, smaller frames, --fit-side 1280, or fewer "
     "of them, --stride 2 or --max-frames)"
 )
+# how torch words an allocation that failed where it raises a plain RuntimeError: the CPU's allocator ("can't
+# allocate memory: you tried to allocate ..."), Apple's GPU ("MPS backend out of memory")
+_OUT_OF_MEMORY_WORDS = ("can't allocate memory", "out of memory")
 
 
 def _out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is torch's out-of-memory error (torch is imported by then, if a model ran)."""
+    """Whether ``error`` (or an error it was raised from) is an allocation that failed: Python's and numpy's
+    ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA), or a RuntimeError in torch's words for the CPU and MPS."""
+    from uvosam.errors import in_chain
+
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ()))
+    oom = (
+        (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
+        if torch is not None
+        else (MemoryError,)
+    )
+
+    def failed_allocation(err: BaseException) -> bool:
+        worded = isinstance(err, RuntimeError) and any(w in str(err) for w in _OUT_OF_MEMORY_WORDS)
+        return isinstance(err, oom) or worded
+
+    return in_chain(error, failed_allocation) is not None
 
 
 def _refusal(error: BaseException) -> bool:
@@ -177,9 +194,9 @@ def _refusal(error: BaseException) -> bool:
     an ``OSError`` of the file system (a missing input, an output path under a file, no permission, a full disk).
     Any other ``ValueError`` or ``RuntimeError`` gets the same one line, ``MAYBE_A_BUG`` after
     it, and exit code 1, Python's for an error it did not expect: the input may well be fine."""
-    from uvosam.errors import InputError, MissingPackageError, WeightsError
+    from uvosam.errors import InputError, MissingPackageError, SetupError, WeightsError
 
-    return isinstance(error, (InputError, OSError, WeightsError, MissingPackageError))
+    return isinstance(error, (InputError, OSError, WeightsError, MissingPackageError, SetupError))
 
 
 def _said(args: argparse.Namespace, out: OutputFolder, line: str) -> None:

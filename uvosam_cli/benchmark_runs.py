@@ -13,6 +13,7 @@ from uvosam.eval.layout import SUBSETS, find_sequences
 from uvosam.eval.runner import (
     PAPER_DAVIS17_UNSUPERVISED_VAL,
     DavisSelection,
+    check_run_code,
     check_run_settings,
     finished_sequences,
     run_davis_selection,
@@ -168,6 +169,7 @@ def run_davis_command(args: argparse.Namespace) -> int:
             print(f"[{index + 1}/{len(names)}] {name}: already done, skipped", file=sys.stderr)
         said = f"nothing left to segment in {args.out}: no model loaded (what made them: {record_path})"
     else:
+        check_run_code(args.out)  # results of other code are scored as they are, never added to
         record, said = _segment_davis(args, selection, settings, earlier, sequences)
     # every file is written (the score too) before stdout says anything: a reader that went ends the command there
     scores = None if args.no_score else _score_folder(args, record, held)

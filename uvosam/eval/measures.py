@@ -24,6 +24,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from uvosam.errors import InputError
+
 __all__ = [
     "boundary_map",
     "boundary_radius",
@@ -76,7 +78,7 @@ def _not_void(shape: tuple[int, ...], void: np.ndarray | None) -> np.ndarray:
     if void is None:
         return np.ones(shape, bool)
     if void.shape != shape:
-        raise ValueError(f"void mask shape {void.shape} differs from the mask shape {shape}")
+        raise InputError(f"void mask shape {void.shape} differs from the mask shape {shape}")
     return ~void.astype(bool)
 
 
@@ -88,7 +90,7 @@ def jaccard(gt_mask: np.ndarray, res_mask: np.ndarray, void: np.ndarray | None =
         void: optional (H, W) binary mask of pixels that count for nothing.
     """
     if gt_mask.shape != res_mask.shape:
-        raise ValueError(
+        raise InputError(
             f"ground truth shape {gt_mask.shape} differs from result shape {res_mask.shape}"
         )
     keep = _not_void(gt_mask.shape, void)
@@ -133,7 +135,7 @@ def f_measure(
         radius: dilation radius in pixels; default :func:`boundary_radius` of the mask size.
     """
     if gt_mask.shape != res_mask.shape:
-        raise ValueError(
+        raise InputError(
             f"ground truth shape {gt_mask.shape} differs from result shape {res_mask.shape}"
         )
     keep = _not_void(gt_mask.shape, void)
@@ -229,11 +231,11 @@ def frame_scores(
         (J, F): two (P, K) float64 arrays.
     """
     if res_labels.shape != gt_labels.shape:
-        raise ValueError(
+        raise InputError(
             f"result shape {res_labels.shape} differs from ground truth shape {gt_labels.shape}"
         )
     if max(num_proposals, num_objects) > 255:
-        raise ValueError(
+        raise InputError(
             f"at most 255 proposals and objects, got {num_proposals} and {num_objects}"
         )
     res = _small_labels(res_labels, num_proposals, void)

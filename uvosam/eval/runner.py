@@ -172,15 +172,13 @@ RUN_SETTINGS_FILE = ".uvosam-run.json"
 
 
 def check_run_settings(out_dir: str | Path, settings: dict) -> None:
-    """Raise ``ValueError`` if ``out_dir`` holds results written with other ``settings`` (JSON-able values) or by
-    other code.
+    """Raise ``InputError`` if ``out_dir`` holds results written with other ``settings`` (JSON-able values).
 
     A ``*_sha256`` entry (a weight file's checksum) that the folder's record lacks is not compared: folders of
     runs that recorded no checksums still resume. A folder that holds sequences' PNGs but no record (a version
     before the record, or results from elsewhere) is refused too: its models cannot be compared (they were
-    resumed with any models, and the new record credited these with every sequence). So is one holding PNGs whose
-    record names other code than ``code_identity()``, or none (a version before the code was recorded): the same
-    models give masks that differ in a fraction of a percent of their pixels from one code to another.
+    resumed with any models, and the new record credited these with every sequence). Which code made them:
+    ``check_run_code``, for a run that segments a sequence into the folder.
     """
     path = Path(out_dir) / RUN_SETTINGS_FILE
     if not path.is_file():
@@ -197,13 +195,26 @@ def check_run_settings(out_dir: str | Path, settings: dict) -> None:
         "start over",
     )
     # the settings apart from the code that made the results (not in a record of an earlier version)
-    code = before.pop(CODE_KEY, None) if isinstance(before, dict) else None
+    if isinstance(before, dict):
+        before.pop(CODE_KEY, None)
     compared = {k: v for k, v in settings.items() if k in before or not k.endswith("_sha256")}
     if before != compared:
         raise InputError(
             f"{out_dir} holds results of a run with {before}, but this run has {settings}; resuming would mix the "
             f"two in one score. Use another --out, or delete {out_dir} to start over."
         )
+
+
+def check_run_code(out_dir: str | Path) -> None:
+    """Raise ``InputError`` if ``out_dir`` holds PNGs whose record names other code than ``code_identity()``, or
+    none (a version before the code was recorded), for a run that would segment more into it: the same models give
+    masks that differ in a fraction of a percent of their pixels from one code to another. A run with nothing left
+    to segment only scores the folder: no check."""
+    path = Path(out_dir) / RUN_SETTINGS_FILE
+    if not path.is_file():
+        return  # no record: check_run_settings refused a folder with results
+    before = read_json(path, f"it records what made the results in {out_dir}")
+    code = before.get(CODE_KEY) if isinstance(before, dict) else None
     if code != code_identity() and (results := _result_folders(out_dir)):
         made_by = f"uvosam {code}" if code else "an earlier uvosam, which did not record its code"
         raise InputError(
@@ -245,8 +256,13 @@ def run_davis_selection(
     """``run_davis`` of sequences already picked and checked by ``select_davis_sequences`` (a caller that needs
     the set's list before it loads ``pipe``, as ``uvosam davis-run`` does, reads and checks it only once)."""
     out_dir = Path(out_dir)
+    names = selection.names
+    left = [seq for seq, frames_dir in zip(names, selection.frame_dirs, strict=True)
+            if not sequence_finished(out_dir / seq, frames_dir)]  # fmt: skip
     if settings is not None:
         check_run_settings(out_dir, settings)
+    if settings is not None and left:  # with nothing left, the record of what made the folder stays
+        check_run_code(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / RUN_SETTINGS_FILE).write_text(
             json.dumps({**settings, CODE_KEY: code_identity()}, sort_keys=True), encoding="utf-8"
@@ -254,7 +270,6 @@ def run_davis_selection(
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
                             tracks_csv=False, timeline=False)  # fmt: skip
-    names = selection.names
     for index, (seq, frames_dir) in enumerate(zip(names, selection.frame_dirs, strict=True)):
         final = out_dir / seq
         if sequence_finished(final, frames_dir):

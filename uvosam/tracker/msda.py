@@ -32,7 +32,7 @@ from types import ModuleType
 import torch
 import torch.nn.functional as F
 
-from uvosam.errors import InputError
+from uvosam.errors import InputError, SetupError
 from uvosam.tracker.msda_gather import ms_deform_attn_gather
 
 logger = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def _fall_back(mode: str, reason: str) -> None:
     """Raise under ``UVOSAM_MSDA=triton``, else warn once that CUDA calls use the slower reference."""
     global _warned_fallback  # noqa: PLW0603 - warn once per process
     if mode == "triton":
-        raise RuntimeError(
+        raise SetupError(
             f"{ENV_VAR}=triton but the Triton deformable-attention kernel cannot be used: "
             f"{reason}. Fix that (e.g. pip install triton, CUDA tensors) or set {ENV_VAR}=auto "
             "to fall back to PyTorch."

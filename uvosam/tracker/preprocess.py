@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from uvosam.errors import InputError
 from uvosam.tracker.config import DetectorConfig
 from uvosam.tracker.frames import check_frame
 
@@ -69,7 +68,7 @@ def pad_and_normalize(
         bool, True on padding. Hp, Wp are the largest H_t, W_t rounded up to ``size_divisibility``.
     """
     if not frames:
-        raise InputError("pad_and_normalize needs at least one frame")
+        raise ValueError("pad_and_normalize needs at least one frame")
     div = cfg.size_divisibility
     hp = -(-max(f.shape[0] for f in frames) // div) * div
     wp = -(-max(f.shape[1] for f in frames) // div) * div
