@@ -61,6 +61,13 @@ APP_ACCEPTED_FILE = (
     "the upload box refuses, in the box of a zip of frames or by a direct link; an animated WebP or APNG there too)"
 )
 
+# a still image (a still PNG or WebP in the box of a zip of frames): the app has no folder input, and its zips take
+# JPEG/PNG frames only (``uvosam.video_probe``'s words, replaced)
+STILL_IMAGE_ADVICE = "To segment images, put them in a folder as frames."
+APP_STILL_IMAGE_ADVICE = (
+    f"To segment images, zip them as {'/'.join(FRAME_EXTENSIONS)} frames and give the zip as a zip of frames."
+)
+
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at
 # its frame limit, so that one never trips. Plain text, no Markdown: the toast shows it as written, the
 # description as Markdown (where "*Max frames*" was italic, the toast showed the asterisks).
@@ -129,6 +136,7 @@ def to_gr_error(err: BaseException, *, request: str = "") -> gr.Error:
         message = message.replace(
             ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames"
         )
+        message = message.replace(STILL_IMAGE_ADVICE, APP_STILL_IMAGE_ADVICE)
         return gr.Error(message, print_exception=False)
     error_id = uuid.uuid4().hex[:8]
     logger.error("run failed%s (error id %s)", request and f" in {request}", error_id, exc_info=err)
