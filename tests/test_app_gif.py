@@ -3,6 +3,7 @@ takes it, as the video: described, previewed by its first frame and run as an up
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -74,12 +75,18 @@ def test_a_gif_in_the_frames_box_shows_its_first_frame(gif, tmp_path):
     )
 
 
-def test_a_gif_given_as_frames_zip_runs_as_the_video(server, clips, gif):
+def test_a_gif_given_as_frames_zip_runs_as_the_video(server, clips, gif, caplog):
+    caplog.set_level(logging.INFO, logger="uvosam.app")
     c = client(server)
     status, _, _, mp4, masks_zip, _, _ = c.predict(
         None, frames_zip=handle_file(str(gif)), api_name="/segment"
     )
     assert status.startswith("done: 8 frames, 2 tracks")
+    # the server log's start line names it as the run takes it ("frames_zip=Anim.GIF" before)
+    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("start /segment")]
+    assert len(starts) == 1 and "video=Anim.GIF " in starts[0] and "frames_zip" not in starts[0], (
+        starts
+    )
     assert Path(mp4).name == "Anim_overlay.mp4" and probe(mp4).num_frames == 8
     video = run_json(masks_zip)["video"]
     assert (

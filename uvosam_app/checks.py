@@ -36,7 +36,12 @@ is often named .png: taken as one, a still PNG (or WebP) is refused as a still i
 
 
 # how the texts name a file of ``FRAMES_BOX_VIDEOS`` (an APNG is an animated PNG; a .png may be a still one)
-BOXED_NAMES = {".gif": "an animated GIF", ".webp": "an animated WebP", ".apng": "an APNG", ".png": "a PNG"}
+BOXED_NAMES = {
+    ".gif": "an animated GIF",
+    ".webp": "an animated WebP",
+    ".apng": "an APNG",
+    ".png": "a PNG",
+}
 
 
 def boxed_video(frames_zip: str | None) -> bool:
