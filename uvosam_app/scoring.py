@@ -109,6 +109,9 @@ class _Unpacked:
             max_files=max_files,
             max_bytes=1 << 30,
             expected=expected,
+            one_folder="the one folder of this clip's masks"
+            if prefix
+            else "the one folder of this clip's ground-truth PNGs",
         )
         return cls(Path(zip_path).name, images.inside, images.folder)
 
