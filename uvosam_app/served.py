@@ -61,6 +61,9 @@ class ServedFiles:
 
     # seconds a folder of the cache is kept after it last changed, even empty (``drop_empty_folders``)
     fresh_s = 10.0
+    # empty folders Gradio makes in its cache at every start (6.31's routes.py: its vibe editor's): removed at close
+    # as the close's sweeps' own
+    gradio_start_folders = ("vibe_edit_history",)
 
     def __init__(
         self,
@@ -173,7 +176,7 @@ class ServedFiles:
         self._closed.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
-        self._sweep_all(None, emptied=self._holding())
+        self._sweep_all(None, emptied=self._holding() | set(self.gradio_start_folders))
 
     def _copied(self, path: Path) -> str:
         if self.cache_dir is None:
