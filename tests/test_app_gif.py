@@ -3,16 +3,18 @@ takes it, as the video: described, previewed by its first frame and run as an up
 
 from __future__ import annotations
 
-import subprocess
+import logging
 from pathlib import Path
 
-import gradio as gr
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("gradio")
+import gradio as gr
 from app_helpers import client, run_json, zip_of_frames
 from gradio_client import handle_file
+from proc import ffmpeg
 
 from uvosam.video import probe
 from uvosam_app import handlers as app_handlers
@@ -25,11 +27,19 @@ ARGS = ("idol-ytvis19-r50", "vit_b", 1, 900)
 def gif(tmp_path_factory) -> Path:
     """8 frames of a 96x64 test pattern at 10 fps, as an animated GIF (as ``ffmpeg -c:v gif`` writes one)."""
     path = tmp_path_factory.mktemp("gif") / "Anim.GIF"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10", "-frames:v", "8", "-c:v",
-         "gif", "-f", "gif", str(path)],
-        check=True,
-    )  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=96x64:rate=10",
+        "-frames:v",
+        "8",
+        "-c:v",
+        "gif",
+        "-f",
+        "gif",
+        path,
+    )
     return path
 
 
@@ -65,12 +75,18 @@ def test_a_gif_in_the_frames_box_shows_its_first_frame(gif, tmp_path):
     )
 
 
-def test_a_gif_given_as_frames_zip_runs_as_the_video(server, clips, gif):
+def test_a_gif_given_as_frames_zip_runs_as_the_video(server, clips, gif, caplog):
+    caplog.set_level(logging.INFO, logger="uvosam.app")
     c = client(server)
     status, _, _, mp4, masks_zip, _, _ = c.predict(
         None, frames_zip=handle_file(str(gif)), api_name="/segment"
     )
     assert status.startswith("done: 8 frames, 2 tracks")
+    # the server log's start line names it as the run takes it ("frames_zip=Anim.GIF" before)
+    starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("start /segment")]
+    assert len(starts) == 1 and "video=Anim.GIF " in starts[0] and "frames_zip" not in starts[0], (
+        starts
+    )
     assert Path(mp4).name == "Anim_overlay.mp4" and probe(mp4).num_frames == 8
     video = run_json(masks_zip)["video"]
     assert (
@@ -93,6 +109,7 @@ def test_a_gif_given_as_frames_zip_runs_as_the_video(server, clips, gif):
     [
         ("Anim.webp", "WebP", ["-c:v", "libwebp_anim", "-loop", "0"], "an animated WebP"),
         ("Anim.apng", "APNG", ["-plays", "0", "-f", "apng"], "an APNG"),
+        ("Anim.png", "APNG", ["-plays", "0", "-f", "apng"], "a PNG"),  # an APNG as often named
     ],
 )
 def test_an_animated_webp_or_png_in_the_frames_box_is_the_video_too(
@@ -101,11 +118,7 @@ def test_an_animated_webp_or_png_in_the_frames_box_is_the_video_too(
     """Gradio's video upload refuses them as it refuses a GIF (``image/*``); the box of a zip of frames said "is not
     a readable zip file"."""
     path = tmp_path / name
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10", "-frames:v", "5", *args,
-         str(path)],
-        check=True,
-    )  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=10", "-frames:v", "5", *args, path)
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     text = app.describe(None, *ARGS, str(path))
     assert (
@@ -117,3 +130,18 @@ def test_an_animated_webp_or_png_in_the_frames_box_is_the_video_too(
     assert app.describe(str(path), *ARGS, str(path)).startswith(
         f"**Both a video and {called} are loaded:**"
     )
+
+
+@pytest.mark.parametrize("name", ["Still.png", "Still.webp"])
+def test_a_still_png_or_webp_in_the_frames_box_is_refused_in_the_apps_words(name, tmp_path):
+    """The library's "put them in a folder as frames": the app has no folder input, and its zips take no WebP."""
+    path = tmp_path / name
+    Image.fromarray(np.full((64, 96, 3), 90, np.uint8)).save(path)
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    text = app.describe(None, *ARGS, str(path))
+    kind = Path(name).suffix[1:]
+    assert (
+        f"**Run would refuse this input:** {name} is a single still image ({kind}), not a video. To segment "
+        "images, zip them as .jpg/.jpeg/.png frames and give the zip as a zip of frames." in text
+    ), text
+    assert "folder" not in text

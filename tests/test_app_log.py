@@ -138,9 +138,12 @@ def test_a_job_closed_before_its_end_is_stopped_and_a_failed_one_names_its_error
     with pytest.raises(Exception, match="A model cannot run here"):
         list(run(app(missing), "no-weights"))
     lines = [r.getMessage() for r in caplog.records]
-    assert f"run failed (error id {error_id})" in lines
+    # named by its request, as the end lines are ("run failed (error id ...)" named none)
+    assert f"/segment (API, failed) failed (error id {error_id})" in lines
     ends = [
-        line for line in lines if not line.startswith(("start ", "run failed", "a model cannot"))
+        line
+        for line in lines
+        if not line.startswith(("start ", "/segment (API, failed) failed", "a model cannot"))
     ]
     assert len(ends) == 4, lines
     # one of each: "1 track", not "1 tracks" (as the status line counts)
@@ -237,9 +240,9 @@ def test_each_refusal_is_one_log_line_without_traceback_or_file_contents(
     assert "got 0" in stride
     assert keep.startswith("refused /rerender (API): Tracks to keep")
     log = caplog.text
-    assert SECRET not in log and "Traceback" not in log.split("run failed (error id")[0]
+    assert SECRET not in log and "Traceback" not in log.split(") failed (error id")[0]
     # the unexpected error: logged once, with its id and traceback (no "refused" line besides)
-    assert sum("run failed (error id" in r.getMessage() for r in caplog.records) == 1
+    assert sum(") failed (error id" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_a_run_refused_because_the_queue_is_full_is_logged(tmp_path, tiny_sam_model, caplog):

@@ -57,7 +57,7 @@ def test_the_video_box_says_where_images_go(tmp_path):
     assert _props(demo, "inp")["label"] == "Video (animated GIFs, zipped images: below)"
     frames = _props(demo, "frames")
     assert frames["label"] == "…or a zip of its frames, or a GIF/WebP/APNG"
-    assert frames["file_types"] == [".zip", ".gif", ".webp", ".apng"]
+    assert frames["file_types"] == [".zip", ".gif", ".webp", ".apng", ".png"]
     demo.close()
 
 

@@ -223,3 +223,20 @@ def test_score_notes_the_ground_truth_objects_it_left_out(tmp_path):
         "frame (gt.zip: gt/00000.png): the DAVIS protocol scores that frame's objects, 1..1, as the official scorer "
         "does." in text
     )
+
+
+def test_a_ground_truth_zip_of_several_folders_is_told_to_hold_the_ground_truth_pngs(tmp_path):
+    """It was told to "zip the one folder of this clip's frames", as a zip of frames is."""
+    from uvosam_app.scoring import score_masks_zip
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, format="PNG")
+    gt = zip_of(
+        tmp_path / "gt.zip", {"a/00000.png": buffer.getvalue(), "b/00000.png": buffer.getvalue()}
+    )
+    masks = zip_of(tmp_path / "masks.zip", {"davis/v/00000.png": buffer.getvalue()})
+    with pytest.raises(
+        ValueError,
+        match=r"^gt\.zip has \.png files in 2 folders \(a, b\); zip the one folder of this clip's ground-truth PNGs$",
+    ):
+        score_masks_zip(gt, masks, max_files=9, work_dir=tmp_path)

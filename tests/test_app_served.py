@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import threading
-import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -184,47 +183,71 @@ def test_gradios_sweep_runs_in_the_apps_and_outlives_its_errors(tmp_path, caplog
     assert calls[-1] is None and not kept.exists()
 
 
-def test_the_folders_gradios_sweep_empties_go_with_a_later_sweep_and_all_at_close(
-    tmp_path, request, monkeypatch
-):
+def test_empty_folders_go_once_unchanged_and_a_fresh_one_stays_even_at_close(tmp_path):
     """Gradio's sweep deletes an upload (a link's download) but not its ``<sha>/`` (``link-*``) folder: 38 empty
     folders after a soak of 33 API sessions, and after the server stopped. An empty folder unchanged ``max_age_s``
-    goes with a sweep (a younger one may be an upload's, made just before its file moves in), all of them at close;
-    a folder holding a file, a link to a folder, and what it links to stay."""
+    goes (a younger one may be an upload's, made just before its file moves in); at close too, a folder changed
+    just now stays (the cache may be another server's too: /tmp/gradio), but one the close's own sweeps emptied;
+    a folder holding a file, a link to a folder, and what it links to stay. No thread: the ages are set."""
+    cache = tmp_path / "cache"
+    old, young, full, outside = cache / "link-x", cache / "c3d4", cache / "e5f6", tmp_path / "out"
+    for folder in (old, young, full, outside):
+        folder.mkdir(parents=True)
+    (full / "kept.zip").write_bytes(b"zip")
+    for folder in (old, full, outside):
+        os.utime(folder, (0, 0))
+    (cache / "link").symlink_to(outside)
+    served = ServedFiles(cache)  # no Gradio sweep, nothing shown: no thread
+    assert served.drop_empty_folders(3600) == 1 and not old.exists()
+    assert served.drop_empty_folders(None) == 0  # at close: still too young (it was removed before)
+    assert young.is_dir() and (full / "kept.zip").is_file()
+    assert (cache / "link").is_symlink() and outside.is_dir()
+    assert served.drop_empty_folders(None, emptied={"c3d4"}) == 1 and not young.exists()
+    (full / "kept.zip").unlink()  # emptied just now
+    assert served.drop_empty_folders(2) == 0 and full.is_dir()
+
+
+def test_at_close_the_folders_its_sweeps_empty_go_and_a_fresh_empty_one_stays(tmp_path):
+    """The close's own sweep deletes the uploads: their folders go with them, while another server's folder, made
+    just now for its upload, stays (all empty folders went before)."""
+    cache = tmp_path / "cache"
+    upload, others = cache / "a1b2" / "clip.mp4", cache / "c3d4"
+    upload.parent.mkdir(parents=True)
+    others.mkdir()
+    upload.write_bytes(b"x")
+    swept = []
+
+    def gradio_sweep(age):
+        swept.append(age)
+        upload.unlink()
+
+    served = ServedFiles(cache, gradio_sweep=gradio_sweep, sweep_every_s=3600)
+    served.close()
+    assert swept == [None] and not upload.parent.exists() and others.is_dir()
+
+
+def test_the_sweeps_thread_removes_the_folders_gradios_sweep_empties(
+    tmp_path, request, monkeypatch
+):
+    """The wiring: Gradio's sweep, over ``max_age_s``, then the emptied folder with a later sweep."""
     demo, preview = _page_preview()
     cache = Path(demo.GRADIO_CACHE) / "served-folders"
     upload = cache / "a1b2" / "clip.mp4"
     upload.parent.mkdir(parents=True)
     upload.write_bytes(b"x")
     preview.temp_files.add(str(upload))
-    old, young, full, outside = cache / "link-x", cache / "c3d4", cache / "e5f6", tmp_path / "out"
-    for folder in (old, young, full, outside):
-        folder.mkdir()
-    (full / "kept.zip").write_bytes(b"zip")
-    later = time.time() + 3600  # changed "just now" for the whole test
-    os.utime(young, (later, later))
-    for folder in (old, full, outside):
-        os.utime(folder, (0, 0))
-    (cache / "link").symlink_to(outside)
     monkeypatch.setattr(
-        ServedFiles, "fresh_s", 1.0
-    )  # the folder of a file just made: kept 1 s, not 10
+        ServedFiles, "fresh_s", 0.2
+    )  # the folder of a file just made: kept 0.2 s, not 10
     served = ServedFiles(
         cache,
         preview=preview,
-        max_age_s=2,
+        max_age_s=0.2,
         sweep_every_s=0.05,
         gradio_sweep=functools.partial(delete_files_created_by_app, demo),
     )
     request.addfinalizer(served.close)
-    assert wait_for(lambda: not old.exists(), timeout=10)
-    assert wait_for(lambda: not upload.exists(), timeout=10)  # Gradio's sweep, over 2 s old
-    assert upload.parent.is_dir()  # emptied just now: gone 2 s later
     assert wait_for(lambda: not upload.parent.exists(), timeout=10)
-    assert young.is_dir() and (full / "kept.zip").is_file()
-    served.close()
-    assert not young.exists() and (full / "kept.zip").is_file()
-    assert (cache / "link").is_symlink() and outside.is_dir()
 
 
 def test_a_file_shown_after_close_is_deleted(tmp_path, monkeypatch):

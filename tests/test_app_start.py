@@ -94,9 +94,12 @@ def test_the_device_is_the_hosts_choice_checked_at_start(monkeypatch):
     chosen = AppSettings.from_env({"UVOSAM_DEVICE": " CPU "})
     assert chosen.device == chosen.run_device() == "cpu"
     assert app_module.make_loader(chosen).device == "cpu"
+    # the CPU by its index too: the description's and the footer's CPU notes compare with "cpu"
+    assert AppSettings.from_env({"UVOSAM_DEVICE": "cpu:0"}).run_device() == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     refused = {
-        "cuda": r"^UVOSAM_DEVICE cuda: torch finds no CUDA GPU on this machine .*\(AppSettings.device\). Unset it",
+        "cuda": r"^UVOSAM_DEVICE cuda: torch finds no CUDA GPU on this machine .*\(those usable here\)\. Unset it "
+        r"\(AppSettings\.device\) for auto\.$",
         "gpu": r"^UVOSAM_DEVICE gpu: that is not a device name; expected one of auto, cpu \(those usable here\)",
     }
     for device, message in refused.items():

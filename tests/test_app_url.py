@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import re
 import subprocess
 import tempfile
@@ -35,6 +36,7 @@ import app as app_module
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import handlers as app_handlers
+from uvosam_app import links as app_links
 from uvosam_app.settings import AppSettings
 
 MP4 = {"Content-Type": "video/mp4"}
@@ -141,6 +143,28 @@ def test_a_refused_link_gives_the_message_and_leaves_no_file(site, tmp_path, pat
         app.links.load_url(server.url(path), None, progress=no_progress)
     assert re.search(message, err.value.message) and str(tmp_path) not in err.value.message
     assert not app.work.session_dir(None).exists()  # nothing left, the session's folder included
+
+
+def test_a_load_failing_unexpectedly_leaves_no_file(site, tmp_path, monkeypatch, caplog):
+    server, _ = site
+    app = app_handlers.App(
+        lambda preset, sam: None, AppSettings(work_root=tmp_path, url_allow_private=True)
+    )
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app_links, "check_download", broken)
+    caplog.set_level(logging.ERROR, logger="uvosam.app")
+    with pytest.raises(gr.Error, match=r"Something went wrong .*\(error id (\w+)\)") as raised:
+        app.links.load_url(server.url("/media/street.mp4"), None, progress=no_progress)
+    assert not app.work.session_dir(None).exists()  # the download's folder went, and the session's
+    error_id = re.search(r"error id (\w+)", raised.value.message)[1]
+    # named by its request ("run failed (error id ...)" before)
+    failed = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failed) == 1 and re.fullmatch(
+        rf"/load_url \(API, \w{{6}}\) failed \(error id {error_id}\)", failed[0]
+    ), failed
 
 
 def test_the_app_refuses_links_into_its_own_network_by_default(site, tmp_path):

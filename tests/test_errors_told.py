@@ -155,7 +155,7 @@ def test_an_unexpected_error_fetching_a_file_link_is_mapped_with_an_id(server, c
     error_id = re.search(OURS, str(raised.value))[1]
     record = _logged_failure(caplog, error_id)
     assert re.fullmatch(
-        rf"run failed in /segment \(API, \w{{6}}\) \(error id {error_id}\)", record.getMessage()
+        rf"/segment \(API, \w{{6}}\) failed \(error id {error_id}\)", record.getMessage()
     )
 
 

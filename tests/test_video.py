@@ -224,6 +224,38 @@ def test_writer_exception_in_with_block_kills_ffmpeg(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("size", [(1, 1), (48, 64)])
+def test_a_two_frame_ts_chunk_is_probed_as_mpeg_ts(tmp_path, size):
+    """2 frames of a tiny clip made a 9-packet .ts that ffmpeg and ffprobe took for MPEG-PS ("End of file"): Gradio's
+    streaming video probes each chunk with ffprobe, and the run failed."""
+    height, width = size
+    with VideoWriter(
+        tmp_path / "full.mp4", fps=24, width=width, height=height, chunk_seconds=1.0
+    ) as writer:
+        assert writer.write(np.zeros((height, width, 3), np.uint8)) is None
+        assert writer.write(np.full((height, width, 3), 200, np.uint8)) is None
+        chunk = writer.close()
+    assert "Input #0, mpegts" in ffmpeg_header(chunk)
+    assert sum(1 for _ in iter_frames(chunk)) == 2
+    if shutil.which("ffprobe"):  # Gradio's (the system's)
+        said = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "format=format_name",
+                "-of",
+                "csv=p=0",
+                str(chunk),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert said.stdout.strip() == "mpegts", said.stderr
+
+
 def test_chunk_ffmpeg_fails_to_finish_is_removed(tmp_path):
     chunks = tmp_path / "a_chunks"
     chunks.mkdir()

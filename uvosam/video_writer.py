@@ -4,7 +4,8 @@ RGBA frames into a VP9 WebM with an alpha channel.
 One ffmpeg process (the binary bundled with imageio-ffmpeg) encodes the full file; with chunking
 on, one more short-lived process encodes each chunk, so every chunk starts with a keyframe and
 plays on its own (what ``gr.Video(streaming=True)`` wants: ``.ts`` or ``.mp4`` paths, H.264
-yuv420p, chunks of about 1 s or more). Frames are piped to ffmpeg as they come; nothing is
+yuv420p, chunks of about 1 s or more; a .ts chunk of a few tiny frames is padded with null packets, so ffprobe reads
+it as MPEG-TS). Frames are piped to ffmpeg as they come; nothing is
 accumulated in Python.
 
 Encoding: libx264, ``-preset veryfast``, ``yuv420p``, ``+faststart`` for mp4. yuv420p needs even
@@ -330,6 +331,8 @@ class VideoWriter:
         chunk, self._chunk = self._chunk, None
         chunk.close()
         self.chunk_paths.append(chunk.path)
+        if chunk.path.suffix.lower() == ".ts":
+            _pad_ts(chunk.path)
         return chunk.path
 
     def close(self) -> Path | None:
@@ -394,6 +397,21 @@ class VideoWriter:
             self.close()
         elif not self._closed:
             best_effort(f"writing {self.path.name}", self.abort)
+
+
+# an MPEG-TS null packet (PID 0x1fff: every demuxer skips it)
+_TS_NULL_PACKET = bytes([0x47, 0x1F, 0xFF, 0x10]) + b"\xff" * 184
+# below ~11 packets (2 KB: 2 frames of a tiny clip), ffprobe took a .ts for MPEG-PS ("detected only with low score")
+# and failed ("End of file"): Gradio's streaming video probes each chunk so, and failed the run
+_TS_MIN_PACKETS = 16
+
+
+def _pad_ts(path: Path) -> None:
+    """Append null packets to the MPEG-TS file ``path`` up to ``_TS_MIN_PACKETS``, so it is probed as MPEG-TS."""
+    missing = _TS_MIN_PACKETS - path.stat().st_size // len(_TS_NULL_PACKET)
+    if missing > 0:
+        with path.open("ab") as file:
+            file.write(_TS_NULL_PACKET * missing)
 
 
 def _check_args(

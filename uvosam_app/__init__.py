@@ -12,7 +12,8 @@ One concept per module:
   link, shown in the player or kept as downloaded (and what stands in for the player of a file browsers cannot play);
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``component_classes``: the app's subclasses of Gradio's components (its checks, in every session's copy too);
-  ``checked_inputs``: the settings' components the app checks itself (sliders, output side, tracks to keep);
+  ``file_input``: the app's file boxes (Gradio's, less the empty temp file each read left); ``checked_inputs``:
+  the settings' components the app checks itself (sliders, output side, tracks to keep);
 - ``served``: what Gradio keeps serving of the outputs (the files shown in its cache, the streamed video's chunks)
   and how it goes;
 - ``probes``: what the input files are (``probe``), each probed once;
@@ -26,7 +27,7 @@ One concept per module:
   ``checks``: what a request is checked against before any work; ``layout``: the components;
   ``page_scripts``: the page's scripts (the live region a screen reader reads).
 
-Only ``handlers``, ``link_handlers``, ``result_views``, ``file_links``, ``component_classes``, ``checked_inputs``,
-``served``, ``checks``, ``layout`` and ``errors`` import gradio.
+Only ``handlers``, ``link_handlers``, ``result_views``, ``file_links``, ``component_classes``, ``file_input``,
+``checked_inputs``, ``served``, ``checks``, ``layout`` and ``errors`` import gradio.
 ``uvosam`` imports nothing from here.
 """

@@ -29,13 +29,19 @@ from uvosam_app.models import mask_model_label, sam2_missing, unavailable
 from uvosam_app.settings import FILES_KEPT, AppSettings
 from uvosam_app.uploads import FramesZip
 
-FRAMES_BOX_VIDEOS = (".gif", ".webp", ".apng")
+FRAMES_BOX_VIDEOS = (".gif", ".webp", ".apng", ".png")
 """Video files the box of a zip of frames takes too: Gradio's video upload takes ``video/*`` files only (its
-browser check: "Only video/x-m4v,video/* allowed"), and animated GIF, WebP and PNG files are ``image/*``."""
+browser check: "Only video/x-m4v,video/* allowed"), and animated GIF, WebP and PNG files are ``image/*``. An APNG
+is often named .png: taken as one, a still PNG (or WebP) is refused as a still image when probed."""
 
 
-# how the texts name a file of ``FRAMES_BOX_VIDEOS`` (an APNG is an animated PNG)
-BOXED_NAMES = {".gif": "an animated GIF", ".webp": "an animated WebP", ".apng": "an APNG"}
+# how the texts name a file of ``FRAMES_BOX_VIDEOS`` (an APNG is an animated PNG; a .png may be a still one)
+BOXED_NAMES = {
+    ".gif": "an animated GIF",
+    ".webp": "an animated WebP",
+    ".apng": "an APNG",
+    ".png": "a PNG",
+}
 
 
 def boxed_video(frames_zip: str | None) -> bool:

@@ -110,7 +110,8 @@ def describe_input(
     # not the input's doing: logged with its traceback and an id (to_gr_error); Run would fail, not refuse
     except Exception as err:  # noqa: BLE001
         return (
-            f"{note}**This input could not be checked:** {markdown_text(to_gr_error(err).message)}"
+            f"{note}**This input could not be checked:** "
+            f"{markdown_text(to_gr_error(err, request=f'the description of {Path(path).name}').message)}"
         )
     speed = speeds.get((tracker, sam))
     models = f"{tracker} + {mask_model_label(sam)}"

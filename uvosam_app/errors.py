@@ -37,8 +37,9 @@ from uvosam.errors import (
 )
 from uvosam.frame_folder import FRAME_EXTENSIONS
 from uvosam.video import ACCEPTED_FILE, ACCEPTED_FOLDER, VIDEO_EXTENSIONS
+from uvosam_app.checks import taken_inputs
 from uvosam_app.models import ModelsNotLoadedError
-from uvosam_app.server_log import JobKind, JobLog, one_line, session_tag, where
+from uvosam_app.server_log import JobKind, JobLog, current_job, one_line, session_tag, where
 from uvosam_app.text import failed_status, out_of_memory_text, pixels_size
 
 logger = logging.getLogger("uvosam.app")
@@ -59,6 +60,14 @@ MODEL_ERRORS = (MissingWeightsError, WeightsError, MissingPackageError)
 APP_ACCEPTED_FILE = (
     f"a video file ({' '.join(VIDEO_EXTENSIONS)} or another video format ffmpeg reads; an animated GIF, which "
     "the upload box refuses, in the box of a zip of frames or by a direct link; an animated WebP or APNG there too)"
+)
+
+# a still image (a still PNG or WebP in the box of a zip of frames): the app has no folder input, and its zips take
+# JPEG/PNG frames only (``uvosam.video_probe``'s words, replaced)
+STILL_IMAGE_ADVICE = "To segment images, put them in a folder as frames."
+APP_STILL_IMAGE_ADVICE = (
+    f"To segment images, zip them as {'/'.join(FRAME_EXTENSIONS)} frames and give the zip as a zip of "
+    "frames."
 )
 
 # VideoLimits field -> (unit, what a user of the app can do, the host's variable); the app caps Max frames at
@@ -108,7 +117,8 @@ def to_gr_error(err: BaseException, *, request: str = "") -> gr.Error:
 
     A ``gr.Error`` is already meant for the user (ZeroGPU's quota/duration refusals, or an error
     this function mapped inside the GPU function) and is returned as it is. ``request``: how the log line of an
-    unexpected error names the request (``server_log.where``), where no job's lines do."""
+    unexpected error names the request (``server_log.where``: ``/score (API, 1f3a9c) failed (error id ...)``, or
+    what failed, ``the description of clip.mp4``); else the job whose handler runs (``server_log.current_job``)."""
     if isinstance(err, gr.Error):
         return err
     if isinstance(err, torch.OutOfMemoryError):
@@ -129,9 +139,12 @@ def to_gr_error(err: BaseException, *, request: str = "") -> gr.Error:
         message = message.replace(
             ACCEPTED_FOLDER, f"a zip of its {'/'.join(FRAME_EXTENSIONS)} frames"
         )
+        message = message.replace(STILL_IMAGE_ADVICE, APP_STILL_IMAGE_ADVICE)
         return gr.Error(message, print_exception=False)
     error_id = uuid.uuid4().hex[:8]
-    logger.error("run failed%s (error id %s)", request and f" in {request}", error_id, exc_info=err)
+    job = current_job()
+    request = request or (job.where if job is not None else "a request")
+    logger.error("%s failed (error id %s)", request, error_id, exc_info=err)
     return gr.Error(
         f"{INTERNAL_ERROR} (error id {error_id}). Try again; if it persists, report the id.",
         print_exception=False,
@@ -303,7 +316,13 @@ JOB_LOGGED = "uvosam_job_logged"
 
 def _begin(kind: JobKind, signature: inspect.Signature, args: tuple, kwargs: dict) -> JobLog:
     """The start line of a decorated handler's job (``JobLog.begin``), from the arguments it was called with."""
-    arguments = signature.bind(*args, **kwargs).arguments
+    arguments = dict(signature.bind(*args, **kwargs).arguments)
+    if (
+        "video" in arguments and "frames_zip" in arguments
+    ):  # a GIF in the box of a zip of frames is the video
+        arguments["video"], arguments["frames_zip"] = taken_inputs(
+            arguments["video"], arguments["frames_zip"]
+        )
     request = arguments.get("request")
     return JobLog.begin(kind, arguments, page=from_page(request), request=request)
 
@@ -380,7 +399,7 @@ def text_toasts(job: JobKind) -> Callable[[Handler], Handler]:
                 logged.end("done")
                 return result
             except Exception as err:
-                shown = to_gr_error(err)
+                shown = to_gr_error(err, request=logged.where)
                 page_err = _for_request(shown, signature, args, kwargs)
                 _ended_by(logged, shown, page_err)
                 if page_err is err:
@@ -434,7 +453,7 @@ def failures_in_status(
                         yield update
                 logged.end("done")
             except Exception as err:  # raised again, once the status line says it
-                shown = to_gr_error(err)
+                shown = to_gr_error(err, request=logged.where)
                 page_err = _for_request(shown, signature, args, kwargs)
                 _ended_by(logged, shown, page_err)
                 status = line(shown.message)

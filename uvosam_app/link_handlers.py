@@ -100,6 +100,9 @@ class LinkHandlers:
             shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
             message = shown.message.replace(f"{folder}{os.sep}", "")
             raise gr.Error(message, print_exception=False) from None
+        except BaseException:  # unexpected (a bug, a stop): no folder is left behind either
+            self.work.discard(folder)
+            raise
         finally:
             self.work.release(folder)
 

@@ -102,9 +102,8 @@ class ResultViews:
         limit = max(10_000, 10 * self.settings.max_frames)
         try:
             return score_masks_zip(gt_zip, masks_zip, max_files=limit, work_dir=self.work.root)
-        except (
-            InputError
-        ) as err:  # anything else: to_gr_error's (logged with an id) in failures_in_status
+        # anything else: to_gr_error's (logged with an id) in failures_in_status
+        except InputError as err:
             raise gr.Error(str(err), print_exception=False) from err
 
     def scores_gone(self) -> str:

@@ -63,9 +63,8 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         _check_ground_truth(truth, size, gt, scaled=record.scaled)
         try:
             scores = score_clip(res.folder, truth, names)
-        except (
-            InputError
-        ) as err:  # damaged pixel data, ids over 20... (a plain ValueError is a bug: as it is)
+        # damaged pixel data, ids over 20... (a plain ValueError is a bug: as it is)
+        except InputError as err:
             message = res.in_zip_terms(gt.in_zip_terms(str(err)))
             raise InputError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from err
         notes = (
@@ -110,6 +109,9 @@ class _Unpacked:
             max_files=max_files,
             max_bytes=1 << 30,
             expected=expected,
+            one_folder="the one folder of this clip's masks"
+            if prefix
+            else "the one folder of this clip's ground-truth PNGs",
         )
         return cls(Path(zip_path).name, images.inside, images.folder)
 

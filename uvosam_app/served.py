@@ -18,9 +18,10 @@ session), so an add during its loop raises "Set changed size during iteration", 
 (``delete_files_on_schedule``, no ``try``) ended for the process's life: no upload was deleted again. Here such a
 sweep is logged and the next one runs. Gradio's sweep deletes a file, not the ``<sha>/`` folder it came in (nor a
 ``link-*`` one, ``file_links``): the thread then removes the cache's empty folders (``drop_empty_folders``), those
-unchanged ``max_age_s``, and all of them at ``close()``. And the files shown through a session's copy of a
-component (Gradio makes one for a prop update, and ``gr.skip()``, "no change", is one) are in no set Gradio's sweep
-reads: every run's zip and mp4 stayed; ``ServedFiles``' own list covers them.
+unchanged ``max_age_s``, and at ``close()`` those its last sweeps emptied too (never one changed just now: the cache
+may be shared, ``/tmp/gradio``, and another server's upload may be about to move into it). And the files shown through
+a session's copy of a component (Gradio makes one for a prop update, and ``gr.skip()``, "no change", is one) are in no
+set Gradio's sweep reads: every run's zip and mp4 stayed; ``ServedFiles``' own list covers them.
 
 Streams. The chunks of ``gr.Video(streaming=True)`` stay in ``Blocks.pending_streams[session_hash][run]`` until the
 session's heartbeat drops (``gradio/routes.py``, the only place that frees them): a client without one (a REST call,
@@ -32,11 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,9 @@ class ServedFiles:
 
     # seconds a folder of the cache is kept after it last changed, even empty (``drop_empty_folders``)
     fresh_s = 10.0
+    # empty folders Gradio makes in its cache at every start (6.31's routes.py: its vibe editor's): removed at close
+    # as the close's sweeps' own
+    gradio_start_folders = ("vibe_edit_history",)
 
     def __init__(
         self,
@@ -128,13 +133,14 @@ class ServedFiles:
                 self._delete(Path(path))
         return len(stale)
 
-    def drop_empty_folders(self, max_age_s: float | None) -> int:
-        """Remove the empty folders directly in the cache last changed more than ``max_age_s`` ago (None: all of
-        them); the number removed. Any thread. Gradio's sweep deletes an upload (a ``link-*`` download too) but not
-        the ``<sha>/`` folder it came in: one more per file for the process's life. The age spares a folder just
-        made for a new file (``mkdir``, then the file moved in), however short ``max_age_s``: none changed in the
-        last ``fresh_s`` goes but at close; one emptied by a sweep changed then, and goes with a later sweep. A
-        folder is removed only while empty (``rmdir``); links are not followed."""
+    def drop_empty_folders(self, max_age_s: float | None, *, emptied: Collection[str] = ()) -> int:
+        """Remove the empty folders directly in the cache last changed more than ``max_age_s`` ago (None: any age),
+        and those named in ``emptied`` (what this process's own sweeps emptied at close); the number removed. Any
+        thread. Gradio's sweep deletes an upload (a ``link-*`` download too) but not the ``<sha>/`` folder it came
+        in: one more per file for the process's life. The age spares a folder just made for a new file (``mkdir``,
+        then the file moved in: this server's, or another's sharing the cache), however short ``max_age_s``, at
+        close too: none changed in the last ``fresh_s`` goes unless ``emptied``; one emptied by a sweep changed then,
+        and goes with a later sweep. A folder is removed only while empty (``rmdir``); links are not followed."""
         if self.cache_dir is None:
             return 0
         removed, now = 0, time.time()
@@ -144,19 +150,33 @@ class ServedFiles:
                     if not entry.is_dir(follow_symlinks=False):
                         continue
                     age = now - entry.stat(follow_symlinks=False).st_mtime
-                    if max_age_s is None or age > max(max_age_s, self.fresh_s):
+                    if entry.name in emptied or age > max(max_age_s or 0.0, self.fresh_s):
                         os.rmdir(entry.path)
                         removed += 1
         return removed
 
+    def _holding(self) -> set[str]:
+        """The folders directly in the cache that hold something (links not followed)."""
+        if self.cache_dir is None:
+            return set()
+        held = set()
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.cache_dir) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False) and any(os.scandir(entry.path)):
+                        held.add(entry.name)
+        return held
+
     def close(self) -> None:
-        """Stop the sweeps and delete every file shown, and Gradio's, and every empty folder in the cache (the server
-        stopped). A file shown later (a copy that was under way) is deleted as it is noted. What stays: the copies of
-        the examples (Gradio's ``keep_in_cache``: the next start finds them where they are)."""
+        """Stop the sweeps and delete every file shown, and Gradio's, and the folders that left empty, and those
+        empty in the cache unchanged ``fresh_s`` (the server stopped). A file shown later (a copy that was under way)
+        is deleted as it is noted. What stays: the copies of the examples (Gradio's ``keep_in_cache``: the next start
+        finds them where they are), and an empty folder changed just now (another server's sharing the cache: its
+        upload's, about to move in)."""
         self._closed.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=10)
-        self._sweep_all(None)
+        self._sweep_all(None, emptied=self._holding() | set(self.gradio_start_folders))
 
     def _copied(self, path: Path) -> str:
         if self.cache_dir is None:
@@ -206,12 +226,15 @@ class ServedFiles:
         while not self._closed.wait(self.sweep_every_s):
             self._sweep_all(self.max_age_s)
 
-    def _sweep_all(self, max_age_s: float | None) -> None:
-        """This list's sweep, Gradio's, then the emptied folders'; a failed one is logged (the next one runs)."""
+    def _sweep_all(self, max_age_s: float | None, emptied: Collection[str] = ()) -> None:
+        """This list's sweep, Gradio's, then the emptied folders' (``emptied``: those that held something before:
+        gone if these sweeps emptied them); a failed one is logged (the next one runs)."""
         sweeps = [("the served files", self.sweep)]
         if self._gradio_sweep is not None:
             sweeps.append(("Gradio's cache", self._gradio_sweep))
-        sweeps.append(("the emptied folders", self.drop_empty_folders))
+        sweeps.append(
+            ("the emptied folders", functools.partial(self.drop_empty_folders, emptied=emptied))
+        )
         for what, sweep in sweeps:
             try:
                 sweep(max_age_s)

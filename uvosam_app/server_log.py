@@ -129,6 +129,11 @@ _CURRENT: contextvars.ContextVar[JobLog | None] = contextvars.ContextVar(
 )
 
 
+def current_job() -> JobLog | None:
+    """The job whose handler runs in this context (``JobLog.current``), if any."""
+    return _CURRENT.get()
+
+
 def count_step(step: JobProgress) -> None:
     """Count a step of the job whose handler runs in this context (``JobLog.current``; none: nothing to do)."""
     job = _CURRENT.get()
@@ -159,6 +164,11 @@ class JobLog:
         fields = " ".join(f"{label}={value}" for label, value in shown if value is not None)
         logger.info("start %s: %s", where(kind.endpoint, page, job.tag), fields or "-")
         return job
+
+    @property
+    def where(self) -> str:
+        """How its lines name its request (``where``)."""
+        return where(self.kind.endpoint, self.page, self.tag)
 
     @contextlib.contextmanager
     def current(self) -> Iterator[JobLog]:

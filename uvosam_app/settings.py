@@ -214,7 +214,11 @@ class AppSettings:
         try:
             check_device(device, option="UVOSAM_DEVICE")
         except InputError as err:
-            raise InputError(f"{err} (AppSettings.device). Unset it for auto.") from None
+            raise InputError(f"{err}. Unset it (AppSettings.device) for auto.") from None
+        if (
+            device.split(":")[0] == "cpu"
+        ):  # cpu:0 is the CPU (torch has one): the texts compare with "cpu"
+            object.__setattr__(self, "device", "cpu")
 
     def run_device(self) -> str:
         """The device the models run on: ``device``, with ``auto`` as ``gpu.default_device`` picks."""

@@ -68,11 +68,20 @@ def open_zip(zip_path: str | Path, kind: str) -> zipfile.ZipFile:
         ) from None
 
 
+# what a zip of images in several folders is told to hold: its one folder of ...
+ONE_FOLDER = "the one folder of this clip's frames"
+
+
 def image_members(
-    archive: zipfile.ZipFile, name: str, suffixes: tuple[str, ...], prefix: str, expected: str = ""
+    archive: zipfile.ZipFile,
+    name: str,
+    suffixes: tuple[str, ...],
+    prefix: str,
+    expected: str = "",
+    one_folder: str = ONE_FOLDER,
 ) -> dict[PurePosixPath, zipfile.ZipInfo]:
     """The ``suffixes`` files under ``prefix`` (``\\`` read as ``/``; no ``__MACOSX`` copies, no hidden files: as
-    ``uvosam.frame_folder.list_frames`` skips them), all in one folder.
+    ``uvosam.frame_folder.list_frames`` skips them), all in one folder (else refused, saying to zip ``one_folder``).
 
     Raises:
         ValueError: none (saying what the zip holds, then ``expected``: what it should), or files in several
@@ -96,7 +105,7 @@ def image_members(
     if len(folders) > 1:
         raise InputError(
             f"{name} has {kind} files in {len(folders)} folders ({_listed(folders, 3)}); "
-            "zip the one folder of this clip's frames"
+            f"zip {one_folder}"
         )
     return members
 
@@ -193,6 +202,7 @@ def extract_images(
     max_files: int,
     max_bytes: int,
     expected: str = "",
+    one_folder: str = ONE_FOLDER,
 ) -> UnpackedImages:
     """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat; the zip is listed once.
 
@@ -215,7 +225,7 @@ def extract_images(
     """
     name, kind = Path(zip_path).name, "/".join(suffixes)
     with open_zip(zip_path, kind) as archive:
-        members = image_members(archive, name, suffixes, prefix, expected)
+        members = image_members(archive, name, suffixes, prefix, expected, one_folder)
         inside = next(iter(members)).parent  # they are in one folder
         check_bounds(zip_path, members, kind, max_files, max_bytes)
         check_unpackable(name, members)
