@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # isort: split
+from uvosam_app import gpu as _gpu  # noqa: F401 - first: imports `spaces` (ZeroGPU) before torch
 
 # isort: split
 import atexit

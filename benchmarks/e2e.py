@@ -294,7 +294,6 @@ def child(args: argparse.Namespace) -> None:
     out["peak_rss_load_mb"] = peak_rss_mb()
     hwm_reset = reset_peak_rss()
     out["peak_rss_source"] = "VmHWM" if hwm_reset else "sampled"
-    out["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     stages, unwrap = time_stages(pipe, cuda)
     sampler = MemorySampler(0.1)
     with tempfile.TemporaryDirectory() as work:

@@ -78,11 +78,9 @@ def run(fn: Callable, inputs: dict, grad_out: torch.Tensor | None) -> list[torch
     return [out.detach()] + [leaves[k].grad for k in GRADS]
 
 
-def time_ms(
-    fn: Callable, inputs: dict, grad_out, *, warmup: int, iters: int, all_times: bool = False
-) -> float | list[float]:
-    """Median milliseconds per call after ``warmup`` calls (``all_times``: every call's): CUDA events around each
-    call on a GPU, else the wall clock."""
+def time_ms(fn: Callable, inputs: dict, grad_out, *, warmup: int, iters: int) -> list[float]:
+    """Milliseconds of each of ``iters`` calls after ``warmup`` calls: CUDA events around each call on a GPU, else
+    the wall clock."""
     for _ in range(warmup):
         run(fn, inputs, grad_out)
     times = []
@@ -98,7 +96,7 @@ def time_ms(
             start_s = time.perf_counter()
             run(fn, inputs, grad_out)
             times.append((time.perf_counter() - start_s) * 1000)
-    return times if all_times else statistics.median(times)
+    return times
 
 
 EDGE_PX = 1e-3
@@ -151,7 +149,7 @@ def time_stats(
     fn: Callable, inputs: dict, grad_out, *, warmup: int, iters: int
 ) -> tuple[float, float]:
     """(median, min) milliseconds per call, see ``time_ms``."""
-    times = time_ms(fn, inputs, grad_out, warmup=warmup, iters=iters, all_times=True)
+    times = time_ms(fn, inputs, grad_out, warmup=warmup, iters=iters)
     return statistics.median(times), min(times)
 
 

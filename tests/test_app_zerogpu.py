@@ -148,7 +148,7 @@ def truncated_after_probing(monkeypatch, folder: Path) -> Path:
     [
         ("truncated", MovingBoxTracker(), r"decoding clip\.mp4 stopped at frame \d+ .* of 40"),
         ("a", MovingBoxTracker(fail_at=2, error=lambda: __import__("torch").OutOfMemoryError(
-            "CUDA out of memory")), "Out of GPU memory.*smaller SAM"),
+            "CUDA out of memory")), "Out of memory.*smaller SAM"),
     ],
 )  # fmt: skip
 def test_on_zerogpu_errors_inside_the_gpu_function_keep_their_message(

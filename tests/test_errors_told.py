@@ -179,3 +179,29 @@ def test_the_command_line_tells_a_refusal_apart_from_an_error_it_did_not_expect(
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"uvosam segment: error: {error()}")
     assert last.endswith(uvosam_cli.MAYBE_A_BUG) is (code == 1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda: __import__("torch").OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB"
+        ),
+        lambda: RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 70368744177664 bytes"
+        ),
+        lambda: RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
+        lambda: MemoryError("Unable to allocate 8.00 EiB for an array with shape (2, 2**62)"),
+    ],
+    ids=["cuda", "cpu", "mps", "numpy"],
+)
+def test_the_app_tells_every_out_of_memory_as_such(error):
+    """Only CUDA's was; the CPU's and MPS's (plain RuntimeErrors) and numpy's MemoryError were "Something went wrong
+    on our side", though what to lower is the same (one test of what is out of memory: ``uvosam.errors``)."""
+    from uvosam_app.errors import to_gr_error
+
+    told = to_gr_error(error())
+    assert (
+        told.message.startswith("Out of memory on this video: the run was stopped")
+        and "smaller SAM" in told.message
+    )

@@ -281,7 +281,7 @@ def test_out_of_gpu_memory_mid_video_says_what_to_do(server, clips, monkeypatch)
     emptied = []
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
     client = Client(server[0], verbose=False)
-    advice = "Out of GPU memory.*smaller SAM \\(vit_b\\), fewer frames.*lower resolution"
+    advice = "Out of memory.*smaller SAM \\(vit_b\\), fewer frames.*lower resolution"
     with pytest.raises(Exception, match=advice):
         client.predict(handle_file(str(clips["oom"])), OOM, api_name="/segment")
     assert emptied == [True]  # the CUDA cache was freed

@@ -49,3 +49,34 @@ def test_passive_waits_are_asked_for_before_torch_loads(module: str) -> None:
 
 def test_a_users_own_policy_is_kept() -> None:
     assert _policy_at_torch_import("uvosam_cli", "ACTIVE") == "at torch import: ACTIVE"
+
+
+# The order ``uvosam_app.gpu`` (which imports ZeroGPU's ``spaces`` first, where it is installed) and ``torch`` are
+# first looked for in (gradio happens to try ``spaces`` too: the app must not rely on it).
+_ORDER_PROBE = """
+import sys
+order = []
+class Probe:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("uvosam_app.gpu", "torch") and name not in order:
+            order.append(name)
+        return None
+sys.meta_path.insert(0, Probe())
+import app
+print(" ".join(order))
+"""
+
+
+def test_app_py_imports_spaces_before_torch() -> None:
+    """ZeroGPU needs ``spaces`` imported before torch sets up CUDA: ``app.py`` imports ``uvosam_app.gpu`` (which tries
+    ``spaces`` first) before anything that imports torch. A change of its imports left the line out (torch came in
+    through the settings' server log)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _ORDER_PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == "uvosam_app.gpu torch"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from collections.abc import Callable
 
 # a full disk, and a user's disk quota used up (no EDQUOT on Windows)
@@ -75,6 +76,30 @@ class SetupError(RuntimeError):
 class MissingPackageError(ImportError):
     """An optional package that the chosen model needs is not installed (e.g. ``sam2`` for SAM 2.1); the message
     says how to install it. An ``ImportError``, so ``except ImportError`` still catches it."""
+
+
+# how torch words an allocation that failed where it raises a plain RuntimeError: the CPU's allocator ("can't
+# allocate memory: you tried to allocate ..."), Apple's GPU ("MPS backend out of memory")
+_OUT_OF_MEMORY_WORDS = ("can't allocate memory", "out of memory")
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` (or an error it was raised from or during) is an allocation that failed: Python's and numpy's
+    ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA), or a ``RuntimeError`` in torch's words for the CPU and
+    MPS. torch is not imported for it (if no model ran, no torch error can have come)."""
+    torch = sys.modules.get("torch")
+    kinds = (
+        MemoryError,
+        *((torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()),
+    )
+
+    def failed_allocation(error: BaseException) -> bool:
+        worded = isinstance(error, RuntimeError) and any(
+            w in str(error) for w in _OUT_OF_MEMORY_WORDS
+        )
+        return isinstance(error, kinds) or worded
+
+    return in_chain(err, failed_allocation) is not None
 
 
 def out_of_space(err: BaseException) -> bool:

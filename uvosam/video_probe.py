@@ -209,14 +209,19 @@ def _is_still(line: str, section: str) -> bool:
     video stream). An MJPEG video (fps stated, no short duration) is not one."""
     if _codec(line, " Video: ") not in _STILL_CODECS:
         return False
-    fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
     stated = _duration(r"^\s*DURATION\s*: ", section)
-    rate = float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
+    rate = _fps(line)
     short = 0 < stated <= 2.5 / rate if rate else True
     named = re.search(
         r"^\s*(?:title|filename|comment)\s*: .*cover", section, re.MULTILINE | re.IGNORECASE
     )
     return short or named is not None
+
+
+def _fps(line: str) -> float:
+    """The frame rate of a stream line of ``ffmpeg -i`` (``..., 29.97 fps, ...``, ``1k fps``); 0.0 if none."""
+    fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
+    return float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
 
 
 def _codec(line: str, kind: str) -> str:
@@ -233,8 +238,7 @@ def _parse_video_stream(text: str, line: str, path: Path, accepted: str) -> Head
             "Re-encode it (e.g. to H.264 .mp4)."
         )
         raise VideoReadError(_truncated(path, text, accepted) or unsized)
-    fps = re.search(r", (\d+(?:\.\d+)?)(k?) fps", line)
-    fps_value = float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else 0.0
+    fps_value = _fps(line)
     duration = _duration(r"Duration: ", text)
     rot = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", _section(text, line))
     rotation = round(float(rot.group(1)) / 90.0) * 90 % 360 if rot else 0

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
-import torch
 
 from uvosam.config import VideoLimits
 from uvosam.errors import (
@@ -32,6 +31,7 @@ from uvosam.errors import (
     VideoLimitError,
     WeightsError,
     in_chain,
+    out_of_memory,
     out_of_space,
     write_problem,
 )
@@ -121,8 +121,8 @@ def to_gr_error(err: BaseException, *, request: str = "") -> gr.Error:
     what failed, ``the description of clip.mp4``); else the job whose handler runs (``server_log.current_job``)."""
     if isinstance(err, gr.Error):
         return err
-    if isinstance(err, torch.OutOfMemoryError):
-        logger.warning("run stopped, out of GPU memory: %s", (str(err).splitlines() or [""])[0])
+    if out_of_memory(err):  # the GPU's (CUDA, MPS) or the server's
+        logger.warning("run stopped, out of memory: %s", (str(err).splitlines() or [""])[0])
         return gr.Error(out_of_memory_text(), print_exception=False)
     if isinstance(err, VideoLimitError):
         return gr.Error(limit_text(err), print_exception=False)
@@ -236,8 +236,8 @@ def log_refusals(blocks: gr.Blocks) -> None:
             if not getattr(err, JOB_LOGGED, False):
                 _log_refusal(_endpoint(blocks, block_fn), err.message, kwargs.get("request"))
             raise
-        except ValueError as err:
-            if _TOO_FEW_VALUES not in str(err):
+        except Exception as err:  # unmapped: a file link's download, an unwrapped handler
+            if not (isinstance(err, ValueError) and _TOO_FEW_VALUES in str(err)):
                 raise _mapped(blocks, block_fn, err, kwargs.get("request")) from err
             inputs = kwargs["inputs"] if "inputs" in kwargs else args[1]
             refusal = gr.Error(
@@ -245,8 +245,6 @@ def log_refusals(blocks: gr.Blocks) -> None:
             )
             _log_refusal(_endpoint(blocks, block_fn), refusal.message, kwargs.get("request"))
             raise refusal from None
-        except Exception as err:  # unmapped: a file link's download, an unwrapped handler
-            raise _mapped(blocks, block_fn, err, kwargs.get("request")) from err
 
     async def logged_push(*args: Any, **kwargs: Any) -> Any:
         accepted, detail, state = await push(*args, **kwargs)

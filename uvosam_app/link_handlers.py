@@ -95,14 +95,15 @@ class LinkHandlers:
             # shown from Gradio's cache: it serves no session's folder (``app.launch_kwargs``)
             cached = self.served.file_now
             return cached(loaded.video), cached(loaded.frames_zip), linked
-        except USER_ERRORS as err:
+        except (
+            BaseException
+        ) as err:  # a refusal, or unexpected (a bug, a stop): no folder is left behind
             self.work.discard(folder)
+            if not isinstance(err, USER_ERRORS):
+                raise
             shown = to_gr_error(err)  # named as the user knows the file, not by the server's folder
             message = shown.message.replace(f"{folder}{os.sep}", "")
             raise gr.Error(message, print_exception=False) from None
-        except BaseException:  # unexpected (a bug, a stop): no folder is left behind either
-            self.work.discard(folder)
-            raise
         finally:
             self.work.release(folder)
 

@@ -153,7 +153,7 @@ def _check_ground_truth(
     ``scaled``: why the masks have another size than the video's, ``_MasksRecord.scaled``).
 
     Raises:
-        ValueError: naming the file as it is in the zip, and saying what to upload instead.
+        InputError: naming the file as it is in the zip, and saying what to upload instead.
     """
     at_size = scaled or (
         f"the masks are {size[0]}x{size[1]} (the video's size): give the ground truth at that size (resized "
@@ -200,7 +200,7 @@ class _MasksRecord:
         """Read from the zip, opened once (its listing is parsed on opening).
 
         Raises:
-            ValueError: the zip has no tracks.csv with those columns, or one over ``MAX_RECORD_BYTES`` (not a zip
+            InputError: the zip has no tracks.csv with those columns, or one over ``MAX_RECORD_BYTES`` (not a zip
                 that Run or Re-render made).
         """
         name = Path(masks_zip).name
@@ -252,7 +252,7 @@ def _record(archive: zipfile.ZipFile, name: str, member: str) -> bytes:
     """The bytes of the export zip's ``member`` (the zip ``name``), read whole once its listing shows it small.
 
     Raises:
-        ValueError: over ``MAX_RECORD_BYTES``, a member ``zipfile`` cannot unpack (``check_unpackable``), damaged
+        InputError: over ``MAX_RECORD_BYTES``, a member ``zipfile`` cannot unpack (``check_unpackable``), damaged
             data.
     """
     info = archive.getinfo(member)

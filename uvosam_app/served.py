@@ -38,7 +38,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,28 +144,35 @@ class ServedFiles:
         if self.cache_dir is None:
             return 0
         removed, now = 0, time.time()
-        with contextlib.suppress(FileNotFoundError), os.scandir(self.cache_dir) as entries:
-            for entry in entries:
-                with contextlib.suppress(OSError):  # not a folder, not empty, gone meanwhile
-                    if not entry.is_dir(follow_symlinks=False):
-                        continue
-                    age = now - entry.stat(follow_symlinks=False).st_mtime
-                    if entry.name in emptied or age > max(max_age_s or 0.0, self.fresh_s):
-                        os.rmdir(entry.path)
-                        removed += 1
+        for entry in self._folders():
+            with contextlib.suppress(OSError):  # not empty, gone meanwhile
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+                if entry.name in emptied or age > max(max_age_s or 0.0, self.fresh_s):
+                    os.rmdir(entry.path)
+                    removed += 1
         return removed
 
     def _holding(self) -> set[str]:
         """The folders directly in the cache that hold something (links not followed)."""
-        if self.cache_dir is None:
-            return set()
         held = set()
+        for entry in self._folders():
+            with contextlib.suppress(OSError):  # gone meanwhile
+                if any(os.scandir(entry.path)):
+                    held.add(entry.name)
+        return held
+
+    def _folders(self) -> Iterator[os.DirEntry]:
+        """The folders directly in the cache (links not followed; none without a cache or once it is gone)."""
+        if self.cache_dir is None:
+            return
         with contextlib.suppress(FileNotFoundError), os.scandir(self.cache_dir) as entries:
             for entry in entries:
-                with contextlib.suppress(OSError):
-                    if entry.is_dir(follow_symlinks=False) and any(os.scandir(entry.path)):
-                        held.add(entry.name)
-        return held
+                try:
+                    folder = entry.is_dir(follow_symlinks=False)
+                except OSError:  # gone meanwhile
+                    continue
+                if folder:
+                    yield entry
 
     def close(self) -> None:
         """Stop the sweeps and delete every file shown, and Gradio's, and the folders that left empty, and those

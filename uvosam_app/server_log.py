@@ -162,7 +162,7 @@ class JobLog:
         job = cls(kind, page, session_tag(request))
         shown = ((_LABELS.get(name, name), _shown(arguments.get(name))) for name in kind.fields)
         fields = " ".join(f"{label}={value}" for label, value in shown if value is not None)
-        logger.info("start %s: %s", where(kind.endpoint, page, job.tag), fields or "-")
+        logger.info("start %s: %s", job.where, fields or "-")
         return job
 
     @property

@@ -135,10 +135,11 @@ def mask_model_info(start_models_only: bool = False) -> str:
 
 
 def out_of_memory_text() -> str:
-    """What to do after a run ran out of GPU memory; names SAM 2.1's light models when they are offered."""
+    """What to do after a run ran out of memory (the GPU's or the server's); names SAM 2.1's light models when they
+    are offered."""
     lighter = "a lighter mask model (SAM 2.1 tiny or small) or " if sam2_missing() is None else ""
     return (
-        "Out of GPU memory on this video: the run was stopped (the app is still running). Try "
+        "Out of memory on this video: the run was stopped (the app is still running). Try "
         f"{lighter}a smaller SAM (vit_b), fewer frames (lower Max frames or a larger Frame stride) or a lower "
         "resolution (shrink the video before uploading)."
     )

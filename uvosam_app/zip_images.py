@@ -84,7 +84,7 @@ def image_members(
     ``uvosam.frame_folder.list_frames`` skips them), all in one folder (else refused, saying to zip ``one_folder``).
 
     Raises:
-        ValueError: none (saying what the zip holds, then ``expected``: what it should), or files in several
+        InputError: none (saying what the zip holds, then ``expected``: what it should), or files in several
             folders.
     """
     kind = "/".join(suffixes)
@@ -136,7 +136,7 @@ def check_bounds(
     max_files: int,
     max_bytes: int,
 ) -> None:
-    """Raise ``ValueError`` when ``members`` are over ``max_files`` or ``max_bytes`` unpacked, or would unpack to
+    """Raise ``InputError`` when ``members`` are over ``max_files`` or ``max_bytes`` unpacked, or would unpack to
     more than ``MAX_UNPACK_RATIO`` times the zip's size."""
     name = Path(zip_path).name
     total = sum(m.file_size for m in members.values())
@@ -161,7 +161,7 @@ _METHOD_NAMES = {9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd"}
 
 
 def check_unpackable(name: str, members: Mapping[PurePosixPath, zipfile.ZipInfo]) -> None:
-    """Raise ``ValueError`` naming the first of ``members`` (of the zip ``name``) that ``zipfile`` cannot read:
+    """Raise ``InputError`` naming the first of ``members`` (of the zip ``name``) that ``zipfile`` cannot read:
     one with a password, or one compressed with a method other than ``_UNPACKABLE`` (Deflate64, PPMd, ...: 7-Zip
     and some Windows tools write them)."""
     for path, member in members.items():
@@ -218,7 +218,7 @@ def extract_images(
         becomes ``CON_``: ``uvosam.portable_names``); and the folder's path in the zip.
 
     Raises:
-        ValueError: not a zip, no such file (then ``expected`` follows what it holds), files in several folders,
+        InputError: not a zip, no such file (then ``expected`` follows what it holds), files in several folders,
             two that would be one file on Windows or macOS (``A.png``, ``a.png``), over ``max_files`` or
             ``max_bytes``, a zip that unpacks to more than ``MAX_UNPACK_RATIO`` times its size, a member with a
             password or compressed with a method ``zipfile`` lacks (``check_unpackable``), a damaged member.

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The command, and how it ended: its exit code, and one line on stderr if it failed or was stopped (with
     ``-v`` the traceback too). A reader of stdout or stderr that went raises its ``BrokenPipeError`` to ``main``."""
-    from uvosam.errors import MissingPackageError
+    from uvosam.errors import MissingPackageError, out_of_memory
     from uvosam_cli.interrupts import OutputFolder, RunThreads, exit_code, reader_gone
 
     run_threads = RunThreads(args.command)
@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
             out.remove_if_left_empty()
             raise
         run_threads.wait()
-        if _out_of_memory(exc):  # the machine's limit, not a bug: what to lower
+        if out_of_memory(exc):  # the machine's limit, not a bug: what to lower
             _said(args, out, f"{out.error_line(exc)} {OUT_OF_MEMORY}")
             return 2
         refused = _refusal(exc)
@@ -164,28 +164,6 @@ OUT_OF_MEMORY = (
     "(out of memory: try a lighter mask model, --sam vit_b or sam2.1_tiny, smaller frames, --fit-side 1280, or fewer "
     "of them, --stride 2 or --max-frames)"
 )
-# how torch words an allocation that failed where it raises a plain RuntimeError: the CPU's allocator ("can't
-# allocate memory: you tried to allocate ..."), Apple's GPU ("MPS backend out of memory")
-_OUT_OF_MEMORY_WORDS = ("can't allocate memory", "out of memory")
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` (or an error it was raised from) is an allocation that failed: Python's and numpy's
-    ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA), or a RuntimeError in torch's words for the CPU and MPS."""
-    from uvosam.errors import in_chain
-
-    torch = sys.modules.get("torch")
-    oom = (
-        (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
-        if torch is not None
-        else (MemoryError,)
-    )
-
-    def failed_allocation(err: BaseException) -> bool:
-        worded = isinstance(err, RuntimeError) and any(w in str(err) for w in _OUT_OF_MEMORY_WORDS)
-        return isinstance(err, oom) or worded
-
-    return in_chain(error, failed_allocation) is not None
 
 
 def _refusal(error: BaseException) -> bool:

@@ -257,8 +257,9 @@ def run_davis_selection(
     the set's list before it loads ``pipe``, as ``uvosam davis-run`` does, reads and checks it only once)."""
     out_dir = Path(out_dir)
     names = selection.names
-    left = [seq for seq, frames_dir in zip(names, selection.frame_dirs, strict=True)
-            if not sequence_finished(out_dir / seq, frames_dir)]  # fmt: skip
+    finished = {seq for seq, frames_dir in zip(names, selection.frame_dirs, strict=True)
+                if sequence_finished(out_dir / seq, frames_dir)}  # fmt: skip
+    left = [seq for seq in names if seq not in finished]
     if settings is not None:
         check_run_settings(out_dir, settings)
     if settings is not None and left:  # with nothing left, the record of what made the folder stays
@@ -272,7 +273,7 @@ def run_davis_selection(
                             tracks_csv=False, timeline=False)  # fmt: skip
     for index, (seq, frames_dir) in enumerate(zip(names, selection.frame_dirs, strict=True)):
         final = out_dir / seq
-        if sequence_finished(final, frames_dir):
+        if seq in finished:
             yield SequenceDone(seq, index, len(names), len(list(final.glob("*.png"))), True)
             continue
         if final.is_dir():
