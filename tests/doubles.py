@@ -168,3 +168,17 @@ def interrupt_text_writes(monkeypatch) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Path, "write_text", half_then_interrupted)
+
+
+# an allocation that failed, as each backend raises it (a ``MovingBoxTracker(error=...)`` each): torch's
+# OutOfMemoryError on CUDA; a plain RuntimeError from torch on the CPU and on Apple's GPU; numpy's MemoryError
+OUT_OF_MEMORY = {
+    "cuda": lambda: __import__("torch").OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB"
+    ),
+    "cpu": lambda: RuntimeError(
+        "DefaultCPUAllocator: can't allocate memory: you tried to allocate 70368744177664 bytes"
+    ),
+    "mps": lambda: RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
+    "numpy": lambda: MemoryError("Unable to allocate 8.00 EiB for an array with shape (2, 2**62)"),
+}

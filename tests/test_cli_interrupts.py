@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from doubles import MovingBoxTracker
+from doubles import OUT_OF_MEMORY, MovingBoxTracker
 from proc import run_with_gone_reader
 from run_helpers import run_clip, snapshot
 
@@ -96,18 +96,8 @@ def test_an_error_gives_its_traceback_with_v_only(tmp_path, tiny_models, capsys)
 
 @pytest.mark.parametrize(
     "error",
-    [
-        lambda: __import__("torch").OutOfMemoryError(
-            "CUDA out of memory. Tried to allocate 2.00 GiB"
-        ),
-        # torch on the CPU and on Apple's GPU raise a plain RuntimeError; numpy a MemoryError
-        lambda: RuntimeError(
-            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 70368744177664 bytes"
-        ),
-        lambda: RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
-        lambda: MemoryError("Unable to allocate 8.00 EiB for an array with shape (2, 2**62)"),
-    ],
-    ids=["cuda", "cpu", "mps", "numpy"],
+    list(OUT_OF_MEMORY.values()),
+    ids=list(OUT_OF_MEMORY),
 )
 def test_out_of_memory_is_one_line_saying_what_to_lower(error, tmp_path, tiny_models, capsys):
     """torch's out-of-memory error is a RuntimeError: after the errors were typed it was told as a possible bug (exit

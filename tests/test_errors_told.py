@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("gradio")
 import gradio as gr
 from app_helpers import client, stepped, write_clip
-from doubles import MovingBoxTracker
+from doubles import OUT_OF_MEMORY, MovingBoxTracker
 from gradio_client import handle_file
 
 import uvosam_cli
@@ -183,17 +183,8 @@ def test_the_command_line_tells_a_refusal_apart_from_an_error_it_did_not_expect(
 
 @pytest.mark.parametrize(
     "error",
-    [
-        lambda: __import__("torch").OutOfMemoryError(
-            "CUDA out of memory. Tried to allocate 2.00 GiB"
-        ),
-        lambda: RuntimeError(
-            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 70368744177664 bytes"
-        ),
-        lambda: RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
-        lambda: MemoryError("Unable to allocate 8.00 EiB for an array with shape (2, 2**62)"),
-    ],
-    ids=["cuda", "cpu", "mps", "numpy"],
+    list(OUT_OF_MEMORY.values()),
+    ids=list(OUT_OF_MEMORY),
 )
 def test_the_app_tells_every_out_of_memory_as_such(error):
     """Only CUDA's was; the CPU's and MPS's (plain RuntimeErrors) and numpy's MemoryError were "Something went wrong
