@@ -7,29 +7,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-
-
-def _frames(video: Path, limit: int | None) -> Iterator[np.ndarray]:
-    """The video's frames, or its first ``limit``; ffmpeg is stopped when the caller leaves early."""
-    from uvosam.video import iter_frames
-
-    frames = iter_frames(video, max_frames=limit)
-    try:
-        yield from frames
-    finally:
-        frames.close()
 
 
 def ours_frames_to_masks(pipe, video: Path, work: Path, limit: int | None = None) -> int:
     """uvosam's pipeline, frames -> masks (a PNG per frame); the SAM box prompts it made."""
     from PIL import Image
 
+    from uvosam.video import iter_frames
+
     prompts = 0
-    for result in pipe(_frames(video, limit)):
+    for result in pipe(iter_frames(video, max_frames=limit)):
         prompts += len(result)
         Image.fromarray(result.masks.any(0).astype(np.uint8)).save(work / "ours.png")
     return prompts
@@ -44,14 +34,15 @@ def release_frames_to_masks(
     from PIL import Image
 
     from uvosam.tracker.session import track_video
-    from uvosam.video import probe
+    from uvosam.video import iter_probed, probe
 
-    info = probe(video)
+    # probed once, as our side's iter_frames probes it once: the two passes decode it without probing again
+    info = probe(video, max_frames=limit)
     trajectories = track_video(
-        pipe.tracker, _frames(video, limit), height=info.height, width=info.width
+        pipe.tracker, iter_probed(info, max_frames=limit), height=info.height, width=info.width
     )
     prompts = 0
-    for t, frame in enumerate(_frames(video, limit)):
+    for t, frame in enumerate(iter_probed(info, max_frames=limit)):
         predictor.set_image(frame)
         boxes = [
             tr.boxes_xyxy[t] if tr.boxes_xyxy[t] is not None else [0, 0, 0, 0]

@@ -18,6 +18,21 @@ def ffmpeg(*args: str | Path) -> bytes:
     return subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout
 
 
+def pattern_clip(
+    path: Path,
+    *codec: str | Path,
+    size: str = "64x48",
+    frames: int = 10,
+    rate: int = 10,
+    src: str = "testsrc",
+) -> Path:
+    """``frames`` frames of ffmpeg's lavfi test pattern ``src`` at ``size`` and ``rate`` fps, encoded with ``codec``
+    (its output options; default H.264 yuv420p) into ``path``, by the bundled ffmpeg."""
+    codec = codec or ("-c:v", "libx264", "-pix_fmt", "yuv420p")
+    ffmpeg("-f", "lavfi", "-i", f"{src}=size={size}:rate={rate}", "-frames:v", frames, *codec, path)
+    return path
+
+
 def ffmpeg_header(path: Path) -> str:
     """What ``ffmpeg -i path`` prints about the file (its streams)."""
     return subprocess.run(

@@ -14,7 +14,7 @@ pytest.importorskip("gradio")
 import gradio as gr
 from app_helpers import client, run_json, zip_of_frames
 from gradio_client import handle_file
-from proc import ffmpeg
+from proc import pattern_clip
 
 from uvosam.video import probe
 from uvosam_app import handlers as app_handlers
@@ -27,20 +27,7 @@ ARGS = ("idol-ytvis19-r50", "vit_b", 1, 900)
 def gif(tmp_path_factory) -> Path:
     """8 frames of a 96x64 test pattern at 10 fps, as an animated GIF (as ``ffmpeg -c:v gif`` writes one)."""
     path = tmp_path_factory.mktemp("gif") / "Anim.GIF"
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=96x64:rate=10",
-        "-frames:v",
-        "8",
-        "-c:v",
-        "gif",
-        "-f",
-        "gif",
-        path,
-    )
-    return path
+    return pattern_clip(path, "-c:v", "gif", "-f", "gif", size="96x64", frames=8)
 
 
 def test_a_gif_in_the_frames_box_is_described_as_the_video(gif, tmp_path):
@@ -118,7 +105,7 @@ def test_an_animated_webp_or_png_in_the_frames_box_is_the_video_too(
     """Gradio's video upload refuses them as it refuses a GIF (``image/*``); the box of a zip of frames said "is not
     a readable zip file"."""
     path = tmp_path / name
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=10", "-frames:v", "5", *args, path)
+    pattern_clip(path, *args, size="96x64", frames=5)
     app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
     text = app.describe(None, *ARGS, str(path))
     assert (

@@ -19,6 +19,7 @@ from app_helpers import davis_labels, ffmpeg_children, zip_names
 from doubles import MovingBoxTracker
 from PIL import Image
 from proc import ffmpeg as ff
+from proc import pattern_clip as enc
 
 from uvosam.errors import VideoLimitError, VideoReadError
 from uvosam.job import run_job
@@ -51,14 +52,6 @@ class Fails:
     error: type[Exception]
     match: str
     decodes: bool = False
-
-
-def enc(path: Path, *codec: str, size: str = "64x48", frames: int = 10, rate: int = 10,
-        src: str = "testsrc") -> Path:  # fmt: skip
-    """``frames`` frames of a lavfi test pattern encoded with ``codec`` (default H.264)."""
-    ff("-f", "lavfi", "-i", f"{src}=size={size}:rate={rate}", "-frames:v", frames,
-       *(codec or ("-c:v", "libx264", "-pix_fmt", "yuv420p")), path)  # fmt: skip
-    return path
 
 
 def base(d: Path) -> Path:

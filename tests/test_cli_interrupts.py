@@ -535,12 +535,12 @@ def test_a_ctrl_c_while_the_output_folder_is_looked_at_is_one_line(
 ):
     """The output folder was looked at before the command's ``try``: a Ctrl-C or SIGTERM in that moment (seen 3 times
     in 11 loaded runs) printed a traceback from ``made_folders``."""
-    from uvosam_cli import interrupts
+    from uvosam import made_folders
 
     def interrupted(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(interrupts, "exists", interrupted)
+    monkeypatch.setattr(made_folders, "exists", interrupted)
     try:
         code = uvosam_cli.main(
             ["segment", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out")]

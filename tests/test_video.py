@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from clip_helpers import write_video
 from PIL import Image, ImageOps, PngImagePlugin
-from proc import ffmpeg, ffmpeg_children, ffmpeg_header
+from proc import ffmpeg, ffmpeg_children, ffmpeg_header, pattern_clip
 
 from uvosam.config import VideoLimits
 from uvosam.errors import VideoLimitError, VideoReadError
@@ -39,13 +39,7 @@ def flat(value: tuple[int, int, int] | int, h: int = 48, w: int = 64) -> np.ndar
 def long_video(tmp_path_factory) -> Path:
     """300 frames, 160x120, 25 fps, +faststart (~200 kB)."""
     path = tmp_path_factory.mktemp("long") / "long.mp4"
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x120:rate=25",
-        "-frames:v",
-        "300",
+    codec = (
         "-c:v",
         "libx264",
         "-preset",
@@ -54,9 +48,8 @@ def long_video(tmp_path_factory) -> Path:
         "yuv420p",
         "-movflags",
         "+faststart",
-        path,
     )
-    return path
+    return pattern_clip(path, *codec, size="160x120", frames=300, rate=25, src="testsrc2")
 
 
 # ---------------------------------------------------------------- round trips

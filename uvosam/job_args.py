@@ -13,9 +13,14 @@ from uvosam.errors import InputError
 from uvosam.track_edit import MAX_SPLITS, parse_merge, parse_split
 
 
+def _integral(value: object) -> bool:
+    """An integer (numpy's too) or its digits as text (``run.json`` writes merge sources and split frames so)."""
+    return is_integer(value) or (isinstance(value, str) and value.strip().isdecimal())
+
+
 def _track_id(what: str, value: object) -> int:
     """A track id given as an integer (numpy's too) or its digits (``run.json`` writes merge sources as text)."""
-    if is_integer(value) or (isinstance(value, str) and value.strip().isdecimal()):
+    if _integral(value):
         return int(value)
     raise TypeError(f"rerender: {what} takes track ids (integers); got {value!r}")
 
@@ -63,7 +68,7 @@ def split_map(split: object) -> dict[int, list[int]] | None:
         if not one and not isinstance(frames, Iterable):
             raise TypeError(f"rerender: split takes frames (integers) per track; got {frames!r}")
         for frame in [frames] if one else frames:
-            if not (is_integer(frame) or (isinstance(frame, str) and frame.strip().isdecimal())):
+            if not _integral(frame):
                 raise TypeError(f"rerender: split takes frames (integers) per track; got {frame!r}")
             track_id = _track_id("split", track)
             if track_id < 0 or int(frame) < 0:

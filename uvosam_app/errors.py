@@ -315,9 +315,8 @@ JOB_LOGGED = "uvosam_job_logged"
 def _begin(kind: JobKind, signature: inspect.Signature, args: tuple, kwargs: dict) -> JobLog:
     """The start line of a decorated handler's job (``JobLog.begin``), from the arguments it was called with."""
     arguments = dict(signature.bind(*args, **kwargs).arguments)
-    if (
-        "video" in arguments and "frames_zip" in arguments
-    ):  # a GIF in the box of a zip of frames is the video
+    # a GIF in the box of a zip of frames is the video
+    if "video" in arguments and "frames_zip" in arguments:
         arguments["video"], arguments["frames_zip"] = taken_inputs(
             arguments["video"], arguments["frames_zip"]
         )

@@ -46,7 +46,7 @@ from uvosam_app.keep_parts import (
 from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config, unavailable
 from uvosam_app.probes import ProbeCache
-from uvosam_app.progress import LENT_CHUNKS, drive
+from uvosam_app.progress import drive
 from uvosam_app.result_views import ResultViews
 from uvosam_app.results import (
     track_rows,
@@ -155,7 +155,7 @@ class App:
                     "segmenting",
                     interval,
                     starting,
-                    lend_in=running.folder / LENT_CHUNKS,
+                    lend_in=running.folder,
                 )
             ) as updates,
         ):
@@ -334,7 +334,7 @@ class App:
         async with (
             opened(start) as running,
             contextlib.aclosing(
-                drive(running.pump, "re-rendering", interval, lend_in=running.folder / LENT_CHUNKS)
+                drive(running.pump, "re-rendering", interval, lend_in=running.folder)
             ) as updates,
         ):
             async for up in updates:

@@ -95,9 +95,8 @@ class LinkHandlers:
             # shown from Gradio's cache: it serves no session's folder (``app.launch_kwargs``)
             cached = self.served.file_now
             return cached(loaded.video), cached(loaded.frames_zip), linked
-        except (
-            BaseException
-        ) as err:  # a refusal, or unexpected (a bug, a stop): no folder is left behind
+        # a refusal, or unexpected (a bug, a stop): no folder is left behind
+        except BaseException as err:
             self.work.discard(folder)
             if not isinstance(err, USER_ERRORS):
                 raise

@@ -112,9 +112,9 @@ async def drive(
     Gradio wrote the same JPEG over its cached file each time, while the browser could be reading it (a broken
     image, a server error: "Too much data for declared Content-Length").
 
-    ``lend_in`` (a folder of the job's own, deleted with it): each chunk goes to Gradio as a file there until Gradio
-    has read it (``LentChunk``); None: the job's own file."""
-    lent = LentChunk(lend_in)
+    ``lend_in`` (the job's folder, deleted with it): each chunk goes to Gradio as a file in its ``LENT_CHUNKS``
+    until Gradio has read it (``LentChunk``); None: the job's own file."""
+    lent = LentChunk(None if lend_in is None else lend_in / LENT_CHUNKS)
     try:
         async with contextlib.aclosing(_updates(pump, verb, interval, starting, lent)) as updates:
             async for update in updates:

@@ -215,9 +215,8 @@ class AppSettings:
             check_device(device, option="UVOSAM_DEVICE")
         except InputError as err:
             raise InputError(f"{err}. Unset it (AppSettings.device) for auto.") from None
-        if (
-            device.split(":")[0] == "cpu"
-        ):  # cpu:0 is the CPU (torch has one): the texts compare with "cpu"
+        # cpu:0 is the CPU (torch has one): the texts compare with "cpu"
+        if device.split(":")[0] == "cpu":
             object.__setattr__(self, "device", "cpu")
 
     def run_device(self) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 from uvosam.errors import out_of_space, write_problem
 from uvosam.job_locks import defer_interrupt
 from uvosam.job_staging import result_in_place
-from uvosam.made_folders import MadeFolders, exists
+from uvosam.made_folders import MadeFolders
 from uvosam.prefetch import EXIT_WAIT_S, join_threads, producers
 
 SAY_WAIT_AFTER_S = 1.0
@@ -188,9 +188,9 @@ class OutputFolder:
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self.existed = folder is None or exists(folder)
         # the folders the command may create: the output folder and those above it that are missing
         self._made = MadeFolders(folder) if folder is not None else None
+        self.existed = self._made is None or not self._made.missing
 
     def remove_if_left_empty(self) -> None:
         """Remove the folders the command created that it left empty (the output folder, then those above)."""
