@@ -61,6 +61,7 @@ from benchmarks._machine import (  # noqa: E402
     reset_peak_rss,
     rss_mb,
 )
+from benchmarks._objects import FixedObjects  # noqa: E402
 from benchmarks._release import compare_release, release_lines  # noqa: E402
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS  # noqa: E402
 
@@ -283,6 +284,8 @@ def child(args: argparse.Namespace) -> None:
     cuda = args.device.startswith("cuda")
     pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile, fast,
                           args.detector_batch)  # fmt: skip
+    if args.objects:
+        pipe.tracker = FixedObjects(pipe.tracker, args.objects)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     out = {"frames": 0, "sam_fast": pipe.segmenter.fast, "warm_up_s": None}
     # as the app does at load on a GPU (a +compile run compiles here)
@@ -336,7 +339,7 @@ def run_child(
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
     cmd += ["--sam-precision", args.sam_precision]
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
-    cmd += ["--release-repeats", str(args.release_repeats)]
+    cmd += ["--release-repeats", str(args.release_repeats), "--objects", str(args.objects)]
     cmd += [] if args.detector_batch is None else ["--detector-batch", str(args.detector_batch)]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
         # a cold compile
@@ -415,7 +418,7 @@ def run_variants(args: argparse.Namespace, video: Path, reuse: dict | None) -> b
         "an empty inductor cache: their first SAM encoder call includes a cold compile. 'fps w/o 1st-call extra' "
         "takes out how much longer that first call was than the others (compile, warm-up). On CUDA every run first "
         "warms up on one frame, as the app does at load, so there the compile lands in 'warm-up s'. 'first chunk s': "
-        f"{FIRST_CHUNK}. 'peak GPU MB': allocated by PyTorch. {load_text()}",
+        f"{FIRST_CHUNK}. 'peak GPU MB': allocated by PyTorch. Boxes: {objects_text(args)}. {load_text()}",
         flush=True,
     )
     print("  " + " ".join(f"{title:<{w}}" if i == 0 else f"{title:>{w}}" for i, (title, w) in
@@ -479,6 +482,15 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="frames per detector call (default: the tiny tracker's 3; at real size IDOL's 10 on a GPU, 1 on a CPU)",
+    )
+    p.add_argument(
+        "--objects",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every frame holds N tracked boxes: the tracker still runs on every frame, its random-weight output "
+        "replaced (benchmarks/_objects.py), so SAM works on every frame as with trained weights; 0 (default): the "
+        "random-weight tracker's own boxes, which are few",
     )
     p.add_argument(
         "--release-repeats",
@@ -569,9 +581,19 @@ def header_line(args: argparse.Namespace, fast: bool) -> str:
     size, encoder = model_text(args.sam, args.real_size, fast)
     return (
         f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks; "
-        f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}; "
+        f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}; {objects_text(args)}; "
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; {load_text()} (at the report)"
     )
+
+
+def objects_text(args: argparse.Namespace) -> str:
+    """What the tracker's boxes are: ``--objects``' fixed boxes, or the random-weight tracker's own."""
+    if args.objects:
+        return (
+            f"{args.objects} boxes on every frame (the tracker runs on every frame; its random-weight output replaced: "
+            "--objects)"
+        )
+    return "the random-weight tracker's own boxes (few: SAM runs on few frames; --objects N for a trained load)"
 
 
 def run_lines(n: int, r: dict) -> list[str]:
