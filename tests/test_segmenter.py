@@ -13,7 +13,9 @@ import torch
 from model_helpers import check_fast_path_tolerance, mask_iou
 from segment_anything import SamPredictor
 from segment_anything.modeling import ImageEncoderViT
-from segment_anything.modeling.image_encoder import Attention
+from segment_anything.modeling.image_encoder import Attention, get_rel_pos
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from uvosam import sam_fast, segmenter, weight_table
 from uvosam.box_segmenter import cpu_has_bf16, prepare_boxes, resolve_overlaps
@@ -452,3 +454,43 @@ def test_sam_size_of_a_custom_checkpoint_comes_from_its_encoder_width(tmp_path, 
         assert _model_type_of(state, tmp_path / "x.pth", "vit_h") == name
     assert _model_type_of({}, tmp_path / "x.pth", "vit_l") == "vit_l"
     assert "cannot tell the SAM size" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("q_size", "k_size", "rows"), [(5, 5, 9), (14, 14, 27), (4, 4, 27), (6, 3, 11)]
+)
+def test_rel_pos_table_equals_sams_get_rel_pos(q_size, k_size, rows):
+    """Exactly SAM's table, the resized case (a table of other length) and unequal sizes included."""
+    rel_pos = torch.randn(rows, 8, generator=torch.Generator().manual_seed(rows))
+    expected = get_rel_pos(q_size, k_size, rel_pos)
+    assert torch.equal(sam_fast.rel_pos_table(q_size, k_size, rel_pos), expected)
+
+
+class _HostTensors(TorchDispatchMode):
+    """Records the ops that take a tensor with more than one element from the CPU while the model is elsewhere:
+    on CUDA each is a pageable host-to-device copy that PyTorch follows with a stream synchronise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        leaves = pytree.tree_leaves((args, kwargs or {}))
+        if any(
+            isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.numel() > 1 for t in leaves
+        ):
+            self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_fast_encoder_moves_nothing_from_the_host_per_frame():
+    """SAM's get_rel_pos indexed the model's table with CPU indices, twice per block: on CUDA a synchronise each
+    time (64 per ViT-H frame), which kept the encoder at 42 ms a frame on an H200 (the CPU could not queue ahead).
+    Run on the meta device, where any CPU tensor in the forward is such a copy."""
+    sam = tiny_sam(depth=2)
+    encoder = sam.image_encoder.to("meta")
+    x = torch.empty(1, 3, 64, 64, device="meta")
+    with torch.no_grad(), _HostTensors() as seen:
+        out = sam_fast.encoder_forward(encoder, x)
+    assert out.device.type == "meta" and out.shape == (1, 32, 4, 4)
+    assert seen.ops == []

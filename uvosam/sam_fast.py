@@ -21,10 +21,33 @@ from segment_anything.modeling.image_encoder import (
     Attention,
     Block,
     ImageEncoderViT,
-    get_rel_pos,
     window_partition,
     window_unpartition,
 )
+
+
+def rel_pos_table(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
+    """What SAM's ``get_rel_pos`` returns, ``(q_size, k_size, C)`` rows of ``rel_pos`` ((L, C), linearly resized to
+    ``2 * max(q_size, k_size) - 1`` rows where L differs), with the index built on ``rel_pos``'s device.
+
+    SAM builds it with ``torch.arange`` on the CPU and indexes the (CUDA) table with it: a pageable host-to-device
+    copy, which PyTorch follows with a stream synchronise, twice per attention block (64 times per ViT-H frame), so
+    the CPU could never queue kernels ahead of the GPU.
+    """
+    max_rel_dist = int(2 * max(q_size, k_size) - 1)
+    table = rel_pos
+    if rel_pos.shape[0] != max_rel_dist:
+        resized = F.interpolate(
+            rel_pos.reshape(1, rel_pos.shape[0], -1).permute(0, 2, 1),
+            size=max_rel_dist,
+            mode="linear",
+        )
+        table = resized.reshape(-1, max_rel_dist).permute(1, 0)
+    device = rel_pos.device
+    q_coords = torch.arange(q_size, device=device)[:, None] * max(k_size / q_size, 1.0)
+    k_coords = torch.arange(k_size, device=device)[None, :] * max(q_size / k_size, 1.0)
+    relative = (q_coords - k_coords) + (k_size - 1) * max(q_size / k_size, 1.0)
+    return table[relative.long()]
 
 
 def rel_pos_bias(attn: Attention, q: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -41,8 +64,8 @@ def rel_pos_bias(attn: Attention, q: torch.Tensor, hw: tuple[int, int]) -> torch
     """
     h, w = hw
     b, heads, _, dim = q.shape
-    rh = get_rel_pos(h, h, attn.rel_pos_h).to(q.dtype)
-    rw = get_rel_pos(w, w, attn.rel_pos_w).to(q.dtype)
+    rh = rel_pos_table(h, h, attn.rel_pos_h).to(q.dtype)
+    rw = rel_pos_table(w, w, attn.rel_pos_w).to(q.dtype)
     r_q = q.reshape(b * heads, h, w, dim)
     rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
     rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
