@@ -13,7 +13,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-STEPS = ("env", "gpu_tests", "msda", "e2e", "e2e_variants", "e2e_sam2", "e2e_compile")
+STEPS = (
+    "env",
+    "gpu_tests",
+    "sam_encoder",
+    "e2e",
+    "e2e_variants",
+    "e2e_sam2",
+    "msda",
+    "e2e_compile",
+)
 
 
 def run_script(tmp_path, **env_extra) -> subprocess.CompletedProcess:
@@ -56,6 +65,20 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
     assert "tiny SAM 2.1 + tiny IDOL" in sam2 and "memory ratio 16 vs 8 frames" in sam2
     assert "not measured with sam2.1_large" in sam2 and "  stages:" not in sam2
     assert "  tf32 " in summary.split("-- e2e_compile", 1)[1]
+    encoder = summary.split("-- sam_encoder", 1)[1].split("-- ", 1)[0]
+    assert "sam2.1_tiny" in encoder and "fast path" in encoder
+    assert (
+        "3 boxes on every frame" in e2e
+    )  # --objects 3: SAM works on every frame, as with trained weights
+
+
+def test_a_second_call_runs_only_the_steps_it_names(tmp_path):
+    """GPU_CHECK_STEPS: a second device call for what the first cut runs those steps alone, and says so."""
+    done = run_script(tmp_path, GPU_CHECK_DRY_RUN="1", GPU_CHECK_STEPS="env")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["env.txt"]
+    assert "== env (limit" in done.stdout and "== e2e (not in GPU_CHECK_STEPS)" in done.stdout
+    assert "msda: gather on CPU" in done.stdout.split("######## summary", 1)[1]
 
 
 def test_without_the_prepared_wheels_it_stops_and_says_what_to_do(tmp_path):
