@@ -494,3 +494,74 @@ def test_fast_encoder_moves_nothing_from_the_host_per_frame():
         out = sam_fast.encoder_forward(encoder, x)
     assert out.device.type == "meta" and out.shape == (1, 32, 4, 4)
     assert seen.ops == []
+
+
+class _OpCounts(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: dict[str, int] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func)] = self.ops.get(str(func), 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_rel_pos_tables_are_built_once_and_again_after_the_weights_change():
+    """The tables depend on the weights and the grid only; building them was half the encoder's kernel launches on
+    every frame. A second frame builds none (no arange); an in-place write to a table's parameter (load_state_dict)
+    builds that table again."""
+    sam = tiny_sam(depth=2)
+    encoder = sam.image_encoder.to("meta")
+    x = torch.empty(1, 3, 64, 64, device="meta")
+
+    def aranges() -> int:
+        with torch.inference_mode(), _OpCounts() as counts:
+            sam_fast.encoder_forward(encoder, x)
+        return counts.ops.get("aten.arange.start_step", 0) + counts.ops.get(
+            "aten.arange.default", 0
+        )
+
+    assert aranges() == 8  # 2 blocks x (h, w) x (q, k) coordinates
+    assert aranges() == 0
+    with torch.no_grad():
+        encoder.blocks[1].attn.rel_pos_w.mul_(2)
+    assert aranges() == 2
+
+
+def test_a_kept_rel_pos_table_follows_the_weights():
+    """The same result as SAM's forward after the weights change in place, and under autograd (not kept there)."""
+    sam = tiny_sam(depth=2)
+    encoder = with_random_rel_pos(sam.image_encoder)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        sam_fast.encoder_forward(encoder, x)
+    with torch.no_grad():
+        for block in encoder.blocks:
+            block.attn.rel_pos_h.mul_(-1)
+        expected = encoder(x)
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            sam_fast.encoder_forward(encoder, x), expected, atol=1e-4, rtol=1e-4
+        )
+    out = sam_fast.encoder_forward(encoder, x)
+    out.sum().backward()
+    assert encoder.blocks[0].attn.rel_pos_h.grad is not None
+
+
+def test_boxes_go_to_the_device_before_the_encoder_is_queued(monkeypatch):
+    """On CUDA an upload from ordinary memory waits for all queued work: after the encoder it left the GPU idle while
+    the decoder was queued. Each chunk's box uploads come before its encoder call."""
+    seg = BoxPromptSegmenter(tiny_sam(), SegmenterConfig(encoder_batch=2))
+    calls: list[str] = []
+    for name in ("_boxes_on_device", "_encode"):
+        original = getattr(seg, name)
+
+        def spy(*args, _name=name, _original=original):
+            calls.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(seg, name, spy)
+    clip = moving_shapes(3, height=48, width=64, num_objects=2, seed=0)
+    boxes = [np.array([[4, 4, 30, 30], [30, 10, 60, 40]], np.float32)] * 3
+    seg.segment_batch(list(clip.frames), boxes)
+    assert calls == ["_boxes_on_device"] * 2 + ["_encode"] + ["_boxes_on_device", "_encode"]

@@ -295,3 +295,23 @@ def test_concurrent_fp32_runs_keep_tf32_off_until_the_last_one_ends():
         assert (matmul.allow_tf32, cudnn.allow_tf32) == (False, True)
     finally:
         matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def test_flatten_carries_the_level_shapes_as_python_ints_and_uploads_them_once(tiny_model):
+    """The encoder's reference points read the levels' sizes from Python (a CUDA tensor's .tolist() waited for the
+    backbone in the middle of the forward), and the (L, 2) tensor is made once per input size (each upload waited
+    for all queued work too); a frame of another size gets its own."""
+    transformer = tiny_model.transformer
+    dim = transformer.d_model
+
+    def levels(h: int, w: int):
+        sizes = [(h, w), ((h + 1) // 2, (w + 1) // 2)]
+        srcs = [torch.randn(2, dim, a, b) for a, b in sizes]
+        masks = [torch.zeros(2, a, b, dtype=torch.bool) for a, b in sizes]
+        return transformer.flatten(srcs, masks, [torch.randn_like(s) for s in srcs])
+
+    first, again, other = levels(7, 9), levels(7, 9), levels(6, 9)
+    assert first.shapes == ((7, 9), (4, 5)) and first.spatial_shapes.tolist() == [[7, 9], [4, 5]]
+    assert again.spatial_shapes is first.spatial_shapes
+    assert other.shapes == ((6, 9), (3, 5)) and other.spatial_shapes.tolist() == [[6, 9], [3, 5]]
+    assert not first.spatial_shapes.is_inference()  # training can save it for backward

@@ -301,9 +301,12 @@ class BoxSegmenterBase:
         step = self.config.encoder_batch
         for start in range(0, len(todo), step):
             chunk = todo[start : start + step]
+            # the boxes go to the device before the encoder is queued: an upload from ordinary memory waits for
+            # the GPU to finish all queued work, which after the encoder left it idle while the decoder was queued
+            boxes = [self._boxes_on_device(prompts[i]) for i in chunk]
             features = self._encode([images[i] for i in chunk])
             for j, i in enumerate(chunk):
-                raw[i] = self._decode(features[j], prompts[i], images[i].shape[:2])
+                raw[i] = self._decode(features[j], boxes[j], images[i].shape[:2])
         return [
             self._finish(images[i], prompts[i], raw[i], scores[i], track_ids[i]) for i in range(t)
         ]
@@ -339,12 +342,16 @@ class BoxSegmenterBase:
                 self._compiled = torch.compile(self._encode_fn, dynamic=False)
             return self._compiled
 
-    def _decode(
-        self, features, prompt: tuple[np.ndarray, np.ndarray], original_size: tuple[int, int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Decode a frame's usable boxes, ``config.decoder_batch`` at a time -> ((M, H, W) bool masks, (M,) f32 IoU)."""
+    def _boxes_on_device(self, prompt: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
+        """A frame's usable boxes (``prepare_boxes``) as an (M, 4) float32 tensor on the segmenter's device."""
         boxes, usable = prompt
-        boxes_t = torch.as_tensor(boxes[usable], dtype=torch.float32, device=self.device)
+        return torch.as_tensor(boxes[usable], dtype=torch.float32, device=self.device)
+
+    def _decode(
+        self, features, boxes_t: torch.Tensor, original_size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decode a frame's (M, 4) usable boxes (``_boxes_on_device``), ``config.decoder_batch`` at a time ->
+        ((M, H, W) bool masks, (M,) f32 IoU)."""
         step = self.config.decoder_batch
         parts = [
             self._decode_boxes(features, boxes_t[i : i + step], original_size)

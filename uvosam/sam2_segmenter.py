@@ -286,6 +286,9 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         self._encode_fn = fast_forward if self.fast else plain_forward
         self._mean = torch.tensor(_MEAN, device=self.device).view(3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(3, 1, 1)
+        # a box's two corner points are labelled 2 and 3 (SAM 2's point labels); made once: an upload per decoder
+        # call would wait for the GPU to finish the encoder first
+        self._box_labels = torch.tensor([[2, 3]], dtype=torch.int, device=self.device)
         self._init_compile()
 
     @classmethod
@@ -391,7 +394,7 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         corners[..., 0] = corners[..., 0] / w
         corners[..., 1] = corners[..., 1] / h
         corners = corners * self.image_size
-        labels = torch.tensor([[2, 3]], dtype=torch.int, device=self.device).repeat(len(corners), 1)
+        labels = self._box_labels.repeat(len(corners), 1)
         prompt_encoder = self.model.sam_prompt_encoder
         sparse, dense = prompt_encoder(points=(corners, labels), boxes=None, masks=None)
         low_res, iou, _, _ = self.model.sam_mask_decoder(

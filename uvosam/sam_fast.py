@@ -24,6 +24,7 @@ from segment_anything.modeling.image_encoder import (
     window_partition,
     window_unpartition,
 )
+from torch.utils.weak import WeakTensorKeyDictionary
 
 
 def rel_pos_table(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
@@ -50,6 +51,30 @@ def rel_pos_table(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tens
     return table[relative.long()]
 
 
+_TABLES: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
+"""Per ``rel_pos`` parameter: ``{(size, dtype): (its stamp, table)}`` (``cached_rel_pos_table``)."""
+
+
+def cached_rel_pos_table(rel_pos: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """``rel_pos_table(size, size, rel_pos).to(dtype)``, kept per parameter, size and dtype while inference runs.
+
+    The table depends on the weights and the token grid only, yet building it is about half of the encoder's kernel
+    launches (arange, arithmetic, index, cast: 9 per table, 64 tables a ViT-H frame). A kept table is used while the
+    parameter's storage, version (bumped by any in-place write such as ``load_state_dict``), device and dtype are
+    those it was made from. Under autograd or ``torch.compile``'s tracing it is made afresh (a kept table made in
+    inference mode cannot be saved for backward; the compiler folds it in).
+    """
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return rel_pos_table(size, size, rel_pos).to(dtype)
+    stamp = (rel_pos.data_ptr(), rel_pos._version, rel_pos.device, rel_pos.dtype)
+    kept = _TABLES.setdefault(rel_pos, {})
+    entry = kept.get((size, dtype))
+    if entry is None or entry[0] != stamp:
+        entry = (stamp, rel_pos_table(size, size, rel_pos).to(dtype))
+        kept[(size, dtype)] = entry
+    return entry[1]
+
+
 def rel_pos_bias(attn: Attention, q: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """SAM's decomposed relative-position term as an additive attention bias.
 
@@ -64,8 +89,8 @@ def rel_pos_bias(attn: Attention, q: torch.Tensor, hw: tuple[int, int]) -> torch
     """
     h, w = hw
     b, heads, _, dim = q.shape
-    rh = rel_pos_table(h, h, attn.rel_pos_h).to(q.dtype)
-    rw = rel_pos_table(w, w, attn.rel_pos_w).to(q.dtype)
+    rh = cached_rel_pos_table(attn.rel_pos_h, h, q.dtype)
+    rw = cached_rel_pos_table(attn.rel_pos_w, w, q.dtype)
     r_q = q.reshape(b * heads, h, w, dim)
     rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
     rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)

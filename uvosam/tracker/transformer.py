@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +34,11 @@ class FlatLevels:
         src: (N, S, C) features.
         pos: (N, S, C) sine position embedding + ``level_embed[l]``.
         padding_mask: (N, S) bool, True on padding.
-        spatial_shapes: (L, 2) int64 ``(H_l, W_l)``.
+        spatial_shapes: (L, 2) int64 ``(H_l, W_l)``, on the features' device.
         level_start_index: (L,) int64.
         valid_ratios: (N, L, 2) float ``(valid_w / W_l, valid_h / H_l)``.
+        shapes: the same L ``(H_l, W_l)`` as Python ints, read without a device round trip (``.tolist()`` of a
+            CUDA tensor waits for the GPU to finish everything queued: here, the backbone).
     """
 
     src: torch.Tensor
@@ -44,6 +47,7 @@ class FlatLevels:
     spatial_shapes: torch.Tensor
     level_start_index: torch.Tensor
     valid_ratios: torch.Tensor
+    shapes: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ class Encoder(nn.Module):
 
     def forward(self, levels: FlatLevels) -> torch.Tensor:
         """-> memory (N, S, C)."""
-        refs = encoder_reference_points(levels.spatial_shapes, levels.valid_ratios)
+        refs = encoder_reference_points(levels.shapes, levels.valid_ratios)
         out = levels.src
         for layer in self.layers:
             out = layer(out, refs, levels)
@@ -255,8 +259,8 @@ class DeformableTransformer(nn.Module):
         pos_embeds: Sequence[torch.Tensor],
     ) -> FlatLevels:
         """Flatten and concatenate the levels; add ``level_embed`` to the position embeddings."""
-        shapes = [tuple(src.shape[-2:]) for src in srcs]
-        spatial_shapes = torch.as_tensor(shapes, dtype=torch.long, device=srcs[0].device)
+        shapes = tuple((int(src.shape[-2]), int(src.shape[-1])) for src in srcs)
+        spatial_shapes = shapes_tensor(shapes, srcs[0].device)
         sizes = spatial_shapes.prod(1)
         level_start_index = torch.cat((sizes.new_zeros((1,)), sizes.cumsum(0)[:-1]))
         pos = [
@@ -270,7 +274,18 @@ class DeformableTransformer(nn.Module):
             spatial_shapes=spatial_shapes,
             level_start_index=level_start_index,
             valid_ratios=torch.stack([valid_ratio(m) for m in masks], 1),
+            shapes=shapes,
         )
+
+
+@lru_cache(maxsize=16)
+def shapes_tensor(shapes: tuple[tuple[int, int], ...], device: torch.device) -> torch.Tensor:
+    """``shapes`` as an (L, 2) int64 tensor on ``device``, made once per input size and device and shared (never
+    written to): a host-to-device copy from ordinary memory is followed by a stream synchronise, which in the middle
+    of the forward waited for the backbone. Made outside inference mode, so that training can save it for backward.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        return torch.as_tensor(shapes, dtype=torch.long, device=device)
 
 
 def valid_ratio(mask: torch.Tensor) -> torch.Tensor:
@@ -282,19 +297,19 @@ def valid_ratio(mask: torch.Tensor) -> torch.Tensor:
 
 
 def encoder_reference_points(
-    spatial_shapes: torch.Tensor, valid_ratios: torch.Tensor
+    shapes: Sequence[tuple[int, int]], valid_ratios: torch.Tensor
 ) -> torch.Tensor:
     """Pixel centres of each level normalised by its valid extent, scaled by every level's ratio.
 
     Args:
-        spatial_shapes: (L, 2) int64. valid_ratios: (N, L, 2) ``(w, h)``.
+        shapes: L ``(H_l, W_l)``. valid_ratios: (N, L, 2) ``(w, h)``.
 
     Returns:
         (N, S, L, 2) ``(x, y)``.
     """
     device = valid_ratios.device
     refs = []
-    for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
+    for lvl, (h, w) in enumerate(shapes):
         ref_y, ref_x = torch.meshgrid(
             torch.linspace(0.5, h - 0.5, h, dtype=torch.float32, device=device),
             torch.linspace(0.5, w - 0.5, w, dtype=torch.float32, device=device),
