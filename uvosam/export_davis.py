@@ -42,9 +42,8 @@ def paint(labels: np.ndarray, mask: np.ndarray, value: int) -> None:
 
     The same for a speckled mask as for a blob (random-weight SAM's masks made the scatter 35x slower).
     """
-    select = -mask.astype(
-        labels.dtype
-    )  # all bits set on the mask (unsigned: wraps to the largest value), else 0
+    # all bits set on the mask (unsigned: wraps to the largest value), else 0
+    select = -mask.astype(labels.dtype)
     labels ^= (labels ^ labels.dtype.type(value)) & select
 
 

@@ -100,15 +100,15 @@ def mask_contour(mask: np.ndarray, *, thickness: int = 1) -> np.ndarray:
     """
     eroded = mask.copy()
     for _ in range(thickness):
-        kept = (
-            eroded.copy()
-        )  # a pixel stays if its 4 neighbours are in: each shifted copy ANDed in place
+        # a pixel stays if its 4 neighbours are in: each shifted copy ANDed in place
+        kept = eroded.copy()
         kept[1:] &= eroded[:-1]
         kept[:-1] &= eroded[1:]
         kept[:, 1:] &= eroded[:, :-1]
         kept[:, :-1] &= eroded[:, 1:]
-        kept[[0, -1]] = False  # outside the image is background
-        kept[:, [0, -1]] = False
+        # outside the image is background
+        kept[:1] = kept[-1:] = False
+        kept[:, :1] = kept[:, -1:] = False
         eroded = kept
     return mask & ~eroded
 
