@@ -37,6 +37,16 @@ def final_labels(records: Iterable[fmt.TrackRecord], max_objects: int) -> dict[i
     return {rec.track_id: label for label, rec in enumerate(kept, start=1)}
 
 
+def paint(labels: np.ndarray, mask: np.ndarray, value: int) -> None:
+    """``labels[mask] = value``, in place, without branches: (H, W) integer ``labels``, (H, W) bool ``mask``.
+
+    The same for a speckled mask as for a blob (random-weight SAM's masks made the scatter 35x slower).
+    """
+    # all bits set on the mask (unsigned: wraps to the largest value), else 0
+    select = -mask.astype(labels.dtype)
+    labels ^= (labels ^ labels.dtype.type(value)) & select
+
+
 class DavisPngs:
     """One video's DAVIS PNGs: written frame by frame with provisional labels (``add``), relabelled once the video is
     done if more than ``max_objects`` tracks appeared (``relabel``), under the policy in the module docstring.
@@ -87,9 +97,9 @@ class DavisPngs:
         )
         for slot, mask in zip(slots, masks):
             if slot <= self.max_objects:
-                labels[mask] = slot
+                paint(labels, mask, slot)
             if slot_map is not None:
-                slot_map[mask] = slot
+                paint(slot_map, mask, slot)
         self._submit(
             fmt.write_palette_png,
             self.folder / f"{name}.png",

@@ -114,7 +114,7 @@ def encode_rle(mask: np.ndarray) -> dict:
     Returns:
         ``{"size": [H, W], "counts": str}`` (pycocotools' compressed counts, decoded to ASCII).
     """
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
