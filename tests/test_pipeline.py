@@ -412,3 +412,61 @@ def test_tracks_a_tracker_gives_against_the_rules_are_refused_naming_it_and_the_
         with pytest.raises(ValueError, match=rf"^_Wrong: frame 2's tracks have {said} \(track "):
             list(getattr(pipe, call)(video.frames))
     assert len(list(UVOSAM(_Wrong(video.boxes_xyxy), _BoxFilling())(video.frames))) == 10
+
+
+def _thread_names() -> set[str]:
+    import threading
+
+    return {t.name for t in threading.enumerate()}
+
+
+def test_prepare_ahead_resizes_in_its_thread_and_changes_no_mask(
+    tiny_sam_model, video, monkeypatch
+):
+    """On CUDA the models' thread resized each frame for SAM while the GPU waited: with ``prepare_ahead`` a
+    background thread does it as frames are read; the masks are the same, each frame is prepared once."""
+    import threading
+
+    from uvosam.prefetch import PREPARE_THREAD
+
+    plain = BoxPromptSegmenter(tiny_sam_model)
+    ahead = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(prepare_ahead=True))
+    assert (plain.prepare_ahead, ahead.prepare_ahead) == (False, True)  # CPU: off unless asked
+    where: list[str] = []
+    original = ahead.prepare
+
+    def spy(image):
+        where.append(threading.current_thread().name)
+        return original(image)
+
+    monkeypatch.setattr(ahead, "prepare", spy)
+    expected = list(UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=3), plain)(video.frames))
+    results = list(UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=3), ahead)(video.frames))
+    assert where == [PREPARE_THREAD] * len(video.frames)
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got.masks, want.masks)
+        np.testing.assert_array_equal(got.mask_scores, want.mask_scores)
+
+
+def test_prepare_ahead_keeps_the_frame_checks_and_stops_with_the_run(tiny_sam_model, video):
+    """A bad frame is still refused by check_frame, in order; a run closed midway leaves no preparing thread."""
+    from uvosam.prefetch import PREPARE_THREAD
+
+    ahead = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(prepare_ahead=True))
+    frames = list(video.frames[:3]) + [video.frames[3].astype(np.float32)]
+    with pytest.raises(TypeError, match="frame 3"):
+        list(UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=1), ahead)(frames))
+    run = UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=1), ahead)(video.frames)
+    next(run)
+    assert PREPARE_THREAD in _thread_names()
+    run.close()
+    assert PREPARE_THREAD not in _thread_names()
+
+
+def test_a_prepared_frame_of_the_wrong_size_is_refused(tiny_sam_model, video):
+    seg = BoxPromptSegmenter(tiny_sam_model)
+    frame, boxes = video.frames[0], video.boxes_xyxy[0][:1]
+    good = seg.segment_batch([frame], [boxes], prepared=[seg.prepare(frame)])
+    np.testing.assert_array_equal(good[0].masks, seg.segment(frame, boxes).masks)
+    with pytest.raises(ValueError, match="prepared frame"):
+        seg.segment_batch([frame], [boxes], prepared=[seg.prepare(video.frames[1][:20])])

@@ -230,6 +230,16 @@ class BoxSegmenterBase:
             f"{type(self).__name__} must implement _released_type (BoxSegmenterBase)"
         )
 
+    @property
+    def prepare_ahead(self) -> bool:
+        """Whether the pipeline should call ``prepare`` on each frame in a background thread as frames are read
+        (``config.prepare_ahead``; ``None``: on CUDA only); False for a segmenter without ``prepare``."""
+        if not hasattr(self, "prepare"):
+            return False
+        if self.config.prepare_ahead is not None:
+            return self.config.prepare_ahead
+        return self.device.type == "cuda"
+
     def _fast_by_default(self) -> bool:
         """``config.fast``, where ``None`` means on where bf16 runs natively: CUDA, or a CPU with ``cpu_has_bf16``."""
         if self.config.fast is not None:
@@ -274,6 +284,7 @@ class BoxSegmenterBase:
         *,
         scores: list[np.ndarray | None] | None = None,
         track_ids: list[np.ndarray | None] | None = None,
+        prepared: list[Any] | None = None,
     ) -> list[SegmentOutput]:
         """``segment`` for several frames; the encoder takes ``config.encoder_batch`` at a time.
 
@@ -282,6 +293,8 @@ class BoxSegmenterBase:
             boxes_list: T arrays (N_t, 4) of original-pixel boxes.
             scores, track_ids: optional T arrays (N_t,) each (or ``None`` entries), as in
                 ``segment``.
+            prepared: optional T results of ``prepare(images[t])`` (or ``None`` entries: prepared here), for a
+                segmenter that has ``prepare``; the same masks either way.
 
         Returns:
             T ``SegmentOutput``, equal to T ``segment`` calls.
@@ -289,10 +302,11 @@ class BoxSegmenterBase:
         t = len(images)
         scores = list(scores) if scores is not None else [None] * t
         track_ids = list(track_ids) if track_ids is not None else [None] * t
-        if not len(boxes_list) == len(scores) == len(track_ids) == t:
+        prepared = list(prepared) if prepared is not None else [None] * t
+        if not len(boxes_list) == len(scores) == len(track_ids) == len(prepared) == t:
             raise InputError(
-                f"expected one boxes/scores/track_ids entry per image ({t}); "
-                f"got {len(boxes_list)}, {len(scores)}, {len(track_ids)}"
+                f"expected one boxes/scores/track_ids/prepared entry per image ({t}); "
+                f"got {len(boxes_list)}, {len(scores)}, {len(track_ids)}, {len(prepared)}"
             )
         images = [_as_image(im) for im in images]
         prompts = [prepare_boxes(b, im.shape[:2]) for b, im in zip(boxes_list, images, strict=True)]
@@ -304,14 +318,14 @@ class BoxSegmenterBase:
             # the boxes go to the device before the encoder is queued: an upload from ordinary memory waits for
             # the GPU to finish all queued work, which after the encoder left it idle while the decoder was queued
             boxes = [self._boxes_on_device(prompts[i]) for i in chunk]
-            features = self._encode([images[i] for i in chunk])
+            features = self._encode([images[i] for i in chunk], [prepared[i] for i in chunk])
             for j, i in enumerate(chunk):
                 raw[i] = self._decode(features[j], boxes[j], images[i].shape[:2])
         return [
             self._finish(images[i], prompts[i], raw[i], scores[i], track_ids[i]) for i in range(t)
         ]
 
-    def _encode(self, images: list[np.ndarray]) -> list:
+    def _encode(self, images: list[np.ndarray], prepared: list[Any]) -> list:
         raise NotImplementedError
 
     def _decode_boxes(

@@ -162,6 +162,11 @@ class SegmenterConfig:
             batch size (at most ``encoder_batch`` of them) compiles once more, and past Dynamo's recompile limit
             (``torch._dynamo.config.recompile_limit``, 8) further sizes run uncompiled. Needs a working C++
             compiler on CPU and Triton on CUDA; a failed compile raises ``RuntimeError``.
+        prepare_ahead: resize each frame for the image encoder (SAM's ``ResizeLongestSide``, on the CPU) in a
+            background thread as frames are read (``uvosam.pipeline``), instead of in the models' thread right
+            before the encoder, where the GPU waited for it; the same masks. ``None`` = on CUDA only (on a CPU the
+            models use the cores themselves, and a frame that turns out to have no box would be resized for
+            nothing). Only for segmenters with a ``prepare`` method (SAM's; SAM 2.1 resizes on the device).
     """
 
     model_type: str = "vit_h"
@@ -171,9 +176,11 @@ class SegmenterConfig:
     encoder_batch: int = 1
     decoder_batch: int = 64
     compile: bool = False
+    prepare_ahead: bool | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, check_flag, "compile")
+        check_fields(self, check_flag, "prepare_ahead", none_means="on CUDA only")
         check_fields(self, check_flag, "fast", none_means="on where bf16 runs natively")
         if not is_number(self.mask_threshold) or not math.isfinite(self.mask_threshold):
             raise InputError(

@@ -33,7 +33,9 @@ class _Failure:
 # the default name of prefetch's thread: the frames of a run, read ahead
 FRAMES_THREAD = "uvosam-prefetch"
 MODELS_THREAD = "uvosam-models"  # run_job's models thread (``uvosam.job``)
-RUN_THREADS = (FRAMES_THREAD, MODELS_THREAD)
+# the pipeline's thread that prepares frames for SAM's encoder as they are read (``SegmenterConfig.prepare_ahead``)
+PREPARE_THREAD = "uvosam-prepare"
+RUN_THREADS = (FRAMES_THREAD, MODELS_THREAD, PREPARE_THREAD)
 """The names of a run's threads, for a server that waits for them when it ends (``uvosam_app.work.stop_jobs``)."""
 # the producers running now, each with its stop flag (``_stop_at_exit``) and the thread it works for (``producers``)
 _LIVE: dict[threading.Thread, tuple[threading.Event, threading.Thread]] = {}

@@ -364,7 +364,9 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         """The SAM 2.1 type by the Hiera trunk's width and depth (``sam2_size_of``), else ``None``."""
         return sam2_size_of(self.model.state_dict())
 
-    def _encode(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    def _encode(
+        self, images: list[np.ndarray], prepared: list[None]
+    ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
         """Images -> per image ((1, C, s, s) image embedding, [(1, C_l, s_l, s_l) higher-resolution maps]), all
         in the decoder's dtype."""
         x = torch.stack([self._preprocess(image) for image in images]).to(self.encoder_dtype)

@@ -356,11 +356,20 @@ class BoxPromptSegmenter(BoxSegmenterBase):
             return None
         return _VIT_SIZES.get((encoder.patch_embed.proj.out_channels, len(encoder.blocks)))
 
-    def _encode(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, tuple[int, int]]]:
-        """Images -> per image ((1, C, h, w) embedding in the decoder dtype, (H', W') resized size)."""
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The CPU part of encoding ``image`` ((H, W, 3) uint8 RGB), done ahead of time by the pipeline
+        (``config.prepare_ahead``): the frame resized to the encoder's input, longest side ``img_size`` (SAM's
+        ``ResizeLongestSide``, PIL bilinear), (H', W', 3) uint8. Thread-safe."""
+        return self.transform.apply_image(image)
+
+    def _encode(
+        self, images: list[np.ndarray], prepared: list[np.ndarray | None]
+    ) -> list[tuple[torch.Tensor, tuple[int, int]]]:
+        """Images (each with its ``prepare`` result or None) -> per image ((1, C, h, w) embedding in the decoder
+        dtype, (H', W') resized size)."""
         batch, input_sizes = [], []
-        for image in images:
-            resized = self.transform.apply_image(image)
+        for image, ready in zip(images, prepared, strict=True):
+            resized = self.prepare(image) if ready is None else self._checked_prepared(image, ready)
             pixels = (
                 torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
             )
@@ -369,6 +378,22 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         x = torch.cat(batch).to(self.encoder_dtype)
         embeddings = self._run_encoder(self.model.image_encoder, x).to(self.decoder_dtype)
         return [(embeddings[j : j + 1], size) for j, size in enumerate(input_sizes)]
+
+    def _checked_prepared(self, image: np.ndarray, ready: np.ndarray) -> np.ndarray:
+        """``ready`` if it has the size ``prepare(image)`` has (a mismatch would give masks of another frame's
+        geometry); else ValueError."""
+        h, w = image.shape[:2]
+        size = self.transform.get_preprocess_shape(h, w, self.transform.target_length)
+        if (
+            not isinstance(ready, np.ndarray)
+            or ready.shape != (*size, 3)
+            or ready.dtype != np.uint8
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: a prepared frame must be prepare(image)'s ({size[0]}, {size[1]}, 3) uint8 "
+                f"array for a {h}x{w} frame; got {getattr(ready, 'shape', type(ready).__name__)}"
+            )
+        return ready
 
     def _decode_boxes(
         self,

@@ -227,7 +227,9 @@ class BoxSegmenter(Protocol):
         device: where it runs (``torch.device("cpu")``, ``"cuda"``: ``warm_up`` synchronises CUDA).
 
     Optional: ``describe() -> dict`` (JSON-able; its ``"family"`` key, such as ``"SAM"``, names the model family),
-    which exports record in ``run.json`` (``uvosam.provenance``); without it they name the class only.
+    which exports record in ``run.json`` (``uvosam.provenance``); without it they name the class only. And
+    ``prepare(image)`` with a true ``prepare_ahead``: the pipeline then calls ``prepare`` on each frame in a
+    background thread as frames are read, and passes the results to ``segment_batch(..., prepared=[...])``.
     """
 
     config: SegmenterConfig
