@@ -565,3 +565,31 @@ def test_boxes_go_to_the_device_before_the_encoder_is_queued(monkeypatch):
     boxes = [np.array([[4, 4, 30, 30], [30, 10, 60, 40]], np.float32)] * 3
     seg.segment_batch(list(clip.frames), boxes)
     assert calls == ["_boxes_on_device"] * 2 + ["_encode"] + ["_boxes_on_device", "_encode"]
+
+
+def test_fast_path_runs_on_a_model_made_in_inference_mode():
+    """Parameters made in inference mode have no version counter: their tables are made afresh, not kept (reading
+    the version raised)."""
+    with torch.inference_mode():
+        sam = tiny_sam(depth=2)
+        seg = BoxPromptSegmenter(sam, SegmenterConfig(fast=True))
+        frame = moving_shapes(1, height=48, width=64, num_objects=1, seed=0).frames[0]
+        out = seg.segment(frame, np.array([[4, 4, 40, 40]], np.float32))
+    assert out.masks.shape == (1, 48, 64)
+
+
+def test_clear_rel_pos_tables_after_a_write_the_version_does_not_see():
+    sam = tiny_sam(depth=2)
+    encoder = with_random_rel_pos(sam.image_encoder)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        sam_fast.encoder_forward(encoder, x)
+    for block in encoder.blocks:
+        block.attn.rel_pos_h.data.mul_(-1)  # through .data: no version bump
+    sam_fast.clear_rel_pos_tables()
+    with torch.no_grad():
+        expected = encoder(x)
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            sam_fast.encoder_forward(encoder, x), expected, atol=1e-4, rtol=1e-4
+        )

@@ -38,7 +38,8 @@ def final_labels(records: Iterable[fmt.TrackRecord], max_objects: int) -> dict[i
 
 
 def paint(labels: np.ndarray, mask: np.ndarray, value: int) -> None:
-    """``labels[mask] = value``, in place, without branches: (H, W) integer ``labels``, (H, W) bool ``mask``.
+    """``labels[mask] = value``, in place, without branches: (H, W) integer ``labels``, (H, W) **bool** ``mask``
+    (a 0/255 mask would paint nothing).
 
     The same for a speckled mask as for a blob (random-weight SAM's masks made the scatter 35x slower).
     """

@@ -60,11 +60,13 @@ def cached_rel_pos_table(rel_pos: torch.Tensor, size: int, dtype: torch.dtype) -
 
     The table depends on the weights and the token grid only, yet building it is about half of the encoder's kernel
     launches (arange, arithmetic, index, cast: 9 per table, 64 tables a ViT-H frame). A kept table is used while the
-    parameter's storage, version (bumped by any in-place write such as ``load_state_dict``), device and dtype are
-    those it was made from. Under autograd or ``torch.compile``'s tracing it is made afresh (a kept table made in
-    inference mode cannot be saved for backward; the compiler folds it in).
+    parameter's storage, version, device and dtype are those it was made from: ``load_state_dict``, ``p.copy_()``
+    and other in-place writes through the parameter bump its version; a write the version does not see (through
+    ``p.data``, a numpy view of it) needs ``clear_rel_pos_tables()``. Made afresh under autograd (a kept table made in
+    inference mode cannot be saved for backward), in ``torch.compile``'s tracing (the compiler folds it in) and for
+    a parameter made in inference mode (which has no version).
     """
-    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or rel_pos.is_inference():
         return rel_pos_table(size, size, rel_pos).to(dtype)
     stamp = (rel_pos.data_ptr(), rel_pos._version, rel_pos.device, rel_pos.dtype)
     kept = _TABLES.setdefault(rel_pos, {})
@@ -73,6 +75,12 @@ def cached_rel_pos_table(rel_pos: torch.Tensor, size: int, dtype: torch.dtype) -
         entry = (stamp, rel_pos_table(size, size, rel_pos).to(dtype))
         kept[(size, dtype)] = entry
     return entry[1]
+
+
+def clear_rel_pos_tables() -> None:
+    """Forget every kept table (``cached_rel_pos_table``): after changing a SAM encoder's weights in a way their
+    version counter does not see, e.g. through ``param.data``."""
+    _TABLES.clear()
 
 
 def rel_pos_bias(attn: Attention, q: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
