@@ -485,12 +485,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--objects",
-        type=int,
+        type=_non_negative,
         default=0,
         metavar="N",
         help="every frame holds N tracked boxes: the tracker still runs on every frame, its random-weight output "
         "replaced (benchmarks/_objects.py), so SAM works on every frame as with trained weights; 0 (default): the "
-        "random-weight tracker's own boxes, which are few",
+        "random-weight tracker's own boxes (a real-size random tracker finds few: the report says on how many "
+        "frames SAM ran)",
     )
     p.add_argument(
         "--release-repeats",
@@ -593,7 +594,14 @@ def objects_text(args: argparse.Namespace) -> str:
             f"{args.objects} boxes on every frame (the tracker runs on every frame; its random-weight output replaced: "
             "--objects)"
         )
-    return "the random-weight tracker's own boxes (few: SAM runs on few frames; --objects N for a trained load)"
+    return "the random-weight tracker's own boxes (--objects N for N boxes on every frame, a trained tracker's load)"
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more; got {value}")
+    return value
 
 
 def run_lines(n: int, r: dict) -> list[str]:
@@ -613,7 +621,8 @@ def run_lines(n: int, r: dict) -> list[str]:
     lines = [
         (
             f"  {n:5d} frames: {r['frames'] / r['seconds']:6.2f} fps end to end (decode+track+SAM+render+"
-            f"encode+export), first chunk after {first}, peak RSS {r['peak_rss_mb']:.0f} MB{rss_note(r)}{gpu}"
+            f"encode+export), first chunk after {first}, peak RSS {r['peak_rss_mb']:.0f} MB{rss_note(r)}{gpu}; "
+            f"SAM's image encoder ran {r.get('sam_encoder_calls', 0)} times"
         )
     ]
     if (line := stage_line(r)) is not None:

@@ -3,7 +3,8 @@
 ``render`` in every style (``uvosam.render.STYLES``; boxes and tags on) and ``ExportWriter.add`` with the default
 options (DAVIS PNGs, RGBA cut-outs, YTVIS RLE: its PNG encoding runs on background threads, which ``close()`` waits
 for) on 3 objects, at 854x480 and 1280x720, for two kinds of masks: ``blob`` (filled ellipses, what a trained SAM
-gives) and ``noise`` (30% random pixels in each object's box, what random-weight SAM gives). Prints ms per frame.
+gives) and ``noise`` (each mask 30% of the frame's pixels at random, disjoint: a worst case, finer-grained than a
+random-weight SAM's blotchy masks). Prints ms per frame.
 
     python benchmarks/render.py
     python benchmarks/render.py --frames 40 --styles overlay

@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pytest
 from script_helpers import load_benchmark
 
@@ -243,7 +244,10 @@ def test_release_ratio_is_the_median_of_alternating_pairs_and_names_the_precisio
         "release_equivalent_runs_s": [2.0, 2.0, 2.5],
     }
     lines = e2e.release_lines(args, run)
-    assert "2.00x (median of 3 alternating pairs, pairs 1.00-5.00x;" in lines[0]
+    assert (
+        "2.00x (ratio of the medians of 3 alternating runs of each side, pairs 1.00-5.00x;"
+        in lines[0]
+    )
     assert "bf16 + SDPA on our side vs fp32 on the release side" in lines[1]
     assert "SAM in fp32 on both sides" in e2e.release_lines(args, {**run, "sam_fast": False})[1]
 
@@ -314,3 +318,53 @@ def test_the_sampler_counts_child_processes_but_not_an_unexecd_fork(e2e, monkeyp
         assert sampler.peak_total_mb >= sampler.peak_self_mb + 180
     finally:
         holder.communicate("")
+
+
+def test_release_why_says_what_differs_in_the_prompts(e2e):
+    """With --objects both sides prompt the same boxes on every frame: the 'why' must not claim dummies and skipped
+    frames as a reason then."""
+    args = argparse.Namespace(sam="vit_h", frames=[100, 200], precision="fp32")
+    fewer = e2e.release_lines(args, {**RELEASE, "ours_prompts": 30, "release_prompts": 3000})[1]
+    same = e2e.release_lines(args, {**RELEASE, "ours_prompts": 300, "release_prompts": 300})[1]
+    assert "no [0,0,0,0] dummies" in fewer and "skips frames without boxes" in fewer
+    assert "both sides prompt the same boxes on every frame" in same and "dummies" not in same
+
+
+def test_fixed_objects_replace_the_trackers_boxes_on_every_frame():
+    """--objects: the tracker runs (its frame order and look-ahead kept), its output replaced by N boxes inside the
+    frame, the same boxes for the release side's trajectories."""
+    from doubles import ReplayTracker
+
+    from benchmarks._objects import FixedObjects, object_boxes
+    from uvosam.pipeline_args import check_tracks
+
+    frames = [np.zeros((47, 63, 3), np.uint8)] * 6
+    empty = np.full((6, 1, 4), np.nan, np.float32)
+    tracker = FixedObjects(ReplayTracker(empty, lookahead=2), 3)
+    assert tracker.lookahead == 2 and tracker.describe()["fixed_objects"] == 3
+    session = tracker.new_video(height=47, width=63)
+    decided = [t for f in frames for t in session.push(f)] + session.finish()
+    assert [t.frame_index for t in decided] == list(range(6))
+    for t in decided:
+        check_tracks(tracker, t)
+        assert t.track_ids.tolist() == [0, 1, 2]
+        np.testing.assert_array_equal(t.boxes_xyxy, object_boxes(3, t.frame_index, 47, 63))
+        assert (t.boxes_xyxy[:, :2] >= 0).all() and (t.boxes_xyxy[:, 2] <= 63).all()
+        assert (t.boxes_xyxy[:, 3] <= 47).all() and (t.boxes_xyxy[:, 2] > t.boxes_xyxy[:, 0]).all()
+    trajectories = session.trajectories()
+    assert len(trajectories) == 3
+    np.testing.assert_array_equal(trajectories[1].boxes_xyxy[4], decided[4].boxes_xyxy[1])
+    with pytest.raises(ValueError, match="count >= 1"):
+        FixedObjects(tracker, 0)
+
+
+def test_each_length_says_how_often_sams_encoder_ran(e2e):
+    """A random-weight tracker's few boxes made SAM run on 2 frames of 100 unseen in the first GPU report."""
+    run = {
+        "frames": 100,
+        "seconds": 4.0,
+        "first_chunk_s": 1.0,
+        "peak_rss_mb": 900.0,
+        "sam_encoder_calls": 2,
+    }
+    assert "SAM's image encoder ran 2 times" in e2e.run_lines(100, run)[0]

@@ -58,7 +58,7 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
     assert "out " in summary.split("CPU interpreter sanity check", 1)[1]  # the error per tensor
     e2e = summary.split("-- e2e\n", 1)[1].split("-- e2e_variants", 1)[0]
     assert "memory ratio 16 vs 8 frames" in e2e and "with the ffmpeg processes" in e2e
-    assert "speed vs release-equivalent" in e2e and "median of 3 alternating pairs" in e2e
+    assert "speed vs release-equivalent" in e2e and "medians of 3 alternating runs" in e2e
     assert "load average" in e2e and "  json " not in e2e and "  stages:" not in e2e
     assert "  bf16 " in summary.split("-- e2e_variants", 1)[1]  # the variants table
     sam2 = summary.split("-- e2e_sam2", 1)[1].split("-- e2e_compile", 1)[0]
@@ -74,7 +74,7 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
 
 def test_a_second_call_runs_only_the_steps_it_names(tmp_path):
     """GPU_CHECK_STEPS: a second device call for what the first cut runs those steps alone, and says so."""
-    done = run_script(tmp_path, GPU_CHECK_DRY_RUN="1", GPU_CHECK_STEPS="env")
+    done = run_script(tmp_path, GPU_CHECK_DRY_RUN="1", GPU_CHECK_STEPS="env,")
     assert done.returncode == 0, done.stdout + done.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["env.txt"]
     assert "== env (limit" in done.stdout and "== e2e (not in GPU_CHECK_STEPS)" in done.stdout
@@ -116,3 +116,11 @@ def test_gpu_check_worst_case_fits_one_device_call():
         and not re.search(r"^\s*(#|step |timeout |\"\$PY\" (-|benchmarks))", line)
     ]
     assert outside == [], outside
+
+
+@pytest.mark.parametrize("steps", ["bogus", "env bogus", "env,e2e_compil"])
+def test_an_unknown_step_name_stops_before_anything_runs(tmp_path, steps):
+    """A misspelt name ran no step and exited 0: a whole device call lost."""
+    done = run_script(tmp_path, GPU_CHECK_DRY_RUN="1", GPU_CHECK_STEPS=steps)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "unknown step" in done.stdout and "== env" not in done.stdout
