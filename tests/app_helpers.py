@@ -28,6 +28,7 @@ from PIL import Image
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
 
 import app as app_module
+from uvosam.config import SegmenterConfig
 from uvosam.errors import MissingWeightsError
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -150,7 +151,9 @@ def write_clips(folder: Path) -> dict[str, Path]:
 def tiny_app_server(work: Path, tiny_sam: object, tracker: object) -> Iterator[tuple[str, Path]]:
     """The app on a tiny pipeline (``tracker`` + SAM ``tiny_sam``), its work in ``work``; yields (URL, work).
     Presets idol-ovis-r50 / idol-coco-r50 fail (no weights / a bug); at most 1 MB uploads, 150 px sides."""
-    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam))
+    # SAM's frames prepared in a background thread, as on CUDA (the default there; off on a CPU): the app's load,
+    # Stop and fault tests run the path a GPU Space runs
+    pipe = UVOSAM(tracker, BoxPromptSegmenter(tiny_sam, SegmenterConfig(prepare_ahead=True)))
 
     def get_pipeline(preset: str, sam: str) -> UVOSAM:
         if preset == "idol-ovis-r50":

@@ -470,3 +470,55 @@ def test_a_prepared_frame_of_the_wrong_size_is_refused(tiny_sam_model, video):
     np.testing.assert_array_equal(good[0].masks, seg.segment(frame, boxes).masks)
     with pytest.raises(ValueError, match="prepared frame"):
         seg.segment_batch([frame], [boxes], prepared=[seg.prepare(video.frames[1][:20])])
+
+
+def test_a_run_closed_during_a_stalled_read_can_close_its_frame_source(
+    tiny_sam_model, video, monkeypatch
+):
+    """The prepare thread used to iterate the run's frame generator itself: a run closed while that thread waited
+    inside it (a read that stalled past prefetch's close wait) left the generator busy, and run_job's closing of its
+    source failed with "generator already executing". Only the models' thread reads frames now."""
+    import time
+
+    import uvosam.prefetch as prefetch_module
+
+    monkeypatch.setattr(prefetch_module, "CLOSE_WAIT_S", 0.2)
+
+    def stalling():
+        for i, frame in enumerate(video.frames):
+            if i == 4:
+                time.sleep(1.0)
+            yield frame
+
+    ahead = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(prepare_ahead=True))
+    frames = prefetch_module.prefetch(stalling(), depth=1)
+    run = UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=1), ahead)(frames)
+    next(run)
+    run.close()
+    frames.close()
+
+
+def test_a_frame_without_boxes_needs_no_prepared_input(tiny_sam_model, video, monkeypatch):
+    """As without preparing ahead, a frame with no box is not encoded: a failure to prepare it does not fail the run
+    (its result is never asked for); one of a frame with boxes does, with its own error."""
+    boxes = video.boxes_xyxy.copy()
+    boxes[7] = np.nan
+    ahead = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(prepare_ahead=True))
+    original, calls = ahead.prepare, []
+
+    def failing_on(index):
+        def prepare(image):
+            calls.append(image)
+            if len(calls) - 1 == index:
+                raise RuntimeError(f"prepare failed on frame {index}")
+            return original(image)
+
+        return prepare
+
+    monkeypatch.setattr(ahead, "prepare", failing_on(7))
+    results = list(UVOSAM(ReplayTracker(boxes, lookahead=2), ahead)(video.frames))
+    assert len(results) == 10 and len(results[7]) == 0
+    calls.clear()
+    monkeypatch.setattr(ahead, "prepare", failing_on(6))
+    with pytest.raises(RuntimeError, match="prepare failed on frame 6"):
+        list(UVOSAM(ReplayTracker(boxes, lookahead=2), ahead)(video.frames))

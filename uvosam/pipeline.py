@@ -14,10 +14,10 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from uvosam.pipeline_args import (
     check_models,
     check_tracks,
 )
-from uvosam.prefetch import PREPARE_THREAD, prefetch
+from uvosam.prepare_ahead import FramePreparer
 from uvosam.tracker.frames import check_frame
 from uvosam.types import BoxSegmenter, BoxTracker, FrameResult, FrameTracks
 
@@ -105,23 +105,12 @@ def locate_weights(
 
 @dataclass
 class _VideoState:
-    """Per-call state: frames read but not yet decided by the tracker (bounded by the look-ahead), each with its
-    ``segmenter.prepare`` result or None (``prepared``, in step)."""
+    """Per-call state: frames read but not yet decided by the tracker (bounded by the look-ahead), each with the
+    ``Future`` of its ``segmenter.prepare`` result or None (``prepared``, in step: ``uvosam.prepare_ahead``)."""
 
     pending: deque[np.ndarray] = field(default_factory=deque)
-    prepared: deque[Any] = field(default_factory=deque)
+    prepared: deque[Future | None] = field(default_factory=deque)
     next_index: int = 0
-
-
-PREPARE_DEPTH = 2
-"""Frames ``prepare`` runs ahead of the tracker (which itself runs ``tracker.lookahead`` frames ahead of SAM)."""
-
-
-def _prepared(prepare: Callable[[np.ndarray], Any], frame: Any) -> Any:
-    """``prepare(frame)`` in the background thread; None for what is no RGB uint8 frame, which the models' thread
-    then refuses in order, with ``check_frame``'s message."""
-    is_frame = isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3
-    return prepare(frame) if is_frame and frame.shape[2] == 3 and frame.size else None
 
 
 class UVOSAM:
@@ -288,39 +277,18 @@ class UVOSAM:
 
     def _stream(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
         state = _VideoState()
-        ahead: deque[Any] = deque()
-        for frame, decided in self._pushed(self._read_ahead(frames, ahead)):
-            if frame is not None:
-                state.pending.append(frame)
-                state.prepared.append(ahead.popleft())
-                state.next_index += 1
-            yield from self._segment_decided(state, decided)
+        # SAM on CUDA: each frame's resize starts in a background thread as soon as it is read (prepare_ahead)
+        with FramePreparer(self.segmenter) as preparer:
+            for frame, decided in self._pushed(frames):
+                if frame is not None:
+                    state.pending.append(frame)
+                    state.prepared.append(preparer.submit(frame))
+                    state.next_index += 1
+                yield from self._segment_decided(state, decided)
         if state.pending:
             raise RuntimeError(
                 f"tracker left {len(state.pending)} frame(s) undecided after finish()"
             )
-
-    def _read_ahead(self, frames: Iterable[np.ndarray], ahead: deque[Any]) -> Iterator[np.ndarray]:
-        """``frames``, each one's ``segmenter.prepare`` result appended to ``ahead`` as it is yielded: made in a
-        background thread (``PREPARE_THREAD``) as frames are read where the segmenter asks for it
-        (``prepare_ahead``: SAM on CUDA, where the GPU otherwise waited for the resize), else None."""
-        if not getattr(self.segmenter, "prepare_ahead", False):
-            for frame in frames:
-                ahead.append(None)
-                yield frame
-            return
-        prepare = self.segmenter.prepare
-        pairs = prefetch(
-            ((frame, _prepared(prepare, frame)) for frame in frames),
-            depth=PREPARE_DEPTH,
-            name=PREPARE_THREAD,
-        )
-        try:
-            for frame, ready in pairs:
-                ahead.append(ready)
-                yield frame
-        finally:
-            pairs.close()
 
     def _segment_decided(
         self, state: _VideoState, decided: list[FrameTracks]
@@ -342,10 +310,17 @@ class UVOSAM:
 
     @torch.inference_mode()
     def _segment_group(
-        self, images: list[np.ndarray], group: list[FrameTracks], prepared: list[Any]
+        self, images: list[np.ndarray], group: list[FrameTracks], prepared: list[Future | None]
     ) -> list[FrameResult]:
-        # only a segmenter that prepares ahead is given what it prepared (a plug-in need not take the argument)
-        extra = {"prepared": prepared} if any(p is not None for p in prepared) else {}
+        # only a segmenter that prepares ahead is given what it prepared (a plug-in need not take the argument), and
+        # only for frames with boxes: a frame without one is not encoded, as without preparing ahead
+        extra = {}
+        if any(p is not None for p in prepared):
+            ready = [
+                p.result() if p is not None and len(t) else None
+                for p, t in zip(prepared, group, strict=True)
+            ]
+            extra = {"prepared": ready}
         outputs = list(
             self.segmenter.segment_batch(
                 images,
