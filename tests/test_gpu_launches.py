@@ -18,7 +18,11 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_benchmark("gpu_launches")
+    # the counter uses torch internals (fake tensors, dispatch modes) that a torch other than this project's may lack
+    try:
+        return load_benchmark("gpu_launches")
+    except ImportError as err:
+        pytest.skip(f"the launch counter needs torch internals this torch lacks: {err}")
 
 
 @pytest.fixture(scope="module")

@@ -522,3 +522,84 @@ def test_a_frame_without_boxes_needs_no_prepared_input(tiny_sam_model, video, mo
     monkeypatch.setattr(ahead, "prepare", failing_on(6))
     with pytest.raises(RuntimeError, match="prepare failed on frame 6"):
         list(UVOSAM(ReplayTracker(boxes, lookahead=2), ahead)(video.frames))
+
+
+def test_a_plug_in_that_asks_to_prepare_ahead_is_checked_when_the_pipeline_is_made(
+    tiny_sam_model, video
+):
+    """It failed at its first frame with boxes, after the tracker had worked, with Python's bare TypeError."""
+    real = BoxPromptSegmenter(tiny_sam_model)
+
+    class NoPrepare:
+        config, device, prepare_ahead = real.config, real.device, True
+
+        def segment(self, image, boxes_xyxy):
+            return real.segment(image, boxes_xyxy)
+
+        def segment_batch(self, images, boxes_list, *, scores=None, track_ids=None, prepared=None):
+            return real.segment_batch(images, boxes_list, scores=scores, track_ids=track_ids)
+
+    class NoPreparedArgument(NoPrepare):
+        def prepare(self, image):
+            return real.prepare(image)
+
+        def segment_batch(self, images, boxes_list, *, scores=None, track_ids=None):
+            return real.segment_batch(images, boxes_list, scores=scores, track_ids=track_ids)
+
+    tracker = ReplayTracker(video.boxes_xyxy, lookahead=1)
+    with pytest.raises(TypeError, match="NoPrepare has a true prepare_ahead but no prepare"):
+        UVOSAM(tracker, NoPrepare())
+    with pytest.raises(TypeError, match="NoPreparedArgument.segment_batch takes no prepared="):
+        UVOSAM(tracker, NoPreparedArgument())
+
+
+def test_each_frame_is_handed_to_prepare_before_the_tracker_gets_it(
+    tiny_sam_model, video, monkeypatch
+):
+    """The resize overlaps the tracker's work on the frame itself, not only on the frames after it."""
+    from uvosam.prepare_ahead import FramePreparer
+
+    events: list[str] = []
+    submit = FramePreparer.submit
+
+    def spied_submit(self, frame):
+        events.append("prepare")
+        return submit(self, frame)
+
+    monkeypatch.setattr(FramePreparer, "submit", spied_submit)
+    tracker = ReplayTracker(video.boxes_xyxy, lookahead=0)
+    new_video = tracker.new_video
+
+    def spied_new_video(**size):
+        session = new_video(**size)
+        push = session.push
+
+        def spied_push(frame):
+            events.append("push")
+            return push(frame)
+
+        session.push = spied_push
+        return session
+
+    tracker.new_video = spied_new_video
+    ahead = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(prepare_ahead=True, encoder_batch=3))
+    plain = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(encoder_batch=3))
+    results = list(UVOSAM(tracker, ahead)(video.frames))
+    assert events == ["prepare", "push"] * len(video.frames)
+    expected = list(UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=0), plain)(video.frames))
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got.masks, want.masks)
+
+
+def test_a_run_collected_on_its_own_prepare_thread_shuts_down_without_joining_itself(
+    tiny_sam_model,
+):
+    """Cyclic garbage collection can close an abandoned run on any thread, its prepare thread included: that thread
+    cannot join itself ("cannot join current thread")."""
+    from uvosam.prepare_ahead import FramePreparer
+
+    ahead = BoxPromptSegmenter(tiny_sam_model, SegmenterConfig(prepare_ahead=True))
+    with FramePreparer(ahead) as preparer:
+        preparer.submit(np.zeros((8, 8, 3), np.uint8)).result()
+        inside = preparer._pool.submit(preparer.__exit__, None, None, None)
+        assert inside.result() is None

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ from uvosam.pipeline_args import (
     check_load_args,
     check_masks,
     check_models,
+    check_prepare_ahead,
     check_tracks,
 )
 from uvosam.prepare_ahead import FramePreparer
@@ -127,6 +128,7 @@ class UVOSAM:
         self, tracker: BoxTracker, segmenter: BoxSegmenter, config: PipelineConfig | None = None
     ) -> None:
         check_models(tracker, segmenter)
+        check_prepare_ahead(segmenter)
         self.tracker = tracker
         self.segmenter = segmenter
         self.config = config_or(
@@ -239,15 +241,17 @@ class UVOSAM:
             yield from decided
 
     def _pushed(
-        self, frames: Iterable[np.ndarray]
+        self, frames: Iterable[np.ndarray], before_push: Callable[[np.ndarray], None] | None = None
     ) -> Iterator[tuple[np.ndarray | None, list[FrameTracks]]]:
-        """Each frame (checked: ``check_frame``) with the tracks the tracker decided when it was pushed, then
-        ``(None, those its finish() decided)`` (each checked: ``check_tracks``); the tracker's video starts with the
-        first frame (its size)."""
+        """Each frame (checked: ``check_frame``, then handed to ``before_push``) with the tracks the tracker decided
+        when it was pushed, then ``(None, those its finish() decided)`` (each checked: ``check_tracks``); the
+        tracker's video starts with the first frame (its size)."""
         session = None
         size_hw = None
         for index, frame in enumerate(frames):
             check_frame(frame, index, size_hw)
+            if before_push is not None:
+                before_push(frame)
             if session is None:
                 size_hw = frame.shape[:2]
                 session = self.tracker.new_video(height=size_hw[0], width=size_hw[1])
@@ -277,12 +281,16 @@ class UVOSAM:
 
     def _stream(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
         state = _VideoState()
-        # SAM on CUDA: each frame's resize starts in a background thread as soon as it is read (prepare_ahead)
+        # SAM on CUDA: each frame's resize starts in a background thread as soon as the frame is read, before the
+        # tracker works on it (prepare_ahead)
+        submitted: deque[Future | None] = deque()
         with FramePreparer(self.segmenter) as preparer:
-            for frame, decided in self._pushed(frames):
+            for frame, decided in self._pushed(
+                frames, lambda f: submitted.append(preparer.submit(f))
+            ):
                 if frame is not None:
                     state.pending.append(frame)
-                    state.prepared.append(preparer.submit(frame))
+                    state.prepared.append(submitted.popleft())
                     state.next_index += 1
                 yield from self._segment_decided(state, decided)
         if state.pending:
@@ -313,7 +321,7 @@ class UVOSAM:
         self, images: list[np.ndarray], group: list[FrameTracks], prepared: list[Future | None]
     ) -> list[FrameResult]:
         # only a segmenter that prepares ahead is given what it prepared (a plug-in need not take the argument), and
-        # only for frames with boxes: a frame without one is not encoded, as without preparing ahead
+        # only for frames with tracks: a frame without one is not encoded, so its result is not waited for
         extra = {}
         if any(p is not None for p in prepared):
             ready = [

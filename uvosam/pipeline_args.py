@@ -6,6 +6,7 @@ and what the models give back to the pipeline: each frame's tracks (``check_trac
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable, Sequence
 
@@ -42,6 +43,30 @@ def check_models(tracker: object, segmenter: object) -> None:
                 f"UVOSAM: {name} takes a loaded model; got {model!r}. To load models by name or path, use "
                 "UVOSAM.from_pretrained(tracker=..., sam=...)"
             )
+
+
+def check_prepare_ahead(segmenter: object) -> None:
+    """A segmenter that asks to prepare ahead (a true ``prepare_ahead``) must have ``prepare(image)`` and take
+    ``segment_batch(..., prepared=...)`` (``uvosam.types.BoxSegmenter``): said when the pipeline is made, not at the
+    first frame with boxes after the tracker worked.
+
+    Raises:
+        TypeError: naming the segmenter's class and what it lacks.
+    """
+    if not getattr(segmenter, "prepare_ahead", False):
+        return
+    name = type(segmenter).__name__
+    if not callable(getattr(segmenter, "prepare", None)):
+        raise TypeError(
+            f"{name} has a true prepare_ahead but no prepare(image) method (uvosam.types.BoxSegmenter): add one, or "
+            "make prepare_ahead false"
+        )
+    params = inspect.signature(segmenter.segment_batch).parameters.values()
+    if not any(p.name == "prepared" or p.kind is p.VAR_KEYWORD for p in params):
+        raise TypeError(
+            f"{name}.segment_batch takes no prepared= argument, which a true prepare_ahead needs "
+            "(uvosam.types.BoxSegmenter): add it, or make prepare_ahead false"
+        )
 
 
 def check_tracks(tracker: object, tracks: FrameTracks) -> None:

@@ -1,5 +1,6 @@
 """The box segmenter's CPU work on each frame (``prepare``: SAM's resize to its encoder's input), run in a background
-thread as the models' thread reads the frames, so that it is done by the time the frame's boxes are decided.
+thread from when the models' thread reads a frame, while the tracker works on it and on the frames of its
+look-ahead, so that it is usually done by the time the frame's boxes are decided.
 
 Only the models' thread reads the frames: the background thread gets each frame handed to it, never the frame
 iterator (a thread that iterated the run's frame generator could still be inside it when the run was closed, and
@@ -54,5 +55,7 @@ class FramePreparer:
         traceback: TracebackType | None,
     ) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # an abandoned run in a reference cycle can be collected on its own worker thread, which cannot join itself
+            own = threading.current_thread().name == PREPARE_THREAD
+            self._pool.shutdown(wait=not own, cancel_futures=True)
             self._pool = None
