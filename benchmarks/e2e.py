@@ -64,6 +64,7 @@ from benchmarks._machine import (  # noqa: E402
 from benchmarks._objects import FixedObjects  # noqa: E402
 from benchmarks._release import compare_release, release_lines  # noqa: E402
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS  # noqa: E402
+from uvosam_cli.arguments import non_negative_int, positive_int  # noqa: E402
 
 
 def make_video(path: Path, frames: int, height: int, width: int) -> None:
@@ -479,13 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--detector-batch",
-        type=int,
+        type=positive_int,
         default=None,
         help="frames per detector call (default: the tiny tracker's 3; at real size IDOL's 10 on a GPU, 1 on a CPU)",
     )
     p.add_argument(
         "--objects",
-        type=_non_negative,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="every frame holds N tracked boxes: the tracker still runs on every frame, its random-weight output "
@@ -495,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--release-repeats",
-        type=int,
+        type=positive_int,
         default=3,
         help="alternating timed pairs (ours, release-equivalent) on the SHORT video, after one untimed frame each",
     )
@@ -595,13 +596,6 @@ def objects_text(args: argparse.Namespace) -> str:
             "--objects)"
         )
     return "the random-weight tracker's own boxes (--objects N for N boxes on every frame, a trained tracker's load)"
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more; got {value}")
-    return value
 
 
 def run_lines(n: int, r: dict) -> list[str]:

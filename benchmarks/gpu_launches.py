@@ -51,10 +51,9 @@ from benchmarks._launch_counter import (
     to_fake_cuda,
     triton_stand_in,
 )
+from uvosam.config import SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
 
 aten = torch.ops.aten
-SAM_TYPES = ("vit_b", "vit_l", "vit_h")
-SAM2_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
 
 
 def fake_segmenter(name: str):
@@ -63,7 +62,7 @@ def fake_segmenter(name: str):
     from uvosam.config import SegmenterConfig
 
     config = SegmenterConfig(model_type=name)
-    if name in SAM_TYPES:
+    if name in SAM_MODEL_TYPES:
         from segment_anything import sam_model_registry
 
         from uvosam.segmenter import BoxPromptSegmenter
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--sam", default="vit_h", choices=SAM_TYPES + SAM2_TYPES)
+    p.add_argument("--sam", default="vit_h", choices=SEGMENTER_MODEL_TYPES)
     p.add_argument("--boxes", type=int, default=3, help="boxes per frame for SAM (default 3)")
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--width", type=int, default=854)

@@ -29,9 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._machine import load_text
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
 
-SAM_TYPES = ("vit_b", "vit_l", "vit_h")
-SAM2_TYPES = ("sam2.1_tiny", "sam2.1_small", "sam2.1_base_plus", "sam2.1_large")
 DEFAULT_MODELS = ("vit_b", "sam2.1_tiny", "sam2.1_small")
 
 
@@ -41,7 +40,7 @@ def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, in
     import torch
 
     torch.manual_seed(0)
-    if name in SAM_TYPES:
+    if name in SAM_MODEL_TYPES:
         from segment_anything import sam_model_registry
 
         from uvosam.segmenter import fast_encode, plain_encode
@@ -52,7 +51,7 @@ def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, in
         def fn(x):
             return run(encoder, x)
 
-    elif name in SAM2_TYPES:
+    elif name in SAM2_MODEL_TYPES:
         from uvosam.sam2_segmenter import build_sam2_model, fast_forward, plain_forward
 
         model = build_sam2_model(name).to(device)
@@ -62,7 +61,7 @@ def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, in
             return run(model, x)
 
     else:
-        raise ValueError(f"unknown model {name!r}; expected one of {SAM_TYPES + SAM2_TYPES}")
+        raise ValueError(f"unknown model {name!r}; expected one of {SEGMENTER_MODEL_TYPES}")
 
     def count(m):
         return sum(p.numel() for p in m.parameters())
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=SAM_TYPES + SAM2_TYPES,
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=SEGMENTER_MODEL_TYPES,
                    help="the first is the reference of the 'speed vs first' column")  # fmt: skip
     p.add_argument("--device", default="cpu")
     p.add_argument(

@@ -495,7 +495,8 @@ def test_a_run_closed_during_a_stalled_read_can_close_its_frame_source(
     run = UVOSAM(ReplayTracker(video.boxes_xyxy, lookahead=1), ahead)(frames)
     next(run)
     run.close()
-    frames.close()
+    frames.close()  # raised "generator already executing"
+    assert frames.gi_frame is None  # the source is closed, by the thread that reads it
 
 
 def test_a_frame_without_boxes_needs_no_prepared_input(tiny_sam_model, video, monkeypatch):

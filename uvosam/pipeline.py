@@ -283,14 +283,14 @@ class UVOSAM:
         state = _VideoState()
         # SAM on CUDA: each frame's resize starts in a background thread as soon as the frame is read, before the
         # tracker works on it (prepare_ahead)
-        submitted: deque[Future | None] = deque()
         with FramePreparer(self.segmenter) as preparer:
-            for frame, decided in self._pushed(
-                frames, lambda f: submitted.append(preparer.submit(f))
-            ):
+
+            def submit(frame: np.ndarray) -> None:
+                state.prepared.append(preparer.submit(frame))
+
+            for frame, decided in self._pushed(frames, submit):
                 if frame is not None:
                     state.pending.append(frame)
-                    state.prepared.append(submitted.popleft())
                     state.next_index += 1
                 yield from self._segment_decided(state, decided)
         if state.pending:

@@ -157,9 +157,9 @@ def merge_hints_markdown(masks_zip: str | None, merge: str | None = None) -> str
 
 
 MAX_RECORD_BYTES = 4 << 20
-"""Most bytes Score reads of an export zip's tracks.csv or run.json, as its listing declares them (``zipfile`` reads
-no further): a run's are a few KiB (a row per track; the settings). A zip given to /score may declare 1 GiB of
-spaces in 1 MB."""
+"""Most bytes Score and Re-render read of an export zip's tracks.csv or run.json, as its listing declares them
+(``zipfile`` reads no further): a run's are a few KiB (a row per track; the settings). A zip given to /score may
+declare 1 GiB of spaces in 1 MB."""
 
 
 def _zip_track_boxes(archive: zipfile.ZipFile) -> dict[int, dict[int, list[float]]]:

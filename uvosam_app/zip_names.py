@@ -20,7 +20,7 @@ def written_names(
     becomes ``12_00.png``, ``con.png`` ``con_.png``).
 
     Raises:
-        ValueError: two members that would be one file, one overwriting the other: the same name once written
+        InputError: two members that would be one file, one overwriting the other: the same name once written
             (``a:b.png`` and ``a_b.png``), or names that differ only in case (Windows, macOS: ``A.png`` and
             ``a.png``; compared as NTFS does, a character at a time: ``straße.png`` and ``strasse.png`` are two)
             or in Unicode normalisation (macOS: ``é`` as one character or as ``e`` and an accent). The message

@@ -180,23 +180,44 @@ def check_run_settings(out_dir: str | Path, settings: dict) -> None:
     resumed with any models, and the new record credited these with every sequence). Which code made them:
     ``check_run_code``, for a run that segments a sequence into the folder.
     """
+    _check_settings(out_dir, settings, _read_record(out_dir))
+
+
+def check_run_code(out_dir: str | Path) -> None:
+    """Raise ``InputError`` if ``out_dir`` holds PNGs whose record names other code than ``code_identity()``, or
+    none (a version before the code was recorded), for a run that would segment more into it: the same models give
+    masks that differ in a fraction of a percent of their pixels from one code to another. A run with nothing left
+    to segment only scores the folder: no check."""
+    _check_code(out_dir, _read_record(out_dir))
+
+
+def _read_record(out_dir: str | Path) -> object:
+    """The parsed ``RUN_SETTINGS_FILE`` of ``out_dir``, or None where there is none (read once for both checks)."""
     path = Path(out_dir) / RUN_SETTINGS_FILE
     if not path.is_file():
+        return None
+    return read_json(
+        path,
+        f"it records the settings of the results in {out_dir}: use another --out, or delete {out_dir} to "
+        "start over",
+    )
+
+
+def _check_settings(out_dir: str | Path, settings: dict, record: object) -> None:
+    """``check_run_settings`` on the folder's parsed record (None: no record)."""
+    if record is None:
         if unrecorded := _result_folders(out_dir):
+            path = Path(out_dir) / RUN_SETTINGS_FILE
             raise InputError(
                 f"{out_dir} holds results ({unrecorded}) with no record of the models that made them ({path} is "
                 f"missing: an earlier uvosam, or results from elsewhere); resuming could mix two models in one "
                 f"score. Use another --out, or delete {out_dir} to start over."
             )
         return
-    before = read_json(
-        path,
-        f"it records the settings of the results in {out_dir}: use another --out, or delete {out_dir} to "
-        "start over",
-    )
     # the settings apart from the code that made the results (not in a record of an earlier version)
-    if isinstance(before, dict):
-        before.pop(CODE_KEY, None)
+    before = (
+        {k: v for k, v in record.items() if k != CODE_KEY} if isinstance(record, dict) else record
+    )
     compared = {k: v for k, v in settings.items() if k in before or not k.endswith("_sha256")}
     if before != compared:
         raise InputError(
@@ -205,16 +226,12 @@ def check_run_settings(out_dir: str | Path, settings: dict) -> None:
         )
 
 
-def check_run_code(out_dir: str | Path) -> None:
-    """Raise ``InputError`` if ``out_dir`` holds PNGs whose record names other code than ``code_identity()``, or
-    none (a version before the code was recorded), for a run that would segment more into it: the same models give
-    masks that differ in a fraction of a percent of their pixels from one code to another. A run with nothing left
-    to segment only scores the folder: no check."""
-    path = Path(out_dir) / RUN_SETTINGS_FILE
-    if not path.is_file():
-        return  # no record: check_run_settings refused a folder with results
-    before = read_json(path, f"it records what made the results in {out_dir}")
-    code = before.get(CODE_KEY) if isinstance(before, dict) else None
+def _check_code(out_dir: str | Path, record: object) -> None:
+    """``check_run_code`` on the folder's parsed record (None: no record, which ``_check_settings`` refused for a
+    folder with results)."""
+    if record is None:
+        return
+    code = record.get(CODE_KEY) if isinstance(record, dict) else None
     if code != code_identity() and (results := _result_folders(out_dir)):
         made_by = f"uvosam {code}" if code else "an earlier uvosam, which did not record its code"
         raise InputError(
@@ -260,10 +277,11 @@ def run_davis_selection(
     finished = {seq for seq, frames_dir in zip(names, selection.frame_dirs, strict=True)
                 if sequence_finished(out_dir / seq, frames_dir)}  # fmt: skip
     left = [seq for seq in names if seq not in finished]
+    record = _read_record(out_dir) if settings is not None else None
     if settings is not None:
-        check_run_settings(out_dir, settings)
+        _check_settings(out_dir, settings, record)
     if settings is not None and left:  # with nothing left, the record of what made the folder stays
-        check_run_code(out_dir)
+        _check_code(out_dir, record)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / RUN_SETTINGS_FILE).write_text(
             json.dumps({**settings, CODE_KEY: code_identity()}, sort_keys=True), encoding="utf-8"
