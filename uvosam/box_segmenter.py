@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from uvosam.config import SegmenterConfig
+from uvosam.devices import cuda_has_bf16
 from uvosam.errors import InputError, SetupError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,13 @@ def cpu_has_bf16() -> bool:
         return _cpu_has_bf16_before_torch_2_11()
     capabilities = get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    """``cuda_has_bf16`` on a CUDA device, ``cpu_has_bf16`` on the CPU, False elsewhere (MPS, XPU ...)."""
+    if device.type == "cuda":
+        return cuda_has_bf16(device)
+    return device.type == "cpu" and cpu_has_bf16()
 
 
 def _cpu_has_bf16_before_torch_2_11() -> bool:
@@ -241,10 +249,11 @@ class BoxSegmenterBase:
         return self.device.type == "cuda"
 
     def _fast_by_default(self) -> bool:
-        """``config.fast``, where ``None`` means on where bf16 runs natively: CUDA, or a CPU with ``cpu_has_bf16``."""
+        """``config.fast``, where ``None`` means on where bf16 runs natively (``bf16_is_native``: a CUDA GPU of
+        compute capability 8.0 on, or a CPU with ``cpu_has_bf16``)."""
         if self.config.fast is not None:
             return self.config.fast
-        return self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_bf16())
+        return bf16_is_native(self.device)
 
     def _init_compile(self) -> None:
         self._compiled: Callable | None = None

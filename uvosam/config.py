@@ -148,7 +148,8 @@ class SegmenterConfig:
         overlap: ``"score"``: where masks overlap, the pixel goes to the track with the higher tracker score
             (ties: lower track id); ``"none"``: masks are returned as SAM gives them (may overlap).
         fast: run the image encoder in bf16 with ``scaled_dot_product_attention`` (SAM 2.1's encoder uses it
-            anyway); ``None`` = on where bf16 runs natively: CUDA, or a CPU with AVX512-BF16 or AMX
+            anyway); ``None`` = on where bf16 runs natively: a CUDA GPU of compute capability 8.0 on
+            (not a T4 or V100: ``uvosam.devices.cuda_has_bf16``), or a CPU with AVX512-BF16 or AMX
             (``uvosam.box_segmenter.cpu_has_bf16``); ``False`` = the model's own float32 forward, as the release.
         encoder_batch: frames per image-encoder call.
         decoder_batch: boxes per mask-decoder call. All boxes of a frame share its one image embedding; the decoder

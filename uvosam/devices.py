@@ -94,3 +94,10 @@ def _why_no_tensor(device: torch.device) -> str | None:
             reason = reason[: reason.index(". ") + 1]
         return f"torch cannot use it here ({type(err).__name__}: {reason})"
     return None
+
+
+def cuda_has_bf16(device: torch.device | str | int | None = None) -> bool:
+    """Whether this CUDA GPU computes bfloat16 natively: compute capability 8.0 on (A100, A10G, L4, L40S, H100/H200).
+    Turing and Volta (T4, V100; 7.x) run bf16 without tensor cores, slower than float32, although torch's
+    ``is_bf16_supported()`` says True there (it counts emulation)."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)

@@ -19,6 +19,7 @@ import torch
 
 from uvosam import box_segmenter, hub, weight_table
 from uvosam.code_identity import PACKAGE_DIR, code_identity
+from uvosam.devices import cuda_has_bf16
 from uvosam.tracker.msda import backend_status
 
 
@@ -45,11 +46,12 @@ def package_versions() -> dict[str, str]:
 
 
 def device_summary() -> str:
-    """``cuda: <name> (<memory> GiB)`` or ``cpu (<threads> threads, bf16 native|emulated)``: on a CPU with native
-    bf16 the SAM image encoders' fast path is on by default."""
+    """``cuda: <name> (<memory> GiB, bf16 native|emulated)`` or ``cpu (<threads> threads, bf16 native|emulated)``:
+    where bf16 is native the SAM image encoders' fast path is on by default."""
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        return f"cuda: {props.name} ({props.total_memory / 2**30:.0f} GiB)"
+        bf16 = "native" if cuda_has_bf16(0) else "emulated"
+        return f"cuda: {props.name} ({props.total_memory / 2**30:.0f} GiB, bf16 {bf16})"
     bf16 = "native" if box_segmenter.cpu_has_bf16() else "emulated"
     return f"cpu ({torch.get_num_threads()} threads, bf16 {bf16})"
 

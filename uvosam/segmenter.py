@@ -17,9 +17,9 @@ release, all deliberate:
 * Overlapping masks are made disjoint (``resolve_overlaps``) unless ``SegmenterConfig.overlap ==
   "none"``.
 
-Fast path (``SegmenterConfig.fast``; ``None`` = on where bf16 runs natively: CUDA, or a CPU with
-AVX512-BF16 or AMX, ``uvosam.box_segmenter.cpu_has_bf16``): the image encoder runs under bf16
-autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``; the model
+Fast path (``SegmenterConfig.fast``; ``None`` = on where bf16 runs natively: a CUDA GPU of compute
+capability 8.0 on, or a CPU with AVX512-BF16 or AMX, ``uvosam.box_segmenter.bf16_is_native``): the image
+encoder runs under bf16 autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``; the model
 itself is untouched). Tolerances, tested on the tiny random SAM: the SDPA attention equals SAM's
 attention in float32 to 1e-5 and the whole encoder to 1e-4 (max abs). The bf16 masks are not
 bit-equal to float32's: per mask at most 0.5% of the frame's pixels differ, so a mask of at least

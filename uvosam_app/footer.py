@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from uvosam import box_segmenter, weight_checksums, weight_table
+from uvosam.devices import cuda_has_bf16
 from uvosam.environment import package_versions
 from uvosam_app.gpu import zero_gpu
 from uvosam_app.models import (
@@ -86,7 +87,9 @@ def versions() -> dict[str, str]:
 
 def device_text(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device).index or 0)})"
+        index = torch.device(device).index or 0
+        bf16 = "" if cuda_has_bf16(index) else ", no native bf16"
+        return f"{device} ({torch.cuda.get_device_name(index)}{bf16})"
     if device == "cpu" and box_segmenter.cpu_has_bf16():
         return "cpu (native bf16)"
     return device + (" (ZeroGPU)" if zero_gpu() else "")

@@ -137,8 +137,9 @@ class AppSettings:
             never on a public Space, where it would let users reach the host's own network
             [UVOSAM_URL_ALLOW_PRIVATE, 1 or 0].
         url_timeout_s: longest a link's download may take, in seconds.
-        sam_precision: the mask model's image encoder: ``auto`` (bf16 on a GPU and on a CPU that computes bf16
-            natively, else float32), ``bf16`` or ``fp32`` (the model's own forward) [UVOSAM_SAM_PRECISION].
+        sam_precision: the mask model's image encoder: ``auto`` (bf16 on a GPU or CPU that computes bf16 natively:
+            compute capability 8.0 on, AVX512-BF16 or AMX; else float32), ``bf16`` or ``fp32`` (the model's own
+            forward) [UVOSAM_SAM_PRECISION].
         preload: more tracker presets and mask models to load at start, each with the other default model
             [UVOSAM_PRELOAD, comma-separated, e.g. ``vit_h,sam2.1_tiny,idol-ovis-r50``].
         start_models_only: offer only the models loaded at start (the defaults and ``preload``); set on ZeroGPU,

@@ -104,7 +104,8 @@ def add_sam_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sam-precision", choices=tuple(SAM_PRECISIONS), default="auto",
                    help="the image encoder: bf16 (SAM: with scaled_dot_product_attention; masks within IoU 0.99 "
                         "of fp32 in the tests) or fp32 (the model's own forward, as the release); auto (default): "
-                        "bf16 on CUDA and on CPUs that compute bf16 natively (AVX512-BF16, AMX), "
+                        "bf16 on GPUs and CPUs that compute bf16 natively (compute capability 8.0 on: not a T4 or "
+                        "V100; AVX512-BF16, AMX), "
                         "else fp32")  # fmt: skip
 
 

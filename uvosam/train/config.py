@@ -59,8 +59,8 @@ class TrainConfig:
         reid_aux_weight: weight of the auxiliary cosine re-id loss (1.5 x reid_weight).
         focal_alpha: focal-loss alpha.
         focal_gamma: focal-loss gamma.
-        amp: ``auto`` (bf16 on CUDA if supported, else fp16; off on CPU), ``bf16``, ``fp16``,
-            ``off``.
+        amp: ``auto`` (bf16 on a GPU that computes it natively, compute capability 8.0 on, else fp16; off on CPU),
+            ``bf16``, ``fp16``, ``off``.
         num_workers: data-loading worker processes per training process.
         seed: seeds the clip stream, augmentations and re-id negative sampling.
         init: starting weights: a ``uvosam.weight_table`` weight name, a file path, or ``"none"``.

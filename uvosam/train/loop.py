@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from uvosam.atomic_files import replacing
+from uvosam.devices import cuda_has_bf16
 from uvosam.progress import progress_bar
 from uvosam.tracker.checkpoint import load_idol_checkpoint
 from uvosam.tracker.detector import IDOLDetector
@@ -102,7 +103,7 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" or mode == "off":
         return None
     if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_bf16(device) else torch.float16
     return torch.bfloat16 if mode == "bf16" else torch.float16
 
 

@@ -1,0 +1,85 @@
+"""Where bf16 counts as native: GPUs of compute capability 8.0 on (not a T4 or V100, where torch's
+``is_bf16_supported()`` is True by emulation), CPUs with AVX512-BF16/AMX. SAM's fast path, training's ``amp="auto"``,
+``uvosam info`` and the app's footer follow it."""
+
+import pytest
+import torch
+from script_helpers import load_benchmark
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from uvosam import box_segmenter, devices, environment
+from uvosam.box_segmenter import bf16_is_native
+from uvosam.config import SegmenterConfig
+from uvosam.segmenter import BoxPromptSegmenter
+from uvosam.testing import tiny_sam
+from uvosam.train.loop import amp_dtype
+from uvosam_app import footer
+
+T4, V100, A10G, A100, H100 = (7, 5), (7, 0), (8, 6), (8, 0), (9, 0)
+
+
+@pytest.fixture
+def capability(monkeypatch):
+    """Set the compute capability torch reports for every CUDA device."""
+
+    def set_capability(value: tuple[int, int]) -> None:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: value)
+
+    return set_capability
+
+
+@pytest.mark.parametrize(
+    ("cc", "native"), [(T4, False), (V100, False), (A100, True), (A10G, True), (H100, True)]
+)
+def test_cuda_bf16_is_native_from_compute_capability_8_0(capability, cc, native):
+    capability(cc)
+    assert devices.cuda_has_bf16() is native
+    assert bf16_is_native(torch.device("cuda", 0)) is native
+
+
+@pytest.mark.parametrize("cpu_native", [False, True])
+def test_other_devices(monkeypatch, capability, cpu_native):
+    capability(H100)
+    monkeypatch.setattr(box_segmenter, "cpu_has_bf16", lambda: cpu_native)
+    assert bf16_is_native(torch.device("cpu")) is cpu_native
+    assert bf16_is_native(torch.device("mps")) is False
+
+
+def _fake_cuda_segmenter(config: SegmenterConfig) -> BoxPromptSegmenter:
+    """A tiny SAM on a fake CUDA device (no GPU needed: no data is computed, only devices and shapes)."""
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        return BoxPromptSegmenter(load_benchmark("gpu_launches").to_fake_cuda(tiny_sam()), config)
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+@pytest.mark.parametrize(("cc", "fast"), [(T4, False), (V100, False), (A10G, True), (H100, True)])
+def test_sams_fast_path_defaults_on_only_where_the_gpu_computes_bf16(capability, cc, fast):
+    capability(cc)
+    segmenter = _fake_cuda_segmenter(SegmenterConfig())
+    assert segmenter.device.type == "cuda" and segmenter.fast is fast
+    assert _fake_cuda_segmenter(SegmenterConfig(fast=True)).fast is True  # an explicit choice wins
+
+
+@pytest.mark.parametrize(("cc", "dtype"), [(T4, torch.float16), (A100, torch.bfloat16)])
+def test_training_amp_auto_takes_fp16_where_bf16_is_emulated(capability, cc, dtype):
+    capability(cc)
+    assert amp_dtype("auto", torch.device("cuda", 0)) == dtype
+    assert amp_dtype("bf16", torch.device("cuda", 0)) == torch.bfloat16  # asked for: kept
+    assert amp_dtype("auto", torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize(("cc", "word"), [(T4, "emulated"), (H100, "native")])
+def test_info_and_footer_say_whether_the_gpu_computes_bf16(monkeypatch, capability, cc, word):
+    capability(cc)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+    class Props:
+        name, total_memory = "Some GPU", 16 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Props)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "Some GPU")
+    assert environment.device_summary() == f"cuda: Some GPU (16 GiB, bf16 {word})"
+    shown = footer.device_text("cuda")
+    assert shown.startswith("cuda (Some GPU") and ("no native bf16" in shown) is (
+        word == "emulated"
+    )
