@@ -114,13 +114,15 @@ def _upload_and_normalize(
     frames: Sequence[np.ndarray], cfg: DetectorConfig, hp: int, wp: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``pad_and_normalize`` off the CPU: one host buffer ``[mean, std | frames (T, Hp, Wp, 3)
-    uint8 | pad mask (T, Hp, Wp)]``, pinned for CUDA, copied up with ``non_blocking=True``.
+    uint8 | pad mask (T, Hp, Wp)]`` in one copy; for CUDA pinned and copied with
+    ``non_blocking=True``.
 
-    The buffer comes from PyTorch's caching host allocator, which records the copy on the
+    The pinned buffer comes from PyTorch's caching host allocator, which records the copy on the
     current stream: dropping it here cannot let the memory be reused before the copy is done.
     """
+    cuda = device.type == "cuda"
     n = len(frames) * hp * wp
-    host = torch.empty(_CONSTANTS + 4 * n, dtype=torch.uint8, pin_memory=device.type == "cuda")
+    host = torch.empty(_CONSTANTS + 4 * n, dtype=torch.uint8, pin_memory=cuda)
     buf = host.numpy()
     buf[:24].view(np.float32)[:] = (*cfg.pixel_mean, *cfg.pixel_std)
     pixels = buf[_CONSTANTS : _CONSTANTS + 3 * n].reshape(len(frames), hp, wp, 3)
@@ -130,7 +132,7 @@ def _upload_and_normalize(
         h, w = frame.shape[:2]
         pixels[i, :h, :w] = frame
         padding[i, :h, :w] = 0
-    up = host.to(device, non_blocking=True)
+    up = host.to(device, non_blocking=cuda)
     constants = up[:24].view(torch.float32)
     mean, std = constants[:3].view(3, 1, 1), constants[3:].view(3, 1, 1)
     x = up[_CONSTANTS : _CONSTANTS + 3 * n].view(len(frames), hp, wp, 3).permute(0, 3, 1, 2)
