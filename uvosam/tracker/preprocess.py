@@ -60,10 +60,10 @@ def pad_and_normalize(
     """Normalise already-resized frames and batch them with zero padding.
 
     On the CPU each frame is normalised straight into its place in the batch. On another device
-    (CUDA) the batch goes up in one non-blocking copy from one host buffer (pinned for CUDA)
-    that holds the normalisation constants, the frames as uint8 and the pad mask, and is
-    normalised there in three launches: no copy waits for the work already queued on the device.
-    Both give the same values, bit for bit.
+    the batch goes up in one copy of one host buffer that holds the normalisation constants, the
+    frames as uint8 and the pad mask, and is normalised there in three launches; on CUDA the
+    buffer is pinned and the copy non-blocking, so it does not wait for the work already queued
+    on the device. Both give the same values, bit for bit.
 
     Args:
         frames: T (H_t, W_t, 3) uint8 RGB arrays (any sizes; the batch is padded to the largest).
