@@ -108,6 +108,7 @@ class LaunchCounter(TorchDispatchMode):
         self.known: WeakTensorKeyDictionary = (
             WeakTensorKeyDictionary()
         )  # fake -> real values uploaded
+        self.pinned: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # host tensors made pinned
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -115,8 +116,7 @@ class LaunchCounter(TorchDispatchMode):
         leaves = pytree.tree_leaves((args, kwargs))
         to_cuda = any(isinstance(a, torch.device) and a.type == "cuda" for a in leaves)
         if self.real_host and not to_cuda and not any(isinstance(t, FakeTensor) for t in tensors):
-            with unset_fake_temporarily():
-                return func(*args, **kwargs)
+            return self._run_on_host(func, args, kwargs)
         self.record.ops += 1
         stage, site = _stage_and_site()
         first, _ = self.record.spans.get(stage, (self.record.ops, 0))
@@ -129,6 +129,15 @@ class LaunchCounter(TorchDispatchMode):
         if self._launches(func, tensors, out):
             self.record.launches[stage] += 1
             self.record.launch_sites[(stage, site)] += 1
+        return out
+
+    def _run_on_host(self, func, args, kwargs):
+        """A host op for real; a pinned allocation (no GPU here) is made in ordinary memory and remembered."""
+        pinned = kwargs.get("pin_memory") is True
+        with unset_fake_temporarily():
+            out = func(*args, **{**kwargs, "pin_memory": False} if pinned else kwargs)
+        if pinned:
+            self.pinned[out] = True
         return out
 
     def _event(self, kind: str, stage: str, what: str, site: str) -> None:
@@ -152,7 +161,8 @@ class LaunchCounter(TorchDispatchMode):
                 self._event("d2h", stage, f"copy {shape}", site)
                 return (self._read_back(src, dtype),)
             if not isinstance(src, FakeTensor) and dst.type == "cuda":
-                self._event("h2d", stage, f"copy {shape} non_blocking={nb}", site)
+                pinned = src in self.pinned or (src._base is not None and src._base in self.pinned)
+                self._event("h2d", stage, f"copy {shape} non_blocking={nb} pinned={pinned}", site)
         if func is aten.copy_.default and args[0].device.type != args[1].device.type:
             kind = "h2d" if args[0].device.type == "cuda" else "d2h"
             self._event(kind, stage, f"copy_ {tuple(args[1].shape)}", site)

@@ -8,8 +8,8 @@ counts:
 * launches: ops that write a tensor (a new one or in place), i.e. that launch at least one kernel; views, metadata
   reads, ``empty`` and ops that return an input unchanged (``.contiguous()`` of a contiguous tensor, ``.to()`` of
   the same dtype) are left out. A composite op (``linear``, ``layer_norm``, ``einsum``) counts once: an estimate;
-* H2D: host-to-device copies (``non_blocking`` noted; a copy from ordinary memory waits for the queued work), also
-  the implicit one of an op that takes a CPU tensor of 1+ dims next to CUDA ones;
+* H2D: host-to-device copies (``non_blocking`` and a pinned source noted; a copy from ordinary memory waits for the
+  queued work), also the implicit one of an op that takes a CPU tensor of 1+ dims next to CUDA ones;
 * D2H: device-to-host copies and ``item()`` / ``tolist()`` / ``bool()`` reads: each waits for the GPU (a sync);
 * data-dependent shapes: ``nonzero``, boolean-mask indexing, ``unique``, ... (the host waits for the size).
 

@@ -73,3 +73,11 @@ def test_the_detector_forward_never_waits_for_the_gpu(bench):
     reads = [e for e in second.events if e.kind == "d2h"]
     assert len(reads) == 3 and {e.stage for e in reads} == {"idol postprocess"}
     assert min(e.index for e in reads) > second.spans["idol forward"][1]
+    # the batch goes up in one copy that does not wait for the GPU (non-blocking, from pinned memory), constants
+    # and pad mask included, and is normalised in 3 launches; a single micro-batch's outputs are not copied
+    uploads = [e for e in second.events if e.kind == "h2d"]
+    assert [(e.stage, e.what.split(" ", 2)[2]) for e in uploads] == [
+        ("idol preprocess", "uint8 non_blocking=True pinned=True")
+    ]
+    assert second.launches["idol preprocess"] <= 3
+    assert second.launches["idol outputs"] == 0

@@ -224,6 +224,13 @@ class IDOLDetector(nn.Module):
                 chunks.append(self(images, pad_mask))
         if not chunks:
             return self._empty_output()
+        if len(chunks) == 1:  # a single micro-batch (the streaming session's): no copy by torch.cat
+            c = chunks[0]
+            return DetectorOutput(
+                logits=c.logits.float(),
+                boxes_cxcywh_norm=c.boxes_cxcywh_norm.float(),
+                embeddings=c.embeddings.float(),
+            )
         return DetectorOutput(
             logits=torch.cat([c.logits for c in chunks]).float(),
             boxes_cxcywh_norm=torch.cat([c.boxes_cxcywh_norm for c in chunks]).float(),

@@ -2,7 +2,8 @@
 (spec §1.3): ``ResizeShortestEdge(min_size_test, max_size_test)`` with PIL bilinear on uint8 (none for
 ``min_size_test`` 0),
 per-frame normalisation with the RGB mean/std, zero padding (after normalisation) at the
-bottom/right to a multiple of ``size_divisibility``.
+bottom/right to a multiple of ``size_divisibility``. On CUDA a batch goes up in one non-blocking copy
+from pinned memory (``pad_and_normalize``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def pad_and_normalize(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalise already-resized frames and batch them with zero padding.
 
+    On the CPU each frame is normalised straight into its place in the batch. On another device
+    the batch goes up in one copy of one host buffer that holds the normalisation constants, the
+    frames as uint8 and the pad mask, and is normalised there in three launches; on CUDA the
+    buffer is pinned and the copy non-blocking, so it does not wait for the work already queued
+    on the device. Both give the same values, bit for bit.
+
     Args:
         frames: T (H_t, W_t, 3) uint8 RGB arrays (any sizes; the batch is padded to the largest).
         cfg: supplies ``pixel_mean``, ``pixel_std``, ``size_divisibility``.
@@ -66,24 +73,72 @@ def pad_and_normalize(
     Returns:
         images (T, 3, Hp, Wp) float32 = (x - mean) / std, 0 in the padding; pad_mask (T, Hp, Wp)
         bool, True on padding. Hp, Wp are the largest H_t, W_t rounded up to ``size_divisibility``.
+        Off the CPU, pad_mask is a view of the uploaded buffer.
     """
     if not frames:
         raise ValueError("pad_and_normalize needs at least one frame")
     div = cfg.size_divisibility
     hp = -(-max(f.shape[0] for f in frames) // div) * div
     wp = -(-max(f.shape[1] for f in frames) // div) * div
-    mean = torch.tensor(cfg.pixel_mean, dtype=torch.float32, device=device).view(3, 1, 1)
-    std = torch.tensor(cfg.pixel_std, dtype=torch.float32, device=device).view(3, 1, 1)
-    images = torch.zeros(len(frames), 3, hp, wp, dtype=torch.float32, device=device)
-    pad_mask = torch.ones(len(frames), hp, wp, dtype=torch.bool, device=device)
+    device = torch.device(device)
+    if device.type == "cpu":
+        return _normalize_in_place(frames, cfg, hp, wp)
+    return _upload_and_normalize(frames, cfg, hp, wp, device)
+
+
+def _normalize_in_place(
+    frames: Sequence[np.ndarray], cfg: DetectorConfig, hp: int, wp: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pad_and_normalize`` on the CPU: each frame's (x - mean) / std written into its slice of
+    the batch (no float copy of the frame), then its padding zeroed."""
+    mean = torch.tensor(cfg.pixel_mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(cfg.pixel_std, dtype=torch.float32).view(3, 1, 1)
+    images = torch.empty(len(frames), 3, hp, wp, dtype=torch.float32)
+    pad_mask = torch.ones(len(frames), hp, wp, dtype=torch.bool)
     for i, frame in enumerate(frames):
         h, w = frame.shape[:2]
-        x = (
-            torch.from_numpy(np.require(frame, requirements=["C", "W"]))
-            .to(device)
-            .permute(2, 0, 1)
-            .float()
-        )
-        images[i, :, :h, :w] = (x - mean) / std
+        x = torch.from_numpy(np.require(frame, requirements=["C", "W"])).permute(2, 0, 1)
+        out = images[i, :, :h, :w]
+        torch.sub(x, mean, out=out)  # uint8 - float32: computed in float32, as x.float() - mean
+        out.div_(std)
+        images[i, :, h:] = 0
+        images[i, :, :h, w:] = 0
         pad_mask[i, :h, :w] = False
+    return images, pad_mask
+
+
+_CONSTANTS = 32  # bytes at the start of the upload: mean and std as 6 float32, then 8 unused
+
+
+def _upload_and_normalize(
+    frames: Sequence[np.ndarray], cfg: DetectorConfig, hp: int, wp: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pad_and_normalize`` off the CPU: one host buffer ``[mean, std | frames (T, Hp, Wp, 3)
+    uint8 | pad mask (T, Hp, Wp)]`` in one copy; for CUDA pinned and copied with
+    ``non_blocking=True``.
+
+    The pinned buffer comes from PyTorch's caching host allocator, which records the copy on the
+    current stream: dropping it here cannot let the memory be reused before the copy is done.
+    """
+    cuda = device.type == "cuda"
+    n = len(frames) * hp * wp
+    host = torch.empty(_CONSTANTS + 4 * n, dtype=torch.uint8, pin_memory=cuda)
+    buf = host.numpy()
+    buf[:24].view(np.float32)[:] = (*cfg.pixel_mean, *cfg.pixel_std)
+    pixels = buf[_CONSTANTS : _CONSTANTS + 3 * n].reshape(len(frames), hp, wp, 3)
+    padding = buf[_CONSTANTS + 3 * n :].reshape(len(frames), hp, wp)
+    padding.fill(1)  # the pixels under it are left as they are: zeroed after normalising
+    for i, frame in enumerate(frames):
+        h, w = frame.shape[:2]
+        pixels[i, :h, :w] = frame
+        padding[i, :h, :w] = 0
+    up = host.to(device, non_blocking=cuda)
+    constants = up[:24].view(torch.float32)
+    mean, std = constants[:3].view(3, 1, 1), constants[3:].view(3, 1, 1)
+    x = up[_CONSTANTS : _CONSTANTS + 3 * n].view(len(frames), hp, wp, 3).permute(0, 3, 1, 2)
+    pad_mask = up[_CONSTANTS + 3 * n :].view(len(frames), hp, wp).view(torch.bool)
+    images = torch.empty(len(frames), 3, hp, wp, dtype=torch.float32, device=device)
+    torch.sub(x, mean, out=images)  # contiguous (T, 3, Hp, Wp), as on the CPU
+    images.div_(std)
+    images.masked_fill_(pad_mask.unsqueeze(1), 0.0)
     return images, pad_mask
