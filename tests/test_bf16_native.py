@@ -83,3 +83,63 @@ def test_info_and_footer_say_whether_the_gpu_computes_bf16(monkeypatch, capabili
     assert shown.startswith("cuda (Some GPU") and ("no native bf16" in shown) is (
         word == "emulated"
     )
+
+
+@pytest.mark.parametrize(
+    ("cc", "precision", "effect"),
+    [
+        (T4, "bf16", "runs emulated"),
+        (V100, "tf32", "does not exist"),
+        (H100, "bf16", None),
+        (T4, "fp32", None),
+    ],
+)
+def test_a_precision_the_gpu_lacks_is_named(capability, cc, precision, effect):
+    capability(cc)
+    note = devices.slow_precision_note("the tracker", precision, torch.device("cuda", 0))
+    if effect is None:
+        assert note is None
+    else:
+        assert (
+            f"the tracker: {precision} asked for on a GPU of compute capability {cc[0]}.{cc[1]}"
+            in note
+        )
+        assert effect in note and "Use fp32" in note
+    assert devices.slow_precision_note("the tracker", precision, torch.device("cpu")) is None
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+@pytest.mark.parametrize(("cc", "warned"), [(T4, True), (A10G, False)])
+def test_bf16_asked_for_on_a_gpu_without_it_is_logged(capability, caplog, cc, warned):
+    capability(cc)
+    with caplog.at_level("WARNING", logger="uvosam.box_segmenter"):
+        assert (
+            _fake_cuda_segmenter(SegmenterConfig(fast=True)).fast is True
+        )  # still done: it was asked for
+        _fake_cuda_segmenter(SegmenterConfig())  # the default asks for nothing
+    notes = [r.getMessage() for r in caplog.records]
+    expected = (
+        "SAM's encoder: bf16 asked for on a GPU of compute capability 7.5 (8.0 or later has bf16 tensor cores): it "
+        "runs emulated, slower than fp32. Use fp32 on this GPU."
+    )
+    assert notes == ([expected] if warned else [])
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+@pytest.mark.parametrize(("precision", "warned"), [("tf32", True), ("fp32", False)])
+def test_load_tracker_logs_a_precision_the_gpu_lacks(
+    monkeypatch, capability, caplog, precision, warned
+):
+    from uvosam.testing import tiny_idol_tracker
+    from uvosam.tracker import loading
+
+    capability(T4)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        detector = load_benchmark("gpu_launches").to_fake_cuda(
+            tiny_idol_tracker(precision=precision).detector
+        )
+    monkeypatch.setattr(loading.hub, "resolve", lambda weights, **kw: weights)
+    monkeypatch.setattr(loading, "load_idol_detector", lambda path, cfg, **kw: detector)
+    with caplog.at_level("WARNING", logger="uvosam.tracker.loading"):
+        loading.load_tracker("idol.pth", device="cuda")
+    assert any("the tracker: tf32 asked for" in r.getMessage() for r in caplog.records) is warned

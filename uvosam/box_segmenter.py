@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from uvosam.config import SegmenterConfig
-from uvosam.devices import cuda_has_bf16
+from uvosam.devices import cuda_has_bf16, slow_precision_note
 from uvosam.errors import InputError, SetupError
 
 logger = logging.getLogger(__name__)
@@ -252,6 +252,10 @@ class BoxSegmenterBase:
         """``config.fast``, where ``None`` means on where bf16 runs natively (``bf16_is_native``: a CUDA GPU of
         compute capability 8.0 on, or a CPU with ``cpu_has_bf16``)."""
         if self.config.fast is not None:
+            if self.config.fast and (
+                note := slow_precision_note(f"{self.family}'s encoder", "bf16", self.device)
+            ):
+                logger.warning(note)
             return self.config.fast
         return bf16_is_native(self.device)
 

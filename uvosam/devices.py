@@ -101,3 +101,21 @@ def cuda_has_bf16(device: torch.device | str | int | None = None) -> bool:
     Turing and Volta (T4, V100; 7.x) run bf16 without tensor cores, slower than float32, although torch's
     ``is_bf16_supported()`` says True there (it counts emulation)."""
     return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def slow_precision_note(what: str, precision: str, device: torch.device) -> str | None:
+    """Why ``precision`` (``bf16`` or ``tf32``) asked for ``what`` on ``device`` gains nothing there, or None: a
+    CUDA GPU below compute capability 8.0 (T4, V100) has no bf16 or TF32 tensor cores; bf16 runs emulated, slower
+    than float32, and TF32 does not exist (float32 is computed)."""
+    if precision not in ("bf16", "tf32") or device.type != "cuda" or cuda_has_bf16(device):
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    effect = (
+        "runs emulated, slower than fp32"
+        if precision == "bf16"
+        else "does not exist there (fp32 is computed)"
+    )
+    return (
+        f"{what}: {precision} asked for on a GPU of compute capability {major}.{minor} (8.0 or later has {precision} "
+        f"tensor cores): it {effect}. Use fp32 on this GPU."
+    )

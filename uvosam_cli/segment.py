@@ -76,8 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="fp32",
         choices=("fp32", "tf32", "bf16"),
         help="tracker compute precision (default: fp32, which matches the release; the SAM / SAM 2.1 "
-        "image encoder: --sam-precision). tf32 (CUDA) and bf16 are faster but not exact: the tracks "
-        "can differ from fp32's (on a CPU with AVX512-BF16, bf16 ran the R50 detector 1.8x faster)",
+        "image encoder: --sam-precision). tf32 and bf16 are faster on GPUs of compute capability 8.0 on (not a T4 or "
+        "V100, where they gain nothing) but not exact: the tracks can differ from fp32's (on a CPU with AVX512-BF16, "
+        "bf16 ran the R50 detector 1.8x faster)",
     )
     p.add_argument(
         "--compile",

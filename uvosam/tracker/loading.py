@@ -10,6 +10,7 @@ import torch
 
 from uvosam import hub, weight_table
 from uvosam.classes import PRESET_DATASETS, class_names_for, dataset_class_names
+from uvosam.devices import slow_precision_note
 from uvosam.tracker.association_config import AssociationConfig, InferenceConfig
 from uvosam.tracker.checkpoint import infer_num_classes, load_idol_detector, read_state_dict
 from uvosam.tracker.config import DetectorConfig
@@ -55,6 +56,11 @@ def load_tracker(
     detector = load_idol_detector(
         hub.resolve(weights, role="tracker"), detector_cfg, device=device, precision=precision
     )
+    note = slow_precision_note(
+        "the tracker", detector.cfg.precision, next(detector.parameters()).device
+    )
+    if note:
+        logger.warning(note)
     num_classes = detector.cfg.num_classes
     logger.info("IDOL tracker: %d class(es), device %s", num_classes, device)
     return IDOLTracker(
