@@ -333,3 +333,40 @@ def test_on_a_zerogpu_whose_factor_is_1_5_the_page_states_the_multiplied_time_an
         assert app_gpu.quota_seconds_for(fit, sam) <= 600, sam
         assert app_gpu.gpu_seconds_for(10**6, sam) == 400, sam
         assert app_gpu.quota_seconds_for(10**6, sam) == 600, sam
+
+
+@pytest.mark.parametrize(
+    ("cuda", "cc", "shown"),
+    [
+        (True, (12, 0), "cuda (ZeroGPU: NVIDIA RTX PRO 6000 Blackwell Server Edition)"),
+        (
+            True,
+            (7, 5),
+            "cuda (ZeroGPU: NVIDIA RTX PRO 6000 Blackwell Server Edition, no native bf16)",
+        ),
+        (False, (12, 0), "cuda (ZeroGPU)"),
+    ],
+)
+def test_on_zerogpu_the_footer_says_zerogpu_although_spaces_makes_cuda_available(
+    monkeypatch, cuda, cc, shown
+):
+    """On a ZeroGPU Space `spaces` makes torch.cuda.is_available() True and supplies the GPU's name and compute
+    capability (spaces/zero/torch/patching.py), so the footer's CUDA branch always won and " (ZeroGPU)" never
+    showed. Now ZeroGPU is checked first; the name and the bf16 note are kept where CUDA answers."""
+    import torch
+
+    from uvosam_app import footer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cc)
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_name",
+        lambda index=None: "NVIDIA RTX PRO 6000 Blackwell Server Edition",
+    )
+    monkeypatch.setattr(footer, "zero_gpu", lambda: True)
+    assert footer.device_text("cuda") == shown
+    monkeypatch.setattr(footer, "zero_gpu", lambda: False)
+    assert footer.device_text("cuda") == (
+        shown.replace("ZeroGPU: ", "") if cuda else "cuda"
+    )  # elsewhere as before
