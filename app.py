@@ -31,6 +31,7 @@ import gradio as gr
 from gradio.events import Dependency
 from gradio.route_utils import delete_files_created_by_app
 
+from uvosam.cpu_quota import limit_threads
 from uvosam_app import server_log
 from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
@@ -338,6 +339,7 @@ def read_settings() -> AppSettings:
 def main() -> None:
     settings = read_settings()  # before any model loads
     server_log.set_up(settings.log_level)  # its level is a setting
+    limit_threads()  # torch's threads within the container's CPU quota (a Space on CPU basic: 2 CPUs)
     # a fresh folder of this process in UVOSAM_WORK_DIR (or the temp folder), removed at exit; those that earlier
     # processes left there are removed first
     work_root = process_dir(settings.work_root or Path(tempfile.gettempdir()))

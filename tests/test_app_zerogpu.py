@@ -268,3 +268,105 @@ def test_on_zerogpu_a_run_covers_only_the_frames_its_gpu_time_allows(
     assert last[0].startswith("done: 4 frames, ") and "ZeroGPU" not in last[0], last[
         0
     ]  # all it asked for
+
+
+def _spaces_config(get_config):
+    """A stand-in for the `spaces` package as far as ``duration_factor`` reads it (``spaces.zero.config``)."""
+    import types
+
+    config = types.SimpleNamespace(get_config=get_config)
+    return types.SimpleNamespace(zero=types.SimpleNamespace(config=config))
+
+
+def test_the_duration_factor_comes_from_spaces_config_and_is_1_wherever_it_cannot_be_read(
+    monkeypatch,
+):
+    """``spaces`` multiplies a GPU function's duration by its GPU's ``duration_factor`` (configs.json of 0.51.3:
+    1.0 on the H200, 1.5 on the RTX PRO 6000 Blackwell). Its config is private: anything odd there, or no
+    `spaces`, or off ZeroGPU, reads as 1.0."""
+    from uvosam_app import gpu as app_gpu
+
+    def broken():
+        raise OSError("no configs.json")
+
+    blackwell = _spaces_config(lambda: {"model": "NVIDIA RTX PRO 6000", "duration_factor": 1.5})
+    monkeypatch.setattr(app_gpu, "spaces", blackwell)
+    assert app_gpu.duration_factor() == 1.0  # SPACES_ZERO_GPU unset: not on ZeroGPU
+    monkeypatch.setattr(app_gpu, "zero_gpu", lambda: True)
+    assert app_gpu.duration_factor() == 1.5
+    for odd in (
+        None,  # no `spaces`
+        object(),  # no spaces.zero
+        _spaces_config(broken),
+        _spaces_config(lambda: {"model": "NVIDIA H200"}),  # no factor
+        _spaces_config(lambda: {"duration_factor": "fast"}),
+        _spaces_config(lambda: {"duration_factor": 0}),
+        _spaces_config(lambda: {"duration_factor": float("nan")}),
+        _spaces_config(lambda: [1.5]),
+    ):
+        monkeypatch.setattr(app_gpu, "spaces", odd)
+        assert app_gpu.duration_factor() == 1.0, odd
+
+
+def test_on_a_zerogpu_whose_factor_is_1_5_the_page_states_the_multiplied_time_and_runs_stay_within_600_s(
+    monkeypatch, tmp_path
+):
+    """On ZeroGPU's Blackwell GPUs ``spaces`` asks for 1.5 times the GPU function's duration (the visitor is charged
+    that): the page said 29 s for a run charged 44 s, and a run sized to 600 s was asked as 900 s, over ZeroGPU's
+    limit. Now the page states what is charged and a run asks for at most 400 s (600 once multiplied): SAM ViT-H
+    covers 760 frames there."""
+    from uvosam_app import gpu as app_gpu
+    from uvosam_app import handlers as app_handlers
+
+    monkeypatch.setattr(app_gpu, "zero_gpu", lambda: True)
+    monkeypatch.setattr(app_gpu, "spaces", _spaces_config(lambda: {"duration_factor": 1.5}))
+    app = app_handlers.App(lambda preset, sam: None, AppSettings(work_root=tmp_path))
+    example = str(ROOT / "examples" / "synthetic_shapes.mp4")  # 48 frames: 20 s + 48 x 0.2 s, x 1.5
+    assert "On ZeroGPU, Run asks for 44 s of GPU time" in app.describe(
+        example, "idol-ytvis19-r50", "vit_b", 1, 900
+    )
+    assert app_gpu.max_request_s() == 400
+    assert app_gpu.zero_gpu_max_frames("vit_h") == 760
+    for sam, per_frame in app_gpu._PER_FRAME_S.items():
+        fit = app_gpu.zero_gpu_max_frames(sam)
+        assert 20 + fit * per_frame <= 400 < 20 + (fit + 1) * per_frame, sam
+        assert app_gpu.quota_seconds_for(fit, sam) <= 600, sam
+        assert app_gpu.gpu_seconds_for(10**6, sam) == 400, sam
+        assert app_gpu.quota_seconds_for(10**6, sam) == 600, sam
+
+
+@pytest.mark.parametrize(
+    ("cuda", "cc", "shown"),
+    [
+        (True, (12, 0), "cuda (ZeroGPU: NVIDIA RTX PRO 6000 Blackwell Server Edition)"),
+        (
+            True,
+            (7, 5),
+            "cuda (ZeroGPU: NVIDIA RTX PRO 6000 Blackwell Server Edition, no native bf16)",
+        ),
+        (False, (12, 0), "cuda (ZeroGPU)"),
+    ],
+)
+def test_on_zerogpu_the_footer_says_zerogpu_although_spaces_makes_cuda_available(
+    monkeypatch, cuda, cc, shown
+):
+    """On a ZeroGPU Space `spaces` makes torch.cuda.is_available() True and supplies the GPU's name and compute
+    capability (spaces/zero/torch/patching.py), so the footer's CUDA branch always won and " (ZeroGPU)" never
+    showed. Now ZeroGPU is checked first; the name and the bf16 note are kept where CUDA answers."""
+    import torch
+
+    from uvosam_app import footer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cc)
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_name",
+        lambda index=None: "NVIDIA RTX PRO 6000 Blackwell Server Edition",
+    )
+    monkeypatch.setattr(footer, "zero_gpu", lambda: True)
+    assert footer.device_text("cuda") == shown
+    monkeypatch.setattr(footer, "zero_gpu", lambda: False)
+    assert footer.device_text("cuda") == (
+        shown.replace("ZeroGPU: ", "") if cuda else "cuda"
+    )  # elsewhere as before

@@ -19,6 +19,7 @@ import torch
 
 from uvosam import box_segmenter, hub, weight_table
 from uvosam.code_identity import PACKAGE_DIR, code_identity
+from uvosam.cpu_quota import quota_summary
 from uvosam.devices import cuda_has_bf16
 from uvosam.tracker.msda import backend_status
 
@@ -185,6 +186,7 @@ def describe() -> list[str]:
         f"python: {platform.python_version()} ({platform.python_implementation()}, {sys.executable})",
         f"platform: {platform.platform()}",
         f"device: {device_summary()}",
+        *quota_summary(),
         *cuda_summary(),
         backend_status(),
         f"ffmpeg: {ffmpeg_summary()}",

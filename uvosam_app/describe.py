@@ -117,7 +117,7 @@ def describe_input(
     models = f"{tracker} + {mask_model_label(sam)}"
     on_cpu = settings.run_device() == "cpu"
     frames = info.num_output_frames(stride=stride, max_frames=run_max)
-    seconds = app_gpu.gpu_seconds_for(frames, sam) if frame_cap else None
+    seconds = app_gpu.quota_seconds_for(frames, sam) if frame_cap else None
     text = note + describe_video(
         info, Path(path).name, stride=stride, max_frames=max_frames, models=models,
         fps=speed and speed.fps, timed_size=speed and (speed.width, speed.height), on_cpu=on_cpu,

@@ -86,13 +86,22 @@ def versions() -> dict[str, str]:
 
 
 def device_text(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        index = torch.device(device).index or 0
-        bf16 = "" if cuda_has_bf16(index) else ", no native bf16"
-        return f"{device} ({torch.cuda.get_device_name(index)}{bf16})"
+    """The footer's device: ``cuda (NVIDIA L4)``, ``cuda (ZeroGPU: NVIDIA H200)``, ``cpu (native bf16)``..."""
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    if zero_gpu():  # first: there `spaces` makes torch.cuda.is_available() True and names its GPU
+        return f"{device} (ZeroGPU{': ' + _gpu_text(device) if cuda else ''})"
+    if cuda:
+        return f"{device} ({_gpu_text(device)})"
     if device == "cpu" and box_segmenter.cpu_has_bf16():
         return "cpu (native bf16)"
-    return device + (" (ZeroGPU)" if zero_gpu() else "")
+    return device
+
+
+def _gpu_text(device: str) -> str:
+    """The CUDA ``device``'s name, and whether it lacks native bf16."""
+    index = torch.device(device).index or 0
+    bf16 = "" if cuda_has_bf16(index) else ", no native bf16"
+    return f"{torch.cuda.get_device_name(index)}{bf16}"
 
 
 def backend_text() -> str:

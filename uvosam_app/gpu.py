@@ -50,7 +50,7 @@ _SOURCES: dict[str, tuple[GetPipeline, ToError]] = {}
 # SAM 2 paper's abstract has SAM 2 6x faster than SAM on images, for its Hiera-B+ model against ViT-H), so
 # tiny/small ask a little less than ViT-B, base+ as much as ViT-B and large less than ViT-L, rounded up rather than
 # down (a job over its duration is cut off).
-MAX_GPU_S = 600  # the most a ZeroGPU function may ask for
+MAX_GPU_S = 600  # the most a ZeroGPU function may ask for, after its GPU's duration factor (duration_factor)
 _START_S = 20  # asked for each job besides its frames: the models to the GPU, the first frames, the exports
 _PER_FRAME_S = {
     "vit_b": 0.2,
@@ -94,20 +94,49 @@ def gpu_seconds(
     return gpu_seconds_for(frames, sam)
 
 
+def duration_factor() -> float:
+    """ZeroGPU's duration factor of this Space's GPU: ``spaces`` multiplies the duration a GPU function asks for by
+    it (``spaces/zero/client.py``, ``get_duration_seconds``, 0.51.3), both the time the run is given and what
+    counts against the visitor's quota; ``spaces/zero/configs.json`` has 1.0 for the H200 and 1.5 for the RTX PRO
+    6000 Blackwell. 1.0 off ZeroGPU, and wherever ``spaces`` does not say it (its config is private: any change
+    there falls back to 1.0). The ``xlarge`` size, which ``spaces`` does not multiply, is not used: the app asks
+    for the default size, which becomes ``xlarge`` only for models of over 45 GB."""
+    if not zero_gpu():
+        return 1.0
+    try:
+        factor = float(spaces.zero.config.get_config()["duration_factor"])
+    except Exception:  # noqa: BLE001 - a private API of `spaces`: whatever changed there, ask as on the H200
+        return 1.0
+    return factor if math.isfinite(factor) and factor > 0 else 1.0
+
+
+def max_request_s() -> int:
+    """The most seconds a run's GPU function asks for: ``MAX_GPU_S`` once multiplied by ``duration_factor``
+    (400 s for 1.5), so that ZeroGPU does not refuse the request as an illegal duration."""
+    return math.floor(round(MAX_GPU_S / duration_factor(), 6))
+
+
 def gpu_seconds_for(frames: int, sam: str) -> int:
     """ZeroGPU seconds asked for a job of ``frames`` output frames with the mask model ``sam`` (at most
-    ``MAX_GPU_S``)."""
-    return int(min(MAX_GPU_S, _START_S + frames * _PER_FRAME_S.get(sam, 0.5)))
+    ``max_request_s``), before ``spaces`` multiplies them by ``duration_factor``."""
+    return int(min(max_request_s(), _START_S + frames * _PER_FRAME_S.get(sam, 0.5)))
+
+
+def quota_seconds_for(frames: int, sam: str) -> int:
+    """The GPU seconds a job of ``frames`` output frames with ``sam`` counts against the visitor's ZeroGPU quota
+    (at most ``MAX_GPU_S``): ``gpu_seconds_for`` times ``duration_factor``, rounded as ``spaces`` rounds it."""
+    return round(gpu_seconds_for(frames, sam) * duration_factor())
 
 
 def zero_gpu_max_frames(sam: str) -> int | None:
     """On ZeroGPU, the most output frames a run with the mask model ``sam`` covers: those whose estimate fits in
-    ``MAX_GPU_S`` (SAM ViT-H: 1160), so that no run is cut off by ZeroGPU mid-way when the host allows more frames
-    (``UVOSAM_MAX_FRAMES``); None elsewhere (no such limit)."""
+    ``max_request_s`` (SAM ViT-H: 1160 on the H200, 760 where the factor is 1.5), so that no run is cut off by
+    ZeroGPU mid-way or refused when the host allows more frames (``UVOSAM_MAX_FRAMES``); None elsewhere (no such
+    limit)."""
     if not zero_gpu():
         return None
     # rounded first: 580 / 0.2 is 2899.9999999999995 in floating point
-    return math.floor(round((MAX_GPU_S - _START_S) / _PER_FRAME_S.get(sam, 0.5), 6))
+    return math.floor(round((max_request_s() - _START_S) / _PER_FRAME_S.get(sam, 0.5), 6))
 
 
 @dataclass(frozen=True)

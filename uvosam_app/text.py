@@ -240,7 +240,8 @@ def describe_video(
             or None. timed_size: (width, height) of that run's frames: frames of another size take longer or shorter
             to decode, draw and encode (the models' cost per frame hardly changes: they resize every frame).
         on_cpu: the models run on the CPU: without a past run, say what a frame costs there.
-        zero_gpu_seconds: on ZeroGPU, the GPU time a run asks for (counted against the user's daily quota).
+        zero_gpu_seconds: on ZeroGPU, the GPU time a run asks for, as it counts against the user's daily quota
+            (``uvosam_app.gpu.quota_seconds_for``: after ZeroGPU's duration factor).
         frame_cap: on ZeroGPU, the most frames a run covers (fewer than ``max_frames`` may ask for).
     """
     sound = ", with sound (Run's video keeps it)" if info.audio_codec else ""

@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         # imports torch: a Ctrl-C in these seconds gets one line, not a traceback of the imports
         args = parse_arguments(build_parser(), argv)
         configure_logging(verbose=args.verbose)
+        from uvosam.cpu_quota import limit_threads
+
+        limit_threads()  # torch's threads within a container's CPU quota (a user's OMP_NUM_THREADS kept)
         from uvosam_cli.interrupts import end_for_gone_reader, reader_gone, signals_as_interrupts
     except KeyboardInterrupt:
         print("uvosam: interrupted", file=sys.stderr)
