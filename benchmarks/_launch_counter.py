@@ -280,6 +280,18 @@ def to_fake_cuda(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+FAKE_CAPABILITY = (9, 0)
+"""The compute capability the fake CUDA device reports: an H100's (bf16 native, so SAM's fast path is on by default,
+as on the GPUs it runs on)."""
+
+
+@contextmanager
+def fake_cuda_capability() -> Iterator[None]:
+    """``torch.cuda.get_device_capability`` answers ``FAKE_CAPABILITY`` (without a driver it raises)."""
+    with mock.patch.object(torch.cuda, "get_device_capability", lambda *a, **k: FAKE_CAPABILITY):
+        yield
+
+
 @contextmanager
 def cuda_reported_available() -> Iterator[None]:
     """Let ``torch.autocast("cuda")`` switch on for fake CUDA tensors (it is disabled without CUDA)."""

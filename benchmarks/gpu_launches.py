@@ -48,6 +48,7 @@ from benchmarks._launch_counter import (
     Record,
     count,
     cuda_reported_available,
+    fake_cuda_capability,
     to_fake_cuda,
     triton_stand_in,
 )
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # sam_fast's table stamp
     frame = np.full((args.height, args.width, 3), 100, np.uint8)
     rows = []
-    with FakeTensorMode(allow_non_fake_inputs=True):
+    with FakeTensorMode(allow_non_fake_inputs=True), fake_cuda_capability():
         segmenter = fake_segmenter(args.sam)
         boxes = example_boxes(args.boxes, args.height, args.width)
         records = {

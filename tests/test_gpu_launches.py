@@ -29,7 +29,7 @@ def bench():
 def sam_frames(bench):
     """Records of two frames of the tiny SAM's fast path (3 boxes) on fake CUDA."""
     frame = np.full((48, 80, 3), 100, np.uint8)
-    with FakeTensorMode(allow_non_fake_inputs=True):
+    with FakeTensorMode(allow_non_fake_inputs=True), bench.fake_cuda_capability():
         sam = bench.to_fake_cuda(tiny_sam())
         segmenter = BoxPromptSegmenter(sam, SegmenterConfig(fast=True))
         return bench.sam_frames(segmenter, frame, bench.example_boxes(3, 48, 80), autocast=False)
