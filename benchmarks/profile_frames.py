@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from torch.autograd import DeviceType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -65,7 +66,8 @@ def device_time_us(event) -> float:
 def summarize(events, frames: int, wall_s: float) -> dict:
     """Per-frame numbers from ``profiler.key_averages()`` over ``frames`` frames that took ``wall_s`` seconds."""
     by_name = {e.key: e for e in events}
-    kernels_us = sum(device_time_us(e) for e in events)
+    # a kernel's time is on its own (device) row and again on the CPU op that launched it: the device rows only
+    kernels_us = sum(device_time_us(e) for e in events if e.device_type != DeviceType.CPU)
     return {
         "wall_ms": 1000 * wall_s / frames,
         "gpu_ms": kernels_us / 1000 / frames,

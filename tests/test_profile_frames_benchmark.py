@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 from script_helpers import load_benchmark
+from torch.autograd import DeviceType
 
 
 @pytest.fixture(scope="module")
@@ -12,18 +13,22 @@ def bench():
     return load_benchmark("profile_frames")
 
 
-def _event(key: str, count: int = 1, device_us: float = 0.0) -> SimpleNamespace:
-    return SimpleNamespace(key=key, count=count, self_device_time_total=device_us)
+def _event(key: str, count: int = 1, device_us: float = 0.0, device: DeviceType = DeviceType.CPU):
+    return SimpleNamespace(
+        key=key, count=count, self_device_time_total=device_us, device_type=device
+    )
 
 
 def test_summary_per_frame_counts_kernels_launches_and_waits(bench):
     events = [
-        _event("sm90_gemm", 40, 30_000.0),
-        _event("fmha_cutlass", 8, 10_000.0),
+        _event("sm90_gemm", 40, 30_000.0, DeviceType.CUDA),
+        _event("fmha_cutlass", 8, 10_000.0, DeviceType.CUDA),
+        _event(
+            "aten::linear", 40, 30_000.0
+        ),  # the CPU op that launched the gemms carries their time too
         _event("cudaLaunchKernel", 1800),
         _event("cudaGraphLaunch", 2),
         _event("cudaStreamSynchronize", 6),
-        _event("aten::linear", 40),
     ]
     summary = bench.summarize(events, frames=2, wall_s=0.1)
     assert summary == {
