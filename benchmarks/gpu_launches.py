@@ -19,7 +19,8 @@ shapes) are remembered, so reading them back gives the real values. Frame 2 is w
 also builds what is kept: SAM's relative-position tables, the detector's level-shapes tensor).
 
 ``torch.autocast("cuda")`` is disabled where CUDA is unavailable; to count the casts it adds, this process (only
-this one) reports CUDA and bf16 as available (``torch.cuda.is_available`` / ``is_bf16_supported`` patched) and
+this one) reports CUDA and bf16 as available (``torch.cuda.is_available`` / ``is_bf16_supported`` patched; the fake
+device reports an H100's compute capability, 9.0, throughout) and
 counts the autocast stages a second time (``autocast`` column). The Triton deformable-attention kernel is
 replaced by a stand-in that makes its ``.contiguous()`` calls and one launch, as ``ops/function.py`` does.
 

@@ -308,6 +308,26 @@ def test_the_duration_factor_comes_from_spaces_config_and_is_1_wherever_it_canno
         assert app_gpu.duration_factor() == 1.0, odd
 
 
+def test_a_factor_that_cannot_be_read_on_zerogpu_is_logged_once(monkeypatch, caplog):
+    from uvosam_app import gpu as app_gpu
+
+    app_gpu._factor_unread.cache_clear()
+    monkeypatch.setattr(app_gpu, "zero_gpu", lambda: True)
+    monkeypatch.setattr(app_gpu, "spaces", _spaces_config(lambda: {"model": "NVIDIA H200"}))
+    with caplog.at_level("WARNING", logger="uvosam_app.gpu"):
+        assert [app_gpu.duration_factor() for _ in range(3)] == [1.0] * 3
+    (record,) = caplog.records
+    assert (
+        "duration factor could not be read" in record.getMessage()
+        and "KeyError" in record.getMessage()
+    )
+    caplog.clear()
+    monkeypatch.setattr(app_gpu, "spaces", _spaces_config(lambda: {"duration_factor": 1.5}))
+    with caplog.at_level("WARNING", logger="uvosam_app.gpu"):
+        assert app_gpu.duration_factor() == 1.5
+    assert caplog.records == []
+
+
 def test_on_a_zerogpu_whose_factor_is_1_5_the_page_states_the_multiplied_time_and_runs_stay_within_600_s(
     monkeypatch, tmp_path
 ):

@@ -102,6 +102,11 @@ def test_threads_are_capped_at_the_quota_rounded_up_unless_the_user_set_a_count(
             f"a CPU quota of 1.5 CPUs: torch's 4 threads kept ({name} set)"
         )
         assert torch.get_num_threads() == 4
+    assert [r.levelname for r in caplog.records] == [
+        "INFO",
+        "DEBUG",
+        "DEBUG",
+    ]  # only a cap is told at INFO
     threads(4)
     assert limit_threads({"OMP_NUM_THREADS": ""}, _v2(tmp_path, "50000 100000")).endswith(
         "capped at 1 (from 4)"

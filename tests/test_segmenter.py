@@ -283,7 +283,7 @@ def test_fast_path_bf16_masks_match_fp32_within_the_documented_tolerance_and_lea
 
 
 @pytest.mark.parametrize("native_bf16", [False, True])
-def test_fast_defaults_to_cuda_and_cpus_with_native_bf16(tiny_sam_model, monkeypatch, native_bf16):
+def test_fast_defaults_to_cpus_with_native_bf16(tiny_sam_model, monkeypatch, native_bf16):
     from uvosam import box_segmenter
 
     monkeypatch.setattr(box_segmenter, "cpu_has_bf16", lambda: native_bf16)

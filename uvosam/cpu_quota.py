@@ -68,7 +68,7 @@ def limit_threads(
 ) -> str:
     """Cap torch's intra-op threads (``torch.set_num_threads``) at the CPU quota rounded up, where the quota is
     below torch's count and no ``THREAD_SETTINGS`` variable is set in ``environ`` (default: the process's); log
-    what was done on one line (INFO where there is a quota, else DEBUG) and return it."""
+    what was done on one line (INFO where threads were capped, else DEBUG) and return it."""
     environ = os.environ if environ is None else environ
     quota = cpu_quota(root)
     threads = torch.get_num_threads()
@@ -84,9 +84,11 @@ def limit_threads(
     elif threads > allowed:
         torch.set_num_threads(allowed)
         line = f"{quota_text}: torch's threads capped at {allowed} (from {threads})"
+        logger.info(line)
+        return line
     else:
         line = f"{quota_text}: torch uses {count(threads, 'thread')}"
-    logger.info(line)
+    logger.debug(line)
     return line
 
 

@@ -157,8 +157,8 @@ class UVOSAM:
                 ``segmenter_config.model_type`` (``vit_h`` by default).
             device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
             tracker_yaml: detectron2-style IDOL config matching the tracker checkpoint (optional).
-            segmenter_config: SAM options (``fast`` = bf16 + SDPA image encoder, on by default on CUDA and on
-                CPUs with native bf16;
+            segmenter_config: SAM options (``fast`` = bf16 + SDPA image encoder, on by default on GPUs
+                (compute capability 8.0 on) and CPUs with native bf16;
                 ``compile`` = ``torch.compile`` the encoder forward, off by default: the first frame
                 then waits for the compile).
             tracker_precision: ``fp32`` (exact), ``tf32`` or ``bf16`` for the detector.

@@ -13,7 +13,9 @@ try:  # ZeroGPU wants `spaces` imported before torch initialises CUDA.
 except ImportError:
     spaces = None
 
+import functools
 import gc
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -30,6 +32,8 @@ from uvosam.video import VideoInfo, probe
 
 if TYPE_CHECKING:
     from uvosam_app.models import GetPipeline
+
+logger = logging.getLogger(__name__)
 
 
 def zero_gpu() -> bool:
@@ -105,9 +109,24 @@ def duration_factor() -> float:
         return 1.0
     try:
         factor = float(spaces.zero.config.get_config()["duration_factor"])
-    except Exception:  # noqa: BLE001 - a private API of `spaces`: whatever changed there, ask as on the H200
+    except Exception as err:  # noqa: BLE001 - a private API of `spaces`: whatever changed there, ask as on the H200
+        _factor_unread(f"{type(err).__name__}: {err}")
         return 1.0
-    return factor if math.isfinite(factor) and factor > 0 else 1.0
+    if not (math.isfinite(factor) and factor > 0):
+        _factor_unread(f"not a positive number: {factor!r}")
+        return 1.0
+    return factor
+
+
+@functools.cache
+def _factor_unread(why: str) -> None:
+    """Log, once per reason, that ``duration_factor`` fell back to 1.0 on ZeroGPU."""
+    logger.warning(
+        "ZeroGPU: the GPU's duration factor could not be read from the spaces package (%s); runs ask for GPU time "
+        "as on an H200 (factor 1.0): on a GPU with a larger factor (RTX PRO 6000: 1.5) a long run may be refused "
+        "and the page understates what visitors are charged",
+        why,
+    )
 
 
 def max_request_s() -> int:
