@@ -120,26 +120,27 @@ def build_segmenter(
 
         torch.manual_seed(0)
         model = build_sam2_model(sam_size) if real_size else tiny_sam2()
-        return Sam2BoxSegmenter(
+        segmenter = Sam2BoxSegmenter(
             model,
             SegmenterConfig(model_type=sam_size, compile=compile_sam, fast=fast),
             device=device,
         )
-    from uvosam.segmenter import BoxPromptSegmenter
+    else:
+        from uvosam.segmenter import BoxPromptSegmenter
 
-    if not real_size:
-        from uvosam.testing import tiny_sam
+        if real_size:
+            from segment_anything import sam_model_registry
 
-        return BoxPromptSegmenter(
-            tiny_sam(), SegmenterConfig(compile=compile_sam, fast=fast), device=device
-        )
-    from segment_anything import sam_model_registry
+            torch.manual_seed(0)
+            sam = sam_model_registry[sam_size](checkpoint=None).eval()
+        else:
+            from uvosam.testing import tiny_sam
 
-    torch.manual_seed(0)
-    sam = sam_model_registry[sam_size](checkpoint=None).eval()
-    return BoxPromptSegmenter(
-        sam, SegmenterConfig(model_type=sam_size, compile=compile_sam, fast=fast), device=device
-    )
+            sam = tiny_sam()
+        config = SegmenterConfig(model_type=sam_size, compile=compile_sam, fast=fast)
+        segmenter = BoxPromptSegmenter(sam, config, device=device)
+    segmenter.keep_matmul_weights_bf16()  # the model is its own, as from_pretrained's (the app's) is
+    return segmenter
 
 
 def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precision: str = "fp32",

@@ -4,7 +4,9 @@ weights, one 1024x1024 input, all in one run so that the ratios come from one ma
 What is timed is what the box-to-mask stage runs once per frame: SAM's ``uvosam.segmenter.plain_encode`` (its own
 ``image_encoder`` forward) and SAM 2.1's ``uvosam.sam2_segmenter.plain_forward`` (``SAM2Base.forward_image``: the
 Hiera trunk, the FPN neck and the two convolutions of the high-resolution maps); with ``--fast`` the fast paths
-instead (``fast_encode``: bf16 autocast + SDPA attention; ``fast_forward``: bf16 autocast), as on CUDA by default.
+instead (``fast_encode``: bf16 autocast + SDPA attention; ``fast_forward``: bf16 autocast), as on CUDA by default,
+with the encoder's matmul weights kept in bf16 as ``from_pretrained`` keeps them. Each runs through its box
+segmenter's ``_run_encoder``.
 Not timed: the resize/normalise before and the prompt encoder + mask decoder after (per box, small next to the
 encoder). Both families take a 1024x1024 input at real size.
 
@@ -29,39 +31,43 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._machine import load_text
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
+from uvosam.config import SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
 
 DEFAULT_MODELS = ("vit_b", "sam2.1_tiny", "sam2.1_small")
 
 
 def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, int]:
     """(``fn(x)``: the per-frame encoder call of model ``name`` on (1, 3, 1024, 1024) input, all parameters,
-    image-encoder parameters); random weights, eval mode, on ``device``."""
+    image-encoder parameters); random weights, eval mode, on ``device``.
+
+    The call is the box segmenter's own (``_run_encoder``), on a model it owns as ``from_pretrained``'s: with
+    ``fast`` its matmul weights are kept in bf16 (``keep_matmul_weights_bf16``)."""
     import torch
 
+    from uvosam.config import SegmenterConfig
+
+    if name not in SEGMENTER_MODEL_TYPES:
+        raise ValueError(f"unknown model {name!r}; expected one of {SEGMENTER_MODEL_TYPES}")
     torch.manual_seed(0)
+    config = SegmenterConfig(model_type=name, fast=fast)
     if name in SAM_MODEL_TYPES:
         from segment_anything import sam_model_registry
 
-        from uvosam.segmenter import fast_encode, plain_encode
+        from uvosam.segmenter import BoxPromptSegmenter
 
-        model = sam_model_registry[name](checkpoint=None).eval().to(device)
-        encoder, run = model.image_encoder, (fast_encode if fast else plain_encode)
-
-        def fn(x):
-            return run(encoder, x)
-
-    elif name in SAM2_MODEL_TYPES:
-        from uvosam.sam2_segmenter import build_sam2_model, fast_forward, plain_forward
-
-        model = build_sam2_model(name).to(device)
-        encoder, run = model.image_encoder, (fast_forward if fast else plain_forward)
-
-        def fn(x):
-            return run(model, x)
-
+        model = sam_model_registry[name](checkpoint=None).eval()
+        segmenter = BoxPromptSegmenter(model, config, device=device)
+        encoder = module = model.image_encoder
     else:
-        raise ValueError(f"unknown model {name!r}; expected one of {SEGMENTER_MODEL_TYPES}")
+        from uvosam.sam2_segmenter import Sam2BoxSegmenter, build_sam2_model
+
+        model = build_sam2_model(name)
+        segmenter = Sam2BoxSegmenter(model, config, device=device)
+        encoder, module = model.image_encoder, model
+    segmenter.keep_matmul_weights_bf16()
+
+    def fn(x):
+        return segmenter._run_encoder(module, x)
 
     def count(m):
         return sum(p.numel() for p in m.parameters())

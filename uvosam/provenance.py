@@ -360,7 +360,7 @@ def _mask_model_text(mask: Mapping[str, Any]) -> str:
     if mask.get("fast") is not None:
         details.append(f"fast path {'on' if mask['fast'] else 'off'}")
     if mask.get("encoder_dtype"):
-        details.append(f"{mask['encoder_dtype']} encoder weights")
+        details.append(f"encoder weights {mask['encoder_dtype']}")
     if mask.get("compile"):
         details.append("torch.compile")
     device = f" on {mask['device']}" if mask.get("device") else ""
