@@ -20,9 +20,10 @@ release, all deliberate:
 Fast path (``SegmenterConfig.fast``; ``None`` = on where bf16 runs natively: CUDA, or a CPU with
 AVX512-BF16 or AMX, ``uvosam.box_segmenter.cpu_has_bf16``): the image encoder runs under bf16
 autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``; a model given
-to the constructor is untouched; ``from_pretrained``'s own model keeps the encoder's Linear/Conv2d weights in bf16,
-``keep_matmul_weights_bf16``: bit-identical masks, one cast kernel less per weight and frame). Tolerances, tested on the tiny random SAM: the SDPA attention equals SAM's
-attention in float32 to 1e-5 and the whole encoder to 1e-4 (max abs). The bf16 masks are not
+to the constructor is untouched; ``from_pretrained``'s own model keeps the encoder's Linear/Conv2d
+weights in bf16, ``keep_matmul_weights_bf16``: bit-identical masks, one cast kernel less per weight
+and frame). Tolerances, tested on the tiny random SAM: the SDPA attention equals SAM's attention in
+float32 to 1e-5 and the whole encoder to 1e-4 (max abs). The bf16 masks are not
 bit-equal to float32's: per mask at most 0.5% of the frame's pixels differ, so a mask of at least
 a fifth of the frame keeps IoU >= 0.99, while a small one can fall far lower (tests/model_helpers.py
 ``check_fast_path_tolerance``; docs/mask_models.md). Not checked with real weights.
