@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from uvosam.config import SegmenterConfig
+from uvosam.encoder_graphs import EncoderGraphs
 from uvosam.errors import InputError, SetupError
 
 logger = logging.getLogger(__name__)
@@ -241,9 +243,11 @@ class BoxSegmenterBase:
             fit; built from a model object, where the config's type is only informative: the released type whose
             architecture the model has, ``None`` for another size), ``weights`` (``weight_table.weights_label`` of the
             file ``from_pretrained`` loaded, else ``None``), ``parameters`` (the model's parameter count, which
-            tells the sizes apart), ``device``, ``fast`` (the fast path), ``compile``, ``encoder_dtype`` (the image
-            encoder's weights: ``"float32"``, ``"bfloat16"``, or ``"bfloat16 (matmul weights; the rest float32)"``
-            where ``keep_matmul_weights_bf16`` cast its Linear/Conv2d weights), ``mask_threshold``, ``overlap``.
+            tells the sizes apart), ``device``, ``fast`` (the fast path), ``compile``, ``cuda_graph``
+            (``config.cuda_graph``), ``cuda_graph_fallback`` (why its encoder ran eager all the same, else ``None``),
+            ``encoder_dtype`` (the image encoder's weights: ``"float32"``, ``"bfloat16"``, or ``"bfloat16 (matmul
+            weights; the rest float32)"`` where ``keep_matmul_weights_bf16`` cast its Linear/Conv2d weights),
+            ``mask_threshold``, ``overlap``.
         """
         loaded = self.weights_name is not None
         return {
@@ -254,6 +258,8 @@ class BoxSegmenterBase:
             "device": str(self.device),
             "fast": bool(self.fast),
             "compile": self.config.compile,
+            "cuda_graph": self.config.cuda_graph,
+            "cuda_graph_fallback": self.cuda_graph_fallback,
             "encoder_dtype": self._encoder_dtype_text(),
             "mask_threshold": float(self.config.mask_threshold),
             "overlap": self.config.overlap,
@@ -313,8 +319,31 @@ class BoxSegmenterBase:
         return self.device.type == "cuda" or (self.device.type == "cpu" and cpu_has_bf16())
 
     def _init_compile(self) -> None:
+        """What ``_run_encoder`` needs for ``config.compile`` and ``config.cuda_graph``; call once ``device``,
+        ``fast`` and ``_encode_fn`` are set."""
         self._compiled: Callable | None = None
         self._compile_lock = threading.Lock()
+        self._graphs: EncoderGraphs | None = None
+        if not self.config.cuda_graph:
+            return
+        if self.device.type != "cuda":
+            warnings.warn(
+                f"SegmenterConfig.cuda_graph needs a CUDA device; this {self.family} runs on {self.device}: its "
+                "image encoder runs eager (drop --cuda-graph / UVOSAM_CUDA_GRAPH to silence this)",
+                stacklevel=3,
+            )
+            return
+        self._graphs = EncoderGraphs(self._encode_fn, f"{self.family} {self.config.model_type}")
+
+    @property
+    def cuda_graph_fallback(self) -> str | None:
+        """With ``config.cuda_graph``: why the encoder runs eager (not a CUDA device; a capture or its self-check
+        failed), else ``None``; ``None`` without ``config.cuda_graph``."""
+        if not self.config.cuda_graph:
+            return None
+        if self._graphs is None:
+            return f"not a CUDA device ({self.device})"
+        return self._graphs.fallback
 
     @torch.inference_mode()
     def segment(
@@ -400,9 +429,12 @@ class BoxSegmenterBase:
         raise NotImplementedError
 
     def _run_encoder(self, module: torch.nn.Module, x: torch.Tensor):
-        """``_encode_fn(module, x)``, compiled once per segmenter when ``config.compile``."""
+        """``_encode_fn(module, x)``, compiled once per segmenter when ``config.compile``, replayed from a CUDA graph
+        when ``config.cuda_graph`` (``uvosam.encoder_graphs``; eager where that cannot be)."""
         if self.config.compile:
             return run_compiled(self._compiled_encode_fn(), module, x, self.config.model_type)
+        if self._graphs is not None and x.device.type == "cuda":
+            return self._graphs(module, x)
         return self._encode_fn(module, x)
 
     def _compiled_encode_fn(self) -> Callable:

@@ -139,7 +139,9 @@ def plain_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
 
 def fast_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
     """``forward_image`` under bf16 autocast on ``x``'s device (the caller casts the features back)."""
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+    # cache_enabled=False: each weight is used once a call, so autocast's cast cache saves nothing, and a CUDA-graph
+    # capture (SegmenterConfig.cuda_graph) must not keep casts in it
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, cache_enabled=False):
         return model.forward_image(x)
 
 

@@ -249,7 +249,9 @@ def fast_encode(encoder: ImageEncoderViT, x: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, C, S/16, S/16) embeddings (dtype as autocast leaves it; the caller casts).
     """
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+    # cache_enabled=False: each weight is used once a call, so autocast's cast cache saves nothing, and a CUDA-graph
+    # capture (SegmenterConfig.cuda_graph) must not keep casts in it
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, cache_enabled=False):
         return sam_fast.encoder_forward(encoder, x)
 
 
