@@ -16,6 +16,7 @@ first model's.
 
     python benchmarks/sam_encoders.py                                  # vit_b vs sam2.1_tiny, sam2.1_small (CPU)
     python benchmarks/sam_encoders.py --models vit_h sam2.1_large sam2.1_base_plus --device cuda --fast --repeats 20
+    python benchmarks/sam_encoders.py --models vit_h --device cuda --fast --cuda-graph    # eager vs replayed graph
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,12 +38,16 @@ from uvosam.config import SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
 DEFAULT_MODELS = ("vit_b", "sam2.1_tiny", "sam2.1_small")
 
 
-def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, int]:
+def build_encoder(
+    name: str, device: str, fast: bool, cuda_graph: bool = False
+) -> tuple[Callable, int, int] | tuple[Callable, int, int, Callable]:
     """(``fn(x)``: the per-frame encoder call of model ``name`` on (1, 3, 1024, 1024) input, all parameters,
     image-encoder parameters); random weights, eval mode, on ``device``.
 
     The call is the box segmenter's own (``_run_encoder``), on a model it owns as ``from_pretrained``'s: with
-    ``fast`` its matmul weights are kept in bf16 (``keep_matmul_weights_bf16``)."""
+    ``fast`` its matmul weights are kept in bf16 (``keep_matmul_weights_bf16``). With ``cuda_graph`` a fourth item:
+    ``graphed(x)``, the same call on the same model through a second segmenter with ``SegmenterConfig.cuda_graph``
+    (a replayed CUDA graph; eager, with a warning, off CUDA)."""
     import torch
 
     from uvosam.config import SegmenterConfig
@@ -53,17 +59,17 @@ def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, in
     if name in SAM_MODEL_TYPES:
         from segment_anything import sam_model_registry
 
-        from uvosam.segmenter import BoxPromptSegmenter
+        from uvosam.segmenter import BoxPromptSegmenter as Segmenter
 
         model = sam_model_registry[name](checkpoint=None).eval()
-        segmenter = BoxPromptSegmenter(model, config, device=device)
         encoder = module = model.image_encoder
     else:
-        from uvosam.sam2_segmenter import Sam2BoxSegmenter, build_sam2_model
+        from uvosam.sam2_segmenter import Sam2BoxSegmenter as Segmenter
+        from uvosam.sam2_segmenter import build_sam2_model
 
         model = build_sam2_model(name)
-        segmenter = Sam2BoxSegmenter(model, config, device=device)
         encoder, module = model.image_encoder, model
+    segmenter = Segmenter(model, config, device=device)
     segmenter.keep_matmul_weights_bf16()
 
     def fn(x):
@@ -72,7 +78,15 @@ def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, in
     def count(m):
         return sum(p.numel() for p in m.parameters())
 
-    return fn, count(model), count(encoder)
+    if not cuda_graph:
+        return fn, count(model), count(encoder)
+    graphed_segmenter = Segmenter(model, replace(config, cuda_graph=True))
+
+    def graphed(x):
+        return graphed_segmenter._run_encoder(module, x)
+
+    graphed.segmenter = graphed_segmenter
+    return fn, count(model), count(encoder), graphed
 
 
 def time_round_robin(
@@ -138,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         help="the fast paths (bf16 autocast; SAM also SDPA attention)",
     )
     p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="also time each model replayed from a CUDA graph (SegmenterConfig.cuda_graph; row '<model> graph', "
+        "the same model and input, in the same round-robin)",
+    )
+    p.add_argument(
         "--repeats", type=int, default=3, help="timed calls per model (after one warm-up call each)"
     )
     p.add_argument(
@@ -161,14 +181,22 @@ def main(argv: list[str] | None = None) -> None:
           f"1 warm-up + {args.repeats} timed calls per model, round-robin; {load_text()}", flush=True)  # fmt: skip
     fns, params = {}, {}
     x = torch.randn(1, 3, 1024, 1024, device=args.device)
+    graphed = {}
     for name in args.models:
-        fn, total, encoder = build_encoder(name, args.device, args.fast)
+        fn, total, encoder, *graph = build_encoder(name, args.device, args.fast, args.cuda_graph)
         fns[name] = lambda fn=fn: fn(x)
         params[name] = (total, encoder)
+        if graph:
+            fns[f"{name} graph"] = lambda fn=graph[0]: fn(x)
+            params[f"{name} graph"] = (total, encoder)
+            graphed[f"{name} graph"] = graph[0].segmenter
     with torch.inference_mode():
         times = time_round_robin(fns, args.repeats, sync)
     for row in report_rows(times, params):
         print(row)
+    for label, segmenter in graphed.items():
+        fallback = segmenter.cuda_graph_fallback
+        print(f"{label}: {'ran EAGER: ' + fallback if fallback else 'replayed a CUDA graph'}")
 
 
 if __name__ == "__main__":

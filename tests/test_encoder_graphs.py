@@ -202,8 +202,8 @@ def test_the_capture_self_check_compares_outputs():
         "backbone_fpn": [torch.arange(4.0), torch.zeros(1)],
     }
     assert output_difference(a, same) == 0.0
-    close = {**same, "backbone_fpn": [torch.arange(4.0) + 1e-4, torch.zeros(1)]}
-    assert 0 < output_difference(a, close) < 1e-3
+    close = {**same, "backbone_fpn": [torch.arange(4.0) + 1e-3, torch.zeros(1)]}
+    assert 0 < output_difference(a, close) < 1e-2
     with pytest.raises(RuntimeError, match="differs from the eager output"):
         output_difference(a, {**same, "backbone_fpn": [torch.arange(4.0) + 0.1, torch.zeros(1)]})
     with pytest.raises(RuntimeError, match="NaN/inf"):

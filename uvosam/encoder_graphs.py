@@ -42,9 +42,11 @@ logger = logging.getLogger(__name__)
 WARM_UP_CALLS = 3
 """Eager calls on a side stream before a capture (PyTorch's recipe uses 3; they pay lazy initialisations, cuBLAS
 workspaces and SAM's rel-pos tables, which a capture must not make)."""
-SELF_CHECK_RTOL = 1e-3
+SELF_CHECK_RTOL = 1e-2
 """The capture's self-check: the replay's output may differ from the eager output of the same input by at most this
-times the eager output's largest magnitude (expected: 0, the same kernels on the same data)."""
+times the eager output's largest magnitude. Expected: 0 (the same kernels on the same data); a library that picks
+another kernel under capture could differ by bf16 roundings (below 1e-2); a graph reading stale or wrong memory
+differs by the output's own scale."""
 
 Stamp = tuple
 
@@ -101,7 +103,10 @@ def capture_encoder(
     """
     device = x.device
     stamp = weights_stamp(module)
-    static_input = x.clone()
+    with torch.inference_mode(
+        False
+    ):  # a normal tensor: a replay may then copy into it in or outside inference mode
+        static_input = x.clone()
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
