@@ -76,19 +76,19 @@ class CapturedEncoder:
     done: Any = None  # torch.cuda.Event recorded after the last replay's clone
 
     def replay(self, x: torch.Tensor) -> Any:
-        """The encoder's output for ``x`` (same shape, dtype, device as the static input), as new tensors. Call with
-        the owner's lock held."""
-        stream = torch.cuda.current_stream(x.device)
-        if (
-            self.done is not None
-        ):  # the previous replay's clone (maybe on another stream) has read the output
-            stream.wait_event(self.done)
-        self.static_input.copy_(x)
-        self.graph.replay()
-        out = pytree.tree_map_only(torch.Tensor, torch.clone, self.static_output)
-        done = torch.cuda.Event()
-        done.record(stream)
-        self.done = done
+        """The encoder's output for ``x`` (same shape, dtype, device as the static input), as new tensors, queued on
+        the calling thread's current stream. Call with the owner's lock held."""
+        with torch.cuda.device(x.device):
+            stream = torch.cuda.current_stream(x.device)
+            # the previous replay's clone (maybe queued on another stream) must have read the output first
+            if self.done is not None:
+                stream.wait_event(self.done)
+            self.static_input.copy_(x)
+            self.graph.replay()
+            out = pytree.tree_map_only(torch.Tensor, torch.clone, self.static_output)
+            done = torch.cuda.Event()
+            done.record(stream)
+            self.done = done
         return out
 
 
@@ -103,25 +103,28 @@ def capture_encoder(
     """
     device = x.device
     stamp = weights_stamp(module)
-    with torch.inference_mode(
-        False
-    ):  # a normal tensor: a replay may then copy into it in or outside inference mode
-        static_input = x.clone()
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        for _ in range(WARM_UP_CALLS):
-            eager = fn(module, static_input)
-    torch.cuda.current_stream(device).wait_stream(side)
-    keep = _kept_tables(
-        module
-    )  # built by the warm-up; the graph reads them, so they must outlive it
-    graph = torch.cuda.CUDAGraph()
-    # thread_local: another thread's CUDA work (the app's other sessions, on their own streams) may go on meanwhile
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-        static_output = fn(module, static_input)
-    graph.replay()
-    max_diff = output_difference(eager, static_output)
+    # the capture stream, the graph and its pool on x's device, whichever device is current
+    with torch.cuda.device(device):
+        # a normal tensor, not an inference one: a replay may copy into it in or outside inference mode
+        with torch.inference_mode(False):
+            static_input = x.clone()
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(WARM_UP_CALLS):
+                eager = fn(module, static_input)
+        torch.cuda.current_stream(device).wait_stream(side)
+        # built by the warm-up; the graph reads them: they must outlive it
+        keep = _kept_tables(module)
+        graph = torch.cuda.CUDAGraph()
+        # its own capture stream (torch's default one is shared by all captures: another segmenter's could run at
+        # the same time); thread_local: other threads' CUDA work (the app's other sessions) may go on meanwhile
+        with torch.cuda.graph(
+            graph, stream=torch.cuda.Stream(device), capture_error_mode="thread_local"
+        ):
+            static_output = fn(module, static_input)
+        graph.replay()
+        max_diff = output_difference(eager, static_output)
     if weights_stamp(module) != stamp:
         raise RuntimeError("the weights changed while the graph was being captured")
     return CapturedEncoder(graph, static_input, static_output, stamp, keep, max_diff)
