@@ -315,13 +315,16 @@ def launch_kwargs(settings: AppSettings) -> dict[str, Any]:
 
 
 def make_loader(settings: AppSettings) -> PipelineLoader:
-    """The app's model loader: on this machine's device, SAM's encoder in ``settings.sam_precision``, and room for
+    """The app's model loader: on this machine's device, SAM's encoder in ``settings.sam_precision`` (and replayed
+    from a CUDA graph with ``settings.cuda_graph``), and room for
     every model loaded at start (the defaults and ``UVOSAM_PRELOAD``), so that none of them is unloaded for another:
     on ZeroGPU none could be loaded again."""
     return PipelineLoader(
         device=settings.run_device(),
         load_tracker=load_tracker,
-        load_segmenter=functools.partial(load_mask_model, sam_precision=settings.sam_precision),
+        load_segmenter=functools.partial(
+            load_mask_model, sam_precision=settings.sam_precision, cuda_graph=settings.cuda_graph
+        ),
         max_loaded=max(3, len(settings.start_pairs())),
     )
 

@@ -5,6 +5,7 @@ absent trajectory, a PNG per frame) on the same models and frames as uvosam's pi
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from pathlib import Path
@@ -66,7 +67,12 @@ def compare_release(pipe, video: Path, work: Path, sync, repeats: int = 3) -> di
     ours first in each."""
     from segment_anything import SamPredictor
 
-    predictor = SamPredictor(pipe.segmenter.model)
+    model = pipe.segmenter.model
+    if getattr(pipe.segmenter, "matmul_weights_bf16", False):
+        # ours keeps the encoder's matmul weights in bf16 (keep_matmul_weights_bf16, as from_pretrained): the release
+        # ran float32, so it gets a float32 copy (the same random weights, rounded to bf16; only time is compared)
+        model = copy.deepcopy(model).float()
+    predictor = SamPredictor(model)
     ours_frames_to_masks(pipe, video, work, limit=1)
     release_frames_to_masks(pipe, predictor, video, work, limit=1)
     sync()

@@ -83,21 +83,31 @@ def make_video(path: Path, frames: int, height: int, width: int) -> None:
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
-DEFAULT_VARIANTS = ("fp32", "tf32", "bf16", "bf16+compile")
+DEFAULT_VARIANTS = ("fp32", "tf32", "bf16", "bf16+compile", "bf16+graph")
+SAM_OPTIONS = ("compile", "graph")
+"""What a variant may add for SAM's image encoder: ``+compile`` (``SegmenterConfig.compile``), ``+graph``
+(``SegmenterConfig.cuda_graph``: replayed from a CUDA graph)."""
 
 
-def parse_variant(text: str) -> tuple[str, bool]:
-    """``"bf16"`` -> ``("bf16", False)``; ``"bf16+compile"`` -> ``("bf16", True)``."""
+def parse_variant(text: str) -> tuple[str, str]:
+    """``"bf16"`` -> ``("bf16", "")``; ``"bf16+compile"`` -> ``("bf16", "compile")``; ``"bf16+graph"`` ->
+    ``("bf16", "graph")``."""
     precision, plus, rest = text.partition("+")
-    if precision not in PRECISIONS or (plus, rest) not in (("", ""), ("+", "compile")):
+    if precision not in PRECISIONS or ((plus, rest) != ("", "") and rest not in SAM_OPTIONS):
         raise argparse.ArgumentTypeError(
-            f"a variant is a tracker precision {PRECISIONS}, optionally followed by '+compile'; got {text!r}"
+            f"a variant is a tracker precision {PRECISIONS}, optionally followed by '+compile' or '+graph'; got "
+            f"{text!r}"
         )
-    return precision, rest == "compile"
+    return precision, rest
 
 
-def variant_name(precision: str, compile_sam: bool) -> str:
-    return precision + ("+compile" if compile_sam else "")
+def variant_name(precision: str, sam_option: str) -> str:
+    return precision + (f"+{sam_option}" if sam_option else "")
+
+
+def sam_option(args: argparse.Namespace) -> str:
+    """The main run's ``SAM_OPTIONS`` entry (``--compile``, ``--cuda-graph``), ``""`` for neither."""
+    return "compile" if args.compile else "graph" if args.cuda_graph else ""
 
 
 def build_segmenter(
@@ -106,10 +116,11 @@ def build_segmenter(
     sam_size: str = "vit_h",
     compile_sam: bool = False,
     fast: bool | None = None,
+    cuda_graph: bool = False,
 ):
     """The box-to-mask stage with random weights: ``sam_size`` at real size, or else the tiny model of its family
     (``tiny_sam`` for ``vit_*``, ``tiny_sam2`` for ``sam2.1_*``); ``fast``: ``SegmenterConfig.fast`` (``None`` = the
-    device's default)."""
+    device's default); ``cuda_graph``: ``SegmenterConfig.cuda_graph``."""
     import torch
 
     from uvosam.config import SegmenterConfig
@@ -120,31 +131,36 @@ def build_segmenter(
 
         torch.manual_seed(0)
         model = build_sam2_model(sam_size) if real_size else tiny_sam2()
-        return Sam2BoxSegmenter(
+        segmenter = Sam2BoxSegmenter(
             model,
-            SegmenterConfig(model_type=sam_size, compile=compile_sam, fast=fast),
+            SegmenterConfig(
+                model_type=sam_size, compile=compile_sam, fast=fast, cuda_graph=cuda_graph
+            ),
             device=device,
         )
-    from uvosam.segmenter import BoxPromptSegmenter
+    else:
+        from uvosam.segmenter import BoxPromptSegmenter
 
-    if not real_size:
-        from uvosam.testing import tiny_sam
+        if real_size:
+            from segment_anything import sam_model_registry
 
-        return BoxPromptSegmenter(
-            tiny_sam(), SegmenterConfig(compile=compile_sam, fast=fast), device=device
+            torch.manual_seed(0)
+            sam = sam_model_registry[sam_size](checkpoint=None).eval()
+        else:
+            from uvosam.testing import tiny_sam
+
+            sam = tiny_sam()
+        config = SegmenterConfig(
+            model_type=sam_size, compile=compile_sam, fast=fast, cuda_graph=cuda_graph
         )
-    from segment_anything import sam_model_registry
-
-    torch.manual_seed(0)
-    sam = sam_model_registry[sam_size](checkpoint=None).eval()
-    return BoxPromptSegmenter(
-        sam, SegmenterConfig(model_type=sam_size, compile=compile_sam, fast=fast), device=device
-    )
+        segmenter = BoxPromptSegmenter(sam, config, device=device)
+    segmenter.keep_matmul_weights_bf16()  # the model is its own, as from_pretrained's (the app's) is
+    return segmenter
 
 
 def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precision: str = "fp32",
                    compile_sam: bool = False, fast: bool | None = None,
-                   detector_batch: int | None = None):  # fmt: skip
+                   detector_batch: int | None = None, cuda_graph: bool = False):  # fmt: skip
     """The pipeline of one child; ``detector_batch``: frames per detector call (None: the tiny tracker's 3, or at real
     size as ``load_tracker``: IDOL's 10 on a GPU, 1 on the CPU)."""
     import torch
@@ -155,7 +171,9 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
     if not real_size:
         batch = {} if detector_batch is None else {"batch_size": detector_batch}
         tracker = tiny_idol_tracker(precision=precision, **batch)
-        return UVOSAM(tracker, build_segmenter(device, False, sam_size, compile_sam, fast))
+        return UVOSAM(
+            tracker, build_segmenter(device, False, sam_size, compile_sam, fast, cuda_graph)
+        )
     from dataclasses import replace
 
     from uvosam.tracker.config import DetectorConfig
@@ -171,7 +189,7 @@ def build_pipeline(device: str, real_size: bool, sam_size: str = "vit_h", precis
     batch = default_batch_size(detector.cfg, device) if detector_batch is None else detector_batch
     return UVOSAM(
         IDOLTracker(detector, ("object",), batch_size=batch),
-        build_segmenter(device, True, sam_size, compile_sam, fast),
+        build_segmenter(device, True, sam_size, compile_sam, fast, cuda_graph),
     )
 
 
@@ -284,7 +302,7 @@ def child(args: argparse.Namespace) -> None:
     fast = SAM_PRECISIONS[args.sam_precision]
     cuda = args.device.startswith("cuda")
     pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, args.compile, fast,
-                          args.detector_batch)  # fmt: skip
+                          args.detector_batch, args.cuda_graph)  # fmt: skip
     if args.objects:
         pipe.tracker = FixedObjects(pipe.tracker, args.objects)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -325,19 +343,24 @@ def child(args: argparse.Namespace) -> None:
         if cuda:
             out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
             out["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
+        out["sam_cuda_graph_fallback"] = (
+            pipe.segmenter.cuda_graph_fallback
+        )  # with --cuda-graph: ran eager, why
         if args.compare_release and args.sam in SAM_MODEL_TYPES:  # the release used SAM
             out.update(compare_release(pipe, args.video, Path(work), sync, args.release_repeats))
     print(json.dumps(out), flush=True)
 
 
 def run_child(
-    args: argparse.Namespace, video: Path, compare: bool, precision: str, compile_sam: bool
+    args: argparse.Namespace, video: Path, compare: bool, precision: str, option: str
 ) -> dict:
     """One pipeline on one video in a fresh process; its JSON line. RuntimeError (with stderr's tail) if it fails."""
     cmd = [sys.executable, __file__, "--child", "--video", str(video), "--device", args.device]
     cmd += ["--sam", args.sam] + (["--real-size"] if args.real_size else [])
     cmd += ["--compare-release"] if compare else []
+    compile_sam = option == "compile"
     cmd += ["--precision", precision] + (["--compile"] if compile_sam else [])
+    cmd += ["--cuda-graph"] if option == "graph" else []
     cmd += ["--sam-precision", args.sam_precision]
     cmd += ["--warm-up-hw", str(args.height), str(args.width)]
     cmd += ["--release-repeats", str(args.release_repeats), "--objects", str(args.objects)]
@@ -349,7 +372,7 @@ def run_child(
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise RuntimeError(
-            f"benchmark child {variant_name(precision, compile_sam)} on {video.name} failed "
+            f"benchmark child {variant_name(precision, option)} on {video.name} failed "
             f"(exit {done.returncode}):\n{tail}"
         )
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -424,13 +447,13 @@ def run_variants(args: argparse.Namespace, video: Path, reuse: dict | None) -> b
     )
     print("  " + " ".join(f"{title:<{w}}" if i == 0 else f"{title:>{w}}" for i, (title, w) in
                           enumerate(VARIANT_COLUMNS)), flush=True)  # fmt: skip
-    main = variant_name(args.precision, args.compile)
+    main = variant_name(args.precision, sam_option(args))
     ok = True
-    for precision, compile_sam in args.variants or [parse_variant(v) for v in DEFAULT_VARIANTS]:
-        name = variant_name(precision, compile_sam)
+    for precision, option in args.variants or [parse_variant(v) for v in DEFAULT_VARIANTS]:
+        name = variant_name(precision, option)
         reused = reuse is not None and name == main
         try:
-            r = reuse if reused else run_child(args, video, False, precision, compile_sam)
+            r = reuse if reused else run_child(args, video, False, precision, option)
         except (
             RuntimeError
         ) as err:  # one failing variant (e.g. no compiler) must not lose the others' numbers
@@ -438,6 +461,11 @@ def run_variants(args: argparse.Namespace, video: Path, reuse: dict | None) -> b
             ok = False
             continue
         print(variant_row(name, r) + ("  (the run above)" if reused else ""), flush=True)
+        if r.get("sam_cuda_graph_fallback"):
+            print(
+                f"  {name:<14} (its SAM encoder ran EAGER: {r['sam_cuda_graph_fallback']})",
+                flush=True,
+            )
     return ok
 
 
@@ -470,6 +498,11 @@ def main(argv: list[str] | None = None) -> int:
         "--compile",
         action="store_true",
         help="torch.compile SAM's image encoder (SegmenterConfig.compile)",
+    )
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="replay SAM's image encoder from a CUDA graph (SegmenterConfig.cuda_graph; not with --compile)",
     )
     p.add_argument(
         "--sam-precision",
@@ -506,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         type=parse_variant,
         metavar="VARIANT",
         help="after the usual report, run the SHORT video once per variant and print a table; a variant "
-        f"is fp32|tf32|bf16 with an optional '+compile' (no value: {' '.join(DEFAULT_VARIANTS)})",
+        f"is fp32|tf32|bf16 with an optional '+compile' or '+graph' (--cuda-graph) (no value: "
+        f"{' '.join(DEFAULT_VARIANTS)})",
     )
     p.add_argument(
         "--variants-only",
@@ -518,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-release", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--warm-up-hw", type=int, nargs=2, default=[480, 854], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.compile and args.cuda_graph:
+        p.error("--compile and --cuda-graph: choose one (SegmenterConfig takes one or the other)")
     if args.child:
         child(args)
         return 0
@@ -544,7 +580,7 @@ def run_lengths(args: argparse.Namespace, tmp: Path) -> dict:
         video = tmp / f"v{n}.mp4"
         make_video(video, n, args.height, args.width)
         try:
-            r = run_child(args, video, (n == args.frames[0]), args.precision, args.compile)
+            r = run_child(args, video, (n == args.frames[0]), args.precision, sam_option(args))
         except RuntimeError as err:
             print(f"  {n:5d} frames: FAILED: {err}", flush=True)
             continue
@@ -583,7 +619,8 @@ def header_line(args: argparse.Namespace, fast: bool) -> str:
     size, encoder = model_text(args.sam, args.real_size, fast)
     return (
         f"device {args.device}; {size}; {args.width}x{args.height} synthetic video, 25 fps, 1 s chunks; "
-        f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}; {objects_text(args)}; "
+        f"tracker {args.precision}; {encoder}, compile {'on' if args.compile else 'off'}, CUDA graph "
+        f"{'on' if args.cuda_graph else 'off'}; {objects_text(args)}; "
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; {load_text()} (at the report)"
     )
 

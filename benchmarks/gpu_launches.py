@@ -20,9 +20,10 @@ also builds what is kept: SAM's relative-position tables, the detector's level-s
 
 ``torch.autocast("cuda")`` is disabled where CUDA is unavailable; to count the casts it adds, this process (only
 this one) reports CUDA and bf16 as available (``torch.cuda.is_available`` / ``is_bf16_supported`` patched; the fake
-device reports an H100's compute capability, 9.0, throughout) and
-counts the autocast stages a second time (``autocast`` column). The Triton deformable-attention kernel is
-replaced by a stand-in that makes its ``.contiguous()`` calls and one launch, as ``ops/function.py`` does.
+device reports an H100's compute capability, 9.0, throughout) and counts the autocast stages a second time
+(``autocast`` column); SAM's a third time with its encoder's matmul weights kept in bf16, as ``from_pretrained`` keeps
+them on the fast path (``bf16 w`` column). The Triton deformable-attention kernel is replaced by a stand-in that makes
+its ``.contiguous()`` calls and one launch, as ``ops/function.py`` does.
 
     python benchmarks/gpu_launches.py                       # SAM vit_h, 3 boxes, IDOL R50 batch 10, 854x480
     python benchmarks/gpu_launches.py --sam sam2.1_large --boxes 5
@@ -127,17 +128,24 @@ IDOL_STAGES = ("idol preprocess", "idol forward", "idol outputs", "idol postproc
 
 
 def table_rows(
-    label: str, plain: Record, autocast: Record, stages: tuple[str, ...], per: int
+    label: str,
+    plain: Record,
+    autocast: Record,
+    stages: tuple[str, ...],
+    per: int,
+    kept: Record | None = None,
 ) -> list[str]:
-    """One row per stage: launches (plain / under autocast), H2D, D2H and data-dependent ops; counts divided by
-    ``per`` (frames per batch) in the per-frame column."""
+    """One row per stage: launches (plain / under autocast / under autocast with the matmul weights kept in bf16,
+    ``kept``: SAM only), H2D, D2H and data-dependent ops; counts divided by ``per`` (frames per batch) in the
+    per-frame column."""
     rows = []
     for stage in stages:
         launches, cast = plain.launches[stage], autocast.launches[stage]
+        bf16 = "" if kept is None else kept.launches[stage]
         counts = [plain.count(stage, kind) for kind in KINDS]
         per_frame = f"{launches / per:.1f}" if per > 1 else ""
         rows.append(
-            f"{label:<14}{stage:<26}{launches:>9}{cast:>10}{per_frame:>10}"
+            f"{label:<14}{stage:<26}{launches:>9}{cast:>10}{bf16:>10}{per_frame:>10}"
             + "".join(f"{c:>6}" for c in counts)
         )
     return rows
@@ -161,10 +169,15 @@ def top_sites(record: Record, stage: str, k: int = 6) -> list[str]:
 
 def report(title: str, records: dict[str, list[Record]], stages, per: int, label: str) -> list[str]:
     """Print the details of one model (frame 2's events and busiest sites); return its table rows."""
-    plain, cast = records["plain"], records["autocast"]
+    plain, cast, kept = records["plain"], records["autocast"], records.get("kept")
     first, second = plain
+    kept_text = (
+        ""
+        if kept is None
+        else f", with the matmul weights kept in bf16 {sum(kept[1].launches.values())}"
+    )
     print(f"\n== {title}: first call {sum(first.launches.values())} launches, second (counted) "
-          f"{sum(second.launches.values())}; under autocast {sum(cast[1].launches.values())}")  # fmt: skip
+          f"{sum(second.launches.values())}; under autocast {sum(cast[1].launches.values())}{kept_text}")  # fmt: skip
     print("  copies, reads and data-dependent ops (frame 2, no autocast):")
     print("\n".join(event_lines(second, stages)) or "    none")
     extra = [line for line in event_lines(first, stages) if line not in event_lines(second, stages)]
@@ -176,10 +189,17 @@ def report(title: str, records: dict[str, list[Record]], stages, per: int, label
         "  autocast adds (sites):",
         ", ".join(f"{n} @ {site}" for (_, site), n in added.most_common(4) if n > 0),
     )
+    if kept is not None:
+        added = kept[1].launch_sites.copy()
+        added.subtract(second.launch_sites)
+        print(
+            "  autocast adds with the matmul weights kept in bf16 (sites):",
+            ", ".join(f"{n} @ {site}" for (_, site), n in added.most_common(4) if n > 0),
+        )
     for stage in stages:
         if second.launches[stage]:
             print(f"  {stage}: busiest sites\n" + "\n".join(top_sites(second, stage)))
-    return table_rows(label, second, cast[1], stages, per)
+    return table_rows(label, second, cast[1], stages, per, None if kept is None else kept[1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,16 +229,21 @@ def main(argv: list[str] | None = None) -> None:
             mode: sam_frames(segmenter, frame, boxes, autocast=mode == "autocast")
             for mode in ("plain", "autocast")
         }
+        # what from_pretrained gives (its model is its own): the encoder's matmul weights cast once, in place
+        if segmenter.keep_matmul_weights_bf16():
+            records["kept"] = sam_frames(segmenter, frame, boxes, autocast=True)
         title = f"SAM {args.sam} (fast={segmenter.fast}), {args.boxes} boxes, {args.width}x{args.height}"
         rows += report(title, records, SAM_STAGES, 1, args.sam)
         if args.detector_batch:
             rows += idol_rows(frame, args.detector_batch)
-    print(f"\n{'model':<14}{'stage':<26}{'launches':>9}{'autocast':>10}{'per frame':>10}"
+    print(f"\n{'model':<14}{'stage':<26}{'launches':>9}{'autocast':>10}{'bf16 w':>10}{'per frame':>10}"
           f"{'H2D':>6}{'D2H':>6}{'dd':>6}")  # fmt: skip
     print("\n".join(rows))
     print("launches: ops writing a tensor (composites once); autocast: the same under bf16 autocast (SAM's fast "
-          "path; IDOL precision bf16); H2D/D2H: copies and reads (each D2H waits for the GPU); dd: data-dependent "
-          "shapes (a wait too). Frame 2 / batch 2, without autocast; torch " + torch.__version__)  # fmt: skip
+          "path, the model as the constructor takes it; IDOL precision bf16); bf16 w: SAM's fast path with the "
+          "encoder's matmul weights kept in bf16 (from_pretrained's own model: keep_matmul_weights_bf16); H2D/D2H: "
+          "copies and reads (each D2H waits for the GPU); dd: data-dependent shapes (a wait too). Frame 2 / batch 2, "
+          "without autocast; torch " + torch.__version__)  # fmt: skip
 
 
 def idol_rows(frame: np.ndarray, batch: int) -> list[str]:

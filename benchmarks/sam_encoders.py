@@ -4,7 +4,9 @@ weights, one 1024x1024 input, all in one run so that the ratios come from one ma
 What is timed is what the box-to-mask stage runs once per frame: SAM's ``uvosam.segmenter.plain_encode`` (its own
 ``image_encoder`` forward) and SAM 2.1's ``uvosam.sam2_segmenter.plain_forward`` (``SAM2Base.forward_image``: the
 Hiera trunk, the FPN neck and the two convolutions of the high-resolution maps); with ``--fast`` the fast paths
-instead (``fast_encode``: bf16 autocast + SDPA attention; ``fast_forward``: bf16 autocast), as on CUDA by default.
+instead (``fast_encode``: bf16 autocast + SDPA attention; ``fast_forward``: bf16 autocast), as on CUDA by default,
+with the encoder's matmul weights kept in bf16 as ``from_pretrained`` keeps them. Each runs through its box
+segmenter's ``_run_encoder``.
 Not timed: the resize/normalise before and the prompt encoder + mask decoder after (per box, small next to the
 encoder). Both families take a 1024x1024 input at real size.
 
@@ -14,6 +16,7 @@ first model's.
 
     python benchmarks/sam_encoders.py                                  # vit_b vs sam2.1_tiny, sam2.1_small (CPU)
     python benchmarks/sam_encoders.py --models vit_h sam2.1_large sam2.1_base_plus --device cuda --fast --repeats 20
+    python benchmarks/sam_encoders.py --models vit_h --device cuda --fast --cuda-graph    # eager vs replayed graph
 """
 
 from __future__ import annotations
@@ -24,49 +27,66 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._machine import load_text
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
+from uvosam.config import SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
 
 DEFAULT_MODELS = ("vit_b", "sam2.1_tiny", "sam2.1_small")
 
 
-def build_encoder(name: str, device: str, fast: bool) -> tuple[Callable, int, int]:
+def build_encoder(
+    name: str, device: str, fast: bool, cuda_graph: bool = False
+) -> tuple[Callable, int, int] | tuple[Callable, int, int, Callable]:
     """(``fn(x)``: the per-frame encoder call of model ``name`` on (1, 3, 1024, 1024) input, all parameters,
-    image-encoder parameters); random weights, eval mode, on ``device``."""
+    image-encoder parameters); random weights, eval mode, on ``device``.
+
+    The call is the box segmenter's own (``_run_encoder``), on a model it owns as ``from_pretrained``'s: with
+    ``fast`` its matmul weights are kept in bf16 (``keep_matmul_weights_bf16``). With ``cuda_graph`` a fourth item:
+    ``graphed(x)``, the same call on the same model through a second segmenter with ``SegmenterConfig.cuda_graph``
+    (a replayed CUDA graph; eager, with a warning, off CUDA)."""
     import torch
 
+    from uvosam.config import SegmenterConfig
+
+    if name not in SEGMENTER_MODEL_TYPES:
+        raise ValueError(f"unknown model {name!r}; expected one of {SEGMENTER_MODEL_TYPES}")
     torch.manual_seed(0)
+    config = SegmenterConfig(model_type=name, fast=fast)
     if name in SAM_MODEL_TYPES:
         from segment_anything import sam_model_registry
 
-        from uvosam.segmenter import fast_encode, plain_encode
+        from uvosam.segmenter import BoxPromptSegmenter as Segmenter
 
-        model = sam_model_registry[name](checkpoint=None).eval().to(device)
-        encoder, run = model.image_encoder, (fast_encode if fast else plain_encode)
-
-        def fn(x):
-            return run(encoder, x)
-
-    elif name in SAM2_MODEL_TYPES:
-        from uvosam.sam2_segmenter import build_sam2_model, fast_forward, plain_forward
-
-        model = build_sam2_model(name).to(device)
-        encoder, run = model.image_encoder, (fast_forward if fast else plain_forward)
-
-        def fn(x):
-            return run(model, x)
-
+        model = sam_model_registry[name](checkpoint=None).eval()
+        encoder = module = model.image_encoder
     else:
-        raise ValueError(f"unknown model {name!r}; expected one of {SEGMENTER_MODEL_TYPES}")
+        from uvosam.sam2_segmenter import Sam2BoxSegmenter as Segmenter
+        from uvosam.sam2_segmenter import build_sam2_model
+
+        model = build_sam2_model(name)
+        encoder, module = model.image_encoder, model
+    segmenter = Segmenter(model, config, device=device)
+    segmenter.keep_matmul_weights_bf16()
+
+    def fn(x):
+        return segmenter._run_encoder(module, x)
 
     def count(m):
         return sum(p.numel() for p in m.parameters())
 
-    return fn, count(model), count(encoder)
+    if not cuda_graph:
+        return fn, count(model), count(encoder)
+    graphed_segmenter = Segmenter(model, replace(config, cuda_graph=True))
+
+    def graphed(x):
+        return graphed_segmenter._run_encoder(module, x)
+
+    graphed.segmenter = graphed_segmenter
+    return fn, count(model), count(encoder), graphed
 
 
 def time_round_robin(
@@ -132,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         help="the fast paths (bf16 autocast; SAM also SDPA attention)",
     )
     p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="also time each model replayed from a CUDA graph (SegmenterConfig.cuda_graph; row '<model> graph', "
+        "the same model and input, in the same round-robin)",
+    )
+    p.add_argument(
         "--repeats", type=int, default=3, help="timed calls per model (after one warm-up call each)"
     )
     p.add_argument(
@@ -155,14 +181,22 @@ def main(argv: list[str] | None = None) -> None:
           f"1 warm-up + {args.repeats} timed calls per model, round-robin; {load_text()}", flush=True)  # fmt: skip
     fns, params = {}, {}
     x = torch.randn(1, 3, 1024, 1024, device=args.device)
+    graphed = {}
     for name in args.models:
-        fn, total, encoder = build_encoder(name, args.device, args.fast)
+        fn, total, encoder, *graph = build_encoder(name, args.device, args.fast, args.cuda_graph)
         fns[name] = lambda fn=fn: fn(x)
         params[name] = (total, encoder)
+        if graph:
+            fns[f"{name} graph"] = lambda fn=graph[0]: fn(x)
+            params[f"{name} graph"] = (total, encoder)
+            graphed[f"{name} graph"] = graph[0].segmenter
     with torch.inference_mode():
         times = time_round_robin(fns, args.repeats, sync)
     for row in report_rows(times, params):
         print(row)
+    for label, segmenter in graphed.items():
+        fallback = segmenter.cuda_graph_fallback
+        print(f"{label}: {'ran EAGER: ' + fallback if fallback else 'replayed a CUDA graph'}")
 
 
 if __name__ == "__main__":

@@ -13,15 +13,19 @@
 #   env           GPU, driver, torch / triton versions, the deformable-attention backend
 #   gpu_tests     pytest -m gpu: kernel vs float64 reference, tracker parity with either backend, SAM fast path
 #   sam_encoder   benchmarks/sam_encoders.py: SAM ViT-H's image encoder alone, fast path (42 ms on 2026-11-30,
-#                 before the host syncs and rebuilt tables were removed)
+#                 before the host syncs and rebuilt tables were removed), eager and replayed from a CUDA graph
+#                 (--cuda-graph: both in one round-robin on one model)
 #   e2e           benchmarks/e2e.py at real size (SAM ViT-H + R50, random weights, 854x480, 3 boxes on every frame:
 #                 --objects 3): 100 and 200 frames, the release-equivalent comparison (one pair), memory ratios
-#   e2e_variants  the 100-frame video with the tracker in tf32 and bf16 (fp32 is the e2e step's run)
+#   e2e_variants  the 100-frame video with the tracker in bf16, SAM's encoder eager and replayed from a CUDA graph
+#                 (bf16 vs bf16+graph: the graph's gain end to end; tf32 was measured on 2026-11-30, 7.58 fps)
 #   e2e_sam2      the same as e2e with SAM 2.1 Hiera-L (--sam sam2.1_large), 50 and 100 frames (needs the sam2 wheel
 #                 that gpu_prepare.sh builds)
-#   msda          benchmarks/msda.py: kernel vs reference at the tracker's shapes
+#   msda          benchmarks/msda.py: kernel vs reference at the tracker's shapes (measured in full on 2026-11-30;
+#                 its limit gave 10 s to e2e_variants)
 #   e2e_compile   bf16 + torch.compile of SAM ViT-H's encoder from a cold inductor cache (likeliest to be cut: last;
-#                 the first run's cold compile took longer than 63 s)
+#                 the cold compile outlasted the step in both runs of 2026-11-30, at 63 and 68 s; its limit gave 10 s
+#                 to e2e_variants and 5 s to gpu_tests, for the 6 CUDA-graph tests: the step took 24.5 s before them)
 # Each step writes $OUT/<step>.txt (the device tool brings $OUT back; default ./gpu-out); this prints a summary.
 # GPU_CHECK_DRY_RUN=1 runs the same plumbing on CPU with tiny sizes (tests/test_gpu_check_script.py does, in CI);
 # PYTHON picks the interpreter (default python3), GPU_CHECK_DIR the prepared folder (default .gpu).
@@ -61,22 +65,22 @@ if [ "$DRY" = 1 ]; then
   DEVICE=cpu
   SIZE=(--height 48 --width 64 --objects 3)
   E2E_ARGS=(--frames 8 16 "${SIZE[@]}")
-  VARIANTS_ARGS=(--frames 8 8 "${SIZE[@]}" --variants-only --variants bf16)
+  VARIANTS_ARGS=(--frames 8 8 "${SIZE[@]}" --variants-only --variants bf16 bf16+graph)
   SAM2_ARGS=(--sam sam2.1_large --frames 8 16 "${SIZE[@]}")  # the tiny SAM 2.1
   COMPILE_ARGS=(--frames 8 8 "${SIZE[@]}" --variants-only --variants tf32)  # a CPU compile would not fit: plumbing only
   MSDA_ARGS=""; MSDA_BLOCKS=""
-  ENCODER_ARGS=(--models sam2.1_tiny --fast --repeats 1)  # real-size models on a CPU would not fit: plumbing only
+  ENCODER_ARGS=(--models sam2.1_tiny --fast --cuda-graph --repeats 1)  # real-size models on a CPU would not fit: plumbing only
 else
   # --objects 3: SAM works on every frame, as with trained weights (the random-weight tracker finds few objects)
   DEVICE=cuda; SIZE=(--real-size --height 480 --width 854 --objects 3)
   E2E_ARGS=(--frames 100 200 "${SIZE[@]}" --release-repeats 1)
-  VARIANTS_ARGS=(--frames 100 100 "${SIZE[@]}" --variants-only --variants tf32 bf16)
+  VARIANTS_ARGS=(--frames 100 100 "${SIZE[@]}" --variants-only --variants bf16 bf16+graph)
   SAM2_ARGS=(--sam sam2.1_large --frames 50 100 "${SIZE[@]}")
   COMPILE_ARGS=(--frames 100 100 "${SIZE[@]}" --variants-only --variants bf16+compile)
   # --block-q 16 / 64: a little faster at batch 1 forward, slower at batch 10 and in every fwd+bwd on the H200
   # (ops/README.md): the automatic choice stays, the variants are not run again
   MSDA_ARGS="--iters 20"; MSDA_BLOCKS=""
-  ENCODER_ARGS=(--models vit_h --device cuda --fast --repeats 10)  # one model: its row prints before a cut
+  ENCODER_ARGS=(--models vit_h --device cuda --fast --cuda-graph --repeats 10)  # one model (eager and graph rows)
   timeout --kill-after=$KILL_AFTER $CUDA_LIMIT "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || { echo "no CUDA device here: this script is for the lent GPU machine (GPU_CHECK_DRY_RUN=1 to try it on CPU)"; exit 2; }
 fi
@@ -122,19 +126,19 @@ export PY MSDA_ARGS MSDA_BLOCKS
 export -f env_report msda_bench
 
 step env 12 bash -c env_report
-step gpu_tests 40 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
+step gpu_tests 45 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
 step sam_encoder 40 "$PY" benchmarks/sam_encoders.py "${ENCODER_ARGS[@]}"
 step e2e 150 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_ARGS[@]}"
-step e2e_variants 75 "$PY" benchmarks/e2e.py --device "$DEVICE" "${VARIANTS_ARGS[@]}"
+step e2e_variants 95 "$PY" benchmarks/e2e.py --device "$DEVICE" "${VARIANTS_ARGS[@]}"
 step e2e_sam2 55 "$PY" benchmarks/e2e.py --device "$DEVICE" "${SAM2_ARGS[@]}"
-step msda 35 bash -c msda_bench
-step e2e_compile 58 "$PY" benchmarks/e2e.py --device "$DEVICE" "${COMPILE_ARGS[@]}"
+step msda 25 bash -c msda_bench
+step e2e_compile 43 "$PY" benchmarks/e2e.py --device "$DEVICE" "${COMPILE_ARGS[@]}"
 
 echo
 echo "######## summary (full logs in $OUT)"
 [ -f "$OUT/env.txt" ] && cat "$OUT/env.txt"
 [ -f "$OUT/gpu_tests.txt" ] && echo "-- gpu_tests" && grep -E "passed|failed|error|skipped|max abs error" "$OUT/gpu_tests.txt" | tail -n 15
-[ -f "$OUT/sam_encoder.txt" ] && { echo "-- sam_encoder"; tail -n 4 "$OUT/sam_encoder.txt"; }
+[ -f "$OUT/sam_encoder.txt" ] && { echo "-- sam_encoder"; tail -n 8 "$OUT/sam_encoder.txt"; }
 [ -f "$OUT/msda.txt" ] && { echo "-- msda"; grep -E "^\||^#" "$OUT/msda.txt" | grep -v -- "|---" || tail -n 5 "$OUT/msda.txt"; }
 for name in e2e e2e_variants e2e_sam2 e2e_compile; do  # without the JSON records and the stage legend
   [ -f "$OUT/$name.txt" ] && { echo "-- $name"; grep -v -E "^  (json|stages:)" "$OUT/$name.txt" | tail -n 25; }

@@ -314,6 +314,32 @@ def test_sam_precision_setting_reaches_the_segmenter_config(precision, fast, mon
     assert str(seen[0][1]["device"]) == "cpu"
 
 
+@pytest.mark.parametrize(("value", "on"), [(None, False), ("1", True), ("0", False)])
+def test_the_cuda_graph_setting_reaches_the_segmenter_config_through_the_apps_loader(
+    value, on, monkeypatch
+):
+    import app as app_module
+    from uvosam_app import models as app_models
+
+    seen = []
+    monkeypatch.setattr(app_models, "load_segmenter", lambda sam, **kw: seen.append((sam, kw)))
+    settings = AppSettings.from_env({} if value is None else {"UVOSAM_CUDA_GRAPH": value})
+    assert settings.cuda_graph is on
+    app_module.make_loader(settings)._segmenters._load("vit_b")
+    assert seen[0][0] == "vit_b" and seen[0][1]["config"].cuda_graph is on
+
+
+def test_the_cuda_graph_setting_is_refused_on_zero_gpu(monkeypatch):
+    from uvosam_app import settings as app_settings
+
+    monkeypatch.setattr(app_settings, "zero_gpu", lambda: True)
+    with pytest.raises(
+        ValueError, match=r"^UVOSAM_CUDA_GRAPH \(AppSettings.cuda_graph\) cannot be on on ZeroGPU"
+    ):
+        AppSettings.from_env({"UVOSAM_CUDA_GRAPH": "1"})
+    assert AppSettings.from_env({}).cuda_graph is False
+
+
 @needs_sam2
 def test_the_apps_loader_keeps_every_model_loaded_at_start(monkeypatch, tmp_path, tiny_sam_model):
     """The loader keeps 3 models of a kind by default; UVOSAM_PRELOAD may list more. Unloading one loaded at start
@@ -326,7 +352,7 @@ def test_the_apps_loader_keeps_every_model_loaded_at_start(monkeypatch, tmp_path
     loaded = []
     monkeypatch.setattr(
         app_module, "load_mask_model",
-        lambda sam, device, sam_precision: loaded.append(sam) or BoxPromptSegmenter(tiny_sam_model),
+        lambda sam, device, sam_precision, cuda_graph: loaded.append(sam) or BoxPromptSegmenter(tiny_sam_model),
     )  # fmt: skip
     env = {"UVOSAM_PRELOAD": "vit_l,vit_h,sam2.1_tiny", "UVOSAM_WORK_DIR": str(tmp_path)}
     monkeypatch.setattr(

@@ -210,7 +210,10 @@ def test_segment_passes_sam_type_and_compile_to_the_segmenter_config(tmp_path, m
                               "--compile"])  # fmt: skip
     segment_cli.load_pipeline(args)
     assert seen["sam"] == "w.pt" and seen["segmenter_config"].model_type == "sam2.1_large"
-    assert seen["segmenter_config"].compile is True
+    assert seen["segmenter_config"].compile is True and seen["segmenter_config"].cuda_graph is False
+    args = parser.parse_args(["segment", "x.mp4", "--out", "o", "--cuda-graph"])
+    segment_cli.load_pipeline(args)
+    assert seen["segmenter_config"].cuda_graph is True and seen["segmenter_config"].compile is False
     args = parser.parse_args(["davis-run", "--davis-root", "d", "--out", "r", "--sam", "w.pt", "--sam-type",
                               "sam2.1_small"])  # fmt: skip
     runs_cli.load_pipeline(args)

@@ -1,6 +1,7 @@
 """benchmarks/e2e.py helpers: variant names and the fps after the first chunk (the script itself is run by hand)."""
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ def e2e():
 
 
 def test_variants_parse_and_name(e2e):
-    assert e2e.parse_variant("tf32") == ("tf32", False)
-    assert e2e.parse_variant("bf16+compile") == ("bf16", True)
+    assert e2e.parse_variant("tf32") == ("tf32", "")
+    assert e2e.parse_variant("bf16+compile") == ("bf16", "compile")
+    assert e2e.parse_variant("bf16+graph") == ("bf16", "graph")
     assert [e2e.variant_name(*e2e.parse_variant(v)) for v in e2e.DEFAULT_VARIANTS] == list(
         e2e.DEFAULT_VARIANTS
     )
@@ -186,7 +188,7 @@ def test_each_length_prints_as_it_ends_and_a_failing_one_loses_only_its_own(
     }
     seen_before_long = []
 
-    def run_child(args, video, compare, precision, compile_sam):
+    def run_child(args, video, compare, precision, option):
         if video.name == "v20.mp4":
             assert compare
             return fake_run(20, **release)
@@ -368,3 +370,39 @@ def test_each_length_says_how_often_sams_encoder_ran(e2e):
         "sam_encoder_calls": 2,
     }
     assert "SAM's image encoder ran 2 times" in e2e.run_lines(100, run)[0]
+
+
+def test_a_graph_variant_runs_its_child_with_cuda_graph_and_reports_an_eager_fallback(
+    e2e, monkeypatch, capsys
+):
+    import subprocess
+
+    commands = []
+
+    def fake_run(cmd, **kw):
+        commands.append(cmd)
+        run = {"frames": 8, "seconds": 1.0, "first_chunk_s": 0.5, "frames_at_first_chunk": 4, "stages": {},
+               "sam_cuda_graph_fallback": "not a CUDA device (cpu)" if "--cuda-graph" in cmd else None}  # fmt: skip
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(run) + "\n", stderr="")
+
+    monkeypatch.setattr(e2e.subprocess, "run", fake_run)
+    monkeypatch.setattr(e2e, "make_video", lambda *a: None)
+    assert (
+        e2e.main(["--frames", "8", "8", "--variants-only", "--variants", "bf16", "bf16+graph"]) == 0
+    )
+    assert ["--cuda-graph" in cmd for cmd in commands] == [False, True]
+    assert all("--compile" not in cmd for cmd in commands)
+    out = capsys.readouterr().out
+    assert "  bf16+graph     (its SAM encoder ran EAGER: not a CUDA device (cpu))" in out
+    with pytest.raises(SystemExit):
+        e2e.main(["--compile", "--cuda-graph"])
+
+
+def test_build_segmenter_passes_cuda_graph_and_keeps_its_own_models_weights_in_bf16(e2e):
+    import torch
+
+    with pytest.warns(UserWarning, match="cuda_graph needs a CUDA device"):
+        seg = e2e.build_segmenter("cpu", False, "vit_h", fast=True, cuda_graph=True)
+    assert seg.config.cuda_graph and seg.cuda_graph_fallback == "not a CUDA device (cpu)"
+    assert seg.model.image_encoder.blocks[0].attn.qkv.weight.dtype == torch.bfloat16
+    assert e2e.build_segmenter("cpu", False, "vit_h", fast=False).matmul_weights_bf16 is False

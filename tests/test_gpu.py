@@ -5,6 +5,9 @@ What only a GPU can show: the tracker's parity with the original code (fixture `
 either deformable-attention backend on CUDA; the SAM fast path (bf16 autocast + fused SDPA kernels) keeps its masks
 within the documented tolerance of the float32 path, and so does SAM 2.1's (bf16 autocast, bf16 weights) against
 float32 on the CPU; a whole tiny pipeline on CUDA gives the CPU's tracks.
+The image encoder replayed from a CUDA graph (``SegmenterConfig.cuda_graph``) gives the eager path's masks exactly,
+per batch size, from two threads on two streams at once, after a failed capture (eager, with a warning) and after the
+weights change in place (captured again).
 The kernel's own numerics are in ``test_msda_kernel.py``.
 """
 
@@ -161,3 +164,118 @@ def test_sam2_1_on_cuda_fast_path_and_bf16_weights_stay_close_to_cpu_fp32():
         assert (mask_iou(ref.masks, got_bf16.masks) >= 0.9).all(), mask_iou(
             ref.masks, got_bf16.masks
         )
+
+
+# --- SegmenterConfig.cuda_graph: the image encoder replayed from a CUDA graph (uvosam.encoder_graphs)
+
+
+def _graph_pair(family: str, encoder_batch: int = 1):
+    """(eager, graphed) fast-path segmenters on CUDA sharing one tiny model, and a clip; SAM's rel-pos parameters made
+    non-zero (SAM zero-inits them) and its matmul weights kept in bf16 (what from_pretrained gives)."""
+    from uvosam.config import SegmenterConfig
+    from uvosam.sam2_segmenter import Sam2BoxSegmenter
+    from uvosam.segmenter import BoxPromptSegmenter
+    from uvosam.testing import moving_shapes, tiny_sam, tiny_sam2
+
+    if family == "sam":
+        model = tiny_sam(depth=2)
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for block in model.image_encoder.blocks:
+                for p in (block.attn.rel_pos_h, block.attn.rel_pos_w):
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+        cls, config = BoxPromptSegmenter, SegmenterConfig(overlap="none", fast=True)
+    else:
+        model, cls = tiny_sam2(), Sam2BoxSegmenter
+        config = SegmenterConfig(model_type="sam2.1_tiny", overlap="none", fast=True)
+    config = dataclasses.replace(config, encoder_batch=encoder_batch)
+    eager = cls(model, config, device="cuda")
+    graphed = cls(model, dataclasses.replace(config, cuda_graph=True))
+    assert eager.keep_matmul_weights_bf16() > 0
+    clip = moving_shapes(num_frames=5, height=96, width=128, num_objects=3, seed=2)
+    boxes = [b[~np.isnan(b).any(axis=1)] for b in clip.boxes_xyxy]
+    return eager, graphed, list(clip.frames), boxes
+
+
+def _assert_same(got, want):
+    assert any(b.masks.any() for b in want)  # not all empty: the comparison means something
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a.masks, b.masks)
+        np.testing.assert_array_equal(a.mask_scores, b.mask_scores)
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+def test_cuda_graph_masks_equal_eager_masks_over_frames_and_batch_sizes(family):
+    """Five frames, two at a time: graphs of batch size 2 and 1, each replayed on several different frames; every
+    mask and score equals the eager path's (the same kernels on the same data)."""
+    eager, graphed, frames, boxes = _graph_pair(family, encoder_batch=2)
+    want = eager.segment_batch(frames, boxes)
+    _assert_same(graphed.segment_batch(frames, boxes), want)
+    _assert_same(graphed.segment_batch(frames[::-1], boxes[::-1]), want[::-1])
+    _assert_same([graphed.segment(f, b) for f, b in zip(frames, boxes, strict=True)], want)
+    graphs = graphed._graphs
+    assert (
+        graphs.fallback is None and graphs.captures == 2 == graphs.graph_count
+    )  # (2, 3, S, S) and (1, 3, S, S)
+    assert (
+        graphed.describe()["cuda_graph"] is True
+        and graphed.describe()["cuda_graph_fallback"] is None
+    )
+
+
+def test_cuda_graph_two_threads_on_two_streams_get_their_own_masks():
+    from concurrent.futures import ThreadPoolExecutor
+
+    eager, graphed, frames, boxes = _graph_pair("sam")
+    want = [eager.segment(f, b) for f, b in zip(frames, boxes, strict=True)]
+    graphed.segment(frames[0], boxes[0])  # captured here
+
+    def worker(k: int):
+        stream = torch.cuda.Stream()
+        order = list(range(len(frames)))[:: 1 if k == 0 else -1] * 4
+        with torch.cuda.stream(stream):
+            return [(i, graphed.segment(frames[i], boxes[i])) for i in order]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(worker, [0, 1]))
+    for pairs in results:
+        for i, got in pairs:
+            _assert_same([got], [want[i]])
+    assert graphed._graphs.captures == 1 and graphed._graphs.fallback is None
+
+
+def test_cuda_graph_a_failed_capture_warns_and_runs_eager():
+    """A host sync inside the captured function (here: a read of the input) makes the capture fail for real; the
+    segmenter warns once, runs eager from then on, and CUDA keeps working."""
+    eager, graphed, frames, boxes = _graph_pair("sam")
+    graphs = graphed._graphs
+    encode = graphs._fn
+    graphs._fn = lambda module, x: encode(module, x) if float(x.sum()) == float(x.sum()) else None
+    with pytest.warns(RuntimeWarning, match="CUDA-graph capture of the image encoder failed"):
+        first = graphed.segment(frames[0], boxes[0])
+    _assert_same([first], [eager.segment(frames[0], boxes[0])])
+    _assert_same(
+        [graphed.segment(f, b) for f, b in zip(frames, boxes, strict=True)],
+        [eager.segment(f, b) for f, b in zip(frames, boxes, strict=True)],
+    )
+    assert graphs.fallback is not None and graphs.graph_count == 0
+    assert graphed.describe()["cuda_graph_fallback"] == graphs.fallback
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+def test_cuda_graph_weights_changed_in_place_after_capture_give_the_new_weights_masks(family):
+    eager, graphed, frames, boxes = _graph_pair(family)
+    before = graphed.segment(frames[1], boxes[1])
+    _assert_same([before], [eager.segment(frames[1], boxes[1])])
+    encoder = graphed.model.image_encoder
+    with torch.no_grad():  # in place: the same storage, a new version
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.mul_(1.5)
+        if family == "sam":
+            for block in encoder.blocks:
+                block.attn.rel_pos_h.mul_(-1.0)
+    after = graphed.segment(frames[1], boxes[1])
+    _assert_same([after], [eager.segment(frames[1], boxes[1])])
+    assert not np.array_equal(after.masks, before.masks)  # the change mattered
+    assert graphed._graphs.captures == 2 and graphed._graphs.fallback is None

@@ -68,6 +68,10 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
     encoder = summary.split("-- sam_encoder", 1)[1].split("-- ", 1)[0]
     assert "sam2.1_tiny" in encoder and "fast path" in encoder
     assert (
+        "sam2.1_tiny graph" in encoder and "ran EAGER: not a CUDA device (cpu)" in encoder
+    )  # --cuda-graph
+    assert "  bf16+graph " in summary.split("-- e2e_variants", 1)[1]
+    assert (
         "3 boxes on every frame" in e2e
     )  # --objects 3: SAM works on every frame, as with trained weights
 

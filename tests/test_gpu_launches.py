@@ -3,6 +3,7 @@ run on a fake CUDA device (FakeTensorMode) while every dispatched op, copy and r
 
 import numpy as np
 import pytest
+import torch
 from script_helpers import load_benchmark
 from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -81,3 +82,23 @@ def test_the_detector_forward_never_waits_for_the_gpu(bench):
     ]
     assert second.launches["idol preprocess"] <= 3
     assert second.launches["idol outputs"] == 0
+
+
+def test_autocast_casts_no_encoder_weight_once_they_are_kept_in_bf16(bench):
+    """``keep_matmul_weights_bf16`` (what ``from_pretrained`` does on the fast path) takes away exactly one cast
+    launch per Linear/Conv2d weight and bias a frame, and nothing else changes."""
+    frame = np.full((48, 80, 3), 100, np.uint8)
+    boxes = bench.example_boxes(3, 48, 80)
+    with FakeTensorMode(allow_non_fake_inputs=True), bench.fake_cuda_capability():
+        sam = bench.to_fake_cuda(tiny_sam())
+        segmenter = BoxPromptSegmenter(sam, SegmenterConfig(fast=True))
+        _, given = bench.sam_frames(segmenter, frame, boxes, autocast=True)
+        cast = segmenter.keep_matmul_weights_bf16()
+        _, kept = bench.sam_frames(segmenter, frame, boxes, autocast=True)
+    encoder = sam.image_encoder
+    matmul = [p for m in encoder.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)
+              for p in m.parameters(recurse=False)]  # fmt: skip
+    assert cast == len(matmul) > 0
+    assert given.launches["sam image encoder"] - kept.launches["sam image encoder"] == cast
+    others = set(given.launches) - {"sam image encoder"}
+    assert {s: kept.launches[s] for s in others} == {s: given.launches[s] for s in others}

@@ -115,7 +115,8 @@ def test_a_run_records_its_models_settings_and_date(sam_run):
     assert mask == {
         "class": "BoxPromptSegmenter", "family": "SAM", "model_type": "vit_b", "weights": "my_sam.pth",
         "parameters": _parameters(tiny_sam()), "device": "cpu", "fast": False, "compile": False,
-        "encoder_dtype": "float32", "mask_threshold": 0.0, "overlap": "score",
+        "cuda_graph": False, "cuda_graph_fallback": None, "encoder_dtype": "float32", "mask_threshold": 0.0,
+        "overlap": "score",
     }  # fmt: skip
 
 

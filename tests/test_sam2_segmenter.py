@@ -441,3 +441,41 @@ def test_pipeline_takes_the_mask_model_from_the_segmenter_config(monkeypatch, we
     pipeline.UVOSAM.from_pretrained(device="cpu")
     pipeline.UVOSAM.from_pretrained(sam="vit_b", device="cpu", segmenter_config=TINY)
     assert loaded == ["sam2.1_tiny", "vit_h", "vit_b"]
+
+
+def test_from_pretrained_keeps_the_fast_encoders_matmul_weights_in_bf16_with_bit_identical_output(
+    tiny_weights, clip
+):
+    fast = dataclasses.replace(NO_OVERLAP, fast=True)
+    seg = Sam2BoxSegmenter.from_pretrained(
+        "sam2.1_tiny", device="cpu", config=fast, checkpoints_dir=tiny_weights.parent
+    )
+    owned = [seg.model.image_encoder, seg.model.sam_mask_decoder.conv_s0,
+             seg.model.sam_mask_decoder.conv_s1]  # fmt: skip
+    matmuls = [
+        m for o in owned for m in o.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)
+    ]
+    assert matmuls and all(
+        p.dtype == torch.bfloat16 for m in matmuls for p in m.parameters(recurse=False)
+    )
+    trunk = seg.model.image_encoder.trunk
+    assert (
+        trunk.pos_embed.dtype == torch.float32
+        and trunk.blocks[0].norm1.weight.dtype == torch.float32
+    )
+    # the rest of the mask decoder runs outside autocast: it stays float32
+    assert seg.model.sam_mask_decoder.iou_token.weight.dtype == torch.float32
+    assert seg.describe()["encoder_dtype"] == "bfloat16 (matmul weights; the rest float32)"
+    reference = tiny_sam2()  # float32, as the file holds it; the constructor leaves it so
+    with_reference = Sam2BoxSegmenter(reference, fast)
+    assert with_reference.describe()["encoder_dtype"] == "float32"
+    for t in range(3):
+        image, boxes = clip.frames[t], present(clip.boxes_xyxy[t])
+        with torch.inference_mode():
+            got, want = seg._encode([image], [None])[0], with_reference._encode([image], [None])[0]
+        assert torch.equal(got[0], want[0])
+        assert all(torch.equal(a, b) for a, b in zip(got[1], want[1], strict=True))
+        ours, theirs = seg.segment(image, boxes), with_reference.segment(image, boxes)
+        np.testing.assert_array_equal(ours.masks, theirs.masks)
+        np.testing.assert_array_equal(ours.mask_scores, theirs.mask_scores)
+    assert all(p.dtype == torch.float32 for p in reference.parameters())

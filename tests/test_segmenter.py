@@ -582,3 +582,52 @@ def test_fast_path_runs_on_a_model_made_in_inference_mode():
         frame = moving_shapes(1, height=48, width=64, num_objects=1, seed=0).frames[0]
         out = seg.segment(frame, np.array([[4, 4, 40, 40]], np.float32))
     assert out.masks.shape == (1, 48, 64)
+
+
+def test_from_pretrained_keeps_the_fast_encoders_matmul_weights_in_bf16_with_bit_identical_output(
+    tiny_weights, video
+):
+    fast = SegmenterConfig(overlap="none", fast=True)
+    seg = BoxPromptSegmenter.from_pretrained(
+        "vit_b", device="cpu", config=fast, checkpoints_dir=tiny_weights.parent
+    )
+    encoder = seg.model.image_encoder
+    linears = [m for m in encoder.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    assert linears and all(
+        p.dtype == torch.bfloat16 for m in linears for p in m.parameters(recurse=False)
+    )
+    kept = [encoder.pos_embed, encoder.neck[1].weight, encoder.blocks[0].norm1.weight,
+            encoder.blocks[0].attn.rel_pos_h]  # fmt: skip
+    assert all(p.dtype == torch.float32 for p in kept)
+    assert (
+        seg.model.mask_decoder.iou_token.weight.dtype == torch.float32
+    )  # the decoder is not the encoder
+    assert seg.describe()["encoder_dtype"] == "bfloat16 (matmul weights; the rest float32)"
+    reference = (
+        tiny_sam()
+    )  # what the file holds, float32: the constructor leaves a given model as it is
+    with_reference = BoxPromptSegmenter(reference, fast)
+    assert all(p.dtype == torch.float32 for p in reference.parameters())
+    assert with_reference.describe()["encoder_dtype"] == "float32"
+    with torch.inference_mode():
+        for frame in video.frames[:3]:
+            got = seg._encode([frame], [None])[0][0]
+            want = with_reference._encode([frame], [None])[0][0]
+            assert torch.equal(got, want)
+    boxes = random_boxes(3, 48, 64)
+    for frame in video.frames[:3]:
+        np.testing.assert_array_equal(
+            seg.segment(frame, boxes).masks, with_reference.segment(frame, boxes).masks
+        )
+    assert all(p.dtype == torch.float32 for p in reference.parameters())
+
+
+def test_from_pretrained_keeps_float32_weights_without_the_fast_path(tiny_weights):
+    seg = BoxPromptSegmenter.from_pretrained(
+        "vit_b",
+        device="cpu",
+        config=SegmenterConfig(fast=False),
+        checkpoints_dir=tiny_weights.parent,
+    )
+    assert all(p.dtype == torch.float32 for p in seg.model.parameters())
+    assert seg.describe()["encoder_dtype"] == "float32" and seg.keep_matmul_weights_bf16() == 0

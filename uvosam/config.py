@@ -163,6 +163,16 @@ class SegmenterConfig:
             batch size (at most ``encoder_batch`` of them) compiles once more, and past Dynamo's recompile limit
             (``torch._dynamo.config.recompile_limit``, 8) further sizes run uncompiled. Needs a working C++
             compiler on CPU and Triton on CUDA; a failed compile raises ``RuntimeError``.
+        cuda_graph: run the image encoder by replaying a CUDA graph (``uvosam.encoder_graphs``): captured once per
+            segmenter and input batch size at the first encoder call of that size (a few eager warm-up calls, then
+            the capture), then one launch a frame instead of the encoder's several hundred kernel launches, which
+            the CPU issues more slowly than the GPU runs them (ViT-H: about 700 a frame on the fast path). Off by
+            default: not yet measured on a GPU. CUDA only: on another device the segmenter warns once at
+            construction and runs eager. Each captured graph keeps its own memory pool (about the encoder's peak
+            activation memory at that batch size; at most ``encoder_batch`` graphs) and a static input and
+            output. A capture that fails, or whose replay differs from the eager output, warns once and the
+            segmenter runs eager from then on (``describe()["cuda_graph_fallback"]`` says why). Not with
+            ``compile`` (use one or the other).
         prepare_ahead: resize each frame for the image encoder (SAM's ``ResizeLongestSide``, on the CPU) in a
             background thread as frames are read (``uvosam.pipeline``), instead of in the models' thread right
             before the encoder, where the GPU waited for it; the same masks. ``None`` = on CUDA only (on a CPU the
@@ -178,9 +188,15 @@ class SegmenterConfig:
     decoder_batch: int = 64
     compile: bool = False
     prepare_ahead: bool | None = None
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
-        check_fields(self, check_flag, "compile")
+        check_fields(self, check_flag, "compile", "cuda_graph")
+        if self.compile and self.cuda_graph:
+            raise InputError(
+                "SegmenterConfig.compile and SegmenterConfig.cuda_graph cannot both be on (command line: --compile "
+                "and --cuda-graph): choose one (torch.compile's mode='reduce-overhead' makes its own CUDA graphs)"
+            )
         check_fields(self, check_flag, "prepare_ahead", none_means="on CUDA only")
         check_fields(self, check_flag, "fast", none_means="on where bf16 runs natively")
         if not is_number(self.mask_threshold) or not math.isfinite(self.mask_threshold):

@@ -25,9 +25,9 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
                      IDOLTracker: weights = preset name or checkpoint file name, config_yaml, precision,
                      input_min_side / input_max_side = the detector's own frame resize, thresholds, ...);
                      mask_model: class, family ("SAM" / "SAM 2.1"), then BoxSegmenterBase.describe() (model_type,
-                     weights, parameters, fast, compile, encoder_dtype, ...). weights null = the model was built
-                     from an object, not loaded by name, so only its class, config and parameter count are known,
-                     and model_type is the released type its architecture has (null for another size).
+                     weights, parameters, fast, compile, cuda_graph, encoder_dtype, ...). weights null = the model
+                     was built from an object, not loaded by name, so only its class, config and parameter count
+                     are known, and model_type is the released type its architecture has (null for another size).
                      null when not recorded (an ExportWriter given no record)
     output           this export's video: style, output_max_side (they never change the masks)
     rerender         null for a run; a re-render: from_cached_masks (true), keep_ids (null = all; the ids once
@@ -360,9 +360,14 @@ def _mask_model_text(mask: Mapping[str, Any]) -> str:
     if mask.get("fast") is not None:
         details.append(f"fast path {'on' if mask['fast'] else 'off'}")
     if mask.get("encoder_dtype"):
-        details.append(f"{mask['encoder_dtype']} encoder weights")
+        details.append(f"encoder weights {mask['encoder_dtype']}")
     if mask.get("compile"):
         details.append("torch.compile")
+    if mask.get("cuda_graph"):
+        fallback = mask.get("cuda_graph_fallback")
+        details.append(
+            f"CUDA graph requested, ran eager ({fallback})" if fallback else "CUDA graph"
+        )
     device = f" on {mask['device']}" if mask.get("device") else ""
     return f"{text} ({', '.join(details)}){device}."
 

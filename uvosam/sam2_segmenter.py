@@ -19,9 +19,9 @@ model from ``sam2.build_sam.build_sam2`` (bit for bit on CPU, tested on a tiny r
 
 Boxes are clipped, degenerate boxes skipped and overlaps resolved exactly as for SAM (``BoxSegmenterBase``).
 Fast path (``SegmenterConfig.fast``; on by default on CUDA and on CPUs with native bf16): ``forward_image`` under
-bf16 autocast (SAM 2's
-attention is already ``scaled_dot_product_attention``). Needs the ``sam2`` package (``SAM2_INSTALL``; it is in
-uvosam's ``sam2`` extra, in ``requirements.txt`` and in the test extra).
+bf16 autocast (SAM 2's attention is already ``scaled_dot_product_attention``); ``from_pretrained``'s own model keeps
+the Linear/Conv2d weights that run there in bf16 (``keep_matmul_weights_bf16``: bit-identical masks). Needs the
+``sam2`` package (``SAM2_INSTALL``; it is in uvosam's ``sam2`` extra, in ``requirements.txt`` and in the test extra).
 """
 
 from __future__ import annotations
@@ -139,7 +139,9 @@ def plain_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
 
 def fast_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
     """``forward_image`` under bf16 autocast on ``x``'s device (the caller casts the features back)."""
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+    # cache_enabled=False: each weight is used once a call, so autocast's cast cache saves nothing, and a CUDA-graph
+    # capture (SegmenterConfig.cuda_graph) must not keep casts in it
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, cache_enabled=False):
         return model.forward_image(x)
 
 
@@ -349,16 +351,27 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         hint = f"Pass the model type that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
         weight_loading.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
         logger.info("loaded SAM 2.1 %s from %s", model_type, path)
-        return cls(
+        segmenter = cls(
             model, replace(config, model_type=model_type), device=device, dtype=dtype,
             weights_name=weight_table.weights_label(source),
         )  # fmt: skip
+        segmenter.keep_matmul_weights_bf16()  # the model is its own
+        return segmenter
 
     def _preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (3, S, S) float32: [0, 1], resized to S x S (bilinear, antialias), normalised."""
         pixels = torch.as_tensor(image, device=self.device).permute(2, 0, 1).float().div(255)
         pixels = resize(pixels, [self.image_size, self.image_size], antialias=True)
         return (pixels - self._mean) / self._std
+
+    def _matmul_modules(self) -> list[torch.nn.Module]:
+        """What ``forward_image`` runs, all under bf16 autocast on the fast path (``fast_forward``): the image
+        encoder and, with high-resolution features, the mask decoder's ``conv_s0`` / ``conv_s1`` (used nowhere
+        else)."""
+        modules = [self.model.image_encoder]
+        if self.model.use_high_res_features_in_sam:
+            modules += [self.model.sam_mask_decoder.conv_s0, self.model.sam_mask_decoder.conv_s1]
+        return modules
 
     def _released_type(self) -> str | None:
         """The SAM 2.1 type by the Hiera trunk's width and depth (``sam2_size_of``), else ``None``."""

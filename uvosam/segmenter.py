@@ -19,9 +19,11 @@ release, all deliberate:
 
 Fast path (``SegmenterConfig.fast``; ``None`` = on where bf16 runs natively: a CUDA GPU of compute
 capability 8.0 on, or a CPU with AVX512-BF16 or AMX, ``uvosam.box_segmenter.bf16_is_native``): the image
-encoder runs under bf16 autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``; the model
-itself is untouched). Tolerances, tested on the tiny random SAM: the SDPA attention equals SAM's
-attention in float32 to 1e-5 and the whole encoder to 1e-4 (max abs). The bf16 masks are not
+encoder runs under bf16 autocast with attention through ``scaled_dot_product_attention`` (``uvosam.sam_fast``; a
+model given to the constructor is untouched; ``from_pretrained``'s own model keeps the encoder's Linear/Conv2d
+weights in bf16, ``keep_matmul_weights_bf16``: bit-identical masks, one cast kernel less per weight
+and frame). Tolerances, tested on the tiny random SAM: the SDPA attention equals SAM's attention in
+float32 to 1e-5 and the whole encoder to 1e-4 (max abs). The bf16 masks are not
 bit-equal to float32's: per mask at most 0.5% of the frame's pixels differ, so a mask of at least
 a fifth of the frame keeps IoU >= 0.99, while a small one can fall far lower (tests/model_helpers.py
 ``check_fast_path_tolerance``; docs/mask_models.md). Not checked with real weights.
@@ -247,7 +249,9 @@ def fast_encode(encoder: ImageEncoderViT, x: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, C, S/16, S/16) embeddings (dtype as autocast leaves it; the caller casts).
     """
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+    # cache_enabled=False: each weight is used once a call, so autocast's cast cache saves nothing, and a CUDA-graph
+    # capture (SegmenterConfig.cuda_graph) must not keep casts in it
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, cache_enabled=False):
         return sam_fast.encoder_forward(encoder, x)
 
 
@@ -344,10 +348,16 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         hint = f"Pass the model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
         weight_loading.load_into(sam, state, path, f"SAM {model_type}", hint)
         logger.info("loaded SAM %s from %s", model_type, path)
-        return cls(
+        segmenter = cls(
             sam.eval(), replace(config, model_type=model_type), device=device, dtype=dtype,
             weights_name=weight_table.weights_label(source),
         )  # fmt: skip
+        segmenter.keep_matmul_weights_bf16()  # the model is its own
+        return segmenter
+
+    def _matmul_modules(self) -> list[torch.nn.Module]:
+        """The image encoder: the fast path (``fast_encode``) runs all of it under bf16 autocast."""
+        return [self.model.image_encoder]
 
     def _released_type(self) -> str | None:
         """``vit_b`` / ``vit_l`` / ``vit_h`` by the image encoder's width and depth, else ``None``."""

@@ -115,11 +115,14 @@ def load_tracker(preset: str, device: str) -> BoxTracker:
     return tracker_loading.load_tracker(preset, device=resolve_device(device))
 
 
-def load_mask_model(sam: str, device: str, sam_precision: str = "auto") -> BoxSegmenterBase:
+def load_mask_model(
+    sam: str, device: str, sam_precision: str = "auto", cuda_graph: bool = False
+) -> BoxSegmenterBase:
     """A mask model (``SegmenterConfig.model_type``) with its image encoder in ``sam_precision``
-    (``uvosam.config.SAM_PRECISIONS``), as ``UVOSAM.from_pretrained`` loads it."""
-    fast = SAM_PRECISIONS[sam_precision]
-    return load_segmenter(sam, device=resolve_device(device), config=SegmenterConfig(fast=fast))
+    (``uvosam.config.SAM_PRECISIONS``) and ``cuda_graph`` (``SegmenterConfig.cuda_graph``), as
+    ``UVOSAM.from_pretrained`` loads it."""
+    config = SegmenterConfig(fast=SAM_PRECISIONS[sam_precision], cuda_graph=cuda_graph)
+    return load_segmenter(sam, device=resolve_device(device), config=config)
 
 
 class ModelsNotLoadedError(RuntimeError):

@@ -140,6 +140,10 @@ class AppSettings:
         sam_precision: the mask model's image encoder: ``auto`` (bf16 on a GPU or CPU that computes bf16 natively:
             compute capability 8.0 on, AVX512-BF16 or AMX; else float32), ``bf16`` or ``fp32`` (the model's own
             forward) [UVOSAM_SAM_PRECISION].
+        cuda_graph: replay the mask model's image encoder from a CUDA graph (``SegmenterConfig.cuda_graph``;
+            captured during the warm-up at load), as the command line's ``--cuda-graph``; CUDA only (elsewhere a
+            warning in the log, and the usual forward); refused on ZeroGPU, whose GPU is lent per call
+            [UVOSAM_CUDA_GRAPH, 1 or 0].
         preload: more tracker presets and mask models to load at start, each with the other default model
             [UVOSAM_PRELOAD, comma-separated, e.g. ``vit_h,sam2.1_tiny,idol-ovis-r50``].
         start_models_only: offer only the models loaded at start (the defaults and ``preload``); set on ZeroGPU,
@@ -166,6 +170,7 @@ class AppSettings:
     url_allow_private: bool = False
     url_timeout_s: float = 60.0
     sam_precision: str = "auto"
+    cuda_graph: bool = False
     preload: tuple[str, ...] = ()
     start_models_only: bool = False
     log_level: str = "INFO"
@@ -177,6 +182,11 @@ class AppSettings:
             raise InputError(
                 f"UVOSAM_SAM_PRECISION (AppSettings.sam_precision) must be one of {tuple(SAM_PRECISIONS)}; got "
                 f"{self.sam_precision!r}"
+            )
+        if self.cuda_graph and zero_gpu():
+            raise InputError(
+                "UVOSAM_CUDA_GRAPH (AppSettings.cuda_graph) cannot be on on ZeroGPU: its GPU is lent per call, and a "
+                "captured graph would outlive it. Unset it."
             )
         level = str(self.log_level).strip().upper()  # any case
         if level not in LEVELS:
@@ -242,6 +252,7 @@ class AppSettings:
             url_input=_env_flag(env, "UVOSAM_URL_INPUT", d.url_input),
             url_allow_private=_env_flag(env, "UVOSAM_URL_ALLOW_PRIVATE", d.url_allow_private),
             sam_precision=(env.get("UVOSAM_SAM_PRECISION") or d.sam_precision).strip().lower(),
+            cuda_graph=_env_flag(env, "UVOSAM_CUDA_GRAPH", d.cuda_graph),
             preload=tuple(n.strip() for n in env.get("UVOSAM_PRELOAD", "").split(",") if n.strip()),
             start_models_only=zero_gpu(),
             log_level=env.get("UVOSAM_LOG_LEVEL") or d.log_level,

@@ -87,6 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "needs a C++ compiler on CPU, Triton on CUDA)",
     )
     p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="replay the SAM / SAM 2.1 image encoder from a CUDA graph, captured at its first frame (CUDA only; "
+        "elsewhere a warning and the usual forward; not with --compile; not yet measured on a GPU)",
+    )
+    p.add_argument(
         "--stride", type=positive_int, default=1, help="use every N-th frame (default: 1, all)"
     )
     p.add_argument(
@@ -181,7 +187,7 @@ def load_pipeline(args: argparse.Namespace) -> UVOSAM:
         args.sam,
         device=args.device,
         tracker_yaml=args.config_yaml,
-        segmenter_config=segmenter_config(args, compile=args.compile),
+        segmenter_config=segmenter_config(args, compile=args.compile, cuda_graph=args.cuda_graph),
         tracker_precision=args.precision,
     )
 
