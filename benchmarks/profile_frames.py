@@ -10,6 +10,7 @@ the GPU (synchronise, blocking copies); then the ops that took the most GPU time
     python benchmarks/profile_frames.py                                     # CPU, tiny models (a smoke run)
     python benchmarks/profile_frames.py --device cuda --real-size --objects 3 --height 480 --width 854
     python benchmarks/profile_frames.py --device cuda --real-size --trace /tmp/frames.json   # + a Chrome trace
+    python benchmarks/profile_frames.py --device cuda --real-size --cuda-graph              # the encoder's graph
 
 ``--frames`` should be a multiple of the detector's batch (10 on a GPU) so that the profiled frames carry their
 share of the detector's batched calls. On the CPU only the CPU columns mean anything.
@@ -97,11 +98,14 @@ def profile(args: argparse.Namespace) -> int:
 
     cuda = args.device.startswith("cuda")
     fast = SAM_PRECISIONS[args.sam_precision]
-    pipe = build_pipeline(args.device, args.real_size, args.sam, args.precision, False, fast)
+    pipe = build_pipeline(
+        args.device, args.real_size, args.sam, args.precision, fast=fast, cuda_graph=args.cuda_graph
+    )
     pipe.tracker = FixedObjects(pipe.tracker, args.objects)
+    graph = "; encoder replayed from a CUDA graph" if args.cuda_graph else ""
     print(
         ", ".join(model_text(args.sam, args.real_size, pipe.segmenter.fast))
-        + f"; tracker {args.precision}"
+        + f"; tracker {args.precision}{graph}"
     )
     if cuda:
         pipe.warm_up(height=args.height, width=args.width)
@@ -121,6 +125,8 @@ def profile(args: argparse.Namespace) -> int:
     events = prof.key_averages()
     for line in report_lines(summarize(events, args.frames, wall), cuda):
         print(line)
+    if args.cuda_graph and pipe.segmenter.cuda_graph_fallback:
+        print(f"the encoder ran EAGER: {pipe.segmenter.cuda_graph_fallback}")
     rows = args.top
     if cuda:
         print(f"\nthe {rows} ops with the most GPU time (all {args.frames} frames):")
@@ -150,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sam-precision", default="auto", choices=tuple(SAM_PRECISIONS))
     p.add_argument(
         "--precision", default="fp32", help="the tracker's compute precision (DetectorConfig)"
+    )
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="SAM's encoder replayed from a CUDA graph (SegmenterConfig)",
     )
     p.add_argument("--objects", type=positive_int, default=3, help="boxes on every frame")
     p.add_argument("--height", type=positive_int, default=480)

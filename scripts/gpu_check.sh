@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check of issues #7 (Triton kernel) and #8 (end-to-end speed), in ONE call on a lent CUDA machine
 # (15 minutes of device time per session, machine start included; one command may run 600 s). The worst case of this
-# script, every limit and every --kill-after margin included, is at most 600 s (tests/test_gpu_check_script.py sums
-# it); the step limits are weighted by priority and were set from the first GPU run (2026-11-30, an H200:
+# script, every limit and every --kill-after margin included, is at most 600 s, for a call with the default steps and
+# for one naming a step of ON_REQUEST alone (tests/test_gpu_check_script.py sums both); the step limits are weighted by priority and were set from the first GPU run (2026-11-30, an H200:
 # docs/gpu-runs/2026-11-30/, where msda and gpu_tests passed, so they moved back in the order).
 #
 #   bash scripts/gpu_prepare.sh                               # here first: .gpu/ = wheels + fixtures
@@ -17,15 +17,18 @@
 #                 (--cuda-graph: both in one round-robin on one model)
 #   e2e           benchmarks/e2e.py at real size (SAM ViT-H + R50, random weights, 854x480, 3 boxes on every frame:
 #                 --objects 3): 100 and 200 frames, the release-equivalent comparison (one pair), memory ratios
+#   profile       benchmarks/profile_frames.py: the models' thread (tracker + SAM ViT-H, 3 boxes a frame) under
+#                 torch.profiler, 20 frames: the GPU's kernel time against the wall time (is SAM's encoder bound by the
+#                 GPU or by launching its kernels?), launches and host waits per frame, the top ops
 #   e2e_variants  the 100-frame video with the tracker in bf16, SAM's encoder eager and replayed from a CUDA graph
 #                 (bf16 vs bf16+graph: the graph's gain end to end; tf32 was measured on 2026-11-30, 7.58 fps)
 #   e2e_sam2      the same as e2e with SAM 2.1 Hiera-L (--sam sam2.1_large), 50 and 100 frames (needs the sam2 wheel
 #                 that gpu_prepare.sh builds)
 #   msda          benchmarks/msda.py: kernel vs reference at the tracker's shapes (measured in full on 2026-11-30;
 #                 its limit gave 10 s to e2e_variants)
-#   e2e_compile   bf16 + torch.compile of SAM ViT-H's encoder from a cold inductor cache (likeliest to be cut: last;
-#                 the cold compile outlasted the step in both runs of 2026-11-30, at 63 and 68 s; its limit gave 10 s
-#                 to e2e_variants and 5 s to gpu_tests, for the 6 CUDA-graph tests: the step took 24.5 s before them)
+#   e2e_compile   bf16 + torch.compile of SAM ViT-H's encoder from a cold inductor cache: ONLY when GPU_CHECK_STEPS
+#                 names it (ON_REQUEST), e.g. in a second call: the cold compile outlasted its step in both runs of
+#                 2026-11-30 (63 and 68 s), so in the first call its time goes to profile
 # Each step writes $OUT/<step>.txt (the device tool brings $OUT back; default ./gpu-out); this prints a summary.
 # GPU_CHECK_DRY_RUN=1 runs the same plumbing on CPU with tiny sizes (tests/test_gpu_check_script.py does, in CI);
 # PYTHON picks the interpreter (default python3), GPU_CHECK_DIR the prepared folder (default .gpu).
@@ -37,7 +40,8 @@ PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 GPU_DIR=${GPU_CHECK_DIR:-.gpu}  # what scripts/gpu_prepare.sh made
 DRY=${GPU_CHECK_DRY_RUN:-0}
-ALL_STEPS="env gpu_tests sam_encoder e2e e2e_variants e2e_sam2 msda e2e_compile"
+ALL_STEPS="env gpu_tests sam_encoder e2e profile e2e_variants e2e_sam2 msda e2e_compile"
+ON_REQUEST="e2e_compile"  # run only when GPU_CHECK_STEPS names them (not in the worst case of a call without it)
 # GPU_CHECK_STEPS: a subset of the step names, separated by spaces or commas (a second call for what a first cut);
 # an unknown name stops the script at once, before anything else (a call that ran nothing would be lost)
 STEPS=$(echo "${GPU_CHECK_STEPS:-}" | tr ',\t' '  ' | xargs)
@@ -69,6 +73,7 @@ if [ "$DRY" = 1 ]; then
   SAM2_ARGS=(--sam sam2.1_large --frames 8 16 "${SIZE[@]}")  # the tiny SAM 2.1
   COMPILE_ARGS=(--frames 8 8 "${SIZE[@]}" --variants-only --variants tf32)  # a CPU compile would not fit: plumbing only
   MSDA_ARGS=""; MSDA_BLOCKS=""
+  PROFILE_ARGS=(--warm 2 --frames 3 --height 48 --width 64 --objects 3 --top 5)
   ENCODER_ARGS=(--models sam2.1_tiny --fast --cuda-graph --repeats 1)  # real-size models on a CPU would not fit: plumbing only
 else
   # --objects 3: SAM works on every frame, as with trained weights (the random-weight tracker finds few objects)
@@ -80,7 +85,8 @@ else
   # --block-q 16 / 64: a little faster at batch 1 forward, slower at batch 10 and in every fwd+bwd on the H200
   # (ops/README.md): the automatic choice stays, the variants are not run again
   MSDA_ARGS="--iters 20"; MSDA_BLOCKS=""
-  ENCODER_ARGS=(--models vit_h --device cuda --fast --cuda-graph --repeats 10)  # one model (eager and graph rows)
+  ENCODER_ARGS=(--models vit_h --device cuda --fast --cuda-graph --repeats 10)
+  PROFILE_ARGS=(--real-size --height 480 --width 854 --objects 3 --warm 20 --frames 20 --top 15)  # one model (eager and graph rows)
   timeout --kill-after=$KILL_AFTER $CUDA_LIMIT "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || { echo "no CUDA device here: this script is for the lent GPU machine (GPU_CHECK_DRY_RUN=1 to try it on CPU)"; exit 2; }
 fi
@@ -89,6 +95,7 @@ step() {  # step NAME LIMIT_SECONDS CMD...: run CMD, output to $OUT/NAME.txt, re
   local name=$1 limit=$2; shift 2
   local start=$SECONDS rc
   if [ -n "$STEPS" ] && [[ " $STEPS " != *" $name "* ]]; then echo "== $name (not in GPU_CHECK_STEPS)"; return 0; fi
+  if [ -z "$STEPS" ] && [[ " $ON_REQUEST " == *" $name "* ]]; then echo "== $name (only when GPU_CHECK_STEPS names it)"; return 0; fi
   echo "== $name (limit ${limit}s)"
   timeout --kill-after=$KILL_AFTER "$limit" "$@" >"$OUT/$name.txt" 2>&1
   rc=$?
@@ -129,16 +136,18 @@ step env 12 bash -c env_report
 step gpu_tests 45 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
 step sam_encoder 40 "$PY" benchmarks/sam_encoders.py "${ENCODER_ARGS[@]}"
 step e2e 150 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_ARGS[@]}"
+step profile 40 "$PY" benchmarks/profile_frames.py --device "$DEVICE" "${PROFILE_ARGS[@]}"
 step e2e_variants 95 "$PY" benchmarks/e2e.py --device "$DEVICE" "${VARIANTS_ARGS[@]}"
 step e2e_sam2 55 "$PY" benchmarks/e2e.py --device "$DEVICE" "${SAM2_ARGS[@]}"
 step msda 25 bash -c msda_bench
-step e2e_compile 43 "$PY" benchmarks/e2e.py --device "$DEVICE" "${COMPILE_ARGS[@]}"
+step e2e_compile 120 "$PY" benchmarks/e2e.py --device "$DEVICE" "${COMPILE_ARGS[@]}"
 
 echo
 echo "######## summary (full logs in $OUT)"
 [ -f "$OUT/env.txt" ] && cat "$OUT/env.txt"
 [ -f "$OUT/gpu_tests.txt" ] && echo "-- gpu_tests" && grep -E "passed|failed|error|skipped|max abs error" "$OUT/gpu_tests.txt" | tail -n 15
 [ -f "$OUT/sam_encoder.txt" ] && { echo "-- sam_encoder"; tail -n 8 "$OUT/sam_encoder.txt"; }
+[ -f "$OUT/profile.txt" ] && { echo "-- profile"; grep -v -E "^(USDT|ERROR):" "$OUT/profile.txt" | head -n 30; }
 [ -f "$OUT/msda.txt" ] && { echo "-- msda"; grep -E "^\||^#" "$OUT/msda.txt" | grep -v -- "|---" || tail -n 5 "$OUT/msda.txt"; }
 for name in e2e e2e_variants e2e_sam2 e2e_compile; do  # without the JSON records and the stage legend
   [ -f "$OUT/$name.txt" ] && { echo "-- $name"; grep -v -E "^  (json|stages:)" "$OUT/$name.txt" | tail -n 25; }
