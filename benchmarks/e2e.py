@@ -508,8 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         "--sam-precision",
         default="auto",
         choices=tuple(SAM_PRECISIONS),
-        help="SAM's image encoder as uvosam segment --sam-precision: auto (bf16 on CUDA and on CPUs with native "
-        "bf16), bf16, fp32",
+        help="SAM's image encoder as uvosam segment --sam-precision: auto (bf16 on GPUs and CPUs with native "
+        "bf16: compute capability 8.0 on, AVX512-BF16 or AMX), bf16, fp32",
     )
     p.add_argument(
         "--detector-batch",

@@ -4,9 +4,9 @@ weights, one 1024x1024 input, all in one run so that the ratios come from one ma
 What is timed is what the box-to-mask stage runs once per frame: SAM's ``uvosam.segmenter.plain_encode`` (its own
 ``image_encoder`` forward) and SAM 2.1's ``uvosam.sam2_segmenter.plain_forward`` (``SAM2Base.forward_image``: the
 Hiera trunk, the FPN neck and the two convolutions of the high-resolution maps); with ``--fast`` the fast paths
-instead (``fast_encode``: bf16 autocast + SDPA attention; ``fast_forward``: bf16 autocast), as on CUDA by default,
-with the encoder's matmul weights kept in bf16 as ``from_pretrained`` keeps them. Each runs through its box
-segmenter's ``_run_encoder``.
+instead (``fast_encode``: bf16 autocast + SDPA attention; ``fast_forward``: bf16 autocast), as by default on a GPU
+with native bf16, with the encoder's matmul weights kept in bf16 as ``from_pretrained`` keeps them. Each runs
+through its box segmenter's ``_run_encoder``.
 Not timed: the resize/normalise before and the prompt encoder + mask decoder after (per box, small next to the
 encoder). Both families take a 1024x1024 input at real size.
 

@@ -18,7 +18,8 @@ model from ``sam2.build_sam.build_sam2`` (bit for bit on CPU, tested on a tiny r
   ``build_sam2`` switches on), bilinearly upsampled to the frame, ``logits > mask_threshold``.
 
 Boxes are clipped, degenerate boxes skipped and overlaps resolved exactly as for SAM (``BoxSegmenterBase``).
-Fast path (``SegmenterConfig.fast``; on by default on CUDA and on CPUs with native bf16): ``forward_image`` under
+Fast path (``SegmenterConfig.fast``; on by default on GPUs (compute capability 8.0 on) and CPUs with
+native bf16): ``forward_image`` under
 bf16 autocast (SAM 2's attention is already ``scaled_dot_product_attention``); ``from_pretrained``'s own model keeps
 the Linear/Conv2d weights that run there in bf16 (``keep_matmul_weights_bf16``: bit-identical masks). Needs the
 ``sam2`` package (``SAM2_INSTALL``; it is in uvosam's ``sam2`` extra, in ``requirements.txt`` and in the test extra).

@@ -9,7 +9,7 @@ modify the model or its classes, so one shared model can be run both ways at onc
 
 Numerics: in float32 the result equals SAM's forward up to float rounding (tested: max abs
 difference < 1e-4 on the tiny test encoder). Under bf16 autocast (what ``BoxPromptSegmenter`` uses
-on CUDA and on CPUs that compute bf16 natively) the encoder runs at bf16 precision: the masks' tested
+by default on GPUs and CPUs that compute bf16 natively) the encoder runs at bf16 precision: the masks' tested
 tolerance is in ``uvosam.segmenter``'s docstring (per mask, at most 0.5% of the frame's pixels).
 """
 
