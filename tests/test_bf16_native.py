@@ -7,7 +7,7 @@ import torch
 from script_helpers import load_benchmark
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from uvosam import box_segmenter, devices, environment
+from uvosam import box_segmenter, devices, environment, provenance
 from uvosam.box_segmenter import bf16_is_native
 from uvosam.config import SegmenterConfig
 from uvosam.segmenter import BoxPromptSegmenter
@@ -143,3 +143,44 @@ def test_load_tracker_logs_a_precision_the_gpu_lacks(
     with caplog.at_level("WARNING", logger="uvosam.tracker.loading"):
         loading.load_tracker("idol.pth", device="cuda")
     assert any("the tracker: tf32 asked for" in r.getMessage() for r in caplog.records) is warned
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+@pytest.mark.parametrize(
+    ("cc", "config", "encode"),
+    [
+        (
+            T4,
+            SegmenterConfig(),
+            "sdpa_encode",
+        ),  # the default there: float32, attention through SDPA
+        (
+            T4,
+            SegmenterConfig(fast=False),
+            "plain_encode",
+        ),  # fp32 asked for: SAM's own forward, as the release
+        (H100, SegmenterConfig(), "fast_encode"),
+        (H100, SegmenterConfig(fast=False), "plain_encode"),
+    ],
+)
+def test_a_gpu_without_native_bf16_runs_sams_encoder_in_float32_with_sdpa(
+    capability, cc, config, encode
+):
+    capability(cc)
+    segmenter = _fake_cuda_segmenter(config)
+    assert segmenter._encode_fn.__name__ == encode
+    assert segmenter.describe()["sdpa_float32"] is (encode == "sdpa_encode")
+    said = provenance._mask_model_text(
+        segmenter.describe()
+    )  # what README.txt says of the mask model
+    assert ("float32 with SDPA attention" in said) is (encode == "sdpa_encode")
+
+
+def test_the_float32_sdpa_encoder_computes_sams_forward(tiny_sam_model):
+    from uvosam.segmenter import plain_encode, sdpa_encode
+
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = plain_encode(tiny_sam_model.image_encoder, x)
+        got = sdpa_encode(tiny_sam_model.image_encoder, x)
+    assert got.dtype == torch.float32 and (got - expected).abs().max() < 1e-4

@@ -114,7 +114,7 @@ def test_a_run_records_its_models_settings_and_date(sam_run):
     mask = models["mask_model"]
     assert mask == {
         "class": "BoxPromptSegmenter", "family": "SAM", "model_type": "vit_b", "weights": "my_sam.pth",
-        "parameters": _parameters(tiny_sam()), "device": "cpu", "fast": False, "compile": False,
+        "parameters": _parameters(tiny_sam()), "device": "cpu", "fast": False, "sdpa_float32": False, "compile": False,
         "cuda_graph": False, "cuda_graph_fallback": None, "encoder_dtype": "float32", "mask_threshold": 0.0,
         "overlap": "score",
     }  # fmt: skip

@@ -251,7 +251,8 @@ class BoxSegmenterBase:
             fit; built from a model object, where the config's type is only informative: the released type whose
             architecture the model has, ``None`` for another size), ``weights`` (``weight_table.weights_label`` of the
             file ``from_pretrained`` loaded, else ``None``), ``parameters`` (the model's parameter count, which
-            tells the sizes apart), ``device``, ``fast`` (the fast path), ``compile``, ``cuda_graph``
+            tells the sizes apart), ``device``, ``fast`` (the fast path), ``sdpa_float32`` (SAM's encoder in float32
+            with SDPA attention: the default on a GPU without native bf16), ``compile``, ``cuda_graph``
             (``config.cuda_graph``), ``cuda_graph_fallback`` (why its encoder ran eager all the same, else ``None``),
             ``encoder_dtype`` (the image encoder's weights: ``"float32"``, ``"bfloat16"``, or ``"bfloat16 (matmul
             weights; the rest float32)"`` where ``keep_matmul_weights_bf16`` cast its Linear/Conv2d weights),
@@ -265,6 +266,7 @@ class BoxSegmenterBase:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "device": str(self.device),
             "fast": bool(self.fast),
+            "sdpa_float32": bool(getattr(self, "sdpa_float32", False)),
             "compile": self.config.compile,
             "cuda_graph": self.config.cuda_graph,
             "cuda_graph_fallback": self.cuda_graph_fallback,

@@ -150,7 +150,9 @@ class SegmenterConfig:
         fast: run the image encoder in bf16 with ``scaled_dot_product_attention`` (SAM 2.1's encoder uses it
             anyway); ``None`` = on where bf16 runs natively: a CUDA GPU of compute capability 8.0 on
             (not a T4 or V100: ``uvosam.devices.cuda_has_bf16``), or a CPU with AVX512-BF16 or AMX
-            (``uvosam.box_segmenter.cpu_has_bf16``); ``False`` = the model's own float32 forward, as the release.
+            (``uvosam.box_segmenter.cpu_has_bf16``), and on a CUDA GPU without it SAM's encoder in float32 with SDPA
+            attention (``uvosam.segmenter.sdpa_encode``: far less memory, the same result up to float rounding);
+            ``False`` = the model's own float32 forward, as the release.
         encoder_batch: frames per image-encoder call.
         decoder_batch: boxes per mask-decoder call. All boxes of a frame share its one image embedding; the decoder
             and the upsampling of its masks to the frame's size need about 10 MB (fp32) per box, so a frame with

@@ -359,6 +359,8 @@ def _mask_model_text(mask: Mapping[str, Any]) -> str:
         details.append(f"{mask['parameters']:,} parameters")
     if mask.get("fast") is not None:
         details.append(f"fast path {'on' if mask['fast'] else 'off'}")
+    if mask.get("sdpa_float32"):
+        details.append("float32 with SDPA attention")
     if mask.get("encoder_dtype"):
         details.append(f"encoder weights {mask['encoder_dtype']}")
     if mask.get("compile"):

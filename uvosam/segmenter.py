@@ -28,6 +28,10 @@ bit-equal to float32's: per mask at most 0.5% of the frame's pixels differ, so a
 a fifth of the frame keeps IoU >= 0.99, while a small one can fall far lower (tests/model_helpers.py
 ``check_fast_path_tolerance``; docs/mask_models.md). Not checked with real weights.
 
+On a CUDA GPU without native bf16 (a T4, a V100) the default runs the encoder in float32 with SDPA attention
+(``sdpa_encode``: SAM's own attention materialises about three attention-sized tensors per global block, ~3 GB a
+ViT-H frame); an explicit ``fast=False`` keeps SAM's own forward.
+
 Compile (``SegmenterConfig.compile``, off by default): the function that runs the encoder (fast or
 plain) goes through ``torch.compile`` once per segmenter, at its first encoder call; the shared
 model is not modified. Tested on CPU: the compiled fast path's masks equal the uncompiled ones (IoU
@@ -240,6 +244,15 @@ def plain_encode(encoder: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return encoder(x)
 
 
+def sdpa_encode(encoder: ImageEncoderViT, x: torch.Tensor) -> torch.Tensor:
+    """SAM's encoder forward in ``x``'s dtype (float32) with attention through SDPA (``uvosam.sam_fast``): what the
+    default (``SegmenterConfig.fast=None``) runs on a CUDA GPU without native bf16 (a T4, a V100), where SAM's own
+    attention holds about three attention-sized tensors per global block (ViT-H: about 3 GB a frame) and SDPA's
+    memory-efficient kernel takes float32 with the rel-pos bias. Equal to ``plain_encode`` up to float rounding (the
+    whole encoder to 1e-4 on the tiny SAM, tested)."""
+    return sam_fast.encoder_forward(encoder, x)
+
+
 def fast_encode(encoder: ImageEncoderViT, x: torch.Tensor) -> torch.Tensor:
     """The fast path's encoder forward: SDPA attention under bf16 autocast on ``x``'s device.
 
@@ -300,7 +313,16 @@ class BoxPromptSegmenter(BoxSegmenterBase):
             )
             fast = False
         self.fast = fast
-        self._encode_fn = fast_encode if fast else plain_encode
+        # the default on a GPU without native bf16: SDPA in float32 (an explicit fp32 keeps SAM's own forward)
+        self.sdpa_float32 = (
+            not fast
+            and self.config.fast is None
+            and self.device.type == "cuda"
+            and isinstance(sam.image_encoder, ImageEncoderViT)
+        )
+        self._encode_fn = (
+            fast_encode if fast else sdpa_encode if self.sdpa_float32 else plain_encode
+        )
         self._init_compile()
 
     @classmethod
