@@ -116,6 +116,25 @@ def test_sam_fast_path_on_cuda_matches_fp32_masks():
         assert (mask_iou(ref.masks, got.masks) >= 0.99).all(), mask_iou(ref.masks, got.masks)
 
 
+def test_sam_float32_sdpa_encoder_on_cuda_equals_sams_forward():
+    """The default on a GPU without native bf16 (T4, V100): SAM's encoder in float32 with SDPA attention (on CUDA its
+    memory-efficient kernel with the rel-pos bias) computes SAM's own forward up to float rounding."""
+    from uvosam.segmenter import plain_encode, sdpa_encode
+    from uvosam.testing import tiny_sam
+
+    sam = tiny_sam(depth=2).cuda()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for block in sam.image_encoder.blocks:  # SAM zero-inits rel_pos: make the bias matter
+            for p in (block.attn.rel_pos_h, block.attn.rel_pos_w):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    x = torch.randn(2, 3, 64, 64, generator=gen).cuda()
+    with torch.inference_mode():
+        expected, got = plain_encode(sam.image_encoder, x), sdpa_encode(sam.image_encoder, x)
+    assert got.dtype == torch.float32
+    assert (got - expected).abs().max().item() < 1e-4
+
+
 def test_tiny_pipeline_on_cuda_gives_the_cpu_tracks():
     from uvosam.config import SegmenterConfig
     from uvosam.pipeline import UVOSAM
