@@ -4,14 +4,22 @@
 # script, every limit and every --kill-after margin included, is at most 600 s, for a call with the default steps and
 # for one naming a step of ON_REQUEST alone (tests/test_gpu_check_script.py sums both); the step limits are weighted by priority and were set from the first GPU run (2026-11-30, an H200:
 # docs/gpu-runs/2026-11-30/, where msda and gpu_tests passed, so they moved back in the order).
+# gpu_tests has 60 s (12 tests took 24.5 s of pytest time on 2026-11-30, plus 5-8 s of start-up; there are 20 now, 8
+# new, 7 of them CUDA-graph tests); of its 15 s more, 10 come from msda (25 -> 15 s), the step with the most to spare:
+# its table was measured in full on 2026-11-30 and prints row by row, so a cut keeps the first shapes; 5 from the sum's
+# own spare (592 -> 597 s of 600). The other steps were cut short on 2026-11-30 (e2e, e2e_compile) or have never run at
+# their present size (sam_encoder, profile, e2e_variants, e2e_sam2 with 3 boxes a frame): none has time to give.
 #
 #   bash scripts/gpu_prepare.sh                               # here first: .gpu/ = wheels + fixtures
 #   device run: command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=600
 #
 # Steps, in priority order, each under its own time limit so one slow step cannot eat the others (and each benchmark
 # prints each run's numbers as it ends, so a step cut by its limit keeps what it had):
-#   env           GPU, driver, torch / triton versions, the deformable-attention backend
-#   gpu_tests     pytest -m gpu: kernel vs float64 reference, tracker parity with either backend, SAM fast path
+#   env           GPU, driver, torch / triton / cuDNN versions, whether SDPA may pick cuDNN attention (cuDNN
+#                 9.13-9.14 gave illegal memory accesses under CUDA graphs with > 1024 keys, TransformerEngine#2344),
+#                 the deformable-attention backend
+#   gpu_tests     pytest -m gpu -v --durations=15 (a cut run still lists which passed): kernel vs float64 reference,
+#                 tracker parity with either backend, SAM fast path, the CUDA-graph encoder
 #   sam_encoder   benchmarks/sam_encoders.py: SAM ViT-H's image encoder alone, fast path (42 ms on 2026-11-30,
 #                 before the host syncs and rebuilt tables were removed), eager and replayed from a CUDA graph
 #                 (--cuda-graph: both in one round-robin on one model)
@@ -25,7 +33,7 @@
 #   e2e_sam2      the same as e2e with SAM 2.1 Hiera-L (--sam sam2.1_large), 50 and 100 frames (needs the sam2 wheel
 #                 that gpu_prepare.sh builds)
 #   msda          benchmarks/msda.py: kernel vs reference at the tracker's shapes (measured in full on 2026-11-30;
-#                 its limit gave 10 s to e2e_variants)
+#                 its limit gave 10 s to e2e_variants and 10 s to gpu_tests)
 #   e2e_compile   bf16 + torch.compile of SAM ViT-H's encoder from a cold inductor cache: ONLY when GPU_CHECK_STEPS
 #                 names it (ON_REQUEST), e.g. in a second call: the cold compile outlasted its step in both runs of
 #                 2026-11-30 (63 and 68 s), so in the first call its time goes to profile
@@ -85,8 +93,8 @@ else
   # --block-q 16 / 64: a little faster at batch 1 forward, slower at batch 10 and in every fwd+bwd on the H200
   # (ops/README.md): the automatic choice stays, the variants are not run again
   MSDA_ARGS="--iters 20"; MSDA_BLOCKS=""
-  ENCODER_ARGS=(--models vit_h --device cuda --fast --cuda-graph --repeats 10)
-  PROFILE_ARGS=(--real-size --height 480 --width 854 --objects 3 --warm 20 --frames 20 --top 15)  # one model (eager and graph rows)
+  ENCODER_ARGS=(--models vit_h --device cuda --fast --cuda-graph --repeats 10)  # one model (eager and graph rows)
+  PROFILE_ARGS=(--real-size --height 480 --width 854 --objects 3 --warm 20 --frames 20 --top 15)  # eager encoder
   timeout --kill-after=$KILL_AFTER $CUDA_LIMIT "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || { echo "no CUDA device here: this script is for the lent GPU machine (GPU_CHECK_DRY_RUN=1 to try it on CPU)"; exit 2; }
 fi
@@ -108,6 +116,7 @@ env_report() {
   "$PY" - <<'PY'
 import platform, torch
 print("python", platform.python_version(), "| torch", torch.__version__, "| cuda", torch.version.cuda)
+print("cudnn", torch.backends.cudnn.version(), "| SDPA cuDNN attention enabled:", torch.backends.cuda.cudnn_sdp_enabled())
 try:
     import triton
     print("triton", triton.__version__)
@@ -133,19 +142,19 @@ export PY MSDA_ARGS MSDA_BLOCKS
 export -f env_report msda_bench
 
 step env 12 bash -c env_report
-step gpu_tests 45 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
+step gpu_tests 60 "$PY" -m pytest -v --durations=15 -m gpu -p no:cacheprovider tests/test_msda_kernel.py tests/test_gpu.py
 step sam_encoder 40 "$PY" benchmarks/sam_encoders.py "${ENCODER_ARGS[@]}"
 step e2e 150 "$PY" benchmarks/e2e.py --device "$DEVICE" "${E2E_ARGS[@]}"
 step profile 40 "$PY" benchmarks/profile_frames.py --device "$DEVICE" "${PROFILE_ARGS[@]}"
 step e2e_variants 95 "$PY" benchmarks/e2e.py --device "$DEVICE" "${VARIANTS_ARGS[@]}"
 step e2e_sam2 55 "$PY" benchmarks/e2e.py --device "$DEVICE" "${SAM2_ARGS[@]}"
-step msda 25 bash -c msda_bench
+step msda 15 bash -c msda_bench
 step e2e_compile 120 "$PY" benchmarks/e2e.py --device "$DEVICE" "${COMPILE_ARGS[@]}"
 
 echo
 echo "######## summary (full logs in $OUT)"
 [ -f "$OUT/env.txt" ] && cat "$OUT/env.txt"
-[ -f "$OUT/gpu_tests.txt" ] && echo "-- gpu_tests" && grep -E "passed|failed|error|skipped|max abs error" "$OUT/gpu_tests.txt" | tail -n 15
+[ -f "$OUT/gpu_tests.txt" ] && echo "-- gpu_tests" && grep -E "passed|failed|FAILED|error|skipped|max abs error" "$OUT/gpu_tests.txt" | tail -n 15
 [ -f "$OUT/sam_encoder.txt" ] && { echo "-- sam_encoder"; tail -n 8 "$OUT/sam_encoder.txt"; }
 [ -f "$OUT/profile.txt" ] && { echo "-- profile"; grep -v -E "^(USDT|ERROR):" "$OUT/profile.txt" | head -n 30; }
 [ -f "$OUT/msda.txt" ] && { echo "-- msda"; grep -E "^\||^#" "$OUT/msda.txt" | grep -v -- "|---" || tail -n 5 "$OUT/msda.txt"; }

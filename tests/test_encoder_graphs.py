@@ -5,6 +5,7 @@ a failed capture, one replay at a time) with a stand-in for the CUDA capture. Th
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import warnings
@@ -12,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from torch.utils._pytree import tree_map_only
 
 from uvosam import provenance
 from uvosam.config import SegmenterConfig
@@ -72,33 +74,51 @@ def test_run_json_text_says_whether_the_graph_ran():
 
 class StandInCapture:
     """What ``capture_encoder`` hands back, made on the CPU: a "replay" runs the function eagerly on a static copy
-    of the input (what a graph computes); it counts captures and replays, and notes two replays at once."""
+    of the input (what a graph computes); it counts captures and replays, notes two replays at once, notes two
+    captures at once (``capturing``: shared by the stand-ins of one test) and which graphs were waited for before
+    being dropped (``waited``)."""
 
-    def __init__(self, fail: Exception | None = None, replay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        fail: Exception | None = None,
+        replay_s: float = 0.0,
+        capture_s: float = 0.0,
+        capturing: list | None = None,
+    ) -> None:
         self.fail = fail
         self.replay_s = replay_s
+        self.capture_s = capture_s
+        self.capturing = capturing if capturing is not None else [0, 0]  # [now, most at once]
         self.captured: list[tuple] = []
         self.replays = 0
         self.inside = 0
         self.overlapped = False
+        self.waited: list[tuple] = []
 
-    def __call__(self, fn, module, x):
+    def __call__(self, fn, module, x, weights):
+        self.capturing[0] += 1
+        self.capturing[1] = max(self.capturing)
+        time.sleep(self.capture_s)
+        self.capturing[0] -= 1
         if self.fail is not None:
             raise self.fail
         self.captured.append(tuple(x.shape))
         outer = self
 
         class Captured:
-            stamp = weights_stamp(module)
+            stamp = weights_stamp(weights)
             max_diff = 0.0
             static_input = x.clone()
+
+            def wait(self):
+                outer.waited.append(tuple(self.static_input.shape))
 
             def replay(self, x):
                 outer.inside += 1
                 outer.overlapped |= outer.inside > 1
                 self.static_input.copy_(x)
                 time.sleep(outer.replay_s)
-                out = fn(module, self.static_input).clone()
+                out = tree_map_only(torch.Tensor, torch.clone, fn(module, self.static_input))
                 outer.replays += 1
                 outer.inside -= 1
                 return out
@@ -203,12 +223,141 @@ def test_the_capture_self_check_compares_outputs():
     }
     assert output_difference(a, same) == 0.0
     close = {**same, "backbone_fpn": [torch.arange(4.0) + 1e-3, torch.zeros(1)]}
-    assert 0 < output_difference(a, close) < 1e-2
+    assert 0 < output_difference(a, close) < 1e-3  # 1e-3 of the output's scale (3)
     with pytest.raises(RuntimeError, match="differs from the eager output"):
         output_difference(a, {**same, "backbone_fpn": [torch.arange(4.0) + 0.1, torch.zeros(1)]})
+    with pytest.raises(
+        RuntimeError, match="differs from the eager output"
+    ):  # 1.7e-3 of the scale: over 1e-3
+        output_difference(a, {**same, "backbone_fpn": [torch.arange(4.0) + 5e-3, torch.zeros(1)]})
     with pytest.raises(RuntimeError, match="NaN/inf"):
         output_difference(torch.ones(3), torch.tensor([1.0, float("nan"), 1.0]))
+    with pytest.raises(RuntimeError, match="NaN/inf"):
+        output_difference(torch.tensor([1.0, float("inf")]), torch.tensor([1.0, float("-inf")]))
+    # NaN (and inf) in the same places is no difference: NaN != NaN must not fail every output that has one
+    odd = torch.tensor([1.0, float("nan"), float("inf"), -2.0])
+    assert output_difference(odd, odd.clone()) == 0.0
+    with pytest.raises(RuntimeError, match="differs from the eager output"):
+        output_difference(odd, torch.tensor([1.0, float("nan"), float("inf"), -1.0]))
     with pytest.raises(RuntimeError, match="another structure"):
         output_difference(a, {"vision_features": torch.ones(2, 3)})
     with pytest.raises(RuntimeError, match="the graph's output is"):
         output_difference(torch.ones(3), torch.ones(3, dtype=torch.bfloat16))
+
+
+def test_captures_are_serial_across_segmenters():
+    """PyTorch allows one capture at a time in a process: two segmenters' first calls from two threads capture one
+    after the other (each EncoderGraphs has its own lock; the capture lock is the module's)."""
+    capturing = [0, 0]
+    captures = [StandInCapture(capture_s=0.05, capturing=capturing) for _ in range(2)]
+    graphs = [EncoderGraphs(run, f"test {k}", capture=captures[k]) for k in range(2)]
+    model, x = linear_model(), torch.randn(1, 4)
+    start = threading.Barrier(2)
+
+    def worker(k):
+        start.wait()
+        with torch.inference_mode():
+            return graphs[k](model, x)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [c.captured for c in captures] == [[(1, 4)], [(1, 4)]]
+    assert capturing == [0, 1]  # never two at once
+
+
+def test_a_graph_is_dropped_only_after_its_last_replay():
+    """Before a graph goes (new weights, a fallback, reset), its last replay (maybe queued on another thread's
+    stream) is waited for: its static input and pool would be reused under it."""
+    capture = StandInCapture()
+    graphs = EncoderGraphs(run, "test", capture=capture)
+    model = linear_model()
+    with torch.inference_mode():
+        graphs(model, torch.randn(1, 4))
+        graphs(model, torch.randn(2, 4))
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    with torch.inference_mode():
+        graphs(
+            model, torch.randn(1, 4)
+        )  # the (1, 4) graph is stale: waited for, then captured again
+    assert capture.waited == [(1, 4)]
+    graphs.reset()
+    assert sorted(capture.waited) == [(1, 4), (1, 4), (2, 4)] and graphs.graph_count == 0
+    with torch.inference_mode():
+        graphs(model, torch.randn(1, 4))
+    capture.fail = RuntimeError("capture failed")
+    with pytest.warns(RuntimeWarning, match="capture of the image encoder failed"):
+        graphs(model, torch.randn(3, 4))  # a new shape fails: the graph of (1, 4) goes too
+    assert capture.waited[3:] == [(1, 4)] and graphs.graph_count == 0
+
+
+def _on_fake_cuda(segmenter, capture: StandInCapture):
+    """``segmenter`` as if on CUDA with ``cuda_graph`` on (``_init_compile`` again), its graphs made by ``capture``."""
+    segmenter.config = dataclasses.replace(segmenter.config, cuda_graph=True)
+    segmenter.device = torch.device("cuda")
+    segmenter._init_compile()
+    if segmenter._graphs is not None:
+        segmenter._graphs._capture = capture
+    return segmenter
+
+
+def test_sam_with_the_fast_path_off_builds_no_graph_and_says_why():
+    """SAM's own encoder forward (segment_anything's get_rel_pos) copies indices from the CPU every call: a capture
+    of it always fails, so none is tried; one warning at construction, and describe() says why."""
+    slow = BoxPromptSegmenter(tiny_sam(), SegmenterConfig(fast=False))
+    with pytest.warns(
+        UserWarning, match=r"cuda_graph: SAM's own encoder forward \(the fast path off\)"
+    ):
+        _on_fake_cuda(slow, StandInCapture())
+    assert slow._graphs is None
+    assert slow.describe()["cuda_graph_fallback"].startswith("SAM's own encoder forward")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fast = _on_fake_cuda(
+            BoxPromptSegmenter(tiny_sam(), SegmenterConfig(fast=True)), StandInCapture()
+        )
+    assert fast._graphs is not None and fast.describe()["cuda_graph_fallback"] is None
+
+
+def test_the_weights_stamp_covers_what_the_encoder_reads_and_not_the_decoder():
+    """SAM 2.1's encoder function gets the whole model but reads only the image encoder and the decoder's conv_s0 /
+    conv_s1: a change to the rest of the decoder captures nothing again; one to conv_s0 does. SAM: its image encoder."""
+    from uvosam.sam2_segmenter import Sam2BoxSegmenter, plain_forward
+    from uvosam.testing import tiny_sam2
+
+    capture = StandInCapture()
+    seg = _on_fake_cuda(
+        Sam2BoxSegmenter(tiny_sam2(), SegmenterConfig(model_type="sam2.1_tiny", fast=False)),
+        capture,
+    )
+    model = seg.model
+    assert seg._graphs._weights == [
+        model.image_encoder,
+        model.sam_mask_decoder.conv_s0,
+        model.sam_mask_decoder.conv_s1,
+    ]
+    x = torch.randn(1, 3, seg.image_size, seg.image_size)
+    with torch.inference_mode():
+        seg._graphs(model, x)
+    with torch.no_grad():
+        model.sam_mask_decoder.iou_token.weight.add_(1.0)  # read by the decoder only
+    with torch.inference_mode():
+        seg._graphs(model, x)
+    assert len(capture.captured) == 1
+    with torch.no_grad():
+        model.sam_mask_decoder.conv_s0.weight.mul_(2.0)
+    with torch.inference_mode():
+        got = seg._graphs(model, x)
+        want = plain_forward(model, x)
+    assert len(capture.captured) == 2
+    assert list(want) == [
+        "backbone_fpn"
+    ]  # no vision_pos_enc for a replay to clone (nobody reads it)
+    torch.testing.assert_close(got["backbone_fpn"][0], want["backbone_fpn"][0], rtol=0, atol=0)
+    sam = _on_fake_cuda(
+        BoxPromptSegmenter(tiny_sam(), SegmenterConfig(fast=True)), StandInCapture()
+    )
+    assert sam._graphs._weights == [sam.model.image_encoder]

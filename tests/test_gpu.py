@@ -6,8 +6,9 @@ either deformable-attention backend on CUDA; the SAM fast path (bf16 autocast + 
 within the documented tolerance of the float32 path, and so does SAM 2.1's (bf16 autocast, bf16 weights) against
 float32 on the CPU; a whole tiny pipeline on CUDA gives the CPU's tracks.
 The image encoder replayed from a CUDA graph (``SegmenterConfig.cuda_graph``) gives the eager path's masks exactly,
-per batch size, from two threads on two streams at once, after a failed capture (eager, with a warning) and after the
-weights change in place (captured again).
+per batch size, from two threads on two streams at once, after a failed capture (eager, with a warning; the thread's
+stream and the allocator left clean, a new capture works) and after the weights change in place (captured again); a
+graph that ignores its input fails the capture's self-check.
 The kernel's own numerics are in ``test_msda_kernel.py``.
 """
 
@@ -226,12 +227,18 @@ def _assert_same(got, want):
 @pytest.mark.parametrize("family", ["sam", "sam2"])
 def test_cuda_graph_masks_equal_eager_masks_over_frames_and_batch_sizes(family):
     """Five frames, two at a time: graphs of batch size 2 and 1, each replayed on several different frames; every
-    mask and score equals the eager path's (the same kernels on the same data)."""
+    mask and score equals the eager path's (the same kernels on the same data). Each reference is made with the same
+    calls (the same batches): cuBLAS/cuDNN need not give the same bits at another batch size."""
     eager, graphed, frames, boxes = _graph_pair(family, encoder_batch=2)
-    want = eager.segment_batch(frames, boxes)
-    _assert_same(graphed.segment_batch(frames, boxes), want)
-    _assert_same(graphed.segment_batch(frames[::-1], boxes[::-1]), want[::-1])
-    _assert_same([graphed.segment(f, b) for f, b in zip(frames, boxes, strict=True)], want)
+    _assert_same(graphed.segment_batch(frames, boxes), eager.segment_batch(frames, boxes))
+    _assert_same(
+        graphed.segment_batch(frames[::-1], boxes[::-1]),
+        eager.segment_batch(frames[::-1], boxes[::-1]),
+    )
+    _assert_same(
+        [graphed.segment(f, b) for f, b in zip(frames, boxes, strict=True)],
+        [eager.segment(f, b) for f, b in zip(frames, boxes, strict=True)],
+    )
     graphs = graphed._graphs
     assert (
         graphs.fallback is None and graphs.captures == 2 == graphs.graph_count
@@ -265,13 +272,23 @@ def test_cuda_graph_two_threads_on_two_streams_get_their_own_masks():
 
 def test_cuda_graph_a_failed_capture_warns_and_runs_eager():
     """A host sync inside the captured function (here: a read of the input) makes the capture fail for real; the
-    segmenter warns once, runs eager from then on, and CUDA keeps working."""
+    segmenter warns once, runs eager from then on, and CUDA keeps working: the thread is back on its stream, the
+    allocator no longer records into the capture's pool (empty_cache frees memory again), and a new segmenter's
+    capture succeeds."""
     eager, graphed, frames, boxes = _graph_pair("sam")
     graphs = graphed._graphs
     encode = graphs._fn
     graphs._fn = lambda module, x: encode(module, x) if float(x.sum()) == float(x.sum()) else None
+    stream = torch.cuda.current_stream()
     with pytest.warns(RuntimeWarning, match="CUDA-graph capture of the image encoder failed"):
         first = graphed.segment(frames[0], boxes[0])
+    assert torch.cuda.current_stream() == stream  # not left on the capture stream
+    assert not torch.cuda.is_current_stream_capturing()
+    block = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
+    del block
+    reserved = torch.cuda.memory_reserved()
+    torch.cuda.empty_cache()  # a no-op while the allocator counts a capture as underway
+    assert torch.cuda.memory_reserved() < reserved
     _assert_same([first], [eager.segment(frames[0], boxes[0])])
     _assert_same(
         [graphed.segment(f, b) for f, b in zip(frames, boxes, strict=True)],
@@ -279,6 +296,30 @@ def test_cuda_graph_a_failed_capture_warns_and_runs_eager():
     )
     assert graphs.fallback is not None and graphs.graph_count == 0
     assert graphed.describe()["cuda_graph_fallback"] == graphs.fallback
+    eager, graphed, frames, boxes = _graph_pair("sam")  # a fresh segmenter: its capture works
+    _assert_same([graphed.segment(frames[1], boxes[1])], [eager.segment(frames[1], boxes[1])])
+    assert graphed._graphs.captures == 1 and graphed._graphs.fallback is None
+
+
+def test_cuda_graph_self_check_replays_a_second_input():
+    """A graph that reads other memory than its static input (here: the function reads, under capture only, a copy
+    of the first input) gives the eager output on that first input; the self-check's second input (mirrored) shows
+    it, and the segmenter falls back to eager with its masks right."""
+    eager, graphed, frames, boxes = _graph_pair("sam")
+    graphs = graphed._graphs
+    encode, first = graphs._fn, {}
+
+    def baked(module, x):
+        if torch.cuda.is_current_stream_capturing():
+            return encode(module, first["x"])
+        first.setdefault("x", x.clone())
+        return encode(module, x)
+
+    graphs._fn = baked
+    with pytest.warns(RuntimeWarning, match="differs from the eager output"):
+        got = graphed.segment(frames[2], boxes[2])
+    _assert_same([got], [eager.segment(frames[2], boxes[2])])
+    assert graphs.fallback is not None and graphs.graph_count == 0
 
 
 @pytest.mark.parametrize("family", ["sam", "sam2"])

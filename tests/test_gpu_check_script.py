@@ -59,7 +59,12 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path):
     assert done.stdout.count("rc=0 after") == len(DEFAULT_STEPS), done.stdout
     summary = done.stdout.split("######## summary", 1)[1]
     assert "msda: gather on CPU" in summary
+    assert (
+        "| SDPA cuDNN attention enabled: " in summary and "cudnn " in summary
+    )  # TransformerEngine#2344
     assert "skipped" in summary  # the gpu tests were collected and skipped on CPU
+    tests_log = (tmp_path / "out" / "gpu_tests.txt").read_text()
+    assert "SKIPPED" in tests_log and "slowest 15 durations" in tests_log  # -v --durations=15
     assert "CPU interpreter sanity check" in summary and "-> ok" in summary
     assert "out " in summary.split("CPU interpreter sanity check", 1)[1]  # the error per tensor
     e2e = summary.split("-- e2e\n", 1)[1].split("-- e2e_variants", 1)[0]

@@ -210,6 +210,32 @@ def test_warm_up_runs_each_model_once_and_keeps_nothing(tiny_sam_model):
     assert after == before
 
 
+def test_warm_up_on_cuda_waits_for_its_own_stream_only(tiny_sam_model, monkeypatch):
+    """A device-wide torch.cuda.synchronize would invalidate a CUDA-graph capture underway on another thread (another
+    app session loading its models): warm_up waits for its thread's current stream."""
+    from uvosam.testing import tiny_idol_tracker
+
+    pipe = UVOSAM(tiny_idol_tracker(), BoxPromptSegmenter(tiny_sam_model))
+    segmented = []
+    monkeypatch.setattr(pipe.segmenter, "segment", lambda *args: segmented.append(args))
+    monkeypatch.setattr(pipe.segmenter, "device", torch.device("cuda", 1))
+    waited = []
+
+    class Stream:
+        def synchronize(self):
+            waited.append("stream")
+
+    def device_wide(*args):
+        raise AssertionError("torch.cuda.synchronize: a device-wide wait")
+
+    monkeypatch.setattr(torch.cuda, "synchronize", device_wide)
+    monkeypatch.setattr(
+        torch.cuda, "current_stream", lambda device=None: waited.append(device) or Stream()
+    )
+    pipe.warm_up(height=40, width=56)
+    assert len(segmented) == 1 and waited == [torch.device("cuda", 1), "stream"]
+
+
 @pytest.fixture()
 def offline_no_weights(monkeypatch, tmp_path) -> list[str]:
     """Offline as ``HF_HUB_OFFLINE=1`` set before start makes it (huggingface_hub's own flag too), an empty checkpoints

@@ -302,7 +302,8 @@ class BoxSegmenterBase:
         return cast
 
     def _matmul_modules(self) -> list[torch.nn.Module]:
-        """The modules that the fast path runs under bf16 autocast and only there (``keep_matmul_weights_bf16``)."""
+        """The modules that the fast path runs under bf16 autocast and only there (``keep_matmul_weights_bf16``):
+        all that ``_encode_fn`` reads, on either path (a CUDA graph's weights stamp covers them)."""
         raise NotImplementedError(
             f"{type(self).__name__} must implement _matmul_modules (BoxSegmenterBase)"
         )
@@ -339,25 +340,45 @@ class BoxSegmenterBase:
         self._compiled: Callable | None = None
         self._compile_lock = threading.Lock()
         self._graphs: EncoderGraphs | None = None
+        self._no_graph: str | None = None
         if not self.config.cuda_graph:
             return
         if self.device.type != "cuda":
+            self._no_graph = f"not a CUDA device ({self.device})"
             warnings.warn(
                 f"SegmenterConfig.cuda_graph needs a CUDA device; this {self.family} runs on {self.device}: its "
                 "image encoder runs eager (drop --cuda-graph / UVOSAM_CUDA_GRAPH to silence this)",
                 stacklevel=3,
             )
             return
-        self._graphs = EncoderGraphs(self._encode_fn, f"{self.family} {self.config.model_type}")
+        self._no_graph = self._graph_blocker()
+        if self._no_graph is not None:
+            warnings.warn(
+                f"SegmenterConfig.cuda_graph: {self._no_graph}; this {self.family}'s image encoder runs eager "
+                "(drop --cuda-graph / UVOSAM_CUDA_GRAPH to silence this)",
+                stacklevel=3,
+            )
+            return
+        self._graphs = EncoderGraphs(
+            self._encode_fn,
+            f"{self.family} {self.config.model_type}",
+            weights=self._matmul_modules(),  # what the encoder reads: not the decoder
+        )
+
+    def _graph_blocker(self) -> str | None:
+        """Why ``_encode_fn`` cannot be captured into a CUDA graph at all (then ``config.cuda_graph`` warns at
+        construction and runs eager), else ``None``."""
+        return None
 
     @property
     def cuda_graph_fallback(self) -> str | None:
-        """With ``config.cuda_graph``: why the encoder runs eager (not a CUDA device; a capture or its self-check
-        failed), else ``None``; ``None`` without ``config.cuda_graph``."""
+        """With ``config.cuda_graph``: why the encoder runs eager (not a CUDA device; an encoder function that cannot
+        be captured, ``_graph_blocker``; a capture or its self-check failed), else ``None``; ``None`` without
+        ``config.cuda_graph``."""
         if not self.config.cuda_graph:
             return None
         if self._graphs is None:
-            return f"not a CUDA device ({self.device})"
+            return self._no_graph
         return self._graphs.fallback
 
     @torch.inference_mode()

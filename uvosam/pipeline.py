@@ -216,7 +216,9 @@ class UVOSAM:
         box = np.array([[width / 4, height / 4, 3 * width / 4, 3 * height / 4]], np.float32)
         self.segmenter.segment(frame, box)
         if self.segmenter.device.type == "cuda":
-            torch.cuda.synchronize(self.segmenter.device)
+            # this thread's stream only: a device-wide synchronize would invalidate a CUDA-graph capture that another
+            # thread (another app session loading its models) has underway (uvosam.encoder_graphs)
+            torch.cuda.current_stream(self.segmenter.device).synchronize()
         return time.perf_counter() - start
 
     @property

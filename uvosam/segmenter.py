@@ -381,6 +381,17 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         """The image encoder: the fast path (``fast_encode``) runs all of it under bf16 autocast."""
         return [self.model.image_encoder]
 
+    def _graph_blocker(self) -> str | None:
+        """SAM's own encoder forward (``plain_encode``: the fast path off, ``fast=False``, or an encoder that is no
+        ``ImageEncoderViT``) cannot be captured: segment_anything's ``get_rel_pos`` builds its indices on the CPU, a
+        host-to-device copy and a stream synchronise inside the capture."""
+        if self._encode_fn is plain_encode:
+            return (
+                "SAM's own encoder forward (the fast path off) copies indices from the CPU on every call, which "
+                "a CUDA graph cannot hold"
+            )
+        return None
+
     def _released_type(self) -> str | None:
         """``vit_b`` / ``vit_l`` / ``vit_h`` by the image encoder's width and depth, else ``None``."""
         encoder = self.model.image_encoder

@@ -224,7 +224,7 @@ class BoxSegmenter(Protocol):
 
     Attributes:
         config: only ``encoder_batch`` is read (frames per ``segment_batch`` call); ``SegmenterConfig()`` will do.
-        device: where it runs (``torch.device("cpu")``, ``"cuda"``: ``warm_up`` synchronises CUDA).
+        device: where it runs (``torch.device("cpu")``, ``"cuda"``: ``warm_up`` synchronises its CUDA stream).
 
     Optional: ``describe() -> dict`` (JSON-able; its ``"family"`` key, such as ``"SAM"``, names the model family),
     which exports record in ``run.json`` (``uvosam.provenance``); without it they name the class only. And
