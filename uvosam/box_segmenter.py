@@ -241,6 +241,8 @@ class BoxSegmenterBase:
     weights_name: str | None = None
     matmul_weights_bf16: bool = False
     """Whether ``keep_matmul_weights_bf16`` cast the encoder's Linear/Conv2d weights to bfloat16 (``describe``)."""
+    sdpa_float32: bool = False
+    """Whether the encoder runs in float32 with SDPA attention (SAM on a GPU without native bf16; ``describe``)."""
     _encode_fn: Callable
 
     def describe(self) -> dict[str, Any]:
@@ -266,7 +268,7 @@ class BoxSegmenterBase:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "device": str(self.device),
             "fast": bool(self.fast),
-            "sdpa_float32": bool(getattr(self, "sdpa_float32", False)),
+            "sdpa_float32": self.sdpa_float32,
             "compile": self.config.compile,
             "cuda_graph": self.config.cuda_graph,
             "cuda_graph_fallback": self.cuda_graph_fallback,
