@@ -224,17 +224,15 @@ class IDOLDetector(nn.Module):
                 chunks.append(self(images, pad_mask))
         if not chunks:
             return self._empty_output()
-        if len(chunks) == 1:  # a single micro-batch (the streaming session's): no copy by torch.cat
-            c = chunks[0]
-            return DetectorOutput(
-                logits=c.logits.float(),
-                boxes_cxcywh_norm=c.boxes_cxcywh_norm.float(),
-                embeddings=c.embeddings.float(),
-            )
+
+        def joined(parts: list[torch.Tensor]) -> torch.Tensor:
+            # a single micro-batch (the streaming session's) is not copied by torch.cat
+            return (parts[0] if len(parts) == 1 else torch.cat(parts)).float()
+
         return DetectorOutput(
-            logits=torch.cat([c.logits for c in chunks]).float(),
-            boxes_cxcywh_norm=torch.cat([c.boxes_cxcywh_norm for c in chunks]).float(),
-            embeddings=torch.cat([c.embeddings for c in chunks]).float(),
+            logits=joined([c.logits for c in chunks]),
+            boxes_cxcywh_norm=joined([c.boxes_cxcywh_norm for c in chunks]),
+            embeddings=joined([c.embeddings for c in chunks]),
         )
 
     def _empty_output(self) -> DetectorOutput:
