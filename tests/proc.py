@@ -23,11 +23,12 @@ def pattern_clip(
     *codec: str | Path,
     size: str = "64x48",
     frames: int = 10,
-    rate: int = 10,
+    rate: int | str = 10,
     src: str = "testsrc",
 ) -> Path:
-    """``frames`` frames of ffmpeg's lavfi test pattern ``src`` at ``size`` and ``rate`` fps, encoded with ``codec``
-    (its output options; default H.264 yuv420p) into ``path``, by the bundled ffmpeg."""
+    """``frames`` frames of ffmpeg's lavfi test pattern ``src`` at ``size`` and ``rate`` fps (a number or a fraction
+    such as ``"24000/1001"``), encoded with ``codec`` (its output options; default H.264 yuv420p) into ``path``, by
+    the bundled ffmpeg."""
     codec = codec or ("-c:v", "libx264", "-pix_fmt", "yuv420p")
     ffmpeg("-f", "lavfi", "-i", f"{src}=size={size}:rate={rate}", "-frames:v", frames, *codec, path)
     return path

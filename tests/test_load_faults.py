@@ -38,7 +38,7 @@ from app_helpers import (
 )
 from doubles import MovingBoxSession, MovingBoxTracker
 from gradio_client import Client, handle_file
-from proc import ffmpeg
+from proc import pattern_clip
 
 import uvosam.job
 from uvosam import hub, weight_checksums, weight_loading, weight_table
@@ -99,9 +99,8 @@ def clips(tmp_path_factory):
 def decode_clip(path: Path) -> Path:
     """40 frames at 25 fps (one chunk = 25 frames), a keyframe every 4, index first: cut to a
     third, its decoding stops about frame 12, before any chunk is streamed."""
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-frames:v", "40", "-c:v", "libx264",
-           "-g", "4", "-pix_fmt", "yuv420p", "-movflags", "+faststart", path)  # fmt: skip
-    return path
+    return pattern_clip(path, "-c:v", "libx264", "-g", "4", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
+                        size="160x120", frames=40, rate=25, src="testsrc2")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

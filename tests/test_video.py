@@ -268,8 +268,8 @@ def test_chunk_ffmpeg_fails_to_finish_is_removed(tmp_path):
 
 def test_variable_frame_rate_gives_each_frame_once(tmp_path):
     path = tmp_path / "vfr.mp4"  # 15 frames 0.1 s apart, then 15 frames 0.3 s apart
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "30", "-c:v", "libx264",
-           "-bf", "0", "-bsf:v", "setts=ts=TS*if(lt(N\\,15)\\,1\\,3)", path)  # fmt: skip
+    pattern_clip(path, "-c:v", "libx264", "-bf", "0", "-bsf:v", "setts=ts=TS*if(lt(N\\,15)\\,1\\,3)",
+                 frames=30)  # fmt: skip
     info = probe(path)
     frames = list(iter_frames(path))
     assert info.num_frames == len(frames) == 30
@@ -281,9 +281,8 @@ def test_variable_frame_rate_webm_gets_its_real_average_rate(tmp_path):
     # 20 frames 0.1 s apart, then 40 frames 0.5 s apart: ffmpeg's header rate for webm comes from the first
     # frames (10 fps), which would make the 21.6 s clip 6 s long and the overlay play 3.6x too fast
     path = tmp_path / "recording.webm"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "60", "-vf",
-           "setpts='if(lt(N,20),N/10,2+(N-20)*0.5)/TB'", "-fps_mode", "passthrough", "-c:v", "libvpx",
-           path)  # fmt: skip
+    pattern_clip(path, "-vf", "setpts='if(lt(N,20),N/10,2+(N-20)*0.5)/TB'", "-fps_mode", "passthrough",
+                 "-c:v", "libvpx", frames=60)  # fmt: skip
     info = probe(path)
     assert info.num_frames == len(list(iter_frames(path))) == 60
     assert info.duration_s == pytest.approx(21.6, rel=0.01)
@@ -295,8 +294,7 @@ def test_an_ntsc_rate_is_read_exactly_and_the_output_keeps_it(tmp_path):
     """ffmpeg prints 24000/1001 as "23.98 fps": taken as printed, a 20 s overlay drifted 0.08 frames from its
     source (an editor lining up the matte sees it); the rate is the exact N*1000/1001 the print rounds."""
     path = tmp_path / "ntsc.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=24000/1001", "-frames:v", "480", "-c:v", "libx264",
-           path)  # fmt: skip
+    pattern_clip(path, "-c:v", "libx264", frames=480, rate="24000/1001")
     source = probe(path)
     assert source.fps == 24000 / 1001 and source.duration_s == pytest.approx(20.02, abs=0.005)
     copy = write_video(tmp_path / "copy.mp4", [flat(9)] * 480, fps=source.fps)
@@ -334,8 +332,7 @@ def test_packet_stats_from_framecrc_lines():
 
 def test_trimmed_mp4_counts_only_the_frames_its_edit_list_shows(tmp_path):
     src = tmp_path / "src.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-frames:v", "50", "-c:v", "libx264",
-           "-g", "50", src)  # fmt: skip
+    pattern_clip(src, "-c:v", "libx264", "-g", "50", frames=50, rate=25)
     trimmed = tmp_path / "trim.mp4"  # a stream-copy cut keeps the GOP's packets, flagged "discard"
     ffmpeg("-ss", "0.5", "-i", src, "-c", "copy", trimmed)
     info = probe(trimmed)
