@@ -176,5 +176,5 @@ class DavisPngs:
         labels = np.zeros((self.height, self.width), np.uint8)
         for slot, mask in zip(slots.tolist(), masks):
             if lut[slot]:
-                labels[mask] = lut[slot]
+                paint(labels, mask, lut[slot])
         return labels
