@@ -471,7 +471,7 @@ class BoxSegmenterBase:
         when ``config.cuda_graph`` (``uvosam.encoder_graphs``; eager where that cannot be)."""
         if self.config.compile:
             return run_compiled(self._compiled_encode_fn(), module, x, self.config.model_type)
-        if self._graphs is not None and x.device.type == "cuda":
+        if self._graphs is not None:  # made on a CUDA device only
             return self._graphs(module, x)
         return self._encode_fn(module, x)
 

@@ -55,6 +55,12 @@ _TABLES: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
 """Per ``rel_pos`` parameter: ``{(size, dtype): (its stamp, table)}`` (``cached_rel_pos_table``)."""
 
 
+def tensor_stamp(t: torch.Tensor) -> tuple:
+    """(storage address, version, device, dtype) of ``t``: what a result computed from it depends on. A tensor made in
+    inference mode has no version counter (``None`` in its place): its address alone counts."""
+    return (t.data_ptr(), None if t.is_inference() else t._version, t.device, t.dtype)
+
+
 def cached_rel_pos_table(rel_pos: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
     """``rel_pos_table(size, size, rel_pos).to(dtype)``, kept per parameter, size and dtype while inference runs.
 
@@ -68,13 +74,25 @@ def cached_rel_pos_table(rel_pos: torch.Tensor, size: int, dtype: torch.dtype) -
     """
     if torch.is_grad_enabled() or torch.compiler.is_compiling() or rel_pos.is_inference():
         return rel_pos_table(size, size, rel_pos).to(dtype)
-    stamp = (rel_pos.data_ptr(), rel_pos._version, rel_pos.device, rel_pos.dtype)
+    stamp = tensor_stamp(rel_pos)
     kept = _TABLES.setdefault(rel_pos, {})
     entry = kept.get((size, dtype))
     if entry is None or entry[0] != stamp:
         entry = (stamp, rel_pos_table(size, size, rel_pos).to(dtype))
         kept[(size, dtype)] = entry
     return entry[1]
+
+
+def kept_tables(module: torch.nn.Module) -> list[torch.Tensor]:
+    """The tables ``cached_rel_pos_table`` keeps for the parameters of ``module`` (none for a model without SAM's
+    rel-pos parameters): whatever captured them (a CUDA graph) holds these, so that ``clear_rel_pos_tables`` cannot
+    free them under it."""
+    tables = []
+    for p in module.parameters():
+        kept = _TABLES.get(p)
+        if kept:
+            tables += [table for _, table in kept.values()]
+    return tables
 
 
 def clear_rel_pos_tables() -> None:
