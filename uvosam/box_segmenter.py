@@ -155,6 +155,13 @@ def _as_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def fast_path_autocast(x: torch.Tensor) -> torch.autocast:
+    """The fast paths' bf16 autocast on ``x``'s device, without autocast's cast cache: each weight is used once a
+    call, so the cache saves nothing, and a CUDA-graph capture (``SegmenterConfig.cuda_graph``) must not keep casts
+    in it."""
+    return torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, cache_enabled=False)
+
+
 MATMUL_MODULES = (torch.nn.Linear, torch.nn.Conv2d)
 """The modules whose weights bf16 autocast casts on every call (``linear`` and ``conv2d`` are on its lower-precision
 list on CUDA and CPU), i.e. the ones ``cast_matmul_weights`` casts once."""

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torchvision.transforms.functional import resize
 
 from uvosam import hub, weight_loading, weight_table
-from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
+from uvosam.box_segmenter import BoxSegmenterBase, fast_path_autocast, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig, config_or
 from uvosam.errors import InputError, MissingPackageError, WeightsError
 
@@ -141,9 +141,7 @@ def plain_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
 
 def fast_forward(model: torch.nn.Module, x: torch.Tensor) -> dict:
     """``plain_forward`` under bf16 autocast on ``x``'s device (the caller casts the features back)."""
-    # cache_enabled=False: each weight is used once a call, so autocast's cast cache saves nothing, and a CUDA-graph
-    # capture (SegmenterConfig.cuda_graph) must not keep casts in it
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, cache_enabled=False):
+    with fast_path_autocast(x):
         return _features(model.forward_image(x))
 
 

@@ -53,7 +53,7 @@ from segment_anything.modeling import ImageEncoderViT, Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from uvosam import hub, sam_fast, weight_loading, weight_table
-from uvosam.box_segmenter import BoxSegmenterBase, resolve_device
+from uvosam.box_segmenter import BoxSegmenterBase, fast_path_autocast, resolve_device
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SegmenterConfig, config_or
 from uvosam.errors import InputError, MissingPackageError, WeightsError
 from uvosam.sam2_segmenter import (
@@ -262,9 +262,7 @@ def fast_encode(encoder: ImageEncoderViT, x: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, C, S/16, S/16) embeddings (dtype as autocast leaves it; the caller casts).
     """
-    # cache_enabled=False: each weight is used once a call, so autocast's cast cache saves nothing, and a CUDA-graph
-    # capture (SegmenterConfig.cuda_graph) must not keep casts in it
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, cache_enabled=False):
+    with fast_path_autocast(x):
         return sam_fast.encoder_forward(encoder, x)
 
 
