@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._machine import load_text
 from benchmarks._objects import FixedObjects
 from benchmarks.e2e import build_pipeline, model_text
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS
+from uvosam.config import SAM_PRECISIONS, SEGMENTER_MODEL_TYPES
 from uvosam_cli.arguments import non_negative_int, positive_int
 
 # CUDA runtime / driver calls, by what they do to the host thread
@@ -56,12 +56,18 @@ def frames_in_memory(height: int, width: int) -> Iterator[np.ndarray]:
         yield np.ascontiguousarray(base[:, shift : shift + width])
 
 
-def device_time_us(event) -> float:
-    """An event's own time on the device in microseconds (``self_device_time_total``; older torch:
-    ``self_cuda_time_total``)."""
-    return float(
-        getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0))
+def device_time_key(event) -> str:
+    """The name of an event's own device time: ``self_device_time_total`` (older torch: ``self_cuda_time_total``)."""
+    return (
+        "self_device_time_total"
+        if hasattr(event, "self_device_time_total")
+        else "self_cuda_time_total"
     )
+
+
+def device_time_us(event) -> float:
+    """An event's own time on the device in microseconds."""
+    return float(getattr(event, device_time_key(event), 0.0))
 
 
 def summarize(events, frames: int, wall_s: float) -> dict:
@@ -130,12 +136,11 @@ def profile(args: argparse.Namespace) -> int:
     rows = args.top
     if cuda:
         print(f"\nthe {rows} ops with the most GPU time (all {args.frames} frames):")
-        key = (
-            "self_device_time_total"
-            if hasattr(events[0], "self_device_time_total")
-            else "self_cuda_time_total"
+        print(
+            events.table(
+                sort_by=device_time_key(events[0]), row_limit=rows, max_name_column_width=60
+            )
         )
-        print(events.table(sort_by=key, row_limit=rows, max_name_column_width=60))
     print(f"\nthe {rows} ops with the most CPU time of their own (all {args.frames} frames):")
     print(events.table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60))
     if args.trace:
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--real-size", action="store_true", help="SAM and IDOL R50 at real size (random weights)"
     )
-    p.add_argument("--sam", default="vit_h", choices=SAM_MODEL_TYPES + SAM2_MODEL_TYPES)
+    p.add_argument("--sam", default="vit_h", choices=SEGMENTER_MODEL_TYPES)
     p.add_argument("--sam-precision", default="auto", choices=tuple(SAM_PRECISIONS))
     p.add_argument(
         "--precision", default="fp32", help="the tracker's compute precision (DetectorConfig)"
