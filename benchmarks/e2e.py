@@ -494,12 +494,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--precision", default="fp32", choices=PRECISIONS, help="tracker compute precision"
     )
-    p.add_argument(
+    # SegmenterConfig takes one or the other
+    sam_runner = p.add_mutually_exclusive_group()
+    sam_runner.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile SAM's image encoder (SegmenterConfig.compile)",
     )
-    p.add_argument(
+    sam_runner.add_argument(
         "--cuda-graph",
         action="store_true",
         help="replay SAM's image encoder from a CUDA graph (SegmenterConfig.cuda_graph; not with --compile)",
@@ -552,8 +554,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-release", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--warm-up-hw", type=int, nargs=2, default=[480, 854], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.compile and args.cuda_graph:
-        p.error("--compile and --cuda-graph: choose one (SegmenterConfig takes one or the other)")
     if args.child:
         child(args)
         return 0
