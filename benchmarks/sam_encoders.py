@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,14 +41,14 @@ DEFAULT_MODELS = ("vit_b", "sam2.1_tiny", "sam2.1_small")
 
 def build_encoder(
     name: str, device: str, fast: bool, cuda_graph: bool = False
-) -> tuple[Callable, int, int] | tuple[Callable, int, int, Callable]:
+) -> tuple[Callable, int, int, Any]:
     """(``fn(x)``: the per-frame encoder call of model ``name`` on (1, 3, 1024, 1024) input, all parameters,
-    image-encoder parameters); random weights, eval mode, on ``device``.
+    image-encoder parameters, ``graphed``); random weights, eval mode, on ``device``.
 
     The call is the box segmenter's own (``_run_encoder``), on a model it owns as ``from_pretrained``'s: with
-    ``fast`` its matmul weights are kept in bf16 (``keep_matmul_weights_bf16``). With ``cuda_graph`` a fourth item:
-    ``graphed(x)``, the same call on the same model through a second segmenter with ``SegmenterConfig.cuda_graph``
-    (a replayed CUDA graph; eager, with a warning, off CUDA)."""
+    ``fast`` its matmul weights are kept in bf16 (``keep_matmul_weights_bf16``). ``graphed``: with ``cuda_graph`` the
+    same call on the same model through a second segmenter with ``SegmenterConfig.cuda_graph`` (a replayed CUDA
+    graph; eager, with a warning, off CUDA) as ``(its fn(x), the segmenter)``, else ``None``."""
     import torch
 
     from uvosam.config import SegmenterConfig
@@ -78,14 +79,10 @@ def build_encoder(
     def count(m):
         return sum(p.numel() for p in m.parameters())
 
-    if not cuda_graph:
-        return fn, count(model), count(encoder)
-    graphed_segmenter = Segmenter(model, replace(config, cuda_graph=True))
-
-    def graphed(x):
-        return graphed_segmenter._run_encoder(module, x)
-
-    graphed.segmenter = graphed_segmenter
+    graphed = None
+    if cuda_graph:
+        graphed_segmenter = Segmenter(model, replace(config, cuda_graph=True))
+        graphed = (lambda x: graphed_segmenter._run_encoder(module, x)), graphed_segmenter
     return fn, count(model), count(encoder), graphed
 
 
@@ -183,13 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     x = torch.randn(1, 3, 1024, 1024, device=args.device)
     graphed = {}
     for name in args.models:
-        fn, total, encoder, *graph = build_encoder(name, args.device, args.fast, args.cuda_graph)
+        fn, total, encoder, graph = build_encoder(name, args.device, args.fast, args.cuda_graph)
         fns[name] = lambda fn=fn: fn(x)
         params[name] = (total, encoder)
-        if graph:
+        if graph is not None:
             fns[f"{name} graph"] = lambda fn=graph[0]: fn(x)
             params[f"{name} graph"] = (total, encoder)
-            graphed[f"{name} graph"] = graph[0].segmenter
+            graphed[f"{name} graph"] = graph[1]
     with torch.inference_mode():
         times = time_round_robin(fns, args.repeats, sync)
     for row in report_rows(times, params):
