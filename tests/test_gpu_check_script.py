@@ -129,6 +129,8 @@ def test_gpu_check_worst_case_fits_one_device_call():
     limits = dict(re.findall(r"^step (\S+) (\d+) ", text, re.MULTILINE))
     assert tuple(limits) == STEPS
     assert re.findall(r'^ON_REQUEST="(.*)"', text, re.MULTILINE) == [" ".join(ON_REQUEST)]
+    # the names GPU_CHECK_STEPS accepts are the steps the script runs
+    assert re.findall(r'^ALL_STEPS="(.*)"', text, re.MULTILINE) == [" ".join(STEPS)]
     fixed = [number("CUDA_LIMIT"), number("INSTALL_LIMIT")]
     for steps in (
         DEFAULT_STEPS,
