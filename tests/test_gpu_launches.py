@@ -23,7 +23,8 @@ def bench():
     try:
         return load_benchmark("gpu_launches")
     except ImportError as err:
-        if not (err.name or "").startswith("torch"):  # our own benchmark broken: a failure, not a skip
+        # our own benchmark broken: a failure, not a skip
+        if not (err.name or "").startswith("torch"):
             raise
         pytest.skip(f"the launch counter needs torch internals this torch lacks: {err}")
 
