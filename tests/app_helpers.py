@@ -252,9 +252,16 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> bool:
+    """Whether ``condition()`` holds within ``timeout`` s. A condition that looks at files a run is deleting can
+    raise FileNotFoundError (``Path.glob``/``rglob`` list a folder, then scan one that went meanwhile): that counts as
+    "not yet" and is asked again."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
+    while True:
+        try:
+            if condition():
+                return True
+        except FileNotFoundError:
+            pass
+        if time.monotonic() >= end:
+            return False
         time.sleep(0.05)
-    return bool(condition())
