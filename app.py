@@ -46,6 +46,7 @@ from uvosam_app.models import (
 )
 from uvosam_app.page_scripts import ANNOUNCE_JS, LIVE_REGION_JS
 from uvosam_app.process_folders import process_dir
+from uvosam_app.queue_turns import limit_waiting_runs
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.start_models import load_default
@@ -99,6 +100,7 @@ def build_demo(get_pipeline: GetPipeline, *, settings: AppSettings) -> gr.Blocks
     # a file that an API client gives as a link: fetched as Load fetches one, not by Gradio (unbounded)
     bound_file_links(demo, settings)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue)
+    limit_waiting_runs(demo, "segment", settings.waiting_per_session)
     log_refusals(demo)
     return demo
 

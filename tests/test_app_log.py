@@ -270,16 +270,18 @@ def test_a_run_refused_because_the_queue_is_full_is_logged(tmp_path, tiny_sam_mo
         # submit returns at once: the queue is full only once the server holds it (else the next predict is
         # queued behind the held run and waits for the release that comes after it)
         assert wait_for(lambda: waiting.status().code == Status.IN_QUEUE, timeout=60)
+        # another session (one session may have only one run waiting anyway: ``queue_turns``)
+        other = Client(url, verbose=False)
         try:
             with pytest.raises(Exception, match="Queue is full"):
-                client.predict(handle_file(str(clip)), api_name="/segment")
+                other.predict(handle_file(str(clip)), api_name="/segment")
         finally:
             release.set()
         running.result(timeout=60), waiting.result(timeout=60)
     # tagged with the client's session (Gradio's request object of a queued call has no session hash: the line
     # had a fresh id's tag)
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused ")] == [
-        f"refused /segment (API, {client.session_hash[:6]}): Queue is full. Max size is 1 and size is 1."
+        f"refused /segment (API, {other.session_hash[:6]}): Queue is full. Max size is 1 and size is 1."
     ]
 
 

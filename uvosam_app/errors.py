@@ -214,7 +214,8 @@ def _outcome(message: str) -> tuple[str, str]:
 
 def log_refusals(blocks: gr.Blocks) -> None:
     """One INFO line in the server log for each request of ``blocks`` refused with a message for the visitor (a
-    ``gr.Error``: a non-video, a truncated mp4, a setting out of range, ZeroGPU's quota, Gradio's "Queue is full"):
+    ``gr.Error``: a non-video, a truncated mp4, a setting out of range, ZeroGPU's quota, Gradio's "Queue is full",
+    a session's second waiting run (``queue_turns``)):
     the endpoint, page or API, the session tag and the message (``server_log.one_line``); no
     traceback, no file contents. Gradio logs none of them (a ``gr.Error`` that says ``print_exception=False``
     prints nothing); an unexpected error (its id) and running out of GPU memory were logged by ``to_gr_error``
@@ -222,9 +223,10 @@ def log_refusals(blocks: gr.Blocks) -> None:
 
     Wraps, on the instance, the two methods of Gradio 6.31 that every refusal passes: ``Blocks.process_api`` (a
     component's ``preprocess``, a handler, a file link: whatever raises in an event) and ``Queue.push`` (a full
-    queue answers "Queue is full" before any handler is called). A call with fewer values than the endpoint takes
-    (a client of an older API: /rerender took 8) is refused here too, with how many it takes (``_too_few_values``),
-    where Gradio's ValueError answered ``{"error": null}`` and logged a traceback."""
+    queue answers "Queue is full" before any handler is called, and ``queue_turns`` its refusals). A call with
+    fewer values than the endpoint takes (a client of an older API: /rerender took 8) is refused here too, with how
+    many it takes (``_too_few_values``), where Gradio's ValueError answered ``{"error": null}`` and logged a
+    traceback."""
     process_api = blocks.process_api
     push = blocks._queue.push
 
@@ -248,16 +250,27 @@ def log_refusals(blocks: gr.Blocks) -> None:
 
     async def logged_push(*args: Any, **kwargs: Any) -> Any:
         accepted, detail, state = await push(*args, **kwargs)
-        if state == "queue_full":
+        if state in ("queue_full", "validator_error"):
             body = kwargs["body"] if "body" in kwargs else args[0]
             # the session hash is the body's (Gradio's request object has none)
             _log_refusal(
-                _endpoint(blocks, body.fn_index), str(detail), body.request, session_tag(body)
+                _endpoint(blocks, body.fn_index),
+                _join_refusal(detail),
+                body.request,
+                session_tag(body),
             )
         return accepted, detail, state
 
     blocks.process_api = logged_process_api  # type: ignore[method-assign]
     blocks._queue.push = logged_push  # type: ignore[method-assign]
+
+
+def _join_refusal(detail: Any) -> str:
+    """The message of a refused queue join: Gradio's text ("Queue is full ..."), or a validator's entries' (one
+    for each input; those that failed have a message)."""
+    if isinstance(detail, list):
+        return " ".join(d.get("message", "") for d in detail if d.get("is_valid") is False)
+    return str(detail)
 
 
 def _mapped(blocks: gr.Blocks, block_fn: Any, err: Exception, request: Any) -> gr.Error:

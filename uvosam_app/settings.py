@@ -37,7 +37,10 @@ def about(seconds: float) -> str:
 FILES_KEPT = about(FILE_MAX_AGE_S)
 
 
-def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+def _env_number(
+    environ: Mapping[str, str], name: str, default: float, kind: type, *, zero: bool = False
+) -> Any:
+    """``name``'s positive number (``zero``: or 0, which means "no limit"), or ``default`` when it is unset."""
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -46,8 +49,9 @@ def _env_number(environ: Mapping[str, str], name: str, default: float, kind: typ
     except ValueError:
         value = None
     # nan passed ``value <= 0`` (and then no limit held: every comparison with it is False); inf is no limit either
-    if value is None or not math.isfinite(value) or value <= 0:
+    if value is None or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         what = "a finite positive float" if kind is float else f"a positive {kind.__name__}"
+        what += " or 0" if zero else ""
         raise InputError(f"{name} must be {what}; got {raw!r}. Unset it or fix its value.")
     return value
 
@@ -122,6 +126,8 @@ class AppSettings:
             [UVOSAM_MAX_UPLOAD_MB].
         concurrency_limit: runs on the GPU at once [UVOSAM_CONCURRENCY].
         max_queue: most waiting runs; more are refused with "queue full" [UVOSAM_MAX_QUEUE].
+        waiting_per_session: most runs one session (an API client) may have waiting; more are refused with what
+            to do (``uvosam_app.queue_turns``); 0: no limit [UVOSAM_WAITING_PER_SESSION].
         default_preset, default_sam: models loaded at start [UVOSAM_TRACKER, UVOSAM_SAM]; ``default_sam`` is
             one of ``mask_models()`` (vit_b, vit_l, vit_h, and sam2.1_tiny ... when the sam2 package is installed).
         work_root: folder for per-session run folders (default: a fresh temp folder)
@@ -160,6 +166,7 @@ class AppSettings:
     max_upload_mb: int = 200
     concurrency_limit: int = 1
     max_queue: int = 16
+    waiting_per_session: int = 1
     default_preset: str = PRESETS[0]
     default_sam: str = "vit_b"
     work_root: Path | None = None
@@ -246,6 +253,9 @@ class AppSettings:
             max_upload_mb=_env_number(env, "UVOSAM_MAX_UPLOAD_MB", d.max_upload_mb, int),
             concurrency_limit=_env_number(env, "UVOSAM_CONCURRENCY", d.concurrency_limit, int),
             max_queue=_env_number(env, "UVOSAM_MAX_QUEUE", d.max_queue, int),
+            waiting_per_session=_env_number(
+                env, "UVOSAM_WAITING_PER_SESSION", d.waiting_per_session, int, zero=True
+            ),
             default_preset=env.get("UVOSAM_TRACKER") or d.default_preset,
             default_sam=env.get("UVOSAM_SAM") or d.default_sam,
             work_root=_env_folder(env, "UVOSAM_WORK_DIR"),

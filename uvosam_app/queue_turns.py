@@ -1,0 +1,69 @@
+"""One waiting run per session: a Space's queue is shared by strangers, and an API client that submits many runs
+at once (``client.submit`` in a loop: one session) would fill it and make everyone else wait behind its videos.
+
+``limit_waiting_runs`` refuses a run while the same session already has ``per_session`` runs waiting for the GPU,
+before Gradio queues it, with a message that says what to do. A session's running run does not count: a Run pressed
+just after Stop waits for the stopped one to let go of the GPU, as it did. The page's own Run button never meets
+the limit (Gradio ignores its clicks while its run is pending); a client that opens a new session for each run is
+not limited here (a host who needs that puts the Space behind sign-in or a proxy's rate limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import gradio as gr
+
+# Gradio 6.31's queue answers a refused join with (accepted, detail, state); this state is a 422 whose detail
+# gradio_client shows as a ``ValidationError`` with each message and the page paints under the input named
+_REFUSED = "validator_error"
+
+
+def waiting_runs_text(per_session: int) -> str:
+    """What a session refused for having ``per_session`` runs waiting is told."""
+    runs = "a run" if per_session == 1 else f"{per_session} runs"
+    return (
+        f"This session already has {runs} waiting for the GPU; the queue takes {per_session} a session, so that "
+        "everyone gets a turn. Wait for it to start (or cancel it), then submit the next; for many videos, submit "
+        "each after the last one ends, or run them on your own machine with the `uvosam segment` command."
+    )
+
+
+def limit_waiting_runs(blocks: gr.Blocks, api_name: str, per_session: int) -> None:
+    """Refuse a call of ``blocks``' endpoint ``api_name`` while its session has ``per_session`` calls of it waiting
+    in Gradio's queue (0: no limit). Wraps ``Queue.push`` of ``blocks`` (call it once ``blocks.queue()`` is set,
+    before ``errors.log_refusals``, which logs the refusal)."""
+    if per_session <= 0:
+        return
+    queue = blocks._queue
+    push = queue.push
+    fn = next(f for f in blocks.fns.values() if f.api_name == api_name)
+    lock = asyncio.Lock()  # a session's two joins at once: the second sees the first's event
+
+    async def push_in_turn(*args: Any, **kwargs: Any) -> Any:
+        body = kwargs["body"] if "body" in kwargs else args[0]
+        if body.fn_index != fn._id or not body.session_hash:
+            return await push(*args, **kwargs)
+        async with lock:
+            waiting = queue.event_queue_per_concurrency_id.get(fn.concurrency_id)
+            mine = sum(
+                event.fn is fn and event.session_hash == body.session_hash
+                for event in (waiting.queue if waiting else ())
+            )
+            if mine >= per_session:
+                return False, _refusal(fn, waiting_runs_text(per_session)), _REFUSED
+            return await push(*args, **kwargs)
+
+    queue.push = push_in_turn  # type: ignore[method-assign]
+
+
+def _refusal(fn: Any, message: str) -> list[dict[str, Any]]:
+    """A refused join's detail as Gradio's validators give it: one entry per input of ``fn``, the first (the
+    video) with ``message``."""
+    names = list(fn.input_parameter_names or ())
+    names += [None] * (len(fn.inputs) - len(names))
+    return [
+        {**gr.validate(i > 0, "" if i else message), "parameter_name": name or f"parameter_{i}"}
+        for i, name in enumerate(names[: len(fn.inputs)])
+    ]
