@@ -71,6 +71,35 @@ def test_output_side_as_the_api_page_shows_it_and_as_an_int(server, clip):
         client.predict([1], output_side="1000", api_name="/rerender")
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        (
+            "tracker",
+            "foo",
+            r"Tracker preset \(tracker over the API\) takes one of idol-ytvis19-r50, ",
+        ),
+        ("sam", "vit_x", r"Mask model \(sam over the API\) takes one of vit_b, vit_l, vit_h"),
+        (
+            "style",
+            "nope",
+            r"Video style \(Run or Re-render\) \(style over the API\) takes one of overlay, cutout",
+        ),
+    ],
+)
+def test_a_value_none_of_a_settings_choices_is_refused_naming_the_setting(
+    server, clip, capfd, setting, value, message
+):
+    """Gradio's own check said "Value: 'vit_x' (type: <class 'str'>) is not in the list of choices: [...]", naming
+    no setting, and printed a traceback in the server log."""
+    capfd.readouterr()
+    with pytest.raises(Exception, match=rf"^{message}.*; got '{value}'\.$"):
+        Client(server, verbose=False).predict(
+            handle_file(str(clip)), api_name="/segment", **{setting: value}
+        )
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_output_side_none_is_refused_as_any_other_bad_value(server, clip):
     """None went through to ``int(None)``: "Something went wrong on our side" and a logged traceback."""
     client = Client(server, verbose=False)

@@ -99,7 +99,8 @@ def test_segment_in_a_style_from_the_api(server, clips):
     frame = next(iter_frames(mp4))
     assert (frame < 30).mean() > 0.5 and frame.max() > 60  # objects kept, background black
     with pytest.raises(
-        Exception, match=r"'no-such-style'.* is not in the list of choices: \['overlay', 'cutout'"
+        Exception,
+        match=r"\(style over the API\) takes one of overlay, cutout, .*; got 'no-such-style'",
     ):
         client(server).predict(
             handle_file(str(clips["a"])), style="no-such-style", api_name="/segment"

@@ -111,5 +111,9 @@ def test_after_a_run_the_settings_checks_still_name_the_setting(server, clips):
         c.predict([1], min_score=-1, api_name="/rerender")
     with pytest.raises(Exception, match=r"output_side over the API\) takes one of 0, 1280, 854"):
         c.predict([1], output_side="1000", api_name="/rerender")
+    with pytest.raises(Exception, match=r"\(style over the API\) takes one of overlay, "):
+        c.predict([1], style="nope", api_name="/rerender")
+    with pytest.raises(Exception, match=r"^Mask model \(sam over the API\) takes one of vit_b, "):
+        c.predict(handle_file(str(clips["a"])), sam="vit_x", api_name="/segment")
     status, *_ = c.predict(["2"], api_name="/rerender")
     assert status.startswith("done: 4 frames, 1 track")

@@ -2,11 +2,14 @@
 check named no setting), the output side (``output_side``: its choices are strings, an int is taken too) and the
 tracks to keep (``keep_list``: before a run it has no choices, and Gradio refused every id). Each is a subclass made
 by ``component_classes.gradio_like``, whose check is a method of the class, so a session's copy keeps it; the
-handlers refuse what is out of range (``checks.check_ranges``). ``layout`` places them.
+handlers refuse what is out of range (``checks.check_ranges``). The settings of fixed choices (tracker, mask model,
+style) are checked as Gradio checks them, with a message that names the setting (``_one_of``). ``layout`` places
+them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -107,6 +110,31 @@ def _track_ids(self: gr.CheckboxGroup, payload: list[int | str | float] | None) 
 
 
 KeepList = gradio_like(gr.CheckboxGroup, preprocess=_track_ids)  # (as ``UncheckedSlider``)
+
+
+def _one_of(api_name: str) -> Callable[[gr.Radio | gr.Dropdown, Any], Any]:
+    """The check of a setting of fixed choices, called ``api_name`` over the API: Gradio's own refused a value
+    that is none of them with "Value: 'vit_x' (type: <class 'str'>) is not in the list of choices: [...]", naming
+    no setting, and a traceback in the server log; this names the setting and its choices, as the others do. None
+    goes to the handler, as Gradio lets it."""
+
+    def checked(self: gr.Radio | gr.Dropdown, payload: Any) -> Any:
+        values = [value for _, value in self.choices]
+        if payload is not None and payload not in values:
+            raise gr.Error(
+                f"{self.label} ({api_name} over the API) takes one of {', '.join(map(str, values))}; got "
+                f"{payload!r}.",
+                print_exception=False,
+            )
+        return payload
+
+    return checked
+
+
+# (as ``UncheckedSlider``): one class a setting, as the check names it
+TrackerDropdown = gradio_like(gr.Dropdown, preprocess=_one_of("tracker"))
+MaskModelRadio = gradio_like(gr.Radio, preprocess=_one_of("sam"))
+StyleRadio = gradio_like(gr.Radio, preprocess=_one_of("style"))
 
 
 def keep_list() -> gr.CheckboxGroup:

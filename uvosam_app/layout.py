@@ -13,7 +13,14 @@ from typing import Any
 
 import gradio as gr
 
-from uvosam_app.checked_inputs import keep_list, output_side, slider
+from uvosam_app.checked_inputs import (
+    MaskModelRadio,
+    StyleRadio,
+    TrackerDropdown,
+    keep_list,
+    output_side,
+    slider,
+)
 from uvosam_app.checks import FRAMES_BOX_VIDEOS, slider_ranges
 from uvosam_app.file_input import FileInput
 from uvosam_app.models import StartModels, mask_model_choices, noted
@@ -255,12 +262,12 @@ def _controls(settings: AppSettings, notes: dict[str, str]) -> dict[str, gr.comp
     """The settings; ``notes``: what the choice of a model that did not load at start says after its name."""
     ranges = slider_ranges(settings)
     return {
-        "tracker": gr.Dropdown(
+        "tracker": TrackerDropdown(
             [(noted(p, p, notes), p) for p in settings.presets()],
             value=settings.default_preset,
             label="Tracker preset",
         ),
-        "sam": gr.Radio(
+        "sam": MaskModelRadio(
             mask_model_choices(settings.mask_models(), notes),
             value=settings.default_sam,
             label="Mask model",
@@ -363,7 +370,7 @@ def _editing_row() -> Editing:
     with gr.Row():
         keep = keep_list()
         with gr.Column():
-            style = gr.Radio(
+            style = StyleRadio(
                 STYLE_CHOICES,
                 value="overlay",
                 label="Video style (Run or Re-render)",
