@@ -13,7 +13,7 @@ One concept per module:
   ``file_links``: a file input that an API client gives as a link, fetched with Load's limits;
 - ``component_classes``: the app's subclasses of Gradio's components (its checks, in every session's copy too);
   ``file_input``: the app's file boxes (Gradio's, less the empty temp file each read left); ``checked_inputs``:
-  the settings' components the app checks itself (sliders, output side, tracks to keep);
+  the settings' components the app checks itself (sliders, output side, tracks to keep, the fixed choices);
 - ``served``: what Gradio keeps serving of the outputs (the files shown in its cache, the streamed video's chunks)
   and how it goes;
 - ``probes``: what the input files are (``probe``), each probed once;
@@ -24,10 +24,11 @@ One concept per module:
 - ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``result_views``: the
   timeline, merge hints and Score of a finished run (``App.views``); ``keep_parts``: what *Tracks to keep* offers
   after a re-render that split tracks; ``describe``: what an input is and what Run will cover, before Run;
-  ``checks``: what a request is checked against before any work; ``layout``: the components;
+  ``checks``: what a request is checked against before any work; ``queue_turns``: one waiting run a session, so
+  that one API client cannot fill the queue; ``layout``: the components;
   ``page_scripts``: the page's scripts (the live region a screen reader reads).
 
 Only ``handlers``, ``link_handlers``, ``result_views``, ``file_links``, ``component_classes``, ``file_input``,
-``checked_inputs``, ``served``, ``checks``, ``layout`` and ``errors`` import gradio.
+``checked_inputs``, ``served``, ``checks``, ``queue_turns``, ``layout`` and ``errors`` import gradio.
 ``uvosam`` imports nothing from here.
 """
