@@ -83,7 +83,7 @@ def test_output_side_as_the_api_page_shows_it_and_as_an_int(server, clip):
         (
             "style",
             "nope",
-            r"Video style \(Run or Re-render\) \(style over the API\) takes one of overlay, cutout",
+            r"Video style \(style over the API\) takes one of overlay, cutout",
         ),
     ],
 )

@@ -88,8 +88,14 @@ def test_a_run_takes_the_linked_download_only_without_an_upload_and_holds_its_fo
         ({"video": None}, r"Upload a video \(or a zip of its frames\) or pick an example first"),
         ({"frames_zip": "ZIP"}, "Both a video and a zip of frames are loaded"),
         ({"video": "GONE"}, "clip.mp4 is no longer on the server"),
-        ({"tracker": "idol-nope"}, "Choose a tracker from"),
-        ({"sam": "vit_z"}, "Choose a mask model from"),
+        (
+            {"tracker": "idol-nope"},
+            r"Tracker preset \(tracker over the API\) takes one of idol-ytvis19-r50, .*; got 'idol-nope'\.",
+        ),
+        (
+            {"sam": "vit_z"},
+            r"Mask model \(sam over the API\) takes one of vit_b, .*; got 'vit_z'\.",
+        ),
         ({"stride": 15}, r"Frame stride \(stride over the API\) takes 1 to 10; got 15"),
         # a fraction of a count was taken rounded down
         (
@@ -112,7 +118,7 @@ def test_a_run_takes_the_linked_download_only_without_an_upload_and_holds_its_fo
         ({"video": "BIG"}, "big.mp4 is 2 MB, over this app's upload limit of 1 MB"),
         (
             {"outputs": OutputChoices(0, "no-such-style", True, True, False)},
-            "Choose a video style from",
+            r"Video style \(style over the API\) takes one of overlay, .*; got 'no-such-style'\.",
         ),
         # the first refusal is the one said: a gone upload before a bad setting
         ({"video": "GONE", "stride": 15}, "clip.mp4 is no longer on the server"),

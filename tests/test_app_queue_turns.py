@@ -66,7 +66,9 @@ def test_a_session_with_a_run_waiting_is_refused_the_next_and_others_still_queue
         results = [job.result(timeout=60) for job in (running, waiting, behind)]
         # once its waiting run has started, the session may queue the next
         again = greedy.predict(handle_file(str(clip)), api_name="/segment")
-    assert waiting_runs_text(1) in str(refused.value)
+    assert f"- session: {waiting_runs_text(1)}" in str(
+        refused.value
+    )  # not "- video:": the video is fine
     assert "`uvosam segment`" in str(refused.value)
     # every accepted run ended with its own video and zip
     for result in (*results, again):

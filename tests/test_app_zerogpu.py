@@ -86,7 +86,8 @@ def test_on_zerogpu_models_load_at_start_once_each_and_only_they_are_offered(
     app = app_handlers.App(loader, settings)
     clip = write_clip(tmp_path / "clip.mp4", 6, 64, 48)
     with pytest.raises(
-        gr.Error, match=r"from \('vit_b', 'vit_h'\) \(on ZeroGPU: those loaded at start\)"
+        gr.Error,
+        match=r"takes one of vit_b, vit_h \(on ZeroGPU: those loaded at start\); got 'vit_l'",
     ):
         list(stepped(app.segment(str(clip), "idol-ytvis19-r50", "vit_l", 0.0, 10, 1, 900, 0, True, True,
                                  "overlay")))  # fmt: skip

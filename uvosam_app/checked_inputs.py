@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from uvosam_app.checks import SliderRange
+from uvosam_app.checks import SliderRange, not_one_of
 from uvosam_app.component_classes import gradio_like
 
 # (label, value): string values, as Gradio's API info lists a Dropdown's choices (type "string"); the int form of
@@ -112,29 +112,25 @@ def _track_ids(self: gr.CheckboxGroup, payload: list[int | str | float] | None) 
 KeepList = gradio_like(gr.CheckboxGroup, preprocess=_track_ids)  # (as ``UncheckedSlider``)
 
 
-def _one_of(api_name: str) -> Callable[[gr.Radio | gr.Dropdown, Any], Any]:
-    """The check of a setting of fixed choices, called ``api_name`` over the API: Gradio's own refused a value
-    that is none of them with "Value: 'vit_x' (type: <class 'str'>) is not in the list of choices: [...]", naming
-    no setting, and a traceback in the server log; this names the setting and its choices, as the others do. None
-    goes to the handler, as Gradio lets it."""
+def _one_of(setting: str, api_name: str) -> Callable[[gr.Radio | gr.Dropdown, Any], Any]:
+    """The check of a setting of fixed choices, ``setting`` on the page, ``api_name`` over the API: Gradio's own
+    refused a value that is none of them with "Value: 'vit_x' (type: <class 'str'>) is not in the list of choices:
+    [...]", naming no setting, and a traceback in the server log; this names the setting and its choices, as the
+    handlers' checks do (``checks.not_one_of``). None goes to the handler, as Gradio lets it (which refuses it)."""
 
     def checked(self: gr.Radio | gr.Dropdown, payload: Any) -> Any:
         values = [value for _, value in self.choices]
         if payload is not None and payload not in values:
-            raise gr.Error(
-                f"{self.label} ({api_name} over the API) takes one of {', '.join(map(str, values))}; got "
-                f"{payload!r}.",
-                print_exception=False,
-            )
+            raise not_one_of(setting, api_name, values, payload)
         return payload
 
     return checked
 
 
 # (as ``UncheckedSlider``): one class a setting, as the check names it
-TrackerDropdown = gradio_like(gr.Dropdown, preprocess=_one_of("tracker"))
-MaskModelRadio = gradio_like(gr.Radio, preprocess=_one_of("sam"))
-StyleRadio = gradio_like(gr.Radio, preprocess=_one_of("style"))
+TrackerDropdown = gradio_like(gr.Dropdown, preprocess=_one_of("Tracker preset", "tracker"))
+MaskModelRadio = gradio_like(gr.Radio, preprocess=_one_of("Mask model", "sam"))
+StyleRadio = gradio_like(gr.Radio, preprocess=_one_of("Video style", "style"))
 
 
 def keep_list() -> gr.CheckboxGroup:

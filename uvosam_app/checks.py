@@ -111,15 +111,21 @@ def split_map(text: str | None) -> dict[int, list[int]]:
         raise gr.Error(str(err), print_exception=False) from None
 
 
+def not_one_of(setting: str, api_name: str, values: Any, got: Any, note: str = "") -> gr.Error:
+    """The refusal of a value that is none of a setting's ``values``, naming the setting as the page does and as the
+    API does: ``Mask model (sam over the API) takes one of vit_b, vit_l, vit_h; got 'vit_x'.``"""
+    return gr.Error(
+        f"{setting} ({api_name} over the API) takes one of {', '.join(map(str, values))}{note}; got {got!r}.",
+        print_exception=False,
+    )
+
+
 def check_models(tracker: str, sam: str, settings: AppSettings) -> None:
     """Refuse a tracker preset or a mask model this app does not offer (on ZeroGPU: not loaded at start); a SAM 2.1
     one without the sam2 package says the host has not installed it (the log says how to)."""
     at_start = " (on ZeroGPU: those loaded at start)" if settings.start_models_only else ""
     if tracker not in settings.presets():
-        raise gr.Error(
-            f"Choose a tracker from {settings.presets()}{at_start}; got {tracker!r}.",
-            print_exception=False,
-        )
+        raise not_one_of("Tracker preset", "tracker", settings.presets(), tracker, at_start)
     offered = settings.mask_models()
     if sam in offered:
         return
@@ -128,14 +134,12 @@ def check_models(tracker: str, sam: str, settings: AppSettings) -> None:
         raise gr.Error(
             str(unavailable(tracker, sam, MissingPackageError(missing))), print_exception=False
         )
-    raise gr.Error(
-        f"Choose a mask model from {offered}{at_start}; got {sam!r}.", print_exception=False
-    )
+    raise not_one_of("Mask model", "sam", offered, sam, at_start)
 
 
 def check_style(style: str) -> str:
     if style not in STYLES:
-        raise gr.Error(f"Choose a video style from {STYLES}; got {style!r}.", print_exception=False)
+        raise not_one_of("Video style", "style", STYLES, style)
     return style
 
 

@@ -203,8 +203,18 @@ class App:
         except BaseException:
             self.work.release(held)
             raise
-        pump = JobPump(partial(job, folder), slots, on_abort=partial(self.work.discard, folder))
-        return OpenJob(pump.start(), self.work, folder, (held,))
+        pump = JobPump(
+            partial(job, folder),
+            slots,
+            on_abort=partial(self.work.discard, folder),
+            on_end=partial(self._release, folder, held),
+        )
+        return OpenJob(pump.start(), folder)
+
+    def _release(self, *folders: Path | None) -> None:
+        """A job's folders, once its worker and the UI are done with them (``JobPump.on_end``)."""
+        for folder in folders:
+            self.work.release(folder)
 
     def _job(
         self,

@@ -21,12 +21,13 @@ _REFUSED = "validator_error"
 
 
 def waiting_runs_text(per_session: int) -> str:
-    """What a session refused for having ``per_session`` runs waiting is told."""
+    """What a session refused for having ``per_session`` runs waiting is told. (Not "cancel it": Gradio 6.31's
+    cancel of a waiting run stops the session's running run of the same endpoint, and the waiting one then runs.)"""
     runs = "a run" if per_session == 1 else f"{per_session} runs"
     return (
-        f"This session already has {runs} waiting for the GPU; the queue takes {per_session} a session, so that "
-        "everyone gets a turn. Wait for it to start (or cancel it), then submit the next; for many videos, submit "
-        "each after the last one ends, or run them on your own machine with the `uvosam segment` command."
+        f"This session already has {runs} waiting for the GPU, this app's limit a session, so that everyone gets a "
+        "turn. Submit the next once it has started (a loop of predict calls does); for many videos, you can also "
+        "run them on your own machine with the `uvosam segment` command."
     )
 
 
@@ -59,11 +60,13 @@ def limit_waiting_runs(blocks: gr.Blocks, api_name: str, per_session: int) -> No
 
 
 def _refusal(fn: Any, message: str) -> list[dict[str, Any]]:
-    """A refused join's detail as Gradio's validators give it: one entry per input of ``fn``, the first (the
-    video) with ``message``."""
-    names = list(fn.input_parameter_names or ())
-    names += [None] * (len(fn.inputs) - len(names))
+    """A refused join's detail as Gradio's validators give it: one entry per input of ``fn``, the first (the video
+    box, where the page would show it) with ``message``, named "session" (gradio_client prints each as "- <name>:
+    <message>": the video's name read as if the video were at fault)."""
     return [
-        {**gr.validate(i > 0, "" if i else message), "parameter_name": name or f"parameter_{i}"}
-        for i, name in enumerate(names[: len(fn.inputs)])
+        {
+            **gr.validate(i > 0, "" if i else message),
+            "parameter_name": "session" if i == 0 else f"parameter_{i}",
+        }
+        for i in range(len(fn.inputs))
     ]

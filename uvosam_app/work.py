@@ -166,19 +166,22 @@ class JobPump:
     """Runs a job generator in a worker thread, so the UI generator can answer every ``interval`` s (``poll``;
     ``next_items`` on an event loop).
 
-    ``cancel()`` (the UI is done with the job: finished, failed or stopped) returns at once; the
-    worker closes the job generator after its current frame (ffmpeg is stopped, unfinished files
-    are deleted). Whenever a job ends without its result (cancelled or failed), ``on_abort`` runs
-    (e.g. to delete the run folder) once BOTH sides are done: the worker (no more writes) and the
-    UI (no chunk of the run is still being sent). ``slots`` bounds how many jobs run at once,
-    cancelled ones still finishing their frame included, up to 5 s: closing a run waits that long for its model
-    thread (``uvosam.prefetch``), so a frame that takes longer (seconds on a CPU) ends while the next job starts,
+    ``cancel()`` (the UI is done with the job: finished, failed or stopped) returns at once; the worker closes the
+    job generator after its current frame (ffmpeg is stopped, unfinished files are deleted). Whenever a job ends
+    without its result (cancelled or failed), ``on_abort`` runs (e.g. to delete the run folder) once BOTH sides are
+    done: the worker (no more writes) and the UI (no chunk of the run is still being sent); then, however it ended,
+    ``on_end`` (e.g. to release the folders the job writes and reads: released as the UI let go, a Run pressed right
+    after Stop deleted the stopped run's folder while its worker still wrote its frame there, a FileNotFoundError
+    logged as a failure). ``slots`` bounds how many jobs run at once, cancelled ones still finishing their frame
+    included, up to 5 s: closing a run waits that long for its model thread (``uvosam.prefetch``), so a frame that
+    takes longer (seconds on a CPU) ends while the next job starts,
     rather than a model call that never returns keeping the slot for good.
     """
 
     work: Callable[[], Generator[JobProgress, None, None]]
     slots: threading.Semaphore
     on_abort: Callable[[], None] = lambda: None
+    on_end: Callable[[], None] = lambda: None
     _queue: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=64))
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -244,8 +247,13 @@ class JobPump:
                 return
             self._active.discard(side)
             last = not self._active
-        if last and not self._finished:
-            self.on_abort()
+        if not last:
+            return
+        try:
+            if not self._finished:
+                self.on_abort()
+        finally:
+            self.on_end()
 
     def poll(self, timeout: float) -> list[PumpItem]:
         """Everything queued now, waiting up to ``timeout`` s for the first item ([] if none)."""
@@ -344,19 +352,16 @@ def _wake_up(loop: asyncio.AbstractEventLoop, woken: asyncio.Future) -> None:
 # ------------------------------------------------------------------------------------- open jobs
 @dataclass(frozen=True)
 class OpenJob:
-    """A job as a UI handler holds it: its ``pump``, its own ``folder`` (made by ``work.new_dir``; the pump deletes
-    it if the job ends without its result) and the folders it reads (``work.hold``; None: none). ``close()``, once
-    the UI is done with the job (finished, failed or stopped), cancels the pump and releases the folders."""
+    """A job as a UI handler holds it: its ``pump`` and its own ``folder`` (made by ``work.new_dir``; the pump
+    deletes it if the job ends without its result, and releases it, and the folders the job reads, once both its
+    worker and the UI are done: ``JobPump.on_end``). ``close()``, once the UI is done with the job (finished, failed
+    or stopped), cancels the pump."""
 
     pump: JobPump
-    work: WorkRoot
     folder: Path
-    held: tuple[Path | None, ...] = ()
 
     def close(self) -> None:
         self.pump.cancel()
-        for path in (self.folder, *self.held):
-            self.work.release(path)
 
 
 @contextlib.asynccontextmanager
