@@ -3,8 +3,8 @@
 Eight sessions at once (queued behind the default concurrency of 1, and 4 at a time), Stop and a
 closed tab freeing the worker, a CUDA out-of-memory and a decoding error mid-video, a checkpoint failing its sha256.
 Timings are printed (run with -s); the timed assertions are the Stop requirement itself (the next job has the
-worker < 2 s after Stop), a cancel ending its event at once (< 5 s, where the handler's wait was ~20 s) and a closed
-tab's run ending well before its video would (< 4 s of its ~7 s left).
+worker < 2 s after Stop) and a cancel ending its event at once (< 5 s, where the handler's wait was ~20 s). A closed
+tab's run is checked by its end line (stopped before its video ended), which no load on the machine changes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -46,6 +47,7 @@ from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import tiny_sam
 from uvosam.video import probe
+from uvosam_app import server_log
 from uvosam_app.models import PipelineLoader
 from uvosam_app.settings import AppSettings
 
@@ -268,14 +270,16 @@ for update in client.submit(handle_file(sys.argv[2]), sys.argv[3], api_name="/se
 """
 
 
-def test_a_closed_tab_mid_run_frees_the_worker_and_deletes_its_run(server, clips):
-    """A user who closes the tab (its connection drops, no Stop) must not keep the only worker for
-    the rest of the video: the slow run has ~7 s left, the next job gets the worker long before."""
+def test_a_closed_tab_mid_run_frees_the_worker_and_deletes_its_run(server, clips, caplog):
+    """A user who closes the tab (its connection drops, no Stop) must not keep the only worker for the rest of the
+    video: the closed tab's run stops before its video ends (its end line: "stopped", fewer than its 40 frames), the
+    next job runs, and nothing of the closed run is left."""
     url, work, _ = server
+    caplog.set_level(logging.INFO, logger="uvosam.app")
     tab = subprocess.Popen([sys.executable, "-c", CLOSING_TAB, url, str(clips["slow"]), SLOW],
                            stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        session = work / tab.stdout.readline().strip()
+        session_hash = tab.stdout.readline().strip()
         while "frame " not in (line := tab.stdout.readline()):
             assert line, "the slow run ended before processing a frame"
     finally:
@@ -284,9 +288,20 @@ def test_a_closed_tab_mid_run_frees_the_worker_and_deletes_its_run(server, clips
     closed = time.monotonic()
     fast = Client(url, verbose=False).submit(handle_file(str(clips["fast"])), api_name="/segment")
     running, _ = first_update_with(fast, "frame ")
-    print(f"\ntab closed -> next job's first frame {running - closed:.2f} s")
-    assert running - closed < 4.0  # the closed tab's run would hold the worker ~7 s more
     assert fast.result()[0].startswith("done: 10 frames")
+    tag = server_log.session_tag(types.SimpleNamespace(session_hash=session_hash))
+    where = re.escape(server_log.where("/segment", False, tag))
+
+    def end_line() -> str | None:  # the closed run's end line (done, stopped, failed or refused)
+        lines = [record.getMessage() for record in caplog.records]
+        return next((line for line in lines if re.match(rf"(?!start )\w+ {where}: ", line)), None)
+
+    assert wait_for(end_line)
+    print(f"\ntab closed -> next job's first frame {running - closed:.2f} s; {end_line()}")
+    # not "done ...: 40 frames": the run stopped before its video ended, however long that took here
+    stopped = re.fullmatch(rf"stopped {where}: (\d+) frames?, .* s in all", end_line())
+    assert stopped and int(stopped[1]) < 40, end_line()
+    session = work / session_hash
     assert wait_for(lambda: not any(session.glob("run-*")))
     assert processes_mentioning(str(session)) == []
 
