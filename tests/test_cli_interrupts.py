@@ -44,6 +44,18 @@ def _ctrl_c():
     raise KeyboardInterrupt
 
 
+@pytest.fixture()
+def terminal_sigint():
+    """SIGINT handled as in a terminal (``signal.default_int_handler``) during the test, the old handler put back
+    after: a shell that starts pytest as a background job (``pytest ... &``, ``nohup``) has SIGINT ignored, and
+    then Python sets no handler of its own (which ``signals_as_interrupts`` rightly leaves alone)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_ctrl_c_mid_run_keeps_the_earlier_result_and_says_so_in_one_line(
     tmp_path, tiny_models, capsys
 ):
@@ -61,7 +73,9 @@ def test_ctrl_c_mid_run_keeps_the_earlier_result_and_says_so_in_one_line(
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
-def test_ctrl_c_in_a_fresh_out_removes_the_folder_it_made(tmp_path, tiny_models, capsys):
+def test_ctrl_c_in_a_fresh_out_removes_the_folder_it_made(
+    tmp_path, tiny_models, capsys, terminal_sigint
+):
     out = tmp_path / "new" / "out"
     tiny_models(fail_at=2, error=_ctrl_c)
     code = _segment(run_clip(tmp_path / "clip.mp4"), out)
