@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -284,11 +285,19 @@ def test_the_done_line_counts_in_words():
     assert done(5, 0) == "done: 5 frames, 0 tracks in 2.0 s (4.0 fps)"
 
 
+def _until_status(updates, text: str, timeout: float = 30.0) -> list:
+    """``drive``'s updates, stepped until one whose status starts with ``text`` (that one last), within ``timeout`` s:
+    when the job thread's steps arrive depends on how busy the machine is, not on how many updates went before."""
+    seen, end = [], time.monotonic() + timeout
+    while not (seen and seen[-1].status.startswith(text)):
+        assert time.monotonic() < end, f"no {text!r} within {timeout} s: {[u.status for u in seen]}"
+        seen.append(next(updates))
+    return seen
+
+
 def test_the_status_line_says_when_a_job_waits_for_a_worker():
     """Before its first step a job says it is starting (a Run: loading the models on their first use; a
     Re-render loads none), or, while other jobs hold every worker, that it waits for one."""
-    import time
-
     from uvosam.job_types import JobProgress
     from uvosam_app.progress import drive
     from uvosam_app.text import status_text
@@ -310,8 +319,8 @@ def test_the_status_line_says_when_a_job_waits_for_a_worker():
         "re-rendering: waiting for a free worker (other jobs run first)… "
     )
     slots.release()  # the job gets the worker: its frame counter replaces the waiting line
-    statuses = [next(updates).status for _ in range(40)]
-    assert statuses[-1].startswith("re-rendering: frame 1/2") and not pump.queued
+    _until_status(updates, "re-rendering: frame 1/2")
+    assert not pump.queued
     finish.set()
     list(updates)
     pump.cancel()
@@ -337,11 +346,13 @@ def test_a_preview_frame_is_sent_once_not_with_every_status_line():
 
     pump = JobPump(job, threading.BoundedSemaphore(1)).start()
     updates = stepped(drive(pump, "segmenting", 0.02))
-    first = [next(updates) for _ in range(6)]
-    assert first[0].status.startswith("segmenting: frame 1/3") and first[0].preview is frame
-    assert all(u.preview is None for u in first[1:])
+    # (after "starting" lines where the job's thread starts late)
+    first = _until_status(updates, "segmenting: frame 1/3")
+    assert first[-1].preview is frame and all(u.preview is None for u in first[:-1])
+    # the job waits for go_on: status lines of frame 1/3 only, without its preview
+    assert all(next(updates).preview is None for _ in range(5))
     go_on.set()
-    rest = [next(updates) for _ in range(6)]
+    rest = _until_status(updates, "segmenting: frame 3/3")  # steps 2 and 3 have come
     end.set()
     rest += list(updates)
     pump.cancel()

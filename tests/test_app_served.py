@@ -346,7 +346,8 @@ def test_an_api_sessions_streamed_video_goes_with_its_last_run(tmp_path, pipelin
     queue client) has none, and its chunks stayed for the process's life (108 chunks, 2.6 MB, for one session of
     18 runs). They go when the session's last run expires, as its folders do."""
     clip = write_clip(tmp_path / "clip.mp4", 16, 96, 64)
-    settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=2)
+    # 5 s: the playlist must still be there (200) when the test asks for it after the run's last update
+    settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=5)
     with launched(pipeline, settings) as url, httpx.Client(timeout=60) as http:
         info = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
         params = info["named_endpoints"]["/segment"]["parameters"]
@@ -441,7 +442,8 @@ def test_a_sessions_streams_go_even_when_its_last_run_failed(tmp_path, pipeline)
     bad.write_bytes(
         clip.read_bytes()[: clip.stat().st_size // 3]
     )  # truncated: fails once the job runs
-    settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=2)
+    # 5 s: the first run's stream must still be there (200) when the test asks for it after that run
+    settings = AppSettings(work_root=tmp_path / "work", session_ttl_s=5)
     with launched(pipeline, settings) as url, httpx.Client(timeout=60) as http:
         client = Client(url, verbose=False, download_files=False)
         first = client.submit(handle_file(str(clip)), api_name="/segment")
