@@ -316,7 +316,7 @@ def test_the_status_line_says_when_a_job_waits_for_a_worker():
     pump = JobPump(job, slots).start()
     updates = stepped(drive(pump, "re-rendering", 0.05))
     assert next(updates).status.startswith(
-        "re-rendering: waiting for a free worker (other jobs run first)… "
+        "re-rendering: waiting for a free worker (other jobs, or a stopped one ending its frame, come first)… "
     )
     slots.release()  # the job gets the worker: its frame counter replaces the waiting line
     _until_status(updates, "re-rendering: frame 1/2")

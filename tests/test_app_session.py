@@ -87,8 +87,13 @@ def test_stop_pressed_when_nothing_runs_leaves_the_status_line(tmp_path):
         "failed: clip.mp4 is empty",
     ):
         assert pressed(shown) == {"__type__": "update"}, shown  # gr.skip(): unchanged
-    for shown in ("starting…", "segmenting: frame 3/48 · 4.1 fps · ETA 9 s", "re-rendering: frame 1/9",
-                  "segmenting: waiting for a free worker (other jobs run first)… 4 s"):  # fmt: skip
+    waiting = "segmenting: waiting for a free worker (other jobs, or a stopped one ending its frame, come first)… 4 s"
+    for shown in (
+        "starting…",
+        "segmenting: frame 3/48 · 4.1 fps · ETA 9 s",
+        "re-rendering: frame 1/9",
+        waiting,
+    ):
         assert pressed(shown) == stopped, shown
 
 

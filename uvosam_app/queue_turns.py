@@ -25,9 +25,9 @@ def waiting_runs_text(per_session: int) -> str:
     cancel of a waiting run stops the session's running run of the same endpoint, and the waiting one then runs.)"""
     runs = "a run" if per_session == 1 else f"{per_session} runs"
     return (
-        f"This session already has {runs} waiting for the GPU, this app's limit a session, so that everyone gets a "
-        "turn. Submit the next once it has started (a loop of predict calls does); for many videos, you can also "
-        "run them on your own machine with the `uvosam segment` command."
+        f"This session already has {runs} waiting for the GPU; this app queues {per_session} a session, so that "
+        "everyone gets a turn. Submit the next once it has started (a loop of predict calls does); for many videos, "
+        "you can also run them on your own machine with the `uvosam segment` command."
     )
 
 

@@ -157,7 +157,11 @@ def status_text(
     or what it made."""
     if step is None:
         waited = time.monotonic() - started
-        what = "waiting for a free worker (other jobs run first)" if queued else starting
+        what = (
+            "waiting for a free worker (other jobs, or a stopped one ending its frame, come first)"
+            if queued
+            else starting
+        )
         return f"{verb}: {what}… {waited:.0f} s"
     if step.result is not None:
         r = step.result
