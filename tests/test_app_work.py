@@ -4,6 +4,8 @@ import logging
 import threading
 import time
 
+from app_helpers import wait_for
+
 from uvosam.job_types import JobProgress
 from uvosam_app import work
 
@@ -33,33 +35,60 @@ def test_a_job_whose_clean_up_fails_still_ends_its_worker(caplog):
     assert "closing the job failed" in caplog.text and "simulated" in caplog.text
 
 
-def test_a_run_pressed_right_after_stop_leaves_the_stopped_runs_folder_to_its_worker(tmp_path):
-    """Stop released the run's folder as the UI let go, while the worker still wrote its frame there; a Run pressed
-    right after in the same session deleted the session's idle folders, that one too: the worker's write failed
-    (FileNotFoundError, logged as the run's failure). The folder is the worker's until it is done, then it goes."""
+def test_a_run_pressed_right_after_stop_leaves_the_stopped_runs_folders_to_its_worker(tmp_path):
+    """Stop released the job's folders as the UI let go, while the worker still wrote its frame there (and read the
+    folder it holds: a re-render reads the run's); a Run pressed right after in the same session deleted the
+    session's idle folders, those too: the worker's write failed (FileNotFoundError, logged as the run's failure).
+    The folders are the worker's until it is done; then its own goes and the one it read is idle again."""
     from uvosam_app.handlers import App
     from uvosam_app.settings import AppSettings
 
     app = App(lambda preset, sam: None, AppSettings(work_root=tmp_path / "work"))
+    read = app.work.new_dir("session", "run")  # the last run's folder, which the job reads
+    app.work.release(read)
     in_frame, finish, wrote = threading.Event(), threading.Event(), []
 
     def job(folder):
         yield JobProgress(frames_done=0, frames_total=2, elapsed_s=0.0)
         in_frame.set()
         assert finish.wait(10)
-        (folder / "frame_0000001.jpg").write_bytes(b"the frame it was on")
+        (folder / "frame_0000001.jpg").write_bytes((read / "kept").read_bytes())
         wrote.append(folder)
         yield JobProgress(frames_done=1, frames_total=2, elapsed_s=0.0)
 
-    stopped = app._start("session", "run", job, app.gpu_slots)
+    (read / "kept").write_bytes(b"the masks it reads")
+    stopped = app._start("session", "rerender", job, app.render_slots, read)
     assert stopped.pump.poll(10)[0].step is not None
     assert in_frame.wait(10)
     stopped.close()  # Stop: the UI lets go while the worker is in its frame
     app.work.new_dir("session", "run")  # the next Run: the session's idle folders go
-    assert stopped.folder.is_dir()
+    assert stopped.folder.is_dir() and read.is_dir()
     finish.set()
-    deadline = time.monotonic() + 10
-    while stopped.folder.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_for(
+        lambda: not stopped.folder.exists()
+    )  # once done, the stopped job's folder went (``on_abort``)
     assert wrote == [stopped.folder]  # its frame written, no error
-    assert not stopped.folder.exists()  # then the stopped run's folder went (``on_abort``)
+    app.work.new_dir("session", "run")
+    assert not read.exists()  # and the folder it read was released: idle, the next Run deleted it
+
+
+def test_a_failing_clean_up_callback_is_logged_and_the_worker_still_ends(caplog):
+    """An ``on_abort`` that raised in the worker's end skipped ``on_end`` (the folders stayed held), left the dead
+    thread among the jobs under way, and printed a bare traceback instead of a line of the app's log."""
+    ended = threading.Event()
+
+    def job():
+        yield JobProgress(frames_done=0, frames_total=9, elapsed_s=0.0)
+        raise RuntimeError("the model failed (simulated)")
+
+    def abort():
+        raise OSError("could not delete the folder (simulated)")
+
+    with caplog.at_level(logging.ERROR, logger="uvosam.app"):
+        pump = work.JobPump(
+            job, threading.BoundedSemaphore(1), on_abort=abort, on_end=ended.set
+        ).start()
+        pump.cancel()  # the UI is done first: the worker's end is the last
+        assert ended.wait(10)
+        assert wait_for(lambda: pump not in work._RUNNING.values())
+    assert "deleting the folder of a job that ended without its result failed" in caplog.text

@@ -3,6 +3,7 @@
 import shutil
 import threading
 
+import pytest
 from app_helpers import wait_for
 
 
@@ -33,3 +34,13 @@ def test_it_waits_for_a_tree_another_thread_deletes(tmp_path):
 
 def test_a_condition_that_never_holds_is_false_after_the_timeout():
     assert not wait_for(lambda: False, timeout=0.2)
+
+
+def test_a_condition_that_raises_every_time_fails_the_test_at_the_end():
+    """A FileNotFoundError that is no race (a wrong path) is not hidden as a plain False."""
+
+    def condition() -> bool:
+        raise FileNotFoundError("no such folder, ever")
+
+    with pytest.raises(FileNotFoundError, match="ever"):
+        wait_for(condition, timeout=0.2)

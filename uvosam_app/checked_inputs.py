@@ -3,13 +3,11 @@ check named no setting), the output side (``output_side``: its choices are strin
 tracks to keep (``keep_list``: before a run it has no choices, and Gradio refused every id). Each is a subclass made
 by ``component_classes.gradio_like``, whose check is a method of the class, so a session's copy keeps it; the
 handlers refuse what is out of range (``checks.check_ranges``). The settings of fixed choices (tracker, mask model,
-style) are checked as Gradio checks them, with a message that names the setting (``_one_of``). ``layout`` places
-them.
+style) go to the handlers as sent, which refuse what they do not offer (``_as_sent``). ``layout`` places them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -65,10 +63,8 @@ def _either_form(self: gr.Dropdown, payload: str | int | None) -> str:
     """The output side's value as its string (an int taken too), or a refusal naming the setting and its choices."""
     values = [value for _, value in self.choices]
     if payload is None or isinstance(payload, bool) or str(payload) not in values:
-        raise gr.Error(
-            f"Output video: longest side (output_side over the API) takes one of {', '.join(values)} "
-            f"(0: the input's size); got {payload!r}.",
-            print_exception=False,
+        raise not_one_of(
+            "Output video: longest side", "output_side", values, payload, " (0: the input's size)"
         )
     return str(payload)
 
@@ -112,25 +108,18 @@ def _track_ids(self: gr.CheckboxGroup, payload: list[int | str | float] | None) 
 KeepList = gradio_like(gr.CheckboxGroup, preprocess=_track_ids)  # (as ``UncheckedSlider``)
 
 
-def _one_of(setting: str, api_name: str) -> Callable[[gr.Radio | gr.Dropdown, Any], Any]:
-    """The check of a setting of fixed choices, ``setting`` on the page, ``api_name`` over the API: Gradio's own
-    refused a value that is none of them with "Value: 'vit_x' (type: <class 'str'>) is not in the list of choices:
-    [...]", naming no setting, and a traceback in the server log; this names the setting and its choices, as the
-    handlers' checks do (``checks.not_one_of``). None goes to the handler, as Gradio lets it (which refuses it)."""
-
-    def checked(self: gr.Radio | gr.Dropdown, payload: Any) -> Any:
-        values = [value for _, value in self.choices]
-        if payload is not None and payload not in values:
-            raise not_one_of(setting, api_name, values, payload)
-        return payload
-
-    return checked
+def _as_sent(self: gr.Radio | gr.Dropdown, payload: Any) -> Any:
+    """A setting of fixed choices' value as sent: the handlers refuse one that is none of them, naming the setting
+    and what this app offers (``checks.check_models``, ``checks.check_style``). Gradio's own check came first and
+    said "Value: 'vit_x' (type: <class 'str'>) is not in the list of choices: [...]", naming no setting, with a
+    traceback in the server log, and hid the handlers' notes (on ZeroGPU: the models loaded at start; SAM 2.1
+    without its package)."""
+    return payload
 
 
-# (as ``UncheckedSlider``): one class a setting, as the check names it
-TrackerDropdown = gradio_like(gr.Dropdown, preprocess=_one_of("Tracker preset", "tracker"))
-MaskModelRadio = gradio_like(gr.Radio, preprocess=_one_of("Mask model", "sam"))
-StyleRadio = gradio_like(gr.Radio, preprocess=_one_of("Video style", "style"))
+# (as ``UncheckedSlider``): the tracker preset, the mask model and the style
+UncheckedDropdown = gradio_like(gr.Dropdown, preprocess=_as_sent)
+UncheckedRadio = gradio_like(gr.Radio, preprocess=_as_sent)
 
 
 def keep_list() -> gr.CheckboxGroup:

@@ -250,7 +250,7 @@ def log_refusals(blocks: gr.Blocks) -> None:
 
     async def logged_push(*args: Any, **kwargs: Any) -> Any:
         accepted, detail, state = await push(*args, **kwargs)
-        if state in ("queue_full", "validator_error"):
+        if not accepted:
             body = kwargs["body"] if "body" in kwargs else args[0]
             # the session hash is the body's (Gradio's request object has none)
             _log_refusal(

@@ -207,14 +207,9 @@ class App:
             partial(job, folder),
             slots,
             on_abort=partial(self.work.discard, folder),
-            on_end=partial(self._release, folder, held),
+            on_end=partial(self.work.release, folder, held),
         )
         return OpenJob(pump.start(), folder)
-
-    def _release(self, *folders: Path | None) -> None:
-        """A job's folders, once its worker and the UI are done with them (``JobPump.on_end``)."""
-        for folder in folders:
-            self.work.release(folder)
 
     def _job(
         self,

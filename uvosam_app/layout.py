@@ -14,9 +14,8 @@ from typing import Any
 import gradio as gr
 
 from uvosam_app.checked_inputs import (
-    MaskModelRadio,
-    StyleRadio,
-    TrackerDropdown,
+    UncheckedDropdown,
+    UncheckedRadio,
     keep_list,
     output_side,
     slider,
@@ -262,12 +261,12 @@ def _controls(settings: AppSettings, notes: dict[str, str]) -> dict[str, gr.comp
     """The settings; ``notes``: what the choice of a model that did not load at start says after its name."""
     ranges = slider_ranges(settings)
     return {
-        "tracker": TrackerDropdown(
+        "tracker": UncheckedDropdown(
             [(noted(p, p, notes), p) for p in settings.presets()],
             value=settings.default_preset,
             label="Tracker preset",
         ),
-        "sam": MaskModelRadio(
+        "sam": UncheckedRadio(
             mask_model_choices(settings.mask_models(), notes),
             value=settings.default_sam,
             label="Mask model",
@@ -370,7 +369,7 @@ def _editing_row() -> Editing:
     with gr.Row():
         keep = keep_list()
         with gr.Column():
-            style = StyleRadio(
+            style = UncheckedRadio(
                 STYLE_CHOICES,
                 value="overlay",
                 label="Video style (Run or Re-render)",

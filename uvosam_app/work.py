@@ -110,14 +110,15 @@ class WorkRoot:
         finally:
             self.release(path)
 
-    def release(self, path: Path | None) -> None:
-        """Undo one ``hold`` (None: nothing to do)."""
-        if path is None:
-            return
+    def release(self, *paths: Path | None) -> None:
+        """Undo one ``hold`` of each of ``paths`` (None: nothing to do)."""
         with self._lock:
-            self._in_use[path] -= 1
-            if self._in_use[path] <= 0:
-                del self._in_use[path]
+            for path in paths:
+                if path is None:
+                    continue
+                self._in_use[path] -= 1
+                if self._in_use[path] <= 0:
+                    del self._in_use[path]
 
     def remove_idle(self, session_dir: Path, kinds: tuple[str, ...] | None = None) -> None:
         """Delete a session's folders that are not in use (only those of these ``kinds``, the ``kind`` of
@@ -172,10 +173,10 @@ class JobPump:
     done: the worker (no more writes) and the UI (no chunk of the run is still being sent); then, however it ended,
     ``on_end`` (e.g. to release the folders the job writes and reads: released as the UI let go, a Run pressed right
     after Stop deleted the stopped run's folder while its worker still wrote its frame there, a FileNotFoundError
-    logged as a failure). ``slots`` bounds how many jobs run at once, cancelled ones still finishing their frame
-    included, up to 5 s: closing a run waits that long for its model thread (``uvosam.prefetch``), so a frame that
-    takes longer (seconds on a CPU) ends while the next job starts,
-    rather than a model call that never returns keeping the slot for good.
+    logged as a failure; a worker thread that never ends keeps them until the process ends). ``slots`` bounds how
+    many jobs run at once, cancelled ones still finishing their frame included, up to 5 s: closing a run waits that
+    long for its model thread (``uvosam.prefetch``), so a frame that takes longer (seconds on a CPU) ends while the
+    next job starts, rather than a model call that never returns keeping the slot for good.
     """
 
     work: Callable[[], Generator[JobProgress, None, None]]
@@ -237,9 +238,9 @@ class JobPump:
                 _close(steps)
                 self._finished = finished
                 self._put(PumpItem(done=True))
-                self._leave("worker")
                 with _RUNNING_LOCK:
                     _RUNNING.pop(threading.current_thread(), None)
+                self._leave("worker")
 
     def _leave(self, side: str) -> None:
         with self._lock:
@@ -249,11 +250,9 @@ class JobPump:
             last = not self._active
         if not last:
             return
-        try:
-            if not self._finished:
-                self.on_abort()
-        finally:
-            self.on_end()
+        if not self._finished:
+            _logged(self.on_abort, "deleting the folder of a job that ended without its result")
+        _logged(self.on_end, "releasing a job's folders")
 
     def poll(self, timeout: float) -> list[PumpItem]:
         """Everything queued now, waiting up to ``timeout`` s for the first item ([] if none)."""
@@ -300,11 +299,16 @@ class JobPump:
 
 def _close(steps: Generator[JobProgress, None, None] | None) -> None:
     """Close a job generator (its clean-up runs); an error there is logged."""
+    if steps is not None:
+        _logged(steps.close, "closing the job")
+
+
+def _logged(fn: Callable[[], Any], what: str) -> None:
+    """``fn()``; an error is logged as "<what> failed" (the worker's or the UI's end goes on)."""
     try:
-        if steps is not None:
-            steps.close()
+        fn()
     except Exception:
-        logger.exception("closing the job failed")
+        logger.exception("%s failed", what)
 
 
 # the workers of the jobs under way (``stop_jobs``)
