@@ -64,12 +64,12 @@ def test_a_run_pressed_right_after_stop_leaves_the_stopped_runs_folders_to_its_w
     app.work.new_dir("session", "run")  # the next Run: the session's idle folders go
     assert stopped.folder.is_dir() and read.is_dir()
     finish.set()
-    assert wait_for(
-        lambda: not stopped.folder.exists()
-    )  # once done, the stopped job's folder went (``on_abort``)
+    # once done, the stopped job's folder went (``on_abort``)
+    assert wait_for(lambda: not stopped.folder.exists())
     assert wrote == [stopped.folder]  # its frame written, no error
-    app.work.new_dir("session", "run")
-    assert not read.exists()  # and the folder it read was released: idle, the next Run deleted it
+    # and then (``on_end``) the folder it read was released: idle, the session's clean-up deletes it
+    session = app.work.session_dir("session")
+    assert wait_for(lambda: app.work.remove_idle(session, kinds=("run",)) or not read.exists())
 
 
 def test_a_failing_clean_up_callback_is_logged_and_the_worker_still_ends(caplog):
