@@ -81,3 +81,11 @@ def test_a_negative_limit_is_refused_naming_its_variable():
         ValueError, match=r"^UVOSAM_WAITING_PER_SESSION must be a positive int or 0; got '-1'"
     ):
         AppSettings.from_env({"UVOSAM_WAITING_PER_SESSION": "-1"})
+
+
+def test_a_negative_limit_given_to_the_settings_is_refused():
+    """Built directly (not from the environment), -1 meant "no limit" without a word."""
+    with pytest.raises(
+        ValueError, match=r"^UVOSAM_WAITING_PER_SESSION \(AppSettings.waiting_per_session\) must be"
+    ):
+        AppSettings(waiting_per_session=-1)
