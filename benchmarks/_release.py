@@ -68,7 +68,7 @@ def compare_release(pipe, video: Path, work: Path, sync, repeats: int = 3) -> di
     from segment_anything import SamPredictor
 
     model = pipe.segmenter.model
-    if getattr(pipe.segmenter, "matmul_weights_bf16", False):
+    if pipe.segmenter.matmul_weights_bf16:
         # ours keeps the encoder's matmul weights in bf16 (keep_matmul_weights_bf16, as from_pretrained): the release
         # ran float32, so it gets a float32 copy (the same random weights, rounded to bf16; only time is compared)
         model = copy.deepcopy(model).float()

@@ -64,6 +64,7 @@ from benchmarks._machine import (  # noqa: E402
 from benchmarks._objects import FixedObjects  # noqa: E402
 from benchmarks._release import compare_release, release_lines  # noqa: E402
 from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SAM_PRECISIONS  # noqa: E402
+from uvosam.tracker.config import PRECISIONS  # noqa: E402
 from uvosam_cli.arguments import non_negative_int, positive_int  # noqa: E402
 
 
@@ -82,7 +83,6 @@ def make_video(path: Path, frames: int, height: int, width: int) -> None:
         writer.close()
 
 
-PRECISIONS = ("fp32", "tf32", "bf16")
 DEFAULT_VARIANTS = ("fp32", "tf32", "bf16", "bf16+compile", "bf16+graph")
 SAM_OPTIONS = ("compile", "graph")
 """What a variant may add for SAM's image encoder: ``+compile`` (``SegmenterConfig.compile``), ``+graph``

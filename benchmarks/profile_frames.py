@@ -34,6 +34,7 @@ from benchmarks._machine import load_text
 from benchmarks._objects import FixedObjects
 from benchmarks.e2e import build_pipeline, model_text
 from uvosam.config import SAM_PRECISIONS, SEGMENTER_MODEL_TYPES
+from uvosam.tracker.config import PRECISIONS
 from uvosam_cli.arguments import non_negative_int, positive_int
 
 # CUDA runtime / driver calls, by what they do to the host thread
@@ -160,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sam", default="vit_h", choices=SEGMENTER_MODEL_TYPES)
     p.add_argument("--sam-precision", default="auto", choices=tuple(SAM_PRECISIONS))
     p.add_argument(
-        "--precision", default="fp32", help="the tracker's compute precision (DetectorConfig)"
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="the tracker's compute precision (DetectorConfig)",
     )
     p.add_argument(
         "--cuda-graph",

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zipfile
@@ -264,3 +265,29 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> bool:
             pass
         time.sleep(0.05)
     return bool(condition())  # the last time, an error is the test's (one every time is no race)
+
+
+def held_pipeline(sam_model) -> tuple[GetPipeline, threading.Event, threading.Event]:
+    """``(get_pipeline, started, release)``: ``get_pipeline`` gives one ``UVOSAM`` (a one-box tracker, ``sam_model``);
+    the runs' calls (not the first, the start's load of the default pair) set ``started`` and wait for ``release``,
+    so that a test holds a run while it queues others."""
+    from doubles import MovingBoxTracker
+
+    pipe = UVOSAM(MovingBoxTracker(num_objects=1), BoxPromptSegmenter(sam_model))
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def get_pipeline(preset: str, sam: str) -> UVOSAM:
+        calls.append(preset)
+        if len(calls) > 1:
+            started.set()
+            assert release.wait(60)
+        return pipe
+
+    return get_pipeline, started, release
+
+
+def queued(job) -> bool:
+    """Whether a ``gradio_client`` job waits in the server's queue."""
+    from gradio_client.utils import Status
+
+    return job.status().code == Status.IN_QUEUE

@@ -129,3 +129,14 @@ def use_tiny_tracker(folder: Path, monkeypatch, preset: str = "idol-ytvis19-r50"
     )
     monkeypatch.setattr(loading, "load_tracker", lambda *a, **k: tiny_idol_tracker())
     monkeypatch.setenv("UVOSAM_CHECKPOINTS", str(folder))
+
+
+def with_random_rel_pos(encoder, seed: int = 1):
+    """SAM's ``ImageEncoderViT`` (eval mode) with its rel-pos tables random: SAM zero-inits them, and with a zero
+    rel-pos bias a test of the bias passes whatever the bias does."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for block in encoder.blocks:
+            for p in (block.attn.rel_pos_h, block.attn.rel_pos_w):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    return encoder.eval()

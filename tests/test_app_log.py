@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 
 import pytest
 
 pytest.importorskip("gradio")
-from app_helpers import client, launched, wait_for, write_clip
+from app_helpers import client, held_pipeline, launched, queued, wait_for, write_clip
 from doubles import MovingBoxTracker
 from gradio_client import Client, handle_file
-from gradio_client.utils import Status
 
 from uvosam.errors import MissingWeightsError
 from uvosam.pipeline import UVOSAM
@@ -247,18 +245,7 @@ def test_each_refusal_is_one_log_line_without_traceback_or_file_contents(
 
 def test_a_run_refused_because_the_queue_is_full_is_logged(tmp_path, tiny_sam_model, caplog):
     """Gradio answers "Queue is full" before any handler runs, and logged nothing."""
-    pipe = UVOSAM(MovingBoxTracker(num_objects=1), BoxPromptSegmenter(tiny_sam_model))
-    started, release, calls = threading.Event(), threading.Event(), []
-
-    def get_pipeline(preset: str, sam: str) -> UVOSAM:
-        calls.append(preset)
-        if (
-            len(calls) > 1
-        ):  # a run (the first call loads the default pair at start): held until released
-            started.set()
-            assert release.wait(60)
-        return pipe
-
+    get_pipeline, started, release = held_pipeline(tiny_sam_model)
     clip = write_clip(tmp_path / "clip.mp4", 2, 32, 32)
     settings = AppSettings(work_root=tmp_path / "work", concurrency_limit=1, max_queue=1)
     caplog.set_level(logging.INFO, logger="uvosam.app")
@@ -269,7 +256,7 @@ def test_a_run_refused_because_the_queue_is_full_is_logged(tmp_path, tiny_sam_mo
         waiting = client.submit(handle_file(str(clip)), api_name="/segment")
         # submit returns at once: the queue is full only once the server holds it (else the next predict is
         # queued behind the held run and waits for the release that comes after it)
-        assert wait_for(lambda: waiting.status().code == Status.IN_QUEUE, timeout=60)
+        assert wait_for(lambda: queued(waiting), timeout=60)
         # another session (one session may have only one run waiting anyway: ``queue_turns``)
         other = Client(url, verbose=False)
         try:

@@ -4,46 +4,22 @@ fill the shared queue; others still queue behind it; the refusal says what to do
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 
 pytest.importorskip("gradio")
-from app_helpers import launched, wait_for, write_clip
-from doubles import MovingBoxTracker
+from app_helpers import held_pipeline, launched, queued, wait_for, write_clip
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import ValidationError
-from gradio_client.utils import Status
 
-from uvosam.pipeline import UVOSAM
-from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app.queue_turns import waiting_runs_text
 from uvosam_app.settings import AppSettings
-
-
-def _held_pipeline(tiny_sam_model):
-    """``get_pipeline`` whose runs (not the start's load) wait for ``release``; ``started`` is set by the first."""
-    pipe = UVOSAM(MovingBoxTracker(num_objects=1), BoxPromptSegmenter(tiny_sam_model))
-    started, release, calls = threading.Event(), threading.Event(), []
-
-    def get_pipeline(preset: str, sam: str) -> UVOSAM:
-        calls.append(preset)
-        if len(calls) > 1:
-            started.set()
-            assert release.wait(60)
-        return pipe
-
-    return get_pipeline, started, release
-
-
-def _queued(job) -> bool:
-    return job.status().code == Status.IN_QUEUE
 
 
 def test_a_session_with_a_run_waiting_is_refused_the_next_and_others_still_queue(
     tmp_path, tiny_sam_model, caplog
 ):
-    get_pipeline, started, release = _held_pipeline(tiny_sam_model)
+    get_pipeline, started, release = held_pipeline(tiny_sam_model)
     clip = write_clip(tmp_path / "clip.mp4", 2, 32, 32)
     settings = AppSettings(work_root=tmp_path / "work", concurrency_limit=1)
     assert settings.waiting_per_session == 1  # the default
@@ -55,12 +31,12 @@ def test_a_session_with_a_run_waiting_is_refused_the_next_and_others_still_queue
             assert started.wait(60)
             # its running run does not count (a Run just after Stop waits for the stopped one)
             waiting = greedy.submit(handle_file(str(clip)), api_name="/segment")
-            assert wait_for(lambda: _queued(waiting), timeout=60)
+            assert wait_for(lambda: queued(waiting), timeout=60)
             with pytest.raises(ValidationError) as refused:
                 greedy.predict(handle_file(str(clip)), api_name="/segment")
             # another session queues behind the greedy one's
             behind = other.submit(handle_file(str(clip)), api_name="/segment")
-            assert wait_for(lambda: _queued(behind), timeout=60)
+            assert wait_for(lambda: queued(behind), timeout=60)
         finally:
             release.set()
         results = [job.result(timeout=60) for job in (running, waiting, behind)]
@@ -80,7 +56,7 @@ def test_a_session_with_a_run_waiting_is_refused_the_next_and_others_still_queue
 
 
 def test_with_no_limit_a_session_may_queue_several_runs(tmp_path, tiny_sam_model):
-    get_pipeline, started, release = _held_pipeline(tiny_sam_model)
+    get_pipeline, started, release = held_pipeline(tiny_sam_model)
     clip = write_clip(tmp_path / "clip.mp4", 2, 32, 32)
     settings = AppSettings(work_root=tmp_path / "work", concurrency_limit=1, waiting_per_session=0)
     with launched(get_pipeline, settings) as url:
@@ -89,7 +65,7 @@ def test_with_no_limit_a_session_may_queue_several_runs(tmp_path, tiny_sam_model
             jobs = [client.submit(handle_file(str(clip)), api_name="/segment")]
             assert started.wait(60)
             jobs += [client.submit(handle_file(str(clip)), api_name="/segment") for _ in range(2)]
-            assert wait_for(lambda: all(_queued(job) for job in jobs[1:]), timeout=60)
+            assert wait_for(lambda: all(queued(job) for job in jobs[1:]), timeout=60)
         finally:
             release.set()
         assert all(job.result(timeout=60)[0].startswith("done") for job in jobs)
@@ -105,3 +81,11 @@ def test_a_negative_limit_is_refused_naming_its_variable():
         ValueError, match=r"^UVOSAM_WAITING_PER_SESSION must be a positive int or 0; got '-1'"
     ):
         AppSettings.from_env({"UVOSAM_WAITING_PER_SESSION": "-1"})
+
+
+def test_a_negative_limit_given_to_the_settings_is_refused():
+    """Built directly (not from the environment), -1 meant "no limit" without a word."""
+    with pytest.raises(
+        ValueError, match=r"^UVOSAM_WAITING_PER_SESSION \(AppSettings.waiting_per_session\) must be"
+    ):
+        AppSettings(waiting_per_session=-1)

@@ -2,7 +2,6 @@
 
 import logging
 import threading
-import time
 
 from app_helpers import wait_for
 
@@ -27,10 +26,7 @@ def test_a_job_whose_clean_up_fails_still_ends_its_worker(caplog):
     with caplog.at_level(logging.ERROR, logger="uvosam.app"):
         pump.cancel()  # Stop: the worker closes the job after its step
         assert aborted.wait(10)  # the stopped run's folder goes
-        deadline = time.monotonic() + 10
-        while pump in work._RUNNING.values() and time.monotonic() < deadline:
-            time.sleep(0.01)
-    # the worker ended: nothing for the server's end to stop
+    # the worker ended (it leaves the jobs under way before its clean-up): nothing for the server's end to stop
     assert pump not in work._RUNNING.values()
     assert "closing the job failed" in caplog.text and "simulated" in caplog.text
 
@@ -90,5 +86,5 @@ def test_a_failing_clean_up_callback_is_logged_and_the_worker_still_ends(caplog)
         ).start()
         pump.cancel()  # the UI is done first: the worker's end is the last
         assert ended.wait(10)
-        assert wait_for(lambda: pump not in work._RUNNING.values())
+        assert pump not in work._RUNNING.values()  # left before the callbacks ran
     assert "deleting the folder of a job that ended without its result failed" in caplog.text

@@ -315,7 +315,7 @@ def test_a_factor_that_cannot_be_read_on_zerogpu_is_logged_once(monkeypatch, cap
     app_gpu._factor_unread.cache_clear()
     monkeypatch.setattr(app_gpu, "zero_gpu", lambda: True)
     monkeypatch.setattr(app_gpu, "spaces", _spaces_config(lambda: {"model": "NVIDIA H200"}))
-    with caplog.at_level("WARNING", logger="uvosam_app.gpu"):
+    with caplog.at_level("WARNING", logger="uvosam.app"):
         assert [app_gpu.duration_factor() for _ in range(3)] == [1.0] * 3
     (record,) = caplog.records
     assert (
@@ -324,7 +324,7 @@ def test_a_factor_that_cannot_be_read_on_zerogpu_is_logged_once(monkeypatch, cap
     )
     caplog.clear()
     monkeypatch.setattr(app_gpu, "spaces", _spaces_config(lambda: {"duration_factor": 1.5}))
-    with caplog.at_level("WARNING", logger="uvosam_app.gpu"):
+    with caplog.at_level("WARNING", logger="uvosam.app"):
         assert app_gpu.duration_factor() == 1.5
     assert caplog.records == []
 

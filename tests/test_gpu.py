@@ -19,7 +19,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from model_helpers import OUTPUT_ATOL, mask_iou, msda_module_and_data, small_detector
+from model_helpers import (
+    OUTPUT_ATOL,
+    mask_iou,
+    msda_module_and_data,
+    small_detector,
+    with_random_rel_pos,
+)
 
 from uvosam.tracker import msda
 
@@ -102,11 +108,7 @@ def test_sam_fast_path_on_cuda_matches_fp32_masks():
     # the CPU test's model: random weights put many logits near the threshold, so a
     sam = tiny_sam(depth=2)
     # wider random model can fall just under 0.99 from bf16 rounding alone (0.9898 seen on CPU at width 64)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for block in sam.image_encoder.blocks:  # SAM zero-inits rel_pos: make the bias matter
-            for p in (block.attn.rel_pos_h, block.attn.rel_pos_w):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    with_random_rel_pos(sam.image_encoder)
     clip = moving_shapes(num_frames=3, height=96, width=128, num_objects=3, seed=2)
     slow = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none", fast=False), device="cuda")
     fast = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none"), device="cuda")
@@ -123,13 +125,9 @@ def test_sam_float32_sdpa_encoder_on_cuda_equals_sams_forward():
     from uvosam.segmenter import plain_encode, sdpa_encode
     from uvosam.testing import tiny_sam
 
-    sam = tiny_sam(depth=2).cuda()
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for block in sam.image_encoder.blocks:  # SAM zero-inits rel_pos: make the bias matter
-            for p in (block.attn.rel_pos_h, block.attn.rel_pos_w):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    x = torch.randn(2, 3, 64, 64, generator=gen).cuda()
+    sam = tiny_sam(depth=2)
+    with_random_rel_pos(sam.image_encoder).cuda()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2)).cuda()
     with torch.inference_mode():
         expected, got = plain_encode(sam.image_encoder, x), sdpa_encode(sam.image_encoder, x)
     assert got.dtype == torch.float32
@@ -199,11 +197,7 @@ def _graph_pair(family: str, encoder_batch: int = 1):
 
     if family == "sam":
         model = tiny_sam(depth=2)
-        gen = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            for block in model.image_encoder.blocks:
-                for p in (block.attn.rel_pos_h, block.attn.rel_pos_w):
-                    p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+        with_random_rel_pos(model.image_encoder)
         cls, config = BoxPromptSegmenter, SegmenterConfig(overlap="none", fast=True)
     else:
         model, cls = tiny_sam2(), Sam2BoxSegmenter

@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from model_helpers import check_fast_path_tolerance, mask_iou
+from model_helpers import check_fast_path_tolerance, mask_iou, with_random_rel_pos
 from segment_anything import SamPredictor
 from segment_anything.modeling import ImageEncoderViT
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
@@ -218,16 +218,6 @@ def test_two_threads_share_one_segmenter(tiny_sam_model, video):
         threaded = list(pool.map(lambda job: seg.segment(*job), jobs))
     for one, other in zip(sequential, threaded, strict=True):
         np.testing.assert_array_equal(one.masks, other.masks)
-
-
-def with_random_rel_pos(encoder: ImageEncoderViT, seed: int = 1) -> ImageEncoderViT:
-    """SAM zero-inits rel_pos; make them non-zero so the bias actually matters."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for block in encoder.blocks:
-            for p in (block.attn.rel_pos_h, block.attn.rel_pos_w):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return encoder.eval()
 
 
 def test_sdpa_attention_equals_sam_attention_fp32():

@@ -20,7 +20,6 @@ import torch
 from uvosam import box_segmenter, hub, weight_table
 from uvosam.code_identity import PACKAGE_DIR, code_identity
 from uvosam.cpu_quota import quota_summary
-from uvosam.devices import cuda_has_bf16
 from uvosam.tracker.msda import backend_status
 
 
@@ -49,11 +48,11 @@ def package_versions() -> dict[str, str]:
 def device_summary() -> str:
     """``cuda: <name> (<memory> GiB, bf16 native|emulated)`` or ``cpu (<threads> threads, bf16 native|emulated)``:
     where bf16 is native the SAM image encoders' fast path is on by default."""
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        bf16 = "native" if cuda_has_bf16(0) else "emulated"
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    bf16 = "native" if box_segmenter.bf16_is_native(device) else "emulated"
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
         return f"cuda: {props.name} ({props.total_memory / 2**30:.0f} GiB, bf16 {bf16})"
-    bf16 = "native" if box_segmenter.cpu_has_bf16() else "emulated"
     return f"cpu ({torch.get_num_threads()} threads, bf16 {bf16})"
 
 

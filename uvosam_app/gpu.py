@@ -33,7 +33,7 @@ from uvosam.video import VideoInfo, probe
 if TYPE_CHECKING:
     from uvosam_app.models import GetPipeline
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("uvosam.app")  # the server log's logger, as the other modules'
 
 
 def zero_gpu() -> bool:
@@ -132,7 +132,7 @@ def _factor_unread(why: str) -> None:
 def max_request_s() -> int:
     """The most seconds a run's GPU function asks for: ``MAX_GPU_S`` once multiplied by ``duration_factor``
     (400 s for 1.5), so that ZeroGPU does not refuse the request as an illegal duration."""
-    return math.floor(round(MAX_GPU_S / duration_factor(), 6))
+    return _whole(MAX_GPU_S / duration_factor())
 
 
 def gpu_seconds_for(frames: int, sam: str) -> int:
@@ -154,8 +154,12 @@ def zero_gpu_max_frames(sam: str) -> int | None:
     limit)."""
     if not zero_gpu():
         return None
-    # rounded first: 580 / 0.2 is 2899.9999999999995 in floating point
-    return math.floor(round((max_request_s() - _START_S) / _PER_FRAME_S.get(sam, 0.5), 6))
+    return _whole((max_request_s() - _START_S) / _PER_FRAME_S.get(sam, 0.5))
+
+
+def _whole(x: float) -> int:
+    """``x`` rounded down, after rounding away float error: 580 / 0.2 is 2899.9999999999995 in floating point."""
+    return math.floor(round(x, 6))
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,11 @@ class AppSettings:
                 f"UVOSAM_SAM_PRECISION (AppSettings.sam_precision) must be one of {tuple(SAM_PRECISIONS)}; got "
                 f"{self.sam_precision!r}"
             )
+        if self.waiting_per_session < 0:  # from the environment: refused there (``_env_number``)
+            raise InputError(
+                "UVOSAM_WAITING_PER_SESSION (AppSettings.waiting_per_session) must be a positive int or 0 (no "
+                f"limit); got {self.waiting_per_session!r}"
+            )
         if self.cuda_graph and zero_gpu():
             raise InputError(
                 "UVOSAM_CUDA_GRAPH (AppSettings.cuda_graph) cannot be on on ZeroGPU: its GPU is lent per call, and a "

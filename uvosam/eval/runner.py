@@ -277,15 +277,16 @@ def run_davis_selection(
     finished = {seq for seq, frames_dir in zip(names, selection.frame_dirs, strict=True)
                 if sequence_finished(out_dir / seq, frames_dir)}  # fmt: skip
     left = [seq for seq in names if seq not in finished]
-    record = _read_record(out_dir) if settings is not None else None
     if settings is not None:
+        record = _read_record(out_dir)
         _check_settings(out_dir, settings, record)
-    if settings is not None and left:  # with nothing left, the record of what made the folder stays
-        _check_code(out_dir, record)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / RUN_SETTINGS_FILE).write_text(
-            json.dumps({**settings, CODE_KEY: code_identity()}, sort_keys=True), encoding="utf-8"
-        )
+        if left:  # with nothing left, the record of what made the folder stays
+            _check_code(out_dir, record)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / RUN_SETTINGS_FILE).write_text(
+                json.dumps({**settings, CODE_KEY: code_identity()}, sort_keys=True),
+                encoding="utf-8",
+            )
     partial = out_dir / ".partial"
     options = ExportOptions(davis=True, cutouts=False, mattes=False, results_json=False, ytvis=False,
                             tracks_csv=False, timeline=False)  # fmt: skip

@@ -56,9 +56,7 @@ def load_tracker(
     detector = load_idol_detector(
         hub.resolve(weights, role="tracker"), detector_cfg, device=device, precision=precision
     )
-    note = slow_precision_note(
-        "the tracker", detector.cfg.precision, next(detector.parameters()).device
-    )
+    note = slow_precision_note("the tracker", detector.cfg.precision, detector.device)
     if note:
         logger.warning(note)
     num_classes = detector.cfg.num_classes
