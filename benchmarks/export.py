@@ -29,10 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._frame_costs import export_seconds, render_seconds
 from benchmarks._machine import load_text
 from uvosam.export import ExportWriter
 from uvosam.export_types import ExportOptions
-from uvosam.render import STYLES, render
+from uvosam.render import STYLES
 from uvosam.types import FrameResult
 
 
@@ -67,24 +68,8 @@ def make_results(frames: int, objects: int, height: int, width: int) -> list[Fra
 
 def time_export(results: list[FrameResult], options: ExportOptions) -> tuple[float, float]:
     """(ms per frame spent in add() on the calling thread, ms spent in close())."""
-    height, width = results[0].image.shape[:2]
-    with tempfile.TemporaryDirectory() as out:
-        writer = ExportWriter(
-            out,
-            video_name="v",
-            class_names=["object"],
-            height=height,
-            width=width,
-            options=options,
-            fps=25,
-        )
-        start = time.perf_counter()
-        for result in results:
-            writer.add(result)
-        added = time.perf_counter()
-        writer.close()
-        closed = time.perf_counter()
-    return 1000 * (added - start) / len(results), 1000 * (closed - added)
+    spent = export_seconds(results, options, fps=25)
+    return 1000 * spent.add_s / len(results), 1000 * spent.close_s
 
 
 def churn_results(frames: int, objects: int, every: int) -> list[FrameResult]:
@@ -166,12 +151,8 @@ def print_churn(frames: int, every: int, window: int) -> None:
 
 
 def time_render(results: list[FrameResult], style: str) -> float:
-    """ms per frame of ``render`` in ``style`` (after one untimed frame)."""
-    render(results[0], style=style, class_names=["object"])
-    start = time.perf_counter()
-    for result in results:
-        render(result, style=style, class_names=["object"])
-    return 1000 * (time.perf_counter() - start) / len(results)
+    """ms per frame of ``render`` in ``style``: the mean frame (after one untimed frame)."""
+    return 1000 * sum(render_seconds(results, style)) / len(results)
 
 
 if __name__ == "__main__":

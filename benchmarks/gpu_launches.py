@@ -167,6 +167,13 @@ def top_sites(record: Record, stage: str, k: int = 6) -> list[str]:
     return [f"      {n:5d}  {site}" for site, n in sites.most_common(k)]
 
 
+def added_sites(record: Record, base: Record, k: int = 4) -> str:
+    """``"n @ site, ..."``: the ``k`` sites whose launches ``record`` has most more of than ``base``."""
+    added = record.launch_sites.copy()
+    added.subtract(base.launch_sites)
+    return ", ".join(f"{n} @ {site}" for (_, site), n in added.most_common(k) if n > 0)
+
+
 def report(title: str, records: dict[str, list[Record]], stages, per: int, label: str) -> list[str]:
     """Print the details of one model (frame 2's events and busiest sites); return its table rows."""
     plain, cast, kept = records["plain"], records["autocast"], records.get("kept")
@@ -183,18 +190,11 @@ def report(title: str, records: dict[str, list[Record]], stages, per: int, label
     extra = [line for line in event_lines(first, stages) if line not in event_lines(second, stages)]
     if extra:
         print("  first call only:\n" + "\n".join(extra))
-    added = cast[1].launch_sites.copy()
-    added.subtract(second.launch_sites)
-    print(
-        "  autocast adds (sites):",
-        ", ".join(f"{n} @ {site}" for (_, site), n in added.most_common(4) if n > 0),
-    )
+    print("  autocast adds (sites):", added_sites(cast[1], second))
     if kept is not None:
-        added = kept[1].launch_sites.copy()
-        added.subtract(second.launch_sites)
         print(
             "  autocast adds with the matmul weights kept in bf16 (sites):",
-            ", ".join(f"{n} @ {site}" for (_, site), n in added.most_common(4) if n > 0),
+            added_sites(kept[1], second),
         )
     for stage in stages:
         if second.launches[stage]:

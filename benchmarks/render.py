@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._frame_costs import export_seconds, render_seconds
 from benchmarks._machine import load_text
-from uvosam.export import ExportWriter
-from uvosam.render import STYLES, render
+from uvosam.render import STYLES
 from uvosam.types import FrameResult
 
 SIZES = ((854, 480), (1280, 720))
@@ -61,33 +59,20 @@ def make_results(
 
 
 def time_render(results: list[FrameResult], style: str) -> float:
-    """ms per frame of ``render`` in ``style``: the median frame (after one untimed frame; a shared machine's
-    hiccups fall outside it)."""
-    render(results[0], style=style, class_names=["object"])
-    times = []
-    for result in results:
-        start = time.perf_counter()
-        render(result, style=style, class_names=["object"])
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    """ms per frame of ``render`` in ``style``: the median frame (a shared machine's hiccups fall outside it)."""
+    return 1000 * float(np.median(render_seconds(results, style)))
 
 
 def time_export(results: list[FrameResult]) -> tuple[float, float, float]:
     """(ms per frame in ``ExportWriter.add`` on the caller, its CPU time there, ms per frame in all with
     ``close()``)."""
-    height, width = results[0].image.shape[:2]
-    with tempfile.TemporaryDirectory() as out:
-        writer = ExportWriter(
-            out, video_name="v", class_names=["object"], height=height, width=width
-        )
-        start, cpu = time.perf_counter(), time.thread_time()
-        for result in results:
-            writer.add(result)
-        added, cpu = time.perf_counter(), time.thread_time() - cpu
-        writer.close()
-        closed = time.perf_counter()
+    spent = export_seconds(results)
     per_frame = 1000 / len(results)
-    return per_frame * (added - start), per_frame * cpu, per_frame * (closed - start)
+    return (
+        per_frame * spent.add_s,
+        per_frame * spent.add_cpu_s,
+        per_frame * (spent.add_s + spent.close_s),
+    )
 
 
 def main() -> None:
