@@ -7,12 +7,13 @@ CPU time that the GPU can outrun) can be captured once into a ``torch.cuda.CUDAG
 ``EncoderGraphs`` holds one graph per (device, input shape, dtype), made on first use under a lock, following the
 recipe of PyTorch's CUDA-graph notes: a few warm-up calls on a side stream (they also build what the forward keeps,
 e.g. SAM's rel-pos tables), then the capture on a static copy of the input. At capture the graph is replayed on that
-input and on a second one (the input mirrored), each compared with the eager output of the same input; a difference
-beyond ``SELF_CHECK_RTOL``, or any exception while capturing, logs one warning and the segmenter runs eager from then
-on (its masks stay right; only the speed-up is lost). ``fallback`` says why. A failed capture leaves the thread on
-the stream it was on, and ends the allocator's routing into the capture's pool (torch 2.11's ``capture_end`` skips
-that when it raises, pytorch#180395, after which ``torch.cuda.empty_cache`` would do nothing for the rest of the
-process); the partial pool itself stays reserved on a torch without pytorch#190348.
+input and on a second one (the input mirrored, plus one: unlike the first whatever that is), each compared with the
+eager output of the same input; a difference beyond ``SELF_CHECK_RTOL``, or any exception while capturing, logs one
+warning and the segmenter runs eager from then on (its masks stay right; only the speed-up is lost). ``fallback``
+says why. A failed capture leaves the thread on the stream it was on, and ends the allocator's routing into the
+capture's pool (torch 2.11's ``capture_end`` skips that when it raises, pytorch#180395, after which
+``torch.cuda.empty_cache`` would do nothing for the rest of the process); the partial pool itself stays reserved on a
+torch without pytorch#190348.
 
 Captures are serial: one module-wide lock (``_CAPTURE_LOCK``) is held around each, by every segmenter (PyTorch allows
 one capture at a time in a process). What no lock here can stop: a device-wide ``torch.cuda.synchronize()`` (or a
@@ -124,8 +125,8 @@ def capture_encoder(
     weights: Sequence[torch.nn.Module],
 ) -> CapturedEncoder:
     """Capture ``fn(module, x)`` into a CUDA graph (PyTorch's recipe) and check it against the eager output, on
-    ``x`` and on a second input (``x`` mirrored: a graph that ignored its input or kept the first one's data would
-    fail it). Call with ``_CAPTURE_LOCK`` held.
+    ``x`` and on a second input (``x`` mirrored, plus one: a graph that ignored its input or kept the first one's
+    data would fail it). Call with ``_CAPTURE_LOCK`` held.
 
     Args:
         weights: the modules whose parameters and buffers ``fn`` reads (``weights_stamp``).
@@ -170,7 +171,11 @@ def capture_encoder(
                 raise
         graph.replay()
         max_diff = output_difference(eager, static_output)
-        probe = static_input.flip(-1)
+        # unlike x whatever x is: the mirror alone equals a left-right symmetric input (the app's warm-up frame is
+        # uniform grey), and a graph replaying the first input's data then passed. With + 1, of two mirrored elements
+        # at least one differs from x (x[i] = x[j] + 1 and x[j] = x[i] + 1 cannot both hold), and every element of a
+        # symmetric input does
+        probe = static_input.flip(-1) + 1.0
         eager = fn(module, probe)
         static_input.copy_(probe)
         graph.replay()
