@@ -20,6 +20,7 @@ from torch.utils._pytree import tree_leaves, tree_map_only
 from uvosam import provenance
 from uvosam.config import SegmenterConfig
 from uvosam.encoder_graphs import (
+    CapturedEncoder,
     EncoderGraphs,
     capture_encoder,
     output_difference,
@@ -515,3 +516,32 @@ def test_the_self_check_catches_a_graph_that_replays_the_warm_up_frames_data(mon
         cuda.stale = True
         with pytest.raises(RuntimeError, match="differs from the eager output"):
             capture_encoder(fn, module, x, [module])
+
+
+def test_a_replay_whose_clone_fails_is_still_waited_for_by_the_next(monkeypatch):
+    """A replay is queued before its output is cloned: when the clone raises (out of memory), the next replay, on
+    another thread's stream, must wait for that replay, not for the one before it (it would overwrite the static
+    input and replay the same graph while the failed one may still run)."""
+    cuda = FakeCuda(monkeypatch, stale=True)
+    captured = CapturedEncoder(torch.cuda.CUDAGraph(), torch.zeros(1, 3), torch.zeros(1, 3), ())
+    captured.replay(torch.ones(1, 3))
+    with monkeypatch.context() as patch:
+
+        def out_of_memory(*args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory (the clone)")
+
+        patch.setattr(torch, "clone", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            captured.replay(torch.ones(1, 3))
+    cuda.current = cuda.stream_named("another thread's stream")
+    captured.replay(torch.ones(1, 3))
+    assert cuda.log == [
+        "replay on main",
+        "event 1 recorded on main",
+        "main waits for event 1",
+        "replay on main",
+        "event 2 recorded on main",
+        "another thread's stream waits for event 2",
+        "replay on another thread's stream",
+        "event 3 recorded on another thread's stream",
+    ]

@@ -103,12 +103,16 @@ class CapturedEncoder:
             # the previous replay's clone (maybe queued on another stream) must have read the output first
             if self.done is not None:
                 stream.wait_event(self.done)
-            self.static_input.copy_(x)
-            self.graph.replay()
-            out = pytree.tree_map_only(torch.Tensor, torch.clone, self.static_output)
-            done = torch.cuda.Event()
-            done.record(stream)
-            self.done = done
+            try:
+                self.static_input.copy_(x)
+                self.graph.replay()
+                out = pytree.tree_map_only(torch.Tensor, torch.clone, self.static_output)
+            finally:
+                # even when the clone raises (out of memory): the replay is queued by then, and the next one, maybe on
+                # another stream, must not overwrite the static input or replay before it is done
+                done = torch.cuda.Event()
+                done.record(stream)
+                self.done = done
         return out
 
     def wait(self) -> None:
