@@ -545,3 +545,39 @@ def test_a_replay_whose_clone_fails_is_still_waited_for_by_the_next(monkeypatch)
         "replay on another thread's stream",
         "event 3 recorded on another thread's stream",
     ]
+
+
+def test_cublas_workspaces_are_cleared_just_before_and_after_a_capture_even_a_failed_one(
+    monkeypatch,
+):
+    """torch's cached cuBLAS workspaces are dropped around the capture (uvosam.encoder_graphs._clear_cublas_workspaces
+    says why): the capture then makes its own inside the graph's pool. With a fake torch.cuda this shows the order of
+    the calls only, not what cuBLAS does; a torch without the private function captures without it."""
+    cuda = FakeCuda(monkeypatch)
+    monkeypatch.setattr(
+        torch._C,
+        "_cuda_clearCublasWorkspaces",
+        lambda: cuda.log.append("cuBLAS workspaces cleared"),
+        raising=False,
+    )
+    model, x = linear_model(), torch.randn(1, 4)
+    with torch.inference_mode():
+        capture_encoder(cuda.traced(run), model, x, [model])
+    cleared, begins, ends = "cuBLAS workspaces cleared", "capture begins", "capture ends"
+    assert cuda.log[:4] == [cleared, begins, ends, cleared] and cuda.log.count(cleared) == 2
+
+    def fails_in_the_capture(module, x):
+        if cuda.capturing is not None:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return run(module, x)
+
+    monkeypatch.setattr(
+        torch._C, "_cuda_endAllocateToPool", lambda *pool: cuda.log.append("pool routing ended")
+    )
+    cuda.log.clear()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="operation not permitted"):
+        capture_encoder(fails_in_the_capture, model, x, [model])
+    assert cuda.log == [cleared, begins, ends, "pool routing ended", cleared]
+    monkeypatch.delattr(torch._C, "_cuda_clearCublasWorkspaces", raising=False)
+    with torch.inference_mode():
+        assert capture_encoder(cuda.traced(run), model, x, [model]).max_diff == 0.0

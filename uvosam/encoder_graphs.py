@@ -32,9 +32,10 @@ changed one (``load_state_dict``, ``p.copy_()``, ``.to()``) captures again. A wr
 detected: call ``reset()`` after such a write.
 
 Memory: each graph keeps its private memory pool, about the encoder's eager peak of activation memory at that batch
-size (SAM ViT-H at B=1: several hundred MB, mostly the global-attention blocks' rel-pos bias), plus its static input
-and output, and references to the tensors the capture read (the weights, SAM's rel-pos tables), until ``reset()`` or
-the segmenter goes.
+size (SAM ViT-H at B=1: several hundred MB, mostly the global-attention blocks' rel-pos bias) and its cuBLAS
+workspace (torch's cached workspaces are dropped around each capture: ``_clear_cublas_workspaces``), plus its static
+input and output, and references to the tensors the capture read (the weights, SAM's rel-pos tables), until
+``reset()`` or the segmenter goes.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ logger = logging.getLogger(__name__)
 
 WARM_UP_CALLS = 3
 """Eager calls on a side stream before a capture (PyTorch's recipe uses 3; they pay lazy initialisations, cuBLAS
-workspaces and SAM's rel-pos tables, which a capture must not make)."""
+handles and SAM's rel-pos tables, which a capture must not make; the capture's own cuBLAS workspace is made in its
+pool, ``_clear_cublas_workspaces``)."""
 SELF_CHECK_RTOL = 1e-3
 """The capture's self-check: the replay's output may differ from the eager output of the same input by at most this
 times the eager output's largest magnitude. Expected: 0 (the same kernels on the same data; the GPU tests ask for
@@ -157,6 +159,8 @@ def capture_encoder(
         graph = torch.cuda.CUDAGraph()
         # a pool named here: after a failed capture, the allocator's routing into it is ended by its id
         pool = torch.cuda.graph_pool_handle()
+        # the capture's cuBLAS workspace made inside the graph's pool, and let go of after it (why: the function)
+        _clear_cublas_workspaces()
         # the thread's current stream, restored by this block even when the capture fails: torch.cuda.graph's exit
         # runs capture_end first, which then raises, and never restores the stream it replaced
         with torch.cuda.stream(torch.cuda.current_stream(device)):
@@ -173,6 +177,8 @@ def capture_encoder(
             except BaseException:
                 _end_allocate_to_pool(device, pool)
                 raise
+            finally:
+                _clear_cublas_workspaces()
         graph.replay()
         max_diff = output_difference(eager, static_output)
         # unlike x whatever x is: the mirror alone equals a left-right symmetric input (the app's warm-up frame is
@@ -188,6 +194,22 @@ def capture_encoder(
     if weights_stamp(weights) != stamp:
         raise RuntimeError("the weights changed while the graph was being captured")
     return CapturedEncoder(graph, static_input, static_output, stamp, keep, max_diff)
+
+
+def _clear_cublas_workspaces() -> None:
+    """Drop torch's cached cuBLAS workspaces, just before a capture and just after it (as inductor's
+    ``cudagraph_trees`` does, ``clear_cublas_manager``). torch keeps one workspace per (cuBLAS handle, stream), made
+    at its first matmul and kept for the process, and a capture stream is one of torch's 32 pool streams, handed out
+    round robin: so a later ``torch.cuda.Stream()`` (the next capture's warm-up side stream, after 16 captures) can
+    be an earlier capture's stream. Without the clear before, a capture could bake in a workspace made by eager work,
+    which eager matmuls on that stream would then write while the graph replays; without the clear after, the
+    workspace made during the capture (inside the graph's pool) would stay torch's for the process, one more segment
+    per capture, and be handed to eager matmuls on that stream later: the same memory in use in two places. Cleared,
+    the capture makes its own inside its pool, which the graph alone uses and which goes with the graph. Other
+    threads' next matmul makes a new workspace (once). A private API, looked up: where it is missing, nothing done."""
+    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+    if clear is not None:
+        clear()
 
 
 def _end_allocate_to_pool(device: torch.device, pool: Any) -> None:
