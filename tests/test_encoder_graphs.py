@@ -581,3 +581,15 @@ def test_cublas_workspaces_are_cleared_just_before_and_after_a_capture_even_a_fa
     monkeypatch.delattr(torch._C, "_cuda_clearCublasWorkspaces", raising=False)
     with torch.inference_mode():
         assert capture_encoder(cuda.traced(run), model, x, [model]).max_diff == 0.0
+
+
+def test_the_apps_free_gpu_memory_empties_the_cache_under_the_capture_lock(monkeypatch):
+    """During a capture, empty_cache still frees dropped graphs' pools (cudaFree), which makes the capture fail: the
+    app's free_gpu_memory (after one session ran out of memory) waits for another session's capture to end."""
+    from uvosam.encoder_graphs import CAPTURE_LOCK
+    from uvosam_app.gpu import free_gpu_memory
+
+    held = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: held.append(CAPTURE_LOCK.locked()))
+    free_gpu_memory()
+    assert held == [True] and not CAPTURE_LOCK.locked()

@@ -12,14 +12,17 @@ eager output of the same input; a difference beyond ``SELF_CHECK_RTOL``, or any 
 warning and the segmenter runs eager from then on (its masks stay right; only the speed-up is lost). ``fallback``
 says why. A failed capture leaves the thread on the stream it was on, and ends the allocator's routing into the
 capture's pool (torch 2.11's ``capture_end`` skips that when it raises, pytorch#180395, after which
-``torch.cuda.empty_cache`` would do nothing for the rest of the process); the partial pool itself stays reserved on a
-torch without pytorch#190348.
+``torch.cuda.empty_cache`` would free nothing of the default pools for the rest of the process); the partial pool
+itself stays reserved on a torch without pytorch#190348.
 
-Captures are serial: one module-wide lock (``_CAPTURE_LOCK``) is held around each, by every segmenter (PyTorch allows
-one capture at a time in a process). What no lock here can stop: a device-wide ``torch.cuda.synchronize()`` (or a
-``cudaFree``) on another thread while a capture is underway invalidates it. uvosam makes none (``UVOSAM.warm_up``
-synchronises its own stream only; ``torch.cuda.empty_cache`` does nothing while a capture is underway); code around
-it that does can make a capture fail: that segmenter then runs eager, with the warning, and CUDA stays usable.
+Captures are serial: one module-wide lock (``CAPTURE_LOCK``) is held around each, by every segmenter (PyTorch allows
+one capture at a time in a process). A device-wide ``torch.cuda.synchronize()`` or a ``cudaFree`` on another thread
+while a capture is underway invalidates it, and ``torch.cuda.empty_cache`` makes one: during a capture it leaves the
+default pools alone but still frees the unused memory of dropped graphs' pools (a fallback, ``reset``, an evicted
+model's). uvosam makes no device-wide synchronize (``UVOSAM.warm_up`` synchronises its own stream only); code that
+calls ``empty_cache`` while another thread may capture should hold ``CAPTURE_LOCK`` around it (the app's
+``free_gpu_memory`` does). Code that does either unguarded can make a capture fail: that segmenter then runs eager,
+with the warning, and CUDA stays usable.
 
 A replay copies the caller's input into the static input, replays, and clones the static output, all under the lock and
 after the previous replay's clone (an event the next replay's stream waits for): two threads, on one CUDA stream or two,
@@ -65,8 +68,10 @@ equal masks); a graph reading stale or wrong memory differs by the output's own 
 
 Stamp = tuple
 
-_CAPTURE_LOCK = threading.Lock()
-"""Held around every capture, by every ``EncoderGraphs``: PyTorch allows one capture at a time in a process."""
+CAPTURE_LOCK = threading.Lock()
+"""Held around every capture, by every ``EncoderGraphs``: PyTorch allows one capture at a time in a process. Hold it
+too around ``torch.cuda.empty_cache`` where another thread may be capturing: it can free memory (``cudaFree``) during
+a capture, which makes the capture fail."""
 
 
 def weights_stamp(modules: torch.nn.Module | Sequence[torch.nn.Module]) -> Stamp:
@@ -132,7 +137,7 @@ def capture_encoder(
 ) -> CapturedEncoder:
     """Capture ``fn(module, x)`` into a CUDA graph (PyTorch's recipe) and check it against the eager output, on
     ``x`` and on a second input (``x`` mirrored, plus one: a graph that ignored its input or kept the first one's
-    data would fail it). Call with ``_CAPTURE_LOCK`` held.
+    data would fail it). Call with ``CAPTURE_LOCK`` held.
 
     Args:
         weights: the modules whose parameters and buffers ``fn`` reads (``weights_stamp``).
@@ -215,8 +220,8 @@ def _clear_cublas_workspaces() -> None:
 def _end_allocate_to_pool(device: torch.device, pool: Any) -> None:
     """End the caching allocator's routing of ``device``'s allocations into ``pool`` after a failed capture: torch
     2.11's ``capture_end`` raises before it does so (pytorch#180395), and the allocator then counts the capture as
-    underway for good (``empty_cache`` does nothing from then on). A private API, looked up: where it is missing, or
-    where torch already ended it ("not recording"), nothing to do."""
+    underway for good (``empty_cache`` frees nothing of the default pools from then on). A private API, looked up:
+    where it is missing, or where torch already ended it ("not recording"), nothing to do."""
     end = getattr(torch._C, "_cuda_endAllocateToPool", None)
     if end is None:
         return
@@ -320,7 +325,7 @@ class EncoderGraphs:
                 captured = None
             if captured is None:
                 try:
-                    with _CAPTURE_LOCK:
+                    with CAPTURE_LOCK:
                         captured = self._capture(self._fn, module, x, weights)
                 except Exception as err:  # noqa: BLE001 - any failure: eager from now on, and the run goes on
                     self._fall_back(err)
