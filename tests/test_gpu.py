@@ -305,8 +305,8 @@ def test_cuda_graph_a_failed_capture_warns_and_runs_eager():
 
 def test_cuda_graph_self_check_replays_a_second_input():
     """A graph that reads other memory than its static input (here: the function reads, under capture only, a copy
-    of the first input) gives the eager output on that first input; the self-check's second input (mirrored) shows
-    it, and the segmenter falls back to eager with its masks right."""
+    of the first input) gives the eager output on that first input; the self-check's second input (mirrored, plus
+    one) shows it, and the segmenter falls back to eager with its masks right."""
     eager, graphed, frames, boxes = _graph_pair("sam")
     graphs = graphed._graphs
     encode, first = graphs._fn, {}
