@@ -5,19 +5,27 @@ a failed capture, one replay at a time) with a stand-in for the CUDA capture. Th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
+import types
 import warnings
 
 import numpy as np
 import pytest
 import torch
-from torch.utils._pytree import tree_map_only
+from torch.utils._pytree import tree_leaves, tree_map_only
 
 from uvosam import provenance
 from uvosam.config import SegmenterConfig
-from uvosam.encoder_graphs import EncoderGraphs, output_difference, weights_stamp
+from uvosam.encoder_graphs import (
+    CapturedEncoder,
+    EncoderGraphs,
+    capture_encoder,
+    output_difference,
+    weights_stamp,
+)
 from uvosam.errors import InputError
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam.testing import moving_shapes, tiny_sam
@@ -361,3 +369,227 @@ def test_the_weights_stamp_covers_what_the_encoder_reads_and_not_the_decoder():
         BoxPromptSegmenter(tiny_sam(), SegmenterConfig(fast=True)), StandInCapture()
     )
     assert sam._graphs._weights == [sam.model.image_encoder]
+
+
+class FakeCuda:
+    """``torch.cuda`` as ``capture_encoder`` and ``CapturedEncoder.replay`` use it, on the CPU (monkeypatched): streams
+    and events that log who waits for what (``log``), a capture that runs the function eagerly (its output is the
+    static output), and graphs whose replay runs the captured call again on the static input, or, with ``stale``,
+    does nothing: the static output keeps the first input's result (a graph that baked its input)."""
+
+    def __init__(self, monkeypatch, stale: bool = False) -> None:
+        self.log: list[str] = []
+        self.stale = stale
+        self.capturing = None
+        self.current = self.stream_named("main")
+        self.events = 0
+        streams = iter(range(1, 1000))
+        for name, value in {
+            "device": lambda device: contextlib.nullcontext(),
+            "Stream": lambda device=None: self.stream_named(f"pool stream {next(streams)}"),
+            "current_stream": lambda device=None: self.current,
+            "stream": self._stream,
+            "CUDAGraph": self._new_graph,
+            "graph_pool_handle": lambda: (0, 1),
+            "graph": self._graph,
+            "Event": self._new_event,
+        }.items():
+            monkeypatch.setattr(torch.cuda, name, value)
+
+    def stream_named(self, name: str):
+        log = self.log
+
+        class Stream:
+            def wait_stream(self, other) -> None:
+                pass
+
+            def wait_event(self, event) -> None:
+                log.append(f"{name} waits for {event.tag}")
+
+        stream = Stream()
+        stream.name = name
+        return stream
+
+    def traced(self, fn):
+        """``fn``, noting its call inside a capture in the graph being captured (what its replays run again)."""
+
+        def call(module, x):
+            out = fn(module, x)
+            if self.capturing is not None:
+                self.capturing.call = (fn, module, x, out)
+            return out
+
+        return call
+
+    def _new_graph(self):
+        fake = self
+
+        class Graph:
+            call = None
+
+            def replay(self):
+                fake.log.append(f"replay on {fake.current.name}")
+                if not fake.stale:
+                    fn, module, x, out = self.call
+                    for kept, new in zip(
+                        tensor_leaves(out), tensor_leaves(fn(module, x)), strict=True
+                    ):
+                        kept.copy_(new)
+
+        return Graph()
+
+    def _new_event(self):
+        self.events += 1
+        log, tag = self.log, f"event {self.events}"
+
+        class Event:
+            def record(self, stream) -> None:
+                log.append(f"{tag} recorded on {stream.name}")
+
+            def synchronize(self) -> None:
+                pass
+
+        event = Event()
+        event.tag = tag
+        return event
+
+    @contextlib.contextmanager
+    def _stream(self, stream):
+        before, self.current = self.current, stream
+        try:
+            yield
+        finally:
+            self.current = before
+
+    @contextlib.contextmanager
+    def _graph(self, graph, pool=None, stream=None, capture_error_mode="global"):
+        self.log.append("capture begins")
+        self.capturing = graph
+        try:
+            with self._stream(stream):
+                yield
+        finally:
+            self.capturing = None
+            self.log.append("capture ends")
+
+
+def tensor_leaves(tree) -> list[torch.Tensor]:
+    return [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
+
+
+def warm_up_encoder_call(segmenter):
+    """(module, x): what ``segmenter``'s encoder function gets for ``UVOSAM.warm_up``'s frame (the app's first
+    capture), with a stand-in for the tracker."""
+    from uvosam.pipeline import UVOSAM
+
+    class Tracker:
+        def new_video(self, height, width):
+            return types.SimpleNamespace(push=lambda frame: None, finish=lambda: None)
+
+    calls = []
+    run = segmenter._run_encoder
+    segmenter._run_encoder = lambda module, x: calls.append((module, x.clone())) or run(module, x)
+    UVOSAM(Tracker(), segmenter).warm_up()
+    del segmenter._run_encoder
+    return calls[0]
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2.1"])
+def test_the_self_check_catches_a_graph_that_replays_the_warm_up_frames_data(monkeypatch, family):
+    """The self-check's second input must differ from the first whatever it is: the app's first capture is of the
+    warm-up frame, uniform grey, which a mirror leaves as it was. A graph that keeps the first input's data fails the
+    check there; a graph that reads its input passes it with no difference."""
+    from uvosam.sam2_segmenter import Sam2BoxSegmenter
+    from uvosam.testing import tiny_sam2
+
+    if family == "sam":
+        segmenter = BoxPromptSegmenter(tiny_sam(depth=2), SegmenterConfig(fast=True))
+    else:
+        segmenter = Sam2BoxSegmenter(
+            tiny_sam2(), SegmenterConfig(model_type="sam2.1_tiny", fast=True)
+        )
+    module, x = warm_up_encoder_call(segmenter)
+    cuda = FakeCuda(monkeypatch)
+    fn = cuda.traced(segmenter._encode_fn)
+    with torch.inference_mode():
+        assert capture_encoder(fn, module, x, [module]).max_diff == 0.0
+        cuda.stale = True
+        with pytest.raises(RuntimeError, match="differs from the eager output"):
+            capture_encoder(fn, module, x, [module])
+
+
+def test_a_replay_whose_clone_fails_is_still_waited_for_by_the_next(monkeypatch):
+    """A replay is queued before its output is cloned: when the clone raises (out of memory), the next replay, on
+    another thread's stream, must wait for that replay, not for the one before it (it would overwrite the static
+    input and replay the same graph while the failed one may still run)."""
+    cuda = FakeCuda(monkeypatch, stale=True)
+    captured = CapturedEncoder(torch.cuda.CUDAGraph(), torch.zeros(1, 3), torch.zeros(1, 3), ())
+    captured.replay(torch.ones(1, 3))
+    with monkeypatch.context() as patch:
+
+        def out_of_memory(*args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory (the clone)")
+
+        patch.setattr(torch, "clone", out_of_memory)
+        with pytest.raises(torch.OutOfMemoryError):
+            captured.replay(torch.ones(1, 3))
+    cuda.current = cuda.stream_named("another thread's stream")
+    captured.replay(torch.ones(1, 3))
+    assert cuda.log == [
+        "replay on main",
+        "event 1 recorded on main",
+        "main waits for event 1",
+        "replay on main",
+        "event 2 recorded on main",
+        "another thread's stream waits for event 2",
+        "replay on another thread's stream",
+        "event 3 recorded on another thread's stream",
+    ]
+
+
+def test_cublas_workspaces_are_cleared_just_before_and_after_a_capture_even_a_failed_one(
+    monkeypatch,
+):
+    """torch's cached cuBLAS workspaces are dropped around the capture (uvosam.encoder_graphs._clear_cublas_workspaces
+    says why): the capture then makes its own inside the graph's pool. With a fake torch.cuda this shows the order of
+    the calls only, not what cuBLAS does; a torch without the private function captures without it."""
+    cuda = FakeCuda(monkeypatch)
+    monkeypatch.setattr(
+        torch._C,
+        "_cuda_clearCublasWorkspaces",
+        lambda: cuda.log.append("cuBLAS workspaces cleared"),
+        raising=False,
+    )
+    model, x = linear_model(), torch.randn(1, 4)
+    with torch.inference_mode():
+        capture_encoder(cuda.traced(run), model, x, [model])
+    cleared, begins, ends = "cuBLAS workspaces cleared", "capture begins", "capture ends"
+    assert cuda.log[:4] == [cleared, begins, ends, cleared] and cuda.log.count(cleared) == 2
+
+    def fails_in_the_capture(module, x):
+        if cuda.capturing is not None:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return run(module, x)
+
+    monkeypatch.setattr(
+        torch._C, "_cuda_endAllocateToPool", lambda *pool: cuda.log.append("pool routing ended")
+    )
+    cuda.log.clear()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="operation not permitted"):
+        capture_encoder(fails_in_the_capture, model, x, [model])
+    assert cuda.log == [cleared, begins, ends, "pool routing ended", cleared]
+    monkeypatch.delattr(torch._C, "_cuda_clearCublasWorkspaces", raising=False)
+    with torch.inference_mode():
+        assert capture_encoder(cuda.traced(run), model, x, [model]).max_diff == 0.0
+
+
+def test_the_apps_free_gpu_memory_empties_the_cache_under_the_capture_lock(monkeypatch):
+    """During a capture, empty_cache still frees dropped graphs' pools (cudaFree), which makes the capture fail: the
+    app's free_gpu_memory (after one session ran out of memory) waits for another session's capture to end."""
+    from uvosam.encoder_graphs import CAPTURE_LOCK
+    from uvosam_app.gpu import free_gpu_memory
+
+    held = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: held.append(CAPTURE_LOCK.locked()))
+    free_gpu_memory()
+    assert held == [True] and not CAPTURE_LOCK.locked()

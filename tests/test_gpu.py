@@ -3,8 +3,9 @@ them).
 
 What only a GPU can show: the tracker's parity with the original code (fixture ``idol_small_seed0``) holds with
 either deformable-attention backend on CUDA; the SAM fast path (bf16 autocast + fused SDPA kernels) keeps its masks
-within the documented tolerance of the float32 path, and so does SAM 2.1's (bf16 autocast, bf16 weights) against
-float32 on the CPU; a whole tiny pipeline on CUDA gives the CPU's tracks.
+within the documented tolerance of the float32 path, and with its matmul weights kept in bf16 gives the same masks as
+with float32 weights; SAM 2.1's (bf16 autocast, bf16 weights) keeps its masks within tolerance of float32 on the CPU;
+a whole tiny pipeline on CUDA gives the CPU's tracks.
 The image encoder replayed from a CUDA graph (``SegmenterConfig.cuda_graph``) gives the eager path's masks exactly,
 per batch size, from two threads on two streams at once, after a failed capture (eager, with a warning; the thread's
 stream and the allocator left clean, a new capture works) and after the weights change in place (captured again); a
@@ -14,6 +15,7 @@ The kernel's own numerics are in ``test_msda_kernel.py``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -100,7 +102,8 @@ def test_fast_tracker_precisions_stay_close_to_fp32_on_cuda(precision, box_tol):
 
 def test_sam_fast_path_on_cuda_matches_fp32_masks():
     """bf16 autocast + SDPA (flash / memory-efficient kernels on CUDA) vs SAM's own float32 forward: mask
-    IoU >= 0.99."""
+    IoU >= 0.99. The fast path with its matmul weights kept in bf16 (``keep_matmul_weights_bf16``, what
+    ``from_pretrained`` gives) gives the fast path's masks exactly, as on the CPU (test_segmenter.py)."""
     from uvosam.config import SegmenterConfig
     from uvosam.segmenter import BoxPromptSegmenter
     from uvosam.testing import moving_shapes, tiny_sam
@@ -109,14 +112,19 @@ def test_sam_fast_path_on_cuda_matches_fp32_masks():
     sam = tiny_sam(depth=2)
     # wider random model can fall just under 0.99 from bf16 rounding alone (0.9898 seen on CPU at width 64)
     with_random_rel_pos(sam.image_encoder)
+    # its own copy: the cast is in place, and slow and fast share sam
+    kept_sam = copy.deepcopy(sam)
     clip = moving_shapes(num_frames=3, height=96, width=128, num_objects=3, seed=2)
     slow = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none", fast=False), device="cuda")
     fast = BoxPromptSegmenter(sam, SegmenterConfig(overlap="none"), device="cuda")
+    kept = BoxPromptSegmenter(kept_sam, SegmenterConfig(overlap="none"), device="cuda")
     assert (slow.fast, fast.fast) == (False, True)  # the fast path is the CUDA default
+    assert kept.keep_matmul_weights_bf16() > 0 and fast.matmul_weights_bf16 is False
     for frame, boxes in zip(clip.frames, clip.boxes_xyxy):
         ref, got = slow.segment(frame, boxes), fast.segment(frame, boxes)
         assert ref.masks.any(axis=(1, 2)).all()
         assert (mask_iou(ref.masks, got.masks) >= 0.99).all(), mask_iou(ref.masks, got.masks)
+        np.testing.assert_array_equal(kept.segment(frame, boxes).masks, got.masks)
 
 
 def test_sam_float32_sdpa_encoder_on_cuda_equals_sams_forward():
@@ -297,8 +305,8 @@ def test_cuda_graph_a_failed_capture_warns_and_runs_eager():
 
 def test_cuda_graph_self_check_replays_a_second_input():
     """A graph that reads other memory than its static input (here: the function reads, under capture only, a copy
-    of the first input) gives the eager output on that first input; the self-check's second input (mirrored) shows
-    it, and the segmenter falls back to eager with its masks right."""
+    of the first input) gives the eager output on that first input; the self-check's second input (mirrored, plus
+    one) shows it, and the segmenter falls back to eager with its masks right."""
     eager, graphed, frames, boxes = _graph_pair("sam")
     graphs = graphed._graphs
     encode, first = graphs._fn, {}

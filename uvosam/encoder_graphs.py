@@ -7,18 +7,22 @@ CPU time that the GPU can outrun) can be captured once into a ``torch.cuda.CUDAG
 ``EncoderGraphs`` holds one graph per (device, input shape, dtype), made on first use under a lock, following the
 recipe of PyTorch's CUDA-graph notes: a few warm-up calls on a side stream (they also build what the forward keeps,
 e.g. SAM's rel-pos tables), then the capture on a static copy of the input. At capture the graph is replayed on that
-input and on a second one (the input mirrored), each compared with the eager output of the same input; a difference
-beyond ``SELF_CHECK_RTOL``, or any exception while capturing, logs one warning and the segmenter runs eager from then
-on (its masks stay right; only the speed-up is lost). ``fallback`` says why. A failed capture leaves the thread on
-the stream it was on, and ends the allocator's routing into the capture's pool (torch 2.11's ``capture_end`` skips
-that when it raises, pytorch#180395, after which ``torch.cuda.empty_cache`` would do nothing for the rest of the
-process); the partial pool itself stays reserved on a torch without pytorch#190348.
+input and on a second one (the input mirrored, plus one: unlike the first whatever that is), each compared with the
+eager output of the same input; a difference beyond ``SELF_CHECK_RTOL``, or any exception while capturing, logs one
+warning and the segmenter runs eager from then on (its masks stay right; only the speed-up is lost). ``fallback``
+says why. A failed capture leaves the thread on the stream it was on, and ends the allocator's routing into the
+capture's pool (torch 2.11's ``capture_end`` skips that when it raises, pytorch#180395, after which
+``torch.cuda.empty_cache`` would free nothing of the default pools for the rest of the process); the partial pool
+itself stays reserved on a torch without pytorch#190348.
 
-Captures are serial: one module-wide lock (``_CAPTURE_LOCK``) is held around each, by every segmenter (PyTorch allows
-one capture at a time in a process). What no lock here can stop: a device-wide ``torch.cuda.synchronize()`` (or a
-``cudaFree``) on another thread while a capture is underway invalidates it. uvosam makes none (``UVOSAM.warm_up``
-synchronises its own stream only; ``torch.cuda.empty_cache`` does nothing while a capture is underway); code around
-it that does can make a capture fail: that segmenter then runs eager, with the warning, and CUDA stays usable.
+Captures are serial: one module-wide lock (``CAPTURE_LOCK``) is held around each, by every segmenter (PyTorch allows
+one capture at a time in a process). A device-wide ``torch.cuda.synchronize()`` or a ``cudaFree`` on another thread
+while a capture is underway invalidates it, and ``torch.cuda.empty_cache`` makes one: during a capture it leaves the
+default pools alone but still frees the unused memory of dropped graphs' pools (a fallback, ``reset``, an evicted
+model's). uvosam makes no device-wide synchronize (``UVOSAM.warm_up`` synchronises its own stream only); code that
+calls ``empty_cache`` while another thread may capture should hold ``CAPTURE_LOCK`` around it (the app's
+``free_gpu_memory`` does). Code that does either unguarded can make a capture fail: that segmenter then runs eager,
+with the warning, and CUDA stays usable.
 
 A replay copies the caller's input into the static input, replays, and clones the static output, all under the lock and
 after the previous replay's clone (an event the next replay's stream waits for): two threads, on one CUDA stream or two,
@@ -31,9 +35,10 @@ changed one (``load_state_dict``, ``p.copy_()``, ``.to()``) captures again. A wr
 detected: call ``reset()`` after such a write.
 
 Memory: each graph keeps its private memory pool, about the encoder's eager peak of activation memory at that batch
-size (SAM ViT-H at B=1: several hundred MB, mostly the global-attention blocks' rel-pos bias), plus its static input
-and output, and references to the tensors the capture read (the weights, SAM's rel-pos tables), until ``reset()`` or
-the segmenter goes.
+size (SAM ViT-H at B=1: several hundred MB, mostly the global-attention blocks' rel-pos bias) and its cuBLAS
+workspace (torch's cached workspaces are dropped around each capture: ``_clear_cublas_workspaces``), plus its static
+input and output, and references to the tensors the capture read (the weights, SAM's rel-pos tables), until
+``reset()`` or the segmenter goes.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ logger = logging.getLogger(__name__)
 
 WARM_UP_CALLS = 3
 """Eager calls on a side stream before a capture (PyTorch's recipe uses 3; they pay lazy initialisations, cuBLAS
-workspaces and SAM's rel-pos tables, which a capture must not make)."""
+handles and SAM's rel-pos tables, which a capture must not make; the capture's own cuBLAS workspace is made in its
+pool, ``_clear_cublas_workspaces``)."""
 SELF_CHECK_RTOL = 1e-3
 """The capture's self-check: the replay's output may differ from the eager output of the same input by at most this
 times the eager output's largest magnitude. Expected: 0 (the same kernels on the same data; the GPU tests ask for
@@ -62,8 +68,10 @@ equal masks); a graph reading stale or wrong memory differs by the output's own 
 
 Stamp = tuple
 
-_CAPTURE_LOCK = threading.Lock()
-"""Held around every capture, by every ``EncoderGraphs``: PyTorch allows one capture at a time in a process."""
+CAPTURE_LOCK = threading.Lock()
+"""Held around every capture, by every ``EncoderGraphs``: PyTorch allows one capture at a time in a process. Hold it
+too around ``torch.cuda.empty_cache`` where another thread may be capturing: it can free memory (``cudaFree``) during
+a capture, which makes the capture fail."""
 
 
 def weights_stamp(modules: torch.nn.Module | Sequence[torch.nn.Module]) -> Stamp:
@@ -102,12 +110,16 @@ class CapturedEncoder:
             # the previous replay's clone (maybe queued on another stream) must have read the output first
             if self.done is not None:
                 stream.wait_event(self.done)
-            self.static_input.copy_(x)
-            self.graph.replay()
-            out = pytree.tree_map_only(torch.Tensor, torch.clone, self.static_output)
-            done = torch.cuda.Event()
-            done.record(stream)
-            self.done = done
+            try:
+                self.static_input.copy_(x)
+                self.graph.replay()
+                out = pytree.tree_map_only(torch.Tensor, torch.clone, self.static_output)
+            finally:
+                # even when the clone raises (out of memory): the replay is queued by then, and the next one, maybe on
+                # another stream, must not overwrite the static input or replay before it is done
+                done = torch.cuda.Event()
+                done.record(stream)
+                self.done = done
         return out
 
     def wait(self) -> None:
@@ -124,8 +136,8 @@ def capture_encoder(
     weights: Sequence[torch.nn.Module],
 ) -> CapturedEncoder:
     """Capture ``fn(module, x)`` into a CUDA graph (PyTorch's recipe) and check it against the eager output, on
-    ``x`` and on a second input (``x`` mirrored: a graph that ignored its input or kept the first one's data would
-    fail it). Call with ``_CAPTURE_LOCK`` held.
+    ``x`` and on a second input (``x`` mirrored, plus one: a graph that ignored its input or kept the first one's
+    data would fail it). Call with ``CAPTURE_LOCK`` held.
 
     Args:
         weights: the modules whose parameters and buffers ``fn`` reads (``weights_stamp``).
@@ -152,6 +164,8 @@ def capture_encoder(
         graph = torch.cuda.CUDAGraph()
         # a pool named here: after a failed capture, the allocator's routing into it is ended by its id
         pool = torch.cuda.graph_pool_handle()
+        # the capture's cuBLAS workspace made inside the graph's pool, and let go of after it (why: the function)
+        _clear_cublas_workspaces()
         # the thread's current stream, restored by this block even when the capture fails: torch.cuda.graph's exit
         # runs capture_end first, which then raises, and never restores the stream it replaced
         with torch.cuda.stream(torch.cuda.current_stream(device)):
@@ -168,9 +182,15 @@ def capture_encoder(
             except BaseException:
                 _end_allocate_to_pool(device, pool)
                 raise
+            finally:
+                _clear_cublas_workspaces()
         graph.replay()
         max_diff = output_difference(eager, static_output)
-        probe = static_input.flip(-1)
+        # unlike x whatever x is: the mirror alone equals a left-right symmetric input (the app's warm-up frame is
+        # uniform grey), and a graph replaying the first input's data then passed. With + 1, of two mirrored elements
+        # at least one differs from x (x[i] = x[j] + 1 and x[j] = x[i] + 1 cannot both hold), and every element of a
+        # symmetric input does
+        probe = static_input.flip(-1) + 1.0
         eager = fn(module, probe)
         static_input.copy_(probe)
         graph.replay()
@@ -181,11 +201,27 @@ def capture_encoder(
     return CapturedEncoder(graph, static_input, static_output, stamp, keep, max_diff)
 
 
+def _clear_cublas_workspaces() -> None:
+    """Drop torch's cached cuBLAS workspaces, just before a capture and just after it (as inductor's
+    ``cudagraph_trees`` does, ``clear_cublas_manager``). torch keeps one workspace per (cuBLAS handle, stream), made
+    at its first matmul and kept for the process, and a capture stream is one of torch's 32 pool streams, handed out
+    round robin: so a later ``torch.cuda.Stream()`` (the next capture's warm-up side stream, after 16 captures) can
+    be an earlier capture's stream. Without the clear before, a capture could bake in a workspace made by eager work,
+    which eager matmuls on that stream would then write while the graph replays; without the clear after, the
+    workspace made during the capture (inside the graph's pool) would stay torch's for the process, one more segment
+    per capture, and be handed to eager matmuls on that stream later: the same memory in use in two places. Cleared,
+    the capture makes its own inside its pool, which the graph alone uses and which goes with the graph. Other
+    threads' next matmul makes a new workspace (once). A private API, looked up: where it is missing, nothing done."""
+    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+    if clear is not None:
+        clear()
+
+
 def _end_allocate_to_pool(device: torch.device, pool: Any) -> None:
     """End the caching allocator's routing of ``device``'s allocations into ``pool`` after a failed capture: torch
     2.11's ``capture_end`` raises before it does so (pytorch#180395), and the allocator then counts the capture as
-    underway for good (``empty_cache`` does nothing from then on). A private API, looked up: where it is missing, or
-    where torch already ended it ("not recording"), nothing to do."""
+    underway for good (``empty_cache`` frees nothing of the default pools from then on). A private API, looked up:
+    where it is missing, or where torch already ended it ("not recording"), nothing to do."""
     end = getattr(torch._C, "_cuda_endAllocateToPool", None)
     if end is None:
         return
@@ -289,7 +325,7 @@ class EncoderGraphs:
                 captured = None
             if captured is None:
                 try:
-                    with _CAPTURE_LOCK:
+                    with CAPTURE_LOCK:
                         captured = self._capture(self._fn, module, x, weights)
                 except Exception as err:  # noqa: BLE001 - any failure: eager from now on, and the run goes on
                     self._fall_back(err)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from uvosam.config import PipelineConfig
+from uvosam.encoder_graphs import CAPTURE_LOCK
 from uvosam.job import run_job
 from uvosam.job_types import JobOptions, JobProgress
 from uvosam.pipeline import UVOSAM
@@ -226,6 +227,9 @@ def gpu_job(
 
 
 def free_gpu_memory() -> None:
-    """Return the CUDA caching allocator's unused blocks to the driver (no-op without CUDA)."""
+    """Return the CUDA caching allocator's unused blocks to the driver (no-op without CUDA). Under the CUDA-graph
+    capture lock: during another session's capture (its models' warm-up) ``empty_cache`` could free a dropped graph's
+    pool (``cudaFree``), which would make that capture fail and its segmenter run eager for good."""
     gc.collect()
-    torch.cuda.empty_cache()
+    with CAPTURE_LOCK:
+        torch.cuda.empty_cache()
