@@ -38,7 +38,8 @@ class ExportOptions:
         max_objects: most labels in the DAVIS PNGs (the official unsupervised scorer accepts 20).
         png_compress_level: zlib level 0-9 for the PNGs (1: fast, a little larger).
         write_threads: threads that encode and write the PNGs while the caller goes on (PNG encoding releases
-            the GIL); ``None`` = min(4, CPU count). Results are the same for any value.
+            the GIL); ``None`` = min(4, the CPUs this process can keep busy: its cores, within the container's
+            CPU quota, ``cpu_quota.usable_cpus``). Results are the same for any value.
         alpha_webm: ``<video>_alpha.webm``: every exported track over a transparent background (alpha = the union
             of their masks; RGB as in the cut-outs), one VP9 WebM with alpha at the frames' size and the frame rate
             given to ``ExportWriter(fps=...)``: for web pages, OBS, Canva, Kdenlive. Its encoder is a separate
