@@ -12,6 +12,7 @@ from pathlib import Path
 
 from uvosam.config import check_count, check_fields, check_flag, is_integer, is_number
 from uvosam.errors import InputError
+from uvosam.export_formats import PALETTE_MAX_LABEL
 from uvosam.merge_hints import MergeHint
 from uvosam.types import TrackSummary
 
@@ -92,8 +93,12 @@ _FLAGS = (
     "davis", "cutouts", "mattes", "results_json", "ytvis", "tracks_csv", "full_sequences", "cutout_keep_frame_rgb",
     "alpha_webm", "timeline",
 )  # fmt: skip
+_MAX_OBJECTS_MEANING = (
+    "labels in a DAVIS PNG, whose 8-bit pixels hold 255 besides the background; the official scorer takes 20; "
+    "tracks past it are left out of the PNGs only, the cut-outs, results.json and tracks.csv keep every one"
+)
 _RANGES = (
-    ("max_objects", 1, 255, "labels in a DAVIS PNG; the official scorer takes 20"),
+    ("max_objects", 1, PALETTE_MAX_LABEL, _MAX_OBJECTS_MEANING),
     ("png_compress_level", 0, 9, "zlib's levels"),
 )
 
