@@ -5,6 +5,7 @@ the cores it sees, so a container limited to 2 CPUs on a many-core host ran a th
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ import torch
 import uvosam_cli
 from uvosam import cpu_quota
 from uvosam.cpu_quota import cpu_quota as quota_of
-from uvosam.cpu_quota import limit_threads, quota_summary
+from uvosam.cpu_quota import limit_threads, quota_summary, usable_cpus
 
 
 @pytest.fixture
@@ -161,3 +162,81 @@ def test_the_app_caps_threads_at_start(tmp_path, monkeypatch, threads):
     with pytest.raises(Stop):
         app_module.main()
     assert torch.get_num_threads() == 1
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """``machine(cores, quota)``: this process may run on ``cores`` cores (its affinity mask and ``os.cpu_count``)
+    under a cgroup CPU quota of ``quota`` CPUs (None: no quota)."""
+
+    def fake(cores, quota):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        monkeypatch.setattr(cpu_quota, "cpu_quota", lambda root=None: quota)
+
+    return fake
+
+
+def test_usable_cpus_are_the_cores_within_the_quota_rounded_up(tmp_path, monkeypatch, machine):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert usable_cpus(tmp_path) == 64  # no cgroup files: the cores
+    assert usable_cpus(_v2(tmp_path, "200000 100000")) == 2
+    assert usable_cpus(_v2(tmp_path, "150000 100000")) == 2
+    assert usable_cpus(_v2(tmp_path, "max 100000")) == 64
+    assert usable_cpus(_v1(tmp_path / "v1", "50000")) == 1
+    for cores, quota, cpus in [(8, None, 8), (8, 0.5, 1), (8, 3.0, 3), (2, 16.0, 2), (1, None, 1)]:
+        machine(cores, quota)
+        assert usable_cpus() == cpus, (cores, quota)
+
+
+def test_training_data_loading_workers_stay_within_the_quota(machine, caplog):
+    """A 2-CPU container on a 64-core host started the 4 workers asked for (the cap looked at the cores only)."""
+    from uvosam.train.loop import loader_workers
+
+    caplog.set_level(logging.INFO, logger="uvosam.train.loop")
+    machine(64, 2.0)
+    assert loader_workers(4) == 2
+    told = "data-loading workers: 2 (4 asked for; this process may use 2 CPUs, its cores within the container's"
+    assert caplog.messages == [f"{told} CPU quota)"]
+    assert loader_workers(2) == 2 and loader_workers(0) == 0 and len(caplog.messages) == 1
+    machine(64, 0.5)
+    assert loader_workers(4) == 1 and caplog.messages[-1].endswith(
+        "may use 1 CPU, its cores within the container's CPU quota)"
+    )
+    machine(64, None)
+    assert loader_workers(4) == 4 and len(caplog.messages) == 2
+
+
+def test_export_write_threads_stay_within_the_quota_unless_the_user_gave_a_number(
+    tmp_path, monkeypatch, machine
+):
+    """``ExportOptions.write_threads=None`` started min(4, os.cpu_count()) threads: 4 in a 1-CPU container."""
+    from uvosam import export
+    from uvosam.export_types import ExportOptions
+
+    started = []
+
+    class Recorded(export.BackgroundWrites):
+        def __init__(self, workers):
+            started.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(export, "BackgroundWrites", Recorded)
+
+    def threads(options=ExportOptions()):
+        out = tmp_path / f"out{len(started)}"
+        with export.ExportWriter(
+            out, video_name="v", class_names=["o"], height=4, width=5, options=options
+        ):
+            pass
+        return started[-1]
+
+    machine(64, 1.0)
+    assert threads() == 1
+    assert threads(ExportOptions(write_threads=3)) == 3  # the user's number wins
+    machine(64, 2.5)
+    assert threads() == 3
+    machine(64, None)
+    assert threads() == 4
+    machine(2, None)
+    assert threads() == 2

@@ -106,6 +106,59 @@ def test_at_most_20_ids_keeps_highest_scores_everywhere(tmp_path):
     assert len(rows) == 25 and {int(r["track_id"]) for r in dropped} == set(scores) - set(top)
 
 
+def test_more_tracks_than_a_palette_png_holds_are_left_out_never_wrapped(tmp_path):
+    """300 one-pixel tracks on one frame, max_objects=255 (the most an 8-bit palette PNG holds): the 255 of highest
+    score get labels 1..255 and the others none; label 256 would have wrapped to 0 (background), 300 to 44 (another
+    object's)."""
+    n, height, width = 300, 16, 20
+    masks = np.zeros((n, height, width), bool)
+    masks.reshape(n, -1)[np.arange(n), np.arange(n)] = True  # track k on pixel k
+    ys, xs = np.divmod(np.arange(n), width)
+    scores = np.linspace(0.9, 0.3, n, dtype=np.float32)[np.random.default_rng(0).permutation(n)]
+    frame = FrameResult(
+        frame_index=0,
+        image=np.zeros((height, width, 3), np.uint8),
+        track_ids=np.arange(1, n + 1),
+        boxes_xyxy=np.stack([xs, ys, xs + 1, ys + 1], axis=1).astype(np.float32),
+        scores=scores,
+        labels=np.zeros(n, np.int64),
+        masks=masks,
+        mask_scores=np.ones(n, np.float32),
+    )
+    options = ExportOptions(cutouts=False, ytvis=False, timeline=False, max_objects=255)
+    _, export = _export(tmp_path, [frame], options=options)
+    kept = sorted(np.argsort(-scores, kind="stable")[:255] + 1)
+    assert export.davis_labels == {int(track_id): k for k, track_id in enumerate(kept, start=1)}
+    _, _, labels = _read_png(export.davis_dir / "00000.png")
+    expected = np.zeros(n, np.uint8)
+    expected[np.array(kept) - 1] = np.arange(1, 256)
+    assert (labels.reshape(-1)[:n] == expected).all() and not labels.reshape(-1)[n:].any()
+    assert len(export.tracks) == n
+    readme = export.readme.read_text()
+    assert "Left out of the PNGs here: tracks [" in readme
+
+
+def test_a_palette_png_refuses_labels_it_cannot_hold(tmp_path):
+    from uvosam.export_formats import write_palette_png
+
+    for labels, told in [([[0, 300]], "0..300"), ([[-1, 2]], "-1..2"), ([[256]], "256..256")]:
+        with pytest.raises(
+            ValueError,
+            match=rf"^write_palette_png: a.png: labels {told} do not fit a palette "
+            r"PNG, whose 8-bit pixels hold 0..255 \(0: background\); number at most 255 objects",
+        ):
+            write_palette_png(tmp_path / "a.png", np.array(labels))
+    assert not (tmp_path / "a.png").exists()
+    write_palette_png(tmp_path / "b.png", np.array([[0, 255], [1, 7]], np.int64))
+    assert _read_png(tmp_path / "b.png")[2].tolist() == [[0, 255], [1, 7]]
+    with pytest.raises(
+        ValueError,
+        match=r"1\.\.255 \(labels in a DAVIS PNG, whose 8-bit pixels hold 255 .*"
+        r"the cut-outs, results.json and tracks.csv keep every one\); got 256",
+    ):
+        ExportOptions(max_objects=256)
+
+
 def test_a_dropped_track_leaves_no_hole_where_masks_overlap(tmp_path):
     """With ``SegmenterConfig(overlap="none")`` masks may overlap (later rows are painted on top). A track left out
     of the DAVIS PNGs must be absent there: the kept track under it keeps its pixels, before and after overflow."""

@@ -47,9 +47,18 @@ def test_colour_for_id_distinct_and_stable():
     colours = [colour_for_id(i) for i in range(1, 65)]
     assert len(set(colours)) == 64
     assert all(isinstance(c, int) and 0 <= c <= 255 for rgb in colours for c in rgb)
-    # pinned: a colour must not change between runs or processes (ids past the table: the golden-ratio walk)
+    # pinned: a colour must not change between runs or processes
     assert colour_for_id(1) == (60, 15, 255) and colour_for_id(21) == (204, 31, 53)
+    assert colour_for_id(22) == (75, 75, 240) and colour_for_id(80) == (225, 225, 120)
     assert colour_for_id(np.int64(7)) == colour_for_id(7)
+    # from id 21 on a cycle of 60 colours, none of ids 1-20's
+    later = [colour_for_id(i) for i in range(21, 81)]
+    assert len(set(later)) == 60 and not set(later) & set(colours[:20])
+    assert [colour_for_id(i + 60 * k) for k in (1, 7) for i in (21, 50)] == [
+        later[0],
+        later[29],
+    ] * 2
+    assert colour_for_id(0) == colour_for_id(60) and colour_for_id(-39) == colour_for_id(21)
 
 
 def test_overlay_shape_dtype_and_tint_per_id():
@@ -283,6 +292,28 @@ def test_the_first_twenty_id_colours_stay_apart_for_the_colour_blind_too(vision,
     distance = np.linalg.norm(lab[:, None] - lab[None], axis=2)
     assert distance[np.triu_indices(20, 1)].min() >= least
     assert np.diagonal(distance, 1).min() >= 30  # consecutive ids, often on screen together
+
+
+@pytest.mark.parametrize(
+    ("vision", "near", "from_first"),
+    [("normal", 14, 9), ("deuteranopia", 7.5, 6), ("protanopia", 7.5, 6)],
+)
+def test_every_id_stands_apart_from_its_neighbours_and_later_ids_from_the_first_twenty(
+    vision, near, from_first
+):
+    """CIE76 distances in CIELAB over ids 1-200 (every window of the 60-colour cycle, across its wraps). The
+    golden-ratio walk ids past 20 took: ids 13 and 26 were 4.6 apart, id 116 within 1.4 of id 1 (normal vision),
+    ids 98 and 6 within 0.4 in deuteranopia."""
+    ids = np.arange(1, 201)
+    lab = _lab([colour_for_id(i) for i in ids], vision)
+    distance = np.linalg.norm(lab[:, None] - lab[None], axis=2)
+    gap = np.abs(ids[:, None] - ids[None])
+    assert distance[(gap > 0) & (gap < 20)].min() >= near  # neighbours: ids fewer than 20 apart
+    assert np.diagonal(distance, 1).min() >= 30  # consecutive ids
+    assert (
+        distance[20:, :20].min() >= from_first
+    )  # a later id vs ids 1-20, often on screen all along
+    assert distance[20:80, 20:80][np.triu_indices(60, 1)].min() >= from_first  # ids 21-80
 
 
 def _contrast(a, b):

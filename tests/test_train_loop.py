@@ -283,9 +283,12 @@ def test_data_loading_workers_are_capped_at_the_cpus_this_process_may_use(monkey
     suggested max 2" (a slow or frozen loader)."""
     import warnings
 
+    from uvosam import cpu_quota
     from uvosam.train.loop import DistInfo, clip_loader
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    # no container quota, whatever this machine's: the two cores decide
+    monkeypatch.setattr(cpu_quota, "cpu_quota", lambda root=None: None)
     cfg = TrainConfig.tiny().replace(num_workers=4)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

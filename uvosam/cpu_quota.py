@@ -4,7 +4,8 @@ PyTorch sizes its intra-op thread pool from the cores it sees (its affinity mask
 container limited to 2 CPUs on a 64-core host (a Space on CPU basic, ``docker run --cpus 2``) ran 64 threads that
 the kernel throttled in turn. ``limit_threads`` caps them at the quota, rounded up, where the user set no thread
 count (``THREAD_SETTINGS``); the app (``app.py``'s ``main``) and the command line (``uvosam_cli.main``) call it at
-start, and ``uvosam info`` shows the quota.
+start, and ``uvosam info`` shows the quota. uvosam's own pools (training's data-loading workers, the export's write
+threads) size themselves from ``usable_cpus``, the same count, where the user gave no number.
 """
 
 from __future__ import annotations
@@ -63,6 +64,22 @@ def _ratio(quota: str, period: str) -> float | None:
     return q / p if q > 0 and p > 0 else None
 
 
+def usable_cpus(root: str | os.PathLike[str] = CGROUP_ROOT) -> int:
+    """The CPUs this process can keep busy: the cores it may run on (``os.sched_getaffinity``, else
+    ``os.cpu_count()``), at most the cgroup's CPU quota rounded up (a 2-CPU container on a 64-core host: 2, where
+    the core count alone said 64); at least 1. ``root``: as for ``cpu_quota``."""
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    quota = cpu_quota(root)
+    return max(1, cores if quota is None else min(cores, _whole_cpus(quota)))
+
+
+def _whole_cpus(quota: float) -> int:
+    """A quota in whole CPUs, rounded up (1.5 -> 2; 2.0000001, a period that does not divide evenly, -> 2), >= 1."""
+    return max(1, math.ceil(round(quota, 6)))
+
+
 def limit_threads(
     environ: Mapping[str, str] | None = None, root: str | os.PathLike[str] = CGROUP_ROOT
 ) -> str:
@@ -77,7 +94,7 @@ def limit_threads(
         logger.debug(line)
         return line
     quota_text = f"a CPU quota of {_cpus(quota)}"
-    allowed = max(1, math.ceil(round(quota, 6)))
+    allowed = _whole_cpus(quota)
     user = [name for name in THREAD_SETTINGS if environ.get(name, "").strip()]
     if user:
         line = f"{quota_text}: torch's {count(threads, 'thread')} kept ({' and '.join(user)} set)"

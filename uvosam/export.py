@@ -13,7 +13,6 @@ files are written: ``uvosam.export_types.ExportOptions``; their formats: ``uvosa
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from uvosam import atomic_files
 from uvosam import export_formats as fmt
 from uvosam.background_writes import BackgroundWrites
 from uvosam.cleanup import best_effort
+from uvosam.cpu_quota import usable_cpus
 from uvosam.errors import InputError
 from uvosam.export_cutouts import Cutouts
 from uvosam.export_davis import DavisPngs, final_labels
@@ -60,7 +60,9 @@ def alpha_webm_name(video_name: str) -> str:
 
 
 def _export_workers(options: ExportOptions) -> int:
-    return options.write_threads or max(1, min(4, os.cpu_count() or 1))
+    """The write threads: the user's ``write_threads``, else at most 4 and at most the CPUs this process can keep
+    busy (``cpu_quota.usable_cpus``: its cores within the container's CPU quota)."""
+    return options.write_threads or min(4, usable_cpus())
 
 
 class ExportWriter:

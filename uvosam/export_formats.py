@@ -22,6 +22,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from uvosam import atomic_files
+from uvosam.errors import InputError
 from uvosam.render import davis_palette
 from uvosam.types import TrackSummary
 
@@ -124,12 +125,27 @@ def _save_png(image: Image.Image, path: Path, compress_level: int) -> None:
         image.save(tmp, format="PNG", compress_level=compress_level)
 
 
+PALETTE_MAX_LABEL = 255
+"""The highest label an 8-bit palette PNG holds (0: background): at most 255 objects in a DAVIS PNG."""
+
+
 def write_palette_png(path: Path, label_map: np.ndarray, *, compress_level: int = 1) -> None:
     """A DAVIS annotation PNG: mode "P" with the DAVIS palette, pixel value = object label (0 background).
 
     Args:
-        label_map: (H, W) uint8 labels.
+        label_map: (H, W) integer labels in 0..``PALETTE_MAX_LABEL`` (an 8-bit palette PNG holds no more; a label
+            outside is refused, never wrapped onto another object's).
     """
+    label_map = np.asarray(label_map)
+    if label_map.dtype != np.uint8 and label_map.size:
+        low, high = int(label_map.min()), int(label_map.max())
+        if low < 0 or high > PALETTE_MAX_LABEL:
+            raise InputError(
+                f"write_palette_png: {path.name}: labels {low}..{high} do not fit a palette PNG, whose 8-bit pixels "
+                f"hold 0..{PALETTE_MAX_LABEL} (0: background); number at most {PALETTE_MAX_LABEL} objects 1..N "
+                f"(ExportWriter keeps the ExportOptions.max_objects tracks of highest mean score) and keep every "
+                f"track in the other formats (cut-outs, results.json, tracks.csv)"
+            )
     label_map = np.ascontiguousarray(label_map, np.uint8)
     height, width = label_map.shape
     image = Image.frombytes("P", (width, height), label_map.tobytes())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from uvosam.config import check_count, check_fields, check_flag, is_integer, is_number
 from uvosam.errors import InputError
+from uvosam.export_formats import PALETTE_MAX_LABEL
 from uvosam.merge_hints import MergeHint
 from uvosam.types import TrackSummary
 
@@ -38,7 +39,8 @@ class ExportOptions:
         max_objects: most labels in the DAVIS PNGs (the official unsupervised scorer accepts 20).
         png_compress_level: zlib level 0-9 for the PNGs (1: fast, a little larger).
         write_threads: threads that encode and write the PNGs while the caller goes on (PNG encoding releases
-            the GIL); ``None`` = min(4, CPU count). Results are the same for any value.
+            the GIL); ``None`` = min(4, the CPUs this process can keep busy: its cores, within the container's
+            CPU quota, ``cpu_quota.usable_cpus``). Results are the same for any value.
         alpha_webm: ``<video>_alpha.webm``: every exported track over a transparent background (alpha = the union
             of their masks; RGB as in the cut-outs), one VP9 WebM with alpha at the frames' size and the frame rate
             given to ``ExportWriter(fps=...)``: for web pages, OBS, Canva, Kdenlive. Its encoder is a separate
@@ -91,8 +93,12 @@ _FLAGS = (
     "davis", "cutouts", "mattes", "results_json", "ytvis", "tracks_csv", "full_sequences", "cutout_keep_frame_rgb",
     "alpha_webm", "timeline",
 )  # fmt: skip
+_MAX_OBJECTS_MEANING = (
+    "labels in a DAVIS PNG, whose 8-bit pixels hold 255 besides the background; the official scorer takes 20; "
+    "tracks past it are left out of the PNGs only, the cut-outs, results.json and tracks.csv keep every one"
+)
 _RANGES = (
-    ("max_objects", 1, 255, "labels in a DAVIS PNG; the official scorer takes 20"),
+    ("max_objects", 1, PALETTE_MAX_LABEL, _MAX_OBJECTS_MEANING),
     ("png_compress_level", 0, 9, "zlib's levels"),
 )
 

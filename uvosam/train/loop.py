@@ -30,8 +30,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from uvosam.atomic_files import replacing
+from uvosam.cpu_quota import usable_cpus
 from uvosam.devices import cuda_has_bf16
 from uvosam.progress import progress_bar
+from uvosam.text import count
 from uvosam.tracker.checkpoint import load_idol_checkpoint
 from uvosam.tracker.detector import IDOLDetector
 from uvosam.tracker.preprocess import pad_and_normalize
@@ -151,15 +153,17 @@ def step_generator(seed: int, rank: int, iteration: int) -> torch.Generator:
 
 
 def loader_workers(requested: int) -> int:
-    """``requested`` data-loading workers, at most the CPUs this process may run on (``os.sched_getaffinity``, else
-    ``os.cpu_count()``): more only compete with the training for them (torch warns of a slow or frozen loader)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """``requested`` data-loading workers, at most the CPUs this process can keep busy (``cpu_quota.usable_cpus``:
+    its cores, within the container's CPU quota): more only compete with the training for them (torch warns of a
+    slow or frozen loader beyond the cores; beyond a quota the kernel throttles them in turn)."""
+    cpus = usable_cpus()
     if requested > cpus:
         logger.info(
-            "data-loading workers: %d (%d asked for; this process may use %d CPUs)",
+            "data-loading workers: %d (%d asked for; this process may use %s, its cores within the "
+            "container's CPU quota)",
             cpus,
             requested,
-            cpus,
+            count(cpus, "CPU"),
         )
     return min(requested, cpus)
 
