@@ -63,7 +63,7 @@ def test_segment_streams_updates_then_returns_a_valid_mp4_zip_and_table(server, 
     assert [row[:2] for row in table["data"]] == [[1, "person"], [2, "dog"]]
     assert keep["value"] == [1, 2]
     # the track timeline shown under the table comes from the zip: a bar for each track
-    from uvosam.render import colour_for_id
+    from uvosam.colours import colour_for_id
     from uvosam_app.results import timeline_views
 
     # (and drawn for a phone's width: a 390 px phone's column is 326 px wide)

@@ -9,9 +9,9 @@ from export_helpers import mean_scores, results_from_video
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from uvosam.colours import davis_palette
 from uvosam.export import ExportWriter, make_zip
 from uvosam.export_types import ExportOptions
-from uvosam.render import davis_palette
 from uvosam.testing import moving_shapes
 from uvosam.types import FrameResult, select_tracks
 

@@ -2,16 +2,9 @@ import numpy as np
 import pytest
 from export_helpers import results_from_video
 
+from uvosam.colours import colour_for_id, davis_palette, ink_for
 from uvosam.errors import InputError
-from uvosam.render import (
-    STYLES,
-    colour_for_id,
-    davis_palette,
-    ink_for,
-    mask_contour,
-    overlay,
-    render,
-)
+from uvosam.render import STYLES, mask_contour, overlay, render
 from uvosam.testing import moving_shapes
 from uvosam.types import FrameResult, select_tracks
 

@@ -5,8 +5,9 @@ plain numpy references written pixel by pixel, on random masks: speckled ones (r
 import numpy as np
 import pytest
 
+from uvosam.colours import colour_for_id
 from uvosam.export_davis import paint
-from uvosam.render import STYLES, colour_for_id, mask_contour, overlay, render
+from uvosam.render import STYLES, mask_contour, overlay, render
 from uvosam.types import FrameResult
 
 

@@ -8,10 +8,10 @@ from export_helpers import results_from_video
 from PIL import Image, ImageFont
 
 from uvosam import timeline
+from uvosam.colours import colour_for_id
 from uvosam.errors import InputError
 from uvosam.export import ExportWriter, make_zip
 from uvosam.export_types import ExportOptions
-from uvosam.render import colour_for_id
 from uvosam.testing import moving_shapes
 from uvosam.timeline import TimelineRow, draw_timeline
 

@@ -22,8 +22,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from uvosam import atomic_files
+from uvosam.colours import davis_palette
 from uvosam.errors import InputError
-from uvosam.render import davis_palette
 from uvosam.types import TrackSummary
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from uvosam.colours import colour_for_id
 from uvosam.errors import InputError
-from uvosam.render import colour_for_id, label_font
+from uvosam.render import label_font
 from uvosam.text import count
 
 __all__ = [

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from uvosam import render
+from uvosam import colours
 from uvosam.errors import InputError, MissingInputError
 
 __all__ = ["WRITE_HINT", "davis_palette", "read_index_png", "write_index_png"]
@@ -30,7 +30,7 @@ def davis_palette() -> np.ndarray:
     Returns:
         (256, 3) uint8 RGB; row i is the colour of object id i (row 0 black, row 1 (128, 0, 0), row 2 (0, 128, 0)...).
     """
-    return np.array(render.davis_palette(), np.uint8).reshape(256, 3)
+    return np.array(colours.davis_palette(), np.uint8).reshape(256, 3)
 
 
 def write_index_png(path: str | Path, ids: np.ndarray) -> Path:
@@ -56,7 +56,7 @@ def write_index_png(path: str | Path, ids: np.ndarray) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(ids.astype(np.uint8), mode="P")
-    image.putpalette(list(render.davis_palette()))
+    image.putpalette(list(colours.davis_palette()))
     image.save(path)
     return path
 
