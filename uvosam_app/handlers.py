@@ -79,7 +79,7 @@ logger = logging.getLogger("uvosam.app")
 # a Run under way has let its tab's last run go (its first update): Re-render and Score wait for its end
 RUN_FIRST_RERENDER = (
     "Run a video first (or let the run under way finish): Re-render reuses the masks of this session's last "
-    "finished run."
+    "finished run (over the API: /segment first, with the same client or session_hash)."
 )
 FIRST_STEP = "starting (loading the models on their first use)"
 
