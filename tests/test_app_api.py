@@ -274,3 +274,21 @@ def test_a_refusal_an_api_client_meets_says_what_to_pass_too(server, clip, tmp_p
     assert str(no_run.value).endswith(
         "(over the API: /segment first, with the same client or session_hash)."
     )
+
+
+def test_the_outputs_names_on_the_api_page_are_short(server):
+    """Gradio names an output after its label: the tracks table's long label ("Tracks (and below, a bar on every
+    frame each one was seen in)") named it tracks_and_below_a_bar_on_every_frame_each_one_was_seen_in."""
+    client = Client(server, verbose=False)
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = [r["label"] for r in info["/segment"]["returns"]]
+    assert names == [
+        "Status",
+        "Latest frame",
+        "Masked video (live)",
+        "Masked video (mp4)",
+        "Masks (zip)",
+        "Tracks",
+        "Tracks to keep",
+    ]
+    assert [r["label"] for r in info["/rerender"]["returns"]] == names[:6]
