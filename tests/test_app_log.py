@@ -378,6 +378,13 @@ def test_a_file_value_gradio_refuses_is_told_how_to_send_a_file_not_our_side(ser
         assert data["error"].startswith(told[name]), answer
         assert data["error"].endswith('gradio_client\'s handle_file("clip.mp4") does both.')
         assert _refusals(caplog)[-1] == f"refused /segment (API): {one_line(data['error'])}"
+    # the page's toast renders HTML: "<that path>" is escaped for it (``for_page``), and logged as written
+    page = {"x-gradio-user": "app"}
+    body = {"data": [sent["/etc/passwd"], *settings]}
+    event = httpx.post(f"{url}/gradio_api/call/segment", json=body, headers=page, timeout=60).json()
+    answer = httpx.get(f"{url}/gradio_api/call/segment/{event['event_id']}", timeout=60).text
+    assert '{"path": &lt;that path&gt;, ' in json.loads(answer.split("data: ")[-1])["error"]
+    assert '{"path": <that path>, ' in _refusals(caplog)[-1]
     assert str(Path.cwd()) not in str(caplog.text)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "InvalidPathError" not in capfd.readouterr().err

@@ -251,7 +251,8 @@ def log_refusals(blocks: gr.Blocks) -> None:
                 told = _bad_file_value(_endpoint(blocks, block_fn), err, inputs)
             if told is None:
                 raise _mapped(blocks, block_fn, err, kwargs.get("request")) from err
-            refusal = gr.Error(told, print_exception=False)
+            # escaped for the page's toast (for_page): "<that path>" would vanish there
+            refusal = for_page(gr.Error(told, print_exception=False), kwargs.get("request"))
             _log_refusal(_endpoint(blocks, block_fn), refusal.message, kwargs.get("request"))
             raise refusal from None
 
