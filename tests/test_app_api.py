@@ -248,3 +248,47 @@ def test_rerender_before_any_run_says_to_run_first_over_the_api(server, clip):
         client.predict([1, 99], api_name="/rerender")
     status, *_ = client.predict([1], api_name="/rerender")
     assert status.startswith("done:"), status
+
+
+def test_a_refusal_an_api_client_meets_says_what_to_pass_too(server, clip, tmp_path):
+    """Refusals worded for the page reached API clients: both inputs gave "clear one of them (its ✕), then Run",
+    /score without masks "Run a video first", /rerender before a run the same, none naming what to pass."""
+    from app_helpers import zip_of
+
+    client = Client(server, verbose=False)
+    frames = zip_of(tmp_path / "frames.zip", {"00000.jpg": b"x"})
+    with pytest.raises(Exception) as both:
+        client.predict(
+            handle_file(str(clip)), frames_zip=handle_file(str(frames)), api_name="/segment"
+        )
+    assert str(both.value).endswith(
+        "clear one of them (its ✕), then Run (over the API: pass only one of video and frames_zip)."
+    )
+    with pytest.raises(Exception) as no_masks:
+        client.predict(handle_file(str(frames)), None, api_name="/score")
+    assert str(no_masks.value).endswith(
+        "(over the API: pass masks_zip, a zip that /segment or /rerender returned)."
+    )
+    with pytest.raises(Exception) as no_run:
+        client.predict([1], api_name="/rerender")
+    assert str(no_run.value).endswith(
+        "(over the API: /segment first, with the same client or session_hash)."
+    )
+
+
+def test_the_outputs_names_on_the_api_page_are_short(server):
+    """Gradio names an output after its label: the tracks table's long label ("Tracks (and below, a bar on every
+    frame each one was seen in)") named it tracks_and_below_a_bar_on_every_frame_each_one_was_seen_in."""
+    client = Client(server, verbose=False)
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = [r["label"] for r in info["/segment"]["returns"]]
+    assert names == [
+        "Status",
+        "Latest frame",
+        "Masked video (live)",
+        "Masked video (mp4)",
+        "Masks (zip)",
+        "Tracks",
+        "Tracks to keep",
+    ]
+    assert [r["label"] for r in info["/rerender"]["returns"]] == names[:6]

@@ -3,8 +3,10 @@ each refusal a visitor meets (``uvosam_app.errors.log_refusals``), each with its
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,7 @@ from uvosam.errors import MissingWeightsError
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
 from uvosam_app import server_log
+from uvosam_app.server_log import one_line
 from uvosam_app.settings import AppSettings
 
 SECRET = "contents-of-the-visitors-file"
@@ -330,6 +333,61 @@ def test_a_call_with_too_few_values_is_told_how_many_the_endpoint_takes(
         assert f"refused {endpoint} (API): {said}" in _refusals(caplog)[-1]
     assert len(info["/rerender"]["parameters"]) == 9  # the 8 and the split
     assert "didn't receive enough input values" not in capfd.readouterr().err
+
+
+def test_a_file_value_gradio_refuses_is_told_how_to_send_a_file_not_our_side(server, caplog, capfd):
+    """A plain HTTP client that sent a path it had not uploaded (/etc/passwd, a relative path) or a file without its
+    ``meta`` got "Something went wrong on our side (error id ...)", and the log an ERROR with Gradio's traceback:
+    now the value as sent, how to send a file, and one refusal line; the server path it resolved to is not told."""
+    import httpx
+
+    caplog.set_level(logging.INFO, logger="uvosam.app")
+    url = server[0].rstrip("/")
+    settings = [
+        "idol-ytvis19-r50",
+        "vit_b",
+        0,
+        10,
+        1,
+        900,
+        "854",
+        True,
+        True,
+        "overlay",
+        None,
+        False,
+    ]
+    meta = {"_type": "gradio.FileData"}
+    sent = {
+        "/etc/passwd": {"path": "/etc/passwd", "meta": meta},
+        "relative/clip.mp4": {"path": "relative/clip.mp4", "meta": meta},
+        "no meta": {"path": "/etc/passwd"},
+    }
+    told = {
+        "/etc/passwd": '/segment: the file "/etc/passwd" was not uploaded to this server: upload it first (POST',
+        "relative/clip.mp4": '/segment: the file "relative/clip.mp4" was not uploaded to this server: upload',
+        "no meta": '/segment got {"path": "/etc/passwd"} where it takes a file: upload it first (POST it to',
+    }
+    for name, value in sent.items():
+        body = {"data": [value, *settings]}
+        event = httpx.post(f"{url}/gradio_api/call/segment", json=body, timeout=60).json()[
+            "event_id"
+        ]
+        answer = httpx.get(f"{url}/gradio_api/call/segment/{event}", timeout=60).text
+        data = json.loads(answer.split("data: ")[-1])
+        assert data["error"].startswith(told[name]), answer
+        assert data["error"].endswith('gradio_client\'s handle_file("clip.mp4") does both.')
+        assert _refusals(caplog)[-1] == f"refused /segment (API): {one_line(data['error'])}"
+    # the page's toast renders HTML: "<that path>" is escaped for it (``for_page``), and logged as written
+    page = {"x-gradio-user": "app"}
+    body = {"data": [sent["/etc/passwd"], *settings]}
+    event = httpx.post(f"{url}/gradio_api/call/segment", json=body, headers=page, timeout=60).json()
+    answer = httpx.get(f"{url}/gradio_api/call/segment/{event['event_id']}", timeout=60).text
+    assert '{"path": &lt;that path&gt;, ' in json.loads(answer.split("data: ")[-1])["error"]
+    assert '{"path": <that path>, ' in _refusals(caplog)[-1]
+    assert str(Path.cwd()) not in str(caplog.text)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "InvalidPathError" not in capfd.readouterr().err
 
 
 def test_a_full_disk_tells_the_visitor_so_and_the_host_which_folder(

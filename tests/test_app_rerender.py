@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("gradio")
 from app_helpers import client, davis_labels, finished_run, run_json, stepped, zip_names
 from doubles import MovingBoxTracker
-from gradio_client import handle_file
+from gradio_client import Client, handle_file
 
 from uvosam.pipeline import UVOSAM
 from uvosam.segmenter import BoxPromptSegmenter
@@ -147,13 +147,26 @@ def test_rerender_before_any_run_says_what_to_do(server):
         client(server).predict([], True, True, 0, api_name="/rerender")
 
 
-def test_rerender_with_no_track_ticked_says_so(server, clips):
-    """``keep`` is optional in the API (default []): a re-render that keeps nothing is refused with what
-    to pass, not a video without any object."""
+def test_rerender_with_no_keep_keeps_all_over_the_api_and_the_page_with_none_ticked_is_refused(
+    server, clips
+):
+    """``keep`` is optional in the API (default [], as the API page's sample shows): that call was always refused
+    ("No track to keep"), so the API page's own sample and ``predict(merge="3>1", api_name="/rerender")`` failed.
+    Over the API it keeps all the run's tracks now; the page, whose every track is unticked, is still refused, with
+    the run's ids, not a video without any object."""
     c = client(server)
     c.predict(handle_file(str(clips["a"])), stride=4, api_name="/segment")
-    with pytest.raises(Exception, match=r"No track to keep.*keep=\[1, 2\]"):
-        c.predict(style="matte", api_name="/rerender")
+    status, *_, table = c.predict(style="matte", api_name="/rerender")
+    assert status.startswith("done: 4 frames, 2 tracks "), status
+    assert [row[0] for row in table["data"]] == [1, 2]
+    status, *_, table = c.predict(merge="2>1", api_name="/rerender")
+    assert [row[0] for row in table["data"]] == [1]
+    page = Client(server[0], headers={"x-gradio-user": "app"}, verbose=False)
+    page.predict(handle_file(str(clips["a"])), stride=4, api_name="/segment")
+    with pytest.raises(
+        Exception, match=r"No track to keep: tick at least one .*\(the run's tracks: 1, 2\)"
+    ):
+        page.predict([], style="matte", api_name="/rerender")
 
 
 def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_alone(

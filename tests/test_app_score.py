@@ -237,6 +237,27 @@ def test_a_ground_truth_zip_of_several_folders_is_told_to_hold_the_ground_truth_
     masks = zip_of(tmp_path / "masks.zip", {"davis/v/00000.png": buffer.getvalue()})
     with pytest.raises(
         ValueError,
-        match=r"^gt\.zip has \.png files in 2 folders \(a, b\); zip the one folder of this clip's ground-truth PNGs$",
+        match=r"^gt\.zip has \.png files in 2 folders \(a, b\); zip the one folder of this clip's ground-truth PNGs\.$",
     ):
         score_masks_zip(gt, masks, max_files=9, work_dir=tmp_path)
+
+
+def test_a_masks_zip_of_this_app_is_ground_truth_and_an_empty_zip_is_told_empty(
+    server, clips, tmp_path
+):
+    """A researcher scoring one run against another gives a run's masks zip as ground truth: it was refused ("has
+    .png files in 5 folders (., cutouts/...)"); its DAVIS palette PNGs are ground truth's format. A 0-byte zip was
+    "not a readable zip file (File is not a zip file)", with no final period."""
+    c = client(server)
+    masks_zip = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")[4]
+    other = c.predict([2], api_name="/rerender")[4]  # the same run, track 1 dropped
+    text = c.predict(handle_file(masks_zip), handle_file(masks_zip), api_name="/score")
+    assert text.startswith("**J&F 1.000** (J 1.000, F 1.000) over 2 objects and 8 frames"), text
+    text = c.predict(handle_file(masks_zip), handle_file(other), api_name="/score")
+    assert "| 2 | 2 | 1.000 | 1.000 | 1.000 |" in text, text
+    empty = tmp_path / "empty.zip"
+    empty.write_bytes(b"")
+    for gt, masks in ((empty, masks_zip), (masks_zip, empty)):
+        with pytest.raises(Exception) as err:
+            c.predict(handle_file(str(gt)), handle_file(str(masks)), api_name="/score")
+        assert str(err.value) == "empty.zip is empty (0 bytes); upload a .zip of .png files."

@@ -205,11 +205,29 @@ def test_video_site_page_links_are_refused_without_network(url, tmp_path, monkey
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("file:///etc/passwd", "is not an http:// or https:// link"),
-        ("ftp://example.com/clip.mp4", "is not an http:// or https:// link"),
-        ("data:video/mp4;base64,AAAA", "is not an http:// or https:// link"),
-        ("javascript:alert(1)", "is not an http:// or https:// link"),
-        ("example.com/clip.mp4", r"add https:// in front of a bare address"),
+        # a scheme of its own is told so: "add https:// in front of a bare address" did not fit
+        (
+            "file:///etc/passwd",
+            "only http:// and https:// links are fetched here, not file:// ones; expected",
+        ),
+        (
+            "ftp://example.com/clip.mp4",
+            "only http:// and https:// links are fetched here, not ftp:// ones",
+        ),
+        (
+            "data:video/mp4;base64,AAAA",
+            "only http:// and https:// links are fetched here, not data: ones",
+        ),
+        (
+            "javascript:alert(1)",
+            "only http:// and https:// links are fetched here, not javascript: ones",
+        ),
+        (
+            "example.com/clip.mp4",
+            r"is not an http:// or https:// link: .*add https:// in front of a bare address",
+        ),
+        ("example.com:8080/clip.mp4", r"add https:// in front of a bare address"),
+        ("localhost:8000/clip.mp4", r"add https:// in front of a bare address"),
         ("http:///clip.mp4", "has no host"),
         ("http://example.com:99999/clip.mp4", "is not a valid link"),
         ("http://example.com/a\x00b.mp4", "control characters"),

@@ -105,6 +105,13 @@ def parse_link(url: str) -> Link:
     if scheme not in ("http", "https") or not host:
         if scheme in ("http", "https"):
             raise RemoteVideoError(f"{shown!r} has no host: expected {example}.")
+        # ftp://, file://, data:...: "add https:// in front of a bare address" did not fit; "example.com:8080/a"
+        # and "localhost:8000/a" parse with a scheme too
+        if scheme and "." not in scheme and not text[len(scheme) + 1 : len(scheme) + 2].isdigit():
+            kind = f"{scheme}://" if text.lower().startswith(f"{scheme}://") else f"{scheme}:"
+            raise RemoteVideoError(
+                f"{shown!r}: only http:// and https:// links are fetched here, not {kind} ones; expected {example}."
+            )
         raise RemoteVideoError(
             f"{shown!r} is not an http:// or https:// link: expected {example} (add https:// in front of "
             "a bare address)."

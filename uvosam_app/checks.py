@@ -282,7 +282,9 @@ def check_input(video: str | None, frames_zip: str | None, linked: str | None) -
         )
     if video and frames_zip:
         raise gr.Error(
-            f"{two_inputs(frames_zip)}: clear one of them (its ✕), then Run.", print_exception=False
+            f"{two_inputs(frames_zip)}: clear one of them (its ✕), then Run (over the API: pass only one of "
+            "video and frames_zip).",
+            print_exception=False,
         )
 
 

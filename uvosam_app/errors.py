@@ -12,6 +12,7 @@ import contextlib
 import functools
 import html
 import inspect
+import json
 import logging
 import os
 import re
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+import pydantic
+from gradio import utils
+from gradio.exceptions import InvalidPathError
 
 from uvosam.config import VideoLimits
 from uvosam.errors import (
@@ -226,7 +230,8 @@ def log_refusals(blocks: gr.Blocks) -> None:
     queue answers "Queue is full" before any handler is called, and ``queue_turns`` its refusals). A call with
     fewer values than the endpoint takes (a client of an older API: /rerender took 8) is refused here too, with how
     many it takes (``_too_few_values``), where Gradio's ValueError answered ``{"error": null}`` and logged a
-    traceback."""
+    traceback; so is a file value Gradio refuses (not uploaded, no ``meta``: ``_bad_file_value``), which was
+    "Something went wrong on our side" with a traceback."""
     process_api = blocks.process_api
     push = blocks._queue.push
 
@@ -239,12 +244,15 @@ def log_refusals(blocks: gr.Blocks) -> None:
                 _log_refusal(_endpoint(blocks, block_fn), err.message, kwargs.get("request"))
             raise
         except Exception as err:  # unmapped: a file link's download, an unwrapped handler
-            if not (isinstance(err, ValueError) and _TOO_FEW_VALUES in str(err)):
-                raise _mapped(blocks, block_fn, err, kwargs.get("request")) from err
             inputs = kwargs["inputs"] if "inputs" in kwargs else args[1]
-            refusal = gr.Error(
-                _too_few_values(blocks, block_fn, len(inputs)), print_exception=False
-            )
+            if isinstance(err, ValueError) and _TOO_FEW_VALUES in str(err):
+                told = _too_few_values(blocks, block_fn, len(inputs))
+            else:
+                told = _bad_file_value(_endpoint(blocks, block_fn), err, inputs)
+            if told is None:
+                raise _mapped(blocks, block_fn, err, kwargs.get("request")) from err
+            # escaped for the page's toast (for_page): "<that path>" would vanish there
+            refusal = for_page(gr.Error(told, print_exception=False), kwargs.get("request"))
             _log_refusal(_endpoint(blocks, block_fn), refusal.message, kwargs.get("request"))
             raise refusal from None
 
@@ -300,6 +308,35 @@ def _too_few_values(blocks: gr.Blocks, block_fn: Any, sent: int) -> str:
         f"{_endpoint(blocks, block_fn)} takes {listed} values, those its API page lists, in order (GET "
         f"/gradio_api/info); this call sent {sent}. Send them all (gradio_client fills in the defaults)."
     )
+
+
+# how an API client sends a file (docs/app.md, "Other clients")
+_SEND_FILES = (
+    'upload it first (POST it to /gradio_api/upload) and send the path that returns, as {"path": <that path>, '
+    '"meta": {"_type": "gradio.FileData"}}; gradio_client\'s handle_file("clip.mp4") does both'
+)
+
+
+def _bad_file_value(endpoint: str, err: Exception, inputs: list[Any]) -> str | None:
+    """What an API client that sent a file value Gradio 6.31 refuses before any handler is told (None: ``err`` is
+    no such refusal): a path that was not uploaded (``InvalidPathError``: /etc/passwd, a relative path, a path of
+    the client's machine) or a value that is no ``FileData`` (no ``meta``, a bare string: pydantic's
+    ``ValidationError``). Both answered "Something went wrong on our side" with a traceback in the log. The
+    message names the value as sent (the client's own text), never the server path Gradio resolved it to."""
+    if isinstance(err, InvalidPathError):
+        resolved = re.match(r"Cannot move (.+?) to the gradio cache dir", str(err))
+        paths = [
+            v.get("path") for v in inputs if isinstance(v, dict) and isinstance(v.get("path"), str)
+        ]
+        sent = [
+            p for p in paths if resolved and str(utils.abspath(p)) == resolved.group(1)
+        ] or paths
+        named = f" {json.dumps(sent[0])[:200]}" if sent else ""
+        return f"{endpoint}: the file{named} was not uploaded to this server: {_SEND_FILES}."
+    if isinstance(err, pydantic.ValidationError) and err.title == "FileData":
+        got = err.errors()[0].get("input") if err.errors() else None
+        return f"{endpoint} got {json.dumps(got, default=str)[:200]} where it takes a file: {_SEND_FILES}."
+    return None
 
 
 def _endpoint(blocks: gr.Blocks, block_fn: Any) -> str:

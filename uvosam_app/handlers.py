@@ -34,7 +34,13 @@ from uvosam_app.checks import (
     split_map,
 )
 from uvosam_app.describe import RunSpeed, describe_input, input_path, record_speed
-from uvosam_app.errors import MODEL_ERRORS, failures_in_status, set_work_folder, to_gr_error
+from uvosam_app.errors import (
+    MODEL_ERRORS,
+    failures_in_status,
+    from_page,
+    set_work_folder,
+    to_gr_error,
+)
 from uvosam_app.keep_parts import (
     KeepOffer,
     keep_choices,
@@ -73,7 +79,7 @@ logger = logging.getLogger("uvosam.app")
 # a Run under way has let its tab's last run go (its first update): Re-render and Score wait for its end
 RUN_FIRST_RERENDER = (
     "Run a video first (or let the run under way finish): Re-render reuses the masks of this session's last "
-    "finished run."
+    "finished run (over the API: /segment first, with the same client or session_hash)."
 )
 FIRST_STEP = "starting (loading the models on their first use)"
 
@@ -333,6 +339,9 @@ class App:
             # raising it drops low-scoring frames of tracks from the cached masks
             min_score=float(min_score),
         )
+        # over the API, no keep (gradio_client's default, []) keeps all the run's tracks: the page's none ticked is
+        # refused (``_start_rerender``)
+        kept = kept if asked or from_page(request) else None
         start = partial(self._start_rerender, state, session_key(request), kept, linked, job)
         skip = gr.skip()
         interval = self.settings.status_interval_s
@@ -355,25 +364,25 @@ class App:
         self,
         state: SessionRun,
         session: str | None,
-        keep: list[int],
+        keep: list[int] | None,
         linked: str | None,
         job: Callable[..., Iterator[JobProgress]],
     ) -> OpenJob:
         """Re-render's file work, in a worker thread: the run's folder is held while it is checked and for the
         whole job (a Run pressed now in the same tab deletes the session's idle folders, not the masks read here),
         and so is a linked Load's folder while the new one is made (Run reads that file later). ``keep``: the ids
-        that ``job`` (``rerender_iter``, which checks the edits) keeps (``rerender``)."""
+        that ``job`` (``rerender_iter``, which checks the edits) keeps (``rerender``; None: all)."""
         with self.work.held(state.run_dir):
             if not state.cache_dir.is_dir():
                 raise gr.Error(RUN_FIRST_RERENDER, print_exception=False)
             job = partial(job, keep_ids=keep)
-            # the API's default: a video without any object is never what was meant
-            if not keep:
+            # the page's tracks all unticked: a video without any object is never what was meant
+            if keep == []:
                 ids = sorted(MaskCache(state.cache_dir).track_labels())
                 if ids:
                     raise gr.Error(
-                        "No track to keep: tick at least one in 'Tracks to keep' (over the API: "
-                        f"keep={ids}, the ids of the run's tracks).",
+                        "No track to keep: tick at least one in 'Tracks to keep' (the run's tracks: "
+                        f"{', '.join(map(str, ids))}).",
                         print_exception=False,
                     )
             with self.work.held(Path(linked).parent if linked else None):

@@ -340,7 +340,7 @@ def _results(
         zip_file = FileInput(label="Masks (zip)", interactive=False, elem_id="zip")
     table = gr.Dataframe(
         headers=TRACK_HEADERS,
-        label="Tracks (and below, a bar on every frame each one was seen in)",
+        label="Tracks",  # the API names the output after it (the timeline under it shows itself)
         interactive=False,
         wrap=True,  # in a phone's width: the headers wrap, every column in sight
         column_widths=["8%", "17%", "14%", "15%", "15%", "17%", "14%"],

@@ -24,7 +24,7 @@ from uvosam_app.work import WorkRoot
 
 RUN_FIRST_SCORE = (
     "Run a video first (or let the run under way finish): Score compares its masks with your "
-    "ground truth."
+    "ground truth (over the API: pass masks_zip, a zip that /segment or /rerender returned)."
 )
 
 

@@ -30,7 +30,7 @@ from uvosam.eval.layout import scaled_run_note
 from uvosam.eval.masks_io import WRITE_HINT
 from uvosam_app.results import MAX_RECORD_BYTES
 from uvosam_app.text import GROUND_TRUTH_FRAMES, score_markdown
-from uvosam_app.zip_images import check_unpackable, extract_images
+from uvosam_app.zip_images import check_unpackable, extract_images, open_zip
 
 
 def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Path) -> str:
@@ -51,7 +51,7 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
             as they are in their zip, never by the temporary folder.
     """
     with tempfile.TemporaryDirectory(prefix="score-", dir=work_dir) as tmp:
-        gt = _Unpacked.of(gt_zip, Path(tmp, "gt"), "", max_files)
+        gt = _Unpacked.of(gt_zip, Path(tmp, "gt"), _truth_prefix(gt_zip), max_files)
         res = _Unpacked.of(masks_zip, Path(tmp, "res"), "davis/", max_files)
         processed = [p.stem for p in ground_truth_files(res.folder)]
         record = _MasksRecord.of(masks_zip)
@@ -73,6 +73,17 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         )
         note = " ".join(n for n in notes if n) or None
     return score_markdown(scores, record.tracks, len(names), note, processed=len(processed))
+
+
+def _truth_prefix(gt_zip: str) -> str:
+    """Where the ground truth's PNGs are in ``gt_zip``: ``davis/`` in a masks zip of this app (its ``run.json`` at
+    the root; its DAVIS palette PNGs are ground truth's format: a run scored against another), else anywhere (its
+    one folder). A masks zip was refused ("has .png files in 5 folders (., cutouts/...)")."""
+    # refused as ``extract_images`` would: empty, not a zip, too many entries
+    with open_zip(gt_zip, ".png") as archive:
+        names = archive.namelist()
+    ours = "run.json" in names and any(n.startswith("davis/") and n.endswith(".png") for n in names)
+    return "davis/" if ours else ""
 
 
 GROUND_TRUTH_FORMAT = (

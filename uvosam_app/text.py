@@ -46,7 +46,8 @@ API_DESCRIPTIONS = {
     ),
     "rerender": (
         "Redraw this session's last /segment run from its cached masks, without running the models: only the "
-        "track ids in keep (required, e.g. [1, 3]: the ids of /segment's tracks table), tracks merged (merge, "
+        "track ids in keep (e.g. [1, 3]: the ids of /segment's tracks table; [], the default: all the run's tracks), "
+        "tracks merged (merge, "
         'e.g. "3>1"), tracks split (split, e.g. "3@120": track 3 from frame 120 on gets a new id, kept with '
         "track 3), another style or output size, or a higher min_score. Returns the same outputs as /segment."
     ),

@@ -58,13 +58,18 @@ def open_zip(zip_path: str | Path, kind: str) -> zipfile.ZipFile:
     if count is not None and count > MAX_ZIP_ENTRIES:
         raise InputError(
             f"{Path(zip_path).name} lists {count} entries; at most {MAX_ZIP_ENTRIES} are accepted here: zip the one "
-            f"folder of {kind} files"
+            f"folder of {kind} files."
         )
     try:
         return zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as err:
+        # a 0-byte upload ("File is not a zip file" said nothing of it)
+        if Path(zip_path).is_file() and Path(zip_path).stat().st_size == 0:
+            raise InputError(
+                f"{Path(zip_path).name} is empty (0 bytes); upload a .zip of {kind} files."
+            ) from None
         raise InputError(
-            f"{Path(zip_path).name} is not a readable zip file ({err}); upload a .zip of {kind} files"
+            f"{Path(zip_path).name} is not a readable zip file ({err}); upload a .zip of {kind} files."
         ) from None
 
 
@@ -105,7 +110,7 @@ def image_members(
     if len(folders) > 1:
         raise InputError(
             f"{name} has {kind} files in {len(folders)} folders ({_listed(folders, 3)}); "
-            f"zip {one_folder}"
+            f"zip {one_folder}."
         )
     return members
 
