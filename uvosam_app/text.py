@@ -354,9 +354,11 @@ def score_markdown(
     note: str | None = None,
     *,
     processed: int | None = None,
+    missed: str | None = None,
 ) -> str:
-    """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object; ``note``, a
-    warning about the ground truth (``uvosam.eval.clip.id_gaps_note``), under them. ``frames`` scored of the run's
+    """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object; ``missed``, why
+    an object no mask covers scores over 0 (``uvosam_app.scoring.missed_objects_line``), and ``note``, a warning
+    about the ground truth (``uvosam.eval.clip.id_gaps_note``), under them. ``frames`` scored of the run's
     ``processed`` (more: the ground truth annotates some frames only)."""
     scored = count(frames, "frame")
     if processed is not None and processed > frames:
@@ -377,6 +379,7 @@ def score_markdown(
             "| object | track | J | F | J&F |",
             "|---|---|---|---|---|",
             *rows,
+            *(["", missed] if missed else []),
             *(["", f"**Note:** {markdown_text(note)}"] if note else []),
         ]
     )
