@@ -180,7 +180,7 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     page.locator("#style").get_by_label("Matte: white objects on black (for editors)").check()
     page.click("#rerender")  # from the cached masks
     # another style
-    page.locator("#mp4", has_text="synthetic_shapes_matte").wait_for(timeout=60_000)
+    page.locator("#mp4", has_text="synthetic_shapes_keep-1-2_matte").wait_for(timeout=60_000)
     assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
     with page.expect_download(timeout=30_000) as download:
         page.locator("#mp4 a").first.click()
