@@ -1,5 +1,6 @@
-"""The page's components, laid out (``page``): the input column (upload, link, zip of frames), the live column (Run
-and Stop over the status line), Settings (after both, as Tab goes; under the inputs on a wide screen: ``CSS``), a
+"""The page's components, laid out (``page``): the input column (the upload and its description), the live column
+(Run and Stop over the status line), the other inputs (link, zip of frames, examples) and Settings, in that order as
+Tab goes and as a phone shows them (on a wide screen the other inputs and Settings go under the upload: ``CSS``), a
 run's results, the editing row (Re-render) and the Score panel. No events here: ``app.py`` wires them to the handlers of
 ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests find it by.
 """
@@ -327,8 +328,8 @@ def _controls(settings: AppSettings, notes: dict[str, str]) -> dict[str, gr.comp
 
 def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Markdown, gr.Video, gr.Image]:
     """Run and Stop (at the top: in a 1366x800 window's first screen however tall the inputs are; on a phone after
-    the inputs), the status line and what a screen reader announces of it, the masked video as it streams and the
-    latest frame."""
+    the upload and its description, before the other inputs), the status line and what a screen reader announces
+    of it, the masked video as it streams and the latest frame."""
     with gr.Column(scale=1, elem_id="live-column"):
         with gr.Row():
             run = gr.Button("Run", variant="primary", elem_id="run")
