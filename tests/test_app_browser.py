@@ -180,7 +180,7 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     page.locator("#style").get_by_label("Matte: white objects on black (for editors)").check()
     page.click("#rerender")  # from the cached masks
     # another style
-    page.locator("#mp4", has_text="synthetic_shapes_matte").wait_for(timeout=60_000)
+    page.locator("#mp4", has_text="synthetic_shapes_keep-1-2_matte").wait_for(timeout=60_000)
     assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
     with page.expect_download(timeout=30_000) as download:
         page.locator("#mp4 a").first.click()
@@ -375,7 +375,11 @@ def link_app(tmp_path_factory, tiny_sam_model):
     from uvosam_app.settings import AppSettings
 
     clip = write_clip(tmp_path_factory.mktemp("site") / "c.mp4", 12, 96, 64).read_bytes()
-    pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
+    # the longest class names of the released checkpoints (in pixels, Chromium's font at 12 px)
+    names = ("tennis_racket", "refrigerator")
+    pipe = UVOSAM(
+        MovingBoxTracker(num_objects=2, class_names=names), BoxPromptSegmenter(tiny_sam_model)
+    )
     settings = AppSettings(work_root=tmp_path_factory.mktemp("work"), url_allow_private=True)
     with serving() as server, launched(lambda preset, sam: pipe, settings) as url:
         server.routes["/media/street.mp4"] = send(clip, {"Content-Type": "video/mp4"})
@@ -413,6 +417,27 @@ def test_a_direct_link_loads_into_the_player_and_runs(link_app, page):
         "#mp4", has_text="street_overlay"
     )  # the outputs are named after the link's file
     named.wait_for(timeout=30_000)
+
+
+def test_on_a_phone_the_tracks_table_breaks_no_class_name(link_app, phone):
+    """At 390 px the tracks table broke class names mid-word ("tennis|_racket" on three lines, "refrig|erator"):
+    the CSS meant to stop it reached none of Gradio's visible cells. Now no word of the table is cut, and every
+    column is still in sight."""
+    url, server = link_app
+    phone.goto(url)
+    box = phone.locator("#url").get_by_role("textbox")
+    box.fill(server.url("/media/street.mp4"))
+    box.press("Enter")
+    phone.wait_for_selector("#inp video", timeout=30_000)
+    phone.click("#run")
+    phone.wait_for_function(f"() => ({STATUS})().startsWith('done: 12 frames')", timeout=60_000)
+    phone.locator("#tracks", has_text="refrigerator").wait_for(timeout=30_000)
+    assert "tennis_racket" in phone.locator("#tracks").inner_text()
+    assert phone.evaluate(CLASS_WORDS_CUT) == []
+    tracks, row = (
+        phone.locator(s).first.bounding_box() for s in ("#tracks", "#tracks .virtual-row")
+    )
+    assert row["width"] <= tracks["width"], "the tracks table hides columns"
 
 
 def mpeg4_avi(mp4: Path, clip: bytes) -> bytes:
@@ -653,10 +678,12 @@ def test_a_screen_reader_hears_a_jobs_start_and_end_and_the_timeline(app_url, pa
     assert said == ["Re-render started", page.evaluate(STATUS)]
 
 
-def test_on_a_phone_tab_reaches_run_before_settings(app_url, phone):
+def test_on_a_phone_run_is_in_the_first_screen_and_tab_reaches_it_before_settings(app_url, phone):
     """Below 768 px CSS showed Settings under the live column while the page's source kept them in the input column:
     Tab went from the examples to the 23 settings, lower on the screen, then back up to Run. Settings now follow
-    the live column in the page; a wide window's grid still shows them under the inputs."""
+    the live column in the page; a wide window's grid still shows them under the inputs. And on a 390x844 phone Run
+    was 1214 px down the page, after the link, the zip of frames and the examples: those now follow the live column
+    (under the upload on a wide window), and Run is in the first screen (686 px down, Chromium, 2026-12-01)."""
     url, _ = app_url
     phone.goto(url)
     phone.wait_for_selector("#run")
@@ -665,16 +692,51 @@ def test_on_a_phone_tab_reaches_run_before_settings(app_url, phone):
         phone.keyboard.press("Tab")
         order.append(phone.evaluate("() => document.activeElement.closest('[id]')?.id"))
     assert "run" in order and order.index("run") < order.index("settings"), order
-    tops = [phone.locator(s).bounding_box()["y"] for s in ("#examples", "#run", "#settings")]
+    tops = [
+        phone.locator(s).bounding_box()["y"] for s in ("#inp", "#run", "#examples", "#settings")
+    ]
     assert tops == sorted(tops)
+    run = phone.evaluate(
+        "() => document.getElementById('run').getBoundingClientRect().bottom + scrollY"
+    )
+    assert run <= 800, f"Run ends {run} px down a 390x844 phone's page"
     phone.set_viewport_size({"width": 1280, "height": 1100})
     phone.wait_for_timeout(300)
     box = {
-        s: phone.locator(s).bounding_box() for s in ("#examples", "#run", "#settings", "#status")
+        s: phone.locator(s).bounding_box()
+        for s in ("#inp", "#url", "#frames", "#examples", "#run", "#settings", "#status")
     }
-    assert abs(box["#settings"]["x"] - box["#examples"]["x"]) < 20  # under the inputs, left
-    assert box["#examples"]["y"] < box["#settings"]["y"] < box["#examples"]["y"] + 200
-    assert box["#status"]["x"] > box["#settings"]["x"] + 300
+    # the upload, then the other inputs, then Settings: under each other, left; Run at the top on the right
+    assert all(
+        abs(box[s]["x"] - box["#inp"]["x"]) < 20
+        for s in ("#url", "#frames", "#examples", "#settings")
+    )
+    tops = [box[s]["y"] for s in ("#inp", "#url", "#frames", "#examples", "#settings")]
+    assert tops == sorted(tops) and tops[-1] < box["#examples"]["y"] + 200
+    assert (
+        abs(box["#run"]["y"] - box["#inp"]["y"]) < 20
+        and box["#status"]["x"] > box["#settings"]["x"] + 300
+    )
+
+
+CLASS_WORDS_CUT = """() => {
+  const clip = (e, cell) => { for (let x = e; x && x !== cell; x = x.parentElement) {
+    if (getComputedStyle(x).overflowX !== 'visible') return x; } return cell; };
+  const cut = [];
+  for (const cell of document.querySelectorAll('#tracks .body-cell, #tracks .header-cell')) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const box = clip(n.parentElement, cell).getBoundingClientRect();
+      for (const m of n.data.matchAll(/\\S+/g)) {
+        const r = document.createRange();
+        r.setStart(n, m.index);
+        r.setEnd(n, m.index + m[0].length);
+        const parts = [...r.getClientRects()].filter((x) => x.width > 0);
+        if (new Set(parts.map((x) => Math.round(x.top))).size > 1 || parts.some((x) => x.right > box.right + 0.5))
+          cut.push(m[0]);
+      } } }
+  return cut; }"""
+"""The words of the tracks table's cells (its headers too) drawn on two lines, or past their cell's visible part."""
 
 
 def test_a_split_off_part_can_be_unticked_and_is_dropped(app_url, page):

@@ -4,6 +4,7 @@ threshold or another style, without the models; and its refusals. Tiny models on
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -19,11 +20,19 @@ from uvosam_app.settings import AppSettings
 
 
 def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
+    """Fewer tracks, another style, merged tracks, a higher score threshold: each re-render's files are named after
+    what it did (they had the run's names: a browser saved "clip_a_uvosam (1).zip" beside the run's), the zip and
+    the mp4 by the same rule; the zip's folders keep the video's name."""
     c = client(server)
     first = c.predict(handle_file(str(clips["a"])), stride=2, api_name="/segment")  # 16 frames -> 8
     assert davis_labels(first[4], "clip_a") == (8, {0, 1, 2})
+    assert (Path(first[3]).name, Path(first[4]).name) == ("clip_a_overlay.mp4", "clip_a_uvosam.zip")
     status, _, _, mp4, zip_path, table = c.predict([2], api_name="/rerender")  # as in docs/app.md
     assert status.startswith("done: 8 frames, 1 track ")
+    assert (Path(mp4).name, Path(zip_path).name) == (
+        "clip_a_keep-2_overlay.mp4",
+        "clip_a_keep-2_uvosam.zip",
+    )
     assert [row[0] for row in table["data"]] == [2]
     names = zip_names(zip_path)
     assert not any(n.startswith("cutouts/clip_a/1/") for n in names)
@@ -34,13 +43,20 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     status, _, _, matte, zip_path, _ = c.predict(
         [1, 2], style="matte", alpha_webm=True, api_name="/rerender"
     )
-    assert status.startswith("done: 8 frames, 2 tracks") and matte.endswith("clip_a_matte.mp4")
+    assert status.startswith("done: 8 frames, 2 tracks") and matte.endswith(
+        "/clip_a_keep-1-2_matte.mp4"
+    )
+    assert zip_path.endswith("/clip_a_keep-1-2_uvosam.zip")
     assert "clip_a_alpha.webm" in zip_names(zip_path) and "clip_a_alpha.webm" not in names
     frame = next(iter_frames(matte))
     assert frame.max() > 200 and (frame < 30).mean() > 0.5  # white objects on black
     # one object split into two ids: merged, everywhere (table, zip), without the models
-    status, _, _, _, zip_path, table = c.predict([1, 2], merge="2>1", api_name="/rerender")
+    status, _, _, mp4, zip_path, table = c.predict([1, 2], merge="2>1", api_name="/rerender")
     assert status.startswith("done: 8 frames, 1 track ")
+    assert (Path(mp4).name, Path(zip_path).name) == (
+        "clip_a_keep-1_merge-2into1_overlay.mp4",
+        "clip_a_keep-1_merge-2into1_uvosam.zip",
+    )
     made, run = (
         run_json(zip_path),
         run_json(first[4]),
@@ -56,6 +72,7 @@ def test_rerender_with_a_subset_of_tracks_drops_the_others(server, clips):
     assert not any(n.startswith("cutouts/clip_a/2/") for n in zip_names(zip_path))
     # a higher score threshold, applied to the cached masks: track 2 (0.6 in every frame) goes
     status, _, _, _, zip_path, table = c.predict([1, 2], min_score=0.7, api_name="/rerender")
+    assert Path(zip_path).name == "clip_a_keep-1_min0.7_uvosam.zip"
     assert status.startswith("done: 8 frames, 1 track ") and [row[0] for row in table["data"]] == [
         1
     ]
@@ -79,6 +96,7 @@ def test_rerender_splits_a_track_over_the_api_and_refuses_a_bad_split_naming_the
     )  # 16 frames -> 8: tracks 1, 2
     status, _, _, _, zip_path, table = c.predict([1, 2], split="2@5", api_name="/rerender")
     assert status.startswith("done: 8 frames, 3 tracks ")
+    assert Path(zip_path).name == "clip_a_keep-1to3_split-2at5_uvosam.zip"
     # id, first and last frame (as the table counts them: processed frames)
     assert [[row[0], row[3], row[4]] for row in table["data"]] == [[1, 0, 7], [2, 0, 4], [3, 5, 7]]
     made = run_json(zip_path)["rerender"]
@@ -387,3 +405,30 @@ def test_tracks_to_keep_says_which_ids_a_merge_took_into_another():
         ("#3 dog (merged into #1)", 3),
         ("#4 person (#1 from frame 30, merged into #2)", 4),
     ]
+
+
+def test_a_rerenders_edits_name_its_files_portably_and_briefly(tmp_path):
+    """The part of a re-render's names that says what it did: runs of ids, each edit, only characters every system
+    writes; a long one is cut and keeps a hash of the whole (two re-renders keep two names)."""
+    from uvosam.portable_names import safe_name
+    from uvosam_app.rerender_names import MAX_EDITS_CHARS, edits_tag, renamed
+
+    tag = edits_tag([5, 1, 2, 3, 7, 8], merge={9: 1, 4: 2}, split={2: [40, 10]}, min_score=0.25)
+    assert tag == "keep-1to3-5-7-8_split-2at10-2at40_merge-4into2-9into1_min0.25"[:39] + tag[-9:]
+    assert len(tag) == MAX_EDITS_CHARS and safe_name(tag) == tag
+    other = edits_tag([5, 1, 2, 3, 7, 8], merge={9: 1, 4: 2}, split={2: [40, 10]}, min_score=0.3)
+    assert other != tag and other[:39] == tag[:39]
+    assert edits_tag([1, 2]) == "keep-1-2" and edits_tag([3], merge={}, split={}) == "keep-3"
+    made = tmp_path / "con_overlay.mp4"
+    made.write_bytes(b"mp4")
+    served = renamed(made, "con", "keep-3")
+    assert (
+        served == tmp_path / "con_keep-3_overlay.mp4"
+        and served.read_bytes() == b"mp4"
+        and made.is_file()
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"expected a file named clip_\.\.\. \(the job.s video name\); got con_overlay\.mp4",
+    ):
+        renamed(made, "clip", "keep-3")

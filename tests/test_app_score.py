@@ -197,32 +197,86 @@ def test_a_masks_zips_records_are_read_only_within_their_bound(tmp_path):
     assert peak < 16 << 20, peak
 
 
-def test_score_notes_the_ground_truth_objects_it_left_out(tmp_path):
-    """Object 2 enters the ground truth at its second frame: Score scores object 1 (the DAVIS protocol's objects are
-    the first frame's) and a note under the table names object 2 and where it entered, as the zip names it."""
+def _ids_png(*objects: int) -> bytes:
+    """An 8x8 PNG of object ids: each of ``objects`` (1..2) a 2x4 block of its own rows."""
+    ids = np.zeros((8, 8), np.uint8)
+    for k in objects:
+        ids[1 + 3 * (k - 1) : 3 + 3 * (k - 1), 2:6] = k
+    buffer = io.BytesIO()
+    Image.fromarray(ids).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _masks_zip(path, frames: list[tuple[int, ...]], tracks: bytes) -> str:
+    files = {f"davis/v/{i:05d}.png": _ids_png(*objects) for i, objects in enumerate(frames)}
+    return zip_of(path, {**files, "tracks.csv": tracks})
+
+
+def test_score_notes_the_ground_truth_objects_it_left_out_naming_their_files_once(tmp_path):
+    """Object 2 enters the ground truth at its second frame, object 3 at its third: Score scores object 1 (the DAVIS
+    protocol's objects are the first frame's) and a note under the table names objects 2 and 3 and where they
+    entered. Each object's file was named with its zip and folder ("2 (from gt.zip: gt/00001.png), 3 (from gt.zip:
+    gt/00002.png)"): the zip and folder are named once."""
     from uvosam_app.scoring import score_masks_zip
 
-    def png(*objects):
-        ids = np.zeros((8, 8), np.uint8)
-        for k in objects:
-            ids[1 + 3 * (k - 1) : 3 + 3 * (k - 1), 2:6] = k
+    def png3(*objects):
+        ids = np.asarray(Image.open(io.BytesIO(_ids_png(*[k for k in objects if k < 3])))).copy()
+        if 3 in objects:
+            ids[7, 0] = 3
         buffer = io.BytesIO()
         Image.fromarray(ids).save(buffer, format="PNG")
         return buffer.getvalue()
 
-    gt = zip_of(tmp_path / "gt.zip", {"gt/00000.png": png(1), "gt/00001.png": png(1, 2)})
-    masks = zip_of(
-        tmp_path / "masks.zip",
-        {"davis/v/00000.png": png(1), "davis/v/00001.png": png(1, 2),
-         "tracks.csv": b"track_id,class_name,davis_label\n1,o,1\n4,o,2\n"},
-    )  # fmt: skip
-    text = score_masks_zip(gt, masks, max_files=9, work_dir=tmp_path)
-    assert text.startswith("**J&F 1.000** (J 1.000, F 1.000) over 1 object and 2 frames")
-    assert (
-        "**Note:** not scored: ground-truth object 2 (from gt.zip: gt/00001.png), not in the first ground-truth "
-        "frame (gt.zip: gt/00000.png): the DAVIS protocol scores that frame's objects, 1..1, as the official scorer "
-        "does." in text
+    gt = zip_of(
+        tmp_path / "gt.zip",
+        {"gt/00000.png": png3(1), "gt/00001.png": png3(1, 2), "gt/00002.png": png3(1, 2, 3)},
     )
+    masks = _masks_zip(
+        tmp_path / "masks.zip",
+        [(1,), (1, 2), (1, 2)],
+        b"track_id,class_name,davis_label\n1,o,1\n4,o,2\n",
+    )
+    text = score_masks_zip(gt, masks, max_files=9, work_dir=tmp_path)
+    assert text.startswith("**J&F 1.000** (J 1.000, F 1.000) over 1 object and 3 frames")
+    assert text.endswith(
+        "**Note:** not scored: ground-truth objects 2 (from 00001.png), 3 (from 00002.png), not in the first "
+        "ground-truth frame (00000.png): the DAVIS protocol scores that frame's objects, 1..1, as the official "
+        "scorer does. (files in gt.zip: gt/)"
+    )
+    assert text.count("gt.zip") == 1 and "Missed" not in text
+    root = zip_of(
+        tmp_path / "root.zip", {"00000.png": png3(1), "00001.png": png3(1, 2), "00002.png": png3(1)}
+    )
+    text = score_masks_zip(root, masks, max_files=9, work_dir=tmp_path)
+    assert text.endswith("as the official scorer does. (files in root.zip)")
+
+
+def test_an_object_the_run_missed_is_told_why_it_scores_over_zero(tmp_path):
+    """An object no mask has scored 0.500 with no word why (DAVIS counts a frame where the object is in neither the
+    ground truth nor the masks as perfect): a line under the table says so, with the frames that count, and only
+    then (not for an object the run found, nor for a missed one in every frame); the scores are DAVIS's."""
+    from uvosam_app.scoring import score_masks_zip
+
+    gt = zip_of(
+        tmp_path / "gt.zip",
+        {f"gt/{i:05d}.png": _ids_png(1, 2) if i < 2 else _ids_png(1) for i in range(4)},
+    )
+    tracks = b"track_id,class_name,davis_label\n1,o,1\n"
+    missed = _masks_zip(tmp_path / "m.zip", [(1,)] * 4, tracks)
+    text = score_masks_zip(gt, missed, max_files=9, work_dir=tmp_path)
+    assert (
+        "| 2 | none | 0.500 | 0.500 | 0.500 |" in text
+    )  # as DAVIS scores it: 2 of its 4 frames are perfect
+    assert text.endswith(
+        "**Missed:** object 2 is in none of the run's masks, yet scores 0.500: the ground truth does not have it in "
+        "2 of the 4 frames scored, and DAVIS counts a frame where neither the ground truth nor the masks have an "
+        "object as perfect (J = F = 1)."
+    )
+    found = _masks_zip(tmp_path / "f.zip", [(1, 2), (1, 2), (1,), (1,)], tracks + b"2,o,2\n")
+    assert "Missed" not in score_masks_zip(gt, found, max_files=9, work_dir=tmp_path)
+    always = zip_of(tmp_path / "always.zip", {f"gt/{i:05d}.png": _ids_png(1, 2) for i in range(4)})
+    text = score_masks_zip(always, missed, max_files=9, work_dir=tmp_path)
+    assert "| 2 | none | 0.000 | 0.000 | 0.000 |" in text and "Missed" not in text
 
 
 def test_a_ground_truth_zip_of_several_folders_is_told_to_hold_the_ground_truth_pngs(tmp_path):

@@ -86,7 +86,12 @@ def test_a_runs_files_in_gradios_cache_go_with_its_sweep_and_at_shutdown(
         assert redo.result()[0].startswith("done")
         old = _served_paths(run) | _served_paths(redo)
         names = {p.name for p in old}
-        assert {"first_uvosam.zip", "first_overlay.mp4", "first_matte.mp4", "image.jpeg"} <= names
+        assert {
+            "first_uvosam.zip",
+            "first_overlay.mp4",
+            "first_keep-1-2_matte.mp4",
+            "image.jpeg",
+        } <= names
         assert wait_for(lambda: not _left(old), timeout=20), _left(old)
         run = client.submit(handle_file(str(second)), api_name="/segment")
         assert run.result()[0].startswith("done: 24 frames")

@@ -23,7 +23,8 @@ One concept per module:
   ``server_log``: the server log's set-up and the start and end lines of each job;
 - ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``result_views``: the
   timeline, merge hints and Score of a finished run (``App.views``); ``keep_parts``: what *Tracks to keep* offers
-  after a re-render that split tracks; ``describe``: what an input is and what Run will cover, before Run;
+  after a re-render that split tracks; ``rerender_names``: the names a re-render's files are served under;
+  ``describe``: what an input is and what Run will cover, before Run;
   ``checks``: what a request is checked against before any work; ``queue_turns``: one waiting run a session, so
   that one API client cannot fill the queue; ``layout``: the components;
   ``page_scripts``: the page's scripts (the live region a screen reader reads).

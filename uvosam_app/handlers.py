@@ -7,6 +7,7 @@ thread (``JobPump``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
@@ -53,6 +54,7 @@ from uvosam_app.link_handlers import LinkHandlers
 from uvosam_app.models import GetPipeline, run_config, unavailable
 from uvosam_app.probes import ProbeCache
 from uvosam_app.progress import drive
+from uvosam_app.rerender_names import edits_tag, renamed_results
 from uvosam_app.result_views import ResultViews
 from uvosam_app.results import (
     track_rows,
@@ -329,10 +331,11 @@ class App:
             )
         outputs = OutputChoices(output_side, style, show_boxes, show_labels, alpha_webm)
         options = JobOptions(**outputs.job_fields(self.settings))
+        merges = merge_map(merge)
         job = partial(  # called with its output folder (``_start``)
             rerender_iter,
             state.cache_dir,
-            merge=merge_map(merge),
+            merge=merges,
             split=splits,
             keep_split_parts=with_parts,  # keep names the run's tracks, or (the page's) ids once split
             options=options,
@@ -357,7 +360,15 @@ class App:
                     yield up.status, preview, up.chunk, skip, skip, skip
                 else:
                     r = up.result
-                    files = await self.served.results(r.overlay_mp4, r.zip_path)
+                    # served under names of their own: a browser saved them as "<run's name> (1).zip"
+                    tag = edits_tag(
+                        (t.track_id for t in r.tracks),
+                        merge=merges,
+                        split=splits,
+                        min_score=min_score,
+                    )
+                    named = await asyncio.to_thread(renamed_results, r, tag)
+                    files = await self.served.results(*named)
                     yield done_line(up.status, r), skip, up.chunk, *files, track_rows(r)
 
     def _start_rerender(

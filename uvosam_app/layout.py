@@ -1,5 +1,6 @@
-"""The page's components, laid out (``page``): the input column (upload, link, zip of frames), the live column (Run
-and Stop over the status line), Settings (after both, as Tab goes; under the inputs on a wide screen: ``CSS``), a
+"""The page's components, laid out (``page``): the input column (the upload and its description), the live column
+(Run and Stop over the status line), the other inputs (link, zip of frames, examples) and Settings, in that order as
+Tab goes and as a phone shows them (on a wide screen the other inputs and Settings go under the upload: ``CSS``), a
 run's results, the editing row (Re-render) and the Score panel. No events here: ``app.py`` wires them to the handlers of
 ``uvosam_app.handlers.App``. Each component's ``elem_id`` is what the browser tests find it by.
 """
@@ -50,22 +51,30 @@ CSS = """
 #inp video, #stream video, #preview img { max-height: 60vh; object-fit: contain; }
 /* the scores table broke words and numbers on a phone ("obje|ct", "1.00|0") */
 #scores td, #scores th { overflow-wrap: normal; word-break: normal; padding: 6px 10px; }
-/* the tracks table's cells wrap (wrap=True, in a phone's width), between words */
-#tracks .header, #tracks td .cell-wrap { word-break: normal; overflow-wrap: break-word; }
+/* the tracks table's cells wrap (wrap=True, in a phone's width), between words only: Gradio's cells (the virtual
+   rows' .body-cell, the .header-cell) broke any word ("refrig|erator", "tennis|_racket" at 390 px); the class
+   column is wide enough for the released checkpoints' longest class name (tennis_racket: 94 px at 12 px) */
+#tracks .body-cell span, #tracks .header-cell span { word-break: normal; overflow-wrap: normal; }
 /* the track timeline drawn for a phone (below) */
 #timeline-narrow { display: none; }
 /* Settings come after the live column in the page (on a phone the open panel pushed the status line and the live
    video a screen down; reordered by CSS only, Tab went from the examples to Settings, then back up to Run): a wide
    window's grid puts them under the inputs, as the input column's last part */
 @media (min-width: 768px) {
-  #io-row { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); grid-template-rows: auto 1fr;
+  #io-row { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); grid-template-rows: auto auto 1fr;
             align-items: start; }
   #input-column { grid-column: 1; grid-row: 1; }
-  #live-column { grid-column: 2; grid-row: 1 / span 2; }
-  #settings { grid-column: 1; grid-row: 2; }
+  #more-inputs { grid-column: 1; grid-row: 2; }
+  #live-column { grid-column: 2; grid-row: 1 / span 3; }
+  #settings { grid-column: 1; grid-row: 3; }
 }
 /* Gradio stacks the input column over the live one below a 768 px wide window */
 @media (max-width: 767px) {
+  /* Run was 1214 px down a 390x844 phone's page (the link, zip and examples came before it: now after the live
+     column); the title took 3 lines, the text 1.625 line heights: Run is at 686 px (872 after an upload's
+     description) */
+  #about h1 { font-size: 20px; }
+  #about p, #limits p { line-height: 1.5; }
   #io-row { flex-direction: column; flex-wrap: nowrap; align-items: stretch; }
   /* Gradio's columns wrap: sized by the row, a portrait clip's live video pushed Latest frame into a second
      column, off the screen to the right */
@@ -77,7 +86,10 @@ CSS = """
   #timeline-narrow { display: block; }
   /* the tracks table hid columns unless scrolled sideways inside it */
   #tracks th, #tracks td, #tracks .cell-wrap, #tracks .header { font-size: 12px; }
-  #tracks .cell-wrap { padding: 4px; }
+  /* and the class column fits the longest class name (above): the other headers at 12 px were clipped by 1-3 px
+     ("frame", "score") */
+  #tracks .cell-wrap { padding: 3px 2px; }
+  #tracks .header-cell span { font-size: 11px; }
 }
 /* what a screen reader announces of a run's start and end (``page``): out of sight */
 #announce { position: absolute; width: 1px; height: 1px; min-height: 0; margin: -1px; padding: 0; border: 0;
@@ -190,12 +202,15 @@ def page(
     """The page's components, in their order, inside the ``gr.Blocks`` being built. ``start``: what loading the
     models at start gave (a banner if the default pair did not load; a note on the choice of an extra model that did
     not). ``forget``: the session states' delete callback."""
-    gr.Markdown(ABOUT)
+    gr.Markdown(ABOUT, elem_id="about")
     banner = banner_markdown(start, settings)
     gr.Markdown(banner, visible=bool(banner), elem_id="banner")
-    with gr.Row(elem_id="io-row"):  # on a wide screen Settings go under the inputs: CSS
-        video, url, load, frames_zip, about = _input_column(settings)
+    # on a phone, in this order: the upload, Run, the other inputs, Settings; on a wide screen the other inputs and
+    # Settings go under the upload, beside the live column: CSS
+    with gr.Row(elem_id="io-row"):
+        video, about = _input_column(settings)
         run, stop, *live = _live_column()
+        url, load, frames_zip = _more_inputs(settings, video)
         with gr.Accordion("Settings", open=False, elem_id="settings"):
             controls = _controls(settings, start.notes())
     inputs = Inputs(video, url, load, frames_zip, about, run, stop, controls)
@@ -210,10 +225,8 @@ def page(
     return Page(inputs, outputs, editing, scoring, state, linked, streams, keep_offer)
 
 
-def _input_column(
-    settings: AppSettings,
-) -> tuple[gr.Video, gr.Textbox | None, gr.Button | None, gr.File, gr.Markdown]:
-    """The upload and its description, the link and its Load button, the zip of frames, the examples."""
+def _input_column(settings: AppSettings) -> tuple[gr.Video, gr.Markdown]:
+    """The upload, its limits and its description (what Run will cover), which Run follows on a phone."""
     with gr.Column(scale=1, elem_id="input-column"):
         # an image dropped here gets Gradio's "Only video/x-m4v,video/* allowed.": the label says where it goes
         video = gr.Video(
@@ -221,6 +234,16 @@ def _input_column(
         )
         gr.Markdown(limits_line(settings), elem_id="limits")
         about = gr.Markdown(elem_id="video-info")  # under the player: in the first screen with it
+    return video, about
+
+
+def _more_inputs(
+    settings: AppSettings, video: gr.Video
+) -> tuple[gr.Textbox | None, gr.Button | None, gr.File]:
+    """The other inputs: the link and its Load button, the zip of frames, the examples (of ``video``). After the
+    live column in the page: on a phone Run came after them, 1214 px down; on a wide screen under the upload
+    (``CSS``)."""
+    with gr.Column(scale=1, elem_id="more-inputs"):
         url, load = _link_input(settings)
         frames_zip = FileInput(  # e.g. a DAVIS JPEGImages/480p/<seq>: masks keep its names
             label="…or a zip of its frames, or a GIF/WebP/APNG",
@@ -237,7 +260,7 @@ def _input_column(
             example_labels=[EXAMPLE_NAMES[p.name] for p in shown],
             elem_id="examples",
         )
-    return video, url, load, frames_zip, about
+    return url, load, frames_zip
 
 
 def _link_input(settings: AppSettings) -> tuple[gr.Textbox | None, gr.Button | None]:
@@ -305,8 +328,8 @@ def _controls(settings: AppSettings, notes: dict[str, str]) -> dict[str, gr.comp
 
 def _live_column() -> tuple[gr.Button, gr.Button, gr.Textbox, gr.Markdown, gr.Video, gr.Image]:
     """Run and Stop (at the top: in a 1366x800 window's first screen however tall the inputs are; on a phone after
-    the inputs), the status line and what a screen reader announces of it, the masked video as it streams and the
-    latest frame."""
+    the upload and its description, before the other inputs), the status line and what a screen reader announces
+    of it, the masked video as it streams and the latest frame."""
     with gr.Column(scale=1, elem_id="live-column"):
         with gr.Row():
             run = gr.Button("Run", variant="primary", elem_id="run")
@@ -343,7 +366,8 @@ def _results(
         label="Tracks",  # the API names the output after it (the timeline under it shows itself)
         interactive=False,
         wrap=True,  # in a phone's width: the headers wrap, every column in sight
-        column_widths=["8%", "17%", "14%", "15%", "15%", "17%", "14%"],
+        # the class column fits "tennis_racket" unbroken in a 390 px phone's 324 px table (CSS: its padding)
+        column_widths=["6%", "31%", "12%", "12%", "12%", "15%", "12%"],
         elem_id="tracks",
     )
     timeline, timeline_narrow = (

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from uvosam.config import is_integer
@@ -26,8 +27,10 @@ from uvosam.eval.clip import (
     pair_ground_truth,
     score_clip,
 )
+from uvosam.eval.davis import DavisScores
 from uvosam.eval.layout import scaled_run_note
 from uvosam.eval.masks_io import WRITE_HINT
+from uvosam.text import count
 from uvosam_app.results import MAX_RECORD_BYTES
 from uvosam_app.text import GROUND_TRUTH_FRAMES, score_markdown
 from uvosam_app.zip_images import check_unpackable, extract_images, open_zip
@@ -67,12 +70,50 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         except InputError as err:
             message = res.in_zip_terms(gt.in_zip_terms(str(err)))
             raise InputError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from err
+        # each file by its name only: where they are is said once (``_Unpacked.files_in``)
         notes = (
-            id_gaps_note(truth[0], shown_as=gt.where(truth[0])),
-            late_objects_note(truth, shown_as=gt.where),
+            id_gaps_note(truth[0], shown_as=truth[0].name),
+            late_objects_note(truth, shown_as=lambda file: file.name),
         )
-        note = " ".join(n for n in notes if n) or None
-    return score_markdown(scores, record.tracks, len(names), note, processed=len(processed))
+        note = " ".join(n for n in notes if n)
+        note = f"{note} ({gt.files_in()})" if note else None
+    return score_markdown(
+        scores,
+        record.tracks,
+        len(names),
+        note,
+        processed=len(processed),
+        missed=missed_objects_line(scores),
+    )
+
+
+def missed_objects_line(scores: DavisScores) -> str | None:
+    """Markdown: why an object that none of the run's masks has (``ObjectScore.result_empty``; track "none" in the
+    table) scores over 0: DAVIS counts a frame where neither the ground truth nor the masks have the object as
+    perfect (J = F = 1; ``design/DAVIS_METRIC.md``), so such an object's J, F and J&F are the share of the frames
+    scored where the ground truth does not have it. None when no object is missed, or a missed one scores 0 (it is
+    in every frame)."""
+    missed = [
+        o for o in sorted(scores.objects, key=lambda o: o.gt_id) if o.result_empty and o.j_mean > 0
+    ]
+    if not missed:
+        return None
+    frames = len(missed[0].j_frames)
+    # a frame without the object in the ground truth is the only one an empty mask scores in: J = 1 there, else 0
+    absent = _and_list([str(int(np.count_nonzero(o.j_frames == 1.0))) for o in missed])
+    one = len(missed) == 1
+    return (
+        f"**Missed:** {'object' if one else 'objects'} {_and_list([str(o.gt_id) for o in missed])} "
+        f"{'is' if one else 'are'} in none of the run's masks, yet {'scores' if one else 'score'} "
+        f"{_and_list([f'{(o.j_mean + o.f_mean) / 2:.3f}' for o in missed])}: the ground truth does not have "
+        f"{'it' if one else 'them'} in {absent} of the {count(frames, 'frame')} scored, and DAVIS counts a frame "
+        "where neither the ground truth nor the masks have an object as perfect (J = F = 1)."
+    )
+
+
+def _and_list(items: list[str]) -> str:
+    """``["1"]`` -> ``"1"``, ``["1", "2", "3"]`` -> ``"1, 2 and 3"``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _truth_prefix(gt_zip: str) -> str:
@@ -129,6 +170,12 @@ class _Unpacked:
     def where(self, file: Path) -> str:
         """``file`` (unpacked) as the user knows it: ``gt.zip: annot/00000.png``."""
         return f"{self.zip_name}: {self.inside / file.name}"
+
+    def files_in(self) -> str:
+        """Where its files are, as the user knows it: ``files in gt.zip: annot/`` (``files in gt.zip`` at its
+        root)."""
+        inside = "" if self.inside == PurePosixPath(".") else f": {self.inside}/"
+        return f"files in {self.zip_name}{inside}"
 
     def in_zip_terms(self, message: str) -> str:
         """``message`` with the unpacked folder named by the zip: ``gt.zip/annot/00000.png``."""

@@ -27,14 +27,11 @@ from uvosam_app.settings import AppSettings
 
 LINK_EXAMPLE = "https://example.com/clip.mp4"
 ABOUT = """# UVOSAM: segment the main objects of a video, no clicks
-Upload a short video (or a zip of its frames, or pick an example) and press **Run**. A video tracker (IDOL) finds the
-salient objects and follows them; their boxes prompt Segment Anything (SAM or SAM 2.1) frame by frame. The masked
-video streams back while the models run; then download the full video and a zip with DAVIS PNGs,
-RGBA cut-outs and JSON, and see when each track was present (with the likely id switches). **Re-render**
-redraws the last run with fewer objects, with tracks merged (one object that got two ids) or split (one id
-given to two objects in turn), with a higher score threshold or in another video style (overlay, cut-out,
-blurred or grey background, matte) without running the models again.
-Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
+Upload a short video (or a zip of its frames, or pick an example) and press **Run**: a video tracker (IDOL) finds and
+follows the salient objects, and their boxes prompt Segment Anything (SAM or SAM 2.1) frame by frame. The masked video
+streams back while the models run; then download it and a zip of DAVIS PNGs, RGBA cut-outs and JSON, and see when each
+track was present. **Re-render** redraws the last run without the models: fewer objects, tracks merged or split, a
+higher score threshold, another style. Paper: [arXiv 2305.12659](https://arxiv.org/abs/2305.12659)."""
 
 
 # the API page's descriptions of the public endpoints (Gradio shows a handler's docstring without one)
@@ -355,9 +352,11 @@ def score_markdown(
     note: str | None = None,
     *,
     processed: int | None = None,
+    missed: str | None = None,
 ) -> str:
-    """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object; ``note``, a
-    warning about the ground truth (``uvosam.eval.clip.id_gaps_note``), under them. ``frames`` scored of the run's
+    """The scores of one clip as Markdown: the global numbers, then one row per ground-truth object; ``missed``, why
+    an object no mask covers scores over 0 (``uvosam_app.scoring.missed_objects_line``), and ``note``, a warning
+    about the ground truth (``uvosam.eval.clip.id_gaps_note``), under them. ``frames`` scored of the run's
     ``processed`` (more: the ground truth annotates some frames only)."""
     scored = count(frames, "frame")
     if processed is not None and processed > frames:
@@ -378,6 +377,7 @@ def score_markdown(
             "| object | track | J | F | J&F |",
             "|---|---|---|---|---|",
             *rows,
+            *(["", missed] if missed else []),
             *(["", f"**Note:** {markdown_text(note)}"] if note else []),
         ]
     )
