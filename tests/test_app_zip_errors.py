@@ -323,10 +323,10 @@ def test_score_notes_ground_truth_ids_that_are_not_1_to_k(finished, tmp_path):
     text = app.views.score(str(gt), masks)
     assert "over 3 objects" in text
     assert text.endswith(
-        "**Note:** the first ground-truth frame (gt.zip: annot/00000.png) has the ids 3, not 1..3: the DAVIS "
-        "protocol scores the 3 objects 1..3, and any of 1, 2 counts as perfect (J = F = 1) on every frame where "
-        "neither the ground truth nor the masks have it. If those ids are in no ground-truth frame, give the "
-        "object the id 1 for a mean over the real ones."
+        "**Note:** the first ground-truth frame (00000.png) has the ids 3, not 1..3: the DAVIS protocol scores "
+        "the 3 objects 1..3, and any of 1, 2 counts as perfect (J = F = 1) on every frame where neither the ground "
+        "truth nor the masks have it. If those ids are in no ground-truth frame, give the object the id 1 for a "
+        "mean over the real ones. (files in gt.zip: annot/)"
     ), text
     plain = _annotations(tmp_path / "plain.zip", [_ids_png()] * 6)
     assert "Note" not in app.views.score(str(plain), masks)

@@ -11,7 +11,7 @@ import json
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -33,7 +33,7 @@ from uvosam.eval.masks_io import WRITE_HINT
 from uvosam.text import count
 from uvosam_app.results import MAX_RECORD_BYTES
 from uvosam_app.text import GROUND_TRUTH_FRAMES, score_markdown
-from uvosam_app.zip_images import check_unpackable, extract_images, open_zip
+from uvosam_app.zip_images import check_unpackable, extract_images
 
 
 def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Path) -> str:
@@ -54,8 +54,8 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
             as they are in their zip, never by the temporary folder.
     """
     with tempfile.TemporaryDirectory(prefix="score-", dir=work_dir) as tmp:
-        gt = _Unpacked.of(gt_zip, Path(tmp, "gt"), _truth_prefix(gt_zip), max_files)
-        res = _Unpacked.of(masks_zip, Path(tmp, "res"), "davis/", max_files)
+        gt = _Unpacked.truth(gt_zip, Path(tmp, "gt"), max_files)
+        res = _Unpacked.masks(masks_zip, Path(tmp, "res"), max_files)
         processed = [p.stem for p in ground_truth_files(res.folder)]
         record = _MasksRecord.of(masks_zip)
         indices, num_frames = record.frame_indices(len(processed))
@@ -116,13 +116,10 @@ def _and_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _truth_prefix(gt_zip: str) -> str:
-    """Where the ground truth's PNGs are in ``gt_zip``: ``davis/`` in a masks zip of this app (its ``run.json`` at
-    the root; its DAVIS palette PNGs are ground truth's format: a run scored against another), else anywhere (its
-    one folder). A masks zip was refused ("has .png files in 5 folders (., cutouts/...)")."""
-    # refused as ``extract_images`` would: empty, not a zip, too many entries
-    with open_zip(gt_zip, ".png") as archive:
-        names = archive.namelist()
+def _truth_prefix(names: list[str]) -> str:
+    """Where the ground truth's PNGs are in a zip of member ``names``: ``davis/`` in a masks zip of this app (its
+    ``run.json`` at the root; its DAVIS palette PNGs are ground truth's format: a run scored against another), else
+    anywhere (its one folder). A masks zip was refused ("has .png files in 5 folders (., cutouts/...)")."""
     ours = "run.json" in names and any(n.startswith("davis/") and n.endswith(".png") for n in names)
     return "davis/" if ours else ""
 
@@ -149,11 +146,41 @@ class _Unpacked:
     folder: Path
 
     @classmethod
-    def of(cls, zip_path: str, parent: Path, prefix: str, max_files: int) -> _Unpacked:
-        expected = (
-            "Score takes the masks zip that Run or Re-render made." if prefix
-            else f"The ground truth must be {GROUND_TRUTH_FORMAT}, in a .zip: {GROUND_TRUTH_FRAMES}."
-        )  # fmt: skip
+    def masks(cls, zip_path: str, parent: Path, max_files: int) -> _Unpacked:
+        """The DAVIS PNGs (``davis/``) of a masks zip that Run or Re-render made."""
+        return cls._of(
+            zip_path,
+            parent,
+            max_files,
+            prefix="davis/",
+            expected="Score takes the masks zip that Run or Re-render made.",
+            one_folder="the one folder of this clip's masks",
+        )
+
+    @classmethod
+    def truth(cls, zip_path: str, parent: Path, max_files: int) -> _Unpacked:
+        """The ground truth's PNGs: its one folder, or a masks zip's DAVIS PNGs (``_truth_prefix``); the zip is
+        listed once."""
+        return cls._of(
+            zip_path,
+            parent,
+            max_files,
+            prefix=_truth_prefix,
+            expected=f"The ground truth must be {GROUND_TRUTH_FORMAT}, in a .zip: {GROUND_TRUTH_FRAMES}.",
+            one_folder="the one folder of this clip's ground-truth PNGs",
+        )
+
+    @classmethod
+    def _of(
+        cls,
+        zip_path: str,
+        parent: Path,
+        max_files: int,
+        *,
+        prefix: str | Callable[[list[str]], str],
+        expected: str,
+        one_folder: str,
+    ) -> _Unpacked:
         images = extract_images(
             zip_path,
             parent,
@@ -161,9 +188,7 @@ class _Unpacked:
             max_files=max_files,
             max_bytes=1 << 30,
             expected=expected,
-            one_folder="the one folder of this clip's masks"
-            if prefix
-            else "the one folder of this clip's ground-truth PNGs",
+            one_folder=one_folder,
         )
         return cls(Path(zip_path).name, images.inside, images.folder)
 

@@ -17,7 +17,7 @@ import struct
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -203,13 +203,14 @@ def extract_images(
     parent: Path,
     *,
     suffixes: tuple[str, ...] = (".png",),
-    prefix: str = "",
+    prefix: str | Callable[[list[str]], str] = "",
     max_files: int,
     max_bytes: int,
     expected: str = "",
     one_folder: str = ONE_FOLDER,
 ) -> UnpackedImages:
-    """The images (``suffixes``) of ONE folder of a zip (under ``prefix``), extracted flat; the zip is listed once.
+    """The images (``suffixes``) of ONE folder of a zip (under ``prefix``, or the prefix that ``prefix`` gives for
+    the zip's member names), extracted flat; the zip is listed once.
 
     Safe for uploads: only those members are read, each is written under its base name made portable
     (``written_names``; no path from the zip is used; ``\\`` counts as a folder separator, as Windows tools write
@@ -230,6 +231,8 @@ def extract_images(
     """
     name, kind = Path(zip_path).name, "/".join(suffixes)
     with open_zip(zip_path, kind) as archive:
+        if callable(prefix):
+            prefix = prefix(archive.namelist())
         members = image_members(archive, name, suffixes, prefix, expected, one_folder)
         inside = next(iter(members)).parent  # they are in one folder
         check_bounds(zip_path, members, kind, max_files, max_bytes)
