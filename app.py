@@ -1,8 +1,9 @@
 """UVOSAM web demo (a Hugging Face Space): upload a video, watch it stream back masked, get masks.
 
 UI only: ``build_demo`` lays out the page (``uvosam_app.layout``) and wires its events to the handlers of
-``uvosam_app.handlers.App``; the work is done by ``uvosam`` (``run_job``/``rerender_iter``). The app's other
-parts, one concept per module, are listed in ``uvosam_app/__init__.py``.
+``uvosam_app.handlers.App`` (Re-render's: ``App.rerenders``); the work is done by ``uvosam``
+(``run_job``/``rerender_iter``). The app's other parts, one concept per module, are listed in
+``uvosam_app/__init__.py``.
 ``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``).
 """
 
@@ -119,7 +120,7 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     _on_job_failure(app, ui, redo_ev)
     # the page's Re-render only (API clients run no follow-up event): Tracks to keep offers the split's parts
     redo_ev.success(
-        app.keep_offered,
+        app.rerenders.keep_offered,
         [ui.state, ui.outputs.zip_file],
         [ui.editing.keep, ui.keep_offer],
         **_QUIET,
@@ -165,8 +166,8 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
     c, o, e = ui.inputs.controls, ui.outputs, ui.editing
     return gr.on(  # Enter in the merge or split box re-renders too (as Enter in the link box loads)
         [e.redo.click, e.merge.submit, e.split.submit],
-        app.rerender,
-        [  # App.rerender's parameter order
+        app.rerenders.rerender,
+        [  # RerenderHandlers.rerender's parameter order
             e.keep,
             c["show_boxes"],
             c["show_labels"],
