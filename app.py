@@ -34,7 +34,6 @@ from gradio.route_utils import delete_files_created_by_app
 
 from uvosam.cpu_quota import limit_threads
 from uvosam_app import server_log
-from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.footer import footer_markdown
 from uvosam_app.handlers import App
@@ -48,6 +47,7 @@ from uvosam_app.models import (
 from uvosam_app.page_scripts import ANNOUNCE_JS, LIVE_REGION_JS
 from uvosam_app.process_folders import process_dir
 from uvosam_app.queue_turns import limit_waiting_runs
+from uvosam_app.refusals import log_refusals
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.start_models import load_default
