@@ -1,8 +1,9 @@
 """UVOSAM web demo (a Hugging Face Space): upload a video, watch it stream back masked, get masks.
 
 UI only: ``build_demo`` lays out the page (``uvosam_app.layout``) and wires its events to the handlers of
-``uvosam_app.handlers.App``; the work is done by ``uvosam`` (``run_job``/``rerender_iter``). The app's other
-parts, one concept per module, are listed in ``uvosam_app/__init__.py``.
+``uvosam_app.handlers.App`` (Re-render's: ``App.rerenders``); the work is done by ``uvosam``
+(``run_job``/``rerender_iter``). The app's other parts, one concept per module, are listed in
+``uvosam_app/__init__.py``.
 ``python app.py`` serves on 0.0.0.0:7860 (or ``GRADIO_SERVER_PORT``).
 """
 
@@ -33,7 +34,6 @@ from gradio.route_utils import delete_files_created_by_app
 
 from uvosam.cpu_quota import limit_threads
 from uvosam_app import server_log
-from uvosam_app.errors import log_refusals
 from uvosam_app.file_links import bound_file_links
 from uvosam_app.footer import footer_markdown
 from uvosam_app.handlers import App
@@ -47,6 +47,7 @@ from uvosam_app.models import (
 from uvosam_app.page_scripts import ANNOUNCE_JS, LIVE_REGION_JS
 from uvosam_app.process_folders import process_dir
 from uvosam_app.queue_turns import limit_waiting_runs
+from uvosam_app.refusals import log_refusals
 from uvosam_app.served import ServedFiles
 from uvosam_app.settings import FILE_MAX_AGE_S, FILE_SWEEP_EVERY_S, AppSettings
 from uvosam_app.start_models import load_default
@@ -119,7 +120,7 @@ def _wire(app: App, settings: AppSettings, ui: Page) -> None:
     _on_job_failure(app, ui, redo_ev)
     # the page's Re-render only (API clients run no follow-up event): Tracks to keep offers the split's parts
     redo_ev.success(
-        app.keep_offered,
+        app.rerenders.keep_offered,
         [ui.state, ui.outputs.zip_file],
         [ui.editing.keep, ui.keep_offer],
         **_QUIET,
@@ -165,8 +166,8 @@ def _on_rerender(app: App, ui: Page) -> Dependency:
     c, o, e = ui.inputs.controls, ui.outputs, ui.editing
     return gr.on(  # Enter in the merge or split box re-renders too (as Enter in the link box loads)
         [e.redo.click, e.merge.submit, e.split.submit],
-        app.rerender,
-        [  # App.rerender's parameter order
+        app.rerenders.rerender,
+        [  # RerenderHandlers.rerender's parameter order
             e.keep,
             c["show_boxes"],
             c["show_labels"],

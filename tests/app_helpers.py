@@ -1,7 +1,7 @@
 """Helpers shared by the app tests (tests/test_app_*.py, tests/test_load_faults.py,
 tests/test_bad_inputs.py): launching the Gradio app on a free port (``tiny_app_server``: the one that conftest.py's
-``server`` fixture starts once for every test file), writing clips and zips, reading results, watching processes.
-Not product code."""
+``server`` fixture starts once for every test file), writing clips and zips, a slowed run to stop (``slow_run``),
+reading results, watching processes. Not product code."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clip_helpers import write_clip
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from http_helpers import free_port
 from PIL import Image
 from proc import ffmpeg_children  # noqa: F401  (re-exported for the app tests)
@@ -265,6 +265,23 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> bool:
             pass
         time.sleep(0.05)
     return bool(condition())  # the last time, an error is the test's (one every time is no race)
+
+
+@contextlib.contextmanager
+def slow_run(c: Client, work: Path, video: Path, tracker: object) -> Iterator[tuple[object, Path]]:
+    """A /segment of ``video`` by client ``c`` with the ``server``'s ``tracker`` slowed to 0.4 s a frame (clip b's
+    24 frames: about 10 s if not stopped); yields (the ``gradio_client`` job, its run-* folder in ``work``) once its
+    overlay mp4 is being written (frames stream), for the test to stop it. The tracker's delay is put back after."""
+    tracker.delay_s = 0.4
+    try:
+        job = c.submit(handle_file(str(video)), api_name="/segment")
+        session = work / c.session_hash
+        assert wait_for(lambda: any(session.glob("run-*")), 30)
+        run_dir = next(session.glob("run-*"))
+        assert wait_for(lambda: any(run_dir.glob("*_overlay.mp4")), 30)  # encoding has started
+        yield job, run_dir
+    finally:
+        tracker.delay_s = 0.0
 
 
 def held_pipeline(sam_model) -> tuple[GetPipeline, threading.Event, threading.Event]:

@@ -203,14 +203,18 @@ def test_after_the_cache_sweep_a_page_left_open_is_told_to_upload_again(tmp_path
     with pytest.raises(gr.Error, match=r"'seq\.zip is no longer on the server"):
         list(stepped(app.segment(None, *args, zip_gone)))
     redo = list(
-        stepped(app.rerender([1], True, True, "0", "overlay", "", False, 0.0, last[-1], None))
+        stepped(
+            app.rerenders.rerender([1], True, True, "0", "overlay", "", False, 0.0, last[-1], None)
+        )
     )
     assert redo[-1][0].startswith("done") and redo[-1][0].endswith(SOUND_GONE)
     # the library knows the file is gone, not why (a sweep, or a later Load that replaced a linked video)
     assert "hour" not in redo[-1][0]
     upload.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # another file at the run's path
     redo = list(
-        stepped(app.rerender([1], True, True, "0", "overlay", "", False, 0.0, last[-1], None))
+        stepped(
+            app.rerenders.rerender([1], True, True, "0", "overlay", "", False, 0.0, last[-1], None)
+        )
     )
     assert redo[-1][0].startswith("done") and redo[-1][0].endswith(SOUND_REPLACED)
     with pytest.raises(gr.Error, match=r"'gt\.zip is no longer on the server.*, then Score"):

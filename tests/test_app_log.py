@@ -1,5 +1,5 @@
 """The server log of the Gradio app: a start and an end line for each job (``uvosam_app.server_log``), one line for
-each refusal a visitor meets (``uvosam_app.errors.log_refusals``), each with its session's tag; its level."""
+each refusal a visitor meets (``uvosam_app.refusals.log_refusals``), each with its session's tag; its level."""
 
 from __future__ import annotations
 
@@ -282,13 +282,14 @@ def test_a_refusal_to_the_page_is_logged_as_written_not_as_escaped_for_the_toast
     import gradio as gr
 
     from uvosam_app import errors as app_errors
+    from uvosam_app import refusals as app_refusals
 
     page = types.SimpleNamespace(headers={"x-gradio-user": "app"})
     shown = app_errors.for_page(gr.Error("a<b>&amp;.mp4\nis empty"), page)
     assert shown.message == "a&lt;b&gt;&amp;amp;.mp4<br>is empty"
     caplog.set_level(logging.INFO, logger="uvosam.app")
-    app_errors._log_refusal("/segment", shown.message, page)
-    app_errors._log_refusal("/score", "x" * 400, None)
+    app_refusals._log_refusal("/segment", shown.message, page)
+    app_refusals._log_refusal("/score", "x" * 400, None)
     assert _refusals(caplog) == [
         "refused /segment (page): a<b>&amp;.mp4 is empty",
         f"refused /score (API): {'x' * 299}…",

@@ -151,7 +151,9 @@ def test_refusals_of_what_the_user_did_print_no_traceback_in_the_server_log(tmp_
 
     def rerender(state):
         return list(
-            stepped(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, state, None))
+            stepped(
+                app.rerenders.rerender([1], True, True, 0, "overlay", "", False, 0.0, state, None)
+            )
         )
 
     refusals = {

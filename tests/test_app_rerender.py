@@ -1,4 +1,4 @@
-"""Re-render (``App.rerender``): a finished run's masks again with fewer tracks, merged tracks, a higher score
+"""Re-render (``App.rerenders.rerender``): a finished run's masks again with fewer tracks, merged tracks, a higher score
 threshold or another style, without the models; and its refusals. Tiny models on CPU."""
 
 from __future__ import annotations
@@ -195,6 +195,7 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
     import types
 
     from uvosam_app import handlers as app_handlers
+    from uvosam_app import rerender_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     app = app_handlers.App(
@@ -203,15 +204,15 @@ def test_a_run_started_during_a_rerender_of_the_same_session_leaves_its_masks_al
     request = types.SimpleNamespace(session_hash="tab")
     state = finished_run(app, request, tmp_path)
     reading, go_on = threading.Event(), threading.Event()
-    real = app_handlers.rerender_iter
+    real = rerender_handlers.rerender_iter
 
     def slow_rerender(*args, **kwargs):
         reading.set()
         go_on.wait(10)
         yield from real(*args, **kwargs)
 
-    monkeypatch.setattr(app_handlers, "rerender_iter", slow_rerender)
-    redo = stepped(app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request))  # fmt: skip
+    monkeypatch.setattr(rerender_handlers, "rerender_iter", slow_rerender)
+    redo = stepped(app.rerenders.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request))  # fmt: skip
     first = next(redo)  # the re-render is under way
     assert reading.wait(10)
     new_run = app.work.new_dir("tab", "run")  # what a Run pressed now does first
@@ -233,7 +234,11 @@ def test_rerender_or_score_during_a_run_say_to_let_it_finish(tmp_path):
     during_a_run = None  # the state once a Run has sent its first update
     with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
         list(
-            stepped(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, during_a_run, None))
+            stepped(
+                app.rerenders.rerender(
+                    [1], True, True, 0, "overlay", "", False, 0.0, during_a_run, None
+                )
+            )
         )
     with pytest.raises(gr.Error, match=r"Run a video first \(or let the run under way finish\)"):
         app.views.score(None, None)
@@ -378,17 +383,17 @@ def test_a_rerender_that_ends_after_a_new_run_offers_none_of_its_parts(
     request = types.SimpleNamespace(session_hash="tab")
     try:
         former = finished_run(app, request, tmp_path)
-        redo = app.rerender(
+        redo = app.rerenders.rerender(
             [1, 2], True, True, 0, "overlay", "", False, 0.0, former, request, split="2@3"
         )
         zip_shown = list(stepped(redo))[-1][4]
         # of the run re-rendered: its part is offered
-        keep, offer = app.keep_offered(former, zip_shown)
+        keep, offer = app.rerenders.keep_offered(former, zip_shown)
         assert isinstance(offer, KeepOffer) and offer.parts == {3} and keep.choices[-1][1] == 3
         # a Run that ended before the re-render's follow-up event
         latest = finished_run(app, request, tmp_path)
         assert latest.created_utc != former.created_utc
-        assert app.keep_offered(latest, zip_shown) == (gr.skip(), gr.skip())
+        assert app.rerenders.keep_offered(latest, zip_shown) == (gr.skip(), gr.skip())
     finally:
         served.close()
 

@@ -386,6 +386,7 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
     import gradio as gr
 
     from uvosam_app import handlers as app_handlers
+    from uvosam_app import rerender_handlers
 
     pipe = UVOSAM(MovingBoxTracker(num_objects=2), BoxPromptSegmenter(tiny_sam_model))
     settings = AppSettings(work_root=tmp_path, status_interval_s=0.1)
@@ -406,8 +407,10 @@ def test_a_failed_run_or_rerender_ends_its_status_line(tmp_path, tiny_sam_model,
         raise InputError("the cached masks are damaged")  # as uvosam.mask_cache.damaged refuses
         yield
 
-    monkeypatch.setattr(app_handlers, "rerender_iter", failing_rerender)
-    redo = stepped(app.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request))
+    monkeypatch.setattr(rerender_handlers, "rerender_iter", failing_rerender)
+    redo = stepped(
+        app.rerenders.rerender([1, 2], True, True, 0, "matte", "", False, 0.0, state, request)
+    )
     updates = []
     with pytest.raises(gr.Error, match="the cached masks are damaged"):
         updates.extend(redo)

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 pytest.importorskip("gradio")
-from app_helpers import client, finished_run, processes_mentioning, wait_for
+from app_helpers import client, finished_run, processes_mentioning, slow_run, wait_for
 from doubles import MovingBoxTracker
 from gradio_client import handle_file
 
@@ -20,20 +20,11 @@ from uvosam_app.settings import AppSettings
 def test_cancel_stops_the_run_cleans_up_and_the_next_run_works(server, clips, tracker):
     _url, work = server
     c = client(server)
-    tracker.delay_s = 0.4  # 24 frames: about 10 s if it were not stopped
-    try:
-        job = c.submit(handle_file(str(clips["b"])), api_name="/segment")
-        session = work / c.session_hash
-        assert wait_for(lambda: any(session.glob("run-*")), 30)
-        run_dir = next(session.glob("run-*"))
-        overlay = run_dir / "clip_b_overlay.mp4"
-        assert wait_for(overlay.exists, 30)  # encoding has started
+    with slow_run(c, work, clips["b"], tracker) as (job, run_dir):
         assert job.cancel()
         # the worker stopped and removed the partial run
         assert wait_for(lambda: not run_dir.exists())
         assert processes_mentioning(str(run_dir)) == []  # no ffmpeg left behind
-    finally:
-        tracker.delay_s = 0.0
     status = c.predict(handle_file(str(clips["a"])), api_name="/segment")[0]
     assert status.startswith("done: 16 frames")
 

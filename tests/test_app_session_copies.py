@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("gradio")
 import gradio as gr
-from app_helpers import client, wait_for, zip_of
+from app_helpers import client, slow_run, wait_for, zip_of
 from gradio_client import handle_file
 
 import app as app_module
@@ -74,17 +74,11 @@ def test_rerender_during_after_a_stopped_or_a_refused_run_says_to_run_first(serv
     (type: <class 'int'>) is not in the list of choices: []" (the run had cleared the keep list's choices)."""
     _url, work = server
     c = client(server)
-    tracker.delay_s = 0.4  # 24 frames: about 10 s if it were not stopped
-    try:
-        job = c.submit(handle_file(str(clips["b"])), api_name="/segment")
-        session = work / c.session_hash
-        assert wait_for(lambda: any(session.glob("run-*/*_overlay.mp4")), 30)  # frames stream
+    with slow_run(c, work, clips["b"], tracker) as (job, run_dir):
         with pytest.raises(Exception, match=RUN_FIRST):
             c.predict([1], api_name="/rerender")
         assert job.cancel()
-        assert wait_for(lambda: not any(session.glob("run-*")))
-    finally:
-        tracker.delay_s = 0.0
+        assert wait_for(lambda: not any(run_dir.parent.glob("run-*")))
     with pytest.raises(Exception, match=RUN_FIRST):
         c.predict([1], api_name="/rerender")
     with pytest.raises(Exception, match=r"Max objects \(max_objects over the API\) takes 1 to 20"):

@@ -278,7 +278,7 @@ def test_a_link_the_player_would_reencode_is_kept_as_downloaded_and_run(
         *_, last = stepped(app.segment(None, *args, None, linked))
         assert last[0].startswith("done: 12 frames") and Path(linked).is_file()
     assert run_json(last[4])["video"]["name"] == "old"  # the file as downloaded
-    redo = stepped(app.rerender([1], True, True, 0, "overlay", "", False, 0.0, last[-1], None,
+    redo = stepped(app.rerenders.rerender([1], True, True, 0, "overlay", "", False, 0.0, last[-1], None,
                                 linked))  # fmt: skip
     assert list(redo)[-1][0].startswith("done") and Path(linked).is_file()
     # a later upload or zip replaces it; their clearing (the linked Load clears them) leaves it

@@ -53,7 +53,7 @@ def test_a_run_pressed_right_after_stop_leaves_the_stopped_runs_folders_to_its_w
         yield JobProgress(frames_done=1, frames_total=2, elapsed_s=0.0)
 
     (read / "kept").write_bytes(b"the masks it reads")
-    stopped = app._start("session", "rerender", job, app.render_slots, read)
+    stopped = app._start("session", "rerender", job, app.rerenders.slots, read)
     assert stopped.pump.poll(10)[0].step is not None
     assert in_frame.wait(10)
     stopped.close()  # Stop: the UI lets go while the worker is in its frame

@@ -20,16 +20,19 @@ One concept per module:
 - ``text``: everything the page says but its footer; ``footer``: the device, models, weight files and versions;
   ``results``: what a finished run shows from its zip; ``scoring``: Score, its J&F against uploaded ground truth;
 - ``errors``: what a user is told when a request fails, and how the page's toast shows it (as written);
+  ``refusals``: the refusals met before a handler runs (a full queue, a file value not uploaded), each logged;
   ``server_log``: the server log's set-up and the start and end lines of each job;
-- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``result_views``: the
-  timeline, merge hints and Score of a finished run (``App.views``); ``keep_parts``: what *Tracks to keep* offers
-  after a re-render that split tracks; ``rerender_names``: the names a re-render's files are served under;
+- ``handlers``: the event handlers (``App``); ``link_handlers``: Load (``App.links``); ``rerender_handlers``:
+  Re-render (``App.rerenders``); ``result_views``: the timeline, merge hints and Score of a finished run
+  (``App.views``); ``keep_parts``: what *Tracks to keep* offers after a re-render that split tracks;
+  ``rerender_names``: the names a re-render's files are served under;
   ``describe``: what an input is and what Run will cover, before Run;
   ``checks``: what a request is checked against before any work; ``queue_turns``: one waiting run a session, so
   that one API client cannot fill the queue; ``layout``: the components;
   ``page_scripts``: the page's scripts (the live region a screen reader reads).
 
-Only ``handlers``, ``link_handlers``, ``result_views``, ``file_links``, ``component_classes``, ``file_input``,
-``checked_inputs``, ``served``, ``checks``, ``queue_turns``, ``layout`` and ``errors`` import gradio.
+Only ``handlers``, ``link_handlers``, ``rerender_handlers``, ``result_views``, ``file_links``,
+``component_classes``, ``file_input``, ``checked_inputs``, ``served``, ``checks``, ``queue_turns``, ``layout``,
+``errors`` and ``refusals`` import gradio.
 ``uvosam`` imports nothing from here.
 """

@@ -84,7 +84,7 @@ def output_side() -> gr.Dropdown:
 def _track_ids(self: gr.CheckboxGroup, payload: list[int | str | float] | None) -> list[int]:
     """The ids sent, as ints; refused naming the setting: anything that is no track id, and once a run set the
     choices (the session's copy: ``component_classes``), an id that is not one of that run's (or, after the page's
-    Re-render with a split, of the parts it offers: ``App.keep_offered``)."""
+    Re-render with a split, of the parts it offers: ``App.rerenders.keep_offered``)."""
     run_ids = [value for _, value in self.choices]
     ids = []
     for value in payload or []:

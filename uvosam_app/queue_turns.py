@@ -33,7 +33,7 @@ def waiting_runs_text(per_session: int) -> str:
 def limit_waiting_runs(blocks: gr.Blocks, api_name: str, per_session: int) -> None:
     """Refuse a call of ``blocks``' endpoint ``api_name`` while its session has ``per_session`` calls of it waiting
     in Gradio's queue (0: no limit). Wraps ``Queue.push`` of ``blocks`` (call it once ``blocks.queue()`` is set,
-    before ``errors.log_refusals``, which logs the refusal).
+    before ``refusals.log_refusals``, which logs the refusal).
 
     The count and Gradio's queuing of the event are one step on the event loop: for an endpoint without a
     validator or a cache, ``Queue.push`` awaits nothing between its start and its append (its lock is free at

@@ -38,9 +38,9 @@ class SessionRun:
     """What a session keeps of its last finished run (its mask cache feeds Re-render). ``source``: the input it
     ran on (the upload's, the zip's or the linked file's path; "" unknown), so that the upload's description can
     say when the results shown are of another input; ``tracks``: the run's (id, class name), the choices of *Tracks
-    to keep* (``App.keep_offered`` adds the parts of a split); ``created_utc``: when it started, as its run.json
-    says (a re-render's run.json names its run so, ``rerender.run_created_utc``; None: not known). (The videos the
-    session streamed go with ``SessionStreams``, set with the same update.)"""
+    to keep* (``RerenderHandlers.keep_offered`` adds the parts of a split); ``created_utc``: when it started, as its
+    run.json says (a re-render's run.json names its run so, ``rerender.run_created_utc``; None: not known). (The
+    videos the session streamed go with ``SessionStreams``, set with the same update.)"""
 
     run_dir: Path
     cache_dir: Path
