@@ -227,14 +227,14 @@ def test_stop_during_a_long_wait_for_the_job_ends_the_event_at_once(
     is pending) waited as long; a Stop before the handler's first update did not even stop its job, which ran on,
     folder kept, to its end. Here a step waits ~20 s (a 30 s interval, no chunk mid-run); the cancel returns at once,
     and the job's folder goes with it."""
-    import uvosam_app.handlers as app_handlers
+    import uvosam_app.rerender_handlers as app_rerender_handlers
 
     def slow_rerender(*args, **kwargs):
         for step in uvosam.job.rerender_iter(*args, **kwargs):
             time.sleep(2.0)  # 10 frames: ~20 s
             yield step
 
-    monkeypatch.setattr(app_handlers, "rerender_iter", slow_rerender)
+    monkeypatch.setattr(app_rerender_handlers, "rerender_iter", slow_rerender)
     pipes = {FAST: UVOSAM(MovingBoxTracker(num_objects=2), segmenter),
              SLOW: UVOSAM(MovingBoxTracker(num_objects=2, delay_s=0.5), segmenter)}  # fmt: skip
     settings = AppSettings(work_root=tmp_path, status_interval_s=30.0, chunk_seconds=60.0)
