@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -434,6 +438,30 @@ def test_workers_give_identical_scores(synthetic):
     write_results(res, labels)
     one, two = evaluate(root, res), evaluate(root, res, num_workers=2)
     assert one.to_dict() == two.to_dict() and one.jf_mean < 1
+
+
+def test_workers_in_a_script_without_a_main_guard_fail_once_with_the_advice(synthetic, tmp_path):
+    """The spawn workers import the script again and die there; a pool that restarted them would hang."""
+    root, res, _ = synthetic
+    script = tmp_path / "noguard.py"
+    script.write_text(
+        "from uvosam.eval.davis import evaluate\n"
+        f"print(evaluate({str(root)!r}, {str(res)!r}, num_workers=2).jf_mean)\n"
+    )
+    # this checkout's uvosam, whichever one the interpreter has installed
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: evaluate(num_workers=2): a scoring process died")
+    assert 'if __name__ == "__main__":' in last and "num_workers=1" in last
 
 
 # ---------------------------------------------------------------- CLI
