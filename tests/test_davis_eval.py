@@ -562,3 +562,34 @@ def test_cli_writes_its_files_before_stdout_whose_reader_went(synthetic, tmp_pat
     assert (done.returncode, done.stderr) == (141, "")
     assert json.loads((tmp_path / "s.json").read_text())["J&F-Mean"] == 1
     assert (tmp_path / "csv" / "per-sequence_results-val.csv").is_file()
+
+
+def test_davis_score_on_the_trainval_download_names_the_unsupervised_download_and_the_task_there(
+    synthetic, capsys
+):
+    """The usual trainval download has Annotations/480p only: the error named the missing Annotations_unsupervised
+    folder and the DAVIS page, not that those annotations are a download of their own, nor the semi-supervised task
+    that the annotations there serve."""
+    import shutil
+
+    import uvosam_cli
+
+    root, res, _ = synthetic
+    shutil.rmtree(root / "Annotations_unsupervised")
+    with pytest.raises(FileNotFoundError) as err:
+        evaluate(root, res)
+    assert str(err.value) == (
+        f"annotation folder for the unsupervised task not found: {root}/Annotations_unsupervised/480p; {root} has "
+        "Annotations/480p, the semi-supervised task's (the DAVIS-2017 trainval download's): the unsupervised task's "
+        "annotations are a download of their own, DAVIS-2017 Unsupervised TrainVal 480p on "
+        f"https://davischallenge.org/davis2017/code.html: put its Annotations_unsupervised/480p in {root}"
+    )
+    assert uvosam_cli.main(_score_argv(root, res)) == 2
+    said = capsys.readouterr().err
+    assert said.strip().endswith(
+        "; or score the semi-supervised task on the annotations that are there: --task semi-supervised"
+    )
+    assert "DAVIS-2017 Unsupervised TrainVal 480p" in said
+    # that task reads the annotations there (these results, with more ids than the first frame, it then refuses)
+    uvosam_cli.main([*_score_argv(root, res), "--task", "semi-supervised"])
+    assert "exceeds the 2 ground-truth objects of the first frame" in capsys.readouterr().err
