@@ -315,3 +315,30 @@ def test_a_masks_zip_of_this_app_is_ground_truth_and_an_empty_zip_is_told_empty(
         with pytest.raises(Exception) as err:
             c.predict(handle_file(str(gt)), handle_file(str(masks)), api_name="/score")
         assert str(err.value) == "empty.zip is empty (0 bytes); upload a .zip of .png files."
+
+
+def test_score_names_the_ground_truth_frames_after_the_runs_last(tmp_path):
+    """A run with a frame limit (3 of 6 frames): its 3 are scored and a note names the 3 ground-truth frames after
+    them, so its score does not read as the whole clip's. A whole stride-2 run (frames 0, 2, 4 of 6) gets none."""
+    from uvosam_app.scoring import score_masks_zip
+
+    gt = zip_of(tmp_path / "gt.zip", {f"gt/{i:05d}.png": _ids_png(1) for i in range(6)})
+    masks = _masks_zip(
+        tmp_path / "masks.zip", [(1,)] * 3, b"track_id,class_name,davis_label\n1,o,1\n"
+    )
+    text = score_masks_zip(gt, masks, max_files=9, work_dir=tmp_path)
+    assert text.startswith("**J&F 1.000** (J 1.000, F 1.000) over 1 object and 3 frames")
+    assert (
+        "not scored: 3 ground-truth frames after the last one scored, 00002.png (00003.png ... 00005.png): the "
+        "results stop there" in text
+    )
+    strided = zip_of(
+        tmp_path / "strided.zip",
+        {
+            **{f"davis/v/{i:05d}.png": _ids_png(1) for i in (0, 2, 4)},
+            "tracks.csv": b"track_id,class_name,davis_label\n1,o,1\n",
+            "run.json": b'{"settings": {"stride": 2}, "video": {"source_frames": 6}}',
+        },
+    )
+    text = score_masks_zip(gt, strided, max_files=9, work_dir=tmp_path)
+    assert "over 1 object and 3 frames" in text and "not scored" not in text

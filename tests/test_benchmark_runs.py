@@ -206,6 +206,12 @@ def test_davis_run_refuses_to_resume_with_other_models(tmp_path, pipe, monkeypat
     assert uvosam_cli.main(base + ["--sam", "vit_h"]) == 2
     err = capsys.readouterr().err
     assert "vit_b" in err and "vit_h" in err and "--out" in err
+    # the settings that differ, each with its two values (not two dicts to compare by eye)
+    assert (
+        f"{out} holds results of a run with other settings (sam: 'vit_b' there, 'vit_h' here); "
+        in err
+    )
+    assert "{" not in err
     assert loaded == ["vit_b"]  # refused before the models load
     assert not (out / seqs[1]).exists()
     first = json.loads((out / "run.json").read_text())

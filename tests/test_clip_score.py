@@ -591,3 +591,33 @@ def test_clip_score_says_none_for_an_object_matched_to_an_id_the_results_lack(
     _results(tmp_path / "empty" / "shapes", video, range(12), relabel=zeros)
     assert uvosam_cli.main(["clip-score", str(tmp_path / "empty" / "shapes"), str(d / "gt")]) == 0
     assert _printed_ids(capsys.readouterr().out) == {1: "none", 2: "none", 3: "none"}
+
+
+def test_clip_score_names_the_ground_truth_frames_after_the_last_result(clip_gt, tmp_path, capsys):
+    """A run stopped after 5 of 12 frames: its 5 are scored, and a note before the tables names the 7 after (a
+    partial run must not read as the whole clip's score). A whole run with a stride leaves fewer than a stride
+    after its last frame: no note."""
+    import uvosam_cli
+
+    d, video = clip_gt
+    _results(tmp_path / "part", video, range(5))
+    assert uvosam_cli.main(["clip-score", str(tmp_path / "part"), str(d / "gt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "5 result frames (00000 ...) scored against 0.png ... 4.png"
+    assert lines[1].startswith(
+        "Note: not scored: 7 ground-truth frames after the last one scored, 4.png (5.png ... 11.png): the "
+        "results stop there"
+    )
+    # stride 2, stopped after 3 frames (0, 2, 4): 5.png ... 11.png; by name and by --stride alike
+    _results(tmp_path / "part2", video, range(0, 6, 2))
+    for extra in ([], ["--stride", "2"]):
+        assert uvosam_cli.main(["clip-score", str(tmp_path / "part2"), str(d / "gt"), *extra]) == 0
+        assert (
+            "not scored: 7 ground-truth frames after the last one scored, 4.png (5.png"
+            in capsys.readouterr().out
+        )
+    # whole runs: stride 2 (0 ... 10; 11.png is between strides) and stride 3 (0 ... 9), and every frame
+    for stride in (2, 3, 1):
+        _results(tmp_path / f"whole{stride}", video, range(0, 12, stride))
+        assert uvosam_cli.main(["clip-score", str(tmp_path / f"whole{stride}"), str(d / "gt")]) == 0
+        assert "not scored" not in capsys.readouterr().out

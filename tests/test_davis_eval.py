@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -436,6 +440,30 @@ def test_workers_give_identical_scores(synthetic):
     assert one.to_dict() == two.to_dict() and one.jf_mean < 1
 
 
+def test_workers_in_a_script_without_a_main_guard_fail_once_with_the_advice(synthetic, tmp_path):
+    """The spawn workers import the script again and die there; a pool that restarted them would hang."""
+    root, res, _ = synthetic
+    script = tmp_path / "noguard.py"
+    script.write_text(
+        "from uvosam.eval.davis import evaluate\n"
+        f"print(evaluate({str(root)!r}, {str(res)!r}, num_workers=2).jf_mean)\n"
+    )
+    # this checkout's uvosam, whichever one the interpreter has installed
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: evaluate(num_workers=2): a scoring process died")
+    assert 'if __name__ == "__main__":' in last and "num_workers=1" in last
+
+
 # ---------------------------------------------------------------- CLI
 
 
@@ -534,3 +562,34 @@ def test_cli_writes_its_files_before_stdout_whose_reader_went(synthetic, tmp_pat
     assert (done.returncode, done.stderr) == (141, "")
     assert json.loads((tmp_path / "s.json").read_text())["J&F-Mean"] == 1
     assert (tmp_path / "csv" / "per-sequence_results-val.csv").is_file()
+
+
+def test_davis_score_on_the_trainval_download_names_the_unsupervised_download_and_the_task_there(
+    synthetic, capsys
+):
+    """The usual trainval download has Annotations/480p only: the error named the missing Annotations_unsupervised
+    folder and the DAVIS page, not that those annotations are a download of their own, nor the semi-supervised task
+    that the annotations there serve."""
+    import shutil
+
+    import uvosam_cli
+
+    root, res, _ = synthetic
+    shutil.rmtree(root / "Annotations_unsupervised")
+    with pytest.raises(FileNotFoundError) as err:
+        evaluate(root, res)
+    assert str(err.value) == (
+        f"annotation folder for the unsupervised task not found: {root}/Annotations_unsupervised/480p; {root} has "
+        "Annotations/480p, the semi-supervised task's (the DAVIS-2017 trainval download's): the unsupervised task's "
+        "annotations are a download of their own, DAVIS-2017 Unsupervised TrainVal 480p on "
+        f"https://davischallenge.org/davis2017/code.html: put its Annotations_unsupervised/480p in {root}"
+    )
+    assert uvosam_cli.main(_score_argv(root, res)) == 2
+    said = capsys.readouterr().err
+    assert said.strip().endswith(
+        "; or score the semi-supervised task on the annotations that are there: --task semi-supervised"
+    )
+    assert "DAVIS-2017 Unsupervised TrainVal 480p" in said
+    # that task reads the annotations there (these results, with more ids than the first frame, it then refuses)
+    uvosam_cli.main([*_score_argv(root, res), "--task", "semi-supervised"])
+    assert "exceeds the 2 ground-truth objects of the first frame" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from uvosam.eval.clip import (
     late_objects_note,
     pair_ground_truth,
     score_clip,
+    unscored_tail_note,
 )
 from uvosam.eval.davis import DavisScores
 from uvosam.eval.layout import scaled_run_note
@@ -59,9 +60,8 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         processed = [p.stem for p in ground_truth_files(res.folder)]
         record = _MasksRecord.of(masks_zip)
         indices, num_frames = record.frame_indices(len(processed))
-        names, truth = pair_ground_truth(
-            ground_truth_files(gt.folder), processed, indices, num_frames
-        )
+        every_truth = ground_truth_files(gt.folder)
+        names, truth = pair_ground_truth(every_truth, processed, indices, num_frames)
         size = _mask_size(res.folder / f"{names[0]}.png", res)
         _check_ground_truth(truth, size, gt, scaled=record.scaled)
         try:
@@ -74,6 +74,7 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         notes = (
             id_gaps_note(truth[0], shown_as=truth[0].name),
             late_objects_note(truth, shown_as=lambda file: file.name),
+            unscored_tail_note(every_truth, truth, shown_as=lambda file: file.name),
         )
         note = " ".join(n for n in notes if n)
         note = f"{note} ({gt.files_in()})" if note else None

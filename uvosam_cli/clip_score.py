@@ -15,6 +15,7 @@ from uvosam.eval.clip import (
     late_objects_note,
     pair_ground_truth,
     score_clip,
+    unscored_tail_note,
 )
 from uvosam.text import count
 from uvosam_cli.arguments import positive_int
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, "--json", example_name="scores.json")
     names = processed = _result_names(args.results)
-    truth = ground_truth_files(args.ground_truth)
+    truth = every_truth = ground_truth_files(args.ground_truth)
     if args.stride is None:  # by name, or one PNG per result frame: nothing is guessed
         try:
             names, truth = pair_ground_truth(truth, names, range(len(names)), len(names))
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_scores_json(scores, args.json)
     print(f"{scored} ({names[0]} ...) scored against {truth[0].name} ... {truth[-1].name}")
+    # beside the line above, before the numbers: a partial run's score must not read as the whole clip's
+    if tail := unscored_tail_note(every_truth, truth):
+        print(f"Note: {tail}")
     print(format_tables(scores))
     for note in (id_gaps_note(truth[0]), late_objects_note(truth)):
         if note is not None:

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from uvosam.atomic_files import write_text
+from uvosam.errors import MissingInputError
 from uvosam.eval.davis import GLOBAL_METRICS, DavisScores, evaluate
-from uvosam.eval.layout import SUBSETS, TASKS
+from uvosam.eval.layout import SUBSETS, TASKS, semi_supervised_annotations_only
 from uvosam.text import count
 from uvosam_cli.arguments import positive_int
 from uvosam_cli.checks import check_output_file, check_output_folder
@@ -128,14 +129,21 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         check_output_folder(args.csv, "--csv")
     start = time.perf_counter()
-    scores = evaluate(
-        args.davis_root,
-        args.results,
-        subset=args.subset,
-        task=args.task,
-        sequences=args.sequences,
-        num_workers=args.workers,
-    )
+    try:
+        scores = evaluate(
+            args.davis_root,
+            args.results,
+            subset=args.subset,
+            task=args.task,
+            sequences=args.sequences,
+            num_workers=args.workers,
+        )
+    except MissingInputError as err:
+        if args.task != "unsupervised" or not semi_supervised_annotations_only(args.davis_root):
+            raise
+        raise MissingInputError(
+            f"{err}; or score the semi-supervised task on the annotations that are there: --task semi-supervised"
+        ) from None
     seconds = time.perf_counter() - start
     written = []
     if args.json:

@@ -32,6 +32,7 @@ __all__ = [
     "late_objects_note",
     "pair_ground_truth",
     "score_clip",
+    "unscored_tail_note",
 ]
 
 
@@ -299,6 +300,33 @@ def late_objects_note(
     return (
         f"not scored: ground-truth {objects} {late}, not in the first ground-truth frame ({name(paths[0])}): the "
         f"DAVIS protocol scores that frame's objects, 1..{k}, as the official scorer does."
+    )
+
+
+def unscored_tail_note(
+    ground_truth: Sequence[Path],
+    scored: Sequence[Path],
+    shown_as: Callable[[Path], str] | None = None,
+) -> str | None:
+    """A note naming the ground-truth PNGs after the last one scored (``scored``: those paired with result frames,
+    in ``ground_truth``, the folder's files in frame order): a run stopped early (killed, or ``--max-frames``)
+    pairs only the frames it made, and its score covers those alone. Frames between scored ones (a stride's, or
+    key frames named as result frames) are skipped by design and not named, nor are the fewer than a stride after
+    the last (a whole run with stride S ends within S frames of the video's end; S is the spacing of the last two
+    scored). None when no more are left.
+    ``shown_as``: a file's name in the note (default: its file name)."""
+    files = list(ground_truth)
+    at = sorted(files.index(p) for p in scored)
+    stride = at[-1] - at[-2] if len(at) > 1 else 1
+    after = files[at[-1] + 1 :]
+    if len(after) < max(stride, 1):
+        return None
+    name = shown_as or (lambda path: path.name)
+    span = name(after[0]) if len(after) == 1 else f"{name(after[0])} ... {name(after[-1])}"
+    return (
+        f"not scored: {count(len(after), 'ground-truth frame')} after the last one scored, {name(scored[-1])} "
+        f"({span}): the results stop there (a run stopped early, or one with a frame limit), so this score is "
+        "of the frames up to there, not of the whole ground truth."
     )
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -286,9 +288,7 @@ def evaluate(
     seqs = find_sequences(davis_root, subset=subset, task=task, sequences=sequences)
     jobs = [(seq, results_dir, task) for seq in seqs]
     if num_workers > 1 and len(jobs) > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(num_workers, len(jobs))) as pool:
-            per_seq = pool.map(_score_job, jobs, chunksize=1)
+        per_seq = _score_in_processes(jobs, min(num_workers, len(jobs)))
     else:
         per_seq = [_score_job(job) for job in jobs]
     for seq, rows in zip(seqs, per_seq, strict=True):
@@ -303,6 +303,28 @@ def evaluate(
             f"no ground-truth object in the first annotation frame of any of {len(seqs)} sequences"
         )
     return pool_scores(objects, task=task, subset=subset)
+
+
+def _score_in_processes(jobs: list[tuple], workers: int) -> list[list[ObjectScore]]:
+    """``_score_job`` of each job in ``workers`` 'spawn' processes, in job order.
+
+    A pool that breaks fails once (a ``multiprocessing.Pool`` would start new workers for ever): a worker that dies
+    while it starts, as in a script without a main guard, whose workers run the script again.
+
+    Raises:
+        RuntimeError: a worker died, with what to do.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            return list(pool.map(_score_job, jobs))
+    except BrokenProcessPool:
+        raise RuntimeError(
+            f"evaluate(num_workers={workers}): a scoring process died. Each one starts by importing the script "
+            'that called evaluate(); a script without an `if __name__ == "__main__":` guard runs its evaluate() '
+            "again there, which cannot start processes. Put the call under that guard, or pass num_workers=1 "
+            "(one process)."
+        ) from None
 
 
 def pool_scores(objects: tuple[ObjectScore, ...], *, task: str, subset: str) -> DavisScores:

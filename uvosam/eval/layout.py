@@ -92,6 +92,27 @@ def _sequence_files(root: Path, name: str, task: str) -> SequenceFiles:
     return SequenceFiles(name=name, frame_ids=tuple(p.stem for p in pngs), annotations=tuple(pngs))
 
 
+def semi_supervised_annotations_only(root: str | Path) -> bool:
+    """Whether ``root`` has the semi-supervised task's annotations (``Annotations/480p``, in the usual trainval
+    download) but not the unsupervised task's (``Annotations_unsupervised/480p``, a download of their own)."""
+    root = Path(root)
+    return (root / annotation_folder("semi-supervised") / RESOLUTION).is_dir() and not (
+        root / annotation_folder("unsupervised") / RESOLUTION
+    ).is_dir()
+
+
+def _annotations_hint(root: Path, task: str) -> str:
+    """What to download for ``task``'s missing annotation folder under ``root``."""
+    if task == "unsupervised" and semi_supervised_annotations_only(root):
+        return (
+            f"{root} has {annotation_folder('semi-supervised')}/{RESOLUTION}, the semi-supervised task's (the "
+            "DAVIS-2017 trainval download's): the unsupervised task's annotations are a download of their own, "
+            "DAVIS-2017 Unsupervised TrainVal 480p on https://davischallenge.org/davis2017/code.html: put its "
+            f"{annotation_folder('unsupervised')}/{RESOLUTION} in {root}"
+        )
+    return DOWNLOAD_HINT
+
+
 def find_sequences(
     root: str | Path, *, subset: str, task: str, sequences: list[str] | None = None
 ) -> list[SequenceFiles]:
@@ -110,7 +131,7 @@ def find_sequences(
     ann_root = root / annotation_folder(task) / RESOLUTION
     if not ann_root.is_dir():
         raise MissingInputError(
-            f"annotation folder for the {task} task not found: {ann_root}; {DOWNLOAD_HINT}"
+            f"annotation folder for the {task} task not found: {ann_root}; {_annotations_hint(root, task)}"
         )
     set_file = imageset_path(root, subset=subset, task=task)
     listed = read_imageset(set_file)

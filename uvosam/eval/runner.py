@@ -220,10 +220,33 @@ def _check_settings(out_dir: str | Path, settings: dict, record: object) -> None
     )
     compared = {k: v for k, v in settings.items() if k in before or not k.endswith("_sha256")}
     if before != compared:
+        differ = (
+            _settings_differ(before, compared) if isinstance(before, dict) else f"{before!r} there"
+        )
         raise InputError(
-            f"{out_dir} holds results of a run with {before}, but this run has {settings}; resuming would mix the "
+            f"{out_dir} holds results of a run with other settings ({differ}); resuming would mix the "
             f"two in one score. Use another --out, or delete {out_dir} to start over."
         )
+
+
+def _settings_differ(there: dict, here: dict) -> str:
+    """The settings that differ, each with the folder's value and this run's: ``sam: 'vit_b' there, 'vit_h'
+    here`` (a SHA-256 by its first 12 digits; "none" where one side has no such key)."""
+
+    def shown(key: str, side: dict) -> str:
+        if key not in side:
+            return "none"
+        value = side[key]
+        if key.endswith("_sha256") and isinstance(value, str):
+            return value[:12]
+        return repr(value)
+
+    keys = [
+        k
+        for k in (*there, *(k for k in here if k not in there))
+        if there.get(k, ...) != here.get(k, ...)
+    ]
+    return "; ".join(f"{k}: {shown(k, there)} there, {shown(k, here)} here" for k in keys)
 
 
 def _check_code(out_dir: str | Path, record: object) -> None:
