@@ -279,20 +279,22 @@ def _finished_cache(cache_dir: Path) -> MaskCache:
     """The mask cache at ``cache_dir`` (``_cache_root``), once its run finished (else ``ValueError``)."""
     cache = MaskCache(cache_dir)
     check_run_meta(cache_dir, cache.info.meta)
-    if cache.info.height is None:
+    unfinished = cache_unfinished(cache)
+    if unfinished is not None:
         raise InputError(
-            f"rerender: {cache_dir} is not a finished run_job cache (no frames); "
-            "run the job with JobOptions(cache=True) first."
-        )
-    if not cache.finished:
-        raise InputError(
-            f"rerender: {_unfinished(cache)}; run the video again with JobOptions(cache=True)."
+            f"rerender: {unfinished}; run the video again with JobOptions(cache=True)."
         )
     return cache
 
 
-def _unfinished(cache: MaskCache) -> str:
-    """Why a cache with frames is not ``finished``."""
+def cache_unfinished(cache: MaskCache) -> str | None:
+    """Why ``cache`` cannot be re-rendered (its run wrote no frames, or did not finish), or ``None`` when it can.
+
+    The caller adds the advice in its own terms (``JobOptions(cache=True)`` in Python, ``--cache`` on the CLI)."""
+    if cache.info.height is None:
+        return f"{cache.root} is not a finished run_job cache (no frames)"
+    if cache.finished:
+        return None
     held = len(cache)
     if cache.info.num_frames is None:
         return (
