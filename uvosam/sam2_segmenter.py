@@ -356,7 +356,10 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         state = state.get("model", state)  # released files: {"model": state_dict}
         check_sam2_state(state, path, model_type)
         model = build_sam2_model(model_type)
-        hint = f"Pass the model type that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
+        hint = (
+            f"Pass the SAM 2.1 size it holds: SegmenterConfig(model_type=...) with one of "
+            f"{', '.join(SAM2_MODEL_TYPES)} (command line: --sam-type)."
+        )
         weight_loading.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
         logger.info("loaded SAM 2.1 %s from %s", model_type, path)
         segmenter = cls(
