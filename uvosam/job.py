@@ -79,9 +79,17 @@ __all__ = ["JobOptions", "JobProgress", "JobResult", "rerender", "rerender_iter"
 
 
 def run_job(
-    pipe: UVOSAM, source: str | Path, work_dir: str | Path, options: JobOptions | None = None
+    pipe: UVOSAM,
+    source: str | Path,
+    work_dir: str | Path,
+    options: JobOptions | None = None,
+    *,
+    weight_files: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Generator[JobProgress, None, None]:
     """Process one video (file or frame folder) into ``work_dir``.
+
+    ``weight_files``: the models' local files, path and SHA-256, for ``run.json``
+    (``uvosam.provenance.weight_files_record``; ``uvosam segment`` gives them).
 
     Raises (at the first ``next``): ``FileNotFoundError``, ``VideoReadError``, ``VideoLimitError``
     for bad input.
@@ -105,7 +113,7 @@ def run_job(
     )
     record = run_record(
         pipe, video=video_record(plan), stride=options.stride, max_frames=options.max_frames,
-        fit_side=options.fit_side, output=_output_record(options),
+        fit_side=options.fit_side, output=_output_record(options), weight_files=weight_files,
     )  # fmt: skip
     plan = replace(plan, record=record)
     # into a staging folder when work_dir holds an earlier result, which this one replaces when it is finished (an

@@ -186,8 +186,8 @@ def sam2_state_advice(state: dict, path: str | os.PathLike) -> str:
         return _sam2_0_text(path, size)
     if size is None:
         how = (
-            f"SegmenterConfig(model_type=...) with the size it holds (one of {SAM2_MODEL_TYPES}; command line: "
-            "--sam-type)"
+            f"SegmenterConfig(model_type=...) with the size it holds (one of {', '.join(SAM2_MODEL_TYPES)}; "
+            "command line: --sam-type)"
         )
     else:
         how = f"SegmenterConfig(model_type='{size}') (its Hiera size; command line: --sam-type {size})"
