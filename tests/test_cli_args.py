@@ -274,6 +274,38 @@ def test_sam_and_device_are_checked_before_loading(
     assert not (tmp_path / "o").exists()
 
 
+def test_a_sam_file_of_no_size_uvosam_builds_is_refused_before_any_model_loads(
+    frames_dir, tmp_path, no_models, capsys
+):
+    """A SAM whose encoder width is none of vit_b / vit_l / vit_h, or a file with no SAM encoder at all: no model
+    type could fit it, so it is said at once (it was: "assuming vit_h", the tracker loaded, then a load error that
+    asked for a model type the command line could not give, as a tuple repr)."""
+    import torch
+
+    from uvosam.testing import tiny_sam
+
+    tiny = tmp_path / "tiny_sam.pth"
+    torch.save(tiny_sam().state_dict(), tiny)
+    other = tmp_path / "other.pth"
+    torch.save({"backbone.weight": torch.zeros(2, 2)}, other)
+    base = ["segment", str(frames_dir), "--out", str(tmp_path / "o")]
+    assert uvosam_cli.main([*base, "--sam", str(tiny)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"error: {tiny} holds a SAM image encoder 32 wide; uvosam builds SAM of the released widths only "
+        in err
+    )
+    assert "(vit_b 768 / vit_l 1024 / vit_h 1280), so no model type fits it" in err
+    assert "('vit_b'" not in err and "assuming" not in err
+    assert uvosam_cli.main([*base, "--sam", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"error: {other} holds no SAM image encoder (no image_encoder.patch_embed.proj.weight)"
+        in err
+    )
+    assert not (tmp_path / "o").exists()
+
+
 def test_device_check_accepts_what_torch_can_use_here(monkeypatch):
     import torch
 

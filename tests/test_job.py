@@ -851,3 +851,31 @@ def test_a_failing_clean_up_neither_hides_the_runs_error_nor_stops_the_rest(
     (warning,) = [r for r in caplog.records if "clean-up after" in r.getMessage()]
     assert warning.levelno == logging.WARNING and isinstance(warning.exc_info[1], PermissionError)
     assert _files(work) == []  # the exports and the cache went too
+
+
+def test_rerender_cli_refuses_a_killed_runs_cache_with_cli_advice(
+    tmp_path, clip, tiny_sam_model, monkeypatch, capsys
+):
+    """A cache with no end mark (the run was killed): the advice is the command's ``--cache``, not Python's
+    ``JobOptions(cache=True)``, and nothing is written."""
+    path, video = clip
+    monkeypatch.setattr(
+        uvosam_cli.segment, "load_pipeline", lambda args: _pipe(video, tiny_sam_model)
+    )
+    run = tmp_path / "run"
+    assert (
+        uvosam_cli.main(["segment", str(path), "--out", str(run), "--max-frames", "3", "--cache"])
+        == 0
+    )
+    capsys.readouterr()
+    meta = run / "cache" / "meta.json"
+    data = json.loads(meta.read_text())
+    # as a SIGKILLed run leaves it: frames, no end mark
+    data["num_frames"] = None
+    meta.write_text(json.dumps(data))
+    assert uvosam_cli.main(["rerender", str(run), "--out", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "did not finish (it holds 3 frames but no end mark" in err
+    assert "run the video again with `uvosam segment ... --out <folder> --cache`" in err
+    assert "JobOptions" not in err
+    assert not (tmp_path / "again").exists()

@@ -67,6 +67,8 @@ def sam_run(inputs, tmp_path_factory):
     # vit_b at toy size: the loader and the file are the real ones
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(segmenter_module.sam_model_registry, "vit_b", lambda checkpoint=None: tiny_sam())
+        # its encoder's width (32) read as vit_b's
+        mp.setitem(segmenter_module._EMBED_DIMS, 32, "vit_b")
         loaded = UVOSAM.from_pretrained(
             weights, root / "my_sam.pth", device="cpu", tracker_yaml=yaml_path, tracker_precision="tf32",
             segmenter_config=SegmenterConfig(model_type="vit_b"),
@@ -346,3 +348,55 @@ def test_a_describe_that_json_cannot_hold_is_refused_before_the_first_frame(
     with pytest.raises(TypeError, match=r"_Described\.describe\(\) must return JSON values"):
         next(steps)
     assert not (tmp_path / "run").exists()
+
+
+def test_segment_records_the_path_and_sha256_of_local_model_files(inputs, tmp_path, monkeypatch):
+    """Two ``weights.pth`` were told apart by nothing in run.json (the name only): files given as paths now add the
+    path as given and their SHA-256; a model named by its released name keeps what it recorded."""
+    import hashlib
+
+    import uvosam_cli
+
+    weights, yaml_path, frames = inputs
+    # a copy: the hash's sidecar is written beside the file, never into the fixtures
+    local = shutil.copy(weights, tmp_path / "weights.pth")
+    sam_file = (
+        use_tiny_sam2_checkpoints(tmp_path / "checkpoints", monkeypatch) / "sam2.1_hiera_tiny.pt"
+    )
+    renamed = shutil.copy(sam_file, tmp_path / "my_sam2.pt")
+
+    def sha256(path) -> str:
+        return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+    base = [
+        "segment",
+        str(frames),
+        "--max-frames",
+        "2",
+        "--tracker",
+        str(local),
+        "--config-yaml",
+        str(yaml_path),
+    ]
+    assert uvosam_cli.main([*base, "--out", str(tmp_path / "a"), "--sam", str(renamed),
+                             "--sam-type", "sam2.1_tiny"]) == 0  # fmt: skip
+    models = json.loads((tmp_path / "a" / "export" / "run.json").read_text())["models"]
+    tracker, mask = models["tracker"], models["mask_model"]
+    assert (tracker["weights"], tracker["weights_path"], tracker["weights_sha256"]) == (
+        "weights.pth", str(local), sha256(weights))  # fmt: skip
+    assert (tracker["config_yaml_path"], tracker["config_yaml_sha256"]) == (
+        str(yaml_path),
+        sha256(yaml_path),
+    )
+    assert (mask["weights"], mask["weights_path"], mask["weights_sha256"]) == (
+        "my_sam2.pt", str(renamed), sha256(sam_file))  # fmt: skip
+    assert uvosam_cli.main([*base, "--out", str(tmp_path / "b"), "--sam", "sam2.1_tiny"]) == 0
+    mask = json.loads((tmp_path / "b" / "export" / "run.json").read_text())["models"]["mask_model"]
+    assert mask["weights"] == "sam2.1_tiny" and not any(key.startswith("weights_") for key in mask)
+
+
+def test_weight_files_record_skips_released_names():
+    from uvosam.provenance import weight_files_record
+
+    assert weight_files_record(tracker="idol-ytvis19-r50", sam="vit_h", config_yaml=None) == {}
+    assert weight_files_record(sam="sam2.1_tiny") == {}

@@ -425,25 +425,55 @@ def test_from_pretrained(tiny_weights, video):
     )
 
 
-def test_from_pretrained_wrong_architecture(tiny_weights, tmp_path):
+def test_from_pretrained_refuses_a_sam_of_no_released_width(tiny_weights, tmp_path):
+    """Width 48 is none of 768 / 1024 / 1280: refused by that width before a model is built, whatever
+    ``config.model_type`` says (it named the type to assume, and the load then failed on every key)."""
     other = tmp_path / "custom.pth"
     torch.save(tiny_sam(embed_dim=48).state_dict(), other)
     with pytest.raises(
-        WeightsError, match=r"does not fit SAM vit_b: \d+ keys of another shape, file vs model \("
+        WeightsError, match=r"custom.pth holds a SAM image encoder 48 wide; .* no model type fits"
     ):
         BoxPromptSegmenter.from_pretrained(
             other, device="cpu", config=SegmenterConfig(model_type="vit_b")
         )
 
 
-def test_sam_size_of_a_custom_checkpoint_comes_from_its_encoder_width(tmp_path, caplog):
-    from uvosam.segmenter import _model_type_of
+def test_a_sam_that_does_not_fit_the_type_of_its_width_says_why_no_type_helps(
+    tmp_path, monkeypatch
+):
+    """Width 768 (vit_b's) but another depth: the load's error says the width chose the type, no tuple repr."""
+    other = tmp_path / "deep.pth"
+    torch.save(tiny_sam().state_dict(), other)
+    monkeypatch.setitem(segmenter._EMBED_DIMS, 32, "vit_b")
+    monkeypatch.setattr(
+        segmenter, "sam_model_registry", {"vit_b": lambda checkpoint=None: tiny_sam(depth=3)}
+    )
+    with pytest.raises(WeightsError) as err:
+        BoxPromptSegmenter.from_pretrained(other, device="cpu")
+    message = str(err.value)
+    assert "does not fit SAM vit_b: " in message and "('vit_b'" not in message
+    assert message.endswith(
+        "SAM vit_b was chosen by its image encoder's width; uvosam builds SAM as released (vit_b, vit_l, vit_h), "
+        "so a SAM of another depth or layout cannot be loaded."
+    )
+
+
+def test_sam_size_of_a_custom_checkpoint_comes_from_its_encoder_width(tmp_path):
+    from uvosam.segmenter import _model_type_of, check_segmenter_file
 
     for width, name in ((768, "vit_b"), (1024, "vit_l"), (1280, "vit_h")):
         state = {"image_encoder.patch_embed.proj.weight": torch.zeros(width, 3, 1, 1)}
-        assert _model_type_of(state, tmp_path / "x.pth", "vit_h") == name
-    assert _model_type_of({}, tmp_path / "x.pth", "vit_l") == "vit_l"
-    assert "cannot tell the SAM size" in caplog.text
+        assert _model_type_of(state, tmp_path / "x.pth") == name
+    with pytest.raises(WeightsError, match=r"x.pth holds no SAM image encoder"):
+        _model_type_of({}, tmp_path / "x.pth")
+    # the check before any load reads the same from the file's keys and shapes
+    path = tmp_path / "wide.pth"
+    torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(1024, 3, 1, 1)}, path)
+    check_segmenter_file(path)
+    torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(100, 3, 1, 1)}, path)
+    with pytest.raises(WeightsError, match=r"wide.pth holds a SAM image encoder 100 wide"):
+        check_segmenter_file(path)
+    check_segmenter_file("vit_h")  # a name: nothing read
 
 
 @pytest.mark.parametrize(

@@ -79,9 +79,17 @@ __all__ = ["JobOptions", "JobProgress", "JobResult", "rerender", "rerender_iter"
 
 
 def run_job(
-    pipe: UVOSAM, source: str | Path, work_dir: str | Path, options: JobOptions | None = None
+    pipe: UVOSAM,
+    source: str | Path,
+    work_dir: str | Path,
+    options: JobOptions | None = None,
+    *,
+    weight_files: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Generator[JobProgress, None, None]:
     """Process one video (file or frame folder) into ``work_dir``.
+
+    ``weight_files``: the models' local files, path and SHA-256, for ``run.json``
+    (``uvosam.provenance.weight_files_record``; ``uvosam segment`` gives them).
 
     Raises (at the first ``next``): ``FileNotFoundError``, ``VideoReadError``, ``VideoLimitError``
     for bad input.
@@ -105,7 +113,7 @@ def run_job(
     )
     record = run_record(
         pipe, video=video_record(plan), stride=options.stride, max_frames=options.max_frames,
-        fit_side=options.fit_side, output=_output_record(options),
+        fit_side=options.fit_side, output=_output_record(options), weight_files=weight_files,
     )  # fmt: skip
     plan = replace(plan, record=record)
     # into a staging folder when work_dir holds an earlier result, which this one replaces when it is finished (an
@@ -279,20 +287,22 @@ def _finished_cache(cache_dir: Path) -> MaskCache:
     """The mask cache at ``cache_dir`` (``_cache_root``), once its run finished (else ``ValueError``)."""
     cache = MaskCache(cache_dir)
     check_run_meta(cache_dir, cache.info.meta)
-    if cache.info.height is None:
+    unfinished = cache_unfinished(cache)
+    if unfinished is not None:
         raise InputError(
-            f"rerender: {cache_dir} is not a finished run_job cache (no frames); "
-            "run the job with JobOptions(cache=True) first."
-        )
-    if not cache.finished:
-        raise InputError(
-            f"rerender: {_unfinished(cache)}; run the video again with JobOptions(cache=True)."
+            f"rerender: {unfinished}; run the video again with JobOptions(cache=True)."
         )
     return cache
 
 
-def _unfinished(cache: MaskCache) -> str:
-    """Why a cache with frames is not ``finished``."""
+def cache_unfinished(cache: MaskCache) -> str | None:
+    """Why ``cache`` cannot be re-rendered (its run wrote no frames, or did not finish), or ``None`` when it can.
+
+    The caller adds the advice in its own terms (``JobOptions(cache=True)`` in Python, ``--cache`` on the CLI)."""
+    if cache.info.height is None:
+        return f"{cache.root} is not a finished run_job cache (no frames)"
+    if cache.finished:
+        return None
     held = len(cache)
     if cache.info.num_frames is None:
         return (

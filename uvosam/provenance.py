@@ -23,9 +23,12 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
                      is under "rerender")
     models           device (the mask model's); tracker: class, then what the tracker's describe() says (for
                      IDOLTracker: weights = preset name or checkpoint file name, config_yaml, precision,
-                     input_min_side / input_max_side = the detector's own frame resize, thresholds, ...);
+                     input_min_side / input_max_side = the detector's own frame resize, thresholds, ...; for a
+                     checkpoint or YAML given as a local path, also weights_path / config_yaml_path, the path as
+                     given, and weights_sha256 / config_yaml_sha256: ``weight_files_record``);
                      mask_model: class, family ("SAM" / "SAM 2.1"), then BoxSegmenterBase.describe() (model_type,
-                     weights, parameters, fast, compile, cuda_graph, encoder_dtype, ...). weights null = the model
+                     weights, parameters, fast, compile, cuda_graph, encoder_dtype, ...; weights_path and
+                     weights_sha256 for a local file, as for the tracker). weights null = the model
                      was built from an object, not loaded by name, so only its class, config and parameter count
                      are known, and model_type is the released type its architecture has (null for another size).
                      null when not recorded (an ExportWriter given no record)
@@ -42,6 +45,7 @@ the mask cache keeps the run's record, so a re-render still names the run's mode
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -50,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from uvosam import __version__, atomic_files
 from uvosam.code_identity import CODE_KEY, code_identity
-from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES
+from uvosam.config import SAM2_MODEL_TYPES, SAM_MODEL_TYPES, SEGMENTER_MODEL_TYPES
 
 if TYPE_CHECKING:
     from uvosam.pipeline import UVOSAM
@@ -109,17 +113,59 @@ def _family(model_type: object) -> str | None:
     return "SAM" if model_type in SAM_MODEL_TYPES else None
 
 
-def models_record(pipe: UVOSAM) -> dict[str, Any]:
-    """The ``models`` entry of ``run.json`` for a pipeline (loaded by ``from_pretrained`` or built by hand)."""
+def weight_files_record(
+    *,
+    tracker: str | os.PathLike | None = None,
+    config_yaml: str | os.PathLike | None = None,
+    sam: str | os.PathLike | None = None,
+) -> dict[str, dict[str, str]]:
+    """The models' local files, for ``run.json``: ``{"tracker" | "config_yaml" | "sam": {"path": as given, "sha256":
+    hex}}`` for each argument that is a file here, not a released model's name (``weight_table.WEIGHTS`` key or a
+    SAM model type: those name one file already). Their describe() names a file by its name only; the hash tells two
+    ``weights.pth`` apart (``weight_checksums.file_sha256``: remembered beside the file, so read once)."""
+    from uvosam.weight_checksums import file_sha256
+    from uvosam.weight_table import WEIGHTS
+
+    files = {}
+    for role, given in (("tracker", tracker), ("config_yaml", config_yaml), ("sam", sam)):
+        if given is None or str(given) in WEIGHTS or str(given) in SEGMENTER_MODEL_TYPES:
+            continue
+        if Path(given).is_file():
+            files[role] = {"path": str(given), "sha256": file_sha256(given)}
+    return files
+
+
+def models_record(
+    pipe: UVOSAM, weight_files: Mapping[str, Mapping[str, str]] | None = None
+) -> dict[str, Any]:
+    """The ``models`` entry of ``run.json`` for a pipeline (loaded by ``from_pretrained`` or built by hand);
+    ``weight_files`` (``weight_files_record``) adds ``weights_path`` / ``weights_sha256`` to the tracker and the mask
+    model and ``config_yaml_path`` / ``config_yaml_sha256`` to the tracker, for the files it has."""
+    files = weight_files or {}
     mask_model = describe_component(pipe.segmenter)
     family = mask_model.pop("family", None) or _family(mask_model.get("model_type"))
-    mask_model = {"class": mask_model.pop("class"), "family": family, **mask_model}
+    mask_model = {
+        "class": mask_model.pop("class"),
+        "family": family,
+        **mask_model,
+        **_file_keys(files, "sam", "weights"),
+    }
+    tracker = describe_component(pipe.tracker)
+    tracker.update(_file_keys(files, "tracker", "weights"))
+    tracker.update(_file_keys(files, "config_yaml", "config_yaml"))
     device = getattr(pipe.segmenter, "device", None)
     return {
         "device": None if device is None else str(device),
-        "tracker": describe_component(pipe.tracker),
+        "tracker": tracker,
         "mask_model": mask_model,
     }
+
+
+def _file_keys(files: Mapping[str, Mapping[str, str]], role: str, key: str) -> dict[str, str]:
+    """``{key_path, key_sha256}`` of ``files[role]``, or nothing when that file was not given as a path."""
+    if role not in files:
+        return {}
+    return {f"{key}_path": files[role]["path"], f"{key}_sha256": files[role]["sha256"]}
 
 
 def _head(video: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,6 +187,7 @@ def run_record(
     max_frames: int | None,
     output: Mapping[str, Any],
     fit_side: int | None = None,
+    weight_files: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The record of a run of ``pipe`` starting now (``run.json`` less its ``export`` entry; JSON-able).
 
@@ -148,6 +195,7 @@ def run_record(
         video: the ``video`` entry (module docstring). stride, max_frames: the run's frame selection.
         fit_side: the longest side its frames were scaled down to (``JobOptions.fit_side``; None: not scaled).
         output: the ``output`` entry (the video's style and size).
+        weight_files: the models' local files (``weight_files_record``), for ``models_record``.
     """
     return {
         **_head(video),
@@ -158,7 +206,7 @@ def run_record(
             "max_frames": max_frames,
             "fit_side": fit_side,
         },
-        "models": models_record(pipe),
+        "models": models_record(pipe, weight_files),
         "output": dict(output),
         "rerender": None,
         "export": None,

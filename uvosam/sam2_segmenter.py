@@ -186,8 +186,8 @@ def sam2_state_advice(state: dict, path: str | os.PathLike) -> str:
         return _sam2_0_text(path, size)
     if size is None:
         how = (
-            f"SegmenterConfig(model_type=...) with the size it holds (one of {SAM2_MODEL_TYPES}; command line: "
-            "--sam-type)"
+            f"SegmenterConfig(model_type=...) with the size it holds (one of {', '.join(SAM2_MODEL_TYPES)}; "
+            "command line: --sam-type)"
         )
     else:
         how = f"SegmenterConfig(model_type='{size}') (its Hiera size; command line: --sam-type {size})"
@@ -356,7 +356,10 @@ class Sam2BoxSegmenter(BoxSegmenterBase):
         state = state.get("model", state)  # released files: {"model": state_dict}
         check_sam2_state(state, path, model_type)
         model = build_sam2_model(model_type)
-        hint = f"Pass the model type that matches the checkpoint (one of {SAM2_MODEL_TYPES})."
+        hint = (
+            f"Pass the SAM 2.1 size it holds: SegmenterConfig(model_type=...) with one of "
+            f"{', '.join(SAM2_MODEL_TYPES)} (command line: --sam-type)."
+        )
         weight_loading.load_into(model, state, path, f"SAM 2.1 {model_type}", hint)
         logger.info("loaded SAM 2.1 %s from %s", model_type, path)
         segmenter = cls(

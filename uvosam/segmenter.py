@@ -105,6 +105,8 @@ _VIT_SIZES = {
     (1280, 32): "vit_h",
 }  # (width, depth) of the image encoder
 _EMBED_DIMS = {width: model_type for (width, _), model_type in _VIT_SIZES.items()}
+# the image encoder's first weight, (width, 3, 16, 16): its width tells the SAM size
+_ENCODER_KEY = "image_encoder.patch_embed.proj.weight"
 
 
 def _is_sam2_state(state: dict) -> bool:
@@ -228,13 +230,48 @@ def check_segmenter_packages(
             raise MissingPackageError(missing)
 
 
-def _model_type_of(state: dict, path: Path, fallback: str) -> str:
-    """SAM size from the image encoder's width in a state dict (768 / 1024 / 1280), else ``fallback``."""
-    weight = state.get("image_encoder.patch_embed.proj.weight")
-    if weight is None or int(weight.shape[0]) not in _EMBED_DIMS:
-        logger.warning("%s: cannot tell the SAM size from the file; assuming %s", path, fallback)
-        return fallback
-    model_type = _EMBED_DIMS[int(weight.shape[0])]
+def check_segmenter_file(
+    model_type_or_path: str | os.PathLike | None, config: SegmenterConfig | None = None
+) -> None:
+    """Raise ``WeightsError`` now if ``load_segmenter(model_type_or_path, config=config)`` would load a SAM
+    checkpoint file that no SAM it builds can take (a SAM 2 file of no SAM 2.1 size, a SAM image encoder of no
+    released width, no SAM image encoder at all), so that a caller says so before loading the tracker. Reads the
+    file's keys and shapes only (``weight_loading.peek_checkpoint``); names, released file names, SAM 2.1 files
+    and files that cannot be mapped pass (the load reads or reports them)."""
+    config = config_or(config, SegmenterConfig(), "SegmenterConfig(fast=False)")
+    source = model_type_or_path if model_type_or_path is not None else config.model_type
+    if uses_sam2(source, config) or _model_type_and_source(source)[0] is not None:
+        return
+    if not Path(source).is_file():
+        return
+    state = weight_loading.peek_checkpoint(source)
+    if state is None:
+        return
+    if _is_sam2_state(state):
+        raise WeightsError(sam2_state_advice(state.get("model", state), source))
+    _model_type_of(state, source)
+
+
+def _model_type_of(state: dict, path: str | os.PathLike) -> str:
+    """SAM size from the image encoder's width in a state dict (768 / 1024 / 1280).
+
+    Raises:
+        WeightsError: no SAM image encoder in ``state``, or one of another width (no model type would fit it).
+    """
+    weight = state.get(_ENCODER_KEY)
+    if weight is None:
+        raise WeightsError(
+            f"{path} holds no SAM image encoder (no {_ENCODER_KEY}) and no SAM 2 model: it is not a SAM or SAM "
+            "2.1 checkpoint. Give a SAM (vit_b, vit_l, vit_h) or SAM 2.1 checkpoint, or one of those model names."
+        )
+    width = int(weight.shape[0])
+    if width not in _EMBED_DIMS:
+        sizes = " / ".join(f"{model_type} {dim}" for dim, model_type in _EMBED_DIMS.items())
+        raise WeightsError(
+            f"{path} holds a SAM image encoder {width} wide; uvosam builds SAM of the released widths only "
+            f"({sizes}), so no model type fits it. Give a checkpoint of one of those sizes (or SAM 2.1)."
+        )
+    model_type = _EMBED_DIMS[width]
     logger.info("%s holds SAM %s (by its image encoder's width)", path, model_type)
     return model_type
 
@@ -264,6 +301,20 @@ def fast_encode(encoder: ImageEncoderViT, x: torch.Tensor) -> torch.Tensor:
     """
     with fast_path_autocast(x):
         return sam_fast.encoder_forward(encoder, x)
+
+
+def _mismatch_hint(model_type: str, by_name: bool) -> str:
+    """What to do about a SAM checkpoint that does not fit SAM ``model_type``, chosen by the file's released name
+    (``by_name``) or by its image encoder's width."""
+    if by_name:
+        return (
+            f"Its file name is the released SAM {model_type} checkpoint's, which decides the model: give a file of "
+            "another model another name (its size is then read from the file)."
+        )
+    return (
+        f"SAM {model_type} was chosen by its image encoder's width; uvosam builds SAM as released (vit_b, vit_l, "
+        "vit_h), so a SAM of another depth or layout cannot be loaded."
+    )
 
 
 class BoxPromptSegmenter(BoxSegmenterBase):
@@ -362,10 +413,10 @@ class BoxPromptSegmenter(BoxSegmenterBase):
         state = weight_loading.load_checkpoint(path)
         if _is_sam2_state(state):
             raise WeightsError(sam2_state_advice(state.get("model", state), path))
-        fallback = config.model_type if config.model_type in SAM_MODEL_TYPES else "vit_h"
-        model_type = model_type or _model_type_of(state, path, fallback)
+        by_name = model_type is not None
+        model_type = model_type or _model_type_of(state, path)
         sam = sam_model_registry[model_type](checkpoint=None)
-        hint = f"Pass the model type that matches the checkpoint (one of {SAM_MODEL_TYPES})."
+        hint = _mismatch_hint(model_type, by_name)
         weight_loading.load_into(sam, state, path, f"SAM {model_type}", hint)
         logger.info("loaded SAM %s from %s", model_type, path)
         segmenter = cls(

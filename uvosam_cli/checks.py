@@ -255,8 +255,9 @@ def check_model_arguments(args: argparse.Namespace) -> None:
             not fit ``--sam``.
         FileNotFoundError: ``--config-yaml`` (or a ``_BASE_`` it names) does not exist.
         MissingPackageError: ``--sam`` is SAM 2.1 and the sam2 package is not installed.
+        WeightsError: a ``--sam`` PATH that holds no SAM of a size uvosam builds (``check_segmenter_file``).
     """
-    from uvosam.segmenter import check_segmenter_packages
+    from uvosam.segmenter import check_segmenter_file, check_segmenter_packages
 
     config = segmenter_config(args)
     check_tracker_weights(str(args.tracker), "--tracker")
@@ -265,3 +266,5 @@ def check_model_arguments(args: argparse.Namespace) -> None:
     check_sam(args.sam)
     check_device(args.device)
     check_segmenter_packages(args.sam, config)
+    # a --sam PATH that no SAM uvosam builds can take: said before the tracker loads (its keys and shapes read)
+    check_segmenter_file(args.sam, config)

@@ -19,7 +19,7 @@ from typing import Any
 
 from uvosam.errors import InputError, MissingInputError
 from uvosam.export_types import ExportOptions
-from uvosam.job import CACHE_FOLDER, rerender_iter
+from uvosam.job import CACHE_FOLDER, cache_unfinished, rerender_iter
 from uvosam.job_locks import check_not_written
 from uvosam.job_plan import check_run_meta, run_output
 from uvosam.job_staging import check_replaceable, rerender_keeps
@@ -195,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
     masks = MaskCache(cache)
     meta = masks.info.meta
     check_run_meta(cache, meta)
+    unfinished = cache_unfinished(masks)
+    if unfinished is not None:
+        raise InputError(
+            f"{unfinished}; run the video again with `uvosam segment ... --out <folder> --cache`"
+        )
     try:
         split = parse_split(", ".join(args.split))
     except InputError as err:  # one split in two arguments

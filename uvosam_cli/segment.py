@@ -24,7 +24,7 @@ from uvosam.job_staging import CACHE_FOLDER, EXPORT_FOLDER, check_replaceable
 from uvosam.job_types import JobOptions
 from uvosam.pipeline import DEFAULT_TRACKER, UVOSAM
 from uvosam.progress import progress_bar
-from uvosam.provenance import describe_component
+from uvosam.provenance import describe_component, weight_files_record
 from uvosam.remote_files import is_zip_download
 from uvosam.remote_links import looks_like_link, parse_link, refuse_page_link
 from uvosam.remote_video import download_video
@@ -230,6 +230,12 @@ def check_result_folder(out: Path, video_name: str, source: Path) -> None:
     )
 
 
+def _weight_files(args: argparse.Namespace) -> dict:
+    """The path as given and SHA-256 of each ``--tracker``, ``--config-yaml`` and ``--sam`` given as a local file, for
+    run.json (its models name a file by its name only)."""
+    return weight_files_record(tracker=args.tracker, config_yaml=args.config_yaml, sam=args.sam)
+
+
 def run(args: argparse.Namespace) -> int:
     options = JobOptions(
         stride=args.stride,
@@ -280,7 +286,9 @@ def _segment(
     # the job is closed at once when stopped (Ctrl-C): its unfinished files go before the command says so
     with (
         progress_bar(desc=source.name, unit="frame", dynamic_ncols=True) as bar,
-        contextlib.closing(run_job(pipe, source, args.out, options)) as steps,
+        contextlib.closing(
+            run_job(pipe, source, args.out, options, weight_files=_weight_files(args))
+        ) as steps,
     ):
         for update in steps:
             bar.total = update.frames_total
