@@ -342,6 +342,27 @@ def test_from_pretrained_finds_both_weight_files_before_loading_either(tmp_path,
     assert "'cocopretrain_R50.pth'" in str(err.value) and "'sam_vit_b_01ec64.pth'" in str(err.value)
 
 
+def test_from_pretrained_refuses_a_sam_file_of_no_size_before_loading_the_tracker(
+    tmp_path, monkeypatch
+):
+    """A SAM file whose image encoder is none of the released widths: said before the tracker is read and built (the
+    command line's check, ``check_segmenter_file``, made by the library too)."""
+    import torch
+    from model_helpers import use_tiny_tracker
+
+    from uvosam.testing import tiny_sam
+    from uvosam.tracker import loading
+
+    use_tiny_tracker(tmp_path, monkeypatch)
+    monkeypatch.setattr(
+        loading, "load_tracker", lambda *a, **k: pytest.fail("the tracker was loaded")
+    )
+    tiny = tmp_path / "tiny_sam.pth"
+    torch.save(tiny_sam().state_dict(), tiny)
+    with pytest.raises(WeightsError, match="holds a SAM image encoder 32 wide"):
+        UVOSAM.from_pretrained("idol-ytvis19-r50", tiny, device="cpu")
+
+
 class _BoxFilling:
     """A toy ``BoxSegmenter``: each box's pixels are its mask; ``wrong`` bends the output the way a plug-in might."""
 

@@ -166,7 +166,8 @@ class UVOSAM:
         Raises:
             FileNotFoundError: a weight file is missing (the message says where it looked and how to get it); both
                 files are looked for before either model loads (``locate_weights``).
-            WeightsError: a weight file is corrupt or does not fit the architecture.
+            WeightsError: a weight file is corrupt or does not fit the architecture (a SAM file that no SAM size
+                fits: before the tracker loads, ``check_segmenter_file``).
             MissingPackageError: ``sam`` is a SAM 2.1 model and the sam2 package is missing (before anything loads).
             TypeError: an argument of the wrong kind (a dict for ``config``, ``tracker=None``), before anything loads.
             ValueError: a ``tracker_precision`` not in ``fp32``/``tf32``/``bf16`` or a ``device`` torch cannot use
@@ -174,7 +175,12 @@ class UVOSAM:
                 not valid YAML or not an IDOL config (before any weight is looked for; a missing one:
                 ``FileNotFoundError``).
         """
-        from uvosam.segmenter import check_segmenter_packages, load_segmenter, resolve_device
+        from uvosam.segmenter import (
+            check_segmenter_file,
+            check_segmenter_packages,
+            load_segmenter,
+            resolve_device,
+        )
         from uvosam.tracker.loading import load_tracker
         from uvosam.tracker.yaml_config import load_tracker_yaml
 
@@ -191,6 +197,8 @@ class UVOSAM:
             load_tracker_yaml(tracker_yaml)
         # both weight files before either model: a missing SAM file is not found only after the tracker loaded
         locate_weights(tracker, sam, segmenter_config=segmenter_config)
+        # a SAM file of no size uvosam builds (its keys and shapes read, not its weights): before the tracker loads
+        check_segmenter_file(sam, segmenter_config)
         # then the tracker: a wrong YAML or a checkpoint that does not fit is reported before SAM's 0.4-2.5 GB load
         box_tracker = load_tracker(
             tracker, tracker_yaml, device=torch_device, precision=tracker_precision
