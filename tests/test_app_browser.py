@@ -123,7 +123,7 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     described = page.locator("#video-info", has_text="320x240, 48 frames at 12 fps (4.0 s)")
     described.wait_for(timeout=30_000)  # told before Run what the upload is
     # as the UI names them
-    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in described.inner_text()
+    assert "No time estimate yet for idol-ytvis19-r50 + SAM ViT-B" in described.inner_text()
     page.get_by_role("button", name="Settings ▼").click()
     mask_models = page.locator("#mask-model")
     assert mask_models.get_by_label("SAM ViT-B").is_checked()  # readable labels; the value is vit_b
@@ -138,10 +138,20 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     page.wait_for_function(
         "() => document.querySelector('#stride input[type=range]').value === '2'"
     )
-    # (once in a full CI run the description had not followed within 10 s, on a busy machine: 30 s)
-    page.locator("#video-info", has_text="Run covers 24 frames (every 2nd frame)").wait_for(
-        timeout=30_000
-    )
+    # (once in a full CI run the description had not followed within 10 s, on a busy machine: 30 s; once more
+    # within 30 s, not seen since in runs alone or under load: the failure now says what the page showed)
+    from playwright.sync_api import TimeoutError as PageTimeout
+
+    try:
+        page.locator("#video-info", has_text="Run covers 24 frames (every 2nd frame)").wait_for(
+            timeout=30_000
+        )
+    except PageTimeout:
+        shown = page.locator("#video-info").inner_text()
+        box = page.locator("#stride input[type=number]").input_value()
+        pytest.fail(
+            f"the description did not follow Stride 2 in 30 s (its box: {box!r}): {shown!r}"
+        )
     page.keyboard.press("ArrowLeft")
     page.locator("#video-info", has_text="Run covers 48 frames").wait_for(timeout=30_000)
     page.click("#run")
@@ -158,7 +168,7 @@ def test_upload_run_stream_download(app_url, page, tmp_path):
     assert page.evaluate(STATUS).startswith("done: 48 frames, 2 tracks")
     estimate = page.locator("#video-info", has_text="fps in the last run here")
     estimate.wait_for(timeout=30_000)  # the description now has this run's speed, not "No run yet"
-    assert "No run with" not in estimate.inner_text()
+    assert "No time estimate yet" not in estimate.inner_text()
     page.locator("#timeline img").wait_for(timeout=30_000)  # the track timeline under the table
     labels = [b.get_attribute("aria-label") for b in page.locator("#timeline button").all()]
     assert "Fullscreen" in labels and not {"Download", "Share"} & set(
@@ -550,7 +560,7 @@ DISPLAY = "(id) => getComputedStyle(document.getElementById(id)).display"
 
 def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
     """A portrait (9:16) clip: on a 1366x800 laptop the input and live players grew to 600x1065, taller than the
-    window; now they are at most 60% of its height (letterboxed). Run was below that window's first screen (at
+    window; now they are at most 55% of its height (letterboxed). Run was below that window's first screen (at
     y=827 before any upload, and the player and the description pushed it further); now Run and the upload's
     description are in it. On a 390 px phone the live video pushed *Latest frame* into a second column off the
     screen to the right (the page scrolled sideways); the tracks table hid columns unless scrolled sideways inside
@@ -582,7 +592,7 @@ def test_a_portrait_clip_fits_a_laptop_and_a_phone_screen(app_url, tmp_path):
         )
         for shown in ("#inp video", "#stream video", "#preview img"):
             height = page.locator(shown).bounding_box()["height"]
-            assert height <= 0.6 * 800 + 1, f"{shown} is {height} px tall in an 800 px window"
+            assert height <= 0.55 * 800 + 1, f"{shown} is {height} px tall in an 800 px window"
         # the zip's timeline, not the phone's
         assert page.evaluate(DISPLAY, "timeline-narrow") == "none"
 

@@ -26,8 +26,8 @@ def test_describe_video_says_what_a_run_covers_and_estimates_its_time():
     models = "idol-ytvis19-r50 + vit_b"
     first = describe_video(info, "shapes.mp4", stride=1, max_frames=900, models=models, fps=None)
     assert first == ("**shapes.mp4**: 320x240, 48 frames at 12 fps (4.0 s). Run covers 48 frames "
-                     "(every frame). No run with idol-ytvis19-r50 + vit_b here yet long enough to "
-                     "estimate the time from (10 frames or more).")  # fmt: skip
+                     "(every frame). No time estimate yet for idol-ytvis19-r50 + vit_b (it takes a run of "
+                     "10 frames or more here).")  # fmt: skip
     on_cpu = describe_video(
         info, "shapes.mp4", stride=1, max_frames=900, models=models, fps=None, on_cpu=True
     )
@@ -144,7 +144,7 @@ def test_a_short_run_does_not_spoil_the_time_estimate(tmp_path):
     bunny = str(ROOT / "examples" / "bigbuckbunny_cut.mp4")  # 88 frames, 640x360
     models = ("idol-ytvis19-r50", "vit_b")
     record_speed(app.speeds, models, _timed_run(1, 3.0))
-    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet long enough" in app.describe(
+    assert "No time estimate yet for idol-ytvis19-r50 + SAM ViT-B (it takes a run" in app.describe(
         bunny, *models, 1, 900
     )
     record_speed(app.speeds, models, _timed_run(88, 5.7))
@@ -216,7 +216,7 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
     text = app.describe(str(clips["a"]), preset, "vit_b", 1, 900)
     assert text.startswith("**clip_a.mp4**: 96x64, 16 frames at 8 fps (2.0 s). Run covers 16")
     # the models as the UI names them
-    assert "No run with idol-ytvis19-r50 + SAM ViT-B here yet" in text
+    assert "No time estimate yet for idol-ytvis19-r50 + SAM ViT-B" in text
     refused = app.describe(str(clips["text"]), preset, "vit_b", 1, 900)
     assert refused.startswith("**Run would refuse this input:** ") and "is not a video" in refused
     # the app's inputs
@@ -245,7 +245,9 @@ def test_upload_is_described_before_run_with_what_run_would_refuse(tmp_path, cli
         "**The results below are of your last run, on an earlier input (clip_a.mp4):** Re-render and Score use "
         "them; Run replaces them with this input's."
     )
-    assert "No run with" in app.describe(str(clips["a"]), preset, "vit_h", 1, 900)  # other models
+    assert "No time estimate yet" in app.describe(
+        str(clips["a"]), preset, "vit_h", 1, 900
+    )  # other models
 
 
 def test_an_upload_is_probed_once_for_its_description_and_latest_frame(
@@ -330,7 +332,7 @@ def test_an_upload_is_probed_once_when_its_two_events_come_at_once(tmp_path, cli
 
 
 def test_the_upload_description_is_told_again_when_a_run_finishes(tmp_path):
-    """Before a run the description says "No run with <models> here yet"; once the run is done
+    """Before a run the description says "No time estimate yet for <models>"; once the run is done
     that is false, so the finished run asks for the description again (with its time estimate). A failed run asks
     too: it cleared the results that a note "the results below are of your last run, on an earlier input" named."""
     import app as app_module

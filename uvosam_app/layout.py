@@ -47,8 +47,9 @@ EXAMPLES_CREDIT = (  # CC-BY asks for the credit wherever the clip is shown
 TRACK_HEADERS = ["id", "class", "score", "first frame", "last frame", "frames seen", "came back"]
 # The page's CSS, each rule with what it fixed (measured in Chromium at 1366x800 and 390x844, Gradio 6.31).
 CSS = """
-/* a portrait clip made the input and live players 600x1065 on a 1366x800 laptop: at most 60% of the window */
-#inp video, #stream video, #preview img { max-height: 60vh; object-fit: contain; }
+/* a portrait clip made the input and live players 600x1065 on a 1366x800 laptop: at most 55% of the window (60%
+   left a first visitor's four-line description, no time estimate yet, 4 px below the first screen) */
+#inp video, #stream video, #preview img { max-height: 55vh; object-fit: contain; }
 /* the scores table broke words and numbers on a phone ("obje|ct", "1.00|0") */
 #scores td, #scores th { overflow-wrap: normal; word-break: normal; padding: 6px 10px; }
 /* the tracks table's cells wrap (wrap=True, in a phone's width), between words only: Gradio's cells (the virtual

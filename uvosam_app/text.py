@@ -275,10 +275,7 @@ def describe_video(
     if fps:
         text += _time_estimate(info, covered, models, fps, timed_size)
     else:
-        text += (
-            f" No run with {models} here yet long enough to estimate the time from ({MIN_TIMED_FRAMES} frames "
-            "or more)."
-        )
+        text += f" No time estimate yet for {models} (it takes a run of {MIN_TIMED_FRAMES} frames or more here)."
         if on_cpu:
             text += f" {CPU_FRAME_COST}"
     if zero_gpu_seconds is not None:
@@ -339,9 +336,8 @@ on the 2-core CPU (2026-11-29, 25 fps clip): 1 and 5 frames ran at 2.8-3.3 fps, 
 
 # Measured with benchmarks/e2e.py --real-size on this project's 2-core CPU (docs/performance.md), 2026-11-29/30
 CPU_FRAME_COST = (
-    "On a CPU a frame takes seconds (6.6-9 s at 480p with SAM ViT-B and an R50 tracker on a 2-core machine, more "
-    "than half of it SAM; 3.6-3.9 s with SAM 2.1 tiny): a larger Stride or a smaller Max frames keeps a first try "
-    "short."
+    "On a CPU a frame takes seconds (at 480p on 2 cores: 6.6-9 s with SAM ViT-B and an R50 tracker, 3.6-3.9 s with "
+    "SAM 2.1 tiny): a larger Stride or a smaller Max frames keeps a first try short."
 )
 
 

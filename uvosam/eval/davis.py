@@ -312,7 +312,8 @@ def _score_in_processes(jobs: list[tuple], workers: int) -> list[list[ObjectScor
     while it starts, as in a script without a main guard, whose workers run the script again.
 
     Raises:
-        RuntimeError: a worker died, with what to do.
+        RuntimeError: a worker died (it ran a script without a main guard, or was killed for want of memory),
+            with what to do.
     """
     ctx = multiprocessing.get_context("spawn")
     try:
@@ -321,9 +322,9 @@ def _score_in_processes(jobs: list[tuple], workers: int) -> list[list[ObjectScor
     except BrokenProcessPool:
         raise RuntimeError(
             f"evaluate(num_workers={workers}): a scoring process died. Each one starts by importing the script "
-            'that called evaluate(); a script without an `if __name__ == "__main__":` guard runs its evaluate() '
+            'that called evaluate(): one without an `if __name__ == "__main__":` guard runs its evaluate() '
             "again there, which cannot start processes. Put the call under that guard, or pass num_workers=1 "
-            "(one process)."
+            "(one process: also the way out if a process was killed for want of memory)."
         ) from None
 
 
