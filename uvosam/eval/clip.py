@@ -22,7 +22,7 @@ from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles, export_scaled_note
 from uvosam.eval.masks_io import read_index_png
 from uvosam.frame_folder import natural_key
-from uvosam.text import count
+from uvosam.text import count, id_ranges
 
 __all__ = [
     "align_ground_truth",
@@ -269,8 +269,8 @@ def id_gaps_note(first_truth: str | Path, shown_as: str | None = None) -> str | 
     )
     return (
         f"the first ground-truth frame ({shown_as or Path(first_truth).name}) has the ids "
-        f"{_id_list(sorted(present))}, not "
-        f"1..{k}: the DAVIS protocol scores the {k} objects 1..{k}, and any of {_id_list(missing)} counts as perfect "
+        f"{id_ranges(sorted(present))}, not "
+        f"1..{k}: the DAVIS protocol scores the {k} objects 1..{k}, and any of {id_ranges(missing)} counts as perfect "
         "(J = F = 1) on every frame where neither the ground truth nor the masks have it. If those ids are in no "
         f"ground-truth frame, {real} for a mean over the real ones."
     )
@@ -328,14 +328,3 @@ def unscored_tail_note(
         f"({span}): the results stop there (a run stopped early, or one with a frame limit), so this score is "
         "of the frames up to there, not of the whole ground truth."
     )
-
-
-def _id_list(ids: list[int]) -> str:
-    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
-    runs: list[list[int]] = []
-    for i in ids:
-        if runs and i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
