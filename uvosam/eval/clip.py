@@ -306,25 +306,22 @@ def late_objects_note(
 def unscored_tail_note(
     ground_truth: Sequence[Path],
     scored: Sequence[Path],
-    shown_as: Callable[[Path], str] | None = None,
 ) -> str | None:
     """A note naming the ground-truth PNGs after the last one scored (``scored``: those paired with result frames,
     in ``ground_truth``, the folder's files in frame order): a run stopped early (killed, or ``--max-frames``)
     pairs only the frames it made, and its score covers those alone. Frames between scored ones (a stride's, or
     key frames named as result frames) are skipped by design and not named, nor are the fewer than a stride after
     the last (a whole run with stride S ends within S frames of the video's end; S is the spacing of the last two
-    scored). None when no more are left.
-    ``shown_as``: a file's name in the note (default: its file name)."""
+    scored). None when no more are left. Files are named by their file names."""
     files = list(ground_truth)
     at = sorted(files.index(p) for p in scored)
     stride = at[-1] - at[-2] if len(at) > 1 else 1
     after = files[at[-1] + 1 :]
     if len(after) < max(stride, 1):
         return None
-    name = shown_as or (lambda path: path.name)
-    span = name(after[0]) if len(after) == 1 else f"{name(after[0])} ... {name(after[-1])}"
+    span = after[0].name if len(after) == 1 else f"{after[0].name} ... {after[-1].name}"
     return (
-        f"not scored: {count(len(after), 'ground-truth frame')} after the last one scored, {name(scored[-1])} "
+        f"not scored: {count(len(after), 'ground-truth frame')} after the last one scored, {scored[-1].name} "
         f"({span}): the results stop there (a run stopped early, or one with a frame limit), so this score is "
         "of the frames up to there, not of the whole ground truth."
     )
