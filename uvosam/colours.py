@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+PALETTE_MAX_LABEL = 255
+"""The highest label an 8-bit palette PNG holds (0: background): at most 255 objects in a DAVIS PNG."""
+
 
 def davis_palette() -> list[int]:
     """The standard PASCAL-VOC / DAVIS palette used by DAVIS annotation PNGs.

@@ -22,7 +22,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from uvosam import atomic_files
-from uvosam.colours import davis_palette
+from uvosam.colours import PALETTE_MAX_LABEL, davis_palette
 from uvosam.errors import InputError
 from uvosam.types import TrackSummary
 
@@ -123,10 +123,6 @@ def _save_png(image: Image.Image, path: Path, compress_level: int) -> None:
     """Save atomically (a reader never sees half a PNG; ``atomic_files.replacing``)."""
     with atomic_files.replacing(path) as tmp:
         image.save(tmp, format="PNG", compress_level=compress_level)
-
-
-PALETTE_MAX_LABEL = 255
-"""The highest label an 8-bit palette PNG holds (0: background): at most 255 objects in a DAVIS PNG."""
 
 
 def write_palette_png(path: Path, label_map: np.ndarray, *, compress_level: int = 1) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from uvosam.colours import PALETTE_MAX_LABEL
 from uvosam.config import check_count, check_fields, check_flag, is_integer, is_number
 from uvosam.errors import InputError
-from uvosam.export_formats import PALETTE_MAX_LABEL
 from uvosam.merge_hints import MergeHint
 from uvosam.types import TrackSummary
 

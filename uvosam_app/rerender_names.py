@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from uvosam.job_types import JobResult
+from uvosam.text import id_ranges
 
 MAX_EDITS_CHARS = 48
 """The most characters of the edits' part of a name; a longer one is cut and ends with a hash of the whole (two
@@ -31,7 +32,7 @@ def edits_tag(
     ``uvosam.portable_names.safe_name`` makes them): the tracks it ``kept`` (its result's ids, runs of three or more
     as ``1to3``), then its ``split`` (``split-3at120``), ``merge`` (``merge-2into1``) and a ``min_score`` over 0
     (``min0.7``). ``keep-1to3-5_merge-2into1``."""
-    parts = [f"keep-{_id_runs(sorted(set(kept)))}"]
+    parts = [f"keep-{id_ranges(sorted(set(kept)), to='to', sep='-') or 'none'}"]
     if split:
         parts.append(
             "split-" + "-".join(f"{t}at{f}" for t in sorted(split) for f in sorted(split[t]))
@@ -45,20 +46,6 @@ def edits_tag(
         return tag
     digest = hashlib.sha1(tag.encode()).hexdigest()[:8]
     return f"{tag[: MAX_EDITS_CHARS - 9].rstrip('-_.')}-{digest}"
-
-
-def _id_runs(ids: list[int]) -> str:
-    """``[1, 2, 3, 5]`` -> ``"1to3-5"``; ``[]`` -> ``"none"``."""
-    runs: list[list[int]] = []
-    for i in ids:
-        if runs and i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return (
-        "-".join(f"{r[0]}to{r[-1]}" if len(r) > 2 else "-".join(map(str, r)) for r in runs)
-        or "none"
-    )
 
 
 def renamed(path: Path, video_name: str, tag: str) -> Path:

@@ -31,7 +31,7 @@ from uvosam.eval.clip import (
 from uvosam.eval.davis import DavisScores
 from uvosam.eval.layout import scaled_run_note
 from uvosam.eval.masks_io import WRITE_HINT
-from uvosam.text import count
+from uvosam.text import and_list, count
 from uvosam_app.results import MAX_RECORD_BYTES
 from uvosam_app.text import GROUND_TRUTH_FRAMES, score_markdown
 from uvosam_app.zip_images import check_unpackable, extract_images
@@ -70,11 +70,11 @@ def score_masks_zip(gt_zip: str, masks_zip: str, *, max_files: int, work_dir: Pa
         except InputError as err:
             message = res.in_zip_terms(gt.in_zip_terms(str(err)))
             raise InputError(message.replace(WRITE_HINT, _WRITE_HINT_FOR_UPLOADS)) from err
-        # each file by its name only: where they are is said once (``_Unpacked.files_in``)
+        # each file by its name only (the notes' default): where they are is said once (``_Unpacked.files_in``)
         notes = (
-            id_gaps_note(truth[0], shown_as=truth[0].name),
-            late_objects_note(truth, shown_as=lambda file: file.name),
-            unscored_tail_note(every_truth, truth, shown_as=lambda file: file.name),
+            id_gaps_note(truth[0]),
+            late_objects_note(truth),
+            unscored_tail_note(every_truth, truth),
         )
         note = " ".join(n for n in notes if n)
         note = f"{note} ({gt.files_in()})" if note else None
@@ -101,20 +101,15 @@ def missed_objects_line(scores: DavisScores) -> str | None:
         return None
     frames = len(missed[0].j_frames)
     # a frame without the object in the ground truth is the only one an empty mask scores in: J = 1 there, else 0
-    absent = _and_list([str(int(np.count_nonzero(o.j_frames == 1.0))) for o in missed])
+    absent = and_list([str(int(np.count_nonzero(o.j_frames == 1.0))) for o in missed])
     one = len(missed) == 1
     return (
-        f"**Missed:** {'object' if one else 'objects'} {_and_list([str(o.gt_id) for o in missed])} "
+        f"**Missed:** {'object' if one else 'objects'} {and_list([str(o.gt_id) for o in missed])} "
         f"{'is' if one else 'are'} in none of the run's masks, yet {'scores' if one else 'score'} "
-        f"{_and_list([f'{(o.j_mean + o.f_mean) / 2:.3f}' for o in missed])}: the ground truth does not have "
+        f"{and_list([f'{(o.j_mean + o.f_mean) / 2:.3f}' for o in missed])}: the ground truth does not have "
         f"{'it' if one else 'them'} in {absent} of the {count(frames, 'frame')} scored, and DAVIS counts a frame "
         "where neither the ground truth nor the masks have an object as perfect (J = F = 1)."
     )
-
-
-def _and_list(items: list[str]) -> str:
-    """``["1"]`` -> ``"1"``, ``["1", "2", "3"]`` -> ``"1, 2 and 3"``."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _truth_prefix(names: list[str]) -> str:

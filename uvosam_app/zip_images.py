@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from uvosam.errors import InputError
 from uvosam.portable_names import portable_name
-from uvosam.text import count
+from uvosam.text import and_list, count
 from uvosam_app.zip_names import written_names
 
 MAX_ZIP_ENTRIES = 100_000
@@ -131,7 +131,7 @@ def _holdings(archive: zipfile.ZipFile) -> str:
         return "no file"
     kinds = [count(n, f"{suffix} file") for suffix, n in suffixes.most_common(3)]
     more = ", ..." if len(suffixes) > 3 else ""
-    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds) + more
+    return and_list(kinds) + more
 
 
 def check_bounds(

@@ -230,12 +230,6 @@ def check_result_folder(out: Path, video_name: str, source: Path) -> None:
     )
 
 
-def _weight_files(args: argparse.Namespace) -> dict:
-    """The path as given and SHA-256 of each ``--tracker``, ``--config-yaml`` and ``--sam`` given as a local file, for
-    run.json (its models name a file by its name only)."""
-    return weight_files_record(tracker=args.tracker, config_yaml=args.config_yaml, sam=args.sam)
-
-
 def run(args: argparse.Namespace) -> int:
     options = JobOptions(
         stride=args.stride,
@@ -287,7 +281,15 @@ def _segment(
     with (
         progress_bar(desc=source.name, unit="frame", dynamic_ncols=True) as bar,
         contextlib.closing(
-            run_job(pipe, source, args.out, options, weight_files=_weight_files(args))
+            run_job(
+                pipe,
+                source,
+                args.out,
+                options,
+                weight_files=weight_files_record(
+                    tracker=args.tracker, config_yaml=args.config_yaml, sam=args.sam
+                ),
+            )
         ) as steps,
     ):
         for update in steps:

@@ -22,7 +22,7 @@ from uvosam.eval.davis import DavisScores, pool_scores, score_sequence
 from uvosam.eval.layout import SequenceFiles, export_scaled_note
 from uvosam.eval.masks_io import read_index_png
 from uvosam.frame_folder import natural_key
-from uvosam.text import count
+from uvosam.text import count, id_ranges
 
 __all__ = [
     "align_ground_truth",
@@ -269,8 +269,8 @@ def id_gaps_note(first_truth: str | Path, shown_as: str | None = None) -> str | 
     )
     return (
         f"the first ground-truth frame ({shown_as or Path(first_truth).name}) has the ids "
-        f"{_id_list(sorted(present))}, not "
-        f"1..{k}: the DAVIS protocol scores the {k} objects 1..{k}, and any of {_id_list(missing)} counts as perfect "
+        f"{id_ranges(sorted(present))}, not "
+        f"1..{k}: the DAVIS protocol scores the {k} objects 1..{k}, and any of {id_ranges(missing)} counts as perfect "
         "(J = F = 1) on every frame where neither the ground truth nor the masks have it. If those ids are in no "
         f"ground-truth frame, {real} for a mean over the real ones."
     )
@@ -306,36 +306,24 @@ def late_objects_note(
 def unscored_tail_note(
     ground_truth: Sequence[Path],
     scored: Sequence[Path],
-    shown_as: Callable[[Path], str] | None = None,
 ) -> str | None:
     """A note naming the ground-truth PNGs after the last one scored (``scored``: those paired with result frames,
     in ``ground_truth``, the folder's files in frame order): a run stopped early (killed, or ``--max-frames``)
     pairs only the frames it made, and its score covers those alone. Frames between scored ones (a stride's, or
     key frames named as result frames) are skipped by design and not named, nor are the fewer than a stride after
     the last (a whole run with stride S ends within S frames of the video's end; S is the spacing of the last two
-    scored). None when no more are left.
-    ``shown_as``: a file's name in the note (default: its file name)."""
+    scored). None when no more are left. Files are named by their file names."""
+    # each file's place once (a list.index per scored file was quadratic: 8 s for 9000 frames); the first wins
     files = list(ground_truth)
-    at = sorted(files.index(p) for p in scored)
+    place = {p: i for i, p in reversed(list(enumerate(files)))}
+    at = sorted(place[p] for p in scored)
     stride = at[-1] - at[-2] if len(at) > 1 else 1
     after = files[at[-1] + 1 :]
     if len(after) < max(stride, 1):
         return None
-    name = shown_as or (lambda path: path.name)
-    span = name(after[0]) if len(after) == 1 else f"{name(after[0])} ... {name(after[-1])}"
+    span = after[0].name if len(after) == 1 else f"{after[0].name} ... {after[-1].name}"
     return (
-        f"not scored: {count(len(after), 'ground-truth frame')} after the last one scored, {name(scored[-1])} "
+        f"not scored: {count(len(after), 'ground-truth frame')} after the last one scored, {scored[-1].name} "
         f"({span}): the results stop there (a run stopped early, or one with a frame limit), so this score is "
         "of the frames up to there, not of the whole ground truth."
     )
-
-
-def _id_list(ids: list[int]) -> str:
-    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
-    runs: list[list[int]] = []
-    for i in ids:
-        if runs and i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)

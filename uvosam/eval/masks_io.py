@@ -48,10 +48,10 @@ def write_index_png(path: str | Path, ids: np.ndarray) -> Path:
         raise InputError(
             f"expected a 2-D (H, W) array of object ids for {path}, got shape {ids.shape}"
         )
-    if ids.size and (ids.min() < 0 or ids.max() > 255):
+    if ids.size and (ids.min() < 0 or ids.max() > colours.PALETTE_MAX_LABEL):
         raise InputError(
-            f"object ids must lie in 0..255 to fit a palette PNG, got {ids.min()}..{ids.max()} for {path}; "
-            "relabel the objects to 1..N"
+            f"object ids must lie in 0..{colours.PALETTE_MAX_LABEL} to fit a palette PNG, got "
+            f"{ids.min()}..{ids.max()} for {path}; relabel the objects to 1..N"
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -241,11 +241,7 @@ def _settings_differ(there: dict, here: dict) -> str:
             return value[:12]
         return repr(value)
 
-    keys = [
-        k
-        for k in (*there, *(k for k in here if k not in there))
-        if there.get(k, ...) != here.get(k, ...)
-    ]
+    keys = [k for k in dict.fromkeys([*there, *here]) if there.get(k, ...) != here.get(k, ...)]
     return "; ".join(f"{k}: {shown(k, there)} there, {shown(k, here)} here" for k in keys)
 
 
